@@ -401,9 +401,9 @@ def test_ecp5_enable_copies_are_the_flip_flop_yosys_maps_a_register_to():
 
 # per lane of the input registers and the data skews (os: A and B, R + C; ws: W and A, C + R),
 # one for each flag skew (os: 1; ws: 2), one for the core's own registers; per PE its enable and
-# its copy of the reset, and ws its copies of the column's weight control (shift, capture)
+# its copy of the reset, and ws its copy of the column's weight-chain shift
 @pytest.mark.parametrize("dataflow,lanes,flag_skews,per_pe",
-                         [("os", 3 + 2, 1, 2), ("ws", 2 + 3, 2, 4)])
+                         [("os", 3 + 2, 1, 2), ("ws", 2 + 3, 2, 3)])
 def test_a_pipelined_core_gives_every_pe_its_own_enable_on_an_ecp5(dataflow, lanes, flag_skews,
                                                                     per_pe):
     from amaranth.back import rtlil

@@ -108,7 +108,7 @@ class CoreSynthTop(Elaboratable):
         # whole register was the 12×12 weight-stationary core's longest path (7.6 ns of routing).
         out_bits = Signal(self.output_width(), reset_less=no_reset)
         payload = core.results.payload.as_value()
-        ready_at = len(core.operands.payload.as_value()) + 1
+        ready_at = len(Cat(*fields[:2]))  # results.ready's bit: after the operands' fields
         for lo in range(0, len(out_bits), 32):
             hi = min(lo + 32, len(out_bits))
             if no_reset:

@@ -490,23 +490,14 @@ class SystolicCore(wiring.Component):
                 pe = pes[p][j]
                 pe_en = enable(f"en_pe_{p}_{j}")
                 ctl = skew_wctl.o[j]
-                if self.is_pipelined(platform):
-                    # A copy of the column's weight control per PE: `capture` chooses the weight
-                    # in front of the multiplier, and one register driving a whole column was the
-                    # 12×12 weight-stationary core's longest path (4.2 ns of routing, then two
-                    # LUTs into the MULT18X18D). Each copy advances with its PE.
-                    own = []
-                    for name in ("shift", "capture"):
-                        copy = Signal(name=f"{name}_{p}_{j}")
-                        copy_reg = register_copy(
-                            m, platform, Mux(pe_en, getattr(skew_wctl.o_next[j], name), copy),
-                            f"{name}_{p}_{j}_q", init=0)
-                        m.d.comb += copy.eq(copy_reg)
-                        own.append(copy)
-                    shift, capture_pe = own
-                else:
-                    shift, capture_pe = ctl.shift, ctl.capture
-                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(capture_pe),
+                shift = ctl.shift
+                if no_reset:  # pipelined
+                    # A copy of the column's `shift` per PE, advancing with the PE: one register
+                    # drove the load chain of a whole column (with `capture`, which the PEs now
+                    # read a cycle ahead, the 12×12 weight-stationary core's longest path).
+                    shift = register_copy(m, platform, skew_wctl.o_next[j].shift,
+                                          f"shift_{p}_{j}", init=0, enable=pe_en)
+                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(ctl.capture),
                              pe.capture_next.eq(skew_wctl.o_next[j].capture)]
                 if j == 0:
                     flags = skew_f.o[p]
@@ -542,8 +533,10 @@ class SystolicCore(wiring.Component):
         return m
 
 
-def register_copy(m: Module, platform, value, name: str, *, init: int) -> Signal:
-    """A register of the sync domain, without reset, that takes ``value`` at every edge.
+def register_copy(m: Module, platform, value, name: str, *, init: int,
+                  enable=None) -> Signal:
+    """A register of the sync domain, without reset, that takes ``value`` at every edge (or at
+    every edge where ``enable`` is high).
 
     Copies of one register are there to split its fan-out, but yosys merges flip-flops with the
     same input. On an ECP5 the copy is therefore a TRELLIS_FF instance, which yosys leaves alone,
@@ -553,6 +546,8 @@ def register_copy(m: Module, platform, value, name: str, *, init: int) -> Signal
     next longest path.
     """
     reg = Signal(init=init, name=name, reset_less=True)
+    if enable is not None:
+        value = Mux(enable, value, reg)
     if not _is_ecp5(platform):
         m.d.sync += reg.eq(value)
         return reg

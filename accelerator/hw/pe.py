@@ -335,7 +335,8 @@ class WeightStationaryPE(wiring.Component):
     w_in, w_out : In / Out(signed(in_width))
         The weight load chain.
     w_shift, capture : In(1)
-        Shift the load chain; copy it into the shadow weight.
+        Shift the load chain; copy it into the shadow weight (``capture`` unpipelined only: a
+        pipelined PE reads ``capture_next``).
     a_next, first_next : In(signed(in_width)), In(1)
         The values ``a_in`` and ``first_in`` take at the next enabled edge: with them the PE
         registers the product of the next activation and the weight it will meet.
@@ -377,20 +378,16 @@ class WeightStationaryPE(wiring.Component):
         m = Module()
         op = signed(self._config.in_width)
         pipelined = pipelined_on(self._pipelined, platform)
-        shadow = Signal(op, reset_less=pipelined)
-        active = Signal(op, reset_less=pipelined)
         a_out, psum_out, w_out = (_data_register(m, port, pipelined)
                                   for port in (self.a_out, self.psum_out, self.w_out))
-        # the weight a_in meets is Mux(first_in, shadow, active); product is always its product
-        # with a_in, so it is loaded with the product of the values all three take next
+        # product is always the product of a_in and the weight it meets
         product = Signal(signed(2 * self._config.in_width), reset_less=True)
         if pipelined:
-            # The weight the next activation meets is the next shadow or the next active weight.
-            # Both are registers here, loaded a cycle ahead from the values their inputs take
-            # next, so one LUT stands between them and the multiplier: chosen from `capture`,
-            # `valid_in` and `first_in` as well, it took two, and was the 12×12 core's longest
-            # path (86.2 MHz on an LFE5U-85F). `shadow` and `active` are then these registers
-            # one cycle late, and nothing reads them.
+            # The weight the next activation meets is the next shadow or the next active weight,
+            # and the PE keeps those two as its weight registers (a cycle ahead of `shadow` and
+            # `active`), loaded from the values their inputs take next: one LUT stands between
+            # them and the multiplier. Chosen from `capture`, `valid_in` and `first_in` as well,
+            # it took two, and was the 12×12 core's longest path (86.2 MHz on an LFE5U-85F).
             shadow_next = Signal(op, reset_less=True)
             active_next = Signal(op, reset_less=True)
             w_out_next = Mux(self.w_shift, self.w_in, self.w_out)
@@ -405,8 +402,15 @@ class WeightStationaryPE(wiring.Component):
                                        active_next)),
                 ]
         else:
-            weight = Mux(self.first_in, shadow, active)
-            m.d.comb += product.eq(_product(self, m, self.a_in, weight))
+            shadow = Signal(op)
+            active = Signal(op)
+            m.d.comb += product.eq(_product(self, m, self.a_in,
+                                            Mux(self.first_in, shadow, active)))
+            with m.If(self.en):
+                with m.If(self.capture):
+                    m.d.sync += shadow.eq(self.w_out)
+                with m.If(self.valid_in & self.first_in):
+                    m.d.sync += active.eq(shadow)
 
         with m.If(self.en):
             m.d.sync += [
@@ -420,8 +424,4 @@ class WeightStationaryPE(wiring.Component):
             ]
             with m.If(self.w_shift):
                 m.d.sync += w_out.eq(self.w_in)
-            with m.If(self.capture):
-                m.d.sync += shadow.eq(self.w_out)
-            with m.If(self.valid_in & self.first_in):
-                m.d.sync += active.eq(shadow)
         return m

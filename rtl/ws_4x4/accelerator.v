@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3476$43 (burst__payload[43]),
-    .\port$3476$45 (burst__payload[67:45]),
+    .\port$3300$43 (burst__payload[43]),
+    .\port$3300$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3476$43 , \port$3476$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3300$43 , \port$3300$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3476$43 ;
-  wire \port$3476$43 ;
-  input [22:0] \port$3476$45 ;
-  wire [22:0] \port$3476$45 ;
+  input \port$3300$43 ;
+  wire \port$3300$43 ;
+  input [22:0] \port$3300$45 ;
+  wire [22:0] \port$3300$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3476$43 , \port$3476$45  };
+      storage[w_port__addr] <= { \port$3300$43 , \port$3300$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3476$43 , \port$3476$45  };
-  assign w_data = { \port$3476$43 , \port$3476$45  };
+  assign w_port__data = { \port$3300$43 , \port$3300$45  };
+  assign w_data = { \port$3300$43 , \port$3300$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7843,7 +7843,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2564$354 (c[398:354]),
+    .\port$2468$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -10745,35 +10745,19 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
+  reg \$100 ;
+  reg [128:0] \$101 ;
+  reg \$102 ;
+  reg [2:0] \$103 ;
+  reg \$104 ;
+  reg [2:0] \$105 ;
+  reg \$106 ;
+  reg [31:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [1:0] \$109 ;
   wire [3:0] \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
-  wire \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  reg \$116 ;
-  reg [128:0] \$117 ;
-  reg \$118 ;
-  reg [2:0] \$119 ;
+  reg [2:0] \$110 ;
   wire \$12 ;
-  reg \$120 ;
-  reg [2:0] \$121 ;
-  reg \$122 ;
-  reg [31:0] \$123 ;
-  reg [31:0] \$124 ;
-  reg [1:0] \$125 ;
-  reg [2:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -10834,11 +10818,11 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [31:0] \$68 ;
+  wire [31:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
+  wire [31:0] \$70 ;
+  wire [31:0] \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -10852,10 +10836,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
-  wire [31:0] \$84 ;
-  wire [31:0] \$85 ;
-  wire [31:0] \$86 ;
-  wire [31:0] \$87 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
   wire \$88 ;
   wire \$89 ;
   wire \$9 ;
@@ -10871,189 +10855,125 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$237 ;
-  wire [7:0] \a_in$255 ;
-  wire [7:0] \a_in$273 ;
-  wire [7:0] \a_in$290 ;
-  wire [7:0] \a_in$306 ;
-  wire [7:0] \a_in$326 ;
-  wire [7:0] \a_in$346 ;
-  wire [7:0] \a_in$365 ;
-  wire [7:0] \a_in$381 ;
-  wire [7:0] \a_in$401 ;
-  wire [7:0] \a_in$421 ;
-  wire [7:0] \a_in$440 ;
-  wire [7:0] \a_in$456 ;
-  wire [7:0] \a_in$476 ;
-  wire [7:0] \a_in$496 ;
+  wire [7:0] \a_in$190 ;
+  wire [7:0] \a_in$208 ;
+  wire [7:0] \a_in$226 ;
+  wire [7:0] \a_in$243 ;
+  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$279 ;
+  wire [7:0] \a_in$299 ;
+  wire [7:0] \a_in$318 ;
+  wire [7:0] \a_in$334 ;
+  wire [7:0] \a_in$354 ;
+  wire [7:0] \a_in$374 ;
+  wire [7:0] \a_in$393 ;
+  wire [7:0] \a_in$409 ;
+  wire [7:0] \a_in$429 ;
+  wire [7:0] \a_in$449 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$233 ;
-  wire [7:0] \a_next$251 ;
-  wire [7:0] \a_next$269 ;
-  wire [7:0] \a_next$287 ;
-  wire [7:0] \a_next$302 ;
-  wire [7:0] \a_next$322 ;
-  wire [7:0] \a_next$342 ;
-  wire [7:0] \a_next$362 ;
-  wire [7:0] \a_next$377 ;
-  wire [7:0] \a_next$397 ;
-  wire [7:0] \a_next$417 ;
-  wire [7:0] \a_next$437 ;
-  wire [7:0] \a_next$452 ;
-  wire [7:0] \a_next$472 ;
-  wire [7:0] \a_next$492 ;
+  wire [7:0] \a_next$186 ;
+  wire [7:0] \a_next$204 ;
+  wire [7:0] \a_next$222 ;
+  wire [7:0] \a_next$240 ;
+  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$295 ;
+  wire [7:0] \a_next$315 ;
+  wire [7:0] \a_next$330 ;
+  wire [7:0] \a_next$350 ;
+  wire [7:0] \a_next$370 ;
+  wire [7:0] \a_next$390 ;
+  wire [7:0] \a_next$405 ;
+  wire [7:0] \a_next$425 ;
+  wire [7:0] \a_next$445 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$256 ;
-  wire [7:0] \a_out$274 ;
-  wire [7:0] \a_out$307 ;
-  wire [7:0] \a_out$327 ;
-  wire [7:0] \a_out$347 ;
-  wire [7:0] \a_out$382 ;
-  wire [7:0] \a_out$402 ;
-  wire [7:0] \a_out$422 ;
-  wire [7:0] \a_out$457 ;
-  wire [7:0] \a_out$477 ;
-  wire [7:0] \a_out$497 ;
+  wire [7:0] \a_out$209 ;
+  wire [7:0] \a_out$227 ;
+  wire [7:0] \a_out$260 ;
+  wire [7:0] \a_out$280 ;
+  wire [7:0] \a_out$300 ;
+  wire [7:0] \a_out$335 ;
+  wire [7:0] \a_out$355 ;
+  wire [7:0] \a_out$375 ;
+  wire [7:0] \a_out$410 ;
+  wire [7:0] \a_out$430 ;
+  wire [7:0] \a_out$450 ;
   wire busy;
   wire capture;
-  (* init = 1'h0 *)
-  wire \capture$213 ;
-  (* init = 1'h0 *)
-  wire \capture$231 ;
-  (* init = 1'h0 *)
-  wire \capture$249 ;
-  (* init = 1'h0 *)
-  wire \capture$267 ;
-  (* init = 1'h0 *)
-  wire \capture$285 ;
-  (* init = 1'h0 *)
-  wire \capture$300 ;
-  (* init = 1'h0 *)
-  wire \capture$320 ;
-  (* init = 1'h0 *)
-  wire \capture$340 ;
-  (* init = 1'h0 *)
-  wire \capture$360 ;
-  (* init = 1'h0 *)
-  wire \capture$375 ;
-  (* init = 1'h0 *)
-  wire \capture$395 ;
-  (* init = 1'h0 *)
-  wire \capture$415 ;
-  (* init = 1'h0 *)
-  wire \capture$435 ;
-  (* init = 1'h0 *)
-  wire \capture$450 ;
-  (* init = 1'h0 *)
-  wire \capture$470 ;
-  (* init = 1'h0 *)
-  wire \capture$490 ;
-  (* init = 1'h0 *)
-  wire capture_0_0;
-  reg capture_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_1;
-  reg capture_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_2;
-  reg capture_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_3;
-  reg capture_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_0;
-  reg capture_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_1;
-  reg capture_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_2;
-  reg capture_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_3;
-  reg capture_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_0;
-  reg capture_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_1;
-  reg capture_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_2;
-  reg capture_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_3;
-  reg capture_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_0;
-  reg capture_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_1;
-  reg capture_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_2;
-  reg capture_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_3;
-  reg capture_3_3_q = 1'h0;
+  wire \capture$165 ;
+  wire \capture$184 ;
+  wire \capture$202 ;
+  wire \capture$220 ;
+  wire \capture$238 ;
+  wire \capture$253 ;
+  wire \capture$273 ;
+  wire \capture$293 ;
+  wire \capture$313 ;
+  wire \capture$328 ;
+  wire \capture$348 ;
+  wire \capture$368 ;
+  wire \capture$388 ;
+  wire \capture$403 ;
+  wire \capture$423 ;
+  wire \capture$443 ;
   wire capture_next;
-  wire \capture_next$232 ;
-  wire \capture_next$250 ;
-  wire \capture_next$268 ;
-  wire \capture_next$286 ;
-  wire \capture_next$301 ;
-  wire \capture_next$321 ;
-  wire \capture_next$341 ;
-  wire \capture_next$361 ;
-  wire \capture_next$376 ;
-  wire \capture_next$396 ;
-  wire \capture_next$416 ;
-  wire \capture_next$436 ;
-  wire \capture_next$451 ;
-  wire \capture_next$471 ;
-  wire \capture_next$491 ;
+  wire \capture_next$185 ;
+  wire \capture_next$203 ;
+  wire \capture_next$221 ;
+  wire \capture_next$239 ;
+  wire \capture_next$254 ;
+  wire \capture_next$274 ;
+  wire \capture_next$294 ;
+  wire \capture_next$314 ;
+  wire \capture_next$329 ;
+  wire \capture_next$349 ;
+  wire \capture_next$369 ;
+  wire \capture_next$389 ;
+  wire \capture_next$404 ;
+  wire \capture_next$424 ;
+  wire \capture_next$444 ;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$193 ;
-  wire [3:0] \en$200 ;
+  wire [3:0] \en$145 ;
+  wire [3:0] \en$152 ;
   (* init = 1'h1 *)
-  wire \en$201 ;
-  wire [3:0] \en$202 ;
+  wire \en$153 ;
+  wire [3:0] \en$154 ;
   (* init = 1'h1 *)
-  wire \en$203 ;
+  wire \en$155 ;
   (* init = 1'h1 *)
-  wire \en$211 ;
+  wire \en$163 ;
   (* init = 1'h1 *)
-  wire \en$229 ;
+  wire \en$182 ;
   (* init = 1'h1 *)
-  wire \en$247 ;
+  wire \en$200 ;
   (* init = 1'h1 *)
-  wire \en$265 ;
+  wire \en$218 ;
   (* init = 1'h1 *)
-  wire \en$283 ;
+  wire \en$236 ;
   (* init = 1'h1 *)
-  wire \en$298 ;
+  wire \en$251 ;
   (* init = 1'h1 *)
-  wire \en$318 ;
+  wire \en$271 ;
   (* init = 1'h1 *)
-  wire \en$338 ;
+  wire \en$291 ;
   (* init = 1'h1 *)
-  wire \en$358 ;
+  wire \en$311 ;
   (* init = 1'h1 *)
-  wire \en$373 ;
+  wire \en$326 ;
   (* init = 1'h1 *)
-  wire \en$393 ;
+  wire \en$346 ;
   (* init = 1'h1 *)
-  wire \en$413 ;
+  wire \en$366 ;
   (* init = 1'h1 *)
-  wire \en$433 ;
+  wire \en$386 ;
   (* init = 1'h1 *)
-  wire \en$448 ;
+  wire \en$401 ;
   (* init = 1'h1 *)
-  wire \en$468 ;
+  wire \en$421 ;
   (* init = 1'h1 *)
-  wire \en$488 ;
+  wire \en$441 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -11094,139 +11014,139 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$241 ;
-  wire \first_in$259 ;
-  wire \first_in$277 ;
-  wire \first_in$292 ;
-  wire \first_in$310 ;
-  wire \first_in$330 ;
-  wire \first_in$350 ;
-  wire \first_in$367 ;
-  wire \first_in$385 ;
-  wire \first_in$405 ;
-  wire \first_in$425 ;
-  wire \first_in$442 ;
-  wire \first_in$460 ;
-  wire \first_in$480 ;
-  wire \first_in$500 ;
+  wire \first_in$194 ;
+  wire \first_in$212 ;
+  wire \first_in$230 ;
+  wire \first_in$245 ;
+  wire \first_in$263 ;
+  wire \first_in$283 ;
+  wire \first_in$303 ;
+  wire \first_in$320 ;
+  wire \first_in$338 ;
+  wire \first_in$358 ;
+  wire \first_in$378 ;
+  wire \first_in$395 ;
+  wire \first_in$413 ;
+  wire \first_in$433 ;
+  wire \first_in$453 ;
   wire first_next;
-  wire \first_next$234 ;
-  wire \first_next$252 ;
-  wire \first_next$270 ;
-  wire \first_next$288 ;
-  wire \first_next$303 ;
-  wire \first_next$323 ;
-  wire \first_next$343 ;
-  wire \first_next$363 ;
-  wire \first_next$378 ;
-  wire \first_next$398 ;
-  wire \first_next$418 ;
-  wire \first_next$438 ;
-  wire \first_next$453 ;
-  wire \first_next$473 ;
-  wire \first_next$493 ;
+  wire \first_next$187 ;
+  wire \first_next$205 ;
+  wire \first_next$223 ;
+  wire \first_next$241 ;
+  wire \first_next$256 ;
+  wire \first_next$276 ;
+  wire \first_next$296 ;
+  wire \first_next$316 ;
+  wire \first_next$331 ;
+  wire \first_next$351 ;
+  wire \first_next$371 ;
+  wire \first_next$391 ;
+  wire \first_next$406 ;
+  wire \first_next$426 ;
+  wire \first_next$446 ;
   wire first_next_out;
-  wire \first_next_out$253 ;
-  wire \first_next_out$271 ;
-  wire \first_next_out$304 ;
-  wire \first_next_out$324 ;
-  wire \first_next_out$344 ;
-  wire \first_next_out$379 ;
-  wire \first_next_out$399 ;
-  wire \first_next_out$419 ;
-  wire \first_next_out$454 ;
-  wire \first_next_out$474 ;
-  wire \first_next_out$494 ;
+  wire \first_next_out$206 ;
+  wire \first_next_out$224 ;
+  wire \first_next_out$257 ;
+  wire \first_next_out$277 ;
+  wire \first_next_out$297 ;
+  wire \first_next_out$332 ;
+  wire \first_next_out$352 ;
+  wire \first_next_out$372 ;
+  wire \first_next_out$407 ;
+  wire \first_next_out$427 ;
+  wire \first_next_out$447 ;
   wire first_out;
-  wire \first_out$260 ;
-  wire \first_out$278 ;
-  wire \first_out$311 ;
-  wire \first_out$331 ;
-  wire \first_out$351 ;
-  wire \first_out$386 ;
-  wire \first_out$406 ;
-  wire \first_out$426 ;
-  wire \first_out$461 ;
-  wire \first_out$481 ;
-  wire \first_out$501 ;
+  wire \first_out$213 ;
+  wire \first_out$231 ;
+  wire \first_out$264 ;
+  wire \first_out$284 ;
+  wire \first_out$304 ;
+  wire \first_out$339 ;
+  wire \first_out$359 ;
+  wire \first_out$379 ;
+  wire \first_out$414 ;
+  wire \first_out$434 ;
+  wire \first_out$454 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$204 ;
-  wire [7:0] \i$204[0] ;
-  wire [7:0] \i$204[1] ;
-  wire [7:0] \i$204[2] ;
-  wire [7:0] \i$204[3] ;
-  wire [7:0] \i$205 ;
-  wire [1:0] \i$205[0] ;
-  wire \i$205[0].capture ;
-  wire \i$205[0].shift ;
-  wire [1:0] \i$205[1] ;
-  wire \i$205[1].capture ;
-  wire \i$205[1].shift ;
-  wire [1:0] \i$205[2] ;
-  wire \i$205[2].capture ;
-  wire \i$205[2].shift ;
-  wire [1:0] \i$205[3] ;
-  wire \i$205[3].capture ;
-  wire \i$205[3].shift ;
-  wire [31:0] \i$206 ;
-  wire [7:0] \i$206[0] ;
-  wire [7:0] \i$206[1] ;
-  wire [7:0] \i$206[2] ;
-  wire [7:0] \i$206[3] ;
-  wire [11:0] \i$207 ;
-  wire [2:0] \i$207[0] ;
-  wire \i$207[0].first ;
-  wire \i$207[0].last ;
-  wire \i$207[0].valid ;
-  wire [2:0] \i$207[1] ;
-  wire \i$207[1].first ;
-  wire \i$207[1].last ;
-  wire \i$207[1].valid ;
-  wire [2:0] \i$207[2] ;
-  wire \i$207[2].first ;
-  wire \i$207[2].last ;
-  wire \i$207[2].valid ;
-  wire [2:0] \i$207[3] ;
-  wire \i$207[3].first ;
-  wire \i$207[3].last ;
-  wire \i$207[3].valid ;
+  wire [31:0] \i$156 ;
+  wire [7:0] \i$156[0] ;
+  wire [7:0] \i$156[1] ;
+  wire [7:0] \i$156[2] ;
+  wire [7:0] \i$156[3] ;
+  wire [7:0] \i$157 ;
+  wire [1:0] \i$157[0] ;
+  wire \i$157[0].capture ;
+  wire \i$157[0].shift ;
+  wire [1:0] \i$157[1] ;
+  wire \i$157[1].capture ;
+  wire \i$157[1].shift ;
+  wire [1:0] \i$157[2] ;
+  wire \i$157[2].capture ;
+  wire \i$157[2].shift ;
+  wire [1:0] \i$157[3] ;
+  wire \i$157[3].capture ;
+  wire \i$157[3].shift ;
+  wire [31:0] \i$158 ;
+  wire [7:0] \i$158[0] ;
+  wire [7:0] \i$158[1] ;
+  wire [7:0] \i$158[2] ;
+  wire [7:0] \i$158[3] ;
+  wire [11:0] \i$159 ;
+  wire [2:0] \i$159[0] ;
+  wire \i$159[0].first ;
+  wire \i$159[0].last ;
+  wire \i$159[0].valid ;
+  wire [2:0] \i$159[1] ;
+  wire \i$159[1].first ;
+  wire \i$159[1].last ;
+  wire \i$159[1].valid ;
+  wire [2:0] \i$159[2] ;
+  wire \i$159[2].first ;
+  wire \i$159[2].last ;
+  wire \i$159[2].valid ;
+  wire [2:0] \i$159[3] ;
+  wire \i$159[3].first ;
+  wire \i$159[3].last ;
+  wire \i$159[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$209 ;
-  wire [2:0] \i_next$209[0] ;
-  wire \i_next$209[0].first ;
-  wire \i_next$209[0].last ;
-  wire \i_next$209[0].valid ;
-  wire [2:0] \i_next$209[1] ;
-  wire \i_next$209[1].first ;
-  wire \i_next$209[1].last ;
-  wire \i_next$209[1].valid ;
-  wire [2:0] \i_next$209[2] ;
-  wire \i_next$209[2].first ;
-  wire \i_next$209[2].last ;
-  wire \i_next$209[2].valid ;
-  wire [2:0] \i_next$209[3] ;
-  wire \i_next$209[3].first ;
-  wire \i_next$209[3].last ;
-  wire \i_next$209[3].valid ;
-  wire [7:0] \i_next$210 ;
-  wire [1:0] \i_next$210[0] ;
-  wire \i_next$210[0].capture ;
-  wire \i_next$210[0].shift ;
-  wire [1:0] \i_next$210[1] ;
-  wire \i_next$210[1].capture ;
-  wire \i_next$210[1].shift ;
-  wire [1:0] \i_next$210[2] ;
-  wire \i_next$210[2].capture ;
-  wire \i_next$210[2].shift ;
-  wire [1:0] \i_next$210[3] ;
-  wire \i_next$210[3].capture ;
-  wire \i_next$210[3].shift ;
+  wire [11:0] \i_next$161 ;
+  wire [2:0] \i_next$161[0] ;
+  wire \i_next$161[0].first ;
+  wire \i_next$161[0].last ;
+  wire \i_next$161[0].valid ;
+  wire [2:0] \i_next$161[1] ;
+  wire \i_next$161[1].first ;
+  wire \i_next$161[1].last ;
+  wire \i_next$161[1].valid ;
+  wire [2:0] \i_next$161[2] ;
+  wire \i_next$161[2].first ;
+  wire \i_next$161[2].last ;
+  wire \i_next$161[2].valid ;
+  wire [2:0] \i_next$161[3] ;
+  wire \i_next$161[3].first ;
+  wire \i_next$161[3].last ;
+  wire \i_next$161[3].valid ;
+  wire [7:0] \i_next$162 ;
+  wire [1:0] \i_next$162[0] ;
+  wire \i_next$162[0].capture ;
+  wire \i_next$162[0].shift ;
+  wire [1:0] \i_next$162[1] ;
+  wire \i_next$162[1].capture ;
+  wire \i_next$162[1].shift ;
+  wire [1:0] \i_next$162[2] ;
+  wire \i_next$162[2].capture ;
+  wire \i_next$162[2].shift ;
+  wire [1:0] \i_next$162[3] ;
+  wire \i_next$162[3].capture ;
+  wire \i_next$162[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -11249,90 +11169,103 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$243 ;
-  wire \last_in$261 ;
-  wire \last_in$279 ;
-  wire \last_in$293 ;
-  wire \last_in$312 ;
-  wire \last_in$332 ;
-  wire \last_in$352 ;
-  wire \last_in$368 ;
-  wire \last_in$387 ;
-  wire \last_in$407 ;
-  wire \last_in$427 ;
-  wire \last_in$443 ;
-  wire \last_in$462 ;
-  wire \last_in$482 ;
-  wire \last_in$502 ;
+  wire \last_in$196 ;
+  wire \last_in$214 ;
+  wire \last_in$232 ;
+  wire \last_in$246 ;
+  wire \last_in$265 ;
+  wire \last_in$285 ;
+  wire \last_in$305 ;
+  wire \last_in$321 ;
+  wire \last_in$340 ;
+  wire \last_in$360 ;
+  wire \last_in$380 ;
+  wire \last_in$396 ;
+  wire \last_in$415 ;
+  wire \last_in$435 ;
+  wire \last_in$455 ;
   wire last_out;
-  wire \last_out$244 ;
-  wire \last_out$262 ;
-  wire \last_out$280 ;
-  wire \last_out$313 ;
-  wire \last_out$333 ;
-  wire \last_out$353 ;
-  wire \last_out$388 ;
-  wire \last_out$408 ;
-  wire \last_out$428 ;
-  wire \last_out$463 ;
-  wire \last_out$483 ;
-  wire \last_out$503 ;
+  wire \last_out$197 ;
+  wire \last_out$215 ;
+  wire \last_out$233 ;
+  wire \last_out$266 ;
+  wire \last_out$286 ;
+  wire \last_out$306 ;
+  wire \last_out$341 ;
+  wire \last_out$361 ;
+  wire \last_out$381 ;
+  wire \last_out$416 ;
+  wire \last_out$436 ;
+  wire \last_out$456 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [31:0] \o$221 ;
-  wire [7:0] \o$221[0] ;
-  wire [7:0] \o$221[1] ;
-  wire [7:0] \o$221[2] ;
-  wire [7:0] \o$221[3] ;
-  wire [11:0] \o$223 ;
-  wire [2:0] \o$223[0] ;
-  wire \o$223[0].first ;
-  wire \o$223[0].last ;
-  wire \o$223[0].valid ;
-  wire [2:0] \o$223[1] ;
-  wire \o$223[1].first ;
-  wire \o$223[1].last ;
-  wire \o$223[1].valid ;
-  wire [2:0] \o$223[2] ;
-  wire \o$223[2].first ;
-  wire \o$223[2].last ;
-  wire \o$223[2].valid ;
-  wire [2:0] \o$223[3] ;
-  wire \o$223[3].first ;
-  wire \o$223[3].last ;
-  wire \o$223[3].valid ;
-  wire [31:0] \o$228 ;
-  wire [7:0] \o$228[0] ;
-  wire [7:0] \o$228[1] ;
-  wire [7:0] \o$228[2] ;
-  wire [7:0] \o$228[3] ;
+  wire [7:0] \o$166 ;
+  wire [1:0] \o$166[0] ;
+  wire \o$166[0].capture ;
+  wire \o$166[0].shift ;
+  wire [1:0] \o$166[1] ;
+  wire \o$166[1].capture ;
+  wire \o$166[1].shift ;
+  wire [1:0] \o$166[2] ;
+  wire \o$166[2].capture ;
+  wire \o$166[2].shift ;
+  wire [1:0] \o$166[3] ;
+  wire \o$166[3].capture ;
+  wire \o$166[3].shift ;
+  wire [31:0] \o$174 ;
+  wire [7:0] \o$174[0] ;
+  wire [7:0] \o$174[1] ;
+  wire [7:0] \o$174[2] ;
+  wire [7:0] \o$174[3] ;
+  wire [11:0] \o$176 ;
+  wire [2:0] \o$176[0] ;
+  wire \o$176[0].first ;
+  wire \o$176[0].last ;
+  wire \o$176[0].valid ;
+  wire [2:0] \o$176[1] ;
+  wire \o$176[1].first ;
+  wire \o$176[1].last ;
+  wire \o$176[1].valid ;
+  wire [2:0] \o$176[2] ;
+  wire \o$176[2].first ;
+  wire \o$176[2].last ;
+  wire \o$176[2].valid ;
+  wire [2:0] \o$176[3] ;
+  wire \o$176[3].first ;
+  wire \o$176[3].last ;
+  wire \o$176[3].valid ;
+  wire [31:0] \o$181 ;
+  wire [7:0] \o$181[0] ;
+  wire [7:0] \o$181[1] ;
+  wire [7:0] \o$181[2] ;
+  wire [7:0] \o$181[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$216 ;
-  wire [7:0] \o_next$216[0] ;
-  wire [7:0] \o_next$216[1] ;
-  wire [7:0] \o_next$216[2] ;
-  wire [7:0] \o_next$216[3] ;
-  wire [11:0] \o_next$218 ;
-  wire [2:0] \o_next$218[0] ;
-  wire \o_next$218[0].first ;
-  wire \o_next$218[0].last ;
-  wire \o_next$218[0].valid ;
-  wire [2:0] \o_next$218[1] ;
-  wire \o_next$218[1].first ;
-  wire \o_next$218[1].last ;
-  wire \o_next$218[1].valid ;
-  wire [2:0] \o_next$218[2] ;
-  wire \o_next$218[2].first ;
-  wire \o_next$218[2].last ;
-  wire \o_next$218[2].valid ;
-  wire [2:0] \o_next$218[3] ;
-  wire \o_next$218[3].first ;
-  wire \o_next$218[3].last ;
-  wire \o_next$218[3].valid ;
+  wire [31:0] \o_next$169 ;
+  wire [7:0] \o_next$169[0] ;
+  wire [7:0] \o_next$169[1] ;
+  wire [7:0] \o_next$169[2] ;
+  wire [7:0] \o_next$169[3] ;
+  wire [11:0] \o_next$171 ;
+  wire [2:0] \o_next$171[0] ;
+  wire \o_next$171[0].first ;
+  wire \o_next$171[0].last ;
+  wire \o_next$171[0].valid ;
+  wire [2:0] \o_next$171[1] ;
+  wire \o_next$171[1].first ;
+  wire \o_next$171[1].last ;
+  wire \o_next$171[1].valid ;
+  wire [2:0] \o_next$171[2] ;
+  wire \o_next$171[2].first ;
+  wire \o_next$171[2].last ;
+  wire \o_next$171[2].valid ;
+  wire [2:0] \o_next$171[3] ;
+  wire \o_next$171[3].first ;
+  wire \o_next$171[3].last ;
+  wire \o_next$171[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -11413,37 +11346,37 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$245 ;
-  wire [31:0] \psum_in$263 ;
-  wire [31:0] \psum_in$281 ;
-  wire [31:0] \psum_in$294 ;
-  wire [31:0] \psum_in$314 ;
-  wire [31:0] \psum_in$334 ;
-  wire [31:0] \psum_in$354 ;
-  wire [31:0] \psum_in$369 ;
-  wire [31:0] \psum_in$389 ;
-  wire [31:0] \psum_in$409 ;
-  wire [31:0] \psum_in$429 ;
-  wire [31:0] \psum_in$444 ;
-  wire [31:0] \psum_in$464 ;
-  wire [31:0] \psum_in$484 ;
-  wire [31:0] \psum_in$504 ;
+  wire [31:0] \psum_in$198 ;
+  wire [31:0] \psum_in$216 ;
+  wire [31:0] \psum_in$234 ;
+  wire [31:0] \psum_in$247 ;
+  wire [31:0] \psum_in$267 ;
+  wire [31:0] \psum_in$287 ;
+  wire [31:0] \psum_in$307 ;
+  wire [31:0] \psum_in$322 ;
+  wire [31:0] \psum_in$342 ;
+  wire [31:0] \psum_in$362 ;
+  wire [31:0] \psum_in$382 ;
+  wire [31:0] \psum_in$397 ;
+  wire [31:0] \psum_in$417 ;
+  wire [31:0] \psum_in$437 ;
+  wire [31:0] \psum_in$457 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$184 ;
-  wire [31:0] \psum_out$185 ;
-  wire [31:0] \psum_out$186 ;
-  wire [31:0] \psum_out$295 ;
-  wire [31:0] \psum_out$315 ;
-  wire [31:0] \psum_out$335 ;
-  wire [31:0] \psum_out$355 ;
-  wire [31:0] \psum_out$370 ;
-  wire [31:0] \psum_out$390 ;
-  wire [31:0] \psum_out$410 ;
-  wire [31:0] \psum_out$430 ;
-  wire [31:0] \psum_out$445 ;
-  wire [31:0] \psum_out$465 ;
-  wire [31:0] \psum_out$485 ;
-  wire [31:0] \psum_out$505 ;
+  wire [31:0] \psum_out$136 ;
+  wire [31:0] \psum_out$137 ;
+  wire [31:0] \psum_out$138 ;
+  wire [31:0] \psum_out$248 ;
+  wire [31:0] \psum_out$268 ;
+  wire [31:0] \psum_out$288 ;
+  wire [31:0] \psum_out$308 ;
+  wire [31:0] \psum_out$323 ;
+  wire [31:0] \psum_out$343 ;
+  wire [31:0] \psum_out$363 ;
+  wire [31:0] \psum_out$383 ;
+  wire [31:0] \psum_out$398 ;
+  wire [31:0] \psum_out$418 ;
+  wire [31:0] \psum_out$438 ;
+  wire [31:0] \psum_out$458 ;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -11482,54 +11415,22 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_0;
-  reg shift_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_1;
-  reg shift_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_2;
-  reg shift_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_3;
-  reg shift_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_0;
-  reg shift_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_1;
-  reg shift_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_2;
-  reg shift_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_3;
-  reg shift_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_0;
-  reg shift_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_1;
-  reg shift_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_2;
-  reg shift_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_3;
-  reg shift_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_0;
-  reg shift_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_1;
-  reg shift_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_2;
-  reg shift_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_3;
-  reg shift_3_3_q = 1'h0;
+  reg shift_0_0 = 1'h0;
+  reg shift_0_1 = 1'h0;
+  reg shift_0_2 = 1'h0;
+  reg shift_0_3 = 1'h0;
+  reg shift_1_0 = 1'h0;
+  reg shift_1_1 = 1'h0;
+  reg shift_1_2 = 1'h0;
+  reg shift_1_3 = 1'h0;
+  reg shift_2_0 = 1'h0;
+  reg shift_2_1 = 1'h0;
+  reg shift_2_2 = 1'h0;
+  reg shift_2_3 = 1'h0;
+  reg shift_3_0 = 1'h0;
+  reg shift_3_1 = 1'h0;
+  reg shift_3_2 = 1'h0;
+  reg shift_3_3 = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -11547,111 +11448,111 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$239 ;
-  wire \valid_in$257 ;
-  wire \valid_in$275 ;
-  wire \valid_in$291 ;
-  wire \valid_in$308 ;
-  wire \valid_in$328 ;
-  wire \valid_in$348 ;
-  wire \valid_in$366 ;
-  wire \valid_in$383 ;
-  wire \valid_in$403 ;
-  wire \valid_in$423 ;
-  wire \valid_in$441 ;
-  wire \valid_in$458 ;
-  wire \valid_in$478 ;
-  wire \valid_in$498 ;
+  wire \valid_in$192 ;
+  wire \valid_in$210 ;
+  wire \valid_in$228 ;
+  wire \valid_in$244 ;
+  wire \valid_in$261 ;
+  wire \valid_in$281 ;
+  wire \valid_in$301 ;
+  wire \valid_in$319 ;
+  wire \valid_in$336 ;
+  wire \valid_in$356 ;
+  wire \valid_in$376 ;
+  wire \valid_in$394 ;
+  wire \valid_in$411 ;
+  wire \valid_in$431 ;
+  wire \valid_in$451 ;
   wire valid_next;
-  wire \valid_next$236 ;
-  wire \valid_next$254 ;
-  wire \valid_next$272 ;
-  wire \valid_next$289 ;
-  wire \valid_next$305 ;
-  wire \valid_next$325 ;
-  wire \valid_next$345 ;
-  wire \valid_next$364 ;
-  wire \valid_next$380 ;
-  wire \valid_next$400 ;
-  wire \valid_next$420 ;
-  wire \valid_next$439 ;
-  wire \valid_next$455 ;
-  wire \valid_next$475 ;
-  wire \valid_next$495 ;
+  wire \valid_next$189 ;
+  wire \valid_next$207 ;
+  wire \valid_next$225 ;
+  wire \valid_next$242 ;
+  wire \valid_next$258 ;
+  wire \valid_next$278 ;
+  wire \valid_next$298 ;
+  wire \valid_next$317 ;
+  wire \valid_next$333 ;
+  wire \valid_next$353 ;
+  wire \valid_next$373 ;
+  wire \valid_next$392 ;
+  wire \valid_next$408 ;
+  wire \valid_next$428 ;
+  wire \valid_next$448 ;
   wire valid_out;
-  wire \valid_out$240 ;
-  wire \valid_out$258 ;
-  wire \valid_out$276 ;
-  wire \valid_out$309 ;
-  wire \valid_out$329 ;
-  wire \valid_out$349 ;
-  wire \valid_out$384 ;
-  wire \valid_out$404 ;
-  wire \valid_out$424 ;
-  wire \valid_out$459 ;
-  wire \valid_out$479 ;
-  wire \valid_out$499 ;
+  wire \valid_out$193 ;
+  wire \valid_out$211 ;
+  wire \valid_out$229 ;
+  wire \valid_out$262 ;
+  wire \valid_out$282 ;
+  wire \valid_out$302 ;
+  wire \valid_out$337 ;
+  wire \valid_out$357 ;
+  wire \valid_out$377 ;
+  wire \valid_out$412 ;
+  wire \valid_out$432 ;
+  wire \valid_out$452 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$246 ;
-  wire [7:0] \w_in$264 ;
-  wire [7:0] \w_in$282 ;
-  wire [7:0] \w_in$296 ;
-  wire [7:0] \w_in$316 ;
-  wire [7:0] \w_in$336 ;
-  wire [7:0] \w_in$356 ;
-  wire [7:0] \w_in$371 ;
-  wire [7:0] \w_in$391 ;
-  wire [7:0] \w_in$411 ;
-  wire [7:0] \w_in$431 ;
-  wire [7:0] \w_in$446 ;
-  wire [7:0] \w_in$466 ;
-  wire [7:0] \w_in$486 ;
-  wire [7:0] \w_in$506 ;
+  wire [7:0] \w_in$199 ;
+  wire [7:0] \w_in$217 ;
+  wire [7:0] \w_in$235 ;
+  wire [7:0] \w_in$249 ;
+  wire [7:0] \w_in$269 ;
+  wire [7:0] \w_in$289 ;
+  wire [7:0] \w_in$309 ;
+  wire [7:0] \w_in$324 ;
+  wire [7:0] \w_in$344 ;
+  wire [7:0] \w_in$364 ;
+  wire [7:0] \w_in$384 ;
+  wire [7:0] \w_in$399 ;
+  wire [7:0] \w_in$419 ;
+  wire [7:0] \w_in$439 ;
+  wire [7:0] \w_in$459 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$317 ;
-  wire [7:0] \w_out$337 ;
-  wire [7:0] \w_out$357 ;
-  wire [7:0] \w_out$372 ;
-  wire [7:0] \w_out$392 ;
-  wire [7:0] \w_out$412 ;
-  wire [7:0] \w_out$432 ;
-  wire [7:0] \w_out$447 ;
-  wire [7:0] \w_out$467 ;
-  wire [7:0] \w_out$487 ;
-  wire [7:0] \w_out$507 ;
+  wire [7:0] \w_out$270 ;
+  wire [7:0] \w_out$290 ;
+  wire [7:0] \w_out$310 ;
+  wire [7:0] \w_out$325 ;
+  wire [7:0] \w_out$345 ;
+  wire [7:0] \w_out$365 ;
+  wire [7:0] \w_out$385 ;
+  wire [7:0] \w_out$400 ;
+  wire [7:0] \w_out$420 ;
+  wire [7:0] \w_out$440 ;
+  wire [7:0] \w_out$460 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$230 ;
+  wire \w_shift$183 ;
   (* init = 1'h0 *)
-  wire \w_shift$248 ;
+  wire \w_shift$201 ;
   (* init = 1'h0 *)
-  wire \w_shift$266 ;
+  wire \w_shift$219 ;
   (* init = 1'h0 *)
-  wire \w_shift$284 ;
+  wire \w_shift$237 ;
   (* init = 1'h0 *)
-  wire \w_shift$299 ;
+  wire \w_shift$252 ;
   (* init = 1'h0 *)
-  wire \w_shift$319 ;
+  wire \w_shift$272 ;
   (* init = 1'h0 *)
-  wire \w_shift$339 ;
+  wire \w_shift$292 ;
   (* init = 1'h0 *)
-  wire \w_shift$359 ;
+  wire \w_shift$312 ;
   (* init = 1'h0 *)
-  wire \w_shift$374 ;
+  wire \w_shift$327 ;
   (* init = 1'h0 *)
-  wire \w_shift$394 ;
+  wire \w_shift$347 ;
   (* init = 1'h0 *)
-  wire \w_shift$414 ;
+  wire \w_shift$367 ;
   (* init = 1'h0 *)
-  wire \w_shift$434 ;
+  wire \w_shift$387 ;
   (* init = 1'h0 *)
-  wire \w_shift$449 ;
+  wire \w_shift$402 ;
   (* init = 1'h0 *)
-  wire \w_shift$469 ;
+  wire \w_shift$422 ;
   (* init = 1'h0 *)
-  wire \w_shift$489 ;
+  wire \w_shift$442 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -11697,94 +11598,78 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \$32  = ~ held;
   assign \$33  = ~ held;
   assign \$34  = ~ held;
-  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
-  assign \$36  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
-  assign \$37  = ~ held;
-  assign \$38  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
-  assign \$39  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
+  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$36  = ~ held;
+  assign \$37  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$38  = ~ held;
+  assign \$39  = en_pe_0_2 ? o_next[4] : shift_0_2;
   assign \$40  = ~ held;
-  assign \$41  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
-  assign \$42  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
-  assign \$43  = ~ held;
-  assign \$44  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
-  assign \$45  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
+  assign \$41  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$42  = ~ held;
+  assign \$43  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$44  = ~ held;
+  assign \$45  = en_pe_1_1 ? o_next[2] : shift_1_1;
   assign \$46  = ~ held;
-  assign \$47  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
-  assign \$48  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
-  assign \$49  = ~ held;
-  assign \$50  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
-  assign \$51  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
+  assign \$47  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$48  = ~ held;
+  assign \$49  = en_pe_1_3 ? o_next[6] : shift_1_3;
+  assign \$50  = ~ held;
+  assign \$51  = en_pe_2_0 ? o_next[0] : shift_2_0;
   assign \$52  = ~ held;
-  assign \$53  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
-  assign \$54  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
-  assign \$55  = ~ held;
-  assign \$56  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
-  assign \$57  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
+  assign \$53  = en_pe_2_1 ? o_next[2] : shift_2_1;
+  assign \$54  = ~ held;
+  assign \$55  = en_pe_2_2 ? o_next[4] : shift_2_2;
+  assign \$56  = ~ held;
+  assign \$57  = en_pe_2_3 ? o_next[6] : shift_2_3;
   assign \$58  = ~ held;
-  assign \$59  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
-  assign \$60  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
-  assign \$61  = ~ held;
-  assign \$62  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
-  assign \$63  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
+  assign \$59  = en_pe_3_0 ? o_next[0] : shift_3_0;
+  assign \$60  = ~ held;
+  assign \$61  = en_pe_3_1 ? o_next[2] : shift_3_1;
+  assign \$62  = ~ held;
+  assign \$63  = en_pe_3_2 ? o_next[4] : shift_3_2;
   assign \$64  = ~ held;
-  assign \$65  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
-  assign \$66  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
-  assign \$67  = ~ held;
-  assign \$68  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
-  assign \$69  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
-  assign \$70  = ~ held;
-  assign \$71  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
-  assign \$72  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
-  assign \$73  = ~ held;
-  assign \$74  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
-  assign \$75  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
-  assign \$76  = ~ held;
-  assign \$77  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
-  assign \$78  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
-  assign \$79  = ~ held;
-  assign \$80  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
-  assign \$81  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
+  assign \$65  = en_pe_3_3 ? o_next[6] : shift_3_3;
   assign results__valid = skid_valid | valid_out;
-  assign \$82  = skid_valid ? skid[128] : out[128];
-  assign \$83  = ~ results__ready;
-  assign held = results__valid & \$83 ;
-  assign \$84  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$85  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$86  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$88  = ~ first;
-  assign \$89  = \$88  | shadow_full;
-  assign \$90  = en & \$89 ;
-  assign operands__ready = \$90  & released;
+  assign \$66  = skid_valid ? skid[128] : out[128];
+  assign \$67  = ~ results__ready;
+  assign held = results__valid & \$67 ;
+  assign \$68  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$69  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$70  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$71  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$72  = ~ first;
+  assign \$73  = \$72  | shadow_full;
+  assign \$74  = en & \$73 ;
+  assign operands__ready = \$74  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$91  = loaded == 3'h4;
-  assign \$92  = en & \$91 ;
-  assign \$93  = ~ shadow_full;
-  assign \$94  = \$92  & \$93 ;
-  assign \$95  = since_first >= 2'h3;
-  assign capture = \$94  & \$95 ;
-  assign \$96  = loaded < 3'h4;
-  assign \$97  = \$96  | capture;
-  assign \$98  = en & \$97 ;
-  assign weights__ready = \$98  & released;
+  assign \$75  = loaded == 3'h4;
+  assign \$76  = en & \$75 ;
+  assign \$77  = ~ shadow_full;
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = since_first >= 2'h3;
+  assign capture = \$78  & \$79 ;
+  assign \$80  = loaded < 3'h4;
+  assign \$81  = \$80  | capture;
+  assign \$82  = en & \$81 ;
+  assign weights__ready = \$82  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$99  = in_flags[0] | results__valid;
-  assign \$101  = \$100  | \valid_in$239 ;
-  assign \$102  = \$101  | \valid_in$257 ;
-  assign \$103  = \$102  | \valid_in$275 ;
-  assign \$104  = \$103  | \o$223 [3];
-  assign \$105  = \$104  | \valid_in$308 ;
-  assign \$106  = \$105  | \valid_in$328 ;
-  assign \$107  = \$106  | \valid_in$348 ;
-  assign \$108  = \$107  | \o$223 [6];
-  assign \$109  = \$108  | \valid_in$383 ;
-  assign \$110  = \$109  | \valid_in$403 ;
-  assign \$111  = \$110  | \valid_in$423 ;
-  assign \$112  = \$111  | \o$223 [9];
-  assign \$113  = \$112  | \valid_in$458 ;
-  assign \$114  = \$113  | \valid_in$478 ;
-  assign \$115  = \$114  | \valid_in$498 ;
-  assign busy = \$99  | \$115 ;
+  assign \$83  = in_flags[0] | results__valid;
+  assign \$85  = \$84  | \valid_in$192 ;
+  assign \$86  = \$85  | \valid_in$210 ;
+  assign \$87  = \$86  | \valid_in$228 ;
+  assign \$88  = \$87  | \o$176 [3];
+  assign \$89  = \$88  | \valid_in$261 ;
+  assign \$90  = \$89  | \valid_in$281 ;
+  assign \$91  = \$90  | \valid_in$301 ;
+  assign \$92  = \$91  | \o$176 [6];
+  assign \$93  = \$92  | \valid_in$336 ;
+  assign \$94  = \$93  | \valid_in$356 ;
+  assign \$95  = \$94  | \valid_in$376 ;
+  assign \$96  = \$95  | \o$176 [9];
+  assign \$97  = \$96  | \valid_in$411 ;
+  assign \$98  = \$97  | \valid_in$431 ;
+  assign \$99  = \$98  | \valid_in$451 ;
+  assign busy = \$83  | \$99 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -11826,9 +11711,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    skid_valid <= \$116 ;
+    skid_valid <= \$100 ;
   always @(posedge clk)
-    skid <= \$117 ;
+    skid <= \$101 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -11848,19 +11733,19 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    released <= \$118 ;
+    released <= \$102 ;
   always @(posedge clk)
-    loaded <= \$119 ;
+    loaded <= \$103 ;
   always @(posedge clk)
-    shadow_full <= \$120 ;
+    shadow_full <= \$104 ;
   always @(posedge clk)
-    since_first <= \$121 ;
+    since_first <= \$105 ;
   always @(posedge clk)
-    first <= \$122 ;
+    first <= \$106 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$123 ;
+    in_w <= \$107 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -11870,7 +11755,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$124 ;
+    in_a <= \$108 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -11878,9 +11763,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$125 ;
+    in_wctl <= \$109 ;
   always @(posedge clk)
-    in_flags <= \$126 ;
+    in_flags <= \$110 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
@@ -11908,668 +11793,589 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   always @(posedge clk)
     en_pe_0_0 <= \$34 ;
   always @(posedge clk)
-    shift_0_0_q <= \$35 ;
+    shift_0_0 <= \$35 ;
   always @(posedge clk)
-    capture_0_0_q <= \$36 ;
+    en_pe_0_1 <= \$36 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$37 ;
+    shift_0_1 <= \$37 ;
   always @(posedge clk)
-    shift_0_1_q <= \$38 ;
+    en_pe_0_2 <= \$38 ;
   always @(posedge clk)
-    capture_0_1_q <= \$39 ;
+    shift_0_2 <= \$39 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$40 ;
+    en_pe_0_3 <= \$40 ;
   always @(posedge clk)
-    shift_0_2_q <= \$41 ;
+    shift_0_3 <= \$41 ;
   always @(posedge clk)
-    capture_0_2_q <= \$42 ;
+    en_pe_1_0 <= \$42 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$43 ;
+    shift_1_0 <= \$43 ;
   always @(posedge clk)
-    shift_0_3_q <= \$44 ;
+    en_pe_1_1 <= \$44 ;
   always @(posedge clk)
-    capture_0_3_q <= \$45 ;
+    shift_1_1 <= \$45 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$46 ;
+    en_pe_1_2 <= \$46 ;
   always @(posedge clk)
-    shift_1_0_q <= \$47 ;
+    shift_1_2 <= \$47 ;
   always @(posedge clk)
-    capture_1_0_q <= \$48 ;
+    en_pe_1_3 <= \$48 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$49 ;
+    shift_1_3 <= \$49 ;
   always @(posedge clk)
-    shift_1_1_q <= \$50 ;
+    en_pe_2_0 <= \$50 ;
   always @(posedge clk)
-    capture_1_1_q <= \$51 ;
+    shift_2_0 <= \$51 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$52 ;
+    en_pe_2_1 <= \$52 ;
   always @(posedge clk)
-    shift_1_2_q <= \$53 ;
+    shift_2_1 <= \$53 ;
   always @(posedge clk)
-    capture_1_2_q <= \$54 ;
+    en_pe_2_2 <= \$54 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$55 ;
+    shift_2_2 <= \$55 ;
   always @(posedge clk)
-    shift_1_3_q <= \$56 ;
+    en_pe_2_3 <= \$56 ;
   always @(posedge clk)
-    capture_1_3_q <= \$57 ;
+    shift_2_3 <= \$57 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$58 ;
+    en_pe_3_0 <= \$58 ;
   always @(posedge clk)
-    shift_2_0_q <= \$59 ;
+    shift_3_0 <= \$59 ;
   always @(posedge clk)
-    capture_2_0_q <= \$60 ;
+    en_pe_3_1 <= \$60 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$61 ;
+    shift_3_1 <= \$61 ;
   always @(posedge clk)
-    shift_2_1_q <= \$62 ;
+    en_pe_3_2 <= \$62 ;
   always @(posedge clk)
-    capture_2_1_q <= \$63 ;
+    shift_3_2 <= \$63 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$64 ;
+    en_pe_3_3 <= \$64 ;
   always @(posedge clk)
-    shift_2_2_q <= \$65 ;
-  always @(posedge clk)
-    capture_2_2_q <= \$66 ;
-  always @(posedge clk)
-    en_pe_2_3 <= \$67 ;
-  always @(posedge clk)
-    shift_2_3_q <= \$68 ;
-  always @(posedge clk)
-    capture_2_3_q <= \$69 ;
-  always @(posedge clk)
-    en_pe_3_0 <= \$70 ;
-  always @(posedge clk)
-    shift_3_0_q <= \$71 ;
-  always @(posedge clk)
-    capture_3_0_q <= \$72 ;
-  always @(posedge clk)
-    en_pe_3_1 <= \$73 ;
-  always @(posedge clk)
-    shift_3_1_q <= \$74 ;
-  always @(posedge clk)
-    capture_3_1_q <= \$75 ;
-  always @(posedge clk)
-    en_pe_3_2 <= \$76 ;
-  always @(posedge clk)
-    shift_3_2_q <= \$77 ;
-  always @(posedge clk)
-    capture_3_2_q <= \$78 ;
-  always @(posedge clk)
-    en_pe_3_3 <= \$79 ;
-  always @(posedge clk)
-    shift_3_3_q <= \$80 ;
-  always @(posedge clk)
-    capture_3_3_q <= \$81 ;
+    shift_3_3 <= \$65 ;
   \accelerator.engine.core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2623$0 (en_deskew_0),
-    .\port$2624$0 (en_deskew_1),
-    .\port$2625$0 (en_deskew_2),
-    .\port$2626$0 (en_deskew_3),
+    .\port$2527$0 (en_deskew_0),
+    .\port$2528$0 (en_deskew_1),
+    .\port$2529$0 (en_deskew_2),
+    .\port$2530$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$221 [7:0]),
-    .a_next(\o_next$216 [7:0]),
-    .a_out(\a_in$237 ),
-    .capture(capture_0_0_q),
+    .a_in(\o$174 [7:0]),
+    .a_next(\o_next$169 [7:0]),
+    .a_out(\a_in$190 ),
     .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next_out(\first_next$234 ),
-    .first_out(\first_in$241 ),
-    .last_out(\last_in$243 ),
+    .first_next_out(\first_next$187 ),
+    .first_out(\first_in$194 ),
+    .last_out(\last_in$196 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3197$0 (\o$223 [2:0]),
-    .\port$3198$0 (\o_next$218 [1:0]),
-    .psum_out(\psum_in$294 ),
-    .valid_out(\valid_in$239 ),
-    .w_in(\o$228 [7:0]),
-    .w_out(\w_in$296 ),
-    .w_shift(shift_0_0_q)
+    .\port$3021$0 (\o$176 [2:0]),
+    .\port$3022$0 (\o_next$171 [1:0]),
+    .psum_out(\psum_in$247 ),
+    .valid_out(\valid_in$192 ),
+    .w_in(\o$181 [7:0]),
+    .w_out(\w_in$249 ),
+    .w_shift(shift_0_0)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$237 ),
-    .a_next(\o$221 [7:0]),
-    .a_out(\a_in$255 ),
-    .capture(capture_0_1_q),
+    .a_in(\a_in$190 ),
+    .a_next(\o$174 [7:0]),
+    .a_out(\a_in$208 ),
     .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$241 ),
-    .first_next(\first_next$234 ),
-    .first_next_out(\first_next$252 ),
-    .first_out(\first_in$259 ),
-    .last_in(\last_in$243 ),
-    .last_out(\last_in$261 ),
+    .first_in(\first_in$194 ),
+    .first_next(\first_next$187 ),
+    .first_next_out(\first_next$205 ),
+    .first_out(\first_in$212 ),
+    .last_in(\last_in$196 ),
+    .last_out(\last_in$214 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$314 ),
-    .valid_in(\valid_in$239 ),
-    .valid_next(\o$223 [0]),
-    .valid_out(\valid_in$257 ),
-    .w_in(\o$228 [15:8]),
-    .w_out(\w_in$316 ),
-    .w_shift(shift_0_1_q)
+    .psum_out(\psum_in$267 ),
+    .valid_in(\valid_in$192 ),
+    .valid_next(\o$176 [0]),
+    .valid_out(\valid_in$210 ),
+    .w_in(\o$181 [15:8]),
+    .w_out(\w_in$269 ),
+    .w_shift(shift_0_1)
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$255 ),
-    .a_next(\a_in$237 ),
-    .a_out(\a_in$273 ),
-    .capture(capture_0_2_q),
+    .a_in(\a_in$208 ),
+    .a_next(\a_in$190 ),
+    .a_out(\a_in$226 ),
     .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$259 ),
-    .first_next(\first_next$252 ),
-    .first_next_out(\first_next$270 ),
-    .first_out(\first_in$277 ),
-    .last_in(\last_in$261 ),
-    .last_out(\last_in$279 ),
+    .first_in(\first_in$212 ),
+    .first_next(\first_next$205 ),
+    .first_next_out(\first_next$223 ),
+    .first_out(\first_in$230 ),
+    .last_in(\last_in$214 ),
+    .last_out(\last_in$232 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$334 ),
-    .valid_in(\valid_in$257 ),
-    .valid_next(\valid_in$239 ),
-    .valid_out(\valid_in$275 ),
-    .w_in(\o$228 [23:16]),
-    .w_out(\w_in$336 ),
-    .w_shift(shift_0_2_q)
+    .psum_out(\psum_in$287 ),
+    .valid_in(\valid_in$210 ),
+    .valid_next(\valid_in$192 ),
+    .valid_out(\valid_in$228 ),
+    .w_in(\o$181 [23:16]),
+    .w_out(\w_in$289 ),
+    .w_shift(shift_0_2)
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$273 ),
-    .a_next(\a_in$255 ),
-    .capture(capture_0_3_q),
+    .a_in(\a_in$226 ),
+    .a_next(\a_in$208 ),
     .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$277 ),
-    .first_next(\first_next$270 ),
-    .last_in(\last_in$279 ),
+    .first_in(\first_in$230 ),
+    .first_next(\first_next$223 ),
+    .last_in(\last_in$232 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$354 ),
-    .valid_in(\valid_in$275 ),
-    .valid_next(\valid_in$257 ),
-    .w_in(\o$228 [31:24]),
-    .w_out(\w_in$356 ),
-    .w_shift(shift_0_3_q)
+    .psum_out(\psum_in$307 ),
+    .valid_in(\valid_in$228 ),
+    .valid_next(\valid_in$210 ),
+    .w_in(\o$181 [31:24]),
+    .w_out(\w_in$309 ),
+    .w_shift(shift_0_3)
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$221 [15:8]),
-    .a_next(\o_next$216 [15:8]),
-    .a_out(\a_in$306 ),
-    .capture(capture_1_0_q),
+    .a_in(\o$174 [15:8]),
+    .a_next(\o_next$169 [15:8]),
+    .a_out(\a_in$259 ),
     .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next_out(\first_next$303 ),
-    .first_out(\first_in$310 ),
-    .last_out(\last_in$312 ),
+    .first_next_out(\first_next$256 ),
+    .first_out(\first_in$263 ),
+    .last_out(\last_in$265 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3197$3 (\o$223 [5:3]),
-    .\port$3198$3 (\o_next$218 [4:3]),
-    .psum_in(\psum_in$294 ),
-    .psum_out(\psum_in$369 ),
-    .valid_out(\valid_in$308 ),
-    .w_in(\w_in$296 ),
-    .w_out(\w_in$371 ),
-    .w_shift(shift_1_0_q)
+    .\port$3021$3 (\o$176 [5:3]),
+    .\port$3022$3 (\o_next$171 [4:3]),
+    .psum_in(\psum_in$247 ),
+    .psum_out(\psum_in$322 ),
+    .valid_out(\valid_in$261 ),
+    .w_in(\w_in$249 ),
+    .w_out(\w_in$324 ),
+    .w_shift(shift_1_0)
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$306 ),
-    .a_next(\o$221 [15:8]),
-    .a_out(\a_in$326 ),
-    .capture(capture_1_1_q),
+    .a_in(\a_in$259 ),
+    .a_next(\o$174 [15:8]),
+    .a_out(\a_in$279 ),
     .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$310 ),
-    .first_next(\first_next$303 ),
-    .first_next_out(\first_next$323 ),
-    .first_out(\first_in$330 ),
-    .last_in(\last_in$312 ),
-    .last_out(\last_in$332 ),
+    .first_in(\first_in$263 ),
+    .first_next(\first_next$256 ),
+    .first_next_out(\first_next$276 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$265 ),
+    .last_out(\last_in$285 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$314 ),
-    .psum_out(\psum_in$389 ),
-    .valid_in(\valid_in$308 ),
-    .valid_next(\o$223 [3]),
-    .valid_out(\valid_in$328 ),
-    .w_in(\w_in$316 ),
-    .w_out(\w_in$391 ),
-    .w_shift(shift_1_1_q)
+    .psum_in(\psum_in$267 ),
+    .psum_out(\psum_in$342 ),
+    .valid_in(\valid_in$261 ),
+    .valid_next(\o$176 [3]),
+    .valid_out(\valid_in$281 ),
+    .w_in(\w_in$269 ),
+    .w_out(\w_in$344 ),
+    .w_shift(shift_1_1)
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$326 ),
-    .a_next(\a_in$306 ),
-    .a_out(\a_in$346 ),
-    .capture(capture_1_2_q),
+    .a_in(\a_in$279 ),
+    .a_next(\a_in$259 ),
+    .a_out(\a_in$299 ),
     .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$330 ),
-    .first_next(\first_next$323 ),
-    .first_next_out(\first_next$343 ),
-    .first_out(\first_in$350 ),
-    .last_in(\last_in$332 ),
-    .last_out(\last_in$352 ),
+    .first_in(\first_in$283 ),
+    .first_next(\first_next$276 ),
+    .first_next_out(\first_next$296 ),
+    .first_out(\first_in$303 ),
+    .last_in(\last_in$285 ),
+    .last_out(\last_in$305 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$334 ),
-    .psum_out(\psum_in$409 ),
-    .valid_in(\valid_in$328 ),
-    .valid_next(\valid_in$308 ),
-    .valid_out(\valid_in$348 ),
-    .w_in(\w_in$336 ),
-    .w_out(\w_in$411 ),
-    .w_shift(shift_1_2_q)
+    .psum_in(\psum_in$287 ),
+    .psum_out(\psum_in$362 ),
+    .valid_in(\valid_in$281 ),
+    .valid_next(\valid_in$261 ),
+    .valid_out(\valid_in$301 ),
+    .w_in(\w_in$289 ),
+    .w_out(\w_in$364 ),
+    .w_shift(shift_1_2)
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$346 ),
-    .a_next(\a_in$326 ),
-    .capture(capture_1_3_q),
+    .a_in(\a_in$299 ),
+    .a_next(\a_in$279 ),
     .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$350 ),
-    .first_next(\first_next$343 ),
-    .last_in(\last_in$352 ),
+    .first_in(\first_in$303 ),
+    .first_next(\first_next$296 ),
+    .last_in(\last_in$305 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$354 ),
-    .psum_out(\psum_in$429 ),
-    .valid_in(\valid_in$348 ),
-    .valid_next(\valid_in$328 ),
-    .w_in(\w_in$356 ),
-    .w_out(\w_in$431 ),
-    .w_shift(shift_1_3_q)
+    .psum_in(\psum_in$307 ),
+    .psum_out(\psum_in$382 ),
+    .valid_in(\valid_in$301 ),
+    .valid_next(\valid_in$281 ),
+    .w_in(\w_in$309 ),
+    .w_out(\w_in$384 ),
+    .w_shift(shift_1_3)
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$221 [23:16]),
-    .a_next(\o_next$216 [23:16]),
-    .a_out(\a_in$381 ),
-    .capture(capture_2_0_q),
+    .a_in(\o$174 [23:16]),
+    .a_next(\o_next$169 [23:16]),
+    .a_out(\a_in$334 ),
     .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next_out(\first_next$378 ),
-    .first_out(\first_in$385 ),
-    .last_out(\last_in$387 ),
+    .first_next_out(\first_next$331 ),
+    .first_out(\first_in$338 ),
+    .last_out(\last_in$340 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3197$6 (\o$223 [8:6]),
-    .\port$3198$6 (\o_next$218 [7:6]),
-    .psum_in(\psum_in$369 ),
-    .psum_out(\psum_in$444 ),
-    .valid_out(\valid_in$383 ),
-    .w_in(\w_in$371 ),
-    .w_out(\w_in$446 ),
-    .w_shift(shift_2_0_q)
+    .\port$3021$6 (\o$176 [8:6]),
+    .\port$3022$6 (\o_next$171 [7:6]),
+    .psum_in(\psum_in$322 ),
+    .psum_out(\psum_in$397 ),
+    .valid_out(\valid_in$336 ),
+    .w_in(\w_in$324 ),
+    .w_out(\w_in$399 ),
+    .w_shift(shift_2_0)
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$381 ),
-    .a_next(\o$221 [23:16]),
-    .a_out(\a_in$401 ),
-    .capture(capture_2_1_q),
+    .a_in(\a_in$334 ),
+    .a_next(\o$174 [23:16]),
+    .a_out(\a_in$354 ),
     .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$385 ),
-    .first_next(\first_next$378 ),
-    .first_next_out(\first_next$398 ),
-    .first_out(\first_in$405 ),
-    .last_in(\last_in$387 ),
-    .last_out(\last_in$407 ),
+    .first_in(\first_in$338 ),
+    .first_next(\first_next$331 ),
+    .first_next_out(\first_next$351 ),
+    .first_out(\first_in$358 ),
+    .last_in(\last_in$340 ),
+    .last_out(\last_in$360 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$389 ),
-    .psum_out(\psum_in$464 ),
-    .valid_in(\valid_in$383 ),
-    .valid_next(\o$223 [6]),
-    .valid_out(\valid_in$403 ),
-    .w_in(\w_in$391 ),
-    .w_out(\w_in$466 ),
-    .w_shift(shift_2_1_q)
+    .psum_in(\psum_in$342 ),
+    .psum_out(\psum_in$417 ),
+    .valid_in(\valid_in$336 ),
+    .valid_next(\o$176 [6]),
+    .valid_out(\valid_in$356 ),
+    .w_in(\w_in$344 ),
+    .w_out(\w_in$419 ),
+    .w_shift(shift_2_1)
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$401 ),
-    .a_next(\a_in$381 ),
-    .a_out(\a_in$421 ),
-    .capture(capture_2_2_q),
+    .a_in(\a_in$354 ),
+    .a_next(\a_in$334 ),
+    .a_out(\a_in$374 ),
     .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$405 ),
-    .first_next(\first_next$398 ),
-    .first_next_out(\first_next$418 ),
-    .first_out(\first_in$425 ),
-    .last_in(\last_in$407 ),
-    .last_out(\last_in$427 ),
+    .first_in(\first_in$358 ),
+    .first_next(\first_next$351 ),
+    .first_next_out(\first_next$371 ),
+    .first_out(\first_in$378 ),
+    .last_in(\last_in$360 ),
+    .last_out(\last_in$380 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$409 ),
-    .psum_out(\psum_in$484 ),
-    .valid_in(\valid_in$403 ),
-    .valid_next(\valid_in$383 ),
-    .valid_out(\valid_in$423 ),
-    .w_in(\w_in$411 ),
-    .w_out(\w_in$486 ),
-    .w_shift(shift_2_2_q)
+    .psum_in(\psum_in$362 ),
+    .psum_out(\psum_in$437 ),
+    .valid_in(\valid_in$356 ),
+    .valid_next(\valid_in$336 ),
+    .valid_out(\valid_in$376 ),
+    .w_in(\w_in$364 ),
+    .w_out(\w_in$439 ),
+    .w_shift(shift_2_2)
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$421 ),
-    .a_next(\a_in$401 ),
-    .capture(capture_2_3_q),
+    .a_in(\a_in$374 ),
+    .a_next(\a_in$354 ),
     .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$425 ),
-    .first_next(\first_next$418 ),
-    .last_in(\last_in$427 ),
+    .first_in(\first_in$378 ),
+    .first_next(\first_next$371 ),
+    .last_in(\last_in$380 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$429 ),
-    .psum_out(\psum_in$504 ),
-    .valid_in(\valid_in$423 ),
-    .valid_next(\valid_in$403 ),
-    .w_in(\w_in$431 ),
-    .w_out(\w_in$506 ),
-    .w_shift(shift_2_3_q)
+    .psum_in(\psum_in$382 ),
+    .psum_out(\psum_in$457 ),
+    .valid_in(\valid_in$376 ),
+    .valid_next(\valid_in$356 ),
+    .w_in(\w_in$384 ),
+    .w_out(\w_in$459 ),
+    .w_shift(shift_2_3)
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$221 [31:24]),
-    .a_next(\o_next$216 [31:24]),
-    .a_out(\a_in$456 ),
-    .capture(capture_3_0_q),
+    .a_in(\o$174 [31:24]),
+    .a_next(\o_next$169 [31:24]),
+    .a_out(\a_in$409 ),
     .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next_out(\first_next$453 ),
-    .first_out(\first_in$460 ),
-    .last_out(\last_in$462 ),
+    .first_next_out(\first_next$406 ),
+    .first_out(\first_in$413 ),
+    .last_out(\last_in$415 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3197$9 (\o$223 [11:9]),
-    .\port$3198$9 (\o_next$218 [10:9]),
-    .psum_in(\psum_in$444 ),
+    .\port$3021$9 (\o$176 [11:9]),
+    .\port$3022$9 (\o_next$171 [10:9]),
+    .psum_in(\psum_in$397 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$458 ),
-    .w_in(\w_in$446 ),
-    .w_shift(shift_3_0_q)
+    .valid_out(\valid_in$411 ),
+    .w_in(\w_in$399 ),
+    .w_shift(shift_3_0)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$456 ),
-    .a_next(\o$221 [31:24]),
-    .a_out(\a_in$476 ),
-    .capture(capture_3_1_q),
+    .a_in(\a_in$409 ),
+    .a_next(\o$174 [31:24]),
+    .a_out(\a_in$429 ),
     .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$460 ),
-    .first_next(\first_next$453 ),
-    .first_next_out(\first_next$473 ),
-    .first_out(\first_in$480 ),
-    .last_in(\last_in$462 ),
-    .last_out(\last_in$482 ),
+    .first_in(\first_in$413 ),
+    .first_next(\first_next$406 ),
+    .first_next_out(\first_next$426 ),
+    .first_out(\first_in$433 ),
+    .last_in(\last_in$415 ),
+    .last_out(\last_in$435 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$464 ),
-    .psum_out(\psum_out$184 ),
-    .valid_in(\valid_in$458 ),
-    .valid_next(\o$223 [9]),
-    .valid_out(\valid_in$478 ),
-    .w_in(\w_in$466 ),
-    .w_shift(shift_3_1_q)
+    .psum_in(\psum_in$417 ),
+    .psum_out(\psum_out$136 ),
+    .valid_in(\valid_in$411 ),
+    .valid_next(\o$176 [9]),
+    .valid_out(\valid_in$431 ),
+    .w_in(\w_in$419 ),
+    .w_shift(shift_3_1)
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$476 ),
-    .a_next(\a_in$456 ),
-    .a_out(\a_in$496 ),
-    .capture(capture_3_2_q),
+    .a_in(\a_in$429 ),
+    .a_next(\a_in$409 ),
+    .a_out(\a_in$449 ),
     .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$480 ),
-    .first_next(\first_next$473 ),
-    .first_next_out(\first_next$493 ),
-    .first_out(\first_in$500 ),
-    .last_in(\last_in$482 ),
-    .last_out(\last_in$502 ),
+    .first_in(\first_in$433 ),
+    .first_next(\first_next$426 ),
+    .first_next_out(\first_next$446 ),
+    .first_out(\first_in$453 ),
+    .last_in(\last_in$435 ),
+    .last_out(\last_in$455 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$484 ),
-    .psum_out(\psum_out$185 ),
-    .valid_in(\valid_in$478 ),
-    .valid_next(\valid_in$458 ),
-    .valid_out(\valid_in$498 ),
-    .w_in(\w_in$486 ),
-    .w_shift(shift_3_2_q)
+    .psum_in(\psum_in$437 ),
+    .psum_out(\psum_out$137 ),
+    .valid_in(\valid_in$431 ),
+    .valid_next(\valid_in$411 ),
+    .valid_out(\valid_in$451 ),
+    .w_in(\w_in$439 ),
+    .w_shift(shift_3_2)
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$496 ),
-    .a_next(\a_in$476 ),
-    .capture(capture_3_3_q),
+    .a_in(\a_in$449 ),
+    .a_next(\a_in$429 ),
     .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$500 ),
-    .first_next(\first_next$493 ),
-    .last_in(\last_in$502 ),
+    .first_in(\first_in$453 ),
+    .first_next(\first_next$446 ),
+    .last_in(\last_in$455 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$504 ),
-    .psum_out(\psum_out$186 ),
-    .valid_in(\valid_in$498 ),
-    .valid_next(\valid_in$478 ),
+    .psum_in(\psum_in$457 ),
+    .psum_out(\psum_out$138 ),
+    .valid_in(\valid_in$451 ),
+    .valid_next(\valid_in$431 ),
     .valid_out(valid_out),
-    .w_in(\w_in$506 ),
-    .w_shift(shift_3_3_q)
+    .w_in(\w_in$459 ),
+    .w_shift(shift_3_3)
   );
   \accelerator.engine.core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$206 ),
+    .i(\i$158 ),
     .i_next(i_next),
-    .o(\o$221 ),
-    .o_next(\o_next$216 ),
-    .\port$2661$0 (en_skew_a_0),
-    .\port$2662$0 (en_skew_a_1),
-    .\port$2663$0 (en_skew_a_2),
-    .\port$2664$0 (en_skew_a_3),
+    .o(\o$174 ),
+    .o_next(\o_next$169 ),
+    .\port$2565$0 (en_skew_a_0),
+    .\port$2566$0 (en_skew_a_1),
+    .\port$2567$0 (en_skew_a_2),
+    .\port$2568$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$207 ),
-    .i_next(\i_next$209 ),
-    .o(\o$223 ),
-    .o_next(\o_next$218 ),
+    .i(\i$159 ),
+    .i_next(\i_next$161 ),
+    .o(\o$176 ),
+    .o_next(\o_next$171 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \accelerator.engine.core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$228 ),
-    .\port$2656$0 (en_skew_w_0),
-    .\port$2657$0 (en_skew_w_1),
-    .\port$2658$0 (en_skew_w_2),
-    .\port$2659$0 (en_skew_w_3),
+    .o(\o$181 ),
+    .\port$2560$0 (en_skew_w_0),
+    .\port$2561$0 (en_skew_w_1),
+    .\port$2562$0 (en_skew_w_2),
+    .\port$2563$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$205 ),
-    .i_next(\i_next$210 ),
+    .i(\i$157 ),
+    .i_next(\i_next$162 ),
+    .o(\o$166 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$116  = held;
+    \$100  = held;
     if (rst) begin
-      \$116  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$117  = skid;
+    \$101  = skid;
     if (\$1 ) begin
-      \$117 [128] = out[128];
+      \$101 [128] = out[128];
     end
     if (\$2 ) begin
-      \$117 [31:0] = out[31:0];
+      \$101 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$117 [63:32] = out[63:32];
+      \$101 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$117 [95:64] = out[95:64];
+      \$101 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$117 [127:96] = out[127:96];
+      \$101 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$118  = 1'h1;
+    \$102  = 1'h1;
     if (rst) begin
-      \$118  = 1'h0;
+      \$102  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$119  = loaded;
+    \$103  = loaded;
     if (en) begin
       if (capture) begin
-        \$119  = { 2'h0, w_accept };
+        \$103  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$119  = \$11 [2:0];
+        \$103  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$119  = 3'h0;
+      \$103  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$120  = shadow_full;
+    \$104  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$120  = 1'h1;
+        \$104  = 1'h1;
       end else if (\$12 ) begin
-        \$120  = 1'h0;
+        \$104  = 1'h0;
       end
     end
     if (rst) begin
-      \$120  = 1'h0;
+      \$104  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$121  = since_first;
+    \$105  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$121  = 3'h1;
+        \$105  = 3'h1;
       end else if (\$14 ) begin
-        \$121  = \$15 [2:0];
+        \$105  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$121  = 3'h4;
+      \$105  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$122  = first;
+    \$106  = first;
     if (en) begin
       if (a_accept) begin
-        \$122  = operands__payload[32];
+        \$106  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$122  = 1'h1;
+      \$106  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$123  = in_w;
+    \$107  = in_w;
     if (en_in_w_0) begin
-      \$123 [7:0] = weights__payload[7:0];
+      \$107 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$123 [15:8] = weights__payload[15:8];
+      \$107 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$123 [23:16] = weights__payload[23:16];
+      \$107 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$123 [31:24] = weights__payload[31:24];
+      \$107 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$124  = in_a;
+    \$108  = in_a;
     if (en_in_a_0) begin
-      \$124 [7:0] = operands__payload[7:0];
+      \$108 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$124 [15:8] = operands__payload[15:8];
+      \$108 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$124 [23:16] = operands__payload[23:16];
+      \$108 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$124 [31:24] = operands__payload[31:24];
+      \$108 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$125  = in_wctl;
+    \$109  = in_wctl;
     if (en) begin
-      \$125 [0] = w_accept;
-      \$125 [1] = capture;
+      \$109 [0] = w_accept;
+      \$109 [1] = capture;
     end
     if (rst) begin
-      \$125  = 2'h0;
+      \$109  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$126  = in_flags;
+    \$110  = in_flags;
     if (en) begin
-      \$126 [0] = a_accept;
-      \$126 [1] = first;
-      \$126 [2] = operands__payload[32];
+      \$110 [0] = a_accept;
+      \$110 [1] = first;
+      \$110 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$126  = 3'h0;
+      \$110  = 3'h0;
     end
   end
-  assign shift_0_0 = shift_0_0_q;
-  assign capture_0_0 = capture_0_0_q;
-  assign shift_0_1 = shift_0_1_q;
-  assign capture_0_1 = capture_0_1_q;
-  assign shift_0_2 = shift_0_2_q;
-  assign capture_0_2 = capture_0_2_q;
-  assign shift_0_3 = shift_0_3_q;
-  assign capture_0_3 = capture_0_3_q;
-  assign shift_1_0 = shift_1_0_q;
-  assign capture_1_0 = capture_1_0_q;
-  assign shift_1_1 = shift_1_1_q;
-  assign capture_1_1 = capture_1_1_q;
-  assign shift_1_2 = shift_1_2_q;
-  assign capture_1_2 = capture_1_2_q;
-  assign shift_1_3 = shift_1_3_q;
-  assign capture_1_3 = capture_1_3_q;
-  assign shift_2_0 = shift_2_0_q;
-  assign capture_2_0 = capture_2_0_q;
-  assign shift_2_1 = shift_2_1_q;
-  assign capture_2_1 = capture_2_1_q;
-  assign shift_2_2 = shift_2_2_q;
-  assign capture_2_2 = capture_2_2_q;
-  assign shift_2_3 = shift_2_3_q;
-  assign capture_2_3 = capture_2_3_q;
-  assign shift_3_0 = shift_3_0_q;
-  assign capture_3_0 = capture_3_0_q;
-  assign shift_3_1 = shift_3_1_q;
-  assign capture_3_1 = capture_3_1_q;
-  assign shift_3_2 = shift_3_2_q;
-  assign capture_3_2 = capture_3_2_q;
-  assign shift_3_3 = shift_3_3_q;
-  assign capture_3_3 = capture_3_3_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -12602,222 +12408,222 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$193  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$145  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$200  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$201  = en_skew_wctl;
-  assign \en$202  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$203  = en_skew_flags;
-  assign \i$204  = in_w;
-  assign \en$211  = en_pe_0_0;
-  assign w_shift = shift_0_0_q;
-  assign \capture$213  = capture_0_0_q;
+  assign \en$152  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$153  = en_skew_wctl;
+  assign \en$154  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$155  = en_skew_flags;
+  assign \i$156  = in_w;
+  assign \en$163  = en_pe_0_0;
+  assign w_shift = shift_0_0;
+  assign \capture$165  = \o$166 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$216 [7:0];
-  assign first_next = \o_next$218 [1];
-  assign valid_next = \o_next$218 [0];
-  assign a_in = \o$221 [7:0];
-  assign valid_in = \o$223 [0];
-  assign first_in = \o$223 [1];
-  assign last_in = \o$223 [2];
+  assign a_next = \o_next$169 [7:0];
+  assign first_next = \o_next$171 [1];
+  assign valid_next = \o_next$171 [0];
+  assign a_in = \o$174 [7:0];
+  assign valid_in = \o$176 [0];
+  assign first_in = \o$176 [1];
+  assign last_in = \o$176 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$228 [7:0];
-  assign \en$229  = en_pe_0_1;
-  assign \w_shift$230  = shift_0_1_q;
-  assign \capture$231  = capture_0_1_q;
-  assign \capture_next$232  = o_next[3];
-  assign \a_next$233  = \o$221 [7:0];
-  assign first_next_out = \first_next$234 ;
-  assign \valid_next$236  = \o$223 [0];
-  assign a_out = \a_in$237 ;
-  assign \valid_out$240  = \valid_in$239 ;
-  assign first_out = \first_in$241 ;
-  assign \last_out$244  = \last_in$243 ;
-  assign \psum_in$245  = 32'd0;
-  assign \w_in$246  = \o$228 [15:8];
-  assign \en$247  = en_pe_0_2;
-  assign \w_shift$248  = shift_0_2_q;
-  assign \capture$249  = capture_0_2_q;
-  assign \capture_next$250  = o_next[5];
-  assign \a_next$251  = \a_in$237 ;
-  assign \first_next_out$253  = \first_next$252 ;
-  assign \valid_next$254  = \valid_in$239 ;
-  assign \a_out$256  = \a_in$255 ;
-  assign \valid_out$258  = \valid_in$257 ;
-  assign \first_out$260  = \first_in$259 ;
-  assign \last_out$262  = \last_in$261 ;
-  assign \psum_in$263  = 32'd0;
-  assign \w_in$264  = \o$228 [23:16];
-  assign \en$265  = en_pe_0_3;
-  assign \w_shift$266  = shift_0_3_q;
-  assign \capture$267  = capture_0_3_q;
-  assign \capture_next$268  = o_next[7];
-  assign \a_next$269  = \a_in$255 ;
-  assign \first_next_out$271  = \first_next$270 ;
-  assign \valid_next$272  = \valid_in$257 ;
-  assign \a_out$274  = \a_in$273 ;
-  assign \valid_out$276  = \valid_in$275 ;
-  assign \first_out$278  = \first_in$277 ;
-  assign \last_out$280  = \last_in$279 ;
-  assign \psum_in$281  = 32'd0;
-  assign \w_in$282  = \o$228 [31:24];
-  assign \en$283  = en_pe_1_0;
-  assign \w_shift$284  = shift_1_0_q;
-  assign \capture$285  = capture_1_0_q;
-  assign \capture_next$286  = o_next[1];
-  assign \a_next$287  = \o_next$216 [15:8];
-  assign \first_next$288  = \o_next$218 [4];
-  assign \valid_next$289  = \o_next$218 [3];
-  assign \a_in$290  = \o$221 [15:8];
-  assign \valid_in$291  = \o$223 [3];
-  assign \first_in$292  = \o$223 [4];
-  assign \last_in$293  = \o$223 [5];
-  assign \psum_out$295  = \psum_in$294 ;
-  assign w_out = \w_in$296 ;
-  assign \en$298  = en_pe_1_1;
-  assign \w_shift$299  = shift_1_1_q;
-  assign \capture$300  = capture_1_1_q;
-  assign \capture_next$301  = o_next[3];
-  assign \a_next$302  = \o$221 [15:8];
-  assign \first_next_out$304  = \first_next$303 ;
-  assign \valid_next$305  = \o$223 [3];
-  assign \a_out$307  = \a_in$306 ;
-  assign \valid_out$309  = \valid_in$308 ;
-  assign \first_out$311  = \first_in$310 ;
-  assign \last_out$313  = \last_in$312 ;
-  assign \psum_out$315  = \psum_in$314 ;
-  assign \w_out$317  = \w_in$316 ;
-  assign \en$318  = en_pe_1_2;
-  assign \w_shift$319  = shift_1_2_q;
-  assign \capture$320  = capture_1_2_q;
-  assign \capture_next$321  = o_next[5];
-  assign \a_next$322  = \a_in$306 ;
-  assign \first_next_out$324  = \first_next$323 ;
-  assign \valid_next$325  = \valid_in$308 ;
-  assign \a_out$327  = \a_in$326 ;
-  assign \valid_out$329  = \valid_in$328 ;
-  assign \first_out$331  = \first_in$330 ;
-  assign \last_out$333  = \last_in$332 ;
-  assign \psum_out$335  = \psum_in$334 ;
-  assign \w_out$337  = \w_in$336 ;
-  assign \en$338  = en_pe_1_3;
-  assign \w_shift$339  = shift_1_3_q;
-  assign \capture$340  = capture_1_3_q;
-  assign \capture_next$341  = o_next[7];
-  assign \a_next$342  = \a_in$326 ;
-  assign \first_next_out$344  = \first_next$343 ;
-  assign \valid_next$345  = \valid_in$328 ;
-  assign \a_out$347  = \a_in$346 ;
-  assign \valid_out$349  = \valid_in$348 ;
-  assign \first_out$351  = \first_in$350 ;
-  assign \last_out$353  = \last_in$352 ;
-  assign \psum_out$355  = \psum_in$354 ;
-  assign \w_out$357  = \w_in$356 ;
-  assign \en$358  = en_pe_2_0;
-  assign \w_shift$359  = shift_2_0_q;
-  assign \capture$360  = capture_2_0_q;
-  assign \capture_next$361  = o_next[1];
-  assign \a_next$362  = \o_next$216 [23:16];
-  assign \first_next$363  = \o_next$218 [7];
-  assign \valid_next$364  = \o_next$218 [6];
-  assign \a_in$365  = \o$221 [23:16];
-  assign \valid_in$366  = \o$223 [6];
-  assign \first_in$367  = \o$223 [7];
-  assign \last_in$368  = \o$223 [8];
-  assign \psum_out$370  = \psum_in$369 ;
-  assign \w_out$372  = \w_in$371 ;
-  assign \en$373  = en_pe_2_1;
-  assign \w_shift$374  = shift_2_1_q;
-  assign \capture$375  = capture_2_1_q;
-  assign \capture_next$376  = o_next[3];
-  assign \a_next$377  = \o$221 [23:16];
-  assign \first_next_out$379  = \first_next$378 ;
-  assign \valid_next$380  = \o$223 [6];
-  assign \a_out$382  = \a_in$381 ;
-  assign \valid_out$384  = \valid_in$383 ;
-  assign \first_out$386  = \first_in$385 ;
-  assign \last_out$388  = \last_in$387 ;
-  assign \psum_out$390  = \psum_in$389 ;
-  assign \w_out$392  = \w_in$391 ;
-  assign \en$393  = en_pe_2_2;
-  assign \w_shift$394  = shift_2_2_q;
-  assign \capture$395  = capture_2_2_q;
-  assign \capture_next$396  = o_next[5];
-  assign \a_next$397  = \a_in$381 ;
-  assign \first_next_out$399  = \first_next$398 ;
-  assign \valid_next$400  = \valid_in$383 ;
-  assign \a_out$402  = \a_in$401 ;
-  assign \valid_out$404  = \valid_in$403 ;
-  assign \first_out$406  = \first_in$405 ;
-  assign \last_out$408  = \last_in$407 ;
-  assign \psum_out$410  = \psum_in$409 ;
-  assign \w_out$412  = \w_in$411 ;
-  assign \en$413  = en_pe_2_3;
-  assign \w_shift$414  = shift_2_3_q;
-  assign \capture$415  = capture_2_3_q;
-  assign \capture_next$416  = o_next[7];
-  assign \a_next$417  = \a_in$401 ;
-  assign \first_next_out$419  = \first_next$418 ;
-  assign \valid_next$420  = \valid_in$403 ;
-  assign \a_out$422  = \a_in$421 ;
-  assign \valid_out$424  = \valid_in$423 ;
-  assign \first_out$426  = \first_in$425 ;
-  assign \last_out$428  = \last_in$427 ;
-  assign \psum_out$430  = \psum_in$429 ;
-  assign \w_out$432  = \w_in$431 ;
-  assign \en$433  = en_pe_3_0;
-  assign \w_shift$434  = shift_3_0_q;
-  assign \capture$435  = capture_3_0_q;
-  assign \capture_next$436  = o_next[1];
-  assign \a_next$437  = \o_next$216 [31:24];
-  assign \first_next$438  = \o_next$218 [10];
-  assign \valid_next$439  = \o_next$218 [9];
-  assign \a_in$440  = \o$221 [31:24];
-  assign \valid_in$441  = \o$223 [9];
-  assign \first_in$442  = \o$223 [10];
-  assign \last_in$443  = \o$223 [11];
-  assign \psum_out$445  = \psum_in$444 ;
-  assign \w_out$447  = \w_in$446 ;
-  assign \en$448  = en_pe_3_1;
-  assign \w_shift$449  = shift_3_1_q;
-  assign \capture$450  = capture_3_1_q;
-  assign \capture_next$451  = o_next[3];
-  assign \a_next$452  = \o$221 [31:24];
-  assign \first_next_out$454  = \first_next$453 ;
-  assign \valid_next$455  = \o$223 [9];
-  assign \a_out$457  = \a_in$456 ;
-  assign \valid_out$459  = \valid_in$458 ;
-  assign \first_out$461  = \first_in$460 ;
-  assign \last_out$463  = \last_in$462 ;
-  assign \psum_out$465  = \psum_in$464 ;
-  assign \w_out$467  = \w_in$466 ;
-  assign \en$468  = en_pe_3_2;
-  assign \w_shift$469  = shift_3_2_q;
-  assign \capture$470  = capture_3_2_q;
-  assign \capture_next$471  = o_next[5];
-  assign \a_next$472  = \a_in$456 ;
-  assign \first_next_out$474  = \first_next$473 ;
-  assign \valid_next$475  = \valid_in$458 ;
-  assign \a_out$477  = \a_in$476 ;
-  assign \valid_out$479  = \valid_in$478 ;
-  assign \first_out$481  = \first_in$480 ;
-  assign \last_out$483  = \last_in$482 ;
-  assign \psum_out$485  = \psum_in$484 ;
-  assign \w_out$487  = \w_in$486 ;
-  assign \en$488  = en_pe_3_3;
-  assign \w_shift$489  = shift_3_3_q;
-  assign \capture$490  = capture_3_3_q;
-  assign \capture_next$491  = o_next[7];
-  assign \a_next$492  = \a_in$476 ;
-  assign \first_next_out$494  = \first_next$493 ;
-  assign \valid_next$495  = \valid_in$478 ;
-  assign \a_out$497  = \a_in$496 ;
-  assign \valid_out$499  = \valid_in$498 ;
-  assign \first_out$501  = \first_in$500 ;
-  assign \last_out$503  = \last_in$502 ;
-  assign \psum_out$505  = \psum_in$504 ;
-  assign \w_out$507  = \w_in$506 ;
+  assign w_in = \o$181 [7:0];
+  assign \en$182  = en_pe_0_1;
+  assign \w_shift$183  = shift_0_1;
+  assign \capture$184  = \o$166 [3];
+  assign \capture_next$185  = o_next[3];
+  assign \a_next$186  = \o$174 [7:0];
+  assign first_next_out = \first_next$187 ;
+  assign \valid_next$189  = \o$176 [0];
+  assign a_out = \a_in$190 ;
+  assign \valid_out$193  = \valid_in$192 ;
+  assign first_out = \first_in$194 ;
+  assign \last_out$197  = \last_in$196 ;
+  assign \psum_in$198  = 32'd0;
+  assign \w_in$199  = \o$181 [15:8];
+  assign \en$200  = en_pe_0_2;
+  assign \w_shift$201  = shift_0_2;
+  assign \capture$202  = \o$166 [5];
+  assign \capture_next$203  = o_next[5];
+  assign \a_next$204  = \a_in$190 ;
+  assign \first_next_out$206  = \first_next$205 ;
+  assign \valid_next$207  = \valid_in$192 ;
+  assign \a_out$209  = \a_in$208 ;
+  assign \valid_out$211  = \valid_in$210 ;
+  assign \first_out$213  = \first_in$212 ;
+  assign \last_out$215  = \last_in$214 ;
+  assign \psum_in$216  = 32'd0;
+  assign \w_in$217  = \o$181 [23:16];
+  assign \en$218  = en_pe_0_3;
+  assign \w_shift$219  = shift_0_3;
+  assign \capture$220  = \o$166 [7];
+  assign \capture_next$221  = o_next[7];
+  assign \a_next$222  = \a_in$208 ;
+  assign \first_next_out$224  = \first_next$223 ;
+  assign \valid_next$225  = \valid_in$210 ;
+  assign \a_out$227  = \a_in$226 ;
+  assign \valid_out$229  = \valid_in$228 ;
+  assign \first_out$231  = \first_in$230 ;
+  assign \last_out$233  = \last_in$232 ;
+  assign \psum_in$234  = 32'd0;
+  assign \w_in$235  = \o$181 [31:24];
+  assign \en$236  = en_pe_1_0;
+  assign \w_shift$237  = shift_1_0;
+  assign \capture$238  = \o$166 [1];
+  assign \capture_next$239  = o_next[1];
+  assign \a_next$240  = \o_next$169 [15:8];
+  assign \first_next$241  = \o_next$171 [4];
+  assign \valid_next$242  = \o_next$171 [3];
+  assign \a_in$243  = \o$174 [15:8];
+  assign \valid_in$244  = \o$176 [3];
+  assign \first_in$245  = \o$176 [4];
+  assign \last_in$246  = \o$176 [5];
+  assign \psum_out$248  = \psum_in$247 ;
+  assign w_out = \w_in$249 ;
+  assign \en$251  = en_pe_1_1;
+  assign \w_shift$252  = shift_1_1;
+  assign \capture$253  = \o$166 [3];
+  assign \capture_next$254  = o_next[3];
+  assign \a_next$255  = \o$174 [15:8];
+  assign \first_next_out$257  = \first_next$256 ;
+  assign \valid_next$258  = \o$176 [3];
+  assign \a_out$260  = \a_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
+  assign \first_out$264  = \first_in$263 ;
+  assign \last_out$266  = \last_in$265 ;
+  assign \psum_out$268  = \psum_in$267 ;
+  assign \w_out$270  = \w_in$269 ;
+  assign \en$271  = en_pe_1_2;
+  assign \w_shift$272  = shift_1_2;
+  assign \capture$273  = \o$166 [5];
+  assign \capture_next$274  = o_next[5];
+  assign \a_next$275  = \a_in$259 ;
+  assign \first_next_out$277  = \first_next$276 ;
+  assign \valid_next$278  = \valid_in$261 ;
+  assign \a_out$280  = \a_in$279 ;
+  assign \valid_out$282  = \valid_in$281 ;
+  assign \first_out$284  = \first_in$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \psum_out$288  = \psum_in$287 ;
+  assign \w_out$290  = \w_in$289 ;
+  assign \en$291  = en_pe_1_3;
+  assign \w_shift$292  = shift_1_3;
+  assign \capture$293  = \o$166 [7];
+  assign \capture_next$294  = o_next[7];
+  assign \a_next$295  = \a_in$279 ;
+  assign \first_next_out$297  = \first_next$296 ;
+  assign \valid_next$298  = \valid_in$281 ;
+  assign \a_out$300  = \a_in$299 ;
+  assign \valid_out$302  = \valid_in$301 ;
+  assign \first_out$304  = \first_in$303 ;
+  assign \last_out$306  = \last_in$305 ;
+  assign \psum_out$308  = \psum_in$307 ;
+  assign \w_out$310  = \w_in$309 ;
+  assign \en$311  = en_pe_2_0;
+  assign \w_shift$312  = shift_2_0;
+  assign \capture$313  = \o$166 [1];
+  assign \capture_next$314  = o_next[1];
+  assign \a_next$315  = \o_next$169 [23:16];
+  assign \first_next$316  = \o_next$171 [7];
+  assign \valid_next$317  = \o_next$171 [6];
+  assign \a_in$318  = \o$174 [23:16];
+  assign \valid_in$319  = \o$176 [6];
+  assign \first_in$320  = \o$176 [7];
+  assign \last_in$321  = \o$176 [8];
+  assign \psum_out$323  = \psum_in$322 ;
+  assign \w_out$325  = \w_in$324 ;
+  assign \en$326  = en_pe_2_1;
+  assign \w_shift$327  = shift_2_1;
+  assign \capture$328  = \o$166 [3];
+  assign \capture_next$329  = o_next[3];
+  assign \a_next$330  = \o$174 [23:16];
+  assign \first_next_out$332  = \first_next$331 ;
+  assign \valid_next$333  = \o$176 [6];
+  assign \a_out$335  = \a_in$334 ;
+  assign \valid_out$337  = \valid_in$336 ;
+  assign \first_out$339  = \first_in$338 ;
+  assign \last_out$341  = \last_in$340 ;
+  assign \psum_out$343  = \psum_in$342 ;
+  assign \w_out$345  = \w_in$344 ;
+  assign \en$346  = en_pe_2_2;
+  assign \w_shift$347  = shift_2_2;
+  assign \capture$348  = \o$166 [5];
+  assign \capture_next$349  = o_next[5];
+  assign \a_next$350  = \a_in$334 ;
+  assign \first_next_out$352  = \first_next$351 ;
+  assign \valid_next$353  = \valid_in$336 ;
+  assign \a_out$355  = \a_in$354 ;
+  assign \valid_out$357  = \valid_in$356 ;
+  assign \first_out$359  = \first_in$358 ;
+  assign \last_out$361  = \last_in$360 ;
+  assign \psum_out$363  = \psum_in$362 ;
+  assign \w_out$365  = \w_in$364 ;
+  assign \en$366  = en_pe_2_3;
+  assign \w_shift$367  = shift_2_3;
+  assign \capture$368  = \o$166 [7];
+  assign \capture_next$369  = o_next[7];
+  assign \a_next$370  = \a_in$354 ;
+  assign \first_next_out$372  = \first_next$371 ;
+  assign \valid_next$373  = \valid_in$356 ;
+  assign \a_out$375  = \a_in$374 ;
+  assign \valid_out$377  = \valid_in$376 ;
+  assign \first_out$379  = \first_in$378 ;
+  assign \last_out$381  = \last_in$380 ;
+  assign \psum_out$383  = \psum_in$382 ;
+  assign \w_out$385  = \w_in$384 ;
+  assign \en$386  = en_pe_3_0;
+  assign \w_shift$387  = shift_3_0;
+  assign \capture$388  = \o$166 [1];
+  assign \capture_next$389  = o_next[1];
+  assign \a_next$390  = \o_next$169 [31:24];
+  assign \first_next$391  = \o_next$171 [10];
+  assign \valid_next$392  = \o_next$171 [9];
+  assign \a_in$393  = \o$174 [31:24];
+  assign \valid_in$394  = \o$176 [9];
+  assign \first_in$395  = \o$176 [10];
+  assign \last_in$396  = \o$176 [11];
+  assign \psum_out$398  = \psum_in$397 ;
+  assign \w_out$400  = \w_in$399 ;
+  assign \en$401  = en_pe_3_1;
+  assign \w_shift$402  = shift_3_1;
+  assign \capture$403  = \o$166 [3];
+  assign \capture_next$404  = o_next[3];
+  assign \a_next$405  = \o$174 [31:24];
+  assign \first_next_out$407  = \first_next$406 ;
+  assign \valid_next$408  = \o$176 [9];
+  assign \a_out$410  = \a_in$409 ;
+  assign \valid_out$412  = \valid_in$411 ;
+  assign \first_out$414  = \first_in$413 ;
+  assign \last_out$416  = \last_in$415 ;
+  assign \psum_out$418  = \psum_in$417 ;
+  assign \w_out$420  = \w_in$419 ;
+  assign \en$421  = en_pe_3_2;
+  assign \w_shift$422  = shift_3_2;
+  assign \capture$423  = \o$166 [5];
+  assign \capture_next$424  = o_next[5];
+  assign \a_next$425  = \a_in$409 ;
+  assign \first_next_out$427  = \first_next$426 ;
+  assign \valid_next$428  = \valid_in$411 ;
+  assign \a_out$430  = \a_in$429 ;
+  assign \valid_out$432  = \valid_in$431 ;
+  assign \first_out$434  = \first_in$433 ;
+  assign \last_out$436  = \last_in$435 ;
+  assign \psum_out$438  = \psum_in$437 ;
+  assign \w_out$440  = \w_in$439 ;
+  assign \en$441  = en_pe_3_3;
+  assign \w_shift$442  = shift_3_3;
+  assign \capture$443  = \o$166 [7];
+  assign \capture_next$444  = o_next[7];
+  assign \a_next$445  = \a_in$429 ;
+  assign \first_next_out$447  = \first_next$446 ;
+  assign \valid_next$448  = \valid_in$431 ;
+  assign \a_out$450  = \a_in$449 ;
+  assign \valid_out$452  = \valid_in$451 ;
+  assign \first_out$454  = \first_in$453 ;
+  assign \last_out$456  = \last_in$455 ;
+  assign \psum_out$458  = \psum_in$457 ;
+  assign \w_out$460  = \w_in$459 ;
   assign \skid.c  = skid[127:0];
   assign \skid.c[0]  = skid[31:0];
   assign \skid.c[1]  = skid[63:32];
@@ -12880,170 +12686,182 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \results__payload.c[2]  = results__payload[95:64];
   assign \results__payload.c[3]  = results__payload[127:96];
   assign \results__payload.last  = results__payload[128];
-  assign \i$204[0]  = in_w[7:0];
-  assign \i$204[1]  = in_w[15:8];
-  assign \i$204[2]  = in_w[23:16];
-  assign \i$204[3]  = in_w[31:24];
-  assign \i$205[0]  = \i$205 [1:0];
-  assign \i$205[0].shift  = \i$205 [0];
-  assign \i$205[0].capture  = \i$205 [1];
-  assign \i$205[1]  = \i$205 [3:2];
-  assign \i$205[1].shift  = \i$205 [2];
-  assign \i$205[1].capture  = \i$205 [3];
-  assign \i$205[2]  = \i$205 [5:4];
-  assign \i$205[2].shift  = \i$205 [4];
-  assign \i$205[2].capture  = \i$205 [5];
-  assign \i$205[3]  = \i$205 [7:6];
-  assign \i$205[3].shift  = \i$205 [6];
-  assign \i$205[3].capture  = \i$205 [7];
-  assign \i$206[0]  = \i$206 [7:0];
-  assign \i$206[1]  = \i$206 [15:8];
-  assign \i$206[2]  = \i$206 [23:16];
-  assign \i$206[3]  = \i$206 [31:24];
-  assign \i$207[0]  = \i$207 [2:0];
-  assign \i$207[0].valid  = \i$207 [0];
-  assign \i$207[0].first  = \i$207 [1];
-  assign \i$207[0].last  = \i$207 [2];
-  assign \i$207[1]  = \i$207 [5:3];
-  assign \i$207[1].valid  = \i$207 [3];
-  assign \i$207[1].first  = \i$207 [4];
-  assign \i$207[1].last  = \i$207 [5];
-  assign \i$207[2]  = \i$207 [8:6];
-  assign \i$207[2].valid  = \i$207 [6];
-  assign \i$207[2].first  = \i$207 [7];
-  assign \i$207[2].last  = \i$207 [8];
-  assign \i$207[3]  = \i$207 [11:9];
-  assign \i$207[3].valid  = \i$207 [9];
-  assign \i$207[3].first  = \i$207 [10];
-  assign \i$207[3].last  = \i$207 [11];
+  assign \i$156[0]  = in_w[7:0];
+  assign \i$156[1]  = in_w[15:8];
+  assign \i$156[2]  = in_w[23:16];
+  assign \i$156[3]  = in_w[31:24];
+  assign \i$157[0]  = \i$157 [1:0];
+  assign \i$157[0].shift  = \i$157 [0];
+  assign \i$157[0].capture  = \i$157 [1];
+  assign \i$157[1]  = \i$157 [3:2];
+  assign \i$157[1].shift  = \i$157 [2];
+  assign \i$157[1].capture  = \i$157 [3];
+  assign \i$157[2]  = \i$157 [5:4];
+  assign \i$157[2].shift  = \i$157 [4];
+  assign \i$157[2].capture  = \i$157 [5];
+  assign \i$157[3]  = \i$157 [7:6];
+  assign \i$157[3].shift  = \i$157 [6];
+  assign \i$157[3].capture  = \i$157 [7];
+  assign \i$158[0]  = \i$158 [7:0];
+  assign \i$158[1]  = \i$158 [15:8];
+  assign \i$158[2]  = \i$158 [23:16];
+  assign \i$158[3]  = \i$158 [31:24];
+  assign \i$159[0]  = \i$159 [2:0];
+  assign \i$159[0].valid  = \i$159 [0];
+  assign \i$159[0].first  = \i$159 [1];
+  assign \i$159[0].last  = \i$159 [2];
+  assign \i$159[1]  = \i$159 [5:3];
+  assign \i$159[1].valid  = \i$159 [3];
+  assign \i$159[1].first  = \i$159 [4];
+  assign \i$159[1].last  = \i$159 [5];
+  assign \i$159[2]  = \i$159 [8:6];
+  assign \i$159[2].valid  = \i$159 [6];
+  assign \i$159[2].first  = \i$159 [7];
+  assign \i$159[2].last  = \i$159 [8];
+  assign \i$159[3]  = \i$159 [11:9];
+  assign \i$159[3].valid  = \i$159 [9];
+  assign \i$159[3].first  = \i$159 [10];
+  assign \i$159[3].last  = \i$159 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$209[0]  = \i_next$209 [2:0];
-  assign \i_next$209[0].valid  = \i_next$209 [0];
-  assign \i_next$209[0].first  = \i_next$209 [1];
-  assign \i_next$209[0].last  = \i_next$209 [2];
-  assign \i_next$209[1]  = \i_next$209 [5:3];
-  assign \i_next$209[1].valid  = \i_next$209 [3];
-  assign \i_next$209[1].first  = \i_next$209 [4];
-  assign \i_next$209[1].last  = \i_next$209 [5];
-  assign \i_next$209[2]  = \i_next$209 [8:6];
-  assign \i_next$209[2].valid  = \i_next$209 [6];
-  assign \i_next$209[2].first  = \i_next$209 [7];
-  assign \i_next$209[2].last  = \i_next$209 [8];
-  assign \i_next$209[3]  = \i_next$209 [11:9];
-  assign \i_next$209[3].valid  = \i_next$209 [9];
-  assign \i_next$209[3].first  = \i_next$209 [10];
-  assign \i_next$209[3].last  = \i_next$209 [11];
-  assign \i_next$210[0]  = \i_next$210 [1:0];
-  assign \i_next$210[0].shift  = \i_next$210 [0];
-  assign \i_next$210[0].capture  = \i_next$210 [1];
-  assign \i_next$210[1]  = \i_next$210 [3:2];
-  assign \i_next$210[1].shift  = \i_next$210 [2];
-  assign \i_next$210[1].capture  = \i_next$210 [3];
-  assign \i_next$210[2]  = \i_next$210 [5:4];
-  assign \i_next$210[2].shift  = \i_next$210 [4];
-  assign \i_next$210[2].capture  = \i_next$210 [5];
-  assign \i_next$210[3]  = \i_next$210 [7:6];
-  assign \i_next$210[3].shift  = \i_next$210 [6];
-  assign \i_next$210[3].capture  = \i_next$210 [7];
-  assign \o_next$216[0]  = \o_next$216 [7:0];
-  assign \o_next$216[1]  = \o_next$216 [15:8];
-  assign \o_next$216[2]  = \o_next$216 [23:16];
-  assign \o_next$216[3]  = \o_next$216 [31:24];
-  assign \o_next$218[0]  = \o_next$218 [2:0];
-  assign \o_next$218[0].valid  = \o_next$218 [0];
-  assign \o_next$218[0].first  = \o_next$218 [1];
-  assign \o_next$218[0].last  = \o_next$218 [2];
-  assign \o_next$218[1]  = \o_next$218 [5:3];
-  assign \o_next$218[1].valid  = \o_next$218 [3];
-  assign \o_next$218[1].first  = \o_next$218 [4];
-  assign \o_next$218[1].last  = \o_next$218 [5];
-  assign \o_next$218[2]  = \o_next$218 [8:6];
-  assign \o_next$218[2].valid  = \o_next$218 [6];
-  assign \o_next$218[2].first  = \o_next$218 [7];
-  assign \o_next$218[2].last  = \o_next$218 [8];
-  assign \o_next$218[3]  = \o_next$218 [11:9];
-  assign \o_next$218[3].valid  = \o_next$218 [9];
-  assign \o_next$218[3].first  = \o_next$218 [10];
-  assign \o_next$218[3].last  = \o_next$218 [11];
-  assign \o$221[0]  = \o$221 [7:0];
-  assign \o$221[1]  = \o$221 [15:8];
-  assign \o$221[2]  = \o$221 [23:16];
-  assign \o$221[3]  = \o$221 [31:24];
-  assign \o$223[0]  = \o$223 [2:0];
-  assign \o$223[0].valid  = \o$223 [0];
-  assign \o$223[0].first  = \o$223 [1];
-  assign \o$223[0].last  = \o$223 [2];
-  assign \o$223[1]  = \o$223 [5:3];
-  assign \o$223[1].valid  = \o$223 [3];
-  assign \o$223[1].first  = \o$223 [4];
-  assign \o$223[1].last  = \o$223 [5];
-  assign \o$223[2]  = \o$223 [8:6];
-  assign \o$223[2].valid  = \o$223 [6];
-  assign \o$223[2].first  = \o$223 [7];
-  assign \o$223[2].last  = \o$223 [8];
-  assign \o$223[3]  = \o$223 [11:9];
-  assign \o$223[3].valid  = \o$223 [9];
-  assign \o$223[3].first  = \o$223 [10];
-  assign \o$223[3].last  = \o$223 [11];
-  assign \o$228[0]  = \o$228 [7:0];
-  assign \o$228[1]  = \o$228 [15:8];
-  assign \o$228[2]  = \o$228 [23:16];
-  assign \o$228[3]  = \o$228 [31:24];
-  assign \i_next$210 [7] = capture;
-  assign \i_next$210 [5] = capture;
-  assign \i_next$210 [3] = capture;
-  assign \i_next$210 [1] = capture;
-  assign \i_next$210 [6] = w_accept;
-  assign \i_next$210 [4] = w_accept;
-  assign \i_next$210 [2] = w_accept;
-  assign \i_next$210 [0] = w_accept;
-  assign \i_next$209 [11] = operands__payload[32];
-  assign \i_next$209 [10] = first;
-  assign \i_next$209 [9] = a_accept;
-  assign \i_next$209 [8] = operands__payload[32];
-  assign \i_next$209 [7] = first;
-  assign \i_next$209 [6] = a_accept;
-  assign \i_next$209 [5] = operands__payload[32];
-  assign \i_next$209 [4] = first;
-  assign \i_next$209 [3] = a_accept;
-  assign \i_next$209 [2] = operands__payload[32];
-  assign \i_next$209 [1] = first;
-  assign \i_next$209 [0] = a_accept;
+  assign \i_next$161[0]  = \i_next$161 [2:0];
+  assign \i_next$161[0].valid  = \i_next$161 [0];
+  assign \i_next$161[0].first  = \i_next$161 [1];
+  assign \i_next$161[0].last  = \i_next$161 [2];
+  assign \i_next$161[1]  = \i_next$161 [5:3];
+  assign \i_next$161[1].valid  = \i_next$161 [3];
+  assign \i_next$161[1].first  = \i_next$161 [4];
+  assign \i_next$161[1].last  = \i_next$161 [5];
+  assign \i_next$161[2]  = \i_next$161 [8:6];
+  assign \i_next$161[2].valid  = \i_next$161 [6];
+  assign \i_next$161[2].first  = \i_next$161 [7];
+  assign \i_next$161[2].last  = \i_next$161 [8];
+  assign \i_next$161[3]  = \i_next$161 [11:9];
+  assign \i_next$161[3].valid  = \i_next$161 [9];
+  assign \i_next$161[3].first  = \i_next$161 [10];
+  assign \i_next$161[3].last  = \i_next$161 [11];
+  assign \i_next$162[0]  = \i_next$162 [1:0];
+  assign \i_next$162[0].shift  = \i_next$162 [0];
+  assign \i_next$162[0].capture  = \i_next$162 [1];
+  assign \i_next$162[1]  = \i_next$162 [3:2];
+  assign \i_next$162[1].shift  = \i_next$162 [2];
+  assign \i_next$162[1].capture  = \i_next$162 [3];
+  assign \i_next$162[2]  = \i_next$162 [5:4];
+  assign \i_next$162[2].shift  = \i_next$162 [4];
+  assign \i_next$162[2].capture  = \i_next$162 [5];
+  assign \i_next$162[3]  = \i_next$162 [7:6];
+  assign \i_next$162[3].shift  = \i_next$162 [6];
+  assign \i_next$162[3].capture  = \i_next$162 [7];
+  assign \o$166[0]  = \o$166 [1:0];
+  assign \o$166[0].shift  = \o$166 [0];
+  assign \o$166[0].capture  = \o$166 [1];
+  assign \o$166[1]  = \o$166 [3:2];
+  assign \o$166[1].shift  = \o$166 [2];
+  assign \o$166[1].capture  = \o$166 [3];
+  assign \o$166[2]  = \o$166 [5:4];
+  assign \o$166[2].shift  = \o$166 [4];
+  assign \o$166[2].capture  = \o$166 [5];
+  assign \o$166[3]  = \o$166 [7:6];
+  assign \o$166[3].shift  = \o$166 [6];
+  assign \o$166[3].capture  = \o$166 [7];
+  assign \o_next$169[0]  = \o_next$169 [7:0];
+  assign \o_next$169[1]  = \o_next$169 [15:8];
+  assign \o_next$169[2]  = \o_next$169 [23:16];
+  assign \o_next$169[3]  = \o_next$169 [31:24];
+  assign \o_next$171[0]  = \o_next$171 [2:0];
+  assign \o_next$171[0].valid  = \o_next$171 [0];
+  assign \o_next$171[0].first  = \o_next$171 [1];
+  assign \o_next$171[0].last  = \o_next$171 [2];
+  assign \o_next$171[1]  = \o_next$171 [5:3];
+  assign \o_next$171[1].valid  = \o_next$171 [3];
+  assign \o_next$171[1].first  = \o_next$171 [4];
+  assign \o_next$171[1].last  = \o_next$171 [5];
+  assign \o_next$171[2]  = \o_next$171 [8:6];
+  assign \o_next$171[2].valid  = \o_next$171 [6];
+  assign \o_next$171[2].first  = \o_next$171 [7];
+  assign \o_next$171[2].last  = \o_next$171 [8];
+  assign \o_next$171[3]  = \o_next$171 [11:9];
+  assign \o_next$171[3].valid  = \o_next$171 [9];
+  assign \o_next$171[3].first  = \o_next$171 [10];
+  assign \o_next$171[3].last  = \o_next$171 [11];
+  assign \o$174[0]  = \o$174 [7:0];
+  assign \o$174[1]  = \o$174 [15:8];
+  assign \o$174[2]  = \o$174 [23:16];
+  assign \o$174[3]  = \o$174 [31:24];
+  assign \o$176[0]  = \o$176 [2:0];
+  assign \o$176[0].valid  = \o$176 [0];
+  assign \o$176[0].first  = \o$176 [1];
+  assign \o$176[0].last  = \o$176 [2];
+  assign \o$176[1]  = \o$176 [5:3];
+  assign \o$176[1].valid  = \o$176 [3];
+  assign \o$176[1].first  = \o$176 [4];
+  assign \o$176[1].last  = \o$176 [5];
+  assign \o$176[2]  = \o$176 [8:6];
+  assign \o$176[2].valid  = \o$176 [6];
+  assign \o$176[2].first  = \o$176 [7];
+  assign \o$176[2].last  = \o$176 [8];
+  assign \o$176[3]  = \o$176 [11:9];
+  assign \o$176[3].valid  = \o$176 [9];
+  assign \o$176[3].first  = \o$176 [10];
+  assign \o$176[3].last  = \o$176 [11];
+  assign \o$181[0]  = \o$181 [7:0];
+  assign \o$181[1]  = \o$181 [15:8];
+  assign \o$181[2]  = \o$181 [23:16];
+  assign \o$181[3]  = \o$181 [31:24];
+  assign \i_next$162 [7] = capture;
+  assign \i_next$162 [5] = capture;
+  assign \i_next$162 [3] = capture;
+  assign \i_next$162 [1] = capture;
+  assign \i_next$162 [6] = w_accept;
+  assign \i_next$162 [4] = w_accept;
+  assign \i_next$162 [2] = w_accept;
+  assign \i_next$162 [0] = w_accept;
+  assign \i_next$161 [11] = operands__payload[32];
+  assign \i_next$161 [10] = first;
+  assign \i_next$161 [9] = a_accept;
+  assign \i_next$161 [8] = operands__payload[32];
+  assign \i_next$161 [7] = first;
+  assign \i_next$161 [6] = a_accept;
+  assign \i_next$161 [5] = operands__payload[32];
+  assign \i_next$161 [4] = first;
+  assign \i_next$161 [3] = a_accept;
+  assign \i_next$161 [2] = operands__payload[32];
+  assign \i_next$161 [1] = first;
+  assign \i_next$161 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$207 [11:9] = in_flags;
-  assign \i$207 [8:6] = in_flags;
-  assign \i$207 [5:3] = in_flags;
-  assign \i$207 [2:0] = in_flags;
-  assign \i$206 [31:24] = in_a[7:0];
-  assign \i$206 [23:16] = in_a[15:8];
-  assign \i$206 [15:8] = in_a[23:16];
-  assign \i$206 [7:0] = in_a[31:24];
-  assign \i$205 [7:6] = in_wctl;
-  assign \i$205 [5:4] = in_wctl;
-  assign \i$205 [3:2] = in_wctl;
-  assign \i$205 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$87 ;
-  assign results__payload[95:64] = \$86 ;
-  assign results__payload[63:32] = \$85 ;
-  assign results__payload[31:0] = \$84 ;
-  assign results__payload[128] = \$82 ;
+  assign \i$159 [11:9] = in_flags;
+  assign \i$159 [8:6] = in_flags;
+  assign \i$159 [5:3] = in_flags;
+  assign \i$159 [2:0] = in_flags;
+  assign \i$158 [31:24] = in_a[7:0];
+  assign \i$158 [23:16] = in_a[15:8];
+  assign \i$158 [15:8] = in_a[23:16];
+  assign \i$158 [7:0] = in_a[31:24];
+  assign \i$157 [7:6] = in_wctl;
+  assign \i$157 [5:4] = in_wctl;
+  assign \i$157 [3:2] = in_wctl;
+  assign \i$157 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$71 ;
+  assign results__payload[95:64] = \$70 ;
+  assign results__payload[63:32] = \$69 ;
+  assign results__payload[31:0] = \$68 ;
+  assign results__payload[128] = \$66 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$186 ;
-  assign i[95:64] = \psum_out$185 ;
-  assign i[63:32] = \psum_out$184 ;
+  assign i[127:96] = \psum_out$138 ;
+  assign i[95:64] = \psum_out$137 ;
+  assign i[63:32] = \psum_out$136 ;
   assign i[31:0] = psum_out;
-  assign \$100  = \o$223 [0];
+  assign \$84  = \o$176 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2623$0 , \port$2624$0 , \port$2625$0 , \port$2626$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2527$0 , \port$2528$0 , \port$2529$0 , \port$2530$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -13082,14 +12900,14 @@ module \accelerator.engine.core.deskew (rst, \port$2623$0 , \port$2624$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2623$0 ;
-  wire \port$2623$0 ;
-  input \port$2624$0 ;
-  wire \port$2624$0 ;
-  input \port$2625$0 ;
-  wire \port$2625$0 ;
-  input \port$2626$0 ;
-  wire \port$2626$0 ;
+  input \port$2527$0 ;
+  wire \port$2527$0 ;
+  input \port$2528$0 ;
+  wire \port$2528$0 ;
+  input \port$2529$0 ;
+  wire \port$2529$0 ;
+  input \port$2530$0 ;
+  wire \port$2530$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -13107,46 +12925,46 @@ module \accelerator.engine.core.deskew (rst, \port$2623$0 , \port$2624$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2623$0 ) begin
+    if (\port$2527$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2624$0 ) begin
+    if (\port$2528$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2624$0 ) begin
+    if (\port$2528$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2625$0 ) begin
+    if (\port$2529$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2623$0 ) begin
+    if (\port$2527$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2623$0 ) begin
+    if (\port$2527$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2626$0 , \port$2625$0 , \port$2624$0 , \port$2623$0  };
+  assign en = { \port$2530$0 , \port$2529$0 , \port$2528$0 , \port$2527$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -13175,26 +12993,23 @@ module \accelerator.engine.core.deskew (rst, \port$2623$0 , \port$2624$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3197$0 , \port$3198$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3021$0 , \port$3022$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13204,10 +13019,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13225,17 +13037,16 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3197$0 ;
-  wire [2:0] \port$3197$0 ;
-  input [1:0] \port$3198$0 ;
-  wire [1:0] \port$3198$0 ;
+  input [2:0] \port$3021$0 ;
+  wire [2:0] \port$3021$0 ;
+  input [1:0] \port$3022$0 ;
+  wire [1:0] \port$3022$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -13250,71 +13061,76 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3198$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3022$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3198$0 [0] & \port$3198$0 [1];
+  assign \$4  = \port$3022$0 [0] & \port$3022$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = \port$3197$0 [0] & \port$3197$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3197$0 [0];
+      \$11  = \port$3021$0 [0];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3021$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13322,9 +13138,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3197$0 [1];
+      \$13  = \port$3022$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$13  = 1'h0;
@@ -13332,9 +13148,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3198$0 [1];
+      \$14  = \port$3021$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$14  = 1'h0;
@@ -13342,81 +13158,49 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3197$0 [2];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3198$0 [1];
-  assign valid_next = \port$3198$0 [0];
-  assign valid_in = \port$3197$0 [0];
-  assign first_in = \port$3197$0 [1];
-  assign last_in = \port$3197$0 [2];
+  assign first_next = \port$3022$0 [1];
+  assign valid_next = \port$3022$0 [0];
+  assign valid_in = \port$3021$0 [0];
+  assign first_in = \port$3021$0 [1];
+  assign last_in = \port$3021$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
-);
+module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13426,10 +13210,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13456,7 +13237,6 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13480,64 +13260,69 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -13545,9 +13330,9 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$13  = 1'h0;
@@ -13555,9 +13340,9 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_1_sync_rst) begin
       \$14  = 1'h0;
@@ -13565,45 +13350,17 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13614,27 +13371,23 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
-);
+module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13644,10 +13397,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13674,7 +13424,6 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13698,64 +13447,69 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -13763,9 +13517,9 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$13  = 1'h0;
@@ -13773,9 +13527,9 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_2_sync_rst) begin
       \$14  = 1'h0;
@@ -13783,45 +13537,17 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13832,26 +13558,23 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13860,10 +13583,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13887,7 +13607,6 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13910,64 +13629,69 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -13975,9 +13699,9 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$13  = 1'h0;
@@ -13985,9 +13709,9 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_3_sync_rst) begin
       \$14  = 1'h0;
@@ -13995,45 +13719,17 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14044,26 +13740,23 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3197$3 , \port$3198$3 , pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3021$3 , \port$3022$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14073,10 +13766,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14094,10 +13784,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3197$3 ;
-  wire [2:0] \port$3197$3 ;
-  input [1:0] \port$3198$3 ;
-  wire [1:0] \port$3198$3 ;
+  input [2:0] \port$3021$3 ;
+  wire [2:0] \port$3021$3 ;
+  input [1:0] \port$3022$3 ;
+  wire [1:0] \port$3022$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14105,7 +13795,6 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -14120,71 +13809,76 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3198$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3022$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3198$3 [0] & \port$3198$3 [1];
+  assign \$4  = \port$3022$3 [0] & \port$3022$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3197$3 [0] & \port$3197$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3197$3 [0];
+      \$11  = \port$3021$3 [0];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3021$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -14192,9 +13886,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3197$3 [1];
+      \$13  = \port$3022$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$13  = 1'h0;
@@ -14202,9 +13896,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3198$3 [1];
+      \$14  = \port$3021$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$14  = 1'h0;
@@ -14212,80 +13906,49 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3197$3 [2];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3198$3 [1];
-  assign valid_next = \port$3198$3 [0];
-  assign valid_in = \port$3197$3 [0];
-  assign first_in = \port$3197$3 [1];
-  assign last_in = \port$3197$3 [2];
+  assign first_next = \port$3022$3 [1];
+  assign valid_next = \port$3022$3 [0];
+  assign valid_in = \port$3021$3 [0];
+  assign first_in = \port$3021$3 [1];
+  assign last_in = \port$3021$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14295,10 +13958,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14326,7 +13986,6 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14350,64 +14009,69 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -14415,9 +14079,9 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$13  = 1'h0;
@@ -14425,9 +14089,9 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_1_sync_rst) begin
       \$14  = 1'h0;
@@ -14435,45 +14099,17 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14483,27 +14119,24 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14513,10 +14146,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14544,7 +14174,6 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14568,64 +14197,69 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -14633,9 +14267,9 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$13  = 1'h0;
@@ -14643,9 +14277,9 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_2_sync_rst) begin
       \$14  = 1'h0;
@@ -14653,45 +14287,17 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14701,26 +14307,23 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14729,10 +14332,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14757,7 +14357,6 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14780,64 +14379,69 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -14845,9 +14449,9 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$13  = 1'h0;
@@ -14855,9 +14459,9 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_3_sync_rst) begin
       \$14  = 1'h0;
@@ -14865,45 +14469,17 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14913,26 +14489,23 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3197$6 , \port$3198$6 , pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3021$6 , \port$3022$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14942,10 +14515,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14963,10 +14533,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3197$6 ;
-  wire [2:0] \port$3197$6 ;
-  input [1:0] \port$3198$6 ;
-  wire [1:0] \port$3198$6 ;
+  input [2:0] \port$3021$6 ;
+  wire [2:0] \port$3021$6 ;
+  input [1:0] \port$3022$6 ;
+  wire [1:0] \port$3022$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14974,7 +14544,6 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -14989,71 +14558,76 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3198$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3022$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3198$6 [0] & \port$3198$6 [1];
+  assign \$4  = \port$3022$6 [0] & \port$3022$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3197$6 [0] & \port$3197$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3197$6 [0];
+      \$11  = \port$3021$6 [0];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3021$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -15061,9 +14635,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3197$6 [1];
+      \$13  = \port$3022$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$13  = 1'h0;
@@ -15071,9 +14645,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3198$6 [1];
+      \$14  = \port$3021$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$14  = 1'h0;
@@ -15081,80 +14655,49 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3197$6 [2];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3198$6 [1];
-  assign valid_next = \port$3198$6 [0];
-  assign valid_in = \port$3197$6 [0];
-  assign first_in = \port$3197$6 [1];
-  assign last_in = \port$3197$6 [2];
+  assign first_next = \port$3022$6 [1];
+  assign valid_next = \port$3022$6 [0];
+  assign valid_in = \port$3021$6 [0];
+  assign first_in = \port$3021$6 [1];
+  assign last_in = \port$3021$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15164,10 +14707,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15195,7 +14735,6 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15219,64 +14758,69 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -15284,9 +14828,9 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$13  = 1'h0;
@@ -15294,9 +14838,9 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_1_sync_rst) begin
       \$14  = 1'h0;
@@ -15304,45 +14848,17 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15352,27 +14868,24 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15382,10 +14895,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15413,7 +14923,6 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15437,64 +14946,69 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -15502,9 +15016,9 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$13  = 1'h0;
@@ -15512,9 +15026,9 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_2_sync_rst) begin
       \$14  = 1'h0;
@@ -15522,45 +15036,17 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15570,26 +15056,23 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15598,10 +15081,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15626,7 +15106,6 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15649,64 +15128,69 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -15714,9 +15198,9 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$13  = 1'h0;
@@ -15724,9 +15208,9 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_3_sync_rst) begin
       \$14  = 1'h0;
@@ -15734,45 +15218,17 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15782,26 +15238,23 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3197$9 , \port$3198$9 , pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3021$9 , \port$3022$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15811,10 +15264,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15832,10 +15282,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3197$9 ;
-  wire [2:0] \port$3197$9 ;
-  input [1:0] \port$3198$9 ;
-  wire [1:0] \port$3198$9 ;
+  input [2:0] \port$3021$9 ;
+  wire [2:0] \port$3021$9 ;
+  input [1:0] \port$3022$9 ;
+  wire [1:0] \port$3022$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15843,7 +15293,6 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -15857,71 +15306,76 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3198$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3022$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3198$9 [0] & \port$3198$9 [1];
+  assign \$4  = \port$3022$9 [0] & \port$3022$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3197$9 [0] & \port$3197$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3197$9 [0];
+      \$11  = \port$3021$9 [0];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3021$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -15929,9 +15383,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3197$9 [1];
+      \$13  = \port$3022$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$13  = 1'h0;
@@ -15939,9 +15393,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3198$9 [1];
+      \$14  = \port$3021$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$14  = 1'h0;
@@ -15949,80 +15403,48 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3197$9 [2];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3198$9 [1];
-  assign valid_next = \port$3198$9 [0];
-  assign valid_in = \port$3197$9 [0];
-  assign first_in = \port$3197$9 [1];
-  assign last_in = \port$3197$9 [2];
+  assign first_next = \port$3022$9 [1];
+  assign valid_next = \port$3022$9 [0];
+  assign valid_in = \port$3021$9 [0];
+  assign first_in = \port$3021$9 [1];
+  assign last_in = \port$3021$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
-);
+module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16032,10 +15454,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16063,7 +15482,6 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16086,64 +15504,69 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -16151,9 +15574,9 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$13  = 1'h0;
@@ -16161,9 +15584,9 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_1_sync_rst) begin
       \$14  = 1'h0;
@@ -16171,45 +15594,17 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16219,27 +15614,23 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk
-);
+module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16249,10 +15640,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16280,7 +15668,6 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16303,64 +15690,69 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -16368,9 +15760,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$13  = 1'h0;
@@ -16378,9 +15770,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_2_sync_rst) begin
       \$14  = 1'h0;
@@ -16388,45 +15780,17 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16436,26 +15800,23 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16464,10 +15825,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16493,7 +15851,6 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16516,64 +15873,69 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -16581,9 +15943,9 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$13  = 1'h0;
@@ -16591,9 +15953,9 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_3_sync_rst) begin
       \$14  = 1'h0;
@@ -16601,45 +15963,17 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16649,7 +15983,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2661$0 , \port$2662$0 , \port$2663$0 , \port$2664$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2565$0 , \port$2566$0 , \port$2567$0 , \port$2568$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16690,14 +16024,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2661$0 , \port$2662$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2661$0 ;
-  wire \port$2661$0 ;
-  input \port$2662$0 ;
-  wire \port$2662$0 ;
-  input \port$2663$0 ;
-  wire \port$2663$0 ;
-  input \port$2664$0 ;
-  wire \port$2664$0 ;
+  input \port$2565$0 ;
+  wire \port$2565$0 ;
+  input \port$2566$0 ;
+  wire \port$2566$0 ;
+  input \port$2567$0 ;
+  wire \port$2567$0 ;
+  input \port$2568$0 ;
+  wire \port$2568$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16715,46 +16049,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2661$0 , \port$2662$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2663$0 ) begin
+    if (\port$2567$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2663$0 ) begin
+    if (\port$2567$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2664$0 ) begin
+    if (\port$2568$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2664$0 ) begin
+    if (\port$2568$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2664$0 ) begin
+    if (\port$2568$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2662$0 ) begin
+    if (\port$2566$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2664$0 , \port$2663$0 , \port$2662$0 , \port$2661$0  };
+  assign en = { \port$2568$0 , \port$2567$0 , \port$2566$0 , \port$2565$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -17057,7 +16391,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$2656$0 , \port$2657$0 , \port$2658$0 , \port$2659$0 , o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$2560$0 , \port$2561$0 , \port$2562$0 , \port$2563$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -17096,14 +16430,14 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2656$0 , \port$2657$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2656$0 ;
-  wire \port$2656$0 ;
-  input \port$2657$0 ;
-  wire \port$2657$0 ;
-  input \port$2658$0 ;
-  wire \port$2658$0 ;
-  input \port$2659$0 ;
-  wire \port$2659$0 ;
+  input \port$2560$0 ;
+  wire \port$2560$0 ;
+  input \port$2561$0 ;
+  wire \port$2561$0 ;
+  input \port$2562$0 ;
+  wire \port$2562$0 ;
+  input \port$2563$0 ;
+  wire \port$2563$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -17121,47 +16455,47 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2656$0 , \port$2657$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2658$0 ) begin
+    if (\port$2562$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2658$0 ) begin
+    if (\port$2562$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2659$0 ) begin
+    if (\port$2563$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2659$0 ) begin
+    if (\port$2563$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2659$0 ) begin
+    if (\port$2563$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2657$0 ) begin
+    if (\port$2561$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2659$0 , \port$2658$0 , \port$2657$0 , \port$2656$0  };
+  assign en = { \port$2563$0 , \port$2562$0 , \port$2561$0 , \port$2560$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -17189,7 +16523,7 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2656$0 , \port$2657$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o_next, clk);
+module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
@@ -17247,6 +16581,7 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg [1:0] lane3_d3 = 2'h0;
   wire \lane3_d3.capture ;
   wire \lane3_d3.shift ;
+  output [7:0] o;
   wire [7:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;
@@ -17946,7 +17281,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2564$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2468$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18148,8 +17483,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2564$354 ;
-  wire [44:0] \port$2564$354 ;
+  input [44:0] \port$2468$354 ;
+  wire [44:0] \port$2468$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -18226,13 +17561,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2564$354 [36:32];
-  assign lower = \port$2564$354 [0] ? \port$2564$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2468$354 [36:32];
+  assign lower = \port$2468$354 [0] ? \port$2468$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2564$354 [36:32];
+  assign \$11  = ! \port$2468$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -18247,8 +17582,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2564$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2564$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2468$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2468$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -18263,8 +17598,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2564$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2564$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2468$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2468$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -18279,8 +17614,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2564$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2564$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2468$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2468$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -18295,8 +17630,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2564$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2564$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2468$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2468$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -18622,7 +17957,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2564$354 [31:1];
+      \$125  = \port$2468$354 [31:1];
     end
   end
   always @* begin
@@ -18713,7 +18048,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2564$354 [31:1];
+      \$137  = \port$2468$354 [31:1];
     end
   end
   always @* begin
@@ -18804,7 +18139,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2564$354 [31:1];
+      \$149  = \port$2468$354 [31:1];
     end
   end
   always @* begin
@@ -18895,7 +18230,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2564$354 [31:1];
+      \$161  = \port$2468$354 [31:1];
     end
   end
   always @* begin
@@ -18949,10 +18284,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2564$354 [36:32];
-  assign relu = \port$2564$354 [0];
-  assign zero_point = \port$2564$354 [44:37];
-  assign multiplier = \port$2564$354 [31:1];
+  assign shift = \port$2468$354 [36:32];
+  assign relu = \port$2468$354 [0];
+  assign zero_point = \port$2468$354 [44:37];
+  assign multiplier = \port$2468$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

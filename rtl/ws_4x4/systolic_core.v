@@ -6,35 +6,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire \$104 ;
-  wire \$105 ;
-  wire \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
+  reg \$100 ;
+  reg [128:0] \$101 ;
+  reg \$102 ;
+  reg [2:0] \$103 ;
+  reg \$104 ;
+  reg [2:0] \$105 ;
+  reg \$106 ;
+  reg [31:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [1:0] \$109 ;
   wire [3:0] \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
-  wire \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  reg \$116 ;
-  reg [128:0] \$117 ;
-  reg \$118 ;
-  reg [2:0] \$119 ;
+  reg [2:0] \$110 ;
   wire \$12 ;
-  reg \$120 ;
-  reg [2:0] \$121 ;
-  reg \$122 ;
-  reg [31:0] \$123 ;
-  reg [31:0] \$124 ;
-  reg [1:0] \$125 ;
-  reg [2:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire [3:0] \$15 ;
@@ -95,11 +79,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
+  wire [31:0] \$68 ;
+  wire [31:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
+  wire [31:0] \$70 ;
+  wire [31:0] \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -113,10 +97,10 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$81 ;
   wire \$82 ;
   wire \$83 ;
-  wire [31:0] \$84 ;
-  wire [31:0] \$85 ;
-  wire [31:0] \$86 ;
-  wire [31:0] \$87 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
   wire \$88 ;
   wire \$89 ;
   wire \$9 ;
@@ -132,190 +116,126 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$238 ;
-  wire [7:0] \a_in$256 ;
-  wire [7:0] \a_in$274 ;
-  wire [7:0] \a_in$291 ;
-  wire [7:0] \a_in$307 ;
-  wire [7:0] \a_in$327 ;
-  wire [7:0] \a_in$347 ;
-  wire [7:0] \a_in$366 ;
-  wire [7:0] \a_in$382 ;
-  wire [7:0] \a_in$402 ;
-  wire [7:0] \a_in$422 ;
-  wire [7:0] \a_in$441 ;
-  wire [7:0] \a_in$457 ;
-  wire [7:0] \a_in$477 ;
-  wire [7:0] \a_in$497 ;
+  wire [7:0] \a_in$191 ;
+  wire [7:0] \a_in$209 ;
+  wire [7:0] \a_in$227 ;
+  wire [7:0] \a_in$244 ;
+  wire [7:0] \a_in$260 ;
+  wire [7:0] \a_in$280 ;
+  wire [7:0] \a_in$300 ;
+  wire [7:0] \a_in$319 ;
+  wire [7:0] \a_in$335 ;
+  wire [7:0] \a_in$355 ;
+  wire [7:0] \a_in$375 ;
+  wire [7:0] \a_in$394 ;
+  wire [7:0] \a_in$410 ;
+  wire [7:0] \a_in$430 ;
+  wire [7:0] \a_in$450 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$234 ;
-  wire [7:0] \a_next$252 ;
-  wire [7:0] \a_next$270 ;
-  wire [7:0] \a_next$288 ;
-  wire [7:0] \a_next$303 ;
-  wire [7:0] \a_next$323 ;
-  wire [7:0] \a_next$343 ;
-  wire [7:0] \a_next$363 ;
-  wire [7:0] \a_next$378 ;
-  wire [7:0] \a_next$398 ;
-  wire [7:0] \a_next$418 ;
-  wire [7:0] \a_next$438 ;
-  wire [7:0] \a_next$453 ;
-  wire [7:0] \a_next$473 ;
-  wire [7:0] \a_next$493 ;
+  wire [7:0] \a_next$187 ;
+  wire [7:0] \a_next$205 ;
+  wire [7:0] \a_next$223 ;
+  wire [7:0] \a_next$241 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$276 ;
+  wire [7:0] \a_next$296 ;
+  wire [7:0] \a_next$316 ;
+  wire [7:0] \a_next$331 ;
+  wire [7:0] \a_next$351 ;
+  wire [7:0] \a_next$371 ;
+  wire [7:0] \a_next$391 ;
+  wire [7:0] \a_next$406 ;
+  wire [7:0] \a_next$426 ;
+  wire [7:0] \a_next$446 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$257 ;
-  wire [7:0] \a_out$275 ;
-  wire [7:0] \a_out$308 ;
-  wire [7:0] \a_out$328 ;
-  wire [7:0] \a_out$348 ;
-  wire [7:0] \a_out$383 ;
-  wire [7:0] \a_out$403 ;
-  wire [7:0] \a_out$423 ;
-  wire [7:0] \a_out$458 ;
-  wire [7:0] \a_out$478 ;
-  wire [7:0] \a_out$498 ;
+  wire [7:0] \a_out$210 ;
+  wire [7:0] \a_out$228 ;
+  wire [7:0] \a_out$261 ;
+  wire [7:0] \a_out$281 ;
+  wire [7:0] \a_out$301 ;
+  wire [7:0] \a_out$336 ;
+  wire [7:0] \a_out$356 ;
+  wire [7:0] \a_out$376 ;
+  wire [7:0] \a_out$411 ;
+  wire [7:0] \a_out$431 ;
+  wire [7:0] \a_out$451 ;
   output busy;
   wire busy;
   wire capture;
-  (* init = 1'h0 *)
-  wire \capture$214 ;
-  (* init = 1'h0 *)
-  wire \capture$232 ;
-  (* init = 1'h0 *)
-  wire \capture$250 ;
-  (* init = 1'h0 *)
-  wire \capture$268 ;
-  (* init = 1'h0 *)
-  wire \capture$286 ;
-  (* init = 1'h0 *)
-  wire \capture$301 ;
-  (* init = 1'h0 *)
-  wire \capture$321 ;
-  (* init = 1'h0 *)
-  wire \capture$341 ;
-  (* init = 1'h0 *)
-  wire \capture$361 ;
-  (* init = 1'h0 *)
-  wire \capture$376 ;
-  (* init = 1'h0 *)
-  wire \capture$396 ;
-  (* init = 1'h0 *)
-  wire \capture$416 ;
-  (* init = 1'h0 *)
-  wire \capture$436 ;
-  (* init = 1'h0 *)
-  wire \capture$451 ;
-  (* init = 1'h0 *)
-  wire \capture$471 ;
-  (* init = 1'h0 *)
-  wire \capture$491 ;
-  (* init = 1'h0 *)
-  wire capture_0_0;
-  reg capture_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_1;
-  reg capture_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_2;
-  reg capture_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_3;
-  reg capture_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_0;
-  reg capture_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_1;
-  reg capture_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_2;
-  reg capture_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_3;
-  reg capture_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_0;
-  reg capture_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_1;
-  reg capture_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_2;
-  reg capture_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_3;
-  reg capture_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_0;
-  reg capture_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_1;
-  reg capture_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_2;
-  reg capture_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_3;
-  reg capture_3_3_q = 1'h0;
+  wire \capture$166 ;
+  wire \capture$185 ;
+  wire \capture$203 ;
+  wire \capture$221 ;
+  wire \capture$239 ;
+  wire \capture$254 ;
+  wire \capture$274 ;
+  wire \capture$294 ;
+  wire \capture$314 ;
+  wire \capture$329 ;
+  wire \capture$349 ;
+  wire \capture$369 ;
+  wire \capture$389 ;
+  wire \capture$404 ;
+  wire \capture$424 ;
+  wire \capture$444 ;
   wire capture_next;
-  wire \capture_next$233 ;
-  wire \capture_next$251 ;
-  wire \capture_next$269 ;
-  wire \capture_next$287 ;
-  wire \capture_next$302 ;
-  wire \capture_next$322 ;
-  wire \capture_next$342 ;
-  wire \capture_next$362 ;
-  wire \capture_next$377 ;
-  wire \capture_next$397 ;
-  wire \capture_next$417 ;
-  wire \capture_next$437 ;
-  wire \capture_next$452 ;
-  wire \capture_next$472 ;
-  wire \capture_next$492 ;
+  wire \capture_next$186 ;
+  wire \capture_next$204 ;
+  wire \capture_next$222 ;
+  wire \capture_next$240 ;
+  wire \capture_next$255 ;
+  wire \capture_next$275 ;
+  wire \capture_next$295 ;
+  wire \capture_next$315 ;
+  wire \capture_next$330 ;
+  wire \capture_next$350 ;
+  wire \capture_next$370 ;
+  wire \capture_next$390 ;
+  wire \capture_next$405 ;
+  wire \capture_next$425 ;
+  wire \capture_next$445 ;
   input clk;
   wire clk;
   reg en = 1'h1;
-  wire [3:0] \en$198 ;
-  wire [3:0] \en$201 ;
+  wire [3:0] \en$150 ;
+  wire [3:0] \en$153 ;
   (* init = 1'h1 *)
-  wire \en$202 ;
-  wire [3:0] \en$203 ;
+  wire \en$154 ;
+  wire [3:0] \en$155 ;
   (* init = 1'h1 *)
-  wire \en$204 ;
+  wire \en$156 ;
   (* init = 1'h1 *)
-  wire \en$212 ;
+  wire \en$164 ;
   (* init = 1'h1 *)
-  wire \en$230 ;
+  wire \en$183 ;
   (* init = 1'h1 *)
-  wire \en$248 ;
+  wire \en$201 ;
   (* init = 1'h1 *)
-  wire \en$266 ;
+  wire \en$219 ;
   (* init = 1'h1 *)
-  wire \en$284 ;
+  wire \en$237 ;
   (* init = 1'h1 *)
-  wire \en$299 ;
+  wire \en$252 ;
   (* init = 1'h1 *)
-  wire \en$319 ;
+  wire \en$272 ;
   (* init = 1'h1 *)
-  wire \en$339 ;
+  wire \en$292 ;
   (* init = 1'h1 *)
-  wire \en$359 ;
+  wire \en$312 ;
   (* init = 1'h1 *)
-  wire \en$374 ;
+  wire \en$327 ;
   (* init = 1'h1 *)
-  wire \en$394 ;
+  wire \en$347 ;
   (* init = 1'h1 *)
-  wire \en$414 ;
+  wire \en$367 ;
   (* init = 1'h1 *)
-  wire \en$434 ;
+  wire \en$387 ;
   (* init = 1'h1 *)
-  wire \en$449 ;
+  wire \en$402 ;
   (* init = 1'h1 *)
-  wire \en$469 ;
+  wire \en$422 ;
   (* init = 1'h1 *)
-  wire \en$489 ;
+  wire \en$442 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -356,139 +276,139 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$242 ;
-  wire \first_in$260 ;
-  wire \first_in$278 ;
-  wire \first_in$293 ;
-  wire \first_in$311 ;
-  wire \first_in$331 ;
-  wire \first_in$351 ;
-  wire \first_in$368 ;
-  wire \first_in$386 ;
-  wire \first_in$406 ;
-  wire \first_in$426 ;
-  wire \first_in$443 ;
-  wire \first_in$461 ;
-  wire \first_in$481 ;
-  wire \first_in$501 ;
+  wire \first_in$195 ;
+  wire \first_in$213 ;
+  wire \first_in$231 ;
+  wire \first_in$246 ;
+  wire \first_in$264 ;
+  wire \first_in$284 ;
+  wire \first_in$304 ;
+  wire \first_in$321 ;
+  wire \first_in$339 ;
+  wire \first_in$359 ;
+  wire \first_in$379 ;
+  wire \first_in$396 ;
+  wire \first_in$414 ;
+  wire \first_in$434 ;
+  wire \first_in$454 ;
   wire first_next;
-  wire \first_next$235 ;
-  wire \first_next$253 ;
-  wire \first_next$271 ;
-  wire \first_next$289 ;
-  wire \first_next$304 ;
-  wire \first_next$324 ;
-  wire \first_next$344 ;
-  wire \first_next$364 ;
-  wire \first_next$379 ;
-  wire \first_next$399 ;
-  wire \first_next$419 ;
-  wire \first_next$439 ;
-  wire \first_next$454 ;
-  wire \first_next$474 ;
-  wire \first_next$494 ;
+  wire \first_next$188 ;
+  wire \first_next$206 ;
+  wire \first_next$224 ;
+  wire \first_next$242 ;
+  wire \first_next$257 ;
+  wire \first_next$277 ;
+  wire \first_next$297 ;
+  wire \first_next$317 ;
+  wire \first_next$332 ;
+  wire \first_next$352 ;
+  wire \first_next$372 ;
+  wire \first_next$392 ;
+  wire \first_next$407 ;
+  wire \first_next$427 ;
+  wire \first_next$447 ;
   wire first_next_out;
-  wire \first_next_out$254 ;
-  wire \first_next_out$272 ;
-  wire \first_next_out$305 ;
-  wire \first_next_out$325 ;
-  wire \first_next_out$345 ;
-  wire \first_next_out$380 ;
-  wire \first_next_out$400 ;
-  wire \first_next_out$420 ;
-  wire \first_next_out$455 ;
-  wire \first_next_out$475 ;
-  wire \first_next_out$495 ;
+  wire \first_next_out$207 ;
+  wire \first_next_out$225 ;
+  wire \first_next_out$258 ;
+  wire \first_next_out$278 ;
+  wire \first_next_out$298 ;
+  wire \first_next_out$333 ;
+  wire \first_next_out$353 ;
+  wire \first_next_out$373 ;
+  wire \first_next_out$408 ;
+  wire \first_next_out$428 ;
+  wire \first_next_out$448 ;
   wire first_out;
-  wire \first_out$261 ;
-  wire \first_out$279 ;
-  wire \first_out$312 ;
-  wire \first_out$332 ;
-  wire \first_out$352 ;
-  wire \first_out$387 ;
-  wire \first_out$407 ;
-  wire \first_out$427 ;
-  wire \first_out$462 ;
-  wire \first_out$482 ;
-  wire \first_out$502 ;
+  wire \first_out$214 ;
+  wire \first_out$232 ;
+  wire \first_out$265 ;
+  wire \first_out$285 ;
+  wire \first_out$305 ;
+  wire \first_out$340 ;
+  wire \first_out$360 ;
+  wire \first_out$380 ;
+  wire \first_out$415 ;
+  wire \first_out$435 ;
+  wire \first_out$455 ;
   wire held;
   wire [127:0] i;
   (* init = 32'd0 *)
-  wire [31:0] \i$205 ;
-  wire [7:0] \i$205[0] ;
-  wire [7:0] \i$205[1] ;
-  wire [7:0] \i$205[2] ;
-  wire [7:0] \i$205[3] ;
-  wire [7:0] \i$206 ;
-  wire [1:0] \i$206[0] ;
-  wire \i$206[0].capture ;
-  wire \i$206[0].shift ;
-  wire [1:0] \i$206[1] ;
-  wire \i$206[1].capture ;
-  wire \i$206[1].shift ;
-  wire [1:0] \i$206[2] ;
-  wire \i$206[2].capture ;
-  wire \i$206[2].shift ;
-  wire [1:0] \i$206[3] ;
-  wire \i$206[3].capture ;
-  wire \i$206[3].shift ;
-  wire [31:0] \i$207 ;
-  wire [7:0] \i$207[0] ;
-  wire [7:0] \i$207[1] ;
-  wire [7:0] \i$207[2] ;
-  wire [7:0] \i$207[3] ;
-  wire [11:0] \i$208 ;
-  wire [2:0] \i$208[0] ;
-  wire \i$208[0].first ;
-  wire \i$208[0].last ;
-  wire \i$208[0].valid ;
-  wire [2:0] \i$208[1] ;
-  wire \i$208[1].first ;
-  wire \i$208[1].last ;
-  wire \i$208[1].valid ;
-  wire [2:0] \i$208[2] ;
-  wire \i$208[2].first ;
-  wire \i$208[2].last ;
-  wire \i$208[2].valid ;
-  wire [2:0] \i$208[3] ;
-  wire \i$208[3].first ;
-  wire \i$208[3].last ;
-  wire \i$208[3].valid ;
+  wire [31:0] \i$157 ;
+  wire [7:0] \i$157[0] ;
+  wire [7:0] \i$157[1] ;
+  wire [7:0] \i$157[2] ;
+  wire [7:0] \i$157[3] ;
+  wire [7:0] \i$158 ;
+  wire [1:0] \i$158[0] ;
+  wire \i$158[0].capture ;
+  wire \i$158[0].shift ;
+  wire [1:0] \i$158[1] ;
+  wire \i$158[1].capture ;
+  wire \i$158[1].shift ;
+  wire [1:0] \i$158[2] ;
+  wire \i$158[2].capture ;
+  wire \i$158[2].shift ;
+  wire [1:0] \i$158[3] ;
+  wire \i$158[3].capture ;
+  wire \i$158[3].shift ;
+  wire [31:0] \i$159 ;
+  wire [7:0] \i$159[0] ;
+  wire [7:0] \i$159[1] ;
+  wire [7:0] \i$159[2] ;
+  wire [7:0] \i$159[3] ;
+  wire [11:0] \i$160 ;
+  wire [2:0] \i$160[0] ;
+  wire \i$160[0].first ;
+  wire \i$160[0].last ;
+  wire \i$160[0].valid ;
+  wire [2:0] \i$160[1] ;
+  wire \i$160[1].first ;
+  wire \i$160[1].last ;
+  wire \i$160[1].valid ;
+  wire [2:0] \i$160[2] ;
+  wire \i$160[2].first ;
+  wire \i$160[2].last ;
+  wire \i$160[2].valid ;
+  wire [2:0] \i$160[3] ;
+  wire \i$160[3].first ;
+  wire \i$160[3].last ;
+  wire \i$160[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$210 ;
-  wire [2:0] \i_next$210[0] ;
-  wire \i_next$210[0].first ;
-  wire \i_next$210[0].last ;
-  wire \i_next$210[0].valid ;
-  wire [2:0] \i_next$210[1] ;
-  wire \i_next$210[1].first ;
-  wire \i_next$210[1].last ;
-  wire \i_next$210[1].valid ;
-  wire [2:0] \i_next$210[2] ;
-  wire \i_next$210[2].first ;
-  wire \i_next$210[2].last ;
-  wire \i_next$210[2].valid ;
-  wire [2:0] \i_next$210[3] ;
-  wire \i_next$210[3].first ;
-  wire \i_next$210[3].last ;
-  wire \i_next$210[3].valid ;
-  wire [7:0] \i_next$211 ;
-  wire [1:0] \i_next$211[0] ;
-  wire \i_next$211[0].capture ;
-  wire \i_next$211[0].shift ;
-  wire [1:0] \i_next$211[1] ;
-  wire \i_next$211[1].capture ;
-  wire \i_next$211[1].shift ;
-  wire [1:0] \i_next$211[2] ;
-  wire \i_next$211[2].capture ;
-  wire \i_next$211[2].shift ;
-  wire [1:0] \i_next$211[3] ;
-  wire \i_next$211[3].capture ;
-  wire \i_next$211[3].shift ;
+  wire [11:0] \i_next$162 ;
+  wire [2:0] \i_next$162[0] ;
+  wire \i_next$162[0].first ;
+  wire \i_next$162[0].last ;
+  wire \i_next$162[0].valid ;
+  wire [2:0] \i_next$162[1] ;
+  wire \i_next$162[1].first ;
+  wire \i_next$162[1].last ;
+  wire \i_next$162[1].valid ;
+  wire [2:0] \i_next$162[2] ;
+  wire \i_next$162[2].first ;
+  wire \i_next$162[2].last ;
+  wire \i_next$162[2].valid ;
+  wire [2:0] \i_next$162[3] ;
+  wire \i_next$162[3].first ;
+  wire \i_next$162[3].last ;
+  wire \i_next$162[3].valid ;
+  wire [7:0] \i_next$163 ;
+  wire [1:0] \i_next$163[0] ;
+  wire \i_next$163[0].capture ;
+  wire \i_next$163[0].shift ;
+  wire [1:0] \i_next$163[1] ;
+  wire \i_next$163[1].capture ;
+  wire \i_next$163[1].shift ;
+  wire [1:0] \i_next$163[2] ;
+  wire \i_next$163[2].capture ;
+  wire \i_next$163[2].shift ;
+  wire [1:0] \i_next$163[3] ;
+  wire \i_next$163[3].capture ;
+  wire \i_next$163[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -511,90 +431,103 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$244 ;
-  wire \last_in$262 ;
-  wire \last_in$280 ;
-  wire \last_in$294 ;
-  wire \last_in$313 ;
-  wire \last_in$333 ;
-  wire \last_in$353 ;
-  wire \last_in$369 ;
-  wire \last_in$388 ;
-  wire \last_in$408 ;
-  wire \last_in$428 ;
-  wire \last_in$444 ;
-  wire \last_in$463 ;
-  wire \last_in$483 ;
-  wire \last_in$503 ;
+  wire \last_in$197 ;
+  wire \last_in$215 ;
+  wire \last_in$233 ;
+  wire \last_in$247 ;
+  wire \last_in$266 ;
+  wire \last_in$286 ;
+  wire \last_in$306 ;
+  wire \last_in$322 ;
+  wire \last_in$341 ;
+  wire \last_in$361 ;
+  wire \last_in$381 ;
+  wire \last_in$397 ;
+  wire \last_in$416 ;
+  wire \last_in$436 ;
+  wire \last_in$456 ;
   wire last_out;
-  wire \last_out$245 ;
-  wire \last_out$263 ;
-  wire \last_out$281 ;
-  wire \last_out$314 ;
-  wire \last_out$334 ;
-  wire \last_out$354 ;
-  wire \last_out$389 ;
-  wire \last_out$409 ;
-  wire \last_out$429 ;
-  wire \last_out$464 ;
-  wire \last_out$484 ;
-  wire \last_out$504 ;
+  wire \last_out$198 ;
+  wire \last_out$216 ;
+  wire \last_out$234 ;
+  wire \last_out$267 ;
+  wire \last_out$287 ;
+  wire \last_out$307 ;
+  wire \last_out$342 ;
+  wire \last_out$362 ;
+  wire \last_out$382 ;
+  wire \last_out$417 ;
+  wire \last_out$437 ;
+  wire \last_out$457 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [31:0] \o$222 ;
-  wire [7:0] \o$222[0] ;
-  wire [7:0] \o$222[1] ;
-  wire [7:0] \o$222[2] ;
-  wire [7:0] \o$222[3] ;
-  wire [11:0] \o$224 ;
-  wire [2:0] \o$224[0] ;
-  wire \o$224[0].first ;
-  wire \o$224[0].last ;
-  wire \o$224[0].valid ;
-  wire [2:0] \o$224[1] ;
-  wire \o$224[1].first ;
-  wire \o$224[1].last ;
-  wire \o$224[1].valid ;
-  wire [2:0] \o$224[2] ;
-  wire \o$224[2].first ;
-  wire \o$224[2].last ;
-  wire \o$224[2].valid ;
-  wire [2:0] \o$224[3] ;
-  wire \o$224[3].first ;
-  wire \o$224[3].last ;
-  wire \o$224[3].valid ;
-  wire [31:0] \o$229 ;
-  wire [7:0] \o$229[0] ;
-  wire [7:0] \o$229[1] ;
-  wire [7:0] \o$229[2] ;
-  wire [7:0] \o$229[3] ;
+  wire [7:0] \o$167 ;
+  wire [1:0] \o$167[0] ;
+  wire \o$167[0].capture ;
+  wire \o$167[0].shift ;
+  wire [1:0] \o$167[1] ;
+  wire \o$167[1].capture ;
+  wire \o$167[1].shift ;
+  wire [1:0] \o$167[2] ;
+  wire \o$167[2].capture ;
+  wire \o$167[2].shift ;
+  wire [1:0] \o$167[3] ;
+  wire \o$167[3].capture ;
+  wire \o$167[3].shift ;
+  wire [31:0] \o$175 ;
+  wire [7:0] \o$175[0] ;
+  wire [7:0] \o$175[1] ;
+  wire [7:0] \o$175[2] ;
+  wire [7:0] \o$175[3] ;
+  wire [11:0] \o$177 ;
+  wire [2:0] \o$177[0] ;
+  wire \o$177[0].first ;
+  wire \o$177[0].last ;
+  wire \o$177[0].valid ;
+  wire [2:0] \o$177[1] ;
+  wire \o$177[1].first ;
+  wire \o$177[1].last ;
+  wire \o$177[1].valid ;
+  wire [2:0] \o$177[2] ;
+  wire \o$177[2].first ;
+  wire \o$177[2].last ;
+  wire \o$177[2].valid ;
+  wire [2:0] \o$177[3] ;
+  wire \o$177[3].first ;
+  wire \o$177[3].last ;
+  wire \o$177[3].valid ;
+  wire [31:0] \o$182 ;
+  wire [7:0] \o$182[0] ;
+  wire [7:0] \o$182[1] ;
+  wire [7:0] \o$182[2] ;
+  wire [7:0] \o$182[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$217 ;
-  wire [7:0] \o_next$217[0] ;
-  wire [7:0] \o_next$217[1] ;
-  wire [7:0] \o_next$217[2] ;
-  wire [7:0] \o_next$217[3] ;
-  wire [11:0] \o_next$219 ;
-  wire [2:0] \o_next$219[0] ;
-  wire \o_next$219[0].first ;
-  wire \o_next$219[0].last ;
-  wire \o_next$219[0].valid ;
-  wire [2:0] \o_next$219[1] ;
-  wire \o_next$219[1].first ;
-  wire \o_next$219[1].last ;
-  wire \o_next$219[1].valid ;
-  wire [2:0] \o_next$219[2] ;
-  wire \o_next$219[2].first ;
-  wire \o_next$219[2].last ;
-  wire \o_next$219[2].valid ;
-  wire [2:0] \o_next$219[3] ;
-  wire \o_next$219[3].first ;
-  wire \o_next$219[3].last ;
-  wire \o_next$219[3].valid ;
+  wire [31:0] \o_next$170 ;
+  wire [7:0] \o_next$170[0] ;
+  wire [7:0] \o_next$170[1] ;
+  wire [7:0] \o_next$170[2] ;
+  wire [7:0] \o_next$170[3] ;
+  wire [11:0] \o_next$172 ;
+  wire [2:0] \o_next$172[0] ;
+  wire \o_next$172[0].first ;
+  wire \o_next$172[0].last ;
+  wire \o_next$172[0].valid ;
+  wire [2:0] \o_next$172[1] ;
+  wire \o_next$172[1].first ;
+  wire \o_next$172[1].last ;
+  wire \o_next$172[1].valid ;
+  wire [2:0] \o_next$172[2] ;
+  wire \o_next$172[2].first ;
+  wire \o_next$172[2].last ;
+  wire \o_next$172[2].valid ;
+  wire [2:0] \o_next$172[3] ;
+  wire \o_next$172[3].first ;
+  wire \o_next$172[3].last ;
+  wire \o_next$172[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -675,37 +608,37 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$246 ;
-  wire [31:0] \psum_in$264 ;
-  wire [31:0] \psum_in$282 ;
-  wire [31:0] \psum_in$295 ;
-  wire [31:0] \psum_in$315 ;
-  wire [31:0] \psum_in$335 ;
-  wire [31:0] \psum_in$355 ;
-  wire [31:0] \psum_in$370 ;
-  wire [31:0] \psum_in$390 ;
-  wire [31:0] \psum_in$410 ;
-  wire [31:0] \psum_in$430 ;
-  wire [31:0] \psum_in$445 ;
-  wire [31:0] \psum_in$465 ;
-  wire [31:0] \psum_in$485 ;
-  wire [31:0] \psum_in$505 ;
+  wire [31:0] \psum_in$199 ;
+  wire [31:0] \psum_in$217 ;
+  wire [31:0] \psum_in$235 ;
+  wire [31:0] \psum_in$248 ;
+  wire [31:0] \psum_in$268 ;
+  wire [31:0] \psum_in$288 ;
+  wire [31:0] \psum_in$308 ;
+  wire [31:0] \psum_in$323 ;
+  wire [31:0] \psum_in$343 ;
+  wire [31:0] \psum_in$363 ;
+  wire [31:0] \psum_in$383 ;
+  wire [31:0] \psum_in$398 ;
+  wire [31:0] \psum_in$418 ;
+  wire [31:0] \psum_in$438 ;
+  wire [31:0] \psum_in$458 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$192 ;
-  wire [31:0] \psum_out$193 ;
-  wire [31:0] \psum_out$194 ;
-  wire [31:0] \psum_out$296 ;
-  wire [31:0] \psum_out$316 ;
-  wire [31:0] \psum_out$336 ;
-  wire [31:0] \psum_out$356 ;
-  wire [31:0] \psum_out$371 ;
-  wire [31:0] \psum_out$391 ;
-  wire [31:0] \psum_out$411 ;
-  wire [31:0] \psum_out$431 ;
-  wire [31:0] \psum_out$446 ;
-  wire [31:0] \psum_out$466 ;
-  wire [31:0] \psum_out$486 ;
-  wire [31:0] \psum_out$506 ;
+  wire [31:0] \psum_out$144 ;
+  wire [31:0] \psum_out$145 ;
+  wire [31:0] \psum_out$146 ;
+  wire [31:0] \psum_out$249 ;
+  wire [31:0] \psum_out$269 ;
+  wire [31:0] \psum_out$289 ;
+  wire [31:0] \psum_out$309 ;
+  wire [31:0] \psum_out$324 ;
+  wire [31:0] \psum_out$344 ;
+  wire [31:0] \psum_out$364 ;
+  wire [31:0] \psum_out$384 ;
+  wire [31:0] \psum_out$399 ;
+  wire [31:0] \psum_out$419 ;
+  wire [31:0] \psum_out$439 ;
+  wire [31:0] \psum_out$459 ;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -744,54 +677,22 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_0;
-  reg shift_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_1;
-  reg shift_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_2;
-  reg shift_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_3;
-  reg shift_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_0;
-  reg shift_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_1;
-  reg shift_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_2;
-  reg shift_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_3;
-  reg shift_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_0;
-  reg shift_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_1;
-  reg shift_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_2;
-  reg shift_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_3;
-  reg shift_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_0;
-  reg shift_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_1;
-  reg shift_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_2;
-  reg shift_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_3;
-  reg shift_3_3_q = 1'h0;
+  reg shift_0_0 = 1'h0;
+  reg shift_0_1 = 1'h0;
+  reg shift_0_2 = 1'h0;
+  reg shift_0_3 = 1'h0;
+  reg shift_1_0 = 1'h0;
+  reg shift_1_1 = 1'h0;
+  reg shift_1_2 = 1'h0;
+  reg shift_1_3 = 1'h0;
+  reg shift_2_0 = 1'h0;
+  reg shift_2_1 = 1'h0;
+  reg shift_2_2 = 1'h0;
+  reg shift_2_3 = 1'h0;
+  reg shift_3_0 = 1'h0;
+  reg shift_3_1 = 1'h0;
+  reg shift_3_2 = 1'h0;
+  reg shift_3_3 = 1'h0;
   reg [2:0] since_first = 3'h4;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -809,111 +710,111 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
   wire valid_in;
-  wire \valid_in$240 ;
-  wire \valid_in$258 ;
-  wire \valid_in$276 ;
-  wire \valid_in$292 ;
-  wire \valid_in$309 ;
-  wire \valid_in$329 ;
-  wire \valid_in$349 ;
-  wire \valid_in$367 ;
-  wire \valid_in$384 ;
-  wire \valid_in$404 ;
-  wire \valid_in$424 ;
-  wire \valid_in$442 ;
-  wire \valid_in$459 ;
-  wire \valid_in$479 ;
-  wire \valid_in$499 ;
+  wire \valid_in$193 ;
+  wire \valid_in$211 ;
+  wire \valid_in$229 ;
+  wire \valid_in$245 ;
+  wire \valid_in$262 ;
+  wire \valid_in$282 ;
+  wire \valid_in$302 ;
+  wire \valid_in$320 ;
+  wire \valid_in$337 ;
+  wire \valid_in$357 ;
+  wire \valid_in$377 ;
+  wire \valid_in$395 ;
+  wire \valid_in$412 ;
+  wire \valid_in$432 ;
+  wire \valid_in$452 ;
   wire valid_next;
-  wire \valid_next$237 ;
-  wire \valid_next$255 ;
-  wire \valid_next$273 ;
-  wire \valid_next$290 ;
-  wire \valid_next$306 ;
-  wire \valid_next$326 ;
-  wire \valid_next$346 ;
-  wire \valid_next$365 ;
-  wire \valid_next$381 ;
-  wire \valid_next$401 ;
-  wire \valid_next$421 ;
-  wire \valid_next$440 ;
-  wire \valid_next$456 ;
-  wire \valid_next$476 ;
-  wire \valid_next$496 ;
+  wire \valid_next$190 ;
+  wire \valid_next$208 ;
+  wire \valid_next$226 ;
+  wire \valid_next$243 ;
+  wire \valid_next$259 ;
+  wire \valid_next$279 ;
+  wire \valid_next$299 ;
+  wire \valid_next$318 ;
+  wire \valid_next$334 ;
+  wire \valid_next$354 ;
+  wire \valid_next$374 ;
+  wire \valid_next$393 ;
+  wire \valid_next$409 ;
+  wire \valid_next$429 ;
+  wire \valid_next$449 ;
   wire valid_out;
-  wire \valid_out$241 ;
-  wire \valid_out$259 ;
-  wire \valid_out$277 ;
-  wire \valid_out$310 ;
-  wire \valid_out$330 ;
-  wire \valid_out$350 ;
-  wire \valid_out$385 ;
-  wire \valid_out$405 ;
-  wire \valid_out$425 ;
-  wire \valid_out$460 ;
-  wire \valid_out$480 ;
-  wire \valid_out$500 ;
+  wire \valid_out$194 ;
+  wire \valid_out$212 ;
+  wire \valid_out$230 ;
+  wire \valid_out$263 ;
+  wire \valid_out$283 ;
+  wire \valid_out$303 ;
+  wire \valid_out$338 ;
+  wire \valid_out$358 ;
+  wire \valid_out$378 ;
+  wire \valid_out$413 ;
+  wire \valid_out$433 ;
+  wire \valid_out$453 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$247 ;
-  wire [7:0] \w_in$265 ;
-  wire [7:0] \w_in$283 ;
-  wire [7:0] \w_in$297 ;
-  wire [7:0] \w_in$317 ;
-  wire [7:0] \w_in$337 ;
-  wire [7:0] \w_in$357 ;
-  wire [7:0] \w_in$372 ;
-  wire [7:0] \w_in$392 ;
-  wire [7:0] \w_in$412 ;
-  wire [7:0] \w_in$432 ;
-  wire [7:0] \w_in$447 ;
-  wire [7:0] \w_in$467 ;
-  wire [7:0] \w_in$487 ;
-  wire [7:0] \w_in$507 ;
+  wire [7:0] \w_in$200 ;
+  wire [7:0] \w_in$218 ;
+  wire [7:0] \w_in$236 ;
+  wire [7:0] \w_in$250 ;
+  wire [7:0] \w_in$270 ;
+  wire [7:0] \w_in$290 ;
+  wire [7:0] \w_in$310 ;
+  wire [7:0] \w_in$325 ;
+  wire [7:0] \w_in$345 ;
+  wire [7:0] \w_in$365 ;
+  wire [7:0] \w_in$385 ;
+  wire [7:0] \w_in$400 ;
+  wire [7:0] \w_in$420 ;
+  wire [7:0] \w_in$440 ;
+  wire [7:0] \w_in$460 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$318 ;
-  wire [7:0] \w_out$338 ;
-  wire [7:0] \w_out$358 ;
-  wire [7:0] \w_out$373 ;
-  wire [7:0] \w_out$393 ;
-  wire [7:0] \w_out$413 ;
-  wire [7:0] \w_out$433 ;
-  wire [7:0] \w_out$448 ;
-  wire [7:0] \w_out$468 ;
-  wire [7:0] \w_out$488 ;
-  wire [7:0] \w_out$508 ;
+  wire [7:0] \w_out$271 ;
+  wire [7:0] \w_out$291 ;
+  wire [7:0] \w_out$311 ;
+  wire [7:0] \w_out$326 ;
+  wire [7:0] \w_out$346 ;
+  wire [7:0] \w_out$366 ;
+  wire [7:0] \w_out$386 ;
+  wire [7:0] \w_out$401 ;
+  wire [7:0] \w_out$421 ;
+  wire [7:0] \w_out$441 ;
+  wire [7:0] \w_out$461 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$231 ;
+  wire \w_shift$184 ;
   (* init = 1'h0 *)
-  wire \w_shift$249 ;
+  wire \w_shift$202 ;
   (* init = 1'h0 *)
-  wire \w_shift$267 ;
+  wire \w_shift$220 ;
   (* init = 1'h0 *)
-  wire \w_shift$285 ;
+  wire \w_shift$238 ;
   (* init = 1'h0 *)
-  wire \w_shift$300 ;
+  wire \w_shift$253 ;
   (* init = 1'h0 *)
-  wire \w_shift$320 ;
+  wire \w_shift$273 ;
   (* init = 1'h0 *)
-  wire \w_shift$340 ;
+  wire \w_shift$293 ;
   (* init = 1'h0 *)
-  wire \w_shift$360 ;
+  wire \w_shift$313 ;
   (* init = 1'h0 *)
-  wire \w_shift$375 ;
+  wire \w_shift$328 ;
   (* init = 1'h0 *)
-  wire \w_shift$395 ;
+  wire \w_shift$348 ;
   (* init = 1'h0 *)
-  wire \w_shift$415 ;
+  wire \w_shift$368 ;
   (* init = 1'h0 *)
-  wire \w_shift$435 ;
+  wire \w_shift$388 ;
   (* init = 1'h0 *)
-  wire \w_shift$450 ;
+  wire \w_shift$403 ;
   (* init = 1'h0 *)
-  wire \w_shift$470 ;
+  wire \w_shift$423 ;
   (* init = 1'h0 *)
-  wire \w_shift$490 ;
+  wire \w_shift$443 ;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -959,94 +860,78 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$32  = ~ held;
   assign \$33  = ~ held;
   assign \$34  = ~ held;
-  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
-  assign \$36  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
-  assign \$37  = ~ held;
-  assign \$38  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
-  assign \$39  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
+  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$36  = ~ held;
+  assign \$37  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$38  = ~ held;
+  assign \$39  = en_pe_0_2 ? o_next[4] : shift_0_2;
   assign \$40  = ~ held;
-  assign \$41  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
-  assign \$42  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
-  assign \$43  = ~ held;
-  assign \$44  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
-  assign \$45  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
+  assign \$41  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$42  = ~ held;
+  assign \$43  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$44  = ~ held;
+  assign \$45  = en_pe_1_1 ? o_next[2] : shift_1_1;
   assign \$46  = ~ held;
-  assign \$47  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
-  assign \$48  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
-  assign \$49  = ~ held;
-  assign \$50  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
-  assign \$51  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
+  assign \$47  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$48  = ~ held;
+  assign \$49  = en_pe_1_3 ? o_next[6] : shift_1_3;
+  assign \$50  = ~ held;
+  assign \$51  = en_pe_2_0 ? o_next[0] : shift_2_0;
   assign \$52  = ~ held;
-  assign \$53  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
-  assign \$54  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
-  assign \$55  = ~ held;
-  assign \$56  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
-  assign \$57  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
+  assign \$53  = en_pe_2_1 ? o_next[2] : shift_2_1;
+  assign \$54  = ~ held;
+  assign \$55  = en_pe_2_2 ? o_next[4] : shift_2_2;
+  assign \$56  = ~ held;
+  assign \$57  = en_pe_2_3 ? o_next[6] : shift_2_3;
   assign \$58  = ~ held;
-  assign \$59  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
-  assign \$60  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
-  assign \$61  = ~ held;
-  assign \$62  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
-  assign \$63  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
+  assign \$59  = en_pe_3_0 ? o_next[0] : shift_3_0;
+  assign \$60  = ~ held;
+  assign \$61  = en_pe_3_1 ? o_next[2] : shift_3_1;
+  assign \$62  = ~ held;
+  assign \$63  = en_pe_3_2 ? o_next[4] : shift_3_2;
   assign \$64  = ~ held;
-  assign \$65  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
-  assign \$66  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
-  assign \$67  = ~ held;
-  assign \$68  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
-  assign \$69  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
-  assign \$70  = ~ held;
-  assign \$71  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
-  assign \$72  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
-  assign \$73  = ~ held;
-  assign \$74  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
-  assign \$75  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
-  assign \$76  = ~ held;
-  assign \$77  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
-  assign \$78  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
-  assign \$79  = ~ held;
-  assign \$80  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
-  assign \$81  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
+  assign \$65  = en_pe_3_3 ? o_next[6] : shift_3_3;
   assign results__valid = skid_valid | valid_out;
-  assign \$82  = skid_valid ? skid[128] : out[128];
-  assign \$83  = ~ results__ready;
-  assign held = results__valid & \$83 ;
-  assign \$84  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$85  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$86  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$87  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$88  = ~ first;
-  assign \$89  = \$88  | shadow_full;
-  assign \$90  = en & \$89 ;
-  assign operands__ready = \$90  & released;
+  assign \$66  = skid_valid ? skid[128] : out[128];
+  assign \$67  = ~ results__ready;
+  assign held = results__valid & \$67 ;
+  assign \$68  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$69  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$70  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$71  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$72  = ~ first;
+  assign \$73  = \$72  | shadow_full;
+  assign \$74  = en & \$73 ;
+  assign operands__ready = \$74  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$91  = loaded == 3'h4;
-  assign \$92  = en & \$91 ;
-  assign \$93  = ~ shadow_full;
-  assign \$94  = \$92  & \$93 ;
-  assign \$95  = since_first >= 2'h3;
-  assign capture = \$94  & \$95 ;
-  assign \$96  = loaded < 3'h4;
-  assign \$97  = \$96  | capture;
-  assign \$98  = en & \$97 ;
-  assign weights__ready = \$98  & released;
+  assign \$75  = loaded == 3'h4;
+  assign \$76  = en & \$75 ;
+  assign \$77  = ~ shadow_full;
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = since_first >= 2'h3;
+  assign capture = \$78  & \$79 ;
+  assign \$80  = loaded < 3'h4;
+  assign \$81  = \$80  | capture;
+  assign \$82  = en & \$81 ;
+  assign weights__ready = \$82  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$99  = in_flags[0] | results__valid;
-  assign \$101  = \$100  | \valid_in$240 ;
-  assign \$102  = \$101  | \valid_in$258 ;
-  assign \$103  = \$102  | \valid_in$276 ;
-  assign \$104  = \$103  | \o$224 [3];
-  assign \$105  = \$104  | \valid_in$309 ;
-  assign \$106  = \$105  | \valid_in$329 ;
-  assign \$107  = \$106  | \valid_in$349 ;
-  assign \$108  = \$107  | \o$224 [6];
-  assign \$109  = \$108  | \valid_in$384 ;
-  assign \$110  = \$109  | \valid_in$404 ;
-  assign \$111  = \$110  | \valid_in$424 ;
-  assign \$112  = \$111  | \o$224 [9];
-  assign \$113  = \$112  | \valid_in$459 ;
-  assign \$114  = \$113  | \valid_in$479 ;
-  assign \$115  = \$114  | \valid_in$499 ;
-  assign busy = \$99  | \$115 ;
+  assign \$83  = in_flags[0] | results__valid;
+  assign \$85  = \$84  | \valid_in$193 ;
+  assign \$86  = \$85  | \valid_in$211 ;
+  assign \$87  = \$86  | \valid_in$229 ;
+  assign \$88  = \$87  | \o$177 [3];
+  assign \$89  = \$88  | \valid_in$262 ;
+  assign \$90  = \$89  | \valid_in$282 ;
+  assign \$91  = \$90  | \valid_in$302 ;
+  assign \$92  = \$91  | \o$177 [6];
+  assign \$93  = \$92  | \valid_in$337 ;
+  assign \$94  = \$93  | \valid_in$357 ;
+  assign \$95  = \$94  | \valid_in$377 ;
+  assign \$96  = \$95  | \o$177 [9];
+  assign \$97  = \$96  | \valid_in$412 ;
+  assign \$98  = \$97  | \valid_in$432 ;
+  assign \$99  = \$98  | \valid_in$452 ;
+  assign busy = \$83  | \$99 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -1088,9 +973,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    skid_valid <= \$116 ;
+    skid_valid <= \$100 ;
   always @(posedge clk)
-    skid <= \$117 ;
+    skid <= \$101 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -1110,19 +995,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$10 ;
   always @(posedge clk)
-    released <= \$118 ;
+    released <= \$102 ;
   always @(posedge clk)
-    loaded <= \$119 ;
+    loaded <= \$103 ;
   always @(posedge clk)
-    shadow_full <= \$120 ;
+    shadow_full <= \$104 ;
   always @(posedge clk)
-    since_first <= \$121 ;
+    since_first <= \$105 ;
   always @(posedge clk)
-    first <= \$122 ;
+    first <= \$106 ;
   always @(posedge clk)
     en_in_w_0 <= \$16 ;
   always @(posedge clk)
-    in_w <= \$123 ;
+    in_w <= \$107 ;
   always @(posedge clk)
     en_in_w_1 <= \$17 ;
   always @(posedge clk)
@@ -1132,7 +1017,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$20 ;
   always @(posedge clk)
-    in_a <= \$124 ;
+    in_a <= \$108 ;
   always @(posedge clk)
     en_in_a_1 <= \$21 ;
   always @(posedge clk)
@@ -1140,9 +1025,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_3 <= \$23 ;
   always @(posedge clk)
-    in_wctl <= \$125 ;
+    in_wctl <= \$109 ;
   always @(posedge clk)
-    in_flags <= \$126 ;
+    in_flags <= \$110 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
@@ -1170,668 +1055,589 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_pe_0_0 <= \$34 ;
   always @(posedge clk)
-    shift_0_0_q <= \$35 ;
+    shift_0_0 <= \$35 ;
   always @(posedge clk)
-    capture_0_0_q <= \$36 ;
+    en_pe_0_1 <= \$36 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$37 ;
+    shift_0_1 <= \$37 ;
   always @(posedge clk)
-    shift_0_1_q <= \$38 ;
+    en_pe_0_2 <= \$38 ;
   always @(posedge clk)
-    capture_0_1_q <= \$39 ;
+    shift_0_2 <= \$39 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$40 ;
+    en_pe_0_3 <= \$40 ;
   always @(posedge clk)
-    shift_0_2_q <= \$41 ;
+    shift_0_3 <= \$41 ;
   always @(posedge clk)
-    capture_0_2_q <= \$42 ;
+    en_pe_1_0 <= \$42 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$43 ;
+    shift_1_0 <= \$43 ;
   always @(posedge clk)
-    shift_0_3_q <= \$44 ;
+    en_pe_1_1 <= \$44 ;
   always @(posedge clk)
-    capture_0_3_q <= \$45 ;
+    shift_1_1 <= \$45 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$46 ;
+    en_pe_1_2 <= \$46 ;
   always @(posedge clk)
-    shift_1_0_q <= \$47 ;
+    shift_1_2 <= \$47 ;
   always @(posedge clk)
-    capture_1_0_q <= \$48 ;
+    en_pe_1_3 <= \$48 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$49 ;
+    shift_1_3 <= \$49 ;
   always @(posedge clk)
-    shift_1_1_q <= \$50 ;
+    en_pe_2_0 <= \$50 ;
   always @(posedge clk)
-    capture_1_1_q <= \$51 ;
+    shift_2_0 <= \$51 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$52 ;
+    en_pe_2_1 <= \$52 ;
   always @(posedge clk)
-    shift_1_2_q <= \$53 ;
+    shift_2_1 <= \$53 ;
   always @(posedge clk)
-    capture_1_2_q <= \$54 ;
+    en_pe_2_2 <= \$54 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$55 ;
+    shift_2_2 <= \$55 ;
   always @(posedge clk)
-    shift_1_3_q <= \$56 ;
+    en_pe_2_3 <= \$56 ;
   always @(posedge clk)
-    capture_1_3_q <= \$57 ;
+    shift_2_3 <= \$57 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$58 ;
+    en_pe_3_0 <= \$58 ;
   always @(posedge clk)
-    shift_2_0_q <= \$59 ;
+    shift_3_0 <= \$59 ;
   always @(posedge clk)
-    capture_2_0_q <= \$60 ;
+    en_pe_3_1 <= \$60 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$61 ;
+    shift_3_1 <= \$61 ;
   always @(posedge clk)
-    shift_2_1_q <= \$62 ;
+    en_pe_3_2 <= \$62 ;
   always @(posedge clk)
-    capture_2_1_q <= \$63 ;
+    shift_3_2 <= \$63 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$64 ;
+    en_pe_3_3 <= \$64 ;
   always @(posedge clk)
-    shift_2_2_q <= \$65 ;
-  always @(posedge clk)
-    capture_2_2_q <= \$66 ;
-  always @(posedge clk)
-    en_pe_2_3 <= \$67 ;
-  always @(posedge clk)
-    shift_2_3_q <= \$68 ;
-  always @(posedge clk)
-    capture_2_3_q <= \$69 ;
-  always @(posedge clk)
-    en_pe_3_0 <= \$70 ;
-  always @(posedge clk)
-    shift_3_0_q <= \$71 ;
-  always @(posedge clk)
-    capture_3_0_q <= \$72 ;
-  always @(posedge clk)
-    en_pe_3_1 <= \$73 ;
-  always @(posedge clk)
-    shift_3_1_q <= \$74 ;
-  always @(posedge clk)
-    capture_3_1_q <= \$75 ;
-  always @(posedge clk)
-    en_pe_3_2 <= \$76 ;
-  always @(posedge clk)
-    shift_3_2_q <= \$77 ;
-  always @(posedge clk)
-    capture_3_2_q <= \$78 ;
-  always @(posedge clk)
-    en_pe_3_3 <= \$79 ;
-  always @(posedge clk)
-    shift_3_3_q <= \$80 ;
-  always @(posedge clk)
-    capture_3_3_q <= \$81 ;
+    shift_3_3 <= \$65 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$505$0 (en_deskew_0),
-    .\port$506$0 (en_deskew_1),
-    .\port$507$0 (en_deskew_2),
-    .\port$508$0 (en_deskew_3),
+    .\port$409$0 (en_deskew_0),
+    .\port$410$0 (en_deskew_1),
+    .\port$411$0 (en_deskew_2),
+    .\port$412$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$222 [7:0]),
-    .a_next(\o_next$217 [7:0]),
-    .a_out(\a_in$238 ),
-    .capture(capture_0_0_q),
+    .a_in(\o$175 [7:0]),
+    .a_next(\o_next$170 [7:0]),
+    .a_out(\a_in$191 ),
     .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next_out(\first_next$235 ),
-    .first_out(\first_in$242 ),
-    .last_out(\last_in$244 ),
+    .first_next_out(\first_next$188 ),
+    .first_out(\first_in$195 ),
+    .last_out(\last_in$197 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$1079$0 (\o$224 [2:0]),
-    .\port$1080$0 (\o_next$219 [1:0]),
-    .psum_out(\psum_in$295 ),
-    .valid_out(\valid_in$240 ),
-    .w_in(\o$229 [7:0]),
-    .w_out(\w_in$297 ),
-    .w_shift(shift_0_0_q)
+    .\port$903$0 (\o$177 [2:0]),
+    .\port$904$0 (\o_next$172 [1:0]),
+    .psum_out(\psum_in$248 ),
+    .valid_out(\valid_in$193 ),
+    .w_in(\o$182 [7:0]),
+    .w_out(\w_in$250 ),
+    .w_shift(shift_0_0)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$238 ),
-    .a_next(\o$222 [7:0]),
-    .a_out(\a_in$256 ),
-    .capture(capture_0_1_q),
+    .a_in(\a_in$191 ),
+    .a_next(\o$175 [7:0]),
+    .a_out(\a_in$209 ),
     .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$242 ),
-    .first_next(\first_next$235 ),
-    .first_next_out(\first_next$253 ),
-    .first_out(\first_in$260 ),
-    .last_in(\last_in$244 ),
-    .last_out(\last_in$262 ),
+    .first_in(\first_in$195 ),
+    .first_next(\first_next$188 ),
+    .first_next_out(\first_next$206 ),
+    .first_out(\first_in$213 ),
+    .last_in(\last_in$197 ),
+    .last_out(\last_in$215 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$315 ),
-    .valid_in(\valid_in$240 ),
-    .valid_next(\o$224 [0]),
-    .valid_out(\valid_in$258 ),
-    .w_in(\o$229 [15:8]),
-    .w_out(\w_in$317 ),
-    .w_shift(shift_0_1_q)
+    .psum_out(\psum_in$268 ),
+    .valid_in(\valid_in$193 ),
+    .valid_next(\o$177 [0]),
+    .valid_out(\valid_in$211 ),
+    .w_in(\o$182 [15:8]),
+    .w_out(\w_in$270 ),
+    .w_shift(shift_0_1)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$256 ),
-    .a_next(\a_in$238 ),
-    .a_out(\a_in$274 ),
-    .capture(capture_0_2_q),
+    .a_in(\a_in$209 ),
+    .a_next(\a_in$191 ),
+    .a_out(\a_in$227 ),
     .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$260 ),
-    .first_next(\first_next$253 ),
-    .first_next_out(\first_next$271 ),
-    .first_out(\first_in$278 ),
-    .last_in(\last_in$262 ),
-    .last_out(\last_in$280 ),
+    .first_in(\first_in$213 ),
+    .first_next(\first_next$206 ),
+    .first_next_out(\first_next$224 ),
+    .first_out(\first_in$231 ),
+    .last_in(\last_in$215 ),
+    .last_out(\last_in$233 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$335 ),
-    .valid_in(\valid_in$258 ),
-    .valid_next(\valid_in$240 ),
-    .valid_out(\valid_in$276 ),
-    .w_in(\o$229 [23:16]),
-    .w_out(\w_in$337 ),
-    .w_shift(shift_0_2_q)
+    .psum_out(\psum_in$288 ),
+    .valid_in(\valid_in$211 ),
+    .valid_next(\valid_in$193 ),
+    .valid_out(\valid_in$229 ),
+    .w_in(\o$182 [23:16]),
+    .w_out(\w_in$290 ),
+    .w_shift(shift_0_2)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$274 ),
-    .a_next(\a_in$256 ),
-    .capture(capture_0_3_q),
+    .a_in(\a_in$227 ),
+    .a_next(\a_in$209 ),
     .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$278 ),
-    .first_next(\first_next$271 ),
-    .last_in(\last_in$280 ),
+    .first_in(\first_in$231 ),
+    .first_next(\first_next$224 ),
+    .last_in(\last_in$233 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$355 ),
-    .valid_in(\valid_in$276 ),
-    .valid_next(\valid_in$258 ),
-    .w_in(\o$229 [31:24]),
-    .w_out(\w_in$357 ),
-    .w_shift(shift_0_3_q)
+    .psum_out(\psum_in$308 ),
+    .valid_in(\valid_in$229 ),
+    .valid_next(\valid_in$211 ),
+    .w_in(\o$182 [31:24]),
+    .w_out(\w_in$310 ),
+    .w_shift(shift_0_3)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$222 [15:8]),
-    .a_next(\o_next$217 [15:8]),
-    .a_out(\a_in$307 ),
-    .capture(capture_1_0_q),
+    .a_in(\o$175 [15:8]),
+    .a_next(\o_next$170 [15:8]),
+    .a_out(\a_in$260 ),
     .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next_out(\first_next$304 ),
-    .first_out(\first_in$311 ),
-    .last_out(\last_in$313 ),
+    .first_next_out(\first_next$257 ),
+    .first_out(\first_in$264 ),
+    .last_out(\last_in$266 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$1079$3 (\o$224 [5:3]),
-    .\port$1080$3 (\o_next$219 [4:3]),
-    .psum_in(\psum_in$295 ),
-    .psum_out(\psum_in$370 ),
-    .valid_out(\valid_in$309 ),
-    .w_in(\w_in$297 ),
-    .w_out(\w_in$372 ),
-    .w_shift(shift_1_0_q)
+    .\port$903$3 (\o$177 [5:3]),
+    .\port$904$3 (\o_next$172 [4:3]),
+    .psum_in(\psum_in$248 ),
+    .psum_out(\psum_in$323 ),
+    .valid_out(\valid_in$262 ),
+    .w_in(\w_in$250 ),
+    .w_out(\w_in$325 ),
+    .w_shift(shift_1_0)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$307 ),
-    .a_next(\o$222 [15:8]),
-    .a_out(\a_in$327 ),
-    .capture(capture_1_1_q),
+    .a_in(\a_in$260 ),
+    .a_next(\o$175 [15:8]),
+    .a_out(\a_in$280 ),
     .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$311 ),
-    .first_next(\first_next$304 ),
-    .first_next_out(\first_next$324 ),
-    .first_out(\first_in$331 ),
-    .last_in(\last_in$313 ),
-    .last_out(\last_in$333 ),
+    .first_in(\first_in$264 ),
+    .first_next(\first_next$257 ),
+    .first_next_out(\first_next$277 ),
+    .first_out(\first_in$284 ),
+    .last_in(\last_in$266 ),
+    .last_out(\last_in$286 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$315 ),
-    .psum_out(\psum_in$390 ),
-    .valid_in(\valid_in$309 ),
-    .valid_next(\o$224 [3]),
-    .valid_out(\valid_in$329 ),
-    .w_in(\w_in$317 ),
-    .w_out(\w_in$392 ),
-    .w_shift(shift_1_1_q)
+    .psum_in(\psum_in$268 ),
+    .psum_out(\psum_in$343 ),
+    .valid_in(\valid_in$262 ),
+    .valid_next(\o$177 [3]),
+    .valid_out(\valid_in$282 ),
+    .w_in(\w_in$270 ),
+    .w_out(\w_in$345 ),
+    .w_shift(shift_1_1)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$327 ),
-    .a_next(\a_in$307 ),
-    .a_out(\a_in$347 ),
-    .capture(capture_1_2_q),
+    .a_in(\a_in$280 ),
+    .a_next(\a_in$260 ),
+    .a_out(\a_in$300 ),
     .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$331 ),
-    .first_next(\first_next$324 ),
-    .first_next_out(\first_next$344 ),
-    .first_out(\first_in$351 ),
-    .last_in(\last_in$333 ),
-    .last_out(\last_in$353 ),
+    .first_in(\first_in$284 ),
+    .first_next(\first_next$277 ),
+    .first_next_out(\first_next$297 ),
+    .first_out(\first_in$304 ),
+    .last_in(\last_in$286 ),
+    .last_out(\last_in$306 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$335 ),
-    .psum_out(\psum_in$410 ),
-    .valid_in(\valid_in$329 ),
-    .valid_next(\valid_in$309 ),
-    .valid_out(\valid_in$349 ),
-    .w_in(\w_in$337 ),
-    .w_out(\w_in$412 ),
-    .w_shift(shift_1_2_q)
+    .psum_in(\psum_in$288 ),
+    .psum_out(\psum_in$363 ),
+    .valid_in(\valid_in$282 ),
+    .valid_next(\valid_in$262 ),
+    .valid_out(\valid_in$302 ),
+    .w_in(\w_in$290 ),
+    .w_out(\w_in$365 ),
+    .w_shift(shift_1_2)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$347 ),
-    .a_next(\a_in$327 ),
-    .capture(capture_1_3_q),
+    .a_in(\a_in$300 ),
+    .a_next(\a_in$280 ),
     .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$351 ),
-    .first_next(\first_next$344 ),
-    .last_in(\last_in$353 ),
+    .first_in(\first_in$304 ),
+    .first_next(\first_next$297 ),
+    .last_in(\last_in$306 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$355 ),
-    .psum_out(\psum_in$430 ),
-    .valid_in(\valid_in$349 ),
-    .valid_next(\valid_in$329 ),
-    .w_in(\w_in$357 ),
-    .w_out(\w_in$432 ),
-    .w_shift(shift_1_3_q)
+    .psum_in(\psum_in$308 ),
+    .psum_out(\psum_in$383 ),
+    .valid_in(\valid_in$302 ),
+    .valid_next(\valid_in$282 ),
+    .w_in(\w_in$310 ),
+    .w_out(\w_in$385 ),
+    .w_shift(shift_1_3)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$222 [23:16]),
-    .a_next(\o_next$217 [23:16]),
-    .a_out(\a_in$382 ),
-    .capture(capture_2_0_q),
+    .a_in(\o$175 [23:16]),
+    .a_next(\o_next$170 [23:16]),
+    .a_out(\a_in$335 ),
     .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next_out(\first_next$379 ),
-    .first_out(\first_in$386 ),
-    .last_out(\last_in$388 ),
+    .first_next_out(\first_next$332 ),
+    .first_out(\first_in$339 ),
+    .last_out(\last_in$341 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$1079$6 (\o$224 [8:6]),
-    .\port$1080$6 (\o_next$219 [7:6]),
-    .psum_in(\psum_in$370 ),
-    .psum_out(\psum_in$445 ),
-    .valid_out(\valid_in$384 ),
-    .w_in(\w_in$372 ),
-    .w_out(\w_in$447 ),
-    .w_shift(shift_2_0_q)
+    .\port$903$6 (\o$177 [8:6]),
+    .\port$904$6 (\o_next$172 [7:6]),
+    .psum_in(\psum_in$323 ),
+    .psum_out(\psum_in$398 ),
+    .valid_out(\valid_in$337 ),
+    .w_in(\w_in$325 ),
+    .w_out(\w_in$400 ),
+    .w_shift(shift_2_0)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$382 ),
-    .a_next(\o$222 [23:16]),
-    .a_out(\a_in$402 ),
-    .capture(capture_2_1_q),
+    .a_in(\a_in$335 ),
+    .a_next(\o$175 [23:16]),
+    .a_out(\a_in$355 ),
     .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$386 ),
-    .first_next(\first_next$379 ),
-    .first_next_out(\first_next$399 ),
-    .first_out(\first_in$406 ),
-    .last_in(\last_in$388 ),
-    .last_out(\last_in$408 ),
+    .first_in(\first_in$339 ),
+    .first_next(\first_next$332 ),
+    .first_next_out(\first_next$352 ),
+    .first_out(\first_in$359 ),
+    .last_in(\last_in$341 ),
+    .last_out(\last_in$361 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$390 ),
-    .psum_out(\psum_in$465 ),
-    .valid_in(\valid_in$384 ),
-    .valid_next(\o$224 [6]),
-    .valid_out(\valid_in$404 ),
-    .w_in(\w_in$392 ),
-    .w_out(\w_in$467 ),
-    .w_shift(shift_2_1_q)
+    .psum_in(\psum_in$343 ),
+    .psum_out(\psum_in$418 ),
+    .valid_in(\valid_in$337 ),
+    .valid_next(\o$177 [6]),
+    .valid_out(\valid_in$357 ),
+    .w_in(\w_in$345 ),
+    .w_out(\w_in$420 ),
+    .w_shift(shift_2_1)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$402 ),
-    .a_next(\a_in$382 ),
-    .a_out(\a_in$422 ),
-    .capture(capture_2_2_q),
+    .a_in(\a_in$355 ),
+    .a_next(\a_in$335 ),
+    .a_out(\a_in$375 ),
     .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$406 ),
-    .first_next(\first_next$399 ),
-    .first_next_out(\first_next$419 ),
-    .first_out(\first_in$426 ),
-    .last_in(\last_in$408 ),
-    .last_out(\last_in$428 ),
+    .first_in(\first_in$359 ),
+    .first_next(\first_next$352 ),
+    .first_next_out(\first_next$372 ),
+    .first_out(\first_in$379 ),
+    .last_in(\last_in$361 ),
+    .last_out(\last_in$381 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$410 ),
-    .psum_out(\psum_in$485 ),
-    .valid_in(\valid_in$404 ),
-    .valid_next(\valid_in$384 ),
-    .valid_out(\valid_in$424 ),
-    .w_in(\w_in$412 ),
-    .w_out(\w_in$487 ),
-    .w_shift(shift_2_2_q)
+    .psum_in(\psum_in$363 ),
+    .psum_out(\psum_in$438 ),
+    .valid_in(\valid_in$357 ),
+    .valid_next(\valid_in$337 ),
+    .valid_out(\valid_in$377 ),
+    .w_in(\w_in$365 ),
+    .w_out(\w_in$440 ),
+    .w_shift(shift_2_2)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$422 ),
-    .a_next(\a_in$402 ),
-    .capture(capture_2_3_q),
+    .a_in(\a_in$375 ),
+    .a_next(\a_in$355 ),
     .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$426 ),
-    .first_next(\first_next$419 ),
-    .last_in(\last_in$428 ),
+    .first_in(\first_in$379 ),
+    .first_next(\first_next$372 ),
+    .last_in(\last_in$381 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$430 ),
-    .psum_out(\psum_in$505 ),
-    .valid_in(\valid_in$424 ),
-    .valid_next(\valid_in$404 ),
-    .w_in(\w_in$432 ),
-    .w_out(\w_in$507 ),
-    .w_shift(shift_2_3_q)
+    .psum_in(\psum_in$383 ),
+    .psum_out(\psum_in$458 ),
+    .valid_in(\valid_in$377 ),
+    .valid_next(\valid_in$357 ),
+    .w_in(\w_in$385 ),
+    .w_out(\w_in$460 ),
+    .w_shift(shift_2_3)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$222 [31:24]),
-    .a_next(\o_next$217 [31:24]),
-    .a_out(\a_in$457 ),
-    .capture(capture_3_0_q),
+    .a_in(\o$175 [31:24]),
+    .a_next(\o_next$170 [31:24]),
+    .a_out(\a_in$410 ),
     .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next_out(\first_next$454 ),
-    .first_out(\first_in$461 ),
-    .last_out(\last_in$463 ),
+    .first_next_out(\first_next$407 ),
+    .first_out(\first_in$414 ),
+    .last_out(\last_in$416 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$1079$9 (\o$224 [11:9]),
-    .\port$1080$9 (\o_next$219 [10:9]),
-    .psum_in(\psum_in$445 ),
+    .\port$903$9 (\o$177 [11:9]),
+    .\port$904$9 (\o_next$172 [10:9]),
+    .psum_in(\psum_in$398 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$459 ),
-    .w_in(\w_in$447 ),
-    .w_shift(shift_3_0_q)
+    .valid_out(\valid_in$412 ),
+    .w_in(\w_in$400 ),
+    .w_shift(shift_3_0)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$457 ),
-    .a_next(\o$222 [31:24]),
-    .a_out(\a_in$477 ),
-    .capture(capture_3_1_q),
+    .a_in(\a_in$410 ),
+    .a_next(\o$175 [31:24]),
+    .a_out(\a_in$430 ),
     .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$461 ),
-    .first_next(\first_next$454 ),
-    .first_next_out(\first_next$474 ),
-    .first_out(\first_in$481 ),
-    .last_in(\last_in$463 ),
-    .last_out(\last_in$483 ),
+    .first_in(\first_in$414 ),
+    .first_next(\first_next$407 ),
+    .first_next_out(\first_next$427 ),
+    .first_out(\first_in$434 ),
+    .last_in(\last_in$416 ),
+    .last_out(\last_in$436 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$465 ),
-    .psum_out(\psum_out$192 ),
-    .valid_in(\valid_in$459 ),
-    .valid_next(\o$224 [9]),
-    .valid_out(\valid_in$479 ),
-    .w_in(\w_in$467 ),
-    .w_shift(shift_3_1_q)
+    .psum_in(\psum_in$418 ),
+    .psum_out(\psum_out$144 ),
+    .valid_in(\valid_in$412 ),
+    .valid_next(\o$177 [9]),
+    .valid_out(\valid_in$432 ),
+    .w_in(\w_in$420 ),
+    .w_shift(shift_3_1)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$477 ),
-    .a_next(\a_in$457 ),
-    .a_out(\a_in$497 ),
-    .capture(capture_3_2_q),
+    .a_in(\a_in$430 ),
+    .a_next(\a_in$410 ),
+    .a_out(\a_in$450 ),
     .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$481 ),
-    .first_next(\first_next$474 ),
-    .first_next_out(\first_next$494 ),
-    .first_out(\first_in$501 ),
-    .last_in(\last_in$483 ),
-    .last_out(\last_in$503 ),
+    .first_in(\first_in$434 ),
+    .first_next(\first_next$427 ),
+    .first_next_out(\first_next$447 ),
+    .first_out(\first_in$454 ),
+    .last_in(\last_in$436 ),
+    .last_out(\last_in$456 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$485 ),
-    .psum_out(\psum_out$193 ),
-    .valid_in(\valid_in$479 ),
-    .valid_next(\valid_in$459 ),
-    .valid_out(\valid_in$499 ),
-    .w_in(\w_in$487 ),
-    .w_shift(shift_3_2_q)
+    .psum_in(\psum_in$438 ),
+    .psum_out(\psum_out$145 ),
+    .valid_in(\valid_in$432 ),
+    .valid_next(\valid_in$412 ),
+    .valid_out(\valid_in$452 ),
+    .w_in(\w_in$440 ),
+    .w_shift(shift_3_2)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$497 ),
-    .a_next(\a_in$477 ),
-    .capture(capture_3_3_q),
+    .a_in(\a_in$450 ),
+    .a_next(\a_in$430 ),
     .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$501 ),
-    .first_next(\first_next$494 ),
-    .last_in(\last_in$503 ),
+    .first_in(\first_in$454 ),
+    .first_next(\first_next$447 ),
+    .last_in(\last_in$456 ),
     .last_out(last_out),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$505 ),
-    .psum_out(\psum_out$194 ),
-    .valid_in(\valid_in$499 ),
-    .valid_next(\valid_in$479 ),
+    .psum_in(\psum_in$458 ),
+    .psum_out(\psum_out$146 ),
+    .valid_in(\valid_in$452 ),
+    .valid_next(\valid_in$432 ),
     .valid_out(valid_out),
-    .w_in(\w_in$507 ),
-    .w_shift(shift_3_3_q)
+    .w_in(\w_in$460 ),
+    .w_shift(shift_3_3)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$207 ),
+    .i(\i$159 ),
     .i_next(i_next),
-    .o(\o$222 ),
-    .o_next(\o_next$217 ),
-    .\port$543$0 (en_skew_a_0),
-    .\port$544$0 (en_skew_a_1),
-    .\port$545$0 (en_skew_a_2),
-    .\port$546$0 (en_skew_a_3),
+    .o(\o$175 ),
+    .o_next(\o_next$170 ),
+    .\port$447$0 (en_skew_a_0),
+    .\port$448$0 (en_skew_a_1),
+    .\port$449$0 (en_skew_a_2),
+    .\port$450$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$208 ),
-    .i_next(\i_next$210 ),
-    .o(\o$224 ),
-    .o_next(\o_next$219 ),
+    .i(\i$160 ),
+    .i_next(\i_next$162 ),
+    .o(\o$177 ),
+    .o_next(\o_next$172 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$229 ),
-    .\port$538$0 (en_skew_w_0),
-    .\port$539$0 (en_skew_w_1),
-    .\port$540$0 (en_skew_w_2),
-    .\port$541$0 (en_skew_w_3),
+    .o(\o$182 ),
+    .\port$442$0 (en_skew_w_0),
+    .\port$443$0 (en_skew_w_1),
+    .\port$444$0 (en_skew_w_2),
+    .\port$445$0 (en_skew_w_3),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$206 ),
-    .i_next(\i_next$211 ),
+    .i(\i$158 ),
+    .i_next(\i_next$163 ),
+    .o(\o$167 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = held;
+    \$100  = held;
     if (rst) begin
-      \$116  = 1'h0;
+      \$100  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = skid;
+    \$101  = skid;
     if (\$1 ) begin
-      \$117 [128] = out[128];
+      \$101 [128] = out[128];
     end
     if (\$2 ) begin
-      \$117 [31:0] = out[31:0];
+      \$101 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$117 [63:32] = out[63:32];
+      \$101 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$117 [95:64] = out[95:64];
+      \$101 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$117 [127:96] = out[127:96];
+      \$101 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = 1'h1;
+    \$102  = 1'h1;
     if (rst) begin
-      \$118  = 1'h0;
+      \$102  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = loaded;
+    \$103  = loaded;
     if (en) begin
       if (capture) begin
-        \$119  = { 2'h0, w_accept };
+        \$103  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$119  = \$11 [2:0];
+        \$103  = \$11 [2:0];
       end
     end
     if (rst) begin
-      \$119  = 3'h0;
+      \$103  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = shadow_full;
+    \$104  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$120  = 1'h1;
+        \$104  = 1'h1;
       end else if (\$12 ) begin
-        \$120  = 1'h0;
+        \$104  = 1'h0;
       end
     end
     if (rst) begin
-      \$120  = 1'h0;
+      \$104  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = since_first;
+    \$105  = since_first;
     if (en) begin
       if (\$13 ) begin
-        \$121  = 3'h1;
+        \$105  = 3'h1;
       end else if (\$14 ) begin
-        \$121  = \$15 [2:0];
+        \$105  = \$15 [2:0];
       end
     end
     if (rst) begin
-      \$121  = 3'h4;
+      \$105  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = first;
+    \$106  = first;
     if (en) begin
       if (a_accept) begin
-        \$122  = operands__payload[32];
+        \$106  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$122  = 1'h1;
+      \$106  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = in_w;
+    \$107  = in_w;
     if (en_in_w_0) begin
-      \$123 [7:0] = weights__payload[7:0];
+      \$107 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$123 [15:8] = weights__payload[15:8];
+      \$107 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$123 [23:16] = weights__payload[23:16];
+      \$107 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$123 [31:24] = weights__payload[31:24];
+      \$107 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = in_a;
+    \$108  = in_a;
     if (en_in_a_0) begin
-      \$124 [7:0] = operands__payload[7:0];
+      \$108 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$124 [15:8] = operands__payload[15:8];
+      \$108 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$124 [23:16] = operands__payload[23:16];
+      \$108 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$124 [31:24] = operands__payload[31:24];
+      \$108 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$125  = in_wctl;
+    \$109  = in_wctl;
     if (en) begin
-      \$125 [0] = w_accept;
-      \$125 [1] = capture;
+      \$109 [0] = w_accept;
+      \$109 [1] = capture;
     end
     if (rst) begin
-      \$125  = 2'h0;
+      \$109  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = in_flags;
+    \$110  = in_flags;
     if (en) begin
-      \$126 [0] = a_accept;
-      \$126 [1] = first;
-      \$126 [2] = operands__payload[32];
+      \$110 [0] = a_accept;
+      \$110 [1] = first;
+      \$110 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$126  = 3'h0;
+      \$110  = 3'h0;
     end
   end
-  assign shift_0_0 = shift_0_0_q;
-  assign capture_0_0 = capture_0_0_q;
-  assign shift_0_1 = shift_0_1_q;
-  assign capture_0_1 = capture_0_1_q;
-  assign shift_0_2 = shift_0_2_q;
-  assign capture_0_2 = capture_0_2_q;
-  assign shift_0_3 = shift_0_3_q;
-  assign capture_0_3 = capture_0_3_q;
-  assign shift_1_0 = shift_1_0_q;
-  assign capture_1_0 = capture_1_0_q;
-  assign shift_1_1 = shift_1_1_q;
-  assign capture_1_1 = capture_1_1_q;
-  assign shift_1_2 = shift_1_2_q;
-  assign capture_1_2 = capture_1_2_q;
-  assign shift_1_3 = shift_1_3_q;
-  assign capture_1_3 = capture_1_3_q;
-  assign shift_2_0 = shift_2_0_q;
-  assign capture_2_0 = capture_2_0_q;
-  assign shift_2_1 = shift_2_1_q;
-  assign capture_2_1 = capture_2_1_q;
-  assign shift_2_2 = shift_2_2_q;
-  assign capture_2_2 = capture_2_2_q;
-  assign shift_2_3 = shift_2_3_q;
-  assign capture_2_3 = capture_2_3_q;
-  assign shift_3_0 = shift_3_0_q;
-  assign capture_3_0 = capture_3_0_q;
-  assign shift_3_1 = shift_3_1_q;
-  assign capture_3_1 = capture_3_1_q;
-  assign shift_3_2 = shift_3_2_q;
-  assign capture_3_2 = capture_3_2_q;
-  assign shift_3_3 = shift_3_3_q;
-  assign capture_3_3 = capture_3_3_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -1864,222 +1670,222 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_3_2_sync_rst = rst_pe_3_2;
   assign pe_3_3_sync_clk = clk;
   assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$198  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$150  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$201  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$202  = en_skew_wctl;
-  assign \en$203  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$204  = en_skew_flags;
-  assign \i$205  = in_w;
-  assign \en$212  = en_pe_0_0;
-  assign w_shift = shift_0_0_q;
-  assign \capture$214  = capture_0_0_q;
+  assign \en$153  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$154  = en_skew_wctl;
+  assign \en$155  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$156  = en_skew_flags;
+  assign \i$157  = in_w;
+  assign \en$164  = en_pe_0_0;
+  assign w_shift = shift_0_0;
+  assign \capture$166  = \o$167 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$217 [7:0];
-  assign first_next = \o_next$219 [1];
-  assign valid_next = \o_next$219 [0];
-  assign a_in = \o$222 [7:0];
-  assign valid_in = \o$224 [0];
-  assign first_in = \o$224 [1];
-  assign last_in = \o$224 [2];
+  assign a_next = \o_next$170 [7:0];
+  assign first_next = \o_next$172 [1];
+  assign valid_next = \o_next$172 [0];
+  assign a_in = \o$175 [7:0];
+  assign valid_in = \o$177 [0];
+  assign first_in = \o$177 [1];
+  assign last_in = \o$177 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$229 [7:0];
-  assign \en$230  = en_pe_0_1;
-  assign \w_shift$231  = shift_0_1_q;
-  assign \capture$232  = capture_0_1_q;
-  assign \capture_next$233  = o_next[3];
-  assign \a_next$234  = \o$222 [7:0];
-  assign first_next_out = \first_next$235 ;
-  assign \valid_next$237  = \o$224 [0];
-  assign a_out = \a_in$238 ;
-  assign \valid_out$241  = \valid_in$240 ;
-  assign first_out = \first_in$242 ;
-  assign \last_out$245  = \last_in$244 ;
-  assign \psum_in$246  = 32'd0;
-  assign \w_in$247  = \o$229 [15:8];
-  assign \en$248  = en_pe_0_2;
-  assign \w_shift$249  = shift_0_2_q;
-  assign \capture$250  = capture_0_2_q;
-  assign \capture_next$251  = o_next[5];
-  assign \a_next$252  = \a_in$238 ;
-  assign \first_next_out$254  = \first_next$253 ;
-  assign \valid_next$255  = \valid_in$240 ;
-  assign \a_out$257  = \a_in$256 ;
-  assign \valid_out$259  = \valid_in$258 ;
-  assign \first_out$261  = \first_in$260 ;
-  assign \last_out$263  = \last_in$262 ;
-  assign \psum_in$264  = 32'd0;
-  assign \w_in$265  = \o$229 [23:16];
-  assign \en$266  = en_pe_0_3;
-  assign \w_shift$267  = shift_0_3_q;
-  assign \capture$268  = capture_0_3_q;
-  assign \capture_next$269  = o_next[7];
-  assign \a_next$270  = \a_in$256 ;
-  assign \first_next_out$272  = \first_next$271 ;
-  assign \valid_next$273  = \valid_in$258 ;
-  assign \a_out$275  = \a_in$274 ;
-  assign \valid_out$277  = \valid_in$276 ;
-  assign \first_out$279  = \first_in$278 ;
-  assign \last_out$281  = \last_in$280 ;
-  assign \psum_in$282  = 32'd0;
-  assign \w_in$283  = \o$229 [31:24];
-  assign \en$284  = en_pe_1_0;
-  assign \w_shift$285  = shift_1_0_q;
-  assign \capture$286  = capture_1_0_q;
-  assign \capture_next$287  = o_next[1];
-  assign \a_next$288  = \o_next$217 [15:8];
-  assign \first_next$289  = \o_next$219 [4];
-  assign \valid_next$290  = \o_next$219 [3];
-  assign \a_in$291  = \o$222 [15:8];
-  assign \valid_in$292  = \o$224 [3];
-  assign \first_in$293  = \o$224 [4];
-  assign \last_in$294  = \o$224 [5];
-  assign \psum_out$296  = \psum_in$295 ;
-  assign w_out = \w_in$297 ;
-  assign \en$299  = en_pe_1_1;
-  assign \w_shift$300  = shift_1_1_q;
-  assign \capture$301  = capture_1_1_q;
-  assign \capture_next$302  = o_next[3];
-  assign \a_next$303  = \o$222 [15:8];
-  assign \first_next_out$305  = \first_next$304 ;
-  assign \valid_next$306  = \o$224 [3];
-  assign \a_out$308  = \a_in$307 ;
-  assign \valid_out$310  = \valid_in$309 ;
-  assign \first_out$312  = \first_in$311 ;
-  assign \last_out$314  = \last_in$313 ;
-  assign \psum_out$316  = \psum_in$315 ;
-  assign \w_out$318  = \w_in$317 ;
-  assign \en$319  = en_pe_1_2;
-  assign \w_shift$320  = shift_1_2_q;
-  assign \capture$321  = capture_1_2_q;
-  assign \capture_next$322  = o_next[5];
-  assign \a_next$323  = \a_in$307 ;
-  assign \first_next_out$325  = \first_next$324 ;
-  assign \valid_next$326  = \valid_in$309 ;
-  assign \a_out$328  = \a_in$327 ;
-  assign \valid_out$330  = \valid_in$329 ;
-  assign \first_out$332  = \first_in$331 ;
-  assign \last_out$334  = \last_in$333 ;
-  assign \psum_out$336  = \psum_in$335 ;
-  assign \w_out$338  = \w_in$337 ;
-  assign \en$339  = en_pe_1_3;
-  assign \w_shift$340  = shift_1_3_q;
-  assign \capture$341  = capture_1_3_q;
-  assign \capture_next$342  = o_next[7];
-  assign \a_next$343  = \a_in$327 ;
-  assign \first_next_out$345  = \first_next$344 ;
-  assign \valid_next$346  = \valid_in$329 ;
-  assign \a_out$348  = \a_in$347 ;
-  assign \valid_out$350  = \valid_in$349 ;
-  assign \first_out$352  = \first_in$351 ;
-  assign \last_out$354  = \last_in$353 ;
-  assign \psum_out$356  = \psum_in$355 ;
-  assign \w_out$358  = \w_in$357 ;
-  assign \en$359  = en_pe_2_0;
-  assign \w_shift$360  = shift_2_0_q;
-  assign \capture$361  = capture_2_0_q;
-  assign \capture_next$362  = o_next[1];
-  assign \a_next$363  = \o_next$217 [23:16];
-  assign \first_next$364  = \o_next$219 [7];
-  assign \valid_next$365  = \o_next$219 [6];
-  assign \a_in$366  = \o$222 [23:16];
-  assign \valid_in$367  = \o$224 [6];
-  assign \first_in$368  = \o$224 [7];
-  assign \last_in$369  = \o$224 [8];
-  assign \psum_out$371  = \psum_in$370 ;
-  assign \w_out$373  = \w_in$372 ;
-  assign \en$374  = en_pe_2_1;
-  assign \w_shift$375  = shift_2_1_q;
-  assign \capture$376  = capture_2_1_q;
-  assign \capture_next$377  = o_next[3];
-  assign \a_next$378  = \o$222 [23:16];
-  assign \first_next_out$380  = \first_next$379 ;
-  assign \valid_next$381  = \o$224 [6];
-  assign \a_out$383  = \a_in$382 ;
-  assign \valid_out$385  = \valid_in$384 ;
-  assign \first_out$387  = \first_in$386 ;
-  assign \last_out$389  = \last_in$388 ;
-  assign \psum_out$391  = \psum_in$390 ;
-  assign \w_out$393  = \w_in$392 ;
-  assign \en$394  = en_pe_2_2;
-  assign \w_shift$395  = shift_2_2_q;
-  assign \capture$396  = capture_2_2_q;
-  assign \capture_next$397  = o_next[5];
-  assign \a_next$398  = \a_in$382 ;
-  assign \first_next_out$400  = \first_next$399 ;
-  assign \valid_next$401  = \valid_in$384 ;
-  assign \a_out$403  = \a_in$402 ;
-  assign \valid_out$405  = \valid_in$404 ;
-  assign \first_out$407  = \first_in$406 ;
-  assign \last_out$409  = \last_in$408 ;
-  assign \psum_out$411  = \psum_in$410 ;
-  assign \w_out$413  = \w_in$412 ;
-  assign \en$414  = en_pe_2_3;
-  assign \w_shift$415  = shift_2_3_q;
-  assign \capture$416  = capture_2_3_q;
-  assign \capture_next$417  = o_next[7];
-  assign \a_next$418  = \a_in$402 ;
-  assign \first_next_out$420  = \first_next$419 ;
-  assign \valid_next$421  = \valid_in$404 ;
-  assign \a_out$423  = \a_in$422 ;
-  assign \valid_out$425  = \valid_in$424 ;
-  assign \first_out$427  = \first_in$426 ;
-  assign \last_out$429  = \last_in$428 ;
-  assign \psum_out$431  = \psum_in$430 ;
-  assign \w_out$433  = \w_in$432 ;
-  assign \en$434  = en_pe_3_0;
-  assign \w_shift$435  = shift_3_0_q;
-  assign \capture$436  = capture_3_0_q;
-  assign \capture_next$437  = o_next[1];
-  assign \a_next$438  = \o_next$217 [31:24];
-  assign \first_next$439  = \o_next$219 [10];
-  assign \valid_next$440  = \o_next$219 [9];
-  assign \a_in$441  = \o$222 [31:24];
-  assign \valid_in$442  = \o$224 [9];
-  assign \first_in$443  = \o$224 [10];
-  assign \last_in$444  = \o$224 [11];
-  assign \psum_out$446  = \psum_in$445 ;
-  assign \w_out$448  = \w_in$447 ;
-  assign \en$449  = en_pe_3_1;
-  assign \w_shift$450  = shift_3_1_q;
-  assign \capture$451  = capture_3_1_q;
-  assign \capture_next$452  = o_next[3];
-  assign \a_next$453  = \o$222 [31:24];
-  assign \first_next_out$455  = \first_next$454 ;
-  assign \valid_next$456  = \o$224 [9];
-  assign \a_out$458  = \a_in$457 ;
-  assign \valid_out$460  = \valid_in$459 ;
-  assign \first_out$462  = \first_in$461 ;
-  assign \last_out$464  = \last_in$463 ;
-  assign \psum_out$466  = \psum_in$465 ;
-  assign \w_out$468  = \w_in$467 ;
-  assign \en$469  = en_pe_3_2;
-  assign \w_shift$470  = shift_3_2_q;
-  assign \capture$471  = capture_3_2_q;
-  assign \capture_next$472  = o_next[5];
-  assign \a_next$473  = \a_in$457 ;
-  assign \first_next_out$475  = \first_next$474 ;
-  assign \valid_next$476  = \valid_in$459 ;
-  assign \a_out$478  = \a_in$477 ;
-  assign \valid_out$480  = \valid_in$479 ;
-  assign \first_out$482  = \first_in$481 ;
-  assign \last_out$484  = \last_in$483 ;
-  assign \psum_out$486  = \psum_in$485 ;
-  assign \w_out$488  = \w_in$487 ;
-  assign \en$489  = en_pe_3_3;
-  assign \w_shift$490  = shift_3_3_q;
-  assign \capture$491  = capture_3_3_q;
-  assign \capture_next$492  = o_next[7];
-  assign \a_next$493  = \a_in$477 ;
-  assign \first_next_out$495  = \first_next$494 ;
-  assign \valid_next$496  = \valid_in$479 ;
-  assign \a_out$498  = \a_in$497 ;
-  assign \valid_out$500  = \valid_in$499 ;
-  assign \first_out$502  = \first_in$501 ;
-  assign \last_out$504  = \last_in$503 ;
-  assign \psum_out$506  = \psum_in$505 ;
-  assign \w_out$508  = \w_in$507 ;
+  assign w_in = \o$182 [7:0];
+  assign \en$183  = en_pe_0_1;
+  assign \w_shift$184  = shift_0_1;
+  assign \capture$185  = \o$167 [3];
+  assign \capture_next$186  = o_next[3];
+  assign \a_next$187  = \o$175 [7:0];
+  assign first_next_out = \first_next$188 ;
+  assign \valid_next$190  = \o$177 [0];
+  assign a_out = \a_in$191 ;
+  assign \valid_out$194  = \valid_in$193 ;
+  assign first_out = \first_in$195 ;
+  assign \last_out$198  = \last_in$197 ;
+  assign \psum_in$199  = 32'd0;
+  assign \w_in$200  = \o$182 [15:8];
+  assign \en$201  = en_pe_0_2;
+  assign \w_shift$202  = shift_0_2;
+  assign \capture$203  = \o$167 [5];
+  assign \capture_next$204  = o_next[5];
+  assign \a_next$205  = \a_in$191 ;
+  assign \first_next_out$207  = \first_next$206 ;
+  assign \valid_next$208  = \valid_in$193 ;
+  assign \a_out$210  = \a_in$209 ;
+  assign \valid_out$212  = \valid_in$211 ;
+  assign \first_out$214  = \first_in$213 ;
+  assign \last_out$216  = \last_in$215 ;
+  assign \psum_in$217  = 32'd0;
+  assign \w_in$218  = \o$182 [23:16];
+  assign \en$219  = en_pe_0_3;
+  assign \w_shift$220  = shift_0_3;
+  assign \capture$221  = \o$167 [7];
+  assign \capture_next$222  = o_next[7];
+  assign \a_next$223  = \a_in$209 ;
+  assign \first_next_out$225  = \first_next$224 ;
+  assign \valid_next$226  = \valid_in$211 ;
+  assign \a_out$228  = \a_in$227 ;
+  assign \valid_out$230  = \valid_in$229 ;
+  assign \first_out$232  = \first_in$231 ;
+  assign \last_out$234  = \last_in$233 ;
+  assign \psum_in$235  = 32'd0;
+  assign \w_in$236  = \o$182 [31:24];
+  assign \en$237  = en_pe_1_0;
+  assign \w_shift$238  = shift_1_0;
+  assign \capture$239  = \o$167 [1];
+  assign \capture_next$240  = o_next[1];
+  assign \a_next$241  = \o_next$170 [15:8];
+  assign \first_next$242  = \o_next$172 [4];
+  assign \valid_next$243  = \o_next$172 [3];
+  assign \a_in$244  = \o$175 [15:8];
+  assign \valid_in$245  = \o$177 [3];
+  assign \first_in$246  = \o$177 [4];
+  assign \last_in$247  = \o$177 [5];
+  assign \psum_out$249  = \psum_in$248 ;
+  assign w_out = \w_in$250 ;
+  assign \en$252  = en_pe_1_1;
+  assign \w_shift$253  = shift_1_1;
+  assign \capture$254  = \o$167 [3];
+  assign \capture_next$255  = o_next[3];
+  assign \a_next$256  = \o$175 [15:8];
+  assign \first_next_out$258  = \first_next$257 ;
+  assign \valid_next$259  = \o$177 [3];
+  assign \a_out$261  = \a_in$260 ;
+  assign \valid_out$263  = \valid_in$262 ;
+  assign \first_out$265  = \first_in$264 ;
+  assign \last_out$267  = \last_in$266 ;
+  assign \psum_out$269  = \psum_in$268 ;
+  assign \w_out$271  = \w_in$270 ;
+  assign \en$272  = en_pe_1_2;
+  assign \w_shift$273  = shift_1_2;
+  assign \capture$274  = \o$167 [5];
+  assign \capture_next$275  = o_next[5];
+  assign \a_next$276  = \a_in$260 ;
+  assign \first_next_out$278  = \first_next$277 ;
+  assign \valid_next$279  = \valid_in$262 ;
+  assign \a_out$281  = \a_in$280 ;
+  assign \valid_out$283  = \valid_in$282 ;
+  assign \first_out$285  = \first_in$284 ;
+  assign \last_out$287  = \last_in$286 ;
+  assign \psum_out$289  = \psum_in$288 ;
+  assign \w_out$291  = \w_in$290 ;
+  assign \en$292  = en_pe_1_3;
+  assign \w_shift$293  = shift_1_3;
+  assign \capture$294  = \o$167 [7];
+  assign \capture_next$295  = o_next[7];
+  assign \a_next$296  = \a_in$280 ;
+  assign \first_next_out$298  = \first_next$297 ;
+  assign \valid_next$299  = \valid_in$282 ;
+  assign \a_out$301  = \a_in$300 ;
+  assign \valid_out$303  = \valid_in$302 ;
+  assign \first_out$305  = \first_in$304 ;
+  assign \last_out$307  = \last_in$306 ;
+  assign \psum_out$309  = \psum_in$308 ;
+  assign \w_out$311  = \w_in$310 ;
+  assign \en$312  = en_pe_2_0;
+  assign \w_shift$313  = shift_2_0;
+  assign \capture$314  = \o$167 [1];
+  assign \capture_next$315  = o_next[1];
+  assign \a_next$316  = \o_next$170 [23:16];
+  assign \first_next$317  = \o_next$172 [7];
+  assign \valid_next$318  = \o_next$172 [6];
+  assign \a_in$319  = \o$175 [23:16];
+  assign \valid_in$320  = \o$177 [6];
+  assign \first_in$321  = \o$177 [7];
+  assign \last_in$322  = \o$177 [8];
+  assign \psum_out$324  = \psum_in$323 ;
+  assign \w_out$326  = \w_in$325 ;
+  assign \en$327  = en_pe_2_1;
+  assign \w_shift$328  = shift_2_1;
+  assign \capture$329  = \o$167 [3];
+  assign \capture_next$330  = o_next[3];
+  assign \a_next$331  = \o$175 [23:16];
+  assign \first_next_out$333  = \first_next$332 ;
+  assign \valid_next$334  = \o$177 [6];
+  assign \a_out$336  = \a_in$335 ;
+  assign \valid_out$338  = \valid_in$337 ;
+  assign \first_out$340  = \first_in$339 ;
+  assign \last_out$342  = \last_in$341 ;
+  assign \psum_out$344  = \psum_in$343 ;
+  assign \w_out$346  = \w_in$345 ;
+  assign \en$347  = en_pe_2_2;
+  assign \w_shift$348  = shift_2_2;
+  assign \capture$349  = \o$167 [5];
+  assign \capture_next$350  = o_next[5];
+  assign \a_next$351  = \a_in$335 ;
+  assign \first_next_out$353  = \first_next$352 ;
+  assign \valid_next$354  = \valid_in$337 ;
+  assign \a_out$356  = \a_in$355 ;
+  assign \valid_out$358  = \valid_in$357 ;
+  assign \first_out$360  = \first_in$359 ;
+  assign \last_out$362  = \last_in$361 ;
+  assign \psum_out$364  = \psum_in$363 ;
+  assign \w_out$366  = \w_in$365 ;
+  assign \en$367  = en_pe_2_3;
+  assign \w_shift$368  = shift_2_3;
+  assign \capture$369  = \o$167 [7];
+  assign \capture_next$370  = o_next[7];
+  assign \a_next$371  = \a_in$355 ;
+  assign \first_next_out$373  = \first_next$372 ;
+  assign \valid_next$374  = \valid_in$357 ;
+  assign \a_out$376  = \a_in$375 ;
+  assign \valid_out$378  = \valid_in$377 ;
+  assign \first_out$380  = \first_in$379 ;
+  assign \last_out$382  = \last_in$381 ;
+  assign \psum_out$384  = \psum_in$383 ;
+  assign \w_out$386  = \w_in$385 ;
+  assign \en$387  = en_pe_3_0;
+  assign \w_shift$388  = shift_3_0;
+  assign \capture$389  = \o$167 [1];
+  assign \capture_next$390  = o_next[1];
+  assign \a_next$391  = \o_next$170 [31:24];
+  assign \first_next$392  = \o_next$172 [10];
+  assign \valid_next$393  = \o_next$172 [9];
+  assign \a_in$394  = \o$175 [31:24];
+  assign \valid_in$395  = \o$177 [9];
+  assign \first_in$396  = \o$177 [10];
+  assign \last_in$397  = \o$177 [11];
+  assign \psum_out$399  = \psum_in$398 ;
+  assign \w_out$401  = \w_in$400 ;
+  assign \en$402  = en_pe_3_1;
+  assign \w_shift$403  = shift_3_1;
+  assign \capture$404  = \o$167 [3];
+  assign \capture_next$405  = o_next[3];
+  assign \a_next$406  = \o$175 [31:24];
+  assign \first_next_out$408  = \first_next$407 ;
+  assign \valid_next$409  = \o$177 [9];
+  assign \a_out$411  = \a_in$410 ;
+  assign \valid_out$413  = \valid_in$412 ;
+  assign \first_out$415  = \first_in$414 ;
+  assign \last_out$417  = \last_in$416 ;
+  assign \psum_out$419  = \psum_in$418 ;
+  assign \w_out$421  = \w_in$420 ;
+  assign \en$422  = en_pe_3_2;
+  assign \w_shift$423  = shift_3_2;
+  assign \capture$424  = \o$167 [5];
+  assign \capture_next$425  = o_next[5];
+  assign \a_next$426  = \a_in$410 ;
+  assign \first_next_out$428  = \first_next$427 ;
+  assign \valid_next$429  = \valid_in$412 ;
+  assign \a_out$431  = \a_in$430 ;
+  assign \valid_out$433  = \valid_in$432 ;
+  assign \first_out$435  = \first_in$434 ;
+  assign \last_out$437  = \last_in$436 ;
+  assign \psum_out$439  = \psum_in$438 ;
+  assign \w_out$441  = \w_in$440 ;
+  assign \en$442  = en_pe_3_3;
+  assign \w_shift$443  = shift_3_3;
+  assign \capture$444  = \o$167 [7];
+  assign \capture_next$445  = o_next[7];
+  assign \a_next$446  = \a_in$430 ;
+  assign \first_next_out$448  = \first_next$447 ;
+  assign \valid_next$449  = \valid_in$432 ;
+  assign \a_out$451  = \a_in$450 ;
+  assign \valid_out$453  = \valid_in$452 ;
+  assign \first_out$455  = \first_in$454 ;
+  assign \last_out$457  = \last_in$456 ;
+  assign \psum_out$459  = \psum_in$458 ;
+  assign \w_out$461  = \w_in$460 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -2142,170 +1948,182 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$205[0]  = in_w[7:0];
-  assign \i$205[1]  = in_w[15:8];
-  assign \i$205[2]  = in_w[23:16];
-  assign \i$205[3]  = in_w[31:24];
-  assign \i$206[0]  = \i$206 [1:0];
-  assign \i$206[0].shift  = \i$206 [0];
-  assign \i$206[0].capture  = \i$206 [1];
-  assign \i$206[1]  = \i$206 [3:2];
-  assign \i$206[1].shift  = \i$206 [2];
-  assign \i$206[1].capture  = \i$206 [3];
-  assign \i$206[2]  = \i$206 [5:4];
-  assign \i$206[2].shift  = \i$206 [4];
-  assign \i$206[2].capture  = \i$206 [5];
-  assign \i$206[3]  = \i$206 [7:6];
-  assign \i$206[3].shift  = \i$206 [6];
-  assign \i$206[3].capture  = \i$206 [7];
-  assign \i$207[0]  = \i$207 [7:0];
-  assign \i$207[1]  = \i$207 [15:8];
-  assign \i$207[2]  = \i$207 [23:16];
-  assign \i$207[3]  = \i$207 [31:24];
-  assign \i$208[0]  = \i$208 [2:0];
-  assign \i$208[0].valid  = \i$208 [0];
-  assign \i$208[0].first  = \i$208 [1];
-  assign \i$208[0].last  = \i$208 [2];
-  assign \i$208[1]  = \i$208 [5:3];
-  assign \i$208[1].valid  = \i$208 [3];
-  assign \i$208[1].first  = \i$208 [4];
-  assign \i$208[1].last  = \i$208 [5];
-  assign \i$208[2]  = \i$208 [8:6];
-  assign \i$208[2].valid  = \i$208 [6];
-  assign \i$208[2].first  = \i$208 [7];
-  assign \i$208[2].last  = \i$208 [8];
-  assign \i$208[3]  = \i$208 [11:9];
-  assign \i$208[3].valid  = \i$208 [9];
-  assign \i$208[3].first  = \i$208 [10];
-  assign \i$208[3].last  = \i$208 [11];
+  assign \i$157[0]  = in_w[7:0];
+  assign \i$157[1]  = in_w[15:8];
+  assign \i$157[2]  = in_w[23:16];
+  assign \i$157[3]  = in_w[31:24];
+  assign \i$158[0]  = \i$158 [1:0];
+  assign \i$158[0].shift  = \i$158 [0];
+  assign \i$158[0].capture  = \i$158 [1];
+  assign \i$158[1]  = \i$158 [3:2];
+  assign \i$158[1].shift  = \i$158 [2];
+  assign \i$158[1].capture  = \i$158 [3];
+  assign \i$158[2]  = \i$158 [5:4];
+  assign \i$158[2].shift  = \i$158 [4];
+  assign \i$158[2].capture  = \i$158 [5];
+  assign \i$158[3]  = \i$158 [7:6];
+  assign \i$158[3].shift  = \i$158 [6];
+  assign \i$158[3].capture  = \i$158 [7];
+  assign \i$159[0]  = \i$159 [7:0];
+  assign \i$159[1]  = \i$159 [15:8];
+  assign \i$159[2]  = \i$159 [23:16];
+  assign \i$159[3]  = \i$159 [31:24];
+  assign \i$160[0]  = \i$160 [2:0];
+  assign \i$160[0].valid  = \i$160 [0];
+  assign \i$160[0].first  = \i$160 [1];
+  assign \i$160[0].last  = \i$160 [2];
+  assign \i$160[1]  = \i$160 [5:3];
+  assign \i$160[1].valid  = \i$160 [3];
+  assign \i$160[1].first  = \i$160 [4];
+  assign \i$160[1].last  = \i$160 [5];
+  assign \i$160[2]  = \i$160 [8:6];
+  assign \i$160[2].valid  = \i$160 [6];
+  assign \i$160[2].first  = \i$160 [7];
+  assign \i$160[2].last  = \i$160 [8];
+  assign \i$160[3]  = \i$160 [11:9];
+  assign \i$160[3].valid  = \i$160 [9];
+  assign \i$160[3].first  = \i$160 [10];
+  assign \i$160[3].last  = \i$160 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$210[0]  = \i_next$210 [2:0];
-  assign \i_next$210[0].valid  = \i_next$210 [0];
-  assign \i_next$210[0].first  = \i_next$210 [1];
-  assign \i_next$210[0].last  = \i_next$210 [2];
-  assign \i_next$210[1]  = \i_next$210 [5:3];
-  assign \i_next$210[1].valid  = \i_next$210 [3];
-  assign \i_next$210[1].first  = \i_next$210 [4];
-  assign \i_next$210[1].last  = \i_next$210 [5];
-  assign \i_next$210[2]  = \i_next$210 [8:6];
-  assign \i_next$210[2].valid  = \i_next$210 [6];
-  assign \i_next$210[2].first  = \i_next$210 [7];
-  assign \i_next$210[2].last  = \i_next$210 [8];
-  assign \i_next$210[3]  = \i_next$210 [11:9];
-  assign \i_next$210[3].valid  = \i_next$210 [9];
-  assign \i_next$210[3].first  = \i_next$210 [10];
-  assign \i_next$210[3].last  = \i_next$210 [11];
-  assign \i_next$211[0]  = \i_next$211 [1:0];
-  assign \i_next$211[0].shift  = \i_next$211 [0];
-  assign \i_next$211[0].capture  = \i_next$211 [1];
-  assign \i_next$211[1]  = \i_next$211 [3:2];
-  assign \i_next$211[1].shift  = \i_next$211 [2];
-  assign \i_next$211[1].capture  = \i_next$211 [3];
-  assign \i_next$211[2]  = \i_next$211 [5:4];
-  assign \i_next$211[2].shift  = \i_next$211 [4];
-  assign \i_next$211[2].capture  = \i_next$211 [5];
-  assign \i_next$211[3]  = \i_next$211 [7:6];
-  assign \i_next$211[3].shift  = \i_next$211 [6];
-  assign \i_next$211[3].capture  = \i_next$211 [7];
-  assign \o_next$217[0]  = \o_next$217 [7:0];
-  assign \o_next$217[1]  = \o_next$217 [15:8];
-  assign \o_next$217[2]  = \o_next$217 [23:16];
-  assign \o_next$217[3]  = \o_next$217 [31:24];
-  assign \o_next$219[0]  = \o_next$219 [2:0];
-  assign \o_next$219[0].valid  = \o_next$219 [0];
-  assign \o_next$219[0].first  = \o_next$219 [1];
-  assign \o_next$219[0].last  = \o_next$219 [2];
-  assign \o_next$219[1]  = \o_next$219 [5:3];
-  assign \o_next$219[1].valid  = \o_next$219 [3];
-  assign \o_next$219[1].first  = \o_next$219 [4];
-  assign \o_next$219[1].last  = \o_next$219 [5];
-  assign \o_next$219[2]  = \o_next$219 [8:6];
-  assign \o_next$219[2].valid  = \o_next$219 [6];
-  assign \o_next$219[2].first  = \o_next$219 [7];
-  assign \o_next$219[2].last  = \o_next$219 [8];
-  assign \o_next$219[3]  = \o_next$219 [11:9];
-  assign \o_next$219[3].valid  = \o_next$219 [9];
-  assign \o_next$219[3].first  = \o_next$219 [10];
-  assign \o_next$219[3].last  = \o_next$219 [11];
-  assign \o$222[0]  = \o$222 [7:0];
-  assign \o$222[1]  = \o$222 [15:8];
-  assign \o$222[2]  = \o$222 [23:16];
-  assign \o$222[3]  = \o$222 [31:24];
-  assign \o$224[0]  = \o$224 [2:0];
-  assign \o$224[0].valid  = \o$224 [0];
-  assign \o$224[0].first  = \o$224 [1];
-  assign \o$224[0].last  = \o$224 [2];
-  assign \o$224[1]  = \o$224 [5:3];
-  assign \o$224[1].valid  = \o$224 [3];
-  assign \o$224[1].first  = \o$224 [4];
-  assign \o$224[1].last  = \o$224 [5];
-  assign \o$224[2]  = \o$224 [8:6];
-  assign \o$224[2].valid  = \o$224 [6];
-  assign \o$224[2].first  = \o$224 [7];
-  assign \o$224[2].last  = \o$224 [8];
-  assign \o$224[3]  = \o$224 [11:9];
-  assign \o$224[3].valid  = \o$224 [9];
-  assign \o$224[3].first  = \o$224 [10];
-  assign \o$224[3].last  = \o$224 [11];
-  assign \o$229[0]  = \o$229 [7:0];
-  assign \o$229[1]  = \o$229 [15:8];
-  assign \o$229[2]  = \o$229 [23:16];
-  assign \o$229[3]  = \o$229 [31:24];
-  assign \i_next$211 [7] = capture;
-  assign \i_next$211 [5] = capture;
-  assign \i_next$211 [3] = capture;
-  assign \i_next$211 [1] = capture;
-  assign \i_next$211 [6] = w_accept;
-  assign \i_next$211 [4] = w_accept;
-  assign \i_next$211 [2] = w_accept;
-  assign \i_next$211 [0] = w_accept;
-  assign \i_next$210 [11] = operands__payload[32];
-  assign \i_next$210 [10] = first;
-  assign \i_next$210 [9] = a_accept;
-  assign \i_next$210 [8] = operands__payload[32];
-  assign \i_next$210 [7] = first;
-  assign \i_next$210 [6] = a_accept;
-  assign \i_next$210 [5] = operands__payload[32];
-  assign \i_next$210 [4] = first;
-  assign \i_next$210 [3] = a_accept;
-  assign \i_next$210 [2] = operands__payload[32];
-  assign \i_next$210 [1] = first;
-  assign \i_next$210 [0] = a_accept;
+  assign \i_next$162[0]  = \i_next$162 [2:0];
+  assign \i_next$162[0].valid  = \i_next$162 [0];
+  assign \i_next$162[0].first  = \i_next$162 [1];
+  assign \i_next$162[0].last  = \i_next$162 [2];
+  assign \i_next$162[1]  = \i_next$162 [5:3];
+  assign \i_next$162[1].valid  = \i_next$162 [3];
+  assign \i_next$162[1].first  = \i_next$162 [4];
+  assign \i_next$162[1].last  = \i_next$162 [5];
+  assign \i_next$162[2]  = \i_next$162 [8:6];
+  assign \i_next$162[2].valid  = \i_next$162 [6];
+  assign \i_next$162[2].first  = \i_next$162 [7];
+  assign \i_next$162[2].last  = \i_next$162 [8];
+  assign \i_next$162[3]  = \i_next$162 [11:9];
+  assign \i_next$162[3].valid  = \i_next$162 [9];
+  assign \i_next$162[3].first  = \i_next$162 [10];
+  assign \i_next$162[3].last  = \i_next$162 [11];
+  assign \i_next$163[0]  = \i_next$163 [1:0];
+  assign \i_next$163[0].shift  = \i_next$163 [0];
+  assign \i_next$163[0].capture  = \i_next$163 [1];
+  assign \i_next$163[1]  = \i_next$163 [3:2];
+  assign \i_next$163[1].shift  = \i_next$163 [2];
+  assign \i_next$163[1].capture  = \i_next$163 [3];
+  assign \i_next$163[2]  = \i_next$163 [5:4];
+  assign \i_next$163[2].shift  = \i_next$163 [4];
+  assign \i_next$163[2].capture  = \i_next$163 [5];
+  assign \i_next$163[3]  = \i_next$163 [7:6];
+  assign \i_next$163[3].shift  = \i_next$163 [6];
+  assign \i_next$163[3].capture  = \i_next$163 [7];
+  assign \o$167[0]  = \o$167 [1:0];
+  assign \o$167[0].shift  = \o$167 [0];
+  assign \o$167[0].capture  = \o$167 [1];
+  assign \o$167[1]  = \o$167 [3:2];
+  assign \o$167[1].shift  = \o$167 [2];
+  assign \o$167[1].capture  = \o$167 [3];
+  assign \o$167[2]  = \o$167 [5:4];
+  assign \o$167[2].shift  = \o$167 [4];
+  assign \o$167[2].capture  = \o$167 [5];
+  assign \o$167[3]  = \o$167 [7:6];
+  assign \o$167[3].shift  = \o$167 [6];
+  assign \o$167[3].capture  = \o$167 [7];
+  assign \o_next$170[0]  = \o_next$170 [7:0];
+  assign \o_next$170[1]  = \o_next$170 [15:8];
+  assign \o_next$170[2]  = \o_next$170 [23:16];
+  assign \o_next$170[3]  = \o_next$170 [31:24];
+  assign \o_next$172[0]  = \o_next$172 [2:0];
+  assign \o_next$172[0].valid  = \o_next$172 [0];
+  assign \o_next$172[0].first  = \o_next$172 [1];
+  assign \o_next$172[0].last  = \o_next$172 [2];
+  assign \o_next$172[1]  = \o_next$172 [5:3];
+  assign \o_next$172[1].valid  = \o_next$172 [3];
+  assign \o_next$172[1].first  = \o_next$172 [4];
+  assign \o_next$172[1].last  = \o_next$172 [5];
+  assign \o_next$172[2]  = \o_next$172 [8:6];
+  assign \o_next$172[2].valid  = \o_next$172 [6];
+  assign \o_next$172[2].first  = \o_next$172 [7];
+  assign \o_next$172[2].last  = \o_next$172 [8];
+  assign \o_next$172[3]  = \o_next$172 [11:9];
+  assign \o_next$172[3].valid  = \o_next$172 [9];
+  assign \o_next$172[3].first  = \o_next$172 [10];
+  assign \o_next$172[3].last  = \o_next$172 [11];
+  assign \o$175[0]  = \o$175 [7:0];
+  assign \o$175[1]  = \o$175 [15:8];
+  assign \o$175[2]  = \o$175 [23:16];
+  assign \o$175[3]  = \o$175 [31:24];
+  assign \o$177[0]  = \o$177 [2:0];
+  assign \o$177[0].valid  = \o$177 [0];
+  assign \o$177[0].first  = \o$177 [1];
+  assign \o$177[0].last  = \o$177 [2];
+  assign \o$177[1]  = \o$177 [5:3];
+  assign \o$177[1].valid  = \o$177 [3];
+  assign \o$177[1].first  = \o$177 [4];
+  assign \o$177[1].last  = \o$177 [5];
+  assign \o$177[2]  = \o$177 [8:6];
+  assign \o$177[2].valid  = \o$177 [6];
+  assign \o$177[2].first  = \o$177 [7];
+  assign \o$177[2].last  = \o$177 [8];
+  assign \o$177[3]  = \o$177 [11:9];
+  assign \o$177[3].valid  = \o$177 [9];
+  assign \o$177[3].first  = \o$177 [10];
+  assign \o$177[3].last  = \o$177 [11];
+  assign \o$182[0]  = \o$182 [7:0];
+  assign \o$182[1]  = \o$182 [15:8];
+  assign \o$182[2]  = \o$182 [23:16];
+  assign \o$182[3]  = \o$182 [31:24];
+  assign \i_next$163 [7] = capture;
+  assign \i_next$163 [5] = capture;
+  assign \i_next$163 [3] = capture;
+  assign \i_next$163 [1] = capture;
+  assign \i_next$163 [6] = w_accept;
+  assign \i_next$163 [4] = w_accept;
+  assign \i_next$163 [2] = w_accept;
+  assign \i_next$163 [0] = w_accept;
+  assign \i_next$162 [11] = operands__payload[32];
+  assign \i_next$162 [10] = first;
+  assign \i_next$162 [9] = a_accept;
+  assign \i_next$162 [8] = operands__payload[32];
+  assign \i_next$162 [7] = first;
+  assign \i_next$162 [6] = a_accept;
+  assign \i_next$162 [5] = operands__payload[32];
+  assign \i_next$162 [4] = first;
+  assign \i_next$162 [3] = a_accept;
+  assign \i_next$162 [2] = operands__payload[32];
+  assign \i_next$162 [1] = first;
+  assign \i_next$162 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$208 [11:9] = in_flags;
-  assign \i$208 [8:6] = in_flags;
-  assign \i$208 [5:3] = in_flags;
-  assign \i$208 [2:0] = in_flags;
-  assign \i$207 [31:24] = in_a[7:0];
-  assign \i$207 [23:16] = in_a[15:8];
-  assign \i$207 [15:8] = in_a[23:16];
-  assign \i$207 [7:0] = in_a[31:24];
-  assign \i$206 [7:6] = in_wctl;
-  assign \i$206 [5:4] = in_wctl;
-  assign \i$206 [3:2] = in_wctl;
-  assign \i$206 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$87 ;
-  assign results__payload[95:64] = \$86 ;
-  assign results__payload[63:32] = \$85 ;
-  assign results__payload[31:0] = \$84 ;
-  assign results__payload[128] = \$82 ;
+  assign \i$160 [11:9] = in_flags;
+  assign \i$160 [8:6] = in_flags;
+  assign \i$160 [5:3] = in_flags;
+  assign \i$160 [2:0] = in_flags;
+  assign \i$159 [31:24] = in_a[7:0];
+  assign \i$159 [23:16] = in_a[15:8];
+  assign \i$159 [15:8] = in_a[23:16];
+  assign \i$159 [7:0] = in_a[31:24];
+  assign \i$158 [7:6] = in_wctl;
+  assign \i$158 [5:4] = in_wctl;
+  assign \i$158 [3:2] = in_wctl;
+  assign \i$158 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$71 ;
+  assign results__payload[95:64] = \$70 ;
+  assign results__payload[63:32] = \$69 ;
+  assign results__payload[31:0] = \$68 ;
+  assign results__payload[128] = \$66 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$194 ;
-  assign i[95:64] = \psum_out$193 ;
-  assign i[63:32] = \psum_out$192 ;
+  assign i[127:96] = \psum_out$146 ;
+  assign i[95:64] = \psum_out$145 ;
+  assign i[63:32] = \psum_out$144 ;
   assign i[31:0] = psum_out;
-  assign \$100  = \o$224 [0];
+  assign \$84  = \o$177 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$505$0 , \port$506$0 , \port$507$0 , \port$508$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$409$0 , \port$410$0 , \port$411$0 , \port$412$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -2344,14 +2162,14 @@ module \systolic_core.deskew (rst, \port$505$0 , \port$506$0 , \port$507$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$505$0 ;
-  wire \port$505$0 ;
-  input \port$506$0 ;
-  wire \port$506$0 ;
-  input \port$507$0 ;
-  wire \port$507$0 ;
-  input \port$508$0 ;
-  wire \port$508$0 ;
+  input \port$409$0 ;
+  wire \port$409$0 ;
+  input \port$410$0 ;
+  wire \port$410$0 ;
+  input \port$411$0 ;
+  wire \port$411$0 ;
+  input \port$412$0 ;
+  wire \port$412$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -2369,46 +2187,46 @@ module \systolic_core.deskew (rst, \port$505$0 , \port$506$0 , \port$507$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$505$0 ) begin
+    if (\port$409$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$506$0 ) begin
+    if (\port$410$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$506$0 ) begin
+    if (\port$410$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$507$0 ) begin
+    if (\port$411$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$505$0 ) begin
+    if (\port$409$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$505$0 ) begin
+    if (\port$409$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$508$0 , \port$507$0 , \port$506$0 , \port$505$0  };
+  assign en = { \port$412$0 , \port$411$0 , \port$410$0 , \port$409$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -2437,26 +2255,23 @@ module \systolic_core.deskew (rst, \port$505$0 , \port$506$0 , \port$507$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$1079$0 , \port$1080$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$903$0 , \port$904$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -2466,10 +2281,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -2487,17 +2299,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$1079$0 ;
-  wire [2:0] \port$1079$0 ;
-  input [1:0] \port$1080$0 ;
-  wire [1:0] \port$1080$0 ;
+  input [2:0] \port$903$0 ;
+  wire [2:0] \port$903$0 ;
+  input [1:0] \port$904$0 ;
+  wire [1:0] \port$904$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -2512,71 +2323,76 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$1080$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$904$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$1080$0 [0] & \port$1080$0 [1];
+  assign \$4  = \port$904$0 [0] & \port$904$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = \port$1079$0 [0] & \port$1079$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$1079$0 [0];
+      \$11  = \port$903$0 [0];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$903$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -2584,9 +2400,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$1079$0 [1];
+      \$13  = \port$904$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$13  = 1'h0;
@@ -2594,9 +2410,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$1080$0 [1];
+      \$14  = \port$903$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$14  = 1'h0;
@@ -2604,81 +2420,49 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$1079$0 [2];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$1080$0 [1];
-  assign valid_next = \port$1080$0 [0];
-  assign valid_in = \port$1079$0 [0];
-  assign first_in = \port$1079$0 [1];
-  assign last_in = \port$1079$0 [2];
+  assign first_next = \port$904$0 [1];
+  assign valid_next = \port$904$0 [0];
+  assign valid_in = \port$903$0 [0];
+  assign first_in = \port$903$0 [1];
+  assign last_in = \port$903$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
-);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -2688,10 +2472,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -2718,7 +2499,6 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2742,64 +2522,69 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -2807,9 +2592,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$13  = 1'h0;
@@ -2817,9 +2602,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_1_sync_rst) begin
       \$14  = 1'h0;
@@ -2827,45 +2612,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -2876,27 +2633,23 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
-);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -2906,10 +2659,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -2936,7 +2686,6 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -2960,64 +2709,69 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -3025,9 +2779,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$13  = 1'h0;
@@ -3035,9 +2789,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_2_sync_rst) begin
       \$14  = 1'h0;
@@ -3045,45 +2799,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -3094,26 +2820,23 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -3122,10 +2845,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -3149,7 +2869,6 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3172,64 +2891,69 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -3237,9 +2961,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$13  = 1'h0;
@@ -3247,9 +2971,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_3_sync_rst) begin
       \$14  = 1'h0;
@@ -3257,45 +2981,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -3306,26 +3002,23 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$1079$3 , \port$1080$3 , pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$903$3 , \port$904$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -3335,10 +3028,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -3356,10 +3046,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$1079$3 ;
-  wire [2:0] \port$1079$3 ;
-  input [1:0] \port$1080$3 ;
-  wire [1:0] \port$1080$3 ;
+  input [2:0] \port$903$3 ;
+  wire [2:0] \port$903$3 ;
+  input [1:0] \port$904$3 ;
+  wire [1:0] \port$904$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3367,7 +3057,6 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -3382,71 +3071,76 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$1080$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$904$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$1080$3 [0] & \port$1080$3 [1];
+  assign \$4  = \port$904$3 [0] & \port$904$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$1079$3 [0] & \port$1079$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$1079$3 [0];
+      \$11  = \port$903$3 [0];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$903$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -3454,9 +3148,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$1079$3 [1];
+      \$13  = \port$904$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$13  = 1'h0;
@@ -3464,9 +3158,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$1080$3 [1];
+      \$14  = \port$903$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$14  = 1'h0;
@@ -3474,80 +3168,49 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$1079$3 [2];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$1080$3 [1];
-  assign valid_next = \port$1080$3 [0];
-  assign valid_in = \port$1079$3 [0];
-  assign first_in = \port$1079$3 [1];
-  assign last_in = \port$1079$3 [2];
+  assign first_next = \port$904$3 [1];
+  assign valid_next = \port$904$3 [0];
+  assign valid_in = \port$903$3 [0];
+  assign first_in = \port$903$3 [1];
+  assign last_in = \port$903$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -3557,10 +3220,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -3588,7 +3248,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3612,64 +3271,69 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -3677,9 +3341,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$13  = 1'h0;
@@ -3687,9 +3351,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_1_sync_rst) begin
       \$14  = 1'h0;
@@ -3697,45 +3361,17 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -3745,27 +3381,24 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -3775,10 +3408,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -3806,7 +3436,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -3830,64 +3459,69 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -3895,9 +3529,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$13  = 1'h0;
@@ -3905,9 +3539,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_2_sync_rst) begin
       \$14  = 1'h0;
@@ -3915,45 +3549,17 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -3963,26 +3569,23 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -3991,10 +3594,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -4019,7 +3619,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4042,64 +3641,69 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -4107,9 +3711,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$13  = 1'h0;
@@ -4117,9 +3721,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_3_sync_rst) begin
       \$14  = 1'h0;
@@ -4127,45 +3731,17 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -4175,26 +3751,23 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$1079$6 , \port$1080$6 , pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$903$6 , \port$904$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -4204,10 +3777,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -4225,10 +3795,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$1079$6 ;
-  wire [2:0] \port$1079$6 ;
-  input [1:0] \port$1080$6 ;
-  wire [1:0] \port$1080$6 ;
+  input [2:0] \port$903$6 ;
+  wire [2:0] \port$903$6 ;
+  input [1:0] \port$904$6 ;
+  wire [1:0] \port$904$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4236,7 +3806,6 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -4251,71 +3820,76 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$1080$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$904$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$1080$6 [0] & \port$1080$6 [1];
+  assign \$4  = \port$904$6 [0] & \port$904$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$1079$6 [0] & \port$1079$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$1079$6 [0];
+      \$11  = \port$903$6 [0];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$903$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -4323,9 +3897,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$1079$6 [1];
+      \$13  = \port$904$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$13  = 1'h0;
@@ -4333,9 +3907,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$1080$6 [1];
+      \$14  = \port$903$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$14  = 1'h0;
@@ -4343,80 +3917,49 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$1079$6 [2];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$1080$6 [1];
-  assign valid_next = \port$1080$6 [0];
-  assign valid_in = \port$1079$6 [0];
-  assign first_in = \port$1079$6 [1];
-  assign last_in = \port$1079$6 [2];
+  assign first_next = \port$904$6 [1];
+  assign valid_next = \port$904$6 [0];
+  assign valid_in = \port$903$6 [0];
+  assign first_in = \port$903$6 [1];
+  assign last_in = \port$903$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -4426,10 +3969,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -4457,7 +3997,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4481,64 +4020,69 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -4546,9 +4090,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$13  = 1'h0;
@@ -4556,9 +4100,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_1_sync_rst) begin
       \$14  = 1'h0;
@@ -4566,45 +4110,17 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -4614,27 +4130,24 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -4644,10 +4157,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -4675,7 +4185,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4699,64 +4208,69 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -4764,9 +4278,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$13  = 1'h0;
@@ -4774,9 +4288,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_2_sync_rst) begin
       \$14  = 1'h0;
@@ -4784,45 +4298,17 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -4832,26 +4318,23 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -4860,10 +4343,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -4888,7 +4368,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -4911,64 +4390,69 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -4976,9 +4460,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$13  = 1'h0;
@@ -4986,9 +4470,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_3_sync_rst) begin
       \$14  = 1'h0;
@@ -4996,45 +4480,17 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -5044,26 +4500,23 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$1079$9 , \port$1080$9 , pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$903$9 , \port$904$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -5073,10 +4526,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -5094,10 +4544,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$1079$9 ;
-  wire [2:0] \port$1079$9 ;
-  input [1:0] \port$1080$9 ;
-  wire [1:0] \port$1080$9 ;
+  input [2:0] \port$903$9 ;
+  wire [2:0] \port$903$9 ;
+  input [1:0] \port$904$9 ;
+  wire [1:0] \port$904$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -5105,7 +4555,6 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -5119,71 +4568,76 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$1080$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$904$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$1080$9 [0] & \port$1080$9 [1];
+  assign \$4  = \port$904$9 [0] & \port$904$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$1079$9 [0] & \port$1079$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$1079$9 [0];
+      \$11  = \port$903$9 [0];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$903$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -5191,9 +4645,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$1079$9 [1];
+      \$13  = \port$904$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$13  = 1'h0;
@@ -5201,9 +4655,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$1080$9 [1];
+      \$14  = \port$903$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$14  = 1'h0;
@@ -5211,80 +4665,48 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$1079$9 [2];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$1080$9 [1];
-  assign valid_next = \port$1080$9 [0];
-  assign valid_in = \port$1079$9 [0];
-  assign first_in = \port$1079$9 [1];
-  assign last_in = \port$1079$9 [2];
+  assign first_next = \port$904$9 [1];
+  assign valid_next = \port$904$9 [0];
+  assign valid_in = \port$903$9 [0];
+  assign first_in = \port$903$9 [1];
+  assign last_in = \port$903$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
-);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -5294,10 +4716,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -5325,7 +4744,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5348,64 +4766,69 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -5413,9 +4836,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$13  = 1'h0;
@@ -5423,9 +4846,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_1_sync_rst) begin
       \$14  = 1'h0;
@@ -5433,45 +4856,17 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -5481,27 +4876,23 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk
-);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -5511,10 +4902,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -5542,7 +4930,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5565,64 +4952,69 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -5630,9 +5022,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$13  = 1'h0;
@@ -5640,9 +5032,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_2_sync_rst) begin
       \$14  = 1'h0;
@@ -5650,45 +5042,17 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -5698,26 +5062,23 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -5726,10 +5087,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -5755,7 +5113,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -5778,64 +5135,69 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -5843,9 +5205,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$13  = 1'h0;
@@ -5853,9 +5215,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_3_sync_rst) begin
       \$14  = 1'h0;
@@ -5863,45 +5225,17 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -5911,7 +5245,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$543$0 , \port$544$0 , \port$545$0 , \port$546$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$447$0 , \port$448$0 , \port$449$0 , \port$450$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5952,14 +5286,14 @@ module \systolic_core.skew_a (rst, \port$543$0 , \port$544$0 , \port$545$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$543$0 ;
-  wire \port$543$0 ;
-  input \port$544$0 ;
-  wire \port$544$0 ;
-  input \port$545$0 ;
-  wire \port$545$0 ;
-  input \port$546$0 ;
-  wire \port$546$0 ;
+  input \port$447$0 ;
+  wire \port$447$0 ;
+  input \port$448$0 ;
+  wire \port$448$0 ;
+  input \port$449$0 ;
+  wire \port$449$0 ;
+  input \port$450$0 ;
+  wire \port$450$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5977,46 +5311,46 @@ module \systolic_core.skew_a (rst, \port$543$0 , \port$544$0 , \port$545$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$545$0 ) begin
+    if (\port$449$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$545$0 ) begin
+    if (\port$449$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$546$0 ) begin
+    if (\port$450$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$546$0 ) begin
+    if (\port$450$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$546$0 ) begin
+    if (\port$450$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$544$0 ) begin
+    if (\port$448$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$546$0 , \port$545$0 , \port$544$0 , \port$543$0  };
+  assign en = { \port$450$0 , \port$449$0 , \port$448$0 , \port$447$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -6319,7 +5653,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$538$0 , \port$539$0 , \port$540$0 , \port$541$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$442$0 , \port$443$0 , \port$444$0 , \port$445$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -6358,14 +5692,14 @@ module \systolic_core.skew_w (rst, i, \port$538$0 , \port$539$0 , \port$540$0 , 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$538$0 ;
-  wire \port$538$0 ;
-  input \port$539$0 ;
-  wire \port$539$0 ;
-  input \port$540$0 ;
-  wire \port$540$0 ;
-  input \port$541$0 ;
-  wire \port$541$0 ;
+  input \port$442$0 ;
+  wire \port$442$0 ;
+  input \port$443$0 ;
+  wire \port$443$0 ;
+  input \port$444$0 ;
+  wire \port$444$0 ;
+  input \port$445$0 ;
+  wire \port$445$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -6383,47 +5717,47 @@ module \systolic_core.skew_w (rst, i, \port$538$0 , \port$539$0 , \port$540$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
-    if (\port$540$0 ) begin
+    if (\port$444$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$3  = lane2_d2;
-    if (\port$540$0 ) begin
+    if (\port$444$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$4  = lane3_d1;
-    if (\port$541$0 ) begin
+    if (\port$445$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$5  = lane3_d2;
-    if (\port$541$0 ) begin
+    if (\port$445$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$6  = lane3_d3;
-    if (\port$541$0 ) begin
+    if (\port$445$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$1  = lane1_d1;
-    if (\port$539$0 ) begin
+    if (\port$443$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$541$0 , \port$540$0 , \port$539$0 , \port$538$0  };
+  assign en = { \port$445$0 , \port$444$0 , \port$443$0 , \port$442$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -6451,7 +5785,7 @@ module \systolic_core.skew_w (rst, i, \port$538$0 , \port$539$0 , \port$540$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
+module \systolic_core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
@@ -6509,6 +5843,7 @@ module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg [1:0] lane3_d3 = 2'h0;
   wire \lane3_d3.capture ;
   wire \lane3_d3.shift ;
+  output [7:0] o;
   wire [7:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;

@@ -102,15 +102,15 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$185 ;
   wire \$186 ;
   wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
+  wire [31:0] \$188 ;
+  wire [31:0] \$189 ;
   wire [4:0] \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire \$194 ;
-  wire \$195 ;
+  wire [31:0] \$190 ;
+  wire [31:0] \$191 ;
+  wire [31:0] \$192 ;
+  wire [31:0] \$193 ;
+  wire [31:0] \$194 ;
+  wire [31:0] \$195 ;
   wire \$196 ;
   wire \$197 ;
   wire \$198 ;
@@ -174,14 +174,14 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$25 ;
   wire \$250 ;
   wire \$251 ;
-  wire [31:0] \$252 ;
-  wire [31:0] \$253 ;
-  wire [31:0] \$254 ;
-  wire [31:0] \$255 ;
-  wire [31:0] \$256 ;
-  wire [31:0] \$257 ;
-  wire [31:0] \$258 ;
-  wire [31:0] \$259 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
   wire \$260 ;
   wire \$261 ;
@@ -196,89 +196,25 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$27 ;
   wire \$270 ;
   wire \$271 ;
-  wire \$272 ;
-  wire \$273 ;
-  wire \$274 ;
-  wire \$275 ;
-  wire \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
+  reg \$272 ;
+  reg [256:0] \$273 ;
+  reg \$274 ;
+  reg [3:0] \$275 ;
+  reg \$276 ;
+  reg [3:0] \$277 ;
+  reg \$278 ;
+  reg [63:0] \$279 ;
   wire \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire \$282 ;
-  wire \$283 ;
-  wire \$284 ;
-  wire \$285 ;
-  wire \$286 ;
-  wire \$287 ;
-  wire \$288 ;
-  wire \$289 ;
+  reg [63:0] \$280 ;
+  reg [1:0] \$281 ;
+  reg [2:0] \$282 ;
   wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
-  wire \$292 ;
-  wire \$293 ;
-  wire \$294 ;
-  wire \$295 ;
-  wire \$296 ;
-  wire \$297 ;
-  wire \$298 ;
-  wire \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
-  wire \$303 ;
-  wire \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire \$309 ;
   wire \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire \$319 ;
   wire \$32 ;
-  wire \$320 ;
-  wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
-  wire \$328 ;
-  wire \$329 ;
   wire \$33 ;
-  wire \$330 ;
-  wire \$331 ;
-  wire \$332 ;
-  wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  reg \$336 ;
-  reg [256:0] \$337 ;
-  reg \$338 ;
-  reg [3:0] \$339 ;
   wire \$34 ;
-  reg \$340 ;
-  reg [3:0] \$341 ;
-  reg \$342 ;
-  reg [63:0] \$343 ;
-  reg [63:0] \$344 ;
-  reg [1:0] \$345 ;
-  reg [2:0] \$346 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
@@ -352,714 +288,458 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1010 ;
-  wire [7:0] \a_in$1030 ;
-  wire [7:0] \a_in$1050 ;
-  wire [7:0] \a_in$1070 ;
+  wire [7:0] \a_in$1014 ;
+  wire [7:0] \a_in$1034 ;
+  wire [7:0] \a_in$1053 ;
+  wire [7:0] \a_in$1069 ;
   wire [7:0] \a_in$1089 ;
-  wire [7:0] \a_in$1105 ;
-  wire [7:0] \a_in$1125 ;
-  wire [7:0] \a_in$1145 ;
-  wire [7:0] \a_in$1165 ;
-  wire [7:0] \a_in$1185 ;
-  wire [7:0] \a_in$1205 ;
-  wire [7:0] \a_in$1225 ;
+  wire [7:0] \a_in$1109 ;
+  wire [7:0] \a_in$1129 ;
+  wire [7:0] \a_in$1149 ;
+  wire [7:0] \a_in$1169 ;
+  wire [7:0] \a_in$1189 ;
+  wire [7:0] \a_in$1208 ;
+  wire [7:0] \a_in$1224 ;
   wire [7:0] \a_in$1244 ;
-  wire [7:0] \a_in$1260 ;
-  wire [7:0] \a_in$1280 ;
-  wire [7:0] \a_in$1300 ;
-  wire [7:0] \a_in$1320 ;
-  wire [7:0] \a_in$1340 ;
-  wire [7:0] \a_in$1360 ;
-  wire [7:0] \a_in$1380 ;
+  wire [7:0] \a_in$1264 ;
+  wire [7:0] \a_in$1284 ;
+  wire [7:0] \a_in$1304 ;
+  wire [7:0] \a_in$1324 ;
+  wire [7:0] \a_in$1344 ;
+  wire [7:0] \a_in$1363 ;
+  wire [7:0] \a_in$1379 ;
   wire [7:0] \a_in$1399 ;
-  wire [7:0] \a_in$1415 ;
-  wire [7:0] \a_in$1435 ;
-  wire [7:0] \a_in$1455 ;
-  wire [7:0] \a_in$1475 ;
-  wire [7:0] \a_in$1495 ;
-  wire [7:0] \a_in$1515 ;
-  wire [7:0] \a_in$1535 ;
+  wire [7:0] \a_in$1419 ;
+  wire [7:0] \a_in$1439 ;
+  wire [7:0] \a_in$1459 ;
+  wire [7:0] \a_in$1479 ;
+  wire [7:0] \a_in$1499 ;
+  wire [7:0] \a_in$1518 ;
+  wire [7:0] \a_in$1534 ;
   wire [7:0] \a_in$1554 ;
-  wire [7:0] \a_in$1570 ;
-  wire [7:0] \a_in$1590 ;
-  wire [7:0] \a_in$1610 ;
-  wire [7:0] \a_in$1630 ;
-  wire [7:0] \a_in$1650 ;
-  wire [7:0] \a_in$1670 ;
-  wire [7:0] \a_in$1690 ;
-  wire [7:0] \a_in$1709 ;
-  wire [7:0] \a_in$1725 ;
-  wire [7:0] \a_in$1745 ;
-  wire [7:0] \a_in$1765 ;
-  wire [7:0] \a_in$1785 ;
-  wire [7:0] \a_in$1805 ;
-  wire [7:0] \a_in$1825 ;
-  wire [7:0] \a_in$1845 ;
-  wire [7:0] \a_in$654 ;
-  wire [7:0] \a_in$672 ;
-  wire [7:0] \a_in$690 ;
-  wire [7:0] \a_in$708 ;
-  wire [7:0] \a_in$726 ;
-  wire [7:0] \a_in$744 ;
-  wire [7:0] \a_in$762 ;
+  wire [7:0] \a_in$1574 ;
+  wire [7:0] \a_in$1594 ;
+  wire [7:0] \a_in$1614 ;
+  wire [7:0] \a_in$1634 ;
+  wire [7:0] \a_in$1654 ;
+  wire [7:0] \a_in$463 ;
+  wire [7:0] \a_in$481 ;
+  wire [7:0] \a_in$499 ;
+  wire [7:0] \a_in$517 ;
+  wire [7:0] \a_in$535 ;
+  wire [7:0] \a_in$553 ;
+  wire [7:0] \a_in$571 ;
+  wire [7:0] \a_in$588 ;
+  wire [7:0] \a_in$604 ;
+  wire [7:0] \a_in$624 ;
+  wire [7:0] \a_in$644 ;
+  wire [7:0] \a_in$664 ;
+  wire [7:0] \a_in$684 ;
+  wire [7:0] \a_in$704 ;
+  wire [7:0] \a_in$724 ;
+  wire [7:0] \a_in$743 ;
+  wire [7:0] \a_in$759 ;
   wire [7:0] \a_in$779 ;
-  wire [7:0] \a_in$795 ;
-  wire [7:0] \a_in$815 ;
-  wire [7:0] \a_in$835 ;
-  wire [7:0] \a_in$855 ;
-  wire [7:0] \a_in$875 ;
-  wire [7:0] \a_in$895 ;
-  wire [7:0] \a_in$915 ;
+  wire [7:0] \a_in$799 ;
+  wire [7:0] \a_in$819 ;
+  wire [7:0] \a_in$839 ;
+  wire [7:0] \a_in$859 ;
+  wire [7:0] \a_in$879 ;
+  wire [7:0] \a_in$898 ;
+  wire [7:0] \a_in$914 ;
   wire [7:0] \a_in$934 ;
-  wire [7:0] \a_in$950 ;
-  wire [7:0] \a_in$970 ;
-  wire [7:0] \a_in$990 ;
+  wire [7:0] \a_in$954 ;
+  wire [7:0] \a_in$974 ;
+  wire [7:0] \a_in$994 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1006 ;
-  wire [7:0] \a_next$1026 ;
-  wire [7:0] \a_next$1046 ;
-  wire [7:0] \a_next$1066 ;
-  wire [7:0] \a_next$1086 ;
-  wire [7:0] \a_next$1101 ;
-  wire [7:0] \a_next$1121 ;
-  wire [7:0] \a_next$1141 ;
-  wire [7:0] \a_next$1161 ;
-  wire [7:0] \a_next$1181 ;
-  wire [7:0] \a_next$1201 ;
-  wire [7:0] \a_next$1221 ;
-  wire [7:0] \a_next$1241 ;
-  wire [7:0] \a_next$1256 ;
-  wire [7:0] \a_next$1276 ;
-  wire [7:0] \a_next$1296 ;
-  wire [7:0] \a_next$1316 ;
-  wire [7:0] \a_next$1336 ;
-  wire [7:0] \a_next$1356 ;
-  wire [7:0] \a_next$1376 ;
-  wire [7:0] \a_next$1396 ;
-  wire [7:0] \a_next$1411 ;
-  wire [7:0] \a_next$1431 ;
-  wire [7:0] \a_next$1451 ;
-  wire [7:0] \a_next$1471 ;
-  wire [7:0] \a_next$1491 ;
-  wire [7:0] \a_next$1511 ;
-  wire [7:0] \a_next$1531 ;
-  wire [7:0] \a_next$1551 ;
-  wire [7:0] \a_next$1566 ;
-  wire [7:0] \a_next$1586 ;
-  wire [7:0] \a_next$1606 ;
-  wire [7:0] \a_next$1626 ;
-  wire [7:0] \a_next$1646 ;
-  wire [7:0] \a_next$1666 ;
-  wire [7:0] \a_next$1686 ;
-  wire [7:0] \a_next$1706 ;
-  wire [7:0] \a_next$1721 ;
-  wire [7:0] \a_next$1741 ;
-  wire [7:0] \a_next$1761 ;
-  wire [7:0] \a_next$1781 ;
-  wire [7:0] \a_next$1801 ;
-  wire [7:0] \a_next$1821 ;
-  wire [7:0] \a_next$1841 ;
-  wire [7:0] \a_next$650 ;
-  wire [7:0] \a_next$668 ;
-  wire [7:0] \a_next$686 ;
-  wire [7:0] \a_next$704 ;
-  wire [7:0] \a_next$722 ;
+  wire [7:0] \a_next$1010 ;
+  wire [7:0] \a_next$1030 ;
+  wire [7:0] \a_next$1050 ;
+  wire [7:0] \a_next$1065 ;
+  wire [7:0] \a_next$1085 ;
+  wire [7:0] \a_next$1105 ;
+  wire [7:0] \a_next$1125 ;
+  wire [7:0] \a_next$1145 ;
+  wire [7:0] \a_next$1165 ;
+  wire [7:0] \a_next$1185 ;
+  wire [7:0] \a_next$1205 ;
+  wire [7:0] \a_next$1220 ;
+  wire [7:0] \a_next$1240 ;
+  wire [7:0] \a_next$1260 ;
+  wire [7:0] \a_next$1280 ;
+  wire [7:0] \a_next$1300 ;
+  wire [7:0] \a_next$1320 ;
+  wire [7:0] \a_next$1340 ;
+  wire [7:0] \a_next$1360 ;
+  wire [7:0] \a_next$1375 ;
+  wire [7:0] \a_next$1395 ;
+  wire [7:0] \a_next$1415 ;
+  wire [7:0] \a_next$1435 ;
+  wire [7:0] \a_next$1455 ;
+  wire [7:0] \a_next$1475 ;
+  wire [7:0] \a_next$1495 ;
+  wire [7:0] \a_next$1515 ;
+  wire [7:0] \a_next$1530 ;
+  wire [7:0] \a_next$1550 ;
+  wire [7:0] \a_next$1570 ;
+  wire [7:0] \a_next$1590 ;
+  wire [7:0] \a_next$1610 ;
+  wire [7:0] \a_next$1630 ;
+  wire [7:0] \a_next$1650 ;
+  wire [7:0] \a_next$459 ;
+  wire [7:0] \a_next$477 ;
+  wire [7:0] \a_next$495 ;
+  wire [7:0] \a_next$513 ;
+  wire [7:0] \a_next$531 ;
+  wire [7:0] \a_next$549 ;
+  wire [7:0] \a_next$567 ;
+  wire [7:0] \a_next$585 ;
+  wire [7:0] \a_next$600 ;
+  wire [7:0] \a_next$620 ;
+  wire [7:0] \a_next$640 ;
+  wire [7:0] \a_next$660 ;
+  wire [7:0] \a_next$680 ;
+  wire [7:0] \a_next$700 ;
+  wire [7:0] \a_next$720 ;
   wire [7:0] \a_next$740 ;
-  wire [7:0] \a_next$758 ;
-  wire [7:0] \a_next$776 ;
-  wire [7:0] \a_next$791 ;
-  wire [7:0] \a_next$811 ;
-  wire [7:0] \a_next$831 ;
-  wire [7:0] \a_next$851 ;
-  wire [7:0] \a_next$871 ;
-  wire [7:0] \a_next$891 ;
-  wire [7:0] \a_next$911 ;
-  wire [7:0] \a_next$931 ;
-  wire [7:0] \a_next$946 ;
-  wire [7:0] \a_next$966 ;
-  wire [7:0] \a_next$986 ;
+  wire [7:0] \a_next$755 ;
+  wire [7:0] \a_next$775 ;
+  wire [7:0] \a_next$795 ;
+  wire [7:0] \a_next$815 ;
+  wire [7:0] \a_next$835 ;
+  wire [7:0] \a_next$855 ;
+  wire [7:0] \a_next$875 ;
+  wire [7:0] \a_next$895 ;
+  wire [7:0] \a_next$910 ;
+  wire [7:0] \a_next$930 ;
+  wire [7:0] \a_next$950 ;
+  wire [7:0] \a_next$970 ;
+  wire [7:0] \a_next$990 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1011 ;
-  wire [7:0] \a_out$1031 ;
-  wire [7:0] \a_out$1051 ;
-  wire [7:0] \a_out$1071 ;
-  wire [7:0] \a_out$1106 ;
-  wire [7:0] \a_out$1126 ;
-  wire [7:0] \a_out$1146 ;
-  wire [7:0] \a_out$1166 ;
-  wire [7:0] \a_out$1186 ;
-  wire [7:0] \a_out$1206 ;
-  wire [7:0] \a_out$1226 ;
-  wire [7:0] \a_out$1261 ;
-  wire [7:0] \a_out$1281 ;
-  wire [7:0] \a_out$1301 ;
-  wire [7:0] \a_out$1321 ;
-  wire [7:0] \a_out$1341 ;
-  wire [7:0] \a_out$1361 ;
-  wire [7:0] \a_out$1381 ;
-  wire [7:0] \a_out$1416 ;
-  wire [7:0] \a_out$1436 ;
-  wire [7:0] \a_out$1456 ;
-  wire [7:0] \a_out$1476 ;
-  wire [7:0] \a_out$1496 ;
-  wire [7:0] \a_out$1516 ;
-  wire [7:0] \a_out$1536 ;
-  wire [7:0] \a_out$1571 ;
-  wire [7:0] \a_out$1591 ;
-  wire [7:0] \a_out$1611 ;
-  wire [7:0] \a_out$1631 ;
-  wire [7:0] \a_out$1651 ;
-  wire [7:0] \a_out$1671 ;
-  wire [7:0] \a_out$1691 ;
-  wire [7:0] \a_out$1726 ;
-  wire [7:0] \a_out$1746 ;
-  wire [7:0] \a_out$1766 ;
-  wire [7:0] \a_out$1786 ;
-  wire [7:0] \a_out$1806 ;
-  wire [7:0] \a_out$1826 ;
-  wire [7:0] \a_out$1846 ;
-  wire [7:0] \a_out$673 ;
-  wire [7:0] \a_out$691 ;
-  wire [7:0] \a_out$709 ;
-  wire [7:0] \a_out$727 ;
-  wire [7:0] \a_out$745 ;
-  wire [7:0] \a_out$763 ;
-  wire [7:0] \a_out$796 ;
-  wire [7:0] \a_out$816 ;
-  wire [7:0] \a_out$836 ;
-  wire [7:0] \a_out$856 ;
-  wire [7:0] \a_out$876 ;
-  wire [7:0] \a_out$896 ;
-  wire [7:0] \a_out$916 ;
-  wire [7:0] \a_out$951 ;
-  wire [7:0] \a_out$971 ;
-  wire [7:0] \a_out$991 ;
+  wire [7:0] \a_out$1015 ;
+  wire [7:0] \a_out$1035 ;
+  wire [7:0] \a_out$1070 ;
+  wire [7:0] \a_out$1090 ;
+  wire [7:0] \a_out$1110 ;
+  wire [7:0] \a_out$1130 ;
+  wire [7:0] \a_out$1150 ;
+  wire [7:0] \a_out$1170 ;
+  wire [7:0] \a_out$1190 ;
+  wire [7:0] \a_out$1225 ;
+  wire [7:0] \a_out$1245 ;
+  wire [7:0] \a_out$1265 ;
+  wire [7:0] \a_out$1285 ;
+  wire [7:0] \a_out$1305 ;
+  wire [7:0] \a_out$1325 ;
+  wire [7:0] \a_out$1345 ;
+  wire [7:0] \a_out$1380 ;
+  wire [7:0] \a_out$1400 ;
+  wire [7:0] \a_out$1420 ;
+  wire [7:0] \a_out$1440 ;
+  wire [7:0] \a_out$1460 ;
+  wire [7:0] \a_out$1480 ;
+  wire [7:0] \a_out$1500 ;
+  wire [7:0] \a_out$1535 ;
+  wire [7:0] \a_out$1555 ;
+  wire [7:0] \a_out$1575 ;
+  wire [7:0] \a_out$1595 ;
+  wire [7:0] \a_out$1615 ;
+  wire [7:0] \a_out$1635 ;
+  wire [7:0] \a_out$1655 ;
+  wire [7:0] \a_out$482 ;
+  wire [7:0] \a_out$500 ;
+  wire [7:0] \a_out$518 ;
+  wire [7:0] \a_out$536 ;
+  wire [7:0] \a_out$554 ;
+  wire [7:0] \a_out$572 ;
+  wire [7:0] \a_out$605 ;
+  wire [7:0] \a_out$625 ;
+  wire [7:0] \a_out$645 ;
+  wire [7:0] \a_out$665 ;
+  wire [7:0] \a_out$685 ;
+  wire [7:0] \a_out$705 ;
+  wire [7:0] \a_out$725 ;
+  wire [7:0] \a_out$760 ;
+  wire [7:0] \a_out$780 ;
+  wire [7:0] \a_out$800 ;
+  wire [7:0] \a_out$820 ;
+  wire [7:0] \a_out$840 ;
+  wire [7:0] \a_out$860 ;
+  wire [7:0] \a_out$880 ;
+  wire [7:0] \a_out$915 ;
+  wire [7:0] \a_out$935 ;
+  wire [7:0] \a_out$955 ;
+  wire [7:0] \a_out$975 ;
+  wire [7:0] \a_out$995 ;
   output busy;
   wire busy;
   wire capture;
-  (* init = 1'h0 *)
-  wire \capture$1004 ;
-  (* init = 1'h0 *)
-  wire \capture$1024 ;
-  (* init = 1'h0 *)
-  wire \capture$1044 ;
-  (* init = 1'h0 *)
-  wire \capture$1064 ;
-  (* init = 1'h0 *)
-  wire \capture$1084 ;
-  (* init = 1'h0 *)
-  wire \capture$1099 ;
-  (* init = 1'h0 *)
-  wire \capture$1119 ;
-  (* init = 1'h0 *)
-  wire \capture$1139 ;
-  (* init = 1'h0 *)
-  wire \capture$1159 ;
-  (* init = 1'h0 *)
-  wire \capture$1179 ;
-  (* init = 1'h0 *)
-  wire \capture$1199 ;
-  (* init = 1'h0 *)
-  wire \capture$1219 ;
-  (* init = 1'h0 *)
-  wire \capture$1239 ;
-  (* init = 1'h0 *)
-  wire \capture$1254 ;
-  (* init = 1'h0 *)
-  wire \capture$1274 ;
-  (* init = 1'h0 *)
-  wire \capture$1294 ;
-  (* init = 1'h0 *)
-  wire \capture$1314 ;
-  (* init = 1'h0 *)
-  wire \capture$1334 ;
-  (* init = 1'h0 *)
-  wire \capture$1354 ;
-  (* init = 1'h0 *)
-  wire \capture$1374 ;
-  (* init = 1'h0 *)
-  wire \capture$1394 ;
-  (* init = 1'h0 *)
-  wire \capture$1409 ;
-  (* init = 1'h0 *)
-  wire \capture$1429 ;
-  (* init = 1'h0 *)
-  wire \capture$1449 ;
-  (* init = 1'h0 *)
-  wire \capture$1469 ;
-  (* init = 1'h0 *)
-  wire \capture$1489 ;
-  (* init = 1'h0 *)
-  wire \capture$1509 ;
-  (* init = 1'h0 *)
-  wire \capture$1529 ;
-  (* init = 1'h0 *)
-  wire \capture$1549 ;
-  (* init = 1'h0 *)
-  wire \capture$1564 ;
-  (* init = 1'h0 *)
-  wire \capture$1584 ;
-  (* init = 1'h0 *)
-  wire \capture$1604 ;
-  (* init = 1'h0 *)
-  wire \capture$1624 ;
-  (* init = 1'h0 *)
-  wire \capture$1644 ;
-  (* init = 1'h0 *)
-  wire \capture$1664 ;
-  (* init = 1'h0 *)
-  wire \capture$1684 ;
-  (* init = 1'h0 *)
-  wire \capture$1704 ;
-  (* init = 1'h0 *)
-  wire \capture$1719 ;
-  (* init = 1'h0 *)
-  wire \capture$1739 ;
-  (* init = 1'h0 *)
-  wire \capture$1759 ;
-  (* init = 1'h0 *)
-  wire \capture$1779 ;
-  (* init = 1'h0 *)
-  wire \capture$1799 ;
-  (* init = 1'h0 *)
-  wire \capture$1819 ;
-  (* init = 1'h0 *)
-  wire \capture$1839 ;
-  (* init = 1'h0 *)
-  wire \capture$630 ;
-  (* init = 1'h0 *)
-  wire \capture$648 ;
-  (* init = 1'h0 *)
-  wire \capture$666 ;
-  (* init = 1'h0 *)
-  wire \capture$684 ;
-  (* init = 1'h0 *)
-  wire \capture$702 ;
-  (* init = 1'h0 *)
-  wire \capture$720 ;
-  (* init = 1'h0 *)
+  wire \capture$1008 ;
+  wire \capture$1028 ;
+  wire \capture$1048 ;
+  wire \capture$1063 ;
+  wire \capture$1083 ;
+  wire \capture$1103 ;
+  wire \capture$1123 ;
+  wire \capture$1143 ;
+  wire \capture$1163 ;
+  wire \capture$1183 ;
+  wire \capture$1203 ;
+  wire \capture$1218 ;
+  wire \capture$1238 ;
+  wire \capture$1258 ;
+  wire \capture$1278 ;
+  wire \capture$1298 ;
+  wire \capture$1318 ;
+  wire \capture$1338 ;
+  wire \capture$1358 ;
+  wire \capture$1373 ;
+  wire \capture$1393 ;
+  wire \capture$1413 ;
+  wire \capture$1433 ;
+  wire \capture$1453 ;
+  wire \capture$1473 ;
+  wire \capture$1493 ;
+  wire \capture$1513 ;
+  wire \capture$1528 ;
+  wire \capture$1548 ;
+  wire \capture$1568 ;
+  wire \capture$1588 ;
+  wire \capture$1608 ;
+  wire \capture$1628 ;
+  wire \capture$1648 ;
+  wire \capture$438 ;
+  wire \capture$457 ;
+  wire \capture$475 ;
+  wire \capture$493 ;
+  wire \capture$511 ;
+  wire \capture$529 ;
+  wire \capture$547 ;
+  wire \capture$565 ;
+  wire \capture$583 ;
+  wire \capture$598 ;
+  wire \capture$618 ;
+  wire \capture$638 ;
+  wire \capture$658 ;
+  wire \capture$678 ;
+  wire \capture$698 ;
+  wire \capture$718 ;
   wire \capture$738 ;
-  (* init = 1'h0 *)
-  wire \capture$756 ;
-  (* init = 1'h0 *)
-  wire \capture$774 ;
-  (* init = 1'h0 *)
-  wire \capture$789 ;
-  (* init = 1'h0 *)
-  wire \capture$809 ;
-  (* init = 1'h0 *)
-  wire \capture$829 ;
-  (* init = 1'h0 *)
-  wire \capture$849 ;
-  (* init = 1'h0 *)
-  wire \capture$869 ;
-  (* init = 1'h0 *)
-  wire \capture$889 ;
-  (* init = 1'h0 *)
-  wire \capture$909 ;
-  (* init = 1'h0 *)
-  wire \capture$929 ;
-  (* init = 1'h0 *)
-  wire \capture$944 ;
-  (* init = 1'h0 *)
-  wire \capture$964 ;
-  (* init = 1'h0 *)
-  wire \capture$984 ;
-  (* init = 1'h0 *)
-  wire capture_0_0;
-  reg capture_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_1;
-  reg capture_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_2;
-  reg capture_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_3;
-  reg capture_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_4;
-  reg capture_0_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_5;
-  reg capture_0_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_6;
-  reg capture_0_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_0_7;
-  reg capture_0_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_0;
-  reg capture_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_1;
-  reg capture_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_2;
-  reg capture_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_3;
-  reg capture_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_4;
-  reg capture_1_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_5;
-  reg capture_1_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_6;
-  reg capture_1_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_1_7;
-  reg capture_1_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_0;
-  reg capture_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_1;
-  reg capture_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_2;
-  reg capture_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_3;
-  reg capture_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_4;
-  reg capture_2_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_5;
-  reg capture_2_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_6;
-  reg capture_2_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_2_7;
-  reg capture_2_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_0;
-  reg capture_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_1;
-  reg capture_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_2;
-  reg capture_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_3;
-  reg capture_3_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_4;
-  reg capture_3_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_5;
-  reg capture_3_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_6;
-  reg capture_3_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_3_7;
-  reg capture_3_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_0;
-  reg capture_4_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_1;
-  reg capture_4_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_2;
-  reg capture_4_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_3;
-  reg capture_4_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_4;
-  reg capture_4_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_5;
-  reg capture_4_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_6;
-  reg capture_4_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_4_7;
-  reg capture_4_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_0;
-  reg capture_5_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_1;
-  reg capture_5_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_2;
-  reg capture_5_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_3;
-  reg capture_5_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_4;
-  reg capture_5_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_5;
-  reg capture_5_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_6;
-  reg capture_5_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_5_7;
-  reg capture_5_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_0;
-  reg capture_6_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_1;
-  reg capture_6_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_2;
-  reg capture_6_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_3;
-  reg capture_6_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_4;
-  reg capture_6_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_5;
-  reg capture_6_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_6;
-  reg capture_6_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_6_7;
-  reg capture_6_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_0;
-  reg capture_7_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_1;
-  reg capture_7_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_2;
-  reg capture_7_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_3;
-  reg capture_7_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_4;
-  reg capture_7_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_5;
-  reg capture_7_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_6;
-  reg capture_7_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire capture_7_7;
-  reg capture_7_7_q = 1'h0;
+  wire \capture$753 ;
+  wire \capture$773 ;
+  wire \capture$793 ;
+  wire \capture$813 ;
+  wire \capture$833 ;
+  wire \capture$853 ;
+  wire \capture$873 ;
+  wire \capture$893 ;
+  wire \capture$908 ;
+  wire \capture$928 ;
+  wire \capture$948 ;
+  wire \capture$968 ;
+  wire \capture$988 ;
   wire capture_next;
-  wire \capture_next$1005 ;
-  wire \capture_next$1025 ;
-  wire \capture_next$1045 ;
-  wire \capture_next$1065 ;
-  wire \capture_next$1085 ;
-  wire \capture_next$1100 ;
-  wire \capture_next$1120 ;
-  wire \capture_next$1140 ;
-  wire \capture_next$1160 ;
-  wire \capture_next$1180 ;
-  wire \capture_next$1200 ;
-  wire \capture_next$1220 ;
-  wire \capture_next$1240 ;
-  wire \capture_next$1255 ;
-  wire \capture_next$1275 ;
-  wire \capture_next$1295 ;
-  wire \capture_next$1315 ;
-  wire \capture_next$1335 ;
-  wire \capture_next$1355 ;
-  wire \capture_next$1375 ;
-  wire \capture_next$1395 ;
-  wire \capture_next$1410 ;
-  wire \capture_next$1430 ;
-  wire \capture_next$1450 ;
-  wire \capture_next$1470 ;
-  wire \capture_next$1490 ;
-  wire \capture_next$1510 ;
-  wire \capture_next$1530 ;
-  wire \capture_next$1550 ;
-  wire \capture_next$1565 ;
-  wire \capture_next$1585 ;
-  wire \capture_next$1605 ;
-  wire \capture_next$1625 ;
-  wire \capture_next$1645 ;
-  wire \capture_next$1665 ;
-  wire \capture_next$1685 ;
-  wire \capture_next$1705 ;
-  wire \capture_next$1720 ;
-  wire \capture_next$1740 ;
-  wire \capture_next$1760 ;
-  wire \capture_next$1780 ;
-  wire \capture_next$1800 ;
-  wire \capture_next$1820 ;
-  wire \capture_next$1840 ;
-  wire \capture_next$649 ;
-  wire \capture_next$667 ;
-  wire \capture_next$685 ;
-  wire \capture_next$703 ;
-  wire \capture_next$721 ;
+  wire \capture_next$1009 ;
+  wire \capture_next$1029 ;
+  wire \capture_next$1049 ;
+  wire \capture_next$1064 ;
+  wire \capture_next$1084 ;
+  wire \capture_next$1104 ;
+  wire \capture_next$1124 ;
+  wire \capture_next$1144 ;
+  wire \capture_next$1164 ;
+  wire \capture_next$1184 ;
+  wire \capture_next$1204 ;
+  wire \capture_next$1219 ;
+  wire \capture_next$1239 ;
+  wire \capture_next$1259 ;
+  wire \capture_next$1279 ;
+  wire \capture_next$1299 ;
+  wire \capture_next$1319 ;
+  wire \capture_next$1339 ;
+  wire \capture_next$1359 ;
+  wire \capture_next$1374 ;
+  wire \capture_next$1394 ;
+  wire \capture_next$1414 ;
+  wire \capture_next$1434 ;
+  wire \capture_next$1454 ;
+  wire \capture_next$1474 ;
+  wire \capture_next$1494 ;
+  wire \capture_next$1514 ;
+  wire \capture_next$1529 ;
+  wire \capture_next$1549 ;
+  wire \capture_next$1569 ;
+  wire \capture_next$1589 ;
+  wire \capture_next$1609 ;
+  wire \capture_next$1629 ;
+  wire \capture_next$1649 ;
+  wire \capture_next$458 ;
+  wire \capture_next$476 ;
+  wire \capture_next$494 ;
+  wire \capture_next$512 ;
+  wire \capture_next$530 ;
+  wire \capture_next$548 ;
+  wire \capture_next$566 ;
+  wire \capture_next$584 ;
+  wire \capture_next$599 ;
+  wire \capture_next$619 ;
+  wire \capture_next$639 ;
+  wire \capture_next$659 ;
+  wire \capture_next$679 ;
+  wire \capture_next$699 ;
+  wire \capture_next$719 ;
   wire \capture_next$739 ;
-  wire \capture_next$757 ;
-  wire \capture_next$775 ;
-  wire \capture_next$790 ;
-  wire \capture_next$810 ;
-  wire \capture_next$830 ;
-  wire \capture_next$850 ;
-  wire \capture_next$870 ;
-  wire \capture_next$890 ;
-  wire \capture_next$910 ;
-  wire \capture_next$930 ;
-  wire \capture_next$945 ;
-  wire \capture_next$965 ;
-  wire \capture_next$985 ;
+  wire \capture_next$754 ;
+  wire \capture_next$774 ;
+  wire \capture_next$794 ;
+  wire \capture_next$814 ;
+  wire \capture_next$834 ;
+  wire \capture_next$854 ;
+  wire \capture_next$874 ;
+  wire \capture_next$894 ;
+  wire \capture_next$909 ;
+  wire \capture_next$929 ;
+  wire \capture_next$949 ;
+  wire \capture_next$969 ;
+  wire \capture_next$989 ;
   input clk;
   wire clk;
   reg en = 1'h1;
   (* init = 1'h1 *)
-  wire \en$1002 ;
+  wire \en$1006 ;
   (* init = 1'h1 *)
-  wire \en$1022 ;
+  wire \en$1026 ;
   (* init = 1'h1 *)
-  wire \en$1042 ;
+  wire \en$1046 ;
   (* init = 1'h1 *)
-  wire \en$1062 ;
+  wire \en$1061 ;
   (* init = 1'h1 *)
-  wire \en$1082 ;
+  wire \en$1081 ;
   (* init = 1'h1 *)
-  wire \en$1097 ;
+  wire \en$1101 ;
   (* init = 1'h1 *)
-  wire \en$1117 ;
+  wire \en$1121 ;
   (* init = 1'h1 *)
-  wire \en$1137 ;
+  wire \en$1141 ;
   (* init = 1'h1 *)
-  wire \en$1157 ;
+  wire \en$1161 ;
   (* init = 1'h1 *)
-  wire \en$1177 ;
+  wire \en$1181 ;
   (* init = 1'h1 *)
-  wire \en$1197 ;
+  wire \en$1201 ;
   (* init = 1'h1 *)
-  wire \en$1217 ;
+  wire \en$1216 ;
   (* init = 1'h1 *)
-  wire \en$1237 ;
+  wire \en$1236 ;
   (* init = 1'h1 *)
-  wire \en$1252 ;
+  wire \en$1256 ;
   (* init = 1'h1 *)
-  wire \en$1272 ;
+  wire \en$1276 ;
   (* init = 1'h1 *)
-  wire \en$1292 ;
+  wire \en$1296 ;
   (* init = 1'h1 *)
-  wire \en$1312 ;
+  wire \en$1316 ;
   (* init = 1'h1 *)
-  wire \en$1332 ;
+  wire \en$1336 ;
   (* init = 1'h1 *)
-  wire \en$1352 ;
+  wire \en$1356 ;
   (* init = 1'h1 *)
-  wire \en$1372 ;
+  wire \en$1371 ;
   (* init = 1'h1 *)
-  wire \en$1392 ;
+  wire \en$1391 ;
   (* init = 1'h1 *)
-  wire \en$1407 ;
+  wire \en$1411 ;
   (* init = 1'h1 *)
-  wire \en$1427 ;
+  wire \en$1431 ;
   (* init = 1'h1 *)
-  wire \en$1447 ;
+  wire \en$1451 ;
   (* init = 1'h1 *)
-  wire \en$1467 ;
+  wire \en$1471 ;
   (* init = 1'h1 *)
-  wire \en$1487 ;
+  wire \en$1491 ;
   (* init = 1'h1 *)
-  wire \en$1507 ;
+  wire \en$1511 ;
   (* init = 1'h1 *)
-  wire \en$1527 ;
+  wire \en$1526 ;
   (* init = 1'h1 *)
-  wire \en$1547 ;
+  wire \en$1546 ;
   (* init = 1'h1 *)
-  wire \en$1562 ;
+  wire \en$1566 ;
   (* init = 1'h1 *)
-  wire \en$1582 ;
+  wire \en$1586 ;
   (* init = 1'h1 *)
-  wire \en$1602 ;
+  wire \en$1606 ;
   (* init = 1'h1 *)
-  wire \en$1622 ;
+  wire \en$1626 ;
   (* init = 1'h1 *)
-  wire \en$1642 ;
+  wire \en$1646 ;
+  wire [7:0] \en$422 ;
+  wire [7:0] \en$425 ;
   (* init = 1'h1 *)
-  wire \en$1662 ;
+  wire \en$426 ;
+  wire [7:0] \en$427 ;
   (* init = 1'h1 *)
-  wire \en$1682 ;
+  wire \en$428 ;
   (* init = 1'h1 *)
-  wire \en$1702 ;
+  wire \en$436 ;
   (* init = 1'h1 *)
-  wire \en$1717 ;
+  wire \en$455 ;
   (* init = 1'h1 *)
-  wire \en$1737 ;
+  wire \en$473 ;
   (* init = 1'h1 *)
-  wire \en$1757 ;
+  wire \en$491 ;
   (* init = 1'h1 *)
-  wire \en$1777 ;
+  wire \en$509 ;
   (* init = 1'h1 *)
-  wire \en$1797 ;
+  wire \en$527 ;
   (* init = 1'h1 *)
-  wire \en$1817 ;
+  wire \en$545 ;
   (* init = 1'h1 *)
-  wire \en$1837 ;
-  wire [7:0] \en$614 ;
-  wire [7:0] \en$617 ;
+  wire \en$563 ;
   (* init = 1'h1 *)
-  wire \en$618 ;
-  wire [7:0] \en$619 ;
+  wire \en$581 ;
   (* init = 1'h1 *)
-  wire \en$620 ;
+  wire \en$596 ;
   (* init = 1'h1 *)
-  wire \en$628 ;
+  wire \en$616 ;
   (* init = 1'h1 *)
-  wire \en$646 ;
+  wire \en$636 ;
   (* init = 1'h1 *)
-  wire \en$664 ;
+  wire \en$656 ;
   (* init = 1'h1 *)
-  wire \en$682 ;
+  wire \en$676 ;
   (* init = 1'h1 *)
-  wire \en$700 ;
+  wire \en$696 ;
   (* init = 1'h1 *)
-  wire \en$718 ;
+  wire \en$716 ;
   (* init = 1'h1 *)
   wire \en$736 ;
   (* init = 1'h1 *)
-  wire \en$754 ;
+  wire \en$751 ;
   (* init = 1'h1 *)
-  wire \en$772 ;
+  wire \en$771 ;
   (* init = 1'h1 *)
-  wire \en$787 ;
+  wire \en$791 ;
   (* init = 1'h1 *)
-  wire \en$807 ;
+  wire \en$811 ;
   (* init = 1'h1 *)
-  wire \en$827 ;
+  wire \en$831 ;
   (* init = 1'h1 *)
-  wire \en$847 ;
+  wire \en$851 ;
   (* init = 1'h1 *)
-  wire \en$867 ;
+  wire \en$871 ;
   (* init = 1'h1 *)
-  wire \en$887 ;
+  wire \en$891 ;
   (* init = 1'h1 *)
-  wire \en$907 ;
+  wire \en$906 ;
   (* init = 1'h1 *)
-  wire \en$927 ;
+  wire \en$926 ;
   (* init = 1'h1 *)
-  wire \en$942 ;
+  wire \en$946 ;
   (* init = 1'h1 *)
-  wire \en$962 ;
+  wire \en$966 ;
   (* init = 1'h1 *)
-  wire \en$982 ;
+  wire \en$986 ;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -1168,324 +848,324 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_wctl = 1'h1;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1014 ;
-  wire \first_in$1034 ;
-  wire \first_in$1054 ;
-  wire \first_in$1074 ;
-  wire \first_in$1091 ;
-  wire \first_in$1109 ;
-  wire \first_in$1129 ;
-  wire \first_in$1149 ;
-  wire \first_in$1169 ;
-  wire \first_in$1189 ;
-  wire \first_in$1209 ;
-  wire \first_in$1229 ;
-  wire \first_in$1246 ;
-  wire \first_in$1264 ;
-  wire \first_in$1284 ;
-  wire \first_in$1304 ;
-  wire \first_in$1324 ;
-  wire \first_in$1344 ;
-  wire \first_in$1364 ;
-  wire \first_in$1384 ;
-  wire \first_in$1401 ;
-  wire \first_in$1419 ;
-  wire \first_in$1439 ;
-  wire \first_in$1459 ;
-  wire \first_in$1479 ;
-  wire \first_in$1499 ;
-  wire \first_in$1519 ;
-  wire \first_in$1539 ;
-  wire \first_in$1556 ;
-  wire \first_in$1574 ;
-  wire \first_in$1594 ;
-  wire \first_in$1614 ;
-  wire \first_in$1634 ;
-  wire \first_in$1654 ;
-  wire \first_in$1674 ;
-  wire \first_in$1694 ;
-  wire \first_in$1711 ;
-  wire \first_in$1729 ;
-  wire \first_in$1749 ;
-  wire \first_in$1769 ;
-  wire \first_in$1789 ;
-  wire \first_in$1809 ;
-  wire \first_in$1829 ;
-  wire \first_in$1849 ;
-  wire \first_in$658 ;
-  wire \first_in$676 ;
-  wire \first_in$694 ;
-  wire \first_in$712 ;
-  wire \first_in$730 ;
-  wire \first_in$748 ;
-  wire \first_in$766 ;
-  wire \first_in$781 ;
-  wire \first_in$799 ;
-  wire \first_in$819 ;
-  wire \first_in$839 ;
-  wire \first_in$859 ;
-  wire \first_in$879 ;
-  wire \first_in$899 ;
-  wire \first_in$919 ;
-  wire \first_in$936 ;
-  wire \first_in$954 ;
-  wire \first_in$974 ;
-  wire \first_in$994 ;
+  wire \first_in$1018 ;
+  wire \first_in$1038 ;
+  wire \first_in$1055 ;
+  wire \first_in$1073 ;
+  wire \first_in$1093 ;
+  wire \first_in$1113 ;
+  wire \first_in$1133 ;
+  wire \first_in$1153 ;
+  wire \first_in$1173 ;
+  wire \first_in$1193 ;
+  wire \first_in$1210 ;
+  wire \first_in$1228 ;
+  wire \first_in$1248 ;
+  wire \first_in$1268 ;
+  wire \first_in$1288 ;
+  wire \first_in$1308 ;
+  wire \first_in$1328 ;
+  wire \first_in$1348 ;
+  wire \first_in$1365 ;
+  wire \first_in$1383 ;
+  wire \first_in$1403 ;
+  wire \first_in$1423 ;
+  wire \first_in$1443 ;
+  wire \first_in$1463 ;
+  wire \first_in$1483 ;
+  wire \first_in$1503 ;
+  wire \first_in$1520 ;
+  wire \first_in$1538 ;
+  wire \first_in$1558 ;
+  wire \first_in$1578 ;
+  wire \first_in$1598 ;
+  wire \first_in$1618 ;
+  wire \first_in$1638 ;
+  wire \first_in$1658 ;
+  wire \first_in$467 ;
+  wire \first_in$485 ;
+  wire \first_in$503 ;
+  wire \first_in$521 ;
+  wire \first_in$539 ;
+  wire \first_in$557 ;
+  wire \first_in$575 ;
+  wire \first_in$590 ;
+  wire \first_in$608 ;
+  wire \first_in$628 ;
+  wire \first_in$648 ;
+  wire \first_in$668 ;
+  wire \first_in$688 ;
+  wire \first_in$708 ;
+  wire \first_in$728 ;
+  wire \first_in$745 ;
+  wire \first_in$763 ;
+  wire \first_in$783 ;
+  wire \first_in$803 ;
+  wire \first_in$823 ;
+  wire \first_in$843 ;
+  wire \first_in$863 ;
+  wire \first_in$883 ;
+  wire \first_in$900 ;
+  wire \first_in$918 ;
+  wire \first_in$938 ;
+  wire \first_in$958 ;
+  wire \first_in$978 ;
+  wire \first_in$998 ;
   wire first_next;
-  wire \first_next$1007 ;
-  wire \first_next$1027 ;
-  wire \first_next$1047 ;
-  wire \first_next$1067 ;
-  wire \first_next$1087 ;
-  wire \first_next$1102 ;
-  wire \first_next$1122 ;
-  wire \first_next$1142 ;
-  wire \first_next$1162 ;
-  wire \first_next$1182 ;
-  wire \first_next$1202 ;
-  wire \first_next$1222 ;
-  wire \first_next$1242 ;
-  wire \first_next$1257 ;
-  wire \first_next$1277 ;
-  wire \first_next$1297 ;
-  wire \first_next$1317 ;
-  wire \first_next$1337 ;
-  wire \first_next$1357 ;
-  wire \first_next$1377 ;
-  wire \first_next$1397 ;
-  wire \first_next$1412 ;
-  wire \first_next$1432 ;
-  wire \first_next$1452 ;
-  wire \first_next$1472 ;
-  wire \first_next$1492 ;
-  wire \first_next$1512 ;
-  wire \first_next$1532 ;
-  wire \first_next$1552 ;
-  wire \first_next$1567 ;
-  wire \first_next$1587 ;
-  wire \first_next$1607 ;
-  wire \first_next$1627 ;
-  wire \first_next$1647 ;
-  wire \first_next$1667 ;
-  wire \first_next$1687 ;
-  wire \first_next$1707 ;
-  wire \first_next$1722 ;
-  wire \first_next$1742 ;
-  wire \first_next$1762 ;
-  wire \first_next$1782 ;
-  wire \first_next$1802 ;
-  wire \first_next$1822 ;
-  wire \first_next$1842 ;
-  wire \first_next$651 ;
-  wire \first_next$669 ;
-  wire \first_next$687 ;
-  wire \first_next$705 ;
-  wire \first_next$723 ;
+  wire \first_next$1011 ;
+  wire \first_next$1031 ;
+  wire \first_next$1051 ;
+  wire \first_next$1066 ;
+  wire \first_next$1086 ;
+  wire \first_next$1106 ;
+  wire \first_next$1126 ;
+  wire \first_next$1146 ;
+  wire \first_next$1166 ;
+  wire \first_next$1186 ;
+  wire \first_next$1206 ;
+  wire \first_next$1221 ;
+  wire \first_next$1241 ;
+  wire \first_next$1261 ;
+  wire \first_next$1281 ;
+  wire \first_next$1301 ;
+  wire \first_next$1321 ;
+  wire \first_next$1341 ;
+  wire \first_next$1361 ;
+  wire \first_next$1376 ;
+  wire \first_next$1396 ;
+  wire \first_next$1416 ;
+  wire \first_next$1436 ;
+  wire \first_next$1456 ;
+  wire \first_next$1476 ;
+  wire \first_next$1496 ;
+  wire \first_next$1516 ;
+  wire \first_next$1531 ;
+  wire \first_next$1551 ;
+  wire \first_next$1571 ;
+  wire \first_next$1591 ;
+  wire \first_next$1611 ;
+  wire \first_next$1631 ;
+  wire \first_next$1651 ;
+  wire \first_next$460 ;
+  wire \first_next$478 ;
+  wire \first_next$496 ;
+  wire \first_next$514 ;
+  wire \first_next$532 ;
+  wire \first_next$550 ;
+  wire \first_next$568 ;
+  wire \first_next$586 ;
+  wire \first_next$601 ;
+  wire \first_next$621 ;
+  wire \first_next$641 ;
+  wire \first_next$661 ;
+  wire \first_next$681 ;
+  wire \first_next$701 ;
+  wire \first_next$721 ;
   wire \first_next$741 ;
-  wire \first_next$759 ;
-  wire \first_next$777 ;
-  wire \first_next$792 ;
-  wire \first_next$812 ;
-  wire \first_next$832 ;
-  wire \first_next$852 ;
-  wire \first_next$872 ;
-  wire \first_next$892 ;
-  wire \first_next$912 ;
-  wire \first_next$932 ;
-  wire \first_next$947 ;
-  wire \first_next$967 ;
-  wire \first_next$987 ;
+  wire \first_next$756 ;
+  wire \first_next$776 ;
+  wire \first_next$796 ;
+  wire \first_next$816 ;
+  wire \first_next$836 ;
+  wire \first_next$856 ;
+  wire \first_next$876 ;
+  wire \first_next$896 ;
+  wire \first_next$911 ;
+  wire \first_next$931 ;
+  wire \first_next$951 ;
+  wire \first_next$971 ;
+  wire \first_next$991 ;
   wire first_next_out;
-  wire \first_next_out$1008 ;
-  wire \first_next_out$1028 ;
-  wire \first_next_out$1048 ;
-  wire \first_next_out$1068 ;
-  wire \first_next_out$1103 ;
-  wire \first_next_out$1123 ;
-  wire \first_next_out$1143 ;
-  wire \first_next_out$1163 ;
-  wire \first_next_out$1183 ;
-  wire \first_next_out$1203 ;
-  wire \first_next_out$1223 ;
-  wire \first_next_out$1258 ;
-  wire \first_next_out$1278 ;
-  wire \first_next_out$1298 ;
-  wire \first_next_out$1318 ;
-  wire \first_next_out$1338 ;
-  wire \first_next_out$1358 ;
-  wire \first_next_out$1378 ;
-  wire \first_next_out$1413 ;
-  wire \first_next_out$1433 ;
-  wire \first_next_out$1453 ;
-  wire \first_next_out$1473 ;
-  wire \first_next_out$1493 ;
-  wire \first_next_out$1513 ;
-  wire \first_next_out$1533 ;
-  wire \first_next_out$1568 ;
-  wire \first_next_out$1588 ;
-  wire \first_next_out$1608 ;
-  wire \first_next_out$1628 ;
-  wire \first_next_out$1648 ;
-  wire \first_next_out$1668 ;
-  wire \first_next_out$1688 ;
-  wire \first_next_out$1723 ;
-  wire \first_next_out$1743 ;
-  wire \first_next_out$1763 ;
-  wire \first_next_out$1783 ;
-  wire \first_next_out$1803 ;
-  wire \first_next_out$1823 ;
-  wire \first_next_out$1843 ;
-  wire \first_next_out$670 ;
-  wire \first_next_out$688 ;
-  wire \first_next_out$706 ;
-  wire \first_next_out$724 ;
-  wire \first_next_out$742 ;
-  wire \first_next_out$760 ;
-  wire \first_next_out$793 ;
-  wire \first_next_out$813 ;
-  wire \first_next_out$833 ;
-  wire \first_next_out$853 ;
-  wire \first_next_out$873 ;
-  wire \first_next_out$893 ;
-  wire \first_next_out$913 ;
-  wire \first_next_out$948 ;
-  wire \first_next_out$968 ;
-  wire \first_next_out$988 ;
+  wire \first_next_out$1012 ;
+  wire \first_next_out$1032 ;
+  wire \first_next_out$1067 ;
+  wire \first_next_out$1087 ;
+  wire \first_next_out$1107 ;
+  wire \first_next_out$1127 ;
+  wire \first_next_out$1147 ;
+  wire \first_next_out$1167 ;
+  wire \first_next_out$1187 ;
+  wire \first_next_out$1222 ;
+  wire \first_next_out$1242 ;
+  wire \first_next_out$1262 ;
+  wire \first_next_out$1282 ;
+  wire \first_next_out$1302 ;
+  wire \first_next_out$1322 ;
+  wire \first_next_out$1342 ;
+  wire \first_next_out$1377 ;
+  wire \first_next_out$1397 ;
+  wire \first_next_out$1417 ;
+  wire \first_next_out$1437 ;
+  wire \first_next_out$1457 ;
+  wire \first_next_out$1477 ;
+  wire \first_next_out$1497 ;
+  wire \first_next_out$1532 ;
+  wire \first_next_out$1552 ;
+  wire \first_next_out$1572 ;
+  wire \first_next_out$1592 ;
+  wire \first_next_out$1612 ;
+  wire \first_next_out$1632 ;
+  wire \first_next_out$1652 ;
+  wire \first_next_out$479 ;
+  wire \first_next_out$497 ;
+  wire \first_next_out$515 ;
+  wire \first_next_out$533 ;
+  wire \first_next_out$551 ;
+  wire \first_next_out$569 ;
+  wire \first_next_out$602 ;
+  wire \first_next_out$622 ;
+  wire \first_next_out$642 ;
+  wire \first_next_out$662 ;
+  wire \first_next_out$682 ;
+  wire \first_next_out$702 ;
+  wire \first_next_out$722 ;
+  wire \first_next_out$757 ;
+  wire \first_next_out$777 ;
+  wire \first_next_out$797 ;
+  wire \first_next_out$817 ;
+  wire \first_next_out$837 ;
+  wire \first_next_out$857 ;
+  wire \first_next_out$877 ;
+  wire \first_next_out$912 ;
+  wire \first_next_out$932 ;
+  wire \first_next_out$952 ;
+  wire \first_next_out$972 ;
+  wire \first_next_out$992 ;
   wire first_out;
-  wire \first_out$1015 ;
-  wire \first_out$1035 ;
-  wire \first_out$1055 ;
-  wire \first_out$1075 ;
-  wire \first_out$1110 ;
-  wire \first_out$1130 ;
-  wire \first_out$1150 ;
-  wire \first_out$1170 ;
-  wire \first_out$1190 ;
-  wire \first_out$1210 ;
-  wire \first_out$1230 ;
-  wire \first_out$1265 ;
-  wire \first_out$1285 ;
-  wire \first_out$1305 ;
-  wire \first_out$1325 ;
-  wire \first_out$1345 ;
-  wire \first_out$1365 ;
-  wire \first_out$1385 ;
-  wire \first_out$1420 ;
-  wire \first_out$1440 ;
-  wire \first_out$1460 ;
-  wire \first_out$1480 ;
-  wire \first_out$1500 ;
-  wire \first_out$1520 ;
-  wire \first_out$1540 ;
-  wire \first_out$1575 ;
-  wire \first_out$1595 ;
-  wire \first_out$1615 ;
-  wire \first_out$1635 ;
-  wire \first_out$1655 ;
-  wire \first_out$1675 ;
-  wire \first_out$1695 ;
-  wire \first_out$1730 ;
-  wire \first_out$1750 ;
-  wire \first_out$1770 ;
-  wire \first_out$1790 ;
-  wire \first_out$1810 ;
-  wire \first_out$1830 ;
-  wire \first_out$1850 ;
-  wire \first_out$677 ;
-  wire \first_out$695 ;
-  wire \first_out$713 ;
-  wire \first_out$731 ;
-  wire \first_out$749 ;
-  wire \first_out$767 ;
-  wire \first_out$800 ;
-  wire \first_out$820 ;
-  wire \first_out$840 ;
-  wire \first_out$860 ;
-  wire \first_out$880 ;
-  wire \first_out$900 ;
-  wire \first_out$920 ;
-  wire \first_out$955 ;
-  wire \first_out$975 ;
-  wire \first_out$995 ;
+  wire \first_out$1019 ;
+  wire \first_out$1039 ;
+  wire \first_out$1074 ;
+  wire \first_out$1094 ;
+  wire \first_out$1114 ;
+  wire \first_out$1134 ;
+  wire \first_out$1154 ;
+  wire \first_out$1174 ;
+  wire \first_out$1194 ;
+  wire \first_out$1229 ;
+  wire \first_out$1249 ;
+  wire \first_out$1269 ;
+  wire \first_out$1289 ;
+  wire \first_out$1309 ;
+  wire \first_out$1329 ;
+  wire \first_out$1349 ;
+  wire \first_out$1384 ;
+  wire \first_out$1404 ;
+  wire \first_out$1424 ;
+  wire \first_out$1444 ;
+  wire \first_out$1464 ;
+  wire \first_out$1484 ;
+  wire \first_out$1504 ;
+  wire \first_out$1539 ;
+  wire \first_out$1559 ;
+  wire \first_out$1579 ;
+  wire \first_out$1599 ;
+  wire \first_out$1619 ;
+  wire \first_out$1639 ;
+  wire \first_out$1659 ;
+  wire \first_out$486 ;
+  wire \first_out$504 ;
+  wire \first_out$522 ;
+  wire \first_out$540 ;
+  wire \first_out$558 ;
+  wire \first_out$576 ;
+  wire \first_out$609 ;
+  wire \first_out$629 ;
+  wire \first_out$649 ;
+  wire \first_out$669 ;
+  wire \first_out$689 ;
+  wire \first_out$709 ;
+  wire \first_out$729 ;
+  wire \first_out$764 ;
+  wire \first_out$784 ;
+  wire \first_out$804 ;
+  wire \first_out$824 ;
+  wire \first_out$844 ;
+  wire \first_out$864 ;
+  wire \first_out$884 ;
+  wire \first_out$919 ;
+  wire \first_out$939 ;
+  wire \first_out$959 ;
+  wire \first_out$979 ;
+  wire \first_out$999 ;
   wire held;
   wire [255:0] i;
   (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$621 ;
-  wire [7:0] \i$621[0] ;
-  wire [7:0] \i$621[1] ;
-  wire [7:0] \i$621[2] ;
-  wire [7:0] \i$621[3] ;
-  wire [7:0] \i$621[4] ;
-  wire [7:0] \i$621[5] ;
-  wire [7:0] \i$621[6] ;
-  wire [7:0] \i$621[7] ;
-  wire [15:0] \i$622 ;
-  wire [1:0] \i$622[0] ;
-  wire \i$622[0].capture ;
-  wire \i$622[0].shift ;
-  wire [1:0] \i$622[1] ;
-  wire \i$622[1].capture ;
-  wire \i$622[1].shift ;
-  wire [1:0] \i$622[2] ;
-  wire \i$622[2].capture ;
-  wire \i$622[2].shift ;
-  wire [1:0] \i$622[3] ;
-  wire \i$622[3].capture ;
-  wire \i$622[3].shift ;
-  wire [1:0] \i$622[4] ;
-  wire \i$622[4].capture ;
-  wire \i$622[4].shift ;
-  wire [1:0] \i$622[5] ;
-  wire \i$622[5].capture ;
-  wire \i$622[5].shift ;
-  wire [1:0] \i$622[6] ;
-  wire \i$622[6].capture ;
-  wire \i$622[6].shift ;
-  wire [1:0] \i$622[7] ;
-  wire \i$622[7].capture ;
-  wire \i$622[7].shift ;
-  wire [63:0] \i$623 ;
-  wire [7:0] \i$623[0] ;
-  wire [7:0] \i$623[1] ;
-  wire [7:0] \i$623[2] ;
-  wire [7:0] \i$623[3] ;
-  wire [7:0] \i$623[4] ;
-  wire [7:0] \i$623[5] ;
-  wire [7:0] \i$623[6] ;
-  wire [7:0] \i$623[7] ;
-  wire [23:0] \i$624 ;
-  wire [2:0] \i$624[0] ;
-  wire \i$624[0].first ;
-  wire \i$624[0].last ;
-  wire \i$624[0].valid ;
-  wire [2:0] \i$624[1] ;
-  wire \i$624[1].first ;
-  wire \i$624[1].last ;
-  wire \i$624[1].valid ;
-  wire [2:0] \i$624[2] ;
-  wire \i$624[2].first ;
-  wire \i$624[2].last ;
-  wire \i$624[2].valid ;
-  wire [2:0] \i$624[3] ;
-  wire \i$624[3].first ;
-  wire \i$624[3].last ;
-  wire \i$624[3].valid ;
-  wire [2:0] \i$624[4] ;
-  wire \i$624[4].first ;
-  wire \i$624[4].last ;
-  wire \i$624[4].valid ;
-  wire [2:0] \i$624[5] ;
-  wire \i$624[5].first ;
-  wire \i$624[5].last ;
-  wire \i$624[5].valid ;
-  wire [2:0] \i$624[6] ;
-  wire \i$624[6].first ;
-  wire \i$624[6].last ;
-  wire \i$624[6].valid ;
-  wire [2:0] \i$624[7] ;
-  wire \i$624[7].first ;
-  wire \i$624[7].last ;
-  wire \i$624[7].valid ;
+  wire [63:0] \i$429 ;
+  wire [7:0] \i$429[0] ;
+  wire [7:0] \i$429[1] ;
+  wire [7:0] \i$429[2] ;
+  wire [7:0] \i$429[3] ;
+  wire [7:0] \i$429[4] ;
+  wire [7:0] \i$429[5] ;
+  wire [7:0] \i$429[6] ;
+  wire [7:0] \i$429[7] ;
+  wire [15:0] \i$430 ;
+  wire [1:0] \i$430[0] ;
+  wire \i$430[0].capture ;
+  wire \i$430[0].shift ;
+  wire [1:0] \i$430[1] ;
+  wire \i$430[1].capture ;
+  wire \i$430[1].shift ;
+  wire [1:0] \i$430[2] ;
+  wire \i$430[2].capture ;
+  wire \i$430[2].shift ;
+  wire [1:0] \i$430[3] ;
+  wire \i$430[3].capture ;
+  wire \i$430[3].shift ;
+  wire [1:0] \i$430[4] ;
+  wire \i$430[4].capture ;
+  wire \i$430[4].shift ;
+  wire [1:0] \i$430[5] ;
+  wire \i$430[5].capture ;
+  wire \i$430[5].shift ;
+  wire [1:0] \i$430[6] ;
+  wire \i$430[6].capture ;
+  wire \i$430[6].shift ;
+  wire [1:0] \i$430[7] ;
+  wire \i$430[7].capture ;
+  wire \i$430[7].shift ;
+  wire [63:0] \i$431 ;
+  wire [7:0] \i$431[0] ;
+  wire [7:0] \i$431[1] ;
+  wire [7:0] \i$431[2] ;
+  wire [7:0] \i$431[3] ;
+  wire [7:0] \i$431[4] ;
+  wire [7:0] \i$431[5] ;
+  wire [7:0] \i$431[6] ;
+  wire [7:0] \i$431[7] ;
+  wire [23:0] \i$432 ;
+  wire [2:0] \i$432[0] ;
+  wire \i$432[0].first ;
+  wire \i$432[0].last ;
+  wire \i$432[0].valid ;
+  wire [2:0] \i$432[1] ;
+  wire \i$432[1].first ;
+  wire \i$432[1].last ;
+  wire \i$432[1].valid ;
+  wire [2:0] \i$432[2] ;
+  wire \i$432[2].first ;
+  wire \i$432[2].last ;
+  wire \i$432[2].valid ;
+  wire [2:0] \i$432[3] ;
+  wire \i$432[3].first ;
+  wire \i$432[3].last ;
+  wire \i$432[3].valid ;
+  wire [2:0] \i$432[4] ;
+  wire \i$432[4].first ;
+  wire \i$432[4].last ;
+  wire \i$432[4].valid ;
+  wire [2:0] \i$432[5] ;
+  wire \i$432[5].first ;
+  wire \i$432[5].last ;
+  wire \i$432[5].valid ;
+  wire [2:0] \i$432[6] ;
+  wire \i$432[6].first ;
+  wire \i$432[6].last ;
+  wire \i$432[6].valid ;
+  wire [2:0] \i$432[7] ;
+  wire \i$432[7].first ;
+  wire \i$432[7].last ;
+  wire \i$432[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1495,64 +1175,64 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [23:0] \i_next$626 ;
-  wire [2:0] \i_next$626[0] ;
-  wire \i_next$626[0].first ;
-  wire \i_next$626[0].last ;
-  wire \i_next$626[0].valid ;
-  wire [2:0] \i_next$626[1] ;
-  wire \i_next$626[1].first ;
-  wire \i_next$626[1].last ;
-  wire \i_next$626[1].valid ;
-  wire [2:0] \i_next$626[2] ;
-  wire \i_next$626[2].first ;
-  wire \i_next$626[2].last ;
-  wire \i_next$626[2].valid ;
-  wire [2:0] \i_next$626[3] ;
-  wire \i_next$626[3].first ;
-  wire \i_next$626[3].last ;
-  wire \i_next$626[3].valid ;
-  wire [2:0] \i_next$626[4] ;
-  wire \i_next$626[4].first ;
-  wire \i_next$626[4].last ;
-  wire \i_next$626[4].valid ;
-  wire [2:0] \i_next$626[5] ;
-  wire \i_next$626[5].first ;
-  wire \i_next$626[5].last ;
-  wire \i_next$626[5].valid ;
-  wire [2:0] \i_next$626[6] ;
-  wire \i_next$626[6].first ;
-  wire \i_next$626[6].last ;
-  wire \i_next$626[6].valid ;
-  wire [2:0] \i_next$626[7] ;
-  wire \i_next$626[7].first ;
-  wire \i_next$626[7].last ;
-  wire \i_next$626[7].valid ;
-  wire [15:0] \i_next$627 ;
-  wire [1:0] \i_next$627[0] ;
-  wire \i_next$627[0].capture ;
-  wire \i_next$627[0].shift ;
-  wire [1:0] \i_next$627[1] ;
-  wire \i_next$627[1].capture ;
-  wire \i_next$627[1].shift ;
-  wire [1:0] \i_next$627[2] ;
-  wire \i_next$627[2].capture ;
-  wire \i_next$627[2].shift ;
-  wire [1:0] \i_next$627[3] ;
-  wire \i_next$627[3].capture ;
-  wire \i_next$627[3].shift ;
-  wire [1:0] \i_next$627[4] ;
-  wire \i_next$627[4].capture ;
-  wire \i_next$627[4].shift ;
-  wire [1:0] \i_next$627[5] ;
-  wire \i_next$627[5].capture ;
-  wire \i_next$627[5].shift ;
-  wire [1:0] \i_next$627[6] ;
-  wire \i_next$627[6].capture ;
-  wire \i_next$627[6].shift ;
-  wire [1:0] \i_next$627[7] ;
-  wire \i_next$627[7].capture ;
-  wire \i_next$627[7].shift ;
+  wire [23:0] \i_next$434 ;
+  wire [2:0] \i_next$434[0] ;
+  wire \i_next$434[0].first ;
+  wire \i_next$434[0].last ;
+  wire \i_next$434[0].valid ;
+  wire [2:0] \i_next$434[1] ;
+  wire \i_next$434[1].first ;
+  wire \i_next$434[1].last ;
+  wire \i_next$434[1].valid ;
+  wire [2:0] \i_next$434[2] ;
+  wire \i_next$434[2].first ;
+  wire \i_next$434[2].last ;
+  wire \i_next$434[2].valid ;
+  wire [2:0] \i_next$434[3] ;
+  wire \i_next$434[3].first ;
+  wire \i_next$434[3].last ;
+  wire \i_next$434[3].valid ;
+  wire [2:0] \i_next$434[4] ;
+  wire \i_next$434[4].first ;
+  wire \i_next$434[4].last ;
+  wire \i_next$434[4].valid ;
+  wire [2:0] \i_next$434[5] ;
+  wire \i_next$434[5].first ;
+  wire \i_next$434[5].last ;
+  wire \i_next$434[5].valid ;
+  wire [2:0] \i_next$434[6] ;
+  wire \i_next$434[6].first ;
+  wire \i_next$434[6].last ;
+  wire \i_next$434[6].valid ;
+  wire [2:0] \i_next$434[7] ;
+  wire \i_next$434[7].first ;
+  wire \i_next$434[7].last ;
+  wire \i_next$434[7].valid ;
+  wire [15:0] \i_next$435 ;
+  wire [1:0] \i_next$435[0] ;
+  wire \i_next$435[0].capture ;
+  wire \i_next$435[0].shift ;
+  wire [1:0] \i_next$435[1] ;
+  wire \i_next$435[1].capture ;
+  wire \i_next$435[1].shift ;
+  wire [1:0] \i_next$435[2] ;
+  wire \i_next$435[2].capture ;
+  wire \i_next$435[2].shift ;
+  wire [1:0] \i_next$435[3] ;
+  wire \i_next$435[3].capture ;
+  wire \i_next$435[3].shift ;
+  wire [1:0] \i_next$435[4] ;
+  wire \i_next$435[4].capture ;
+  wire \i_next$435[4].shift ;
+  wire [1:0] \i_next$435[5] ;
+  wire \i_next$435[5].capture ;
+  wire \i_next$435[5].shift ;
+  wire [1:0] \i_next$435[6] ;
+  wire \i_next$435[6].capture ;
+  wire \i_next$435[6].shift ;
+  wire [1:0] \i_next$435[7] ;
+  wire \i_next$435[7].capture ;
+  wire \i_next$435[7].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1587,179 +1267,204 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1016 ;
-  wire \last_in$1036 ;
+  wire \last_in$1000 ;
+  wire \last_in$1020 ;
+  wire \last_in$1040 ;
   wire \last_in$1056 ;
-  wire \last_in$1076 ;
-  wire \last_in$1092 ;
-  wire \last_in$1111 ;
-  wire \last_in$1131 ;
-  wire \last_in$1151 ;
-  wire \last_in$1171 ;
-  wire \last_in$1191 ;
+  wire \last_in$1075 ;
+  wire \last_in$1095 ;
+  wire \last_in$1115 ;
+  wire \last_in$1135 ;
+  wire \last_in$1155 ;
+  wire \last_in$1175 ;
+  wire \last_in$1195 ;
   wire \last_in$1211 ;
-  wire \last_in$1231 ;
-  wire \last_in$1247 ;
-  wire \last_in$1266 ;
-  wire \last_in$1286 ;
-  wire \last_in$1306 ;
-  wire \last_in$1326 ;
-  wire \last_in$1346 ;
+  wire \last_in$1230 ;
+  wire \last_in$1250 ;
+  wire \last_in$1270 ;
+  wire \last_in$1290 ;
+  wire \last_in$1310 ;
+  wire \last_in$1330 ;
+  wire \last_in$1350 ;
   wire \last_in$1366 ;
-  wire \last_in$1386 ;
-  wire \last_in$1402 ;
-  wire \last_in$1421 ;
-  wire \last_in$1441 ;
-  wire \last_in$1461 ;
-  wire \last_in$1481 ;
-  wire \last_in$1501 ;
+  wire \last_in$1385 ;
+  wire \last_in$1405 ;
+  wire \last_in$1425 ;
+  wire \last_in$1445 ;
+  wire \last_in$1465 ;
+  wire \last_in$1485 ;
+  wire \last_in$1505 ;
   wire \last_in$1521 ;
-  wire \last_in$1541 ;
-  wire \last_in$1557 ;
-  wire \last_in$1576 ;
-  wire \last_in$1596 ;
-  wire \last_in$1616 ;
-  wire \last_in$1636 ;
-  wire \last_in$1656 ;
-  wire \last_in$1676 ;
-  wire \last_in$1696 ;
-  wire \last_in$1712 ;
-  wire \last_in$1731 ;
-  wire \last_in$1751 ;
-  wire \last_in$1771 ;
-  wire \last_in$1791 ;
-  wire \last_in$1811 ;
-  wire \last_in$1831 ;
-  wire \last_in$1851 ;
-  wire \last_in$660 ;
-  wire \last_in$678 ;
-  wire \last_in$696 ;
-  wire \last_in$714 ;
-  wire \last_in$732 ;
-  wire \last_in$750 ;
-  wire \last_in$768 ;
-  wire \last_in$782 ;
-  wire \last_in$801 ;
-  wire \last_in$821 ;
-  wire \last_in$841 ;
-  wire \last_in$861 ;
-  wire \last_in$881 ;
+  wire \last_in$1540 ;
+  wire \last_in$1560 ;
+  wire \last_in$1580 ;
+  wire \last_in$1600 ;
+  wire \last_in$1620 ;
+  wire \last_in$1640 ;
+  wire \last_in$1660 ;
+  wire \last_in$469 ;
+  wire \last_in$487 ;
+  wire \last_in$505 ;
+  wire \last_in$523 ;
+  wire \last_in$541 ;
+  wire \last_in$559 ;
+  wire \last_in$577 ;
+  wire \last_in$591 ;
+  wire \last_in$610 ;
+  wire \last_in$630 ;
+  wire \last_in$650 ;
+  wire \last_in$670 ;
+  wire \last_in$690 ;
+  wire \last_in$710 ;
+  wire \last_in$730 ;
+  wire \last_in$746 ;
+  wire \last_in$765 ;
+  wire \last_in$785 ;
+  wire \last_in$805 ;
+  wire \last_in$825 ;
+  wire \last_in$845 ;
+  wire \last_in$865 ;
+  wire \last_in$885 ;
   wire \last_in$901 ;
-  wire \last_in$921 ;
-  wire \last_in$937 ;
-  wire \last_in$956 ;
-  wire \last_in$976 ;
-  wire \last_in$996 ;
+  wire \last_in$920 ;
+  wire \last_in$940 ;
+  wire \last_in$960 ;
+  wire \last_in$980 ;
   wire last_out;
-  wire \last_out$1017 ;
-  wire \last_out$1037 ;
-  wire \last_out$1057 ;
-  wire \last_out$1077 ;
-  wire \last_out$1112 ;
-  wire \last_out$1132 ;
-  wire \last_out$1152 ;
-  wire \last_out$1172 ;
-  wire \last_out$1192 ;
-  wire \last_out$1212 ;
-  wire \last_out$1232 ;
-  wire \last_out$1267 ;
-  wire \last_out$1287 ;
-  wire \last_out$1307 ;
-  wire \last_out$1327 ;
-  wire \last_out$1347 ;
-  wire \last_out$1367 ;
-  wire \last_out$1387 ;
-  wire \last_out$1422 ;
-  wire \last_out$1442 ;
-  wire \last_out$1462 ;
-  wire \last_out$1482 ;
-  wire \last_out$1502 ;
-  wire \last_out$1522 ;
-  wire \last_out$1542 ;
-  wire \last_out$1577 ;
-  wire \last_out$1597 ;
-  wire \last_out$1617 ;
-  wire \last_out$1637 ;
-  wire \last_out$1657 ;
-  wire \last_out$1677 ;
-  wire \last_out$1697 ;
-  wire \last_out$1732 ;
-  wire \last_out$1752 ;
-  wire \last_out$1772 ;
-  wire \last_out$1792 ;
-  wire \last_out$1812 ;
-  wire \last_out$1832 ;
-  wire \last_out$1852 ;
-  wire \last_out$661 ;
-  wire \last_out$679 ;
-  wire \last_out$697 ;
-  wire \last_out$715 ;
-  wire \last_out$733 ;
-  wire \last_out$751 ;
-  wire \last_out$769 ;
-  wire \last_out$802 ;
-  wire \last_out$822 ;
-  wire \last_out$842 ;
-  wire \last_out$862 ;
-  wire \last_out$882 ;
-  wire \last_out$902 ;
-  wire \last_out$922 ;
-  wire \last_out$957 ;
-  wire \last_out$977 ;
-  wire \last_out$997 ;
+  wire \last_out$1001 ;
+  wire \last_out$1021 ;
+  wire \last_out$1041 ;
+  wire \last_out$1076 ;
+  wire \last_out$1096 ;
+  wire \last_out$1116 ;
+  wire \last_out$1136 ;
+  wire \last_out$1156 ;
+  wire \last_out$1176 ;
+  wire \last_out$1196 ;
+  wire \last_out$1231 ;
+  wire \last_out$1251 ;
+  wire \last_out$1271 ;
+  wire \last_out$1291 ;
+  wire \last_out$1311 ;
+  wire \last_out$1331 ;
+  wire \last_out$1351 ;
+  wire \last_out$1386 ;
+  wire \last_out$1406 ;
+  wire \last_out$1426 ;
+  wire \last_out$1446 ;
+  wire \last_out$1466 ;
+  wire \last_out$1486 ;
+  wire \last_out$1506 ;
+  wire \last_out$1541 ;
+  wire \last_out$1561 ;
+  wire \last_out$1581 ;
+  wire \last_out$1601 ;
+  wire \last_out$1621 ;
+  wire \last_out$1641 ;
+  wire \last_out$1661 ;
+  wire \last_out$470 ;
+  wire \last_out$488 ;
+  wire \last_out$506 ;
+  wire \last_out$524 ;
+  wire \last_out$542 ;
+  wire \last_out$560 ;
+  wire \last_out$578 ;
+  wire \last_out$611 ;
+  wire \last_out$631 ;
+  wire \last_out$651 ;
+  wire \last_out$671 ;
+  wire \last_out$691 ;
+  wire \last_out$711 ;
+  wire \last_out$731 ;
+  wire \last_out$766 ;
+  wire \last_out$786 ;
+  wire \last_out$806 ;
+  wire \last_out$826 ;
+  wire \last_out$846 ;
+  wire \last_out$866 ;
+  wire \last_out$886 ;
+  wire \last_out$921 ;
+  wire \last_out$941 ;
+  wire \last_out$961 ;
+  wire \last_out$981 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [63:0] \o$638 ;
-  wire [7:0] \o$638[0] ;
-  wire [7:0] \o$638[1] ;
-  wire [7:0] \o$638[2] ;
-  wire [7:0] \o$638[3] ;
-  wire [7:0] \o$638[4] ;
-  wire [7:0] \o$638[5] ;
-  wire [7:0] \o$638[6] ;
-  wire [7:0] \o$638[7] ;
-  wire [23:0] \o$640 ;
-  wire [2:0] \o$640[0] ;
-  wire \o$640[0].first ;
-  wire \o$640[0].last ;
-  wire \o$640[0].valid ;
-  wire [2:0] \o$640[1] ;
-  wire \o$640[1].first ;
-  wire \o$640[1].last ;
-  wire \o$640[1].valid ;
-  wire [2:0] \o$640[2] ;
-  wire \o$640[2].first ;
-  wire \o$640[2].last ;
-  wire \o$640[2].valid ;
-  wire [2:0] \o$640[3] ;
-  wire \o$640[3].first ;
-  wire \o$640[3].last ;
-  wire \o$640[3].valid ;
-  wire [2:0] \o$640[4] ;
-  wire \o$640[4].first ;
-  wire \o$640[4].last ;
-  wire \o$640[4].valid ;
-  wire [2:0] \o$640[5] ;
-  wire \o$640[5].first ;
-  wire \o$640[5].last ;
-  wire \o$640[5].valid ;
-  wire [2:0] \o$640[6] ;
-  wire \o$640[6].first ;
-  wire \o$640[6].last ;
-  wire \o$640[6].valid ;
-  wire [2:0] \o$640[7] ;
-  wire \o$640[7].first ;
-  wire \o$640[7].last ;
-  wire \o$640[7].valid ;
-  wire [63:0] \o$645 ;
-  wire [7:0] \o$645[0] ;
-  wire [7:0] \o$645[1] ;
-  wire [7:0] \o$645[2] ;
-  wire [7:0] \o$645[3] ;
-  wire [7:0] \o$645[4] ;
-  wire [7:0] \o$645[5] ;
-  wire [7:0] \o$645[6] ;
-  wire [7:0] \o$645[7] ;
+  wire [15:0] \o$439 ;
+  wire [1:0] \o$439[0] ;
+  wire \o$439[0].capture ;
+  wire \o$439[0].shift ;
+  wire [1:0] \o$439[1] ;
+  wire \o$439[1].capture ;
+  wire \o$439[1].shift ;
+  wire [1:0] \o$439[2] ;
+  wire \o$439[2].capture ;
+  wire \o$439[2].shift ;
+  wire [1:0] \o$439[3] ;
+  wire \o$439[3].capture ;
+  wire \o$439[3].shift ;
+  wire [1:0] \o$439[4] ;
+  wire \o$439[4].capture ;
+  wire \o$439[4].shift ;
+  wire [1:0] \o$439[5] ;
+  wire \o$439[5].capture ;
+  wire \o$439[5].shift ;
+  wire [1:0] \o$439[6] ;
+  wire \o$439[6].capture ;
+  wire \o$439[6].shift ;
+  wire [1:0] \o$439[7] ;
+  wire \o$439[7].capture ;
+  wire \o$439[7].shift ;
+  wire [63:0] \o$447 ;
+  wire [7:0] \o$447[0] ;
+  wire [7:0] \o$447[1] ;
+  wire [7:0] \o$447[2] ;
+  wire [7:0] \o$447[3] ;
+  wire [7:0] \o$447[4] ;
+  wire [7:0] \o$447[5] ;
+  wire [7:0] \o$447[6] ;
+  wire [7:0] \o$447[7] ;
+  wire [23:0] \o$449 ;
+  wire [2:0] \o$449[0] ;
+  wire \o$449[0].first ;
+  wire \o$449[0].last ;
+  wire \o$449[0].valid ;
+  wire [2:0] \o$449[1] ;
+  wire \o$449[1].first ;
+  wire \o$449[1].last ;
+  wire \o$449[1].valid ;
+  wire [2:0] \o$449[2] ;
+  wire \o$449[2].first ;
+  wire \o$449[2].last ;
+  wire \o$449[2].valid ;
+  wire [2:0] \o$449[3] ;
+  wire \o$449[3].first ;
+  wire \o$449[3].last ;
+  wire \o$449[3].valid ;
+  wire [2:0] \o$449[4] ;
+  wire \o$449[4].first ;
+  wire \o$449[4].last ;
+  wire \o$449[4].valid ;
+  wire [2:0] \o$449[5] ;
+  wire \o$449[5].first ;
+  wire \o$449[5].last ;
+  wire \o$449[5].valid ;
+  wire [2:0] \o$449[6] ;
+  wire \o$449[6].first ;
+  wire \o$449[6].last ;
+  wire \o$449[6].valid ;
+  wire [2:0] \o$449[7] ;
+  wire \o$449[7].first ;
+  wire \o$449[7].last ;
+  wire \o$449[7].valid ;
+  wire [63:0] \o$454 ;
+  wire [7:0] \o$454[0] ;
+  wire [7:0] \o$454[1] ;
+  wire [7:0] \o$454[2] ;
+  wire [7:0] \o$454[3] ;
+  wire [7:0] \o$454[4] ;
+  wire [7:0] \o$454[5] ;
+  wire [7:0] \o$454[6] ;
+  wire [7:0] \o$454[7] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1769,48 +1474,48 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [15:0] o_next;
-  wire [63:0] \o_next$633 ;
-  wire [7:0] \o_next$633[0] ;
-  wire [7:0] \o_next$633[1] ;
-  wire [7:0] \o_next$633[2] ;
-  wire [7:0] \o_next$633[3] ;
-  wire [7:0] \o_next$633[4] ;
-  wire [7:0] \o_next$633[5] ;
-  wire [7:0] \o_next$633[6] ;
-  wire [7:0] \o_next$633[7] ;
-  wire [23:0] \o_next$635 ;
-  wire [2:0] \o_next$635[0] ;
-  wire \o_next$635[0].first ;
-  wire \o_next$635[0].last ;
-  wire \o_next$635[0].valid ;
-  wire [2:0] \o_next$635[1] ;
-  wire \o_next$635[1].first ;
-  wire \o_next$635[1].last ;
-  wire \o_next$635[1].valid ;
-  wire [2:0] \o_next$635[2] ;
-  wire \o_next$635[2].first ;
-  wire \o_next$635[2].last ;
-  wire \o_next$635[2].valid ;
-  wire [2:0] \o_next$635[3] ;
-  wire \o_next$635[3].first ;
-  wire \o_next$635[3].last ;
-  wire \o_next$635[3].valid ;
-  wire [2:0] \o_next$635[4] ;
-  wire \o_next$635[4].first ;
-  wire \o_next$635[4].last ;
-  wire \o_next$635[4].valid ;
-  wire [2:0] \o_next$635[5] ;
-  wire \o_next$635[5].first ;
-  wire \o_next$635[5].last ;
-  wire \o_next$635[5].valid ;
-  wire [2:0] \o_next$635[6] ;
-  wire \o_next$635[6].first ;
-  wire \o_next$635[6].last ;
-  wire \o_next$635[6].valid ;
-  wire [2:0] \o_next$635[7] ;
-  wire \o_next$635[7].first ;
-  wire \o_next$635[7].last ;
-  wire \o_next$635[7].valid ;
+  wire [63:0] \o_next$442 ;
+  wire [7:0] \o_next$442[0] ;
+  wire [7:0] \o_next$442[1] ;
+  wire [7:0] \o_next$442[2] ;
+  wire [7:0] \o_next$442[3] ;
+  wire [7:0] \o_next$442[4] ;
+  wire [7:0] \o_next$442[5] ;
+  wire [7:0] \o_next$442[6] ;
+  wire [7:0] \o_next$442[7] ;
+  wire [23:0] \o_next$444 ;
+  wire [2:0] \o_next$444[0] ;
+  wire \o_next$444[0].first ;
+  wire \o_next$444[0].last ;
+  wire \o_next$444[0].valid ;
+  wire [2:0] \o_next$444[1] ;
+  wire \o_next$444[1].first ;
+  wire \o_next$444[1].last ;
+  wire \o_next$444[1].valid ;
+  wire [2:0] \o_next$444[2] ;
+  wire \o_next$444[2].first ;
+  wire \o_next$444[2].last ;
+  wire \o_next$444[2].valid ;
+  wire [2:0] \o_next$444[3] ;
+  wire \o_next$444[3].first ;
+  wire \o_next$444[3].last ;
+  wire \o_next$444[3].valid ;
+  wire [2:0] \o_next$444[4] ;
+  wire \o_next$444[4].first ;
+  wire \o_next$444[4].last ;
+  wire \o_next$444[4].valid ;
+  wire [2:0] \o_next$444[5] ;
+  wire \o_next$444[5].first ;
+  wire \o_next$444[5].last ;
+  wire \o_next$444[5].valid ;
+  wire [2:0] \o_next$444[6] ;
+  wire \o_next$444[6].first ;
+  wire \o_next$444[6].last ;
+  wire \o_next$444[6].valid ;
+  wire [2:0] \o_next$444[7] ;
+  wire \o_next$444[7].first ;
+  wire \o_next$444[7].last ;
+  wire \o_next$444[7].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -2055,133 +1760,133 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   (* init = 1'h1 *)
   wire pe_7_7_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1018 ;
-  wire [31:0] \psum_in$1038 ;
-  wire [31:0] \psum_in$1058 ;
-  wire [31:0] \psum_in$1078 ;
-  wire [31:0] \psum_in$1093 ;
-  wire [31:0] \psum_in$1113 ;
-  wire [31:0] \psum_in$1133 ;
-  wire [31:0] \psum_in$1153 ;
-  wire [31:0] \psum_in$1173 ;
-  wire [31:0] \psum_in$1193 ;
-  wire [31:0] \psum_in$1213 ;
-  wire [31:0] \psum_in$1233 ;
-  wire [31:0] \psum_in$1248 ;
-  wire [31:0] \psum_in$1268 ;
-  wire [31:0] \psum_in$1288 ;
-  wire [31:0] \psum_in$1308 ;
-  wire [31:0] \psum_in$1328 ;
-  wire [31:0] \psum_in$1348 ;
-  wire [31:0] \psum_in$1368 ;
-  wire [31:0] \psum_in$1388 ;
-  wire [31:0] \psum_in$1403 ;
-  wire [31:0] \psum_in$1423 ;
-  wire [31:0] \psum_in$1443 ;
-  wire [31:0] \psum_in$1463 ;
-  wire [31:0] \psum_in$1483 ;
-  wire [31:0] \psum_in$1503 ;
-  wire [31:0] \psum_in$1523 ;
-  wire [31:0] \psum_in$1543 ;
-  wire [31:0] \psum_in$1558 ;
-  wire [31:0] \psum_in$1578 ;
-  wire [31:0] \psum_in$1598 ;
-  wire [31:0] \psum_in$1618 ;
-  wire [31:0] \psum_in$1638 ;
-  wire [31:0] \psum_in$1658 ;
-  wire [31:0] \psum_in$1678 ;
-  wire [31:0] \psum_in$1698 ;
-  wire [31:0] \psum_in$1713 ;
-  wire [31:0] \psum_in$1733 ;
-  wire [31:0] \psum_in$1753 ;
-  wire [31:0] \psum_in$1773 ;
-  wire [31:0] \psum_in$1793 ;
-  wire [31:0] \psum_in$1813 ;
-  wire [31:0] \psum_in$1833 ;
-  wire [31:0] \psum_in$1853 ;
-  wire [31:0] \psum_in$662 ;
-  wire [31:0] \psum_in$680 ;
-  wire [31:0] \psum_in$698 ;
-  wire [31:0] \psum_in$716 ;
-  wire [31:0] \psum_in$734 ;
-  wire [31:0] \psum_in$752 ;
-  wire [31:0] \psum_in$770 ;
-  wire [31:0] \psum_in$783 ;
-  wire [31:0] \psum_in$803 ;
-  wire [31:0] \psum_in$823 ;
-  wire [31:0] \psum_in$843 ;
-  wire [31:0] \psum_in$863 ;
-  wire [31:0] \psum_in$883 ;
-  wire [31:0] \psum_in$903 ;
-  wire [31:0] \psum_in$923 ;
-  wire [31:0] \psum_in$938 ;
-  wire [31:0] \psum_in$958 ;
-  wire [31:0] \psum_in$978 ;
-  wire [31:0] \psum_in$998 ;
+  wire [31:0] \psum_in$1002 ;
+  wire [31:0] \psum_in$1022 ;
+  wire [31:0] \psum_in$1042 ;
+  wire [31:0] \psum_in$1057 ;
+  wire [31:0] \psum_in$1077 ;
+  wire [31:0] \psum_in$1097 ;
+  wire [31:0] \psum_in$1117 ;
+  wire [31:0] \psum_in$1137 ;
+  wire [31:0] \psum_in$1157 ;
+  wire [31:0] \psum_in$1177 ;
+  wire [31:0] \psum_in$1197 ;
+  wire [31:0] \psum_in$1212 ;
+  wire [31:0] \psum_in$1232 ;
+  wire [31:0] \psum_in$1252 ;
+  wire [31:0] \psum_in$1272 ;
+  wire [31:0] \psum_in$1292 ;
+  wire [31:0] \psum_in$1312 ;
+  wire [31:0] \psum_in$1332 ;
+  wire [31:0] \psum_in$1352 ;
+  wire [31:0] \psum_in$1367 ;
+  wire [31:0] \psum_in$1387 ;
+  wire [31:0] \psum_in$1407 ;
+  wire [31:0] \psum_in$1427 ;
+  wire [31:0] \psum_in$1447 ;
+  wire [31:0] \psum_in$1467 ;
+  wire [31:0] \psum_in$1487 ;
+  wire [31:0] \psum_in$1507 ;
+  wire [31:0] \psum_in$1522 ;
+  wire [31:0] \psum_in$1542 ;
+  wire [31:0] \psum_in$1562 ;
+  wire [31:0] \psum_in$1582 ;
+  wire [31:0] \psum_in$1602 ;
+  wire [31:0] \psum_in$1622 ;
+  wire [31:0] \psum_in$1642 ;
+  wire [31:0] \psum_in$1662 ;
+  wire [31:0] \psum_in$471 ;
+  wire [31:0] \psum_in$489 ;
+  wire [31:0] \psum_in$507 ;
+  wire [31:0] \psum_in$525 ;
+  wire [31:0] \psum_in$543 ;
+  wire [31:0] \psum_in$561 ;
+  wire [31:0] \psum_in$579 ;
+  wire [31:0] \psum_in$592 ;
+  wire [31:0] \psum_in$612 ;
+  wire [31:0] \psum_in$632 ;
+  wire [31:0] \psum_in$652 ;
+  wire [31:0] \psum_in$672 ;
+  wire [31:0] \psum_in$692 ;
+  wire [31:0] \psum_in$712 ;
+  wire [31:0] \psum_in$732 ;
+  wire [31:0] \psum_in$747 ;
+  wire [31:0] \psum_in$767 ;
+  wire [31:0] \psum_in$787 ;
+  wire [31:0] \psum_in$807 ;
+  wire [31:0] \psum_in$827 ;
+  wire [31:0] \psum_in$847 ;
+  wire [31:0] \psum_in$867 ;
+  wire [31:0] \psum_in$887 ;
+  wire [31:0] \psum_in$902 ;
+  wire [31:0] \psum_in$922 ;
+  wire [31:0] \psum_in$942 ;
+  wire [31:0] \psum_in$962 ;
+  wire [31:0] \psum_in$982 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1019 ;
-  wire [31:0] \psum_out$1039 ;
-  wire [31:0] \psum_out$1059 ;
-  wire [31:0] \psum_out$1079 ;
-  wire [31:0] \psum_out$1094 ;
-  wire [31:0] \psum_out$1114 ;
-  wire [31:0] \psum_out$1134 ;
-  wire [31:0] \psum_out$1154 ;
-  wire [31:0] \psum_out$1174 ;
-  wire [31:0] \psum_out$1194 ;
-  wire [31:0] \psum_out$1214 ;
-  wire [31:0] \psum_out$1234 ;
-  wire [31:0] \psum_out$1249 ;
-  wire [31:0] \psum_out$1269 ;
-  wire [31:0] \psum_out$1289 ;
-  wire [31:0] \psum_out$1309 ;
-  wire [31:0] \psum_out$1329 ;
-  wire [31:0] \psum_out$1349 ;
-  wire [31:0] \psum_out$1369 ;
-  wire [31:0] \psum_out$1389 ;
-  wire [31:0] \psum_out$1404 ;
-  wire [31:0] \psum_out$1424 ;
-  wire [31:0] \psum_out$1444 ;
-  wire [31:0] \psum_out$1464 ;
-  wire [31:0] \psum_out$1484 ;
-  wire [31:0] \psum_out$1504 ;
-  wire [31:0] \psum_out$1524 ;
-  wire [31:0] \psum_out$1544 ;
-  wire [31:0] \psum_out$1559 ;
-  wire [31:0] \psum_out$1579 ;
-  wire [31:0] \psum_out$1599 ;
-  wire [31:0] \psum_out$1619 ;
-  wire [31:0] \psum_out$1639 ;
-  wire [31:0] \psum_out$1659 ;
-  wire [31:0] \psum_out$1679 ;
-  wire [31:0] \psum_out$1699 ;
-  wire [31:0] \psum_out$1714 ;
-  wire [31:0] \psum_out$1734 ;
-  wire [31:0] \psum_out$1754 ;
-  wire [31:0] \psum_out$1774 ;
-  wire [31:0] \psum_out$1794 ;
-  wire [31:0] \psum_out$1814 ;
-  wire [31:0] \psum_out$1834 ;
-  wire [31:0] \psum_out$1854 ;
-  wire [31:0] \psum_out$604 ;
-  wire [31:0] \psum_out$605 ;
-  wire [31:0] \psum_out$606 ;
-  wire [31:0] \psum_out$607 ;
-  wire [31:0] \psum_out$608 ;
-  wire [31:0] \psum_out$609 ;
-  wire [31:0] \psum_out$610 ;
-  wire [31:0] \psum_out$784 ;
-  wire [31:0] \psum_out$804 ;
-  wire [31:0] \psum_out$824 ;
-  wire [31:0] \psum_out$844 ;
-  wire [31:0] \psum_out$864 ;
-  wire [31:0] \psum_out$884 ;
-  wire [31:0] \psum_out$904 ;
-  wire [31:0] \psum_out$924 ;
-  wire [31:0] \psum_out$939 ;
-  wire [31:0] \psum_out$959 ;
-  wire [31:0] \psum_out$979 ;
-  wire [31:0] \psum_out$999 ;
+  wire [31:0] \psum_out$1003 ;
+  wire [31:0] \psum_out$1023 ;
+  wire [31:0] \psum_out$1043 ;
+  wire [31:0] \psum_out$1058 ;
+  wire [31:0] \psum_out$1078 ;
+  wire [31:0] \psum_out$1098 ;
+  wire [31:0] \psum_out$1118 ;
+  wire [31:0] \psum_out$1138 ;
+  wire [31:0] \psum_out$1158 ;
+  wire [31:0] \psum_out$1178 ;
+  wire [31:0] \psum_out$1198 ;
+  wire [31:0] \psum_out$1213 ;
+  wire [31:0] \psum_out$1233 ;
+  wire [31:0] \psum_out$1253 ;
+  wire [31:0] \psum_out$1273 ;
+  wire [31:0] \psum_out$1293 ;
+  wire [31:0] \psum_out$1313 ;
+  wire [31:0] \psum_out$1333 ;
+  wire [31:0] \psum_out$1353 ;
+  wire [31:0] \psum_out$1368 ;
+  wire [31:0] \psum_out$1388 ;
+  wire [31:0] \psum_out$1408 ;
+  wire [31:0] \psum_out$1428 ;
+  wire [31:0] \psum_out$1448 ;
+  wire [31:0] \psum_out$1468 ;
+  wire [31:0] \psum_out$1488 ;
+  wire [31:0] \psum_out$1508 ;
+  wire [31:0] \psum_out$1523 ;
+  wire [31:0] \psum_out$1543 ;
+  wire [31:0] \psum_out$1563 ;
+  wire [31:0] \psum_out$1583 ;
+  wire [31:0] \psum_out$1603 ;
+  wire [31:0] \psum_out$1623 ;
+  wire [31:0] \psum_out$1643 ;
+  wire [31:0] \psum_out$1663 ;
+  wire [31:0] \psum_out$412 ;
+  wire [31:0] \psum_out$413 ;
+  wire [31:0] \psum_out$414 ;
+  wire [31:0] \psum_out$415 ;
+  wire [31:0] \psum_out$416 ;
+  wire [31:0] \psum_out$417 ;
+  wire [31:0] \psum_out$418 ;
+  wire [31:0] \psum_out$593 ;
+  wire [31:0] \psum_out$613 ;
+  wire [31:0] \psum_out$633 ;
+  wire [31:0] \psum_out$653 ;
+  wire [31:0] \psum_out$673 ;
+  wire [31:0] \psum_out$693 ;
+  wire [31:0] \psum_out$713 ;
+  wire [31:0] \psum_out$733 ;
+  wire [31:0] \psum_out$748 ;
+  wire [31:0] \psum_out$768 ;
+  wire [31:0] \psum_out$788 ;
+  wire [31:0] \psum_out$808 ;
+  wire [31:0] \psum_out$828 ;
+  wire [31:0] \psum_out$848 ;
+  wire [31:0] \psum_out$868 ;
+  wire [31:0] \psum_out$888 ;
+  wire [31:0] \psum_out$903 ;
+  wire [31:0] \psum_out$923 ;
+  wire [31:0] \psum_out$943 ;
+  wire [31:0] \psum_out$963 ;
+  wire [31:0] \psum_out$983 ;
   reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
@@ -2276,198 +1981,70 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_7_7 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_0;
-  reg shift_0_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_1;
-  reg shift_0_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_2;
-  reg shift_0_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_3;
-  reg shift_0_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_4;
-  reg shift_0_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_5;
-  reg shift_0_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_6;
-  reg shift_0_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_0_7;
-  reg shift_0_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_0;
-  reg shift_1_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_1;
-  reg shift_1_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_2;
-  reg shift_1_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_3;
-  reg shift_1_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_4;
-  reg shift_1_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_5;
-  reg shift_1_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_6;
-  reg shift_1_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_1_7;
-  reg shift_1_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_0;
-  reg shift_2_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_1;
-  reg shift_2_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_2;
-  reg shift_2_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_3;
-  reg shift_2_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_4;
-  reg shift_2_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_5;
-  reg shift_2_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_6;
-  reg shift_2_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_2_7;
-  reg shift_2_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_0;
-  reg shift_3_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_1;
-  reg shift_3_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_2;
-  reg shift_3_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_3;
-  reg shift_3_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_4;
-  reg shift_3_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_5;
-  reg shift_3_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_6;
-  reg shift_3_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_3_7;
-  reg shift_3_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_0;
-  reg shift_4_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_1;
-  reg shift_4_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_2;
-  reg shift_4_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_3;
-  reg shift_4_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_4;
-  reg shift_4_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_5;
-  reg shift_4_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_6;
-  reg shift_4_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_4_7;
-  reg shift_4_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_0;
-  reg shift_5_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_1;
-  reg shift_5_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_2;
-  reg shift_5_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_3;
-  reg shift_5_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_4;
-  reg shift_5_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_5;
-  reg shift_5_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_6;
-  reg shift_5_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_5_7;
-  reg shift_5_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_0;
-  reg shift_6_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_1;
-  reg shift_6_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_2;
-  reg shift_6_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_3;
-  reg shift_6_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_4;
-  reg shift_6_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_5;
-  reg shift_6_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_6;
-  reg shift_6_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_6_7;
-  reg shift_6_7_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_0;
-  reg shift_7_0_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_1;
-  reg shift_7_1_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_2;
-  reg shift_7_2_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_3;
-  reg shift_7_3_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_4;
-  reg shift_7_4_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_5;
-  reg shift_7_5_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_6;
-  reg shift_7_6_q = 1'h0;
-  (* init = 1'h0 *)
-  wire shift_7_7;
-  reg shift_7_7_q = 1'h0;
+  reg shift_0_0 = 1'h0;
+  reg shift_0_1 = 1'h0;
+  reg shift_0_2 = 1'h0;
+  reg shift_0_3 = 1'h0;
+  reg shift_0_4 = 1'h0;
+  reg shift_0_5 = 1'h0;
+  reg shift_0_6 = 1'h0;
+  reg shift_0_7 = 1'h0;
+  reg shift_1_0 = 1'h0;
+  reg shift_1_1 = 1'h0;
+  reg shift_1_2 = 1'h0;
+  reg shift_1_3 = 1'h0;
+  reg shift_1_4 = 1'h0;
+  reg shift_1_5 = 1'h0;
+  reg shift_1_6 = 1'h0;
+  reg shift_1_7 = 1'h0;
+  reg shift_2_0 = 1'h0;
+  reg shift_2_1 = 1'h0;
+  reg shift_2_2 = 1'h0;
+  reg shift_2_3 = 1'h0;
+  reg shift_2_4 = 1'h0;
+  reg shift_2_5 = 1'h0;
+  reg shift_2_6 = 1'h0;
+  reg shift_2_7 = 1'h0;
+  reg shift_3_0 = 1'h0;
+  reg shift_3_1 = 1'h0;
+  reg shift_3_2 = 1'h0;
+  reg shift_3_3 = 1'h0;
+  reg shift_3_4 = 1'h0;
+  reg shift_3_5 = 1'h0;
+  reg shift_3_6 = 1'h0;
+  reg shift_3_7 = 1'h0;
+  reg shift_4_0 = 1'h0;
+  reg shift_4_1 = 1'h0;
+  reg shift_4_2 = 1'h0;
+  reg shift_4_3 = 1'h0;
+  reg shift_4_4 = 1'h0;
+  reg shift_4_5 = 1'h0;
+  reg shift_4_6 = 1'h0;
+  reg shift_4_7 = 1'h0;
+  reg shift_5_0 = 1'h0;
+  reg shift_5_1 = 1'h0;
+  reg shift_5_2 = 1'h0;
+  reg shift_5_3 = 1'h0;
+  reg shift_5_4 = 1'h0;
+  reg shift_5_5 = 1'h0;
+  reg shift_5_6 = 1'h0;
+  reg shift_5_7 = 1'h0;
+  reg shift_6_0 = 1'h0;
+  reg shift_6_1 = 1'h0;
+  reg shift_6_2 = 1'h0;
+  reg shift_6_3 = 1'h0;
+  reg shift_6_4 = 1'h0;
+  reg shift_6_5 = 1'h0;
+  reg shift_6_6 = 1'h0;
+  reg shift_6_7 = 1'h0;
+  reg shift_7_0 = 1'h0;
+  reg shift_7_1 = 1'h0;
+  reg shift_7_2 = 1'h0;
+  reg shift_7_3 = 1'h0;
+  reg shift_7_4 = 1'h0;
+  reg shift_7_5 = 1'h0;
+  reg shift_7_6 = 1'h0;
+  reg shift_7_7 = 1'h0;
   reg [3:0] since_first = 4'h8;
   wire skew_flags_sync_clk;
   (* init = 1'h1 *)
@@ -2493,439 +2070,439 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
   wire valid_in;
-  wire \valid_in$1012 ;
-  wire \valid_in$1032 ;
-  wire \valid_in$1052 ;
-  wire \valid_in$1072 ;
-  wire \valid_in$1090 ;
-  wire \valid_in$1107 ;
-  wire \valid_in$1127 ;
-  wire \valid_in$1147 ;
-  wire \valid_in$1167 ;
-  wire \valid_in$1187 ;
-  wire \valid_in$1207 ;
-  wire \valid_in$1227 ;
-  wire \valid_in$1245 ;
-  wire \valid_in$1262 ;
-  wire \valid_in$1282 ;
-  wire \valid_in$1302 ;
-  wire \valid_in$1322 ;
-  wire \valid_in$1342 ;
-  wire \valid_in$1362 ;
-  wire \valid_in$1382 ;
-  wire \valid_in$1400 ;
-  wire \valid_in$1417 ;
-  wire \valid_in$1437 ;
-  wire \valid_in$1457 ;
-  wire \valid_in$1477 ;
-  wire \valid_in$1497 ;
-  wire \valid_in$1517 ;
-  wire \valid_in$1537 ;
-  wire \valid_in$1555 ;
-  wire \valid_in$1572 ;
-  wire \valid_in$1592 ;
-  wire \valid_in$1612 ;
-  wire \valid_in$1632 ;
-  wire \valid_in$1652 ;
-  wire \valid_in$1672 ;
-  wire \valid_in$1692 ;
-  wire \valid_in$1710 ;
-  wire \valid_in$1727 ;
-  wire \valid_in$1747 ;
-  wire \valid_in$1767 ;
-  wire \valid_in$1787 ;
-  wire \valid_in$1807 ;
-  wire \valid_in$1827 ;
-  wire \valid_in$1847 ;
-  wire \valid_in$656 ;
-  wire \valid_in$674 ;
-  wire \valid_in$692 ;
-  wire \valid_in$710 ;
-  wire \valid_in$728 ;
-  wire \valid_in$746 ;
-  wire \valid_in$764 ;
-  wire \valid_in$780 ;
-  wire \valid_in$797 ;
-  wire \valid_in$817 ;
-  wire \valid_in$837 ;
-  wire \valid_in$857 ;
-  wire \valid_in$877 ;
-  wire \valid_in$897 ;
-  wire \valid_in$917 ;
-  wire \valid_in$935 ;
-  wire \valid_in$952 ;
-  wire \valid_in$972 ;
-  wire \valid_in$992 ;
+  wire \valid_in$1016 ;
+  wire \valid_in$1036 ;
+  wire \valid_in$1054 ;
+  wire \valid_in$1071 ;
+  wire \valid_in$1091 ;
+  wire \valid_in$1111 ;
+  wire \valid_in$1131 ;
+  wire \valid_in$1151 ;
+  wire \valid_in$1171 ;
+  wire \valid_in$1191 ;
+  wire \valid_in$1209 ;
+  wire \valid_in$1226 ;
+  wire \valid_in$1246 ;
+  wire \valid_in$1266 ;
+  wire \valid_in$1286 ;
+  wire \valid_in$1306 ;
+  wire \valid_in$1326 ;
+  wire \valid_in$1346 ;
+  wire \valid_in$1364 ;
+  wire \valid_in$1381 ;
+  wire \valid_in$1401 ;
+  wire \valid_in$1421 ;
+  wire \valid_in$1441 ;
+  wire \valid_in$1461 ;
+  wire \valid_in$1481 ;
+  wire \valid_in$1501 ;
+  wire \valid_in$1519 ;
+  wire \valid_in$1536 ;
+  wire \valid_in$1556 ;
+  wire \valid_in$1576 ;
+  wire \valid_in$1596 ;
+  wire \valid_in$1616 ;
+  wire \valid_in$1636 ;
+  wire \valid_in$1656 ;
+  wire \valid_in$465 ;
+  wire \valid_in$483 ;
+  wire \valid_in$501 ;
+  wire \valid_in$519 ;
+  wire \valid_in$537 ;
+  wire \valid_in$555 ;
+  wire \valid_in$573 ;
+  wire \valid_in$589 ;
+  wire \valid_in$606 ;
+  wire \valid_in$626 ;
+  wire \valid_in$646 ;
+  wire \valid_in$666 ;
+  wire \valid_in$686 ;
+  wire \valid_in$706 ;
+  wire \valid_in$726 ;
+  wire \valid_in$744 ;
+  wire \valid_in$761 ;
+  wire \valid_in$781 ;
+  wire \valid_in$801 ;
+  wire \valid_in$821 ;
+  wire \valid_in$841 ;
+  wire \valid_in$861 ;
+  wire \valid_in$881 ;
+  wire \valid_in$899 ;
+  wire \valid_in$916 ;
+  wire \valid_in$936 ;
+  wire \valid_in$956 ;
+  wire \valid_in$976 ;
+  wire \valid_in$996 ;
   wire valid_next;
-  wire \valid_next$1009 ;
-  wire \valid_next$1029 ;
-  wire \valid_next$1049 ;
-  wire \valid_next$1069 ;
+  wire \valid_next$1013 ;
+  wire \valid_next$1033 ;
+  wire \valid_next$1052 ;
+  wire \valid_next$1068 ;
   wire \valid_next$1088 ;
-  wire \valid_next$1104 ;
-  wire \valid_next$1124 ;
-  wire \valid_next$1144 ;
-  wire \valid_next$1164 ;
-  wire \valid_next$1184 ;
-  wire \valid_next$1204 ;
-  wire \valid_next$1224 ;
+  wire \valid_next$1108 ;
+  wire \valid_next$1128 ;
+  wire \valid_next$1148 ;
+  wire \valid_next$1168 ;
+  wire \valid_next$1188 ;
+  wire \valid_next$1207 ;
+  wire \valid_next$1223 ;
   wire \valid_next$1243 ;
-  wire \valid_next$1259 ;
-  wire \valid_next$1279 ;
-  wire \valid_next$1299 ;
-  wire \valid_next$1319 ;
-  wire \valid_next$1339 ;
-  wire \valid_next$1359 ;
-  wire \valid_next$1379 ;
+  wire \valid_next$1263 ;
+  wire \valid_next$1283 ;
+  wire \valid_next$1303 ;
+  wire \valid_next$1323 ;
+  wire \valid_next$1343 ;
+  wire \valid_next$1362 ;
+  wire \valid_next$1378 ;
   wire \valid_next$1398 ;
-  wire \valid_next$1414 ;
-  wire \valid_next$1434 ;
-  wire \valid_next$1454 ;
-  wire \valid_next$1474 ;
-  wire \valid_next$1494 ;
-  wire \valid_next$1514 ;
-  wire \valid_next$1534 ;
+  wire \valid_next$1418 ;
+  wire \valid_next$1438 ;
+  wire \valid_next$1458 ;
+  wire \valid_next$1478 ;
+  wire \valid_next$1498 ;
+  wire \valid_next$1517 ;
+  wire \valid_next$1533 ;
   wire \valid_next$1553 ;
-  wire \valid_next$1569 ;
-  wire \valid_next$1589 ;
-  wire \valid_next$1609 ;
-  wire \valid_next$1629 ;
-  wire \valid_next$1649 ;
-  wire \valid_next$1669 ;
-  wire \valid_next$1689 ;
-  wire \valid_next$1708 ;
-  wire \valid_next$1724 ;
-  wire \valid_next$1744 ;
-  wire \valid_next$1764 ;
-  wire \valid_next$1784 ;
-  wire \valid_next$1804 ;
-  wire \valid_next$1824 ;
-  wire \valid_next$1844 ;
-  wire \valid_next$653 ;
-  wire \valid_next$671 ;
-  wire \valid_next$689 ;
-  wire \valid_next$707 ;
-  wire \valid_next$725 ;
-  wire \valid_next$743 ;
-  wire \valid_next$761 ;
+  wire \valid_next$1573 ;
+  wire \valid_next$1593 ;
+  wire \valid_next$1613 ;
+  wire \valid_next$1633 ;
+  wire \valid_next$1653 ;
+  wire \valid_next$462 ;
+  wire \valid_next$480 ;
+  wire \valid_next$498 ;
+  wire \valid_next$516 ;
+  wire \valid_next$534 ;
+  wire \valid_next$552 ;
+  wire \valid_next$570 ;
+  wire \valid_next$587 ;
+  wire \valid_next$603 ;
+  wire \valid_next$623 ;
+  wire \valid_next$643 ;
+  wire \valid_next$663 ;
+  wire \valid_next$683 ;
+  wire \valid_next$703 ;
+  wire \valid_next$723 ;
+  wire \valid_next$742 ;
+  wire \valid_next$758 ;
   wire \valid_next$778 ;
-  wire \valid_next$794 ;
-  wire \valid_next$814 ;
-  wire \valid_next$834 ;
-  wire \valid_next$854 ;
-  wire \valid_next$874 ;
-  wire \valid_next$894 ;
-  wire \valid_next$914 ;
+  wire \valid_next$798 ;
+  wire \valid_next$818 ;
+  wire \valid_next$838 ;
+  wire \valid_next$858 ;
+  wire \valid_next$878 ;
+  wire \valid_next$897 ;
+  wire \valid_next$913 ;
   wire \valid_next$933 ;
-  wire \valid_next$949 ;
-  wire \valid_next$969 ;
-  wire \valid_next$989 ;
+  wire \valid_next$953 ;
+  wire \valid_next$973 ;
+  wire \valid_next$993 ;
   wire valid_out;
-  wire \valid_out$1013 ;
-  wire \valid_out$1033 ;
-  wire \valid_out$1053 ;
-  wire \valid_out$1073 ;
-  wire \valid_out$1108 ;
-  wire \valid_out$1128 ;
-  wire \valid_out$1148 ;
-  wire \valid_out$1168 ;
-  wire \valid_out$1188 ;
-  wire \valid_out$1208 ;
-  wire \valid_out$1228 ;
-  wire \valid_out$1263 ;
-  wire \valid_out$1283 ;
-  wire \valid_out$1303 ;
-  wire \valid_out$1323 ;
-  wire \valid_out$1343 ;
-  wire \valid_out$1363 ;
-  wire \valid_out$1383 ;
-  wire \valid_out$1418 ;
-  wire \valid_out$1438 ;
-  wire \valid_out$1458 ;
-  wire \valid_out$1478 ;
-  wire \valid_out$1498 ;
-  wire \valid_out$1518 ;
-  wire \valid_out$1538 ;
-  wire \valid_out$1573 ;
-  wire \valid_out$1593 ;
-  wire \valid_out$1613 ;
-  wire \valid_out$1633 ;
-  wire \valid_out$1653 ;
-  wire \valid_out$1673 ;
-  wire \valid_out$1693 ;
-  wire \valid_out$1728 ;
-  wire \valid_out$1748 ;
-  wire \valid_out$1768 ;
-  wire \valid_out$1788 ;
-  wire \valid_out$1808 ;
-  wire \valid_out$1828 ;
-  wire \valid_out$1848 ;
-  wire \valid_out$657 ;
-  wire \valid_out$675 ;
-  wire \valid_out$693 ;
-  wire \valid_out$711 ;
-  wire \valid_out$729 ;
-  wire \valid_out$747 ;
-  wire \valid_out$765 ;
-  wire \valid_out$798 ;
-  wire \valid_out$818 ;
-  wire \valid_out$838 ;
-  wire \valid_out$858 ;
-  wire \valid_out$878 ;
-  wire \valid_out$898 ;
-  wire \valid_out$918 ;
-  wire \valid_out$953 ;
-  wire \valid_out$973 ;
-  wire \valid_out$993 ;
+  wire \valid_out$1017 ;
+  wire \valid_out$1037 ;
+  wire \valid_out$1072 ;
+  wire \valid_out$1092 ;
+  wire \valid_out$1112 ;
+  wire \valid_out$1132 ;
+  wire \valid_out$1152 ;
+  wire \valid_out$1172 ;
+  wire \valid_out$1192 ;
+  wire \valid_out$1227 ;
+  wire \valid_out$1247 ;
+  wire \valid_out$1267 ;
+  wire \valid_out$1287 ;
+  wire \valid_out$1307 ;
+  wire \valid_out$1327 ;
+  wire \valid_out$1347 ;
+  wire \valid_out$1382 ;
+  wire \valid_out$1402 ;
+  wire \valid_out$1422 ;
+  wire \valid_out$1442 ;
+  wire \valid_out$1462 ;
+  wire \valid_out$1482 ;
+  wire \valid_out$1502 ;
+  wire \valid_out$1537 ;
+  wire \valid_out$1557 ;
+  wire \valid_out$1577 ;
+  wire \valid_out$1597 ;
+  wire \valid_out$1617 ;
+  wire \valid_out$1637 ;
+  wire \valid_out$1657 ;
+  wire \valid_out$466 ;
+  wire \valid_out$484 ;
+  wire \valid_out$502 ;
+  wire \valid_out$520 ;
+  wire \valid_out$538 ;
+  wire \valid_out$556 ;
+  wire \valid_out$574 ;
+  wire \valid_out$607 ;
+  wire \valid_out$627 ;
+  wire \valid_out$647 ;
+  wire \valid_out$667 ;
+  wire \valid_out$687 ;
+  wire \valid_out$707 ;
+  wire \valid_out$727 ;
+  wire \valid_out$762 ;
+  wire \valid_out$782 ;
+  wire \valid_out$802 ;
+  wire \valid_out$822 ;
+  wire \valid_out$842 ;
+  wire \valid_out$862 ;
+  wire \valid_out$882 ;
+  wire \valid_out$917 ;
+  wire \valid_out$937 ;
+  wire \valid_out$957 ;
+  wire \valid_out$977 ;
+  wire \valid_out$997 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1000 ;
-  wire [7:0] \w_in$1020 ;
-  wire [7:0] \w_in$1040 ;
-  wire [7:0] \w_in$1060 ;
-  wire [7:0] \w_in$1080 ;
-  wire [7:0] \w_in$1095 ;
-  wire [7:0] \w_in$1115 ;
-  wire [7:0] \w_in$1135 ;
-  wire [7:0] \w_in$1155 ;
-  wire [7:0] \w_in$1175 ;
-  wire [7:0] \w_in$1195 ;
-  wire [7:0] \w_in$1215 ;
-  wire [7:0] \w_in$1235 ;
-  wire [7:0] \w_in$1250 ;
-  wire [7:0] \w_in$1270 ;
-  wire [7:0] \w_in$1290 ;
-  wire [7:0] \w_in$1310 ;
-  wire [7:0] \w_in$1330 ;
-  wire [7:0] \w_in$1350 ;
-  wire [7:0] \w_in$1370 ;
-  wire [7:0] \w_in$1390 ;
-  wire [7:0] \w_in$1405 ;
-  wire [7:0] \w_in$1425 ;
-  wire [7:0] \w_in$1445 ;
-  wire [7:0] \w_in$1465 ;
-  wire [7:0] \w_in$1485 ;
-  wire [7:0] \w_in$1505 ;
-  wire [7:0] \w_in$1525 ;
-  wire [7:0] \w_in$1545 ;
-  wire [7:0] \w_in$1560 ;
-  wire [7:0] \w_in$1580 ;
-  wire [7:0] \w_in$1600 ;
-  wire [7:0] \w_in$1620 ;
-  wire [7:0] \w_in$1640 ;
-  wire [7:0] \w_in$1660 ;
-  wire [7:0] \w_in$1680 ;
-  wire [7:0] \w_in$1700 ;
-  wire [7:0] \w_in$1715 ;
-  wire [7:0] \w_in$1735 ;
-  wire [7:0] \w_in$1755 ;
-  wire [7:0] \w_in$1775 ;
-  wire [7:0] \w_in$1795 ;
-  wire [7:0] \w_in$1815 ;
-  wire [7:0] \w_in$1835 ;
-  wire [7:0] \w_in$1855 ;
-  wire [7:0] \w_in$663 ;
-  wire [7:0] \w_in$681 ;
-  wire [7:0] \w_in$699 ;
-  wire [7:0] \w_in$717 ;
-  wire [7:0] \w_in$735 ;
-  wire [7:0] \w_in$753 ;
-  wire [7:0] \w_in$771 ;
-  wire [7:0] \w_in$785 ;
-  wire [7:0] \w_in$805 ;
-  wire [7:0] \w_in$825 ;
-  wire [7:0] \w_in$845 ;
-  wire [7:0] \w_in$865 ;
-  wire [7:0] \w_in$885 ;
-  wire [7:0] \w_in$905 ;
-  wire [7:0] \w_in$925 ;
-  wire [7:0] \w_in$940 ;
-  wire [7:0] \w_in$960 ;
-  wire [7:0] \w_in$980 ;
+  wire [7:0] \w_in$1004 ;
+  wire [7:0] \w_in$1024 ;
+  wire [7:0] \w_in$1044 ;
+  wire [7:0] \w_in$1059 ;
+  wire [7:0] \w_in$1079 ;
+  wire [7:0] \w_in$1099 ;
+  wire [7:0] \w_in$1119 ;
+  wire [7:0] \w_in$1139 ;
+  wire [7:0] \w_in$1159 ;
+  wire [7:0] \w_in$1179 ;
+  wire [7:0] \w_in$1199 ;
+  wire [7:0] \w_in$1214 ;
+  wire [7:0] \w_in$1234 ;
+  wire [7:0] \w_in$1254 ;
+  wire [7:0] \w_in$1274 ;
+  wire [7:0] \w_in$1294 ;
+  wire [7:0] \w_in$1314 ;
+  wire [7:0] \w_in$1334 ;
+  wire [7:0] \w_in$1354 ;
+  wire [7:0] \w_in$1369 ;
+  wire [7:0] \w_in$1389 ;
+  wire [7:0] \w_in$1409 ;
+  wire [7:0] \w_in$1429 ;
+  wire [7:0] \w_in$1449 ;
+  wire [7:0] \w_in$1469 ;
+  wire [7:0] \w_in$1489 ;
+  wire [7:0] \w_in$1509 ;
+  wire [7:0] \w_in$1524 ;
+  wire [7:0] \w_in$1544 ;
+  wire [7:0] \w_in$1564 ;
+  wire [7:0] \w_in$1584 ;
+  wire [7:0] \w_in$1604 ;
+  wire [7:0] \w_in$1624 ;
+  wire [7:0] \w_in$1644 ;
+  wire [7:0] \w_in$1664 ;
+  wire [7:0] \w_in$472 ;
+  wire [7:0] \w_in$490 ;
+  wire [7:0] \w_in$508 ;
+  wire [7:0] \w_in$526 ;
+  wire [7:0] \w_in$544 ;
+  wire [7:0] \w_in$562 ;
+  wire [7:0] \w_in$580 ;
+  wire [7:0] \w_in$594 ;
+  wire [7:0] \w_in$614 ;
+  wire [7:0] \w_in$634 ;
+  wire [7:0] \w_in$654 ;
+  wire [7:0] \w_in$674 ;
+  wire [7:0] \w_in$694 ;
+  wire [7:0] \w_in$714 ;
+  wire [7:0] \w_in$734 ;
+  wire [7:0] \w_in$749 ;
+  wire [7:0] \w_in$769 ;
+  wire [7:0] \w_in$789 ;
+  wire [7:0] \w_in$809 ;
+  wire [7:0] \w_in$829 ;
+  wire [7:0] \w_in$849 ;
+  wire [7:0] \w_in$869 ;
+  wire [7:0] \w_in$889 ;
+  wire [7:0] \w_in$904 ;
+  wire [7:0] \w_in$924 ;
+  wire [7:0] \w_in$944 ;
+  wire [7:0] \w_in$964 ;
+  wire [7:0] \w_in$984 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1001 ;
-  wire [7:0] \w_out$1021 ;
-  wire [7:0] \w_out$1041 ;
-  wire [7:0] \w_out$1061 ;
-  wire [7:0] \w_out$1081 ;
-  wire [7:0] \w_out$1096 ;
-  wire [7:0] \w_out$1116 ;
-  wire [7:0] \w_out$1136 ;
-  wire [7:0] \w_out$1156 ;
-  wire [7:0] \w_out$1176 ;
-  wire [7:0] \w_out$1196 ;
-  wire [7:0] \w_out$1216 ;
-  wire [7:0] \w_out$1236 ;
-  wire [7:0] \w_out$1251 ;
-  wire [7:0] \w_out$1271 ;
-  wire [7:0] \w_out$1291 ;
-  wire [7:0] \w_out$1311 ;
-  wire [7:0] \w_out$1331 ;
-  wire [7:0] \w_out$1351 ;
-  wire [7:0] \w_out$1371 ;
-  wire [7:0] \w_out$1391 ;
-  wire [7:0] \w_out$1406 ;
-  wire [7:0] \w_out$1426 ;
-  wire [7:0] \w_out$1446 ;
-  wire [7:0] \w_out$1466 ;
-  wire [7:0] \w_out$1486 ;
-  wire [7:0] \w_out$1506 ;
-  wire [7:0] \w_out$1526 ;
-  wire [7:0] \w_out$1546 ;
-  wire [7:0] \w_out$1561 ;
-  wire [7:0] \w_out$1581 ;
-  wire [7:0] \w_out$1601 ;
-  wire [7:0] \w_out$1621 ;
-  wire [7:0] \w_out$1641 ;
-  wire [7:0] \w_out$1661 ;
-  wire [7:0] \w_out$1681 ;
-  wire [7:0] \w_out$1701 ;
-  wire [7:0] \w_out$1716 ;
-  wire [7:0] \w_out$1736 ;
-  wire [7:0] \w_out$1756 ;
-  wire [7:0] \w_out$1776 ;
-  wire [7:0] \w_out$1796 ;
-  wire [7:0] \w_out$1816 ;
-  wire [7:0] \w_out$1836 ;
-  wire [7:0] \w_out$1856 ;
-  wire [7:0] \w_out$806 ;
-  wire [7:0] \w_out$826 ;
-  wire [7:0] \w_out$846 ;
-  wire [7:0] \w_out$866 ;
-  wire [7:0] \w_out$886 ;
-  wire [7:0] \w_out$906 ;
-  wire [7:0] \w_out$926 ;
-  wire [7:0] \w_out$941 ;
-  wire [7:0] \w_out$961 ;
-  wire [7:0] \w_out$981 ;
+  wire [7:0] \w_out$1005 ;
+  wire [7:0] \w_out$1025 ;
+  wire [7:0] \w_out$1045 ;
+  wire [7:0] \w_out$1060 ;
+  wire [7:0] \w_out$1080 ;
+  wire [7:0] \w_out$1100 ;
+  wire [7:0] \w_out$1120 ;
+  wire [7:0] \w_out$1140 ;
+  wire [7:0] \w_out$1160 ;
+  wire [7:0] \w_out$1180 ;
+  wire [7:0] \w_out$1200 ;
+  wire [7:0] \w_out$1215 ;
+  wire [7:0] \w_out$1235 ;
+  wire [7:0] \w_out$1255 ;
+  wire [7:0] \w_out$1275 ;
+  wire [7:0] \w_out$1295 ;
+  wire [7:0] \w_out$1315 ;
+  wire [7:0] \w_out$1335 ;
+  wire [7:0] \w_out$1355 ;
+  wire [7:0] \w_out$1370 ;
+  wire [7:0] \w_out$1390 ;
+  wire [7:0] \w_out$1410 ;
+  wire [7:0] \w_out$1430 ;
+  wire [7:0] \w_out$1450 ;
+  wire [7:0] \w_out$1470 ;
+  wire [7:0] \w_out$1490 ;
+  wire [7:0] \w_out$1510 ;
+  wire [7:0] \w_out$1525 ;
+  wire [7:0] \w_out$1545 ;
+  wire [7:0] \w_out$1565 ;
+  wire [7:0] \w_out$1585 ;
+  wire [7:0] \w_out$1605 ;
+  wire [7:0] \w_out$1625 ;
+  wire [7:0] \w_out$1645 ;
+  wire [7:0] \w_out$1665 ;
+  wire [7:0] \w_out$615 ;
+  wire [7:0] \w_out$635 ;
+  wire [7:0] \w_out$655 ;
+  wire [7:0] \w_out$675 ;
+  wire [7:0] \w_out$695 ;
+  wire [7:0] \w_out$715 ;
+  wire [7:0] \w_out$735 ;
+  wire [7:0] \w_out$750 ;
+  wire [7:0] \w_out$770 ;
+  wire [7:0] \w_out$790 ;
+  wire [7:0] \w_out$810 ;
+  wire [7:0] \w_out$830 ;
+  wire [7:0] \w_out$850 ;
+  wire [7:0] \w_out$870 ;
+  wire [7:0] \w_out$890 ;
+  wire [7:0] \w_out$905 ;
+  wire [7:0] \w_out$925 ;
+  wire [7:0] \w_out$945 ;
+  wire [7:0] \w_out$965 ;
+  wire [7:0] \w_out$985 ;
   (* init = 1'h0 *)
   wire w_shift;
   (* init = 1'h0 *)
-  wire \w_shift$1003 ;
+  wire \w_shift$1007 ;
   (* init = 1'h0 *)
-  wire \w_shift$1023 ;
+  wire \w_shift$1027 ;
   (* init = 1'h0 *)
-  wire \w_shift$1043 ;
+  wire \w_shift$1047 ;
   (* init = 1'h0 *)
-  wire \w_shift$1063 ;
+  wire \w_shift$1062 ;
   (* init = 1'h0 *)
-  wire \w_shift$1083 ;
+  wire \w_shift$1082 ;
   (* init = 1'h0 *)
-  wire \w_shift$1098 ;
+  wire \w_shift$1102 ;
   (* init = 1'h0 *)
-  wire \w_shift$1118 ;
+  wire \w_shift$1122 ;
   (* init = 1'h0 *)
-  wire \w_shift$1138 ;
+  wire \w_shift$1142 ;
   (* init = 1'h0 *)
-  wire \w_shift$1158 ;
+  wire \w_shift$1162 ;
   (* init = 1'h0 *)
-  wire \w_shift$1178 ;
+  wire \w_shift$1182 ;
   (* init = 1'h0 *)
-  wire \w_shift$1198 ;
+  wire \w_shift$1202 ;
   (* init = 1'h0 *)
-  wire \w_shift$1218 ;
+  wire \w_shift$1217 ;
   (* init = 1'h0 *)
-  wire \w_shift$1238 ;
+  wire \w_shift$1237 ;
   (* init = 1'h0 *)
-  wire \w_shift$1253 ;
+  wire \w_shift$1257 ;
   (* init = 1'h0 *)
-  wire \w_shift$1273 ;
+  wire \w_shift$1277 ;
   (* init = 1'h0 *)
-  wire \w_shift$1293 ;
+  wire \w_shift$1297 ;
   (* init = 1'h0 *)
-  wire \w_shift$1313 ;
+  wire \w_shift$1317 ;
   (* init = 1'h0 *)
-  wire \w_shift$1333 ;
+  wire \w_shift$1337 ;
   (* init = 1'h0 *)
-  wire \w_shift$1353 ;
+  wire \w_shift$1357 ;
   (* init = 1'h0 *)
-  wire \w_shift$1373 ;
+  wire \w_shift$1372 ;
   (* init = 1'h0 *)
-  wire \w_shift$1393 ;
+  wire \w_shift$1392 ;
   (* init = 1'h0 *)
-  wire \w_shift$1408 ;
+  wire \w_shift$1412 ;
   (* init = 1'h0 *)
-  wire \w_shift$1428 ;
+  wire \w_shift$1432 ;
   (* init = 1'h0 *)
-  wire \w_shift$1448 ;
+  wire \w_shift$1452 ;
   (* init = 1'h0 *)
-  wire \w_shift$1468 ;
+  wire \w_shift$1472 ;
   (* init = 1'h0 *)
-  wire \w_shift$1488 ;
+  wire \w_shift$1492 ;
   (* init = 1'h0 *)
-  wire \w_shift$1508 ;
+  wire \w_shift$1512 ;
   (* init = 1'h0 *)
-  wire \w_shift$1528 ;
+  wire \w_shift$1527 ;
   (* init = 1'h0 *)
-  wire \w_shift$1548 ;
+  wire \w_shift$1547 ;
   (* init = 1'h0 *)
-  wire \w_shift$1563 ;
+  wire \w_shift$1567 ;
   (* init = 1'h0 *)
-  wire \w_shift$1583 ;
+  wire \w_shift$1587 ;
   (* init = 1'h0 *)
-  wire \w_shift$1603 ;
+  wire \w_shift$1607 ;
   (* init = 1'h0 *)
-  wire \w_shift$1623 ;
+  wire \w_shift$1627 ;
   (* init = 1'h0 *)
-  wire \w_shift$1643 ;
+  wire \w_shift$1647 ;
   (* init = 1'h0 *)
-  wire \w_shift$1663 ;
+  wire \w_shift$456 ;
   (* init = 1'h0 *)
-  wire \w_shift$1683 ;
+  wire \w_shift$474 ;
   (* init = 1'h0 *)
-  wire \w_shift$1703 ;
+  wire \w_shift$492 ;
   (* init = 1'h0 *)
-  wire \w_shift$1718 ;
+  wire \w_shift$510 ;
   (* init = 1'h0 *)
-  wire \w_shift$1738 ;
+  wire \w_shift$528 ;
   (* init = 1'h0 *)
-  wire \w_shift$1758 ;
+  wire \w_shift$546 ;
   (* init = 1'h0 *)
-  wire \w_shift$1778 ;
+  wire \w_shift$564 ;
   (* init = 1'h0 *)
-  wire \w_shift$1798 ;
+  wire \w_shift$582 ;
   (* init = 1'h0 *)
-  wire \w_shift$1818 ;
+  wire \w_shift$597 ;
   (* init = 1'h0 *)
-  wire \w_shift$1838 ;
+  wire \w_shift$617 ;
   (* init = 1'h0 *)
-  wire \w_shift$647 ;
+  wire \w_shift$637 ;
   (* init = 1'h0 *)
-  wire \w_shift$665 ;
+  wire \w_shift$657 ;
   (* init = 1'h0 *)
-  wire \w_shift$683 ;
+  wire \w_shift$677 ;
   (* init = 1'h0 *)
-  wire \w_shift$701 ;
+  wire \w_shift$697 ;
   (* init = 1'h0 *)
-  wire \w_shift$719 ;
+  wire \w_shift$717 ;
   (* init = 1'h0 *)
   wire \w_shift$737 ;
   (* init = 1'h0 *)
-  wire \w_shift$755 ;
+  wire \w_shift$752 ;
   (* init = 1'h0 *)
-  wire \w_shift$773 ;
+  wire \w_shift$772 ;
   (* init = 1'h0 *)
-  wire \w_shift$788 ;
+  wire \w_shift$792 ;
   (* init = 1'h0 *)
-  wire \w_shift$808 ;
+  wire \w_shift$812 ;
   (* init = 1'h0 *)
-  wire \w_shift$828 ;
+  wire \w_shift$832 ;
   (* init = 1'h0 *)
-  wire \w_shift$848 ;
+  wire \w_shift$852 ;
   (* init = 1'h0 *)
-  wire \w_shift$868 ;
+  wire \w_shift$872 ;
   (* init = 1'h0 *)
-  wire \w_shift$888 ;
+  wire \w_shift$892 ;
   (* init = 1'h0 *)
-  wire \w_shift$908 ;
+  wire \w_shift$907 ;
   (* init = 1'h0 *)
-  wire \w_shift$928 ;
+  wire \w_shift$927 ;
   (* init = 1'h0 *)
-  wire \w_shift$943 ;
+  wire \w_shift$947 ;
   (* init = 1'h0 *)
-  wire \w_shift$963 ;
+  wire \w_shift$967 ;
   (* init = 1'h0 *)
-  wire \w_shift$983 ;
+  wire \w_shift$987 ;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -2941,64 +2518,6 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  always @(posedge clk)
-    shift_6_6_q <= \$221 ;
-  always @(posedge clk)
-    capture_6_6_q <= \$222 ;
-  always @(posedge clk)
-    en_pe_6_7 <= \$223 ;
-  always @(posedge clk)
-    shift_6_7_q <= \$224 ;
-  always @(posedge clk)
-    capture_6_7_q <= \$225 ;
-  always @(posedge clk)
-    en_pe_7_0 <= \$226 ;
-  always @(posedge clk)
-    shift_7_0_q <= \$227 ;
-  always @(posedge clk)
-    capture_7_0_q <= \$228 ;
-  always @(posedge clk)
-    en_pe_7_1 <= \$229 ;
-  always @(posedge clk)
-    shift_7_1_q <= \$230 ;
-  always @(posedge clk)
-    capture_7_1_q <= \$231 ;
-  always @(posedge clk)
-    en_pe_7_2 <= \$232 ;
-  always @(posedge clk)
-    shift_7_2_q <= \$233 ;
-  always @(posedge clk)
-    capture_7_2_q <= \$234 ;
-  always @(posedge clk)
-    en_pe_7_3 <= \$235 ;
-  always @(posedge clk)
-    shift_7_3_q <= \$236 ;
-  always @(posedge clk)
-    capture_7_3_q <= \$237 ;
-  always @(posedge clk)
-    en_pe_7_4 <= \$238 ;
-  always @(posedge clk)
-    shift_7_4_q <= \$239 ;
-  always @(posedge clk)
-    capture_7_4_q <= \$240 ;
-  always @(posedge clk)
-    en_pe_7_5 <= \$241 ;
-  always @(posedge clk)
-    shift_7_5_q <= \$242 ;
-  always @(posedge clk)
-    capture_7_5_q <= \$243 ;
-  always @(posedge clk)
-    en_pe_7_6 <= \$244 ;
-  always @(posedge clk)
-    shift_7_6_q <= \$245 ;
-  always @(posedge clk)
-    capture_7_6_q <= \$246 ;
-  always @(posedge clk)
-    en_pe_7_7 <= \$247 ;
-  always @(posedge clk)
-    shift_7_7_q <= \$248 ;
-  always @(posedge clk)
-    capture_7_7_q <= \$249 ;
   assign \$1  = ~ skid_valid;
   assign \$2  = ~ skid_valid_0;
   assign \$3  = ~ skid_valid_1;
@@ -3057,290 +2576,226 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$56  = ~ held;
   assign \$57  = ~ held;
   assign \$58  = ~ held;
-  assign \$59  = en_pe_0_0 ? o_next[0] : shift_0_0_q;
-  assign \$60  = en_pe_0_0 ? o_next[1] : capture_0_0_q;
-  assign \$61  = ~ held;
-  assign \$62  = en_pe_0_1 ? o_next[2] : shift_0_1_q;
-  assign \$63  = en_pe_0_1 ? o_next[3] : capture_0_1_q;
+  assign \$59  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$60  = ~ held;
+  assign \$61  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$62  = ~ held;
+  assign \$63  = en_pe_0_2 ? o_next[4] : shift_0_2;
   assign \$64  = ~ held;
-  assign \$65  = en_pe_0_2 ? o_next[4] : shift_0_2_q;
-  assign \$66  = en_pe_0_2 ? o_next[5] : capture_0_2_q;
-  assign \$67  = ~ held;
-  assign \$68  = en_pe_0_3 ? o_next[6] : shift_0_3_q;
-  assign \$69  = en_pe_0_3 ? o_next[7] : capture_0_3_q;
+  assign \$65  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$66  = ~ held;
+  assign \$67  = en_pe_0_4 ? o_next[8] : shift_0_4;
+  assign \$68  = ~ held;
+  assign \$69  = en_pe_0_5 ? o_next[10] : shift_0_5;
   assign \$70  = ~ held;
-  assign \$71  = en_pe_0_4 ? o_next[8] : shift_0_4_q;
-  assign \$72  = en_pe_0_4 ? o_next[9] : capture_0_4_q;
-  assign \$73  = ~ held;
-  assign \$74  = en_pe_0_5 ? o_next[10] : shift_0_5_q;
-  assign \$75  = en_pe_0_5 ? o_next[11] : capture_0_5_q;
+  assign \$71  = en_pe_0_6 ? o_next[12] : shift_0_6;
+  assign \$72  = ~ held;
+  assign \$73  = en_pe_0_7 ? o_next[14] : shift_0_7;
+  assign \$74  = ~ held;
+  assign \$75  = en_pe_1_0 ? o_next[0] : shift_1_0;
   assign \$76  = ~ held;
-  assign \$77  = en_pe_0_6 ? o_next[12] : shift_0_6_q;
-  assign \$78  = en_pe_0_6 ? o_next[13] : capture_0_6_q;
-  assign \$79  = ~ held;
-  assign \$80  = en_pe_0_7 ? o_next[14] : shift_0_7_q;
-  assign \$81  = en_pe_0_7 ? o_next[15] : capture_0_7_q;
+  assign \$77  = en_pe_1_1 ? o_next[2] : shift_1_1;
+  assign \$78  = ~ held;
+  assign \$79  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$80  = ~ held;
+  assign \$81  = en_pe_1_3 ? o_next[6] : shift_1_3;
   assign \$82  = ~ held;
-  assign \$83  = en_pe_1_0 ? o_next[0] : shift_1_0_q;
-  assign \$84  = en_pe_1_0 ? o_next[1] : capture_1_0_q;
-  assign \$85  = ~ held;
-  assign \$86  = en_pe_1_1 ? o_next[2] : shift_1_1_q;
-  assign \$87  = en_pe_1_1 ? o_next[3] : capture_1_1_q;
+  assign \$83  = en_pe_1_4 ? o_next[8] : shift_1_4;
+  assign \$84  = ~ held;
+  assign \$85  = en_pe_1_5 ? o_next[10] : shift_1_5;
+  assign \$86  = ~ held;
+  assign \$87  = en_pe_1_6 ? o_next[12] : shift_1_6;
   assign \$88  = ~ held;
-  assign \$89  = en_pe_1_2 ? o_next[4] : shift_1_2_q;
-  assign \$90  = en_pe_1_2 ? o_next[5] : capture_1_2_q;
-  assign \$91  = ~ held;
-  assign \$92  = en_pe_1_3 ? o_next[6] : shift_1_3_q;
-  assign \$93  = en_pe_1_3 ? o_next[7] : capture_1_3_q;
+  assign \$89  = en_pe_1_7 ? o_next[14] : shift_1_7;
+  assign \$90  = ~ held;
+  assign \$91  = en_pe_2_0 ? o_next[0] : shift_2_0;
+  assign \$92  = ~ held;
+  assign \$93  = en_pe_2_1 ? o_next[2] : shift_2_1;
   assign \$94  = ~ held;
-  assign \$95  = en_pe_1_4 ? o_next[8] : shift_1_4_q;
-  assign \$96  = en_pe_1_4 ? o_next[9] : capture_1_4_q;
-  assign \$97  = ~ held;
-  assign \$98  = en_pe_1_5 ? o_next[10] : shift_1_5_q;
-  assign \$99  = en_pe_1_5 ? o_next[11] : capture_1_5_q;
+  assign \$95  = en_pe_2_2 ? o_next[4] : shift_2_2;
+  assign \$96  = ~ held;
+  assign \$97  = en_pe_2_3 ? o_next[6] : shift_2_3;
+  assign \$98  = ~ held;
+  assign \$99  = en_pe_2_4 ? o_next[8] : shift_2_4;
   assign \$100  = ~ held;
-  assign \$101  = en_pe_1_6 ? o_next[12] : shift_1_6_q;
-  assign \$102  = en_pe_1_6 ? o_next[13] : capture_1_6_q;
-  assign \$103  = ~ held;
-  assign \$104  = en_pe_1_7 ? o_next[14] : shift_1_7_q;
-  assign \$105  = en_pe_1_7 ? o_next[15] : capture_1_7_q;
+  assign \$101  = en_pe_2_5 ? o_next[10] : shift_2_5;
+  assign \$102  = ~ held;
+  assign \$103  = en_pe_2_6 ? o_next[12] : shift_2_6;
+  assign \$104  = ~ held;
+  assign \$105  = en_pe_2_7 ? o_next[14] : shift_2_7;
   assign \$106  = ~ held;
-  assign \$107  = en_pe_2_0 ? o_next[0] : shift_2_0_q;
-  assign \$108  = en_pe_2_0 ? o_next[1] : capture_2_0_q;
-  assign \$109  = ~ held;
-  assign \$110  = en_pe_2_1 ? o_next[2] : shift_2_1_q;
-  assign \$111  = en_pe_2_1 ? o_next[3] : capture_2_1_q;
+  assign \$107  = en_pe_3_0 ? o_next[0] : shift_3_0;
+  assign \$108  = ~ held;
+  assign \$109  = en_pe_3_1 ? o_next[2] : shift_3_1;
+  assign \$110  = ~ held;
+  assign \$111  = en_pe_3_2 ? o_next[4] : shift_3_2;
   assign \$112  = ~ held;
-  assign \$113  = en_pe_2_2 ? o_next[4] : shift_2_2_q;
-  assign \$114  = en_pe_2_2 ? o_next[5] : capture_2_2_q;
-  assign \$115  = ~ held;
-  assign \$116  = en_pe_2_3 ? o_next[6] : shift_2_3_q;
-  assign \$117  = en_pe_2_3 ? o_next[7] : capture_2_3_q;
+  assign \$113  = en_pe_3_3 ? o_next[6] : shift_3_3;
+  assign \$114  = ~ held;
+  assign \$115  = en_pe_3_4 ? o_next[8] : shift_3_4;
+  assign \$116  = ~ held;
+  assign \$117  = en_pe_3_5 ? o_next[10] : shift_3_5;
   assign \$118  = ~ held;
-  assign \$119  = en_pe_2_4 ? o_next[8] : shift_2_4_q;
-  assign \$120  = en_pe_2_4 ? o_next[9] : capture_2_4_q;
-  assign \$121  = ~ held;
-  assign \$122  = en_pe_2_5 ? o_next[10] : shift_2_5_q;
-  assign \$123  = en_pe_2_5 ? o_next[11] : capture_2_5_q;
+  assign \$119  = en_pe_3_6 ? o_next[12] : shift_3_6;
+  assign \$120  = ~ held;
+  assign \$121  = en_pe_3_7 ? o_next[14] : shift_3_7;
+  assign \$122  = ~ held;
+  assign \$123  = en_pe_4_0 ? o_next[0] : shift_4_0;
   assign \$124  = ~ held;
-  assign \$125  = en_pe_2_6 ? o_next[12] : shift_2_6_q;
-  assign \$126  = en_pe_2_6 ? o_next[13] : capture_2_6_q;
-  assign \$127  = ~ held;
-  assign \$128  = en_pe_2_7 ? o_next[14] : shift_2_7_q;
-  assign \$129  = en_pe_2_7 ? o_next[15] : capture_2_7_q;
+  assign \$125  = en_pe_4_1 ? o_next[2] : shift_4_1;
+  assign \$126  = ~ held;
+  assign \$127  = en_pe_4_2 ? o_next[4] : shift_4_2;
+  assign \$128  = ~ held;
+  assign \$129  = en_pe_4_3 ? o_next[6] : shift_4_3;
   assign \$130  = ~ held;
-  assign \$131  = en_pe_3_0 ? o_next[0] : shift_3_0_q;
-  assign \$132  = en_pe_3_0 ? o_next[1] : capture_3_0_q;
-  assign \$133  = ~ held;
-  assign \$134  = en_pe_3_1 ? o_next[2] : shift_3_1_q;
-  assign \$135  = en_pe_3_1 ? o_next[3] : capture_3_1_q;
+  assign \$131  = en_pe_4_4 ? o_next[8] : shift_4_4;
+  assign \$132  = ~ held;
+  assign \$133  = en_pe_4_5 ? o_next[10] : shift_4_5;
+  assign \$134  = ~ held;
+  assign \$135  = en_pe_4_6 ? o_next[12] : shift_4_6;
   assign \$136  = ~ held;
-  assign \$137  = en_pe_3_2 ? o_next[4] : shift_3_2_q;
-  assign \$138  = en_pe_3_2 ? o_next[5] : capture_3_2_q;
-  assign \$139  = ~ held;
-  assign \$140  = en_pe_3_3 ? o_next[6] : shift_3_3_q;
-  assign \$141  = en_pe_3_3 ? o_next[7] : capture_3_3_q;
+  assign \$137  = en_pe_4_7 ? o_next[14] : shift_4_7;
+  assign \$138  = ~ held;
+  assign \$139  = en_pe_5_0 ? o_next[0] : shift_5_0;
+  assign \$140  = ~ held;
+  assign \$141  = en_pe_5_1 ? o_next[2] : shift_5_1;
   assign \$142  = ~ held;
-  assign \$143  = en_pe_3_4 ? o_next[8] : shift_3_4_q;
-  assign \$144  = en_pe_3_4 ? o_next[9] : capture_3_4_q;
-  assign \$145  = ~ held;
-  assign \$146  = en_pe_3_5 ? o_next[10] : shift_3_5_q;
-  assign \$147  = en_pe_3_5 ? o_next[11] : capture_3_5_q;
+  assign \$143  = en_pe_5_2 ? o_next[4] : shift_5_2;
+  assign \$144  = ~ held;
+  assign \$145  = en_pe_5_3 ? o_next[6] : shift_5_3;
+  assign \$146  = ~ held;
+  assign \$147  = en_pe_5_4 ? o_next[8] : shift_5_4;
   assign \$148  = ~ held;
-  assign \$149  = en_pe_3_6 ? o_next[12] : shift_3_6_q;
-  assign \$150  = en_pe_3_6 ? o_next[13] : capture_3_6_q;
-  assign \$151  = ~ held;
-  assign \$152  = en_pe_3_7 ? o_next[14] : shift_3_7_q;
-  assign \$153  = en_pe_3_7 ? o_next[15] : capture_3_7_q;
+  assign \$149  = en_pe_5_5 ? o_next[10] : shift_5_5;
+  assign \$150  = ~ held;
+  assign \$151  = en_pe_5_6 ? o_next[12] : shift_5_6;
+  assign \$152  = ~ held;
+  assign \$153  = en_pe_5_7 ? o_next[14] : shift_5_7;
   assign \$154  = ~ held;
-  assign \$155  = en_pe_4_0 ? o_next[0] : shift_4_0_q;
-  assign \$156  = en_pe_4_0 ? o_next[1] : capture_4_0_q;
-  assign \$157  = ~ held;
-  assign \$158  = en_pe_4_1 ? o_next[2] : shift_4_1_q;
-  assign \$159  = en_pe_4_1 ? o_next[3] : capture_4_1_q;
+  assign \$155  = en_pe_6_0 ? o_next[0] : shift_6_0;
+  assign \$156  = ~ held;
+  assign \$157  = en_pe_6_1 ? o_next[2] : shift_6_1;
+  assign \$158  = ~ held;
+  assign \$159  = en_pe_6_2 ? o_next[4] : shift_6_2;
   assign \$160  = ~ held;
-  assign \$161  = en_pe_4_2 ? o_next[4] : shift_4_2_q;
-  assign \$162  = en_pe_4_2 ? o_next[5] : capture_4_2_q;
-  assign \$163  = ~ held;
-  assign \$164  = en_pe_4_3 ? o_next[6] : shift_4_3_q;
-  assign \$165  = en_pe_4_3 ? o_next[7] : capture_4_3_q;
+  assign \$161  = en_pe_6_3 ? o_next[6] : shift_6_3;
+  assign \$162  = ~ held;
+  assign \$163  = en_pe_6_4 ? o_next[8] : shift_6_4;
+  assign \$164  = ~ held;
+  assign \$165  = en_pe_6_5 ? o_next[10] : shift_6_5;
   assign \$166  = ~ held;
-  assign \$167  = en_pe_4_4 ? o_next[8] : shift_4_4_q;
-  assign \$168  = en_pe_4_4 ? o_next[9] : capture_4_4_q;
-  assign \$169  = ~ held;
-  assign \$170  = en_pe_4_5 ? o_next[10] : shift_4_5_q;
-  assign \$171  = en_pe_4_5 ? o_next[11] : capture_4_5_q;
+  assign \$167  = en_pe_6_6 ? o_next[12] : shift_6_6;
+  assign \$168  = ~ held;
+  assign \$169  = en_pe_6_7 ? o_next[14] : shift_6_7;
+  assign \$170  = ~ held;
+  assign \$171  = en_pe_7_0 ? o_next[0] : shift_7_0;
   assign \$172  = ~ held;
-  assign \$173  = en_pe_4_6 ? o_next[12] : shift_4_6_q;
-  assign \$174  = en_pe_4_6 ? o_next[13] : capture_4_6_q;
-  assign \$175  = ~ held;
-  assign \$176  = en_pe_4_7 ? o_next[14] : shift_4_7_q;
-  assign \$177  = en_pe_4_7 ? o_next[15] : capture_4_7_q;
+  assign \$173  = en_pe_7_1 ? o_next[2] : shift_7_1;
+  assign \$174  = ~ held;
+  assign \$175  = en_pe_7_2 ? o_next[4] : shift_7_2;
+  assign \$176  = ~ held;
+  assign \$177  = en_pe_7_3 ? o_next[6] : shift_7_3;
   assign \$178  = ~ held;
-  assign \$179  = en_pe_5_0 ? o_next[0] : shift_5_0_q;
-  assign \$180  = en_pe_5_0 ? o_next[1] : capture_5_0_q;
-  assign \$181  = ~ held;
-  assign \$182  = en_pe_5_1 ? o_next[2] : shift_5_1_q;
-  assign \$183  = en_pe_5_1 ? o_next[3] : capture_5_1_q;
+  assign \$179  = en_pe_7_4 ? o_next[8] : shift_7_4;
+  assign \$180  = ~ held;
+  assign \$181  = en_pe_7_5 ? o_next[10] : shift_7_5;
+  assign \$182  = ~ held;
+  assign \$183  = en_pe_7_6 ? o_next[12] : shift_7_6;
   assign \$184  = ~ held;
-  assign \$185  = en_pe_5_2 ? o_next[4] : shift_5_2_q;
-  assign \$186  = en_pe_5_2 ? o_next[5] : capture_5_2_q;
-  assign \$187  = ~ held;
-  assign \$188  = en_pe_5_3 ? o_next[6] : shift_5_3_q;
-  assign \$189  = en_pe_5_3 ? o_next[7] : capture_5_3_q;
-  assign \$190  = ~ held;
-  assign \$191  = en_pe_5_4 ? o_next[8] : shift_5_4_q;
-  assign \$192  = en_pe_5_4 ? o_next[9] : capture_5_4_q;
-  assign \$193  = ~ held;
-  assign \$194  = en_pe_5_5 ? o_next[10] : shift_5_5_q;
-  assign \$195  = en_pe_5_5 ? o_next[11] : capture_5_5_q;
-  assign \$196  = ~ held;
-  assign \$197  = en_pe_5_6 ? o_next[12] : shift_5_6_q;
-  assign \$198  = en_pe_5_6 ? o_next[13] : capture_5_6_q;
-  assign \$199  = ~ held;
-  assign \$200  = en_pe_5_7 ? o_next[14] : shift_5_7_q;
-  assign \$201  = en_pe_5_7 ? o_next[15] : capture_5_7_q;
-  assign \$202  = ~ held;
-  assign \$203  = en_pe_6_0 ? o_next[0] : shift_6_0_q;
-  assign \$204  = en_pe_6_0 ? o_next[1] : capture_6_0_q;
-  assign \$205  = ~ held;
-  assign \$206  = en_pe_6_1 ? o_next[2] : shift_6_1_q;
-  assign \$207  = en_pe_6_1 ? o_next[3] : capture_6_1_q;
-  assign \$208  = ~ held;
-  assign \$209  = en_pe_6_2 ? o_next[4] : shift_6_2_q;
-  assign \$210  = en_pe_6_2 ? o_next[5] : capture_6_2_q;
-  assign \$211  = ~ held;
-  assign \$212  = en_pe_6_3 ? o_next[6] : shift_6_3_q;
-  assign \$213  = en_pe_6_3 ? o_next[7] : capture_6_3_q;
-  assign \$214  = ~ held;
-  assign \$215  = en_pe_6_4 ? o_next[8] : shift_6_4_q;
-  assign \$216  = en_pe_6_4 ? o_next[9] : capture_6_4_q;
-  assign \$217  = ~ held;
-  assign \$218  = en_pe_6_5 ? o_next[10] : shift_6_5_q;
-  assign \$219  = en_pe_6_5 ? o_next[11] : capture_6_5_q;
-  assign \$220  = ~ held;
-  assign \$221  = en_pe_6_6 ? o_next[12] : shift_6_6_q;
-  assign \$222  = en_pe_6_6 ? o_next[13] : capture_6_6_q;
-  assign \$223  = ~ held;
-  assign \$224  = en_pe_6_7 ? o_next[14] : shift_6_7_q;
-  assign \$225  = en_pe_6_7 ? o_next[15] : capture_6_7_q;
-  assign \$226  = ~ held;
-  assign \$227  = en_pe_7_0 ? o_next[0] : shift_7_0_q;
-  assign \$228  = en_pe_7_0 ? o_next[1] : capture_7_0_q;
-  assign \$229  = ~ held;
-  assign \$230  = en_pe_7_1 ? o_next[2] : shift_7_1_q;
-  assign \$231  = en_pe_7_1 ? o_next[3] : capture_7_1_q;
-  assign \$232  = ~ held;
-  assign \$233  = en_pe_7_2 ? o_next[4] : shift_7_2_q;
-  assign \$234  = en_pe_7_2 ? o_next[5] : capture_7_2_q;
-  assign \$235  = ~ held;
-  assign \$236  = en_pe_7_3 ? o_next[6] : shift_7_3_q;
-  assign \$237  = en_pe_7_3 ? o_next[7] : capture_7_3_q;
-  assign \$238  = ~ held;
-  assign \$239  = en_pe_7_4 ? o_next[8] : shift_7_4_q;
-  assign \$240  = en_pe_7_4 ? o_next[9] : capture_7_4_q;
-  assign \$241  = ~ held;
-  assign \$242  = en_pe_7_5 ? o_next[10] : shift_7_5_q;
-  assign \$243  = en_pe_7_5 ? o_next[11] : capture_7_5_q;
-  assign \$244  = ~ held;
-  assign \$245  = en_pe_7_6 ? o_next[12] : shift_7_6_q;
-  assign \$246  = en_pe_7_6 ? o_next[13] : capture_7_6_q;
-  assign \$247  = ~ held;
-  assign \$248  = en_pe_7_7 ? o_next[14] : shift_7_7_q;
-  assign \$249  = en_pe_7_7 ? o_next[15] : capture_7_7_q;
+  assign \$185  = en_pe_7_7 ? o_next[14] : shift_7_7;
   assign results__valid = skid_valid | valid_out;
-  assign \$250  = skid_valid ? skid[256] : out[256];
-  assign \$251  = ~ results__ready;
-  assign held = results__valid & \$251 ;
-  assign \$252  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$253  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$254  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$255  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$256  = skid_valid_4 ? skid[159:128] : out[159:128];
-  assign \$257  = skid_valid_5 ? skid[191:160] : out[191:160];
-  assign \$258  = skid_valid_6 ? skid[223:192] : out[223:192];
-  assign \$259  = skid_valid_7 ? skid[255:224] : out[255:224];
-  assign \$260  = ~ first;
-  assign \$261  = \$260  | shadow_full;
-  assign \$262  = en & \$261 ;
-  assign operands__ready = \$262  & released;
+  assign \$186  = skid_valid ? skid[256] : out[256];
+  assign \$187  = ~ results__ready;
+  assign held = results__valid & \$187 ;
+  assign \$188  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$189  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$190  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$191  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$192  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$193  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$194  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$195  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$196  = ~ first;
+  assign \$197  = \$196  | shadow_full;
+  assign \$198  = en & \$197 ;
+  assign operands__ready = \$198  & released;
   assign a_accept = operands__valid & operands__ready;
-  assign \$263  = loaded == 4'h8;
-  assign \$264  = en & \$263 ;
-  assign \$265  = ~ shadow_full;
-  assign \$266  = \$264  & \$265 ;
-  assign \$267  = since_first >= 3'h7;
-  assign capture = \$266  & \$267 ;
-  assign \$268  = loaded < 4'h8;
-  assign \$269  = \$268  | capture;
-  assign \$270  = en & \$269 ;
-  assign weights__ready = \$270  & released;
+  assign \$199  = loaded == 4'h8;
+  assign \$200  = en & \$199 ;
+  assign \$201  = ~ shadow_full;
+  assign \$202  = \$200  & \$201 ;
+  assign \$203  = since_first >= 3'h7;
+  assign capture = \$202  & \$203 ;
+  assign \$204  = loaded < 4'h8;
+  assign \$205  = \$204  | capture;
+  assign \$206  = en & \$205 ;
+  assign weights__ready = \$206  & released;
   assign w_accept = weights__valid & weights__ready;
-  assign \$271  = in_flags[0] | results__valid;
-  assign \$273  = \$272  | \valid_in$656 ;
-  assign \$274  = \$273  | \valid_in$674 ;
-  assign \$275  = \$274  | \valid_in$692 ;
-  assign \$276  = \$275  | \valid_in$710 ;
-  assign \$277  = \$276  | \valid_in$728 ;
-  assign \$278  = \$277  | \valid_in$746 ;
-  assign \$279  = \$278  | \valid_in$764 ;
-  assign \$280  = \$279  | \o$640 [3];
-  assign \$281  = \$280  | \valid_in$797 ;
-  assign \$282  = \$281  | \valid_in$817 ;
-  assign \$283  = \$282  | \valid_in$837 ;
-  assign \$284  = \$283  | \valid_in$857 ;
-  assign \$285  = \$284  | \valid_in$877 ;
-  assign \$286  = \$285  | \valid_in$897 ;
-  assign \$287  = \$286  | \valid_in$917 ;
-  assign \$288  = \$287  | \o$640 [6];
-  assign \$289  = \$288  | \valid_in$952 ;
-  assign \$290  = \$289  | \valid_in$972 ;
-  assign \$291  = \$290  | \valid_in$992 ;
-  assign \$292  = \$291  | \valid_in$1012 ;
-  assign \$293  = \$292  | \valid_in$1032 ;
-  assign \$294  = \$293  | \valid_in$1052 ;
-  assign \$295  = \$294  | \valid_in$1072 ;
-  assign \$296  = \$295  | \o$640 [9];
-  assign \$297  = \$296  | \valid_in$1107 ;
-  assign \$298  = \$297  | \valid_in$1127 ;
-  assign \$299  = \$298  | \valid_in$1147 ;
-  assign \$300  = \$299  | \valid_in$1167 ;
-  assign \$301  = \$300  | \valid_in$1187 ;
-  assign \$302  = \$301  | \valid_in$1207 ;
-  assign \$303  = \$302  | \valid_in$1227 ;
-  assign \$304  = \$303  | \o$640 [12];
-  assign \$305  = \$304  | \valid_in$1262 ;
-  assign \$306  = \$305  | \valid_in$1282 ;
-  assign \$307  = \$306  | \valid_in$1302 ;
-  assign \$308  = \$307  | \valid_in$1322 ;
-  assign \$309  = \$308  | \valid_in$1342 ;
-  assign \$310  = \$309  | \valid_in$1362 ;
-  assign \$311  = \$310  | \valid_in$1382 ;
-  assign \$312  = \$311  | \o$640 [15];
-  assign \$313  = \$312  | \valid_in$1417 ;
-  assign \$314  = \$313  | \valid_in$1437 ;
-  assign \$315  = \$314  | \valid_in$1457 ;
-  assign \$316  = \$315  | \valid_in$1477 ;
-  assign \$317  = \$316  | \valid_in$1497 ;
-  assign \$318  = \$317  | \valid_in$1517 ;
-  assign \$319  = \$318  | \valid_in$1537 ;
-  assign \$320  = \$319  | \o$640 [18];
-  assign \$321  = \$320  | \valid_in$1572 ;
-  assign \$322  = \$321  | \valid_in$1592 ;
-  assign \$323  = \$322  | \valid_in$1612 ;
-  assign \$324  = \$323  | \valid_in$1632 ;
-  assign \$325  = \$324  | \valid_in$1652 ;
-  assign \$326  = \$325  | \valid_in$1672 ;
-  assign \$327  = \$326  | \valid_in$1692 ;
-  assign \$328  = \$327  | \o$640 [21];
-  assign \$329  = \$328  | \valid_in$1727 ;
-  assign \$330  = \$329  | \valid_in$1747 ;
-  assign \$331  = \$330  | \valid_in$1767 ;
-  assign \$332  = \$331  | \valid_in$1787 ;
-  assign \$333  = \$332  | \valid_in$1807 ;
-  assign \$334  = \$333  | \valid_in$1827 ;
-  assign \$335  = \$334  | \valid_in$1847 ;
-  assign busy = \$271  | \$335 ;
+  assign \$207  = in_flags[0] | results__valid;
+  assign \$209  = \$208  | \valid_in$465 ;
+  assign \$210  = \$209  | \valid_in$483 ;
+  assign \$211  = \$210  | \valid_in$501 ;
+  assign \$212  = \$211  | \valid_in$519 ;
+  assign \$213  = \$212  | \valid_in$537 ;
+  assign \$214  = \$213  | \valid_in$555 ;
+  assign \$215  = \$214  | \valid_in$573 ;
+  assign \$216  = \$215  | \o$449 [3];
+  assign \$217  = \$216  | \valid_in$606 ;
+  assign \$218  = \$217  | \valid_in$626 ;
+  assign \$219  = \$218  | \valid_in$646 ;
+  assign \$220  = \$219  | \valid_in$666 ;
+  assign \$221  = \$220  | \valid_in$686 ;
+  assign \$222  = \$221  | \valid_in$706 ;
+  assign \$223  = \$222  | \valid_in$726 ;
+  assign \$224  = \$223  | \o$449 [6];
+  assign \$225  = \$224  | \valid_in$761 ;
+  assign \$226  = \$225  | \valid_in$781 ;
+  assign \$227  = \$226  | \valid_in$801 ;
+  assign \$228  = \$227  | \valid_in$821 ;
+  assign \$229  = \$228  | \valid_in$841 ;
+  assign \$230  = \$229  | \valid_in$861 ;
+  assign \$231  = \$230  | \valid_in$881 ;
+  assign \$232  = \$231  | \o$449 [9];
+  assign \$233  = \$232  | \valid_in$916 ;
+  assign \$234  = \$233  | \valid_in$936 ;
+  assign \$235  = \$234  | \valid_in$956 ;
+  assign \$236  = \$235  | \valid_in$976 ;
+  assign \$237  = \$236  | \valid_in$996 ;
+  assign \$238  = \$237  | \valid_in$1016 ;
+  assign \$239  = \$238  | \valid_in$1036 ;
+  assign \$240  = \$239  | \o$449 [12];
+  assign \$241  = \$240  | \valid_in$1071 ;
+  assign \$242  = \$241  | \valid_in$1091 ;
+  assign \$243  = \$242  | \valid_in$1111 ;
+  assign \$244  = \$243  | \valid_in$1131 ;
+  assign \$245  = \$244  | \valid_in$1151 ;
+  assign \$246  = \$245  | \valid_in$1171 ;
+  assign \$247  = \$246  | \valid_in$1191 ;
+  assign \$248  = \$247  | \o$449 [15];
+  assign \$249  = \$248  | \valid_in$1226 ;
+  assign \$250  = \$249  | \valid_in$1246 ;
+  assign \$251  = \$250  | \valid_in$1266 ;
+  assign \$252  = \$251  | \valid_in$1286 ;
+  assign \$253  = \$252  | \valid_in$1306 ;
+  assign \$254  = \$253  | \valid_in$1326 ;
+  assign \$255  = \$254  | \valid_in$1346 ;
+  assign \$256  = \$255  | \o$449 [18];
+  assign \$257  = \$256  | \valid_in$1381 ;
+  assign \$258  = \$257  | \valid_in$1401 ;
+  assign \$259  = \$258  | \valid_in$1421 ;
+  assign \$260  = \$259  | \valid_in$1441 ;
+  assign \$261  = \$260  | \valid_in$1461 ;
+  assign \$262  = \$261  | \valid_in$1481 ;
+  assign \$263  = \$262  | \valid_in$1501 ;
+  assign \$264  = \$263  | \o$449 [21];
+  assign \$265  = \$264  | \valid_in$1536 ;
+  assign \$266  = \$265  | \valid_in$1556 ;
+  assign \$267  = \$266  | \valid_in$1576 ;
+  assign \$268  = \$267  | \valid_in$1596 ;
+  assign \$269  = \$268  | \valid_in$1616 ;
+  assign \$270  = \$269  | \valid_in$1636 ;
+  assign \$271  = \$270  | \valid_in$1656 ;
+  assign busy = \$207  | \$271 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -3486,9 +2941,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_7_7 <= rst_group_row_7;
   always @(posedge clk)
-    skid_valid <= \$336 ;
+    skid_valid <= \$272 ;
   always @(posedge clk)
-    skid <= \$337 ;
+    skid <= \$273 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -3524,19 +2979,19 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en <= \$18 ;
   always @(posedge clk)
-    released <= \$338 ;
+    released <= \$274 ;
   always @(posedge clk)
-    loaded <= \$339 ;
+    loaded <= \$275 ;
   always @(posedge clk)
-    shadow_full <= \$340 ;
+    shadow_full <= \$276 ;
   always @(posedge clk)
-    since_first <= \$341 ;
+    since_first <= \$277 ;
   always @(posedge clk)
-    first <= \$342 ;
+    first <= \$278 ;
   always @(posedge clk)
     en_in_w_0 <= \$24 ;
   always @(posedge clk)
-    in_w <= \$343 ;
+    in_w <= \$279 ;
   always @(posedge clk)
     en_in_w_1 <= \$25 ;
   always @(posedge clk)
@@ -3554,7 +3009,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_0 <= \$32 ;
   always @(posedge clk)
-    in_a <= \$344 ;
+    in_a <= \$280 ;
   always @(posedge clk)
     en_in_a_1 <= \$33 ;
   always @(posedge clk)
@@ -3570,9 +3025,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_in_a_7 <= \$39 ;
   always @(posedge clk)
-    in_wctl <= \$345 ;
+    in_wctl <= \$281 ;
   always @(posedge clk)
-    in_flags <= \$346 ;
+    in_flags <= \$282 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
@@ -3616,2154 +3071,1893 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     en_pe_0_0 <= \$58 ;
   always @(posedge clk)
-    shift_0_0_q <= \$59 ;
+    shift_0_0 <= \$59 ;
   always @(posedge clk)
-    capture_0_0_q <= \$60 ;
+    en_pe_0_1 <= \$60 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$61 ;
+    shift_0_1 <= \$61 ;
   always @(posedge clk)
-    shift_0_1_q <= \$62 ;
+    en_pe_0_2 <= \$62 ;
   always @(posedge clk)
-    capture_0_1_q <= \$63 ;
+    shift_0_2 <= \$63 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$64 ;
+    en_pe_0_3 <= \$64 ;
   always @(posedge clk)
-    shift_0_2_q <= \$65 ;
+    shift_0_3 <= \$65 ;
   always @(posedge clk)
-    capture_0_2_q <= \$66 ;
+    en_pe_0_4 <= \$66 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$67 ;
+    shift_0_4 <= \$67 ;
   always @(posedge clk)
-    shift_0_3_q <= \$68 ;
+    en_pe_0_5 <= \$68 ;
   always @(posedge clk)
-    capture_0_3_q <= \$69 ;
+    shift_0_5 <= \$69 ;
   always @(posedge clk)
-    en_pe_0_4 <= \$70 ;
+    en_pe_0_6 <= \$70 ;
   always @(posedge clk)
-    shift_0_4_q <= \$71 ;
+    shift_0_6 <= \$71 ;
   always @(posedge clk)
-    capture_0_4_q <= \$72 ;
+    en_pe_0_7 <= \$72 ;
   always @(posedge clk)
-    en_pe_0_5 <= \$73 ;
+    shift_0_7 <= \$73 ;
   always @(posedge clk)
-    shift_0_5_q <= \$74 ;
+    en_pe_1_0 <= \$74 ;
   always @(posedge clk)
-    capture_0_5_q <= \$75 ;
+    shift_1_0 <= \$75 ;
   always @(posedge clk)
-    en_pe_0_6 <= \$76 ;
+    en_pe_1_1 <= \$76 ;
   always @(posedge clk)
-    shift_0_6_q <= \$77 ;
+    shift_1_1 <= \$77 ;
   always @(posedge clk)
-    capture_0_6_q <= \$78 ;
+    en_pe_1_2 <= \$78 ;
   always @(posedge clk)
-    en_pe_0_7 <= \$79 ;
+    shift_1_2 <= \$79 ;
   always @(posedge clk)
-    shift_0_7_q <= \$80 ;
+    en_pe_1_3 <= \$80 ;
   always @(posedge clk)
-    capture_0_7_q <= \$81 ;
+    shift_1_3 <= \$81 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$82 ;
+    en_pe_1_4 <= \$82 ;
   always @(posedge clk)
-    shift_1_0_q <= \$83 ;
+    shift_1_4 <= \$83 ;
   always @(posedge clk)
-    capture_1_0_q <= \$84 ;
+    en_pe_1_5 <= \$84 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$85 ;
+    shift_1_5 <= \$85 ;
   always @(posedge clk)
-    shift_1_1_q <= \$86 ;
+    en_pe_1_6 <= \$86 ;
   always @(posedge clk)
-    capture_1_1_q <= \$87 ;
+    shift_1_6 <= \$87 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$88 ;
+    en_pe_1_7 <= \$88 ;
   always @(posedge clk)
-    shift_1_2_q <= \$89 ;
+    shift_1_7 <= \$89 ;
   always @(posedge clk)
-    capture_1_2_q <= \$90 ;
+    en_pe_2_0 <= \$90 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$91 ;
+    shift_2_0 <= \$91 ;
   always @(posedge clk)
-    shift_1_3_q <= \$92 ;
+    en_pe_2_1 <= \$92 ;
   always @(posedge clk)
-    capture_1_3_q <= \$93 ;
+    shift_2_1 <= \$93 ;
   always @(posedge clk)
-    en_pe_1_4 <= \$94 ;
+    en_pe_2_2 <= \$94 ;
   always @(posedge clk)
-    shift_1_4_q <= \$95 ;
+    shift_2_2 <= \$95 ;
   always @(posedge clk)
-    capture_1_4_q <= \$96 ;
+    en_pe_2_3 <= \$96 ;
   always @(posedge clk)
-    en_pe_1_5 <= \$97 ;
+    shift_2_3 <= \$97 ;
   always @(posedge clk)
-    shift_1_5_q <= \$98 ;
+    en_pe_2_4 <= \$98 ;
   always @(posedge clk)
-    capture_1_5_q <= \$99 ;
+    shift_2_4 <= \$99 ;
   always @(posedge clk)
-    en_pe_1_6 <= \$100 ;
+    en_pe_2_5 <= \$100 ;
   always @(posedge clk)
-    shift_1_6_q <= \$101 ;
+    shift_2_5 <= \$101 ;
   always @(posedge clk)
-    capture_1_6_q <= \$102 ;
+    en_pe_2_6 <= \$102 ;
   always @(posedge clk)
-    en_pe_1_7 <= \$103 ;
+    shift_2_6 <= \$103 ;
   always @(posedge clk)
-    shift_1_7_q <= \$104 ;
+    en_pe_2_7 <= \$104 ;
   always @(posedge clk)
-    capture_1_7_q <= \$105 ;
+    shift_2_7 <= \$105 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$106 ;
+    en_pe_3_0 <= \$106 ;
   always @(posedge clk)
-    shift_2_0_q <= \$107 ;
+    shift_3_0 <= \$107 ;
   always @(posedge clk)
-    capture_2_0_q <= \$108 ;
+    en_pe_3_1 <= \$108 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$109 ;
+    shift_3_1 <= \$109 ;
   always @(posedge clk)
-    shift_2_1_q <= \$110 ;
+    en_pe_3_2 <= \$110 ;
   always @(posedge clk)
-    capture_2_1_q <= \$111 ;
+    shift_3_2 <= \$111 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$112 ;
+    en_pe_3_3 <= \$112 ;
   always @(posedge clk)
-    shift_2_2_q <= \$113 ;
+    shift_3_3 <= \$113 ;
   always @(posedge clk)
-    capture_2_2_q <= \$114 ;
+    en_pe_3_4 <= \$114 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$115 ;
+    shift_3_4 <= \$115 ;
   always @(posedge clk)
-    shift_2_3_q <= \$116 ;
+    en_pe_3_5 <= \$116 ;
   always @(posedge clk)
-    capture_2_3_q <= \$117 ;
+    shift_3_5 <= \$117 ;
   always @(posedge clk)
-    en_pe_2_4 <= \$118 ;
+    en_pe_3_6 <= \$118 ;
   always @(posedge clk)
-    shift_2_4_q <= \$119 ;
+    shift_3_6 <= \$119 ;
   always @(posedge clk)
-    capture_2_4_q <= \$120 ;
+    en_pe_3_7 <= \$120 ;
   always @(posedge clk)
-    en_pe_2_5 <= \$121 ;
+    shift_3_7 <= \$121 ;
   always @(posedge clk)
-    shift_2_5_q <= \$122 ;
+    en_pe_4_0 <= \$122 ;
   always @(posedge clk)
-    capture_2_5_q <= \$123 ;
+    shift_4_0 <= \$123 ;
   always @(posedge clk)
-    en_pe_2_6 <= \$124 ;
+    en_pe_4_1 <= \$124 ;
   always @(posedge clk)
-    shift_2_6_q <= \$125 ;
+    shift_4_1 <= \$125 ;
   always @(posedge clk)
-    capture_2_6_q <= \$126 ;
+    en_pe_4_2 <= \$126 ;
   always @(posedge clk)
-    en_pe_2_7 <= \$127 ;
+    shift_4_2 <= \$127 ;
   always @(posedge clk)
-    shift_2_7_q <= \$128 ;
+    en_pe_4_3 <= \$128 ;
   always @(posedge clk)
-    capture_2_7_q <= \$129 ;
+    shift_4_3 <= \$129 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$130 ;
+    en_pe_4_4 <= \$130 ;
   always @(posedge clk)
-    shift_3_0_q <= \$131 ;
+    shift_4_4 <= \$131 ;
   always @(posedge clk)
-    capture_3_0_q <= \$132 ;
+    en_pe_4_5 <= \$132 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$133 ;
+    shift_4_5 <= \$133 ;
   always @(posedge clk)
-    shift_3_1_q <= \$134 ;
+    en_pe_4_6 <= \$134 ;
   always @(posedge clk)
-    capture_3_1_q <= \$135 ;
+    shift_4_6 <= \$135 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$136 ;
+    en_pe_4_7 <= \$136 ;
   always @(posedge clk)
-    shift_3_2_q <= \$137 ;
+    shift_4_7 <= \$137 ;
   always @(posedge clk)
-    capture_3_2_q <= \$138 ;
+    en_pe_5_0 <= \$138 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$139 ;
+    shift_5_0 <= \$139 ;
   always @(posedge clk)
-    shift_3_3_q <= \$140 ;
+    en_pe_5_1 <= \$140 ;
   always @(posedge clk)
-    capture_3_3_q <= \$141 ;
+    shift_5_1 <= \$141 ;
   always @(posedge clk)
-    en_pe_3_4 <= \$142 ;
+    en_pe_5_2 <= \$142 ;
   always @(posedge clk)
-    shift_3_4_q <= \$143 ;
+    shift_5_2 <= \$143 ;
   always @(posedge clk)
-    capture_3_4_q <= \$144 ;
+    en_pe_5_3 <= \$144 ;
   always @(posedge clk)
-    en_pe_3_5 <= \$145 ;
+    shift_5_3 <= \$145 ;
   always @(posedge clk)
-    shift_3_5_q <= \$146 ;
+    en_pe_5_4 <= \$146 ;
   always @(posedge clk)
-    capture_3_5_q <= \$147 ;
+    shift_5_4 <= \$147 ;
   always @(posedge clk)
-    en_pe_3_6 <= \$148 ;
+    en_pe_5_5 <= \$148 ;
   always @(posedge clk)
-    shift_3_6_q <= \$149 ;
+    shift_5_5 <= \$149 ;
   always @(posedge clk)
-    capture_3_6_q <= \$150 ;
+    en_pe_5_6 <= \$150 ;
   always @(posedge clk)
-    en_pe_3_7 <= \$151 ;
+    shift_5_6 <= \$151 ;
   always @(posedge clk)
-    shift_3_7_q <= \$152 ;
+    en_pe_5_7 <= \$152 ;
   always @(posedge clk)
-    capture_3_7_q <= \$153 ;
+    shift_5_7 <= \$153 ;
   always @(posedge clk)
-    en_pe_4_0 <= \$154 ;
+    en_pe_6_0 <= \$154 ;
   always @(posedge clk)
-    shift_4_0_q <= \$155 ;
+    shift_6_0 <= \$155 ;
   always @(posedge clk)
-    capture_4_0_q <= \$156 ;
+    en_pe_6_1 <= \$156 ;
   always @(posedge clk)
-    en_pe_4_1 <= \$157 ;
+    shift_6_1 <= \$157 ;
   always @(posedge clk)
-    shift_4_1_q <= \$158 ;
+    en_pe_6_2 <= \$158 ;
   always @(posedge clk)
-    capture_4_1_q <= \$159 ;
+    shift_6_2 <= \$159 ;
   always @(posedge clk)
-    en_pe_4_2 <= \$160 ;
+    en_pe_6_3 <= \$160 ;
   always @(posedge clk)
-    shift_4_2_q <= \$161 ;
+    shift_6_3 <= \$161 ;
   always @(posedge clk)
-    capture_4_2_q <= \$162 ;
+    en_pe_6_4 <= \$162 ;
   always @(posedge clk)
-    en_pe_4_3 <= \$163 ;
+    shift_6_4 <= \$163 ;
   always @(posedge clk)
-    shift_4_3_q <= \$164 ;
+    en_pe_6_5 <= \$164 ;
   always @(posedge clk)
-    capture_4_3_q <= \$165 ;
+    shift_6_5 <= \$165 ;
   always @(posedge clk)
-    en_pe_4_4 <= \$166 ;
+    en_pe_6_6 <= \$166 ;
   always @(posedge clk)
-    shift_4_4_q <= \$167 ;
+    shift_6_6 <= \$167 ;
   always @(posedge clk)
-    capture_4_4_q <= \$168 ;
+    en_pe_6_7 <= \$168 ;
   always @(posedge clk)
-    en_pe_4_5 <= \$169 ;
+    shift_6_7 <= \$169 ;
   always @(posedge clk)
-    shift_4_5_q <= \$170 ;
+    en_pe_7_0 <= \$170 ;
   always @(posedge clk)
-    capture_4_5_q <= \$171 ;
+    shift_7_0 <= \$171 ;
   always @(posedge clk)
-    en_pe_4_6 <= \$172 ;
+    en_pe_7_1 <= \$172 ;
   always @(posedge clk)
-    shift_4_6_q <= \$173 ;
+    shift_7_1 <= \$173 ;
   always @(posedge clk)
-    capture_4_6_q <= \$174 ;
+    en_pe_7_2 <= \$174 ;
   always @(posedge clk)
-    en_pe_4_7 <= \$175 ;
+    shift_7_2 <= \$175 ;
   always @(posedge clk)
-    shift_4_7_q <= \$176 ;
+    en_pe_7_3 <= \$176 ;
   always @(posedge clk)
-    capture_4_7_q <= \$177 ;
+    shift_7_3 <= \$177 ;
   always @(posedge clk)
-    en_pe_5_0 <= \$178 ;
+    en_pe_7_4 <= \$178 ;
   always @(posedge clk)
-    shift_5_0_q <= \$179 ;
+    shift_7_4 <= \$179 ;
   always @(posedge clk)
-    capture_5_0_q <= \$180 ;
+    en_pe_7_5 <= \$180 ;
   always @(posedge clk)
-    en_pe_5_1 <= \$181 ;
+    shift_7_5 <= \$181 ;
   always @(posedge clk)
-    shift_5_1_q <= \$182 ;
+    en_pe_7_6 <= \$182 ;
   always @(posedge clk)
-    capture_5_1_q <= \$183 ;
+    shift_7_6 <= \$183 ;
   always @(posedge clk)
-    en_pe_5_2 <= \$184 ;
+    en_pe_7_7 <= \$184 ;
   always @(posedge clk)
-    shift_5_2_q <= \$185 ;
-  always @(posedge clk)
-    capture_5_2_q <= \$186 ;
-  always @(posedge clk)
-    en_pe_5_3 <= \$187 ;
-  always @(posedge clk)
-    shift_5_3_q <= \$188 ;
-  always @(posedge clk)
-    capture_5_3_q <= \$189 ;
-  always @(posedge clk)
-    en_pe_5_4 <= \$190 ;
-  always @(posedge clk)
-    shift_5_4_q <= \$191 ;
-  always @(posedge clk)
-    capture_5_4_q <= \$192 ;
-  always @(posedge clk)
-    en_pe_5_5 <= \$193 ;
-  always @(posedge clk)
-    shift_5_5_q <= \$194 ;
-  always @(posedge clk)
-    capture_5_5_q <= \$195 ;
-  always @(posedge clk)
-    en_pe_5_6 <= \$196 ;
-  always @(posedge clk)
-    shift_5_6_q <= \$197 ;
-  always @(posedge clk)
-    capture_5_6_q <= \$198 ;
-  always @(posedge clk)
-    en_pe_5_7 <= \$199 ;
-  always @(posedge clk)
-    shift_5_7_q <= \$200 ;
-  always @(posedge clk)
-    capture_5_7_q <= \$201 ;
-  always @(posedge clk)
-    en_pe_6_0 <= \$202 ;
-  always @(posedge clk)
-    shift_6_0_q <= \$203 ;
-  always @(posedge clk)
-    capture_6_0_q <= \$204 ;
-  always @(posedge clk)
-    en_pe_6_1 <= \$205 ;
-  always @(posedge clk)
-    shift_6_1_q <= \$206 ;
-  always @(posedge clk)
-    capture_6_1_q <= \$207 ;
-  always @(posedge clk)
-    en_pe_6_2 <= \$208 ;
-  always @(posedge clk)
-    shift_6_2_q <= \$209 ;
-  always @(posedge clk)
-    capture_6_2_q <= \$210 ;
-  always @(posedge clk)
-    en_pe_6_3 <= \$211 ;
-  always @(posedge clk)
-    shift_6_3_q <= \$212 ;
-  always @(posedge clk)
-    capture_6_3_q <= \$213 ;
-  always @(posedge clk)
-    en_pe_6_4 <= \$214 ;
-  always @(posedge clk)
-    shift_6_4_q <= \$215 ;
-  always @(posedge clk)
-    capture_6_4_q <= \$216 ;
-  always @(posedge clk)
-    en_pe_6_5 <= \$217 ;
-  always @(posedge clk)
-    shift_6_5_q <= \$218 ;
-  always @(posedge clk)
-    capture_6_5_q <= \$219 ;
-  always @(posedge clk)
-    en_pe_6_6 <= \$220 ;
+    shift_7_7 <= \$185 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1693$0 (en_deskew_0),
-    .\port$1694$0 (en_deskew_1),
-    .\port$1695$0 (en_deskew_2),
-    .\port$1696$0 (en_deskew_3),
-    .\port$1697$0 (en_deskew_4),
-    .\port$1698$0 (en_deskew_5),
-    .\port$1699$0 (en_deskew_6),
-    .\port$1700$0 (en_deskew_7),
+    .\port$1309$0 (en_deskew_0),
+    .\port$1310$0 (en_deskew_1),
+    .\port$1311$0 (en_deskew_2),
+    .\port$1312$0 (en_deskew_3),
+    .\port$1313$0 (en_deskew_4),
+    .\port$1314$0 (en_deskew_5),
+    .\port$1315$0 (en_deskew_6),
+    .\port$1316$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$638 [7:0]),
-    .a_next(\o_next$633 [7:0]),
-    .a_out(\a_in$654 ),
-    .capture(capture_0_0_q),
+    .a_in(\o$447 [7:0]),
+    .a_next(\o_next$442 [7:0]),
+    .a_out(\a_in$463 ),
     .capture_next(o_next[1]),
     .en(en_pe_0_0),
-    .first_next_out(\first_next$651 ),
-    .first_out(\first_in$658 ),
-    .last_out(\last_in$660 ),
+    .first_next_out(\first_next$460 ),
+    .first_out(\first_in$467 ),
+    .last_out(\last_in$469 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3855$0 (\o$640 [2:0]),
-    .\port$3856$0 (\o_next$635 [1:0]),
-    .psum_out(\psum_in$783 ),
-    .valid_out(\valid_in$656 ),
-    .w_in(\o$645 [7:0]),
-    .w_out(\w_in$785 ),
-    .w_shift(shift_0_0_q)
+    .\port$3151$0 (\o$449 [2:0]),
+    .\port$3152$0 (\o_next$444 [1:0]),
+    .psum_out(\psum_in$592 ),
+    .valid_out(\valid_in$465 ),
+    .w_in(\o$454 [7:0]),
+    .w_out(\w_in$594 ),
+    .w_shift(shift_0_0)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$654 ),
-    .a_next(\o$638 [7:0]),
-    .a_out(\a_in$672 ),
-    .capture(capture_0_1_q),
+    .a_in(\a_in$463 ),
+    .a_next(\o$447 [7:0]),
+    .a_out(\a_in$481 ),
     .capture_next(o_next[3]),
     .en(en_pe_0_1),
-    .first_in(\first_in$658 ),
-    .first_next(\first_next$651 ),
-    .first_next_out(\first_next$669 ),
-    .first_out(\first_in$676 ),
-    .last_in(\last_in$660 ),
-    .last_out(\last_in$678 ),
+    .first_in(\first_in$467 ),
+    .first_next(\first_next$460 ),
+    .first_next_out(\first_next$478 ),
+    .first_out(\first_in$485 ),
+    .last_in(\last_in$469 ),
+    .last_out(\last_in$487 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$803 ),
-    .valid_in(\valid_in$656 ),
-    .valid_next(\o$640 [0]),
-    .valid_out(\valid_in$674 ),
-    .w_in(\o$645 [15:8]),
-    .w_out(\w_in$805 ),
-    .w_shift(shift_0_1_q)
+    .psum_out(\psum_in$612 ),
+    .valid_in(\valid_in$465 ),
+    .valid_next(\o$449 [0]),
+    .valid_out(\valid_in$483 ),
+    .w_in(\o$454 [15:8]),
+    .w_out(\w_in$614 ),
+    .w_shift(shift_0_1)
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$672 ),
-    .a_next(\a_in$654 ),
-    .a_out(\a_in$690 ),
-    .capture(capture_0_2_q),
+    .a_in(\a_in$481 ),
+    .a_next(\a_in$463 ),
+    .a_out(\a_in$499 ),
     .capture_next(o_next[5]),
     .en(en_pe_0_2),
-    .first_in(\first_in$676 ),
-    .first_next(\first_next$669 ),
-    .first_next_out(\first_next$687 ),
-    .first_out(\first_in$694 ),
-    .last_in(\last_in$678 ),
-    .last_out(\last_in$696 ),
+    .first_in(\first_in$485 ),
+    .first_next(\first_next$478 ),
+    .first_next_out(\first_next$496 ),
+    .first_out(\first_in$503 ),
+    .last_in(\last_in$487 ),
+    .last_out(\last_in$505 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$823 ),
-    .valid_in(\valid_in$674 ),
-    .valid_next(\valid_in$656 ),
-    .valid_out(\valid_in$692 ),
-    .w_in(\o$645 [23:16]),
-    .w_out(\w_in$825 ),
-    .w_shift(shift_0_2_q)
+    .psum_out(\psum_in$632 ),
+    .valid_in(\valid_in$483 ),
+    .valid_next(\valid_in$465 ),
+    .valid_out(\valid_in$501 ),
+    .w_in(\o$454 [23:16]),
+    .w_out(\w_in$634 ),
+    .w_shift(shift_0_2)
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$690 ),
-    .a_next(\a_in$672 ),
-    .a_out(\a_in$708 ),
-    .capture(capture_0_3_q),
+    .a_in(\a_in$499 ),
+    .a_next(\a_in$481 ),
+    .a_out(\a_in$517 ),
     .capture_next(o_next[7]),
     .en(en_pe_0_3),
-    .first_in(\first_in$694 ),
-    .first_next(\first_next$687 ),
-    .first_next_out(\first_next$705 ),
-    .first_out(\first_in$712 ),
-    .last_in(\last_in$696 ),
-    .last_out(\last_in$714 ),
+    .first_in(\first_in$503 ),
+    .first_next(\first_next$496 ),
+    .first_next_out(\first_next$514 ),
+    .first_out(\first_in$521 ),
+    .last_in(\last_in$505 ),
+    .last_out(\last_in$523 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$843 ),
-    .valid_in(\valid_in$692 ),
-    .valid_next(\valid_in$674 ),
-    .valid_out(\valid_in$710 ),
-    .w_in(\o$645 [31:24]),
-    .w_out(\w_in$845 ),
-    .w_shift(shift_0_3_q)
+    .psum_out(\psum_in$652 ),
+    .valid_in(\valid_in$501 ),
+    .valid_next(\valid_in$483 ),
+    .valid_out(\valid_in$519 ),
+    .w_in(\o$454 [31:24]),
+    .w_out(\w_in$654 ),
+    .w_shift(shift_0_3)
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$708 ),
-    .a_next(\a_in$690 ),
-    .a_out(\a_in$726 ),
-    .capture(capture_0_4_q),
+    .a_in(\a_in$517 ),
+    .a_next(\a_in$499 ),
+    .a_out(\a_in$535 ),
     .capture_next(o_next[9]),
     .en(en_pe_0_4),
-    .first_in(\first_in$712 ),
-    .first_next(\first_next$705 ),
-    .first_next_out(\first_next$723 ),
-    .first_out(\first_in$730 ),
-    .last_in(\last_in$714 ),
-    .last_out(\last_in$732 ),
+    .first_in(\first_in$521 ),
+    .first_next(\first_next$514 ),
+    .first_next_out(\first_next$532 ),
+    .first_out(\first_in$539 ),
+    .last_in(\last_in$523 ),
+    .last_out(\last_in$541 ),
     .pe_0_4_sync_clk(clk),
     .pe_0_4_sync_rst(rst_pe_0_4),
-    .psum_out(\psum_in$863 ),
-    .valid_in(\valid_in$710 ),
-    .valid_next(\valid_in$692 ),
-    .valid_out(\valid_in$728 ),
-    .w_in(\o$645 [39:32]),
-    .w_out(\w_in$865 ),
-    .w_shift(shift_0_4_q)
+    .psum_out(\psum_in$672 ),
+    .valid_in(\valid_in$519 ),
+    .valid_next(\valid_in$501 ),
+    .valid_out(\valid_in$537 ),
+    .w_in(\o$454 [39:32]),
+    .w_out(\w_in$674 ),
+    .w_shift(shift_0_4)
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$726 ),
-    .a_next(\a_in$708 ),
-    .a_out(\a_in$744 ),
-    .capture(capture_0_5_q),
+    .a_in(\a_in$535 ),
+    .a_next(\a_in$517 ),
+    .a_out(\a_in$553 ),
     .capture_next(o_next[11]),
     .en(en_pe_0_5),
-    .first_in(\first_in$730 ),
-    .first_next(\first_next$723 ),
-    .first_next_out(\first_next$741 ),
-    .first_out(\first_in$748 ),
-    .last_in(\last_in$732 ),
-    .last_out(\last_in$750 ),
+    .first_in(\first_in$539 ),
+    .first_next(\first_next$532 ),
+    .first_next_out(\first_next$550 ),
+    .first_out(\first_in$557 ),
+    .last_in(\last_in$541 ),
+    .last_out(\last_in$559 ),
     .pe_0_5_sync_clk(clk),
     .pe_0_5_sync_rst(rst_pe_0_5),
-    .psum_out(\psum_in$883 ),
-    .valid_in(\valid_in$728 ),
-    .valid_next(\valid_in$710 ),
-    .valid_out(\valid_in$746 ),
-    .w_in(\o$645 [47:40]),
-    .w_out(\w_in$885 ),
-    .w_shift(shift_0_5_q)
+    .psum_out(\psum_in$692 ),
+    .valid_in(\valid_in$537 ),
+    .valid_next(\valid_in$519 ),
+    .valid_out(\valid_in$555 ),
+    .w_in(\o$454 [47:40]),
+    .w_out(\w_in$694 ),
+    .w_shift(shift_0_5)
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$744 ),
-    .a_next(\a_in$726 ),
-    .a_out(\a_in$762 ),
-    .capture(capture_0_6_q),
+    .a_in(\a_in$553 ),
+    .a_next(\a_in$535 ),
+    .a_out(\a_in$571 ),
     .capture_next(o_next[13]),
     .en(en_pe_0_6),
-    .first_in(\first_in$748 ),
-    .first_next(\first_next$741 ),
-    .first_next_out(\first_next$759 ),
-    .first_out(\first_in$766 ),
-    .last_in(\last_in$750 ),
-    .last_out(\last_in$768 ),
+    .first_in(\first_in$557 ),
+    .first_next(\first_next$550 ),
+    .first_next_out(\first_next$568 ),
+    .first_out(\first_in$575 ),
+    .last_in(\last_in$559 ),
+    .last_out(\last_in$577 ),
     .pe_0_6_sync_clk(clk),
     .pe_0_6_sync_rst(rst_pe_0_6),
-    .psum_out(\psum_in$903 ),
-    .valid_in(\valid_in$746 ),
-    .valid_next(\valid_in$728 ),
-    .valid_out(\valid_in$764 ),
-    .w_in(\o$645 [55:48]),
-    .w_out(\w_in$905 ),
-    .w_shift(shift_0_6_q)
+    .psum_out(\psum_in$712 ),
+    .valid_in(\valid_in$555 ),
+    .valid_next(\valid_in$537 ),
+    .valid_out(\valid_in$573 ),
+    .w_in(\o$454 [55:48]),
+    .w_out(\w_in$714 ),
+    .w_shift(shift_0_6)
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$762 ),
-    .a_next(\a_in$744 ),
-    .capture(capture_0_7_q),
+    .a_in(\a_in$571 ),
+    .a_next(\a_in$553 ),
     .capture_next(o_next[15]),
     .en(en_pe_0_7),
-    .first_in(\first_in$766 ),
-    .first_next(\first_next$759 ),
-    .last_in(\last_in$768 ),
+    .first_in(\first_in$575 ),
+    .first_next(\first_next$568 ),
+    .last_in(\last_in$577 ),
     .pe_0_7_sync_clk(clk),
     .pe_0_7_sync_rst(rst_pe_0_7),
-    .psum_out(\psum_in$923 ),
-    .valid_in(\valid_in$764 ),
-    .valid_next(\valid_in$746 ),
-    .w_in(\o$645 [63:56]),
-    .w_out(\w_in$925 ),
-    .w_shift(shift_0_7_q)
+    .psum_out(\psum_in$732 ),
+    .valid_in(\valid_in$573 ),
+    .valid_next(\valid_in$555 ),
+    .w_in(\o$454 [63:56]),
+    .w_out(\w_in$734 ),
+    .w_shift(shift_0_7)
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$638 [15:8]),
-    .a_next(\o_next$633 [15:8]),
-    .a_out(\a_in$795 ),
-    .capture(capture_1_0_q),
+    .a_in(\o$447 [15:8]),
+    .a_next(\o_next$442 [15:8]),
+    .a_out(\a_in$604 ),
     .capture_next(o_next[1]),
     .en(en_pe_1_0),
-    .first_next_out(\first_next$792 ),
-    .first_out(\first_in$799 ),
-    .last_out(\last_in$801 ),
+    .first_next_out(\first_next$601 ),
+    .first_out(\first_in$608 ),
+    .last_out(\last_in$610 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3855$3 (\o$640 [5:3]),
-    .\port$3856$3 (\o_next$635 [4:3]),
-    .psum_in(\psum_in$783 ),
-    .psum_out(\psum_in$938 ),
-    .valid_out(\valid_in$797 ),
-    .w_in(\w_in$785 ),
-    .w_out(\w_in$940 ),
-    .w_shift(shift_1_0_q)
+    .\port$3151$3 (\o$449 [5:3]),
+    .\port$3152$3 (\o_next$444 [4:3]),
+    .psum_in(\psum_in$592 ),
+    .psum_out(\psum_in$747 ),
+    .valid_out(\valid_in$606 ),
+    .w_in(\w_in$594 ),
+    .w_out(\w_in$749 ),
+    .w_shift(shift_1_0)
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$795 ),
-    .a_next(\o$638 [15:8]),
-    .a_out(\a_in$815 ),
-    .capture(capture_1_1_q),
+    .a_in(\a_in$604 ),
+    .a_next(\o$447 [15:8]),
+    .a_out(\a_in$624 ),
     .capture_next(o_next[3]),
     .en(en_pe_1_1),
-    .first_in(\first_in$799 ),
-    .first_next(\first_next$792 ),
-    .first_next_out(\first_next$812 ),
-    .first_out(\first_in$819 ),
-    .last_in(\last_in$801 ),
-    .last_out(\last_in$821 ),
+    .first_in(\first_in$608 ),
+    .first_next(\first_next$601 ),
+    .first_next_out(\first_next$621 ),
+    .first_out(\first_in$628 ),
+    .last_in(\last_in$610 ),
+    .last_out(\last_in$630 ),
     .pe_1_1_sync_clk(clk),
     .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$803 ),
-    .psum_out(\psum_in$958 ),
-    .valid_in(\valid_in$797 ),
-    .valid_next(\o$640 [3]),
-    .valid_out(\valid_in$817 ),
-    .w_in(\w_in$805 ),
-    .w_out(\w_in$960 ),
-    .w_shift(shift_1_1_q)
+    .psum_in(\psum_in$612 ),
+    .psum_out(\psum_in$767 ),
+    .valid_in(\valid_in$606 ),
+    .valid_next(\o$449 [3]),
+    .valid_out(\valid_in$626 ),
+    .w_in(\w_in$614 ),
+    .w_out(\w_in$769 ),
+    .w_shift(shift_1_1)
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$815 ),
-    .a_next(\a_in$795 ),
-    .a_out(\a_in$835 ),
-    .capture(capture_1_2_q),
+    .a_in(\a_in$624 ),
+    .a_next(\a_in$604 ),
+    .a_out(\a_in$644 ),
     .capture_next(o_next[5]),
     .en(en_pe_1_2),
-    .first_in(\first_in$819 ),
-    .first_next(\first_next$812 ),
-    .first_next_out(\first_next$832 ),
-    .first_out(\first_in$839 ),
-    .last_in(\last_in$821 ),
-    .last_out(\last_in$841 ),
+    .first_in(\first_in$628 ),
+    .first_next(\first_next$621 ),
+    .first_next_out(\first_next$641 ),
+    .first_out(\first_in$648 ),
+    .last_in(\last_in$630 ),
+    .last_out(\last_in$650 ),
     .pe_1_2_sync_clk(clk),
     .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$823 ),
-    .psum_out(\psum_in$978 ),
-    .valid_in(\valid_in$817 ),
-    .valid_next(\valid_in$797 ),
-    .valid_out(\valid_in$837 ),
-    .w_in(\w_in$825 ),
-    .w_out(\w_in$980 ),
-    .w_shift(shift_1_2_q)
+    .psum_in(\psum_in$632 ),
+    .psum_out(\psum_in$787 ),
+    .valid_in(\valid_in$626 ),
+    .valid_next(\valid_in$606 ),
+    .valid_out(\valid_in$646 ),
+    .w_in(\w_in$634 ),
+    .w_out(\w_in$789 ),
+    .w_shift(shift_1_2)
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$835 ),
-    .a_next(\a_in$815 ),
-    .a_out(\a_in$855 ),
-    .capture(capture_1_3_q),
+    .a_in(\a_in$644 ),
+    .a_next(\a_in$624 ),
+    .a_out(\a_in$664 ),
     .capture_next(o_next[7]),
     .en(en_pe_1_3),
-    .first_in(\first_in$839 ),
-    .first_next(\first_next$832 ),
-    .first_next_out(\first_next$852 ),
-    .first_out(\first_in$859 ),
-    .last_in(\last_in$841 ),
-    .last_out(\last_in$861 ),
+    .first_in(\first_in$648 ),
+    .first_next(\first_next$641 ),
+    .first_next_out(\first_next$661 ),
+    .first_out(\first_in$668 ),
+    .last_in(\last_in$650 ),
+    .last_out(\last_in$670 ),
     .pe_1_3_sync_clk(clk),
     .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$843 ),
-    .psum_out(\psum_in$998 ),
-    .valid_in(\valid_in$837 ),
-    .valid_next(\valid_in$817 ),
-    .valid_out(\valid_in$857 ),
-    .w_in(\w_in$845 ),
-    .w_out(\w_in$1000 ),
-    .w_shift(shift_1_3_q)
+    .psum_in(\psum_in$652 ),
+    .psum_out(\psum_in$807 ),
+    .valid_in(\valid_in$646 ),
+    .valid_next(\valid_in$626 ),
+    .valid_out(\valid_in$666 ),
+    .w_in(\w_in$654 ),
+    .w_out(\w_in$809 ),
+    .w_shift(shift_1_3)
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$855 ),
-    .a_next(\a_in$835 ),
-    .a_out(\a_in$875 ),
-    .capture(capture_1_4_q),
+    .a_in(\a_in$664 ),
+    .a_next(\a_in$644 ),
+    .a_out(\a_in$684 ),
     .capture_next(o_next[9]),
     .en(en_pe_1_4),
-    .first_in(\first_in$859 ),
-    .first_next(\first_next$852 ),
-    .first_next_out(\first_next$872 ),
-    .first_out(\first_in$879 ),
-    .last_in(\last_in$861 ),
-    .last_out(\last_in$881 ),
+    .first_in(\first_in$668 ),
+    .first_next(\first_next$661 ),
+    .first_next_out(\first_next$681 ),
+    .first_out(\first_in$688 ),
+    .last_in(\last_in$670 ),
+    .last_out(\last_in$690 ),
     .pe_1_4_sync_clk(clk),
     .pe_1_4_sync_rst(rst_pe_1_4),
-    .psum_in(\psum_in$863 ),
-    .psum_out(\psum_in$1018 ),
-    .valid_in(\valid_in$857 ),
-    .valid_next(\valid_in$837 ),
-    .valid_out(\valid_in$877 ),
-    .w_in(\w_in$865 ),
-    .w_out(\w_in$1020 ),
-    .w_shift(shift_1_4_q)
+    .psum_in(\psum_in$672 ),
+    .psum_out(\psum_in$827 ),
+    .valid_in(\valid_in$666 ),
+    .valid_next(\valid_in$646 ),
+    .valid_out(\valid_in$686 ),
+    .w_in(\w_in$674 ),
+    .w_out(\w_in$829 ),
+    .w_shift(shift_1_4)
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$875 ),
-    .a_next(\a_in$855 ),
-    .a_out(\a_in$895 ),
-    .capture(capture_1_5_q),
+    .a_in(\a_in$684 ),
+    .a_next(\a_in$664 ),
+    .a_out(\a_in$704 ),
     .capture_next(o_next[11]),
     .en(en_pe_1_5),
-    .first_in(\first_in$879 ),
-    .first_next(\first_next$872 ),
-    .first_next_out(\first_next$892 ),
-    .first_out(\first_in$899 ),
-    .last_in(\last_in$881 ),
-    .last_out(\last_in$901 ),
+    .first_in(\first_in$688 ),
+    .first_next(\first_next$681 ),
+    .first_next_out(\first_next$701 ),
+    .first_out(\first_in$708 ),
+    .last_in(\last_in$690 ),
+    .last_out(\last_in$710 ),
     .pe_1_5_sync_clk(clk),
     .pe_1_5_sync_rst(rst_pe_1_5),
-    .psum_in(\psum_in$883 ),
-    .psum_out(\psum_in$1038 ),
-    .valid_in(\valid_in$877 ),
-    .valid_next(\valid_in$857 ),
-    .valid_out(\valid_in$897 ),
-    .w_in(\w_in$885 ),
-    .w_out(\w_in$1040 ),
-    .w_shift(shift_1_5_q)
+    .psum_in(\psum_in$692 ),
+    .psum_out(\psum_in$847 ),
+    .valid_in(\valid_in$686 ),
+    .valid_next(\valid_in$666 ),
+    .valid_out(\valid_in$706 ),
+    .w_in(\w_in$694 ),
+    .w_out(\w_in$849 ),
+    .w_shift(shift_1_5)
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$895 ),
-    .a_next(\a_in$875 ),
-    .a_out(\a_in$915 ),
-    .capture(capture_1_6_q),
+    .a_in(\a_in$704 ),
+    .a_next(\a_in$684 ),
+    .a_out(\a_in$724 ),
     .capture_next(o_next[13]),
     .en(en_pe_1_6),
-    .first_in(\first_in$899 ),
-    .first_next(\first_next$892 ),
-    .first_next_out(\first_next$912 ),
-    .first_out(\first_in$919 ),
-    .last_in(\last_in$901 ),
-    .last_out(\last_in$921 ),
+    .first_in(\first_in$708 ),
+    .first_next(\first_next$701 ),
+    .first_next_out(\first_next$721 ),
+    .first_out(\first_in$728 ),
+    .last_in(\last_in$710 ),
+    .last_out(\last_in$730 ),
     .pe_1_6_sync_clk(clk),
     .pe_1_6_sync_rst(rst_pe_1_6),
-    .psum_in(\psum_in$903 ),
-    .psum_out(\psum_in$1058 ),
-    .valid_in(\valid_in$897 ),
-    .valid_next(\valid_in$877 ),
-    .valid_out(\valid_in$917 ),
-    .w_in(\w_in$905 ),
-    .w_out(\w_in$1060 ),
-    .w_shift(shift_1_6_q)
+    .psum_in(\psum_in$712 ),
+    .psum_out(\psum_in$867 ),
+    .valid_in(\valid_in$706 ),
+    .valid_next(\valid_in$686 ),
+    .valid_out(\valid_in$726 ),
+    .w_in(\w_in$714 ),
+    .w_out(\w_in$869 ),
+    .w_shift(shift_1_6)
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$915 ),
-    .a_next(\a_in$895 ),
-    .capture(capture_1_7_q),
+    .a_in(\a_in$724 ),
+    .a_next(\a_in$704 ),
     .capture_next(o_next[15]),
     .en(en_pe_1_7),
-    .first_in(\first_in$919 ),
-    .first_next(\first_next$912 ),
-    .last_in(\last_in$921 ),
+    .first_in(\first_in$728 ),
+    .first_next(\first_next$721 ),
+    .last_in(\last_in$730 ),
     .pe_1_7_sync_clk(clk),
     .pe_1_7_sync_rst(rst_pe_1_7),
-    .psum_in(\psum_in$923 ),
-    .psum_out(\psum_in$1078 ),
-    .valid_in(\valid_in$917 ),
-    .valid_next(\valid_in$897 ),
-    .w_in(\w_in$925 ),
-    .w_out(\w_in$1080 ),
-    .w_shift(shift_1_7_q)
+    .psum_in(\psum_in$732 ),
+    .psum_out(\psum_in$887 ),
+    .valid_in(\valid_in$726 ),
+    .valid_next(\valid_in$706 ),
+    .w_in(\w_in$734 ),
+    .w_out(\w_in$889 ),
+    .w_shift(shift_1_7)
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$638 [23:16]),
-    .a_next(\o_next$633 [23:16]),
-    .a_out(\a_in$950 ),
-    .capture(capture_2_0_q),
+    .a_in(\o$447 [23:16]),
+    .a_next(\o_next$442 [23:16]),
+    .a_out(\a_in$759 ),
     .capture_next(o_next[1]),
     .en(en_pe_2_0),
-    .first_next_out(\first_next$947 ),
-    .first_out(\first_in$954 ),
-    .last_out(\last_in$956 ),
+    .first_next_out(\first_next$756 ),
+    .first_out(\first_in$763 ),
+    .last_out(\last_in$765 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3855$6 (\o$640 [8:6]),
-    .\port$3856$6 (\o_next$635 [7:6]),
-    .psum_in(\psum_in$938 ),
-    .psum_out(\psum_in$1093 ),
-    .valid_out(\valid_in$952 ),
-    .w_in(\w_in$940 ),
-    .w_out(\w_in$1095 ),
-    .w_shift(shift_2_0_q)
+    .\port$3151$6 (\o$449 [8:6]),
+    .\port$3152$6 (\o_next$444 [7:6]),
+    .psum_in(\psum_in$747 ),
+    .psum_out(\psum_in$902 ),
+    .valid_out(\valid_in$761 ),
+    .w_in(\w_in$749 ),
+    .w_out(\w_in$904 ),
+    .w_shift(shift_2_0)
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$950 ),
-    .a_next(\o$638 [23:16]),
-    .a_out(\a_in$970 ),
-    .capture(capture_2_1_q),
+    .a_in(\a_in$759 ),
+    .a_next(\o$447 [23:16]),
+    .a_out(\a_in$779 ),
     .capture_next(o_next[3]),
     .en(en_pe_2_1),
-    .first_in(\first_in$954 ),
-    .first_next(\first_next$947 ),
-    .first_next_out(\first_next$967 ),
-    .first_out(\first_in$974 ),
-    .last_in(\last_in$956 ),
-    .last_out(\last_in$976 ),
+    .first_in(\first_in$763 ),
+    .first_next(\first_next$756 ),
+    .first_next_out(\first_next$776 ),
+    .first_out(\first_in$783 ),
+    .last_in(\last_in$765 ),
+    .last_out(\last_in$785 ),
     .pe_2_1_sync_clk(clk),
     .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$958 ),
-    .psum_out(\psum_in$1113 ),
-    .valid_in(\valid_in$952 ),
-    .valid_next(\o$640 [6]),
-    .valid_out(\valid_in$972 ),
-    .w_in(\w_in$960 ),
-    .w_out(\w_in$1115 ),
-    .w_shift(shift_2_1_q)
+    .psum_in(\psum_in$767 ),
+    .psum_out(\psum_in$922 ),
+    .valid_in(\valid_in$761 ),
+    .valid_next(\o$449 [6]),
+    .valid_out(\valid_in$781 ),
+    .w_in(\w_in$769 ),
+    .w_out(\w_in$924 ),
+    .w_shift(shift_2_1)
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$970 ),
-    .a_next(\a_in$950 ),
-    .a_out(\a_in$990 ),
-    .capture(capture_2_2_q),
+    .a_in(\a_in$779 ),
+    .a_next(\a_in$759 ),
+    .a_out(\a_in$799 ),
     .capture_next(o_next[5]),
     .en(en_pe_2_2),
-    .first_in(\first_in$974 ),
-    .first_next(\first_next$967 ),
-    .first_next_out(\first_next$987 ),
-    .first_out(\first_in$994 ),
-    .last_in(\last_in$976 ),
-    .last_out(\last_in$996 ),
+    .first_in(\first_in$783 ),
+    .first_next(\first_next$776 ),
+    .first_next_out(\first_next$796 ),
+    .first_out(\first_in$803 ),
+    .last_in(\last_in$785 ),
+    .last_out(\last_in$805 ),
     .pe_2_2_sync_clk(clk),
     .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$978 ),
-    .psum_out(\psum_in$1133 ),
-    .valid_in(\valid_in$972 ),
-    .valid_next(\valid_in$952 ),
-    .valid_out(\valid_in$992 ),
-    .w_in(\w_in$980 ),
-    .w_out(\w_in$1135 ),
-    .w_shift(shift_2_2_q)
+    .psum_in(\psum_in$787 ),
+    .psum_out(\psum_in$942 ),
+    .valid_in(\valid_in$781 ),
+    .valid_next(\valid_in$761 ),
+    .valid_out(\valid_in$801 ),
+    .w_in(\w_in$789 ),
+    .w_out(\w_in$944 ),
+    .w_shift(shift_2_2)
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$990 ),
-    .a_next(\a_in$970 ),
-    .a_out(\a_in$1010 ),
-    .capture(capture_2_3_q),
+    .a_in(\a_in$799 ),
+    .a_next(\a_in$779 ),
+    .a_out(\a_in$819 ),
     .capture_next(o_next[7]),
     .en(en_pe_2_3),
-    .first_in(\first_in$994 ),
-    .first_next(\first_next$987 ),
-    .first_next_out(\first_next$1007 ),
-    .first_out(\first_in$1014 ),
-    .last_in(\last_in$996 ),
-    .last_out(\last_in$1016 ),
+    .first_in(\first_in$803 ),
+    .first_next(\first_next$796 ),
+    .first_next_out(\first_next$816 ),
+    .first_out(\first_in$823 ),
+    .last_in(\last_in$805 ),
+    .last_out(\last_in$825 ),
     .pe_2_3_sync_clk(clk),
     .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$998 ),
-    .psum_out(\psum_in$1153 ),
-    .valid_in(\valid_in$992 ),
-    .valid_next(\valid_in$972 ),
-    .valid_out(\valid_in$1012 ),
-    .w_in(\w_in$1000 ),
-    .w_out(\w_in$1155 ),
-    .w_shift(shift_2_3_q)
+    .psum_in(\psum_in$807 ),
+    .psum_out(\psum_in$962 ),
+    .valid_in(\valid_in$801 ),
+    .valid_next(\valid_in$781 ),
+    .valid_out(\valid_in$821 ),
+    .w_in(\w_in$809 ),
+    .w_out(\w_in$964 ),
+    .w_shift(shift_2_3)
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$1010 ),
-    .a_next(\a_in$990 ),
-    .a_out(\a_in$1030 ),
-    .capture(capture_2_4_q),
+    .a_in(\a_in$819 ),
+    .a_next(\a_in$799 ),
+    .a_out(\a_in$839 ),
     .capture_next(o_next[9]),
     .en(en_pe_2_4),
-    .first_in(\first_in$1014 ),
-    .first_next(\first_next$1007 ),
-    .first_next_out(\first_next$1027 ),
-    .first_out(\first_in$1034 ),
-    .last_in(\last_in$1016 ),
-    .last_out(\last_in$1036 ),
+    .first_in(\first_in$823 ),
+    .first_next(\first_next$816 ),
+    .first_next_out(\first_next$836 ),
+    .first_out(\first_in$843 ),
+    .last_in(\last_in$825 ),
+    .last_out(\last_in$845 ),
     .pe_2_4_sync_clk(clk),
     .pe_2_4_sync_rst(rst_pe_2_4),
-    .psum_in(\psum_in$1018 ),
-    .psum_out(\psum_in$1173 ),
-    .valid_in(\valid_in$1012 ),
-    .valid_next(\valid_in$992 ),
-    .valid_out(\valid_in$1032 ),
-    .w_in(\w_in$1020 ),
-    .w_out(\w_in$1175 ),
-    .w_shift(shift_2_4_q)
+    .psum_in(\psum_in$827 ),
+    .psum_out(\psum_in$982 ),
+    .valid_in(\valid_in$821 ),
+    .valid_next(\valid_in$801 ),
+    .valid_out(\valid_in$841 ),
+    .w_in(\w_in$829 ),
+    .w_out(\w_in$984 ),
+    .w_shift(shift_2_4)
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$1030 ),
-    .a_next(\a_in$1010 ),
-    .a_out(\a_in$1050 ),
-    .capture(capture_2_5_q),
+    .a_in(\a_in$839 ),
+    .a_next(\a_in$819 ),
+    .a_out(\a_in$859 ),
     .capture_next(o_next[11]),
     .en(en_pe_2_5),
-    .first_in(\first_in$1034 ),
-    .first_next(\first_next$1027 ),
-    .first_next_out(\first_next$1047 ),
-    .first_out(\first_in$1054 ),
-    .last_in(\last_in$1036 ),
-    .last_out(\last_in$1056 ),
+    .first_in(\first_in$843 ),
+    .first_next(\first_next$836 ),
+    .first_next_out(\first_next$856 ),
+    .first_out(\first_in$863 ),
+    .last_in(\last_in$845 ),
+    .last_out(\last_in$865 ),
     .pe_2_5_sync_clk(clk),
     .pe_2_5_sync_rst(rst_pe_2_5),
-    .psum_in(\psum_in$1038 ),
-    .psum_out(\psum_in$1193 ),
-    .valid_in(\valid_in$1032 ),
-    .valid_next(\valid_in$1012 ),
-    .valid_out(\valid_in$1052 ),
-    .w_in(\w_in$1040 ),
-    .w_out(\w_in$1195 ),
-    .w_shift(shift_2_5_q)
+    .psum_in(\psum_in$847 ),
+    .psum_out(\psum_in$1002 ),
+    .valid_in(\valid_in$841 ),
+    .valid_next(\valid_in$821 ),
+    .valid_out(\valid_in$861 ),
+    .w_in(\w_in$849 ),
+    .w_out(\w_in$1004 ),
+    .w_shift(shift_2_5)
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$1050 ),
-    .a_next(\a_in$1030 ),
-    .a_out(\a_in$1070 ),
-    .capture(capture_2_6_q),
+    .a_in(\a_in$859 ),
+    .a_next(\a_in$839 ),
+    .a_out(\a_in$879 ),
     .capture_next(o_next[13]),
     .en(en_pe_2_6),
-    .first_in(\first_in$1054 ),
-    .first_next(\first_next$1047 ),
-    .first_next_out(\first_next$1067 ),
-    .first_out(\first_in$1074 ),
-    .last_in(\last_in$1056 ),
-    .last_out(\last_in$1076 ),
+    .first_in(\first_in$863 ),
+    .first_next(\first_next$856 ),
+    .first_next_out(\first_next$876 ),
+    .first_out(\first_in$883 ),
+    .last_in(\last_in$865 ),
+    .last_out(\last_in$885 ),
     .pe_2_6_sync_clk(clk),
     .pe_2_6_sync_rst(rst_pe_2_6),
-    .psum_in(\psum_in$1058 ),
-    .psum_out(\psum_in$1213 ),
-    .valid_in(\valid_in$1052 ),
-    .valid_next(\valid_in$1032 ),
-    .valid_out(\valid_in$1072 ),
-    .w_in(\w_in$1060 ),
-    .w_out(\w_in$1215 ),
-    .w_shift(shift_2_6_q)
+    .psum_in(\psum_in$867 ),
+    .psum_out(\psum_in$1022 ),
+    .valid_in(\valid_in$861 ),
+    .valid_next(\valid_in$841 ),
+    .valid_out(\valid_in$881 ),
+    .w_in(\w_in$869 ),
+    .w_out(\w_in$1024 ),
+    .w_shift(shift_2_6)
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$1070 ),
-    .a_next(\a_in$1050 ),
-    .capture(capture_2_7_q),
+    .a_in(\a_in$879 ),
+    .a_next(\a_in$859 ),
     .capture_next(o_next[15]),
     .en(en_pe_2_7),
-    .first_in(\first_in$1074 ),
-    .first_next(\first_next$1067 ),
-    .last_in(\last_in$1076 ),
+    .first_in(\first_in$883 ),
+    .first_next(\first_next$876 ),
+    .last_in(\last_in$885 ),
     .pe_2_7_sync_clk(clk),
     .pe_2_7_sync_rst(rst_pe_2_7),
-    .psum_in(\psum_in$1078 ),
-    .psum_out(\psum_in$1233 ),
-    .valid_in(\valid_in$1072 ),
-    .valid_next(\valid_in$1052 ),
-    .w_in(\w_in$1080 ),
-    .w_out(\w_in$1235 ),
-    .w_shift(shift_2_7_q)
+    .psum_in(\psum_in$887 ),
+    .psum_out(\psum_in$1042 ),
+    .valid_in(\valid_in$881 ),
+    .valid_next(\valid_in$861 ),
+    .w_in(\w_in$889 ),
+    .w_out(\w_in$1044 ),
+    .w_shift(shift_2_7)
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$638 [31:24]),
-    .a_next(\o_next$633 [31:24]),
-    .a_out(\a_in$1105 ),
-    .capture(capture_3_0_q),
+    .a_in(\o$447 [31:24]),
+    .a_next(\o_next$442 [31:24]),
+    .a_out(\a_in$914 ),
     .capture_next(o_next[1]),
     .en(en_pe_3_0),
-    .first_next_out(\first_next$1102 ),
-    .first_out(\first_in$1109 ),
-    .last_out(\last_in$1111 ),
+    .first_next_out(\first_next$911 ),
+    .first_out(\first_in$918 ),
+    .last_out(\last_in$920 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3855$9 (\o$640 [11:9]),
-    .\port$3856$9 (\o_next$635 [10:9]),
-    .psum_in(\psum_in$1093 ),
-    .psum_out(\psum_in$1248 ),
-    .valid_out(\valid_in$1107 ),
-    .w_in(\w_in$1095 ),
-    .w_out(\w_in$1250 ),
-    .w_shift(shift_3_0_q)
+    .\port$3151$9 (\o$449 [11:9]),
+    .\port$3152$9 (\o_next$444 [10:9]),
+    .psum_in(\psum_in$902 ),
+    .psum_out(\psum_in$1057 ),
+    .valid_out(\valid_in$916 ),
+    .w_in(\w_in$904 ),
+    .w_out(\w_in$1059 ),
+    .w_shift(shift_3_0)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$1105 ),
-    .a_next(\o$638 [31:24]),
-    .a_out(\a_in$1125 ),
-    .capture(capture_3_1_q),
+    .a_in(\a_in$914 ),
+    .a_next(\o$447 [31:24]),
+    .a_out(\a_in$934 ),
     .capture_next(o_next[3]),
     .en(en_pe_3_1),
-    .first_in(\first_in$1109 ),
-    .first_next(\first_next$1102 ),
-    .first_next_out(\first_next$1122 ),
-    .first_out(\first_in$1129 ),
-    .last_in(\last_in$1111 ),
-    .last_out(\last_in$1131 ),
+    .first_in(\first_in$918 ),
+    .first_next(\first_next$911 ),
+    .first_next_out(\first_next$931 ),
+    .first_out(\first_in$938 ),
+    .last_in(\last_in$920 ),
+    .last_out(\last_in$940 ),
     .pe_3_1_sync_clk(clk),
     .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$1113 ),
-    .psum_out(\psum_in$1268 ),
-    .valid_in(\valid_in$1107 ),
-    .valid_next(\o$640 [9]),
-    .valid_out(\valid_in$1127 ),
-    .w_in(\w_in$1115 ),
-    .w_out(\w_in$1270 ),
-    .w_shift(shift_3_1_q)
+    .psum_in(\psum_in$922 ),
+    .psum_out(\psum_in$1077 ),
+    .valid_in(\valid_in$916 ),
+    .valid_next(\o$449 [9]),
+    .valid_out(\valid_in$936 ),
+    .w_in(\w_in$924 ),
+    .w_out(\w_in$1079 ),
+    .w_shift(shift_3_1)
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$1125 ),
-    .a_next(\a_in$1105 ),
-    .a_out(\a_in$1145 ),
-    .capture(capture_3_2_q),
+    .a_in(\a_in$934 ),
+    .a_next(\a_in$914 ),
+    .a_out(\a_in$954 ),
     .capture_next(o_next[5]),
     .en(en_pe_3_2),
-    .first_in(\first_in$1129 ),
-    .first_next(\first_next$1122 ),
-    .first_next_out(\first_next$1142 ),
-    .first_out(\first_in$1149 ),
-    .last_in(\last_in$1131 ),
-    .last_out(\last_in$1151 ),
+    .first_in(\first_in$938 ),
+    .first_next(\first_next$931 ),
+    .first_next_out(\first_next$951 ),
+    .first_out(\first_in$958 ),
+    .last_in(\last_in$940 ),
+    .last_out(\last_in$960 ),
     .pe_3_2_sync_clk(clk),
     .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$1133 ),
-    .psum_out(\psum_in$1288 ),
-    .valid_in(\valid_in$1127 ),
-    .valid_next(\valid_in$1107 ),
-    .valid_out(\valid_in$1147 ),
-    .w_in(\w_in$1135 ),
-    .w_out(\w_in$1290 ),
-    .w_shift(shift_3_2_q)
+    .psum_in(\psum_in$942 ),
+    .psum_out(\psum_in$1097 ),
+    .valid_in(\valid_in$936 ),
+    .valid_next(\valid_in$916 ),
+    .valid_out(\valid_in$956 ),
+    .w_in(\w_in$944 ),
+    .w_out(\w_in$1099 ),
+    .w_shift(shift_3_2)
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$1145 ),
-    .a_next(\a_in$1125 ),
-    .a_out(\a_in$1165 ),
-    .capture(capture_3_3_q),
+    .a_in(\a_in$954 ),
+    .a_next(\a_in$934 ),
+    .a_out(\a_in$974 ),
     .capture_next(o_next[7]),
     .en(en_pe_3_3),
-    .first_in(\first_in$1149 ),
-    .first_next(\first_next$1142 ),
-    .first_next_out(\first_next$1162 ),
-    .first_out(\first_in$1169 ),
-    .last_in(\last_in$1151 ),
-    .last_out(\last_in$1171 ),
+    .first_in(\first_in$958 ),
+    .first_next(\first_next$951 ),
+    .first_next_out(\first_next$971 ),
+    .first_out(\first_in$978 ),
+    .last_in(\last_in$960 ),
+    .last_out(\last_in$980 ),
     .pe_3_3_sync_clk(clk),
     .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$1153 ),
-    .psum_out(\psum_in$1308 ),
-    .valid_in(\valid_in$1147 ),
-    .valid_next(\valid_in$1127 ),
-    .valid_out(\valid_in$1167 ),
-    .w_in(\w_in$1155 ),
-    .w_out(\w_in$1310 ),
-    .w_shift(shift_3_3_q)
+    .psum_in(\psum_in$962 ),
+    .psum_out(\psum_in$1117 ),
+    .valid_in(\valid_in$956 ),
+    .valid_next(\valid_in$936 ),
+    .valid_out(\valid_in$976 ),
+    .w_in(\w_in$964 ),
+    .w_out(\w_in$1119 ),
+    .w_shift(shift_3_3)
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$1165 ),
-    .a_next(\a_in$1145 ),
-    .a_out(\a_in$1185 ),
-    .capture(capture_3_4_q),
+    .a_in(\a_in$974 ),
+    .a_next(\a_in$954 ),
+    .a_out(\a_in$994 ),
     .capture_next(o_next[9]),
     .en(en_pe_3_4),
-    .first_in(\first_in$1169 ),
-    .first_next(\first_next$1162 ),
-    .first_next_out(\first_next$1182 ),
-    .first_out(\first_in$1189 ),
-    .last_in(\last_in$1171 ),
-    .last_out(\last_in$1191 ),
+    .first_in(\first_in$978 ),
+    .first_next(\first_next$971 ),
+    .first_next_out(\first_next$991 ),
+    .first_out(\first_in$998 ),
+    .last_in(\last_in$980 ),
+    .last_out(\last_in$1000 ),
     .pe_3_4_sync_clk(clk),
     .pe_3_4_sync_rst(rst_pe_3_4),
-    .psum_in(\psum_in$1173 ),
-    .psum_out(\psum_in$1328 ),
-    .valid_in(\valid_in$1167 ),
-    .valid_next(\valid_in$1147 ),
-    .valid_out(\valid_in$1187 ),
-    .w_in(\w_in$1175 ),
-    .w_out(\w_in$1330 ),
-    .w_shift(shift_3_4_q)
+    .psum_in(\psum_in$982 ),
+    .psum_out(\psum_in$1137 ),
+    .valid_in(\valid_in$976 ),
+    .valid_next(\valid_in$956 ),
+    .valid_out(\valid_in$996 ),
+    .w_in(\w_in$984 ),
+    .w_out(\w_in$1139 ),
+    .w_shift(shift_3_4)
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$1185 ),
-    .a_next(\a_in$1165 ),
-    .a_out(\a_in$1205 ),
-    .capture(capture_3_5_q),
+    .a_in(\a_in$994 ),
+    .a_next(\a_in$974 ),
+    .a_out(\a_in$1014 ),
     .capture_next(o_next[11]),
     .en(en_pe_3_5),
-    .first_in(\first_in$1189 ),
-    .first_next(\first_next$1182 ),
-    .first_next_out(\first_next$1202 ),
-    .first_out(\first_in$1209 ),
-    .last_in(\last_in$1191 ),
-    .last_out(\last_in$1211 ),
+    .first_in(\first_in$998 ),
+    .first_next(\first_next$991 ),
+    .first_next_out(\first_next$1011 ),
+    .first_out(\first_in$1018 ),
+    .last_in(\last_in$1000 ),
+    .last_out(\last_in$1020 ),
     .pe_3_5_sync_clk(clk),
     .pe_3_5_sync_rst(rst_pe_3_5),
-    .psum_in(\psum_in$1193 ),
-    .psum_out(\psum_in$1348 ),
-    .valid_in(\valid_in$1187 ),
-    .valid_next(\valid_in$1167 ),
-    .valid_out(\valid_in$1207 ),
-    .w_in(\w_in$1195 ),
-    .w_out(\w_in$1350 ),
-    .w_shift(shift_3_5_q)
+    .psum_in(\psum_in$1002 ),
+    .psum_out(\psum_in$1157 ),
+    .valid_in(\valid_in$996 ),
+    .valid_next(\valid_in$976 ),
+    .valid_out(\valid_in$1016 ),
+    .w_in(\w_in$1004 ),
+    .w_out(\w_in$1159 ),
+    .w_shift(shift_3_5)
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$1205 ),
-    .a_next(\a_in$1185 ),
-    .a_out(\a_in$1225 ),
-    .capture(capture_3_6_q),
+    .a_in(\a_in$1014 ),
+    .a_next(\a_in$994 ),
+    .a_out(\a_in$1034 ),
     .capture_next(o_next[13]),
     .en(en_pe_3_6),
-    .first_in(\first_in$1209 ),
-    .first_next(\first_next$1202 ),
-    .first_next_out(\first_next$1222 ),
-    .first_out(\first_in$1229 ),
-    .last_in(\last_in$1211 ),
-    .last_out(\last_in$1231 ),
+    .first_in(\first_in$1018 ),
+    .first_next(\first_next$1011 ),
+    .first_next_out(\first_next$1031 ),
+    .first_out(\first_in$1038 ),
+    .last_in(\last_in$1020 ),
+    .last_out(\last_in$1040 ),
     .pe_3_6_sync_clk(clk),
     .pe_3_6_sync_rst(rst_pe_3_6),
-    .psum_in(\psum_in$1213 ),
-    .psum_out(\psum_in$1368 ),
-    .valid_in(\valid_in$1207 ),
-    .valid_next(\valid_in$1187 ),
-    .valid_out(\valid_in$1227 ),
-    .w_in(\w_in$1215 ),
-    .w_out(\w_in$1370 ),
-    .w_shift(shift_3_6_q)
+    .psum_in(\psum_in$1022 ),
+    .psum_out(\psum_in$1177 ),
+    .valid_in(\valid_in$1016 ),
+    .valid_next(\valid_in$996 ),
+    .valid_out(\valid_in$1036 ),
+    .w_in(\w_in$1024 ),
+    .w_out(\w_in$1179 ),
+    .w_shift(shift_3_6)
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$1225 ),
-    .a_next(\a_in$1205 ),
-    .capture(capture_3_7_q),
+    .a_in(\a_in$1034 ),
+    .a_next(\a_in$1014 ),
     .capture_next(o_next[15]),
     .en(en_pe_3_7),
-    .first_in(\first_in$1229 ),
-    .first_next(\first_next$1222 ),
-    .last_in(\last_in$1231 ),
+    .first_in(\first_in$1038 ),
+    .first_next(\first_next$1031 ),
+    .last_in(\last_in$1040 ),
     .pe_3_7_sync_clk(clk),
     .pe_3_7_sync_rst(rst_pe_3_7),
-    .psum_in(\psum_in$1233 ),
-    .psum_out(\psum_in$1388 ),
-    .valid_in(\valid_in$1227 ),
-    .valid_next(\valid_in$1207 ),
-    .w_in(\w_in$1235 ),
-    .w_out(\w_in$1390 ),
-    .w_shift(shift_3_7_q)
+    .psum_in(\psum_in$1042 ),
+    .psum_out(\psum_in$1197 ),
+    .valid_in(\valid_in$1036 ),
+    .valid_next(\valid_in$1016 ),
+    .w_in(\w_in$1044 ),
+    .w_out(\w_in$1199 ),
+    .w_shift(shift_3_7)
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$638 [39:32]),
-    .a_next(\o_next$633 [39:32]),
-    .a_out(\a_in$1260 ),
-    .capture(capture_4_0_q),
+    .a_in(\o$447 [39:32]),
+    .a_next(\o_next$442 [39:32]),
+    .a_out(\a_in$1069 ),
     .capture_next(o_next[1]),
     .en(en_pe_4_0),
-    .first_next_out(\first_next$1257 ),
-    .first_out(\first_in$1264 ),
-    .last_out(\last_in$1266 ),
+    .first_next_out(\first_next$1066 ),
+    .first_out(\first_in$1073 ),
+    .last_out(\last_in$1075 ),
     .pe_4_0_sync_clk(clk),
     .pe_4_0_sync_rst(rst_pe_4_0),
-    .\port$3855$12 (\o$640 [14:12]),
-    .\port$3856$12 (\o_next$635 [13:12]),
-    .psum_in(\psum_in$1248 ),
-    .psum_out(\psum_in$1403 ),
-    .valid_out(\valid_in$1262 ),
-    .w_in(\w_in$1250 ),
-    .w_out(\w_in$1405 ),
-    .w_shift(shift_4_0_q)
+    .\port$3151$12 (\o$449 [14:12]),
+    .\port$3152$12 (\o_next$444 [13:12]),
+    .psum_in(\psum_in$1057 ),
+    .psum_out(\psum_in$1212 ),
+    .valid_out(\valid_in$1071 ),
+    .w_in(\w_in$1059 ),
+    .w_out(\w_in$1214 ),
+    .w_shift(shift_4_0)
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$1260 ),
-    .a_next(\o$638 [39:32]),
-    .a_out(\a_in$1280 ),
-    .capture(capture_4_1_q),
+    .a_in(\a_in$1069 ),
+    .a_next(\o$447 [39:32]),
+    .a_out(\a_in$1089 ),
     .capture_next(o_next[3]),
     .en(en_pe_4_1),
-    .first_in(\first_in$1264 ),
-    .first_next(\first_next$1257 ),
-    .first_next_out(\first_next$1277 ),
-    .first_out(\first_in$1284 ),
-    .last_in(\last_in$1266 ),
-    .last_out(\last_in$1286 ),
+    .first_in(\first_in$1073 ),
+    .first_next(\first_next$1066 ),
+    .first_next_out(\first_next$1086 ),
+    .first_out(\first_in$1093 ),
+    .last_in(\last_in$1075 ),
+    .last_out(\last_in$1095 ),
     .pe_4_1_sync_clk(clk),
     .pe_4_1_sync_rst(rst_pe_4_1),
-    .psum_in(\psum_in$1268 ),
-    .psum_out(\psum_in$1423 ),
-    .valid_in(\valid_in$1262 ),
-    .valid_next(\o$640 [12]),
-    .valid_out(\valid_in$1282 ),
-    .w_in(\w_in$1270 ),
-    .w_out(\w_in$1425 ),
-    .w_shift(shift_4_1_q)
+    .psum_in(\psum_in$1077 ),
+    .psum_out(\psum_in$1232 ),
+    .valid_in(\valid_in$1071 ),
+    .valid_next(\o$449 [12]),
+    .valid_out(\valid_in$1091 ),
+    .w_in(\w_in$1079 ),
+    .w_out(\w_in$1234 ),
+    .w_shift(shift_4_1)
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$1280 ),
-    .a_next(\a_in$1260 ),
-    .a_out(\a_in$1300 ),
-    .capture(capture_4_2_q),
+    .a_in(\a_in$1089 ),
+    .a_next(\a_in$1069 ),
+    .a_out(\a_in$1109 ),
     .capture_next(o_next[5]),
     .en(en_pe_4_2),
-    .first_in(\first_in$1284 ),
-    .first_next(\first_next$1277 ),
-    .first_next_out(\first_next$1297 ),
-    .first_out(\first_in$1304 ),
-    .last_in(\last_in$1286 ),
-    .last_out(\last_in$1306 ),
+    .first_in(\first_in$1093 ),
+    .first_next(\first_next$1086 ),
+    .first_next_out(\first_next$1106 ),
+    .first_out(\first_in$1113 ),
+    .last_in(\last_in$1095 ),
+    .last_out(\last_in$1115 ),
     .pe_4_2_sync_clk(clk),
     .pe_4_2_sync_rst(rst_pe_4_2),
-    .psum_in(\psum_in$1288 ),
-    .psum_out(\psum_in$1443 ),
-    .valid_in(\valid_in$1282 ),
-    .valid_next(\valid_in$1262 ),
-    .valid_out(\valid_in$1302 ),
-    .w_in(\w_in$1290 ),
-    .w_out(\w_in$1445 ),
-    .w_shift(shift_4_2_q)
+    .psum_in(\psum_in$1097 ),
+    .psum_out(\psum_in$1252 ),
+    .valid_in(\valid_in$1091 ),
+    .valid_next(\valid_in$1071 ),
+    .valid_out(\valid_in$1111 ),
+    .w_in(\w_in$1099 ),
+    .w_out(\w_in$1254 ),
+    .w_shift(shift_4_2)
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$1300 ),
-    .a_next(\a_in$1280 ),
-    .a_out(\a_in$1320 ),
-    .capture(capture_4_3_q),
+    .a_in(\a_in$1109 ),
+    .a_next(\a_in$1089 ),
+    .a_out(\a_in$1129 ),
     .capture_next(o_next[7]),
     .en(en_pe_4_3),
-    .first_in(\first_in$1304 ),
-    .first_next(\first_next$1297 ),
-    .first_next_out(\first_next$1317 ),
-    .first_out(\first_in$1324 ),
-    .last_in(\last_in$1306 ),
-    .last_out(\last_in$1326 ),
+    .first_in(\first_in$1113 ),
+    .first_next(\first_next$1106 ),
+    .first_next_out(\first_next$1126 ),
+    .first_out(\first_in$1133 ),
+    .last_in(\last_in$1115 ),
+    .last_out(\last_in$1135 ),
     .pe_4_3_sync_clk(clk),
     .pe_4_3_sync_rst(rst_pe_4_3),
-    .psum_in(\psum_in$1308 ),
-    .psum_out(\psum_in$1463 ),
-    .valid_in(\valid_in$1302 ),
-    .valid_next(\valid_in$1282 ),
-    .valid_out(\valid_in$1322 ),
-    .w_in(\w_in$1310 ),
-    .w_out(\w_in$1465 ),
-    .w_shift(shift_4_3_q)
+    .psum_in(\psum_in$1117 ),
+    .psum_out(\psum_in$1272 ),
+    .valid_in(\valid_in$1111 ),
+    .valid_next(\valid_in$1091 ),
+    .valid_out(\valid_in$1131 ),
+    .w_in(\w_in$1119 ),
+    .w_out(\w_in$1274 ),
+    .w_shift(shift_4_3)
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$1320 ),
-    .a_next(\a_in$1300 ),
-    .a_out(\a_in$1340 ),
-    .capture(capture_4_4_q),
+    .a_in(\a_in$1129 ),
+    .a_next(\a_in$1109 ),
+    .a_out(\a_in$1149 ),
     .capture_next(o_next[9]),
     .en(en_pe_4_4),
-    .first_in(\first_in$1324 ),
-    .first_next(\first_next$1317 ),
-    .first_next_out(\first_next$1337 ),
-    .first_out(\first_in$1344 ),
-    .last_in(\last_in$1326 ),
-    .last_out(\last_in$1346 ),
+    .first_in(\first_in$1133 ),
+    .first_next(\first_next$1126 ),
+    .first_next_out(\first_next$1146 ),
+    .first_out(\first_in$1153 ),
+    .last_in(\last_in$1135 ),
+    .last_out(\last_in$1155 ),
     .pe_4_4_sync_clk(clk),
     .pe_4_4_sync_rst(rst_pe_4_4),
-    .psum_in(\psum_in$1328 ),
-    .psum_out(\psum_in$1483 ),
-    .valid_in(\valid_in$1322 ),
-    .valid_next(\valid_in$1302 ),
-    .valid_out(\valid_in$1342 ),
-    .w_in(\w_in$1330 ),
-    .w_out(\w_in$1485 ),
-    .w_shift(shift_4_4_q)
+    .psum_in(\psum_in$1137 ),
+    .psum_out(\psum_in$1292 ),
+    .valid_in(\valid_in$1131 ),
+    .valid_next(\valid_in$1111 ),
+    .valid_out(\valid_in$1151 ),
+    .w_in(\w_in$1139 ),
+    .w_out(\w_in$1294 ),
+    .w_shift(shift_4_4)
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$1340 ),
-    .a_next(\a_in$1320 ),
-    .a_out(\a_in$1360 ),
-    .capture(capture_4_5_q),
+    .a_in(\a_in$1149 ),
+    .a_next(\a_in$1129 ),
+    .a_out(\a_in$1169 ),
     .capture_next(o_next[11]),
     .en(en_pe_4_5),
-    .first_in(\first_in$1344 ),
-    .first_next(\first_next$1337 ),
-    .first_next_out(\first_next$1357 ),
-    .first_out(\first_in$1364 ),
-    .last_in(\last_in$1346 ),
-    .last_out(\last_in$1366 ),
+    .first_in(\first_in$1153 ),
+    .first_next(\first_next$1146 ),
+    .first_next_out(\first_next$1166 ),
+    .first_out(\first_in$1173 ),
+    .last_in(\last_in$1155 ),
+    .last_out(\last_in$1175 ),
     .pe_4_5_sync_clk(clk),
     .pe_4_5_sync_rst(rst_pe_4_5),
-    .psum_in(\psum_in$1348 ),
-    .psum_out(\psum_in$1503 ),
-    .valid_in(\valid_in$1342 ),
-    .valid_next(\valid_in$1322 ),
-    .valid_out(\valid_in$1362 ),
-    .w_in(\w_in$1350 ),
-    .w_out(\w_in$1505 ),
-    .w_shift(shift_4_5_q)
+    .psum_in(\psum_in$1157 ),
+    .psum_out(\psum_in$1312 ),
+    .valid_in(\valid_in$1151 ),
+    .valid_next(\valid_in$1131 ),
+    .valid_out(\valid_in$1171 ),
+    .w_in(\w_in$1159 ),
+    .w_out(\w_in$1314 ),
+    .w_shift(shift_4_5)
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1360 ),
-    .a_next(\a_in$1340 ),
-    .a_out(\a_in$1380 ),
-    .capture(capture_4_6_q),
+    .a_in(\a_in$1169 ),
+    .a_next(\a_in$1149 ),
+    .a_out(\a_in$1189 ),
     .capture_next(o_next[13]),
     .en(en_pe_4_6),
-    .first_in(\first_in$1364 ),
-    .first_next(\first_next$1357 ),
-    .first_next_out(\first_next$1377 ),
-    .first_out(\first_in$1384 ),
-    .last_in(\last_in$1366 ),
-    .last_out(\last_in$1386 ),
+    .first_in(\first_in$1173 ),
+    .first_next(\first_next$1166 ),
+    .first_next_out(\first_next$1186 ),
+    .first_out(\first_in$1193 ),
+    .last_in(\last_in$1175 ),
+    .last_out(\last_in$1195 ),
     .pe_4_6_sync_clk(clk),
     .pe_4_6_sync_rst(rst_pe_4_6),
-    .psum_in(\psum_in$1368 ),
-    .psum_out(\psum_in$1523 ),
-    .valid_in(\valid_in$1362 ),
-    .valid_next(\valid_in$1342 ),
-    .valid_out(\valid_in$1382 ),
-    .w_in(\w_in$1370 ),
-    .w_out(\w_in$1525 ),
-    .w_shift(shift_4_6_q)
+    .psum_in(\psum_in$1177 ),
+    .psum_out(\psum_in$1332 ),
+    .valid_in(\valid_in$1171 ),
+    .valid_next(\valid_in$1151 ),
+    .valid_out(\valid_in$1191 ),
+    .w_in(\w_in$1179 ),
+    .w_out(\w_in$1334 ),
+    .w_shift(shift_4_6)
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1380 ),
-    .a_next(\a_in$1360 ),
-    .capture(capture_4_7_q),
+    .a_in(\a_in$1189 ),
+    .a_next(\a_in$1169 ),
     .capture_next(o_next[15]),
     .en(en_pe_4_7),
-    .first_in(\first_in$1384 ),
-    .first_next(\first_next$1377 ),
-    .last_in(\last_in$1386 ),
+    .first_in(\first_in$1193 ),
+    .first_next(\first_next$1186 ),
+    .last_in(\last_in$1195 ),
     .pe_4_7_sync_clk(clk),
     .pe_4_7_sync_rst(rst_pe_4_7),
-    .psum_in(\psum_in$1388 ),
-    .psum_out(\psum_in$1543 ),
-    .valid_in(\valid_in$1382 ),
-    .valid_next(\valid_in$1362 ),
-    .w_in(\w_in$1390 ),
-    .w_out(\w_in$1545 ),
-    .w_shift(shift_4_7_q)
+    .psum_in(\psum_in$1197 ),
+    .psum_out(\psum_in$1352 ),
+    .valid_in(\valid_in$1191 ),
+    .valid_next(\valid_in$1171 ),
+    .w_in(\w_in$1199 ),
+    .w_out(\w_in$1354 ),
+    .w_shift(shift_4_7)
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$638 [47:40]),
-    .a_next(\o_next$633 [47:40]),
-    .a_out(\a_in$1415 ),
-    .capture(capture_5_0_q),
+    .a_in(\o$447 [47:40]),
+    .a_next(\o_next$442 [47:40]),
+    .a_out(\a_in$1224 ),
     .capture_next(o_next[1]),
     .en(en_pe_5_0),
-    .first_next_out(\first_next$1412 ),
-    .first_out(\first_in$1419 ),
-    .last_out(\last_in$1421 ),
+    .first_next_out(\first_next$1221 ),
+    .first_out(\first_in$1228 ),
+    .last_out(\last_in$1230 ),
     .pe_5_0_sync_clk(clk),
     .pe_5_0_sync_rst(rst_pe_5_0),
-    .\port$3855$15 (\o$640 [17:15]),
-    .\port$3856$15 (\o_next$635 [16:15]),
-    .psum_in(\psum_in$1403 ),
-    .psum_out(\psum_in$1558 ),
-    .valid_out(\valid_in$1417 ),
-    .w_in(\w_in$1405 ),
-    .w_out(\w_in$1560 ),
-    .w_shift(shift_5_0_q)
+    .\port$3151$15 (\o$449 [17:15]),
+    .\port$3152$15 (\o_next$444 [16:15]),
+    .psum_in(\psum_in$1212 ),
+    .psum_out(\psum_in$1367 ),
+    .valid_out(\valid_in$1226 ),
+    .w_in(\w_in$1214 ),
+    .w_out(\w_in$1369 ),
+    .w_shift(shift_5_0)
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1415 ),
-    .a_next(\o$638 [47:40]),
-    .a_out(\a_in$1435 ),
-    .capture(capture_5_1_q),
+    .a_in(\a_in$1224 ),
+    .a_next(\o$447 [47:40]),
+    .a_out(\a_in$1244 ),
     .capture_next(o_next[3]),
     .en(en_pe_5_1),
-    .first_in(\first_in$1419 ),
-    .first_next(\first_next$1412 ),
-    .first_next_out(\first_next$1432 ),
-    .first_out(\first_in$1439 ),
-    .last_in(\last_in$1421 ),
-    .last_out(\last_in$1441 ),
+    .first_in(\first_in$1228 ),
+    .first_next(\first_next$1221 ),
+    .first_next_out(\first_next$1241 ),
+    .first_out(\first_in$1248 ),
+    .last_in(\last_in$1230 ),
+    .last_out(\last_in$1250 ),
     .pe_5_1_sync_clk(clk),
     .pe_5_1_sync_rst(rst_pe_5_1),
-    .psum_in(\psum_in$1423 ),
-    .psum_out(\psum_in$1578 ),
-    .valid_in(\valid_in$1417 ),
-    .valid_next(\o$640 [15]),
-    .valid_out(\valid_in$1437 ),
-    .w_in(\w_in$1425 ),
-    .w_out(\w_in$1580 ),
-    .w_shift(shift_5_1_q)
+    .psum_in(\psum_in$1232 ),
+    .psum_out(\psum_in$1387 ),
+    .valid_in(\valid_in$1226 ),
+    .valid_next(\o$449 [15]),
+    .valid_out(\valid_in$1246 ),
+    .w_in(\w_in$1234 ),
+    .w_out(\w_in$1389 ),
+    .w_shift(shift_5_1)
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1435 ),
-    .a_next(\a_in$1415 ),
-    .a_out(\a_in$1455 ),
-    .capture(capture_5_2_q),
+    .a_in(\a_in$1244 ),
+    .a_next(\a_in$1224 ),
+    .a_out(\a_in$1264 ),
     .capture_next(o_next[5]),
     .en(en_pe_5_2),
-    .first_in(\first_in$1439 ),
-    .first_next(\first_next$1432 ),
-    .first_next_out(\first_next$1452 ),
-    .first_out(\first_in$1459 ),
-    .last_in(\last_in$1441 ),
-    .last_out(\last_in$1461 ),
+    .first_in(\first_in$1248 ),
+    .first_next(\first_next$1241 ),
+    .first_next_out(\first_next$1261 ),
+    .first_out(\first_in$1268 ),
+    .last_in(\last_in$1250 ),
+    .last_out(\last_in$1270 ),
     .pe_5_2_sync_clk(clk),
     .pe_5_2_sync_rst(rst_pe_5_2),
-    .psum_in(\psum_in$1443 ),
-    .psum_out(\psum_in$1598 ),
-    .valid_in(\valid_in$1437 ),
-    .valid_next(\valid_in$1417 ),
-    .valid_out(\valid_in$1457 ),
-    .w_in(\w_in$1445 ),
-    .w_out(\w_in$1600 ),
-    .w_shift(shift_5_2_q)
+    .psum_in(\psum_in$1252 ),
+    .psum_out(\psum_in$1407 ),
+    .valid_in(\valid_in$1246 ),
+    .valid_next(\valid_in$1226 ),
+    .valid_out(\valid_in$1266 ),
+    .w_in(\w_in$1254 ),
+    .w_out(\w_in$1409 ),
+    .w_shift(shift_5_2)
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1455 ),
-    .a_next(\a_in$1435 ),
-    .a_out(\a_in$1475 ),
-    .capture(capture_5_3_q),
+    .a_in(\a_in$1264 ),
+    .a_next(\a_in$1244 ),
+    .a_out(\a_in$1284 ),
     .capture_next(o_next[7]),
     .en(en_pe_5_3),
-    .first_in(\first_in$1459 ),
-    .first_next(\first_next$1452 ),
-    .first_next_out(\first_next$1472 ),
-    .first_out(\first_in$1479 ),
-    .last_in(\last_in$1461 ),
-    .last_out(\last_in$1481 ),
+    .first_in(\first_in$1268 ),
+    .first_next(\first_next$1261 ),
+    .first_next_out(\first_next$1281 ),
+    .first_out(\first_in$1288 ),
+    .last_in(\last_in$1270 ),
+    .last_out(\last_in$1290 ),
     .pe_5_3_sync_clk(clk),
     .pe_5_3_sync_rst(rst_pe_5_3),
-    .psum_in(\psum_in$1463 ),
-    .psum_out(\psum_in$1618 ),
-    .valid_in(\valid_in$1457 ),
-    .valid_next(\valid_in$1437 ),
-    .valid_out(\valid_in$1477 ),
-    .w_in(\w_in$1465 ),
-    .w_out(\w_in$1620 ),
-    .w_shift(shift_5_3_q)
+    .psum_in(\psum_in$1272 ),
+    .psum_out(\psum_in$1427 ),
+    .valid_in(\valid_in$1266 ),
+    .valid_next(\valid_in$1246 ),
+    .valid_out(\valid_in$1286 ),
+    .w_in(\w_in$1274 ),
+    .w_out(\w_in$1429 ),
+    .w_shift(shift_5_3)
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1475 ),
-    .a_next(\a_in$1455 ),
-    .a_out(\a_in$1495 ),
-    .capture(capture_5_4_q),
+    .a_in(\a_in$1284 ),
+    .a_next(\a_in$1264 ),
+    .a_out(\a_in$1304 ),
     .capture_next(o_next[9]),
     .en(en_pe_5_4),
-    .first_in(\first_in$1479 ),
-    .first_next(\first_next$1472 ),
-    .first_next_out(\first_next$1492 ),
-    .first_out(\first_in$1499 ),
-    .last_in(\last_in$1481 ),
-    .last_out(\last_in$1501 ),
+    .first_in(\first_in$1288 ),
+    .first_next(\first_next$1281 ),
+    .first_next_out(\first_next$1301 ),
+    .first_out(\first_in$1308 ),
+    .last_in(\last_in$1290 ),
+    .last_out(\last_in$1310 ),
     .pe_5_4_sync_clk(clk),
     .pe_5_4_sync_rst(rst_pe_5_4),
-    .psum_in(\psum_in$1483 ),
-    .psum_out(\psum_in$1638 ),
-    .valid_in(\valid_in$1477 ),
-    .valid_next(\valid_in$1457 ),
-    .valid_out(\valid_in$1497 ),
-    .w_in(\w_in$1485 ),
-    .w_out(\w_in$1640 ),
-    .w_shift(shift_5_4_q)
+    .psum_in(\psum_in$1292 ),
+    .psum_out(\psum_in$1447 ),
+    .valid_in(\valid_in$1286 ),
+    .valid_next(\valid_in$1266 ),
+    .valid_out(\valid_in$1306 ),
+    .w_in(\w_in$1294 ),
+    .w_out(\w_in$1449 ),
+    .w_shift(shift_5_4)
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1495 ),
-    .a_next(\a_in$1475 ),
-    .a_out(\a_in$1515 ),
-    .capture(capture_5_5_q),
+    .a_in(\a_in$1304 ),
+    .a_next(\a_in$1284 ),
+    .a_out(\a_in$1324 ),
     .capture_next(o_next[11]),
     .en(en_pe_5_5),
-    .first_in(\first_in$1499 ),
-    .first_next(\first_next$1492 ),
-    .first_next_out(\first_next$1512 ),
-    .first_out(\first_in$1519 ),
-    .last_in(\last_in$1501 ),
-    .last_out(\last_in$1521 ),
+    .first_in(\first_in$1308 ),
+    .first_next(\first_next$1301 ),
+    .first_next_out(\first_next$1321 ),
+    .first_out(\first_in$1328 ),
+    .last_in(\last_in$1310 ),
+    .last_out(\last_in$1330 ),
     .pe_5_5_sync_clk(clk),
     .pe_5_5_sync_rst(rst_pe_5_5),
-    .psum_in(\psum_in$1503 ),
-    .psum_out(\psum_in$1658 ),
-    .valid_in(\valid_in$1497 ),
-    .valid_next(\valid_in$1477 ),
-    .valid_out(\valid_in$1517 ),
-    .w_in(\w_in$1505 ),
-    .w_out(\w_in$1660 ),
-    .w_shift(shift_5_5_q)
+    .psum_in(\psum_in$1312 ),
+    .psum_out(\psum_in$1467 ),
+    .valid_in(\valid_in$1306 ),
+    .valid_next(\valid_in$1286 ),
+    .valid_out(\valid_in$1326 ),
+    .w_in(\w_in$1314 ),
+    .w_out(\w_in$1469 ),
+    .w_shift(shift_5_5)
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1515 ),
-    .a_next(\a_in$1495 ),
-    .a_out(\a_in$1535 ),
-    .capture(capture_5_6_q),
+    .a_in(\a_in$1324 ),
+    .a_next(\a_in$1304 ),
+    .a_out(\a_in$1344 ),
     .capture_next(o_next[13]),
     .en(en_pe_5_6),
-    .first_in(\first_in$1519 ),
-    .first_next(\first_next$1512 ),
-    .first_next_out(\first_next$1532 ),
-    .first_out(\first_in$1539 ),
-    .last_in(\last_in$1521 ),
-    .last_out(\last_in$1541 ),
+    .first_in(\first_in$1328 ),
+    .first_next(\first_next$1321 ),
+    .first_next_out(\first_next$1341 ),
+    .first_out(\first_in$1348 ),
+    .last_in(\last_in$1330 ),
+    .last_out(\last_in$1350 ),
     .pe_5_6_sync_clk(clk),
     .pe_5_6_sync_rst(rst_pe_5_6),
-    .psum_in(\psum_in$1523 ),
-    .psum_out(\psum_in$1678 ),
-    .valid_in(\valid_in$1517 ),
-    .valid_next(\valid_in$1497 ),
-    .valid_out(\valid_in$1537 ),
-    .w_in(\w_in$1525 ),
-    .w_out(\w_in$1680 ),
-    .w_shift(shift_5_6_q)
+    .psum_in(\psum_in$1332 ),
+    .psum_out(\psum_in$1487 ),
+    .valid_in(\valid_in$1326 ),
+    .valid_next(\valid_in$1306 ),
+    .valid_out(\valid_in$1346 ),
+    .w_in(\w_in$1334 ),
+    .w_out(\w_in$1489 ),
+    .w_shift(shift_5_6)
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1535 ),
-    .a_next(\a_in$1515 ),
-    .capture(capture_5_7_q),
+    .a_in(\a_in$1344 ),
+    .a_next(\a_in$1324 ),
     .capture_next(o_next[15]),
     .en(en_pe_5_7),
-    .first_in(\first_in$1539 ),
-    .first_next(\first_next$1532 ),
-    .last_in(\last_in$1541 ),
+    .first_in(\first_in$1348 ),
+    .first_next(\first_next$1341 ),
+    .last_in(\last_in$1350 ),
     .pe_5_7_sync_clk(clk),
     .pe_5_7_sync_rst(rst_pe_5_7),
-    .psum_in(\psum_in$1543 ),
-    .psum_out(\psum_in$1698 ),
-    .valid_in(\valid_in$1537 ),
-    .valid_next(\valid_in$1517 ),
-    .w_in(\w_in$1545 ),
-    .w_out(\w_in$1700 ),
-    .w_shift(shift_5_7_q)
+    .psum_in(\psum_in$1352 ),
+    .psum_out(\psum_in$1507 ),
+    .valid_in(\valid_in$1346 ),
+    .valid_next(\valid_in$1326 ),
+    .w_in(\w_in$1354 ),
+    .w_out(\w_in$1509 ),
+    .w_shift(shift_5_7)
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$638 [55:48]),
-    .a_next(\o_next$633 [55:48]),
-    .a_out(\a_in$1570 ),
-    .capture(capture_6_0_q),
+    .a_in(\o$447 [55:48]),
+    .a_next(\o_next$442 [55:48]),
+    .a_out(\a_in$1379 ),
     .capture_next(o_next[1]),
     .en(en_pe_6_0),
-    .first_next_out(\first_next$1567 ),
-    .first_out(\first_in$1574 ),
-    .last_out(\last_in$1576 ),
+    .first_next_out(\first_next$1376 ),
+    .first_out(\first_in$1383 ),
+    .last_out(\last_in$1385 ),
     .pe_6_0_sync_clk(clk),
     .pe_6_0_sync_rst(rst_pe_6_0),
-    .\port$3855$18 (\o$640 [20:18]),
-    .\port$3856$18 (\o_next$635 [19:18]),
-    .psum_in(\psum_in$1558 ),
-    .psum_out(\psum_in$1713 ),
-    .valid_out(\valid_in$1572 ),
-    .w_in(\w_in$1560 ),
-    .w_out(\w_in$1715 ),
-    .w_shift(shift_6_0_q)
+    .\port$3151$18 (\o$449 [20:18]),
+    .\port$3152$18 (\o_next$444 [19:18]),
+    .psum_in(\psum_in$1367 ),
+    .psum_out(\psum_in$1522 ),
+    .valid_out(\valid_in$1381 ),
+    .w_in(\w_in$1369 ),
+    .w_out(\w_in$1524 ),
+    .w_shift(shift_6_0)
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1570 ),
-    .a_next(\o$638 [55:48]),
-    .a_out(\a_in$1590 ),
-    .capture(capture_6_1_q),
+    .a_in(\a_in$1379 ),
+    .a_next(\o$447 [55:48]),
+    .a_out(\a_in$1399 ),
     .capture_next(o_next[3]),
     .en(en_pe_6_1),
-    .first_in(\first_in$1574 ),
-    .first_next(\first_next$1567 ),
-    .first_next_out(\first_next$1587 ),
-    .first_out(\first_in$1594 ),
-    .last_in(\last_in$1576 ),
-    .last_out(\last_in$1596 ),
+    .first_in(\first_in$1383 ),
+    .first_next(\first_next$1376 ),
+    .first_next_out(\first_next$1396 ),
+    .first_out(\first_in$1403 ),
+    .last_in(\last_in$1385 ),
+    .last_out(\last_in$1405 ),
     .pe_6_1_sync_clk(clk),
     .pe_6_1_sync_rst(rst_pe_6_1),
-    .psum_in(\psum_in$1578 ),
-    .psum_out(\psum_in$1733 ),
-    .valid_in(\valid_in$1572 ),
-    .valid_next(\o$640 [18]),
-    .valid_out(\valid_in$1592 ),
-    .w_in(\w_in$1580 ),
-    .w_out(\w_in$1735 ),
-    .w_shift(shift_6_1_q)
+    .psum_in(\psum_in$1387 ),
+    .psum_out(\psum_in$1542 ),
+    .valid_in(\valid_in$1381 ),
+    .valid_next(\o$449 [18]),
+    .valid_out(\valid_in$1401 ),
+    .w_in(\w_in$1389 ),
+    .w_out(\w_in$1544 ),
+    .w_shift(shift_6_1)
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1590 ),
-    .a_next(\a_in$1570 ),
-    .a_out(\a_in$1610 ),
-    .capture(capture_6_2_q),
+    .a_in(\a_in$1399 ),
+    .a_next(\a_in$1379 ),
+    .a_out(\a_in$1419 ),
     .capture_next(o_next[5]),
     .en(en_pe_6_2),
-    .first_in(\first_in$1594 ),
-    .first_next(\first_next$1587 ),
-    .first_next_out(\first_next$1607 ),
-    .first_out(\first_in$1614 ),
-    .last_in(\last_in$1596 ),
-    .last_out(\last_in$1616 ),
+    .first_in(\first_in$1403 ),
+    .first_next(\first_next$1396 ),
+    .first_next_out(\first_next$1416 ),
+    .first_out(\first_in$1423 ),
+    .last_in(\last_in$1405 ),
+    .last_out(\last_in$1425 ),
     .pe_6_2_sync_clk(clk),
     .pe_6_2_sync_rst(rst_pe_6_2),
-    .psum_in(\psum_in$1598 ),
-    .psum_out(\psum_in$1753 ),
-    .valid_in(\valid_in$1592 ),
-    .valid_next(\valid_in$1572 ),
-    .valid_out(\valid_in$1612 ),
-    .w_in(\w_in$1600 ),
-    .w_out(\w_in$1755 ),
-    .w_shift(shift_6_2_q)
+    .psum_in(\psum_in$1407 ),
+    .psum_out(\psum_in$1562 ),
+    .valid_in(\valid_in$1401 ),
+    .valid_next(\valid_in$1381 ),
+    .valid_out(\valid_in$1421 ),
+    .w_in(\w_in$1409 ),
+    .w_out(\w_in$1564 ),
+    .w_shift(shift_6_2)
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1610 ),
-    .a_next(\a_in$1590 ),
-    .a_out(\a_in$1630 ),
-    .capture(capture_6_3_q),
+    .a_in(\a_in$1419 ),
+    .a_next(\a_in$1399 ),
+    .a_out(\a_in$1439 ),
     .capture_next(o_next[7]),
     .en(en_pe_6_3),
-    .first_in(\first_in$1614 ),
-    .first_next(\first_next$1607 ),
-    .first_next_out(\first_next$1627 ),
-    .first_out(\first_in$1634 ),
-    .last_in(\last_in$1616 ),
-    .last_out(\last_in$1636 ),
+    .first_in(\first_in$1423 ),
+    .first_next(\first_next$1416 ),
+    .first_next_out(\first_next$1436 ),
+    .first_out(\first_in$1443 ),
+    .last_in(\last_in$1425 ),
+    .last_out(\last_in$1445 ),
     .pe_6_3_sync_clk(clk),
     .pe_6_3_sync_rst(rst_pe_6_3),
-    .psum_in(\psum_in$1618 ),
-    .psum_out(\psum_in$1773 ),
-    .valid_in(\valid_in$1612 ),
-    .valid_next(\valid_in$1592 ),
-    .valid_out(\valid_in$1632 ),
-    .w_in(\w_in$1620 ),
-    .w_out(\w_in$1775 ),
-    .w_shift(shift_6_3_q)
+    .psum_in(\psum_in$1427 ),
+    .psum_out(\psum_in$1582 ),
+    .valid_in(\valid_in$1421 ),
+    .valid_next(\valid_in$1401 ),
+    .valid_out(\valid_in$1441 ),
+    .w_in(\w_in$1429 ),
+    .w_out(\w_in$1584 ),
+    .w_shift(shift_6_3)
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1630 ),
-    .a_next(\a_in$1610 ),
-    .a_out(\a_in$1650 ),
-    .capture(capture_6_4_q),
+    .a_in(\a_in$1439 ),
+    .a_next(\a_in$1419 ),
+    .a_out(\a_in$1459 ),
     .capture_next(o_next[9]),
     .en(en_pe_6_4),
-    .first_in(\first_in$1634 ),
-    .first_next(\first_next$1627 ),
-    .first_next_out(\first_next$1647 ),
-    .first_out(\first_in$1654 ),
-    .last_in(\last_in$1636 ),
-    .last_out(\last_in$1656 ),
+    .first_in(\first_in$1443 ),
+    .first_next(\first_next$1436 ),
+    .first_next_out(\first_next$1456 ),
+    .first_out(\first_in$1463 ),
+    .last_in(\last_in$1445 ),
+    .last_out(\last_in$1465 ),
     .pe_6_4_sync_clk(clk),
     .pe_6_4_sync_rst(rst_pe_6_4),
-    .psum_in(\psum_in$1638 ),
-    .psum_out(\psum_in$1793 ),
-    .valid_in(\valid_in$1632 ),
-    .valid_next(\valid_in$1612 ),
-    .valid_out(\valid_in$1652 ),
-    .w_in(\w_in$1640 ),
-    .w_out(\w_in$1795 ),
-    .w_shift(shift_6_4_q)
+    .psum_in(\psum_in$1447 ),
+    .psum_out(\psum_in$1602 ),
+    .valid_in(\valid_in$1441 ),
+    .valid_next(\valid_in$1421 ),
+    .valid_out(\valid_in$1461 ),
+    .w_in(\w_in$1449 ),
+    .w_out(\w_in$1604 ),
+    .w_shift(shift_6_4)
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1650 ),
-    .a_next(\a_in$1630 ),
-    .a_out(\a_in$1670 ),
-    .capture(capture_6_5_q),
+    .a_in(\a_in$1459 ),
+    .a_next(\a_in$1439 ),
+    .a_out(\a_in$1479 ),
     .capture_next(o_next[11]),
     .en(en_pe_6_5),
-    .first_in(\first_in$1654 ),
-    .first_next(\first_next$1647 ),
-    .first_next_out(\first_next$1667 ),
-    .first_out(\first_in$1674 ),
-    .last_in(\last_in$1656 ),
-    .last_out(\last_in$1676 ),
+    .first_in(\first_in$1463 ),
+    .first_next(\first_next$1456 ),
+    .first_next_out(\first_next$1476 ),
+    .first_out(\first_in$1483 ),
+    .last_in(\last_in$1465 ),
+    .last_out(\last_in$1485 ),
     .pe_6_5_sync_clk(clk),
     .pe_6_5_sync_rst(rst_pe_6_5),
-    .psum_in(\psum_in$1658 ),
-    .psum_out(\psum_in$1813 ),
-    .valid_in(\valid_in$1652 ),
-    .valid_next(\valid_in$1632 ),
-    .valid_out(\valid_in$1672 ),
-    .w_in(\w_in$1660 ),
-    .w_out(\w_in$1815 ),
-    .w_shift(shift_6_5_q)
+    .psum_in(\psum_in$1467 ),
+    .psum_out(\psum_in$1622 ),
+    .valid_in(\valid_in$1461 ),
+    .valid_next(\valid_in$1441 ),
+    .valid_out(\valid_in$1481 ),
+    .w_in(\w_in$1469 ),
+    .w_out(\w_in$1624 ),
+    .w_shift(shift_6_5)
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1670 ),
-    .a_next(\a_in$1650 ),
-    .a_out(\a_in$1690 ),
-    .capture(capture_6_6_q),
+    .a_in(\a_in$1479 ),
+    .a_next(\a_in$1459 ),
+    .a_out(\a_in$1499 ),
     .capture_next(o_next[13]),
     .en(en_pe_6_6),
-    .first_in(\first_in$1674 ),
-    .first_next(\first_next$1667 ),
-    .first_next_out(\first_next$1687 ),
-    .first_out(\first_in$1694 ),
-    .last_in(\last_in$1676 ),
-    .last_out(\last_in$1696 ),
+    .first_in(\first_in$1483 ),
+    .first_next(\first_next$1476 ),
+    .first_next_out(\first_next$1496 ),
+    .first_out(\first_in$1503 ),
+    .last_in(\last_in$1485 ),
+    .last_out(\last_in$1505 ),
     .pe_6_6_sync_clk(clk),
     .pe_6_6_sync_rst(rst_pe_6_6),
-    .psum_in(\psum_in$1678 ),
-    .psum_out(\psum_in$1833 ),
-    .valid_in(\valid_in$1672 ),
-    .valid_next(\valid_in$1652 ),
-    .valid_out(\valid_in$1692 ),
-    .w_in(\w_in$1680 ),
-    .w_out(\w_in$1835 ),
-    .w_shift(shift_6_6_q)
+    .psum_in(\psum_in$1487 ),
+    .psum_out(\psum_in$1642 ),
+    .valid_in(\valid_in$1481 ),
+    .valid_next(\valid_in$1461 ),
+    .valid_out(\valid_in$1501 ),
+    .w_in(\w_in$1489 ),
+    .w_out(\w_in$1644 ),
+    .w_shift(shift_6_6)
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1690 ),
-    .a_next(\a_in$1670 ),
-    .capture(capture_6_7_q),
+    .a_in(\a_in$1499 ),
+    .a_next(\a_in$1479 ),
     .capture_next(o_next[15]),
     .en(en_pe_6_7),
-    .first_in(\first_in$1694 ),
-    .first_next(\first_next$1687 ),
-    .last_in(\last_in$1696 ),
+    .first_in(\first_in$1503 ),
+    .first_next(\first_next$1496 ),
+    .last_in(\last_in$1505 ),
     .pe_6_7_sync_clk(clk),
     .pe_6_7_sync_rst(rst_pe_6_7),
-    .psum_in(\psum_in$1698 ),
-    .psum_out(\psum_in$1853 ),
-    .valid_in(\valid_in$1692 ),
-    .valid_next(\valid_in$1672 ),
-    .w_in(\w_in$1700 ),
-    .w_out(\w_in$1855 ),
-    .w_shift(shift_6_7_q)
+    .psum_in(\psum_in$1507 ),
+    .psum_out(\psum_in$1662 ),
+    .valid_in(\valid_in$1501 ),
+    .valid_next(\valid_in$1481 ),
+    .w_in(\w_in$1509 ),
+    .w_out(\w_in$1664 ),
+    .w_shift(shift_6_7)
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$638 [63:56]),
-    .a_next(\o_next$633 [63:56]),
-    .a_out(\a_in$1725 ),
-    .capture(capture_7_0_q),
+    .a_in(\o$447 [63:56]),
+    .a_next(\o_next$442 [63:56]),
+    .a_out(\a_in$1534 ),
     .capture_next(o_next[1]),
     .en(en_pe_7_0),
-    .first_next_out(\first_next$1722 ),
-    .first_out(\first_in$1729 ),
-    .last_out(\last_in$1731 ),
+    .first_next_out(\first_next$1531 ),
+    .first_out(\first_in$1538 ),
+    .last_out(\last_in$1540 ),
     .pe_7_0_sync_clk(clk),
     .pe_7_0_sync_rst(rst_pe_7_0),
-    .\port$3855$21 (\o$640 [23:21]),
-    .\port$3856$21 (\o_next$635 [22:21]),
-    .psum_in(\psum_in$1713 ),
+    .\port$3151$21 (\o$449 [23:21]),
+    .\port$3152$21 (\o_next$444 [22:21]),
+    .psum_in(\psum_in$1522 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$1727 ),
-    .w_in(\w_in$1715 ),
-    .w_shift(shift_7_0_q)
+    .valid_out(\valid_in$1536 ),
+    .w_in(\w_in$1524 ),
+    .w_shift(shift_7_0)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1725 ),
-    .a_next(\o$638 [63:56]),
-    .a_out(\a_in$1745 ),
-    .capture(capture_7_1_q),
+    .a_in(\a_in$1534 ),
+    .a_next(\o$447 [63:56]),
+    .a_out(\a_in$1554 ),
     .capture_next(o_next[3]),
     .en(en_pe_7_1),
-    .first_in(\first_in$1729 ),
-    .first_next(\first_next$1722 ),
-    .first_next_out(\first_next$1742 ),
-    .first_out(\first_in$1749 ),
-    .last_in(\last_in$1731 ),
-    .last_out(\last_in$1751 ),
+    .first_in(\first_in$1538 ),
+    .first_next(\first_next$1531 ),
+    .first_next_out(\first_next$1551 ),
+    .first_out(\first_in$1558 ),
+    .last_in(\last_in$1540 ),
+    .last_out(\last_in$1560 ),
     .pe_7_1_sync_clk(clk),
     .pe_7_1_sync_rst(rst_pe_7_1),
-    .psum_in(\psum_in$1733 ),
-    .psum_out(\psum_out$604 ),
-    .valid_in(\valid_in$1727 ),
-    .valid_next(\o$640 [21]),
-    .valid_out(\valid_in$1747 ),
-    .w_in(\w_in$1735 ),
-    .w_shift(shift_7_1_q)
+    .psum_in(\psum_in$1542 ),
+    .psum_out(\psum_out$412 ),
+    .valid_in(\valid_in$1536 ),
+    .valid_next(\o$449 [21]),
+    .valid_out(\valid_in$1556 ),
+    .w_in(\w_in$1544 ),
+    .w_shift(shift_7_1)
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1745 ),
-    .a_next(\a_in$1725 ),
-    .a_out(\a_in$1765 ),
-    .capture(capture_7_2_q),
+    .a_in(\a_in$1554 ),
+    .a_next(\a_in$1534 ),
+    .a_out(\a_in$1574 ),
     .capture_next(o_next[5]),
     .en(en_pe_7_2),
-    .first_in(\first_in$1749 ),
-    .first_next(\first_next$1742 ),
-    .first_next_out(\first_next$1762 ),
-    .first_out(\first_in$1769 ),
-    .last_in(\last_in$1751 ),
-    .last_out(\last_in$1771 ),
+    .first_in(\first_in$1558 ),
+    .first_next(\first_next$1551 ),
+    .first_next_out(\first_next$1571 ),
+    .first_out(\first_in$1578 ),
+    .last_in(\last_in$1560 ),
+    .last_out(\last_in$1580 ),
     .pe_7_2_sync_clk(clk),
     .pe_7_2_sync_rst(rst_pe_7_2),
-    .psum_in(\psum_in$1753 ),
-    .psum_out(\psum_out$605 ),
-    .valid_in(\valid_in$1747 ),
-    .valid_next(\valid_in$1727 ),
-    .valid_out(\valid_in$1767 ),
-    .w_in(\w_in$1755 ),
-    .w_shift(shift_7_2_q)
+    .psum_in(\psum_in$1562 ),
+    .psum_out(\psum_out$413 ),
+    .valid_in(\valid_in$1556 ),
+    .valid_next(\valid_in$1536 ),
+    .valid_out(\valid_in$1576 ),
+    .w_in(\w_in$1564 ),
+    .w_shift(shift_7_2)
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1765 ),
-    .a_next(\a_in$1745 ),
-    .a_out(\a_in$1785 ),
-    .capture(capture_7_3_q),
+    .a_in(\a_in$1574 ),
+    .a_next(\a_in$1554 ),
+    .a_out(\a_in$1594 ),
     .capture_next(o_next[7]),
     .en(en_pe_7_3),
-    .first_in(\first_in$1769 ),
-    .first_next(\first_next$1762 ),
-    .first_next_out(\first_next$1782 ),
-    .first_out(\first_in$1789 ),
-    .last_in(\last_in$1771 ),
-    .last_out(\last_in$1791 ),
+    .first_in(\first_in$1578 ),
+    .first_next(\first_next$1571 ),
+    .first_next_out(\first_next$1591 ),
+    .first_out(\first_in$1598 ),
+    .last_in(\last_in$1580 ),
+    .last_out(\last_in$1600 ),
     .pe_7_3_sync_clk(clk),
     .pe_7_3_sync_rst(rst_pe_7_3),
-    .psum_in(\psum_in$1773 ),
-    .psum_out(\psum_out$606 ),
-    .valid_in(\valid_in$1767 ),
-    .valid_next(\valid_in$1747 ),
-    .valid_out(\valid_in$1787 ),
-    .w_in(\w_in$1775 ),
-    .w_shift(shift_7_3_q)
+    .psum_in(\psum_in$1582 ),
+    .psum_out(\psum_out$414 ),
+    .valid_in(\valid_in$1576 ),
+    .valid_next(\valid_in$1556 ),
+    .valid_out(\valid_in$1596 ),
+    .w_in(\w_in$1584 ),
+    .w_shift(shift_7_3)
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1785 ),
-    .a_next(\a_in$1765 ),
-    .a_out(\a_in$1805 ),
-    .capture(capture_7_4_q),
+    .a_in(\a_in$1594 ),
+    .a_next(\a_in$1574 ),
+    .a_out(\a_in$1614 ),
     .capture_next(o_next[9]),
     .en(en_pe_7_4),
-    .first_in(\first_in$1789 ),
-    .first_next(\first_next$1782 ),
-    .first_next_out(\first_next$1802 ),
-    .first_out(\first_in$1809 ),
-    .last_in(\last_in$1791 ),
-    .last_out(\last_in$1811 ),
+    .first_in(\first_in$1598 ),
+    .first_next(\first_next$1591 ),
+    .first_next_out(\first_next$1611 ),
+    .first_out(\first_in$1618 ),
+    .last_in(\last_in$1600 ),
+    .last_out(\last_in$1620 ),
     .pe_7_4_sync_clk(clk),
     .pe_7_4_sync_rst(rst_pe_7_4),
-    .psum_in(\psum_in$1793 ),
-    .psum_out(\psum_out$607 ),
-    .valid_in(\valid_in$1787 ),
-    .valid_next(\valid_in$1767 ),
-    .valid_out(\valid_in$1807 ),
-    .w_in(\w_in$1795 ),
-    .w_shift(shift_7_4_q)
+    .psum_in(\psum_in$1602 ),
+    .psum_out(\psum_out$415 ),
+    .valid_in(\valid_in$1596 ),
+    .valid_next(\valid_in$1576 ),
+    .valid_out(\valid_in$1616 ),
+    .w_in(\w_in$1604 ),
+    .w_shift(shift_7_4)
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1805 ),
-    .a_next(\a_in$1785 ),
-    .a_out(\a_in$1825 ),
-    .capture(capture_7_5_q),
+    .a_in(\a_in$1614 ),
+    .a_next(\a_in$1594 ),
+    .a_out(\a_in$1634 ),
     .capture_next(o_next[11]),
     .en(en_pe_7_5),
-    .first_in(\first_in$1809 ),
-    .first_next(\first_next$1802 ),
-    .first_next_out(\first_next$1822 ),
-    .first_out(\first_in$1829 ),
-    .last_in(\last_in$1811 ),
-    .last_out(\last_in$1831 ),
+    .first_in(\first_in$1618 ),
+    .first_next(\first_next$1611 ),
+    .first_next_out(\first_next$1631 ),
+    .first_out(\first_in$1638 ),
+    .last_in(\last_in$1620 ),
+    .last_out(\last_in$1640 ),
     .pe_7_5_sync_clk(clk),
     .pe_7_5_sync_rst(rst_pe_7_5),
-    .psum_in(\psum_in$1813 ),
-    .psum_out(\psum_out$608 ),
-    .valid_in(\valid_in$1807 ),
-    .valid_next(\valid_in$1787 ),
-    .valid_out(\valid_in$1827 ),
-    .w_in(\w_in$1815 ),
-    .w_shift(shift_7_5_q)
+    .psum_in(\psum_in$1622 ),
+    .psum_out(\psum_out$416 ),
+    .valid_in(\valid_in$1616 ),
+    .valid_next(\valid_in$1596 ),
+    .valid_out(\valid_in$1636 ),
+    .w_in(\w_in$1624 ),
+    .w_shift(shift_7_5)
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1825 ),
-    .a_next(\a_in$1805 ),
-    .a_out(\a_in$1845 ),
-    .capture(capture_7_6_q),
+    .a_in(\a_in$1634 ),
+    .a_next(\a_in$1614 ),
+    .a_out(\a_in$1654 ),
     .capture_next(o_next[13]),
     .en(en_pe_7_6),
-    .first_in(\first_in$1829 ),
-    .first_next(\first_next$1822 ),
-    .first_next_out(\first_next$1842 ),
-    .first_out(\first_in$1849 ),
-    .last_in(\last_in$1831 ),
-    .last_out(\last_in$1851 ),
+    .first_in(\first_in$1638 ),
+    .first_next(\first_next$1631 ),
+    .first_next_out(\first_next$1651 ),
+    .first_out(\first_in$1658 ),
+    .last_in(\last_in$1640 ),
+    .last_out(\last_in$1660 ),
     .pe_7_6_sync_clk(clk),
     .pe_7_6_sync_rst(rst_pe_7_6),
-    .psum_in(\psum_in$1833 ),
-    .psum_out(\psum_out$609 ),
-    .valid_in(\valid_in$1827 ),
-    .valid_next(\valid_in$1807 ),
-    .valid_out(\valid_in$1847 ),
-    .w_in(\w_in$1835 ),
-    .w_shift(shift_7_6_q)
+    .psum_in(\psum_in$1642 ),
+    .psum_out(\psum_out$417 ),
+    .valid_in(\valid_in$1636 ),
+    .valid_next(\valid_in$1616 ),
+    .valid_out(\valid_in$1656 ),
+    .w_in(\w_in$1644 ),
+    .w_shift(shift_7_6)
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1845 ),
-    .a_next(\a_in$1825 ),
-    .capture(capture_7_7_q),
+    .a_in(\a_in$1654 ),
+    .a_next(\a_in$1634 ),
     .capture_next(o_next[15]),
     .en(en_pe_7_7),
-    .first_in(\first_in$1849 ),
-    .first_next(\first_next$1842 ),
-    .last_in(\last_in$1851 ),
+    .first_in(\first_in$1658 ),
+    .first_next(\first_next$1651 ),
+    .last_in(\last_in$1660 ),
     .last_out(last_out),
     .pe_7_7_sync_clk(clk),
     .pe_7_7_sync_rst(rst_pe_7_7),
-    .psum_in(\psum_in$1853 ),
-    .psum_out(\psum_out$610 ),
-    .valid_in(\valid_in$1847 ),
-    .valid_next(\valid_in$1827 ),
+    .psum_in(\psum_in$1662 ),
+    .psum_out(\psum_out$418 ),
+    .valid_in(\valid_in$1656 ),
+    .valid_next(\valid_in$1636 ),
     .valid_out(valid_out),
-    .w_in(\w_in$1855 ),
-    .w_shift(shift_7_7_q)
+    .w_in(\w_in$1664 ),
+    .w_shift(shift_7_7)
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$623 ),
+    .i(\i$431 ),
     .i_next(i_next),
-    .o(\o$638 ),
-    .o_next(\o_next$633 ),
-    .\port$1747$0 (en_skew_a_0),
-    .\port$1748$0 (en_skew_a_1),
-    .\port$1749$0 (en_skew_a_2),
-    .\port$1750$0 (en_skew_a_3),
-    .\port$1751$0 (en_skew_a_4),
-    .\port$1752$0 (en_skew_a_5),
-    .\port$1753$0 (en_skew_a_6),
-    .\port$1754$0 (en_skew_a_7),
+    .o(\o$447 ),
+    .o_next(\o_next$442 ),
+    .\port$1363$0 (en_skew_a_0),
+    .\port$1364$0 (en_skew_a_1),
+    .\port$1365$0 (en_skew_a_2),
+    .\port$1366$0 (en_skew_a_3),
+    .\port$1367$0 (en_skew_a_4),
+    .\port$1368$0 (en_skew_a_5),
+    .\port$1369$0 (en_skew_a_6),
+    .\port$1370$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
     .en(en_skew_flags),
-    .i(\i$624 ),
-    .i_next(\i_next$626 ),
-    .o(\o$640 ),
-    .o_next(\o_next$635 ),
+    .i(\i$432 ),
+    .i_next(\i_next$434 ),
+    .o(\o$449 ),
+    .o_next(\o_next$444 ),
     .skew_flags_sync_clk(clk),
     .skew_flags_sync_rst(rst_skew_flags)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
     .i(in_w),
-    .o(\o$645 ),
-    .\port$1738$0 (en_skew_w_0),
-    .\port$1739$0 (en_skew_w_1),
-    .\port$1740$0 (en_skew_w_2),
-    .\port$1741$0 (en_skew_w_3),
-    .\port$1742$0 (en_skew_w_4),
-    .\port$1743$0 (en_skew_w_5),
-    .\port$1744$0 (en_skew_w_6),
-    .\port$1745$0 (en_skew_w_7),
+    .o(\o$454 ),
+    .\port$1354$0 (en_skew_w_0),
+    .\port$1355$0 (en_skew_w_1),
+    .\port$1356$0 (en_skew_w_2),
+    .\port$1357$0 (en_skew_w_3),
+    .\port$1358$0 (en_skew_w_4),
+    .\port$1359$0 (en_skew_w_5),
+    .\port$1360$0 (en_skew_w_6),
+    .\port$1361$0 (en_skew_w_7),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
     .en(en_skew_wctl),
-    .i(\i$622 ),
-    .i_next(\i_next$627 ),
+    .i(\i$430 ),
+    .i_next(\i_next$435 ),
+    .o(\o$439 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = held;
+    \$272  = held;
     if (rst) begin
-      \$336  = 1'h0;
+      \$272  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = skid;
+    \$273  = skid;
     if (\$1 ) begin
-      \$337 [256] = out[256];
+      \$273 [256] = out[256];
     end
     if (\$2 ) begin
-      \$337 [31:0] = out[31:0];
+      \$273 [31:0] = out[31:0];
     end
     if (\$3 ) begin
-      \$337 [63:32] = out[63:32];
+      \$273 [63:32] = out[63:32];
     end
     if (\$4 ) begin
-      \$337 [95:64] = out[95:64];
+      \$273 [95:64] = out[95:64];
     end
     if (\$5 ) begin
-      \$337 [127:96] = out[127:96];
+      \$273 [127:96] = out[127:96];
     end
     if (\$6 ) begin
-      \$337 [159:128] = out[159:128];
+      \$273 [159:128] = out[159:128];
     end
     if (\$7 ) begin
-      \$337 [191:160] = out[191:160];
+      \$273 [191:160] = out[191:160];
     end
     if (\$8 ) begin
-      \$337 [223:192] = out[223:192];
+      \$273 [223:192] = out[223:192];
     end
     if (\$9 ) begin
-      \$337 [255:224] = out[255:224];
+      \$273 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = 1'h1;
+    \$274  = 1'h1;
     if (rst) begin
-      \$338  = 1'h0;
+      \$274  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = loaded;
+    \$275  = loaded;
     if (en) begin
       if (capture) begin
-        \$339  = { 3'h0, w_accept };
+        \$275  = { 3'h0, w_accept };
       end else if (w_accept) begin
-        \$339  = \$19 [3:0];
+        \$275  = \$19 [3:0];
       end
     end
     if (rst) begin
-      \$339  = 4'h0;
+      \$275  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = shadow_full;
+    \$276  = shadow_full;
     if (en) begin
       if (capture) begin
-        \$340  = 1'h1;
+        \$276  = 1'h1;
       end else if (\$20 ) begin
-        \$340  = 1'h0;
+        \$276  = 1'h0;
       end
     end
     if (rst) begin
-      \$340  = 1'h0;
+      \$276  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = since_first;
+    \$277  = since_first;
     if (en) begin
       if (\$21 ) begin
-        \$341  = 4'h1;
+        \$277  = 4'h1;
       end else if (\$22 ) begin
-        \$341  = \$23 [3:0];
+        \$277  = \$23 [3:0];
       end
     end
     if (rst) begin
-      \$341  = 4'h8;
+      \$277  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = first;
+    \$278  = first;
     if (en) begin
       if (a_accept) begin
-        \$342  = operands__payload[64];
+        \$278  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$342  = 1'h1;
+      \$278  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = in_w;
+    \$279  = in_w;
     if (en_in_w_0) begin
-      \$343 [7:0] = weights__payload[7:0];
+      \$279 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$343 [15:8] = weights__payload[15:8];
+      \$279 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$343 [23:16] = weights__payload[23:16];
+      \$279 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$343 [31:24] = weights__payload[31:24];
+      \$279 [31:24] = weights__payload[31:24];
     end
     if (en_in_w_4) begin
-      \$343 [39:32] = weights__payload[39:32];
+      \$279 [39:32] = weights__payload[39:32];
     end
     if (en_in_w_5) begin
-      \$343 [47:40] = weights__payload[47:40];
+      \$279 [47:40] = weights__payload[47:40];
     end
     if (en_in_w_6) begin
-      \$343 [55:48] = weights__payload[55:48];
+      \$279 [55:48] = weights__payload[55:48];
     end
     if (en_in_w_7) begin
-      \$343 [63:56] = weights__payload[63:56];
+      \$279 [63:56] = weights__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = in_a;
+    \$280  = in_a;
     if (en_in_a_0) begin
-      \$344 [7:0] = operands__payload[7:0];
+      \$280 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$344 [15:8] = operands__payload[15:8];
+      \$280 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$344 [23:16] = operands__payload[23:16];
+      \$280 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$344 [31:24] = operands__payload[31:24];
+      \$280 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$344 [39:32] = operands__payload[39:32];
+      \$280 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$344 [47:40] = operands__payload[47:40];
+      \$280 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$344 [55:48] = operands__payload[55:48];
+      \$280 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$344 [63:56] = operands__payload[63:56];
+      \$280 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = in_wctl;
+    \$281  = in_wctl;
     if (en) begin
-      \$345 [0] = w_accept;
-      \$345 [1] = capture;
+      \$281 [0] = w_accept;
+      \$281 [1] = capture;
     end
     if (rst) begin
-      \$345  = 2'h0;
+      \$281  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = in_flags;
+    \$282  = in_flags;
     if (en) begin
-      \$346 [0] = a_accept;
-      \$346 [1] = first;
-      \$346 [2] = operands__payload[64];
+      \$282 [0] = a_accept;
+      \$282 [1] = first;
+      \$282 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$346  = 3'h0;
+      \$282  = 3'h0;
     end
   end
-  assign shift_0_0 = shift_0_0_q;
-  assign capture_0_0 = capture_0_0_q;
-  assign shift_0_1 = shift_0_1_q;
-  assign capture_0_1 = capture_0_1_q;
-  assign shift_0_2 = shift_0_2_q;
-  assign capture_0_2 = capture_0_2_q;
-  assign shift_0_3 = shift_0_3_q;
-  assign capture_0_3 = capture_0_3_q;
-  assign shift_0_4 = shift_0_4_q;
-  assign capture_0_4 = capture_0_4_q;
-  assign shift_0_5 = shift_0_5_q;
-  assign capture_0_5 = capture_0_5_q;
-  assign shift_0_6 = shift_0_6_q;
-  assign capture_0_6 = capture_0_6_q;
-  assign shift_0_7 = shift_0_7_q;
-  assign capture_0_7 = capture_0_7_q;
-  assign shift_1_0 = shift_1_0_q;
-  assign capture_1_0 = capture_1_0_q;
-  assign shift_1_1 = shift_1_1_q;
-  assign capture_1_1 = capture_1_1_q;
-  assign shift_1_2 = shift_1_2_q;
-  assign capture_1_2 = capture_1_2_q;
-  assign shift_1_3 = shift_1_3_q;
-  assign capture_1_3 = capture_1_3_q;
-  assign shift_1_4 = shift_1_4_q;
-  assign capture_1_4 = capture_1_4_q;
-  assign shift_1_5 = shift_1_5_q;
-  assign capture_1_5 = capture_1_5_q;
-  assign shift_1_6 = shift_1_6_q;
-  assign capture_1_6 = capture_1_6_q;
-  assign shift_1_7 = shift_1_7_q;
-  assign capture_1_7 = capture_1_7_q;
-  assign shift_2_0 = shift_2_0_q;
-  assign capture_2_0 = capture_2_0_q;
-  assign shift_2_1 = shift_2_1_q;
-  assign capture_2_1 = capture_2_1_q;
-  assign shift_2_2 = shift_2_2_q;
-  assign capture_2_2 = capture_2_2_q;
-  assign shift_2_3 = shift_2_3_q;
-  assign capture_2_3 = capture_2_3_q;
-  assign shift_2_4 = shift_2_4_q;
-  assign capture_2_4 = capture_2_4_q;
-  assign shift_2_5 = shift_2_5_q;
-  assign capture_2_5 = capture_2_5_q;
-  assign shift_2_6 = shift_2_6_q;
-  assign capture_2_6 = capture_2_6_q;
-  assign shift_2_7 = shift_2_7_q;
-  assign capture_2_7 = capture_2_7_q;
-  assign shift_3_0 = shift_3_0_q;
-  assign capture_3_0 = capture_3_0_q;
-  assign shift_3_1 = shift_3_1_q;
-  assign capture_3_1 = capture_3_1_q;
-  assign shift_3_2 = shift_3_2_q;
-  assign capture_3_2 = capture_3_2_q;
-  assign shift_3_3 = shift_3_3_q;
-  assign capture_3_3 = capture_3_3_q;
-  assign shift_3_4 = shift_3_4_q;
-  assign capture_3_4 = capture_3_4_q;
-  assign shift_3_5 = shift_3_5_q;
-  assign capture_3_5 = capture_3_5_q;
-  assign shift_3_6 = shift_3_6_q;
-  assign capture_3_6 = capture_3_6_q;
-  assign shift_3_7 = shift_3_7_q;
-  assign capture_3_7 = capture_3_7_q;
-  assign shift_4_0 = shift_4_0_q;
-  assign capture_4_0 = capture_4_0_q;
-  assign shift_4_1 = shift_4_1_q;
-  assign capture_4_1 = capture_4_1_q;
-  assign shift_4_2 = shift_4_2_q;
-  assign capture_4_2 = capture_4_2_q;
-  assign shift_4_3 = shift_4_3_q;
-  assign capture_4_3 = capture_4_3_q;
-  assign shift_4_4 = shift_4_4_q;
-  assign capture_4_4 = capture_4_4_q;
-  assign shift_4_5 = shift_4_5_q;
-  assign capture_4_5 = capture_4_5_q;
-  assign shift_4_6 = shift_4_6_q;
-  assign capture_4_6 = capture_4_6_q;
-  assign shift_4_7 = shift_4_7_q;
-  assign capture_4_7 = capture_4_7_q;
-  assign shift_5_0 = shift_5_0_q;
-  assign capture_5_0 = capture_5_0_q;
-  assign shift_5_1 = shift_5_1_q;
-  assign capture_5_1 = capture_5_1_q;
-  assign shift_5_2 = shift_5_2_q;
-  assign capture_5_2 = capture_5_2_q;
-  assign shift_5_3 = shift_5_3_q;
-  assign capture_5_3 = capture_5_3_q;
-  assign shift_5_4 = shift_5_4_q;
-  assign capture_5_4 = capture_5_4_q;
-  assign shift_5_5 = shift_5_5_q;
-  assign capture_5_5 = capture_5_5_q;
-  assign shift_5_6 = shift_5_6_q;
-  assign capture_5_6 = capture_5_6_q;
-  assign shift_5_7 = shift_5_7_q;
-  assign capture_5_7 = capture_5_7_q;
-  assign shift_6_0 = shift_6_0_q;
-  assign capture_6_0 = capture_6_0_q;
-  assign shift_6_1 = shift_6_1_q;
-  assign capture_6_1 = capture_6_1_q;
-  assign shift_6_2 = shift_6_2_q;
-  assign capture_6_2 = capture_6_2_q;
-  assign shift_6_3 = shift_6_3_q;
-  assign capture_6_3 = capture_6_3_q;
-  assign shift_6_4 = shift_6_4_q;
-  assign capture_6_4 = capture_6_4_q;
-  assign shift_6_5 = shift_6_5_q;
-  assign capture_6_5 = capture_6_5_q;
-  assign shift_6_6 = shift_6_6_q;
-  assign capture_6_6 = capture_6_6_q;
-  assign shift_6_7 = shift_6_7_q;
-  assign capture_6_7 = capture_6_7_q;
-  assign shift_7_0 = shift_7_0_q;
-  assign capture_7_0 = capture_7_0_q;
-  assign shift_7_1 = shift_7_1_q;
-  assign capture_7_1 = capture_7_1_q;
-  assign shift_7_2 = shift_7_2_q;
-  assign capture_7_2 = capture_7_2_q;
-  assign shift_7_3 = shift_7_3_q;
-  assign capture_7_3 = capture_7_3_q;
-  assign shift_7_4 = shift_7_4_q;
-  assign capture_7_4 = capture_7_4_q;
-  assign shift_7_5 = shift_7_5_q;
-  assign capture_7_5 = capture_7_5_q;
-  assign shift_7_6 = shift_7_6_q;
-  assign capture_7_6 = capture_7_6_q;
-  assign shift_7_7 = shift_7_7_q;
-  assign capture_7_7 = capture_7_7_q;
   assign pe_0_0_sync_clk = clk;
   assign pe_0_0_sync_rst = rst_pe_0_0;
   assign pe_0_1_sync_clk = clk;
@@ -5892,846 +5086,846 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign pe_7_6_sync_rst = rst_pe_7_6;
   assign pe_7_7_sync_clk = clk;
   assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$614  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$422  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
   assign skew_flags_sync_clk = clk;
   assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$617  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$618  = en_skew_wctl;
-  assign \en$619  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$620  = en_skew_flags;
-  assign \i$621  = in_w;
-  assign \en$628  = en_pe_0_0;
-  assign w_shift = shift_0_0_q;
-  assign \capture$630  = capture_0_0_q;
+  assign \en$425  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign \en$426  = en_skew_wctl;
+  assign \en$427  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$428  = en_skew_flags;
+  assign \i$429  = in_w;
+  assign \en$436  = en_pe_0_0;
+  assign w_shift = shift_0_0;
+  assign \capture$438  = \o$439 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$633 [7:0];
-  assign first_next = \o_next$635 [1];
-  assign valid_next = \o_next$635 [0];
-  assign a_in = \o$638 [7:0];
-  assign valid_in = \o$640 [0];
-  assign first_in = \o$640 [1];
-  assign last_in = \o$640 [2];
+  assign a_next = \o_next$442 [7:0];
+  assign first_next = \o_next$444 [1];
+  assign valid_next = \o_next$444 [0];
+  assign a_in = \o$447 [7:0];
+  assign valid_in = \o$449 [0];
+  assign first_in = \o$449 [1];
+  assign last_in = \o$449 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$645 [7:0];
-  assign \en$646  = en_pe_0_1;
-  assign \w_shift$647  = shift_0_1_q;
-  assign \capture$648  = capture_0_1_q;
-  assign \capture_next$649  = o_next[3];
-  assign \a_next$650  = \o$638 [7:0];
-  assign first_next_out = \first_next$651 ;
-  assign \valid_next$653  = \o$640 [0];
-  assign a_out = \a_in$654 ;
-  assign \valid_out$657  = \valid_in$656 ;
-  assign first_out = \first_in$658 ;
-  assign \last_out$661  = \last_in$660 ;
-  assign \psum_in$662  = 32'd0;
-  assign \w_in$663  = \o$645 [15:8];
-  assign \en$664  = en_pe_0_2;
-  assign \w_shift$665  = shift_0_2_q;
-  assign \capture$666  = capture_0_2_q;
-  assign \capture_next$667  = o_next[5];
-  assign \a_next$668  = \a_in$654 ;
-  assign \first_next_out$670  = \first_next$669 ;
-  assign \valid_next$671  = \valid_in$656 ;
-  assign \a_out$673  = \a_in$672 ;
-  assign \valid_out$675  = \valid_in$674 ;
-  assign \first_out$677  = \first_in$676 ;
-  assign \last_out$679  = \last_in$678 ;
-  assign \psum_in$680  = 32'd0;
-  assign \w_in$681  = \o$645 [23:16];
-  assign \en$682  = en_pe_0_3;
-  assign \w_shift$683  = shift_0_3_q;
-  assign \capture$684  = capture_0_3_q;
-  assign \capture_next$685  = o_next[7];
-  assign \a_next$686  = \a_in$672 ;
-  assign \first_next_out$688  = \first_next$687 ;
-  assign \valid_next$689  = \valid_in$674 ;
-  assign \a_out$691  = \a_in$690 ;
-  assign \valid_out$693  = \valid_in$692 ;
-  assign \first_out$695  = \first_in$694 ;
-  assign \last_out$697  = \last_in$696 ;
-  assign \psum_in$698  = 32'd0;
-  assign \w_in$699  = \o$645 [31:24];
-  assign \en$700  = en_pe_0_4;
-  assign \w_shift$701  = shift_0_4_q;
-  assign \capture$702  = capture_0_4_q;
-  assign \capture_next$703  = o_next[9];
-  assign \a_next$704  = \a_in$690 ;
-  assign \first_next_out$706  = \first_next$705 ;
-  assign \valid_next$707  = \valid_in$692 ;
-  assign \a_out$709  = \a_in$708 ;
-  assign \valid_out$711  = \valid_in$710 ;
-  assign \first_out$713  = \first_in$712 ;
-  assign \last_out$715  = \last_in$714 ;
-  assign \psum_in$716  = 32'd0;
-  assign \w_in$717  = \o$645 [39:32];
-  assign \en$718  = en_pe_0_5;
-  assign \w_shift$719  = shift_0_5_q;
-  assign \capture$720  = capture_0_5_q;
-  assign \capture_next$721  = o_next[11];
-  assign \a_next$722  = \a_in$708 ;
-  assign \first_next_out$724  = \first_next$723 ;
-  assign \valid_next$725  = \valid_in$710 ;
-  assign \a_out$727  = \a_in$726 ;
-  assign \valid_out$729  = \valid_in$728 ;
-  assign \first_out$731  = \first_in$730 ;
-  assign \last_out$733  = \last_in$732 ;
-  assign \psum_in$734  = 32'd0;
-  assign \w_in$735  = \o$645 [47:40];
-  assign \en$736  = en_pe_0_6;
-  assign \w_shift$737  = shift_0_6_q;
-  assign \capture$738  = capture_0_6_q;
-  assign \capture_next$739  = o_next[13];
-  assign \a_next$740  = \a_in$726 ;
-  assign \first_next_out$742  = \first_next$741 ;
-  assign \valid_next$743  = \valid_in$728 ;
-  assign \a_out$745  = \a_in$744 ;
-  assign \valid_out$747  = \valid_in$746 ;
-  assign \first_out$749  = \first_in$748 ;
-  assign \last_out$751  = \last_in$750 ;
-  assign \psum_in$752  = 32'd0;
-  assign \w_in$753  = \o$645 [55:48];
-  assign \en$754  = en_pe_0_7;
-  assign \w_shift$755  = shift_0_7_q;
-  assign \capture$756  = capture_0_7_q;
-  assign \capture_next$757  = o_next[15];
-  assign \a_next$758  = \a_in$744 ;
-  assign \first_next_out$760  = \first_next$759 ;
-  assign \valid_next$761  = \valid_in$746 ;
-  assign \a_out$763  = \a_in$762 ;
-  assign \valid_out$765  = \valid_in$764 ;
-  assign \first_out$767  = \first_in$766 ;
-  assign \last_out$769  = \last_in$768 ;
-  assign \psum_in$770  = 32'd0;
-  assign \w_in$771  = \o$645 [63:56];
-  assign \en$772  = en_pe_1_0;
-  assign \w_shift$773  = shift_1_0_q;
-  assign \capture$774  = capture_1_0_q;
-  assign \capture_next$775  = o_next[1];
-  assign \a_next$776  = \o_next$633 [15:8];
-  assign \first_next$777  = \o_next$635 [4];
-  assign \valid_next$778  = \o_next$635 [3];
-  assign \a_in$779  = \o$638 [15:8];
-  assign \valid_in$780  = \o$640 [3];
-  assign \first_in$781  = \o$640 [4];
-  assign \last_in$782  = \o$640 [5];
-  assign \psum_out$784  = \psum_in$783 ;
-  assign w_out = \w_in$785 ;
-  assign \en$787  = en_pe_1_1;
-  assign \w_shift$788  = shift_1_1_q;
-  assign \capture$789  = capture_1_1_q;
-  assign \capture_next$790  = o_next[3];
-  assign \a_next$791  = \o$638 [15:8];
-  assign \first_next_out$793  = \first_next$792 ;
-  assign \valid_next$794  = \o$640 [3];
-  assign \a_out$796  = \a_in$795 ;
-  assign \valid_out$798  = \valid_in$797 ;
-  assign \first_out$800  = \first_in$799 ;
-  assign \last_out$802  = \last_in$801 ;
-  assign \psum_out$804  = \psum_in$803 ;
-  assign \w_out$806  = \w_in$805 ;
-  assign \en$807  = en_pe_1_2;
-  assign \w_shift$808  = shift_1_2_q;
-  assign \capture$809  = capture_1_2_q;
-  assign \capture_next$810  = o_next[5];
-  assign \a_next$811  = \a_in$795 ;
-  assign \first_next_out$813  = \first_next$812 ;
-  assign \valid_next$814  = \valid_in$797 ;
-  assign \a_out$816  = \a_in$815 ;
-  assign \valid_out$818  = \valid_in$817 ;
-  assign \first_out$820  = \first_in$819 ;
-  assign \last_out$822  = \last_in$821 ;
-  assign \psum_out$824  = \psum_in$823 ;
-  assign \w_out$826  = \w_in$825 ;
-  assign \en$827  = en_pe_1_3;
-  assign \w_shift$828  = shift_1_3_q;
-  assign \capture$829  = capture_1_3_q;
-  assign \capture_next$830  = o_next[7];
-  assign \a_next$831  = \a_in$815 ;
-  assign \first_next_out$833  = \first_next$832 ;
-  assign \valid_next$834  = \valid_in$817 ;
-  assign \a_out$836  = \a_in$835 ;
-  assign \valid_out$838  = \valid_in$837 ;
-  assign \first_out$840  = \first_in$839 ;
-  assign \last_out$842  = \last_in$841 ;
-  assign \psum_out$844  = \psum_in$843 ;
-  assign \w_out$846  = \w_in$845 ;
-  assign \en$847  = en_pe_1_4;
-  assign \w_shift$848  = shift_1_4_q;
-  assign \capture$849  = capture_1_4_q;
-  assign \capture_next$850  = o_next[9];
-  assign \a_next$851  = \a_in$835 ;
-  assign \first_next_out$853  = \first_next$852 ;
-  assign \valid_next$854  = \valid_in$837 ;
-  assign \a_out$856  = \a_in$855 ;
-  assign \valid_out$858  = \valid_in$857 ;
-  assign \first_out$860  = \first_in$859 ;
-  assign \last_out$862  = \last_in$861 ;
-  assign \psum_out$864  = \psum_in$863 ;
-  assign \w_out$866  = \w_in$865 ;
-  assign \en$867  = en_pe_1_5;
-  assign \w_shift$868  = shift_1_5_q;
-  assign \capture$869  = capture_1_5_q;
-  assign \capture_next$870  = o_next[11];
-  assign \a_next$871  = \a_in$855 ;
-  assign \first_next_out$873  = \first_next$872 ;
-  assign \valid_next$874  = \valid_in$857 ;
-  assign \a_out$876  = \a_in$875 ;
-  assign \valid_out$878  = \valid_in$877 ;
-  assign \first_out$880  = \first_in$879 ;
-  assign \last_out$882  = \last_in$881 ;
-  assign \psum_out$884  = \psum_in$883 ;
-  assign \w_out$886  = \w_in$885 ;
-  assign \en$887  = en_pe_1_6;
-  assign \w_shift$888  = shift_1_6_q;
-  assign \capture$889  = capture_1_6_q;
-  assign \capture_next$890  = o_next[13];
-  assign \a_next$891  = \a_in$875 ;
-  assign \first_next_out$893  = \first_next$892 ;
-  assign \valid_next$894  = \valid_in$877 ;
-  assign \a_out$896  = \a_in$895 ;
-  assign \valid_out$898  = \valid_in$897 ;
-  assign \first_out$900  = \first_in$899 ;
-  assign \last_out$902  = \last_in$901 ;
-  assign \psum_out$904  = \psum_in$903 ;
-  assign \w_out$906  = \w_in$905 ;
-  assign \en$907  = en_pe_1_7;
-  assign \w_shift$908  = shift_1_7_q;
-  assign \capture$909  = capture_1_7_q;
-  assign \capture_next$910  = o_next[15];
-  assign \a_next$911  = \a_in$895 ;
-  assign \first_next_out$913  = \first_next$912 ;
-  assign \valid_next$914  = \valid_in$897 ;
-  assign \a_out$916  = \a_in$915 ;
-  assign \valid_out$918  = \valid_in$917 ;
-  assign \first_out$920  = \first_in$919 ;
-  assign \last_out$922  = \last_in$921 ;
-  assign \psum_out$924  = \psum_in$923 ;
-  assign \w_out$926  = \w_in$925 ;
-  assign \en$927  = en_pe_2_0;
-  assign \w_shift$928  = shift_2_0_q;
-  assign \capture$929  = capture_2_0_q;
-  assign \capture_next$930  = o_next[1];
-  assign \a_next$931  = \o_next$633 [23:16];
-  assign \first_next$932  = \o_next$635 [7];
-  assign \valid_next$933  = \o_next$635 [6];
-  assign \a_in$934  = \o$638 [23:16];
-  assign \valid_in$935  = \o$640 [6];
-  assign \first_in$936  = \o$640 [7];
-  assign \last_in$937  = \o$640 [8];
-  assign \psum_out$939  = \psum_in$938 ;
-  assign \w_out$941  = \w_in$940 ;
-  assign \en$942  = en_pe_2_1;
-  assign \w_shift$943  = shift_2_1_q;
-  assign \capture$944  = capture_2_1_q;
-  assign \capture_next$945  = o_next[3];
-  assign \a_next$946  = \o$638 [23:16];
-  assign \first_next_out$948  = \first_next$947 ;
-  assign \valid_next$949  = \o$640 [6];
-  assign \a_out$951  = \a_in$950 ;
-  assign \valid_out$953  = \valid_in$952 ;
-  assign \first_out$955  = \first_in$954 ;
-  assign \last_out$957  = \last_in$956 ;
-  assign \psum_out$959  = \psum_in$958 ;
-  assign \w_out$961  = \w_in$960 ;
-  assign \en$962  = en_pe_2_2;
-  assign \w_shift$963  = shift_2_2_q;
-  assign \capture$964  = capture_2_2_q;
-  assign \capture_next$965  = o_next[5];
-  assign \a_next$966  = \a_in$950 ;
-  assign \first_next_out$968  = \first_next$967 ;
-  assign \valid_next$969  = \valid_in$952 ;
-  assign \a_out$971  = \a_in$970 ;
-  assign \valid_out$973  = \valid_in$972 ;
-  assign \first_out$975  = \first_in$974 ;
-  assign \last_out$977  = \last_in$976 ;
-  assign \psum_out$979  = \psum_in$978 ;
-  assign \w_out$981  = \w_in$980 ;
-  assign \en$982  = en_pe_2_3;
-  assign \w_shift$983  = shift_2_3_q;
-  assign \capture$984  = capture_2_3_q;
-  assign \capture_next$985  = o_next[7];
-  assign \a_next$986  = \a_in$970 ;
-  assign \first_next_out$988  = \first_next$987 ;
-  assign \valid_next$989  = \valid_in$972 ;
-  assign \a_out$991  = \a_in$990 ;
-  assign \valid_out$993  = \valid_in$992 ;
-  assign \first_out$995  = \first_in$994 ;
-  assign \last_out$997  = \last_in$996 ;
-  assign \psum_out$999  = \psum_in$998 ;
-  assign \w_out$1001  = \w_in$1000 ;
-  assign \en$1002  = en_pe_2_4;
-  assign \w_shift$1003  = shift_2_4_q;
-  assign \capture$1004  = capture_2_4_q;
-  assign \capture_next$1005  = o_next[9];
-  assign \a_next$1006  = \a_in$990 ;
-  assign \first_next_out$1008  = \first_next$1007 ;
-  assign \valid_next$1009  = \valid_in$992 ;
-  assign \a_out$1011  = \a_in$1010 ;
-  assign \valid_out$1013  = \valid_in$1012 ;
-  assign \first_out$1015  = \first_in$1014 ;
-  assign \last_out$1017  = \last_in$1016 ;
-  assign \psum_out$1019  = \psum_in$1018 ;
-  assign \w_out$1021  = \w_in$1020 ;
-  assign \en$1022  = en_pe_2_5;
-  assign \w_shift$1023  = shift_2_5_q;
-  assign \capture$1024  = capture_2_5_q;
-  assign \capture_next$1025  = o_next[11];
-  assign \a_next$1026  = \a_in$1010 ;
-  assign \first_next_out$1028  = \first_next$1027 ;
-  assign \valid_next$1029  = \valid_in$1012 ;
-  assign \a_out$1031  = \a_in$1030 ;
-  assign \valid_out$1033  = \valid_in$1032 ;
-  assign \first_out$1035  = \first_in$1034 ;
-  assign \last_out$1037  = \last_in$1036 ;
-  assign \psum_out$1039  = \psum_in$1038 ;
-  assign \w_out$1041  = \w_in$1040 ;
-  assign \en$1042  = en_pe_2_6;
-  assign \w_shift$1043  = shift_2_6_q;
-  assign \capture$1044  = capture_2_6_q;
-  assign \capture_next$1045  = o_next[13];
-  assign \a_next$1046  = \a_in$1030 ;
-  assign \first_next_out$1048  = \first_next$1047 ;
-  assign \valid_next$1049  = \valid_in$1032 ;
-  assign \a_out$1051  = \a_in$1050 ;
-  assign \valid_out$1053  = \valid_in$1052 ;
-  assign \first_out$1055  = \first_in$1054 ;
-  assign \last_out$1057  = \last_in$1056 ;
-  assign \psum_out$1059  = \psum_in$1058 ;
-  assign \w_out$1061  = \w_in$1060 ;
-  assign \en$1062  = en_pe_2_7;
-  assign \w_shift$1063  = shift_2_7_q;
-  assign \capture$1064  = capture_2_7_q;
-  assign \capture_next$1065  = o_next[15];
-  assign \a_next$1066  = \a_in$1050 ;
-  assign \first_next_out$1068  = \first_next$1067 ;
-  assign \valid_next$1069  = \valid_in$1052 ;
-  assign \a_out$1071  = \a_in$1070 ;
-  assign \valid_out$1073  = \valid_in$1072 ;
-  assign \first_out$1075  = \first_in$1074 ;
-  assign \last_out$1077  = \last_in$1076 ;
-  assign \psum_out$1079  = \psum_in$1078 ;
-  assign \w_out$1081  = \w_in$1080 ;
-  assign \en$1082  = en_pe_3_0;
-  assign \w_shift$1083  = shift_3_0_q;
-  assign \capture$1084  = capture_3_0_q;
-  assign \capture_next$1085  = o_next[1];
-  assign \a_next$1086  = \o_next$633 [31:24];
-  assign \first_next$1087  = \o_next$635 [10];
-  assign \valid_next$1088  = \o_next$635 [9];
-  assign \a_in$1089  = \o$638 [31:24];
-  assign \valid_in$1090  = \o$640 [9];
-  assign \first_in$1091  = \o$640 [10];
-  assign \last_in$1092  = \o$640 [11];
-  assign \psum_out$1094  = \psum_in$1093 ;
-  assign \w_out$1096  = \w_in$1095 ;
-  assign \en$1097  = en_pe_3_1;
-  assign \w_shift$1098  = shift_3_1_q;
-  assign \capture$1099  = capture_3_1_q;
-  assign \capture_next$1100  = o_next[3];
-  assign \a_next$1101  = \o$638 [31:24];
-  assign \first_next_out$1103  = \first_next$1102 ;
-  assign \valid_next$1104  = \o$640 [9];
-  assign \a_out$1106  = \a_in$1105 ;
-  assign \valid_out$1108  = \valid_in$1107 ;
-  assign \first_out$1110  = \first_in$1109 ;
-  assign \last_out$1112  = \last_in$1111 ;
-  assign \psum_out$1114  = \psum_in$1113 ;
-  assign \w_out$1116  = \w_in$1115 ;
-  assign \en$1117  = en_pe_3_2;
-  assign \w_shift$1118  = shift_3_2_q;
-  assign \capture$1119  = capture_3_2_q;
-  assign \capture_next$1120  = o_next[5];
-  assign \a_next$1121  = \a_in$1105 ;
-  assign \first_next_out$1123  = \first_next$1122 ;
-  assign \valid_next$1124  = \valid_in$1107 ;
-  assign \a_out$1126  = \a_in$1125 ;
-  assign \valid_out$1128  = \valid_in$1127 ;
-  assign \first_out$1130  = \first_in$1129 ;
-  assign \last_out$1132  = \last_in$1131 ;
-  assign \psum_out$1134  = \psum_in$1133 ;
-  assign \w_out$1136  = \w_in$1135 ;
-  assign \en$1137  = en_pe_3_3;
-  assign \w_shift$1138  = shift_3_3_q;
-  assign \capture$1139  = capture_3_3_q;
-  assign \capture_next$1140  = o_next[7];
-  assign \a_next$1141  = \a_in$1125 ;
-  assign \first_next_out$1143  = \first_next$1142 ;
-  assign \valid_next$1144  = \valid_in$1127 ;
-  assign \a_out$1146  = \a_in$1145 ;
-  assign \valid_out$1148  = \valid_in$1147 ;
-  assign \first_out$1150  = \first_in$1149 ;
-  assign \last_out$1152  = \last_in$1151 ;
-  assign \psum_out$1154  = \psum_in$1153 ;
-  assign \w_out$1156  = \w_in$1155 ;
-  assign \en$1157  = en_pe_3_4;
-  assign \w_shift$1158  = shift_3_4_q;
-  assign \capture$1159  = capture_3_4_q;
-  assign \capture_next$1160  = o_next[9];
-  assign \a_next$1161  = \a_in$1145 ;
-  assign \first_next_out$1163  = \first_next$1162 ;
-  assign \valid_next$1164  = \valid_in$1147 ;
-  assign \a_out$1166  = \a_in$1165 ;
-  assign \valid_out$1168  = \valid_in$1167 ;
-  assign \first_out$1170  = \first_in$1169 ;
-  assign \last_out$1172  = \last_in$1171 ;
-  assign \psum_out$1174  = \psum_in$1173 ;
-  assign \w_out$1176  = \w_in$1175 ;
-  assign \en$1177  = en_pe_3_5;
-  assign \w_shift$1178  = shift_3_5_q;
-  assign \capture$1179  = capture_3_5_q;
-  assign \capture_next$1180  = o_next[11];
-  assign \a_next$1181  = \a_in$1165 ;
-  assign \first_next_out$1183  = \first_next$1182 ;
-  assign \valid_next$1184  = \valid_in$1167 ;
-  assign \a_out$1186  = \a_in$1185 ;
-  assign \valid_out$1188  = \valid_in$1187 ;
-  assign \first_out$1190  = \first_in$1189 ;
-  assign \last_out$1192  = \last_in$1191 ;
-  assign \psum_out$1194  = \psum_in$1193 ;
-  assign \w_out$1196  = \w_in$1195 ;
-  assign \en$1197  = en_pe_3_6;
-  assign \w_shift$1198  = shift_3_6_q;
-  assign \capture$1199  = capture_3_6_q;
-  assign \capture_next$1200  = o_next[13];
-  assign \a_next$1201  = \a_in$1185 ;
-  assign \first_next_out$1203  = \first_next$1202 ;
-  assign \valid_next$1204  = \valid_in$1187 ;
-  assign \a_out$1206  = \a_in$1205 ;
-  assign \valid_out$1208  = \valid_in$1207 ;
-  assign \first_out$1210  = \first_in$1209 ;
-  assign \last_out$1212  = \last_in$1211 ;
-  assign \psum_out$1214  = \psum_in$1213 ;
-  assign \w_out$1216  = \w_in$1215 ;
-  assign \en$1217  = en_pe_3_7;
-  assign \w_shift$1218  = shift_3_7_q;
-  assign \capture$1219  = capture_3_7_q;
-  assign \capture_next$1220  = o_next[15];
-  assign \a_next$1221  = \a_in$1205 ;
-  assign \first_next_out$1223  = \first_next$1222 ;
-  assign \valid_next$1224  = \valid_in$1207 ;
-  assign \a_out$1226  = \a_in$1225 ;
-  assign \valid_out$1228  = \valid_in$1227 ;
-  assign \first_out$1230  = \first_in$1229 ;
-  assign \last_out$1232  = \last_in$1231 ;
-  assign \psum_out$1234  = \psum_in$1233 ;
-  assign \w_out$1236  = \w_in$1235 ;
-  assign \en$1237  = en_pe_4_0;
-  assign \w_shift$1238  = shift_4_0_q;
-  assign \capture$1239  = capture_4_0_q;
-  assign \capture_next$1240  = o_next[1];
-  assign \a_next$1241  = \o_next$633 [39:32];
-  assign \first_next$1242  = \o_next$635 [13];
-  assign \valid_next$1243  = \o_next$635 [12];
-  assign \a_in$1244  = \o$638 [39:32];
-  assign \valid_in$1245  = \o$640 [12];
-  assign \first_in$1246  = \o$640 [13];
-  assign \last_in$1247  = \o$640 [14];
-  assign \psum_out$1249  = \psum_in$1248 ;
-  assign \w_out$1251  = \w_in$1250 ;
-  assign \en$1252  = en_pe_4_1;
-  assign \w_shift$1253  = shift_4_1_q;
-  assign \capture$1254  = capture_4_1_q;
-  assign \capture_next$1255  = o_next[3];
-  assign \a_next$1256  = \o$638 [39:32];
-  assign \first_next_out$1258  = \first_next$1257 ;
-  assign \valid_next$1259  = \o$640 [12];
-  assign \a_out$1261  = \a_in$1260 ;
-  assign \valid_out$1263  = \valid_in$1262 ;
-  assign \first_out$1265  = \first_in$1264 ;
-  assign \last_out$1267  = \last_in$1266 ;
-  assign \psum_out$1269  = \psum_in$1268 ;
-  assign \w_out$1271  = \w_in$1270 ;
-  assign \en$1272  = en_pe_4_2;
-  assign \w_shift$1273  = shift_4_2_q;
-  assign \capture$1274  = capture_4_2_q;
-  assign \capture_next$1275  = o_next[5];
-  assign \a_next$1276  = \a_in$1260 ;
-  assign \first_next_out$1278  = \first_next$1277 ;
-  assign \valid_next$1279  = \valid_in$1262 ;
-  assign \a_out$1281  = \a_in$1280 ;
-  assign \valid_out$1283  = \valid_in$1282 ;
-  assign \first_out$1285  = \first_in$1284 ;
-  assign \last_out$1287  = \last_in$1286 ;
-  assign \psum_out$1289  = \psum_in$1288 ;
-  assign \w_out$1291  = \w_in$1290 ;
-  assign \en$1292  = en_pe_4_3;
-  assign \w_shift$1293  = shift_4_3_q;
-  assign \capture$1294  = capture_4_3_q;
-  assign \capture_next$1295  = o_next[7];
-  assign \a_next$1296  = \a_in$1280 ;
-  assign \first_next_out$1298  = \first_next$1297 ;
-  assign \valid_next$1299  = \valid_in$1282 ;
-  assign \a_out$1301  = \a_in$1300 ;
-  assign \valid_out$1303  = \valid_in$1302 ;
-  assign \first_out$1305  = \first_in$1304 ;
-  assign \last_out$1307  = \last_in$1306 ;
-  assign \psum_out$1309  = \psum_in$1308 ;
-  assign \w_out$1311  = \w_in$1310 ;
-  assign \en$1312  = en_pe_4_4;
-  assign \w_shift$1313  = shift_4_4_q;
-  assign \capture$1314  = capture_4_4_q;
-  assign \capture_next$1315  = o_next[9];
-  assign \a_next$1316  = \a_in$1300 ;
-  assign \first_next_out$1318  = \first_next$1317 ;
-  assign \valid_next$1319  = \valid_in$1302 ;
-  assign \a_out$1321  = \a_in$1320 ;
-  assign \valid_out$1323  = \valid_in$1322 ;
-  assign \first_out$1325  = \first_in$1324 ;
-  assign \last_out$1327  = \last_in$1326 ;
-  assign \psum_out$1329  = \psum_in$1328 ;
-  assign \w_out$1331  = \w_in$1330 ;
-  assign \en$1332  = en_pe_4_5;
-  assign \w_shift$1333  = shift_4_5_q;
-  assign \capture$1334  = capture_4_5_q;
-  assign \capture_next$1335  = o_next[11];
-  assign \a_next$1336  = \a_in$1320 ;
-  assign \first_next_out$1338  = \first_next$1337 ;
-  assign \valid_next$1339  = \valid_in$1322 ;
-  assign \a_out$1341  = \a_in$1340 ;
-  assign \valid_out$1343  = \valid_in$1342 ;
-  assign \first_out$1345  = \first_in$1344 ;
-  assign \last_out$1347  = \last_in$1346 ;
-  assign \psum_out$1349  = \psum_in$1348 ;
-  assign \w_out$1351  = \w_in$1350 ;
-  assign \en$1352  = en_pe_4_6;
-  assign \w_shift$1353  = shift_4_6_q;
-  assign \capture$1354  = capture_4_6_q;
-  assign \capture_next$1355  = o_next[13];
-  assign \a_next$1356  = \a_in$1340 ;
-  assign \first_next_out$1358  = \first_next$1357 ;
-  assign \valid_next$1359  = \valid_in$1342 ;
-  assign \a_out$1361  = \a_in$1360 ;
-  assign \valid_out$1363  = \valid_in$1362 ;
-  assign \first_out$1365  = \first_in$1364 ;
-  assign \last_out$1367  = \last_in$1366 ;
-  assign \psum_out$1369  = \psum_in$1368 ;
-  assign \w_out$1371  = \w_in$1370 ;
-  assign \en$1372  = en_pe_4_7;
-  assign \w_shift$1373  = shift_4_7_q;
-  assign \capture$1374  = capture_4_7_q;
-  assign \capture_next$1375  = o_next[15];
-  assign \a_next$1376  = \a_in$1360 ;
-  assign \first_next_out$1378  = \first_next$1377 ;
-  assign \valid_next$1379  = \valid_in$1362 ;
-  assign \a_out$1381  = \a_in$1380 ;
-  assign \valid_out$1383  = \valid_in$1382 ;
-  assign \first_out$1385  = \first_in$1384 ;
-  assign \last_out$1387  = \last_in$1386 ;
-  assign \psum_out$1389  = \psum_in$1388 ;
-  assign \w_out$1391  = \w_in$1390 ;
-  assign \en$1392  = en_pe_5_0;
-  assign \w_shift$1393  = shift_5_0_q;
-  assign \capture$1394  = capture_5_0_q;
-  assign \capture_next$1395  = o_next[1];
-  assign \a_next$1396  = \o_next$633 [47:40];
-  assign \first_next$1397  = \o_next$635 [16];
-  assign \valid_next$1398  = \o_next$635 [15];
-  assign \a_in$1399  = \o$638 [47:40];
-  assign \valid_in$1400  = \o$640 [15];
-  assign \first_in$1401  = \o$640 [16];
-  assign \last_in$1402  = \o$640 [17];
-  assign \psum_out$1404  = \psum_in$1403 ;
-  assign \w_out$1406  = \w_in$1405 ;
-  assign \en$1407  = en_pe_5_1;
-  assign \w_shift$1408  = shift_5_1_q;
-  assign \capture$1409  = capture_5_1_q;
-  assign \capture_next$1410  = o_next[3];
-  assign \a_next$1411  = \o$638 [47:40];
-  assign \first_next_out$1413  = \first_next$1412 ;
-  assign \valid_next$1414  = \o$640 [15];
-  assign \a_out$1416  = \a_in$1415 ;
-  assign \valid_out$1418  = \valid_in$1417 ;
-  assign \first_out$1420  = \first_in$1419 ;
-  assign \last_out$1422  = \last_in$1421 ;
-  assign \psum_out$1424  = \psum_in$1423 ;
-  assign \w_out$1426  = \w_in$1425 ;
-  assign \en$1427  = en_pe_5_2;
-  assign \w_shift$1428  = shift_5_2_q;
-  assign \capture$1429  = capture_5_2_q;
-  assign \capture_next$1430  = o_next[5];
-  assign \a_next$1431  = \a_in$1415 ;
-  assign \first_next_out$1433  = \first_next$1432 ;
-  assign \valid_next$1434  = \valid_in$1417 ;
-  assign \a_out$1436  = \a_in$1435 ;
-  assign \valid_out$1438  = \valid_in$1437 ;
-  assign \first_out$1440  = \first_in$1439 ;
-  assign \last_out$1442  = \last_in$1441 ;
-  assign \psum_out$1444  = \psum_in$1443 ;
-  assign \w_out$1446  = \w_in$1445 ;
-  assign \en$1447  = en_pe_5_3;
-  assign \w_shift$1448  = shift_5_3_q;
-  assign \capture$1449  = capture_5_3_q;
-  assign \capture_next$1450  = o_next[7];
-  assign \a_next$1451  = \a_in$1435 ;
-  assign \first_next_out$1453  = \first_next$1452 ;
-  assign \valid_next$1454  = \valid_in$1437 ;
-  assign \a_out$1456  = \a_in$1455 ;
-  assign \valid_out$1458  = \valid_in$1457 ;
-  assign \first_out$1460  = \first_in$1459 ;
-  assign \last_out$1462  = \last_in$1461 ;
-  assign \psum_out$1464  = \psum_in$1463 ;
-  assign \w_out$1466  = \w_in$1465 ;
-  assign \en$1467  = en_pe_5_4;
-  assign \w_shift$1468  = shift_5_4_q;
-  assign \capture$1469  = capture_5_4_q;
-  assign \capture_next$1470  = o_next[9];
-  assign \a_next$1471  = \a_in$1455 ;
-  assign \first_next_out$1473  = \first_next$1472 ;
-  assign \valid_next$1474  = \valid_in$1457 ;
-  assign \a_out$1476  = \a_in$1475 ;
-  assign \valid_out$1478  = \valid_in$1477 ;
-  assign \first_out$1480  = \first_in$1479 ;
-  assign \last_out$1482  = \last_in$1481 ;
-  assign \psum_out$1484  = \psum_in$1483 ;
-  assign \w_out$1486  = \w_in$1485 ;
-  assign \en$1487  = en_pe_5_5;
-  assign \w_shift$1488  = shift_5_5_q;
-  assign \capture$1489  = capture_5_5_q;
-  assign \capture_next$1490  = o_next[11];
-  assign \a_next$1491  = \a_in$1475 ;
-  assign \first_next_out$1493  = \first_next$1492 ;
-  assign \valid_next$1494  = \valid_in$1477 ;
-  assign \a_out$1496  = \a_in$1495 ;
-  assign \valid_out$1498  = \valid_in$1497 ;
-  assign \first_out$1500  = \first_in$1499 ;
-  assign \last_out$1502  = \last_in$1501 ;
-  assign \psum_out$1504  = \psum_in$1503 ;
-  assign \w_out$1506  = \w_in$1505 ;
-  assign \en$1507  = en_pe_5_6;
-  assign \w_shift$1508  = shift_5_6_q;
-  assign \capture$1509  = capture_5_6_q;
-  assign \capture_next$1510  = o_next[13];
-  assign \a_next$1511  = \a_in$1495 ;
-  assign \first_next_out$1513  = \first_next$1512 ;
-  assign \valid_next$1514  = \valid_in$1497 ;
-  assign \a_out$1516  = \a_in$1515 ;
-  assign \valid_out$1518  = \valid_in$1517 ;
-  assign \first_out$1520  = \first_in$1519 ;
-  assign \last_out$1522  = \last_in$1521 ;
-  assign \psum_out$1524  = \psum_in$1523 ;
-  assign \w_out$1526  = \w_in$1525 ;
-  assign \en$1527  = en_pe_5_7;
-  assign \w_shift$1528  = shift_5_7_q;
-  assign \capture$1529  = capture_5_7_q;
-  assign \capture_next$1530  = o_next[15];
-  assign \a_next$1531  = \a_in$1515 ;
-  assign \first_next_out$1533  = \first_next$1532 ;
-  assign \valid_next$1534  = \valid_in$1517 ;
-  assign \a_out$1536  = \a_in$1535 ;
-  assign \valid_out$1538  = \valid_in$1537 ;
-  assign \first_out$1540  = \first_in$1539 ;
-  assign \last_out$1542  = \last_in$1541 ;
-  assign \psum_out$1544  = \psum_in$1543 ;
-  assign \w_out$1546  = \w_in$1545 ;
-  assign \en$1547  = en_pe_6_0;
-  assign \w_shift$1548  = shift_6_0_q;
-  assign \capture$1549  = capture_6_0_q;
-  assign \capture_next$1550  = o_next[1];
-  assign \a_next$1551  = \o_next$633 [55:48];
-  assign \first_next$1552  = \o_next$635 [19];
-  assign \valid_next$1553  = \o_next$635 [18];
-  assign \a_in$1554  = \o$638 [55:48];
-  assign \valid_in$1555  = \o$640 [18];
-  assign \first_in$1556  = \o$640 [19];
-  assign \last_in$1557  = \o$640 [20];
-  assign \psum_out$1559  = \psum_in$1558 ;
-  assign \w_out$1561  = \w_in$1560 ;
-  assign \en$1562  = en_pe_6_1;
-  assign \w_shift$1563  = shift_6_1_q;
-  assign \capture$1564  = capture_6_1_q;
-  assign \capture_next$1565  = o_next[3];
-  assign \a_next$1566  = \o$638 [55:48];
-  assign \first_next_out$1568  = \first_next$1567 ;
-  assign \valid_next$1569  = \o$640 [18];
-  assign \a_out$1571  = \a_in$1570 ;
-  assign \valid_out$1573  = \valid_in$1572 ;
-  assign \first_out$1575  = \first_in$1574 ;
-  assign \last_out$1577  = \last_in$1576 ;
-  assign \psum_out$1579  = \psum_in$1578 ;
-  assign \w_out$1581  = \w_in$1580 ;
-  assign \en$1582  = en_pe_6_2;
-  assign \w_shift$1583  = shift_6_2_q;
-  assign \capture$1584  = capture_6_2_q;
-  assign \capture_next$1585  = o_next[5];
-  assign \a_next$1586  = \a_in$1570 ;
-  assign \first_next_out$1588  = \first_next$1587 ;
-  assign \valid_next$1589  = \valid_in$1572 ;
-  assign \a_out$1591  = \a_in$1590 ;
-  assign \valid_out$1593  = \valid_in$1592 ;
-  assign \first_out$1595  = \first_in$1594 ;
-  assign \last_out$1597  = \last_in$1596 ;
-  assign \psum_out$1599  = \psum_in$1598 ;
-  assign \w_out$1601  = \w_in$1600 ;
-  assign \en$1602  = en_pe_6_3;
-  assign \w_shift$1603  = shift_6_3_q;
-  assign \capture$1604  = capture_6_3_q;
-  assign \capture_next$1605  = o_next[7];
-  assign \a_next$1606  = \a_in$1590 ;
-  assign \first_next_out$1608  = \first_next$1607 ;
-  assign \valid_next$1609  = \valid_in$1592 ;
-  assign \a_out$1611  = \a_in$1610 ;
-  assign \valid_out$1613  = \valid_in$1612 ;
-  assign \first_out$1615  = \first_in$1614 ;
-  assign \last_out$1617  = \last_in$1616 ;
-  assign \psum_out$1619  = \psum_in$1618 ;
-  assign \w_out$1621  = \w_in$1620 ;
-  assign \en$1622  = en_pe_6_4;
-  assign \w_shift$1623  = shift_6_4_q;
-  assign \capture$1624  = capture_6_4_q;
-  assign \capture_next$1625  = o_next[9];
-  assign \a_next$1626  = \a_in$1610 ;
-  assign \first_next_out$1628  = \first_next$1627 ;
-  assign \valid_next$1629  = \valid_in$1612 ;
-  assign \a_out$1631  = \a_in$1630 ;
-  assign \valid_out$1633  = \valid_in$1632 ;
-  assign \first_out$1635  = \first_in$1634 ;
-  assign \last_out$1637  = \last_in$1636 ;
-  assign \psum_out$1639  = \psum_in$1638 ;
-  assign \w_out$1641  = \w_in$1640 ;
-  assign \en$1642  = en_pe_6_5;
-  assign \w_shift$1643  = shift_6_5_q;
-  assign \capture$1644  = capture_6_5_q;
-  assign \capture_next$1645  = o_next[11];
-  assign \a_next$1646  = \a_in$1630 ;
-  assign \first_next_out$1648  = \first_next$1647 ;
-  assign \valid_next$1649  = \valid_in$1632 ;
-  assign \a_out$1651  = \a_in$1650 ;
-  assign \valid_out$1653  = \valid_in$1652 ;
-  assign \first_out$1655  = \first_in$1654 ;
-  assign \last_out$1657  = \last_in$1656 ;
-  assign \psum_out$1659  = \psum_in$1658 ;
-  assign \w_out$1661  = \w_in$1660 ;
-  assign \en$1662  = en_pe_6_6;
-  assign \w_shift$1663  = shift_6_6_q;
-  assign \capture$1664  = capture_6_6_q;
-  assign \capture_next$1665  = o_next[13];
-  assign \a_next$1666  = \a_in$1650 ;
-  assign \first_next_out$1668  = \first_next$1667 ;
-  assign \valid_next$1669  = \valid_in$1652 ;
-  assign \a_out$1671  = \a_in$1670 ;
-  assign \valid_out$1673  = \valid_in$1672 ;
-  assign \first_out$1675  = \first_in$1674 ;
-  assign \last_out$1677  = \last_in$1676 ;
-  assign \psum_out$1679  = \psum_in$1678 ;
-  assign \w_out$1681  = \w_in$1680 ;
-  assign \en$1682  = en_pe_6_7;
-  assign \w_shift$1683  = shift_6_7_q;
-  assign \capture$1684  = capture_6_7_q;
-  assign \capture_next$1685  = o_next[15];
-  assign \a_next$1686  = \a_in$1670 ;
-  assign \first_next_out$1688  = \first_next$1687 ;
-  assign \valid_next$1689  = \valid_in$1672 ;
-  assign \a_out$1691  = \a_in$1690 ;
-  assign \valid_out$1693  = \valid_in$1692 ;
-  assign \first_out$1695  = \first_in$1694 ;
-  assign \last_out$1697  = \last_in$1696 ;
-  assign \psum_out$1699  = \psum_in$1698 ;
-  assign \w_out$1701  = \w_in$1700 ;
-  assign \en$1702  = en_pe_7_0;
-  assign \w_shift$1703  = shift_7_0_q;
-  assign \capture$1704  = capture_7_0_q;
-  assign \capture_next$1705  = o_next[1];
-  assign \a_next$1706  = \o_next$633 [63:56];
-  assign \first_next$1707  = \o_next$635 [22];
-  assign \valid_next$1708  = \o_next$635 [21];
-  assign \a_in$1709  = \o$638 [63:56];
-  assign \valid_in$1710  = \o$640 [21];
-  assign \first_in$1711  = \o$640 [22];
-  assign \last_in$1712  = \o$640 [23];
-  assign \psum_out$1714  = \psum_in$1713 ;
-  assign \w_out$1716  = \w_in$1715 ;
-  assign \en$1717  = en_pe_7_1;
-  assign \w_shift$1718  = shift_7_1_q;
-  assign \capture$1719  = capture_7_1_q;
-  assign \capture_next$1720  = o_next[3];
-  assign \a_next$1721  = \o$638 [63:56];
-  assign \first_next_out$1723  = \first_next$1722 ;
-  assign \valid_next$1724  = \o$640 [21];
-  assign \a_out$1726  = \a_in$1725 ;
-  assign \valid_out$1728  = \valid_in$1727 ;
-  assign \first_out$1730  = \first_in$1729 ;
-  assign \last_out$1732  = \last_in$1731 ;
-  assign \psum_out$1734  = \psum_in$1733 ;
-  assign \w_out$1736  = \w_in$1735 ;
-  assign \en$1737  = en_pe_7_2;
-  assign \w_shift$1738  = shift_7_2_q;
-  assign \capture$1739  = capture_7_2_q;
-  assign \capture_next$1740  = o_next[5];
-  assign \a_next$1741  = \a_in$1725 ;
-  assign \first_next_out$1743  = \first_next$1742 ;
-  assign \valid_next$1744  = \valid_in$1727 ;
-  assign \a_out$1746  = \a_in$1745 ;
-  assign \valid_out$1748  = \valid_in$1747 ;
-  assign \first_out$1750  = \first_in$1749 ;
-  assign \last_out$1752  = \last_in$1751 ;
-  assign \psum_out$1754  = \psum_in$1753 ;
-  assign \w_out$1756  = \w_in$1755 ;
-  assign \en$1757  = en_pe_7_3;
-  assign \w_shift$1758  = shift_7_3_q;
-  assign \capture$1759  = capture_7_3_q;
-  assign \capture_next$1760  = o_next[7];
-  assign \a_next$1761  = \a_in$1745 ;
-  assign \first_next_out$1763  = \first_next$1762 ;
-  assign \valid_next$1764  = \valid_in$1747 ;
-  assign \a_out$1766  = \a_in$1765 ;
-  assign \valid_out$1768  = \valid_in$1767 ;
-  assign \first_out$1770  = \first_in$1769 ;
-  assign \last_out$1772  = \last_in$1771 ;
-  assign \psum_out$1774  = \psum_in$1773 ;
-  assign \w_out$1776  = \w_in$1775 ;
-  assign \en$1777  = en_pe_7_4;
-  assign \w_shift$1778  = shift_7_4_q;
-  assign \capture$1779  = capture_7_4_q;
-  assign \capture_next$1780  = o_next[9];
-  assign \a_next$1781  = \a_in$1765 ;
-  assign \first_next_out$1783  = \first_next$1782 ;
-  assign \valid_next$1784  = \valid_in$1767 ;
-  assign \a_out$1786  = \a_in$1785 ;
-  assign \valid_out$1788  = \valid_in$1787 ;
-  assign \first_out$1790  = \first_in$1789 ;
-  assign \last_out$1792  = \last_in$1791 ;
-  assign \psum_out$1794  = \psum_in$1793 ;
-  assign \w_out$1796  = \w_in$1795 ;
-  assign \en$1797  = en_pe_7_5;
-  assign \w_shift$1798  = shift_7_5_q;
-  assign \capture$1799  = capture_7_5_q;
-  assign \capture_next$1800  = o_next[11];
-  assign \a_next$1801  = \a_in$1785 ;
-  assign \first_next_out$1803  = \first_next$1802 ;
-  assign \valid_next$1804  = \valid_in$1787 ;
-  assign \a_out$1806  = \a_in$1805 ;
-  assign \valid_out$1808  = \valid_in$1807 ;
-  assign \first_out$1810  = \first_in$1809 ;
-  assign \last_out$1812  = \last_in$1811 ;
-  assign \psum_out$1814  = \psum_in$1813 ;
-  assign \w_out$1816  = \w_in$1815 ;
-  assign \en$1817  = en_pe_7_6;
-  assign \w_shift$1818  = shift_7_6_q;
-  assign \capture$1819  = capture_7_6_q;
-  assign \capture_next$1820  = o_next[13];
-  assign \a_next$1821  = \a_in$1805 ;
-  assign \first_next_out$1823  = \first_next$1822 ;
-  assign \valid_next$1824  = \valid_in$1807 ;
-  assign \a_out$1826  = \a_in$1825 ;
-  assign \valid_out$1828  = \valid_in$1827 ;
-  assign \first_out$1830  = \first_in$1829 ;
-  assign \last_out$1832  = \last_in$1831 ;
-  assign \psum_out$1834  = \psum_in$1833 ;
-  assign \w_out$1836  = \w_in$1835 ;
-  assign \en$1837  = en_pe_7_7;
-  assign \w_shift$1838  = shift_7_7_q;
-  assign \capture$1839  = capture_7_7_q;
-  assign \capture_next$1840  = o_next[15];
-  assign \a_next$1841  = \a_in$1825 ;
-  assign \first_next_out$1843  = \first_next$1842 ;
-  assign \valid_next$1844  = \valid_in$1827 ;
-  assign \a_out$1846  = \a_in$1845 ;
-  assign \valid_out$1848  = \valid_in$1847 ;
-  assign \first_out$1850  = \first_in$1849 ;
-  assign \last_out$1852  = \last_in$1851 ;
-  assign \psum_out$1854  = \psum_in$1853 ;
-  assign \w_out$1856  = \w_in$1855 ;
+  assign w_in = \o$454 [7:0];
+  assign \en$455  = en_pe_0_1;
+  assign \w_shift$456  = shift_0_1;
+  assign \capture$457  = \o$439 [3];
+  assign \capture_next$458  = o_next[3];
+  assign \a_next$459  = \o$447 [7:0];
+  assign first_next_out = \first_next$460 ;
+  assign \valid_next$462  = \o$449 [0];
+  assign a_out = \a_in$463 ;
+  assign \valid_out$466  = \valid_in$465 ;
+  assign first_out = \first_in$467 ;
+  assign \last_out$470  = \last_in$469 ;
+  assign \psum_in$471  = 32'd0;
+  assign \w_in$472  = \o$454 [15:8];
+  assign \en$473  = en_pe_0_2;
+  assign \w_shift$474  = shift_0_2;
+  assign \capture$475  = \o$439 [5];
+  assign \capture_next$476  = o_next[5];
+  assign \a_next$477  = \a_in$463 ;
+  assign \first_next_out$479  = \first_next$478 ;
+  assign \valid_next$480  = \valid_in$465 ;
+  assign \a_out$482  = \a_in$481 ;
+  assign \valid_out$484  = \valid_in$483 ;
+  assign \first_out$486  = \first_in$485 ;
+  assign \last_out$488  = \last_in$487 ;
+  assign \psum_in$489  = 32'd0;
+  assign \w_in$490  = \o$454 [23:16];
+  assign \en$491  = en_pe_0_3;
+  assign \w_shift$492  = shift_0_3;
+  assign \capture$493  = \o$439 [7];
+  assign \capture_next$494  = o_next[7];
+  assign \a_next$495  = \a_in$481 ;
+  assign \first_next_out$497  = \first_next$496 ;
+  assign \valid_next$498  = \valid_in$483 ;
+  assign \a_out$500  = \a_in$499 ;
+  assign \valid_out$502  = \valid_in$501 ;
+  assign \first_out$504  = \first_in$503 ;
+  assign \last_out$506  = \last_in$505 ;
+  assign \psum_in$507  = 32'd0;
+  assign \w_in$508  = \o$454 [31:24];
+  assign \en$509  = en_pe_0_4;
+  assign \w_shift$510  = shift_0_4;
+  assign \capture$511  = \o$439 [9];
+  assign \capture_next$512  = o_next[9];
+  assign \a_next$513  = \a_in$499 ;
+  assign \first_next_out$515  = \first_next$514 ;
+  assign \valid_next$516  = \valid_in$501 ;
+  assign \a_out$518  = \a_in$517 ;
+  assign \valid_out$520  = \valid_in$519 ;
+  assign \first_out$522  = \first_in$521 ;
+  assign \last_out$524  = \last_in$523 ;
+  assign \psum_in$525  = 32'd0;
+  assign \w_in$526  = \o$454 [39:32];
+  assign \en$527  = en_pe_0_5;
+  assign \w_shift$528  = shift_0_5;
+  assign \capture$529  = \o$439 [11];
+  assign \capture_next$530  = o_next[11];
+  assign \a_next$531  = \a_in$517 ;
+  assign \first_next_out$533  = \first_next$532 ;
+  assign \valid_next$534  = \valid_in$519 ;
+  assign \a_out$536  = \a_in$535 ;
+  assign \valid_out$538  = \valid_in$537 ;
+  assign \first_out$540  = \first_in$539 ;
+  assign \last_out$542  = \last_in$541 ;
+  assign \psum_in$543  = 32'd0;
+  assign \w_in$544  = \o$454 [47:40];
+  assign \en$545  = en_pe_0_6;
+  assign \w_shift$546  = shift_0_6;
+  assign \capture$547  = \o$439 [13];
+  assign \capture_next$548  = o_next[13];
+  assign \a_next$549  = \a_in$535 ;
+  assign \first_next_out$551  = \first_next$550 ;
+  assign \valid_next$552  = \valid_in$537 ;
+  assign \a_out$554  = \a_in$553 ;
+  assign \valid_out$556  = \valid_in$555 ;
+  assign \first_out$558  = \first_in$557 ;
+  assign \last_out$560  = \last_in$559 ;
+  assign \psum_in$561  = 32'd0;
+  assign \w_in$562  = \o$454 [55:48];
+  assign \en$563  = en_pe_0_7;
+  assign \w_shift$564  = shift_0_7;
+  assign \capture$565  = \o$439 [15];
+  assign \capture_next$566  = o_next[15];
+  assign \a_next$567  = \a_in$553 ;
+  assign \first_next_out$569  = \first_next$568 ;
+  assign \valid_next$570  = \valid_in$555 ;
+  assign \a_out$572  = \a_in$571 ;
+  assign \valid_out$574  = \valid_in$573 ;
+  assign \first_out$576  = \first_in$575 ;
+  assign \last_out$578  = \last_in$577 ;
+  assign \psum_in$579  = 32'd0;
+  assign \w_in$580  = \o$454 [63:56];
+  assign \en$581  = en_pe_1_0;
+  assign \w_shift$582  = shift_1_0;
+  assign \capture$583  = \o$439 [1];
+  assign \capture_next$584  = o_next[1];
+  assign \a_next$585  = \o_next$442 [15:8];
+  assign \first_next$586  = \o_next$444 [4];
+  assign \valid_next$587  = \o_next$444 [3];
+  assign \a_in$588  = \o$447 [15:8];
+  assign \valid_in$589  = \o$449 [3];
+  assign \first_in$590  = \o$449 [4];
+  assign \last_in$591  = \o$449 [5];
+  assign \psum_out$593  = \psum_in$592 ;
+  assign w_out = \w_in$594 ;
+  assign \en$596  = en_pe_1_1;
+  assign \w_shift$597  = shift_1_1;
+  assign \capture$598  = \o$439 [3];
+  assign \capture_next$599  = o_next[3];
+  assign \a_next$600  = \o$447 [15:8];
+  assign \first_next_out$602  = \first_next$601 ;
+  assign \valid_next$603  = \o$449 [3];
+  assign \a_out$605  = \a_in$604 ;
+  assign \valid_out$607  = \valid_in$606 ;
+  assign \first_out$609  = \first_in$608 ;
+  assign \last_out$611  = \last_in$610 ;
+  assign \psum_out$613  = \psum_in$612 ;
+  assign \w_out$615  = \w_in$614 ;
+  assign \en$616  = en_pe_1_2;
+  assign \w_shift$617  = shift_1_2;
+  assign \capture$618  = \o$439 [5];
+  assign \capture_next$619  = o_next[5];
+  assign \a_next$620  = \a_in$604 ;
+  assign \first_next_out$622  = \first_next$621 ;
+  assign \valid_next$623  = \valid_in$606 ;
+  assign \a_out$625  = \a_in$624 ;
+  assign \valid_out$627  = \valid_in$626 ;
+  assign \first_out$629  = \first_in$628 ;
+  assign \last_out$631  = \last_in$630 ;
+  assign \psum_out$633  = \psum_in$632 ;
+  assign \w_out$635  = \w_in$634 ;
+  assign \en$636  = en_pe_1_3;
+  assign \w_shift$637  = shift_1_3;
+  assign \capture$638  = \o$439 [7];
+  assign \capture_next$639  = o_next[7];
+  assign \a_next$640  = \a_in$624 ;
+  assign \first_next_out$642  = \first_next$641 ;
+  assign \valid_next$643  = \valid_in$626 ;
+  assign \a_out$645  = \a_in$644 ;
+  assign \valid_out$647  = \valid_in$646 ;
+  assign \first_out$649  = \first_in$648 ;
+  assign \last_out$651  = \last_in$650 ;
+  assign \psum_out$653  = \psum_in$652 ;
+  assign \w_out$655  = \w_in$654 ;
+  assign \en$656  = en_pe_1_4;
+  assign \w_shift$657  = shift_1_4;
+  assign \capture$658  = \o$439 [9];
+  assign \capture_next$659  = o_next[9];
+  assign \a_next$660  = \a_in$644 ;
+  assign \first_next_out$662  = \first_next$661 ;
+  assign \valid_next$663  = \valid_in$646 ;
+  assign \a_out$665  = \a_in$664 ;
+  assign \valid_out$667  = \valid_in$666 ;
+  assign \first_out$669  = \first_in$668 ;
+  assign \last_out$671  = \last_in$670 ;
+  assign \psum_out$673  = \psum_in$672 ;
+  assign \w_out$675  = \w_in$674 ;
+  assign \en$676  = en_pe_1_5;
+  assign \w_shift$677  = shift_1_5;
+  assign \capture$678  = \o$439 [11];
+  assign \capture_next$679  = o_next[11];
+  assign \a_next$680  = \a_in$664 ;
+  assign \first_next_out$682  = \first_next$681 ;
+  assign \valid_next$683  = \valid_in$666 ;
+  assign \a_out$685  = \a_in$684 ;
+  assign \valid_out$687  = \valid_in$686 ;
+  assign \first_out$689  = \first_in$688 ;
+  assign \last_out$691  = \last_in$690 ;
+  assign \psum_out$693  = \psum_in$692 ;
+  assign \w_out$695  = \w_in$694 ;
+  assign \en$696  = en_pe_1_6;
+  assign \w_shift$697  = shift_1_6;
+  assign \capture$698  = \o$439 [13];
+  assign \capture_next$699  = o_next[13];
+  assign \a_next$700  = \a_in$684 ;
+  assign \first_next_out$702  = \first_next$701 ;
+  assign \valid_next$703  = \valid_in$686 ;
+  assign \a_out$705  = \a_in$704 ;
+  assign \valid_out$707  = \valid_in$706 ;
+  assign \first_out$709  = \first_in$708 ;
+  assign \last_out$711  = \last_in$710 ;
+  assign \psum_out$713  = \psum_in$712 ;
+  assign \w_out$715  = \w_in$714 ;
+  assign \en$716  = en_pe_1_7;
+  assign \w_shift$717  = shift_1_7;
+  assign \capture$718  = \o$439 [15];
+  assign \capture_next$719  = o_next[15];
+  assign \a_next$720  = \a_in$704 ;
+  assign \first_next_out$722  = \first_next$721 ;
+  assign \valid_next$723  = \valid_in$706 ;
+  assign \a_out$725  = \a_in$724 ;
+  assign \valid_out$727  = \valid_in$726 ;
+  assign \first_out$729  = \first_in$728 ;
+  assign \last_out$731  = \last_in$730 ;
+  assign \psum_out$733  = \psum_in$732 ;
+  assign \w_out$735  = \w_in$734 ;
+  assign \en$736  = en_pe_2_0;
+  assign \w_shift$737  = shift_2_0;
+  assign \capture$738  = \o$439 [1];
+  assign \capture_next$739  = o_next[1];
+  assign \a_next$740  = \o_next$442 [23:16];
+  assign \first_next$741  = \o_next$444 [7];
+  assign \valid_next$742  = \o_next$444 [6];
+  assign \a_in$743  = \o$447 [23:16];
+  assign \valid_in$744  = \o$449 [6];
+  assign \first_in$745  = \o$449 [7];
+  assign \last_in$746  = \o$449 [8];
+  assign \psum_out$748  = \psum_in$747 ;
+  assign \w_out$750  = \w_in$749 ;
+  assign \en$751  = en_pe_2_1;
+  assign \w_shift$752  = shift_2_1;
+  assign \capture$753  = \o$439 [3];
+  assign \capture_next$754  = o_next[3];
+  assign \a_next$755  = \o$447 [23:16];
+  assign \first_next_out$757  = \first_next$756 ;
+  assign \valid_next$758  = \o$449 [6];
+  assign \a_out$760  = \a_in$759 ;
+  assign \valid_out$762  = \valid_in$761 ;
+  assign \first_out$764  = \first_in$763 ;
+  assign \last_out$766  = \last_in$765 ;
+  assign \psum_out$768  = \psum_in$767 ;
+  assign \w_out$770  = \w_in$769 ;
+  assign \en$771  = en_pe_2_2;
+  assign \w_shift$772  = shift_2_2;
+  assign \capture$773  = \o$439 [5];
+  assign \capture_next$774  = o_next[5];
+  assign \a_next$775  = \a_in$759 ;
+  assign \first_next_out$777  = \first_next$776 ;
+  assign \valid_next$778  = \valid_in$761 ;
+  assign \a_out$780  = \a_in$779 ;
+  assign \valid_out$782  = \valid_in$781 ;
+  assign \first_out$784  = \first_in$783 ;
+  assign \last_out$786  = \last_in$785 ;
+  assign \psum_out$788  = \psum_in$787 ;
+  assign \w_out$790  = \w_in$789 ;
+  assign \en$791  = en_pe_2_3;
+  assign \w_shift$792  = shift_2_3;
+  assign \capture$793  = \o$439 [7];
+  assign \capture_next$794  = o_next[7];
+  assign \a_next$795  = \a_in$779 ;
+  assign \first_next_out$797  = \first_next$796 ;
+  assign \valid_next$798  = \valid_in$781 ;
+  assign \a_out$800  = \a_in$799 ;
+  assign \valid_out$802  = \valid_in$801 ;
+  assign \first_out$804  = \first_in$803 ;
+  assign \last_out$806  = \last_in$805 ;
+  assign \psum_out$808  = \psum_in$807 ;
+  assign \w_out$810  = \w_in$809 ;
+  assign \en$811  = en_pe_2_4;
+  assign \w_shift$812  = shift_2_4;
+  assign \capture$813  = \o$439 [9];
+  assign \capture_next$814  = o_next[9];
+  assign \a_next$815  = \a_in$799 ;
+  assign \first_next_out$817  = \first_next$816 ;
+  assign \valid_next$818  = \valid_in$801 ;
+  assign \a_out$820  = \a_in$819 ;
+  assign \valid_out$822  = \valid_in$821 ;
+  assign \first_out$824  = \first_in$823 ;
+  assign \last_out$826  = \last_in$825 ;
+  assign \psum_out$828  = \psum_in$827 ;
+  assign \w_out$830  = \w_in$829 ;
+  assign \en$831  = en_pe_2_5;
+  assign \w_shift$832  = shift_2_5;
+  assign \capture$833  = \o$439 [11];
+  assign \capture_next$834  = o_next[11];
+  assign \a_next$835  = \a_in$819 ;
+  assign \first_next_out$837  = \first_next$836 ;
+  assign \valid_next$838  = \valid_in$821 ;
+  assign \a_out$840  = \a_in$839 ;
+  assign \valid_out$842  = \valid_in$841 ;
+  assign \first_out$844  = \first_in$843 ;
+  assign \last_out$846  = \last_in$845 ;
+  assign \psum_out$848  = \psum_in$847 ;
+  assign \w_out$850  = \w_in$849 ;
+  assign \en$851  = en_pe_2_6;
+  assign \w_shift$852  = shift_2_6;
+  assign \capture$853  = \o$439 [13];
+  assign \capture_next$854  = o_next[13];
+  assign \a_next$855  = \a_in$839 ;
+  assign \first_next_out$857  = \first_next$856 ;
+  assign \valid_next$858  = \valid_in$841 ;
+  assign \a_out$860  = \a_in$859 ;
+  assign \valid_out$862  = \valid_in$861 ;
+  assign \first_out$864  = \first_in$863 ;
+  assign \last_out$866  = \last_in$865 ;
+  assign \psum_out$868  = \psum_in$867 ;
+  assign \w_out$870  = \w_in$869 ;
+  assign \en$871  = en_pe_2_7;
+  assign \w_shift$872  = shift_2_7;
+  assign \capture$873  = \o$439 [15];
+  assign \capture_next$874  = o_next[15];
+  assign \a_next$875  = \a_in$859 ;
+  assign \first_next_out$877  = \first_next$876 ;
+  assign \valid_next$878  = \valid_in$861 ;
+  assign \a_out$880  = \a_in$879 ;
+  assign \valid_out$882  = \valid_in$881 ;
+  assign \first_out$884  = \first_in$883 ;
+  assign \last_out$886  = \last_in$885 ;
+  assign \psum_out$888  = \psum_in$887 ;
+  assign \w_out$890  = \w_in$889 ;
+  assign \en$891  = en_pe_3_0;
+  assign \w_shift$892  = shift_3_0;
+  assign \capture$893  = \o$439 [1];
+  assign \capture_next$894  = o_next[1];
+  assign \a_next$895  = \o_next$442 [31:24];
+  assign \first_next$896  = \o_next$444 [10];
+  assign \valid_next$897  = \o_next$444 [9];
+  assign \a_in$898  = \o$447 [31:24];
+  assign \valid_in$899  = \o$449 [9];
+  assign \first_in$900  = \o$449 [10];
+  assign \last_in$901  = \o$449 [11];
+  assign \psum_out$903  = \psum_in$902 ;
+  assign \w_out$905  = \w_in$904 ;
+  assign \en$906  = en_pe_3_1;
+  assign \w_shift$907  = shift_3_1;
+  assign \capture$908  = \o$439 [3];
+  assign \capture_next$909  = o_next[3];
+  assign \a_next$910  = \o$447 [31:24];
+  assign \first_next_out$912  = \first_next$911 ;
+  assign \valid_next$913  = \o$449 [9];
+  assign \a_out$915  = \a_in$914 ;
+  assign \valid_out$917  = \valid_in$916 ;
+  assign \first_out$919  = \first_in$918 ;
+  assign \last_out$921  = \last_in$920 ;
+  assign \psum_out$923  = \psum_in$922 ;
+  assign \w_out$925  = \w_in$924 ;
+  assign \en$926  = en_pe_3_2;
+  assign \w_shift$927  = shift_3_2;
+  assign \capture$928  = \o$439 [5];
+  assign \capture_next$929  = o_next[5];
+  assign \a_next$930  = \a_in$914 ;
+  assign \first_next_out$932  = \first_next$931 ;
+  assign \valid_next$933  = \valid_in$916 ;
+  assign \a_out$935  = \a_in$934 ;
+  assign \valid_out$937  = \valid_in$936 ;
+  assign \first_out$939  = \first_in$938 ;
+  assign \last_out$941  = \last_in$940 ;
+  assign \psum_out$943  = \psum_in$942 ;
+  assign \w_out$945  = \w_in$944 ;
+  assign \en$946  = en_pe_3_3;
+  assign \w_shift$947  = shift_3_3;
+  assign \capture$948  = \o$439 [7];
+  assign \capture_next$949  = o_next[7];
+  assign \a_next$950  = \a_in$934 ;
+  assign \first_next_out$952  = \first_next$951 ;
+  assign \valid_next$953  = \valid_in$936 ;
+  assign \a_out$955  = \a_in$954 ;
+  assign \valid_out$957  = \valid_in$956 ;
+  assign \first_out$959  = \first_in$958 ;
+  assign \last_out$961  = \last_in$960 ;
+  assign \psum_out$963  = \psum_in$962 ;
+  assign \w_out$965  = \w_in$964 ;
+  assign \en$966  = en_pe_3_4;
+  assign \w_shift$967  = shift_3_4;
+  assign \capture$968  = \o$439 [9];
+  assign \capture_next$969  = o_next[9];
+  assign \a_next$970  = \a_in$954 ;
+  assign \first_next_out$972  = \first_next$971 ;
+  assign \valid_next$973  = \valid_in$956 ;
+  assign \a_out$975  = \a_in$974 ;
+  assign \valid_out$977  = \valid_in$976 ;
+  assign \first_out$979  = \first_in$978 ;
+  assign \last_out$981  = \last_in$980 ;
+  assign \psum_out$983  = \psum_in$982 ;
+  assign \w_out$985  = \w_in$984 ;
+  assign \en$986  = en_pe_3_5;
+  assign \w_shift$987  = shift_3_5;
+  assign \capture$988  = \o$439 [11];
+  assign \capture_next$989  = o_next[11];
+  assign \a_next$990  = \a_in$974 ;
+  assign \first_next_out$992  = \first_next$991 ;
+  assign \valid_next$993  = \valid_in$976 ;
+  assign \a_out$995  = \a_in$994 ;
+  assign \valid_out$997  = \valid_in$996 ;
+  assign \first_out$999  = \first_in$998 ;
+  assign \last_out$1001  = \last_in$1000 ;
+  assign \psum_out$1003  = \psum_in$1002 ;
+  assign \w_out$1005  = \w_in$1004 ;
+  assign \en$1006  = en_pe_3_6;
+  assign \w_shift$1007  = shift_3_6;
+  assign \capture$1008  = \o$439 [13];
+  assign \capture_next$1009  = o_next[13];
+  assign \a_next$1010  = \a_in$994 ;
+  assign \first_next_out$1012  = \first_next$1011 ;
+  assign \valid_next$1013  = \valid_in$996 ;
+  assign \a_out$1015  = \a_in$1014 ;
+  assign \valid_out$1017  = \valid_in$1016 ;
+  assign \first_out$1019  = \first_in$1018 ;
+  assign \last_out$1021  = \last_in$1020 ;
+  assign \psum_out$1023  = \psum_in$1022 ;
+  assign \w_out$1025  = \w_in$1024 ;
+  assign \en$1026  = en_pe_3_7;
+  assign \w_shift$1027  = shift_3_7;
+  assign \capture$1028  = \o$439 [15];
+  assign \capture_next$1029  = o_next[15];
+  assign \a_next$1030  = \a_in$1014 ;
+  assign \first_next_out$1032  = \first_next$1031 ;
+  assign \valid_next$1033  = \valid_in$1016 ;
+  assign \a_out$1035  = \a_in$1034 ;
+  assign \valid_out$1037  = \valid_in$1036 ;
+  assign \first_out$1039  = \first_in$1038 ;
+  assign \last_out$1041  = \last_in$1040 ;
+  assign \psum_out$1043  = \psum_in$1042 ;
+  assign \w_out$1045  = \w_in$1044 ;
+  assign \en$1046  = en_pe_4_0;
+  assign \w_shift$1047  = shift_4_0;
+  assign \capture$1048  = \o$439 [1];
+  assign \capture_next$1049  = o_next[1];
+  assign \a_next$1050  = \o_next$442 [39:32];
+  assign \first_next$1051  = \o_next$444 [13];
+  assign \valid_next$1052  = \o_next$444 [12];
+  assign \a_in$1053  = \o$447 [39:32];
+  assign \valid_in$1054  = \o$449 [12];
+  assign \first_in$1055  = \o$449 [13];
+  assign \last_in$1056  = \o$449 [14];
+  assign \psum_out$1058  = \psum_in$1057 ;
+  assign \w_out$1060  = \w_in$1059 ;
+  assign \en$1061  = en_pe_4_1;
+  assign \w_shift$1062  = shift_4_1;
+  assign \capture$1063  = \o$439 [3];
+  assign \capture_next$1064  = o_next[3];
+  assign \a_next$1065  = \o$447 [39:32];
+  assign \first_next_out$1067  = \first_next$1066 ;
+  assign \valid_next$1068  = \o$449 [12];
+  assign \a_out$1070  = \a_in$1069 ;
+  assign \valid_out$1072  = \valid_in$1071 ;
+  assign \first_out$1074  = \first_in$1073 ;
+  assign \last_out$1076  = \last_in$1075 ;
+  assign \psum_out$1078  = \psum_in$1077 ;
+  assign \w_out$1080  = \w_in$1079 ;
+  assign \en$1081  = en_pe_4_2;
+  assign \w_shift$1082  = shift_4_2;
+  assign \capture$1083  = \o$439 [5];
+  assign \capture_next$1084  = o_next[5];
+  assign \a_next$1085  = \a_in$1069 ;
+  assign \first_next_out$1087  = \first_next$1086 ;
+  assign \valid_next$1088  = \valid_in$1071 ;
+  assign \a_out$1090  = \a_in$1089 ;
+  assign \valid_out$1092  = \valid_in$1091 ;
+  assign \first_out$1094  = \first_in$1093 ;
+  assign \last_out$1096  = \last_in$1095 ;
+  assign \psum_out$1098  = \psum_in$1097 ;
+  assign \w_out$1100  = \w_in$1099 ;
+  assign \en$1101  = en_pe_4_3;
+  assign \w_shift$1102  = shift_4_3;
+  assign \capture$1103  = \o$439 [7];
+  assign \capture_next$1104  = o_next[7];
+  assign \a_next$1105  = \a_in$1089 ;
+  assign \first_next_out$1107  = \first_next$1106 ;
+  assign \valid_next$1108  = \valid_in$1091 ;
+  assign \a_out$1110  = \a_in$1109 ;
+  assign \valid_out$1112  = \valid_in$1111 ;
+  assign \first_out$1114  = \first_in$1113 ;
+  assign \last_out$1116  = \last_in$1115 ;
+  assign \psum_out$1118  = \psum_in$1117 ;
+  assign \w_out$1120  = \w_in$1119 ;
+  assign \en$1121  = en_pe_4_4;
+  assign \w_shift$1122  = shift_4_4;
+  assign \capture$1123  = \o$439 [9];
+  assign \capture_next$1124  = o_next[9];
+  assign \a_next$1125  = \a_in$1109 ;
+  assign \first_next_out$1127  = \first_next$1126 ;
+  assign \valid_next$1128  = \valid_in$1111 ;
+  assign \a_out$1130  = \a_in$1129 ;
+  assign \valid_out$1132  = \valid_in$1131 ;
+  assign \first_out$1134  = \first_in$1133 ;
+  assign \last_out$1136  = \last_in$1135 ;
+  assign \psum_out$1138  = \psum_in$1137 ;
+  assign \w_out$1140  = \w_in$1139 ;
+  assign \en$1141  = en_pe_4_5;
+  assign \w_shift$1142  = shift_4_5;
+  assign \capture$1143  = \o$439 [11];
+  assign \capture_next$1144  = o_next[11];
+  assign \a_next$1145  = \a_in$1129 ;
+  assign \first_next_out$1147  = \first_next$1146 ;
+  assign \valid_next$1148  = \valid_in$1131 ;
+  assign \a_out$1150  = \a_in$1149 ;
+  assign \valid_out$1152  = \valid_in$1151 ;
+  assign \first_out$1154  = \first_in$1153 ;
+  assign \last_out$1156  = \last_in$1155 ;
+  assign \psum_out$1158  = \psum_in$1157 ;
+  assign \w_out$1160  = \w_in$1159 ;
+  assign \en$1161  = en_pe_4_6;
+  assign \w_shift$1162  = shift_4_6;
+  assign \capture$1163  = \o$439 [13];
+  assign \capture_next$1164  = o_next[13];
+  assign \a_next$1165  = \a_in$1149 ;
+  assign \first_next_out$1167  = \first_next$1166 ;
+  assign \valid_next$1168  = \valid_in$1151 ;
+  assign \a_out$1170  = \a_in$1169 ;
+  assign \valid_out$1172  = \valid_in$1171 ;
+  assign \first_out$1174  = \first_in$1173 ;
+  assign \last_out$1176  = \last_in$1175 ;
+  assign \psum_out$1178  = \psum_in$1177 ;
+  assign \w_out$1180  = \w_in$1179 ;
+  assign \en$1181  = en_pe_4_7;
+  assign \w_shift$1182  = shift_4_7;
+  assign \capture$1183  = \o$439 [15];
+  assign \capture_next$1184  = o_next[15];
+  assign \a_next$1185  = \a_in$1169 ;
+  assign \first_next_out$1187  = \first_next$1186 ;
+  assign \valid_next$1188  = \valid_in$1171 ;
+  assign \a_out$1190  = \a_in$1189 ;
+  assign \valid_out$1192  = \valid_in$1191 ;
+  assign \first_out$1194  = \first_in$1193 ;
+  assign \last_out$1196  = \last_in$1195 ;
+  assign \psum_out$1198  = \psum_in$1197 ;
+  assign \w_out$1200  = \w_in$1199 ;
+  assign \en$1201  = en_pe_5_0;
+  assign \w_shift$1202  = shift_5_0;
+  assign \capture$1203  = \o$439 [1];
+  assign \capture_next$1204  = o_next[1];
+  assign \a_next$1205  = \o_next$442 [47:40];
+  assign \first_next$1206  = \o_next$444 [16];
+  assign \valid_next$1207  = \o_next$444 [15];
+  assign \a_in$1208  = \o$447 [47:40];
+  assign \valid_in$1209  = \o$449 [15];
+  assign \first_in$1210  = \o$449 [16];
+  assign \last_in$1211  = \o$449 [17];
+  assign \psum_out$1213  = \psum_in$1212 ;
+  assign \w_out$1215  = \w_in$1214 ;
+  assign \en$1216  = en_pe_5_1;
+  assign \w_shift$1217  = shift_5_1;
+  assign \capture$1218  = \o$439 [3];
+  assign \capture_next$1219  = o_next[3];
+  assign \a_next$1220  = \o$447 [47:40];
+  assign \first_next_out$1222  = \first_next$1221 ;
+  assign \valid_next$1223  = \o$449 [15];
+  assign \a_out$1225  = \a_in$1224 ;
+  assign \valid_out$1227  = \valid_in$1226 ;
+  assign \first_out$1229  = \first_in$1228 ;
+  assign \last_out$1231  = \last_in$1230 ;
+  assign \psum_out$1233  = \psum_in$1232 ;
+  assign \w_out$1235  = \w_in$1234 ;
+  assign \en$1236  = en_pe_5_2;
+  assign \w_shift$1237  = shift_5_2;
+  assign \capture$1238  = \o$439 [5];
+  assign \capture_next$1239  = o_next[5];
+  assign \a_next$1240  = \a_in$1224 ;
+  assign \first_next_out$1242  = \first_next$1241 ;
+  assign \valid_next$1243  = \valid_in$1226 ;
+  assign \a_out$1245  = \a_in$1244 ;
+  assign \valid_out$1247  = \valid_in$1246 ;
+  assign \first_out$1249  = \first_in$1248 ;
+  assign \last_out$1251  = \last_in$1250 ;
+  assign \psum_out$1253  = \psum_in$1252 ;
+  assign \w_out$1255  = \w_in$1254 ;
+  assign \en$1256  = en_pe_5_3;
+  assign \w_shift$1257  = shift_5_3;
+  assign \capture$1258  = \o$439 [7];
+  assign \capture_next$1259  = o_next[7];
+  assign \a_next$1260  = \a_in$1244 ;
+  assign \first_next_out$1262  = \first_next$1261 ;
+  assign \valid_next$1263  = \valid_in$1246 ;
+  assign \a_out$1265  = \a_in$1264 ;
+  assign \valid_out$1267  = \valid_in$1266 ;
+  assign \first_out$1269  = \first_in$1268 ;
+  assign \last_out$1271  = \last_in$1270 ;
+  assign \psum_out$1273  = \psum_in$1272 ;
+  assign \w_out$1275  = \w_in$1274 ;
+  assign \en$1276  = en_pe_5_4;
+  assign \w_shift$1277  = shift_5_4;
+  assign \capture$1278  = \o$439 [9];
+  assign \capture_next$1279  = o_next[9];
+  assign \a_next$1280  = \a_in$1264 ;
+  assign \first_next_out$1282  = \first_next$1281 ;
+  assign \valid_next$1283  = \valid_in$1266 ;
+  assign \a_out$1285  = \a_in$1284 ;
+  assign \valid_out$1287  = \valid_in$1286 ;
+  assign \first_out$1289  = \first_in$1288 ;
+  assign \last_out$1291  = \last_in$1290 ;
+  assign \psum_out$1293  = \psum_in$1292 ;
+  assign \w_out$1295  = \w_in$1294 ;
+  assign \en$1296  = en_pe_5_5;
+  assign \w_shift$1297  = shift_5_5;
+  assign \capture$1298  = \o$439 [11];
+  assign \capture_next$1299  = o_next[11];
+  assign \a_next$1300  = \a_in$1284 ;
+  assign \first_next_out$1302  = \first_next$1301 ;
+  assign \valid_next$1303  = \valid_in$1286 ;
+  assign \a_out$1305  = \a_in$1304 ;
+  assign \valid_out$1307  = \valid_in$1306 ;
+  assign \first_out$1309  = \first_in$1308 ;
+  assign \last_out$1311  = \last_in$1310 ;
+  assign \psum_out$1313  = \psum_in$1312 ;
+  assign \w_out$1315  = \w_in$1314 ;
+  assign \en$1316  = en_pe_5_6;
+  assign \w_shift$1317  = shift_5_6;
+  assign \capture$1318  = \o$439 [13];
+  assign \capture_next$1319  = o_next[13];
+  assign \a_next$1320  = \a_in$1304 ;
+  assign \first_next_out$1322  = \first_next$1321 ;
+  assign \valid_next$1323  = \valid_in$1306 ;
+  assign \a_out$1325  = \a_in$1324 ;
+  assign \valid_out$1327  = \valid_in$1326 ;
+  assign \first_out$1329  = \first_in$1328 ;
+  assign \last_out$1331  = \last_in$1330 ;
+  assign \psum_out$1333  = \psum_in$1332 ;
+  assign \w_out$1335  = \w_in$1334 ;
+  assign \en$1336  = en_pe_5_7;
+  assign \w_shift$1337  = shift_5_7;
+  assign \capture$1338  = \o$439 [15];
+  assign \capture_next$1339  = o_next[15];
+  assign \a_next$1340  = \a_in$1324 ;
+  assign \first_next_out$1342  = \first_next$1341 ;
+  assign \valid_next$1343  = \valid_in$1326 ;
+  assign \a_out$1345  = \a_in$1344 ;
+  assign \valid_out$1347  = \valid_in$1346 ;
+  assign \first_out$1349  = \first_in$1348 ;
+  assign \last_out$1351  = \last_in$1350 ;
+  assign \psum_out$1353  = \psum_in$1352 ;
+  assign \w_out$1355  = \w_in$1354 ;
+  assign \en$1356  = en_pe_6_0;
+  assign \w_shift$1357  = shift_6_0;
+  assign \capture$1358  = \o$439 [1];
+  assign \capture_next$1359  = o_next[1];
+  assign \a_next$1360  = \o_next$442 [55:48];
+  assign \first_next$1361  = \o_next$444 [19];
+  assign \valid_next$1362  = \o_next$444 [18];
+  assign \a_in$1363  = \o$447 [55:48];
+  assign \valid_in$1364  = \o$449 [18];
+  assign \first_in$1365  = \o$449 [19];
+  assign \last_in$1366  = \o$449 [20];
+  assign \psum_out$1368  = \psum_in$1367 ;
+  assign \w_out$1370  = \w_in$1369 ;
+  assign \en$1371  = en_pe_6_1;
+  assign \w_shift$1372  = shift_6_1;
+  assign \capture$1373  = \o$439 [3];
+  assign \capture_next$1374  = o_next[3];
+  assign \a_next$1375  = \o$447 [55:48];
+  assign \first_next_out$1377  = \first_next$1376 ;
+  assign \valid_next$1378  = \o$449 [18];
+  assign \a_out$1380  = \a_in$1379 ;
+  assign \valid_out$1382  = \valid_in$1381 ;
+  assign \first_out$1384  = \first_in$1383 ;
+  assign \last_out$1386  = \last_in$1385 ;
+  assign \psum_out$1388  = \psum_in$1387 ;
+  assign \w_out$1390  = \w_in$1389 ;
+  assign \en$1391  = en_pe_6_2;
+  assign \w_shift$1392  = shift_6_2;
+  assign \capture$1393  = \o$439 [5];
+  assign \capture_next$1394  = o_next[5];
+  assign \a_next$1395  = \a_in$1379 ;
+  assign \first_next_out$1397  = \first_next$1396 ;
+  assign \valid_next$1398  = \valid_in$1381 ;
+  assign \a_out$1400  = \a_in$1399 ;
+  assign \valid_out$1402  = \valid_in$1401 ;
+  assign \first_out$1404  = \first_in$1403 ;
+  assign \last_out$1406  = \last_in$1405 ;
+  assign \psum_out$1408  = \psum_in$1407 ;
+  assign \w_out$1410  = \w_in$1409 ;
+  assign \en$1411  = en_pe_6_3;
+  assign \w_shift$1412  = shift_6_3;
+  assign \capture$1413  = \o$439 [7];
+  assign \capture_next$1414  = o_next[7];
+  assign \a_next$1415  = \a_in$1399 ;
+  assign \first_next_out$1417  = \first_next$1416 ;
+  assign \valid_next$1418  = \valid_in$1401 ;
+  assign \a_out$1420  = \a_in$1419 ;
+  assign \valid_out$1422  = \valid_in$1421 ;
+  assign \first_out$1424  = \first_in$1423 ;
+  assign \last_out$1426  = \last_in$1425 ;
+  assign \psum_out$1428  = \psum_in$1427 ;
+  assign \w_out$1430  = \w_in$1429 ;
+  assign \en$1431  = en_pe_6_4;
+  assign \w_shift$1432  = shift_6_4;
+  assign \capture$1433  = \o$439 [9];
+  assign \capture_next$1434  = o_next[9];
+  assign \a_next$1435  = \a_in$1419 ;
+  assign \first_next_out$1437  = \first_next$1436 ;
+  assign \valid_next$1438  = \valid_in$1421 ;
+  assign \a_out$1440  = \a_in$1439 ;
+  assign \valid_out$1442  = \valid_in$1441 ;
+  assign \first_out$1444  = \first_in$1443 ;
+  assign \last_out$1446  = \last_in$1445 ;
+  assign \psum_out$1448  = \psum_in$1447 ;
+  assign \w_out$1450  = \w_in$1449 ;
+  assign \en$1451  = en_pe_6_5;
+  assign \w_shift$1452  = shift_6_5;
+  assign \capture$1453  = \o$439 [11];
+  assign \capture_next$1454  = o_next[11];
+  assign \a_next$1455  = \a_in$1439 ;
+  assign \first_next_out$1457  = \first_next$1456 ;
+  assign \valid_next$1458  = \valid_in$1441 ;
+  assign \a_out$1460  = \a_in$1459 ;
+  assign \valid_out$1462  = \valid_in$1461 ;
+  assign \first_out$1464  = \first_in$1463 ;
+  assign \last_out$1466  = \last_in$1465 ;
+  assign \psum_out$1468  = \psum_in$1467 ;
+  assign \w_out$1470  = \w_in$1469 ;
+  assign \en$1471  = en_pe_6_6;
+  assign \w_shift$1472  = shift_6_6;
+  assign \capture$1473  = \o$439 [13];
+  assign \capture_next$1474  = o_next[13];
+  assign \a_next$1475  = \a_in$1459 ;
+  assign \first_next_out$1477  = \first_next$1476 ;
+  assign \valid_next$1478  = \valid_in$1461 ;
+  assign \a_out$1480  = \a_in$1479 ;
+  assign \valid_out$1482  = \valid_in$1481 ;
+  assign \first_out$1484  = \first_in$1483 ;
+  assign \last_out$1486  = \last_in$1485 ;
+  assign \psum_out$1488  = \psum_in$1487 ;
+  assign \w_out$1490  = \w_in$1489 ;
+  assign \en$1491  = en_pe_6_7;
+  assign \w_shift$1492  = shift_6_7;
+  assign \capture$1493  = \o$439 [15];
+  assign \capture_next$1494  = o_next[15];
+  assign \a_next$1495  = \a_in$1479 ;
+  assign \first_next_out$1497  = \first_next$1496 ;
+  assign \valid_next$1498  = \valid_in$1481 ;
+  assign \a_out$1500  = \a_in$1499 ;
+  assign \valid_out$1502  = \valid_in$1501 ;
+  assign \first_out$1504  = \first_in$1503 ;
+  assign \last_out$1506  = \last_in$1505 ;
+  assign \psum_out$1508  = \psum_in$1507 ;
+  assign \w_out$1510  = \w_in$1509 ;
+  assign \en$1511  = en_pe_7_0;
+  assign \w_shift$1512  = shift_7_0;
+  assign \capture$1513  = \o$439 [1];
+  assign \capture_next$1514  = o_next[1];
+  assign \a_next$1515  = \o_next$442 [63:56];
+  assign \first_next$1516  = \o_next$444 [22];
+  assign \valid_next$1517  = \o_next$444 [21];
+  assign \a_in$1518  = \o$447 [63:56];
+  assign \valid_in$1519  = \o$449 [21];
+  assign \first_in$1520  = \o$449 [22];
+  assign \last_in$1521  = \o$449 [23];
+  assign \psum_out$1523  = \psum_in$1522 ;
+  assign \w_out$1525  = \w_in$1524 ;
+  assign \en$1526  = en_pe_7_1;
+  assign \w_shift$1527  = shift_7_1;
+  assign \capture$1528  = \o$439 [3];
+  assign \capture_next$1529  = o_next[3];
+  assign \a_next$1530  = \o$447 [63:56];
+  assign \first_next_out$1532  = \first_next$1531 ;
+  assign \valid_next$1533  = \o$449 [21];
+  assign \a_out$1535  = \a_in$1534 ;
+  assign \valid_out$1537  = \valid_in$1536 ;
+  assign \first_out$1539  = \first_in$1538 ;
+  assign \last_out$1541  = \last_in$1540 ;
+  assign \psum_out$1543  = \psum_in$1542 ;
+  assign \w_out$1545  = \w_in$1544 ;
+  assign \en$1546  = en_pe_7_2;
+  assign \w_shift$1547  = shift_7_2;
+  assign \capture$1548  = \o$439 [5];
+  assign \capture_next$1549  = o_next[5];
+  assign \a_next$1550  = \a_in$1534 ;
+  assign \first_next_out$1552  = \first_next$1551 ;
+  assign \valid_next$1553  = \valid_in$1536 ;
+  assign \a_out$1555  = \a_in$1554 ;
+  assign \valid_out$1557  = \valid_in$1556 ;
+  assign \first_out$1559  = \first_in$1558 ;
+  assign \last_out$1561  = \last_in$1560 ;
+  assign \psum_out$1563  = \psum_in$1562 ;
+  assign \w_out$1565  = \w_in$1564 ;
+  assign \en$1566  = en_pe_7_3;
+  assign \w_shift$1567  = shift_7_3;
+  assign \capture$1568  = \o$439 [7];
+  assign \capture_next$1569  = o_next[7];
+  assign \a_next$1570  = \a_in$1554 ;
+  assign \first_next_out$1572  = \first_next$1571 ;
+  assign \valid_next$1573  = \valid_in$1556 ;
+  assign \a_out$1575  = \a_in$1574 ;
+  assign \valid_out$1577  = \valid_in$1576 ;
+  assign \first_out$1579  = \first_in$1578 ;
+  assign \last_out$1581  = \last_in$1580 ;
+  assign \psum_out$1583  = \psum_in$1582 ;
+  assign \w_out$1585  = \w_in$1584 ;
+  assign \en$1586  = en_pe_7_4;
+  assign \w_shift$1587  = shift_7_4;
+  assign \capture$1588  = \o$439 [9];
+  assign \capture_next$1589  = o_next[9];
+  assign \a_next$1590  = \a_in$1574 ;
+  assign \first_next_out$1592  = \first_next$1591 ;
+  assign \valid_next$1593  = \valid_in$1576 ;
+  assign \a_out$1595  = \a_in$1594 ;
+  assign \valid_out$1597  = \valid_in$1596 ;
+  assign \first_out$1599  = \first_in$1598 ;
+  assign \last_out$1601  = \last_in$1600 ;
+  assign \psum_out$1603  = \psum_in$1602 ;
+  assign \w_out$1605  = \w_in$1604 ;
+  assign \en$1606  = en_pe_7_5;
+  assign \w_shift$1607  = shift_7_5;
+  assign \capture$1608  = \o$439 [11];
+  assign \capture_next$1609  = o_next[11];
+  assign \a_next$1610  = \a_in$1594 ;
+  assign \first_next_out$1612  = \first_next$1611 ;
+  assign \valid_next$1613  = \valid_in$1596 ;
+  assign \a_out$1615  = \a_in$1614 ;
+  assign \valid_out$1617  = \valid_in$1616 ;
+  assign \first_out$1619  = \first_in$1618 ;
+  assign \last_out$1621  = \last_in$1620 ;
+  assign \psum_out$1623  = \psum_in$1622 ;
+  assign \w_out$1625  = \w_in$1624 ;
+  assign \en$1626  = en_pe_7_6;
+  assign \w_shift$1627  = shift_7_6;
+  assign \capture$1628  = \o$439 [13];
+  assign \capture_next$1629  = o_next[13];
+  assign \a_next$1630  = \a_in$1614 ;
+  assign \first_next_out$1632  = \first_next$1631 ;
+  assign \valid_next$1633  = \valid_in$1616 ;
+  assign \a_out$1635  = \a_in$1634 ;
+  assign \valid_out$1637  = \valid_in$1636 ;
+  assign \first_out$1639  = \first_in$1638 ;
+  assign \last_out$1641  = \last_in$1640 ;
+  assign \psum_out$1643  = \psum_in$1642 ;
+  assign \w_out$1645  = \w_in$1644 ;
+  assign \en$1646  = en_pe_7_7;
+  assign \w_shift$1647  = shift_7_7;
+  assign \capture$1648  = \o$439 [15];
+  assign \capture_next$1649  = o_next[15];
+  assign \a_next$1650  = \a_in$1634 ;
+  assign \first_next_out$1652  = \first_next$1651 ;
+  assign \valid_next$1653  = \valid_in$1636 ;
+  assign \a_out$1655  = \a_in$1654 ;
+  assign \valid_out$1657  = \valid_in$1656 ;
+  assign \first_out$1659  = \first_in$1658 ;
+  assign \last_out$1661  = \last_in$1660 ;
+  assign \psum_out$1663  = \psum_in$1662 ;
+  assign \w_out$1665  = \w_in$1664 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -6842,78 +6036,78 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$621[0]  = in_w[7:0];
-  assign \i$621[1]  = in_w[15:8];
-  assign \i$621[2]  = in_w[23:16];
-  assign \i$621[3]  = in_w[31:24];
-  assign \i$621[4]  = in_w[39:32];
-  assign \i$621[5]  = in_w[47:40];
-  assign \i$621[6]  = in_w[55:48];
-  assign \i$621[7]  = in_w[63:56];
-  assign \i$622[0]  = \i$622 [1:0];
-  assign \i$622[0].shift  = \i$622 [0];
-  assign \i$622[0].capture  = \i$622 [1];
-  assign \i$622[1]  = \i$622 [3:2];
-  assign \i$622[1].shift  = \i$622 [2];
-  assign \i$622[1].capture  = \i$622 [3];
-  assign \i$622[2]  = \i$622 [5:4];
-  assign \i$622[2].shift  = \i$622 [4];
-  assign \i$622[2].capture  = \i$622 [5];
-  assign \i$622[3]  = \i$622 [7:6];
-  assign \i$622[3].shift  = \i$622 [6];
-  assign \i$622[3].capture  = \i$622 [7];
-  assign \i$622[4]  = \i$622 [9:8];
-  assign \i$622[4].shift  = \i$622 [8];
-  assign \i$622[4].capture  = \i$622 [9];
-  assign \i$622[5]  = \i$622 [11:10];
-  assign \i$622[5].shift  = \i$622 [10];
-  assign \i$622[5].capture  = \i$622 [11];
-  assign \i$622[6]  = \i$622 [13:12];
-  assign \i$622[6].shift  = \i$622 [12];
-  assign \i$622[6].capture  = \i$622 [13];
-  assign \i$622[7]  = \i$622 [15:14];
-  assign \i$622[7].shift  = \i$622 [14];
-  assign \i$622[7].capture  = \i$622 [15];
-  assign \i$623[0]  = \i$623 [7:0];
-  assign \i$623[1]  = \i$623 [15:8];
-  assign \i$623[2]  = \i$623 [23:16];
-  assign \i$623[3]  = \i$623 [31:24];
-  assign \i$623[4]  = \i$623 [39:32];
-  assign \i$623[5]  = \i$623 [47:40];
-  assign \i$623[6]  = \i$623 [55:48];
-  assign \i$623[7]  = \i$623 [63:56];
-  assign \i$624[0]  = \i$624 [2:0];
-  assign \i$624[0].valid  = \i$624 [0];
-  assign \i$624[0].first  = \i$624 [1];
-  assign \i$624[0].last  = \i$624 [2];
-  assign \i$624[1]  = \i$624 [5:3];
-  assign \i$624[1].valid  = \i$624 [3];
-  assign \i$624[1].first  = \i$624 [4];
-  assign \i$624[1].last  = \i$624 [5];
-  assign \i$624[2]  = \i$624 [8:6];
-  assign \i$624[2].valid  = \i$624 [6];
-  assign \i$624[2].first  = \i$624 [7];
-  assign \i$624[2].last  = \i$624 [8];
-  assign \i$624[3]  = \i$624 [11:9];
-  assign \i$624[3].valid  = \i$624 [9];
-  assign \i$624[3].first  = \i$624 [10];
-  assign \i$624[3].last  = \i$624 [11];
-  assign \i$624[4]  = \i$624 [14:12];
-  assign \i$624[4].valid  = \i$624 [12];
-  assign \i$624[4].first  = \i$624 [13];
-  assign \i$624[4].last  = \i$624 [14];
-  assign \i$624[5]  = \i$624 [17:15];
-  assign \i$624[5].valid  = \i$624 [15];
-  assign \i$624[5].first  = \i$624 [16];
-  assign \i$624[5].last  = \i$624 [17];
-  assign \i$624[6]  = \i$624 [20:18];
-  assign \i$624[6].valid  = \i$624 [18];
-  assign \i$624[6].first  = \i$624 [19];
-  assign \i$624[6].last  = \i$624 [20];
-  assign \i$624[7]  = \i$624 [23:21];
-  assign \i$624[7].valid  = \i$624 [21];
-  assign \i$624[7].first  = \i$624 [22];
-  assign \i$624[7].last  = \i$624 [23];
+  assign \i$429[0]  = in_w[7:0];
+  assign \i$429[1]  = in_w[15:8];
+  assign \i$429[2]  = in_w[23:16];
+  assign \i$429[3]  = in_w[31:24];
+  assign \i$429[4]  = in_w[39:32];
+  assign \i$429[5]  = in_w[47:40];
+  assign \i$429[6]  = in_w[55:48];
+  assign \i$429[7]  = in_w[63:56];
+  assign \i$430[0]  = \i$430 [1:0];
+  assign \i$430[0].shift  = \i$430 [0];
+  assign \i$430[0].capture  = \i$430 [1];
+  assign \i$430[1]  = \i$430 [3:2];
+  assign \i$430[1].shift  = \i$430 [2];
+  assign \i$430[1].capture  = \i$430 [3];
+  assign \i$430[2]  = \i$430 [5:4];
+  assign \i$430[2].shift  = \i$430 [4];
+  assign \i$430[2].capture  = \i$430 [5];
+  assign \i$430[3]  = \i$430 [7:6];
+  assign \i$430[3].shift  = \i$430 [6];
+  assign \i$430[3].capture  = \i$430 [7];
+  assign \i$430[4]  = \i$430 [9:8];
+  assign \i$430[4].shift  = \i$430 [8];
+  assign \i$430[4].capture  = \i$430 [9];
+  assign \i$430[5]  = \i$430 [11:10];
+  assign \i$430[5].shift  = \i$430 [10];
+  assign \i$430[5].capture  = \i$430 [11];
+  assign \i$430[6]  = \i$430 [13:12];
+  assign \i$430[6].shift  = \i$430 [12];
+  assign \i$430[6].capture  = \i$430 [13];
+  assign \i$430[7]  = \i$430 [15:14];
+  assign \i$430[7].shift  = \i$430 [14];
+  assign \i$430[7].capture  = \i$430 [15];
+  assign \i$431[0]  = \i$431 [7:0];
+  assign \i$431[1]  = \i$431 [15:8];
+  assign \i$431[2]  = \i$431 [23:16];
+  assign \i$431[3]  = \i$431 [31:24];
+  assign \i$431[4]  = \i$431 [39:32];
+  assign \i$431[5]  = \i$431 [47:40];
+  assign \i$431[6]  = \i$431 [55:48];
+  assign \i$431[7]  = \i$431 [63:56];
+  assign \i$432[0]  = \i$432 [2:0];
+  assign \i$432[0].valid  = \i$432 [0];
+  assign \i$432[0].first  = \i$432 [1];
+  assign \i$432[0].last  = \i$432 [2];
+  assign \i$432[1]  = \i$432 [5:3];
+  assign \i$432[1].valid  = \i$432 [3];
+  assign \i$432[1].first  = \i$432 [4];
+  assign \i$432[1].last  = \i$432 [5];
+  assign \i$432[2]  = \i$432 [8:6];
+  assign \i$432[2].valid  = \i$432 [6];
+  assign \i$432[2].first  = \i$432 [7];
+  assign \i$432[2].last  = \i$432 [8];
+  assign \i$432[3]  = \i$432 [11:9];
+  assign \i$432[3].valid  = \i$432 [9];
+  assign \i$432[3].first  = \i$432 [10];
+  assign \i$432[3].last  = \i$432 [11];
+  assign \i$432[4]  = \i$432 [14:12];
+  assign \i$432[4].valid  = \i$432 [12];
+  assign \i$432[4].first  = \i$432 [13];
+  assign \i$432[4].last  = \i$432 [14];
+  assign \i$432[5]  = \i$432 [17:15];
+  assign \i$432[5].valid  = \i$432 [15];
+  assign \i$432[5].first  = \i$432 [16];
+  assign \i$432[5].last  = \i$432 [17];
+  assign \i$432[6]  = \i$432 [20:18];
+  assign \i$432[6].valid  = \i$432 [18];
+  assign \i$432[6].first  = \i$432 [19];
+  assign \i$432[6].last  = \i$432 [20];
+  assign \i$432[7]  = \i$432 [23:21];
+  assign \i$432[7].valid  = \i$432 [21];
+  assign \i$432[7].first  = \i$432 [22];
+  assign \i$432[7].last  = \i$432 [23];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -6922,190 +6116,214 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$626[0]  = \i_next$626 [2:0];
-  assign \i_next$626[0].valid  = \i_next$626 [0];
-  assign \i_next$626[0].first  = \i_next$626 [1];
-  assign \i_next$626[0].last  = \i_next$626 [2];
-  assign \i_next$626[1]  = \i_next$626 [5:3];
-  assign \i_next$626[1].valid  = \i_next$626 [3];
-  assign \i_next$626[1].first  = \i_next$626 [4];
-  assign \i_next$626[1].last  = \i_next$626 [5];
-  assign \i_next$626[2]  = \i_next$626 [8:6];
-  assign \i_next$626[2].valid  = \i_next$626 [6];
-  assign \i_next$626[2].first  = \i_next$626 [7];
-  assign \i_next$626[2].last  = \i_next$626 [8];
-  assign \i_next$626[3]  = \i_next$626 [11:9];
-  assign \i_next$626[3].valid  = \i_next$626 [9];
-  assign \i_next$626[3].first  = \i_next$626 [10];
-  assign \i_next$626[3].last  = \i_next$626 [11];
-  assign \i_next$626[4]  = \i_next$626 [14:12];
-  assign \i_next$626[4].valid  = \i_next$626 [12];
-  assign \i_next$626[4].first  = \i_next$626 [13];
-  assign \i_next$626[4].last  = \i_next$626 [14];
-  assign \i_next$626[5]  = \i_next$626 [17:15];
-  assign \i_next$626[5].valid  = \i_next$626 [15];
-  assign \i_next$626[5].first  = \i_next$626 [16];
-  assign \i_next$626[5].last  = \i_next$626 [17];
-  assign \i_next$626[6]  = \i_next$626 [20:18];
-  assign \i_next$626[6].valid  = \i_next$626 [18];
-  assign \i_next$626[6].first  = \i_next$626 [19];
-  assign \i_next$626[6].last  = \i_next$626 [20];
-  assign \i_next$626[7]  = \i_next$626 [23:21];
-  assign \i_next$626[7].valid  = \i_next$626 [21];
-  assign \i_next$626[7].first  = \i_next$626 [22];
-  assign \i_next$626[7].last  = \i_next$626 [23];
-  assign \i_next$627[0]  = \i_next$627 [1:0];
-  assign \i_next$627[0].shift  = \i_next$627 [0];
-  assign \i_next$627[0].capture  = \i_next$627 [1];
-  assign \i_next$627[1]  = \i_next$627 [3:2];
-  assign \i_next$627[1].shift  = \i_next$627 [2];
-  assign \i_next$627[1].capture  = \i_next$627 [3];
-  assign \i_next$627[2]  = \i_next$627 [5:4];
-  assign \i_next$627[2].shift  = \i_next$627 [4];
-  assign \i_next$627[2].capture  = \i_next$627 [5];
-  assign \i_next$627[3]  = \i_next$627 [7:6];
-  assign \i_next$627[3].shift  = \i_next$627 [6];
-  assign \i_next$627[3].capture  = \i_next$627 [7];
-  assign \i_next$627[4]  = \i_next$627 [9:8];
-  assign \i_next$627[4].shift  = \i_next$627 [8];
-  assign \i_next$627[4].capture  = \i_next$627 [9];
-  assign \i_next$627[5]  = \i_next$627 [11:10];
-  assign \i_next$627[5].shift  = \i_next$627 [10];
-  assign \i_next$627[5].capture  = \i_next$627 [11];
-  assign \i_next$627[6]  = \i_next$627 [13:12];
-  assign \i_next$627[6].shift  = \i_next$627 [12];
-  assign \i_next$627[6].capture  = \i_next$627 [13];
-  assign \i_next$627[7]  = \i_next$627 [15:14];
-  assign \i_next$627[7].shift  = \i_next$627 [14];
-  assign \i_next$627[7].capture  = \i_next$627 [15];
-  assign \o_next$633[0]  = \o_next$633 [7:0];
-  assign \o_next$633[1]  = \o_next$633 [15:8];
-  assign \o_next$633[2]  = \o_next$633 [23:16];
-  assign \o_next$633[3]  = \o_next$633 [31:24];
-  assign \o_next$633[4]  = \o_next$633 [39:32];
-  assign \o_next$633[5]  = \o_next$633 [47:40];
-  assign \o_next$633[6]  = \o_next$633 [55:48];
-  assign \o_next$633[7]  = \o_next$633 [63:56];
-  assign \o_next$635[0]  = \o_next$635 [2:0];
-  assign \o_next$635[0].valid  = \o_next$635 [0];
-  assign \o_next$635[0].first  = \o_next$635 [1];
-  assign \o_next$635[0].last  = \o_next$635 [2];
-  assign \o_next$635[1]  = \o_next$635 [5:3];
-  assign \o_next$635[1].valid  = \o_next$635 [3];
-  assign \o_next$635[1].first  = \o_next$635 [4];
-  assign \o_next$635[1].last  = \o_next$635 [5];
-  assign \o_next$635[2]  = \o_next$635 [8:6];
-  assign \o_next$635[2].valid  = \o_next$635 [6];
-  assign \o_next$635[2].first  = \o_next$635 [7];
-  assign \o_next$635[2].last  = \o_next$635 [8];
-  assign \o_next$635[3]  = \o_next$635 [11:9];
-  assign \o_next$635[3].valid  = \o_next$635 [9];
-  assign \o_next$635[3].first  = \o_next$635 [10];
-  assign \o_next$635[3].last  = \o_next$635 [11];
-  assign \o_next$635[4]  = \o_next$635 [14:12];
-  assign \o_next$635[4].valid  = \o_next$635 [12];
-  assign \o_next$635[4].first  = \o_next$635 [13];
-  assign \o_next$635[4].last  = \o_next$635 [14];
-  assign \o_next$635[5]  = \o_next$635 [17:15];
-  assign \o_next$635[5].valid  = \o_next$635 [15];
-  assign \o_next$635[5].first  = \o_next$635 [16];
-  assign \o_next$635[5].last  = \o_next$635 [17];
-  assign \o_next$635[6]  = \o_next$635 [20:18];
-  assign \o_next$635[6].valid  = \o_next$635 [18];
-  assign \o_next$635[6].first  = \o_next$635 [19];
-  assign \o_next$635[6].last  = \o_next$635 [20];
-  assign \o_next$635[7]  = \o_next$635 [23:21];
-  assign \o_next$635[7].valid  = \o_next$635 [21];
-  assign \o_next$635[7].first  = \o_next$635 [22];
-  assign \o_next$635[7].last  = \o_next$635 [23];
-  assign \o$638[0]  = \o$638 [7:0];
-  assign \o$638[1]  = \o$638 [15:8];
-  assign \o$638[2]  = \o$638 [23:16];
-  assign \o$638[3]  = \o$638 [31:24];
-  assign \o$638[4]  = \o$638 [39:32];
-  assign \o$638[5]  = \o$638 [47:40];
-  assign \o$638[6]  = \o$638 [55:48];
-  assign \o$638[7]  = \o$638 [63:56];
-  assign \o$640[0]  = \o$640 [2:0];
-  assign \o$640[0].valid  = \o$640 [0];
-  assign \o$640[0].first  = \o$640 [1];
-  assign \o$640[0].last  = \o$640 [2];
-  assign \o$640[1]  = \o$640 [5:3];
-  assign \o$640[1].valid  = \o$640 [3];
-  assign \o$640[1].first  = \o$640 [4];
-  assign \o$640[1].last  = \o$640 [5];
-  assign \o$640[2]  = \o$640 [8:6];
-  assign \o$640[2].valid  = \o$640 [6];
-  assign \o$640[2].first  = \o$640 [7];
-  assign \o$640[2].last  = \o$640 [8];
-  assign \o$640[3]  = \o$640 [11:9];
-  assign \o$640[3].valid  = \o$640 [9];
-  assign \o$640[3].first  = \o$640 [10];
-  assign \o$640[3].last  = \o$640 [11];
-  assign \o$640[4]  = \o$640 [14:12];
-  assign \o$640[4].valid  = \o$640 [12];
-  assign \o$640[4].first  = \o$640 [13];
-  assign \o$640[4].last  = \o$640 [14];
-  assign \o$640[5]  = \o$640 [17:15];
-  assign \o$640[5].valid  = \o$640 [15];
-  assign \o$640[5].first  = \o$640 [16];
-  assign \o$640[5].last  = \o$640 [17];
-  assign \o$640[6]  = \o$640 [20:18];
-  assign \o$640[6].valid  = \o$640 [18];
-  assign \o$640[6].first  = \o$640 [19];
-  assign \o$640[6].last  = \o$640 [20];
-  assign \o$640[7]  = \o$640 [23:21];
-  assign \o$640[7].valid  = \o$640 [21];
-  assign \o$640[7].first  = \o$640 [22];
-  assign \o$640[7].last  = \o$640 [23];
-  assign \o$645[0]  = \o$645 [7:0];
-  assign \o$645[1]  = \o$645 [15:8];
-  assign \o$645[2]  = \o$645 [23:16];
-  assign \o$645[3]  = \o$645 [31:24];
-  assign \o$645[4]  = \o$645 [39:32];
-  assign \o$645[5]  = \o$645 [47:40];
-  assign \o$645[6]  = \o$645 [55:48];
-  assign \o$645[7]  = \o$645 [63:56];
-  assign \i_next$627 [15] = capture;
-  assign \i_next$627 [13] = capture;
-  assign \i_next$627 [11] = capture;
-  assign \i_next$627 [9] = capture;
-  assign \i_next$627 [7] = capture;
-  assign \i_next$627 [5] = capture;
-  assign \i_next$627 [3] = capture;
-  assign \i_next$627 [1] = capture;
-  assign \i_next$627 [14] = w_accept;
-  assign \i_next$627 [12] = w_accept;
-  assign \i_next$627 [10] = w_accept;
-  assign \i_next$627 [8] = w_accept;
-  assign \i_next$627 [6] = w_accept;
-  assign \i_next$627 [4] = w_accept;
-  assign \i_next$627 [2] = w_accept;
-  assign \i_next$627 [0] = w_accept;
-  assign \i_next$626 [23] = operands__payload[64];
-  assign \i_next$626 [22] = first;
-  assign \i_next$626 [21] = a_accept;
-  assign \i_next$626 [20] = operands__payload[64];
-  assign \i_next$626 [19] = first;
-  assign \i_next$626 [18] = a_accept;
-  assign \i_next$626 [17] = operands__payload[64];
-  assign \i_next$626 [16] = first;
-  assign \i_next$626 [15] = a_accept;
-  assign \i_next$626 [14] = operands__payload[64];
-  assign \i_next$626 [13] = first;
-  assign \i_next$626 [12] = a_accept;
-  assign \i_next$626 [11] = operands__payload[64];
-  assign \i_next$626 [10] = first;
-  assign \i_next$626 [9] = a_accept;
-  assign \i_next$626 [8] = operands__payload[64];
-  assign \i_next$626 [7] = first;
-  assign \i_next$626 [6] = a_accept;
-  assign \i_next$626 [5] = operands__payload[64];
-  assign \i_next$626 [4] = first;
-  assign \i_next$626 [3] = a_accept;
-  assign \i_next$626 [2] = operands__payload[64];
-  assign \i_next$626 [1] = first;
-  assign \i_next$626 [0] = a_accept;
+  assign \i_next$434[0]  = \i_next$434 [2:0];
+  assign \i_next$434[0].valid  = \i_next$434 [0];
+  assign \i_next$434[0].first  = \i_next$434 [1];
+  assign \i_next$434[0].last  = \i_next$434 [2];
+  assign \i_next$434[1]  = \i_next$434 [5:3];
+  assign \i_next$434[1].valid  = \i_next$434 [3];
+  assign \i_next$434[1].first  = \i_next$434 [4];
+  assign \i_next$434[1].last  = \i_next$434 [5];
+  assign \i_next$434[2]  = \i_next$434 [8:6];
+  assign \i_next$434[2].valid  = \i_next$434 [6];
+  assign \i_next$434[2].first  = \i_next$434 [7];
+  assign \i_next$434[2].last  = \i_next$434 [8];
+  assign \i_next$434[3]  = \i_next$434 [11:9];
+  assign \i_next$434[3].valid  = \i_next$434 [9];
+  assign \i_next$434[3].first  = \i_next$434 [10];
+  assign \i_next$434[3].last  = \i_next$434 [11];
+  assign \i_next$434[4]  = \i_next$434 [14:12];
+  assign \i_next$434[4].valid  = \i_next$434 [12];
+  assign \i_next$434[4].first  = \i_next$434 [13];
+  assign \i_next$434[4].last  = \i_next$434 [14];
+  assign \i_next$434[5]  = \i_next$434 [17:15];
+  assign \i_next$434[5].valid  = \i_next$434 [15];
+  assign \i_next$434[5].first  = \i_next$434 [16];
+  assign \i_next$434[5].last  = \i_next$434 [17];
+  assign \i_next$434[6]  = \i_next$434 [20:18];
+  assign \i_next$434[6].valid  = \i_next$434 [18];
+  assign \i_next$434[6].first  = \i_next$434 [19];
+  assign \i_next$434[6].last  = \i_next$434 [20];
+  assign \i_next$434[7]  = \i_next$434 [23:21];
+  assign \i_next$434[7].valid  = \i_next$434 [21];
+  assign \i_next$434[7].first  = \i_next$434 [22];
+  assign \i_next$434[7].last  = \i_next$434 [23];
+  assign \i_next$435[0]  = \i_next$435 [1:0];
+  assign \i_next$435[0].shift  = \i_next$435 [0];
+  assign \i_next$435[0].capture  = \i_next$435 [1];
+  assign \i_next$435[1]  = \i_next$435 [3:2];
+  assign \i_next$435[1].shift  = \i_next$435 [2];
+  assign \i_next$435[1].capture  = \i_next$435 [3];
+  assign \i_next$435[2]  = \i_next$435 [5:4];
+  assign \i_next$435[2].shift  = \i_next$435 [4];
+  assign \i_next$435[2].capture  = \i_next$435 [5];
+  assign \i_next$435[3]  = \i_next$435 [7:6];
+  assign \i_next$435[3].shift  = \i_next$435 [6];
+  assign \i_next$435[3].capture  = \i_next$435 [7];
+  assign \i_next$435[4]  = \i_next$435 [9:8];
+  assign \i_next$435[4].shift  = \i_next$435 [8];
+  assign \i_next$435[4].capture  = \i_next$435 [9];
+  assign \i_next$435[5]  = \i_next$435 [11:10];
+  assign \i_next$435[5].shift  = \i_next$435 [10];
+  assign \i_next$435[5].capture  = \i_next$435 [11];
+  assign \i_next$435[6]  = \i_next$435 [13:12];
+  assign \i_next$435[6].shift  = \i_next$435 [12];
+  assign \i_next$435[6].capture  = \i_next$435 [13];
+  assign \i_next$435[7]  = \i_next$435 [15:14];
+  assign \i_next$435[7].shift  = \i_next$435 [14];
+  assign \i_next$435[7].capture  = \i_next$435 [15];
+  assign \o$439[0]  = \o$439 [1:0];
+  assign \o$439[0].shift  = \o$439 [0];
+  assign \o$439[0].capture  = \o$439 [1];
+  assign \o$439[1]  = \o$439 [3:2];
+  assign \o$439[1].shift  = \o$439 [2];
+  assign \o$439[1].capture  = \o$439 [3];
+  assign \o$439[2]  = \o$439 [5:4];
+  assign \o$439[2].shift  = \o$439 [4];
+  assign \o$439[2].capture  = \o$439 [5];
+  assign \o$439[3]  = \o$439 [7:6];
+  assign \o$439[3].shift  = \o$439 [6];
+  assign \o$439[3].capture  = \o$439 [7];
+  assign \o$439[4]  = \o$439 [9:8];
+  assign \o$439[4].shift  = \o$439 [8];
+  assign \o$439[4].capture  = \o$439 [9];
+  assign \o$439[5]  = \o$439 [11:10];
+  assign \o$439[5].shift  = \o$439 [10];
+  assign \o$439[5].capture  = \o$439 [11];
+  assign \o$439[6]  = \o$439 [13:12];
+  assign \o$439[6].shift  = \o$439 [12];
+  assign \o$439[6].capture  = \o$439 [13];
+  assign \o$439[7]  = \o$439 [15:14];
+  assign \o$439[7].shift  = \o$439 [14];
+  assign \o$439[7].capture  = \o$439 [15];
+  assign \o_next$442[0]  = \o_next$442 [7:0];
+  assign \o_next$442[1]  = \o_next$442 [15:8];
+  assign \o_next$442[2]  = \o_next$442 [23:16];
+  assign \o_next$442[3]  = \o_next$442 [31:24];
+  assign \o_next$442[4]  = \o_next$442 [39:32];
+  assign \o_next$442[5]  = \o_next$442 [47:40];
+  assign \o_next$442[6]  = \o_next$442 [55:48];
+  assign \o_next$442[7]  = \o_next$442 [63:56];
+  assign \o_next$444[0]  = \o_next$444 [2:0];
+  assign \o_next$444[0].valid  = \o_next$444 [0];
+  assign \o_next$444[0].first  = \o_next$444 [1];
+  assign \o_next$444[0].last  = \o_next$444 [2];
+  assign \o_next$444[1]  = \o_next$444 [5:3];
+  assign \o_next$444[1].valid  = \o_next$444 [3];
+  assign \o_next$444[1].first  = \o_next$444 [4];
+  assign \o_next$444[1].last  = \o_next$444 [5];
+  assign \o_next$444[2]  = \o_next$444 [8:6];
+  assign \o_next$444[2].valid  = \o_next$444 [6];
+  assign \o_next$444[2].first  = \o_next$444 [7];
+  assign \o_next$444[2].last  = \o_next$444 [8];
+  assign \o_next$444[3]  = \o_next$444 [11:9];
+  assign \o_next$444[3].valid  = \o_next$444 [9];
+  assign \o_next$444[3].first  = \o_next$444 [10];
+  assign \o_next$444[3].last  = \o_next$444 [11];
+  assign \o_next$444[4]  = \o_next$444 [14:12];
+  assign \o_next$444[4].valid  = \o_next$444 [12];
+  assign \o_next$444[4].first  = \o_next$444 [13];
+  assign \o_next$444[4].last  = \o_next$444 [14];
+  assign \o_next$444[5]  = \o_next$444 [17:15];
+  assign \o_next$444[5].valid  = \o_next$444 [15];
+  assign \o_next$444[5].first  = \o_next$444 [16];
+  assign \o_next$444[5].last  = \o_next$444 [17];
+  assign \o_next$444[6]  = \o_next$444 [20:18];
+  assign \o_next$444[6].valid  = \o_next$444 [18];
+  assign \o_next$444[6].first  = \o_next$444 [19];
+  assign \o_next$444[6].last  = \o_next$444 [20];
+  assign \o_next$444[7]  = \o_next$444 [23:21];
+  assign \o_next$444[7].valid  = \o_next$444 [21];
+  assign \o_next$444[7].first  = \o_next$444 [22];
+  assign \o_next$444[7].last  = \o_next$444 [23];
+  assign \o$447[0]  = \o$447 [7:0];
+  assign \o$447[1]  = \o$447 [15:8];
+  assign \o$447[2]  = \o$447 [23:16];
+  assign \o$447[3]  = \o$447 [31:24];
+  assign \o$447[4]  = \o$447 [39:32];
+  assign \o$447[5]  = \o$447 [47:40];
+  assign \o$447[6]  = \o$447 [55:48];
+  assign \o$447[7]  = \o$447 [63:56];
+  assign \o$449[0]  = \o$449 [2:0];
+  assign \o$449[0].valid  = \o$449 [0];
+  assign \o$449[0].first  = \o$449 [1];
+  assign \o$449[0].last  = \o$449 [2];
+  assign \o$449[1]  = \o$449 [5:3];
+  assign \o$449[1].valid  = \o$449 [3];
+  assign \o$449[1].first  = \o$449 [4];
+  assign \o$449[1].last  = \o$449 [5];
+  assign \o$449[2]  = \o$449 [8:6];
+  assign \o$449[2].valid  = \o$449 [6];
+  assign \o$449[2].first  = \o$449 [7];
+  assign \o$449[2].last  = \o$449 [8];
+  assign \o$449[3]  = \o$449 [11:9];
+  assign \o$449[3].valid  = \o$449 [9];
+  assign \o$449[3].first  = \o$449 [10];
+  assign \o$449[3].last  = \o$449 [11];
+  assign \o$449[4]  = \o$449 [14:12];
+  assign \o$449[4].valid  = \o$449 [12];
+  assign \o$449[4].first  = \o$449 [13];
+  assign \o$449[4].last  = \o$449 [14];
+  assign \o$449[5]  = \o$449 [17:15];
+  assign \o$449[5].valid  = \o$449 [15];
+  assign \o$449[5].first  = \o$449 [16];
+  assign \o$449[5].last  = \o$449 [17];
+  assign \o$449[6]  = \o$449 [20:18];
+  assign \o$449[6].valid  = \o$449 [18];
+  assign \o$449[6].first  = \o$449 [19];
+  assign \o$449[6].last  = \o$449 [20];
+  assign \o$449[7]  = \o$449 [23:21];
+  assign \o$449[7].valid  = \o$449 [21];
+  assign \o$449[7].first  = \o$449 [22];
+  assign \o$449[7].last  = \o$449 [23];
+  assign \o$454[0]  = \o$454 [7:0];
+  assign \o$454[1]  = \o$454 [15:8];
+  assign \o$454[2]  = \o$454 [23:16];
+  assign \o$454[3]  = \o$454 [31:24];
+  assign \o$454[4]  = \o$454 [39:32];
+  assign \o$454[5]  = \o$454 [47:40];
+  assign \o$454[6]  = \o$454 [55:48];
+  assign \o$454[7]  = \o$454 [63:56];
+  assign \i_next$435 [15] = capture;
+  assign \i_next$435 [13] = capture;
+  assign \i_next$435 [11] = capture;
+  assign \i_next$435 [9] = capture;
+  assign \i_next$435 [7] = capture;
+  assign \i_next$435 [5] = capture;
+  assign \i_next$435 [3] = capture;
+  assign \i_next$435 [1] = capture;
+  assign \i_next$435 [14] = w_accept;
+  assign \i_next$435 [12] = w_accept;
+  assign \i_next$435 [10] = w_accept;
+  assign \i_next$435 [8] = w_accept;
+  assign \i_next$435 [6] = w_accept;
+  assign \i_next$435 [4] = w_accept;
+  assign \i_next$435 [2] = w_accept;
+  assign \i_next$435 [0] = w_accept;
+  assign \i_next$434 [23] = operands__payload[64];
+  assign \i_next$434 [22] = first;
+  assign \i_next$434 [21] = a_accept;
+  assign \i_next$434 [20] = operands__payload[64];
+  assign \i_next$434 [19] = first;
+  assign \i_next$434 [18] = a_accept;
+  assign \i_next$434 [17] = operands__payload[64];
+  assign \i_next$434 [16] = first;
+  assign \i_next$434 [15] = a_accept;
+  assign \i_next$434 [14] = operands__payload[64];
+  assign \i_next$434 [13] = first;
+  assign \i_next$434 [12] = a_accept;
+  assign \i_next$434 [11] = operands__payload[64];
+  assign \i_next$434 [10] = first;
+  assign \i_next$434 [9] = a_accept;
+  assign \i_next$434 [8] = operands__payload[64];
+  assign \i_next$434 [7] = first;
+  assign \i_next$434 [6] = a_accept;
+  assign \i_next$434 [5] = operands__payload[64];
+  assign \i_next$434 [4] = first;
+  assign \i_next$434 [3] = a_accept;
+  assign \i_next$434 [2] = operands__payload[64];
+  assign \i_next$434 [1] = first;
+  assign \i_next$434 [0] = a_accept;
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -7114,54 +6332,54 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$624 [23:21] = in_flags;
-  assign \i$624 [20:18] = in_flags;
-  assign \i$624 [17:15] = in_flags;
-  assign \i$624 [14:12] = in_flags;
-  assign \i$624 [11:9] = in_flags;
-  assign \i$624 [8:6] = in_flags;
-  assign \i$624 [5:3] = in_flags;
-  assign \i$624 [2:0] = in_flags;
-  assign \i$623 [63:56] = in_a[7:0];
-  assign \i$623 [55:48] = in_a[15:8];
-  assign \i$623 [47:40] = in_a[23:16];
-  assign \i$623 [39:32] = in_a[31:24];
-  assign \i$623 [31:24] = in_a[39:32];
-  assign \i$623 [23:16] = in_a[47:40];
-  assign \i$623 [15:8] = in_a[55:48];
-  assign \i$623 [7:0] = in_a[63:56];
-  assign \i$622 [15:14] = in_wctl;
-  assign \i$622 [13:12] = in_wctl;
-  assign \i$622 [11:10] = in_wctl;
-  assign \i$622 [9:8] = in_wctl;
-  assign \i$622 [7:6] = in_wctl;
-  assign \i$622 [5:4] = in_wctl;
-  assign \i$622 [3:2] = in_wctl;
-  assign \i$622 [1:0] = in_wctl;
-  assign results__payload[255:224] = \$259 ;
-  assign results__payload[223:192] = \$258 ;
-  assign results__payload[191:160] = \$257 ;
-  assign results__payload[159:128] = \$256 ;
-  assign results__payload[127:96] = \$255 ;
-  assign results__payload[95:64] = \$254 ;
-  assign results__payload[63:32] = \$253 ;
-  assign results__payload[31:0] = \$252 ;
-  assign results__payload[256] = \$250 ;
+  assign \i$432 [23:21] = in_flags;
+  assign \i$432 [20:18] = in_flags;
+  assign \i$432 [17:15] = in_flags;
+  assign \i$432 [14:12] = in_flags;
+  assign \i$432 [11:9] = in_flags;
+  assign \i$432 [8:6] = in_flags;
+  assign \i$432 [5:3] = in_flags;
+  assign \i$432 [2:0] = in_flags;
+  assign \i$431 [63:56] = in_a[7:0];
+  assign \i$431 [55:48] = in_a[15:8];
+  assign \i$431 [47:40] = in_a[23:16];
+  assign \i$431 [39:32] = in_a[31:24];
+  assign \i$431 [31:24] = in_a[39:32];
+  assign \i$431 [23:16] = in_a[47:40];
+  assign \i$431 [15:8] = in_a[55:48];
+  assign \i$431 [7:0] = in_a[63:56];
+  assign \i$430 [15:14] = in_wctl;
+  assign \i$430 [13:12] = in_wctl;
+  assign \i$430 [11:10] = in_wctl;
+  assign \i$430 [9:8] = in_wctl;
+  assign \i$430 [7:6] = in_wctl;
+  assign \i$430 [5:4] = in_wctl;
+  assign \i$430 [3:2] = in_wctl;
+  assign \i$430 [1:0] = in_wctl;
+  assign results__payload[255:224] = \$195 ;
+  assign results__payload[223:192] = \$194 ;
+  assign results__payload[191:160] = \$193 ;
+  assign results__payload[159:128] = \$192 ;
+  assign results__payload[127:96] = \$191 ;
+  assign results__payload[95:64] = \$190 ;
+  assign results__payload[63:32] = \$189 ;
+  assign results__payload[31:0] = \$188 ;
+  assign results__payload[256] = \$186 ;
   assign out[256] = last_out;
   assign out[255:0] = o;
-  assign i[255:224] = \psum_out$610 ;
-  assign i[223:192] = \psum_out$609 ;
-  assign i[191:160] = \psum_out$608 ;
-  assign i[159:128] = \psum_out$607 ;
-  assign i[127:96] = \psum_out$606 ;
-  assign i[95:64] = \psum_out$605 ;
-  assign i[63:32] = \psum_out$604 ;
+  assign i[255:224] = \psum_out$418 ;
+  assign i[223:192] = \psum_out$417 ;
+  assign i[191:160] = \psum_out$416 ;
+  assign i[159:128] = \psum_out$415 ;
+  assign i[127:96] = \psum_out$414 ;
+  assign i[95:64] = \psum_out$413 ;
+  assign i[63:32] = \psum_out$412 ;
   assign i[31:0] = psum_out;
-  assign \$272  = \o$640 [0];
+  assign \$208  = \o$449 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1693$0 , \port$1694$0 , \port$1695$0 , \port$1696$0 , \port$1697$0 , \port$1698$0 , \port$1699$0 , \port$1700$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$1309$0 , \port$1310$0 , \port$1311$0 , \port$1312$0 , \port$1313$0 , \port$1314$0 , \port$1315$0 , \port$1316$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -7260,22 +6478,22 @@ module \systolic_core.deskew (rst, \port$1693$0 , \port$1694$0 , \port$1695$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1693$0 ;
-  wire \port$1693$0 ;
-  input \port$1694$0 ;
-  wire \port$1694$0 ;
-  input \port$1695$0 ;
-  wire \port$1695$0 ;
-  input \port$1696$0 ;
-  wire \port$1696$0 ;
-  input \port$1697$0 ;
-  wire \port$1697$0 ;
-  input \port$1698$0 ;
-  wire \port$1698$0 ;
-  input \port$1699$0 ;
-  wire \port$1699$0 ;
-  input \port$1700$0 ;
-  wire \port$1700$0 ;
+  input \port$1309$0 ;
+  wire \port$1309$0 ;
+  input \port$1310$0 ;
+  wire \port$1310$0 ;
+  input \port$1311$0 ;
+  wire \port$1311$0 ;
+  input \port$1312$0 ;
+  wire \port$1312$0 ;
+  input \port$1313$0 ;
+  wire \port$1313$0 ;
+  input \port$1314$0 ;
+  wire \port$1314$0 ;
+  input \port$1315$0 ;
+  wire \port$1315$0 ;
+  input \port$1316$0 ;
+  wire \port$1316$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -7337,200 +6555,200 @@ module \systolic_core.deskew (rst, \port$1693$0 , \port$1694$0 , \port$1695$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1693$0 ) begin
+    if (\port$1309$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1694$0 ) begin
+    if (\port$1310$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1695$0 ) begin
+    if (\port$1311$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1695$0 ) begin
+    if (\port$1311$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1695$0 ) begin
+    if (\port$1311$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1695$0 ) begin
+    if (\port$1311$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1695$0 ) begin
+    if (\port$1311$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1696$0 ) begin
+    if (\port$1312$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1696$0 ) begin
+    if (\port$1312$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1696$0 ) begin
+    if (\port$1312$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1696$0 ) begin
+    if (\port$1312$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1697$0 ) begin
+    if (\port$1313$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1697$0 ) begin
+    if (\port$1313$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1697$0 ) begin
+    if (\port$1313$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1698$0 ) begin
+    if (\port$1314$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1698$0 ) begin
+    if (\port$1314$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1699$0 ) begin
+    if (\port$1315$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1700$0 , \port$1699$0 , \port$1698$0 , \port$1697$0 , \port$1696$0 , \port$1695$0 , \port$1694$0 , \port$1693$0  };
+  assign en = { \port$1316$0 , \port$1315$0 , \port$1314$0 , \port$1313$0 , \port$1312$0 , \port$1311$0 , \port$1310$0 , \port$1309$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -7583,26 +6801,23 @@ module \systolic_core.deskew (rst, \port$1693$0 , \port$1694$0 , \port$1695$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3855$0 , \port$3856$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3151$0 , \port$3152$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -7612,10 +6827,7 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -7633,17 +6845,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3855$0 ;
-  wire [2:0] \port$3855$0 ;
-  input [1:0] \port$3856$0 ;
-  wire [1:0] \port$3856$0 ;
+  input [2:0] \port$3151$0 ;
+  wire [2:0] \port$3151$0 ;
+  input [1:0] \port$3152$0 ;
+  wire [1:0] \port$3152$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -7658,71 +6869,76 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$0 [0] & \port$3856$0 [1];
+  assign \$4  = \port$3152$0 [0] & \port$3152$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = \port$3855$0 [0] & \port$3855$0 [1];
   always @(posedge pe_0_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$0 [0];
+      \$11  = \port$3151$0 [0];
+    end
+    if (pe_0_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -7730,9 +6946,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$0 [1];
+      \$13  = \port$3152$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$13  = 1'h0;
@@ -7740,9 +6956,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$0 [1];
+      \$14  = \port$3151$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$14  = 1'h0;
@@ -7750,81 +6966,49 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, capture, a_out, vali
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$0 [2];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$0 [1];
-  assign valid_next = \port$3856$0 [0];
-  assign valid_in = \port$3855$0 [0];
-  assign first_in = \port$3855$0 [1];
-  assign last_in = \port$3855$0 [2];
+  assign first_next = \port$3152$0 [1];
+  assign valid_next = \port$3152$0 [0];
+  assign valid_in = \port$3151$0 [0];
+  assign first_in = \port$3151$0 [1];
+  assign last_in = \port$3151$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk
-);
+module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -7834,10 +7018,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -7864,7 +7045,6 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -7888,64 +7068,69 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -7953,9 +7138,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_1_sync_rst) begin
       \$13  = 1'h0;
@@ -7963,9 +7148,9 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_1_sync_rst) begin
       \$14  = 1'h0;
@@ -7973,45 +7158,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -8022,27 +7179,23 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, capture, a_in, valid
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk
-);
+module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -8052,10 +7205,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -8082,7 +7232,6 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8106,64 +7255,69 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -8171,9 +7325,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_2_sync_rst) begin
       \$13  = 1'h0;
@@ -8181,9 +7335,9 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_2_sync_rst) begin
       \$14  = 1'h0;
@@ -8191,45 +7345,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -8240,27 +7366,23 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk
-);
+module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -8270,10 +7392,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -8300,7 +7419,6 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8324,64 +7442,69 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -8389,9 +7512,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_3_sync_rst) begin
       \$13  = 1'h0;
@@ -8399,9 +7522,9 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_3_sync_rst) begin
       \$14  = 1'h0;
@@ -8409,45 +7532,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -8458,27 +7553,23 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_4_sync_clk
-);
+module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -8488,10 +7579,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -8518,7 +7606,6 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8542,64 +7629,69 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_4_sync_rst) begin
       \$12  = 1'h0;
@@ -8607,9 +7699,9 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_4_sync_rst) begin
       \$13  = 1'h0;
@@ -8617,9 +7709,9 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_4_sync_rst) begin
       \$14  = 1'h0;
@@ -8627,45 +7719,17 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -8676,27 +7740,23 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_5_sync_clk
-);
+module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -8706,10 +7766,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -8736,7 +7793,6 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8760,64 +7816,69 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_5_sync_rst) begin
       \$12  = 1'h0;
@@ -8825,9 +7886,9 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_5_sync_rst) begin
       \$13  = 1'h0;
@@ -8835,9 +7896,9 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_5_sync_rst) begin
       \$14  = 1'h0;
@@ -8845,45 +7906,17 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -8894,27 +7927,23 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_6_sync_clk
-);
+module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -8924,10 +7953,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -8954,7 +7980,6 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -8978,64 +8003,69 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_6_sync_rst) begin
       \$12  = 1'h0;
@@ -9043,9 +8073,9 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_6_sync_rst) begin
       \$13  = 1'h0;
@@ -9053,9 +8083,9 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_6_sync_rst) begin
       \$14  = 1'h0;
@@ -9063,45 +8093,17 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -9112,26 +8114,23 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -9140,10 +8139,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -9167,7 +8163,6 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9190,64 +8185,69 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_0_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_0_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_0_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_0_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_0_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_0_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_0_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_0_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_0_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_0_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_0_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_0_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_0_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_0_7_sync_rst) begin
       \$12  = 1'h0;
@@ -9255,9 +8255,9 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_0_7_sync_rst) begin
       \$13  = 1'h0;
@@ -9265,9 +8265,9 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_0_7_sync_rst) begin
       \$14  = 1'h0;
@@ -9275,45 +8275,17 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_0_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -9324,26 +8296,23 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, capture, a_next, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$3 , \port$3856$3 , pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$3 , \port$3152$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -9353,10 +8322,7 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -9374,10 +8340,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3855$3 ;
-  wire [2:0] \port$3855$3 ;
-  input [1:0] \port$3856$3 ;
-  wire [1:0] \port$3856$3 ;
+  input [2:0] \port$3151$3 ;
+  wire [2:0] \port$3151$3 ;
+  input [1:0] \port$3152$3 ;
+  wire [1:0] \port$3152$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9385,7 +8351,6 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -9400,71 +8365,76 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$3 [0] & \port$3856$3 [1];
+  assign \$4  = \port$3152$3 [0] & \port$3152$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$3 [0] & \port$3855$3 [1];
   always @(posedge pe_1_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$3 [0];
+      \$11  = \port$3151$3 [0];
+    end
+    if (pe_1_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -9472,9 +8442,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$3 [1];
+      \$13  = \port$3152$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$13  = 1'h0;
@@ -9482,9 +8452,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$3 [1];
+      \$14  = \port$3151$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$14  = 1'h0;
@@ -9492,80 +8462,49 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$3 [2];
-    end
-    if (pe_1_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$3 [1];
-  assign valid_next = \port$3856$3 [0];
-  assign valid_in = \port$3855$3 [0];
-  assign first_in = \port$3855$3 [1];
-  assign last_in = \port$3855$3 [2];
+  assign first_next = \port$3152$3 [1];
+  assign valid_next = \port$3152$3 [0];
+  assign valid_in = \port$3151$3 [0];
+  assign first_in = \port$3151$3 [1];
+  assign last_in = \port$3151$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -9575,10 +8514,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -9606,7 +8542,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9630,64 +8565,69 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_1_sync_rst) begin
       \$12  = 1'h0;
@@ -9695,9 +8635,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_1_sync_rst) begin
       \$13  = 1'h0;
@@ -9705,9 +8645,9 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_1_sync_rst) begin
       \$14  = 1'h0;
@@ -9715,45 +8655,17 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -9763,27 +8675,24 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -9793,10 +8702,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -9824,7 +8730,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -9848,64 +8753,69 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_2_sync_rst) begin
       \$12  = 1'h0;
@@ -9913,9 +8823,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_2_sync_rst) begin
       \$13  = 1'h0;
@@ -9923,9 +8833,9 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_2_sync_rst) begin
       \$14  = 1'h0;
@@ -9933,45 +8843,17 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -9981,27 +8863,24 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -10011,10 +8890,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -10042,7 +8918,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10066,64 +8941,69 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_3_sync_rst) begin
       \$12  = 1'h0;
@@ -10131,9 +9011,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_3_sync_rst) begin
       \$13  = 1'h0;
@@ -10141,9 +9021,9 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_3_sync_rst) begin
       \$14  = 1'h0;
@@ -10151,45 +9031,17 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -10199,27 +9051,24 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_4_sync_clk);
+module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -10229,10 +9078,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -10260,7 +9106,6 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10284,64 +9129,69 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_4_sync_rst) begin
       \$12  = 1'h0;
@@ -10349,9 +9199,9 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_4_sync_rst) begin
       \$13  = 1'h0;
@@ -10359,9 +9209,9 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_4_sync_rst) begin
       \$14  = 1'h0;
@@ -10369,45 +9219,17 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -10417,27 +9239,24 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_5_sync_clk);
+module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -10447,10 +9266,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -10478,7 +9294,6 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10502,64 +9317,69 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_5_sync_rst) begin
       \$12  = 1'h0;
@@ -10567,9 +9387,9 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_5_sync_rst) begin
       \$13  = 1'h0;
@@ -10577,9 +9397,9 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_5_sync_rst) begin
       \$14  = 1'h0;
@@ -10587,45 +9407,17 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -10635,27 +9427,24 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_1_6_sync_clk);
+module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -10665,10 +9454,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -10696,7 +9482,6 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10720,64 +9505,69 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_6_sync_rst) begin
       \$12  = 1'h0;
@@ -10785,9 +9575,9 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_6_sync_rst) begin
       \$13  = 1'h0;
@@ -10795,9 +9585,9 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_6_sync_rst) begin
       \$14  = 1'h0;
@@ -10805,45 +9595,17 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -10853,26 +9615,23 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_7_sync_clk);
+module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -10881,10 +9640,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -10909,7 +9665,6 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -10932,64 +9687,69 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_1_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_1_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_1_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_1_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_1_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_1_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_1_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_1_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_1_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_1_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_1_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_1_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_1_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_1_7_sync_rst) begin
       \$12  = 1'h0;
@@ -10997,9 +9757,9 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_1_7_sync_rst) begin
       \$13  = 1'h0;
@@ -11007,9 +9767,9 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_1_7_sync_rst) begin
       \$14  = 1'h0;
@@ -11017,45 +9777,17 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_1_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -11065,26 +9797,23 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$6 , \port$3856$6 , pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$6 , \port$3152$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -11094,10 +9823,7 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -11115,10 +9841,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3855$6 ;
-  wire [2:0] \port$3855$6 ;
-  input [1:0] \port$3856$6 ;
-  wire [1:0] \port$3856$6 ;
+  input [2:0] \port$3151$6 ;
+  wire [2:0] \port$3151$6 ;
+  input [1:0] \port$3152$6 ;
+  wire [1:0] \port$3152$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11126,7 +9852,6 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -11141,71 +9866,76 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$6 [0] & \port$3856$6 [1];
+  assign \$4  = \port$3152$6 [0] & \port$3152$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$6 [0] & \port$3855$6 [1];
   always @(posedge pe_2_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$6 [0];
+      \$11  = \port$3151$6 [0];
+    end
+    if (pe_2_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -11213,9 +9943,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$6 [1];
+      \$13  = \port$3152$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$13  = 1'h0;
@@ -11223,9 +9953,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$6 [1];
+      \$14  = \port$3151$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$14  = 1'h0;
@@ -11233,80 +9963,49 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$6 [2];
-    end
-    if (pe_2_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$6 [1];
-  assign valid_next = \port$3856$6 [0];
-  assign valid_in = \port$3855$6 [0];
-  assign first_in = \port$3855$6 [1];
-  assign last_in = \port$3855$6 [2];
+  assign first_next = \port$3152$6 [1];
+  assign valid_next = \port$3152$6 [0];
+  assign valid_in = \port$3151$6 [0];
+  assign first_in = \port$3151$6 [1];
+  assign last_in = \port$3151$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -11316,10 +10015,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -11347,7 +10043,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11371,64 +10066,69 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_1_sync_rst) begin
       \$12  = 1'h0;
@@ -11436,9 +10136,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_1_sync_rst) begin
       \$13  = 1'h0;
@@ -11446,9 +10146,9 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_1_sync_rst) begin
       \$14  = 1'h0;
@@ -11456,45 +10156,17 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -11504,27 +10176,24 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -11534,10 +10203,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -11565,7 +10231,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11589,64 +10254,69 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_2_sync_rst) begin
       \$12  = 1'h0;
@@ -11654,9 +10324,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_2_sync_rst) begin
       \$13  = 1'h0;
@@ -11664,9 +10334,9 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_2_sync_rst) begin
       \$14  = 1'h0;
@@ -11674,45 +10344,17 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -11722,27 +10364,24 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -11752,10 +10391,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -11783,7 +10419,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -11807,64 +10442,69 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_3_sync_rst) begin
       \$12  = 1'h0;
@@ -11872,9 +10512,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_3_sync_rst) begin
       \$13  = 1'h0;
@@ -11882,9 +10522,9 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_3_sync_rst) begin
       \$14  = 1'h0;
@@ -11892,45 +10532,17 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -11940,27 +10552,24 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_4_sync_clk);
+module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -11970,10 +10579,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -12001,7 +10607,6 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12025,64 +10630,69 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_4_sync_rst) begin
       \$12  = 1'h0;
@@ -12090,9 +10700,9 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_4_sync_rst) begin
       \$13  = 1'h0;
@@ -12100,9 +10710,9 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_4_sync_rst) begin
       \$14  = 1'h0;
@@ -12110,45 +10720,17 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -12158,27 +10740,24 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_5_sync_clk);
+module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -12188,10 +10767,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -12219,7 +10795,6 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12243,64 +10818,69 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_5_sync_rst) begin
       \$12  = 1'h0;
@@ -12308,9 +10888,9 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_5_sync_rst) begin
       \$13  = 1'h0;
@@ -12318,9 +10898,9 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_5_sync_rst) begin
       \$14  = 1'h0;
@@ -12328,45 +10908,17 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -12376,27 +10928,24 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_2_6_sync_clk);
+module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -12406,10 +10955,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -12437,7 +10983,6 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12461,64 +11006,69 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_6_sync_rst) begin
       \$12  = 1'h0;
@@ -12526,9 +11076,9 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_6_sync_rst) begin
       \$13  = 1'h0;
@@ -12536,9 +11086,9 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_6_sync_rst) begin
       \$14  = 1'h0;
@@ -12546,45 +11096,17 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -12594,26 +11116,23 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_7_sync_clk);
+module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -12622,10 +11141,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -12650,7 +11166,6 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -12673,64 +11188,69 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_2_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_2_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_2_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_2_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_2_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_2_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_2_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_2_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_2_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_2_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_2_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_2_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_2_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_2_7_sync_rst) begin
       \$12  = 1'h0;
@@ -12738,9 +11258,9 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_2_7_sync_rst) begin
       \$13  = 1'h0;
@@ -12748,9 +11268,9 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_2_7_sync_rst) begin
       \$14  = 1'h0;
@@ -12758,45 +11278,17 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_2_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -12806,26 +11298,23 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$9 , \port$3856$9 , pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$9 , \port$3152$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -12835,10 +11324,7 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -12856,10 +11342,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3855$9 ;
-  wire [2:0] \port$3855$9 ;
-  input [1:0] \port$3856$9 ;
-  wire [1:0] \port$3856$9 ;
+  input [2:0] \port$3151$9 ;
+  wire [2:0] \port$3151$9 ;
+  input [1:0] \port$3152$9 ;
+  wire [1:0] \port$3152$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12867,7 +11353,6 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -12882,71 +11367,76 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$9 [0] & \port$3856$9 [1];
+  assign \$4  = \port$3152$9 [0] & \port$3152$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$9 [0] & \port$3855$9 [1];
   always @(posedge pe_3_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$9 [0];
+      \$11  = \port$3151$9 [0];
+    end
+    if (pe_3_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -12954,9 +11444,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$9 [1];
+      \$13  = \port$3152$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$13  = 1'h0;
@@ -12964,9 +11454,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$9 [1];
+      \$14  = \port$3151$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$14  = 1'h0;
@@ -12974,80 +11464,49 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$9 [2];
-    end
-    if (pe_3_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$9 [1];
-  assign valid_next = \port$3856$9 [0];
-  assign valid_in = \port$3855$9 [0];
-  assign first_in = \port$3855$9 [1];
-  assign last_in = \port$3855$9 [2];
+  assign first_next = \port$3152$9 [1];
+  assign valid_next = \port$3152$9 [0];
+  assign valid_in = \port$3151$9 [0];
+  assign first_in = \port$3151$9 [1];
+  assign last_in = \port$3151$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13057,10 +11516,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13088,7 +11544,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13112,64 +11567,69 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_1_sync_rst) begin
       \$12  = 1'h0;
@@ -13177,9 +11637,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_1_sync_rst) begin
       \$13  = 1'h0;
@@ -13187,9 +11647,9 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_1_sync_rst) begin
       \$14  = 1'h0;
@@ -13197,45 +11657,17 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13245,27 +11677,24 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13275,10 +11704,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13306,7 +11732,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13330,64 +11755,69 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_2_sync_rst) begin
       \$12  = 1'h0;
@@ -13395,9 +11825,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_2_sync_rst) begin
       \$13  = 1'h0;
@@ -13405,9 +11835,9 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_2_sync_rst) begin
       \$14  = 1'h0;
@@ -13415,45 +11845,17 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13463,27 +11865,24 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13493,10 +11892,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13524,7 +11920,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13548,64 +11943,69 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_3_sync_rst) begin
       \$12  = 1'h0;
@@ -13613,9 +12013,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_3_sync_rst) begin
       \$13  = 1'h0;
@@ -13623,9 +12023,9 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_3_sync_rst) begin
       \$14  = 1'h0;
@@ -13633,45 +12033,17 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13681,27 +12053,24 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_3_4_sync_clk);
+module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13711,10 +12080,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13742,7 +12108,6 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13766,64 +12131,69 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_4_sync_rst) begin
       \$12  = 1'h0;
@@ -13831,9 +12201,9 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_4_sync_rst) begin
       \$13  = 1'h0;
@@ -13841,9 +12211,9 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_4_sync_rst) begin
       \$14  = 1'h0;
@@ -13851,45 +12221,17 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -13899,27 +12241,24 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_3_5_sync_clk);
+module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -13929,10 +12268,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -13960,7 +12296,6 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -13984,64 +12319,69 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_5_sync_rst) begin
       \$12  = 1'h0;
@@ -14049,9 +12389,9 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_5_sync_rst) begin
       \$13  = 1'h0;
@@ -14059,9 +12399,9 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_5_sync_rst) begin
       \$14  = 1'h0;
@@ -14069,45 +12409,17 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14117,27 +12429,24 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_3_6_sync_clk);
+module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14147,10 +12456,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14178,7 +12484,6 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14202,64 +12507,69 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_6_sync_rst) begin
       \$12  = 1'h0;
@@ -14267,9 +12577,9 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_6_sync_rst) begin
       \$13  = 1'h0;
@@ -14277,9 +12587,9 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_6_sync_rst) begin
       \$14  = 1'h0;
@@ -14287,45 +12597,17 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14335,26 +12617,23 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_3_7_sync_clk);
+module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_3_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14363,10 +12642,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14391,7 +12667,6 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14414,64 +12689,69 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_3_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_3_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_3_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_3_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_3_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_3_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_3_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_3_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_3_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_3_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_3_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_3_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_3_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_3_7_sync_rst) begin
       \$12  = 1'h0;
@@ -14479,9 +12759,9 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_3_7_sync_rst) begin
       \$13  = 1'h0;
@@ -14489,9 +12769,9 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_3_7_sync_rst) begin
       \$14  = 1'h0;
@@ -14499,45 +12779,17 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_3_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14547,26 +12799,23 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$12 , \port$3856$12 , pe_4_0_sync_clk);
+module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$12 , \port$3152$12 , pe_4_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14576,10 +12825,7 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14597,10 +12843,10 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_4_0_sync_clk;
   input pe_4_0_sync_rst;
   wire pe_4_0_sync_rst;
-  input [2:0] \port$3855$12 ;
-  wire [2:0] \port$3855$12 ;
-  input [1:0] \port$3856$12 ;
-  wire [1:0] \port$3856$12 ;
+  input [2:0] \port$3151$12 ;
+  wire [2:0] \port$3151$12 ;
+  input [1:0] \port$3152$12 ;
+  wire [1:0] \port$3152$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14608,7 +12854,6 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -14623,71 +12868,76 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$12 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$12 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$12 [0] & \port$3856$12 [1];
+  assign \$4  = \port$3152$12 [0] & \port$3152$12 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$12 [0] & \port$3855$12 [1];
   always @(posedge pe_4_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$12 [0];
+      \$11  = \port$3151$12 [0];
+    end
+    if (pe_4_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$12 [1];
     end
     if (pe_4_0_sync_rst) begin
       \$12  = 1'h0;
@@ -14695,9 +12945,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$12 [1];
+      \$13  = \port$3152$12 [1];
     end
     if (pe_4_0_sync_rst) begin
       \$13  = 1'h0;
@@ -14705,9 +12955,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$12 [1];
+      \$14  = \port$3151$12 [2];
     end
     if (pe_4_0_sync_rst) begin
       \$14  = 1'h0;
@@ -14715,80 +12965,49 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$12 [2];
-    end
-    if (pe_4_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$12 [1];
-  assign valid_next = \port$3856$12 [0];
-  assign valid_in = \port$3855$12 [0];
-  assign first_in = \port$3855$12 [1];
-  assign last_in = \port$3855$12 [2];
+  assign first_next = \port$3152$12 [1];
+  assign valid_next = \port$3152$12 [0];
+  assign valid_in = \port$3151$12 [0];
+  assign first_in = \port$3151$12 [1];
+  assign last_in = \port$3151$12 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_4_1_sync_clk);
+module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_4_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -14798,10 +13017,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -14829,7 +13045,6 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -14853,64 +13068,69 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_1_sync_rst) begin
       \$12  = 1'h0;
@@ -14918,9 +13138,9 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_1_sync_rst) begin
       \$13  = 1'h0;
@@ -14928,9 +13148,9 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_1_sync_rst) begin
       \$14  = 1'h0;
@@ -14938,45 +13158,17 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -14986,27 +13178,24 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_4_2_sync_clk);
+module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15016,10 +13205,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15047,7 +13233,6 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15071,64 +13256,69 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_2_sync_rst) begin
       \$12  = 1'h0;
@@ -15136,9 +13326,9 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_2_sync_rst) begin
       \$13  = 1'h0;
@@ -15146,9 +13336,9 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_2_sync_rst) begin
       \$14  = 1'h0;
@@ -15156,45 +13346,17 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15204,27 +13366,24 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_4_3_sync_clk);
+module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15234,10 +13393,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15265,7 +13421,6 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15289,64 +13444,69 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_3_sync_rst) begin
       \$12  = 1'h0;
@@ -15354,9 +13514,9 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_3_sync_rst) begin
       \$13  = 1'h0;
@@ -15364,9 +13524,9 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_3_sync_rst) begin
       \$14  = 1'h0;
@@ -15374,45 +13534,17 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15422,27 +13554,24 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_4_4_sync_clk);
+module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15452,10 +13581,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15483,7 +13609,6 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15507,64 +13632,69 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_4_sync_rst) begin
       \$12  = 1'h0;
@@ -15572,9 +13702,9 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_4_sync_rst) begin
       \$13  = 1'h0;
@@ -15582,9 +13712,9 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_4_sync_rst) begin
       \$14  = 1'h0;
@@ -15592,45 +13722,17 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15640,27 +13742,24 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_4_5_sync_clk);
+module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15670,10 +13769,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15701,7 +13797,6 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15725,64 +13820,69 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_5_sync_rst) begin
       \$12  = 1'h0;
@@ -15790,9 +13890,9 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_5_sync_rst) begin
       \$13  = 1'h0;
@@ -15800,9 +13900,9 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_5_sync_rst) begin
       \$14  = 1'h0;
@@ -15810,45 +13910,17 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -15858,27 +13930,24 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_4_6_sync_clk);
+module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -15888,10 +13957,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -15919,7 +13985,6 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -15943,64 +14008,69 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_6_sync_rst) begin
       \$12  = 1'h0;
@@ -16008,9 +14078,9 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_6_sync_rst) begin
       \$13  = 1'h0;
@@ -16018,9 +14088,9 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_6_sync_rst) begin
       \$14  = 1'h0;
@@ -16028,45 +14098,17 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16076,26 +14118,23 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_4_7_sync_clk);
+module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_4_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16104,10 +14143,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16132,7 +14168,6 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16155,64 +14190,69 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_4_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_4_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_4_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_4_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_4_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_4_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_4_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_4_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_4_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_4_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_4_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_4_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_4_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_4_7_sync_rst) begin
       \$12  = 1'h0;
@@ -16220,9 +14260,9 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_4_7_sync_rst) begin
       \$13  = 1'h0;
@@ -16230,9 +14270,9 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_4_7_sync_rst) begin
       \$14  = 1'h0;
@@ -16240,45 +14280,17 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_4_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16288,26 +14300,23 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$15 , \port$3856$15 , pe_5_0_sync_clk);
+module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$15 , \port$3152$15 , pe_5_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16317,10 +14326,7 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16338,10 +14344,10 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_5_0_sync_clk;
   input pe_5_0_sync_rst;
   wire pe_5_0_sync_rst;
-  input [2:0] \port$3855$15 ;
-  wire [2:0] \port$3855$15 ;
-  input [1:0] \port$3856$15 ;
-  wire [1:0] \port$3856$15 ;
+  input [2:0] \port$3151$15 ;
+  wire [2:0] \port$3151$15 ;
+  input [1:0] \port$3152$15 ;
+  wire [1:0] \port$3152$15 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16349,7 +14355,6 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -16364,71 +14369,76 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$15 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$15 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$15 [0] & \port$3856$15 [1];
+  assign \$4  = \port$3152$15 [0] & \port$3152$15 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$15 [0] & \port$3855$15 [1];
   always @(posedge pe_5_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$15 [0];
+      \$11  = \port$3151$15 [0];
+    end
+    if (pe_5_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$15 [1];
     end
     if (pe_5_0_sync_rst) begin
       \$12  = 1'h0;
@@ -16436,9 +14446,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$15 [1];
+      \$13  = \port$3152$15 [1];
     end
     if (pe_5_0_sync_rst) begin
       \$13  = 1'h0;
@@ -16446,9 +14456,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$15 [1];
+      \$14  = \port$3151$15 [2];
     end
     if (pe_5_0_sync_rst) begin
       \$14  = 1'h0;
@@ -16456,80 +14466,49 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$15 [2];
-    end
-    if (pe_5_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$15 [1];
-  assign valid_next = \port$3856$15 [0];
-  assign valid_in = \port$3855$15 [0];
-  assign first_in = \port$3855$15 [1];
-  assign last_in = \port$3855$15 [2];
+  assign first_next = \port$3152$15 [1];
+  assign valid_next = \port$3152$15 [0];
+  assign valid_in = \port$3151$15 [0];
+  assign first_in = \port$3151$15 [1];
+  assign last_in = \port$3151$15 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_5_1_sync_clk);
+module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_5_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16539,10 +14518,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16570,7 +14546,6 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16594,64 +14569,69 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_1_sync_rst) begin
       \$12  = 1'h0;
@@ -16659,9 +14639,9 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_1_sync_rst) begin
       \$13  = 1'h0;
@@ -16669,9 +14649,9 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_1_sync_rst) begin
       \$14  = 1'h0;
@@ -16679,45 +14659,17 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16727,27 +14679,24 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_5_2_sync_clk);
+module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16757,10 +14706,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -16788,7 +14734,6 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -16812,64 +14757,69 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_2_sync_rst) begin
       \$12  = 1'h0;
@@ -16877,9 +14827,9 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_2_sync_rst) begin
       \$13  = 1'h0;
@@ -16887,9 +14837,9 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_2_sync_rst) begin
       \$14  = 1'h0;
@@ -16897,45 +14847,17 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -16945,27 +14867,24 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_5_3_sync_clk);
+module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -16975,10 +14894,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -17006,7 +14922,6 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -17030,64 +14945,69 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_3_sync_rst) begin
       \$12  = 1'h0;
@@ -17095,9 +15015,9 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_3_sync_rst) begin
       \$13  = 1'h0;
@@ -17105,9 +15025,9 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_3_sync_rst) begin
       \$14  = 1'h0;
@@ -17115,45 +15035,17 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -17163,27 +15055,24 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_5_4_sync_clk);
+module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -17193,10 +15082,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -17224,7 +15110,6 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -17248,64 +15133,69 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_4_sync_rst) begin
       \$12  = 1'h0;
@@ -17313,9 +15203,9 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_4_sync_rst) begin
       \$13  = 1'h0;
@@ -17323,9 +15213,9 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_4_sync_rst) begin
       \$14  = 1'h0;
@@ -17333,45 +15223,17 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -17381,27 +15243,24 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_5_5_sync_clk);
+module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -17411,10 +15270,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -17442,7 +15298,6 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -17466,64 +15321,69 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_5_sync_rst) begin
       \$12  = 1'h0;
@@ -17531,9 +15391,9 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_5_sync_rst) begin
       \$13  = 1'h0;
@@ -17541,9 +15401,9 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_5_sync_rst) begin
       \$14  = 1'h0;
@@ -17551,45 +15411,17 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -17599,27 +15431,24 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_5_6_sync_clk);
+module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -17629,10 +15458,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -17660,7 +15486,6 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -17684,64 +15509,69 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_6_sync_rst) begin
       \$12  = 1'h0;
@@ -17749,9 +15579,9 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_6_sync_rst) begin
       \$13  = 1'h0;
@@ -17759,9 +15589,9 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_6_sync_rst) begin
       \$14  = 1'h0;
@@ -17769,45 +15599,17 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -17817,26 +15619,23 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_5_7_sync_clk);
+module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_5_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -17845,10 +15644,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -17873,7 +15669,6 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -17896,64 +15691,69 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_5_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_5_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_5_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_5_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_5_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_5_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_5_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_5_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_5_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_5_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_5_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_5_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_5_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_5_7_sync_rst) begin
       \$12  = 1'h0;
@@ -17961,9 +15761,9 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_5_7_sync_rst) begin
       \$13  = 1'h0;
@@ -17971,9 +15771,9 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_5_7_sync_rst) begin
       \$14  = 1'h0;
@@ -17981,45 +15781,17 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_5_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -18029,26 +15801,23 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3855$18 , \port$3856$18 , pe_6_0_sync_clk);
+module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$18 , \port$3152$18 , pe_6_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -18058,10 +15827,7 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -18079,10 +15845,10 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_6_0_sync_clk;
   input pe_6_0_sync_rst;
   wire pe_6_0_sync_rst;
-  input [2:0] \port$3855$18 ;
-  wire [2:0] \port$3855$18 ;
-  input [1:0] \port$3856$18 ;
-  wire [1:0] \port$3856$18 ;
+  input [2:0] \port$3151$18 ;
+  wire [2:0] \port$3151$18 ;
+  input [1:0] \port$3152$18 ;
+  wire [1:0] \port$3152$18 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -18090,7 +15856,6 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -18105,71 +15870,76 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$18 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$18 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$18 [0] & \port$3856$18 [1];
+  assign \$4  = \port$3152$18 [0] & \port$3152$18 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$18 [0] & \port$3855$18 [1];
   always @(posedge pe_6_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$18 [0];
+      \$11  = \port$3151$18 [0];
+    end
+    if (pe_6_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$18 [1];
     end
     if (pe_6_0_sync_rst) begin
       \$12  = 1'h0;
@@ -18177,9 +15947,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$18 [1];
+      \$13  = \port$3152$18 [1];
     end
     if (pe_6_0_sync_rst) begin
       \$13  = 1'h0;
@@ -18187,9 +15957,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$18 [1];
+      \$14  = \port$3151$18 [2];
     end
     if (pe_6_0_sync_rst) begin
       \$14  = 1'h0;
@@ -18197,80 +15967,49 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$18 [2];
-    end
-    if (pe_6_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$18 [1];
-  assign valid_next = \port$3856$18 [0];
-  assign valid_in = \port$3855$18 [0];
-  assign first_in = \port$3855$18 [1];
-  assign last_in = \port$3855$18 [2];
+  assign first_next = \port$3152$18 [1];
+  assign valid_next = \port$3152$18 [0];
+  assign valid_in = \port$3151$18 [0];
+  assign first_in = \port$3151$18 [1];
+  assign last_in = \port$3151$18 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next
-, pe_6_1_sync_clk);
+module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_6_1_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -18280,10 +16019,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -18311,7 +16047,6 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -18335,64 +16070,69 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_1_sync_rst) begin
       \$12  = 1'h0;
@@ -18400,9 +16140,9 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_1_sync_rst) begin
       \$13  = 1'h0;
@@ -18410,9 +16150,9 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_1_sync_rst) begin
       \$14  = 1'h0;
@@ -18420,45 +16160,17 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -18468,27 +16180,24 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_6_2_sync_clk);
+module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_2_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -18498,10 +16207,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -18529,7 +16235,6 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -18553,64 +16258,69 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_2_sync_rst) begin
       \$12  = 1'h0;
@@ -18618,9 +16328,9 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_2_sync_rst) begin
       \$13  = 1'h0;
@@ -18628,9 +16338,9 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_2_sync_rst) begin
       \$14  = 1'h0;
@@ -18638,45 +16348,17 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -18686,27 +16368,24 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_6_3_sync_clk);
+module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_3_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -18716,10 +16395,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -18747,7 +16423,6 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -18771,64 +16446,69 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_3_sync_rst) begin
       \$12  = 1'h0;
@@ -18836,9 +16516,9 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_3_sync_rst) begin
       \$13  = 1'h0;
@@ -18846,9 +16526,9 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_3_sync_rst) begin
       \$14  = 1'h0;
@@ -18856,45 +16536,17 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -18904,27 +16556,24 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_6_4_sync_clk);
+module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_4_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -18934,10 +16583,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -18965,7 +16611,6 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -18989,64 +16634,69 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_4_sync_rst) begin
       \$12  = 1'h0;
@@ -19054,9 +16704,9 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_4_sync_rst) begin
       \$13  = 1'h0;
@@ -19064,9 +16714,9 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_4_sync_rst) begin
       \$14  = 1'h0;
@@ -19074,45 +16724,17 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -19122,27 +16744,24 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_6_5_sync_clk);
+module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_5_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -19152,10 +16771,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -19183,7 +16799,6 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -19207,64 +16822,69 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_5_sync_rst) begin
       \$12  = 1'h0;
@@ -19272,9 +16892,9 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_5_sync_rst) begin
       \$13  = 1'h0;
@@ -19282,9 +16902,9 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_5_sync_rst) begin
       \$14  = 1'h0;
@@ -19292,45 +16912,17 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -19340,27 +16932,24 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next
-, pe_6_6_sync_clk);
+module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_6_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -19370,10 +16959,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -19401,7 +16987,6 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -19425,64 +17010,69 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_6_sync_rst) begin
       \$12  = 1'h0;
@@ -19490,9 +17080,9 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_6_sync_rst) begin
       \$13  = 1'h0;
@@ -19500,9 +17090,9 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_6_sync_rst) begin
       \$14  = 1'h0;
@@ -19510,45 +17100,17 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -19558,26 +17120,23 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_6_7_sync_clk);
+module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_6_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -19586,10 +17145,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -19614,7 +17170,6 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -19637,64 +17192,69 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_6_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_6_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_6_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_6_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_6_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_6_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_6_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_6_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_6_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_6_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_6_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_6_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_6_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_6_7_sync_rst) begin
       \$12  = 1'h0;
@@ -19702,9 +17262,9 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_6_7_sync_rst) begin
       \$13  = 1'h0;
@@ -19712,9 +17272,9 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_6_7_sync_rst) begin
       \$14  = 1'h0;
@@ -19722,45 +17282,17 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_6_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -19770,26 +17302,23 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3855$21 , \port$3856$21 , pe_7_0_sync_clk);
+module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3151$21 , \port$3152$21 , pe_7_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -19799,10 +17328,7 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -19820,10 +17346,10 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   wire pe_7_0_sync_clk;
   input pe_7_0_sync_rst;
   wire pe_7_0_sync_rst;
-  input [2:0] \port$3855$21 ;
-  wire [2:0] \port$3855$21 ;
-  input [1:0] \port$3856$21 ;
-  wire [1:0] \port$3856$21 ;
+  input [2:0] \port$3151$21 ;
+  wire [2:0] \port$3151$21 ;
+  input [1:0] \port$3152$21 ;
+  wire [1:0] \port$3152$21 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -19831,7 +17357,6 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   wire valid_in;
   wire valid_next;
@@ -19845,71 +17370,76 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3856$21 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3152$21 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3856$21 [0] & \port$3856$21 [1];
+  assign \$4  = \port$3152$21 [0] & \port$3152$21 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = \port$3855$21 [0] & \port$3855$21 [1];
   always @(posedge pe_7_0_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_0_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_0_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_0_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_0_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_0_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_0_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_0_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_0_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_0_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_0_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_0_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = \port$3855$21 [0];
+      \$11  = \port$3151$21 [0];
+    end
+    if (pe_7_0_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3151$21 [1];
     end
     if (pe_7_0_sync_rst) begin
       \$12  = 1'h0;
@@ -19917,9 +17447,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3855$21 [1];
+      \$13  = \port$3152$21 [1];
     end
     if (pe_7_0_sync_rst) begin
       \$13  = 1'h0;
@@ -19927,9 +17457,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = \port$3856$21 [1];
+      \$14  = \port$3151$21 [2];
     end
     if (pe_7_0_sync_rst) begin
       \$14  = 1'h0;
@@ -19937,80 +17467,48 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = \port$3855$21 [2];
-    end
-    if (pe_7_0_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3856$21 [1];
-  assign valid_next = \port$3856$21 [0];
-  assign valid_in = \port$3855$21 [0];
-  assign first_in = \port$3855$21 [1];
-  assign last_in = \port$3855$21 [2];
+  assign first_next = \port$3152$21 [1];
+  assign valid_next = \port$3152$21 [0];
+  assign valid_in = \port$3151$21 [0];
+  assign first_in = \port$3151$21 [1];
+  assign last_in = \port$3151$21 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_7_1_sync_clk
-);
+module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_7_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -20020,10 +17518,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -20051,7 +17546,6 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -20074,64 +17568,69 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_1_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_1_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_1_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_1_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_1_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_1_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_1_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_1_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_1_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_1_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_1_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_1_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_1_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_1_sync_rst) begin
       \$12  = 1'h0;
@@ -20139,9 +17638,9 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_1_sync_rst) begin
       \$13  = 1'h0;
@@ -20149,9 +17648,9 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_1_sync_rst) begin
       \$14  = 1'h0;
@@ -20159,45 +17658,17 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_1_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -20207,27 +17678,23 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_2_sync_clk
-);
+module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -20237,10 +17704,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -20268,7 +17732,6 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -20291,64 +17754,69 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_2_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_2_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_2_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_2_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_2_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_2_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_2_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_2_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_2_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_2_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_2_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_2_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_2_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_2_sync_rst) begin
       \$12  = 1'h0;
@@ -20356,9 +17824,9 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_2_sync_rst) begin
       \$13  = 1'h0;
@@ -20366,9 +17834,9 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_2_sync_rst) begin
       \$14  = 1'h0;
@@ -20376,45 +17844,17 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_2_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -20424,27 +17864,23 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_3_sync_clk
-);
+module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -20454,10 +17890,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -20485,7 +17918,6 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -20508,64 +17940,69 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_3_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_3_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_3_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_3_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_3_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_3_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_3_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_3_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_3_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_3_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_3_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_3_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_3_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_3_sync_rst) begin
       \$12  = 1'h0;
@@ -20573,9 +18010,9 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_3_sync_rst) begin
       \$13  = 1'h0;
@@ -20583,9 +18020,9 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_3_sync_rst) begin
       \$14  = 1'h0;
@@ -20593,45 +18030,17 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_3_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -20641,27 +18050,23 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_4_sync_clk
-);
+module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -20671,10 +18076,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -20702,7 +18104,6 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -20725,64 +18126,69 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_4_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_4_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_4_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_4_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_4_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_4_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_4_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_4_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_4_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_4_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_4_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_4_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_4_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_4_sync_rst) begin
       \$12  = 1'h0;
@@ -20790,9 +18196,9 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_4_sync_rst) begin
       \$13  = 1'h0;
@@ -20800,9 +18206,9 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_4_sync_rst) begin
       \$14  = 1'h0;
@@ -20810,45 +18216,17 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_4_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -20858,27 +18236,23 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_5_sync_clk
-);
+module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -20888,10 +18262,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -20919,7 +18290,6 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -20942,64 +18312,69 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_5_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_5_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_5_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_5_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_5_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_5_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_5_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_5_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_5_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_5_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_5_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_5_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_5_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_5_sync_rst) begin
       \$12  = 1'h0;
@@ -21007,9 +18382,9 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_5_sync_rst) begin
       \$13  = 1'h0;
@@ -21017,9 +18392,9 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_5_sync_rst) begin
       \$14  = 1'h0;
@@ -21027,45 +18402,17 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_5_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -21075,27 +18422,23 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_6_sync_clk
-);
+module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -21105,10 +18448,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -21136,7 +18476,6 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -21159,64 +18498,69 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_6_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_6_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_6_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_6_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_6_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_6_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_6_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_6_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_6_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_6_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_6_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_6_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_6_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_6_sync_rst) begin
       \$12  = 1'h0;
@@ -21224,9 +18568,9 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_6_sync_rst) begin
       \$13  = 1'h0;
@@ -21234,9 +18578,9 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_6_sync_rst) begin
       \$14  = 1'h0;
@@ -21244,45 +18588,17 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_6_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -21292,26 +18608,23 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_7_7_sync_clk);
+module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_7_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
-  reg [7:0] \$11 ;
+  reg \$11 ;
   reg \$12 ;
   reg \$13 ;
   reg \$14 ;
-  reg \$15 ;
-  reg [31:0] \$16 ;
-  reg [7:0] \$17 ;
-  reg [7:0] \$18 ;
-  reg [7:0] \$19 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
   wire [7:0] \$2 ;
   wire [7:0] \$3 ;
   wire \$4 ;
   wire [7:0] \$5 ;
   wire [32:0] \$6 ;
-  wire \$7 ;
-  reg [15:0] \$8 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
   reg [7:0] \$9 ;
   input [7:0] a_in;
   wire [7:0] a_in;
@@ -21320,10 +18633,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
-  reg [7:0] active = 8'h00;
   reg [7:0] active_next = 8'h00;
-  input capture;
-  wire capture;
   input capture_next;
   wire capture_next;
   input en;
@@ -21349,7 +18659,6 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
-  reg [7:0] shadow = 8'h00;
   reg [7:0] shadow_next = 8'h00;
   input valid_in;
   wire valid_in;
@@ -21372,64 +18681,69 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  assign \$7  = valid_in & first_in;
   always @(posedge pe_7_7_sync_clk)
-    product <= \$8 ;
+    product <= \$7 ;
   always @(posedge pe_7_7_sync_clk)
-    shadow_next <= \$9 ;
+    shadow_next <= \$8 ;
   always @(posedge pe_7_7_sync_clk)
-    active_next <= \$10 ;
+    active_next <= \$9 ;
   always @(posedge pe_7_7_sync_clk)
-    a_out <= \$11 ;
+    a_out <= \$10 ;
   always @(posedge pe_7_7_sync_clk)
-    valid_out <= \$12 ;
+    valid_out <= \$11 ;
   always @(posedge pe_7_7_sync_clk)
-    first_out <= \$13 ;
+    first_out <= \$12 ;
   always @(posedge pe_7_7_sync_clk)
-    first_next_out <= \$14 ;
+    first_next_out <= \$13 ;
   always @(posedge pe_7_7_sync_clk)
-    last_out <= \$15 ;
+    last_out <= \$14 ;
   always @(posedge pe_7_7_sync_clk)
-    psum_out <= \$16 ;
+    psum_out <= \$15 ;
   always @(posedge pe_7_7_sync_clk)
-    w_out <= \$17 ;
-  always @(posedge pe_7_7_sync_clk)
-    shadow <= \$18 ;
-  always @(posedge pe_7_7_sync_clk)
-    active <= \$19 ;
+    w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$8  = product;
+    \$7  = product;
     if (en) begin
-      \$8  = \$1 ;
+      \$7  = \$1 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$9  = shadow_next;
+    \$8  = shadow_next;
     if (en) begin
-      \$9  = \$3 ;
+      \$8  = \$3 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$10  = active_next;
+    \$9  = active_next;
     if (en) begin
-      \$10  = \$5 ;
+      \$9  = \$5 ;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$11  = a_out;
+    \$10  = a_out;
     if (en) begin
-      \$11  = a_in;
+      \$10  = a_in;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$12  = valid_out;
+    \$11  = valid_out;
     if (en) begin
-      \$12  = valid_in;
+      \$11  = valid_in;
+    end
+    if (pe_7_7_sync_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
     end
     if (pe_7_7_sync_rst) begin
       \$12  = 1'h0;
@@ -21437,9 +18751,9 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$13  = first_out;
+    \$13  = first_next_out;
     if (en) begin
-      \$13  = first_in;
+      \$13  = first_next;
     end
     if (pe_7_7_sync_rst) begin
       \$13  = 1'h0;
@@ -21447,9 +18761,9 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$14  = first_next_out;
+    \$14  = last_out;
     if (en) begin
-      \$14  = first_next;
+      \$14  = last_in;
     end
     if (pe_7_7_sync_rst) begin
       \$14  = 1'h0;
@@ -21457,45 +18771,17 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$15  = last_out;
+    \$15  = psum_out;
     if (en) begin
-      \$15  = last_in;
-    end
-    if (pe_7_7_sync_rst) begin
-      \$15  = 1'h0;
+      \$15  = \$6 [31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$16  = psum_out;
-    if (en) begin
-      \$16  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$17  = w_out;
+    \$16  = w_out;
     if (en) begin
       if (w_shift) begin
-        \$17  = w_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$18  = shadow;
-    if (en) begin
-      if (capture) begin
-        \$18  = w_out;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
-    \$19  = active;
-    if (en) begin
-      if (\$7 ) begin
-        \$19  = shadow;
+        \$16  = w_in;
       end
     end
   end
@@ -21505,7 +18791,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, capture, psum_in, w_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1747$0 , \port$1748$0 , \port$1749$0 , \port$1750$0 , \port$1751$0 , \port$1752$0 , \port$1753$0 , \port$1754$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1363$0 , \port$1364$0 , \port$1365$0 , \port$1366$0 , \port$1367$0 , \port$1368$0 , \port$1369$0 , \port$1370$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -21606,22 +18892,22 @@ module \systolic_core.skew_a (rst, \port$1747$0 , \port$1748$0 , \port$1749$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1747$0 ;
-  wire \port$1747$0 ;
-  input \port$1748$0 ;
-  wire \port$1748$0 ;
-  input \port$1749$0 ;
-  wire \port$1749$0 ;
-  input \port$1750$0 ;
-  wire \port$1750$0 ;
-  input \port$1751$0 ;
-  wire \port$1751$0 ;
-  input \port$1752$0 ;
-  wire \port$1752$0 ;
-  input \port$1753$0 ;
-  wire \port$1753$0 ;
-  input \port$1754$0 ;
-  wire \port$1754$0 ;
+  input \port$1363$0 ;
+  wire \port$1363$0 ;
+  input \port$1364$0 ;
+  wire \port$1364$0 ;
+  input \port$1365$0 ;
+  wire \port$1365$0 ;
+  input \port$1366$0 ;
+  wire \port$1366$0 ;
+  input \port$1367$0 ;
+  wire \port$1367$0 ;
+  input \port$1368$0 ;
+  wire \port$1368$0 ;
+  input \port$1369$0 ;
+  wire \port$1369$0 ;
+  input \port$1370$0 ;
+  wire \port$1370$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -21683,200 +18969,200 @@ module \systolic_core.skew_a (rst, \port$1747$0 , \port$1748$0 , \port$1749$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1748$0 ) begin
+    if (\port$1364$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1749$0 ) begin
+    if (\port$1365$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1749$0 ) begin
+    if (\port$1365$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1750$0 ) begin
+    if (\port$1366$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1750$0 ) begin
+    if (\port$1366$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1750$0 ) begin
+    if (\port$1366$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1751$0 ) begin
+    if (\port$1367$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1751$0 ) begin
+    if (\port$1367$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1751$0 ) begin
+    if (\port$1367$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1751$0 ) begin
+    if (\port$1367$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1752$0 ) begin
+    if (\port$1368$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1752$0 ) begin
+    if (\port$1368$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1752$0 ) begin
+    if (\port$1368$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1752$0 ) begin
+    if (\port$1368$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1752$0 ) begin
+    if (\port$1368$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1753$0 ) begin
+    if (\port$1369$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1754$0 ) begin
+    if (\port$1370$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1754$0 , \port$1753$0 , \port$1752$0 , \port$1751$0 , \port$1750$0 , \port$1749$0 , \port$1748$0 , \port$1747$0  };
+  assign en = { \port$1370$0 , \port$1369$0 , \port$1368$0 , \port$1367$0 , \port$1366$0 , \port$1365$0 , \port$1364$0 , \port$1363$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -22779,7 +20065,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$1738$0 , \port$1739$0 , \port$1740$0 , \port$1741$0 , \port$1742$0 , \port$1743$0 , \port$1744$0 , \port$1745$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$1354$0 , \port$1355$0 , \port$1356$0 , \port$1357$0 , \port$1358$0 , \port$1359$0 , \port$1360$0 , \port$1361$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -22878,22 +20164,22 @@ module \systolic_core.skew_w (rst, i, \port$1738$0 , \port$1739$0 , \port$1740$0
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1738$0 ;
-  wire \port$1738$0 ;
-  input \port$1739$0 ;
-  wire \port$1739$0 ;
-  input \port$1740$0 ;
-  wire \port$1740$0 ;
-  input \port$1741$0 ;
-  wire \port$1741$0 ;
-  input \port$1742$0 ;
-  wire \port$1742$0 ;
-  input \port$1743$0 ;
-  wire \port$1743$0 ;
-  input \port$1744$0 ;
-  wire \port$1744$0 ;
-  input \port$1745$0 ;
-  wire \port$1745$0 ;
+  input \port$1354$0 ;
+  wire \port$1354$0 ;
+  input \port$1355$0 ;
+  wire \port$1355$0 ;
+  input \port$1356$0 ;
+  wire \port$1356$0 ;
+  input \port$1357$0 ;
+  wire \port$1357$0 ;
+  input \port$1358$0 ;
+  wire \port$1358$0 ;
+  input \port$1359$0 ;
+  wire \port$1359$0 ;
+  input \port$1360$0 ;
+  wire \port$1360$0 ;
+  input \port$1361$0 ;
+  wire \port$1361$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -22955,201 +20241,201 @@ module \systolic_core.skew_w (rst, i, \port$1738$0 , \port$1739$0 , \port$1740$0
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$1  = lane1_d1;
-    if (\port$1739$0 ) begin
+    if (\port$1355$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$2  = lane2_d1;
-    if (\port$1740$0 ) begin
+    if (\port$1356$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$3  = lane2_d2;
-    if (\port$1740$0 ) begin
+    if (\port$1356$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$4  = lane3_d1;
-    if (\port$1741$0 ) begin
+    if (\port$1357$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$5  = lane3_d2;
-    if (\port$1741$0 ) begin
+    if (\port$1357$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$6  = lane3_d3;
-    if (\port$1741$0 ) begin
+    if (\port$1357$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$7  = lane4_d1;
-    if (\port$1742$0 ) begin
+    if (\port$1358$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$8  = lane4_d2;
-    if (\port$1742$0 ) begin
+    if (\port$1358$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$9  = lane4_d3;
-    if (\port$1742$0 ) begin
+    if (\port$1358$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$10  = lane4_d4;
-    if (\port$1742$0 ) begin
+    if (\port$1358$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$11  = lane5_d1;
-    if (\port$1743$0 ) begin
+    if (\port$1359$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$12  = lane5_d2;
-    if (\port$1743$0 ) begin
+    if (\port$1359$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$13  = lane5_d3;
-    if (\port$1743$0 ) begin
+    if (\port$1359$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$14  = lane5_d4;
-    if (\port$1743$0 ) begin
+    if (\port$1359$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$15  = lane5_d5;
-    if (\port$1743$0 ) begin
+    if (\port$1359$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$16  = lane6_d1;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$17  = lane6_d2;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$18  = lane6_d3;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$19  = lane6_d4;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$20  = lane6_d5;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$21  = lane6_d6;
-    if (\port$1744$0 ) begin
+    if (\port$1360$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$22  = lane7_d1;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$23  = lane7_d2;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$24  = lane7_d3;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$25  = lane7_d4;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$26  = lane7_d5;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$27  = lane7_d6;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$28  = lane7_d7;
-    if (\port$1745$0 ) begin
+    if (\port$1361$0 ) begin
       \$28  = lane7_d6;
     end
   end
   assign i_next = 64'h0000000000000000;
-  assign en = { \port$1745$0 , \port$1744$0 , \port$1743$0 , \port$1742$0 , \port$1741$0 , \port$1740$0 , \port$1739$0 , \port$1738$0  };
+  assign en = { \port$1361$0 , \port$1360$0 , \port$1359$0 , \port$1358$0 , \port$1357$0 , \port$1356$0 , \port$1355$0 , \port$1354$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -23201,7 +20487,7 @@ module \systolic_core.skew_w (rst, i, \port$1738$0 , \port$1739$0 , \port$1740$0
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
+module \systolic_core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$70  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$10 ;
@@ -23371,6 +20657,7 @@ module \systolic_core.skew_wctl (rst, en, i, i_next, o_next, clk);
   reg [1:0] lane7_d7 = 2'h0;
   wire \lane7_d7.capture ;
   wire \lane7_d7.shift ;
+  output [15:0] o;
   wire [15:0] o;
   wire [1:0] \o[0] ;
   wire \o[0].capture ;
