@@ -20,9 +20,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["DATAFLOWS", "FIELDS", "AcceleratorConfig", "ConfigError", "Field"]
+__all__ = ["DATAFLOWS", "ENGINES", "FIELDS", "AcceleratorConfig", "ConfigError", "Field"]
 
 DATAFLOWS = ("os", "ws")
+ENGINES = ("pipelined", "compact")
 AXI_DATA_WIDTHS = (32, 64, 128, 256)
 
 
@@ -103,7 +104,16 @@ FIELDS: tuple[Field, ...] = (
     Field("axi_data_width", int, 64, "data width of the AXI4 memory port in bits",
           choices=AXI_DATA_WIDTHS),
     Field("requant_unit", bool, True, "generate the int8 requantization stage"),
+    Field("engine", str, "pipelined",
+          "pipelined: scratchpads, burst DMA and overlapped stages; compact: one operand byte "
+          "per bus read, one stage at a time, for small FPGAs (os, int8, int32 C, no requant unit)",
+          choices=ENGINES),
 )
+
+#: Fields added after configs were first hashed: they enter :attr:`AcceleratorConfig.digest`
+#: only when they differ from their default, so the digests of earlier configs (in baselines,
+#: build caches and ID registers of built hardware) stay what they were.
+_LATE_FIELDS = ("engine",)
 
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -122,6 +132,7 @@ class AcceleratorConfig:
     spad_c_depth: int = 1024
     axi_data_width: int = 64
     requant_unit: bool = True
+    engine: str = "pipelined"
 
     def __post_init__(self) -> None:
         for field in FIELDS:
@@ -131,6 +142,15 @@ class AcceleratorConfig:
                 "acc_width",
                 f"acc_width = {self.acc_width} is out of range "
                 f"(allowed: {2 * self.in_width} to 64, at least twice in_width = {self.in_width})")
+        if self.engine == "compact":
+            # what the compact engine moves: one byte per operand, one int32 word per result
+            for name, ok, allowed in (("dataflow", self.dataflow == "os", "os"),
+                                      ("in_width", self.in_width <= 8, "2 to 8"),
+                                      ("acc_width", self.acc_width <= 32, "up to 32"),
+                                      ("requant_unit", not self.requant_unit, "false")):
+                if not ok:
+                    raise ConfigError(name, f"{name} = {getattr(self, name)!r} is not allowed "
+                                            f"with engine = 'compact' (allowed: {allowed})")
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -191,7 +211,9 @@ class AcceleratorConfig:
     @property
     def digest(self) -> str:
         """A short digest of every field: equal configs have equal digests, across runs."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        values = {k: v for k, v in self.to_dict().items()
+                  if k not in _LATE_FIELDS or v != _BY_NAME[k].default}
+        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     @property

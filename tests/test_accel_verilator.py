@@ -52,6 +52,23 @@ def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
     assert names.count("accel.reset") == 1
 
 
+@pytest.mark.verilator
+@pytest.mark.parametrize("config", [
+    ["--axi-data-width", "32"],
+    ["--rows", "3", "--cols", "2", "--in-width", "6", "--acc-width", "20"],
+], ids=["4x4_32bit", "3x2_acc20"])
+def test_accel_verify_compact(accel, build_root, tmp_path, seed, config):
+    """The compact engine: random GEMMs (with back-pressure, accumulate, edge tiles), every
+    illegal command and a reset mid-GEMM, as for the pipelined engine."""
+    junit = tmp_path / "verify.xml"
+    code, out, err = accel("verify", "--engine", "compact", "--no-requant-unit", *config,
+                           "--count", "60", "--seed", str(seed), "--junit", str(junit),
+                           "--build-root", str(build_root))
+    assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == "69" and suite.get("failures") == "0"
+
+
 @pytest.mark.parametrize("args,message", [
     (["--m", "0", "--k", "1", "--n", "1"],
      "accel sim: error: --m = 0 is out of range (allowed: 1 to 65535)"),

@@ -10,7 +10,7 @@ import pytest
 from accelerator.config import FIELDS, AcceleratorConfig, ConfigError
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "
-         "axi_data_width, requant_unit")
+         "axi_data_width, requant_unit, engine")
 
 #: The digest of the default config. If this changes, every build directory name and cached
 #: artifact keyed on it changes too: update it only on purpose.
@@ -54,6 +54,7 @@ BAD_VALUES = [
     ("requant_unit", 1, "requant_unit = 1 is not a boolean (allowed: true, false)"),
     ("requant_unit", 0, "requant_unit = 0 is not a boolean (allowed: true, false)"),
     ("requant_unit", "true", "requant_unit = 'true' is not a boolean (allowed: true, false)"),
+    ("engine", "tiny", "engine = 'tiny' is not allowed (allowed: pipelined, compact)"),
     ("requant_unit", None, "requant_unit = None is not a boolean (allowed: true, false)"),
 ]
 
@@ -97,7 +98,8 @@ def test_defaults_are_valid_and_match_fields():
 
 def test_every_field_has_bad_value_cases():
     assert {name for name, _, _ in BAD_VALUES} == {f.name for f in FIELDS}
-    assert set(OTHER_VALUES) == {f.name for f in FIELDS}
+    # engine's other value needs other fields changed too: test_compact_engine_limits
+    assert set(OTHER_VALUES) == {f.name for f in FIELDS} - {"engine"}
 
 
 @pytest.mark.parametrize(("field", "value", "message"), BAD_VALUES)
@@ -147,6 +149,31 @@ def test_acc_width_must_be_twice_in_width():
     with raises("acc_width = 24 is out of range (allowed: 32 to 64, at least twice in_width = 16)",
                 "acc_width"):
         AcceleratorConfig(acc_width=24).replace(in_width=16)
+
+
+def test_compact_engine_limits():
+    compact = {"engine": "compact", "requant_unit": False}
+    for changes, field, message in [
+        ({"dataflow": "ws"}, "dataflow",
+         "dataflow = 'ws' is not allowed with engine = 'compact' (allowed: os)"),
+        ({"in_width": 9, "acc_width": 32}, "in_width",
+         "in_width = 9 is not allowed with engine = 'compact' (allowed: 2 to 8)"),
+        ({"acc_width": 33}, "acc_width",
+         "acc_width = 33 is not allowed with engine = 'compact' (allowed: up to 32)"),
+        ({"requant_unit": True}, "requant_unit",
+         "requant_unit = True is not allowed with engine = 'compact' (allowed: false)"),
+    ]:
+        with raises(message, field):
+            AcceleratorConfig(**{**compact, **changes})
+    assert AcceleratorConfig(**compact, in_width=6, acc_width=20).engine == "compact"
+
+
+def test_engine_enters_the_digest_only_when_not_the_default():
+    # configs hashed before the field existed keep their digests (baselines, build caches)
+    assert AcceleratorConfig(engine="pipelined").digest == DEFAULT_DIGEST
+    compact = AcceleratorConfig(engine="compact", requant_unit=False)
+    assert compact.digest != AcceleratorConfig(requant_unit=False).digest
+    assert compact.to_dict()["engine"] == "compact"
 
 
 def test_option_names():
@@ -274,6 +301,7 @@ def test_to_toml_default_text():
         "spad_c_depth = 1024\n"
         "axi_data_width = 64\n"
         "requant_unit = true\n"
+        'engine = "pipelined"\n'
     )
 
 
@@ -325,5 +353,6 @@ def test_different_configs_have_different_digests():
     configs = [AcceleratorConfig()] + [AcceleratorConfig(**{k: v})
                                        for k, v in OTHER_VALUES.items()]
     configs.append(AcceleratorConfig(**OTHER_VALUES))
+    configs.append(AcceleratorConfig(engine="compact", requant_unit=False))
     assert len({c.digest for c in configs}) == len(configs)
     assert len({c.name for c in configs}) == len(configs)

@@ -37,3 +37,18 @@ def test_model_within_tolerance_of_rtl(build_root, dataflow):
     table = validate_model.table(points)
     assert max(abs(p.error) for p in points) <= TOLERANCE, table
     assert not [p for p in points if p.bad], table
+
+
+#: The compact engine's model is exact (docs/performance-model.md, "The compact engine"): one
+#: tile, tiles at the edges of M and N, K longer than the array, accumulate, two bus widths.
+COMPACT_SHAPES = ["1x1x1", "4x10x4", "5x10x5+acc", "37x29x41", "7x9x5+acc"]
+
+
+@pytest.mark.parametrize("spec", ["4x4:os:32:engine=compact:requant_unit=false",
+                                  "3x2:os:64:engine=compact:requant_unit=false"])
+def test_compact_model_exact(build_root, spec):
+    config = validate_model.parse_config(spec)
+    points = validate_model.validate([config], COMPACT_SHAPES, build_root, log=lambda text: None)
+    assert all(p.passed for p in points), [p.shape for p in points if not p.passed]
+    assert [(p.shape, p.model) for p in points] == [(p.shape, p.rtl) for p in points], \
+        validate_model.table(points)

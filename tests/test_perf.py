@@ -255,3 +255,30 @@ def test_core_never_beats_one_beat_per_cycle(rows, cols, dataflow, lengths):
     assert cycles >= sum(lengths) + core_latency(c)
     # and adding a tile never makes the stream shorter
     assert core_cycles(c, [*lengths, 1]) > cycles
+
+
+# --- the compact engine ----------------------------------------------------------------------
+
+
+def test_compact_engine_by_hand():
+    """5×10×5 on the compact 4×4: 4 tiles, 25 elements written and 39 outside M or N.
+
+    set-up: IDLE and FINISH 2; products m-1 = 4 (3 bits: 1 + 4), again for C, k-1 = 9 (4 bits:
+    1 + 5); C_in skipped 1: 17. Each tile: TILE, the core's latency R + C and 2 cycles to the
+    writer, then K beats of R + C reads: 3 + 8 + 80 = 91. Elements: 4 cycles each written, 1
+    skipped. Measured in Verilator (tests/test_model_validation.py): 522.
+    """
+    config = cfg(engine="compact", requant_unit=False, axi_data_width=32)
+    assert _setup_cycles(True, 5, 10, 4, False) == 17
+    assert estimate(config, 5, 10, 5).cycles == 2 + 17 + 4 * 91 + 25 * 4 + 39 == 522
+    # accumulate: C_in's product (1 + 4) instead of 1, and 3 cycles more per element written
+    assert estimate(config, 5, 10, 5, accumulate=True).cycles == 522 + 4 + 25 * 3 == 601
+
+
+def test_compact_engine_traffic():
+    config = cfg(engine="compact", requant_unit=False)
+    e = estimate(config, 5, 10, 5, accumulate=True)
+    # A once per column of tiles, B once per row of tiles, C_in and C once: one beat each
+    assert e.memory_read_cycles == 2 * 5 * 10 + 2 * 10 * 5 + 25
+    assert e.memory_write_cycles == 25
+    assert e.tiles == e.blocks == 4 and e.compute_cycles == 4 * 10

@@ -97,7 +97,8 @@ def test_the_specified_fields():
         return {f.name: (f.msb, f.lsb) for f in register(name).fields}
 
     assert layout("CONFIG0") == {"rows": (7, 0), "cols": (15, 8), "dataflow": (16, 16),
-                                 "requant_unit": (17, 17), "in_width": (28, 24)}
+                                 "requant_unit": (17, 17), "compact": (18, 18),
+                                 "in_width": (28, 24)}
     assert layout("CONFIG1") == {"acc_width": (7, 0), "axi_bytes": (15, 8),
                                  "log2_spad_a_depth": (20, 16), "log2_spad_b_depth": (25, 21),
                                  "log2_spad_c_depth": (30, 26)}

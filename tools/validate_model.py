@@ -51,7 +51,8 @@ MAX_CYCLES = 300_000
 
 def parse_config(text: str) -> AcceleratorConfig:
     """``8x8:os:128`` (rows×cols, dataflow, AXI data width), then optionally ``:field=value`` for
-    any other config field (``4x4:ws:64:spad_a_depth=64``); the rest at their defaults."""
+    any other config field (``4x4:ws:64:spad_a_depth=64``, ``4x4:os:32:engine=compact``); the
+    rest at their defaults."""
     try:
         size, dataflow, width, *extra = text.split(":")
         rows, cols = (int(x) for x in size.split("x"))
@@ -60,7 +61,10 @@ def parse_config(text: str) -> AcceleratorConfig:
     fields: dict[str, Any] = {}
     for item in extra:
         name, _, value = item.partition("=")
-        fields[name] = value.lower() == "true" if value.lower() in ("true", "false") else int(value)
+        if value.lower() in ("true", "false"):
+            fields[name] = value.lower() == "true"
+        else:
+            fields[name] = int(value) if value.lstrip("-").isdigit() else value
     return AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow, axi_data_width=int(width),
                              **fields)
 

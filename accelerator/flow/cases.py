@@ -100,7 +100,9 @@ def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
     lo, hi = config.in_min, config.in_max
     a = _draw(rng, (case.m, case.k), case.values, lo, hi)
     b = _draw(rng, (case.k, case.n), case.values, lo, hi)
-    c_in = (rng.integers(-2**31, 2**31, size=(case.m, case.n), dtype=np.int64)
+    c_bits = min(config.acc_width, 32)  # C_in must fit the accumulator (and its int32)
+    c_in = (rng.integers(-2**(c_bits - 1), 2**(c_bits - 1), size=(case.m, case.n),
+                         dtype=np.int64)
             if case.accumulate else None)
     params = None
     if case.requant:

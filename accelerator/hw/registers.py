@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,7 +61,8 @@ __all__ = [
 #: The access types, with their one-line meaning (the docs print these).
 ACCESS: dict[str, str] = {
     "ro": "read-only, driven by the hardware; writes are ignored",
-    "rw": "written by software, read by the hardware; reads return the value written",
+    "rw": "written by software, read by the hardware; reads return the value written (with "
+          "the compact engine, CONFIG0.compact, a write while STATUS.busy is ignored)",
     "w1c": "set by the hardware, cleared by writing 1 (writing 0 leaves it unchanged)",
     "wp": "write-pulse: writing 1 makes a one-cycle pulse in the hardware; reads as 0",
 }
@@ -233,6 +234,7 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
         Field("cols", 8, 8, "columns of the PE array"),
         Field("dataflow", 16, 1, "0: output-stationary (os), 1: weight-stationary (ws)"),
         Field("requant_unit", 17, 1, "1: the int8 requantization stage is present"),
+        Field("compact", 18, 1, "1: the compact engine, 0: the pipelined one (config `engine`)"),
         Field("in_width", 24, 5, "operand width in bits"),
     )),
     ("id", "CONFIG1", "ro", "Memory parameters.", (
@@ -385,7 +387,8 @@ def id_values(config: AcceleratorConfig, *, version: str = __version__) -> dict[
         "VERSION": register("VERSION").encode(major=major, minor=minor, patch=patch),
         "CONFIG0": register("CONFIG0").encode(
             rows=config.rows, cols=config.cols, dataflow=int(config.dataflow == "ws"),
-            requant_unit=int(config.requant_unit), in_width=config.in_width),
+            requant_unit=int(config.requant_unit), in_width=config.in_width,
+            compact=int(config.engine == "compact")),
         "CONFIG1": register("CONFIG1").encode(
             acc_width=config.acc_width, axi_bytes=config.axi_bytes,
             log2_spad_a_depth=config.spad_a_depth.bit_length() - 1,
@@ -419,6 +422,7 @@ def config_from_id(values: dict[str, int]) -> AcceleratorConfig:
         acc_width=c1["acc_width"], axi_data_width=8 * c1["axi_bytes"],
         spad_a_depth=1 << c1["log2_spad_a_depth"], spad_b_depth=1 << c1["log2_spad_b_depth"],
         spad_c_depth=1 << c1["log2_spad_c_depth"],
+        engine="compact" if c0["compact"] else "pipelined",
     )
     digest = register("DIGEST").decode(values["DIGEST"])["digest"]
     if digest != int(config.digest[:8], 16):
@@ -443,6 +447,50 @@ def element_bytes(config: AcceleratorConfig) -> dict[str, int]:
 # -- the gateware -------------------------------------------------------------------------------
 
 
+def _below(value: Value, limit: int) -> Value:
+    """``value < limit`` for a constant ``limit``, as plain logic rather than a comparator (which
+    yosys maps to a carry chain): at the highest bit where the two differ, ``limit`` has a 1."""
+    if limit >= 1 << len(value):
+        return Const(1)
+    result: Value = Const(0)
+    for bit in range(len(value)):  # from the LSB up: a higher bit that differs decides
+        result = (~value[bit] | result) if limit >> bit & 1 else (~value[bit] & result)
+    return result
+
+
+def _read_mux(index: Value, values: list[Value | int]) -> Value:
+    """``values[index]`` (32 bits wide), or 0 for an index past the end of ``values``.
+
+    Built as an OR of one term per group of four neighbouring registers: a 4:1 mux on
+    ``index[:2]``, ANDed with "``index[2:]`` is this group". A ``Switch`` or a mux tree over all
+    the index bits costs more LUT4s per bit, as does a one-hot AND-OR per register (yosys'
+    ``synth_ice40``, measured: about 640 LUT4 for the whole block with groups of four, against
+    about 680 with pairs or a full mux tree, 690 with groups of eight and 640 to 720, depending
+    on the netlist's order, with a term per register). A group whose registers all read as 0
+    costs nothing, and neither do bits that are constant in every register.
+    """
+    values = values + [0] * (-len(values) % 4)
+    result: Value = Const(0, 32)
+    for group in range(len(values) // 4):
+        a, b, c, d = values[4 * group:4 * group + 4]
+        if all(isinstance(v, int) and v == 0 for v in (a, b, c, d)):
+            continue  # all four read as 0: no term
+        selected = Mux(index[1], Mux(index[0], d, c), Mux(index[0], b, a))
+        result = result | (selected & (index[2:] == group).replicate(32))
+    return result
+
+
+def _runs(bits: list[int]) -> list[tuple[int, int]]:
+    """The runs of consecutive numbers in sorted ``bits``, as ``(first, last + 1)``."""
+    runs: list[tuple[int, int]] = []
+    for b in bits:
+        if runs and runs[-1][1] == b:
+            runs[-1] = (runs[-1][0], b + 1)
+        else:
+            runs.append((b, b + 1))
+    return runs
+
+
 class RegisterBlock(wiring.Component):
     """The registers of :data:`REGISTERS` behind an AXI4-Lite slave.
 
@@ -459,6 +507,8 @@ class RegisterBlock(wiring.Component):
         ``c_addr``, ``cin_addr``, ``m``, ``k``, ``n``, ``lda``, ``ldb``, ``ldc``, ``ldcin``,
         ``rq_mult``, ``rq_shift``, ``rq_zp``: the value software wrote, with bits outside the
         register's fields 0 (slice fields with ``field("MODE", "relu").extract(regs.mode)``).
+        With ``engine = "compact"`` a write to one while ``busy`` is ignored (answered OKAY):
+        that engine reads the command from these outputs while it runs.
     <counter> : In(32)
         One per performance counter: ``cycles``, ``mac_cycles``, ``dma_rd_bytes``,
         ``dma_wr_bytes``, ``stall_load``, ``stall_store``. Read through as they are; the datapath
@@ -520,6 +570,18 @@ class RegisterBlock(wiring.Component):
         return self._addr_width
 
     def elaborate(self, platform) -> Module:
+        # Written for a small LUT4 count, since this block is in every build, the iCE40UP5K's
+        # included:
+        #
+        # * An address is decoded from its word index (bits [2:7] for the current map) and one
+        #   "the bits above the index are 0" test that all registers share, instead of a
+        #   full-width compare per register.
+        # * The read data is an OR of AND-masked terms (see _read_mux) rather than a Switch; a
+        #   read of an address whose upper bits are not 0 clears rdata through the flip-flops'
+        #   synchronous reset (free in SB_DFFESR) instead of gating every term.
+        # * An rw register has flip-flops only for its fields' bits (the others read as 0),
+        #   loaded straight from the latched write data, with one clock enable per byte: the
+        #   register is selected and that byte's strobe is high.
         m = Module()
         bus = self.s_axil
         ids = id_values(self._config)
@@ -538,9 +600,18 @@ class RegisterBlock(wiring.Component):
             self.irq.eq(done & field("MODE", "irq_enable").extract(self.mode)),
         ]
 
+        # Address bits [2:2 + index_width] are the word index; an address is mapped if the bits
+        # above them are 0 and the index is below len(REGISTERS).
+        index_width = (len(REGISTERS) - 1).bit_length()
+
+        def split(addr: Value) -> tuple[Value, Value]:
+            """``(index, upper_zero)`` of byte address ``addr``."""
+            return addr[2:2 + index_width], ~addr[2 + index_width:].any()
+
         # -- write channel: AW and W are latched independently, then applied together ----------
         aw_full = Signal()
-        aw_addr = Signal(self._addr_width - 2)
+        aw_index = Signal(index_width)  # of the write address, only its index and
+        aw_mapped = Signal()            # whether it is mapped are needed
         w_full = Signal()
         w_data = Signal(32)
         w_strb = Signal(4)
@@ -549,7 +620,9 @@ class RegisterBlock(wiring.Component):
             bus.wready.eq(~w_full & ~bus.bvalid),
         ]
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [aw_full.eq(1), aw_addr.eq(bus.awaddr[2:])]
+            index, upper_zero = split(bus.awaddr)
+            m.d.sync += [aw_full.eq(1), aw_index.eq(index),
+                         aw_mapped.eq(upper_zero & _below(index, len(REGISTERS)))]
         with m.If(bus.wvalid & bus.wready):
             m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
         with m.If(bus.bvalid & bus.bready):
@@ -557,33 +630,40 @@ class RegisterBlock(wiring.Component):
 
         do_write = Signal()
         m.d.comb += do_write.eq(aw_full & w_full)
-        byte_mask = Signal(32)
-        m.d.comb += byte_mask.eq(Cat(w_strb[i].replicate(8) for i in range(4)))
-        written = Signal(32)  # the bits written: data where the strobe is high, else 0
-        m.d.comb += written.eq(w_data & byte_mask)
-
-        clear_done = Signal()
-        m.d.sync += [self.start.eq(0), self.abort.eq(0)]
         with m.If(do_write):
             m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1),
-                         bus.bresp.eq(AxiResp.OKAY)]
-            with m.Switch(aw_addr):
-                for reg in REGISTERS:
-                    with m.Case(reg.offset >> 2):
-                        if reg.access == "rw":
-                            port = getattr(self, reg.port)
-                            keep = ~byte_mask | ~Const(reg.mask, 32)
-                            m.d.sync += port.eq((port & keep) | (written & reg.mask))
-                        elif reg.name == "CTRL":
-                            with m.If(f_start.extract(written) & ~self.busy):
-                                m.d.sync += self.start.eq(1)
-                            with m.If(f_reset.extract(written)):
-                                m.d.sync += self.abort.eq(1)
-                        elif reg.name == "STATUS":
-                            m.d.comb += clear_done.eq(f_done.extract(written))
-                        # other ro registers: writes are ignored
-                with m.Default():
-                    m.d.sync += bus.bresp.eq(AxiResp.SLVERR)
+                         bus.bresp.eq(Mux(aw_mapped, AxiResp.OKAY, AxiResp.SLVERR))]
+
+        def written(f: Field) -> Value:
+            """One-bit field ``f`` as written: its data bit if its byte is strobed, else 0."""
+            return w_data[f.lsb] & w_strb[f.lsb // 8]
+
+        clear_done = Signal()
+        for reg in REGISTERS:
+            # aw_mapped is the "upper bits are 0" test (a matching index is below the end).
+            sel = do_write & aw_mapped & (aw_index == reg.offset >> 2)
+            if reg.access == "rw":
+                # Each byte with field bits loads from w_data when its strobe is high; an
+                # unstrobed byte keeps its value. Bits outside the fields stay at their reset
+                # value, 0, so they need no flip-flops.
+                port = getattr(self, reg.port)
+                if self._config.engine == "compact":
+                    # The compact engine reads the command where it is held, so it must not
+                    # change under a running command (the driver never writes then anyway).
+                    sel = sel & ~self.busy
+                for byte in range(4):
+                    bits = [b for b in range(8 * byte, 8 * byte + 8) if reg.mask >> b & 1]
+                    for lo, hi in _runs(bits):
+                        with m.If(sel & w_strb[byte]):
+                            m.d.sync += port[lo:hi].eq(w_data[lo:hi])
+            elif reg.name == "CTRL":  # one-cycle pulses: 0 unless written in this cycle
+                m.d.sync += [
+                    self.start.eq(sel & written(f_start) & ~self.busy),
+                    self.abort.eq(sel & written(f_reset)),
+                ]
+            elif reg.name == "STATUS":
+                m.d.comb += clear_done.eq(sel & written(f_done))
+            # other ro registers: writes are ignored
 
         # STATUS.done / STATUS.error: later statements win, so set_done has the last word.
         with m.If(clear_done):
@@ -594,21 +674,30 @@ class RegisterBlock(wiring.Component):
             m.d.sync += [done.eq(1), error.eq(self.error_code)]
 
         # -- read channel: the data is sampled at the AR handshake -----------------------------
+        values: list[Value | int] = []  # what each register reads as, in address order
+        for reg in REGISTERS:
+            if reg.group == "id":
+                values.append(ids[reg.name])
+            elif reg.name == "STATUS":
+                values.append(status)
+            elif reg.access in ("rw", "ro"):
+                values.append(getattr(self, reg.port) & reg.mask)  # bits outside fields: 0
+            else:  # wp registers read as 0
+                values.append(0)
+        ar_index, ar_upper_zero = split(bus.araddr)
+
         m.d.comb += bus.arready.eq(~bus.rvalid)
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [bus.rvalid.eq(1), bus.rresp.eq(AxiResp.OKAY), bus.rdata.eq(0)]
-            with m.Switch(bus.araddr[2:]):
-                for reg in REGISTERS:
-                    with m.Case(reg.offset >> 2):
-                        if reg.group == "id":
-                            m.d.sync += bus.rdata.eq(ids[reg.name])
-                        elif reg.name == "STATUS":
-                            m.d.sync += bus.rdata.eq(status)
-                        elif reg.access in ("rw", "ro"):
-                            m.d.sync += bus.rdata.eq(getattr(self, reg.port))
-                        # wp registers read as 0
-                with m.Default():
-                    m.d.sync += bus.rresp.eq(AxiResp.SLVERR)
+            m.d.sync += [
+                bus.rvalid.eq(1),
+                bus.rresp.eq(Mux(ar_upper_zero & _below(ar_index, len(REGISTERS)),
+                                 AxiResp.OKAY, AxiResp.SLVERR)),
+                # 0 past the end of the map: _read_mux gives 0 for an index past the end, and
+                # the If below (a synchronous reset of rdata) for an address above the index.
+                bus.rdata.eq(_read_mux(ar_index, values)),
+            ]
+            with m.If(~ar_upper_zero):
+                m.d.sync += bus.rdata.eq(0)
         return m

@@ -13,6 +13,7 @@ from amaranth.lib.wiring import Out
 from ..config import AcceleratorConfig
 from .axi import AXI4Signature
 from .axil import AXI4LiteSignature
+from .compact import CompactEngine
 from .dma import DMA
 from .engine import GemmEngine
 from .registers import ADDR_WIDTH, RegisterBlock, field
@@ -21,7 +22,9 @@ __all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
-    """Registers + :class:`GemmEngine` + :class:`DMA`.
+    """Registers + :class:`GemmEngine` + :class:`DMA`, or registers + :class:`CompactEngine`.
+
+    The config's ``engine`` chooses: the compact engine drives ``m_axi`` itself.
 
     Members
     -------
@@ -51,14 +54,27 @@ class Accelerator(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._config)
-        m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
-                                                    paired_pes=self._paired_pes)
-        m.submodules.dma = dma = DMA(self._config)
-
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
-        wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
-        for name in ("rd_cmd", "rd_data", "wr_cmd", "wr_data"):
-            wiring.connect(m, getattr(engine, name), getattr(dma, name))
+        if self._config.engine == "compact":
+            m.submodules.engine = engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
+                                                           paired_pes=self._paired_pes)
+            wiring.connect(m, wiring.flipped(self.m_axi), engine.m_axi)
+            m.d.comb += [regs.dma_rd_bytes.eq(engine.rd_bytes),
+                         regs.dma_wr_bytes.eq(engine.wr_bytes)]
+        else:
+            m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
+                                                        paired_pes=self._paired_pes)
+            m.submodules.dma = dma = DMA(self._config)
+            wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
+            for name in ("rd_cmd", "rd_data", "wr_cmd", "wr_data"):
+                wiring.connect(m, getattr(engine, name), getattr(dma, name))
+            m.d.comb += [
+                engine.dma_busy.eq(dma.wr_busy),
+                engine.dma_error.eq(dma.rd_error | dma.wr_error),
+                dma.clear.eq(regs.start),
+                regs.dma_rd_bytes.eq(dma.rd_bytes),
+                regs.dma_wr_bytes.eq(dma.wr_bytes),
+            ]
 
         cmd = engine.cmd
         for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "m", "k", "n",
@@ -72,9 +88,6 @@ class Accelerator(wiring.Component):
             cmd.rq_shift.eq(regs.rq_shift),
             cmd.rq_zp.eq(regs.rq_zp),
             engine.start.eq(regs.start),
-            engine.dma_busy.eq(dma.wr_busy),
-            engine.dma_error.eq(dma.rd_error | dma.wr_error),
-            dma.clear.eq(regs.start),
             regs.busy.eq(engine.busy),
             regs.set_done.eq(engine.done),
             regs.error_code.eq(engine.error),
@@ -82,8 +95,6 @@ class Accelerator(wiring.Component):
             regs.mac_cycles.eq(engine.mac_cycles),
             regs.stall_load.eq(engine.stall_load),
             regs.stall_store.eq(engine.stall_store),
-            regs.dma_rd_bytes.eq(dma.rd_bytes),
-            regs.dma_wr_bytes.eq(dma.wr_bytes),
             self.irq.eq(regs.irq),
         ]
         return m

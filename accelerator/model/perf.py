@@ -497,6 +497,8 @@ def estimate(config: AcceleratorConfig, m: int, k: int, n: int, *, accumulate: b
             raise ValueError(f"{name} = {value} is out of range (allowed: 1 or more)")
     if requant and not config.requant_unit:
         raise ValueError("requant needs hardware generated with requant_unit = true")
+    if config.engine == "compact":
+        return _compact_estimate(config, m, k, n, accumulate)
     R, C = config.rows, config.cols
     bus = config.axi_bytes
     in_bytes = ceil(config.in_width / 8)
@@ -538,6 +540,45 @@ def estimate(config: AcceleratorConfig, m: int, k: int, n: int, *, accumulate: b
         utilization=macs / (cycles * config.pes), bound=bound, tiles=grid.tiles,
         read_bytes=reads * bus, write_bytes=writes * bus,
         scratchpad_reads=compute * 2, scratchpad_writes=reads, blocks=blocks,
+    )
+
+
+#: The compact engine's cycles per element of C it writes, with the bench's AXI memory: ELEMENT,
+#: the AW and W handshake, the B response a cycle later; with ``accumulate`` three more for the
+#: C_in read (its address, then its data two cycles later). An element outside M or N: 1.
+_COMPACT_WRITE = 4
+_COMPACT_ACCUMULATE = 3
+
+
+def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
+                      accumulate: bool) -> Estimate:
+    """:func:`estimate` for ``engine = "compact"`` (hw/compact.py), exact to the cycle.
+
+    One tile at a time: TILE, then K operand beats of R + C reads each (one read, or one
+    skipped element, per cycle), the core's latency and two cycles to the writer, then each of
+    the R·C elements in turn. Before the tiles, the set-up the pipelined engine also has
+    (IDLE, the range check's products, CHECK); after them FINISH.
+    """
+    R, C = config.rows, config.cols
+    grid = tile_grid(config, m, k, n)
+    tiles = grid.m_tiles * grid.n_tiles
+    per_tile = 3 + core_latency(config) + k * (R + C)
+    written = m * n
+    skipped = tiles * R * C - written
+    per_element = _COMPACT_WRITE + (_COMPACT_ACCUMULATE if accumulate else 0)
+    cycles = (2 + _setup_cycles(True, m, k, R, accumulate) + tiles * per_tile
+              + written * per_element + skipped)
+    # every operand byte and every C (and C_in) element is a bus beat of its own
+    reads = grid.n_tiles * m * k + grid.m_tiles * k * n + (written if accumulate else 0)
+    macs = m * k * n
+    bus = config.axi_bytes
+    return Estimate(
+        config=config.to_dict(), m=m, k=k, n=n, macs=macs, cycles=cycles,
+        compute_cycles=tiles * k, memory_read_cycles=reads, memory_write_cycles=written,
+        fill_drain_cycles=core_cycles(config, [1]) - 1,
+        utilization=macs / (cycles * config.pes), bound="memory", tiles=tiles,
+        read_bytes=reads * bus, write_bytes=written * bus,
+        scratchpad_reads=0, scratchpad_writes=0, blocks=tiles,
     )
 
 
