@@ -8,7 +8,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] a_addr;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$160 ;
+  wire \busy$164 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -33,7 +33,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   wire [31:0] cycles;
-  wire [31:0] \cycles$166 ;
+  wire [31:0] \cycles$170 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
@@ -156,7 +156,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire m_axi__wvalid;
   wire \m_axi__wvalid$110 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$168 ;
+  wire [31:0] \mac_cycles$172 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
@@ -271,11 +271,11 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$170 ;
+  wire [31:0] \stall_load$174 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$172 ;
+  wire [31:0] \stall_store$176 ;
   wire start;
-  wire \start$152 ;
+  wire \start$162 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
@@ -327,7 +327,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire wr_error;
   assign dma_error = rd_error | wr_error;
   \accelerator.dma  dma (
-    .clear(start),
+    .clear(clear),
     .clk(clk),
     .cmd__payload(rd_cmd__payload),
     .\cmd__payload$12 (wr_cmd__payload),
@@ -389,7 +389,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$270 (start),
+    .\start$270 (clear),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -442,7 +442,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .set_done(set_done),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .start(start)
+    .start(clear)
   );
   assign \s_axil__araddr$57  = s_axil__araddr;
   assign \s_axil__arprot$58  = s_axil__arprot;
@@ -510,18 +510,18 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload$130  = wr_data__payload;
   assign \wr_data__ready$132  = wr_data__ready;
   assign \wr_data__valid$134  = wr_data__valid;
-  assign \start$152  = start;
   assign wr_busy = dma_busy;
-  assign clear = start;
-  assign \busy$160  = busy;
-  assign done = set_done;
-  assign error = error_code;
-  assign \cycles$166  = cycles;
-  assign \mac_cycles$168  = mac_cycles;
-  assign \stall_load$170  = stall_load;
-  assign \stall_store$172  = stall_store;
+  assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
+  assign \start$162  = clear;
+  assign \busy$164  = busy;
+  assign done = set_done;
+  assign error = error_code;
+  assign \cycles$170  = cycles;
+  assign \mac_cycles$172  = mac_cycles;
+  assign \stall_load$174  = stall_load;
+  assign \stall_store$176  = stall_store;
   assign \irq$177  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3300$43 (burst__payload[43]),
-    .\port$3300$45 (burst__payload[67:45]),
+    .\port$3782$43 (burst__payload[43]),
+    .\port$3782$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3300$43 , \port$3300$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3782$43 , \port$3782$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3300$43 ;
-  wire \port$3300$43 ;
-  input [22:0] \port$3300$45 ;
-  wire [22:0] \port$3300$45 ;
+  input \port$3782$43 ;
+  wire \port$3782$43 ;
+  input [22:0] \port$3782$45 ;
+  wire [22:0] \port$3782$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3300$43 , \port$3300$45  };
+      storage[w_port__addr] <= { \port$3782$43 , \port$3782$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3300$43 , \port$3300$45  };
-  assign w_data = { \port$3300$43 , \port$3300$45  };
+  assign w_port__data = { \port$3782$43 , \port$3782$45  };
+  assign w_data = { \port$3782$43 , \port$3782$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7843,7 +7843,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2468$354 (c[398:354]),
+    .\port$2950$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -11858,10 +11858,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2527$0 (en_deskew_0),
-    .\port$2528$0 (en_deskew_1),
-    .\port$2529$0 (en_deskew_2),
-    .\port$2530$0 (en_deskew_3),
+    .\port$3009$0 (en_deskew_0),
+    .\port$3010$0 (en_deskew_1),
+    .\port$3011$0 (en_deskew_2),
+    .\port$3012$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -11875,8 +11875,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$196 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3021$0 (\o$176 [2:0]),
-    .\port$3022$0 (\o_next$171 [1:0]),
+    .\port$3503$0 (\o$176 [2:0]),
+    .\port$3504$0 (\o_next$171 [1:0]),
     .psum_out(\psum_in$247 ),
     .valid_out(\valid_in$192 ),
     .w_in(\o$181 [7:0]),
@@ -11955,8 +11955,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$265 ),
     .pe_1_0_sync_clk(clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3021$3 (\o$176 [5:3]),
-    .\port$3022$3 (\o_next$171 [4:3]),
+    .\port$3503$3 (\o$176 [5:3]),
+    .\port$3504$3 (\o_next$171 [4:3]),
     .psum_in(\psum_in$247 ),
     .psum_out(\psum_in$322 ),
     .valid_out(\valid_in$261 ),
@@ -12039,8 +12039,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$340 ),
     .pe_2_0_sync_clk(clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3021$6 (\o$176 [8:6]),
-    .\port$3022$6 (\o_next$171 [7:6]),
+    .\port$3503$6 (\o$176 [8:6]),
+    .\port$3504$6 (\o_next$171 [7:6]),
     .psum_in(\psum_in$322 ),
     .psum_out(\psum_in$397 ),
     .valid_out(\valid_in$336 ),
@@ -12123,8 +12123,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .last_out(\last_in$415 ),
     .pe_3_0_sync_clk(clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3021$9 (\o$176 [11:9]),
-    .\port$3022$9 (\o_next$171 [10:9]),
+    .\port$3503$9 (\o$176 [11:9]),
+    .\port$3504$9 (\o_next$171 [10:9]),
     .psum_in(\psum_in$397 ),
     .psum_out(psum_out),
     .valid_out(\valid_in$411 ),
@@ -12200,10 +12200,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .i_next(i_next),
     .o(\o$174 ),
     .o_next(\o_next$169 ),
-    .\port$2565$0 (en_skew_a_0),
-    .\port$2566$0 (en_skew_a_1),
-    .\port$2567$0 (en_skew_a_2),
-    .\port$2568$0 (en_skew_a_3),
+    .\port$3047$0 (en_skew_a_0),
+    .\port$3048$0 (en_skew_a_1),
+    .\port$3049$0 (en_skew_a_2),
+    .\port$3050$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -12219,10 +12219,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
     .clk(clk),
     .i(in_w),
     .o(\o$181 ),
-    .\port$2560$0 (en_skew_w_0),
-    .\port$2561$0 (en_skew_w_1),
-    .\port$2562$0 (en_skew_w_2),
-    .\port$2563$0 (en_skew_w_3),
+    .\port$3042$0 (en_skew_w_0),
+    .\port$3043$0 (en_skew_w_1),
+    .\port$3044$0 (en_skew_w_2),
+    .\port$3045$0 (en_skew_w_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
@@ -12861,7 +12861,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2527$0 , \port$2528$0 , \port$2529$0 , \port$2530$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$3009$0 , \port$3010$0 , \port$3011$0 , \port$3012$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -12900,14 +12900,14 @@ module \accelerator.engine.core.deskew (rst, \port$2527$0 , \port$2528$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2527$0 ;
-  wire \port$2527$0 ;
-  input \port$2528$0 ;
-  wire \port$2528$0 ;
-  input \port$2529$0 ;
-  wire \port$2529$0 ;
-  input \port$2530$0 ;
-  wire \port$2530$0 ;
+  input \port$3009$0 ;
+  wire \port$3009$0 ;
+  input \port$3010$0 ;
+  wire \port$3010$0 ;
+  input \port$3011$0 ;
+  wire \port$3011$0 ;
+  input \port$3012$0 ;
+  wire \port$3012$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -12925,46 +12925,46 @@ module \accelerator.engine.core.deskew (rst, \port$2527$0 , \port$2528$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2527$0 ) begin
+    if (\port$3009$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2528$0 ) begin
+    if (\port$3010$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2528$0 ) begin
+    if (\port$3010$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2529$0 ) begin
+    if (\port$3011$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2527$0 ) begin
+    if (\port$3009$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2527$0 ) begin
+    if (\port$3009$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2530$0 , \port$2529$0 , \port$2528$0 , \port$2527$0  };
+  assign en = { \port$3012$0 , \port$3011$0 , \port$3010$0 , \port$3009$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12993,7 +12993,7 @@ module \accelerator.engine.core.deskew (rst, \port$2527$0 , \port$2528$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3021$0 , \port$3022$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3503$0 , \port$3504$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13037,10 +13037,10 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3021$0 ;
-  wire [2:0] \port$3021$0 ;
-  input [1:0] \port$3022$0 ;
-  wire [1:0] \port$3022$0 ;
+  input [2:0] \port$3503$0 ;
+  wire [2:0] \port$3503$0 ;
+  input [1:0] \port$3504$0 ;
+  wire [1:0] \port$3504$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13061,11 +13061,11 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3022$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3504$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3022$0 [0] & \port$3022$0 [1];
+  assign \$4  = \port$3504$0 [0] & \port$3504$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge pe_0_0_sync_clk)
@@ -13120,7 +13120,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3021$0 [0];
+      \$11  = \port$3503$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -13130,7 +13130,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3021$0 [1];
+      \$12  = \port$3503$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13140,7 +13140,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3022$0 [1];
+      \$13  = \port$3504$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$13  = 1'h0;
@@ -13150,7 +13150,7 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3021$0 [2];
+      \$14  = \port$3503$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$14  = 1'h0;
@@ -13175,11 +13175,11 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3022$0 [1];
-  assign valid_next = \port$3022$0 [0];
-  assign valid_in = \port$3021$0 [0];
-  assign first_in = \port$3021$0 [1];
-  assign last_in = \port$3021$0 [2];
+  assign first_next = \port$3504$0 [1];
+  assign valid_next = \port$3504$0 [0];
+  assign valid_in = \port$3503$0 [0];
+  assign first_in = \port$3503$0 [1];
+  assign last_in = \port$3503$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -13740,7 +13740,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3021$3 , \port$3022$3 , pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3503$3 , \port$3504$3 , pe_1_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13784,10 +13784,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3021$3 ;
-  wire [2:0] \port$3021$3 ;
-  input [1:0] \port$3022$3 ;
-  wire [1:0] \port$3022$3 ;
+  input [2:0] \port$3503$3 ;
+  wire [2:0] \port$3503$3 ;
+  input [1:0] \port$3504$3 ;
+  wire [1:0] \port$3504$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13809,11 +13809,11 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3022$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3504$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3022$3 [0] & \port$3022$3 [1];
+  assign \$4  = \port$3504$3 [0] & \port$3504$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_1_0_sync_clk)
@@ -13868,7 +13868,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3021$3 [0];
+      \$11  = \port$3503$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
@@ -13878,7 +13878,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3021$3 [1];
+      \$12  = \port$3503$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
@@ -13888,7 +13888,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3022$3 [1];
+      \$13  = \port$3504$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$13  = 1'h0;
@@ -13898,7 +13898,7 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3021$3 [2];
+      \$14  = \port$3503$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$14  = 1'h0;
@@ -13923,11 +13923,11 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3022$3 [1];
-  assign valid_next = \port$3022$3 [0];
-  assign valid_in = \port$3021$3 [0];
-  assign first_in = \port$3021$3 [1];
-  assign last_in = \port$3021$3 [2];
+  assign first_next = \port$3504$3 [1];
+  assign valid_next = \port$3504$3 [0];
+  assign valid_in = \port$3503$3 [0];
+  assign first_in = \port$3503$3 [1];
+  assign last_in = \port$3503$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14489,7 +14489,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3021$6 , \port$3022$6 , pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3503$6 , \port$3504$6 , pe_2_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14533,10 +14533,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3021$6 ;
-  wire [2:0] \port$3021$6 ;
-  input [1:0] \port$3022$6 ;
-  wire [1:0] \port$3022$6 ;
+  input [2:0] \port$3503$6 ;
+  wire [2:0] \port$3503$6 ;
+  input [1:0] \port$3504$6 ;
+  wire [1:0] \port$3504$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14558,11 +14558,11 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3022$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3504$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3022$6 [0] & \port$3022$6 [1];
+  assign \$4  = \port$3504$6 [0] & \port$3504$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_2_0_sync_clk)
@@ -14617,7 +14617,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3021$6 [0];
+      \$11  = \port$3503$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
@@ -14627,7 +14627,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3021$6 [1];
+      \$12  = \port$3503$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
@@ -14637,7 +14637,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3022$6 [1];
+      \$13  = \port$3504$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$13  = 1'h0;
@@ -14647,7 +14647,7 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3021$6 [2];
+      \$14  = \port$3503$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$14  = 1'h0;
@@ -14672,11 +14672,11 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3022$6 [1];
-  assign valid_next = \port$3022$6 [0];
-  assign valid_in = \port$3021$6 [0];
-  assign first_in = \port$3021$6 [1];
-  assign last_in = \port$3021$6 [2];
+  assign first_next = \port$3504$6 [1];
+  assign valid_next = \port$3504$6 [0];
+  assign valid_in = \port$3503$6 [0];
+  assign first_in = \port$3503$6 [1];
+  assign last_in = \port$3503$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15238,7 +15238,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3021$9 , \port$3022$9 , pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3503$9 , \port$3504$9 , pe_3_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15282,10 +15282,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3021$9 ;
-  wire [2:0] \port$3021$9 ;
-  input [1:0] \port$3022$9 ;
-  wire [1:0] \port$3022$9 ;
+  input [2:0] \port$3503$9 ;
+  wire [2:0] \port$3503$9 ;
+  input [1:0] \port$3504$9 ;
+  wire [1:0] \port$3504$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15306,11 +15306,11 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3022$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3504$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3022$9 [0] & \port$3022$9 [1];
+  assign \$4  = \port$3504$9 [0] & \port$3504$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_3_0_sync_clk)
@@ -15365,7 +15365,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3021$9 [0];
+      \$11  = \port$3503$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
@@ -15375,7 +15375,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3021$9 [1];
+      \$12  = \port$3503$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
@@ -15385,7 +15385,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3022$9 [1];
+      \$13  = \port$3504$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$13  = 1'h0;
@@ -15395,7 +15395,7 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3021$9 [2];
+      \$14  = \port$3503$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$14  = 1'h0;
@@ -15420,11 +15420,11 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3022$9 [1];
-  assign valid_next = \port$3022$9 [0];
-  assign valid_in = \port$3021$9 [0];
-  assign first_in = \port$3021$9 [1];
-  assign last_in = \port$3021$9 [2];
+  assign first_next = \port$3504$9 [1];
+  assign valid_next = \port$3504$9 [0];
+  assign valid_in = \port$3503$9 [0];
+  assign first_in = \port$3503$9 [1];
+  assign last_in = \port$3503$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15983,7 +15983,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2565$0 , \port$2566$0 , \port$2567$0 , \port$2568$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$3047$0 , \port$3048$0 , \port$3049$0 , \port$3050$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16024,14 +16024,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2565$0 , \port$2566$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2565$0 ;
-  wire \port$2565$0 ;
-  input \port$2566$0 ;
-  wire \port$2566$0 ;
-  input \port$2567$0 ;
-  wire \port$2567$0 ;
-  input \port$2568$0 ;
-  wire \port$2568$0 ;
+  input \port$3047$0 ;
+  wire \port$3047$0 ;
+  input \port$3048$0 ;
+  wire \port$3048$0 ;
+  input \port$3049$0 ;
+  wire \port$3049$0 ;
+  input \port$3050$0 ;
+  wire \port$3050$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16049,46 +16049,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2565$0 , \port$2566$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2567$0 ) begin
+    if (\port$3049$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2567$0 ) begin
+    if (\port$3049$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2568$0 ) begin
+    if (\port$3050$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2568$0 ) begin
+    if (\port$3050$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2568$0 ) begin
+    if (\port$3050$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2566$0 ) begin
+    if (\port$3048$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2568$0 , \port$2567$0 , \port$2566$0 , \port$2565$0  };
+  assign en = { \port$3050$0 , \port$3049$0 , \port$3048$0 , \port$3047$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16391,7 +16391,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$2560$0 , \port$2561$0 , \port$2562$0 , \port$2563$0 , o, clk);
+module \accelerator.engine.core.skew_w (rst, i, \port$3042$0 , \port$3043$0 , \port$3044$0 , \port$3045$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16430,14 +16430,14 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2560$0 , \port$2561$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2560$0 ;
-  wire \port$2560$0 ;
-  input \port$2561$0 ;
-  wire \port$2561$0 ;
-  input \port$2562$0 ;
-  wire \port$2562$0 ;
-  input \port$2563$0 ;
-  wire \port$2563$0 ;
+  input \port$3042$0 ;
+  wire \port$3042$0 ;
+  input \port$3043$0 ;
+  wire \port$3043$0 ;
+  input \port$3044$0 ;
+  wire \port$3044$0 ;
+  input \port$3045$0 ;
+  wire \port$3045$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -16455,47 +16455,47 @@ module \accelerator.engine.core.skew_w (rst, i, \port$2560$0 , \port$2561$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2562$0 ) begin
+    if (\port$3044$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2562$0 ) begin
+    if (\port$3044$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2563$0 ) begin
+    if (\port$3045$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2563$0 ) begin
+    if (\port$3045$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2563$0 ) begin
+    if (\port$3045$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2561$0 ) begin
+    if (\port$3043$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2563$0 , \port$2562$0 , \port$2561$0 , \port$2560$0  };
+  assign en = { \port$3045$0 , \port$3044$0 , \port$3043$0 , \port$3042$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -17281,7 +17281,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2468$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2950$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -17483,8 +17483,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2468$354 ;
-  wire [44:0] \port$2468$354 ;
+  input [44:0] \port$2950$354 ;
+  wire [44:0] \port$2950$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -17561,13 +17561,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2468$354 [36:32];
-  assign lower = \port$2468$354 [0] ? \port$2468$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2950$354 [36:32];
+  assign lower = \port$2950$354 [0] ? \port$2950$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2468$354 [36:32];
+  assign \$11  = ! \port$2950$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17582,8 +17582,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2468$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2468$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2950$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2950$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17598,8 +17598,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2468$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2468$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2950$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2950$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17614,8 +17614,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2468$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2468$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2950$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2950$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17630,8 +17630,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2468$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2468$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2950$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2950$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -17957,7 +17957,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2468$354 [31:1];
+      \$125  = \port$2950$354 [31:1];
     end
   end
   always @* begin
@@ -18048,7 +18048,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2468$354 [31:1];
+      \$137  = \port$2950$354 [31:1];
     end
   end
   always @* begin
@@ -18139,7 +18139,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2468$354 [31:1];
+      \$149  = \port$2950$354 [31:1];
     end
   end
   always @* begin
@@ -18230,7 +18230,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2468$354 [31:1];
+      \$161  = \port$2950$354 [31:1];
     end
   end
   always @* begin
@@ -18284,10 +18284,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2468$354 [36:32];
-  assign relu = \port$2468$354 [0];
-  assign zero_point = \port$2468$354 [44:37];
-  assign multiplier = \port$2468$354 [31:1];
+  assign shift = \port$2950$354 [36:32];
+  assign relu = \port$2950$354 [0];
+  assign zero_point = \port$2950$354 [44:37];
+  assign multiplier = \port$2950$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19216,156 +19216,596 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, start, s_axil__bresp, mode, a_addr, b_addr
+module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, s_axil__bresp, start, mode, a_addr, b_addr
 , c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, set_done, error_code, cycles, mac_cycles, stall_load, stall_store
 , dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
+  wire \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
-  reg \$103 ;
-  reg [9:0] \$104 ;
-  reg \$105 ;
-  reg [31:0] \$106 ;
-  reg [3:0] \$107 ;
-  reg \$108 ;
-  reg \$109 ;
-  wire [31:0] \$11 ;
-  reg \$110 ;
-  reg [1:0] \$111 ;
-  reg [31:0] \$112 ;
-  reg [31:0] \$113 ;
-  reg [31:0] \$114 ;
-  reg [31:0] \$115 ;
-  reg [31:0] \$116 ;
-  reg [31:0] \$117 ;
-  reg [31:0] \$118 ;
-  reg [31:0] \$119 ;
-  wire [31:0] \$12 ;
-  reg [31:0] \$120 ;
-  reg [31:0] \$121 ;
-  reg [31:0] \$122 ;
-  reg [31:0] \$123 ;
-  reg [31:0] \$124 ;
-  reg [31:0] \$125 ;
-  reg [31:0] \$126 ;
-  reg \$127 ;
-  reg [7:0] \$128 ;
-  reg \$129 ;
-  wire [31:0] \$13 ;
-  reg [1:0] \$130 ;
-  reg [31:0] \$131 ;
-  wire [31:0] \$14 ;
-  wire [31:0] \$15 ;
-  wire [31:0] \$16 ;
-  wire [31:0] \$17 ;
-  wire [31:0] \$18 ;
-  wire [31:0] \$19 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
+  wire \$12 ;
+  wire \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
+  wire \$13 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
+  wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire \$147 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire \$16 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire \$177 ;
+  wire \$178 ;
+  wire \$179 ;
+  wire \$18 ;
+  wire \$180 ;
+  wire \$181 ;
+  wire \$182 ;
+  wire \$183 ;
+  wire \$184 ;
+  wire \$185 ;
+  wire \$186 ;
+  wire \$187 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
+  wire \$196 ;
+  wire \$197 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
-  wire [31:0] \$20 ;
-  wire [31:0] \$21 ;
-  wire [31:0] \$22 ;
-  wire [31:0] \$23 ;
-  wire [31:0] \$24 ;
-  wire [31:0] \$25 ;
-  wire [31:0] \$26 ;
-  wire [31:0] \$27 ;
-  wire [31:0] \$28 ;
-  wire [31:0] \$29 ;
+  wire \$20 ;
+  wire \$200 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
+  wire \$21 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
+  wire \$22 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
+  wire \$23 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
+  wire \$24 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
+  wire [1:0] \$25 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire [1:0] \$258 ;
+  wire [29:0] \$259 ;
+  wire \$26 ;
+  wire [30:0] \$260 ;
+  wire [30:0] \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
+  wire \$27 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
+  wire \$28 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire [31:0] \$294 ;
+  wire [31:0] \$295 ;
+  wire [31:0] \$296 ;
+  wire [31:0] \$297 ;
+  wire [30:0] \$298 ;
+  wire [31:0] \$299 ;
   wire \$3 ;
-  wire [31:0] \$30 ;
-  wire [31:0] \$31 ;
-  wire [31:0] \$32 ;
-  wire [31:0] \$33 ;
-  wire [31:0] \$34 ;
-  wire [31:0] \$35 ;
-  wire [31:0] \$36 ;
-  wire [31:0] \$37 ;
-  wire [31:0] \$38 ;
-  wire [31:0] \$39 ;
+  wire \$30 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire \$307 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire \$31 ;
+  wire \$310 ;
+  wire \$311 ;
+  wire \$312 ;
+  wire \$313 ;
+  wire \$314 ;
+  wire \$315 ;
+  wire \$316 ;
+  wire \$317 ;
+  wire \$318 ;
+  wire \$319 ;
+  wire \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
+  wire \$324 ;
+  wire \$325 ;
+  wire \$326 ;
+  wire \$327 ;
+  wire \$328 ;
+  wire \$329 ;
+  wire \$33 ;
+  wire \$330 ;
+  wire \$331 ;
+  wire [31:0] \$332 ;
+  wire [31:0] \$333 ;
+  wire [31:0] \$334 ;
+  wire [31:0] \$335 ;
+  wire [31:0] \$336 ;
+  wire [31:0] \$337 ;
+  wire [31:0] \$338 ;
+  wire [31:0] \$339 ;
+  wire \$34 ;
+  wire [31:0] \$340 ;
+  wire \$341 ;
+  wire \$342 ;
+  wire \$343 ;
+  wire \$344 ;
+  wire \$345 ;
+  wire \$346 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire \$349 ;
+  wire \$35 ;
+  wire \$350 ;
+  wire \$351 ;
+  wire \$352 ;
+  wire \$353 ;
+  wire \$354 ;
+  wire \$355 ;
+  wire \$356 ;
+  wire \$357 ;
+  wire \$358 ;
+  wire \$359 ;
+  wire \$36 ;
+  wire \$360 ;
+  wire \$361 ;
+  wire \$362 ;
+  wire \$363 ;
+  wire \$364 ;
+  wire \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
+  wire \$369 ;
+  wire \$37 ;
+  wire \$370 ;
+  wire \$371 ;
+  wire \$372 ;
+  wire [31:0] \$373 ;
+  wire [31:0] \$374 ;
+  wire [31:0] \$375 ;
+  wire [31:0] \$376 ;
+  wire [31:0] \$377 ;
+  wire [31:0] \$378 ;
+  wire [31:0] \$379 ;
+  wire \$38 ;
+  wire [31:0] \$380 ;
+  wire [31:0] \$381 ;
+  wire \$382 ;
+  wire \$383 ;
+  wire \$384 ;
+  wire \$385 ;
+  wire \$386 ;
+  wire \$387 ;
+  wire \$388 ;
+  wire \$389 ;
+  wire \$39 ;
+  wire \$390 ;
+  wire \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire \$394 ;
+  wire \$395 ;
+  wire \$396 ;
+  wire \$397 ;
+  wire \$398 ;
+  wire \$399 ;
   wire \$4 ;
-  wire [31:0] \$40 ;
-  wire [31:0] \$41 ;
-  wire [31:0] \$42 ;
-  wire [31:0] \$43 ;
-  wire [31:0] \$44 ;
-  wire [31:0] \$45 ;
-  wire [31:0] \$46 ;
-  wire [31:0] \$47 ;
-  wire [31:0] \$48 ;
-  wire [31:0] \$49 ;
+  wire \$40 ;
+  wire \$400 ;
+  wire \$401 ;
+  wire \$402 ;
+  wire \$403 ;
+  wire \$404 ;
+  wire \$405 ;
+  wire \$406 ;
+  wire \$407 ;
+  wire \$408 ;
+  wire \$409 ;
+  wire \$41 ;
+  wire \$410 ;
+  wire \$411 ;
+  wire \$412 ;
+  wire \$413 ;
+  wire [31:0] \$414 ;
+  wire [31:0] \$415 ;
+  wire [31:0] \$416 ;
+  wire [31:0] \$417 ;
+  wire [31:0] \$418 ;
+  wire [31:0] \$419 ;
+  wire \$42 ;
+  wire [31:0] \$420 ;
+  wire [31:0] \$421 ;
+  wire [31:0] \$422 ;
+  wire \$423 ;
+  wire \$424 ;
+  wire \$425 ;
+  wire \$426 ;
+  wire \$427 ;
+  wire \$428 ;
+  wire \$429 ;
+  wire \$43 ;
+  wire \$430 ;
+  wire \$431 ;
+  wire \$432 ;
+  wire \$433 ;
+  wire \$434 ;
+  wire \$435 ;
+  wire \$436 ;
+  wire \$437 ;
+  wire \$438 ;
+  wire \$439 ;
+  wire \$44 ;
+  wire \$440 ;
+  wire \$441 ;
+  wire \$442 ;
+  wire \$443 ;
+  wire \$444 ;
+  wire \$445 ;
+  wire \$446 ;
+  wire \$447 ;
+  wire \$448 ;
+  wire \$449 ;
+  wire \$45 ;
+  wire \$450 ;
+  wire \$451 ;
+  wire \$452 ;
+  wire \$453 ;
+  wire \$454 ;
+  wire [31:0] \$455 ;
+  wire [31:0] \$456 ;
+  wire [31:0] \$457 ;
+  wire [31:0] \$458 ;
+  wire [31:0] \$459 ;
+  wire \$46 ;
+  wire [31:0] \$460 ;
+  wire [31:0] \$461 ;
+  wire [31:0] \$462 ;
+  wire [31:0] \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire \$468 ;
+  wire \$469 ;
+  wire \$47 ;
+  wire \$470 ;
+  wire \$471 ;
+  wire \$472 ;
+  wire \$473 ;
+  wire \$474 ;
+  wire \$475 ;
+  wire \$476 ;
+  wire \$477 ;
+  wire \$478 ;
+  wire \$479 ;
+  wire \$48 ;
+  wire \$480 ;
+  wire \$481 ;
+  wire \$482 ;
+  wire \$483 ;
+  wire \$484 ;
+  wire \$485 ;
+  wire \$486 ;
+  wire \$487 ;
+  wire \$488 ;
+  wire \$489 ;
+  wire \$49 ;
+  wire \$490 ;
+  wire \$491 ;
+  wire \$492 ;
+  wire \$493 ;
+  wire \$494 ;
+  wire \$495 ;
+  wire [31:0] \$496 ;
+  wire [31:0] \$497 ;
+  wire [31:0] \$498 ;
+  wire [31:0] \$499 ;
   wire \$5 ;
-  wire [31:0] \$50 ;
-  wire [31:0] \$51 ;
-  wire [31:0] \$52 ;
-  wire [31:0] \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
-  wire [31:0] \$56 ;
-  wire [31:0] \$57 ;
-  wire [31:0] \$58 ;
-  wire [31:0] \$59 ;
+  wire \$50 ;
+  wire [31:0] \$500 ;
+  wire [31:0] \$501 ;
+  wire [31:0] \$502 ;
+  wire [31:0] \$503 ;
+  wire [31:0] \$504 ;
+  wire \$505 ;
+  wire \$506 ;
+  wire \$507 ;
+  wire \$508 ;
+  wire \$509 ;
+  wire \$51 ;
+  wire \$510 ;
+  wire \$511 ;
+  wire \$512 ;
+  wire \$513 ;
+  wire \$514 ;
+  wire \$515 ;
+  wire \$516 ;
+  wire \$517 ;
+  wire \$518 ;
+  wire \$519 ;
+  wire \$52 ;
+  wire \$520 ;
+  wire \$521 ;
+  wire \$522 ;
+  wire \$523 ;
+  wire \$524 ;
+  wire \$525 ;
+  wire \$526 ;
+  wire \$527 ;
+  wire \$528 ;
+  wire \$529 ;
+  wire \$53 ;
+  wire \$530 ;
+  wire \$531 ;
+  wire \$532 ;
+  wire \$533 ;
+  wire \$534 ;
+  wire \$535 ;
+  wire \$536 ;
+  wire [31:0] \$537 ;
+  wire [31:0] \$538 ;
+  wire \$539 ;
+  wire \$54 ;
+  wire \$540 ;
+  wire \$541 ;
+  reg \$542 ;
+  reg [4:0] \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg [31:0] \$546 ;
+  reg [3:0] \$547 ;
+  reg \$548 ;
+  reg [1:0] \$549 ;
+  wire \$55 ;
+  reg \$550 ;
+  reg \$551 ;
+  reg [31:0] \$552 ;
+  reg [31:0] \$553 ;
+  reg [31:0] \$554 ;
+  reg [31:0] \$555 ;
+  reg [31:0] \$556 ;
+  reg [31:0] \$557 ;
+  reg [31:0] \$558 ;
+  reg [31:0] \$559 ;
+  wire \$56 ;
+  reg [31:0] \$560 ;
+  reg [31:0] \$561 ;
+  reg [31:0] \$562 ;
+  reg [31:0] \$563 ;
+  reg [31:0] \$564 ;
+  reg [31:0] \$565 ;
+  reg [31:0] \$566 ;
+  reg \$567 ;
+  reg [7:0] \$568 ;
+  reg \$569 ;
+  wire \$57 ;
+  reg [1:0] \$570 ;
+  reg [31:0] \$571 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [31:0] \$60 ;
-  wire [31:0] \$61 ;
-  wire [31:0] \$62 ;
-  wire [31:0] \$63 ;
-  wire [31:0] \$64 ;
-  wire [31:0] \$65 ;
-  wire [31:0] \$66 ;
-  wire [31:0] \$67 ;
-  wire [31:0] \$68 ;
-  wire [31:0] \$69 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [31:0] \$70 ;
-  wire [31:0] \$71 ;
-  wire [31:0] \$72 ;
-  wire [31:0] \$73 ;
-  wire [31:0] \$74 ;
-  wire [31:0] \$75 ;
-  wire [31:0] \$76 ;
-  wire [31:0] \$77 ;
-  wire [31:0] \$78 ;
-  wire [31:0] \$79 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
   wire \$8 ;
-  wire [31:0] \$80 ;
-  wire [31:0] \$81 ;
-  wire [31:0] \$82 ;
-  wire [31:0] \$83 ;
-  wire [31:0] \$84 ;
-  wire [31:0] \$85 ;
-  wire [31:0] \$86 ;
-  wire [31:0] \$87 ;
-  wire [31:0] \$88 ;
-  wire [31:0] \$89 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire [31:0] \$90 ;
-  wire [31:0] \$91 ;
-  wire [31:0] \$92 ;
-  wire [31:0] \$93 ;
-  wire [31:0] \$94 ;
-  wire [31:0] \$95 ;
-  wire [31:0] \$96 ;
-  wire [31:0] \$97 ;
-  wire [31:0] \$98 ;
-  wire [31:0] \$99 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
   output [31:0] a_addr;
   reg [31:0] a_addr = 32'd0;
   reg abort = 1'h0;
-  reg [9:0] aw_addr = 10'h000;
   reg aw_full = 1'h0;
+  reg [4:0] aw_index = 5'h00;
+  reg aw_mapped = 1'h0;
   output [31:0] b_addr;
   reg [31:0] b_addr = 32'd0;
   input busy;
   wire busy;
-  wire [31:0] byte_mask;
   output [31:0] c_addr;
   reg [31:0] c_addr = 32'd0;
   output [31:0] cin_addr;
   reg [31:0] cin_addr = 32'd0;
-  reg clear_done;
+  wire clear_done;
   input clk;
   wire clk;
   input [31:0] cycles;
@@ -19453,7 +19893,176 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] w_data = 32'd0;
   reg w_full = 1'h0;
   reg [3:0] w_strb = 4'h0;
-  wire [31:0] written;
+  assign \$423  = s_axil__araddr[6:4] == 3'h4;
+  assign \$424  = s_axil__araddr[6:4] == 3'h4;
+  assign \$425  = s_axil__araddr[6:4] == 3'h4;
+  assign \$426  = s_axil__araddr[6:4] == 3'h4;
+  assign \$427  = s_axil__araddr[6:4] == 3'h4;
+  assign \$428  = s_axil__araddr[6:4] == 3'h4;
+  assign \$429  = s_axil__araddr[6:4] == 3'h4;
+  assign \$430  = s_axil__araddr[6:4] == 3'h4;
+  assign \$431  = s_axil__araddr[6:4] == 3'h4;
+  assign \$432  = s_axil__araddr[6:4] == 3'h4;
+  assign \$433  = s_axil__araddr[6:4] == 3'h4;
+  assign \$434  = s_axil__araddr[6:4] == 3'h4;
+  assign \$435  = s_axil__araddr[6:4] == 3'h4;
+  assign \$436  = s_axil__araddr[6:4] == 3'h4;
+  assign \$437  = s_axil__araddr[6:4] == 3'h4;
+  assign \$438  = s_axil__araddr[6:4] == 3'h4;
+  assign \$439  = s_axil__araddr[6:4] == 3'h4;
+  assign \$440  = s_axil__araddr[6:4] == 3'h4;
+  assign \$441  = s_axil__araddr[6:4] == 3'h4;
+  assign \$442  = s_axil__araddr[6:4] == 3'h4;
+  assign \$443  = s_axil__araddr[6:4] == 3'h4;
+  assign \$444  = s_axil__araddr[6:4] == 3'h4;
+  assign \$445  = s_axil__araddr[6:4] == 3'h4;
+  assign \$446  = s_axil__araddr[6:4] == 3'h4;
+  assign \$447  = s_axil__araddr[6:4] == 3'h4;
+  assign \$448  = s_axil__araddr[6:4] == 3'h4;
+  assign \$449  = s_axil__araddr[6:4] == 3'h4;
+  assign \$450  = s_axil__araddr[6:4] == 3'h4;
+  assign \$451  = s_axil__araddr[6:4] == 3'h4;
+  assign \$452  = s_axil__araddr[6:4] == 3'h4;
+  assign \$453  = s_axil__araddr[6:4] == 3'h4;
+  assign \$454  = s_axil__araddr[6:4] == 3'h4;
+  assign \$455  = \$422  & { \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423  };
+  assign \$456  = \$415  | \$455 ;
+  assign \$459  = s_axil__araddr[2] ? \$457  : \$458 ;
+  assign \$462  = s_axil__araddr[2] ? \$460  : \$461 ;
+  assign \$463  = s_axil__araddr[3] ? \$459  : \$462 ;
+  assign \$464  = s_axil__araddr[6:4] == 3'h5;
+  assign \$465  = s_axil__araddr[6:4] == 3'h5;
+  assign \$466  = s_axil__araddr[6:4] == 3'h5;
+  assign \$467  = s_axil__araddr[6:4] == 3'h5;
+  assign \$468  = s_axil__araddr[6:4] == 3'h5;
+  assign \$469  = s_axil__araddr[6:4] == 3'h5;
+  assign \$470  = s_axil__araddr[6:4] == 3'h5;
+  assign \$471  = s_axil__araddr[6:4] == 3'h5;
+  assign \$472  = s_axil__araddr[6:4] == 3'h5;
+  assign \$473  = s_axil__araddr[6:4] == 3'h5;
+  assign \$474  = s_axil__araddr[6:4] == 3'h5;
+  assign \$475  = s_axil__araddr[6:4] == 3'h5;
+  assign \$476  = s_axil__araddr[6:4] == 3'h5;
+  assign \$477  = s_axil__araddr[6:4] == 3'h5;
+  assign \$478  = s_axil__araddr[6:4] == 3'h5;
+  assign \$479  = s_axil__araddr[6:4] == 3'h5;
+  assign \$480  = s_axil__araddr[6:4] == 3'h5;
+  assign \$481  = s_axil__araddr[6:4] == 3'h5;
+  assign \$482  = s_axil__araddr[6:4] == 3'h5;
+  assign \$483  = s_axil__araddr[6:4] == 3'h5;
+  assign \$484  = s_axil__araddr[6:4] == 3'h5;
+  assign \$485  = s_axil__araddr[6:4] == 3'h5;
+  assign \$486  = s_axil__araddr[6:4] == 3'h5;
+  assign \$487  = s_axil__araddr[6:4] == 3'h5;
+  assign \$488  = s_axil__araddr[6:4] == 3'h5;
+  assign \$489  = s_axil__araddr[6:4] == 3'h5;
+  assign \$490  = s_axil__araddr[6:4] == 3'h5;
+  assign \$491  = s_axil__araddr[6:4] == 3'h5;
+  assign \$492  = s_axil__araddr[6:4] == 3'h5;
+  assign \$493  = s_axil__araddr[6:4] == 3'h5;
+  assign \$494  = s_axil__araddr[6:4] == 3'h5;
+  assign \$495  = s_axil__araddr[6:4] == 3'h5;
+  assign \$496  = \$463  & { \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467 , \$466 , \$465 , \$464  };
+  assign \$497  = \$456  | \$496 ;
+  assign \$500  = s_axil__araddr[2] ? \$498  : \$499 ;
+  assign \$503  = s_axil__araddr[2] ? \$501  : \$502 ;
+  assign \$504  = s_axil__araddr[3] ? \$500  : \$503 ;
+  assign \$505  = s_axil__araddr[6:4] == 3'h6;
+  assign \$506  = s_axil__araddr[6:4] == 3'h6;
+  assign \$507  = s_axil__araddr[6:4] == 3'h6;
+  assign \$508  = s_axil__araddr[6:4] == 3'h6;
+  assign \$509  = s_axil__araddr[6:4] == 3'h6;
+  assign \$510  = s_axil__araddr[6:4] == 3'h6;
+  assign \$511  = s_axil__araddr[6:4] == 3'h6;
+  assign \$512  = s_axil__araddr[6:4] == 3'h6;
+  assign \$513  = s_axil__araddr[6:4] == 3'h6;
+  assign \$514  = s_axil__araddr[6:4] == 3'h6;
+  assign \$515  = s_axil__araddr[6:4] == 3'h6;
+  assign \$516  = s_axil__araddr[6:4] == 3'h6;
+  assign \$517  = s_axil__araddr[6:4] == 3'h6;
+  assign \$518  = s_axil__araddr[6:4] == 3'h6;
+  assign \$519  = s_axil__araddr[6:4] == 3'h6;
+  assign \$520  = s_axil__araddr[6:4] == 3'h6;
+  assign \$521  = s_axil__araddr[6:4] == 3'h6;
+  assign \$522  = s_axil__araddr[6:4] == 3'h6;
+  assign \$523  = s_axil__araddr[6:4] == 3'h6;
+  assign \$524  = s_axil__araddr[6:4] == 3'h6;
+  assign \$525  = s_axil__araddr[6:4] == 3'h6;
+  assign \$526  = s_axil__araddr[6:4] == 3'h6;
+  assign \$527  = s_axil__araddr[6:4] == 3'h6;
+  assign \$528  = s_axil__araddr[6:4] == 3'h6;
+  assign \$529  = s_axil__araddr[6:4] == 3'h6;
+  assign \$530  = s_axil__araddr[6:4] == 3'h6;
+  assign \$531  = s_axil__araddr[6:4] == 3'h6;
+  assign \$532  = s_axil__araddr[6:4] == 3'h6;
+  assign \$533  = s_axil__araddr[6:4] == 3'h6;
+  assign \$534  = s_axil__araddr[6:4] == 3'h6;
+  assign \$535  = s_axil__araddr[6:4] == 3'h6;
+  assign \$536  = s_axil__araddr[6:4] == 3'h6;
+  assign \$537  = \$504  & { \$536 , \$535 , \$534 , \$533 , \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512 , \$511 , \$510 , \$509 , \$508 , \$507 , \$506 , \$505  };
+  assign \$538  = \$497  | \$537 ;
+  assign \$539  = | s_axil__araddr[11:7];
+  assign \$540  = ~ \$539 ;
+  always @(posedge clk)
+    aw_full <= \$542 ;
+  always @(posedge clk)
+    aw_index <= \$543 ;
+  always @(posedge clk)
+    aw_mapped <= \$544 ;
+  always @(posedge clk)
+    w_full <= \$545 ;
+  always @(posedge clk)
+    w_data <= \$546 ;
+  always @(posedge clk)
+    w_strb <= \$547 ;
+  always @(posedge clk)
+    s_axil__bvalid <= \$548 ;
+  always @(posedge clk)
+    s_axil__bresp <= \$549 ;
+  always @(posedge clk)
+    start <= \$550 ;
+  always @(posedge clk)
+    abort <= \$551 ;
+  always @(posedge clk)
+    mode <= \$552 ;
+  always @(posedge clk)
+    a_addr <= \$553 ;
+  always @(posedge clk)
+    b_addr <= \$554 ;
+  always @(posedge clk)
+    c_addr <= \$555 ;
+  always @(posedge clk)
+    cin_addr <= \$556 ;
+  always @(posedge clk)
+    m <= \$557 ;
+  always @(posedge clk)
+    k <= \$558 ;
+  always @(posedge clk)
+    n <= \$559 ;
+  always @(posedge clk)
+    lda <= \$560 ;
+  always @(posedge clk)
+    ldb <= \$561 ;
+  always @(posedge clk)
+    ldc <= \$562 ;
+  always @(posedge clk)
+    ldcin <= \$563 ;
+  always @(posedge clk)
+    rq_mult <= \$564 ;
+  always @(posedge clk)
+    rq_shift <= \$565 ;
+  always @(posedge clk)
+    rq_zp <= \$566 ;
+  always @(posedge clk)
+    done <= \$567 ;
+  always @(posedge clk)
+    error <= \$568 ;
+  always @(posedge clk)
+    s_axil__rvalid <= \$569 ;
+  always @(posedge clk)
+    s_axil__rresp <= \$570 ;
+  always @(posedge clk)
+    s_axil__rdata <= \$571 ;
   assign irq = done & mode[3];
   assign \$1  = ~ aw_full;
   assign \$2  = ~ s_axil__bvalid;
@@ -19462,1183 +20071,867 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$4  = ~ s_axil__bvalid;
   assign s_axil__wready = \$3  & \$4 ;
   assign do_write = aw_full & w_full;
-  assign written = w_data & { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
+  assign \$5  = do_write & aw_mapped;
+  assign \$6  = aw_index == 3'h7;
+  assign \$7  = \$5  & \$6 ;
+  assign \$8  = w_data[1] & w_strb[0];
+  assign clear_done = \$7  & \$8 ;
   assign s_axil__arready = ~ s_axil__rvalid;
-  assign \$5  = s_axil__awvalid & s_axil__awready;
-  assign \$6  = s_axil__wvalid & s_axil__wready;
-  assign \$7  = s_axil__bvalid & s_axil__bready;
-  assign \$8  = ~ busy;
-  assign \$9  = written[0] & \$8 ;
-  assign \$10  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$13  = mode & \$12 ;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$19  = a_addr & \$18 ;
-  assign \$21  = \$19  | \$20 ;
-  assign \$22  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$25  = b_addr & \$24 ;
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$31  = c_addr & \$30 ;
-  assign \$33  = \$31  | \$32 ;
-  assign \$34  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$37  = cin_addr & \$36 ;
-  assign \$39  = \$37  | \$38 ;
-  assign \$40  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$43  = m & \$42 ;
-  assign \$45  = \$43  | \$44 ;
-  assign \$46  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$49  = k & \$48 ;
-  assign \$51  = \$49  | \$50 ;
-  assign \$52  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$55  = n & \$54 ;
-  assign \$57  = \$55  | \$56 ;
-  assign \$58  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$61  = lda & \$60 ;
-  assign \$63  = \$61  | \$62 ;
-  assign \$64  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$67  = ldb & \$66 ;
-  assign \$69  = \$67  | \$68 ;
-  assign \$70  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$73  = ldc & \$72 ;
-  assign \$75  = \$73  | \$74 ;
-  assign \$76  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$79  = ldcin & \$78 ;
-  assign \$81  = \$79  | \$80 ;
-  assign \$82  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$85  = rq_mult & \$84 ;
-  assign \$87  = \$85  | \$86 ;
-  assign \$88  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$91  = rq_shift & \$90 ;
-  assign \$93  = \$91  | \$92 ;
-  assign \$94  = ~ { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
-  assign \$97  = rq_zp & \$96 ;
-  assign \$99  = \$97  | \$98 ;
-  assign \$100  = start | abort;
-  assign \$101  = s_axil__rvalid & s_axil__rready;
-  assign \$102  = s_axil__arvalid & s_axil__arready;
-  always @(posedge clk)
-    aw_full <= \$103 ;
-  always @(posedge clk)
-    aw_addr <= \$104 ;
-  always @(posedge clk)
-    w_full <= \$105 ;
-  always @(posedge clk)
-    w_data <= \$106 ;
-  always @(posedge clk)
-    w_strb <= \$107 ;
-  always @(posedge clk)
-    s_axil__bvalid <= \$108 ;
-  always @(posedge clk)
-    start <= \$109 ;
-  always @(posedge clk)
-    abort <= \$110 ;
-  always @(posedge clk)
-    s_axil__bresp <= \$111 ;
-  always @(posedge clk)
-    mode <= \$112 ;
-  always @(posedge clk)
-    a_addr <= \$113 ;
-  always @(posedge clk)
-    b_addr <= \$114 ;
-  always @(posedge clk)
-    c_addr <= \$115 ;
-  always @(posedge clk)
-    cin_addr <= \$116 ;
-  always @(posedge clk)
-    m <= \$117 ;
-  always @(posedge clk)
-    k <= \$118 ;
-  always @(posedge clk)
-    n <= \$119 ;
-  always @(posedge clk)
-    lda <= \$120 ;
-  always @(posedge clk)
-    ldb <= \$121 ;
-  always @(posedge clk)
-    ldc <= \$122 ;
-  always @(posedge clk)
-    ldcin <= \$123 ;
-  always @(posedge clk)
-    rq_mult <= \$124 ;
-  always @(posedge clk)
-    rq_shift <= \$125 ;
-  always @(posedge clk)
-    rq_zp <= \$126 ;
-  always @(posedge clk)
-    done <= \$127 ;
-  always @(posedge clk)
-    error <= \$128 ;
-  always @(posedge clk)
-    s_axil__rvalid <= \$129 ;
-  always @(posedge clk)
-    s_axil__rresp <= \$130 ;
-  always @(posedge clk)
-    s_axil__rdata <= \$131 ;
+  assign \$9  = s_axil__awvalid & s_axil__awready;
+  assign \$10  = | s_axil__awaddr[11:7];
+  assign \$11  = ~ \$10 ;
+  assign \$12  = ~ s_axil__awaddr[6];
+  assign \$13  = ~ s_axil__awaddr[5];
+  assign \$14  = ~ s_axil__awaddr[4];
+  assign \$15  = ~ s_axil__awaddr[3];
+  assign \$16  = ~ s_axil__awaddr[2];
+  assign \$20  = \$13  | \$19 ;
+  assign \$21  = \$12  | \$20 ;
+  assign \$22  = \$11  & \$21 ;
+  assign \$23  = s_axil__wvalid & s_axil__wready;
+  assign \$24  = s_axil__bvalid & s_axil__bready;
+  assign \$25  = aw_mapped ? 2'h0 : 2'h2;
+  assign \$26  = do_write & aw_mapped;
+  assign \$27  = aw_index == 3'h5;
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = w_data[0] & w_strb[0];
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = ~ busy;
+  assign \$32  = \$30  & \$31 ;
+  assign \$33  = do_write & aw_mapped;
+  assign \$34  = aw_index == 3'h5;
+  assign \$35  = \$33  & \$34 ;
+  assign \$36  = w_data[1] & w_strb[0];
+  assign \$37  = \$35  & \$36 ;
+  assign \$38  = do_write & aw_mapped;
+  assign \$39  = aw_index == 3'h6;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = \$40  & w_strb[0];
+  assign \$42  = do_write & aw_mapped;
+  assign \$43  = aw_index == 4'h8;
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = \$44  & w_strb[0];
+  assign \$46  = do_write & aw_mapped;
+  assign \$47  = aw_index == 4'h8;
+  assign \$48  = \$46  & \$47 ;
+  assign \$49  = \$48  & w_strb[1];
+  assign \$50  = do_write & aw_mapped;
+  assign \$51  = aw_index == 4'h8;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = \$52  & w_strb[2];
+  assign \$54  = do_write & aw_mapped;
+  assign \$55  = aw_index == 4'h8;
+  assign \$56  = \$54  & \$55 ;
+  assign \$57  = \$56  & w_strb[3];
+  assign \$58  = do_write & aw_mapped;
+  assign \$59  = aw_index == 4'h9;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = \$60  & w_strb[0];
+  assign \$62  = do_write & aw_mapped;
+  assign \$63  = aw_index == 4'h9;
+  assign \$64  = \$62  & \$63 ;
+  assign \$65  = \$64  & w_strb[1];
+  assign \$66  = do_write & aw_mapped;
+  assign \$67  = aw_index == 4'h9;
+  assign \$68  = \$66  & \$67 ;
+  assign \$69  = \$68  & w_strb[2];
+  assign \$70  = do_write & aw_mapped;
+  assign \$71  = aw_index == 4'h9;
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = \$72  & w_strb[3];
+  assign \$74  = do_write & aw_mapped;
+  assign \$75  = aw_index == 4'ha;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = \$76  & w_strb[0];
+  assign \$78  = do_write & aw_mapped;
+  assign \$79  = aw_index == 4'ha;
+  assign \$80  = \$78  & \$79 ;
+  assign \$81  = \$80  & w_strb[1];
+  assign \$82  = do_write & aw_mapped;
+  assign \$83  = aw_index == 4'ha;
+  assign \$84  = \$82  & \$83 ;
+  assign \$85  = \$84  & w_strb[2];
+  assign \$86  = do_write & aw_mapped;
+  assign \$87  = aw_index == 4'ha;
+  assign \$88  = \$86  & \$87 ;
+  assign \$89  = \$88  & w_strb[3];
+  assign \$90  = do_write & aw_mapped;
+  assign \$91  = aw_index == 4'hb;
+  assign \$92  = \$90  & \$91 ;
+  assign \$93  = \$92  & w_strb[0];
+  assign \$94  = do_write & aw_mapped;
+  assign \$95  = aw_index == 4'hb;
+  assign \$96  = \$94  & \$95 ;
+  assign \$97  = \$96  & w_strb[1];
+  assign \$98  = do_write & aw_mapped;
+  assign \$99  = aw_index == 4'hb;
+  assign \$100  = \$98  & \$99 ;
+  assign \$101  = \$100  & w_strb[2];
+  assign \$102  = do_write & aw_mapped;
+  assign \$103  = aw_index == 4'hb;
+  assign \$104  = \$102  & \$103 ;
+  assign \$105  = \$104  & w_strb[3];
+  assign \$106  = do_write & aw_mapped;
+  assign \$107  = aw_index == 4'hc;
+  assign \$108  = \$106  & \$107 ;
+  assign \$109  = \$108  & w_strb[0];
+  assign \$110  = do_write & aw_mapped;
+  assign \$111  = aw_index == 4'hc;
+  assign \$112  = \$110  & \$111 ;
+  assign \$113  = \$112  & w_strb[1];
+  assign \$114  = do_write & aw_mapped;
+  assign \$115  = aw_index == 4'hc;
+  assign \$116  = \$114  & \$115 ;
+  assign \$117  = \$116  & w_strb[2];
+  assign \$118  = do_write & aw_mapped;
+  assign \$119  = aw_index == 4'hc;
+  assign \$120  = \$118  & \$119 ;
+  assign \$121  = \$120  & w_strb[3];
+  assign \$122  = do_write & aw_mapped;
+  assign \$123  = aw_index == 4'hd;
+  assign \$124  = \$122  & \$123 ;
+  assign \$125  = \$124  & w_strb[0];
+  assign \$126  = do_write & aw_mapped;
+  assign \$127  = aw_index == 4'hd;
+  assign \$128  = \$126  & \$127 ;
+  assign \$129  = \$128  & w_strb[1];
+  assign \$130  = do_write & aw_mapped;
+  assign \$131  = aw_index == 4'hd;
+  assign \$132  = \$130  & \$131 ;
+  assign \$133  = \$132  & w_strb[2];
+  assign \$134  = do_write & aw_mapped;
+  assign \$135  = aw_index == 4'hd;
+  assign \$136  = \$134  & \$135 ;
+  assign \$137  = \$136  & w_strb[3];
+  assign \$138  = do_write & aw_mapped;
+  assign \$139  = aw_index == 4'he;
+  assign \$140  = \$138  & \$139 ;
+  assign \$141  = \$140  & w_strb[0];
+  assign \$142  = do_write & aw_mapped;
+  assign \$143  = aw_index == 4'he;
+  assign \$144  = \$142  & \$143 ;
+  assign \$145  = \$144  & w_strb[1];
+  assign \$146  = do_write & aw_mapped;
+  assign \$147  = aw_index == 4'he;
+  assign \$148  = \$146  & \$147 ;
+  assign \$149  = \$148  & w_strb[2];
+  assign \$150  = do_write & aw_mapped;
+  assign \$151  = aw_index == 4'he;
+  assign \$152  = \$150  & \$151 ;
+  assign \$153  = \$152  & w_strb[3];
+  assign \$154  = do_write & aw_mapped;
+  assign \$155  = aw_index == 4'hf;
+  assign \$156  = \$154  & \$155 ;
+  assign \$157  = \$156  & w_strb[0];
+  assign \$158  = do_write & aw_mapped;
+  assign \$159  = aw_index == 4'hf;
+  assign \$160  = \$158  & \$159 ;
+  assign \$161  = \$160  & w_strb[1];
+  assign \$162  = do_write & aw_mapped;
+  assign \$163  = aw_index == 4'hf;
+  assign \$164  = \$162  & \$163 ;
+  assign \$165  = \$164  & w_strb[2];
+  assign \$166  = do_write & aw_mapped;
+  assign \$167  = aw_index == 4'hf;
+  assign \$168  = \$166  & \$167 ;
+  assign \$169  = \$168  & w_strb[3];
+  assign \$170  = do_write & aw_mapped;
+  assign \$171  = aw_index == 5'h10;
+  assign \$172  = \$170  & \$171 ;
+  assign \$173  = \$172  & w_strb[0];
+  assign \$174  = do_write & aw_mapped;
+  assign \$175  = aw_index == 5'h10;
+  assign \$176  = \$174  & \$175 ;
+  assign \$177  = \$176  & w_strb[1];
+  assign \$178  = do_write & aw_mapped;
+  assign \$179  = aw_index == 5'h10;
+  assign \$180  = \$178  & \$179 ;
+  assign \$181  = \$180  & w_strb[2];
+  assign \$182  = do_write & aw_mapped;
+  assign \$183  = aw_index == 5'h10;
+  assign \$184  = \$182  & \$183 ;
+  assign \$185  = \$184  & w_strb[3];
+  assign \$186  = do_write & aw_mapped;
+  assign \$187  = aw_index == 5'h11;
+  assign \$188  = \$186  & \$187 ;
+  assign \$189  = \$188  & w_strb[0];
+  assign \$190  = do_write & aw_mapped;
+  assign \$191  = aw_index == 5'h11;
+  assign \$192  = \$190  & \$191 ;
+  assign \$193  = \$192  & w_strb[1];
+  assign \$194  = do_write & aw_mapped;
+  assign \$195  = aw_index == 5'h11;
+  assign \$196  = \$194  & \$195 ;
+  assign \$197  = \$196  & w_strb[2];
+  assign \$198  = do_write & aw_mapped;
+  assign \$199  = aw_index == 5'h11;
+  assign \$200  = \$198  & \$199 ;
+  assign \$201  = \$200  & w_strb[3];
+  assign \$202  = do_write & aw_mapped;
+  assign \$203  = aw_index == 5'h12;
+  assign \$204  = \$202  & \$203 ;
+  assign \$205  = \$204  & w_strb[0];
+  assign \$206  = do_write & aw_mapped;
+  assign \$207  = aw_index == 5'h12;
+  assign \$208  = \$206  & \$207 ;
+  assign \$209  = \$208  & w_strb[1];
+  assign \$210  = do_write & aw_mapped;
+  assign \$211  = aw_index == 5'h12;
+  assign \$212  = \$210  & \$211 ;
+  assign \$213  = \$212  & w_strb[2];
+  assign \$214  = do_write & aw_mapped;
+  assign \$215  = aw_index == 5'h12;
+  assign \$216  = \$214  & \$215 ;
+  assign \$217  = \$216  & w_strb[3];
+  assign \$218  = do_write & aw_mapped;
+  assign \$219  = aw_index == 5'h13;
+  assign \$220  = \$218  & \$219 ;
+  assign \$221  = \$220  & w_strb[0];
+  assign \$222  = do_write & aw_mapped;
+  assign \$223  = aw_index == 5'h13;
+  assign \$224  = \$222  & \$223 ;
+  assign \$225  = \$224  & w_strb[1];
+  assign \$226  = do_write & aw_mapped;
+  assign \$227  = aw_index == 5'h13;
+  assign \$228  = \$226  & \$227 ;
+  assign \$229  = \$228  & w_strb[2];
+  assign \$230  = do_write & aw_mapped;
+  assign \$231  = aw_index == 5'h13;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = \$232  & w_strb[3];
+  assign \$234  = do_write & aw_mapped;
+  assign \$235  = aw_index == 5'h14;
+  assign \$236  = \$234  & \$235 ;
+  assign \$237  = \$236  & w_strb[0];
+  assign \$238  = do_write & aw_mapped;
+  assign \$239  = aw_index == 5'h15;
+  assign \$240  = \$238  & \$239 ;
+  assign \$241  = \$240  & w_strb[0];
+  assign \$242  = start | abort;
+  assign \$243  = s_axil__rvalid & s_axil__rready;
+  assign \$244  = s_axil__arvalid & s_axil__arready;
+  assign \$245  = | s_axil__araddr[11:7];
+  assign \$246  = ~ \$245 ;
+  assign \$247  = ~ s_axil__araddr[6];
+  assign \$248  = ~ s_axil__araddr[5];
+  assign \$249  = ~ s_axil__araddr[4];
+  assign \$250  = ~ s_axil__araddr[3];
+  assign \$251  = ~ s_axil__araddr[2];
+  assign \$255  = \$248  | \$254 ;
+  assign \$256  = \$247  | \$255 ;
+  assign \$257  = \$246  & \$256 ;
+  assign \$258  = \$257  ? 2'h0 : 2'h2;
+  assign \$259  = s_axil__araddr[2] ? 30'h294a0820 : 30'h08030404;
+  assign \$260  = s_axil__araddr[2] ? 31'h00000100 : 31'h41434331;
+  assign \$261  = s_axil__araddr[3] ? { 1'h0, \$259  } : \$260 ;
+  assign \$262  = ! s_axil__araddr[6:4];
+  assign \$263  = ! s_axil__araddr[6:4];
+  assign \$264  = ! s_axil__araddr[6:4];
+  assign \$265  = ! s_axil__araddr[6:4];
+  assign \$266  = ! s_axil__araddr[6:4];
+  assign \$267  = ! s_axil__araddr[6:4];
+  assign \$268  = ! s_axil__araddr[6:4];
+  assign \$269  = ! s_axil__araddr[6:4];
+  assign \$270  = ! s_axil__araddr[6:4];
+  assign \$271  = ! s_axil__araddr[6:4];
+  assign \$272  = ! s_axil__araddr[6:4];
+  assign \$273  = ! s_axil__araddr[6:4];
+  assign \$274  = ! s_axil__araddr[6:4];
+  assign \$275  = ! s_axil__araddr[6:4];
+  assign \$276  = ! s_axil__araddr[6:4];
+  assign \$277  = ! s_axil__araddr[6:4];
+  assign \$278  = ! s_axil__araddr[6:4];
+  assign \$279  = ! s_axil__araddr[6:4];
+  assign \$280  = ! s_axil__araddr[6:4];
+  assign \$281  = ! s_axil__araddr[6:4];
+  assign \$282  = ! s_axil__araddr[6:4];
+  assign \$283  = ! s_axil__araddr[6:4];
+  assign \$284  = ! s_axil__araddr[6:4];
+  assign \$285  = ! s_axil__araddr[6:4];
+  assign \$286  = ! s_axil__araddr[6:4];
+  assign \$287  = ! s_axil__araddr[6:4];
+  assign \$288  = ! s_axil__araddr[6:4];
+  assign \$289  = ! s_axil__araddr[6:4];
+  assign \$290  = ! s_axil__araddr[6:4];
+  assign \$291  = ! s_axil__araddr[6:4];
+  assign \$292  = ! s_axil__araddr[6:4];
+  assign \$293  = ! s_axil__araddr[6:4];
+  assign \$294  = { 1'h0, \$261  } & { \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262  };
+  assign \$297  = s_axil__araddr[2] ? status : \$296 ;
+  assign \$298  = s_axil__araddr[2] ? 31'h00000000 : 31'h7c730d30;
+  assign \$299  = s_axil__araddr[3] ? \$297  : { 1'h0, \$298  };
+  assign \$300  = s_axil__araddr[6:4] == 1'h1;
+  assign \$301  = s_axil__araddr[6:4] == 1'h1;
+  assign \$302  = s_axil__araddr[6:4] == 1'h1;
+  assign \$303  = s_axil__araddr[6:4] == 1'h1;
+  assign \$304  = s_axil__araddr[6:4] == 1'h1;
+  assign \$305  = s_axil__araddr[6:4] == 1'h1;
+  assign \$306  = s_axil__araddr[6:4] == 1'h1;
+  assign \$307  = s_axil__araddr[6:4] == 1'h1;
+  assign \$308  = s_axil__araddr[6:4] == 1'h1;
+  assign \$309  = s_axil__araddr[6:4] == 1'h1;
+  assign \$310  = s_axil__araddr[6:4] == 1'h1;
+  assign \$311  = s_axil__araddr[6:4] == 1'h1;
+  assign \$312  = s_axil__araddr[6:4] == 1'h1;
+  assign \$313  = s_axil__araddr[6:4] == 1'h1;
+  assign \$314  = s_axil__araddr[6:4] == 1'h1;
+  assign \$315  = s_axil__araddr[6:4] == 1'h1;
+  assign \$316  = s_axil__araddr[6:4] == 1'h1;
+  assign \$317  = s_axil__araddr[6:4] == 1'h1;
+  assign \$318  = s_axil__araddr[6:4] == 1'h1;
+  assign \$319  = s_axil__araddr[6:4] == 1'h1;
+  assign \$320  = s_axil__araddr[6:4] == 1'h1;
+  assign \$321  = s_axil__araddr[6:4] == 1'h1;
+  assign \$322  = s_axil__araddr[6:4] == 1'h1;
+  assign \$323  = s_axil__araddr[6:4] == 1'h1;
+  assign \$324  = s_axil__araddr[6:4] == 1'h1;
+  assign \$325  = s_axil__araddr[6:4] == 1'h1;
+  assign \$326  = s_axil__araddr[6:4] == 1'h1;
+  assign \$327  = s_axil__araddr[6:4] == 1'h1;
+  assign \$328  = s_axil__araddr[6:4] == 1'h1;
+  assign \$329  = s_axil__araddr[6:4] == 1'h1;
+  assign \$330  = s_axil__araddr[6:4] == 1'h1;
+  assign \$331  = s_axil__araddr[6:4] == 1'h1;
+  assign \$332  = \$299  & { \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300  };
+  assign \$333  = \$295  | \$332 ;
+  assign \$336  = s_axil__araddr[2] ? \$334  : \$335 ;
+  assign \$339  = s_axil__araddr[2] ? \$337  : \$338 ;
+  assign \$340  = s_axil__araddr[3] ? \$336  : \$339 ;
+  assign \$341  = s_axil__araddr[6:4] == 2'h2;
+  assign \$342  = s_axil__araddr[6:4] == 2'h2;
+  assign \$343  = s_axil__araddr[6:4] == 2'h2;
+  assign \$344  = s_axil__araddr[6:4] == 2'h2;
+  assign \$345  = s_axil__araddr[6:4] == 2'h2;
+  assign \$346  = s_axil__araddr[6:4] == 2'h2;
+  assign \$347  = s_axil__araddr[6:4] == 2'h2;
+  assign \$348  = s_axil__araddr[6:4] == 2'h2;
+  assign \$349  = s_axil__araddr[6:4] == 2'h2;
+  assign \$350  = s_axil__araddr[6:4] == 2'h2;
+  assign \$351  = s_axil__araddr[6:4] == 2'h2;
+  assign \$352  = s_axil__araddr[6:4] == 2'h2;
+  assign \$353  = s_axil__araddr[6:4] == 2'h2;
+  assign \$354  = s_axil__araddr[6:4] == 2'h2;
+  assign \$355  = s_axil__araddr[6:4] == 2'h2;
+  assign \$356  = s_axil__araddr[6:4] == 2'h2;
+  assign \$357  = s_axil__araddr[6:4] == 2'h2;
+  assign \$358  = s_axil__araddr[6:4] == 2'h2;
+  assign \$359  = s_axil__araddr[6:4] == 2'h2;
+  assign \$360  = s_axil__araddr[6:4] == 2'h2;
+  assign \$361  = s_axil__araddr[6:4] == 2'h2;
+  assign \$362  = s_axil__araddr[6:4] == 2'h2;
+  assign \$363  = s_axil__araddr[6:4] == 2'h2;
+  assign \$364  = s_axil__araddr[6:4] == 2'h2;
+  assign \$365  = s_axil__araddr[6:4] == 2'h2;
+  assign \$366  = s_axil__araddr[6:4] == 2'h2;
+  assign \$367  = s_axil__araddr[6:4] == 2'h2;
+  assign \$368  = s_axil__araddr[6:4] == 2'h2;
+  assign \$369  = s_axil__araddr[6:4] == 2'h2;
+  assign \$370  = s_axil__araddr[6:4] == 2'h2;
+  assign \$371  = s_axil__araddr[6:4] == 2'h2;
+  assign \$372  = s_axil__araddr[6:4] == 2'h2;
+  assign \$373  = \$340  & { \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344 , \$343 , \$342 , \$341  };
+  assign \$374  = \$333  | \$373 ;
+  assign \$377  = s_axil__araddr[2] ? \$375  : \$376 ;
+  assign \$380  = s_axil__araddr[2] ? \$378  : \$379 ;
+  assign \$381  = s_axil__araddr[3] ? \$377  : \$380 ;
+  assign \$382  = s_axil__araddr[6:4] == 2'h3;
+  assign \$383  = s_axil__araddr[6:4] == 2'h3;
+  assign \$384  = s_axil__araddr[6:4] == 2'h3;
+  assign \$385  = s_axil__araddr[6:4] == 2'h3;
+  assign \$386  = s_axil__araddr[6:4] == 2'h3;
+  assign \$387  = s_axil__araddr[6:4] == 2'h3;
+  assign \$388  = s_axil__araddr[6:4] == 2'h3;
+  assign \$389  = s_axil__araddr[6:4] == 2'h3;
+  assign \$390  = s_axil__araddr[6:4] == 2'h3;
+  assign \$391  = s_axil__araddr[6:4] == 2'h3;
+  assign \$392  = s_axil__araddr[6:4] == 2'h3;
+  assign \$393  = s_axil__araddr[6:4] == 2'h3;
+  assign \$394  = s_axil__araddr[6:4] == 2'h3;
+  assign \$395  = s_axil__araddr[6:4] == 2'h3;
+  assign \$396  = s_axil__araddr[6:4] == 2'h3;
+  assign \$397  = s_axil__araddr[6:4] == 2'h3;
+  assign \$398  = s_axil__araddr[6:4] == 2'h3;
+  assign \$399  = s_axil__araddr[6:4] == 2'h3;
+  assign \$400  = s_axil__araddr[6:4] == 2'h3;
+  assign \$401  = s_axil__araddr[6:4] == 2'h3;
+  assign \$402  = s_axil__araddr[6:4] == 2'h3;
+  assign \$403  = s_axil__araddr[6:4] == 2'h3;
+  assign \$404  = s_axil__araddr[6:4] == 2'h3;
+  assign \$405  = s_axil__araddr[6:4] == 2'h3;
+  assign \$406  = s_axil__araddr[6:4] == 2'h3;
+  assign \$407  = s_axil__araddr[6:4] == 2'h3;
+  assign \$408  = s_axil__araddr[6:4] == 2'h3;
+  assign \$409  = s_axil__araddr[6:4] == 2'h3;
+  assign \$410  = s_axil__araddr[6:4] == 2'h3;
+  assign \$411  = s_axil__araddr[6:4] == 2'h3;
+  assign \$412  = s_axil__araddr[6:4] == 2'h3;
+  assign \$413  = s_axil__araddr[6:4] == 2'h3;
+  assign \$414  = \$381  & { \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385 , \$384 , \$383 , \$382  };
+  assign \$415  = \$374  | \$414 ;
+  assign \$418  = s_axil__araddr[2] ? \$416  : \$417 ;
+  assign \$421  = s_axil__araddr[2] ? \$419  : \$420 ;
+  assign \$422  = s_axil__araddr[3] ? \$418  : \$421 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    clear_done = 1'h0;
+    \$542  = aw_full;
+    if (\$9 ) begin
+      \$542  = 1'h1;
+    end
     if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            clear_done = written[1];
-      endcase
+      \$542  = 1'h0;
+    end
+    if (rst) begin
+      \$542  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$103  = aw_full;
-    if (\$5 ) begin
-      \$103  = 1'h1;
+    \$543  = aw_index;
+    if (\$9 ) begin
+      \$543  = s_axil__awaddr[6:2];
+    end
+    if (rst) begin
+      \$543  = 5'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$544  = aw_mapped;
+    if (\$9 ) begin
+      \$544  = \$22 ;
+    end
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$545  = w_full;
+    if (\$23 ) begin
+      \$545  = 1'h1;
     end
     if (do_write) begin
-      \$103  = 1'h0;
+      \$545  = 1'h0;
     end
     if (rst) begin
-      \$103  = 1'h0;
+      \$545  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$104  = aw_addr;
-    if (\$5 ) begin
-      \$104  = s_axil__awaddr[11:2];
+    \$546  = w_data;
+    if (\$23 ) begin
+      \$546  = s_axil__wdata;
     end
     if (rst) begin
-      \$104  = 10'h000;
+      \$546  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$105  = w_full;
-    if (\$6 ) begin
-      \$105  = 1'h1;
+    \$547  = w_strb;
+    if (\$23 ) begin
+      \$547  = s_axil__wstrb;
+    end
+    if (rst) begin
+      \$547  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$548  = s_axil__bvalid;
+    if (\$24 ) begin
+      \$548  = 1'h0;
     end
     if (do_write) begin
-      \$105  = 1'h0;
+      \$548  = 1'h1;
     end
     if (rst) begin
-      \$105  = 1'h0;
+      \$548  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$106  = w_data;
-    if (\$6 ) begin
-      \$106  = s_axil__wdata;
-    end
-    if (rst) begin
-      \$106  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$107  = w_strb;
-    if (\$6 ) begin
-      \$107  = s_axil__wstrb;
-    end
-    if (rst) begin
-      \$107  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$108  = s_axil__bvalid;
-    if (\$7 ) begin
-      \$108  = 1'h0;
-    end
+    \$549  = s_axil__bresp;
     if (do_write) begin
-      \$108  = 1'h1;
+      \$549  = \$25 ;
     end
     if (rst) begin
-      \$108  = 1'h0;
+      \$549  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$109  = 1'h0;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            if (\$9 ) begin
-              \$109  = 1'h1;
-            end
-      endcase
-    end
+    \$550  = \$32 ;
     if (rst) begin
-      \$109  = 1'h0;
+      \$550  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$110  = 1'h0;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            if (written[1]) begin
-              \$110  = 1'h1;
-            end
-      endcase
-    end
+    \$551  = \$37 ;
     if (rst) begin
-      \$110  = 1'h0;
+      \$551  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$111  = s_axil__bresp;
-    if (do_write) begin
-      \$111  = 2'h0;
-      (* full_case = 32'd1 *)
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            /* empty */;
-        10'h013:
-            /* empty */;
-        10'h014:
-            /* empty */;
-        10'h015:
-            /* empty */;
-        10'h016:
-            /* empty */;
-        10'h017:
-            /* empty */;
-        10'h018:
-            /* empty */;
-        10'h019:
-            /* empty */;
-        10'h01a:
-            /* empty */;
-        10'h01b:
-            /* empty */;
-        default:
-            \$111  = 2'h2;
-      endcase
+    \$552  = mode;
+    if (\$41 ) begin
+      \$552 [3:0] = w_data[3:0];
     end
     if (rst) begin
-      \$111  = 2'h0;
+      \$552  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$112  = mode;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            \$112  = \$15 ;
-      endcase
+    \$553  = a_addr;
+    if (\$45 ) begin
+      \$553 [7:0] = w_data[7:0];
+    end
+    if (\$49 ) begin
+      \$553 [15:8] = w_data[15:8];
+    end
+    if (\$53 ) begin
+      \$553 [23:16] = w_data[23:16];
+    end
+    if (\$57 ) begin
+      \$553 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$112  = 32'd0;
+      \$553  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$113  = a_addr;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            \$113  = \$21 ;
-      endcase
+    \$554  = b_addr;
+    if (\$61 ) begin
+      \$554 [7:0] = w_data[7:0];
+    end
+    if (\$65 ) begin
+      \$554 [15:8] = w_data[15:8];
+    end
+    if (\$69 ) begin
+      \$554 [23:16] = w_data[23:16];
+    end
+    if (\$73 ) begin
+      \$554 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$113  = 32'd0;
+      \$554  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$114  = b_addr;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            \$114  = \$27 ;
-      endcase
+    \$555  = c_addr;
+    if (\$77 ) begin
+      \$555 [7:0] = w_data[7:0];
+    end
+    if (\$81 ) begin
+      \$555 [15:8] = w_data[15:8];
+    end
+    if (\$85 ) begin
+      \$555 [23:16] = w_data[23:16];
+    end
+    if (\$89 ) begin
+      \$555 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$114  = 32'd0;
+      \$555  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$115  = c_addr;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            \$115  = \$33 ;
-      endcase
+    \$556  = cin_addr;
+    if (\$93 ) begin
+      \$556 [7:0] = w_data[7:0];
     end
-    if (rst) begin
-      \$115  = 32'd0;
+    if (\$97 ) begin
+      \$556 [15:8] = w_data[15:8];
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$116  = cin_addr;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            \$116  = \$39 ;
-      endcase
-    end
-    if (rst) begin
-      \$116  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$117  = m;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            \$117  = \$45 ;
-      endcase
-    end
-    if (rst) begin
-      \$117  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$118  = k;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            \$118  = \$51 ;
-      endcase
-    end
-    if (rst) begin
-      \$118  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$119  = n;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            \$119  = \$57 ;
-      endcase
-    end
-    if (rst) begin
-      \$119  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$120  = lda;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            \$120  = \$63 ;
-      endcase
-    end
-    if (rst) begin
-      \$120  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$121  = ldb;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            \$121  = \$69 ;
-      endcase
-    end
-    if (rst) begin
-      \$121  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$122  = ldc;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            \$122  = \$75 ;
-      endcase
-    end
-    if (rst) begin
-      \$122  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$123  = ldcin;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            \$123  = \$81 ;
-      endcase
-    end
-    if (rst) begin
-      \$123  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$124  = rq_mult;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            /* empty */;
-        10'h013:
-            \$124  = \$87 ;
-      endcase
-    end
-    if (rst) begin
-      \$124  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$125  = rq_shift;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            /* empty */;
-        10'h013:
-            /* empty */;
-        10'h014:
-            \$125  = \$93 ;
-      endcase
-    end
-    if (rst) begin
-      \$125  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$126  = rq_zp;
-    if (do_write) begin
-      casez (aw_addr)
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            /* empty */;
-        10'h013:
-            /* empty */;
-        10'h014:
-            /* empty */;
-        10'h015:
-            \$126  = \$99 ;
-      endcase
-    end
-    if (rst) begin
-      \$126  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$127  = done;
-    if (clear_done) begin
-      \$127  = 1'h0;
-    end
-    if (\$100 ) begin
-      \$127  = 1'h0;
-    end
-    if (set_done) begin
-      \$127  = 1'h1;
-    end
-    if (rst) begin
-      \$127  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$128  = error;
-    if (\$100 ) begin
-      \$128  = 8'h00;
-    end
-    if (set_done) begin
-      \$128  = error_code;
-    end
-    if (rst) begin
-      \$128  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$129  = s_axil__rvalid;
     if (\$101 ) begin
-      \$129  = 1'h0;
+      \$556 [23:16] = w_data[23:16];
     end
-    if (\$102 ) begin
-      \$129  = 1'h1;
+    if (\$105 ) begin
+      \$556 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$129  = 1'h0;
+      \$556  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$130  = s_axil__rresp;
-    if (\$102 ) begin
-      \$130  = 2'h0;
-      (* full_case = 32'd1 *)
-      casez (s_axil__araddr[11:2])
-        10'h000:
-            /* empty */;
-        10'h001:
-            /* empty */;
-        10'h002:
-            /* empty */;
-        10'h003:
-            /* empty */;
-        10'h004:
-            /* empty */;
-        10'h005:
-            /* empty */;
-        10'h006:
-            /* empty */;
-        10'h007:
-            /* empty */;
-        10'h008:
-            /* empty */;
-        10'h009:
-            /* empty */;
-        10'h00a:
-            /* empty */;
-        10'h00b:
-            /* empty */;
-        10'h00c:
-            /* empty */;
-        10'h00d:
-            /* empty */;
-        10'h00e:
-            /* empty */;
-        10'h00f:
-            /* empty */;
-        10'h010:
-            /* empty */;
-        10'h011:
-            /* empty */;
-        10'h012:
-            /* empty */;
-        10'h013:
-            /* empty */;
-        10'h014:
-            /* empty */;
-        10'h015:
-            /* empty */;
-        10'h016:
-            /* empty */;
-        10'h017:
-            /* empty */;
-        10'h018:
-            /* empty */;
-        10'h019:
-            /* empty */;
-        10'h01a:
-            /* empty */;
-        10'h01b:
-            /* empty */;
-        default:
-            \$130  = 2'h2;
-      endcase
+    \$557  = m;
+    if (\$109 ) begin
+      \$557 [7:0] = w_data[7:0];
+    end
+    if (\$113 ) begin
+      \$557 [15:8] = w_data[15:8];
+    end
+    if (\$117 ) begin
+      \$557 [23:16] = w_data[23:16];
+    end
+    if (\$121 ) begin
+      \$557 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$130  = 2'h0;
+      \$557  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$131  = s_axil__rdata;
-    if (\$102 ) begin
-      \$131  = 32'd0;
-      casez (s_axil__araddr[11:2])
-        10'h000:
-            \$131  = 32'd1094927153;
-        10'h001:
-            \$131  = 32'd256;
-        10'h002:
-            \$131  = 32'd134415364;
-        10'h003:
-            \$131  = 32'd692717600;
-        10'h004:
-            \$131  = 32'd2087914800;
-        10'h005:
-            /* empty */;
-        10'h006:
-            \$131  = mode;
-        10'h007:
-            \$131  = status;
-        10'h008:
-            \$131  = a_addr;
-        10'h009:
-            \$131  = b_addr;
-        10'h00a:
-            \$131  = c_addr;
-        10'h00b:
-            \$131  = cin_addr;
-        10'h00c:
-            \$131  = m;
-        10'h00d:
-            \$131  = k;
-        10'h00e:
-            \$131  = n;
-        10'h00f:
-            \$131  = lda;
-        10'h010:
-            \$131  = ldb;
-        10'h011:
-            \$131  = ldc;
-        10'h012:
-            \$131  = ldcin;
-        10'h013:
-            \$131  = rq_mult;
-        10'h014:
-            \$131  = rq_shift;
-        10'h015:
-            \$131  = rq_zp;
-        10'h016:
-            \$131  = cycles;
-        10'h017:
-            \$131  = mac_cycles;
-        10'h018:
-            \$131  = dma_rd_bytes;
-        10'h019:
-            \$131  = dma_wr_bytes;
-        10'h01a:
-            \$131  = stall_load;
-        10'h01b:
-            \$131  = stall_store;
-      endcase
+    \$558  = k;
+    if (\$125 ) begin
+      \$558 [7:0] = w_data[7:0];
+    end
+    if (\$129 ) begin
+      \$558 [15:8] = w_data[15:8];
+    end
+    if (\$133 ) begin
+      \$558 [23:16] = w_data[23:16];
+    end
+    if (\$137 ) begin
+      \$558 [31:24] = w_data[31:24];
     end
     if (rst) begin
-      \$131  = 32'd0;
+      \$558  = 32'd0;
     end
   end
-  assign byte_mask = { w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3], w_strb[3:2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2], w_strb[2:1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1], w_strb[1:0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0], w_strb[0] };
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$559  = n;
+    if (\$141 ) begin
+      \$559 [7:0] = w_data[7:0];
+    end
+    if (\$145 ) begin
+      \$559 [15:8] = w_data[15:8];
+    end
+    if (\$149 ) begin
+      \$559 [23:16] = w_data[23:16];
+    end
+    if (\$153 ) begin
+      \$559 [31:24] = w_data[31:24];
+    end
+    if (rst) begin
+      \$559  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$560  = lda;
+    if (\$157 ) begin
+      \$560 [7:0] = w_data[7:0];
+    end
+    if (\$161 ) begin
+      \$560 [15:8] = w_data[15:8];
+    end
+    if (\$165 ) begin
+      \$560 [23:16] = w_data[23:16];
+    end
+    if (\$169 ) begin
+      \$560 [31:24] = w_data[31:24];
+    end
+    if (rst) begin
+      \$560  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$561  = ldb;
+    if (\$173 ) begin
+      \$561 [7:0] = w_data[7:0];
+    end
+    if (\$177 ) begin
+      \$561 [15:8] = w_data[15:8];
+    end
+    if (\$181 ) begin
+      \$561 [23:16] = w_data[23:16];
+    end
+    if (\$185 ) begin
+      \$561 [31:24] = w_data[31:24];
+    end
+    if (rst) begin
+      \$561  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$562  = ldc;
+    if (\$189 ) begin
+      \$562 [7:0] = w_data[7:0];
+    end
+    if (\$193 ) begin
+      \$562 [15:8] = w_data[15:8];
+    end
+    if (\$197 ) begin
+      \$562 [23:16] = w_data[23:16];
+    end
+    if (\$201 ) begin
+      \$562 [31:24] = w_data[31:24];
+    end
+    if (rst) begin
+      \$562  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$563  = ldcin;
+    if (\$205 ) begin
+      \$563 [7:0] = w_data[7:0];
+    end
+    if (\$209 ) begin
+      \$563 [15:8] = w_data[15:8];
+    end
+    if (\$213 ) begin
+      \$563 [23:16] = w_data[23:16];
+    end
+    if (\$217 ) begin
+      \$563 [31:24] = w_data[31:24];
+    end
+    if (rst) begin
+      \$563  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$564  = rq_mult;
+    if (\$221 ) begin
+      \$564 [7:0] = w_data[7:0];
+    end
+    if (\$225 ) begin
+      \$564 [15:8] = w_data[15:8];
+    end
+    if (\$229 ) begin
+      \$564 [23:16] = w_data[23:16];
+    end
+    if (\$233 ) begin
+      \$564 [30:24] = w_data[30:24];
+    end
+    if (rst) begin
+      \$564  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$565  = rq_shift;
+    if (\$237 ) begin
+      \$565 [4:0] = w_data[4:0];
+    end
+    if (rst) begin
+      \$565  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$566  = rq_zp;
+    if (\$241 ) begin
+      \$566 [7:0] = w_data[7:0];
+    end
+    if (rst) begin
+      \$566  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$567  = done;
+    if (clear_done) begin
+      \$567  = 1'h0;
+    end
+    if (\$242 ) begin
+      \$567  = 1'h0;
+    end
+    if (set_done) begin
+      \$567  = 1'h1;
+    end
+    if (rst) begin
+      \$567  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$568  = error;
+    if (\$242 ) begin
+      \$568  = 8'h00;
+    end
+    if (set_done) begin
+      \$568  = error_code;
+    end
+    if (rst) begin
+      \$568  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$569  = s_axil__rvalid;
+    if (\$243 ) begin
+      \$569  = 1'h0;
+    end
+    if (\$244 ) begin
+      \$569  = 1'h1;
+    end
+    if (rst) begin
+      \$569  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$570  = s_axil__rresp;
+    if (\$244 ) begin
+      \$570  = \$258 ;
+    end
+    if (rst) begin
+      \$570  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$571  = s_axil__rdata;
+    if (\$244 ) begin
+      \$571  = \$538 ;
+      if (\$541 ) begin
+        \$571  = 32'd0;
+      end
+    end
+    if (rst) begin
+      \$571  = 32'd0;
+    end
+  end
   assign status[15:8] = error;
   assign status[1] = done;
   assign status[0] = busy;
   assign { status[31:16], status[7:2] } = 22'h000000;
-  assign \$11  = 32'd4294967280;
-  assign \$12 [3:0] = \$10 [3:0];
-  assign \$12 [31:4] = 28'hfffffff;
-  assign \$14 [31:4] = 28'h0000000;
-  assign \$14 [3:0] = written[3:0];
-  assign \$17  = 32'd0;
-  assign \$18  = \$16 ;
-  assign \$20  = written;
-  assign \$23  = 32'd0;
-  assign \$24  = \$22 ;
-  assign \$26  = written;
-  assign \$29  = 32'd0;
-  assign \$30  = \$28 ;
-  assign \$32  = written;
-  assign \$35  = 32'd0;
-  assign \$36  = \$34 ;
-  assign \$38  = written;
-  assign \$41  = 32'd0;
-  assign \$42  = \$40 ;
-  assign \$44  = written;
-  assign \$47  = 32'd0;
-  assign \$48  = \$46 ;
-  assign \$50  = written;
-  assign \$53  = 32'd0;
-  assign \$54  = \$52 ;
-  assign \$56  = written;
-  assign \$59  = 32'd0;
-  assign \$60  = \$58 ;
-  assign \$62  = written;
-  assign \$65  = 32'd0;
-  assign \$66  = \$64 ;
-  assign \$68  = written;
-  assign \$71  = 32'd0;
-  assign \$72  = \$70 ;
-  assign \$74  = written;
-  assign \$77  = 32'd0;
-  assign \$78  = \$76 ;
-  assign \$80  = written;
-  assign \$83  = 32'd2147483648;
-  assign \$84 [30:0] = \$82 [30:0];
-  assign \$84 [31] = 1'h1;
-  assign \$86 [31] = 1'h0;
-  assign \$86 [30:0] = written[30:0];
-  assign \$89  = 32'd4294967264;
-  assign \$90 [4:0] = \$88 [4:0];
-  assign \$90 [31:5] = 27'h7ffffff;
-  assign \$92 [31:5] = 27'h0000000;
-  assign \$92 [4:0] = written[4:0];
-  assign \$95  = 32'd4294967040;
-  assign \$96 [7:0] = \$94 [7:0];
-  assign \$96 [31:8] = 24'hffffff;
-  assign \$98 [31:8] = 24'h000000;
-  assign \$98 [7:0] = written[7:0];
+  assign \$17  = 1'h0;
+  assign \$18  = 1'h0;
+  assign \$19  = \$14 ;
+  assign \$252  = 1'h0;
+  assign \$253  = 1'h0;
+  assign \$254  = \$249 ;
+  assign \$295  = \$294 ;
+  assign \$296 [31:4] = 28'h0000000;
+  assign \$296 [3:0] = mode[3:0];
+  assign \$334  = cin_addr;
+  assign \$335  = c_addr;
+  assign \$337  = b_addr;
+  assign \$338  = a_addr;
+  assign \$375  = lda;
+  assign \$376  = n;
+  assign \$378  = k;
+  assign \$379  = m;
+  assign \$416 [31] = 1'h0;
+  assign \$416 [30:0] = rq_mult[30:0];
+  assign \$417  = ldcin;
+  assign \$419  = ldc;
+  assign \$420  = ldb;
+  assign \$457  = mac_cycles;
+  assign \$458  = cycles;
+  assign \$460 [31:8] = 24'h000000;
+  assign \$460 [7:0] = rq_zp[7:0];
+  assign \$461 [31:5] = 27'h0000000;
+  assign \$461 [4:0] = rq_shift[4:0];
+  assign \$498  = stall_store;
+  assign \$499  = stall_load;
+  assign \$501  = dma_wr_bytes;
+  assign \$502  = dma_rd_bytes;
+  assign \$541  = \$539 ;
 endmodule
