@@ -286,6 +286,31 @@ def test_small_core_cycles_match_model(dataflow, rows, cols, pipelined):
     assert cycles == core_cycles(cfg, lengths)
 
 
+@pytest.mark.parametrize("rows,cols,paired_pes,pipelined", [
+    (1, 1, 0, None), (2, 3, 0, None), (3, 2, 0, False), (2, 2, 4, False)])
+def test_late_slot_core(rows, cols, paired_pes, pipelined):
+    """The compact engine's core: the PEs load their output slots a cycle after the last beat
+    (late_slot). Tiles back to back (one of them shorter than R) with pauses on both sides
+    give the reference's results; without pauses the cycles are the model's, one more than
+    the pipelined engine's core."""
+    cfg = AcceleratorConfig(rows=rows, cols=cols, engine="compact", requant_unit=False)
+    rng = np.random.default_rng(3)
+    lengths = [1, 5, 2, 3, 7, 1, rows, rows + 1]
+    tiles = [random_operands(cfg, rng, n) for n in lengths]
+    tiles.append(random_operands(cfg, rng, 4, kind="extreme"))
+    stream = tile_stream(cfg, tiles)
+    got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
+                                 paired_pes=paired_pes, pipelined=pipelined)
+    assert got == [{"c": row, "last": last}
+                   for row, last in zip(stream.results, stream.last, strict=True)]
+    got, cycles = stream_through_core(cfg, stream, rng, paired_pes=paired_pes,
+                                      pipelined=pipelined)
+    assert [beat["c"] for beat in got] == stream.results
+    lengths.append(4)
+    assert cycles == core_cycles(cfg, lengths) == core_cycles(cfg.replace(
+        engine="pipelined"), lengths) + 1
+
+
 @pytest.mark.parametrize("width", [2, 5, 8])
 def test_lut_product_is_exact_for_every_pair(width):
     # exhaustive: every pair of signed operands, the multiplier that replaces a DSP block

@@ -41,7 +41,7 @@ def test_model_within_tolerance_of_rtl(build_root, dataflow):
 
 #: The compact engine's model is exact (docs/performance-model.md, "The compact engine"): one
 #: tile, tiles at the edges of M and N, K longer than the array, accumulate, two bus widths.
-COMPACT_SHAPES = ["1x1x1", "4x10x4", "5x10x5+acc", "37x29x41", "7x9x5+acc"]
+COMPACT_SHAPES = ["1x1x1", "4x10x4", "5x10x5+acc", "37x29x41", "7x9x5+acc", "3x70x2"]
 
 
 @pytest.mark.parametrize("spec", ["4x4:os:32:engine=compact:requant_unit=false",

@@ -16,15 +16,16 @@ This engine (``engine = "compact"`` in the config) gives the array one operand b
   and its response, before the next element;
 * the next tile starts once the last write of this one is answered.
 
-The command is checked exactly as the pipelined engine checks it, with the same states and error
-codes (:func:`~accelerator.hw.engine.range_check_states`,
-:func:`~accelerator.hw.engine.command_error`), and the counters mean the same. Its cycles are
+The command gets the pipelined engine's checks, with the same error codes and priority
+(:func:`~accelerator.hw.engine.command_flags`, :func:`~accelerator.hw.engine.error_priority`),
+walked with one adder instead of a multiplier (:meth:`CompactEngine._check_states`), and the
+counters mean the same. Its cycles are
 in :func:`accelerator.model.perf.estimate` (docs/performance-model.md, "The compact engine").
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,11 +35,11 @@ from .core import SystolicCore
 from .engine import (
     EngineError,
     _const_mul,
-    command_error,
+    command_flags,
     command_layout,
-    range_check_states,
+    error_priority,
+    out_row_bytes,
 )
-from .serialmul import SerialMulAdd
 
 __all__ = ["READS_IN_FLIGHT", "CompactEngine"]
 
@@ -95,19 +96,18 @@ class CompactEngine(wiring.Component):
         # unchanged while ``busy`` (a copy here would be 400 more flip-flops).
         c = self.cmd
         error = Signal(8)
-        beyond = Signal(4)
-        launched = Signal()
         m.d.comb += self.error.eq(error)
 
         # -- the tile: its origin and where its rows start ---------------------------------------
-        i0 = Signal(16)
-        j0 = Signal(16)
+        j0 = Signal(16)                # the tile's first column
         a_tile = Signal(32)            # a_addr + i0·lda
         b_tile = Signal(32)            # b_addr + j0
         c_tile = Signal(32)            # c_addr + i0·ldc
         cin_tile = Signal(32)          # cin_addr + i0·ldcin
-        rows_left = Signal(16)         # m - i0: rows r < rows_left are inside C
+        rows_left = Signal(16)         # m - i0
         cols_left = Signal(16)         # n - j0
+        tile_rows = Signal(range(R + 1))  # rows of the tile inside C: min(rows_left, R)
+        tile_cols = Signal(range(C + 1))
         k_m1 = Signal(16)              # K - 1
         start_tile = Signal()          # pulse: the reader and the writer begin a tile
         tile_written = Signal()        # pulse: the writer has the last response of the tile
@@ -129,7 +129,7 @@ class CompactEngine(wiring.Component):
         ptr = Signal(32)               # the address of this slot's byte
         in_rows = slot < R
         # an element outside M or N is a zero that takes no read
-        skip = Mux(in_rows, slot >= rows_left, (slot - R) >= cols_left)
+        skip = Mux(in_rows, slot >= tile_rows, (slot - R) >= tile_cols)
         advance = Signal()
         op_arvalid = Signal()
         m.d.comb += [
@@ -191,7 +191,7 @@ class CompactEngine(wiring.Component):
         m.d.comb += [operands.valid.eq(full), operands.payload.last.eq(beat_last)]
 
         # -- writer: the tile's result rows, an element at a time -------------------------------
-        row = Signal(16)               # the row of the tile being written
+        row = Signal(range(R + 1))     # the row of the tile being written
         col = Signal(range(C))
         w_row = Signal(32)             # c_tile + row·ldc + 4·j0
         r_row = Signal(32)             # cin_tile + row·ldcin + 4·j0
@@ -205,7 +205,7 @@ class CompactEngine(wiring.Component):
         acc = cfg.acc_width
         element = (results.payload.c[0] if C == 1 else
                    Cat(*results.payload.c).word_select(col, acc).as_signed())
-        inside = (row < rows_left) & (col < cols_left)
+        inside = (row < tile_rows) & (col < tile_cols)
 
         def word(addr):
             """The 32-bit lane of the bus word that holds ``addr``."""
@@ -277,7 +277,6 @@ class CompactEngine(wiring.Component):
                     next_element()
 
         # -- control ---------------------------------------------------------------------------
-        m.submodules.setup_mul = mul = SerialMulAdd(a_width=16, b_width=32)
         last_col = cols_left <= C
         last_row = rows_left <= R
         with m.FSM(name="control") as ctrl:
@@ -286,12 +285,12 @@ class CompactEngine(wiring.Component):
                     m.d.sync += [error.eq(0), self.cycles.eq(0),
                                  self.mac_cycles.eq(0), self.stall_load.eq(0),
                                  self.stall_store.eq(0), self.rd_bytes.eq(0),
-                                 self.wr_bytes.eq(0), beyond.eq(0), launched.eq(0)]
-                    m.next = "RANGE_A"
-            range_check_states(m, c, mul, launched, beyond, "CHECK")
+                                 self.wr_bytes.eq(0)]
+                    m.next = "PRECHECK"
+            failed = self._check_states(m, c, "CHECK")
             with m.State("CHECK"):
-                code = command_error(m, c, beyond, cfg.requant_unit)
-                m.d.sync += [error.eq(code), i0.eq(0), j0.eq(0), a_tile.eq(c.a_addr),
+                code = error_priority(m, **failed)
+                m.d.sync += [error.eq(code), j0.eq(0), a_tile.eq(c.a_addr),
                              b_tile.eq(c.b_addr), c_tile.eq(c.c_addr), cin_tile.eq(c.cin_addr),
                              rows_left.eq(c.m), cols_left.eq(c.n), k_m1.eq(c.k - 1)]
                 with m.If(code != 0):
@@ -300,6 +299,8 @@ class CompactEngine(wiring.Component):
                     m.next = "TILE"
             with m.State("TILE"):
                 m.d.comb += start_tile.eq(1)
+                m.d.sync += [tile_rows.eq(Mux(last_row, rows_left, R)),
+                             tile_cols.eq(Mux(last_col, cols_left, C))]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(tile_written):
@@ -309,7 +310,7 @@ class CompactEngine(wiring.Component):
                         m.next = "TILE"
                     with m.If(last_col):
                         m.d.sync += [j0.eq(0), b_tile.eq(c.b_addr), cols_left.eq(c.n),
-                                     i0.eq(i0 + R), rows_left.eq(rows_left - R),
+                                     rows_left.eq(rows_left - R),
                                      a_tile.eq(a_tile + _const_mul(c.lda, R)),
                                      c_tile.eq(c_tile + _const_mul(c.ldc, R)),
                                      cin_tile.eq(cin_tile + _const_mul(c.ldcin, R))]
@@ -337,3 +338,60 @@ class CompactEngine(wiring.Component):
         with m.If(axi.wvalid & axi.wready):
             m.d.sync += self.wr_bytes.eq(self.wr_bytes + 4)
         return m
+
+    def _check_states(self, m: Module, c, after: str):
+        """The states that check command ``c``, from ``PRECHECK`` on to state ``after``; returns
+        the failed checks, valid in state ``after``, as :func:`error_priority` takes them.
+
+        The checks and their priority are the pipelined engine's (:func:`command_flags`,
+        :func:`error_priority`), with one adder and one comparator for all four areas instead
+        of a serial multiplier and an adder and a comparator per area: for each area (A, B, C,
+        then C_in with ``accumulate``) STRIDE compares its row stride with its row's bytes and
+        loads its base address, WALK adds the stride once per row after the first, END adds
+        the row's bytes and notes whether the area ends past 4 GiB. That is ``rows + 1`` cycles
+        an area, within the GEMM's own cost of a cycle or more per row. A command whose
+        dimensions are zero or too large goes straight to ``after``, without walking.
+        """
+        flags = command_flags(c, self._config.requant_unit)
+        area = Signal(2)
+        # per area: base address, row stride, bytes per row, rows
+        base = Array([c.a_addr, c.b_addr, c.c_addr, c.cin_addr])[area]
+        stride = Array([c.lda, c.ldb, c.ldc, c.ldcin])[area]
+        # `large` has been checked before any of these is used: the dimensions fit 16 bits
+        m16, k16, n16 = c.m[:16], c.k[:16], c.n[:16]
+        row_bytes = Array([k16, n16, out_row_bytes(c.requant, n16), n16 << 2])[area]
+        rows = Array([m16, k16, m16, m16])[area]
+        end = Signal(33)               # where the area ends so far
+        over = Signal()                # end passed 2**33 on the way: beyond, whatever follows
+        rows_left = Signal(16)
+        bad_stride = Signal()
+        beyond = Signal()
+        last_area = (area == 3) | ((area == 2) & ~c.accumulate)
+        total = end + Mux(rows_left == 0, row_bytes, stride)
+        with m.State("PRECHECK"):
+            m.d.sync += [area.eq(0), bad_stride.eq(0), beyond.eq(0)]
+            with m.If(flags["zero"] | flags["large"] | flags["no_requant"]):
+                m.next = after
+            with m.Else():
+                m.next = "STRIDE"
+        with m.State("STRIDE"):
+            m.d.sync += [end.eq(base), over.eq(0), rows_left.eq(rows - 1)]
+            with m.If(stride < row_bytes):
+                m.d.sync += bad_stride.eq(1)
+                m.next = after
+            with m.Else():
+                m.next = "WALK"
+        with m.State("WALK"):
+            m.d.sync += end.eq(total)
+            with m.If(total[33]):
+                m.d.sync += over.eq(1)
+            with m.If(rows_left != 0):
+                m.d.sync += rows_left.eq(rows_left - 1)
+            with m.Else():                # this cycle added the row's bytes: the area's end
+                with m.If(over | total[33] | (total[:33] > (1 << 32))):
+                    m.d.sync += beyond.eq(1)
+                m.d.sync += area.eq(area + 1)
+                m.next = "STRIDE"
+                with m.If(last_area):
+                    m.next = after
+        return {**flags, "stride": bad_stride, "out_range": beyond}

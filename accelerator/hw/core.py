@@ -41,7 +41,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .floorplan import dsp_floorplan
-from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, pipelined_on
+from .pe import (
+    OutputStationaryPE,
+    ProductPair,
+    WeightStationaryPE,
+    _is_ecp5,
+    late_slot,
+    pipelined_on,
+)
 from .skew import Skew
 
 __all__ = ["SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
@@ -282,8 +289,6 @@ class SystolicCore(wiring.Component):
         # R-1-i: then row 0 of C is the first to come out.
         bottom = pes[R - 1]
         drains = [Signal(name=f"drain_{j}") for j in range(C)]
-        for j in range(C):
-            m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
         enable = self._flow_control(
@@ -295,6 +300,13 @@ class SystolicCore(wiring.Component):
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
+        # A column drains once its bottom slot has loaded.
+        drain_now = [bottom[j].valid_out & bottom[j].last_out for j in range(C)]
+        if late_slot(cfg):  # the slots load a cycle after the last beat (OutputStationaryPE)
+            with m.If(enable("en_drain")):
+                m.d.sync += [drains[j].eq(drain_now[j]) for j in range(C)]
+        else:
+            m.d.comb += [drains[j].eq(drain_now[j]) for j in range(C)]
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
         first = Signal(init=1)          # the next beat starts a tile

@@ -35,8 +35,8 @@ from .requant import Requantizer
 from .serialmul import SerialMulAdd
 from .walker import ChunkWalker
 
-__all__ = ["EngineError", "GemmEngine", "command_error", "command_layout", "range_check_states",
-           "serial_product_state"]
+__all__ = ["EngineError", "GemmEngine", "command_error", "command_flags", "command_layout",
+           "error_priority", "out_row_bytes", "range_check_states", "serial_product_state"]
 
 
 #: The error codes of a command: the register map's, so software and hardware agree.
@@ -176,7 +176,7 @@ def range_check_states(m: Module, c, mul: SerialMulAdd, launched, beyond, after:
     def ends_beyond(i: int):
         return lambda end: beyond[i].eq(end > (1 << 32))
 
-    out_row = Mux(c.requant, c.n, c.n << 2)
+    out_row = out_row_bytes(c.requant, c.n)
     serial_product_state(m, mul, launched, "RANGE_A", "RANGE_B", c.m - 1, c.lda, c.a_addr + c.k,
                          ends_beyond(0))
     serial_product_state(m, mul, launched, "RANGE_B", "RANGE_C", c.k - 1, c.ldb, c.b_addr + c.n,
@@ -187,19 +187,25 @@ def range_check_states(m: Module, c, mul: SerialMulAdd, launched, beyond, after:
                          c.cin_addr + (c.n << 2), ends_beyond(3), needed=c.accumulate)
 
 
-def command_error(m: Module, c, beyond, requant_unit: bool):
-    """The error code of the latched command (0 when it is good), in priority order.
+def out_row_bytes(requant, n):
+    """Bytes of a row of C: ``n`` int8 with ``MODE.requant``, else ``n`` int32."""
+    return Mux(requant, n, n << 2)
 
-    ``beyond`` has a bit per area (A, B, C, C_in): it ends past 4 GiB.
-    """
-    zero = (c.m == 0) | (c.k == 0) | (c.n == 0)
-    large = (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM)
-    no_requant = c.requant & (0 if requant_unit else 1)
-    stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < Mux(c.requant, c.n, c.n << 2))
-              | (c.accumulate & (c.ldcin < (c.n << 2))))
-    misaligned = ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
-                  | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0))))
-    out_range = beyond.any()
+
+def command_flags(c, requant_unit: bool) -> dict:
+    """The checks of command ``c`` that take no arithmetic beyond compares with constants:
+    ``zero``, ``large``, ``no_requant`` and ``misaligned`` (see :class:`ErrorCode`)."""
+    return {
+        "zero": (c.m == 0) | (c.k == 0) | (c.n == 0),
+        "large": (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM),
+        "no_requant": c.requant & (0 if requant_unit else 1),
+        "misaligned": ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
+                       | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0)))),
+    }
+
+
+def error_priority(m: Module, *, zero, large, no_requant, stride, misaligned, out_range):
+    """The :class:`ErrorCode` of a command from its failed checks, in priority order (0: none)."""
     code = Signal(8)
     with m.If(zero):
         m.d.comb += code.eq(EngineError.ZERO_DIM)
@@ -214,6 +220,17 @@ def command_error(m: Module, c, beyond, requant_unit: bool):
     with m.Elif(out_range):
         m.d.comb += code.eq(EngineError.ADDR_RANGE)
     return code
+
+
+def command_error(m: Module, c, beyond, requant_unit: bool):
+    """The error code of the latched command (0 when it is good), in priority order.
+
+    ``beyond`` has a bit per area (A, B, C, C_in): it ends past 4 GiB.
+    """
+    stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < out_row_bytes(c.requant, c.n))
+              | (c.accumulate & (c.ldcin < (c.n << 2))))
+    return error_priority(m, **command_flags(c, requant_unit), stride=stride,
+                          out_range=beyond.any())
 
 
 def _fifo_gate(queue, pending):

@@ -74,6 +74,14 @@ def _product_members(config: AcceleratorConfig, product_port: bool) -> dict:
     return {"mul_a": Out(op), "mul_b": Out(op), "product": In(signed(2 * config.in_width))}
 
 
+def late_slot(config: AcceleratorConfig) -> bool:
+    """Whether an output-stationary PE loads its output slot a cycle after a tile's last beat
+    (from ``acc``) rather than with it (from the adder): with the compact engine, whose tiles
+    never overlap their drain, so the cycle costs nothing but a cycle of latency
+    (:func:`accelerator.model.perf.core_latency`)."""
+    return config.engine == "compact"
+
+
 def _data_register(m: Module, port, reset_less: bool) -> Signal:
     """The register that drives ``port``, without reset when ``reset_less``.
 
@@ -288,6 +296,20 @@ class OutputStationaryPE(wiring.Component):
         # Truncation to acc_width is the two's-complement wrap of the reference model.
         m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
 
+        if late_slot(self._config):
+            # The slot takes the sum from `acc` one cycle after the last beat, so that acc_next
+            # feeds acc alone: on an iCE40 an accumulator flip-flop then shares its logic cell
+            # with its adder bit (a LUT whose output also went to the slot's multiplexer could
+            # not), 32 cells a PE. acc still holds the sum then: a next tile's first beat in
+            # that cycle overwrites it at the same edge as the slot reads it.
+            load = Signal()
+            with m.If(self.en):
+                m.d.sync += load.eq(self.valid_in & self.last_in)
+            result = acc
+        else:
+            load = self.valid_in & self.last_in
+            result = acc_next
+
         with m.If(self.en):
             m.d.sync += [
                 a_out.eq(self.a_in),
@@ -298,9 +320,9 @@ class OutputStationaryPE(wiring.Component):
             ]
             with m.If(self.valid_in):
                 m.d.sync += acc.eq(acc_next)
-            with m.If(self.valid_in & self.last_in):
+            with m.If(load):
                 m.d.sync += [
-                    chain_out.eq(acc_next),
+                    chain_out.eq(result),
                     self.chain_valid_out.eq(1),
                     held.eq(1),
                 ]

@@ -43,9 +43,11 @@ def core_latency(config: AcceleratorConfig) -> int:
     column) + 1 (load into the output slot) + 1 (the drain pulse) + C-1-j+j (de-skew): R + C.
     Weight-stationary: 1 (input register) + R (the partial sum crossing R rows) + C-1 (skew and
     de-skew of the columns): R + C. The last row then follows R-1 cycles later (os) or with the
-    last activation (ws).
+    last activation (ws). With the compact engine one more: its PEs load their output slots a
+    cycle after the last beat.
     """
-    return config.rows + config.cols
+    # the compact engine's PEs load their output slots a cycle late (hw/pe.py, late_slot)
+    return config.rows + config.cols + (config.engine == "compact")
 
 
 def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
@@ -71,7 +73,7 @@ def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
         last = lengths[0] - 1
         for k in lengths[1:]:
             last += max(k, R)
-        return last + 2 * R + C
+        return last + R + core_latency(config)
     capture, first = R, R + 1
     for previous, _ in itertools.pairwise(lengths):
         capture = max(capture + R, first + R - 1)
@@ -556,8 +558,8 @@ def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
 
     One tile at a time: TILE, then K operand beats of R + C reads each (one read, or one
     skipped element, per cycle), the core's latency and two cycles to the writer, then each of
-    the R·C elements in turn. Before the tiles, the set-up the pipelined engine also has
-    (IDLE, the range check's products, CHECK); after them FINISH.
+    the R·C elements in turn. Before the tiles, IDLE, the checks (a cycle per row of each area:
+    CompactEngine._check_states) and CHECK; after them FINISH.
     """
     R, C = config.rows, config.cols
     grid = tile_grid(config, m, k, n)
@@ -566,8 +568,9 @@ def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
     written = m * n
     skipped = tiles * R * C - written
     per_element = _COMPACT_WRITE + (_COMPACT_ACCUMULATE if accumulate else 0)
-    cycles = (2 + _setup_cycles(True, m, k, R, accumulate) + tiles * per_tile
-              + written * per_element + skipped)
+    # PRECHECK, then per area STRIDE and a cycle per row (A: m rows, B: k, C: m, C_in: m)
+    checks = 1 + (m + 1) + (k + 1) + (m + 1) + ((m + 1) if accumulate else 0)
+    cycles = 2 + checks + tiles * per_tile + written * per_element + skipped
     # every operand byte and every C (and C_in) element is a bus beat of its own
     reads = grid.n_tiles * m * k + grid.m_tiles * k * n + (written if accumulate else 0)
     macs = m * k * n
