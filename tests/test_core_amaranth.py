@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
 from accelerator.flow.rtl import cell_models
-from accelerator.hw.core import SystolicCore, core_layouts, trellis_ff_params
+from accelerator.hw.core import InPlaceCore, SystolicCore, core_layouts, trellis_ff_params
 from accelerator.hw.floorplan import dsp_floorplan
 from accelerator.hw.payload import pack, unpack
 from accelerator.hw.pe import (
@@ -27,6 +27,7 @@ from accelerator.hw.pe import (
     pes_per_dsp,
 )
 from accelerator.model.perf import core_cycles
+from accelerator.model.reference import wrap
 from accelerator.model.tiles import random_operands, tile_stream
 
 
@@ -286,29 +287,57 @@ def test_small_core_cycles_match_model(dataflow, rows, cols, pipelined):
     assert cycles == core_cycles(cfg, lengths)
 
 
-@pytest.mark.parametrize("rows,cols,paired_pes,pipelined", [
-    (1, 1, 0, None), (2, 3, 0, None), (3, 2, 0, False), (2, 2, 4, False)])
-def test_late_slot_core(rows, cols, paired_pes, pipelined):
-    """The compact engine's core: the PEs load their output slots a cycle after the last beat
-    (late_slot). Tiles back to back (one of them shorter than R) with pauses on both sides
-    give the reference's results; without pauses the cycles are the model's, one more than
-    the pipelined engine's core."""
-    cfg = AcceleratorConfig(rows=rows, cols=cols, engine="compact", requant_unit=False)
-    rng = np.random.default_rng(3)
-    lengths = [1, 5, 2, 3, 7, 1, rows, rows + 1]
-    tiles = [random_operands(cfg, rng, n) for n in lengths]
-    tiles.append(random_operands(cfg, rng, 4, kind="extreme"))
-    stream = tile_stream(cfg, tiles)
-    got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
-                                 paired_pes=paired_pes, pipelined=pipelined)
-    assert got == [{"c": row, "last": last}
-                   for row, last in zip(stream.results, stream.last, strict=True)]
-    got, cycles = stream_through_core(cfg, stream, rng, paired_pes=paired_pes,
-                                      pipelined=pipelined)
-    assert [beat["c"] for beat in got] == stream.results
-    lengths.append(4)
-    assert cycles == core_cycles(cfg, lengths) == core_cycles(cfg.replace(
-        engine="pipelined"), lengths) + 1
+@pytest.mark.parametrize("rows,cols,paired_pes,acc_width", [
+    (1, 1, 0, 32), (2, 3, 0, 32), (3, 2, 6, 32), (4, 4, 16, 20)])
+def test_in_place_core(rows, cols, paired_pes, acc_width):
+    """The compact engine's core: tiles with gaps between their beats (one shorter than R, some
+    that wrap the accumulator); `done` rises R + C cycles after the last beat's handshake (the
+    model's latency) and stays up; every element read in place is the reference's."""
+    cfg = AcceleratorConfig(rows=rows, cols=cols, engine="compact", requant_unit=False,
+                            acc_width=acc_width)
+    rng = np.random.default_rng(4)
+    tiles = [random_operands(cfg, rng, n) for n in (1, 5, 2, 7, rows + 1)]
+    tiles += [random_operands(cfg, rng, 9, kind=kind) for kind in ("max", "extreme")]
+    dut = InPlaceCore(cfg, paired_pes=paired_pes)
+    failures = []
+
+    async def bench(ctx):
+        op = dut.operands
+        assert ctx.get(op.ready) == 1
+        for t, (a, b) in enumerate(tiles):
+            k = a.shape[1]
+            for kk in range(k):
+                for _ in range(int(rng.integers(0, 3))):   # gaps between beats
+                    await ctx.tick()
+                ctx.set(op.valid, 1)
+                for r in range(rows):
+                    ctx.set(op.payload.a[r], int(a[r, kk]))
+                for j in range(cols):
+                    ctx.set(op.payload.b[j], int(b[kk, j]))
+                ctx.set(op.payload.last, kk == k - 1)
+                await ctx.tick()
+                ctx.set(op.valid, 0)
+            waited = 1                          # cycles after the last handshake's edge
+            while not ctx.get(dut.done) and waited < 4 * (rows + cols):
+                await ctx.tick()
+                waited += 1
+            assert waited == rows + cols, (t, waited)
+            expected = wrap(a @ b, acc_width)
+            for i in range(rows):
+                for j in range(cols):
+                    ctx.set(dut.row, i)
+                    ctx.set(dut.col, j)
+                    await ctx.tick()
+                    assert ctx.get(dut.done)
+                    if ctx.get(dut.value) != expected[i, j]:
+                        failures.append((t, i, j, ctx.get(dut.value), expected[i, j]))
+        assert not ctx.get(dut.busy)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    assert failures == []
 
 
 @pytest.mark.parametrize("width", [2, 5, 8])

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
-from .core import SystolicCore
+from .core import InPlaceCore
 from .engine import (
     EngineError,
     _const_mul,
@@ -88,9 +88,9 @@ class CompactEngine(wiring.Component):
         slots = R + C                  # operand bytes per beat
         axi = self.m_axi
         m = Module()
-        m.submodules.core = core = SystolicCore(cfg, dsp_pes=self._dsp_pes,
-                                                   paired_pes=self._paired_pes)
-        operands, results = core.operands, core.results
+        m.submodules.core = core = InPlaceCore(cfg, dsp_pes=self._dsp_pes,
+                                                  paired_pes=self._paired_pes)
+        operands = core.operands
 
         # The command is read where it is held: the register block keeps the command registers
         # unchanged while ``busy`` (a copy here would be 400 more flip-flops).
@@ -151,10 +151,8 @@ class CompactEngine(wiring.Component):
                 m.d.sync += slot.eq(slot + 1)
                 with m.If(slot == R - 1):
                     m.d.sync += ptr.eq(b_k)
-                with m.Elif(in_rows):
-                    m.d.sync += ptr.eq(ptr + c.lda)
-                with m.Else():
-                    m.d.sync += ptr.eq(ptr + 1)
+                with m.Else():           # one adder: down A's column, or along B's row
+                    m.d.sync += ptr.eq(ptr + Mux(in_rows, c.lda, 1))
 
         # -- gather: the bytes of a beat, in slot order, then into the core -------------------
         # ``gather`` is the beat itself: when it is full and the core takes it, the byte arriving
@@ -203,8 +201,8 @@ class CompactEngine(wiring.Component):
         cin_read = Signal()            # the writer has the read channels (the reader is idle)
         cin_taken = Signal()
         acc = cfg.acc_width
-        element = (results.payload.c[0] if C == 1 else
-                   Cat(*results.payload.c).word_select(col, acc).as_signed())
+        element = core.value
+        m.d.comb += [core.row.eq(row), core.col.eq(col)]
         inside = (row < tile_rows) & (col < tile_cols)
 
         def word(addr):
@@ -224,10 +222,9 @@ class CompactEngine(wiring.Component):
 
         def next_element():
             with m.If(col == C - 1):
-                m.d.comb += results.ready.eq(1)
                 m.d.sync += [col.eq(0), row.eq(row + 1), w_row.eq(w_row + c.ldc),
                              r_row.eq(r_row + c.ldcin)]
-                with m.If(results.payload.last):
+                with m.If(row == R - 1):
                     m.d.comb += tile_written.eq(1)
                     m.next = "IDLE"
             with m.Else():
@@ -241,7 +238,8 @@ class CompactEngine(wiring.Component):
                                  r_row.eq(cin_tile + tile_col)]
                     m.next = "ELEMENT"
             with m.State("ELEMENT"):
-                with m.If(results.valid):
+                # `done` is the last tile's until this tile's first beat: wait for the last one
+                with m.If(fed & core.done):
                     with m.If(~inside):
                         next_element()
                     with m.Elif(c.accumulate):
@@ -331,8 +329,8 @@ class CompactEngine(wiring.Component):
             m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
         with m.If(ctrl.ongoing("RUN") & ~fed & ~operands.valid):
             m.d.sync += self.stall_load.eq(self.stall_load + 1)
-        with m.If(results.valid & ~results.ready):
-            m.d.sync += self.stall_store.eq(self.stall_store + 1)
+        # stall_store stays 0: a tile's results are written before the next tile's first beat
+        # is read, so the array never waits for them
         with m.If(axi.rvalid & axi.rready):
             m.d.sync += self.rd_bytes.eq(self.rd_bytes + Mux(cin_taken, 4, 1))
         with m.If(axi.wvalid & axi.wready):

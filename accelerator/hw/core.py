@@ -24,6 +24,7 @@ buffer on ``results`` (:meth:`SystolicCore._flow_control`); the cycles are the s
 from __future__ import annotations
 
 from amaranth.hdl import (
+    Array,
     Cat,
     ClockDomain,
     ClockSignal,
@@ -41,17 +42,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 from .floorplan import dsp_floorplan
-from .pe import (
-    OutputStationaryPE,
-    ProductPair,
-    WeightStationaryPE,
-    _is_ecp5,
-    late_slot,
-    pipelined_on,
-)
+from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, pipelined_on
 from .skew import Skew
 
-__all__ = ["SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
+__all__ = ["InPlaceCore", "SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
 
 
 def core_layouts(config: AcceleratorConfig) -> dict[str, data.StructLayout]:
@@ -120,10 +114,13 @@ class SystolicCore(wiring.Component):
                              f"number from 0 to dsp_pes = {self._dsp_pes})")
         self._paired_pes = paired_pes
         self._pipelined = pipelined
+        super().__init__(self._members(config))
+
+    def _members(self, config: AcceleratorConfig) -> dict:
         members = {name: (Out if name == "results" else In)(stream.Signature(layout))
                    for name, layout in core_layouts(config).items()}
         members["busy"] = Out(1)
-        super().__init__(members)
+        return members
 
     @property
     def config(self) -> AcceleratorConfig:
@@ -134,7 +131,7 @@ class SystolicCore(wiring.Component):
         """PEs whose multiplier is a ``*`` (the first ones in row-major order)."""
         return self._dsp_pes
 
-    def _make_pes(self, m: Module, pe_class, platform) -> list[list]:
+    def _make_pes(self, m: Module, pe_class, platform, **pe_options) -> list[list]:
         """The R×C PEs, added to ``m``; the first ``paired_pes`` on :class:`ProductPair` units.
 
         On an ECP5 whose DSP sites are known, an array with every PE in a DSP block is
@@ -149,7 +146,7 @@ class SystolicCore(wiring.Component):
             sites = dsp_floorplan(platform.device, R, C)
         flat = [pe_class(cfg, dsp=i < self._dsp_pes, product_port=i < paired,
                          pipelined=self._pipelined,
-                         dsp_site=sites[i // C][i % C] if sites else None)
+                         dsp_site=sites[i // C][i % C] if sites else None, **pe_options)
                 for i in range(R * C)]
         for i, pe in enumerate(flat):
             name = f"pe_{i // C}_{i % C}"
@@ -289,6 +286,8 @@ class SystolicCore(wiring.Component):
         # R-1-i: then row 0 of C is the first to come out.
         bottom = pes[R - 1]
         drains = [Signal(name=f"drain_{j}") for j in range(C)]
+        for j in range(C):
+            m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
         enable = self._flow_control(
@@ -300,13 +299,6 @@ class SystolicCore(wiring.Component):
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
-        # A column drains once its bottom slot has loaded.
-        drain_now = [bottom[j].valid_out & bottom[j].last_out for j in range(C)]
-        if late_slot(cfg):  # the slots load a cycle after the last beat (OutputStationaryPE)
-            with m.If(enable("en_drain")):
-                m.d.sync += [drains[j].eq(drain_now[j]) for j in range(C)]
-        else:
-            m.d.comb += [drains[j].eq(drain_now[j]) for j in range(C)]
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
         first = Signal(init=1)          # the next beat starts a tile
@@ -594,3 +586,95 @@ def _any(values) -> Signal:
         result = result | v
     return result
 
+
+
+class InPlaceCore(SystolicCore):
+    """An output-stationary R×C array whose results stay in the accumulators, read one at a time.
+
+    The compact engine's core (:mod:`accelerator.hw.compact`): its tiles never overlap, so the
+    PEs need no output slots, the columns no de-skew and the array no flow control. Operands
+    flow as in :class:`SystolicCore` (skew, A right and B down with the flags), every cycle; a
+    beat is taken whenever it is valid, straight into the skew (no input register). Once a
+    tile's last beat has reached the bottom-right PE, ``done`` rises and every element of the
+    tile can be read, until the next beat is taken. Not pipelined (the PEs multiply their
+    inputs as they arrive), on any device.
+
+    Members
+    -------
+    operands : In(stream.Signature(...))
+        A and B vectors with ``last``, as :class:`SystolicCore`'s; ``ready`` is always high.
+    done : Out(1)
+        The last tile's results are in the accumulators.
+    row, col : In(range(rows)), In(range(cols))
+        The element of the tile to read.
+    value : Out(signed(acc_width))
+        C[row][col] of the tile, valid while ``done``.
+    busy : Out(1)
+        A beat is in the array.
+    """
+
+    def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
+                 paired_pes: int = 0):
+        if config.dataflow != "os":
+            raise ValueError(f"InPlaceCore is output-stationary, not {config.dataflow!r}")
+        super().__init__(config, dsp_pes=dsp_pes, paired_pes=paired_pes, pipelined=False)
+
+    def _members(self, config: AcceleratorConfig) -> dict:
+        return {
+            "operands": In(stream.Signature(core_layouts(config)["operands"])),
+            "done": Out(1),
+            "row": In(range(config.rows)), "col": In(range(config.cols)),
+            "value": Out(signed(config.acc_width)),
+            "busy": Out(1),
+        }
+
+    def elaborate(self, platform) -> Module:
+        self._reset_groups = {}
+        cfg = self._config
+        R, C = cfg.rows, cfg.cols
+        m = Module()
+        pes = self._make_pes(m, OutputStationaryPE, platform, slot=False)
+        op = self.operands
+        first = Signal(init=1)          # the next beat starts a tile
+        # No input register: the beat enters the skew (whose first lane has no delay) in the
+        # cycle it is taken, so the source must hold it only in that cycle.
+        in_a, in_b = op.payload.a, op.payload.b
+        in_flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
+        m.d.comb += [op.ready.eq(1), in_flags.valid.eq(op.valid), in_flags.first.eq(first),
+                     in_flags.last.eq(op.payload.last)]
+        with m.If(op.valid):
+            m.d.sync += first.eq(op.payload.last)
+        # Physical row p takes A's row R-1-p, as in SystolicCore (its results leave the bottom
+        # first); `value` undoes it.
+        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)))
+        m.submodules.skew_b = skew_b = Skew(signed(cfg.in_width), list(range(C)))
+        m.submodules.skew_flags = skew_f = Skew(in_flags.shape(), list(range(C)))
+        m.d.comb += [skew_a.en.eq(1), skew_b.en.eq(1), skew_f.en.eq(1), skew_b.i.eq(in_b)]
+        m.d.comb += [skew_a.i[p].eq(in_a[R - 1 - p]) for p in range(R)]
+        m.d.comb += [skew_f.i[j].eq(in_flags) for j in range(C)]
+        for p in range(R):
+            for j in range(C):
+                pe = pes[p][j]
+                m.d.comb += [pe.en.eq(1),
+                             pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)]
+                if p == 0:
+                    flags = skew_f.o[j]
+                    m.d.comb += [pe.b_in.eq(skew_b.o[j]), pe.valid_in.eq(flags.valid),
+                                 pe.first_in.eq(flags.first), pe.last_in.eq(flags.last)]
+                else:
+                    above = pes[p - 1][j]
+                    m.d.comb += [pe.b_in.eq(above.b_out), pe.valid_in.eq(above.valid_out),
+                                 pe.first_in.eq(above.first_out), pe.last_in.eq(above.last_out)]
+        # The bottom-right PE is the last to take a beat: once it has taken the last one of a
+        # tile, every accumulator holds its result.
+        corner = pes[R - 1][C - 1]
+        with m.If(op.valid):
+            m.d.sync += self.done.eq(0)
+        with m.Elif(corner.valid_out & corner.last_out):
+            m.d.sync += self.done.eq(1)
+        values = Array(Array(pes[R - 1 - i][j].chain_out for j in range(C)) for i in range(R))
+        m.d.comb += [
+            self.value.eq(values[self.row][self.col]),
+            self.busy.eq(~first | _any(pes[p][j].valid_in for p in range(R) for j in range(C))),
+        ]
+        return m

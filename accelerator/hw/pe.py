@@ -74,14 +74,6 @@ def _product_members(config: AcceleratorConfig, product_port: bool) -> dict:
     return {"mul_a": Out(op), "mul_b": Out(op), "product": In(signed(2 * config.in_width))}
 
 
-def late_slot(config: AcceleratorConfig) -> bool:
-    """Whether an output-stationary PE loads its output slot a cycle after a tile's last beat
-    (from ``acc``) rather than with it (from the adder): with the compact engine, whose tiles
-    never overlap their drain, so the cycle costs nothing but a cycle of latency
-    (:func:`accelerator.model.perf.core_latency`)."""
-    return config.engine == "compact"
-
-
 def _data_register(m: Module, port, reset_less: bool) -> Signal:
     """The register that drives ``port``, without reset when ``reset_less``.
 
@@ -252,16 +244,21 @@ class OutputStationaryPE(wiring.Component):
         Register the product (see the module docstring); None: everywhere but on an iCE40.
     dsp_site : str or None
         With ``dsp``: the ECP5 DSP block to multiply in (:class:`PlacedProduct`).
+    slot : bool
+        Without one (:class:`~accelerator.hw.core.InPlaceCore`), ``chain_out`` is the
+        accumulator itself, read in place once the tile is done; the ``chain`` inputs, ``drain``
+        and ``chain_valid_out`` are unused.
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
                  product_port: bool = False, pipelined: bool | None = None,
-                 dsp_site: str | None = None):
+                 dsp_site: str | None = None, slot: bool = True):
         self._config = config
         self._dsp = dsp
         self._product_port = product_port
         self._pipelined = pipelined
         self._dsp_site = dsp_site
+        self._slot = slot
         op = signed(config.in_width)
         acc = signed(config.acc_width)
         super().__init__({
@@ -284,8 +281,7 @@ class OutputStationaryPE(wiring.Component):
         acc_next = Signal(acc_shape)
         held = Signal()
         product = Signal(signed(2 * self._config.in_width), reset_less=True)  # always a_in·b_in
-        a_out, b_out, chain_out = (_data_register(m, port, pipelined)
-                                   for port in (self.a_out, self.b_out, self.chain_out))
+        a_out, b_out = (_data_register(m, port, pipelined) for port in (self.a_out, self.b_out))
         if pipelined:
             # outside the `If`: the product port's wiring would otherwise be gated by `en`
             upcoming = _product(self, m, self.a_next, self.b_next)
@@ -295,20 +291,6 @@ class OutputStationaryPE(wiring.Component):
             m.d.comb += product.eq(_product(self, m, self.a_in, self.b_in))
         # Truncation to acc_width is the two's-complement wrap of the reference model.
         m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
-
-        if late_slot(self._config):
-            # The slot takes the sum from `acc` one cycle after the last beat, so that acc_next
-            # feeds acc alone: on an iCE40 an accumulator flip-flop then shares its logic cell
-            # with its adder bit (a LUT whose output also went to the slot's multiplexer could
-            # not), 32 cells a PE. acc still holds the sum then: a next tile's first beat in
-            # that cycle overwrites it at the same edge as the slot reads it.
-            load = Signal()
-            with m.If(self.en):
-                m.d.sync += load.eq(self.valid_in & self.last_in)
-            result = acc
-        else:
-            load = self.valid_in & self.last_in
-            result = acc_next
 
         with m.If(self.en):
             m.d.sync += [
@@ -320,9 +302,14 @@ class OutputStationaryPE(wiring.Component):
             ]
             with m.If(self.valid_in):
                 m.d.sync += acc.eq(acc_next)
-            with m.If(load):
+        if not self._slot:
+            m.d.comb += self.chain_out.eq(acc)
+            return m
+        chain_out = _data_register(m, self.chain_out, pipelined)
+        with m.If(self.en):
+            with m.If(self.valid_in & self.last_in):
                 m.d.sync += [
-                    chain_out.eq(result),
+                    chain_out.eq(acc_next),
                     self.chain_valid_out.eq(1),
                     held.eq(1),
                 ]

@@ -43,11 +43,9 @@ def core_latency(config: AcceleratorConfig) -> int:
     column) + 1 (load into the output slot) + 1 (the drain pulse) + C-1-j+j (de-skew): R + C.
     Weight-stationary: 1 (input register) + R (the partial sum crossing R rows) + C-1 (skew and
     de-skew of the columns): R + C. The last row then follows R-1 cycles later (os) or with the
-    last activation (ws). With the compact engine one more: its PEs load their output slots a
-    cycle after the last beat.
+    last activation (ws).
     """
-    # the compact engine's PEs load their output slots a cycle late (hw/pe.py, late_slot)
-    return config.rows + config.cols + (config.engine == "compact")
+    return config.rows + config.cols
 
 
 def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
@@ -557,14 +555,16 @@ def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
     """:func:`estimate` for ``engine = "compact"`` (hw/compact.py), exact to the cycle.
 
     One tile at a time: TILE, then K operand beats of R + C reads each (one read, or one
-    skipped element, per cycle), the core's latency and two cycles to the writer, then each of
-    the R·C elements in turn. Before the tiles, IDLE, the checks (a cycle per row of each area:
-    CompactEngine._check_states) and CHECK; after them FINISH.
+    skipped element, per cycle), InPlaceCore's latency to ``done`` and two cycles to the
+    writer, then each of the R·C elements in turn. Before the tiles, IDLE, the checks (a cycle
+    per row of each area: CompactEngine._check_states) and CHECK; after them FINISH.
     """
     R, C = config.rows, config.cols
     grid = tile_grid(config, m, k, n)
     tiles = grid.m_tiles * grid.n_tiles
-    per_tile = 3 + core_latency(config) + k * (R + C)
+    # InPlaceCore: `done` rises R + C cycles after the last beat's handshake (the skew
+    # R - 1 + C - 1, the bottom-right PE's flags register, `done`)
+    per_tile = 3 + (R + C) + k * (R + C)
     written = m * n
     skipped = tiles * R * C - written
     per_element = _COMPACT_WRITE + (_COMPACT_ACCUMULATE if accumulate else 0)
