@@ -263,15 +263,16 @@ def test_core_never_beats_one_beat_per_cycle(rows, cols, dataflow, lengths):
 def test_compact_engine_by_hand():
     """5×10×5 on the compact 4×4: 4 tiles, 25 elements written and 39 outside M or N.
 
-    IDLE and FINISH 2. The checks: PRECHECK 1, then STRIDE and a cycle per row for A (5 rows),
-    B (10) and C (5): 1 + 6 + 11 + 6 = 24. Each tile: TILE, K beats of R + C reads, InPlaceCore's
-    R + C cycles to `done` and 2 cycles to the writer: 3 + 8 + 80 = 91. Elements: 4 cycles each
-    written, 1 skipped. Measured in Verilator (tests/test_model_validation.py): 529.
+    IDLE and FINISH 2. The command read and checked: DIMS 4 (M, K, N), PRECHECK 1, then BASE,
+    STRIDE, STRIDE_CHECK and a cycle per row for A (5 rows), B (10) and C (5):
+    5 + 8 + 13 + 8 = 34. Each tile: TILE, K beats of R + C reads, InPlaceCore's R + C cycles to
+    `done` and 2 cycles to the writer: 3 + 8 + 80 = 91. Elements: 4 cycles each written, 1
+    skipped. Measured in Verilator (tests/test_model_validation.py): 539.
     """
     config = cfg(engine="compact", requant_unit=False, axi_data_width=32)
-    assert estimate(config, 5, 10, 5).cycles == 2 + 24 + 4 * 91 + 25 * 4 + 39 == 529
-    # accumulate: C_in's area in the checks (STRIDE and 5 rows), and 3 cycles more per element
-    assert estimate(config, 5, 10, 5, accumulate=True).cycles == 529 + 6 + 25 * 3 == 610
+    assert estimate(config, 5, 10, 5).cycles == 2 + 34 + 4 * 91 + 25 * 4 + 39 == 539
+    # accumulate: C_in's area in the checks (3 + 5 rows), and 3 cycles more per element
+    assert estimate(config, 5, 10, 5, accumulate=True).cycles == 539 + 8 + 25 * 3 == 622
 
 
 def test_compact_engine_traffic():

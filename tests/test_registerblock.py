@@ -23,6 +23,7 @@ from accelerator.hw.registers import (
     RegisterBlock,
     field,
     id_values,
+    memory_backed,
     offset,
     register,
 )
@@ -242,25 +243,56 @@ def test_rw_registers(dut):
     simulate(dut, bench)
 
 
-@pytest.mark.parametrize("engine", ["pipelined", "compact"])
-def test_rw_registers_while_busy(engine):
-    """The compact engine reads the command from the registers as it runs, so with it a write
-    while busy is ignored (and answered OKAY); the pipelined engine latched it at start."""
-    config = AcceleratorConfig(engine=engine, requant_unit=False)
+def test_memory_backed_registers():
+    """With the compact engine the rw registers but MODE are in a block RAM: they read back as
+    written (bits outside fields 0, byte strobes honoured, writes while busy too), the engine
+    reads them through cmd_read/cmd_index (data a cycle later), and a bus read waits while the
+    engine has the read port."""
+    config = AcceleratorConfig(engine="compact", requant_unit=False)
     dut = RegisterBlock(config)
-    hold = engine == "compact"
+    stored = memory_backed(config)
+    assert "MODE" not in stored and len(stored) == len(RW) - 1
+    assert not hasattr(dut, "a_addr") and hasattr(dut, "mode")
+    rng = random.Random(2)
+    values = {name: rng.getrandbits(32) for name in stored}
+
+    async def cmd_read(ctx, name):
+        ctx.set(dut.cmd_read, 1)
+        ctx.set(dut.cmd_index, offset(name) >> 2)
+        await ctx.tick()
+        ctx.set(dut.cmd_read, 0)
+        return ctx.get(dut.cmd_data)
 
     async def bench(ctx):
+        for name in stored:  # reset values
+            assert await read_ok(ctx, dut, name) == register(name).reset, name
         ctx.set(dut.busy, 1)
-        for reg in RW:
-            await write_ok(ctx, dut, reg.name, 0xFFFF_FFFF)
-            expected = reg.reset if hold else reg.mask
-            assert ctx.get(getattr(dut, reg.port)) == expected, reg.name
-            assert await read_ok(ctx, dut, reg.name) == expected, reg.name
+        for name in stored:
+            await write_ok(ctx, dut, name, values[name])
         ctx.set(dut.busy, 0)
-        for reg in RW:
-            await write_ok(ctx, dut, reg.name, 0xFFFF_FFFF)
-            assert ctx.get(getattr(dut, reg.port)) == reg.mask, reg.name
+        for name in stored:
+            expected = values[name] & register(name).mask
+            assert await read_ok(ctx, dut, name) == expected, name
+            assert await cmd_read(ctx, name) == expected, name
+        # byte strobes: only byte 1 of A_ADDR changes
+        await write_ok(ctx, dut, "A_ADDR", 0xAABBCCDD, strb=0b0010)
+        expected = (values["A_ADDR"] & ~0xFF00) | 0xCC00
+        assert await read_ok(ctx, dut, "A_ADDR") == expected
+        # the engine's read keeps the bus's AR waiting, and each gets its own data
+        ctx.set(dut.cmd_read, 1)
+        ctx.set(dut.cmd_index, offset("LDB") >> 2)
+        ctx.set(dut.s_axil.araddr, offset("K"))
+        ctx.set(dut.s_axil.arvalid, 1)
+        assert not ctx.get(dut.s_axil.arready)
+        await ctx.tick()
+        ctx.set(dut.cmd_read, 0)
+        assert ctx.get(dut.cmd_data) == values["LDB"]
+        ctx.set(dut.s_axil.arvalid, 0)
+        assert await read_ok(ctx, dut, "K") == values["K"]
+        assert await read_ok(ctx, dut, "ID") == id_values(config)["ID"]
+        # MODE is still a port
+        await write_ok(ctx, dut, "MODE", register("MODE").encode(accumulate=1))
+        assert ctx.get(dut.mode) == register("MODE").encode(accumulate=1)
 
     simulate(dut, bench)
 

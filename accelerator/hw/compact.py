@@ -32,14 +32,8 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
-from .engine import (
-    EngineError,
-    _const_mul,
-    command_flags,
-    command_layout,
-    error_priority,
-    out_row_bytes,
-)
+from .engine import EngineError, _const_mul, error_priority, out_row_bytes
+from .registers import INDEX_WIDTH, field, offset
 
 __all__ = ["READS_IN_FLIGHT", "CompactEngine"]
 
@@ -51,13 +45,34 @@ READS_IN_FLIGHT = 4
 _AXCACHE = 0b0011
 
 
+class _Command:
+    """What a run needs of the command, beyond the tile registers: read as it starts."""
+
+    def __init__(self):
+        self.lda, self.ldb, self.ldc, self.ldcin = (Signal(32, name=n) for n in (
+            "lda", "ldb", "ldc", "ldcin"))
+        self.b_addr = Signal(32, name="b_addr")   # the B tile register returns to it
+        self.k = Signal(16, name="k")             # K and N fit 16 bits once checked
+        self.n = Signal(16, name="n")
+        self.accumulate = Signal(name="accumulate")
+        self.requant = Signal(name="requant")
+
+
 class CompactEngine(wiring.Component):
     """Runs one GEMM per ``start`` with the core and one AXI4 master (module docstring).
 
     Members
     -------
-    start, cmd, busy, done, error, cycles, mac_cycles, stall_load, stall_store
-        As :class:`~accelerator.hw.engine.GemmEngine`'s.
+    start, busy, done, error, cycles, mac_cycles, stall_load, stall_store
+        As :class:`~accelerator.hw.engine.GemmEngine`'s (``stall_store`` stays 0: a tile's
+        results are written before the next tile's first beat is read, so the array never
+        waits for them).
+    cmd_read, cmd_index : Out(1), Out(INDEX_WIDTH); cmd_data : In(32)
+        The register block's read port of the command (its block RAM: `memory_backed`): the word at
+        ``cmd_index`` arrives on ``cmd_data`` a cycle after ``cmd_read``. The engine reads
+        the command as it starts and keeps what it needs.
+    mode : In(32)
+        ``MODE``, sampled at ``start``.
     m_axi : Out(AXI4Signature(32, axi_data_width, 1))
         Single-beat reads and writes, one ID.
     rd_bytes, wr_bytes : Out(32)
@@ -73,7 +88,8 @@ class CompactEngine(wiring.Component):
         self._dsp_pes = dsp_pes
         self._paired_pes = paired_pes
         super().__init__({
-            "start": In(1), "cmd": In(command_layout()),
+            "start": In(1), "cmd_read": Out(1), "cmd_index": Out(INDEX_WIDTH),
+            "cmd_data": In(32), "mode": In(32),
             "busy": Out(1), "done": Out(1), "error": Out(8),
             "cycles": Out(32), "mac_cycles": Out(32), "stall_load": Out(32),
             "stall_store": Out(32),
@@ -92,9 +108,9 @@ class CompactEngine(wiring.Component):
                                                   paired_pes=self._paired_pes)
         operands = core.operands
 
-        # The command is read where it is held: the register block keeps the command registers
-        # unchanged while ``busy`` (a copy here would be 400 more flip-flops).
-        c = self.cmd
+        # What the run needs of the command, read from the register block as it starts (the
+        # check states); the base addresses go straight into the tile registers.
+        c = _Command()
         error = Signal(8)
         m.d.comb += self.error.eq(error)
 
@@ -280,17 +296,18 @@ class CompactEngine(wiring.Component):
         with m.FSM(name="control") as ctrl:
             with m.State("IDLE"):
                 with m.If(self.start):
+                    mode = self.mode
                     m.d.sync += [error.eq(0), self.cycles.eq(0),
                                  self.mac_cycles.eq(0), self.stall_load.eq(0),
-                                 self.stall_store.eq(0), self.rd_bytes.eq(0),
-                                 self.wr_bytes.eq(0)]
-                    m.next = "PRECHECK"
-            failed = self._check_states(m, c, "CHECK")
+                                 self.rd_bytes.eq(0), self.wr_bytes.eq(0),
+                                 c.accumulate.eq(field("MODE", "accumulate").extract(mode)),
+                                 c.requant.eq(field("MODE", "requant").extract(mode))]
+                    m.next = "DIMS"
+            tiles = {"A_ADDR": a_tile, "B_ADDR": b_tile, "C_ADDR": c_tile, "CIN_ADDR": cin_tile}
+            failed = self._check_states(m, c, tiles, rows_left, cols_left, "CHECK")
             with m.State("CHECK"):
                 code = error_priority(m, **failed)
-                m.d.sync += [error.eq(code), j0.eq(0), a_tile.eq(c.a_addr),
-                             b_tile.eq(c.b_addr), c_tile.eq(c.c_addr), cin_tile.eq(c.cin_addr),
-                             rows_left.eq(c.m), cols_left.eq(c.n), k_m1.eq(c.k - 1)]
+                m.d.sync += [error.eq(code), j0.eq(0), k_m1.eq(c.k - 1)]
                 with m.If(code != 0):
                     m.next = "FINISH"
                 with m.Else():
@@ -337,44 +354,88 @@ class CompactEngine(wiring.Component):
             m.d.sync += self.wr_bytes.eq(self.wr_bytes + 4)
         return m
 
-    def _check_states(self, m: Module, c, after: str):
-        """The states that check command ``c``, from ``PRECHECK`` on to state ``after``; returns
-        the failed checks, valid in state ``after``, as :func:`error_priority` takes them.
+    def _check_states(self, m: Module, c: _Command, tiles: dict, m_rows, cols_left, after: str):
+        """The states that read and check the command, from ``DIMS`` on to state ``after``;
+        returns the failed checks, valid in state ``after``, as :func:`error_priority` takes
+        them (the pipelined engine's checks and priority).
 
-        The checks and their priority are the pipelined engine's (:func:`command_flags`,
-        :func:`error_priority`), with one adder and one comparator for all four areas instead
-        of a serial multiplier and an adder and a comparator per area: for each area (A, B, C,
-        then C_in with ``accumulate``) STRIDE compares its row stride with its row's bytes and
-        loads its base address, WALK adds the stride once per row after the first, END adds
-        the row's bytes and notes whether the area ends past 4 GiB. That is ``rows + 1`` cycles
-        an area, within the GEMM's own cost of a cycle or more per row. A command whose
-        dimensions are zero or too large goes straight to ``after``, without walking.
+        DIMS reads M, K and N (M into ``m_rows``, N into ``cols_left``) and notes whether one
+        is zero or too large; such a command goes straight to ``after``. Then for each area (A,
+        B, C, and C_in with ``accumulate``): BASE reads its base address, STRIDE takes it into
+        its tile register and reads its row stride, STRIDE_CHECK keeps the stride and compares
+        it with the row's bytes, and WALK adds it once per row after the first, then the row's
+        bytes, with one adder for all four areas, and notes whether the area ends past 4 GiB:
+        ``rows + 3`` cycles an area, within the GEMM's own cost of a cycle or more per row.
         """
-        flags = command_flags(c, self._config.requant_unit)
+        data = self.cmd_data
         area = Signal(2)
-        # per area: base address, row stride, bytes per row, rows
-        base = Array([c.a_addr, c.b_addr, c.c_addr, c.cin_addr])[area]
-        stride = Array([c.lda, c.ldb, c.ldc, c.ldcin])[area]
-        # `large` has been checked before any of these is used: the dimensions fit 16 bits
-        m16, k16, n16 = c.m[:16], c.k[:16], c.n[:16]
-        row_bytes = Array([k16, n16, out_row_bytes(c.requant, n16), n16 << 2])[area]
-        rows = Array([m16, k16, m16, m16])[area]
+        dim = Signal(2)
+        zero, large, misaligned, bad_stride, beyond = (Signal(name=name) for name in (
+            "zero", "large", "misaligned", "bad_stride", "beyond"))
+
+        def index(names):
+            return Array(offset(name) >> 2 for name in names)
+
+        bases = ("A_ADDR", "B_ADDR", "C_ADDR", "CIN_ADDR")
+        strides = ("LDA", "LDB", "LDC", "LDCIN")
+        rows = Array([m_rows, c.k, m_rows, m_rows])[area]
+        row_bytes = Array([c.k, c.n, out_row_bytes(c.requant, c.n), c.n << 2])[area]
         end = Signal(33)               # where the area ends so far
         over = Signal()                # end passed 2**33 on the way: beyond, whatever follows
-        rows_left = Signal(16)
-        bad_stride = Signal()
-        beyond = Signal()
+        walk = Signal(16)              # rows still to add
+        step = Signal(32)              # the area's stride
         last_area = (area == 3) | ((area == 2) & ~c.accumulate)
-        total = end + Mux(rows_left == 0, row_bytes, stride)
+        total = end + Mux(walk == 0, row_bytes, step)
+        no_requant = c.requant & (0 if self._config.requant_unit else 1)
+        int32_c = ~c.requant
+        with m.State("DIMS"):          # M, K, N read in cycles 0-2, arriving in 1-3
+            with m.If(dim != 3):
+                m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(("M", "K", "N"))[dim])]
+            with m.If(dim == 0):
+                m.d.sync += [zero.eq(0), large.eq(0)]
+            with m.Else():
+                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[16:] != 0))]
+            with m.Switch(dim):
+                with m.Case(1):
+                    m.d.sync += m_rows.eq(data)
+                with m.Case(2):
+                    m.d.sync += c.k.eq(data)
+                with m.Case(3):
+                    m.d.sync += [c.n.eq(data), cols_left.eq(data)]
+                    m.next = "PRECHECK"
+            m.d.sync += dim.eq(dim + 1)
         with m.State("PRECHECK"):
-            m.d.sync += [area.eq(0), bad_stride.eq(0), beyond.eq(0)]
-            with m.If(flags["zero"] | flags["large"] | flags["no_requant"]):
+            m.d.sync += [area.eq(0), bad_stride.eq(0), beyond.eq(0), misaligned.eq(0)]
+            with m.If(zero | large | no_requant):
                 m.next = after
             with m.Else():
-                m.next = "STRIDE"
-        with m.State("STRIDE"):
-            m.d.sync += [end.eq(base), over.eq(0), rows_left.eq(rows - 1)]
-            with m.If(stride < row_bytes):
+                m.next = "BASE"
+        with m.State("BASE"):
+            m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(bases)[area])]
+            m.next = "STRIDE"
+        with m.State("STRIDE"):        # the base arrives
+            m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(strides)[area])]
+            m.d.sync += [end.eq(data), over.eq(0), walk.eq(rows - 1)]
+            with m.Switch(area):
+                for i, name in enumerate(bases):
+                    with m.Case(i):
+                        m.d.sync += tiles[name].eq(data)
+                        if name == "B_ADDR":
+                            m.d.sync += c.b_addr.eq(data)
+                        if name in ("C_ADDR", "CIN_ADDR"):   # int32 elements
+                            with m.If((int32_c if name == "C_ADDR" else 1) & (data[:2] != 0)):
+                                m.d.sync += misaligned.eq(1)
+            m.next = "STRIDE_CHECK"
+        with m.State("STRIDE_CHECK"):  # the stride arrives
+            m.d.sync += step.eq(data)
+            with m.Switch(area):
+                for i, name in enumerate(strides):
+                    with m.Case(i):
+                        m.d.sync += getattr(c, name.lower()).eq(data)
+                        if name in ("LDC", "LDCIN"):
+                            with m.If((int32_c if name == "LDC" else 1) & (data[:2] != 0)):
+                                m.d.sync += misaligned.eq(1)
+            with m.If(data < row_bytes):
                 m.d.sync += bad_stride.eq(1)
                 m.next = after
             with m.Else():
@@ -383,13 +444,14 @@ class CompactEngine(wiring.Component):
             m.d.sync += end.eq(total)
             with m.If(total[33]):
                 m.d.sync += over.eq(1)
-            with m.If(rows_left != 0):
-                m.d.sync += rows_left.eq(rows_left - 1)
+            with m.If(walk != 0):
+                m.d.sync += walk.eq(walk - 1)
             with m.Else():                # this cycle added the row's bytes: the area's end
                 with m.If(over | total[33] | (total[:33] > (1 << 32))):
                     m.d.sync += beyond.eq(1)
                 m.d.sync += area.eq(area + 1)
-                m.next = "STRIDE"
+                m.next = "BASE"
                 with m.If(last_area):
                     m.next = after
-        return {**flags, "stride": bad_stride, "out_range": beyond}
+        return {"zero": zero, "large": large, "no_requant": no_requant, "stride": bad_stride,
+                "misaligned": misaligned, "out_range": beyond}

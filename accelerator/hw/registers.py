@@ -27,8 +27,9 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import __version__
@@ -41,6 +42,7 @@ __all__ = [
     "COUNTERS",
     "GROUPS",
     "ID_BLOCK",
+    "INDEX_WIDTH",
     "MAGIC",
     "MAP_SIZE",
     "MAX_DIM",
@@ -53,6 +55,7 @@ __all__ = [
     "element_bytes",
     "field",
     "id_values",
+    "memory_backed",
     "offset",
     "register",
     "version_tuple",
@@ -318,6 +321,9 @@ MAP_SIZE = 4 * len(REGISTERS)
 #: The default address width of the register block's AXI4-Lite port: a 4 KiB window.
 ADDR_WIDTH = max(12, (MAP_SIZE - 1).bit_length())
 
+#: Bits of a register's word index (its offset / 4).
+INDEX_WIDTH = (len(REGISTERS) - 1).bit_length()
+
 #: The registers of the ID block, whose values :func:`id_values` computes.
 ID_BLOCK: tuple[str, ...] = tuple(r.name for r in REGISTERS if r.group == "id")
 
@@ -447,6 +453,26 @@ def element_bytes(config: AcceleratorConfig) -> dict[str, int]:
 # -- the gateware -------------------------------------------------------------------------------
 
 
+def memory_backed(config: AcceleratorConfig) -> tuple[str, ...]:
+    """The rw registers :class:`RegisterBlock` keeps in a block RAM rather than in flip-flops.
+
+    With the compact engine every rw register but ``MODE``: that engine reads the command once,
+    as it starts (``cmd_read``/``cmd_index``/``cmd_data``), and keeps what it needs, so the
+    command's 400 flip-flops and most of the read multiplexer go (on an iCE40UP5K about a tenth
+    of the device). The pipelined engine latches the whole command from flip-flops in a cycle.
+    """
+    if config.engine != "compact":
+        return ()
+    return tuple(r.name for r in REGISTERS if r.access == "rw" and r.name != "MODE")
+
+
+def _any(values: list[Value]) -> Value:
+    result: Value = Const(0)
+    for v in values:
+        result = result | v
+    return result
+
+
 def _below(value: Value, limit: int) -> Value:
     """``value < limit`` for a constant ``limit``, as plain logic rather than a comparator (which
     yosys maps to a carry chain): at the highest bit where the two differ, ``limit`` has a 1."""
@@ -546,6 +572,8 @@ class RegisterBlock(wiring.Component):
             if reg.group == "id" or reg.name in ("CTRL", "STATUS"):
                 continue
             if reg.access == "rw":
+                if reg.name in memory_backed(config):
+                    continue
                 members[reg.port] = Out(32, init=reg.reset)
             elif reg.access == "ro":
                 members[reg.port] = In(32)
@@ -559,6 +587,9 @@ class RegisterBlock(wiring.Component):
             "abort": Out(1),
             "irq": Out(1),
         })
+        if memory_backed(config):
+            members.update({"cmd_read": In(1), "cmd_index": In(INDEX_WIDTH),
+                            "cmd_data": Out(32)})
         super().__init__(members)
 
     @property
@@ -602,7 +633,7 @@ class RegisterBlock(wiring.Component):
 
         # Address bits [2:2 + index_width] are the word index; an address is mapped if the bits
         # above them are 0 and the index is below len(REGISTERS).
-        index_width = (len(REGISTERS) - 1).bit_length()
+        index_width = INDEX_WIDTH
 
         def split(addr: Value) -> tuple[Value, Value]:
             """``(index, upper_zero)`` of byte address ``addr``."""
@@ -638,19 +669,19 @@ class RegisterBlock(wiring.Component):
             """One-bit field ``f`` as written: its data bit if its byte is strobed, else 0."""
             return w_data[f.lsb] & w_strb[f.lsb // 8]
 
+        stored = memory_backed(self._config)
+        mem_sels: list[Value] = []
         clear_done = Signal()
         for reg in REGISTERS:
             # aw_mapped is the "upper bits are 0" test (a matching index is below the end).
             sel = do_write & aw_mapped & (aw_index == reg.offset >> 2)
-            if reg.access == "rw":
+            if reg.name in stored:
+                mem_sels.append(sel)
+            elif reg.access == "rw":
                 # Each byte with field bits loads from w_data when its strobe is high; an
                 # unstrobed byte keeps its value. Bits outside the fields stay at their reset
                 # value, 0, so they need no flip-flops.
                 port = getattr(self, reg.port)
-                if self._config.engine == "compact":
-                    # The compact engine reads the command where it is held, so it must not
-                    # change under a running command (the driver never writes then anyway).
-                    sel = sel & ~self.busy
                 for byte in range(4):
                     bits = [b for b in range(8 * byte, 8 * byte + 8) if reg.mask >> b & 1]
                     for lo, hi in _runs(bits):
@@ -664,6 +695,19 @@ class RegisterBlock(wiring.Component):
             elif reg.name == "STATUS":
                 m.d.comb += clear_done.eq(sel & written(f_done))
             # other ro registers: writes are ignored
+
+        if stored:
+            # Memory-backed rw registers: one write port, bits outside the fields written as 0.
+            mem = Memory(shape=32, depth=1 << INDEX_WIDTH, attrs={"ram_style": "block"},
+                         init=[REGISTERS[i].reset if i < len(REGISTERS) and REGISTERS[i].name
+                               in stored else 0 for i in range(1 << INDEX_WIDTH)])
+            m.submodules.mem = mem
+            mem_wr = mem.write_port(granularity=8)
+            mem_rd = mem.read_port(transparent_for=())
+            masks = Array(REGISTERS[i].mask if i < len(REGISTERS) else 0
+                          for i in range(1 << INDEX_WIDTH))
+            m.d.comb += [mem_wr.addr.eq(aw_index), mem_wr.data.eq(w_data & masks[aw_index]),
+                         mem_wr.en.eq(Mux(_any(mem_sels), w_strb, 0))]
 
         # STATUS.done / STATUS.error: later statements win, so set_done has the last word.
         with m.If(clear_done):
@@ -680,11 +724,16 @@ class RegisterBlock(wiring.Component):
                 values.append(ids[reg.name])
             elif reg.name == "STATUS":
                 values.append(status)
+            elif reg.name in stored:
+                values.append(0)  # from the memory (_read_with_memory)
             elif reg.access in ("rw", "ro"):
                 values.append(getattr(self, reg.port) & reg.mask)  # bits outside fields: 0
             else:  # wp registers read as 0
                 values.append(0)
         ar_index, ar_upper_zero = split(bus.araddr)
+        if stored:
+            self._read_with_memory(m, ar_index, ar_upper_zero, values, mem_rd, stored)
+            return m
 
         m.d.comb += bus.arready.eq(~bus.rvalid)
         with m.If(bus.rvalid & bus.rready):
@@ -701,3 +750,35 @@ class RegisterBlock(wiring.Component):
             with m.If(~ar_upper_zero):
                 m.d.sync += bus.rdata.eq(0)
         return m
+
+    def _read_with_memory(self, m: Module, ar_index, ar_upper_zero, values, mem_rd,
+                          stored) -> None:
+        """The read channel when some registers are in memory: its read port is the engine's
+        (``cmd_read``) or the bus's, and R comes two cycles after AR, one more than from
+        flip-flops: the memory's data arrives a cycle after its address."""
+        bus = self.s_axil
+        pending = Signal()
+        r_index = Signal.like(ar_index)
+        r_upper_zero = Signal()
+        take = bus.arvalid & bus.arready
+        m.d.comb += [
+            bus.arready.eq(~bus.rvalid & ~pending & ~self.cmd_read),
+            mem_rd.addr.eq(Mux(self.cmd_read, self.cmd_index, ar_index)),
+            mem_rd.en.eq(self.cmd_read | take),
+            self.cmd_data.eq(mem_rd.data),
+        ]
+        with m.If(take):
+            m.d.sync += [pending.eq(1), r_index.eq(ar_index), r_upper_zero.eq(ar_upper_zero)]
+        with m.If(bus.rvalid & bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
+        in_memory = _any([r_index == offset(name) >> 2 for name in stored])
+        with m.If(pending):
+            m.d.sync += [
+                pending.eq(0),
+                bus.rvalid.eq(1),
+                bus.rresp.eq(Mux(r_upper_zero & _below(r_index, len(REGISTERS)),
+                                 AxiResp.OKAY, AxiResp.SLVERR)),
+                bus.rdata.eq(_read_mux(r_index, values) | Mux(in_memory, mem_rd.data, 0)),
+            ]
+            with m.If(~r_upper_zero):
+                m.d.sync += bus.rdata.eq(0)

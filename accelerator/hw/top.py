@@ -60,7 +60,9 @@ class Accelerator(wiring.Component):
                                                            paired_pes=self._paired_pes)
             wiring.connect(m, wiring.flipped(self.m_axi), engine.m_axi)
             m.d.comb += [regs.dma_rd_bytes.eq(engine.rd_bytes),
-                         regs.dma_wr_bytes.eq(engine.wr_bytes)]
+                         regs.dma_wr_bytes.eq(engine.wr_bytes),
+                         regs.cmd_read.eq(engine.cmd_read), regs.cmd_index.eq(engine.cmd_index),
+                         engine.cmd_data.eq(regs.cmd_data), engine.mode.eq(regs.mode)]
         else:
             m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
                                                         paired_pes=self._paired_pes)
@@ -76,17 +78,20 @@ class Accelerator(wiring.Component):
                 regs.dma_wr_bytes.eq(dma.wr_bytes),
             ]
 
-        cmd = engine.cmd
-        for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "m", "k", "n",
-                     "lda", "ldb", "ldc", "ldcin"):
-            m.d.comb += getattr(cmd, name).eq(getattr(regs, name))
+        if self._config.engine != "compact":
+            cmd = engine.cmd
+            for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "m", "k", "n",
+                         "lda", "ldb", "ldc", "ldcin"):
+                m.d.comb += getattr(cmd, name).eq(getattr(regs, name))
+            m.d.comb += [
+                cmd.accumulate.eq(field("MODE", "accumulate").extract(regs.mode)),
+                cmd.requant.eq(field("MODE", "requant").extract(regs.mode)),
+                cmd.relu.eq(field("MODE", "relu").extract(regs.mode)),
+                cmd.rq_mult.eq(regs.rq_mult),
+                cmd.rq_shift.eq(regs.rq_shift),
+                cmd.rq_zp.eq(regs.rq_zp),
+            ]
         m.d.comb += [
-            cmd.accumulate.eq(field("MODE", "accumulate").extract(regs.mode)),
-            cmd.requant.eq(field("MODE", "requant").extract(regs.mode)),
-            cmd.relu.eq(field("MODE", "relu").extract(regs.mode)),
-            cmd.rq_mult.eq(regs.rq_mult),
-            cmd.rq_shift.eq(regs.rq_shift),
-            cmd.rq_zp.eq(regs.rq_zp),
             engine.start.eq(regs.start),
             regs.busy.eq(engine.busy),
             regs.set_done.eq(engine.done),

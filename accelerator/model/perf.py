@@ -568,8 +568,9 @@ def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
     written = m * n
     skipped = tiles * R * C - written
     per_element = _COMPACT_WRITE + (_COMPACT_ACCUMULATE if accumulate else 0)
-    # PRECHECK, then per area STRIDE and a cycle per row (A: m rows, B: k, C: m, C_in: m)
-    checks = 1 + (m + 1) + (k + 1) + (m + 1) + ((m + 1) if accumulate else 0)
+    # DIMS (M, K, N read: 4) and PRECHECK, then per area BASE, STRIDE, STRIDE_CHECK and a
+    # cycle per row (A: m rows, B: k, C: m, C_in: m)
+    checks = 5 + (m + 3) + (k + 3) + (m + 3) + ((m + 3) if accumulate else 0)
     cycles = 2 + checks + tiles * per_tile + written * per_element + skipped
     # every operand byte and every C (and C_in) element is a bus beat of its own
     reads = grid.n_tiles * m * k + grid.m_tiles * k * n + (written if accumulate else 0)
