@@ -25,8 +25,10 @@ BOARD = {"clk_freq": 100_000_000, "baud": 10_000_000, "ram_base": 0x1000_0000,
 
 
 @pytest.mark.verilator
-def test_board_in_verilator(seed, build_root):
-    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
+@pytest.mark.parametrize("engine", ["pipelined", "compact"])
+def test_board_in_verilator(seed, build_root, engine):
+    # compact: the engine (and register block) of the iCE40UP5K's board top
+    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False, engine=engine)
     model = build_model(config, top=BOARD_TOP, root=build_root, params=BOARD)
     outcome = run_tests(model, "board_tb", seed=seed,
                         extra_env={"ACCEL_BOARD": json.dumps(BOARD)})

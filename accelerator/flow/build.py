@@ -559,8 +559,13 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
         pnr = parse_nextpnr_log(nextpnr_log.read_text(errors="replace")
                                 if nextpnr_log.exists() else "")
         if run.returncode != 0 or not bitstream.exists():
+            hint = ""
+            if platform.device == "iCE40UP5K" and top_name == "board" \
+                    and config.engine != "compact":
+                hint = (" (the board top fits it with --engine compact --no-requant-unit "
+                         "--axi-data-width 32)")
             _raise_tool_failure(work, build_dir, run, pnr, yosys_log, nextpnr_log,
-                                platform.device)
+                                platform.device, hint)
         cells = parse_yosys_log(yosys_log.read_text(errors="replace"))
         if not pnr["clocks"]:
             raise BuildError("nextpnr reported no Fmax", _moved(nextpnr_log, work, build_dir))
@@ -624,7 +629,7 @@ def _moved(path: Path, work: Path, build_dir: Path) -> Path:
 
 def _raise_tool_failure(work: Path, build_dir: Path, run: subprocess.CompletedProcess,
                         pnr: dict[str, Any], yosys_log: Path, nextpnr_log: Path,
-                        device: str) -> None:
+                        device: str, hint: str = "") -> None:
     output = (run.stdout + "\n" + run.stderr).splitlines()
     errors = [line.strip() for line in output if "ERROR" in line] or pnr["errors"]
     reason = errors[-1] if errors else (next((s for s in reversed(output) if s.strip()), "")
@@ -638,7 +643,7 @@ def _raise_tool_failure(work: Path, build_dir: Path, run: subprocess.CompletedPr
             if used > avail]
     if tool == "nextpnr" and (over or "no BELs remaining" in reason):
         detail = ", ".join(over) if over else reason
-        raise BuildError(f"the design does not fit the {device}: {detail}",
+        raise BuildError(f"the design does not fit the {device}: {detail}{hint}",
                          _moved(log, work, build_dir))
     if not log.exists():
         log = work / "tools.log"

@@ -136,7 +136,8 @@ class CompactEngine(wiring.Component):
         ]
 
         # -- reader: issue the tile's K·(R+C) operand reads -----------------------------------
-        m.submodules.tags = tags = fifo.SyncFIFO(width=1 + lane_bits, depth=READS_IN_FLIGHT)
+        # a tag per slot: its byte lane, whether it is skipped, whether its k is the last
+        m.submodules.tags = tags = fifo.SyncFIFO(width=2 + lane_bits, depth=READS_IN_FLIGHT)
         issuing = Signal()
         slot = Signal(range(slots))
         k_issue = Signal(16)
@@ -152,7 +153,7 @@ class CompactEngine(wiring.Component):
             op_arvalid.eq(issuing & ~skip & tags.w_rdy),
             advance.eq(issuing & tags.w_rdy & (skip | axi.arready)),
             tags.w_en.eq(advance),
-            tags.w_data.eq(Cat(ptr[:lane_bits], skip) if lane_bits else skip),
+            tags.w_data.eq(Cat(ptr[:lane_bits], skip, k_issue == k_m1)),
         ]
         with m.If(start_tile):
             m.d.sync += [issuing.eq(1), slot.eq(0), k_issue.eq(0), a_k.eq(a_tile),
@@ -174,8 +175,8 @@ class CompactEngine(wiring.Component):
         # ``gather`` is the beat itself: when it is full and the core takes it, the byte arriving
         # in that cycle starts the next one.
         tag_skip = tags.r_data[lane_bits]
+        tag_last = tags.r_data[lane_bits + 1]
         count = Signal(range(slots + 1))
-        k_feed = Signal(16)
         gather = Signal(8 * slots)
         beat_last = Signal()
         full = count == slots
@@ -191,11 +192,11 @@ class CompactEngine(wiring.Component):
         with m.If(take):
             m.d.sync += [gather.eq(Cat(gather[8:], byte)), count.eq(Mux(full, 1, count + 1))]
             with m.If(count == slots - 1):
-                m.d.sync += [beat_last.eq(k_feed == k_m1), k_feed.eq(k_feed + 1)]
+                m.d.sync += beat_last.eq(tag_last)
         with m.Elif(full & operands.ready):
             m.d.sync += count.eq(0)
         with m.If(start_tile):
-            m.d.sync += [count.eq(0), k_feed.eq(0), fed.eq(0)]
+            m.d.sync += [count.eq(0), fed.eq(0)]
         with m.Elif(operands.valid & operands.ready & operands.payload.last):
             m.d.sync += fed.eq(1)
         for r in range(R):

@@ -64,8 +64,7 @@ __all__ = [
 #: The access types, with their one-line meaning (the docs print these).
 ACCESS: dict[str, str] = {
     "ro": "read-only, driven by the hardware; writes are ignored",
-    "rw": "written by software, read by the hardware; reads return the value written (with "
-          "the compact engine, CONFIG0.compact, a write while STATUS.busy is ignored)",
+    "rw": "written by software, read by the hardware; reads return the value written",
     "w1c": "set by the hardware, cleared by writing 1 (writing 0 leaves it unchanged)",
     "wp": "write-pulse: writing 1 makes a one-cycle pulse in the hardware; reads as 0",
 }
@@ -533,8 +532,10 @@ class RegisterBlock(wiring.Component):
         ``c_addr``, ``cin_addr``, ``m``, ``k``, ``n``, ``lda``, ``ldb``, ``ldc``, ``ldcin``,
         ``rq_mult``, ``rq_shift``, ``rq_zp``: the value software wrote, with bits outside the
         register's fields 0 (slice fields with ``field("MODE", "relu").extract(regs.mode)``).
-        With ``engine = "compact"`` a write to one while ``busy`` is ignored (answered OKAY):
-        that engine reads the command from these outputs while it runs.
+        With ``engine = "compact"`` only ``mode``: the others are in a block RAM
+        (:func:`memory_backed`), which the engine reads through ``cmd_read``, ``cmd_index``
+        (a word index, :data:`INDEX_WIDTH` bits) and ``cmd_data`` (a cycle later), and bus
+        reads answer a cycle later (R two cycles after AR).
     <counter> : In(32)
         One per performance counter: ``cycles``, ``mac_cycles``, ``dma_rd_bytes``,
         ``dma_wr_bytes``, ``stall_load``, ``stall_store``. Read through as they are; the datapath

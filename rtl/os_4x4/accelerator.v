@@ -1291,8 +1291,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$38  = left - 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3553$43 (burst__payload[43]),
-    .\port$3553$45 (burst__payload[67:45]),
+    .\port$3585$43 (burst__payload[43]),
+    .\port$3585$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1551,7 +1551,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3553$43 , \port$3553$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3585$43 , \port$3585$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1594,10 +1594,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3553$43 ;
-  wire \port$3553$43 ;
-  input [22:0] \port$3553$45 ;
-  wire [22:0] \port$3553$45 ;
+  input \port$3585$43 ;
+  wire \port$3585$43 ;
+  input [22:0] \port$3585$45 ;
+  wire [22:0] \port$3585$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1636,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3553$43 , \port$3553$45  };
+      storage[w_port__addr] <= { \port$3585$43 , \port$3585$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1735,8 +1735,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3553$43 , \port$3553$45  };
-  assign w_data = { \port$3553$43 , \port$3553$45  };
+  assign w_port__data = { \port$3585$43 , \port$3585$45  };
+  assign w_data = { \port$3585$43 , \port$3585$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7713,7 +7713,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2783$354 (c[398:354]),
+    .\port$2815$354 (c[398:354]),
     .rst(rst)
   );
   \accelerator.engine.route  route (
@@ -11057,10 +11057,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$2836$0 (en_deskew_0),
-    .\port$2837$0 (en_deskew_1),
-    .\port$2838$0 (en_deskew_2),
-    .\port$2839$0 (en_deskew_3),
+    .\port$2868$0 (en_deskew_0),
+    .\port$2869$0 (en_deskew_1),
+    .\port$2870$0 (en_deskew_2),
+    .\port$2871$0 (en_deskew_3),
     .rst(rst)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
@@ -11078,7 +11078,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$209 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3290$0 (\o$157 [2:0]),
+    .\port$3322$0 (\o$157 [2:0]),
     .valid_out(\valid_in$205 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
@@ -11096,7 +11096,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$227 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3290$3 (\o$157 [5:3]),
+    .\port$3322$3 (\o$157 [5:3]),
     .valid_out(\valid_in$223 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
@@ -11114,7 +11114,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$245 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3290$6 (\o$157 [8:6]),
+    .\port$3322$6 (\o$157 [8:6]),
     .valid_out(\valid_in$241 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
@@ -11131,7 +11131,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .last_out(\last_in$263 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3290$9 (\o$157 [11:9]),
+    .\port$3322$9 (\o$157 [11:9]),
     .valid_out(\valid_in$259 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
@@ -11393,10 +11393,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(i_next),
     .o(\o$149 ),
     .o_next(o_next),
-    .\port$2865$0 (en_skew_a_0),
-    .\port$2866$0 (en_skew_a_1),
-    .\port$2867$0 (en_skew_a_2),
-    .\port$2868$0 (en_skew_a_3),
+    .\port$2897$0 (en_skew_a_0),
+    .\port$2898$0 (en_skew_a_1),
+    .\port$2899$0 (en_skew_a_2),
+    .\port$2900$0 (en_skew_a_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_b  skew_b (
@@ -11405,10 +11405,10 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
     .i_next(operands__payload[63:32]),
     .o(\o$155 ),
     .o_next(\o_next$153 ),
-    .\port$2869$0 (en_skew_b_0),
-    .\port$2870$0 (en_skew_b_1),
-    .\port$2871$0 (en_skew_b_2),
-    .\port$2872$0 (en_skew_b_3),
+    .\port$2901$0 (en_skew_b_0),
+    .\port$2902$0 (en_skew_b_1),
+    .\port$2903$0 (en_skew_b_2),
+    .\port$2904$0 (en_skew_b_3),
     .rst(rst)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
@@ -11887,7 +11887,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2836$0 , \port$2837$0 , \port$2838$0 , \port$2839$0 , i, o, clk);
+module \accelerator.engine.core.deskew (rst, \port$2868$0 , \port$2869$0 , \port$2870$0 , \port$2871$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11926,14 +11926,14 @@ module \accelerator.engine.core.deskew (rst, \port$2836$0 , \port$2837$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2836$0 ;
-  wire \port$2836$0 ;
-  input \port$2837$0 ;
-  wire \port$2837$0 ;
-  input \port$2838$0 ;
-  wire \port$2838$0 ;
-  input \port$2839$0 ;
-  wire \port$2839$0 ;
+  input \port$2868$0 ;
+  wire \port$2868$0 ;
+  input \port$2869$0 ;
+  wire \port$2869$0 ;
+  input \port$2870$0 ;
+  wire \port$2870$0 ;
+  input \port$2871$0 ;
+  wire \port$2871$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -11951,46 +11951,46 @@ module \accelerator.engine.core.deskew (rst, \port$2836$0 , \port$2837$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$3  = lane0_d3;
-    if (\port$2836$0 ) begin
+    if (\port$2868$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$4  = lane1_d1;
-    if (\port$2837$0 ) begin
+    if (\port$2869$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$5  = lane1_d2;
-    if (\port$2837$0 ) begin
+    if (\port$2869$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$6  = lane2_d1;
-    if (\port$2838$0 ) begin
+    if (\port$2870$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$1  = lane0_d1;
-    if (\port$2836$0 ) begin
+    if (\port$2868$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$2  = lane0_d2;
-    if (\port$2836$0 ) begin
+    if (\port$2868$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2839$0 , \port$2838$0 , \port$2837$0 , \port$2836$0  };
+  assign en = { \port$2871$0 , \port$2870$0 , \port$2869$0 , \port$2868$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12019,7 +12019,7 @@ module \accelerator.engine.core.deskew (rst, \port$2836$0 , \port$2837$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3290$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3322$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12078,16 +12078,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3290$0 ;
-  wire [2:0] \port$3290$0 ;
+  input [2:0] \port$3322$0 ;
+  wire [2:0] \port$3322$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3290$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3322$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3290$0 [0] & \port$3290$0 [2];
+  assign \$4  = \port$3322$0 [0] & \port$3322$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -12135,7 +12135,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3290$0 [0];
+      \$10  = \port$3322$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -12145,7 +12145,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3290$0 [1];
+      \$11  = \port$3322$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -12155,7 +12155,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3290$0 [2];
+      \$12  = \port$3322$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -12165,7 +12165,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3290$0 [0]) begin
+      if (\port$3322$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12211,17 +12211,17 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3290$0 [1];
-  assign valid_in = \port$3290$0 [0];
-  assign last_in = \port$3290$0 [2];
+  assign first_in = \port$3322$0 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3322$0 [0];
+  assign last_in = \port$3322$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3290$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3322$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12280,16 +12280,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$3290$3 ;
-  wire [2:0] \port$3290$3 ;
+  input [2:0] \port$3322$3 ;
+  wire [2:0] \port$3322$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3290$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3322$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3290$3 [0] & \port$3290$3 [2];
+  assign \$4  = \port$3322$3 [0] & \port$3322$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12337,7 +12337,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3290$3 [0];
+      \$10  = \port$3322$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -12347,7 +12347,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3290$3 [1];
+      \$11  = \port$3322$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -12357,7 +12357,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3290$3 [2];
+      \$12  = \port$3322$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -12367,7 +12367,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3290$3 [0]) begin
+      if (\port$3322$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12413,17 +12413,17 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3290$3 [1];
-  assign valid_in = \port$3290$3 [0];
-  assign last_in = \port$3290$3 [2];
+  assign first_in = \port$3322$3 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3322$3 [0];
+  assign last_in = \port$3322$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3290$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3322$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12482,16 +12482,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$3290$6 ;
-  wire [2:0] \port$3290$6 ;
+  input [2:0] \port$3322$6 ;
+  wire [2:0] \port$3322$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3290$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3322$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3290$6 [0] & \port$3290$6 [2];
+  assign \$4  = \port$3322$6 [0] & \port$3322$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12539,7 +12539,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3290$6 [0];
+      \$10  = \port$3322$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -12549,7 +12549,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3290$6 [1];
+      \$11  = \port$3322$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -12559,7 +12559,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3290$6 [2];
+      \$12  = \port$3322$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -12569,7 +12569,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3290$6 [0]) begin
+      if (\port$3322$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12615,17 +12615,17 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3290$6 [1];
-  assign valid_in = \port$3290$6 [0];
-  assign last_in = \port$3290$6 [2];
+  assign first_in = \port$3322$6 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3322$6 [0];
+  assign last_in = \port$3322$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3290$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3322$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12683,16 +12683,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$3290$9 ;
-  wire [2:0] \port$3290$9 ;
+  input [2:0] \port$3322$9 ;
+  wire [2:0] \port$3322$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3290$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3322$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3290$9 [0] & \port$3290$9 [2];
+  assign \$4  = \port$3322$9 [0] & \port$3322$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12740,7 +12740,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3290$9 [0];
+      \$10  = \port$3322$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -12750,7 +12750,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3290$9 [1];
+      \$11  = \port$3322$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -12760,7 +12760,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3290$9 [2];
+      \$12  = \port$3322$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -12770,7 +12770,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3290$9 [0]) begin
+      if (\port$3322$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12816,11 +12816,11 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3290$9 [1];
-  assign valid_in = \port$3290$9 [0];
-  assign last_in = \port$3290$9 [2];
+  assign first_in = \port$3322$9 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3322$9 [0];
+  assign last_in = \port$3322$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -13021,8 +13021,8 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13221,8 +13221,8 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13421,8 +13421,8 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13620,8 +13620,8 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13820,8 +13820,8 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14020,8 +14020,8 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14220,8 +14220,8 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14419,8 +14419,8 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14617,8 +14617,8 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14815,8 +14815,8 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15013,8 +15013,8 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15210,12 +15210,12 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2865$0 , \port$2866$0 , \port$2867$0 , \port$2868$0 , i, i_next, o, o_next, clk);
+module \accelerator.engine.core.skew_a (rst, \port$2897$0 , \port$2898$0 , \port$2899$0 , \port$2900$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15256,14 +15256,14 @@ module \accelerator.engine.core.skew_a (rst, \port$2865$0 , \port$2866$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2865$0 ;
-  wire \port$2865$0 ;
-  input \port$2866$0 ;
-  wire \port$2866$0 ;
-  input \port$2867$0 ;
-  wire \port$2867$0 ;
-  input \port$2868$0 ;
-  wire \port$2868$0 ;
+  input \port$2897$0 ;
+  wire \port$2897$0 ;
+  input \port$2898$0 ;
+  wire \port$2898$0 ;
+  input \port$2899$0 ;
+  wire \port$2899$0 ;
+  input \port$2900$0 ;
+  wire \port$2900$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15281,46 +15281,46 @@ module \accelerator.engine.core.skew_a (rst, \port$2865$0 , \port$2866$0 , \port
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$2  = lane2_d1;
-    if (\port$2867$0 ) begin
+    if (\port$2899$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$3  = lane2_d2;
-    if (\port$2867$0 ) begin
+    if (\port$2899$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$4  = lane3_d1;
-    if (\port$2868$0 ) begin
+    if (\port$2900$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$5  = lane3_d2;
-    if (\port$2868$0 ) begin
+    if (\port$2900$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$6  = lane3_d3;
-    if (\port$2868$0 ) begin
+    if (\port$2900$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$1  = lane1_d1;
-    if (\port$2866$0 ) begin
+    if (\port$2898$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2868$0 , \port$2867$0 , \port$2866$0 , \port$2865$0  };
+  assign en = { \port$2900$0 , \port$2899$0 , \port$2898$0 , \port$2897$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15348,7 +15348,7 @@ module \accelerator.engine.core.skew_a (rst, \port$2865$0 , \port$2866$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2869$0 , \port$2870$0 , \port$2871$0 , \port$2872$0 , o, o_next, clk);
+module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2901$0 , \port$2902$0 , \port$2903$0 , \port$2904$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15389,14 +15389,14 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2869$0 , \port$287
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2869$0 ;
-  wire \port$2869$0 ;
-  input \port$2870$0 ;
-  wire \port$2870$0 ;
-  input \port$2871$0 ;
-  wire \port$2871$0 ;
-  input \port$2872$0 ;
-  wire \port$2872$0 ;
+  input \port$2901$0 ;
+  wire \port$2901$0 ;
+  input \port$2902$0 ;
+  wire \port$2902$0 ;
+  input \port$2903$0 ;
+  wire \port$2903$0 ;
+  input \port$2904$0 ;
+  wire \port$2904$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -15414,46 +15414,46 @@ module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2869$0 , \port$287
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$2  = lane2_d1;
-    if (\port$2871$0 ) begin
+    if (\port$2903$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$3  = lane2_d2;
-    if (\port$2871$0 ) begin
+    if (\port$2903$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$4  = lane3_d1;
-    if (\port$2872$0 ) begin
+    if (\port$2904$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$5  = lane3_d2;
-    if (\port$2872$0 ) begin
+    if (\port$2904$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$6  = lane3_d3;
-    if (\port$2872$0 ) begin
+    if (\port$2904$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$1  = lane1_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2902$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2872$0 , \port$2871$0 , \port$2870$0 , \port$2869$0  };
+  assign en = { \port$2904$0 , \port$2903$0 , \port$2902$0 , \port$2901$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16281,7 +16281,7 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2783$354 , o__payload, clk);
+module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2815$354 , o__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16483,8 +16483,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2783$354 ;
-  wire [44:0] \port$2783$354 ;
+  input [44:0] \port$2815$354 ;
+  wire [44:0] \port$2815$354 ;
   wire relu;
   input rst;
   wire rst;
@@ -16561,13 +16561,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2783$354 [36:32];
-  assign lower = \port$2783$354 [0] ? \port$2783$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2815$354 [36:32];
+  assign lower = \port$2815$354 [0] ? \port$2815$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2783$354 [36:32];
+  assign \$11  = ! \port$2815$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16582,8 +16582,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2783$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2783$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2815$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2815$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16598,8 +16598,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2783$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2783$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2815$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2815$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16614,8 +16614,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2783$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2783$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2815$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2815$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16630,8 +16630,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2783$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2783$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2815$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2815$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge clk)
@@ -16957,7 +16957,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2783$354 [31:1];
+      \$125  = \port$2815$354 [31:1];
     end
   end
   always @* begin
@@ -17048,7 +17048,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2783$354 [31:1];
+      \$137  = \port$2815$354 [31:1];
     end
   end
   always @* begin
@@ -17139,7 +17139,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2783$354 [31:1];
+      \$149  = \port$2815$354 [31:1];
     end
   end
   always @* begin
@@ -17230,7 +17230,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2783$354 [31:1];
+      \$161  = \port$2815$354 [31:1];
     end
   end
   always @* begin
@@ -17284,10 +17284,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2783$354 [36:32];
-  assign relu = \port$2783$354 [0];
-  assign zero_point = \port$2783$354 [44:37];
-  assign multiplier = \port$2783$354 [31:1];
+  assign shift = \port$2815$354 [36:32];
+  assign relu = \port$2815$354 [0];
+  assign zero_point = \port$2815$354 [44:37];
+  assign multiplier = \port$2815$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

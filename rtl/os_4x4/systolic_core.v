@@ -935,10 +935,10 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$432$0 (en_deskew_0),
-    .\port$433$0 (en_deskew_1),
-    .\port$434$0 (en_deskew_2),
-    .\port$435$0 (en_deskew_3),
+    .\port$464$0 (en_deskew_0),
+    .\port$465$0 (en_deskew_1),
+    .\port$466$0 (en_deskew_2),
+    .\port$467$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
@@ -956,7 +956,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$210 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$886$0 (\o$158 [2:0]),
+    .\port$918$0 (\o$158 [2:0]),
     .valid_out(\valid_in$206 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
@@ -974,7 +974,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$228 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$886$3 (\o$158 [5:3]),
+    .\port$918$3 (\o$158 [5:3]),
     .valid_out(\valid_in$224 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
@@ -992,7 +992,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$246 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$886$6 (\o$158 [8:6]),
+    .\port$918$6 (\o$158 [8:6]),
     .valid_out(\valid_in$242 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
@@ -1009,7 +1009,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$264 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$886$9 (\o$158 [11:9]),
+    .\port$918$9 (\o$158 [11:9]),
     .valid_out(\valid_in$260 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
@@ -1271,10 +1271,10 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .i_next(i_next),
     .o(\o$150 ),
     .o_next(o_next),
-    .\port$461$0 (en_skew_a_0),
-    .\port$462$0 (en_skew_a_1),
-    .\port$463$0 (en_skew_a_2),
-    .\port$464$0 (en_skew_a_3),
+    .\port$493$0 (en_skew_a_0),
+    .\port$494$0 (en_skew_a_1),
+    .\port$495$0 (en_skew_a_2),
+    .\port$496$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
@@ -1283,10 +1283,10 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .i_next(operands__payload[63:32]),
     .o(\o$156 ),
     .o_next(\o_next$154 ),
-    .\port$465$0 (en_skew_b_0),
-    .\port$466$0 (en_skew_b_1),
-    .\port$467$0 (en_skew_b_2),
-    .\port$468$0 (en_skew_b_3),
+    .\port$497$0 (en_skew_b_0),
+    .\port$498$0 (en_skew_b_1),
+    .\port$499$0 (en_skew_b_2),
+    .\port$500$0 (en_skew_b_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
@@ -1765,7 +1765,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$432$0 , \port$433$0 , \port$434$0 , \port$435$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$464$0 , \port$465$0 , \port$466$0 , \port$467$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1804,14 +1804,14 @@ module \systolic_core.deskew (rst, \port$432$0 , \port$433$0 , \port$434$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$432$0 ;
-  wire \port$432$0 ;
-  input \port$433$0 ;
-  wire \port$433$0 ;
-  input \port$434$0 ;
-  wire \port$434$0 ;
-  input \port$435$0 ;
-  wire \port$435$0 ;
+  input \port$464$0 ;
+  wire \port$464$0 ;
+  input \port$465$0 ;
+  wire \port$465$0 ;
+  input \port$466$0 ;
+  wire \port$466$0 ;
+  input \port$467$0 ;
+  wire \port$467$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1829,46 +1829,46 @@ module \systolic_core.deskew (rst, \port$432$0 , \port$433$0 , \port$434$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$432$0 ) begin
+    if (\port$464$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$433$0 ) begin
+    if (\port$465$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$433$0 ) begin
+    if (\port$465$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$434$0 ) begin
+    if (\port$466$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$432$0 ) begin
+    if (\port$464$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$432$0 ) begin
+    if (\port$464$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$435$0 , \port$434$0 , \port$433$0 , \port$432$0  };
+  assign en = { \port$467$0 , \port$466$0 , \port$465$0 , \port$464$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1897,7 +1897,7 @@ module \systolic_core.deskew (rst, \port$432$0 , \port$433$0 , \port$434$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$886$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$918$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -1956,16 +1956,16 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$886$0 ;
-  wire [2:0] \port$886$0 ;
+  input [2:0] \port$918$0 ;
+  wire [2:0] \port$918$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$886$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$918$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$886$0 [0] & \port$886$0 [2];
+  assign \$4  = \port$918$0 [0] & \port$918$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -2013,7 +2013,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$886$0 [0];
+      \$10  = \port$918$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -2023,7 +2023,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$886$0 [1];
+      \$11  = \port$918$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -2033,7 +2033,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$886$0 [2];
+      \$12  = \port$918$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -2043,7 +2043,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$886$0 [0]) begin
+      if (\port$918$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2089,17 +2089,17 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$886$0 [1];
-  assign valid_in = \port$886$0 [0];
-  assign last_in = \port$886$0 [2];
+  assign first_in = \port$918$0 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$918$0 [0];
+  assign last_in = \port$918$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$886$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$918$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2158,16 +2158,16 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$886$3 ;
-  wire [2:0] \port$886$3 ;
+  input [2:0] \port$918$3 ;
+  wire [2:0] \port$918$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$886$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$918$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$886$3 [0] & \port$886$3 [2];
+  assign \$4  = \port$918$3 [0] & \port$918$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -2215,7 +2215,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$886$3 [0];
+      \$10  = \port$918$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -2225,7 +2225,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$886$3 [1];
+      \$11  = \port$918$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -2235,7 +2235,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$886$3 [2];
+      \$12  = \port$918$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -2245,7 +2245,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$886$3 [0]) begin
+      if (\port$918$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2291,17 +2291,17 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$886$3 [1];
-  assign valid_in = \port$886$3 [0];
-  assign last_in = \port$886$3 [2];
+  assign first_in = \port$918$3 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$918$3 [0];
+  assign last_in = \port$918$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$886$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$918$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2360,16 +2360,16 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$886$6 ;
-  wire [2:0] \port$886$6 ;
+  input [2:0] \port$918$6 ;
+  wire [2:0] \port$918$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$886$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$918$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$886$6 [0] & \port$886$6 [2];
+  assign \$4  = \port$918$6 [0] & \port$918$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -2417,7 +2417,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$886$6 [0];
+      \$10  = \port$918$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -2427,7 +2427,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$886$6 [1];
+      \$11  = \port$918$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -2437,7 +2437,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$886$6 [2];
+      \$12  = \port$918$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -2447,7 +2447,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$886$6 [0]) begin
+      if (\port$918$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2493,17 +2493,17 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$886$6 [1];
-  assign valid_in = \port$886$6 [0];
-  assign last_in = \port$886$6 [2];
+  assign first_in = \port$918$6 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$918$6 [0];
+  assign last_in = \port$918$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$886$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$918$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2561,16 +2561,16 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$886$9 ;
-  wire [2:0] \port$886$9 ;
+  input [2:0] \port$918$9 ;
+  wire [2:0] \port$918$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$886$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$918$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$886$9 [0] & \port$886$9 [2];
+  assign \$4  = \port$918$9 [0] & \port$918$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -2618,7 +2618,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$886$9 [0];
+      \$10  = \port$918$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -2628,7 +2628,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$886$9 [1];
+      \$11  = \port$918$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -2638,7 +2638,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$886$9 [2];
+      \$12  = \port$918$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -2648,7 +2648,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$886$9 [0]) begin
+      if (\port$918$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2694,11 +2694,11 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$886$9 [1];
-  assign valid_in = \port$886$9 [0];
-  assign last_in = \port$886$9 [2];
+  assign first_in = \port$918$9 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$918$9 [0];
+  assign last_in = \port$918$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -2899,8 +2899,8 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3099,8 +3099,8 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3299,8 +3299,8 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3498,8 +3498,8 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3698,8 +3698,8 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3898,8 +3898,8 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4098,8 +4098,8 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4297,8 +4297,8 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4495,8 +4495,8 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4693,8 +4693,8 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -4891,8 +4891,8 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5088,12 +5088,12 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$461$0 , \port$462$0 , \port$463$0 , \port$464$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$493$0 , \port$494$0 , \port$495$0 , \port$496$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5134,14 +5134,14 @@ module \systolic_core.skew_a (rst, \port$461$0 , \port$462$0 , \port$463$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$461$0 ;
-  wire \port$461$0 ;
-  input \port$462$0 ;
-  wire \port$462$0 ;
-  input \port$463$0 ;
-  wire \port$463$0 ;
-  input \port$464$0 ;
-  wire \port$464$0 ;
+  input \port$493$0 ;
+  wire \port$493$0 ;
+  input \port$494$0 ;
+  wire \port$494$0 ;
+  input \port$495$0 ;
+  wire \port$495$0 ;
+  input \port$496$0 ;
+  wire \port$496$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5159,46 +5159,46 @@ module \systolic_core.skew_a (rst, \port$461$0 , \port$462$0 , \port$463$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$463$0 ) begin
+    if (\port$495$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$463$0 ) begin
+    if (\port$495$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$464$0 ) begin
+    if (\port$496$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$464$0 ) begin
+    if (\port$496$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$464$0 ) begin
+    if (\port$496$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$462$0 ) begin
+    if (\port$494$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$464$0 , \port$463$0 , \port$462$0 , \port$461$0  };
+  assign en = { \port$496$0 , \port$495$0 , \port$494$0 , \port$493$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5226,7 +5226,7 @@ module \systolic_core.skew_a (rst, \port$461$0 , \port$462$0 , \port$463$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$465$0 , \port$466$0 , \port$467$0 , \port$468$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$497$0 , \port$498$0 , \port$499$0 , \port$500$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5267,14 +5267,14 @@ module \systolic_core.skew_b (clk, rst, i, \port$465$0 , \port$466$0 , \port$467
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$465$0 ;
-  wire \port$465$0 ;
-  input \port$466$0 ;
-  wire \port$466$0 ;
-  input \port$467$0 ;
-  wire \port$467$0 ;
-  input \port$468$0 ;
-  wire \port$468$0 ;
+  input \port$497$0 ;
+  wire \port$497$0 ;
+  input \port$498$0 ;
+  wire \port$498$0 ;
+  input \port$499$0 ;
+  wire \port$499$0 ;
+  input \port$500$0 ;
+  wire \port$500$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5292,46 +5292,46 @@ module \systolic_core.skew_b (clk, rst, i, \port$465$0 , \port$466$0 , \port$467
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
-    if (\port$467$0 ) begin
+    if (\port$499$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$3  = lane2_d2;
-    if (\port$467$0 ) begin
+    if (\port$499$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$4  = lane3_d1;
-    if (\port$468$0 ) begin
+    if (\port$500$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$5  = lane3_d2;
-    if (\port$468$0 ) begin
+    if (\port$500$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$6  = lane3_d3;
-    if (\port$468$0 ) begin
+    if (\port$500$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$1  = lane1_d1;
-    if (\port$466$0 ) begin
+    if (\port$498$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$468$0 , \port$467$0 , \port$466$0 , \port$465$0  };
+  assign en = { \port$500$0 , \port$499$0 , \port$498$0 , \port$497$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];

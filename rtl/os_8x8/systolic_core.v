@@ -2803,14 +2803,14 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1432$0 (en_deskew_0),
-    .\port$1433$0 (en_deskew_1),
-    .\port$1434$0 (en_deskew_2),
-    .\port$1435$0 (en_deskew_3),
-    .\port$1436$0 (en_deskew_4),
-    .\port$1437$0 (en_deskew_5),
-    .\port$1438$0 (en_deskew_6),
-    .\port$1439$0 (en_deskew_7),
+    .\port$1560$0 (en_deskew_0),
+    .\port$1561$0 (en_deskew_1),
+    .\port$1562$0 (en_deskew_2),
+    .\port$1563$0 (en_deskew_3),
+    .\port$1564$0 (en_deskew_4),
+    .\port$1565$0 (en_deskew_5),
+    .\port$1566$0 (en_deskew_6),
+    .\port$1567$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
@@ -2828,7 +2828,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$494 ),
     .pe_0_0_sync_clk(clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3142$0 (\o$394 [2:0]),
+    .\port$3270$0 (\o$394 [2:0]),
     .valid_out(\valid_in$490 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
@@ -2846,7 +2846,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$512 ),
     .pe_0_1_sync_clk(clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3142$3 (\o$394 [5:3]),
+    .\port$3270$3 (\o$394 [5:3]),
     .valid_out(\valid_in$508 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
@@ -2864,7 +2864,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$530 ),
     .pe_0_2_sync_clk(clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3142$6 (\o$394 [8:6]),
+    .\port$3270$6 (\o$394 [8:6]),
     .valid_out(\valid_in$526 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
@@ -2882,7 +2882,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$548 ),
     .pe_0_3_sync_clk(clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3142$9 (\o$394 [11:9]),
+    .\port$3270$9 (\o$394 [11:9]),
     .valid_out(\valid_in$544 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
@@ -2900,7 +2900,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$566 ),
     .pe_0_4_sync_clk(clk),
     .pe_0_4_sync_rst(rst_pe_0_4),
-    .\port$3142$12 (\o$394 [14:12]),
+    .\port$3270$12 (\o$394 [14:12]),
     .valid_out(\valid_in$562 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
@@ -2918,7 +2918,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$584 ),
     .pe_0_5_sync_clk(clk),
     .pe_0_5_sync_rst(rst_pe_0_5),
-    .\port$3142$15 (\o$394 [17:15]),
+    .\port$3270$15 (\o$394 [17:15]),
     .valid_out(\valid_in$580 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
@@ -2936,7 +2936,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$602 ),
     .pe_0_6_sync_clk(clk),
     .pe_0_6_sync_rst(rst_pe_0_6),
-    .\port$3142$18 (\o$394 [20:18]),
+    .\port$3270$18 (\o$394 [20:18]),
     .valid_out(\valid_in$598 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
@@ -2953,7 +2953,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .last_out(\last_in$620 ),
     .pe_0_7_sync_clk(clk),
     .pe_0_7_sync_rst(rst_pe_0_7),
-    .\port$3142$21 (\o$394 [23:21]),
+    .\port$3270$21 (\o$394 [23:21]),
     .valid_out(\valid_in$616 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
@@ -4171,14 +4171,14 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .i_next(i_next),
     .o(\o$386 ),
     .o_next(o_next),
-    .\port$1473$0 (en_skew_a_0),
-    .\port$1474$0 (en_skew_a_1),
-    .\port$1475$0 (en_skew_a_2),
-    .\port$1476$0 (en_skew_a_3),
-    .\port$1477$0 (en_skew_a_4),
-    .\port$1478$0 (en_skew_a_5),
-    .\port$1479$0 (en_skew_a_6),
-    .\port$1480$0 (en_skew_a_7),
+    .\port$1601$0 (en_skew_a_0),
+    .\port$1602$0 (en_skew_a_1),
+    .\port$1603$0 (en_skew_a_2),
+    .\port$1604$0 (en_skew_a_3),
+    .\port$1605$0 (en_skew_a_4),
+    .\port$1606$0 (en_skew_a_5),
+    .\port$1607$0 (en_skew_a_6),
+    .\port$1608$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
@@ -4187,14 +4187,14 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .i_next(operands__payload[127:64]),
     .o(\o$392 ),
     .o_next(\o_next$390 ),
-    .\port$1481$0 (en_skew_b_0),
-    .\port$1482$0 (en_skew_b_1),
-    .\port$1483$0 (en_skew_b_2),
-    .\port$1484$0 (en_skew_b_3),
-    .\port$1485$0 (en_skew_b_4),
-    .\port$1486$0 (en_skew_b_5),
-    .\port$1487$0 (en_skew_b_6),
-    .\port$1488$0 (en_skew_b_7),
+    .\port$1609$0 (en_skew_b_0),
+    .\port$1610$0 (en_skew_b_1),
+    .\port$1611$0 (en_skew_b_2),
+    .\port$1612$0 (en_skew_b_3),
+    .\port$1613$0 (en_skew_b_4),
+    .\port$1614$0 (en_skew_b_5),
+    .\port$1615$0 (en_skew_b_6),
+    .\port$1616$0 (en_skew_b_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
@@ -5453,7 +5453,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1432$0 , \port$1433$0 , \port$1434$0 , \port$1435$0 , \port$1436$0 , \port$1437$0 , \port$1438$0 , \port$1439$0 , i, o, clk);
+module \systolic_core.deskew (rst, \port$1560$0 , \port$1561$0 , \port$1562$0 , \port$1563$0 , \port$1564$0 , \port$1565$0 , \port$1566$0 , \port$1567$0 , i, o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -5552,22 +5552,22 @@ module \systolic_core.deskew (rst, \port$1432$0 , \port$1433$0 , \port$1434$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1432$0 ;
-  wire \port$1432$0 ;
-  input \port$1433$0 ;
-  wire \port$1433$0 ;
-  input \port$1434$0 ;
-  wire \port$1434$0 ;
-  input \port$1435$0 ;
-  wire \port$1435$0 ;
-  input \port$1436$0 ;
-  wire \port$1436$0 ;
-  input \port$1437$0 ;
-  wire \port$1437$0 ;
-  input \port$1438$0 ;
-  wire \port$1438$0 ;
-  input \port$1439$0 ;
-  wire \port$1439$0 ;
+  input \port$1560$0 ;
+  wire \port$1560$0 ;
+  input \port$1561$0 ;
+  wire \port$1561$0 ;
+  input \port$1562$0 ;
+  wire \port$1562$0 ;
+  input \port$1563$0 ;
+  wire \port$1563$0 ;
+  input \port$1564$0 ;
+  wire \port$1564$0 ;
+  input \port$1565$0 ;
+  wire \port$1565$0 ;
+  input \port$1566$0 ;
+  wire \port$1566$0 ;
+  input \port$1567$0 ;
+  wire \port$1567$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5629,200 +5629,200 @@ module \systolic_core.deskew (rst, \port$1432$0 , \port$1433$0 , \port$1434$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1432$0 ) begin
+    if (\port$1560$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1433$0 ) begin
+    if (\port$1561$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1434$0 ) begin
+    if (\port$1562$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1434$0 ) begin
+    if (\port$1562$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1434$0 ) begin
+    if (\port$1562$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1434$0 ) begin
+    if (\port$1562$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1434$0 ) begin
+    if (\port$1562$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1435$0 ) begin
+    if (\port$1563$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1435$0 ) begin
+    if (\port$1563$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1435$0 ) begin
+    if (\port$1563$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1435$0 ) begin
+    if (\port$1563$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1436$0 ) begin
+    if (\port$1564$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1436$0 ) begin
+    if (\port$1564$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1436$0 ) begin
+    if (\port$1564$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1437$0 ) begin
+    if (\port$1565$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1437$0 ) begin
+    if (\port$1565$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1438$0 ) begin
+    if (\port$1566$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1439$0 , \port$1438$0 , \port$1437$0 , \port$1436$0 , \port$1435$0 , \port$1434$0 , \port$1433$0 , \port$1432$0  };
+  assign en = { \port$1567$0 , \port$1566$0 , \port$1565$0 , \port$1564$0 , \port$1563$0 , \port$1562$0 , \port$1561$0 , \port$1560$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -5875,7 +5875,7 @@ module \systolic_core.deskew (rst, \port$1432$0 , \port$1433$0 , \port$1434$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3142$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3270$0 , pe_0_0_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -5934,16 +5934,16 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3142$0 ;
-  wire [2:0] \port$3142$0 ;
+  input [2:0] \port$3270$0 ;
+  wire [2:0] \port$3270$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$0 [0] & \port$3142$0 [2];
+  assign \$4  = \port$3270$0 [0] & \port$3270$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -5991,7 +5991,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$0 [0];
+      \$10  = \port$3270$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
@@ -6001,7 +6001,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$0 [1];
+      \$11  = \port$3270$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
@@ -6011,7 +6011,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$0 [2];
+      \$12  = \port$3270$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
@@ -6021,7 +6021,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$0 [0]) begin
+      if (\port$3270$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6067,17 +6067,17 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$0 [1];
-  assign valid_in = \port$3142$0 [0];
-  assign last_in = \port$3142$0 [2];
+  assign first_in = \port$3270$0 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$0 [0];
+  assign last_in = \port$3270$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3142$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3270$3 , pe_0_1_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6136,16 +6136,16 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$3142$3 ;
-  wire [2:0] \port$3142$3 ;
+  input [2:0] \port$3270$3 ;
+  wire [2:0] \port$3270$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$3 [0] & \port$3142$3 [2];
+  assign \$4  = \port$3270$3 [0] & \port$3270$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -6193,7 +6193,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$3 [0];
+      \$10  = \port$3270$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
@@ -6203,7 +6203,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$3 [1];
+      \$11  = \port$3270$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
@@ -6213,7 +6213,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$3 [2];
+      \$12  = \port$3270$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
@@ -6223,7 +6223,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$3 [0]) begin
+      if (\port$3270$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6269,17 +6269,17 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$3 [1];
-  assign valid_in = \port$3142$3 [0];
-  assign last_in = \port$3142$3 [2];
+  assign first_in = \port$3270$3 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$3 [0];
+  assign last_in = \port$3270$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$6 , pe_0_2_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6338,16 +6338,16 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$3142$6 ;
-  wire [2:0] \port$3142$6 ;
+  input [2:0] \port$3270$6 ;
+  wire [2:0] \port$3270$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$6 [0] & \port$3142$6 [2];
+  assign \$4  = \port$3270$6 [0] & \port$3270$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -6395,7 +6395,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$6 [0];
+      \$10  = \port$3270$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
@@ -6405,7 +6405,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$6 [1];
+      \$11  = \port$3270$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
@@ -6415,7 +6415,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$6 [2];
+      \$12  = \port$3270$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
@@ -6425,7 +6425,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$6 [0]) begin
+      if (\port$3270$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6471,17 +6471,17 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$6 [1];
-  assign valid_in = \port$3142$6 [0];
-  assign last_in = \port$3142$6 [2];
+  assign first_in = \port$3270$6 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$6 [0];
+  assign last_in = \port$3270$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$9 , pe_0_3_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6540,16 +6540,16 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$3142$9 ;
-  wire [2:0] \port$3142$9 ;
+  input [2:0] \port$3270$9 ;
+  wire [2:0] \port$3270$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$9 [0] & \port$3142$9 [2];
+  assign \$4  = \port$3270$9 [0] & \port$3270$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -6597,7 +6597,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$9 [0];
+      \$10  = \port$3270$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
@@ -6607,7 +6607,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$9 [1];
+      \$11  = \port$3270$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
@@ -6617,7 +6617,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$9 [2];
+      \$12  = \port$3270$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
@@ -6627,7 +6627,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$9 [0]) begin
+      if (\port$3270$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6673,17 +6673,17 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$9 [1];
-  assign valid_in = \port$3142$9 [0];
-  assign last_in = \port$3142$9 [2];
+  assign first_in = \port$3270$9 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$9 [0];
+  assign last_in = \port$3270$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$12 , pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$12 , pe_0_4_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6742,16 +6742,16 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_4_sync_clk;
   input pe_0_4_sync_rst;
   wire pe_0_4_sync_rst;
-  input [2:0] \port$3142$12 ;
-  wire [2:0] \port$3142$12 ;
+  input [2:0] \port$3270$12 ;
+  wire [2:0] \port$3270$12 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$12 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$12 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$12 [0] & \port$3142$12 [2];
+  assign \$4  = \port$3270$12 [0] & \port$3270$12 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_4_sync_clk)
@@ -6799,7 +6799,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$12 [0];
+      \$10  = \port$3270$12 [0];
     end
     if (pe_0_4_sync_rst) begin
       \$10  = 1'h0;
@@ -6809,7 +6809,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$12 [1];
+      \$11  = \port$3270$12 [1];
     end
     if (pe_0_4_sync_rst) begin
       \$11  = 1'h0;
@@ -6819,7 +6819,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$12 [2];
+      \$12  = \port$3270$12 [2];
     end
     if (pe_0_4_sync_rst) begin
       \$12  = 1'h0;
@@ -6829,7 +6829,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$12 [0]) begin
+      if (\port$3270$12 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6875,17 +6875,17 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$12 [1];
-  assign valid_in = \port$3142$12 [0];
-  assign last_in = \port$3142$12 [2];
+  assign first_in = \port$3270$12 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$12 [0];
+  assign last_in = \port$3270$12 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$15 , pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$15 , pe_0_5_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6944,16 +6944,16 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_5_sync_clk;
   input pe_0_5_sync_rst;
   wire pe_0_5_sync_rst;
-  input [2:0] \port$3142$15 ;
-  wire [2:0] \port$3142$15 ;
+  input [2:0] \port$3270$15 ;
+  wire [2:0] \port$3270$15 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$15 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$15 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$15 [0] & \port$3142$15 [2];
+  assign \$4  = \port$3270$15 [0] & \port$3270$15 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_5_sync_clk)
@@ -7001,7 +7001,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$15 [0];
+      \$10  = \port$3270$15 [0];
     end
     if (pe_0_5_sync_rst) begin
       \$10  = 1'h0;
@@ -7011,7 +7011,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$15 [1];
+      \$11  = \port$3270$15 [1];
     end
     if (pe_0_5_sync_rst) begin
       \$11  = 1'h0;
@@ -7021,7 +7021,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$15 [2];
+      \$12  = \port$3270$15 [2];
     end
     if (pe_0_5_sync_rst) begin
       \$12  = 1'h0;
@@ -7031,7 +7031,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$15 [0]) begin
+      if (\port$3270$15 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7077,17 +7077,17 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$15 [1];
-  assign valid_in = \port$3142$15 [0];
-  assign last_in = \port$3142$15 [2];
+  assign first_in = \port$3270$15 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$15 [0];
+  assign last_in = \port$3270$15 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$18 , pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$18 , pe_0_6_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7146,16 +7146,16 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
   wire pe_0_6_sync_clk;
   input pe_0_6_sync_rst;
   wire pe_0_6_sync_rst;
-  input [2:0] \port$3142$18 ;
-  wire [2:0] \port$3142$18 ;
+  input [2:0] \port$3270$18 ;
+  wire [2:0] \port$3270$18 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$18 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$18 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$18 [0] & \port$3142$18 [2];
+  assign \$4  = \port$3270$18 [0] & \port$3270$18 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_6_sync_clk)
@@ -7203,7 +7203,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$18 [0];
+      \$10  = \port$3270$18 [0];
     end
     if (pe_0_6_sync_rst) begin
       \$10  = 1'h0;
@@ -7213,7 +7213,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$18 [1];
+      \$11  = \port$3270$18 [1];
     end
     if (pe_0_6_sync_rst) begin
       \$11  = 1'h0;
@@ -7223,7 +7223,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$18 [2];
+      \$12  = \port$3270$18 [2];
     end
     if (pe_0_6_sync_rst) begin
       \$12  = 1'h0;
@@ -7233,7 +7233,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$18 [0]) begin
+      if (\port$3270$18 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7279,17 +7279,17 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$18 [1];
-  assign valid_in = \port$3142$18 [0];
-  assign last_in = \port$3142$18 [2];
+  assign first_in = \port$3270$18 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$18 [0];
+  assign last_in = \port$3270$18 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3142$21 , pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$21 , pe_0_7_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7347,16 +7347,16 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
   wire pe_0_7_sync_clk;
   input pe_0_7_sync_rst;
   wire pe_0_7_sync_rst;
-  input [2:0] \port$3142$21 ;
-  wire [2:0] \port$3142$21 ;
+  input [2:0] \port$3270$21 ;
+  wire [2:0] \port$3270$21 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3142$21 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3270$21 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3142$21 [0] & \port$3142$21 [2];
+  assign \$4  = \port$3270$21 [0] & \port$3270$21 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_7_sync_clk)
@@ -7404,7 +7404,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3142$21 [0];
+      \$10  = \port$3270$21 [0];
     end
     if (pe_0_7_sync_rst) begin
       \$10  = 1'h0;
@@ -7414,7 +7414,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3142$21 [1];
+      \$11  = \port$3270$21 [1];
     end
     if (pe_0_7_sync_rst) begin
       \$11  = 1'h0;
@@ -7424,7 +7424,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3142$21 [2];
+      \$12  = \port$3270$21 [2];
     end
     if (pe_0_7_sync_rst) begin
       \$12  = 1'h0;
@@ -7434,7 +7434,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3142$21 [0]) begin
+      if (\port$3270$21 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7480,11 +7480,11 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3142$21 [1];
-  assign valid_in = \port$3142$21 [0];
-  assign last_in = \port$3142$21 [2];
+  assign first_in = \port$3270$21 [1];
+  assign chain_out_reg = chain_out;
+  assign valid_in = \port$3270$21 [0];
+  assign last_in = \port$3270$21 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -7685,8 +7685,8 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -7885,8 +7885,8 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8085,8 +8085,8 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8285,8 +8285,8 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8485,8 +8485,8 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8685,8 +8685,8 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8885,8 +8885,8 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9084,8 +9084,8 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9284,8 +9284,8 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9484,8 +9484,8 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9684,8 +9684,8 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -9884,8 +9884,8 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10084,8 +10084,8 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10284,8 +10284,8 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10484,8 +10484,8 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10683,8 +10683,8 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10883,8 +10883,8 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11083,8 +11083,8 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11283,8 +11283,8 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11483,8 +11483,8 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11683,8 +11683,8 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -11883,8 +11883,8 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12083,8 +12083,8 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12282,8 +12282,8 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12482,8 +12482,8 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12682,8 +12682,8 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -12882,8 +12882,8 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13082,8 +13082,8 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13282,8 +13282,8 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13482,8 +13482,8 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13682,8 +13682,8 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13881,8 +13881,8 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14081,8 +14081,8 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14281,8 +14281,8 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14481,8 +14481,8 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14681,8 +14681,8 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14881,8 +14881,8 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15081,8 +15081,8 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15281,8 +15281,8 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15480,8 +15480,8 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15680,8 +15680,8 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -15880,8 +15880,8 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16080,8 +16080,8 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16280,8 +16280,8 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16480,8 +16480,8 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16680,8 +16680,8 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16880,8 +16880,8 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17079,8 +17079,8 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17277,8 +17277,8 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17475,8 +17475,8 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17673,8 +17673,8 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17871,8 +17871,8 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18069,8 +18069,8 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18267,8 +18267,8 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18465,8 +18465,8 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18662,12 +18662,12 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
-  assign chain_out_reg = chain_out;
   assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1473$0 , \port$1474$0 , \port$1475$0 , \port$1476$0 , \port$1477$0 , \port$1478$0 , \port$1479$0 , \port$1480$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, \port$1601$0 , \port$1602$0 , \port$1603$0 , \port$1604$0 , \port$1605$0 , \port$1606$0 , \port$1607$0 , \port$1608$0 , i, i_next, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18768,22 +18768,22 @@ module \systolic_core.skew_a (rst, \port$1473$0 , \port$1474$0 , \port$1475$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1473$0 ;
-  wire \port$1473$0 ;
-  input \port$1474$0 ;
-  wire \port$1474$0 ;
-  input \port$1475$0 ;
-  wire \port$1475$0 ;
-  input \port$1476$0 ;
-  wire \port$1476$0 ;
-  input \port$1477$0 ;
-  wire \port$1477$0 ;
-  input \port$1478$0 ;
-  wire \port$1478$0 ;
-  input \port$1479$0 ;
-  wire \port$1479$0 ;
-  input \port$1480$0 ;
-  wire \port$1480$0 ;
+  input \port$1601$0 ;
+  wire \port$1601$0 ;
+  input \port$1602$0 ;
+  wire \port$1602$0 ;
+  input \port$1603$0 ;
+  wire \port$1603$0 ;
+  input \port$1604$0 ;
+  wire \port$1604$0 ;
+  input \port$1605$0 ;
+  wire \port$1605$0 ;
+  input \port$1606$0 ;
+  wire \port$1606$0 ;
+  input \port$1607$0 ;
+  wire \port$1607$0 ;
+  input \port$1608$0 ;
+  wire \port$1608$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18845,200 +18845,200 @@ module \systolic_core.skew_a (rst, \port$1473$0 , \port$1474$0 , \port$1475$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1474$0 ) begin
+    if (\port$1602$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1475$0 ) begin
+    if (\port$1603$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1475$0 ) begin
+    if (\port$1603$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1476$0 ) begin
+    if (\port$1604$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1476$0 ) begin
+    if (\port$1604$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1476$0 ) begin
+    if (\port$1604$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1477$0 ) begin
+    if (\port$1605$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1477$0 ) begin
+    if (\port$1605$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1477$0 ) begin
+    if (\port$1605$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1477$0 ) begin
+    if (\port$1605$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1478$0 ) begin
+    if (\port$1606$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1478$0 ) begin
+    if (\port$1606$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1478$0 ) begin
+    if (\port$1606$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1478$0 ) begin
+    if (\port$1606$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1478$0 ) begin
+    if (\port$1606$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1479$0 ) begin
+    if (\port$1607$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1480$0 ) begin
+    if (\port$1608$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1480$0 , \port$1479$0 , \port$1478$0 , \port$1477$0 , \port$1476$0 , \port$1475$0 , \port$1474$0 , \port$1473$0  };
+  assign en = { \port$1608$0 , \port$1607$0 , \port$1606$0 , \port$1605$0 , \port$1604$0 , \port$1603$0 , \port$1602$0 , \port$1601$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -19090,7 +19090,7 @@ module \systolic_core.skew_a (rst, \port$1473$0 , \port$1474$0 , \port$1475$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$1481$0 , \port$1482$0 , \port$1483$0 , \port$1484$0 , \port$1485$0 , \port$1486$0 , \port$1487$0 , \port$1488$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$1609$0 , \port$1610$0 , \port$1611$0 , \port$1612$0 , \port$1613$0 , \port$1614$0 , \port$1615$0 , \port$1616$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -19191,22 +19191,22 @@ module \systolic_core.skew_b (clk, rst, i, \port$1481$0 , \port$1482$0 , \port$1
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1481$0 ;
-  wire \port$1481$0 ;
-  input \port$1482$0 ;
-  wire \port$1482$0 ;
-  input \port$1483$0 ;
-  wire \port$1483$0 ;
-  input \port$1484$0 ;
-  wire \port$1484$0 ;
-  input \port$1485$0 ;
-  wire \port$1485$0 ;
-  input \port$1486$0 ;
-  wire \port$1486$0 ;
-  input \port$1487$0 ;
-  wire \port$1487$0 ;
-  input \port$1488$0 ;
-  wire \port$1488$0 ;
+  input \port$1609$0 ;
+  wire \port$1609$0 ;
+  input \port$1610$0 ;
+  wire \port$1610$0 ;
+  input \port$1611$0 ;
+  wire \port$1611$0 ;
+  input \port$1612$0 ;
+  wire \port$1612$0 ;
+  input \port$1613$0 ;
+  wire \port$1613$0 ;
+  input \port$1614$0 ;
+  wire \port$1614$0 ;
+  input \port$1615$0 ;
+  wire \port$1615$0 ;
+  input \port$1616$0 ;
+  wire \port$1616$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -19268,200 +19268,200 @@ module \systolic_core.skew_b (clk, rst, i, \port$1481$0 , \port$1482$0 , \port$1
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$1  = lane1_d1;
-    if (\port$1482$0 ) begin
+    if (\port$1610$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$2  = lane2_d1;
-    if (\port$1483$0 ) begin
+    if (\port$1611$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$3  = lane2_d2;
-    if (\port$1483$0 ) begin
+    if (\port$1611$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$4  = lane3_d1;
-    if (\port$1484$0 ) begin
+    if (\port$1612$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$5  = lane3_d2;
-    if (\port$1484$0 ) begin
+    if (\port$1612$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$6  = lane3_d3;
-    if (\port$1484$0 ) begin
+    if (\port$1612$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$7  = lane4_d1;
-    if (\port$1485$0 ) begin
+    if (\port$1613$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$8  = lane4_d2;
-    if (\port$1485$0 ) begin
+    if (\port$1613$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$9  = lane4_d3;
-    if (\port$1485$0 ) begin
+    if (\port$1613$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$10  = lane4_d4;
-    if (\port$1485$0 ) begin
+    if (\port$1613$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$11  = lane5_d1;
-    if (\port$1486$0 ) begin
+    if (\port$1614$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$12  = lane5_d2;
-    if (\port$1486$0 ) begin
+    if (\port$1614$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$13  = lane5_d3;
-    if (\port$1486$0 ) begin
+    if (\port$1614$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$14  = lane5_d4;
-    if (\port$1486$0 ) begin
+    if (\port$1614$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$15  = lane5_d5;
-    if (\port$1486$0 ) begin
+    if (\port$1614$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$16  = lane6_d1;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$17  = lane6_d2;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$18  = lane6_d3;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$19  = lane6_d4;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$20  = lane6_d5;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$21  = lane6_d6;
-    if (\port$1487$0 ) begin
+    if (\port$1615$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$22  = lane7_d1;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$23  = lane7_d2;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$24  = lane7_d3;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$25  = lane7_d4;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$26  = lane7_d5;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$27  = lane7_d6;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$28  = lane7_d7;
-    if (\port$1488$0 ) begin
+    if (\port$1616$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1488$0 , \port$1487$0 , \port$1486$0 , \port$1485$0 , \port$1484$0 , \port$1483$0 , \port$1482$0 , \port$1481$0  };
+  assign en = { \port$1616$0 , \port$1615$0 , \port$1614$0 , \port$1613$0 , \port$1612$0 , \port$1611$0 , \port$1610$0 , \port$1609$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
