@@ -207,18 +207,12 @@ def command_flags(c, requant_unit: bool) -> dict:
 def error_priority(m: Module, *, zero, large, no_requant, stride, misaligned, out_range):
     """The :class:`ErrorCode` of a command from its failed checks, in priority order (0: none)."""
     code = Signal(8)
-    with m.If(zero):
-        m.d.comb += code.eq(EngineError.ZERO_DIM)
-    with m.Elif(large):
-        m.d.comb += code.eq(EngineError.TOO_LARGE)
-    with m.Elif(no_requant):
-        m.d.comb += code.eq(EngineError.NO_REQUANT)
-    with m.Elif(stride):
-        m.d.comb += code.eq(EngineError.STRIDE)
-    with m.Elif(misaligned):
-        m.d.comb += code.eq(EngineError.MISALIGNED)
-    with m.Elif(out_range):
-        m.d.comb += code.eq(EngineError.ADDR_RANGE)
+    failed = [(zero, EngineError.ZERO_DIM), (large, EngineError.TOO_LARGE),
+              (no_requant, EngineError.NO_REQUANT), (stride, EngineError.STRIDE),
+              (misaligned, EngineError.MISALIGNED), (out_range, EngineError.ADDR_RANGE)]
+    for i, (check, error) in enumerate(failed):
+        with (m.If if i == 0 else m.Elif)(check):
+            m.d.comb += code.eq(error)
     return code
 
 
@@ -532,7 +526,10 @@ class GemmEngine(wiring.Component):
         s1_read = Signal()
         s1_chunk_done = Signal()
         s1_half = Signal()
-        m.d.sync += [s1_valid.eq(got), s1_addr.eq(addr), s1_value.eq(results.payload.c),
+        # lane by lane: each sign-extends from acc_width (a whole-view copy would move bits
+        # across lanes when acc_width is not 32)
+        m.d.sync += [s1_value[j].eq(results.payload.c[j]) for j in range(C)]
+        m.d.sync += [s1_valid.eq(got), s1_addr.eq(addr),
                      s1_read.eq(pass_r.read_old), s1_half.eq(pass_r.half),
                      s1_chunk_done.eq(got & pass_r.last & (acc_row == pass_r.rows - 1))]
         with m.If(got):
@@ -549,8 +546,9 @@ class GemmEngine(wiring.Component):
         with m.If(s1_valid):
             m.d.comb += [c_wr.addr.eq(s1_addr), c_wr.en.eq((1 << C) - 1)]
             for lane in range(C):
-                m.d.comb += c_wr.data[lane].eq(
-                    s1_value[lane] + Mux(s1_read, c_rd_acc.data[lane], 0))
+                # the sum wraps in acc_width bits, like the PEs' (a no-op at 32)
+                total = s1_value[lane] + Mux(s1_read, c_rd_acc.data[lane], 0)
+                m.d.comb += c_wr.data[lane].eq(total[:min(cfg.acc_width, 32)].as_signed())
         with m.Else():
             # C_in rows from the loader take the port when the accumulator leaves it
             m.d.comb += c_wr.addr.eq(head.half * geo.c_half + row)

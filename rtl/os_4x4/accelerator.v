@@ -3897,9 +3897,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg \$431 ;
   reg \$432 ;
   reg \$433 ;
-  reg \$434 ;
-  reg [9:0] \$435 ;
-  reg [127:0] \$436 ;
+  reg [127:0] \$434 ;
+  reg \$435 ;
+  reg [9:0] \$436 ;
   reg \$437 ;
   reg \$438 ;
   reg \$439 ;
@@ -7167,11 +7167,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @(posedge clk)
     f_done <= \$433 ;
   always @(posedge clk)
-    acc_writes <= \$434 ;
+    s1_value <= \$434 ;
   always @(posedge clk)
-    s1_addr <= \$435 ;
+    acc_writes <= \$435 ;
   always @(posedge clk)
-    s1_value <= \$436 ;
+    s1_addr <= \$436 ;
   always @(posedge clk)
     s1_read <= \$437 ;
   always @(posedge clk)
@@ -8135,23 +8135,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$434  = got;
+    \$434 [31:0] = results__payload[31:0];
+    \$434 [63:32] = results__payload[63:32];
+    \$434 [95:64] = results__payload[95:64];
+    \$434 [127:96] = results__payload[127:96];
     if (rst) begin
-      \$434  = 1'h0;
+      \$434  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$435  = \$113 [9:0];
+    \$435  = got;
     if (rst) begin
-      \$435  = 10'h000;
+      \$435  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$436  = results__payload[127:0];
+    \$436  = \$113 [9:0];
     if (rst) begin
-      \$436  = 128'h00000000000000000000000000000000;
+      \$436  = 10'h000;
     end
   end
   always @* begin

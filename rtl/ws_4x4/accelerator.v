@@ -3983,9 +3983,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg \$509 ;
   wire \$51 ;
   reg \$510 ;
-  reg \$511 ;
-  reg [9:0] \$512 ;
-  reg [127:0] \$513 ;
+  reg [127:0] \$511 ;
+  reg \$512 ;
+  reg [9:0] \$513 ;
   reg \$514 ;
   reg \$515 ;
   reg \$516 ;
@@ -7270,11 +7270,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   always @(posedge clk)
     w_done <= \$510 ;
   always @(posedge clk)
-    acc_writes <= \$511 ;
+    s1_value <= \$511 ;
   always @(posedge clk)
-    s1_addr <= \$512 ;
+    acc_writes <= \$512 ;
   always @(posedge clk)
-    s1_value <= \$513 ;
+    s1_addr <= \$513 ;
   always @(posedge clk)
     s1_read <= \$514 ;
   always @(posedge clk)
@@ -9880,23 +9880,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$511  = got;
+    \$511 [31:0] = results__payload[31:0];
+    \$511 [63:32] = results__payload[63:32];
+    \$511 [95:64] = results__payload[95:64];
+    \$511 [127:96] = results__payload[127:96];
     if (rst) begin
-      \$511  = 1'h0;
+      \$511  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$512  = \$118 [9:0];
+    \$512  = got;
     if (rst) begin
-      \$512  = 10'h000;
+      \$512  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$513  = results__payload[127:0];
+    \$513  = \$118 [9:0];
     if (rst) begin
-      \$513  = 128'h00000000000000000000000000000000;
+      \$513  = 10'h000;
     end
   end
   always @* begin
