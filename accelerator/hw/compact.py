@@ -11,16 +11,18 @@ This engine (``engine = "compact"`` in the config) gives the array one operand b
   Several reads are in flight (:data:`READS_IN_FLIGHT`); an element outside M or N is a 0 that
   takes no read. The bytes collect in ``gather``; every R + C of them are one operand beat,
   ``last`` on k = K - 1, so the PE accumulators run through all of K;
-* then the tile's R result rows, a 32-bit word per element (sign-extended from ``acc_width``):
-  with ``MODE.accumulate``, a read of C_in and a wrapping add first; then one single-beat write,
-  and its response, before the next element;
+* the core is an :class:`~accelerator.hw.core.InPlaceCore`: once the tile's last beat has
+  crossed the array, each result is read from its PE's accumulator, a 32-bit word per element
+  (sign-extended from ``acc_width``): with ``MODE.accumulate``, a read of C_in and a wrapping
+  add first; then one single-beat write, and its response, before the next element;
 * the next tile starts once the last write of this one is answered.
 
-The command gets the pipelined engine's checks, with the same error codes and priority
-(:func:`~accelerator.hw.engine.command_flags`, :func:`~accelerator.hw.engine.error_priority`),
-walked with one adder instead of a multiplier (:meth:`CompactEngine._check_states`), and the
-counters mean the same. Its cycles are
-in :func:`accelerator.model.perf.estimate` (docs/performance-model.md, "The compact engine").
+The command is in the register block's block RAM
+(:func:`~accelerator.hw.registers.memory_backed`); the engine reads it as it starts, with the
+pipelined engine's checks, error codes and priority
+(:func:`~accelerator.hw.engine.error_priority`), walked with one adder instead of a multiplier
+(:meth:`CompactEngine._check_states`). The counters mean the same. Its cycles are in
+:func:`accelerator.model.perf.estimate` (docs/performance-model.md, "The compact engine").
 """
 
 from __future__ import annotations
