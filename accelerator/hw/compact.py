@@ -187,8 +187,7 @@ class CompactEngine(wiring.Component):
         byte = Signal(8)
         m.d.comb += [
             take.eq(tags.r_rdy & (tag_skip | axi.rvalid) & (~full | operands.ready)),
-            byte.eq(Mux(tag_skip, 0, axi.rdata.word_select(tags.r_data[:lane_bits], 8)
-                        if lane_bits else axi.rdata[:8])),
+            byte.eq(Mux(tag_skip, 0, axi.rdata.word_select(tags.r_data[:lane_bits], 8))),
             tags.r_en.eq(take),
         ]
         with m.If(take):

@@ -629,7 +629,6 @@ class InPlaceCore(SystolicCore):
         }
 
     def elaborate(self, platform) -> Module:
-        self._reset_groups = {}
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         m = Module()

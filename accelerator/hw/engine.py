@@ -35,8 +35,7 @@ from .requant import Requantizer
 from .serialmul import SerialMulAdd
 from .walker import ChunkWalker
 
-__all__ = ["EngineError", "GemmEngine", "command_error", "command_flags", "command_layout",
-           "error_priority", "out_row_bytes", "range_check_states", "serial_product_state"]
+__all__ = ["EngineError", "GemmEngine", "command_layout", "error_priority", "out_row_bytes"]
 
 
 #: The error codes of a command: the register map's, so software and hardware agree.
@@ -141,71 +140,16 @@ def _const_mul(x, constant: int):
     return total
 
 
-def serial_product_state(m: Module, mul: SerialMulAdd, launched, name: str, after: str,
-                         a, b, addend, sink, needed=None) -> None:
-    """FSM state ``name``: ``sink(a·b + addend)`` through ``mul``, then on to state ``after``.
-
-    ``launched`` is a 1-bit register of the caller's, low on entry. With ``needed`` given, the
-    state passes straight on to ``after`` in one cycle when ``needed`` is low.
-    """
-    def run():
-        with m.If(~launched):
-            m.d.comb += [mul.start.eq(1), mul.a.eq(a), mul.b.eq(b), mul.addend.eq(addend)]
-            m.d.sync += launched.eq(1)
-        with m.Elif(~mul.busy):
-            m.d.sync += [sink(mul.result), launched.eq(0)]
-            m.next = after
-
-    with m.State(name):
-        if needed is None:
-            run()
-        else:
-            with m.If(needed):
-                run()
-            with m.Else():
-                m.next = after
-
-
-def range_check_states(m: Module, c, mul: SerialMulAdd, launched, beyond, after: str) -> None:
-    """The states ``RANGE_A`` … ``RANGE_CIN``: where the four areas of command ``c`` end.
-
-    Bit ``i`` of ``beyond`` is set when area ``i`` (A, B, C, C_in) ends past 4 GiB; then on to
-    state ``after``. Both engines run these, so a command takes the same set-up cycles on each
-    (docs/performance-model.md).
-    """
-    def ends_beyond(i: int):
-        return lambda end: beyond[i].eq(end > (1 << 32))
-
-    out_row = out_row_bytes(c.requant, c.n)
-    serial_product_state(m, mul, launched, "RANGE_A", "RANGE_B", c.m - 1, c.lda, c.a_addr + c.k,
-                         ends_beyond(0))
-    serial_product_state(m, mul, launched, "RANGE_B", "RANGE_C", c.k - 1, c.ldb, c.b_addr + c.n,
-                         ends_beyond(1))
-    serial_product_state(m, mul, launched, "RANGE_C", "RANGE_CIN", c.m - 1, c.ldc,
-                         c.c_addr + out_row, ends_beyond(2))
-    serial_product_state(m, mul, launched, "RANGE_CIN", after, c.m - 1, c.ldcin,
-                         c.cin_addr + (c.n << 2), ends_beyond(3), needed=c.accumulate)
-
-
 def out_row_bytes(requant, n):
     """Bytes of a row of C: ``n`` int8 with ``MODE.requant``, else ``n`` int32."""
     return Mux(requant, n, n << 2)
 
 
-def command_flags(c, requant_unit: bool) -> dict:
-    """The checks of command ``c`` that take no arithmetic beyond compares with constants:
-    ``zero``, ``large``, ``no_requant`` and ``misaligned`` (see :class:`ErrorCode`)."""
-    return {
-        "zero": (c.m == 0) | (c.k == 0) | (c.n == 0),
-        "large": (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM),
-        "no_requant": c.requant & (0 if requant_unit else 1),
-        "misaligned": ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
-                       | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0)))),
-    }
-
-
 def error_priority(m: Module, *, zero, large, no_requant, stride, misaligned, out_range):
-    """The :class:`ErrorCode` of a command from its failed checks, in priority order (0: none)."""
+    """The :class:`ErrorCode` of a command from its failed checks, in priority order (0: none).
+
+    Both engines check the same things, each its own way; this is the one order.
+    """
     code = Signal(8)
     failed = [(zero, EngineError.ZERO_DIM), (large, EngineError.TOO_LARGE),
               (no_requant, EngineError.NO_REQUANT), (stride, EngineError.STRIDE),
@@ -214,17 +158,6 @@ def error_priority(m: Module, *, zero, large, no_requant, stride, misaligned, ou
         with (m.If if i == 0 else m.Elif)(check):
             m.d.comb += code.eq(error)
     return code
-
-
-def command_error(m: Module, c, beyond, requant_unit: bool):
-    """The error code of the latched command (0 when it is good), in priority order.
-
-    ``beyond`` has a bit per area (A, B, C, C_in): it ends past 4 GiB.
-    """
-    stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < out_row_bytes(c.requant, c.n))
-              | (c.accumulate & (c.ldcin < (c.n << 2))))
-    return error_priority(m, **command_flags(c, requant_unit), stride=stride,
-                          out_range=beyond.any())
 
 
 def _fifo_gate(queue, pending):
@@ -581,8 +514,28 @@ class GemmEngine(wiring.Component):
         launched = Signal()
 
         def product(name: str, after: str, a, b, addend, sink, needed=None):
-            serial_product_state(m, mul, launched, name, after, a, b, addend, sink, needed)
+            def run():
+                with m.If(~launched):
+                    m.d.comb += [mul.start.eq(1), mul.a.eq(a), mul.b.eq(b),
+                                 mul.addend.eq(addend)]
+                    m.d.sync += launched.eq(1)
+                with m.Elif(~mul.busy):
+                    m.d.sync += [sink(mul.result), launched.eq(0)]
+                    m.next = after
 
+            with m.State(name):
+                if needed is None:
+                    run()
+                else:
+                    with m.If(needed):
+                        run()
+                    with m.Else():
+                        m.next = after
+
+        def ends_beyond(i: int):
+            return lambda end: beyond[i].eq(end > (1 << 32))
+
+        out_row = out_row_bytes(c.requant, c.n)
         if os_flow:  # the chunk is R rows: constant steps, no set-up cycles
             m.d.comb += [chunk_lda.eq(_const_mul(c.lda, R)), chunk_ldc.eq(_const_mul(c.ldc, R)),
                          chunk_ldcin.eq(_const_mul(c.ldcin, R))]
@@ -593,9 +546,13 @@ class GemmEngine(wiring.Component):
                                  self.mac_cycles.eq(0), self.stall_load.eq(0),
                                  self.stall_store.eq(0), beyond.eq(0), launched.eq(0)]
                     m.next = "RANGE_A"
-            range_check_states(m, c, mul, launched, beyond, "CHECK")
+            product("RANGE_A", "RANGE_B", c.m - 1, c.lda, c.a_addr + c.k, ends_beyond(0))
+            product("RANGE_B", "RANGE_C", c.k - 1, c.ldb, c.b_addr + c.n, ends_beyond(1))
+            product("RANGE_C", "RANGE_CIN", c.m - 1, c.ldc, c.c_addr + out_row, ends_beyond(2))
+            product("RANGE_CIN", "CHECK", c.m - 1, c.ldcin, c.cin_addr + (c.n << 2),
+                    ends_beyond(3), needed=c.accumulate)
             with m.State("CHECK"):
-                code = command_error(m, c, beyond, cfg.requant_unit)
+                code = self._check(m, c, beyond)
                 k_fit = Mux(split, geo.k_step, c.k)
                 m.d.sync += [error.eq(code), words.eq((k_fit + B - 1) >> lb), used.eq(0),
                              chunk.eq(R if os_flow else 0)]
@@ -639,6 +596,22 @@ class GemmEngine(wiring.Component):
         return m
 
     # ------------------------------------------------------------------------------------------
+
+    def _check(self, m: Module, c, beyond):
+        """The error code of the latched command (0 when it is good), in priority order.
+
+        ``beyond`` has a bit per area (A, B, C, C_in): it ends past 4 GiB.
+        """
+        cfg = self._config
+        zero = (c.m == 0) | (c.k == 0) | (c.n == 0)
+        large = (c.m > MAX_DIM) | (c.n > MAX_DIM) | (c.k > MAX_DIM)
+        no_requant = c.requant & (0 if cfg.requant_unit else 1)
+        stride = ((c.lda < c.k) | (c.ldb < c.n) | (c.ldc < out_row_bytes(c.requant, c.n))
+                  | (c.accumulate & (c.ldcin < (c.n << 2))))
+        misaligned = ((~c.requant & ((c.c_addr[:2] != 0) | (c.ldc[:2] != 0)))
+                      | (c.accumulate & ((c.cin_addr[:2] != 0) | (c.ldcin[:2] != 0))))
+        return error_priority(m, zero=zero, large=large, no_requant=no_requant, stride=stride,
+                              misaligned=misaligned, out_range=beyond.any())
 
     def _os_feeder(self, m, c, fw, running, restart, f_done, passes, pass_layout, a_rd, b_rd,
                    a_full, a_busy, b_full, b_busy, c_ready, split):

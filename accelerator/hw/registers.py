@@ -740,16 +740,7 @@ class RegisterBlock(wiring.Component):
         with m.If(bus.rvalid & bus.rready):
             m.d.sync += bus.rvalid.eq(0)
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [
-                bus.rvalid.eq(1),
-                bus.rresp.eq(Mux(ar_upper_zero & _below(ar_index, len(REGISTERS)),
-                                 AxiResp.OKAY, AxiResp.SLVERR)),
-                # 0 past the end of the map: _read_mux gives 0 for an index past the end, and
-                # the If below (a synchronous reset of rdata) for an address above the index.
-                bus.rdata.eq(_read_mux(ar_index, values)),
-            ]
-            with m.If(~ar_upper_zero):
-                m.d.sync += bus.rdata.eq(0)
+            self._respond(m, ar_index, ar_upper_zero, _read_mux(ar_index, values))
         return m
 
     def _read_with_memory(self, m: Module, ar_index, ar_upper_zero, values, mem_rd,
@@ -774,12 +765,20 @@ class RegisterBlock(wiring.Component):
             m.d.sync += bus.rvalid.eq(0)
         in_memory = _any([r_index == offset(name) >> 2 for name in stored])
         with m.If(pending):
-            m.d.sync += [
-                pending.eq(0),
-                bus.rvalid.eq(1),
-                bus.rresp.eq(Mux(r_upper_zero & _below(r_index, len(REGISTERS)),
-                                 AxiResp.OKAY, AxiResp.SLVERR)),
-                bus.rdata.eq(_read_mux(r_index, values) | Mux(in_memory, mem_rd.data, 0)),
-            ]
-            with m.If(~r_upper_zero):
-                m.d.sync += bus.rdata.eq(0)
+            m.d.sync += pending.eq(0)
+            self._respond(m, r_index, r_upper_zero,
+                          _read_mux(r_index, values) | Mux(in_memory, mem_rd.data, 0))
+
+    def _respond(self, m: Module, index, upper_zero, data) -> None:
+        """Raise R with ``data`` for word ``index``: SLVERR past the map, and 0 past the end of
+        the map (``_read_mux`` gives 0 for an index past the end, and a synchronous reset of
+        rdata, free in the flip-flops, for an address above the index)."""
+        bus = self.s_axil
+        m.d.sync += [
+            bus.rvalid.eq(1),
+            bus.rresp.eq(Mux(upper_zero & _below(index, len(REGISTERS)),
+                             AxiResp.OKAY, AxiResp.SLVERR)),
+            bus.rdata.eq(data),
+        ]
+        with m.If(~upper_zero):
+            m.d.sync += bus.rdata.eq(0)
