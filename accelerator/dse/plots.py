@@ -55,6 +55,8 @@ def _points(ax: Any, xs: Sequence[float], ys: Sequence[float], dataflow: str, ma
     factor = _OFFSET.get(dataflow, 1.0) if offset else 1.0
     style = ({"facecolors": "none", "edgecolors": color, "linewidths": 0.9}
              if _HOLLOW.get(dataflow, False) else {"color": color, "linewidths": 0})
+    if _HOLLOW.get(dataflow, False):  # a ring over a filled marker shows; under, it would not
+        kwargs["zorder"] = kwargs.get("zorder", 1) + 0.5
     return ax.scatter([x * factor for x in xs], ys, s=size, alpha=alpha, marker=marker,
                       label=label, **style, **kwargs)
 
