@@ -402,3 +402,28 @@ def test_stale_interrupt_and_its_cure():
     simulate(dut, bench)
     text = HARDWARE.read_text(encoding="utf-8")
     assert f"write `STATUS` = {DONE:#x}" in text
+
+
+def test_the_start_pulse_comes_with_the_write_response():
+    """docs/hardware.md: the start pulse is high in the cycle ``bvalid`` rises."""
+    from test_registerblock import START, simulate, write_ok
+
+    from accelerator.hw.registers import RegisterBlock
+
+    dut = RegisterBlock(AcceleratorConfig())
+    seen = {"start": [], "bvalid": []}
+
+    async def monitor(ctx):
+        cycle = 0
+        async for _, _, start, bvalid in ctx.tick().sample(dut.start, dut.s_axil.bvalid):
+            cycle += 1
+            for name, value in (("start", start), ("bvalid", bvalid)):
+                if value:
+                    seen[name].append(cycle)
+
+    async def bench(ctx):
+        await write_ok(ctx, dut, "CTRL", START)
+        await ctx.tick().repeat(3)
+
+    simulate(dut, bench, monitor)
+    assert len(seen["start"]) == 1 and seen["start"][0] == seen["bvalid"][0]
