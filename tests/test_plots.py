@@ -50,8 +50,10 @@ def test_every_title_names_workload_fidelity_and_arrays(every_kind):
 
 def test_legends_name_dataflow_and_the_single_workload(every_kind):
     made, _ = every_kind
-    for name in ("utilization", "cycles", "roofline", "area"):
+    for name in ("utilization", "cycles", "roofline"):
         assert _legend(made[name].axes[0]) == ["os, 64x64x64", "ws, 64x64x64"], name
+    # a build's area is every workload's: one series per dataflow, said so
+    assert _legend(made["area"].axes[0]) == ["os, any workload", "ws, any workload"]
     assert _legend(made["pareto"].axes[0]) == ["os, 64x64x64", "ws, 64x64x64",
                                               "Pareto front, 64x64x64"]
     model, err = made["model_vs_rtl"].axes
@@ -99,3 +101,5 @@ def test_describe_a_large_sweep_and_a_board():
     rows = [{**rows[0], "board": "ulx3s-85f", "engine": "compact"}]
     assert describe(rows, "synth") == (
         "resnet18", "synth · 2×2 · ws · 128-bit AXI · compact engine · ulx3s-85f at Fmax")
+    rows = [{**rows[0], "top": "core"}]
+    assert describe(rows, "synth")[1].endswith(" · ulx3s-85f (core top) at Fmax")

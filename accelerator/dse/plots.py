@@ -86,8 +86,10 @@ def describe(rows: Sequence[Row], fidelity: str | None) -> tuple[str, str]:
     engines = sorted({r["engine"] for r in rows if r.get("engine")} - {"pipelined"})
     parts += [f"{e} engine" for e in engines]
     boards = sorted({r["board"] for r in rows if r.get("board")})
+    tops = sorted({r["top"] for r in rows if r.get("board") and r.get("top")})
     if boards:
-        parts.append(", ".join(boards) + " at Fmax")
+        parts.append(", ".join(boards) + (f" ({'/'.join(tops)} top)" if tops else "")
+                     + " at Fmax")
     else:
         freqs = sorted({r["freq_mhz"] for r in rows if r.get("freq_mhz")})
         if freqs:
@@ -155,10 +157,20 @@ def _groups(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
 
 
 def _by_size(plt: Any, rows: Sequence[Row], metric: str, best: Callable, ylabel: str,
-             what: str, fidelity: str | None, log_y: bool) -> Any:
+             what: str, fidelity: str | None, log_y: bool, per_workload: bool = True) -> Any:
+    """``per_workload=False``: the metric is the build's (area), the same for every workload,
+    so one series per dataflow, labelled "any workload"."""
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    workloads = sorted({r["workload"] for r in rows})
-    for (dataflow, workload), group in _groups(rows).items():
+    shown = rows
+    if not per_workload:
+        from ..config import FIELDS
+
+        first: dict[tuple, Row] = {}
+        for r in rows:  # one row per build: its config
+            first.setdefault(tuple(r.get(f.name) for f in FIELDS), r)
+        shown = [{**r, "workload": "any workload"} for r in first.values()]
+    workloads = sorted({r["workload"] for r in shown})
+    for (dataflow, workload), group in _groups(shown).items():
         color = _COLORS.get(dataflow, "tab:gray")
         marker = _MARKERS[workloads.index(workload) % len(_MARKERS)]
         _points(ax, [r["pes"] for r in group], [r[metric] for r in group], dataflow, marker,
@@ -166,7 +178,8 @@ def _by_size(plt: Any, rows: Sequence[Row], metric: str, best: Callable, ylabel:
         sizes = sorted({r["pes"] for r in group})
         line = [best(r[metric] for r in group if r["pes"] == s) for s in sizes]
         hollow = _HOLLOW.get(dataflow, False)
-        ax.plot([x * _OFFSET.get(dataflow, 1.0) for x in sizes], line, color=color, marker=marker, markersize=5, linewidth=1.2,
+        ax.plot([x * _OFFSET.get(dataflow, 1.0) for x in sizes], line, color=color,
+                marker=marker, markersize=5, linewidth=1.2,
                 markerfacecolor="white" if hollow else color,
                 linestyle="-" if hollow else "--", label=_label(dataflow, workload))
     ax.set_xscale("log", base=2)
@@ -239,7 +252,8 @@ def figures(rows: Sequence[Row]) -> tuple[dict[str, Any], dict[str, str]]:
         plt, primary, "cycles", min, "cycles", PLOTS["cycles"], fidelity, log_y=True)),
         "no successful point")
     emit("area", synth and (lambda: _by_size(
-        plt, synth, "luts", min, "LUTs (post-route)", PLOTS["area"], "synth", log_y=True)),
+        plt, synth, "luts", min, "LUTs (post-route)", PLOTS["area"], "synth", log_y=True,
+        per_workload=False)),
         "no synth data (run with --fidelity synth)")
     emit("pareto", synth and (lambda: _pareto(plt, synth)),
          "no synth data (run with --fidelity synth)")
