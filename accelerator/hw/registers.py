@@ -296,11 +296,11 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
      _whole("zero_point", "-128 to 127", 8, signed=True)),
     ("counters", "CYCLES", "ro", "Clock cycles from start to done.",
      _whole("count", "cycles")),
-    ("counters", "MAC_CYCLES", "ro", "Cycles in which the array took an operand beat, the "
-     "padded beats of edge tiles included (docs/hardware.md).",
+    ("counters", "MAC_CYCLES", "ro", ("Cycles in which the array took an operand beat, the "
+     "padded beats of edge tiles included (docs/hardware.md)."),
      _whole("count", "cycles")),
-    ("counters", "DMA_RD_BYTES", "ro", "Payload bytes read from memory, every re-read of an "
-     "operand included; not the bytes of whole bus beats (docs/hardware.md).",
+    ("counters", "DMA_RD_BYTES", "ro", ("Payload bytes read from memory, every re-read of an "
+     "operand included; not the bytes of whole bus beats (docs/hardware.md)."),
      _whole("count", "bytes")),
     ("counters", "DMA_WR_BYTES", "ro", "Bytes written to memory (with their strobes set).",
      _whole("count", "bytes")),
