@@ -450,3 +450,118 @@ def test_the_start_pulse_comes_with_the_write_response():
 
     simulate(dut, bench, monitor)
     assert len(seen["start"]) == 1 and seen["start"][0] == seen["bvalid"][0]
+
+
+def _compact_illegal_cycles(cmd: dict, accumulate: bool, requant: bool = False) -> int:
+    """docs/hardware.md's formula for CYCLES of an illegal command (compact engine, which has
+    no requantizer: MODE.requant is NO_REQUANT)."""
+    m, k, n = cmd["M"], cmd["K"], cmd["N"]
+    if 0 in (m, k, n) or max(m, k, n) > 65535 or requant:
+        return 7
+    out_row = 4 * n
+    areas = [(m, cmd["LDA"] < k), (k, cmd["LDB"] < n), (m, cmd["LDC"] < out_row)]
+    if accumulate:
+        areas.append((m, cmd["LDCIN"] < 4 * n))
+    cycles = 7
+    for rows, bad_stride in areas:
+        if bad_stride:
+            return cycles + 3
+        cycles += rows + 3
+    return cycles
+
+
+_COMMAND = {"A_ADDR": 0x100, "B_ADDR": 0x1000, "C_ADDR": 0x2000, "CIN_ADDR": 0x3000, "M": 5,
+            "K": 7, "N": 6, "LDA": 7, "LDB": 6, "LDC": 24, "LDCIN": 24}
+
+
+def _run_accelerator(config, command: dict, mode: int, *, ctrl: int, during=None) -> dict:
+    """Write ``command`` over AXI4-Lite, then MODE and CTRL; poll STATUS until done; return the
+    status and the counters. Nothing answers on ``m_axi``: the commands here never reach it."""
+    from amaranth.sim import Simulator
+    from test_registerblock import read_ok, write_ok
+
+    from accelerator.hw.registers import register
+    from accelerator.hw.top import Accelerator
+
+    dut = Accelerator(config)
+    out: dict = {}
+
+    async def bench(ctx):
+        for name, value in command.items():
+            await write_ok(ctx, dut, name, value)
+        await write_ok(ctx, dut, "MODE", mode)
+        await write_ok(ctx, dut, "CTRL", ctrl)
+        if during is not None:
+            await during(ctx, dut, write_ok)
+        for _ in range(200):
+            status = register("STATUS").decode(await read_ok(ctx, dut, "STATUS"))
+            if status["done"]:
+                break
+        out["status"] = status
+        out["cycles"] = await read_ok(ctx, dut, "CYCLES")
+        out["mac_cycles"] = await read_ok(ctx, dut, "MAC_CYCLES")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+@pytest.mark.parametrize("engine", ["pipelined", "compact"])
+@pytest.mark.parametrize("change,mode", [
+    ({"M": 0}, 0), ({"K": 0}, 0), ({"N": 0}, 0), ({"K": 70000}, 0), ({"LDA": 3}, 0),
+    ({"LDB": 3}, 0), ({"LDC": 3}, 0), ({"C_ADDR": 0x2002}, 0), ({"A_ADDR": 0xFFFFFFF0}, 0),
+    ({"C_ADDR": 0x2002}, 1), ({"M": 9, "LDCIN": 2}, 1), ({}, 2),
+], ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()) if isinstance(v, dict)
+    else f"mode={v}")
+def test_illegal_command_cycles_in_the_accelerator(engine, change, mode):
+    from accelerator.hw.registers import register
+
+    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False, engine=engine,
+                               axi_data_width=32)
+    command = {**_COMMAND, **change}
+    accumulate = bool(register("MODE").decode(mode)["accumulate"])
+    requant = bool(register("MODE").decode(mode)["requant"])
+    out = _run_accelerator(config, command, mode, ctrl=register("CTRL").encode(start=1))
+    assert out["status"]["done"] == 1 and out["status"]["error"] != 0
+    assert out["mac_cycles"] == 0
+    want = (_compact_illegal_cycles(command, accumulate, requant) if engine == "compact"
+            else _illegal_cycles(command["M"], command["K"], accumulate))
+    assert out["cycles"] == want
+
+
+def test_compact_illegal_cycles_in_the_doc():
+    text = HARDWARE.read_text(encoding="utf-8")
+    assert "CYCLES = 7 + Σ (rows + 3) over the areas walked, + 3 for an area whose stride fails" \
+        in text
+    assert _compact_illegal_cycles({**_COMMAND, "M": 0}, False) == 7
+    assert _compact_illegal_cycles({**_COMMAND, "LDA": 3}, False) == 10
+    assert _compact_illegal_cycles({**_COMMAND, "C_ADDR": 2}, False) == 33
+    assert "7 cycles for a zero or too large dimension (or `MODE.requant`); 10 for a bad `LDA`" \
+        in text
+    assert "(33 for M = 5, K = 7)" in text
+
+
+def test_ctrl_3_starts_when_idle_and_only_clears_done_when_busy():
+    """docs/hardware.md, "CTRL = 0x3", as the code stands: the datapath ignores the reset."""
+    from accelerator.hw.registers import ErrorCode, register
+
+    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False, axi_data_width=32)
+    both = register("CTRL").encode(start=1, reset=1)
+    assert both == 0x3
+    # idle: the (illegal, so memory-free) command runs, as with 0x1
+    out = _run_accelerator(config, {**_COMMAND, "M": 0}, 0, ctrl=both)
+    assert out["status"] == {"busy": 0, "done": 1, "error": ErrorCode.ZERO_DIM}
+    assert out["cycles"] == _illegal_cycles(0, 7, False)
+
+    # busy (M = 0 keeps the pipelined engine checking for 44 cycles): 0x3 clears nothing
+    # that stays cleared; the command ends as it would have, with its own error, once
+    async def during(ctx, dut, write_ok):
+        assert ctx.get(dut.s_axil.rvalid) == 0
+        await write_ok(ctx, dut, "CTRL", both)
+
+    out = _run_accelerator(config, {**_COMMAND, "M": 0}, 0,
+                           ctrl=register("CTRL").encode(start=1), during=during)
+    assert out["status"] == {"busy": 0, "done": 1, "error": ErrorCode.ZERO_DIM}
+    assert out["cycles"] == _illegal_cycles(0, 7, False)  # one command, not restarted
