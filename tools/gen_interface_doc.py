@@ -125,7 +125,8 @@ def render() -> str:
       f"`{ACCEL_TOP}`) and `out/{ACCEL_TOP}.json`, whose `ports` list is the table below (for "
       "the config the command was given; this page shows the default config). Port names are "
       "Amaranth's: the interface member and the AXI signal joined by `__` (`m_axi__awaddr`); "
-      "an FPGA vendor's interface inference wants `_` or a prefix map instead. There is one "
+      "a tool that recognises AXI ports by name may need the `__` mapped (to `_`, say). There "
+      "is one "
       "clock domain: both AXI ports, the registers and the datapath run on `clk`.")
     w("")
     w("## Ports")
