@@ -32,7 +32,7 @@ CONFIG = AcceleratorConfig()  # 4×4, os, 64-bit AXI
 
 
 def test_missing_library_is_a_clear_error(tmp_path):
-    with pytest.raises(HarnessError, match="cannot load the harness .*nothing.so"):
+    with pytest.raises(HarnessError, match=r"cannot load the harness .*nothing\.so"):
         Harness(tmp_path / "nothing.so")
 
 

@@ -189,7 +189,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(library: str) -> ctypes.CDLL:
     try:
         lib = ctypes.CDLL(library)
