@@ -27,12 +27,18 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
-from accelerator.flow.cases import ILLEGAL_COMMANDS, GemmCase, make_data, random_case
+from accelerator.flow.cases import (
+    BENCH_MEMORY,
+    ILLEGAL_COMMANDS,
+    GemmCase,
+    make_data,
+    random_case,
+)
 from accelerator.hw.registers import ErrorCode
 from accelerator.model.perf import estimate
 
 PERIOD_NS = 10
-MEMORY_SIZE = 1 << 22
+MEMORY_SIZE = BENCH_MEMORY["cocotb"]
 
 
 def _pauses(rng: random.Random, probability: float):
