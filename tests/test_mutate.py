@@ -1,0 +1,145 @@
+"""`accel mutate`: the mutant list's parsing, the mutant -> area mapping, the report; a short
+run on the C++ harness (verilator tier)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from accelerator.flow.mutate import (
+    AREAS,
+    Mutant,
+    _instance_and_cell,
+    _ports,
+    area_of,
+    format_table,
+    parse_mutants,
+    score,
+    summarize,
+)
+
+_M = "mutate -ctrl mutsel 7 {} -module accelerator -cell $flatten\\{} -src /x/accelerator/hw/{}"
+LIST = "\n".join([
+    _M.format("1 -mode const0", r"regs.$676 -port A -portbit 0", "registers.py:682"),
+    _M.format("2 -mode cnot0", r"engine.\requant.$351 -port Q -portbit 32 -ctrlbit 19"
+              r" -wire engine.requant.s5_t_1 -wirebit 32", "requant.py:206"),
+    _M.format("3 -mode inv", r"dma.\reader.\split.$101 -port Q -portbit 93"
+              r" -wire dma.reader.split.cmd -wirebit 93", "dma.py:229"),
+    _M.format("4 -mode const0", r"engine.$503 -port Y -portbit 0"
+              r" -src /v/site-packages/amaranth/lib/memory.py:400", "engine.py:413"),
+    _M.format("5 -mode const1", r"engine.\core.\pe_1_1.$procmux$15064 -port Y -portbit 0",
+              "pe.py:280"),
+    _M.format("6 -mode inv", r"engine.\store_walk.$12 -port Y -portbit 12", "walker.py:43"),
+    _M.format("7 -mode inv", r"engine.\core.\skew_a.$3 -port D -portbit 1", "skew.py:40"),
+    _M.format("8 -mode inv", r"dma.\writer.$9 -port A -portbit 3", "dma.py:471"),
+])
+
+
+def test_parse_mutants_and_areas():
+    mutants = parse_mutants(LIST)
+    assert [m.index for m in mutants] == list(range(1, 9))
+    assert [m.area for m in mutants] == ["register block", "requantizer", "DMA reader", "engine",
+                                         "PEs and core", "walkers", "skew", "DMA writer"]
+    first = mutants[0]
+    assert (first.mode, first.port, first.bit, first.path) == ("const0", "A", 0, "regs")
+    assert first.location == "accelerator/hw/registers.py:682"
+    # the project's own file comes first, a library's after it
+    assert mutants[3].sources == ["accelerator/hw/engine.py:413", "amaranth/lib/memory.py:400"]
+    assert mutants[4].path == "engine.core.pe_1_1"
+
+
+@pytest.mark.parametrize(("path", "sources", "area"), [
+    ("engine.core.pe_0_0", [], "PEs and core"),
+    ("engine.core", ["accelerator/hw/core.py:10"], "PEs and core"),
+    ("engine.core.deskew", [], "skew"),
+    ("engine", ["accelerator/hw/skew.py:5"], "skew"),
+    ("engine.feed_walk", [], "walkers"),
+    ("engine", ["accelerator/hw/walker.py:5"], "walkers"),
+    ("engine", ["accelerator/hw/engine.py:5"], "engine"),
+    ("engine", ["accelerator/hw/serialmul.py:41"], "engine"),
+    ("engine.passes", ["amaranth/lib/fifo.py:287"], "engine"),
+    ("dma.reader.split", ["accelerator/hw/dma.py:1"], "DMA reader"),
+    ("dma.writer", [], "DMA writer"),
+    ("regs", ["accelerator/hw/engine.py:200"], "register block"),
+    ("engine.requant", [], "requantizer"),
+    ("engine", ["accelerator/hw/requant.py:3"], "requantizer"),
+    ("", [], "other"),
+])
+def test_area_of(path, sources, area):
+    assert area_of(path, sources) == area
+    assert area in AREAS
+
+
+def test_instance_and_cell():
+    assert _instance_and_cell(r"$flatten\engine.\core.\pe_1_1.$procmux$15064") == (
+        ["engine", "core", "pe_1_1"], "$procmux$15064")
+    assert _instance_and_cell(r"$flatten\regs.$676") == (["regs"], "$676")
+    assert _instance_and_cell("$12") == ([], "$12")
+
+
+def test_ports_of_a_module_with_functions():
+    text = ("module top(clk, a, y);\n  input clk;\n  input [3:0] a;\n  output [7:0] y;\n"
+            "  function f;\n    input [2:0] a;\n    input s;\n  endfunction\nendmodule\n")
+    assert _ports(text, "top") == [("input", "", "clk"), ("input", "[3:0]", "a"),
+                                   ("output", "[7:0]", "y")]
+
+
+def _with(outcomes: list[str]) -> list[Mutant]:
+    mutants = parse_mutants(LIST)
+    for m, outcome in zip(mutants, outcomes, strict=True):
+        m.outcome = outcome
+    return mutants
+
+
+def test_summary_and_table():
+    mutants = _with(["killed", "survived", "timed out", "equivalent", "killed", "survived",
+                     "killed", "killed"])
+    rows = summarize(mutants)
+    total = rows["total"]
+    assert total == {"killed": 4, "survived": 2, "timed out": 1, "equivalent": 1, "total": 8}
+    # equivalent mutants leave the denominator; timed-out ones count as detected
+    assert score(total) == pytest.approx(5 / 7)
+    assert rows["requantizer"]["survived"] == 1 and score(rows["requantizer"]) == 0.0
+    assert "skew" in rows and "other" not in rows
+    table = format_table(mutants)
+    assert "| **total** | 8 | 4 | 1 | 2 | 1 | 71.4% |" in table
+    assert "| DMA reader | 1 | 0 | 1 | 0 | 0 | 100.0% |" in table
+    assert "- #2 requantizer: cnot0 engine.requant port Q[32] at accelerator/hw/requant.py:206" \
+        in table
+    assert "- #6 walkers: inv engine.store_walk port Y[12] at accelerator/hw/walker.py:43" in table
+    assert "#1 " not in table.split("Survivors:")[1]
+
+
+@pytest.mark.parametrize("args", [["--count", "0"], ["--count", "100001"], ["--seed", "-1"],
+                                  ["--cases", "0"], ["--engine", "compact"], ["--rows", "0"]])
+def test_mutate_bad_input(accel, args):
+    code, _, err = accel("mutate", *args)
+    assert code == 2
+    assert len(err.strip().splitlines()) <= 3 and "Traceback" not in err
+
+
+@pytest.mark.verilator
+def test_mutate_runs(accel, build_root):
+    code, out, err = accel("mutate", "--count", "8", "--seed", "1", "--cases", "6", "--json",
+                           "--build-root", str(build_root))
+    assert code in (0, None), err
+    report = json.loads(out)
+    assert report["count"] == 8 and len(report["mutants"]) == 8
+    total = report["areas"]["total"]
+    assert total["total"] == 8
+    assert total["killed"] + total["survived"] + total["timed out"] + total["equivalent"] == 8
+    assert sum(row["total"] for area, row in report["areas"].items() if area != "total") == 8
+    for m in report["mutants"]:
+        assert {"index", "mode", "cell", "port", "bit", "path", "sources", "area", "outcome",
+                "reason", "location", "command"} <= set(m)
+        assert m["outcome"] in ("killed", "survived", "timed out", "equivalent")
+        assert m["area"] in AREAS
+    # inverting a bit of the DMA reader's command register garbles every read
+    deadly = [m for m in report["mutants"] if m["path"] == "dma.reader.split"
+              and m["mode"] == "inv"]
+    assert deadly and all(m["outcome"] == "killed" for m in deadly)
+    assert report["score"] == pytest.approx(
+        (total["killed"] + total["timed out"]) / (8 - total["equivalent"]))
+    # progress lines, one per mutant
+    assert len([line for line in err.splitlines() if line.startswith("[")]) >= 8
