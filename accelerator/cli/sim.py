@@ -35,6 +35,47 @@ def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Co
     return model
 
 
+_RTL_OPTION = click.option(
+    "--rtl", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Verilog of the accelerator top to run instead of the emitted one (hand-edited RTL, or "
+         "accel build's netlist; FPGA primitives get their simulation models)")
+
+
+def _check_rtl(config: AcceleratorConfig, rtl: Path) -> None:
+    from ..flow.mutate import check_rtl_file
+    problem = check_rtl_file(config, rtl)
+    if problem:
+        fail_usage(problem)
+
+
+def _verify_rtl(config: AcceleratorConfig, rtl: Path, count: int, seed: int,
+                junit: Path | None, build_root: Path) -> None:
+    """``accel verify --rtl``: the regression of ``accel mutate`` on the harness around the
+    user's Verilog (random GEMMs against NumPy, scattered addresses, requantization over its
+    range, bytes around C untouched, registers, illegal commands; counters equal to the emitted
+    design's)."""
+    from ..flow.harness import HarnessError
+    from ..flow.mutate import MutationError, verify_rtl
+
+    _check_rtl(config, rtl)
+    if junit is not None:
+        fail_usage("--junit is not available with --rtl")
+    console = Console(highlight=False)
+    start = time.monotonic()
+    with console.status(f"building {rtl} and the emitted {config.name} with the C++ harness, "
+                        f"running {count} GEMMs on each ..."):
+        try:
+            outcome, reason = verify_rtl(config, rtl, count=count, seed=seed, root=build_root)
+        except (MutationError, HarnessError) as exc:
+            raise click.ClickException(str(exc)) from None
+    seconds = time.monotonic() - start
+    if outcome != "passed":
+        console.print(f"[red]FAIL[/red] {rtl} ({outcome}): {reason}")
+        raise SystemExit(1)
+    console.print(f"[green]PASS[/green] {rtl}: {count} random GEMMs and the illegal commands "
+                  f"on {config.name}, counters equal to the emitted design's ({seconds:.0f} s)")
+
+
 def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
     for name, value in (("m", m), ("k", k), ("n", n)):
         if not 1 <= value <= MAX_DIM:
@@ -68,15 +109,21 @@ def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycle
 
 
 def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
-                 max_cycles: int, console: Console) -> tuple[dict, Path | None, Path]:
-    """One case on the compiled harness: (record, waveform, the library's build log)."""
+                 max_cycles: int, console: Console, rtl: Path | None = None
+                 ) -> tuple[dict, Path | None, Path]:
+    """One case on the compiled harness (around ``rtl`` if given): (record, waveform, the
+    library's build log)."""
     from ..driver.harness import run_case
     from ..flow.harness import CycleLimitError, Harness, HarnessError, build_harness
 
     with console.status(f"building the {config.name} accelerator with the C++ harness "
                         "(cached after the first time) ..."):
         try:
-            library = build_harness(config, root=build_root, waves=waves)
+            if rtl is not None:
+                from ..flow.mutate import build_user_harness
+                library = build_user_harness(config, rtl, root=build_root)
+            else:
+                library = build_harness(config, root=build_root, waves=waves)
         except HarnessError as exc:
             raise click.ClickException(str(exc)) from None
     vcd = (library.parent / f"sim_{case.m}x{case.k}x{case.n}_{case.seed}.vcd") if waves else None
@@ -143,18 +190,23 @@ def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, wav
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
+@_RTL_OPTION
 def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate: bool,
         requant: bool, values: str, backpressure: float, bench: str, max_cycles: int,
-        waves: bool, as_json: bool, build_root: Path) -> None:
+        waves: bool, as_json: bool, build_root: Path, rtl: Path | None) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
     _check_dims(config, m, k, n, requant)
+    if rtl is not None:
+        _check_rtl(config, rtl)
+        if bench != "harness" or waves:
+            fail_usage("--rtl runs on the harness, without --waves (--bench harness)")
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
                     values=values, backpressure=backpressure)
     model_cycles = _check_size(config, case, bench, max_cycles)
     if bench == "harness":
         record, waves_file, log = _run_harness(config, case, build_root, waves, max_cycles,
-                                               console)
+                                               console, rtl)
     else:
         record, waves_file, log = _run_cocotb(config, case, build_root, waves, console)
     result = {
@@ -219,11 +271,15 @@ def _failure_text(record: dict) -> str:
               help="write JUnit XML here")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
+@_RTL_OPTION
 def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
-           build_root: Path) -> None:
+           build_root: Path, rtl: Path | None) -> None:
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
 
+    if rtl is not None:
+        _verify_rtl(config, rtl, count, seed, junit, build_root)
+        return
     console = Console(highlight=False)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"

@@ -319,7 +319,7 @@ def _instance_and_cell(cell: str) -> tuple[list[str], str]:
 
 
 def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8,
-                     timeout: float = 120) -> bool:
+                     timeout: float = 20) -> bool:
     """Whether the mutant is equivalent to the original, proved on the mutated module alone
     with all its inputs free (a stronger property than in the design, so a proof is sound):
     yosys ``equiv_make``, ``equiv_simple -seq depth``, ``equiv_induct -seq depth`` (induction
@@ -489,9 +489,13 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
     from .cases import ILLEGAL_COMMANDS
     from .harness import CycleLimitError, Harness, HarnessBusError
     lib = ctypes.CDLL(str(Path(library).resolve()))
-    lib.h_set_mutant.argtypes = [ctypes.c_int]
-    lib.h_set_mutant(mutant)
-    golden = mutant == 0
+    select = getattr(lib, "h_set_mutant", None)  # a user's RTL has no mutant selector
+    if select is None:
+        select = lambda value: None  # noqa: E731
+    else:
+        select.argtypes = [ctypes.c_int]
+    select(mutant)
+    golden = not regression.golden
     try:
         with Harness(library) as h:
             h.reset()
@@ -541,8 +545,81 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
                        if g != e]
                 return "killed", f"illegal commands: {bad}"
     finally:
-        lib.h_set_mutant(0)
+        select(0)
     return "passed", ""
+
+
+#: The cycle limit of a GEMM of the unmutated design (the mutants get four times its cycles).
+GOLDEN_LIMIT = 10_000_000
+
+
+# -- a user's RTL (accel verify --rtl, accel sim --rtl) ----------------------------------------
+
+def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
+    """Why ``path`` cannot stand in for the accelerator (one line), or None: it must exist and
+    hold a module ``accelerator`` that names every port of the emitted top."""
+    from .rtl import port_list
+    path = Path(path)
+    if not path.is_file():
+        return f"--rtl {path}: no such file"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"--rtl {path}: cannot read it ({exc.strerror})"
+    start = re.search(rf"^\s*module\s+\\?{ACCEL_TOP}\b", text, re.MULTILINE)
+    if not start:
+        return f"--rtl {path}: no module {ACCEL_TOP} in the file"
+    end = text.find("endmodule", start.end())
+    body = text[start.end():end if end >= 0 else len(text)]
+    component = build_component(config, ACCEL_TOP)
+    component._MustUse__silence = True  # built for its port list only, never elaborated
+    missing = [p["name"] for p in port_list(component)
+               if not re.search(rf"\b(input|output)\b[^;]*?\b{re.escape(p['name'])}\b", body)]
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4
+                                          else "")
+        return (f"--rtl {path}: module {ACCEL_TOP} lacks the ports {shown} (config "
+                f"{config.name})")
+    return None
+
+
+def rtl_sources(path: Path, work: Path) -> list[Path]:
+    """The user's file plus the simulation models of the FPGA primitives it instantiates
+    (yosys's own for the family, ours from flow/cells/), as ``accel build``'s netlist needs."""
+    from .rtl import _CELL_MODELS, cell_models
+    text = Path(path).read_text(errors="replace")
+    sources = [Path(path)]
+    for family, (pattern, _files) in _CELL_MODELS.items():
+        found = sorted(set(re.findall(rf"^\s*({pattern})\s", text, re.MULTILINE)))
+        defined = set(re.findall(r"^\s*module\s+(\w+)", text, re.MULTILINE))
+        needed = [p for p in found if p not in defined]
+        if needed:
+            models = work / f"cells_{family}.v"
+            write_atomic(models, "// verilator lint_off UNUSEDPARAM\n"
+                         "// verilator lint_off GENUNNAMED\n" + cell_models(family, needed))
+            sources.append(models)
+    return sources
+
+
+def build_user_harness(config: AcceleratorConfig, path: Path, *, root: Path = Path("build")
+                       ) -> Path:
+    work = (Path(root) / "rtl_models").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    return build_rtl_harness(config, rtl_sources(path, work), root=root, tag="rtl")
+
+
+def verify_rtl(config: AcceleratorConfig, path: Path, *, count: int, seed: int,
+               root: Path = Path("build")) -> tuple[str, str]:
+    """The mutants' regression on a user's Verilog of the top: checked against NumPy and the
+    error codes, its counters against the emitted design's (run first on the harness)."""
+    from .harness import build_harness
+    regression = make_regression(config, count=count, seed=seed)
+    outcome, reason = run_regression(build_harness(config, root=root), config, regression, 0,
+                                     limit=GOLDEN_LIMIT)
+    if outcome != "passed":
+        raise MutationError(f"the emitted design fails the regression: {reason}")
+    library = build_user_harness(config, path, root=root)
+    return run_isolated(library, config, regression, 1, seconds=3600)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -632,7 +709,7 @@ def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int
     progress(f"{len(mutants)} mutants listed; building the mutant harness (one Verilator build)")
     library = build_mutant_harness(config, design, mutants, work, root=root)
     regression = make_regression(config, count=cases, seed=seed)
-    outcome, reason = run_regression(library, config, regression, 0, limit=10_000_000)
+    outcome, reason = run_regression(library, config, regression, 0, limit=GOLDEN_LIMIT)
     if outcome != "passed":
         raise MutationError(f"the unmutated design fails its own regression: {reason}")
     for done, m in enumerate(mutants, 1):
