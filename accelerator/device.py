@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .config import AcceleratorConfig
-from .hw.registers import COUNTERS, MAX_DIM, element_bytes
+from .hw.registers import MAX_DIM, element_bytes
 from .model import reference
 from .model.perf import Layout, estimate
 from .model.reference import RequantParams
@@ -233,8 +233,7 @@ def _integer_matrix(name: str, value: ArrayLike, dims: str) -> NDArray[Any]:
 
 def _fits(name: str, array: NDArray[Any], width: int, field_name: str) -> NDArray[np.int64]:
     lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
-    if array.dtype.kind == "u" and array.max() > hi or array.dtype.kind != "u" and (
-            array.min() < lo or array.max() > hi):
+    if int(array.min()) < lo or int(array.max()) > hi:
         raise ValueError(f"matmul: {name} holds values outside the signed {width}-bit range "
                          f"[{lo}, {hi}] ({field_name} = {width})")
     return array.astype(np.int64)
@@ -543,7 +542,8 @@ class DriverTarget:
 
 
 def _rtl_target(config: AcceleratorConfig, build_root: Path) -> DriverTarget:
-    from .flow.harness import Harness, HarnessTransport, build_harness
+    from .driver.harness import HarnessTransport
+    from .flow.harness import Harness, build_harness
 
     harness = Harness(build_harness(config, root=build_root))
     harness.reset()
