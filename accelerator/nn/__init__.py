@@ -1,0 +1,1 @@
+"""ONNX int8 models on the accelerator."""
