@@ -60,8 +60,6 @@ def infer_command(config: AcceleratorConfig, model: str | None, input_path: str 
     except UnsupportedModel as exc:
         fail_usage(str(exc))
     x = _load_input(input_path, net)
-    if not config.requant_unit:
-        pass  # every layer then requantizes on the host: still exact
     started = time.perf_counter()
     outputs, stats = _run(net, x, config, backend, build_root)
     seconds = time.perf_counter() - started
@@ -185,12 +183,12 @@ def _run_demo(config: AcceleratorConfig, name: str, backend: str, out_dir: str |
 
     acc = {"float": accuracy(float_logits), "int8_onnxruntime": accuracy(int8_logits),
            f"int8_{backend}": accuracy(ours)}
-    lines = [f"{name}: {len(data.y_test)} held-out digits (trained and quantized in "
-             f"{trained:.1f} s)",
-             f"accuracy: float {acc['float']:.2%}, int8 onnxruntime "
-             f"{acc['int8_onnxruntime']:.2%}, int8 {backend} {acc[f'int8_{backend}']:.2%}",
-             f"int8 {backend} equals onnxruntime in every logit: "
-             f"{'yes' if identical else 'NO'} ({same:,} of {int8_logits.size:,})"]
+    lines = [(f"{name}: {len(data.y_test)} held-out digits (trained and quantized in "
+              f"{trained:.1f} s)"),
+             (f"accuracy: float {acc['float']:.2%}, int8 onnxruntime "
+              f"{acc['int8_onnxruntime']:.2%}, int8 {backend} {acc[f'int8_{backend}']:.2%}"),
+             (f"int8 {backend} equals onnxruntime in every logit: "
+              f"{'yes' if identical else 'NO'} ({same:,} of {int8_logits.size:,})")]
     _report(config, backend, name, stats, out_dir, as_json, run_seconds, extra={
         "demo": name, "images": len(data.y_test), "accuracy": acc, "identical": identical,
         "logits_equal": same, "logits": int(int8_logits.size), "train_seconds": trained},

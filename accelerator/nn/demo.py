@@ -44,7 +44,7 @@ def load_digits_split(seed: int = 0) -> tuple[NDArray[np.float32], NDArray[np.fl
     x = (digits.images / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(x))
-    cut = int(round(0.7 * len(x)))
+    cut = round(0.7 * len(x))
     train, test = order[:cut], order[cut:]
     return x[train], x[test], y[train], y[test]
 
@@ -150,7 +150,7 @@ def _train_cnn(x: NDArray[np.float32], y: NDArray[np.int64], seed: int, epochs: 
               rng.normal(0, np.sqrt(2 / 72), (16, 8, 3, 3)), np.zeros(16),
               rng.normal(0, np.sqrt(1 / 64), (64, 10)), np.zeros(10)]
     opt = _Adam(params, 0.01)
-    k1, b1, k2, b2, wf, bf = params
+    k1, _, k2, _, wf, _ = params
     for _ in range(epochs):
         for idx in np.array_split(rng.permutation(len(xs)), len(xs) // 64):
             logits, (xb, c1, p1, m1, cols2, c2, m2, flat) = _cnn_forward(params, xs[idx])

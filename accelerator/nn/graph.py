@@ -26,7 +26,6 @@ from numpy.typing import NDArray
 from onnx import numpy_helper
 
 from ..model.perf import estimate
-from ..model.reference import RequantParams
 from . import kernels
 
 __all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel"]
@@ -132,6 +131,29 @@ class GemmStep:
         return self.node.name or self.node.output[0]
 
 
+@dataclass
+class QHostStep:
+    """A host operator between DequantizeLinear and QuantizeLinear, which onnxruntime fuses into
+    its QLinear kernel (QLinearAdd, QLinearAveragePool, QLinearGlobalAveragePool,
+    QLinearSoftmax): run on the integers with that kernel's arithmetic (:mod:`.kernels`)."""
+
+    node: onnx.NodeProto
+    inputs: list[tuple[str, Any, int]]     # (quantized tensor, scale, zero point)
+    output: str
+    out_scale: Any
+    out_zp: int
+    dtype: np.dtype
+    skip: tuple[str, ...] = ()
+
+    @property
+    def op_type(self) -> str:
+        return self.node.op_type
+
+
+#: Host operators onnxruntime fuses with their DequantizeLinear inputs and QuantizeLinear output.
+_QLINEAR_HOST = ("Add", "AveragePool", "GlobalAveragePool", "Softmax")
+
+
 def _value(env: Mapping[str, NDArray[Any]], ref: Any) -> NDArray[Any]:
     return env[ref] if isinstance(ref, str) else np.asarray(ref)
 
@@ -171,7 +193,7 @@ class Network:
             for name in node.input:
                 self._consumers.setdefault(name, []).append(node)
         self._producer = {out: node for node in graph.node for out in node.output}
-        self.steps: list[GemmStep | onnx.NodeProto] = []
+        self.steps: list[GemmStep | QHostStep | onnx.NodeProto] = []
         skipped: set[str] = set()
         fused: dict[str, GemmStep] = {}
         for node in graph.node:
@@ -190,27 +212,33 @@ class Network:
                 self.steps.append(self._qoperator(node))
             elif node.op_type in HOST_OPS:
                 self._check_host(node)
-                self.steps.append(node)
+                fused_host = self._fuse_host(node)
+                if fused_host is not None:
+                    skipped.update(id(n) for n in self._folded(fused_host))
+                    self.steps.append(fused_host)
+                else:
+                    self.steps.append(node)
             else:
                 raise _fail(node, f"operator {node.op_type} is not supported (supported: "
                                   f"{', '.join(GEMM_OPS + QOPERATOR_OPS + HOST_OPS)})")
         # A DequantizeLinear whose only consumers were folded into a GEMM need not run.
         needed = set(self.outputs)
+        kept: list[GemmStep | QHostStep | onnx.NodeProto] = []
         for step in reversed(self.steps):
-            node = step.node if isinstance(step, GemmStep) else step
-            outs = [step.output] if isinstance(step, GemmStep) else list(node.output)
-            if not any(o in needed for o in outs) and not isinstance(step, GemmStep):
-                continue
-            needed.update(self._inputs_of(step))
-        self.steps = [s for s in self.steps if isinstance(s, GemmStep) or any(
-            o in needed for o in s.output)]
+            outs = [step.output] if not isinstance(step, onnx.NodeProto) else list(step.output)
+            if isinstance(step, GemmStep) or any(o in needed for o in outs):
+                needed.update(self._inputs_of(step))
+                kept.append(step)
+        self.steps = kept[::-1]
 
-    def _folded(self, step: GemmStep) -> list[onnx.NodeProto]:
-        return [n for n in self.model.graph.node if n.name and n.name in step.skip
+    def _folded(self, step: GemmStep | QHostStep) -> list[onnx.NodeProto]:
+        return [n for n in self.model.graph.node if (n.name and n.name in step.skip)
                 or (not n.name and n.output[0] in step.skip)]
 
     @staticmethod
-    def _inputs_of(step: GemmStep | onnx.NodeProto) -> list[str]:
+    def _inputs_of(step: GemmStep | QHostStep | onnx.NodeProto) -> list[str]:
+        if isinstance(step, QHostStep):
+            return [name for name, _, _ in step.inputs]
         if isinstance(step, GemmStep):
             refs = [step.x, step.w, step.bias]
             for q in (step.x_q, step.w_q, step.out_q):
@@ -279,6 +307,41 @@ class Network:
                         relu=relu, skip=tuple(skip))
         self._layer_attrs(node, step, _attrs(node))
         return step
+
+    def _fuse_host(self, node: onnx.NodeProto) -> QHostStep | None:
+        """The QDQ pattern onnxruntime fuses into a QLinear kernel, or ``None`` (then the
+        operator runs in float, as onnxruntime runs it)."""
+        if node.op_type not in _QLINEAR_HOST:
+            return None
+        data = [i for i in node.input if i][:2 if node.op_type == "Add" else 1]
+        inputs = []
+        dtypes = set()
+        for name in data:
+            producer = self._producer.get(name)
+            if producer is None or producer.op_type != "DequantizeLinear":
+                return None
+            scale = self.constants.get(producer.input[1])
+            zp = (self.constants.get(producer.input[2]) if len(producer.input) > 2
+                  and producer.input[2] else np.array(0, np.uint8))
+            if scale is None or zp is None or scale.size != 1 or zp.size != 1:
+                return None
+            inputs.append((producer.input[0], scale, int(zp.reshape(-1)[0])))
+            dtypes.add(zp.dtype)
+        consumers = self._consumers.get(node.output[0], [])
+        if len(consumers) != 1 or consumers[0].op_type != "QuantizeLinear" or \
+                node.output[0] in self.outputs:
+            return None
+        qnode = consumers[0]
+        scale = self.constants.get(qnode.input[1])
+        zp = (self.constants.get(qnode.input[2]) if len(qnode.input) > 2 and qnode.input[2]
+              else np.array(0, np.uint8))
+        if scale is None or zp is None or scale.size != 1 or zp.size != 1:
+            return None
+        dtypes.add(zp.dtype)
+        if len(dtypes) != 1 or zp.dtype not in kernels.QRANGE:
+            return None
+        return QHostStep(node, inputs, qnode.output[0], scale, int(zp.reshape(-1)[0]),
+                         zp.dtype, skip=(qnode.name or qnode.output[0],))
 
     def _qoperator(self, node: onnx.NodeProto) -> GemmStep:
         op, ins = node.op_type, list(node.input) + [""] * 9
@@ -409,6 +472,8 @@ class Network:
         for step in self.steps:
             if isinstance(step, GemmStep):
                 stats.append(_run_gemm(step, env, device, shadow))
+            elif isinstance(step, QHostStep):
+                env[step.output] = _run_qhost(step, env)
             else:
                 outputs = _HOST[step.op_type](step, [env[i] if i else None for i in step.input],
                                               _attrs(step))
@@ -509,6 +574,37 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
     env[step.output] = np.ascontiguousarray(y)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _to_uint8(q: NDArray[Any]) -> NDArray[np.uint8]:
+    return (q.astype(np.int16) + 128).astype(np.uint8)
+
+
+def _run_qhost(step: QHostStep, env: dict[str, NDArray[Any]]) -> NDArray[Any]:
+    values = [(env[name], scale, zp) for name, scale, zp in step.inputs]
+    attrs = _attrs(step.node)
+    x, sx, zx = values[0]
+    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8:
+        # onnxruntime's x86 CPU graph moves int8 activations of QDQ pairs to uint8 (zero
+        # points + 128: QDQS8ToU8Transformer); these two kernels add the zero point in float
+        # before rounding, so the move changes ties: compute as they do, in uint8.
+        moved = QHostStep(step.node, [(name, scale, zp + 128) for name, scale, zp in
+                                      step.inputs], step.output, step.out_scale,
+                          step.out_zp + 128, np.dtype(np.uint8))
+        shifted = {name: _to_uint8(env[name]) for name, _, _ in step.inputs}
+        result = _run_qhost(moved, shifted)
+        return (result.astype(np.int16) - 128).astype(np.int8)
+    if step.op_type == "Add":
+        b, sb, zb = values[1]
+        return kernels.qlinear_add(x, sx, zx, b, sb, zb, step.out_scale, step.out_zp, step.dtype)
+    if step.op_type == "AveragePool":
+        return kernels.qlinear_average_pool(x, sx, zx, step.out_scale, step.out_zp, step.dtype,
+                                            attrs)
+    if step.op_type == "GlobalAveragePool":
+        return kernels.qlinear_global_average_pool(x, sx, zx, step.out_scale, step.out_zp,
+                                                   step.dtype)
+    return kernels.qlinear_softmax(x, sx, step.out_scale, step.out_zp, step.dtype,
+                                   int(attrs.get("axis", -1)))
 
 
 # -- host operators -------------------------------------------------------------------------------

@@ -155,3 +155,118 @@ def im2col(x: NDArray[Any], kernel: tuple[int, int], strides: tuple[int, int],
     windows = windows[:, :, :oh, :ow]           # (n, c, oh, ow, kh, kw)
     cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
     return np.ascontiguousarray(cols), oh, ow
+
+
+# -- onnxruntime's fused quantized host operators (QDQ pairs it replaces with QLinear* kernels) --
+
+
+def _f32(value: Any) -> np.float32:
+    return np.float32(np.asarray(value, dtype=np.float32).reshape(-1)[0])
+
+
+def _saturate(value: NDArray[Any], dtype: np.dtype) -> NDArray[Any]:
+    qmin, qmax = QRANGE[np.dtype(dtype)]
+    return np.clip(value, qmin, qmax).astype(dtype)
+
+
+def qlinear_add(a: NDArray[Any], sa: Any, za: int, b: NDArray[Any], sb: Any, zb: int,
+                sc: Any, zc: int, dtype: np.dtype) -> NDArray[Any]:
+    """MLAS's QLinearAdd (x86): ``(fixed + a·(sa/sc)) + b·(sb/sc)`` in float32 on the raw
+    integers, ``fixed = zc − (sa/sc·za + sb/sc·zb)``, rounded half to even and saturated; a
+    one-element ``b`` is folded into ``fixed`` first, as MLAS does."""
+    rac, rbc = np.float32(_f32(sa) / _f32(sc)), np.float32(_f32(sb) / _f32(sc))
+    fixed = np.float32(np.float32(zc) - np.float32(np.float32(rac * np.float32(za))
+                                                   + np.float32(rbc * np.float32(zb))))
+    fa = a.astype(np.float32)
+    fb = b.astype(np.float32)
+    if b.size == 1 and a.size != 1:
+        fixed = np.float32(fixed + np.float32(fb.reshape(-1)[0] * rbc))
+        value = fixed + fa * rac
+    elif a.size == 1 and b.size != 1:  # MLAS swaps the operands to make B the scalar one
+        fixed = np.float32(fixed + np.float32(fa.reshape(-1)[0] * rac))
+        value = fixed + fb * rbc
+    else:
+        value = (fixed + fa * rac).astype(np.float32) + (fb * rbc).astype(np.float32)
+    return _saturate(np.rint(value.astype(np.float32)), dtype)
+
+
+def _quantize_value(y: NDArray[np.float32], scale: Any, zero_point: int,
+                    dtype: np.dtype) -> NDArray[Any]:
+    """onnxruntime's QLinear pool ``quantize_value``: ``nearbyint(y / scale + zp)``, the zero
+    point added before rounding (unlike QuantizeLinear)."""
+    value = (y.astype(np.float32) / _f32(scale)).astype(np.float32) + np.float32(zero_point)
+    return _saturate(np.rint(value.astype(np.float32)), dtype)
+
+
+def qlinear_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int, dtype: np.dtype,
+                         attrs: dict[str, Any]) -> NDArray[Any]:
+    """onnxruntime's QLinearAveragePool: each input dequantized to float32, summed in window
+    order (rows, then columns), divided by the count, quantized by :func:`_quantize_value`."""
+    kernel = tuple(attrs["kernel_shape"])
+    strides = tuple(attrs.get("strides", (1, 1)))
+    pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+    include_pad = bool(attrs.get("count_include_pad", 0))
+    values = (_f32(sx) * (x.astype(np.int32) - zx).astype(np.float32)).astype(np.float32)
+    n, c, h, w = values.shape
+    oh = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    ow = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+    out = np.zeros((n, c, oh, ow), np.float32)
+    for i in range(oh):
+        h0 = i * strides[0] - pads[0]
+        hs, he = max(h0, 0), min(h0 + kernel[0], h)
+        for j in range(ow):
+            w0 = j * strides[1] - pads[1]
+            ws, we = max(w0, 0), min(w0 + kernel[1], w)
+            total = np.zeros((n, c), np.float32)
+            for hh in range(hs, he):
+                for ww in range(ws, we):
+                    total = (total + values[:, :, hh, ww]).astype(np.float32)
+            count = kernel[0] * kernel[1] if include_pad else (he - hs) * (we - ws)
+            out[:, :, i, j] = total / np.float32(count)
+    return _quantize_value(out, sy, zy, dtype)
+
+
+def qlinear_global_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int,
+                                dtype: np.dtype) -> NDArray[Any]:
+    """MLAS's QLinearGlobalAveragePool (x86): the int32 sum minus ``zx·size``, requantized by
+    ``MlasRequantizeOutput`` with ``scale = sx / size / sy`` in float32."""
+    size = x.shape[2] * x.shape[3]
+    total = x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - zx * size
+    scale = np.float32(np.float32(_f32(sx) / np.float32(size)) / _f32(sy))
+    return ort_requant(total, scale, zy, dtype)
+
+
+def qlinear_softmax(x: NDArray[Any], sx: Any, sy: Any, zy: int, dtype: np.dtype,
+                    axis: int) -> NDArray[Any]:
+    """onnxruntime's QLinearSoftmax (opset 13): a 256-entry float32 table of
+    ``exp((i − 255 + shift)·sx)`` looked up at ``x − max + 255`` (int8: ``x − max + 127``, the
+    table's index moved by 128), summed in order in float32, ``nearbyint(t · floor(1/sy) / sum)
+    + zy``, saturated above as the kernel does (int8 results past 127 wrap, as they do there)."""
+    axis = axis % x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    reduce_len = moved.shape[-1]
+    signed = np.dtype(dtype) == np.int8
+    shift = max(0.0, math.log(float(np.finfo(np.float32).max) / reduce_len) - 5) / float(
+        _f32(sx))
+    table = np.zeros(256, np.float32)
+    for i in range(256):
+        index = (i - 128) & 0xFF if signed else i
+        table[index] = np.float32(math.exp((i - 255 + shift) * float(_f32(sx))))
+    y_scale = np.float32(math.floor(np.float32(1.0) / _f32(sy)))
+    xi = moved.astype(np.int32)
+    xmax = xi.max(axis=-1, keepdims=True)
+    if signed:
+        index = (127 - xmax + xi) & 0xFF
+    else:
+        index = 255 - xmax + xi
+    values = table[index]
+    total = np.zeros(values.shape[:-1], np.float32)
+    for j in range(reduce_len):
+        total = (total + values[..., j]).astype(np.float32)
+    quotient = ((values * y_scale).astype(np.float32) / total[..., None]).astype(np.float32)
+    q = np.rint(quotient).astype(np.int64) + zy
+    if signed:
+        out = np.where(q > 255, -1, q).astype(np.int64).astype(np.uint8).view(np.int8)
+    else:
+        out = np.minimum(q, 255).astype(np.uint8)
+    return np.moveaxis(out, -1, axis)
