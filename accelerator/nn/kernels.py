@@ -229,10 +229,10 @@ def qlinear_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int, dt
 def qlinear_global_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int,
                                 dtype: np.dtype) -> NDArray[Any]:
     """MLAS's QLinearGlobalAveragePool (x86): the int32 sum minus ``zx·size``, requantized by
-    ``MlasRequantizeOutput`` with ``scale = sx / size / sy`` in float32."""
+    ``MlasRequantizeOutput`` with ``scale = sx / (sy · size)`` in float32."""
     size = x.shape[2] * x.shape[3]
     total = x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - zx * size
-    scale = np.float32(np.float32(_f32(sx) / np.float32(size)) / _f32(sy))
+    scale = np.float32(_f32(sx) / np.float32(_f32(sy) * np.float32(size)))
     return ort_requant(total, scale, zy, dtype)
 
 
