@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-
-import onnxruntime as ort
 from onnxruntime import quantization
 
 from accelerator import AcceleratorConfig, connect
@@ -299,7 +298,7 @@ def test_demo_bit_exact_and_accurate(demos, name):
     assert abs(float_acc - int8_acc) <= 0.01
     assert len(data.y_test) == 539
     assert all(s.cycles == s.model_cycles > 0 for s in stats)
-    assert [s.m for s in stats][0] == (539 if name == "digits-mlp" else 539 * 64)
+    assert stats[0].m == (539 if name == "digits-mlp" else 539 * 64)
 
 
 def test_resnet18_layers_match_sweep():
