@@ -63,7 +63,7 @@ def render_table(rows: Sequence[Mapping[str, Any]], title: str) -> Any:
     table = Table(title=title)
     for column in ("layer", "op", "M×K×N", "cmds", "cycles", "util", "model err", "requant"):
         table.add_column(column, justify="left" if column in ("layer", "op", "requant")
-                         else "right")
+                         else "right", overflow="fold")
     for row in rows:
         shape = (f"{row['m']}×{row['k']}×{row['n']}" + (f" ×{row['groups']}" if row.get(
             "groups", 1) > 1 else "")) if "m" in row else ""
