@@ -7,6 +7,7 @@ activations and weights, calibrated on the training images). Needs the ``[nn]`` 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,8 +230,16 @@ def quantize_model(float_path: Path, int8_path: Path, calibration: NDArray[np.fl
         def get_next(self) -> dict[str, NDArray[np.float32]] | None:
             return next(self.batches, None)
 
-    quantize_static(str(float_path), str(int8_path), Reader(),
-                    quant_format=options.pop("quant_format", QuantFormat.QDQ), **options)
+    # quantize_static logs advice (pre-processing) on the root logger at WARNING for every
+    # model; it says nothing about this one, so keep it off the demo's output.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(str(float_path), str(int8_path), Reader(),
+                        quant_format=options.pop("quant_format", QuantFormat.QDQ), **options)
+    finally:
+        root.setLevel(level)
     return int8_path
 
 
