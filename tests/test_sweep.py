@@ -457,21 +457,22 @@ def test_failing_points_are_recorded_and_the_others_finish(accel, tmp_path, monk
     assert (summary["resumed"], summary["computed"], summary["failed"]) == (9, 7, 4)
 
 
-def test_an_rtl_point_too_big_for_the_bench_fails_without_building(accel, tmp_path):
-    from accelerator.verification.accel_tb import MEMORY_SIZE
+def test_an_rtl_point_too_big_for_the_harness_fails_without_building(accel, tmp_path):
+    from accelerator.dse.runner import RTL_MEMORY
 
-    code, summary, _err = sweep_json(accel, "--fidelity", "rtl", "--gemm", "1024x1024x1024",
+    code, summary, _err = sweep_json(accel, "--fidelity", "rtl", "--gemm", "40000x40000x40000",
                                     "--jobs", "1", "--out", str(tmp_path),
                                     "--build-root", str(tmp_path / "build"))
     assert code == 1
-    need = rtl_memory_needed(1024, 1024, 1024)
+    need = rtl_memory_needed(40000, 40000, 40000)
+    assert RTL_MEMORY == 1 << 32
     assert [f["error"] for f in summary["failures"]] == [
-        (f"layer 1024x1024x1024 (1024×1024×1024) needs up to {need:,} bytes of memory; the RTL "
-        f"bench has {MEMORY_SIZE:,}")]
+        (f"layer 40000x40000x40000 (40000×40000×40000) needs up to {need:,} bytes of memory; "
+         f"the RTL harness has {RTL_MEMORY:,}")]
     row = read_csv(tmp_path / "sweep.csv")[0]
     # the model's numbers are there even though the RTL could not run
-    assert int(row["model_cycles"]) == estimate(AcceleratorConfig(), 1024, 1024, 1024).cycles
-    assert not (tmp_path / "build" / "sim").exists()  # no Verilator model was built
+    assert int(row["model_cycles"]) == estimate(AcceleratorConfig(), 40000, 40000, 40000).cycles
+    assert not (tmp_path / "build").exists()  # no harness was built
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (37, 29, 41), (128, 96, 64), (300, 17, 9)])
