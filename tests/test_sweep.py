@@ -18,7 +18,7 @@ from accelerator.config import AcceleratorConfig
 from accelerator.dse import runner
 from accelerator.dse.plots import PLOTS, make_plots
 from accelerator.dse.runner import evaluate_model, plan_points, rtl_memory_needed, run_sweep
-from accelerator.dse.space import SpaceError, expand, parse_param
+from accelerator.dse.space import ConfigPoint, SpaceError, expand, parse_param
 from accelerator.dse.store import Store, point_key
 from accelerator.dse.table import COLUMNS, row_from_record, rows_from_records, write_csv
 from accelerator.dse.workloads import (
@@ -455,6 +455,27 @@ def test_failing_points_are_recorded_and_the_others_finish(accel, tmp_path, monk
                                     "--param", "in_width=8,16", "--param", "acc_width=16,32",
                                     "--gemm", "16x16x16", "--jobs", "1", "--out", str(out))
     assert (summary["resumed"], summary["computed"], summary["failed"]) == (9, 7, 4)
+
+
+def test_rtl_tasks_share_the_workers_as_threads():
+    from accelerator.dse.runner import make_tasks
+
+    base = AcceleratorConfig()
+    configs = [ConfigPoint(values={"rows": r}, config=base.replace(rows=r)) for r in (2, 4, 8)]
+    w = parse_gemm("8x8x8")
+
+    def threads(n_configs, workers, **kwargs):
+        points = plan_points(base, configs[:n_configs], [w], ["model", "rtl"], seed=1)
+        tasks = make_tasks(points, workers=workers, store_root=Path("s"), build_root=Path("b"),
+                           **kwargs)
+        assert all(t.threads == 1 for t in tasks if t.fidelity == "model")
+        return sorted(t.threads for t in tasks if t.fidelity == "rtl")
+
+    assert threads(1, 2) == [2]
+    assert threads(1, 1) == [1]
+    assert threads(2, 2) == [1, 1]
+    assert threads(3, 8) == [2, 2, 2]
+    assert threads(1, 8, rtl_threads=1) == [1]
 
 
 def test_an_rtl_point_too_big_for_the_harness_fails_without_building(accel, tmp_path):

@@ -98,3 +98,38 @@ def test_reduced_rtl_sweep(accel, tmp_path, build_root, seed):
     assert sorted((r["dataflow"], r["workload"], r["fidelity"]) for r in table) == [
         ("os", "16x24x8", "rtl"), ("os", "37x29x41", "rtl"), ("ws", "16x24x8", "rtl"),
         ("ws", "37x29x41", "rtl")]
+
+
+def test_an_rtl_sweep_of_one_config_simulates_on_threads(tmp_path, build_root, seed,
+                                                         monkeypatch):
+    """One config and two workers: its task runs two harnesses side by side, and each layer's
+    cycles are those of the layer run alone on a fresh harness."""
+    import accelerator.flow.harness as harness_module
+    from accelerator.driver.harness import run_case
+    from accelerator.flow.harness import Harness, build_harness
+
+    made = []
+
+    class Counting(Harness):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(harness_module, "Harness", Counting)
+    config = AcceleratorConfig(rows=2, cols=2, dataflow="os")
+    workload = Workload("three", (Layer("a", 5, 7, 3), Layer("b", 37, 29, 41, count=3),
+                                  Layer("c", 16, 24, 8), Layer("d", 5, 7, 3)))
+    points = plan_points(config, [ConfigPoint(values={}, config=config)], [workload], ["rtl"],
+                         seed=seed)
+    result = run_sweep(points, Store(tmp_path / "sweep"), jobs=2, build_root=build_root)
+    record = result.records[0]
+    assert record["status"] == "ok", record["error"]
+    assert len(made) == 2
+    with Harness(build_harness(config, root=build_root)) as fresh:
+        fresh.reset()
+        for layer in record["layers"]:
+            alone = run_case(fresh, config, GemmCase(m=layer["m"], k=layer["k"], n=layer["n"],
+                                                     seed=seed))
+            assert alone["passed"] and layer["rtl_cycles"] == alone["cycles"], (layer, seed)
+    assert record["rtl"]["cycles"] == sum(layer["rtl_cycles"] * layer["count"]
+                                          for layer in record["layers"])

@@ -24,11 +24,12 @@ import contextlib
 import json
 import math
 import os
+import queue
 import socket
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -184,6 +185,7 @@ class Task:
     points: list[PointSpec]
     store_root: str
     build_root: str
+    threads: int = 1      # rtl: harnesses simulating layers side by side (one thread each)
 
 
 @dataclass
@@ -349,25 +351,57 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
     build = {"build_dir": str(library.parent),
              "build_seconds": round(build_seconds(library), 2)}
     seed = runnable[0][0].seed or 1
+    # every distinct shape once, the longest first (the threads end together)
+    cycles: dict[tuple[int, int, int], int] = {}
+    for _, model in runnable:
+        for layer in model["layers"]:
+            cycles[(layer["m"], layer["k"], layer["n"])] = layer["model_cycles"]
+    shapes = sorted(cycles, key=cycles.__getitem__, reverse=True)
+    threads = max(1, min(task.threads, len(shapes)))
+    harnesses = [harness]
     results: dict[tuple[int, int, int], dict] = {}
+    pending = list(runnable)
+    sim_started = time.monotonic()
     try:
-        for spec, model in runnable:
-            sim_started = time.monotonic()
-            for layer in model["layers"]:
-                shape = (layer["m"], layer["k"], layer["n"])
-                if shape in results:
-                    continue
-                try:
-                    result = run_case(harness, config, GemmCase(*shape, seed=seed))
-                    result.pop("result", None)
-                except Exception as exc:  # a hardware error, a timeout: this layer fails
-                    result = {"error": _exception_text(exc)}
-                    harness.reset()
-                results[shape] = result
-            _finish_rtl_point(rec, spec, starts[spec.key], model, results, build,
-                              time.monotonic() - sim_started)
+        for _ in range(threads - 1):
+            harnesses.append(Harness(library))
+            harnesses[-1].reset()
+    except Exception:
+        threads = len(harnesses)  # fewer threads, then (each harness holds its own model)
+    free: queue.Queue = queue.Queue()
+    for each in harnesses:
+        free.put(each)
+
+    def simulate(shape: tuple[int, int, int]) -> dict:
+        # each harness is its own Verilator context, and ctypes releases the GIL while one
+        # runs, so the threads simulate in parallel
+        local = free.get()
+        try:
+            result = run_case(local, config, GemmCase(*shape, seed=seed))
+            result.pop("result", None)
+        except Exception as exc:  # a hardware error, a timeout: this layer fails
+            result = {"error": _exception_text(exc)}
+            local.reset()
+        finally:
+            free.put(local)
+        return result
+
+    def finish_ready() -> None:
+        for spec, model in list(pending):
+            if all((layer["m"], layer["k"], layer["n"]) in results for layer in model["layers"]):
+                pending.remove((spec, model))
+                _finish_rtl_point(rec, spec, starts[spec.key], model, results, build,
+                                  time.monotonic() - sim_started)
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = {pool.submit(simulate, shape): shape for shape in shapes}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                finish_ready()
     finally:
-        harness.close()
+        for each in harnesses:
+            each.close()
 
 
 def _totals(model: dict) -> dict:
@@ -461,9 +495,11 @@ def run_task(task: Task) -> list[Outcome]:
 
 
 def make_tasks(points: Sequence[PointSpec], *, workers: int, store_root: Path,
-               build_root: Path) -> list[Task]:
+               build_root: Path, rtl_threads: int | None = None) -> list[Task]:
     """Cut points into tasks: model points in chunks (a few per worker, for balance, at most
-    64 so that progress moves), rtl points per config, synth points per build."""
+    64 so that progress moves), rtl points per config, synth points per build. An rtl task
+    simulates its layers on ``rtl_threads`` threads (by default the workers' share of each rtl
+    task, so that a sweep of one config uses every worker)."""
     tasks: list[Task] = []
     model_points = [p for p in points if p.fidelity == "model"]
     if model_points:
@@ -481,8 +517,11 @@ def make_tasks(points: Sequence[PointSpec], *, workers: int, store_root: Path,
         else:
             continue
         groups.setdefault(key, []).append(p)
+    rtl_tasks = sum(key[0] == "rtl" for key in groups)
+    threads = rtl_threads or max(1, workers // max(1, rtl_tasks))
     for key, group in groups.items():
-        tasks.append(Task(key[0], group, str(store_root), str(build_root)))
+        tasks.append(Task(key[0], group, str(store_root), str(build_root),
+                          threads=threads if key[0] == "rtl" else 1))
     # The slow tasks first, so that a pool does not end on one long build: synth, then rtl,
     # each largest array first (build time grows with it), then the model chunks.
     order = {"synth": 0, "rtl": 1, "model": 2}
@@ -617,8 +656,10 @@ def run_sweep(points: Sequence[PointSpec], store: Store, *, jobs: int = 1,
     failed = 0
     if progress:
         progress(len(records), failed)
+    # on a cluster, a task's threads would share one worker's core: one each there
     tasks = make_tasks(todo, workers=jobs if scheduler is None else 8,
-                       store_root=store.root, build_root=build_root)
+                       store_root=store.root, build_root=build_root,
+                       rtl_threads=None if scheduler is None else 1)
 
     def on_done(task: Task, outcomes: list[Outcome]) -> None:
         nonlocal failed
