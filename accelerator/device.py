@@ -42,7 +42,7 @@ from numpy.typing import ArrayLike, NDArray
 from .config import AcceleratorConfig
 from .hw.registers import MAX_DIM, element_bytes
 from .model import reference
-from .model.perf import Layout, estimate
+from .model.perf import Layout, estimate, tile_grid
 from .model.reference import RequantParams
 
 __all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect"]
@@ -50,9 +50,10 @@ __all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "conn
 #: The backends :func:`connect` takes by name (a board is reached with ``port=``).
 BACKENDS = ("model", "rtl")
 
-#: The counters the model backend reports (the performance model predicts them); the others of
-#: the register map (``mac_cycles``, ``stall_load``, ``stall_store``) are not modelled.
-MODEL_COUNTERS = ("cycles", "dma_wr_bytes")
+#: The counters the model backend reports (the performance model predicts them; with the compact
+#: engine only ``cycles``); the others of the register map (``mac_cycles``, ``stall_load``,
+#: ``stall_store``) are not modelled.
+MODEL_COUNTERS = ("cycles", "dma_rd_bytes", "dma_wr_bytes")
 
 #: Where the model and RTL backends place matrices: past the first page, up to the end of the
 #: 32-bit address space (the harness's memory is sparse, 4 GiB).
@@ -468,7 +469,16 @@ class ModelTarget:
                                         writeable=True)[:] = rows
         e = estimate(cfg, cmd.m, cmd.k, cmd.n, accumulate=cmd.c_in is not None,
                      requant=cmd.requant is not None, layout=cmd.layout())
-        return {"cycles": e.cycles, "dma_wr_bytes": cmd.m * cmd.n * size}
+        if cfg.engine == "compact":
+            return {"cycles": e.cycles}
+        # every C-column panel reads all of A; B once, or once per block of A rows when a
+        # panel does not fit its scratchpad half; C_in once
+        grid = tile_grid(cfg, cmd.m, cmd.k, cmd.n)
+        b_reads = 1 if grid.b_resident else grid.m_tiles
+        read = (grid.n_tiles * cmd.m * cmd.k + b_reads * cmd.k * cmd.n) * sizes["a"]
+        if cmd.c_in is not None:
+            read += cmd.m * cmd.n * sizes["c_in"]
+        return {"cycles": e.cycles, "dma_rd_bytes": read, "dma_wr_bytes": cmd.m * cmd.n * size}
 
     def close(self) -> None:
         self._image = bytearray()

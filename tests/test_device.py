@@ -150,8 +150,8 @@ def test_tiling_to_a_small_memory(memory_bytes, seed):
 def test_too_small_a_memory():
     with connect(memory_bytes=40) as dev, pytest.raises(ValueError) as info:
         dev.matmul(np.ones((2, 2), int), np.ones((2, 2), int))
-    assert str(info.value) == "matmul: the device's memory (40 bytes) cannot hold even a " \
-                              "1×1×1 command"
+    assert str(info.value) == ("matmul: the device's memory (40 bytes) cannot hold even a "
+                               "1×1×1 command")
 
 
 A = np.ones((3, 4), dtype=np.int8)
