@@ -116,8 +116,8 @@ def _float_model(path: Path, op: str) -> Path:
     (("{sigmoid}", "--input", "{x}"),
      f"node 'act' (Sigmoid): operator Sigmoid is not supported (supported: {SUPPORTED})"),
     (("{float}", "--input", "{x}"),
-     "node 'act' (Gemm): operator Gemm on float input A 'x' is not supported (quantize the "
-     "model: its inputs must come from DequantizeLinear)"),
+     ("node 'act' (Gemm): operator Gemm on float input A 'x' is not supported (quantize the "
+      "model: its inputs must come from DequantizeLinear)")),
 ])
 def test_errors_word_for_word(accel, mlp, tmp_path, args, message):
     model, x, _ = mlp

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 import pytest
-from onnx import helper
 
 from accelerator import AcceleratorConfig, connect
 from accelerator.nn import load
