@@ -319,3 +319,53 @@ def test_resnet18_layers_match_sweep():
         assert len(mine) == layer["count"], layer["name"]
         assert all(s.estimate_cycles == layer["model_cycles"] for s in mine), layer["name"]
         assert all(s.cycles == s.model_cycles for s in mine)
+
+
+@pytest.mark.parametrize("fmt", [QDQ, QOP], ids=["qdq", "qoperator"])
+@pytest.mark.parametrize("case", ["gemm", "conv", "conv_depthwise"])
+def test_per_channel_weights(tmp_path, seed, case, fmt):
+    """quantize_static(per_channel=True): a scale (and zero point) per output channel."""
+    rng = np.random.default_rng(seed)
+    nodes, inits, shape = _cases(rng)[case]
+    src, dst = tmp_path / "f.onnx", tmp_path / "q.onnx"
+    onnx.save(float_model(nodes, inits, list(shape)), str(src))
+    quantize_model(src, dst, rng.normal(size=shape).astype(np.float32), input_name="x",
+                   quant_format=fmt, per_channel=True)
+    x = rng.normal(size=shape).astype(np.float32)
+    got, stats = ours(dst, x)
+    assert np.array_equal(got, ort_run(dst, x))
+    assert stats[0].requant == "host"  # one requantizer setting per tensor in the hardware
+
+
+def test_matmulinteger_per_column_zero_points(seed):
+    rng = np.random.default_rng(seed)
+    b = rng.integers(0, 256, size=(19, 7), dtype=np.uint8)
+    zb = rng.integers(0, 256, size=7, dtype=np.uint8)
+    inits = [numpy_helper.from_array(b, "B"), numpy_helper.from_array(np.array(90, np.uint8),
+                                                                      "za"),
+             numpy_helper.from_array(zb, "zb")]
+    node = helper.make_node("MatMulInteger", ["x", "B", "za", "zb"], ["y"])
+    graph = helper.make_graph([node], "t",
+                              [helper.make_tensor_value_info("x", TensorProto.UINT8, [23, 19])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, None)],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.integers(0, 256, size=(23, 19)).astype(np.uint8)
+    got, _ = ours(model, x)
+    assert np.array_equal(got, ort_run(model, x))
+
+
+def test_board_backend_small_ram(tmp_path, seed):
+    """The same lowering through the board backend (a software board top with 16 KiB of RAM,
+    tests/test_device.py's), whose device API tiles each layer to fit."""
+    from test_device import FakeBoard
+
+    rng = np.random.default_rng(seed)
+    nodes, inits, shape = _cases(rng)["conv"]
+    path = quantized(tmp_path, float_model(nodes, inits, list(shape)), shape, rng, QUINT8)
+    x = rng.normal(size=shape).astype(np.float32)
+    board = FakeBoard(AcceleratorConfig())
+    with connect(transport=board) as dev:
+        outputs, stats = load(path).run(x, dev)
+    assert np.array_equal(outputs[0], ort_run(path, x))
+    assert stats[0].commands == len(board.commands) > 1

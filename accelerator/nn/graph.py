@@ -425,8 +425,6 @@ class Network:
                          "pads": tuple(attrs.get("pads", (0, 0, 0, 0))),
                          "dilations": tuple(attrs.get("dilations", (1, 1))),
                          "group": int(attrs.get("group", 1))}
-        if np.asarray(step.w_q.zero_point).size != 1:
-            raise _fail(node, "a per-axis weight zero point is not supported")
 
     def _check_host(self, node: onnx.NodeProto) -> None:
         attrs = _attrs(node)
@@ -489,10 +487,11 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
     started = time.perf_counter()
     x, w = env[step.x], env[step.w]
     zx = int(_value(env, step.x_q.zero_point).reshape(-1)[0])
-    zw = int(_value(env, step.w_q.zero_point).reshape(-1)[0])
+    # one weight zero point per tensor, or one per output channel (per-axis quantization)
+    zw_all = _value(env, step.w_q.zero_point).reshape(-1).astype(np.int64)
     xs, ws = _to_int8(x), _to_int8(w)
     zx -= 128 if x.dtype == np.uint8 else 0
-    zw -= 128 if w.dtype == np.uint8 else 0
+    zw_all = zw_all - (128 if w.dtype == np.uint8 else 0)
     bias = env[step.bias].astype(np.int64) if step.bias else None
 
     # the operand matrices: A (M, K) per group, B (K, N) per group
@@ -537,12 +536,12 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
         c_in = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
         if bias is not None:
             c_in += bias.reshape(-1)[index * b.shape[1]:(index + 1) * b.shape[1]][None, :]
+        zw = zw_all if zw_all.size == 1 else zw_all[index * b.shape[1]:(index + 1) * b.shape[1]]
         if zx:
             c_in -= zx * b.sum(axis=0)[None, :]
-        if zw:
-            c_in -= zw * a.sum(axis=1)[:, None]
-        if zx and zw:
-            c_in += k * zx * zw
+        if zw.any():
+            c_in -= a.sum(axis=1)[:, None] * zw[None, :]
+            c_in += k * zx * zw[None, :]
         # wrap into int32 like onnxruntime's accumulator (the hardware wraps the same way)
         c_in = ((c_in + (1 << 31)) % (1 << 32)) - (1 << 31)
         cin_arg = c_in if c_in.any() else None
