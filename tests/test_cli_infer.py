@@ -48,7 +48,7 @@ def test_output_equals_onnxruntime(accel, mlp, tmp_path):
     model, x, expected = mlp
     out = tmp_path / "y.npy"
     code, stdout, stderr = accel("infer", str(model), "--input", str(x), "--output", str(out),
-                                 "--rows", "4", "--cols", "4")
+                                 "--rows", "4", "--cols", "4", "--in-width", "16")
     assert code == 0, stderr
     y = np.load(out)
     assert y.dtype == expected.dtype and np.array_equal(y, expected)
@@ -111,6 +111,11 @@ def _float_model(path: Path, op: str) -> Path:
      "--input {x3d}: shape (2, 16, 1), the model's input 'x' has 2 dimensions"),
     (("{model}", "--input", "{x}", "--backend", "fpga"),
      "Invalid value for '--backend': 'fpga' is not one of 'model', 'rtl'."),
+    (("{model}", "--input", "{x}", "--in-width", "4"),
+     "networks need in_width >= 8 (int8 operands), the hardware has in_width = 4"),
+    (("{model}", "--input", "{x}", "--acc-width", "24"),
+     ("networks need acc_width = 32 (onnxruntime accumulates in int32), the hardware has "
+     "acc_width = 24")),
     (("{model}", "--input", "{x}", "--rows", "0"),
      "invalid config: rows = 0 is out of range (allowed: 1 to 64)"),
     (("{sigmoid}", "--input", "{x}"),

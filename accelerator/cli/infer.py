@@ -42,6 +42,12 @@ def infer_command(config: AcceleratorConfig, model: str | None, input_path: str 
                   output_path: str | None, backend: str, demo: str | None, out_dir: str | None,
                   build_root: str, as_json: bool) -> None:
     """Run an int8 ONNX MODEL (QDQ or QOperator) on the accelerator."""
+    from ..nn.graph import check_config
+
+    try:
+        check_config(config)
+    except ValueError as exc:
+        fail_usage(str(exc))
     if demo is not None:
         if model is not None or input_path is not None or output_path is not None:
             fail_usage("--demo runs its own model and data: give no MODEL, --input or --output")

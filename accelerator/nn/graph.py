@@ -28,7 +28,8 @@ from onnx import numpy_helper
 from ..model.perf import estimate
 from . import kernels
 
-__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel"]
+__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel",
+           "check_config"]
 
 #: Float operators lowered to accelerator GEMMs when quantized (QDQ form).
 GEMM_OPS = ("MatMul", "Gemm", "Conv")
@@ -76,6 +77,17 @@ class LayerStats:
                                 if self.cycles else None),
                 "estimate_cycles": self.estimate_cycles, "requant": self.requant,
                 "seconds": self.seconds}
+
+
+def check_config(config: Any) -> None:
+    """Raise ``ValueError`` (one line) when the hardware cannot run int8 networks exactly: its
+    operands must hold int8 and its accumulator must wrap like onnxruntime's int32."""
+    if config.in_width < 8:
+        raise ValueError(f"networks need in_width >= 8 (int8 operands), the hardware has "
+                         f"in_width = {config.in_width}")
+    if config.acc_width != 32:
+        raise ValueError(f"networks need acc_width = 32 (onnxruntime accumulates in int32), "
+                         f"the hardware has acc_width = {config.acc_width}")
 
 
 def _fail(node: onnx.NodeProto, message: str) -> UnsupportedModel:
@@ -457,6 +469,7 @@ class Network:
         """Run the model on ``device`` (:func:`accelerator.connect`'s): its outputs in the
         graph's order and one :class:`LayerStats` per accelerator layer. ``shadow``, a model
         backend device, predicts the cycles of the same commands (the model's error)."""
+        check_config(device.config)
         if not isinstance(inputs, Mapping):
             if len(self.inputs) != 1:
                 raise ValueError(f"the model has {len(self.inputs)} inputs; give them by name")
