@@ -369,3 +369,18 @@ def test_board_backend_small_ram(tmp_path, seed):
         outputs, stats = load(path).run(x, dev)
     assert np.array_equal(outputs[0], ort_run(path, x))
     assert stats[0].commands == len(board.commands) > 1
+
+
+@pytest.mark.parametrize("config", [
+    AcceleratorConfig(rows=3, cols=5, dataflow="ws"),
+    AcceleratorConfig(rows=1, cols=1, axi_data_width=256),
+    AcceleratorConfig(rows=8, cols=2, engine="compact", requant_unit=False, axi_data_width=32),
+], ids=["ws-3x5", "1x1-axi256", "compact"])
+def test_other_configs(tmp_path, seed, config):
+    rng = np.random.default_rng(seed)
+    nodes, inits, shape = _cases(rng)["conv_stride_pad"]
+    path = quantized(tmp_path, float_model(nodes, inits, list(shape)), shape, rng, QINT8)
+    x = rng.normal(size=shape).astype(np.float32)
+    got, stats = ours(path, x, config)
+    assert np.array_equal(got, ort_run(path, x))
+    assert stats[0].cycles > 0

@@ -42,6 +42,8 @@ def test_small_cnn_rtl(build_root, seed):
     got, expected, stats = run_both(model, image, build_root)
     assert np.array_equal(got, expected)
     assert [s.name for s in stats] == ["conv1", "conv2", "fc"]
+    # fc's scale (0.02 · w / 0.01 ≥ 2⁻⁸) has an exact register setting: the RTL's requantizer
+    assert [s.requant for s in stats] == ["host", "host", "hardware"]
     for s in stats:
         assert s.cycles > 0 and s.commands >= 1
         assert abs(s.model_cycles - s.cycles) <= 0.02 * s.cycles
