@@ -384,3 +384,24 @@ def test_other_configs(tmp_path, seed, config):
     got, stats = ours(path, x, config)
     assert np.array_equal(got, ort_run(path, x))
     assert stats[0].cycles > 0
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_quantize_dequantize_linear(seed, dtype):
+    """Q then DQ alone, on ties (k + 0.5 steps), extremes, infinities and NaN."""
+    rng = np.random.default_rng(seed)
+    zp = np.array(3 if dtype == np.int8 else 130, dtype)
+    tensor_type = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])], "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+        [numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+         numpy_helper.from_array(zp, "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert tensor_type in (TensorProto.INT8, TensorProto.UINT8)
+    x = np.concatenate([rng.normal(size=2000) * 8, (np.arange(-300, 300) + 0.5) * 0.1,
+                        [np.inf, -np.inf, np.nan, 1e30, -1e30]]).astype(np.float32)
+    got, _ = ours(model, x)
+    assert np.array_equal(got, ort_run(model, x))

@@ -115,6 +115,8 @@ def _run(net: Any, x: np.ndarray, config: AcceleratorConfig, backend: str, build
     shadow = connect(config, backend="model") if backend != "model" else None
     try:
         return net.run(x, device, shadow=shadow)
+    except ValueError as exc:  # a shape the graph's operators cannot take, found while running
+        raise click.ClickException(f"{exc}") from None
     finally:
         device.close()
         if shadow is not None:

@@ -60,7 +60,9 @@ def quantize(x: NDArray[Any], scale: Any, zero_point: Any, dtype: np.dtype,
     qmin, qmax = QRANGE[np.dtype(dtype)]
     scale, zero_point = _broadcast(np.asarray(scale, np.float32), x.ndim, axis), _broadcast(
         np.asarray(zero_point).astype(np.int32), x.ndim, axis)
-    value = np.asarray(x, np.float32) / scale
+    value = (np.asarray(x, np.float32) / scale).astype(np.float32)
+    # MLAS clamps with MAXPS first, which returns the bound for a NaN: NaN quantizes to qmin
+    value = np.where(np.isnan(value), np.float32(-np.inf), value)
     value = np.rint(value).astype(np.float64) + zero_point
     return np.clip(value, qmin, qmax).astype(dtype)
 
