@@ -405,3 +405,30 @@ def test_quantize_dequantize_linear(seed, dtype):
                         [np.inf, -np.inf, np.nan, 1e30, -1e30]]).astype(np.float32)
     got, _ = ours(model, x)
     assert np.array_equal(got, ort_run(model, x))
+
+
+@pytest.mark.parametrize("zero_point", [0, 128])
+def test_relu_folded_only_where_onnxruntime_drops_it(seed, zero_point):
+    """Conv → Relu → Q(uint8): onnxruntime fuses it into QLinearConv when the zero point is 0
+    (the Relu is then a no-op); with 128 it runs the layer in float, which is refused."""
+    from accelerator.nn.zoo import QdqBuilder
+
+    b = QdqBuilder(seed)
+    x = b.quantize("image", 0.02, 128)
+    w = b._weight("c", (16, 3, 3, 3), 0.01)
+    bias = b._bias("c", 16, x, 0.01)
+    b.nodes.append(helper.make_node("Conv", [x, w, bias], ["c"], name="c", pads=[1, 1, 1, 1]))
+    b.nodes.append(helper.make_node("Relu", ["c"], ["r"], name="r"))
+    y = b.quantize("r", 0.05, zero_point)
+    model = b.model("t", "image", [None, 3, 16, 16], y, [None, 16, 16, 16])
+    if zero_point == 128:
+        with pytest.raises(UnsupportedModel) as info:
+            load(model)
+        assert str(info.value) == (
+            "node 'c' (Conv): a Relu before a QuantizeLinear with zero point 128 (not 0) is "
+            "not supported (onnxruntime computes that layer in float)")
+        return
+    image = np.random.default_rng(seed).normal(size=(8, 3, 16, 16)).astype(np.float32) * 2
+    got, stats = ours(model, image)
+    assert stats[0].name == "c"
+    assert np.array_equal(got, ort_run(model, image))

@@ -314,6 +314,14 @@ class Network:
         if y_zp.dtype not in kernels.QRANGE or y_scale.size != 1:
             raise _fail(qnode, f"output data type {y_zp.dtype} / per-axis output scale is not "
                                f"supported (int8, uint8, per tensor)")
+        if relu and int(y_zp.reshape(-1)[0]) != kernels.QRANGE[y_zp.dtype][0]:
+            # onnxruntime drops such a Relu only when the zero point is the type's minimum;
+            # otherwise it runs the layer and the Relu in float (MLAS's convolution), whose
+            # rounding the integer lowering cannot reproduce.
+            raise _fail(node, f"a Relu before a QuantizeLinear with zero point "
+                              f"{int(y_zp.reshape(-1)[0])} (not "
+                              f"{kernels.QRANGE[y_zp.dtype][0]}) is not supported "
+                              f"(onnxruntime computes that layer in float)")
         step = GemmStep(node=node, kind=kind, x=x, w=w, x_q=x_q, w_q=w_q, bias=bias,
                         output=qnode.output[0], out_q=_QTensor(y_scale, y_zp, y_zp.dtype),
                         relu=relu, skip=tuple(skip))
