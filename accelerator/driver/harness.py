@@ -66,6 +66,7 @@ def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_
     ``case.backpressure`` becomes the harness's random pauses, seeded with ``case.seed``.
     """
     import asyncio
+    import hashlib
 
     import numpy as np
 
@@ -106,6 +107,7 @@ def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_
     macs = case.m * case.k * case.n
     cycles = counters["cycles"]
     return {
+        "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
         "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
         "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
         "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,

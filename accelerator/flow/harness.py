@@ -54,6 +54,10 @@ RESP_NAMES = {0: "OKAY", 1: "EXOKAY", 2: "SLVERR", 3: "DECERR"}
 _SPACE = 1 << 32
 _LIBRARY = "libharness.so"
 
+#: The C++ optimization of the model's per-cycle code (Verilator's OPT_FAST); its set-up code
+#: (OPT_SLOW) runs once and is built at -O1. docs/performance.md measures the choices.
+DEFAULT_COMPILER_OPT = "-O2"
+
 
 class HarnessError(RuntimeError):
     """The harness could not be built, loaded or used."""
@@ -75,9 +79,8 @@ class HarnessBusError(HarnessError):
 def harness_build_args(waves: bool) -> list[str]:
     """Verilator's arguments for the harness build (part of the cache key).
 
-    No ``--public-flat-rw`` (no VPI: the harness reads the ports directly) and no ``--assert``
-    beyond what the cocotb bench builds with; ``-O3`` on Verilator's side, ``-O2`` for the
-    compiler (docs/performance.md: build time against run time).
+    No ``--public-flat-rw`` (no VPI: the harness reads the ports directly); otherwise what the
+    cocotb bench builds with.
     """
     args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert"]
     if waves:
@@ -96,17 +99,19 @@ def _compiler_version(cxx: str) -> str:
 
 
 def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), waves: bool = False,
-                  quiet: bool = True) -> Path:
+                  compiler_opt: str = DEFAULT_COMPILER_OPT) -> Path:
     """Build the accelerator's Verilator model with the C++ harness into a shared library, or
     reuse the cached one; return the library's path.
 
     The cache key: the config, the gateware's source digest, the harness's source digest, the
     Verilator and compiler versions, the build arguments and ``waves`` (a VCD-capable build is a
-    separate variant). Raises :class:`HarnessError` with the build log's path on failure.
+    separate variant), ``compiler_opt``. Raises :class:`HarnessError` with the build log's
+    path on failure.
     """
     env = setup_environment(dict(os.environ))
     cxx = env.get("CXX", "g++")
     args = harness_build_args(waves)
+    make = f"OPT_FAST={compiler_opt} OPT_SLOW=-O1 OPT_GLOBAL={compiler_opt}"
     key = {
         "top": ACCEL_TOP,
         "config": config.to_dict(),
@@ -117,6 +122,7 @@ def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), wave
         "python": sys.version.split()[0],
         "waves": waves,
         "args": args,
+        "make": make,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     build_dir = (Path(root) / "harness" / f"{ACCEL_TOP}_{config.name}_{digest}"
@@ -139,7 +145,7 @@ def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), wave
                 "--Mdir", str(obj), "-o", _LIBRARY,
                 *[x for flag in cflags for x in ("-CFLAGS", flag)],
                 "-LDFLAGS", "-shared", "-LDFLAGS", "-Wl,-Bsymbolic",
-                "-MAKEFLAGS", "OPT_FAST=-O2 OPT_SLOW=-O1 OPT_GLOBAL=-O2",
+                "-MAKEFLAGS", make,
                 str(verilog), str(HARNESS_SOURCE)]
         with open(log, "w") as handle:
             handle.write(" ".join(argv) + "\n")

@@ -35,6 +35,7 @@ constexpr int OKAY = 0;
 constexpr int SLVERR = 2;
 constexpr int INCR = 1;
 constexpr size_t QUEUE_LIMIT = 2;  // cocotbext-axi's queue_occupancy_limit on every channel
+constexpr uint64_t PERIOD_PS = 10000;  // the waveform's clock: 10 ns, as in the cocotb bench
 
 enum Channel { CH_AR, CH_R, CH_AW, CH_W, CH_B, CHANNELS };
 
@@ -262,7 +263,7 @@ struct Harness {
 
         top->clk = 1;
         top->eval();
-        dump(2 * cycle + 1);
+        dump(cycle * PERIOD_PS);
         ++cycle;
 
         // 1. sinks and sources, with the pause values of before the edge
@@ -304,7 +305,7 @@ struct Harness {
         apply_memory_outputs();
         top->clk = 0;
         top->eval();
-        dump(2 * cycle);
+        dump(cycle * PERIOD_PS - PERIOD_PS / 2);
     }
 
     void read_process() {
