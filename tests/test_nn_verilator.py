@@ -56,3 +56,29 @@ def test_digits_mlp_slice_rtl(build_root, tmp_path):
     assert np.array_equal(got, expected)
     assert [(s.m, s.k, s.n) for s in stats] == [(96, 64, 64), (96, 64, 10)]
     assert sum(s.cycles for s in stats) > 0
+
+
+def test_cli_infer_rtl(accel, build_root, tmp_path):
+    """accel infer --backend rtl: the output file equals onnxruntime's, cycles measured."""
+    import json
+
+    b = QdqBuilder(3)
+    x = b.quantize("x", 0.05, 128)
+    y = b.gemm("fc", x, 20, 7, out_scale=0.02)
+    model = b.model("fc", "x", [None, 20], y, [None, 7])
+    path = tmp_path / "fc.onnx"
+    path.write_bytes(model.SerializeToString())
+    inputs = np.random.default_rng(3).normal(size=(33, 20)).astype(np.float32)
+    np.save(tmp_path / "x.npy", inputs)
+    code, stdout, stderr = accel("infer", str(path), "--input", str(tmp_path / "x.npy"),
+                                 "--output", str(tmp_path / "y.npy"), "--backend", "rtl",
+                                 "--rows", "8", "--cols", "8", "--build-root", str(build_root),
+                                 "--json")
+    assert code == 0, stderr
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert np.array_equal(np.load(tmp_path / "y.npy"), session.run(None, {"x": inputs})[0])
+    report = json.loads(stdout)
+    assert report["backend"] == "rtl"
+    (layer,) = report["layers"]
+    assert (layer["m"], layer["k"], layer["n"]) == (33, 20, 7)
+    assert layer["cycles"] > 0 and abs(layer["model_error"]) <= 0.02

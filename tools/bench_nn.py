@@ -33,6 +33,7 @@ def main() -> int:
     parser.add_argument("--demos", default="digits-mlp,digits-cnn")
     parser.add_argument("--backend", default="rtl", choices=["model", "rtl"])
     parser.add_argument("--no-resnet", action="store_true")
+    parser.add_argument("--resnet-backend", default="model", choices=["model", "rtl"])
     parser.add_argument("--root", type=Path, default=Path("build"))
     args = parser.parse_args()
     rows, cols = (int(x) for x in args.size.split("x"))
@@ -41,7 +42,7 @@ def main() -> int:
           "| equal to onnxruntime |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.demos.split(","):
+        for name in filter(None, args.demos.split(",")):
             data = build_demo(name, Path(tmp) / name)
             session = ort.InferenceSession(str(data.int8_model),
                                            providers=["CPUExecutionProvider"])
@@ -63,11 +64,15 @@ def main() -> int:
         session = ort.InferenceSession(model.SerializeToString(),
                                        providers=["CPUExecutionProvider"])
         expected = session.run(None, {"image": x})[0]
-        with connect(config, backend="model") as device:
+        started = time.perf_counter()
+        device = connect(config, backend=args.resnet_backend, build_root=args.root)
+        built = time.perf_counter() - started
+        with device, connect(config, backend="model") as shadow:
             started = time.perf_counter()
-            outputs, stats = load(model).run(x, device)
+            outputs, stats = load(model).run(
+                x, device, shadow=shadow if args.resnet_backend == "rtl" else None)
             seconds = time.perf_counter() - started
-        _row("resnet18", "model", 1, 0.0, seconds, stats, config,
+        _row("resnet18", args.resnet_backend, 1, built, seconds, stats, config,
              bool(np.array_equal(outputs[0], expected)))
     return 0
 
