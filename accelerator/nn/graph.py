@@ -720,15 +720,15 @@ def _softmax(node: onnx.NodeProto, inputs: Sequence[Any], attrs: dict[str, Any])
 
 
 _HOST: dict[str, Callable[..., list]] = {
-    "QuantizeLinear": lambda n, i, a: _quantize_op(n, i, a),
-    "DequantizeLinear": lambda n, i, a: _dequantize_op(n, i, a),
-    "Relu": lambda n, i, a: _relu(n, i, a),
-    "Add": lambda n, i, a: _add(n, i, a),
-    "Reshape": lambda n, i, a: _reshape(n, i, a),
-    "Flatten": lambda n, i, a: _flatten(n, i, a),
-    "Transpose": lambda n, i, a: _transpose(n, i, a),
-    "MaxPool": lambda n, i, a: _maxpool(n, i, a),
-    "AveragePool": lambda n, i, a: _avgpool(n, i, a),
-    "GlobalAveragePool": lambda n, i, a: _global_avgpool(n, i, a),
-    "Softmax": lambda n, i, a: _softmax(n, i, a),
+    "QuantizeLinear": _quantize_op,
+    "DequantizeLinear": _dequantize_op,
+    "Relu": _relu,
+    "Add": _add,
+    "Reshape": _reshape,
+    "Flatten": _flatten,
+    "Transpose": _transpose,
+    "MaxPool": _maxpool,
+    "AveragePool": _avgpool,
+    "GlobalAveragePool": _global_avgpool,
+    "Softmax": _softmax,
 }
