@@ -65,7 +65,7 @@ def main() -> None:
     rtl_cycles = record["rtl"]["cycles"]
     simulated = sum(layer["rtl_cycles"] for layer in record["layers"])  # each shape once
     result = {
-        "command": "accel " + " ".join(command[:8]),
+        "command": "accel " + " ".join(command[:9]),
         "config": config.name, "status": record["status"], "executor": summary["executor"],
         "build_seconds": round(built, 1), "build_found_seconds": round(found, 2),
         "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
