@@ -55,7 +55,7 @@ def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool
 @click.option("--values", type=click.Choice(VALUE_KINDS), default="random", show_default=True)
 @click.option("--backpressure", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="probability that each AXI channel of the memory pauses in a cycle")
-@click.option("--waves", is_flag=True, help="write an FST waveform")
+@click.option("--waves", is_flag=True, help="write a VCD waveform (its path is in the output)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
@@ -63,7 +63,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         requant: bool, values: str, backpressure: float, waves: bool, as_json: bool,
         build_root: Path) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
-    from ..flow.sim import run_tests
+    from ..flow.sim import run_tests, waves_file
     from ..model.perf import estimate
 
     _check_dims(config, m, k, n, requant)
@@ -85,7 +85,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
                                    f"); see {outcome.log}")
     record = records[-1]
     e = estimate(config, m, k, n, accumulate=accumulate, requant=requant)
-    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
+    waves_path = waves_file(model)
     result = {
         "passed": bool(record["passed"] and outcome.ok), "m": m, "k": k, "n": n, "seed": seed,
         "cycles": record["cycles"], "macs": record["macs"],
@@ -93,7 +93,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         "model_error": (e.cycles - record["cycles"]) / record["cycles"],
         "counters": record["counters"], "config": config.to_dict(),
         "mismatches": record["mismatches"], "first_mismatches": record["first"],
-        "waves": str(waves_file) if waves_file else None, "log": str(outcome.log),
+        "waves": str(waves_path) if waves_path else None, "log": str(outcome.log),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -106,8 +106,8 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         table.add_row("MAC utilization", f"{result['utilization']:.1%}")
         for key, value in result["counters"].items():
             table.add_row(key, f"{value:,}")
-        if waves_file:
-            table.add_row("waveform", str(waves_file))
+        if waves_path:
+            table.add_row("waveform", f"{waves_path} (VCD)")
         console.print(table)
         for mismatch in result["first_mismatches"]:
             console.print(f"  C[{mismatch['row']}, {mismatch['col']}] = {mismatch['got']}, "
