@@ -104,7 +104,7 @@ def test_parse_param(text, name, values):
     (["--cols", "4", "--param", "rows,cols=2"],
      "--param rows,cols=2: cols is already swept by --cols 4"),
     (["--gemm", "128x96"], "--gemm 128x96: expected MxKxN, e.g. 128x96x64"),
-    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 or more)"),
+    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 to 65535)"),
     (["--workload", "alexnet"], ("--workload alexnet: unknown network 'alexnet' (bundled: "
                                 "resnet18, bert-base, vit-b16, mlp; or a .toml, .csv or .json "
                                 "file)")),

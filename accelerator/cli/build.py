@@ -10,7 +10,7 @@ import click
 from ..config import AcceleratorConfig
 from ..flow import build as flow
 from . import cli
-from .options import config_options, fail_usage
+from .options import check_seed, config_options, fail_usage, writable_dir
 
 __all__ = ["build"]
 
@@ -54,8 +54,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             flow.clock_plan(board, freq_mhz)
         except ValueError as exc:
             fail_usage(f"--freq {freq_mhz:g}: {exc}")
-    if not 0 <= seed < 2**31:
-        fail_usage(f"--seed {seed} is out of range (allowed: 0 to {2**31 - 1})")
+    check_seed(seed)
     if max_dsp_pes is not None and max_dsp_pes < 0:
         fail_usage(f"--max-dsp-pes {max_dsp_pes} is out of range (allowed: 0 or more)")
     if not 0 <= tolerance <= 100:
@@ -68,6 +67,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             fail_usage(f"cannot read baseline {baseline}: {exc}")
         if not isinstance(reference, dict):
             fail_usage(f"baseline {baseline} is not a JSON object")
+    writable_dir(out_dir, "--out")
 
     from rich.console import Console
 

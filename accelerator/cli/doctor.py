@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..flow.toolchain import SmokeResult, Tool, discover, verilator_smoke_test
 from . import cli
+from .options import writable_dir
 
 __all__ = ["doctor"]
 
@@ -55,7 +56,7 @@ def doctor(as_json: bool, build_dir: Path | None, no_smoke: bool) -> None:
     results: list[Tool] = list(tools)
     if not no_smoke:
         verilator = next(t for t in tools if t.name == "verilator")
-        root = build_dir or Path("build") / "doctor"
+        root = writable_dir(build_dir or Path("build") / "doctor", "--build-dir")
         for waves, folder, what in ((False, "verilator-smoke", "smoke test"),
                                     (True, "verilator-waves", "waveform build")):
             if verilator.ok:

@@ -16,7 +16,7 @@ from rich.table import Table
 from ..config import AcceleratorConfig
 from ..flow.rtl import write_atomic
 from . import cli
-from .options import config_options
+from .options import check_seed, config_options, writable_dir
 
 __all__ = ["flow"]
 
@@ -154,9 +154,10 @@ def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> S
 def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
     """Run the whole path: doctor, RTL, the core and the accelerator verified in Verilator
     against NumPy, a short regression, an iCEBreaker bitstream and the performance model."""
+    check_seed(seed)
+    writable_dir(out_dir, "--out")
     console = Console(highlight=False)
     out_dir = out_dir.resolve()  # the simulator runs in its own directory
-    out_dir.mkdir(parents=True, exist_ok=True)
     plan: list[tuple[str, Callable[[], Step]]] = [
         ("doctor: tools and a Verilator smoke build", lambda: _doctor(config, out_dir)),
         ("rtl: Verilog of the core", lambda: _rtl(config, out_dir)),

@@ -9,7 +9,7 @@ import click
 from ..config import AcceleratorConfig
 from ..flow.rtl import CORE_TOP, emit
 from . import cli
-from .options import config_options
+from .options import config_options, writable_dir
 
 __all__ = ["rtl"]
 
@@ -22,6 +22,7 @@ __all__ = ["rtl"]
               help="which design to emit")
 def rtl(config: AcceleratorConfig, out_dir: Path, top: str) -> None:
     """Write the Verilog of the design and its manifest (config, digest, versions, ports)."""
+    writable_dir(out_dir, "--out")
     try:
         verilog, manifest = emit(config, out_dir, top=top)
     except OSError as exc:

@@ -16,9 +16,15 @@ from rich.table import Table
 from ..config import AcceleratorConfig
 from ..flow.cases import ILLEGAL_COMMANDS, VALUE_KINDS, GemmCase
 from ..flow.rtl import ACCEL_TOP, write_atomic
-from ..hw.registers import MAX_DIM
 from . import cli
-from .options import config_options, fail_usage
+from .options import (
+    check_dimensions,
+    check_seed,
+    config_options,
+    fail_usage,
+    writable_dir,
+    writable_file,
+)
 
 __all__ = ["sim", "verify"]
 
@@ -36,9 +42,7 @@ def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Co
 
 
 def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not 1 <= value <= MAX_DIM:
-            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    check_dimensions(m=m, k=k, n=n)
     if requant and not config.requant_unit:
         fail_usage("--requant needs hardware generated with requant_unit = true")
 
@@ -67,6 +71,8 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
     from ..model.perf import estimate
 
     _check_dims(config, m, k, n, requant)
+    check_seed(seed)
+    writable_dir(build_root, "--build-root")
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
                     values=values, backpressure=backpressure)
@@ -152,6 +158,10 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
 
+    check_seed(seed)
+    if junit is not None:
+        writable_file(junit, "--junit")
+    writable_dir(build_root, "--build-root")
     console = Console(highlight=False)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"

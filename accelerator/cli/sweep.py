@@ -26,7 +26,7 @@ from rich.progress import (
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
 from . import cli
-from .options import fail_usage
+from .options import fail_usage, writable_dir
 
 __all__ = ["sweep"]
 
@@ -197,6 +197,9 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
         fail_usage(f"--seed {seed}: out of range (allowed: 0 to {2**31 - 1})")
     jobs = jobs or os.cpu_count() or 1
 
+    writable_dir(out_dir, "--out")
+    if {"rtl", "synth"} & set(chosen):
+        writable_dir(build_root, "--build-root")
     points = plan_points(base, configs, loaded, chosen, seed=seed, board=board, top=top,
                          freq_mhz=freq_mhz)
     store = Store(out_dir)
