@@ -105,3 +105,23 @@ def test_accel_sim_waves_writes_a_vcd(accel, build_root):
     assert vcd_value_changes(waves, "clk") >= 2 * result["cycles"]
     assert vcd_value_changes(waves, "m_axi__arvalid") >= 2  # the DMA read A and B
     assert vcd_value_changes(waves, "irq") >= 1  # done
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("testcase,variable", [
+    ("sim_gemm", "ACCEL_GEMM"), ("verify_regression", "ACCEL_VERIFY"),
+    ("sim_gemms", "ACCEL_GEMMS")])
+def test_a_bench_test_without_its_input_is_skipped_not_passed(build_root, testcase, variable):
+    """Run without the variable that says what to run, a bench test says so and is skipped:
+    the run is not a pass (TestOutcome.ok is False), and the log names the variable."""
+    from accelerator.config import AcceleratorConfig
+    from accelerator.flow.rtl import ACCEL_TOP
+    from accelerator.flow.sim import build_model, run_tests
+
+    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root,
+                        waves=True)  # the model test_accel_sim_waves_writes_a_vcd builds
+    outcome = run_tests(model, "accel_tb", seed=1, testcase=testcase,
+                        results_name=f"no_input_{testcase}")
+    assert (outcome.passed, outcome.failed, outcome.skipped) == (0, 0, 1)
+    assert not outcome.ok
+    assert f"{variable} is not set" in outcome.log.read_text()

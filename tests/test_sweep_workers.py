@@ -27,8 +27,10 @@ def test_killing_a_sweep_ends_its_workers(tmp_path):
     env = dict(os.environ, ACCEL_SWEEP_DELAY="600")  # every point is slow: workers are busy
     args = [sys.executable, "-m", "accelerator", "sweep", "--rows", "2..5", "--gemm", "8x8x8",
             "--jobs", "2", "--no-plots", "--out", str(tmp_path / "s")]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True, cwd=tmp_path)
+    log = tmp_path / "stderr.log"
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True, cwd=tmp_path)
     try:
         sweep = psutil.Process(proc.pid)
         workers: list[psutil.Process] = []
@@ -37,7 +39,7 @@ def test_killing_a_sweep_ends_its_workers(tmp_path):
             # the pool's workers are the forkserver's children: the sweep's grandchildren
             workers = [p for child in sweep.children() for p in child.children()]
             time.sleep(0.1)
-        assert len(workers) == 2, f"no workers started: {proc.stderr.read().decode()[-2000:]}"
+        assert len(workers) == 2, f"no workers started: {log.read_text()[-2000:]}"
         family = {p.pid for p in sweep.children(recursive=True)}
 
         os.kill(proc.pid, signal.SIGKILL)  # the sweep only, not its process group
