@@ -11,6 +11,7 @@ from ..config import AcceleratorConfig
 from ..flow import build as flow
 from . import cli
 from .options import check_seed, config_options, fail_usage, writable_dir
+from .progress import Progress
 
 __all__ = ["build"]
 
@@ -73,11 +74,12 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
 
     console = Console(stderr=True)
     try:
-        with console.status(f"accel build: {board}") as status:
+        with Progress("accel build", console) as progress:
+            progress.step(f"{board}, the {top} top of {config.name}")
             report = flow.build(config, board, top=top, freq_mhz=freq_mhz, seed=seed,
                                 out_dir=out_dir, allow_timing_fail=allow_timing_fail,
-                                max_dsp_pes=max_dsp_pes,
-                                progress=lambda msg: status.update(f"accel build: {msg}"))
+                                max_dsp_pes=max_dsp_pes, progress=progress.step,
+                                progress_seconds=progress.heartbeat)
     except flow.BuildError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -25,6 +25,7 @@ from .options import (
     writable_dir,
     writable_file,
 )
+from .progress import Progress as _LineProgress
 
 __all__ = ["sim", "verify"]
 
@@ -32,8 +33,9 @@ __all__ = ["sim", "verify"]
 def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Console):
     from ..flow.sim import build_model
 
-    with console.status(f"building the {config.name} accelerator in Verilator "
-                        "(cached after the first time) ..."):
+    with _LineProgress(click.get_current_context().command_path, console) as progress:
+        progress.step(f"building the {config.name} accelerator in Verilator (cached after the "
+                      "first time)")
         try:
             model = build_model(config, top=ACCEL_TOP, root=build_root, waves=waves)
         except RuntimeError as exc:
@@ -181,13 +183,18 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     thread.start()
     columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[failed]} failed"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("verify", total=total, failed=0)
+    bar = Progress(*columns, console=console, transient=False)
+    lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
+    with (bar if console.is_terminal else lines_progress):
+        task = bar.add_task("verify", total=total, failed=0)
+        lines_progress.step(f"{total} cases ({count} random GEMMs, {len(ILLEGAL_COMMANDS)} "
+                            "illegal commands, a reset mid-GEMM)")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
             failed = sum(not json.loads(line)["passed"] for line in lines)
-            progress.update(task, completed=len(lines), failed=failed)
+            bar.update(task, completed=len(lines), failed=failed)
+            lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
     seconds = time.monotonic() - start
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []

@@ -27,6 +27,7 @@ from rich.progress import (
 from ..config import FIELDS, AcceleratorConfig, ConfigError
 from . import cli
 from .options import fail_usage, writable_dir
+from .progress import Progress as LineProgress
 
 __all__ = ["sweep"]
 
@@ -236,13 +237,18 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
                         TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=False)
     bar = progress.add_task("sweep", total=len(points), failed=0)
+    lines = LineProgress("accel sweep", console)  # a log (not a terminal): lines, not a bar
+
+    def report(done: int, failed: int) -> None:
+        progress.update(bar, completed=done, failed=failed)
+        lines.note(f"{done:,}/{len(points):,} points, {failed:,} failed")
+
     start = time.monotonic()
     try:
-        with _sigterm_interrupts(), progress:
+        with _sigterm_interrupts(), (progress if console.is_terminal else lines):
+            lines.step(f"{len(points):,} points on {where}")
             result = run_sweep(points, store, jobs=jobs, scheduler=scheduler,
-                               build_root=build_root,
-                               progress=lambda done, failed: progress.update(
-                                   bar, completed=done, failed=failed))
+                               build_root=build_root, progress=report)
     except KeyboardInterrupt:
         done = len(store.load())
         console.print(f"interrupted: {done} points are stored in {store.points_dir}; run the "
