@@ -142,3 +142,25 @@ def test_sweep_gemm_is_one_hardware_command(accel, here, gemm, dim, value):
                        f"accel sweep: error: --gemm {gemm}: {dim} = {value} is out of range "
                        f"(allowed: 1 to 65535)")
     assert not (here / "s").exists()
+
+
+def test_sim_backpressure_nan(accel, here):
+    assert_usage_error(accel("sim", *GEMM, "--backpressure", "nan"),
+                       "accel sim: error: --backpressure nan is out of range (allowed: 0 to 0.9)")
+
+
+@pytest.mark.parametrize("option,value,line", [
+    ("--freq", "nan", "--freq nan: out of range (allowed: more than 0 up to 1000 MHz)"),
+    ("--jobs", "100000", "--jobs 100000: out of range (allowed: 1 to 1024)")])
+def test_sweep_numbers(accel, here, option, value, line):
+    assert_usage_error(accel("sweep", option, value, "--out", "s"), f"accel sweep: error: {line}")
+    assert not (here / "s").exists()
+
+
+@pytest.mark.parametrize("option,value,line", [
+    ("--freq", "nan", "--freq nan is out of range (allowed: more than 0 up to 1000 MHz)"),
+    ("--tolerance", "nan", "--tolerance nan is out of range (allowed: 0 to 100)")])
+def test_build_numbers(accel, here, option, value, line):
+    assert_usage_error(accel("build", "--board", "icebreaker", option, value, "--out", "o"),
+                       f"accel build: error: {line}")
+    assert not (here / "o").exists()

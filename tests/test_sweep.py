@@ -114,7 +114,8 @@ def test_parse_param(text, name, values):
                           "orangecrab-25f, orangecrab-85f, ulx3s-25f, ulx3s-85f)")),
     (["--top", "soc"], "--top soc: unknown top 'soc' (known: core, board)"),
     (["--freq", "0"], "--freq 0: out of range (allowed: more than 0 up to 1000 MHz)"),
-    (["--jobs", "0"], "--jobs 0: must be 1 or more"),
+    (["--jobs", "0"], "--jobs 0: out of range (allowed: 1 to 1024)"),
+    (["--jobs", "1025"], "--jobs 1025: out of range (allowed: 1 to 1024)"),
     (["--scheduler", "localhost:8786"], "--scheduler localhost:8786: expected tcp://HOST:PORT"),
     (["--seed", "-1"], "--seed -1: out of range (allowed: 0 to 2147483647)"),
 ])

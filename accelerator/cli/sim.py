@@ -74,6 +74,8 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
 
     _check_dims(config, m, k, n, requant)
     check_seed(seed)
+    if not 0 <= backpressure <= 0.9:  # click's range lets nan through
+        fail_usage(f"--backpressure {backpressure} is out of range (allowed: 0 to 0.9)")
     writable_dir(build_root, "--build-root")
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,

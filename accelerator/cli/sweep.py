@@ -37,6 +37,9 @@ _SCHEDULER_RE = re.compile(r"^tcp://[^\s:/]+:\d{1,5}$")
 #: file of its own in --out: a model point takes about 2 ms of one CPU, an rtl or synth point
 #: seconds to minutes, so a space past this is more likely a typo than a plan.
 MAX_POINTS = 100_000
+#: Worker processes at most: a pool starts one per task up to --jobs, and a typo (--jobs
+#: 100000) would start thousands.
+MAX_JOBS = 1024
 
 
 def _field_option(field) -> Any:
@@ -201,8 +204,8 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
     loaded = _parse_workloads(gemms, workloads)
     chosen = _parse_fidelities(fidelities)
     _check_synth(board, top, freq_mhz)
-    if jobs is not None and jobs < 1:
-        fail_usage(f"--jobs {jobs}: must be 1 or more")
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        fail_usage(f"--jobs {jobs}: out of range (allowed: 1 to {MAX_JOBS})")
     if scheduler is not None and not _SCHEDULER_RE.match(scheduler):
         fail_usage(f"--scheduler {scheduler}: expected tcp://HOST:PORT")
     if not 0 <= seed < 2**31:
