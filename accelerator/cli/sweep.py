@@ -34,8 +34,8 @@ __all__ = ["sweep"]
 _SCHEDULER_RE = re.compile(r"^tcp://[^\s:/]+:\d{1,5}$")
 
 #: Points a sweep runs without --max-points. Each point is planned, evaluated and stored as a
-#: file of its own in --out: a model point takes about 2 ms of one CPU, an rtl or synth point
-#: seconds to minutes, so a space past this is more likely a typo than a plan.
+#: file of its own in --out (docs/dse.md, "Size"): a space past this is more likely a typo
+#: than a plan.
 MAX_POINTS = 100_000
 #: Worker processes at most: a pool starts one per task up to --jobs, and a typo (--jobs
 #: 100000) would start thousands.
