@@ -1,4 +1,5 @@
-"""The config options shared by every command (one set, declared once, from the config's fields)."""
+"""The config options shared by every command (one set, declared once, from the config's fields),
+and the checks of paths and numbers that several commands make before any long work."""
 
 from __future__ import annotations
 
@@ -71,7 +72,7 @@ def writable_file(path: Path, option: str) -> Path:
     """Like :func:`writable_dir` for a file the command writes at the end (its folder is
     created if missing; the file itself is written later, atomically)."""
     reason = (os.strerror(errno.EISDIR) if path.is_dir()
-              else _cannot_write(path.parent if str(path.parent) else Path(".")))
+              else _cannot_write(path.parent))
     if reason:
         fail_usage(f"{option} {path}: cannot write there ({reason})")
     return path
