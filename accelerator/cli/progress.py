@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+import click
 from rich.console import Console
 from rich.markup import escape
 
@@ -38,9 +39,9 @@ class Progress:
 
     :meth:`step` starts a step (a line at once in a log); :meth:`note` reports progress within
     one (counts: a line only when HEARTBEAT seconds passed since the last, so a fast loop does
-    not flood a log). Times count from the object's creation; a ``with`` block may be entered
-    more than once. ``live`` defaults to whether ``console`` is a terminal; ``clock`` is for
-    tests.
+    not flood a log). Times count from the command's first Progress (the object's creation
+    outside a command); a ``with`` block may be entered more than once. ``live`` defaults to
+    whether ``console`` is a terminal; ``clock`` is for tests.
     """
 
     def __init__(self, command: str, console: Console, *, heartbeat: float | None = None,
@@ -50,7 +51,9 @@ class Progress:
         self.heartbeat = heartbeat_seconds() if heartbeat is None else heartbeat
         self.live = console.is_terminal if live is None else live
         self._clock = clock
-        self._start = clock()
+        # every Progress of one command counts from the first one's start
+        ctx = click.get_current_context(silent=True)
+        self._start = ctx.meta.setdefault("accel.progress.start", clock()) if ctx else clock()
         self._last = self._start
         self._text = ""
         self._lock = threading.Lock()
