@@ -125,3 +125,23 @@ def test_a_bench_test_without_its_input_is_skipped_not_passed(build_root, testca
     assert (outcome.passed, outcome.failed, outcome.skipped) == (0, 0, 1)
     assert not outcome.ok
     assert f"{variable} is not set" in outcome.log.read_text()
+
+
+@pytest.mark.verilator
+def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, seed):
+    """Output that is not a terminal (here captured) gets progress lines, not a live bar."""
+    import re
+
+    from accelerator.config import AcceleratorConfig
+
+    code, out, err = accel("verify", "--rows", "2", "--cols", "2", "--count", "2", "--seed",
+                           str(seed), "--build-root", str(build_root))
+    assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
+    steps = [re.sub(r"\[ +\d+\.\d s\]", "[t]", line) for line in out.splitlines()
+             if line.startswith("accel verify [") and not line.endswith("(still running)")]
+    name = AcceleratorConfig(rows=2, cols=2).name
+    assert steps == [
+        (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
+         "first time)"),
+        "accel verify [t] 11 cases (2 random GEMMs, 8 illegal commands, a reset mid-GEMM)"]
+    assert "\n11 passed, 0 failed" in out
