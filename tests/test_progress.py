@@ -12,7 +12,12 @@ import time
 
 from rich.console import Console
 
-from accelerator.cli.progress import HEARTBEAT, Progress, heartbeat_seconds
+from accelerator.cli.progress import (
+    HEARTBEAT,
+    Progress,
+    heartbeat_seconds,
+    tool_report_seconds,
+)
 from accelerator.config import AcceleratorConfig
 from accelerator.flow.build import _run_script
 
@@ -81,6 +86,8 @@ def test_the_heartbeat_is_30_s_unless_set(monkeypatch):
     for value, seconds in (("5", 5.0), ("0.25", 0.25), ("0", 30.0), ("x", 30.0)):
         monkeypatch.setenv("ACCEL_PROGRESS_SECONDS", value)
         assert heartbeat_seconds() == seconds
+        # a tool's report comes before the heartbeat would, so the heartbeat stays quiet
+        assert 0 < tool_report_seconds() < heartbeat_seconds()
 
 
 def test_a_build_script_ticks_while_it_runs(tmp_path):

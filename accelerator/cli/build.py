@@ -11,7 +11,7 @@ from ..config import AcceleratorConfig
 from ..flow import build as flow
 from . import cli
 from .options import check_seed, config_options, fail_usage, writable_dir
-from .progress import Progress
+from .progress import Progress, tool_report_seconds
 
 __all__ = ["build"]
 
@@ -79,7 +79,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             report = flow.build(config, board, top=top, freq_mhz=freq_mhz, seed=seed,
                                 out_dir=out_dir, allow_timing_fail=allow_timing_fail,
                                 max_dsp_pes=max_dsp_pes, progress=progress.step,
-                                progress_seconds=progress.heartbeat)
+                                progress_seconds=tool_report_seconds())
     except flow.BuildError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

@@ -17,7 +17,7 @@ from ..config import AcceleratorConfig
 from ..flow.rtl import write_atomic
 from . import cli
 from .options import check_seed, config_options, writable_dir
-from .progress import Progress, heartbeat_seconds
+from .progress import Progress, tool_report_seconds
 
 __all__ = ["flow"]
 
@@ -130,7 +130,7 @@ def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float
 
     # the core top: the whole board top needs an ECP5 (docs/performance.md, "FPGA")
     report = fpga.build(config, board, top="core", freq_mhz=freq_mhz, out_dir=out / board,
-                        progress=say, progress_seconds=heartbeat_seconds())
+                        progress=say, progress_seconds=tool_report_seconds())
     how = "cached" if report.cached else f"built in {report.build_seconds:.0f} s"
     return Step(f"{board} bitstream", ok=True,
                 summary=f"core top, {report.resources_text()}; Fmax {report.fmax_mhz:.1f} MHz "

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["HEARTBEAT", "Progress", "heartbeat_seconds"]
+__all__ = ["HEARTBEAT", "Progress", "heartbeat_seconds", "tool_report_seconds"]
 
 #: Seconds a log may go without a progress line while a command works.
 HEARTBEAT = 30.0
@@ -32,6 +32,12 @@ def heartbeat_seconds() -> float:
     except ValueError:
         return HEARTBEAT
     return value if value > 0 else HEARTBEAT
+
+
+def tool_report_seconds() -> float:
+    """How often a running tool's own report is asked for: a little under the heartbeat, so that
+    it comes first and the heartbeat line (which says less) is not printed beside it."""
+    return heartbeat_seconds() * 0.9
 
 
 class Progress:
