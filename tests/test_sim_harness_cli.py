@@ -98,3 +98,18 @@ def test_sim_refuses_before_building(accel, tmp_path, args, message):
     assert code == 2
     assert err.splitlines() == [message]
     assert not any(tmp_path.iterdir())  # nothing was built
+
+
+def test_1024_cubed_fits_the_harness_not_the_cocotb_bench():
+    """1024³ runs on the harness (4 GiB, under the default cycle limit); the cocotb bench's
+    4 MiB AxiRam cannot hold it, and says so before building."""
+    from click import UsageError
+
+    from accelerator.cli.sim import DEFAULT_MAX_CYCLES, _check_size
+    from accelerator.flow.cases import GemmCase
+
+    config, case = AcceleratorConfig(), GemmCase(m=1024, k=1024, n=1024)
+    assert _check_size(config, case, "harness", DEFAULT_MAX_CYCLES) == \
+        estimate(config, 1024, 1024, 1024).cycles
+    with pytest.raises(UsageError, match="more than the cocotb bench's 4,194,304"):
+        _check_size(config, case, "cocotb", DEFAULT_MAX_CYCLES)
