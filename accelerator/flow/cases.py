@@ -156,6 +156,17 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
     )
 
 
+#: CTRL.reset in the regression: a 64x64x64 GEMM aborted (cycles after it starts, bus
+#: back-pressure) at each of these points, then ``RANDOM_ABORTS`` random GEMMs at random points;
+#: each abort is followed by a GEMM that must be correct.
+DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((50, 0.0), (700, 0.5), (3000, 0.3))
+RANDOM_ABORTS = 3
+
+#: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
+#: (reads) or of C (writes) is in the error region; each must end with ErrorCode.BUS_ERROR.
+BUS_ERROR_AREAS: tuple[str, ...] = ("a", "b", "c_in", "c")
+
+
 #: Illegal commands for the regression: (name, changes to a good command, expected error code
 #: name). Addresses and strides are bytes; the base command is a small good GEMM.
 ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
