@@ -175,7 +175,8 @@ def render() -> str:
       "moved before the abort (pipelined engine) or read 0 (compact engine). The command "
       "registers and `MODE` keep their values. Memory: only the aborted command's C area may "
       "have changed, each of its bytes either unchanged or already the result's (the compact "
-      "engine writes whole elements); nothing else is written. `accel verify` aborts GEMMs at fixed and random points, under back-pressure, "
+      "engine writes whole elements); nothing else is written. `accel verify` aborts GEMMs "
+      "at fixed and random points, under back-pressure, "
       "and checks the bound, the bus and the next GEMM.")
     w("")
     w("The host driver does all of this and checks the arguments first, with a message naming "
