@@ -13,16 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
-from accelerator.flow.cases import (
-    BUS_ERROR_AREAS,
-    DIRECTED_ABORTS,
-    ILLEGAL_COMMANDS,
-    RANDOM_ABORTS,
-    GemmCase,
-)
-
-#: The records `accel verify --count N` reports beyond its N random GEMMs.
-EXTRA = len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS) + RANDOM_ABORTS + 1
+from accelerator.flow.cases import GemmCase, verify_total
 
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}
@@ -57,7 +48,7 @@ def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
                            "--junit", str(junit), "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == str(200 + EXTRA) and suite.get("failures") == "0"
+    assert suite.get("tests") == str(verify_total(200)) and suite.get("failures") == "0"
     names = [case.get("classname") for case in suite.iter("testcase")]
     assert names.count("accel.gemm") == 200
     assert names.count("accel.illegal") == 8
@@ -80,7 +71,7 @@ def test_accel_verify_compact(accel, build_root, tmp_path, seed, config):
                            "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == str(60 + EXTRA) and suite.get("failures") == "0"
+    assert suite.get("tests") == str(verify_total(60)) and suite.get("failures") == "0"
     names = [case.get("classname") for case in suite.iter("testcase")]
     assert names.count("accel.bus_error") == 4 and names.count("accel.abort") == 6
 
@@ -115,7 +106,7 @@ def test_accel_verify_config_matrix(accel, build_root, tmp_path, seed, config):
                            "--junit", str(junit), "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == str(12 + EXTRA) and suite.get("failures") == "0"
+    assert suite.get("tests") == str(verify_total(12)) and suite.get("failures") == "0"
 
 
 @pytest.mark.verilator

@@ -156,10 +156,10 @@ def render() -> str:
       "wait=W)` cycles, for a memory that answers a request's first beat (read data, write "
       "response) at most L cycles after it can and holds any other handshake at most W cycles:")
     w("")
-    w("- pipelined engine (os and ws): `4 + 8·(L + (W+1)·(beats+1))`, where 8 is the DMA's "
+    w("- pipelined engine (os and ws): `7 + 8·(L + (W+1)·(beats+1))`, where 8 is the DMA's "
       "bursts in flight each way and `beats` the longest burst, `min(256, ⌈max(k_step, 4·cols) "
       "/ axi_bytes⌉ + 1)` (`k_step` from `Geometry`: the longest A row the engine reads);")
-    w("- compact engine: `4 + (READS_IN_FLIGHT + 1)·(L + 2·(W+1))`, its single-beat reads in "
+    w("- compact engine: `7 + (READS_IN_FLIGHT + 1)·(L + 2·(W+1))`, its single-beat reads in "
       "flight, or the one C_in read or write under way.")
     w("")
     examples = [("4×4 os, 64-bit bus", AcceleratorConfig()),

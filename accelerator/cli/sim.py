@@ -14,14 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import (
-    BUS_ERROR_AREAS,
-    DIRECTED_ABORTS,
-    ILLEGAL_COMMANDS,
-    RANDOM_ABORTS,
-    VALUE_KINDS,
-    GemmCase,
-)
+from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
 from ..hw.registers import MAX_DIM
 from . import cli
@@ -169,8 +162,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
-             + RANDOM_ABORTS + 1)
+    total = verify_total(count)
     holder: dict = {}
 
     def work() -> None:
@@ -205,10 +197,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     failures = [r for r in records if not r["passed"]]
     cycles = sum(r.get("cycles", 0) for r in records)
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
-                  f"{len(BUS_ERROR_AREAS)} bus errors, "
-                  f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, a reset mid-GEMM) in "
-                  f"{seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "

@@ -181,6 +181,20 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
 )
 
 
+def verify_total(count: int) -> int:
+    """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
+    GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
+    return (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
+            + RANDOM_ABORTS + 1)
+
+
+def verify_summary(count: int) -> str:
+    """What the regression runs, in words."""
+    return (f"{count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
+            f"{len(BUS_ERROR_AREAS)} bus errors, {len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, "
+            f"a reset mid-GEMM")
+
+
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:
     """Where the Verilator bench puts the case's matrices (:func:`make_data`: the same seed, the
     same place), for an estimate exact to the DMA's per-row alignment costs."""

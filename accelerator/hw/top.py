@@ -6,7 +6,7 @@ map of :mod:`accelerator.hw.registers`), an AXI4 master to memory, and an interr
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -17,6 +17,7 @@ from .axil import AXI4LiteSignature
 from .compact import READS_IN_FLIGHT, CompactEngine
 from .dma import AXI4_MAX_BURST, DMA, OUTSTANDING
 from .engine import GemmEngine
+from .pe import pipelined_on
 from .registers import ADDR_WIDTH, RegisterBlock, field
 
 __all__ = ["Accelerator", "abort_bound"]
@@ -34,14 +35,15 @@ def abort_bound(config: AcceleratorConfig, *, latency: int, wait: int = 0) -> in
     one beat more when unaligned, at most 256); reads and writes finish side by side, each burst
     within ``latency + (wait + 1)·(beats + 1)`` cycles of the one before. The compact engine has
     at most :data:`~accelerator.hw.compact.READS_IN_FLIGHT` single-beat reads, or one C_in read,
-    or one write, in flight: each within ``latency + 2·(wait + 1)``. Four cycles more: the abort
-    pulse, the DMA's or the engine's draining flag, the reset and the busy flag.
+    or one write, in flight: each within ``latency + 2·(wait + 1)``. Seven cycles more: the abort
+    pulse, the DMA's or the engine's draining flag, the reset and the busy flag, and the three
+    the reset is held for a pipelined core (none on an iCE40: the bound is then 3 high).
     """
     if config.engine == "compact":
-        return 4 + (READS_IN_FLIGHT + 1) * (latency + 2 * (wait + 1))
+        return 7 + (READS_IN_FLIGHT + 1) * (latency + 2 * (wait + 1))
     longest = max(Geometry.of(config).k_step, 4 * config.cols)
     beats = min(AXI4_MAX_BURST, -(-longest // config.axi_bytes) + 1)
-    return 4 + OUTSTANDING * (latency + (wait + 1) * (beats + 1))
+    return 7 + OUTSTANDING * (latency + (wait + 1) * (beats + 1))
 
 
 class Accelerator(wiring.Component):
@@ -52,7 +54,8 @@ class Accelerator(wiring.Component):
     ``CTRL.reset`` (the register block's ``abort``) resets the engine: it runs in a clock domain
     of its own, the system clock with the reset or'ed with the abort, so every register of it
     (the core's too, whose pipelined units take their resets from it) goes back to idle. The
-    AXI bursts already requested are finished first: the pipelined engine is reset at once while
+    AXI bursts already requested are finished first (the reset lasts four cycles where the core
+    is pipelined: see ``elaborate``): the pipelined engine is reset at once while
     the DMA finishes them (``DMA.abort``); the compact engine finishes its own
     and then asks for its reset (``CompactEngine.flush``). ``STATUS.busy`` stays high until
     then, and the aborted command never sets ``STATUS.done``.
@@ -91,6 +94,16 @@ class Accelerator(wiring.Component):
         m.d.comb += [ClockSignal("engine").eq(ClockSignal("sync")),
                      ResetSignal("engine").eq(ResetSignal("sync") | engine_reset)]
         abort = regs.abort           # a register: the engine's reset does not start at the bus
+        # A pipelined core's units take their reset two cycles after the rest of the engine (see
+        # SystolicCore._with_own_reset), and until then results they make land in the engine's
+        # reset part (the core's skid buffer): so the abort's reset lasts four cycles, as the
+        # system reset does at least, and the engine is idle and clean after the fourth.
+        request = Signal()           # the engine is to be reset (the abort, or the compact's flush)
+        held = Signal(3 if pipelined_on(None, platform) else 0)
+        if len(held):
+            m.d.sync += held.eq(Cat(request, held[:-1]))
+        resetting = Signal()
+        m.d.comb += [engine_reset.eq(request | held.any()), resetting.eq(held.any())]
         if self._config.engine == "compact":
             engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
                                    paired_pes=self._paired_pes)
@@ -100,8 +113,8 @@ class Accelerator(wiring.Component):
                          regs.dma_wr_bytes.eq(engine.wr_bytes),
                          regs.cmd_read.eq(engine.cmd_read), regs.cmd_index.eq(engine.cmd_index),
                          engine.cmd_data.eq(regs.cmd_data), engine.mode.eq(regs.mode),
-                         engine.abort.eq(abort), engine_reset.eq(engine.flush),
-                         regs.busy.eq(engine.busy | abort)]
+                         engine.abort.eq(abort), request.eq(engine.flush),
+                         regs.busy.eq(engine.busy | abort | resetting)]
         else:
             engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
                                 paired_pes=self._paired_pes)
@@ -116,8 +129,8 @@ class Accelerator(wiring.Component):
                 dma.clear.eq(regs.start),
                 regs.dma_rd_bytes.eq(dma.rd_bytes),
                 regs.dma_wr_bytes.eq(dma.wr_bytes),
-                dma.abort.eq(abort), engine_reset.eq(abort),
-                regs.busy.eq(engine.busy | dma.aborting | abort),
+                dma.abort.eq(abort), request.eq(abort),
+                regs.busy.eq(engine.busy | dma.aborting | abort | resetting),
             ]
 
         if self._config.engine != "compact":
