@@ -99,11 +99,12 @@ class Accelerator(wiring.Component):
         # reset part (the core's skid buffer): so the abort's reset lasts four cycles, as the
         # system reset does at least, and the engine is idle and clean after the fourth.
         request = Signal()           # the engine is to be reset (the abort, or the compact's flush)
-        held = Signal(3 if pipelined_on(None, platform) else 0)
-        if len(held):
+        resetting = Signal()         # the held cycles of the reset
+        if pipelined_on(None, platform):
+            held = Signal(3)
             m.d.sync += held.eq(Cat(request, held[:-1]))
-        resetting = Signal()
-        m.d.comb += [engine_reset.eq(request | held.any()), resetting.eq(held.any())]
+            m.d.comb += resetting.eq(held.any())
+        m.d.comb += engine_reset.eq(request | resetting)
         if self._config.engine == "compact":
             engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
                                    paired_pes=self._paired_pes)

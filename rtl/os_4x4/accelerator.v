@@ -5,15 +5,18 @@
 module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arprot, s_axil__arvalid, s_axil__rready, m_axi__awready, m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid
 , clk, rst, s_axil__awready, s_axil__wready, s_axil__bresp, s_axil__bvalid, s_axil__arready, s_axil__rdata, s_axil__rresp, s_axil__rvalid, m_axi__awid, m_axi__awaddr, m_axi__awlen, m_axi__awsize, m_axi__awburst, m_axi__awlock, m_axi__awcache, m_axi__awprot, m_axi__awvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, m_axi__wvalid, m_axi__bready, m_axi__arid, m_axi__araddr, m_axi__arlen, m_axi__arsize, m_axi__arburst, m_axi__arlock, m_axi__arcache, m_axi__arprot, m_axi__arvalid, m_axi__rready, irq, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$2 ;
+  wire \$3 ;
+  reg [2:0] \$4 ;
   wire [31:0] a_addr;
   wire abort;
-  wire \abort$150 ;
+  wire \abort$153 ;
   wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$152 ;
+  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -38,7 +41,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   wire [31:0] cycles;
-  wire [31:0] \cycles$176 ;
+  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
@@ -49,9 +52,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire engine_rst;
   wire [7:0] error;
   wire [7:0] error_code;
+  reg [2:0] held = 3'h0;
   output irq;
   wire irq;
-  wire \irq$183 ;
+  wire \irq$186 ;
   wire [31:0] k;
   wire [31:0] lda;
   wire [31:0] ldb;
@@ -60,143 +64,143 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] m;
   output [31:0] m_axi__araddr;
   wire [31:0] m_axi__araddr;
-  wire [31:0] \m_axi__araddr$79 ;
+  wire [31:0] \m_axi__araddr$82 ;
   output [1:0] m_axi__arburst;
   wire [1:0] m_axi__arburst;
-  wire [1:0] \m_axi__arburst$80 ;
+  wire [1:0] \m_axi__arburst$83 ;
   output [3:0] m_axi__arcache;
   wire [3:0] m_axi__arcache;
-  wire [3:0] \m_axi__arcache$81 ;
+  wire [3:0] \m_axi__arcache$84 ;
   output m_axi__arid;
   wire m_axi__arid;
-  wire \m_axi__arid$82 ;
+  wire \m_axi__arid$85 ;
   output [7:0] m_axi__arlen;
   wire [7:0] m_axi__arlen;
-  wire [7:0] \m_axi__arlen$83 ;
+  wire [7:0] \m_axi__arlen$86 ;
   output m_axi__arlock;
   wire m_axi__arlock;
-  wire \m_axi__arlock$84 ;
+  wire \m_axi__arlock$87 ;
   output [2:0] m_axi__arprot;
   wire [2:0] m_axi__arprot;
-  wire [2:0] \m_axi__arprot$85 ;
+  wire [2:0] \m_axi__arprot$88 ;
   input m_axi__arready;
   wire m_axi__arready;
-  wire \m_axi__arready$86 ;
+  wire \m_axi__arready$89 ;
   output [2:0] m_axi__arsize;
   wire [2:0] m_axi__arsize;
-  wire [2:0] \m_axi__arsize$87 ;
+  wire [2:0] \m_axi__arsize$90 ;
   output m_axi__arvalid;
   wire m_axi__arvalid;
-  wire \m_axi__arvalid$88 ;
+  wire \m_axi__arvalid$91 ;
   output [31:0] m_axi__awaddr;
   wire [31:0] m_axi__awaddr;
-  wire [31:0] \m_axi__awaddr$89 ;
+  wire [31:0] \m_axi__awaddr$92 ;
   output [1:0] m_axi__awburst;
   wire [1:0] m_axi__awburst;
-  wire [1:0] \m_axi__awburst$90 ;
+  wire [1:0] \m_axi__awburst$93 ;
   output [3:0] m_axi__awcache;
   wire [3:0] m_axi__awcache;
-  wire [3:0] \m_axi__awcache$91 ;
+  wire [3:0] \m_axi__awcache$94 ;
   output m_axi__awid;
   wire m_axi__awid;
-  wire \m_axi__awid$92 ;
+  wire \m_axi__awid$95 ;
   output [7:0] m_axi__awlen;
   wire [7:0] m_axi__awlen;
-  wire [7:0] \m_axi__awlen$93 ;
+  wire [7:0] \m_axi__awlen$96 ;
   output m_axi__awlock;
   wire m_axi__awlock;
-  wire \m_axi__awlock$94 ;
+  wire \m_axi__awlock$97 ;
   output [2:0] m_axi__awprot;
   wire [2:0] m_axi__awprot;
-  wire [2:0] \m_axi__awprot$95 ;
+  wire [2:0] \m_axi__awprot$98 ;
   input m_axi__awready;
   wire m_axi__awready;
-  wire \m_axi__awready$96 ;
+  wire \m_axi__awready$99 ;
   output [2:0] m_axi__awsize;
   wire [2:0] m_axi__awsize;
-  wire [2:0] \m_axi__awsize$97 ;
+  wire [2:0] \m_axi__awsize$100 ;
   output m_axi__awvalid;
   wire m_axi__awvalid;
-  wire \m_axi__awvalid$98 ;
+  wire \m_axi__awvalid$101 ;
   input m_axi__bid;
   wire m_axi__bid;
-  wire \m_axi__bid$99 ;
+  wire \m_axi__bid$102 ;
   output m_axi__bready;
   wire m_axi__bready;
-  wire \m_axi__bready$100 ;
+  wire \m_axi__bready$103 ;
   input [1:0] m_axi__bresp;
   wire [1:0] m_axi__bresp;
-  wire [1:0] \m_axi__bresp$101 ;
+  wire [1:0] \m_axi__bresp$104 ;
   input m_axi__bvalid;
   wire m_axi__bvalid;
-  wire \m_axi__bvalid$102 ;
+  wire \m_axi__bvalid$105 ;
   input [63:0] m_axi__rdata;
   wire [63:0] m_axi__rdata;
-  wire [63:0] \m_axi__rdata$103 ;
+  wire [63:0] \m_axi__rdata$106 ;
   input m_axi__rid;
   wire m_axi__rid;
-  wire \m_axi__rid$104 ;
+  wire \m_axi__rid$107 ;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire \m_axi__rlast$105 ;
+  wire \m_axi__rlast$108 ;
   output m_axi__rready;
   wire m_axi__rready;
-  wire \m_axi__rready$106 ;
+  wire \m_axi__rready$109 ;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
-  wire [1:0] \m_axi__rresp$107 ;
+  wire [1:0] \m_axi__rresp$110 ;
   input m_axi__rvalid;
   wire m_axi__rvalid;
-  wire \m_axi__rvalid$108 ;
+  wire \m_axi__rvalid$111 ;
   output [63:0] m_axi__wdata;
   wire [63:0] m_axi__wdata;
-  wire [63:0] \m_axi__wdata$109 ;
+  wire [63:0] \m_axi__wdata$112 ;
   output m_axi__wlast;
   wire m_axi__wlast;
-  wire \m_axi__wlast$110 ;
+  wire \m_axi__wlast$113 ;
   input m_axi__wready;
   wire m_axi__wready;
-  wire \m_axi__wready$111 ;
+  wire \m_axi__wready$114 ;
   output [7:0] m_axi__wstrb;
   wire [7:0] m_axi__wstrb;
-  wire [7:0] \m_axi__wstrb$112 ;
+  wire [7:0] \m_axi__wstrb$115 ;
   output m_axi__wvalid;
   wire m_axi__wvalid;
-  wire \m_axi__wvalid$113 ;
+  wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$178 ;
+  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
   wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$115 ;
-  wire [31:0] \rd_cmd__payload$115.addr ;
-  wire [19:0] \rd_cmd__payload$115.row_bytes ;
-  wire [15:0] \rd_cmd__payload$115.rows ;
-  wire [31:0] \rd_cmd__payload$115.stride ;
+  wire [99:0] \rd_cmd__payload$118 ;
+  wire [31:0] \rd_cmd__payload$118.addr ;
+  wire [19:0] \rd_cmd__payload$118.row_bytes ;
+  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
-  wire \rd_cmd__ready$117 ;
+  wire \rd_cmd__ready$120 ;
   wire rd_cmd__valid;
-  wire \rd_cmd__valid$119 ;
+  wire \rd_cmd__valid$122 ;
   wire [70:0] rd_data__payload;
-  wire [70:0] \rd_data__payload$121 ;
-  wire [3:0] \rd_data__payload$121.bytes ;
-  wire [63:0] \rd_data__payload$121.data ;
-  wire [7:0] \rd_data__payload$121.data[0] ;
-  wire [7:0] \rd_data__payload$121.data[1] ;
-  wire [7:0] \rd_data__payload$121.data[2] ;
-  wire [7:0] \rd_data__payload$121.data[3] ;
-  wire [7:0] \rd_data__payload$121.data[4] ;
-  wire [7:0] \rd_data__payload$121.data[5] ;
-  wire [7:0] \rd_data__payload$121.data[6] ;
-  wire [7:0] \rd_data__payload$121.data[7] ;
-  wire \rd_data__payload$121.end ;
-  wire \rd_data__payload$121.first ;
-  wire \rd_data__payload$121.last ;
+  wire [70:0] \rd_data__payload$124 ;
+  wire [3:0] \rd_data__payload$124.bytes ;
+  wire [63:0] \rd_data__payload$124.data ;
+  wire [7:0] \rd_data__payload$124.data[0] ;
+  wire [7:0] \rd_data__payload$124.data[1] ;
+  wire [7:0] \rd_data__payload$124.data[2] ;
+  wire [7:0] \rd_data__payload$124.data[3] ;
+  wire [7:0] \rd_data__payload$124.data[4] ;
+  wire [7:0] \rd_data__payload$124.data[5] ;
+  wire [7:0] \rd_data__payload$124.data[6] ;
+  wire [7:0] \rd_data__payload$124.data[7] ;
+  wire \rd_data__payload$124.end ;
+  wire \rd_data__payload$124.first ;
+  wire \rd_data__payload$124.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -211,10 +215,12 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \rd_data__payload.first ;
   wire \rd_data__payload.last ;
   wire rd_data__ready;
-  wire \rd_data__ready$123 ;
+  wire \rd_data__ready$126 ;
   wire rd_data__valid;
-  wire \rd_data__valid$125 ;
+  wire \rd_data__valid$128 ;
   wire rd_error;
+  wire request;
+  wire resetting;
   wire [31:0] rq_mult;
   wire [31:0] rq_shift;
   wire [31:0] rq_zp;
@@ -279,42 +285,42 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$180 ;
+  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$182 ;
+  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$170 ;
+  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$127 ;
-  wire [31:0] \wr_cmd__payload$127.addr ;
-  wire [19:0] \wr_cmd__payload$127.row_bytes ;
-  wire [15:0] \wr_cmd__payload$127.rows ;
-  wire [31:0] \wr_cmd__payload$127.stride ;
+  wire [99:0] \wr_cmd__payload$130 ;
+  wire [31:0] \wr_cmd__payload$130.addr ;
+  wire [19:0] \wr_cmd__payload$130.row_bytes ;
+  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
-  wire \wr_cmd__ready$129 ;
+  wire \wr_cmd__ready$132 ;
   wire wr_cmd__valid;
-  wire \wr_cmd__valid$131 ;
+  wire \wr_cmd__valid$134 ;
   wire [70:0] wr_data__payload;
-  wire [70:0] \wr_data__payload$133 ;
-  wire [3:0] \wr_data__payload$133.bytes ;
-  wire [63:0] \wr_data__payload$133.data ;
-  wire [7:0] \wr_data__payload$133.data[0] ;
-  wire [7:0] \wr_data__payload$133.data[1] ;
-  wire [7:0] \wr_data__payload$133.data[2] ;
-  wire [7:0] \wr_data__payload$133.data[3] ;
-  wire [7:0] \wr_data__payload$133.data[4] ;
-  wire [7:0] \wr_data__payload$133.data[5] ;
-  wire [7:0] \wr_data__payload$133.data[6] ;
-  wire [7:0] \wr_data__payload$133.data[7] ;
-  wire \wr_data__payload$133.end ;
-  wire \wr_data__payload$133.first ;
-  wire \wr_data__payload$133.last ;
+  wire [70:0] \wr_data__payload$136 ;
+  wire [3:0] \wr_data__payload$136.bytes ;
+  wire [63:0] \wr_data__payload$136.data ;
+  wire [7:0] \wr_data__payload$136.data[0] ;
+  wire [7:0] \wr_data__payload$136.data[1] ;
+  wire [7:0] \wr_data__payload$136.data[2] ;
+  wire [7:0] \wr_data__payload$136.data[3] ;
+  wire [7:0] \wr_data__payload$136.data[4] ;
+  wire [7:0] \wr_data__payload$136.data[5] ;
+  wire [7:0] \wr_data__payload$136.data[6] ;
+  wire [7:0] \wr_data__payload$136.data[7] ;
+  wire \wr_data__payload$136.end ;
+  wire \wr_data__payload$136.first ;
+  wire \wr_data__payload$136.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -329,18 +335,23 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \wr_data__payload.first ;
   wire \wr_data__payload.last ;
   wire wr_data__ready;
-  wire \wr_data__ready$135 ;
+  wire \wr_data__ready$138 ;
   wire wr_data__valid;
-  wire \wr_data__valid$137 ;
+  wire \wr_data__valid$140 ;
   wire wr_error;
+  assign \$2  = \$1  | request;
+  assign busy = \$2  | resetting;
+  assign \$3  = ~ request;
+  assign set_done = done & \$3 ;
+  always @(posedge clk)
+    held <= \$4 ;
   assign engine_rst = rst | engine_reset;
+  assign resetting = | held;
+  assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
-  assign \$1  = \busy$152  | aborting;
-  assign busy = \$1  | engine_reset;
-  assign \$2  = ~ engine_reset;
-  assign set_done = done & \$2 ;
+  assign \$1  = \busy$155  | aborting;
   \accelerator.dma  dma (
-    .abort(engine_reset),
+    .abort(request),
     .aborting(aborting),
     .clear(clear),
     .clk(clk),
@@ -386,7 +397,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$229 (\busy$152 ),
+    .\busy$229 (\busy$155 ),
     .cmd(cmd),
     .cycles(cycles),
     .dma_busy(dma_busy),
@@ -414,7 +425,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   );
   \accelerator.regs  regs (
     .a_addr(a_addr),
-    .abort(engine_reset),
+    .abort(request),
     .b_addr(b_addr),
     .busy(busy),
     .c_addr(c_addr),
@@ -460,6 +471,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .stall_store(stall_store),
     .start(clear)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4  = { held[1:0], request };
+    if (rst) begin
+      \$4  = 3'h0;
+    end
+  end
   assign \s_axil__araddr$57  = s_axil__araddr;
   assign \s_axil__arprot$58  = s_axil__arprot;
   assign \s_axil__arready$59  = s_axil__arready;
@@ -480,66 +498,66 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \s_axil__wstrb$74  = s_axil__wstrb;
   assign \s_axil__wvalid$75  = s_axil__wvalid;
   assign engine_clk = clk;
-  assign \m_axi__araddr$79  = m_axi__araddr;
-  assign \m_axi__arburst$80  = 2'h1;
-  assign \m_axi__arcache$81  = 4'h3;
-  assign \m_axi__arid$82  = 1'h0;
-  assign \m_axi__arlen$83  = m_axi__arlen;
-  assign \m_axi__arlock$84  = 1'h0;
-  assign \m_axi__arprot$85  = 3'h0;
-  assign \m_axi__arready$86  = m_axi__arready;
-  assign \m_axi__arsize$87  = 3'h3;
-  assign \m_axi__arvalid$88  = m_axi__arvalid;
-  assign \m_axi__awaddr$89  = m_axi__awaddr;
-  assign \m_axi__awburst$90  = 2'h1;
-  assign \m_axi__awcache$91  = 4'h3;
-  assign \m_axi__awid$92  = 1'h0;
-  assign \m_axi__awlen$93  = m_axi__awlen;
-  assign \m_axi__awlock$94  = 1'h0;
-  assign \m_axi__awprot$95  = 3'h0;
-  assign \m_axi__awready$96  = m_axi__awready;
-  assign \m_axi__awsize$97  = 3'h3;
-  assign \m_axi__awvalid$98  = m_axi__awvalid;
-  assign \m_axi__bid$99  = m_axi__bid;
-  assign \m_axi__bready$100  = 1'h1;
-  assign \m_axi__bresp$101  = m_axi__bresp;
-  assign \m_axi__bvalid$102  = m_axi__bvalid;
-  assign \m_axi__rdata$103  = m_axi__rdata;
-  assign \m_axi__rid$104  = m_axi__rid;
-  assign \m_axi__rlast$105  = m_axi__rlast;
-  assign \m_axi__rready$106  = m_axi__rready;
-  assign \m_axi__rresp$107  = m_axi__rresp;
-  assign \m_axi__rvalid$108  = m_axi__rvalid;
-  assign \m_axi__wdata$109  = m_axi__wdata;
-  assign \m_axi__wlast$110  = m_axi__wlast;
-  assign \m_axi__wready$111  = m_axi__wready;
-  assign \m_axi__wstrb$112  = m_axi__wstrb;
-  assign \m_axi__wvalid$113  = m_axi__wvalid;
-  assign \rd_cmd__payload$115  = rd_cmd__payload;
-  assign \rd_cmd__ready$117  = rd_cmd__ready;
-  assign \rd_cmd__valid$119  = rd_cmd__valid;
-  assign \rd_data__payload$121  = rd_data__payload;
-  assign \rd_data__ready$123  = rd_data__ready;
-  assign \rd_data__valid$125  = rd_data__valid;
-  assign \wr_cmd__payload$127  = wr_cmd__payload;
-  assign \wr_cmd__ready$129  = wr_cmd__ready;
-  assign \wr_cmd__valid$131  = wr_cmd__valid;
-  assign \wr_data__payload$133  = wr_data__payload;
-  assign \wr_data__ready$135  = wr_data__ready;
-  assign \wr_data__valid$137  = wr_data__valid;
+  assign \m_axi__araddr$82  = m_axi__araddr;
+  assign \m_axi__arburst$83  = 2'h1;
+  assign \m_axi__arcache$84  = 4'h3;
+  assign \m_axi__arid$85  = 1'h0;
+  assign \m_axi__arlen$86  = m_axi__arlen;
+  assign \m_axi__arlock$87  = 1'h0;
+  assign \m_axi__arprot$88  = 3'h0;
+  assign \m_axi__arready$89  = m_axi__arready;
+  assign \m_axi__arsize$90  = 3'h3;
+  assign \m_axi__arvalid$91  = m_axi__arvalid;
+  assign \m_axi__awaddr$92  = m_axi__awaddr;
+  assign \m_axi__awburst$93  = 2'h1;
+  assign \m_axi__awcache$94  = 4'h3;
+  assign \m_axi__awid$95  = 1'h0;
+  assign \m_axi__awlen$96  = m_axi__awlen;
+  assign \m_axi__awlock$97  = 1'h0;
+  assign \m_axi__awprot$98  = 3'h0;
+  assign \m_axi__awready$99  = m_axi__awready;
+  assign \m_axi__awsize$100  = 3'h3;
+  assign \m_axi__awvalid$101  = m_axi__awvalid;
+  assign \m_axi__bid$102  = m_axi__bid;
+  assign \m_axi__bready$103  = 1'h1;
+  assign \m_axi__bresp$104  = m_axi__bresp;
+  assign \m_axi__bvalid$105  = m_axi__bvalid;
+  assign \m_axi__rdata$106  = m_axi__rdata;
+  assign \m_axi__rid$107  = m_axi__rid;
+  assign \m_axi__rlast$108  = m_axi__rlast;
+  assign \m_axi__rready$109  = m_axi__rready;
+  assign \m_axi__rresp$110  = m_axi__rresp;
+  assign \m_axi__rvalid$111  = m_axi__rvalid;
+  assign \m_axi__wdata$112  = m_axi__wdata;
+  assign \m_axi__wlast$113  = m_axi__wlast;
+  assign \m_axi__wready$114  = m_axi__wready;
+  assign \m_axi__wstrb$115  = m_axi__wstrb;
+  assign \m_axi__wvalid$116  = m_axi__wvalid;
+  assign \rd_cmd__payload$118  = rd_cmd__payload;
+  assign \rd_cmd__ready$120  = rd_cmd__ready;
+  assign \rd_cmd__valid$122  = rd_cmd__valid;
+  assign \rd_data__payload$124  = rd_data__payload;
+  assign \rd_data__ready$126  = rd_data__ready;
+  assign \rd_data__valid$128  = rd_data__valid;
+  assign \wr_cmd__payload$130  = wr_cmd__payload;
+  assign \wr_cmd__ready$132  = wr_cmd__ready;
+  assign \wr_cmd__valid$134  = wr_cmd__valid;
+  assign \wr_data__payload$136  = wr_data__payload;
+  assign \wr_data__ready$138  = wr_data__ready;
+  assign \wr_data__valid$140  = wr_data__valid;
   assign wr_busy = dma_busy;
   assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
-  assign abort = engine_reset;
-  assign \abort$150  = engine_reset;
-  assign \start$170  = clear;
+  assign abort = request;
+  assign \abort$153  = request;
+  assign \start$173  = clear;
   assign error = error_code;
-  assign \cycles$176  = cycles;
-  assign \mac_cycles$178  = mac_cycles;
-  assign \stall_load$180  = stall_load;
-  assign \stall_store$182  = stall_store;
-  assign \irq$183  = irq;
+  assign \cycles$179  = cycles;
+  assign \mac_cycles$181  = mac_cycles;
+  assign \stall_load$183  = stall_load;
+  assign \stall_store$185  = stall_store;
+  assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -557,10 +575,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
   assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
   assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_cmd__payload$115.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$115.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$115.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$115.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -574,27 +592,27 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload.first  = rd_data__payload[68];
   assign \rd_data__payload.last  = rd_data__payload[69];
   assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \rd_data__payload$121.data  = rd_data__payload[63:0];
-  assign \rd_data__payload$121.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload$121.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload$121.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload$121.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload$121.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload$121.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload$121.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload$121.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload$121.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload$121.first  = rd_data__payload[68];
-  assign \rd_data__payload$121.last  = rd_data__payload[69];
-  assign \rd_data__payload$121.end  = rd_data__payload[70];
+  assign \rd_data__payload$124.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$124.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$124.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$124.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$124.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$124.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$124.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$124.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$124.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$124.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$124.first  = rd_data__payload[68];
+  assign \rd_data__payload$124.last  = rd_data__payload[69];
+  assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \wr_cmd__payload$127.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$127.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$127.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$127.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -608,19 +626,19 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \wr_data__payload$133.data  = wr_data__payload[63:0];
-  assign \wr_data__payload$133.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload$133.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload$133.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload$133.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload$133.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload$133.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload$133.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload$133.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload$133.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload$133.first  = wr_data__payload[68];
-  assign \wr_data__payload$133.last  = wr_data__payload[69];
-  assign \wr_data__payload$133.end  = wr_data__payload[70];
+  assign \wr_data__payload$136.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$136.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$136.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$136.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$136.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$136.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$136.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$136.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$136.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$136.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$136.first  = wr_data__payload[68];
+  assign \wr_data__payload$136.last  = wr_data__payload[69];
+  assign \wr_data__payload$136.end  = wr_data__payload[70];
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -661,7 +679,7 @@ endmodule
 module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
 , \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
 , wr_bytes, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$2 ;
   wire \$3 ;
@@ -954,7 +972,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = aborting;
     if (abort) begin
       \$4  = 1'h1;
@@ -1109,7 +1127,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
 , m_axi__arready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1349,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3632$43 (burst__payload[43]),
-    .\port$3632$45 (burst__payload[67:45]),
+    .\port$3639$43 (burst__payload[43]),
+    .\port$3639$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1372,7 +1390,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
       if (\$15 ) begin
@@ -1386,7 +1404,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
@@ -1399,14 +1417,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     m_axi__rready = consume;
     if (abort) begin
       m_axi__rready = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
       if (\$22 ) begin
@@ -1418,7 +1436,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$46  = m_axi__arvalid;
     if (take) begin
       \$46  = 1'h1;
@@ -1430,7 +1448,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = m_axi__araddr;
     if (take) begin
       \$47  = burst__payload[31:0];
@@ -1440,7 +1458,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = m_axi__arlen;
     if (take) begin
       \$48  = \$28 [7:0];
@@ -1450,14 +1468,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = \$32 [3:0];
     if (rst) begin
       \$49  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = prev;
     if (consume) begin
       \$50  = m_axi__rdata;
@@ -1467,7 +1485,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1485,7 +1503,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = data__payload;
     if (emit) begin
       \$52 [63:0] = realign_wide[63:0];
@@ -1499,7 +1517,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$53  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1519,7 +1537,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$54  = started;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1542,7 +1560,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$55  = bytes_left;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1561,7 +1579,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$56  = error;
     if (clear) begin
       \$56  = 1'h0;
@@ -1574,7 +1592,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$57  = bytes_read;
     (* full_case = 32'd1 *)
     if (clear) begin
@@ -1632,8 +1650,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3632$43 , \port$3632$45 , r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3639$43 , \port$3639$45 , r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1675,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3632$43 ;
-  wire \port$3632$43 ;
-  input [22:0] \port$3632$45 ;
-  wire [22:0] \port$3632$45 ;
+  input \port$3639$43 ;
+  wire \port$3639$43 ;
+  input [22:0] \port$3639$45 ;
+  wire [22:0] \port$3639$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1717,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3632$43 , \port$3632$45  };
+      storage[w_port__addr] <= { \port$3639$43 , \port$3639$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1769,7 +1787,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [3:0];
@@ -1779,7 +1797,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [3:0];
@@ -1789,7 +1807,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [3:0];
@@ -1802,7 +1820,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -1816,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3632$43 , \port$3632$45  };
-  assign w_data = { \port$3632$43 , \port$3632$45  };
+  assign w_port__data = { \port$3639$43 , \port$3639$45  };
+  assign w_data = { \port$3639$43 , \port$3639$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1825,7 +1843,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1984,7 +2002,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @(posedge clk)
     row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$43  = rows_left;
     if (\$13 ) begin
       if (active) begin
@@ -2007,7 +2025,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$44  = pending;
     if (\$28 ) begin
       \$44  = 1'h1;
@@ -2023,7 +2041,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$45  = cmd;
     if (\$28 ) begin
       \$45  = cmd__payload;
@@ -2033,7 +2051,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$46  = row_bytes;
     if (pending) begin
       if (\$31 ) begin
@@ -2045,7 +2063,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$47  = stride;
     if (pending) begin
       if (\$31 ) begin
@@ -2057,7 +2075,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$35  = burst__valid;
     if (\$13 ) begin
       \$35  = 1'h0;
@@ -2073,7 +2091,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$36  = burst__payload;
     if (\$13 ) begin
       if (active) begin
@@ -2092,7 +2110,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$37  = active;
     if (\$13 ) begin
       if (active) begin
@@ -2116,7 +2134,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$38  = cur;
     if (\$13 ) begin
       if (active) begin
@@ -2142,7 +2160,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$39  = offset;
     if (\$13 ) begin
       if (active) begin
@@ -2165,7 +2183,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$40  = beats_left;
     if (\$13 ) begin
       if (active) begin
@@ -2191,7 +2209,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$41  = row_first;
     if (\$13 ) begin
       if (active) begin
@@ -2217,7 +2235,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$42  = row_addr;
     if (\$13 ) begin
       if (active) begin
@@ -2267,7 +2285,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, error, bytes_written, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [21:0] \$10 ;
   wire [5:0] \$100 ;
@@ -2686,35 +2704,35 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     step = \$24 ;
     if (abort) begin
       step = \$91 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     data__ready = \$29 ;
     if (abort) begin
       data__ready = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     strobe = { \$85 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37  };
     if (abort) begin
       strobe = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     count = \$88 [3:0];
     if (abort) begin
       count = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$109  = m_axi__awvalid;
     if (take) begin
       \$109  = 1'h1;
@@ -2726,7 +2744,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$110  = m_axi__awaddr;
     if (take) begin
       \$110  = burst__payload[31:0];
@@ -2736,7 +2754,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$111  = m_axi__awlen;
     if (take) begin
       \$111  = \$97 [7:0];
@@ -2746,14 +2764,14 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$112  = \$100 [3:0];
     if (rst) begin
       \$112  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$113  = m_axi__wvalid;
     if (step) begin
       \$113  = 1'h1;
@@ -2765,7 +2783,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$114  = m_axi__wdata;
     if (step) begin
       \$114  = align_wide[63:0];
@@ -2775,7 +2793,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$115  = m_axi__wstrb;
     if (step) begin
       \$115  = strobe;
@@ -2785,7 +2803,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$116  = m_axi__wlast;
     if (step) begin
       \$116  = last_in_burst;
@@ -2795,7 +2813,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$117  = w_count;
     if (step) begin
       \$117  = count;
@@ -2805,7 +2823,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$118  = beat;
     if (step) begin
       \$118  = \$102 [7:0];
@@ -2815,7 +2833,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$119  = prev;
     if (step) begin
       if (\$103 ) begin
@@ -2827,7 +2845,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$120  = error;
     if (clear) begin
       \$120  = 1'h0;
@@ -2840,7 +2858,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$121  = bytes_written;
     (* full_case = 32'd1 *)
     if (clear) begin
@@ -2923,7 +2941,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__data, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3010,7 +3028,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [2:0];
@@ -3020,7 +3038,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [2:0];
@@ -3030,7 +3048,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [3:0];
@@ -3052,7 +3070,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3211,7 +3229,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @(posedge clk)
     row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$43  = rows_left;
     if (\$13 ) begin
       if (active) begin
@@ -3234,7 +3252,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$44  = pending;
     if (\$28 ) begin
       \$44  = 1'h1;
@@ -3250,7 +3268,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$45  = cmd;
     if (\$28 ) begin
       \$45  = cmd__payload;
@@ -3260,7 +3278,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$46  = row_bytes;
     if (pending) begin
       if (\$31 ) begin
@@ -3272,7 +3290,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$47  = stride;
     if (pending) begin
       if (\$31 ) begin
@@ -3284,7 +3302,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$35  = burst__valid;
     if (\$13 ) begin
       \$35  = 1'h0;
@@ -3300,7 +3318,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$36  = burst__payload;
     if (\$13 ) begin
       if (active) begin
@@ -3319,7 +3337,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$37  = active;
     if (\$13 ) begin
       if (active) begin
@@ -3343,7 +3361,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$38  = cur;
     if (\$13 ) begin
       if (active) begin
@@ -3369,7 +3387,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$39  = offset;
     if (\$13 ) begin
       if (active) begin
@@ -3392,7 +3410,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$40  = beats_left;
     if (\$13 ) begin
       if (active) begin
@@ -3418,7 +3436,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$41  = row_first;
     if (\$13 ) begin
       if (active) begin
@@ -3444,7 +3462,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$42  = row_addr;
     if (\$13 ) begin
       if (active) begin
@@ -3493,7 +3511,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -3623,7 +3641,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -3633,7 +3651,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -3643,7 +3661,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -3656,7 +3674,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -3678,7 +3696,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$229 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$252 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
 , rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [46:0] \$10 ;
   wire [16:0] \$100 ;
@@ -7883,7 +7901,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2857$354 (c[398:354])
+    .\port$2864$354 (c[398:354])
   );
   \accelerator.engine.route  route (
     .engine_clk(engine_clk),
@@ -7940,14 +7958,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .w_rdy(\w_rdy$178 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$413  = load_b_next;
     if (engine_rst) begin
       \$413  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$414  = load_cin_panel;
     if (restart) begin
       \$414  = c[127:96];
@@ -7961,35 +7979,35 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$415  = load_cin_next;
     if (engine_rst) begin
       \$415  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$416  = b_koff_next;
     if (engine_rst) begin
       \$416  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$417  = \$301 [31:0];
     if (engine_rst) begin
       \$417  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$418  = \$302 [31:0];
     if (engine_rst) begin
       \$418  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$419  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8046,7 +8064,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$420  = l_bpar;
     casez (loader_state)
       2'h0:
@@ -8067,7 +8085,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$421  = l_apar;
     casez (loader_state)
       2'h0:
@@ -8089,7 +8107,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$422  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8128,7 +8146,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$423  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8151,7 +8169,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$424  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8165,7 +8183,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$425  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
@@ -8182,7 +8200,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$426  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8196,7 +8214,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$427  = feed_k_kc0;
     if (\$322 ) begin
       \$427  = 32'd0;
@@ -8208,7 +8226,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$428  = feed_k_left;
     if (\$322 ) begin
       \$428  = c[191:160];
@@ -8220,7 +8238,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$429  = feed_k_last;
     if (\$322 ) begin
       \$429  = \$323 ;
@@ -8232,7 +8250,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$430  = feed_k_len;
     if (\$322 ) begin
       \$430  = \$325 ;
@@ -8244,7 +8262,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$431  = feed_k_len_m1;
     if (\$322 ) begin
       \$431  = \$328 [31:0];
@@ -8256,14 +8274,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$432  = issue;
     if (engine_rst) begin
       \$432  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$433  = meta_last;
     if (issue) begin
       \$433  = \$343 ;
@@ -8273,7 +8291,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$434  = meta_sel;
     if (issue) begin
       \$434  = k_idx[2:0];
@@ -8283,7 +8301,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$435  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -8301,7 +8319,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$436  = apar;
     if (issue) begin
       if (\$344 ) begin
@@ -8316,7 +8334,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$437  = bpar;
     if (issue) begin
       if (\$344 ) begin
@@ -8333,7 +8351,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$438  = f_done;
     if (issue) begin
       if (\$344 ) begin
@@ -8352,7 +8370,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$439 [31:0] = results__payload[31:0];
     \$439 [63:32] = results__payload[63:32];
     \$439 [95:64] = results__payload[95:64];
@@ -8362,42 +8380,42 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$440  = got;
     if (engine_rst) begin
       \$440  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$441  = \$114 [9:0];
     if (engine_rst) begin
       \$441  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$442  = \r_data$141 [17];
     if (engine_rst) begin
       \$442  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$443  = \r_data$141 [0];
     if (engine_rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$444  = \$353 ;
     if (engine_rst) begin
       \$444  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$445  = acc_row;
     if (got) begin
       (* full_case = 32'd1 *)
@@ -8415,7 +8433,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$446  = store_c_panel;
     if (restart) begin
       \$446  = c[95:64];
@@ -8429,14 +8447,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$447  = store_c_next;
     if (engine_rst) begin
       \$447  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$448  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8458,7 +8476,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$449  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8482,7 +8500,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$450  = s_done;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8505,14 +8523,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$451  = \issue$175 ;
     if (engine_rst) begin
       \$451  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$452  = s_beat;
     if (\$366 ) begin
       (* full_case = 32'd1 *)
@@ -8527,7 +8545,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$453  = c;
     casez (control_state)
       4'h0:
@@ -8540,7 +8558,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$454  = error;
     casez (control_state)
       4'h0:
@@ -8569,7 +8587,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$455  = cycles;
     casez (control_state)
       4'h0:
@@ -8585,7 +8603,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$456  = mac_cycles;
     casez (control_state)
       4'h0:
@@ -8601,7 +8619,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$457  = stall_load;
     casez (control_state)
       4'h0:
@@ -8617,7 +8635,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$458  = stall_store;
     casez (control_state)
       4'h0:
@@ -8633,7 +8651,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$459  = beyond;
     casez (control_state)
       4'h0:
@@ -8668,7 +8686,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$460  = launched;
     casez (control_state)
       4'h0:
@@ -8707,7 +8725,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$461  = control_state;
     casez (control_state)
       4'h0:
@@ -8760,7 +8778,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$462  = words;
     casez (control_state)
       4'h0:
@@ -8781,7 +8799,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$463  = used;
     casez (control_state)
       4'h0:
@@ -8802,7 +8820,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$464  = chunk;
     casez (control_state)
       4'h0:
@@ -8823,7 +8841,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_k_kc0_next = load_k_kc0;
     if (\$2 ) begin
       load_k_kc0_next = 32'd0;
@@ -8832,7 +8850,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_a_next = load_a_addr;
     if (restart) begin
       load_a_next = c[31:0];
@@ -8846,7 +8864,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_b_next = load_b_addr;
     if (restart) begin
       load_b_next = c[63:32];
@@ -8860,7 +8878,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_cin_next = load_cin_addr;
     if (restart) begin
       load_cin_next = c[127:96];
@@ -8874,7 +8892,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_koff_next = b_koff;
     if (restart) begin
       b_koff_next = 32'd0;
@@ -8883,7 +8901,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8908,7 +8926,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__payload = 100'h0000000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8942,7 +8960,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8967,7 +8985,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8992,7 +9010,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -9013,7 +9031,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -9035,7 +9053,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     l_step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9060,7 +9078,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9089,7 +9107,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_wait = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9104,7 +9122,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9139,7 +9157,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9182,7 +9200,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9205,7 +9223,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9214,7 +9232,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9232,7 +9250,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9252,7 +9270,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     feed_k_kc0_next = feed_k_kc0;
     if (\$69 ) begin
       feed_k_kc0_next = 32'd0;
@@ -9261,7 +9279,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \w_en$127  = 1'h0;
     if (issue) begin
       if (\$109 ) begin
@@ -9270,7 +9288,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \w_data$128  = 19'h00000;
     if (issue) begin
       if (\$109 ) begin
@@ -9282,7 +9300,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     step_done = 1'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9291,7 +9309,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9306,7 +9324,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9321,7 +9339,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9338,7 +9356,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9355,7 +9373,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \advance$135  = 1'h0;
     if (issue) begin
       if (\$110 ) begin
@@ -9366,7 +9384,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \r_en$145  = 1'h0;
     if (got) begin
       if (\$116 ) begin
@@ -9375,7 +9393,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_set = 2'h0;
     if (s1_chunk_done) begin
       (* full_case = 32'd1 *)
@@ -9388,7 +9406,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__addr = s1_addr;
@@ -9397,7 +9415,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__en = 4'hf;
@@ -9409,7 +9427,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__data[31:0] = \$118 [31:0];
@@ -9424,7 +9442,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     store_c_next = store_c_addr;
     if (restart) begin
       store_c_next = c[95:64];
@@ -9438,7 +9456,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
@@ -9448,7 +9466,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
@@ -9461,7 +9479,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \issue$175  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -9472,7 +9490,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -9493,7 +9511,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -9514,7 +9532,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -9535,7 +9553,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \advance$163  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -9550,14 +9568,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
       i__valid = \r_rdy$197 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
       i__payload[127:0] = \r_data$199 ;
@@ -9565,7 +9583,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       \r_en$200  = i__ready;
@@ -9574,7 +9592,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
@@ -9583,7 +9601,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_valid = o__valid;
@@ -9592,14 +9610,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     o__ready = 1'h0;
     if (c[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     byte_ready = 1'h0;
     if (\$170 ) begin
       if (\$171 ) begin
@@ -9608,7 +9626,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \r_en$216  = 1'h0;
     if (\$170 ) begin
       if (\$171 ) begin
@@ -9617,7 +9635,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     start = 1'h0;
     casez (control_state)
       4'h0:
@@ -9643,7 +9661,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a = 16'h0000;
     casez (control_state)
       4'h0:
@@ -9669,7 +9687,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b = 32'd0;
     casez (control_state)
       4'h0:
@@ -9695,7 +9713,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     addend = 34'h000000000;
     casez (control_state)
       4'h0:
@@ -9721,7 +9739,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     code = 8'h00;
     casez (control_state)
       4'h0:
@@ -9751,7 +9769,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     restart = 1'h0;
     casez (control_state)
       4'h0:
@@ -9771,7 +9789,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     running = 1'h0;
     casez (control_state)
       4'h0:
@@ -9793,7 +9811,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     done = 1'h0;
     casez (control_state)
       4'h0:
@@ -9817,7 +9835,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$396  = 2'h0;
@@ -9829,7 +9847,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$397  = 2'h0;
@@ -9841,7 +9859,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$398  = 2'h0;
@@ -9853,7 +9871,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$399  = 2'h0;
@@ -9865,7 +9883,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$400  = 2'h0;
@@ -9877,7 +9895,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$401  = 2'h0;
@@ -9889,7 +9907,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$402  = 2'h0;
@@ -9901,7 +9919,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$403  = 2'h0;
@@ -9913,7 +9931,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$404  = 2'h0;
@@ -9925,7 +9943,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$405  = load_k_kc0;
     if (\$278 ) begin
       \$405  = 32'd0;
@@ -9937,7 +9955,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$406  = load_k_left;
     if (\$278 ) begin
       \$406  = c[191:160];
@@ -9949,7 +9967,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$407  = load_k_last;
     if (\$278 ) begin
       \$407  = \$279 ;
@@ -9961,7 +9979,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$408  = load_k_len;
     if (\$278 ) begin
       \$408  = \$281 ;
@@ -9973,7 +9991,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$409  = load_k_len_m1;
     if (\$278 ) begin
       \$409  = \$284 [31:0];
@@ -9985,7 +10003,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$410  = load_a_panel;
     if (restart) begin
       \$410  = c[31:0];
@@ -9999,14 +10017,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$411  = load_a_next;
     if (engine_rst) begin
       \$411  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$412  = load_b_panel;
     if (restart) begin
       \$412  = c[63:32];
@@ -10316,7 +10334,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
   reg \$100 ;
@@ -11248,10 +11266,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2910$0 (en_deskew_0),
-    .\port$2911$0 (en_deskew_1),
-    .\port$2912$0 (en_deskew_2),
-    .\port$2913$0 (en_deskew_3)
+    .\port$2917$0 (en_deskew_0),
+    .\port$2918$0 (en_deskew_1),
+    .\port$2919$0 (en_deskew_2),
+    .\port$2920$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$149 [7:0]),
@@ -11268,7 +11286,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .last_out(\last_in$209 ),
     .pe_0_0_sync_clk(engine_clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3364$0 (\o$157 [2:0]),
+    .\port$3371$0 (\o$157 [2:0]),
     .valid_out(\valid_in$205 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
@@ -11286,7 +11304,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .last_out(\last_in$227 ),
     .pe_0_1_sync_clk(engine_clk),
     .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3364$3 (\o$157 [5:3]),
+    .\port$3371$3 (\o$157 [5:3]),
     .valid_out(\valid_in$223 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
@@ -11304,7 +11322,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .last_out(\last_in$245 ),
     .pe_0_2_sync_clk(engine_clk),
     .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3364$6 (\o$157 [8:6]),
+    .\port$3371$6 (\o$157 [8:6]),
     .valid_out(\valid_in$241 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
@@ -11321,7 +11339,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .last_out(\last_in$263 ),
     .pe_0_3_sync_clk(engine_clk),
     .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3364$9 (\o$157 [11:9]),
+    .\port$3371$9 (\o$157 [11:9]),
     .valid_out(\valid_in$259 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
@@ -11584,10 +11602,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$149 ),
     .o_next(o_next),
-    .\port$2939$0 (en_skew_a_0),
-    .\port$2940$0 (en_skew_a_1),
-    .\port$2941$0 (en_skew_a_2),
-    .\port$2942$0 (en_skew_a_3)
+    .\port$2946$0 (en_skew_a_0),
+    .\port$2947$0 (en_skew_a_1),
+    .\port$2948$0 (en_skew_a_2),
+    .\port$2949$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(engine_clk),
@@ -11596,10 +11614,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$155 ),
     .o_next(\o_next$153 ),
-    .\port$2943$0 (en_skew_b_0),
-    .\port$2944$0 (en_skew_b_1),
-    .\port$2945$0 (en_skew_b_2),
-    .\port$2946$0 (en_skew_b_3)
+    .\port$2950$0 (en_skew_b_0),
+    .\port$2951$0 (en_skew_b_1),
+    .\port$2952$0 (en_skew_b_2),
+    .\port$2953$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
@@ -11609,14 +11627,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .skew_flags_sync_rst(rst_skew_flags)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$97  = held;
     if (engine_rst) begin
       \$97  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$98  = skid;
     if (\$1 ) begin
       \$98 [128] = out[128];
@@ -11635,7 +11653,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$99  = out_row;
     if (\$10 ) begin
       \$99  = \$13 [1:0];
@@ -11645,14 +11663,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$100  = 1'h1;
     if (engine_rst) begin
       \$100  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$101  = in_a;
     if (en_in_a_0) begin
       \$101 [7:0] = operands__payload[7:0];
@@ -11668,7 +11686,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$102  = in_b;
     if (en_in_b_0) begin
       \$102 [7:0] = operands__payload[39:32];
@@ -11684,7 +11702,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$103  = in_flags;
     if (en) begin
       \$103 [0] = accept;
@@ -11696,7 +11714,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$104  = first;
     if (en) begin
       if (accept) begin
@@ -11708,7 +11726,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$105  = gap;
     if (en) begin
       if (\$23 ) begin
@@ -12077,8 +12095,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, \port$2910$0 , \port$2911$0 , \port$2912$0 , \port$2913$0 , i, o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+module \accelerator.engine.core.deskew (engine_rst, \port$2917$0 , \port$2918$0 , \port$2919$0 , \port$2920$0 , i, o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
@@ -12118,14 +12136,14 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2910$0 , \port$2911$0 
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2910$0 ;
-  wire \port$2910$0 ;
-  input \port$2911$0 ;
-  wire \port$2911$0 ;
-  input \port$2912$0 ;
-  wire \port$2912$0 ;
-  input \port$2913$0 ;
-  wire \port$2913$0 ;
+  input \port$2917$0 ;
+  wire \port$2917$0 ;
+  input \port$2918$0 ;
+  wire \port$2918$0 ;
+  input \port$2919$0 ;
+  wire \port$2919$0 ;
+  input \port$2920$0 ;
+  wire \port$2920$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -12139,48 +12157,48 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2910$0 , \port$2911$0 
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$2910$0 ) begin
+    if (\port$2917$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$2911$0 ) begin
+    if (\port$2918$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$2911$0 ) begin
+    if (\port$2918$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$2912$0 ) begin
+    if (\port$2919$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$2910$0 ) begin
+    if (\port$2917$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$2910$0 ) begin
+    if (\port$2917$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2913$0 , \port$2912$0 , \port$2911$0 , \port$2910$0  };
+  assign en = { \port$2920$0 , \port$2919$0 , \port$2918$0 , \port$2917$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12209,8 +12227,8 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2910$0 , \port$2911$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3364$0 , pe_0_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3371$0 , pe_0_0_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12268,16 +12286,16 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3364$0 ;
-  wire [2:0] \port$3364$0 ;
+  input [2:0] \port$3371$0 ;
+  wire [2:0] \port$3371$0 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3364$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3371$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3364$0 [0] & \port$3364$0 [2];
+  assign \$4  = \port$3371$0 [0] & \port$3371$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_0_sync_clk)
@@ -12301,67 +12319,67 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   always @(posedge pe_0_0_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3364$0 [0];
+      \$10  = \port$3371$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3364$0 [1];
+      \$11  = \port$3371$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3364$0 [2];
+      \$12  = \port$3371$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3364$0 [0]) begin
+      if (\port$3371$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12372,7 +12390,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12386,7 +12404,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12402,17 +12420,17 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3364$0 [1];
+  assign first_in = \port$3371$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3364$0 [0];
-  assign last_in = \port$3364$0 [2];
+  assign valid_in = \port$3371$0 [0];
+  assign last_in = \port$3371$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3364$3 , pe_0_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3371$3 , pe_0_1_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12470,16 +12488,16 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire pe_0_1_sync_clk;
   input pe_0_1_sync_rst;
   wire pe_0_1_sync_rst;
-  input [2:0] \port$3364$3 ;
-  wire [2:0] \port$3364$3 ;
+  input [2:0] \port$3371$3 ;
+  wire [2:0] \port$3371$3 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3364$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3371$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3364$3 [0] & \port$3364$3 [2];
+  assign \$4  = \port$3371$3 [0] & \port$3371$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_1_sync_clk)
@@ -12503,67 +12521,67 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   always @(posedge pe_0_1_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3364$3 [0];
+      \$10  = \port$3371$3 [0];
     end
     if (pe_0_1_sync_rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3364$3 [1];
+      \$11  = \port$3371$3 [1];
     end
     if (pe_0_1_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3364$3 [2];
+      \$12  = \port$3371$3 [2];
     end
     if (pe_0_1_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3364$3 [0]) begin
+      if (\port$3371$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12574,7 +12592,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12588,7 +12606,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12604,17 +12622,17 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3364$3 [1];
+  assign first_in = \port$3371$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3364$3 [0];
-  assign last_in = \port$3364$3 [2];
+  assign valid_in = \port$3371$3 [0];
+  assign last_in = \port$3371$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3364$6 , pe_0_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3371$6 , pe_0_2_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12672,16 +12690,16 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire pe_0_2_sync_clk;
   input pe_0_2_sync_rst;
   wire pe_0_2_sync_rst;
-  input [2:0] \port$3364$6 ;
-  wire [2:0] \port$3364$6 ;
+  input [2:0] \port$3371$6 ;
+  wire [2:0] \port$3371$6 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3364$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3371$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3364$6 [0] & \port$3364$6 [2];
+  assign \$4  = \port$3371$6 [0] & \port$3371$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_2_sync_clk)
@@ -12705,67 +12723,67 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   always @(posedge pe_0_2_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3364$6 [0];
+      \$10  = \port$3371$6 [0];
     end
     if (pe_0_2_sync_rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3364$6 [1];
+      \$11  = \port$3371$6 [1];
     end
     if (pe_0_2_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3364$6 [2];
+      \$12  = \port$3371$6 [2];
     end
     if (pe_0_2_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3364$6 [0]) begin
+      if (\port$3371$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12776,7 +12794,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12790,7 +12808,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12806,17 +12824,17 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3364$6 [1];
+  assign first_in = \port$3371$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3364$6 [0];
-  assign last_in = \port$3364$6 [2];
+  assign valid_in = \port$3371$6 [0];
+  assign last_in = \port$3371$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3364$9 , pe_0_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3371$9 , pe_0_3_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12873,16 +12891,16 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire pe_0_3_sync_clk;
   input pe_0_3_sync_rst;
   wire pe_0_3_sync_rst;
-  input [2:0] \port$3364$9 ;
-  wire [2:0] \port$3364$9 ;
+  input [2:0] \port$3371$9 ;
+  wire [2:0] \port$3371$9 ;
   reg [15:0] product = 16'h0000;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3364$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3371$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3364$9 [0] & \port$3364$9 [2];
+  assign \$4  = \port$3371$9 [0] & \port$3371$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge pe_0_3_sync_clk)
@@ -12906,67 +12924,67 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   always @(posedge pe_0_3_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3364$9 [0];
+      \$10  = \port$3371$9 [0];
     end
     if (pe_0_3_sync_rst) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3364$9 [1];
+      \$11  = \port$3371$9 [1];
     end
     if (pe_0_3_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3364$9 [2];
+      \$12  = \port$3371$9 [2];
     end
     if (pe_0_3_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3364$9 [0]) begin
+      if (\port$3371$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12977,7 +12995,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12991,7 +13009,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13007,17 +13025,17 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3364$9 [1];
+  assign first_in = \port$3371$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3364$9 [0];
-  assign last_in = \port$3364$9 [2];
+  assign valid_in = \port$3371$9 [0];
+  assign last_in = \port$3371$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13111,28 +13129,28 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   always @(posedge pe_1_0_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13142,7 +13160,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13152,7 +13170,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13162,7 +13180,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13171,7 +13189,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13182,7 +13200,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13196,7 +13214,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13217,7 +13235,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13311,28 +13329,28 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   always @(posedge pe_1_1_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13342,7 +13360,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13352,7 +13370,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13362,7 +13380,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13371,7 +13389,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13382,7 +13400,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13396,7 +13414,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13417,7 +13435,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13511,28 +13529,28 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   always @(posedge pe_1_2_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13542,7 +13560,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13552,7 +13570,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13562,7 +13580,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13571,7 +13589,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13582,7 +13600,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13596,7 +13614,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13617,7 +13635,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13710,28 +13728,28 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   always @(posedge pe_1_3_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13741,7 +13759,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13751,7 +13769,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13761,7 +13779,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13770,7 +13788,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13781,7 +13799,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13795,7 +13813,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13816,7 +13834,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13910,28 +13928,28 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   always @(posedge pe_2_0_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13941,7 +13959,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13951,7 +13969,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13961,7 +13979,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13970,7 +13988,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13981,7 +13999,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13995,7 +14013,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14016,7 +14034,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14110,28 +14128,28 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   always @(posedge pe_2_1_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14141,7 +14159,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14151,7 +14169,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14161,7 +14179,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14170,7 +14188,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14181,7 +14199,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14195,7 +14213,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14216,7 +14234,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14310,28 +14328,28 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   always @(posedge pe_2_2_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14341,7 +14359,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14351,7 +14369,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14361,7 +14379,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14370,7 +14388,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14381,7 +14399,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14395,7 +14413,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14416,7 +14434,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14509,28 +14527,28 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   always @(posedge pe_2_3_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14540,7 +14558,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14550,7 +14568,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14560,7 +14578,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14569,7 +14587,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14580,7 +14598,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14594,7 +14612,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14615,7 +14633,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14707,28 +14725,28 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
   always @(posedge pe_3_0_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14738,7 +14756,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14748,7 +14766,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14758,7 +14776,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14767,7 +14785,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14778,7 +14796,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14792,7 +14810,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14813,7 +14831,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14905,28 +14923,28 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
   always @(posedge pe_3_1_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14936,7 +14954,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14946,7 +14964,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14956,7 +14974,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14965,7 +14983,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14976,7 +14994,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14990,7 +15008,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15011,7 +15029,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -15103,28 +15121,28 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   always @(posedge pe_3_2_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -15134,7 +15152,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -15144,7 +15162,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -15154,7 +15172,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -15163,7 +15181,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -15174,7 +15192,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -15188,7 +15206,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15209,7 +15227,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -15300,28 +15318,28 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   always @(posedge pe_3_3_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -15331,7 +15349,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -15341,7 +15359,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -15351,7 +15369,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -15360,7 +15378,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -15371,7 +15389,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -15385,7 +15403,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15405,140 +15423,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, \port$2939$0 , \port$2940$0 , \port$2941$0 , \port$2942$0 , i, i_next, o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
-  wire [3:0] en;
-  input engine_clk;
-  wire engine_clk;
-  input engine_rst;
-  wire engine_rst;
-  input [31:0] i;
-  wire [31:0] i;
-  wire [7:0] \i[0] ;
-  wire [7:0] \i[1] ;
-  wire [7:0] \i[2] ;
-  wire [7:0] \i[3] ;
-  input [31:0] i_next;
-  wire [31:0] i_next;
-  wire [7:0] \i_next[0] ;
-  wire [7:0] \i_next[1] ;
-  wire [7:0] \i_next[2] ;
-  wire [7:0] \i_next[3] ;
-  reg [7:0] lane1_d1 = 8'h00;
-  reg [7:0] lane2_d1 = 8'h00;
-  reg [7:0] lane2_d2 = 8'h00;
-  reg [7:0] lane3_d1 = 8'h00;
-  reg [7:0] lane3_d2 = 8'h00;
-  reg [7:0] lane3_d3 = 8'h00;
-  output [31:0] o;
-  wire [31:0] o;
-  wire [7:0] \o[0] ;
-  wire [7:0] \o[1] ;
-  wire [7:0] \o[2] ;
-  wire [7:0] \o[3] ;
-  output [31:0] o_next;
-  wire [31:0] o_next;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
-  input \port$2939$0 ;
-  wire \port$2939$0 ;
-  input \port$2940$0 ;
-  wire \port$2940$0 ;
-  input \port$2941$0 ;
-  wire \port$2941$0 ;
-  input \port$2942$0 ;
-  wire \port$2942$0 ;
-  always @(posedge engine_clk)
-    lane1_d1 <= \$1 ;
-  always @(posedge engine_clk)
-    lane2_d1 <= \$2 ;
-  always @(posedge engine_clk)
-    lane2_d2 <= \$3 ;
-  always @(posedge engine_clk)
-    lane3_d1 <= \$4 ;
-  always @(posedge engine_clk)
-    lane3_d2 <= \$5 ;
-  always @(posedge engine_clk)
-    lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2941$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2941$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2942$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2942$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2942$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2940$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2942$0 , \port$2941$0 , \port$2940$0 , \port$2939$0  };
-  assign \o[0]  = o[7:0];
-  assign \o[1]  = o[15:8];
-  assign \o[2]  = o[23:16];
-  assign \o[3]  = o[31:24];
-  assign \i[0]  = i[7:0];
-  assign \i[1]  = i[15:8];
-  assign \i[2]  = i[23:16];
-  assign \i[3]  = i[31:24];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign o_next[31:24] = lane3_d2;
-  assign o_next[23:16] = lane2_d1;
-  assign o_next[15:8] = i[15:8];
-  assign o_next[7:0] = i_next[7:0];
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
-  assign o[7:0] = i[7:0];
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2943$0 , \port$2944$0 , \port$2945$0 , \port$2946$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, \port$2946$0 , \port$2947$0 , \port$2948$0 , \port$2949$0 , i, i_next, o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15581,14 +15466,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2943$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2943$0 ;
-  wire \port$2943$0 ;
-  input \port$2944$0 ;
-  wire \port$2944$0 ;
-  input \port$2945$0 ;
-  wire \port$2945$0 ;
   input \port$2946$0 ;
   wire \port$2946$0 ;
+  input \port$2947$0 ;
+  wire \port$2947$0 ;
+  input \port$2948$0 ;
+  wire \port$2948$0 ;
+  input \port$2949$0 ;
+  wire \port$2949$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15604,46 +15489,179 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2943$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2945$0 ) begin
+    if (\port$2948$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2945$0 ) begin
+    if (\port$2948$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2946$0 ) begin
+    if (\port$2949$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2946$0 ) begin
+    if (\port$2949$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2946$0 ) begin
+    if (\port$2949$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2944$0 ) begin
+    if (\port$2947$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2946$0 , \port$2945$0 , \port$2944$0 , \port$2943$0  };
+  assign en = { \port$2949$0 , \port$2948$0 , \port$2947$0 , \port$2946$0  };
+  assign \o[0]  = o[7:0];
+  assign \o[1]  = o[15:8];
+  assign \o[2]  = o[23:16];
+  assign \o[3]  = o[31:24];
+  assign \i[0]  = i[7:0];
+  assign \i[1]  = i[15:8];
+  assign \i[2]  = i[23:16];
+  assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
+  assign o[31:24] = lane3_d3;
+  assign o[23:16] = lane2_d2;
+  assign o[15:8] = lane1_d1;
+  assign o[7:0] = i[7:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2950$0 , \port$2951$0 , \port$2952$0 , \port$2953$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  reg [7:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg [7:0] \$5 ;
+  reg [7:0] \$6 ;
+  wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input [31:0] i;
+  wire [31:0] i;
+  wire [7:0] \i[0] ;
+  wire [7:0] \i[1] ;
+  wire [7:0] \i[2] ;
+  wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  reg [7:0] lane1_d1 = 8'h00;
+  reg [7:0] lane2_d1 = 8'h00;
+  reg [7:0] lane2_d2 = 8'h00;
+  reg [7:0] lane3_d1 = 8'h00;
+  reg [7:0] lane3_d2 = 8'h00;
+  reg [7:0] lane3_d3 = 8'h00;
+  output [31:0] o;
+  wire [31:0] o;
+  wire [7:0] \o[0] ;
+  wire [7:0] \o[1] ;
+  wire [7:0] \o[2] ;
+  wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  input \port$2950$0 ;
+  wire \port$2950$0 ;
+  input \port$2951$0 ;
+  wire \port$2951$0 ;
+  input \port$2952$0 ;
+  wire \port$2952$0 ;
+  input \port$2953$0 ;
+  wire \port$2953$0 ;
+  always @(posedge engine_clk)
+    lane1_d1 <= \$1 ;
+  always @(posedge engine_clk)
+    lane2_d1 <= \$2 ;
+  always @(posedge engine_clk)
+    lane2_d2 <= \$3 ;
+  always @(posedge engine_clk)
+    lane3_d1 <= \$4 ;
+  always @(posedge engine_clk)
+    lane3_d2 <= \$5 ;
+  always @(posedge engine_clk)
+    lane3_d3 <= \$6 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$2  = lane2_d1;
+    if (\port$2952$0 ) begin
+      \$2  = i[23:16];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$3  = lane2_d2;
+    if (\port$2952$0 ) begin
+      \$3  = lane2_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$4  = lane3_d1;
+    if (\port$2953$0 ) begin
+      \$4  = i[31:24];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$5  = lane3_d2;
+    if (\port$2953$0 ) begin
+      \$5  = lane3_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$6  = lane3_d3;
+    if (\port$2953$0 ) begin
+      \$6  = lane3_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$1  = lane1_d1;
+    if (\port$2951$0 ) begin
+      \$1  = i[15:8];
+    end
+  end
+  assign en = { \port$2953$0 , \port$2952$0 , \port$2951$0 , \port$2950$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15672,7 +15690,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -15792,7 +15810,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
   always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
@@ -15802,7 +15820,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -15812,7 +15830,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
@@ -15822,7 +15840,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -15832,7 +15850,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -15842,7 +15860,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
@@ -15946,7 +15964,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16005,7 +16023,7 @@ module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, 
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16022,7 +16040,7 @@ module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16036,7 +16054,7 @@ module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -16053,7 +16071,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16115,7 +16133,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16132,7 +16150,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16146,7 +16164,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -16163,7 +16181,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -16247,7 +16265,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -16257,7 +16275,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -16267,7 +16285,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -16289,7 +16307,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -16418,7 +16436,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -16428,7 +16446,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -16438,7 +16456,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -16451,7 +16469,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -16471,8 +16489,8 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2857$354 , o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2864$354 , o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -16675,8 +16693,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2857$354 ;
-  wire [44:0] \port$2857$354 ;
+  input [44:0] \port$2864$354 ;
+  wire [44:0] \port$2864$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -16751,13 +16769,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2857$354 [36:32];
-  assign lower = \port$2857$354 [0] ? \port$2857$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2864$354 [36:32];
+  assign lower = \port$2864$354 [0] ? \port$2864$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2857$354 [36:32];
+  assign \$11  = ! \port$2864$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16772,8 +16790,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2857$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2857$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2864$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2864$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16788,8 +16806,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2857$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2857$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2864$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2864$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16804,8 +16822,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2857$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2857$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2864$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2864$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16820,8 +16838,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2857$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2857$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2864$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2864$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -16957,7 +16975,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -16967,14 +16985,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -16984,14 +17002,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -17001,14 +17019,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -17018,14 +17036,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -17035,14 +17053,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -17052,14 +17070,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -17069,14 +17087,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -17088,98 +17106,98 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2857$354 [31:1];
+      \$125  = \port$2864$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17193,84 +17211,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2857$354 [31:1];
+      \$137  = \port$2864$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17284,84 +17302,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2857$354 [31:1];
+      \$149  = \port$2864$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17375,84 +17393,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2857$354 [31:1];
+      \$161  = \port$2864$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17466,7 +17484,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -17474,10 +17492,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2857$354 [36:32];
-  assign relu = \port$2857$354 [0];
-  assign zero_point = \port$2857$354 [44:37];
-  assign multiplier = \port$2857$354 [31:1];
+  assign shift = \port$2864$354 [36:32];
+  assign relu = \port$2864$354 [0];
+  assign zero_point = \port$2864$354 [44:37];
+  assign multiplier = \port$2864$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -17524,7 +17542,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -17649,7 +17667,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -17659,7 +17677,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -17669,7 +17687,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -17682,7 +17700,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -17703,7 +17721,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17787,7 +17805,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -17797,7 +17815,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -17807,7 +17825,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17829,7 +17847,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg \$11 ;
@@ -17872,7 +17890,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
   always @(posedge engine_clk)
     busy <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$8  = result;
     if (\$2 ) begin
       \$8  = { 15'h0000, addend };
@@ -17886,7 +17904,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$9  = multiplicand;
     if (\$2 ) begin
       \$9  = { 17'h00000, b };
@@ -17898,7 +17916,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$10  = multiplier;
     if (\$2 ) begin
       \$10  = a;
@@ -17910,7 +17928,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$11  = busy;
     if (\$2 ) begin
       \$11  = 1'h1;
@@ -17928,7 +17946,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17989,7 +18007,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -18006,7 +18024,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -18020,7 +18038,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -18037,7 +18055,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18133,7 +18151,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -18143,7 +18161,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -18153,7 +18171,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -18177,7 +18195,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -19437,7 +19455,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -19450,7 +19468,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -19460,7 +19478,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -19470,7 +19488,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -19483,7 +19501,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -19493,7 +19511,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -19503,7 +19521,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -19516,7 +19534,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -19526,21 +19544,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -19550,7 +19568,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -19569,7 +19587,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -19588,7 +19606,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -19607,7 +19625,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -19626,7 +19644,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -19645,7 +19663,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -19664,7 +19682,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -19683,7 +19701,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -19702,7 +19720,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -19721,7 +19739,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -19740,7 +19758,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -19759,7 +19777,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -19778,7 +19796,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -19788,7 +19806,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -19798,7 +19816,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -19814,7 +19832,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 8'h00;
@@ -19827,7 +19845,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -19840,7 +19858,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -19850,7 +19868,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;

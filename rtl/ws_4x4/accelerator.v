@@ -5,15 +5,18 @@
 module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arprot, s_axil__arvalid, s_axil__rready, m_axi__awready, m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid
 , clk, rst, s_axil__awready, s_axil__wready, s_axil__bresp, s_axil__bvalid, s_axil__arready, s_axil__rdata, s_axil__rresp, s_axil__rvalid, m_axi__awid, m_axi__awaddr, m_axi__awlen, m_axi__awsize, m_axi__awburst, m_axi__awlock, m_axi__awcache, m_axi__awprot, m_axi__awvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, m_axi__wvalid, m_axi__bready, m_axi__arid, m_axi__araddr, m_axi__arlen, m_axi__arsize, m_axi__arburst, m_axi__arlock, m_axi__arcache, m_axi__arprot, m_axi__arvalid, m_axi__rready, irq, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$2 ;
+  wire \$3 ;
+  reg [2:0] \$4 ;
   wire [31:0] a_addr;
   wire abort;
-  wire \abort$150 ;
+  wire \abort$153 ;
   wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$152 ;
+  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -38,7 +41,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   wire [31:0] cycles;
-  wire [31:0] \cycles$176 ;
+  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
@@ -49,9 +52,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire engine_rst;
   wire [7:0] error;
   wire [7:0] error_code;
+  reg [2:0] held = 3'h0;
   output irq;
   wire irq;
-  wire \irq$183 ;
+  wire \irq$186 ;
   wire [31:0] k;
   wire [31:0] lda;
   wire [31:0] ldb;
@@ -60,143 +64,143 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] m;
   output [31:0] m_axi__araddr;
   wire [31:0] m_axi__araddr;
-  wire [31:0] \m_axi__araddr$79 ;
+  wire [31:0] \m_axi__araddr$82 ;
   output [1:0] m_axi__arburst;
   wire [1:0] m_axi__arburst;
-  wire [1:0] \m_axi__arburst$80 ;
+  wire [1:0] \m_axi__arburst$83 ;
   output [3:0] m_axi__arcache;
   wire [3:0] m_axi__arcache;
-  wire [3:0] \m_axi__arcache$81 ;
+  wire [3:0] \m_axi__arcache$84 ;
   output m_axi__arid;
   wire m_axi__arid;
-  wire \m_axi__arid$82 ;
+  wire \m_axi__arid$85 ;
   output [7:0] m_axi__arlen;
   wire [7:0] m_axi__arlen;
-  wire [7:0] \m_axi__arlen$83 ;
+  wire [7:0] \m_axi__arlen$86 ;
   output m_axi__arlock;
   wire m_axi__arlock;
-  wire \m_axi__arlock$84 ;
+  wire \m_axi__arlock$87 ;
   output [2:0] m_axi__arprot;
   wire [2:0] m_axi__arprot;
-  wire [2:0] \m_axi__arprot$85 ;
+  wire [2:0] \m_axi__arprot$88 ;
   input m_axi__arready;
   wire m_axi__arready;
-  wire \m_axi__arready$86 ;
+  wire \m_axi__arready$89 ;
   output [2:0] m_axi__arsize;
   wire [2:0] m_axi__arsize;
-  wire [2:0] \m_axi__arsize$87 ;
+  wire [2:0] \m_axi__arsize$90 ;
   output m_axi__arvalid;
   wire m_axi__arvalid;
-  wire \m_axi__arvalid$88 ;
+  wire \m_axi__arvalid$91 ;
   output [31:0] m_axi__awaddr;
   wire [31:0] m_axi__awaddr;
-  wire [31:0] \m_axi__awaddr$89 ;
+  wire [31:0] \m_axi__awaddr$92 ;
   output [1:0] m_axi__awburst;
   wire [1:0] m_axi__awburst;
-  wire [1:0] \m_axi__awburst$90 ;
+  wire [1:0] \m_axi__awburst$93 ;
   output [3:0] m_axi__awcache;
   wire [3:0] m_axi__awcache;
-  wire [3:0] \m_axi__awcache$91 ;
+  wire [3:0] \m_axi__awcache$94 ;
   output m_axi__awid;
   wire m_axi__awid;
-  wire \m_axi__awid$92 ;
+  wire \m_axi__awid$95 ;
   output [7:0] m_axi__awlen;
   wire [7:0] m_axi__awlen;
-  wire [7:0] \m_axi__awlen$93 ;
+  wire [7:0] \m_axi__awlen$96 ;
   output m_axi__awlock;
   wire m_axi__awlock;
-  wire \m_axi__awlock$94 ;
+  wire \m_axi__awlock$97 ;
   output [2:0] m_axi__awprot;
   wire [2:0] m_axi__awprot;
-  wire [2:0] \m_axi__awprot$95 ;
+  wire [2:0] \m_axi__awprot$98 ;
   input m_axi__awready;
   wire m_axi__awready;
-  wire \m_axi__awready$96 ;
+  wire \m_axi__awready$99 ;
   output [2:0] m_axi__awsize;
   wire [2:0] m_axi__awsize;
-  wire [2:0] \m_axi__awsize$97 ;
+  wire [2:0] \m_axi__awsize$100 ;
   output m_axi__awvalid;
   wire m_axi__awvalid;
-  wire \m_axi__awvalid$98 ;
+  wire \m_axi__awvalid$101 ;
   input m_axi__bid;
   wire m_axi__bid;
-  wire \m_axi__bid$99 ;
+  wire \m_axi__bid$102 ;
   output m_axi__bready;
   wire m_axi__bready;
-  wire \m_axi__bready$100 ;
+  wire \m_axi__bready$103 ;
   input [1:0] m_axi__bresp;
   wire [1:0] m_axi__bresp;
-  wire [1:0] \m_axi__bresp$101 ;
+  wire [1:0] \m_axi__bresp$104 ;
   input m_axi__bvalid;
   wire m_axi__bvalid;
-  wire \m_axi__bvalid$102 ;
+  wire \m_axi__bvalid$105 ;
   input [63:0] m_axi__rdata;
   wire [63:0] m_axi__rdata;
-  wire [63:0] \m_axi__rdata$103 ;
+  wire [63:0] \m_axi__rdata$106 ;
   input m_axi__rid;
   wire m_axi__rid;
-  wire \m_axi__rid$104 ;
+  wire \m_axi__rid$107 ;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire \m_axi__rlast$105 ;
+  wire \m_axi__rlast$108 ;
   output m_axi__rready;
   wire m_axi__rready;
-  wire \m_axi__rready$106 ;
+  wire \m_axi__rready$109 ;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
-  wire [1:0] \m_axi__rresp$107 ;
+  wire [1:0] \m_axi__rresp$110 ;
   input m_axi__rvalid;
   wire m_axi__rvalid;
-  wire \m_axi__rvalid$108 ;
+  wire \m_axi__rvalid$111 ;
   output [63:0] m_axi__wdata;
   wire [63:0] m_axi__wdata;
-  wire [63:0] \m_axi__wdata$109 ;
+  wire [63:0] \m_axi__wdata$112 ;
   output m_axi__wlast;
   wire m_axi__wlast;
-  wire \m_axi__wlast$110 ;
+  wire \m_axi__wlast$113 ;
   input m_axi__wready;
   wire m_axi__wready;
-  wire \m_axi__wready$111 ;
+  wire \m_axi__wready$114 ;
   output [7:0] m_axi__wstrb;
   wire [7:0] m_axi__wstrb;
-  wire [7:0] \m_axi__wstrb$112 ;
+  wire [7:0] \m_axi__wstrb$115 ;
   output m_axi__wvalid;
   wire m_axi__wvalid;
-  wire \m_axi__wvalid$113 ;
+  wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$178 ;
+  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
   wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$115 ;
-  wire [31:0] \rd_cmd__payload$115.addr ;
-  wire [19:0] \rd_cmd__payload$115.row_bytes ;
-  wire [15:0] \rd_cmd__payload$115.rows ;
-  wire [31:0] \rd_cmd__payload$115.stride ;
+  wire [99:0] \rd_cmd__payload$118 ;
+  wire [31:0] \rd_cmd__payload$118.addr ;
+  wire [19:0] \rd_cmd__payload$118.row_bytes ;
+  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
-  wire \rd_cmd__ready$117 ;
+  wire \rd_cmd__ready$120 ;
   wire rd_cmd__valid;
-  wire \rd_cmd__valid$119 ;
+  wire \rd_cmd__valid$122 ;
   wire [70:0] rd_data__payload;
-  wire [70:0] \rd_data__payload$121 ;
-  wire [3:0] \rd_data__payload$121.bytes ;
-  wire [63:0] \rd_data__payload$121.data ;
-  wire [7:0] \rd_data__payload$121.data[0] ;
-  wire [7:0] \rd_data__payload$121.data[1] ;
-  wire [7:0] \rd_data__payload$121.data[2] ;
-  wire [7:0] \rd_data__payload$121.data[3] ;
-  wire [7:0] \rd_data__payload$121.data[4] ;
-  wire [7:0] \rd_data__payload$121.data[5] ;
-  wire [7:0] \rd_data__payload$121.data[6] ;
-  wire [7:0] \rd_data__payload$121.data[7] ;
-  wire \rd_data__payload$121.end ;
-  wire \rd_data__payload$121.first ;
-  wire \rd_data__payload$121.last ;
+  wire [70:0] \rd_data__payload$124 ;
+  wire [3:0] \rd_data__payload$124.bytes ;
+  wire [63:0] \rd_data__payload$124.data ;
+  wire [7:0] \rd_data__payload$124.data[0] ;
+  wire [7:0] \rd_data__payload$124.data[1] ;
+  wire [7:0] \rd_data__payload$124.data[2] ;
+  wire [7:0] \rd_data__payload$124.data[3] ;
+  wire [7:0] \rd_data__payload$124.data[4] ;
+  wire [7:0] \rd_data__payload$124.data[5] ;
+  wire [7:0] \rd_data__payload$124.data[6] ;
+  wire [7:0] \rd_data__payload$124.data[7] ;
+  wire \rd_data__payload$124.end ;
+  wire \rd_data__payload$124.first ;
+  wire \rd_data__payload$124.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -211,10 +215,12 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \rd_data__payload.first ;
   wire \rd_data__payload.last ;
   wire rd_data__ready;
-  wire \rd_data__ready$123 ;
+  wire \rd_data__ready$126 ;
   wire rd_data__valid;
-  wire \rd_data__valid$125 ;
+  wire \rd_data__valid$128 ;
   wire rd_error;
+  wire request;
+  wire resetting;
   wire [31:0] rq_mult;
   wire [31:0] rq_shift;
   wire [31:0] rq_zp;
@@ -279,42 +285,42 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$180 ;
+  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$182 ;
+  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$170 ;
+  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$127 ;
-  wire [31:0] \wr_cmd__payload$127.addr ;
-  wire [19:0] \wr_cmd__payload$127.row_bytes ;
-  wire [15:0] \wr_cmd__payload$127.rows ;
-  wire [31:0] \wr_cmd__payload$127.stride ;
+  wire [99:0] \wr_cmd__payload$130 ;
+  wire [31:0] \wr_cmd__payload$130.addr ;
+  wire [19:0] \wr_cmd__payload$130.row_bytes ;
+  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
-  wire \wr_cmd__ready$129 ;
+  wire \wr_cmd__ready$132 ;
   wire wr_cmd__valid;
-  wire \wr_cmd__valid$131 ;
+  wire \wr_cmd__valid$134 ;
   wire [70:0] wr_data__payload;
-  wire [70:0] \wr_data__payload$133 ;
-  wire [3:0] \wr_data__payload$133.bytes ;
-  wire [63:0] \wr_data__payload$133.data ;
-  wire [7:0] \wr_data__payload$133.data[0] ;
-  wire [7:0] \wr_data__payload$133.data[1] ;
-  wire [7:0] \wr_data__payload$133.data[2] ;
-  wire [7:0] \wr_data__payload$133.data[3] ;
-  wire [7:0] \wr_data__payload$133.data[4] ;
-  wire [7:0] \wr_data__payload$133.data[5] ;
-  wire [7:0] \wr_data__payload$133.data[6] ;
-  wire [7:0] \wr_data__payload$133.data[7] ;
-  wire \wr_data__payload$133.end ;
-  wire \wr_data__payload$133.first ;
-  wire \wr_data__payload$133.last ;
+  wire [70:0] \wr_data__payload$136 ;
+  wire [3:0] \wr_data__payload$136.bytes ;
+  wire [63:0] \wr_data__payload$136.data ;
+  wire [7:0] \wr_data__payload$136.data[0] ;
+  wire [7:0] \wr_data__payload$136.data[1] ;
+  wire [7:0] \wr_data__payload$136.data[2] ;
+  wire [7:0] \wr_data__payload$136.data[3] ;
+  wire [7:0] \wr_data__payload$136.data[4] ;
+  wire [7:0] \wr_data__payload$136.data[5] ;
+  wire [7:0] \wr_data__payload$136.data[6] ;
+  wire [7:0] \wr_data__payload$136.data[7] ;
+  wire \wr_data__payload$136.end ;
+  wire \wr_data__payload$136.first ;
+  wire \wr_data__payload$136.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -329,18 +335,23 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \wr_data__payload.first ;
   wire \wr_data__payload.last ;
   wire wr_data__ready;
-  wire \wr_data__ready$135 ;
+  wire \wr_data__ready$138 ;
   wire wr_data__valid;
-  wire \wr_data__valid$137 ;
+  wire \wr_data__valid$140 ;
   wire wr_error;
+  assign \$2  = \$1  | request;
+  assign busy = \$2  | resetting;
+  assign \$3  = ~ request;
+  assign set_done = done & \$3 ;
+  always @(posedge clk)
+    held <= \$4 ;
   assign engine_rst = rst | engine_reset;
+  assign resetting = | held;
+  assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
-  assign \$1  = \busy$152  | aborting;
-  assign busy = \$1  | engine_reset;
-  assign \$2  = ~ engine_reset;
-  assign set_done = done & \$2 ;
+  assign \$1  = \busy$155  | aborting;
   \accelerator.dma  dma (
-    .abort(engine_reset),
+    .abort(request),
     .aborting(aborting),
     .clear(clear),
     .clk(clk),
@@ -386,7 +397,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$255 (\busy$152 ),
+    .\busy$255 (\busy$155 ),
     .cmd(cmd),
     .cycles(cycles),
     .dma_busy(dma_busy),
@@ -414,7 +425,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   );
   \accelerator.regs  regs (
     .a_addr(a_addr),
-    .abort(engine_reset),
+    .abort(request),
     .b_addr(b_addr),
     .busy(busy),
     .c_addr(c_addr),
@@ -460,6 +471,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .stall_store(stall_store),
     .start(clear)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4  = { held[1:0], request };
+    if (rst) begin
+      \$4  = 3'h0;
+    end
+  end
   assign \s_axil__araddr$57  = s_axil__araddr;
   assign \s_axil__arprot$58  = s_axil__arprot;
   assign \s_axil__arready$59  = s_axil__arready;
@@ -480,66 +498,66 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \s_axil__wstrb$74  = s_axil__wstrb;
   assign \s_axil__wvalid$75  = s_axil__wvalid;
   assign engine_clk = clk;
-  assign \m_axi__araddr$79  = m_axi__araddr;
-  assign \m_axi__arburst$80  = 2'h1;
-  assign \m_axi__arcache$81  = 4'h3;
-  assign \m_axi__arid$82  = 1'h0;
-  assign \m_axi__arlen$83  = m_axi__arlen;
-  assign \m_axi__arlock$84  = 1'h0;
-  assign \m_axi__arprot$85  = 3'h0;
-  assign \m_axi__arready$86  = m_axi__arready;
-  assign \m_axi__arsize$87  = 3'h3;
-  assign \m_axi__arvalid$88  = m_axi__arvalid;
-  assign \m_axi__awaddr$89  = m_axi__awaddr;
-  assign \m_axi__awburst$90  = 2'h1;
-  assign \m_axi__awcache$91  = 4'h3;
-  assign \m_axi__awid$92  = 1'h0;
-  assign \m_axi__awlen$93  = m_axi__awlen;
-  assign \m_axi__awlock$94  = 1'h0;
-  assign \m_axi__awprot$95  = 3'h0;
-  assign \m_axi__awready$96  = m_axi__awready;
-  assign \m_axi__awsize$97  = 3'h3;
-  assign \m_axi__awvalid$98  = m_axi__awvalid;
-  assign \m_axi__bid$99  = m_axi__bid;
-  assign \m_axi__bready$100  = 1'h1;
-  assign \m_axi__bresp$101  = m_axi__bresp;
-  assign \m_axi__bvalid$102  = m_axi__bvalid;
-  assign \m_axi__rdata$103  = m_axi__rdata;
-  assign \m_axi__rid$104  = m_axi__rid;
-  assign \m_axi__rlast$105  = m_axi__rlast;
-  assign \m_axi__rready$106  = m_axi__rready;
-  assign \m_axi__rresp$107  = m_axi__rresp;
-  assign \m_axi__rvalid$108  = m_axi__rvalid;
-  assign \m_axi__wdata$109  = m_axi__wdata;
-  assign \m_axi__wlast$110  = m_axi__wlast;
-  assign \m_axi__wready$111  = m_axi__wready;
-  assign \m_axi__wstrb$112  = m_axi__wstrb;
-  assign \m_axi__wvalid$113  = m_axi__wvalid;
-  assign \rd_cmd__payload$115  = rd_cmd__payload;
-  assign \rd_cmd__ready$117  = rd_cmd__ready;
-  assign \rd_cmd__valid$119  = rd_cmd__valid;
-  assign \rd_data__payload$121  = rd_data__payload;
-  assign \rd_data__ready$123  = rd_data__ready;
-  assign \rd_data__valid$125  = rd_data__valid;
-  assign \wr_cmd__payload$127  = wr_cmd__payload;
-  assign \wr_cmd__ready$129  = wr_cmd__ready;
-  assign \wr_cmd__valid$131  = wr_cmd__valid;
-  assign \wr_data__payload$133  = wr_data__payload;
-  assign \wr_data__ready$135  = wr_data__ready;
-  assign \wr_data__valid$137  = wr_data__valid;
+  assign \m_axi__araddr$82  = m_axi__araddr;
+  assign \m_axi__arburst$83  = 2'h1;
+  assign \m_axi__arcache$84  = 4'h3;
+  assign \m_axi__arid$85  = 1'h0;
+  assign \m_axi__arlen$86  = m_axi__arlen;
+  assign \m_axi__arlock$87  = 1'h0;
+  assign \m_axi__arprot$88  = 3'h0;
+  assign \m_axi__arready$89  = m_axi__arready;
+  assign \m_axi__arsize$90  = 3'h3;
+  assign \m_axi__arvalid$91  = m_axi__arvalid;
+  assign \m_axi__awaddr$92  = m_axi__awaddr;
+  assign \m_axi__awburst$93  = 2'h1;
+  assign \m_axi__awcache$94  = 4'h3;
+  assign \m_axi__awid$95  = 1'h0;
+  assign \m_axi__awlen$96  = m_axi__awlen;
+  assign \m_axi__awlock$97  = 1'h0;
+  assign \m_axi__awprot$98  = 3'h0;
+  assign \m_axi__awready$99  = m_axi__awready;
+  assign \m_axi__awsize$100  = 3'h3;
+  assign \m_axi__awvalid$101  = m_axi__awvalid;
+  assign \m_axi__bid$102  = m_axi__bid;
+  assign \m_axi__bready$103  = 1'h1;
+  assign \m_axi__bresp$104  = m_axi__bresp;
+  assign \m_axi__bvalid$105  = m_axi__bvalid;
+  assign \m_axi__rdata$106  = m_axi__rdata;
+  assign \m_axi__rid$107  = m_axi__rid;
+  assign \m_axi__rlast$108  = m_axi__rlast;
+  assign \m_axi__rready$109  = m_axi__rready;
+  assign \m_axi__rresp$110  = m_axi__rresp;
+  assign \m_axi__rvalid$111  = m_axi__rvalid;
+  assign \m_axi__wdata$112  = m_axi__wdata;
+  assign \m_axi__wlast$113  = m_axi__wlast;
+  assign \m_axi__wready$114  = m_axi__wready;
+  assign \m_axi__wstrb$115  = m_axi__wstrb;
+  assign \m_axi__wvalid$116  = m_axi__wvalid;
+  assign \rd_cmd__payload$118  = rd_cmd__payload;
+  assign \rd_cmd__ready$120  = rd_cmd__ready;
+  assign \rd_cmd__valid$122  = rd_cmd__valid;
+  assign \rd_data__payload$124  = rd_data__payload;
+  assign \rd_data__ready$126  = rd_data__ready;
+  assign \rd_data__valid$128  = rd_data__valid;
+  assign \wr_cmd__payload$130  = wr_cmd__payload;
+  assign \wr_cmd__ready$132  = wr_cmd__ready;
+  assign \wr_cmd__valid$134  = wr_cmd__valid;
+  assign \wr_data__payload$136  = wr_data__payload;
+  assign \wr_data__ready$138  = wr_data__ready;
+  assign \wr_data__valid$140  = wr_data__valid;
   assign wr_busy = dma_busy;
   assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
-  assign abort = engine_reset;
-  assign \abort$150  = engine_reset;
-  assign \start$170  = clear;
+  assign abort = request;
+  assign \abort$153  = request;
+  assign \start$173  = clear;
   assign error = error_code;
-  assign \cycles$176  = cycles;
-  assign \mac_cycles$178  = mac_cycles;
-  assign \stall_load$180  = stall_load;
-  assign \stall_store$182  = stall_store;
-  assign \irq$183  = irq;
+  assign \cycles$179  = cycles;
+  assign \mac_cycles$181  = mac_cycles;
+  assign \stall_load$183  = stall_load;
+  assign \stall_store$185  = stall_store;
+  assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -557,10 +575,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
   assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
   assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_cmd__payload$115.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$115.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$115.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$115.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -574,27 +592,27 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload.first  = rd_data__payload[68];
   assign \rd_data__payload.last  = rd_data__payload[69];
   assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \rd_data__payload$121.data  = rd_data__payload[63:0];
-  assign \rd_data__payload$121.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload$121.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload$121.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload$121.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload$121.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload$121.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload$121.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload$121.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload$121.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload$121.first  = rd_data__payload[68];
-  assign \rd_data__payload$121.last  = rd_data__payload[69];
-  assign \rd_data__payload$121.end  = rd_data__payload[70];
+  assign \rd_data__payload$124.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$124.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$124.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$124.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$124.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$124.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$124.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$124.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$124.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$124.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$124.first  = rd_data__payload[68];
+  assign \rd_data__payload$124.last  = rd_data__payload[69];
+  assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \wr_cmd__payload$127.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$127.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$127.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$127.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -608,19 +626,19 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \wr_data__payload$133.data  = wr_data__payload[63:0];
-  assign \wr_data__payload$133.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload$133.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload$133.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload$133.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload$133.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload$133.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload$133.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload$133.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload$133.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload$133.first  = wr_data__payload[68];
-  assign \wr_data__payload$133.last  = wr_data__payload[69];
-  assign \wr_data__payload$133.end  = wr_data__payload[70];
+  assign \wr_data__payload$136.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$136.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$136.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$136.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$136.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$136.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$136.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$136.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$136.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$136.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$136.first  = wr_data__payload[68];
+  assign \wr_data__payload$136.last  = wr_data__payload[69];
+  assign \wr_data__payload$136.end  = wr_data__payload[70];
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -661,7 +679,7 @@ endmodule
 module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
 , \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
 , wr_bytes, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$2 ;
   wire \$3 ;
@@ -954,7 +972,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = aborting;
     if (abort) begin
       \$4  = 1'h1;
@@ -1109,7 +1127,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
 , m_axi__arready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1349,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3829$43 (burst__payload[43]),
-    .\port$3829$45 (burst__payload[67:45]),
+    .\port$3836$43 (burst__payload[43]),
+    .\port$3836$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1372,7 +1390,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
       if (\$15 ) begin
@@ -1386,7 +1404,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
@@ -1399,14 +1417,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     m_axi__rready = consume;
     if (abort) begin
       m_axi__rready = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
       if (\$22 ) begin
@@ -1418,7 +1436,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$46  = m_axi__arvalid;
     if (take) begin
       \$46  = 1'h1;
@@ -1430,7 +1448,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$47  = m_axi__araddr;
     if (take) begin
       \$47  = burst__payload[31:0];
@@ -1440,7 +1458,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$48  = m_axi__arlen;
     if (take) begin
       \$48  = \$28 [7:0];
@@ -1450,14 +1468,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$49  = \$32 [3:0];
     if (rst) begin
       \$49  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$50  = prev;
     if (consume) begin
       \$50  = m_axi__rdata;
@@ -1467,7 +1485,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1485,7 +1503,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$52  = data__payload;
     if (emit) begin
       \$52 [63:0] = realign_wide[63:0];
@@ -1499,7 +1517,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$53  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1519,7 +1537,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$54  = started;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1542,7 +1560,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$55  = bytes_left;
     (* full_case = 32'd1 *)
     if (emit) begin
@@ -1561,7 +1579,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$56  = error;
     if (clear) begin
       \$56  = 1'h0;
@@ -1574,7 +1592,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$57  = bytes_read;
     (* full_case = 32'd1 *)
     if (clear) begin
@@ -1632,8 +1650,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3829$43 , \port$3829$45 , r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3836$43 , \port$3836$45 , r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1675,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3829$43 ;
-  wire \port$3829$43 ;
-  input [22:0] \port$3829$45 ;
-  wire [22:0] \port$3829$45 ;
+  input \port$3836$43 ;
+  wire \port$3836$43 ;
+  input [22:0] \port$3836$45 ;
+  wire [22:0] \port$3836$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1717,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3829$43 , \port$3829$45  };
+      storage[w_port__addr] <= { \port$3836$43 , \port$3836$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1769,7 +1787,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [3:0];
@@ -1779,7 +1797,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [3:0];
@@ -1789,7 +1807,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [3:0];
@@ -1802,7 +1820,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -1816,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3829$43 , \port$3829$45  };
-  assign w_data = { \port$3829$43 , \port$3829$45  };
+  assign w_port__data = { \port$3836$43 , \port$3836$45  };
+  assign w_data = { \port$3836$43 , \port$3836$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1825,7 +1843,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1984,7 +2002,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @(posedge clk)
     row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$43  = rows_left;
     if (\$13 ) begin
       if (active) begin
@@ -2007,7 +2025,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$44  = pending;
     if (\$28 ) begin
       \$44  = 1'h1;
@@ -2023,7 +2041,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$45  = cmd;
     if (\$28 ) begin
       \$45  = cmd__payload;
@@ -2033,7 +2051,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$46  = row_bytes;
     if (pending) begin
       if (\$31 ) begin
@@ -2045,7 +2063,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$47  = stride;
     if (pending) begin
       if (\$31 ) begin
@@ -2057,7 +2075,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$35  = burst__valid;
     if (\$13 ) begin
       \$35  = 1'h0;
@@ -2073,7 +2091,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$36  = burst__payload;
     if (\$13 ) begin
       if (active) begin
@@ -2092,7 +2110,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$37  = active;
     if (\$13 ) begin
       if (active) begin
@@ -2116,7 +2134,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$38  = cur;
     if (\$13 ) begin
       if (active) begin
@@ -2142,7 +2160,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$39  = offset;
     if (\$13 ) begin
       if (active) begin
@@ -2165,7 +2183,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$40  = beats_left;
     if (\$13 ) begin
       if (active) begin
@@ -2191,7 +2209,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$41  = row_first;
     if (\$13 ) begin
       if (active) begin
@@ -2217,7 +2235,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$42  = row_addr;
     if (\$13 ) begin
       if (active) begin
@@ -2267,7 +2285,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, error, bytes_written, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
   wire [21:0] \$10 ;
   wire [5:0] \$100 ;
@@ -2686,35 +2704,35 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     step = \$24 ;
     if (abort) begin
       step = \$91 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     data__ready = \$29 ;
     if (abort) begin
       data__ready = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     strobe = { \$85 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37  };
     if (abort) begin
       strobe = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     count = \$88 [3:0];
     if (abort) begin
       count = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$109  = m_axi__awvalid;
     if (take) begin
       \$109  = 1'h1;
@@ -2726,7 +2744,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$110  = m_axi__awaddr;
     if (take) begin
       \$110  = burst__payload[31:0];
@@ -2736,7 +2754,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$111  = m_axi__awlen;
     if (take) begin
       \$111  = \$97 [7:0];
@@ -2746,14 +2764,14 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$112  = \$100 [3:0];
     if (rst) begin
       \$112  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$113  = m_axi__wvalid;
     if (step) begin
       \$113  = 1'h1;
@@ -2765,7 +2783,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$114  = m_axi__wdata;
     if (step) begin
       \$114  = align_wide[63:0];
@@ -2775,7 +2793,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$115  = m_axi__wstrb;
     if (step) begin
       \$115  = strobe;
@@ -2785,7 +2803,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$116  = m_axi__wlast;
     if (step) begin
       \$116  = last_in_burst;
@@ -2795,7 +2813,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$117  = w_count;
     if (step) begin
       \$117  = count;
@@ -2805,7 +2823,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$118  = beat;
     if (step) begin
       \$118  = \$102 [7:0];
@@ -2815,7 +2833,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$119  = prev;
     if (step) begin
       if (\$103 ) begin
@@ -2827,7 +2845,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$120  = error;
     if (clear) begin
       \$120  = 1'h0;
@@ -2840,7 +2858,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$121  = bytes_written;
     (* full_case = 32'd1 *)
     if (clear) begin
@@ -2923,7 +2941,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__data, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3010,7 +3028,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [2:0];
@@ -3020,7 +3038,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [2:0];
@@ -3030,7 +3048,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [3:0];
@@ -3052,7 +3070,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -3211,7 +3229,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @(posedge clk)
     row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$43  = rows_left;
     if (\$13 ) begin
       if (active) begin
@@ -3234,7 +3252,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$44  = pending;
     if (\$28 ) begin
       \$44  = 1'h1;
@@ -3250,7 +3268,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$45  = cmd;
     if (\$28 ) begin
       \$45  = cmd__payload;
@@ -3260,7 +3278,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$46  = row_bytes;
     if (pending) begin
       if (\$31 ) begin
@@ -3272,7 +3290,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$47  = stride;
     if (pending) begin
       if (\$31 ) begin
@@ -3284,7 +3302,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$35  = burst__valid;
     if (\$13 ) begin
       \$35  = 1'h0;
@@ -3300,7 +3318,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$36  = burst__payload;
     if (\$13 ) begin
       if (active) begin
@@ -3319,7 +3337,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$37  = active;
     if (\$13 ) begin
       if (active) begin
@@ -3343,7 +3361,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$38  = cur;
     if (\$13 ) begin
       if (active) begin
@@ -3369,7 +3387,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$39  = offset;
     if (\$13 ) begin
       if (active) begin
@@ -3392,7 +3410,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$40  = beats_left;
     if (\$13 ) begin
       if (active) begin
@@ -3418,7 +3436,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$41  = row_first;
     if (\$13 ) begin
       if (active) begin
@@ -3444,7 +3462,7 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$42  = row_addr;
     if (\$13 ) begin
       if (active) begin
@@ -3493,7 +3511,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -3623,7 +3641,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -3633,7 +3651,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -3643,7 +3661,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -3656,7 +3674,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -3678,7 +3696,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$255 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$274 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
 , rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [46:0] \$10 ;
   wire \$100 ;
@@ -8013,7 +8031,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2992$354 (c[398:354])
+    .\port$2999$354 (c[398:354])
   );
   \accelerator.engine.route  route (
     .engine_clk(engine_clk),
@@ -8091,7 +8109,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .w_port__data(\w_data$146 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_k_kc0_next = load_k_kc0;
     if (\$2 ) begin
       load_k_kc0_next = 32'd0;
@@ -8100,7 +8118,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_a_next = load_a_addr;
     if (restart) begin
       load_a_next = c[31:0];
@@ -8114,7 +8132,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_b_next = load_b_addr;
     if (restart) begin
       load_b_next = c[63:32];
@@ -8128,7 +8146,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_cin_next = load_cin_addr;
     if (restart) begin
       load_cin_next = c[127:96];
@@ -8142,7 +8160,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_koff_next = b_koff;
     if (restart) begin
       b_koff_next = 32'd0;
@@ -8151,7 +8169,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8176,7 +8194,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__payload = 100'h0000000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8210,7 +8228,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8235,7 +8253,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8260,7 +8278,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8281,7 +8299,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8303,7 +8321,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     l_step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8328,7 +8346,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8357,7 +8375,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_wait = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8372,7 +8390,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8407,7 +8425,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8450,7 +8468,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8473,7 +8491,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8482,7 +8500,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8500,7 +8518,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8520,7 +8538,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     feed_k_kc0_next = feed_k_kc0;
     if (\$53 ) begin
       feed_k_kc0_next = 32'd0;
@@ -8529,7 +8547,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \w_en$121  = 1'h0;
     if (issue) begin
       if (\$80 ) begin
@@ -8538,7 +8556,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \w_data$122  = 19'h00000;
     if (issue) begin
       if (\$80 ) begin
@@ -8550,7 +8568,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     step_done = 1'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8561,7 +8579,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8578,7 +8596,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8595,7 +8613,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8614,7 +8632,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \advance$129  = 1'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8627,7 +8645,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     weight_k_kc0_next = weight_k_kc0;
     if (\$95 ) begin
       weight_k_kc0_next = 32'd0;
@@ -8636,7 +8654,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
       if (\$112 ) begin
@@ -8647,7 +8665,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
       if (\$112 ) begin
@@ -8666,7 +8684,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \advance$161  = 1'h0;
     if (w_issue) begin
       if (\$112 ) begin
@@ -8679,7 +8697,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \r_en$171  = 1'h0;
     if (got) begin
       if (\$120 ) begin
@@ -8688,7 +8706,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_set = 2'h0;
     if (s1_chunk_done) begin
       (* full_case = 32'd1 *)
@@ -8701,7 +8719,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__addr = s1_addr;
@@ -8710,7 +8728,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__en = 4'hf;
@@ -8722,7 +8740,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__data[31:0] = \$122 [31:0];
@@ -8737,7 +8755,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     store_c_next = store_c_addr;
     if (restart) begin
       store_c_next = c[95:64];
@@ -8751,7 +8769,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
@@ -8761,7 +8779,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
@@ -8774,7 +8792,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \issue$201  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8785,7 +8803,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8806,7 +8824,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8827,7 +8845,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8848,7 +8866,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \advance$189  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -8863,14 +8881,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
       i__valid = \r_rdy$223 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
       i__payload[127:0] = \r_data$225 ;
@@ -8878,7 +8896,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       \r_en$226  = i__ready;
@@ -8887,7 +8905,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
@@ -8896,7 +8914,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_valid = o__valid;
@@ -8905,14 +8923,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     o__ready = 1'h0;
     if (c[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     byte_ready = 1'h0;
     if (\$174 ) begin
       if (\$175 ) begin
@@ -8921,7 +8939,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \r_en$242  = 1'h0;
     if (\$174 ) begin
       if (\$175 ) begin
@@ -8930,7 +8948,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     start = 1'h0;
     casez (control_state)
       4'h0:
@@ -8974,7 +8992,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a = 16'h0000;
     casez (control_state)
       4'h0:
@@ -9018,7 +9036,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b = 32'd0;
     casez (control_state)
       4'h0:
@@ -9062,7 +9080,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     addend = 34'h000000000;
     casez (control_state)
       4'h0:
@@ -9106,7 +9124,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     code = 8'h00;
     casez (control_state)
       4'h0:
@@ -9136,7 +9154,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     restart = 1'h0;
     casez (control_state)
       4'h0:
@@ -9164,7 +9182,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     running = 1'h0;
     casez (control_state)
       4'h0:
@@ -9194,7 +9212,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     done = 1'h0;
     casez (control_state)
       4'h0:
@@ -9226,7 +9244,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$458  = 2'h0;
@@ -9238,7 +9256,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$459  = 2'h0;
@@ -9250,7 +9268,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$460  = 2'h0;
@@ -9262,7 +9280,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$461  = 2'h0;
@@ -9274,7 +9292,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$462  = 2'h0;
@@ -9286,7 +9304,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$463  = 2'h0;
@@ -9298,7 +9316,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$464  = 2'h0;
@@ -9310,7 +9328,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$465  = 2'h0;
@@ -9322,7 +9340,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$466  = 2'h0;
@@ -9334,7 +9352,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$467  = load_k_kc0;
     if (\$289 ) begin
       \$467  = 32'd0;
@@ -9346,7 +9364,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$468  = load_k_left;
     if (\$289 ) begin
       \$468  = c[191:160];
@@ -9358,7 +9376,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$469  = load_k_last;
     if (\$289 ) begin
       \$469  = \$290 ;
@@ -9370,7 +9388,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$470  = load_k_len;
     if (\$289 ) begin
       \$470  = \$292 ;
@@ -9382,7 +9400,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$471  = load_k_len_m1;
     if (\$289 ) begin
       \$471  = \$295 [31:0];
@@ -9394,7 +9412,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$472  = load_a_panel;
     if (restart) begin
       \$472  = c[31:0];
@@ -9408,14 +9426,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$473  = load_a_next;
     if (engine_rst) begin
       \$473  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$474  = load_b_panel;
     if (restart) begin
       \$474  = c[63:32];
@@ -9429,14 +9447,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$475  = load_b_next;
     if (engine_rst) begin
       \$475  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$476  = load_cin_panel;
     if (restart) begin
       \$476  = c[127:96];
@@ -9450,35 +9468,35 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$477  = load_cin_next;
     if (engine_rst) begin
       \$477  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$478  = b_koff_next;
     if (engine_rst) begin
       \$478  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$479  = \$312 [31:0];
     if (engine_rst) begin
       \$479  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$480  = \$313 [31:0];
     if (engine_rst) begin
       \$480  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$481  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9535,7 +9553,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$482  = l_bpar;
     casez (loader_state)
       2'h0:
@@ -9556,7 +9574,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$483  = l_apar;
     casez (loader_state)
       2'h0:
@@ -9578,7 +9596,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$484  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9617,7 +9635,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$485  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -9640,7 +9658,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$486  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9654,7 +9672,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$487  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
@@ -9671,7 +9689,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$488  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9685,7 +9703,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$489  = feed_k_kc0;
     if (\$333 ) begin
       \$489  = 32'd0;
@@ -9697,7 +9715,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$490  = feed_k_left;
     if (\$333 ) begin
       \$490  = c[191:160];
@@ -9709,7 +9727,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$491  = feed_k_last;
     if (\$333 ) begin
       \$491  = \$334 ;
@@ -9721,7 +9739,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$492  = feed_k_len;
     if (\$333 ) begin
       \$492  = \$336 ;
@@ -9733,7 +9751,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$493  = feed_k_len_m1;
     if (\$333 ) begin
       \$493  = \$339 [31:0];
@@ -9745,14 +9763,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$494  = issue;
     if (engine_rst) begin
       \$494  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$495  = meta_last;
     if (issue) begin
       \$495  = \$354 ;
@@ -9762,7 +9780,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$496  = meta_off;
     if (issue) begin
       \$496  = kr[2:0];
@@ -9772,7 +9790,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$497  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -9790,7 +9808,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$498  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
@@ -9808,7 +9826,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$499  = kr;
     if (issue) begin
       if (\$356 ) begin
@@ -9828,7 +9846,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$500  = apar;
     if (issue) begin
       if (\$356 ) begin
@@ -9845,7 +9863,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$501  = bpar;
     if (issue) begin
       if (\$356 ) begin
@@ -9864,7 +9882,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$502  = f_done;
     if (issue) begin
       if (\$356 ) begin
@@ -9885,7 +9903,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$503  = weight_k_kc0;
     if (\$367 ) begin
       \$503  = 32'd0;
@@ -9897,7 +9915,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$504  = weight_k_left;
     if (\$367 ) begin
       \$504  = c[191:160];
@@ -9909,7 +9927,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$505  = weight_k_last;
     if (\$367 ) begin
       \$505  = \$368 ;
@@ -9921,7 +9939,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$506  = weight_k_len;
     if (\$367 ) begin
       \$506  = \$370 ;
@@ -9933,7 +9951,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$507  = weight_k_len_m1;
     if (\$367 ) begin
       \$507  = \$373 [31:0];
@@ -9945,14 +9963,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$508  = w_issue;
     if (engine_rst) begin
       \$508  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$509  = w_zero;
     if (w_issue) begin
       \$509  = \$387 ;
@@ -9962,7 +9980,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$510  = w_r;
     if (w_issue) begin
       (* full_case = 32'd1 *)
@@ -9980,7 +9998,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$511  = w_kr;
     if (w_issue) begin
       if (\$388 ) begin
@@ -10000,7 +10018,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$512  = w_k;
     if (w_issue) begin
       (* full_case = 32'd1 *)
@@ -10023,7 +10041,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$513  = w_bpar;
     if (w_issue) begin
       if (\$388 ) begin
@@ -10042,7 +10060,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$514  = w_done;
     if (w_issue) begin
       if (\$388 ) begin
@@ -10063,7 +10081,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$515 [31:0] = results__payload[31:0];
     \$515 [63:32] = results__payload[63:32];
     \$515 [95:64] = results__payload[95:64];
@@ -10073,42 +10091,42 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$516  = got;
     if (engine_rst) begin
       \$516  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$517  = \$118 [9:0];
     if (engine_rst) begin
       \$517  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$518  = \r_data$167 [17];
     if (engine_rst) begin
       \$518  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$519  = \r_data$167 [0];
     if (engine_rst) begin
       \$519  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$520  = \$401 ;
     if (engine_rst) begin
       \$520  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$521  = acc_row;
     if (got) begin
       (* full_case = 32'd1 *)
@@ -10126,7 +10144,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$522  = store_c_panel;
     if (restart) begin
       \$522  = c[95:64];
@@ -10140,14 +10158,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$523  = store_c_next;
     if (engine_rst) begin
       \$523  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$524  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -10169,7 +10187,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$525  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -10193,7 +10211,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$526  = s_done;
     (* full_case = 32'd1 *)
     casez (store_state)
@@ -10216,14 +10234,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$527  = \issue$201 ;
     if (engine_rst) begin
       \$527  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$528  = s_beat;
     if (\$414 ) begin
       (* full_case = 32'd1 *)
@@ -10238,7 +10256,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$529  = c;
     casez (control_state)
       4'h0:
@@ -10251,7 +10269,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$530  = error;
     casez (control_state)
       4'h0:
@@ -10288,7 +10306,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$531  = cycles;
     casez (control_state)
       4'h0:
@@ -10304,7 +10322,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$532  = mac_cycles;
     casez (control_state)
       4'h0:
@@ -10320,7 +10338,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$533  = stall_load;
     casez (control_state)
       4'h0:
@@ -10336,7 +10354,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$534  = stall_store;
     casez (control_state)
       4'h0:
@@ -10352,7 +10370,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$535  = beyond;
     casez (control_state)
       4'h0:
@@ -10387,7 +10405,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$536  = launched;
     casez (control_state)
       4'h0:
@@ -10450,7 +10468,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$537  = control_state;
     casez (control_state)
       4'h0:
@@ -10529,7 +10547,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$538  = words;
     casez (control_state)
       4'h0:
@@ -10550,7 +10568,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$539  = used;
     casez (control_state)
       4'h0:
@@ -10575,7 +10593,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$540  = chunk;
     casez (control_state)
       4'h0:
@@ -10600,7 +10618,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$541  = chunk_lda;
     casez (control_state)
       4'h0:
@@ -10628,7 +10646,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$542  = chunk_ldc;
     casez (control_state)
       4'h0:
@@ -10658,7 +10676,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$543  = chunk_ldcin;
     casez (control_state)
       4'h0:
@@ -10932,7 +10950,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
   reg \$100 ;
@@ -12049,10 +12067,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$3051$0 (en_deskew_0),
-    .\port$3052$0 (en_deskew_1),
-    .\port$3053$0 (en_deskew_2),
-    .\port$3054$0 (en_deskew_3)
+    .\port$3058$0 (en_deskew_0),
+    .\port$3059$0 (en_deskew_1),
+    .\port$3060$0 (en_deskew_2),
+    .\port$3061$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$174 [7:0]),
@@ -12065,8 +12083,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .last_out(\last_in$196 ),
     .pe_0_0_sync_clk(engine_clk),
     .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3545$0 (\o$176 [2:0]),
-    .\port$3546$0 (\o_next$171 [1:0]),
+    .\port$3552$0 (\o$176 [2:0]),
+    .\port$3553$0 (\o_next$171 [1:0]),
     .psum_out(\psum_in$247 ),
     .valid_out(\valid_in$192 ),
     .w_in(\o$181 [7:0]),
@@ -12145,8 +12163,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .last_out(\last_in$265 ),
     .pe_1_0_sync_clk(engine_clk),
     .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3545$3 (\o$176 [5:3]),
-    .\port$3546$3 (\o_next$171 [4:3]),
+    .\port$3552$3 (\o$176 [5:3]),
+    .\port$3553$3 (\o_next$171 [4:3]),
     .psum_in(\psum_in$247 ),
     .psum_out(\psum_in$322 ),
     .valid_out(\valid_in$261 ),
@@ -12229,8 +12247,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .last_out(\last_in$340 ),
     .pe_2_0_sync_clk(engine_clk),
     .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3545$6 (\o$176 [8:6]),
-    .\port$3546$6 (\o_next$171 [7:6]),
+    .\port$3552$6 (\o$176 [8:6]),
+    .\port$3553$6 (\o_next$171 [7:6]),
     .psum_in(\psum_in$322 ),
     .psum_out(\psum_in$397 ),
     .valid_out(\valid_in$336 ),
@@ -12313,8 +12331,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .last_out(\last_in$415 ),
     .pe_3_0_sync_clk(engine_clk),
     .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3545$9 (\o$176 [11:9]),
-    .\port$3546$9 (\o_next$171 [10:9]),
+    .\port$3552$9 (\o$176 [11:9]),
+    .\port$3553$9 (\o_next$171 [10:9]),
     .psum_in(\psum_in$397 ),
     .psum_out(psum_out),
     .valid_out(\valid_in$411 ),
@@ -12391,10 +12409,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$174 ),
     .o_next(\o_next$169 ),
-    .\port$3089$0 (en_skew_a_0),
-    .\port$3090$0 (en_skew_a_1),
-    .\port$3091$0 (en_skew_a_2),
-    .\port$3092$0 (en_skew_a_3)
+    .\port$3096$0 (en_skew_a_0),
+    .\port$3097$0 (en_skew_a_1),
+    .\port$3098$0 (en_skew_a_2),
+    .\port$3099$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(en_skew_flags),
@@ -12410,10 +12428,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(in_w),
     .o(\o$181 ),
-    .\port$3084$0 (en_skew_w_0),
-    .\port$3085$0 (en_skew_w_1),
-    .\port$3086$0 (en_skew_w_2),
-    .\port$3087$0 (en_skew_w_3)
+    .\port$3091$0 (en_skew_w_0),
+    .\port$3092$0 (en_skew_w_1),
+    .\port$3093$0 (en_skew_w_2),
+    .\port$3094$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(en_skew_wctl),
@@ -12425,14 +12443,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .o_next(o_next)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$100  = held;
     if (engine_rst) begin
       \$100  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$101  = skid;
     if (\$1 ) begin
       \$101 [128] = out[128];
@@ -12451,14 +12469,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$102  = 1'h1;
     if (engine_rst) begin
       \$102  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$103  = loaded;
     if (en) begin
       if (capture) begin
@@ -12472,7 +12490,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$104  = shadow_full;
     if (en) begin
       if (capture) begin
@@ -12486,7 +12504,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$105  = since_first;
     if (en) begin
       if (\$13 ) begin
@@ -12500,7 +12518,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$106  = first;
     if (en) begin
       if (a_accept) begin
@@ -12512,7 +12530,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$107  = in_w;
     if (en_in_w_0) begin
       \$107 [7:0] = weights__payload[7:0];
@@ -12528,7 +12546,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$108  = in_a;
     if (en_in_a_0) begin
       \$108 [7:0] = operands__payload[7:0];
@@ -12544,7 +12562,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$109  = in_wctl;
     if (en) begin
       \$109 [0] = w_accept;
@@ -12555,7 +12573,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$110  = in_flags;
     if (en) begin
       \$110 [0] = a_accept;
@@ -13051,8 +13069,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, \port$3051$0 , \port$3052$0 , \port$3053$0 , \port$3054$0 , i, o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+module \accelerator.engine.core.deskew (engine_rst, \port$3058$0 , \port$3059$0 , \port$3060$0 , \port$3061$0 , i, o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
@@ -13092,14 +13110,14 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3051$0 , \port$3052$0 
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$3051$0 ;
-  wire \port$3051$0 ;
-  input \port$3052$0 ;
-  wire \port$3052$0 ;
-  input \port$3053$0 ;
-  wire \port$3053$0 ;
-  input \port$3054$0 ;
-  wire \port$3054$0 ;
+  input \port$3058$0 ;
+  wire \port$3058$0 ;
+  input \port$3059$0 ;
+  wire \port$3059$0 ;
+  input \port$3060$0 ;
+  wire \port$3060$0 ;
+  input \port$3061$0 ;
+  wire \port$3061$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -13113,48 +13131,48 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3051$0 , \port$3052$0 
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$3051$0 ) begin
+    if (\port$3058$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$3052$0 ) begin
+    if (\port$3059$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$3052$0 ) begin
+    if (\port$3059$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$3053$0 ) begin
+    if (\port$3060$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$3051$0 ) begin
+    if (\port$3058$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$3051$0 ) begin
+    if (\port$3058$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$3054$0 , \port$3053$0 , \port$3052$0 , \port$3051$0  };
+  assign en = { \port$3061$0 , \port$3060$0 , \port$3059$0 , \port$3058$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -13183,8 +13201,8 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3051$0 , \port$3052$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3545$0 , \port$3546$0 , pe_0_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3552$0 , \port$3553$0 , pe_0_0_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13227,10 +13245,10 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   wire pe_0_0_sync_clk;
   input pe_0_0_sync_rst;
   wire pe_0_0_sync_rst;
-  input [2:0] \port$3545$0 ;
-  wire [2:0] \port$3545$0 ;
-  input [1:0] \port$3546$0 ;
-  wire [1:0] \port$3546$0 ;
+  input [2:0] \port$3552$0 ;
+  wire [2:0] \port$3552$0 ;
+  input [1:0] \port$3553$0 ;
+  wire [1:0] \port$3553$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13251,11 +13269,11 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3546$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3553$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3546$0 [0] & \port$3546$0 [1];
+  assign \$4  = \port$3553$0 [0] & \port$3553$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge pe_0_0_sync_clk)
@@ -13279,82 +13297,82 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   always @(posedge pe_0_0_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3545$0 [0];
+      \$11  = \port$3552$0 [0];
     end
     if (pe_0_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3545$0 [1];
+      \$12  = \port$3552$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3546$0 [1];
+      \$13  = \port$3553$0 [1];
     end
     if (pe_0_0_sync_rst) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3545$0 [2];
+      \$14  = \port$3552$0 [2];
     end
     if (pe_0_0_sync_rst) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13365,17 +13383,17 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3546$0 [1];
-  assign valid_next = \port$3546$0 [0];
-  assign valid_in = \port$3545$0 [0];
-  assign first_in = \port$3545$0 [1];
-  assign last_in = \port$3545$0 [2];
+  assign first_next = \port$3553$0 [1];
+  assign valid_next = \port$3553$0 [0];
+  assign valid_in = \port$3552$0 [0];
+  assign first_in = \port$3552$0 [1];
+  assign last_in = \port$3552$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13471,35 +13489,35 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
   always @(posedge pe_0_1_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13509,7 +13527,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13519,7 +13537,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13529,7 +13547,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13539,14 +13557,14 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13562,7 +13580,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13658,35 +13676,35 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   always @(posedge pe_0_2_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13696,7 +13714,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13706,7 +13724,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13716,7 +13734,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13726,14 +13744,14 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13749,7 +13767,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13840,35 +13858,35 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
   always @(posedge pe_0_3_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13878,7 +13896,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13888,7 +13906,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13898,7 +13916,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13908,14 +13926,14 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13930,8 +13948,8 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3545$3 , \port$3546$3 , pe_1_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3552$3 , \port$3553$3 , pe_1_0_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13974,10 +13992,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   wire pe_1_0_sync_clk;
   input pe_1_0_sync_rst;
   wire pe_1_0_sync_rst;
-  input [2:0] \port$3545$3 ;
-  wire [2:0] \port$3545$3 ;
-  input [1:0] \port$3546$3 ;
-  wire [1:0] \port$3546$3 ;
+  input [2:0] \port$3552$3 ;
+  wire [2:0] \port$3552$3 ;
+  input [1:0] \port$3553$3 ;
+  wire [1:0] \port$3553$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13999,11 +14017,11 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3546$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3553$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3546$3 [0] & \port$3546$3 [1];
+  assign \$4  = \port$3553$3 [0] & \port$3553$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_1_0_sync_clk)
@@ -14027,82 +14045,82 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_1_0_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3545$3 [0];
+      \$11  = \port$3552$3 [0];
     end
     if (pe_1_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3545$3 [1];
+      \$12  = \port$3552$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3546$3 [1];
+      \$13  = \port$3553$3 [1];
     end
     if (pe_1_0_sync_rst) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3545$3 [2];
+      \$14  = \port$3552$3 [2];
     end
     if (pe_1_0_sync_rst) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14113,17 +14131,17 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3546$3 [1];
-  assign valid_next = \port$3546$3 [0];
-  assign valid_in = \port$3545$3 [0];
-  assign first_in = \port$3545$3 [1];
-  assign last_in = \port$3545$3 [2];
+  assign first_next = \port$3553$3 [1];
+  assign valid_next = \port$3553$3 [0];
+  assign valid_in = \port$3552$3 [0];
+  assign first_in = \port$3552$3 [1];
+  assign last_in = \port$3552$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14220,35 +14238,35 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_1_1_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14258,7 +14276,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14268,7 +14286,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14278,7 +14296,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14288,14 +14306,14 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14311,7 +14329,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14408,35 +14426,35 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_1_2_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14446,7 +14464,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14456,7 +14474,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14466,7 +14484,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14476,14 +14494,14 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14498,7 +14516,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14590,35 +14608,35 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_1_3_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14628,7 +14646,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14638,7 +14656,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14648,7 +14666,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14658,14 +14676,14 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14679,8 +14697,8 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3545$6 , \port$3546$6 , pe_2_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3552$6 , \port$3553$6 , pe_2_0_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14723,10 +14741,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   wire pe_2_0_sync_clk;
   input pe_2_0_sync_rst;
   wire pe_2_0_sync_rst;
-  input [2:0] \port$3545$6 ;
-  wire [2:0] \port$3545$6 ;
-  input [1:0] \port$3546$6 ;
-  wire [1:0] \port$3546$6 ;
+  input [2:0] \port$3552$6 ;
+  wire [2:0] \port$3552$6 ;
+  input [1:0] \port$3553$6 ;
+  wire [1:0] \port$3553$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14748,11 +14766,11 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3546$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3553$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3546$6 [0] & \port$3546$6 [1];
+  assign \$4  = \port$3553$6 [0] & \port$3553$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_2_0_sync_clk)
@@ -14776,82 +14794,82 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_2_0_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3545$6 [0];
+      \$11  = \port$3552$6 [0];
     end
     if (pe_2_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3545$6 [1];
+      \$12  = \port$3552$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3546$6 [1];
+      \$13  = \port$3553$6 [1];
     end
     if (pe_2_0_sync_rst) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3545$6 [2];
+      \$14  = \port$3552$6 [2];
     end
     if (pe_2_0_sync_rst) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14862,17 +14880,17 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3546$6 [1];
-  assign valid_next = \port$3546$6 [0];
-  assign valid_in = \port$3545$6 [0];
-  assign first_in = \port$3545$6 [1];
-  assign last_in = \port$3545$6 [2];
+  assign first_next = \port$3553$6 [1];
+  assign valid_next = \port$3553$6 [0];
+  assign valid_in = \port$3552$6 [0];
+  assign first_in = \port$3552$6 [1];
+  assign last_in = \port$3552$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14969,35 +14987,35 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_2_1_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15007,7 +15025,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15017,7 +15035,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15027,7 +15045,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15037,14 +15055,14 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15060,7 +15078,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15157,35 +15175,35 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_2_2_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15195,7 +15213,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15205,7 +15223,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15215,7 +15233,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15225,14 +15243,14 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15247,7 +15265,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15339,35 +15357,35 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_2_3_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15377,7 +15395,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15387,7 +15405,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15397,7 +15415,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15407,14 +15425,14 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15428,8 +15446,8 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3545$9 , \port$3546$9 , pe_3_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3552$9 , \port$3553$9 , pe_3_0_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15472,10 +15490,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   wire pe_3_0_sync_clk;
   input pe_3_0_sync_rst;
   wire pe_3_0_sync_rst;
-  input [2:0] \port$3545$9 ;
-  wire [2:0] \port$3545$9 ;
-  input [1:0] \port$3546$9 ;
-  wire [1:0] \port$3546$9 ;
+  input [2:0] \port$3552$9 ;
+  wire [2:0] \port$3552$9 ;
+  input [1:0] \port$3553$9 ;
+  wire [1:0] \port$3553$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15496,11 +15514,11 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3546$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3553$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3546$9 [0] & \port$3546$9 [1];
+  assign \$4  = \port$3553$9 [0] & \port$3553$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge pe_3_0_sync_clk)
@@ -15524,82 +15542,82 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_3_0_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3545$9 [0];
+      \$11  = \port$3552$9 [0];
     end
     if (pe_3_0_sync_rst) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3545$9 [1];
+      \$12  = \port$3552$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3546$9 [1];
+      \$13  = \port$3553$9 [1];
     end
     if (pe_3_0_sync_rst) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3545$9 [2];
+      \$14  = \port$3552$9 [2];
     end
     if (pe_3_0_sync_rst) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15610,16 +15628,16 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3546$9 [1];
-  assign valid_next = \port$3546$9 [0];
-  assign valid_in = \port$3545$9 [0];
-  assign first_in = \port$3545$9 [1];
-  assign last_in = \port$3545$9 [2];
+  assign first_next = \port$3553$9 [1];
+  assign valid_next = \port$3553$9 [0];
+  assign valid_in = \port$3552$9 [0];
+  assign first_in = \port$3552$9 [1];
+  assign last_in = \port$3552$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15715,35 +15733,35 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_3_1_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15753,7 +15771,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15763,7 +15781,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15773,7 +15791,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15783,14 +15801,14 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15805,7 +15823,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15901,35 +15919,35 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_3_2_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15939,7 +15957,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15949,7 +15967,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15959,7 +15977,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15969,14 +15987,14 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15991,7 +16009,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -16084,35 +16102,35 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   always @(posedge pe_3_3_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -16122,7 +16140,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -16132,7 +16150,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -16142,7 +16160,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -16152,14 +16170,14 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -16173,8 +16191,8 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, \port$3089$0 , \port$3090$0 , \port$3091$0 , \port$3092$0 , i, i_next, o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+module \accelerator.engine.core.skew_a (engine_rst, \port$3096$0 , \port$3097$0 , \port$3098$0 , \port$3099$0 , i, i_next, o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -16216,14 +16234,14 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$3089$0 , \port$3090$0 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3089$0 ;
-  wire \port$3089$0 ;
-  input \port$3090$0 ;
-  wire \port$3090$0 ;
-  input \port$3091$0 ;
-  wire \port$3091$0 ;
-  input \port$3092$0 ;
-  wire \port$3092$0 ;
+  input \port$3096$0 ;
+  wire \port$3096$0 ;
+  input \port$3097$0 ;
+  wire \port$3097$0 ;
+  input \port$3098$0 ;
+  wire \port$3098$0 ;
+  input \port$3099$0 ;
+  wire \port$3099$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16237,48 +16255,48 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$3089$0 , \port$3090$0 
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$3091$0 ) begin
+    if (\port$3098$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$3091$0 ) begin
+    if (\port$3098$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$3092$0 ) begin
+    if (\port$3099$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$3092$0 ) begin
+    if (\port$3099$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$3092$0 ) begin
+    if (\port$3099$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$3090$0 ) begin
+    if (\port$3097$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$3092$0 , \port$3091$0 , \port$3090$0 , \port$3089$0  };
+  assign en = { \port$3099$0 , \port$3098$0 , \port$3097$0 , \port$3096$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16307,7 +16325,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -16429,7 +16447,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
   always @(posedge skew_flags_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
@@ -16439,7 +16457,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -16449,7 +16467,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
@@ -16459,7 +16477,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -16469,7 +16487,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -16479,7 +16497,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
@@ -16581,8 +16599,8 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$3084$0 , \port$3085$0 , \port$3086$0 , \port$3087$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$3091$0 , \port$3092$0 , \port$3093$0 , \port$3094$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -16622,14 +16640,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3084$0 , \port$3085
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3084$0 ;
-  wire \port$3084$0 ;
-  input \port$3085$0 ;
-  wire \port$3085$0 ;
-  input \port$3086$0 ;
-  wire \port$3086$0 ;
-  input \port$3087$0 ;
-  wire \port$3087$0 ;
+  input \port$3091$0 ;
+  wire \port$3091$0 ;
+  input \port$3092$0 ;
+  wire \port$3092$0 ;
+  input \port$3093$0 ;
+  wire \port$3093$0 ;
+  input \port$3094$0 ;
+  wire \port$3094$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16643,49 +16661,49 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3084$0 , \port$3085
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$2  = lane2_d1;
-    if (\port$3086$0 ) begin
+    if (\port$3093$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$3  = lane2_d2;
-    if (\port$3086$0 ) begin
+    if (\port$3093$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$4  = lane3_d1;
-    if (\port$3087$0 ) begin
+    if (\port$3094$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$5  = lane3_d2;
-    if (\port$3087$0 ) begin
+    if (\port$3094$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$6  = lane3_d3;
-    if (\port$3087$0 ) begin
+    if (\port$3094$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$1  = lane1_d1;
-    if (\port$3085$0 ) begin
+    if (\port$3092$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$3087$0 , \port$3086$0 , \port$3085$0 , \port$3084$0  };
+  assign en = { \port$3094$0 , \port$3093$0 , \port$3092$0 , \port$3091$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16714,7 +16732,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
   reg [1:0] \$3 ;
@@ -16814,7 +16832,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[5:4];
@@ -16824,7 +16842,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -16834,7 +16852,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[7:6];
@@ -16844,7 +16862,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -16854,7 +16872,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -16864,7 +16882,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[3:2];
@@ -16945,7 +16963,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17005,7 +17023,7 @@ module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, adv
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17022,7 +17040,7 @@ module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, adv
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17036,7 +17054,7 @@ module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, adv
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -17053,7 +17071,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17115,7 +17133,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17132,7 +17150,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17146,7 +17164,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -17163,7 +17181,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17247,7 +17265,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -17257,7 +17275,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -17267,7 +17285,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17289,7 +17307,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -17418,7 +17436,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -17428,7 +17446,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -17438,7 +17456,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -17451,7 +17469,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -17471,8 +17489,8 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2992$354 , o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2999$354 , o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -17675,8 +17693,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2992$354 ;
-  wire [44:0] \port$2992$354 ;
+  input [44:0] \port$2999$354 ;
+  wire [44:0] \port$2999$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -17751,13 +17769,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2992$354 [36:32];
-  assign lower = \port$2992$354 [0] ? \port$2992$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2999$354 [36:32];
+  assign lower = \port$2999$354 [0] ? \port$2999$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2992$354 [36:32];
+  assign \$11  = ! \port$2999$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17772,8 +17790,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2992$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2992$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2999$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2999$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17788,8 +17806,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2992$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2992$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2999$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2999$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17804,8 +17822,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2992$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2992$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2999$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2999$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17820,8 +17838,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2992$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2992$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2999$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2999$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -17957,7 +17975,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -17967,14 +17985,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -17984,14 +18002,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -18001,14 +18019,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -18018,14 +18036,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -18035,14 +18053,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -18052,14 +18070,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -18069,14 +18087,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -18088,98 +18106,98 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2992$354 [31:1];
+      \$125  = \port$2999$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18193,84 +18211,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2992$354 [31:1];
+      \$137  = \port$2999$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18284,84 +18302,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2992$354 [31:1];
+      \$149  = \port$2999$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18375,84 +18393,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2992$354 [31:1];
+      \$161  = \port$2999$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18466,7 +18484,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -18474,10 +18492,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2992$354 [36:32];
-  assign relu = \port$2992$354 [0];
-  assign zero_point = \port$2992$354 [44:37];
-  assign multiplier = \port$2992$354 [31:1];
+  assign shift = \port$2999$354 [36:32];
+  assign relu = \port$2999$354 [0];
+  assign zero_point = \port$2999$354 [44:37];
+  assign multiplier = \port$2999$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -18524,7 +18542,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -18649,7 +18667,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
@@ -18659,7 +18677,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
@@ -18669,7 +18687,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -18682,7 +18700,7 @@ module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -18703,7 +18721,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18787,7 +18805,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -18797,7 +18815,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -18807,7 +18825,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -18829,7 +18847,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg \$11 ;
@@ -18872,7 +18890,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
   always @(posedge engine_clk)
     busy <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$8  = result;
     if (\$2 ) begin
       \$8  = { 15'h0000, addend };
@@ -18886,7 +18904,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = multiplicand;
     if (\$2 ) begin
       \$9  = { 17'h00000, b };
@@ -18898,7 +18916,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = multiplier;
     if (\$2 ) begin
       \$10  = a;
@@ -18910,7 +18928,7 @@ module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, b
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = busy;
     if (\$2 ) begin
       \$11  = 1'h1;
@@ -18928,7 +18946,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -18989,7 +19007,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -19006,7 +19024,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -19020,7 +19038,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -19037,7 +19055,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19133,7 +19151,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -19143,7 +19161,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -19153,7 +19171,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -19175,7 +19193,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -19233,7 +19251,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -19250,7 +19268,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -19264,7 +19282,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -19281,7 +19299,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19365,7 +19383,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -19375,7 +19393,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -19385,7 +19403,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -19409,7 +19427,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -20669,7 +20687,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -20682,7 +20700,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -20692,7 +20710,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -20702,7 +20720,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -20715,7 +20733,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -20725,7 +20743,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -20735,7 +20753,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -20748,7 +20766,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -20758,21 +20776,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -20782,7 +20800,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -20801,7 +20819,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -20820,7 +20838,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -20839,7 +20857,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -20858,7 +20876,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -20877,7 +20895,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -20896,7 +20914,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -20915,7 +20933,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -20934,7 +20952,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -20953,7 +20971,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -20972,7 +20990,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -20991,7 +21009,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -21010,7 +21028,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -21020,7 +21038,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -21030,7 +21048,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -21046,7 +21064,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 8'h00;
@@ -21059,7 +21077,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -21072,7 +21090,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -21082,7 +21100,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;
