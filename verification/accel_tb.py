@@ -4,11 +4,14 @@ The memory is cocotbext-axi's AxiRam (with pause generators for back-pressure an
 the registers are driven by the real host driver over an AxiLiteMaster, and every result is
 checked against the reference model. Configuration: ``ACCEL_CONFIG``; the work: ``ACCEL_GEMM``
 (one case, for ``accel sim``) or ``ACCEL_VERIFY`` (a regression, for ``accel verify``); results
-go as JSON lines to ``ACCEL_REPORT``.
+go as JSON lines to ``ACCEL_REPORT``. ``ACCEL_MEMORY`` (JSON, optional): ``read_latency`` and
+``write_latency`` in cycles, the same deterministic memory timing as the C++ harness's
+``set_latency`` (accelerator/flow/harness/harness.cpp), so both benches give the same cycles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -26,6 +29,7 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
 from accelerator.flow.cases import (
+    BENCH_MEMORY,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
     ILLEGAL_COMMANDS,
@@ -39,7 +43,7 @@ from accelerator.hw.top import abort_bound
 from accelerator.model.perf import estimate
 
 PERIOD_NS = 10
-MEMORY_SIZE = 1 << 22
+MEMORY_SIZE = BENCH_MEMORY["cocotb"]
 #: The bench memory's latency (cocotbext-axi's AxiRam: a request's first beat, a write's
 #: response) that abort bounds are checked with (:func:`accelerator.hw.top.abort_bound`).
 BUS_LATENCY = 8
@@ -99,6 +103,34 @@ class AccelTB:
         for bus in ("m_axi", "s_axil"):
             logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
         self.report_path = os.environ.get("ACCEL_REPORT")
+        memory = json.loads(os.environ.get("ACCEL_MEMORY") or "{}")
+        self.latency(memory.get("read_latency", 0), memory.get("write_latency", 0))
+
+    def latency(self, read: int, write: int) -> None:
+        """The read process waits ``read`` cycles after taking a burst before it produces the
+        data; the write process waits ``write`` cycles after a burst's last beat before it
+        answers. AxiRam has no latency of its own: the channel methods its processes call are
+        wrapped (on this instance) with a wait, as the C++ harness waits."""
+        clk = self.dut.clk
+        if read:
+            ar = self.ram.read_if.ar_channel
+            recv = type(ar).recv.__get__(ar)
+
+            async def delayed_recv():
+                item = await recv()
+                await ClockCycles(clk, read)
+                return item
+
+            ar.recv = delayed_recv
+        if write:
+            b = self.ram.write_if.b_channel
+            send = type(b).send.__get__(b)
+
+            async def delayed_send(obj):
+                await ClockCycles(clk, write)
+                await send(obj)
+
+            b.send = delayed_send
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -173,6 +205,7 @@ class AccelTB:
         macs = case.m * case.k * case.n
         cycles = counters["cycles"]
         return {
+            "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
             "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
             "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
             "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,

@@ -43,6 +43,82 @@ def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool
         fail_usage("--requant needs hardware generated with requant_unit = true")
 
 
+#: The default of ``accel sim --max-cycles``: about 15 minutes on the harness at 1 M cycles/s.
+DEFAULT_MAX_CYCLES = 1_000_000_000
+
+
+def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycles: int) -> int:
+    """Refuse, before any build, a case the bench cannot hold or that would run too long;
+    return the model's estimate of its cycles."""
+    from ..flow.cases import BENCH_MEMORY, memory_bound
+    from ..model.perf import estimate
+
+    need = memory_bound(case)
+    if need > BENCH_MEMORY[bench]:
+        hint = "" if bench == "harness" else " (the harness, --bench harness, has 4 GiB)"
+        fail_usage(f"{case.m}×{case.k}×{case.n} needs up to {need:,} bytes of memory, more than "
+                   f"the {bench} bench's {BENCH_MEMORY[bench]:,}{hint}")
+    cycles = estimate(config, case.m, case.k, case.n, accumulate=case.accumulate,
+                      requant=case.requant).cycles
+    if cycles > max_cycles:
+        fail_usage(f"{case.m}×{case.k}×{case.n} needs about {cycles:,} cycles by the performance "
+                   f"model, more than --max-cycles = {max_cycles:,} (raise it with "
+                   f"--max-cycles N)")
+    return cycles
+
+
+def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
+                 max_cycles: int, console: Console) -> tuple[dict, Path | None, Path]:
+    """One case on the compiled harness: (record, waveform, the library's build log)."""
+    from ..driver.harness import run_case
+    from ..flow.harness import CycleLimitError, Harness, HarnessError, build_harness
+
+    with console.status(f"building the {config.name} accelerator with the C++ harness "
+                        "(cached after the first time) ..."):
+        try:
+            library = build_harness(config, root=build_root, waves=waves)
+        except HarnessError as exc:
+            raise click.ClickException(str(exc)) from None
+    vcd = (library.parent / f"sim_{case.m}x{case.k}x{case.n}_{case.seed}.vcd") if waves else None
+    with console.status(f"simulating {case.m}×{case.k}×{case.n} ..."):
+        with Harness(library, waves=vcd) as harness:
+            harness.reset()
+            try:
+                record = run_case(harness, config, case, max_cycles=max_cycles)
+            except CycleLimitError:
+                raise click.ClickException(
+                    f"the GEMM did not finish within --max-cycles = {max_cycles:,} cycles "
+                    f"(seed {case.seed})") from None
+            except Exception as exc:  # the driver's errors: a transport or accelerator error
+                raise click.ClickException(f"the GEMM failed: {exc} (seed {case.seed})"
+                                           ) from None
+    return record, vcd, library.parent / "build.log"
+
+
+def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
+                console: Console) -> tuple[dict, Path | None, Path]:
+    """One case on the cocotb bench: (record, waveform, the simulation's log)."""
+    from ..flow.sim import run_tests
+
+    model = _build(config, build_root, waves, console)
+    report = model.build_dir / f"sim_{case.seed}.jsonl"
+    report.unlink(missing_ok=True)
+    with console.status(f"simulating {case.m}×{case.k}×{case.n} ..."):
+        outcome = run_tests(model, "accel_tb", seed=case.seed, testcase="sim_gemm",
+                            results_name=f"sim_{case.seed}",
+                            extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
+    records = [json.loads(line) for line in report.read_text().splitlines()] \
+        if report.is_file() else []
+    if not records:
+        raise click.ClickException(f"the simulation did not finish the GEMM "
+                                   f"({next(iter(outcome.failures.values()), 'no result')!s:.200}"
+                                   f"); see {outcome.log}")
+    record = records[-1]
+    record["passed"] = bool(record["passed"] and outcome.ok)
+    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
+    return record, waves_file, outcome.log
+
+
 @cli.command()
 @config_options
 @click.option("--m", "m", type=int, required=True, help="rows of A and C")
@@ -55,53 +131,49 @@ def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool
 @click.option("--values", type=click.Choice(VALUE_KINDS), default="random", show_default=True)
 @click.option("--backpressure", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="probability that each AXI channel of the memory pauses in a cycle")
-@click.option("--waves", is_flag=True, help="write an FST waveform")
+@click.option("--bench", type=click.Choice(["harness", "cocotb"]), default="harness",
+              show_default=True,
+              help="harness: the C++ harness (fast); cocotb: the cocotb verification bench")
+@click.option("--max-cycles", type=click.IntRange(1), default=DEFAULT_MAX_CYCLES,
+              show_default=True,
+              help="refuse a GEMM the performance model puts above this many cycles, and stop "
+                   "the harness there")
+@click.option("--waves", is_flag=True,
+              help="write a waveform: VCD on the harness, FST on the cocotb bench")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
 def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate: bool,
-        requant: bool, values: str, backpressure: float, waves: bool, as_json: bool,
-        build_root: Path) -> None:
+        requant: bool, values: str, backpressure: float, bench: str, max_cycles: int,
+        waves: bool, as_json: bool, build_root: Path) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
-    from ..flow.sim import run_tests
-    from ..model.perf import estimate
-
     _check_dims(config, m, k, n, requant)
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
                     values=values, backpressure=backpressure)
-    model = _build(config, build_root, waves, console)
-    report = model.build_dir / f"sim_{seed}.jsonl"
-    report.unlink(missing_ok=True)
-    with console.status(f"simulating {m}×{k}×{n} ..."):
-        outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemm",
-                            results_name=f"sim_{seed}",
-                            extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
-    records = [json.loads(line) for line in report.read_text().splitlines()] \
-        if report.is_file() else []
-    if not records:
-        raise click.ClickException(f"the simulation did not finish the GEMM "
-                                   f"({next(iter(outcome.failures.values()), 'no result')!s:.200}"
-                                   f"); see {outcome.log}")
-    record = records[-1]
-    e = estimate(config, m, k, n, accumulate=accumulate, requant=requant)
-    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
+    model_cycles = _check_size(config, case, bench, max_cycles)
+    if bench == "harness":
+        record, waves_file, log = _run_harness(config, case, build_root, waves, max_cycles,
+                                               console)
+    else:
+        record, waves_file, log = _run_cocotb(config, case, build_root, waves, console)
     result = {
-        "passed": bool(record["passed"] and outcome.ok), "m": m, "k": k, "n": n, "seed": seed,
+        "passed": bool(record["passed"]), "bench": bench, "m": m, "k": k, "n": n, "seed": seed,
         "cycles": record["cycles"], "macs": record["macs"],
-        "utilization": record["utilization"], "model_cycles": e.cycles,
-        "model_error": (e.cycles - record["cycles"]) / record["cycles"],
+        "utilization": record["utilization"], "model_cycles": model_cycles,
+        "model_error": (model_cycles - record["cycles"]) / record["cycles"],
         "counters": record["counters"], "config": config.to_dict(),
         "mismatches": record["mismatches"], "first_mismatches": record["first"],
-        "waves": str(waves_file) if waves_file else None, "log": str(outcome.log),
+        "waves": str(waves_file) if waves_file else None, "log": str(log),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         verdict = "[green]PASS[/green]" if result["passed"] else "[red]FAIL[/red]"
-        table = Table(title=f"accel sim: {m}×{k}×{n} on {config.name}", show_header=False)
+        table = Table(title=f"accel sim: {m}×{k}×{n} on {config.name} ({bench})",
+                      show_header=False)
         table.add_row("result", f"{verdict} against NumPy ({m * n:,} elements)")
-        table.add_row("cycles", f"{result['cycles']:,} (model {e.cycles:,}, "
+        table.add_row("cycles", f"{result['cycles']:,} (model {model_cycles:,}, "
                                 f"{result['model_error']:+.1%})")
         table.add_row("MAC utilization", f"{result['utilization']:.1%}")
         for key, value in result["counters"].items():
@@ -114,7 +186,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
                           f"expected {mismatch['expected']}")
     if not result["passed"]:
         raise click.ClickException(f"{result['mismatches']} of {m * n} elements differ "
-                                   f"(seed {seed}); log: {outcome.log}")
+                                   f"(seed {seed}); log: {log}")
 
 
 def _junit(path: Path, records: list[dict], seconds: float) -> None:

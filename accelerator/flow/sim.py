@@ -235,20 +235,23 @@ def run_tests(model: SimModel, test_module: str, *, seed: int, testcase: str | l
     return outcome
 
 
-def run_gemms(model: SimModel, cases: list, *, seed: int, name: str
-              ) -> tuple[list[dict], TestOutcome]:
+def run_gemms(model: SimModel, cases: list, *, seed: int, name: str,
+              memory: dict | None = None) -> tuple[list[dict], TestOutcome]:
     """Run ``cases`` (:class:`~accelerator.flow.cases.GemmCase`) in one simulation of the
     accelerator (``accel_tb.sim_gemms``: one build and one simulator start for a whole list).
 
-    Returns the records that were reported, each with its ``index`` in ``cases`` (a torn last
-    line, the simulator killed mid-write, is skipped), and the run's outcome.
+    ``memory``: the memory's deterministic timing (``read_latency``, ``write_latency`` in
+    cycles; ``accel_tb``'s ``ACCEL_MEMORY``). Returns the records that were reported, each with
+    its ``index`` in ``cases`` (a torn last line, the simulator killed mid-write, is skipped),
+    and the run's outcome.
     """
     report = model.build_dir / f"{name}.jsonl"
     report.unlink(missing_ok=True)
     outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemms", results_name=name,
                         extra_env={"ACCEL_GEMMS": json.dumps([json.loads(c.to_json())
                                                               for c in cases]),
-                                   "ACCEL_REPORT": str(report)})
+                                   "ACCEL_REPORT": str(report),
+                                   "ACCEL_MEMORY": json.dumps(memory or {})})
     records = []
     if report.is_file():
         for line in report.read_text().splitlines():
