@@ -104,7 +104,7 @@ def test_parse_param(text, name, values):
     (["--cols", "4", "--param", "rows,cols=2"],
      "--param rows,cols=2: cols is already swept by --cols 4"),
     (["--gemm", "128x96"], "--gemm 128x96: expected MxKxN, e.g. 128x96x64"),
-    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 or more)"),
+    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 to 65535)"),
     (["--workload", "alexnet"], ("--workload alexnet: unknown network 'alexnet' (bundled: "
                                 "resnet18, bert-base, vit-b16, mlp; or a .toml, .csv or .json "
                                 "file)")),
@@ -114,7 +114,8 @@ def test_parse_param(text, name, values):
                           "orangecrab-25f, orangecrab-85f, ulx3s-25f, ulx3s-85f)")),
     (["--top", "soc"], "--top soc: unknown top 'soc' (known: core, board)"),
     (["--freq", "0"], "--freq 0: out of range (allowed: more than 0 up to 1000 MHz)"),
-    (["--jobs", "0"], "--jobs 0: must be 1 or more"),
+    (["--jobs", "0"], "--jobs 0: out of range (allowed: 1 to 1024)"),
+    (["--jobs", "1025"], "--jobs 1025: out of range (allowed: 1 to 1024)"),
     (["--scheduler", "localhost:8786"], "--scheduler localhost:8786: expected tcp://HOST:PORT"),
     (["--seed", "-1"], "--seed -1: out of range (allowed: 0 to 2147483647)"),
 ])

@@ -21,6 +21,7 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
@@ -314,11 +315,17 @@ class AccelTB:
                 "next_passed": after["passed"], "case": case.to_json(), "seed": case.seed}
 
 
+def _needs(variable: str, command: str) -> None:
+    """Skip, saying so in the log and in the results, a test whose input is not there (each
+    runs what one command asks for, named with the test; cocotb 2 takes pytest's skip)."""
+    if variable not in os.environ:
+        pytest.skip(f"{variable} is not set: this test runs what {command} asks for")
+
+
 @cocotb.test()
 async def sim_gemm(dut):
     """One GEMM from ACCEL_GEMM (what `accel sim` runs)."""
-    if "ACCEL_GEMM" not in os.environ:
-        return
+    _needs("ACCEL_GEMM", "`accel sim`")
     tb = AccelTB(dut)
     await tb.reset()
     case = GemmCase.from_json(os.environ["ACCEL_GEMM"])
@@ -331,8 +338,7 @@ async def sim_gemm(dut):
 async def sim_gemm_paused(dut):
     """Each case of ACCEL_PAUSED ({"cases": [GemmCase dicts], "channels": [names]}) with its
     back-pressure on the named AXI channels only (the stall counters' tests), a record each."""
-    if "ACCEL_PAUSED" not in os.environ:
-        return
+    _needs("ACCEL_PAUSED", "tests/test_accel_verilator.py's stall counter test")
     spec = json.loads(os.environ["ACCEL_PAUSED"])
     tb = AccelTB(dut)
     await tb.reset()
@@ -347,8 +353,7 @@ async def sim_gemm_paused(dut):
 @cocotb.test()
 async def verify_regression(dut):
     """A constrained-random regression from ACCEL_VERIFY (what `accel verify` runs)."""
-    if "ACCEL_VERIFY" not in os.environ:
-        return
+    _needs("ACCEL_VERIFY", "`accel verify`")
     spec = json.loads(os.environ["ACCEL_VERIFY"])
     tb = AccelTB(dut)
     await tb.reset()
@@ -442,7 +447,8 @@ async def verify_regression(dut):
 async def identify(dut):
     """The ID block describes the hardware this bench was built for."""
     if "ACCEL_GEMM" in os.environ or "ACCEL_VERIFY" in os.environ:
-        return
+        pytest.skip("ACCEL_GEMM or ACCEL_VERIFY is set: a run of one command, not the bench's "
+                    "own tests")
     tb = AccelTB(dut)
     await tb.reset()
     assert await tb.driver.identify() == tb.config
@@ -454,8 +460,7 @@ async def sim_gemms(dut):
     """Many GEMMs in one simulation from ACCEL_GEMMS (a JSON list of GemmCase dicts), one JSON
     line each to ACCEL_REPORT: what model validation and sweeps run, so that a build and a
     simulator start serve a whole list of shapes."""
-    if "ACCEL_GEMMS" not in os.environ:
-        return
+    _needs("ACCEL_GEMMS", "model validation and `accel sweep --fidelity rtl`")
     tb = AccelTB(dut)
     await tb.reset()
     failures = 0

@@ -16,9 +16,16 @@ from rich.table import Table
 from ..config import AcceleratorConfig
 from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
-from ..hw.registers import MAX_DIM
 from . import cli
-from .options import config_options, fail_usage
+from .options import (
+    check_dimensions,
+    check_seed,
+    config_options,
+    fail_usage,
+    writable_dir,
+    writable_file,
+)
+from .progress import Progress as _LineProgress
 
 __all__ = ["sim", "verify"]
 
@@ -26,8 +33,9 @@ __all__ = ["sim", "verify"]
 def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Console):
     from ..flow.sim import build_model
 
-    with console.status(f"building the {config.name} accelerator in Verilator "
-                        "(cached after the first time) ..."):
+    with _LineProgress(click.get_current_context().command_path, console) as progress:
+        progress.step(f"building the {config.name} accelerator in Verilator (cached after the "
+                      "first time)")
         try:
             model = build_model(config, top=ACCEL_TOP, root=build_root, waves=waves)
         except RuntimeError as exc:
@@ -36,9 +44,7 @@ def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Co
 
 
 def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not 1 <= value <= MAX_DIM:
-            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    check_dimensions(m=m, k=k, n=n)
     if requant and not config.requant_unit:
         fail_usage("--requant needs hardware generated with requant_unit = true")
 
@@ -98,7 +104,7 @@ def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, wa
 def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
                 console: Console) -> tuple[dict, Path | None, Path]:
     """One case on the cocotb bench: (record, waveform, the simulation's log)."""
-    from ..flow.sim import run_tests
+    from ..flow.sim import run_tests, waves_file
 
     model = _build(config, build_root, waves, console)
     report = model.build_dir / f"sim_{case.seed}.jsonl"
@@ -115,8 +121,7 @@ def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, wav
                                    f"); see {outcome.log}")
     record = records[-1]
     record["passed"] = bool(record["passed"] and outcome.ok)
-    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
-    return record, waves_file, outcome.log
+    return record, waves_file(model) if waves else None, outcome.log
 
 
 @cli.command()
@@ -139,7 +144,7 @@ def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, wav
               help="refuse a GEMM the performance model puts above this many cycles, and stop "
                    "the harness there")
 @click.option("--waves", is_flag=True,
-              help="write a waveform: VCD on the harness, FST on the cocotb bench")
+              help="write a VCD waveform (its path is in the output)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
@@ -148,15 +153,19 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         waves: bool, as_json: bool, build_root: Path) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
     _check_dims(config, m, k, n, requant)
+    check_seed(seed)
+    if not 0 <= backpressure <= 0.9:  # click's range lets nan through
+        fail_usage(f"--backpressure {backpressure} is out of range (allowed: 0 to 0.9)")
+    writable_dir(build_root, "--build-root")
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
                     values=values, backpressure=backpressure)
     model_cycles = _check_size(config, case, bench, max_cycles)
     if bench == "harness":
-        record, waves_file, log = _run_harness(config, case, build_root, waves, max_cycles,
+        record, waves_path, log = _run_harness(config, case, build_root, waves, max_cycles,
                                                console)
     else:
-        record, waves_file, log = _run_cocotb(config, case, build_root, waves, console)
+        record, waves_path, log = _run_cocotb(config, case, build_root, waves, console)
     result = {
         "passed": bool(record["passed"]), "bench": bench, "m": m, "k": k, "n": n, "seed": seed,
         "cycles": record["cycles"], "macs": record["macs"],
@@ -164,7 +173,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         "model_error": (model_cycles - record["cycles"]) / record["cycles"],
         "counters": record["counters"], "config": config.to_dict(),
         "mismatches": record["mismatches"], "first_mismatches": record["first"],
-        "waves": str(waves_file) if waves_file else None, "log": str(log),
+        "waves": str(waves_path) if waves_path else None, "log": str(log),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -178,8 +187,8 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         table.add_row("MAC utilization", f"{result['utilization']:.1%}")
         for key, value in result["counters"].items():
             table.add_row(key, f"{value:,}")
-        if waves_file:
-            table.add_row("waveform", str(waves_file))
+        if waves_path:
+            table.add_row("waveform", f"{waves_path} (VCD)")
         console.print(table)
         for mismatch in result["first_mismatches"]:
             console.print(f"  C[{mismatch['row']}, {mismatch['col']}] = {mismatch['got']}, "
@@ -230,6 +239,10 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
 
+    check_seed(seed)
+    if junit is not None:
+        writable_file(junit, "--junit")
+    writable_dir(build_root, "--build-root")
     console = Console(highlight=False)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
@@ -249,13 +262,17 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     thread.start()
     columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[failed]} failed"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("verify", total=total, failed=0)
+    bar = Progress(*columns, console=console, transient=False)
+    lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
+    with (bar if console.is_terminal else lines_progress):
+        task = bar.add_task("verify", total=total, failed=0)
+        lines_progress.step(f"{total} cases ({verify_summary(count)})")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
             failed = sum(not json.loads(line)["passed"] for line in lines)
-            progress.update(task, completed=len(lines), failed=failed)
+            bar.update(task, completed=len(lines), failed=failed)
+            lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
     seconds = time.monotonic() - start
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []

@@ -25,7 +25,10 @@ import json
 import math
 import os
 import queue
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -564,6 +567,59 @@ class SweepResult:
         return [r for r in self.records if r["status"] != "ok"]
 
 
+#: How often a pool worker checks that the sweep's process is still there (seconds).
+PARENT_POLL = 0.2
+
+
+def _end_worker(*_args: Any) -> None:
+    """End this worker and everything it started (its own process group, see _worker_init)."""
+    if os.getpgrp() == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+def _worker_init(sweep_pid: int) -> None:
+    """Make a pool worker end with the sweep that started it (a kill -9 of the sweep too).
+
+    The worker takes a process group of its own, so that ending it ends the simulator or the
+    build it runs as well; SIGTERM (the sweep stopping its workers) ends that group. The
+    sweep's death is seen three ways: on Linux the kernel signals it (PR_SET_PDEATHSIG, at
+    once, when the worker's parent goes: the forkserver, which exits with the sweep); and
+    everywhere a thread polls whether the worker's parent changed or the sweep is gone.
+    """
+    parent = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGTERM, _end_worker)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # no libc by that name: the thread still watches
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    def sweep_gone() -> bool:
+        if os.getppid() != parent:
+            return True
+        try:
+            os.kill(sweep_pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # it exists (EPERM: not ours to signal)
+            pass
+        return False
+
+    def watch() -> None:
+        while not sweep_gone():
+            time.sleep(PARENT_POLL)
+        _end_worker()
+
+    if sweep_gone():  # it died before the kernel was asked to tell
+        _end_worker()
+    threading.Thread(target=watch, name="accel-sweep-watch", daemon=True).start()
+
+
 def _run_local(tasks: list[Task], jobs: int, on_done: Callable[[Task, list[Outcome]], None]
                ) -> None:
     if jobs <= 1 or len(tasks) <= 1:
@@ -579,7 +635,8 @@ def _run_local(tasks: list[Task], jobs: int, on_done: Callable[[Task, list[Outco
     # forkserver, not fork: the sweep's process has threads (the progress bar's, Dask's), and a
     # forked child can inherit a lock one of them held.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                               mp_context=multiprocessing.get_context("forkserver"))
+                               mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
     futures: dict[Future, Task] = {pool.submit(run_task, task): task for task in tasks}
     try:
         for future in as_completed(futures):
