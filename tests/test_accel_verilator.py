@@ -250,5 +250,6 @@ def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, se
     assert steps == [
         (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
          "first time)"),
-        "accel verify [t] 11 cases (2 random GEMMs, 8 illegal commands, a reset mid-GEMM)"]
-    assert "\n11 passed, 0 failed" in out
+        (f"accel verify [t] {verify_total(2)} cases (2 random GEMMs, 8 illegal commands, "
+         "4 bus errors, 6 aborts, a reset mid-GEMM)")]
+    assert f"\n{verify_total(2)} passed, 0 failed" in out
