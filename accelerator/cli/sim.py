@@ -14,11 +14,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import ILLEGAL_COMMANDS, VALUE_KINDS, GemmCase
+from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
-from ..hw.registers import MAX_DIM
 from . import cli
-from .options import config_options, fail_usage
+from .options import (
+    check_dimensions,
+    check_seed,
+    config_options,
+    fail_usage,
+    writable_dir,
+    writable_file,
+)
+from .progress import Progress as _LineProgress
 
 __all__ = ["sim", "verify"]
 
@@ -26,8 +33,9 @@ __all__ = ["sim", "verify"]
 def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Console):
     from ..flow.sim import build_model
 
-    with console.status(f"building the {config.name} accelerator in Verilator "
-                        "(cached after the first time) ..."):
+    with _LineProgress(click.get_current_context().command_path, console) as progress:
+        progress.step(f"building the {config.name} accelerator in Verilator (cached after the "
+                      "first time)")
         try:
             model = build_model(config, top=ACCEL_TOP, root=build_root, waves=waves)
         except RuntimeError as exc:
@@ -77,9 +85,7 @@ def _verify_rtl(config: AcceleratorConfig, rtl: Path, count: int, seed: int,
 
 
 def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not 1 <= value <= MAX_DIM:
-            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    check_dimensions(m=m, k=k, n=n)
     if requant and not config.requant_unit:
         fail_usage("--requant needs hardware generated with requant_unit = true")
 
@@ -145,7 +151,7 @@ def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, wa
 def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
                 console: Console) -> tuple[dict, Path | None, Path]:
     """One case on the cocotb bench: (record, waveform, the simulation's log)."""
-    from ..flow.sim import run_tests
+    from ..flow.sim import run_tests, waves_file
 
     model = _build(config, build_root, waves, console)
     report = model.build_dir / f"sim_{case.seed}.jsonl"
@@ -162,8 +168,7 @@ def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, wav
                                    f"); see {outcome.log}")
     record = records[-1]
     record["passed"] = bool(record["passed"] and outcome.ok)
-    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
-    return record, waves_file, outcome.log
+    return record, waves_file(model) if waves else None, outcome.log
 
 
 @cli.command()
@@ -186,7 +191,7 @@ def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, wav
               help="refuse a GEMM the performance model puts above this many cycles, and stop "
                    "the harness there")
 @click.option("--waves", is_flag=True,
-              help="write a waveform: VCD on the harness, FST on the cocotb bench")
+              help="write a VCD waveform (its path is in the output)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
@@ -196,6 +201,10 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         waves: bool, as_json: bool, build_root: Path, rtl: Path | None) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
     _check_dims(config, m, k, n, requant)
+    check_seed(seed)
+    if not 0 <= backpressure <= 0.9:  # click's range lets nan through
+        fail_usage(f"--backpressure {backpressure} is out of range (allowed: 0 to 0.9)")
+    writable_dir(build_root, "--build-root")
     if rtl is not None:
         _check_rtl(config, rtl)
         if bench != "harness" or waves:
@@ -205,10 +214,10 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
                     values=values, backpressure=backpressure)
     model_cycles = _check_size(config, case, bench, max_cycles)
     if bench == "harness":
-        record, waves_file, log = _run_harness(config, case, build_root, waves, max_cycles,
+        record, waves_path, log = _run_harness(config, case, build_root, waves, max_cycles,
                                                console, rtl)
     else:
-        record, waves_file, log = _run_cocotb(config, case, build_root, waves, console)
+        record, waves_path, log = _run_cocotb(config, case, build_root, waves, console)
     result = {
         "passed": bool(record["passed"]), "bench": bench, "m": m, "k": k, "n": n, "seed": seed,
         "cycles": record["cycles"], "macs": record["macs"],
@@ -216,7 +225,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         "model_error": (model_cycles - record["cycles"]) / record["cycles"],
         "counters": record["counters"], "config": config.to_dict(),
         "mismatches": record["mismatches"], "first_mismatches": record["first"],
-        "waves": str(waves_file) if waves_file else None, "log": str(log),
+        "waves": str(waves_path) if waves_path else None, "log": str(log),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -230,8 +239,8 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         table.add_row("MAC utilization", f"{result['utilization']:.1%}")
         for key, value in result["counters"].items():
             table.add_row(key, f"{value:,}")
-        if waves_file:
-            table.add_row("waveform", str(waves_file))
+        if waves_path:
+            table.add_row("waveform", f"{waves_path} (VCD)")
         console.print(table)
         for mismatch in result["first_mismatches"]:
             console.print(f"  C[{mismatch['row']}, {mismatch['col']}] = {mismatch['got']}, "
@@ -258,6 +267,11 @@ def _junit(path: Path, records: list[dict], seconds: float) -> None:
 def _failure_text(record: dict) -> str:
     if record["kind"] == "illegal":
         return f"expected error {record['expected']}, got {record['got']}"
+    if record["kind"] == "bus_error" and "got" in record:
+        return (f"expected error {record['expected']}, got {record['got']}; the next GEMM "
+                f"{'passed' if record['next_passed'] else 'failed'}")
+    if record["kind"] == "abort" and record.get("problems"):
+        return "; ".join(record["problems"])
     what = record.get("error") or f"{record.get('mismatches')} elements differ"
     return f"{what}; replay: {record.get('replay', '')}"
 
@@ -265,7 +279,8 @@ def _failure_text(record: dict) -> str:
 @cli.command()
 @config_options
 @click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True,
-              help="random GEMMs (then every illegal command and a reset mid-GEMM)")
+              help="random GEMMs (then every illegal command, bus errors, aborts and a reset "
+                   "mid-GEMM)")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write JUnit XML here")
@@ -277,6 +292,10 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
 
+    check_seed(seed)
+    if junit is not None:
+        writable_file(junit, "--junit")
+    writable_dir(build_root, "--build-root")
     if rtl is not None:
         _verify_rtl(config, rtl, count, seed, junit, build_root)
         return
@@ -284,7 +303,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = count + len(ILLEGAL_COMMANDS) + 1
+    total = verify_total(count)
     holder: dict = {}
 
     def work() -> None:
@@ -299,13 +318,17 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     thread.start()
     columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[failed]} failed"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("verify", total=total, failed=0)
+    bar = Progress(*columns, console=console, transient=False)
+    lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
+    with (bar if console.is_terminal else lines_progress):
+        task = bar.add_task("verify", total=total, failed=0)
+        lines_progress.step(f"{total} cases ({verify_summary(count)})")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
             failed = sum(not json.loads(line)["passed"] for line in lines)
-            progress.update(task, completed=len(lines), failed=failed)
+            bar.update(task, completed=len(lines), failed=failed)
+            lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
     seconds = time.monotonic() - start
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []
@@ -319,8 +342,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     failures = [r for r in records if not r["passed"]]
     cycles = sum(r.get("cycles", 0) for r in records)
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, a reset "
-                  f"mid-GEMM) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "
