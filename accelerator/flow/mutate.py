@@ -681,6 +681,10 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         os.close(read)
+        # the model's own messages (a failed assertion, $stop) go to the log, not to --json
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
         code = 0
         try:
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
@@ -704,7 +708,7 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
         return "timed out", f"more than {seconds} s of wall time"
     how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
            else f"exit status {os.WEXITSTATUS(status)}")
-    return "killed", f"the simulation crashed ({how}; e.g. out of memory)"
+    return "killed", f"the simulation stopped ({how}: a failed assertion, out of memory)"
 
 
 def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
