@@ -119,27 +119,39 @@ def test_mutate_bad_input(accel, args):
     assert len(err.strip().splitlines()) <= 3 and "Traceback" not in err
 
 
+#: A mutant that cannot survive: bit 3 of a PE's accumulator inverted.
+DEADLY = "-mode inv -wire engine.core.pe_0_0.acc -wirebit 3"
+
+
 @pytest.mark.verilator
 def test_mutate_runs(accel, build_root):
-    code, out, err = accel("mutate", "--count", "8", "--seed", "1", "--cases", "6", "--json",
-                           "--build-root", str(build_root))
+    code, out, err = accel("mutate", "--count", "8", "--seed", "1", "--cases", "6",
+                           "--extra", DEADLY, "--json", "--build-root", str(build_root))
     assert code in (0, None), err
     report = json.loads(out)
-    assert report["count"] == 8 and len(report["mutants"]) == 8
+    assert report["count"] == 8 and len(report["mutants"]) == 9
     total = report["areas"]["total"]
-    assert total["total"] == 8
-    assert total["killed"] + total["survived"] + total["timed out"] + total["equivalent"] == 8
-    assert sum(row["total"] for area, row in report["areas"].items() if area != "total") == 8
+    assert total["total"] == 9
+    assert total["killed"] + total["survived"] + total["timed out"] + total["equivalent"] == 9
+    assert sum(row["total"] for area, row in report["areas"].items() if area != "total") == 9
     for m in report["mutants"]:
         assert {"index", "mode", "cell", "port", "bit", "path", "sources", "area", "outcome",
                 "reason", "location", "command"} <= set(m)
         assert m["outcome"] in ("killed", "survived", "timed out", "equivalent")
         assert m["area"] in AREAS
-    # inverting a bit of the DMA reader's command register garbles every read
-    deadly = [m for m in report["mutants"] if m["path"] == "dma.reader.split"
-              and m["mode"] == "inv"]
-    assert deadly and all(m["outcome"] == "killed" for m in deadly)
+    assert [m["index"] for m in report["mutants"]] == list(range(1, 10))
+    deadly = report["mutants"][-1]
+    assert (deadly["path"], deadly["mode"], deadly["area"]) == ("engine.core.pe_0_0", "inv",
+                                                               "PEs and core")
+    assert deadly["outcome"] == "killed" and "wrong elements" in deadly["reason"]
     assert report["score"] == pytest.approx(
-        (total["killed"] + total["timed out"]) / (8 - total["equivalent"]))
+        (total["killed"] + total["timed out"]) / (9 - total["equivalent"]))
     # progress lines, one per mutant
-    assert len([line for line in err.splitlines() if line.startswith("[")]) >= 8
+    assert len([line for line in err.splitlines() if line.startswith("[")]) >= 9
+
+
+def test_mutate_extra_without_match(accel, tmp_path):
+    code, _, err = accel("mutate", "--count", "1", "--extra", "-wire no.such.wire",
+                         "--build-root", str(tmp_path))
+    assert code == 1
+    assert "no mutation matches" in err

@@ -22,11 +22,14 @@ __all__ = ["mutate"]
               help="seed of the sampling and of the regression's random GEMMs")
 @click.option("--cases", type=int, default=24, show_default=True,
               help="random GEMMs each mutant runs (plus a large one, the illegal commands)")
+@click.option("--extra", multiple=True, metavar="FILTERS",
+              help="one more mutant chosen by yosys mutate -list's filter options, e.g. "
+                   "'-mode inv -wire engine.core.pe_0_0.acc -wirebit 3' (repeatable)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
-def mutate(config: AcceleratorConfig, count: int, seed: int, cases: int, as_json: bool,
-           build_root: Path) -> None:
+def mutate(config: AcceleratorConfig, count: int, seed: int, cases: int,
+           extra: tuple[str, ...], as_json: bool, build_root: Path) -> None:
     """Mutants of the accelerator (yosys mutate) run through the regression on the C++
     harness: killed, survived and timed-out mutants per area, survivors with their source."""
     from ..flow.harness import HarnessError
@@ -47,7 +50,7 @@ def mutate(config: AcceleratorConfig, count: int, seed: int, cases: int, as_json
 
     try:
         report = run_mutation(config, count=count, seed=seed, cases=cases, root=build_root,
-                              progress=progress)
+                              extra=extra, progress=progress)
     except (MutationError, HarnessError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:

