@@ -181,8 +181,9 @@ def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> N
     full = os.path.relpath(log.with_suffix(".full.log"), cwd)
     with open(log, "w") as handle:
         try:
-            result = subprocess.run([exe, "-q", "-l", full, "-s", "script.ys"], cwd=cwd, env=env, stdout=handle,
-                                    stderr=subprocess.STDOUT, check=False, timeout=timeout)
+            result = subprocess.run([exe, "-q", "-l", full, "-s", "script.ys"], cwd=cwd, env=env,
+                                    stdout=handle, stderr=subprocess.STDOUT, check=False,
+                                    timeout=timeout)
         except subprocess.TimeoutExpired:
             raise MutationError(f"yosys ran past {timeout} s; see {log}") from None
     if result.returncode != 0:
