@@ -1,0 +1,65 @@
+"""Formal properties of the accelerator's blocks, proved with SymbiYosys from PyPI.
+
+Each :class:`PropertySet` is a harness (the block, its free inputs and the ``Assert`` /
+``Assume`` / ``Cover`` statements written in Amaranth), a method (``prove``: k-induction, an
+unbounded proof; ``bmc``: no failure within ``depth`` cycles of reset; ``cover``: every
+``Cover`` reached within ``depth``) and a depth. :data:`PROPERTY_SETS` lists them in the order
+``accel formal`` runs them; docs/verification.md says what each proves and how long it takes.
+
+A set with a ``broken`` variant builds the same harness around a deliberately broken copy of
+the block (a subclass whose extra statement overrides one of the block's own), which the
+properties must catch: ``accel formal --inject-bug`` runs those, to show a counterexample and
+its replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .harness import FormalHarness
+
+__all__ = ["PROPERTY_SETS", "FormalHarness", "PropertySet", "property_set"]
+
+
+@dataclass(frozen=True)
+class PropertySet:
+    """``build(broken)`` makes the harness; ``ci``: in the set CI runs (measured ≤ 5 min in
+    all); ``has_bug``: ``build(True)`` gives a broken variant."""
+
+    name: str
+    doc: str
+    method: str
+    depth: int
+    build: Callable[[bool], FormalHarness]
+    ci: bool = True
+    has_bug: bool = False
+
+
+def _sets() -> tuple[PropertySet, ...]:
+    from ...config import AcceleratorConfig
+    from .axil import axil_harness
+
+    compact = AcceleratorConfig(engine="compact", requant_unit=False, axi_data_width=32)
+    return (
+        PropertySet("axil", "AXI4-Lite slave of the register block: handshakes, one response "
+                    "per request, SLVERR when unmapped, w1c and write pulses",
+                    "prove", 8, lambda broken: axil_harness(AcceleratorConfig(), broken=broken),
+                    has_bug=True),
+        PropertySet("axil-compact", "the same, with the compact engine's block-RAM registers "
+                    "(reads answered a cycle later)",
+                    "prove", 8, lambda broken: axil_harness(compact)),
+        PropertySet("axil-cover", "the AXI4-Lite properties' covers: an unmapped write "
+                    "answered, a start pulse, a read while done",
+                    "cover", 12, lambda broken: axil_harness(AcceleratorConfig(), cover=True)),
+    )
+
+
+PROPERTY_SETS: tuple[PropertySet, ...] = _sets()
+
+
+def property_set(name: str) -> PropertySet:
+    for s in PROPERTY_SETS:
+        if s.name == name:
+            return s
+    raise KeyError(f"no property set {name!r} (sets: {', '.join(s.name for s in PROPERTY_SETS)})")
