@@ -47,8 +47,9 @@ class FormalHarness(Elaboratable):
 
     def __init__(self, dut: wiring.Component,
                  properties: Callable[[Module, wiring.Component, FormalHarness], None], *,
-                 extra_inputs: dict[str, int] | None = None):
+                 extra_inputs: dict[str, int] | None = None, platform=None):
         self.dut = dut
+        self._platform = platform  # what the design is elaborated for (None: the default)
         self.properties = properties
         self.extra = {name: Signal(width, name=f"f_{name}")
                       for name, width in (extra_inputs or {}).items()}
@@ -82,7 +83,7 @@ class FormalHarness(Elaboratable):
         # The design's module itself (not the component) is the submodule, so that
         # `internal()` can find its signals.
         self.dut._MustUse__silence = True  # elaborated here, not through Fragment.get
-        self._module = self.dut.elaborate(platform)
+        self._module = self.dut.elaborate(self._platform or platform)
         m.submodules.dut = self._module
         m.d.sync += self.past_valid.eq(1)
         m.d.comb += _Assume(~ResetSignal(), "no reset")

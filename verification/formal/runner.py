@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -123,13 +124,19 @@ def run_sby(name: str, harness: FormalHarness, workdir: Path, *, method: str, de
     log = workdir / "sby.log"
     begin = time.monotonic()
     with log.open("w") as out:
+        # A session of its own, so that a timeout ends SBY's solver processes too.
+        proc = subprocess.Popen([_program("yowasp-sby"), "-f", sby.name], cwd=workdir, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            proc = subprocess.run([_program("yowasp-sby"), "-f", sby.name], cwd=workdir, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
-                                  check=False)
-            code = proc.returncode
+            code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait()
             code = None
+            out.write(f"\naccel formal: stopped after the timeout of {timeout} s\n")
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGTERM)
+            raise
     seconds = round(time.monotonic() - begin, 2)
     text = log.read_text(errors="replace")
     jobdir = workdir / "job"
