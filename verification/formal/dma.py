@@ -78,8 +78,7 @@ class _Lengths:
         m.d.sync += self.count.eq(self.count + self.push - self.pop)
 
 
-def dma_read_harness(config: AcceleratorConfig, *, fair: bool = False,
-                     broken: bool = False) -> FormalHarness:
+def dma_read_harness(config: AcceleratorConfig, *, fair: bool = False) -> FormalHarness:
     b = config.axi_bytes
 
     def properties(m: Module, dut: DMAReader, h: FormalHarness) -> None:

@@ -39,8 +39,7 @@ def engine_bound(config: AcceleratorConfig = ENGINE_CONFIG) -> int:
         + _CONTROL
 
 
-def engine_harness(config: AcceleratorConfig = ENGINE_CONFIG, *,
-                   broken: bool = False) -> FormalHarness:
+def engine_harness(config: AcceleratorConfig = ENGINE_CONFIG) -> FormalHarness:
     bound = engine_bound(config)
 
     def properties(m: Module, dut: GemmEngine, h: FormalHarness) -> None:

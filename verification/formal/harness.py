@@ -49,6 +49,9 @@ class FormalHarness(Elaboratable):
                  properties: Callable[[Module, wiring.Component, FormalHarness], None], *,
                  extra_inputs: dict[str, int] | None = None, platform=None):
         self.dut = dut
+        # The harness elaborates the design itself (not through Fragment.get), and warns of
+        # its own if it is never used.
+        dut._MustUse__silence = True
         self._platform = platform  # what the design is elaborated for (None: the default)
         self.properties = properties
         self.extra = {name: Signal(width, name=f"f_{name}")
@@ -82,7 +85,6 @@ class FormalHarness(Elaboratable):
         m = Module()
         # The design's module itself (not the component) is the submodule, so that
         # `internal()` can find its signals.
-        self.dut._MustUse__silence = True  # elaborated here, not through Fragment.get
         self._module = self.dut.elaborate(self._platform or platform)
         m.submodules.dut = self._module
         m.d.sync += self.past_valid.eq(1)

@@ -53,8 +53,7 @@ class _Family:
         self.family = family
 
 
-def requant_harness(*, product: bool = False, family: str | None = None,
-                    broken: bool = False) -> FormalHarness:
+def requant_harness(*, product: bool = False, family: str | None = None) -> FormalHarness:
     """``product=False``: the scaling from the product register S3 to the output, for every
     product and every parameter; ``product=True``: S3 holds ``acc·multiplier`` of the row
     (``family="iCE40"``: the single-product variant; None: the four 17-bit partial products)."""
