@@ -56,7 +56,7 @@ def formal(only: tuple[str, ...], ci_only: bool, list_sets: bool, as_json: bool,
         for s in chosen:
             flags = ("" if s.ci else ", not in CI") + (", has a broken variant" if s.has_bug
                                                        else "")
-            click.echo(f"{s.name:14} {s.method} depth {s.depth}{flags}: {s.doc}")
+            click.echo(f"{s.name:16} {s.method} depth {s.depth}{flags}: {s.doc}")
         return
     if witness is not None:
         if len(chosen) != 1:

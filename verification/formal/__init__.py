@@ -41,7 +41,7 @@ def _sets() -> tuple[PropertySet, ...]:
     from .axil import axil_harness
     from .core import core_harness
     from .dma import dma_read_harness, dma_write_harness
-    from .engine import engine_bound, engine_harness
+    from .engine import engine_bound, engine_gemm_harness, engine_harness, gemm_bound
     from .requant import requant_harness
 
     default = AcceleratorConfig()
@@ -76,6 +76,13 @@ def _sets() -> tuple[PropertySet, ...]:
         PropertySet("core", "2×2 output-stationary core (4-bit operands): every result row is "
                     "the sum of its products, tiles back to back, any back-pressure",
                     "bmc", 10, lambda broken: core_harness()),
+        PropertySet("engine-gemm", "GEMM engine with an ideal DMA: a legal 1×1×1 command "
+                    "ends without error within the performance model's cycles",
+                    "bmc", gemm_bound() + 2, lambda broken: engine_gemm_harness()),
+        PropertySet("engine-gemm-fair", "the same with a DMA that may stall each handshake "
+                    "for a cycle at a time: it ends within twice the model's cycles",
+                    "bmc", 2 * gemm_bound() + 2,
+                    lambda broken: engine_gemm_harness(fair=True), ci=False),
         PropertySet("engine-illegal", "GEMM engine: a command with M, K or N zero or too "
                     "large ends within the model's bound with its error code and no DMA "
                     "command", "bmc", engine_bound() + 2, lambda broken: engine_harness(),
