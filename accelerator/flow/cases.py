@@ -17,7 +17,12 @@ from ..model import reference
 from ..model.geometry import Geometry
 from ..model.perf import Layout
 
-__all__ = ["ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data", "random_case"]
+__all__ = ["BENCH_MEMORY", "ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data",
+           "memory_bound", "random_case"]
+
+#: Bytes of memory each bench gives a case (the cocotb bench's AxiRam is a bytearray; the C++
+#: harness's memory is the whole 32-bit address space, allocated on touch).
+BENCH_MEMORY = {"cocotb": 1 << 22, "harness": 1 << 32}
 
 #: Values the operands are drawn from.
 VALUE_KINDS = ("random", "extreme", "max")
@@ -127,6 +132,22 @@ def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
         cursor = (start + sizes[name] + 0xFF) // 0x100 * 0x100 + 0x100
     return GemmData(a=a, b=b, c_in=c_in, requant=params, expected=expected, addr=addr, ld=ld,
                     memory_size=cursor)
+
+
+def memory_bound(case: GemmCase) -> int:
+    """An upper bound of ``make_data(config, case).memory_size`` that draws no data (a case too
+    large for a bench is refused before its matrices are made): the widest leading dimensions
+    and start offsets :func:`make_data` can draw."""
+    out_bytes = 1 if case.requant else 4
+    ld = {"a": case.k + 17, "b": case.n + 17, "c": (case.n * out_bytes + 17 + 3) // 4 * 4,
+          "c_in": 4 * case.n + 16}
+    sizes = {"a": case.m * ld["a"], "b": case.k * ld["b"], "c": case.m * ld["c"],
+             "c_in": case.m * ld["c_in"] if case.accumulate else 0}
+    cursor = 0x100
+    for name in ("a", "b", "c", "c_in"):
+        start = cursor + (63 if name in ("a", "b") else 0)
+        cursor = (start + sizes[name] + 0xFF) // 0x100 * 0x100 + 0x100
+    return cursor
 
 
 def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
