@@ -360,6 +360,50 @@ def test_board_backend_tiles_to_its_ram(seed):
         assert all(c["requant"] == 0 for c in board.commands)
 
 
+def test_board_backend_over_a_serial_port(seed):
+    """``port=``: pyserial on a pty, the bridge's framed protocol, the same software board."""
+    import asyncio
+    import os
+    import pty
+    import threading
+
+    from accelerator.driver.serial import RequestParser, Response, UartProtocol
+    from accelerator.hw.uart import OP_READ
+
+    board = FakeBoard(AcceleratorConfig(), ram_bytes=4096)
+    master, slave = pty.openpty()
+
+    def serve() -> None:
+        parser = RequestParser()
+        while True:
+            try:
+                data = os.read(master, 256)
+            except OSError:
+                return
+            for request, response in parser.feed(data):
+                if request is not None:
+                    try:
+                        if request.op == OP_READ:
+                            response = Response(0, asyncio.run(board.read32(request.addr)))
+                        else:
+                            asyncio.run(board.write32(request.addr, request.data))
+                            response = Response(0)
+                    except TransportError:
+                        response = Response(2)
+                os.write(master, UartProtocol.encode_response(response.status, response.data))
+
+    threading.Thread(target=serve, daemon=True).start()
+    rng = np.random.default_rng(seed)
+    a, b, cin = operands(rng, board.config, 9, 20, 11, c_in=True)
+    with connect(port=os.ttyname(slave)) as dev:
+        assert dev.backend == "board" and dev.memory == (RAM_BASE, 4096)
+        y = dev.matmul(a, b, c_in=cin, requant=RQ)
+        assert np.array_equal(y, reference.gemm_requant(a, b, cin, RQ))
+        assert dev.last.cycles == 9 * 20 * 11
+    os.close(master)
+    os.close(slave)
+
+
 def test_board_backend_refuses_a_board_built_differently():
     board = FakeBoard(AcceleratorConfig(rows=8, cols=8))
     with pytest.raises(ValueError) as info:
