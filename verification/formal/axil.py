@@ -11,7 +11,7 @@ its ready); the slave is then checked, black-box, through its ports:
   its byte strobed, by CTRL.start and by CTRL.reset), seen through ``irq`` and through reads;
   STATUS.busy and STATUS.error read as the hardware set them;
 * CTRL.start and CTRL.reset are one-cycle pulses exactly after a write of 1 to them (start only
-  while not busy), and CTRL reads as 0.
+  while not busy, and not when reset is written with it), and CTRL reads as 0.
 
 The expected values come from the register map (:data:`MAP_SIZE`, :func:`offset`,
 :func:`field`), not from the gateware.
@@ -136,8 +136,9 @@ def axil_harness(config: AcceleratorConfig, *, cover: bool = False,
 
         busy_before = past(m, dut.busy, "busy")
         m.d.sync += [
-            Assert(dut.start == (wrote_one("CTRL", "start") & ~busy_before),
-                   "CTRL.start pulses exactly after a write of 1 while idle"),
+            Assert(dut.start == (wrote_one("CTRL", "start") & ~wrote_one("CTRL", "reset")
+                                 & ~busy_before),
+                   "CTRL.start pulses exactly after a write of 1 (without reset) while idle"),
             Assert(dut.abort == wrote_one("CTRL", "reset"),
                    "CTRL.reset pulses exactly after a write of 1"),
         ]

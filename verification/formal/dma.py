@@ -11,6 +11,8 @@ beat it took. The master is checked to
 * raise WLAST on a burst's last W beat and on no other (W beats counted against the AW burst
   they belong to, which may be taken before or after them);
 * keep at most ``outstanding`` bursts in flight (issued, last beat or B not yet back);
+* all of it also while ``abort`` drains the bursts in flight (raised at any time, held until
+  the block is idle, as :class:`~accelerator.hw.dma.DMA` drives it);
 * with ``fair=True`` (the stream side always ready: ``data.ready`` for reads, ``data.valid``
   for writes), finish every burst it issued: R is never stalled, and a write burst's W beats
   follow each other with at most one idle cycle.
@@ -41,6 +43,14 @@ def _held(m: Module, h: FormalHarness, valid, ready, payload: list, what: str, *
             m.d.comb += Assume(valid & (Cat(*payload) == before), f"{what} held until ready")
         else:
             m.d.sync += Assert(valid & (Cat(*payload) == before), f"{what} held until ready")
+
+
+def _abort_held(m: Module, h: FormalHarness, dut) -> None:
+    """``abort`` follows :class:`~accelerator.hw.dma.DMA`'s use: a level, raised at any time and
+    held until the block is idle (its bursts drained), so the properties hold during the drain."""
+    holding = past(m, dut.abort & dut.busy, "abort_busy")
+    with m.If(h.past_valid & holding):
+        m.d.comb += Assume(dut.abort, "abort held until idle")
 
 
 def _burst_checks(m: Module, valid, addr, length, size, burst, b: int, what: str) -> None:
@@ -89,6 +99,7 @@ def dma_read_harness(config: AcceleratorConfig, *, fair: bool = False) -> Formal
         _held(m, h, axi.rvalid, axi.rready, [axi.rdata, axi.rresp, axi.rlast], "R",
               assume=True)
         _held(m, h, dut.cmd.valid, dut.cmd.ready, [dut.cmd.payload], "cmd", assume=True)
+        _abort_held(m, h, dut)
         lengths = _Lengths(m, "f_ar_len", OUTSTANDING + 1)
         beat = Signal(8, name="f_r_beat")   # beats of the oldest burst already returned
         m.d.comb += [lengths.push.eq(ar_hs), lengths.data.eq(axi.arlen),
@@ -142,6 +153,7 @@ def dma_write_harness(config: AcceleratorConfig, *, fair: bool = False,
         _held(m, h, dut.cmd.valid, dut.cmd.ready, [dut.cmd.payload], "cmd", assume=True)
         _held(m, h, dut.data.valid, dut.data.ready, [dut.data.payload], "data", assume=True)
         _held(m, h, axi.bvalid, axi.bready, [axi.bresp], "B", assume=True)
+        _abort_held(m, h, dut)
         # A burst is presented when AWVALID rises or a new one follows a handshake; its W beats
         # are counted against it, whichever of AW and W the slave takes first.
         presented = axi.awvalid & (~past(m, axi.awvalid, "awvalid")
