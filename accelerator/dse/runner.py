@@ -42,6 +42,7 @@ from .workloads import Workload
 
 __all__ = [
     "FIDELITIES",
+    "RTL_MAX_PES",
     "SWEEP_VERSION",
     "PointSpec",
     "SchedulerError",
@@ -306,11 +307,22 @@ def _rtl_batches(points: list[tuple[PointSpec, dict]]) -> Iterator[list[tuple[Po
         yield batch
 
 
+#: The most PEs an RTL point simulates: the accelerator's Verilator build grows with the array
+#: (docs/performance.md, "Large arrays"), so a larger point fails at once with the reason
+#: rather than after hours of C++ compilation (``accel sim`` still builds any size).
+RTL_MAX_PES = 32 * 32
+
+
 def _rtl_problem(spec: PointSpec) -> str | None:
     """Why the RTL bench cannot run the workload, or None."""
     from ..hw.registers import MAX_DIM
     from ..verification.accel_tb import MEMORY_SIZE
 
+    config = spec.accelerator_config()
+    if config.pes > RTL_MAX_PES:
+        return (f"a {config.rows}×{config.cols} array ({config.pes:,} PEs) is beyond the RTL "
+                f"sweep's limit of {RTL_MAX_PES:,} PEs: its Verilator model would take too "
+                f"long to build (accel sim --rows {config.rows} --cols {config.cols} builds it)")
     for layer in spec.workload.layers:
         big = [f"{d} = {v}" for d, v in zip("mkn", layer.shape, strict=True) if v > MAX_DIM]
         if big:
