@@ -35,6 +35,13 @@ def test_accel_sim_37x29x41(accel, build_root, dataflow, requant):
     assert result["counters"]["dma_wr_bytes"] == 37 * 41 * (1 if requant else 4)
     for key in ("mac_cycles", "dma_rd_bytes", "stall_load", "stall_store"):
         assert key in result["counters"]
+    # docs/hardware.md: DMA_RD_BYTES counts payload bytes, A once per column panel, B once
+    # per panel while it fits its scratchpad (it does here)
+    from accelerator.config import AcceleratorConfig
+    from accelerator.model.perf import tile_grid
+    grid = tile_grid(AcceleratorConfig.from_dict(result["config"]), 37, 29, 41)
+    assert grid.b_resident
+    assert result["counters"]["dma_rd_bytes"] == grid.n_tiles * 37 * 29 + 29 * 41
 
 
 @pytest.mark.verilator

@@ -16,6 +16,7 @@ from accelerator.flow import build as flow
 from accelerator.flow.build import (
     BOARDS,
     DEVICES,
+    BuildReport,
     compare_baseline,
     parse_nextpnr_log,
     parse_yosys_log,
@@ -174,11 +175,30 @@ def test_baseline_within_tolerance():
     assert compare_baseline(_report(fmax_mhz=80.0, used={"luts": 50}), BASE) == []
 
 
+def test_resources_text_headlines_logic_cells():
+    """The UP5K board top's baseline: 98.6 % of the logic cells, although only 80 % of the LUT4s
+    (the old headline, "LUT 4206/5280", hid it)."""
+    data = json.loads((Path(__file__).resolve().parents[1] / "baselines"
+                       / "icebreaker_board_4x4_compact.json").read_text())
+    report = BuildReport(**{**dict.fromkeys(BuildReport.__dataclass_fields__), **data})
+    text = ("logic cells 5207/5280 (98.6%; LUT4 4206, FF 2421/5280), BRAM 2/30, DSP 8/8")
+    assert report.resources_text() == text  # an old report: the device's count
+    report.available["logic_cells"] = 5280
+    assert report.resources_text() == text
+    assert flow._logic_cells_available(DEVICES["LFE5U-25F"], {"utilisation": {
+        "TRELLIS_COMB": [13750, 24288]}}) == 24288
+    assert flow._logic_cells_available(DEVICES["iCE40UP5K"], parse_nextpnr_log(
+        NEXTPNR_ICE40)) == 5280
+
+
 def test_baseline_regressions():
     problems = compare_baseline(_report(fmax_mhz=47.0, used={"luts": 106, "bram": 1}), BASE)
     assert problems == ["Fmax 47.00 MHz < baseline 50.00 MHz - 5%",
                         "luts 106 > baseline 100 + 5%", "bram 1 > baseline 0 + 5%"]
     assert compare_baseline(_report(used={"luts": 106}), BASE, tolerance=0.10) == []
+    assert compare_baseline(_report(used={"logic_cells": 106}),
+                            {**BASE, "used": {**BASE["used"], "logic_cells": 100}}) == [
+        "logic_cells 106 > baseline 100 + 5%"]
     assert compare_baseline(_report(board="ulx3s-85f"), BASE) == [
         "board ulx3s-85f differs from the baseline's icebreaker"]
 
@@ -320,7 +340,8 @@ def test_icebreaker_report(first_build):
     assert on_disk["pll"]["params"] == {"DIVR": 0, "DIVF": 79, "DIVQ": 5, "FILTER_RANGE": 1}
     assert on_disk["multipliers"] == {"pe_dsp": 4, "pe_lut": 0, "requant_dsp": 0,
                                       "pe_paired": 0, "pe_dsp_blocks": 4}
-    assert on_disk["available"] == {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8}
+    assert on_disk["available"] == {"luts": 5280, "ffs": 5280, "bram": 30, "dsp": 8,
+                                    "logic_cells": 5280}
     used = on_disk["used"]
     assert used["dsp"] == 4  # one SB_MAC16 per PE: the whole array was synthesized
     assert used["bram"] == 0
@@ -360,7 +381,7 @@ def test_cli_build_cached_baseline_and_timing_failure(first_build, accel, tmp_pa
     base = ("build", "--board", "icebreaker", *SMALL_ARGS, "--freq", "30")
     code, out, err = accel(*base, "--out", str(tmp_path / "a"))
     assert code == 0, err
-    assert out.splitlines()[0].startswith("icebreaker iCE40UP5K (cached): LUT ")
+    assert out.splitlines()[0].startswith("icebreaker iCE40UP5K (cached): logic cells ")
     assert out.splitlines()[1] == ("multipliers: 4 PEs in 4 DSP blocks, 0 in LUTs, 0 DSP blocks "
                                    "for the requantizer")
     # Its own report as baseline: no regression. A faster baseline: one line, exit 1.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 
 from accelerator.cli import main
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.rtl import ACCEL_TOP, CORE_TOP, VERILATOR_WAIVERS, emit, lint_flags
+from accelerator.flow.rtl import (
+    ACCEL_TOP,
+    BOARD_TOP,
+    CORE_TOP,
+    DMA_TOP,
+    VERILATOR_WAIVERS,
+    emit,
+    lint_flags,
+)
 from accelerator.flow.toolchain import setup_environment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,4 +105,53 @@ def test_accel_rtl_bad_parameters_exit_2_with_one_line(tmp_path, capsys, args, m
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.splitlines() == [message]
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("top,params", [
+    (ACCEL_TOP, []), (DMA_TOP, []), (CORE_TOP, []),
+    (BOARD_TOP, []), (BOARD_TOP, ["--freq", "100", "--baud", "10000000"]),
+])
+def test_accel_rtl_emits_every_top(tmp_path, capsys, top, params):
+    config = AcceleratorConfig(rows=2, cols=2, requant_unit=False)
+    assert main(["rtl", "--rows", "2", "--cols", "2", "--no-requant-unit", "--top", top,
+                 *params, "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{tmp_path / top}.v (")
+    assert out[1].startswith(f"{tmp_path / top}.json")
+    verilog = (tmp_path / f"{top}.v").read_text()
+    assert re.search(rf"^module {top}\(", verilog, re.MULTILINE)
+    manifest = json.loads((tmp_path / f"{top}.json").read_text())
+    assert manifest["top"] == top and manifest["config"] == config.to_dict()
+    ports = {p["name"] for p in manifest["ports"]}
+    assert {"clk", "rst"} <= ports
+    # every port of the manifest is a port of the Verilog module
+    header = verilog[verilog.index(f"module {top}("):]
+    header = header[:header.index(");")]
+    assert {name.strip() for name in header[len(f"module {top}("):].split(",")} == ports
+    if top == BOARD_TOP:
+        assert ports == {"clk", "rst", "uart_rx", "uart_tx", "leds"}
+        clk = 100e6 if params else 12e6
+        assert manifest["params"] == {"clk_freq": clk, "baud": 10_000_000 if params else 115200}
+    elif top == ACCEL_TOP:
+        assert {"s_axil__awaddr", "m_axi__arid", "irq"} <= ports
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--top", CORE_TOP, "--freq", "50"], f"--freq apply to --top {BOARD_TOP} only"),
+    (["--top", ACCEL_TOP, "--freq", "50", "--baud", "9600"],
+     f"--freq and --baud apply to --top {BOARD_TOP} only"),
+    (["--top", BOARD_TOP, "--freq", "0"],
+     "--freq 0 is out of range (allowed: more than 0 up to 1000 MHz)"),
+    (["--top", BOARD_TOP, "--freq", "1", "--baud", "500000"],
+     (f"--top {BOARD_TOP}: baud = 500000 is too fast for clk_freq = 1000000.0 (at least 4 "
+      "clock cycles per bit are needed)")),
+    (["--top", "core"], ("Invalid value for '--top': 'core' is not one of 'systolic_core', "
+                         "'accelerator', 'dma_top', 'board_top'.")),
+])
+def test_accel_rtl_bad_top_options_exit_2_with_one_line(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rtl", *args, "-o", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [f"accel rtl: error: {message}"]
     assert not any(tmp_path.iterdir())

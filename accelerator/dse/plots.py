@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PLOTS", "PlotReport", "make_plots"]
+__all__ = ["PLOTS", "PlotReport", "describe", "figures", "make_plots"]
 
 Row = Mapping[str, Any]
 
@@ -41,6 +41,65 @@ PLOTS = {
 }
 _COLORS = {"os": "tab:blue", "ws": "tab:orange"}
 _MARKERS = "osD^v<>Pp*"
+#: Output-stationary points hollow, weight-stationary filled and a little to the right on a log
+#: axis, so that neither hides the other where they coincide (they often nearly do).
+_HOLLOW = {"os": True, "ws": False}
+_OFFSET = {"os": 1 / 1.03, "ws": 1.03}
+
+
+def _points(ax: Any, xs: Sequence[float], ys: Sequence[float], dataflow: str, marker: str,
+            label: str | None = None, *, size: float = 14, alpha: float = 0.55,
+            offset: bool = True, **kwargs: Any) -> Any:
+    """A scatter of one dataflow's points in its style (:data:`_HOLLOW`, :data:`_OFFSET`)."""
+    color = _COLORS.get(dataflow, "tab:gray")
+    factor = _OFFSET.get(dataflow, 1.0) if offset else 1.0
+    style = ({"facecolors": "none", "edgecolors": color, "linewidths": 0.9}
+             if _HOLLOW.get(dataflow, False) else {"color": color, "linewidths": 0})
+    if _HOLLOW.get(dataflow, False):  # a ring over a filled marker shows; under, it would not
+        kwargs["zorder"] = kwargs.get("zorder", 1) + 0.5
+    return ax.scatter([x * factor for x in xs], ys, s=size, alpha=alpha, marker=marker,
+                      label=label, **style, **kwargs)
+
+
+def _label(dataflow: str, workload: str) -> str:
+    return f"{dataflow}, {workload}"
+
+
+def _arrays(rows: Sequence[Row]) -> str:
+    shapes = sorted({(r["rows"], r["cols"]) for r in rows})
+    if len(shapes) <= 4:
+        return ", ".join(f"{r}×{c}" for r, c in shapes)
+    return (f"{shapes[0][0]}×{shapes[0][1]} to {shapes[-1][0]}×{shapes[-1][1]} "
+            f"({len(shapes)} arrays)")
+
+
+def describe(rows: Sequence[Row], fidelity: str | None) -> tuple[str, str]:
+    """``(workloads, details)`` of the points a figure shows, for its title: the workloads by
+    name, then fidelity, arrays, dataflows, bus width and clock (or board)."""
+    workloads = ", ".join(sorted({str(r["workload"]) for r in rows}))
+    parts = [fidelity] if fidelity else []
+    parts.append(_arrays(rows))
+    parts.append("/".join(sorted({str(r["dataflow"]) for r in rows})))
+    widths = sorted({r["axi_data_width"] for r in rows if r.get("axi_data_width")})
+    if widths:
+        parts.append("/".join(str(w) for w in widths) + "-bit AXI")
+    engines = sorted({r["engine"] for r in rows if r.get("engine")} - {"pipelined"})
+    parts += [f"{e} engine" for e in engines]
+    boards = sorted({r["board"] for r in rows if r.get("board")})
+    tops = sorted({r["top"] for r in rows if r.get("board") and r.get("top")})
+    if boards:
+        parts.append(", ".join(boards) + (f" ({'/'.join(tops)} top)" if tops else "")
+                     + " at Fmax")
+    else:
+        freqs = sorted({r["freq_mhz"] for r in rows if r.get("freq_mhz")})
+        if freqs:
+            parts.append("/".join(f"{f:g}" for f in freqs) + " MHz")
+    return workloads, " · ".join(parts)
+
+
+def _title(ax: Any, what: str, rows: Sequence[Row], fidelity: str | None) -> None:
+    workloads, details = describe(rows, fidelity)
+    ax.set_title(f"{what}: {workloads}\n{details}", fontsize=10)
 
 
 @dataclass
@@ -98,32 +157,51 @@ def _groups(rows: Sequence[Row]) -> dict[tuple[str, str], list[Row]]:
 
 
 def _by_size(plt: Any, rows: Sequence[Row], metric: str, best: Callable, ylabel: str,
-             title: str, log_y: bool) -> Any:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    workloads = sorted({r["workload"] for r in rows})
-    for (dataflow, workload), group in _groups(rows).items():
+             what: str, fidelity: str | None, log_y: bool, per_workload: bool = True) -> Any:
+    """``per_workload=False``: the metric is the build's (area), the same for every workload,
+    so one series per dataflow, labelled "any workload"."""
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    shown = rows
+    if not per_workload:
+        from ..config import FIELDS
+
+        first: dict[tuple, Row] = {}
+        for r in rows:  # one row per build: its config
+            first.setdefault(tuple(r.get(f.name) for f in FIELDS), r)
+        shown = [{**r, "workload": "any workload"} for r in first.values()]
+    workloads = sorted({r["workload"] for r in shown})
+    for (dataflow, workload), group in _groups(shown).items():
         color = _COLORS.get(dataflow, "tab:gray")
         marker = _MARKERS[workloads.index(workload) % len(_MARKERS)]
-        ax.scatter([r["pes"] for r in group], [r[metric] for r in group], s=10, alpha=0.25,
-                   color=color, marker=marker, linewidths=0)
+        _points(ax, [r["pes"] for r in group], [r[metric] for r in group], dataflow, marker,
+                size=12, alpha=0.3)
         sizes = sorted({r["pes"] for r in group})
         line = [best(r[metric] for r in group if r["pes"] == s) for s in sizes]
-        label = dataflow if len(workloads) == 1 else f"{dataflow}, {workload}"
-        ax.plot(sizes, line, color=color, marker=marker, markersize=4, linewidth=1.2,
-                label=label)
+        hollow = _HOLLOW.get(dataflow, False)
+        ax.plot([x * _OFFSET.get(dataflow, 1.0) for x in sizes], line, color=color,
+                marker=marker, markersize=5, linewidth=1.2,
+                markerfacecolor="white" if hollow else color,
+                linestyle="-" if hollow else "--", label=_label(dataflow, workload))
     ax.set_xscale("log", base=2)
     if log_y:
         _log(plt, ax, y=True)
     ax.set_xlabel("array size (rows × cols PEs)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    _title(ax, what, rows, fidelity)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
 def _tick(value: float, _pos: Any = None) -> str:
-    return f"{value:g}" if 1e-3 <= value < 1e5 else f"{value:.0e}".replace("e+0", "e")
+    """One format along an axis: 0.5, 20, 500, 2k, 50k, 1M, 2G (not 50000 next to 1e5)."""
+    if value >= 1e9:
+        return f"{value / 1e9:g}G"
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    if value >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}" if value >= 1e-3 else f"{value:.0e}"
 
 
 def _log(plt: Any, ax: Any, *, x: bool = False, y: bool = False) -> None:
@@ -149,12 +227,12 @@ def _pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]
     return front
 
 
-def make_plots(rows: Sequence[Row], out_dir: Path) -> PlotReport:
-    """Write every plot whose data ``rows`` (table rows, :mod:`.table`) hold into ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def figures(rows: Sequence[Row]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The figures ``rows`` (table rows, :mod:`.table`) have the data for, by name (open
+    matplotlib figures: close them), and the others' names with the reason they are skipped."""
     plt = _pyplot()
-    report = PlotReport()
+    made: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
     fidelity, primary = _primary(rows)
     synth = [r for r in rows if r.get("fidelity") == "synth" and r.get("status") == "ok"
              and r.get("luts") is not None]
@@ -163,23 +241,19 @@ def make_plots(rows: Sequence[Row], out_dir: Path) -> PlotReport:
 
     def emit(name: str, make: Callable[[], Any] | list, reason: str) -> None:
         if not make or not callable(make):  # `rows and (lambda: ...)`: no rows, no plot
-            report.skipped[name] = reason
+            skipped[name] = reason
             return
-        fig = make()
-        try:
-            report.written += _save(fig, out_dir, name)
-        finally:
-            plt.close(fig)
+        made[name] = make()
 
-    source = f" ({fidelity})" if fidelity else ""
     emit("utilization", primary and (lambda: _by_size(
-        plt, primary, "utilization", max, "MAC utilization", PLOTS["utilization"] + source,
+        plt, primary, "utilization", max, "MAC utilization", PLOTS["utilization"], fidelity,
         log_y=False)), "no successful point")
     emit("cycles", primary and (lambda: _by_size(
-        plt, primary, "cycles", min, "cycles", PLOTS["cycles"] + source, log_y=True)),
+        plt, primary, "cycles", min, "cycles", PLOTS["cycles"], fidelity, log_y=True)),
         "no successful point")
     emit("area", synth and (lambda: _by_size(
-        plt, synth, "luts", min, "LUTs (post-route)", PLOTS["area"], log_y=True)),
+        plt, synth, "luts", min, "LUTs (post-route)", PLOTS["area"], "synth", log_y=True,
+        per_workload=False)),
         "no synth data (run with --fidelity synth)")
     emit("pareto", synth and (lambda: _pareto(plt, synth)),
          "no synth data (run with --fidelity synth)")
@@ -187,6 +261,22 @@ def make_plots(rows: Sequence[Row], out_dir: Path) -> PlotReport:
          "no successful point")
     emit("model_vs_rtl", rtl and (lambda: _model_vs_rtl(plt, rtl)),
          "no rtl data (run with --fidelity rtl)")
+    return made, skipped
+
+
+def make_plots(rows: Sequence[Row], out_dir: Path) -> PlotReport:
+    """Write every plot whose data ``rows`` (table rows, :mod:`.table`) hold into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
+    made, skipped = figures(rows)
+    report = PlotReport(skipped=skipped)
+    try:
+        for name, fig in made.items():
+            report.written += _save(fig, out_dir, name)
+    finally:
+        for fig in made.values():
+            plt.close(fig)
     return report
 
 
@@ -198,18 +288,17 @@ def _pareto(plt: Any, rows: Sequence[Row]) -> Any:
         marker = _MARKERS[index % len(_MARKERS)]
         for dataflow in sorted({r["dataflow"] for r in group}):
             mine = [r for r in group if r["dataflow"] == dataflow]
-            ax.scatter([r["luts"] for r in mine], [r["gops"] for r in mine], s=14, alpha=0.5,
-                       marker=marker, color=_COLORS.get(dataflow, "tab:gray"),
-                       label=dataflow if len(workloads) == 1 else f"{dataflow}, {workload}")
+            _points(ax, [r["luts"] for r in mine], [r["gops"] for r in mine], dataflow, marker,
+                    _label(dataflow, workload), size=22, alpha=0.8, offset=False)
         front = _pareto_front([(r["luts"], r["gops"]) for r in group])
         if front:
-            label = "Pareto front" if len(workloads) == 1 else f"Pareto front, {workload}"
+            label = f"Pareto front, {workload}"
             ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="black",
                     linewidth=1, label=label, linestyle=("-", "--", ":", "-.")[index % 4])
     _log(plt, ax, x=True, y=True)
     ax.set_xlabel("LUTs (post-route)")
     ax.set_ylabel("GOPS at Fmax")
-    ax.set_title(PLOTS["pareto"])
+    _title(ax, PLOTS["pareto"], rows, "synth")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -226,18 +315,22 @@ def _roofline(plt: Any, rows: Sequence[Row], fidelity: str) -> Any:
     lo, hi = min(xs) / 2, max(xs) * 2
     workloads = sorted({r["workload"] for r in rows})
     for (dataflow, workload), group in _groups(rows).items():
-        ax.scatter([r["intensity"] for r in group], [r["gops"] for r in group], s=10,
-                   alpha=0.4, color=_COLORS.get(dataflow, "tab:gray"),
-                   marker=_MARKERS[workloads.index(workload) % len(_MARKERS)],
-                   label=dataflow if len(workloads) == 1 else f"{dataflow}, {workload}")
+        _points(ax, [r["intensity"] for r in group], [r["gops"] for r in group], dataflow,
+                _MARKERS[workloads.index(workload) % len(_MARKERS)],
+                _label(dataflow, workload), size=12, alpha=0.5)
     # Memory roofs: AXI's read and write channels each move a bus width per cycle, and the
     # intensity counts the bytes of both, so the bound is 2·bus bytes per cycle (2 ops a MAC).
+    # The points lie under the memory roof, so its label goes above the line: ending at a
+    # point of the line, up and to the left of it, where the roof is already higher.
+    top = max(r["gops"] for r in rows)
     for width in sorted({r["axi_data_width"] for r in rows}):
         roof = 2 * 2 * (width // 8) * freq / 1000
         ax.plot([lo, hi], [roof * lo, roof * hi], linestyle="--", color="tab:green",
                 linewidth=1)
-        ax.annotate(f"memory roof, {width}-bit AXI (read + write)", (lo, roof * lo),
-                    fontsize=7, color="tab:green", xytext=(2, 4), textcoords="offset points")
+        at = min(hi, max(lo, top / roof))
+        ax.annotate(f"memory roof, {width}-bit AXI (read + write)", (at, roof * at),
+                    fontsize=7, color="tab:green", ha="right", va="bottom",
+                    xytext=(-6, 6), textcoords="offset points")
     # Compute roofs 2·R·C·f: the smallest and largest arrays (more would hide the points).
     sizes = sorted({r["pes"] for r in rows})
     for pes in sorted({sizes[0], sizes[-1]}):
@@ -250,7 +343,7 @@ def _roofline(plt: Any, rows: Sequence[Row], fidelity: str) -> Any:
     ax.set_xlabel("operational intensity (MACs per AXI byte read or written)")
     ax.set_ylabel(f"GOPS at {freq:g} MHz" if len(freqs) == 1 else
                   f"GOPS at each point's Fmax (roofs at {freq:g} MHz)")
-    ax.set_title(f"{PLOTS['roofline']} ({fidelity})")
+    _title(ax, PLOTS["roofline"], rows, fidelity)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -265,26 +358,35 @@ def _model_vs_rtl(plt: Any, rows: Sequence[Row]) -> Any:
     ax.plot([lo, hi], [lo, hi], color="black", linewidth=1, label="model = RTL")
     err.axhspan(-2, 2, color="gray", alpha=0.25, label="±2 %")
     err.axhline(0, color="black", linewidth=1)
+    shapes = sorted({(r["rows"], r["cols"]) for r in rows})
     for dataflow in sorted({r["dataflow"] for r in rows}):
-        mine = [r for r in rows if r["dataflow"] == dataflow]
-        color = _COLORS.get(dataflow, "tab:gray")
-        ax.scatter([r["rtl_cycles"] for r in mine], [r["model_cycles"] for r in mine], s=18,
-                   color=color, label=dataflow, zorder=3)
-        err.scatter([r["rtl_cycles"] for r in mine], [100 * r["model_error"] for r in mine],
-                    s=18, color=color, label=dataflow, zorder=3)
+        for shape in shapes:
+            mine = [r for r in rows if r["dataflow"] == dataflow
+                    and (r["rows"], r["cols"]) == shape]
+            if not mine:
+                continue
+            marker = _MARKERS[shapes.index(shape) % len(_MARKERS)]
+            label = f"{shape[0]}×{shape[1]} {dataflow}"
+            for axis, ys in ((ax, [r["model_cycles"] for r in mine]),
+                             (err, [100 * r["model_error"] for r in mine])):
+                _points(axis, [r["rtl_cycles"] for r in mine], ys, dataflow, marker, label,
+                        size=26, alpha=0.85, offset=False, zorder=3)
     worst = max(rows, key=lambda r: abs(r["model_error"]))
     for axis in (ax, err):
         _log(plt, axis, x=True)
         axis.set_xlim(lo, hi)
         axis.set_xlabel("cycles measured in Verilator")
         axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=2)
+    err.legend(*err.get_legend_handles_labels(), fontsize=7, ncol=2)
     _log(plt, ax, y=True)
     ax.set_ylim(lo, hi)
     ax.set_ylabel("cycles predicted by the model")
-    ax.set_title(PLOTS["model_vs_rtl"], fontsize=10)
+    ax.set_title("cycles, model against RTL", fontsize=10)
     err.set_ylabel("model error (model − RTL) / RTL, %")
-    err.set_title(f"worst {worst['model_error']:+.1%}: {worst['rows']}×{worst['cols']} "
+    err.set_title(f"error; worst {worst['model_error']:+.1%}: {worst['rows']}×{worst['cols']} "
                   f"{worst['dataflow']}, {worst['workload']}", fontsize=10)
+    workloads, details = describe(rows, "rtl")
+    fig.suptitle(f"{PLOTS['model_vs_rtl']}: {workloads}\n{details}", fontsize=10)
     fig.tight_layout()
     return fig

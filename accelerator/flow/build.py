@@ -268,7 +268,7 @@ class BuildReport:
     timing_met: bool  # fmax_mhz ≥ freq_mhz_actual
     clocks: dict[str, float]  # Fmax per clock, after routing
     used: dict[str, int]  # luts, ffs, bram, dsp, logic_cells
-    available: dict[str, int]  # luts, ffs, bram, dsp
+    available: dict[str, int]  # luts, ffs, bram, dsp, logic_cells
     # pe_dsp, pe_lut (the DSP fallback), requant_dsp, pe_paired (of pe_dsp, two per block),
     # pe_dsp_blocks (the blocks the pe_dsp PEs fill)
     multipliers: dict[str, int]
@@ -292,10 +292,21 @@ class BuildReport:
         return cls(**values)
 
     def resources_text(self) -> str:
-        """``LUT used/available, FF …, BRAM …, DSP …``: one line for the CLIs."""
-        labels = {"luts": "LUT", "ffs": "FF", "bram": "BRAM", "dsp": "DSP"}
-        return ", ".join(f"{label} {self.used[name]}/{self.available[name]}"
-                         for name, label in labels.items())
+        """``logic cells used/available (pct; LUT4 n, FF n), BRAM …, DSP …``: one line for the
+        CLIs.
+
+        Logic cells (nextpnr's ``ICESTORM_LC`` on an iCE40, ``TRELLIS_COMB`` on an ECP5) are
+        what fills the device: a LUT4 and a flip-flop that cannot share a cell take two, and
+        carries and route-throughs take cells of their own, so the LUT4 count alone (yosys's)
+        can read 80 % on a device that is 99 % full.
+        """
+        cells = self.used.get("logic_cells", 0)
+        total = self.available.get("logic_cells") or self.available["luts"]
+        pct = f"{100 * cells / total:.1f}%" if total else "n/a"
+        return (f"logic cells {cells}/{total} ({pct}; LUT4 {self.used['luts']}, "
+                f"FF {self.used['ffs']}/{self.available['ffs']}), "
+                f"BRAM {self.used['bram']}/{self.available['bram']}, "
+                f"DSP {self.used['dsp']}/{self.available['dsp']}")
 
     def multipliers_text(self) -> str:
         """Where the multipliers went, in words (``multipliers``)."""
@@ -386,6 +397,12 @@ def _resources(device: DeviceResources, cells: dict[str, int],
             "dsp": nextpnr(device.dsp_cell), "logic_cells": nextpnr(logic)}
 
 
+def _logic_cells_available(device: DeviceResources, pnr: dict[str, Any]) -> int:
+    """The device's logic cells as nextpnr counts them (one per LUT4 on both families)."""
+    cell = "ICESTORM_LC" if device.family == "ice40" else "TRELLIS_COMB"
+    return pnr["utilisation"].get(cell, [0, device.luts])[1]
+
+
 # --------------------------------------------------------------------------------------------
 # Baseline
 
@@ -410,7 +427,7 @@ def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], *,
         elif fmax < base_fmax * (1 - tolerance):
             problems.append(f"Fmax {fmax:.2f} MHz < baseline {base_fmax:.2f} MHz - {pct}")
     base_used, used = baseline.get("used", {}), report.get("used", {})
-    for name in ("luts", "ffs", "bram", "dsp"):
+    for name in ("luts", "ffs", "bram", "dsp", "logic_cells"):
         if name in base_used and used.get(name, 0) > base_used[name] * (1 + tolerance):
             problems.append(f"{name} {used.get(name, 0)} > baseline {base_used[name]} + {pct}")
     return problems
@@ -624,7 +641,7 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
             raise BuildError("nextpnr reported no Fmax", _moved(nextpnr_log, work, build_dir))
         fmax = min(pnr["clocks"].values())
         available = {"luts": device.luts, "ffs": device.ffs, "bram": device.bram,
-                     "dsp": device.dsp}
+                     "dsp": device.dsp, "logic_cells": _logic_cells_available(device, pnr)}
         report = BuildReport(
             board=board, device=platform.device, top=top_name, config=config.to_dict(),
             config_digest=config.digest, seed=seed, freq_mhz_requested=freq_mhz,

@@ -43,7 +43,7 @@ class AXI4Signature(wiring.Signature):
 
     AxLOCK/AxCACHE/AxPROT are optional for cocotbext-axi's models but most interconnects want
     them; the DMA drives them with constants (normal access, non-cacheable bufferable, data,
-    non-secure, unprivileged).
+    secure (AxPROT[1] = 0), unprivileged; docs/interface.md).
     """
 
     def __init__(self, addr_width: int = 32, data_width: int = 64, id_width: int = 1, *,

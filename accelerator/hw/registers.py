@@ -296,10 +296,14 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
      _whole("zero_point", "-128 to 127", 8, signed=True)),
     ("counters", "CYCLES", "ro", "Clock cycles from start to done.",
      _whole("count", "cycles")),
-    ("counters", "MAC_CYCLES", "ro", "Cycles in which the array performed MACs.",
+    ("counters", "MAC_CYCLES", "ro", ("Cycles in which the array took an operand beat, the "
+     "padded beats of edge tiles included (docs/hardware.md)."),
      _whole("count", "cycles")),
-    ("counters", "DMA_RD_BYTES", "ro", "Bytes read from memory.", _whole("count", "bytes")),
-    ("counters", "DMA_WR_BYTES", "ro", "Bytes written to memory.", _whole("count", "bytes")),
+    ("counters", "DMA_RD_BYTES", "ro", ("Payload bytes read from memory, every re-read of an "
+     "operand included; not the bytes of whole bus beats (docs/hardware.md)."),
+     _whole("count", "bytes")),
+    ("counters", "DMA_WR_BYTES", "ro", "Bytes written to memory (with their strobes set).",
+     _whole("count", "bytes")),
     ("counters", "STALL_LOAD", "ro", "Cycles the array waited for operands from memory.",
      _whole("count", "cycles")),
     ("counters", "STALL_STORE", "ro", "Cycles the array waited for results to be written back.",
