@@ -235,8 +235,8 @@ class SystolicCore(wiring.Component):
         return enable
 
     def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
-        """``unit`` in a clock domain of its own, pipelined: the sync clock, and a copy of the
-        reset registered beside it, from a copy per ``group`` (a row of PEs).
+        """``unit`` with a reset of its own, pipelined: a copy of the core's reset registered
+        beside it, from a copy per ``group`` (a row of PEs).
 
         Once the data registers had no reset and the enable was copied, the reset of the flags
         of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
