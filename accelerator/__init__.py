@@ -15,4 +15,14 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0+unknown"
 
-__all__ = ["AcceleratorConfig", "ConfigError", "__version__"]
+__all__ = ["AcceleratorConfig", "ConfigError", "__version__", "connect"]
+
+
+def __getattr__(name: str):
+    # ``connect`` needs the register map (and so Amaranth): imported on first use, so that
+    # ``import accelerator`` stays light
+    if name in ("connect", "Device"):
+        from . import device
+
+        return getattr(device, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

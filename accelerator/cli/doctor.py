@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..flow.toolchain import SmokeResult, Tool, discover, verilator_smoke_test
 from . import cli
+from .options import writable_dir
 
 __all__ = ["doctor"]
 
@@ -31,15 +32,18 @@ def _table(tools: list[Tool]) -> Table:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True,
-              help="print a JSON list (one entry per tool, plus verilator-smoke), no table")
+              help="print a JSON list (one entry per tool, plus verilator-smoke and "
+                   "verilator-waves), no table")
 @click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where the Verilator smoke test builds [default: build/doctor]")
-@click.option("--no-smoke", is_flag=True, help="skip the Verilator build-and-run test")
+              help="where the Verilator tests build [default: build/doctor]")
+@click.option("--no-smoke", is_flag=True,
+              help="skip the Verilator build-and-run tests (plain and with waveforms)")
 def doctor(as_json: bool, build_dir: Path | None, no_smoke: bool) -> None:
     """Check that Verilator, yosys, nextpnr and the Python packages are usable.
 
     Reports each tool's version, path and where it came from (a variable the user set, PATH, or
-    the pip-installed wheels), then builds and runs a tiny Verilator model. Exit status 1 when
+    the pip-installed wheels), then builds and runs a tiny Verilator model, and once more with
+    VCD tracing (what `accel sim --waves` needs), checking the waveform. Exit status 1 when
     anything is missing or broken, with one line on stderr per problem.
     """
     console = Console(highlight=False)
@@ -52,22 +56,25 @@ def doctor(as_json: bool, build_dir: Path | None, no_smoke: bool) -> None:
     results: list[Tool] = list(tools)
     if not no_smoke:
         verilator = next(t for t in tools if t.name == "verilator")
-        if verilator.ok:
-            workdir = (build_dir or Path("build") / "doctor") / "verilator-smoke"
-            if not as_json:
-                console.print(f"Verilator smoke test: building a counter in {workdir} ...")
-            smoke = verilator_smoke_test(workdir)
-        else:
-            smoke = SmokeResult(name="verilator-smoke", source=verilator.source,
-                                error="verilator-smoke: not run, verilator is not usable")
-        results.append(smoke)
-        if not as_json:
-            if smoke.ok:
-                console.print(f"Verilator smoke test: [green]ok[/green], Verilator "
-                              f"{smoke.version} built and ran it in {smoke.seconds:.1f} s "
-                              f"({smoke.output})")
+        root = writable_dir(build_dir or Path("build") / "doctor", "--build-dir")
+        for waves, folder, what in ((False, "verilator-smoke", "smoke test"),
+                                    (True, "verilator-waves", "waveform build")):
+            if verilator.ok:
+                if not as_json:
+                    console.print(f"Verilator {what}: building a counter in {root / folder}"
+                                  + (" with VCD tracing" if waves else "") + " ...")
+                smoke = verilator_smoke_test(root / folder, waves=waves)
             else:
-                console.print("Verilator smoke test: [red]FAILED[/red]")
+                smoke = SmokeResult(name=folder, source=verilator.source,
+                                    error=f"{folder}: not run, verilator is not usable")
+            results.append(smoke)
+            if not as_json:
+                if smoke.ok:
+                    console.print(f"Verilator {what}: [green]ok[/green], Verilator "
+                                  f"{smoke.version} built and ran it in {smoke.seconds:.1f} s "
+                                  f"({smoke.output})")
+                else:
+                    console.print(f"Verilator {what}: [red]FAILED[/red]: {smoke.error}")
 
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))

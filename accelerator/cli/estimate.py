@@ -9,16 +9,18 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import AcceleratorConfig
+from ..hw.registers import MAX_DIM
 from ..model.perf import estimate
 from . import cli
-from .options import config_options, fail_usage
+from .options import check_dimensions, config_options, fail_usage
 
 __all__ = ["estimate_command"]
 
 
 def dimension(name: str):
     return click.option(f"--{name}", name, type=int, required=True, metavar="N",
-                        help=f"GEMM dimension {name.upper()} (1 or more)")
+                        help=f"GEMM dimension {name.upper()} (1 to {MAX_DIM}: what one hardware "
+                             "command takes)")
 
 
 @cli.command("estimate")
@@ -33,6 +35,7 @@ def dimension(name: str):
 def estimate_command(config: AcceleratorConfig, m: int, k: int, n: int, accumulate: bool,
                      requant_out: bool, as_json: bool) -> None:
     """Predict cycles, MAC utilization and traffic of an M×K×N GEMM, without simulating."""
+    check_dimensions(m=m, k=k, n=n)
     try:
         result = estimate(config, m, k, n, accumulate=accumulate, requant=requant_out)
     except ValueError as exc:

@@ -16,7 +16,8 @@ from rich.table import Table
 from ..config import AcceleratorConfig
 from ..flow.rtl import write_atomic
 from . import cli
-from .options import config_options
+from .options import check_seed, config_options, writable_dir
+from .progress import Progress, tool_report_seconds
 
 __all__ = ["flow"]
 
@@ -80,7 +81,7 @@ def _accel_sim(config: AcceleratorConfig, out: Path, seed: int, m: int, k: int,
 
 
 def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step:
-    from ..flow.cases import ILLEGAL_COMMANDS
+    from ..flow.cases import verify_summary, verify_total
     from ..flow.rtl import ACCEL_TOP
     from ..flow.sim import build_model, run_tests
 
@@ -93,12 +94,11 @@ def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step
                                    "ACCEL_REPORT": str(report)})
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []
-    total = count + len(ILLEGAL_COMMANDS) + 1
+    total = verify_total(count)
     passed = sum(r["passed"] for r in records)
     ok = outcome.ok and passed == total
     return Step("regression", ok=ok,
-                summary=f"{passed} of {total} passed ({count} random GEMMs, "
-                        f"{len(ILLEGAL_COMMANDS)} illegal commands, a reset mid-GEMM)",
+                summary=f"{passed} of {total} passed ({verify_summary(count)})",
                 details={"passed": passed, "total": total}, log=str(outcome.log))
 
 
@@ -123,11 +123,13 @@ def _core_sim(config: AcceleratorConfig, out: Path, seed: int) -> Step:
                 log=str(outcome.log))
 
 
-def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float) -> Step:
+def _bitstream(config: AcceleratorConfig, out: Path, board: str, freq_mhz: float,
+               say: Callable[[str], None]) -> Step:
     from ..flow import build as fpga
 
     # the core top: the whole board top needs an ECP5 (docs/performance.md, "FPGA")
-    report = fpga.build(config, board, top="core", freq_mhz=freq_mhz, out_dir=out / board)
+    report = fpga.build(config, board, top="core", freq_mhz=freq_mhz, out_dir=out / board,
+                        progress=say, progress_seconds=tool_report_seconds())
     how = "cached" if report.cached else f"built in {report.build_seconds:.0f} s"
     return Step(f"{board} bitstream", ok=True,
                 summary=f"core top, {report.resources_text()}; Fmax {report.fmax_mhz:.1f} MHz "
@@ -154,9 +156,11 @@ def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> S
 def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
     """Run the whole path: doctor, RTL, the core and the accelerator verified in Verilator
     against NumPy, a short regression, an iCEBreaker bitstream and the performance model."""
+    check_seed(seed)
+    writable_dir(out_dir, "--out")
     console = Console(highlight=False)
     out_dir = out_dir.resolve()  # the simulator runs in its own directory
-    out_dir.mkdir(parents=True, exist_ok=True)
+    progress = Progress("accel flow", console)
     plan: list[tuple[str, Callable[[], Step]]] = [
         ("doctor: tools and a Verilator smoke build", lambda: _doctor(config, out_dir)),
         ("rtl: Verilog of the core", lambda: _rtl(config, out_dir)),
@@ -165,13 +169,14 @@ def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
          lambda: _accel_sim(config, out_dir, seed, 128, 96, 64)),
         ("verify: a short regression", lambda: _verify(config, out_dir, seed, 20)),
         ("build: an iCEBreaker bitstream of the core",
-         lambda: _bitstream(config, out_dir, "icebreaker", 30.0)),
+         lambda: _bitstream(config, out_dir, "icebreaker", 30.0, progress.step)),
         ("estimate: performance model", lambda: _estimate(config, out_dir, 128, 96, 64)),
     ]
     steps: list[Step] = []
     for index, (title, run) in enumerate(plan, 1):
         start = time.monotonic()
-        with console.status(f"[{index}/{len(plan)}] {title} ..."):
+        with progress:
+            progress.step(f"[{index}/{len(plan)}] {title} ...")
             try:
                 step = run()
             except Exception as exc:  # a failing step is reported, the rest still run

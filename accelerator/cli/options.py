@@ -1,21 +1,81 @@
-"""The config options shared by every command (one set, declared once, from the config's fields)."""
+"""The config options shared by every command (one set, declared once, from the config's fields),
+and the checks of paths and numbers that several commands make before any long work."""
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
 
-__all__ = ["config_options", "fail_usage"]
+__all__ = ["MAX_SEED", "check_dimensions", "check_seed", "config_options", "fail_usage",
+           "writable_dir", "writable_file"]
+
+#: Seeds are 31-bit: what every random source seeded from them (NumPy, cocotb, nextpnr) takes.
+MAX_SEED = 2**31 - 1
 
 
 def fail_usage(message: str) -> None:
     """Report bad input: one line, exit status 2 (see :func:`accelerator.cli.main`)."""
     raise click.UsageError(message)
+
+
+def check_dimensions(**dims: int) -> None:
+    """GEMM dimensions (``m=..., k=..., n=...``) within what one hardware command takes."""
+    from ..hw.registers import MAX_DIM
+
+    for name, value in dims.items():
+        if not 1 <= value <= MAX_DIM:
+            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+
+
+def check_seed(seed: int, option: str = "--seed") -> None:
+    if not 0 <= seed <= MAX_SEED:
+        fail_usage(f"{option} {seed} is out of range (allowed: 0 to {MAX_SEED})")
+
+
+def _cannot_write(folder: Path) -> str | None:
+    """Why files cannot be written into ``folder`` (created if missing), or None."""
+    try:
+        if folder.exists() and not folder.is_dir():
+            return os.strerror(errno.ENOTDIR)
+        folder.mkdir(parents=True, exist_ok=True)
+        # os.access says yes to root and on read-only mounts: only a real file tells
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".accel-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    """Make sure the command can write into the directory ``path`` (created if missing), before
+    any long work: otherwise one line naming the option, exit status 2.
+
+    Call it after every other check of the command's input: it creates the directory.
+    """
+    reason = _cannot_write(path)
+    if reason:
+        fail_usage(f"{option} {path}: cannot write there ({reason})")
+    return path
+
+
+def writable_file(path: Path, option: str) -> Path:
+    """Like :func:`writable_dir` for a file the command writes at the end (its folder is
+    created if missing; the file itself is written later, atomically)."""
+    reason = (os.strerror(errno.EISDIR) if path.is_dir()
+              else _cannot_write(path.parent))
+    if reason:
+        fail_usage(f"{option} {path}: cannot write there ({reason})")
+    return path
 
 
 def _option_for(field) -> Callable:

@@ -9,7 +9,7 @@ import click
 from ..config import AcceleratorConfig
 from ..flow.rtl import ACCEL_TOP, BOARD_TOP, CORE_TOP, DMA_TOP, emit
 from . import cli
-from .options import config_options, fail_usage
+from .options import config_options, fail_usage, writable_dir
 
 __all__ = ["RTL_TOPS", "rtl"]
 
@@ -59,6 +59,7 @@ def rtl(config: AcceleratorConfig, out_dir: Path, top: str, freq_mhz: float | No
                  if value is not None]
         if given:
             fail_usage(f"{' and '.join(given)} apply to --top {BOARD_TOP} only")
+    writable_dir(out_dir, "--out")
     try:
         verilog, manifest = emit(config, out_dir, top=top, params=params)
     except OSError as exc:

@@ -9,9 +9,8 @@ import click
 
 from ..config import AcceleratorConfig
 from ..flow.cases import GemmCase
-from ..hw.registers import MAX_DIM
 from . import cli
-from .options import config_options, fail_usage
+from .options import check_dimensions, check_seed, config_options, fail_usage
 
 __all__ = ["run"]
 
@@ -37,9 +36,8 @@ def run(config: AcceleratorConfig, port: str, baud: int, m: int, k: int, n: int,
     from ..driver.serial import SerialTransport
     from ..driver.transport import TransportError
 
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not 1 <= value <= MAX_DIM:
-            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    check_dimensions(m=m, k=k, n=n)
+    check_seed(seed)
 
     async def go() -> dict:
         transport = SerialTransport(port, baud)

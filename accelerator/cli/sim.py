@@ -14,11 +14,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import ILLEGAL_COMMANDS, VALUE_KINDS, GemmCase
+from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
-from ..hw.registers import MAX_DIM
 from . import cli
-from .options import config_options, fail_usage
+from .options import (
+    check_dimensions,
+    check_seed,
+    config_options,
+    fail_usage,
+    writable_dir,
+    writable_file,
+)
+from .progress import Progress as _LineProgress
 
 __all__ = ["sim", "verify"]
 
@@ -26,8 +33,9 @@ __all__ = ["sim", "verify"]
 def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Console):
     from ..flow.sim import build_model
 
-    with console.status(f"building the {config.name} accelerator in Verilator "
-                        "(cached after the first time) ..."):
+    with _LineProgress(click.get_current_context().command_path, console) as progress:
+        progress.step(f"building the {config.name} accelerator in Verilator (cached after the "
+                      "first time)")
         try:
             model = build_model(config, top=ACCEL_TOP, root=build_root, waves=waves)
         except RuntimeError as exc:
@@ -36,11 +44,84 @@ def _build(config: AcceleratorConfig, build_root: Path, waves: bool, console: Co
 
 
 def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool) -> None:
-    for name, value in (("m", m), ("k", k), ("n", n)):
-        if not 1 <= value <= MAX_DIM:
-            fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+    check_dimensions(m=m, k=k, n=n)
     if requant and not config.requant_unit:
         fail_usage("--requant needs hardware generated with requant_unit = true")
+
+
+#: The default of ``accel sim --max-cycles``: about 15 minutes on the harness at 1 M cycles/s.
+DEFAULT_MAX_CYCLES = 1_000_000_000
+
+
+def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycles: int) -> int:
+    """Refuse, before any build, a case the bench cannot hold or that would run too long;
+    return the model's estimate of its cycles."""
+    from ..flow.cases import BENCH_MEMORY, memory_bound
+    from ..model.perf import estimate
+
+    need = memory_bound(case)
+    if need > BENCH_MEMORY[bench]:
+        hint = "" if bench == "harness" else " (the harness, --bench harness, has 4 GiB)"
+        fail_usage(f"{case.m}×{case.k}×{case.n} needs up to {need:,} bytes of memory, more than "
+                   f"the {bench} bench's {BENCH_MEMORY[bench]:,}{hint}")
+    cycles = estimate(config, case.m, case.k, case.n, accumulate=case.accumulate,
+                      requant=case.requant).cycles
+    if cycles > max_cycles:
+        fail_usage(f"{case.m}×{case.k}×{case.n} needs about {cycles:,} cycles by the performance "
+                   f"model, more than --max-cycles = {max_cycles:,} (raise it with "
+                   f"--max-cycles N)")
+    return cycles
+
+
+def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
+                 max_cycles: int, console: Console) -> tuple[dict, Path | None, Path]:
+    """One case on the compiled harness: (record, waveform, the library's build log)."""
+    from ..driver.harness import run_case
+    from ..flow.harness import CycleLimitError, Harness, HarnessError, build_harness
+
+    with console.status(f"building the {config.name} accelerator with the C++ harness "
+                        "(cached after the first time) ..."):
+        try:
+            library = build_harness(config, root=build_root, waves=waves)
+        except HarnessError as exc:
+            raise click.ClickException(str(exc)) from None
+    vcd = (library.parent / f"sim_{case.m}x{case.k}x{case.n}_{case.seed}.vcd") if waves else None
+    with console.status(f"simulating {case.m}×{case.k}×{case.n} ..."):
+        with Harness(library, waves=vcd) as harness:
+            harness.reset()
+            try:
+                record = run_case(harness, config, case, max_cycles=max_cycles)
+            except CycleLimitError:
+                raise click.ClickException(
+                    f"the GEMM did not finish within --max-cycles = {max_cycles:,} cycles "
+                    f"(seed {case.seed})") from None
+            except Exception as exc:  # the driver's errors: a transport or accelerator error
+                raise click.ClickException(f"the GEMM failed: {exc} (seed {case.seed})"
+                                           ) from None
+    return record, vcd, library.parent / "build.log"
+
+
+def _run_cocotb(config: AcceleratorConfig, case: GemmCase, build_root: Path, waves: bool,
+                console: Console) -> tuple[dict, Path | None, Path]:
+    """One case on the cocotb bench: (record, waveform, the simulation's log)."""
+    from ..flow.sim import run_tests, waves_file
+
+    model = _build(config, build_root, waves, console)
+    report = model.build_dir / f"sim_{case.seed}.jsonl"
+    report.unlink(missing_ok=True)
+    with console.status(f"simulating {case.m}×{case.k}×{case.n} ..."):
+        outcome = run_tests(model, "accel_tb", seed=case.seed, testcase="sim_gemm",
+                            results_name=f"sim_{case.seed}",
+                            extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
+    records = [json.loads(line) for line in report.read_text().splitlines()] \
+        if report.is_file() else []
+    if not records:
+        raise click.ClickException(f"the simulation did not finish the GEMM "
+                                   f"({next(iter(outcome.failures.values()), 'no result')!s:.200}"
+                                   f"); see {outcome.log}")
+    record = records[-1]
+    record["passed"] = bool(record["passed"] and outcome.ok)
+    return record, waves_file(model) if waves else None, outcome.log
 
 
 @cli.command()
@@ -55,66 +136,66 @@ def _check_dims(config: AcceleratorConfig, m: int, k: int, n: int, requant: bool
 @click.option("--values", type=click.Choice(VALUE_KINDS), default="random", show_default=True)
 @click.option("--backpressure", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="probability that each AXI channel of the memory pauses in a cycle")
-@click.option("--waves", is_flag=True, help="write an FST waveform")
+@click.option("--bench", type=click.Choice(["harness", "cocotb"]), default="harness",
+              show_default=True,
+              help="harness: the C++ harness (fast); cocotb: the cocotb verification bench")
+@click.option("--max-cycles", type=click.IntRange(1), default=DEFAULT_MAX_CYCLES,
+              show_default=True,
+              help="refuse a GEMM the performance model puts above this many cycles, and stop "
+                   "the harness there")
+@click.option("--waves", is_flag=True,
+              help="write a VCD waveform (its path is in the output)")
 @click.option("--json", "as_json", is_flag=True, help="print the result as JSON")
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
 def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate: bool,
-        requant: bool, values: str, backpressure: float, waves: bool, as_json: bool,
-        build_root: Path) -> None:
+        requant: bool, values: str, backpressure: float, bench: str, max_cycles: int,
+        waves: bool, as_json: bool, build_root: Path) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
-    from ..flow.sim import run_tests
-    from ..model.perf import estimate
-
     _check_dims(config, m, k, n, requant)
+    check_seed(seed)
+    if not 0 <= backpressure <= 0.9:  # click's range lets nan through
+        fail_usage(f"--backpressure {backpressure} is out of range (allowed: 0 to 0.9)")
+    writable_dir(build_root, "--build-root")
     console = Console(stderr=as_json, highlight=False)
     case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=accumulate, requant=requant,
                     values=values, backpressure=backpressure)
-    model = _build(config, build_root, waves, console)
-    report = model.build_dir / f"sim_{seed}.jsonl"
-    report.unlink(missing_ok=True)
-    with console.status(f"simulating {m}×{k}×{n} ..."):
-        outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemm",
-                            results_name=f"sim_{seed}",
-                            extra_env={"ACCEL_GEMM": case.to_json(), "ACCEL_REPORT": str(report)})
-    records = [json.loads(line) for line in report.read_text().splitlines()] \
-        if report.is_file() else []
-    if not records:
-        raise click.ClickException(f"the simulation did not finish the GEMM "
-                                   f"({next(iter(outcome.failures.values()), 'no result')!s:.200}"
-                                   f"); see {outcome.log}")
-    record = records[-1]
-    e = estimate(config, m, k, n, accumulate=accumulate, requant=requant)
-    waves_file = next(iter(sorted(model.build_dir.glob("*.fst"))), None) if waves else None
+    model_cycles = _check_size(config, case, bench, max_cycles)
+    if bench == "harness":
+        record, waves_path, log = _run_harness(config, case, build_root, waves, max_cycles,
+                                               console)
+    else:
+        record, waves_path, log = _run_cocotb(config, case, build_root, waves, console)
     result = {
-        "passed": bool(record["passed"] and outcome.ok), "m": m, "k": k, "n": n, "seed": seed,
+        "passed": bool(record["passed"]), "bench": bench, "m": m, "k": k, "n": n, "seed": seed,
         "cycles": record["cycles"], "macs": record["macs"],
-        "utilization": record["utilization"], "model_cycles": e.cycles,
-        "model_error": (e.cycles - record["cycles"]) / record["cycles"],
+        "utilization": record["utilization"], "model_cycles": model_cycles,
+        "model_error": (model_cycles - record["cycles"]) / record["cycles"],
         "counters": record["counters"], "config": config.to_dict(),
         "mismatches": record["mismatches"], "first_mismatches": record["first"],
-        "waves": str(waves_file) if waves_file else None, "log": str(outcome.log),
+        "waves": str(waves_path) if waves_path else None, "log": str(log),
     }
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         verdict = "[green]PASS[/green]" if result["passed"] else "[red]FAIL[/red]"
-        table = Table(title=f"accel sim: {m}×{k}×{n} on {config.name}", show_header=False)
+        table = Table(title=f"accel sim: {m}×{k}×{n} on {config.name} ({bench})",
+                      show_header=False)
         table.add_row("result", f"{verdict} against NumPy ({m * n:,} elements)")
-        table.add_row("cycles", f"{result['cycles']:,} (model {e.cycles:,}, "
+        table.add_row("cycles", f"{result['cycles']:,} (model {model_cycles:,}, "
                                 f"{result['model_error']:+.1%})")
         table.add_row("MAC utilization", f"{result['utilization']:.1%}")
         for key, value in result["counters"].items():
             table.add_row(key, f"{value:,}")
-        if waves_file:
-            table.add_row("waveform", str(waves_file))
+        if waves_path:
+            table.add_row("waveform", f"{waves_path} (VCD)")
         console.print(table)
         for mismatch in result["first_mismatches"]:
             console.print(f"  C[{mismatch['row']}, {mismatch['col']}] = {mismatch['got']}, "
                           f"expected {mismatch['expected']}")
     if not result["passed"]:
         raise click.ClickException(f"{result['mismatches']} of {m * n} elements differ "
-                                   f"(seed {seed}); log: {outcome.log}")
+                                   f"(seed {seed}); log: {log}")
 
 
 def _junit(path: Path, records: list[dict], seconds: float) -> None:
@@ -134,6 +215,11 @@ def _junit(path: Path, records: list[dict], seconds: float) -> None:
 def _failure_text(record: dict) -> str:
     if record["kind"] == "illegal":
         return f"expected error {record['expected']}, got {record['got']}"
+    if record["kind"] == "bus_error" and "got" in record:
+        return (f"expected error {record['expected']}, got {record['got']}; the next GEMM "
+                f"{'passed' if record['next_passed'] else 'failed'}")
+    if record["kind"] == "abort" and record.get("problems"):
+        return "; ".join(record["problems"])
     what = record.get("error") or f"{record.get('mismatches')} elements differ"
     return f"{what}; replay: {record.get('replay', '')}"
 
@@ -141,7 +227,8 @@ def _failure_text(record: dict) -> str:
 @cli.command()
 @config_options
 @click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True,
-              help="random GEMMs (then every illegal command and a reset mid-GEMM)")
+              help="random GEMMs (then every illegal command, bus errors, aborts and a reset "
+                   "mid-GEMM)")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write JUnit XML here")
@@ -152,11 +239,15 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
 
+    check_seed(seed)
+    if junit is not None:
+        writable_file(junit, "--junit")
+    writable_dir(build_root, "--build-root")
     console = Console(highlight=False)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = count + len(ILLEGAL_COMMANDS) + 1
+    total = verify_total(count)
     holder: dict = {}
 
     def work() -> None:
@@ -171,13 +262,17 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     thread.start()
     columns = (TextColumn("verify"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[failed]} failed"))
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("verify", total=total, failed=0)
+    bar = Progress(*columns, console=console, transient=False)
+    lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
+    with (bar if console.is_terminal else lines_progress):
+        task = bar.add_task("verify", total=total, failed=0)
+        lines_progress.step(f"{total} cases ({verify_summary(count)})")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
             failed = sum(not json.loads(line)["passed"] for line in lines)
-            progress.update(task, completed=len(lines), failed=failed)
+            bar.update(task, completed=len(lines), failed=failed)
+            lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
     seconds = time.monotonic() - start
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []
@@ -191,8 +286,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     failures = [r for r in records if not r["passed"]]
     cycles = sum(r.get("cycles", 0) for r in records)
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, a reset "
-                  f"mid-GEMM) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "

@@ -26,11 +26,20 @@ from rich.progress import (
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
 from . import cli
-from .options import fail_usage
+from .options import fail_usage, writable_dir
+from .progress import Progress as LineProgress
 
 __all__ = ["sweep"]
 
 _SCHEDULER_RE = re.compile(r"^tcp://[^\s:/]+:\d{1,5}$")
+
+#: Points a sweep runs without --max-points. Each point is planned, evaluated and stored as a
+#: file of its own in --out (docs/dse.md, "Size"): a space past this is more likely a typo
+#: than a plan.
+MAX_POINTS = 100_000
+#: Worker processes at most: a pool starts one per task up to --jobs, and a typo (--jobs
+#: 100000) would start thousands.
+MAX_JOBS = 1024
 
 
 def _field_option(field) -> Any:
@@ -65,7 +74,9 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 def _parse_space(config_file: str | None, params: tuple[str, ...],
                  field_values: dict[str, str | None]):
-    from ..dse.space import SpaceError, check_unique, expand, param_from_option, parse_param
+    """The base config and the swept params (not expanded: see :func:`accelerator.dse.space.size`
+    for how many configs they make)."""
+    from ..dse.space import SpaceError, check_unique, param_from_option, parse_param
 
     try:
         base = AcceleratorConfig.from_toml(config_file) if config_file else AcceleratorConfig()
@@ -76,7 +87,7 @@ def _parse_space(config_file: str | None, params: tuple[str, ...],
                  if field_values.get(f.name) is not None]
         swept += [parse_param(text) for text in params]
         check_unique(swept)
-        return base, expand(base, swept)
+        return base, swept
     except SpaceError as exc:
         fail_usage(str(exc))
 
@@ -168,12 +179,15 @@ def _describe(record: dict[str, Any]) -> str:
 @click.option("--seed", type=int, default=1, show_default=True,
               help="seed of the rtl data and the synth placement")
 @click.option("--fresh", is_flag=True, help="discard the points stored in --out first")
+@click.option("--max-points", type=click.IntRange(1), default=MAX_POINTS, show_default=True,
+              metavar="N", help="refuse a sweep of more points than this (configs × workloads × "
+                                "fidelities), before any work")
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ...],
           workloads: tuple[str, ...], fidelities: tuple[str, ...], board: str, top: str,
           freq_mhz: float | None, jobs: int | None, scheduler: str | None, out_dir: Path,
-          build_root: Path, plots: bool, seed: int, fresh: bool, as_json: bool,
-          **field_values: str | None) -> None:
+          build_root: Path, plots: bool, seed: int, fresh: bool, max_points: int,
+          as_json: bool, **field_values: str | None) -> None:
     """Sweep config parameters × workloads at model, rtl or synth fidelity: a table and plots.
 
     Every finished point is stored in --out at once, so an interrupted sweep resumes where it
@@ -181,24 +195,39 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
     go on.
     """
     from ..dse.runner import SchedulerError, plan_points, run_sweep
+    from ..dse.space import expand, size
     from ..dse.store import Store
     from ..dse.table import DEFAULT_FREQ_MHZ, rows_from_records, write_csv, write_json
 
-    base, configs = _parse_space(config_file, params,
-                                 {k.removeprefix("field_"): v for k, v in field_values.items()})
+    base, swept = _parse_space(config_file, params,
+                               {k.removeprefix("field_"): v for k, v in field_values.items()})
     loaded = _parse_workloads(gemms, workloads)
     chosen = _parse_fidelities(fidelities)
     _check_synth(board, top, freq_mhz)
-    if jobs is not None and jobs < 1:
-        fail_usage(f"--jobs {jobs}: must be 1 or more")
+    if jobs is not None and not 1 <= jobs <= MAX_JOBS:
+        fail_usage(f"--jobs {jobs}: out of range (allowed: 1 to {MAX_JOBS})")
     if scheduler is not None and not _SCHEDULER_RE.match(scheduler):
         fail_usage(f"--scheduler {scheduler}: expected tcp://HOST:PORT")
     if not 0 <= seed < 2**31:
         fail_usage(f"--seed {seed}: out of range (allowed: 0 to {2**31 - 1})")
     jobs = jobs or os.cpu_count() or 1
+    # counted, not expanded: a mistyped space says so at once, not minutes later
+    count = size(swept) * len(loaded) * len(chosen)
+    shape = " × ".join([*(f"{len(p.values)} {p.name}" for p in swept),
+                        f"{len(loaded)} workload{'s' if len(loaded) > 1 else ''}",
+                        f"{len(chosen)} fidelit{'ies' if len(chosen) > 1 else 'y'}"])
+    if count > max_points:
+        fail_usage(f"{count:,} points ({shape}) is more than --max-points {max_points:,}; give "
+                   f"--max-points {count} to run them")
 
-    points = plan_points(base, configs, loaded, chosen, seed=seed, board=board, top=top,
-                         freq_mhz=freq_mhz)
+    writable_dir(out_dir, "--out")
+    if {"rtl", "synth"} & set(chosen):
+        writable_dir(build_root, "--build-root")
+    # soft_wrap: paths in messages stay whole lines (a terminal wraps them, not rich)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print(f"sweep: {count:,} point{'s' if count > 1 else ''} ({shape})")
+    points = plan_points(base, expand(base, swept), loaded, chosen, seed=seed, board=board,
+                         top=top, freq_mhz=freq_mhz)
     store = Store(out_dir)
     try:
         if fresh:
@@ -206,20 +235,23 @@ def sweep(config_file: str | None, params: tuple[str, ...], gemms: tuple[str, ..
         store.points_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail_usage(f"--out {out_dir}: cannot write there ({exc.strerror})")
-    # soft_wrap: paths in messages stay whole lines (a terminal wraps them, not rich)
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
     where = scheduler or f"{jobs} local worker{'s' if jobs > 1 else ''}"
     progress = Progress(TextColumn("[bold]sweep[/bold]"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
                         TimeRemainingColumn(), console=console, transient=False)
     bar = progress.add_task("sweep", total=len(points), failed=0)
+    lines = LineProgress("accel sweep", console)  # a log (not a terminal): lines, not a bar
+
+    def report(done: int, failed: int) -> None:
+        progress.update(bar, completed=done, failed=failed)
+        lines.note(f"{done:,}/{len(points):,} points, {failed:,} failed")
+
     start = time.monotonic()
     try:
-        with _sigterm_interrupts(), progress:
+        with _sigterm_interrupts(), (progress if console.is_terminal else lines):
+            lines.step(f"{len(points):,} points on {where}")
             result = run_sweep(points, store, jobs=jobs, scheduler=scheduler,
-                               build_root=build_root,
-                               progress=lambda done, failed: progress.update(
-                                   bar, completed=done, failed=failed))
+                               build_root=build_root, progress=report)
     except KeyboardInterrupt:
         done = len(store.load())
         console.print(f"interrupted: {done} points are stored in {store.points_dir}; run the "

@@ -1,16 +1,17 @@
 """Evaluating sweep points at three fidelities, on a local process pool or a Dask cluster.
 
 * ``model``: the analytic model (:func:`accelerator.model.perf.estimate`) on every layer.
-* ``rtl``: every layer simulated on the accelerator in Verilator (cycles from its performance
-  counters, results checked against NumPy), plus the model's numbers for the model's error.
+* ``rtl``: every layer simulated on the accelerator in Verilator with the compiled harness
+  (:mod:`accelerator.flow.harness`; cycles from its performance counters, results checked
+  against NumPy), plus the model's numbers for the model's error.
 * ``synth``: yosys and nextpnr on a board (LUTs, FFs, BRAM, DSP, Fmax), plus the model's cycles.
 
 Work goes out as *tasks*: a chunk of model points, all the RTL points of one config (so that one
-worker builds each Verilator model, under a file lock besides, and one simulation runs many
-GEMMs), or all the synth points of one build. A worker writes each finished point to the store
-at once (when the store's directory is visible to it; otherwise the sweep's process writes it on
-receipt). Anything a point raises becomes a failed record with the error and a log file; a task
-that dies as a whole (a crashed worker) fails its points, and the other tasks go on.
+worker builds each harness, under a file lock besides, and one harness runs every distinct layer
+shape once), or all the synth points of one build. A worker writes each finished point to the
+store at once (when the store's directory is visible to it; otherwise the sweep's process writes
+it on receipt). Anything a point raises becomes a failed record with the error and a log file; a
+task that dies as a whole (a crashed worker) fails its points, and the other tasks go on.
 
 Two environment variables exist for tests: ``ACCEL_SWEEP_DELAY=SECONDS`` makes every point wait
 that long first (so that a test can kill a sweep part-way), and ``ACCEL_SWEEP_FAIL=NAME=VALUE,...``
@@ -20,15 +21,18 @@ makes the points whose config matches all of them fail with an injected error.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
+import queue
+import signal
 import socket
+import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,7 +71,8 @@ DASK_CONNECT_TIMEOUT = "10s"
 #: the model's numbers, so the model's sources are in all three.
 _SOURCES = {
     "model": ("config.py", "model/*.py"),
-    "rtl": ("config.py", "model/*.py", "hw/*.py", "verification/accel_tb.py"),
+    "rtl": ("config.py", "model/*.py", "hw/*.py", "flow/cases.py", "flow/harness.py",
+            "flow/harness/*.cpp", "driver/driver.py", "driver/harness.py"),
     "synth": ("config.py", "model/*.py", "hw/*.py", "flow/build.py", "flow/synth_top.py"),
 }
 
@@ -184,6 +189,7 @@ class Task:
     points: list[PointSpec]
     store_root: str
     build_root: str
+    threads: int = 1      # rtl: harnesses simulating layers side by side (one thread each)
 
 
 @dataclass
@@ -283,28 +289,8 @@ def _run_model_task(task: Task, rec: _Recorder) -> None:
         rec.ok(spec, started, model=model, layers=layers)
 
 
-#: GEMMs per simulation: a simulation costs seconds to start, and a killed sweep loses the
-#: batch in flight, so batches are a handful of GEMMs or about this many modelled cycles.
-_RTL_BATCH_CASES = 8
-_RTL_BATCH_CYCLES = 200_000
-
-
-def _rtl_batches(points: list[tuple[PointSpec, dict]]) -> Iterator[list[tuple[PointSpec, dict]]]:
-    batch: list[tuple[PointSpec, dict]] = []
-    shapes: set[tuple[int, int, int]] = set()
-    cycles = 0
-    for spec, model in points:
-        batch.append((spec, model))
-        for layer in model["layers"]:
-            shape = (layer["m"], layer["k"], layer["n"])
-            if shape not in shapes:
-                shapes.add(shape)
-                cycles += layer["model_cycles"]
-        if len(shapes) >= _RTL_BATCH_CASES or cycles >= _RTL_BATCH_CYCLES:
-            yield batch
-            batch, shapes, cycles = [], set(), 0
-    if batch:
-        yield batch
+#: The RTL's memory: the harness's sparse 32-bit address space.
+RTL_MEMORY = 1 << 32
 
 
 #: The most PEs an RTL point simulates: the accelerator's Verilator build grows with the array
@@ -314,9 +300,8 @@ RTL_MAX_PES = 32 * 32
 
 
 def _rtl_problem(spec: PointSpec) -> str | None:
-    """Why the RTL bench cannot run the workload, or None."""
+    """Why the RTL harness cannot run the workload as one command per layer, or None."""
     from ..hw.registers import MAX_DIM
-    from ..verification.accel_tb import MEMORY_SIZE
 
     config = spec.accelerator_config()
     if config.pes > RTL_MAX_PES:
@@ -329,17 +314,20 @@ def _rtl_problem(spec: PointSpec) -> str | None:
             return (f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}): "
                     f"{', '.join(big)} is beyond the hardware's limit of {MAX_DIM}")
         need = rtl_memory_needed(*layer.shape)
-        if need > MEMORY_SIZE:
+        if need > RTL_MEMORY:
             return (f"layer {layer.name} ({layer.m}×{layer.k}×{layer.n}) needs up to "
-                    f"{need:,} bytes of memory; the RTL bench has {MEMORY_SIZE:,}")
+                    f"{need:,} bytes of memory; the RTL harness has {RTL_MEMORY:,}")
     return None
 
 
 def _run_rtl_task(task: Task, rec: _Recorder) -> None:
-    """All the points of one config: build its model once, then simulate in batches."""
+    """All the points of one config: build its harness once, then run every distinct layer
+    shape once on it (:func:`accelerator.driver.harness.run_case`: the matrices where
+    :func:`accelerator.flow.cases.make_data` puts them for the point's seed, the host driver,
+    C read back and compared with NumPy), storing each point as soon as its layers are done."""
+    from ..driver.harness import run_case
     from ..flow.cases import GemmCase
-    from ..flow.rtl import ACCEL_TOP
-    from ..flow.sim import build_model, run_gemms
+    from ..flow.harness import Harness, build_harness, build_seconds
 
     runnable: list[tuple[PointSpec, dict]] = []
     starts: dict[str, float] = {}
@@ -351,7 +339,7 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
                 continue
             _test_hooks(spec)
             problem = _rtl_problem(spec)
-            # a point the bench can run is estimated for the bench's placement of its matrices
+            # a point the harness can run is estimated for where its matrices are placed
             model = evaluate_model(spec.accelerator_config(), spec.workload,
                                    bench_seed=None if problem else spec.seed or 1)
             if problem:
@@ -365,38 +353,70 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
         return
 
     config = runnable[0][0].accelerator_config()
-    build_root = Path(task.build_root)
     try:
-        sim_model = build_model(config, top=ACCEL_TOP, root=build_root)
+        library = build_harness(config, root=Path(task.build_root))
+        harness = Harness(library)
+        harness.reset()
     except Exception as exc:  # the build failed (its message names its log): so did every point
         for spec, model in runnable:
             rec.failed(spec, starts[spec.key], _exception_text(exc),
                        log_text=traceback.format_exc(), model=_totals(model),
                        layers=model["layers"])
         return
-
+    build = {"build_dir": str(library.parent),
+             "build_seconds": round(build_seconds(library), 2)}
     seed = runnable[0][0].seed or 1
-    for batch in _rtl_batches(runnable):
-        shapes = list(dict.fromkeys((layer["m"], layer["k"], layer["n"])
-                                    for _, model in batch for layer in model["layers"]))
-        cases = [GemmCase(m=m, k=k, n=n, seed=seed) for m, k, n in shapes]
-        name = "sweep_" + hashlib.sha256(json.dumps(
-            [c.to_json() for c in cases]).encode()).hexdigest()[:12]
-        sim_started = time.monotonic()
+    # every distinct shape once, the longest first (the threads end together)
+    cycles: dict[tuple[int, int, int], int] = {}
+    for _, model in runnable:
+        for layer in model["layers"]:
+            cycles[(layer["m"], layer["k"], layer["n"])] = layer["model_cycles"]
+    shapes = sorted(cycles, key=cycles.__getitem__, reverse=True)
+    threads = max(1, min(task.threads, len(shapes)))
+    harnesses = [harness]
+    results: dict[tuple[int, int, int], dict] = {}
+    pending = list(runnable)
+    sim_started = time.monotonic()
+    try:
+        for _ in range(threads - 1):
+            harnesses.append(Harness(library))
+            harnesses[-1].reset()
+    except Exception:
+        threads = len(harnesses)  # fewer threads, then (each harness holds its own model)
+    free: queue.Queue = queue.Queue()
+    for each in harnesses:
+        free.put(each)
+
+    def simulate(shape: tuple[int, int, int]) -> dict:
+        # each harness is its own Verilator context, and ctypes releases the GIL while one
+        # runs, so the threads simulate in parallel
+        local = free.get()
         try:
-            records, outcome = run_gemms(sim_model, cases, seed=seed, name=name)
-            sim_log, sim_failure = str(outcome.log), "; ".join(
-                f"{k}: {v}" for k, v in outcome.failures.items())
-        except Exception as exc:
-            records, sim_log, sim_failure = [], None, _exception_text(exc)
-        sim_seconds = time.monotonic() - sim_started
-        results: dict[tuple[int, int, int], dict] = {}
-        for result in records:  # each with its index in ``cases``
-            with contextlib.suppress(KeyError, IndexError, TypeError):
-                results[shapes[result["index"]]] = result
-        for spec, model in batch:
-            _finish_rtl_point(rec, spec, starts[spec.key], model, results,
-                              sim_log, sim_failure, sim_model, sim_seconds)
+            result = run_case(local, config, GemmCase(*shape, seed=seed))
+            result.pop("result", None)
+        except Exception as exc:  # a hardware error, a timeout: this layer fails
+            result = {"error": _exception_text(exc)}
+            local.reset()
+        finally:
+            free.put(local)
+        return result
+
+    def finish_ready() -> None:
+        for spec, model in list(pending):
+            if all((layer["m"], layer["k"], layer["n"]) in results for layer in model["layers"]):
+                pending.remove((spec, model))
+                _finish_rtl_point(rec, spec, starts[spec.key], model, results, build,
+                                  time.monotonic() - sim_started)
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = {pool.submit(simulate, shape): shape for shape in shapes}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                finish_ready()
+    finally:
+        for each in harnesses:
+            each.close()
 
 
 def _totals(model: dict) -> dict:
@@ -404,15 +424,14 @@ def _totals(model: dict) -> dict:
 
 
 def _finish_rtl_point(rec: _Recorder, spec: PointSpec, started: float, model: dict,
-                      results: dict, sim_log: str | None, sim_failure: str, sim_model: Any,
-                      sim_seconds: float) -> None:
+                      results: dict, build: dict, sim_seconds: float) -> None:
     layers, problems, cycles = [], [], 0
     for layer in model["layers"]:
         shape = (layer["m"], layer["k"], layer["n"])
         result = results.get(shape)
         what = f"layer {layer['name']} ({shape[0]}×{shape[1]}×{shape[2]})"
         if result is None:
-            problems.append(f"{what}: no result ({sim_failure or 'the simulation stopped'})")
+            problems.append(f"{what}: no result")
         elif result.get("error"):
             problems.append(f"{what}: {result['error']}")
         elif not result.get("passed"):
@@ -420,13 +439,11 @@ def _finish_rtl_point(rec: _Recorder, spec: PointSpec, started: float, model: di
         else:
             cycles += result["cycles"] * layer["count"]
         layers.append({**layer, "rtl_cycles": result.get("cycles") if result else None})
-    rtl = {"cycles": cycles if not problems else None, "sim_log": sim_log,
-           "build_dir": str(sim_model.build_dir),
-           "build_seconds": round(sim_model.build_seconds, 2),
+    rtl = {"cycles": cycles if not problems else None, **build,
            "sim_seconds": round(sim_seconds, 2)}
     if problems:
-        rec.failed(spec, started, "; ".join(problems), tool_log=sim_log, model=_totals(model),
-                   layers=layers, rtl=rtl)
+        rec.failed(spec, started, "; ".join(problems), model=_totals(model), layers=layers,
+                   rtl=rtl)
     else:
         rec.ok(spec, started, model=_totals(model), layers=layers, rtl=rtl)
 
@@ -493,9 +510,11 @@ def run_task(task: Task) -> list[Outcome]:
 
 
 def make_tasks(points: Sequence[PointSpec], *, workers: int, store_root: Path,
-               build_root: Path) -> list[Task]:
+               build_root: Path, rtl_threads: int | None = None) -> list[Task]:
     """Cut points into tasks: model points in chunks (a few per worker, for balance, at most
-    64 so that progress moves), rtl points per config, synth points per build."""
+    64 so that progress moves), rtl points per config, synth points per build. An rtl task
+    simulates its layers on ``rtl_threads`` threads (by default the workers' share of each rtl
+    task, so that a sweep of one config uses every worker)."""
     tasks: list[Task] = []
     model_points = [p for p in points if p.fidelity == "model"]
     if model_points:
@@ -513,8 +532,11 @@ def make_tasks(points: Sequence[PointSpec], *, workers: int, store_root: Path,
         else:
             continue
         groups.setdefault(key, []).append(p)
+    rtl_tasks = sum(key[0] == "rtl" for key in groups)
+    threads = rtl_threads or max(1, workers // max(1, rtl_tasks))
     for key, group in groups.items():
-        tasks.append(Task(key[0], group, str(store_root), str(build_root)))
+        tasks.append(Task(key[0], group, str(store_root), str(build_root),
+                          threads=threads if key[0] == "rtl" else 1))
     # The slow tasks first, so that a pool does not end on one long build: synth, then rtl,
     # each largest array first (build time grows with it), then the model chunks.
     order = {"synth": 0, "rtl": 1, "model": 2}
@@ -557,6 +579,59 @@ class SweepResult:
         return [r for r in self.records if r["status"] != "ok"]
 
 
+#: How often a pool worker checks that the sweep's process is still there (seconds).
+PARENT_POLL = 0.2
+
+
+def _end_worker(*_args: Any) -> None:
+    """End this worker and everything it started (its own process group, see _worker_init)."""
+    if os.getpgrp() == os.getpid():
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(1)
+
+
+def _worker_init(sweep_pid: int) -> None:
+    """Make a pool worker end with the sweep that started it (a kill -9 of the sweep too).
+
+    The worker takes a process group of its own, so that ending it ends the simulator or the
+    build it runs as well; SIGTERM (the sweep stopping its workers) ends that group. The
+    sweep's death is seen three ways: on Linux the kernel signals it (PR_SET_PDEATHSIG, at
+    once, when the worker's parent goes: the forkserver, which exits with the sweep); and
+    everywhere a thread polls whether the worker's parent changed or the sweep is gone.
+    """
+    parent = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGTERM, _end_worker)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):  # no libc by that name: the thread still watches
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+
+    def sweep_gone() -> bool:
+        if os.getppid() != parent:
+            return True
+        try:
+            os.kill(sweep_pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # it exists (EPERM: not ours to signal)
+            pass
+        return False
+
+    def watch() -> None:
+        while not sweep_gone():
+            time.sleep(PARENT_POLL)
+        _end_worker()
+
+    if sweep_gone():  # it died before the kernel was asked to tell
+        _end_worker()
+    threading.Thread(target=watch, name="accel-sweep-watch", daemon=True).start()
+
+
 def _run_local(tasks: list[Task], jobs: int, on_done: Callable[[Task, list[Outcome]], None]
                ) -> None:
     if jobs <= 1 or len(tasks) <= 1:
@@ -572,7 +647,8 @@ def _run_local(tasks: list[Task], jobs: int, on_done: Callable[[Task, list[Outco
     # forkserver, not fork: the sweep's process has threads (the progress bar's, Dask's), and a
     # forked child can inherit a lock one of them held.
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                               mp_context=multiprocessing.get_context("forkserver"))
+                               mp_context=multiprocessing.get_context("forkserver"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
     futures: dict[Future, Task] = {pool.submit(run_task, task): task for task in tasks}
     try:
         for future in as_completed(futures):
@@ -649,8 +725,10 @@ def run_sweep(points: Sequence[PointSpec], store: Store, *, jobs: int = 1,
     failed = 0
     if progress:
         progress(len(records), failed)
+    # on a cluster, a task's threads would share one worker's core: one each there
     tasks = make_tasks(todo, workers=jobs if scheduler is None else 8,
-                       store_root=store.root, build_root=build_root)
+                       store_root=store.root, build_root=build_root,
+                       rtl_threads=None if scheduler is None else 1)
 
     def on_done(task: Task, outcomes: list[Outcome]) -> None:
         nonlocal failed

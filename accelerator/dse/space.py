@@ -16,6 +16,7 @@ it becomes one failed point of the sweep, with the config's message, and the res
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from ..config import FIELDS, AcceleratorConfig, ConfigError, Field
 
 __all__ = ["ConfigPoint", "Param", "SpaceError", "check_unique", "expand", "field_names",
-           "param_from_option", "parse_param", "parse_values"]
+           "param_from_option", "parse_param", "parse_values", "size"]
 
 _BY_NAME = {f.name: f for f in FIELDS}
 _TRUE = ("true", "1", "yes", "on")
@@ -152,6 +153,11 @@ def check_unique(params: Iterable[Param]) -> None:
             if name in seen:
                 raise SpaceError(f"{param.text}: {name} is already swept by {seen[name].text}")
             seen[name] = param
+
+
+def size(params: Sequence[Param]) -> int:
+    """How many combinations :func:`expand` makes, without making them."""
+    return math.prod(len(p.values) for p in params)
 
 
 def expand(base: AcceleratorConfig, params: Sequence[Param]) -> list[ConfigPoint]:

@@ -91,15 +91,19 @@ _GEMM_RE = re.compile(r"^\s*(\d+)\s*[x×]\s*(\d+)\s*[x×]\s*(\d+)\s*$")
 
 
 def parse_gemm(text: str) -> Workload:
-    """``MxKxN`` (``×`` also accepted) as a one-layer workload named ``MxKxN``."""
+    """``MxKxN`` (``×`` also accepted) as a one-layer workload named ``MxKxN``: one GEMM, so
+    within what one hardware command takes (a network's layers may be larger: software splits
+    them)."""
+    from ..hw.registers import MAX_DIM
+
     match = _GEMM_RE.match(text)
     if not match:
         raise WorkloadError(f"--gemm {text}: expected MxKxN, e.g. 128x96x64")
     m, k, n = (int(g) for g in match.groups())
     for dim, value in zip("mkn", (m, k, n), strict=True):
-        if value < 1:
+        if not 1 <= value <= MAX_DIM:
             raise WorkloadError(f"--gemm {text}: {dim} = {value} is out of range "
-                                f"(allowed: 1 or more)")
+                                f"(allowed: 1 to {MAX_DIM})")
     name = f"{m}x{k}x{n}"
     return Workload(name=name, layers=(Layer(name=name, m=m, k=k, n=n),))
 

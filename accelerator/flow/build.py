@@ -79,6 +79,9 @@ __all__ = [
 MAX_FREQ_MHZ = 1000.0
 #: Seconds allowed for the whole tool script (yosys + nextpnr + pack) of one build.
 BUILD_TIMEOUT = 3600
+#: Seconds between progress reports (``progress``) while yosys and nextpnr run: a CI log that
+#: is silent for the minutes of a placement looks like a hang.
+TICK_SECONDS = 30.0
 #: Bumped when the flow changes what it produces, to invalidate old cache entries.
 FLOW_VERSION = 2
 #: The Amaranth design name: files in the build directory are ``top.*``.
@@ -543,7 +546,8 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
           freq_mhz: float | None = None, seed: int = 1, out_dir: Path | str | None = None,
           allow_timing_fail: bool = False, cache_root: Path | str | None = None,
           progress: Callable[[str], None] | None = None,
-          max_dsp_pes: int | None = None) -> BuildReport:
+          max_dsp_pes: int | None = None,
+          progress_seconds: float = TICK_SECONDS) -> BuildReport:
     """Synthesize, place and route ``top`` for ``board``; return (and write) the report.
 
     ``top`` is a name from :data:`TOPS` or a factory ``f(config, *, clk_freq, dsp_pes,
@@ -553,6 +557,9 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     ``cache_root`` defaults to ``$ACCEL_BUILD_ROOT/fpga`` or ``build/fpga``.
 
     ``max_dsp_pes`` caps the PEs given a DSP block (0: every PE multiplies in LUTs).
+
+    ``progress(message)`` hears of each step, and every ``progress_seconds`` while yosys and
+    nextpnr run, which of them and how long its log is.
 
     Raises :class:`ValueError` for a bad board, top, frequency or seed, or an array that cannot
     fit the board's device (:func:`fit_problem`), and :class:`BuildError`
@@ -619,8 +626,18 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
         plan.extract(work)
         yosys_log, nextpnr_log = work / f"{_NAME}.rpt", work / f"{_NAME}.tim"
         say(f"running yosys and nextpnr for {board} ({device.family})")
+        tools_start = time.monotonic()
+
+        def tick() -> None:  # which tool runs, by its log: yosys writes one, then nextpnr
+            tool, log = (("nextpnr", nextpnr_log) if nextpnr_log.exists() else
+                         ("yosys", yosys_log))
+            size = log.stat().st_size if log.exists() else 0
+            say(f"{tool} running, {time.monotonic() - tools_start:.0f} s into yosys and "
+                f"nextpnr, its log {size / 1024:,.0f} KiB")
+
         try:
-            run = _run_script(["sh", f"build_{_NAME}.sh"], work, env)
+            run = _run_script(["sh", f"build_{_NAME}.sh"], work, env, tick=tick,
+                              tick_seconds=progress_seconds)
         except subprocess.TimeoutExpired:
             raise BuildError(f"the build did not finish within {BUILD_TIMEOUT} s",
                              nextpnr_log if nextpnr_log.exists() else yosys_log) from None
@@ -670,14 +687,26 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     return report
 
 
-def _run_script(argv: list[str], cwd: Path, env) -> subprocess.CompletedProcess:
+def _run_script(argv: list[str], cwd: Path, env, *, tick: Callable[[], None] | None = None,
+                tick_seconds: float = TICK_SECONDS) -> subprocess.CompletedProcess:
     """Run the build script in its own process group, so that a timeout (or Ctrl-C) stops the
-    tools it started too, not only the shell."""
+    tools it started too, not only the shell. ``tick()`` is called every ``tick_seconds`` while
+    it runs."""
+    deadline = time.monotonic() + BUILD_TIMEOUT
     with subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, errors="replace",
                           start_new_session=True) as proc:
         try:
-            out, err = proc.communicate(timeout=BUILD_TIMEOUT)
+            while True:
+                left = deadline - time.monotonic()
+                try:  # a communicate() that timed out loses no output when called again
+                    out, err = proc.communicate(timeout=max(0.0, min(tick_seconds, left)))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        raise
+                    if tick is not None:
+                        tick()
         except BaseException:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)

@@ -17,7 +17,12 @@ from ..model import reference
 from ..model.geometry import Geometry
 from ..model.perf import Layout
 
-__all__ = ["ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data", "random_case"]
+__all__ = ["BENCH_MEMORY", "ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data",
+           "memory_bound", "random_case"]
+
+#: Bytes of memory each bench gives a case (the cocotb bench's AxiRam is a bytearray; the C++
+#: harness's memory is the whole 32-bit address space, allocated on touch).
+BENCH_MEMORY = {"cocotb": 1 << 22, "harness": 1 << 32}
 
 #: Values the operands are drawn from.
 VALUE_KINDS = ("random", "extreme", "max")
@@ -129,6 +134,22 @@ def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
                     memory_size=cursor)
 
 
+def memory_bound(case: GemmCase) -> int:
+    """An upper bound of ``make_data(config, case).memory_size`` that draws no data (a case too
+    large for a bench is refused before its matrices are made): the widest leading dimensions
+    and start offsets :func:`make_data` can draw."""
+    out_bytes = 1 if case.requant else 4
+    ld = {"a": case.k + 17, "b": case.n + 17, "c": (case.n * out_bytes + 17 + 3) // 4 * 4,
+          "c_in": 4 * case.n + 16}
+    sizes = {"a": case.m * ld["a"], "b": case.k * ld["b"], "c": case.m * ld["c"],
+             "c_in": case.m * ld["c_in"] if case.accumulate else 0}
+    cursor = 0x100
+    for name in ("a", "b", "c", "c_in"):
+        start = cursor + (63 if name in ("a", "b") else 0)
+        cursor = (start + sizes[name] + 0xFF) // 0x100 * 0x100 + 0x100
+    return cursor
+
+
 def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
                 max_dim: int = 40) -> GemmCase:
     """A constrained-random case: sizes favour 1, the array's edges and non-multiples, and a
@@ -156,6 +177,17 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
     )
 
 
+#: CTRL.reset in the regression: a 64x64x64 GEMM aborted (cycles after it starts, bus
+#: back-pressure) at each of these points, then ``RANDOM_ABORTS`` random GEMMs at random points;
+#: each abort is followed by a GEMM that must be correct.
+DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((50, 0.0), (700, 0.5), (3000, 0.3))
+RANDOM_ABORTS = 3
+
+#: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
+#: (reads) or of C (writes) is in the error region; each must end with ErrorCode.BUS_ERROR.
+BUS_ERROR_AREAS: tuple[str, ...] = ("a", "b", "c_in", "c")
+
+
 #: Illegal commands for the regression: (name, changes to a good command, expected error code
 #: name). Addresses and strides are bytes; the base command is a small good GEMM.
 ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
@@ -168,6 +200,20 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
 )
+
+
+def verify_total(count: int) -> int:
+    """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
+    GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
+    return (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
+            + RANDOM_ABORTS + 1)
+
+
+def verify_summary(count: int) -> str:
+    """What the regression runs, in words."""
+    return (f"{count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
+            f"{len(BUS_ERROR_AREAS)} bus errors, {len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, "
+            f"a reset mid-GEMM")
 
 
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:

@@ -22,7 +22,7 @@ from pathlib import Path
 from .. import verification as _verification
 from ..config import AcceleratorConfig
 from .rtl import CORE_TOP, emit, lint_flags, write_atomic
-from .toolchain import setup_environment
+from .toolchain import TRACE_ARGS, setup_environment
 
 __all__ = [
     "VERIFICATION_DIR",
@@ -33,6 +33,7 @@ __all__ = [
     "run_tests",
     "source_digest",
     "sources_digest",
+    "waves_file",
 ]
 
 #: The cocotb testbench modules (verification/ in the source tree).
@@ -93,11 +94,22 @@ class SimModel:
     build_log: Path | None = None
 
 
+#: What cocotb's Verilator main (share/lib/verilator/verilator.cpp) names its VCD.
+_WAVES_NAME = "dump.vcd"
+
+
 def _build_args(waves: bool) -> list[str]:
     args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert"]
     if waves:
-        args += ["--trace-fst", "--trace-structs"]
+        args += TRACE_ARGS
     return args
+
+
+def waves_file(model: SimModel) -> Path | None:
+    """The waveform of the model's last run (cocotb's Verilator main writes ``dump.vcd`` in the
+    run's directory), or None when it was built without waves or wrote none."""
+    path = model.build_dir / _WAVES_NAME
+    return path if model.waves and path.is_file() else None
 
 
 def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = Path("build"),
@@ -209,6 +221,7 @@ def run_tests(model: SimModel, test_module: str, *, seed: int, testcase: str | l
     if str(VERIFICATION_DIR) not in sys.path:
         sys.path.insert(0, str(VERIFICATION_DIR))
     results.unlink(missing_ok=True)
+    (model.build_dir / _WAVES_NAME).unlink(missing_ok=True)  # never report an old run's waves
     # A failing run raises; the results file says what failed, and a missing one is a failure.
     with contextlib.suppress(SystemExit, subprocess.CalledProcessError, RuntimeError):
         runner.test(hdl_toplevel=model.top, test_module=test_module, testcase=testcase,
@@ -235,20 +248,23 @@ def run_tests(model: SimModel, test_module: str, *, seed: int, testcase: str | l
     return outcome
 
 
-def run_gemms(model: SimModel, cases: list, *, seed: int, name: str
-              ) -> tuple[list[dict], TestOutcome]:
+def run_gemms(model: SimModel, cases: list, *, seed: int, name: str,
+              memory: dict | None = None) -> tuple[list[dict], TestOutcome]:
     """Run ``cases`` (:class:`~accelerator.flow.cases.GemmCase`) in one simulation of the
     accelerator (``accel_tb.sim_gemms``: one build and one simulator start for a whole list).
 
-    Returns the records that were reported, each with its ``index`` in ``cases`` (a torn last
-    line, the simulator killed mid-write, is skipped), and the run's outcome.
+    ``memory``: the memory's deterministic timing (``read_latency``, ``write_latency`` in
+    cycles; ``accel_tb``'s ``ACCEL_MEMORY``). Returns the records that were reported, each with
+    its ``index`` in ``cases`` (a torn last line, the simulator killed mid-write, is skipped),
+    and the run's outcome.
     """
     report = model.build_dir / f"{name}.jsonl"
     report.unlink(missing_ok=True)
     outcome = run_tests(model, "accel_tb", seed=seed, testcase="sim_gemms", results_name=name,
                         extra_env={"ACCEL_GEMMS": json.dumps([json.loads(c.to_json())
                                                               for c in cases]),
-                                   "ACCEL_REPORT": str(report)})
+                                   "ACCEL_REPORT": str(report),
+                                   "ACCEL_MEMORY": json.dumps(memory or {})})
     records = []
     if report.is_file():
         for line in report.read_text().splitlines():

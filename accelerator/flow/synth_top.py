@@ -19,6 +19,7 @@ output bit reaches a pin, so nothing of the array is optimized away. It is a syn
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from ..config import AcceleratorConfig
 from ..hw.core import SystolicCore, register_copy
@@ -27,10 +28,16 @@ __all__ = ["CoreSynthTop"]
 
 
 def _try_request(platform, name: str, number: int = 0):
+    """The resource's pins as ports (Amaranth 0.5: buffers are ours to add), or None."""
     try:
-        return platform.request(name, number)
+        return platform.request(name, number, dir="-")
     except Exception:  # amaranth raises ResourceError (or a lookup error)
         return None
+
+
+def _buffer(m: Module, name: str, direction: str, port) -> io.Buffer:
+    m.submodules[name] = buffer = io.Buffer(direction, port)
+    return buffer
 
 
 class CoreSynthTop(Elaboratable):
@@ -68,27 +75,28 @@ class CoreSynthTop(Elaboratable):
             button = _try_request(platform, "button", 0)
             uart = None
             if button is not None:
-                m.d.comb += serial_in.eq(button.i)
+                m.d.comb += serial_in.eq(_buffer(m, "button", "i", button).i)
             else:
                 uart = _try_request(platform, "uart", 0)
                 if uart is None:
                     raise ValueError("CoreSynthTop needs a `button` or a `uart` resource")
-                m.d.comb += serial_in.eq(uart.rx.i)
+                m.d.comb += serial_in.eq(_buffer(m, "uart_rx", "i", uart.rx).i)
             led = _try_request(platform, "led", 0)
             if led is not None:
-                m.d.comb += led.o.eq(serial_out)
+                m.d.comb += _buffer(m, "led", "o", led).o.eq(serial_out)
                 busy_led = _try_request(platform, "led", 1)
                 if busy_led is not None:
-                    m.d.comb += busy_led.o.eq(core.busy)
+                    m.d.comb += _buffer(m, "busy_led", "o", busy_led).o.eq(core.busy)
             else:
                 rgb = _try_request(platform, "rgb_led", 0)
                 if rgb is not None:
-                    m.d.comb += [rgb.r.o.eq(serial_out), rgb.g.o.eq(core.busy)]
+                    m.d.comb += [_buffer(m, "rgb_r", "o", rgb.r).o.eq(serial_out),
+                                 _buffer(m, "rgb_g", "o", rgb.g).o.eq(core.busy)]
                 else:
                     uart = uart or _try_request(platform, "uart", 0)
                     if uart is None:
                         raise ValueError("CoreSynthTop needs an `led`, `rgb_led` or `uart`")
-                    m.d.comb += uart.tx.o.eq(serial_out)
+                    m.d.comb += _buffer(m, "uart_tx", "o", uart.tx).o.eq(serial_out)
 
         # Inputs: one shift register, sliced into every input of the core.
         # Around a pipelined core (whose data registers have no reset) the shift registers to

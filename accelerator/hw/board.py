@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from amaranth.build import ResourceError
 from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
@@ -333,12 +333,16 @@ class BoardTop(wiring.Component):
             m.d.comb += [bridge.rx.eq(self.uart_rx), self.uart_tx.eq(bridge.tx),
                          self.leds.eq(leds)]
         else:
-            uart = platform.request("uart", 0)
-            m.d.comb += [bridge.rx.eq(uart.rx.i), uart.tx.o.eq(bridge.tx)]
+            # the pins as ports (dir="-") with buffers of our own: Amaranth 0.5's way
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+            m.d.comb += [bridge.rx.eq(rx.i), tx.o.eq(bridge.tx)]
             for i in range(4):
                 try:
-                    led = platform.request("led", i)
+                    led = platform.request("led", i, dir="-")
                 except ResourceError:  # the board has fewer LEDs
                     break
-                m.d.comb += led.o.eq(leds[i])
+                m.submodules[f"led_{i}"] = buffer = io.Buffer("o", led)
+                m.d.comb += buffer.o.eq(leds[i])
         return m

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 __all__ = ["PllClockedTop", "PllPlan", "plan_pll"]
@@ -129,7 +130,9 @@ class PllClockedTop(Elaboratable):
                 i_PACKAGEPIN=pad.io, i_RESETB=1, i_BYPASS=0,
                 o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
         else:
-            clk_in = platform.request(platform.default_clk, 0).i
+            pad = platform.request(platform.default_clk, 0, dir="-")
+            m.submodules.clk_buffer = clk_buffer = io.Buffer("i", pad)
+            clk_in = clk_buffer.i
             m.submodules.pll = Instance(
                 "EHXPLLL",
                 p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",

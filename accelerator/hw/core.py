@@ -107,11 +107,15 @@ class SystolicCore(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
                  paired_pes: int = 0, pipelined: bool | None = None):
+        # A core refused here was never built: not an elaboratable left unused (Amaranth's
+        # warning for one is silenced per object by this flag of its MustUse base).
         if dsp_pes is not None and not dsp_pes >= 0:
+            self._MustUse__silence = True
             raise ValueError(f"dsp_pes = {dsp_pes} is out of range (allowed: 0 or more)")
         self._config = config
         self._dsp_pes = config.pes if dsp_pes is None else min(dsp_pes, config.pes)
         if not (0 <= paired_pes <= self._dsp_pes and paired_pes % 2 == 0):
+            self._MustUse__silence = True
             raise ValueError(f"paired_pes = {paired_pes} is out of range (allowed: an even "
                              f"number from 0 to dsp_pes = {self._dsp_pes})")
         self._paired_pes = paired_pes

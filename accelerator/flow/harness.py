@@ -1,0 +1,414 @@
+"""The fast RTL path: the whole accelerator in Verilator with a compiled C++ harness.
+
+The harness (``flow/harness/harness.cpp``) holds the AXI4 memory, the AXI4-Lite register master
+and the clock loop; Python calls it through ctypes once per register access or per run, never
+per clock edge. The cocotb benches (verification/) stay the verification path.
+
+    so = build_harness(config)                   # cached under build/harness/ by digest
+    with Harness(so) as h:
+        h.reset()
+        h.mem_write(0x1000, a.tobytes())
+        h.reg_write(0x000, 1)
+        cycles = h.run_until_irq(1_000_000)
+
+:class:`~accelerator.driver.harness.HarnessTransport` puts the host driver on a harness.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import AcceleratorConfig
+from .rtl import ACCEL_TOP, emit, lint_flags, write_atomic
+from .sim import _file_lock, _verilator_version, source_digest, sources_digest
+from .toolchain import setup_environment
+
+__all__ = [
+    "CHANNELS",
+    "HARNESS_SOURCE",
+    "CycleLimitError",
+    "Harness",
+    "HarnessBusError",
+    "HarnessError",
+    "build_harness",
+    "harness_build_args",
+]
+
+#: The C++ harness shipped with the package.
+HARNESS_SOURCE = Path(__file__).resolve().parent / "harness" / "harness.cpp"
+#: The memory's AXI channels, in the harness's numbering (pause patterns).
+CHANNELS = ("ar", "r", "aw", "w", "b")
+#: The AXI response codes.
+RESP_NAMES = {0: "OKAY", 1: "EXOKAY", 2: "SLVERR", 3: "DECERR"}
+
+_SPACE = 1 << 32
+_LIBRARY = "libharness.so"
+
+#: The C++ optimization of the model's per-cycle code (Verilator's OPT_FAST); its set-up code
+#: (OPT_SLOW) runs once and is built at -O1. docs/performance.md measures the choices.
+DEFAULT_COMPILER_OPT = "-O2"
+
+
+class HarnessError(RuntimeError):
+    """The harness could not be built, loaded or used."""
+
+
+class CycleLimitError(HarnessError, TimeoutError):
+    """A run reached its cycle limit before the condition it waited for."""
+
+
+class HarnessBusError(HarnessError):
+    """A register access answered an AXI error (``resp``: 2 SLVERR, 3 DECERR) or no answer
+    (``resp`` -1)."""
+
+    def __init__(self, message: str, resp: int):
+        super().__init__(message)
+        self.resp = resp
+
+
+def harness_build_args(waves: bool) -> list[str]:
+    """Verilator's arguments for the harness build (part of the cache key).
+
+    No ``--public-flat-rw`` (no VPI: the harness reads the ports directly); otherwise what the
+    cocotb bench builds with.
+    """
+    args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert"]
+    if waves:
+        args += ["--trace", "--trace-structs"]
+    return args
+
+
+@functools.lru_cache(maxsize=2)
+def _compiler_version(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HarnessError(f"the C++ compiler {cxx!r} does not run: {exc}") from None
+    return out.splitlines()[0] if out else cxx
+
+
+def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), waves: bool = False,
+                  compiler_opt: str = DEFAULT_COMPILER_OPT) -> Path:
+    """Build the accelerator's Verilator model with the C++ harness into a shared library, or
+    reuse the cached one; return the library's path.
+
+    The cache key: the config, the gateware's source digest, the harness's source digest, the
+    Verilator and compiler versions, the build arguments and ``waves`` (a VCD-capable build is a
+    separate variant), ``compiler_opt``. Raises :class:`HarnessError` with the build log's
+    path on failure.
+    """
+    env = setup_environment(dict(os.environ))
+    cxx = env.get("CXX", "g++")
+    args = harness_build_args(waves)
+    make = f"OPT_FAST={compiler_opt} OPT_SLOW=-O1 OPT_GLOBAL={compiler_opt}"
+    key = {
+        "top": ACCEL_TOP,
+        "config": config.to_dict(),
+        "source": source_digest(),
+        "harness": sources_digest("flow/harness/*.cpp"),
+        "verilator": _verilator_version(env.get("VERILATOR_ROOT"), env.get("PATH")),
+        "compiler": _compiler_version(cxx),
+        "python": sys.version.split()[0],
+        "waves": waves,
+        "args": args,
+        "make": make,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    build_dir = (Path(root) / "harness" / f"{ACCEL_TOP}_{config.name}_{digest}"
+                 f"{'_waves' if waves else ''}").resolve()
+    library = build_dir / _LIBRARY
+    stamp = build_dir / "harness.json"
+    log = build_dir / "build.log"
+    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+        if stamp.is_file() and library.is_file():
+            return library
+        start = time.monotonic()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        verilog, _ = emit(config, build_dir, top=ACCEL_TOP)
+        obj = build_dir / "obj"
+        shutil.rmtree(obj, ignore_errors=True)
+        cflags = ["-fPIC", f"-DHARNESS_DATA_BYTES={config.axi_bytes}",
+                  *(["-DHARNESS_TRACE"] if waves else [])]
+        argv = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
+                *args, "--top-module", ACCEL_TOP, "--prefix", "Vaccelerator",
+                "--Mdir", str(obj), "-o", _LIBRARY,
+                *[x for flag in cflags for x in ("-CFLAGS", flag)],
+                "-LDFLAGS", "-shared", "-LDFLAGS", "-Wl,-Bsymbolic",
+                "-MAKEFLAGS", make,
+                str(verilog), str(HARNESS_SOURCE)]
+        with open(log, "w") as handle:
+            handle.write(" ".join(argv) + "\n")
+            handle.flush()
+            try:
+                result = subprocess.run(argv, cwd=build_dir, env=env, stdout=handle,
+                                        stderr=subprocess.STDOUT, check=False)
+            except OSError as exc:
+                raise HarnessError(f"Verilator does not run ({exc}); see {log}") from None
+        if result.returncode != 0 or not (obj / _LIBRARY).is_file():
+            raise HarnessError(f"Verilator build of the harness failed (exit status "
+                               f"{result.returncode}); see {log}")
+        os.replace(obj / _LIBRARY, library)
+        write_atomic(stamp, json.dumps({**key, "build_seconds": time.monotonic() - start},
+                                       indent=2))
+    return library
+
+
+def build_seconds(library: Path) -> float:
+    """How long the build of ``library`` took (from its stamp)."""
+    return json.loads((Path(library).parent / "harness.json").read_text())["build_seconds"]
+
+
+_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "h_create": (ctypes.c_void_p, [ctypes.c_char_p]),
+    "h_destroy": (None, [ctypes.c_void_p]),
+    "h_data_bytes": (ctypes.c_uint, [ctypes.c_void_p]),
+    "h_cycle": (ctypes.c_uint64, [ctypes.c_void_p]),
+    "h_irq": (ctypes.c_int, [ctypes.c_void_p]),
+    "h_has_trace": (ctypes.c_int, []),
+    "h_trace_open": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_char_p]),
+    "h_trace_close": (None, [ctypes.c_void_p]),
+    "h_reset": (None, [ctypes.c_void_p, ctypes.c_uint]),
+    "h_tick": (None, [ctypes.c_void_p, ctypes.c_uint64]),
+    "h_mem_write": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_uint64]),
+    "h_mem_read": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64]),
+    "h_set_latency": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]),
+    "h_set_backpressure": (None, [ctypes.c_void_p, ctypes.c_double, ctypes.c_uint64]),
+    "h_set_pause_pattern": (None, [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
+                                   ctypes.c_uint64]),
+    "h_set_error_range": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]),
+    "h_reg_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                   ctypes.c_uint64]),
+    "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
+                                  ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint64]),
+    "h_run_until_irq": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint64]),
+}
+
+
+@functools.cache
+def _load(library: str) -> ctypes.CDLL:
+    try:
+        lib = ctypes.CDLL(library)
+    except OSError as exc:
+        raise HarnessError(f"cannot load the harness {library}: {exc}") from None
+    for name, (restype, argtypes) in _SIGNATURES.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+    return lib
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} = {value!r} is not an integer (allowed: {lo:#x} to {hi:#x})")
+    if not lo <= value <= hi:
+        shown = f"{value:#x}" if value >= 0 else str(value)
+        raise ValueError(f"{name} = {shown} is out of range (allowed: {lo:#x} to {hi:#x})")
+    return value
+
+
+class Harness:
+    """One instance of the accelerator with its memory and register master (a built library
+    from :func:`build_harness`). The memory is the whole 32-bit address space, zero until
+    written; settings apply from the next cycle.
+
+    ``waves``: write a VCD there from the start (needs a library built with ``waves=True``).
+    ``reg_cycles``: how many cycles a register access may wait for its answer.
+    """
+
+    def __init__(self, library: Path | str, *, waves: Path | str | None = None,
+                 reg_cycles: int = 10_000):
+        self.library = Path(library)
+        self._lib = _load(str(self.library.resolve()))
+        self.reg_cycles = _check_int("reg_cycles", reg_cycles, 1, 2**63)
+        self._h = self._lib.h_create(None)
+        if not self._h:
+            raise HarnessError("the harness could not create the model")
+        self.waves: Path | None = None
+        if waves is not None:
+            self.open_waves(waves)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the waveform and free the model (the object is unusable afterwards)."""
+        if self._h:
+            self._lib.h_destroy(self._h)
+            self._h = None
+
+    def __enter__(self) -> Harness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - depends on the garbage collector
+        if getattr(self, "_h", None):
+            self.close()
+
+    def _handle(self) -> int:
+        if not self._h:
+            raise HarnessError("the harness is closed")
+        return self._h
+
+    def reset(self, cycles: int = 4) -> None:
+        """Hold ``rst`` for ``cycles`` cycles, then run two more (as the cocotb bench does);
+        the memory's channels are emptied, its contents kept."""
+        _check_int("cycles", cycles, 1, 1 << 31)
+        self._lib.h_reset(self._handle(), cycles)
+        self._lib.h_tick(self._handle(), 2)
+
+    def tick(self, cycles: int = 1) -> None:
+        """Run ``cycles`` clock cycles."""
+        self._lib.h_tick(self._handle(), _check_int("cycles", cycles, 0, 2**63))
+
+    @property
+    def cycle(self) -> int:
+        """Clock cycles run since the model was created."""
+        return int(self._lib.h_cycle(self._handle()))
+
+    @property
+    def irq(self) -> bool:
+        return bool(self._lib.h_irq(self._handle()))
+
+    @property
+    def data_bytes(self) -> int:
+        """Bytes of the AXI4 data bus."""
+        return int(self._lib.h_data_bytes(self._handle()))
+
+    # -- waveforms ------------------------------------------------------------------------------
+
+    def open_waves(self, path: Path | str) -> Path:
+        """Start a VCD at ``path`` (a library built with ``waves=True`` only)."""
+        if not self._lib.h_has_trace():
+            raise HarnessError(f"{self.library} was built without waveforms "
+                               f"(build_harness(..., waves=True))")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self._lib.h_trace_open(self._handle(), str(path).encode()):
+            raise HarnessError(f"cannot write the waveform {path}")
+        self.waves = path
+        return path
+
+    def close_waves(self) -> None:
+        """Flush and close the VCD (also done by :meth:`close`)."""
+        self._lib.h_trace_close(self._handle())
+
+    # -- memory ---------------------------------------------------------------------------------
+
+    def mem_write(self, addr: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at byte address ``addr`` of the 32-bit address space."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        data = bytes(data)
+        if addr + len(data) > _SPACE:
+            raise ValueError(f"mem_write: {len(data)} bytes at {addr:#x} end past the 32-bit "
+                             f"address space")
+        self._lib.h_mem_write(self._handle(), addr, data, len(data))
+
+    def mem_read(self, addr: int, n: int) -> bytes:
+        """``n`` bytes from byte address ``addr``."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        _check_int("n", n, 0, _SPACE - addr)
+        out = ctypes.create_string_buffer(n)
+        self._lib.h_mem_read(self._handle(), addr, out, n)
+        return out.raw
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def set_latency(self, read: int = 0, write: int = 0) -> None:
+        """Cycles between the memory taking a read burst and producing its data (``read``),
+        and between the last write beat and the response (``write``)."""
+        self._lib.h_set_latency(self._handle(), _check_int("read", read, 0, 1 << 32),
+                                _check_int("write", write, 0, 1 << 32))
+
+    def set_backpressure(self, probability: float, seed: int = 1) -> None:
+        """Pause every channel (AR, R, AW, W, B) in a cycle with ``probability``, from a
+        generator seeded with ``seed``."""
+        if isinstance(probability, bool) or not isinstance(probability, int | float) \
+                or not 0 <= probability < 1:
+            raise ValueError(f"probability = {probability!r} is out of range "
+                             f"(allowed: 0 <= p < 1)")
+        self._lib.h_set_backpressure(self._handle(), float(probability),
+                                     _check_int("seed", seed, 0, 2**64 - 1))
+
+    def set_pause_pattern(self, channel: str, pattern: list[bool] | tuple[bool, ...]) -> None:
+        """A periodic pause on one channel: paused in a cycle when ``pattern[cycle %
+        len(pattern)]`` (an empty pattern returns the channel to :meth:`set_backpressure`)."""
+        if channel not in CHANNELS:
+            raise ValueError(f"channel = {channel!r} is not allowed "
+                             f"(allowed: {', '.join(CHANNELS)})")
+        raw = bytes(bool(p) for p in pattern)
+        self._lib.h_set_pause_pattern(self._handle(), CHANNELS.index(channel), raw, len(raw))
+
+    def set_error_range(self, lo: int, hi: int) -> None:
+        """Answer SLVERR for data words in ``[lo, hi)``: reads return zeros, writes are not
+        committed. ``lo == hi`` turns it off."""
+        _check_int("lo", lo, 0, _SPACE)
+        _check_int("hi", hi, lo, _SPACE)
+        self._lib.h_set_error_range(self._handle(), lo, hi)
+
+    # -- registers ------------------------------------------------------------------------------
+
+    def reg_write_resp(self, addr: int, value: int) -> int:
+        """One AXI4-Lite write; the response code (0 OKAY, 2 SLVERR, 3 DECERR, -1 none)."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        _check_int("value", value, 0, _SPACE - 1)
+        return int(self._lib.h_reg_write(self._handle(), addr, value, self.reg_cycles))
+
+    def reg_read_resp(self, addr: int) -> tuple[int, int]:
+        """One AXI4-Lite read: ``(value, response code)``."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        value = ctypes.c_uint32(0)
+        resp = self._lib.h_reg_read(self._handle(), addr, ctypes.byref(value), self.reg_cycles)
+        return int(value.value), int(resp)
+
+    def reg_write(self, addr: int, value: int) -> None:
+        """Write a register; :class:`HarnessBusError` unless the answer is OKAY."""
+        resp = self.reg_write_resp(addr, value)
+        if resp != 0:
+            raise HarnessBusError(f"AXI4-Lite write of {value:#010x} to {addr:#010x} answered "
+                                  f"{self._resp_name(resp)}", resp)
+
+    def reg_read(self, addr: int) -> int:
+        """Read a register; :class:`HarnessBusError` unless the answer is OKAY."""
+        value, resp = self.reg_read_resp(addr)
+        if resp != 0:
+            raise HarnessBusError(f"AXI4-Lite read of {addr:#010x} answered "
+                                  f"{self._resp_name(resp)}", resp)
+        return value
+
+    def _resp_name(self, resp: int) -> str:
+        if resp < 0:
+            return f"nothing within {self.reg_cycles} cycles"
+        return RESP_NAMES.get(resp, str(resp))
+
+    # -- running --------------------------------------------------------------------------------
+
+    def run_until_irq(self, limit: int) -> int:
+        """Run until the ``irq`` output is high; return the cycles run. Raises
+        :class:`CycleLimitError` after ``limit`` cycles without it."""
+        _check_int("limit", limit, 1, 2**63)
+        start = self.cycle
+        if self._lib.h_run_until_irq(self._handle(), limit) != 0:
+            raise CycleLimitError(f"the accelerator did not raise irq within {limit:,} cycles "
+                                  f"(cycle {self.cycle:,})")
+        return self.cycle - start
+
+
+def __getattr__(name: str) -> Any:
+    # The transport lives with the driver (it raises the driver's TransportError); offered here
+    # too, without importing the driver when the harness alone is used.
+    if name == "HarnessTransport":
+        from ..driver.harness import HarnessTransport
+        return HarnessTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

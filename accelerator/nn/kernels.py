@@ -1,0 +1,274 @@
+"""The arithmetic of the lowering: onnxruntime's requantization, the hardware's, im2col, host ops.
+
+onnxruntime's CPU kernels (MLAS) requantize an int32 accumulator in float32:
+``y = saturate(round_half_even(clamp(float32(acc) · scale, qmin − zp, qmax − zp)) + zp)``, with
+``scale`` a float32 computed from the tensors' scales (:func:`ort_scale`). The accelerator's
+requantizer is gemmlowp's fixed-point pipeline (:mod:`accelerator.model.reference`): a Q31
+multiplier with round-half-up, then a rounding right shift with ties away from zero. The two
+agree on most accumulators but not on all (ties and near-ties of ``acc · scale``), so
+:func:`hardware_requant_exact` decides per layer, by checking every accumulator value whose output
+is not saturated in both (both are monotonic, so that settles all int32 values).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..model.reference import RequantParams, quantize_multiplier
+
+__all__ = ["HOST_CHECK_LIMIT", "QRANGE", "dequantize", "hardware_requant_exact", "im2col",
+           "ort_requant", "ort_scale", "quantize"]
+
+#: Integer range of each quantized ONNX element type.
+QRANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+
+#: At most this many accumulator values are compared to prove the hardware requantizer equal
+#: to onnxruntime's for a layer; a layer whose unsaturated range is wider requantizes on the host.
+HOST_CHECK_LIMIT = 1 << 24
+
+
+def ort_scale(*factors: Any, divide: Any) -> NDArray[np.float32]:
+    """``f1 · f2 · … / divide`` in float32, left to right: how onnxruntime's QLinear kernels form
+    the requantization scale (``a_scale * b_scale / y_scale``)."""
+    value = np.float32(factors[0])
+    for factor in factors[1:]:
+        value = np.asarray(value, dtype=np.float32) * np.asarray(factor, dtype=np.float32)
+    return (np.asarray(value, dtype=np.float32) / np.asarray(divide, dtype=np.float32)).astype(
+        np.float32)
+
+
+def ort_requant(acc: NDArray[Any], scale: NDArray[np.float32] | np.float32, zero_point: int,
+                dtype: np.dtype, relu: bool = False) -> NDArray[Any]:
+    """MLAS's ``MlasRequantizeOutput``: int32 → float32, times ``scale`` (per tensor, or per
+    output column when ``scale`` is a vector), clamped, rounded half to even, plus the zero
+    point. ``relu`` clamps at the zero point as well (a fused ReLU)."""
+    qmin, qmax = QRANGE[np.dtype(dtype)]
+    if relu:
+        qmin = max(qmin, zero_point)
+    value = np.asarray(acc, dtype=np.int32).astype(np.float32) * np.asarray(scale, np.float32)
+    value = np.clip(value, np.float32(qmin - zero_point), np.float32(qmax - zero_point))
+    return (np.rint(value).astype(np.int32) + np.int32(zero_point)).astype(dtype)
+
+
+def quantize(x: NDArray[Any], scale: Any, zero_point: Any, dtype: np.dtype,
+             axis: int = 1) -> NDArray[Any]:
+    """ONNX QuantizeLinear as MLAS computes it: ``x / scale`` in float32, rounded half to even."""
+    qmin, qmax = QRANGE[np.dtype(dtype)]
+    scale, zero_point = _broadcast(np.asarray(scale, np.float32), x.ndim, axis), _broadcast(
+        np.asarray(zero_point).astype(np.int32), x.ndim, axis)
+    value = (np.asarray(x, np.float32) / scale).astype(np.float32)
+    # MLAS clamps with MAXPS first, which returns the bound for a NaN: NaN quantizes to qmin
+    value = np.where(np.isnan(value), np.float32(-np.inf), value)
+    value = np.rint(value).astype(np.float64) + zero_point
+    return np.clip(value, qmin, qmax).astype(dtype)
+
+
+def dequantize(q: NDArray[Any], scale: Any, zero_point: Any, axis: int = 1) -> NDArray[np.float32]:
+    """ONNX DequantizeLinear: ``(q − zero_point) · scale`` in float32."""
+    scale, zero_point = _broadcast(np.asarray(scale, np.float32), q.ndim, axis), _broadcast(
+        np.asarray(zero_point).astype(np.int32), q.ndim, axis)
+    return ((q.astype(np.int32) - zero_point).astype(np.float32) * scale).astype(np.float32)
+
+
+def _broadcast(param: NDArray[Any], ndim: int, axis: int) -> NDArray[Any]:
+    if param.ndim == 0 or param.size == 1:
+        return param.reshape(())
+    shape = [1] * ndim
+    shape[axis % ndim] = param.size
+    return param.reshape(shape)
+
+
+def _candidates(scale: float) -> list[tuple[int, int]]:
+    """(multiplier, shift) pairs worth checking, best first: a right shift of 0 where the float32
+    scale times 2**31 is an integer (one rounding, like the float path's single rounding), then
+    the smallest shifts whose multiplier is exact, then TFLite's ``quantize_multiplier``."""
+    pairs = []
+    for shift in range(0, 32):
+        real = math.ldexp(scale, 31 + shift)
+        if real >= 1 << 31:
+            break
+        if real == math.floor(real) and real >= 1:
+            pairs.append((int(real), shift))
+    near = math.floor(math.ldexp(scale, 31) + 0.5)
+    if 0 < near < 1 << 31:
+        pairs.append((near, 0))
+    pairs.append(quantize_multiplier(scale))
+    unique: list[tuple[int, int]] = []
+    for pair in pairs:
+        if pair not in unique and pair[0] > 0:
+            unique.append(pair)
+    return unique[:6]
+
+
+def hardware_requant_exact(scale: np.float32, zero_point: int, dtype: np.dtype, relu: bool
+                           ) -> RequantParams | None:
+    """Requantizer registers that give exactly :func:`ort_requant`'s result for every int32
+    accumulator, or ``None`` when none of the candidates does (the layer then requantizes on the
+    host).
+
+    The candidates are ``(multiplier, shift)`` pairs for the float32 scale (:func:`_candidates`);
+    the zero point is moved into int8 (``zp − 128`` for a uint8 output, whose values the host
+    shifts back by 128), with the ReLU flag. Both requantizers are monotonic in the accumulator,
+    so comparing them on every accumulator from where both saturate low to where both saturate
+    high proves them equal on all int32 values.
+    """
+    scale = float(scale)
+    if not 0.0 < scale < 1.0 or not math.isfinite(scale):
+        return None
+    qmin, qmax = QRANGE[np.dtype(dtype)]
+    offset = 128 if qmin == 0 else 0
+    low_out = max(qmin, zero_point) if relu else qmin
+    lo = max(math.floor((qmin - zero_point - 2) / scale) - 2, -(1 << 31))
+    hi = min(math.ceil((qmax - zero_point + 2) / scale) + 2, (1 << 31) - 1)
+    if hi - lo > HOST_CHECK_LIMIT:
+        return None
+    acc = np.arange(lo, hi + 1, dtype=np.int64)
+    theirs = ort_requant(acc, np.float32(scale), zero_point, dtype, relu).astype(np.int32)
+    for multiplier, shift in _candidates(scale):
+        params = RequantParams(multiplier, shift, zero_point - offset, relu)
+        ours = params.apply(acc).astype(np.int32) + offset
+        ends = ((lo == -(1 << 31) or theirs[0] == ours[0] == low_out)
+                and (hi == (1 << 31) - 1 or theirs[-1] == ours[-1] == qmax))
+        if ends and np.array_equal(ours, theirs):
+            return params
+    return None
+
+
+def im2col(x: NDArray[Any], kernel: tuple[int, int], strides: tuple[int, int],
+           pads: tuple[int, int, int, int], dilations: tuple[int, int], pad_value: int
+           ) -> tuple[NDArray[Any], int, int]:
+    """NCHW ``x`` as a patch matrix (N·OH·OW, C·KH·KW), rows in (n, oh, ow) order and columns in
+    (c, kh, kw) order (the order of an ONNX weight reshaped to (OC, C·KH·KW)). Padding takes
+    ``pad_value`` (the input's zero point: the real 0). Returns the matrix, OH and OW."""
+    n, c, h, w = x.shape
+    kh, kw = kernel
+    top, left, bottom, right = pads
+    padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)),
+                    constant_values=pad_value)
+    eff_h, eff_w = (kh - 1) * dilations[0] + 1, (kw - 1) * dilations[1] + 1
+    oh = (h + top + bottom - eff_h) // strides[0] + 1
+    ow = (w + left + right - eff_w) // strides[1] + 1
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (eff_h, eff_w), axis=(2, 3))
+    windows = windows[:, :, ::strides[0], ::strides[1], ::dilations[0], ::dilations[1]]
+    windows = windows[:, :, :oh, :ow]           # (n, c, oh, ow, kh, kw)
+    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+    return np.ascontiguousarray(cols), oh, ow
+
+
+# -- onnxruntime's fused quantized host operators (QDQ pairs it replaces with QLinear* kernels) --
+
+
+def _f32(value: Any) -> np.float32:
+    return np.float32(np.asarray(value, dtype=np.float32).reshape(-1)[0])
+
+
+def _saturate(value: NDArray[Any], dtype: np.dtype) -> NDArray[Any]:
+    qmin, qmax = QRANGE[np.dtype(dtype)]
+    return np.clip(value, qmin, qmax).astype(dtype)
+
+
+def qlinear_add(a: NDArray[Any], sa: Any, za: int, b: NDArray[Any], sb: Any, zb: int,
+                sc: Any, zc: int, dtype: np.dtype) -> NDArray[Any]:
+    """MLAS's QLinearAdd (x86): ``(fixed + a·(sa/sc)) + b·(sb/sc)`` in float32 on the raw
+    integers, ``fixed = zc − (sa/sc·za + sb/sc·zb)``, rounded half to even and saturated; a
+    one-element ``b`` is folded into ``fixed`` first, as MLAS does."""
+    rac, rbc = np.float32(_f32(sa) / _f32(sc)), np.float32(_f32(sb) / _f32(sc))
+    fixed = np.float32(np.float32(zc) - np.float32(np.float32(rac * np.float32(za))
+                                                   + np.float32(rbc * np.float32(zb))))
+    fa = a.astype(np.float32)
+    fb = b.astype(np.float32)
+    if b.size == 1 and a.size != 1:
+        fixed = np.float32(fixed + np.float32(fb.reshape(-1)[0] * rbc))
+        value = fixed + fa * rac
+    elif a.size == 1 and b.size != 1:  # MLAS swaps the operands to make B the scalar one
+        fixed = np.float32(fixed + np.float32(fa.reshape(-1)[0] * rac))
+        value = fixed + fb * rbc
+    else:
+        value = (fixed + fa * rac).astype(np.float32) + (fb * rbc).astype(np.float32)
+    return _saturate(np.rint(value.astype(np.float32)), dtype)
+
+
+def _quantize_value(y: NDArray[np.float32], scale: Any, zero_point: int,
+                    dtype: np.dtype) -> NDArray[Any]:
+    """onnxruntime's QLinear pool ``quantize_value``: ``nearbyint(y / scale + zp)``, the zero
+    point added before rounding (unlike QuantizeLinear)."""
+    value = (y.astype(np.float32) / _f32(scale)).astype(np.float32) + np.float32(zero_point)
+    return _saturate(np.rint(value.astype(np.float32)), dtype)
+
+
+def qlinear_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int, dtype: np.dtype,
+                         attrs: dict[str, Any]) -> NDArray[Any]:
+    """onnxruntime's QLinearAveragePool: each input dequantized to float32, summed in window
+    order (rows, then columns), divided by the count, quantized by :func:`_quantize_value`."""
+    kernel = tuple(attrs["kernel_shape"])
+    strides = tuple(attrs.get("strides", (1, 1)))
+    pads = tuple(attrs.get("pads", (0, 0, 0, 0)))
+    include_pad = bool(attrs.get("count_include_pad", 0))
+    values = (_f32(sx) * (x.astype(np.int32) - zx).astype(np.float32)).astype(np.float32)
+    n, c, h, w = values.shape
+    oh = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+    ow = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+    out = np.zeros((n, c, oh, ow), np.float32)
+    for i in range(oh):
+        h0 = i * strides[0] - pads[0]
+        hs, he = max(h0, 0), min(h0 + kernel[0], h)
+        for j in range(ow):
+            w0 = j * strides[1] - pads[1]
+            ws, we = max(w0, 0), min(w0 + kernel[1], w)
+            total = np.zeros((n, c), np.float32)
+            for hh in range(hs, he):
+                for ww in range(ws, we):
+                    total = (total + values[:, :, hh, ww]).astype(np.float32)
+            count = kernel[0] * kernel[1] if include_pad else (he - hs) * (we - ws)
+            out[:, :, i, j] = total / np.float32(count)
+    return _quantize_value(out, sy, zy, dtype)
+
+
+def qlinear_global_average_pool(x: NDArray[Any], sx: Any, zx: int, sy: Any, zy: int,
+                                dtype: np.dtype) -> NDArray[Any]:
+    """MLAS's QLinearGlobalAveragePool (x86): the int32 sum minus ``zx·size``, requantized by
+    ``MlasRequantizeOutput`` with ``scale = sx / (sy · size)`` in float32."""
+    size = x.shape[2] * x.shape[3]
+    total = x.astype(np.int64).sum(axis=(2, 3), keepdims=True) - zx * size
+    scale = np.float32(_f32(sx) / np.float32(_f32(sy) * np.float32(size)))
+    return ort_requant(total, scale, zy, dtype)
+
+
+def qlinear_softmax(x: NDArray[Any], sx: Any, sy: Any, zy: int, dtype: np.dtype,
+                    axis: int) -> NDArray[Any]:
+    """onnxruntime's QLinearSoftmax (opset 13): a 256-entry float32 table of
+    ``exp((i − 255 + shift)·sx)`` looked up at ``x − max + 255`` (int8: ``x − max + 127``, the
+    table's index moved by 128), summed in order in float32, ``nearbyint(t · floor(1/sy) / sum)
+    + zy``, saturated above as the kernel does (int8 results past 127 wrap, as they do there)."""
+    axis = axis % x.ndim
+    moved = np.moveaxis(x, axis, -1)
+    reduce_len = moved.shape[-1]
+    signed = np.dtype(dtype) == np.int8
+    shift = max(0.0, math.log(float(np.finfo(np.float32).max) / reduce_len) - 5) / float(
+        _f32(sx))
+    table = np.zeros(256, np.float32)
+    for i in range(256):
+        index = (i - 128) & 0xFF if signed else i
+        table[index] = np.float32(math.exp((i - 255 + shift) * float(_f32(sx))))
+    y_scale = np.float32(math.floor(np.float32(1.0) / _f32(sy)))
+    xi = moved.astype(np.int32)
+    xmax = xi.max(axis=-1, keepdims=True)
+    if signed:
+        index = (127 - xmax + xi) & 0xFF
+    else:
+        index = 255 - xmax + xi
+    values = table[index]
+    total = np.zeros(values.shape[:-1], np.float32)
+    for j in range(reduce_len):
+        total = (total + values[..., j]).astype(np.float32)
+    quotient = ((values * y_scale).astype(np.float32) / total[..., None]).astype(np.float32)
+    q = np.rint(quotient).astype(np.int64) + zy
+    if signed:
+        out = np.where(q > 255, -1, q).astype(np.int64).astype(np.uint8).view(np.int8)
+    else:
+        out = np.minimum(q, 255).astype(np.uint8)
+    return np.moveaxis(out, -1, axis)
