@@ -270,7 +270,7 @@ def test_cli_fitting_array_goes_through_the_check(accel, tmp_path, monkeypatch):
     code, _out, err = accel("build", "--board", "icebreaker", *SMALL_ARGS,
                            "--out", str(tmp_path / "out"))
     assert code == 1 and calls == [(SMALL, "icebreaker", "core", None)]
-    assert err == f"accel build: error: yosys failed: stub; see {tmp_path / 'top.rpt'}\n"
+    assert err.endswith(f"\naccel build: error: yosys failed: stub; see {tmp_path / 'top.rpt'}\n")
     # the largest arrays the check lets through on each device: just below its bounds
     assert flow.fit_problem(AcceleratorConfig(rows=8, cols=8), "icebreaker") is None
     assert flow.fit_problem(AcceleratorConfig(rows=9, cols=9), "icebreaker") is not None
