@@ -19,6 +19,18 @@ if "ACCEL_SEED" not in os.environ:
 SEED = int(os.environ["ACCEL_SEED"])
 
 
+def pytest_collection_modifyitems(config, items):
+    """The ``slow`` tier (the largest arrays) runs only when asked for by name (``-m slow``,
+    ``-m "slow and verilator"``): every other selection, the default run included, leaves it
+    out, and says how many it left out."""
+    if "slow" in (config.option.markexpr or ""):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 def pytest_report_header(config):
     return f"accelerator: ACCEL_SEED={SEED} (set it to replay the random tests)"
 

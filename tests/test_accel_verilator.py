@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
+from accelerator.flow.cases import GemmCase, verify_total
+
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}
 
@@ -53,10 +56,12 @@ def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
                            "--junit", str(junit), "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "209" and suite.get("failures") == "0"
+    assert suite.get("tests") == str(verify_total(200)) and suite.get("failures") == "0"
     names = [case.get("classname") for case in suite.iter("testcase")]
     assert names.count("accel.gemm") == 200
     assert names.count("accel.illegal") == 8
+    assert names.count("accel.bus_error") == 4
+    assert names.count("accel.abort") == 6
     assert names.count("accel.reset") == 1
 
 
@@ -67,14 +72,109 @@ def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
 ], ids=["4x4_32bit", "3x2_acc20"])
 def test_accel_verify_compact(accel, build_root, tmp_path, seed, config):
     """The compact engine: random GEMMs (with back-pressure, accumulate, edge tiles), every
-    illegal command and a reset mid-GEMM, as for the pipelined engine."""
+    illegal command, bus errors, aborts and a reset mid-GEMM, as for the pipelined engine."""
     junit = tmp_path / "verify.xml"
     code, out, err = accel("verify", "--engine", "compact", "--no-requant-unit", *config,
                            "--count", "60", "--seed", str(seed), "--junit", str(junit),
                            "--build-root", str(build_root))
     assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
     suite = ET.parse(junit).getroot()
-    assert suite.get("tests") == "69" and suite.get("failures") == "0"
+    assert suite.get("tests") == str(verify_total(60)) and suite.get("failures") == "0"
+    names = [case.get("classname") for case in suite.iter("testcase")]
+    assert names.count("accel.bus_error") == 4 and names.count("accel.abort") == 6
+
+
+#: Non-default configs CI verifies briefly (docs/ci.md): odd array shapes, narrow operands
+#: and accumulators, every AXI data width the config allows, both dataflows. (The compact
+#: engine's are test_accel_verify_compact's.)
+MATRIX = {
+    "3x2_in6_acc20": ["--rows", "3", "--cols", "2", "--in-width", "6", "--acc-width", "20",
+                      "--no-requant-unit"],
+    "3x2_in6_acc20_ws": ["--rows", "3", "--cols", "2", "--in-width", "6", "--acc-width", "20",
+                         "--no-requant-unit", "--dataflow", "ws"],
+    "5x3_axi32": ["--rows", "5", "--cols", "3", "--axi-data-width", "32"],
+    "5x3_axi128_ws": ["--rows", "5", "--cols", "3", "--axi-data-width", "128",
+                      "--dataflow", "ws"],
+    "2x2_axi256": ["--rows", "2", "--cols", "2", "--axi-data-width", "256"],
+}
+
+
+def test_the_matrix_covers_every_axi_width():
+    widths = {int(args[args.index("--axi-data-width") + 1]) if "--axi-data-width" in args
+              else AcceleratorConfig().axi_data_width for args in MATRIX.values()}
+    assert widths == set(AXI_DATA_WIDTHS)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("config", list(MATRIX.values()), ids=list(MATRIX))
+def test_accel_verify_config_matrix(accel, build_root, tmp_path, seed, config):
+    """A short regression (random GEMMs, illegal commands, bus errors, aborts) per config."""
+    junit = tmp_path / "verify.xml"
+    code, out, err = accel("verify", *config, "--count", "12", "--seed", str(seed),
+                           "--junit", str(junit), "--build-root", str(build_root))
+    assert code in (0, None), f"ACCEL_SEED={seed}: {out}{err}"
+    suite = ET.parse(junit).getroot()
+    assert suite.get("tests") == str(verify_total(12)) and suite.get("failures") == "0"
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_accumulate_at_acc_width_20_regression(accel, build_root, dataflow):
+    """Issue 16: odd columns were off by 2,240 (the B operand bytes went into the in_width-bit
+    lanes as one view: lane 1 got bits of lanes 0 and 1)."""
+    code, out, err = accel("sim", "--rows", "3", "--cols", "2", "--in-width", "6",
+                           "--acc-width", "20", "--no-requant-unit", "--dataflow", dataflow,
+                           "--m", "39", "--k", "2", "--n", "35", "--seed", "40981421",
+                           "--accumulate", "--values", "max", "--backpressure", "0.5",
+                           "--json", "--build-root", str(build_root))
+    assert code in (0, None), err
+    assert json.loads(out)["passed"] is True
+
+
+def _paused_runs(build_root, config: AcceleratorConfig, runs: list[tuple[GemmCase, str]],
+                 name: str) -> list[dict]:
+    """``runs`` (a case, the AXI channels its back-pressure pauses) in one simulation."""
+    from accelerator.flow.rtl import ACCEL_TOP
+    from accelerator.flow.sim import build_model, run_tests
+
+    model = build_model(config, top=ACCEL_TOP, root=build_root)
+    report = model.build_dir / f"{name}.jsonl"
+    report.unlink(missing_ok=True)
+    spec = {"cases": [json.loads(case.to_json()) for case, _ in runs],
+            "channels": [channels for _, channels in runs]}
+    outcome = run_tests(model, "accel_tb", seed=1, testcase="sim_gemm_paused",
+                        results_name=name,
+                        extra_env={"ACCEL_PAUSED": json.dumps(spec), "ACCEL_REPORT": str(report)})
+    assert outcome.ok, outcome.failures
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    assert [r["passed"] for r in records] == [True] * len(runs)
+    return records
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_stall_counters_tell_loads_from_stores(build_root, dataflow):
+    """64x2x64 (issue 16): with the write channels paused 90% of the cycles the extra cycles
+    are STALL_STORE, not STALL_LOAD; with the read channels paused, the other way round."""
+    config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow)
+    free, store_bound, load_bound = (c["counters"] for c in _paused_runs(
+        build_root, config, [(GemmCase(m=64, k=2, n=64, seed=3), "aw w b"),
+                             (GemmCase(m=64, k=2, n=64, seed=3, backpressure=0.9), "aw w b"),
+                             (GemmCase(m=64, k=2, n=64, seed=3, backpressure=0.9), "ar r")],
+        f"stalls_{dataflow}"))
+    for counters in (free, store_bound, load_bound):
+        assert counters["stall_load"] + counters["stall_store"] + counters["mac_cycles"] \
+            <= counters["cycles"]
+    # the store-bound run: most of its extra cycles wait for the store
+    extra = store_bound["cycles"] - free["cycles"]
+    assert extra > 0
+    assert store_bound["stall_store"] >= extra // 2
+    assert store_bound["stall_load"] - free["stall_load"] <= extra // 10
+    # the load-bound run: the extra cycles wait for loads, hardly any for the store
+    extra = load_bound["cycles"] - free["cycles"]
+    assert extra > 0
+    assert load_bound["stall_load"] - free["stall_load"] >= extra // 2
+    assert load_bound["stall_store"] <= extra // 10
 
 
 @pytest.mark.parametrize("args,message", [
@@ -150,5 +250,6 @@ def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, se
     assert steps == [
         (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
          "first time)"),
-        "accel verify [t] 11 cases (2 random GEMMs, 8 illegal commands, a reset mid-GEMM)"]
-    assert "\n11 passed, 0 failed" in out
+        (f"accel verify [t] {verify_total(2)} cases (2 random GEMMs, 8 illegal commands, "
+         "4 bus errors, 6 aborts, a reset mid-GEMM)")]
+    assert f"\n{verify_total(2)} passed, 0 failed" in out

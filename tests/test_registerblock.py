@@ -382,10 +382,10 @@ def test_start_and_abort_are_one_cycle_pulses(dut):
         await ctx.tick().repeat(3)
         assert len(mon.high["abort"]) == 1 and len(mon.high["start"]) == 1
         ctx.set(dut.busy, 0)
+        # both at once: the abort, and no start (the engine is reset as it would start)
         await write_ok(ctx, dut, "CTRL", START | RESET)
         await ctx.tick().repeat(3)
-        assert len(mon.high["start"]) == 2 and len(mon.high["abort"]) == 2
-        assert mon.high["start"][1] == mon.high["abort"][1]
+        assert len(mon.high["start"]) == 1 and len(mon.high["abort"]) == 2
 
     simulate(dut, bench, mon.run)
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import COMMAND_REGISTERS, DEFAULT_TIMEOUT_POLLS
 from accelerator.hw.registers import (
     ACCESS,
@@ -26,6 +27,7 @@ from accelerator.hw.registers import (
     offset,
     register,
 )
+from accelerator.hw.top import abort_bound
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "registers.md"
 
@@ -142,6 +144,40 @@ def render() -> str:
     w(f"`CTRL.reset` (value 0x{register('CTRL').encode(reset=1):X}) aborts a running command "
       "and clears `STATUS.done` and `STATUS.error`. A `CTRL.start` written while `STATUS.busy` "
       "is 1 is ignored.")
+    w("")
+    w("### Abort (`CTRL.reset`)")
+    w("")
+    w("The engine requests nothing more from memory and finishes, by the AXI rules, every burst "
+      "it has requested: the data of reads already requested is taken and dropped, the "
+      "remaining beats of writes already requested are sent with `WSTRB` 0 (no byte written), "
+      "every write response is taken. Then the engine and its DMA are back at idle, as after a "
+      "reset, and the next command runs as on a fresh device. From the write of `CTRL.reset` "
+      "to `STATUS.busy` = 0 takes at most `accelerator.hw.top.abort_bound(config, latency=L, "
+      "wait=W)` cycles, for a memory that answers a request's first beat (read data, write "
+      "response) at most L cycles after it can and holds any other handshake at most W cycles:")
+    w("")
+    w("- pipelined engine (os and ws): `7 + 8·(L + (W+1)·(beats+1))`, where 8 is the DMA's "
+      "bursts in flight each way and `beats` the longest burst, `min(256, ⌈max(k_step, 4·cols) "
+      "/ axi_bytes⌉ + 1)` (`k_step` from `Geometry`: the longest A row the engine reads);")
+    w("- compact engine: `7 + (READS_IN_FLIGHT + 1)·(L + 2·(W+1))`, its single-beat reads in "
+      "flight, or the one C_in read or write under way.")
+    w("")
+    examples = [("4×4 os, 64-bit bus", AcceleratorConfig()),
+                ("4×4 compact, 32-bit bus",
+                 AcceleratorConfig(engine="compact", requant_unit=False, axi_data_width=32))]
+    w("For example (L = 8): " + "; ".join(
+        f"{name}: {abort_bound(cfg, latency=8)} cycles with W = 0, "
+        f"{abort_bound(cfg, latency=8, wait=3)} with W = 3" for name, cfg in examples) + ".")
+    w("")
+    w("After the abort: `STATUS.busy`, `STATUS.done` and `STATUS.error` read 0 (an abort written "
+      "in the cycle a command finishes wins: `done` stays 0); `CYCLES`, `MAC_CYCLES`, "
+      "`STALL_LOAD` and `STALL_STORE` read 0; `DMA_RD_BYTES` and `DMA_WR_BYTES` keep the bytes "
+      "moved before the abort (pipelined engine) or read 0 (compact engine). The command "
+      "registers and `MODE` keep their values. Memory: only the aborted command's C area may "
+      "have changed, each of its bytes either unchanged or already the result's (the compact "
+      "engine writes whole elements); nothing else is written. `accel verify` aborts GEMMs "
+      "at fixed and random points, under back-pressure, "
+      "and checks the bound, the bus and the next GEMM.")
     w("")
     w("The host driver does all of this and checks the arguments first, with a message naming "
       "the argument, its value and the rule:")

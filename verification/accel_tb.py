@@ -17,12 +17,13 @@ import json
 import logging
 import os
 import random
+from dataclasses import replace
 
 import cocotb
 import numpy as np
 import pytest
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from accelerator.config import AcceleratorConfig
@@ -30,22 +31,60 @@ from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
 from accelerator.flow.cases import (
     BENCH_MEMORY,
+    BUS_ERROR_AREAS,
+    DIRECTED_ABORTS,
     ILLEGAL_COMMANDS,
+    RANDOM_ABORTS,
     GemmCase,
     make_data,
     random_case,
 )
 from accelerator.hw.registers import ErrorCode
+from accelerator.hw.top import abort_bound
 from accelerator.model.perf import estimate
 
 PERIOD_NS = 10
 MEMORY_SIZE = BENCH_MEMORY["cocotb"]
+#: The bench memory's latency (cocotbext-axi's AxiRam: a request's first beat, a write's
+#: response) that abort bounds are checked with (:func:`accelerator.hw.top.abort_bound`).
+BUS_LATENCY = 8
+#: The longest back-pressure pause on any channel in the abort cases.
+ABORT_WAIT = 3
 
 
-def _pauses(rng: random.Random, probability: float):
+class SlvErrRam(AxiRam):
+    """AxiRam that answers SLVERR to every beat that touches ``error_region`` (a range of byte
+    addresses, or None): such reads return zeros, such writes change nothing. cocotbext-axi
+    answers SLVERR when its ``_read``/``_write`` hook raises, so the hooks are wrapped."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.error_region: range | None = None
+        for side, hook in ((self.read_if, "_read"), (self.write_if, "_write")):
+            setattr(side, hook, self._guard(getattr(side, hook)))
+
+    def _guard(self, inner):
+        async def guarded(address, arg):
+            length = arg if isinstance(arg, int) else len(arg)
+            region = self.error_region
+            if region is not None and address < region.stop and region.start < address + length:
+                raise OSError(f"SLVERR region {region.start:#x}-{region.stop:#x}")
+            return await inner(address, arg)
+        return guarded
+
+
+def _pauses(rng: random.Random, probability: float, longest: int | None = None):
+    """Pause (True) with ``probability`` each cycle; never more than ``longest`` in a row."""
     if probability <= 0:
         return itertools.repeat(False)
-    return (rng.random() < probability for _ in itertools.count())
+
+    def pauses():
+        run = 0
+        while True:
+            pause = rng.random() < probability and (longest is None or run < longest)
+            run = run + 1 if pause else 0
+            yield pause
+    return pauses()
 
 
 class AccelTB:
@@ -56,8 +95,8 @@ class AccelTB:
         self.config = AcceleratorConfig.from_dict(json.loads(os.environ["ACCEL_CONFIG"]))
         self.rng = random.Random(cocotb.RANDOM_SEED)
         cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
-        self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk, dut.rst,
-                          size=MEMORY_SIZE)
+        self.ram = SlvErrRam(AxiBus.from_prefix(dut, "m_axi", bus_separator="__"), dut.clk,
+                             dut.rst, size=MEMORY_SIZE)
         self.master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"),
                                     dut.clk, dut.rst)
         self.driver = Accelerator(AxiLiteTransport(self.master, irq=dut.irq))
@@ -101,12 +140,15 @@ class AccelTB:
         await ClockCycles(self.dut.clk, 2)
         self.driver.config = None  # read the hardware's ID again: it was reset
 
-    def backpressure(self, probability: float) -> None:
-        channels = [self.ram.write_if.aw_channel, self.ram.write_if.w_channel,
-                    self.ram.write_if.b_channel, self.ram.read_if.ar_channel,
-                    self.ram.read_if.r_channel]
-        for channel in channels:
-            channel.set_pause_generator(_pauses(self.rng, probability))
+    def backpressure(self, probability: float, longest: int | None = None,
+                     channels: str = "aw w b ar r") -> None:
+        """Pauses on the named channels (none on the others), at most ``longest`` in a row."""
+        sides = {"aw": self.ram.write_if.aw_channel, "w": self.ram.write_if.w_channel,
+                 "b": self.ram.write_if.b_channel, "ar": self.ram.read_if.ar_channel,
+                 "r": self.ram.read_if.r_channel}
+        for name, channel in sides.items():
+            chance = probability if name in channels.split() else 0.0
+            channel.set_pause_generator(_pauses(self.rng, chance, longest))
 
     def report(self, record: dict) -> None:
         if self.report_path:
@@ -119,30 +161,40 @@ class AccelTB:
                          requant=case.requant).cycles
         return int((model * 4 + 20_000) / (1 - case.backpressure) ** 2) * PERIOD_NS
 
-    async def run_case(self, case: GemmCase) -> dict:
-        """Lay out the case in memory, run it with the driver, compare; return a record."""
+    def lay_out(self, case: GemmCase, keep_backpressure: bool = False):
+        """Write the case's operands into memory and poison its result area; its data."""
         data = make_data(self.config, case)
         if data.memory_size > MEMORY_SIZE:
             raise ValueError(f"case needs {data.memory_size} bytes of memory, the bench has "
                              f"{MEMORY_SIZE}")
-        self.backpressure(case.backpressure)
+        if not keep_backpressure:
+            self.backpressure(case.backpressure)
         for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
                                     ("c_in", data.c_in, np.int32)):
             if matrix is None:
                 continue
             for r, row in enumerate(np.asarray(matrix, dtype=dtype)):
                 self.ram.write(data.addr[name] + r * data.ld[name], row.tobytes())
-        out_dtype = np.int8 if data.requant else np.int32
         # poison the result area, so that a row never written cannot pass by accident
         c_bytes = case.m * data.ld["c"]
         self.ram.write(data.addr["c"], bytes([0xA5]) * c_bytes)
+        return data
+
+    @staticmethod
+    def gemm_args(case: GemmCase, data) -> dict:
+        return {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"], "m": case.m,
+                "k": case.k, "n": case.n, "lda": data.ld["a"], "ldb": data.ld["b"],
+                "ldc": data.ld["c"], "c_in": data.addr["c_in"] if case.accumulate else None,
+                "ldcin": data.ld["c_in"] if case.accumulate else None, "requant": data.requant}
+
+    async def run_case(self, case: GemmCase, keep_backpressure: bool = False) -> dict:
+        """Lay out the case in memory, run it with the driver, compare; return a record.
+        ``keep_backpressure``: the pauses set before, not the case's."""
+        data = self.lay_out(case, keep_backpressure)
+        out_dtype = np.int8 if data.requant else np.int32
         start = cocotb.utils.get_sim_time("ns")
-        counters = await with_timeout(self.driver.gemm(
-            a=data.addr["a"], b=data.addr["b"], c=data.addr["c"], m=case.m, k=case.k, n=case.n,
-            lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"],
-            c_in=data.addr["c_in"] if case.accumulate else None,
-            ldcin=data.ld["c_in"] if case.accumulate else None,
-            requant=data.requant, irq=True), self._timeout_ns(case), "ns")
+        counters = await with_timeout(self.driver.gemm(**self.gemm_args(case, data), irq=True),
+                                      self._timeout_ns(case), "ns")
         wall_cycles = round((cocotb.utils.get_sim_time("ns") - start) / PERIOD_NS)
         size = np.dtype(out_dtype).itemsize
         got = np.stack([
@@ -163,6 +215,106 @@ class AccelTB:
         }
 
 
+    def _bus(self, name: str) -> int:
+        return int(getattr(self.dut, f"m_axi__{name}").value)
+
+    async def _watch_abort(self) -> dict:
+        """From the register block's abort pulse until STATUS.busy falls, every cycle: the
+        handshakes on the memory port, and whether a request, once valid, stayed valid until
+        taken (AXI). Requests (AR, AW) from the pulse on may only be the one already valid in its
+        cycle; R and W beats and B responses are of bursts requested before."""
+        regs, clk = self.dut.regs, self.dut.clk
+        await RisingEdge(regs.abort)
+        await FallingEdge(clk)       # the abort's cycle, settled
+        waiting = {"ar": self._bus("arvalid"), "aw": self._bus("awvalid")}
+        counts = dict.fromkeys(("ar", "aw", "r", "w", "w_strobed", "b"), 0)
+        held = {"ar": 0, "aw": 0, "w": 0}   # valid and not taken in the cycle before
+        dropped = []
+        cycles = 0
+        while True:
+            for ch, ready in (("ar", "arready"), ("aw", "awready"), ("r", "rready"),
+                              ("w", "wready"), ("b", "bready")):
+                valid = self._bus(f"{ch}valid")
+                if ch in held:
+                    if held[ch] and not valid:
+                        dropped.append(f"{ch}valid fell before its handshake")
+                    held[ch] = valid and not self._bus(ready)
+                if valid and self._bus(ready):
+                    counts[ch] += 1
+                    if ch == "w" and self._bus("wstrb"):
+                        counts["w_strobed"] += 1
+            if not int(regs.busy.value):
+                break
+            await RisingEdge(clk)
+            await FallingEdge(clk)
+            cycles += 1
+        return {"abort_cycles": cycles, "waiting": waiting, "after": counts,
+                "dropped": dropped}
+
+    async def abort_case(self, case: GemmCase, delay: int) -> dict:
+        """Start ``case``, write CTRL.reset ``delay`` cycles after STATUS.busy rises (under
+        back-pressure of at most ABORT_WAIT cycles), check the abort, then run a GEMM."""
+        data = self.lay_out(case)
+        self.backpressure(case.backpressure, ABORT_WAIT)
+        gemm = cocotb.start_soon(self.driver.gemm(**self.gemm_args(case, data),
+                                                  timeout_polls=1 << 30))
+        await RisingEdge(self.dut.regs.busy)
+        await ClockCycles(self.dut.clk, delay)
+        watch = cocotb.start_soon(self._watch_abort())
+        bound = abort_bound(self.config, latency=BUS_LATENCY,
+                            wait=ABORT_WAIT if case.backpressure else 0)
+        problems = []
+        if int(self.dut.regs.busy.value) == 0:
+            problems.append(f"the command ended before the abort ({delay} cycles)")
+        await self.driver.abort()
+        seen = await with_timeout(watch, (bound + 1000) * PERIOD_NS, "ns")
+        gemm.cancel()
+        await ClockCycles(self.dut.clk, 20)
+        if seen["after"]["ar"] > seen["waiting"]["ar"] or \
+                seen["after"]["aw"] > seen["waiting"]["aw"]:
+            problems.append("a request was issued after the abort")
+        problems += seen.pop("dropped")
+        if self._bus("rvalid") or self._bus("bvalid"):
+            problems.append("a read beat or write response was left untaken")
+        if seen["abort_cycles"] > bound:
+            problems.append(f"abort took {seen['abort_cycles']} cycles, bound {bound}")
+        status = await self.driver.status()
+        if status["busy"] or status["done"] or status["error"]:
+            problems.append(f"STATUS after the abort: {status}")
+        # the next command is correct (its own data: the aborted one may have written C; a
+        # smaller shape, with edge tiles, keeps the regression short)
+        rows, cols = self.config.rows, self.config.cols
+        after = await self.run_case(GemmCase(
+            m=min(case.m, 3 * rows + 1), k=min(case.k, 37), n=min(case.n, 2 * cols + 1),
+            seed=case.seed + 1, accumulate=case.accumulate))
+        if not after["passed"]:
+            problems.append(f"the next GEMM: {after['mismatches']} elements differ")
+        return {"passed": not problems, "problems": problems, "delay": delay,
+                "bound": bound, **seen, "case": case.to_json(), "seed": case.seed}
+
+    async def bus_error_case(self, case: GemmCase, area: str) -> dict:
+        """Run ``case`` with the first row of ``area`` (a, b, c_in or c) answering SLVERR:
+        expect ErrorCode.BUS_ERROR, then a correct GEMM."""
+        data = self.lay_out(case)
+        row = {"a": case.k, "b": case.n, "c_in": 4 * case.n,
+               "c": case.n * (1 if data.requant else 4)}[area]
+        self.ram.error_region = range(data.addr[area], data.addr[area] + row)
+        logging.getLogger(f"cocotb.{self.dut._name}.m_axi").setLevel(logging.ERROR)
+        try:
+            await with_timeout(self.driver.gemm(**self.gemm_args(case, data)),
+                               self._timeout_ns(case), "ns")
+            got = "NONE"
+        except AcceleratorError as exc:
+            got = ErrorCode(exc.code).name
+        finally:
+            self.ram.error_region = None
+            logging.getLogger(f"cocotb.{self.dut._name}.m_axi").setLevel(logging.WARNING)
+        after = await self.run_case(GemmCase(m=case.m, k=case.k, n=case.n, seed=case.seed + 1))
+        passed = got == "BUS_ERROR" and after["passed"]
+        return {"passed": passed, "expected": "BUS_ERROR", "got": got, "area": area,
+                "next_passed": after["passed"], "case": case.to_json(), "seed": case.seed}
+
+
 def _needs(variable: str, command: str) -> None:
     """Skip, saying so in the log and in the results, a test whose input is not there (each
     runs what one command asks for, named with the test; cocotb 2 takes pytest's skip)."""
@@ -180,6 +332,22 @@ async def sim_gemm(dut):
     record = await tb.run_case(case)
     tb.report(record)
     assert record["passed"], f"{record['mismatches']} elements differ, first: {record['first']}"
+
+
+@cocotb.test()
+async def sim_gemm_paused(dut):
+    """Each case of ACCEL_PAUSED ({"cases": [GemmCase dicts], "channels": [names]}) with its
+    back-pressure on the named AXI channels only (the stall counters' tests), a record each."""
+    _needs("ACCEL_PAUSED", "tests/test_accel_verilator.py's stall counter test")
+    spec = json.loads(os.environ["ACCEL_PAUSED"])
+    tb = AccelTB(dut)
+    await tb.reset()
+    for fields, channels in zip(spec["cases"], spec["channels"], strict=True):
+        case = GemmCase(**fields)
+        tb.backpressure(case.backpressure, channels=channels)
+        record = await tb.run_case(case, keep_backpressure=True)
+        record.update(channels=channels)
+        tb.report(record)
 
 
 @cocotb.test()
@@ -223,6 +391,44 @@ async def verify_regression(dut):
         failures += not passed
         tb.report({"kind": "illegal", "name": name, "passed": passed, "expected": code,
                    "got": got})
+
+    # AXI error responses: on a read of A, B or C_in, or on a write of C
+    for index, area in enumerate(BUS_ERROR_AREAS):
+        case = GemmCase(m=2 * tb.config.rows + 1, k=9, n=tb.config.cols + 3,
+                        seed=spec["seed"] + index, accumulate=area == "c_in")
+        try:
+            record = await tb.bus_error_case(case, area)
+        except Exception as exc:
+            record = {"passed": False, "error": f"{type(exc).__name__}: {exc}", "area": area}
+            await tb.reset()
+        record.update(kind="bus_error", name=f"SLVERR on {area}")
+        failures += not record["passed"]
+        tb.report(record)
+
+    # CTRL.reset: a 64x64x64 GEMM aborted 50, 700 and 3,000 cycles in, then some at random
+    # points of random GEMMs, under back-pressure (mid-burst); the next GEMM must be correct
+    aborts = [(GemmCase(m=64, k=64, n=64, seed=spec["seed"], backpressure=bp), delay)
+              for delay, bp in DIRECTED_ABORTS]
+    for _ in range(RANDOM_ABORTS):
+        for _attempt in range(50):   # a GEMM long enough to be caught running
+            case = replace(random_case(tb.config, rng),
+                           backpressure=float(rng.choice([0.0, 0.5])))
+            model = estimate(tb.config, case.m, case.k, case.n, accumulate=case.accumulate,
+                             requant=case.requant).cycles
+            if model >= 400:
+                break
+        aborts.append((case, int(rng.integers(1, model // 2))))
+    for case, delay in aborts:
+        try:
+            record = await tb.abort_case(case, delay)
+        except Exception as exc:
+            record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
+                      "case": case.to_json(), "delay": delay}
+            await tb.reset()
+        record.update(kind="abort", name=f"CTRL.reset {delay} cycles into "
+                                         f"{case.m}x{case.k}x{case.n}")
+        failures += not record["passed"]
+        tb.report(record)
 
     # a reset in the middle of a GEMM, then a correct GEMM
     case = GemmCase(m=3 * tb.config.rows + 1, k=37, n=2 * tb.config.cols + 1, seed=spec["seed"])

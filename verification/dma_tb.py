@@ -87,6 +87,7 @@ class DmaTB:
         self.done_count = 0
         self.b_cycles: list[int] = []
         dut.clear.value = 0
+        dut.abort.value = 0   # (the abort is the accelerator's: accel verify tests it)
         cocotb.start_soon(Clock(dut.clk, PERIOD_NS, unit="ns").start())
         cocotb.start_soon(self._count_done())
         dut._log.info("axi_data_width %d (B = %d), test seed %d, run seed %d "

@@ -81,7 +81,7 @@ def _accel_sim(config: AcceleratorConfig, out: Path, seed: int, m: int, k: int,
 
 
 def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step:
-    from ..flow.cases import ILLEGAL_COMMANDS
+    from ..flow.cases import verify_summary, verify_total
     from ..flow.rtl import ACCEL_TOP
     from ..flow.sim import build_model, run_tests
 
@@ -94,12 +94,11 @@ def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step
                                    "ACCEL_REPORT": str(report)})
     records = [json.loads(line) for line in report.read_text().splitlines()] \
         if report.is_file() else []
-    total = count + len(ILLEGAL_COMMANDS) + 1
+    total = verify_total(count)
     passed = sum(r["passed"] for r in records)
     ok = outcome.ok and passed == total
     return Step("regression", ok=ok,
-                summary=f"{passed} of {total} passed ({count} random GEMMs, "
-                        f"{len(ILLEGAL_COMMANDS)} illegal commands, a reset mid-GEMM)",
+                summary=f"{passed} of {total} passed ({verify_summary(count)})",
                 details={"passed": passed, "total": total}, log=str(outcome.log))
 
 

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import ILLEGAL_COMMANDS, VALUE_KINDS, GemmCase
+from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
 from . import cli
 from .options import (
@@ -215,6 +215,11 @@ def _junit(path: Path, records: list[dict], seconds: float) -> None:
 def _failure_text(record: dict) -> str:
     if record["kind"] == "illegal":
         return f"expected error {record['expected']}, got {record['got']}"
+    if record["kind"] == "bus_error" and "got" in record:
+        return (f"expected error {record['expected']}, got {record['got']}; the next GEMM "
+                f"{'passed' if record['next_passed'] else 'failed'}")
+    if record["kind"] == "abort" and record.get("problems"):
+        return "; ".join(record["problems"])
     what = record.get("error") or f"{record.get('mismatches')} elements differ"
     return f"{what}; replay: {record.get('replay', '')}"
 
@@ -222,7 +227,8 @@ def _failure_text(record: dict) -> str:
 @cli.command()
 @config_options
 @click.option("--count", type=click.IntRange(1, 100_000), default=50, show_default=True,
-              help="random GEMMs (then every illegal command and a reset mid-GEMM)")
+              help="random GEMMs (then every illegal command, bus errors, aborts and a reset "
+                   "mid-GEMM)")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--junit", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="write JUnit XML here")
@@ -241,7 +247,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = count + len(ILLEGAL_COMMANDS) + 1
+    total = verify_total(count)
     holder: dict = {}
 
     def work() -> None:
@@ -260,8 +266,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
     with (bar if console.is_terminal else lines_progress):
         task = bar.add_task("verify", total=total, failed=0)
-        lines_progress.step(f"{total} cases ({count} random GEMMs, {len(ILLEGAL_COMMANDS)} "
-                            "illegal commands, a reset mid-GEMM)")
+        lines_progress.step(f"{total} cases ({verify_summary(count)})")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
@@ -281,8 +286,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     failures = [r for r in records if not r["passed"]]
     cycles = sum(r.get("cycles", 0) for r in records)
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, a reset "
-                  f"mid-GEMM) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "

@@ -177,6 +177,17 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
     )
 
 
+#: CTRL.reset in the regression: a 64x64x64 GEMM aborted (cycles after it starts, bus
+#: back-pressure) at each of these points, then ``RANDOM_ABORTS`` random GEMMs at random points;
+#: each abort is followed by a GEMM that must be correct.
+DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((50, 0.0), (700, 0.5), (3000, 0.3))
+RANDOM_ABORTS = 3
+
+#: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
+#: (reads) or of C (writes) is in the error region; each must end with ErrorCode.BUS_ERROR.
+BUS_ERROR_AREAS: tuple[str, ...] = ("a", "b", "c_in", "c")
+
+
 #: Illegal commands for the regression: (name, changes to a good command, expected error code
 #: name). Addresses and strides are bytes; the base command is a small good GEMM.
 ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
@@ -189,6 +200,20 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
 )
+
+
+def verify_total(count: int) -> int:
+    """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
+    GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
+    return (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
+            + RANDOM_ABORTS + 1)
+
+
+def verify_summary(count: int) -> str:
+    """What the regression runs, in words."""
+    return (f"{count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
+            f"{len(BUS_ERROR_AREAS)} bus errors, {len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, "
+            f"a reset mid-GEMM")
 
 
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:

@@ -80,6 +80,13 @@ class CompactEngine(wiring.Component):
     rd_bytes, wr_bytes : Out(32)
         Payload bytes read (an operand byte each, 4 per C_in element) and written (4 per C
         element) by the last command, as the DMA counts them.
+    abort : In(1)
+        Pulse: stop the command. The engine requests nothing more, finishes what it has
+        requested (the reads in flight and their beats; a C_in read, or a write and its
+        response, under way) and then raises ``flush``.
+    flush : Out(1)
+        Nothing is in flight after an abort: reset the engine now (the accelerator ors it into
+        the engine's reset, so every register goes back to idle without another gate).
     """
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
@@ -97,6 +104,7 @@ class CompactEngine(wiring.Component):
             "stall_store": Out(32),
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, 1)),
             "rd_bytes": Out(32), "wr_bytes": Out(32),
+            "abort": In(1), "flush": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -128,6 +136,11 @@ class CompactEngine(wiring.Component):
         tile_cols = Signal(range(C + 1))
         k_m1 = Signal(16)              # K - 1
         start_tile = Signal()          # pulse: the reader and the writer begin a tile
+        aborting = Signal()            # from an abort until the reset it asks for (``flush``)
+        stopping = Signal()            # aborting, or the abort itself
+        m.d.comb += stopping.eq(aborting | self.abort)
+        with m.If(self.abort):
+            m.d.sync += aborting.eq(1)
         tile_written = Signal()        # pulse: the writer has the last response of the tile
 
         # The AXI4 constants: single beats, one ID, normal non-cacheable bufferable access.
@@ -172,6 +185,9 @@ class CompactEngine(wiring.Component):
                     m.d.sync += ptr.eq(b_k)
                 with m.Else():           # one adder: down A's column, or along B's row
                     m.d.sync += ptr.eq(ptr + Mux(in_rows, c.lda, 1))
+        # aborting: no read after the one on the bus (an AXI request, once valid, stays valid)
+        with m.If(stopping & (~op_arvalid | axi.arready)):
+            m.d.sync += issuing.eq(0)
 
         # -- gather: the bytes of a beat, in slot order, then into the core -------------------
         # ``gather`` is the beat itself: when it is full and the core takes it, the byte arriving
@@ -186,7 +202,8 @@ class CompactEngine(wiring.Component):
         take = Signal()
         byte = Signal(8)
         m.d.comb += [
-            take.eq(tags.r_rdy & (tag_skip | axi.rvalid) & (~full | operands.ready)),
+            # aborting: the bytes still arriving are taken whether the core wants them or not
+            take.eq(tags.r_rdy & (tag_skip | axi.rvalid) & (~full | operands.ready | stopping)),
             byte.eq(Mux(tag_skip, 0, axi.rdata.word_select(tags.r_data[:lane_bits], 8))),
             tags.r_en.eq(take),
         ]
@@ -248,7 +265,7 @@ class CompactEngine(wiring.Component):
             with m.Else():
                 m.d.sync += col.eq(col + 1)
 
-        with m.FSM(name="writer"):
+        with m.FSM(name="writer") as writer:
             with m.State("IDLE"):
                 with m.If(start_tile):
                     tile_col = j0 << 2
@@ -257,7 +274,9 @@ class CompactEngine(wiring.Component):
                     m.next = "ELEMENT"
             with m.State("ELEMENT"):
                 # `done` is the last tile's until this tile's first beat: wait for the last one
-                with m.If(fed & core.done):
+                with m.If(stopping):
+                    m.next = "IDLE"
+                with m.Elif(fed & core.done):
                     with m.If(~inside):
                         next_element()
                     with m.Elif(c.accumulate):
@@ -275,6 +294,8 @@ class CompactEngine(wiring.Component):
                     cin = axi.rdata.word_select(word(r_ptr), 32)
                     m.d.sync += value.eq((cin[:acc] + element)[:acc].as_signed())
                     m.next = "WRITE"
+                    with m.If(stopping):
+                        m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += [axi.awvalid.eq(~aw_done), axi.wvalid.eq(~w_done)]
                 with m.If(axi.awready):
@@ -315,7 +336,7 @@ class CompactEngine(wiring.Component):
                 with m.Else():
                     m.next = "TILE"
             with m.State("TILE"):
-                m.d.comb += start_tile.eq(1)
+                m.d.comb += start_tile.eq(~stopping)
                 m.d.sync += [tile_rows.eq(Mux(last_row, rows_left, R)),
                              tile_cols.eq(Mux(last_col, cols_left, C))]
                 m.next = "RUN"
@@ -335,9 +356,10 @@ class CompactEngine(wiring.Component):
                         m.d.sync += [j0.eq(j0 + C), b_tile.eq(b_tile + C),
                                      cols_left.eq(cols_left - C)]
             with m.State("FINISH"):
-                m.d.comb += self.done.eq(1)
+                m.d.comb += self.done.eq(~stopping)
                 m.next = "IDLE"
-        m.d.comb += self.busy.eq(~ctrl.ongoing("IDLE"))
+        m.d.comb += [self.busy.eq(~ctrl.ongoing("IDLE") | aborting),
+                     self.flush.eq(aborting & ~issuing & ~tags.r_rdy & writer.ongoing("IDLE"))]
 
         # -- counters and bus errors -------------------------------------------------------------
         with m.If(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY)):

@@ -45,6 +45,7 @@ from .axi import BURST_INCR, RESP_OKAY, AXI4Signature, connect_part
 __all__ = [
     "CMD_LAYOUT",
     "DMA",
+    "OUTSTANDING",
     "BurstSplitter",
     "DMAReader",
     "DMAWriter",
@@ -61,6 +62,9 @@ CMD_LAYOUT = data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride
 #: Longest burst AXI4 allows for INCR bursts, and the boundary no burst may cross.
 AXI4_MAX_BURST = 256
 AXI4_BOUNDARY = 4096
+
+#: Bursts a reader or a writer has requested and not finished, at most (the default).
+OUTSTANDING = 8
 
 # AxCACHE "normal non-cacheable bufferable": lets an interconnect merge and buffer DMA traffic.
 _AXCACHE = 0b0011
@@ -140,6 +144,8 @@ class BurstSplitter(wiring.Component):
         Burst descriptors in address order, one per cycle when ``ready`` (registered outputs).
     busy : Out(1)
         A command is being split or a descriptor waits.
+    abort : In(1)
+        Level: drop the command being split and any descriptor not yet taken; take no command.
     """
 
     def __init__(self, config: AcceleratorConfig, max_burst: int = AXI4_MAX_BURST):
@@ -150,6 +156,7 @@ class BurstSplitter(wiring.Component):
             "cmd": In(stream.Signature(CMD_LAYOUT)),
             "burst": Out(stream.Signature(burst_layout(config, max_burst))),
             "busy": Out(1),
+            "abort": In(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -227,7 +234,7 @@ class BurstSplitter(wiring.Component):
         # One cycle of latency per command; the next is taken once this one is split.
         pending = Signal()
         cmd = Signal(CMD_LAYOUT)
-        m.d.comb += self.cmd.ready.eq(~active & ~pending)
+        m.d.comb += self.cmd.ready.eq(~active & ~pending & ~self.abort)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [pending.eq(1), cmd.eq(self.cmd.payload)]
         with m.If(pending):
@@ -238,6 +245,8 @@ class BurstSplitter(wiring.Component):
                              rows_left.eq(cmd.rows), row_bytes.eq(cmd.row_bytes),
                              stride.eq(cmd.stride)]
 
+        with m.If(self.abort):
+            m.d.sync += [active.eq(0), pending.eq(0), self.burst.valid.eq(0)]
         m.d.comb += self.busy.eq(pending | active | self.burst.valid)
         return m
 
@@ -261,6 +270,9 @@ class DMAReader(wiring.Component):
         Payload bytes delivered on ``data`` (wraps). Cleared by ``clear``.
     clear : In(1)
         Clears ``error`` and ``bytes_read``.
+    abort : In(1)
+        Level: drop the commands (see :class:`DMA`); issue no AR, take and discard every R beat
+        of the bursts already requested, deliver nothing on ``data``.
 
     Throughput: one beat per cycle on R and on ``data`` for long rows. An unaligned row whose
     last output beat lies entirely in its last input beat costs one extra cycle (the realigner
@@ -268,7 +280,7 @@ class DMAReader(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = 8, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1):
         _check_params(max_burst, outstanding)
         self._config = config
         self._max_burst = max_burst
@@ -281,6 +293,7 @@ class DMAReader(wiring.Component):
             "error": Out(1),
             "bytes_read": Out(32),
             "clear": In(1),
+            "abort": In(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -292,6 +305,7 @@ class DMAReader(wiring.Component):
 
         m.submodules.split = split = BurstSplitter(self._config, self._max_burst)
         wiring.connect(m, wiring.flipped(self.cmd), split.cmd)
+        m.d.comb += split.abort.eq(self.abort)
 
         # -- AR: one request per burst, registered, up to `limit` bursts awaiting data ---------
         # What the R side needs of each row, pushed with the row's first burst. Every row in the
@@ -303,7 +317,7 @@ class DMAReader(wiring.Component):
         take = Signal()
         m.d.comb += [
             take.eq(split.burst.valid & (~axi.arvalid | axi.arready) & (pending < limit)
-                    & (~d.row_first | rows.w_rdy)),
+                    & (~d.row_first | rows.w_rdy) & ~self.abort),
             split.burst.ready.eq(take),
             rows.w_en.eq(take & d.row_first),
             rows.w_data.eq(Cat(d.offset, d.row_bytes, d.last_row)),
@@ -377,6 +391,11 @@ class DMAReader(wiring.Component):
             with m.If(consume):  # priming
                 m.d.sync += [primed.eq(1), bytes_left.eq(left), started.eq(1)]
 
+        # abort: the requested bursts' beats are taken and dropped, the rows forgotten
+        with m.If(self.abort):
+            m.d.comb += [emit.eq(0), axi.rready.eq(1), rows.r_en.eq(rows.r_rdy)]
+            m.d.sync += [self.data.valid.eq(0), primed.eq(0), started.eq(0)]
+
         # -- status -------------------------------------------------------------------------
         with m.If(self.clear):
             m.d.sync += [self.error.eq(0), self.bytes_read.eq(0)]
@@ -413,13 +432,16 @@ class DMAWriter(wiring.Component):
         Bytes enabled by WSTRB in W beats the slave has accepted (wraps). Cleared by ``clear``.
     clear : In(1)
         Clears ``error`` and ``bytes_written``.
+    abort : In(1)
+        Level: drop the commands (see :class:`DMA`); issue no AW, send the remaining W beats of
+        the bursts already requested with WSTRB 0 (no byte written), take their B responses.
 
     Throughput: one W beat per cycle; an unaligned row whose tail spills into one more bus word
     than it has input beats takes that extra W beat from the kept input beat, without a bubble.
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = 8, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1):
         _check_params(max_burst, outstanding)
         self._config = config
         self._max_burst = max_burst
@@ -433,6 +455,7 @@ class DMAWriter(wiring.Component):
             "error": Out(1),
             "bytes_written": Out(32),
             "clear": In(1),
+            "abort": In(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -445,6 +468,7 @@ class DMAWriter(wiring.Component):
 
         m.submodules.split = split = BurstSplitter(self._config, max_burst)
         wiring.connect(m, wiring.flipped(self.cmd), split.cmd)
+        m.d.comb += split.abort.eq(self.abort)
 
         # -- AW: one request per burst; its W-side description goes into `wq` at the same time.
         # W never waits for AWREADY and AW never waits for W data, so neither a slave that wants
@@ -466,7 +490,7 @@ class DMAWriter(wiring.Component):
         desc = Signal(w_layout)
         m.d.comb += [
             take.eq(split.burst.valid & (~axi.awvalid | axi.awready) & (pending < limit)
-                    & wq.w_rdy & ends.w_rdy),
+                    & wq.w_rdy & ends.w_rdy & ~self.abort),
             split.burst.ready.eq(take),
             tail.eq(((d.offset + d.row_bytes - 1) & (b - 1)) + 1),
             desc.len.eq(d.len),
@@ -536,6 +560,10 @@ class DMAWriter(wiring.Component):
                             & (~last | (lane < w.tail)) for lane in range(b)])),
             count.eq(Mux(last, w.tail, b) - Mux(first, w.offset, 0)),
         ]
+        # abort: the requested bursts' remaining beats go out without data or strobes
+        with m.If(self.abort):
+            m.d.comb += [step.eq(have & can_load), self.data.ready.eq(0), strobe.eq(0),
+                         count.eq(0)]
         w_count = Signal(range(b + 1))
         with m.If(step):
             m.d.sync += [
@@ -587,10 +615,18 @@ class DMA(wiring.Component):
         The writer's ``busy``, ``done``, ``error`` and ``bytes_written``.
     clear : In(1)
         Clears both error flags and both byte counters.
+    abort : In(1)
+        Pulse: drop every command, taken or not, and finish the AXI bursts already requested
+        (reads: every R beat taken and dropped; writes: the remaining W beats with WSTRB 0, every
+        B response taken), requesting no new one. ``aborting`` is high from the next cycle until
+        the last of them is done; give no command meanwhile. The bursts in flight are at most
+        ``outstanding`` reads and ``outstanding`` writes, so this takes a bounded time
+        (:func:`accelerator.model.perf.abort_bound`).
+    aborting : Out(1)
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = 8, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1):
         _check_params(max_burst, outstanding)
         self._config = config
         self._params = {"max_burst": max_burst, "outstanding": outstanding, "id_width": id_width}
@@ -609,6 +645,8 @@ class DMA(wiring.Component):
             "wr_error": Out(1),
             "wr_bytes": Out(32),
             "clear": In(1),
+            "abort": In(1),
+            "aborting": Out(1),
         })
 
     @property
@@ -636,4 +674,11 @@ class DMA(wiring.Component):
             reader.clear.eq(self.clear),
             writer.clear.eq(self.clear),
         ]
+        draining = Signal()
+        m.d.comb += [draining.eq(self.abort | self.aborting),
+                     reader.abort.eq(draining), writer.abort.eq(draining)]
+        with m.If(self.abort):
+            m.d.sync += self.aborting.eq(1)
+        with m.Elif(~reader.busy & ~writer.busy):
+            m.d.sync += self.aborting.eq(0)
         return m

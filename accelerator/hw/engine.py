@@ -181,7 +181,9 @@ class GemmEngine(wiring.Component):
         The :class:`EngineError` of the last command.
     cycles, mac_cycles, stall_load, stall_store : Out(32)
         Performance counters of the last command (cleared on start): cycles busy, cycles the
-        array took an operand beat, cycles it had none to take, cycles its results waited.
+        array took an operand beat, cycles it had none to take for want of loaded data, cycles
+        it waited for the store (no operand because its chunk's C half is not yet stored, or a
+        result that could not leave). A cycle counts in at most one of the two stall counters.
     rd_cmd, wr_cmd : Out(stream.Signature(dma.CMD_LAYOUT))
         2-D transfers: ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart.
     rd_data : In(stream.Signature(dma.data_layout(config)))
@@ -310,6 +312,7 @@ class GemmEngine(wiring.Component):
         # t < c_claims, or it would take the flags of the chunk two back for its own
         c_claims = Signal(32)
         self._c_claims = c_claims
+        c_wait = Signal()            # the loader waits for the store to free a C half
         rd_cmd = self.rd_cmd
 
         def issue(addr, rows, row_bytes, stride, kind, half):
@@ -361,6 +364,7 @@ class GemmEngine(wiring.Component):
             with m.State("CIN"):
                 half = lw.index[0]
                 claimed = Signal()
+                m.d.comb += c_wait.eq(c_busy[half])
                 with m.If(~c_busy[half]):
                     with m.If(~c.accumulate):
                         m.d.comb += [c_busy.set.bit_select(half, 1).eq(1),
@@ -589,9 +593,19 @@ class GemmEngine(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
         with m.If(core.operands.valid & core.operands.ready):
             m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
-        with m.If(running & ~f_done & ~core.operands.valid):
+        # The array waits for the store when it has no operand because its chunk's C half still
+        # holds a chunk the store has not read out (the loader cannot claim it), or when it has a
+        # result that cannot leave; it waits for the loads when it has no operand otherwise.
+        starved = Signal()
+        waits_store = Signal()
+        m.d.comb += [
+            starved.eq(running & ~f_done & ~core.operands.valid),
+            waits_store.eq((starved & c_wait & (self._feed_walk.index >= c_claims))
+                           | (results.valid & ~results.ready)),
+        ]
+        with m.If(starved & ~waits_store):
             m.d.sync += self.stall_load.eq(self.stall_load + 1)
-        with m.If(results.valid & ~results.ready):
+        with m.If(waits_store):
             m.d.sync += self.stall_store.eq(self.stall_store + 1)
         return m
 
@@ -623,6 +637,7 @@ class GemmEngine(wiring.Component):
         cfg, geo, core = self._config, self.geometry, self._core
         R, B = cfg.rows, cfg.axi_bytes
         lb = _log2(B)
+        self._feed_walk = fw
         operands = core.operands
         m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
         step_done = Signal()
@@ -649,7 +664,10 @@ class GemmEngine(wiring.Component):
         payload = data.View(operands.payload.shape(), opq.w_data)
         for p in range(R):
             m.d.comb += payload.a[p].eq(a_rd[p].data.as_value().word_select(meta_sel, 8))
-        m.d.comb += [payload.b.eq(b_rd.data), payload.last.eq(meta_last), opq.w_en.eq(pending),
+        # lane by lane: the scratchpad holds bytes, the operands in_width bits each (a whole-view
+        # copy would move bits across lanes when in_width is not 8)
+        m.d.comb += [payload.b[j].eq(b_rd.data[j]) for j in range(cfg.cols)]
+        m.d.comb += [payload.last.eq(meta_last), opq.w_en.eq(pending),
                      operands.valid.eq(opq.r_rdy), operands.payload.as_value().eq(opq.r_data),
                      opq.r_en.eq(operands.ready)]
         pass_w = data.View(pass_layout, passes.w_data)
@@ -687,6 +705,7 @@ class GemmEngine(wiring.Component):
 
         # -- operands ---------------------------------------------------------------------------
         fw = walker("feed_walk")
+        self._feed_walk = fw
         operands = core.operands
         m.submodules.opq = opq = fifo.SyncFIFO(width=len(operands.payload.as_value()), depth=4)
         step_done = Signal()
@@ -713,9 +732,12 @@ class GemmEngine(wiring.Component):
         for i, port in enumerate(a_rd):
             m.d.comb += [port.addr.eq(first_word + i), port.en.eq(issue)]
         window = Cat(*(port.data.as_value() for port in a_rd))
+        shifted = Signal(len(window))
+        m.d.comb += shifted.eq(window >> (meta_off * 8))
         payload = data.View(operands.payload.shape(), opq.w_data)
+        # lane by lane: bytes in the scratchpad, in_width bits in the operands (see _os_feeder)
+        m.d.comb += [payload.a[r].eq(shifted.word_select(r, 8)) for r in range(R)]
         m.d.comb += [
-            payload.a.as_value().eq(window >> (meta_off * 8)),
             payload.last.eq(meta_last), opq.w_en.eq(pending),
             operands.valid.eq(opq.r_rdy), operands.payload.as_value().eq(opq.r_data),
             opq.r_en.eq(operands.ready),

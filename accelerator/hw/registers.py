@@ -251,8 +251,13 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
     ("control", "CTRL", "wp", "Command register.", (
         Field("start", 0, 1, "writing 1 starts the programmed GEMM (ignored while STATUS.busy); "
                              "clears STATUS.done, STATUS.error and the counters"),
-        Field("reset", 1, 1, "writing 1 aborts the running command and clears STATUS.done and "
-                             "STATUS.error (support in the datapath is optional)"),
+        Field("reset", 1, 1, "writing 1 aborts the running command (a start written with it is "
+                             "ignored) and clears STATUS.done and STATUS.error: the engine "
+                             "requests nothing more from memory, finishes the AXI bursts "
+                             "already requested (read beats dropped, the remaining write beats "
+                             "sent with WSTRB 0), then goes idle; STATUS.busy stays 1 until "
+                             "then (within `abort_bound` cycles, see below) and STATUS.done "
+                             "is not set"),
     )),
     ("control", "MODE", "rw", "Options of the next command.", (
         Field("accumulate", 0, 1, "1: C = C_in + A·B (C_in read from CIN_ADDR); 0: C = A·B"),
@@ -304,9 +309,14 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
      _whole("count", "bytes")),
     ("counters", "DMA_WR_BYTES", "ro", "Bytes written to memory (with their strobes set).",
      _whole("count", "bytes")),
-    ("counters", "STALL_LOAD", "ro", "Cycles the array waited for operands from memory.",
+    ("counters", "STALL_LOAD", "ro", ("Cycles the array waited for operands from memory (it "
+     "had none to take, and not for the reason STALL_STORE counts)."),
      _whole("count", "cycles")),
-    ("counters", "STALL_STORE", "ro", "Cycles the array waited for results to be written back.",
+    ("counters", "STALL_STORE", "ro", ("Cycles the array waited for results to be written "
+     "back: it had no operand because the C buffer its chunk needs still holds results not yet "
+     "stored, or it had a result that could not leave. A cycle counts in at most one of "
+     "STALL_LOAD and STALL_STORE. Always 0 on the compact engine (its array never waits for "
+     "the writer)."),
      _whole("count", "cycles")),
 )
 
@@ -694,7 +704,7 @@ class RegisterBlock(wiring.Component):
                             m.d.sync += port[lo:hi].eq(w_data[lo:hi])
             elif reg.name == "CTRL":  # one-cycle pulses: 0 unless written in this cycle
                 m.d.sync += [
-                    self.start.eq(sel & written(f_start) & ~self.busy),
+                    self.start.eq(sel & written(f_start) & ~written(f_reset) & ~self.busy),
                     self.abort.eq(sel & written(f_reset)),
                 ]
             elif reg.name == "STATUS":

@@ -6,25 +6,59 @@ map of :mod:`accelerator.hw.registers`), an AXI4 master to memory, and an interr
 
 from __future__ import annotations
 
-from amaranth.hdl import Module
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
 from ..config import AcceleratorConfig
+from ..model.geometry import Geometry
 from .axi import AXI4Signature
 from .axil import AXI4LiteSignature
-from .compact import CompactEngine
-from .dma import DMA
+from .compact import READS_IN_FLIGHT, CompactEngine
+from .dma import AXI4_MAX_BURST, DMA, OUTSTANDING
 from .engine import GemmEngine
+from .pe import pipelined_on
 from .registers import ADDR_WIDTH, RegisterBlock, field
 
-__all__ = ["Accelerator"]
+__all__ = ["Accelerator", "abort_bound"]
+
+
+def abort_bound(config: AcceleratorConfig, *, latency: int, wait: int = 0) -> int:
+    """Cycles from a write of ``CTRL.reset`` (the register block's ``abort`` pulse) until
+    ``STATUS.busy`` is low, at most, on a bus whose slave answers a request's first beat (a
+    read's data, a write's response) at most ``latency`` cycles after it can, and holds any other
+    handshake (AR, AW, W ready; R, B valid) at most ``wait`` cycles.
+
+    The abort requests nothing new and finishes what is requested. The pipelined engine's DMA
+    has at most :data:`~accelerator.hw.dma.OUTSTANDING` read and as many write bursts in flight,
+    each of at most ``beats`` beats (its longest row: a K step of A or 4·C bytes of C or C_in,
+    one beat more when unaligned, at most 256); reads and writes finish side by side, each burst
+    within ``latency + (wait + 1)·(beats + 1)`` cycles of the one before. The compact engine has
+    at most :data:`~accelerator.hw.compact.READS_IN_FLIGHT` single-beat reads, or one C_in read,
+    or one write, in flight: each within ``latency + 2·(wait + 1)``. Seven cycles more: the abort
+    pulse, the DMA's or the engine's draining flag, the reset and the busy flag, and the three
+    the reset is held for a pipelined core (none on an iCE40: the bound is then 3 high).
+    """
+    if config.engine == "compact":
+        return 7 + (READS_IN_FLIGHT + 1) * (latency + 2 * (wait + 1))
+    longest = max(Geometry.of(config).k_step, 4 * config.cols)
+    beats = min(AXI4_MAX_BURST, -(-longest // config.axi_bytes) + 1)
+    return 7 + OUTSTANDING * (latency + (wait + 1) * (beats + 1))
 
 
 class Accelerator(wiring.Component):
     """Registers + :class:`GemmEngine` + :class:`DMA`, or registers + :class:`CompactEngine`.
 
     The config's ``engine`` chooses: the compact engine drives ``m_axi`` itself.
+
+    ``CTRL.reset`` (the register block's ``abort``) resets the engine: it runs in a clock domain
+    of its own, the system clock with the reset or'ed with the abort, so every register of it
+    (the core's too, whose pipelined units take their resets from it) goes back to idle. The
+    AXI bursts already requested are finished first (the reset lasts four cycles where the core
+    is pipelined: see ``elaborate``): the pipelined engine is reset at once while
+    the DMA finishes them (``DMA.abort``); the compact engine finishes its own
+    and then asks for its reset (``CompactEngine.flush``). ``STATUS.busy`` stays high until
+    then, and the aborted command never sets ``STATUS.done``.
 
     Members
     -------
@@ -55,17 +89,39 @@ class Accelerator(wiring.Component):
         m = Module()
         m.submodules.regs = regs = RegisterBlock(self._config)
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
+        engine_reset = Signal()
+        m.domains.engine = ClockDomain("engine", local=True)
+        # a board's sync domain may have no reset (the ECP5 board tops' PLL domain)
+        sync_reset = ResetSignal("sync", allow_reset_less=True)
+        m.d.comb += [ClockSignal("engine").eq(ClockSignal("sync")),
+                     ResetSignal("engine").eq(sync_reset | engine_reset)]
+        abort = regs.abort           # a register: the engine's reset does not start at the bus
+        # A pipelined core's units take their reset two cycles after the rest of the engine (see
+        # SystolicCore._with_own_reset), and until then results they make land in the engine's
+        # reset part (the core's skid buffer): so the abort's reset lasts four cycles, as the
+        # system reset does at least, and the engine is idle and clean after the fourth.
+        request = Signal()           # the engine is to be reset (the abort, or the compact's flush)
+        resetting = Signal()         # the held cycles of the reset
+        if pipelined_on(None, platform):
+            held = Signal(3)
+            m.d.sync += held.eq(Cat(request, held[:-1]))
+            m.d.comb += resetting.eq(held.any())
+        m.d.comb += engine_reset.eq(request | resetting)
         if self._config.engine == "compact":
-            m.submodules.engine = engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
-                                                           paired_pes=self._paired_pes)
+            engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
+                                   paired_pes=self._paired_pes)
+            m.submodules.engine = DomainRenamer({"sync": "engine"})(engine)
             wiring.connect(m, wiring.flipped(self.m_axi), engine.m_axi)
             m.d.comb += [regs.dma_rd_bytes.eq(engine.rd_bytes),
                          regs.dma_wr_bytes.eq(engine.wr_bytes),
                          regs.cmd_read.eq(engine.cmd_read), regs.cmd_index.eq(engine.cmd_index),
-                         engine.cmd_data.eq(regs.cmd_data), engine.mode.eq(regs.mode)]
+                         engine.cmd_data.eq(regs.cmd_data), engine.mode.eq(regs.mode),
+                         engine.abort.eq(abort), request.eq(engine.flush),
+                         regs.busy.eq(engine.busy | abort | resetting)]
         else:
-            m.submodules.engine = engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
-                                                        paired_pes=self._paired_pes)
+            engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
+                                paired_pes=self._paired_pes)
+            m.submodules.engine = DomainRenamer({"sync": "engine"})(engine)
             m.submodules.dma = dma = DMA(self._config)
             wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
             for name in ("rd_cmd", "rd_data", "wr_cmd", "wr_data"):
@@ -76,6 +132,8 @@ class Accelerator(wiring.Component):
                 dma.clear.eq(regs.start),
                 regs.dma_rd_bytes.eq(dma.rd_bytes),
                 regs.dma_wr_bytes.eq(dma.wr_bytes),
+                dma.abort.eq(abort), request.eq(abort),
+                regs.busy.eq(engine.busy | dma.aborting | abort | resetting),
             ]
 
         if self._config.engine != "compact":
@@ -93,8 +151,7 @@ class Accelerator(wiring.Component):
             ]
         m.d.comb += [
             engine.start.eq(regs.start),
-            regs.busy.eq(engine.busy),
-            regs.set_done.eq(engine.done),
+            regs.set_done.eq(engine.done & ~abort),
             regs.error_code.eq(engine.error),
             regs.cycles.eq(engine.cycles),
             regs.mac_cycles.eq(engine.mac_cycles),

@@ -5,10 +5,18 @@
 module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arprot, s_axil__arvalid, s_axil__rready, m_axi__awready, m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid
 , clk, rst, s_axil__awready, s_axil__wready, s_axil__bresp, s_axil__bvalid, s_axil__arready, s_axil__rdata, s_axil__rresp, s_axil__rvalid, m_axi__awid, m_axi__awaddr, m_axi__awlen, m_axi__awsize, m_axi__awburst, m_axi__awlock, m_axi__awcache, m_axi__awprot, m_axi__awvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, m_axi__wvalid, m_axi__bready, m_axi__arid, m_axi__araddr, m_axi__arlen, m_axi__arsize, m_axi__arburst, m_axi__arlock, m_axi__arcache, m_axi__arprot, m_axi__arvalid, m_axi__rready, irq, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  reg [2:0] \$4 ;
   wire [31:0] a_addr;
+  wire abort;
+  wire \abort$153 ;
+  wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$164 ;
+  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -33,17 +41,21 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   wire [31:0] cycles;
-  wire [31:0] \cycles$170 ;
+  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
   wire [31:0] dma_wr_bytes;
   wire done;
+  wire engine_clk;
+  wire engine_reset;
+  wire engine_rst;
   wire [7:0] error;
   wire [7:0] error_code;
+  reg [2:0] held = 3'h0;
   output irq;
   wire irq;
-  wire \irq$177 ;
+  wire \irq$186 ;
   wire [31:0] k;
   wire [31:0] lda;
   wire [31:0] ldb;
@@ -52,143 +64,143 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] m;
   output [31:0] m_axi__araddr;
   wire [31:0] m_axi__araddr;
-  wire [31:0] \m_axi__araddr$76 ;
+  wire [31:0] \m_axi__araddr$82 ;
   output [1:0] m_axi__arburst;
   wire [1:0] m_axi__arburst;
-  wire [1:0] \m_axi__arburst$77 ;
+  wire [1:0] \m_axi__arburst$83 ;
   output [3:0] m_axi__arcache;
   wire [3:0] m_axi__arcache;
-  wire [3:0] \m_axi__arcache$78 ;
+  wire [3:0] \m_axi__arcache$84 ;
   output m_axi__arid;
   wire m_axi__arid;
-  wire \m_axi__arid$79 ;
+  wire \m_axi__arid$85 ;
   output [7:0] m_axi__arlen;
   wire [7:0] m_axi__arlen;
-  wire [7:0] \m_axi__arlen$80 ;
+  wire [7:0] \m_axi__arlen$86 ;
   output m_axi__arlock;
   wire m_axi__arlock;
-  wire \m_axi__arlock$81 ;
+  wire \m_axi__arlock$87 ;
   output [2:0] m_axi__arprot;
   wire [2:0] m_axi__arprot;
-  wire [2:0] \m_axi__arprot$82 ;
+  wire [2:0] \m_axi__arprot$88 ;
   input m_axi__arready;
   wire m_axi__arready;
-  wire \m_axi__arready$83 ;
+  wire \m_axi__arready$89 ;
   output [2:0] m_axi__arsize;
   wire [2:0] m_axi__arsize;
-  wire [2:0] \m_axi__arsize$84 ;
+  wire [2:0] \m_axi__arsize$90 ;
   output m_axi__arvalid;
   wire m_axi__arvalid;
-  wire \m_axi__arvalid$85 ;
+  wire \m_axi__arvalid$91 ;
   output [31:0] m_axi__awaddr;
   wire [31:0] m_axi__awaddr;
-  wire [31:0] \m_axi__awaddr$86 ;
+  wire [31:0] \m_axi__awaddr$92 ;
   output [1:0] m_axi__awburst;
   wire [1:0] m_axi__awburst;
-  wire [1:0] \m_axi__awburst$87 ;
+  wire [1:0] \m_axi__awburst$93 ;
   output [3:0] m_axi__awcache;
   wire [3:0] m_axi__awcache;
-  wire [3:0] \m_axi__awcache$88 ;
+  wire [3:0] \m_axi__awcache$94 ;
   output m_axi__awid;
   wire m_axi__awid;
-  wire \m_axi__awid$89 ;
+  wire \m_axi__awid$95 ;
   output [7:0] m_axi__awlen;
   wire [7:0] m_axi__awlen;
-  wire [7:0] \m_axi__awlen$90 ;
+  wire [7:0] \m_axi__awlen$96 ;
   output m_axi__awlock;
   wire m_axi__awlock;
-  wire \m_axi__awlock$91 ;
+  wire \m_axi__awlock$97 ;
   output [2:0] m_axi__awprot;
   wire [2:0] m_axi__awprot;
-  wire [2:0] \m_axi__awprot$92 ;
+  wire [2:0] \m_axi__awprot$98 ;
   input m_axi__awready;
   wire m_axi__awready;
-  wire \m_axi__awready$93 ;
+  wire \m_axi__awready$99 ;
   output [2:0] m_axi__awsize;
   wire [2:0] m_axi__awsize;
-  wire [2:0] \m_axi__awsize$94 ;
+  wire [2:0] \m_axi__awsize$100 ;
   output m_axi__awvalid;
   wire m_axi__awvalid;
-  wire \m_axi__awvalid$95 ;
+  wire \m_axi__awvalid$101 ;
   input m_axi__bid;
   wire m_axi__bid;
-  wire \m_axi__bid$96 ;
+  wire \m_axi__bid$102 ;
   output m_axi__bready;
   wire m_axi__bready;
-  wire \m_axi__bready$97 ;
+  wire \m_axi__bready$103 ;
   input [1:0] m_axi__bresp;
   wire [1:0] m_axi__bresp;
-  wire [1:0] \m_axi__bresp$98 ;
+  wire [1:0] \m_axi__bresp$104 ;
   input m_axi__bvalid;
   wire m_axi__bvalid;
-  wire \m_axi__bvalid$99 ;
+  wire \m_axi__bvalid$105 ;
   input [63:0] m_axi__rdata;
   wire [63:0] m_axi__rdata;
-  wire [63:0] \m_axi__rdata$100 ;
+  wire [63:0] \m_axi__rdata$106 ;
   input m_axi__rid;
   wire m_axi__rid;
-  wire \m_axi__rid$101 ;
+  wire \m_axi__rid$107 ;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire \m_axi__rlast$102 ;
+  wire \m_axi__rlast$108 ;
   output m_axi__rready;
   wire m_axi__rready;
-  wire \m_axi__rready$103 ;
+  wire \m_axi__rready$109 ;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
-  wire [1:0] \m_axi__rresp$104 ;
+  wire [1:0] \m_axi__rresp$110 ;
   input m_axi__rvalid;
   wire m_axi__rvalid;
-  wire \m_axi__rvalid$105 ;
+  wire \m_axi__rvalid$111 ;
   output [63:0] m_axi__wdata;
   wire [63:0] m_axi__wdata;
-  wire [63:0] \m_axi__wdata$106 ;
+  wire [63:0] \m_axi__wdata$112 ;
   output m_axi__wlast;
   wire m_axi__wlast;
-  wire \m_axi__wlast$107 ;
+  wire \m_axi__wlast$113 ;
   input m_axi__wready;
   wire m_axi__wready;
-  wire \m_axi__wready$108 ;
+  wire \m_axi__wready$114 ;
   output [7:0] m_axi__wstrb;
   wire [7:0] m_axi__wstrb;
-  wire [7:0] \m_axi__wstrb$109 ;
+  wire [7:0] \m_axi__wstrb$115 ;
   output m_axi__wvalid;
   wire m_axi__wvalid;
-  wire \m_axi__wvalid$110 ;
+  wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$172 ;
+  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
   wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$112 ;
-  wire [31:0] \rd_cmd__payload$112.addr ;
-  wire [19:0] \rd_cmd__payload$112.row_bytes ;
-  wire [15:0] \rd_cmd__payload$112.rows ;
-  wire [31:0] \rd_cmd__payload$112.stride ;
+  wire [99:0] \rd_cmd__payload$118 ;
+  wire [31:0] \rd_cmd__payload$118.addr ;
+  wire [19:0] \rd_cmd__payload$118.row_bytes ;
+  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
-  wire \rd_cmd__ready$114 ;
+  wire \rd_cmd__ready$120 ;
   wire rd_cmd__valid;
-  wire \rd_cmd__valid$116 ;
+  wire \rd_cmd__valid$122 ;
   wire [70:0] rd_data__payload;
-  wire [70:0] \rd_data__payload$118 ;
-  wire [3:0] \rd_data__payload$118.bytes ;
-  wire [63:0] \rd_data__payload$118.data ;
-  wire [7:0] \rd_data__payload$118.data[0] ;
-  wire [7:0] \rd_data__payload$118.data[1] ;
-  wire [7:0] \rd_data__payload$118.data[2] ;
-  wire [7:0] \rd_data__payload$118.data[3] ;
-  wire [7:0] \rd_data__payload$118.data[4] ;
-  wire [7:0] \rd_data__payload$118.data[5] ;
-  wire [7:0] \rd_data__payload$118.data[6] ;
-  wire [7:0] \rd_data__payload$118.data[7] ;
-  wire \rd_data__payload$118.end ;
-  wire \rd_data__payload$118.first ;
-  wire \rd_data__payload$118.last ;
+  wire [70:0] \rd_data__payload$124 ;
+  wire [3:0] \rd_data__payload$124.bytes ;
+  wire [63:0] \rd_data__payload$124.data ;
+  wire [7:0] \rd_data__payload$124.data[0] ;
+  wire [7:0] \rd_data__payload$124.data[1] ;
+  wire [7:0] \rd_data__payload$124.data[2] ;
+  wire [7:0] \rd_data__payload$124.data[3] ;
+  wire [7:0] \rd_data__payload$124.data[4] ;
+  wire [7:0] \rd_data__payload$124.data[5] ;
+  wire [7:0] \rd_data__payload$124.data[6] ;
+  wire [7:0] \rd_data__payload$124.data[7] ;
+  wire \rd_data__payload$124.end ;
+  wire \rd_data__payload$124.first ;
+  wire \rd_data__payload$124.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -203,10 +215,12 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \rd_data__payload.first ;
   wire \rd_data__payload.last ;
   wire rd_data__ready;
-  wire \rd_data__ready$120 ;
+  wire \rd_data__ready$126 ;
   wire rd_data__valid;
-  wire \rd_data__valid$122 ;
+  wire \rd_data__valid$128 ;
   wire rd_error;
+  wire request;
+  wire resetting;
   wire [31:0] rq_mult;
   wire [31:0] rq_shift;
   wire [31:0] rq_zp;
@@ -271,42 +285,42 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$174 ;
+  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$176 ;
+  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$162 ;
+  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$124 ;
-  wire [31:0] \wr_cmd__payload$124.addr ;
-  wire [19:0] \wr_cmd__payload$124.row_bytes ;
-  wire [15:0] \wr_cmd__payload$124.rows ;
-  wire [31:0] \wr_cmd__payload$124.stride ;
+  wire [99:0] \wr_cmd__payload$130 ;
+  wire [31:0] \wr_cmd__payload$130.addr ;
+  wire [19:0] \wr_cmd__payload$130.row_bytes ;
+  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
-  wire \wr_cmd__ready$126 ;
+  wire \wr_cmd__ready$132 ;
   wire wr_cmd__valid;
-  wire \wr_cmd__valid$128 ;
+  wire \wr_cmd__valid$134 ;
   wire [70:0] wr_data__payload;
-  wire [70:0] \wr_data__payload$130 ;
-  wire [3:0] \wr_data__payload$130.bytes ;
-  wire [63:0] \wr_data__payload$130.data ;
-  wire [7:0] \wr_data__payload$130.data[0] ;
-  wire [7:0] \wr_data__payload$130.data[1] ;
-  wire [7:0] \wr_data__payload$130.data[2] ;
-  wire [7:0] \wr_data__payload$130.data[3] ;
-  wire [7:0] \wr_data__payload$130.data[4] ;
-  wire [7:0] \wr_data__payload$130.data[5] ;
-  wire [7:0] \wr_data__payload$130.data[6] ;
-  wire [7:0] \wr_data__payload$130.data[7] ;
-  wire \wr_data__payload$130.end ;
-  wire \wr_data__payload$130.first ;
-  wire \wr_data__payload$130.last ;
+  wire [70:0] \wr_data__payload$136 ;
+  wire [3:0] \wr_data__payload$136.bytes ;
+  wire [63:0] \wr_data__payload$136.data ;
+  wire [7:0] \wr_data__payload$136.data[0] ;
+  wire [7:0] \wr_data__payload$136.data[1] ;
+  wire [7:0] \wr_data__payload$136.data[2] ;
+  wire [7:0] \wr_data__payload$136.data[3] ;
+  wire [7:0] \wr_data__payload$136.data[4] ;
+  wire [7:0] \wr_data__payload$136.data[5] ;
+  wire [7:0] \wr_data__payload$136.data[6] ;
+  wire [7:0] \wr_data__payload$136.data[7] ;
+  wire \wr_data__payload$136.end ;
+  wire \wr_data__payload$136.first ;
+  wire \wr_data__payload$136.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -321,12 +335,24 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \wr_data__payload.first ;
   wire \wr_data__payload.last ;
   wire wr_data__ready;
-  wire \wr_data__ready$132 ;
+  wire \wr_data__ready$138 ;
   wire wr_data__valid;
-  wire \wr_data__valid$134 ;
+  wire \wr_data__valid$140 ;
   wire wr_error;
+  assign \$2  = \$1  | request;
+  assign busy = \$2  | resetting;
+  assign \$3  = ~ request;
+  assign set_done = done & \$3 ;
+  always @(posedge clk)
+    held <= \$4 ;
+  assign engine_rst = rst | engine_reset;
+  assign resetting = | held;
+  assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
+  assign \$1  = \busy$155  | aborting;
   \accelerator.dma  dma (
+    .abort(request),
+    .aborting(aborting),
     .clear(clear),
     .clk(clk),
     .cmd__payload(rd_cmd__payload),
@@ -371,13 +397,14 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$228 (busy),
-    .clk(clk),
+    .\busy$229 (\busy$155 ),
     .cmd(cmd),
     .cycles(cycles),
     .dma_busy(dma_busy),
     .dma_error(dma_error),
-    .done(set_done),
+    .done(done),
+    .engine_clk(clk),
+    .engine_rst(engine_rst),
     .error(error_code),
     .mac_cycles(mac_cycles),
     .rd_cmd__payload(rd_cmd__payload),
@@ -386,10 +413,9 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rd_data__payload(rd_data__payload),
     .rd_data__ready(rd_data__ready),
     .rd_data__valid(rd_data__valid),
-    .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$249 (clear),
+    .\start$252 (clear),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -399,6 +425,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   );
   \accelerator.regs  regs (
     .a_addr(a_addr),
+    .abort(request),
     .b_addr(b_addr),
     .busy(busy),
     .c_addr(c_addr),
@@ -444,6 +471,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .stall_store(stall_store),
     .start(clear)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4  = { held[1:0], request };
+    if (rst) begin
+      \$4  = 3'h0;
+    end
+  end
   assign \s_axil__araddr$57  = s_axil__araddr;
   assign \s_axil__arprot$58  = s_axil__arprot;
   assign \s_axil__arready$59  = s_axil__arready;
@@ -463,66 +497,67 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \s_axil__wready$73  = s_axil__wready;
   assign \s_axil__wstrb$74  = s_axil__wstrb;
   assign \s_axil__wvalid$75  = s_axil__wvalid;
-  assign \m_axi__araddr$76  = m_axi__araddr;
-  assign \m_axi__arburst$77  = 2'h1;
-  assign \m_axi__arcache$78  = 4'h3;
-  assign \m_axi__arid$79  = 1'h0;
-  assign \m_axi__arlen$80  = m_axi__arlen;
-  assign \m_axi__arlock$81  = 1'h0;
-  assign \m_axi__arprot$82  = 3'h0;
-  assign \m_axi__arready$83  = m_axi__arready;
-  assign \m_axi__arsize$84  = 3'h3;
-  assign \m_axi__arvalid$85  = m_axi__arvalid;
-  assign \m_axi__awaddr$86  = m_axi__awaddr;
-  assign \m_axi__awburst$87  = 2'h1;
-  assign \m_axi__awcache$88  = 4'h3;
-  assign \m_axi__awid$89  = 1'h0;
-  assign \m_axi__awlen$90  = m_axi__awlen;
-  assign \m_axi__awlock$91  = 1'h0;
-  assign \m_axi__awprot$92  = 3'h0;
-  assign \m_axi__awready$93  = m_axi__awready;
-  assign \m_axi__awsize$94  = 3'h3;
-  assign \m_axi__awvalid$95  = m_axi__awvalid;
-  assign \m_axi__bid$96  = m_axi__bid;
-  assign \m_axi__bready$97  = 1'h1;
-  assign \m_axi__bresp$98  = m_axi__bresp;
-  assign \m_axi__bvalid$99  = m_axi__bvalid;
-  assign \m_axi__rdata$100  = m_axi__rdata;
-  assign \m_axi__rid$101  = m_axi__rid;
-  assign \m_axi__rlast$102  = m_axi__rlast;
-  assign \m_axi__rready$103  = m_axi__rready;
-  assign \m_axi__rresp$104  = m_axi__rresp;
-  assign \m_axi__rvalid$105  = m_axi__rvalid;
-  assign \m_axi__wdata$106  = m_axi__wdata;
-  assign \m_axi__wlast$107  = m_axi__wlast;
-  assign \m_axi__wready$108  = m_axi__wready;
-  assign \m_axi__wstrb$109  = m_axi__wstrb;
-  assign \m_axi__wvalid$110  = m_axi__wvalid;
-  assign \rd_cmd__payload$112  = rd_cmd__payload;
-  assign \rd_cmd__ready$114  = rd_cmd__ready;
-  assign \rd_cmd__valid$116  = rd_cmd__valid;
-  assign \rd_data__payload$118  = rd_data__payload;
-  assign \rd_data__ready$120  = rd_data__ready;
-  assign \rd_data__valid$122  = rd_data__valid;
-  assign \wr_cmd__payload$124  = wr_cmd__payload;
-  assign \wr_cmd__ready$126  = wr_cmd__ready;
-  assign \wr_cmd__valid$128  = wr_cmd__valid;
-  assign \wr_data__payload$130  = wr_data__payload;
-  assign \wr_data__ready$132  = wr_data__ready;
-  assign \wr_data__valid$134  = wr_data__valid;
+  assign engine_clk = clk;
+  assign \m_axi__araddr$82  = m_axi__araddr;
+  assign \m_axi__arburst$83  = 2'h1;
+  assign \m_axi__arcache$84  = 4'h3;
+  assign \m_axi__arid$85  = 1'h0;
+  assign \m_axi__arlen$86  = m_axi__arlen;
+  assign \m_axi__arlock$87  = 1'h0;
+  assign \m_axi__arprot$88  = 3'h0;
+  assign \m_axi__arready$89  = m_axi__arready;
+  assign \m_axi__arsize$90  = 3'h3;
+  assign \m_axi__arvalid$91  = m_axi__arvalid;
+  assign \m_axi__awaddr$92  = m_axi__awaddr;
+  assign \m_axi__awburst$93  = 2'h1;
+  assign \m_axi__awcache$94  = 4'h3;
+  assign \m_axi__awid$95  = 1'h0;
+  assign \m_axi__awlen$96  = m_axi__awlen;
+  assign \m_axi__awlock$97  = 1'h0;
+  assign \m_axi__awprot$98  = 3'h0;
+  assign \m_axi__awready$99  = m_axi__awready;
+  assign \m_axi__awsize$100  = 3'h3;
+  assign \m_axi__awvalid$101  = m_axi__awvalid;
+  assign \m_axi__bid$102  = m_axi__bid;
+  assign \m_axi__bready$103  = 1'h1;
+  assign \m_axi__bresp$104  = m_axi__bresp;
+  assign \m_axi__bvalid$105  = m_axi__bvalid;
+  assign \m_axi__rdata$106  = m_axi__rdata;
+  assign \m_axi__rid$107  = m_axi__rid;
+  assign \m_axi__rlast$108  = m_axi__rlast;
+  assign \m_axi__rready$109  = m_axi__rready;
+  assign \m_axi__rresp$110  = m_axi__rresp;
+  assign \m_axi__rvalid$111  = m_axi__rvalid;
+  assign \m_axi__wdata$112  = m_axi__wdata;
+  assign \m_axi__wlast$113  = m_axi__wlast;
+  assign \m_axi__wready$114  = m_axi__wready;
+  assign \m_axi__wstrb$115  = m_axi__wstrb;
+  assign \m_axi__wvalid$116  = m_axi__wvalid;
+  assign \rd_cmd__payload$118  = rd_cmd__payload;
+  assign \rd_cmd__ready$120  = rd_cmd__ready;
+  assign \rd_cmd__valid$122  = rd_cmd__valid;
+  assign \rd_data__payload$124  = rd_data__payload;
+  assign \rd_data__ready$126  = rd_data__ready;
+  assign \rd_data__valid$128  = rd_data__valid;
+  assign \wr_cmd__payload$130  = wr_cmd__payload;
+  assign \wr_cmd__ready$132  = wr_cmd__ready;
+  assign \wr_cmd__valid$134  = wr_cmd__valid;
+  assign \wr_data__payload$136  = wr_data__payload;
+  assign \wr_data__ready$138  = wr_data__ready;
+  assign \wr_data__valid$140  = wr_data__valid;
   assign wr_busy = dma_busy;
   assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
-  assign \start$162  = clear;
-  assign \busy$164  = busy;
-  assign done = set_done;
+  assign abort = request;
+  assign \abort$153  = request;
+  assign \start$173  = clear;
   assign error = error_code;
-  assign \cycles$170  = cycles;
-  assign \mac_cycles$172  = mac_cycles;
-  assign \stall_load$174  = stall_load;
-  assign \stall_store$176  = stall_store;
-  assign \irq$177  = irq;
+  assign \cycles$179  = cycles;
+  assign \mac_cycles$181  = mac_cycles;
+  assign \stall_load$183  = stall_load;
+  assign \stall_store$185  = stall_store;
+  assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -540,10 +575,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
   assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
   assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_cmd__payload$112.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$112.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$112.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$112.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -557,27 +592,27 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload.first  = rd_data__payload[68];
   assign \rd_data__payload.last  = rd_data__payload[69];
   assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \rd_data__payload$118.data  = rd_data__payload[63:0];
-  assign \rd_data__payload$118.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload$118.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload$118.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload$118.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload$118.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload$118.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload$118.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload$118.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload$118.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload$118.first  = rd_data__payload[68];
-  assign \rd_data__payload$118.last  = rd_data__payload[69];
-  assign \rd_data__payload$118.end  = rd_data__payload[70];
+  assign \rd_data__payload$124.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$124.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$124.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$124.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$124.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$124.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$124.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$124.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$124.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$124.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$124.first  = rd_data__payload[68];
+  assign \rd_data__payload$124.last  = rd_data__payload[69];
+  assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \wr_cmd__payload$124.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$124.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$124.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$124.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -591,19 +626,19 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \wr_data__payload$130.data  = wr_data__payload[63:0];
-  assign \wr_data__payload$130.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload$130.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload$130.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload$130.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload$130.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload$130.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload$130.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload$130.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload$130.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload$130.first  = wr_data__payload[68];
-  assign \wr_data__payload$130.last  = wr_data__payload[69];
-  assign \wr_data__payload$130.end  = wr_data__payload[70];
+  assign \wr_data__payload$136.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$136.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$136.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$136.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$136.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$136.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$136.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$136.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$136.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$136.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$136.first  = wr_data__payload[68];
+  assign \wr_data__payload$136.last  = wr_data__payload[69];
+  assign \wr_data__payload$136.end  = wr_data__payload[70];
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -641,9 +676,20 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_data__ready, wr_busy, wr_cmd__ready, clear, cmd__valid, cmd__payload
-, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error, wr_bytes, m_axi__awready
-);
+module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
+, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
+, wr_bytes, m_axi__awready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  reg \$4 ;
+  input abort;
+  wire abort;
+  wire \abort$114 ;
+  wire \abort$115 ;
+  output aborting;
+  reg aborting = 1'h0;
   wire busy;
   wire \busy$101 ;
   wire [31:0] bytes_read;
@@ -708,6 +754,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   input \data__valid$22 ;
   wire \data__valid$22 ;
   wire done;
+  wire draining;
   wire error;
   wire \error$105 ;
   output [31:0] m_axi__araddr;
@@ -867,7 +914,14 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_done;
   output wr_error;
   wire wr_error;
+  always @(posedge clk)
+    aborting <= \$4 ;
+  assign draining = abort | aborting;
+  assign \$1  = ~ rd_busy;
+  assign \$2  = ~ wr_busy;
+  assign \$3  = \$1  & \$2 ;
   \accelerator.dma.reader  reader (
+    .abort(draining),
     .busy(rd_busy),
     .bytes_read(rd_bytes),
     .clear(clear),
@@ -875,7 +929,6 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .cmd__payload(cmd__payload),
     .cmd__ready(rd_cmd__ready),
     .cmd__valid(cmd__valid),
-    .consume(m_axi__rready),
     .data__payload(rd_data__payload),
     .data__ready(data__ready),
     .data__valid(rd_data__valid),
@@ -886,11 +939,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .m_axi__arvalid(m_axi__arvalid),
     .m_axi__rdata(m_axi__rdata),
     .m_axi__rlast(m_axi__rlast),
+    .m_axi__rready(m_axi__rready),
     .m_axi__rresp(m_axi__rresp),
     .m_axi__rvalid(m_axi__rvalid),
     .rst(rst)
   );
   \accelerator.dma.writer  writer (
+    .abort(draining),
     .busy(wr_busy),
     .bytes_written(wr_bytes),
     .clear(clear),
@@ -916,6 +971,18 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .m_axi__wvalid(m_axi__wvalid),
     .rst(rst)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$4  = aborting;
+    if (abort) begin
+      \$4  = 1'h1;
+    end else if (\$3 ) begin
+      \$4  = 1'h0;
+    end
+    if (rst) begin
+      \$4  = 1'h0;
+    end
+  end
   assign rd_cmd__payload = cmd__payload;
   assign cmd__ready = rd_cmd__ready;
   assign rd_cmd__valid = cmd__valid;
@@ -985,6 +1052,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign bytes_written = wr_bytes;
   assign \clear$109  = clear;
   assign \clear$110  = clear;
+  assign \abort$114  = draining;
+  assign \abort$115  = draining;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1056,15 +1125,15 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, consume, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read, m_axi__arready
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
+, m_axi__arready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire [21:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [63:0] \$12 ;
+  wire [21:0] \$12 ;
   wire \$13 ;
-  wire \$14 ;
+  wire [63:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
@@ -1077,43 +1146,48 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [9:0] \$26 ;
-  wire [4:0] \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [9:0] \$28 ;
+  wire [4:0] \$29 ;
   wire \$3 ;
-  wire [5:0] \$30 ;
+  wire \$30 ;
   wire \$31 ;
-  wire [20:0] \$32 ;
+  wire [5:0] \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [20:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire [21:0] \$38 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [32:0] \$40 ;
+  wire [21:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
+  wire [32:0] \$42 ;
   wire \$43 ;
-  reg \$44 ;
-  reg [31:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [3:0] \$47 ;
-  reg [63:0] \$48 ;
-  reg \$49 ;
+  wire \$44 ;
+  wire \$45 ;
+  reg \$46 ;
+  reg [31:0] \$47 ;
+  reg [7:0] \$48 ;
+  reg [3:0] \$49 ;
   wire \$5 ;
-  reg [70:0] \$50 ;
+  reg [63:0] \$50 ;
   reg \$51 ;
-  reg \$52 ;
-  reg [20:0] \$53 ;
+  reg [70:0] \$52 ;
+  reg \$53 ;
   reg \$54 ;
-  reg [31:0] \$55 ;
+  reg [20:0] \$55 ;
+  reg \$56 ;
+  reg [31:0] \$57 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
+  wire \abort$7 ;
   wire [67:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
@@ -1127,7 +1201,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$40 ;
+  wire \busy$42 ;
   reg [20:0] bytes_left = 21'h000000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
@@ -1152,7 +1226,6 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   input cmd__valid;
   wire cmd__valid;
   wire \cmd__valid$5 ;
-  output consume;
   reg consume;
   output [70:0] data__payload;
   reg [70:0] data__payload = 71'h000000000000000000;
@@ -1196,7 +1269,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire [63:0] m_axi__rdata;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire m_axi__rready;
+  output m_axi__rready;
+  reg m_axi__rready;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
   input m_axi__rvalid;
@@ -1216,35 +1290,39 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire [23:0] w_data;
   wire w_en;
   wire w_rdy;
-  assign \$39  = data__valid & data__ready;
-  assign \$40  = bytes_read + data__payload[67:64];
-  assign \$41  = m_axi__rvalid & consume;
-  assign \$42  = | m_axi__rresp;
-  assign \$43  = \$41  & \$42 ;
+  assign \$37  = left <= 4'h8;
+  assign \$38  = \$37  & r_data[23];
+  assign \$39  = left <= 4'h8;
+  assign \$40  = left - 4'h8;
+  assign \$41  = data__valid & data__ready;
+  assign \$42  = bytes_read + data__payload[67:64];
+  assign \$43  = m_axi__rvalid & m_axi__rready;
+  assign \$44  = | m_axi__rresp;
+  assign \$45  = \$43  & \$44 ;
   always @(posedge clk)
-    m_axi__arvalid <= \$44 ;
+    m_axi__arvalid <= \$46 ;
   always @(posedge clk)
-    m_axi__araddr <= \$45 ;
+    m_axi__araddr <= \$47 ;
   always @(posedge clk)
-    m_axi__arlen <= \$46 ;
+    m_axi__arlen <= \$48 ;
   always @(posedge clk)
-    pending <= \$47 ;
+    pending <= \$49 ;
   always @(posedge clk)
-    prev <= \$48 ;
+    prev <= \$50 ;
   always @(posedge clk)
-    data__valid <= \$49 ;
+    data__valid <= \$51 ;
   always @(posedge clk)
-    data__payload <= \$50 ;
+    data__payload <= \$52 ;
   always @(posedge clk)
-    primed <= \$51 ;
+    primed <= \$53 ;
   always @(posedge clk)
-    started <= \$52 ;
+    started <= \$54 ;
   always @(posedge clk)
-    bytes_left <= \$53 ;
+    bytes_left <= \$55 ;
   always @(posedge clk)
-    error <= \$54 ;
+    error <= \$56 ;
   always @(posedge clk)
-    bytes_read <= \$55 ;
+    bytes_read <= \$57 ;
   assign \$1  = ~ m_axi__arvalid;
   assign \$2  = \$1  | m_axi__arready;
   assign \$3  = burst__valid & \$2 ;
@@ -1252,47 +1330,45 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$5  = \$3  & \$4 ;
   assign \$6  = ~ burst__payload[41];
   assign \$7  = \$6  | w_rdy;
-  assign take = \$5  & \$7 ;
+  assign \$8  = \$5  & \$7 ;
+  assign \$9  = ~ abort;
+  assign take = \$8  & \$9 ;
   assign w_en = take & burst__payload[41];
   assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign \$8  = | r_data[2:0];
-  assign \$9  = ~ \$8 ;
-  assign \$10  = left + r_data[2:0];
-  assign \$11  = \$10  <= 4'h8;
-  assign fits = \$9  | \$11 ;
-  assign \$12  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$12  } >> { r_data[2:0], 3'h0 };
-  assign \$13  = primed & fits;
-  assign \$14  = primed | fits;
-  assign \$15  = ~ data__valid;
-  assign \$16  = \$15  | data__ready;
+  assign \$10  = | r_data[2:0];
+  assign \$11  = ~ \$10 ;
+  assign \$12  = left + r_data[2:0];
+  assign \$13  = \$12  <= 4'h8;
+  assign fits = \$11  | \$13 ;
+  assign \$14  = primed ? prev : m_axi__rdata;
+  assign realign_wide = { m_axi__rdata, \$14  } >> { r_data[2:0], 3'h0 };
+  assign \$15  = primed & fits;
+  assign \$16  = primed | fits;
   assign \$17  = ~ data__valid;
   assign \$18  = \$17  | data__ready;
-  assign \$19  = m_axi__rvalid & \$18 ;
-  assign \$20  = left <= 4'h8;
-  assign \$21  = \busy$40  | m_axi__arvalid;
-  assign \$22  = | pending;
-  assign \$23  = \$21  | \$22 ;
-  assign \$24  = | r_level;
+  assign \$19  = ~ data__valid;
+  assign \$20  = \$19  | data__ready;
+  assign \$21  = m_axi__rvalid & \$20 ;
+  assign \$22  = left <= 4'h8;
+  assign \$23  = \busy$42  | m_axi__arvalid;
+  assign \$24  = | pending;
   assign \$25  = \$23  | \$24 ;
-  assign busy = \$25  | data__valid;
-  assign \$26  = burst__payload[40:32] - 1'h1;
-  assign \$27  = pending + take;
-  assign \$28  = m_axi__rvalid & consume;
-  assign \$29  = \$28  & m_axi__rlast;
-  assign \$30  = \$27  - \$29 ;
-  assign \$31  = left <= 4'h8;
-  assign \$32  = \$31  ? left : 21'h000008;
-  assign \$33  = left == r_data[22:3];
-  assign \$34  = left <= 4'h8;
-  assign \$35  = left <= 4'h8;
-  assign \$36  = \$35  & r_data[23];
-  assign \$37  = left <= 4'h8;
-  assign \$38  = left - 4'h8;
+  assign \$26  = | r_level;
+  assign \$27  = \$25  | \$26 ;
+  assign busy = \$27  | data__valid;
+  assign \$28  = burst__payload[40:32] - 1'h1;
+  assign \$29  = pending + take;
+  assign \$30  = m_axi__rvalid & m_axi__rready;
+  assign \$31  = \$30  & m_axi__rlast;
+  assign \$32  = \$29  - \$31 ;
+  assign \$33  = left <= 4'h8;
+  assign \$34  = \$33  ? left : 21'h000008;
+  assign \$35  = left == r_data[22:3];
+  assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3585$43 (burst__payload[43]),
-    .\port$3585$45 (burst__payload[67:45]),
+    .\port$3609$43 (burst__payload[43]),
+    .\port$3609$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1302,10 +1378,11 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .w_rdy(w_rdy)
   );
   \accelerator.dma.reader.split  split (
+    .abort(abort),
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$40 ),
+    .busy(\busy$42 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1313,23 +1390,26 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
-      if (\$13 ) begin
-        emit = \$16 ;
-      end else if (\$14 ) begin
-        emit = \$19 ;
+      if (\$15 ) begin
+        emit = \$18 ;
+      end else if (\$16 ) begin
+        emit = \$21 ;
       end
+    end
+    if (abort) begin
+      emit = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
-      if (\$13 ) begin
-      end else if (\$14 ) begin
+      if (\$15 ) begin
+      end else if (\$16 ) begin
         consume = emit;
       end else begin
         consume = m_axi__rvalid;
@@ -1337,179 +1417,199 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    m_axi__rready = consume;
+    if (abort) begin
+      m_axi__rready = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
-      if (\$20 ) begin
+      if (\$22 ) begin
         r_en = 1'h1;
       end
     end
+    if (abort) begin
+      r_en = r_rdy;
+    end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$44  = m_axi__arvalid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$46  = m_axi__arvalid;
     if (take) begin
-      \$44  = 1'h1;
+      \$46  = 1'h1;
     end else if (m_axi__arready) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$45  = m_axi__araddr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$47  = m_axi__araddr;
     if (take) begin
-      \$45  = burst__payload[31:0];
+      \$47  = burst__payload[31:0];
     end
     if (rst) begin
-      \$45  = 32'd0;
+      \$47  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$46  = m_axi__arlen;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$48  = m_axi__arlen;
     if (take) begin
-      \$46  = \$26 [7:0];
+      \$48  = \$28 [7:0];
     end
     if (rst) begin
-      \$46  = 8'h00;
+      \$48  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$47  = \$30 [3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$49  = \$32 [3:0];
     if (rst) begin
-      \$47  = 4'h0;
+      \$49  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = prev;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$50  = prev;
     if (consume) begin
-      \$48  = m_axi__rdata;
+      \$50  = m_axi__rdata;
     end
     if (rst) begin
-      \$48  = 64'h0000000000000000;
+      \$50  = 64'h0000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = data__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$51  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
-      \$49  = 1'h1;
+      \$51  = 1'h1;
     end else begin
       if (data__ready) begin
-        \$49  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$49  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = data__payload;
-    if (emit) begin
-      \$50 [63:0] = realign_wide[63:0];
-      \$50 [67:64] = \$32 [3:0];
-      \$50 [68] = \$33 ;
-      \$50 [69] = \$34 ;
-      \$50 [70] = \$36 ;
-    end
-    if (rst) begin
-      \$50  = 71'h000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = primed;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      if (\$37 ) begin
         \$51  = 1'h0;
       end
-    end else begin
-      if (consume) begin
-        \$51  = 1'h1;
-      end
+    end
+    if (abort) begin
+      \$51  = 1'h0;
     end
     if (rst) begin
       \$51  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$52  = started;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$52  = data__payload;
+    if (emit) begin
+      \$52 [63:0] = realign_wide[63:0];
+      \$52 [67:64] = \$34 [3:0];
+      \$52 [68] = \$35 ;
+      \$52 [69] = \$36 ;
+      \$52 [70] = \$38 ;
+    end
+    if (rst) begin
+      \$52  = 71'h000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$53  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$37 ) begin
-        \$52  = 1'h0;
-      end else begin
-        \$52  = 1'h1;
-      end
-    end else begin
-      if (consume) begin
-        \$52  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$52  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$53  = bytes_left;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$37 ) begin
-      end else begin
-        \$53  = \$38 [20:0];
-      end
-    end else begin
-      if (consume) begin
-        \$53  = left;
-      end
-    end
-    if (rst) begin
-      \$53  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$54  = error;
-    if (clear) begin
-      \$54  = 1'h0;
-    end
-    if (\$43 ) begin
-      \$54  = 1'h1;
-    end
-    if (rst) begin
-      \$54  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$55  = bytes_read;
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$55  = 32'd0;
-    end else begin
       if (\$39 ) begin
-        \$55  = \$40 [31:0];
+        \$53  = 1'h0;
+      end
+    end else begin
+      if (consume) begin
+        \$53  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$53  = 1'h0;
+    end
+    if (rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$54  = started;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+        \$54  = 1'h0;
+      end else begin
+        \$54  = 1'h1;
+      end
+    end else begin
+      if (consume) begin
+        \$54  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$54  = 1'h0;
+    end
+    if (rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$55  = bytes_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+      end else begin
+        \$55  = \$40 [20:0];
+      end
+    end else begin
+      if (consume) begin
+        \$55  = left;
       end
     end
     if (rst) begin
-      \$55  = 32'd0;
+      \$55  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = error;
+    if (clear) begin
+      \$56  = 1'h0;
+    end
+    if (\$45 ) begin
+      \$56  = 1'h1;
+    end
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = bytes_read;
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$57  = 32'd0;
+    end else begin
+      if (\$41 ) begin
+        \$57  = \$42 [31:0];
+      end
+    end
+    if (rst) begin
+      \$57  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
   assign \cmd__ready$3  = cmd__ready;
   assign \cmd__valid$5  = cmd__valid;
+  assign \abort$7  = abort;
   assign burst__ready = take;
   assign w_data = { burst__payload[43], burst__payload[67:45] };
   assign m_axi__arid = 1'h0;
@@ -1518,7 +1618,6 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign m_axi__arlock = 1'h0;
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
-  assign m_axi__rready = consume;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1551,8 +1650,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3585$43 , \port$3585$45 , r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3609$43 , \port$3609$45 , r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1594,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3585$43 ;
-  wire \port$3585$43 ;
-  input [22:0] \port$3585$45 ;
-  wire [22:0] \port$3585$45 ;
+  input \port$3609$43 ;
+  wire \port$3609$43 ;
+  input [22:0] \port$3609$45 ;
+  wire [22:0] \port$3609$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3585$43 , \port$3585$45  };
+      storage[w_port__addr] <= { \port$3609$43 , \port$3609$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1688,7 +1787,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [3:0];
@@ -1698,7 +1797,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [3:0];
@@ -1708,7 +1807,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [3:0];
@@ -1721,7 +1820,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -1735,16 +1834,16 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3585$43 , \port$3585$45  };
-  assign w_data = { \port$3585$43 , \port$3585$45  };
+  assign w_port__data = { \port$3609$43 , \port$3609$45  };
+  assign w_data = { \port$3609$43 , \port$3609$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1755,41 +1854,45 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [20:0] \$19 ;
+  wire \$19 ;
   wire [10:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [21:0] \$21 ;
-  wire [16:0] \$22 ;
-  wire [11:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [18:0] \$25 ;
-  wire \$26 ;
-  wire \$27 ;
+  wire \$20 ;
+  wire [20:0] \$21 ;
+  wire [21:0] \$22 ;
+  wire [21:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire [11:0] \$25 ;
+  wire [32:0] \$26 ;
+  wire [18:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [20:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [21:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [20:0] \$32 ;
+  wire [21:0] \$33 ;
+  wire [21:0] \$34 ;
   reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
+  reg [67:0] \$36 ;
+  reg \$37 ;
+  reg [31:0] \$38 ;
+  reg [2:0] \$39 ;
   wire [17:0] \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg \$42 ;
-  reg [99:0] \$43 ;
-  reg [19:0] \$44 ;
-  reg [31:0] \$45 ;
+  reg [17:0] \$40 ;
+  reg \$41 ;
+  reg [31:0] \$42 ;
+  reg [15:0] \$43 ;
+  reg \$44 ;
+  reg [99:0] \$45 ;
+  reg [19:0] \$46 ;
+  reg [31:0] \$47 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
   reg active = 1'h0;
   reg [17:0] beats_left = 18'h00000;
   output [67:0] burst__payload;
@@ -1840,11 +1943,15 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
   always @(posedge clk)
-    cmd <= \$43 ;
+    rows_left <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$44 ;
+    pending <= \$44 ;
   always @(posedge clk)
-    stride <= \$45 ;
+    cmd <= \$45 ;
+  always @(posedge clk)
+    row_bytes <= \$46 ;
+  always @(posedge clk)
+    stride <= \$47 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
@@ -1853,294 +1960,301 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign \$7  = ~ active;
   assign \$8  = ~ pending;
-  assign cmd__ready = \$7  & \$8 ;
-  assign \$9  = pending | active;
-  assign busy = \$9  | burst__valid;
-  assign \$10  = ~ burst__valid;
-  assign \$11  = burst__ready | \$10 ;
-  assign \$12  = beats_left == \$6 [8:0];
-  assign \$13  = rows_left == 1'h1;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ abort;
+  assign cmd__ready = \$9  & \$10 ;
+  assign \$11  = pending | active;
+  assign busy = \$11  | burst__valid;
+  assign \$12  = ~ burst__valid;
+  assign \$13  = burst__ready | \$12 ;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = beats_left == \$6 [8:0];
-  assign \$18  = rows_left == 1'h1;
-  assign \$19  = \$1 [2:0] + row_bytes;
-  assign \$20  = \$19  + 3'h7;
-  assign \$22  = rows_left - 1'h1;
-  assign \$24  = cur + \$23 ;
-  assign \$25  = beats_left - \$6 [8:0];
-  assign \$26  = cmd__valid & cmd__ready;
-  assign \$27  = | cmd[47:32];
-  assign \$28  = | cmd[67:48];
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = cmd[2:0] + cmd[67:48];
-  assign \$31  = \$30  + 3'h7;
+  assign \$16  = beats_left == \$6 [8:0];
+  assign \$17  = rows_left == 1'h1;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = beats_left == \$6 [8:0];
+  assign \$20  = rows_left == 1'h1;
+  assign \$21  = \$1 [2:0] + row_bytes;
+  assign \$22  = \$21  + 3'h7;
+  assign \$24  = rows_left - 1'h1;
+  assign \$26  = cur + \$25 ;
+  assign \$27  = beats_left - \$6 [8:0];
+  assign \$28  = cmd__valid & cmd__ready;
+  assign \$29  = | cmd[47:32];
+  assign \$30  = | cmd[67:48];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = cmd[2:0] + cmd[67:48];
+  assign \$33  = \$32  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$36 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$37 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$38 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$40 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$41 ;
   always @(posedge clk)
-    row_addr <= \$40 ;
-  always @(posedge clk)
-    rows_left <= \$41 ;
-  always @(posedge clk)
-    pending <= \$42 ;
+    row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$43  = cmd;
-    if (\$26 ) begin
-      \$43  = cmd__payload;
-    end
-    if (rst) begin
-      \$43  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$44  = row_bytes;
-    if (pending) begin
-      if (\$29 ) begin
-        \$44  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$44  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$45  = stride;
-    if (pending) begin
-      if (\$29 ) begin
-        \$45  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$45  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = burst__valid;
-    if (\$11 ) begin
-      \$33  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = rows_left;
+    if (\$13 ) begin
       if (active) begin
-        \$33  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$34  = burst__payload;
-    if (\$11 ) begin
-      if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$6 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$12 ;
-        \$34 [43] = \$13 ;
-        \$34 [44] = \$16 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$34  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$35  = active;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            \$35  = 1'h0;
+        if (\$19 ) begin
+          (* full_case = 32'd1 *)
+          if (\$20 ) begin
+          end else begin
+            \$43  = \$24 [15:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
+      if (\$31 ) begin
+        \$43  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$43  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = pending;
+    if (\$28 ) begin
+      \$44  = 1'h1;
+    end
+    if (pending) begin
+      \$44  = 1'h0;
+    end
+    if (abort) begin
+      \$44  = 1'h0;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$45  = cmd;
+    if (\$28 ) begin
+      \$45  = cmd__payload;
+    end
+    if (rst) begin
+      \$45  = 100'h0000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$46  = row_bytes;
+    if (pending) begin
+      if (\$31 ) begin
+        \$46  = cmd[67:48];
+      end
+    end
+    if (rst) begin
+      \$46  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$47  = stride;
+    if (pending) begin
+      if (\$31 ) begin
+        \$47  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$47  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = burst__valid;
+    if (\$13 ) begin
+      \$35  = 1'h0;
+      if (active) begin
         \$35  = 1'h1;
       end
+    end
+    if (abort) begin
+      \$35  = 1'h0;
     end
     if (rst) begin
       \$35  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$36  = cur;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$36  = burst__payload;
+    if (\$13 ) begin
+      if (active) begin
+        \$36 [31:0] = cur;
+        \$36 [40:32] = \$6 [8:0];
+        \$36 [41] = row_first;
+        \$36 [42] = \$14 ;
+        \$36 [43] = \$15 ;
+        \$36 [44] = \$18 ;
+        \$36 [47:45] = offset;
+        \$36 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$36  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = active;
+    if (\$13 ) begin
+      if (active) begin
+        if (\$19 ) begin
+          if (\$20 ) begin
+            \$37  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$31 ) begin
+        \$37  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$37  = 1'h0;
+    end
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = cur;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$36  = { \$1 [31:3], 3'h0 };
+            \$38  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$24 [31:0];
+          \$38  = \$26 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$36  = { cmd[31:3], 3'h0 };
+      if (\$31 ) begin
+        \$38  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$38  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$37  = offset;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = offset;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$37  = \$1 [2:0];
+            \$39  = \$1 [2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$37  = cmd[2:0];
+      if (\$31 ) begin
+        \$39  = cmd[2:0];
       end
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$39  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$38  = beats_left;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$40  = beats_left;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$38  = \$21 [17:0];
+            \$40  = \$23 [17:0];
           end
         end else begin
-          \$38  = \$25 [17:0];
+          \$40  = \$27 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$38  = \$32 [17:0];
+      if (\$31 ) begin
+        \$40  = \$34 [17:0];
       end
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$40  = 18'h00000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$39  = row_first;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$41  = row_first;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$41  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$41  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$39  = 1'h1;
+      if (\$31 ) begin
+        \$41  = 1'h1;
       end
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$41  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$40  = row_addr;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$42  = row_addr;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$40  = \$1 [31:0];
+            \$42  = \$1 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$40  = cmd[31:0];
+      if (\$31 ) begin
+        \$42  = cmd[31:0];
       end
     end
     if (rst) begin
-      \$40  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$41  = rows_left;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          (* full_case = 32'd1 *)
-          if (\$18 ) begin
-          end else begin
-            \$41  = \$22 [15:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$29 ) begin
-        \$41  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$41  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$42  = pending;
-    if (\$26 ) begin
-      \$42  = 1'h1;
-    end
-    if (pending) begin
-      \$42  = 1'h0;
-    end
-    if (rst) begin
-      \$42  = 1'h0;
+      \$42  = 32'd0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -2163,38 +2277,45 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$21  = { 3'h0, \$20 [21:3] };
-  assign \$23  = { \$6 [8:0], 3'h0 };
-  assign \$32  = { 3'h0, \$31 [21:3] };
+  assign \$23  = { 3'h0, \$22 [21:3] };
+  assign \$25  = { \$6 [8:0], 3'h0 };
+  assign \$34  = { 3'h0, \$33 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, done, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast
-, error, bytes_written, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
+, m_axi__wlast, error, bytes_written, m_axi__awready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [22:0] \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  reg \$102 ;
-  reg [31:0] \$103 ;
-  reg [7:0] \$104 ;
-  reg [3:0] \$105 ;
-  reg \$106 ;
-  reg [63:0] \$107 ;
-  reg [7:0] \$108 ;
+  wire [21:0] \$10 ;
+  wire [5:0] \$100 ;
+  wire [8:0] \$101 ;
+  wire [8:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire [32:0] \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
   reg \$109 ;
-  wire \$11 ;
-  reg [3:0] \$110 ;
+  wire [21:0] \$11 ;
+  reg [31:0] \$110 ;
   reg [7:0] \$111 ;
-  reg [63:0] \$112 ;
+  reg [3:0] \$112 ;
   reg \$113 ;
-  reg [31:0] \$114 ;
-  wire \$12 ;
+  reg [63:0] \$114 ;
+  reg [7:0] \$115 ;
+  reg \$116 ;
+  reg [3:0] \$117 ;
+  reg [7:0] \$118 ;
+  reg [63:0] \$119 ;
+  wire [22:0] \$12 ;
+  reg \$120 ;
+  reg [31:0] \$121 ;
   wire \$13 ;
-  wire [9:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [9:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -2205,12 +2326,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [4:0] \$26 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [4:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
@@ -2253,7 +2374,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire [20:0] \$7 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -2264,28 +2385,31 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [21:0] \$8 ;
+  wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire [3:0] \$82 ;
-  wire [2:0] \$83 ;
-  wire [4:0] \$84 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
   wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
+  wire [3:0] \$86 ;
+  wire [2:0] \$87 ;
+  wire [4:0] \$88 ;
   wire \$89 ;
-  wire [21:0] \$9 ;
-  wire [9:0] \$90 ;
-  wire [4:0] \$91 ;
+  wire [20:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [5:0] \$93 ;
-  wire [8:0] \$94 ;
-  wire [8:0] \$95 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
   wire \$96 ;
-  wire \$97 ;
-  wire [32:0] \$98 ;
+  wire [9:0] \$97 ;
+  wire [4:0] \$98 ;
   wire \$99 ;
+  input abort;
+  wire abort;
+  wire \abort$7 ;
   wire [127:0] align_wide;
   reg [7:0] beat = 8'h00;
   wire [67:0] burst__payload;
@@ -2301,7 +2425,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$52 ;
+  wire \busy$54 ;
   output [31:0] bytes_written;
   reg [31:0] bytes_written = 32'd0;
   input clear;
@@ -2325,7 +2449,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   input cmd__valid;
   wire cmd__valid;
   wire \cmd__valid$5 ;
-  wire [3:0] count;
+  reg [3:0] count;
   input [70:0] data__payload;
   wire [70:0] data__payload;
   wire [3:0] \data__payload.bytes ;
@@ -2342,7 +2466,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \data__payload.first ;
   wire \data__payload.last ;
   output data__ready;
-  wire data__ready;
+  reg data__ready;
   input data__valid;
   wire data__valid;
   wire [17:0] desc;
@@ -2391,157 +2515,162 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   wire r_data;
-  wire [17:0] \r_data$33 ;
+  wire [17:0] \r_data$35 ;
   wire r_en;
-  wire \r_en$44 ;
+  wire \r_en$46 ;
   wire [3:0] r_level;
   wire r_rdy;
   input rst;
   wire rst;
   wire [3:0] shift;
-  wire step;
-  wire [7:0] strobe;
+  reg step;
+  reg [7:0] strobe;
   wire [3:0] tail;
   wire take;
   reg [3:0] w_count = 4'h0;
   wire [17:0] w_data;
-  wire \w_data$20 ;
+  wire \w_data$22 ;
   wire w_en;
-  wire \w_en$19 ;
+  wire \w_en$21 ;
   wire w_rdy;
-  wire \w_rdy$12 ;
+  wire \w_rdy$14 ;
   assign \$1  = ~ m_axi__awvalid;
   assign \$2  = \$1  | m_axi__awready;
   assign \$3  = burst__valid & \$2 ;
   assign \$4  = pending < 4'h8;
   assign \$5  = \$3  & \$4 ;
   assign \$6  = \$5  & w_rdy;
-  assign take = \$6  & \w_rdy$12 ;
-  assign \$7  = burst__payload[47:45] + burst__payload[67:48];
-  assign \$8  = \$7  - 1'h1;
-  assign \$10  = $signed(\$9 ) + $signed(2'h1);
-  assign done = \$11  & r_data;
-  assign \$12  = | beat;
-  assign \$13  = ~ \$12 ;
-  assign first = \r_data$33 [9] & \$13 ;
-  assign \$14  = \r_data$33 [8:0] - 1'h1;
-  assign last_in_burst = beat == \$14 ;
-  assign last = \r_data$33 [10] & last_in_burst;
-  assign \$15  = ~ first;
-  assign \$16  = last & \$15 ;
-  assign \$17  = \r_data$33 [17:14] <= \r_data$33 [13:11];
-  assign flush = \$16  & \$17 ;
-  assign \$18  = ~ m_axi__wvalid;
-  assign \$19  = \$18  | m_axi__wready;
-  assign \$20  = r_rdy & \$19 ;
-  assign \$21  = flush | data__valid;
-  assign step = \$20  & \$21 ;
-  assign \$22  = ~ m_axi__wvalid;
-  assign \$23  = \$22  | m_axi__wready;
-  assign \$24  = r_rdy & \$23 ;
-  assign \$25  = ~ flush;
-  assign data__ready = \$24  & \$25 ;
-  assign \r_en$44  = step & last_in_burst;
-  assign \$26  = 4'h8 - \r_data$33 [13:11];
-  assign align_wide = { data__payload[63:0], prev } >> { \$26 [3:0], 3'h0 };
-  assign \$27  = ~ first;
-  assign \$28  = \r_data$33 [13:11] <= 1'h0;
-  assign \$29  = \$27  | \$28 ;
-  assign \$30  = ~ last;
-  assign \$31  = \r_data$33 [17:14] > 1'h0;
-  assign \$32  = \$30  | \$31 ;
-  assign \$33  = \$29  & \$32 ;
-  assign \$34  = ~ first;
-  assign \$35  = \r_data$33 [13:11] <= 1'h1;
+  assign \$7  = \$6  & \w_rdy$14 ;
+  assign \$8  = ~ abort;
+  assign take = \$7  & \$8 ;
+  assign \$9  = burst__payload[47:45] + burst__payload[67:48];
+  assign \$10  = \$9  - 1'h1;
+  assign \$12  = $signed(\$11 ) + $signed(2'h1);
+  assign done = \$13  & r_data;
+  assign \$14  = | beat;
+  assign \$15  = ~ \$14 ;
+  assign first = \r_data$35 [9] & \$15 ;
+  assign \$16  = \r_data$35 [8:0] - 1'h1;
+  assign last_in_burst = beat == \$16 ;
+  assign last = \r_data$35 [10] & last_in_burst;
+  assign \$17  = ~ first;
+  assign \$18  = last & \$17 ;
+  assign \$19  = \r_data$35 [17:14] <= \r_data$35 [13:11];
+  assign flush = \$18  & \$19 ;
+  assign \$20  = ~ m_axi__wvalid;
+  assign \$21  = \$20  | m_axi__wready;
+  assign \$22  = r_rdy & \$21 ;
+  assign \$23  = flush | data__valid;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ m_axi__wvalid;
+  assign \$26  = \$25  | m_axi__wready;
+  assign \$27  = r_rdy & \$26 ;
+  assign \$28  = ~ flush;
+  assign \$29  = \$27  & \$28 ;
+  assign \r_en$46  = step & last_in_burst;
+  assign \$30  = 4'h8 - \r_data$35 [13:11];
+  assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
+  assign \$31  = ~ first;
+  assign \$32  = \r_data$35 [13:11] <= 1'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign \$34  = ~ last;
+  assign \$35  = \r_data$35 [17:14] > 1'h0;
   assign \$36  = \$34  | \$35 ;
-  assign \$37  = ~ last;
-  assign \$38  = \r_data$33 [17:14] > 1'h1;
-  assign \$39  = \$37  | \$38 ;
-  assign \$40  = \$36  & \$39 ;
-  assign \$41  = ~ first;
-  assign \$42  = \r_data$33 [13:11] <= 2'h2;
+  assign \$37  = \$33  & \$36 ;
+  assign \$38  = ~ first;
+  assign \$39  = \r_data$35 [13:11] <= 1'h1;
+  assign \$40  = \$38  | \$39 ;
+  assign \$41  = ~ last;
+  assign \$42  = \r_data$35 [17:14] > 1'h1;
   assign \$43  = \$41  | \$42 ;
-  assign \$44  = ~ last;
-  assign \$45  = \r_data$33 [17:14] > 2'h2;
-  assign \$46  = \$44  | \$45 ;
-  assign \$47  = \$43  & \$46 ;
-  assign \$48  = ~ first;
-  assign \$49  = \r_data$33 [13:11] <= 2'h3;
+  assign \$44  = \$40  & \$43 ;
+  assign \$45  = ~ first;
+  assign \$46  = \r_data$35 [13:11] <= 2'h2;
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = ~ last;
+  assign \$49  = \r_data$35 [17:14] > 2'h2;
   assign \$50  = \$48  | \$49 ;
-  assign \$51  = ~ last;
-  assign \$52  = \r_data$33 [17:14] > 2'h3;
-  assign \$53  = \$51  | \$52 ;
-  assign \$54  = \$50  & \$53 ;
-  assign \$55  = ~ first;
-  assign \$56  = \r_data$33 [13:11] <= 3'h4;
+  assign \$51  = \$47  & \$50 ;
+  assign \$52  = ~ first;
+  assign \$53  = \r_data$35 [13:11] <= 2'h3;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = ~ last;
+  assign \$56  = \r_data$35 [17:14] > 2'h3;
   assign \$57  = \$55  | \$56 ;
-  assign \$58  = ~ last;
-  assign \$59  = \r_data$33 [17:14] > 3'h4;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = \$57  & \$60 ;
-  assign \$62  = ~ first;
-  assign \$63  = \r_data$33 [13:11] <= 3'h5;
+  assign \$58  = \$54  & \$57 ;
+  assign \$59  = ~ first;
+  assign \$60  = \r_data$35 [13:11] <= 3'h4;
+  assign \$61  = \$59  | \$60 ;
+  assign \$62  = ~ last;
+  assign \$63  = \r_data$35 [17:14] > 3'h4;
   assign \$64  = \$62  | \$63 ;
-  assign \$65  = ~ last;
-  assign \$66  = \r_data$33 [17:14] > 3'h5;
-  assign \$67  = \$65  | \$66 ;
-  assign \$68  = \$64  & \$67 ;
-  assign \$69  = ~ first;
-  assign \$70  = \r_data$33 [13:11] <= 3'h6;
+  assign \$65  = \$61  & \$64 ;
+  assign \$66  = ~ first;
+  assign \$67  = \r_data$35 [13:11] <= 3'h5;
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = ~ last;
+  assign \$70  = \r_data$35 [17:14] > 3'h5;
   assign \$71  = \$69  | \$70 ;
-  assign \$72  = ~ last;
-  assign \$73  = \r_data$33 [17:14] > 3'h6;
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = \$71  & \$74 ;
-  assign \$76  = ~ first;
-  assign \$78  = ~ last;
-  assign \$79  = \r_data$33 [17:14] > 3'h7;
-  assign \$80  = \$78  | \$79 ;
-  assign \$82  = last ? \r_data$33 [17:14] : 4'h8;
-  assign \$83  = first ? \r_data$33 [13:11] : 3'h0;
-  assign \$84  = \$82  - \$83 ;
-  assign \$85  = \busy$52  | m_axi__awvalid;
-  assign \$86  = | pending;
-  assign \$87  = \$85  | \$86 ;
-  assign \$88  = | r_level;
-  assign \$89  = \$87  | \$88 ;
-  assign busy = \$89  | m_axi__wvalid;
-  assign \$90  = burst__payload[40:32] - 1'h1;
-  assign \$91  = pending + take;
-  assign \$93  = \$91  - \$92 ;
-  assign \$94  = beat + 1'h1;
-  assign \$95  = last_in_burst ? 9'h000 : \$94 ;
-  assign \$96  = ~ flush;
-  assign \$97  = m_axi__wvalid & m_axi__wready;
-  assign \$98  = bytes_written + w_count;
-  assign \$100  = | m_axi__bresp;
-  assign \$101  = \$99  & \$100 ;
+  assign \$72  = \$68  & \$71 ;
+  assign \$73  = ~ first;
+  assign \$74  = \r_data$35 [13:11] <= 3'h6;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = ~ last;
+  assign \$77  = \r_data$35 [17:14] > 3'h6;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = \$75  & \$78 ;
+  assign \$80  = ~ first;
+  assign \$82  = ~ last;
+  assign \$83  = \r_data$35 [17:14] > 3'h7;
+  assign \$84  = \$82  | \$83 ;
+  assign \$86  = last ? \r_data$35 [17:14] : 4'h8;
+  assign \$87  = first ? \r_data$35 [13:11] : 3'h0;
+  assign \$88  = \$86  - \$87 ;
+  assign \$89  = ~ m_axi__wvalid;
+  assign \$90  = \$89  | m_axi__wready;
+  assign \$91  = r_rdy & \$90 ;
+  assign \$92  = \busy$54  | m_axi__awvalid;
+  assign \$93  = | pending;
+  assign \$94  = \$92  | \$93 ;
+  assign \$95  = | r_level;
+  assign \$96  = \$94  | \$95 ;
+  assign busy = \$96  | m_axi__wvalid;
+  assign \$97  = burst__payload[40:32] - 1'h1;
+  assign \$98  = pending + take;
+  assign \$100  = \$98  - \$99 ;
+  assign \$101  = beat + 1'h1;
+  assign \$102  = last_in_burst ? 9'h000 : \$101 ;
+  assign \$103  = ~ flush;
+  assign \$104  = m_axi__wvalid & m_axi__wready;
+  assign \$105  = bytes_written + w_count;
+  assign \$107  = | m_axi__bresp;
+  assign \$108  = \$106  & \$107 ;
   always @(posedge clk)
-    m_axi__awvalid <= \$102 ;
+    m_axi__awvalid <= \$109 ;
   always @(posedge clk)
-    m_axi__awaddr <= \$103 ;
+    m_axi__awaddr <= \$110 ;
   always @(posedge clk)
-    m_axi__awlen <= \$104 ;
+    m_axi__awlen <= \$111 ;
   always @(posedge clk)
-    pending <= \$105 ;
+    pending <= \$112 ;
   always @(posedge clk)
-    m_axi__wvalid <= \$106 ;
+    m_axi__wvalid <= \$113 ;
   always @(posedge clk)
-    m_axi__wdata <= \$107 ;
+    m_axi__wdata <= \$114 ;
   always @(posedge clk)
-    m_axi__wstrb <= \$108 ;
+    m_axi__wstrb <= \$115 ;
   always @(posedge clk)
-    m_axi__wlast <= \$109 ;
+    m_axi__wlast <= \$116 ;
   always @(posedge clk)
-    w_count <= \$110 ;
+    w_count <= \$117 ;
   always @(posedge clk)
-    beat <= \$111 ;
+    beat <= \$118 ;
   always @(posedge clk)
-    prev <= \$112 ;
+    prev <= \$119 ;
   always @(posedge clk)
-    error <= \$113 ;
+    error <= \$120 ;
   always @(posedge clk)
-    bytes_written <= \$114 ;
+    bytes_written <= \$121 ;
   \accelerator.dma.writer.ends  ends (
     .clk(clk),
     .r_data(r_data),
@@ -2549,13 +2678,14 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .rst(rst),
     .w_en(take),
     .w_port__data(burst__payload[44]),
-    .w_rdy(\w_rdy$12 )
+    .w_rdy(\w_rdy$14 )
   );
   \accelerator.dma.writer.split  split (
+    .abort(abort),
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$52 ),
+    .busy(\busy$54 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -2564,8 +2694,8 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   );
   \accelerator.dma.writer.wq  wq (
     .clk(clk),
-    .r_data(\r_data$33 ),
-    .r_en(\r_en$44 ),
+    .r_data(\r_data$35 ),
+    .r_en(\r_en$46 ),
     .r_rdy(r_rdy),
     .rst(rst),
     .w_en(take),
@@ -2574,155 +2704,184 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$102  = m_axi__awvalid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    step = \$24 ;
+    if (abort) begin
+      step = \$91 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    data__ready = \$29 ;
+    if (abort) begin
+      data__ready = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    strobe = { \$85 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37  };
+    if (abort) begin
+      strobe = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    count = \$88 [3:0];
+    if (abort) begin
+      count = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$109  = m_axi__awvalid;
     if (take) begin
-      \$102  = 1'h1;
+      \$109  = 1'h1;
     end else if (m_axi__awready) begin
-      \$102  = 1'h0;
-    end
-    if (rst) begin
-      \$102  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$103  = m_axi__awaddr;
-    if (take) begin
-      \$103  = burst__payload[31:0];
-    end
-    if (rst) begin
-      \$103  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$104  = m_axi__awlen;
-    if (take) begin
-      \$104  = \$90 [7:0];
-    end
-    if (rst) begin
-      \$104  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$105  = \$93 [3:0];
-    if (rst) begin
-      \$105  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$106  = m_axi__wvalid;
-    if (step) begin
-      \$106  = 1'h1;
-    end else if (m_axi__wready) begin
-      \$106  = 1'h0;
-    end
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$107  = m_axi__wdata;
-    if (step) begin
-      \$107  = align_wide[63:0];
-    end
-    if (rst) begin
-      \$107  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$108  = m_axi__wstrb;
-    if (step) begin
-      \$108  = { \$81 , \$75 , \$68 , \$61 , \$54 , \$47 , \$40 , \$33  };
-    end
-    if (rst) begin
-      \$108  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$109  = m_axi__wlast;
-    if (step) begin
-      \$109  = last_in_burst;
+      \$109  = 1'h0;
     end
     if (rst) begin
       \$109  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$110  = w_count;
-    if (step) begin
-      \$110  = \$84 [3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$110  = m_axi__awaddr;
+    if (take) begin
+      \$110  = burst__payload[31:0];
     end
     if (rst) begin
-      \$110  = 4'h0;
+      \$110  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$111  = beat;
-    if (step) begin
-      \$111  = \$95 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$111  = m_axi__awlen;
+    if (take) begin
+      \$111  = \$97 [7:0];
     end
     if (rst) begin
       \$111  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$112  = prev;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$112  = \$100 [3:0];
+    if (rst) begin
+      \$112  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$113  = m_axi__wvalid;
     if (step) begin
-      if (\$96 ) begin
-        \$112  = data__payload[63:0];
+      \$113  = 1'h1;
+    end else if (m_axi__wready) begin
+      \$113  = 1'h0;
+    end
+    if (rst) begin
+      \$113  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$114  = m_axi__wdata;
+    if (step) begin
+      \$114  = align_wide[63:0];
+    end
+    if (rst) begin
+      \$114  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$115  = m_axi__wstrb;
+    if (step) begin
+      \$115  = strobe;
+    end
+    if (rst) begin
+      \$115  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$116  = m_axi__wlast;
+    if (step) begin
+      \$116  = last_in_burst;
+    end
+    if (rst) begin
+      \$116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$117  = w_count;
+    if (step) begin
+      \$117  = count;
+    end
+    if (rst) begin
+      \$117  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$118  = beat;
+    if (step) begin
+      \$118  = \$102 [7:0];
+    end
+    if (rst) begin
+      \$118  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$119  = prev;
+    if (step) begin
+      if (\$103 ) begin
+        \$119  = data__payload[63:0];
       end
     end
     if (rst) begin
-      \$112  = 64'h0000000000000000;
+      \$119  = 64'h0000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$113  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$120  = error;
     if (clear) begin
-      \$113  = 1'h0;
+      \$120  = 1'h0;
     end
-    if (\$101 ) begin
-      \$113  = 1'h1;
+    if (\$108 ) begin
+      \$120  = 1'h1;
     end
     if (rst) begin
-      \$113  = 1'h0;
+      \$120  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$114  = bytes_written;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$121  = bytes_written;
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$114  = 32'd0;
+      \$121  = 32'd0;
     end else begin
-      if (\$97 ) begin
-        \$114  = \$98 [31:0];
+      if (\$104 ) begin
+        \$121  = \$105 [31:0];
       end
     end
     if (rst) begin
-      \$114  = 32'd0;
+      \$121  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
   assign \cmd__ready$3  = cmd__ready;
   assign \cmd__valid$5  = cmd__valid;
+  assign \abort$7  = abort;
   assign burst__ready = take;
-  assign tail = \$10 [3:0];
+  assign tail = \$12 [3:0];
   assign w_en = take;
   assign w_data = desc;
-  assign \w_en$19  = take;
-  assign \w_data$20  = burst__payload[44];
+  assign \w_en$21  = take;
+  assign \w_data$22  = burst__payload[44];
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -2730,9 +2889,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign m_axi__awcache = 4'h3;
   assign m_axi__awprot = 3'h0;
   assign m_axi__bready = 1'h1;
-  assign shift = \$26 [3:0];
-  assign strobe = { \$81 , \$75 , \$68 , \$61 , \$54 , \$47 , \$40 , \$33  };
-  assign count = \$84 [3:0];
+  assign shift = \$30 [3:0];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -2767,24 +2924,24 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17:14] = \$10 [3:0];
+  assign desc[17:14] = \$12 [3:0];
   assign desc[13:11] = burst__payload[47:45];
   assign desc[10] = burst__payload[42];
   assign desc[9] = burst__payload[41];
   assign desc[8:0] = burst__payload[40:32];
-  assign \$9 [21:3] = 19'h00000;
-  assign \$9 [2:0] = \$8 [2:0];
+  assign \$11 [21:3] = 19'h00000;
+  assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
-  assign \$11  = m_axi__bvalid;
-  assign \$77  = 1'h1;
-  assign \$81  = \$80 ;
-  assign \$92  = m_axi__bvalid;
+  assign \$13  = m_axi__bvalid;
+  assign \$81  = 1'h1;
+  assign \$85  = \$84 ;
   assign \$99  = m_axi__bvalid;
+  assign \$106  = m_axi__bvalid;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__data, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2871,7 +3028,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [2:0];
@@ -2881,7 +3038,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [2:0];
@@ -2891,7 +3048,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [3:0];
@@ -2912,8 +3069,8 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2924,41 +3081,45 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [20:0] \$19 ;
+  wire \$19 ;
   wire [10:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [21:0] \$21 ;
-  wire [16:0] \$22 ;
-  wire [11:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [18:0] \$25 ;
-  wire \$26 ;
-  wire \$27 ;
+  wire \$20 ;
+  wire [20:0] \$21 ;
+  wire [21:0] \$22 ;
+  wire [21:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire [11:0] \$25 ;
+  wire [32:0] \$26 ;
+  wire [18:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [20:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [21:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [20:0] \$32 ;
+  wire [21:0] \$33 ;
+  wire [21:0] \$34 ;
   reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
+  reg [67:0] \$36 ;
+  reg \$37 ;
+  reg [31:0] \$38 ;
+  reg [2:0] \$39 ;
   wire [17:0] \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg \$42 ;
-  reg [99:0] \$43 ;
-  reg [19:0] \$44 ;
-  reg [31:0] \$45 ;
+  reg [17:0] \$40 ;
+  reg \$41 ;
+  reg [31:0] \$42 ;
+  reg [15:0] \$43 ;
+  reg \$44 ;
+  reg [99:0] \$45 ;
+  reg [19:0] \$46 ;
+  reg [31:0] \$47 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
   reg active = 1'h0;
   reg [17:0] beats_left = 18'h00000;
   output [67:0] burst__payload;
@@ -3009,11 +3170,15 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
   always @(posedge clk)
-    cmd <= \$43 ;
+    rows_left <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$44 ;
+    pending <= \$44 ;
   always @(posedge clk)
-    stride <= \$45 ;
+    cmd <= \$45 ;
+  always @(posedge clk)
+    row_bytes <= \$46 ;
+  always @(posedge clk)
+    stride <= \$47 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
@@ -3022,294 +3187,301 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign \$7  = ~ active;
   assign \$8  = ~ pending;
-  assign cmd__ready = \$7  & \$8 ;
-  assign \$9  = pending | active;
-  assign busy = \$9  | burst__valid;
-  assign \$10  = ~ burst__valid;
-  assign \$11  = burst__ready | \$10 ;
-  assign \$12  = beats_left == \$6 [8:0];
-  assign \$13  = rows_left == 1'h1;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ abort;
+  assign cmd__ready = \$9  & \$10 ;
+  assign \$11  = pending | active;
+  assign busy = \$11  | burst__valid;
+  assign \$12  = ~ burst__valid;
+  assign \$13  = burst__ready | \$12 ;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = beats_left == \$6 [8:0];
-  assign \$18  = rows_left == 1'h1;
-  assign \$19  = \$1 [2:0] + row_bytes;
-  assign \$20  = \$19  + 3'h7;
-  assign \$22  = rows_left - 1'h1;
-  assign \$24  = cur + \$23 ;
-  assign \$25  = beats_left - \$6 [8:0];
-  assign \$26  = cmd__valid & cmd__ready;
-  assign \$27  = | cmd[47:32];
-  assign \$28  = | cmd[67:48];
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = cmd[2:0] + cmd[67:48];
-  assign \$31  = \$30  + 3'h7;
+  assign \$16  = beats_left == \$6 [8:0];
+  assign \$17  = rows_left == 1'h1;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = beats_left == \$6 [8:0];
+  assign \$20  = rows_left == 1'h1;
+  assign \$21  = \$1 [2:0] + row_bytes;
+  assign \$22  = \$21  + 3'h7;
+  assign \$24  = rows_left - 1'h1;
+  assign \$26  = cur + \$25 ;
+  assign \$27  = beats_left - \$6 [8:0];
+  assign \$28  = cmd__valid & cmd__ready;
+  assign \$29  = | cmd[47:32];
+  assign \$30  = | cmd[67:48];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = cmd[2:0] + cmd[67:48];
+  assign \$33  = \$32  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$36 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$37 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$38 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$40 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$41 ;
   always @(posedge clk)
-    row_addr <= \$40 ;
-  always @(posedge clk)
-    rows_left <= \$41 ;
-  always @(posedge clk)
-    pending <= \$42 ;
+    row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$43  = cmd;
-    if (\$26 ) begin
-      \$43  = cmd__payload;
-    end
-    if (rst) begin
-      \$43  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$44  = row_bytes;
-    if (pending) begin
-      if (\$29 ) begin
-        \$44  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$44  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$45  = stride;
-    if (pending) begin
-      if (\$29 ) begin
-        \$45  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$45  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$33  = burst__valid;
-    if (\$11 ) begin
-      \$33  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = rows_left;
+    if (\$13 ) begin
       if (active) begin
-        \$33  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$34  = burst__payload;
-    if (\$11 ) begin
-      if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$6 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$12 ;
-        \$34 [43] = \$13 ;
-        \$34 [44] = \$16 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$34  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$35  = active;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            \$35  = 1'h0;
+        if (\$19 ) begin
+          (* full_case = 32'd1 *)
+          if (\$20 ) begin
+          end else begin
+            \$43  = \$24 [15:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
+      if (\$31 ) begin
+        \$43  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$43  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$44  = pending;
+    if (\$28 ) begin
+      \$44  = 1'h1;
+    end
+    if (pending) begin
+      \$44  = 1'h0;
+    end
+    if (abort) begin
+      \$44  = 1'h0;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$45  = cmd;
+    if (\$28 ) begin
+      \$45  = cmd__payload;
+    end
+    if (rst) begin
+      \$45  = 100'h0000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$46  = row_bytes;
+    if (pending) begin
+      if (\$31 ) begin
+        \$46  = cmd[67:48];
+      end
+    end
+    if (rst) begin
+      \$46  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$47  = stride;
+    if (pending) begin
+      if (\$31 ) begin
+        \$47  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$47  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = burst__valid;
+    if (\$13 ) begin
+      \$35  = 1'h0;
+      if (active) begin
         \$35  = 1'h1;
       end
+    end
+    if (abort) begin
+      \$35  = 1'h0;
     end
     if (rst) begin
       \$35  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$36  = cur;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$36  = burst__payload;
+    if (\$13 ) begin
+      if (active) begin
+        \$36 [31:0] = cur;
+        \$36 [40:32] = \$6 [8:0];
+        \$36 [41] = row_first;
+        \$36 [42] = \$14 ;
+        \$36 [43] = \$15 ;
+        \$36 [44] = \$18 ;
+        \$36 [47:45] = offset;
+        \$36 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$36  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$37  = active;
+    if (\$13 ) begin
+      if (active) begin
+        if (\$19 ) begin
+          if (\$20 ) begin
+            \$37  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$31 ) begin
+        \$37  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$37  = 1'h0;
+    end
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$38  = cur;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$36  = { \$1 [31:3], 3'h0 };
+            \$38  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$24 [31:0];
+          \$38  = \$26 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$36  = { cmd[31:3], 3'h0 };
+      if (\$31 ) begin
+        \$38  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$38  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$37  = offset;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$39  = offset;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$37  = \$1 [2:0];
+            \$39  = \$1 [2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$37  = cmd[2:0];
+      if (\$31 ) begin
+        \$39  = cmd[2:0];
       end
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$39  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$38  = beats_left;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$40  = beats_left;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$38  = \$21 [17:0];
+            \$40  = \$23 [17:0];
           end
         end else begin
-          \$38  = \$25 [17:0];
+          \$40  = \$27 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$38  = \$32 [17:0];
+      if (\$31 ) begin
+        \$40  = \$34 [17:0];
       end
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$40  = 18'h00000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$39  = row_first;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$41  = row_first;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$41  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$41  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$39  = 1'h1;
+      if (\$31 ) begin
+        \$41  = 1'h1;
       end
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$41  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$40  = row_addr;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$42  = row_addr;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$40  = \$1 [31:0];
+            \$42  = \$1 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$40  = cmd[31:0];
+      if (\$31 ) begin
+        \$42  = cmd[31:0];
       end
     end
     if (rst) begin
-      \$40  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$41  = rows_left;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          (* full_case = 32'd1 *)
-          if (\$18 ) begin
-          end else begin
-            \$41  = \$22 [15:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$29 ) begin
-        \$41  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$41  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$42  = pending;
-    if (\$26 ) begin
-      \$42  = 1'h1;
-    end
-    if (pending) begin
-      \$42  = 1'h0;
-    end
-    if (rst) begin
-      \$42  = 1'h0;
+      \$42  = 32'd0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -3332,14 +3504,14 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$21  = { 3'h0, \$20 [21:3] };
-  assign \$23  = { \$6 [8:0], 3'h0 };
-  assign \$32  = { 3'h0, \$31 [21:3] };
+  assign \$23  = { 3'h0, \$22 [21:3] };
+  assign \$25  = { \$6 [8:0], 3'h0 };
+  assign \$34  = { 3'h0, \$33 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -3469,7 +3641,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -3479,7 +3651,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -3489,7 +3661,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -3502,7 +3674,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -3522,40 +3694,40 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$228 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$249 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
-, stall_store, rd_data__valid, rd_data__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$229 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$252 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
+, rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [46:0] \$10 ;
-  wire [10:0] \$100 ;
-  wire [16:0] \$101 ;
-  wire [7:0] \$102 ;
+  wire [16:0] \$100 ;
+  wire [10:0] \$101 ;
+  wire [16:0] \$102 ;
   wire [7:0] \$103 ;
   wire [7:0] \$104 ;
   wire [7:0] \$105 ;
-  wire \$106 ;
+  wire [7:0] \$106 ;
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
   wire [47:0] \$11 ;
   wire \$110 ;
   wire \$111 ;
-  wire [10:0] \$112 ;
-  wire [16:0] \$113 ;
+  wire \$112 ;
+  wire [10:0] \$113 ;
   wire [16:0] \$114 ;
-  wire \$115 ;
-  wire [31:0] \$116 ;
-  wire [32:0] \$117 ;
-  wire [31:0] \$118 ;
-  wire [32:0] \$119 ;
+  wire [16:0] \$115 ;
+  wire \$116 ;
+  wire [31:0] \$117 ;
+  wire [32:0] \$118 ;
+  wire [31:0] \$119 ;
   wire [47:0] \$12 ;
-  wire [31:0] \$120 ;
-  wire [32:0] \$121 ;
-  wire [31:0] \$122 ;
-  wire [32:0] \$123 ;
-  wire [10:0] \$124 ;
-  wire [16:0] \$125 ;
-  wire \$126 ;
+  wire [32:0] \$120 ;
+  wire [31:0] \$121 ;
+  wire [32:0] \$122 ;
+  wire [31:0] \$123 ;
+  wire [32:0] \$124 ;
+  wire [10:0] \$125 ;
+  wire [16:0] \$126 ;
   wire \$127 ;
   wire \$128 ;
   wire \$129 ;
@@ -3568,68 +3740,68 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$135 ;
   wire \$136 ;
   wire \$137 ;
-  wire [4:0] \$138 ;
-  wire [32:0] \$139 ;
+  wire \$138 ;
+  wire [4:0] \$139 ;
   wire \$14 ;
   wire [32:0] \$140 ;
-  wire \$141 ;
+  wire [32:0] \$141 ;
   wire \$142 ;
   wire \$143 ;
   wire \$144 ;
-  wire [18:0] \$145 ;
+  wire \$145 ;
   wire [18:0] \$146 ;
-  wire [3:0] \$147 ;
-  wire \$148 ;
+  wire [18:0] \$147 ;
+  wire [3:0] \$148 ;
   wire \$149 ;
   wire \$15 ;
-  wire [16:0] \$150 ;
-  wire \$151 ;
-  wire [10:0] \$152 ;
-  wire [16:0] \$153 ;
-  wire \$154 ;
+  wire \$150 ;
+  wire [16:0] \$151 ;
+  wire \$152 ;
+  wire [10:0] \$153 ;
+  wire [16:0] \$154 ;
   wire \$155 ;
-  wire [16:0] \$156 ;
-  wire \$157 ;
-  wire [5:0] \$158 ;
+  wire \$156 ;
+  wire [16:0] \$157 ;
+  wire \$158 ;
   wire [5:0] \$159 ;
   wire \$16 ;
   wire [5:0] \$160 ;
   wire [5:0] \$161 ;
-  wire [63:0] \$162 ;
-  wire \$163 ;
-  wire [4:0] \$164 ;
-  wire \$165 ;
+  wire [5:0] \$162 ;
+  wire [63:0] \$163 ;
+  wire \$164 ;
+  wire [4:0] \$165 ;
   wire \$166 ;
   wire \$167 ;
   wire \$168 ;
   wire \$169 ;
   wire \$17 ;
   wire \$170 ;
-  wire [34:0] \$171 ;
+  wire \$171 ;
   wire [34:0] \$172 ;
   wire [34:0] \$173 ;
-  wire \$174 ;
+  wire [34:0] \$174 ;
   wire \$175 ;
-  wire [32:0] \$176 ;
+  wire \$176 ;
   wire [32:0] \$177 ;
-  wire \$178 ;
+  wire [32:0] \$178 ;
   wire \$179 ;
   wire \$18 ;
-  wire [32:0] \$180 ;
+  wire \$180 ;
   wire [32:0] \$181 ;
-  wire \$182 ;
+  wire [32:0] \$182 ;
   wire \$183 ;
-  wire [32:0] \$184 ;
-  wire [34:0] \$185 ;
+  wire \$184 ;
+  wire [32:0] \$185 ;
   wire [34:0] \$186 ;
-  wire [35:0] \$187 ;
-  wire \$188 ;
+  wire [34:0] \$187 ;
+  wire [35:0] \$188 ;
   wire \$189 ;
   wire \$19 ;
-  wire [32:0] \$190 ;
-  wire [34:0] \$191 ;
-  wire [35:0] \$192 ;
-  wire \$193 ;
+  wire \$190 ;
+  wire [32:0] \$191 ;
+  wire [34:0] \$192 ;
+  wire [35:0] \$193 ;
   wire \$194 ;
   wire \$195 ;
   wire \$196 ;
@@ -3645,13 +3817,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$204 ;
   wire \$205 ;
   wire \$206 ;
-  wire [34:0] \$207 ;
+  wire \$207 ;
   wire [34:0] \$208 ;
-  wire \$209 ;
+  wire [34:0] \$209 ;
   wire \$21 ;
   wire \$210 ;
-  wire [34:0] \$211 ;
-  wire \$212 ;
+  wire \$211 ;
+  wire [34:0] \$212 ;
   wire \$213 ;
   wire \$214 ;
   wire \$215 ;
@@ -3683,15 +3855,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$239 ;
   wire \$24 ;
   wire \$240 ;
-  wire [1:0] \$241 ;
-  wire [1:0] \$242 ;
-  wire [1:0] \$243 ;
-  wire [1:0] \$244 ;
-  wire [1:0] \$245 ;
-  wire [1:0] \$246 ;
-  wire [1:0] \$247 ;
-  wire [1:0] \$248 ;
-  wire [1:0] \$249 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
   wire [1:0] \$250 ;
   wire [1:0] \$251 ;
@@ -3703,7 +3875,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$257 ;
   wire [1:0] \$258 ;
   wire [1:0] \$259 ;
-  wire [18:0] \$26 ;
+  wire \$26 ;
   wire [1:0] \$260 ;
   wire [1:0] \$261 ;
   wire [1:0] \$262 ;
@@ -3712,237 +3884,242 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$265 ;
   wire [1:0] \$266 ;
   wire [1:0] \$267 ;
-  wire \$268 ;
-  wire \$269 ;
-  wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  wire [31:0] \$272 ;
-  wire \$273 ;
-  wire [31:0] \$274 ;
-  wire [32:0] \$275 ;
-  wire [32:0] \$276 ;
-  wire [32:0] \$277 ;
-  wire [32:0] \$278 ;
+  wire [1:0] \$268 ;
+  wire [1:0] \$269 ;
+  wire [18:0] \$27 ;
+  wire [1:0] \$270 ;
+  wire [1:0] \$271 ;
+  wire [1:0] \$272 ;
+  wire [1:0] \$273 ;
+  wire [1:0] \$274 ;
+  wire [1:0] \$275 ;
+  wire [1:0] \$276 ;
+  wire \$277 ;
+  wire \$278 ;
   wire \$279 ;
   wire \$28 ;
-  wire [32:0] \$280 ;
-  wire \$281 ;
-  wire [32:0] \$282 ;
-  wire [32:0] \$283 ;
+  wire \$280 ;
+  wire [31:0] \$281 ;
+  wire \$282 ;
+  wire [31:0] \$283 ;
   wire [32:0] \$284 ;
-  wire \$285 ;
+  wire [32:0] \$285 ;
   wire [32:0] \$286 ;
   wire [32:0] \$287 ;
-  wire [33:0] \$288 ;
+  wire \$288 ;
   wire [32:0] \$289 ;
-  wire [7:0] \$29 ;
-  wire [32:0] \$290 ;
+  wire \$29 ;
+  wire \$290 ;
   wire [32:0] \$291 ;
   wire [32:0] \$292 ;
   wire [32:0] \$293 ;
   wire \$294 ;
-  wire \$295 ;
-  wire \$296 ;
-  wire \$297 ;
-  wire \$298 ;
-  wire \$299 ;
+  wire [32:0] \$295 ;
+  wire [32:0] \$296 ;
+  wire [33:0] \$297 ;
+  wire [32:0] \$298 ;
+  wire [32:0] \$299 ;
   wire [32:0] \$3 ;
-  wire [16:0] \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
+  wire [7:0] \$30 ;
+  wire [32:0] \$300 ;
+  wire [32:0] \$301 ;
+  wire [32:0] \$302 ;
   wire \$303 ;
   wire \$304 ;
   wire \$305 ;
   wire \$306 ;
   wire \$307 ;
-  wire [32:0] \$308 ;
-  wire [16:0] \$309 ;
-  wire \$31 ;
-  wire [16:0] \$310 ;
-  wire [16:0] \$311 ;
+  wire \$308 ;
+  wire \$309 ;
+  wire [16:0] \$31 ;
+  wire \$310 ;
+  wire \$311 ;
   wire \$312 ;
   wire \$313 ;
   wire \$314 ;
   wire \$315 ;
-  wire [31:0] \$316 ;
-  wire \$317 ;
-  wire [31:0] \$318 ;
-  wire [32:0] \$319 ;
+  wire \$316 ;
+  wire [32:0] \$317 ;
+  wire [16:0] \$318 ;
+  wire [16:0] \$319 ;
   wire \$32 ;
-  wire [32:0] \$320 ;
-  wire [32:0] \$321 ;
-  wire [32:0] \$322 ;
+  wire [16:0] \$320 ;
+  wire \$321 ;
+  wire \$322 ;
   wire \$323 ;
-  wire [32:0] \$324 ;
-  wire \$325 ;
-  wire [32:0] \$326 ;
-  wire [32:0] \$327 ;
+  wire \$324 ;
+  wire [31:0] \$325 ;
+  wire \$326 ;
+  wire [31:0] \$327 ;
   wire [32:0] \$328 ;
-  wire \$329 ;
+  wire [32:0] \$329 ;
   wire \$33 ;
   wire [32:0] \$330 ;
   wire [32:0] \$331 ;
-  wire [33:0] \$332 ;
-  wire \$333 ;
+  wire \$332 ;
+  wire [32:0] \$333 ;
   wire \$334 ;
-  wire \$335 ;
-  wire \$336 ;
-  wire \$337 ;
+  wire [32:0] \$335 ;
+  wire [32:0] \$336 ;
+  wire [32:0] \$337 ;
   wire \$338 ;
-  wire \$339 ;
-  wire [7:0] \$34 ;
-  wire [16:0] \$340 ;
-  wire \$341 ;
-  wire [16:0] \$342 ;
+  wire [32:0] \$339 ;
+  wire \$34 ;
+  wire [32:0] \$340 ;
+  wire [33:0] \$341 ;
+  wire \$342 ;
   wire \$343 ;
   wire \$344 ;
-  wire [16:0] \$345 ;
+  wire \$345 ;
   wire \$346 ;
-  wire [16:0] \$347 ;
-  wire [4:0] \$348 ;
-  wire [32:0] \$349 ;
-  wire [16:0] \$35 ;
+  wire \$347 ;
+  wire \$348 ;
+  wire [16:0] \$349 ;
+  wire [7:0] \$35 ;
   wire \$350 ;
-  wire \$351 ;
+  wire [16:0] \$351 ;
   wire \$352 ;
   wire \$353 ;
   wire [16:0] \$354 ;
   wire \$355 ;
   wire [16:0] \$356 ;
-  wire \$357 ;
-  wire \$358 ;
-  wire [2:0] \$359 ;
-  wire \$36 ;
+  wire [4:0] \$357 ;
+  wire [32:0] \$358 ;
+  wire \$359 ;
+  wire [16:0] \$36 ;
   wire \$360 ;
   wire \$361 ;
   wire \$362 ;
-  wire \$363 ;
+  wire [16:0] \$363 ;
   wire \$364 ;
-  wire \$365 ;
+  wire [16:0] \$365 ;
   wire \$366 ;
   wire \$367 ;
-  wire \$368 ;
+  wire [2:0] \$368 ;
   wire \$369 ;
   wire \$37 ;
   wire \$370 ;
   wire \$371 ;
-  wire [31:0] \$372 ;
-  wire [32:0] \$373 ;
-  wire [33:0] \$374 ;
-  wire [33:0] \$375 ;
+  wire \$372 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
   wire \$376 ;
   wire \$377 ;
   wire \$378 ;
   wire \$379 ;
   wire \$38 ;
-  wire [32:0] \$380 ;
-  wire \$381 ;
+  wire \$380 ;
+  wire [31:0] \$381 ;
   wire [32:0] \$382 ;
-  wire \$383 ;
-  wire \$384 ;
+  wire [33:0] \$383 ;
+  wire [33:0] \$384 ;
   wire \$385 ;
   wire \$386 ;
-  wire [32:0] \$387 ;
+  wire \$387 ;
   wire \$388 ;
-  wire \$389 ;
-  wire [7:0] \$39 ;
-  wire [32:0] \$390 ;
-  reg [1:0] \$391 ;
-  reg [1:0] \$392 ;
-  reg [1:0] \$393 ;
-  reg [1:0] \$394 ;
-  reg [1:0] \$395 ;
+  wire [32:0] \$389 ;
+  wire \$39 ;
+  wire \$390 ;
+  wire [32:0] \$391 ;
+  wire \$392 ;
+  wire \$393 ;
+  wire [32:0] \$394 ;
+  wire [32:0] \$395 ;
   reg [1:0] \$396 ;
   reg [1:0] \$397 ;
   reg [1:0] \$398 ;
   reg [1:0] \$399 ;
   wire [32:0] \$4 ;
-  wire [16:0] \$40 ;
-  reg [31:0] \$400 ;
-  reg [31:0] \$401 ;
-  reg \$402 ;
-  reg [31:0] \$403 ;
-  reg [31:0] \$404 ;
+  wire [7:0] \$40 ;
+  reg [1:0] \$400 ;
+  reg [1:0] \$401 ;
+  reg [1:0] \$402 ;
+  reg [1:0] \$403 ;
+  reg [1:0] \$404 ;
   reg [31:0] \$405 ;
   reg [31:0] \$406 ;
-  reg [31:0] \$407 ;
+  reg \$407 ;
   reg [31:0] \$408 ;
   reg [31:0] \$409 ;
-  wire \$41 ;
+  wire [16:0] \$41 ;
   reg [31:0] \$410 ;
   reg [31:0] \$411 ;
   reg [31:0] \$412 ;
   reg [31:0] \$413 ;
-  reg [1:0] \$414 ;
-  reg \$415 ;
-  reg \$416 ;
-  reg \$417 ;
+  reg [31:0] \$414 ;
+  reg [31:0] \$415 ;
+  reg [31:0] \$416 ;
+  reg [31:0] \$417 ;
   reg [31:0] \$418 ;
-  reg [15:0] \$419 ;
+  reg [1:0] \$419 ;
   wire \$42 ;
-  reg [15:0] \$420 ;
-  reg [15:0] \$421 ;
-  reg [31:0] \$422 ;
+  reg \$420 ;
+  reg \$421 ;
+  reg \$422 ;
   reg [31:0] \$423 ;
-  reg \$424 ;
-  reg [31:0] \$425 ;
-  reg [31:0] \$426 ;
-  reg \$427 ;
-  reg \$428 ;
-  reg [2:0] \$429 ;
+  reg [15:0] \$424 ;
+  reg [15:0] \$425 ;
+  reg [15:0] \$426 ;
+  reg [31:0] \$427 ;
+  reg [31:0] \$428 ;
+  reg \$429 ;
   wire \$43 ;
-  reg [15:0] \$430 ;
-  reg \$431 ;
+  reg [31:0] \$430 ;
+  reg [31:0] \$431 ;
   reg \$432 ;
   reg \$433 ;
-  reg [127:0] \$434 ;
-  reg \$435 ;
-  reg [9:0] \$436 ;
+  reg [2:0] \$434 ;
+  reg [15:0] \$435 ;
+  reg \$436 ;
   reg \$437 ;
   reg \$438 ;
-  reg \$439 ;
-  wire [7:0] \$44 ;
-  reg [15:0] \$440 ;
-  reg [31:0] \$441 ;
-  reg [31:0] \$442 ;
+  reg [127:0] \$439 ;
+  wire \$44 ;
+  reg \$440 ;
+  reg [9:0] \$441 ;
+  reg \$442 ;
   reg \$443 ;
-  reg [15:0] \$444 ;
-  reg \$445 ;
-  reg \$446 ;
-  reg [1:0] \$447 ;
-  reg [398:0] \$448 ;
-  reg [7:0] \$449 ;
-  wire [16:0] \$45 ;
-  reg [31:0] \$450 ;
-  reg [31:0] \$451 ;
-  reg [31:0] \$452 ;
-  reg [31:0] \$453 ;
-  reg [3:0] \$454 ;
-  reg \$455 ;
-  reg [3:0] \$456 ;
-  reg [15:0] \$457 ;
+  reg \$444 ;
+  reg [15:0] \$445 ;
+  reg [31:0] \$446 ;
+  reg [31:0] \$447 ;
+  reg \$448 ;
+  reg [15:0] \$449 ;
+  wire [7:0] \$45 ;
+  reg \$450 ;
+  reg \$451 ;
+  reg [1:0] \$452 ;
+  reg [398:0] \$453 ;
+  reg [7:0] \$454 ;
+  reg [31:0] \$455 ;
+  reg [31:0] \$456 ;
+  reg [31:0] \$457 ;
   reg [31:0] \$458 ;
-  reg [15:0] \$459 ;
-  wire \$46 ;
+  reg [3:0] \$459 ;
+  wire [16:0] \$46 ;
+  reg \$460 ;
+  reg [3:0] \$461 ;
+  reg [15:0] \$462 ;
+  reg [31:0] \$463 ;
+  reg [15:0] \$464 ;
   wire \$47 ;
   wire \$48 ;
-  wire [10:0] \$49 ;
+  wire \$49 ;
   wire [32:0] \$5 ;
-  wire [16:0] \$50 ;
-  wire \$51 ;
+  wire [10:0] \$50 ;
+  wire [16:0] \$51 ;
   wire \$52 ;
   wire \$53 ;
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
-  wire [6:0] \$570 ;
-  wire [6:0] \$573 ;
   wire [6:0] \$576 ;
   wire [6:0] \$579 ;
   wire \$58 ;
+  wire [6:0] \$582 ;
+  wire [6:0] \$585 ;
   wire \$59 ;
   wire [32:0] \$6 ;
   wire \$60 ;
@@ -3950,14 +4127,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
-  wire [8:0] \$641 ;
+  wire [8:0] \$647 ;
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
   wire \$68 ;
-  wire [32:0] \$69 ;
+  wire \$69 ;
   wire [32:0] \$7 ;
-  wire \$70 ;
+  wire [32:0] \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
@@ -3968,54 +4145,45 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$78 ;
   wire \$79 ;
   wire [32:0] \$8 ;
-  wire [3:0] \$80 ;
-  wire \$81 ;
+  wire \$80 ;
+  wire [3:0] \$81 ;
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
   wire \$85 ;
   wire \$86 ;
   wire \$87 ;
-  wire [7:0] \$88 ;
-  wire [15:0] \$89 ;
+  wire \$88 ;
+  wire [7:0] \$89 ;
   wire [32:0] \$9 ;
-  wire [16:0] \$90 ;
-  wire [7:0] \$91 ;
-  wire [15:0] \$92 ;
-  wire [16:0] \$93 ;
-  wire [7:0] \$94 ;
-  wire [15:0] \$95 ;
-  wire [16:0] \$96 ;
-  wire [7:0] \$97 ;
-  wire [15:0] \$98 ;
-  wire [16:0] \$99 ;
+  wire [15:0] \$90 ;
+  wire [16:0] \$91 ;
+  wire [7:0] \$92 ;
+  wire [15:0] \$93 ;
+  wire [16:0] \$94 ;
+  wire [7:0] \$95 ;
+  wire [15:0] \$96 ;
+  wire [16:0] \$97 ;
+  wire [7:0] \$98 ;
+  wire [15:0] \$99 ;
   wire [6:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$101 ;
-  wire [6:0] \$signature__addr$103 ;
-  wire [6:0] \$signature__addr$105 ;
-  wire [6:0] \$signature__addr$107 ;
-  wire [6:0] \$signature__addr$67 ;
-  wire [6:0] \$signature__addr$70 ;
-  wire [6:0] \$signature__addr$73 ;
+  wire [6:0] \$signature__addr$102 ;
+  wire [6:0] \$signature__addr$104 ;
+  wire [6:0] \$signature__addr$106 ;
+  wire [6:0] \$signature__addr$108 ;
+  wire [6:0] \$signature__addr$68 ;
+  wire [6:0] \$signature__addr$71 ;
+  wire [6:0] \$signature__addr$74 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$112 ;
-  wire [7:0] \$signature__data$112[0] ;
-  wire [7:0] \$signature__data$112[1] ;
-  wire [7:0] \$signature__data$112[2] ;
-  wire [7:0] \$signature__data$112[3] ;
-  wire [7:0] \$signature__data$112[4] ;
-  wire [7:0] \$signature__data$112[5] ;
-  wire [7:0] \$signature__data$112[6] ;
-  wire [7:0] \$signature__data$112[7] ;
-  wire [63:0] \$signature__data$114 ;
-  wire [7:0] \$signature__data$114[0] ;
-  wire [7:0] \$signature__data$114[1] ;
-  wire [7:0] \$signature__data$114[2] ;
-  wire [7:0] \$signature__data$114[3] ;
-  wire [7:0] \$signature__data$114[4] ;
-  wire [7:0] \$signature__data$114[5] ;
-  wire [7:0] \$signature__data$114[6] ;
-  wire [7:0] \$signature__data$114[7] ;
+  wire [63:0] \$signature__data$113 ;
+  wire [7:0] \$signature__data$113[0] ;
+  wire [7:0] \$signature__data$113[1] ;
+  wire [7:0] \$signature__data$113[2] ;
+  wire [7:0] \$signature__data$113[3] ;
+  wire [7:0] \$signature__data$113[4] ;
+  wire [7:0] \$signature__data$113[5] ;
+  wire [7:0] \$signature__data$113[6] ;
+  wire [7:0] \$signature__data$113[7] ;
   wire [63:0] \$signature__data$115 ;
   wire [7:0] \$signature__data$115[0] ;
   wire [7:0] \$signature__data$115[1] ;
@@ -4034,33 +4202,42 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data$116[5] ;
   wire [7:0] \$signature__data$116[6] ;
   wire [7:0] \$signature__data$116[7] ;
-  wire [63:0] \$signature__data$68 ;
-  wire [7:0] \$signature__data$68[0] ;
-  wire [7:0] \$signature__data$68[1] ;
-  wire [7:0] \$signature__data$68[2] ;
-  wire [7:0] \$signature__data$68[3] ;
-  wire [7:0] \$signature__data$68[4] ;
-  wire [7:0] \$signature__data$68[5] ;
-  wire [7:0] \$signature__data$68[6] ;
-  wire [7:0] \$signature__data$68[7] ;
-  wire [63:0] \$signature__data$71 ;
-  wire [7:0] \$signature__data$71[0] ;
-  wire [7:0] \$signature__data$71[1] ;
-  wire [7:0] \$signature__data$71[2] ;
-  wire [7:0] \$signature__data$71[3] ;
-  wire [7:0] \$signature__data$71[4] ;
-  wire [7:0] \$signature__data$71[5] ;
-  wire [7:0] \$signature__data$71[6] ;
-  wire [7:0] \$signature__data$71[7] ;
-  wire [63:0] \$signature__data$74 ;
-  wire [7:0] \$signature__data$74[0] ;
-  wire [7:0] \$signature__data$74[1] ;
-  wire [7:0] \$signature__data$74[2] ;
-  wire [7:0] \$signature__data$74[3] ;
-  wire [7:0] \$signature__data$74[4] ;
-  wire [7:0] \$signature__data$74[5] ;
-  wire [7:0] \$signature__data$74[6] ;
-  wire [7:0] \$signature__data$74[7] ;
+  wire [63:0] \$signature__data$117 ;
+  wire [7:0] \$signature__data$117[0] ;
+  wire [7:0] \$signature__data$117[1] ;
+  wire [7:0] \$signature__data$117[2] ;
+  wire [7:0] \$signature__data$117[3] ;
+  wire [7:0] \$signature__data$117[4] ;
+  wire [7:0] \$signature__data$117[5] ;
+  wire [7:0] \$signature__data$117[6] ;
+  wire [7:0] \$signature__data$117[7] ;
+  wire [63:0] \$signature__data$69 ;
+  wire [7:0] \$signature__data$69[0] ;
+  wire [7:0] \$signature__data$69[1] ;
+  wire [7:0] \$signature__data$69[2] ;
+  wire [7:0] \$signature__data$69[3] ;
+  wire [7:0] \$signature__data$69[4] ;
+  wire [7:0] \$signature__data$69[5] ;
+  wire [7:0] \$signature__data$69[6] ;
+  wire [7:0] \$signature__data$69[7] ;
+  wire [63:0] \$signature__data$72 ;
+  wire [7:0] \$signature__data$72[0] ;
+  wire [7:0] \$signature__data$72[1] ;
+  wire [7:0] \$signature__data$72[2] ;
+  wire [7:0] \$signature__data$72[3] ;
+  wire [7:0] \$signature__data$72[4] ;
+  wire [7:0] \$signature__data$72[5] ;
+  wire [7:0] \$signature__data$72[6] ;
+  wire [7:0] \$signature__data$72[7] ;
+  wire [63:0] \$signature__data$75 ;
+  wire [7:0] \$signature__data$75[0] ;
+  wire [7:0] \$signature__data$75[1] ;
+  wire [7:0] \$signature__data$75[2] ;
+  wire [7:0] \$signature__data$75[3] ;
+  wire [7:0] \$signature__data$75[4] ;
+  wire [7:0] \$signature__data$75[5] ;
+  wire [7:0] \$signature__data$75[6] ;
+  wire [7:0] \$signature__data$75[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -4070,13 +4247,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$102 ;
-  wire \$signature__en$104 ;
-  wire \$signature__en$106 ;
-  wire \$signature__en$108 ;
-  wire \$signature__en$69 ;
-  wire \$signature__en$72 ;
-  wire \$signature__en$75 ;
+  wire \$signature__en$103 ;
+  wire \$signature__en$105 ;
+  wire \$signature__en$107 ;
+  wire \$signature__en$109 ;
+  wire \$signature__en$70 ;
+  wire \$signature__en$73 ;
+  wire \$signature__en$76 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -4090,8 +4267,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$134 ;
-  reg \advance$162 ;
+  reg \advance$135 ;
+  reg \advance$163 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -4128,8 +4305,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] beyond = 4'h0;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$228 ;
-  wire \busy$228 ;
+  output \busy$229 ;
+  wire \busy$229 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4175,6 +4352,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [1:0] c_ready = 2'h0;
   reg [1:0] c_ready_clr;
   reg [1:0] c_ready_set;
+  reg c_wait;
   reg [9:0] c_wr__addr;
   reg [127:0] c_wr__data;
   wire [31:0] \c_wr__data[0] ;
@@ -4184,17 +4362,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [3:0] c_wr__en;
   reg [15:0] chunk = 16'h0000;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$158 ;
+  wire [15:0] \chunk$159 ;
   (* init = 16'h0000 *)
   wire [15:0] \chunk$5 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$81 ;
+  wire [15:0] \chunk$82 ;
   wire [31:0] chunk_lda;
   wire [31:0] chunk_ldc;
   wire [31:0] chunk_ldcin;
   reg claimed;
-  input clk;
-  wire clk;
   input [398:0] cmd;
   wire [398:0] cmd;
   wire [31:0] \cmd.a_addr ;
@@ -4216,7 +4392,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] cols;
-  wire [15:0] \cols$173 ;
+  wire [15:0] \cols$174 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4226,10 +4402,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire dma_error;
   output done;
   reg done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$217 ;
+  wire [7:0] \error$218 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
   reg [31:0] feed_k_kc0_next;
@@ -4249,25 +4429,25 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$169 ;
-  wire [31:0] \index$95 ;
+  wire [31:0] \index$170 ;
+  wire [31:0] \index$96 ;
   wire is_cin;
   wire issue;
-  reg \issue$174 ;
+  reg \issue$175 ;
   reg [15:0] k_idx = 16'h0000;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$245 ;
   wire \last$248 ;
+  wire \last$251 ;
   wire last_in_panel;
-  wire \last_in_panel$131 ;
-  wire \last_in_panel$163 ;
+  wire \last_in_panel$132 ;
+  wire \last_in_panel$164 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$175 ;
+  wire [2:0] \level$176 ;
   reg [31:0] load_a_addr = 32'd0;
   reg [31:0] load_a_next;
   reg [31:0] load_a_panel = 32'd0;
@@ -4285,16 +4465,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$156 ;
-  wire [15:0] \m$79 ;
+  wire [15:0] \m$157 ;
+  wire [15:0] \m$80 ;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
   reg meta_last = 1'h0;
   reg [2:0] meta_sel = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$157 ;
-  wire [15:0] \n$80 ;
+  wire [15:0] \n$158 ;
+  wire [15:0] \n$81 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4320,23 +4500,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$176  = 1'h0;
+  reg \pending$177  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [64:0] \r_data$123 ;
-  wire [18:0] \r_data$140 ;
-  wire [127:0] \r_data$198 ;
-  wire [3:0] \r_data$208 ;
+  wire [64:0] \r_data$124 ;
+  wire [18:0] \r_data$141 ;
+  wire [127:0] \r_data$199 ;
+  wire [3:0] \r_data$209 ;
   reg r_en;
-  wire \r_en$124 ;
-  reg \r_en$144 ;
-  reg \r_en$199 ;
-  reg \r_en$215 ;
+  wire \r_en$125 ;
+  reg \r_en$145 ;
+  reg \r_en$200 ;
+  reg \r_en$216 ;
   wire r_rdy;
-  wire \r_rdy$121 ;
-  wire \r_rdy$136 ;
-  wire \r_rdy$185 ;
-  wire \r_rdy$196 ;
+  wire \r_rdy$122 ;
+  wire \r_rdy$137 ;
+  wire \r_rdy$186 ;
+  wire \r_rdy$197 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4369,9 +4549,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$159 ;
+  wire \restart$160 ;
   wire \restart$7 ;
-  wire \restart$82 ;
+  wire \restart$83 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4385,9 +4565,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row = 16'h0000;
   reg [15:0] row_base = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$172 ;
-  input rst;
-  wire rst;
+  wire [15:0] \rows$173 ;
   reg running;
   reg [9:0] s1_addr = 10'h000;
   reg s1_chunk_done = 1'h0;
@@ -4411,8 +4589,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$249 ;
-  wire \start$249 ;
+  input \start$252 ;
+  wire \start$252 ;
+  wire starved;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_next;
@@ -4420,20 +4599,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg store_state = 1'h0;
   reg [31:0] used = 32'd0;
   reg [2:0] w_data;
-  wire [64:0] \w_data$111 ;
-  reg [18:0] \w_data$127 ;
-  wire [3:0] \w_data$187 ;
-  wire [127:0] \w_data$188 ;
+  wire [64:0] \w_data$112 ;
+  reg [18:0] \w_data$128 ;
+  wire [3:0] \w_data$188 ;
+  wire [127:0] \w_data$189 ;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$119 ;
-  reg \w_en$126 ;
-  wire \w_en$186 ;
+  wire \w_en$120 ;
+  reg \w_en$127 ;
+  wire \w_en$187 ;
   (* init = 1'h0 *)
-  wire \w_en$190 ;
+  wire \w_en$191 ;
   wire w_rdy;
-  wire \w_rdy$100 ;
-  wire \w_rdy$177 ;
+  wire \w_rdy$101 ;
+  wire \w_rdy$178 ;
+  wire waits_store;
   reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
   reg [99:0] wr_cmd__payload;
@@ -4596,17 +4776,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a0[126] = 64'h0000000000000000;
     spad_a0[127] = 64'h0000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (\$signature__en )
-      spad_a0[\$30 [6:0]] <= rd_data__payload[63:0];
+      spad_a0[\$31 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _0_ <= spad_a0[\$90 [6:0]];
+      _0_ <= spad_a0[\$91 [6:0]];
     end
   end
-  assign \$signature__data$112  = _0_;
+  assign \$signature__data$113  = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4738,17 +4918,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a1[126] = 64'h0000000000000000;
     spad_a1[127] = 64'h0000000000000000;
   end
-  always @(posedge clk) begin
-    if (\$signature__en$69 )
-      spad_a1[\$35 [6:0]] <= rd_data__payload[63:0];
+  always @(posedge engine_clk) begin
+    if (\$signature__en$70 )
+      spad_a1[\$36 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _1_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _1_ <= spad_a1[\$93 [6:0]];
+      _1_ <= spad_a1[\$94 [6:0]];
     end
   end
-  assign \$signature__data$114  = _1_;
+  assign \$signature__data$115  = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -4880,17 +5060,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a2[126] = 64'h0000000000000000;
     spad_a2[127] = 64'h0000000000000000;
   end
-  always @(posedge clk) begin
-    if (\$signature__en$72 )
-      spad_a2[\$40 [6:0]] <= rd_data__payload[63:0];
+  always @(posedge engine_clk) begin
+    if (\$signature__en$73 )
+      spad_a2[\$41 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _2_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _2_ <= spad_a2[\$96 [6:0]];
+      _2_ <= spad_a2[\$97 [6:0]];
     end
   end
-  assign \$signature__data$115  = _2_;
+  assign \$signature__data$116  = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -5022,17 +5202,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a3[126] = 64'h0000000000000000;
     spad_a3[127] = 64'h0000000000000000;
   end
-  always @(posedge clk) begin
-    if (\$signature__en$75 )
-      spad_a3[\$45 [6:0]] <= rd_data__payload[63:0];
+  always @(posedge engine_clk) begin
+    if (\$signature__en$76 )
+      spad_a3[\$46 [6:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _3_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _3_ <= spad_a3[\$99 [6:0]];
+      _3_ <= spad_a3[\$100 [6:0]];
     end
   end
-  assign \$signature__data$116  = _3_;
+  assign \$signature__data$117  = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -6060,20 +6240,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_b[1022] = 32'd0;
     spad_b[1023] = 32'd0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (b_wr__en[0])
-      spad_b[\$50 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$51 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$50 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$51 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$50 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$51 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$50 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$51 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _4_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _4_ <= spad_b[\$101 [9:0]];
+      _4_ <= spad_b[\$102 [9:0]];
     end
   end
   assign b_rd__data = _4_;
@@ -7104,7 +7284,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_c[1022] = 128'h00000000000000000000000000000000;
     spad_c[1023] = 128'h00000000000000000000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (c_wr__en[0])
       spad_c[c_wr__addr][31:0] <= c_wr__data[31:0];
     if (c_wr__en[1])
@@ -7116,118 +7296,132 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   reg [127:0] _5_;
   reg [127:0] _6_;
-  always @(posedge clk) begin
-    if (\issue$174 ) begin
-      _5_ <= spad_c[\$153 [9:0]];
+  always @(posedge engine_clk) begin
+    if (\issue$175 ) begin
+      _5_ <= spad_c[\$154 [9:0]];
     end
     if (got) begin
-      _6_ <= spad_c[\$113 [9:0]];
+      _6_ <= spad_c[\$114 [9:0]];
     end
   end
-  assign \w_data$188  = _5_;
+  assign \w_data$189  = _5_;
   assign c_rd_acc__data = _6_;
-  always @(posedge clk)
-    loader_state <= \$414 ;
-  always @(posedge clk)
-    l_bpar <= \$415 ;
-  always @(posedge clk)
-    l_apar <= \$416 ;
-  always @(posedge clk)
-    l_done <= \$417 ;
-  always @(posedge clk)
-    c_claims <= \$418 ;
-  always @(posedge clk)
-    row <= \$419 ;
-  always @(posedge clk)
-    beat <= \$420 ;
-  always @(posedge clk)
-    row_base <= \$421 ;
-  always @(posedge clk)
-    feed_k_kc0 <= \$422 ;
-  always @(posedge clk)
-    feed_k_left <= \$423 ;
-  always @(posedge clk)
-    feed_k_last <= \$424 ;
-  always @(posedge clk)
-    feed_k_len <= \$425 ;
-  always @(posedge clk)
-    feed_k_len_m1 <= \$426 ;
-  always @(posedge clk)
-    pending <= \$427 ;
-  always @(posedge clk)
-    meta_last <= \$428 ;
-  always @(posedge clk)
-    meta_sel <= \$429 ;
-  always @(posedge clk)
-    k_idx <= \$430 ;
-  always @(posedge clk)
-    apar <= \$431 ;
-  always @(posedge clk)
-    bpar <= \$432 ;
-  always @(posedge clk)
-    f_done <= \$433 ;
-  always @(posedge clk)
-    s1_value <= \$434 ;
-  always @(posedge clk)
-    acc_writes <= \$435 ;
-  always @(posedge clk)
-    s1_addr <= \$436 ;
-  always @(posedge clk)
-    s1_read <= \$437 ;
-  always @(posedge clk)
-    s1_half <= \$438 ;
-  always @(posedge clk)
-    s1_chunk_done <= \$439 ;
-  always @(posedge clk)
-    acc_row <= \$440 ;
-  always @(posedge clk)
-    store_c_panel <= \$441 ;
-  always @(posedge clk)
-    store_c_addr <= \$442 ;
-  always @(posedge clk)
-    store_state <= \$443 ;
-  always @(posedge clk)
-    r <= \$444 ;
-  always @(posedge clk)
-    s_done <= \$445 ;
-  always @(posedge clk)
-    \pending$176  <= \$446 ;
-  always @(posedge clk)
-    s_beat <= \$447 ;
-  always @(posedge clk)
-    c <= \$448 ;
-  always @(posedge clk)
-    error <= \$449 ;
-  always @(posedge clk)
-    cycles <= \$450 ;
-  always @(posedge clk)
-    mac_cycles <= \$451 ;
-  always @(posedge clk)
-    stall_load <= \$452 ;
-  always @(posedge clk)
-    stall_store <= \$453 ;
-  always @(posedge clk)
-    beyond <= \$454 ;
-  always @(posedge clk)
-    launched <= \$455 ;
-  always @(posedge clk)
-    control_state <= \$456 ;
-  always @(posedge clk)
-    words <= \$457 ;
-  always @(posedge clk)
-    used <= \$458 ;
-  always @(posedge clk)
-    chunk <= \$459 ;
+  always @(posedge engine_clk)
+    load_b_panel <= \$412 ;
+  always @(posedge engine_clk)
+    load_b_addr <= \$413 ;
+  always @(posedge engine_clk)
+    load_cin_panel <= \$414 ;
+  always @(posedge engine_clk)
+    load_cin_addr <= \$415 ;
+  always @(posedge engine_clk)
+    b_koff <= \$416 ;
+  always @(posedge engine_clk)
+    a_load <= \$417 ;
+  always @(posedge engine_clk)
+    b_load <= \$418 ;
+  always @(posedge engine_clk)
+    loader_state <= \$419 ;
+  always @(posedge engine_clk)
+    l_bpar <= \$420 ;
+  always @(posedge engine_clk)
+    l_apar <= \$421 ;
+  always @(posedge engine_clk)
+    l_done <= \$422 ;
+  always @(posedge engine_clk)
+    c_claims <= \$423 ;
+  always @(posedge engine_clk)
+    row <= \$424 ;
+  always @(posedge engine_clk)
+    beat <= \$425 ;
+  always @(posedge engine_clk)
+    row_base <= \$426 ;
+  always @(posedge engine_clk)
+    feed_k_kc0 <= \$427 ;
+  always @(posedge engine_clk)
+    feed_k_left <= \$428 ;
+  always @(posedge engine_clk)
+    feed_k_last <= \$429 ;
+  always @(posedge engine_clk)
+    feed_k_len <= \$430 ;
+  always @(posedge engine_clk)
+    feed_k_len_m1 <= \$431 ;
+  always @(posedge engine_clk)
+    pending <= \$432 ;
+  always @(posedge engine_clk)
+    meta_last <= \$433 ;
+  always @(posedge engine_clk)
+    meta_sel <= \$434 ;
+  always @(posedge engine_clk)
+    k_idx <= \$435 ;
+  always @(posedge engine_clk)
+    apar <= \$436 ;
+  always @(posedge engine_clk)
+    bpar <= \$437 ;
+  always @(posedge engine_clk)
+    f_done <= \$438 ;
+  always @(posedge engine_clk)
+    s1_value <= \$439 ;
+  always @(posedge engine_clk)
+    acc_writes <= \$440 ;
+  always @(posedge engine_clk)
+    s1_addr <= \$441 ;
+  always @(posedge engine_clk)
+    s1_read <= \$442 ;
+  always @(posedge engine_clk)
+    s1_half <= \$443 ;
+  always @(posedge engine_clk)
+    s1_chunk_done <= \$444 ;
+  always @(posedge engine_clk)
+    acc_row <= \$445 ;
+  always @(posedge engine_clk)
+    store_c_panel <= \$446 ;
+  always @(posedge engine_clk)
+    store_c_addr <= \$447 ;
+  always @(posedge engine_clk)
+    store_state <= \$448 ;
+  always @(posedge engine_clk)
+    r <= \$449 ;
+  always @(posedge engine_clk)
+    s_done <= \$450 ;
+  always @(posedge engine_clk)
+    \pending$177  <= \$451 ;
+  always @(posedge engine_clk)
+    s_beat <= \$452 ;
+  always @(posedge engine_clk)
+    c <= \$453 ;
+  always @(posedge engine_clk)
+    error <= \$454 ;
+  always @(posedge engine_clk)
+    cycles <= \$455 ;
+  always @(posedge engine_clk)
+    mac_cycles <= \$456 ;
+  always @(posedge engine_clk)
+    stall_load <= \$457 ;
+  always @(posedge engine_clk)
+    stall_store <= \$458 ;
+  always @(posedge engine_clk)
+    beyond <= \$459 ;
+  always @(posedge engine_clk)
+    launched <= \$460 ;
+  always @(posedge engine_clk)
+    control_state <= \$461 ;
+  always @(posedge engine_clk)
+    words <= \$462 ;
+  always @(posedge engine_clk)
+    used <= \$463 ;
+  always @(posedge engine_clk)
+    chunk <= \$464 ;
   assign split = c[191:160] > 10'h200;
   assign \$1  = l_step & load_k_last;
   assign \$2  = restart | \$1 ;
   assign \$3  = load_k_kc0 + 10'h200;
   assign \$4  = load_a_panel + 1'h0;
-  assign \$5  = load_a_addr + \$171 [31:0];
+  assign \$5  = load_a_addr + \$172 [31:0];
   assign \$6  = load_b_panel + 3'h4;
   assign \$7  = load_b_addr + 1'h0;
   assign \$8  = load_cin_panel + 5'h10;
-  assign \$9  = load_cin_addr + \$173 [31:0];
+  assign \$9  = load_cin_addr + \$174 [31:0];
   assign \$11  = b_koff + \$10 ;
   assign \$12  = load_k_last ? 48'h000000000000 : \$11 ;
   assign \$13  = ~ split;
@@ -7241,440 +7435,434 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$21  = \$20  & w_rdy;
   assign \$22  = ! load_k_kc0;
   assign \$23  = c_busy >> index[0];
-  assign \$24  = ~ \$23 ;
-  assign \$25  = ~ c[352];
+  assign \$24  = c_busy >> index[0];
+  assign \$25  = ~ \$24 ;
+  assign \$26  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$27  = is_cin & acc_writes;
-  assign \$28  = ~ \$27 ;
-  assign rd_data__ready = r_rdy & \$28 ;
+  assign \$28  = is_cin & acc_writes;
+  assign \$29  = ~ \$28 ;
+  assign rd_data__ready = r_rdy & \$29 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$29  = r_data[2] * 7'h40;
-  assign \$30  = \$29  + beat;
-  assign \$31  = ! r_data[1:0];
-  assign \$32  = beat_ok & \$31 ;
-  assign \$33  = ! row;
-  assign \$signature__en  = \$32  & \$33 ;
-  assign \$34  = r_data[2] * 7'h40;
-  assign \$35  = \$34  + beat;
-  assign \$36  = ! r_data[1:0];
-  assign \$37  = beat_ok & \$36 ;
-  assign \$38  = row == 1'h1;
-  assign \$signature__en$69  = \$37  & \$38 ;
-  assign \$39  = r_data[2] * 7'h40;
-  assign \$40  = \$39  + beat;
-  assign \$41  = ! r_data[1:0];
-  assign \$42  = beat_ok & \$41 ;
-  assign \$43  = row == 2'h2;
-  assign \$signature__en$72  = \$42  & \$43 ;
-  assign \$44  = r_data[2] * 7'h40;
-  assign \$45  = \$44  + beat;
-  assign \$46  = ! r_data[1:0];
-  assign \$47  = beat_ok & \$46 ;
-  assign \$48  = row == 2'h3;
-  assign \$signature__en$75  = \$47  & \$48 ;
-  assign \$49  = r_data[2] * 10'h200;
-  assign \$50  = \$49  + row;
-  assign \$51  = r_data[1:0] == 1'h1;
-  assign \$52  = beat_ok & \$51 ;
-  assign \$53  = ! beat;
-  assign \$54  = \$52  & \$53 ;
-  assign \$55  = r_data[1:0] == 1'h1;
-  assign \$56  = beat_ok & \$55 ;
-  assign \$57  = ! beat;
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = r_data[1:0] == 1'h1;
-  assign \$60  = beat_ok & \$59 ;
-  assign \$61  = ! beat;
-  assign \$62  = \$60  & \$61 ;
-  assign \$63  = r_data[1:0] == 1'h1;
-  assign \$64  = beat_ok & \$63 ;
-  assign \$65  = ! beat;
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = step_done & feed_k_last;
-  assign \$68  = restart | \$67 ;
-  assign \$69  = feed_k_kc0 + 10'h200;
-  assign \$70  = ~ f_done;
-  assign \$71  = running & \$70 ;
-  assign \$72  = a_full >> apar;
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = b_full >> bpar;
-  assign \$75  = \$73  & \$74 ;
-  assign \$76  = c_ready >> \index$95 [0];
-  assign \$77  = \$75  & \$76 ;
-  assign \$78  = \index$95  < c_claims;
-  assign \$79  = \$77  & \$78 ;
-  assign \$80  = level + pending;
-  assign \$81  = \$80  < 2'h3;
-  assign \$82  = \$79  & \$81 ;
-  assign \$83  = ! k_idx;
-  assign \$84  = ! feed_k_kc0;
-  assign \$85  = \$83  & \$84 ;
-  assign \$86  = ~ \$85 ;
-  assign \$87  = \$86  | \w_rdy$100 ;
-  assign issue = \$82  & \$87 ;
-  assign \$88  = apar * 7'h40;
-  assign \$90  = \$88  + \$89 ;
-  assign \$91  = apar * 7'h40;
-  assign \$93  = \$91  + \$92 ;
-  assign \$94  = apar * 7'h40;
-  assign \$96  = \$94  + \$95 ;
-  assign \$97  = apar * 7'h40;
-  assign \$99  = \$97  + \$98 ;
-  assign \$100  = bpar * 10'h200;
-  assign \$101  = \$100  + k_idx;
-  assign \$570  = meta_sel * 4'h8;
-  assign \$102  = \$signature__data$112  >> \$570 ;
-  assign \$573  = meta_sel * 4'h8;
-  assign \$103  = \$signature__data$114  >> \$573 ;
+  assign \$30  = r_data[2] * 7'h40;
+  assign \$31  = \$30  + beat;
+  assign \$32  = ! r_data[1:0];
+  assign \$33  = beat_ok & \$32 ;
+  assign \$34  = ! row;
+  assign \$signature__en  = \$33  & \$34 ;
+  assign \$35  = r_data[2] * 7'h40;
+  assign \$36  = \$35  + beat;
+  assign \$37  = ! r_data[1:0];
+  assign \$38  = beat_ok & \$37 ;
+  assign \$39  = row == 1'h1;
+  assign \$signature__en$70  = \$38  & \$39 ;
+  assign \$40  = r_data[2] * 7'h40;
+  assign \$41  = \$40  + beat;
+  assign \$42  = ! r_data[1:0];
+  assign \$43  = beat_ok & \$42 ;
+  assign \$44  = row == 2'h2;
+  assign \$signature__en$73  = \$43  & \$44 ;
+  assign \$45  = r_data[2] * 7'h40;
+  assign \$46  = \$45  + beat;
+  assign \$47  = ! r_data[1:0];
+  assign \$48  = beat_ok & \$47 ;
+  assign \$49  = row == 2'h3;
+  assign \$signature__en$76  = \$48  & \$49 ;
+  assign \$50  = r_data[2] * 10'h200;
+  assign \$51  = \$50  + row;
+  assign \$52  = r_data[1:0] == 1'h1;
+  assign \$53  = beat_ok & \$52 ;
+  assign \$54  = ! beat;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = r_data[1:0] == 1'h1;
+  assign \$57  = beat_ok & \$56 ;
+  assign \$58  = ! beat;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = r_data[1:0] == 1'h1;
+  assign \$61  = beat_ok & \$60 ;
+  assign \$62  = ! beat;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = r_data[1:0] == 1'h1;
+  assign \$65  = beat_ok & \$64 ;
+  assign \$66  = ! beat;
+  assign \$67  = \$65  & \$66 ;
+  assign \$68  = step_done & feed_k_last;
+  assign \$69  = restart | \$68 ;
+  assign \$70  = feed_k_kc0 + 10'h200;
+  assign \$71  = ~ f_done;
+  assign \$72  = running & \$71 ;
+  assign \$73  = a_full >> apar;
+  assign \$74  = \$72  & \$73 ;
+  assign \$75  = b_full >> bpar;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = c_ready >> \index$96 [0];
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = \index$96  < c_claims;
+  assign \$80  = \$78  & \$79 ;
+  assign \$81  = level + pending;
+  assign \$82  = \$81  < 2'h3;
+  assign \$83  = \$80  & \$82 ;
+  assign \$84  = ! k_idx;
+  assign \$85  = ! feed_k_kc0;
+  assign \$86  = \$84  & \$85 ;
+  assign \$87  = ~ \$86 ;
+  assign \$88  = \$87  | \w_rdy$101 ;
+  assign issue = \$83  & \$88 ;
+  assign \$89  = apar * 7'h40;
+  assign \$91  = \$89  + \$90 ;
+  assign \$92  = apar * 7'h40;
+  assign \$94  = \$92  + \$93 ;
+  assign \$95  = apar * 7'h40;
+  assign \$97  = \$95  + \$96 ;
+  assign \$98  = apar * 7'h40;
+  assign \$100  = \$98  + \$99 ;
+  assign \$101  = bpar * 10'h200;
+  assign \$102  = \$101  + k_idx;
   assign \$576  = meta_sel * 4'h8;
-  assign \$104  = \$signature__data$115  >> \$576 ;
+  assign \$103  = \$signature__data$113  >> \$576 ;
   assign \$579  = meta_sel * 4'h8;
-  assign \$105  = \$signature__data$116  >> \$579 ;
-  assign \$106  = ! k_idx;
-  assign \$107  = ! feed_k_kc0;
-  assign \$108  = \$106  & \$107 ;
-  assign \$109  = k_idx == feed_k_len_m1;
-  assign \$110  = \last_in_panel$131  & feed_k_last;
-  assign \$111  = split | \$110 ;
+  assign \$104  = \$signature__data$115  >> \$579 ;
+  assign \$582  = meta_sel * 4'h8;
+  assign \$105  = \$signature__data$116  >> \$582 ;
+  assign \$585  = meta_sel * 4'h8;
+  assign \$106  = \$signature__data$117  >> \$585 ;
+  assign \$107  = ! k_idx;
+  assign \$108  = ! feed_k_kc0;
+  assign \$109  = \$107  & \$108 ;
+  assign \$110  = k_idx == feed_k_len_m1;
+  assign \$111  = \last_in_panel$132  & feed_k_last;
+  assign \$112  = split | \$111 ;
   assign got = results__valid & results__ready;
-  assign \$112  = \r_data$140 [0] * 10'h200;
-  assign \$113  = \$112  + acc_row;
-  assign \$114  = \r_data$140 [16:1] - 1'h1;
-  assign \$115  = acc_row == \$114 ;
-  assign \$116  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$117  = $signed(s1_value[31:0]) + $signed(\$116 );
-  assign \$118  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$119  = $signed(s1_value[63:32]) + $signed(\$118 );
-  assign \$120  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$121  = $signed(s1_value[95:64]) + $signed(\$120 );
-  assign \$122  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$123  = $signed(s1_value[127:96]) + $signed(\$122 );
-  assign \$124  = r_data[2] * 10'h200;
-  assign \$125  = \$124  + row;
-  assign \$126  = beat_ok & is_cin;
-  assign \$127  = ! beat;
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = beat_ok & is_cin;
-  assign \$130  = ! beat;
-  assign \$131  = \$129  & \$130 ;
-  assign \$132  = beat_ok & is_cin;
-  assign \$133  = beat == 1'h1;
-  assign \$134  = \$132  & \$133 ;
-  assign \$135  = beat_ok & is_cin;
-  assign \$136  = beat == 1'h1;
-  assign \$137  = \$135  & \$136 ;
-  assign \$138  = c[353] ? 5'h04 : 5'h10;
-  assign \$139  = store_c_panel + \$138 ;
-  assign \$140  = store_c_addr + \$172 [31:0];
-  assign \$141  = ~ s_done;
-  assign \$142  = running & \$141 ;
-  assign \$143  = c_done >> \index$169 [0];
-  assign \$144  = \$142  & \$143 ;
-  assign \$146  = c[353] ? { 3'h0, \cols$173  } : \$145 ;
-  assign \$147  = \level$175  + \pending$176 ;
-  assign \$148  = \$147  < 2'h3;
-  assign \$149  = \$148  & \w_rdy$177 ;
-  assign \$150  = \rows$172  - 1'h1;
-  assign \$151  = r == \$150 ;
-  assign \$152  = \index$169 [0] * 10'h200;
-  assign \$153  = \$152  + r;
-  assign \$154  = ~ \r_rdy$185 ;
-  assign \$155  = ~ \issue$174 ;
-  assign s_drained = \$154  & \$155 ;
-  assign \$156  = \rows$172  - 1'h1;
-  assign \$157  = r == \$156 ;
-  assign \$159  = c[353] ? { 3'h0, \r_data$208 [2:0] } : \$158 ;
-  assign \$160  = s_beat * 4'h8;
-  assign \$161  = \$159 [4:0] - \$160 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$185 ;
-  assign \$641  = s_beat * 7'h40;
-  assign \$162  = byte_row >> \$641 ;
-  assign \$163  = \$161 [4:0] <= 4'h8;
-  assign \$164  = \$163  ? \$161 [4:0] : 5'h08;
-  assign \$165  = ! s_beat;
-  assign \$166  = \$161 [4:0] <= 4'h8;
-  assign \$167  = \$161 [4:0] <= 4'h8;
-  assign \$168  = \$167  & \r_data$208 [3];
-  assign \$169  = wr_data__valid & wr_data__ready;
-  assign \$170  = \$161 [4:0] <= 4'h8;
-  assign \$174  = ~ launched;
-  assign \$175  = ~ busy;
-  assign \$176  = c[159:128] - 1'h1;
-  assign \$177  = c[31:0] + c[191:160];
-  assign \$178  = ~ launched;
-  assign \$179  = ~ busy;
-  assign \$180  = c[191:160] - 1'h1;
-  assign \$181  = c[63:32] + c[223:192];
-  assign \$182  = ~ launched;
-  assign \$183  = ~ busy;
-  assign \$184  = c[159:128] - 1'h1;
-  assign \$186  = c[353] ? { 3'h0, c[223:192] } : \$185 ;
-  assign \$187  = c[95:64] + \$186 ;
-  assign \$188  = ~ launched;
-  assign \$189  = ~ busy;
-  assign \$190  = c[159:128] - 1'h1;
-  assign \$192  = c[127:96] + \$191 ;
-  assign \$193  = ! c[159:128];
-  assign \$194  = ! c[191:160];
-  assign \$195  = \$193  | \$194 ;
-  assign \$196  = ! c[223:192];
-  assign \$197  = \$195  | \$196 ;
-  assign \$198  = c[159:128] > 16'hffff;
-  assign \$199  = c[223:192] > 16'hffff;
-  assign \$200  = \$198  | \$199 ;
-  assign \$201  = c[191:160] > 16'hffff;
-  assign \$202  = \$200  | \$201 ;
-  assign \$204  = c[255:224] < c[191:160];
-  assign \$205  = c[287:256] < c[223:192];
-  assign \$206  = \$204  | \$205 ;
-  assign \$208  = c[353] ? { 3'h0, c[223:192] } : \$207 ;
-  assign \$209  = c[319:288] < \$208 ;
-  assign \$210  = \$206  | \$209 ;
-  assign \$212  = c[351:320] < \$211 ;
-  assign \$213  = c[352] & \$212 ;
-  assign \$214  = \$210  | \$213 ;
-  assign \$215  = ~ c[353];
-  assign \$216  = | c[65:64];
-  assign \$217  = | c[289:288];
-  assign \$218  = \$216  | \$217 ;
-  assign \$219  = \$215  & \$218 ;
-  assign \$220  = | c[97:96];
-  assign \$221  = | c[321:320];
-  assign \$222  = \$220  | \$221 ;
-  assign \$223  = c[352] & \$222 ;
-  assign \$224  = \$219  | \$223 ;
-  assign \$225  = | beyond;
-  assign \busy$228  = ~ \$232 ;
-  assign \$226  = ! loader_state;
-  assign \$227  = loader_state == 1'h1;
-  assign \$228  = loader_state == 2'h2;
-  assign \$229  = loader_state == 2'h3;
-  assign \$230  = ! store_state;
-  assign \$232  = ! control_state;
-  assign \$233  = control_state == 1'h1;
-  assign \$234  = control_state == 2'h2;
-  assign \$235  = control_state == 2'h3;
-  assign \$236  = control_state == 3'h4;
-  assign \$237  = control_state == 3'h5;
-  assign \$238  = control_state == 3'h6;
-  assign \$239  = control_state == 3'h7;
-  assign \$240  = control_state == 4'h8;
-  assign \$241  = a_busy | a_busy_set;
-  assign \$242  = ~ a_busy_clr;
-  assign \$243  = \$241  & \$242 ;
-  assign \$244  = a_full | a_full_set;
-  assign \$245  = ~ a_full_clr;
-  assign \$246  = \$244  & \$245 ;
-  assign \$247  = b_busy | b_busy_set;
-  assign \$248  = ~ b_busy_clr;
-  assign \$249  = \$247  & \$248 ;
-  assign \$250  = b_full | b_full_set;
-  assign \$251  = ~ b_full_clr;
+  assign \$113  = \r_data$141 [0] * 10'h200;
+  assign \$114  = \$113  + acc_row;
+  assign \$115  = \r_data$141 [16:1] - 1'h1;
+  assign \$116  = acc_row == \$115 ;
+  assign \$117  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
+  assign \$118  = $signed(s1_value[31:0]) + $signed(\$117 );
+  assign \$119  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
+  assign \$120  = $signed(s1_value[63:32]) + $signed(\$119 );
+  assign \$121  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
+  assign \$122  = $signed(s1_value[95:64]) + $signed(\$121 );
+  assign \$123  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
+  assign \$124  = $signed(s1_value[127:96]) + $signed(\$123 );
+  assign \$125  = r_data[2] * 10'h200;
+  assign \$126  = \$125  + row;
+  assign \$127  = beat_ok & is_cin;
+  assign \$128  = ! beat;
+  assign \$129  = \$127  & \$128 ;
+  assign \$130  = beat_ok & is_cin;
+  assign \$131  = ! beat;
+  assign \$132  = \$130  & \$131 ;
+  assign \$133  = beat_ok & is_cin;
+  assign \$134  = beat == 1'h1;
+  assign \$135  = \$133  & \$134 ;
+  assign \$136  = beat_ok & is_cin;
+  assign \$137  = beat == 1'h1;
+  assign \$138  = \$136  & \$137 ;
+  assign \$139  = c[353] ? 5'h04 : 5'h10;
+  assign \$140  = store_c_panel + \$139 ;
+  assign \$141  = store_c_addr + \$173 [31:0];
+  assign \$142  = ~ s_done;
+  assign \$143  = running & \$142 ;
+  assign \$144  = c_done >> \index$170 [0];
+  assign \$145  = \$143  & \$144 ;
+  assign \$147  = c[353] ? { 3'h0, \cols$174  } : \$146 ;
+  assign \$148  = \level$176  + \pending$177 ;
+  assign \$149  = \$148  < 2'h3;
+  assign \$150  = \$149  & \w_rdy$178 ;
+  assign \$151  = \rows$173  - 1'h1;
+  assign \$152  = r == \$151 ;
+  assign \$153  = \index$170 [0] * 10'h200;
+  assign \$154  = \$153  + r;
+  assign \$155  = ~ \r_rdy$186 ;
+  assign \$156  = ~ \issue$175 ;
+  assign s_drained = \$155  & \$156 ;
+  assign \$157  = \rows$173  - 1'h1;
+  assign \$158  = r == \$157 ;
+  assign \$160  = c[353] ? { 3'h0, \r_data$209 [2:0] } : \$159 ;
+  assign \$161  = s_beat * 4'h8;
+  assign \$162  = \$160 [4:0] - \$161 [4:0];
+  assign wr_data__valid = byte_valid & \r_rdy$186 ;
+  assign \$647  = s_beat * 7'h40;
+  assign \$163  = byte_row >> \$647 ;
+  assign \$164  = \$162 [4:0] <= 4'h8;
+  assign \$165  = \$164  ? \$162 [4:0] : 5'h08;
+  assign \$166  = ! s_beat;
+  assign \$167  = \$162 [4:0] <= 4'h8;
+  assign \$168  = \$162 [4:0] <= 4'h8;
+  assign \$169  = \$168  & \r_data$209 [3];
+  assign \$170  = wr_data__valid & wr_data__ready;
+  assign \$171  = \$162 [4:0] <= 4'h8;
+  assign \$175  = ~ launched;
+  assign \$176  = ~ busy;
+  assign \$177  = c[159:128] - 1'h1;
+  assign \$178  = c[31:0] + c[191:160];
+  assign \$179  = ~ launched;
+  assign \$180  = ~ busy;
+  assign \$181  = c[191:160] - 1'h1;
+  assign \$182  = c[63:32] + c[223:192];
+  assign \$183  = ~ launched;
+  assign \$184  = ~ busy;
+  assign \$185  = c[159:128] - 1'h1;
+  assign \$187  = c[353] ? { 3'h0, c[223:192] } : \$186 ;
+  assign \$188  = c[95:64] + \$187 ;
+  assign \$189  = ~ launched;
+  assign \$190  = ~ busy;
+  assign \$191  = c[159:128] - 1'h1;
+  assign \$193  = c[127:96] + \$192 ;
+  assign \$194  = ! c[159:128];
+  assign \$195  = ! c[191:160];
+  assign \$196  = \$194  | \$195 ;
+  assign \$197  = ! c[223:192];
+  assign \$198  = \$196  | \$197 ;
+  assign \$199  = c[159:128] > 16'hffff;
+  assign \$200  = c[223:192] > 16'hffff;
+  assign \$201  = \$199  | \$200 ;
+  assign \$202  = c[191:160] > 16'hffff;
+  assign \$203  = \$201  | \$202 ;
+  assign \$205  = c[255:224] < c[191:160];
+  assign \$206  = c[287:256] < c[223:192];
+  assign \$207  = \$205  | \$206 ;
+  assign \$209  = c[353] ? { 3'h0, c[223:192] } : \$208 ;
+  assign \$210  = c[319:288] < \$209 ;
+  assign \$211  = \$207  | \$210 ;
+  assign \$213  = c[351:320] < \$212 ;
+  assign \$214  = c[352] & \$213 ;
+  assign \$215  = \$211  | \$214 ;
+  assign \$216  = ~ c[353];
+  assign \$217  = | c[65:64];
+  assign \$218  = | c[289:288];
+  assign \$219  = \$217  | \$218 ;
+  assign \$220  = \$216  & \$219 ;
+  assign \$221  = | c[97:96];
+  assign \$222  = | c[321:320];
+  assign \$223  = \$221  | \$222 ;
+  assign \$224  = c[352] & \$223 ;
+  assign \$225  = \$220  | \$224 ;
+  assign \$226  = | beyond;
+  assign \busy$229  = ~ \$241 ;
+  assign \$227  = ~ f_done;
+  assign \$228  = running & \$227 ;
+  assign \$229  = ~ operands__valid;
+  assign starved = \$228  & \$229 ;
+  assign \$230  = starved & c_wait;
+  assign \$231  = \index$96  >= c_claims;
+  assign \$232  = \$230  & \$231 ;
+  assign \$233  = ~ results__ready;
+  assign \$234  = results__valid & \$233 ;
+  assign waits_store = \$232  | \$234 ;
+  assign \$235  = ! loader_state;
+  assign \$236  = loader_state == 1'h1;
+  assign \$237  = loader_state == 2'h2;
+  assign \$238  = loader_state == 2'h3;
+  assign \$239  = ! store_state;
+  assign \$241  = ! control_state;
+  assign \$242  = control_state == 1'h1;
+  assign \$243  = control_state == 2'h2;
+  assign \$244  = control_state == 2'h3;
+  assign \$245  = control_state == 3'h4;
+  assign \$246  = control_state == 3'h5;
+  assign \$247  = control_state == 3'h6;
+  assign \$248  = control_state == 3'h7;
+  assign \$249  = control_state == 4'h8;
+  assign \$250  = a_busy | a_busy_set;
+  assign \$251  = ~ a_busy_clr;
   assign \$252  = \$250  & \$251 ;
-  assign \$253  = c_busy | c_busy_set;
-  assign \$254  = ~ c_busy_clr;
+  assign \$253  = a_full | a_full_set;
+  assign \$254  = ~ a_full_clr;
   assign \$255  = \$253  & \$254 ;
-  assign \$256  = c_ready | c_ready_set;
-  assign \$257  = ~ c_ready_clr;
+  assign \$256  = b_busy | b_busy_set;
+  assign \$257  = ~ b_busy_clr;
   assign \$258  = \$256  & \$257 ;
-  assign \$259  = c_done | c_done_set;
-  assign \$260  = ~ c_done_clr;
+  assign \$259  = b_full | b_full_set;
+  assign \$260  = ~ b_full_clr;
   assign \$261  = \$259  & \$260 ;
-  assign \$268  = l_step & load_k_last;
-  assign \$269  = restart | \$268 ;
-  assign \$270  = c[191:160] <= 10'h200;
-  assign \$271  = c[191:160] < 10'h200;
-  assign \$272  = \$271  ? c[191:160] : 32'd512;
-  assign \$273  = c[191:160] < 10'h200;
-  assign \$274  = \$273  ? c[191:160] : 32'd512;
-  assign \$275  = \$274  - 1'h1;
-  assign \$276  = load_k_kc0 + 10'h200;
-  assign \$277  = load_k_left - 10'h200;
-  assign \$278  = load_k_left - 10'h200;
-  assign \$279  = $signed(\$278 ) <= $signed(11'h200);
-  assign \$280  = load_k_left - 10'h200;
-  assign \$281  = $signed(\$280 ) < $signed(11'h200);
-  assign \$282  = load_k_left - 10'h200;
-  assign \$283  = \$281  ? \$282  : 33'h000000200;
-  assign \$284  = load_k_left - 10'h200;
-  assign \$285  = $signed(\$284 ) < $signed(11'h200);
+  assign \$262  = c_busy | c_busy_set;
+  assign \$263  = ~ c_busy_clr;
+  assign \$264  = \$262  & \$263 ;
+  assign \$265  = c_ready | c_ready_set;
+  assign \$266  = ~ c_ready_clr;
+  assign \$267  = \$265  & \$266 ;
+  assign \$268  = c_done | c_done_set;
+  assign \$269  = ~ c_done_clr;
+  assign \$270  = \$268  & \$269 ;
+  assign \$277  = l_step & load_k_last;
+  assign \$278  = restart | \$277 ;
+  assign \$279  = c[191:160] <= 10'h200;
+  assign \$280  = c[191:160] < 10'h200;
+  assign \$281  = \$280  ? c[191:160] : 32'd512;
+  assign \$282  = c[191:160] < 10'h200;
+  assign \$283  = \$282  ? c[191:160] : 32'd512;
+  assign \$284  = \$283  - 1'h1;
+  assign \$285  = load_k_kc0 + 10'h200;
   assign \$286  = load_k_left - 10'h200;
-  assign \$287  = \$285  ? \$286  : 33'h000000200;
-  assign \$288  = $signed(\$287 ) - $signed(2'h1);
-  assign \$289  = load_a_panel + 1'h0;
-  assign \$290  = load_b_panel + 3'h4;
-  assign \$291  = load_cin_panel + 5'h10;
-  assign \$292  = load_a_next + load_k_kc0_next;
-  assign \$293  = load_b_next + b_koff_next;
-  assign \$294  = ~ l_done;
-  assign \$295  = running & \$294 ;
-  assign \$296  = ~ split;
-  assign \$297  = ~ first_in_panel;
-  assign \$298  = \$296  & \$297 ;
-  assign \$299  = b_busy >> l_bpar;
-  assign \$300  = ~ \$299 ;
-  assign \$301  = \$300  & w_rdy;
-  assign \$302  = ~ l_bpar;
-  assign \$303  = a_busy >> l_apar;
-  assign \$304  = ~ \$303 ;
-  assign \$305  = \$304  & w_rdy;
-  assign \$306  = ~ l_apar;
-  assign \$307  = ! load_k_kc0;
-  assign \$308  = c_claims + 1'h1;
-  assign \$309  = row + 1'h1;
-  assign \$310  = row_base + words;
-  assign \$311  = beat + 1'h1;
-  assign \$312  = step_done & feed_k_last;
-  assign \$313  = restart | \$312 ;
-  assign \$314  = c[191:160] <= 10'h200;
-  assign \$315  = c[191:160] < 10'h200;
-  assign \$316  = \$315  ? c[191:160] : 32'd512;
-  assign \$317  = c[191:160] < 10'h200;
-  assign \$318  = \$317  ? c[191:160] : 32'd512;
-  assign \$319  = \$318  - 1'h1;
-  assign \$320  = feed_k_kc0 + 10'h200;
-  assign \$321  = feed_k_left - 10'h200;
-  assign \$322  = feed_k_left - 10'h200;
-  assign \$323  = $signed(\$322 ) <= $signed(11'h200);
-  assign \$324  = feed_k_left - 10'h200;
-  assign \$325  = $signed(\$324 ) < $signed(11'h200);
-  assign \$326  = feed_k_left - 10'h200;
-  assign \$327  = \$325  ? \$326  : 33'h000000200;
-  assign \$328  = feed_k_left - 10'h200;
-  assign \$329  = $signed(\$328 ) < $signed(11'h200);
+  assign \$287  = load_k_left - 10'h200;
+  assign \$288  = $signed(\$287 ) <= $signed(11'h200);
+  assign \$289  = load_k_left - 10'h200;
+  assign \$290  = $signed(\$289 ) < $signed(11'h200);
+  assign \$291  = load_k_left - 10'h200;
+  assign \$292  = \$290  ? \$291  : 33'h000000200;
+  assign \$293  = load_k_left - 10'h200;
+  assign \$294  = $signed(\$293 ) < $signed(11'h200);
+  assign \$295  = load_k_left - 10'h200;
+  assign \$296  = \$294  ? \$295  : 33'h000000200;
+  assign \$297  = $signed(\$296 ) - $signed(2'h1);
+  assign \$298  = load_a_panel + 1'h0;
+  assign \$299  = load_b_panel + 3'h4;
+  assign \$300  = load_cin_panel + 5'h10;
+  assign \$301  = load_a_next + load_k_kc0_next;
+  assign \$302  = load_b_next + b_koff_next;
+  assign \$303  = ~ l_done;
+  assign \$304  = running & \$303 ;
+  assign \$305  = ~ split;
+  assign \$306  = ~ first_in_panel;
+  assign \$307  = \$305  & \$306 ;
+  assign \$308  = b_busy >> l_bpar;
+  assign \$309  = ~ \$308 ;
+  assign \$310  = \$309  & w_rdy;
+  assign \$311  = ~ l_bpar;
+  assign \$312  = a_busy >> l_apar;
+  assign \$313  = ~ \$312 ;
+  assign \$314  = \$313  & w_rdy;
+  assign \$315  = ~ l_apar;
+  assign \$316  = ! load_k_kc0;
+  assign \$317  = c_claims + 1'h1;
+  assign \$318  = row + 1'h1;
+  assign \$319  = row_base + words;
+  assign \$320  = beat + 1'h1;
+  assign \$321  = step_done & feed_k_last;
+  assign \$322  = restart | \$321 ;
+  assign \$323  = c[191:160] <= 10'h200;
+  assign \$324  = c[191:160] < 10'h200;
+  assign \$325  = \$324  ? c[191:160] : 32'd512;
+  assign \$326  = c[191:160] < 10'h200;
+  assign \$327  = \$326  ? c[191:160] : 32'd512;
+  assign \$328  = \$327  - 1'h1;
+  assign \$329  = feed_k_kc0 + 10'h200;
   assign \$330  = feed_k_left - 10'h200;
-  assign \$331  = \$329  ? \$330  : 33'h000000200;
-  assign \$332  = $signed(\$331 ) - $signed(2'h1);
-  assign \$333  = k_idx == feed_k_len_m1;
-  assign \$334  = \$333  & feed_k_last;
-  assign \$335  = k_idx == feed_k_len_m1;
-  assign \$336  = ~ apar;
-  assign \$337  = \last_in_panel$131  & feed_k_last;
-  assign \$338  = split | \$337 ;
-  assign \$339  = ~ bpar;
-  assign \$340  = k_idx + 1'h1;
-  assign \$341  = got & \r_data$140 [18];
-  assign \$342  = \r_data$140 [16:1] - 1'h1;
-  assign \$343  = acc_row == \$342 ;
-  assign \$344  = \$341  & \$343 ;
-  assign \$345  = \r_data$140 [16:1] - 1'h1;
-  assign \$346  = acc_row == \$345 ;
-  assign \$347  = acc_row + 1'h1;
-  assign \$348  = c[353] ? 5'h04 : 5'h10;
-  assign \$349  = store_c_panel + \$348 ;
-  assign \$350  = ~ s_done;
-  assign \$351  = running & \$350 ;
-  assign \$352  = c_done >> \index$169 [0];
-  assign \$353  = \$351  & \$352 ;
-  assign \$354  = \rows$172  - 1'h1;
-  assign \$355  = r == \$354 ;
-  assign \$356  = r + 1'h1;
-  assign \$357  = wr_data__valid & wr_data__ready;
-  assign \$358  = \$161 [4:0] <= 4'h8;
-  assign \$359  = s_beat + 1'h1;
-  assign \$360  = ~ launched;
-  assign \$361  = ~ busy;
-  assign \$362  = result > 33'h100000000;
-  assign \$363  = ~ launched;
-  assign \$364  = ~ busy;
-  assign \$365  = result > 33'h100000000;
-  assign \$366  = ~ launched;
-  assign \$367  = ~ busy;
-  assign \$368  = result > 33'h100000000;
+  assign \$331  = feed_k_left - 10'h200;
+  assign \$332  = $signed(\$331 ) <= $signed(11'h200);
+  assign \$333  = feed_k_left - 10'h200;
+  assign \$334  = $signed(\$333 ) < $signed(11'h200);
+  assign \$335  = feed_k_left - 10'h200;
+  assign \$336  = \$334  ? \$335  : 33'h000000200;
+  assign \$337  = feed_k_left - 10'h200;
+  assign \$338  = $signed(\$337 ) < $signed(11'h200);
+  assign \$339  = feed_k_left - 10'h200;
+  assign \$340  = \$338  ? \$339  : 33'h000000200;
+  assign \$341  = $signed(\$340 ) - $signed(2'h1);
+  assign \$342  = k_idx == feed_k_len_m1;
+  assign \$343  = \$342  & feed_k_last;
+  assign \$344  = k_idx == feed_k_len_m1;
+  assign \$345  = ~ apar;
+  assign \$346  = \last_in_panel$132  & feed_k_last;
+  assign \$347  = split | \$346 ;
+  assign \$348  = ~ bpar;
+  assign \$349  = k_idx + 1'h1;
+  assign \$350  = got & \r_data$141 [18];
+  assign \$351  = \r_data$141 [16:1] - 1'h1;
+  assign \$352  = acc_row == \$351 ;
+  assign \$353  = \$350  & \$352 ;
+  assign \$354  = \r_data$141 [16:1] - 1'h1;
+  assign \$355  = acc_row == \$354 ;
+  assign \$356  = acc_row + 1'h1;
+  assign \$357  = c[353] ? 5'h04 : 5'h10;
+  assign \$358  = store_c_panel + \$357 ;
+  assign \$359  = ~ s_done;
+  assign \$360  = running & \$359 ;
+  assign \$361  = c_done >> \index$170 [0];
+  assign \$362  = \$360  & \$361 ;
+  assign \$363  = \rows$173  - 1'h1;
+  assign \$364  = r == \$363 ;
+  assign \$365  = r + 1'h1;
+  assign \$366  = wr_data__valid & wr_data__ready;
+  assign \$367  = \$162 [4:0] <= 4'h8;
+  assign \$368  = s_beat + 1'h1;
   assign \$369  = ~ launched;
   assign \$370  = ~ busy;
   assign \$371  = result > 33'h100000000;
-  assign \$372  = split ? 32'd512 : c[191:160];
-  assign \$373  = \$372  + 4'h8;
-  assign \$374  = \$373  - 1'h1;
-  assign \$376  = | code;
-  assign \$377  = s_done & s_drained;
-  assign \$378  = ~ dma_busy;
-  assign \$379  = \$377  & \$378 ;
-  assign \$380  = cycles + 1'h1;
-  assign \$381  = operands__valid & \r_en$124 ;
-  assign \$382  = mac_cycles + 1'h1;
-  assign \$383  = ~ f_done;
-  assign \$384  = running & \$383 ;
-  assign \$385  = ~ operands__valid;
-  assign \$386  = \$384  & \$385 ;
-  assign \$387  = stall_load + 1'h1;
-  assign \$388  = ~ results__ready;
-  assign \$389  = results__valid & \$388 ;
-  assign \$390  = stall_store + 1'h1;
-  always @(posedge clk)
-    a_busy <= \$391 ;
-  always @(posedge clk)
-    a_full <= \$392 ;
-  always @(posedge clk)
-    b_busy <= \$393 ;
-  always @(posedge clk)
-    b_full <= \$394 ;
-  always @(posedge clk)
-    c_busy <= \$395 ;
-  always @(posedge clk)
-    c_ready <= \$396 ;
-  always @(posedge clk)
-    c_done <= \$397 ;
-  always @(posedge clk)
-    b_used_w <= \$398 ;
-  always @(posedge clk)
-    b_used_o <= \$399 ;
-  always @(posedge clk)
-    load_k_kc0 <= \$400 ;
-  always @(posedge clk)
-    load_k_left <= \$401 ;
-  always @(posedge clk)
-    load_k_last <= \$402 ;
-  always @(posedge clk)
-    load_k_len <= \$403 ;
-  always @(posedge clk)
-    load_k_len_m1 <= \$404 ;
-  always @(posedge clk)
-    load_a_panel <= \$405 ;
-  always @(posedge clk)
-    load_a_addr <= \$406 ;
-  always @(posedge clk)
-    load_b_panel <= \$407 ;
-  always @(posedge clk)
-    load_b_addr <= \$408 ;
-  always @(posedge clk)
-    load_cin_panel <= \$409 ;
-  always @(posedge clk)
-    load_cin_addr <= \$410 ;
-  always @(posedge clk)
-    b_koff <= \$411 ;
-  always @(posedge clk)
-    a_load <= \$412 ;
-  always @(posedge clk)
-    b_load <= \$413 ;
+  assign \$372  = ~ launched;
+  assign \$373  = ~ busy;
+  assign \$374  = result > 33'h100000000;
+  assign \$375  = ~ launched;
+  assign \$376  = ~ busy;
+  assign \$377  = result > 33'h100000000;
+  assign \$378  = ~ launched;
+  assign \$379  = ~ busy;
+  assign \$380  = result > 33'h100000000;
+  assign \$381  = split ? 32'd512 : c[191:160];
+  assign \$382  = \$381  + 4'h8;
+  assign \$383  = \$382  - 1'h1;
+  assign \$385  = | code;
+  assign \$386  = s_done & s_drained;
+  assign \$387  = ~ dma_busy;
+  assign \$388  = \$386  & \$387 ;
+  assign \$389  = cycles + 1'h1;
+  assign \$390  = operands__valid & \r_en$125 ;
+  assign \$391  = mac_cycles + 1'h1;
+  assign \$392  = ~ waits_store;
+  assign \$393  = starved & \$392 ;
+  assign \$394  = stall_load + 1'h1;
+  assign \$395  = stall_store + 1'h1;
+  always @(posedge engine_clk)
+    a_busy <= \$396 ;
+  always @(posedge engine_clk)
+    a_full <= \$397 ;
+  always @(posedge engine_clk)
+    b_busy <= \$398 ;
+  always @(posedge engine_clk)
+    b_full <= \$399 ;
+  always @(posedge engine_clk)
+    c_busy <= \$400 ;
+  always @(posedge engine_clk)
+    c_ready <= \$401 ;
+  always @(posedge engine_clk)
+    c_done <= \$402 ;
+  always @(posedge engine_clk)
+    b_used_w <= \$403 ;
+  always @(posedge engine_clk)
+    b_used_o <= \$404 ;
+  always @(posedge engine_clk)
+    load_k_kc0 <= \$405 ;
+  always @(posedge engine_clk)
+    load_k_left <= \$406 ;
+  always @(posedge engine_clk)
+    load_k_last <= \$407 ;
+  always @(posedge engine_clk)
+    load_k_len <= \$408 ;
+  always @(posedge engine_clk)
+    load_k_len_m1 <= \$409 ;
+  always @(posedge engine_clk)
+    load_a_panel <= \$410 ;
+  always @(posedge engine_clk)
+    load_a_addr <= \$411 ;
   \accelerator.engine.core  core (
-    .clk(clk),
+    .engine_rst(engine_rst),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$124 ),
+    .operands__ready(\r_en$125 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
-    .rst(rst)
+    .units_sync_clk(engine_clk)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$134 ),
+    .advance(\advance$135 ),
     .chunk(chunk),
-    .clk(clk),
-    .index(\index$95 ),
-    .last(\last$245 ),
-    .last_in_panel(\last_in_panel$131 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(\index$96 ),
+    .last(\last$248 ),
+    .last_in_panel(\last_in_panel$132 ),
     .m(c[143:128]),
     .n(c[207:192]),
-    .restart(restart),
-    .rst(rst)
+    .restart(restart)
   );
   \accelerator.engine.load_walk  load_walk (
     .advance(advance),
     .chunk(chunk),
-    .clk(clk),
     .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
@@ -7682,128 +7870,176 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(rows),
-    .rst(rst)
+    .rows(rows)
   );
   \accelerator.engine.opq  opq (
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$124 ),
+    .r_en(\r_en$125 ),
     .r_rdy(operands__valid),
-    .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$111 )
+    .w_port__data(\w_data$112 )
   );
   \accelerator.engine.passes  passes (
-    .clk(clk),
-    .r_data(\r_data$140 ),
-    .r_en(\r_en$144 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$141 ),
+    .r_en(\r_en$145 ),
     .r_rdy(results__ready),
-    .rst(rst),
-    .w_en(\w_en$126 ),
-    .w_port__data(\w_data$127 ),
-    .w_rdy(\w_rdy$100 )
+    .w_en(\w_en$127 ),
+    .w_port__data(\w_data$128 ),
+    .w_rdy(\w_rdy$101 )
   );
   \accelerator.engine.requant  requant (
-    .clk(clk),
     .en(i__ready),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .i__payload(i__payload),
     .i__valid(i__valid),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2815$354 (c[398:354]),
-    .rst(rst)
+    .\port$2868$354 (c[398:354])
   );
   \accelerator.engine.route  route (
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
-    .rst(rst),
     .w_en(w_en),
     .w_port__data(w_data),
     .w_rdy(w_rdy)
   );
   \accelerator.engine.rowq  rowq (
-    .clk(clk),
-    .level(\level$175 ),
-    .r_data(\r_data$198 ),
-    .r_en(\r_en$199 ),
-    .r_rdy(\r_rdy$196 ),
-    .rst(rst),
-    .w_en(\pending$176 ),
-    .w_port__data(\w_data$188 )
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(\level$176 ),
+    .r_data(\r_data$199 ),
+    .r_en(\r_en$200 ),
+    .r_rdy(\r_rdy$197 ),
+    .w_en(\pending$177 ),
+    .w_port__data(\w_data$189 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
     .b(b),
     .busy(busy),
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .result(result),
-    .rst(rst),
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$162 ),
+    .advance(\advance$163 ),
     .chunk(chunk),
-    .clk(clk),
-    .cols(\cols$173 ),
-    .index(\index$169 ),
-    .last(\last$248 ),
-    .last_in_panel(\last_in_panel$163 ),
+    .cols(\cols$174 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(\index$170 ),
+    .last(\last$251 ),
+    .last_in_panel(\last_in_panel$164 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$172 ),
-    .rst(rst)
+    .rows(\rows$173 )
   );
   \accelerator.engine.tagq  tagq (
-    .clk(clk),
-    .r_data(\r_data$208 ),
-    .r_en(\r_en$215 ),
-    .r_rdy(\r_rdy$185 ),
-    .rst(rst),
-    .w_en(\issue$174 ),
-    .w_port__data(\w_data$187 ),
-    .w_rdy(\w_rdy$177 )
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$209 ),
+    .r_en(\r_en$216 ),
+    .r_rdy(\r_rdy$186 ),
+    .w_en(\issue$175 ),
+    .w_port__data(\w_data$188 ),
+    .w_rdy(\w_rdy$178 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$414  = loader_state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$413  = load_b_next;
+    if (engine_rst) begin
+      \$413  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$414  = load_cin_panel;
+    if (restart) begin
+      \$414  = c[127:96];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$414  = \$300 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$414  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$415  = load_cin_next;
+    if (engine_rst) begin
+      \$415  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$416  = b_koff_next;
+    if (engine_rst) begin
+      \$416  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$417  = \$301 [31:0];
+    if (engine_rst) begin
+      \$417  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$418  = \$302 [31:0];
+    if (engine_rst) begin
+      \$418  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$419  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$295 ) begin
-            \$414  = 2'h1;
+          if (\$304 ) begin
+            \$419  = 2'h1;
           end
       2'h1:
-          if (\$298 ) begin
-            \$414  = 2'h2;
-          end else if (\$301 ) begin
+          if (\$307 ) begin
+            \$419  = 2'h2;
+          end else if (\$310 ) begin
             if (rd_cmd__ready) begin
-              \$414  = 2'h2;
+              \$419  = 2'h2;
             end
           end
       2'h2:
-          if (\$305 ) begin
+          if (\$314 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$307 ) begin
-                \$414  = 2'h3;
+              if (\$316 ) begin
+                \$419  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$414  = 2'h0;
+                    \$419  = 2'h0;
                   end else begin
-                    \$414  = 2'h1;
+                    \$419  = 2'h1;
                   end
                 end else begin
-                  \$414  = 2'h1;
+                  \$419  = 2'h1;
                 end
               end
             end
@@ -7814,65 +8050,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$414  = 2'h0;
+                \$419  = 2'h0;
               end else begin
-                \$414  = 2'h1;
+                \$419  = 2'h1;
               end
             end else begin
-              \$414  = 2'h1;
+              \$419  = 2'h1;
             end
           end
     endcase
-    if (rst) begin
-      \$414  = 2'h0;
+    if (engine_rst) begin
+      \$419  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$415  = l_bpar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$420  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$298 ) begin
-          end else if (\$301 ) begin
+          if (\$307 ) begin
+          end else if (\$310 ) begin
             if (rd_cmd__ready) begin
-              \$415  = \$302 ;
+              \$420  = \$311 ;
             end
           end
     endcase
     if (restart) begin
-      \$415  = 1'h0;
+      \$420  = 1'h0;
     end
-    if (rst) begin
-      \$415  = 1'h0;
+    if (engine_rst) begin
+      \$420  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$416  = l_apar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$421  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$305 ) begin
+          if (\$314 ) begin
             if (rd_cmd__ready) begin
-              \$416  = \$306 ;
+              \$421  = \$315 ;
             end
           end
     endcase
     if (restart) begin
-      \$416  = 1'h0;
+      \$421  = 1'h0;
     end
-    if (rst) begin
-      \$416  = 1'h0;
+    if (engine_rst) begin
+      \$421  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$417  = l_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$422  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -7880,14 +8116,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$305 ) begin
+          if (\$314 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$307 ) begin
+              if (\$316 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$417  = 1'h1;
+                    \$422  = 1'h1;
                   end
                 end
               end
@@ -7897,21 +8133,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$417  = 1'h1;
+                \$422  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$417  = 1'h0;
+      \$422  = 1'h0;
     end
-    if (rst) begin
-      \$417  = 1'h0;
+    if (engine_rst) begin
+      \$422  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$418  = c_claims;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$423  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -7922,412 +8158,412 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$418  = \$308 [31:0];
+            \$423  = \$317 [31:0];
           end
     endcase
     if (restart) begin
-      \$418  = 32'd0;
+      \$423  = 32'd0;
     end
-    if (rst) begin
-      \$418  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$419  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$419  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$419  = \$309 [15:0];
-      end
-    end
-    if (rst) begin
-      \$419  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$420  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$420  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$420  = 16'h0000;
-      end else begin
-        \$420  = \$311 [15:0];
-      end
-    end
-    if (rst) begin
-      \$420  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$421  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$421  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$421  = \$310 [15:0];
-      end
-    end
-    if (rst) begin
-      \$421  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$422  = feed_k_kc0;
-    if (\$313 ) begin
-      \$422  = 32'd0;
-    end else if (step_done) begin
-      \$422  = \$320 [31:0];
-    end
-    if (rst) begin
-      \$422  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$423  = feed_k_left;
-    if (\$313 ) begin
-      \$423  = c[191:160];
-    end else if (step_done) begin
-      \$423  = \$321 [31:0];
-    end
-    if (rst) begin
+    if (engine_rst) begin
       \$423  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$424  = feed_k_last;
-    if (\$313 ) begin
-      \$424  = \$314 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$424  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$424  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$424  = \$318 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$424  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$425  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$425  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$425  = 16'h0000;
+      end else begin
+        \$425  = \$320 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$425  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$426  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$426  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$426  = \$319 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$426  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$427  = feed_k_kc0;
+    if (\$322 ) begin
+      \$427  = 32'd0;
     end else if (step_done) begin
-      \$424  = \$323 ;
+      \$427  = \$329 [31:0];
     end
-    if (rst) begin
-      \$424  = 1'h1;
+    if (engine_rst) begin
+      \$427  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$425  = feed_k_len;
-    if (\$313 ) begin
-      \$425  = \$316 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$428  = feed_k_left;
+    if (\$322 ) begin
+      \$428  = c[191:160];
     end else if (step_done) begin
-      \$425  = \$327 [31:0];
+      \$428  = \$330 [31:0];
     end
-    if (rst) begin
-      \$425  = 32'd0;
+    if (engine_rst) begin
+      \$428  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$426  = feed_k_len_m1;
-    if (\$313 ) begin
-      \$426  = \$319 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$429  = feed_k_last;
+    if (\$322 ) begin
+      \$429  = \$323 ;
     end else if (step_done) begin
-      \$426  = \$332 [31:0];
+      \$429  = \$332 ;
     end
-    if (rst) begin
-      \$426  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$427  = issue;
-    if (rst) begin
-      \$427  = 1'h0;
+    if (engine_rst) begin
+      \$429  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$428  = meta_last;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$430  = feed_k_len;
+    if (\$322 ) begin
+      \$430  = \$325 ;
+    end else if (step_done) begin
+      \$430  = \$336 [31:0];
+    end
+    if (engine_rst) begin
+      \$430  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$431  = feed_k_len_m1;
+    if (\$322 ) begin
+      \$431  = \$328 [31:0];
+    end else if (step_done) begin
+      \$431  = \$341 [31:0];
+    end
+    if (engine_rst) begin
+      \$431  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$432  = issue;
+    if (engine_rst) begin
+      \$432  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$433  = meta_last;
     if (issue) begin
-      \$428  = \$334 ;
+      \$433  = \$343 ;
     end
-    if (rst) begin
-      \$428  = 1'h0;
+    if (engine_rst) begin
+      \$433  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$429  = meta_sel;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$434  = meta_sel;
     if (issue) begin
-      \$429  = k_idx[2:0];
+      \$434  = k_idx[2:0];
     end
-    if (rst) begin
-      \$429  = 3'h0;
+    if (engine_rst) begin
+      \$434  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$430  = k_idx;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$435  = k_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$335 ) begin
-        \$430  = 16'h0000;
+      if (\$344 ) begin
+        \$435  = 16'h0000;
       end else begin
-        \$430  = \$340 [15:0];
+        \$435  = \$349 [15:0];
       end
     end
     if (restart) begin
-      \$430  = 16'h0000;
+      \$435  = 16'h0000;
     end
-    if (rst) begin
-      \$430  = 16'h0000;
+    if (engine_rst) begin
+      \$435  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$431  = apar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$436  = apar;
     if (issue) begin
-      if (\$335 ) begin
-        \$431  = \$336 ;
+      if (\$344 ) begin
+        \$436  = \$345 ;
       end
     end
     if (restart) begin
-      \$431  = 1'h0;
+      \$436  = 1'h0;
     end
-    if (rst) begin
-      \$431  = 1'h0;
+    if (engine_rst) begin
+      \$436  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$432  = bpar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$437  = bpar;
     if (issue) begin
-      if (\$335 ) begin
-        if (\$338 ) begin
-          \$432  = \$339 ;
+      if (\$344 ) begin
+        if (\$347 ) begin
+          \$437  = \$348 ;
         end
       end
     end
     if (restart) begin
-      \$432  = 1'h0;
+      \$437  = 1'h0;
     end
-    if (rst) begin
-      \$432  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$433  = f_done;
-    if (issue) begin
-      if (\$335 ) begin
-        if (feed_k_last) begin
-          if (\last$245 ) begin
-            \$433  = 1'h1;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$433  = 1'h0;
-    end
-    if (rst) begin
-      \$433  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$434 [31:0] = results__payload[31:0];
-    \$434 [63:32] = results__payload[63:32];
-    \$434 [95:64] = results__payload[95:64];
-    \$434 [127:96] = results__payload[127:96];
-    if (rst) begin
-      \$434  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$435  = got;
-    if (rst) begin
-      \$435  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$436  = \$113 [9:0];
-    if (rst) begin
-      \$436  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$437  = \r_data$140 [17];
-    if (rst) begin
+    if (engine_rst) begin
       \$437  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$438  = \r_data$140 [0];
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$438  = f_done;
+    if (issue) begin
+      if (\$344 ) begin
+        if (feed_k_last) begin
+          if (\last$248 ) begin
+            \$438  = 1'h1;
+          end
+        end
+      end
+    end
+    if (restart) begin
+      \$438  = 1'h0;
+    end
+    if (engine_rst) begin
       \$438  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$439  = \$344 ;
-    if (rst) begin
-      \$439  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$439 [31:0] = results__payload[31:0];
+    \$439 [63:32] = results__payload[63:32];
+    \$439 [95:64] = results__payload[95:64];
+    \$439 [127:96] = results__payload[127:96];
+    if (engine_rst) begin
+      \$439  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$440  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$346 ) begin
-        \$440  = 16'h0000;
-      end else begin
-        \$440  = \$347 [15:0];
-      end
-    end
-    if (restart) begin
-      \$440  = 16'h0000;
-    end
-    if (rst) begin
-      \$440  = 16'h0000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$440  = got;
+    if (engine_rst) begin
+      \$440  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$441  = store_c_panel;
-    if (restart) begin
-      \$441  = c[95:64];
-    end else if (\advance$162 ) begin
-      if (\last_in_panel$163 ) begin
-        \$441  = \$349 [31:0];
-      end
-    end
-    if (rst) begin
-      \$441  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$441  = \$114 [9:0];
+    if (engine_rst) begin
+      \$441  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$442  = store_c_next;
-    if (rst) begin
-      \$442  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$442  = \r_data$141 [17];
+    if (engine_rst) begin
+      \$442  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$443  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$353 ) begin
-            if (wr_cmd__ready) begin
-              \$443  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$174 ) begin
-            if (\$355 ) begin
-              \$443  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$443  = \r_data$141 [0];
+    if (engine_rst) begin
       \$443  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$444  = r;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$444  = \$353 ;
+    if (engine_rst) begin
+      \$444  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$445  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$355 ) begin
+        \$445  = 16'h0000;
+      end else begin
+        \$445  = \$356 [15:0];
+      end
+    end
+    if (restart) begin
+      \$445  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$445  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$446  = store_c_panel;
+    if (restart) begin
+      \$446  = c[95:64];
+    end else if (\advance$163 ) begin
+      if (\last_in_panel$164 ) begin
+        \$446  = \$358 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$446  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$447  = store_c_next;
+    if (engine_rst) begin
+      \$447  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$448  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$362 ) begin
+            if (wr_cmd__ready) begin
+              \$448  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$175 ) begin
+            if (\$364 ) begin
+              \$448  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$448  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$449  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
+          if (\issue$175 ) begin
             (* full_case = 32'd1 *)
-            if (\$355 ) begin
-              \$444  = 16'h0000;
+            if (\$364 ) begin
+              \$449  = 16'h0000;
             end else begin
-              \$444  = \$356 [15:0];
+              \$449  = \$365 [15:0];
             end
           end
     endcase
     if (restart) begin
-      \$444  = 16'h0000;
+      \$449  = 16'h0000;
     end
-    if (rst) begin
-      \$444  = 16'h0000;
+    if (engine_rst) begin
+      \$449  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$445  = s_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$450  = s_done;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
-            if (\$355 ) begin
-              if (\last$248 ) begin
-                \$445  = 1'h1;
+          if (\issue$175 ) begin
+            if (\$364 ) begin
+              if (\last$251 ) begin
+                \$450  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$445  = 1'h0;
+      \$450  = 1'h0;
     end
-    if (rst) begin
-      \$445  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$446  = \issue$174 ;
-    if (rst) begin
-      \$446  = 1'h0;
+    if (engine_rst) begin
+      \$450  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$447  = s_beat;
-    if (\$357 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$451  = \issue$175 ;
+    if (engine_rst) begin
+      \$451  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$452  = s_beat;
+    if (\$366 ) begin
       (* full_case = 32'd1 *)
-      if (\$358 ) begin
-        \$447  = 2'h0;
+      if (\$367 ) begin
+        \$452  = 2'h0;
       end else begin
-        \$447  = \$359 [1:0];
+        \$452  = \$368 [1:0];
       end
     end
-    if (rst) begin
-      \$447  = 2'h0;
+    if (engine_rst) begin
+      \$452  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$448  = c;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$453  = c;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$448  = cmd;
+          if (\start$252 ) begin
+            \$453  = cmd;
           end
     endcase
-    if (rst) begin
-      \$448  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (engine_rst) begin
+      \$453  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$449  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$454  = error;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$449  = 8'h00;
+          if (\start$252 ) begin
+            \$454  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -8338,254 +8574,212 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$449  = code;
+          \$454  = code;
       4'h7:
           /* empty */;
       4'h8:
           if (dma_error) begin
-            \$449  = 8'h06;
+            \$454  = 8'h06;
           end
     endcase
-    if (rst) begin
-      \$449  = 8'h00;
+    if (engine_rst) begin
+      \$454  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$450  = cycles;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$455  = cycles;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$450  = 32'd0;
+          if (\start$252 ) begin
+            \$455  = 32'd0;
           end
     endcase
-    if (\busy$228 ) begin
-      \$450  = \$380 [31:0];
+    if (\busy$229 ) begin
+      \$455  = \$389 [31:0];
     end
-    if (rst) begin
-      \$450  = 32'd0;
+    if (engine_rst) begin
+      \$455  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$451  = mac_cycles;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$456  = mac_cycles;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$451  = 32'd0;
+          if (\start$252 ) begin
+            \$456  = 32'd0;
           end
     endcase
-    if (\$381 ) begin
-      \$451  = \$382 [31:0];
+    if (\$390 ) begin
+      \$456  = \$391 [31:0];
     end
-    if (rst) begin
-      \$451  = 32'd0;
+    if (engine_rst) begin
+      \$456  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$452  = stall_load;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$457  = stall_load;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$452  = 32'd0;
+          if (\start$252 ) begin
+            \$457  = 32'd0;
           end
     endcase
-    if (\$386 ) begin
-      \$452  = \$387 [31:0];
+    if (\$393 ) begin
+      \$457  = \$394 [31:0];
     end
-    if (rst) begin
-      \$452  = 32'd0;
+    if (engine_rst) begin
+      \$457  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$453  = stall_store;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$458  = stall_store;
     casez (control_state)
       4'h0:
-          if (\start$249 ) begin
-            \$453  = 32'd0;
+          if (\start$252 ) begin
+            \$458  = 32'd0;
           end
     endcase
-    if (\$389 ) begin
-      \$453  = \$390 [31:0];
+    if (waits_store) begin
+      \$458  = \$395 [31:0];
     end
-    if (rst) begin
-      \$453  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$454  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$249 ) begin
-            \$454  = 4'h0;
-          end
-      4'h1:
-          if (\$360 ) begin
-          end else if (\$361 ) begin
-            \$454 [0] = \$362 ;
-          end
-      4'h2:
-          if (\$363 ) begin
-          end else if (\$364 ) begin
-            \$454 [1] = \$365 ;
-          end
-      4'h3:
-          if (\$366 ) begin
-          end else if (\$367 ) begin
-            \$454 [2] = \$368 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$369 ) begin
-            end else if (\$370 ) begin
-              \$454 [3] = \$371 ;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$454  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$455  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$249 ) begin
-            \$455  = 1'h0;
-          end
-      4'h1:
-          if (\$360 ) begin
-            \$455  = 1'h1;
-          end else if (\$361 ) begin
-            \$455  = 1'h0;
-          end
-      4'h2:
-          if (\$363 ) begin
-            \$455  = 1'h1;
-          end else if (\$364 ) begin
-            \$455  = 1'h0;
-          end
-      4'h3:
-          if (\$366 ) begin
-            \$455  = 1'h1;
-          end else if (\$367 ) begin
-            \$455  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$369 ) begin
-              \$455  = 1'h1;
-            end else if (\$370 ) begin
-              \$455  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
-      \$455  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$456  = control_state;
-    casez (control_state)
-      4'h0:
-          if (\start$249 ) begin
-            \$456  = 4'h1;
-          end
-      4'h1:
-          if (\$360 ) begin
-          end else if (\$361 ) begin
-            \$456  = 4'h2;
-          end
-      4'h2:
-          if (\$363 ) begin
-          end else if (\$364 ) begin
-            \$456  = 4'h3;
-          end
-      4'h3:
-          if (\$366 ) begin
-          end else if (\$367 ) begin
-            \$456  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$369 ) begin
-            end else if (\$370 ) begin
-              \$456  = 4'h5;
-            end
-          end else begin
-            \$456  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$376 ) begin
-            \$456  = 4'h6;
-          end else begin
-            \$456  = 4'h7;
-          end
-      4'h7:
-          \$456  = 4'h8;
-      4'h8:
-          if (\$379 ) begin
-            \$456  = 4'h6;
-          end
-      4'h6:
-          \$456  = 4'h0;
-    endcase
-    if (rst) begin
-      \$456  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$457  = words;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$457  = \$375 [15:0];
-    endcase
-    if (rst) begin
-      \$457  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$458  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$458  = 32'd0;
-    endcase
-    if (rst) begin
+    if (engine_rst) begin
       \$458  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$459  = chunk;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$459  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$252 ) begin
+            \$459  = 4'h0;
+          end
+      4'h1:
+          if (\$369 ) begin
+          end else if (\$370 ) begin
+            \$459 [0] = \$371 ;
+          end
+      4'h2:
+          if (\$372 ) begin
+          end else if (\$373 ) begin
+            \$459 [1] = \$374 ;
+          end
+      4'h3:
+          if (\$375 ) begin
+          end else if (\$376 ) begin
+            \$459 [2] = \$377 ;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$378 ) begin
+            end else if (\$379 ) begin
+              \$459 [3] = \$380 ;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$459  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$460  = launched;
+    casez (control_state)
+      4'h0:
+          if (\start$252 ) begin
+            \$460  = 1'h0;
+          end
+      4'h1:
+          if (\$369 ) begin
+            \$460  = 1'h1;
+          end else if (\$370 ) begin
+            \$460  = 1'h0;
+          end
+      4'h2:
+          if (\$372 ) begin
+            \$460  = 1'h1;
+          end else if (\$373 ) begin
+            \$460  = 1'h0;
+          end
+      4'h3:
+          if (\$375 ) begin
+            \$460  = 1'h1;
+          end else if (\$376 ) begin
+            \$460  = 1'h0;
+          end
+      4'h4:
+          if (c[352]) begin
+            if (\$378 ) begin
+              \$460  = 1'h1;
+            end else if (\$379 ) begin
+              \$460  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$460  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$461  = control_state;
+    casez (control_state)
+      4'h0:
+          if (\start$252 ) begin
+            \$461  = 4'h1;
+          end
+      4'h1:
+          if (\$369 ) begin
+          end else if (\$370 ) begin
+            \$461  = 4'h2;
+          end
+      4'h2:
+          if (\$372 ) begin
+          end else if (\$373 ) begin
+            \$461  = 4'h3;
+          end
+      4'h3:
+          if (\$375 ) begin
+          end else if (\$376 ) begin
+            \$461  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (c[352]) begin
+            if (\$378 ) begin
+            end else if (\$379 ) begin
+              \$461  = 4'h5;
+            end
+          end else begin
+            \$461  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$385 ) begin
+            \$461  = 4'h6;
+          end else begin
+            \$461  = 4'h7;
+          end
+      4'h7:
+          \$461  = 4'h8;
+      4'h8:
+          if (\$388 ) begin
+            \$461  = 4'h6;
+          end
+      4'h6:
+          \$461  = 4'h0;
+    endcase
+    if (engine_rst) begin
+      \$461  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$462  = words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -8598,14 +8792,56 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$459  = 16'h0004;
+          \$462  = \$384 [15:0];
     endcase
-    if (rst) begin
-      \$459  = 16'h0000;
+    if (engine_rst) begin
+      \$462  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$463  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$463  = 32'd0;
+    endcase
+    if (engine_rst) begin
+      \$463  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$464  = chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$464  = 16'h0004;
+    endcase
+    if (engine_rst) begin
+      \$464  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_k_kc0_next = load_k_kc0;
     if (\$2 ) begin
       load_k_kc0_next = 32'd0;
@@ -8614,7 +8850,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_a_next = load_a_addr;
     if (restart) begin
       load_a_next = c[31:0];
@@ -8628,7 +8864,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_b_next = load_b_addr;
     if (restart) begin
       load_b_next = c[63:32];
@@ -8642,7 +8878,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_cin_next = load_cin_addr;
     if (restart) begin
       load_cin_next = c[127:96];
@@ -8656,7 +8892,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_koff_next = b_koff;
     if (restart) begin
       b_koff_next = 32'd0;
@@ -8665,7 +8901,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8681,8 +8917,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -8690,7 +8926,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__payload = 100'h0000000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8712,19 +8948,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$26  };
+              rd_cmd__payload[67:48] = { 1'h0, \$27  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8740,8 +8976,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -8749,7 +8985,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8765,8 +9001,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -8774,7 +9010,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8795,7 +9031,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8817,7 +9053,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     l_step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8842,7 +9078,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8871,7 +9107,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    c_wait = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          c_wait = \$23 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8882,8 +9133,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8906,7 +9157,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8917,8 +9168,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8949,7 +9200,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8960,8 +9211,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -8972,7 +9223,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8981,7 +9232,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8999,7 +9250,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -9019,49 +9270,49 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     feed_k_kc0_next = feed_k_kc0;
-    if (\$68 ) begin
+    if (\$69 ) begin
       feed_k_kc0_next = 32'd0;
     end else if (step_done) begin
-      feed_k_kc0_next = \$69 [31:0];
+      feed_k_kc0_next = \$70 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$126  = 1'h0;
-    if (issue) begin
-      if (\$108 ) begin
-        \w_en$126  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$127  = 19'h00000;
-    if (issue) begin
-      if (\$108 ) begin
-        \w_data$127 [0] = \index$95 [0];
-        \w_data$127 [16:1] = 16'h0004;
-        \w_data$127 [17] = c[352];
-        \w_data$127 [18] = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    step_done = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \w_en$127  = 1'h0;
     if (issue) begin
       if (\$109 ) begin
+        \w_en$127  = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \w_data$128  = 19'h00000;
+    if (issue) begin
+      if (\$109 ) begin
+        \w_data$128 [0] = \index$96 [0];
+        \w_data$128 [16:1] = 16'h0004;
+        \w_data$128 [17] = c[352];
+        \w_data$128 [18] = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    step_done = 1'h0;
+    if (issue) begin
+      if (\$110 ) begin
         step_done = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$110 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -9073,10 +9324,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$110 ) begin
         (* full_case = 32'd1 *)
         casez (apar)
           1'h0:
@@ -9088,11 +9339,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
-        if (\$111 ) begin
+      if (\$110 ) begin
+        if (\$112 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -9105,11 +9356,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_clr = 2'h0;
     if (issue) begin
-      if (\$109 ) begin
-        if (\$111 ) begin
+      if (\$110 ) begin
+        if (\$112 ) begin
           (* full_case = 32'd1 *)
           casez (bpar)
             1'h0:
@@ -9122,27 +9373,27 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$134  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \advance$135  = 1'h0;
     if (issue) begin
-      if (\$109 ) begin
+      if (\$110 ) begin
         if (feed_k_last) begin
-          \advance$134  = 1'h1;
+          \advance$135  = 1'h1;
         end
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$144  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \r_en$145  = 1'h0;
     if (got) begin
-      if (\$115 ) begin
-        \r_en$144  = 1'h1;
+      if (\$116 ) begin
+        \r_en$145  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_set = 2'h0;
     if (s1_chunk_done) begin
       (* full_case = 32'd1 *)
@@ -9155,34 +9406,34 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__addr = s1_addr;
     end else begin
-      c_wr__addr = \$125 [9:0];
+      c_wr__addr = \$126 [9:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__en = 4'hf;
     end else begin
-      c_wr__en[0] = \$128 ;
-      c_wr__en[1] = \$131 ;
-      c_wr__en[2] = \$134 ;
-      c_wr__en[3] = \$137 ;
+      c_wr__en[0] = \$129 ;
+      c_wr__en[1] = \$132 ;
+      c_wr__en[2] = \$135 ;
+      c_wr__en[3] = \$138 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
-      c_wr__data[31:0] = \$117 [31:0];
-      c_wr__data[63:32] = \$119 [31:0];
-      c_wr__data[95:64] = \$121 [31:0];
-      c_wr__data[127:96] = \$123 [31:0];
+      c_wr__data[31:0] = \$118 [31:0];
+      c_wr__data[63:32] = \$120 [31:0];
+      c_wr__data[95:64] = \$122 [31:0];
+      c_wr__data[127:96] = \$124 [31:0];
     end else begin
       c_wr__data[31:0] = rd_data__payload[31:0];
       c_wr__data[63:32] = rd_data__payload[63:32];
@@ -9191,65 +9442,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     store_c_next = store_c_addr;
     if (restart) begin
       store_c_next = c[95:64];
-    end else if (\advance$162 ) begin
+    end else if (\advance$163 ) begin
       (* full_case = 32'd1 *)
-      if (\last_in_panel$163 ) begin
-        store_c_next = \$139 [31:0];
-      end else begin
+      if (\last_in_panel$164 ) begin
         store_c_next = \$140 [31:0];
+      end else begin
+        store_c_next = \$141 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
-          if (\$144 ) begin
+          if (\$145 ) begin
             wr_cmd__valid = 1'h1;
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
-          if (\$144 ) begin
+          if (\$145 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$172 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$146  };
+            wr_cmd__payload[47:32] = \rows$173 ;
+            wr_cmd__payload[67:48] = { 1'h0, \$147  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$174  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \issue$175  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$174  = \$149 ;
+          \issue$175  = \$150 ;
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
-            if (\$151 ) begin
+          if (\issue$175 ) begin
+            if (\$152 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$169 [0])
+              casez (\index$170 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -9260,17 +9511,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
-            if (\$151 ) begin
+          if (\issue$175 ) begin
+            if (\$152 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$169 [0])
+              casez (\index$170 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -9281,17 +9532,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
-            if (\$151 ) begin
+          if (\issue$175 ) begin
+            if (\$152 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$169 [0])
+              casez (\index$170 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -9302,193 +9553,193 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$162  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \advance$163  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$174 ) begin
-            if (\$151 ) begin
-              \advance$162  = 1'h1;
+          if (\issue$175 ) begin
+            if (\$152 ) begin
+              \advance$163  = 1'h1;
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$196 ;
+      i__valid = \r_rdy$197 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$198 ;
+      i__payload[127:0] = \r_data$199 ;
       i__payload[128] = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$199  = i__ready;
+      \r_en$200  = i__ready;
     end else begin
-      \r_en$199  = byte_ready;
+      \r_en$200  = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$198 ;
+      byte_row = \r_data$199 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$196 ;
+      byte_valid = \r_rdy$197 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     o__ready = 1'h0;
     if (c[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     byte_ready = 1'h0;
-    if (\$169 ) begin
-      if (\$170 ) begin
+    if (\$170 ) begin
+      if (\$171 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$215  = 1'h0;
-    if (\$169 ) begin
-      if (\$170 ) begin
-        \r_en$215  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \r_en$216  = 1'h0;
+    if (\$170 ) begin
+      if (\$171 ) begin
+        \r_en$216  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     start = 1'h0;
     casez (control_state)
       4'h0:
           /* empty */;
       4'h1:
-          if (\$174 ) begin
+          if (\$175 ) begin
             start = 1'h1;
           end
       4'h2:
-          if (\$178 ) begin
+          if (\$179 ) begin
             start = 1'h1;
           end
       4'h3:
-          if (\$182 ) begin
+          if (\$183 ) begin
             start = 1'h1;
           end
       4'h4:
           if (c[352]) begin
-            if (\$188 ) begin
+            if (\$189 ) begin
               start = 1'h1;
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a = 16'h0000;
     casez (control_state)
       4'h0:
           /* empty */;
       4'h1:
-          if (\$174 ) begin
-            a = \$176 [15:0];
+          if (\$175 ) begin
+            a = \$177 [15:0];
           end
       4'h2:
-          if (\$178 ) begin
-            a = \$180 [15:0];
+          if (\$179 ) begin
+            a = \$181 [15:0];
           end
       4'h3:
-          if (\$182 ) begin
-            a = \$184 [15:0];
+          if (\$183 ) begin
+            a = \$185 [15:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$188 ) begin
-              a = \$190 [15:0];
+            if (\$189 ) begin
+              a = \$191 [15:0];
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b = 32'd0;
     casez (control_state)
       4'h0:
           /* empty */;
       4'h1:
-          if (\$174 ) begin
+          if (\$175 ) begin
             b = c[255:224];
           end
       4'h2:
-          if (\$178 ) begin
+          if (\$179 ) begin
             b = c[287:256];
           end
       4'h3:
-          if (\$182 ) begin
+          if (\$183 ) begin
             b = c[319:288];
           end
       4'h4:
           if (c[352]) begin
-            if (\$188 ) begin
+            if (\$189 ) begin
               b = c[351:320];
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     addend = 34'h000000000;
     casez (control_state)
       4'h0:
           /* empty */;
       4'h1:
-          if (\$174 ) begin
-            addend = { 1'h0, \$177  };
+          if (\$175 ) begin
+            addend = { 1'h0, \$178  };
           end
       4'h2:
-          if (\$178 ) begin
-            addend = { 1'h0, \$181  };
+          if (\$179 ) begin
+            addend = { 1'h0, \$182  };
           end
       4'h3:
-          if (\$182 ) begin
-            addend = \$187 [33:0];
+          if (\$183 ) begin
+            addend = \$188 [33:0];
           end
       4'h4:
           if (c[352]) begin
-            if (\$188 ) begin
-              addend = \$192 [33:0];
+            if (\$189 ) begin
+              addend = \$193 [33:0];
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     code = 8'h00;
     casez (control_state)
       4'h0:
@@ -9502,23 +9753,23 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          if (\$197 ) begin
+          if (\$198 ) begin
             code = 8'h01;
-          end else if (\$202 ) begin
-            code = 8'h07;
           end else if (\$203 ) begin
+            code = 8'h07;
+          end else if (\$204 ) begin
             code = 8'h05;
-          end else if (\$214 ) begin
+          end else if (\$215 ) begin
             code = 8'h04;
-          end else if (\$224 ) begin
-            code = 8'h02;
           end else if (\$225 ) begin
+            code = 8'h02;
+          end else if (\$226 ) begin
             code = 8'h03;
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     restart = 1'h0;
     casez (control_state)
       4'h0:
@@ -9538,7 +9789,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     running = 1'h0;
     casez (control_state)
       4'h0:
@@ -9560,7 +9811,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     done = 1'h0;
     casez (control_state)
       4'h0:
@@ -9584,313 +9835,264 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$391  = 2'h0;
-    end else begin
-      \$391  = \$243 ;
-    end
-    if (rst) begin
-      \$391  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$392  = 2'h0;
-    end else begin
-      \$392  = \$246 ;
-    end
-    if (rst) begin
-      \$392  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$393  = 2'h0;
-    end else begin
-      \$393  = \$249 ;
-    end
-    if (rst) begin
-      \$393  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$394  = 2'h0;
-    end else begin
-      \$394  = \$252 ;
-    end
-    if (rst) begin
-      \$394  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$395  = 2'h0;
-    end else begin
-      \$395  = \$255 ;
-    end
-    if (rst) begin
-      \$395  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$396  = 2'h0;
     end else begin
-      \$396  = \$258 ;
+      \$396  = \$252 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$396  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$397  = 2'h0;
     end else begin
-      \$397  = \$261 ;
+      \$397  = \$255 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$397  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$398  = 2'h0;
     end else begin
-      \$398  = \$264 ;
+      \$398  = \$258 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$398  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$399  = 2'h0;
     end else begin
-      \$399  = \$267 ;
+      \$399  = \$261 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$399  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$400  = load_k_kc0;
-    if (\$269 ) begin
-      \$400  = 32'd0;
-    end else if (l_step) begin
-      \$400  = \$276 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$400  = 2'h0;
+    end else begin
+      \$400  = \$264 ;
     end
-    if (rst) begin
-      \$400  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$401  = load_k_left;
-    if (\$269 ) begin
-      \$401  = c[191:160];
-    end else if (l_step) begin
-      \$401  = \$277 [31:0];
-    end
-    if (rst) begin
-      \$401  = 32'd0;
+    if (engine_rst) begin
+      \$400  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$402  = load_k_last;
-    if (\$269 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$401  = 2'h0;
+    end else begin
+      \$401  = \$267 ;
+    end
+    if (engine_rst) begin
+      \$401  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$402  = 2'h0;
+    end else begin
       \$402  = \$270 ;
-    end else if (l_step) begin
-      \$402  = \$279 ;
     end
-    if (rst) begin
-      \$402  = 1'h1;
+    if (engine_rst) begin
+      \$402  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$403  = load_k_len;
-    if (\$269 ) begin
-      \$403  = \$272 ;
-    end else if (l_step) begin
-      \$403  = \$283 [31:0];
-    end
-    if (rst) begin
-      \$403  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$404  = load_k_len_m1;
-    if (\$269 ) begin
-      \$404  = \$275 [31:0];
-    end else if (l_step) begin
-      \$404  = \$288 [31:0];
-    end
-    if (rst) begin
-      \$404  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$405  = load_a_panel;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
     if (restart) begin
-      \$405  = c[31:0];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$405  = \$289 [31:0];
-      end
+      \$403  = 2'h0;
+    end else begin
+      \$403  = \$273 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
+      \$403  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$404  = 2'h0;
+    end else begin
+      \$404  = \$276 ;
+    end
+    if (engine_rst) begin
+      \$404  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$405  = load_k_kc0;
+    if (\$278 ) begin
+      \$405  = 32'd0;
+    end else if (l_step) begin
+      \$405  = \$285 [31:0];
+    end
+    if (engine_rst) begin
       \$405  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$406  = load_a_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$406  = load_k_left;
+    if (\$278 ) begin
+      \$406  = c[191:160];
+    end else if (l_step) begin
+      \$406  = \$286 [31:0];
+    end
+    if (engine_rst) begin
       \$406  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$407  = load_b_panel;
-    if (restart) begin
-      \$407  = c[63:32];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$407  = \$290 [31:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$407  = load_k_last;
+    if (\$278 ) begin
+      \$407  = \$279 ;
+    end else if (l_step) begin
+      \$407  = \$288 ;
     end
-    if (rst) begin
-      \$407  = 32'd0;
+    if (engine_rst) begin
+      \$407  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$408  = load_b_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$408  = load_k_len;
+    if (\$278 ) begin
+      \$408  = \$281 ;
+    end else if (l_step) begin
+      \$408  = \$292 [31:0];
+    end
+    if (engine_rst) begin
       \$408  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$409  = load_cin_panel;
-    if (restart) begin
-      \$409  = c[127:96];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$409  = \$291 [31:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$409  = load_k_len_m1;
+    if (\$278 ) begin
+      \$409  = \$284 [31:0];
+    end else if (l_step) begin
+      \$409  = \$297 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$409  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$410  = load_cin_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$410  = load_a_panel;
+    if (restart) begin
+      \$410  = c[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$410  = \$298 [31:0];
+      end
+    end
+    if (engine_rst) begin
       \$410  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$411  = b_koff_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$411  = load_a_next;
+    if (engine_rst) begin
       \$411  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$412  = \$292 [31:0];
-    if (rst) begin
-      \$412  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$412  = load_b_panel;
+    if (restart) begin
+      \$412  = c[63:32];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$412  = \$299 [31:0];
+      end
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$413  = \$293 [31:0];
-    if (rst) begin
-      \$413  = 32'd0;
+    if (engine_rst) begin
+      \$412  = 32'd0;
     end
   end
   assign m = c[143:128];
   assign n = c[207:192];
   assign \chunk$5  = chunk;
   assign \restart$7  = restart;
-  assign chunk_lda = \$171 [31:0];
-  assign chunk_ldcin = \$173 [31:0];
-  assign \$signature__addr  = \$30 [6:0];
+  assign chunk_lda = \$172 [31:0];
+  assign chunk_ldcin = \$174 [31:0];
+  assign \$signature__addr  = \$31 [6:0];
   assign \$signature__data  = rd_data__payload[63:0];
-  assign \$signature__addr$67  = \$35 [6:0];
-  assign \$signature__data$68  = rd_data__payload[63:0];
-  assign \$signature__addr$70  = \$40 [6:0];
-  assign \$signature__data$71  = rd_data__payload[63:0];
-  assign \$signature__addr$73  = \$45 [6:0];
-  assign \$signature__data$74  = rd_data__payload[63:0];
-  assign b_wr__addr = \$50 [9:0];
-  assign \m$79  = c[143:128];
-  assign \n$80  = c[207:192];
-  assign \chunk$81  = chunk;
-  assign \restart$82  = restart;
-  assign \$signature__addr$101  = \$90 [6:0];
-  assign \$signature__en$102  = issue;
-  assign \$signature__addr$103  = \$93 [6:0];
-  assign \$signature__en$104  = issue;
-  assign \$signature__addr$105  = \$96 [6:0];
-  assign \$signature__en$106  = issue;
-  assign \$signature__addr$107  = \$99 [6:0];
-  assign \$signature__en$108  = issue;
-  assign b_rd__addr = \$101 [9:0];
+  assign \$signature__addr$68  = \$36 [6:0];
+  assign \$signature__data$69  = rd_data__payload[63:0];
+  assign \$signature__addr$71  = \$41 [6:0];
+  assign \$signature__data$72  = rd_data__payload[63:0];
+  assign \$signature__addr$74  = \$46 [6:0];
+  assign \$signature__data$75  = rd_data__payload[63:0];
+  assign b_wr__addr = \$51 [9:0];
+  assign \m$80  = c[143:128];
+  assign \n$81  = c[207:192];
+  assign \chunk$82  = chunk;
+  assign \restart$83  = restart;
+  assign \$signature__addr$102  = \$91 [6:0];
+  assign \$signature__en$103  = issue;
+  assign \$signature__addr$104  = \$94 [6:0];
+  assign \$signature__en$105  = issue;
+  assign \$signature__addr$106  = \$97 [6:0];
+  assign \$signature__en$107  = issue;
+  assign \$signature__addr$108  = \$100 [6:0];
+  assign \$signature__en$109  = issue;
+  assign b_rd__addr = \$102 [9:0];
   assign b_rd__en = issue;
-  assign \w_en$119  = pending;
-  assign \r_rdy$121  = operands__valid;
-  assign \r_data$123  = operands__payload;
-  assign operands__ready = \r_en$124 ;
-  assign \r_rdy$136  = results__ready;
-  assign addr = \$113 [9:0];
-  assign c_rd_acc__addr = \$113 [9:0];
+  assign \w_en$120  = pending;
+  assign \r_rdy$122  = operands__valid;
+  assign \r_data$124  = operands__payload;
+  assign operands__ready = \r_en$125 ;
+  assign \r_rdy$137  = results__ready;
+  assign addr = \$114 [9:0];
+  assign c_rd_acc__addr = \$114 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$156  = c[143:128];
-  assign \n$157  = c[207:192];
-  assign \chunk$158  = chunk;
-  assign \restart$159  = restart;
-  assign chunk_ldc = \$172 [31:0];
-  assign c_rd_store__addr = \$153 [9:0];
-  assign c_rd_store__en = \issue$174 ;
-  assign \w_en$186  = \issue$174 ;
-  assign c_rd_store__data = \w_data$188 ;
-  assign \w_en$190  = \pending$176 ;
+  assign \m$157  = c[143:128];
+  assign \n$158  = c[207:192];
+  assign \chunk$159  = chunk;
+  assign \restart$160  = restart;
+  assign chunk_ldc = \$173 [31:0];
+  assign c_rd_store__addr = \$154 [9:0];
+  assign c_rd_store__en = \issue$175 ;
+  assign \w_en$187  = \issue$175 ;
+  assign c_rd_store__data = \w_data$189 ;
+  assign \w_en$191  = \pending$177 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
   assign relu = c[354];
-  assign nbytes = \$159 [4:0];
-  assign sent = \$160 [4:0];
-  assign remaining = \$161 [4:0];
-  assign \error$217  = error;
+  assign nbytes = \$160 [4:0];
+  assign sent = \$161 [4:0];
+  assign remaining = \$162 [4:0];
+  assign \error$218  = error;
   assign b_used_w_set = 2'h0;
   assign b_used_w_clr = 2'h0;
   assign b_used_o_set = 2'h0;
@@ -9937,50 +10139,42 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = rd_data__payload[47:40];
   assign \$signature__data[6]  = rd_data__payload[55:48];
   assign \$signature__data[7]  = rd_data__payload[63:56];
-  assign \$signature__data$68[0]  = rd_data__payload[7:0];
-  assign \$signature__data$68[1]  = rd_data__payload[15:8];
-  assign \$signature__data$68[2]  = rd_data__payload[23:16];
-  assign \$signature__data$68[3]  = rd_data__payload[31:24];
-  assign \$signature__data$68[4]  = rd_data__payload[39:32];
-  assign \$signature__data$68[5]  = rd_data__payload[47:40];
-  assign \$signature__data$68[6]  = rd_data__payload[55:48];
-  assign \$signature__data$68[7]  = rd_data__payload[63:56];
-  assign \$signature__data$71[0]  = rd_data__payload[7:0];
-  assign \$signature__data$71[1]  = rd_data__payload[15:8];
-  assign \$signature__data$71[2]  = rd_data__payload[23:16];
-  assign \$signature__data$71[3]  = rd_data__payload[31:24];
-  assign \$signature__data$71[4]  = rd_data__payload[39:32];
-  assign \$signature__data$71[5]  = rd_data__payload[47:40];
-  assign \$signature__data$71[6]  = rd_data__payload[55:48];
-  assign \$signature__data$71[7]  = rd_data__payload[63:56];
-  assign \$signature__data$74[0]  = rd_data__payload[7:0];
-  assign \$signature__data$74[1]  = rd_data__payload[15:8];
-  assign \$signature__data$74[2]  = rd_data__payload[23:16];
-  assign \$signature__data$74[3]  = rd_data__payload[31:24];
-  assign \$signature__data$74[4]  = rd_data__payload[39:32];
-  assign \$signature__data$74[5]  = rd_data__payload[47:40];
-  assign \$signature__data$74[6]  = rd_data__payload[55:48];
-  assign \$signature__data$74[7]  = rd_data__payload[63:56];
+  assign \$signature__data$69[0]  = rd_data__payload[7:0];
+  assign \$signature__data$69[1]  = rd_data__payload[15:8];
+  assign \$signature__data$69[2]  = rd_data__payload[23:16];
+  assign \$signature__data$69[3]  = rd_data__payload[31:24];
+  assign \$signature__data$69[4]  = rd_data__payload[39:32];
+  assign \$signature__data$69[5]  = rd_data__payload[47:40];
+  assign \$signature__data$69[6]  = rd_data__payload[55:48];
+  assign \$signature__data$69[7]  = rd_data__payload[63:56];
+  assign \$signature__data$72[0]  = rd_data__payload[7:0];
+  assign \$signature__data$72[1]  = rd_data__payload[15:8];
+  assign \$signature__data$72[2]  = rd_data__payload[23:16];
+  assign \$signature__data$72[3]  = rd_data__payload[31:24];
+  assign \$signature__data$72[4]  = rd_data__payload[39:32];
+  assign \$signature__data$72[5]  = rd_data__payload[47:40];
+  assign \$signature__data$72[6]  = rd_data__payload[55:48];
+  assign \$signature__data$72[7]  = rd_data__payload[63:56];
+  assign \$signature__data$75[0]  = rd_data__payload[7:0];
+  assign \$signature__data$75[1]  = rd_data__payload[15:8];
+  assign \$signature__data$75[2]  = rd_data__payload[23:16];
+  assign \$signature__data$75[3]  = rd_data__payload[31:24];
+  assign \$signature__data$75[4]  = rd_data__payload[39:32];
+  assign \$signature__data$75[5]  = rd_data__payload[47:40];
+  assign \$signature__data$75[6]  = rd_data__payload[55:48];
+  assign \$signature__data$75[7]  = rd_data__payload[63:56];
   assign \b_wr__data[0]  = b_wr__data[7:0];
   assign \b_wr__data[1]  = b_wr__data[15:8];
   assign \b_wr__data[2]  = b_wr__data[23:16];
   assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data$112[0]  = \$signature__data$112 [7:0];
-  assign \$signature__data$112[1]  = \$signature__data$112 [15:8];
-  assign \$signature__data$112[2]  = \$signature__data$112 [23:16];
-  assign \$signature__data$112[3]  = \$signature__data$112 [31:24];
-  assign \$signature__data$112[4]  = \$signature__data$112 [39:32];
-  assign \$signature__data$112[5]  = \$signature__data$112 [47:40];
-  assign \$signature__data$112[6]  = \$signature__data$112 [55:48];
-  assign \$signature__data$112[7]  = \$signature__data$112 [63:56];
-  assign \$signature__data$114[0]  = \$signature__data$114 [7:0];
-  assign \$signature__data$114[1]  = \$signature__data$114 [15:8];
-  assign \$signature__data$114[2]  = \$signature__data$114 [23:16];
-  assign \$signature__data$114[3]  = \$signature__data$114 [31:24];
-  assign \$signature__data$114[4]  = \$signature__data$114 [39:32];
-  assign \$signature__data$114[5]  = \$signature__data$114 [47:40];
-  assign \$signature__data$114[6]  = \$signature__data$114 [55:48];
-  assign \$signature__data$114[7]  = \$signature__data$114 [63:56];
+  assign \$signature__data$113[0]  = \$signature__data$113 [7:0];
+  assign \$signature__data$113[1]  = \$signature__data$113 [15:8];
+  assign \$signature__data$113[2]  = \$signature__data$113 [23:16];
+  assign \$signature__data$113[3]  = \$signature__data$113 [31:24];
+  assign \$signature__data$113[4]  = \$signature__data$113 [39:32];
+  assign \$signature__data$113[5]  = \$signature__data$113 [47:40];
+  assign \$signature__data$113[6]  = \$signature__data$113 [55:48];
+  assign \$signature__data$113[7]  = \$signature__data$113 [63:56];
   assign \$signature__data$115[0]  = \$signature__data$115 [7:0];
   assign \$signature__data$115[1]  = \$signature__data$115 [15:8];
   assign \$signature__data$115[2]  = \$signature__data$115 [23:16];
@@ -9997,6 +10191,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data$116[5]  = \$signature__data$116 [47:40];
   assign \$signature__data$116[6]  = \$signature__data$116 [55:48];
   assign \$signature__data$116[7]  = \$signature__data$116 [63:56];
+  assign \$signature__data$117[0]  = \$signature__data$117 [7:0];
+  assign \$signature__data$117[1]  = \$signature__data$117 [15:8];
+  assign \$signature__data$117[2]  = \$signature__data$117 [23:16];
+  assign \$signature__data$117[3]  = \$signature__data$117 [31:24];
+  assign \$signature__data$117[4]  = \$signature__data$117 [39:32];
+  assign \$signature__data$117[5]  = \$signature__data$117 [47:40];
+  assign \$signature__data$117[6]  = \$signature__data$117 [55:48];
+  assign \$signature__data$117[7]  = \$signature__data$117 [63:56];
   assign \b_rd__data[0]  = b_rd__data[7:0];
   assign \b_rd__data[1]  = b_rd__data[15:8];
   assign \b_rd__data[2]  = b_rd__data[23:16];
@@ -10028,10 +10230,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$188 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$188 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$188 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$188 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$189 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$189 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$189 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$189 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -10080,67 +10282,64 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$168 ;
-  assign wr_data__payload[69] = \$166 ;
-  assign wr_data__payload[68] = \$165 ;
-  assign wr_data__payload[67:64] = \$164 [3:0];
-  assign wr_data__payload[63:0] = \$162 ;
-  assign \w_data$187 [3] = \$157 ;
-  assign \w_data$187 [2:0] = \cols$173 [2:0];
-  assign \w_data$111 [64] = meta_last;
-  assign \w_data$111 [63:32] = b_rd__data;
-  assign \w_data$111 [31:24] = \$105 ;
-  assign \w_data$111 [23:16] = \$104 ;
-  assign \w_data$111 [15:8] = \$103 ;
-  assign \w_data$111 [7:0] = \$102 ;
-  assign b_wr__en[3] = \$66 ;
-  assign b_wr__en[2] = \$62 ;
-  assign b_wr__en[1] = \$58 ;
-  assign b_wr__en[0] = \$54 ;
+  assign wr_data__payload[70] = \$169 ;
+  assign wr_data__payload[69] = \$167 ;
+  assign wr_data__payload[68] = \$166 ;
+  assign wr_data__payload[67:64] = \$165 [3:0];
+  assign wr_data__payload[63:0] = \$163 ;
+  assign \w_data$188 [3] = \$158 ;
+  assign \w_data$188 [2:0] = \cols$174 [2:0];
+  assign \w_data$112 [64] = meta_last;
+  assign \w_data$112 [63:56] = b_rd__data[31:24];
+  assign \w_data$112 [55:48] = b_rd__data[23:16];
+  assign \w_data$112 [47:40] = b_rd__data[15:8];
+  assign \w_data$112 [39:32] = b_rd__data[7:0];
+  assign \w_data$112 [31:24] = \$106 ;
+  assign \w_data$112 [23:16] = \$105 ;
+  assign \w_data$112 [15:8] = \$104 ;
+  assign \w_data$112 [7:0] = \$103 ;
+  assign b_wr__en[3] = \$67 ;
+  assign b_wr__en[2] = \$63 ;
+  assign b_wr__en[1] = \$59 ;
+  assign b_wr__en[0] = \$55 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$171  = { 1'h0, c[255:224], 2'h0 };
-  assign \$173  = { 1'h0, c[351:320], 2'h0 };
+  assign \$172  = { 1'h0, c[255:224], 2'h0 };
+  assign \$174  = { 1'h0, c[351:320], 2'h0 };
   assign \$10  = { 6'h00, c[287:256], 9'h000 };
-  assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$89  = { 3'h0, k_idx[15:3] };
-  assign \$92  = { 3'h0, k_idx[15:3] };
-  assign \$95  = { 3'h0, k_idx[15:3] };
-  assign \$98  = { 3'h0, k_idx[15:3] };
-  assign \$172  = { 1'h0, c[319:288], 2'h0 };
-  assign \$145  = { 1'h0, \cols$173 , 2'h0 };
-  assign \$158  = { 1'h0, \r_data$208 [2:0], 2'h0 };
-  assign \$185  = { 1'h0, c[223:192], 2'h0 };
-  assign \$191  = { 1'h0, c[223:192], 2'h0 };
-  assign \$203  = 1'h0;
-  assign \$207  = { 1'h0, c[223:192], 2'h0 };
-  assign \$211  = { 1'h0, c[223:192], 2'h0 };
-  assign \$231  = store_state;
-  assign \$262  = b_used_w;
-  assign \$263  = 2'h3;
-  assign \$264  = b_used_w;
-  assign \$265  = b_used_o;
-  assign \$266  = 2'h3;
-  assign \$267  = b_used_o;
-  assign \$375  = { \$374 [33], \$374 [33], \$374 [33], \$374 [33:3] };
+  assign \$27  = { 1'h0, cols, 2'h0 };
+  assign \$90  = { 3'h0, k_idx[15:3] };
+  assign \$93  = { 3'h0, k_idx[15:3] };
+  assign \$96  = { 3'h0, k_idx[15:3] };
+  assign \$99  = { 3'h0, k_idx[15:3] };
+  assign \$173  = { 1'h0, c[319:288], 2'h0 };
+  assign \$146  = { 1'h0, \cols$174 , 2'h0 };
+  assign \$159  = { 1'h0, \r_data$209 [2:0], 2'h0 };
+  assign \$186  = { 1'h0, c[223:192], 2'h0 };
+  assign \$192  = { 1'h0, c[223:192], 2'h0 };
+  assign \$204  = 1'h0;
+  assign \$208  = { 1'h0, c[223:192], 2'h0 };
+  assign \$212  = { 1'h0, c[223:192], 2'h0 };
+  assign \$240  = store_state;
+  assign \$271  = b_used_w;
+  assign \$272  = 2'h3;
+  assign \$273  = b_used_w;
+  assign \$274  = b_used_o;
+  assign \$275  = 2'h3;
+  assign \$276  = b_used_o;
+  assign \$384  = { \$383 [33], \$383 [33], \$383 [33], \$383 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [31:0] \$101 ;
-  reg [31:0] \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
   wire \$11 ;
-  wire [2:0] \$12 ;
-  wire [2:0] \$13 ;
+  wire \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -10153,11 +10352,11 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire [3:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [2:0] \$28 ;
+  wire [2:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
@@ -10169,9 +10368,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [3:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -10180,18 +10379,18 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
-  wire [31:0] \$56 ;
-  wire [31:0] \$57 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -10199,256 +10398,213 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$67 ;
+  reg [128:0] \$68 ;
+  reg [1:0] \$69 ;
+  wire [31:0] \$7 ;
+  reg \$70 ;
+  reg [31:0] \$71 ;
+  reg [31:0] \$72 ;
+  reg [2:0] \$73 ;
+  reg \$74 ;
+  reg [2:0] \$75 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  reg \$97 ;
-  reg [128:0] \$98 ;
-  reg [1:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$164 ;
-  wire [7:0] \a_in$176 ;
-  wire [7:0] \a_in$188 ;
-  wire [7:0] \a_in$200 ;
+  wire [7:0] \a_in$111 ;
+  wire [7:0] \a_in$124 ;
+  wire [7:0] \a_in$142 ;
+  wire [7:0] \a_in$161 ;
+  wire [7:0] \a_in$180 ;
+  wire [7:0] \a_in$199 ;
   wire [7:0] \a_in$217 ;
-  wire [7:0] \a_in$235 ;
-  wire [7:0] \a_in$253 ;
-  wire [7:0] \a_in$271 ;
-  wire [7:0] \a_in$288 ;
-  wire [7:0] \a_in$306 ;
-  wire [7:0] \a_in$324 ;
-  wire [7:0] \a_in$342 ;
-  wire [7:0] \a_in$359 ;
-  wire [7:0] \a_in$377 ;
-  wire [7:0] \a_in$395 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$274 ;
+  wire [7:0] \a_in$292 ;
+  wire [7:0] \a_in$311 ;
+  wire [7:0] \a_in$330 ;
+  wire [7:0] \a_in$85 ;
+  wire [7:0] \a_in$98 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$166 ;
-  wire [7:0] \a_next$178 ;
-  wire [7:0] \a_next$190 ;
-  wire [7:0] \a_next$201 ;
+  wire [7:0] \a_next$100 ;
+  wire [7:0] \a_next$113 ;
+  wire [7:0] \a_next$125 ;
+  wire [7:0] \a_next$144 ;
+  wire [7:0] \a_next$163 ;
+  wire [7:0] \a_next$182 ;
+  wire [7:0] \a_next$200 ;
   wire [7:0] \a_next$219 ;
-  wire [7:0] \a_next$237 ;
-  wire [7:0] \a_next$255 ;
-  wire [7:0] \a_next$272 ;
-  wire [7:0] \a_next$290 ;
-  wire [7:0] \a_next$308 ;
-  wire [7:0] \a_next$326 ;
-  wire [7:0] \a_next$343 ;
-  wire [7:0] \a_next$361 ;
-  wire [7:0] \a_next$379 ;
-  wire [7:0] \a_next$397 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$257 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$294 ;
+  wire [7:0] \a_next$313 ;
+  wire [7:0] \a_next$332 ;
+  wire [7:0] \a_next$87 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$177 ;
-  wire [7:0] \a_out$189 ;
+  wire [7:0] \a_out$112 ;
+  wire [7:0] \a_out$143 ;
+  wire [7:0] \a_out$162 ;
+  wire [7:0] \a_out$181 ;
   wire [7:0] \a_out$218 ;
-  wire [7:0] \a_out$236 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$289 ;
-  wire [7:0] \a_out$307 ;
-  wire [7:0] \a_out$325 ;
-  wire [7:0] \a_out$360 ;
-  wire [7:0] \a_out$378 ;
-  wire [7:0] \a_out$396 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$293 ;
+  wire [7:0] \a_out$312 ;
+  wire [7:0] \a_out$331 ;
+  wire [7:0] \a_out$99 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$168 ;
-  wire [7:0] \b_in$180 ;
-  wire [7:0] \b_in$192 ;
-  wire [7:0] \b_in$203 ;
+  wire [7:0] \b_in$102 ;
+  wire [7:0] \b_in$115 ;
+  wire [7:0] \b_in$127 ;
+  wire [7:0] \b_in$146 ;
+  wire [7:0] \b_in$165 ;
+  wire [7:0] \b_in$184 ;
+  wire [7:0] \b_in$202 ;
   wire [7:0] \b_in$221 ;
-  wire [7:0] \b_in$239 ;
-  wire [7:0] \b_in$257 ;
-  wire [7:0] \b_in$274 ;
-  wire [7:0] \b_in$292 ;
-  wire [7:0] \b_in$310 ;
-  wire [7:0] \b_in$328 ;
-  wire [7:0] \b_in$345 ;
-  wire [7:0] \b_in$363 ;
-  wire [7:0] \b_in$381 ;
-  wire [7:0] \b_in$399 ;
+  wire [7:0] \b_in$240 ;
+  wire [7:0] \b_in$259 ;
+  wire [7:0] \b_in$277 ;
+  wire [7:0] \b_in$296 ;
+  wire [7:0] \b_in$315 ;
+  wire [7:0] \b_in$334 ;
+  wire [7:0] \b_in$89 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$167 ;
-  wire [7:0] \b_next$179 ;
-  wire [7:0] \b_next$191 ;
-  wire [7:0] \b_next$202 ;
+  wire [7:0] \b_next$101 ;
+  wire [7:0] \b_next$114 ;
+  wire [7:0] \b_next$126 ;
+  wire [7:0] \b_next$145 ;
+  wire [7:0] \b_next$164 ;
+  wire [7:0] \b_next$183 ;
+  wire [7:0] \b_next$201 ;
   wire [7:0] \b_next$220 ;
-  wire [7:0] \b_next$238 ;
-  wire [7:0] \b_next$256 ;
-  wire [7:0] \b_next$273 ;
-  wire [7:0] \b_next$291 ;
-  wire [7:0] \b_next$309 ;
-  wire [7:0] \b_next$327 ;
-  wire [7:0] \b_next$344 ;
-  wire [7:0] \b_next$362 ;
-  wire [7:0] \b_next$380 ;
-  wire [7:0] \b_next$398 ;
+  wire [7:0] \b_next$239 ;
+  wire [7:0] \b_next$258 ;
+  wire [7:0] \b_next$276 ;
+  wire [7:0] \b_next$295 ;
+  wire [7:0] \b_next$314 ;
+  wire [7:0] \b_next$333 ;
+  wire [7:0] \b_next$88 ;
   wire [7:0] b_out;
+  wire [7:0] \b_out$147 ;
+  wire [7:0] \b_out$166 ;
+  wire [7:0] \b_out$185 ;
+  wire [7:0] \b_out$203 ;
   wire [7:0] \b_out$222 ;
-  wire [7:0] \b_out$240 ;
-  wire [7:0] \b_out$258 ;
-  wire [7:0] \b_out$275 ;
-  wire [7:0] \b_out$293 ;
-  wire [7:0] \b_out$311 ;
-  wire [7:0] \b_out$329 ;
-  wire [7:0] \b_out$346 ;
-  wire [7:0] \b_out$364 ;
-  wire [7:0] \b_out$382 ;
-  wire [7:0] \b_out$400 ;
+  wire [7:0] \b_out$241 ;
+  wire [7:0] \b_out$260 ;
+  wire [7:0] \b_out$278 ;
+  wire [7:0] \b_out$297 ;
+  wire [7:0] \b_out$316 ;
+  wire [7:0] \b_out$335 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$172 ;
-  wire [31:0] \chain_in$184 ;
-  wire [31:0] \chain_in$196 ;
-  wire [31:0] \chain_in$211 ;
+  wire [31:0] \chain_in$106 ;
+  wire [31:0] \chain_in$119 ;
+  wire [31:0] \chain_in$135 ;
+  wire [31:0] \chain_in$154 ;
+  wire [31:0] \chain_in$173 ;
+  wire [31:0] \chain_in$192 ;
+  wire [31:0] \chain_in$210 ;
   wire [31:0] \chain_in$229 ;
-  wire [31:0] \chain_in$247 ;
-  wire [31:0] \chain_in$265 ;
-  wire [31:0] \chain_in$282 ;
-  wire [31:0] \chain_in$300 ;
-  wire [31:0] \chain_in$318 ;
-  wire [31:0] \chain_in$336 ;
-  wire [31:0] \chain_in$353 ;
-  wire [31:0] \chain_in$371 ;
-  wire [31:0] \chain_in$389 ;
-  wire [31:0] \chain_in$407 ;
+  wire [31:0] \chain_in$248 ;
+  wire [31:0] \chain_in$267 ;
+  wire [31:0] \chain_in$285 ;
+  wire [31:0] \chain_in$304 ;
+  wire [31:0] \chain_in$323 ;
+  wire [31:0] \chain_in$342 ;
+  wire [31:0] \chain_in$93 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$127 ;
-  wire [31:0] \chain_out$128 ;
-  wire [31:0] \chain_out$129 ;
-  wire [31:0] \chain_out$212 ;
+  wire [31:0] \chain_out$136 ;
+  wire [31:0] \chain_out$155 ;
+  wire [31:0] \chain_out$16 ;
+  wire [31:0] \chain_out$17 ;
+  wire [31:0] \chain_out$174 ;
+  wire [31:0] \chain_out$18 ;
+  wire [31:0] \chain_out$193 ;
+  wire [31:0] \chain_out$211 ;
   wire [31:0] \chain_out$230 ;
-  wire [31:0] \chain_out$248 ;
-  wire [31:0] \chain_out$266 ;
-  wire [31:0] \chain_out$283 ;
-  wire [31:0] \chain_out$301 ;
-  wire [31:0] \chain_out$319 ;
-  wire [31:0] \chain_out$337 ;
-  wire [31:0] \chain_out$354 ;
-  wire [31:0] \chain_out$372 ;
-  wire [31:0] \chain_out$390 ;
-  wire [31:0] \chain_out$408 ;
+  wire [31:0] \chain_out$249 ;
+  wire [31:0] \chain_out$268 ;
+  wire [31:0] \chain_out$286 ;
+  wire [31:0] \chain_out$305 ;
+  wire [31:0] \chain_out$324 ;
+  wire [31:0] \chain_out$343 ;
   wire chain_valid_in;
-  wire \chain_valid_in$173 ;
-  wire \chain_valid_in$185 ;
-  wire \chain_valid_in$197 ;
-  wire \chain_valid_in$213 ;
+  wire \chain_valid_in$107 ;
+  wire \chain_valid_in$120 ;
+  wire \chain_valid_in$137 ;
+  wire \chain_valid_in$156 ;
+  wire \chain_valid_in$175 ;
+  wire \chain_valid_in$194 ;
+  wire \chain_valid_in$212 ;
   wire \chain_valid_in$231 ;
-  wire \chain_valid_in$249 ;
-  wire \chain_valid_in$267 ;
-  wire \chain_valid_in$284 ;
-  wire \chain_valid_in$302 ;
-  wire \chain_valid_in$320 ;
-  wire \chain_valid_in$338 ;
-  wire \chain_valid_in$355 ;
-  wire \chain_valid_in$373 ;
-  wire \chain_valid_in$391 ;
-  wire \chain_valid_in$409 ;
+  wire \chain_valid_in$250 ;
+  wire \chain_valid_in$269 ;
+  wire \chain_valid_in$287 ;
+  wire \chain_valid_in$306 ;
+  wire \chain_valid_in$325 ;
+  wire \chain_valid_in$344 ;
+  wire \chain_valid_in$94 ;
   wire chain_valid_out;
-  wire \chain_valid_out$214 ;
+  wire \chain_valid_out$138 ;
+  wire \chain_valid_out$157 ;
+  wire \chain_valid_out$176 ;
+  wire \chain_valid_out$195 ;
+  wire \chain_valid_out$213 ;
   wire \chain_valid_out$232 ;
-  wire \chain_valid_out$250 ;
-  wire \chain_valid_out$268 ;
-  wire \chain_valid_out$285 ;
-  wire \chain_valid_out$303 ;
-  wire \chain_valid_out$321 ;
-  wire \chain_valid_out$339 ;
-  wire \chain_valid_out$356 ;
-  wire \chain_valid_out$374 ;
-  wire \chain_valid_out$392 ;
-  wire \chain_valid_out$410 ;
-  wire \chain_valid_out$413 ;
-  wire \chain_valid_out$414 ;
-  wire \chain_valid_out$415 ;
-  input clk;
-  wire clk;
+  wire \chain_valid_out$251 ;
+  wire \chain_valid_out$270 ;
+  wire \chain_valid_out$288 ;
+  wire \chain_valid_out$307 ;
+  wire \chain_valid_out$326 ;
+  wire \chain_valid_out$345 ;
+  wire \chain_valid_out$349 ;
+  wire \chain_valid_out$350 ;
+  wire \chain_valid_out$351 ;
   wire drain;
-  wire \drain$174 ;
-  wire \drain$186 ;
-  wire \drain$198 ;
-  wire \drain$215 ;
+  wire \drain$108 ;
+  wire \drain$121 ;
+  wire \drain$139 ;
+  wire \drain$158 ;
+  wire \drain$177 ;
+  wire \drain$196 ;
+  wire \drain$214 ;
   wire \drain$233 ;
-  wire \drain$251 ;
-  wire \drain$269 ;
-  wire \drain$286 ;
-  wire \drain$304 ;
-  wire \drain$322 ;
-  wire \drain$340 ;
-  wire \drain$357 ;
-  wire \drain$375 ;
-  wire \drain$393 ;
-  wire \drain$411 ;
+  wire \drain$252 ;
+  wire \drain$271 ;
+  wire \drain$289 ;
+  wire \drain$308 ;
+  wire \drain$327 ;
+  wire \drain$346 ;
+  wire \drain$95 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
-  reg en = 1'h1;
-  wire [3:0] \en$133 ;
-  wire [3:0] \en$139 ;
-  wire [3:0] \en$140 ;
-  (* init = 1'h1 *)
-  wire \en$141 ;
-  (* init = 1'h1 *)
-  wire \en$147 ;
-  (* init = 1'h1 *)
-  wire \en$163 ;
-  (* init = 1'h1 *)
-  wire \en$175 ;
-  (* init = 1'h1 *)
-  wire \en$187 ;
-  (* init = 1'h1 *)
-  wire \en$199 ;
-  (* init = 1'h1 *)
-  wire \en$216 ;
-  (* init = 1'h1 *)
-  wire \en$234 ;
-  (* init = 1'h1 *)
-  wire \en$252 ;
-  (* init = 1'h1 *)
-  wire \en$270 ;
-  (* init = 1'h1 *)
-  wire \en$287 ;
-  (* init = 1'h1 *)
-  wire \en$305 ;
-  (* init = 1'h1 *)
-  wire \en$323 ;
-  (* init = 1'h1 *)
-  wire \en$341 ;
-  (* init = 1'h1 *)
-  wire \en$358 ;
-  (* init = 1'h1 *)
-  wire \en$376 ;
-  (* init = 1'h1 *)
-  wire \en$394 ;
+  wire [3:0] en;
+  reg \en$109  = 1'h1;
+  reg \en$122  = 1'h1;
+  reg \en$140  = 1'h1;
+  reg \en$159  = 1'h1;
+  reg \en$178  = 1'h1;
+  reg \en$197  = 1'h1;
+  reg \en$215  = 1'h1;
+  reg \en$234  = 1'h1;
+  reg \en$253  = 1'h1;
+  reg \en$272  = 1'h1;
+  reg \en$290  = 1'h1;
+  reg \en$309  = 1'h1;
+  reg \en$328  = 1'h1;
+  reg \en$42  = 1'h1;
+  wire [3:0] \en$46 ;
+  wire [3:0] \en$51 ;
+  reg \en$56  = 1'h1;
+  reg \en$66  = 1'h1;
+  reg \en$83  = 1'h1;
+  reg \en$96  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -10461,22 +10617,38 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg en_in_b_1 = 1'h1;
   reg en_in_b_2 = 1'h1;
   reg en_in_b_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
@@ -10485,78 +10657,81 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg en_skew_b_1 = 1'h1;
   reg en_skew_b_2 = 1'h1;
   reg en_skew_b_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$170 ;
-  wire \first_in$182 ;
-  wire \first_in$194 ;
-  wire \first_in$207 ;
+  wire \first_in$104 ;
+  wire \first_in$117 ;
+  wire \first_in$131 ;
+  wire \first_in$150 ;
+  wire \first_in$169 ;
+  wire \first_in$188 ;
+  wire \first_in$206 ;
   wire \first_in$225 ;
-  wire \first_in$243 ;
-  wire \first_in$261 ;
-  wire \first_in$278 ;
-  wire \first_in$296 ;
-  wire \first_in$314 ;
-  wire \first_in$332 ;
-  wire \first_in$349 ;
-  wire \first_in$367 ;
-  wire \first_in$385 ;
-  wire \first_in$403 ;
+  wire \first_in$244 ;
+  wire \first_in$263 ;
+  wire \first_in$281 ;
+  wire \first_in$300 ;
+  wire \first_in$319 ;
+  wire \first_in$338 ;
+  wire \first_in$91 ;
   wire first_out;
+  wire \first_out$151 ;
+  wire \first_out$170 ;
+  wire \first_out$189 ;
+  wire \first_out$207 ;
   wire \first_out$226 ;
-  wire \first_out$244 ;
-  wire \first_out$262 ;
-  wire \first_out$279 ;
-  wire \first_out$297 ;
-  wire \first_out$315 ;
-  wire \first_out$333 ;
-  wire \first_out$350 ;
-  wire \first_out$368 ;
-  wire \first_out$386 ;
-  wire \first_out$404 ;
+  wire \first_out$245 ;
+  wire \first_out$264 ;
+  wire \first_out$282 ;
+  wire \first_out$301 ;
+  wire \first_out$320 ;
+  wire \first_out$339 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
   wire [127:0] i;
-  wire [31:0] \i$142 ;
-  wire [7:0] \i$142[0] ;
-  wire [7:0] \i$142[1] ;
-  wire [7:0] \i$142[2] ;
-  wire [7:0] \i$142[3] ;
-  (* init = 32'd0 *)
-  wire [31:0] \i$143 ;
-  wire [7:0] \i$143[0] ;
-  wire [7:0] \i$143[1] ;
-  wire [7:0] \i$143[2] ;
-  wire [7:0] \i$143[3] ;
-  wire [11:0] \i$144 ;
-  wire [2:0] \i$144[0] ;
-  wire \i$144[0].first ;
-  wire \i$144[0].last ;
-  wire \i$144[0].valid ;
-  wire [2:0] \i$144[1] ;
-  wire \i$144[1].first ;
-  wire \i$144[1].last ;
-  wire \i$144[1].valid ;
-  wire [2:0] \i$144[2] ;
-  wire \i$144[2].first ;
-  wire \i$144[2].last ;
-  wire \i$144[2].valid ;
-  wire [2:0] \i$144[3] ;
-  wire \i$144[3].first ;
-  wire \i$144[3].last ;
-  wire \i$144[3].valid ;
+  wire [31:0] \i$58 ;
+  wire [7:0] \i$58[0] ;
+  wire [7:0] \i$58[1] ;
+  wire [7:0] \i$58[2] ;
+  wire [7:0] \i$58[3] ;
+  reg [31:0] \i$60  = 32'd0;
+  wire [7:0] \i$60[0] ;
+  wire [7:0] \i$60[1] ;
+  wire [7:0] \i$60[2] ;
+  wire [7:0] \i$60[3] ;
+  wire [11:0] \i$62 ;
+  wire [2:0] \i$62[0] ;
+  wire \i$62[0].first ;
+  wire \i$62[0].last ;
+  wire \i$62[0].valid ;
+  wire [2:0] \i$62[1] ;
+  wire \i$62[1].first ;
+  wire \i$62[1].last ;
+  wire \i$62[1].valid ;
+  wire [2:0] \i$62[2] ;
+  wire \i$62[2].first ;
+  wire \i$62[2].last ;
+  wire \i$62[2].valid ;
+  wire [2:0] \i$62[3] ;
+  wire \i$62[3].first ;
+  wire \i$62[3].last ;
+  wire \i$62[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$146 ;
-  wire [7:0] \i_next$146[0] ;
-  wire [7:0] \i_next$146[1] ;
-  wire [7:0] \i_next$146[2] ;
-  wire [7:0] \i_next$146[3] ;
+  wire [31:0] \i_next$65 ;
+  wire [7:0] \i_next$65[0] ;
+  wire [7:0] \i_next$65[1] ;
+  wire [7:0] \i_next$65[2] ;
+  wire [7:0] \i_next$65[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10566,7 +10741,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire [7:0] \in_a[1] ;
   wire [7:0] \in_a[2] ;
   wire [7:0] \in_a[3] ;
-  reg [31:0] in_b = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_b;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -10576,75 +10752,75 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
+  wire \last_in$105 ;
+  wire \last_in$118 ;
+  wire \last_in$133 ;
+  wire \last_in$152 ;
   wire \last_in$171 ;
-  wire \last_in$183 ;
-  wire \last_in$195 ;
-  wire \last_in$209 ;
+  wire \last_in$190 ;
+  wire \last_in$208 ;
   wire \last_in$227 ;
-  wire \last_in$245 ;
-  wire \last_in$263 ;
-  wire \last_in$280 ;
-  wire \last_in$298 ;
-  wire \last_in$316 ;
-  wire \last_in$334 ;
-  wire \last_in$351 ;
-  wire \last_in$369 ;
-  wire \last_in$387 ;
-  wire \last_in$405 ;
+  wire \last_in$246 ;
+  wire \last_in$265 ;
+  wire \last_in$283 ;
+  wire \last_in$302 ;
+  wire \last_in$321 ;
+  wire \last_in$340 ;
+  wire \last_in$92 ;
   wire last_out;
-  wire \last_out$118 ;
-  wire \last_out$121 ;
-  wire \last_out$124 ;
-  wire \last_out$210 ;
+  wire \last_out$10 ;
+  wire \last_out$13 ;
+  wire \last_out$134 ;
+  wire \last_out$153 ;
+  wire \last_out$172 ;
+  wire \last_out$191 ;
+  wire \last_out$209 ;
   wire \last_out$228 ;
-  wire \last_out$246 ;
-  wire \last_out$264 ;
-  wire \last_out$281 ;
-  wire \last_out$299 ;
-  wire \last_out$317 ;
-  wire \last_out$335 ;
-  wire \last_out$352 ;
-  wire \last_out$370 ;
-  wire \last_out$388 ;
-  wire \last_out$406 ;
+  wire \last_out$247 ;
+  wire \last_out$266 ;
+  wire \last_out$284 ;
+  wire \last_out$303 ;
+  wire \last_out$322 ;
+  wire \last_out$341 ;
+  wire \last_out$7 ;
   wire [127:0] o;
-  wire [31:0] \o$149 ;
-  wire [7:0] \o$149[0] ;
-  wire [7:0] \o$149[1] ;
-  wire [7:0] \o$149[2] ;
-  wire [7:0] \o$149[3] ;
-  wire [31:0] \o$155 ;
-  wire [7:0] \o$155[0] ;
-  wire [7:0] \o$155[1] ;
-  wire [7:0] \o$155[2] ;
-  wire [7:0] \o$155[3] ;
-  wire [11:0] \o$157 ;
-  wire [2:0] \o$157[0] ;
-  wire \o$157[0].first ;
-  wire \o$157[0].last ;
-  wire \o$157[0].valid ;
-  wire [2:0] \o$157[1] ;
-  wire \o$157[1].first ;
-  wire \o$157[1].last ;
-  wire \o$157[1].valid ;
-  wire [2:0] \o$157[2] ;
-  wire \o$157[2].first ;
-  wire \o$157[2].last ;
-  wire \o$157[2].valid ;
-  wire [2:0] \o$157[3] ;
-  wire \o$157[3].first ;
-  wire \o$157[3].last ;
-  wire \o$157[3].valid ;
+  wire [31:0] \o$69 ;
+  wire [7:0] \o$69[0] ;
+  wire [7:0] \o$69[1] ;
+  wire [7:0] \o$69[2] ;
+  wire [7:0] \o$69[3] ;
+  wire [31:0] \o$75 ;
+  wire [7:0] \o$75[0] ;
+  wire [7:0] \o$75[1] ;
+  wire [7:0] \o$75[2] ;
+  wire [7:0] \o$75[3] ;
+  wire [11:0] \o$77 ;
+  wire [2:0] \o$77[0] ;
+  wire \o$77[0].first ;
+  wire \o$77[0].last ;
+  wire \o$77[0].valid ;
+  wire [2:0] \o$77[1] ;
+  wire \o$77[1].first ;
+  wire \o$77[1].last ;
+  wire \o$77[1].valid ;
+  wire [2:0] \o$77[2] ;
+  wire \o$77[2].first ;
+  wire \o$77[2].last ;
+  wire \o$77[2].valid ;
+  wire [2:0] \o$77[3] ;
+  wire \o$77[3].first ;
+  wire \o$77[3].last ;
+  wire \o$77[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$153 ;
-  wire [7:0] \o_next$153[0] ;
-  wire [7:0] \o_next$153[1] ;
-  wire [7:0] \o_next$153[2] ;
-  wire [7:0] \o_next$153[3] ;
+  wire [31:0] \o_next$73 ;
+  wire [7:0] \o_next$73[0] ;
+  wire [7:0] \o_next$73[1] ;
+  wire [7:0] \o_next$73[2] ;
+  wire [7:0] \o_next$73[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10674,54 +10850,6 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   reg [1:0] out_row = 2'h0;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -10735,8 +10863,6 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   wire results__ready;
   output results__valid;
   wire results__valid;
-  input rst;
-  wire rst;
   reg rst_group_row_0 = 1'h1;
   reg rst_group_row_1 = 1'h1;
   reg rst_group_row_2 = 1'h1;
@@ -10759,9 +10885,6 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg rst_pe_3_2 = 1'h1;
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -10774,67 +10897,55 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$169 ;
-  wire \valid_in$181 ;
-  wire \valid_in$193 ;
-  wire \valid_in$205 ;
+  wire \valid_in$103 ;
+  wire \valid_in$116 ;
+  wire \valid_in$129 ;
+  wire \valid_in$148 ;
+  wire \valid_in$167 ;
+  wire \valid_in$186 ;
+  wire \valid_in$204 ;
   wire \valid_in$223 ;
-  wire \valid_in$241 ;
-  wire \valid_in$259 ;
-  wire \valid_in$276 ;
-  wire \valid_in$294 ;
-  wire \valid_in$312 ;
-  wire \valid_in$330 ;
-  wire \valid_in$347 ;
-  wire \valid_in$365 ;
-  wire \valid_in$383 ;
-  wire \valid_in$401 ;
+  wire \valid_in$242 ;
+  wire \valid_in$261 ;
+  wire \valid_in$279 ;
+  wire \valid_in$298 ;
+  wire \valid_in$317 ;
+  wire \valid_in$336 ;
+  wire \valid_in$90 ;
   wire valid_out;
-  wire \valid_out$117 ;
-  wire \valid_out$120 ;
-  wire \valid_out$123 ;
-  wire \valid_out$206 ;
+  wire \valid_out$12 ;
+  wire \valid_out$130 ;
+  wire \valid_out$149 ;
+  wire \valid_out$168 ;
+  wire \valid_out$187 ;
+  wire \valid_out$205 ;
   wire \valid_out$224 ;
-  wire \valid_out$242 ;
-  wire \valid_out$260 ;
-  wire \valid_out$277 ;
-  wire \valid_out$295 ;
-  wire \valid_out$313 ;
-  wire \valid_out$331 ;
-  wire \valid_out$348 ;
-  wire \valid_out$366 ;
-  wire \valid_out$384 ;
-  wire \valid_out$402 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = results__valid & results__ready;
-  assign \$11  = out_row == 2'h3;
-  assign \$12  = out_row + 1'h1;
-  assign \$13  = \$11  ? 3'h0 : \$12 ;
-  assign \$14  = ~ held;
-  assign \$15  = ~ held;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
+  wire \valid_out$243 ;
+  wire \valid_out$262 ;
+  wire \valid_out$280 ;
+  wire \valid_out$299 ;
+  wire \valid_out$318 ;
+  wire \valid_out$337 ;
+  wire \valid_out$6 ;
+  wire \valid_out$9 ;
+  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$344 , \chain_valid_in$325 , \chain_valid_in$306 , \chain_valid_in$287 , \chain_valid_in$269 , \chain_valid_in$250 , \chain_valid_in$231 , \chain_valid_in$212 , \chain_valid_in$194 , \chain_valid_in$175 , \chain_valid_in$156 , \chain_valid_in$137  };
+  assign busy = \$15  | \$16 ;
+  assign \$17  = ~ skid_valid;
+  assign \$18  = ~ skid_valid_0;
+  assign \$19  = ~ skid_valid_1;
+  assign \$20  = ~ skid_valid_2;
+  assign \$21  = ~ skid_valid_3;
   assign \$22  = ~ held;
-  assign \$23  = accept & operands__payload[64];
-  assign \$24  = gap < 3'h4;
-  assign \$25  = gap + 1'h1;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = results__valid & results__ready;
+  assign \$27  = out_row == 2'h3;
+  assign \$28  = out_row + 1'h1;
+  assign \$29  = \$27  ? 3'h0 : \$28 ;
   assign \$30  = ~ held;
   assign \$31  = ~ held;
   assign \$32  = ~ held;
@@ -10844,9 +10955,9 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \$36  = ~ held;
   assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = ~ held;
-  assign \$40  = ~ held;
-  assign \$41  = ~ held;
+  assign \$39  = accept & operands__payload[64];
+  assign \$40  = gap < 3'h4;
+  assign \$41  = gap + 1'h1;
   assign \$42  = ~ held;
   assign \$43  = ~ held;
   assign \$44  = ~ held;
@@ -10856,783 +10967,780 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \$48  = ~ held;
   assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$117  & \last_out$118 ;
-  assign drain_2 = \valid_out$120  & \last_out$121 ;
-  assign drain_3 = \valid_out$123  & \last_out$124 ;
-  assign \$51  = out_row == 2'h3;
-  assign results__valid = skid_valid | chain_valid_out;
-  assign \$52  = skid_valid ? skid[128] : out[128];
-  assign \$53  = ~ results__ready;
-  assign held = results__valid & \$53 ;
-  assign \$54  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$55  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$56  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$57  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$58  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$58 ;
-  assign \$59  = ~ hazard;
-  assign \$60  = en & \$59 ;
-  assign operands__ready = \$60  & released;
-  assign accept = operands__valid & operands__ready;
-  assign \$61  = ~ first;
-  assign \$62  = in_flags[0] | \$61 ;
-  assign \$63  = \$62  | results__valid;
-  assign \$65  = \$64  | \o$157 [3];
-  assign \$66  = \$65  | \o$157 [6];
-  assign \$67  = \$66  | \o$157 [9];
-  assign \$68  = \$67  | \valid_in$205 ;
-  assign \$69  = \$68  | \valid_in$223 ;
-  assign \$70  = \$69  | \valid_in$241 ;
-  assign \$71  = \$70  | \valid_in$259 ;
-  assign \$72  = \$71  | \valid_in$276 ;
-  assign \$73  = \$72  | \valid_in$294 ;
-  assign \$74  = \$73  | \valid_in$312 ;
-  assign \$75  = \$74  | \valid_in$330 ;
-  assign \$76  = \$75  | \valid_in$347 ;
-  assign \$77  = \$76  | \valid_in$365 ;
-  assign \$78  = \$77  | \valid_in$383 ;
-  assign \$79  = \$78  | \valid_in$401 ;
-  assign \$80  = \$63  | \$79 ;
-  assign \$82  = \$81  | \chain_valid_in$231 ;
-  assign \$83  = \$82  | \chain_valid_in$249 ;
-  assign \$84  = \$83  | \chain_valid_in$267 ;
-  assign \$85  = \$84  | \chain_valid_in$284 ;
-  assign \$86  = \$85  | \chain_valid_in$302 ;
-  assign \$87  = \$86  | \chain_valid_in$320 ;
-  assign \$88  = \$87  | \chain_valid_in$338 ;
-  assign \$89  = \$88  | \chain_valid_in$355 ;
-  assign \$90  = \$89  | \chain_valid_in$373 ;
-  assign \$91  = \$90  | \chain_valid_in$391 ;
-  assign \$92  = \$91  | \chain_valid_in$409 ;
-  assign \$93  = \$92  | \chain_valid_out$413 ;
-  assign \$94  = \$93  | \chain_valid_out$414 ;
-  assign \$95  = \$94  | \chain_valid_out$415 ;
-  assign \$96  = \$95  | chain_valid_out;
-  assign busy = \$80  | \$96 ;
-  always @(posedge clk)
-    rst_group_row_0 <= rst;
-  always @(posedge clk)
+  assign \$51  = ~ held;
+  assign \$52  = ~ held;
+  assign \$53  = ~ held;
+  assign \$54  = ~ held;
+  assign \$55  = ~ held;
+  assign \$56  = ~ held;
+  assign \$57  = ~ held;
+  assign \$58  = ~ held;
+  assign \$59  = ~ held;
+  assign \$60  = ~ held;
+  assign \$61  = ~ held;
+  assign \$62  = ~ held;
+  assign \$63  = ~ held;
+  assign \$64  = ~ held;
+  assign \$65  = ~ held;
+  assign \$66  = ~ held;
+  always @(posedge units_sync_clk)
+    rst_group_row_0 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_0_0 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_1 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_2 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_3 <= rst_group_row_0;
-  always @(posedge clk)
-    rst_group_row_1 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_1 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_1_0 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_1 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_2 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_3 <= rst_group_row_1;
-  always @(posedge clk)
-    rst_group_row_2 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_2 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_2_0 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_1 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_2 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_3 <= rst_group_row_2;
-  always @(posedge clk)
-    rst_group_row_3 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_3 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_3_0 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_1 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_2 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
-  always @(posedge clk)
-    skid_valid <= \$97 ;
-  always @(posedge clk)
-    skid <= \$98 ;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    skid_valid <= \$67 ;
+  always @(posedge units_sync_clk)
+    skid <= \$68 ;
+  always @(posedge units_sync_clk)
     skid_valid_0 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_1 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_2 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_3 <= held;
-  always @(posedge clk)
-    en_deskew_0 <= \$6 ;
-  always @(posedge clk)
-    en_deskew_1 <= \$7 ;
-  always @(posedge clk)
-    en_deskew_2 <= \$8 ;
-  always @(posedge clk)
-    en_deskew_3 <= \$9 ;
-  always @(posedge clk)
-    out_row <= \$99 ;
-  always @(posedge clk)
-    en <= \$14 ;
-  always @(posedge clk)
-    released <= \$100 ;
-  always @(posedge clk)
-    en_in_a_0 <= \$15 ;
-  always @(posedge clk)
-    in_a <= \$101 ;
-  always @(posedge clk)
-    en_in_a_1 <= \$16 ;
-  always @(posedge clk)
-    en_in_a_2 <= \$17 ;
-  always @(posedge clk)
-    en_in_a_3 <= \$18 ;
-  always @(posedge clk)
-    en_in_b_0 <= \$19 ;
-  always @(posedge clk)
-    in_b <= \$102 ;
-  always @(posedge clk)
-    en_in_b_1 <= \$20 ;
-  always @(posedge clk)
-    en_in_b_2 <= \$21 ;
-  always @(posedge clk)
-    en_in_b_3 <= \$22 ;
-  always @(posedge clk)
-    in_flags <= \$103 ;
-  always @(posedge clk)
-    first <= \$104 ;
-  always @(posedge clk)
-    gap <= \$105 ;
-  always @(posedge clk)
-    rst_group_skew_flags <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    en_deskew_0 <= \$22 ;
+  always @(posedge units_sync_clk)
+    en_deskew_1 <= \$23 ;
+  always @(posedge units_sync_clk)
+    en_deskew_2 <= \$24 ;
+  always @(posedge units_sync_clk)
+    en_deskew_3 <= \$25 ;
+  always @(posedge units_sync_clk)
+    out_row <= \$69 ;
+  always @(posedge units_sync_clk)
+    \en$42  <= \$30 ;
+  always @(posedge units_sync_clk)
+    released <= \$70 ;
+  always @(posedge units_sync_clk)
+    en_in_a_0 <= \$31 ;
+  always @(posedge units_sync_clk)
+    in_a <= \$71 ;
+  always @(posedge units_sync_clk)
+    en_in_a_1 <= \$32 ;
+  always @(posedge units_sync_clk)
+    en_in_a_2 <= \$33 ;
+  always @(posedge units_sync_clk)
+    en_in_a_3 <= \$34 ;
+  always @(posedge units_sync_clk)
+    en_in_b_0 <= \$35 ;
+  always @(posedge units_sync_clk)
+    \i$60  <= \$72 ;
+  always @(posedge units_sync_clk)
+    en_in_b_1 <= \$36 ;
+  always @(posedge units_sync_clk)
+    en_in_b_2 <= \$37 ;
+  always @(posedge units_sync_clk)
+    en_in_b_3 <= \$38 ;
+  always @(posedge units_sync_clk)
+    in_flags <= \$73 ;
+  always @(posedge units_sync_clk)
+    first <= \$74 ;
+  always @(posedge units_sync_clk)
+    gap <= \$75 ;
+  always @(posedge units_sync_clk)
+    rst_group_skew_flags <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
-  always @(posedge clk)
-    en_skew_a_0 <= \$26 ;
-  always @(posedge clk)
-    en_skew_a_1 <= \$27 ;
-  always @(posedge clk)
-    en_skew_a_2 <= \$28 ;
-  always @(posedge clk)
-    en_skew_a_3 <= \$29 ;
-  always @(posedge clk)
-    en_skew_b_0 <= \$30 ;
-  always @(posedge clk)
-    en_skew_b_1 <= \$31 ;
-  always @(posedge clk)
-    en_skew_b_2 <= \$32 ;
-  always @(posedge clk)
-    en_skew_b_3 <= \$33 ;
-  always @(posedge clk)
-    en_skew_flags <= \$34 ;
-  always @(posedge clk)
-    en_pe_0_0 <= \$35 ;
-  always @(posedge clk)
-    en_pe_0_1 <= \$36 ;
-  always @(posedge clk)
-    en_pe_0_2 <= \$37 ;
-  always @(posedge clk)
-    en_pe_0_3 <= \$38 ;
-  always @(posedge clk)
-    en_pe_1_0 <= \$39 ;
-  always @(posedge clk)
-    en_pe_1_1 <= \$40 ;
-  always @(posedge clk)
-    en_pe_1_2 <= \$41 ;
-  always @(posedge clk)
-    en_pe_1_3 <= \$42 ;
-  always @(posedge clk)
-    en_pe_2_0 <= \$43 ;
-  always @(posedge clk)
-    en_pe_2_1 <= \$44 ;
-  always @(posedge clk)
-    en_pe_2_2 <= \$45 ;
-  always @(posedge clk)
-    en_pe_2_3 <= \$46 ;
-  always @(posedge clk)
-    en_pe_3_0 <= \$47 ;
-  always @(posedge clk)
-    en_pe_3_1 <= \$48 ;
-  always @(posedge clk)
-    en_pe_3_2 <= \$49 ;
-  always @(posedge clk)
-    en_pe_3_3 <= \$50 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_0 <= \$42 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_1 <= \$43 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_2 <= \$44 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_3 <= \$45 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_0 <= \$46 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_1 <= \$47 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_2 <= \$48 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_3 <= \$49 ;
+  always @(posedge units_sync_clk)
+    \en$56  <= \$50 ;
+  always @(posedge units_sync_clk)
+    \en$66  <= \$51 ;
+  always @(posedge units_sync_clk)
+    \en$83  <= \$52 ;
+  always @(posedge units_sync_clk)
+    \en$96  <= \$53 ;
+  always @(posedge units_sync_clk)
+    \en$109  <= \$54 ;
+  always @(posedge units_sync_clk)
+    \en$122  <= \$55 ;
+  always @(posedge units_sync_clk)
+    \en$140  <= \$56 ;
+  always @(posedge units_sync_clk)
+    \en$159  <= \$57 ;
+  always @(posedge units_sync_clk)
+    \en$178  <= \$58 ;
+  always @(posedge units_sync_clk)
+    \en$197  <= \$59 ;
+  always @(posedge units_sync_clk)
+    \en$215  <= \$60 ;
+  always @(posedge units_sync_clk)
+    \en$234  <= \$61 ;
+  always @(posedge units_sync_clk)
+    \en$253  <= \$62 ;
+  always @(posedge units_sync_clk)
+    \en$272  <= \$63 ;
+  always @(posedge units_sync_clk)
+    \en$290  <= \$64 ;
+  always @(posedge units_sync_clk)
+    \en$309  <= \$65 ;
+  always @(posedge units_sync_clk)
+    \en$328  <= \$66 ;
+  assign drain_0 = valid_out & last_out;
+  assign drain_1 = \valid_out$6  & \last_out$7 ;
+  assign drain_2 = \valid_out$9  & \last_out$10 ;
+  assign drain_3 = \valid_out$12  & \last_out$13 ;
+  assign \$1  = out_row == 2'h3;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$2  = skid_valid ? skid[128] : out[128];
+  assign \$3  = ~ results__ready;
+  assign held = results__valid & \$3 ;
+  assign \$4  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$5  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$6  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$7  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$8  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$8 ;
+  assign \$9  = ~ hazard;
+  assign \$10  = \en$42  & \$9 ;
+  assign operands__ready = \$10  & released;
+  assign accept = operands__valid & operands__ready;
+  assign \$11  = ~ first;
+  assign \$12  = in_flags[0] | \$11 ;
+  assign \$13  = \$12  | results__valid;
+  assign \$14  = | { \valid_in$336 , \valid_in$317 , \valid_in$298 , \valid_in$279 , \valid_in$261 , \valid_in$242 , \valid_in$223 , \valid_in$204 , \valid_in$186 , \valid_in$167 , \valid_in$148 , \valid_in$129 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
+  assign \$15  = \$13  | \$14 ;
   \accelerator.engine.core.deskew  deskew (
-    .clk(clk),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2868$0 (en_deskew_0),
-    .\port$2869$0 (en_deskew_1),
-    .\port$2870$0 (en_deskew_2),
-    .\port$2871$0 (en_deskew_3),
-    .rst(rst)
+    .\port$2927$0 (en_deskew_0),
+    .\port$2928$0 (en_deskew_1),
+    .\port$2929$0 (en_deskew_2),
+    .\port$2930$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$149 [7:0]),
+    .a_in(\o$69 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$164 ),
-    .b_in(\o$155 [7:0]),
-    .b_next(\o_next$153 [7:0]),
-    .b_out(\b_in$203 ),
-    .chain_out(\chain_in$211 ),
-    .chain_valid_out(\chain_valid_in$213 ),
+    .a_out(\a_in$85 ),
+    .b_in(\o$75 [7:0]),
+    .b_next(\o_next$73 [7:0]),
+    .b_out(\b_in$127 ),
+    .chain_out(\chain_in$135 ),
+    .chain_valid_out(\chain_valid_in$137 ),
     .drain(drain_0),
-    .en(en_pe_0_0),
-    .first_out(\first_in$207 ),
-    .last_out(\last_in$209 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3322$0 (\o$157 [2:0]),
-    .valid_out(\valid_in$205 )
+    .en(\en$66 ),
+    .first_out(\first_in$131 ),
+    .last_out(\last_in$133 ),
+    .\port$3343$0 (\o$77 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$129 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$164 ),
-    .a_next(\o$149 [7:0]),
-    .a_out(\a_in$176 ),
-    .b_in(\o$155 [15:8]),
-    .b_next(\o_next$153 [15:8]),
-    .b_out(\b_in$221 ),
-    .chain_out(\chain_in$229 ),
-    .chain_valid_out(\chain_valid_in$231 ),
+    .a_in(\a_in$85 ),
+    .a_next(\o$69 [7:0]),
+    .a_out(\a_in$98 ),
+    .b_in(\o$75 [15:8]),
+    .b_next(\o_next$73 [15:8]),
+    .b_out(\b_in$146 ),
+    .chain_out(\chain_in$154 ),
+    .chain_valid_out(\chain_valid_in$156 ),
     .drain(drain_1),
-    .en(en_pe_0_1),
-    .first_out(\first_in$225 ),
-    .last_out(\last_in$227 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3322$3 (\o$157 [5:3]),
-    .valid_out(\valid_in$223 )
+    .en(\en$83 ),
+    .first_out(\first_in$150 ),
+    .last_out(\last_in$152 ),
+    .\port$3343$3 (\o$77 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$148 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$176 ),
-    .a_next(\a_in$164 ),
-    .a_out(\a_in$188 ),
-    .b_in(\o$155 [23:16]),
-    .b_next(\o_next$153 [23:16]),
-    .b_out(\b_in$239 ),
-    .chain_out(\chain_in$247 ),
-    .chain_valid_out(\chain_valid_in$249 ),
+    .a_in(\a_in$98 ),
+    .a_next(\a_in$85 ),
+    .a_out(\a_in$111 ),
+    .b_in(\o$75 [23:16]),
+    .b_next(\o_next$73 [23:16]),
+    .b_out(\b_in$165 ),
+    .chain_out(\chain_in$173 ),
+    .chain_valid_out(\chain_valid_in$175 ),
     .drain(drain_2),
-    .en(en_pe_0_2),
-    .first_out(\first_in$243 ),
-    .last_out(\last_in$245 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3322$6 (\o$157 [8:6]),
-    .valid_out(\valid_in$241 )
+    .en(\en$96 ),
+    .first_out(\first_in$169 ),
+    .last_out(\last_in$171 ),
+    .\port$3343$6 (\o$77 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$167 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$188 ),
-    .a_next(\a_in$176 ),
-    .b_in(\o$155 [31:24]),
-    .b_next(\o_next$153 [31:24]),
-    .b_out(\b_in$257 ),
-    .chain_out(\chain_in$265 ),
-    .chain_valid_out(\chain_valid_in$267 ),
+    .a_in(\a_in$111 ),
+    .a_next(\a_in$98 ),
+    .b_in(\o$75 [31:24]),
+    .b_next(\o_next$73 [31:24]),
+    .b_out(\b_in$184 ),
+    .chain_out(\chain_in$192 ),
+    .chain_valid_out(\chain_valid_in$194 ),
     .drain(drain_3),
-    .en(en_pe_0_3),
-    .first_out(\first_in$261 ),
-    .last_out(\last_in$263 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3322$9 (\o$157 [11:9]),
-    .valid_out(\valid_in$259 )
+    .en(\en$109 ),
+    .first_out(\first_in$188 ),
+    .last_out(\last_in$190 ),
+    .\port$3343$9 (\o$77 [11:9]),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$186 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$149 [15:8]),
+    .a_in(\o$69 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$217 ),
-    .b_in(\b_in$203 ),
-    .b_next(\o$155 [7:0]),
-    .b_out(\b_in$274 ),
-    .chain_in(\chain_in$211 ),
-    .chain_out(\chain_in$282 ),
-    .chain_valid_in(\chain_valid_in$213 ),
-    .chain_valid_out(\chain_valid_in$284 ),
+    .a_out(\a_in$142 ),
+    .b_in(\b_in$127 ),
+    .b_next(\o$75 [7:0]),
+    .b_out(\b_in$202 ),
+    .chain_in(\chain_in$135 ),
+    .chain_out(\chain_in$210 ),
+    .chain_valid_in(\chain_valid_in$137 ),
+    .chain_valid_out(\chain_valid_in$212 ),
     .drain(drain_0),
-    .en(en_pe_1_0),
-    .first_in(\first_in$207 ),
-    .first_out(\first_in$278 ),
-    .last_in(\last_in$209 ),
-    .last_out(\last_in$280 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$205 ),
-    .valid_out(\valid_in$276 )
+    .en(\en$122 ),
+    .first_in(\first_in$131 ),
+    .first_out(\first_in$206 ),
+    .last_in(\last_in$133 ),
+    .last_out(\last_in$208 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$129 ),
+    .valid_out(\valid_in$204 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$217 ),
-    .a_next(\o$149 [15:8]),
-    .a_out(\a_in$235 ),
-    .b_in(\b_in$221 ),
-    .b_next(\o$155 [15:8]),
-    .b_out(\b_in$292 ),
-    .chain_in(\chain_in$229 ),
-    .chain_out(\chain_in$300 ),
-    .chain_valid_in(\chain_valid_in$231 ),
-    .chain_valid_out(\chain_valid_in$302 ),
+    .a_in(\a_in$142 ),
+    .a_next(\o$69 [15:8]),
+    .a_out(\a_in$161 ),
+    .b_in(\b_in$146 ),
+    .b_next(\o$75 [15:8]),
+    .b_out(\b_in$221 ),
+    .chain_in(\chain_in$154 ),
+    .chain_out(\chain_in$229 ),
+    .chain_valid_in(\chain_valid_in$156 ),
+    .chain_valid_out(\chain_valid_in$231 ),
     .drain(drain_1),
-    .en(en_pe_1_1),
-    .first_in(\first_in$225 ),
-    .first_out(\first_in$296 ),
-    .last_in(\last_in$227 ),
-    .last_out(\last_in$298 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$223 ),
-    .valid_out(\valid_in$294 )
+    .en(\en$140 ),
+    .first_in(\first_in$150 ),
+    .first_out(\first_in$225 ),
+    .last_in(\last_in$152 ),
+    .last_out(\last_in$227 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$148 ),
+    .valid_out(\valid_in$223 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$235 ),
-    .a_next(\a_in$217 ),
-    .a_out(\a_in$253 ),
-    .b_in(\b_in$239 ),
-    .b_next(\o$155 [23:16]),
-    .b_out(\b_in$310 ),
-    .chain_in(\chain_in$247 ),
-    .chain_out(\chain_in$318 ),
-    .chain_valid_in(\chain_valid_in$249 ),
-    .chain_valid_out(\chain_valid_in$320 ),
+    .a_in(\a_in$161 ),
+    .a_next(\a_in$142 ),
+    .a_out(\a_in$180 ),
+    .b_in(\b_in$165 ),
+    .b_next(\o$75 [23:16]),
+    .b_out(\b_in$240 ),
+    .chain_in(\chain_in$173 ),
+    .chain_out(\chain_in$248 ),
+    .chain_valid_in(\chain_valid_in$175 ),
+    .chain_valid_out(\chain_valid_in$250 ),
     .drain(drain_2),
-    .en(en_pe_1_2),
-    .first_in(\first_in$243 ),
-    .first_out(\first_in$314 ),
-    .last_in(\last_in$245 ),
-    .last_out(\last_in$316 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$241 ),
-    .valid_out(\valid_in$312 )
+    .en(\en$159 ),
+    .first_in(\first_in$169 ),
+    .first_out(\first_in$244 ),
+    .last_in(\last_in$171 ),
+    .last_out(\last_in$246 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$167 ),
+    .valid_out(\valid_in$242 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$253 ),
-    .a_next(\a_in$235 ),
-    .b_in(\b_in$257 ),
-    .b_next(\o$155 [31:24]),
-    .b_out(\b_in$328 ),
-    .chain_in(\chain_in$265 ),
-    .chain_out(\chain_in$336 ),
-    .chain_valid_in(\chain_valid_in$267 ),
-    .chain_valid_out(\chain_valid_in$338 ),
+    .a_in(\a_in$180 ),
+    .a_next(\a_in$161 ),
+    .b_in(\b_in$184 ),
+    .b_next(\o$75 [31:24]),
+    .b_out(\b_in$259 ),
+    .chain_in(\chain_in$192 ),
+    .chain_out(\chain_in$267 ),
+    .chain_valid_in(\chain_valid_in$194 ),
+    .chain_valid_out(\chain_valid_in$269 ),
     .drain(drain_3),
-    .en(en_pe_1_3),
-    .first_in(\first_in$261 ),
-    .first_out(\first_in$332 ),
-    .last_in(\last_in$263 ),
-    .last_out(\last_in$334 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$259 ),
-    .valid_out(\valid_in$330 )
+    .en(\en$178 ),
+    .first_in(\first_in$188 ),
+    .first_out(\first_in$263 ),
+    .last_in(\last_in$190 ),
+    .last_out(\last_in$265 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$186 ),
+    .valid_out(\valid_in$261 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$149 [23:16]),
+    .a_in(\o$69 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$288 ),
-    .b_in(\b_in$274 ),
-    .b_next(\b_in$203 ),
-    .b_out(\b_in$345 ),
-    .chain_in(\chain_in$282 ),
-    .chain_out(\chain_in$353 ),
-    .chain_valid_in(\chain_valid_in$284 ),
-    .chain_valid_out(\chain_valid_in$355 ),
+    .a_out(\a_in$217 ),
+    .b_in(\b_in$202 ),
+    .b_next(\b_in$127 ),
+    .b_out(\b_in$277 ),
+    .chain_in(\chain_in$210 ),
+    .chain_out(\chain_in$285 ),
+    .chain_valid_in(\chain_valid_in$212 ),
+    .chain_valid_out(\chain_valid_in$287 ),
     .drain(drain_0),
-    .en(en_pe_2_0),
-    .first_in(\first_in$278 ),
-    .first_out(\first_in$349 ),
-    .last_in(\last_in$280 ),
-    .last_out(\last_in$351 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$276 ),
-    .valid_out(\valid_in$347 )
+    .en(\en$197 ),
+    .first_in(\first_in$206 ),
+    .first_out(\first_in$281 ),
+    .last_in(\last_in$208 ),
+    .last_out(\last_in$283 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$204 ),
+    .valid_out(\valid_in$279 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$288 ),
-    .a_next(\o$149 [23:16]),
-    .a_out(\a_in$306 ),
-    .b_in(\b_in$292 ),
-    .b_next(\b_in$221 ),
-    .b_out(\b_in$363 ),
-    .chain_in(\chain_in$300 ),
-    .chain_out(\chain_in$371 ),
-    .chain_valid_in(\chain_valid_in$302 ),
-    .chain_valid_out(\chain_valid_in$373 ),
+    .a_in(\a_in$217 ),
+    .a_next(\o$69 [23:16]),
+    .a_out(\a_in$236 ),
+    .b_in(\b_in$221 ),
+    .b_next(\b_in$146 ),
+    .b_out(\b_in$296 ),
+    .chain_in(\chain_in$229 ),
+    .chain_out(\chain_in$304 ),
+    .chain_valid_in(\chain_valid_in$231 ),
+    .chain_valid_out(\chain_valid_in$306 ),
     .drain(drain_1),
-    .en(en_pe_2_1),
-    .first_in(\first_in$296 ),
-    .first_out(\first_in$367 ),
-    .last_in(\last_in$298 ),
-    .last_out(\last_in$369 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$294 ),
-    .valid_out(\valid_in$365 )
+    .en(\en$215 ),
+    .first_in(\first_in$225 ),
+    .first_out(\first_in$300 ),
+    .last_in(\last_in$227 ),
+    .last_out(\last_in$302 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$223 ),
+    .valid_out(\valid_in$298 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$306 ),
-    .a_next(\a_in$288 ),
-    .a_out(\a_in$324 ),
-    .b_in(\b_in$310 ),
-    .b_next(\b_in$239 ),
-    .b_out(\b_in$381 ),
-    .chain_in(\chain_in$318 ),
-    .chain_out(\chain_in$389 ),
-    .chain_valid_in(\chain_valid_in$320 ),
-    .chain_valid_out(\chain_valid_in$391 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$217 ),
+    .a_out(\a_in$255 ),
+    .b_in(\b_in$240 ),
+    .b_next(\b_in$165 ),
+    .b_out(\b_in$315 ),
+    .chain_in(\chain_in$248 ),
+    .chain_out(\chain_in$323 ),
+    .chain_valid_in(\chain_valid_in$250 ),
+    .chain_valid_out(\chain_valid_in$325 ),
     .drain(drain_2),
-    .en(en_pe_2_2),
-    .first_in(\first_in$314 ),
-    .first_out(\first_in$385 ),
-    .last_in(\last_in$316 ),
-    .last_out(\last_in$387 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$312 ),
-    .valid_out(\valid_in$383 )
+    .en(\en$234 ),
+    .first_in(\first_in$244 ),
+    .first_out(\first_in$319 ),
+    .last_in(\last_in$246 ),
+    .last_out(\last_in$321 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$242 ),
+    .valid_out(\valid_in$317 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$324 ),
-    .a_next(\a_in$306 ),
-    .b_in(\b_in$328 ),
-    .b_next(\b_in$257 ),
-    .b_out(\b_in$399 ),
-    .chain_in(\chain_in$336 ),
-    .chain_out(\chain_in$407 ),
-    .chain_valid_in(\chain_valid_in$338 ),
-    .chain_valid_out(\chain_valid_in$409 ),
+    .a_in(\a_in$255 ),
+    .a_next(\a_in$236 ),
+    .b_in(\b_in$259 ),
+    .b_next(\b_in$184 ),
+    .b_out(\b_in$334 ),
+    .chain_in(\chain_in$267 ),
+    .chain_out(\chain_in$342 ),
+    .chain_valid_in(\chain_valid_in$269 ),
+    .chain_valid_out(\chain_valid_in$344 ),
     .drain(drain_3),
-    .en(en_pe_2_3),
-    .first_in(\first_in$332 ),
-    .first_out(\first_in$403 ),
-    .last_in(\last_in$334 ),
-    .last_out(\last_in$405 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$330 ),
-    .valid_out(\valid_in$401 )
+    .en(\en$253 ),
+    .first_in(\first_in$263 ),
+    .first_out(\first_in$338 ),
+    .last_in(\last_in$265 ),
+    .last_out(\last_in$340 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$261 ),
+    .valid_out(\valid_in$336 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$149 [31:24]),
+    .a_in(\o$69 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$359 ),
-    .b_in(\b_in$345 ),
-    .b_next(\b_in$274 ),
-    .chain_in(\chain_in$353 ),
+    .a_out(\a_in$292 ),
+    .b_in(\b_in$277 ),
+    .b_next(\b_in$202 ),
+    .chain_in(\chain_in$285 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$355 ),
-    .chain_valid_out(\chain_valid_out$413 ),
+    .chain_valid_in(\chain_valid_in$287 ),
+    .chain_valid_out(\chain_valid_out$349 ),
     .drain(drain_0),
-    .en(en_pe_3_0),
-    .first_in(\first_in$349 ),
-    .last_in(\last_in$351 ),
+    .en(\en$272 ),
+    .first_in(\first_in$281 ),
+    .last_in(\last_in$283 ),
     .last_out(last_out),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$347 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$279 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$359 ),
-    .a_next(\o$149 [31:24]),
-    .a_out(\a_in$377 ),
-    .b_in(\b_in$363 ),
-    .b_next(\b_in$292 ),
-    .chain_in(\chain_in$371 ),
-    .chain_out(\chain_out$127 ),
-    .chain_valid_in(\chain_valid_in$373 ),
-    .chain_valid_out(\chain_valid_out$414 ),
+    .a_in(\a_in$292 ),
+    .a_next(\o$69 [31:24]),
+    .a_out(\a_in$311 ),
+    .b_in(\b_in$296 ),
+    .b_next(\b_in$221 ),
+    .chain_in(\chain_in$304 ),
+    .chain_out(\chain_out$16 ),
+    .chain_valid_in(\chain_valid_in$306 ),
+    .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_1),
-    .en(en_pe_3_1),
-    .first_in(\first_in$367 ),
-    .last_in(\last_in$369 ),
-    .last_out(\last_out$118 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$365 ),
-    .valid_out(\valid_out$117 )
+    .en(\en$290 ),
+    .first_in(\first_in$300 ),
+    .last_in(\last_in$302 ),
+    .last_out(\last_out$7 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$298 ),
+    .valid_out(\valid_out$6 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$377 ),
-    .a_next(\a_in$359 ),
-    .a_out(\a_in$395 ),
-    .b_in(\b_in$381 ),
-    .b_next(\b_in$310 ),
-    .chain_in(\chain_in$389 ),
-    .chain_out(\chain_out$128 ),
-    .chain_valid_in(\chain_valid_in$391 ),
-    .chain_valid_out(\chain_valid_out$415 ),
+    .a_in(\a_in$311 ),
+    .a_next(\a_in$292 ),
+    .a_out(\a_in$330 ),
+    .b_in(\b_in$315 ),
+    .b_next(\b_in$240 ),
+    .chain_in(\chain_in$323 ),
+    .chain_out(\chain_out$17 ),
+    .chain_valid_in(\chain_valid_in$325 ),
+    .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_2),
-    .en(en_pe_3_2),
-    .first_in(\first_in$385 ),
-    .last_in(\last_in$387 ),
-    .last_out(\last_out$121 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$383 ),
-    .valid_out(\valid_out$120 )
+    .en(\en$309 ),
+    .first_in(\first_in$319 ),
+    .last_in(\last_in$321 ),
+    .last_out(\last_out$10 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$317 ),
+    .valid_out(\valid_out$9 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$395 ),
-    .a_next(\a_in$377 ),
-    .b_in(\b_in$399 ),
-    .b_next(\b_in$328 ),
-    .chain_in(\chain_in$407 ),
-    .chain_out(\chain_out$129 ),
-    .chain_valid_in(\chain_valid_in$409 ),
+    .a_in(\a_in$330 ),
+    .a_next(\a_in$311 ),
+    .b_in(\b_in$334 ),
+    .b_next(\b_in$259 ),
+    .chain_in(\chain_in$342 ),
+    .chain_out(\chain_out$18 ),
+    .chain_valid_in(\chain_valid_in$344 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(en_pe_3_3),
-    .first_in(\first_in$403 ),
-    .last_in(\last_in$405 ),
-    .last_out(\last_out$124 ),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$401 ),
-    .valid_out(\valid_out$123 )
+    .en(\en$328 ),
+    .first_in(\first_in$338 ),
+    .last_in(\last_in$340 ),
+    .last_out(\last_out$13 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$336 ),
+    .valid_out(\valid_out$12 )
   );
   \accelerator.engine.core.skew_a  skew_a (
-    .clk(clk),
-    .i(\i$142 ),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
+    .i(\i$58 ),
     .i_next(i_next),
-    .o(\o$149 ),
+    .o(\o$69 ),
     .o_next(o_next),
-    .\port$2897$0 (en_skew_a_0),
-    .\port$2898$0 (en_skew_a_1),
-    .\port$2899$0 (en_skew_a_2),
-    .\port$2900$0 (en_skew_a_3),
-    .rst(rst)
+    .\port$2956$0 (en_skew_a_0),
+    .\port$2957$0 (en_skew_a_1),
+    .\port$2958$0 (en_skew_a_2),
+    .\port$2959$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
-    .clk(clk),
-    .i(in_b),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
+    .i(\i$60 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$155 ),
-    .o_next(\o_next$153 ),
-    .\port$2901$0 (en_skew_b_0),
-    .\port$2902$0 (en_skew_b_1),
-    .\port$2903$0 (en_skew_b_2),
-    .\port$2904$0 (en_skew_b_3),
-    .rst(rst)
+    .o(\o$75 ),
+    .o_next(\o_next$73 ),
+    .\port$2960$0 (en_skew_b_0),
+    .\port$2961$0 (en_skew_b_1),
+    .\port$2962$0 (en_skew_b_2),
+    .\port$2963$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$144 ),
-    .o(\o$157 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$56 ),
+    .i(\i$62 ),
+    .o(\o$77 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(units_sync_clk)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$97  = held;
-    if (rst) begin
-      \$97  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$67  = held;
+    if (engine_rst) begin
+      \$67  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$98  = skid;
-    if (\$1 ) begin
-      \$98 [128] = out[128];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$68  = skid;
+    if (\$17 ) begin
+      \$68 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$98 [31:0] = out[31:0];
+    if (\$18 ) begin
+      \$68 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$98 [63:32] = out[63:32];
+    if (\$19 ) begin
+      \$68 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$98 [95:64] = out[95:64];
+    if (\$20 ) begin
+      \$68 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$98 [127:96] = out[127:96];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$99  = out_row;
-    if (\$10 ) begin
-      \$99  = \$13 [1:0];
-    end
-    if (rst) begin
-      \$99  = 2'h0;
+    if (\$21 ) begin
+      \$68 [127:96] = out[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$100  = 1'h1;
-    if (rst) begin
-      \$100  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$69  = out_row;
+    if (\$26 ) begin
+      \$69  = \$29 [1:0];
+    end
+    if (engine_rst) begin
+      \$69  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$101  = in_a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$70  = 1'h1;
+    if (engine_rst) begin
+      \$70  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$71  = in_a;
     if (en_in_a_0) begin
-      \$101 [7:0] = operands__payload[7:0];
+      \$71 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$101 [15:8] = operands__payload[15:8];
+      \$71 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$101 [23:16] = operands__payload[23:16];
+      \$71 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$101 [31:24] = operands__payload[31:24];
+      \$71 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$102  = in_b;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$72  = \i$60 ;
     if (en_in_b_0) begin
-      \$102 [7:0] = operands__payload[39:32];
+      \$72 [7:0] = operands__payload[39:32];
     end
     if (en_in_b_1) begin
-      \$102 [15:8] = operands__payload[47:40];
+      \$72 [15:8] = operands__payload[47:40];
     end
     if (en_in_b_2) begin
-      \$102 [23:16] = operands__payload[55:48];
+      \$72 [23:16] = operands__payload[55:48];
     end
     if (en_in_b_3) begin
-      \$102 [31:24] = operands__payload[63:56];
+      \$72 [31:24] = operands__payload[63:56];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$103  = in_flags;
-    if (en) begin
-      \$103 [0] = accept;
-      \$103 [1] = first;
-      \$103 [2] = operands__payload[64];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$73  = in_flags;
+    if (\en$42 ) begin
+      \$73 [0] = accept;
+      \$73 [1] = first;
+      \$73 [2] = operands__payload[64];
     end
-    if (rst) begin
-      \$103  = 3'h0;
+    if (engine_rst) begin
+      \$73  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$104  = first;
-    if (en) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$74  = first;
+    if (\en$42 ) begin
       if (accept) begin
-        \$104  = operands__payload[64];
+        \$74  = operands__payload[64];
       end
     end
-    if (rst) begin
-      \$104  = 1'h1;
+    if (engine_rst) begin
+      \$74  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$105  = gap;
-    if (en) begin
-      if (\$23 ) begin
-        \$105  = 3'h0;
-      end else if (\$24 ) begin
-        \$105  = \$25 [2:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$75  = gap;
+    if (\en$42 ) begin
+      if (\$39 ) begin
+        \$75  = 3'h0;
+      end else if (\$40 ) begin
+        \$75  = \$41 [2:0];
       end
     end
-    if (rst) begin
-      \$105  = 3'h4;
+    if (engine_rst) begin
+      \$75  = 3'h4;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$133  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$139  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$140  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$141  = en_skew_flags;
-  assign \i$143  = in_b;
-  assign \i_next$146  = operands__payload[63:32];
-  assign \en$147  = en_pe_0_0;
-  assign a_in = \o$149 [7:0];
+  assign engine_clk = units_sync_clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$51  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign en_skew_flags = \en$56 ;
+  assign in_b = \i$60 ;
+  assign \i_next$65  = operands__payload[63:32];
+  assign en_pe_0_0 = \en$66 ;
+  assign a_in = \o$69 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$153 [7:0];
-  assign b_in = \o$155 [7:0];
-  assign valid_in = \o$157 [0];
-  assign first_in = \o$157 [1];
-  assign last_in = \o$157 [2];
+  assign b_next = \o_next$73 [7:0];
+  assign b_in = \o$75 [7:0];
+  assign valid_in = \o$77 [0];
+  assign first_in = \o$77 [1];
+  assign last_in = \o$77 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$163  = en_pe_0_1;
-  assign a_out = \a_in$164 ;
-  assign \a_next$166  = \o$149 [7:0];
-  assign \b_next$167  = \o_next$153 [15:8];
-  assign \b_in$168  = \o$155 [15:8];
-  assign \valid_in$169  = \o$157 [3];
-  assign \first_in$170  = \o$157 [4];
-  assign \last_in$171  = \o$157 [5];
-  assign \chain_in$172  = 32'd0;
-  assign \chain_valid_in$173  = 1'h0;
-  assign \drain$174  = drain_1;
-  assign \en$175  = en_pe_0_2;
-  assign \a_out$177  = \a_in$176 ;
-  assign \a_next$178  = \a_in$164 ;
-  assign \b_next$179  = \o_next$153 [23:16];
-  assign \b_in$180  = \o$155 [23:16];
-  assign \valid_in$181  = \o$157 [6];
-  assign \first_in$182  = \o$157 [7];
-  assign \last_in$183  = \o$157 [8];
-  assign \chain_in$184  = 32'd0;
-  assign \chain_valid_in$185  = 1'h0;
-  assign \drain$186  = drain_2;
-  assign \en$187  = en_pe_0_3;
-  assign \a_out$189  = \a_in$188 ;
-  assign \a_next$190  = \a_in$176 ;
-  assign \b_next$191  = \o_next$153 [31:24];
-  assign \b_in$192  = \o$155 [31:24];
-  assign \valid_in$193  = \o$157 [9];
-  assign \first_in$194  = \o$157 [10];
-  assign \last_in$195  = \o$157 [11];
-  assign \chain_in$196  = 32'd0;
-  assign \chain_valid_in$197  = 1'h0;
-  assign \drain$198  = drain_3;
-  assign \en$199  = en_pe_1_0;
-  assign \a_in$200  = \o$149 [15:8];
-  assign \a_next$201  = o_next[15:8];
-  assign \b_next$202  = \o$155 [7:0];
-  assign b_out = \b_in$203 ;
-  assign \valid_out$206  = \valid_in$205 ;
-  assign first_out = \first_in$207 ;
-  assign \last_out$210  = \last_in$209 ;
-  assign \chain_out$212  = \chain_in$211 ;
-  assign \chain_valid_out$214  = \chain_valid_in$213 ;
-  assign \drain$215  = drain_0;
-  assign \en$216  = en_pe_1_1;
+  assign en_pe_0_1 = \en$83 ;
+  assign a_out = \a_in$85 ;
+  assign \a_next$87  = \o$69 [7:0];
+  assign \b_next$88  = \o_next$73 [15:8];
+  assign \b_in$89  = \o$75 [15:8];
+  assign \valid_in$90  = \o$77 [3];
+  assign \first_in$91  = \o$77 [4];
+  assign \last_in$92  = \o$77 [5];
+  assign \chain_in$93  = 32'd0;
+  assign \chain_valid_in$94  = 1'h0;
+  assign \drain$95  = drain_1;
+  assign en_pe_0_2 = \en$96 ;
+  assign \a_out$99  = \a_in$98 ;
+  assign \a_next$100  = \a_in$85 ;
+  assign \b_next$101  = \o_next$73 [23:16];
+  assign \b_in$102  = \o$75 [23:16];
+  assign \valid_in$103  = \o$77 [6];
+  assign \first_in$104  = \o$77 [7];
+  assign \last_in$105  = \o$77 [8];
+  assign \chain_in$106  = 32'd0;
+  assign \chain_valid_in$107  = 1'h0;
+  assign \drain$108  = drain_2;
+  assign en_pe_0_3 = \en$109 ;
+  assign \a_out$112  = \a_in$111 ;
+  assign \a_next$113  = \a_in$98 ;
+  assign \b_next$114  = \o_next$73 [31:24];
+  assign \b_in$115  = \o$75 [31:24];
+  assign \valid_in$116  = \o$77 [9];
+  assign \first_in$117  = \o$77 [10];
+  assign \last_in$118  = \o$77 [11];
+  assign \chain_in$119  = 32'd0;
+  assign \chain_valid_in$120  = 1'h0;
+  assign \drain$121  = drain_3;
+  assign en_pe_1_0 = \en$122 ;
+  assign \a_in$124  = \o$69 [15:8];
+  assign \a_next$125  = o_next[15:8];
+  assign \b_next$126  = \o$75 [7:0];
+  assign b_out = \b_in$127 ;
+  assign \valid_out$130  = \valid_in$129 ;
+  assign first_out = \first_in$131 ;
+  assign \last_out$134  = \last_in$133 ;
+  assign \chain_out$136  = \chain_in$135 ;
+  assign \chain_valid_out$138  = \chain_valid_in$137 ;
+  assign \drain$139  = drain_0;
+  assign en_pe_1_1 = \en$140 ;
+  assign \a_out$143  = \a_in$142 ;
+  assign \a_next$144  = \o$69 [15:8];
+  assign \b_next$145  = \o$75 [15:8];
+  assign \b_out$147  = \b_in$146 ;
+  assign \valid_out$149  = \valid_in$148 ;
+  assign \first_out$151  = \first_in$150 ;
+  assign \last_out$153  = \last_in$152 ;
+  assign \chain_out$155  = \chain_in$154 ;
+  assign \chain_valid_out$157  = \chain_valid_in$156 ;
+  assign \drain$158  = drain_1;
+  assign en_pe_1_2 = \en$159 ;
+  assign \a_out$162  = \a_in$161 ;
+  assign \a_next$163  = \a_in$142 ;
+  assign \b_next$164  = \o$75 [23:16];
+  assign \b_out$166  = \b_in$165 ;
+  assign \valid_out$168  = \valid_in$167 ;
+  assign \first_out$170  = \first_in$169 ;
+  assign \last_out$172  = \last_in$171 ;
+  assign \chain_out$174  = \chain_in$173 ;
+  assign \chain_valid_out$176  = \chain_valid_in$175 ;
+  assign \drain$177  = drain_2;
+  assign en_pe_1_3 = \en$178 ;
+  assign \a_out$181  = \a_in$180 ;
+  assign \a_next$182  = \a_in$161 ;
+  assign \b_next$183  = \o$75 [31:24];
+  assign \b_out$185  = \b_in$184 ;
+  assign \valid_out$187  = \valid_in$186 ;
+  assign \first_out$189  = \first_in$188 ;
+  assign \last_out$191  = \last_in$190 ;
+  assign \chain_out$193  = \chain_in$192 ;
+  assign \chain_valid_out$195  = \chain_valid_in$194 ;
+  assign \drain$196  = drain_3;
+  assign en_pe_2_0 = \en$197 ;
+  assign \a_in$199  = \o$69 [23:16];
+  assign \a_next$200  = o_next[23:16];
+  assign \b_next$201  = \b_in$127 ;
+  assign \b_out$203  = \b_in$202 ;
+  assign \valid_out$205  = \valid_in$204 ;
+  assign \first_out$207  = \first_in$206 ;
+  assign \last_out$209  = \last_in$208 ;
+  assign \chain_out$211  = \chain_in$210 ;
+  assign \chain_valid_out$213  = \chain_valid_in$212 ;
+  assign \drain$214  = drain_0;
+  assign en_pe_2_1 = \en$215 ;
   assign \a_out$218  = \a_in$217 ;
-  assign \a_next$219  = \o$149 [15:8];
-  assign \b_next$220  = \o$155 [15:8];
+  assign \a_next$219  = \o$69 [23:16];
+  assign \b_next$220  = \b_in$146 ;
   assign \b_out$222  = \b_in$221 ;
   assign \valid_out$224  = \valid_in$223 ;
   assign \first_out$226  = \first_in$225 ;
@@ -11640,132 +11748,98 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \chain_out$230  = \chain_in$229 ;
   assign \chain_valid_out$232  = \chain_valid_in$231 ;
   assign \drain$233  = drain_1;
-  assign \en$234  = en_pe_1_2;
-  assign \a_out$236  = \a_in$235 ;
-  assign \a_next$237  = \a_in$217 ;
-  assign \b_next$238  = \o$155 [23:16];
-  assign \b_out$240  = \b_in$239 ;
-  assign \valid_out$242  = \valid_in$241 ;
-  assign \first_out$244  = \first_in$243 ;
-  assign \last_out$246  = \last_in$245 ;
-  assign \chain_out$248  = \chain_in$247 ;
-  assign \chain_valid_out$250  = \chain_valid_in$249 ;
-  assign \drain$251  = drain_2;
-  assign \en$252  = en_pe_1_3;
-  assign \a_out$254  = \a_in$253 ;
-  assign \a_next$255  = \a_in$235 ;
-  assign \b_next$256  = \o$155 [31:24];
-  assign \b_out$258  = \b_in$257 ;
-  assign \valid_out$260  = \valid_in$259 ;
-  assign \first_out$262  = \first_in$261 ;
-  assign \last_out$264  = \last_in$263 ;
-  assign \chain_out$266  = \chain_in$265 ;
-  assign \chain_valid_out$268  = \chain_valid_in$267 ;
-  assign \drain$269  = drain_3;
-  assign \en$270  = en_pe_2_0;
-  assign \a_in$271  = \o$149 [23:16];
-  assign \a_next$272  = o_next[23:16];
-  assign \b_next$273  = \b_in$203 ;
-  assign \b_out$275  = \b_in$274 ;
-  assign \valid_out$277  = \valid_in$276 ;
-  assign \first_out$279  = \first_in$278 ;
-  assign \last_out$281  = \last_in$280 ;
-  assign \chain_out$283  = \chain_in$282 ;
-  assign \chain_valid_out$285  = \chain_valid_in$284 ;
-  assign \drain$286  = drain_0;
-  assign \en$287  = en_pe_2_1;
-  assign \a_out$289  = \a_in$288 ;
-  assign \a_next$290  = \o$149 [23:16];
-  assign \b_next$291  = \b_in$221 ;
-  assign \b_out$293  = \b_in$292 ;
-  assign \valid_out$295  = \valid_in$294 ;
-  assign \first_out$297  = \first_in$296 ;
-  assign \last_out$299  = \last_in$298 ;
-  assign \chain_out$301  = \chain_in$300 ;
-  assign \chain_valid_out$303  = \chain_valid_in$302 ;
-  assign \drain$304  = drain_1;
-  assign \en$305  = en_pe_2_2;
-  assign \a_out$307  = \a_in$306 ;
-  assign \a_next$308  = \a_in$288 ;
-  assign \b_next$309  = \b_in$239 ;
-  assign \b_out$311  = \b_in$310 ;
-  assign \valid_out$313  = \valid_in$312 ;
-  assign \first_out$315  = \first_in$314 ;
-  assign \last_out$317  = \last_in$316 ;
-  assign \chain_out$319  = \chain_in$318 ;
-  assign \chain_valid_out$321  = \chain_valid_in$320 ;
-  assign \drain$322  = drain_2;
-  assign \en$323  = en_pe_2_3;
-  assign \a_out$325  = \a_in$324 ;
-  assign \a_next$326  = \a_in$306 ;
-  assign \b_next$327  = \b_in$257 ;
-  assign \b_out$329  = \b_in$328 ;
-  assign \valid_out$331  = \valid_in$330 ;
-  assign \first_out$333  = \first_in$332 ;
-  assign \last_out$335  = \last_in$334 ;
-  assign \chain_out$337  = \chain_in$336 ;
-  assign \chain_valid_out$339  = \chain_valid_in$338 ;
-  assign \drain$340  = drain_3;
-  assign \en$341  = en_pe_3_0;
-  assign \a_in$342  = \o$149 [31:24];
-  assign \a_next$343  = o_next[31:24];
-  assign \b_next$344  = \b_in$274 ;
-  assign \b_out$346  = \b_in$345 ;
-  assign \valid_out$348  = \valid_in$347 ;
-  assign \first_out$350  = \first_in$349 ;
-  assign \last_out$352  = \last_in$351 ;
-  assign \chain_out$354  = \chain_in$353 ;
-  assign \chain_valid_out$356  = \chain_valid_in$355 ;
-  assign \drain$357  = drain_0;
-  assign \en$358  = en_pe_3_1;
-  assign \a_out$360  = \a_in$359 ;
-  assign \a_next$361  = \o$149 [31:24];
-  assign \b_next$362  = \b_in$292 ;
-  assign \b_out$364  = \b_in$363 ;
-  assign \valid_out$366  = \valid_in$365 ;
-  assign \first_out$368  = \first_in$367 ;
-  assign \last_out$370  = \last_in$369 ;
-  assign \chain_out$372  = \chain_in$371 ;
-  assign \chain_valid_out$374  = \chain_valid_in$373 ;
-  assign \drain$375  = drain_1;
-  assign \en$376  = en_pe_3_2;
-  assign \a_out$378  = \a_in$377 ;
-  assign \a_next$379  = \a_in$359 ;
-  assign \b_next$380  = \b_in$310 ;
-  assign \b_out$382  = \b_in$381 ;
-  assign \valid_out$384  = \valid_in$383 ;
-  assign \first_out$386  = \first_in$385 ;
-  assign \last_out$388  = \last_in$387 ;
-  assign \chain_out$390  = \chain_in$389 ;
-  assign \chain_valid_out$392  = \chain_valid_in$391 ;
-  assign \drain$393  = drain_2;
-  assign \en$394  = en_pe_3_3;
-  assign \a_out$396  = \a_in$395 ;
-  assign \a_next$397  = \a_in$377 ;
-  assign \b_next$398  = \b_in$328 ;
-  assign \b_out$400  = \b_in$399 ;
-  assign \valid_out$402  = \valid_in$401 ;
-  assign \first_out$404  = \first_in$403 ;
-  assign \last_out$406  = \last_in$405 ;
-  assign \chain_out$408  = \chain_in$407 ;
-  assign \chain_valid_out$410  = \chain_valid_in$409 ;
-  assign \drain$411  = drain_3;
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign en_pe_2_2 = \en$234 ;
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$217 ;
+  assign \b_next$239  = \b_in$165 ;
+  assign \b_out$241  = \b_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \last_out$247  = \last_in$246 ;
+  assign \chain_out$249  = \chain_in$248 ;
+  assign \chain_valid_out$251  = \chain_valid_in$250 ;
+  assign \drain$252  = drain_2;
+  assign en_pe_2_3 = \en$253 ;
+  assign \a_out$256  = \a_in$255 ;
+  assign \a_next$257  = \a_in$236 ;
+  assign \b_next$258  = \b_in$184 ;
+  assign \b_out$260  = \b_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
+  assign \first_out$264  = \first_in$263 ;
+  assign \last_out$266  = \last_in$265 ;
+  assign \chain_out$268  = \chain_in$267 ;
+  assign \chain_valid_out$270  = \chain_valid_in$269 ;
+  assign \drain$271  = drain_3;
+  assign en_pe_3_0 = \en$272 ;
+  assign \a_in$274  = \o$69 [31:24];
+  assign \a_next$275  = o_next[31:24];
+  assign \b_next$276  = \b_in$202 ;
+  assign \b_out$278  = \b_in$277 ;
+  assign \valid_out$280  = \valid_in$279 ;
+  assign \first_out$282  = \first_in$281 ;
+  assign \last_out$284  = \last_in$283 ;
+  assign \chain_out$286  = \chain_in$285 ;
+  assign \chain_valid_out$288  = \chain_valid_in$287 ;
+  assign \drain$289  = drain_0;
+  assign en_pe_3_1 = \en$290 ;
+  assign \a_out$293  = \a_in$292 ;
+  assign \a_next$294  = \o$69 [31:24];
+  assign \b_next$295  = \b_in$221 ;
+  assign \b_out$297  = \b_in$296 ;
+  assign \valid_out$299  = \valid_in$298 ;
+  assign \first_out$301  = \first_in$300 ;
+  assign \last_out$303  = \last_in$302 ;
+  assign \chain_out$305  = \chain_in$304 ;
+  assign \chain_valid_out$307  = \chain_valid_in$306 ;
+  assign \drain$308  = drain_1;
+  assign en_pe_3_2 = \en$309 ;
+  assign \a_out$312  = \a_in$311 ;
+  assign \a_next$313  = \a_in$292 ;
+  assign \b_next$314  = \b_in$240 ;
+  assign \b_out$316  = \b_in$315 ;
+  assign \valid_out$318  = \valid_in$317 ;
+  assign \first_out$320  = \first_in$319 ;
+  assign \last_out$322  = \last_in$321 ;
+  assign \chain_out$324  = \chain_in$323 ;
+  assign \chain_valid_out$326  = \chain_valid_in$325 ;
+  assign \drain$327  = drain_2;
+  assign en_pe_3_3 = \en$328 ;
+  assign \a_out$331  = \a_in$330 ;
+  assign \a_next$332  = \a_in$311 ;
+  assign \b_next$333  = \b_in$259 ;
+  assign \b_out$335  = \b_in$334 ;
+  assign \valid_out$337  = \valid_in$336 ;
+  assign \first_out$339  = \first_in$338 ;
+  assign \last_out$341  = \last_in$340 ;
+  assign \chain_out$343  = \chain_in$342 ;
+  assign \chain_valid_out$345  = \chain_valid_in$344 ;
+  assign \drain$346  = drain_3;
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -11777,130 +11851,120 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, operands_
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \in_b[0]  = in_b[7:0];
-  assign \in_b[1]  = in_b[15:8];
-  assign \in_b[2]  = in_b[23:16];
-  assign \in_b[3]  = in_b[31:24];
+  assign \i$58[0]  = \i$58 [7:0];
+  assign \i$58[1]  = \i$58 [15:8];
+  assign \i$58[2]  = \i$58 [23:16];
+  assign \i$58[3]  = \i$58 [31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \i$60[0]  = \i$60 [7:0];
+  assign \i$60[1]  = \i$60 [15:8];
+  assign \i$60[2]  = \i$60 [23:16];
+  assign \i$60[3]  = \i$60 [31:24];
+  assign \in_b[0]  = \i$60 [7:0];
+  assign \in_b[1]  = \i$60 [15:8];
+  assign \in_b[2]  = \i$60 [23:16];
+  assign \in_b[3]  = \i$60 [31:24];
+  assign \i$62[0]  = \i$62 [2:0];
+  assign \i$62[0].valid  = \i$62 [0];
+  assign \i$62[0].first  = \i$62 [1];
+  assign \i$62[0].last  = \i$62 [2];
+  assign \i$62[1]  = \i$62 [5:3];
+  assign \i$62[1].valid  = \i$62 [3];
+  assign \i$62[1].first  = \i$62 [4];
+  assign \i$62[1].last  = \i$62 [5];
+  assign \i$62[2]  = \i$62 [8:6];
+  assign \i$62[2].valid  = \i$62 [6];
+  assign \i$62[2].first  = \i$62 [7];
+  assign \i$62[2].last  = \i$62 [8];
+  assign \i$62[3]  = \i$62 [11:9];
+  assign \i$62[3].valid  = \i$62 [9];
+  assign \i$62[3].first  = \i$62 [10];
+  assign \i$62[3].last  = \i$62 [11];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \i$142[0]  = \i$142 [7:0];
-  assign \i$142[1]  = \i$142 [15:8];
-  assign \i$142[2]  = \i$142 [23:16];
-  assign \i$142[3]  = \i$142 [31:24];
-  assign \i$143[0]  = in_b[7:0];
-  assign \i$143[1]  = in_b[15:8];
-  assign \i$143[2]  = in_b[23:16];
-  assign \i$143[3]  = in_b[31:24];
-  assign \i$144[0]  = \i$144 [2:0];
-  assign \i$144[0].valid  = \i$144 [0];
-  assign \i$144[0].first  = \i$144 [1];
-  assign \i$144[0].last  = \i$144 [2];
-  assign \i$144[1]  = \i$144 [5:3];
-  assign \i$144[1].valid  = \i$144 [3];
-  assign \i$144[1].first  = \i$144 [4];
-  assign \i$144[1].last  = \i$144 [5];
-  assign \i$144[2]  = \i$144 [8:6];
-  assign \i$144[2].valid  = \i$144 [6];
-  assign \i$144[2].first  = \i$144 [7];
-  assign \i$144[2].last  = \i$144 [8];
-  assign \i$144[3]  = \i$144 [11:9];
-  assign \i$144[3].valid  = \i$144 [9];
-  assign \i$144[3].first  = \i$144 [10];
-  assign \i$144[3].last  = \i$144 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$146[0]  = operands__payload[39:32];
-  assign \i_next$146[1]  = operands__payload[47:40];
-  assign \i_next$146[2]  = operands__payload[55:48];
-  assign \i_next$146[3]  = operands__payload[63:56];
-  assign \o$149[0]  = \o$149 [7:0];
-  assign \o$149[1]  = \o$149 [15:8];
-  assign \o$149[2]  = \o$149 [23:16];
-  assign \o$149[3]  = \o$149 [31:24];
+  assign \i_next$65[0]  = operands__payload[39:32];
+  assign \i_next$65[1]  = operands__payload[47:40];
+  assign \i_next$65[2]  = operands__payload[55:48];
+  assign \i_next$65[3]  = operands__payload[63:56];
+  assign \o$69[0]  = \o$69 [7:0];
+  assign \o$69[1]  = \o$69 [15:8];
+  assign \o$69[2]  = \o$69 [23:16];
+  assign \o$69[3]  = \o$69 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$153[0]  = \o_next$153 [7:0];
-  assign \o_next$153[1]  = \o_next$153 [15:8];
-  assign \o_next$153[2]  = \o_next$153 [23:16];
-  assign \o_next$153[3]  = \o_next$153 [31:24];
-  assign \o$155[0]  = \o$155 [7:0];
-  assign \o$155[1]  = \o$155 [15:8];
-  assign \o$155[2]  = \o$155 [23:16];
-  assign \o$155[3]  = \o$155 [31:24];
-  assign \o$157[0]  = \o$157 [2:0];
-  assign \o$157[0].valid  = \o$157 [0];
-  assign \o$157[0].first  = \o$157 [1];
-  assign \o$157[0].last  = \o$157 [2];
-  assign \o$157[1]  = \o$157 [5:3];
-  assign \o$157[1].valid  = \o$157 [3];
-  assign \o$157[1].first  = \o$157 [4];
-  assign \o$157[1].last  = \o$157 [5];
-  assign \o$157[2]  = \o$157 [8:6];
-  assign \o$157[2].valid  = \o$157 [6];
-  assign \o$157[2].first  = \o$157 [7];
-  assign \o$157[2].last  = \o$157 [8];
-  assign \o$157[3]  = \o$157 [11:9];
-  assign \o$157[3].valid  = \o$157 [9];
-  assign \o$157[3].first  = \o$157 [10];
-  assign \o$157[3].last  = \o$157 [11];
+  assign \o_next$73[0]  = \o_next$73 [7:0];
+  assign \o_next$73[1]  = \o_next$73 [15:8];
+  assign \o_next$73[2]  = \o_next$73 [23:16];
+  assign \o_next$73[3]  = \o_next$73 [31:24];
+  assign \o$75[0]  = \o$75 [7:0];
+  assign \o$75[1]  = \o$75 [15:8];
+  assign \o$75[2]  = \o$75 [23:16];
+  assign \o$75[3]  = \o$75 [31:24];
+  assign \o$77[0]  = \o$77 [2:0];
+  assign \o$77[0].valid  = \o$77 [0];
+  assign \o$77[0].first  = \o$77 [1];
+  assign \o$77[0].last  = \o$77 [2];
+  assign \o$77[1]  = \o$77 [5:3];
+  assign \o$77[1].valid  = \o$77 [3];
+  assign \o$77[1].first  = \o$77 [4];
+  assign \o$77[1].last  = \o$77 [5];
+  assign \o$77[2]  = \o$77 [8:6];
+  assign \o$77[2].valid  = \o$77 [6];
+  assign \o$77[2].first  = \o$77 [7];
+  assign \o$77[2].last  = \o$77 [8];
+  assign \o$77[3]  = \o$77 [11:9];
+  assign \o$77[3].valid  = \o$77 [9];
+  assign \o$77[3].first  = \o$77 [10];
+  assign \o$77[3].last  = \o$77 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$144 [11:9] = in_flags;
-  assign \i$144 [8:6] = in_flags;
-  assign \i$144 [5:3] = in_flags;
-  assign \i$144 [2:0] = in_flags;
-  assign \i$142 [31:24] = in_a[7:0];
-  assign \i$142 [23:16] = in_a[15:8];
-  assign \i$142 [15:8] = in_a[23:16];
-  assign \i$142 [7:0] = in_a[31:24];
-  assign results__payload[127:96] = \$57 ;
-  assign results__payload[95:64] = \$56 ;
-  assign results__payload[63:32] = \$55 ;
-  assign results__payload[31:0] = \$54 ;
-  assign results__payload[128] = \$52 ;
-  assign out[128] = \$51 ;
+  assign \i$62 [11:9] = in_flags;
+  assign \i$62 [8:6] = in_flags;
+  assign \i$62 [5:3] = in_flags;
+  assign \i$62 [2:0] = in_flags;
+  assign \i$58 [31:24] = in_a[7:0];
+  assign \i$58 [23:16] = in_a[15:8];
+  assign \i$58 [15:8] = in_a[23:16];
+  assign \i$58 [7:0] = in_a[31:24];
+  assign results__payload[127:96] = \$7 ;
+  assign results__payload[95:64] = \$6 ;
+  assign results__payload[63:32] = \$5 ;
+  assign results__payload[31:0] = \$4 ;
+  assign results__payload[128] = \$2 ;
+  assign out[128] = \$1 ;
   assign out[127:0] = o;
-  assign i[127:96] = \chain_out$129 ;
-  assign i[95:64] = \chain_out$128 ;
-  assign i[63:32] = \chain_out$127 ;
+  assign i[127:96] = \chain_out$18 ;
+  assign i[95:64] = \chain_out$17 ;
+  assign i[63:32] = \chain_out$16 ;
   assign i[31:0] = chain_out;
-  assign \$64  = \o$157 [0];
-  assign \$81  = \chain_valid_in$213 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$2868$0 , \port$2869$0 , \port$2870$0 , \port$2871$0 , i, o, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928$0 , \port$2929$0 , \port$2930$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
   reg [31:0] \$4 ;
   reg [31:0] \$5 ;
   reg [31:0] \$6 ;
-  input clk;
-  wire clk;
   wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -11929,71 +11993,69 @@ module \accelerator.engine.core.deskew (rst, \port$2868$0 , \port$2869$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2868$0 ;
-  wire \port$2868$0 ;
-  input \port$2869$0 ;
-  wire \port$2869$0 ;
-  input \port$2870$0 ;
-  wire \port$2870$0 ;
-  input \port$2871$0 ;
-  wire \port$2871$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input \port$2927$0 ;
+  wire \port$2927$0 ;
+  input \port$2928$0 ;
+  wire \port$2928$0 ;
+  input \port$2929$0 ;
+  wire \port$2929$0 ;
+  input \port$2930$0 ;
+  wire \port$2930$0 ;
+  always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane0_d3 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane1_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane1_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d1 <= \$6 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$2868$0 ) begin
+    if (\port$2927$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$2869$0 ) begin
+    if (\port$2928$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$2869$0 ) begin
+    if (\port$2928$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2929$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$2868$0 ) begin
+    if (\port$2927$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$2868$0 ) begin
+    if (\port$2927$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2871$0 , \port$2870$0 , \port$2869$0 , \port$2868$0  };
+  assign en = { \port$2930$0 , \port$2929$0 , \port$2928$0 , \port$2927$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12022,411 +12084,7 @@ module \accelerator.engine.core.deskew (rst, \port$2868$0 , \port$2869$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3322$0 , pe_0_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [31:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [31:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  wire [32:0] \$2 ;
-  wire [15:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [31:0] acc = 32'd0;
-  wire [31:0] acc_next;
-  input [7:0] b_in;
-  wire [7:0] b_in;
-  input [7:0] b_next;
-  wire [7:0] b_next;
-  output [7:0] b_out;
-  reg [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] b_out_reg;
-  wire [31:0] chain_in;
-  output [31:0] chain_out;
-  reg [31:0] chain_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] chain_out_reg;
-  wire chain_valid_in;
-  output chain_valid_out;
-  reg chain_valid_out = 1'h0;
-  input drain;
-  wire drain;
-  input en;
-  wire en;
-  wire first_in;
-  output first_out;
-  reg first_out = 1'h0;
-  reg held = 1'h0;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3322$0 ;
-  wire [2:0] \port$3322$0 ;
-  reg [15:0] product = 16'h0000;
-  wire valid_in;
-  output valid_out;
-  reg valid_out = 1'h0;
-  assign \$1  = \port$3322$0 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(\$1 ) + $signed(product);
-  assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3322$0 [0] & \port$3322$0 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
-  always @(posedge pe_0_0_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
-    a_out <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
-    b_out <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
-    first_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
-    last_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
-    acc <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
-    chain_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
-    chain_valid_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
-    held <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3322$0 [0];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3322$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3322$0 [2];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = acc;
-    if (en) begin
-      if (\port$3322$0 [0]) begin
-        \$13  = \$2 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
-    end
-    if (pe_0_0_sync_rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
-    end
-    if (pe_0_0_sync_rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  assign a_out_reg = a_out;
-  assign b_out_reg = b_out;
-  assign acc_next = \$2 [31:0];
-  assign first_in = \port$3322$0 [1];
-  assign chain_out_reg = chain_out;
-  assign valid_in = \port$3322$0 [0];
-  assign last_in = \port$3322$0 [2];
-  assign chain_in = 32'd0;
-  assign chain_valid_in = 1'h0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3322$3 , pe_0_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [31:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [31:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  wire [32:0] \$2 ;
-  wire [15:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [31:0] acc = 32'd0;
-  wire [31:0] acc_next;
-  input [7:0] b_in;
-  wire [7:0] b_in;
-  input [7:0] b_next;
-  wire [7:0] b_next;
-  output [7:0] b_out;
-  reg [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] b_out_reg;
-  wire [31:0] chain_in;
-  output [31:0] chain_out;
-  reg [31:0] chain_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] chain_out_reg;
-  wire chain_valid_in;
-  output chain_valid_out;
-  reg chain_valid_out = 1'h0;
-  input drain;
-  wire drain;
-  input en;
-  wire en;
-  wire first_in;
-  output first_out;
-  reg first_out = 1'h0;
-  reg held = 1'h0;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
-  input [2:0] \port$3322$3 ;
-  wire [2:0] \port$3322$3 ;
-  reg [15:0] product = 16'h0000;
-  wire valid_in;
-  output valid_out;
-  reg valid_out = 1'h0;
-  assign \$1  = \port$3322$3 [1] ? 32'd0 : acc;
-  assign \$2  = $signed(\$1 ) + $signed(product);
-  assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3322$3 [0] & \port$3322$3 [2];
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
-  always @(posedge pe_0_1_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
-    a_out <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
-    b_out <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
-    first_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
-    last_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
-    acc <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
-    chain_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
-    chain_valid_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
-    held <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = \port$3322$3 [0];
-    end
-    if (pe_0_1_sync_rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = \port$3322$3 [1];
-    end
-    if (pe_0_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = \port$3322$3 [2];
-    end
-    if (pe_0_1_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = acc;
-    if (en) begin
-      if (\port$3322$3 [0]) begin
-        \$13  = \$2 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = 32'd0;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = 1'h0;
-      end
-    end
-    if (pe_0_1_sync_rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
-    end
-    if (pe_0_1_sync_rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  assign a_out_reg = a_out;
-  assign b_out_reg = b_out;
-  assign acc_next = \$2 [31:0];
-  assign first_in = \port$3322$3 [1];
-  assign chain_out_reg = chain_out;
-  assign valid_in = \port$3322$3 [0];
-  assign last_in = \port$3322$3 [2];
-  assign chain_in = 32'd0;
-  assign chain_valid_in = 1'h0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3322$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3343$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12481,41 +12139,41 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
-  input [2:0] \port$3322$6 ;
-  wire [2:0] \port$3322$6 ;
+  input [2:0] \port$3343$0 ;
+  wire [2:0] \port$3343$0 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3322$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3322$6 [0] & \port$3322$6 [2];
+  assign \$4  = \port$3343$0 [0] & \port$3343$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -12542,9 +12200,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3322$6 [0];
+      \$10  = \port$3343$0 [0];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
@@ -12552,9 +12210,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3322$6 [1];
+      \$11  = \port$3343$0 [1];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -12562,9 +12220,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3322$6 [2];
+      \$12  = \port$3343$0 [2];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -12572,7 +12230,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3322$6 [0]) begin
+      if (\port$3343$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12598,7 +12256,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
         \$15  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$15  = 1'h0;
     end
   end
@@ -12612,23 +12270,23 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
         \$16  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3322$6 [1];
+  assign first_in = \port$3343$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3322$6 [0];
-  assign last_in = \port$3322$6 [2];
+  assign valid_in = \port$3343$0 [0];
+  assign last_in = \port$3343$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3322$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3343$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12650,6 +12308,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
+  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -12682,41 +12341,41 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
-  input [2:0] \port$3322$9 ;
-  wire [2:0] \port$3322$9 ;
+  input [2:0] \port$3343$3 ;
+  wire [2:0] \port$3343$3 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3322$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3322$9 [0] & \port$3322$9 [2];
+  assign \$4  = \port$3343$3 [0] & \port$3343$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -12743,9 +12402,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3322$9 [0];
+      \$10  = \port$3343$3 [0];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
@@ -12753,9 +12412,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3322$9 [1];
+      \$11  = \port$3343$3 [1];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -12763,9 +12422,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3322$9 [2];
+      \$12  = \port$3343$3 [2];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -12773,7 +12432,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3322$9 [0]) begin
+      if (\port$3343$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12799,7 +12458,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
         \$15  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$15  = 1'h0;
     end
   end
@@ -12813,23 +12472,23 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
         \$16  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3322$9 [1];
+  assign first_in = \port$3343$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3322$9 [0];
-  assign last_in = \port$3322$9 [2];
+  assign valid_in = \port$3343$3 [0];
+  assign last_in = \port$3343$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12865,13 +12524,11 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   reg [7:0] b_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] b_out_reg;
-  input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] chain_out_reg;
-  input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
@@ -12879,49 +12536,48 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   wire drain;
   input en;
   wire en;
-  input first_in;
   wire first_in;
   output first_out;
   reg first_out = 1'h0;
   reg held = 1'h0;
-  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
+  input [2:0] \port$3343$6 ;
+  wire [2:0] \port$3343$6 ;
   reg [15:0] product = 16'h0000;
-  input valid_in;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$1  = \port$3343$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = valid_in & last_in;
+  assign \$4  = \port$3343$6 [0] & \port$3343$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -12948,9 +12604,9 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = valid_in;
+      \$10  = \port$3343$6 [0];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
@@ -12958,9 +12614,9 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = first_in;
+      \$11  = \port$3343$6 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -12968,9 +12624,9 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = last_in;
+      \$12  = \port$3343$6 [2];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -12978,7 +12634,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = acc;
     if (en) begin
-      if (valid_in) begin
+      if (\port$3343$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12990,7 +12646,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
       if (\$4 ) begin
         \$14  = \$2 [31:0];
       end else if (\$6 ) begin
-        \$14  = chain_in;
+        \$14  = 32'd0;
       end
     end
   end
@@ -13001,10 +12657,10 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
       if (\$4 ) begin
         \$15  = 1'h1;
       end else if (\$6 ) begin
-        \$15  = chain_valid_in;
+        \$15  = 1'h0;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$15  = 1'h0;
     end
   end
@@ -13018,18 +12674,23 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
+  assign first_in = \port$3343$6 [1];
   assign chain_out_reg = chain_out;
+  assign valid_in = \port$3343$6 [0];
+  assign last_in = \port$3343$6 [2];
+  assign chain_in = 32'd0;
+  assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13051,7 +12712,6 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -13065,13 +12725,11 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   reg [7:0] b_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] b_out_reg;
-  input [31:0] chain_in;
   wire [31:0] chain_in;
   output [31:0] chain_out;
   reg [31:0] chain_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] chain_out_reg;
-  input chain_valid_in;
   wire chain_valid_in;
   output chain_valid_out;
   reg chain_valid_out = 1'h0;
@@ -13079,49 +12737,48 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   wire drain;
   input en;
   wire en;
-  input first_in;
   wire first_in;
   output first_out;
   reg first_out = 1'h0;
   reg held = 1'h0;
-  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
+  input [2:0] \port$3343$9 ;
+  wire [2:0] \port$3343$9 ;
   reg [15:0] product = 16'h0000;
-  input valid_in;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$1  = \port$3343$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = valid_in & last_in;
+  assign \$4  = \port$3343$9 [0] & \port$3343$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -13148,9 +12805,9 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = valid_in;
+      \$10  = \port$3343$9 [0];
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
@@ -13158,9 +12815,9 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = first_in;
+      \$11  = \port$3343$9 [1];
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13168,9 +12825,9 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = last_in;
+      \$12  = \port$3343$9 [2];
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -13178,7 +12835,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = acc;
     if (en) begin
-      if (valid_in) begin
+      if (\port$3343$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -13190,7 +12847,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
       if (\$4 ) begin
         \$14  = \$2 [31:0];
       end else if (\$6 ) begin
-        \$14  = chain_in;
+        \$14  = 32'd0;
       end
     end
   end
@@ -13201,10 +12858,10 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
       if (\$4 ) begin
         \$15  = 1'h1;
       end else if (\$6 ) begin
-        \$15  = chain_valid_in;
+        \$15  = 1'h0;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$15  = 1'h0;
     end
   end
@@ -13218,18 +12875,23 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
+  assign first_in = \port$3343$9 [1];
   assign chain_out_reg = chain_out;
+  assign valid_in = \port$3343$9 [0];
+  assign last_in = \port$3343$9 [2];
+  assign chain_in = 32'd0;
+  assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13288,11 +12950,11 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13303,25 +12965,25 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -13350,7 +13012,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$10  = 1'h0;
     end
   end
@@ -13360,7 +13022,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -13370,7 +13032,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -13404,7 +13066,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$15  = 1'h0;
     end
   end
@@ -13418,7 +13080,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$16  = 1'h0;
     end
   end
@@ -13429,7 +13091,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13451,6 +13113,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
+  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -13487,11 +13150,11 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13502,25 +13165,25 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -13549,7 +13212,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$10  = 1'h0;
     end
   end
@@ -13559,7 +13222,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -13569,7 +13232,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -13603,7 +13266,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$15  = 1'h0;
     end
   end
@@ -13617,7 +13280,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$16  = 1'h0;
     end
   end
@@ -13628,7 +13291,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13687,11 +13350,11 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13702,25 +13365,25 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -13749,7 +13412,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$10  = 1'h0;
     end
   end
@@ -13759,7 +13422,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -13769,7 +13432,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -13803,7 +13466,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$15  = 1'h0;
     end
   end
@@ -13817,7 +13480,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$16  = 1'h0;
     end
   end
@@ -13828,7 +13491,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13850,7 +13513,6 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -13887,11 +13549,11 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13902,25 +13564,25 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -13949,7 +13611,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$10  = 1'h0;
     end
   end
@@ -13959,7 +13621,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13969,7 +13631,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14003,7 +13665,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$15  = 1'h0;
     end
   end
@@ -14017,7 +13679,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$16  = 1'h0;
     end
   end
@@ -14028,7 +13690,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14087,11 +13749,11 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14102,25 +13764,25 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -14149,7 +13811,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$10  = 1'h0;
     end
   end
@@ -14159,7 +13821,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14169,7 +13831,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14203,7 +13865,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$15  = 1'h0;
     end
   end
@@ -14217,7 +13879,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$16  = 1'h0;
     end
   end
@@ -14228,8 +13890,408 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  wire [31:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
+  reg [31:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [31:0] acc = 32'd0;
+  wire [31:0] acc_next;
+  input [7:0] b_in;
+  wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
+  output [7:0] b_out;
+  reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
+  input [31:0] chain_in;
+  wire [31:0] chain_in;
+  output [31:0] chain_out;
+  reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
+  input chain_valid_in;
+  wire chain_valid_in;
+  output chain_valid_out;
+  reg chain_valid_out = 1'h0;
+  input drain;
+  wire drain;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  output first_out;
+  reg first_out = 1'h0;
+  reg held = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  output valid_out;
+  reg valid_out = 1'h0;
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$8 ;
+  always @(posedge units_sync_clk)
+    b_out <= \$9 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    acc <= \$13 ;
+  always @(posedge units_sync_clk)
+    chain_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    chain_valid_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    held <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$8  = a_out;
+    if (en) begin
+      \$8  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$9  = b_out;
+    if (en) begin
+      \$9  = b_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$10  = valid_out;
+    if (en) begin
+      \$10  = valid_in;
+    end
+    if (rst_pe_2_1) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$11  = first_out;
+    if (en) begin
+      \$11  = first_in;
+    end
+    if (rst_pe_2_1) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$12  = last_out;
+    if (en) begin
+      \$12  = last_in;
+    end
+    if (rst_pe_2_1) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$13  = acc;
+    if (en) begin
+      if (valid_in) begin
+        \$13  = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$14  = chain_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
+        \$14  = chain_in;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$15  = chain_valid_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$15  = 1'h1;
+      end else if (\$6 ) begin
+        \$15  = chain_valid_in;
+      end
+    end
+    if (rst_pe_2_1) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$4 ) begin
+        \$16  = 1'h1;
+      end else if (\$6 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst_pe_2_1) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  wire [31:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
+  reg [31:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [31:0] acc = 32'd0;
+  wire [31:0] acc_next;
+  input [7:0] b_in;
+  wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
+  output [7:0] b_out;
+  reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
+  input [31:0] chain_in;
+  wire [31:0] chain_in;
+  output [31:0] chain_out;
+  reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
+  input chain_valid_in;
+  wire chain_valid_in;
+  output chain_valid_out;
+  reg chain_valid_out = 1'h0;
+  input drain;
+  wire drain;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  output first_out;
+  reg first_out = 1'h0;
+  reg held = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  output valid_out;
+  reg valid_out = 1'h0;
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$8 ;
+  always @(posedge units_sync_clk)
+    b_out <= \$9 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    acc <= \$13 ;
+  always @(posedge units_sync_clk)
+    chain_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    chain_valid_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    held <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$8  = a_out;
+    if (en) begin
+      \$8  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$9  = b_out;
+    if (en) begin
+      \$9  = b_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$10  = valid_out;
+    if (en) begin
+      \$10  = valid_in;
+    end
+    if (rst_pe_2_2) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$11  = first_out;
+    if (en) begin
+      \$11  = first_in;
+    end
+    if (rst_pe_2_2) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$12  = last_out;
+    if (en) begin
+      \$12  = last_in;
+    end
+    if (rst_pe_2_2) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$13  = acc;
+    if (en) begin
+      if (valid_in) begin
+        \$13  = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$14  = chain_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
+        \$14  = chain_in;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$15  = chain_valid_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$15  = 1'h1;
+      end else if (\$6 ) begin
+        \$15  = chain_valid_in;
+      end
+    end
+    if (rst_pe_2_2) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$4 ) begin
+        \$16  = 1'h1;
+      end else if (\$6 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst_pe_2_2) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14286,11 +14348,11 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14301,421 +14363,25 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
-    held <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
-    if (pe_2_3_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
-    end
-    if (pe_2_3_sync_rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
-    \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
-    end
-    if (pe_2_3_sync_rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  assign a_out_reg = a_out;
-  assign b_out_reg = b_out;
-  assign acc_next = \$2 [31:0];
-  assign chain_out_reg = chain_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
-  wire [31:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [31:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  wire [32:0] \$2 ;
-  wire [15:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [31:0] acc = 32'd0;
-  wire [31:0] acc_next;
-  input [7:0] b_in;
-  wire [7:0] b_in;
-  input [7:0] b_next;
-  wire [7:0] b_next;
-  reg [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] b_out_reg;
-  input [31:0] chain_in;
-  wire [31:0] chain_in;
-  output [31:0] chain_out;
-  reg [31:0] chain_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] chain_out_reg;
-  input chain_valid_in;
-  wire chain_valid_in;
-  output chain_valid_out;
-  reg chain_valid_out = 1'h0;
-  input drain;
-  wire drain;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  reg first_out = 1'h0;
-  reg held = 1'h0;
-  input last_in;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
-  reg [15:0] product = 16'h0000;
-  input valid_in;
-  wire valid_in;
-  output valid_out;
-  reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(\$1 ) + $signed(product);
-  assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
-  always @(posedge pe_3_0_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
-    a_out <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
-    b_out <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
-    valid_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
-    first_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
-    last_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
-    acc <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
-    chain_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
-    chain_valid_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
-    held <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$8  = a_out;
-    if (en) begin
-      \$8  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$9  = b_out;
-    if (en) begin
-      \$9  = b_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$10  = valid_out;
-    if (en) begin
-      \$10  = valid_in;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$10  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$11  = first_out;
-    if (en) begin
-      \$11  = first_in;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$12  = last_out;
-    if (en) begin
-      \$12  = last_in;
-    end
-    if (pe_3_0_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$13  = acc;
-    if (en) begin
-      if (valid_in) begin
-        \$13  = \$2 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$14  = chain_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$14  = \$2 [31:0];
-      end else if (\$6 ) begin
-        \$14  = chain_in;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$15  = chain_valid_out;
-    if (en) begin
-      if (\$4 ) begin
-        \$15  = 1'h1;
-      end else if (\$6 ) begin
-        \$15  = chain_valid_in;
-      end
-    end
-    if (pe_3_0_sync_rst) begin
-      \$15  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
-    \$16  = held;
-    if (en) begin
-      if (\$4 ) begin
-        \$16  = 1'h1;
-      end else if (\$6 ) begin
-        \$16  = 1'h0;
-      end
-    end
-    if (pe_3_0_sync_rst) begin
-      \$16  = 1'h0;
-    end
-  end
-  assign a_out_reg = a_out;
-  assign b_out_reg = b_out;
-  assign acc_next = \$2 [31:0];
-  assign chain_out_reg = chain_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
-  wire [31:0] \$1 ;
-  reg \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg [31:0] \$13 ;
-  reg [31:0] \$14 ;
-  reg \$15 ;
-  reg \$16 ;
-  wire [32:0] \$2 ;
-  wire [15:0] \$3 ;
-  wire \$4 ;
-  wire \$5 ;
-  wire \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [31:0] acc = 32'd0;
-  wire [31:0] acc_next;
-  input [7:0] b_in;
-  wire [7:0] b_in;
-  input [7:0] b_next;
-  wire [7:0] b_next;
-  reg [7:0] b_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] b_out_reg;
-  input [31:0] chain_in;
-  wire [31:0] chain_in;
-  output [31:0] chain_out;
-  reg [31:0] chain_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] chain_out_reg;
-  input chain_valid_in;
-  wire chain_valid_in;
-  output chain_valid_out;
-  reg chain_valid_out = 1'h0;
-  input drain;
-  wire drain;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  reg first_out = 1'h0;
-  reg held = 1'h0;
-  input last_in;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
-  reg [15:0] product = 16'h0000;
-  input valid_in;
-  wire valid_in;
-  output valid_out;
-  reg valid_out = 1'h0;
-  assign \$1  = first_in ? 32'd0 : acc;
-  assign \$2  = $signed(\$1 ) + $signed(product);
-  assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = valid_in & last_in;
-  assign \$5  = ~ held;
-  assign \$6  = \$5  | drain;
-  always @(posedge pe_3_1_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
-    a_out <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
-    b_out <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
-    valid_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
-    first_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
-    last_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
-    acc <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
-    chain_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
-    chain_valid_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -14744,7 +14410,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$10  = 1'h0;
     end
   end
@@ -14754,7 +14420,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14764,7 +14430,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14798,7 +14464,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$15  = 1'h0;
     end
   end
@@ -14812,7 +14478,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$16  = 1'h0;
     end
   end
@@ -14823,7 +14489,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14880,11 +14546,11 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14895,25 +14561,25 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -14942,7 +14608,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$10  = 1'h0;
     end
   end
@@ -14952,7 +14618,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14962,7 +14628,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14996,7 +14662,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$15  = 1'h0;
     end
   end
@@ -15010,7 +14676,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$16  = 1'h0;
     end
   end
@@ -15021,8 +14687,404 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  wire [31:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
+  reg [31:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [31:0] acc = 32'd0;
+  wire [31:0] acc_next;
+  input [7:0] b_in;
+  wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
+  reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
+  input [31:0] chain_in;
+  wire [31:0] chain_in;
+  output [31:0] chain_out;
+  reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
+  input chain_valid_in;
+  wire chain_valid_in;
+  output chain_valid_out;
+  reg chain_valid_out = 1'h0;
+  input drain;
+  wire drain;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  reg first_out = 1'h0;
+  reg held = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  output valid_out;
+  reg valid_out = 1'h0;
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$8 ;
+  always @(posedge units_sync_clk)
+    b_out <= \$9 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    acc <= \$13 ;
+  always @(posedge units_sync_clk)
+    chain_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    chain_valid_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    held <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$8  = a_out;
+    if (en) begin
+      \$8  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$9  = b_out;
+    if (en) begin
+      \$9  = b_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$10  = valid_out;
+    if (en) begin
+      \$10  = valid_in;
+    end
+    if (rst_pe_3_1) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$11  = first_out;
+    if (en) begin
+      \$11  = first_in;
+    end
+    if (rst_pe_3_1) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = last_out;
+    if (en) begin
+      \$12  = last_in;
+    end
+    if (rst_pe_3_1) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = acc;
+    if (en) begin
+      if (valid_in) begin
+        \$13  = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = chain_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
+        \$14  = chain_in;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$15  = chain_valid_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$15  = 1'h1;
+      end else if (\$6 ) begin
+        \$15  = chain_valid_in;
+      end
+    end
+    if (rst_pe_3_1) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$4 ) begin
+        \$16  = 1'h1;
+      end else if (\$6 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst_pe_3_1) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  wire [31:0] \$1 ;
+  reg \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg [31:0] \$13 ;
+  reg [31:0] \$14 ;
+  reg \$15 ;
+  reg \$16 ;
+  wire [32:0] \$2 ;
+  wire [15:0] \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [31:0] acc = 32'd0;
+  wire [31:0] acc_next;
+  input [7:0] b_in;
+  wire [7:0] b_in;
+  input [7:0] b_next;
+  wire [7:0] b_next;
+  reg [7:0] b_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] b_out_reg;
+  input [31:0] chain_in;
+  wire [31:0] chain_in;
+  output [31:0] chain_out;
+  reg [31:0] chain_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] chain_out_reg;
+  input chain_valid_in;
+  wire chain_valid_in;
+  output chain_valid_out;
+  reg chain_valid_out = 1'h0;
+  input drain;
+  wire drain;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  reg first_out = 1'h0;
+  reg held = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  output valid_out;
+  reg valid_out = 1'h0;
+  assign \$1  = first_in ? 32'd0 : acc;
+  assign \$2  = $signed(\$1 ) + $signed(product);
+  assign \$3  = $signed(a_next) * $signed(b_next);
+  assign \$4  = valid_in & last_in;
+  assign \$5  = ~ held;
+  assign \$6  = \$5  | drain;
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$8 ;
+  always @(posedge units_sync_clk)
+    b_out <= \$9 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    acc <= \$13 ;
+  always @(posedge units_sync_clk)
+    chain_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    chain_valid_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    held <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$8  = a_out;
+    if (en) begin
+      \$8  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$9  = b_out;
+    if (en) begin
+      \$9  = b_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$10  = valid_out;
+    if (en) begin
+      \$10  = valid_in;
+    end
+    if (rst_pe_3_2) begin
+      \$10  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$11  = first_out;
+    if (en) begin
+      \$11  = first_in;
+    end
+    if (rst_pe_3_2) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$12  = last_out;
+    if (en) begin
+      \$12  = last_in;
+    end
+    if (rst_pe_3_2) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$13  = acc;
+    if (en) begin
+      if (valid_in) begin
+        \$13  = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$14  = chain_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$14  = \$2 [31:0];
+      end else if (\$6 ) begin
+        \$14  = chain_in;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$15  = chain_valid_out;
+    if (en) begin
+      if (\$4 ) begin
+        \$15  = 1'h1;
+      end else if (\$6 ) begin
+        \$15  = chain_valid_in;
+      end
+    end
+    if (rst_pe_3_2) begin
+      \$15  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$16  = held;
+    if (en) begin
+      if (\$4 ) begin
+        \$16  = 1'h1;
+      end else if (\$6 ) begin
+        \$16  = 1'h0;
+      end
+    end
+    if (rst_pe_3_2) begin
+      \$16  = 1'h0;
+    end
+  end
+  assign a_out_reg = a_out;
+  assign b_out_reg = b_out;
+  assign acc_next = \$2 [31:0];
+  assign chain_out_reg = chain_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -15077,11 +15139,11 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15092,79 +15154,79 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -15173,7 +15235,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -15184,7 +15246,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -15193,12 +15255,12 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$15  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15207,7 +15269,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$16  = 1'h0;
     end
   end
@@ -15218,274 +15280,274 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$2897$0 , \port$2898$0 , \port$2899$0 , \port$2900$0 , i, i_next, o, o_next, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
-  input clk;
-  wire clk;
-  wire [3:0] en;
-  input [31:0] i;
-  wire [31:0] i;
-  wire [7:0] \i[0] ;
-  wire [7:0] \i[1] ;
-  wire [7:0] \i[2] ;
-  wire [7:0] \i[3] ;
-  input [31:0] i_next;
-  wire [31:0] i_next;
-  wire [7:0] \i_next[0] ;
-  wire [7:0] \i_next[1] ;
-  wire [7:0] \i_next[2] ;
-  wire [7:0] \i_next[3] ;
-  reg [7:0] lane1_d1 = 8'h00;
-  reg [7:0] lane2_d1 = 8'h00;
-  reg [7:0] lane2_d2 = 8'h00;
-  reg [7:0] lane3_d1 = 8'h00;
-  reg [7:0] lane3_d2 = 8'h00;
-  reg [7:0] lane3_d3 = 8'h00;
-  output [31:0] o;
-  wire [31:0] o;
-  wire [7:0] \o[0] ;
-  wire [7:0] \o[1] ;
-  wire [7:0] \o[2] ;
-  wire [7:0] \o[3] ;
-  output [31:0] o_next;
-  wire [31:0] o_next;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
-  input \port$2897$0 ;
-  wire \port$2897$0 ;
-  input \port$2898$0 ;
-  wire \port$2898$0 ;
-  input \port$2899$0 ;
-  wire \port$2899$0 ;
-  input \port$2900$0 ;
-  wire \port$2900$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
-  always @(posedge clk)
-    lane2_d1 <= \$2 ;
-  always @(posedge clk)
-    lane2_d2 <= \$3 ;
-  always @(posedge clk)
-    lane3_d1 <= \$4 ;
-  always @(posedge clk)
-    lane3_d2 <= \$5 ;
-  always @(posedge clk)
-    lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2899$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2899$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2900$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2900$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2900$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2898$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2900$0 , \port$2899$0 , \port$2898$0 , \port$2897$0  };
-  assign \o[0]  = o[7:0];
-  assign \o[1]  = o[15:8];
-  assign \o[2]  = o[23:16];
-  assign \o[3]  = o[31:24];
-  assign \i[0]  = i[7:0];
-  assign \i[1]  = i[15:8];
-  assign \i[2]  = i[23:16];
-  assign \i[3]  = i[31:24];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign o_next[31:24] = lane3_d2;
-  assign o_next[23:16] = lane2_d1;
-  assign o_next[15:8] = i[15:8];
-  assign o_next[7:0] = i_next[7:0];
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
-  assign o[7:0] = i[7:0];
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (rst, i_next, i, \port$2901$0 , \port$2902$0 , \port$2903$0 , \port$2904$0 , o, o_next, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
-  reg [7:0] \$1 ;
-  reg [7:0] \$2 ;
-  reg [7:0] \$3 ;
-  reg [7:0] \$4 ;
-  reg [7:0] \$5 ;
-  reg [7:0] \$6 ;
-  input clk;
-  wire clk;
-  wire [3:0] en;
-  input [31:0] i;
-  wire [31:0] i;
-  wire [7:0] \i[0] ;
-  wire [7:0] \i[1] ;
-  wire [7:0] \i[2] ;
-  wire [7:0] \i[3] ;
-  input [31:0] i_next;
-  wire [31:0] i_next;
-  wire [7:0] \i_next[0] ;
-  wire [7:0] \i_next[1] ;
-  wire [7:0] \i_next[2] ;
-  wire [7:0] \i_next[3] ;
-  reg [7:0] lane1_d1 = 8'h00;
-  reg [7:0] lane2_d1 = 8'h00;
-  reg [7:0] lane2_d2 = 8'h00;
-  reg [7:0] lane3_d1 = 8'h00;
-  reg [7:0] lane3_d2 = 8'h00;
-  reg [7:0] lane3_d3 = 8'h00;
-  output [31:0] o;
-  wire [31:0] o;
-  wire [7:0] \o[0] ;
-  wire [7:0] \o[1] ;
-  wire [7:0] \o[2] ;
-  wire [7:0] \o[3] ;
-  output [31:0] o_next;
-  wire [31:0] o_next;
-  wire [7:0] \o_next[0] ;
-  wire [7:0] \o_next[1] ;
-  wire [7:0] \o_next[2] ;
-  wire [7:0] \o_next[3] ;
-  input \port$2901$0 ;
-  wire \port$2901$0 ;
-  input \port$2902$0 ;
-  wire \port$2902$0 ;
-  input \port$2903$0 ;
-  wire \port$2903$0 ;
-  input \port$2904$0 ;
-  wire \port$2904$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
-    lane1_d1 <= \$1 ;
-  always @(posedge clk)
-    lane2_d1 <= \$2 ;
-  always @(posedge clk)
-    lane2_d2 <= \$3 ;
-  always @(posedge clk)
-    lane3_d1 <= \$4 ;
-  always @(posedge clk)
-    lane3_d2 <= \$5 ;
-  always @(posedge clk)
-    lane3_d3 <= \$6 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$2  = lane2_d1;
-    if (\port$2903$0 ) begin
-      \$2  = i[23:16];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$3  = lane2_d2;
-    if (\port$2903$0 ) begin
-      \$3  = lane2_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$4  = lane3_d1;
-    if (\port$2904$0 ) begin
-      \$4  = i[31:24];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$5  = lane3_d2;
-    if (\port$2904$0 ) begin
-      \$5  = lane3_d1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$6  = lane3_d3;
-    if (\port$2904$0 ) begin
-      \$6  = lane3_d2;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
-    \$1  = lane1_d1;
-    if (\port$2902$0 ) begin
-      \$1  = i[15:8];
-    end
-  end
-  assign en = { \port$2904$0 , \port$2903$0 , \port$2902$0 , \port$2901$0  };
-  assign \o[0]  = o[7:0];
-  assign \o[1]  = o[15:8];
-  assign \o[2]  = o[23:16];
-  assign \o[3]  = o[31:24];
-  assign \i[0]  = i[7:0];
-  assign \i[1]  = i[15:8];
-  assign \i[2]  = i[23:16];
-  assign \i[3]  = i[31:24];
-  assign \o_next[0]  = o_next[7:0];
-  assign \o_next[1]  = o_next[15:8];
-  assign \o_next[2]  = o_next[23:16];
-  assign \o_next[3]  = o_next[31:24];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign o_next[31:24] = lane3_d2;
-  assign o_next[23:16] = lane2_d1;
-  assign o_next[15:8] = i[15:8];
-  assign o_next[7:0] = i_next[7:0];
-  assign o[31:24] = lane3_d3;
-  assign o[23:16] = lane2_d2;
-  assign o[15:8] = lane1_d1;
-  assign o[7:0] = i[7:0];
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \port$2957$0 , \port$2958$0 , \port$2959$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+  reg [7:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg [7:0] \$5 ;
+  reg [7:0] \$6 ;
+  wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input [31:0] i;
+  wire [31:0] i;
+  wire [7:0] \i[0] ;
+  wire [7:0] \i[1] ;
+  wire [7:0] \i[2] ;
+  wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  reg [7:0] lane1_d1 = 8'h00;
+  reg [7:0] lane2_d1 = 8'h00;
+  reg [7:0] lane2_d2 = 8'h00;
+  reg [7:0] lane3_d1 = 8'h00;
+  reg [7:0] lane3_d2 = 8'h00;
+  reg [7:0] lane3_d3 = 8'h00;
+  output [31:0] o;
+  wire [31:0] o;
+  wire [7:0] \o[0] ;
+  wire [7:0] \o[1] ;
+  wire [7:0] \o[2] ;
+  wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  input \port$2956$0 ;
+  wire \port$2956$0 ;
+  input \port$2957$0 ;
+  wire \port$2957$0 ;
+  input \port$2958$0 ;
+  wire \port$2958$0 ;
+  input \port$2959$0 ;
+  wire \port$2959$0 ;
+  always @(posedge engine_clk)
+    lane1_d1 <= \$1 ;
+  always @(posedge engine_clk)
+    lane2_d1 <= \$2 ;
+  always @(posedge engine_clk)
+    lane2_d2 <= \$3 ;
+  always @(posedge engine_clk)
+    lane3_d1 <= \$4 ;
+  always @(posedge engine_clk)
+    lane3_d2 <= \$5 ;
+  always @(posedge engine_clk)
+    lane3_d3 <= \$6 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$2  = lane2_d1;
+    if (\port$2958$0 ) begin
+      \$2  = i[23:16];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$3  = lane2_d2;
+    if (\port$2958$0 ) begin
+      \$3  = lane2_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$4  = lane3_d1;
+    if (\port$2959$0 ) begin
+      \$4  = i[31:24];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$5  = lane3_d2;
+    if (\port$2959$0 ) begin
+      \$5  = lane3_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$6  = lane3_d3;
+    if (\port$2959$0 ) begin
+      \$6  = lane3_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    \$1  = lane1_d1;
+    if (\port$2957$0 ) begin
+      \$1  = i[15:8];
+    end
+  end
+  assign en = { \port$2959$0 , \port$2958$0 , \port$2957$0 , \port$2956$0  };
+  assign \o[0]  = o[7:0];
+  assign \o[1]  = o[15:8];
+  assign \o[2]  = o[23:16];
+  assign \o[3]  = o[31:24];
+  assign \i[0]  = i[7:0];
+  assign \i[1]  = i[15:8];
+  assign \i[2]  = i[23:16];
+  assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
+  assign o[31:24] = lane3_d3;
+  assign o[23:16] = lane2_d2;
+  assign o[15:8] = lane1_d1;
+  assign o[7:0] = i[7:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2960$0 , \port$2961$0 , \port$2962$0 , \port$2963$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  reg [7:0] \$1 ;
+  reg [7:0] \$2 ;
+  reg [7:0] \$3 ;
+  reg [7:0] \$4 ;
+  reg [7:0] \$5 ;
+  reg [7:0] \$6 ;
+  wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input [31:0] i;
+  wire [31:0] i;
+  wire [7:0] \i[0] ;
+  wire [7:0] \i[1] ;
+  wire [7:0] \i[2] ;
+  wire [7:0] \i[3] ;
+  input [31:0] i_next;
+  wire [31:0] i_next;
+  wire [7:0] \i_next[0] ;
+  wire [7:0] \i_next[1] ;
+  wire [7:0] \i_next[2] ;
+  wire [7:0] \i_next[3] ;
+  reg [7:0] lane1_d1 = 8'h00;
+  reg [7:0] lane2_d1 = 8'h00;
+  reg [7:0] lane2_d2 = 8'h00;
+  reg [7:0] lane3_d1 = 8'h00;
+  reg [7:0] lane3_d2 = 8'h00;
+  reg [7:0] lane3_d3 = 8'h00;
+  output [31:0] o;
+  wire [31:0] o;
+  wire [7:0] \o[0] ;
+  wire [7:0] \o[1] ;
+  wire [7:0] \o[2] ;
+  wire [7:0] \o[3] ;
+  output [31:0] o_next;
+  wire [31:0] o_next;
+  wire [7:0] \o_next[0] ;
+  wire [7:0] \o_next[1] ;
+  wire [7:0] \o_next[2] ;
+  wire [7:0] \o_next[3] ;
+  input \port$2960$0 ;
+  wire \port$2960$0 ;
+  input \port$2961$0 ;
+  wire \port$2961$0 ;
+  input \port$2962$0 ;
+  wire \port$2962$0 ;
+  input \port$2963$0 ;
+  wire \port$2963$0 ;
+  always @(posedge engine_clk)
+    lane1_d1 <= \$1 ;
+  always @(posedge engine_clk)
+    lane2_d1 <= \$2 ;
+  always @(posedge engine_clk)
+    lane2_d2 <= \$3 ;
+  always @(posedge engine_clk)
+    lane3_d1 <= \$4 ;
+  always @(posedge engine_clk)
+    lane3_d2 <= \$5 ;
+  always @(posedge engine_clk)
+    lane3_d3 <= \$6 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$2  = lane2_d1;
+    if (\port$2962$0 ) begin
+      \$2  = i[23:16];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$3  = lane2_d2;
+    if (\port$2962$0 ) begin
+      \$3  = lane2_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$4  = lane3_d1;
+    if (\port$2963$0 ) begin
+      \$4  = i[31:24];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$5  = lane3_d2;
+    if (\port$2963$0 ) begin
+      \$5  = lane3_d1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$6  = lane3_d3;
+    if (\port$2963$0 ) begin
+      \$6  = lane3_d2;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    \$1  = lane1_d1;
+    if (\port$2961$0 ) begin
+      \$1  = i[15:8];
+    end
+  end
+  assign en = { \port$2963$0 , \port$2962$0 , \port$2961$0 , \port$2960$0  };
+  assign \o[0]  = o[7:0];
+  assign \o[1]  = o[15:8];
+  assign \o[2]  = o[23:16];
+  assign \o[3]  = o[31:24];
+  assign \i[0]  = i[7:0];
+  assign \i[1]  = i[15:8];
+  assign \i[2]  = i[23:16];
+  assign \i[3]  = i[31:24];
+  assign \o_next[0]  = o_next[7:0];
+  assign \o_next[1]  = o_next[15:8];
+  assign \o_next[2]  = o_next[23:16];
+  assign \o_next[3]  = o_next[31:24];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign o_next[31:24] = lane3_d2;
+  assign o_next[23:16] = lane2_d1;
+  assign o_next[15:8] = i[15:8];
+  assign o_next[7:0] = i_next[7:0];
+  assign o[31:24] = lane3_d3;
+  assign o[23:16] = lane2_d2;
+  assign o[15:8] = lane1_d1;
+  assign o[7:0] = i[7:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -15588,79 +15650,79 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -15758,8 +15820,8 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15775,11 +15837,13 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -15796,8 +15860,6 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
   reg [15:0] row0 = 16'h0000;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -15811,14 +15873,14 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -15830,12 +15892,12 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -15844,19 +15906,19 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -15865,8 +15927,8 @@ module \accelerator.engine.feed_walk (rst, last_in_panel, last, advance, restart
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15882,12 +15944,14 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output first_in_panel;
   wire first_in_panel;
   output [31:0] index;
@@ -15906,8 +15970,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -15921,14 +15983,14 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -15940,12 +16002,12 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -15954,19 +16016,19 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -15975,8 +16037,8 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -15994,10 +16056,12 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   wire \$7 ;
   wire \$8 ;
   wire [3:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   (* init = 2'h0 *)
@@ -16012,8 +16076,6 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   wire [64:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [64:0] w_data;
   input w_en;
   wire w_en;
@@ -16031,7 +16093,7 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
     storage[2] = 65'h00000000000000000;
     storage[3] = 65'h00000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -16053,34 +16115,34 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -16088,7 +16150,7 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
     if (\$13 ) begin
       \$17  = \$14 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -16101,8 +16163,8 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -16136,10 +16198,12 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  input clk;
-  wire clk;
   (* init = 3'h0 *)
   wire [2:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [2:0] inner_level = 3'h0;
   wire inner_r_rdy;
   wire [3:0] level;
@@ -16155,8 +16219,6 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
   wire [18:0] w_data;
   input w_en;
   wire w_en;
@@ -16177,12 +16239,12 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
     storage[5] = 19'h00000;
     storage[6] = 19'h00000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   reg [18:0] _0_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
@@ -16222,36 +16284,36 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   assign \$27  = ~ r_rdy;
   assign \$28  = \$27  | r_en;
   assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$30 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$31 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     inner_level <= \$32 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$31  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -16259,19 +16321,19 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
     if (\$25 ) begin
       \$32  = \$26 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$32  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
     end else if (r_en) begin
       \$33  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$33  = 1'h0;
     end
   end
@@ -16284,8 +16346,8 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2815$354 , o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2868$354 , o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -16454,10 +16516,12 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire [32:0] \$98 ;
   wire [33:0] \$99 ;
   wire capture;
-  input clk;
-  wire clk;
   output en;
   wire en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire [30:0] half;
   reg [30:0] half_neg = 31'h00000000;
   reg [30:0] half_pos = 31'h00000000;
@@ -16486,11 +16550,9 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2815$354 ;
-  wire [44:0] \port$2815$354 ;
+  input [44:0] \port$2868$354 ;
+  wire [44:0] \port$2868$354 ;
   wire relu;
-  input rst;
-  wire rst;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
   reg [31:0] s1_acc_2 = 32'd0;
@@ -16564,13 +16626,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2815$354 [36:32];
-  assign lower = \port$2815$354 [0] ? \port$2815$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2868$354 [36:32];
+  assign lower = \port$2868$354 [0] ? \port$2868$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2815$354 [36:32];
+  assign \$11  = ! \port$2868$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16585,8 +16647,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2815$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2815$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2868$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2868$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16601,8 +16663,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2815$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2815$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2868$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2868$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16617,8 +16679,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2815$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2815$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2868$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2868$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16633,366 +16695,366 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2815$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2815$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2868$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2868$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_valid <= \$102 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_last <= \$103 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_valid <= \$104 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_last <= \$105 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_valid <= \$106 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_last <= \$107 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_valid <= \$108 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_last <= \$109 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_valid <= \$110 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_last <= \$111 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_valid <= \$112 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_last <= \$113 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_valid <= \$114 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_last <= \$115 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_valid <= \$116 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_last <= \$117 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     half_pos <= \$118 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     half_neg <= \$119 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_0 <= \$120 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_0 <= \$121 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_0 <= \$122 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_0 <= \$123 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_0 <= \$124 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_0 <= \$125 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_0 <= \$126 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_0 <= \$127 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_0 <= \$128 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_0 <= \$129 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_0 <= \$130 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_0 <= \$131 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_1 <= \$132 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_1 <= \$133 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_1 <= \$134 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_1 <= \$135 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_1 <= \$136 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_1 <= \$137 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_1 <= \$138 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_1 <= \$139 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_1 <= \$140 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_1 <= \$141 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_1 <= \$142 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_1 <= \$143 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_2 <= \$144 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_2 <= \$145 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_2 <= \$146 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_2 <= \$147 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_2 <= \$148 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_2 <= \$149 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_2 <= \$150 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_2 <= \$151 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_2 <= \$152 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_2 <= \$153 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_2 <= \$154 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_2 <= \$155 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_3 <= \$156 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_3 <= \$157 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_3 <= \$158 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_3 <= \$159 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_3 <= \$160 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_3 <= \$161 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_3 <= \$162 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_3 <= \$163 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_3 <= \$164 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_3 <= \$165 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_3 <= \$166 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$102  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$104  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$106  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$108  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$112  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$114  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
     end else if (o__ready) begin
       \$116  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$116  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$118  = \$6 [30:0];
-    if (rst) begin
+    if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$119  = \$13 [30:0];
-    if (rst) begin
+    if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2815$354 [31:1];
+      \$125  = \port$2868$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17006,84 +17068,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2815$354 [31:1];
+      \$137  = \port$2868$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17097,84 +17159,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2815$354 [31:1];
+      \$149  = \port$2868$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17188,84 +17250,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2815$354 [31:1];
+      \$161  = \port$2868$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17279,7 +17341,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -17287,10 +17349,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2815$354 [36:32];
-  assign relu = \port$2815$354 [0];
-  assign zero_point = \port$2815$354 [44:37];
-  assign multiplier = \port$2815$354 [31:1];
+  assign shift = \port$2868$354 [36:32];
+  assign relu = \port$2868$354 [0];
+  assign zero_point = \port$2868$354 [44:37];
+  assign multiplier = \port$2868$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -17336,8 +17398,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -17371,10 +17433,12 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [1:0] inner_level = 2'h0;
   wire inner_r_rdy;
   wire [2:0] level;
@@ -17390,8 +17454,6 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
   wire [2:0] w_data;
   input w_en;
   wire w_en;
@@ -17408,12 +17470,12 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
     storage[1] = 3'h0;
     storage[2] = 3'h0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   reg [2:0] _0_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
@@ -17453,36 +17515,36 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   assign \$27  = ~ r_rdy;
   assign \$28  = \$27  | r_en;
   assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$30 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$31 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     inner_level <= \$32 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$30  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$31  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -17490,19 +17552,19 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
     if (\$25 ) begin
       \$32  = \$26 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$32  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
     end else if (r_en) begin
       \$33  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$33  = 1'h0;
     end
   end
@@ -17515,8 +17577,8 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17534,10 +17596,12 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   wire \$7 ;
   wire \$8 ;
   wire [3:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   (* init = 2'h0 *)
@@ -17552,8 +17616,6 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   wire [127:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [127:0] w_data;
   input w_en;
   wire w_en;
@@ -17571,7 +17633,7 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
     storage[2] = 128'h00000000000000000000000000000000;
     storage[3] = 128'h00000000000000000000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -17593,34 +17655,34 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17628,7 +17690,7 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
     if (\$13 ) begin
       \$17  = \$14 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -17641,8 +17703,8 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg \$11 ;
@@ -17662,30 +17724,30 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   wire [31:0] b;
   output busy;
   reg busy = 1'h0;
-  input clk;
-  wire clk;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [48:0] multiplicand = 49'h0000000000000;
   reg [15:0] multiplier = 16'h0000;
   output [48:0] result;
   reg [48:0] result = 49'h0000000000000;
-  input rst;
-  wire rst;
   input start;
   wire start;
   assign \$1  = ~ busy;
   assign \$2  = start & \$1 ;
   assign \$3  = result + multiplicand;
   assign \$7  = | \$6 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     result <= \$8 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     multiplicand <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     multiplier <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     busy <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$8  = result;
     if (\$2 ) begin
       \$8  = { 15'h0000, addend };
@@ -17694,43 +17756,43 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
         \$8  = \$3 [48:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$8  = 49'h0000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$9  = multiplicand;
     if (\$2 ) begin
       \$9  = { 17'h00000, b };
     end else if (busy) begin
       \$9  = \$4 [48:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 49'h0000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$10  = multiplier;
     if (\$2 ) begin
       \$10  = a;
     end else if (busy) begin
       \$10  = \$5 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$11  = busy;
     if (\$2 ) begin
       \$11  = 1'h1;
     end else if (busy) begin
       \$11  = \$7 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -17740,8 +17802,8 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17757,12 +17819,14 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -17780,8 +17844,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -17795,14 +17857,14 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17814,12 +17876,12 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17828,19 +17890,19 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -17849,8 +17911,8 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17868,10 +17930,12 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   wire \$7 ;
   wire \$8 ;
   wire [5:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 4'h0 *)
   wire [3:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
@@ -17885,8 +17949,6 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   wire [3:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [3:0] w_data;
   input w_en;
   wire w_en;
@@ -17917,7 +17979,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     storage[14] = 4'h0;
     storage[15] = 4'h0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -17939,34 +18001,34 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -17974,7 +18036,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     if (\$13 ) begin
       \$17  = \$14 [4:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 5'h00;
     end
   end
@@ -17987,10 +18049,10 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, s_axil__bresp, start, mode, a_addr, b_addr
-, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, set_done, error_code, cycles, mac_cycles, stall_load, stall_store
-, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
+, a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
+, stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -18167,14 +18229,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
-  wire [1:0] \$258 ;
-  wire [29:0] \$259 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire [30:0] \$260 ;
-  wire [30:0] \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
+  wire \$260 ;
+  wire [1:0] \$261 ;
+  wire [29:0] \$262 ;
+  wire [30:0] \$263 ;
+  wire [30:0] \$264 ;
   wire \$265 ;
   wire \$266 ;
   wire \$267 ;
@@ -18207,17 +18269,17 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$291 ;
   wire \$292 ;
   wire \$293 ;
-  wire [31:0] \$294 ;
-  wire [31:0] \$295 ;
-  wire [31:0] \$296 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
   wire [31:0] \$297 ;
   wire [31:0] \$298 ;
   wire [31:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
+  wire [31:0] \$300 ;
+  wire [31:0] \$301 ;
+  wire [31:0] \$302 ;
   wire \$303 ;
   wire \$304 ;
   wire \$305 ;
@@ -18250,9 +18312,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire [31:0] \$332 ;
-  wire [31:0] \$333 ;
-  wire [31:0] \$334 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
   wire [31:0] \$335 ;
   wire [31:0] \$336 ;
   wire [31:0] \$337 ;
@@ -18260,9 +18322,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$339 ;
   wire \$34 ;
   wire [31:0] \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire \$343 ;
+  wire [31:0] \$341 ;
+  wire [31:0] \$342 ;
+  wire [31:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
@@ -18295,9 +18357,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [31:0] \$373 ;
-  wire [31:0] \$374 ;
-  wire [31:0] \$375 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
   wire [31:0] \$376 ;
   wire [31:0] \$377 ;
   wire [31:0] \$378 ;
@@ -18305,9 +18367,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$38 ;
   wire [31:0] \$380 ;
   wire [31:0] \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
+  wire [31:0] \$382 ;
+  wire [31:0] \$383 ;
+  wire [31:0] \$384 ;
   wire \$385 ;
   wire \$386 ;
   wire \$387 ;
@@ -18341,9 +18403,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [31:0] \$414 ;
-  wire [31:0] \$415 ;
-  wire [31:0] \$416 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
   wire [31:0] \$417 ;
   wire [31:0] \$418 ;
   wire [31:0] \$419 ;
@@ -18351,9 +18413,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$420 ;
   wire [31:0] \$421 ;
   wire [31:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
+  wire [31:0] \$423 ;
+  wire [31:0] \$424 ;
+  wire [31:0] \$425 ;
   wire \$426 ;
   wire \$427 ;
   wire \$428 ;
@@ -18386,9 +18448,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
-  wire [31:0] \$455 ;
-  wire [31:0] \$456 ;
-  wire [31:0] \$457 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
   wire [31:0] \$458 ;
   wire [31:0] \$459 ;
   wire \$46 ;
@@ -18396,9 +18458,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$461 ;
   wire [31:0] \$462 ;
   wire [31:0] \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
+  wire [31:0] \$464 ;
+  wire [31:0] \$465 ;
+  wire [31:0] \$466 ;
   wire \$467 ;
   wire \$468 ;
   wire \$469 ;
@@ -18431,9 +18493,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$493 ;
   wire \$494 ;
   wire \$495 ;
-  wire [31:0] \$496 ;
-  wire [31:0] \$497 ;
-  wire [31:0] \$498 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire \$498 ;
   wire [31:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
@@ -18442,9 +18504,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$502 ;
   wire [31:0] \$503 ;
   wire [31:0] \$504 ;
-  wire \$505 ;
-  wire \$506 ;
-  wire \$507 ;
+  wire [31:0] \$505 ;
+  wire [31:0] \$506 ;
+  wire [31:0] \$507 ;
   wire \$508 ;
   wire \$509 ;
   wire \$51 ;
@@ -18477,26 +18539,26 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$534 ;
   wire \$535 ;
   wire \$536 ;
-  wire [31:0] \$537 ;
-  wire [31:0] \$538 ;
+  wire \$537 ;
+  wire \$538 ;
   wire \$539 ;
   wire \$54 ;
-  wire \$540 ;
-  wire \$541 ;
-  reg \$542 ;
-  reg [4:0] \$543 ;
-  reg \$544 ;
+  wire [31:0] \$540 ;
+  wire [31:0] \$541 ;
+  wire \$542 ;
+  wire \$543 ;
+  wire \$544 ;
   reg \$545 ;
-  reg [31:0] \$546 ;
-  reg [3:0] \$547 ;
+  reg [4:0] \$546 ;
+  reg \$547 ;
   reg \$548 ;
-  reg [1:0] \$549 ;
+  reg [31:0] \$549 ;
   wire \$55 ;
-  reg \$550 ;
+  reg [3:0] \$550 ;
   reg \$551 ;
-  reg [31:0] \$552 ;
-  reg [31:0] \$553 ;
-  reg [31:0] \$554 ;
+  reg [1:0] \$552 ;
+  reg \$553 ;
+  reg \$554 ;
   reg [31:0] \$555 ;
   reg [31:0] \$556 ;
   reg [31:0] \$557 ;
@@ -18510,12 +18572,15 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] \$564 ;
   reg [31:0] \$565 ;
   reg [31:0] \$566 ;
-  reg \$567 ;
-  reg [7:0] \$568 ;
-  reg \$569 ;
+  reg [31:0] \$567 ;
+  reg [31:0] \$568 ;
+  reg [31:0] \$569 ;
   wire \$57 ;
-  reg [1:0] \$570 ;
-  reg [31:0] \$571 ;
+  reg \$570 ;
+  reg [7:0] \$571 ;
+  reg \$572 ;
+  reg [1:0] \$573 ;
+  reg [31:0] \$574 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
@@ -18564,6 +18629,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$99 ;
   output [31:0] a_addr;
   reg [31:0] a_addr = 32'd0;
+  output abort;
   reg abort = 1'h0;
   reg aw_full = 1'h0;
   reg [4:0] aw_index = 5'h00;
@@ -18664,9 +18730,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] w_data = 32'd0;
   reg w_full = 1'h0;
   reg [3:0] w_strb = 4'h0;
-  assign \$423  = s_axil__araddr[6:4] == 3'h4;
-  assign \$424  = s_axil__araddr[6:4] == 3'h4;
-  assign \$425  = s_axil__araddr[6:4] == 3'h4;
+  assign \$421  = s_axil__araddr[2] ? \$419  : \$420 ;
+  assign \$424  = s_axil__araddr[2] ? \$422  : \$423 ;
+  assign \$425  = s_axil__araddr[3] ? \$421  : \$424 ;
   assign \$426  = s_axil__araddr[6:4] == 3'h4;
   assign \$427  = s_axil__araddr[6:4] == 3'h4;
   assign \$428  = s_axil__araddr[6:4] == 3'h4;
@@ -18696,14 +18762,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$452  = s_axil__araddr[6:4] == 3'h4;
   assign \$453  = s_axil__araddr[6:4] == 3'h4;
   assign \$454  = s_axil__araddr[6:4] == 3'h4;
-  assign \$455  = \$422  & { \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423  };
-  assign \$456  = \$415  | \$455 ;
-  assign \$459  = s_axil__araddr[2] ? \$457  : \$458 ;
+  assign \$455  = s_axil__araddr[6:4] == 3'h4;
+  assign \$456  = s_axil__araddr[6:4] == 3'h4;
+  assign \$457  = s_axil__araddr[6:4] == 3'h4;
+  assign \$458  = \$425  & { \$457 , \$456 , \$455 , \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426  };
+  assign \$459  = \$418  | \$458 ;
   assign \$462  = s_axil__araddr[2] ? \$460  : \$461 ;
-  assign \$463  = s_axil__araddr[3] ? \$459  : \$462 ;
-  assign \$464  = s_axil__araddr[6:4] == 3'h5;
-  assign \$465  = s_axil__araddr[6:4] == 3'h5;
-  assign \$466  = s_axil__araddr[6:4] == 3'h5;
+  assign \$465  = s_axil__araddr[2] ? \$463  : \$464 ;
+  assign \$466  = s_axil__araddr[3] ? \$462  : \$465 ;
   assign \$467  = s_axil__araddr[6:4] == 3'h5;
   assign \$468  = s_axil__araddr[6:4] == 3'h5;
   assign \$469  = s_axil__araddr[6:4] == 3'h5;
@@ -18733,14 +18799,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$493  = s_axil__araddr[6:4] == 3'h5;
   assign \$494  = s_axil__araddr[6:4] == 3'h5;
   assign \$495  = s_axil__araddr[6:4] == 3'h5;
-  assign \$496  = \$463  & { \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467 , \$466 , \$465 , \$464  };
-  assign \$497  = \$456  | \$496 ;
-  assign \$500  = s_axil__araddr[2] ? \$498  : \$499 ;
+  assign \$496  = s_axil__araddr[6:4] == 3'h5;
+  assign \$497  = s_axil__araddr[6:4] == 3'h5;
+  assign \$498  = s_axil__araddr[6:4] == 3'h5;
+  assign \$499  = \$466  & { \$498 , \$497 , \$496 , \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467  };
+  assign \$500  = \$459  | \$499 ;
   assign \$503  = s_axil__araddr[2] ? \$501  : \$502 ;
-  assign \$504  = s_axil__araddr[3] ? \$500  : \$503 ;
-  assign \$505  = s_axil__araddr[6:4] == 3'h6;
-  assign \$506  = s_axil__araddr[6:4] == 3'h6;
-  assign \$507  = s_axil__araddr[6:4] == 3'h6;
+  assign \$506  = s_axil__araddr[2] ? \$504  : \$505 ;
+  assign \$507  = s_axil__araddr[3] ? \$503  : \$506 ;
   assign \$508  = s_axil__araddr[6:4] == 3'h6;
   assign \$509  = s_axil__araddr[6:4] == 3'h6;
   assign \$510  = s_axil__araddr[6:4] == 3'h6;
@@ -18770,70 +18836,73 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$534  = s_axil__araddr[6:4] == 3'h6;
   assign \$535  = s_axil__araddr[6:4] == 3'h6;
   assign \$536  = s_axil__araddr[6:4] == 3'h6;
-  assign \$537  = \$504  & { \$536 , \$535 , \$534 , \$533 , \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512 , \$511 , \$510 , \$509 , \$508 , \$507 , \$506 , \$505  };
-  assign \$538  = \$497  | \$537 ;
-  assign \$539  = | s_axil__araddr[11:7];
-  assign \$540  = ~ \$539 ;
+  assign \$537  = s_axil__araddr[6:4] == 3'h6;
+  assign \$538  = s_axil__araddr[6:4] == 3'h6;
+  assign \$539  = s_axil__araddr[6:4] == 3'h6;
+  assign \$540  = \$507  & { \$539 , \$538 , \$537 , \$536 , \$535 , \$534 , \$533 , \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512 , \$511 , \$510 , \$509 , \$508  };
+  assign \$541  = \$500  | \$540 ;
+  assign \$542  = | s_axil__araddr[11:7];
+  assign \$543  = ~ \$542 ;
   always @(posedge clk)
-    aw_full <= \$542 ;
+    aw_full <= \$545 ;
   always @(posedge clk)
-    aw_index <= \$543 ;
+    aw_index <= \$546 ;
   always @(posedge clk)
-    aw_mapped <= \$544 ;
+    aw_mapped <= \$547 ;
   always @(posedge clk)
-    w_full <= \$545 ;
+    w_full <= \$548 ;
   always @(posedge clk)
-    w_data <= \$546 ;
+    w_data <= \$549 ;
   always @(posedge clk)
-    w_strb <= \$547 ;
+    w_strb <= \$550 ;
   always @(posedge clk)
-    s_axil__bvalid <= \$548 ;
+    s_axil__bvalid <= \$551 ;
   always @(posedge clk)
-    s_axil__bresp <= \$549 ;
+    s_axil__bresp <= \$552 ;
   always @(posedge clk)
-    start <= \$550 ;
+    start <= \$553 ;
   always @(posedge clk)
-    abort <= \$551 ;
+    abort <= \$554 ;
   always @(posedge clk)
-    mode <= \$552 ;
+    mode <= \$555 ;
   always @(posedge clk)
-    a_addr <= \$553 ;
+    a_addr <= \$556 ;
   always @(posedge clk)
-    b_addr <= \$554 ;
+    b_addr <= \$557 ;
   always @(posedge clk)
-    c_addr <= \$555 ;
+    c_addr <= \$558 ;
   always @(posedge clk)
-    cin_addr <= \$556 ;
+    cin_addr <= \$559 ;
   always @(posedge clk)
-    m <= \$557 ;
+    m <= \$560 ;
   always @(posedge clk)
-    k <= \$558 ;
+    k <= \$561 ;
   always @(posedge clk)
-    n <= \$559 ;
+    n <= \$562 ;
   always @(posedge clk)
-    lda <= \$560 ;
+    lda <= \$563 ;
   always @(posedge clk)
-    ldb <= \$561 ;
+    ldb <= \$564 ;
   always @(posedge clk)
-    ldc <= \$562 ;
+    ldc <= \$565 ;
   always @(posedge clk)
-    ldcin <= \$563 ;
+    ldcin <= \$566 ;
   always @(posedge clk)
-    rq_mult <= \$564 ;
+    rq_mult <= \$567 ;
   always @(posedge clk)
-    rq_shift <= \$565 ;
+    rq_shift <= \$568 ;
   always @(posedge clk)
-    rq_zp <= \$566 ;
+    rq_zp <= \$569 ;
   always @(posedge clk)
-    done <= \$567 ;
+    done <= \$570 ;
   always @(posedge clk)
-    error <= \$568 ;
+    error <= \$571 ;
   always @(posedge clk)
-    s_axil__rvalid <= \$569 ;
+    s_axil__rvalid <= \$572 ;
   always @(posedge clk)
-    s_axil__rresp <= \$570 ;
+    s_axil__rresp <= \$573 ;
   always @(posedge clk)
-    s_axil__rdata <= \$571 ;
+    s_axil__rdata <= \$574 ;
   assign irq = done & mode[3];
   assign \$1  = ~ aw_full;
   assign \$2  = ~ s_axil__bvalid;
@@ -18867,237 +18936,237 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$28  = \$26  & \$27 ;
   assign \$29  = w_data[0] & w_strb[0];
   assign \$30  = \$28  & \$29 ;
-  assign \$31  = ~ busy;
-  assign \$32  = \$30  & \$31 ;
-  assign \$33  = do_write & aw_mapped;
-  assign \$34  = aw_index == 3'h5;
+  assign \$31  = w_data[1] & w_strb[0];
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$30  & \$32 ;
+  assign \$34  = ~ busy;
   assign \$35  = \$33  & \$34 ;
-  assign \$36  = w_data[1] & w_strb[0];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = do_write & aw_mapped;
-  assign \$39  = aw_index == 3'h6;
+  assign \$36  = do_write & aw_mapped;
+  assign \$37  = aw_index == 3'h5;
+  assign \$38  = \$36  & \$37 ;
+  assign \$39  = w_data[1] & w_strb[0];
   assign \$40  = \$38  & \$39 ;
-  assign \$41  = \$40  & w_strb[0];
-  assign \$42  = do_write & aw_mapped;
-  assign \$43  = aw_index == 4'h8;
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & w_strb[0];
-  assign \$46  = do_write & aw_mapped;
-  assign \$47  = aw_index == 4'h8;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = \$48  & w_strb[1];
-  assign \$50  = do_write & aw_mapped;
-  assign \$51  = aw_index == 4'h8;
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = \$52  & w_strb[2];
-  assign \$54  = do_write & aw_mapped;
-  assign \$55  = aw_index == 4'h8;
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = \$56  & w_strb[3];
-  assign \$58  = do_write & aw_mapped;
-  assign \$59  = aw_index == 4'h9;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = \$60  & w_strb[0];
-  assign \$62  = do_write & aw_mapped;
-  assign \$63  = aw_index == 4'h9;
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = \$64  & w_strb[1];
-  assign \$66  = do_write & aw_mapped;
-  assign \$67  = aw_index == 4'h9;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = \$68  & w_strb[2];
-  assign \$70  = do_write & aw_mapped;
-  assign \$71  = aw_index == 4'h9;
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = \$72  & w_strb[3];
-  assign \$74  = do_write & aw_mapped;
-  assign \$75  = aw_index == 4'ha;
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = \$76  & w_strb[0];
-  assign \$78  = do_write & aw_mapped;
-  assign \$79  = aw_index == 4'ha;
-  assign \$80  = \$78  & \$79 ;
-  assign \$81  = \$80  & w_strb[1];
-  assign \$82  = do_write & aw_mapped;
-  assign \$83  = aw_index == 4'ha;
-  assign \$84  = \$82  & \$83 ;
-  assign \$85  = \$84  & w_strb[2];
-  assign \$86  = do_write & aw_mapped;
-  assign \$87  = aw_index == 4'ha;
-  assign \$88  = \$86  & \$87 ;
-  assign \$89  = \$88  & w_strb[3];
-  assign \$90  = do_write & aw_mapped;
-  assign \$91  = aw_index == 4'hb;
-  assign \$92  = \$90  & \$91 ;
-  assign \$93  = \$92  & w_strb[0];
-  assign \$94  = do_write & aw_mapped;
-  assign \$95  = aw_index == 4'hb;
-  assign \$96  = \$94  & \$95 ;
-  assign \$97  = \$96  & w_strb[1];
-  assign \$98  = do_write & aw_mapped;
-  assign \$99  = aw_index == 4'hb;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = \$100  & w_strb[2];
-  assign \$102  = do_write & aw_mapped;
-  assign \$103  = aw_index == 4'hb;
-  assign \$104  = \$102  & \$103 ;
-  assign \$105  = \$104  & w_strb[3];
-  assign \$106  = do_write & aw_mapped;
-  assign \$107  = aw_index == 4'hc;
-  assign \$108  = \$106  & \$107 ;
-  assign \$109  = \$108  & w_strb[0];
-  assign \$110  = do_write & aw_mapped;
-  assign \$111  = aw_index == 4'hc;
-  assign \$112  = \$110  & \$111 ;
-  assign \$113  = \$112  & w_strb[1];
-  assign \$114  = do_write & aw_mapped;
-  assign \$115  = aw_index == 4'hc;
-  assign \$116  = \$114  & \$115 ;
-  assign \$117  = \$116  & w_strb[2];
-  assign \$118  = do_write & aw_mapped;
-  assign \$119  = aw_index == 4'hc;
-  assign \$120  = \$118  & \$119 ;
-  assign \$121  = \$120  & w_strb[3];
-  assign \$122  = do_write & aw_mapped;
-  assign \$123  = aw_index == 4'hd;
-  assign \$124  = \$122  & \$123 ;
-  assign \$125  = \$124  & w_strb[0];
-  assign \$126  = do_write & aw_mapped;
-  assign \$127  = aw_index == 4'hd;
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = \$128  & w_strb[1];
-  assign \$130  = do_write & aw_mapped;
-  assign \$131  = aw_index == 4'hd;
-  assign \$132  = \$130  & \$131 ;
-  assign \$133  = \$132  & w_strb[2];
-  assign \$134  = do_write & aw_mapped;
-  assign \$135  = aw_index == 4'hd;
-  assign \$136  = \$134  & \$135 ;
-  assign \$137  = \$136  & w_strb[3];
-  assign \$138  = do_write & aw_mapped;
-  assign \$139  = aw_index == 4'he;
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = \$140  & w_strb[0];
-  assign \$142  = do_write & aw_mapped;
-  assign \$143  = aw_index == 4'he;
-  assign \$144  = \$142  & \$143 ;
-  assign \$145  = \$144  & w_strb[1];
-  assign \$146  = do_write & aw_mapped;
-  assign \$147  = aw_index == 4'he;
-  assign \$148  = \$146  & \$147 ;
-  assign \$149  = \$148  & w_strb[2];
-  assign \$150  = do_write & aw_mapped;
-  assign \$151  = aw_index == 4'he;
-  assign \$152  = \$150  & \$151 ;
-  assign \$153  = \$152  & w_strb[3];
-  assign \$154  = do_write & aw_mapped;
-  assign \$155  = aw_index == 4'hf;
-  assign \$156  = \$154  & \$155 ;
-  assign \$157  = \$156  & w_strb[0];
-  assign \$158  = do_write & aw_mapped;
-  assign \$159  = aw_index == 4'hf;
-  assign \$160  = \$158  & \$159 ;
-  assign \$161  = \$160  & w_strb[1];
-  assign \$162  = do_write & aw_mapped;
-  assign \$163  = aw_index == 4'hf;
-  assign \$164  = \$162  & \$163 ;
-  assign \$165  = \$164  & w_strb[2];
-  assign \$166  = do_write & aw_mapped;
-  assign \$167  = aw_index == 4'hf;
-  assign \$168  = \$166  & \$167 ;
-  assign \$169  = \$168  & w_strb[3];
-  assign \$170  = do_write & aw_mapped;
-  assign \$171  = aw_index == 5'h10;
-  assign \$172  = \$170  & \$171 ;
-  assign \$173  = \$172  & w_strb[0];
-  assign \$174  = do_write & aw_mapped;
-  assign \$175  = aw_index == 5'h10;
-  assign \$176  = \$174  & \$175 ;
-  assign \$177  = \$176  & w_strb[1];
-  assign \$178  = do_write & aw_mapped;
-  assign \$179  = aw_index == 5'h10;
-  assign \$180  = \$178  & \$179 ;
-  assign \$181  = \$180  & w_strb[2];
-  assign \$182  = do_write & aw_mapped;
-  assign \$183  = aw_index == 5'h10;
-  assign \$184  = \$182  & \$183 ;
-  assign \$185  = \$184  & w_strb[3];
-  assign \$186  = do_write & aw_mapped;
-  assign \$187  = aw_index == 5'h11;
-  assign \$188  = \$186  & \$187 ;
-  assign \$189  = \$188  & w_strb[0];
-  assign \$190  = do_write & aw_mapped;
-  assign \$191  = aw_index == 5'h11;
-  assign \$192  = \$190  & \$191 ;
-  assign \$193  = \$192  & w_strb[1];
-  assign \$194  = do_write & aw_mapped;
-  assign \$195  = aw_index == 5'h11;
-  assign \$196  = \$194  & \$195 ;
-  assign \$197  = \$196  & w_strb[2];
-  assign \$198  = do_write & aw_mapped;
-  assign \$199  = aw_index == 5'h11;
-  assign \$200  = \$198  & \$199 ;
-  assign \$201  = \$200  & w_strb[3];
-  assign \$202  = do_write & aw_mapped;
-  assign \$203  = aw_index == 5'h12;
-  assign \$204  = \$202  & \$203 ;
-  assign \$205  = \$204  & w_strb[0];
-  assign \$206  = do_write & aw_mapped;
-  assign \$207  = aw_index == 5'h12;
-  assign \$208  = \$206  & \$207 ;
-  assign \$209  = \$208  & w_strb[1];
-  assign \$210  = do_write & aw_mapped;
-  assign \$211  = aw_index == 5'h12;
-  assign \$212  = \$210  & \$211 ;
-  assign \$213  = \$212  & w_strb[2];
-  assign \$214  = do_write & aw_mapped;
-  assign \$215  = aw_index == 5'h12;
-  assign \$216  = \$214  & \$215 ;
-  assign \$217  = \$216  & w_strb[3];
-  assign \$218  = do_write & aw_mapped;
-  assign \$219  = aw_index == 5'h13;
-  assign \$220  = \$218  & \$219 ;
-  assign \$221  = \$220  & w_strb[0];
-  assign \$222  = do_write & aw_mapped;
-  assign \$223  = aw_index == 5'h13;
-  assign \$224  = \$222  & \$223 ;
-  assign \$225  = \$224  & w_strb[1];
-  assign \$226  = do_write & aw_mapped;
-  assign \$227  = aw_index == 5'h13;
-  assign \$228  = \$226  & \$227 ;
-  assign \$229  = \$228  & w_strb[2];
-  assign \$230  = do_write & aw_mapped;
-  assign \$231  = aw_index == 5'h13;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$232  & w_strb[3];
-  assign \$234  = do_write & aw_mapped;
-  assign \$235  = aw_index == 5'h14;
-  assign \$236  = \$234  & \$235 ;
-  assign \$237  = \$236  & w_strb[0];
-  assign \$238  = do_write & aw_mapped;
-  assign \$239  = aw_index == 5'h15;
-  assign \$240  = \$238  & \$239 ;
-  assign \$241  = \$240  & w_strb[0];
-  assign \$242  = start | abort;
-  assign \$243  = s_axil__rvalid & s_axil__rready;
-  assign \$244  = s_axil__arvalid & s_axil__arready;
-  assign \$245  = | s_axil__araddr[11:7];
-  assign \$246  = ~ \$245 ;
-  assign \$247  = ~ s_axil__araddr[6];
-  assign \$248  = ~ s_axil__araddr[5];
-  assign \$249  = ~ s_axil__araddr[4];
-  assign \$250  = ~ s_axil__araddr[3];
-  assign \$251  = ~ s_axil__araddr[2];
-  assign \$255  = \$248  | \$254 ;
-  assign \$256  = \$247  | \$255 ;
-  assign \$257  = \$246  & \$256 ;
-  assign \$258  = \$257  ? 2'h0 : 2'h2;
-  assign \$259  = s_axil__araddr[2] ? 30'h294a0820 : 30'h08020404;
-  assign \$260  = s_axil__araddr[2] ? 31'h00000100 : 31'h41434331;
-  assign \$261  = s_axil__araddr[3] ? { 1'h0, \$259  } : \$260 ;
-  assign \$262  = ! s_axil__araddr[6:4];
-  assign \$263  = ! s_axil__araddr[6:4];
-  assign \$264  = ! s_axil__araddr[6:4];
+  assign \$41  = do_write & aw_mapped;
+  assign \$42  = aw_index == 3'h6;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = \$43  & w_strb[0];
+  assign \$45  = do_write & aw_mapped;
+  assign \$46  = aw_index == 4'h8;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = \$47  & w_strb[0];
+  assign \$49  = do_write & aw_mapped;
+  assign \$50  = aw_index == 4'h8;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = \$51  & w_strb[1];
+  assign \$53  = do_write & aw_mapped;
+  assign \$54  = aw_index == 4'h8;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = \$55  & w_strb[2];
+  assign \$57  = do_write & aw_mapped;
+  assign \$58  = aw_index == 4'h8;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = \$59  & w_strb[3];
+  assign \$61  = do_write & aw_mapped;
+  assign \$62  = aw_index == 4'h9;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$63  & w_strb[0];
+  assign \$65  = do_write & aw_mapped;
+  assign \$66  = aw_index == 4'h9;
+  assign \$67  = \$65  & \$66 ;
+  assign \$68  = \$67  & w_strb[1];
+  assign \$69  = do_write & aw_mapped;
+  assign \$70  = aw_index == 4'h9;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = \$71  & w_strb[2];
+  assign \$73  = do_write & aw_mapped;
+  assign \$74  = aw_index == 4'h9;
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = \$75  & w_strb[3];
+  assign \$77  = do_write & aw_mapped;
+  assign \$78  = aw_index == 4'ha;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$79  & w_strb[0];
+  assign \$81  = do_write & aw_mapped;
+  assign \$82  = aw_index == 4'ha;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & w_strb[1];
+  assign \$85  = do_write & aw_mapped;
+  assign \$86  = aw_index == 4'ha;
+  assign \$87  = \$85  & \$86 ;
+  assign \$88  = \$87  & w_strb[2];
+  assign \$89  = do_write & aw_mapped;
+  assign \$90  = aw_index == 4'ha;
+  assign \$91  = \$89  & \$90 ;
+  assign \$92  = \$91  & w_strb[3];
+  assign \$93  = do_write & aw_mapped;
+  assign \$94  = aw_index == 4'hb;
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = \$95  & w_strb[0];
+  assign \$97  = do_write & aw_mapped;
+  assign \$98  = aw_index == 4'hb;
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = \$99  & w_strb[1];
+  assign \$101  = do_write & aw_mapped;
+  assign \$102  = aw_index == 4'hb;
+  assign \$103  = \$101  & \$102 ;
+  assign \$104  = \$103  & w_strb[2];
+  assign \$105  = do_write & aw_mapped;
+  assign \$106  = aw_index == 4'hb;
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = \$107  & w_strb[3];
+  assign \$109  = do_write & aw_mapped;
+  assign \$110  = aw_index == 4'hc;
+  assign \$111  = \$109  & \$110 ;
+  assign \$112  = \$111  & w_strb[0];
+  assign \$113  = do_write & aw_mapped;
+  assign \$114  = aw_index == 4'hc;
+  assign \$115  = \$113  & \$114 ;
+  assign \$116  = \$115  & w_strb[1];
+  assign \$117  = do_write & aw_mapped;
+  assign \$118  = aw_index == 4'hc;
+  assign \$119  = \$117  & \$118 ;
+  assign \$120  = \$119  & w_strb[2];
+  assign \$121  = do_write & aw_mapped;
+  assign \$122  = aw_index == 4'hc;
+  assign \$123  = \$121  & \$122 ;
+  assign \$124  = \$123  & w_strb[3];
+  assign \$125  = do_write & aw_mapped;
+  assign \$126  = aw_index == 4'hd;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$127  & w_strb[0];
+  assign \$129  = do_write & aw_mapped;
+  assign \$130  = aw_index == 4'hd;
+  assign \$131  = \$129  & \$130 ;
+  assign \$132  = \$131  & w_strb[1];
+  assign \$133  = do_write & aw_mapped;
+  assign \$134  = aw_index == 4'hd;
+  assign \$135  = \$133  & \$134 ;
+  assign \$136  = \$135  & w_strb[2];
+  assign \$137  = do_write & aw_mapped;
+  assign \$138  = aw_index == 4'hd;
+  assign \$139  = \$137  & \$138 ;
+  assign \$140  = \$139  & w_strb[3];
+  assign \$141  = do_write & aw_mapped;
+  assign \$142  = aw_index == 4'he;
+  assign \$143  = \$141  & \$142 ;
+  assign \$144  = \$143  & w_strb[0];
+  assign \$145  = do_write & aw_mapped;
+  assign \$146  = aw_index == 4'he;
+  assign \$147  = \$145  & \$146 ;
+  assign \$148  = \$147  & w_strb[1];
+  assign \$149  = do_write & aw_mapped;
+  assign \$150  = aw_index == 4'he;
+  assign \$151  = \$149  & \$150 ;
+  assign \$152  = \$151  & w_strb[2];
+  assign \$153  = do_write & aw_mapped;
+  assign \$154  = aw_index == 4'he;
+  assign \$155  = \$153  & \$154 ;
+  assign \$156  = \$155  & w_strb[3];
+  assign \$157  = do_write & aw_mapped;
+  assign \$158  = aw_index == 4'hf;
+  assign \$159  = \$157  & \$158 ;
+  assign \$160  = \$159  & w_strb[0];
+  assign \$161  = do_write & aw_mapped;
+  assign \$162  = aw_index == 4'hf;
+  assign \$163  = \$161  & \$162 ;
+  assign \$164  = \$163  & w_strb[1];
+  assign \$165  = do_write & aw_mapped;
+  assign \$166  = aw_index == 4'hf;
+  assign \$167  = \$165  & \$166 ;
+  assign \$168  = \$167  & w_strb[2];
+  assign \$169  = do_write & aw_mapped;
+  assign \$170  = aw_index == 4'hf;
+  assign \$171  = \$169  & \$170 ;
+  assign \$172  = \$171  & w_strb[3];
+  assign \$173  = do_write & aw_mapped;
+  assign \$174  = aw_index == 5'h10;
+  assign \$175  = \$173  & \$174 ;
+  assign \$176  = \$175  & w_strb[0];
+  assign \$177  = do_write & aw_mapped;
+  assign \$178  = aw_index == 5'h10;
+  assign \$179  = \$177  & \$178 ;
+  assign \$180  = \$179  & w_strb[1];
+  assign \$181  = do_write & aw_mapped;
+  assign \$182  = aw_index == 5'h10;
+  assign \$183  = \$181  & \$182 ;
+  assign \$184  = \$183  & w_strb[2];
+  assign \$185  = do_write & aw_mapped;
+  assign \$186  = aw_index == 5'h10;
+  assign \$187  = \$185  & \$186 ;
+  assign \$188  = \$187  & w_strb[3];
+  assign \$189  = do_write & aw_mapped;
+  assign \$190  = aw_index == 5'h11;
+  assign \$191  = \$189  & \$190 ;
+  assign \$192  = \$191  & w_strb[0];
+  assign \$193  = do_write & aw_mapped;
+  assign \$194  = aw_index == 5'h11;
+  assign \$195  = \$193  & \$194 ;
+  assign \$196  = \$195  & w_strb[1];
+  assign \$197  = do_write & aw_mapped;
+  assign \$198  = aw_index == 5'h11;
+  assign \$199  = \$197  & \$198 ;
+  assign \$200  = \$199  & w_strb[2];
+  assign \$201  = do_write & aw_mapped;
+  assign \$202  = aw_index == 5'h11;
+  assign \$203  = \$201  & \$202 ;
+  assign \$204  = \$203  & w_strb[3];
+  assign \$205  = do_write & aw_mapped;
+  assign \$206  = aw_index == 5'h12;
+  assign \$207  = \$205  & \$206 ;
+  assign \$208  = \$207  & w_strb[0];
+  assign \$209  = do_write & aw_mapped;
+  assign \$210  = aw_index == 5'h12;
+  assign \$211  = \$209  & \$210 ;
+  assign \$212  = \$211  & w_strb[1];
+  assign \$213  = do_write & aw_mapped;
+  assign \$214  = aw_index == 5'h12;
+  assign \$215  = \$213  & \$214 ;
+  assign \$216  = \$215  & w_strb[2];
+  assign \$217  = do_write & aw_mapped;
+  assign \$218  = aw_index == 5'h12;
+  assign \$219  = \$217  & \$218 ;
+  assign \$220  = \$219  & w_strb[3];
+  assign \$221  = do_write & aw_mapped;
+  assign \$222  = aw_index == 5'h13;
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = \$223  & w_strb[0];
+  assign \$225  = do_write & aw_mapped;
+  assign \$226  = aw_index == 5'h13;
+  assign \$227  = \$225  & \$226 ;
+  assign \$228  = \$227  & w_strb[1];
+  assign \$229  = do_write & aw_mapped;
+  assign \$230  = aw_index == 5'h13;
+  assign \$231  = \$229  & \$230 ;
+  assign \$232  = \$231  & w_strb[2];
+  assign \$233  = do_write & aw_mapped;
+  assign \$234  = aw_index == 5'h13;
+  assign \$235  = \$233  & \$234 ;
+  assign \$236  = \$235  & w_strb[3];
+  assign \$237  = do_write & aw_mapped;
+  assign \$238  = aw_index == 5'h14;
+  assign \$239  = \$237  & \$238 ;
+  assign \$240  = \$239  & w_strb[0];
+  assign \$241  = do_write & aw_mapped;
+  assign \$242  = aw_index == 5'h15;
+  assign \$243  = \$241  & \$242 ;
+  assign \$244  = \$243  & w_strb[0];
+  assign \$245  = start | abort;
+  assign \$246  = s_axil__rvalid & s_axil__rready;
+  assign \$247  = s_axil__arvalid & s_axil__arready;
+  assign \$248  = | s_axil__araddr[11:7];
+  assign \$249  = ~ \$248 ;
+  assign \$250  = ~ s_axil__araddr[6];
+  assign \$251  = ~ s_axil__araddr[5];
+  assign \$252  = ~ s_axil__araddr[4];
+  assign \$253  = ~ s_axil__araddr[3];
+  assign \$254  = ~ s_axil__araddr[2];
+  assign \$258  = \$251  | \$257 ;
+  assign \$259  = \$250  | \$258 ;
+  assign \$260  = \$249  & \$259 ;
+  assign \$261  = \$260  ? 2'h0 : 2'h2;
+  assign \$262  = s_axil__araddr[2] ? 30'h294a0820 : 30'h08020404;
+  assign \$263  = s_axil__araddr[2] ? 31'h00000100 : 31'h41434331;
+  assign \$264  = s_axil__araddr[3] ? { 1'h0, \$262  } : \$263 ;
   assign \$265  = ! s_axil__araddr[6:4];
   assign \$266  = ! s_axil__araddr[6:4];
   assign \$267  = ! s_axil__araddr[6:4];
@@ -19127,13 +19196,13 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$291  = ! s_axil__araddr[6:4];
   assign \$292  = ! s_axil__araddr[6:4];
   assign \$293  = ! s_axil__araddr[6:4];
-  assign \$294  = { 1'h0, \$261  } & { \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262  };
-  assign \$297  = s_axil__araddr[2] ? status : \$296 ;
-  assign \$298  = s_axil__araddr[2] ? 32'd0 : 32'd2252097679;
-  assign \$299  = s_axil__araddr[3] ? \$297  : \$298 ;
-  assign \$300  = s_axil__araddr[6:4] == 1'h1;
-  assign \$301  = s_axil__araddr[6:4] == 1'h1;
-  assign \$302  = s_axil__araddr[6:4] == 1'h1;
+  assign \$294  = ! s_axil__araddr[6:4];
+  assign \$295  = ! s_axil__araddr[6:4];
+  assign \$296  = ! s_axil__araddr[6:4];
+  assign \$297  = { 1'h0, \$264  } & { \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265  };
+  assign \$300  = s_axil__araddr[2] ? status : \$299 ;
+  assign \$301  = s_axil__araddr[2] ? 32'd0 : 32'd2252097679;
+  assign \$302  = s_axil__araddr[3] ? \$300  : \$301 ;
   assign \$303  = s_axil__araddr[6:4] == 1'h1;
   assign \$304  = s_axil__araddr[6:4] == 1'h1;
   assign \$305  = s_axil__araddr[6:4] == 1'h1;
@@ -19163,14 +19232,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$329  = s_axil__araddr[6:4] == 1'h1;
   assign \$330  = s_axil__araddr[6:4] == 1'h1;
   assign \$331  = s_axil__araddr[6:4] == 1'h1;
-  assign \$332  = \$299  & { \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300  };
-  assign \$333  = \$295  | \$332 ;
-  assign \$336  = s_axil__araddr[2] ? \$334  : \$335 ;
+  assign \$332  = s_axil__araddr[6:4] == 1'h1;
+  assign \$333  = s_axil__araddr[6:4] == 1'h1;
+  assign \$334  = s_axil__araddr[6:4] == 1'h1;
+  assign \$335  = \$302  & { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303  };
+  assign \$336  = \$298  | \$335 ;
   assign \$339  = s_axil__araddr[2] ? \$337  : \$338 ;
-  assign \$340  = s_axil__araddr[3] ? \$336  : \$339 ;
-  assign \$341  = s_axil__araddr[6:4] == 2'h2;
-  assign \$342  = s_axil__araddr[6:4] == 2'h2;
-  assign \$343  = s_axil__araddr[6:4] == 2'h2;
+  assign \$342  = s_axil__araddr[2] ? \$340  : \$341 ;
+  assign \$343  = s_axil__araddr[3] ? \$339  : \$342 ;
   assign \$344  = s_axil__araddr[6:4] == 2'h2;
   assign \$345  = s_axil__araddr[6:4] == 2'h2;
   assign \$346  = s_axil__araddr[6:4] == 2'h2;
@@ -19200,14 +19269,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$370  = s_axil__araddr[6:4] == 2'h2;
   assign \$371  = s_axil__araddr[6:4] == 2'h2;
   assign \$372  = s_axil__araddr[6:4] == 2'h2;
-  assign \$373  = \$340  & { \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344 , \$343 , \$342 , \$341  };
-  assign \$374  = \$333  | \$373 ;
-  assign \$377  = s_axil__araddr[2] ? \$375  : \$376 ;
+  assign \$373  = s_axil__araddr[6:4] == 2'h2;
+  assign \$374  = s_axil__araddr[6:4] == 2'h2;
+  assign \$375  = s_axil__araddr[6:4] == 2'h2;
+  assign \$376  = \$343  & { \$375 , \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344  };
+  assign \$377  = \$336  | \$376 ;
   assign \$380  = s_axil__araddr[2] ? \$378  : \$379 ;
-  assign \$381  = s_axil__araddr[3] ? \$377  : \$380 ;
-  assign \$382  = s_axil__araddr[6:4] == 2'h3;
-  assign \$383  = s_axil__araddr[6:4] == 2'h3;
-  assign \$384  = s_axil__araddr[6:4] == 2'h3;
+  assign \$383  = s_axil__araddr[2] ? \$381  : \$382 ;
+  assign \$384  = s_axil__araddr[3] ? \$380  : \$383 ;
   assign \$385  = s_axil__araddr[6:4] == 2'h3;
   assign \$386  = s_axil__araddr[6:4] == 2'h3;
   assign \$387  = s_axil__araddr[6:4] == 2'h3;
@@ -19237,48 +19306,15 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$411  = s_axil__araddr[6:4] == 2'h3;
   assign \$412  = s_axil__araddr[6:4] == 2'h3;
   assign \$413  = s_axil__araddr[6:4] == 2'h3;
-  assign \$414  = \$381  & { \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385 , \$384 , \$383 , \$382  };
-  assign \$415  = \$374  | \$414 ;
-  assign \$418  = s_axil__araddr[2] ? \$416  : \$417 ;
-  assign \$421  = s_axil__araddr[2] ? \$419  : \$420 ;
-  assign \$422  = s_axil__araddr[3] ? \$418  : \$421 ;
+  assign \$414  = s_axil__araddr[6:4] == 2'h3;
+  assign \$415  = s_axil__araddr[6:4] == 2'h3;
+  assign \$416  = s_axil__araddr[6:4] == 2'h3;
+  assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
+  assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$542  = aw_full;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$545  = aw_full;
     if (\$9 ) begin
-      \$542  = 1'h1;
-    end
-    if (do_write) begin
-      \$542  = 1'h0;
-    end
-    if (rst) begin
-      \$542  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$543  = aw_index;
-    if (\$9 ) begin
-      \$543  = s_axil__awaddr[6:2];
-    end
-    if (rst) begin
-      \$543  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$544  = aw_mapped;
-    if (\$9 ) begin
-      \$544  = \$22 ;
-    end
-    if (rst) begin
-      \$544  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$545  = w_full;
-    if (\$23 ) begin
       \$545  = 1'h1;
     end
     if (do_write) begin
@@ -19289,142 +19325,118 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$546  = w_data;
-    if (\$23 ) begin
-      \$546  = s_axil__wdata;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$546  = aw_index;
+    if (\$9 ) begin
+      \$546  = s_axil__awaddr[6:2];
     end
     if (rst) begin
-      \$546  = 32'd0;
+      \$546  = 5'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$547  = w_strb;
-    if (\$23 ) begin
-      \$547  = s_axil__wstrb;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$547  = aw_mapped;
+    if (\$9 ) begin
+      \$547  = \$22 ;
     end
     if (rst) begin
-      \$547  = 4'h0;
+      \$547  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$548  = s_axil__bvalid;
-    if (\$24 ) begin
-      \$548  = 1'h0;
-    end
-    if (do_write) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$548  = w_full;
+    if (\$23 ) begin
       \$548  = 1'h1;
     end
+    if (do_write) begin
+      \$548  = 1'h0;
+    end
     if (rst) begin
       \$548  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$549  = s_axil__bresp;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$549  = w_data;
+    if (\$23 ) begin
+      \$549  = s_axil__wdata;
+    end
+    if (rst) begin
+      \$549  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$550  = w_strb;
+    if (\$23 ) begin
+      \$550  = s_axil__wstrb;
+    end
+    if (rst) begin
+      \$550  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$551  = s_axil__bvalid;
+    if (\$24 ) begin
+      \$551  = 1'h0;
+    end
     if (do_write) begin
-      \$549  = \$25 ;
+      \$551  = 1'h1;
     end
-    if (rst) begin
-      \$549  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$550  = \$32 ;
-    if (rst) begin
-      \$550  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$551  = \$37 ;
     if (rst) begin
       \$551  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$552  = mode;
-    if (\$41 ) begin
-      \$552 [3:0] = w_data[3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$552  = s_axil__bresp;
+    if (do_write) begin
+      \$552  = \$25 ;
     end
     if (rst) begin
-      \$552  = 32'd0;
+      \$552  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$553  = a_addr;
-    if (\$45 ) begin
-      \$553 [7:0] = w_data[7:0];
-    end
-    if (\$49 ) begin
-      \$553 [15:8] = w_data[15:8];
-    end
-    if (\$53 ) begin
-      \$553 [23:16] = w_data[23:16];
-    end
-    if (\$57 ) begin
-      \$553 [31:24] = w_data[31:24];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$553  = \$35 ;
     if (rst) begin
-      \$553  = 32'd0;
+      \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$554  = b_addr;
-    if (\$61 ) begin
-      \$554 [7:0] = w_data[7:0];
-    end
-    if (\$65 ) begin
-      \$554 [15:8] = w_data[15:8];
-    end
-    if (\$69 ) begin
-      \$554 [23:16] = w_data[23:16];
-    end
-    if (\$73 ) begin
-      \$554 [31:24] = w_data[31:24];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$554  = \$40 ;
     if (rst) begin
-      \$554  = 32'd0;
+      \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$555  = c_addr;
-    if (\$77 ) begin
-      \$555 [7:0] = w_data[7:0];
-    end
-    if (\$81 ) begin
-      \$555 [15:8] = w_data[15:8];
-    end
-    if (\$85 ) begin
-      \$555 [23:16] = w_data[23:16];
-    end
-    if (\$89 ) begin
-      \$555 [31:24] = w_data[31:24];
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$555  = mode;
+    if (\$44 ) begin
+      \$555 [3:0] = w_data[3:0];
     end
     if (rst) begin
       \$555  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$556  = cin_addr;
-    if (\$93 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$556  = a_addr;
+    if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
     end
-    if (\$97 ) begin
+    if (\$52 ) begin
       \$556 [15:8] = w_data[15:8];
     end
-    if (\$101 ) begin
+    if (\$56 ) begin
       \$556 [23:16] = w_data[23:16];
     end
-    if (\$105 ) begin
+    if (\$60 ) begin
       \$556 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19432,18 +19444,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$557  = m;
-    if (\$109 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$557  = b_addr;
+    if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
     end
-    if (\$113 ) begin
+    if (\$68 ) begin
       \$557 [15:8] = w_data[15:8];
     end
-    if (\$117 ) begin
+    if (\$72 ) begin
       \$557 [23:16] = w_data[23:16];
     end
-    if (\$121 ) begin
+    if (\$76 ) begin
       \$557 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19451,18 +19463,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$558  = k;
-    if (\$125 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$558  = c_addr;
+    if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
     end
-    if (\$129 ) begin
+    if (\$84 ) begin
       \$558 [15:8] = w_data[15:8];
     end
-    if (\$133 ) begin
+    if (\$88 ) begin
       \$558 [23:16] = w_data[23:16];
     end
-    if (\$137 ) begin
+    if (\$92 ) begin
       \$558 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19470,18 +19482,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$559  = n;
-    if (\$141 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$559  = cin_addr;
+    if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
     end
-    if (\$145 ) begin
+    if (\$100 ) begin
       \$559 [15:8] = w_data[15:8];
     end
-    if (\$149 ) begin
+    if (\$104 ) begin
       \$559 [23:16] = w_data[23:16];
     end
-    if (\$153 ) begin
+    if (\$108 ) begin
       \$559 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19489,18 +19501,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$560  = lda;
-    if (\$157 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$560  = m;
+    if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
     end
-    if (\$161 ) begin
+    if (\$116 ) begin
       \$560 [15:8] = w_data[15:8];
     end
-    if (\$165 ) begin
+    if (\$120 ) begin
       \$560 [23:16] = w_data[23:16];
     end
-    if (\$169 ) begin
+    if (\$124 ) begin
       \$560 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19508,18 +19520,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$561  = ldb;
-    if (\$173 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$561  = k;
+    if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
     end
-    if (\$177 ) begin
+    if (\$132 ) begin
       \$561 [15:8] = w_data[15:8];
     end
-    if (\$181 ) begin
+    if (\$136 ) begin
       \$561 [23:16] = w_data[23:16];
     end
-    if (\$185 ) begin
+    if (\$140 ) begin
       \$561 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19527,18 +19539,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$562  = ldc;
-    if (\$189 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$562  = n;
+    if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
     end
-    if (\$193 ) begin
+    if (\$148 ) begin
       \$562 [15:8] = w_data[15:8];
     end
-    if (\$197 ) begin
+    if (\$152 ) begin
       \$562 [23:16] = w_data[23:16];
     end
-    if (\$201 ) begin
+    if (\$156 ) begin
       \$562 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19546,18 +19558,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$563  = ldcin;
-    if (\$205 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$563  = lda;
+    if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
     end
-    if (\$209 ) begin
+    if (\$164 ) begin
       \$563 [15:8] = w_data[15:8];
     end
-    if (\$213 ) begin
+    if (\$168 ) begin
       \$563 [23:16] = w_data[23:16];
     end
-    if (\$217 ) begin
+    if (\$172 ) begin
       \$563 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -19565,107 +19577,164 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$564  = rq_mult;
-    if (\$221 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$564  = ldb;
+    if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
     end
-    if (\$225 ) begin
+    if (\$180 ) begin
       \$564 [15:8] = w_data[15:8];
     end
-    if (\$229 ) begin
+    if (\$184 ) begin
       \$564 [23:16] = w_data[23:16];
     end
-    if (\$233 ) begin
-      \$564 [30:24] = w_data[30:24];
+    if (\$188 ) begin
+      \$564 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$564  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$565  = rq_shift;
-    if (\$237 ) begin
-      \$565 [4:0] = w_data[4:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$565  = ldc;
+    if (\$192 ) begin
+      \$565 [7:0] = w_data[7:0];
+    end
+    if (\$196 ) begin
+      \$565 [15:8] = w_data[15:8];
+    end
+    if (\$200 ) begin
+      \$565 [23:16] = w_data[23:16];
+    end
+    if (\$204 ) begin
+      \$565 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$565  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$566  = rq_zp;
-    if (\$241 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$566  = ldcin;
+    if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
+    end
+    if (\$212 ) begin
+      \$566 [15:8] = w_data[15:8];
+    end
+    if (\$216 ) begin
+      \$566 [23:16] = w_data[23:16];
+    end
+    if (\$220 ) begin
+      \$566 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$566  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$567  = done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$567  = rq_mult;
+    if (\$224 ) begin
+      \$567 [7:0] = w_data[7:0];
+    end
+    if (\$228 ) begin
+      \$567 [15:8] = w_data[15:8];
+    end
+    if (\$232 ) begin
+      \$567 [23:16] = w_data[23:16];
+    end
+    if (\$236 ) begin
+      \$567 [30:24] = w_data[30:24];
+    end
+    if (rst) begin
+      \$567  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$568  = rq_shift;
+    if (\$240 ) begin
+      \$568 [4:0] = w_data[4:0];
+    end
+    if (rst) begin
+      \$568  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$569  = rq_zp;
+    if (\$244 ) begin
+      \$569 [7:0] = w_data[7:0];
+    end
+    if (rst) begin
+      \$569  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$570  = done;
     if (clear_done) begin
-      \$567  = 1'h0;
+      \$570  = 1'h0;
     end
-    if (\$242 ) begin
-      \$567  = 1'h0;
-    end
-    if (set_done) begin
-      \$567  = 1'h1;
-    end
-    if (rst) begin
-      \$567  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$568  = error;
-    if (\$242 ) begin
-      \$568  = 8'h00;
+    if (\$245 ) begin
+      \$570  = 1'h0;
     end
     if (set_done) begin
-      \$568  = error_code;
+      \$570  = 1'h1;
     end
     if (rst) begin
-      \$568  = 8'h00;
+      \$570  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$569  = s_axil__rvalid;
-    if (\$243 ) begin
-      \$569  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$571  = error;
+    if (\$245 ) begin
+      \$571  = 8'h00;
     end
-    if (\$244 ) begin
-      \$569  = 1'h1;
+    if (set_done) begin
+      \$571  = error_code;
     end
     if (rst) begin
-      \$569  = 1'h0;
+      \$571  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$570  = s_axil__rresp;
-    if (\$244 ) begin
-      \$570  = \$258 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$572  = s_axil__rvalid;
+    if (\$246 ) begin
+      \$572  = 1'h0;
+    end
+    if (\$247 ) begin
+      \$572  = 1'h1;
     end
     if (rst) begin
-      \$570  = 2'h0;
+      \$572  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$571  = s_axil__rdata;
-    if (\$244 ) begin
-      \$571  = \$538 ;
-      if (\$541 ) begin
-        \$571  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$573  = s_axil__rresp;
+    if (\$247 ) begin
+      \$573  = \$261 ;
+    end
+    if (rst) begin
+      \$573  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$574  = s_axil__rdata;
+    if (\$247 ) begin
+      \$574  = \$541 ;
+      if (\$544 ) begin
+        \$574  = 32'd0;
       end
     end
     if (rst) begin
-      \$571  = 32'd0;
+      \$574  = 32'd0;
     end
   end
   assign status[15:8] = error;
@@ -19675,34 +19744,34 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$17  = 1'h0;
   assign \$18  = 1'h0;
   assign \$19  = \$14 ;
-  assign \$252  = 1'h0;
-  assign \$253  = 1'h0;
-  assign \$254  = \$249 ;
-  assign \$295  = \$294 ;
-  assign \$296 [31:4] = 28'h0000000;
-  assign \$296 [3:0] = mode[3:0];
-  assign \$334  = cin_addr;
-  assign \$335  = c_addr;
-  assign \$337  = b_addr;
-  assign \$338  = a_addr;
-  assign \$375  = lda;
-  assign \$376  = n;
-  assign \$378  = k;
-  assign \$379  = m;
-  assign \$416 [31] = 1'h0;
-  assign \$416 [30:0] = rq_mult[30:0];
-  assign \$417  = ldcin;
-  assign \$419  = ldc;
-  assign \$420  = ldb;
-  assign \$457  = mac_cycles;
-  assign \$458  = cycles;
-  assign \$460 [31:8] = 24'h000000;
-  assign \$460 [7:0] = rq_zp[7:0];
-  assign \$461 [31:5] = 27'h0000000;
-  assign \$461 [4:0] = rq_shift[4:0];
-  assign \$498  = stall_store;
-  assign \$499  = stall_load;
-  assign \$501  = dma_wr_bytes;
-  assign \$502  = dma_rd_bytes;
-  assign \$541  = \$539 ;
+  assign \$255  = 1'h0;
+  assign \$256  = 1'h0;
+  assign \$257  = \$252 ;
+  assign \$298  = \$297 ;
+  assign \$299 [31:4] = 28'h0000000;
+  assign \$299 [3:0] = mode[3:0];
+  assign \$337  = cin_addr;
+  assign \$338  = c_addr;
+  assign \$340  = b_addr;
+  assign \$341  = a_addr;
+  assign \$378  = lda;
+  assign \$379  = n;
+  assign \$381  = k;
+  assign \$382  = m;
+  assign \$419 [31] = 1'h0;
+  assign \$419 [30:0] = rq_mult[30:0];
+  assign \$420  = ldcin;
+  assign \$422  = ldc;
+  assign \$423  = ldb;
+  assign \$460  = mac_cycles;
+  assign \$461  = cycles;
+  assign \$463 [31:8] = 24'h000000;
+  assign \$463 [7:0] = rq_zp[7:0];
+  assign \$464 [31:5] = 27'h0000000;
+  assign \$464 [4:0] = rq_shift[4:0];
+  assign \$501  = stall_store;
+  assign \$502  = stall_load;
+  assign \$504  = dma_wr_bytes;
+  assign \$505  = dma_rd_bytes;
+  assign \$544  = \$542 ;
 endmodule

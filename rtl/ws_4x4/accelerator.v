@@ -5,10 +5,18 @@
 module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arprot, s_axil__arvalid, s_axil__rready, m_axi__awready, m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid
 , clk, rst, s_axil__awready, s_axil__wready, s_axil__bresp, s_axil__bvalid, s_axil__arready, s_axil__rdata, s_axil__rresp, s_axil__rvalid, m_axi__awid, m_axi__awaddr, m_axi__awlen, m_axi__awsize, m_axi__awburst, m_axi__awlock, m_axi__awcache, m_axi__awprot, m_axi__awvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, m_axi__wvalid, m_axi__bready, m_axi__arid, m_axi__araddr, m_axi__arlen, m_axi__arsize, m_axi__arburst, m_axi__arlock, m_axi__arcache, m_axi__arprot, m_axi__arvalid, m_axi__rready, irq, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  reg [2:0] \$4 ;
   wire [31:0] a_addr;
+  wire abort;
+  wire \abort$153 ;
+  wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$164 ;
+  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -33,17 +41,21 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
   wire [31:0] cycles;
-  wire [31:0] \cycles$170 ;
+  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
   wire [31:0] dma_wr_bytes;
   wire done;
+  wire engine_clk;
+  wire engine_reset;
+  wire engine_rst;
   wire [7:0] error;
   wire [7:0] error_code;
+  reg [2:0] held = 3'h0;
   output irq;
   wire irq;
-  wire \irq$177 ;
+  wire \irq$186 ;
   wire [31:0] k;
   wire [31:0] lda;
   wire [31:0] ldb;
@@ -52,143 +64,143 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] m;
   output [31:0] m_axi__araddr;
   wire [31:0] m_axi__araddr;
-  wire [31:0] \m_axi__araddr$76 ;
+  wire [31:0] \m_axi__araddr$82 ;
   output [1:0] m_axi__arburst;
   wire [1:0] m_axi__arburst;
-  wire [1:0] \m_axi__arburst$77 ;
+  wire [1:0] \m_axi__arburst$83 ;
   output [3:0] m_axi__arcache;
   wire [3:0] m_axi__arcache;
-  wire [3:0] \m_axi__arcache$78 ;
+  wire [3:0] \m_axi__arcache$84 ;
   output m_axi__arid;
   wire m_axi__arid;
-  wire \m_axi__arid$79 ;
+  wire \m_axi__arid$85 ;
   output [7:0] m_axi__arlen;
   wire [7:0] m_axi__arlen;
-  wire [7:0] \m_axi__arlen$80 ;
+  wire [7:0] \m_axi__arlen$86 ;
   output m_axi__arlock;
   wire m_axi__arlock;
-  wire \m_axi__arlock$81 ;
+  wire \m_axi__arlock$87 ;
   output [2:0] m_axi__arprot;
   wire [2:0] m_axi__arprot;
-  wire [2:0] \m_axi__arprot$82 ;
+  wire [2:0] \m_axi__arprot$88 ;
   input m_axi__arready;
   wire m_axi__arready;
-  wire \m_axi__arready$83 ;
+  wire \m_axi__arready$89 ;
   output [2:0] m_axi__arsize;
   wire [2:0] m_axi__arsize;
-  wire [2:0] \m_axi__arsize$84 ;
+  wire [2:0] \m_axi__arsize$90 ;
   output m_axi__arvalid;
   wire m_axi__arvalid;
-  wire \m_axi__arvalid$85 ;
+  wire \m_axi__arvalid$91 ;
   output [31:0] m_axi__awaddr;
   wire [31:0] m_axi__awaddr;
-  wire [31:0] \m_axi__awaddr$86 ;
+  wire [31:0] \m_axi__awaddr$92 ;
   output [1:0] m_axi__awburst;
   wire [1:0] m_axi__awburst;
-  wire [1:0] \m_axi__awburst$87 ;
+  wire [1:0] \m_axi__awburst$93 ;
   output [3:0] m_axi__awcache;
   wire [3:0] m_axi__awcache;
-  wire [3:0] \m_axi__awcache$88 ;
+  wire [3:0] \m_axi__awcache$94 ;
   output m_axi__awid;
   wire m_axi__awid;
-  wire \m_axi__awid$89 ;
+  wire \m_axi__awid$95 ;
   output [7:0] m_axi__awlen;
   wire [7:0] m_axi__awlen;
-  wire [7:0] \m_axi__awlen$90 ;
+  wire [7:0] \m_axi__awlen$96 ;
   output m_axi__awlock;
   wire m_axi__awlock;
-  wire \m_axi__awlock$91 ;
+  wire \m_axi__awlock$97 ;
   output [2:0] m_axi__awprot;
   wire [2:0] m_axi__awprot;
-  wire [2:0] \m_axi__awprot$92 ;
+  wire [2:0] \m_axi__awprot$98 ;
   input m_axi__awready;
   wire m_axi__awready;
-  wire \m_axi__awready$93 ;
+  wire \m_axi__awready$99 ;
   output [2:0] m_axi__awsize;
   wire [2:0] m_axi__awsize;
-  wire [2:0] \m_axi__awsize$94 ;
+  wire [2:0] \m_axi__awsize$100 ;
   output m_axi__awvalid;
   wire m_axi__awvalid;
-  wire \m_axi__awvalid$95 ;
+  wire \m_axi__awvalid$101 ;
   input m_axi__bid;
   wire m_axi__bid;
-  wire \m_axi__bid$96 ;
+  wire \m_axi__bid$102 ;
   output m_axi__bready;
   wire m_axi__bready;
-  wire \m_axi__bready$97 ;
+  wire \m_axi__bready$103 ;
   input [1:0] m_axi__bresp;
   wire [1:0] m_axi__bresp;
-  wire [1:0] \m_axi__bresp$98 ;
+  wire [1:0] \m_axi__bresp$104 ;
   input m_axi__bvalid;
   wire m_axi__bvalid;
-  wire \m_axi__bvalid$99 ;
+  wire \m_axi__bvalid$105 ;
   input [63:0] m_axi__rdata;
   wire [63:0] m_axi__rdata;
-  wire [63:0] \m_axi__rdata$100 ;
+  wire [63:0] \m_axi__rdata$106 ;
   input m_axi__rid;
   wire m_axi__rid;
-  wire \m_axi__rid$101 ;
+  wire \m_axi__rid$107 ;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire \m_axi__rlast$102 ;
+  wire \m_axi__rlast$108 ;
   output m_axi__rready;
   wire m_axi__rready;
-  wire \m_axi__rready$103 ;
+  wire \m_axi__rready$109 ;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
-  wire [1:0] \m_axi__rresp$104 ;
+  wire [1:0] \m_axi__rresp$110 ;
   input m_axi__rvalid;
   wire m_axi__rvalid;
-  wire \m_axi__rvalid$105 ;
+  wire \m_axi__rvalid$111 ;
   output [63:0] m_axi__wdata;
   wire [63:0] m_axi__wdata;
-  wire [63:0] \m_axi__wdata$106 ;
+  wire [63:0] \m_axi__wdata$112 ;
   output m_axi__wlast;
   wire m_axi__wlast;
-  wire \m_axi__wlast$107 ;
+  wire \m_axi__wlast$113 ;
   input m_axi__wready;
   wire m_axi__wready;
-  wire \m_axi__wready$108 ;
+  wire \m_axi__wready$114 ;
   output [7:0] m_axi__wstrb;
   wire [7:0] m_axi__wstrb;
-  wire [7:0] \m_axi__wstrb$109 ;
+  wire [7:0] \m_axi__wstrb$115 ;
   output m_axi__wvalid;
   wire m_axi__wvalid;
-  wire \m_axi__wvalid$110 ;
+  wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$172 ;
+  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
   wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$112 ;
-  wire [31:0] \rd_cmd__payload$112.addr ;
-  wire [19:0] \rd_cmd__payload$112.row_bytes ;
-  wire [15:0] \rd_cmd__payload$112.rows ;
-  wire [31:0] \rd_cmd__payload$112.stride ;
+  wire [99:0] \rd_cmd__payload$118 ;
+  wire [31:0] \rd_cmd__payload$118.addr ;
+  wire [19:0] \rd_cmd__payload$118.row_bytes ;
+  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
-  wire \rd_cmd__ready$114 ;
+  wire \rd_cmd__ready$120 ;
   wire rd_cmd__valid;
-  wire \rd_cmd__valid$116 ;
+  wire \rd_cmd__valid$122 ;
   wire [70:0] rd_data__payload;
-  wire [70:0] \rd_data__payload$118 ;
-  wire [3:0] \rd_data__payload$118.bytes ;
-  wire [63:0] \rd_data__payload$118.data ;
-  wire [7:0] \rd_data__payload$118.data[0] ;
-  wire [7:0] \rd_data__payload$118.data[1] ;
-  wire [7:0] \rd_data__payload$118.data[2] ;
-  wire [7:0] \rd_data__payload$118.data[3] ;
-  wire [7:0] \rd_data__payload$118.data[4] ;
-  wire [7:0] \rd_data__payload$118.data[5] ;
-  wire [7:0] \rd_data__payload$118.data[6] ;
-  wire [7:0] \rd_data__payload$118.data[7] ;
-  wire \rd_data__payload$118.end ;
-  wire \rd_data__payload$118.first ;
-  wire \rd_data__payload$118.last ;
+  wire [70:0] \rd_data__payload$124 ;
+  wire [3:0] \rd_data__payload$124.bytes ;
+  wire [63:0] \rd_data__payload$124.data ;
+  wire [7:0] \rd_data__payload$124.data[0] ;
+  wire [7:0] \rd_data__payload$124.data[1] ;
+  wire [7:0] \rd_data__payload$124.data[2] ;
+  wire [7:0] \rd_data__payload$124.data[3] ;
+  wire [7:0] \rd_data__payload$124.data[4] ;
+  wire [7:0] \rd_data__payload$124.data[5] ;
+  wire [7:0] \rd_data__payload$124.data[6] ;
+  wire [7:0] \rd_data__payload$124.data[7] ;
+  wire \rd_data__payload$124.end ;
+  wire \rd_data__payload$124.first ;
+  wire \rd_data__payload$124.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -203,10 +215,12 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \rd_data__payload.first ;
   wire \rd_data__payload.last ;
   wire rd_data__ready;
-  wire \rd_data__ready$120 ;
+  wire \rd_data__ready$126 ;
   wire rd_data__valid;
-  wire \rd_data__valid$122 ;
+  wire \rd_data__valid$128 ;
   wire rd_error;
+  wire request;
+  wire resetting;
   wire [31:0] rq_mult;
   wire [31:0] rq_shift;
   wire [31:0] rq_zp;
@@ -271,42 +285,42 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$174 ;
+  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$176 ;
+  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$162 ;
+  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$124 ;
-  wire [31:0] \wr_cmd__payload$124.addr ;
-  wire [19:0] \wr_cmd__payload$124.row_bytes ;
-  wire [15:0] \wr_cmd__payload$124.rows ;
-  wire [31:0] \wr_cmd__payload$124.stride ;
+  wire [99:0] \wr_cmd__payload$130 ;
+  wire [31:0] \wr_cmd__payload$130.addr ;
+  wire [19:0] \wr_cmd__payload$130.row_bytes ;
+  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
-  wire \wr_cmd__ready$126 ;
+  wire \wr_cmd__ready$132 ;
   wire wr_cmd__valid;
-  wire \wr_cmd__valid$128 ;
+  wire \wr_cmd__valid$134 ;
   wire [70:0] wr_data__payload;
-  wire [70:0] \wr_data__payload$130 ;
-  wire [3:0] \wr_data__payload$130.bytes ;
-  wire [63:0] \wr_data__payload$130.data ;
-  wire [7:0] \wr_data__payload$130.data[0] ;
-  wire [7:0] \wr_data__payload$130.data[1] ;
-  wire [7:0] \wr_data__payload$130.data[2] ;
-  wire [7:0] \wr_data__payload$130.data[3] ;
-  wire [7:0] \wr_data__payload$130.data[4] ;
-  wire [7:0] \wr_data__payload$130.data[5] ;
-  wire [7:0] \wr_data__payload$130.data[6] ;
-  wire [7:0] \wr_data__payload$130.data[7] ;
-  wire \wr_data__payload$130.end ;
-  wire \wr_data__payload$130.first ;
-  wire \wr_data__payload$130.last ;
+  wire [70:0] \wr_data__payload$136 ;
+  wire [3:0] \wr_data__payload$136.bytes ;
+  wire [63:0] \wr_data__payload$136.data ;
+  wire [7:0] \wr_data__payload$136.data[0] ;
+  wire [7:0] \wr_data__payload$136.data[1] ;
+  wire [7:0] \wr_data__payload$136.data[2] ;
+  wire [7:0] \wr_data__payload$136.data[3] ;
+  wire [7:0] \wr_data__payload$136.data[4] ;
+  wire [7:0] \wr_data__payload$136.data[5] ;
+  wire [7:0] \wr_data__payload$136.data[6] ;
+  wire [7:0] \wr_data__payload$136.data[7] ;
+  wire \wr_data__payload$136.end ;
+  wire \wr_data__payload$136.first ;
+  wire \wr_data__payload$136.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -321,12 +335,24 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \wr_data__payload.first ;
   wire \wr_data__payload.last ;
   wire wr_data__ready;
-  wire \wr_data__ready$132 ;
+  wire \wr_data__ready$138 ;
   wire wr_data__valid;
-  wire \wr_data__valid$134 ;
+  wire \wr_data__valid$140 ;
   wire wr_error;
+  assign \$2  = \$1  | request;
+  assign busy = \$2  | resetting;
+  assign \$3  = ~ request;
+  assign set_done = done & \$3 ;
+  always @(posedge clk)
+    held <= \$4 ;
+  assign engine_rst = rst | engine_reset;
+  assign resetting = | held;
+  assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
+  assign \$1  = \busy$155  | aborting;
   \accelerator.dma  dma (
+    .abort(request),
+    .aborting(aborting),
     .clear(clear),
     .clk(clk),
     .cmd__payload(rd_cmd__payload),
@@ -371,13 +397,14 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$253 (busy),
-    .clk(clk),
+    .\busy$255 (\busy$155 ),
     .cmd(cmd),
     .cycles(cycles),
     .dma_busy(dma_busy),
     .dma_error(dma_error),
-    .done(set_done),
+    .done(done),
+    .engine_clk(clk),
+    .engine_rst(engine_rst),
     .error(error_code),
     .mac_cycles(mac_cycles),
     .rd_cmd__payload(rd_cmd__payload),
@@ -386,10 +413,9 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .rd_data__payload(rd_data__payload),
     .rd_data__ready(rd_data__ready),
     .rd_data__valid(rd_data__valid),
-    .rst(rst),
     .stall_load(stall_load),
     .stall_store(stall_store),
-    .\start$270 (clear),
+    .\start$274 (clear),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -399,6 +425,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   );
   \accelerator.regs  regs (
     .a_addr(a_addr),
+    .abort(request),
     .b_addr(b_addr),
     .busy(busy),
     .c_addr(c_addr),
@@ -444,6 +471,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .stall_store(stall_store),
     .start(clear)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$4  = { held[1:0], request };
+    if (rst) begin
+      \$4  = 3'h0;
+    end
+  end
   assign \s_axil__araddr$57  = s_axil__araddr;
   assign \s_axil__arprot$58  = s_axil__arprot;
   assign \s_axil__arready$59  = s_axil__arready;
@@ -463,66 +497,67 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \s_axil__wready$73  = s_axil__wready;
   assign \s_axil__wstrb$74  = s_axil__wstrb;
   assign \s_axil__wvalid$75  = s_axil__wvalid;
-  assign \m_axi__araddr$76  = m_axi__araddr;
-  assign \m_axi__arburst$77  = 2'h1;
-  assign \m_axi__arcache$78  = 4'h3;
-  assign \m_axi__arid$79  = 1'h0;
-  assign \m_axi__arlen$80  = m_axi__arlen;
-  assign \m_axi__arlock$81  = 1'h0;
-  assign \m_axi__arprot$82  = 3'h0;
-  assign \m_axi__arready$83  = m_axi__arready;
-  assign \m_axi__arsize$84  = 3'h3;
-  assign \m_axi__arvalid$85  = m_axi__arvalid;
-  assign \m_axi__awaddr$86  = m_axi__awaddr;
-  assign \m_axi__awburst$87  = 2'h1;
-  assign \m_axi__awcache$88  = 4'h3;
-  assign \m_axi__awid$89  = 1'h0;
-  assign \m_axi__awlen$90  = m_axi__awlen;
-  assign \m_axi__awlock$91  = 1'h0;
-  assign \m_axi__awprot$92  = 3'h0;
-  assign \m_axi__awready$93  = m_axi__awready;
-  assign \m_axi__awsize$94  = 3'h3;
-  assign \m_axi__awvalid$95  = m_axi__awvalid;
-  assign \m_axi__bid$96  = m_axi__bid;
-  assign \m_axi__bready$97  = 1'h1;
-  assign \m_axi__bresp$98  = m_axi__bresp;
-  assign \m_axi__bvalid$99  = m_axi__bvalid;
-  assign \m_axi__rdata$100  = m_axi__rdata;
-  assign \m_axi__rid$101  = m_axi__rid;
-  assign \m_axi__rlast$102  = m_axi__rlast;
-  assign \m_axi__rready$103  = m_axi__rready;
-  assign \m_axi__rresp$104  = m_axi__rresp;
-  assign \m_axi__rvalid$105  = m_axi__rvalid;
-  assign \m_axi__wdata$106  = m_axi__wdata;
-  assign \m_axi__wlast$107  = m_axi__wlast;
-  assign \m_axi__wready$108  = m_axi__wready;
-  assign \m_axi__wstrb$109  = m_axi__wstrb;
-  assign \m_axi__wvalid$110  = m_axi__wvalid;
-  assign \rd_cmd__payload$112  = rd_cmd__payload;
-  assign \rd_cmd__ready$114  = rd_cmd__ready;
-  assign \rd_cmd__valid$116  = rd_cmd__valid;
-  assign \rd_data__payload$118  = rd_data__payload;
-  assign \rd_data__ready$120  = rd_data__ready;
-  assign \rd_data__valid$122  = rd_data__valid;
-  assign \wr_cmd__payload$124  = wr_cmd__payload;
-  assign \wr_cmd__ready$126  = wr_cmd__ready;
-  assign \wr_cmd__valid$128  = wr_cmd__valid;
-  assign \wr_data__payload$130  = wr_data__payload;
-  assign \wr_data__ready$132  = wr_data__ready;
-  assign \wr_data__valid$134  = wr_data__valid;
+  assign engine_clk = clk;
+  assign \m_axi__araddr$82  = m_axi__araddr;
+  assign \m_axi__arburst$83  = 2'h1;
+  assign \m_axi__arcache$84  = 4'h3;
+  assign \m_axi__arid$85  = 1'h0;
+  assign \m_axi__arlen$86  = m_axi__arlen;
+  assign \m_axi__arlock$87  = 1'h0;
+  assign \m_axi__arprot$88  = 3'h0;
+  assign \m_axi__arready$89  = m_axi__arready;
+  assign \m_axi__arsize$90  = 3'h3;
+  assign \m_axi__arvalid$91  = m_axi__arvalid;
+  assign \m_axi__awaddr$92  = m_axi__awaddr;
+  assign \m_axi__awburst$93  = 2'h1;
+  assign \m_axi__awcache$94  = 4'h3;
+  assign \m_axi__awid$95  = 1'h0;
+  assign \m_axi__awlen$96  = m_axi__awlen;
+  assign \m_axi__awlock$97  = 1'h0;
+  assign \m_axi__awprot$98  = 3'h0;
+  assign \m_axi__awready$99  = m_axi__awready;
+  assign \m_axi__awsize$100  = 3'h3;
+  assign \m_axi__awvalid$101  = m_axi__awvalid;
+  assign \m_axi__bid$102  = m_axi__bid;
+  assign \m_axi__bready$103  = 1'h1;
+  assign \m_axi__bresp$104  = m_axi__bresp;
+  assign \m_axi__bvalid$105  = m_axi__bvalid;
+  assign \m_axi__rdata$106  = m_axi__rdata;
+  assign \m_axi__rid$107  = m_axi__rid;
+  assign \m_axi__rlast$108  = m_axi__rlast;
+  assign \m_axi__rready$109  = m_axi__rready;
+  assign \m_axi__rresp$110  = m_axi__rresp;
+  assign \m_axi__rvalid$111  = m_axi__rvalid;
+  assign \m_axi__wdata$112  = m_axi__wdata;
+  assign \m_axi__wlast$113  = m_axi__wlast;
+  assign \m_axi__wready$114  = m_axi__wready;
+  assign \m_axi__wstrb$115  = m_axi__wstrb;
+  assign \m_axi__wvalid$116  = m_axi__wvalid;
+  assign \rd_cmd__payload$118  = rd_cmd__payload;
+  assign \rd_cmd__ready$120  = rd_cmd__ready;
+  assign \rd_cmd__valid$122  = rd_cmd__valid;
+  assign \rd_data__payload$124  = rd_data__payload;
+  assign \rd_data__ready$126  = rd_data__ready;
+  assign \rd_data__valid$128  = rd_data__valid;
+  assign \wr_cmd__payload$130  = wr_cmd__payload;
+  assign \wr_cmd__ready$132  = wr_cmd__ready;
+  assign \wr_cmd__valid$134  = wr_cmd__valid;
+  assign \wr_data__payload$136  = wr_data__payload;
+  assign \wr_data__ready$138  = wr_data__ready;
+  assign \wr_data__valid$140  = wr_data__valid;
   assign wr_busy = dma_busy;
   assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
-  assign \start$162  = clear;
-  assign \busy$164  = busy;
-  assign done = set_done;
+  assign abort = request;
+  assign \abort$153  = request;
+  assign \start$173  = clear;
   assign error = error_code;
-  assign \cycles$170  = cycles;
-  assign \mac_cycles$172  = mac_cycles;
-  assign \stall_load$174  = stall_load;
-  assign \stall_store$176  = stall_store;
-  assign \irq$177  = irq;
+  assign \cycles$179  = cycles;
+  assign \mac_cycles$181  = mac_cycles;
+  assign \stall_load$183  = stall_load;
+  assign \stall_store$185  = stall_store;
+  assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -540,10 +575,10 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
   assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
   assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_cmd__payload$112.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$112.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$112.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$112.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -557,27 +592,27 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload.first  = rd_data__payload[68];
   assign \rd_data__payload.last  = rd_data__payload[69];
   assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \rd_data__payload$118.data  = rd_data__payload[63:0];
-  assign \rd_data__payload$118.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload$118.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload$118.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload$118.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload$118.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload$118.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload$118.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload$118.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload$118.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload$118.first  = rd_data__payload[68];
-  assign \rd_data__payload$118.last  = rd_data__payload[69];
-  assign \rd_data__payload$118.end  = rd_data__payload[70];
+  assign \rd_data__payload$124.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$124.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$124.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$124.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$124.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$124.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$124.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$124.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$124.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$124.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$124.first  = rd_data__payload[68];
+  assign \rd_data__payload$124.last  = rd_data__payload[69];
+  assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \wr_cmd__payload$124.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$124.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$124.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$124.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -591,19 +626,19 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \wr_data__payload$130.data  = wr_data__payload[63:0];
-  assign \wr_data__payload$130.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload$130.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload$130.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload$130.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload$130.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload$130.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload$130.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload$130.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload$130.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload$130.first  = wr_data__payload[68];
-  assign \wr_data__payload$130.last  = wr_data__payload[69];
-  assign \wr_data__payload$130.end  = wr_data__payload[70];
+  assign \wr_data__payload$136.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$136.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$136.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$136.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$136.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$136.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$136.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$136.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$136.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$136.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$136.first  = wr_data__payload[68];
+  assign \wr_data__payload$136.last  = wr_data__payload[69];
+  assign \wr_data__payload$136.end  = wr_data__payload[70];
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -641,9 +676,20 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_data__ready, wr_busy, wr_cmd__ready, clear, cmd__valid, cmd__payload
-, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error, wr_bytes, m_axi__awready
-);
+module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
+, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
+, wr_bytes, m_axi__awready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire \$1 ;
+  wire \$2 ;
+  wire \$3 ;
+  reg \$4 ;
+  input abort;
+  wire abort;
+  wire \abort$114 ;
+  wire \abort$115 ;
+  output aborting;
+  reg aborting = 1'h0;
   wire busy;
   wire \busy$101 ;
   wire [31:0] bytes_read;
@@ -708,6 +754,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   input \data__valid$22 ;
   wire \data__valid$22 ;
   wire done;
+  wire draining;
   wire error;
   wire \error$105 ;
   output [31:0] m_axi__araddr;
@@ -867,7 +914,14 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_done;
   output wr_error;
   wire wr_error;
+  always @(posedge clk)
+    aborting <= \$4 ;
+  assign draining = abort | aborting;
+  assign \$1  = ~ rd_busy;
+  assign \$2  = ~ wr_busy;
+  assign \$3  = \$1  & \$2 ;
   \accelerator.dma.reader  reader (
+    .abort(draining),
     .busy(rd_busy),
     .bytes_read(rd_bytes),
     .clear(clear),
@@ -875,7 +929,6 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .cmd__payload(cmd__payload),
     .cmd__ready(rd_cmd__ready),
     .cmd__valid(cmd__valid),
-    .consume(m_axi__rready),
     .data__payload(rd_data__payload),
     .data__ready(data__ready),
     .data__valid(rd_data__valid),
@@ -886,11 +939,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .m_axi__arvalid(m_axi__arvalid),
     .m_axi__rdata(m_axi__rdata),
     .m_axi__rlast(m_axi__rlast),
+    .m_axi__rready(m_axi__rready),
     .m_axi__rresp(m_axi__rresp),
     .m_axi__rvalid(m_axi__rvalid),
     .rst(rst)
   );
   \accelerator.dma.writer  writer (
+    .abort(draining),
     .busy(wr_busy),
     .bytes_written(wr_bytes),
     .clear(clear),
@@ -916,6 +971,18 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .m_axi__wvalid(m_axi__wvalid),
     .rst(rst)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$4  = aborting;
+    if (abort) begin
+      \$4  = 1'h1;
+    end else if (\$3 ) begin
+      \$4  = 1'h0;
+    end
+    if (rst) begin
+      \$4  = 1'h0;
+    end
+  end
   assign rd_cmd__payload = cmd__payload;
   assign cmd__ready = rd_cmd__ready;
   assign rd_cmd__valid = cmd__valid;
@@ -985,6 +1052,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign bytes_written = wr_bytes;
   assign \clear$109  = clear;
   assign \clear$110  = clear;
+  assign \abort$114  = draining;
+  assign \abort$115  = draining;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1056,15 +1125,15 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, consume, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read, m_axi__arready
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
+module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
+, m_axi__arready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
-  wire [21:0] \$10 ;
+  wire \$10 ;
   wire \$11 ;
-  wire [63:0] \$12 ;
+  wire [21:0] \$12 ;
   wire \$13 ;
-  wire \$14 ;
+  wire [63:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
@@ -1077,43 +1146,48 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [9:0] \$26 ;
-  wire [4:0] \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [9:0] \$28 ;
+  wire [4:0] \$29 ;
   wire \$3 ;
-  wire [5:0] \$30 ;
+  wire \$30 ;
   wire \$31 ;
-  wire [20:0] \$32 ;
+  wire [5:0] \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [20:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire [21:0] \$38 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [32:0] \$40 ;
+  wire [21:0] \$40 ;
   wire \$41 ;
-  wire \$42 ;
+  wire [32:0] \$42 ;
   wire \$43 ;
-  reg \$44 ;
-  reg [31:0] \$45 ;
-  reg [7:0] \$46 ;
-  reg [3:0] \$47 ;
-  reg [63:0] \$48 ;
-  reg \$49 ;
+  wire \$44 ;
+  wire \$45 ;
+  reg \$46 ;
+  reg [31:0] \$47 ;
+  reg [7:0] \$48 ;
+  reg [3:0] \$49 ;
   wire \$5 ;
-  reg [70:0] \$50 ;
+  reg [63:0] \$50 ;
   reg \$51 ;
-  reg \$52 ;
-  reg [20:0] \$53 ;
+  reg [70:0] \$52 ;
+  reg \$53 ;
   reg \$54 ;
-  reg [31:0] \$55 ;
+  reg [20:0] \$55 ;
+  reg \$56 ;
+  reg [31:0] \$57 ;
   wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
+  wire \abort$7 ;
   wire [67:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
@@ -1127,7 +1201,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$40 ;
+  wire \busy$42 ;
   reg [20:0] bytes_left = 21'h000000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
@@ -1152,7 +1226,6 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   input cmd__valid;
   wire cmd__valid;
   wire \cmd__valid$5 ;
-  output consume;
   reg consume;
   output [70:0] data__payload;
   reg [70:0] data__payload = 71'h000000000000000000;
@@ -1196,7 +1269,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire [63:0] m_axi__rdata;
   input m_axi__rlast;
   wire m_axi__rlast;
-  wire m_axi__rready;
+  output m_axi__rready;
+  reg m_axi__rready;
   input [1:0] m_axi__rresp;
   wire [1:0] m_axi__rresp;
   input m_axi__rvalid;
@@ -1216,35 +1290,39 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire [23:0] w_data;
   wire w_en;
   wire w_rdy;
-  assign \$39  = data__valid & data__ready;
-  assign \$40  = bytes_read + data__payload[67:64];
-  assign \$41  = m_axi__rvalid & consume;
-  assign \$42  = | m_axi__rresp;
-  assign \$43  = \$41  & \$42 ;
+  assign \$37  = left <= 4'h8;
+  assign \$38  = \$37  & r_data[23];
+  assign \$39  = left <= 4'h8;
+  assign \$40  = left - 4'h8;
+  assign \$41  = data__valid & data__ready;
+  assign \$42  = bytes_read + data__payload[67:64];
+  assign \$43  = m_axi__rvalid & m_axi__rready;
+  assign \$44  = | m_axi__rresp;
+  assign \$45  = \$43  & \$44 ;
   always @(posedge clk)
-    m_axi__arvalid <= \$44 ;
+    m_axi__arvalid <= \$46 ;
   always @(posedge clk)
-    m_axi__araddr <= \$45 ;
+    m_axi__araddr <= \$47 ;
   always @(posedge clk)
-    m_axi__arlen <= \$46 ;
+    m_axi__arlen <= \$48 ;
   always @(posedge clk)
-    pending <= \$47 ;
+    pending <= \$49 ;
   always @(posedge clk)
-    prev <= \$48 ;
+    prev <= \$50 ;
   always @(posedge clk)
-    data__valid <= \$49 ;
+    data__valid <= \$51 ;
   always @(posedge clk)
-    data__payload <= \$50 ;
+    data__payload <= \$52 ;
   always @(posedge clk)
-    primed <= \$51 ;
+    primed <= \$53 ;
   always @(posedge clk)
-    started <= \$52 ;
+    started <= \$54 ;
   always @(posedge clk)
-    bytes_left <= \$53 ;
+    bytes_left <= \$55 ;
   always @(posedge clk)
-    error <= \$54 ;
+    error <= \$56 ;
   always @(posedge clk)
-    bytes_read <= \$55 ;
+    bytes_read <= \$57 ;
   assign \$1  = ~ m_axi__arvalid;
   assign \$2  = \$1  | m_axi__arready;
   assign \$3  = burst__valid & \$2 ;
@@ -1252,47 +1330,45 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$5  = \$3  & \$4 ;
   assign \$6  = ~ burst__payload[41];
   assign \$7  = \$6  | w_rdy;
-  assign take = \$5  & \$7 ;
+  assign \$8  = \$5  & \$7 ;
+  assign \$9  = ~ abort;
+  assign take = \$8  & \$9 ;
   assign w_en = take & burst__payload[41];
   assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign \$8  = | r_data[2:0];
-  assign \$9  = ~ \$8 ;
-  assign \$10  = left + r_data[2:0];
-  assign \$11  = \$10  <= 4'h8;
-  assign fits = \$9  | \$11 ;
-  assign \$12  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$12  } >> { r_data[2:0], 3'h0 };
-  assign \$13  = primed & fits;
-  assign \$14  = primed | fits;
-  assign \$15  = ~ data__valid;
-  assign \$16  = \$15  | data__ready;
+  assign \$10  = | r_data[2:0];
+  assign \$11  = ~ \$10 ;
+  assign \$12  = left + r_data[2:0];
+  assign \$13  = \$12  <= 4'h8;
+  assign fits = \$11  | \$13 ;
+  assign \$14  = primed ? prev : m_axi__rdata;
+  assign realign_wide = { m_axi__rdata, \$14  } >> { r_data[2:0], 3'h0 };
+  assign \$15  = primed & fits;
+  assign \$16  = primed | fits;
   assign \$17  = ~ data__valid;
   assign \$18  = \$17  | data__ready;
-  assign \$19  = m_axi__rvalid & \$18 ;
-  assign \$20  = left <= 4'h8;
-  assign \$21  = \busy$40  | m_axi__arvalid;
-  assign \$22  = | pending;
-  assign \$23  = \$21  | \$22 ;
-  assign \$24  = | r_level;
+  assign \$19  = ~ data__valid;
+  assign \$20  = \$19  | data__ready;
+  assign \$21  = m_axi__rvalid & \$20 ;
+  assign \$22  = left <= 4'h8;
+  assign \$23  = \busy$42  | m_axi__arvalid;
+  assign \$24  = | pending;
   assign \$25  = \$23  | \$24 ;
-  assign busy = \$25  | data__valid;
-  assign \$26  = burst__payload[40:32] - 1'h1;
-  assign \$27  = pending + take;
-  assign \$28  = m_axi__rvalid & consume;
-  assign \$29  = \$28  & m_axi__rlast;
-  assign \$30  = \$27  - \$29 ;
-  assign \$31  = left <= 4'h8;
-  assign \$32  = \$31  ? left : 21'h000008;
-  assign \$33  = left == r_data[22:3];
-  assign \$34  = left <= 4'h8;
-  assign \$35  = left <= 4'h8;
-  assign \$36  = \$35  & r_data[23];
-  assign \$37  = left <= 4'h8;
-  assign \$38  = left - 4'h8;
+  assign \$26  = | r_level;
+  assign \$27  = \$25  | \$26 ;
+  assign busy = \$27  | data__valid;
+  assign \$28  = burst__payload[40:32] - 1'h1;
+  assign \$29  = pending + take;
+  assign \$30  = m_axi__rvalid & m_axi__rready;
+  assign \$31  = \$30  & m_axi__rlast;
+  assign \$32  = \$29  - \$31 ;
+  assign \$33  = left <= 4'h8;
+  assign \$34  = \$33  ? left : 21'h000008;
+  assign \$35  = left == r_data[22:3];
+  assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3782$43 (burst__payload[43]),
-    .\port$3782$45 (burst__payload[67:45]),
+    .\port$3821$43 (burst__payload[43]),
+    .\port$3821$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1302,10 +1378,11 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .w_rdy(w_rdy)
   );
   \accelerator.dma.reader.split  split (
+    .abort(abort),
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$40 ),
+    .busy(\busy$42 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1313,23 +1390,26 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .rst(rst)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
-      if (\$13 ) begin
-        emit = \$16 ;
-      end else if (\$14 ) begin
-        emit = \$19 ;
+      if (\$15 ) begin
+        emit = \$18 ;
+      end else if (\$16 ) begin
+        emit = \$21 ;
       end
+    end
+    if (abort) begin
+      emit = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
-      if (\$13 ) begin
-      end else if (\$14 ) begin
+      if (\$15 ) begin
+      end else if (\$16 ) begin
         consume = emit;
       end else begin
         consume = m_axi__rvalid;
@@ -1337,179 +1417,199 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    m_axi__rready = consume;
+    if (abort) begin
+      m_axi__rready = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
-      if (\$20 ) begin
+      if (\$22 ) begin
         r_en = 1'h1;
       end
     end
+    if (abort) begin
+      r_en = r_rdy;
+    end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$44  = m_axi__arvalid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$46  = m_axi__arvalid;
     if (take) begin
-      \$44  = 1'h1;
+      \$46  = 1'h1;
     end else if (m_axi__arready) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$45  = m_axi__araddr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$47  = m_axi__araddr;
     if (take) begin
-      \$45  = burst__payload[31:0];
+      \$47  = burst__payload[31:0];
     end
     if (rst) begin
-      \$45  = 32'd0;
+      \$47  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$46  = m_axi__arlen;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$48  = m_axi__arlen;
     if (take) begin
-      \$46  = \$26 [7:0];
+      \$48  = \$28 [7:0];
     end
     if (rst) begin
-      \$46  = 8'h00;
+      \$48  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$47  = \$30 [3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$49  = \$32 [3:0];
     if (rst) begin
-      \$47  = 4'h0;
+      \$49  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$48  = prev;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$50  = prev;
     if (consume) begin
-      \$48  = m_axi__rdata;
+      \$50  = m_axi__rdata;
     end
     if (rst) begin
-      \$48  = 64'h0000000000000000;
+      \$50  = 64'h0000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$49  = data__valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$51  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
-      \$49  = 1'h1;
+      \$51  = 1'h1;
     end else begin
       if (data__ready) begin
-        \$49  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$49  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$50  = data__payload;
-    if (emit) begin
-      \$50 [63:0] = realign_wide[63:0];
-      \$50 [67:64] = \$32 [3:0];
-      \$50 [68] = \$33 ;
-      \$50 [69] = \$34 ;
-      \$50 [70] = \$36 ;
-    end
-    if (rst) begin
-      \$50  = 71'h000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$51  = primed;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      if (\$37 ) begin
         \$51  = 1'h0;
       end
-    end else begin
-      if (consume) begin
-        \$51  = 1'h1;
-      end
+    end
+    if (abort) begin
+      \$51  = 1'h0;
     end
     if (rst) begin
       \$51  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$52  = started;
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$52  = data__payload;
+    if (emit) begin
+      \$52 [63:0] = realign_wide[63:0];
+      \$52 [67:64] = \$34 [3:0];
+      \$52 [68] = \$35 ;
+      \$52 [69] = \$36 ;
+      \$52 [70] = \$38 ;
+    end
+    if (rst) begin
+      \$52  = 71'h000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$53  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$37 ) begin
-        \$52  = 1'h0;
-      end else begin
-        \$52  = 1'h1;
-      end
-    end else begin
-      if (consume) begin
-        \$52  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$52  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$53  = bytes_left;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$37 ) begin
-      end else begin
-        \$53  = \$38 [20:0];
-      end
-    end else begin
-      if (consume) begin
-        \$53  = left;
-      end
-    end
-    if (rst) begin
-      \$53  = 21'h000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$54  = error;
-    if (clear) begin
-      \$54  = 1'h0;
-    end
-    if (\$43 ) begin
-      \$54  = 1'h1;
-    end
-    if (rst) begin
-      \$54  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$55  = bytes_read;
-    (* full_case = 32'd1 *)
-    if (clear) begin
-      \$55  = 32'd0;
-    end else begin
       if (\$39 ) begin
-        \$55  = \$40 [31:0];
+        \$53  = 1'h0;
+      end
+    end else begin
+      if (consume) begin
+        \$53  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$53  = 1'h0;
+    end
+    if (rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$54  = started;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+        \$54  = 1'h0;
+      end else begin
+        \$54  = 1'h1;
+      end
+    end else begin
+      if (consume) begin
+        \$54  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$54  = 1'h0;
+    end
+    if (rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$55  = bytes_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+      end else begin
+        \$55  = \$40 [20:0];
+      end
+    end else begin
+      if (consume) begin
+        \$55  = left;
       end
     end
     if (rst) begin
-      \$55  = 32'd0;
+      \$55  = 21'h000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = error;
+    if (clear) begin
+      \$56  = 1'h0;
+    end
+    if (\$45 ) begin
+      \$56  = 1'h1;
+    end
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = bytes_read;
+    (* full_case = 32'd1 *)
+    if (clear) begin
+      \$57  = 32'd0;
+    end else begin
+      if (\$41 ) begin
+        \$57  = \$42 [31:0];
+      end
+    end
+    if (rst) begin
+      \$57  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
   assign \cmd__ready$3  = cmd__ready;
   assign \cmd__valid$5  = cmd__valid;
+  assign \abort$7  = abort;
   assign burst__ready = take;
   assign w_data = { burst__payload[43], burst__payload[67:45] };
   assign m_axi__arid = 1'h0;
@@ -1518,7 +1618,6 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign m_axi__arlock = 1'h0;
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
-  assign m_axi__rready = consume;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1551,8 +1650,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3782$43 , \port$3782$45 , r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3821$43 , \port$3821$45 , r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1594,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3782$43 ;
-  wire \port$3782$43 ;
-  input [22:0] \port$3782$45 ;
-  wire [22:0] \port$3782$45 ;
+  input \port$3821$43 ;
+  wire \port$3821$43 ;
+  input [22:0] \port$3821$45 ;
+  wire [22:0] \port$3821$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1636,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3782$43 , \port$3782$45  };
+      storage[w_port__addr] <= { \port$3821$43 , \port$3821$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1688,7 +1787,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [3:0];
@@ -1698,7 +1797,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [3:0];
@@ -1708,7 +1807,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [3:0];
@@ -1721,7 +1820,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -1735,16 +1834,16 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3782$43 , \port$3782$45  };
-  assign w_data = { \port$3782$43 , \port$3782$45  };
+  assign w_port__data = { \port$3821$43 , \port$3821$45  };
+  assign w_data = { \port$3821$43 , \port$3821$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -1755,41 +1854,45 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [20:0] \$19 ;
+  wire \$19 ;
   wire [10:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [21:0] \$21 ;
-  wire [16:0] \$22 ;
-  wire [11:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [18:0] \$25 ;
-  wire \$26 ;
-  wire \$27 ;
+  wire \$20 ;
+  wire [20:0] \$21 ;
+  wire [21:0] \$22 ;
+  wire [21:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire [11:0] \$25 ;
+  wire [32:0] \$26 ;
+  wire [18:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [20:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [21:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [20:0] \$32 ;
+  wire [21:0] \$33 ;
+  wire [21:0] \$34 ;
   reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
+  reg [67:0] \$36 ;
+  reg \$37 ;
+  reg [31:0] \$38 ;
+  reg [2:0] \$39 ;
   wire [17:0] \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg \$42 ;
-  reg [99:0] \$43 ;
-  reg [19:0] \$44 ;
-  reg [31:0] \$45 ;
+  reg [17:0] \$40 ;
+  reg \$41 ;
+  reg [31:0] \$42 ;
+  reg [15:0] \$43 ;
+  reg \$44 ;
+  reg [99:0] \$45 ;
+  reg [19:0] \$46 ;
+  reg [31:0] \$47 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
   reg active = 1'h0;
   reg [17:0] beats_left = 18'h00000;
   output [67:0] burst__payload;
@@ -1840,11 +1943,15 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
   always @(posedge clk)
-    cmd <= \$43 ;
+    rows_left <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$44 ;
+    pending <= \$44 ;
   always @(posedge clk)
-    stride <= \$45 ;
+    cmd <= \$45 ;
+  always @(posedge clk)
+    row_bytes <= \$46 ;
+  always @(posedge clk)
+    stride <= \$47 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
@@ -1853,294 +1960,301 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign \$7  = ~ active;
   assign \$8  = ~ pending;
-  assign cmd__ready = \$7  & \$8 ;
-  assign \$9  = pending | active;
-  assign busy = \$9  | burst__valid;
-  assign \$10  = ~ burst__valid;
-  assign \$11  = burst__ready | \$10 ;
-  assign \$12  = beats_left == \$6 [8:0];
-  assign \$13  = rows_left == 1'h1;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ abort;
+  assign cmd__ready = \$9  & \$10 ;
+  assign \$11  = pending | active;
+  assign busy = \$11  | burst__valid;
+  assign \$12  = ~ burst__valid;
+  assign \$13  = burst__ready | \$12 ;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = beats_left == \$6 [8:0];
-  assign \$18  = rows_left == 1'h1;
-  assign \$19  = \$1 [2:0] + row_bytes;
-  assign \$20  = \$19  + 3'h7;
-  assign \$22  = rows_left - 1'h1;
-  assign \$24  = cur + \$23 ;
-  assign \$25  = beats_left - \$6 [8:0];
-  assign \$26  = cmd__valid & cmd__ready;
-  assign \$27  = | cmd[47:32];
-  assign \$28  = | cmd[67:48];
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = cmd[2:0] + cmd[67:48];
-  assign \$31  = \$30  + 3'h7;
+  assign \$16  = beats_left == \$6 [8:0];
+  assign \$17  = rows_left == 1'h1;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = beats_left == \$6 [8:0];
+  assign \$20  = rows_left == 1'h1;
+  assign \$21  = \$1 [2:0] + row_bytes;
+  assign \$22  = \$21  + 3'h7;
+  assign \$24  = rows_left - 1'h1;
+  assign \$26  = cur + \$25 ;
+  assign \$27  = beats_left - \$6 [8:0];
+  assign \$28  = cmd__valid & cmd__ready;
+  assign \$29  = | cmd[47:32];
+  assign \$30  = | cmd[67:48];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = cmd[2:0] + cmd[67:48];
+  assign \$33  = \$32  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$36 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$37 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$38 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$40 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$41 ;
   always @(posedge clk)
-    row_addr <= \$40 ;
-  always @(posedge clk)
-    rows_left <= \$41 ;
-  always @(posedge clk)
-    pending <= \$42 ;
+    row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$43  = cmd;
-    if (\$26 ) begin
-      \$43  = cmd__payload;
-    end
-    if (rst) begin
-      \$43  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$44  = row_bytes;
-    if (pending) begin
-      if (\$29 ) begin
-        \$44  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$44  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$45  = stride;
-    if (pending) begin
-      if (\$29 ) begin
-        \$45  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$45  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$33  = burst__valid;
-    if (\$11 ) begin
-      \$33  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = rows_left;
+    if (\$13 ) begin
       if (active) begin
-        \$33  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$34  = burst__payload;
-    if (\$11 ) begin
-      if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$6 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$12 ;
-        \$34 [43] = \$13 ;
-        \$34 [44] = \$16 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$34  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$35  = active;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            \$35  = 1'h0;
+        if (\$19 ) begin
+          (* full_case = 32'd1 *)
+          if (\$20 ) begin
+          end else begin
+            \$43  = \$24 [15:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
+      if (\$31 ) begin
+        \$43  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$43  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = pending;
+    if (\$28 ) begin
+      \$44  = 1'h1;
+    end
+    if (pending) begin
+      \$44  = 1'h0;
+    end
+    if (abort) begin
+      \$44  = 1'h0;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$45  = cmd;
+    if (\$28 ) begin
+      \$45  = cmd__payload;
+    end
+    if (rst) begin
+      \$45  = 100'h0000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$46  = row_bytes;
+    if (pending) begin
+      if (\$31 ) begin
+        \$46  = cmd[67:48];
+      end
+    end
+    if (rst) begin
+      \$46  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$47  = stride;
+    if (pending) begin
+      if (\$31 ) begin
+        \$47  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$47  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = burst__valid;
+    if (\$13 ) begin
+      \$35  = 1'h0;
+      if (active) begin
         \$35  = 1'h1;
       end
+    end
+    if (abort) begin
+      \$35  = 1'h0;
     end
     if (rst) begin
       \$35  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$36  = cur;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$36  = burst__payload;
+    if (\$13 ) begin
+      if (active) begin
+        \$36 [31:0] = cur;
+        \$36 [40:32] = \$6 [8:0];
+        \$36 [41] = row_first;
+        \$36 [42] = \$14 ;
+        \$36 [43] = \$15 ;
+        \$36 [44] = \$18 ;
+        \$36 [47:45] = offset;
+        \$36 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$36  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$37  = active;
+    if (\$13 ) begin
+      if (active) begin
+        if (\$19 ) begin
+          if (\$20 ) begin
+            \$37  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$31 ) begin
+        \$37  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$37  = 1'h0;
+    end
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$38  = cur;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$36  = { \$1 [31:3], 3'h0 };
+            \$38  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$24 [31:0];
+          \$38  = \$26 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$36  = { cmd[31:3], 3'h0 };
+      if (\$31 ) begin
+        \$38  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$38  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$37  = offset;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$39  = offset;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$37  = \$1 [2:0];
+            \$39  = \$1 [2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$37  = cmd[2:0];
+      if (\$31 ) begin
+        \$39  = cmd[2:0];
       end
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$39  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$38  = beats_left;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$40  = beats_left;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$38  = \$21 [17:0];
+            \$40  = \$23 [17:0];
           end
         end else begin
-          \$38  = \$25 [17:0];
+          \$40  = \$27 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$38  = \$32 [17:0];
+      if (\$31 ) begin
+        \$40  = \$34 [17:0];
       end
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$40  = 18'h00000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$39  = row_first;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$41  = row_first;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$41  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$41  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$39  = 1'h1;
+      if (\$31 ) begin
+        \$41  = 1'h1;
       end
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$41  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$40  = row_addr;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$42  = row_addr;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$40  = \$1 [31:0];
+            \$42  = \$1 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$40  = cmd[31:0];
+      if (\$31 ) begin
+        \$42  = cmd[31:0];
       end
     end
     if (rst) begin
-      \$40  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$41  = rows_left;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          (* full_case = 32'd1 *)
-          if (\$18 ) begin
-          end else begin
-            \$41  = \$22 [15:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$29 ) begin
-        \$41  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$41  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$42  = pending;
-    if (\$26 ) begin
-      \$42  = 1'h1;
-    end
-    if (pending) begin
-      \$42  = 1'h0;
-    end
-    if (rst) begin
-      \$42  = 1'h0;
+      \$42  = 32'd0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -2163,38 +2277,45 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$21  = { 3'h0, \$20 [21:3] };
-  assign \$23  = { \$6 [8:0], 3'h0 };
-  assign \$32  = { 3'h0, \$31 [21:3] };
+  assign \$23  = { 3'h0, \$22 [21:3] };
+  assign \$25  = { \$6 [8:0], 3'h0 };
+  assign \$34  = { 3'h0, \$33 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, done, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast
-, error, bytes_written, m_axi__awready);
-  reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
+module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
+, m_axi__wlast, error, bytes_written, m_axi__awready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [22:0] \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  reg \$102 ;
-  reg [31:0] \$103 ;
-  reg [7:0] \$104 ;
-  reg [3:0] \$105 ;
-  reg \$106 ;
-  reg [63:0] \$107 ;
-  reg [7:0] \$108 ;
+  wire [21:0] \$10 ;
+  wire [5:0] \$100 ;
+  wire [8:0] \$101 ;
+  wire [8:0] \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  wire [32:0] \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
   reg \$109 ;
-  wire \$11 ;
-  reg [3:0] \$110 ;
+  wire [21:0] \$11 ;
+  reg [31:0] \$110 ;
   reg [7:0] \$111 ;
-  reg [63:0] \$112 ;
+  reg [3:0] \$112 ;
   reg \$113 ;
-  reg [31:0] \$114 ;
-  wire \$12 ;
+  reg [63:0] \$114 ;
+  reg [7:0] \$115 ;
+  reg \$116 ;
+  reg [3:0] \$117 ;
+  reg [7:0] \$118 ;
+  reg [63:0] \$119 ;
+  wire [22:0] \$12 ;
+  reg \$120 ;
+  reg [31:0] \$121 ;
   wire \$13 ;
-  wire [9:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [9:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -2205,12 +2326,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [4:0] \$26 ;
+  wire \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [4:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
@@ -2253,7 +2374,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire [20:0] \$7 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -2264,28 +2385,31 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [21:0] \$8 ;
+  wire \$8 ;
   wire \$80 ;
   wire \$81 ;
-  wire [3:0] \$82 ;
-  wire [2:0] \$83 ;
-  wire [4:0] \$84 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
   wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
+  wire [3:0] \$86 ;
+  wire [2:0] \$87 ;
+  wire [4:0] \$88 ;
   wire \$89 ;
-  wire [21:0] \$9 ;
-  wire [9:0] \$90 ;
-  wire [4:0] \$91 ;
+  wire [20:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
   wire \$92 ;
-  wire [5:0] \$93 ;
-  wire [8:0] \$94 ;
-  wire [8:0] \$95 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
   wire \$96 ;
-  wire \$97 ;
-  wire [32:0] \$98 ;
+  wire [9:0] \$97 ;
+  wire [4:0] \$98 ;
   wire \$99 ;
+  input abort;
+  wire abort;
+  wire \abort$7 ;
   wire [127:0] align_wide;
   reg [7:0] beat = 8'h00;
   wire [67:0] burst__payload;
@@ -2301,7 +2425,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$52 ;
+  wire \busy$54 ;
   output [31:0] bytes_written;
   reg [31:0] bytes_written = 32'd0;
   input clear;
@@ -2325,7 +2449,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   input cmd__valid;
   wire cmd__valid;
   wire \cmd__valid$5 ;
-  wire [3:0] count;
+  reg [3:0] count;
   input [70:0] data__payload;
   wire [70:0] data__payload;
   wire [3:0] \data__payload.bytes ;
@@ -2342,7 +2466,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \data__payload.first ;
   wire \data__payload.last ;
   output data__ready;
-  wire data__ready;
+  reg data__ready;
   input data__valid;
   wire data__valid;
   wire [17:0] desc;
@@ -2391,157 +2515,162 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   wire r_data;
-  wire [17:0] \r_data$33 ;
+  wire [17:0] \r_data$35 ;
   wire r_en;
-  wire \r_en$44 ;
+  wire \r_en$46 ;
   wire [3:0] r_level;
   wire r_rdy;
   input rst;
   wire rst;
   wire [3:0] shift;
-  wire step;
-  wire [7:0] strobe;
+  reg step;
+  reg [7:0] strobe;
   wire [3:0] tail;
   wire take;
   reg [3:0] w_count = 4'h0;
   wire [17:0] w_data;
-  wire \w_data$20 ;
+  wire \w_data$22 ;
   wire w_en;
-  wire \w_en$19 ;
+  wire \w_en$21 ;
   wire w_rdy;
-  wire \w_rdy$12 ;
+  wire \w_rdy$14 ;
   assign \$1  = ~ m_axi__awvalid;
   assign \$2  = \$1  | m_axi__awready;
   assign \$3  = burst__valid & \$2 ;
   assign \$4  = pending < 4'h8;
   assign \$5  = \$3  & \$4 ;
   assign \$6  = \$5  & w_rdy;
-  assign take = \$6  & \w_rdy$12 ;
-  assign \$7  = burst__payload[47:45] + burst__payload[67:48];
-  assign \$8  = \$7  - 1'h1;
-  assign \$10  = $signed(\$9 ) + $signed(2'h1);
-  assign done = \$11  & r_data;
-  assign \$12  = | beat;
-  assign \$13  = ~ \$12 ;
-  assign first = \r_data$33 [9] & \$13 ;
-  assign \$14  = \r_data$33 [8:0] - 1'h1;
-  assign last_in_burst = beat == \$14 ;
-  assign last = \r_data$33 [10] & last_in_burst;
-  assign \$15  = ~ first;
-  assign \$16  = last & \$15 ;
-  assign \$17  = \r_data$33 [17:14] <= \r_data$33 [13:11];
-  assign flush = \$16  & \$17 ;
-  assign \$18  = ~ m_axi__wvalid;
-  assign \$19  = \$18  | m_axi__wready;
-  assign \$20  = r_rdy & \$19 ;
-  assign \$21  = flush | data__valid;
-  assign step = \$20  & \$21 ;
-  assign \$22  = ~ m_axi__wvalid;
-  assign \$23  = \$22  | m_axi__wready;
-  assign \$24  = r_rdy & \$23 ;
-  assign \$25  = ~ flush;
-  assign data__ready = \$24  & \$25 ;
-  assign \r_en$44  = step & last_in_burst;
-  assign \$26  = 4'h8 - \r_data$33 [13:11];
-  assign align_wide = { data__payload[63:0], prev } >> { \$26 [3:0], 3'h0 };
-  assign \$27  = ~ first;
-  assign \$28  = \r_data$33 [13:11] <= 1'h0;
-  assign \$29  = \$27  | \$28 ;
-  assign \$30  = ~ last;
-  assign \$31  = \r_data$33 [17:14] > 1'h0;
-  assign \$32  = \$30  | \$31 ;
-  assign \$33  = \$29  & \$32 ;
-  assign \$34  = ~ first;
-  assign \$35  = \r_data$33 [13:11] <= 1'h1;
+  assign \$7  = \$6  & \w_rdy$14 ;
+  assign \$8  = ~ abort;
+  assign take = \$7  & \$8 ;
+  assign \$9  = burst__payload[47:45] + burst__payload[67:48];
+  assign \$10  = \$9  - 1'h1;
+  assign \$12  = $signed(\$11 ) + $signed(2'h1);
+  assign done = \$13  & r_data;
+  assign \$14  = | beat;
+  assign \$15  = ~ \$14 ;
+  assign first = \r_data$35 [9] & \$15 ;
+  assign \$16  = \r_data$35 [8:0] - 1'h1;
+  assign last_in_burst = beat == \$16 ;
+  assign last = \r_data$35 [10] & last_in_burst;
+  assign \$17  = ~ first;
+  assign \$18  = last & \$17 ;
+  assign \$19  = \r_data$35 [17:14] <= \r_data$35 [13:11];
+  assign flush = \$18  & \$19 ;
+  assign \$20  = ~ m_axi__wvalid;
+  assign \$21  = \$20  | m_axi__wready;
+  assign \$22  = r_rdy & \$21 ;
+  assign \$23  = flush | data__valid;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = ~ m_axi__wvalid;
+  assign \$26  = \$25  | m_axi__wready;
+  assign \$27  = r_rdy & \$26 ;
+  assign \$28  = ~ flush;
+  assign \$29  = \$27  & \$28 ;
+  assign \r_en$46  = step & last_in_burst;
+  assign \$30  = 4'h8 - \r_data$35 [13:11];
+  assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
+  assign \$31  = ~ first;
+  assign \$32  = \r_data$35 [13:11] <= 1'h0;
+  assign \$33  = \$31  | \$32 ;
+  assign \$34  = ~ last;
+  assign \$35  = \r_data$35 [17:14] > 1'h0;
   assign \$36  = \$34  | \$35 ;
-  assign \$37  = ~ last;
-  assign \$38  = \r_data$33 [17:14] > 1'h1;
-  assign \$39  = \$37  | \$38 ;
-  assign \$40  = \$36  & \$39 ;
-  assign \$41  = ~ first;
-  assign \$42  = \r_data$33 [13:11] <= 2'h2;
+  assign \$37  = \$33  & \$36 ;
+  assign \$38  = ~ first;
+  assign \$39  = \r_data$35 [13:11] <= 1'h1;
+  assign \$40  = \$38  | \$39 ;
+  assign \$41  = ~ last;
+  assign \$42  = \r_data$35 [17:14] > 1'h1;
   assign \$43  = \$41  | \$42 ;
-  assign \$44  = ~ last;
-  assign \$45  = \r_data$33 [17:14] > 2'h2;
-  assign \$46  = \$44  | \$45 ;
-  assign \$47  = \$43  & \$46 ;
-  assign \$48  = ~ first;
-  assign \$49  = \r_data$33 [13:11] <= 2'h3;
+  assign \$44  = \$40  & \$43 ;
+  assign \$45  = ~ first;
+  assign \$46  = \r_data$35 [13:11] <= 2'h2;
+  assign \$47  = \$45  | \$46 ;
+  assign \$48  = ~ last;
+  assign \$49  = \r_data$35 [17:14] > 2'h2;
   assign \$50  = \$48  | \$49 ;
-  assign \$51  = ~ last;
-  assign \$52  = \r_data$33 [17:14] > 2'h3;
-  assign \$53  = \$51  | \$52 ;
-  assign \$54  = \$50  & \$53 ;
-  assign \$55  = ~ first;
-  assign \$56  = \r_data$33 [13:11] <= 3'h4;
+  assign \$51  = \$47  & \$50 ;
+  assign \$52  = ~ first;
+  assign \$53  = \r_data$35 [13:11] <= 2'h3;
+  assign \$54  = \$52  | \$53 ;
+  assign \$55  = ~ last;
+  assign \$56  = \r_data$35 [17:14] > 2'h3;
   assign \$57  = \$55  | \$56 ;
-  assign \$58  = ~ last;
-  assign \$59  = \r_data$33 [17:14] > 3'h4;
-  assign \$60  = \$58  | \$59 ;
-  assign \$61  = \$57  & \$60 ;
-  assign \$62  = ~ first;
-  assign \$63  = \r_data$33 [13:11] <= 3'h5;
+  assign \$58  = \$54  & \$57 ;
+  assign \$59  = ~ first;
+  assign \$60  = \r_data$35 [13:11] <= 3'h4;
+  assign \$61  = \$59  | \$60 ;
+  assign \$62  = ~ last;
+  assign \$63  = \r_data$35 [17:14] > 3'h4;
   assign \$64  = \$62  | \$63 ;
-  assign \$65  = ~ last;
-  assign \$66  = \r_data$33 [17:14] > 3'h5;
-  assign \$67  = \$65  | \$66 ;
-  assign \$68  = \$64  & \$67 ;
-  assign \$69  = ~ first;
-  assign \$70  = \r_data$33 [13:11] <= 3'h6;
+  assign \$65  = \$61  & \$64 ;
+  assign \$66  = ~ first;
+  assign \$67  = \r_data$35 [13:11] <= 3'h5;
+  assign \$68  = \$66  | \$67 ;
+  assign \$69  = ~ last;
+  assign \$70  = \r_data$35 [17:14] > 3'h5;
   assign \$71  = \$69  | \$70 ;
-  assign \$72  = ~ last;
-  assign \$73  = \r_data$33 [17:14] > 3'h6;
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = \$71  & \$74 ;
-  assign \$76  = ~ first;
-  assign \$78  = ~ last;
-  assign \$79  = \r_data$33 [17:14] > 3'h7;
-  assign \$80  = \$78  | \$79 ;
-  assign \$82  = last ? \r_data$33 [17:14] : 4'h8;
-  assign \$83  = first ? \r_data$33 [13:11] : 3'h0;
-  assign \$84  = \$82  - \$83 ;
-  assign \$85  = \busy$52  | m_axi__awvalid;
-  assign \$86  = | pending;
-  assign \$87  = \$85  | \$86 ;
-  assign \$88  = | r_level;
-  assign \$89  = \$87  | \$88 ;
-  assign busy = \$89  | m_axi__wvalid;
-  assign \$90  = burst__payload[40:32] - 1'h1;
-  assign \$91  = pending + take;
-  assign \$93  = \$91  - \$92 ;
-  assign \$94  = beat + 1'h1;
-  assign \$95  = last_in_burst ? 9'h000 : \$94 ;
-  assign \$96  = ~ flush;
-  assign \$97  = m_axi__wvalid & m_axi__wready;
-  assign \$98  = bytes_written + w_count;
-  assign \$100  = | m_axi__bresp;
-  assign \$101  = \$99  & \$100 ;
+  assign \$72  = \$68  & \$71 ;
+  assign \$73  = ~ first;
+  assign \$74  = \r_data$35 [13:11] <= 3'h6;
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = ~ last;
+  assign \$77  = \r_data$35 [17:14] > 3'h6;
+  assign \$78  = \$76  | \$77 ;
+  assign \$79  = \$75  & \$78 ;
+  assign \$80  = ~ first;
+  assign \$82  = ~ last;
+  assign \$83  = \r_data$35 [17:14] > 3'h7;
+  assign \$84  = \$82  | \$83 ;
+  assign \$86  = last ? \r_data$35 [17:14] : 4'h8;
+  assign \$87  = first ? \r_data$35 [13:11] : 3'h0;
+  assign \$88  = \$86  - \$87 ;
+  assign \$89  = ~ m_axi__wvalid;
+  assign \$90  = \$89  | m_axi__wready;
+  assign \$91  = r_rdy & \$90 ;
+  assign \$92  = \busy$54  | m_axi__awvalid;
+  assign \$93  = | pending;
+  assign \$94  = \$92  | \$93 ;
+  assign \$95  = | r_level;
+  assign \$96  = \$94  | \$95 ;
+  assign busy = \$96  | m_axi__wvalid;
+  assign \$97  = burst__payload[40:32] - 1'h1;
+  assign \$98  = pending + take;
+  assign \$100  = \$98  - \$99 ;
+  assign \$101  = beat + 1'h1;
+  assign \$102  = last_in_burst ? 9'h000 : \$101 ;
+  assign \$103  = ~ flush;
+  assign \$104  = m_axi__wvalid & m_axi__wready;
+  assign \$105  = bytes_written + w_count;
+  assign \$107  = | m_axi__bresp;
+  assign \$108  = \$106  & \$107 ;
   always @(posedge clk)
-    m_axi__awvalid <= \$102 ;
+    m_axi__awvalid <= \$109 ;
   always @(posedge clk)
-    m_axi__awaddr <= \$103 ;
+    m_axi__awaddr <= \$110 ;
   always @(posedge clk)
-    m_axi__awlen <= \$104 ;
+    m_axi__awlen <= \$111 ;
   always @(posedge clk)
-    pending <= \$105 ;
+    pending <= \$112 ;
   always @(posedge clk)
-    m_axi__wvalid <= \$106 ;
+    m_axi__wvalid <= \$113 ;
   always @(posedge clk)
-    m_axi__wdata <= \$107 ;
+    m_axi__wdata <= \$114 ;
   always @(posedge clk)
-    m_axi__wstrb <= \$108 ;
+    m_axi__wstrb <= \$115 ;
   always @(posedge clk)
-    m_axi__wlast <= \$109 ;
+    m_axi__wlast <= \$116 ;
   always @(posedge clk)
-    w_count <= \$110 ;
+    w_count <= \$117 ;
   always @(posedge clk)
-    beat <= \$111 ;
+    beat <= \$118 ;
   always @(posedge clk)
-    prev <= \$112 ;
+    prev <= \$119 ;
   always @(posedge clk)
-    error <= \$113 ;
+    error <= \$120 ;
   always @(posedge clk)
-    bytes_written <= \$114 ;
+    bytes_written <= \$121 ;
   \accelerator.dma.writer.ends  ends (
     .clk(clk),
     .r_data(r_data),
@@ -2549,13 +2678,14 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .rst(rst),
     .w_en(take),
     .w_port__data(burst__payload[44]),
-    .w_rdy(\w_rdy$12 )
+    .w_rdy(\w_rdy$14 )
   );
   \accelerator.dma.writer.split  split (
+    .abort(abort),
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$52 ),
+    .busy(\busy$54 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -2564,8 +2694,8 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   );
   \accelerator.dma.writer.wq  wq (
     .clk(clk),
-    .r_data(\r_data$33 ),
-    .r_en(\r_en$44 ),
+    .r_data(\r_data$35 ),
+    .r_en(\r_en$46 ),
     .r_rdy(r_rdy),
     .rst(rst),
     .w_en(take),
@@ -2574,155 +2704,184 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .w_rdy(w_rdy)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$102  = m_axi__awvalid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    step = \$24 ;
+    if (abort) begin
+      step = \$91 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    data__ready = \$29 ;
+    if (abort) begin
+      data__ready = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    strobe = { \$85 , \$79 , \$72 , \$65 , \$58 , \$51 , \$44 , \$37  };
+    if (abort) begin
+      strobe = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    count = \$88 [3:0];
+    if (abort) begin
+      count = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$109  = m_axi__awvalid;
     if (take) begin
-      \$102  = 1'h1;
+      \$109  = 1'h1;
     end else if (m_axi__awready) begin
-      \$102  = 1'h0;
-    end
-    if (rst) begin
-      \$102  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$103  = m_axi__awaddr;
-    if (take) begin
-      \$103  = burst__payload[31:0];
-    end
-    if (rst) begin
-      \$103  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$104  = m_axi__awlen;
-    if (take) begin
-      \$104  = \$90 [7:0];
-    end
-    if (rst) begin
-      \$104  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$105  = \$93 [3:0];
-    if (rst) begin
-      \$105  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$106  = m_axi__wvalid;
-    if (step) begin
-      \$106  = 1'h1;
-    end else if (m_axi__wready) begin
-      \$106  = 1'h0;
-    end
-    if (rst) begin
-      \$106  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$107  = m_axi__wdata;
-    if (step) begin
-      \$107  = align_wide[63:0];
-    end
-    if (rst) begin
-      \$107  = 64'h0000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$108  = m_axi__wstrb;
-    if (step) begin
-      \$108  = { \$81 , \$75 , \$68 , \$61 , \$54 , \$47 , \$40 , \$33  };
-    end
-    if (rst) begin
-      \$108  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$109  = m_axi__wlast;
-    if (step) begin
-      \$109  = last_in_burst;
+      \$109  = 1'h0;
     end
     if (rst) begin
       \$109  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$110  = w_count;
-    if (step) begin
-      \$110  = \$84 [3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$110  = m_axi__awaddr;
+    if (take) begin
+      \$110  = burst__payload[31:0];
     end
     if (rst) begin
-      \$110  = 4'h0;
+      \$110  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$111  = beat;
-    if (step) begin
-      \$111  = \$95 [7:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$111  = m_axi__awlen;
+    if (take) begin
+      \$111  = \$97 [7:0];
     end
     if (rst) begin
       \$111  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$112  = prev;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$112  = \$100 [3:0];
+    if (rst) begin
+      \$112  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$113  = m_axi__wvalid;
     if (step) begin
-      if (\$96 ) begin
-        \$112  = data__payload[63:0];
+      \$113  = 1'h1;
+    end else if (m_axi__wready) begin
+      \$113  = 1'h0;
+    end
+    if (rst) begin
+      \$113  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$114  = m_axi__wdata;
+    if (step) begin
+      \$114  = align_wide[63:0];
+    end
+    if (rst) begin
+      \$114  = 64'h0000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$115  = m_axi__wstrb;
+    if (step) begin
+      \$115  = strobe;
+    end
+    if (rst) begin
+      \$115  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$116  = m_axi__wlast;
+    if (step) begin
+      \$116  = last_in_burst;
+    end
+    if (rst) begin
+      \$116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$117  = w_count;
+    if (step) begin
+      \$117  = count;
+    end
+    if (rst) begin
+      \$117  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$118  = beat;
+    if (step) begin
+      \$118  = \$102 [7:0];
+    end
+    if (rst) begin
+      \$118  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$119  = prev;
+    if (step) begin
+      if (\$103 ) begin
+        \$119  = data__payload[63:0];
       end
     end
     if (rst) begin
-      \$112  = 64'h0000000000000000;
+      \$119  = 64'h0000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$113  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$120  = error;
     if (clear) begin
-      \$113  = 1'h0;
+      \$120  = 1'h0;
     end
-    if (\$101 ) begin
-      \$113  = 1'h1;
+    if (\$108 ) begin
+      \$120  = 1'h1;
     end
     if (rst) begin
-      \$113  = 1'h0;
+      \$120  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
-    \$114  = bytes_written;
+    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
+    \$121  = bytes_written;
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$114  = 32'd0;
+      \$121  = 32'd0;
     end else begin
-      if (\$97 ) begin
-        \$114  = \$98 [31:0];
+      if (\$104 ) begin
+        \$121  = \$105 [31:0];
       end
     end
     if (rst) begin
-      \$114  = 32'd0;
+      \$121  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
   assign \cmd__ready$3  = cmd__ready;
   assign \cmd__valid$5  = cmd__valid;
+  assign \abort$7  = abort;
   assign burst__ready = take;
-  assign tail = \$10 [3:0];
+  assign tail = \$12 [3:0];
   assign w_en = take;
   assign w_data = desc;
-  assign \w_en$19  = take;
-  assign \w_data$20  = burst__payload[44];
+  assign \w_en$21  = take;
+  assign \w_data$22  = burst__payload[44];
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -2730,9 +2889,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign m_axi__awcache = 4'h3;
   assign m_axi__awprot = 3'h0;
   assign m_axi__bready = 1'h1;
-  assign shift = \$26 [3:0];
-  assign strobe = { \$81 , \$75 , \$68 , \$61 , \$54 , \$47 , \$40 , \$33  };
-  assign count = \$84 [3:0];
+  assign shift = \$30 [3:0];
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -2767,24 +2924,24 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17:14] = \$10 [3:0];
+  assign desc[17:14] = \$12 [3:0];
   assign desc[13:11] = burst__payload[47:45];
   assign desc[10] = burst__payload[42];
   assign desc[9] = burst__payload[41];
   assign desc[8:0] = burst__payload[40:32];
-  assign \$9 [21:3] = 19'h00000;
-  assign \$9 [2:0] = \$8 [2:0];
+  assign \$11 [21:3] = 19'h00000;
+  assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
-  assign \$11  = m_axi__bvalid;
-  assign \$77  = 1'h1;
-  assign \$81  = \$80 ;
-  assign \$92  = m_axi__bvalid;
+  assign \$13  = m_axi__bvalid;
+  assign \$81  = 1'h1;
+  assign \$85  = \$84 ;
   assign \$99  = m_axi__bvalid;
+  assign \$106  = m_axi__bvalid;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__data, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2871,7 +3028,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
   always @(posedge clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [2:0];
@@ -2881,7 +3038,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [2:0];
@@ -2891,7 +3048,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [3:0];
@@ -2912,8 +3069,8 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
+module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [32:0] \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -2924,41 +3081,45 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [20:0] \$19 ;
+  wire \$19 ;
   wire [10:0] \$2 ;
-  wire [21:0] \$20 ;
-  wire [21:0] \$21 ;
-  wire [16:0] \$22 ;
-  wire [11:0] \$23 ;
-  wire [32:0] \$24 ;
-  wire [18:0] \$25 ;
-  wire \$26 ;
-  wire \$27 ;
+  wire \$20 ;
+  wire [20:0] \$21 ;
+  wire [21:0] \$22 ;
+  wire [21:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire [11:0] \$25 ;
+  wire [32:0] \$26 ;
+  wire [18:0] \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  wire [20:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [21:0] \$32 ;
-  reg \$33 ;
-  reg [67:0] \$34 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [20:0] \$32 ;
+  wire [21:0] \$33 ;
+  wire [21:0] \$34 ;
   reg \$35 ;
-  reg [31:0] \$36 ;
-  reg [2:0] \$37 ;
-  reg [17:0] \$38 ;
-  reg \$39 ;
+  reg [67:0] \$36 ;
+  reg \$37 ;
+  reg [31:0] \$38 ;
+  reg [2:0] \$39 ;
   wire [17:0] \$4 ;
-  reg [31:0] \$40 ;
-  reg [15:0] \$41 ;
-  reg \$42 ;
-  reg [99:0] \$43 ;
-  reg [19:0] \$44 ;
-  reg [31:0] \$45 ;
+  reg [17:0] \$40 ;
+  reg \$41 ;
+  reg [31:0] \$42 ;
+  reg [15:0] \$43 ;
+  reg \$44 ;
+  reg [99:0] \$45 ;
+  reg [19:0] \$46 ;
+  reg [31:0] \$47 ;
   wire \$5 ;
   wire [9:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
+  input abort;
+  wire abort;
   reg active = 1'h0;
   reg [17:0] beats_left = 18'h00000;
   output [67:0] burst__payload;
@@ -3009,11 +3170,15 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   reg [31:0] stride = 32'd0;
   wire [9:0] to_boundary;
   always @(posedge clk)
-    cmd <= \$43 ;
+    rows_left <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$44 ;
+    pending <= \$44 ;
   always @(posedge clk)
-    stride <= \$45 ;
+    cmd <= \$45 ;
+  always @(posedge clk)
+    row_bytes <= \$46 ;
+  always @(posedge clk)
+    stride <= \$47 ;
   assign \$1  = row_addr + stride;
   assign \$2  = 10'h200 - cur[11:3];
   assign \$3  = beats_left < 9'h100;
@@ -3022,294 +3187,301 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
   assign \$7  = ~ active;
   assign \$8  = ~ pending;
-  assign cmd__ready = \$7  & \$8 ;
-  assign \$9  = pending | active;
-  assign busy = \$9  | burst__valid;
-  assign \$10  = ~ burst__valid;
-  assign \$11  = burst__ready | \$10 ;
-  assign \$12  = beats_left == \$6 [8:0];
-  assign \$13  = rows_left == 1'h1;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = ~ abort;
+  assign cmd__ready = \$9  & \$10 ;
+  assign \$11  = pending | active;
+  assign busy = \$11  | burst__valid;
+  assign \$12  = ~ burst__valid;
+  assign \$13  = burst__ready | \$12 ;
   assign \$14  = beats_left == \$6 [8:0];
   assign \$15  = rows_left == 1'h1;
-  assign \$16  = \$14  & \$15 ;
-  assign \$17  = beats_left == \$6 [8:0];
-  assign \$18  = rows_left == 1'h1;
-  assign \$19  = \$1 [2:0] + row_bytes;
-  assign \$20  = \$19  + 3'h7;
-  assign \$22  = rows_left - 1'h1;
-  assign \$24  = cur + \$23 ;
-  assign \$25  = beats_left - \$6 [8:0];
-  assign \$26  = cmd__valid & cmd__ready;
-  assign \$27  = | cmd[47:32];
-  assign \$28  = | cmd[67:48];
-  assign \$29  = \$27  & \$28 ;
-  assign \$30  = cmd[2:0] + cmd[67:48];
-  assign \$31  = \$30  + 3'h7;
+  assign \$16  = beats_left == \$6 [8:0];
+  assign \$17  = rows_left == 1'h1;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = beats_left == \$6 [8:0];
+  assign \$20  = rows_left == 1'h1;
+  assign \$21  = \$1 [2:0] + row_bytes;
+  assign \$22  = \$21  + 3'h7;
+  assign \$24  = rows_left - 1'h1;
+  assign \$26  = cur + \$25 ;
+  assign \$27  = beats_left - \$6 [8:0];
+  assign \$28  = cmd__valid & cmd__ready;
+  assign \$29  = | cmd[47:32];
+  assign \$30  = | cmd[67:48];
+  assign \$31  = \$29  & \$30 ;
+  assign \$32  = cmd[2:0] + cmd[67:48];
+  assign \$33  = \$32  + 3'h7;
   always @(posedge clk)
-    burst__valid <= \$33 ;
+    burst__valid <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$34 ;
+    burst__payload <= \$36 ;
   always @(posedge clk)
-    active <= \$35 ;
+    active <= \$37 ;
   always @(posedge clk)
-    cur <= \$36 ;
+    cur <= \$38 ;
   always @(posedge clk)
-    offset <= \$37 ;
+    offset <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$38 ;
+    beats_left <= \$40 ;
   always @(posedge clk)
-    row_first <= \$39 ;
+    row_first <= \$41 ;
   always @(posedge clk)
-    row_addr <= \$40 ;
-  always @(posedge clk)
-    rows_left <= \$41 ;
-  always @(posedge clk)
-    pending <= \$42 ;
+    row_addr <= \$42 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$43  = cmd;
-    if (\$26 ) begin
-      \$43  = cmd__payload;
-    end
-    if (rst) begin
-      \$43  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$44  = row_bytes;
-    if (pending) begin
-      if (\$29 ) begin
-        \$44  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$44  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$45  = stride;
-    if (pending) begin
-      if (\$29 ) begin
-        \$45  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$45  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$33  = burst__valid;
-    if (\$11 ) begin
-      \$33  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = rows_left;
+    if (\$13 ) begin
       if (active) begin
-        \$33  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$34  = burst__payload;
-    if (\$11 ) begin
-      if (active) begin
-        \$34 [31:0] = cur;
-        \$34 [40:32] = \$6 [8:0];
-        \$34 [41] = row_first;
-        \$34 [42] = \$12 ;
-        \$34 [43] = \$13 ;
-        \$34 [44] = \$16 ;
-        \$34 [47:45] = offset;
-        \$34 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$34  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$35  = active;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          if (\$18 ) begin
-            \$35  = 1'h0;
+        if (\$19 ) begin
+          (* full_case = 32'd1 *)
+          if (\$20 ) begin
+          end else begin
+            \$43  = \$24 [15:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
+      if (\$31 ) begin
+        \$43  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$43  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$44  = pending;
+    if (\$28 ) begin
+      \$44  = 1'h1;
+    end
+    if (pending) begin
+      \$44  = 1'h0;
+    end
+    if (abort) begin
+      \$44  = 1'h0;
+    end
+    if (rst) begin
+      \$44  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$45  = cmd;
+    if (\$28 ) begin
+      \$45  = cmd__payload;
+    end
+    if (rst) begin
+      \$45  = 100'h0000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$46  = row_bytes;
+    if (pending) begin
+      if (\$31 ) begin
+        \$46  = cmd[67:48];
+      end
+    end
+    if (rst) begin
+      \$46  = 20'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$47  = stride;
+    if (pending) begin
+      if (\$31 ) begin
+        \$47  = cmd[99:68];
+      end
+    end
+    if (rst) begin
+      \$47  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = burst__valid;
+    if (\$13 ) begin
+      \$35  = 1'h0;
+      if (active) begin
         \$35  = 1'h1;
       end
+    end
+    if (abort) begin
+      \$35  = 1'h0;
     end
     if (rst) begin
       \$35  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$36  = cur;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$36  = burst__payload;
+    if (\$13 ) begin
+      if (active) begin
+        \$36 [31:0] = cur;
+        \$36 [40:32] = \$6 [8:0];
+        \$36 [41] = row_first;
+        \$36 [42] = \$14 ;
+        \$36 [43] = \$15 ;
+        \$36 [44] = \$18 ;
+        \$36 [47:45] = offset;
+        \$36 [67:48] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$36  = 68'h00000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$37  = active;
+    if (\$13 ) begin
+      if (active) begin
+        if (\$19 ) begin
+          if (\$20 ) begin
+            \$37  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$31 ) begin
+        \$37  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$37  = 1'h0;
+    end
+    if (rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$38  = cur;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$36  = { \$1 [31:3], 3'h0 };
+            \$38  = { \$1 [31:3], 3'h0 };
           end
         end else begin
-          \$36  = \$24 [31:0];
+          \$38  = \$26 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$36  = { cmd[31:3], 3'h0 };
+      if (\$31 ) begin
+        \$38  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$36  = 32'd0;
+      \$38  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$37  = offset;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$39  = offset;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$37  = \$1 [2:0];
+            \$39  = \$1 [2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$37  = cmd[2:0];
+      if (\$31 ) begin
+        \$39  = cmd[2:0];
       end
     end
     if (rst) begin
-      \$37  = 3'h0;
+      \$39  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$38  = beats_left;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$40  = beats_left;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$38  = \$21 [17:0];
+            \$40  = \$23 [17:0];
           end
         end else begin
-          \$38  = \$25 [17:0];
+          \$40  = \$27 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$38  = \$32 [17:0];
+      if (\$31 ) begin
+        \$40  = \$34 [17:0];
       end
     end
     if (rst) begin
-      \$38  = 18'h00000;
+      \$40  = 18'h00000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$39  = row_first;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$41  = row_first;
+    if (\$13 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$39  = 1'h1;
+            \$41  = 1'h1;
           end
         end else begin
-          \$39  = 1'h0;
+          \$41  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$39  = 1'h1;
+      if (\$31 ) begin
+        \$41  = 1'h1;
       end
     end
     if (rst) begin
-      \$39  = 1'h0;
+      \$41  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$40  = row_addr;
-    if (\$11 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$42  = row_addr;
+    if (\$13 ) begin
       if (active) begin
-        if (\$17 ) begin
+        if (\$19 ) begin
           (* full_case = 32'd1 *)
-          if (\$18 ) begin
+          if (\$20 ) begin
           end else begin
-            \$40  = \$1 [31:0];
+            \$42  = \$1 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$29 ) begin
-        \$40  = cmd[31:0];
+      if (\$31 ) begin
+        \$42  = cmd[31:0];
       end
     end
     if (rst) begin
-      \$40  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$41  = rows_left;
-    if (\$11 ) begin
-      if (active) begin
-        if (\$17 ) begin
-          (* full_case = 32'd1 *)
-          if (\$18 ) begin
-          end else begin
-            \$41  = \$22 [15:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$29 ) begin
-        \$41  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$41  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
-    \$42  = pending;
-    if (\$26 ) begin
-      \$42  = 1'h1;
-    end
-    if (pending) begin
-      \$42  = 1'h0;
-    end
-    if (rst) begin
-      \$42  = 1'h0;
+      \$42  = 32'd0;
     end
   end
   assign next_row = \$1 [31:0];
@@ -3332,14 +3504,14 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$21  = { 3'h0, \$20 [21:3] };
-  assign \$23  = { \$6 [8:0], 3'h0 };
-  assign \$32  = { 3'h0, \$31 [21:3] };
+  assign \$23  = { 3'h0, \$22 [21:3] };
+  assign \$25  = { \$6 [8:0], 3'h0 };
+  assign \$34  = { 3'h0, \$33 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_port__data, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -3469,7 +3641,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   always @(posedge clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
@@ -3479,7 +3651,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
@@ -3489,7 +3661,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -3502,7 +3674,7 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -3522,9 +3694,9 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \busy$253 , rd_cmd__ready, wr_data__ready, dma_busy, wr_cmd__ready, cmd, \start$270 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load
-, stall_store, rd_data__valid, rd_data__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
+module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$255 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$274 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
+, rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
   wire [46:0] \$10 ;
   wire \$100 ;
@@ -3696,15 +3868,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$250 ;
   wire \$251 ;
   wire \$252 ;
-  wire [1:0] \$253 ;
-  wire [1:0] \$254 ;
-  wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire [18:0] \$26 ;
-  wire [1:0] \$260 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
+  wire \$26 ;
+  wire \$260 ;
   wire [1:0] \$261 ;
   wire [1:0] \$262 ;
   wire [1:0] \$263 ;
@@ -3714,7 +3886,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$267 ;
   wire [1:0] \$268 ;
   wire [1:0] \$269 ;
-  wire \$27 ;
+  wire [18:0] \$27 ;
   wire [1:0] \$270 ;
   wire [1:0] \$271 ;
   wire [1:0] \$272 ;
@@ -3726,216 +3898,216 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] \$278 ;
   wire [1:0] \$279 ;
   wire \$28 ;
-  wire \$280 ;
-  wire \$281 ;
-  wire \$282 ;
-  wire \$283 ;
-  wire [31:0] \$284 ;
-  wire \$285 ;
-  wire [31:0] \$286 ;
-  wire [32:0] \$287 ;
-  wire [32:0] \$288 ;
-  wire [32:0] \$289 ;
-  wire [9:0] \$29 ;
-  wire [32:0] \$290 ;
+  wire [1:0] \$280 ;
+  wire [1:0] \$281 ;
+  wire [1:0] \$282 ;
+  wire [1:0] \$283 ;
+  wire [1:0] \$284 ;
+  wire [1:0] \$285 ;
+  wire [1:0] \$286 ;
+  wire [1:0] \$287 ;
+  wire \$288 ;
+  wire \$289 ;
+  wire \$29 ;
+  wire \$290 ;
   wire \$291 ;
-  wire [32:0] \$292 ;
+  wire [31:0] \$292 ;
   wire \$293 ;
-  wire [32:0] \$294 ;
+  wire [31:0] \$294 ;
   wire [32:0] \$295 ;
   wire [32:0] \$296 ;
-  wire \$297 ;
+  wire [32:0] \$297 ;
   wire [32:0] \$298 ;
-  wire [32:0] \$299 ;
+  wire \$299 ;
   wire [32:0] \$3 ;
-  wire [16:0] \$30 ;
-  wire [33:0] \$300 ;
-  wire [32:0] \$301 ;
+  wire [9:0] \$30 ;
+  wire [32:0] \$300 ;
+  wire \$301 ;
   wire [32:0] \$302 ;
   wire [32:0] \$303 ;
   wire [32:0] \$304 ;
-  wire [32:0] \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire \$309 ;
-  wire [17:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
+  wire \$305 ;
+  wire [32:0] \$306 ;
+  wire [32:0] \$307 ;
+  wire [33:0] \$308 ;
+  wire [32:0] \$309 ;
+  wire [16:0] \$31 ;
+  wire [32:0] \$310 ;
+  wire [32:0] \$311 ;
+  wire [32:0] \$312 ;
+  wire [32:0] \$313 ;
   wire \$314 ;
   wire \$315 ;
   wire \$316 ;
   wire \$317 ;
   wire \$318 ;
   wire \$319 ;
-  wire \$32 ;
-  wire [32:0] \$320 ;
-  wire [16:0] \$321 ;
-  wire [16:0] \$322 ;
-  wire [16:0] \$323 ;
+  wire [17:0] \$32 ;
+  wire \$320 ;
+  wire \$321 ;
+  wire \$322 ;
+  wire \$323 ;
   wire \$324 ;
   wire \$325 ;
   wire \$326 ;
   wire \$327 ;
-  wire [31:0] \$328 ;
-  wire \$329 ;
-  wire [10:0] \$33 ;
-  wire [31:0] \$330 ;
-  wire [32:0] \$331 ;
-  wire [32:0] \$332 ;
-  wire [32:0] \$333 ;
-  wire [32:0] \$334 ;
+  wire [32:0] \$328 ;
+  wire [16:0] \$329 ;
+  wire \$33 ;
+  wire [16:0] \$330 ;
+  wire [16:0] \$331 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
   wire \$335 ;
-  wire [32:0] \$336 ;
+  wire [31:0] \$336 ;
   wire \$337 ;
-  wire [32:0] \$338 ;
+  wire [31:0] \$338 ;
   wire [32:0] \$339 ;
-  wire [16:0] \$34 ;
+  wire [10:0] \$34 ;
   wire [32:0] \$340 ;
-  wire \$341 ;
+  wire [32:0] \$341 ;
   wire [32:0] \$342 ;
-  wire [32:0] \$343 ;
-  wire [33:0] \$344 ;
-  wire [16:0] \$345 ;
-  wire \$346 ;
-  wire [16:0] \$347 ;
-  wire \$348 ;
-  wire [32:0] \$349 ;
-  wire \$35 ;
-  wire \$350 ;
-  wire \$351 ;
-  wire \$352 ;
-  wire \$353 ;
+  wire \$343 ;
+  wire [32:0] \$344 ;
+  wire \$345 ;
+  wire [32:0] \$346 ;
+  wire [32:0] \$347 ;
+  wire [32:0] \$348 ;
+  wire \$349 ;
+  wire [16:0] \$35 ;
+  wire [32:0] \$350 ;
+  wire [32:0] \$351 ;
+  wire [33:0] \$352 ;
+  wire [16:0] \$353 ;
   wire \$354 ;
-  wire [32:0] \$355 ;
-  wire [16:0] \$356 ;
-  wire [16:0] \$357 ;
+  wire [16:0] \$355 ;
+  wire \$356 ;
+  wire [32:0] \$357 ;
   wire \$358 ;
   wire \$359 ;
   wire \$36 ;
   wire \$360 ;
   wire \$361 ;
-  wire [31:0] \$362 ;
-  wire \$363 ;
-  wire [31:0] \$364 ;
-  wire [32:0] \$365 ;
-  wire [32:0] \$366 ;
-  wire [32:0] \$367 ;
-  wire [32:0] \$368 ;
+  wire \$362 ;
+  wire [32:0] \$363 ;
+  wire [16:0] \$364 ;
+  wire [16:0] \$365 ;
+  wire \$366 ;
+  wire \$367 ;
+  wire \$368 ;
   wire \$369 ;
   wire \$37 ;
-  wire [32:0] \$370 ;
+  wire [31:0] \$370 ;
   wire \$371 ;
-  wire [32:0] \$372 ;
+  wire [31:0] \$372 ;
   wire [32:0] \$373 ;
   wire [32:0] \$374 ;
-  wire \$375 ;
+  wire [32:0] \$375 ;
   wire [32:0] \$376 ;
-  wire [32:0] \$377 ;
-  wire [33:0] \$378 ;
+  wire \$377 ;
+  wire [32:0] \$378 ;
   wire \$379 ;
   wire \$38 ;
-  wire \$380 ;
+  wire [32:0] \$380 ;
   wire [32:0] \$381 ;
-  wire \$382 ;
+  wire [32:0] \$382 ;
   wire \$383 ;
-  wire \$384 ;
-  wire \$385 ;
-  wire [32:0] \$386 ;
-  wire [32:0] \$387 ;
-  wire [3:0] \$388 ;
+  wire [32:0] \$384 ;
+  wire [32:0] \$385 ;
+  wire [33:0] \$386 ;
+  wire \$387 ;
+  wire \$388 ;
   wire [32:0] \$389 ;
   wire \$39 ;
   wire \$390 ;
-  wire [16:0] \$391 ;
+  wire \$391 ;
   wire \$392 ;
   wire \$393 ;
-  wire [16:0] \$394 ;
-  wire \$395 ;
-  wire [16:0] \$396 ;
-  wire [4:0] \$397 ;
-  wire [32:0] \$398 ;
-  wire \$399 ;
+  wire [32:0] \$394 ;
+  wire [32:0] \$395 ;
+  wire [3:0] \$396 ;
+  wire [32:0] \$397 ;
+  wire \$398 ;
+  wire [16:0] \$399 ;
   wire [32:0] \$4 ;
   wire \$40 ;
   wire \$400 ;
   wire \$401 ;
-  wire \$402 ;
-  wire [16:0] \$403 ;
-  wire \$404 ;
-  wire [16:0] \$405 ;
-  wire \$406 ;
+  wire [16:0] \$402 ;
+  wire \$403 ;
+  wire [16:0] \$404 ;
+  wire [4:0] \$405 ;
+  wire [32:0] \$406 ;
   wire \$407 ;
-  wire [2:0] \$408 ;
+  wire \$408 ;
   wire \$409 ;
   wire \$41 ;
   wire \$410 ;
-  wire \$411 ;
+  wire [16:0] \$411 ;
   wire \$412 ;
-  wire \$413 ;
+  wire [16:0] \$413 ;
   wire \$414 ;
   wire \$415 ;
-  wire \$416 ;
+  wire [2:0] \$416 ;
   wire \$417 ;
   wire \$418 ;
   wire \$419 ;
   wire \$42 ;
   wire \$420 ;
-  wire [31:0] \$421 ;
-  wire [32:0] \$422 ;
-  wire [33:0] \$423 ;
-  wire [33:0] \$424 ;
+  wire \$421 ;
+  wire \$422 ;
+  wire \$423 ;
+  wire \$424 ;
   wire \$425 ;
-  wire [32:0] \$426 ;
+  wire \$426 ;
   wire \$427 ;
   wire \$428 ;
-  wire \$429 ;
+  wire [31:0] \$429 ;
   wire \$43 ;
-  wire \$430 ;
-  wire \$431 ;
-  wire [32:0] \$432 ;
-  wire [16:0] \$433 ;
-  wire \$434 ;
+  wire [32:0] \$430 ;
+  wire [33:0] \$431 ;
+  wire [33:0] \$432 ;
+  wire \$433 ;
+  wire [32:0] \$434 ;
   wire \$435 ;
   wire \$436 ;
   wire \$437 ;
   wire \$438 ;
   wire \$439 ;
   wire \$44 ;
-  wire \$440 ;
-  wire \$441 ;
+  wire [32:0] \$440 ;
+  wire [16:0] \$441 ;
   wire \$442 ;
-  wire [32:0] \$443 ;
+  wire \$443 ;
   wire \$444 ;
-  wire [32:0] \$445 ;
+  wire \$445 ;
   wire \$446 ;
   wire \$447 ;
   wire \$448 ;
   wire \$449 ;
   wire \$45 ;
-  wire [32:0] \$450 ;
-  wire \$451 ;
+  wire \$450 ;
+  wire [32:0] \$451 ;
   wire \$452 ;
   wire [32:0] \$453 ;
-  reg [1:0] \$454 ;
-  reg [1:0] \$455 ;
-  reg [1:0] \$456 ;
-  reg [1:0] \$457 ;
+  wire \$454 ;
+  wire \$455 ;
+  wire [32:0] \$456 ;
+  wire [32:0] \$457 ;
   reg [1:0] \$458 ;
   reg [1:0] \$459 ;
   wire \$46 ;
   reg [1:0] \$460 ;
   reg [1:0] \$461 ;
   reg [1:0] \$462 ;
-  reg [31:0] \$463 ;
-  reg [31:0] \$464 ;
-  reg \$465 ;
-  reg [31:0] \$466 ;
+  reg [1:0] \$463 ;
+  reg [1:0] \$464 ;
+  reg [1:0] \$465 ;
+  reg [1:0] \$466 ;
   reg [31:0] \$467 ;
   reg [31:0] \$468 ;
-  reg [31:0] \$469 ;
+  reg \$469 ;
   wire \$47 ;
   reg [31:0] \$470 ;
   reg [31:0] \$471 ;
@@ -3944,77 +4116,81 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [31:0] \$474 ;
   reg [31:0] \$475 ;
   reg [31:0] \$476 ;
-  reg [1:0] \$477 ;
-  reg \$478 ;
-  reg \$479 ;
+  reg [31:0] \$477 ;
+  reg [31:0] \$478 ;
+  reg [31:0] \$479 ;
   wire \$48 ;
-  reg \$480 ;
-  reg [31:0] \$481 ;
-  reg [15:0] \$482 ;
-  reg [15:0] \$483 ;
-  reg [15:0] \$484 ;
+  reg [31:0] \$480 ;
+  reg [1:0] \$481 ;
+  reg \$482 ;
+  reg \$483 ;
+  reg \$484 ;
   reg [31:0] \$485 ;
-  reg [31:0] \$486 ;
-  reg \$487 ;
-  reg [31:0] \$488 ;
+  reg [15:0] \$486 ;
+  reg [15:0] \$487 ;
+  reg [15:0] \$488 ;
   reg [31:0] \$489 ;
   wire \$49 ;
-  reg \$490 ;
+  reg [31:0] \$490 ;
   reg \$491 ;
-  reg [2:0] \$492 ;
-  reg [15:0] \$493 ;
-  reg [15:0] \$494 ;
-  reg [31:0] \$495 ;
-  reg \$496 ;
-  reg \$497 ;
-  reg \$498 ;
+  reg [31:0] \$492 ;
+  reg [31:0] \$493 ;
+  reg \$494 ;
+  reg \$495 ;
+  reg [2:0] \$496 ;
+  reg [15:0] \$497 ;
+  reg [15:0] \$498 ;
   reg [31:0] \$499 ;
   wire [32:0] \$5 ;
   wire \$50 ;
-  reg [31:0] \$500 ;
+  reg \$500 ;
   reg \$501 ;
-  reg [31:0] \$502 ;
+  reg \$502 ;
   reg [31:0] \$503 ;
-  reg \$504 ;
+  reg [31:0] \$504 ;
   reg \$505 ;
-  reg [2:0] \$506 ;
+  reg [31:0] \$506 ;
   reg [31:0] \$507 ;
-  reg [31:0] \$508 ;
+  reg \$508 ;
   reg \$509 ;
   wire \$51 ;
-  reg \$510 ;
-  reg [127:0] \$511 ;
-  reg \$512 ;
-  reg [9:0] \$513 ;
+  reg [2:0] \$510 ;
+  reg [31:0] \$511 ;
+  reg [31:0] \$512 ;
+  reg \$513 ;
   reg \$514 ;
-  reg \$515 ;
+  reg [127:0] \$515 ;
   reg \$516 ;
-  reg [15:0] \$517 ;
-  reg [31:0] \$518 ;
-  reg [31:0] \$519 ;
+  reg [9:0] \$517 ;
+  reg \$518 ;
+  reg \$519 ;
   wire \$52 ;
   reg \$520 ;
   reg [15:0] \$521 ;
-  reg \$522 ;
-  reg \$523 ;
-  reg [1:0] \$524 ;
-  reg [398:0] \$525 ;
-  reg [7:0] \$526 ;
-  reg [31:0] \$527 ;
-  reg [31:0] \$528 ;
-  reg [31:0] \$529 ;
-  wire [32:0] \$53 ;
-  reg [31:0] \$530 ;
-  reg [3:0] \$531 ;
-  reg \$532 ;
-  reg [3:0] \$533 ;
-  reg [15:0] \$534 ;
-  reg [31:0] \$535 ;
-  reg [15:0] \$536 ;
-  reg [31:0] \$537 ;
-  reg [31:0] \$538 ;
+  reg [31:0] \$522 ;
+  reg [31:0] \$523 ;
+  reg \$524 ;
+  reg [15:0] \$525 ;
+  reg \$526 ;
+  reg \$527 ;
+  reg [1:0] \$528 ;
+  reg [398:0] \$529 ;
+  wire \$53 ;
+  reg [7:0] \$530 ;
+  reg [31:0] \$531 ;
+  reg [31:0] \$532 ;
+  reg [31:0] \$533 ;
+  reg [31:0] \$534 ;
+  reg [3:0] \$535 ;
+  reg \$536 ;
+  reg [3:0] \$537 ;
+  reg [15:0] \$538 ;
   reg [31:0] \$539 ;
-  wire \$54 ;
+  wire [32:0] \$54 ;
+  reg [15:0] \$540 ;
+  reg [31:0] \$541 ;
+  reg [31:0] \$542 ;
+  reg [31:0] \$543 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
@@ -4028,21 +4204,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire [3:0] \$67 ;
-  wire \$68 ;
+  wire \$67 ;
+  wire [3:0] \$68 ;
   wire \$69 ;
   wire [32:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
-  wire [8:0] \$717 ;
-  wire [9:0] \$72 ;
-  wire [16:0] \$73 ;
-  wire [31:0] \$74 ;
-  wire [32:0] \$75 ;
-  wire [9:0] \$76 ;
+  wire \$72 ;
+  wire [8:0] \$722 ;
+  wire [9:0] \$73 ;
+  wire [16:0] \$74 ;
+  wire [31:0] \$75 ;
+  wire [32:0] \$76 ;
   wire [9:0] \$77 ;
-  wire [6:0] \$78 ;
-  wire [127:0] \$79 ;
+  wire [9:0] \$78 ;
+  wire [6:0] \$79 ;
   wire [32:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
@@ -4066,17 +4242,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire \$98 ;
   wire \$99 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$105 ;
+  wire [8:0] \$signature__addr$106 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$109 ;
-  wire [7:0] \$signature__data$109[0] ;
-  wire [7:0] \$signature__data$109[1] ;
-  wire [7:0] \$signature__data$109[2] ;
-  wire [7:0] \$signature__data$109[3] ;
-  wire [7:0] \$signature__data$109[4] ;
-  wire [7:0] \$signature__data$109[5] ;
-  wire [7:0] \$signature__data$109[6] ;
-  wire [7:0] \$signature__data$109[7] ;
+  wire [63:0] \$signature__data$110 ;
+  wire [7:0] \$signature__data$110[0] ;
+  wire [7:0] \$signature__data$110[1] ;
+  wire [7:0] \$signature__data$110[2] ;
+  wire [7:0] \$signature__data$110[3] ;
+  wire [7:0] \$signature__data$110[4] ;
+  wire [7:0] \$signature__data$110[5] ;
+  wire [7:0] \$signature__data$110[6] ;
+  wire [7:0] \$signature__data$110[7] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -4086,7 +4262,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$106 ;
+  wire \$signature__en$107 ;
   reg [15:0] a;
   reg [1:0] a_busy = 2'h0;
   reg [1:0] a_busy_clr;
@@ -4111,9 +4287,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [33:0] addend;
   wire [9:0] addr;
   reg advance;
-  reg \advance$127 ;
-  reg \advance$159 ;
-  reg \advance$187 ;
+  reg \advance$129 ;
+  reg \advance$161 ;
+  reg \advance$189 ;
   reg apar = 1'h0;
   reg [31:0] b;
   reg [1:0] b_busy = 2'h0;
@@ -4151,8 +4327,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [1:0] both;
   reg bpar = 1'h0;
   wire busy;
-  output \busy$253 ;
-  wire \busy$253 ;
+  output \busy$255 ;
+  wire \busy$255 ;
   reg byte_ready;
   reg [127:0] byte_row;
   reg byte_valid;
@@ -4198,6 +4374,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [1:0] c_ready = 2'h0;
   reg [1:0] c_ready_clr;
   reg [1:0] c_ready_set;
+  reg c_wait;
   reg [9:0] c_wr__addr;
   reg [127:0] c_wr__data;
   wire [31:0] \c_wr__data[0] ;
@@ -4209,17 +4386,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   (* init = 16'h0000 *)
   wire [15:0] \chunk$12 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$130 ;
+  wire [15:0] \chunk$132 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$183 ;
+  wire [15:0] \chunk$185 ;
   (* init = 16'h0000 *)
-  wire [15:0] \chunk$80 ;
+  wire [15:0] \chunk$81 ;
   reg [31:0] chunk_lda = 32'd0;
   reg [31:0] chunk_ldc = 32'd0;
   reg [31:0] chunk_ldcin = 32'd0;
   reg claimed;
-  input clk;
-  wire clk;
   input [398:0] cmd;
   wire [398:0] cmd;
   wire [31:0] \cmd.a_addr ;
@@ -4241,7 +4416,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire [7:0] \cmd.rq_zp ;
   reg [7:0] code;
   wire [15:0] cols;
-  wire [15:0] \cols$198 ;
+  wire [15:0] \cols$200 ;
   reg [3:0] control_state = 4'h0;
   output [31:0] cycles;
   reg [31:0] cycles = 32'd0;
@@ -4251,10 +4426,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire dma_error;
   output done;
   reg done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [7:0] error;
   reg [7:0] error = 8'h00;
   (* init = 8'h00 *)
-  wire [7:0] \error$242 ;
+  wire [7:0] \error$244 ;
   reg f_done = 1'h0;
   reg [31:0] feed_k_kc0 = 32'd0;
   reg [31:0] feed_k_kc0_next;
@@ -4275,28 +4454,28 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire i__ready;
   reg i__valid;
   wire [31:0] index;
-  wire [31:0] \index$194 ;
-  wire [31:0] \index$94 ;
+  wire [31:0] \index$196 ;
+  wire [31:0] \index$95 ;
   wire is_cin;
   wire issue;
-  reg \issue$199 ;
+  reg \issue$201 ;
   reg [31:0] kr = 32'd0;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   reg l_done = 1'h0;
   reg l_step;
   wire last;
-  wire \last$263 ;
-  wire \last$266 ;
-  wire \last$269 ;
+  wire \last$267 ;
+  wire \last$270 ;
+  wire \last$273 ;
   wire last_in_panel;
-  wire \last_in_panel$125 ;
-  wire \last_in_panel$157 ;
-  wire \last_in_panel$188 ;
+  wire \last_in_panel$127 ;
+  wire \last_in_panel$159 ;
+  wire \last_in_panel$190 ;
   reg launched = 1'h0;
   wire [2:0] level;
-  wire [2:0] \level$139 ;
-  wire [2:0] \level$200 ;
+  wire [2:0] \level$141 ;
+  wire [2:0] \level$202 ;
   reg [31:0] load_a_addr = 32'd0;
   reg [31:0] load_a_next;
   reg [31:0] load_a_panel = 32'd0;
@@ -4314,9 +4493,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [31:0] load_k_len_m1 = 32'd0;
   reg [1:0] loader_state = 2'h0;
   wire [15:0] m;
-  wire [15:0] \m$128 ;
-  wire [15:0] \m$181 ;
-  wire [15:0] \m$78 ;
+  wire [15:0] \m$130 ;
+  wire [15:0] \m$183 ;
+  wire [15:0] \m$79 ;
   reg [15:0] m_idx = 16'h0000;
   output [31:0] mac_cycles;
   reg [31:0] mac_cycles = 32'd0;
@@ -4324,9 +4503,9 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [2:0] meta_off = 3'h0;
   wire [30:0] multiplier;
   wire [15:0] n;
-  wire [15:0] \n$129 ;
-  wire [15:0] \n$182 ;
-  wire [15:0] \n$79 ;
+  wire [15:0] \n$131 ;
+  wire [15:0] \n$184 ;
+  wire [15:0] \n$80 ;
   wire [4:0] nbytes;
   wire [32:0] o__payload;
   wire [31:0] \o__payload.c ;
@@ -4347,26 +4526,26 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire operands__ready;
   wire operands__valid;
   reg pending = 1'h0;
-  reg \pending$201  = 1'h0;
+  reg \pending$203  = 1'h0;
   reg [15:0] r = 16'h0000;
   wire [2:0] r_data;
-  wire [32:0] \r_data$116 ;
-  wire [31:0] \r_data$151 ;
-  wire [18:0] \r_data$165 ;
-  wire [127:0] \r_data$223 ;
-  wire [3:0] \r_data$233 ;
+  wire [32:0] \r_data$118 ;
+  wire [31:0] \r_data$153 ;
+  wire [18:0] \r_data$167 ;
+  wire [127:0] \r_data$225 ;
+  wire [3:0] \r_data$235 ;
   reg r_en;
-  wire \r_en$117 ;
-  wire \r_en$152 ;
-  reg \r_en$169 ;
-  reg \r_en$224 ;
-  reg \r_en$240 ;
+  wire \r_en$119 ;
+  wire \r_en$154 ;
+  reg \r_en$171 ;
+  reg \r_en$226 ;
+  reg \r_en$242 ;
   wire r_rdy;
-  wire \r_rdy$114 ;
-  wire \r_rdy$149 ;
-  wire \r_rdy$161 ;
-  wire \r_rdy$210 ;
-  wire \r_rdy$221 ;
+  wire \r_rdy$116 ;
+  wire \r_rdy$151 ;
+  wire \r_rdy$163 ;
+  wire \r_rdy$212 ;
+  wire \r_rdy$223 ;
   output [99:0] rd_cmd__payload;
   reg [99:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
@@ -4399,10 +4578,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire relu;
   wire [4:0] remaining;
   reg restart;
-  wire \restart$131 ;
+  wire \restart$133 ;
   wire \restart$14 ;
-  wire \restart$184 ;
-  wire \restart$81 ;
+  wire \restart$186 ;
+  wire \restart$82 ;
   wire [48:0] result;
   wire [128:0] results__payload;
   wire [127:0] \results__payload.c ;
@@ -4417,10 +4596,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [15:0] row_base = 16'h0000;
   reg [15:0] row_word = 16'h0000;
   wire [15:0] rows;
-  wire [15:0] \rows$121 ;
-  wire [15:0] \rows$197 ;
-  input rst;
-  wire rst;
+  wire [15:0] \rows$123 ;
+  wire [15:0] \rows$199 ;
   reg running;
   reg [9:0] s1_addr = 10'h000;
   reg s1_chunk_done = 1'h0;
@@ -4438,14 +4615,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   wire s_drained;
   wire [4:0] sent;
   wire [4:0] shift;
+  wire [127:0] shifted;
   wire split;
   output [31:0] stall_load;
   reg [31:0] stall_load = 32'd0;
   output [31:0] stall_store;
   reg [31:0] stall_store = 32'd0;
   reg start;
-  input \start$270 ;
-  wire \start$270 ;
+  input \start$274 ;
+  wire \start$274 ;
+  wire starved;
   reg step_done;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_next;
@@ -4454,31 +4633,32 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   reg [31:0] used = 32'd0;
   reg w_bpar = 1'h0;
   reg [2:0] w_data;
-  wire [32:0] \w_data$107 ;
-  reg [18:0] \w_data$120 ;
-  wire [31:0] \w_data$144 ;
-  wire [3:0] \w_data$212 ;
-  wire [127:0] \w_data$213 ;
+  wire [32:0] \w_data$112 ;
+  reg [18:0] \w_data$122 ;
+  wire [31:0] \w_data$146 ;
+  wire [3:0] \w_data$214 ;
+  wire [127:0] \w_data$215 ;
   reg w_done = 1'h0;
   reg w_en;
   (* init = 1'h0 *)
-  wire \w_en$112 ;
-  reg \w_en$119 ;
+  wire \w_en$114 ;
+  reg \w_en$121 ;
   (* init = 1'h0 *)
-  wire \w_en$147 ;
-  wire \w_en$211 ;
+  wire \w_en$149 ;
+  wire \w_en$213 ;
   (* init = 1'h0 *)
-  wire \w_en$215 ;
+  wire \w_en$217 ;
   wire w_issue;
   reg [31:0] w_k = 32'd0;
   reg [31:0] w_kr = 32'd0;
   reg w_pending = 1'h0;
   reg [2:0] w_r = 3'h0;
   wire w_rdy;
-  wire \w_rdy$202 ;
-  wire \w_rdy$99 ;
+  wire \w_rdy$100 ;
+  wire \w_rdy$204 ;
   reg w_step_done;
   reg w_zero = 1'h0;
+  wire waits_store;
   reg [31:0] weight_k_kc0 = 32'd0;
   reg [31:0] weight_k_kc0_next;
   reg weight_k_last = 1'h1;
@@ -5039,21 +5219,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_a[510] = 64'h0000000000000000;
     spad_a[511] = 64'h0000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (a_wr__en)
-      spad_a[\$31 [8:0]] <= rd_data__payload[63:0];
+      spad_a[\$32 [8:0]] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (issue) begin
-      _0_ <= spad_a[\$77 [8:0]];
+      _0_ <= spad_a[\$78 [8:0]];
     end
     if (issue) begin
-      _1_ <= spad_a[\$76 [8:0]];
+      _1_ <= spad_a[\$77 [8:0]];
     end
   end
-  assign \$signature__data$109  = _0_;
+  assign \$signature__data$110  = _0_;
   assign \$signature__data  = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
@@ -6082,18 +6262,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_b[1022] = 32'd0;
     spad_b[1023] = 32'd0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (b_wr__en[0])
-      spad_b[\$34 [9:0]][7:0] <= b_wr__data[7:0];
+      spad_b[\$35 [9:0]][7:0] <= b_wr__data[7:0];
     if (b_wr__en[1])
-      spad_b[\$34 [9:0]][15:8] <= b_wr__data[15:8];
+      spad_b[\$35 [9:0]][15:8] <= b_wr__data[15:8];
     if (b_wr__en[2])
-      spad_b[\$34 [9:0]][23:16] <= b_wr__data[23:16];
+      spad_b[\$35 [9:0]][23:16] <= b_wr__data[23:16];
     if (b_wr__en[3])
-      spad_b[\$34 [9:0]][31:24] <= b_wr__data[31:24];
+      spad_b[\$35 [9:0]][31:24] <= b_wr__data[31:24];
   end
   reg [31:0] _2_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_issue) begin
       _2_ <= spad_b[\$107 [9:0]];
     end
@@ -7126,7 +7306,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     spad_c[1022] = 128'h00000000000000000000000000000000;
     spad_c[1023] = 128'h00000000000000000000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (c_wr__en[0])
       spad_c[c_wr__addr][31:0] <= c_wr__data[31:0];
     if (c_wr__en[1])
@@ -7138,195 +7318,206 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   end
   reg [127:0] _3_;
   reg [127:0] _4_;
-  always @(posedge clk) begin
-    if (\issue$199 ) begin
+  always @(posedge engine_clk) begin
+    if (\issue$201 ) begin
       _3_ <= spad_c[\$158 [9:0]];
     end
     if (got) begin
       _4_ <= spad_c[\$118 [9:0]];
     end
   end
-  assign \w_data$213  = _3_;
+  assign \w_data$215  = _3_;
   assign c_rd_acc__data = _4_;
-  assign \$447  = running & \$446 ;
-  assign \$448  = ~ operands__valid;
-  assign \$449  = \$447  & \$448 ;
-  assign \$450  = stall_load + 1'h1;
-  assign \$451  = ~ results__ready;
-  assign \$452  = results__valid & \$451 ;
-  assign \$453  = stall_store + 1'h1;
-  always @(posedge clk)
-    a_busy <= \$454 ;
-  always @(posedge clk)
-    a_full <= \$455 ;
-  always @(posedge clk)
-    b_busy <= \$456 ;
-  always @(posedge clk)
-    b_full <= \$457 ;
-  always @(posedge clk)
-    c_busy <= \$458 ;
-  always @(posedge clk)
-    c_ready <= \$459 ;
-  always @(posedge clk)
-    c_done <= \$460 ;
-  always @(posedge clk)
-    b_used_w <= \$461 ;
-  always @(posedge clk)
-    b_used_o <= \$462 ;
-  always @(posedge clk)
-    load_k_kc0 <= \$463 ;
-  always @(posedge clk)
-    load_k_left <= \$464 ;
-  always @(posedge clk)
-    load_k_last <= \$465 ;
-  always @(posedge clk)
-    load_k_len <= \$466 ;
-  always @(posedge clk)
-    load_k_len_m1 <= \$467 ;
-  always @(posedge clk)
-    load_a_panel <= \$468 ;
-  always @(posedge clk)
-    load_a_addr <= \$469 ;
-  always @(posedge clk)
-    load_b_panel <= \$470 ;
-  always @(posedge clk)
-    load_b_addr <= \$471 ;
-  always @(posedge clk)
-    load_cin_panel <= \$472 ;
-  always @(posedge clk)
-    load_cin_addr <= \$473 ;
-  always @(posedge clk)
-    b_koff <= \$474 ;
-  always @(posedge clk)
-    a_load <= \$475 ;
-  always @(posedge clk)
-    b_load <= \$476 ;
-  always @(posedge clk)
-    loader_state <= \$477 ;
-  always @(posedge clk)
-    l_bpar <= \$478 ;
-  always @(posedge clk)
-    l_apar <= \$479 ;
-  always @(posedge clk)
-    l_done <= \$480 ;
-  always @(posedge clk)
-    c_claims <= \$481 ;
-  always @(posedge clk)
-    row <= \$482 ;
-  always @(posedge clk)
-    beat <= \$483 ;
-  always @(posedge clk)
-    row_base <= \$484 ;
-  always @(posedge clk)
-    feed_k_kc0 <= \$485 ;
-  always @(posedge clk)
-    feed_k_left <= \$486 ;
-  always @(posedge clk)
-    feed_k_last <= \$487 ;
-  always @(posedge clk)
-    feed_k_len <= \$488 ;
-  always @(posedge clk)
-    feed_k_len_m1 <= \$489 ;
-  always @(posedge clk)
-    pending <= \$490 ;
-  always @(posedge clk)
-    meta_last <= \$491 ;
-  always @(posedge clk)
-    meta_off <= \$492 ;
-  always @(posedge clk)
-    m_idx <= \$493 ;
-  always @(posedge clk)
-    row_word <= \$494 ;
-  always @(posedge clk)
-    kr <= \$495 ;
-  always @(posedge clk)
-    apar <= \$496 ;
-  always @(posedge clk)
-    bpar <= \$497 ;
-  always @(posedge clk)
-    f_done <= \$498 ;
-  always @(posedge clk)
-    weight_k_kc0 <= \$499 ;
-  always @(posedge clk)
-    weight_k_left <= \$500 ;
-  always @(posedge clk)
-    weight_k_last <= \$501 ;
-  always @(posedge clk)
-    weight_k_len <= \$502 ;
-  always @(posedge clk)
-    weight_k_len_m1 <= \$503 ;
-  always @(posedge clk)
-    w_pending <= \$504 ;
-  always @(posedge clk)
-    w_zero <= \$505 ;
-  always @(posedge clk)
-    w_r <= \$506 ;
-  always @(posedge clk)
-    w_kr <= \$507 ;
-  always @(posedge clk)
-    w_k <= \$508 ;
-  always @(posedge clk)
-    w_bpar <= \$509 ;
-  always @(posedge clk)
-    w_done <= \$510 ;
-  always @(posedge clk)
-    s1_value <= \$511 ;
-  always @(posedge clk)
-    acc_writes <= \$512 ;
-  always @(posedge clk)
-    s1_addr <= \$513 ;
-  always @(posedge clk)
-    s1_read <= \$514 ;
-  always @(posedge clk)
-    s1_half <= \$515 ;
-  always @(posedge clk)
-    s1_chunk_done <= \$516 ;
-  always @(posedge clk)
-    acc_row <= \$517 ;
-  always @(posedge clk)
-    store_c_panel <= \$518 ;
-  always @(posedge clk)
-    store_c_addr <= \$519 ;
-  always @(posedge clk)
-    store_state <= \$520 ;
-  always @(posedge clk)
-    r <= \$521 ;
-  always @(posedge clk)
-    s_done <= \$522 ;
-  always @(posedge clk)
-    \pending$201  <= \$523 ;
-  always @(posedge clk)
-    s_beat <= \$524 ;
-  always @(posedge clk)
-    c <= \$525 ;
-  always @(posedge clk)
-    error <= \$526 ;
-  always @(posedge clk)
-    cycles <= \$527 ;
-  always @(posedge clk)
-    mac_cycles <= \$528 ;
-  always @(posedge clk)
-    stall_load <= \$529 ;
-  always @(posedge clk)
-    stall_store <= \$530 ;
-  always @(posedge clk)
-    beyond <= \$531 ;
-  always @(posedge clk)
-    launched <= \$532 ;
-  always @(posedge clk)
-    control_state <= \$533 ;
-  always @(posedge clk)
-    words <= \$534 ;
-  always @(posedge clk)
-    used <= \$535 ;
-  always @(posedge clk)
-    chunk <= \$536 ;
-  always @(posedge clk)
-    chunk_lda <= \$537 ;
-  always @(posedge clk)
-    chunk_ldc <= \$538 ;
-  always @(posedge clk)
-    chunk_ldcin <= \$539 ;
+  assign \$440  = used + words;
+  assign \$441  = chunk + 1'h1;
+  assign \$442  = ~ launched;
+  assign \$443  = ~ busy;
+  assign \$444  = ~ launched;
+  assign \$445  = ~ busy;
+  assign \$446  = ~ launched;
+  assign \$447  = ~ busy;
+  assign \$448  = s_done & s_drained;
+  assign \$449  = ~ dma_busy;
+  assign \$450  = \$448  & \$449 ;
+  assign \$451  = cycles + 1'h1;
+  assign \$452  = operands__valid & \r_en$119 ;
+  assign \$453  = mac_cycles + 1'h1;
+  assign \$454  = ~ waits_store;
+  assign \$455  = starved & \$454 ;
+  assign \$456  = stall_load + 1'h1;
+  assign \$457  = stall_store + 1'h1;
+  always @(posedge engine_clk)
+    a_busy <= \$458 ;
+  always @(posedge engine_clk)
+    a_full <= \$459 ;
+  always @(posedge engine_clk)
+    b_busy <= \$460 ;
+  always @(posedge engine_clk)
+    b_full <= \$461 ;
+  always @(posedge engine_clk)
+    c_busy <= \$462 ;
+  always @(posedge engine_clk)
+    c_ready <= \$463 ;
+  always @(posedge engine_clk)
+    c_done <= \$464 ;
+  always @(posedge engine_clk)
+    b_used_w <= \$465 ;
+  always @(posedge engine_clk)
+    b_used_o <= \$466 ;
+  always @(posedge engine_clk)
+    load_k_kc0 <= \$467 ;
+  always @(posedge engine_clk)
+    load_k_left <= \$468 ;
+  always @(posedge engine_clk)
+    load_k_last <= \$469 ;
+  always @(posedge engine_clk)
+    load_k_len <= \$470 ;
+  always @(posedge engine_clk)
+    load_k_len_m1 <= \$471 ;
+  always @(posedge engine_clk)
+    load_a_panel <= \$472 ;
+  always @(posedge engine_clk)
+    load_a_addr <= \$473 ;
+  always @(posedge engine_clk)
+    load_b_panel <= \$474 ;
+  always @(posedge engine_clk)
+    load_b_addr <= \$475 ;
+  always @(posedge engine_clk)
+    load_cin_panel <= \$476 ;
+  always @(posedge engine_clk)
+    load_cin_addr <= \$477 ;
+  always @(posedge engine_clk)
+    b_koff <= \$478 ;
+  always @(posedge engine_clk)
+    a_load <= \$479 ;
+  always @(posedge engine_clk)
+    b_load <= \$480 ;
+  always @(posedge engine_clk)
+    loader_state <= \$481 ;
+  always @(posedge engine_clk)
+    l_bpar <= \$482 ;
+  always @(posedge engine_clk)
+    l_apar <= \$483 ;
+  always @(posedge engine_clk)
+    l_done <= \$484 ;
+  always @(posedge engine_clk)
+    c_claims <= \$485 ;
+  always @(posedge engine_clk)
+    row <= \$486 ;
+  always @(posedge engine_clk)
+    beat <= \$487 ;
+  always @(posedge engine_clk)
+    row_base <= \$488 ;
+  always @(posedge engine_clk)
+    feed_k_kc0 <= \$489 ;
+  always @(posedge engine_clk)
+    feed_k_left <= \$490 ;
+  always @(posedge engine_clk)
+    feed_k_last <= \$491 ;
+  always @(posedge engine_clk)
+    feed_k_len <= \$492 ;
+  always @(posedge engine_clk)
+    feed_k_len_m1 <= \$493 ;
+  always @(posedge engine_clk)
+    pending <= \$494 ;
+  always @(posedge engine_clk)
+    meta_last <= \$495 ;
+  always @(posedge engine_clk)
+    meta_off <= \$496 ;
+  always @(posedge engine_clk)
+    m_idx <= \$497 ;
+  always @(posedge engine_clk)
+    row_word <= \$498 ;
+  always @(posedge engine_clk)
+    kr <= \$499 ;
+  always @(posedge engine_clk)
+    apar <= \$500 ;
+  always @(posedge engine_clk)
+    bpar <= \$501 ;
+  always @(posedge engine_clk)
+    f_done <= \$502 ;
+  always @(posedge engine_clk)
+    weight_k_kc0 <= \$503 ;
+  always @(posedge engine_clk)
+    weight_k_left <= \$504 ;
+  always @(posedge engine_clk)
+    weight_k_last <= \$505 ;
+  always @(posedge engine_clk)
+    weight_k_len <= \$506 ;
+  always @(posedge engine_clk)
+    weight_k_len_m1 <= \$507 ;
+  always @(posedge engine_clk)
+    w_pending <= \$508 ;
+  always @(posedge engine_clk)
+    w_zero <= \$509 ;
+  always @(posedge engine_clk)
+    w_r <= \$510 ;
+  always @(posedge engine_clk)
+    w_kr <= \$511 ;
+  always @(posedge engine_clk)
+    w_k <= \$512 ;
+  always @(posedge engine_clk)
+    w_bpar <= \$513 ;
+  always @(posedge engine_clk)
+    w_done <= \$514 ;
+  always @(posedge engine_clk)
+    s1_value <= \$515 ;
+  always @(posedge engine_clk)
+    acc_writes <= \$516 ;
+  always @(posedge engine_clk)
+    s1_addr <= \$517 ;
+  always @(posedge engine_clk)
+    s1_read <= \$518 ;
+  always @(posedge engine_clk)
+    s1_half <= \$519 ;
+  always @(posedge engine_clk)
+    s1_chunk_done <= \$520 ;
+  always @(posedge engine_clk)
+    acc_row <= \$521 ;
+  always @(posedge engine_clk)
+    store_c_panel <= \$522 ;
+  always @(posedge engine_clk)
+    store_c_addr <= \$523 ;
+  always @(posedge engine_clk)
+    store_state <= \$524 ;
+  always @(posedge engine_clk)
+    r <= \$525 ;
+  always @(posedge engine_clk)
+    s_done <= \$526 ;
+  always @(posedge engine_clk)
+    \pending$203  <= \$527 ;
+  always @(posedge engine_clk)
+    s_beat <= \$528 ;
+  always @(posedge engine_clk)
+    c <= \$529 ;
+  always @(posedge engine_clk)
+    error <= \$530 ;
+  always @(posedge engine_clk)
+    cycles <= \$531 ;
+  always @(posedge engine_clk)
+    mac_cycles <= \$532 ;
+  always @(posedge engine_clk)
+    stall_load <= \$533 ;
+  always @(posedge engine_clk)
+    stall_store <= \$534 ;
+  always @(posedge engine_clk)
+    beyond <= \$535 ;
+  always @(posedge engine_clk)
+    launched <= \$536 ;
+  always @(posedge engine_clk)
+    control_state <= \$537 ;
+  always @(posedge engine_clk)
+    words <= \$538 ;
+  always @(posedge engine_clk)
+    used <= \$539 ;
+  always @(posedge engine_clk)
+    chunk <= \$540 ;
+  always @(posedge engine_clk)
+    chunk_lda <= \$541 ;
+  always @(posedge engine_clk)
+    chunk_ldc <= \$542 ;
+  always @(posedge engine_clk)
+    chunk_ldcin <= \$543 ;
   assign split = c[191:160] > 10'h200;
   assign both = b_used_w & b_used_o;
   assign \$1  = l_step & load_k_last;
@@ -7351,65 +7542,66 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$21  = \$20  & w_rdy;
   assign \$22  = ! load_k_kc0;
   assign \$23  = c_busy >> index[0];
-  assign \$24  = ~ \$23 ;
-  assign \$25  = ~ c[352];
+  assign \$24  = c_busy >> index[0];
+  assign \$25  = ~ \$24 ;
+  assign \$26  = ~ c[352];
   assign is_cin = r_data[1:0] == 2'h2;
-  assign \$27  = is_cin & acc_writes;
-  assign \$28  = ~ \$27 ;
-  assign rd_data__ready = r_rdy & \$28 ;
+  assign \$28  = is_cin & acc_writes;
+  assign \$29  = ~ \$28 ;
+  assign rd_data__ready = r_rdy & \$29 ;
   assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$29  = r_data[2] * 9'h100;
-  assign \$30  = \$29  + row_base;
-  assign \$31  = \$30  + beat;
-  assign \$32  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$32 ;
-  assign \$33  = r_data[2] * 10'h200;
-  assign \$34  = \$33  + row;
-  assign \$35  = r_data[1:0] == 1'h1;
-  assign \$36  = beat_ok & \$35 ;
-  assign \$37  = ! beat;
-  assign \$38  = \$36  & \$37 ;
-  assign \$39  = r_data[1:0] == 1'h1;
-  assign \$40  = beat_ok & \$39 ;
-  assign \$41  = ! beat;
-  assign \$42  = \$40  & \$41 ;
-  assign \$43  = r_data[1:0] == 1'h1;
-  assign \$44  = beat_ok & \$43 ;
-  assign \$45  = ! beat;
-  assign \$46  = \$44  & \$45 ;
-  assign \$47  = r_data[1:0] == 1'h1;
-  assign \$48  = beat_ok & \$47 ;
-  assign \$49  = ! beat;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = step_done & feed_k_last;
-  assign \$52  = restart | \$51 ;
-  assign \$53  = feed_k_kc0 + 10'h200;
-  assign \$54  = ~ f_done;
-  assign \$55  = running & \$54 ;
-  assign \$56  = a_full >> apar;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = b_full >> bpar;
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = b_used_o >> bpar;
-  assign \$61  = ~ \$60 ;
-  assign \$62  = \$59  & \$61 ;
-  assign \$63  = c_ready >> \index$94 [0];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = \index$94  < c_claims;
-  assign \$66  = \$64  & \$65 ;
-  assign \$67  = level + pending;
-  assign \$68  = \$67  < 2'h3;
-  assign \$69  = \$66  & \$68 ;
-  assign \$70  = | m_idx;
-  assign \$71  = \$70  | \w_rdy$99 ;
-  assign issue = \$69  & \$71 ;
-  assign \$72  = apar * 9'h100;
-  assign \$73  = \$72  + row_word;
-  assign \$75  = \$73  + \$74 ;
-  assign \$76  = \$75 [8:0] + 1'h0;
-  assign \$77  = \$75 [8:0] + 1'h1;
-  assign \$78  = meta_off * 4'h8;
-  assign \$79  = { \$signature__data$109 , \$signature__data  } >> \$78 ;
+  assign \$30  = r_data[2] * 9'h100;
+  assign \$31  = \$30  + row_base;
+  assign \$32  = \$31  + beat;
+  assign \$33  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$33 ;
+  assign \$34  = r_data[2] * 10'h200;
+  assign \$35  = \$34  + row;
+  assign \$36  = r_data[1:0] == 1'h1;
+  assign \$37  = beat_ok & \$36 ;
+  assign \$38  = ! beat;
+  assign \$39  = \$37  & \$38 ;
+  assign \$40  = r_data[1:0] == 1'h1;
+  assign \$41  = beat_ok & \$40 ;
+  assign \$42  = ! beat;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = r_data[1:0] == 1'h1;
+  assign \$45  = beat_ok & \$44 ;
+  assign \$46  = ! beat;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = r_data[1:0] == 1'h1;
+  assign \$49  = beat_ok & \$48 ;
+  assign \$50  = ! beat;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = step_done & feed_k_last;
+  assign \$53  = restart | \$52 ;
+  assign \$54  = feed_k_kc0 + 10'h200;
+  assign \$55  = ~ f_done;
+  assign \$56  = running & \$55 ;
+  assign \$57  = a_full >> apar;
+  assign \$58  = \$56  & \$57 ;
+  assign \$59  = b_full >> bpar;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = b_used_o >> bpar;
+  assign \$62  = ~ \$61 ;
+  assign \$63  = \$60  & \$62 ;
+  assign \$64  = c_ready >> \index$95 [0];
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = \index$95  < c_claims;
+  assign \$67  = \$65  & \$66 ;
+  assign \$68  = level + pending;
+  assign \$69  = \$68  < 2'h3;
+  assign \$70  = \$67  & \$69 ;
+  assign \$71  = | m_idx;
+  assign \$72  = \$71  | \w_rdy$100 ;
+  assign issue = \$70  & \$72 ;
+  assign \$73  = apar * 9'h100;
+  assign \$74  = \$73  + row_word;
+  assign \$76  = \$74  + \$75 ;
+  assign \$77  = \$76 [8:0] + 1'h0;
+  assign \$78  = \$76 [8:0] + 1'h1;
+  assign \$79  = meta_off * 4'h8;
+  assign shifted = { \$signature__data$110 , \$signature__data  } >> \$79 ;
   assign \$80  = ! m_idx;
   assign \$81  = | kr;
   assign \$82  = c[352] | \$81 ;
@@ -7418,11 +7610,11 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$85  = kr + 3'h4;
   assign \$86  = \$85  >= feed_k_len;
   assign \$87  = \$86  & feed_k_last;
-  assign \$88  = \rows$121  - 1'h1;
+  assign \$88  = \rows$123  - 1'h1;
   assign \$89  = m_idx == \$88 ;
   assign \$90  = kr + 3'h4;
   assign \$91  = \$90  >= feed_k_len;
-  assign \$92  = \last_in_panel$125  & feed_k_last;
+  assign \$92  = \last_in_panel$127  & feed_k_last;
   assign \$93  = split | \$92 ;
   assign \$94  = w_step_done & weight_k_last;
   assign \$95  = restart | \$94 ;
@@ -7434,7 +7626,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$101  = b_used_w >> w_bpar;
   assign \$102  = ~ \$101 ;
   assign \$103  = \$100  & \$102 ;
-  assign \$104  = \level$139  + w_pending;
+  assign \$104  = \level$141  + w_pending;
   assign \$105  = \$104  < 2'h3;
   assign w_issue = \$103  & \$105 ;
   assign \$106  = w_bpar * 10'h200;
@@ -7446,12 +7638,12 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$112  = w_r == 2'h3;
   assign \$113  = w_kr + 3'h4;
   assign \$114  = \$113  >= weight_k_len;
-  assign \$115  = \last_in_panel$157  & weight_k_last;
+  assign \$115  = \last_in_panel$159  & weight_k_last;
   assign \$116  = split | \$115 ;
   assign got = results__valid & results__ready;
-  assign \$117  = \r_data$165 [0] * 10'h200;
+  assign \$117  = \r_data$167 [0] * 10'h200;
   assign \$118  = \$117  + acc_row;
-  assign \$119  = \r_data$165 [16:1] - 1'h1;
+  assign \$119  = \r_data$167 [16:1] - 1'h1;
   assign \$120  = acc_row == \$119 ;
   assign \$121  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
   assign \$122  = $signed(s1_value[31:0]) + $signed(\$121 );
@@ -7480,33 +7672,33 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$145  = store_c_addr + chunk_ldc;
   assign \$146  = ~ s_done;
   assign \$147  = running & \$146 ;
-  assign \$148  = c_done >> \index$194 [0];
+  assign \$148  = c_done >> \index$196 [0];
   assign \$149  = \$147  & \$148 ;
-  assign \$151  = c[353] ? { 3'h0, \cols$198  } : \$150 ;
-  assign \$152  = \level$200  + \pending$201 ;
+  assign \$151  = c[353] ? { 3'h0, \cols$200  } : \$150 ;
+  assign \$152  = \level$202  + \pending$203 ;
   assign \$153  = \$152  < 2'h3;
-  assign \$154  = \$153  & \w_rdy$202 ;
-  assign \$155  = \rows$197  - 1'h1;
+  assign \$154  = \$153  & \w_rdy$204 ;
+  assign \$155  = \rows$199  - 1'h1;
   assign \$156  = r == \$155 ;
-  assign \$157  = \index$194 [0] * 10'h200;
+  assign \$157  = \index$196 [0] * 10'h200;
   assign \$158  = \$157  + r;
-  assign \$159  = ~ \r_rdy$210 ;
-  assign \$160  = ~ \issue$199 ;
+  assign \$159  = ~ \r_rdy$212 ;
+  assign \$160  = ~ \issue$201 ;
   assign s_drained = \$159  & \$160 ;
-  assign \$161  = \rows$197  - 1'h1;
+  assign \$161  = \rows$199  - 1'h1;
   assign \$162  = r == \$161 ;
-  assign \$164  = c[353] ? { 3'h0, \r_data$233 [2:0] } : \$163 ;
+  assign \$164  = c[353] ? { 3'h0, \r_data$235 [2:0] } : \$163 ;
   assign \$165  = s_beat * 4'h8;
   assign \$166  = \$164 [4:0] - \$165 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$210 ;
-  assign \$717  = s_beat * 7'h40;
-  assign \$167  = byte_row >> \$717 ;
+  assign wr_data__valid = byte_valid & \r_rdy$212 ;
+  assign \$722  = s_beat * 7'h40;
+  assign \$167  = byte_row >> \$722 ;
   assign \$168  = \$166 [4:0] <= 4'h8;
   assign \$169  = \$168  ? \$166 [4:0] : 5'h08;
   assign \$170  = ! s_beat;
   assign \$171  = \$166 [4:0] <= 4'h8;
   assign \$172  = \$166 [4:0] <= 4'h8;
-  assign \$173  = \$172  & \r_data$233 [3];
+  assign \$173  = \$172  & \r_data$235 [3];
   assign \$174  = wr_data__valid & wr_data__ready;
   assign \$175  = \$166 [4:0] <= 4'h8;
   assign \$176  = ~ launched;
@@ -7562,249 +7754,245 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$231  = ~ busy;
   assign \$232  = ~ launched;
   assign \$233  = ~ busy;
-  assign \busy$253  = ~ \$240 ;
-  assign \$234  = ! loader_state;
-  assign \$235  = loader_state == 1'h1;
-  assign \$236  = loader_state == 2'h2;
-  assign \$237  = loader_state == 2'h3;
-  assign \$238  = ! store_state;
-  assign \$240  = ! control_state;
-  assign \$241  = control_state == 1'h1;
-  assign \$242  = control_state == 2'h2;
-  assign \$243  = control_state == 2'h3;
-  assign \$244  = control_state == 3'h4;
-  assign \$245  = control_state == 3'h5;
-  assign \$246  = control_state == 3'h6;
-  assign \$247  = control_state == 3'h7;
-  assign \$248  = control_state == 4'h8;
-  assign \$249  = control_state == 4'h9;
-  assign \$250  = control_state == 4'ha;
-  assign \$251  = control_state == 4'hb;
-  assign \$252  = control_state == 4'hc;
-  assign \$253  = a_busy | a_busy_set;
-  assign \$254  = ~ a_busy_clr;
-  assign \$255  = \$253  & \$254 ;
-  assign \$256  = a_full | a_full_set;
-  assign \$257  = ~ a_full_clr;
-  assign \$258  = \$256  & \$257 ;
-  assign \$259  = b_busy | b_busy_set;
-  assign \$260  = ~ both;
-  assign \$261  = \$259  & \$260 ;
-  assign \$262  = b_full | b_full_set;
-  assign \$263  = ~ both;
-  assign \$264  = \$262  & \$263 ;
-  assign \$265  = c_busy | c_busy_set;
-  assign \$266  = ~ c_busy_clr;
-  assign \$267  = \$265  & \$266 ;
-  assign \$268  = c_ready | c_ready_set;
-  assign \$269  = ~ c_ready_clr;
-  assign \$270  = \$268  & \$269 ;
-  assign \$271  = c_done | c_done_set;
-  assign \$272  = ~ c_done_clr;
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = b_used_w | b_used_w_set;
-  assign \$275  = ~ both;
-  assign \$276  = \$274  & \$275 ;
-  assign \$277  = b_used_o | b_used_o_set;
-  assign \$278  = ~ both;
-  assign \$279  = \$277  & \$278 ;
-  assign \$280  = l_step & load_k_last;
-  assign \$281  = restart | \$280 ;
-  assign \$282  = c[191:160] <= 10'h200;
-  assign \$283  = c[191:160] < 10'h200;
-  assign \$284  = \$283  ? c[191:160] : 32'd512;
-  assign \$285  = c[191:160] < 10'h200;
-  assign \$286  = \$285  ? c[191:160] : 32'd512;
-  assign \$287  = \$286  - 1'h1;
-  assign \$288  = load_k_kc0 + 10'h200;
-  assign \$289  = load_k_left - 10'h200;
-  assign \$290  = load_k_left - 10'h200;
-  assign \$291  = $signed(\$290 ) <= $signed(11'h200);
-  assign \$292  = load_k_left - 10'h200;
-  assign \$293  = $signed(\$292 ) < $signed(11'h200);
-  assign \$294  = load_k_left - 10'h200;
-  assign \$295  = \$293  ? \$294  : 33'h000000200;
-  assign \$296  = load_k_left - 10'h200;
-  assign \$297  = $signed(\$296 ) < $signed(11'h200);
+  assign \busy$255  = ~ \$248 ;
+  assign \$234  = ~ f_done;
+  assign \$235  = running & \$234 ;
+  assign \$236  = ~ operands__valid;
+  assign starved = \$235  & \$236 ;
+  assign \$237  = starved & c_wait;
+  assign \$238  = \index$95  >= c_claims;
+  assign \$239  = \$237  & \$238 ;
+  assign \$240  = ~ results__ready;
+  assign \$241  = results__valid & \$240 ;
+  assign waits_store = \$239  | \$241 ;
+  assign \$242  = ! loader_state;
+  assign \$243  = loader_state == 1'h1;
+  assign \$244  = loader_state == 2'h2;
+  assign \$245  = loader_state == 2'h3;
+  assign \$246  = ! store_state;
+  assign \$248  = ! control_state;
+  assign \$249  = control_state == 1'h1;
+  assign \$250  = control_state == 2'h2;
+  assign \$251  = control_state == 2'h3;
+  assign \$252  = control_state == 3'h4;
+  assign \$253  = control_state == 3'h5;
+  assign \$254  = control_state == 3'h6;
+  assign \$255  = control_state == 3'h7;
+  assign \$256  = control_state == 4'h8;
+  assign \$257  = control_state == 4'h9;
+  assign \$258  = control_state == 4'ha;
+  assign \$259  = control_state == 4'hb;
+  assign \$260  = control_state == 4'hc;
+  assign \$261  = a_busy | a_busy_set;
+  assign \$262  = ~ a_busy_clr;
+  assign \$263  = \$261  & \$262 ;
+  assign \$264  = a_full | a_full_set;
+  assign \$265  = ~ a_full_clr;
+  assign \$266  = \$264  & \$265 ;
+  assign \$267  = b_busy | b_busy_set;
+  assign \$268  = ~ both;
+  assign \$269  = \$267  & \$268 ;
+  assign \$270  = b_full | b_full_set;
+  assign \$271  = ~ both;
+  assign \$272  = \$270  & \$271 ;
+  assign \$273  = c_busy | c_busy_set;
+  assign \$274  = ~ c_busy_clr;
+  assign \$275  = \$273  & \$274 ;
+  assign \$276  = c_ready | c_ready_set;
+  assign \$277  = ~ c_ready_clr;
+  assign \$278  = \$276  & \$277 ;
+  assign \$279  = c_done | c_done_set;
+  assign \$280  = ~ c_done_clr;
+  assign \$281  = \$279  & \$280 ;
+  assign \$282  = b_used_w | b_used_w_set;
+  assign \$283  = ~ both;
+  assign \$284  = \$282  & \$283 ;
+  assign \$285  = b_used_o | b_used_o_set;
+  assign \$286  = ~ both;
+  assign \$287  = \$285  & \$286 ;
+  assign \$288  = l_step & load_k_last;
+  assign \$289  = restart | \$288 ;
+  assign \$290  = c[191:160] <= 10'h200;
+  assign \$291  = c[191:160] < 10'h200;
+  assign \$292  = \$291  ? c[191:160] : 32'd512;
+  assign \$293  = c[191:160] < 10'h200;
+  assign \$294  = \$293  ? c[191:160] : 32'd512;
+  assign \$295  = \$294  - 1'h1;
+  assign \$296  = load_k_kc0 + 10'h200;
+  assign \$297  = load_k_left - 10'h200;
   assign \$298  = load_k_left - 10'h200;
-  assign \$299  = \$297  ? \$298  : 33'h000000200;
-  assign \$300  = $signed(\$299 ) - $signed(2'h1);
-  assign \$301  = load_a_panel + 1'h0;
-  assign \$302  = load_b_panel + 3'h4;
-  assign \$303  = load_cin_panel + 5'h10;
-  assign \$304  = load_a_next + load_k_kc0_next;
-  assign \$305  = load_b_next + b_koff_next;
-  assign \$306  = ~ l_done;
-  assign \$307  = running & \$306 ;
-  assign \$308  = ~ split;
-  assign \$309  = ~ first_in_panel;
-  assign \$310  = \$308  & \$309 ;
-  assign \$311  = b_busy >> l_bpar;
-  assign \$312  = ~ \$311 ;
-  assign \$313  = \$312  & w_rdy;
-  assign \$314  = ~ l_bpar;
-  assign \$315  = a_busy >> l_apar;
-  assign \$316  = ~ \$315 ;
-  assign \$317  = \$316  & w_rdy;
-  assign \$318  = ~ l_apar;
-  assign \$319  = ! load_k_kc0;
-  assign \$320  = c_claims + 1'h1;
-  assign \$321  = row + 1'h1;
-  assign \$322  = row_base + words;
-  assign \$323  = beat + 1'h1;
-  assign \$324  = step_done & feed_k_last;
-  assign \$325  = restart | \$324 ;
-  assign \$326  = c[191:160] <= 10'h200;
-  assign \$327  = c[191:160] < 10'h200;
-  assign \$328  = \$327  ? c[191:160] : 32'd512;
-  assign \$329  = c[191:160] < 10'h200;
-  assign \$330  = \$329  ? c[191:160] : 32'd512;
-  assign \$331  = \$330  - 1'h1;
-  assign \$332  = feed_k_kc0 + 10'h200;
-  assign \$333  = feed_k_left - 10'h200;
-  assign \$334  = feed_k_left - 10'h200;
-  assign \$335  = $signed(\$334 ) <= $signed(11'h200);
-  assign \$336  = feed_k_left - 10'h200;
-  assign \$337  = $signed(\$336 ) < $signed(11'h200);
-  assign \$338  = feed_k_left - 10'h200;
-  assign \$339  = \$337  ? \$338  : 33'h000000200;
-  assign \$340  = feed_k_left - 10'h200;
-  assign \$341  = $signed(\$340 ) < $signed(11'h200);
+  assign \$299  = $signed(\$298 ) <= $signed(11'h200);
+  assign \$300  = load_k_left - 10'h200;
+  assign \$301  = $signed(\$300 ) < $signed(11'h200);
+  assign \$302  = load_k_left - 10'h200;
+  assign \$303  = \$301  ? \$302  : 33'h000000200;
+  assign \$304  = load_k_left - 10'h200;
+  assign \$305  = $signed(\$304 ) < $signed(11'h200);
+  assign \$306  = load_k_left - 10'h200;
+  assign \$307  = \$305  ? \$306  : 33'h000000200;
+  assign \$308  = $signed(\$307 ) - $signed(2'h1);
+  assign \$309  = load_a_panel + 1'h0;
+  assign \$310  = load_b_panel + 3'h4;
+  assign \$311  = load_cin_panel + 5'h10;
+  assign \$312  = load_a_next + load_k_kc0_next;
+  assign \$313  = load_b_next + b_koff_next;
+  assign \$314  = ~ l_done;
+  assign \$315  = running & \$314 ;
+  assign \$316  = ~ split;
+  assign \$317  = ~ first_in_panel;
+  assign \$318  = \$316  & \$317 ;
+  assign \$319  = b_busy >> l_bpar;
+  assign \$320  = ~ \$319 ;
+  assign \$321  = \$320  & w_rdy;
+  assign \$322  = ~ l_bpar;
+  assign \$323  = a_busy >> l_apar;
+  assign \$324  = ~ \$323 ;
+  assign \$325  = \$324  & w_rdy;
+  assign \$326  = ~ l_apar;
+  assign \$327  = ! load_k_kc0;
+  assign \$328  = c_claims + 1'h1;
+  assign \$329  = row + 1'h1;
+  assign \$330  = row_base + words;
+  assign \$331  = beat + 1'h1;
+  assign \$332  = step_done & feed_k_last;
+  assign \$333  = restart | \$332 ;
+  assign \$334  = c[191:160] <= 10'h200;
+  assign \$335  = c[191:160] < 10'h200;
+  assign \$336  = \$335  ? c[191:160] : 32'd512;
+  assign \$337  = c[191:160] < 10'h200;
+  assign \$338  = \$337  ? c[191:160] : 32'd512;
+  assign \$339  = \$338  - 1'h1;
+  assign \$340  = feed_k_kc0 + 10'h200;
+  assign \$341  = feed_k_left - 10'h200;
   assign \$342  = feed_k_left - 10'h200;
-  assign \$343  = \$341  ? \$342  : 33'h000000200;
-  assign \$344  = $signed(\$343 ) - $signed(2'h1);
-  assign \$345  = \rows$121  - 1'h1;
-  assign \$346  = m_idx == \$345 ;
-  assign \$347  = \rows$121  - 1'h1;
-  assign \$348  = m_idx == \$347 ;
-  assign \$349  = kr + 3'h4;
-  assign \$350  = \$349  >= feed_k_len;
-  assign \$351  = ~ apar;
-  assign \$352  = \last_in_panel$125  & feed_k_last;
-  assign \$353  = split | \$352 ;
-  assign \$354  = ~ bpar;
-  assign \$355  = kr + 3'h4;
-  assign \$356  = m_idx + 1'h1;
-  assign \$357  = row_word + words;
-  assign \$358  = w_step_done & weight_k_last;
-  assign \$359  = restart | \$358 ;
-  assign \$360  = c[191:160] <= 10'h200;
-  assign \$361  = c[191:160] < 10'h200;
-  assign \$362  = \$361  ? c[191:160] : 32'd512;
-  assign \$363  = c[191:160] < 10'h200;
-  assign \$364  = \$363  ? c[191:160] : 32'd512;
-  assign \$365  = \$364  - 1'h1;
-  assign \$366  = weight_k_kc0 + 10'h200;
-  assign \$367  = weight_k_left - 10'h200;
-  assign \$368  = weight_k_left - 10'h200;
-  assign \$369  = $signed(\$368 ) <= $signed(11'h200);
-  assign \$370  = weight_k_left - 10'h200;
-  assign \$371  = $signed(\$370 ) < $signed(11'h200);
-  assign \$372  = weight_k_left - 10'h200;
-  assign \$373  = \$371  ? \$372  : 33'h000000200;
-  assign \$374  = weight_k_left - 10'h200;
-  assign \$375  = $signed(\$374 ) < $signed(11'h200);
+  assign \$343  = $signed(\$342 ) <= $signed(11'h200);
+  assign \$344  = feed_k_left - 10'h200;
+  assign \$345  = $signed(\$344 ) < $signed(11'h200);
+  assign \$346  = feed_k_left - 10'h200;
+  assign \$347  = \$345  ? \$346  : 33'h000000200;
+  assign \$348  = feed_k_left - 10'h200;
+  assign \$349  = $signed(\$348 ) < $signed(11'h200);
+  assign \$350  = feed_k_left - 10'h200;
+  assign \$351  = \$349  ? \$350  : 33'h000000200;
+  assign \$352  = $signed(\$351 ) - $signed(2'h1);
+  assign \$353  = \rows$123  - 1'h1;
+  assign \$354  = m_idx == \$353 ;
+  assign \$355  = \rows$123  - 1'h1;
+  assign \$356  = m_idx == \$355 ;
+  assign \$357  = kr + 3'h4;
+  assign \$358  = \$357  >= feed_k_len;
+  assign \$359  = ~ apar;
+  assign \$360  = \last_in_panel$127  & feed_k_last;
+  assign \$361  = split | \$360 ;
+  assign \$362  = ~ bpar;
+  assign \$363  = kr + 3'h4;
+  assign \$364  = m_idx + 1'h1;
+  assign \$365  = row_word + words;
+  assign \$366  = w_step_done & weight_k_last;
+  assign \$367  = restart | \$366 ;
+  assign \$368  = c[191:160] <= 10'h200;
+  assign \$369  = c[191:160] < 10'h200;
+  assign \$370  = \$369  ? c[191:160] : 32'd512;
+  assign \$371  = c[191:160] < 10'h200;
+  assign \$372  = \$371  ? c[191:160] : 32'd512;
+  assign \$373  = \$372  - 1'h1;
+  assign \$374  = weight_k_kc0 + 10'h200;
+  assign \$375  = weight_k_left - 10'h200;
   assign \$376  = weight_k_left - 10'h200;
-  assign \$377  = \$375  ? \$376  : 33'h000000200;
-  assign \$378  = $signed(\$377 ) - $signed(2'h1);
-  assign \$379  = w_k >= weight_k_len;
-  assign \$380  = w_r == 2'h3;
-  assign \$381  = w_kr + 3'h4;
-  assign \$382  = \$381  >= weight_k_len;
-  assign \$383  = \last_in_panel$157  & weight_k_last;
-  assign \$384  = split | \$383 ;
-  assign \$385  = ~ w_bpar;
-  assign \$386  = w_kr + 3'h4;
-  assign \$387  = w_k + 1'h1;
-  assign \$388  = w_r + 1'h1;
-  assign \$389  = w_k + 1'h1;
-  assign \$390  = got & \r_data$165 [18];
-  assign \$391  = \r_data$165 [16:1] - 1'h1;
-  assign \$392  = acc_row == \$391 ;
-  assign \$393  = \$390  & \$392 ;
-  assign \$394  = \r_data$165 [16:1] - 1'h1;
-  assign \$395  = acc_row == \$394 ;
-  assign \$396  = acc_row + 1'h1;
-  assign \$397  = c[353] ? 5'h04 : 5'h10;
-  assign \$398  = store_c_panel + \$397 ;
-  assign \$399  = ~ s_done;
-  assign \$400  = running & \$399 ;
-  assign \$401  = c_done >> \index$194 [0];
-  assign \$402  = \$400  & \$401 ;
-  assign \$403  = \rows$197  - 1'h1;
-  assign \$404  = r == \$403 ;
-  assign \$405  = r + 1'h1;
-  assign \$406  = wr_data__valid & wr_data__ready;
-  assign \$407  = \$166 [4:0] <= 4'h8;
-  assign \$408  = s_beat + 1'h1;
-  assign \$409  = ~ launched;
-  assign \$410  = ~ busy;
-  assign \$411  = result > 33'h100000000;
-  assign \$412  = ~ launched;
-  assign \$413  = ~ busy;
-  assign \$414  = result > 33'h100000000;
-  assign \$415  = ~ launched;
-  assign \$416  = ~ busy;
-  assign \$417  = result > 33'h100000000;
-  assign \$418  = ~ launched;
-  assign \$419  = ~ busy;
-  assign \$420  = result > 33'h100000000;
-  assign \$421  = split ? 32'd512 : c[191:160];
-  assign \$422  = \$421  + 4'h8;
-  assign \$423  = \$422  - 1'h1;
-  assign \$425  = | code;
-  assign \$426  = used + words;
-  assign \$427  = \$426  <= 9'h100;
-  assign \$428  = chunk < c[159:128];
-  assign \$429  = \$427  & \$428 ;
-  assign \$430  = chunk < 10'h200;
-  assign \$431  = \$429  & \$430 ;
-  assign \$432  = used + words;
-  assign \$433  = chunk + 1'h1;
-  assign \$434  = ~ launched;
-  assign \$435  = ~ busy;
-  assign \$436  = ~ launched;
-  assign \$437  = ~ busy;
-  assign \$438  = ~ launched;
-  assign \$439  = ~ busy;
-  assign \$440  = s_done & s_drained;
-  assign \$441  = ~ dma_busy;
-  assign \$442  = \$440  & \$441 ;
-  assign \$443  = cycles + 1'h1;
-  assign \$444  = operands__valid & \r_en$117 ;
-  assign \$445  = mac_cycles + 1'h1;
-  assign \$446  = ~ f_done;
+  assign \$377  = $signed(\$376 ) <= $signed(11'h200);
+  assign \$378  = weight_k_left - 10'h200;
+  assign \$379  = $signed(\$378 ) < $signed(11'h200);
+  assign \$380  = weight_k_left - 10'h200;
+  assign \$381  = \$379  ? \$380  : 33'h000000200;
+  assign \$382  = weight_k_left - 10'h200;
+  assign \$383  = $signed(\$382 ) < $signed(11'h200);
+  assign \$384  = weight_k_left - 10'h200;
+  assign \$385  = \$383  ? \$384  : 33'h000000200;
+  assign \$386  = $signed(\$385 ) - $signed(2'h1);
+  assign \$387  = w_k >= weight_k_len;
+  assign \$388  = w_r == 2'h3;
+  assign \$389  = w_kr + 3'h4;
+  assign \$390  = \$389  >= weight_k_len;
+  assign \$391  = \last_in_panel$159  & weight_k_last;
+  assign \$392  = split | \$391 ;
+  assign \$393  = ~ w_bpar;
+  assign \$394  = w_kr + 3'h4;
+  assign \$395  = w_k + 1'h1;
+  assign \$396  = w_r + 1'h1;
+  assign \$397  = w_k + 1'h1;
+  assign \$398  = got & \r_data$167 [18];
+  assign \$399  = \r_data$167 [16:1] - 1'h1;
+  assign \$400  = acc_row == \$399 ;
+  assign \$401  = \$398  & \$400 ;
+  assign \$402  = \r_data$167 [16:1] - 1'h1;
+  assign \$403  = acc_row == \$402 ;
+  assign \$404  = acc_row + 1'h1;
+  assign \$405  = c[353] ? 5'h04 : 5'h10;
+  assign \$406  = store_c_panel + \$405 ;
+  assign \$407  = ~ s_done;
+  assign \$408  = running & \$407 ;
+  assign \$409  = c_done >> \index$196 [0];
+  assign \$410  = \$408  & \$409 ;
+  assign \$411  = \rows$199  - 1'h1;
+  assign \$412  = r == \$411 ;
+  assign \$413  = r + 1'h1;
+  assign \$414  = wr_data__valid & wr_data__ready;
+  assign \$415  = \$166 [4:0] <= 4'h8;
+  assign \$416  = s_beat + 1'h1;
+  assign \$417  = ~ launched;
+  assign \$418  = ~ busy;
+  assign \$419  = result > 33'h100000000;
+  assign \$420  = ~ launched;
+  assign \$421  = ~ busy;
+  assign \$422  = result > 33'h100000000;
+  assign \$423  = ~ launched;
+  assign \$424  = ~ busy;
+  assign \$425  = result > 33'h100000000;
+  assign \$426  = ~ launched;
+  assign \$427  = ~ busy;
+  assign \$428  = result > 33'h100000000;
+  assign \$429  = split ? 32'd512 : c[191:160];
+  assign \$430  = \$429  + 4'h8;
+  assign \$431  = \$430  - 1'h1;
+  assign \$433  = | code;
+  assign \$434  = used + words;
+  assign \$435  = \$434  <= 9'h100;
+  assign \$436  = chunk < c[159:128];
+  assign \$437  = \$435  & \$436 ;
+  assign \$438  = chunk < 10'h200;
+  assign \$439  = \$437  & \$438 ;
   \accelerator.engine.core  core (
-    .clk(clk),
+    .engine_rst(engine_rst),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$117 ),
+    .operands__ready(\r_en$119 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
-    .rst(rst),
+    .units_sync_clk(engine_clk),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$152 ),
+    .weights__ready(\r_en$154 ),
     .weights__valid(weights__valid)
   );
   \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$127 ),
+    .advance(\advance$129 ),
     .chunk(chunk),
-    .clk(clk),
-    .index(\index$94 ),
-    .last(\last$263 ),
-    .last_in_panel(\last_in_panel$125 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(\index$95 ),
+    .last(\last$267 ),
+    .last_in_panel(\last_in_panel$127 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$121 ),
-    .rst(rst)
+    .rows(\rows$123 )
   );
   \accelerator.engine.load_walk  load_walk (
     .advance(advance),
     .chunk(chunk),
-    .clk(clk),
     .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .first_in_panel(first_in_panel),
     .index(index),
     .last(last),
@@ -7812,117 +8000,116 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(rows),
-    .rst(rst)
+    .rows(rows)
   );
   \accelerator.engine.opq  opq (
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .level(level),
     .r_data(operands__payload),
-    .r_en(\r_en$117 ),
+    .r_en(\r_en$119 ),
     .r_rdy(operands__valid),
-    .rst(rst),
     .w_en(pending),
-    .w_port__data(\w_data$107 )
+    .w_port__data(\w_data$112 )
   );
   \accelerator.engine.passes  passes (
-    .clk(clk),
-    .r_data(\r_data$165 ),
-    .r_en(\r_en$169 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$167 ),
+    .r_en(\r_en$171 ),
     .r_rdy(results__ready),
-    .rst(rst),
-    .w_en(\w_en$119 ),
-    .w_port__data(\w_data$120 ),
-    .w_rdy(\w_rdy$99 )
+    .w_en(\w_en$121 ),
+    .w_port__data(\w_data$122 ),
+    .w_rdy(\w_rdy$100 )
   );
   \accelerator.engine.requant  requant (
-    .clk(clk),
     .en(i__ready),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .i__payload(i__payload),
     .i__valid(i__valid),
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2950$354 (c[398:354]),
-    .rst(rst)
+    .\port$3018$354 (c[398:354])
   );
   \accelerator.engine.route  route (
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
-    .rst(rst),
     .w_en(w_en),
     .w_port__data(w_data),
     .w_rdy(w_rdy)
   );
   \accelerator.engine.rowq  rowq (
-    .clk(clk),
-    .level(\level$200 ),
-    .r_data(\r_data$223 ),
-    .r_en(\r_en$224 ),
-    .r_rdy(\r_rdy$221 ),
-    .rst(rst),
-    .w_en(\pending$201 ),
-    .w_port__data(\w_data$213 )
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(\level$202 ),
+    .r_data(\r_data$225 ),
+    .r_en(\r_en$226 ),
+    .r_rdy(\r_rdy$223 ),
+    .w_en(\pending$203 ),
+    .w_port__data(\w_data$215 )
   );
   \accelerator.engine.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
     .b(b),
     .busy(busy),
-    .clk(clk),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
     .result(result),
-    .rst(rst),
     .start(start)
   );
   \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$187 ),
+    .advance(\advance$189 ),
     .chunk(chunk),
-    .clk(clk),
-    .cols(\cols$198 ),
-    .index(\index$194 ),
-    .last(\last$269 ),
-    .last_in_panel(\last_in_panel$188 ),
+    .cols(\cols$200 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(\index$196 ),
+    .last(\last$273 ),
+    .last_in_panel(\last_in_panel$190 ),
     .m(c[143:128]),
     .n(c[207:192]),
     .restart(restart),
-    .rows(\rows$197 ),
-    .rst(rst)
+    .rows(\rows$199 )
   );
   \accelerator.engine.tagq  tagq (
-    .clk(clk),
-    .r_data(\r_data$233 ),
-    .r_en(\r_en$240 ),
-    .r_rdy(\r_rdy$210 ),
-    .rst(rst),
-    .w_en(\issue$199 ),
-    .w_port__data(\w_data$212 ),
-    .w_rdy(\w_rdy$202 )
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$235 ),
+    .r_en(\r_en$242 ),
+    .r_rdy(\r_rdy$212 ),
+    .w_en(\issue$201 ),
+    .w_port__data(\w_data$214 ),
+    .w_rdy(\w_rdy$204 )
   );
   \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$159 ),
+    .advance(\advance$161 ),
     .chunk(chunk),
-    .clk(clk),
-    .last(\last$266 ),
-    .last_in_panel(\last_in_panel$157 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .last(\last$270 ),
+    .last_in_panel(\last_in_panel$159 ),
     .m(c[143:128]),
     .n(c[207:192]),
-    .restart(restart),
-    .rst(rst)
+    .restart(restart)
   );
   \accelerator.engine.wq  wq (
-    .clk(clk),
-    .level(\level$139 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(\level$141 ),
     .r_data(weights__payload),
-    .r_en(\r_en$152 ),
+    .r_en(\r_en$154 ),
     .r_rdy(weights__valid),
-    .rst(rst),
     .w_en(w_pending),
-    .w_port__data(\w_data$144 )
+    .w_port__data(\w_data$146 )
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_k_kc0_next = load_k_kc0;
     if (\$2 ) begin
       load_k_kc0_next = 32'd0;
@@ -7931,7 +8118,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_a_next = load_a_addr;
     if (restart) begin
       load_a_next = c[31:0];
@@ -7945,7 +8132,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_b_next = load_b_addr;
     if (restart) begin
       load_b_next = c[63:32];
@@ -7959,7 +8146,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     load_cin_next = load_cin_addr;
     if (restart) begin
       load_cin_next = c[127:96];
@@ -7973,7 +8160,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_koff_next = b_koff;
     if (restart) begin
       b_koff_next = 32'd0;
@@ -7982,7 +8169,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__valid = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -7998,8 +8185,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             rd_cmd__valid = 1'h1;
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               rd_cmd__valid = 1'h1;
             end
@@ -8007,7 +8194,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     rd_cmd__payload = 100'h0000000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8029,19 +8216,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             rd_cmd__payload[99:68] = c[255:224];
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
               rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$26  };
+              rd_cmd__payload[67:48] = { 1'h0, \$27  };
               rd_cmd__payload[99:68] = c[351:320];
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_data = 3'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8057,8 +8244,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             w_data = { l_apar, 2'h0 };
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               w_data = { index[0], 2'h2 };
             end
@@ -8066,7 +8253,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_en = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8082,8 +8269,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             w_en = rd_cmd__ready;
           end
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
             end else if (w_rdy) begin
               w_en = rd_cmd__ready;
             end
@@ -8091,7 +8278,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8112,7 +8299,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_set = 2'h0;
     casez (loader_state)
       2'h0:
@@ -8134,7 +8321,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     l_step = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8159,7 +8346,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     advance = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8188,7 +8375,22 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    c_wait = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          c_wait = \$23 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8199,8 +8401,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8223,7 +8425,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_set = 2'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8234,8 +8436,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               (* full_case = 32'd1 *)
               casez (index[0])
                 1'h0:
@@ -8266,7 +8468,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     claimed = 1'h0;
     (* full_case = 32'd1 *)
     casez (loader_state)
@@ -8277,8 +8479,8 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h2:
           /* empty */;
       2'h3:
-          if (\$24 ) begin
-            if (\$25 ) begin
+          if (\$25 ) begin
+            if (\$26 ) begin
               claimed = 1'h1;
             end else if (w_rdy) begin
               if (rd_cmd__ready) begin
@@ -8289,7 +8491,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     r_en = 1'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8298,7 +8500,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8316,7 +8518,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_full_set = 2'h0;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
@@ -8336,37 +8538,37 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     feed_k_kc0_next = feed_k_kc0;
-    if (\$52 ) begin
+    if (\$53 ) begin
       feed_k_kc0_next = 32'd0;
     end else if (step_done) begin
-      feed_k_kc0_next = \$53 [31:0];
+      feed_k_kc0_next = \$54 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_en$119  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \w_en$121  = 1'h0;
     if (issue) begin
       if (\$80 ) begin
-        \w_en$119  = 1'h1;
+        \w_en$121  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \w_data$120  = 19'h00000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \w_data$122  = 19'h00000;
     if (issue) begin
       if (\$80 ) begin
-        \w_data$120 [0] = \index$94 [0];
-        \w_data$120 [16:1] = \rows$121 ;
-        \w_data$120 [17] = \$84 ;
-        \w_data$120 [18] = \$87 ;
+        \w_data$122 [0] = \index$95 [0];
+        \w_data$122 [16:1] = \rows$123 ;
+        \w_data$122 [17] = \$84 ;
+        \w_data$122 [18] = \$87 ;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     step_done = 1'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8377,7 +8579,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_full_clr = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8394,7 +8596,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a_busy_clr = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8411,7 +8613,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_used_o_set = 2'h0;
     if (issue) begin
       if (\$89 ) begin
@@ -8430,20 +8632,20 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$127  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \advance$129  = 1'h0;
     if (issue) begin
       if (\$89 ) begin
         if (\$91 ) begin
           if (feed_k_last) begin
-            \advance$127  = 1'h1;
+            \advance$129  = 1'h1;
           end
         end
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     weight_k_kc0_next = weight_k_kc0;
     if (\$95 ) begin
       weight_k_kc0_next = 32'd0;
@@ -8452,7 +8654,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     w_step_done = 1'h0;
     if (w_issue) begin
       if (\$112 ) begin
@@ -8463,7 +8665,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b_used_w_set = 2'h0;
     if (w_issue) begin
       if (\$112 ) begin
@@ -8482,29 +8684,29 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$159  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \advance$161  = 1'h0;
     if (w_issue) begin
       if (\$112 ) begin
         if (\$114 ) begin
           if (weight_k_last) begin
-            \advance$159  = 1'h1;
+            \advance$161  = 1'h1;
           end
         end
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$169  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \r_en$171  = 1'h0;
     if (got) begin
       if (\$120 ) begin
-        \r_en$169  = 1'h1;
+        \r_en$171  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_set = 2'h0;
     if (s1_chunk_done) begin
       (* full_case = 32'd1 *)
@@ -8517,7 +8719,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__addr = s1_addr;
@@ -8526,7 +8728,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__en = 4'hf;
@@ -8538,7 +8740,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (acc_writes) begin
       c_wr__data[31:0] = \$122 [31:0];
@@ -8553,13 +8755,13 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     store_c_next = store_c_addr;
     if (restart) begin
       store_c_next = c[95:64];
-    end else if (\advance$187 ) begin
+    end else if (\advance$189 ) begin
       (* full_case = 32'd1 *)
-      if (\last_in_panel$188 ) begin
+      if (\last_in_panel$190 ) begin
         store_c_next = \$144 [31:0];
       end else begin
         store_c_next = \$145 [31:0];
@@ -8567,7 +8769,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__valid = 1'h0;
     casez (store_state)
       1'h0:
@@ -8577,41 +8779,41 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     wr_cmd__payload = 100'h0000000000000000000000000;
     casez (store_state)
       1'h0:
           if (\$149 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$197 ;
+            wr_cmd__payload[47:32] = \rows$199 ;
             wr_cmd__payload[67:48] = { 1'h0, \$151  };
             wr_cmd__payload[99:68] = c[319:288];
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \issue$199  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \issue$201  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          \issue$199  = \$154 ;
+          \issue$201  = \$154 ;
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_done_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$199 ) begin
+          if (\issue$201 ) begin
             if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$194 [0])
+              casez (\index$196 [0])
                 1'h0:
                     c_done_clr[0] = 1'h1;
                 1'h1:
@@ -8622,17 +8824,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_busy_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$199 ) begin
+          if (\issue$201 ) begin
             if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$194 [0])
+              casez (\index$196 [0])
                 1'h0:
                     c_busy_clr[0] = 1'h1;
                 1'h1:
@@ -8643,17 +8845,17 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     c_ready_clr = 2'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$199 ) begin
+          if (\issue$201 ) begin
             if (\$156 ) begin
               (* full_case = 32'd1 *)
-              casez (\index$194 [0])
+              casez (\index$196 [0])
                 1'h0:
                     c_ready_clr[0] = 1'h1;
                 1'h1:
@@ -8664,71 +8866,71 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \advance$187  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \advance$189  = 1'h0;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$199 ) begin
+          if (\issue$201 ) begin
             if (\$156 ) begin
-              \advance$187  = 1'h1;
+              \advance$189  = 1'h1;
             end
           end
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__valid = 1'h0;
     if (c[353]) begin
-      i__valid = \r_rdy$221 ;
+      i__valid = \r_rdy$223 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     i__payload = 129'h000000000000000000000000000000000;
     if (c[353]) begin
-      i__payload[127:0] = \r_data$223 ;
+      i__payload[127:0] = \r_data$225 ;
       i__payload[128] = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
-      \r_en$224  = i__ready;
+      \r_en$226  = i__ready;
     end else begin
-      \r_en$224  = byte_ready;
+      \r_en$226  = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
     end else begin
-      byte_row = \r_data$223 ;
+      byte_row = \r_data$225 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (c[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$221 ;
+      byte_valid = \r_rdy$223 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     o__ready = 1'h0;
     if (c[353]) begin
       o__ready = byte_ready;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     byte_ready = 1'h0;
     if (\$174 ) begin
       if (\$175 ) begin
@@ -8737,16 +8939,16 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \r_en$240  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \r_en$242  = 1'h0;
     if (\$174 ) begin
       if (\$175 ) begin
-        \r_en$240  = 1'h1;
+        \r_en$242  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     start = 1'h0;
     casez (control_state)
       4'h0:
@@ -8790,7 +8992,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     a = 16'h0000;
     casez (control_state)
       4'h0:
@@ -8834,7 +9036,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     b = 32'd0;
     casez (control_state)
       4'h0:
@@ -8878,7 +9080,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     addend = 34'h000000000;
     casez (control_state)
       4'h0:
@@ -8922,7 +9124,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     code = 8'h00;
     casez (control_state)
       4'h0:
@@ -8952,7 +9154,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     restart = 1'h0;
     casez (control_state)
       4'h0:
@@ -8980,7 +9182,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     running = 1'h0;
     casez (control_state)
       4'h0:
@@ -9010,7 +9212,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     done = 1'h0;
     casez (control_state)
       4'h0:
@@ -9042,291 +9244,291 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
     endcase
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$454  = 2'h0;
-    end else begin
-      \$454  = \$255 ;
-    end
-    if (rst) begin
-      \$454  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$455  = 2'h0;
-    end else begin
-      \$455  = \$258 ;
-    end
-    if (rst) begin
-      \$455  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$456  = 2'h0;
-    end else begin
-      \$456  = \$261 ;
-    end
-    if (rst) begin
-      \$456  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$457  = 2'h0;
-    end else begin
-      \$457  = \$264 ;
-    end
-    if (rst) begin
-      \$457  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$458  = 2'h0;
     end else begin
-      \$458  = \$267 ;
+      \$458  = \$263 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$458  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$459  = 2'h0;
     end else begin
-      \$459  = \$270 ;
+      \$459  = \$266 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$459  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$460  = 2'h0;
     end else begin
-      \$460  = \$273 ;
+      \$460  = \$269 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$460  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$461  = 2'h0;
     end else begin
-      \$461  = \$276 ;
+      \$461  = \$272 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$461  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     (* full_case = 32'd1 *)
     if (restart) begin
       \$462  = 2'h0;
     end else begin
-      \$462  = \$279 ;
+      \$462  = \$275 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$462  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$463  = load_k_kc0;
-    if (\$281 ) begin
-      \$463  = 32'd0;
-    end else if (l_step) begin
-      \$463  = \$288 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$463  = 2'h0;
+    end else begin
+      \$463  = \$278 ;
     end
-    if (rst) begin
-      \$463  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$464  = load_k_left;
-    if (\$281 ) begin
-      \$464  = c[191:160];
-    end else if (l_step) begin
-      \$464  = \$289 [31:0];
-    end
-    if (rst) begin
-      \$464  = 32'd0;
+    if (engine_rst) begin
+      \$463  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$465  = load_k_last;
-    if (\$281 ) begin
-      \$465  = \$282 ;
-    end else if (l_step) begin
-      \$465  = \$291 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$464  = 2'h0;
+    end else begin
+      \$464  = \$281 ;
     end
-    if (rst) begin
-      \$465  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$466  = load_k_len;
-    if (\$281 ) begin
-      \$466  = \$284 ;
-    end else if (l_step) begin
-      \$466  = \$295 [31:0];
-    end
-    if (rst) begin
-      \$466  = 32'd0;
+    if (engine_rst) begin
+      \$464  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$467  = load_k_len_m1;
-    if (\$281 ) begin
-      \$467  = \$287 [31:0];
-    end else if (l_step) begin
-      \$467  = \$300 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$465  = 2'h0;
+    end else begin
+      \$465  = \$284 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
+      \$465  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (restart) begin
+      \$466  = 2'h0;
+    end else begin
+      \$466  = \$287 ;
+    end
+    if (engine_rst) begin
+      \$466  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$467  = load_k_kc0;
+    if (\$289 ) begin
+      \$467  = 32'd0;
+    end else if (l_step) begin
+      \$467  = \$296 [31:0];
+    end
+    if (engine_rst) begin
       \$467  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$468  = load_a_panel;
-    if (restart) begin
-      \$468  = c[31:0];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$468  = \$301 [31:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$468  = load_k_left;
+    if (\$289 ) begin
+      \$468  = c[191:160];
+    end else if (l_step) begin
+      \$468  = \$297 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$468  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$469  = load_a_next;
-    if (rst) begin
-      \$469  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$469  = load_k_last;
+    if (\$289 ) begin
+      \$469  = \$290 ;
+    end else if (l_step) begin
+      \$469  = \$299 ;
+    end
+    if (engine_rst) begin
+      \$469  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$470  = load_b_panel;
-    if (restart) begin
-      \$470  = c[63:32];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$470  = \$302 [31:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$470  = load_k_len;
+    if (\$289 ) begin
+      \$470  = \$292 ;
+    end else if (l_step) begin
+      \$470  = \$303 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$470  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$471  = load_b_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$471  = load_k_len_m1;
+    if (\$289 ) begin
+      \$471  = \$295 [31:0];
+    end else if (l_step) begin
+      \$471  = \$308 [31:0];
+    end
+    if (engine_rst) begin
       \$471  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$472  = load_cin_panel;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$472  = load_a_panel;
     if (restart) begin
-      \$472  = c[127:96];
+      \$472  = c[31:0];
     end else if (advance) begin
       if (last_in_panel) begin
-        \$472  = \$303 [31:0];
+        \$472  = \$309 [31:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$472  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$473  = load_cin_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$473  = load_a_next;
+    if (engine_rst) begin
       \$473  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$474  = b_koff_next;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$474  = load_b_panel;
+    if (restart) begin
+      \$474  = c[63:32];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$474  = \$310 [31:0];
+      end
+    end
+    if (engine_rst) begin
       \$474  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$475  = \$304 [31:0];
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$475  = load_b_next;
+    if (engine_rst) begin
       \$475  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$476  = \$305 [31:0];
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$476  = load_cin_panel;
+    if (restart) begin
+      \$476  = c[127:96];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$476  = \$311 [31:0];
+      end
+    end
+    if (engine_rst) begin
       \$476  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$477  = loader_state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$477  = load_cin_next;
+    if (engine_rst) begin
+      \$477  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$478  = b_koff_next;
+    if (engine_rst) begin
+      \$478  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$479  = \$312 [31:0];
+    if (engine_rst) begin
+      \$479  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$480  = \$313 [31:0];
+    if (engine_rst) begin
+      \$480  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$481  = loader_state;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
-          if (\$307 ) begin
-            \$477  = 2'h1;
+          if (\$315 ) begin
+            \$481  = 2'h1;
           end
       2'h1:
-          if (\$310 ) begin
-            \$477  = 2'h2;
-          end else if (\$313 ) begin
+          if (\$318 ) begin
+            \$481  = 2'h2;
+          end else if (\$321 ) begin
             if (rd_cmd__ready) begin
-              \$477  = 2'h2;
+              \$481  = 2'h2;
             end
           end
       2'h2:
-          if (\$317 ) begin
+          if (\$325 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$319 ) begin
-                \$477  = 2'h3;
+              if (\$327 ) begin
+                \$481  = 2'h3;
               end else begin
                 (* full_case = 32'd1 *)
                 if (load_k_last) begin
                   (* full_case = 32'd1 *)
                   if (last) begin
-                    \$477  = 2'h0;
+                    \$481  = 2'h0;
                   end else begin
-                    \$477  = 2'h1;
+                    \$481  = 2'h1;
                   end
                 end else begin
-                  \$477  = 2'h1;
+                  \$481  = 2'h1;
                 end
               end
             end
@@ -9337,65 +9539,65 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
             if (load_k_last) begin
               (* full_case = 32'd1 *)
               if (last) begin
-                \$477  = 2'h0;
+                \$481  = 2'h0;
               end else begin
-                \$477  = 2'h1;
+                \$481  = 2'h1;
               end
             end else begin
-              \$477  = 2'h1;
+              \$481  = 2'h1;
             end
           end
     endcase
-    if (rst) begin
-      \$477  = 2'h0;
+    if (engine_rst) begin
+      \$481  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$478  = l_bpar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$482  = l_bpar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
-          if (\$310 ) begin
-          end else if (\$313 ) begin
+          if (\$318 ) begin
+          end else if (\$321 ) begin
             if (rd_cmd__ready) begin
-              \$478  = \$314 ;
+              \$482  = \$322 ;
             end
           end
     endcase
     if (restart) begin
-      \$478  = 1'h0;
+      \$482  = 1'h0;
     end
-    if (rst) begin
-      \$478  = 1'h0;
+    if (engine_rst) begin
+      \$482  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$479  = l_apar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$483  = l_apar;
     casez (loader_state)
       2'h0:
           /* empty */;
       2'h1:
           /* empty */;
       2'h2:
-          if (\$317 ) begin
+          if (\$325 ) begin
             if (rd_cmd__ready) begin
-              \$479  = \$318 ;
+              \$483  = \$326 ;
             end
           end
     endcase
     if (restart) begin
-      \$479  = 1'h0;
+      \$483  = 1'h0;
     end
-    if (rst) begin
-      \$479  = 1'h0;
+    if (engine_rst) begin
+      \$483  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$480  = l_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$484  = l_done;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -9403,14 +9605,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       2'h1:
           /* empty */;
       2'h2:
-          if (\$317 ) begin
+          if (\$325 ) begin
             if (rd_cmd__ready) begin
               (* full_case = 32'd1 *)
-              if (\$319 ) begin
+              if (\$327 ) begin
               end else begin
                 if (load_k_last) begin
                   if (last) begin
-                    \$480  = 1'h1;
+                    \$484  = 1'h1;
                   end
                 end
               end
@@ -9420,21 +9622,21 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           if (claimed) begin
             if (load_k_last) begin
               if (last) begin
-                \$480  = 1'h1;
+                \$484  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$480  = 1'h0;
+      \$484  = 1'h0;
     end
-    if (rst) begin
-      \$480  = 1'h0;
+    if (engine_rst) begin
+      \$484  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$481  = c_claims;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$485  = c_claims;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -9445,634 +9647,634 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       2'h3:
           if (claimed) begin
-            \$481  = \$320 [31:0];
+            \$485  = \$328 [31:0];
           end
     endcase
     if (restart) begin
-      \$481  = 32'd0;
+      \$485  = 32'd0;
     end
-    if (rst) begin
-      \$481  = 32'd0;
+    if (engine_rst) begin
+      \$485  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$482  = row;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$486  = row;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$482  = 16'h0000;
+        \$486  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$482  = \$321 [15:0];
+        \$486  = \$329 [15:0];
       end
     end
-    if (rst) begin
-      \$482  = 16'h0000;
+    if (engine_rst) begin
+      \$486  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$483  = beat;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$487  = beat;
     if (beat_ok) begin
       (* full_case = 32'd1 *)
       if (rd_data__payload[70]) begin
-        \$483  = 16'h0000;
+        \$487  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$483  = 16'h0000;
+        \$487  = 16'h0000;
       end else begin
-        \$483  = \$323 [15:0];
+        \$487  = \$331 [15:0];
       end
     end
-    if (rst) begin
-      \$483  = 16'h0000;
+    if (engine_rst) begin
+      \$487  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$484  = row_base;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$488  = row_base;
     if (beat_ok) begin
       if (rd_data__payload[70]) begin
-        \$484  = 16'h0000;
+        \$488  = 16'h0000;
       end else if (rd_data__payload[69]) begin
-        \$484  = \$322 [15:0];
+        \$488  = \$330 [15:0];
       end
     end
-    if (rst) begin
-      \$484  = 16'h0000;
+    if (engine_rst) begin
+      \$488  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$485  = feed_k_kc0;
-    if (\$325 ) begin
-      \$485  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$489  = feed_k_kc0;
+    if (\$333 ) begin
+      \$489  = 32'd0;
     end else if (step_done) begin
-      \$485  = \$332 [31:0];
+      \$489  = \$340 [31:0];
     end
-    if (rst) begin
-      \$485  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$486  = feed_k_left;
-    if (\$325 ) begin
-      \$486  = c[191:160];
-    end else if (step_done) begin
-      \$486  = \$333 [31:0];
-    end
-    if (rst) begin
-      \$486  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$487  = feed_k_last;
-    if (\$325 ) begin
-      \$487  = \$326 ;
-    end else if (step_done) begin
-      \$487  = \$335 ;
-    end
-    if (rst) begin
-      \$487  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$488  = feed_k_len;
-    if (\$325 ) begin
-      \$488  = \$328 ;
-    end else if (step_done) begin
-      \$488  = \$339 [31:0];
-    end
-    if (rst) begin
-      \$488  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$489  = feed_k_len_m1;
-    if (\$325 ) begin
-      \$489  = \$331 [31:0];
-    end else if (step_done) begin
-      \$489  = \$344 [31:0];
-    end
-    if (rst) begin
+    if (engine_rst) begin
       \$489  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$490  = issue;
-    if (rst) begin
-      \$490  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$490  = feed_k_left;
+    if (\$333 ) begin
+      \$490  = c[191:160];
+    end else if (step_done) begin
+      \$490  = \$341 [31:0];
+    end
+    if (engine_rst) begin
+      \$490  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$491  = meta_last;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$491  = feed_k_last;
+    if (\$333 ) begin
+      \$491  = \$334 ;
+    end else if (step_done) begin
+      \$491  = \$343 ;
+    end
+    if (engine_rst) begin
+      \$491  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$492  = feed_k_len;
+    if (\$333 ) begin
+      \$492  = \$336 ;
+    end else if (step_done) begin
+      \$492  = \$347 [31:0];
+    end
+    if (engine_rst) begin
+      \$492  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$493  = feed_k_len_m1;
+    if (\$333 ) begin
+      \$493  = \$339 [31:0];
+    end else if (step_done) begin
+      \$493  = \$352 [31:0];
+    end
+    if (engine_rst) begin
+      \$493  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$494  = issue;
+    if (engine_rst) begin
+      \$494  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$495  = meta_last;
     if (issue) begin
-      \$491  = \$346 ;
+      \$495  = \$354 ;
     end
-    if (rst) begin
-      \$491  = 1'h0;
+    if (engine_rst) begin
+      \$495  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$492  = meta_off;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$496  = meta_off;
     if (issue) begin
-      \$492  = kr[2:0];
+      \$496  = kr[2:0];
     end
-    if (rst) begin
-      \$492  = 3'h0;
+    if (engine_rst) begin
+      \$496  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$493  = m_idx;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$497  = m_idx;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$348 ) begin
-        \$493  = 16'h0000;
+      if (\$356 ) begin
+        \$497  = 16'h0000;
       end else begin
-        \$493  = \$356 [15:0];
+        \$497  = \$364 [15:0];
       end
     end
     if (restart) begin
-      \$493  = 16'h0000;
+      \$497  = 16'h0000;
     end
-    if (rst) begin
-      \$493  = 16'h0000;
+    if (engine_rst) begin
+      \$497  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$494  = row_word;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$498  = row_word;
     if (issue) begin
       (* full_case = 32'd1 *)
-      if (\$348 ) begin
-        \$494  = 16'h0000;
+      if (\$356 ) begin
+        \$498  = 16'h0000;
       end else begin
-        \$494  = \$357 [15:0];
+        \$498  = \$365 [15:0];
       end
     end
     if (restart) begin
-      \$494  = 16'h0000;
+      \$498  = 16'h0000;
     end
-    if (rst) begin
-      \$494  = 16'h0000;
+    if (engine_rst) begin
+      \$498  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$495  = kr;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$499  = kr;
     if (issue) begin
-      if (\$348 ) begin
+      if (\$356 ) begin
         (* full_case = 32'd1 *)
-        if (\$350 ) begin
-          \$495  = 32'd0;
+        if (\$358 ) begin
+          \$499  = 32'd0;
         end else begin
-          \$495  = \$355 [31:0];
+          \$499  = \$363 [31:0];
         end
       end
     end
     if (restart) begin
-      \$495  = 32'd0;
+      \$499  = 32'd0;
     end
-    if (rst) begin
-      \$495  = 32'd0;
+    if (engine_rst) begin
+      \$499  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$496  = apar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$500  = apar;
     if (issue) begin
-      if (\$348 ) begin
-        if (\$350 ) begin
-          \$496  = \$351 ;
+      if (\$356 ) begin
+        if (\$358 ) begin
+          \$500  = \$359 ;
         end
       end
     end
     if (restart) begin
-      \$496  = 1'h0;
+      \$500  = 1'h0;
     end
-    if (rst) begin
-      \$496  = 1'h0;
+    if (engine_rst) begin
+      \$500  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$497  = bpar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$501  = bpar;
     if (issue) begin
-      if (\$348 ) begin
-        if (\$350 ) begin
-          if (\$353 ) begin
-            \$497  = \$354 ;
+      if (\$356 ) begin
+        if (\$358 ) begin
+          if (\$361 ) begin
+            \$501  = \$362 ;
           end
         end
       end
     end
     if (restart) begin
-      \$497  = 1'h0;
+      \$501  = 1'h0;
     end
-    if (rst) begin
-      \$497  = 1'h0;
+    if (engine_rst) begin
+      \$501  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$498  = f_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$502  = f_done;
     if (issue) begin
-      if (\$348 ) begin
-        if (\$350 ) begin
+      if (\$356 ) begin
+        if (\$358 ) begin
           if (feed_k_last) begin
-            if (\last$263 ) begin
-              \$498  = 1'h1;
+            if (\last$267 ) begin
+              \$502  = 1'h1;
             end
           end
         end
       end
     end
     if (restart) begin
-      \$498  = 1'h0;
+      \$502  = 1'h0;
     end
-    if (rst) begin
-      \$498  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$499  = weight_k_kc0;
-    if (\$359 ) begin
-      \$499  = 32'd0;
-    end else if (w_step_done) begin
-      \$499  = \$366 [31:0];
-    end
-    if (rst) begin
-      \$499  = 32'd0;
+    if (engine_rst) begin
+      \$502  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$500  = weight_k_left;
-    if (\$359 ) begin
-      \$500  = c[191:160];
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$503  = weight_k_kc0;
+    if (\$367 ) begin
+      \$503  = 32'd0;
     end else if (w_step_done) begin
-      \$500  = \$367 [31:0];
+      \$503  = \$374 [31:0];
     end
-    if (rst) begin
-      \$500  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$501  = weight_k_last;
-    if (\$359 ) begin
-      \$501  = \$360 ;
-    end else if (w_step_done) begin
-      \$501  = \$369 ;
-    end
-    if (rst) begin
-      \$501  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$502  = weight_k_len;
-    if (\$359 ) begin
-      \$502  = \$362 ;
-    end else if (w_step_done) begin
-      \$502  = \$373 [31:0];
-    end
-    if (rst) begin
-      \$502  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$503  = weight_k_len_m1;
-    if (\$359 ) begin
-      \$503  = \$365 [31:0];
-    end else if (w_step_done) begin
-      \$503  = \$378 [31:0];
-    end
-    if (rst) begin
+    if (engine_rst) begin
       \$503  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$504  = w_issue;
-    if (rst) begin
-      \$504  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$504  = weight_k_left;
+    if (\$367 ) begin
+      \$504  = c[191:160];
+    end else if (w_step_done) begin
+      \$504  = \$375 [31:0];
+    end
+    if (engine_rst) begin
+      \$504  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$505  = w_zero;
-    if (w_issue) begin
-      \$505  = \$379 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$505  = weight_k_last;
+    if (\$367 ) begin
+      \$505  = \$368 ;
+    end else if (w_step_done) begin
+      \$505  = \$377 ;
     end
-    if (rst) begin
-      \$505  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$506  = w_r;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$380 ) begin
-        \$506  = 3'h0;
-      end else begin
-        \$506  = \$388 [2:0];
-      end
-    end
-    if (restart) begin
-      \$506  = 3'h0;
-    end
-    if (rst) begin
-      \$506  = 3'h0;
+    if (engine_rst) begin
+      \$505  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$507  = w_kr;
-    if (w_issue) begin
-      if (\$380 ) begin
-        (* full_case = 32'd1 *)
-        if (\$382 ) begin
-          \$507  = 32'd0;
-        end else begin
-          \$507  = \$386 [31:0];
-        end
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$506  = weight_k_len;
+    if (\$367 ) begin
+      \$506  = \$370 ;
+    end else if (w_step_done) begin
+      \$506  = \$381 [31:0];
     end
-    if (restart) begin
-      \$507  = 32'd0;
+    if (engine_rst) begin
+      \$506  = 32'd0;
     end
-    if (rst) begin
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$507  = weight_k_len_m1;
+    if (\$367 ) begin
+      \$507  = \$373 [31:0];
+    end else if (w_step_done) begin
+      \$507  = \$386 [31:0];
+    end
+    if (engine_rst) begin
       \$507  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$508  = w_k;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$380 ) begin
-        (* full_case = 32'd1 *)
-        if (\$382 ) begin
-          \$508  = 32'd0;
-        end else begin
-          \$508  = \$387 [31:0];
-        end
-      end else begin
-        \$508  = \$389 [31:0];
-      end
-    end
-    if (restart) begin
-      \$508  = 32'd0;
-    end
-    if (rst) begin
-      \$508  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$508  = w_issue;
+    if (engine_rst) begin
+      \$508  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$509  = w_bpar;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$509  = w_zero;
     if (w_issue) begin
-      if (\$380 ) begin
-        if (\$382 ) begin
-          if (\$384 ) begin
-            \$509  = \$385 ;
+      \$509  = \$387 ;
+    end
+    if (engine_rst) begin
+      \$509  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$510  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$388 ) begin
+        \$510  = 3'h0;
+      end else begin
+        \$510  = \$396 [2:0];
+      end
+    end
+    if (restart) begin
+      \$510  = 3'h0;
+    end
+    if (engine_rst) begin
+      \$510  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$511  = w_kr;
+    if (w_issue) begin
+      if (\$388 ) begin
+        (* full_case = 32'd1 *)
+        if (\$390 ) begin
+          \$511  = 32'd0;
+        end else begin
+          \$511  = \$394 [31:0];
+        end
+      end
+    end
+    if (restart) begin
+      \$511  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$511  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$512  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$388 ) begin
+        (* full_case = 32'd1 *)
+        if (\$390 ) begin
+          \$512  = 32'd0;
+        end else begin
+          \$512  = \$395 [31:0];
+        end
+      end else begin
+        \$512  = \$397 [31:0];
+      end
+    end
+    if (restart) begin
+      \$512  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$512  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$513  = w_bpar;
+    if (w_issue) begin
+      if (\$388 ) begin
+        if (\$390 ) begin
+          if (\$392 ) begin
+            \$513  = \$393 ;
           end
         end
       end
     end
     if (restart) begin
-      \$509  = 1'h0;
+      \$513  = 1'h0;
     end
-    if (rst) begin
-      \$509  = 1'h0;
+    if (engine_rst) begin
+      \$513  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$510  = w_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$514  = w_done;
     if (w_issue) begin
-      if (\$380 ) begin
-        if (\$382 ) begin
+      if (\$388 ) begin
+        if (\$390 ) begin
           if (weight_k_last) begin
-            if (\last$266 ) begin
-              \$510  = 1'h1;
+            if (\last$270 ) begin
+              \$514  = 1'h1;
             end
           end
         end
       end
     end
     if (restart) begin
-      \$510  = 1'h0;
+      \$514  = 1'h0;
     end
-    if (rst) begin
-      \$510  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$511 [31:0] = results__payload[31:0];
-    \$511 [63:32] = results__payload[63:32];
-    \$511 [95:64] = results__payload[95:64];
-    \$511 [127:96] = results__payload[127:96];
-    if (rst) begin
-      \$511  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$512  = got;
-    if (rst) begin
-      \$512  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$513  = \$118 [9:0];
-    if (rst) begin
-      \$513  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$514  = \r_data$165 [17];
-    if (rst) begin
+    if (engine_rst) begin
       \$514  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$515  = \r_data$165 [0];
-    if (rst) begin
-      \$515  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$515 [31:0] = results__payload[31:0];
+    \$515 [63:32] = results__payload[63:32];
+    \$515 [95:64] = results__payload[95:64];
+    \$515 [127:96] = results__payload[127:96];
+    if (engine_rst) begin
+      \$515  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$516  = \$393 ;
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$516  = got;
+    if (engine_rst) begin
       \$516  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$517  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$395 ) begin
-        \$517  = 16'h0000;
-      end else begin
-        \$517  = \$396 [15:0];
-      end
-    end
-    if (restart) begin
-      \$517  = 16'h0000;
-    end
-    if (rst) begin
-      \$517  = 16'h0000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$517  = \$118 [9:0];
+    if (engine_rst) begin
+      \$517  = 10'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$518  = store_c_panel;
-    if (restart) begin
-      \$518  = c[95:64];
-    end else if (\advance$187 ) begin
-      if (\last_in_panel$188 ) begin
-        \$518  = \$398 [31:0];
-      end
-    end
-    if (rst) begin
-      \$518  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$518  = \r_data$167 [17];
+    if (engine_rst) begin
+      \$518  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$519  = store_c_next;
-    if (rst) begin
-      \$519  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$519  = \r_data$167 [0];
+    if (engine_rst) begin
+      \$519  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$520  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$402 ) begin
-            if (wr_cmd__ready) begin
-              \$520  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$199 ) begin
-            if (\$404 ) begin
-              \$520  = 1'h0;
-            end
-          end
-    endcase
-    if (rst) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$520  = \$401 ;
+    if (engine_rst) begin
       \$520  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$521  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$199 ) begin
-            (* full_case = 32'd1 *)
-            if (\$404 ) begin
-              \$521  = 16'h0000;
-            end else begin
-              \$521  = \$405 [15:0];
-            end
-          end
-    endcase
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$521  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$403 ) begin
+        \$521  = 16'h0000;
+      end else begin
+        \$521  = \$404 [15:0];
+      end
+    end
     if (restart) begin
       \$521  = 16'h0000;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$521  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$522  = s_done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$522  = store_c_panel;
+    if (restart) begin
+      \$522  = c[95:64];
+    end else if (\advance$189 ) begin
+      if (\last_in_panel$190 ) begin
+        \$522  = \$406 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$522  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$523  = store_c_next;
+    if (engine_rst) begin
+      \$523  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$524  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$410 ) begin
+            if (wr_cmd__ready) begin
+              \$524  = 1'h1;
+            end
+          end
+      1'h1:
+          if (\issue$201 ) begin
+            if (\$412 ) begin
+              \$524  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$524  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$525  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
           /* empty */;
       1'h1:
-          if (\issue$199 ) begin
-            if (\$404 ) begin
-              if (\last$269 ) begin
-                \$522  = 1'h1;
+          if (\issue$201 ) begin
+            (* full_case = 32'd1 *)
+            if (\$412 ) begin
+              \$525  = 16'h0000;
+            end else begin
+              \$525  = \$413 [15:0];
+            end
+          end
+    endcase
+    if (restart) begin
+      \$525  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$525  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$526  = s_done;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (\issue$201 ) begin
+            if (\$412 ) begin
+              if (\last$273 ) begin
+                \$526  = 1'h1;
               end
             end
           end
     endcase
     if (restart) begin
-      \$522  = 1'h0;
+      \$526  = 1'h0;
     end
-    if (rst) begin
-      \$522  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$523  = \issue$199 ;
-    if (rst) begin
-      \$523  = 1'h0;
+    if (engine_rst) begin
+      \$526  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$524  = s_beat;
-    if (\$406 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$527  = \issue$201 ;
+    if (engine_rst) begin
+      \$527  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$528  = s_beat;
+    if (\$414 ) begin
       (* full_case = 32'd1 *)
-      if (\$407 ) begin
-        \$524  = 2'h0;
+      if (\$415 ) begin
+        \$528  = 2'h0;
       end else begin
-        \$524  = \$408 [1:0];
+        \$528  = \$416 [1:0];
       end
     end
-    if (rst) begin
-      \$524  = 2'h0;
+    if (engine_rst) begin
+      \$528  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$525  = c;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$529  = c;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$525  = cmd;
+          if (\start$274 ) begin
+            \$529  = cmd;
           end
     endcase
-    if (rst) begin
-      \$525  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    if (engine_rst) begin
+      \$529  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$526  = error;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$530  = error;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$526  = 8'h00;
+          if (\start$274 ) begin
+            \$530  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -10083,7 +10285,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$526  = code;
+          \$530  = code;
       4'h7:
           /* empty */;
       4'h8:
@@ -10096,144 +10298,144 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$526  = 8'h06;
+            \$530  = 8'h06;
           end
     endcase
-    if (rst) begin
-      \$526  = 8'h00;
+    if (engine_rst) begin
+      \$530  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$527  = cycles;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$531  = cycles;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$527  = 32'd0;
+          if (\start$274 ) begin
+            \$531  = 32'd0;
           end
     endcase
-    if (\busy$253 ) begin
-      \$527  = \$443 [31:0];
+    if (\busy$255 ) begin
+      \$531  = \$451 [31:0];
     end
-    if (rst) begin
-      \$527  = 32'd0;
+    if (engine_rst) begin
+      \$531  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$528  = mac_cycles;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$532  = mac_cycles;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$528  = 32'd0;
-          end
-    endcase
-    if (\$444 ) begin
-      \$528  = \$445 [31:0];
-    end
-    if (rst) begin
-      \$528  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$529  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$270 ) begin
-            \$529  = 32'd0;
-          end
-    endcase
-    if (\$449 ) begin
-      \$529  = \$450 [31:0];
-    end
-    if (rst) begin
-      \$529  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$530  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$270 ) begin
-            \$530  = 32'd0;
+          if (\start$274 ) begin
+            \$532  = 32'd0;
           end
     endcase
     if (\$452 ) begin
-      \$530  = \$453 [31:0];
+      \$532  = \$453 [31:0];
     end
-    if (rst) begin
-      \$530  = 32'd0;
+    if (engine_rst) begin
+      \$532  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$531  = beyond;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$533  = stall_load;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$531  = 4'h0;
+          if (\start$274 ) begin
+            \$533  = 32'd0;
+          end
+    endcase
+    if (\$455 ) begin
+      \$533  = \$456 [31:0];
+    end
+    if (engine_rst) begin
+      \$533  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$534  = stall_store;
+    casez (control_state)
+      4'h0:
+          if (\start$274 ) begin
+            \$534  = 32'd0;
+          end
+    endcase
+    if (waits_store) begin
+      \$534  = \$457 [31:0];
+    end
+    if (engine_rst) begin
+      \$534  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$535  = beyond;
+    casez (control_state)
+      4'h0:
+          if (\start$274 ) begin
+            \$535  = 4'h0;
           end
       4'h1:
-          if (\$409 ) begin
-          end else if (\$410 ) begin
-            \$531 [0] = \$411 ;
+          if (\$417 ) begin
+          end else if (\$418 ) begin
+            \$535 [0] = \$419 ;
           end
       4'h2:
-          if (\$412 ) begin
-          end else if (\$413 ) begin
-            \$531 [1] = \$414 ;
+          if (\$420 ) begin
+          end else if (\$421 ) begin
+            \$535 [1] = \$422 ;
           end
       4'h3:
-          if (\$415 ) begin
-          end else if (\$416 ) begin
-            \$531 [2] = \$417 ;
+          if (\$423 ) begin
+          end else if (\$424 ) begin
+            \$535 [2] = \$425 ;
           end
       4'h4:
           if (c[352]) begin
-            if (\$418 ) begin
-            end else if (\$419 ) begin
-              \$531 [3] = \$420 ;
+            if (\$426 ) begin
+            end else if (\$427 ) begin
+              \$535 [3] = \$428 ;
             end
           end
     endcase
-    if (rst) begin
-      \$531  = 4'h0;
+    if (engine_rst) begin
+      \$535  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$532  = launched;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$536  = launched;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$532  = 1'h0;
+          if (\start$274 ) begin
+            \$536  = 1'h0;
           end
       4'h1:
-          if (\$409 ) begin
-            \$532  = 1'h1;
-          end else if (\$410 ) begin
-            \$532  = 1'h0;
+          if (\$417 ) begin
+            \$536  = 1'h1;
+          end else if (\$418 ) begin
+            \$536  = 1'h0;
           end
       4'h2:
-          if (\$412 ) begin
-            \$532  = 1'h1;
-          end else if (\$413 ) begin
-            \$532  = 1'h0;
+          if (\$420 ) begin
+            \$536  = 1'h1;
+          end else if (\$421 ) begin
+            \$536  = 1'h0;
           end
       4'h3:
-          if (\$415 ) begin
-            \$532  = 1'h1;
-          end else if (\$416 ) begin
-            \$532  = 1'h0;
+          if (\$423 ) begin
+            \$536  = 1'h1;
+          end else if (\$424 ) begin
+            \$536  = 1'h0;
           end
       4'h4:
           if (c[352]) begin
-            if (\$418 ) begin
-              \$532  = 1'h1;
-            end else if (\$419 ) begin
-              \$532  = 1'h0;
+            if (\$426 ) begin
+              \$536  = 1'h1;
+            end else if (\$427 ) begin
+              \$536  = 1'h0;
             end
           end
       4'h5:
@@ -10241,112 +10443,112 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$434 ) begin
-            \$532  = 1'h1;
-          end else if (\$435 ) begin
-            \$532  = 1'h0;
+          if (\$442 ) begin
+            \$536  = 1'h1;
+          end else if (\$443 ) begin
+            \$536  = 1'h0;
           end
       4'h9:
-          if (\$436 ) begin
-            \$532  = 1'h1;
-          end else if (\$437 ) begin
-            \$532  = 1'h0;
+          if (\$444 ) begin
+            \$536  = 1'h1;
+          end else if (\$445 ) begin
+            \$536  = 1'h0;
           end
       4'ha:
           if (c[352]) begin
-            if (\$438 ) begin
-              \$532  = 1'h1;
-            end else if (\$439 ) begin
-              \$532  = 1'h0;
+            if (\$446 ) begin
+              \$536  = 1'h1;
+            end else if (\$447 ) begin
+              \$536  = 1'h0;
             end
           end
     endcase
-    if (rst) begin
-      \$532  = 1'h0;
+    if (engine_rst) begin
+      \$536  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$533  = control_state;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$537  = control_state;
     casez (control_state)
       4'h0:
-          if (\start$270 ) begin
-            \$533  = 4'h1;
+          if (\start$274 ) begin
+            \$537  = 4'h1;
           end
       4'h1:
-          if (\$409 ) begin
-          end else if (\$410 ) begin
-            \$533  = 4'h2;
+          if (\$417 ) begin
+          end else if (\$418 ) begin
+            \$537  = 4'h2;
           end
       4'h2:
-          if (\$412 ) begin
-          end else if (\$413 ) begin
-            \$533  = 4'h3;
+          if (\$420 ) begin
+          end else if (\$421 ) begin
+            \$537  = 4'h3;
           end
       4'h3:
-          if (\$415 ) begin
-          end else if (\$416 ) begin
-            \$533  = 4'h4;
+          if (\$423 ) begin
+          end else if (\$424 ) begin
+            \$537  = 4'h4;
           end
       4'h4:
           (* full_case = 32'd1 *)
           if (c[352]) begin
-            if (\$418 ) begin
-            end else if (\$419 ) begin
-              \$533  = 4'h5;
+            if (\$426 ) begin
+            end else if (\$427 ) begin
+              \$537  = 4'h5;
             end
           end else begin
-            \$533  = 4'h5;
+            \$537  = 4'h5;
           end
       4'h5:
           (* full_case = 32'd1 *)
-          if (\$425 ) begin
-            \$533  = 4'h6;
+          if (\$433 ) begin
+            \$537  = 4'h6;
           end else begin
-            \$533  = 4'h7;
+            \$537  = 4'h7;
           end
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$431 ) begin
+          if (\$439 ) begin
           end else begin
-            \$533  = 4'h8;
+            \$537  = 4'h8;
           end
       4'h8:
-          if (\$434 ) begin
-          end else if (\$435 ) begin
-            \$533  = 4'h9;
+          if (\$442 ) begin
+          end else if (\$443 ) begin
+            \$537  = 4'h9;
           end
       4'h9:
-          if (\$436 ) begin
-          end else if (\$437 ) begin
-            \$533  = 4'ha;
+          if (\$444 ) begin
+          end else if (\$445 ) begin
+            \$537  = 4'ha;
           end
       4'ha:
           (* full_case = 32'd1 *)
           if (c[352]) begin
-            if (\$438 ) begin
-            end else if (\$439 ) begin
-              \$533  = 4'hb;
+            if (\$446 ) begin
+            end else if (\$447 ) begin
+              \$537  = 4'hb;
             end
           end else begin
-            \$533  = 4'hb;
+            \$537  = 4'hb;
           end
       4'hb:
-          \$533  = 4'hc;
+          \$537  = 4'hc;
       4'hc:
-          if (\$442 ) begin
-            \$533  = 4'h6;
+          if (\$450 ) begin
+            \$537  = 4'h6;
           end
       4'h6:
-          \$533  = 4'h0;
+          \$537  = 4'h0;
     endcase
-    if (rst) begin
-      \$533  = 4'h0;
+    if (engine_rst) begin
+      \$537  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$534  = words;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$538  = words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10359,15 +10561,15 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$534  = \$424 [15:0];
+          \$538  = \$432 [15:0];
     endcase
-    if (rst) begin
-      \$534  = 16'h0000;
+    if (engine_rst) begin
+      \$538  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$535  = used;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$539  = used;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10380,19 +10582,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$535  = 32'd0;
+          \$539  = 32'd0;
       4'h7:
-          if (\$431 ) begin
-            \$535  = \$432 [31:0];
+          if (\$439 ) begin
+            \$539  = \$440 [31:0];
           end
     endcase
-    if (rst) begin
-      \$535  = 32'd0;
+    if (engine_rst) begin
+      \$539  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$536  = chunk;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$540  = chunk;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10405,19 +10607,19 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h4:
           /* empty */;
       4'h5:
-          \$536  = 16'h0000;
+          \$540  = 16'h0000;
       4'h7:
-          if (\$431 ) begin
-            \$536  = \$433 [15:0];
+          if (\$439 ) begin
+            \$540  = \$441 [15:0];
           end
     endcase
-    if (rst) begin
-      \$536  = 16'h0000;
+    if (engine_rst) begin
+      \$540  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$537  = chunk_lda;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$541  = chunk_lda;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10434,18 +10636,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h7:
           /* empty */;
       4'h8:
-          if (\$434 ) begin
-          end else if (\$435 ) begin
-            \$537  = result[31:0];
+          if (\$442 ) begin
+          end else if (\$443 ) begin
+            \$541  = result[31:0];
           end
     endcase
-    if (rst) begin
-      \$537  = 32'd0;
+    if (engine_rst) begin
+      \$541  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$538  = chunk_ldc;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$542  = chunk_ldc;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10464,18 +10666,18 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
       4'h8:
           /* empty */;
       4'h9:
-          if (\$436 ) begin
-          end else if (\$437 ) begin
-            \$538  = result[31:0];
+          if (\$444 ) begin
+          end else if (\$445 ) begin
+            \$542  = result[31:0];
           end
     endcase
-    if (rst) begin
-      \$538  = 32'd0;
+    if (engine_rst) begin
+      \$542  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$539  = chunk_ldcin;
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$543  = chunk_ldcin;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -10497,14 +10699,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
           /* empty */;
       4'ha:
           if (c[352]) begin
-            if (\$438 ) begin
-            end else if (\$439 ) begin
-              \$539  = result[31:0];
+            if (\$446 ) begin
+            end else if (\$447 ) begin
+              \$543  = result[31:0];
             end
           end
     endcase
-    if (rst) begin
-      \$539  = 32'd0;
+    if (engine_rst) begin
+      \$543  = 32'd0;
     end
   end
   assign b_full_clr = both;
@@ -10515,46 +10717,46 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign n = c[207:192];
   assign \chunk$12  = chunk;
   assign \restart$14  = restart;
-  assign a_wr__addr = \$31 [8:0];
+  assign a_wr__addr = \$32 [8:0];
   assign a_wr__data = rd_data__payload[63:0];
-  assign b_wr__addr = \$34 [9:0];
-  assign \m$78  = c[143:128];
-  assign \n$79  = c[207:192];
-  assign \chunk$80  = chunk;
-  assign \restart$81  = restart;
-  assign first_word = \$75 [8:0];
-  assign \$signature__addr  = \$76 [8:0];
+  assign b_wr__addr = \$35 [9:0];
+  assign \m$79  = c[143:128];
+  assign \n$80  = c[207:192];
+  assign \chunk$81  = chunk;
+  assign \restart$82  = restart;
+  assign first_word = \$76 [8:0];
+  assign \$signature__addr  = \$77 [8:0];
   assign \$signature__en  = issue;
-  assign \$signature__addr$105  = \$77 [8:0];
-  assign \$signature__en$106  = issue;
-  assign \w_en$112  = pending;
-  assign \r_rdy$114  = operands__valid;
-  assign \r_data$116  = operands__payload;
-  assign operands__ready = \r_en$117 ;
-  assign \m$128  = c[143:128];
-  assign \n$129  = c[207:192];
-  assign \chunk$130  = chunk;
-  assign \restart$131  = restart;
+  assign \$signature__addr$106  = \$78 [8:0];
+  assign \$signature__en$107  = issue;
+  assign \w_en$114  = pending;
+  assign \r_rdy$116  = operands__valid;
+  assign \r_data$118  = operands__payload;
+  assign operands__ready = \r_en$119 ;
+  assign \m$130  = c[143:128];
+  assign \n$131  = c[207:192];
+  assign \chunk$132  = chunk;
+  assign \restart$133  = restart;
   assign b_rd__addr = \$107 [9:0];
   assign b_rd__en = w_issue;
-  assign \w_en$147  = w_pending;
-  assign \r_rdy$149  = weights__valid;
-  assign \r_data$151  = weights__payload;
-  assign weights__ready = \r_en$152 ;
-  assign \r_rdy$161  = results__ready;
+  assign \w_en$149  = w_pending;
+  assign \r_rdy$151  = weights__valid;
+  assign \r_data$153  = weights__payload;
+  assign weights__ready = \r_en$154 ;
+  assign \r_rdy$163  = results__ready;
   assign addr = \$118 [9:0];
   assign c_rd_acc__addr = \$118 [9:0];
   assign c_rd_acc__en = got;
   assign s1_valid = acc_writes;
-  assign \m$181  = c[143:128];
-  assign \n$182  = c[207:192];
-  assign \chunk$183  = chunk;
-  assign \restart$184  = restart;
+  assign \m$183  = c[143:128];
+  assign \n$184  = c[207:192];
+  assign \chunk$185  = chunk;
+  assign \restart$186  = restart;
   assign c_rd_store__addr = \$158 [9:0];
-  assign c_rd_store__en = \issue$199 ;
-  assign \w_en$211  = \issue$199 ;
-  assign c_rd_store__data = \w_data$213 ;
-  assign \w_en$215  = \pending$201 ;
+  assign c_rd_store__en = \issue$201 ;
+  assign \w_en$213  = \issue$201 ;
+  assign c_rd_store__data = \w_data$215 ;
+  assign \w_en$217  = \pending$203 ;
   assign multiplier = c[385:355];
   assign shift = c[390:386];
   assign zero_point = c[398:391];
@@ -10562,7 +10764,7 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign nbytes = \$164 [4:0];
   assign sent = \$165 [4:0];
   assign remaining = \$166 [4:0];
-  assign \error$242  = error;
+  assign \error$244  = error;
   assign \c.a_addr  = c[31:0];
   assign \c.b_addr  = c[63:32];
   assign \c.c_addr  = c[95:64];
@@ -10617,14 +10819,14 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \$signature__data[5]  = \$signature__data [47:40];
   assign \$signature__data[6]  = \$signature__data [55:48];
   assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$109[0]  = \$signature__data$109 [7:0];
-  assign \$signature__data$109[1]  = \$signature__data$109 [15:8];
-  assign \$signature__data$109[2]  = \$signature__data$109 [23:16];
-  assign \$signature__data$109[3]  = \$signature__data$109 [31:24];
-  assign \$signature__data$109[4]  = \$signature__data$109 [39:32];
-  assign \$signature__data$109[5]  = \$signature__data$109 [47:40];
-  assign \$signature__data$109[6]  = \$signature__data$109 [55:48];
-  assign \$signature__data$109[7]  = \$signature__data$109 [63:56];
+  assign \$signature__data$110[0]  = \$signature__data$110 [7:0];
+  assign \$signature__data$110[1]  = \$signature__data$110 [15:8];
+  assign \$signature__data$110[2]  = \$signature__data$110 [23:16];
+  assign \$signature__data$110[3]  = \$signature__data$110 [31:24];
+  assign \$signature__data$110[4]  = \$signature__data$110 [39:32];
+  assign \$signature__data$110[5]  = \$signature__data$110 [47:40];
+  assign \$signature__data$110[6]  = \$signature__data$110 [55:48];
+  assign \$signature__data$110[7]  = \$signature__data$110 [63:56];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -10656,10 +10858,10 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
   assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
   assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$213 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$213 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$213 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$213 [127:96];
+  assign \c_rd_store__data[0]  = \w_data$215 [31:0];
+  assign \c_rd_store__data[1]  = \w_data$215 [63:32];
+  assign \c_rd_store__data[2]  = \w_data$215 [95:64];
+  assign \c_rd_store__data[3]  = \w_data$215 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -10713,57 +10915,49 @@ module \accelerator.engine (rst, dma_error, rd_data__ready, wr_data__valid, \bus
   assign wr_data__payload[68] = \$170 ;
   assign wr_data__payload[67:64] = \$169 [3:0];
   assign wr_data__payload[63:0] = \$167 ;
-  assign \w_data$212 [3] = \$162 ;
-  assign \w_data$212 [2:0] = \cols$198 [2:0];
-  assign \w_data$144 [31:24] = \$111 ;
-  assign \w_data$144 [23:16] = \$110 ;
-  assign \w_data$144 [15:8] = \$109 ;
-  assign \w_data$144 [7:0] = \$108 ;
-  assign \w_data$107 [32] = meta_last;
-  assign \w_data$107 [31:0] = \$79 [31:0];
-  assign b_wr__en[3] = \$50 ;
-  assign b_wr__en[2] = \$46 ;
-  assign b_wr__en[1] = \$42 ;
-  assign b_wr__en[0] = \$38 ;
+  assign \w_data$214 [3] = \$162 ;
+  assign \w_data$214 [2:0] = \cols$200 [2:0];
+  assign \w_data$146 [31:24] = \$111 ;
+  assign \w_data$146 [23:16] = \$110 ;
+  assign \w_data$146 [15:8] = \$109 ;
+  assign \w_data$146 [7:0] = \$108 ;
+  assign \w_data$112 [32] = meta_last;
+  assign \w_data$112 [31:24] = shifted[31:24];
+  assign \w_data$112 [23:16] = shifted[23:16];
+  assign \w_data$112 [15:8] = shifted[15:8];
+  assign \w_data$112 [7:0] = shifted[7:0];
+  assign b_wr__en[3] = \$51 ;
+  assign b_wr__en[2] = \$47 ;
+  assign b_wr__en[1] = \$43 ;
+  assign b_wr__en[0] = \$39 ;
   assign b_wr__data[31:24] = rd_data__payload[31:24];
   assign b_wr__data[23:16] = rd_data__payload[23:16];
   assign b_wr__data[15:8] = rd_data__payload[15:8];
   assign b_wr__data[7:0] = rd_data__payload[7:0];
   assign \$10  = { 6'h00, c[287:256], 9'h000 };
-  assign \$26  = { 1'h0, cols, 2'h0 };
-  assign \$74  = { 3'h0, kr[31:3] };
-  assign \$150  = { 1'h0, \cols$198 , 2'h0 };
-  assign \$163  = { 1'h0, \r_data$233 [2:0], 2'h0 };
+  assign \$27  = { 1'h0, cols, 2'h0 };
+  assign \$75  = { 3'h0, kr[31:3] };
+  assign \$150  = { 1'h0, \cols$200 , 2'h0 };
+  assign \$163  = { 1'h0, \r_data$235 [2:0], 2'h0 };
   assign \$187  = { 1'h0, c[223:192], 2'h0 };
   assign \$193  = { 1'h0, c[223:192], 2'h0 };
   assign \$205  = 1'h0;
   assign \$209  = { 1'h0, c[223:192], 2'h0 };
   assign \$213  = { 1'h0, c[223:192], 2'h0 };
-  assign \$239  = store_state;
-  assign \$424  = { \$423 [33], \$423 [33], \$423 [33], \$423 [33:3] };
+  assign \$247  = store_state;
+  assign \$432  = { \$431 [33], \$431 [33], \$431 [33], \$431 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
+module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [128:0] \$101 ;
-  reg \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
-  reg \$106 ;
-  reg [31:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [1:0] \$109 ;
-  wire [3:0] \$11 ;
-  reg [2:0] \$110 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [3:0] \$15 ;
+  wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
@@ -10779,18 +10973,18 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
+  wire [31:0] \$3 ;
+  wire [3:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [3:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
@@ -10801,7 +10995,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
@@ -10812,7 +11006,7 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -10821,11 +11015,11 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [31:0] \$68 ;
-  wire [31:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [31:0] \$70 ;
-  wire [31:0] \$71 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -10840,143 +11034,119 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  reg \$85 ;
+  reg [128:0] \$86 ;
+  reg \$87 ;
+  reg [2:0] \$88 ;
+  reg \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  reg [2:0] \$90 ;
+  reg \$91 ;
+  reg [31:0] \$92 ;
+  reg [31:0] \$93 ;
+  reg [1:0] \$94 ;
+  reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$190 ;
-  wire [7:0] \a_in$208 ;
-  wire [7:0] \a_in$226 ;
-  wire [7:0] \a_in$243 ;
-  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$117 ;
+  wire [7:0] \a_in$137 ;
+  wire [7:0] \a_in$156 ;
+  wire [7:0] \a_in$174 ;
+  wire [7:0] \a_in$196 ;
+  wire [7:0] \a_in$218 ;
+  wire [7:0] \a_in$239 ;
+  wire [7:0] \a_in$257 ;
   wire [7:0] \a_in$279 ;
-  wire [7:0] \a_in$299 ;
-  wire [7:0] \a_in$318 ;
-  wire [7:0] \a_in$334 ;
-  wire [7:0] \a_in$354 ;
-  wire [7:0] \a_in$374 ;
-  wire [7:0] \a_in$393 ;
-  wire [7:0] \a_in$409 ;
-  wire [7:0] \a_in$429 ;
-  wire [7:0] \a_in$449 ;
+  wire [7:0] \a_in$301 ;
+  wire [7:0] \a_in$322 ;
+  wire [7:0] \a_in$340 ;
+  wire [7:0] \a_in$362 ;
+  wire [7:0] \a_in$384 ;
+  wire [7:0] \a_in$97 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$186 ;
-  wire [7:0] \a_next$204 ;
-  wire [7:0] \a_next$222 ;
-  wire [7:0] \a_next$240 ;
-  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$113 ;
+  wire [7:0] \a_next$133 ;
+  wire [7:0] \a_next$153 ;
+  wire [7:0] \a_next$170 ;
+  wire [7:0] \a_next$192 ;
+  wire [7:0] \a_next$214 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$253 ;
   wire [7:0] \a_next$275 ;
-  wire [7:0] \a_next$295 ;
-  wire [7:0] \a_next$315 ;
-  wire [7:0] \a_next$330 ;
-  wire [7:0] \a_next$350 ;
-  wire [7:0] \a_next$370 ;
-  wire [7:0] \a_next$390 ;
-  wire [7:0] \a_next$405 ;
-  wire [7:0] \a_next$425 ;
-  wire [7:0] \a_next$445 ;
+  wire [7:0] \a_next$297 ;
+  wire [7:0] \a_next$319 ;
+  wire [7:0] \a_next$336 ;
+  wire [7:0] \a_next$358 ;
+  wire [7:0] \a_next$380 ;
+  wire [7:0] \a_next$93 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$209 ;
-  wire [7:0] \a_out$227 ;
-  wire [7:0] \a_out$260 ;
+  wire [7:0] \a_out$118 ;
+  wire [7:0] \a_out$138 ;
+  wire [7:0] \a_out$175 ;
+  wire [7:0] \a_out$197 ;
+  wire [7:0] \a_out$219 ;
+  wire [7:0] \a_out$258 ;
   wire [7:0] \a_out$280 ;
-  wire [7:0] \a_out$300 ;
-  wire [7:0] \a_out$335 ;
-  wire [7:0] \a_out$355 ;
-  wire [7:0] \a_out$375 ;
-  wire [7:0] \a_out$410 ;
-  wire [7:0] \a_out$430 ;
-  wire [7:0] \a_out$450 ;
+  wire [7:0] \a_out$302 ;
+  wire [7:0] \a_out$341 ;
+  wire [7:0] \a_out$363 ;
+  wire [7:0] \a_out$385 ;
   wire busy;
   wire capture;
-  wire \capture$165 ;
-  wire \capture$184 ;
-  wire \capture$202 ;
-  wire \capture$220 ;
-  wire \capture$238 ;
-  wire \capture$253 ;
+  wire \capture$111 ;
+  wire \capture$131 ;
+  wire \capture$151 ;
+  wire \capture$168 ;
+  wire \capture$190 ;
+  wire \capture$212 ;
+  wire \capture$234 ;
+  wire \capture$251 ;
   wire \capture$273 ;
-  wire \capture$293 ;
-  wire \capture$313 ;
-  wire \capture$328 ;
-  wire \capture$348 ;
-  wire \capture$368 ;
-  wire \capture$388 ;
-  wire \capture$403 ;
-  wire \capture$423 ;
-  wire \capture$443 ;
+  wire \capture$295 ;
+  wire \capture$317 ;
+  wire \capture$334 ;
+  wire \capture$356 ;
+  wire \capture$378 ;
+  wire \capture$69 ;
+  wire \capture$91 ;
   wire capture_next;
-  wire \capture_next$185 ;
-  wire \capture_next$203 ;
-  wire \capture_next$221 ;
-  wire \capture_next$239 ;
-  wire \capture_next$254 ;
+  wire \capture_next$112 ;
+  wire \capture_next$132 ;
+  wire \capture_next$152 ;
+  wire \capture_next$169 ;
+  wire \capture_next$191 ;
+  wire \capture_next$213 ;
+  wire \capture_next$235 ;
+  wire \capture_next$252 ;
   wire \capture_next$274 ;
-  wire \capture_next$294 ;
-  wire \capture_next$314 ;
-  wire \capture_next$329 ;
-  wire \capture_next$349 ;
-  wire \capture_next$369 ;
-  wire \capture_next$389 ;
-  wire \capture_next$404 ;
-  wire \capture_next$424 ;
-  wire \capture_next$444 ;
-  input clk;
-  wire clk;
-  reg en = 1'h1;
-  wire [3:0] \en$145 ;
-  wire [3:0] \en$152 ;
-  (* init = 1'h1 *)
-  wire \en$153 ;
-  wire [3:0] \en$154 ;
-  (* init = 1'h1 *)
-  wire \en$155 ;
-  (* init = 1'h1 *)
-  wire \en$163 ;
-  (* init = 1'h1 *)
-  wire \en$182 ;
-  (* init = 1'h1 *)
-  wire \en$200 ;
-  (* init = 1'h1 *)
-  wire \en$218 ;
-  (* init = 1'h1 *)
-  wire \en$236 ;
-  (* init = 1'h1 *)
-  wire \en$251 ;
-  (* init = 1'h1 *)
-  wire \en$271 ;
-  (* init = 1'h1 *)
-  wire \en$291 ;
-  (* init = 1'h1 *)
-  wire \en$311 ;
-  (* init = 1'h1 *)
-  wire \en$326 ;
-  (* init = 1'h1 *)
-  wire \en$346 ;
-  (* init = 1'h1 *)
-  wire \en$366 ;
-  (* init = 1'h1 *)
-  wire \en$386 ;
-  (* init = 1'h1 *)
-  wire \en$401 ;
-  (* init = 1'h1 *)
-  wire \en$421 ;
-  (* init = 1'h1 *)
-  wire \en$441 ;
+  wire \capture_next$296 ;
+  wire \capture_next$318 ;
+  wire \capture_next$335 ;
+  wire \capture_next$357 ;
+  wire \capture_next$379 ;
+  wire \capture_next$92 ;
+  wire [3:0] en;
+  reg \en$107  = 1'h1;
+  reg \en$127  = 1'h1;
+  reg \en$147  = 1'h1;
+  reg \en$164  = 1'h1;
+  reg \en$186  = 1'h1;
+  reg \en$208  = 1'h1;
+  reg \en$230  = 1'h1;
+  reg \en$247  = 1'h1;
+  reg \en$269  = 1'h1;
+  reg \en$27  = 1'h1;
+  reg \en$291  = 1'h1;
+  reg \en$313  = 1'h1;
+  reg \en$330  = 1'h1;
+  reg \en$352  = 1'h1;
+  reg \en$374  = 1'h1;
+  wire [3:0] \en$39 ;
+  reg \en$44  = 1'h1;
+  wire [3:0] \en$46 ;
+  reg \en$51  = 1'h1;
+  reg \en$65  = 1'h1;
+  reg \en$87  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -10989,167 +11159,187 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg en_in_w_1 = 1'h1;
   reg en_in_w_2 = 1'h1;
   reg en_in_w_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
   reg en_skew_a_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg en_skew_w_0 = 1'h1;
   reg en_skew_w_1 = 1'h1;
   reg en_skew_w_2 = 1'h1;
   reg en_skew_w_3 = 1'h1;
-  reg en_skew_wctl = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_wctl;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$194 ;
-  wire \first_in$212 ;
-  wire \first_in$230 ;
-  wire \first_in$245 ;
-  wire \first_in$263 ;
+  wire \first_in$101 ;
+  wire \first_in$121 ;
+  wire \first_in$141 ;
+  wire \first_in$158 ;
+  wire \first_in$178 ;
+  wire \first_in$200 ;
+  wire \first_in$222 ;
+  wire \first_in$241 ;
+  wire \first_in$261 ;
   wire \first_in$283 ;
-  wire \first_in$303 ;
-  wire \first_in$320 ;
-  wire \first_in$338 ;
-  wire \first_in$358 ;
-  wire \first_in$378 ;
-  wire \first_in$395 ;
-  wire \first_in$413 ;
-  wire \first_in$433 ;
-  wire \first_in$453 ;
+  wire \first_in$305 ;
+  wire \first_in$324 ;
+  wire \first_in$344 ;
+  wire \first_in$366 ;
+  wire \first_in$388 ;
   wire first_next;
-  wire \first_next$187 ;
-  wire \first_next$205 ;
-  wire \first_next$223 ;
-  wire \first_next$241 ;
-  wire \first_next$256 ;
+  wire \first_next$114 ;
+  wire \first_next$134 ;
+  wire \first_next$154 ;
+  wire \first_next$171 ;
+  wire \first_next$193 ;
+  wire \first_next$215 ;
+  wire \first_next$237 ;
+  wire \first_next$254 ;
   wire \first_next$276 ;
-  wire \first_next$296 ;
-  wire \first_next$316 ;
-  wire \first_next$331 ;
-  wire \first_next$351 ;
-  wire \first_next$371 ;
-  wire \first_next$391 ;
-  wire \first_next$406 ;
-  wire \first_next$426 ;
-  wire \first_next$446 ;
+  wire \first_next$298 ;
+  wire \first_next$320 ;
+  wire \first_next$337 ;
+  wire \first_next$359 ;
+  wire \first_next$381 ;
+  wire \first_next$94 ;
   wire first_next_out;
-  wire \first_next_out$206 ;
-  wire \first_next_out$224 ;
-  wire \first_next_out$257 ;
+  wire \first_next_out$115 ;
+  wire \first_next_out$135 ;
+  wire \first_next_out$172 ;
+  wire \first_next_out$194 ;
+  wire \first_next_out$216 ;
+  wire \first_next_out$255 ;
   wire \first_next_out$277 ;
-  wire \first_next_out$297 ;
-  wire \first_next_out$332 ;
-  wire \first_next_out$352 ;
-  wire \first_next_out$372 ;
-  wire \first_next_out$407 ;
-  wire \first_next_out$427 ;
-  wire \first_next_out$447 ;
+  wire \first_next_out$299 ;
+  wire \first_next_out$338 ;
+  wire \first_next_out$360 ;
+  wire \first_next_out$382 ;
   wire first_out;
-  wire \first_out$213 ;
-  wire \first_out$231 ;
-  wire \first_out$264 ;
+  wire \first_out$122 ;
+  wire \first_out$142 ;
+  wire \first_out$179 ;
+  wire \first_out$201 ;
+  wire \first_out$223 ;
+  wire \first_out$262 ;
   wire \first_out$284 ;
-  wire \first_out$304 ;
-  wire \first_out$339 ;
-  wire \first_out$359 ;
-  wire \first_out$379 ;
-  wire \first_out$414 ;
-  wire \first_out$434 ;
-  wire \first_out$454 ;
+  wire \first_out$306 ;
+  wire \first_out$345 ;
+  wire \first_out$367 ;
+  wire \first_out$389 ;
   wire held;
   wire [127:0] i;
-  (* init = 32'd0 *)
-  wire [31:0] \i$156 ;
-  wire [7:0] \i$156[0] ;
-  wire [7:0] \i$156[1] ;
-  wire [7:0] \i$156[2] ;
-  wire [7:0] \i$156[3] ;
-  wire [7:0] \i$157 ;
-  wire [1:0] \i$157[0] ;
-  wire \i$157[0].capture ;
-  wire \i$157[0].shift ;
-  wire [1:0] \i$157[1] ;
-  wire \i$157[1].capture ;
-  wire \i$157[1].shift ;
-  wire [1:0] \i$157[2] ;
-  wire \i$157[2].capture ;
-  wire \i$157[2].shift ;
-  wire [1:0] \i$157[3] ;
-  wire \i$157[3].capture ;
-  wire \i$157[3].shift ;
-  wire [31:0] \i$158 ;
-  wire [7:0] \i$158[0] ;
-  wire [7:0] \i$158[1] ;
-  wire [7:0] \i$158[2] ;
-  wire [7:0] \i$158[3] ;
-  wire [11:0] \i$159 ;
-  wire [2:0] \i$159[0] ;
-  wire \i$159[0].first ;
-  wire \i$159[0].last ;
-  wire \i$159[0].valid ;
-  wire [2:0] \i$159[1] ;
-  wire \i$159[1].first ;
-  wire \i$159[1].last ;
-  wire \i$159[1].valid ;
-  wire [2:0] \i$159[2] ;
-  wire \i$159[2].first ;
-  wire \i$159[2].last ;
-  wire \i$159[2].valid ;
-  wire [2:0] \i$159[3] ;
-  wire \i$159[3].first ;
-  wire \i$159[3].last ;
-  wire \i$159[3].valid ;
+  reg [31:0] \i$53  = 32'd0;
+  wire [7:0] \i$53[0] ;
+  wire [7:0] \i$53[1] ;
+  wire [7:0] \i$53[2] ;
+  wire [7:0] \i$53[3] ;
+  wire [7:0] \i$55 ;
+  wire [1:0] \i$55[0] ;
+  wire \i$55[0].capture ;
+  wire \i$55[0].shift ;
+  wire [1:0] \i$55[1] ;
+  wire \i$55[1].capture ;
+  wire \i$55[1].shift ;
+  wire [1:0] \i$55[2] ;
+  wire \i$55[2].capture ;
+  wire \i$55[2].shift ;
+  wire [1:0] \i$55[3] ;
+  wire \i$55[3].capture ;
+  wire \i$55[3].shift ;
+  wire [31:0] \i$57 ;
+  wire [7:0] \i$57[0] ;
+  wire [7:0] \i$57[1] ;
+  wire [7:0] \i$57[2] ;
+  wire [7:0] \i$57[3] ;
+  wire [11:0] \i$59 ;
+  wire [2:0] \i$59[0] ;
+  wire \i$59[0].first ;
+  wire \i$59[0].last ;
+  wire \i$59[0].valid ;
+  wire [2:0] \i$59[1] ;
+  wire \i$59[1].first ;
+  wire \i$59[1].last ;
+  wire \i$59[1].valid ;
+  wire [2:0] \i$59[2] ;
+  wire \i$59[2].first ;
+  wire \i$59[2].last ;
+  wire \i$59[2].valid ;
+  wire [2:0] \i$59[3] ;
+  wire \i$59[3].first ;
+  wire \i$59[3].last ;
+  wire \i$59[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$161 ;
-  wire [2:0] \i_next$161[0] ;
-  wire \i_next$161[0].first ;
-  wire \i_next$161[0].last ;
-  wire \i_next$161[0].valid ;
-  wire [2:0] \i_next$161[1] ;
-  wire \i_next$161[1].first ;
-  wire \i_next$161[1].last ;
-  wire \i_next$161[1].valid ;
-  wire [2:0] \i_next$161[2] ;
-  wire \i_next$161[2].first ;
-  wire \i_next$161[2].last ;
-  wire \i_next$161[2].valid ;
-  wire [2:0] \i_next$161[3] ;
-  wire \i_next$161[3].first ;
-  wire \i_next$161[3].last ;
-  wire \i_next$161[3].valid ;
-  wire [7:0] \i_next$162 ;
-  wire [1:0] \i_next$162[0] ;
-  wire \i_next$162[0].capture ;
-  wire \i_next$162[0].shift ;
-  wire [1:0] \i_next$162[1] ;
-  wire \i_next$162[1].capture ;
-  wire \i_next$162[1].shift ;
-  wire [1:0] \i_next$162[2] ;
-  wire \i_next$162[2].capture ;
-  wire \i_next$162[2].shift ;
-  wire [1:0] \i_next$162[3] ;
-  wire \i_next$162[3].capture ;
-  wire \i_next$162[3].shift ;
+  wire [11:0] \i_next$63 ;
+  wire [2:0] \i_next$63[0] ;
+  wire \i_next$63[0].first ;
+  wire \i_next$63[0].last ;
+  wire \i_next$63[0].valid ;
+  wire [2:0] \i_next$63[1] ;
+  wire \i_next$63[1].first ;
+  wire \i_next$63[1].last ;
+  wire \i_next$63[1].valid ;
+  wire [2:0] \i_next$63[2] ;
+  wire \i_next$63[2].first ;
+  wire \i_next$63[2].last ;
+  wire \i_next$63[2].valid ;
+  wire [2:0] \i_next$63[3] ;
+  wire \i_next$63[3].first ;
+  wire \i_next$63[3].last ;
+  wire \i_next$63[3].valid ;
+  wire [7:0] \i_next$64 ;
+  wire [1:0] \i_next$64[0] ;
+  wire \i_next$64[0].capture ;
+  wire \i_next$64[0].shift ;
+  wire [1:0] \i_next$64[1] ;
+  wire \i_next$64[1].capture ;
+  wire \i_next$64[1].shift ;
+  wire [1:0] \i_next$64[2] ;
+  wire \i_next$64[2].capture ;
+  wire \i_next$64[2].shift ;
+  wire [1:0] \i_next$64[3] ;
+  wire \i_next$64[3].capture ;
+  wire \i_next$64[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -11163,7 +11353,8 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  reg [31:0] in_w = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_w;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -11172,103 +11363,103 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$196 ;
-  wire \last_in$214 ;
-  wire \last_in$232 ;
-  wire \last_in$246 ;
-  wire \last_in$265 ;
+  wire \last_in$103 ;
+  wire \last_in$123 ;
+  wire \last_in$143 ;
+  wire \last_in$159 ;
+  wire \last_in$180 ;
+  wire \last_in$202 ;
+  wire \last_in$224 ;
+  wire \last_in$242 ;
+  wire \last_in$263 ;
   wire \last_in$285 ;
-  wire \last_in$305 ;
-  wire \last_in$321 ;
-  wire \last_in$340 ;
-  wire \last_in$360 ;
-  wire \last_in$380 ;
-  wire \last_in$396 ;
-  wire \last_in$415 ;
-  wire \last_in$435 ;
-  wire \last_in$455 ;
+  wire \last_in$307 ;
+  wire \last_in$325 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
+  wire \last_in$390 ;
   wire last_out;
-  wire \last_out$197 ;
-  wire \last_out$215 ;
-  wire \last_out$233 ;
-  wire \last_out$266 ;
+  wire \last_out$104 ;
+  wire \last_out$124 ;
+  wire \last_out$144 ;
+  wire \last_out$181 ;
+  wire \last_out$203 ;
+  wire \last_out$225 ;
+  wire \last_out$264 ;
   wire \last_out$286 ;
-  wire \last_out$306 ;
-  wire \last_out$341 ;
-  wire \last_out$361 ;
-  wire \last_out$381 ;
-  wire \last_out$416 ;
-  wire \last_out$436 ;
-  wire \last_out$456 ;
+  wire \last_out$308 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
+  wire \last_out$391 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$166 ;
-  wire [1:0] \o$166[0] ;
-  wire \o$166[0].capture ;
-  wire \o$166[0].shift ;
-  wire [1:0] \o$166[1] ;
-  wire \o$166[1].capture ;
-  wire \o$166[1].shift ;
-  wire [1:0] \o$166[2] ;
-  wire \o$166[2].capture ;
-  wire \o$166[2].shift ;
-  wire [1:0] \o$166[3] ;
-  wire \o$166[3].capture ;
-  wire \o$166[3].shift ;
-  wire [31:0] \o$174 ;
-  wire [7:0] \o$174[0] ;
-  wire [7:0] \o$174[1] ;
-  wire [7:0] \o$174[2] ;
-  wire [7:0] \o$174[3] ;
-  wire [11:0] \o$176 ;
-  wire [2:0] \o$176[0] ;
-  wire \o$176[0].first ;
-  wire \o$176[0].last ;
-  wire \o$176[0].valid ;
-  wire [2:0] \o$176[1] ;
-  wire \o$176[1].first ;
-  wire \o$176[1].last ;
-  wire \o$176[1].valid ;
-  wire [2:0] \o$176[2] ;
-  wire \o$176[2].first ;
-  wire \o$176[2].last ;
-  wire \o$176[2].valid ;
-  wire [2:0] \o$176[3] ;
-  wire \o$176[3].first ;
-  wire \o$176[3].last ;
-  wire \o$176[3].valid ;
-  wire [31:0] \o$181 ;
-  wire [7:0] \o$181[0] ;
-  wire [7:0] \o$181[1] ;
-  wire [7:0] \o$181[2] ;
-  wire [7:0] \o$181[3] ;
+  wire [7:0] \o$70 ;
+  wire [1:0] \o$70[0] ;
+  wire \o$70[0].capture ;
+  wire \o$70[0].shift ;
+  wire [1:0] \o$70[1] ;
+  wire \o$70[1].capture ;
+  wire \o$70[1].shift ;
+  wire [1:0] \o$70[2] ;
+  wire \o$70[2].capture ;
+  wire \o$70[2].shift ;
+  wire [1:0] \o$70[3] ;
+  wire \o$70[3].capture ;
+  wire \o$70[3].shift ;
+  wire [31:0] \o$79 ;
+  wire [7:0] \o$79[0] ;
+  wire [7:0] \o$79[1] ;
+  wire [7:0] \o$79[2] ;
+  wire [7:0] \o$79[3] ;
+  wire [11:0] \o$81 ;
+  wire [2:0] \o$81[0] ;
+  wire \o$81[0].first ;
+  wire \o$81[0].last ;
+  wire \o$81[0].valid ;
+  wire [2:0] \o$81[1] ;
+  wire \o$81[1].first ;
+  wire \o$81[1].last ;
+  wire \o$81[1].valid ;
+  wire [2:0] \o$81[2] ;
+  wire \o$81[2].first ;
+  wire \o$81[2].last ;
+  wire \o$81[2].valid ;
+  wire [2:0] \o$81[3] ;
+  wire \o$81[3].first ;
+  wire \o$81[3].last ;
+  wire \o$81[3].valid ;
+  wire [31:0] \o$86 ;
+  wire [7:0] \o$86[0] ;
+  wire [7:0] \o$86[1] ;
+  wire [7:0] \o$86[2] ;
+  wire [7:0] \o$86[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$169 ;
-  wire [7:0] \o_next$169[0] ;
-  wire [7:0] \o_next$169[1] ;
-  wire [7:0] \o_next$169[2] ;
-  wire [7:0] \o_next$169[3] ;
-  wire [11:0] \o_next$171 ;
-  wire [2:0] \o_next$171[0] ;
-  wire \o_next$171[0].first ;
-  wire \o_next$171[0].last ;
-  wire \o_next$171[0].valid ;
-  wire [2:0] \o_next$171[1] ;
-  wire \o_next$171[1].first ;
-  wire \o_next$171[1].last ;
-  wire \o_next$171[1].valid ;
-  wire [2:0] \o_next$171[2] ;
-  wire \o_next$171[2].first ;
-  wire \o_next$171[2].last ;
-  wire \o_next$171[2].valid ;
-  wire [2:0] \o_next$171[3] ;
-  wire \o_next$171[3].first ;
-  wire \o_next$171[3].last ;
-  wire \o_next$171[3].valid ;
+  wire [31:0] \o_next$74 ;
+  wire [7:0] \o_next$74[0] ;
+  wire [7:0] \o_next$74[1] ;
+  wire [7:0] \o_next$74[2] ;
+  wire [7:0] \o_next$74[3] ;
+  wire [11:0] \o_next$76 ;
+  wire [2:0] \o_next$76[0] ;
+  wire \o_next$76[0].first ;
+  wire \o_next$76[0].last ;
+  wire \o_next$76[0].valid ;
+  wire [2:0] \o_next$76[1] ;
+  wire \o_next$76[1].first ;
+  wire \o_next$76[1].last ;
+  wire \o_next$76[1].valid ;
+  wire [2:0] \o_next$76[2] ;
+  wire \o_next$76[2].first ;
+  wire \o_next$76[2].last ;
+  wire \o_next$76[2].valid ;
+  wire [2:0] \o_next$76[3] ;
+  wire \o_next$76[3].first ;
+  wire \o_next$76[3].last ;
+  wire \o_next$76[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -11300,86 +11491,38 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire [31:0] \out.c[2] ;
   wire [31:0] \out.c[3] ;
   wire \out.last ;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$198 ;
-  wire [31:0] \psum_in$216 ;
-  wire [31:0] \psum_in$234 ;
-  wire [31:0] \psum_in$247 ;
-  wire [31:0] \psum_in$267 ;
+  wire [31:0] \psum_in$105 ;
+  wire [31:0] \psum_in$125 ;
+  wire [31:0] \psum_in$145 ;
+  wire [31:0] \psum_in$160 ;
+  wire [31:0] \psum_in$182 ;
+  wire [31:0] \psum_in$204 ;
+  wire [31:0] \psum_in$226 ;
+  wire [31:0] \psum_in$243 ;
+  wire [31:0] \psum_in$265 ;
   wire [31:0] \psum_in$287 ;
-  wire [31:0] \psum_in$307 ;
-  wire [31:0] \psum_in$322 ;
-  wire [31:0] \psum_in$342 ;
-  wire [31:0] \psum_in$362 ;
-  wire [31:0] \psum_in$382 ;
-  wire [31:0] \psum_in$397 ;
-  wire [31:0] \psum_in$417 ;
-  wire [31:0] \psum_in$437 ;
-  wire [31:0] \psum_in$457 ;
+  wire [31:0] \psum_in$309 ;
+  wire [31:0] \psum_in$326 ;
+  wire [31:0] \psum_in$348 ;
+  wire [31:0] \psum_in$370 ;
+  wire [31:0] \psum_in$392 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$136 ;
-  wire [31:0] \psum_out$137 ;
-  wire [31:0] \psum_out$138 ;
-  wire [31:0] \psum_out$248 ;
-  wire [31:0] \psum_out$268 ;
+  wire [31:0] \psum_out$161 ;
+  wire [31:0] \psum_out$183 ;
+  wire [31:0] \psum_out$205 ;
+  wire [31:0] \psum_out$227 ;
+  wire [31:0] \psum_out$244 ;
+  wire [31:0] \psum_out$266 ;
   wire [31:0] \psum_out$288 ;
-  wire [31:0] \psum_out$308 ;
-  wire [31:0] \psum_out$323 ;
-  wire [31:0] \psum_out$343 ;
-  wire [31:0] \psum_out$363 ;
-  wire [31:0] \psum_out$383 ;
-  wire [31:0] \psum_out$398 ;
-  wire [31:0] \psum_out$418 ;
-  wire [31:0] \psum_out$438 ;
-  wire [31:0] \psum_out$458 ;
+  wire [31:0] \psum_out$310 ;
+  wire [31:0] \psum_out$327 ;
+  wire [31:0] \psum_out$349 ;
+  wire [31:0] \psum_out$371 ;
+  wire [31:0] \psum_out$393 ;
+  wire [31:0] \psum_out$4 ;
+  wire [31:0] \psum_out$5 ;
+  wire [31:0] \psum_out$6 ;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -11393,8 +11536,6 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire results__ready;
   output results__valid;
   wire results__valid;
-  input rst;
-  wire rst;
   reg rst_group_row_0 = 1'h1;
   reg rst_group_row_1 = 1'h1;
   reg rst_group_row_2 = 1'h1;
@@ -11418,26 +11559,39 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  reg shift_0_0 = 1'h0;
-  reg shift_0_1 = 1'h0;
-  reg shift_0_2 = 1'h0;
-  reg shift_0_3 = 1'h0;
-  reg shift_1_0 = 1'h0;
-  reg shift_1_1 = 1'h0;
-  reg shift_1_2 = 1'h0;
-  reg shift_1_3 = 1'h0;
-  reg shift_2_0 = 1'h0;
-  reg shift_2_1 = 1'h0;
-  reg shift_2_2 = 1'h0;
-  reg shift_2_3 = 1'h0;
-  reg shift_3_0 = 1'h0;
-  reg shift_3_1 = 1'h0;
-  reg shift_3_2 = 1'h0;
-  reg shift_3_3 = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  (* init = 1'h0 *)
+  wire shift_3_3;
   reg [2:0] since_first = 3'h4;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -11450,112 +11604,98 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$192 ;
-  wire \valid_in$210 ;
-  wire \valid_in$228 ;
-  wire \valid_in$244 ;
-  wire \valid_in$261 ;
+  wire \valid_in$119 ;
+  wire \valid_in$139 ;
+  wire \valid_in$157 ;
+  wire \valid_in$176 ;
+  wire \valid_in$198 ;
+  wire \valid_in$220 ;
+  wire \valid_in$240 ;
+  wire \valid_in$259 ;
   wire \valid_in$281 ;
-  wire \valid_in$301 ;
-  wire \valid_in$319 ;
-  wire \valid_in$336 ;
-  wire \valid_in$356 ;
-  wire \valid_in$376 ;
-  wire \valid_in$394 ;
-  wire \valid_in$411 ;
-  wire \valid_in$431 ;
-  wire \valid_in$451 ;
+  wire \valid_in$303 ;
+  wire \valid_in$323 ;
+  wire \valid_in$342 ;
+  wire \valid_in$364 ;
+  wire \valid_in$386 ;
+  wire \valid_in$99 ;
   wire valid_next;
-  wire \valid_next$189 ;
-  wire \valid_next$207 ;
-  wire \valid_next$225 ;
-  wire \valid_next$242 ;
-  wire \valid_next$258 ;
+  wire \valid_next$116 ;
+  wire \valid_next$136 ;
+  wire \valid_next$155 ;
+  wire \valid_next$173 ;
+  wire \valid_next$195 ;
+  wire \valid_next$217 ;
+  wire \valid_next$238 ;
+  wire \valid_next$256 ;
   wire \valid_next$278 ;
-  wire \valid_next$298 ;
-  wire \valid_next$317 ;
-  wire \valid_next$333 ;
-  wire \valid_next$353 ;
-  wire \valid_next$373 ;
-  wire \valid_next$392 ;
-  wire \valid_next$408 ;
-  wire \valid_next$428 ;
-  wire \valid_next$448 ;
+  wire \valid_next$300 ;
+  wire \valid_next$321 ;
+  wire \valid_next$339 ;
+  wire \valid_next$361 ;
+  wire \valid_next$383 ;
+  wire \valid_next$96 ;
   wire valid_out;
-  wire \valid_out$193 ;
-  wire \valid_out$211 ;
-  wire \valid_out$229 ;
-  wire \valid_out$262 ;
+  wire \valid_out$100 ;
+  wire \valid_out$120 ;
+  wire \valid_out$140 ;
+  wire \valid_out$177 ;
+  wire \valid_out$199 ;
+  wire \valid_out$221 ;
+  wire \valid_out$260 ;
   wire \valid_out$282 ;
-  wire \valid_out$302 ;
-  wire \valid_out$337 ;
-  wire \valid_out$357 ;
-  wire \valid_out$377 ;
-  wire \valid_out$412 ;
-  wire \valid_out$432 ;
-  wire \valid_out$452 ;
+  wire \valid_out$304 ;
+  wire \valid_out$343 ;
+  wire \valid_out$365 ;
+  wire \valid_out$387 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$199 ;
-  wire [7:0] \w_in$217 ;
-  wire [7:0] \w_in$235 ;
-  wire [7:0] \w_in$249 ;
-  wire [7:0] \w_in$269 ;
+  wire [7:0] \w_in$106 ;
+  wire [7:0] \w_in$126 ;
+  wire [7:0] \w_in$146 ;
+  wire [7:0] \w_in$162 ;
+  wire [7:0] \w_in$184 ;
+  wire [7:0] \w_in$206 ;
+  wire [7:0] \w_in$228 ;
+  wire [7:0] \w_in$245 ;
+  wire [7:0] \w_in$267 ;
   wire [7:0] \w_in$289 ;
-  wire [7:0] \w_in$309 ;
-  wire [7:0] \w_in$324 ;
-  wire [7:0] \w_in$344 ;
-  wire [7:0] \w_in$364 ;
-  wire [7:0] \w_in$384 ;
-  wire [7:0] \w_in$399 ;
-  wire [7:0] \w_in$419 ;
-  wire [7:0] \w_in$439 ;
-  wire [7:0] \w_in$459 ;
+  wire [7:0] \w_in$311 ;
+  wire [7:0] \w_in$328 ;
+  wire [7:0] \w_in$350 ;
+  wire [7:0] \w_in$372 ;
+  wire [7:0] \w_in$394 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$270 ;
+  wire [7:0] \w_out$185 ;
+  wire [7:0] \w_out$207 ;
+  wire [7:0] \w_out$229 ;
+  wire [7:0] \w_out$246 ;
+  wire [7:0] \w_out$268 ;
   wire [7:0] \w_out$290 ;
-  wire [7:0] \w_out$310 ;
-  wire [7:0] \w_out$325 ;
-  wire [7:0] \w_out$345 ;
-  wire [7:0] \w_out$365 ;
-  wire [7:0] \w_out$385 ;
-  wire [7:0] \w_out$400 ;
-  wire [7:0] \w_out$420 ;
-  wire [7:0] \w_out$440 ;
-  wire [7:0] \w_out$460 ;
-  (* init = 1'h0 *)
-  wire w_shift;
-  (* init = 1'h0 *)
-  wire \w_shift$183 ;
-  (* init = 1'h0 *)
-  wire \w_shift$201 ;
-  (* init = 1'h0 *)
-  wire \w_shift$219 ;
-  (* init = 1'h0 *)
-  wire \w_shift$237 ;
-  (* init = 1'h0 *)
-  wire \w_shift$252 ;
-  (* init = 1'h0 *)
-  wire \w_shift$272 ;
-  (* init = 1'h0 *)
-  wire \w_shift$292 ;
-  (* init = 1'h0 *)
-  wire \w_shift$312 ;
-  (* init = 1'h0 *)
-  wire \w_shift$327 ;
-  (* init = 1'h0 *)
-  wire \w_shift$347 ;
-  (* init = 1'h0 *)
-  wire \w_shift$367 ;
-  (* init = 1'h0 *)
-  wire \w_shift$387 ;
-  (* init = 1'h0 *)
-  wire \w_shift$402 ;
-  (* init = 1'h0 *)
-  wire \w_shift$422 ;
-  (* init = 1'h0 *)
-  wire \w_shift$442 ;
+  wire [7:0] \w_out$312 ;
+  wire [7:0] \w_out$329 ;
+  wire [7:0] \w_out$351 ;
+  wire [7:0] \w_out$373 ;
+  wire [7:0] \w_out$395 ;
+  reg w_shift = 1'h0;
+  reg \w_shift$109  = 1'h0;
+  reg \w_shift$129  = 1'h0;
+  reg \w_shift$149  = 1'h0;
+  reg \w_shift$166  = 1'h0;
+  reg \w_shift$188  = 1'h0;
+  reg \w_shift$210  = 1'h0;
+  reg \w_shift$232  = 1'h0;
+  reg \w_shift$249  = 1'h0;
+  reg \w_shift$271  = 1'h0;
+  reg \w_shift$293  = 1'h0;
+  reg \w_shift$315  = 1'h0;
+  reg \w_shift$332  = 1'h0;
+  reg \w_shift$354  = 1'h0;
+  reg \w_shift$376  = 1'h0;
+  reg \w_shift$89  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -11567,1102 +11707,1144 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = ~ held;
-  assign \$11  = loaded + 1'h1;
-  assign \$12  = a_accept & first;
-  assign \$13  = a_accept & first;
-  assign \$14  = since_first < 3'h4;
-  assign \$15  = since_first + 1'h1;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
-  assign \$22  = ~ held;
-  assign \$23  = ~ held;
-  assign \$24  = ~ held;
+  assign \$3  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$4  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$5  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$6  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$7  = ~ first;
+  assign \$8  = \$7  | shadow_full;
+  assign \$9  = \en$27  & \$8 ;
+  assign operands__ready = \$9  & released;
+  assign a_accept = operands__valid & operands__ready;
+  assign \$10  = loaded == 3'h4;
+  assign \$11  = \en$27  & \$10 ;
+  assign \$12  = ~ shadow_full;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = since_first >= 2'h3;
+  assign capture = \$13  & \$14 ;
+  assign \$15  = loaded < 3'h4;
+  assign \$16  = \$15  | capture;
+  assign \$17  = \en$27  & \$16 ;
+  assign weights__ready = \$17  & released;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$18  = in_flags[0] | results__valid;
+  assign \$19  = | { \valid_in$386 , \valid_in$364 , \valid_in$342 , \o$81 [9], \valid_in$303 , \valid_in$281 , \valid_in$259 , \o$81 [6], \valid_in$220 , \valid_in$198 , \valid_in$176 , \o$81 [3], \valid_in$139 , \valid_in$119 , \valid_in$99 , \o$81 [0] };
+  assign busy = \$18  | \$19 ;
+  assign \$20  = ~ skid_valid;
+  assign \$21  = ~ skid_valid_0;
+  assign \$22  = ~ skid_valid_1;
+  assign \$23  = ~ skid_valid_2;
+  assign \$24  = ~ skid_valid_3;
   assign \$25  = ~ held;
   assign \$26  = ~ held;
   assign \$27  = ~ held;
   assign \$28  = ~ held;
   assign \$29  = ~ held;
-  assign \$30  = ~ held;
-  assign \$31  = ~ held;
-  assign \$32  = ~ held;
-  assign \$33  = ~ held;
-  assign \$34  = ~ held;
-  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$30  = loaded + 1'h1;
+  assign \$31  = a_accept & first;
+  assign \$32  = a_accept & first;
+  assign \$33  = since_first < 3'h4;
+  assign \$34  = since_first + 1'h1;
+  assign \$35  = ~ held;
   assign \$36  = ~ held;
-  assign \$37  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = en_pe_0_2 ? o_next[4] : shift_0_2;
+  assign \$39  = ~ held;
   assign \$40  = ~ held;
-  assign \$41  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$41  = ~ held;
   assign \$42  = ~ held;
-  assign \$43  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$43  = ~ held;
   assign \$44  = ~ held;
-  assign \$45  = en_pe_1_1 ? o_next[2] : shift_1_1;
+  assign \$45  = ~ held;
   assign \$46  = ~ held;
-  assign \$47  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$47  = ~ held;
   assign \$48  = ~ held;
-  assign \$49  = en_pe_1_3 ? o_next[6] : shift_1_3;
+  assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign \$51  = en_pe_2_0 ? o_next[0] : shift_2_0;
+  assign \$51  = ~ held;
   assign \$52  = ~ held;
-  assign \$53  = en_pe_2_1 ? o_next[2] : shift_2_1;
-  assign \$54  = ~ held;
-  assign \$55  = en_pe_2_2 ? o_next[4] : shift_2_2;
-  assign \$56  = ~ held;
-  assign \$57  = en_pe_2_3 ? o_next[6] : shift_2_3;
-  assign \$58  = ~ held;
-  assign \$59  = en_pe_3_0 ? o_next[0] : shift_3_0;
-  assign \$60  = ~ held;
-  assign \$61  = en_pe_3_1 ? o_next[2] : shift_3_1;
-  assign \$62  = ~ held;
-  assign \$63  = en_pe_3_2 ? o_next[4] : shift_3_2;
-  assign \$64  = ~ held;
-  assign \$65  = en_pe_3_3 ? o_next[6] : shift_3_3;
-  assign results__valid = skid_valid | valid_out;
-  assign \$66  = skid_valid ? skid[128] : out[128];
-  assign \$67  = ~ results__ready;
-  assign held = results__valid & \$67 ;
-  assign \$68  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$69  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$70  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$71  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$72  = ~ first;
-  assign \$73  = \$72  | shadow_full;
-  assign \$74  = en & \$73 ;
-  assign operands__ready = \$74  & released;
-  assign a_accept = operands__valid & operands__ready;
-  assign \$75  = loaded == 3'h4;
-  assign \$76  = en & \$75 ;
-  assign \$77  = ~ shadow_full;
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = since_first >= 2'h3;
-  assign capture = \$78  & \$79 ;
-  assign \$80  = loaded < 3'h4;
-  assign \$81  = \$80  | capture;
-  assign \$82  = en & \$81 ;
-  assign weights__ready = \$82  & released;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$83  = in_flags[0] | results__valid;
-  assign \$85  = \$84  | \valid_in$192 ;
-  assign \$86  = \$85  | \valid_in$210 ;
-  assign \$87  = \$86  | \valid_in$228 ;
-  assign \$88  = \$87  | \o$176 [3];
-  assign \$89  = \$88  | \valid_in$261 ;
-  assign \$90  = \$89  | \valid_in$281 ;
-  assign \$91  = \$90  | \valid_in$301 ;
-  assign \$92  = \$91  | \o$176 [6];
-  assign \$93  = \$92  | \valid_in$336 ;
-  assign \$94  = \$93  | \valid_in$356 ;
-  assign \$95  = \$94  | \valid_in$376 ;
-  assign \$96  = \$95  | \o$176 [9];
-  assign \$97  = \$96  | \valid_in$411 ;
-  assign \$98  = \$97  | \valid_in$431 ;
-  assign \$99  = \$98  | \valid_in$451 ;
-  assign busy = \$83  | \$99 ;
-  always @(posedge clk)
-    rst_group_row_0 <= rst;
-  always @(posedge clk)
+  assign \$53  = ~ held;
+  assign \$54  = \en$65  ? o_next[0] : w_shift;
+  assign \$55  = ~ held;
+  assign \$56  = \en$87  ? o_next[2] : \w_shift$89 ;
+  assign \$57  = ~ held;
+  assign \$58  = \en$107  ? o_next[4] : \w_shift$109 ;
+  assign \$59  = ~ held;
+  assign \$60  = \en$127  ? o_next[6] : \w_shift$129 ;
+  assign \$61  = ~ held;
+  assign \$62  = \en$147  ? o_next[0] : \w_shift$149 ;
+  assign \$63  = ~ held;
+  assign \$64  = \en$164  ? o_next[2] : \w_shift$166 ;
+  assign \$65  = ~ held;
+  assign \$66  = \en$186  ? o_next[4] : \w_shift$188 ;
+  assign \$67  = ~ held;
+  assign \$68  = \en$208  ? o_next[6] : \w_shift$210 ;
+  assign \$69  = ~ held;
+  assign \$70  = \en$230  ? o_next[0] : \w_shift$232 ;
+  assign \$71  = ~ held;
+  assign \$72  = \en$247  ? o_next[2] : \w_shift$249 ;
+  assign \$73  = ~ held;
+  assign \$74  = \en$269  ? o_next[4] : \w_shift$271 ;
+  assign \$75  = ~ held;
+  assign \$76  = \en$291  ? o_next[6] : \w_shift$293 ;
+  assign \$77  = ~ held;
+  assign \$78  = \en$313  ? o_next[0] : \w_shift$315 ;
+  assign \$79  = ~ held;
+  assign \$80  = \en$330  ? o_next[2] : \w_shift$332 ;
+  assign \$81  = ~ held;
+  assign \$82  = \en$352  ? o_next[4] : \w_shift$354 ;
+  assign \$83  = ~ held;
+  assign \$84  = \en$374  ? o_next[6] : \w_shift$376 ;
+  always @(posedge units_sync_clk)
+    rst_group_row_0 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_0_0 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_1 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_2 <= rst_group_row_0;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_3 <= rst_group_row_0;
-  always @(posedge clk)
-    rst_group_row_1 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_1 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_1_0 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_1 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_2 <= rst_group_row_1;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_3 <= rst_group_row_1;
-  always @(posedge clk)
-    rst_group_row_2 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_2 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_2_0 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_1 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_2 <= rst_group_row_2;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_3 <= rst_group_row_2;
-  always @(posedge clk)
-    rst_group_row_3 <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    rst_group_row_3 <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_pe_3_0 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_1 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_2 <= rst_group_row_3;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
-  always @(posedge clk)
-    skid_valid <= \$100 ;
-  always @(posedge clk)
-    skid <= \$101 ;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    skid_valid <= \$85 ;
+  always @(posedge units_sync_clk)
+    skid <= \$86 ;
+  always @(posedge units_sync_clk)
     skid_valid_0 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_1 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_2 <= held;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
     skid_valid_3 <= held;
-  always @(posedge clk)
-    en_deskew_0 <= \$6 ;
-  always @(posedge clk)
-    en_deskew_1 <= \$7 ;
-  always @(posedge clk)
-    en_deskew_2 <= \$8 ;
-  always @(posedge clk)
-    en_deskew_3 <= \$9 ;
-  always @(posedge clk)
-    en <= \$10 ;
-  always @(posedge clk)
-    released <= \$102 ;
-  always @(posedge clk)
-    loaded <= \$103 ;
-  always @(posedge clk)
-    shadow_full <= \$104 ;
-  always @(posedge clk)
-    since_first <= \$105 ;
-  always @(posedge clk)
-    first <= \$106 ;
-  always @(posedge clk)
-    en_in_w_0 <= \$16 ;
-  always @(posedge clk)
-    in_w <= \$107 ;
-  always @(posedge clk)
-    en_in_w_1 <= \$17 ;
-  always @(posedge clk)
-    en_in_w_2 <= \$18 ;
-  always @(posedge clk)
-    en_in_w_3 <= \$19 ;
-  always @(posedge clk)
-    en_in_a_0 <= \$20 ;
-  always @(posedge clk)
-    in_a <= \$108 ;
-  always @(posedge clk)
-    en_in_a_1 <= \$21 ;
-  always @(posedge clk)
-    en_in_a_2 <= \$22 ;
-  always @(posedge clk)
-    en_in_a_3 <= \$23 ;
-  always @(posedge clk)
-    in_wctl <= \$109 ;
-  always @(posedge clk)
-    in_flags <= \$110 ;
-  always @(posedge clk)
-    rst_group_skew_flags <= rst;
-  always @(posedge clk)
+  always @(posedge units_sync_clk)
+    en_deskew_0 <= \$25 ;
+  always @(posedge units_sync_clk)
+    en_deskew_1 <= \$26 ;
+  always @(posedge units_sync_clk)
+    en_deskew_2 <= \$27 ;
+  always @(posedge units_sync_clk)
+    en_deskew_3 <= \$28 ;
+  always @(posedge units_sync_clk)
+    \en$27  <= \$29 ;
+  always @(posedge units_sync_clk)
+    released <= \$87 ;
+  always @(posedge units_sync_clk)
+    loaded <= \$88 ;
+  always @(posedge units_sync_clk)
+    shadow_full <= \$89 ;
+  always @(posedge units_sync_clk)
+    since_first <= \$90 ;
+  always @(posedge units_sync_clk)
+    first <= \$91 ;
+  always @(posedge units_sync_clk)
+    en_in_w_0 <= \$35 ;
+  always @(posedge units_sync_clk)
+    \i$53  <= \$92 ;
+  always @(posedge units_sync_clk)
+    en_in_w_1 <= \$36 ;
+  always @(posedge units_sync_clk)
+    en_in_w_2 <= \$37 ;
+  always @(posedge units_sync_clk)
+    en_in_w_3 <= \$38 ;
+  always @(posedge units_sync_clk)
+    en_in_a_0 <= \$39 ;
+  always @(posedge units_sync_clk)
+    in_a <= \$93 ;
+  always @(posedge units_sync_clk)
+    en_in_a_1 <= \$40 ;
+  always @(posedge units_sync_clk)
+    en_in_a_2 <= \$41 ;
+  always @(posedge units_sync_clk)
+    en_in_a_3 <= \$42 ;
+  always @(posedge units_sync_clk)
+    in_wctl <= \$94 ;
+  always @(posedge units_sync_clk)
+    in_flags <= \$95 ;
+  always @(posedge units_sync_clk)
+    rst_group_skew_flags <= engine_rst;
+  always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
-  always @(posedge clk)
-    en_skew_w_0 <= \$24 ;
-  always @(posedge clk)
-    en_skew_w_1 <= \$25 ;
-  always @(posedge clk)
-    en_skew_w_2 <= \$26 ;
-  always @(posedge clk)
-    en_skew_w_3 <= \$27 ;
-  always @(posedge clk)
-    en_skew_wctl <= \$28 ;
-  always @(posedge clk)
-    en_skew_a_0 <= \$29 ;
-  always @(posedge clk)
-    en_skew_a_1 <= \$30 ;
-  always @(posedge clk)
-    en_skew_a_2 <= \$31 ;
-  always @(posedge clk)
-    en_skew_a_3 <= \$32 ;
-  always @(posedge clk)
-    en_skew_flags <= \$33 ;
-  always @(posedge clk)
-    en_pe_0_0 <= \$34 ;
-  always @(posedge clk)
-    shift_0_0 <= \$35 ;
-  always @(posedge clk)
-    en_pe_0_1 <= \$36 ;
-  always @(posedge clk)
-    shift_0_1 <= \$37 ;
-  always @(posedge clk)
-    en_pe_0_2 <= \$38 ;
-  always @(posedge clk)
-    shift_0_2 <= \$39 ;
-  always @(posedge clk)
-    en_pe_0_3 <= \$40 ;
-  always @(posedge clk)
-    shift_0_3 <= \$41 ;
-  always @(posedge clk)
-    en_pe_1_0 <= \$42 ;
-  always @(posedge clk)
-    shift_1_0 <= \$43 ;
-  always @(posedge clk)
-    en_pe_1_1 <= \$44 ;
-  always @(posedge clk)
-    shift_1_1 <= \$45 ;
-  always @(posedge clk)
-    en_pe_1_2 <= \$46 ;
-  always @(posedge clk)
-    shift_1_2 <= \$47 ;
-  always @(posedge clk)
-    en_pe_1_3 <= \$48 ;
-  always @(posedge clk)
-    shift_1_3 <= \$49 ;
-  always @(posedge clk)
-    en_pe_2_0 <= \$50 ;
-  always @(posedge clk)
-    shift_2_0 <= \$51 ;
-  always @(posedge clk)
-    en_pe_2_1 <= \$52 ;
-  always @(posedge clk)
-    shift_2_1 <= \$53 ;
-  always @(posedge clk)
-    en_pe_2_2 <= \$54 ;
-  always @(posedge clk)
-    shift_2_2 <= \$55 ;
-  always @(posedge clk)
-    en_pe_2_3 <= \$56 ;
-  always @(posedge clk)
-    shift_2_3 <= \$57 ;
-  always @(posedge clk)
-    en_pe_3_0 <= \$58 ;
-  always @(posedge clk)
-    shift_3_0 <= \$59 ;
-  always @(posedge clk)
-    en_pe_3_1 <= \$60 ;
-  always @(posedge clk)
-    shift_3_1 <= \$61 ;
-  always @(posedge clk)
-    en_pe_3_2 <= \$62 ;
-  always @(posedge clk)
-    shift_3_2 <= \$63 ;
-  always @(posedge clk)
-    en_pe_3_3 <= \$64 ;
-  always @(posedge clk)
-    shift_3_3 <= \$65 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_0 <= \$43 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_1 <= \$44 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_2 <= \$45 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_3 <= \$46 ;
+  always @(posedge units_sync_clk)
+    \en$44  <= \$47 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_0 <= \$48 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_1 <= \$49 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_2 <= \$50 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_3 <= \$51 ;
+  always @(posedge units_sync_clk)
+    \en$51  <= \$52 ;
+  always @(posedge units_sync_clk)
+    \en$65  <= \$53 ;
+  always @(posedge units_sync_clk)
+    w_shift <= \$54 ;
+  always @(posedge units_sync_clk)
+    \en$87  <= \$55 ;
+  always @(posedge units_sync_clk)
+    \w_shift$89  <= \$56 ;
+  always @(posedge units_sync_clk)
+    \en$107  <= \$57 ;
+  always @(posedge units_sync_clk)
+    \w_shift$109  <= \$58 ;
+  always @(posedge units_sync_clk)
+    \en$127  <= \$59 ;
+  always @(posedge units_sync_clk)
+    \w_shift$129  <= \$60 ;
+  always @(posedge units_sync_clk)
+    \en$147  <= \$61 ;
+  always @(posedge units_sync_clk)
+    \w_shift$149  <= \$62 ;
+  always @(posedge units_sync_clk)
+    \en$164  <= \$63 ;
+  always @(posedge units_sync_clk)
+    \w_shift$166  <= \$64 ;
+  always @(posedge units_sync_clk)
+    \en$186  <= \$65 ;
+  always @(posedge units_sync_clk)
+    \w_shift$188  <= \$66 ;
+  always @(posedge units_sync_clk)
+    \en$208  <= \$67 ;
+  always @(posedge units_sync_clk)
+    \w_shift$210  <= \$68 ;
+  always @(posedge units_sync_clk)
+    \en$230  <= \$69 ;
+  always @(posedge units_sync_clk)
+    \w_shift$232  <= \$70 ;
+  always @(posedge units_sync_clk)
+    \en$247  <= \$71 ;
+  always @(posedge units_sync_clk)
+    \w_shift$249  <= \$72 ;
+  always @(posedge units_sync_clk)
+    \en$269  <= \$73 ;
+  always @(posedge units_sync_clk)
+    \w_shift$271  <= \$74 ;
+  always @(posedge units_sync_clk)
+    \en$291  <= \$75 ;
+  always @(posedge units_sync_clk)
+    \w_shift$293  <= \$76 ;
+  always @(posedge units_sync_clk)
+    \en$313  <= \$77 ;
+  always @(posedge units_sync_clk)
+    \w_shift$315  <= \$78 ;
+  always @(posedge units_sync_clk)
+    \en$330  <= \$79 ;
+  always @(posedge units_sync_clk)
+    \w_shift$332  <= \$80 ;
+  always @(posedge units_sync_clk)
+    \en$352  <= \$81 ;
+  always @(posedge units_sync_clk)
+    \w_shift$354  <= \$82 ;
+  always @(posedge units_sync_clk)
+    \en$374  <= \$83 ;
+  always @(posedge units_sync_clk)
+    \w_shift$376  <= \$84 ;
+  assign results__valid = skid_valid | valid_out;
+  assign \$1  = skid_valid ? skid[128] : out[128];
+  assign \$2  = ~ results__ready;
+  assign held = results__valid & \$2 ;
   \accelerator.engine.core.deskew  deskew (
-    .clk(clk),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$3009$0 (en_deskew_0),
-    .\port$3010$0 (en_deskew_1),
-    .\port$3011$0 (en_deskew_2),
-    .\port$3012$0 (en_deskew_3),
-    .rst(rst)
+    .\port$3086$0 (en_deskew_0),
+    .\port$3087$0 (en_deskew_1),
+    .\port$3088$0 (en_deskew_2),
+    .\port$3089$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$174 [7:0]),
-    .a_next(\o_next$169 [7:0]),
-    .a_out(\a_in$190 ),
+    .a_in(\o$79 [7:0]),
+    .a_next(\o_next$74 [7:0]),
+    .a_out(\a_in$97 ),
     .capture_next(o_next[1]),
-    .en(en_pe_0_0),
-    .first_next_out(\first_next$187 ),
-    .first_out(\first_in$194 ),
-    .last_out(\last_in$196 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3503$0 (\o$176 [2:0]),
-    .\port$3504$0 (\o_next$171 [1:0]),
-    .psum_out(\psum_in$247 ),
-    .valid_out(\valid_in$192 ),
-    .w_in(\o$181 [7:0]),
-    .w_out(\w_in$249 ),
-    .w_shift(shift_0_0)
+    .en(\en$65 ),
+    .first_next_out(\first_next$94 ),
+    .first_out(\first_in$101 ),
+    .last_out(\last_in$103 ),
+    .\port$3539$0 (\o$81 [2:0]),
+    .\port$3540$0 (\o_next$76 [1:0]),
+    .psum_out(\psum_in$160 ),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$99 ),
+    .w_in(\o$86 [7:0]),
+    .w_out(\w_in$162 ),
+    .w_shift(w_shift)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$190 ),
-    .a_next(\o$174 [7:0]),
-    .a_out(\a_in$208 ),
+    .a_in(\a_in$97 ),
+    .a_next(\o$79 [7:0]),
+    .a_out(\a_in$117 ),
     .capture_next(o_next[3]),
-    .en(en_pe_0_1),
-    .first_in(\first_in$194 ),
-    .first_next(\first_next$187 ),
-    .first_next_out(\first_next$205 ),
-    .first_out(\first_in$212 ),
-    .last_in(\last_in$196 ),
-    .last_out(\last_in$214 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$267 ),
-    .valid_in(\valid_in$192 ),
-    .valid_next(\o$176 [0]),
-    .valid_out(\valid_in$210 ),
-    .w_in(\o$181 [15:8]),
-    .w_out(\w_in$269 ),
-    .w_shift(shift_0_1)
+    .en(\en$87 ),
+    .first_in(\first_in$101 ),
+    .first_next(\first_next$94 ),
+    .first_next_out(\first_next$114 ),
+    .first_out(\first_in$121 ),
+    .last_in(\last_in$103 ),
+    .last_out(\last_in$123 ),
+    .psum_out(\psum_in$182 ),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$99 ),
+    .valid_next(\o$81 [0]),
+    .valid_out(\valid_in$119 ),
+    .w_in(\o$86 [15:8]),
+    .w_out(\w_in$184 ),
+    .w_shift(\w_shift$89 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$208 ),
-    .a_next(\a_in$190 ),
-    .a_out(\a_in$226 ),
+    .a_in(\a_in$117 ),
+    .a_next(\a_in$97 ),
+    .a_out(\a_in$137 ),
     .capture_next(o_next[5]),
-    .en(en_pe_0_2),
-    .first_in(\first_in$212 ),
-    .first_next(\first_next$205 ),
-    .first_next_out(\first_next$223 ),
-    .first_out(\first_in$230 ),
-    .last_in(\last_in$214 ),
-    .last_out(\last_in$232 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$287 ),
-    .valid_in(\valid_in$210 ),
-    .valid_next(\valid_in$192 ),
-    .valid_out(\valid_in$228 ),
-    .w_in(\o$181 [23:16]),
-    .w_out(\w_in$289 ),
-    .w_shift(shift_0_2)
+    .en(\en$107 ),
+    .first_in(\first_in$121 ),
+    .first_next(\first_next$114 ),
+    .first_next_out(\first_next$134 ),
+    .first_out(\first_in$141 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
+    .psum_out(\psum_in$204 ),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$119 ),
+    .valid_next(\valid_in$99 ),
+    .valid_out(\valid_in$139 ),
+    .w_in(\o$86 [23:16]),
+    .w_out(\w_in$206 ),
+    .w_shift(\w_shift$109 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$226 ),
-    .a_next(\a_in$208 ),
+    .a_in(\a_in$137 ),
+    .a_next(\a_in$117 ),
     .capture_next(o_next[7]),
-    .en(en_pe_0_3),
-    .first_in(\first_in$230 ),
-    .first_next(\first_next$223 ),
-    .last_in(\last_in$232 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$307 ),
-    .valid_in(\valid_in$228 ),
-    .valid_next(\valid_in$210 ),
-    .w_in(\o$181 [31:24]),
-    .w_out(\w_in$309 ),
-    .w_shift(shift_0_3)
+    .en(\en$127 ),
+    .first_in(\first_in$141 ),
+    .first_next(\first_next$134 ),
+    .last_in(\last_in$143 ),
+    .psum_out(\psum_in$226 ),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$139 ),
+    .valid_next(\valid_in$119 ),
+    .w_in(\o$86 [31:24]),
+    .w_out(\w_in$228 ),
+    .w_shift(\w_shift$129 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$174 [15:8]),
-    .a_next(\o_next$169 [15:8]),
-    .a_out(\a_in$259 ),
+    .a_in(\o$79 [15:8]),
+    .a_next(\o_next$74 [15:8]),
+    .a_out(\a_in$174 ),
     .capture_next(o_next[1]),
-    .en(en_pe_1_0),
-    .first_next_out(\first_next$256 ),
-    .first_out(\first_in$263 ),
-    .last_out(\last_in$265 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3503$3 (\o$176 [5:3]),
-    .\port$3504$3 (\o_next$171 [4:3]),
-    .psum_in(\psum_in$247 ),
-    .psum_out(\psum_in$322 ),
-    .valid_out(\valid_in$261 ),
-    .w_in(\w_in$249 ),
-    .w_out(\w_in$324 ),
-    .w_shift(shift_1_0)
+    .en(\en$147 ),
+    .first_next_out(\first_next$171 ),
+    .first_out(\first_in$178 ),
+    .last_out(\last_in$180 ),
+    .\port$3539$3 (\o$81 [5:3]),
+    .\port$3540$3 (\o_next$76 [4:3]),
+    .psum_in(\psum_in$160 ),
+    .psum_out(\psum_in$243 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$176 ),
+    .w_in(\w_in$162 ),
+    .w_out(\w_in$245 ),
+    .w_shift(\w_shift$149 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$259 ),
-    .a_next(\o$174 [15:8]),
-    .a_out(\a_in$279 ),
+    .a_in(\a_in$174 ),
+    .a_next(\o$79 [15:8]),
+    .a_out(\a_in$196 ),
     .capture_next(o_next[3]),
-    .en(en_pe_1_1),
-    .first_in(\first_in$263 ),
-    .first_next(\first_next$256 ),
-    .first_next_out(\first_next$276 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$265 ),
-    .last_out(\last_in$285 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$267 ),
-    .psum_out(\psum_in$342 ),
-    .valid_in(\valid_in$261 ),
-    .valid_next(\o$176 [3]),
-    .valid_out(\valid_in$281 ),
-    .w_in(\w_in$269 ),
-    .w_out(\w_in$344 ),
-    .w_shift(shift_1_1)
+    .en(\en$164 ),
+    .first_in(\first_in$178 ),
+    .first_next(\first_next$171 ),
+    .first_next_out(\first_next$193 ),
+    .first_out(\first_in$200 ),
+    .last_in(\last_in$180 ),
+    .last_out(\last_in$202 ),
+    .psum_in(\psum_in$182 ),
+    .psum_out(\psum_in$265 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$176 ),
+    .valid_next(\o$81 [3]),
+    .valid_out(\valid_in$198 ),
+    .w_in(\w_in$184 ),
+    .w_out(\w_in$267 ),
+    .w_shift(\w_shift$166 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$279 ),
-    .a_next(\a_in$259 ),
-    .a_out(\a_in$299 ),
+    .a_in(\a_in$196 ),
+    .a_next(\a_in$174 ),
+    .a_out(\a_in$218 ),
     .capture_next(o_next[5]),
-    .en(en_pe_1_2),
-    .first_in(\first_in$283 ),
-    .first_next(\first_next$276 ),
-    .first_next_out(\first_next$296 ),
-    .first_out(\first_in$303 ),
-    .last_in(\last_in$285 ),
-    .last_out(\last_in$305 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$287 ),
-    .psum_out(\psum_in$362 ),
-    .valid_in(\valid_in$281 ),
-    .valid_next(\valid_in$261 ),
-    .valid_out(\valid_in$301 ),
-    .w_in(\w_in$289 ),
-    .w_out(\w_in$364 ),
-    .w_shift(shift_1_2)
+    .en(\en$186 ),
+    .first_in(\first_in$200 ),
+    .first_next(\first_next$193 ),
+    .first_next_out(\first_next$215 ),
+    .first_out(\first_in$222 ),
+    .last_in(\last_in$202 ),
+    .last_out(\last_in$224 ),
+    .psum_in(\psum_in$204 ),
+    .psum_out(\psum_in$287 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$198 ),
+    .valid_next(\valid_in$176 ),
+    .valid_out(\valid_in$220 ),
+    .w_in(\w_in$206 ),
+    .w_out(\w_in$289 ),
+    .w_shift(\w_shift$188 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$299 ),
-    .a_next(\a_in$279 ),
+    .a_in(\a_in$218 ),
+    .a_next(\a_in$196 ),
     .capture_next(o_next[7]),
-    .en(en_pe_1_3),
-    .first_in(\first_in$303 ),
-    .first_next(\first_next$296 ),
-    .last_in(\last_in$305 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$307 ),
-    .psum_out(\psum_in$382 ),
-    .valid_in(\valid_in$301 ),
-    .valid_next(\valid_in$281 ),
-    .w_in(\w_in$309 ),
-    .w_out(\w_in$384 ),
-    .w_shift(shift_1_3)
+    .en(\en$208 ),
+    .first_in(\first_in$222 ),
+    .first_next(\first_next$215 ),
+    .last_in(\last_in$224 ),
+    .psum_in(\psum_in$226 ),
+    .psum_out(\psum_in$309 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$220 ),
+    .valid_next(\valid_in$198 ),
+    .w_in(\w_in$228 ),
+    .w_out(\w_in$311 ),
+    .w_shift(\w_shift$210 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$174 [23:16]),
-    .a_next(\o_next$169 [23:16]),
-    .a_out(\a_in$334 ),
+    .a_in(\o$79 [23:16]),
+    .a_next(\o_next$74 [23:16]),
+    .a_out(\a_in$257 ),
     .capture_next(o_next[1]),
-    .en(en_pe_2_0),
-    .first_next_out(\first_next$331 ),
-    .first_out(\first_in$338 ),
-    .last_out(\last_in$340 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3503$6 (\o$176 [8:6]),
-    .\port$3504$6 (\o_next$171 [7:6]),
-    .psum_in(\psum_in$322 ),
-    .psum_out(\psum_in$397 ),
-    .valid_out(\valid_in$336 ),
-    .w_in(\w_in$324 ),
-    .w_out(\w_in$399 ),
-    .w_shift(shift_2_0)
+    .en(\en$230 ),
+    .first_next_out(\first_next$254 ),
+    .first_out(\first_in$261 ),
+    .last_out(\last_in$263 ),
+    .\port$3539$6 (\o$81 [8:6]),
+    .\port$3540$6 (\o_next$76 [7:6]),
+    .psum_in(\psum_in$243 ),
+    .psum_out(\psum_in$326 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$259 ),
+    .w_in(\w_in$245 ),
+    .w_out(\w_in$328 ),
+    .w_shift(\w_shift$232 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$334 ),
-    .a_next(\o$174 [23:16]),
-    .a_out(\a_in$354 ),
+    .a_in(\a_in$257 ),
+    .a_next(\o$79 [23:16]),
+    .a_out(\a_in$279 ),
     .capture_next(o_next[3]),
-    .en(en_pe_2_1),
-    .first_in(\first_in$338 ),
-    .first_next(\first_next$331 ),
-    .first_next_out(\first_next$351 ),
-    .first_out(\first_in$358 ),
-    .last_in(\last_in$340 ),
-    .last_out(\last_in$360 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$342 ),
-    .psum_out(\psum_in$417 ),
-    .valid_in(\valid_in$336 ),
-    .valid_next(\o$176 [6]),
-    .valid_out(\valid_in$356 ),
-    .w_in(\w_in$344 ),
-    .w_out(\w_in$419 ),
-    .w_shift(shift_2_1)
+    .en(\en$247 ),
+    .first_in(\first_in$261 ),
+    .first_next(\first_next$254 ),
+    .first_next_out(\first_next$276 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$263 ),
+    .last_out(\last_in$285 ),
+    .psum_in(\psum_in$265 ),
+    .psum_out(\psum_in$348 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$259 ),
+    .valid_next(\o$81 [6]),
+    .valid_out(\valid_in$281 ),
+    .w_in(\w_in$267 ),
+    .w_out(\w_in$350 ),
+    .w_shift(\w_shift$249 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$354 ),
-    .a_next(\a_in$334 ),
-    .a_out(\a_in$374 ),
+    .a_in(\a_in$279 ),
+    .a_next(\a_in$257 ),
+    .a_out(\a_in$301 ),
     .capture_next(o_next[5]),
-    .en(en_pe_2_2),
-    .first_in(\first_in$358 ),
-    .first_next(\first_next$351 ),
-    .first_next_out(\first_next$371 ),
-    .first_out(\first_in$378 ),
-    .last_in(\last_in$360 ),
-    .last_out(\last_in$380 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$362 ),
-    .psum_out(\psum_in$437 ),
-    .valid_in(\valid_in$356 ),
-    .valid_next(\valid_in$336 ),
-    .valid_out(\valid_in$376 ),
-    .w_in(\w_in$364 ),
-    .w_out(\w_in$439 ),
-    .w_shift(shift_2_2)
+    .en(\en$269 ),
+    .first_in(\first_in$283 ),
+    .first_next(\first_next$276 ),
+    .first_next_out(\first_next$298 ),
+    .first_out(\first_in$305 ),
+    .last_in(\last_in$285 ),
+    .last_out(\last_in$307 ),
+    .psum_in(\psum_in$287 ),
+    .psum_out(\psum_in$370 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$281 ),
+    .valid_next(\valid_in$259 ),
+    .valid_out(\valid_in$303 ),
+    .w_in(\w_in$289 ),
+    .w_out(\w_in$372 ),
+    .w_shift(\w_shift$271 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$374 ),
-    .a_next(\a_in$354 ),
+    .a_in(\a_in$301 ),
+    .a_next(\a_in$279 ),
     .capture_next(o_next[7]),
-    .en(en_pe_2_3),
-    .first_in(\first_in$378 ),
-    .first_next(\first_next$371 ),
-    .last_in(\last_in$380 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$382 ),
-    .psum_out(\psum_in$457 ),
-    .valid_in(\valid_in$376 ),
-    .valid_next(\valid_in$356 ),
-    .w_in(\w_in$384 ),
-    .w_out(\w_in$459 ),
-    .w_shift(shift_2_3)
+    .en(\en$291 ),
+    .first_in(\first_in$305 ),
+    .first_next(\first_next$298 ),
+    .last_in(\last_in$307 ),
+    .psum_in(\psum_in$309 ),
+    .psum_out(\psum_in$392 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$303 ),
+    .valid_next(\valid_in$281 ),
+    .w_in(\w_in$311 ),
+    .w_out(\w_in$394 ),
+    .w_shift(\w_shift$293 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$174 [31:24]),
-    .a_next(\o_next$169 [31:24]),
-    .a_out(\a_in$409 ),
+    .a_in(\o$79 [31:24]),
+    .a_next(\o_next$74 [31:24]),
+    .a_out(\a_in$340 ),
     .capture_next(o_next[1]),
-    .en(en_pe_3_0),
-    .first_next_out(\first_next$406 ),
-    .first_out(\first_in$413 ),
-    .last_out(\last_in$415 ),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3503$9 (\o$176 [11:9]),
-    .\port$3504$9 (\o_next$171 [10:9]),
-    .psum_in(\psum_in$397 ),
+    .en(\en$313 ),
+    .first_next_out(\first_next$337 ),
+    .first_out(\first_in$344 ),
+    .last_out(\last_in$346 ),
+    .\port$3539$9 (\o$81 [11:9]),
+    .\port$3540$9 (\o_next$76 [10:9]),
+    .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$411 ),
-    .w_in(\w_in$399 ),
-    .w_shift(shift_3_0)
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$342 ),
+    .w_in(\w_in$328 ),
+    .w_shift(\w_shift$315 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$409 ),
-    .a_next(\o$174 [31:24]),
-    .a_out(\a_in$429 ),
+    .a_in(\a_in$340 ),
+    .a_next(\o$79 [31:24]),
+    .a_out(\a_in$362 ),
     .capture_next(o_next[3]),
-    .en(en_pe_3_1),
-    .first_in(\first_in$413 ),
-    .first_next(\first_next$406 ),
-    .first_next_out(\first_next$426 ),
-    .first_out(\first_in$433 ),
-    .last_in(\last_in$415 ),
-    .last_out(\last_in$435 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$417 ),
-    .psum_out(\psum_out$136 ),
-    .valid_in(\valid_in$411 ),
-    .valid_next(\o$176 [9]),
-    .valid_out(\valid_in$431 ),
-    .w_in(\w_in$419 ),
-    .w_shift(shift_3_1)
+    .en(\en$330 ),
+    .first_in(\first_in$344 ),
+    .first_next(\first_next$337 ),
+    .first_next_out(\first_next$359 ),
+    .first_out(\first_in$366 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
+    .psum_in(\psum_in$348 ),
+    .psum_out(\psum_out$4 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$342 ),
+    .valid_next(\o$81 [9]),
+    .valid_out(\valid_in$364 ),
+    .w_in(\w_in$350 ),
+    .w_shift(\w_shift$332 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$429 ),
-    .a_next(\a_in$409 ),
-    .a_out(\a_in$449 ),
+    .a_in(\a_in$362 ),
+    .a_next(\a_in$340 ),
+    .a_out(\a_in$384 ),
     .capture_next(o_next[5]),
-    .en(en_pe_3_2),
-    .first_in(\first_in$433 ),
-    .first_next(\first_next$426 ),
-    .first_next_out(\first_next$446 ),
-    .first_out(\first_in$453 ),
-    .last_in(\last_in$435 ),
-    .last_out(\last_in$455 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$437 ),
-    .psum_out(\psum_out$137 ),
-    .valid_in(\valid_in$431 ),
-    .valid_next(\valid_in$411 ),
-    .valid_out(\valid_in$451 ),
-    .w_in(\w_in$439 ),
-    .w_shift(shift_3_2)
+    .en(\en$352 ),
+    .first_in(\first_in$366 ),
+    .first_next(\first_next$359 ),
+    .first_next_out(\first_next$381 ),
+    .first_out(\first_in$388 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$390 ),
+    .psum_in(\psum_in$370 ),
+    .psum_out(\psum_out$5 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$364 ),
+    .valid_next(\valid_in$342 ),
+    .valid_out(\valid_in$386 ),
+    .w_in(\w_in$372 ),
+    .w_shift(\w_shift$354 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$449 ),
-    .a_next(\a_in$429 ),
+    .a_in(\a_in$384 ),
+    .a_next(\a_in$362 ),
     .capture_next(o_next[7]),
-    .en(en_pe_3_3),
-    .first_in(\first_in$453 ),
-    .first_next(\first_next$446 ),
-    .last_in(\last_in$455 ),
+    .en(\en$374 ),
+    .first_in(\first_in$388 ),
+    .first_next(\first_next$381 ),
+    .last_in(\last_in$390 ),
     .last_out(last_out),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$457 ),
-    .psum_out(\psum_out$138 ),
-    .valid_in(\valid_in$451 ),
-    .valid_next(\valid_in$431 ),
+    .psum_in(\psum_in$392 ),
+    .psum_out(\psum_out$6 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$386 ),
+    .valid_next(\valid_in$364 ),
     .valid_out(valid_out),
-    .w_in(\w_in$459 ),
-    .w_shift(shift_3_3)
+    .w_in(\w_in$394 ),
+    .w_shift(\w_shift$376 )
   );
   \accelerator.engine.core.skew_a  skew_a (
-    .clk(clk),
-    .i(\i$158 ),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
+    .i(\i$57 ),
     .i_next(i_next),
-    .o(\o$174 ),
-    .o_next(\o_next$169 ),
-    .\port$3047$0 (en_skew_a_0),
-    .\port$3048$0 (en_skew_a_1),
-    .\port$3049$0 (en_skew_a_2),
-    .\port$3050$0 (en_skew_a_3),
-    .rst(rst)
+    .o(\o$79 ),
+    .o_next(\o_next$74 ),
+    .\port$3124$0 (en_skew_a_0),
+    .\port$3125$0 (en_skew_a_1),
+    .\port$3126$0 (en_skew_a_2),
+    .\port$3127$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$159 ),
-    .i_next(\i_next$161 ),
-    .o(\o$176 ),
-    .o_next(\o_next$171 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$51 ),
+    .i(\i$59 ),
+    .i_next(\i_next$63 ),
+    .o(\o$81 ),
+    .o_next(\o_next$76 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(units_sync_clk)
   );
   \accelerator.engine.core.skew_w  skew_w (
-    .clk(clk),
-    .i(in_w),
-    .o(\o$181 ),
-    .\port$3042$0 (en_skew_w_0),
-    .\port$3043$0 (en_skew_w_1),
-    .\port$3044$0 (en_skew_w_2),
-    .\port$3045$0 (en_skew_w_3),
-    .rst(rst)
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
+    .i(\i$53 ),
+    .o(\o$86 ),
+    .\port$3119$0 (en_skew_w_0),
+    .\port$3120$0 (en_skew_w_1),
+    .\port$3121$0 (en_skew_w_2),
+    .\port$3122$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
-    .clk(clk),
-    .en(en_skew_wctl),
-    .i(\i$157 ),
-    .i_next(\i_next$162 ),
-    .o(\o$166 ),
-    .o_next(o_next),
-    .rst(rst)
+    .en(\en$44 ),
+    .engine_clk(units_sync_clk),
+    .engine_rst(engine_rst),
+    .i(\i$55 ),
+    .i_next(\i_next$64 ),
+    .o(\o$70 ),
+    .o_next(o_next)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$100  = held;
-    if (rst) begin
-      \$100  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$85  = held;
+    if (engine_rst) begin
+      \$85  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$101  = skid;
-    if (\$1 ) begin
-      \$101 [128] = out[128];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$86  = skid;
+    if (\$20 ) begin
+      \$86 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$101 [31:0] = out[31:0];
+    if (\$21 ) begin
+      \$86 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$101 [63:32] = out[63:32];
+    if (\$22 ) begin
+      \$86 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$101 [95:64] = out[95:64];
+    if (\$23 ) begin
+      \$86 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$101 [127:96] = out[127:96];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$102  = 1'h1;
-    if (rst) begin
-      \$102  = 1'h0;
+    if (\$24 ) begin
+      \$86 [127:96] = out[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$103  = loaded;
-    if (en) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$87  = 1'h1;
+    if (engine_rst) begin
+      \$87  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$88  = loaded;
+    if (\en$27 ) begin
       if (capture) begin
-        \$103  = { 2'h0, w_accept };
+        \$88  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$103  = \$11 [2:0];
+        \$88  = \$30 [2:0];
       end
     end
-    if (rst) begin
-      \$103  = 3'h0;
+    if (engine_rst) begin
+      \$88  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$104  = shadow_full;
-    if (en) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$89  = shadow_full;
+    if (\en$27 ) begin
       if (capture) begin
-        \$104  = 1'h1;
-      end else if (\$12 ) begin
-        \$104  = 1'h0;
+        \$89  = 1'h1;
+      end else if (\$31 ) begin
+        \$89  = 1'h0;
       end
     end
-    if (rst) begin
-      \$104  = 1'h0;
+    if (engine_rst) begin
+      \$89  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$105  = since_first;
-    if (en) begin
-      if (\$13 ) begin
-        \$105  = 3'h1;
-      end else if (\$14 ) begin
-        \$105  = \$15 [2:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$90  = since_first;
+    if (\en$27 ) begin
+      if (\$32 ) begin
+        \$90  = 3'h1;
+      end else if (\$33 ) begin
+        \$90  = \$34 [2:0];
       end
     end
-    if (rst) begin
-      \$105  = 3'h4;
+    if (engine_rst) begin
+      \$90  = 3'h4;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$106  = first;
-    if (en) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$91  = first;
+    if (\en$27 ) begin
       if (a_accept) begin
-        \$106  = operands__payload[32];
+        \$91  = operands__payload[32];
       end
     end
-    if (rst) begin
-      \$106  = 1'h1;
+    if (engine_rst) begin
+      \$91  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$107  = in_w;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$92  = \i$53 ;
     if (en_in_w_0) begin
-      \$107 [7:0] = weights__payload[7:0];
+      \$92 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$107 [15:8] = weights__payload[15:8];
+      \$92 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$107 [23:16] = weights__payload[23:16];
+      \$92 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$107 [31:24] = weights__payload[31:24];
+      \$92 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$108  = in_a;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$93  = in_a;
     if (en_in_a_0) begin
-      \$108 [7:0] = operands__payload[7:0];
+      \$93 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$108 [15:8] = operands__payload[15:8];
+      \$93 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$108 [23:16] = operands__payload[23:16];
+      \$93 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$108 [31:24] = operands__payload[31:24];
+      \$93 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$109  = in_wctl;
-    if (en) begin
-      \$109 [0] = w_accept;
-      \$109 [1] = capture;
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$94  = in_wctl;
+    if (\en$27 ) begin
+      \$94 [0] = w_accept;
+      \$94 [1] = capture;
     end
-    if (rst) begin
-      \$109  = 2'h0;
+    if (engine_rst) begin
+      \$94  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
-    \$110  = in_flags;
-    if (en) begin
-      \$110 [0] = a_accept;
-      \$110 [1] = first;
-      \$110 [2] = operands__payload[32];
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$95  = in_flags;
+    if (\en$27 ) begin
+      \$95 [0] = a_accept;
+      \$95 [1] = first;
+      \$95 [2] = operands__payload[32];
     end
-    if (rst) begin
-      \$110  = 3'h0;
+    if (engine_rst) begin
+      \$95  = 3'h0;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$145  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$152  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$153  = en_skew_wctl;
-  assign \en$154  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$155  = en_skew_flags;
-  assign \i$156  = in_w;
-  assign \en$163  = en_pe_0_0;
-  assign w_shift = shift_0_0;
-  assign \capture$165  = \o$166 [1];
+  assign engine_clk = units_sync_clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$39  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign en_skew_wctl = \en$44 ;
+  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign en_skew_flags = \en$51 ;
+  assign in_w = \i$53 ;
+  assign en_pe_0_0 = \en$65 ;
+  assign shift_0_0 = w_shift;
+  assign \capture$69  = \o$70 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$169 [7:0];
-  assign first_next = \o_next$171 [1];
-  assign valid_next = \o_next$171 [0];
-  assign a_in = \o$174 [7:0];
-  assign valid_in = \o$176 [0];
-  assign first_in = \o$176 [1];
-  assign last_in = \o$176 [2];
+  assign a_next = \o_next$74 [7:0];
+  assign first_next = \o_next$76 [1];
+  assign valid_next = \o_next$76 [0];
+  assign a_in = \o$79 [7:0];
+  assign valid_in = \o$81 [0];
+  assign first_in = \o$81 [1];
+  assign last_in = \o$81 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$181 [7:0];
-  assign \en$182  = en_pe_0_1;
-  assign \w_shift$183  = shift_0_1;
-  assign \capture$184  = \o$166 [3];
-  assign \capture_next$185  = o_next[3];
-  assign \a_next$186  = \o$174 [7:0];
-  assign first_next_out = \first_next$187 ;
-  assign \valid_next$189  = \o$176 [0];
-  assign a_out = \a_in$190 ;
-  assign \valid_out$193  = \valid_in$192 ;
-  assign first_out = \first_in$194 ;
-  assign \last_out$197  = \last_in$196 ;
-  assign \psum_in$198  = 32'd0;
-  assign \w_in$199  = \o$181 [15:8];
-  assign \en$200  = en_pe_0_2;
-  assign \w_shift$201  = shift_0_2;
-  assign \capture$202  = \o$166 [5];
-  assign \capture_next$203  = o_next[5];
-  assign \a_next$204  = \a_in$190 ;
-  assign \first_next_out$206  = \first_next$205 ;
-  assign \valid_next$207  = \valid_in$192 ;
-  assign \a_out$209  = \a_in$208 ;
-  assign \valid_out$211  = \valid_in$210 ;
-  assign \first_out$213  = \first_in$212 ;
-  assign \last_out$215  = \last_in$214 ;
-  assign \psum_in$216  = 32'd0;
-  assign \w_in$217  = \o$181 [23:16];
-  assign \en$218  = en_pe_0_3;
-  assign \w_shift$219  = shift_0_3;
-  assign \capture$220  = \o$166 [7];
-  assign \capture_next$221  = o_next[7];
-  assign \a_next$222  = \a_in$208 ;
-  assign \first_next_out$224  = \first_next$223 ;
-  assign \valid_next$225  = \valid_in$210 ;
-  assign \a_out$227  = \a_in$226 ;
-  assign \valid_out$229  = \valid_in$228 ;
-  assign \first_out$231  = \first_in$230 ;
-  assign \last_out$233  = \last_in$232 ;
-  assign \psum_in$234  = 32'd0;
-  assign \w_in$235  = \o$181 [31:24];
-  assign \en$236  = en_pe_1_0;
-  assign \w_shift$237  = shift_1_0;
-  assign \capture$238  = \o$166 [1];
-  assign \capture_next$239  = o_next[1];
-  assign \a_next$240  = \o_next$169 [15:8];
-  assign \first_next$241  = \o_next$171 [4];
-  assign \valid_next$242  = \o_next$171 [3];
-  assign \a_in$243  = \o$174 [15:8];
-  assign \valid_in$244  = \o$176 [3];
-  assign \first_in$245  = \o$176 [4];
-  assign \last_in$246  = \o$176 [5];
-  assign \psum_out$248  = \psum_in$247 ;
-  assign w_out = \w_in$249 ;
-  assign \en$251  = en_pe_1_1;
-  assign \w_shift$252  = shift_1_1;
-  assign \capture$253  = \o$166 [3];
-  assign \capture_next$254  = o_next[3];
-  assign \a_next$255  = \o$174 [15:8];
-  assign \first_next_out$257  = \first_next$256 ;
-  assign \valid_next$258  = \o$176 [3];
-  assign \a_out$260  = \a_in$259 ;
-  assign \valid_out$262  = \valid_in$261 ;
-  assign \first_out$264  = \first_in$263 ;
-  assign \last_out$266  = \last_in$265 ;
-  assign \psum_out$268  = \psum_in$267 ;
-  assign \w_out$270  = \w_in$269 ;
-  assign \en$271  = en_pe_1_2;
-  assign \w_shift$272  = shift_1_2;
-  assign \capture$273  = \o$166 [5];
+  assign w_in = \o$86 [7:0];
+  assign en_pe_0_1 = \en$87 ;
+  assign shift_0_1 = \w_shift$89 ;
+  assign \capture$91  = \o$70 [3];
+  assign \capture_next$92  = o_next[3];
+  assign \a_next$93  = \o$79 [7:0];
+  assign first_next_out = \first_next$94 ;
+  assign \valid_next$96  = \o$81 [0];
+  assign a_out = \a_in$97 ;
+  assign \valid_out$100  = \valid_in$99 ;
+  assign first_out = \first_in$101 ;
+  assign \last_out$104  = \last_in$103 ;
+  assign \psum_in$105  = 32'd0;
+  assign \w_in$106  = \o$86 [15:8];
+  assign en_pe_0_2 = \en$107 ;
+  assign shift_0_2 = \w_shift$109 ;
+  assign \capture$111  = \o$70 [5];
+  assign \capture_next$112  = o_next[5];
+  assign \a_next$113  = \a_in$97 ;
+  assign \first_next_out$115  = \first_next$114 ;
+  assign \valid_next$116  = \valid_in$99 ;
+  assign \a_out$118  = \a_in$117 ;
+  assign \valid_out$120  = \valid_in$119 ;
+  assign \first_out$122  = \first_in$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \psum_in$125  = 32'd0;
+  assign \w_in$126  = \o$86 [23:16];
+  assign en_pe_0_3 = \en$127 ;
+  assign shift_0_3 = \w_shift$129 ;
+  assign \capture$131  = \o$70 [7];
+  assign \capture_next$132  = o_next[7];
+  assign \a_next$133  = \a_in$117 ;
+  assign \first_next_out$135  = \first_next$134 ;
+  assign \valid_next$136  = \valid_in$119 ;
+  assign \a_out$138  = \a_in$137 ;
+  assign \valid_out$140  = \valid_in$139 ;
+  assign \first_out$142  = \first_in$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \psum_in$145  = 32'd0;
+  assign \w_in$146  = \o$86 [31:24];
+  assign en_pe_1_0 = \en$147 ;
+  assign shift_1_0 = \w_shift$149 ;
+  assign \capture$151  = \o$70 [1];
+  assign \capture_next$152  = o_next[1];
+  assign \a_next$153  = \o_next$74 [15:8];
+  assign \first_next$154  = \o_next$76 [4];
+  assign \valid_next$155  = \o_next$76 [3];
+  assign \a_in$156  = \o$79 [15:8];
+  assign \valid_in$157  = \o$81 [3];
+  assign \first_in$158  = \o$81 [4];
+  assign \last_in$159  = \o$81 [5];
+  assign \psum_out$161  = \psum_in$160 ;
+  assign w_out = \w_in$162 ;
+  assign en_pe_1_1 = \en$164 ;
+  assign shift_1_1 = \w_shift$166 ;
+  assign \capture$168  = \o$70 [3];
+  assign \capture_next$169  = o_next[3];
+  assign \a_next$170  = \o$79 [15:8];
+  assign \first_next_out$172  = \first_next$171 ;
+  assign \valid_next$173  = \o$81 [3];
+  assign \a_out$175  = \a_in$174 ;
+  assign \valid_out$177  = \valid_in$176 ;
+  assign \first_out$179  = \first_in$178 ;
+  assign \last_out$181  = \last_in$180 ;
+  assign \psum_out$183  = \psum_in$182 ;
+  assign \w_out$185  = \w_in$184 ;
+  assign en_pe_1_2 = \en$186 ;
+  assign shift_1_2 = \w_shift$188 ;
+  assign \capture$190  = \o$70 [5];
+  assign \capture_next$191  = o_next[5];
+  assign \a_next$192  = \a_in$174 ;
+  assign \first_next_out$194  = \first_next$193 ;
+  assign \valid_next$195  = \valid_in$176 ;
+  assign \a_out$197  = \a_in$196 ;
+  assign \valid_out$199  = \valid_in$198 ;
+  assign \first_out$201  = \first_in$200 ;
+  assign \last_out$203  = \last_in$202 ;
+  assign \psum_out$205  = \psum_in$204 ;
+  assign \w_out$207  = \w_in$206 ;
+  assign en_pe_1_3 = \en$208 ;
+  assign shift_1_3 = \w_shift$210 ;
+  assign \capture$212  = \o$70 [7];
+  assign \capture_next$213  = o_next[7];
+  assign \a_next$214  = \a_in$196 ;
+  assign \first_next_out$216  = \first_next$215 ;
+  assign \valid_next$217  = \valid_in$198 ;
+  assign \a_out$219  = \a_in$218 ;
+  assign \valid_out$221  = \valid_in$220 ;
+  assign \first_out$223  = \first_in$222 ;
+  assign \last_out$225  = \last_in$224 ;
+  assign \psum_out$227  = \psum_in$226 ;
+  assign \w_out$229  = \w_in$228 ;
+  assign en_pe_2_0 = \en$230 ;
+  assign shift_2_0 = \w_shift$232 ;
+  assign \capture$234  = \o$70 [1];
+  assign \capture_next$235  = o_next[1];
+  assign \a_next$236  = \o_next$74 [23:16];
+  assign \first_next$237  = \o_next$76 [7];
+  assign \valid_next$238  = \o_next$76 [6];
+  assign \a_in$239  = \o$79 [23:16];
+  assign \valid_in$240  = \o$81 [6];
+  assign \first_in$241  = \o$81 [7];
+  assign \last_in$242  = \o$81 [8];
+  assign \psum_out$244  = \psum_in$243 ;
+  assign \w_out$246  = \w_in$245 ;
+  assign en_pe_2_1 = \en$247 ;
+  assign shift_2_1 = \w_shift$249 ;
+  assign \capture$251  = \o$70 [3];
+  assign \capture_next$252  = o_next[3];
+  assign \a_next$253  = \o$79 [23:16];
+  assign \first_next_out$255  = \first_next$254 ;
+  assign \valid_next$256  = \o$81 [6];
+  assign \a_out$258  = \a_in$257 ;
+  assign \valid_out$260  = \valid_in$259 ;
+  assign \first_out$262  = \first_in$261 ;
+  assign \last_out$264  = \last_in$263 ;
+  assign \psum_out$266  = \psum_in$265 ;
+  assign \w_out$268  = \w_in$267 ;
+  assign en_pe_2_2 = \en$269 ;
+  assign shift_2_2 = \w_shift$271 ;
+  assign \capture$273  = \o$70 [5];
   assign \capture_next$274  = o_next[5];
-  assign \a_next$275  = \a_in$259 ;
+  assign \a_next$275  = \a_in$257 ;
   assign \first_next_out$277  = \first_next$276 ;
-  assign \valid_next$278  = \valid_in$261 ;
+  assign \valid_next$278  = \valid_in$259 ;
   assign \a_out$280  = \a_in$279 ;
   assign \valid_out$282  = \valid_in$281 ;
   assign \first_out$284  = \first_in$283 ;
   assign \last_out$286  = \last_in$285 ;
   assign \psum_out$288  = \psum_in$287 ;
   assign \w_out$290  = \w_in$289 ;
-  assign \en$291  = en_pe_1_3;
-  assign \w_shift$292  = shift_1_3;
-  assign \capture$293  = \o$166 [7];
-  assign \capture_next$294  = o_next[7];
-  assign \a_next$295  = \a_in$279 ;
-  assign \first_next_out$297  = \first_next$296 ;
-  assign \valid_next$298  = \valid_in$281 ;
-  assign \a_out$300  = \a_in$299 ;
-  assign \valid_out$302  = \valid_in$301 ;
-  assign \first_out$304  = \first_in$303 ;
-  assign \last_out$306  = \last_in$305 ;
-  assign \psum_out$308  = \psum_in$307 ;
-  assign \w_out$310  = \w_in$309 ;
-  assign \en$311  = en_pe_2_0;
-  assign \w_shift$312  = shift_2_0;
-  assign \capture$313  = \o$166 [1];
-  assign \capture_next$314  = o_next[1];
-  assign \a_next$315  = \o_next$169 [23:16];
-  assign \first_next$316  = \o_next$171 [7];
-  assign \valid_next$317  = \o_next$171 [6];
-  assign \a_in$318  = \o$174 [23:16];
-  assign \valid_in$319  = \o$176 [6];
-  assign \first_in$320  = \o$176 [7];
-  assign \last_in$321  = \o$176 [8];
-  assign \psum_out$323  = \psum_in$322 ;
-  assign \w_out$325  = \w_in$324 ;
-  assign \en$326  = en_pe_2_1;
-  assign \w_shift$327  = shift_2_1;
-  assign \capture$328  = \o$166 [3];
-  assign \capture_next$329  = o_next[3];
-  assign \a_next$330  = \o$174 [23:16];
-  assign \first_next_out$332  = \first_next$331 ;
-  assign \valid_next$333  = \o$176 [6];
-  assign \a_out$335  = \a_in$334 ;
-  assign \valid_out$337  = \valid_in$336 ;
-  assign \first_out$339  = \first_in$338 ;
-  assign \last_out$341  = \last_in$340 ;
-  assign \psum_out$343  = \psum_in$342 ;
-  assign \w_out$345  = \w_in$344 ;
-  assign \en$346  = en_pe_2_2;
-  assign \w_shift$347  = shift_2_2;
-  assign \capture$348  = \o$166 [5];
-  assign \capture_next$349  = o_next[5];
-  assign \a_next$350  = \a_in$334 ;
-  assign \first_next_out$352  = \first_next$351 ;
-  assign \valid_next$353  = \valid_in$336 ;
-  assign \a_out$355  = \a_in$354 ;
-  assign \valid_out$357  = \valid_in$356 ;
-  assign \first_out$359  = \first_in$358 ;
-  assign \last_out$361  = \last_in$360 ;
-  assign \psum_out$363  = \psum_in$362 ;
-  assign \w_out$365  = \w_in$364 ;
-  assign \en$366  = en_pe_2_3;
-  assign \w_shift$367  = shift_2_3;
-  assign \capture$368  = \o$166 [7];
-  assign \capture_next$369  = o_next[7];
-  assign \a_next$370  = \a_in$354 ;
-  assign \first_next_out$372  = \first_next$371 ;
-  assign \valid_next$373  = \valid_in$356 ;
-  assign \a_out$375  = \a_in$374 ;
-  assign \valid_out$377  = \valid_in$376 ;
-  assign \first_out$379  = \first_in$378 ;
-  assign \last_out$381  = \last_in$380 ;
-  assign \psum_out$383  = \psum_in$382 ;
-  assign \w_out$385  = \w_in$384 ;
-  assign \en$386  = en_pe_3_0;
-  assign \w_shift$387  = shift_3_0;
-  assign \capture$388  = \o$166 [1];
-  assign \capture_next$389  = o_next[1];
-  assign \a_next$390  = \o_next$169 [31:24];
-  assign \first_next$391  = \o_next$171 [10];
-  assign \valid_next$392  = \o_next$171 [9];
-  assign \a_in$393  = \o$174 [31:24];
-  assign \valid_in$394  = \o$176 [9];
-  assign \first_in$395  = \o$176 [10];
-  assign \last_in$396  = \o$176 [11];
-  assign \psum_out$398  = \psum_in$397 ;
-  assign \w_out$400  = \w_in$399 ;
-  assign \en$401  = en_pe_3_1;
-  assign \w_shift$402  = shift_3_1;
-  assign \capture$403  = \o$166 [3];
-  assign \capture_next$404  = o_next[3];
-  assign \a_next$405  = \o$174 [31:24];
-  assign \first_next_out$407  = \first_next$406 ;
-  assign \valid_next$408  = \o$176 [9];
-  assign \a_out$410  = \a_in$409 ;
-  assign \valid_out$412  = \valid_in$411 ;
-  assign \first_out$414  = \first_in$413 ;
-  assign \last_out$416  = \last_in$415 ;
-  assign \psum_out$418  = \psum_in$417 ;
-  assign \w_out$420  = \w_in$419 ;
-  assign \en$421  = en_pe_3_2;
-  assign \w_shift$422  = shift_3_2;
-  assign \capture$423  = \o$166 [5];
-  assign \capture_next$424  = o_next[5];
-  assign \a_next$425  = \a_in$409 ;
-  assign \first_next_out$427  = \first_next$426 ;
-  assign \valid_next$428  = \valid_in$411 ;
-  assign \a_out$430  = \a_in$429 ;
-  assign \valid_out$432  = \valid_in$431 ;
-  assign \first_out$434  = \first_in$433 ;
-  assign \last_out$436  = \last_in$435 ;
-  assign \psum_out$438  = \psum_in$437 ;
-  assign \w_out$440  = \w_in$439 ;
-  assign \en$441  = en_pe_3_3;
-  assign \w_shift$442  = shift_3_3;
-  assign \capture$443  = \o$166 [7];
-  assign \capture_next$444  = o_next[7];
-  assign \a_next$445  = \a_in$429 ;
-  assign \first_next_out$447  = \first_next$446 ;
-  assign \valid_next$448  = \valid_in$431 ;
-  assign \a_out$450  = \a_in$449 ;
-  assign \valid_out$452  = \valid_in$451 ;
-  assign \first_out$454  = \first_in$453 ;
-  assign \last_out$456  = \last_in$455 ;
-  assign \psum_out$458  = \psum_in$457 ;
-  assign \w_out$460  = \w_in$459 ;
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign en_pe_2_3 = \en$291 ;
+  assign shift_2_3 = \w_shift$293 ;
+  assign \capture$295  = \o$70 [7];
+  assign \capture_next$296  = o_next[7];
+  assign \a_next$297  = \a_in$279 ;
+  assign \first_next_out$299  = \first_next$298 ;
+  assign \valid_next$300  = \valid_in$281 ;
+  assign \a_out$302  = \a_in$301 ;
+  assign \valid_out$304  = \valid_in$303 ;
+  assign \first_out$306  = \first_in$305 ;
+  assign \last_out$308  = \last_in$307 ;
+  assign \psum_out$310  = \psum_in$309 ;
+  assign \w_out$312  = \w_in$311 ;
+  assign en_pe_3_0 = \en$313 ;
+  assign shift_3_0 = \w_shift$315 ;
+  assign \capture$317  = \o$70 [1];
+  assign \capture_next$318  = o_next[1];
+  assign \a_next$319  = \o_next$74 [31:24];
+  assign \first_next$320  = \o_next$76 [10];
+  assign \valid_next$321  = \o_next$76 [9];
+  assign \a_in$322  = \o$79 [31:24];
+  assign \valid_in$323  = \o$81 [9];
+  assign \first_in$324  = \o$81 [10];
+  assign \last_in$325  = \o$81 [11];
+  assign \psum_out$327  = \psum_in$326 ;
+  assign \w_out$329  = \w_in$328 ;
+  assign en_pe_3_1 = \en$330 ;
+  assign shift_3_1 = \w_shift$332 ;
+  assign \capture$334  = \o$70 [3];
+  assign \capture_next$335  = o_next[3];
+  assign \a_next$336  = \o$79 [31:24];
+  assign \first_next_out$338  = \first_next$337 ;
+  assign \valid_next$339  = \o$81 [9];
+  assign \a_out$341  = \a_in$340 ;
+  assign \valid_out$343  = \valid_in$342 ;
+  assign \first_out$345  = \first_in$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \psum_out$349  = \psum_in$348 ;
+  assign \w_out$351  = \w_in$350 ;
+  assign en_pe_3_2 = \en$352 ;
+  assign shift_3_2 = \w_shift$354 ;
+  assign \capture$356  = \o$70 [5];
+  assign \capture_next$357  = o_next[5];
+  assign \a_next$358  = \a_in$340 ;
+  assign \first_next_out$360  = \first_next$359 ;
+  assign \valid_next$361  = \valid_in$342 ;
+  assign \a_out$363  = \a_in$362 ;
+  assign \valid_out$365  = \valid_in$364 ;
+  assign \first_out$367  = \first_in$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \psum_out$371  = \psum_in$370 ;
+  assign \w_out$373  = \w_in$372 ;
+  assign en_pe_3_3 = \en$374 ;
+  assign shift_3_3 = \w_shift$376 ;
+  assign \capture$378  = \o$70 [7];
+  assign \capture_next$379  = o_next[7];
+  assign \a_next$380  = \a_in$362 ;
+  assign \first_next_out$382  = \first_next$381 ;
+  assign \valid_next$383  = \valid_in$364 ;
+  assign \a_out$385  = \a_in$384 ;
+  assign \valid_out$387  = \valid_in$386 ;
+  assign \first_out$389  = \first_in$388 ;
+  assign \last_out$391  = \last_in$390 ;
+  assign \psum_out$393  = \psum_in$392 ;
+  assign \w_out$395  = \w_in$394 ;
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \i$53[0]  = \i$53 [7:0];
+  assign \i$53[1]  = \i$53 [15:8];
+  assign \i$53[2]  = \i$53 [23:16];
+  assign \i$53[3]  = \i$53 [31:24];
+  assign \in_w[0]  = \i$53 [7:0];
+  assign \in_w[1]  = \i$53 [15:8];
+  assign \in_w[2]  = \i$53 [23:16];
+  assign \in_w[3]  = \i$53 [31:24];
+  assign \i$55[0]  = \i$55 [1:0];
+  assign \i$55[0].shift  = \i$55 [0];
+  assign \i$55[0].capture  = \i$55 [1];
+  assign \i$55[1]  = \i$55 [3:2];
+  assign \i$55[1].shift  = \i$55 [2];
+  assign \i$55[1].capture  = \i$55 [3];
+  assign \i$55[2]  = \i$55 [5:4];
+  assign \i$55[2].shift  = \i$55 [4];
+  assign \i$55[2].capture  = \i$55 [5];
+  assign \i$55[3]  = \i$55 [7:6];
+  assign \i$55[3].shift  = \i$55 [6];
+  assign \i$55[3].capture  = \i$55 [7];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$57[0]  = \i$57 [7:0];
+  assign \i$57[1]  = \i$57 [15:8];
+  assign \i$57[2]  = \i$57 [23:16];
+  assign \i$57[3]  = \i$57 [31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \i$59[0]  = \i$59 [2:0];
+  assign \i$59[0].valid  = \i$59 [0];
+  assign \i$59[0].first  = \i$59 [1];
+  assign \i$59[0].last  = \i$59 [2];
+  assign \i$59[1]  = \i$59 [5:3];
+  assign \i$59[1].valid  = \i$59 [3];
+  assign \i$59[1].first  = \i$59 [4];
+  assign \i$59[1].last  = \i$59 [5];
+  assign \i$59[2]  = \i$59 [8:6];
+  assign \i$59[2].valid  = \i$59 [6];
+  assign \i$59[2].first  = \i$59 [7];
+  assign \i$59[2].last  = \i$59 [8];
+  assign \i$59[3]  = \i$59 [11:9];
+  assign \i$59[3].valid  = \i$59 [9];
+  assign \i$59[3].first  = \i$59 [10];
+  assign \i$59[3].last  = \i$59 [11];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
-  assign \in_w[0]  = in_w[7:0];
-  assign \in_w[1]  = in_w[15:8];
-  assign \in_w[2]  = in_w[23:16];
-  assign \in_w[3]  = in_w[31:24];
-  assign \weights__payload.w  = weights__payload;
-  assign \weights__payload.w[0]  = weights__payload[7:0];
-  assign \weights__payload.w[1]  = weights__payload[15:8];
-  assign \weights__payload.w[2]  = weights__payload[23:16];
-  assign \weights__payload.w[3]  = weights__payload[31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i_next$63[0]  = \i_next$63 [2:0];
+  assign \i_next$63[0].valid  = \i_next$63 [0];
+  assign \i_next$63[0].first  = \i_next$63 [1];
+  assign \i_next$63[0].last  = \i_next$63 [2];
+  assign \i_next$63[1]  = \i_next$63 [5:3];
+  assign \i_next$63[1].valid  = \i_next$63 [3];
+  assign \i_next$63[1].first  = \i_next$63 [4];
+  assign \i_next$63[1].last  = \i_next$63 [5];
+  assign \i_next$63[2]  = \i_next$63 [8:6];
+  assign \i_next$63[2].valid  = \i_next$63 [6];
+  assign \i_next$63[2].first  = \i_next$63 [7];
+  assign \i_next$63[2].last  = \i_next$63 [8];
+  assign \i_next$63[3]  = \i_next$63 [11:9];
+  assign \i_next$63[3].valid  = \i_next$63 [9];
+  assign \i_next$63[3].first  = \i_next$63 [10];
+  assign \i_next$63[3].last  = \i_next$63 [11];
+  assign \i_next$64[0]  = \i_next$64 [1:0];
+  assign \i_next$64[0].shift  = \i_next$64 [0];
+  assign \i_next$64[0].capture  = \i_next$64 [1];
+  assign \i_next$64[1]  = \i_next$64 [3:2];
+  assign \i_next$64[1].shift  = \i_next$64 [2];
+  assign \i_next$64[1].capture  = \i_next$64 [3];
+  assign \i_next$64[2]  = \i_next$64 [5:4];
+  assign \i_next$64[2].shift  = \i_next$64 [4];
+  assign \i_next$64[2].capture  = \i_next$64 [5];
+  assign \i_next$64[3]  = \i_next$64 [7:6];
+  assign \i_next$64[3].shift  = \i_next$64 [6];
+  assign \i_next$64[3].capture  = \i_next$64 [7];
+  assign \o$70[0]  = \o$70 [1:0];
+  assign \o$70[0].shift  = \o$70 [0];
+  assign \o$70[0].capture  = \o$70 [1];
+  assign \o$70[1]  = \o$70 [3:2];
+  assign \o$70[1].shift  = \o$70 [2];
+  assign \o$70[1].capture  = \o$70 [3];
+  assign \o$70[2]  = \o$70 [5:4];
+  assign \o$70[2].shift  = \o$70 [4];
+  assign \o$70[2].capture  = \o$70 [5];
+  assign \o$70[3]  = \o$70 [7:6];
+  assign \o$70[3].shift  = \o$70 [6];
+  assign \o$70[3].capture  = \o$70 [7];
   assign \o_next[0]  = o_next[1:0];
   assign \o_next[0].shift  = o_next[0];
   assign \o_next[0].capture  = o_next[1];
@@ -12675,206 +12857,118 @@ module \accelerator.engine.core (rst, results__valid, operands__ready, weights__
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \i$156[0]  = in_w[7:0];
-  assign \i$156[1]  = in_w[15:8];
-  assign \i$156[2]  = in_w[23:16];
-  assign \i$156[3]  = in_w[31:24];
-  assign \i$157[0]  = \i$157 [1:0];
-  assign \i$157[0].shift  = \i$157 [0];
-  assign \i$157[0].capture  = \i$157 [1];
-  assign \i$157[1]  = \i$157 [3:2];
-  assign \i$157[1].shift  = \i$157 [2];
-  assign \i$157[1].capture  = \i$157 [3];
-  assign \i$157[2]  = \i$157 [5:4];
-  assign \i$157[2].shift  = \i$157 [4];
-  assign \i$157[2].capture  = \i$157 [5];
-  assign \i$157[3]  = \i$157 [7:6];
-  assign \i$157[3].shift  = \i$157 [6];
-  assign \i$157[3].capture  = \i$157 [7];
-  assign \i$158[0]  = \i$158 [7:0];
-  assign \i$158[1]  = \i$158 [15:8];
-  assign \i$158[2]  = \i$158 [23:16];
-  assign \i$158[3]  = \i$158 [31:24];
-  assign \i$159[0]  = \i$159 [2:0];
-  assign \i$159[0].valid  = \i$159 [0];
-  assign \i$159[0].first  = \i$159 [1];
-  assign \i$159[0].last  = \i$159 [2];
-  assign \i$159[1]  = \i$159 [5:3];
-  assign \i$159[1].valid  = \i$159 [3];
-  assign \i$159[1].first  = \i$159 [4];
-  assign \i$159[1].last  = \i$159 [5];
-  assign \i$159[2]  = \i$159 [8:6];
-  assign \i$159[2].valid  = \i$159 [6];
-  assign \i$159[2].first  = \i$159 [7];
-  assign \i$159[2].last  = \i$159 [8];
-  assign \i$159[3]  = \i$159 [11:9];
-  assign \i$159[3].valid  = \i$159 [9];
-  assign \i$159[3].first  = \i$159 [10];
-  assign \i$159[3].last  = \i$159 [11];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign \i_next$161[0]  = \i_next$161 [2:0];
-  assign \i_next$161[0].valid  = \i_next$161 [0];
-  assign \i_next$161[0].first  = \i_next$161 [1];
-  assign \i_next$161[0].last  = \i_next$161 [2];
-  assign \i_next$161[1]  = \i_next$161 [5:3];
-  assign \i_next$161[1].valid  = \i_next$161 [3];
-  assign \i_next$161[1].first  = \i_next$161 [4];
-  assign \i_next$161[1].last  = \i_next$161 [5];
-  assign \i_next$161[2]  = \i_next$161 [8:6];
-  assign \i_next$161[2].valid  = \i_next$161 [6];
-  assign \i_next$161[2].first  = \i_next$161 [7];
-  assign \i_next$161[2].last  = \i_next$161 [8];
-  assign \i_next$161[3]  = \i_next$161 [11:9];
-  assign \i_next$161[3].valid  = \i_next$161 [9];
-  assign \i_next$161[3].first  = \i_next$161 [10];
-  assign \i_next$161[3].last  = \i_next$161 [11];
-  assign \i_next$162[0]  = \i_next$162 [1:0];
-  assign \i_next$162[0].shift  = \i_next$162 [0];
-  assign \i_next$162[0].capture  = \i_next$162 [1];
-  assign \i_next$162[1]  = \i_next$162 [3:2];
-  assign \i_next$162[1].shift  = \i_next$162 [2];
-  assign \i_next$162[1].capture  = \i_next$162 [3];
-  assign \i_next$162[2]  = \i_next$162 [5:4];
-  assign \i_next$162[2].shift  = \i_next$162 [4];
-  assign \i_next$162[2].capture  = \i_next$162 [5];
-  assign \i_next$162[3]  = \i_next$162 [7:6];
-  assign \i_next$162[3].shift  = \i_next$162 [6];
-  assign \i_next$162[3].capture  = \i_next$162 [7];
-  assign \o$166[0]  = \o$166 [1:0];
-  assign \o$166[0].shift  = \o$166 [0];
-  assign \o$166[0].capture  = \o$166 [1];
-  assign \o$166[1]  = \o$166 [3:2];
-  assign \o$166[1].shift  = \o$166 [2];
-  assign \o$166[1].capture  = \o$166 [3];
-  assign \o$166[2]  = \o$166 [5:4];
-  assign \o$166[2].shift  = \o$166 [4];
-  assign \o$166[2].capture  = \o$166 [5];
-  assign \o$166[3]  = \o$166 [7:6];
-  assign \o$166[3].shift  = \o$166 [6];
-  assign \o$166[3].capture  = \o$166 [7];
-  assign \o_next$169[0]  = \o_next$169 [7:0];
-  assign \o_next$169[1]  = \o_next$169 [15:8];
-  assign \o_next$169[2]  = \o_next$169 [23:16];
-  assign \o_next$169[3]  = \o_next$169 [31:24];
-  assign \o_next$171[0]  = \o_next$171 [2:0];
-  assign \o_next$171[0].valid  = \o_next$171 [0];
-  assign \o_next$171[0].first  = \o_next$171 [1];
-  assign \o_next$171[0].last  = \o_next$171 [2];
-  assign \o_next$171[1]  = \o_next$171 [5:3];
-  assign \o_next$171[1].valid  = \o_next$171 [3];
-  assign \o_next$171[1].first  = \o_next$171 [4];
-  assign \o_next$171[1].last  = \o_next$171 [5];
-  assign \o_next$171[2]  = \o_next$171 [8:6];
-  assign \o_next$171[2].valid  = \o_next$171 [6];
-  assign \o_next$171[2].first  = \o_next$171 [7];
-  assign \o_next$171[2].last  = \o_next$171 [8];
-  assign \o_next$171[3]  = \o_next$171 [11:9];
-  assign \o_next$171[3].valid  = \o_next$171 [9];
-  assign \o_next$171[3].first  = \o_next$171 [10];
-  assign \o_next$171[3].last  = \o_next$171 [11];
-  assign \o$174[0]  = \o$174 [7:0];
-  assign \o$174[1]  = \o$174 [15:8];
-  assign \o$174[2]  = \o$174 [23:16];
-  assign \o$174[3]  = \o$174 [31:24];
-  assign \o$176[0]  = \o$176 [2:0];
-  assign \o$176[0].valid  = \o$176 [0];
-  assign \o$176[0].first  = \o$176 [1];
-  assign \o$176[0].last  = \o$176 [2];
-  assign \o$176[1]  = \o$176 [5:3];
-  assign \o$176[1].valid  = \o$176 [3];
-  assign \o$176[1].first  = \o$176 [4];
-  assign \o$176[1].last  = \o$176 [5];
-  assign \o$176[2]  = \o$176 [8:6];
-  assign \o$176[2].valid  = \o$176 [6];
-  assign \o$176[2].first  = \o$176 [7];
-  assign \o$176[2].last  = \o$176 [8];
-  assign \o$176[3]  = \o$176 [11:9];
-  assign \o$176[3].valid  = \o$176 [9];
-  assign \o$176[3].first  = \o$176 [10];
-  assign \o$176[3].last  = \o$176 [11];
-  assign \o$181[0]  = \o$181 [7:0];
-  assign \o$181[1]  = \o$181 [15:8];
-  assign \o$181[2]  = \o$181 [23:16];
-  assign \o$181[3]  = \o$181 [31:24];
-  assign \i_next$162 [7] = capture;
-  assign \i_next$162 [5] = capture;
-  assign \i_next$162 [3] = capture;
-  assign \i_next$162 [1] = capture;
-  assign \i_next$162 [6] = w_accept;
-  assign \i_next$162 [4] = w_accept;
-  assign \i_next$162 [2] = w_accept;
-  assign \i_next$162 [0] = w_accept;
-  assign \i_next$161 [11] = operands__payload[32];
-  assign \i_next$161 [10] = first;
-  assign \i_next$161 [9] = a_accept;
-  assign \i_next$161 [8] = operands__payload[32];
-  assign \i_next$161 [7] = first;
-  assign \i_next$161 [6] = a_accept;
-  assign \i_next$161 [5] = operands__payload[32];
-  assign \i_next$161 [4] = first;
-  assign \i_next$161 [3] = a_accept;
-  assign \i_next$161 [2] = operands__payload[32];
-  assign \i_next$161 [1] = first;
-  assign \i_next$161 [0] = a_accept;
+  assign \o_next$74[0]  = \o_next$74 [7:0];
+  assign \o_next$74[1]  = \o_next$74 [15:8];
+  assign \o_next$74[2]  = \o_next$74 [23:16];
+  assign \o_next$74[3]  = \o_next$74 [31:24];
+  assign \o_next$76[0]  = \o_next$76 [2:0];
+  assign \o_next$76[0].valid  = \o_next$76 [0];
+  assign \o_next$76[0].first  = \o_next$76 [1];
+  assign \o_next$76[0].last  = \o_next$76 [2];
+  assign \o_next$76[1]  = \o_next$76 [5:3];
+  assign \o_next$76[1].valid  = \o_next$76 [3];
+  assign \o_next$76[1].first  = \o_next$76 [4];
+  assign \o_next$76[1].last  = \o_next$76 [5];
+  assign \o_next$76[2]  = \o_next$76 [8:6];
+  assign \o_next$76[2].valid  = \o_next$76 [6];
+  assign \o_next$76[2].first  = \o_next$76 [7];
+  assign \o_next$76[2].last  = \o_next$76 [8];
+  assign \o_next$76[3]  = \o_next$76 [11:9];
+  assign \o_next$76[3].valid  = \o_next$76 [9];
+  assign \o_next$76[3].first  = \o_next$76 [10];
+  assign \o_next$76[3].last  = \o_next$76 [11];
+  assign \o$79[0]  = \o$79 [7:0];
+  assign \o$79[1]  = \o$79 [15:8];
+  assign \o$79[2]  = \o$79 [23:16];
+  assign \o$79[3]  = \o$79 [31:24];
+  assign \o$81[0]  = \o$81 [2:0];
+  assign \o$81[0].valid  = \o$81 [0];
+  assign \o$81[0].first  = \o$81 [1];
+  assign \o$81[0].last  = \o$81 [2];
+  assign \o$81[1]  = \o$81 [5:3];
+  assign \o$81[1].valid  = \o$81 [3];
+  assign \o$81[1].first  = \o$81 [4];
+  assign \o$81[1].last  = \o$81 [5];
+  assign \o$81[2]  = \o$81 [8:6];
+  assign \o$81[2].valid  = \o$81 [6];
+  assign \o$81[2].first  = \o$81 [7];
+  assign \o$81[2].last  = \o$81 [8];
+  assign \o$81[3]  = \o$81 [11:9];
+  assign \o$81[3].valid  = \o$81 [9];
+  assign \o$81[3].first  = \o$81 [10];
+  assign \o$81[3].last  = \o$81 [11];
+  assign \o$86[0]  = \o$86 [7:0];
+  assign \o$86[1]  = \o$86 [15:8];
+  assign \o$86[2]  = \o$86 [23:16];
+  assign \o$86[3]  = \o$86 [31:24];
+  assign \weights__payload.w  = weights__payload;
+  assign \weights__payload.w[0]  = weights__payload[7:0];
+  assign \weights__payload.w[1]  = weights__payload[15:8];
+  assign \weights__payload.w[2]  = weights__payload[23:16];
+  assign \weights__payload.w[3]  = weights__payload[31:24];
+  assign \i_next$64 [7] = capture;
+  assign \i_next$64 [5] = capture;
+  assign \i_next$64 [3] = capture;
+  assign \i_next$64 [1] = capture;
+  assign \i_next$64 [6] = w_accept;
+  assign \i_next$64 [4] = w_accept;
+  assign \i_next$64 [2] = w_accept;
+  assign \i_next$64 [0] = w_accept;
+  assign \i_next$63 [11] = operands__payload[32];
+  assign \i_next$63 [10] = first;
+  assign \i_next$63 [9] = a_accept;
+  assign \i_next$63 [8] = operands__payload[32];
+  assign \i_next$63 [7] = first;
+  assign \i_next$63 [6] = a_accept;
+  assign \i_next$63 [5] = operands__payload[32];
+  assign \i_next$63 [4] = first;
+  assign \i_next$63 [3] = a_accept;
+  assign \i_next$63 [2] = operands__payload[32];
+  assign \i_next$63 [1] = first;
+  assign \i_next$63 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$159 [11:9] = in_flags;
-  assign \i$159 [8:6] = in_flags;
-  assign \i$159 [5:3] = in_flags;
-  assign \i$159 [2:0] = in_flags;
-  assign \i$158 [31:24] = in_a[7:0];
-  assign \i$158 [23:16] = in_a[15:8];
-  assign \i$158 [15:8] = in_a[23:16];
-  assign \i$158 [7:0] = in_a[31:24];
-  assign \i$157 [7:6] = in_wctl;
-  assign \i$157 [5:4] = in_wctl;
-  assign \i$157 [3:2] = in_wctl;
-  assign \i$157 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$71 ;
-  assign results__payload[95:64] = \$70 ;
-  assign results__payload[63:32] = \$69 ;
-  assign results__payload[31:0] = \$68 ;
-  assign results__payload[128] = \$66 ;
+  assign \i$59 [11:9] = in_flags;
+  assign \i$59 [8:6] = in_flags;
+  assign \i$59 [5:3] = in_flags;
+  assign \i$59 [2:0] = in_flags;
+  assign \i$57 [31:24] = in_a[7:0];
+  assign \i$57 [23:16] = in_a[15:8];
+  assign \i$57 [15:8] = in_a[23:16];
+  assign \i$57 [7:0] = in_a[31:24];
+  assign \i$55 [7:6] = in_wctl;
+  assign \i$55 [5:4] = in_wctl;
+  assign \i$55 [3:2] = in_wctl;
+  assign \i$55 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$6 ;
+  assign results__payload[95:64] = \$5 ;
+  assign results__payload[63:32] = \$4 ;
+  assign results__payload[31:0] = \$3 ;
+  assign results__payload[128] = \$1 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$138 ;
-  assign i[95:64] = \psum_out$137 ;
-  assign i[63:32] = \psum_out$136 ;
+  assign i[127:96] = \psum_out$6 ;
+  assign i[95:64] = \psum_out$5 ;
+  assign i[63:32] = \psum_out$4 ;
   assign i[31:0] = psum_out;
-  assign \$84  = \o$176 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (rst, \port$3009$0 , \port$3010$0 , \port$3011$0 , \port$3012$0 , i, o, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087$0 , \port$3088$0 , \port$3089$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
   reg [31:0] \$4 ;
   reg [31:0] \$5 ;
   reg [31:0] \$6 ;
-  input clk;
-  wire clk;
   wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   input [127:0] i;
   wire [127:0] i;
   wire [31:0] \i[0] ;
@@ -12903,71 +12997,69 @@ module \accelerator.engine.core.deskew (rst, \port$3009$0 , \port$3010$0 , \port
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$3009$0 ;
-  wire \port$3009$0 ;
-  input \port$3010$0 ;
-  wire \port$3010$0 ;
-  input \port$3011$0 ;
-  wire \port$3011$0 ;
-  input \port$3012$0 ;
-  wire \port$3012$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input \port$3086$0 ;
+  wire \port$3086$0 ;
+  input \port$3087$0 ;
+  wire \port$3087$0 ;
+  input \port$3088$0 ;
+  wire \port$3088$0 ;
+  input \port$3089$0 ;
+  wire \port$3089$0 ;
+  always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane0_d3 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane1_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane1_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d1 <= \$6 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$3009$0 ) begin
+    if (\port$3086$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$3010$0 ) begin
+    if (\port$3087$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$3010$0 ) begin
+    if (\port$3087$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$3011$0 ) begin
+    if (\port$3088$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$3009$0 ) begin
+    if (\port$3086$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$3009$0 ) begin
+    if (\port$3086$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$3012$0 , \port$3011$0 , \port$3010$0 , \port$3009$0  };
+  assign en = { \port$3089$0 , \port$3088$0 , \port$3087$0 , \port$3086$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12996,385 +13088,7 @@ module \accelerator.engine.core.deskew (rst, \port$3009$0 , \port$3010$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3503$0 , \port$3504$0 , pe_0_0_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg [31:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire [7:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire \$4 ;
-  wire [7:0] \$5 ;
-  wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [7:0] active_next = 8'h00;
-  input capture_next;
-  wire capture_next;
-  input en;
-  wire en;
-  wire first_in;
-  wire first_next;
-  output first_next_out;
-  reg first_next_out = 1'h0;
-  output first_out;
-  reg first_out = 1'h0;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3503$0 ;
-  wire [2:0] \port$3503$0 ;
-  input [1:0] \port$3504$0 ;
-  wire [1:0] \port$3504$0 ;
-  reg [15:0] product = 16'h0000;
-  wire [31:0] psum_in;
-  output [31:0] psum_out;
-  reg [31:0] psum_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] psum_out_reg;
-  reg [7:0] shadow_next = 8'h00;
-  wire valid_in;
-  wire valid_next;
-  output valid_out;
-  reg valid_out = 1'h0;
-  input [7:0] w_in;
-  wire [7:0] w_in;
-  output [7:0] w_out;
-  reg [7:0] w_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] w_out_reg;
-  input w_shift;
-  wire w_shift;
-  wire [7:0] weight_next;
-  assign weight_next = \port$3504$0 [1] ? shadow_next : active_next;
-  assign \$1  = $signed(a_next) * $signed(weight_next);
-  assign \$2  = w_shift ? w_in : w_out;
-  assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3504$0 [0] & \port$3504$0 [1];
-  assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_0_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
-    shadow_next <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
-    active_next <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
-    a_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
-    valid_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
-    first_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
-    first_next_out <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
-    last_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
-    psum_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
-    w_out <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = \port$3503$0 [0];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = \port$3503$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = \port$3504$0 [1];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = \port$3503$0 [2];
-    end
-    if (pe_0_0_sync_rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
-    end
-  end
-  assign a_out_reg = a_out;
-  assign psum_out_reg = psum_out;
-  assign w_out_reg = w_out;
-  assign first_next = \port$3504$0 [1];
-  assign valid_next = \port$3504$0 [0];
-  assign valid_in = \port$3503$0 [0];
-  assign first_in = \port$3503$0 [1];
-  assign last_in = \port$3503$0 [2];
-  assign psum_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg [31:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire [7:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire \$4 ;
-  wire [7:0] \$5 ;
-  wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  output [7:0] a_out;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [7:0] active_next = 8'h00;
-  input capture_next;
-  wire capture_next;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  input first_next;
-  wire first_next;
-  output first_next_out;
-  reg first_next_out = 1'h0;
-  output first_out;
-  reg first_out = 1'h0;
-  input last_in;
-  wire last_in;
-  output last_out;
-  reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
-  reg [15:0] product = 16'h0000;
-  wire [31:0] psum_in;
-  output [31:0] psum_out;
-  reg [31:0] psum_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] psum_out_reg;
-  reg [7:0] shadow_next = 8'h00;
-  input valid_in;
-  wire valid_in;
-  input valid_next;
-  wire valid_next;
-  output valid_out;
-  reg valid_out = 1'h0;
-  input [7:0] w_in;
-  wire [7:0] w_in;
-  output [7:0] w_out;
-  reg [7:0] w_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] w_out_reg;
-  input w_shift;
-  wire w_shift;
-  wire [7:0] weight_next;
-  assign weight_next = first_next ? shadow_next : active_next;
-  assign \$1  = $signed(a_next) * $signed(weight_next);
-  assign \$2  = w_shift ? w_in : w_out;
-  assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = valid_next & first_next;
-  assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_1_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
-    shadow_next <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
-    active_next <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
-    a_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
-    valid_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
-    first_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
-    first_next_out <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
-    last_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
-    psum_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
-    w_out <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
-    if (pe_0_1_sync_rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
-    \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
-    end
-  end
-  assign a_out_reg = a_out;
-  assign psum_out_reg = psum_out;
-  assign w_out_reg = w_out;
-  assign psum_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3539$0 , \port$3540$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13405,6 +13119,197 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   wire capture_next;
   input en;
   wire en;
+  wire first_in;
+  wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
+  output first_out;
+  reg first_out = 1'h0;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  input [2:0] \port$3539$0 ;
+  wire [2:0] \port$3539$0 ;
+  input [1:0] \port$3540$0 ;
+  wire [1:0] \port$3540$0 ;
+  reg [15:0] product = 16'h0000;
+  wire [31:0] psum_in;
+  output [31:0] psum_out;
+  reg [31:0] psum_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  wire valid_in;
+  wire valid_next;
+  output valid_out;
+  reg valid_out = 1'h0;
+  input [7:0] w_in;
+  wire [7:0] w_in;
+  output [7:0] w_out;
+  reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
+  input w_shift;
+  wire w_shift;
+  wire [7:0] weight_next;
+  assign weight_next = \port$3540$0 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3540$0 [0] & \port$3540$0 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(1'h0) + $signed(product);
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    shadow_next <= \$8 ;
+  always @(posedge units_sync_clk)
+    active_next <= \$9 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    first_next_out <= \$13 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    psum_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    w_out <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$1 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$8  = shadow_next;
+    if (en) begin
+      \$8  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$9  = active_next;
+    if (en) begin
+      \$9  = \$5 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$10  = a_out;
+    if (en) begin
+      \$10  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$11  = valid_out;
+    if (en) begin
+      \$11  = \port$3539$0 [0];
+    end
+    if (rst_pe_0_0) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3539$0 [1];
+    end
+    if (rst_pe_0_0) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$13  = first_next_out;
+    if (en) begin
+      \$13  = \port$3540$0 [1];
+    end
+    if (rst_pe_0_0) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$14  = last_out;
+    if (en) begin
+      \$14  = \port$3539$0 [2];
+    end
+    if (rst_pe_0_0) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$15  = psum_out;
+    if (en) begin
+      \$15  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$16  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$16  = w_in;
+      end
+    end
+  end
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign first_next = \port$3540$0 [1];
+  assign valid_next = \port$3540$0 [0];
+  assign valid_in = \port$3539$0 [0];
+  assign first_in = \port$3539$0 [1];
+  assign last_in = \port$3539$0 [2];
+  assign psum_in = 32'd0;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [7:0] active_next = 8'h00;
+  input capture_next;
+  wire capture_next;
+  input en;
+  wire en;
   input first_in;
   wire first_in;
   input first_next;
@@ -13417,17 +13322,17 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13450,207 +13355,25 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
-    w_out <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
-    if (pe_0_2_sync_rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
-    end
-  end
-  assign a_out_reg = a_out;
-  assign psum_out_reg = psum_out;
-  assign w_out_reg = w_out;
-  assign psum_in = 32'd0;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg [31:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire [7:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire \$4 ;
-  wire [7:0] \$5 ;
-  wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [7:0] active_next = 8'h00;
-  input capture_next;
-  wire capture_next;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  input first_next;
-  wire first_next;
-  reg first_next_out = 1'h0;
-  reg first_out = 1'h0;
-  input last_in;
-  wire last_in;
-  reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
-  reg [15:0] product = 16'h0000;
-  wire [31:0] psum_in;
-  output [31:0] psum_out;
-  reg [31:0] psum_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] psum_out_reg;
-  reg [7:0] shadow_next = 8'h00;
-  input valid_in;
-  wire valid_in;
-  input valid_next;
-  wire valid_next;
-  reg valid_out = 1'h0;
-  input [7:0] w_in;
-  wire [7:0] w_in;
-  output [7:0] w_out;
-  reg [7:0] w_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] w_out_reg;
-  input w_shift;
-  wire w_shift;
-  wire [7:0] weight_next;
-  assign weight_next = first_next ? shadow_next : active_next;
-  assign \$1  = $signed(a_next) * $signed(weight_next);
-  assign \$2  = w_shift ? w_in : w_out;
-  assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = valid_next & first_next;
-  assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_3_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
-    shadow_next <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
-    active_next <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
-    a_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
-    valid_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
-    first_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
-    first_next_out <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
-    last_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
-    psum_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -13686,7 +13409,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -13696,7 +13419,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -13706,7 +13429,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$13  = 1'h0;
     end
   end
@@ -13716,7 +13439,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$14  = 1'h0;
     end
   end
@@ -13743,7 +13466,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3503$3 , \port$3504$3 , pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13774,32 +13497,32 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
+  input first_in;
   wire first_in;
+  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
+  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
-  input [2:0] \port$3503$3 ;
-  wire [2:0] \port$3503$3 ;
-  input [1:0] \port$3504$3 ;
-  wire [1:0] \port$3504$3 ;
   reg [15:0] product = 16'h0000;
-  input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
   wire valid_in;
+  input valid_next;
   wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
@@ -13812,32 +13535,32 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3504$3 [1] ? shadow_next : active_next;
+  assign weight_next = first_next ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3504$3 [0] & \port$3504$3 [1];
+  assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_0_sync_clk)
+  assign \$6  = $signed(1'h0) + $signed(product);
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -13871,9 +13594,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3503$3 [0];
+      \$11  = valid_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -13881,9 +13604,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3503$3 [1];
+      \$12  = first_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -13891,9 +13614,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3504$3 [1];
+      \$13  = first_next;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$13  = 1'h0;
     end
   end
@@ -13901,9 +13624,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3503$3 [2];
+      \$14  = last_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$14  = 1'h0;
     end
   end
@@ -13926,16 +13649,11 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3504$3 [1];
-  assign valid_next = \port$3504$3 [0];
-  assign valid_in = \port$3503$3 [0];
-  assign first_in = \port$3503$3 [1];
-  assign last_in = \port$3503$3 [2];
+  assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
-);
+module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13957,7 +13675,6 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -13970,31 +13687,26 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   wire first_in;
   input first_next;
   wire first_next;
-  output first_next_out;
   reg first_next_out = 1'h0;
-  output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
-  output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
-  input [31:0] psum_in;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
   wire valid_next;
-  output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -14011,26 +13723,26 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   assign \$3  = capture_next ? \$2  : shadow_next;
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_1_sync_clk)
+  assign \$6  = $signed(1'h0) + $signed(product);
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -14066,7 +13778,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14076,7 +13788,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14086,7 +13798,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$13  = 1'h0;
     end
   end
@@ -14096,7 +13808,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$14  = 1'h0;
     end
   end
@@ -14119,11 +13831,11 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
-);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$3 , \port$3540$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14154,6 +13866,198 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
+  wire first_in;
+  wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
+  output first_out;
+  reg first_out = 1'h0;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  input [2:0] \port$3539$3 ;
+  wire [2:0] \port$3539$3 ;
+  input [1:0] \port$3540$3 ;
+  wire [1:0] \port$3540$3 ;
+  reg [15:0] product = 16'h0000;
+  input [31:0] psum_in;
+  wire [31:0] psum_in;
+  output [31:0] psum_out;
+  reg [31:0] psum_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
+  reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  wire valid_in;
+  wire valid_next;
+  output valid_out;
+  reg valid_out = 1'h0;
+  input [7:0] w_in;
+  wire [7:0] w_in;
+  output [7:0] w_out;
+  reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
+  input w_shift;
+  wire w_shift;
+  wire [7:0] weight_next;
+  assign weight_next = \port$3540$3 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3540$3 [0] & \port$3540$3 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    shadow_next <= \$8 ;
+  always @(posedge units_sync_clk)
+    active_next <= \$9 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    first_next_out <= \$13 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    psum_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    w_out <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$1 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$8  = shadow_next;
+    if (en) begin
+      \$8  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$9  = active_next;
+    if (en) begin
+      \$9  = \$5 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$10  = a_out;
+    if (en) begin
+      \$10  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$11  = valid_out;
+    if (en) begin
+      \$11  = \port$3539$3 [0];
+    end
+    if (rst_pe_1_0) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3539$3 [1];
+    end
+    if (rst_pe_1_0) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$13  = first_next_out;
+    if (en) begin
+      \$13  = \port$3540$3 [1];
+    end
+    if (rst_pe_1_0) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$14  = last_out;
+    if (en) begin
+      \$14  = \port$3539$3 [2];
+    end
+    if (rst_pe_1_0) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$15  = psum_out;
+    if (en) begin
+      \$15  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    \$16  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$16  = w_in;
+      end
+    end
+  end
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign first_next = \port$3540$3 [1];
+  assign valid_next = \port$3540$3 [0];
+  assign valid_in = \port$3539$3 [0];
+  assign first_in = \port$3539$3 [1];
+  assign last_in = \port$3539$3 [2];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
+);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [7:0] active_next = 8'h00;
+  input capture_next;
+  wire capture_next;
+  input en;
+  wire en;
   input first_in;
   wire first_in;
   input first_next;
@@ -14166,10 +14070,6 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14177,7 +14077,11 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14200,207 +14104,25 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
-    w_out <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
-    if (pe_1_2_sync_rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
-    \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
-    end
-  end
-  assign a_out_reg = a_out;
-  assign psum_out_reg = psum_out;
-  assign w_out_reg = w_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg [31:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire [7:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire \$4 ;
-  wire [7:0] \$5 ;
-  wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [7:0] active_next = 8'h00;
-  input capture_next;
-  wire capture_next;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  input first_next;
-  wire first_next;
-  reg first_next_out = 1'h0;
-  reg first_out = 1'h0;
-  input last_in;
-  wire last_in;
-  reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
-  reg [15:0] product = 16'h0000;
-  input [31:0] psum_in;
-  wire [31:0] psum_in;
-  output [31:0] psum_out;
-  reg [31:0] psum_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] psum_out_reg;
-  reg [7:0] shadow_next = 8'h00;
-  input valid_in;
-  wire valid_in;
-  input valid_next;
-  wire valid_next;
-  reg valid_out = 1'h0;
-  input [7:0] w_in;
-  wire [7:0] w_in;
-  output [7:0] w_out;
-  reg [7:0] w_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] w_out_reg;
-  input w_shift;
-  wire w_shift;
-  wire [7:0] weight_next;
-  assign weight_next = first_next ? shadow_next : active_next;
-  assign \$1  = $signed(a_next) * $signed(weight_next);
-  assign \$2  = w_shift ? w_in : w_out;
-  assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = valid_next & first_next;
-  assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_3_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
-    shadow_next <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
-    active_next <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
-    a_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
-    valid_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
-    first_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
-    first_next_out <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
-    last_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
-    psum_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -14436,7 +14158,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14446,7 +14168,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -14456,7 +14178,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$13  = 1'h0;
     end
   end
@@ -14466,7 +14188,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$14  = 1'h0;
     end
   end
@@ -14492,7 +14214,8 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3503$6 , \port$3504$6 , pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14523,23 +14246,18 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
+  input first_in;
   wire first_in;
+  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
+  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
-  input [2:0] \port$3503$6 ;
-  wire [2:0] \port$3503$6 ;
-  input [1:0] \port$3504$6 ;
-  wire [1:0] \port$3504$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14547,8 +14265,14 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
   wire valid_in;
+  input valid_next;
   wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
@@ -14561,32 +14285,32 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3504$6 [1] ? shadow_next : active_next;
+  assign weight_next = first_next ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3504$6 [0] & \port$3504$6 [1];
+  assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -14620,9 +14344,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3503$6 [0];
+      \$11  = valid_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -14630,9 +14354,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3503$6 [1];
+      \$12  = first_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -14640,9 +14364,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3504$6 [1];
+      \$13  = first_next;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$13  = 1'h0;
     end
   end
@@ -14650,9 +14374,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3503$6 [2];
+      \$14  = last_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$14  = 1'h0;
     end
   end
@@ -14675,16 +14399,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3504$6 [1];
-  assign valid_next = \port$3504$6 [0];
-  assign valid_in = \port$3503$6 [0];
-  assign first_in = \port$3503$6 [1];
-  assign last_in = \port$3503$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
-);
+module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14706,7 +14424,6 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -14719,18 +14436,11 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   wire first_in;
   input first_next;
   wire first_next;
-  output first_next_out;
   reg first_next_out = 1'h0;
-  output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
-  output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14738,12 +14448,15 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
   wire valid_next;
-  output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
@@ -14761,25 +14474,25 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -14815,7 +14528,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14825,7 +14538,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14835,7 +14548,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$13  = 1'h0;
     end
   end
@@ -14845,7 +14558,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$14  = 1'h0;
     end
   end
@@ -14871,8 +14584,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
-);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$6 , \port$3540$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14903,6 +14615,198 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
+  wire first_in;
+  wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
+  output first_out;
+  reg first_out = 1'h0;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  input [2:0] \port$3539$6 ;
+  wire [2:0] \port$3539$6 ;
+  input [1:0] \port$3540$6 ;
+  wire [1:0] \port$3540$6 ;
+  reg [15:0] product = 16'h0000;
+  input [31:0] psum_in;
+  wire [31:0] psum_in;
+  output [31:0] psum_out;
+  reg [31:0] psum_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
+  reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  wire valid_in;
+  wire valid_next;
+  output valid_out;
+  reg valid_out = 1'h0;
+  input [7:0] w_in;
+  wire [7:0] w_in;
+  output [7:0] w_out;
+  reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
+  input w_shift;
+  wire w_shift;
+  wire [7:0] weight_next;
+  assign weight_next = \port$3540$6 [1] ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = \port$3540$6 [0] & \port$3540$6 [1];
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    shadow_next <= \$8 ;
+  always @(posedge units_sync_clk)
+    active_next <= \$9 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    first_next_out <= \$13 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    psum_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    w_out <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$1 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$8  = shadow_next;
+    if (en) begin
+      \$8  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$9  = active_next;
+    if (en) begin
+      \$9  = \$5 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$10  = a_out;
+    if (en) begin
+      \$10  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$11  = valid_out;
+    if (en) begin
+      \$11  = \port$3539$6 [0];
+    end
+    if (rst_pe_2_0) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = \port$3539$6 [1];
+    end
+    if (rst_pe_2_0) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$13  = first_next_out;
+    if (en) begin
+      \$13  = \port$3540$6 [1];
+    end
+    if (rst_pe_2_0) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$14  = last_out;
+    if (en) begin
+      \$14  = \port$3539$6 [2];
+    end
+    if (rst_pe_2_0) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$15  = psum_out;
+    if (en) begin
+      \$15  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    \$16  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$16  = w_in;
+      end
+    end
+  end
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+  assign first_next = \port$3540$6 [1];
+  assign valid_next = \port$3540$6 [0];
+  assign valid_in = \port$3539$6 [0];
+  assign first_in = \port$3539$6 [1];
+  assign last_in = \port$3539$6 [2];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
+);
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [7:0] active_next = 8'h00;
+  input capture_next;
+  wire capture_next;
+  input en;
+  wire en;
   input first_in;
   wire first_in;
   input first_next;
@@ -14915,10 +14819,6 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14926,7 +14826,11 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14949,207 +14853,25 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
-    w_out <= \$16 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$7  = product;
-    if (en) begin
-      \$7  = \$1 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$8  = shadow_next;
-    if (en) begin
-      \$8  = \$3 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$9  = active_next;
-    if (en) begin
-      \$9  = \$5 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$10  = a_out;
-    if (en) begin
-      \$10  = a_in;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$11  = valid_out;
-    if (en) begin
-      \$11  = valid_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$12  = first_out;
-    if (en) begin
-      \$12  = first_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$12  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$13  = first_next_out;
-    if (en) begin
-      \$13  = first_next;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$13  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$14  = last_out;
-    if (en) begin
-      \$14  = last_in;
-    end
-    if (pe_2_2_sync_rst) begin
-      \$14  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$15  = psum_out;
-    if (en) begin
-      \$15  = \$6 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
-    \$16  = w_out;
-    if (en) begin
-      if (w_shift) begin
-        \$16  = w_in;
-      end
-    end
-  end
-  assign a_out_reg = a_out;
-  assign psum_out_reg = psum_out;
-  assign w_out_reg = w_out;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
-  wire [15:0] \$1 ;
-  reg [7:0] \$10 ;
-  reg \$11 ;
-  reg \$12 ;
-  reg \$13 ;
-  reg \$14 ;
-  reg [31:0] \$15 ;
-  reg [7:0] \$16 ;
-  wire [7:0] \$2 ;
-  wire [7:0] \$3 ;
-  wire \$4 ;
-  wire [7:0] \$5 ;
-  wire [32:0] \$6 ;
-  reg [15:0] \$7 ;
-  reg [7:0] \$8 ;
-  reg [7:0] \$9 ;
-  input [7:0] a_in;
-  wire [7:0] a_in;
-  input [7:0] a_next;
-  wire [7:0] a_next;
-  reg [7:0] a_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] a_out_reg;
-  reg [7:0] active_next = 8'h00;
-  input capture_next;
-  wire capture_next;
-  input en;
-  wire en;
-  input first_in;
-  wire first_in;
-  input first_next;
-  wire first_next;
-  reg first_next_out = 1'h0;
-  reg first_out = 1'h0;
-  input last_in;
-  wire last_in;
-  reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
-  reg [15:0] product = 16'h0000;
-  input [31:0] psum_in;
-  wire [31:0] psum_in;
-  output [31:0] psum_out;
-  reg [31:0] psum_out = 32'd0;
-  (* init = 32'd0 *)
-  wire [31:0] psum_out_reg;
-  reg [7:0] shadow_next = 8'h00;
-  input valid_in;
-  wire valid_in;
-  input valid_next;
-  wire valid_next;
-  reg valid_out = 1'h0;
-  input [7:0] w_in;
-  wire [7:0] w_in;
-  output [7:0] w_out;
-  reg [7:0] w_out = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] w_out_reg;
-  input w_shift;
-  wire w_shift;
-  wire [7:0] weight_next;
-  assign weight_next = first_next ? shadow_next : active_next;
-  assign \$1  = $signed(a_next) * $signed(weight_next);
-  assign \$2  = w_shift ? w_in : w_out;
-  assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = valid_next & first_next;
-  assign \$5  = \$4  ? shadow_next : active_next;
-  assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_3_sync_clk)
-    product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
-    shadow_next <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
-    active_next <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
-    a_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
-    valid_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
-    first_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
-    first_next_out <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
-    last_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
-    psum_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -15185,7 +14907,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -15195,7 +14917,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -15205,7 +14927,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$13  = 1'h0;
     end
   end
@@ -15215,7 +14937,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$14  = 1'h0;
     end
   end
@@ -15241,7 +14963,8 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3503$9 , \port$3504$9 , pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
+);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15272,23 +14995,18 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
+  input first_in;
   wire first_in;
+  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
+  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
-  input [2:0] \port$3503$9 ;
-  wire [2:0] \port$3503$9 ;
-  input [1:0] \port$3504$9 ;
-  wire [1:0] \port$3504$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15296,45 +15014,52 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
   wire valid_in;
+  input valid_next;
   wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
+  output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3504$9 [1] ? shadow_next : active_next;
+  assign weight_next = first_next ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3504$9 [0] & \port$3504$9 [1];
+  assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -15368,9 +15093,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3503$9 [0];
+      \$11  = valid_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -15378,9 +15103,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3503$9 [1];
+      \$12  = first_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -15388,9 +15113,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3504$9 [1];
+      \$13  = first_next;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$13  = 1'h0;
     end
   end
@@ -15398,9 +15123,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3503$9 [2];
+      \$14  = last_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$14  = 1'h0;
     end
   end
@@ -15423,15 +15148,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3504$9 [1];
-  assign valid_next = \port$3504$9 [0];
-  assign valid_in = \port$3503$9 [0];
-  assign first_in = \port$3503$9 [1];
-  assign last_in = \port$3503$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15453,7 +15173,6 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   wire [7:0] a_in;
   input [7:0] a_next;
   wire [7:0] a_next;
-  output [7:0] a_out;
   reg [7:0] a_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] a_out_reg;
@@ -15466,18 +15185,11 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   wire first_in;
   input first_next;
   wire first_next;
-  output first_next_out;
   reg first_next_out = 1'h0;
-  output first_out;
   reg first_out = 1'h0;
   input last_in;
   wire last_in;
-  output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15485,15 +15197,19 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
   wire valid_next;
-  output valid_out;
   reg valid_out = 1'h0;
   input [7:0] w_in;
   wire [7:0] w_in;
+  output [7:0] w_out;
   reg [7:0] w_out = 8'h00;
   (* init = 8'h00 *)
   wire [7:0] w_out_reg;
@@ -15507,25 +15223,25 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -15561,7 +15277,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -15571,7 +15287,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -15581,7 +15297,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$13  = 1'h0;
     end
   end
@@ -15591,7 +15307,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$14  = 1'h0;
     end
   end
@@ -15617,7 +15333,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3539$9 , \port$3540$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15648,22 +15364,19 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   wire capture_next;
   input en;
   wire en;
-  input first_in;
   wire first_in;
-  input first_next;
   wire first_next;
   output first_next_out;
   reg first_next_out = 1'h0;
   output first_out;
   reg first_out = 1'h0;
-  input last_in;
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
+  input [2:0] \port$3539$9 ;
+  wire [2:0] \port$3539$9 ;
+  input [1:0] \port$3540$9 ;
+  wire [1:0] \port$3540$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15671,10 +15384,12 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
   reg [7:0] shadow_next = 8'h00;
-  input valid_in;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
-  input valid_next;
   wire valid_next;
   output valid_out;
   reg valid_out = 1'h0;
@@ -15686,32 +15401,32 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = first_next ? shadow_next : active_next;
+  assign weight_next = \port$3540$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = valid_next & first_next;
+  assign \$4  = \port$3540$9 [0] & \port$3540$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -15745,9 +15460,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = valid_in;
+      \$11  = \port$3539$9 [0];
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -15755,9 +15470,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = first_in;
+      \$12  = \port$3539$9 [1];
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -15765,9 +15480,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = first_next;
+      \$13  = \port$3540$9 [1];
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
@@ -15775,9 +15490,9 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = last_in;
+      \$14  = \port$3539$9 [2];
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
@@ -15800,11 +15515,388 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
+  assign first_next = \port$3540$9 [1];
+  assign valid_next = \port$3540$9 [0];
+  assign valid_in = \port$3539$9 [0];
+  assign first_in = \port$3539$9 [1];
+  assign last_in = \port$3539$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [7:0] active_next = 8'h00;
+  input capture_next;
+  wire capture_next;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  input first_next;
+  wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
+  output first_out;
+  reg first_out = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input [31:0] psum_in;
+  wire [31:0] psum_in;
+  output [31:0] psum_out;
+  reg [31:0] psum_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
+  reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  input valid_next;
+  wire valid_next;
+  output valid_out;
+  reg valid_out = 1'h0;
+  input [7:0] w_in;
+  wire [7:0] w_in;
+  reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
+  input w_shift;
+  wire w_shift;
+  wire [7:0] weight_next;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    shadow_next <= \$8 ;
+  always @(posedge units_sync_clk)
+    active_next <= \$9 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    first_next_out <= \$13 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    psum_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    w_out <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$1 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$8  = shadow_next;
+    if (en) begin
+      \$8  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$9  = active_next;
+    if (en) begin
+      \$9  = \$5 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$10  = a_out;
+    if (en) begin
+      \$10  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$11  = valid_out;
+    if (en) begin
+      \$11  = valid_in;
+    end
+    if (rst_pe_3_1) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
+    end
+    if (rst_pe_3_1) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$13  = first_next_out;
+    if (en) begin
+      \$13  = first_next;
+    end
+    if (rst_pe_3_1) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$14  = last_out;
+    if (en) begin
+      \$14  = last_in;
+    end
+    if (rst_pe_3_1) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$15  = psum_out;
+    if (en) begin
+      \$15  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    \$16  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$16  = w_in;
+      end
+    end
+  end
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  wire [15:0] \$1 ;
+  reg [7:0] \$10 ;
+  reg \$11 ;
+  reg \$12 ;
+  reg \$13 ;
+  reg \$14 ;
+  reg [31:0] \$15 ;
+  reg [7:0] \$16 ;
+  wire [7:0] \$2 ;
+  wire [7:0] \$3 ;
+  wire \$4 ;
+  wire [7:0] \$5 ;
+  wire [32:0] \$6 ;
+  reg [15:0] \$7 ;
+  reg [7:0] \$8 ;
+  reg [7:0] \$9 ;
+  input [7:0] a_in;
+  wire [7:0] a_in;
+  input [7:0] a_next;
+  wire [7:0] a_next;
+  output [7:0] a_out;
+  reg [7:0] a_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] a_out_reg;
+  reg [7:0] active_next = 8'h00;
+  input capture_next;
+  wire capture_next;
+  input en;
+  wire en;
+  input first_in;
+  wire first_in;
+  input first_next;
+  wire first_next;
+  output first_next_out;
+  reg first_next_out = 1'h0;
+  output first_out;
+  reg first_out = 1'h0;
+  input last_in;
+  wire last_in;
+  output last_out;
+  reg last_out = 1'h0;
+  reg [15:0] product = 16'h0000;
+  input [31:0] psum_in;
+  wire [31:0] psum_in;
+  output [31:0] psum_out;
+  reg [31:0] psum_out = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] psum_out_reg;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
+  reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
+  input valid_in;
+  wire valid_in;
+  input valid_next;
+  wire valid_next;
+  output valid_out;
+  reg valid_out = 1'h0;
+  input [7:0] w_in;
+  wire [7:0] w_in;
+  reg [7:0] w_out = 8'h00;
+  (* init = 8'h00 *)
+  wire [7:0] w_out_reg;
+  input w_shift;
+  wire w_shift;
+  wire [7:0] weight_next;
+  assign weight_next = first_next ? shadow_next : active_next;
+  assign \$1  = $signed(a_next) * $signed(weight_next);
+  assign \$2  = w_shift ? w_in : w_out;
+  assign \$3  = capture_next ? \$2  : shadow_next;
+  assign \$4  = valid_next & first_next;
+  assign \$5  = \$4  ? shadow_next : active_next;
+  assign \$6  = $signed(psum_in) + $signed(product);
+  always @(posedge units_sync_clk)
+    product <= \$7 ;
+  always @(posedge units_sync_clk)
+    shadow_next <= \$8 ;
+  always @(posedge units_sync_clk)
+    active_next <= \$9 ;
+  always @(posedge units_sync_clk)
+    a_out <= \$10 ;
+  always @(posedge units_sync_clk)
+    valid_out <= \$11 ;
+  always @(posedge units_sync_clk)
+    first_out <= \$12 ;
+  always @(posedge units_sync_clk)
+    first_next_out <= \$13 ;
+  always @(posedge units_sync_clk)
+    last_out <= \$14 ;
+  always @(posedge units_sync_clk)
+    psum_out <= \$15 ;
+  always @(posedge units_sync_clk)
+    w_out <= \$16 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$7  = product;
+    if (en) begin
+      \$7  = \$1 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$8  = shadow_next;
+    if (en) begin
+      \$8  = \$3 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$9  = active_next;
+    if (en) begin
+      \$9  = \$5 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$10  = a_out;
+    if (en) begin
+      \$10  = a_in;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$11  = valid_out;
+    if (en) begin
+      \$11  = valid_in;
+    end
+    if (rst_pe_3_2) begin
+      \$11  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$12  = first_out;
+    if (en) begin
+      \$12  = first_in;
+    end
+    if (rst_pe_3_2) begin
+      \$12  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$13  = first_next_out;
+    if (en) begin
+      \$13  = first_next;
+    end
+    if (rst_pe_3_2) begin
+      \$13  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$14  = last_out;
+    if (en) begin
+      \$14  = last_in;
+    end
+    if (rst_pe_3_2) begin
+      \$14  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$15  = psum_out;
+    if (en) begin
+      \$15  = \$6 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    \$16  = w_out;
+    if (en) begin
+      if (w_shift) begin
+        \$16  = w_in;
+      end
+    end
+  end
+  assign a_out_reg = a_out;
+  assign psum_out_reg = psum_out;
+  assign w_out_reg = w_out;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15843,10 +15935,6 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15854,7 +15942,11 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15876,103 +15968,103 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15986,17 +16078,19 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (rst, \port$3047$0 , \port$3048$0 , \port$3049$0 , \port$3050$0 , i, i_next, o, o_next, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$3124$0 , \port$3125$0 , \port$3126$0 , \port$3127$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
   reg [7:0] \$4 ;
   reg [7:0] \$5 ;
   reg [7:0] \$6 ;
-  input clk;
-  wire clk;
   wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -16027,71 +16121,69 @@ module \accelerator.engine.core.skew_a (rst, \port$3047$0 , \port$3048$0 , \port
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3047$0 ;
-  wire \port$3047$0 ;
-  input \port$3048$0 ;
-  wire \port$3048$0 ;
-  input \port$3049$0 ;
-  wire \port$3049$0 ;
-  input \port$3050$0 ;
-  wire \port$3050$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input \port$3124$0 ;
+  wire \port$3124$0 ;
+  input \port$3125$0 ;
+  wire \port$3125$0 ;
+  input \port$3126$0 ;
+  wire \port$3126$0 ;
+  input \port$3127$0 ;
+  wire \port$3127$0 ;
+  always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$3049$0 ) begin
+    if (\port$3126$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$3049$0 ) begin
+    if (\port$3126$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$3050$0 ) begin
+    if (\port$3127$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$3050$0 ) begin
+    if (\port$3127$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$3050$0 ) begin
+    if (\port$3127$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$3048$0 ) begin
+    if (\port$3125$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$3050$0 , \port$3049$0 , \port$3048$0 , \port$3047$0  };
+  assign en = { \port$3127$0 , \port$3126$0 , \port$3125$0 , \port$3124$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16119,8 +16211,8 @@ module \accelerator.engine.core.skew_a (rst, \port$3047$0 , \port$3048$0 , \port
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -16225,79 +16317,79 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -16394,17 +16486,19 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (rst, i, \port$3042$0 , \port$3043$0 , \port$3044$0 , \port$3045$0 , o, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$3119$0 , \port$3120$0 , \port$3121$0 , \port$3122$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
   reg [7:0] \$4 ;
   reg [7:0] \$5 ;
   reg [7:0] \$6 ;
-  input clk;
-  wire clk;
   wire [3:0] en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   input [31:0] i;
   wire [31:0] i;
   wire [7:0] \i[0] ;
@@ -16433,72 +16527,70 @@ module \accelerator.engine.core.skew_w (rst, i, \port$3042$0 , \port$3043$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3042$0 ;
-  wire \port$3042$0 ;
-  input \port$3043$0 ;
-  wire \port$3043$0 ;
-  input \port$3044$0 ;
-  wire \port$3044$0 ;
-  input \port$3045$0 ;
-  wire \port$3045$0 ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  input \port$3119$0 ;
+  wire \port$3119$0 ;
+  input \port$3120$0 ;
+  wire \port$3120$0 ;
+  input \port$3121$0 ;
+  wire \port$3121$0 ;
+  input \port$3122$0 ;
+  wire \port$3122$0 ;
+  always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$2  = lane2_d1;
-    if (\port$3044$0 ) begin
+    if (\port$3121$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$3  = lane2_d2;
-    if (\port$3044$0 ) begin
+    if (\port$3121$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$4  = lane3_d1;
-    if (\port$3045$0 ) begin
+    if (\port$3122$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$5  = lane3_d2;
-    if (\port$3045$0 ) begin
+    if (\port$3122$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$6  = lane3_d3;
-    if (\port$3045$0 ) begin
+    if (\port$3122$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$1  = lane1_d1;
-    if (\port$3043$0 ) begin
+    if (\port$3120$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$3045$0 , \port$3044$0 , \port$3043$0 , \port$3042$0  };
+  assign en = { \port$3122$0 , \port$3121$0 , \port$3120$0 , \port$3119$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16526,18 +16618,20 @@ module \accelerator.engine.core.skew_w (rst, i, \port$3042$0 , \port$3043$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
   reg [1:0] \$3 ;
   reg [1:0] \$4 ;
   reg [1:0] \$5 ;
   reg [1:0] \$6 ;
-  input clk;
-  wire clk;
   input en;
   wire en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   input [7:0] i;
   wire [7:0] i;
   wire [1:0] \i[0] ;
@@ -16612,77 +16706,75 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
   wire [1:0] \o_next[3] ;
   wire \o_next[3].capture ;
   wire \o_next[3].shift ;
-  input rst;
-  wire rst;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[5:4];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$2  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$3  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[7:6];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$4  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$5  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$6  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[3:2];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$1  = 2'h0;
     end
   end
@@ -16757,8 +16849,8 @@ module \accelerator.engine.core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16774,11 +16866,13 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -16796,8 +16890,6 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
   output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -16811,14 +16903,14 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16830,12 +16922,12 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16844,19 +16936,19 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -16865,8 +16957,8 @@ module \accelerator.engine.feed_walk (rst, rows, last_in_panel, last, advance, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16882,12 +16974,14 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output first_in_panel;
   wire first_in_panel;
   output [31:0] index;
@@ -16906,8 +17000,6 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -16921,14 +17013,14 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16940,12 +17032,12 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16954,19 +17046,19 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -16975,8 +17067,8 @@ module \accelerator.engine.load_walk (rst, rows, cols, first_in_panel, last_in_p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -16994,10 +17086,12 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   wire \$7 ;
   wire \$8 ;
   wire [3:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   (* init = 2'h0 *)
@@ -17012,8 +17106,6 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   wire [32:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [32:0] w_data;
   input w_en;
   wire w_en;
@@ -17031,7 +17123,7 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
     storage[2] = 33'h000000000;
     storage[3] = 33'h000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -17053,34 +17145,34 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17088,7 +17180,7 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
     if (\$13 ) begin
       \$17  = \$14 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -17101,8 +17193,8 @@ module \accelerator.engine.opq (rst, r_en, r_rdy, r_data, w_port__data, w_en, le
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [3:0] \$11 ;
@@ -17136,10 +17228,12 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  input clk;
-  wire clk;
   (* init = 3'h0 *)
   wire [2:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [2:0] inner_level = 3'h0;
   wire inner_r_rdy;
   wire [3:0] level;
@@ -17155,8 +17249,6 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
   wire [18:0] w_data;
   input w_en;
   wire w_en;
@@ -17177,12 +17269,12 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
     storage[5] = 19'h00000;
     storage[6] = 19'h00000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   reg [18:0] _0_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
@@ -17222,36 +17314,36 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
   assign \$27  = ~ r_rdy;
   assign \$28  = \$27  | r_en;
   assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$30 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$31 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     inner_level <= \$32 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$30  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$31  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [2:0];
@@ -17259,19 +17351,19 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
     if (\$25 ) begin
       \$32  = \$26 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$32  = 3'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
     end else if (r_en) begin
       \$33  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$33  = 1'h0;
     end
   end
@@ -17284,8 +17376,8 @@ module \accelerator.engine.passes (rst, w_rdy, r_data, w_en, w_port__data, r_en,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__ready, \port$2950$354 , o__payload, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$3018$354 , o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -17454,10 +17546,12 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire [32:0] \$98 ;
   wire [33:0] \$99 ;
   wire capture;
-  input clk;
-  wire clk;
   output en;
   wire en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire [30:0] half;
   reg [30:0] half_neg = 31'h00000000;
   reg [30:0] half_pos = 31'h00000000;
@@ -17486,11 +17580,9 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2950$354 ;
-  wire [44:0] \port$2950$354 ;
+  input [44:0] \port$3018$354 ;
+  wire [44:0] \port$3018$354 ;
   wire relu;
-  input rst;
-  wire rst;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
   reg [31:0] s1_acc_2 = 32'd0;
@@ -17564,13 +17656,13 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2950$354 [36:32];
-  assign lower = \port$2950$354 [0] ? \port$2950$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3018$354 [36:32];
+  assign lower = \port$3018$354 [0] ? \port$3018$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2950$354 [36:32];
+  assign \$11  = ! \port$3018$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17585,8 +17677,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2950$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2950$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3018$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3018$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17601,8 +17693,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2950$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2950$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3018$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3018$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17617,8 +17709,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2950$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2950$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3018$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3018$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17633,366 +17725,366 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2950$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2950$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3018$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3018$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_valid <= \$102 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_last <= \$103 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_valid <= \$104 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_last <= \$105 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_valid <= \$106 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_last <= \$107 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_valid <= \$108 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_last <= \$109 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_valid <= \$110 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_last <= \$111 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_valid <= \$112 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_last <= \$113 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_valid <= \$114 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_last <= \$115 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_valid <= \$116 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_last <= \$117 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     half_pos <= \$118 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     half_neg <= \$119 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_0 <= \$120 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_0 <= \$121 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_0 <= \$122 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_0 <= \$123 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_0 <= \$124 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_0 <= \$125 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_0 <= \$126 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_0 <= \$127 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_0 <= \$128 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_0 <= \$129 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_0 <= \$130 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_0 <= \$131 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_1 <= \$132 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_1 <= \$133 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_1 <= \$134 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_1 <= \$135 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_1 <= \$136 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_1 <= \$137 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_1 <= \$138 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_1 <= \$139 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_1 <= \$140 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_1 <= \$141 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_1 <= \$142 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_1 <= \$143 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_2 <= \$144 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_2 <= \$145 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_2 <= \$146 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_2 <= \$147 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_2 <= \$148 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_2 <= \$149 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_2 <= \$150 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_2 <= \$151 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_2 <= \$152 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_2 <= \$153 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_2 <= \$154 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_2 <= \$155 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p0_3 <= \$156 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p1_3 <= \$157 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p2_3 <= \$158 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s2_p3_3 <= \$159 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_acc_3 <= \$160 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s1_mul_3 <= \$161 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s3_p_3 <= \$162 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s4_x_3 <= \$163 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s5_t_3 <= \$164 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s6_z_3 <= \$165 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     s7_o_3 <= \$166 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$102  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$104  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$106  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$108  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$110  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$112  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$114  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
     end else if (o__ready) begin
       \$116  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$116  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$118  = \$6 [30:0];
-    if (rst) begin
+    if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$119  = \$13 [30:0];
-    if (rst) begin
+    if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2950$354 [31:1];
+      \$125  = \port$3018$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18006,84 +18098,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2950$354 [31:1];
+      \$137  = \port$3018$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18097,84 +18189,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2950$354 [31:1];
+      \$149  = \port$3018$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18188,84 +18280,84 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2950$354 [31:1];
+      \$161  = \port$3018$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18279,7 +18371,7 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -18287,10 +18379,10 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2950$354 [36:32];
-  assign relu = \port$2950$354 [0];
-  assign zero_point = \port$2950$354 [44:37];
-  assign multiplier = \port$2950$354 [31:1];
+  assign shift = \port$3018$354 [36:32];
+  assign relu = \port$3018$354 [0];
+  assign zero_point = \port$3018$354 [44:37];
+  assign multiplier = \port$3018$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -18336,8 +18428,8 @@ module \accelerator.engine.requant (rst, en, o__valid, i__valid, i__payload, o__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire \$10 ;
   wire [2:0] \$11 ;
@@ -18371,10 +18463,12 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [1:0] inner_level = 2'h0;
   wire inner_r_rdy;
   wire [2:0] level;
@@ -18390,8 +18484,6 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  input rst;
-  wire rst;
   wire [2:0] w_data;
   input w_en;
   wire w_en;
@@ -18408,12 +18500,12 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
     storage[1] = 3'h0;
     storage[2] = 3'h0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
   reg [2:0] _0_;
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
@@ -18453,36 +18545,36 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
   assign \$27  = ~ r_rdy;
   assign \$28  = \$27  | r_en;
   assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$30 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$31 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     inner_level <= \$32 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
       \$30  = \$6 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$30  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
       \$31  = \$12 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$31  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
       \$32  = \$19 [1:0];
@@ -18490,19 +18582,19 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
     if (\$25 ) begin
       \$32  = \$26 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$32  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
     end else if (r_en) begin
       \$33  = 1'h0;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$33  = 1'h0;
     end
   end
@@ -18515,8 +18607,8 @@ module \accelerator.engine.route (rst, w_rdy, r_data, w_port__data, w_en, r_en, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18534,10 +18626,12 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   wire \$7 ;
   wire \$8 ;
   wire [3:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   (* init = 2'h0 *)
@@ -18552,8 +18646,6 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   wire [127:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [127:0] w_data;
   input w_en;
   wire w_en;
@@ -18571,7 +18663,7 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
     storage[2] = 128'h00000000000000000000000000000000;
     storage[3] = 128'h00000000000000000000000000000000;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -18593,34 +18685,34 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -18628,7 +18720,7 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
     if (\$13 ) begin
       \$17  = \$14 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -18641,8 +18733,8 @@ module \accelerator.engine.rowq (rst, w_port__data, r_rdy, r_data, r_en, w_en, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg \$11 ;
@@ -18662,30 +18754,30 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
   wire [31:0] b;
   output busy;
   reg busy = 1'h0;
-  input clk;
-  wire clk;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [48:0] multiplicand = 49'h0000000000000;
   reg [15:0] multiplier = 16'h0000;
   output [48:0] result;
   reg [48:0] result = 49'h0000000000000;
-  input rst;
-  wire rst;
   input start;
   wire start;
   assign \$1  = ~ busy;
   assign \$2  = start & \$1 ;
   assign \$3  = result + multiplicand;
   assign \$7  = | \$6 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     result <= \$8 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     multiplicand <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     multiplier <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     busy <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$8  = result;
     if (\$2 ) begin
       \$8  = { 15'h0000, addend };
@@ -18694,43 +18786,43 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
         \$8  = \$3 [48:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$8  = 49'h0000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = multiplicand;
     if (\$2 ) begin
       \$9  = { 17'h00000, b };
     end else if (busy) begin
       \$9  = \$4 [48:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 49'h0000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = multiplier;
     if (\$2 ) begin
       \$10  = a;
     end else if (busy) begin
       \$10  = \$5 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = busy;
     if (\$2 ) begin
       \$11  = 1'h1;
     end else if (busy) begin
       \$11  = \$7 ;
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 1'h0;
     end
   end
@@ -18740,8 +18832,8 @@ module \accelerator.engine.setup_mul (rst, start, a, b, addend, result, busy, cl
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -18757,12 +18849,14 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -18780,8 +18874,6 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -18795,14 +18887,14 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -18814,12 +18906,12 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -18828,19 +18920,19 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -18849,8 +18941,8 @@ module \accelerator.engine.store_walk (rst, rows, cols, last_in_panel, last, adv
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18868,10 +18960,12 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   wire \$7 ;
   wire \$8 ;
   wire [5:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 4'h0 *)
   wire [3:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
@@ -18885,8 +18979,6 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   wire [3:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [3:0] w_data;
   input w_en;
   wire w_en;
@@ -18917,7 +19009,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     storage[14] = 4'h0;
     storage[15] = 4'h0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -18939,34 +19031,34 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -18974,7 +19066,7 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
     if (\$13 ) begin
       \$17  = \$14 [4:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 5'h00;
     end
   end
@@ -18987,8 +19079,8 @@ module \accelerator.engine.tagq (rst, w_rdy, r_rdy, r_data, w_en, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, restart, m, n, chunk, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -19004,11 +19096,13 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
-  input clk;
-  wire clk;
   reg [15:0] col0 = 16'h0000;
   wire [15:0] cols;
   wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   wire first_in_panel;
   reg [31:0] index = 32'd0;
   output last;
@@ -19024,8 +19118,6 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
   reg [15:0] row0 = 16'h0000;
   wire [15:0] rows;
   wire [16:0] rows_left;
-  input rst;
-  wire rst;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
@@ -19039,14 +19131,14 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
   assign \$6  = index + 1'h1;
   assign \$7  = col0 + 3'h4;
   assign \$8  = row0 + chunk;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     row0 <= \$9 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     col0 <= \$10 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -19058,12 +19150,12 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
         \$9  = \$8 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$9  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -19072,19 +19164,19 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
         \$10  = \$7 [15:0];
       end
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$10  = 16'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
     end else if (advance) begin
       \$11  = \$6 [31:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$11  = 32'd0;
     end
   end
@@ -19093,8 +19185,8 @@ module \accelerator.engine.weight_walk (rst, last_in_panel, last, advance, resta
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, level, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19112,10 +19204,12 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
   wire \$7 ;
   wire \$8 ;
   wire [3:0] \$9 ;
-  input clk;
-  wire clk;
   (* init = 2'h0 *)
   wire [1:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
   output [2:0] level;
   reg [2:0] level = 3'h0;
   (* init = 2'h0 *)
@@ -19130,8 +19224,6 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
   wire [31:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  input rst;
-  wire rst;
   wire [31:0] w_data;
   input w_en;
   wire w_en;
@@ -19149,7 +19241,7 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
     storage[2] = 32'd0;
     storage[3] = 32'd0;
   end
-  always @(posedge clk) begin
+  always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
@@ -19171,34 +19263,34 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
   assign \$12  = ~ \$11 ;
   assign \$13  = \$10  & \$12 ;
   assign \$14  = level - 1'h1;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     w_port__addr <= \$15 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     r_port__addr <= \$16 ;
-  always @(posedge clk)
+  always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$15  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$16  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -19206,7 +19298,7 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
     if (\$13 ) begin
       \$17  = \$14 [2:0];
     end
-    if (rst) begin
+    if (engine_rst) begin
       \$17  = 3'h0;
     end
   end
@@ -19219,10 +19311,10 @@ module \accelerator.engine.wq (rst, r_en, r_rdy, r_data, w_port__data, w_en, lev
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, irq, s_axil__awready, s_axil__wready, s_axil__arready, busy, s_axil__bvalid, s_axil__bresp, start, mode, a_addr, b_addr
-, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, set_done, error_code, cycles, mac_cycles, stall_load, stall_store
-, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
+, a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
+, stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -19399,14 +19491,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$255 ;
   wire \$256 ;
   wire \$257 ;
-  wire [1:0] \$258 ;
-  wire [29:0] \$259 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  wire [30:0] \$260 ;
-  wire [30:0] \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
+  wire \$260 ;
+  wire [1:0] \$261 ;
+  wire [29:0] \$262 ;
+  wire [30:0] \$263 ;
+  wire [30:0] \$264 ;
   wire \$265 ;
   wire \$266 ;
   wire \$267 ;
@@ -19439,17 +19531,17 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$291 ;
   wire \$292 ;
   wire \$293 ;
-  wire [31:0] \$294 ;
-  wire [31:0] \$295 ;
-  wire [31:0] \$296 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
   wire [31:0] \$297 ;
-  wire [30:0] \$298 ;
+  wire [31:0] \$298 ;
   wire [31:0] \$299 ;
   wire \$3 ;
   wire \$30 ;
-  wire \$300 ;
-  wire \$301 ;
-  wire \$302 ;
+  wire [31:0] \$300 ;
+  wire [30:0] \$301 ;
+  wire [31:0] \$302 ;
   wire \$303 ;
   wire \$304 ;
   wire \$305 ;
@@ -19482,9 +19574,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$33 ;
   wire \$330 ;
   wire \$331 ;
-  wire [31:0] \$332 ;
-  wire [31:0] \$333 ;
-  wire [31:0] \$334 ;
+  wire \$332 ;
+  wire \$333 ;
+  wire \$334 ;
   wire [31:0] \$335 ;
   wire [31:0] \$336 ;
   wire [31:0] \$337 ;
@@ -19492,9 +19584,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$339 ;
   wire \$34 ;
   wire [31:0] \$340 ;
-  wire \$341 ;
-  wire \$342 ;
-  wire \$343 ;
+  wire [31:0] \$341 ;
+  wire [31:0] \$342 ;
+  wire [31:0] \$343 ;
   wire \$344 ;
   wire \$345 ;
   wire \$346 ;
@@ -19527,9 +19619,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$370 ;
   wire \$371 ;
   wire \$372 ;
-  wire [31:0] \$373 ;
-  wire [31:0] \$374 ;
-  wire [31:0] \$375 ;
+  wire \$373 ;
+  wire \$374 ;
+  wire \$375 ;
   wire [31:0] \$376 ;
   wire [31:0] \$377 ;
   wire [31:0] \$378 ;
@@ -19537,9 +19629,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$38 ;
   wire [31:0] \$380 ;
   wire [31:0] \$381 ;
-  wire \$382 ;
-  wire \$383 ;
-  wire \$384 ;
+  wire [31:0] \$382 ;
+  wire [31:0] \$383 ;
+  wire [31:0] \$384 ;
   wire \$385 ;
   wire \$386 ;
   wire \$387 ;
@@ -19573,9 +19665,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$411 ;
   wire \$412 ;
   wire \$413 ;
-  wire [31:0] \$414 ;
-  wire [31:0] \$415 ;
-  wire [31:0] \$416 ;
+  wire \$414 ;
+  wire \$415 ;
+  wire \$416 ;
   wire [31:0] \$417 ;
   wire [31:0] \$418 ;
   wire [31:0] \$419 ;
@@ -19583,9 +19675,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$420 ;
   wire [31:0] \$421 ;
   wire [31:0] \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
+  wire [31:0] \$423 ;
+  wire [31:0] \$424 ;
+  wire [31:0] \$425 ;
   wire \$426 ;
   wire \$427 ;
   wire \$428 ;
@@ -19618,9 +19710,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$452 ;
   wire \$453 ;
   wire \$454 ;
-  wire [31:0] \$455 ;
-  wire [31:0] \$456 ;
-  wire [31:0] \$457 ;
+  wire \$455 ;
+  wire \$456 ;
+  wire \$457 ;
   wire [31:0] \$458 ;
   wire [31:0] \$459 ;
   wire \$46 ;
@@ -19628,9 +19720,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$461 ;
   wire [31:0] \$462 ;
   wire [31:0] \$463 ;
-  wire \$464 ;
-  wire \$465 ;
-  wire \$466 ;
+  wire [31:0] \$464 ;
+  wire [31:0] \$465 ;
+  wire [31:0] \$466 ;
   wire \$467 ;
   wire \$468 ;
   wire \$469 ;
@@ -19663,9 +19755,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$493 ;
   wire \$494 ;
   wire \$495 ;
-  wire [31:0] \$496 ;
-  wire [31:0] \$497 ;
-  wire [31:0] \$498 ;
+  wire \$496 ;
+  wire \$497 ;
+  wire \$498 ;
   wire [31:0] \$499 ;
   wire \$5 ;
   wire \$50 ;
@@ -19674,9 +19766,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] \$502 ;
   wire [31:0] \$503 ;
   wire [31:0] \$504 ;
-  wire \$505 ;
-  wire \$506 ;
-  wire \$507 ;
+  wire [31:0] \$505 ;
+  wire [31:0] \$506 ;
+  wire [31:0] \$507 ;
   wire \$508 ;
   wire \$509 ;
   wire \$51 ;
@@ -19709,26 +19801,26 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$534 ;
   wire \$535 ;
   wire \$536 ;
-  wire [31:0] \$537 ;
-  wire [31:0] \$538 ;
+  wire \$537 ;
+  wire \$538 ;
   wire \$539 ;
   wire \$54 ;
-  wire \$540 ;
-  wire \$541 ;
-  reg \$542 ;
-  reg [4:0] \$543 ;
-  reg \$544 ;
+  wire [31:0] \$540 ;
+  wire [31:0] \$541 ;
+  wire \$542 ;
+  wire \$543 ;
+  wire \$544 ;
   reg \$545 ;
-  reg [31:0] \$546 ;
-  reg [3:0] \$547 ;
+  reg [4:0] \$546 ;
+  reg \$547 ;
   reg \$548 ;
-  reg [1:0] \$549 ;
+  reg [31:0] \$549 ;
   wire \$55 ;
-  reg \$550 ;
+  reg [3:0] \$550 ;
   reg \$551 ;
-  reg [31:0] \$552 ;
-  reg [31:0] \$553 ;
-  reg [31:0] \$554 ;
+  reg [1:0] \$552 ;
+  reg \$553 ;
+  reg \$554 ;
   reg [31:0] \$555 ;
   reg [31:0] \$556 ;
   reg [31:0] \$557 ;
@@ -19742,12 +19834,15 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] \$564 ;
   reg [31:0] \$565 ;
   reg [31:0] \$566 ;
-  reg \$567 ;
-  reg [7:0] \$568 ;
-  reg \$569 ;
+  reg [31:0] \$567 ;
+  reg [31:0] \$568 ;
+  reg [31:0] \$569 ;
   wire \$57 ;
-  reg [1:0] \$570 ;
-  reg [31:0] \$571 ;
+  reg \$570 ;
+  reg [7:0] \$571 ;
+  reg \$572 ;
+  reg [1:0] \$573 ;
+  reg [31:0] \$574 ;
   wire \$58 ;
   wire \$59 ;
   wire \$6 ;
@@ -19796,6 +19891,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire \$99 ;
   output [31:0] a_addr;
   reg [31:0] a_addr = 32'd0;
+  output abort;
   reg abort = 1'h0;
   reg aw_full = 1'h0;
   reg [4:0] aw_index = 5'h00;
@@ -19896,9 +19992,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] w_data = 32'd0;
   reg w_full = 1'h0;
   reg [3:0] w_strb = 4'h0;
-  assign \$423  = s_axil__araddr[6:4] == 3'h4;
-  assign \$424  = s_axil__araddr[6:4] == 3'h4;
-  assign \$425  = s_axil__araddr[6:4] == 3'h4;
+  assign \$421  = s_axil__araddr[2] ? \$419  : \$420 ;
+  assign \$424  = s_axil__araddr[2] ? \$422  : \$423 ;
+  assign \$425  = s_axil__araddr[3] ? \$421  : \$424 ;
   assign \$426  = s_axil__araddr[6:4] == 3'h4;
   assign \$427  = s_axil__araddr[6:4] == 3'h4;
   assign \$428  = s_axil__araddr[6:4] == 3'h4;
@@ -19928,14 +20024,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$452  = s_axil__araddr[6:4] == 3'h4;
   assign \$453  = s_axil__araddr[6:4] == 3'h4;
   assign \$454  = s_axil__araddr[6:4] == 3'h4;
-  assign \$455  = \$422  & { \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426 , \$425 , \$424 , \$423  };
-  assign \$456  = \$415  | \$455 ;
-  assign \$459  = s_axil__araddr[2] ? \$457  : \$458 ;
+  assign \$455  = s_axil__araddr[6:4] == 3'h4;
+  assign \$456  = s_axil__araddr[6:4] == 3'h4;
+  assign \$457  = s_axil__araddr[6:4] == 3'h4;
+  assign \$458  = \$425  & { \$457 , \$456 , \$455 , \$454 , \$453 , \$452 , \$451 , \$450 , \$449 , \$448 , \$447 , \$446 , \$445 , \$444 , \$443 , \$442 , \$441 , \$440 , \$439 , \$438 , \$437 , \$436 , \$435 , \$434 , \$433 , \$432 , \$431 , \$430 , \$429 , \$428 , \$427 , \$426  };
+  assign \$459  = \$418  | \$458 ;
   assign \$462  = s_axil__araddr[2] ? \$460  : \$461 ;
-  assign \$463  = s_axil__araddr[3] ? \$459  : \$462 ;
-  assign \$464  = s_axil__araddr[6:4] == 3'h5;
-  assign \$465  = s_axil__araddr[6:4] == 3'h5;
-  assign \$466  = s_axil__araddr[6:4] == 3'h5;
+  assign \$465  = s_axil__araddr[2] ? \$463  : \$464 ;
+  assign \$466  = s_axil__araddr[3] ? \$462  : \$465 ;
   assign \$467  = s_axil__araddr[6:4] == 3'h5;
   assign \$468  = s_axil__araddr[6:4] == 3'h5;
   assign \$469  = s_axil__araddr[6:4] == 3'h5;
@@ -19965,14 +20061,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$493  = s_axil__araddr[6:4] == 3'h5;
   assign \$494  = s_axil__araddr[6:4] == 3'h5;
   assign \$495  = s_axil__araddr[6:4] == 3'h5;
-  assign \$496  = \$463  & { \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467 , \$466 , \$465 , \$464  };
-  assign \$497  = \$456  | \$496 ;
-  assign \$500  = s_axil__araddr[2] ? \$498  : \$499 ;
+  assign \$496  = s_axil__araddr[6:4] == 3'h5;
+  assign \$497  = s_axil__araddr[6:4] == 3'h5;
+  assign \$498  = s_axil__araddr[6:4] == 3'h5;
+  assign \$499  = \$466  & { \$498 , \$497 , \$496 , \$495 , \$494 , \$493 , \$492 , \$491 , \$490 , \$489 , \$488 , \$487 , \$486 , \$485 , \$484 , \$483 , \$482 , \$481 , \$480 , \$479 , \$478 , \$477 , \$476 , \$475 , \$474 , \$473 , \$472 , \$471 , \$470 , \$469 , \$468 , \$467  };
+  assign \$500  = \$459  | \$499 ;
   assign \$503  = s_axil__araddr[2] ? \$501  : \$502 ;
-  assign \$504  = s_axil__araddr[3] ? \$500  : \$503 ;
-  assign \$505  = s_axil__araddr[6:4] == 3'h6;
-  assign \$506  = s_axil__araddr[6:4] == 3'h6;
-  assign \$507  = s_axil__araddr[6:4] == 3'h6;
+  assign \$506  = s_axil__araddr[2] ? \$504  : \$505 ;
+  assign \$507  = s_axil__araddr[3] ? \$503  : \$506 ;
   assign \$508  = s_axil__araddr[6:4] == 3'h6;
   assign \$509  = s_axil__araddr[6:4] == 3'h6;
   assign \$510  = s_axil__araddr[6:4] == 3'h6;
@@ -20002,70 +20098,73 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$534  = s_axil__araddr[6:4] == 3'h6;
   assign \$535  = s_axil__araddr[6:4] == 3'h6;
   assign \$536  = s_axil__araddr[6:4] == 3'h6;
-  assign \$537  = \$504  & { \$536 , \$535 , \$534 , \$533 , \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512 , \$511 , \$510 , \$509 , \$508 , \$507 , \$506 , \$505  };
-  assign \$538  = \$497  | \$537 ;
-  assign \$539  = | s_axil__araddr[11:7];
-  assign \$540  = ~ \$539 ;
+  assign \$537  = s_axil__araddr[6:4] == 3'h6;
+  assign \$538  = s_axil__araddr[6:4] == 3'h6;
+  assign \$539  = s_axil__araddr[6:4] == 3'h6;
+  assign \$540  = \$507  & { \$539 , \$538 , \$537 , \$536 , \$535 , \$534 , \$533 , \$532 , \$531 , \$530 , \$529 , \$528 , \$527 , \$526 , \$525 , \$524 , \$523 , \$522 , \$521 , \$520 , \$519 , \$518 , \$517 , \$516 , \$515 , \$514 , \$513 , \$512 , \$511 , \$510 , \$509 , \$508  };
+  assign \$541  = \$500  | \$540 ;
+  assign \$542  = | s_axil__araddr[11:7];
+  assign \$543  = ~ \$542 ;
   always @(posedge clk)
-    aw_full <= \$542 ;
+    aw_full <= \$545 ;
   always @(posedge clk)
-    aw_index <= \$543 ;
+    aw_index <= \$546 ;
   always @(posedge clk)
-    aw_mapped <= \$544 ;
+    aw_mapped <= \$547 ;
   always @(posedge clk)
-    w_full <= \$545 ;
+    w_full <= \$548 ;
   always @(posedge clk)
-    w_data <= \$546 ;
+    w_data <= \$549 ;
   always @(posedge clk)
-    w_strb <= \$547 ;
+    w_strb <= \$550 ;
   always @(posedge clk)
-    s_axil__bvalid <= \$548 ;
+    s_axil__bvalid <= \$551 ;
   always @(posedge clk)
-    s_axil__bresp <= \$549 ;
+    s_axil__bresp <= \$552 ;
   always @(posedge clk)
-    start <= \$550 ;
+    start <= \$553 ;
   always @(posedge clk)
-    abort <= \$551 ;
+    abort <= \$554 ;
   always @(posedge clk)
-    mode <= \$552 ;
+    mode <= \$555 ;
   always @(posedge clk)
-    a_addr <= \$553 ;
+    a_addr <= \$556 ;
   always @(posedge clk)
-    b_addr <= \$554 ;
+    b_addr <= \$557 ;
   always @(posedge clk)
-    c_addr <= \$555 ;
+    c_addr <= \$558 ;
   always @(posedge clk)
-    cin_addr <= \$556 ;
+    cin_addr <= \$559 ;
   always @(posedge clk)
-    m <= \$557 ;
+    m <= \$560 ;
   always @(posedge clk)
-    k <= \$558 ;
+    k <= \$561 ;
   always @(posedge clk)
-    n <= \$559 ;
+    n <= \$562 ;
   always @(posedge clk)
-    lda <= \$560 ;
+    lda <= \$563 ;
   always @(posedge clk)
-    ldb <= \$561 ;
+    ldb <= \$564 ;
   always @(posedge clk)
-    ldc <= \$562 ;
+    ldc <= \$565 ;
   always @(posedge clk)
-    ldcin <= \$563 ;
+    ldcin <= \$566 ;
   always @(posedge clk)
-    rq_mult <= \$564 ;
+    rq_mult <= \$567 ;
   always @(posedge clk)
-    rq_shift <= \$565 ;
+    rq_shift <= \$568 ;
   always @(posedge clk)
-    rq_zp <= \$566 ;
+    rq_zp <= \$569 ;
   always @(posedge clk)
-    done <= \$567 ;
+    done <= \$570 ;
   always @(posedge clk)
-    error <= \$568 ;
+    error <= \$571 ;
   always @(posedge clk)
-    s_axil__rvalid <= \$569 ;
+    s_axil__rvalid <= \$572 ;
   always @(posedge clk)
-    s_axil__rresp <= \$570 ;
+    s_axil__rresp <= \$573 ;
   always @(posedge clk)
-    s_axil__rdata <= \$571 ;
+    s_axil__rdata <= \$574 ;
   assign irq = done & mode[3];
   assign \$1  = ~ aw_full;
   assign \$2  = ~ s_axil__bvalid;
@@ -20099,237 +20198,237 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$28  = \$26  & \$27 ;
   assign \$29  = w_data[0] & w_strb[0];
   assign \$30  = \$28  & \$29 ;
-  assign \$31  = ~ busy;
-  assign \$32  = \$30  & \$31 ;
-  assign \$33  = do_write & aw_mapped;
-  assign \$34  = aw_index == 3'h5;
+  assign \$31  = w_data[1] & w_strb[0];
+  assign \$32  = ~ \$31 ;
+  assign \$33  = \$30  & \$32 ;
+  assign \$34  = ~ busy;
   assign \$35  = \$33  & \$34 ;
-  assign \$36  = w_data[1] & w_strb[0];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = do_write & aw_mapped;
-  assign \$39  = aw_index == 3'h6;
+  assign \$36  = do_write & aw_mapped;
+  assign \$37  = aw_index == 3'h5;
+  assign \$38  = \$36  & \$37 ;
+  assign \$39  = w_data[1] & w_strb[0];
   assign \$40  = \$38  & \$39 ;
-  assign \$41  = \$40  & w_strb[0];
-  assign \$42  = do_write & aw_mapped;
-  assign \$43  = aw_index == 4'h8;
-  assign \$44  = \$42  & \$43 ;
-  assign \$45  = \$44  & w_strb[0];
-  assign \$46  = do_write & aw_mapped;
-  assign \$47  = aw_index == 4'h8;
-  assign \$48  = \$46  & \$47 ;
-  assign \$49  = \$48  & w_strb[1];
-  assign \$50  = do_write & aw_mapped;
-  assign \$51  = aw_index == 4'h8;
-  assign \$52  = \$50  & \$51 ;
-  assign \$53  = \$52  & w_strb[2];
-  assign \$54  = do_write & aw_mapped;
-  assign \$55  = aw_index == 4'h8;
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = \$56  & w_strb[3];
-  assign \$58  = do_write & aw_mapped;
-  assign \$59  = aw_index == 4'h9;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = \$60  & w_strb[0];
-  assign \$62  = do_write & aw_mapped;
-  assign \$63  = aw_index == 4'h9;
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = \$64  & w_strb[1];
-  assign \$66  = do_write & aw_mapped;
-  assign \$67  = aw_index == 4'h9;
-  assign \$68  = \$66  & \$67 ;
-  assign \$69  = \$68  & w_strb[2];
-  assign \$70  = do_write & aw_mapped;
-  assign \$71  = aw_index == 4'h9;
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = \$72  & w_strb[3];
-  assign \$74  = do_write & aw_mapped;
-  assign \$75  = aw_index == 4'ha;
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = \$76  & w_strb[0];
-  assign \$78  = do_write & aw_mapped;
-  assign \$79  = aw_index == 4'ha;
-  assign \$80  = \$78  & \$79 ;
-  assign \$81  = \$80  & w_strb[1];
-  assign \$82  = do_write & aw_mapped;
-  assign \$83  = aw_index == 4'ha;
-  assign \$84  = \$82  & \$83 ;
-  assign \$85  = \$84  & w_strb[2];
-  assign \$86  = do_write & aw_mapped;
-  assign \$87  = aw_index == 4'ha;
-  assign \$88  = \$86  & \$87 ;
-  assign \$89  = \$88  & w_strb[3];
-  assign \$90  = do_write & aw_mapped;
-  assign \$91  = aw_index == 4'hb;
-  assign \$92  = \$90  & \$91 ;
-  assign \$93  = \$92  & w_strb[0];
-  assign \$94  = do_write & aw_mapped;
-  assign \$95  = aw_index == 4'hb;
-  assign \$96  = \$94  & \$95 ;
-  assign \$97  = \$96  & w_strb[1];
-  assign \$98  = do_write & aw_mapped;
-  assign \$99  = aw_index == 4'hb;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = \$100  & w_strb[2];
-  assign \$102  = do_write & aw_mapped;
-  assign \$103  = aw_index == 4'hb;
-  assign \$104  = \$102  & \$103 ;
-  assign \$105  = \$104  & w_strb[3];
-  assign \$106  = do_write & aw_mapped;
-  assign \$107  = aw_index == 4'hc;
-  assign \$108  = \$106  & \$107 ;
-  assign \$109  = \$108  & w_strb[0];
-  assign \$110  = do_write & aw_mapped;
-  assign \$111  = aw_index == 4'hc;
-  assign \$112  = \$110  & \$111 ;
-  assign \$113  = \$112  & w_strb[1];
-  assign \$114  = do_write & aw_mapped;
-  assign \$115  = aw_index == 4'hc;
-  assign \$116  = \$114  & \$115 ;
-  assign \$117  = \$116  & w_strb[2];
-  assign \$118  = do_write & aw_mapped;
-  assign \$119  = aw_index == 4'hc;
-  assign \$120  = \$118  & \$119 ;
-  assign \$121  = \$120  & w_strb[3];
-  assign \$122  = do_write & aw_mapped;
-  assign \$123  = aw_index == 4'hd;
-  assign \$124  = \$122  & \$123 ;
-  assign \$125  = \$124  & w_strb[0];
-  assign \$126  = do_write & aw_mapped;
-  assign \$127  = aw_index == 4'hd;
-  assign \$128  = \$126  & \$127 ;
-  assign \$129  = \$128  & w_strb[1];
-  assign \$130  = do_write & aw_mapped;
-  assign \$131  = aw_index == 4'hd;
-  assign \$132  = \$130  & \$131 ;
-  assign \$133  = \$132  & w_strb[2];
-  assign \$134  = do_write & aw_mapped;
-  assign \$135  = aw_index == 4'hd;
-  assign \$136  = \$134  & \$135 ;
-  assign \$137  = \$136  & w_strb[3];
-  assign \$138  = do_write & aw_mapped;
-  assign \$139  = aw_index == 4'he;
-  assign \$140  = \$138  & \$139 ;
-  assign \$141  = \$140  & w_strb[0];
-  assign \$142  = do_write & aw_mapped;
-  assign \$143  = aw_index == 4'he;
-  assign \$144  = \$142  & \$143 ;
-  assign \$145  = \$144  & w_strb[1];
-  assign \$146  = do_write & aw_mapped;
-  assign \$147  = aw_index == 4'he;
-  assign \$148  = \$146  & \$147 ;
-  assign \$149  = \$148  & w_strb[2];
-  assign \$150  = do_write & aw_mapped;
-  assign \$151  = aw_index == 4'he;
-  assign \$152  = \$150  & \$151 ;
-  assign \$153  = \$152  & w_strb[3];
-  assign \$154  = do_write & aw_mapped;
-  assign \$155  = aw_index == 4'hf;
-  assign \$156  = \$154  & \$155 ;
-  assign \$157  = \$156  & w_strb[0];
-  assign \$158  = do_write & aw_mapped;
-  assign \$159  = aw_index == 4'hf;
-  assign \$160  = \$158  & \$159 ;
-  assign \$161  = \$160  & w_strb[1];
-  assign \$162  = do_write & aw_mapped;
-  assign \$163  = aw_index == 4'hf;
-  assign \$164  = \$162  & \$163 ;
-  assign \$165  = \$164  & w_strb[2];
-  assign \$166  = do_write & aw_mapped;
-  assign \$167  = aw_index == 4'hf;
-  assign \$168  = \$166  & \$167 ;
-  assign \$169  = \$168  & w_strb[3];
-  assign \$170  = do_write & aw_mapped;
-  assign \$171  = aw_index == 5'h10;
-  assign \$172  = \$170  & \$171 ;
-  assign \$173  = \$172  & w_strb[0];
-  assign \$174  = do_write & aw_mapped;
-  assign \$175  = aw_index == 5'h10;
-  assign \$176  = \$174  & \$175 ;
-  assign \$177  = \$176  & w_strb[1];
-  assign \$178  = do_write & aw_mapped;
-  assign \$179  = aw_index == 5'h10;
-  assign \$180  = \$178  & \$179 ;
-  assign \$181  = \$180  & w_strb[2];
-  assign \$182  = do_write & aw_mapped;
-  assign \$183  = aw_index == 5'h10;
-  assign \$184  = \$182  & \$183 ;
-  assign \$185  = \$184  & w_strb[3];
-  assign \$186  = do_write & aw_mapped;
-  assign \$187  = aw_index == 5'h11;
-  assign \$188  = \$186  & \$187 ;
-  assign \$189  = \$188  & w_strb[0];
-  assign \$190  = do_write & aw_mapped;
-  assign \$191  = aw_index == 5'h11;
-  assign \$192  = \$190  & \$191 ;
-  assign \$193  = \$192  & w_strb[1];
-  assign \$194  = do_write & aw_mapped;
-  assign \$195  = aw_index == 5'h11;
-  assign \$196  = \$194  & \$195 ;
-  assign \$197  = \$196  & w_strb[2];
-  assign \$198  = do_write & aw_mapped;
-  assign \$199  = aw_index == 5'h11;
-  assign \$200  = \$198  & \$199 ;
-  assign \$201  = \$200  & w_strb[3];
-  assign \$202  = do_write & aw_mapped;
-  assign \$203  = aw_index == 5'h12;
-  assign \$204  = \$202  & \$203 ;
-  assign \$205  = \$204  & w_strb[0];
-  assign \$206  = do_write & aw_mapped;
-  assign \$207  = aw_index == 5'h12;
-  assign \$208  = \$206  & \$207 ;
-  assign \$209  = \$208  & w_strb[1];
-  assign \$210  = do_write & aw_mapped;
-  assign \$211  = aw_index == 5'h12;
-  assign \$212  = \$210  & \$211 ;
-  assign \$213  = \$212  & w_strb[2];
-  assign \$214  = do_write & aw_mapped;
-  assign \$215  = aw_index == 5'h12;
-  assign \$216  = \$214  & \$215 ;
-  assign \$217  = \$216  & w_strb[3];
-  assign \$218  = do_write & aw_mapped;
-  assign \$219  = aw_index == 5'h13;
-  assign \$220  = \$218  & \$219 ;
-  assign \$221  = \$220  & w_strb[0];
-  assign \$222  = do_write & aw_mapped;
-  assign \$223  = aw_index == 5'h13;
-  assign \$224  = \$222  & \$223 ;
-  assign \$225  = \$224  & w_strb[1];
-  assign \$226  = do_write & aw_mapped;
-  assign \$227  = aw_index == 5'h13;
-  assign \$228  = \$226  & \$227 ;
-  assign \$229  = \$228  & w_strb[2];
-  assign \$230  = do_write & aw_mapped;
-  assign \$231  = aw_index == 5'h13;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = \$232  & w_strb[3];
-  assign \$234  = do_write & aw_mapped;
-  assign \$235  = aw_index == 5'h14;
-  assign \$236  = \$234  & \$235 ;
-  assign \$237  = \$236  & w_strb[0];
-  assign \$238  = do_write & aw_mapped;
-  assign \$239  = aw_index == 5'h15;
-  assign \$240  = \$238  & \$239 ;
-  assign \$241  = \$240  & w_strb[0];
-  assign \$242  = start | abort;
-  assign \$243  = s_axil__rvalid & s_axil__rready;
-  assign \$244  = s_axil__arvalid & s_axil__arready;
-  assign \$245  = | s_axil__araddr[11:7];
-  assign \$246  = ~ \$245 ;
-  assign \$247  = ~ s_axil__araddr[6];
-  assign \$248  = ~ s_axil__araddr[5];
-  assign \$249  = ~ s_axil__araddr[4];
-  assign \$250  = ~ s_axil__araddr[3];
-  assign \$251  = ~ s_axil__araddr[2];
-  assign \$255  = \$248  | \$254 ;
-  assign \$256  = \$247  | \$255 ;
-  assign \$257  = \$246  & \$256 ;
-  assign \$258  = \$257  ? 2'h0 : 2'h2;
-  assign \$259  = s_axil__araddr[2] ? 30'h294a0820 : 30'h08030404;
-  assign \$260  = s_axil__araddr[2] ? 31'h00000100 : 31'h41434331;
-  assign \$261  = s_axil__araddr[3] ? { 1'h0, \$259  } : \$260 ;
-  assign \$262  = ! s_axil__araddr[6:4];
-  assign \$263  = ! s_axil__araddr[6:4];
-  assign \$264  = ! s_axil__araddr[6:4];
+  assign \$41  = do_write & aw_mapped;
+  assign \$42  = aw_index == 3'h6;
+  assign \$43  = \$41  & \$42 ;
+  assign \$44  = \$43  & w_strb[0];
+  assign \$45  = do_write & aw_mapped;
+  assign \$46  = aw_index == 4'h8;
+  assign \$47  = \$45  & \$46 ;
+  assign \$48  = \$47  & w_strb[0];
+  assign \$49  = do_write & aw_mapped;
+  assign \$50  = aw_index == 4'h8;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = \$51  & w_strb[1];
+  assign \$53  = do_write & aw_mapped;
+  assign \$54  = aw_index == 4'h8;
+  assign \$55  = \$53  & \$54 ;
+  assign \$56  = \$55  & w_strb[2];
+  assign \$57  = do_write & aw_mapped;
+  assign \$58  = aw_index == 4'h8;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = \$59  & w_strb[3];
+  assign \$61  = do_write & aw_mapped;
+  assign \$62  = aw_index == 4'h9;
+  assign \$63  = \$61  & \$62 ;
+  assign \$64  = \$63  & w_strb[0];
+  assign \$65  = do_write & aw_mapped;
+  assign \$66  = aw_index == 4'h9;
+  assign \$67  = \$65  & \$66 ;
+  assign \$68  = \$67  & w_strb[1];
+  assign \$69  = do_write & aw_mapped;
+  assign \$70  = aw_index == 4'h9;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = \$71  & w_strb[2];
+  assign \$73  = do_write & aw_mapped;
+  assign \$74  = aw_index == 4'h9;
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = \$75  & w_strb[3];
+  assign \$77  = do_write & aw_mapped;
+  assign \$78  = aw_index == 4'ha;
+  assign \$79  = \$77  & \$78 ;
+  assign \$80  = \$79  & w_strb[0];
+  assign \$81  = do_write & aw_mapped;
+  assign \$82  = aw_index == 4'ha;
+  assign \$83  = \$81  & \$82 ;
+  assign \$84  = \$83  & w_strb[1];
+  assign \$85  = do_write & aw_mapped;
+  assign \$86  = aw_index == 4'ha;
+  assign \$87  = \$85  & \$86 ;
+  assign \$88  = \$87  & w_strb[2];
+  assign \$89  = do_write & aw_mapped;
+  assign \$90  = aw_index == 4'ha;
+  assign \$91  = \$89  & \$90 ;
+  assign \$92  = \$91  & w_strb[3];
+  assign \$93  = do_write & aw_mapped;
+  assign \$94  = aw_index == 4'hb;
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = \$95  & w_strb[0];
+  assign \$97  = do_write & aw_mapped;
+  assign \$98  = aw_index == 4'hb;
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = \$99  & w_strb[1];
+  assign \$101  = do_write & aw_mapped;
+  assign \$102  = aw_index == 4'hb;
+  assign \$103  = \$101  & \$102 ;
+  assign \$104  = \$103  & w_strb[2];
+  assign \$105  = do_write & aw_mapped;
+  assign \$106  = aw_index == 4'hb;
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = \$107  & w_strb[3];
+  assign \$109  = do_write & aw_mapped;
+  assign \$110  = aw_index == 4'hc;
+  assign \$111  = \$109  & \$110 ;
+  assign \$112  = \$111  & w_strb[0];
+  assign \$113  = do_write & aw_mapped;
+  assign \$114  = aw_index == 4'hc;
+  assign \$115  = \$113  & \$114 ;
+  assign \$116  = \$115  & w_strb[1];
+  assign \$117  = do_write & aw_mapped;
+  assign \$118  = aw_index == 4'hc;
+  assign \$119  = \$117  & \$118 ;
+  assign \$120  = \$119  & w_strb[2];
+  assign \$121  = do_write & aw_mapped;
+  assign \$122  = aw_index == 4'hc;
+  assign \$123  = \$121  & \$122 ;
+  assign \$124  = \$123  & w_strb[3];
+  assign \$125  = do_write & aw_mapped;
+  assign \$126  = aw_index == 4'hd;
+  assign \$127  = \$125  & \$126 ;
+  assign \$128  = \$127  & w_strb[0];
+  assign \$129  = do_write & aw_mapped;
+  assign \$130  = aw_index == 4'hd;
+  assign \$131  = \$129  & \$130 ;
+  assign \$132  = \$131  & w_strb[1];
+  assign \$133  = do_write & aw_mapped;
+  assign \$134  = aw_index == 4'hd;
+  assign \$135  = \$133  & \$134 ;
+  assign \$136  = \$135  & w_strb[2];
+  assign \$137  = do_write & aw_mapped;
+  assign \$138  = aw_index == 4'hd;
+  assign \$139  = \$137  & \$138 ;
+  assign \$140  = \$139  & w_strb[3];
+  assign \$141  = do_write & aw_mapped;
+  assign \$142  = aw_index == 4'he;
+  assign \$143  = \$141  & \$142 ;
+  assign \$144  = \$143  & w_strb[0];
+  assign \$145  = do_write & aw_mapped;
+  assign \$146  = aw_index == 4'he;
+  assign \$147  = \$145  & \$146 ;
+  assign \$148  = \$147  & w_strb[1];
+  assign \$149  = do_write & aw_mapped;
+  assign \$150  = aw_index == 4'he;
+  assign \$151  = \$149  & \$150 ;
+  assign \$152  = \$151  & w_strb[2];
+  assign \$153  = do_write & aw_mapped;
+  assign \$154  = aw_index == 4'he;
+  assign \$155  = \$153  & \$154 ;
+  assign \$156  = \$155  & w_strb[3];
+  assign \$157  = do_write & aw_mapped;
+  assign \$158  = aw_index == 4'hf;
+  assign \$159  = \$157  & \$158 ;
+  assign \$160  = \$159  & w_strb[0];
+  assign \$161  = do_write & aw_mapped;
+  assign \$162  = aw_index == 4'hf;
+  assign \$163  = \$161  & \$162 ;
+  assign \$164  = \$163  & w_strb[1];
+  assign \$165  = do_write & aw_mapped;
+  assign \$166  = aw_index == 4'hf;
+  assign \$167  = \$165  & \$166 ;
+  assign \$168  = \$167  & w_strb[2];
+  assign \$169  = do_write & aw_mapped;
+  assign \$170  = aw_index == 4'hf;
+  assign \$171  = \$169  & \$170 ;
+  assign \$172  = \$171  & w_strb[3];
+  assign \$173  = do_write & aw_mapped;
+  assign \$174  = aw_index == 5'h10;
+  assign \$175  = \$173  & \$174 ;
+  assign \$176  = \$175  & w_strb[0];
+  assign \$177  = do_write & aw_mapped;
+  assign \$178  = aw_index == 5'h10;
+  assign \$179  = \$177  & \$178 ;
+  assign \$180  = \$179  & w_strb[1];
+  assign \$181  = do_write & aw_mapped;
+  assign \$182  = aw_index == 5'h10;
+  assign \$183  = \$181  & \$182 ;
+  assign \$184  = \$183  & w_strb[2];
+  assign \$185  = do_write & aw_mapped;
+  assign \$186  = aw_index == 5'h10;
+  assign \$187  = \$185  & \$186 ;
+  assign \$188  = \$187  & w_strb[3];
+  assign \$189  = do_write & aw_mapped;
+  assign \$190  = aw_index == 5'h11;
+  assign \$191  = \$189  & \$190 ;
+  assign \$192  = \$191  & w_strb[0];
+  assign \$193  = do_write & aw_mapped;
+  assign \$194  = aw_index == 5'h11;
+  assign \$195  = \$193  & \$194 ;
+  assign \$196  = \$195  & w_strb[1];
+  assign \$197  = do_write & aw_mapped;
+  assign \$198  = aw_index == 5'h11;
+  assign \$199  = \$197  & \$198 ;
+  assign \$200  = \$199  & w_strb[2];
+  assign \$201  = do_write & aw_mapped;
+  assign \$202  = aw_index == 5'h11;
+  assign \$203  = \$201  & \$202 ;
+  assign \$204  = \$203  & w_strb[3];
+  assign \$205  = do_write & aw_mapped;
+  assign \$206  = aw_index == 5'h12;
+  assign \$207  = \$205  & \$206 ;
+  assign \$208  = \$207  & w_strb[0];
+  assign \$209  = do_write & aw_mapped;
+  assign \$210  = aw_index == 5'h12;
+  assign \$211  = \$209  & \$210 ;
+  assign \$212  = \$211  & w_strb[1];
+  assign \$213  = do_write & aw_mapped;
+  assign \$214  = aw_index == 5'h12;
+  assign \$215  = \$213  & \$214 ;
+  assign \$216  = \$215  & w_strb[2];
+  assign \$217  = do_write & aw_mapped;
+  assign \$218  = aw_index == 5'h12;
+  assign \$219  = \$217  & \$218 ;
+  assign \$220  = \$219  & w_strb[3];
+  assign \$221  = do_write & aw_mapped;
+  assign \$222  = aw_index == 5'h13;
+  assign \$223  = \$221  & \$222 ;
+  assign \$224  = \$223  & w_strb[0];
+  assign \$225  = do_write & aw_mapped;
+  assign \$226  = aw_index == 5'h13;
+  assign \$227  = \$225  & \$226 ;
+  assign \$228  = \$227  & w_strb[1];
+  assign \$229  = do_write & aw_mapped;
+  assign \$230  = aw_index == 5'h13;
+  assign \$231  = \$229  & \$230 ;
+  assign \$232  = \$231  & w_strb[2];
+  assign \$233  = do_write & aw_mapped;
+  assign \$234  = aw_index == 5'h13;
+  assign \$235  = \$233  & \$234 ;
+  assign \$236  = \$235  & w_strb[3];
+  assign \$237  = do_write & aw_mapped;
+  assign \$238  = aw_index == 5'h14;
+  assign \$239  = \$237  & \$238 ;
+  assign \$240  = \$239  & w_strb[0];
+  assign \$241  = do_write & aw_mapped;
+  assign \$242  = aw_index == 5'h15;
+  assign \$243  = \$241  & \$242 ;
+  assign \$244  = \$243  & w_strb[0];
+  assign \$245  = start | abort;
+  assign \$246  = s_axil__rvalid & s_axil__rready;
+  assign \$247  = s_axil__arvalid & s_axil__arready;
+  assign \$248  = | s_axil__araddr[11:7];
+  assign \$249  = ~ \$248 ;
+  assign \$250  = ~ s_axil__araddr[6];
+  assign \$251  = ~ s_axil__araddr[5];
+  assign \$252  = ~ s_axil__araddr[4];
+  assign \$253  = ~ s_axil__araddr[3];
+  assign \$254  = ~ s_axil__araddr[2];
+  assign \$258  = \$251  | \$257 ;
+  assign \$259  = \$250  | \$258 ;
+  assign \$260  = \$249  & \$259 ;
+  assign \$261  = \$260  ? 2'h0 : 2'h2;
+  assign \$262  = s_axil__araddr[2] ? 30'h294a0820 : 30'h08030404;
+  assign \$263  = s_axil__araddr[2] ? 31'h00000100 : 31'h41434331;
+  assign \$264  = s_axil__araddr[3] ? { 1'h0, \$262  } : \$263 ;
   assign \$265  = ! s_axil__araddr[6:4];
   assign \$266  = ! s_axil__araddr[6:4];
   assign \$267  = ! s_axil__araddr[6:4];
@@ -20359,13 +20458,13 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$291  = ! s_axil__araddr[6:4];
   assign \$292  = ! s_axil__araddr[6:4];
   assign \$293  = ! s_axil__araddr[6:4];
-  assign \$294  = { 1'h0, \$261  } & { \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265 , \$264 , \$263 , \$262  };
-  assign \$297  = s_axil__araddr[2] ? status : \$296 ;
-  assign \$298  = s_axil__araddr[2] ? 31'h00000000 : 31'h7c730d30;
-  assign \$299  = s_axil__araddr[3] ? \$297  : { 1'h0, \$298  };
-  assign \$300  = s_axil__araddr[6:4] == 1'h1;
-  assign \$301  = s_axil__araddr[6:4] == 1'h1;
-  assign \$302  = s_axil__araddr[6:4] == 1'h1;
+  assign \$294  = ! s_axil__araddr[6:4];
+  assign \$295  = ! s_axil__araddr[6:4];
+  assign \$296  = ! s_axil__araddr[6:4];
+  assign \$297  = { 1'h0, \$264  } & { \$296 , \$295 , \$294 , \$293 , \$292 , \$291 , \$290 , \$289 , \$288 , \$287 , \$286 , \$285 , \$284 , \$283 , \$282 , \$281 , \$280 , \$279 , \$278 , \$277 , \$276 , \$275 , \$274 , \$273 , \$272 , \$271 , \$270 , \$269 , \$268 , \$267 , \$266 , \$265  };
+  assign \$300  = s_axil__araddr[2] ? status : \$299 ;
+  assign \$301  = s_axil__araddr[2] ? 31'h00000000 : 31'h7c730d30;
+  assign \$302  = s_axil__araddr[3] ? \$300  : { 1'h0, \$301  };
   assign \$303  = s_axil__araddr[6:4] == 1'h1;
   assign \$304  = s_axil__araddr[6:4] == 1'h1;
   assign \$305  = s_axil__araddr[6:4] == 1'h1;
@@ -20395,14 +20494,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$329  = s_axil__araddr[6:4] == 1'h1;
   assign \$330  = s_axil__araddr[6:4] == 1'h1;
   assign \$331  = s_axil__araddr[6:4] == 1'h1;
-  assign \$332  = \$299  & { \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303 , \$302 , \$301 , \$300  };
-  assign \$333  = \$295  | \$332 ;
-  assign \$336  = s_axil__araddr[2] ? \$334  : \$335 ;
+  assign \$332  = s_axil__araddr[6:4] == 1'h1;
+  assign \$333  = s_axil__araddr[6:4] == 1'h1;
+  assign \$334  = s_axil__araddr[6:4] == 1'h1;
+  assign \$335  = \$302  & { \$334 , \$333 , \$332 , \$331 , \$330 , \$329 , \$328 , \$327 , \$326 , \$325 , \$324 , \$323 , \$322 , \$321 , \$320 , \$319 , \$318 , \$317 , \$316 , \$315 , \$314 , \$313 , \$312 , \$311 , \$310 , \$309 , \$308 , \$307 , \$306 , \$305 , \$304 , \$303  };
+  assign \$336  = \$298  | \$335 ;
   assign \$339  = s_axil__araddr[2] ? \$337  : \$338 ;
-  assign \$340  = s_axil__araddr[3] ? \$336  : \$339 ;
-  assign \$341  = s_axil__araddr[6:4] == 2'h2;
-  assign \$342  = s_axil__araddr[6:4] == 2'h2;
-  assign \$343  = s_axil__araddr[6:4] == 2'h2;
+  assign \$342  = s_axil__araddr[2] ? \$340  : \$341 ;
+  assign \$343  = s_axil__araddr[3] ? \$339  : \$342 ;
   assign \$344  = s_axil__araddr[6:4] == 2'h2;
   assign \$345  = s_axil__araddr[6:4] == 2'h2;
   assign \$346  = s_axil__araddr[6:4] == 2'h2;
@@ -20432,14 +20531,14 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$370  = s_axil__araddr[6:4] == 2'h2;
   assign \$371  = s_axil__araddr[6:4] == 2'h2;
   assign \$372  = s_axil__araddr[6:4] == 2'h2;
-  assign \$373  = \$340  & { \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344 , \$343 , \$342 , \$341  };
-  assign \$374  = \$333  | \$373 ;
-  assign \$377  = s_axil__araddr[2] ? \$375  : \$376 ;
+  assign \$373  = s_axil__araddr[6:4] == 2'h2;
+  assign \$374  = s_axil__araddr[6:4] == 2'h2;
+  assign \$375  = s_axil__araddr[6:4] == 2'h2;
+  assign \$376  = \$343  & { \$375 , \$374 , \$373 , \$372 , \$371 , \$370 , \$369 , \$368 , \$367 , \$366 , \$365 , \$364 , \$363 , \$362 , \$361 , \$360 , \$359 , \$358 , \$357 , \$356 , \$355 , \$354 , \$353 , \$352 , \$351 , \$350 , \$349 , \$348 , \$347 , \$346 , \$345 , \$344  };
+  assign \$377  = \$336  | \$376 ;
   assign \$380  = s_axil__araddr[2] ? \$378  : \$379 ;
-  assign \$381  = s_axil__araddr[3] ? \$377  : \$380 ;
-  assign \$382  = s_axil__araddr[6:4] == 2'h3;
-  assign \$383  = s_axil__araddr[6:4] == 2'h3;
-  assign \$384  = s_axil__araddr[6:4] == 2'h3;
+  assign \$383  = s_axil__araddr[2] ? \$381  : \$382 ;
+  assign \$384  = s_axil__araddr[3] ? \$380  : \$383 ;
   assign \$385  = s_axil__araddr[6:4] == 2'h3;
   assign \$386  = s_axil__araddr[6:4] == 2'h3;
   assign \$387  = s_axil__araddr[6:4] == 2'h3;
@@ -20469,48 +20568,15 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$411  = s_axil__araddr[6:4] == 2'h3;
   assign \$412  = s_axil__araddr[6:4] == 2'h3;
   assign \$413  = s_axil__araddr[6:4] == 2'h3;
-  assign \$414  = \$381  & { \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385 , \$384 , \$383 , \$382  };
-  assign \$415  = \$374  | \$414 ;
-  assign \$418  = s_axil__araddr[2] ? \$416  : \$417 ;
-  assign \$421  = s_axil__araddr[2] ? \$419  : \$420 ;
-  assign \$422  = s_axil__araddr[3] ? \$418  : \$421 ;
+  assign \$414  = s_axil__araddr[6:4] == 2'h3;
+  assign \$415  = s_axil__araddr[6:4] == 2'h3;
+  assign \$416  = s_axil__araddr[6:4] == 2'h3;
+  assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
+  assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$542  = aw_full;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$545  = aw_full;
     if (\$9 ) begin
-      \$542  = 1'h1;
-    end
-    if (do_write) begin
-      \$542  = 1'h0;
-    end
-    if (rst) begin
-      \$542  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$543  = aw_index;
-    if (\$9 ) begin
-      \$543  = s_axil__awaddr[6:2];
-    end
-    if (rst) begin
-      \$543  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$544  = aw_mapped;
-    if (\$9 ) begin
-      \$544  = \$22 ;
-    end
-    if (rst) begin
-      \$544  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$545  = w_full;
-    if (\$23 ) begin
       \$545  = 1'h1;
     end
     if (do_write) begin
@@ -20521,142 +20587,118 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$546  = w_data;
-    if (\$23 ) begin
-      \$546  = s_axil__wdata;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$546  = aw_index;
+    if (\$9 ) begin
+      \$546  = s_axil__awaddr[6:2];
     end
     if (rst) begin
-      \$546  = 32'd0;
+      \$546  = 5'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$547  = w_strb;
-    if (\$23 ) begin
-      \$547  = s_axil__wstrb;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$547  = aw_mapped;
+    if (\$9 ) begin
+      \$547  = \$22 ;
     end
     if (rst) begin
-      \$547  = 4'h0;
+      \$547  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$548  = s_axil__bvalid;
-    if (\$24 ) begin
-      \$548  = 1'h0;
-    end
-    if (do_write) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$548  = w_full;
+    if (\$23 ) begin
       \$548  = 1'h1;
     end
+    if (do_write) begin
+      \$548  = 1'h0;
+    end
     if (rst) begin
       \$548  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$549  = s_axil__bresp;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$549  = w_data;
+    if (\$23 ) begin
+      \$549  = s_axil__wdata;
+    end
+    if (rst) begin
+      \$549  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$550  = w_strb;
+    if (\$23 ) begin
+      \$550  = s_axil__wstrb;
+    end
+    if (rst) begin
+      \$550  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$551  = s_axil__bvalid;
+    if (\$24 ) begin
+      \$551  = 1'h0;
+    end
     if (do_write) begin
-      \$549  = \$25 ;
+      \$551  = 1'h1;
     end
-    if (rst) begin
-      \$549  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$550  = \$32 ;
-    if (rst) begin
-      \$550  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$551  = \$37 ;
     if (rst) begin
       \$551  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$552  = mode;
-    if (\$41 ) begin
-      \$552 [3:0] = w_data[3:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$552  = s_axil__bresp;
+    if (do_write) begin
+      \$552  = \$25 ;
     end
     if (rst) begin
-      \$552  = 32'd0;
+      \$552  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$553  = a_addr;
-    if (\$45 ) begin
-      \$553 [7:0] = w_data[7:0];
-    end
-    if (\$49 ) begin
-      \$553 [15:8] = w_data[15:8];
-    end
-    if (\$53 ) begin
-      \$553 [23:16] = w_data[23:16];
-    end
-    if (\$57 ) begin
-      \$553 [31:24] = w_data[31:24];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$553  = \$35 ;
     if (rst) begin
-      \$553  = 32'd0;
+      \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$554  = b_addr;
-    if (\$61 ) begin
-      \$554 [7:0] = w_data[7:0];
-    end
-    if (\$65 ) begin
-      \$554 [15:8] = w_data[15:8];
-    end
-    if (\$69 ) begin
-      \$554 [23:16] = w_data[23:16];
-    end
-    if (\$73 ) begin
-      \$554 [31:24] = w_data[31:24];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$554  = \$40 ;
     if (rst) begin
-      \$554  = 32'd0;
+      \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$555  = c_addr;
-    if (\$77 ) begin
-      \$555 [7:0] = w_data[7:0];
-    end
-    if (\$81 ) begin
-      \$555 [15:8] = w_data[15:8];
-    end
-    if (\$85 ) begin
-      \$555 [23:16] = w_data[23:16];
-    end
-    if (\$89 ) begin
-      \$555 [31:24] = w_data[31:24];
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$555  = mode;
+    if (\$44 ) begin
+      \$555 [3:0] = w_data[3:0];
     end
     if (rst) begin
       \$555  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$556  = cin_addr;
-    if (\$93 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$556  = a_addr;
+    if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
     end
-    if (\$97 ) begin
+    if (\$52 ) begin
       \$556 [15:8] = w_data[15:8];
     end
-    if (\$101 ) begin
+    if (\$56 ) begin
       \$556 [23:16] = w_data[23:16];
     end
-    if (\$105 ) begin
+    if (\$60 ) begin
       \$556 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20664,18 +20706,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$557  = m;
-    if (\$109 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$557  = b_addr;
+    if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
     end
-    if (\$113 ) begin
+    if (\$68 ) begin
       \$557 [15:8] = w_data[15:8];
     end
-    if (\$117 ) begin
+    if (\$72 ) begin
       \$557 [23:16] = w_data[23:16];
     end
-    if (\$121 ) begin
+    if (\$76 ) begin
       \$557 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20683,18 +20725,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$558  = k;
-    if (\$125 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$558  = c_addr;
+    if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
     end
-    if (\$129 ) begin
+    if (\$84 ) begin
       \$558 [15:8] = w_data[15:8];
     end
-    if (\$133 ) begin
+    if (\$88 ) begin
       \$558 [23:16] = w_data[23:16];
     end
-    if (\$137 ) begin
+    if (\$92 ) begin
       \$558 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20702,18 +20744,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$559  = n;
-    if (\$141 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$559  = cin_addr;
+    if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
     end
-    if (\$145 ) begin
+    if (\$100 ) begin
       \$559 [15:8] = w_data[15:8];
     end
-    if (\$149 ) begin
+    if (\$104 ) begin
       \$559 [23:16] = w_data[23:16];
     end
-    if (\$153 ) begin
+    if (\$108 ) begin
       \$559 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20721,18 +20763,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$560  = lda;
-    if (\$157 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$560  = m;
+    if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
     end
-    if (\$161 ) begin
+    if (\$116 ) begin
       \$560 [15:8] = w_data[15:8];
     end
-    if (\$165 ) begin
+    if (\$120 ) begin
       \$560 [23:16] = w_data[23:16];
     end
-    if (\$169 ) begin
+    if (\$124 ) begin
       \$560 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20740,18 +20782,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$561  = ldb;
-    if (\$173 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$561  = k;
+    if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
     end
-    if (\$177 ) begin
+    if (\$132 ) begin
       \$561 [15:8] = w_data[15:8];
     end
-    if (\$181 ) begin
+    if (\$136 ) begin
       \$561 [23:16] = w_data[23:16];
     end
-    if (\$185 ) begin
+    if (\$140 ) begin
       \$561 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20759,18 +20801,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$562  = ldc;
-    if (\$189 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$562  = n;
+    if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
     end
-    if (\$193 ) begin
+    if (\$148 ) begin
       \$562 [15:8] = w_data[15:8];
     end
-    if (\$197 ) begin
+    if (\$152 ) begin
       \$562 [23:16] = w_data[23:16];
     end
-    if (\$201 ) begin
+    if (\$156 ) begin
       \$562 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20778,18 +20820,18 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$563  = ldcin;
-    if (\$205 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$563  = lda;
+    if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
     end
-    if (\$209 ) begin
+    if (\$164 ) begin
       \$563 [15:8] = w_data[15:8];
     end
-    if (\$213 ) begin
+    if (\$168 ) begin
       \$563 [23:16] = w_data[23:16];
     end
-    if (\$217 ) begin
+    if (\$172 ) begin
       \$563 [31:24] = w_data[31:24];
     end
     if (rst) begin
@@ -20797,107 +20839,164 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$564  = rq_mult;
-    if (\$221 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$564  = ldb;
+    if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
     end
-    if (\$225 ) begin
+    if (\$180 ) begin
       \$564 [15:8] = w_data[15:8];
     end
-    if (\$229 ) begin
+    if (\$184 ) begin
       \$564 [23:16] = w_data[23:16];
     end
-    if (\$233 ) begin
-      \$564 [30:24] = w_data[30:24];
+    if (\$188 ) begin
+      \$564 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$564  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$565  = rq_shift;
-    if (\$237 ) begin
-      \$565 [4:0] = w_data[4:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$565  = ldc;
+    if (\$192 ) begin
+      \$565 [7:0] = w_data[7:0];
+    end
+    if (\$196 ) begin
+      \$565 [15:8] = w_data[15:8];
+    end
+    if (\$200 ) begin
+      \$565 [23:16] = w_data[23:16];
+    end
+    if (\$204 ) begin
+      \$565 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$565  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$566  = rq_zp;
-    if (\$241 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$566  = ldcin;
+    if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
+    end
+    if (\$212 ) begin
+      \$566 [15:8] = w_data[15:8];
+    end
+    if (\$216 ) begin
+      \$566 [23:16] = w_data[23:16];
+    end
+    if (\$220 ) begin
+      \$566 [31:24] = w_data[31:24];
     end
     if (rst) begin
       \$566  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$567  = done;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$567  = rq_mult;
+    if (\$224 ) begin
+      \$567 [7:0] = w_data[7:0];
+    end
+    if (\$228 ) begin
+      \$567 [15:8] = w_data[15:8];
+    end
+    if (\$232 ) begin
+      \$567 [23:16] = w_data[23:16];
+    end
+    if (\$236 ) begin
+      \$567 [30:24] = w_data[30:24];
+    end
+    if (rst) begin
+      \$567  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$568  = rq_shift;
+    if (\$240 ) begin
+      \$568 [4:0] = w_data[4:0];
+    end
+    if (rst) begin
+      \$568  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$569  = rq_zp;
+    if (\$244 ) begin
+      \$569 [7:0] = w_data[7:0];
+    end
+    if (rst) begin
+      \$569  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$570  = done;
     if (clear_done) begin
-      \$567  = 1'h0;
+      \$570  = 1'h0;
     end
-    if (\$242 ) begin
-      \$567  = 1'h0;
-    end
-    if (set_done) begin
-      \$567  = 1'h1;
-    end
-    if (rst) begin
-      \$567  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$568  = error;
-    if (\$242 ) begin
-      \$568  = 8'h00;
+    if (\$245 ) begin
+      \$570  = 1'h0;
     end
     if (set_done) begin
-      \$568  = error_code;
+      \$570  = 1'h1;
     end
     if (rst) begin
-      \$568  = 8'h00;
+      \$570  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$569  = s_axil__rvalid;
-    if (\$243 ) begin
-      \$569  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$571  = error;
+    if (\$245 ) begin
+      \$571  = 8'h00;
     end
-    if (\$244 ) begin
-      \$569  = 1'h1;
+    if (set_done) begin
+      \$571  = error_code;
     end
     if (rst) begin
-      \$569  = 1'h0;
+      \$571  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$570  = s_axil__rresp;
-    if (\$244 ) begin
-      \$570  = \$258 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$572  = s_axil__rvalid;
+    if (\$246 ) begin
+      \$572  = 1'h0;
+    end
+    if (\$247 ) begin
+      \$572  = 1'h1;
     end
     if (rst) begin
-      \$570  = 2'h0;
+      \$572  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$571  = s_axil__rdata;
-    if (\$244 ) begin
-      \$571  = \$538 ;
-      if (\$541 ) begin
-        \$571  = 32'd0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$573  = s_axil__rresp;
+    if (\$247 ) begin
+      \$573  = \$261 ;
+    end
+    if (rst) begin
+      \$573  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$574  = s_axil__rdata;
+    if (\$247 ) begin
+      \$574  = \$541 ;
+      if (\$544 ) begin
+        \$574  = 32'd0;
       end
     end
     if (rst) begin
-      \$571  = 32'd0;
+      \$574  = 32'd0;
     end
   end
   assign status[15:8] = error;
@@ -20907,34 +21006,34 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$17  = 1'h0;
   assign \$18  = 1'h0;
   assign \$19  = \$14 ;
-  assign \$252  = 1'h0;
-  assign \$253  = 1'h0;
-  assign \$254  = \$249 ;
-  assign \$295  = \$294 ;
-  assign \$296 [31:4] = 28'h0000000;
-  assign \$296 [3:0] = mode[3:0];
-  assign \$334  = cin_addr;
-  assign \$335  = c_addr;
-  assign \$337  = b_addr;
-  assign \$338  = a_addr;
-  assign \$375  = lda;
-  assign \$376  = n;
-  assign \$378  = k;
-  assign \$379  = m;
-  assign \$416 [31] = 1'h0;
-  assign \$416 [30:0] = rq_mult[30:0];
-  assign \$417  = ldcin;
-  assign \$419  = ldc;
-  assign \$420  = ldb;
-  assign \$457  = mac_cycles;
-  assign \$458  = cycles;
-  assign \$460 [31:8] = 24'h000000;
-  assign \$460 [7:0] = rq_zp[7:0];
-  assign \$461 [31:5] = 27'h0000000;
-  assign \$461 [4:0] = rq_shift[4:0];
-  assign \$498  = stall_store;
-  assign \$499  = stall_load;
-  assign \$501  = dma_wr_bytes;
-  assign \$502  = dma_rd_bytes;
-  assign \$541  = \$539 ;
+  assign \$255  = 1'h0;
+  assign \$256  = 1'h0;
+  assign \$257  = \$252 ;
+  assign \$298  = \$297 ;
+  assign \$299 [31:4] = 28'h0000000;
+  assign \$299 [3:0] = mode[3:0];
+  assign \$337  = cin_addr;
+  assign \$338  = c_addr;
+  assign \$340  = b_addr;
+  assign \$341  = a_addr;
+  assign \$378  = lda;
+  assign \$379  = n;
+  assign \$381  = k;
+  assign \$382  = m;
+  assign \$419 [31] = 1'h0;
+  assign \$419 [30:0] = rq_mult[30:0];
+  assign \$420  = ldcin;
+  assign \$422  = ldc;
+  assign \$423  = ldb;
+  assign \$460  = mac_cycles;
+  assign \$461  = cycles;
+  assign \$463 [31:8] = 24'h000000;
+  assign \$463 [7:0] = rq_zp[7:0];
+  assign \$464 [31:5] = 27'h0000000;
+  assign \$464 [4:0] = rq_shift[4:0];
+  assign \$501  = stall_store;
+  assign \$502  = stall_load;
+  assign \$504  = dma_wr_bytes;
+  assign \$505  = dma_rd_bytes;
+  assign \$544  = \$542 ;
 endmodule
