@@ -19,6 +19,24 @@ if "ACCEL_SEED" not in os.environ:
 SEED = int(os.environ["ACCEL_SEED"])
 
 
+#: Tiers that run only when a ``-m`` expression names them: the largest arrays, and the formal
+#: property sets that take longer than the regular tier allows.
+NAMED_ONLY = ("slow", "formal")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test of a :data:`NAMED_ONLY` tier runs only when ``-m`` names its marker (``-m slow``,
+    ``-m "formal and not slow"``): every other selection, the default run and the other tiers'
+    expressions included, leaves it out and counts it as deselected."""
+    expression = config.option.markexpr or ""
+    left_out = [name for name in NAMED_ONLY if name not in expression]
+    dropped = [item for item in items
+               if any(item.get_closest_marker(name) for name in left_out)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 def pytest_report_header(config):
     return f"accelerator: ACCEL_SEED={SEED} (set it to replay the random tests)"
 

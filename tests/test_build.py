@@ -236,6 +236,63 @@ def test_cli_bad_input(accel, tmp_path, monkeypatch, args, line):
     assert not (tmp_path / "out").exists()
 
 
+TOO_BIG = ("accel build: error: the 64×64 array does not fit the iCE40UP5K of icebreaker: with "
+           "16 of its 4096 PEs multiplying in DSP blocks and 4080 in LUTs, its PEs alone need "
+           "at least 359,552 logic cells (the device has 5,280) and 195,584 flip-flops (the "
+           "device has 5,280)")
+
+
+def test_cli_array_too_big_for_the_device(accel, tmp_path, monkeypatch):
+    """Refused in one line before any tool runs (yosys would take hours on 4,096 PEs)."""
+    monkeypatch.setenv("ACCEL_BUILD_ROOT", str(tmp_path / "cache"))
+    code, out, err = accel("build", "--board", "icebreaker", "--rows", "64", "--cols", "64",
+                           "--no-requant-unit", "--out", str(tmp_path / "out"))
+    assert (code, out, err) == (2, "", TOO_BIG + "\n")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"^the 64×64 array does not fit the iCE40UP5K"):
+        flow.build(AcceleratorConfig(rows=64, cols=64), "icebreaker", cache_root=tmp_path)
+    # only the logic cells over (the board top: the requantizer takes every DSP block)
+    assert flow.fit_problem(AcceleratorConfig(rows=9, cols=9), "icebreaker", top="board") == (
+        "the 9×9 array does not fit the iCE40UP5K of icebreaker: with 0 of its 81 PEs "
+        "multiplying in DSP blocks and 81 in LUTs, its PEs alone need at least 7,128 logic "
+        "cells (the device has 5,280)")
+
+
+def test_cli_fitting_array_goes_through_the_check(accel, tmp_path, monkeypatch):
+    """A design that may fit passes the check and reaches the flow (here a stub of it)."""
+    calls = []
+
+    def fake_build(config, board, **kwargs):
+        calls.append((config, board, kwargs["top"], kwargs["max_dsp_pes"]))
+        raise flow.BuildError("yosys failed: stub", tmp_path / "top.rpt")
+
+    monkeypatch.setattr(flow, "build", fake_build)
+    code, _out, err = accel("build", "--board", "icebreaker", *SMALL_ARGS,
+                           "--out", str(tmp_path / "out"))
+    assert code == 1 and calls == [(SMALL, "icebreaker", "core", None)]
+    assert err.endswith(f"\naccel build: error: yosys failed: stub; see {tmp_path / 'top.rpt'}\n")
+    # the largest arrays the check lets through on each device: just below its bounds
+    assert flow.fit_problem(AcceleratorConfig(rows=8, cols=8), "icebreaker") is None
+    assert flow.fit_problem(AcceleratorConfig(rows=9, cols=9), "icebreaker") is not None
+    assert flow.fit_problem(AcceleratorConfig(rows=32, cols=32), "ulx3s-85f") is None
+    assert flow.fit_problem(AcceleratorConfig(rows=33, cols=33), "ulx3s-85f") is not None
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "baselines").glob("*.json")),
+                         ids=lambda p: p.stem)
+def test_array_floor_is_below_every_measured_build(path):
+    """The bounds are lower bounds: every baselined build (real yosys and nextpnr numbers) used
+    more logic cells and flip-flops than :func:`array_floor` says its array alone needs."""
+    report = json.loads(path.read_text())
+    config = AcceleratorConfig.from_dict(report["config"])
+    device = DEVICES[report["device"]]
+    plan = flow.multiplier_plan(config, device, requantizer=report["top"] != "core")
+    floor = flow.array_floor(config, device, plan)
+    assert floor["luts"] <= report["used"]["logic_cells"]
+    assert 0 < floor["ffs"] <= report["used"]["ffs"]
+    assert flow.fit_problem(config, report["board"], top=report["top"]) is None
+
+
 def test_cli_missing_baseline(accel, tmp_path):
     code, _out, err = accel("build", "--board", "icebreaker", "--out", str(tmp_path),
                             "--baseline", str(tmp_path / "none.json"))

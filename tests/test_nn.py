@@ -81,6 +81,10 @@ def _cases(rng: np.random.Generator) -> dict[str, tuple[list, list, tuple]]:
                  helper.make_node("Conv", ["a", "P"], ["c"]),
                  helper.make_node("Add", ["a", "c"], ["y"])],
                 [conv_w, weight("P", (8, 8, 1, 1), rng)], (12, 4, 6, 6)),
+        # x read twice: with int8, onnxruntime keeps it int8 but moves r and y to uint8 and
+        # runs this Add unfused (DequantizeLinear, float Add, QuantizeLinear)
+        "add_shared_input": ([helper.make_node("MaxPool", ["x"], ["r"], kernel_shape=[1, 1]),
+                              helper.make_node("Add", ["x", "r"], ["y"])], [], (12, 4, 6, 6)),
         "relu": ([helper.make_node("MatMul", ["x", "M"], ["a"]),
                   helper.make_node("Relu", ["a"], ["y"])], [mm], (96, 20)),
         "maxpool": ([helper.make_node("Conv", ["x", "W"], ["a"], pads=[1, 1, 1, 1]),
@@ -106,6 +110,8 @@ def _cases(rng: np.random.Generator) -> dict[str, tuple[list, list, tuple]]:
 
 
 OPERATORS = list(_cases(np.random.default_rng(0)))
+#: Input batches per operator test.
+TRIALS = 50
 
 
 @pytest.mark.parametrize("activation", [QINT8, QUINT8], ids=["int8", "uint8"])
@@ -114,12 +120,23 @@ def test_operator_bit_exact_qdq(tmp_path, seed, case, activation):
     rng = np.random.default_rng(seed)
     nodes, inits, shape = _cases(rng)[case]
     path = quantized(tmp_path, float_model(nodes, inits, list(shape)), shape, rng, activation)
-    for trial in range(3):  # many inputs: ties and near-ties show up only on some
-        x = (rng.normal(size=shape) * (1.0 + 0.5 * trial)).astype(np.float32)
-        expected = ort_run(path, x)
-        got, _ = ours(path, x)
-        assert got.dtype == expected.dtype and got.shape == expected.shape
-        assert np.array_equal(got, expected), f"{case}: {np.sum(got != expected)} differ"
+    if case == "add" and activation == QINT8:
+        # the residual tensor is read by a Conv and the Add: onnxruntime keeps it int8 while
+        # moving its neighbours to uint8 and runs both Convs in float, near ties not reproduced
+        with pytest.raises(UnsupportedModel, match="'a_QuantizeLinear_Output' is read by more"):
+            load(path)
+        return
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    network = load(path)
+    with connect(CONFIG, backend="model") as dev:
+        # many inputs and ranges: ties and near-ties of a rounding show up only on some
+        for trial in range(TRIALS):
+            x = (rng.normal(size=shape) * (0.5 + 0.05 * trial)).astype(np.float32)
+            expected = session.run(None, {"x": x})[0]
+            got = network.run(x, dev)[0][0]
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            assert np.array_equal(got, expected), \
+                f"{case}, input {trial}: {np.sum(got != expected)} differ"
 
 
 @pytest.mark.parametrize("activation", [QINT8, QUINT8], ids=["int8", "uint8"])
@@ -136,6 +153,73 @@ def test_qoperator_bit_exact(tmp_path, seed, case, activation):
     got, stats = ours(path, x)
     assert np.array_equal(got, ort_run(path, x))
     assert len(stats) == 1 and stats[0].macs > 0
+
+
+def _qlinear_add_session(dtype: type, params: tuple, a_shape: list, b_shape: list):
+    elem = TensorProto.INT8 if dtype == np.int8 else TensorProto.UINT8
+    names = ["sa", "za", "sb", "zb", "sc", "zc"]
+    inits = [numpy_helper.from_array(np.array(v, np.float32 if i % 2 == 0 else dtype), n)
+             for i, (n, v) in enumerate(zip(names, params, strict=True))]
+    node = helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"], ["c"],
+                            domain="com.microsoft")
+    graph = helper.make_graph([node], "t", [helper.make_tensor_value_info("a", elem, a_shape),
+                                            helper.make_tensor_value_info("b", elem, b_shape)],
+                              [helper.make_tensor_value_info("c", elem, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+@pytest.mark.parametrize("layout", ["full", "scalar_a", "scalar_b", "channel_b"])
+def test_qlinear_add_kernel_every_input(seed, dtype, layout):
+    """kernels.qlinear_add against onnxruntime's QLinearAdd on every (a, b) pair, for 40 random
+    scale/zero-point sets and directed ones whose sums fall on or next to .5 (ties)."""
+    rng = np.random.default_rng(seed)
+    lo, hi = kernels.QRANGE[np.dtype(dtype)]
+    values = np.arange(lo, hi + 1).astype(dtype)
+    a_all, b_all = np.repeat(values, 256), np.tile(values, 256)
+    params = [(np.float32(0.02), 3, np.float32(0.01), -5, np.float32(0.04), 1),    # ratios 2⁻¹, 2⁻²
+              (np.float32(0.1), 0, np.float32(0.1), 0, np.float32(0.2), 0),        # every sum/2
+              (np.float32(0.3), 7, np.float32(0.1), 2, np.float32(0.6), 1),
+              (np.float32(1.0), 1, np.float32(3.0), 1, np.float32(2.0), 0)]
+    params = [(s1, z1 + (128 if dtype == np.uint8 else 0), s2,
+               z2 + (128 if dtype == np.uint8 else 0), s3, z3 + (128 if dtype == np.uint8 else 0))
+              for s1, z1, s2, z2, s3, z3 in params]
+    for _ in range(40):
+        scales = np.exp(rng.uniform(-5, 0, size=3)).astype(np.float32)
+        zps = rng.integers(lo, hi + 1, size=3)
+        params.append((scales[0], int(zps[0]), scales[1], int(zps[1]), scales[2], int(zps[2])))
+    for sa, za, sb, zb, sc, zc in params:
+        if layout == "full":
+            pairs = [(a_all, b_all)]
+        elif layout == "scalar_a":
+            pairs = [(np.array([v], dtype), values) for v in values]
+        elif layout == "scalar_b":
+            pairs = [(values, np.array([v], dtype)) for v in values]
+        else:  # b broadcast along the innermost axis: a one-element span per row
+            pairs = [(a_all.reshape(256, 256), values.reshape(256, 1))]
+        session = _qlinear_add_session(dtype, (sa, za, sb, zb, sc, zc), list(pairs[0][0].shape),
+                                       list(pairs[0][1].shape))
+        for a, b in pairs:
+            expected = session.run(None, {"a": a, "b": b})[0]
+            got = kernels.qlinear_add(a, sa, za, b, sb, zb, sc, zc, np.dtype(dtype))
+            differ = int(np.sum(got != expected))
+            assert differ == 0, f"scales {sa}, {sb}, {sc}, zero points {za}, {zb}, {zc}: {differ}"
+
+
+def test_fma32_single_rounding():
+    """fma32 rounds once: x·y + z where the float32 product alone would round away the tie."""
+    x, y = np.float32(1 + 2.0**-12), np.float32(1 + 2.0**-12)   # x·y = 1 + 2⁻¹¹ + 2⁻²⁴
+    z = np.float32(-1.0)
+    assert kernels.fma32(x, y, z) == np.float32(2.0**-11 + 2.0**-24)
+    assert np.float32(x * y) + z != np.float32(2.0**-11 + 2.0**-24)
+    # x·y = 2⁻²⁴ − 2⁻⁷⁰: z + x·y lies just below a float32 tie; a float64 sum would round onto
+    # the tie and then to even (1 + 2⁻²²), one rounding gives 1 + 2⁻²³
+    x, y = np.float32(2.0**-24 * (1 - 2.0**-23)), np.float32(1 + 2.0**-23)
+    z = np.float32(1 + 2.0**-23)
+    assert np.float32(np.float64(z) + np.float64(x) * np.float64(y)) == np.float32(1 + 2.0**-22)
+    assert kernels.fma32(x, y, z) == z
 
 
 def _integer_model(op: str, a_type: int, b: np.ndarray, za: int, zb: int, shape: list):

@@ -494,7 +494,27 @@ def test_an_rtl_point_too_big_for_the_harness_fails_without_building(accel, tmp_
     row = read_csv(tmp_path / "sweep.csv")[0]
     # the model's numbers are there even though the RTL could not run
     assert int(row["model_cycles"]) == estimate(AcceleratorConfig(), 40000, 40000, 40000).cycles
-    assert not (tmp_path / "build").exists()  # no harness was built
+    # no harness was built (the folder itself may exist: --build-root is checked writable first)
+    assert not any((tmp_path / "build").rglob("*.so"))
+    assert not (tmp_path / "build" / "harness").exists()
+
+
+def test_an_rtl_point_with_too_many_pes_fails_without_building(accel, tmp_path):
+    """32×32 is the largest array an RTL point simulates; 33×32 and 64×64 fail with the reason
+    (and their model numbers), and no Verilator model is built."""
+    code, summary, _err = sweep_json(accel, "--fidelity", "rtl", "--param", "rows=33,64",
+                                    "--param", "cols=32,64", "--gemm", "64x64x64",
+                                    "--jobs", "1", "--out", str(tmp_path),
+                                    "--build-root", str(tmp_path / "build"))
+    assert code == 1
+    assert runner.RTL_MAX_PES == 32 * 32
+    errors = sorted(f["error"] for f in summary["failures"])
+    assert errors == sorted(
+        f"a {r}×{c} array ({r * c:,} PEs) is beyond the RTL sweep's limit of 1,024 PEs: its "
+        f"Verilator model would take too long to build (accel sim --rows {r} --cols {c} "
+        f"builds it)" for r in (33, 64) for c in (32, 64))
+    assert all(row["model_cycles"] for row in read_csv(tmp_path / "sweep.csv"))
+    assert not (tmp_path / "build" / "sim").exists()
 
 
 @pytest.mark.parametrize("m,k,n", [(1, 1, 1), (37, 29, 41), (128, 96, 64), (300, 17, 9)])

@@ -60,6 +60,9 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
         fail_usage(f"--max-dsp-pes {max_dsp_pes} is out of range (allowed: 0 or more)")
     if not 0 <= tolerance <= 100:
         fail_usage(f"--tolerance {tolerance:g} is out of range (allowed: 0 to 100)")
+    problem = flow.fit_problem(config, board, top=top, max_dsp_pes=max_dsp_pes)
+    if problem:
+        fail_usage(problem)
     reference = None
     if baseline is not None:
         try:

@@ -46,6 +46,7 @@ from .workloads import Workload
 
 __all__ = [
     "FIDELITIES",
+    "RTL_MAX_PES",
     "SWEEP_VERSION",
     "PointSpec",
     "SchedulerError",
@@ -292,10 +293,21 @@ def _run_model_task(task: Task, rec: _Recorder) -> None:
 RTL_MEMORY = 1 << 32
 
 
+#: The most PEs an RTL point simulates: the accelerator's Verilator build grows with the array
+#: (docs/performance.md, "Large arrays"), so a larger point fails at once with the reason
+#: rather than after hours of C++ compilation (``accel sim`` still builds any size).
+RTL_MAX_PES = 32 * 32
+
+
 def _rtl_problem(spec: PointSpec) -> str | None:
     """Why the RTL harness cannot run the workload as one command per layer, or None."""
     from ..hw.registers import MAX_DIM
 
+    config = spec.accelerator_config()
+    if config.pes > RTL_MAX_PES:
+        return (f"a {config.rows}×{config.cols} array ({config.pes:,} PEs) is beyond the RTL "
+                f"sweep's limit of {RTL_MAX_PES:,} PEs: its Verilator model would take too "
+                f"long to build (accel sim --rows {config.rows} --cols {config.cols} builds it)")
     for layer in spec.workload.layers:
         big = [f"{d} = {v}" for d, v in zip("mkn", layer.shape, strict=True) if v > MAX_DIM]
         if big:

@@ -22,7 +22,7 @@ complete (it is built under a temporary name, then renamed). A second build with
 returns the cached report without running any tool.
 
 Public API: :data:`BOARDS`, :data:`DEVICES`, :data:`TOPS`, :func:`build`, :class:`BuildReport`,
-:class:`BuildError`, :func:`parse_nextpnr_log`, :func:`parse_yosys_log`,
+:class:`BuildError`, :func:`fit_problem`, :func:`parse_nextpnr_log`, :func:`parse_yosys_log`,
 :func:`compare_baseline`.
 """
 
@@ -65,9 +65,11 @@ __all__ = [
     "BuildError",
     "BuildReport",
     "DeviceResources",
+    "array_floor",
     "build",
     "clock_plan",
     "compare_baseline",
+    "fit_problem",
     "multiplier_plan",
     "parse_nextpnr_log",
     "parse_yosys_log",
@@ -169,6 +171,52 @@ def multiplier_plan(config: AcceleratorConfig, device: DeviceResources,
         paired = 0
     return {"pe_dsp": pe_dsp, "pe_lut": config.pes - pe_dsp, "requant_dsp": requant,
             "pe_paired": paired, "pe_dsp_blocks": pe_dsp - paired // 2}
+
+
+def array_floor(config: AcceleratorConfig, device: DeviceResources, plan: dict[str, int]
+                ) -> dict[str, int]:
+    """Lower bounds of the logic cells (``luts``) and flip-flops (``ffs``) the PE array alone
+    takes on ``device`` with the multipliers placed as ``plan`` (:func:`multiplier_plan`).
+
+    Counted are only parts no mapping can leave out, each at its smallest:
+
+    * the operand registers between neighbouring PEs (A to the right, B or the weights down):
+      each also feeds a neighbour, so no DSP block absorbs it — ``in_width`` flip-flops per
+      link;
+    * an accumulator (``acc_width`` flip-flops and an adder of one logic cell per bit) per PE
+      whose accumulator is not inside a DSP block: yosys moves it into an iCE40 SB_MAC16 only
+      for a PE alone in its block, and never into an ECP5 MULT18X18D;
+    * a multiplier in LUTs: ``in_width - 1`` additions of ``in_width`` bits.
+
+    A PE measured (docs/performance.md, "The cost of a PE") takes 3–5 times more, so a design
+    beyond these bounds cannot fit, while one within them may still not.
+    """
+    R, C, w = config.rows, config.cols, config.in_width
+    links = R * (C - 1) + C * (R - 1)
+    fabric_acc = config.pes if device.family == "ecp5" else plan["pe_lut"] + plan["pe_paired"]
+    return {"luts": fabric_acc * config.acc_width + plan["pe_lut"] * w * (w - 1),
+            "ffs": links * w + fabric_acc * config.acc_width}
+
+
+def fit_problem(config: AcceleratorConfig, board: str, *, top: str = "core",
+                max_dsp_pes: int | None = None) -> str | None:
+    """Why ``config`` cannot fit ``board``'s device (one line), or None when it may.
+
+    Checked before any tool runs, so that an array far too large fails at once rather than
+    after hours of yosys and nextpnr; the bounds are :func:`array_floor`'s.
+    """
+    device_name = BOARDS[board].device
+    device = DEVICES[device_name]
+    plan = multiplier_plan(config, device, max_dsp_pes, requantizer=top != "core")
+    floor = array_floor(config, device, plan)
+    over = [f"{floor[key]:,} {what} (the device has {getattr(device, key):,})"
+            for key, what in (("luts", "logic cells"), ("ffs", "flip-flops"))
+            if floor[key] > getattr(device, key)]
+    if not over:
+        return None
+    return (f"the {config.rows}×{config.cols} array does not fit the {device_name} of {board}: "
+            f"with {plan['pe_dsp']} of its {config.pes} PEs multiplying in DSP blocks and "
+            f"{plan['pe_lut']} in LUTs, its PEs alone need at least {' and '.join(over)}")
 
 
 def _core_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | None = None,
@@ -513,7 +561,8 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     ``progress(message)`` hears of each step, and every ``progress_seconds`` while yosys and
     nextpnr run, which of them and how long its log is.
 
-    Raises :class:`ValueError` for a bad board, top, frequency or seed, and :class:`BuildError`
+    Raises :class:`ValueError` for a bad board, top, frequency or seed, or an array that cannot
+    fit the board's device (:func:`fit_problem`), and :class:`BuildError`
     (with the log path) when a tool fails, the design does not fit, or it misses the requested
     frequency (unless ``allow_timing_fail``). The report of a timing miss is still written.
     """
@@ -523,6 +572,10 @@ def build(config: AcceleratorConfig, board: str, *, top: str | Callable[..., Any
     top_name, factory = _resolve_top(top)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**31:
         raise ValueError(f"seed {seed!r} is out of range (allowed: 0 to {2**31 - 1})")
+
+    problem = fit_problem(config, board, top=top_name, max_dsp_pes=max_dsp_pes)
+    if problem:
+        raise ValueError(problem)
 
     platform = BOARDS[board]()
     device = DEVICES[platform.device]

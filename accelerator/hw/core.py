@@ -33,8 +33,10 @@ from amaranth.hdl import (
     Instance,
     Module,
     Mux,
+    ResetInserter,
     ResetSignal,
     Signal,
+    Value,
     signed,
 )
 from amaranth.lib import data, stream, wiring
@@ -237,8 +239,8 @@ class SystolicCore(wiring.Component):
         return enable
 
     def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
-        """``unit`` in a clock domain of its own, pipelined: the sync clock, and a copy of the
-        reset registered beside it, from a copy per ``group`` (a row of PEs).
+        """``unit`` with a reset of its own, pipelined: a copy of the core's reset registered
+        beside it, from a copy per ``group`` (a row of PEs).
 
         Once the data registers had no reset and the enable was copied, the reset of the flags
         of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
@@ -249,15 +251,19 @@ class SystolicCore(wiring.Component):
         """
         if not self.is_pipelined(platform):
             return unit
-        domain = f"{name}_sync"
-        m.domains += ClockDomain(domain, local=True)
+        # One reset-less domain for all of them, each unit's reset inserted into its own logic:
+        # a domain per unit, defined here, was copied into every other unit's fragment as
+        # Amaranth propagates domains down (quadratic: minutes of elaboration at 64×64).
+        domain = "units_sync"
+        if not self._reset_groups:   # the first unit
+            m.domains += ClockDomain(domain, local=True, reset_less=True)
+            m.d.comb += ClockSignal(domain).eq(ClockSignal("sync"))
         if group not in self._reset_groups:
             self._reset_groups[group] = register_copy(
                 m, platform, ResetSignal("sync", allow_reset_less=True), f"rst_group_{group}",
                 init=1)
         reset = register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
-        m.d.comb += [ClockSignal(domain).eq(ClockSignal("sync")), ResetSignal(domain).eq(reset)]
-        return DomainRenamer({"sync": domain})(unit)
+        return DomainRenamer({"sync": domain})(ResetInserter({"sync": reset})(unit))
 
     def _released(self, m: Module, platform):
         """High from the second cycle after a reset: the inputs may take a beat.
@@ -584,11 +590,10 @@ def _lanes(m: Module, enable, name: str, target, source) -> None:
             m.d.sync += target[k].eq(source[k])
 
 
-def _any(values) -> Signal:
-    result = Const(0)
-    for v in values:
-        result = result | v
-    return result
+def _any(values) -> Value:
+    """The OR of 1-bit ``values`` as one reduction: a chain ``a | b | …`` over the R·C PEs
+    of a large array nests deeper than Python's recursion limit in Amaranth's passes."""
+    return Cat(*values).any()
 
 
 

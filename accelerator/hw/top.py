@@ -91,8 +91,10 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
         engine_reset = Signal()
         m.domains.engine = ClockDomain("engine", local=True)
+        # a board's sync domain may have no reset (the ECP5 board tops' PLL domain)
+        sync_reset = ResetSignal("sync", allow_reset_less=True)
         m.d.comb += [ClockSignal("engine").eq(ClockSignal("sync")),
-                     ResetSignal("engine").eq(ResetSignal("sync") | engine_reset)]
+                     ResetSignal("engine").eq(sync_reset | engine_reset)]
         abort = regs.abort           # a register: the engine's reset does not start at the bus
         # A pipelined core's units take their reset two cycles after the rest of the engine (see
         # SystolicCore._with_own_reset), and until then results they make land in the engine's

@@ -156,6 +156,9 @@ class QHostStep:
     out_zp: int
     dtype: np.dtype
     skip: tuple[str, ...] = ()
+    #: For int8: which of the inputs and the output (in that order) onnxruntime's x86 graph
+    #: moves to uint8 (``QDQS8ToU8Transformer``), see :meth:`Network._moved_to_uint8`.
+    moved: tuple[bool, ...] = ()
 
     @property
     def op_type(self) -> str:
@@ -322,6 +325,16 @@ class Network:
                               f"{int(y_zp.reshape(-1)[0])} (not "
                               f"{kernels.QRANGE[y_zp.dtype][0]}) is not supported "
                               f"(onnxruntime computes that layer in float)")
+        for name, q in ((x, x_q), (qnode.output[0], _QTensor(y_scale, y_zp, y_zp.dtype))):
+            if q.dtype == np.int8 and not self._moved_to_uint8(name):
+                # onnxruntime's x86 graph keeps such a tensor int8 while it moves its
+                # neighbours to uint8; the layer's types then do not match and it runs in float
+                # (MLAS's float convolution or SGEMM), whose rounding near ties the exact
+                # integer GEMM does not reproduce.
+                raise _fail(node, f"int8 activation {name!r} is read by more than one node "
+                                  f"(or is a graph input/output): onnxruntime computes this "
+                                  f"layer in float, which is not reproduced bit for bit; "
+                                  f"quantize with uint8 activations")
         step = GemmStep(node=node, kind=kind, x=x, w=w, x_q=x_q, w_q=w_q, bias=bias,
                         output=qnode.output[0], out_q=_QTensor(y_scale, y_zp, y_zp.dtype),
                         relu=relu, skip=tuple(skip))
@@ -360,8 +373,28 @@ class Network:
         dtypes.add(zp.dtype)
         if len(dtypes) != 1 or zp.dtype not in kernels.QRANGE:
             return None
+        names = [name for name, _, _ in inputs] + [qnode.output[0]]
+        moved = tuple(self._moved_to_uint8(name) for name in names) if zp.dtype == np.int8 else ()
+        if len(set(moved)) > 1 and node.op_type != "Add":
+            # a mixed int8/uint8 group is not fused: onnxruntime runs the operator in float
+            # (MLAS's float pooling or softmax), which the host does not reproduce bit for bit
+            raise _fail(node, f"{node.op_type} between an int8 tensor read by more than one "
+                              f"node and a uint8-moved one is not supported (onnxruntime "
+                              f"computes it in float; quantize with uint8 activations)")
         return QHostStep(node, inputs, qnode.output[0], scale, int(zp.reshape(-1)[0]),
-                         zp.dtype, skip=(qnode.name or qnode.output[0],))
+                         zp.dtype, skip=(qnode.name or qnode.output[0],), moved=moved)
+
+    def _moved_to_uint8(self, name: str) -> bool:
+        """Whether onnxruntime's x86 graph moves the int8 tensor ``name`` to uint8: it does so
+        for a QuantizeLinear whose output goes to one DequantizeLinear only, after giving every
+        consumer of a shared DequantizeLinear its own copy (so a tensor read by two nodes, a
+        residual connection, stays int8)."""
+        producer = self._producer.get(name)
+        if producer is None or producer.op_type != "QuantizeLinear" or name in self.outputs:
+            return False
+        consumers = self._consumers.get(name, [])
+        return (len(consumers) == 1 and consumers[0].op_type == "DequantizeLinear"
+                and len(self._consumers.get(consumers[0].output[0], [])) <= 1)
 
     def _qoperator(self, node: onnx.NodeProto) -> GemmStep:
         op, ins = node.op_type, list(node.input) + [""] * 9
@@ -604,7 +637,16 @@ def _run_qhost(step: QHostStep, env: dict[str, NDArray[Any]]) -> NDArray[Any]:
     values = [(env[name], scale, zp) for name, scale, zp in step.inputs]
     attrs = _attrs(step.node)
     x, sx, zx = values[0]
-    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8:
+    if step.op_type == "Add" and len(set(step.moved)) > 1:
+        # int8 and uint8-moved tensors mixed: onnxruntime does not fuse the group and runs
+        # DequantizeLinear, a float32 Add and QuantizeLinear, each exactly reproducible (the
+        # move by 128 changes neither the dequantized values nor the quantized result)
+        total = None
+        for name, scale, zp in step.inputs:
+            value = kernels.dequantize(env[name], scale, zp)
+            total = value if total is None else (total + value).astype(np.float32)
+        return kernels.quantize(total, step.out_scale, np.array(step.out_zp, np.int8), step.dtype)
+    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8 and all(step.moved):
         # onnxruntime's x86 CPU graph moves int8 activations of QDQ pairs to uint8 (zero
         # points + 128: QDQS8ToU8Transformer); these two kernels add the zero point in float
         # before rounding, so the move changes ties: compute as they do, in uint8.

@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 
 from ..model.reference import RequantParams, quantize_multiplier
 
-__all__ = ["HOST_CHECK_LIMIT", "QRANGE", "dequantize", "hardware_requant_exact", "im2col",
+__all__ = ["HOST_CHECK_LIMIT", "QRANGE", "dequantize", "fma32", "hardware_requant_exact", "im2col",
            "ort_requant", "ort_scale", "quantize"]
 
 #: Integer range of each quantized ONNX element type.
@@ -171,25 +171,60 @@ def _saturate(value: NDArray[Any], dtype: np.dtype) -> NDArray[Any]:
     return np.clip(value, qmin, qmax).astype(dtype)
 
 
+def fma32(x: Any, y: Any, z: Any) -> NDArray[np.float32]:
+    """float32 ``x·y + z`` with one rounding (an FMA instruction), elementwise: the product is
+    exact in float64, the float64 sum is rounded to odd (so the final rounding to float32 is not
+    a double rounding)."""
+    product = np.asarray(x, np.float64) * np.asarray(y, np.float64)
+    addend = np.asarray(z, np.float64)
+    total = product + addend
+    back = total - addend
+    error = (product - back) + (addend - (total - back))   # TwoSum: total + error is exact
+    odd = (np.atleast_1d(total).view(np.int64) & 1).reshape(total.shape) == 1
+    total = np.where((error != 0) & ~odd,
+                     np.nextafter(total, np.where(error > 0, np.inf, -np.inf)), total)
+    return np.asarray(total).astype(np.float32)
+
+
+def _span_scalar(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> str | None:
+    """Which operand onnxruntime's broadcaster hands MLAS as a one-element span: ``"a"`` or
+    ``"b"`` when it is one element, or broadcast along the innermost dimension that is not 1
+    in the output; ``None`` when both are full spans."""
+    if int(np.prod(a_shape)) == 1:
+        return "a"
+    if int(np.prod(b_shape)) == 1:
+        return "b"
+    out = np.broadcast_shapes(a_shape, b_shape)
+    a_full = (1,) * (len(out) - len(a_shape)) + tuple(a_shape)
+    b_full = (1,) * (len(out) - len(b_shape)) + tuple(b_shape)
+    for axis in reversed(range(len(out))):
+        if out[axis] != 1:
+            return "a" if a_full[axis] == 1 else "b" if b_full[axis] == 1 else None
+    return None
+
+
 def qlinear_add(a: NDArray[Any], sa: Any, za: int, b: NDArray[Any], sb: Any, zb: int,
                 sc: Any, zc: int, dtype: np.dtype) -> NDArray[Any]:
-    """MLAS's QLinearAdd (x86): ``(fixed + a·(sa/sc)) + b·(sb/sc)`` in float32 on the raw
-    integers, ``fixed = zc − (sa/sc·za + sb/sc·zb)``, rounded half to even and saturated; a
-    one-element ``b`` is folded into ``fixed`` first, as MLAS does."""
+    """MLAS's QLinearAdd as onnxruntime's x86-64 build runs it (the AVX2 kernel, FMA):
+    ``fma(a, sa/sc, fma(b, sb/sc, fixed))`` in float32 on the raw integers, with
+    ``fixed = zc − fma(sa/sc, za, sb/sc·zb)``, so B is folded in first; when A is the operand
+    that is one element per span, onnxruntime swaps the operands (A becomes MLAS's B). Rounded
+    half to
+    even (``cvtps2dq``: out-of-range gives INT32_MIN), saturated (the packs). Checked against
+    onnxruntime on every (a, b) pair for many scales and zero points (tests/test_nn.py)."""
+    if _span_scalar(a.shape, b.shape) == "a":
+        return qlinear_add(b, sb, zb, a, sa, za, sc, zc, dtype)
     rac, rbc = np.float32(_f32(sa) / _f32(sc)), np.float32(_f32(sb) / _f32(sc))
-    fixed = np.float32(np.float32(zc) - np.float32(np.float32(rac * np.float32(za))
-                                                   + np.float32(rbc * np.float32(zb))))
+    fixed = np.float32(np.float32(zc) - fma32(rac, np.float32(za),
+                                              np.float32(rbc * np.float32(zb))))
     fa = a.astype(np.float32)
     fb = b.astype(np.float32)
-    if b.size == 1 and a.size != 1:
-        fixed = np.float32(fixed + np.float32(fb.reshape(-1)[0] * rbc))
-        value = fixed + fa * rac
-    elif a.size == 1 and b.size != 1:  # MLAS swaps the operands to make B the scalar one
-        fixed = np.float32(fixed + np.float32(fa.reshape(-1)[0] * rac))
-        value = fixed + fb * rbc
-    else:
-        value = (fixed + fa * rac).astype(np.float32) + (fb * rbc).astype(np.float32)
-    return _saturate(np.rint(value.astype(np.float32)), dtype)
+    # B one element per span (folded into fixed) or not: the same arithmetic per element
+    value = fma32(fa, rac, fma32(fb, rbc, fixed))
+    rounded = np.rint(value.astype(np.float64))
+    rounded = np.where(np.isnan(rounded) | (rounded < -2.0**31) | (rounded >= 2.0**31),
+                       -2.0**31, rounded)
+    return _saturate(rounded, dtype)
 
 
 def _quantize_value(y: NDArray[np.float32], scale: Any, zero_point: int,

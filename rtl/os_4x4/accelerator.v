@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3639$43 (burst__payload[43]),
-    .\port$3639$45 (burst__payload[67:45]),
+    .\port$3609$43 (burst__payload[43]),
+    .\port$3609$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3639$43 , \port$3639$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3609$43 , \port$3609$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3639$43 ;
-  wire \port$3639$43 ;
-  input [22:0] \port$3639$45 ;
-  wire [22:0] \port$3639$45 ;
+  input \port$3609$43 ;
+  wire \port$3609$43 ;
+  input [22:0] \port$3609$45 ;
+  wire [22:0] \port$3609$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3639$43 , \port$3639$45  };
+      storage[w_port__addr] <= { \port$3609$43 , \port$3609$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3639$43 , \port$3639$45  };
-  assign w_data = { \port$3639$43 , \port$3639$45  };
+  assign w_port__data = { \port$3609$43 , \port$3609$45  };
+  assign w_data = { \port$3609$43 , \port$3609$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7836,14 +7836,14 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   always @(posedge engine_clk)
     load_a_addr <= \$411 ;
   \accelerator.engine.core  core (
-    .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .operands__payload(operands__payload),
     .operands__ready(\r_en$125 ),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
-    .results__valid(results__valid)
+    .results__valid(results__valid),
+    .units_sync_clk(engine_clk)
   );
   \accelerator.engine.feed_walk  feed_walk (
     .advance(\advance$135 ),
@@ -7901,7 +7901,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2864$354 (c[398:354])
+    .\port$2868$354 (c[398:354])
   );
   \accelerator.engine.route  route (
     .engine_clk(engine_clk),
@@ -10333,19 +10333,13 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, engine_clk);
+module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [31:0] \$101 ;
-  reg [31:0] \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
   wire \$11 ;
-  wire [2:0] \$12 ;
-  wire [2:0] \$13 ;
+  wire \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -10358,11 +10352,11 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire [3:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [2:0] \$28 ;
+  wire [2:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
@@ -10374,9 +10368,9 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [3:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -10385,18 +10379,18 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
-  wire [31:0] \$56 ;
-  wire [31:0] \$57 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -10404,254 +10398,213 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$67 ;
+  reg [128:0] \$68 ;
+  reg [1:0] \$69 ;
+  wire [31:0] \$7 ;
+  reg \$70 ;
+  reg [31:0] \$71 ;
+  reg [31:0] \$72 ;
+  reg [2:0] \$73 ;
+  reg \$74 ;
+  reg [2:0] \$75 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  reg \$97 ;
-  reg [128:0] \$98 ;
-  reg [1:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$164 ;
-  wire [7:0] \a_in$176 ;
-  wire [7:0] \a_in$188 ;
-  wire [7:0] \a_in$200 ;
+  wire [7:0] \a_in$111 ;
+  wire [7:0] \a_in$124 ;
+  wire [7:0] \a_in$142 ;
+  wire [7:0] \a_in$161 ;
+  wire [7:0] \a_in$180 ;
+  wire [7:0] \a_in$199 ;
   wire [7:0] \a_in$217 ;
-  wire [7:0] \a_in$235 ;
-  wire [7:0] \a_in$253 ;
-  wire [7:0] \a_in$271 ;
-  wire [7:0] \a_in$288 ;
-  wire [7:0] \a_in$306 ;
-  wire [7:0] \a_in$324 ;
-  wire [7:0] \a_in$342 ;
-  wire [7:0] \a_in$359 ;
-  wire [7:0] \a_in$377 ;
-  wire [7:0] \a_in$395 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$274 ;
+  wire [7:0] \a_in$292 ;
+  wire [7:0] \a_in$311 ;
+  wire [7:0] \a_in$330 ;
+  wire [7:0] \a_in$85 ;
+  wire [7:0] \a_in$98 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$166 ;
-  wire [7:0] \a_next$178 ;
-  wire [7:0] \a_next$190 ;
-  wire [7:0] \a_next$201 ;
+  wire [7:0] \a_next$100 ;
+  wire [7:0] \a_next$113 ;
+  wire [7:0] \a_next$125 ;
+  wire [7:0] \a_next$144 ;
+  wire [7:0] \a_next$163 ;
+  wire [7:0] \a_next$182 ;
+  wire [7:0] \a_next$200 ;
   wire [7:0] \a_next$219 ;
-  wire [7:0] \a_next$237 ;
-  wire [7:0] \a_next$255 ;
-  wire [7:0] \a_next$272 ;
-  wire [7:0] \a_next$290 ;
-  wire [7:0] \a_next$308 ;
-  wire [7:0] \a_next$326 ;
-  wire [7:0] \a_next$343 ;
-  wire [7:0] \a_next$361 ;
-  wire [7:0] \a_next$379 ;
-  wire [7:0] \a_next$397 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$257 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$294 ;
+  wire [7:0] \a_next$313 ;
+  wire [7:0] \a_next$332 ;
+  wire [7:0] \a_next$87 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$177 ;
-  wire [7:0] \a_out$189 ;
+  wire [7:0] \a_out$112 ;
+  wire [7:0] \a_out$143 ;
+  wire [7:0] \a_out$162 ;
+  wire [7:0] \a_out$181 ;
   wire [7:0] \a_out$218 ;
-  wire [7:0] \a_out$236 ;
-  wire [7:0] \a_out$254 ;
-  wire [7:0] \a_out$289 ;
-  wire [7:0] \a_out$307 ;
-  wire [7:0] \a_out$325 ;
-  wire [7:0] \a_out$360 ;
-  wire [7:0] \a_out$378 ;
-  wire [7:0] \a_out$396 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$293 ;
+  wire [7:0] \a_out$312 ;
+  wire [7:0] \a_out$331 ;
+  wire [7:0] \a_out$99 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$168 ;
-  wire [7:0] \b_in$180 ;
-  wire [7:0] \b_in$192 ;
-  wire [7:0] \b_in$203 ;
+  wire [7:0] \b_in$102 ;
+  wire [7:0] \b_in$115 ;
+  wire [7:0] \b_in$127 ;
+  wire [7:0] \b_in$146 ;
+  wire [7:0] \b_in$165 ;
+  wire [7:0] \b_in$184 ;
+  wire [7:0] \b_in$202 ;
   wire [7:0] \b_in$221 ;
-  wire [7:0] \b_in$239 ;
-  wire [7:0] \b_in$257 ;
-  wire [7:0] \b_in$274 ;
-  wire [7:0] \b_in$292 ;
-  wire [7:0] \b_in$310 ;
-  wire [7:0] \b_in$328 ;
-  wire [7:0] \b_in$345 ;
-  wire [7:0] \b_in$363 ;
-  wire [7:0] \b_in$381 ;
-  wire [7:0] \b_in$399 ;
+  wire [7:0] \b_in$240 ;
+  wire [7:0] \b_in$259 ;
+  wire [7:0] \b_in$277 ;
+  wire [7:0] \b_in$296 ;
+  wire [7:0] \b_in$315 ;
+  wire [7:0] \b_in$334 ;
+  wire [7:0] \b_in$89 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$167 ;
-  wire [7:0] \b_next$179 ;
-  wire [7:0] \b_next$191 ;
-  wire [7:0] \b_next$202 ;
+  wire [7:0] \b_next$101 ;
+  wire [7:0] \b_next$114 ;
+  wire [7:0] \b_next$126 ;
+  wire [7:0] \b_next$145 ;
+  wire [7:0] \b_next$164 ;
+  wire [7:0] \b_next$183 ;
+  wire [7:0] \b_next$201 ;
   wire [7:0] \b_next$220 ;
-  wire [7:0] \b_next$238 ;
-  wire [7:0] \b_next$256 ;
-  wire [7:0] \b_next$273 ;
-  wire [7:0] \b_next$291 ;
-  wire [7:0] \b_next$309 ;
-  wire [7:0] \b_next$327 ;
-  wire [7:0] \b_next$344 ;
-  wire [7:0] \b_next$362 ;
-  wire [7:0] \b_next$380 ;
-  wire [7:0] \b_next$398 ;
+  wire [7:0] \b_next$239 ;
+  wire [7:0] \b_next$258 ;
+  wire [7:0] \b_next$276 ;
+  wire [7:0] \b_next$295 ;
+  wire [7:0] \b_next$314 ;
+  wire [7:0] \b_next$333 ;
+  wire [7:0] \b_next$88 ;
   wire [7:0] b_out;
+  wire [7:0] \b_out$147 ;
+  wire [7:0] \b_out$166 ;
+  wire [7:0] \b_out$185 ;
+  wire [7:0] \b_out$203 ;
   wire [7:0] \b_out$222 ;
-  wire [7:0] \b_out$240 ;
-  wire [7:0] \b_out$258 ;
-  wire [7:0] \b_out$275 ;
-  wire [7:0] \b_out$293 ;
-  wire [7:0] \b_out$311 ;
-  wire [7:0] \b_out$329 ;
-  wire [7:0] \b_out$346 ;
-  wire [7:0] \b_out$364 ;
-  wire [7:0] \b_out$382 ;
-  wire [7:0] \b_out$400 ;
+  wire [7:0] \b_out$241 ;
+  wire [7:0] \b_out$260 ;
+  wire [7:0] \b_out$278 ;
+  wire [7:0] \b_out$297 ;
+  wire [7:0] \b_out$316 ;
+  wire [7:0] \b_out$335 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$172 ;
-  wire [31:0] \chain_in$184 ;
-  wire [31:0] \chain_in$196 ;
-  wire [31:0] \chain_in$211 ;
+  wire [31:0] \chain_in$106 ;
+  wire [31:0] \chain_in$119 ;
+  wire [31:0] \chain_in$135 ;
+  wire [31:0] \chain_in$154 ;
+  wire [31:0] \chain_in$173 ;
+  wire [31:0] \chain_in$192 ;
+  wire [31:0] \chain_in$210 ;
   wire [31:0] \chain_in$229 ;
-  wire [31:0] \chain_in$247 ;
-  wire [31:0] \chain_in$265 ;
-  wire [31:0] \chain_in$282 ;
-  wire [31:0] \chain_in$300 ;
-  wire [31:0] \chain_in$318 ;
-  wire [31:0] \chain_in$336 ;
-  wire [31:0] \chain_in$353 ;
-  wire [31:0] \chain_in$371 ;
-  wire [31:0] \chain_in$389 ;
-  wire [31:0] \chain_in$407 ;
+  wire [31:0] \chain_in$248 ;
+  wire [31:0] \chain_in$267 ;
+  wire [31:0] \chain_in$285 ;
+  wire [31:0] \chain_in$304 ;
+  wire [31:0] \chain_in$323 ;
+  wire [31:0] \chain_in$342 ;
+  wire [31:0] \chain_in$93 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$127 ;
-  wire [31:0] \chain_out$128 ;
-  wire [31:0] \chain_out$129 ;
-  wire [31:0] \chain_out$212 ;
+  wire [31:0] \chain_out$136 ;
+  wire [31:0] \chain_out$155 ;
+  wire [31:0] \chain_out$16 ;
+  wire [31:0] \chain_out$17 ;
+  wire [31:0] \chain_out$174 ;
+  wire [31:0] \chain_out$18 ;
+  wire [31:0] \chain_out$193 ;
+  wire [31:0] \chain_out$211 ;
   wire [31:0] \chain_out$230 ;
-  wire [31:0] \chain_out$248 ;
-  wire [31:0] \chain_out$266 ;
-  wire [31:0] \chain_out$283 ;
-  wire [31:0] \chain_out$301 ;
-  wire [31:0] \chain_out$319 ;
-  wire [31:0] \chain_out$337 ;
-  wire [31:0] \chain_out$354 ;
-  wire [31:0] \chain_out$372 ;
-  wire [31:0] \chain_out$390 ;
-  wire [31:0] \chain_out$408 ;
+  wire [31:0] \chain_out$249 ;
+  wire [31:0] \chain_out$268 ;
+  wire [31:0] \chain_out$286 ;
+  wire [31:0] \chain_out$305 ;
+  wire [31:0] \chain_out$324 ;
+  wire [31:0] \chain_out$343 ;
   wire chain_valid_in;
-  wire \chain_valid_in$173 ;
-  wire \chain_valid_in$185 ;
-  wire \chain_valid_in$197 ;
-  wire \chain_valid_in$213 ;
+  wire \chain_valid_in$107 ;
+  wire \chain_valid_in$120 ;
+  wire \chain_valid_in$137 ;
+  wire \chain_valid_in$156 ;
+  wire \chain_valid_in$175 ;
+  wire \chain_valid_in$194 ;
+  wire \chain_valid_in$212 ;
   wire \chain_valid_in$231 ;
-  wire \chain_valid_in$249 ;
-  wire \chain_valid_in$267 ;
-  wire \chain_valid_in$284 ;
-  wire \chain_valid_in$302 ;
-  wire \chain_valid_in$320 ;
-  wire \chain_valid_in$338 ;
-  wire \chain_valid_in$355 ;
-  wire \chain_valid_in$373 ;
-  wire \chain_valid_in$391 ;
-  wire \chain_valid_in$409 ;
+  wire \chain_valid_in$250 ;
+  wire \chain_valid_in$269 ;
+  wire \chain_valid_in$287 ;
+  wire \chain_valid_in$306 ;
+  wire \chain_valid_in$325 ;
+  wire \chain_valid_in$344 ;
+  wire \chain_valid_in$94 ;
   wire chain_valid_out;
-  wire \chain_valid_out$214 ;
+  wire \chain_valid_out$138 ;
+  wire \chain_valid_out$157 ;
+  wire \chain_valid_out$176 ;
+  wire \chain_valid_out$195 ;
+  wire \chain_valid_out$213 ;
   wire \chain_valid_out$232 ;
-  wire \chain_valid_out$250 ;
-  wire \chain_valid_out$268 ;
-  wire \chain_valid_out$285 ;
-  wire \chain_valid_out$303 ;
-  wire \chain_valid_out$321 ;
-  wire \chain_valid_out$339 ;
-  wire \chain_valid_out$356 ;
-  wire \chain_valid_out$374 ;
-  wire \chain_valid_out$392 ;
-  wire \chain_valid_out$410 ;
-  wire \chain_valid_out$413 ;
-  wire \chain_valid_out$414 ;
-  wire \chain_valid_out$415 ;
+  wire \chain_valid_out$251 ;
+  wire \chain_valid_out$270 ;
+  wire \chain_valid_out$288 ;
+  wire \chain_valid_out$307 ;
+  wire \chain_valid_out$326 ;
+  wire \chain_valid_out$345 ;
+  wire \chain_valid_out$349 ;
+  wire \chain_valid_out$350 ;
+  wire \chain_valid_out$351 ;
   wire drain;
-  wire \drain$174 ;
-  wire \drain$186 ;
-  wire \drain$198 ;
-  wire \drain$215 ;
+  wire \drain$108 ;
+  wire \drain$121 ;
+  wire \drain$139 ;
+  wire \drain$158 ;
+  wire \drain$177 ;
+  wire \drain$196 ;
+  wire \drain$214 ;
   wire \drain$233 ;
-  wire \drain$251 ;
-  wire \drain$269 ;
-  wire \drain$286 ;
-  wire \drain$304 ;
-  wire \drain$322 ;
-  wire \drain$340 ;
-  wire \drain$357 ;
-  wire \drain$375 ;
-  wire \drain$393 ;
-  wire \drain$411 ;
+  wire \drain$252 ;
+  wire \drain$271 ;
+  wire \drain$289 ;
+  wire \drain$308 ;
+  wire \drain$327 ;
+  wire \drain$346 ;
+  wire \drain$95 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
-  reg en = 1'h1;
-  wire [3:0] \en$133 ;
-  wire [3:0] \en$139 ;
-  wire [3:0] \en$140 ;
-  (* init = 1'h1 *)
-  wire \en$141 ;
-  (* init = 1'h1 *)
-  wire \en$147 ;
-  (* init = 1'h1 *)
-  wire \en$163 ;
-  (* init = 1'h1 *)
-  wire \en$175 ;
-  (* init = 1'h1 *)
-  wire \en$187 ;
-  (* init = 1'h1 *)
-  wire \en$199 ;
-  (* init = 1'h1 *)
-  wire \en$216 ;
-  (* init = 1'h1 *)
-  wire \en$234 ;
-  (* init = 1'h1 *)
-  wire \en$252 ;
-  (* init = 1'h1 *)
-  wire \en$270 ;
-  (* init = 1'h1 *)
-  wire \en$287 ;
-  (* init = 1'h1 *)
-  wire \en$305 ;
-  (* init = 1'h1 *)
-  wire \en$323 ;
-  (* init = 1'h1 *)
-  wire \en$341 ;
-  (* init = 1'h1 *)
-  wire \en$358 ;
-  (* init = 1'h1 *)
-  wire \en$376 ;
-  (* init = 1'h1 *)
-  wire \en$394 ;
+  wire [3:0] en;
+  reg \en$109  = 1'h1;
+  reg \en$122  = 1'h1;
+  reg \en$140  = 1'h1;
+  reg \en$159  = 1'h1;
+  reg \en$178  = 1'h1;
+  reg \en$197  = 1'h1;
+  reg \en$215  = 1'h1;
+  reg \en$234  = 1'h1;
+  reg \en$253  = 1'h1;
+  reg \en$272  = 1'h1;
+  reg \en$290  = 1'h1;
+  reg \en$309  = 1'h1;
+  reg \en$328  = 1'h1;
+  reg \en$42  = 1'h1;
+  wire [3:0] \en$46 ;
+  wire [3:0] \en$51 ;
+  reg \en$56  = 1'h1;
+  reg \en$66  = 1'h1;
+  reg \en$83  = 1'h1;
+  reg \en$96  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -10664,22 +10617,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   reg en_in_b_1 = 1'h1;
   reg en_in_b_2 = 1'h1;
   reg en_in_b_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
@@ -10688,82 +10657,81 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   reg en_skew_b_1 = 1'h1;
   reg en_skew_b_2 = 1'h1;
   reg en_skew_b_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
-  input engine_clk;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$170 ;
-  wire \first_in$182 ;
-  wire \first_in$194 ;
-  wire \first_in$207 ;
+  wire \first_in$104 ;
+  wire \first_in$117 ;
+  wire \first_in$131 ;
+  wire \first_in$150 ;
+  wire \first_in$169 ;
+  wire \first_in$188 ;
+  wire \first_in$206 ;
   wire \first_in$225 ;
-  wire \first_in$243 ;
-  wire \first_in$261 ;
-  wire \first_in$278 ;
-  wire \first_in$296 ;
-  wire \first_in$314 ;
-  wire \first_in$332 ;
-  wire \first_in$349 ;
-  wire \first_in$367 ;
-  wire \first_in$385 ;
-  wire \first_in$403 ;
+  wire \first_in$244 ;
+  wire \first_in$263 ;
+  wire \first_in$281 ;
+  wire \first_in$300 ;
+  wire \first_in$319 ;
+  wire \first_in$338 ;
+  wire \first_in$91 ;
   wire first_out;
+  wire \first_out$151 ;
+  wire \first_out$170 ;
+  wire \first_out$189 ;
+  wire \first_out$207 ;
   wire \first_out$226 ;
-  wire \first_out$244 ;
-  wire \first_out$262 ;
-  wire \first_out$279 ;
-  wire \first_out$297 ;
-  wire \first_out$315 ;
-  wire \first_out$333 ;
-  wire \first_out$350 ;
-  wire \first_out$368 ;
-  wire \first_out$386 ;
-  wire \first_out$404 ;
+  wire \first_out$245 ;
+  wire \first_out$264 ;
+  wire \first_out$282 ;
+  wire \first_out$301 ;
+  wire \first_out$320 ;
+  wire \first_out$339 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
   wire [127:0] i;
-  wire [31:0] \i$142 ;
-  wire [7:0] \i$142[0] ;
-  wire [7:0] \i$142[1] ;
-  wire [7:0] \i$142[2] ;
-  wire [7:0] \i$142[3] ;
-  (* init = 32'd0 *)
-  wire [31:0] \i$143 ;
-  wire [7:0] \i$143[0] ;
-  wire [7:0] \i$143[1] ;
-  wire [7:0] \i$143[2] ;
-  wire [7:0] \i$143[3] ;
-  wire [11:0] \i$144 ;
-  wire [2:0] \i$144[0] ;
-  wire \i$144[0].first ;
-  wire \i$144[0].last ;
-  wire \i$144[0].valid ;
-  wire [2:0] \i$144[1] ;
-  wire \i$144[1].first ;
-  wire \i$144[1].last ;
-  wire \i$144[1].valid ;
-  wire [2:0] \i$144[2] ;
-  wire \i$144[2].first ;
-  wire \i$144[2].last ;
-  wire \i$144[2].valid ;
-  wire [2:0] \i$144[3] ;
-  wire \i$144[3].first ;
-  wire \i$144[3].last ;
-  wire \i$144[3].valid ;
+  wire [31:0] \i$58 ;
+  wire [7:0] \i$58[0] ;
+  wire [7:0] \i$58[1] ;
+  wire [7:0] \i$58[2] ;
+  wire [7:0] \i$58[3] ;
+  reg [31:0] \i$60  = 32'd0;
+  wire [7:0] \i$60[0] ;
+  wire [7:0] \i$60[1] ;
+  wire [7:0] \i$60[2] ;
+  wire [7:0] \i$60[3] ;
+  wire [11:0] \i$62 ;
+  wire [2:0] \i$62[0] ;
+  wire \i$62[0].first ;
+  wire \i$62[0].last ;
+  wire \i$62[0].valid ;
+  wire [2:0] \i$62[1] ;
+  wire \i$62[1].first ;
+  wire \i$62[1].last ;
+  wire \i$62[1].valid ;
+  wire [2:0] \i$62[2] ;
+  wire \i$62[2].first ;
+  wire \i$62[2].last ;
+  wire \i$62[2].valid ;
+  wire [2:0] \i$62[3] ;
+  wire \i$62[3].first ;
+  wire \i$62[3].last ;
+  wire \i$62[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$146 ;
-  wire [7:0] \i_next$146[0] ;
-  wire [7:0] \i_next$146[1] ;
-  wire [7:0] \i_next$146[2] ;
-  wire [7:0] \i_next$146[3] ;
+  wire [31:0] \i_next$65 ;
+  wire [7:0] \i_next$65[0] ;
+  wire [7:0] \i_next$65[1] ;
+  wire [7:0] \i_next$65[2] ;
+  wire [7:0] \i_next$65[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -10773,7 +10741,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire [7:0] \in_a[1] ;
   wire [7:0] \in_a[2] ;
   wire [7:0] \in_a[3] ;
-  reg [31:0] in_b = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_b;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -10783,75 +10752,75 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
+  wire \last_in$105 ;
+  wire \last_in$118 ;
+  wire \last_in$133 ;
+  wire \last_in$152 ;
   wire \last_in$171 ;
-  wire \last_in$183 ;
-  wire \last_in$195 ;
-  wire \last_in$209 ;
+  wire \last_in$190 ;
+  wire \last_in$208 ;
   wire \last_in$227 ;
-  wire \last_in$245 ;
-  wire \last_in$263 ;
-  wire \last_in$280 ;
-  wire \last_in$298 ;
-  wire \last_in$316 ;
-  wire \last_in$334 ;
-  wire \last_in$351 ;
-  wire \last_in$369 ;
-  wire \last_in$387 ;
-  wire \last_in$405 ;
+  wire \last_in$246 ;
+  wire \last_in$265 ;
+  wire \last_in$283 ;
+  wire \last_in$302 ;
+  wire \last_in$321 ;
+  wire \last_in$340 ;
+  wire \last_in$92 ;
   wire last_out;
-  wire \last_out$118 ;
-  wire \last_out$121 ;
-  wire \last_out$124 ;
-  wire \last_out$210 ;
+  wire \last_out$10 ;
+  wire \last_out$13 ;
+  wire \last_out$134 ;
+  wire \last_out$153 ;
+  wire \last_out$172 ;
+  wire \last_out$191 ;
+  wire \last_out$209 ;
   wire \last_out$228 ;
-  wire \last_out$246 ;
-  wire \last_out$264 ;
-  wire \last_out$281 ;
-  wire \last_out$299 ;
-  wire \last_out$317 ;
-  wire \last_out$335 ;
-  wire \last_out$352 ;
-  wire \last_out$370 ;
-  wire \last_out$388 ;
-  wire \last_out$406 ;
+  wire \last_out$247 ;
+  wire \last_out$266 ;
+  wire \last_out$284 ;
+  wire \last_out$303 ;
+  wire \last_out$322 ;
+  wire \last_out$341 ;
+  wire \last_out$7 ;
   wire [127:0] o;
-  wire [31:0] \o$149 ;
-  wire [7:0] \o$149[0] ;
-  wire [7:0] \o$149[1] ;
-  wire [7:0] \o$149[2] ;
-  wire [7:0] \o$149[3] ;
-  wire [31:0] \o$155 ;
-  wire [7:0] \o$155[0] ;
-  wire [7:0] \o$155[1] ;
-  wire [7:0] \o$155[2] ;
-  wire [7:0] \o$155[3] ;
-  wire [11:0] \o$157 ;
-  wire [2:0] \o$157[0] ;
-  wire \o$157[0].first ;
-  wire \o$157[0].last ;
-  wire \o$157[0].valid ;
-  wire [2:0] \o$157[1] ;
-  wire \o$157[1].first ;
-  wire \o$157[1].last ;
-  wire \o$157[1].valid ;
-  wire [2:0] \o$157[2] ;
-  wire \o$157[2].first ;
-  wire \o$157[2].last ;
-  wire \o$157[2].valid ;
-  wire [2:0] \o$157[3] ;
-  wire \o$157[3].first ;
-  wire \o$157[3].last ;
-  wire \o$157[3].valid ;
+  wire [31:0] \o$69 ;
+  wire [7:0] \o$69[0] ;
+  wire [7:0] \o$69[1] ;
+  wire [7:0] \o$69[2] ;
+  wire [7:0] \o$69[3] ;
+  wire [31:0] \o$75 ;
+  wire [7:0] \o$75[0] ;
+  wire [7:0] \o$75[1] ;
+  wire [7:0] \o$75[2] ;
+  wire [7:0] \o$75[3] ;
+  wire [11:0] \o$77 ;
+  wire [2:0] \o$77[0] ;
+  wire \o$77[0].first ;
+  wire \o$77[0].last ;
+  wire \o$77[0].valid ;
+  wire [2:0] \o$77[1] ;
+  wire \o$77[1].first ;
+  wire \o$77[1].last ;
+  wire \o$77[1].valid ;
+  wire [2:0] \o$77[2] ;
+  wire \o$77[2].first ;
+  wire \o$77[2].last ;
+  wire \o$77[2].valid ;
+  wire [2:0] \o$77[3] ;
+  wire \o$77[3].first ;
+  wire \o$77[3].last ;
+  wire \o$77[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$153 ;
-  wire [7:0] \o_next$153[0] ;
-  wire [7:0] \o_next$153[1] ;
-  wire [7:0] \o_next$153[2] ;
-  wire [7:0] \o_next$153[3] ;
+  wire [31:0] \o_next$73 ;
+  wire [7:0] \o_next$73[0] ;
+  wire [7:0] \o_next$73[1] ;
+  wire [7:0] \o_next$73[2] ;
+  wire [7:0] \o_next$73[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -10881,54 +10850,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   reg [1:0] out_row = 2'h0;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -10964,9 +10885,6 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   reg rst_pe_3_2 = 1'h1;
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -10979,67 +10897,55 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$169 ;
-  wire \valid_in$181 ;
-  wire \valid_in$193 ;
-  wire \valid_in$205 ;
+  wire \valid_in$103 ;
+  wire \valid_in$116 ;
+  wire \valid_in$129 ;
+  wire \valid_in$148 ;
+  wire \valid_in$167 ;
+  wire \valid_in$186 ;
+  wire \valid_in$204 ;
   wire \valid_in$223 ;
-  wire \valid_in$241 ;
-  wire \valid_in$259 ;
-  wire \valid_in$276 ;
-  wire \valid_in$294 ;
-  wire \valid_in$312 ;
-  wire \valid_in$330 ;
-  wire \valid_in$347 ;
-  wire \valid_in$365 ;
-  wire \valid_in$383 ;
-  wire \valid_in$401 ;
+  wire \valid_in$242 ;
+  wire \valid_in$261 ;
+  wire \valid_in$279 ;
+  wire \valid_in$298 ;
+  wire \valid_in$317 ;
+  wire \valid_in$336 ;
+  wire \valid_in$90 ;
   wire valid_out;
-  wire \valid_out$117 ;
-  wire \valid_out$120 ;
-  wire \valid_out$123 ;
-  wire \valid_out$206 ;
+  wire \valid_out$12 ;
+  wire \valid_out$130 ;
+  wire \valid_out$149 ;
+  wire \valid_out$168 ;
+  wire \valid_out$187 ;
+  wire \valid_out$205 ;
   wire \valid_out$224 ;
-  wire \valid_out$242 ;
-  wire \valid_out$260 ;
-  wire \valid_out$277 ;
-  wire \valid_out$295 ;
-  wire \valid_out$313 ;
-  wire \valid_out$331 ;
-  wire \valid_out$348 ;
-  wire \valid_out$366 ;
-  wire \valid_out$384 ;
-  wire \valid_out$402 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = results__valid & results__ready;
-  assign \$11  = out_row == 2'h3;
-  assign \$12  = out_row + 1'h1;
-  assign \$13  = \$11  ? 3'h0 : \$12 ;
-  assign \$14  = ~ held;
-  assign \$15  = ~ held;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
+  wire \valid_out$243 ;
+  wire \valid_out$262 ;
+  wire \valid_out$280 ;
+  wire \valid_out$299 ;
+  wire \valid_out$318 ;
+  wire \valid_out$337 ;
+  wire \valid_out$6 ;
+  wire \valid_out$9 ;
+  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$344 , \chain_valid_in$325 , \chain_valid_in$306 , \chain_valid_in$287 , \chain_valid_in$269 , \chain_valid_in$250 , \chain_valid_in$231 , \chain_valid_in$212 , \chain_valid_in$194 , \chain_valid_in$175 , \chain_valid_in$156 , \chain_valid_in$137  };
+  assign busy = \$15  | \$16 ;
+  assign \$17  = ~ skid_valid;
+  assign \$18  = ~ skid_valid_0;
+  assign \$19  = ~ skid_valid_1;
+  assign \$20  = ~ skid_valid_2;
+  assign \$21  = ~ skid_valid_3;
   assign \$22  = ~ held;
-  assign \$23  = accept & operands__payload[64];
-  assign \$24  = gap < 3'h4;
-  assign \$25  = gap + 1'h1;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = results__valid & results__ready;
+  assign \$27  = out_row == 2'h3;
+  assign \$28  = out_row + 1'h1;
+  assign \$29  = \$27  ? 3'h0 : \$28 ;
   assign \$30  = ~ held;
   assign \$31  = ~ held;
   assign \$32  = ~ held;
@@ -11049,9 +10955,9 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \$36  = ~ held;
   assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = ~ held;
-  assign \$40  = ~ held;
-  assign \$41  = ~ held;
+  assign \$39  = accept & operands__payload[64];
+  assign \$40  = gap < 3'h4;
+  assign \$41  = gap + 1'h1;
   assign \$42  = ~ held;
   assign \$43  = ~ held;
   assign \$44  = ~ held;
@@ -11061,783 +10967,780 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \$48  = ~ held;
   assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$117  & \last_out$118 ;
-  assign drain_2 = \valid_out$120  & \last_out$121 ;
-  assign drain_3 = \valid_out$123  & \last_out$124 ;
-  assign \$51  = out_row == 2'h3;
-  assign results__valid = skid_valid | chain_valid_out;
-  assign \$52  = skid_valid ? skid[128] : out[128];
-  assign \$53  = ~ results__ready;
-  assign held = results__valid & \$53 ;
-  assign \$54  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$55  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$56  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$57  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$58  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$58 ;
-  assign \$59  = ~ hazard;
-  assign \$60  = en & \$59 ;
-  assign operands__ready = \$60  & released;
-  assign accept = operands__valid & operands__ready;
-  assign \$61  = ~ first;
-  assign \$62  = in_flags[0] | \$61 ;
-  assign \$63  = \$62  | results__valid;
-  assign \$65  = \$64  | \o$157 [3];
-  assign \$66  = \$65  | \o$157 [6];
-  assign \$67  = \$66  | \o$157 [9];
-  assign \$68  = \$67  | \valid_in$205 ;
-  assign \$69  = \$68  | \valid_in$223 ;
-  assign \$70  = \$69  | \valid_in$241 ;
-  assign \$71  = \$70  | \valid_in$259 ;
-  assign \$72  = \$71  | \valid_in$276 ;
-  assign \$73  = \$72  | \valid_in$294 ;
-  assign \$74  = \$73  | \valid_in$312 ;
-  assign \$75  = \$74  | \valid_in$330 ;
-  assign \$76  = \$75  | \valid_in$347 ;
-  assign \$77  = \$76  | \valid_in$365 ;
-  assign \$78  = \$77  | \valid_in$383 ;
-  assign \$79  = \$78  | \valid_in$401 ;
-  assign \$80  = \$63  | \$79 ;
-  assign \$82  = \$81  | \chain_valid_in$231 ;
-  assign \$83  = \$82  | \chain_valid_in$249 ;
-  assign \$84  = \$83  | \chain_valid_in$267 ;
-  assign \$85  = \$84  | \chain_valid_in$284 ;
-  assign \$86  = \$85  | \chain_valid_in$302 ;
-  assign \$87  = \$86  | \chain_valid_in$320 ;
-  assign \$88  = \$87  | \chain_valid_in$338 ;
-  assign \$89  = \$88  | \chain_valid_in$355 ;
-  assign \$90  = \$89  | \chain_valid_in$373 ;
-  assign \$91  = \$90  | \chain_valid_in$391 ;
-  assign \$92  = \$91  | \chain_valid_in$409 ;
-  assign \$93  = \$92  | \chain_valid_out$413 ;
-  assign \$94  = \$93  | \chain_valid_out$414 ;
-  assign \$95  = \$94  | \chain_valid_out$415 ;
-  assign \$96  = \$95  | chain_valid_out;
-  assign busy = \$80  | \$96 ;
-  always @(posedge engine_clk)
+  assign \$51  = ~ held;
+  assign \$52  = ~ held;
+  assign \$53  = ~ held;
+  assign \$54  = ~ held;
+  assign \$55  = ~ held;
+  assign \$56  = ~ held;
+  assign \$57  = ~ held;
+  assign \$58  = ~ held;
+  assign \$59  = ~ held;
+  assign \$60  = ~ held;
+  assign \$61  = ~ held;
+  assign \$62  = ~ held;
+  assign \$63  = ~ held;
+  assign \$64  = ~ held;
+  assign \$65  = ~ held;
+  assign \$66  = ~ held;
+  always @(posedge units_sync_clk)
     rst_group_row_0 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_0 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_1 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_2 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_3 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_1 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_0 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_1 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_2 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_3 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_2 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_0 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_1 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_2 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_3 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_3 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_0 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_1 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_2 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
-  always @(posedge engine_clk)
-    skid_valid <= \$97 ;
-  always @(posedge engine_clk)
-    skid <= \$98 ;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
+    skid_valid <= \$67 ;
+  always @(posedge units_sync_clk)
+    skid <= \$68 ;
+  always @(posedge units_sync_clk)
     skid_valid_0 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_1 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_2 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_3 <= held;
-  always @(posedge engine_clk)
-    en_deskew_0 <= \$6 ;
-  always @(posedge engine_clk)
-    en_deskew_1 <= \$7 ;
-  always @(posedge engine_clk)
-    en_deskew_2 <= \$8 ;
-  always @(posedge engine_clk)
-    en_deskew_3 <= \$9 ;
-  always @(posedge engine_clk)
-    out_row <= \$99 ;
-  always @(posedge engine_clk)
-    en <= \$14 ;
-  always @(posedge engine_clk)
-    released <= \$100 ;
-  always @(posedge engine_clk)
-    en_in_a_0 <= \$15 ;
-  always @(posedge engine_clk)
-    in_a <= \$101 ;
-  always @(posedge engine_clk)
-    en_in_a_1 <= \$16 ;
-  always @(posedge engine_clk)
-    en_in_a_2 <= \$17 ;
-  always @(posedge engine_clk)
-    en_in_a_3 <= \$18 ;
-  always @(posedge engine_clk)
-    en_in_b_0 <= \$19 ;
-  always @(posedge engine_clk)
-    in_b <= \$102 ;
-  always @(posedge engine_clk)
-    en_in_b_1 <= \$20 ;
-  always @(posedge engine_clk)
-    en_in_b_2 <= \$21 ;
-  always @(posedge engine_clk)
-    en_in_b_3 <= \$22 ;
-  always @(posedge engine_clk)
-    in_flags <= \$103 ;
-  always @(posedge engine_clk)
-    first <= \$104 ;
-  always @(posedge engine_clk)
-    gap <= \$105 ;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
+    en_deskew_0 <= \$22 ;
+  always @(posedge units_sync_clk)
+    en_deskew_1 <= \$23 ;
+  always @(posedge units_sync_clk)
+    en_deskew_2 <= \$24 ;
+  always @(posedge units_sync_clk)
+    en_deskew_3 <= \$25 ;
+  always @(posedge units_sync_clk)
+    out_row <= \$69 ;
+  always @(posedge units_sync_clk)
+    \en$42  <= \$30 ;
+  always @(posedge units_sync_clk)
+    released <= \$70 ;
+  always @(posedge units_sync_clk)
+    en_in_a_0 <= \$31 ;
+  always @(posedge units_sync_clk)
+    in_a <= \$71 ;
+  always @(posedge units_sync_clk)
+    en_in_a_1 <= \$32 ;
+  always @(posedge units_sync_clk)
+    en_in_a_2 <= \$33 ;
+  always @(posedge units_sync_clk)
+    en_in_a_3 <= \$34 ;
+  always @(posedge units_sync_clk)
+    en_in_b_0 <= \$35 ;
+  always @(posedge units_sync_clk)
+    \i$60  <= \$72 ;
+  always @(posedge units_sync_clk)
+    en_in_b_1 <= \$36 ;
+  always @(posedge units_sync_clk)
+    en_in_b_2 <= \$37 ;
+  always @(posedge units_sync_clk)
+    en_in_b_3 <= \$38 ;
+  always @(posedge units_sync_clk)
+    in_flags <= \$73 ;
+  always @(posedge units_sync_clk)
+    first <= \$74 ;
+  always @(posedge units_sync_clk)
+    gap <= \$75 ;
+  always @(posedge units_sync_clk)
     rst_group_skew_flags <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
-  always @(posedge engine_clk)
-    en_skew_a_0 <= \$26 ;
-  always @(posedge engine_clk)
-    en_skew_a_1 <= \$27 ;
-  always @(posedge engine_clk)
-    en_skew_a_2 <= \$28 ;
-  always @(posedge engine_clk)
-    en_skew_a_3 <= \$29 ;
-  always @(posedge engine_clk)
-    en_skew_b_0 <= \$30 ;
-  always @(posedge engine_clk)
-    en_skew_b_1 <= \$31 ;
-  always @(posedge engine_clk)
-    en_skew_b_2 <= \$32 ;
-  always @(posedge engine_clk)
-    en_skew_b_3 <= \$33 ;
-  always @(posedge engine_clk)
-    en_skew_flags <= \$34 ;
-  always @(posedge engine_clk)
-    en_pe_0_0 <= \$35 ;
-  always @(posedge engine_clk)
-    en_pe_0_1 <= \$36 ;
-  always @(posedge engine_clk)
-    en_pe_0_2 <= \$37 ;
-  always @(posedge engine_clk)
-    en_pe_0_3 <= \$38 ;
-  always @(posedge engine_clk)
-    en_pe_1_0 <= \$39 ;
-  always @(posedge engine_clk)
-    en_pe_1_1 <= \$40 ;
-  always @(posedge engine_clk)
-    en_pe_1_2 <= \$41 ;
-  always @(posedge engine_clk)
-    en_pe_1_3 <= \$42 ;
-  always @(posedge engine_clk)
-    en_pe_2_0 <= \$43 ;
-  always @(posedge engine_clk)
-    en_pe_2_1 <= \$44 ;
-  always @(posedge engine_clk)
-    en_pe_2_2 <= \$45 ;
-  always @(posedge engine_clk)
-    en_pe_2_3 <= \$46 ;
-  always @(posedge engine_clk)
-    en_pe_3_0 <= \$47 ;
-  always @(posedge engine_clk)
-    en_pe_3_1 <= \$48 ;
-  always @(posedge engine_clk)
-    en_pe_3_2 <= \$49 ;
-  always @(posedge engine_clk)
-    en_pe_3_3 <= \$50 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_0 <= \$42 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_1 <= \$43 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_2 <= \$44 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_3 <= \$45 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_0 <= \$46 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_1 <= \$47 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_2 <= \$48 ;
+  always @(posedge units_sync_clk)
+    en_skew_b_3 <= \$49 ;
+  always @(posedge units_sync_clk)
+    \en$56  <= \$50 ;
+  always @(posedge units_sync_clk)
+    \en$66  <= \$51 ;
+  always @(posedge units_sync_clk)
+    \en$83  <= \$52 ;
+  always @(posedge units_sync_clk)
+    \en$96  <= \$53 ;
+  always @(posedge units_sync_clk)
+    \en$109  <= \$54 ;
+  always @(posedge units_sync_clk)
+    \en$122  <= \$55 ;
+  always @(posedge units_sync_clk)
+    \en$140  <= \$56 ;
+  always @(posedge units_sync_clk)
+    \en$159  <= \$57 ;
+  always @(posedge units_sync_clk)
+    \en$178  <= \$58 ;
+  always @(posedge units_sync_clk)
+    \en$197  <= \$59 ;
+  always @(posedge units_sync_clk)
+    \en$215  <= \$60 ;
+  always @(posedge units_sync_clk)
+    \en$234  <= \$61 ;
+  always @(posedge units_sync_clk)
+    \en$253  <= \$62 ;
+  always @(posedge units_sync_clk)
+    \en$272  <= \$63 ;
+  always @(posedge units_sync_clk)
+    \en$290  <= \$64 ;
+  always @(posedge units_sync_clk)
+    \en$309  <= \$65 ;
+  always @(posedge units_sync_clk)
+    \en$328  <= \$66 ;
+  assign drain_0 = valid_out & last_out;
+  assign drain_1 = \valid_out$6  & \last_out$7 ;
+  assign drain_2 = \valid_out$9  & \last_out$10 ;
+  assign drain_3 = \valid_out$12  & \last_out$13 ;
+  assign \$1  = out_row == 2'h3;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$2  = skid_valid ? skid[128] : out[128];
+  assign \$3  = ~ results__ready;
+  assign held = results__valid & \$3 ;
+  assign \$4  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$5  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$6  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$7  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$8  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$8 ;
+  assign \$9  = ~ hazard;
+  assign \$10  = \en$42  & \$9 ;
+  assign operands__ready = \$10  & released;
+  assign accept = operands__valid & operands__ready;
+  assign \$11  = ~ first;
+  assign \$12  = in_flags[0] | \$11 ;
+  assign \$13  = \$12  | results__valid;
+  assign \$14  = | { \valid_in$336 , \valid_in$317 , \valid_in$298 , \valid_in$279 , \valid_in$261 , \valid_in$242 , \valid_in$223 , \valid_in$204 , \valid_in$186 , \valid_in$167 , \valid_in$148 , \valid_in$129 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
+  assign \$15  = \$13  | \$14 ;
   \accelerator.engine.core.deskew  deskew (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2917$0 (en_deskew_0),
-    .\port$2918$0 (en_deskew_1),
-    .\port$2919$0 (en_deskew_2),
-    .\port$2920$0 (en_deskew_3)
+    .\port$2927$0 (en_deskew_0),
+    .\port$2928$0 (en_deskew_1),
+    .\port$2929$0 (en_deskew_2),
+    .\port$2930$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$149 [7:0]),
+    .a_in(\o$69 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$164 ),
-    .b_in(\o$155 [7:0]),
-    .b_next(\o_next$153 [7:0]),
-    .b_out(\b_in$203 ),
-    .chain_out(\chain_in$211 ),
-    .chain_valid_out(\chain_valid_in$213 ),
+    .a_out(\a_in$85 ),
+    .b_in(\o$75 [7:0]),
+    .b_next(\o_next$73 [7:0]),
+    .b_out(\b_in$127 ),
+    .chain_out(\chain_in$135 ),
+    .chain_valid_out(\chain_valid_in$137 ),
     .drain(drain_0),
-    .en(en_pe_0_0),
-    .first_out(\first_in$207 ),
-    .last_out(\last_in$209 ),
-    .pe_0_0_sync_clk(engine_clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3371$0 (\o$157 [2:0]),
-    .valid_out(\valid_in$205 )
+    .en(\en$66 ),
+    .first_out(\first_in$131 ),
+    .last_out(\last_in$133 ),
+    .\port$3343$0 (\o$77 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$129 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$164 ),
-    .a_next(\o$149 [7:0]),
-    .a_out(\a_in$176 ),
-    .b_in(\o$155 [15:8]),
-    .b_next(\o_next$153 [15:8]),
-    .b_out(\b_in$221 ),
-    .chain_out(\chain_in$229 ),
-    .chain_valid_out(\chain_valid_in$231 ),
+    .a_in(\a_in$85 ),
+    .a_next(\o$69 [7:0]),
+    .a_out(\a_in$98 ),
+    .b_in(\o$75 [15:8]),
+    .b_next(\o_next$73 [15:8]),
+    .b_out(\b_in$146 ),
+    .chain_out(\chain_in$154 ),
+    .chain_valid_out(\chain_valid_in$156 ),
     .drain(drain_1),
-    .en(en_pe_0_1),
-    .first_out(\first_in$225 ),
-    .last_out(\last_in$227 ),
-    .pe_0_1_sync_clk(engine_clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3371$3 (\o$157 [5:3]),
-    .valid_out(\valid_in$223 )
+    .en(\en$83 ),
+    .first_out(\first_in$150 ),
+    .last_out(\last_in$152 ),
+    .\port$3343$3 (\o$77 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$148 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$176 ),
-    .a_next(\a_in$164 ),
-    .a_out(\a_in$188 ),
-    .b_in(\o$155 [23:16]),
-    .b_next(\o_next$153 [23:16]),
-    .b_out(\b_in$239 ),
-    .chain_out(\chain_in$247 ),
-    .chain_valid_out(\chain_valid_in$249 ),
+    .a_in(\a_in$98 ),
+    .a_next(\a_in$85 ),
+    .a_out(\a_in$111 ),
+    .b_in(\o$75 [23:16]),
+    .b_next(\o_next$73 [23:16]),
+    .b_out(\b_in$165 ),
+    .chain_out(\chain_in$173 ),
+    .chain_valid_out(\chain_valid_in$175 ),
     .drain(drain_2),
-    .en(en_pe_0_2),
-    .first_out(\first_in$243 ),
-    .last_out(\last_in$245 ),
-    .pe_0_2_sync_clk(engine_clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3371$6 (\o$157 [8:6]),
-    .valid_out(\valid_in$241 )
+    .en(\en$96 ),
+    .first_out(\first_in$169 ),
+    .last_out(\last_in$171 ),
+    .\port$3343$6 (\o$77 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$167 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$188 ),
-    .a_next(\a_in$176 ),
-    .b_in(\o$155 [31:24]),
-    .b_next(\o_next$153 [31:24]),
-    .b_out(\b_in$257 ),
-    .chain_out(\chain_in$265 ),
-    .chain_valid_out(\chain_valid_in$267 ),
+    .a_in(\a_in$111 ),
+    .a_next(\a_in$98 ),
+    .b_in(\o$75 [31:24]),
+    .b_next(\o_next$73 [31:24]),
+    .b_out(\b_in$184 ),
+    .chain_out(\chain_in$192 ),
+    .chain_valid_out(\chain_valid_in$194 ),
     .drain(drain_3),
-    .en(en_pe_0_3),
-    .first_out(\first_in$261 ),
-    .last_out(\last_in$263 ),
-    .pe_0_3_sync_clk(engine_clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3371$9 (\o$157 [11:9]),
-    .valid_out(\valid_in$259 )
+    .en(\en$109 ),
+    .first_out(\first_in$188 ),
+    .last_out(\last_in$190 ),
+    .\port$3343$9 (\o$77 [11:9]),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$186 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$149 [15:8]),
+    .a_in(\o$69 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$217 ),
-    .b_in(\b_in$203 ),
-    .b_next(\o$155 [7:0]),
-    .b_out(\b_in$274 ),
-    .chain_in(\chain_in$211 ),
-    .chain_out(\chain_in$282 ),
-    .chain_valid_in(\chain_valid_in$213 ),
-    .chain_valid_out(\chain_valid_in$284 ),
+    .a_out(\a_in$142 ),
+    .b_in(\b_in$127 ),
+    .b_next(\o$75 [7:0]),
+    .b_out(\b_in$202 ),
+    .chain_in(\chain_in$135 ),
+    .chain_out(\chain_in$210 ),
+    .chain_valid_in(\chain_valid_in$137 ),
+    .chain_valid_out(\chain_valid_in$212 ),
     .drain(drain_0),
-    .en(en_pe_1_0),
-    .first_in(\first_in$207 ),
-    .first_out(\first_in$278 ),
-    .last_in(\last_in$209 ),
-    .last_out(\last_in$280 ),
-    .pe_1_0_sync_clk(engine_clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$205 ),
-    .valid_out(\valid_in$276 )
+    .en(\en$122 ),
+    .first_in(\first_in$131 ),
+    .first_out(\first_in$206 ),
+    .last_in(\last_in$133 ),
+    .last_out(\last_in$208 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$129 ),
+    .valid_out(\valid_in$204 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$217 ),
-    .a_next(\o$149 [15:8]),
-    .a_out(\a_in$235 ),
-    .b_in(\b_in$221 ),
-    .b_next(\o$155 [15:8]),
-    .b_out(\b_in$292 ),
-    .chain_in(\chain_in$229 ),
-    .chain_out(\chain_in$300 ),
-    .chain_valid_in(\chain_valid_in$231 ),
-    .chain_valid_out(\chain_valid_in$302 ),
+    .a_in(\a_in$142 ),
+    .a_next(\o$69 [15:8]),
+    .a_out(\a_in$161 ),
+    .b_in(\b_in$146 ),
+    .b_next(\o$75 [15:8]),
+    .b_out(\b_in$221 ),
+    .chain_in(\chain_in$154 ),
+    .chain_out(\chain_in$229 ),
+    .chain_valid_in(\chain_valid_in$156 ),
+    .chain_valid_out(\chain_valid_in$231 ),
     .drain(drain_1),
-    .en(en_pe_1_1),
-    .first_in(\first_in$225 ),
-    .first_out(\first_in$296 ),
-    .last_in(\last_in$227 ),
-    .last_out(\last_in$298 ),
-    .pe_1_1_sync_clk(engine_clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$223 ),
-    .valid_out(\valid_in$294 )
+    .en(\en$140 ),
+    .first_in(\first_in$150 ),
+    .first_out(\first_in$225 ),
+    .last_in(\last_in$152 ),
+    .last_out(\last_in$227 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$148 ),
+    .valid_out(\valid_in$223 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$235 ),
-    .a_next(\a_in$217 ),
-    .a_out(\a_in$253 ),
-    .b_in(\b_in$239 ),
-    .b_next(\o$155 [23:16]),
-    .b_out(\b_in$310 ),
-    .chain_in(\chain_in$247 ),
-    .chain_out(\chain_in$318 ),
-    .chain_valid_in(\chain_valid_in$249 ),
-    .chain_valid_out(\chain_valid_in$320 ),
+    .a_in(\a_in$161 ),
+    .a_next(\a_in$142 ),
+    .a_out(\a_in$180 ),
+    .b_in(\b_in$165 ),
+    .b_next(\o$75 [23:16]),
+    .b_out(\b_in$240 ),
+    .chain_in(\chain_in$173 ),
+    .chain_out(\chain_in$248 ),
+    .chain_valid_in(\chain_valid_in$175 ),
+    .chain_valid_out(\chain_valid_in$250 ),
     .drain(drain_2),
-    .en(en_pe_1_2),
-    .first_in(\first_in$243 ),
-    .first_out(\first_in$314 ),
-    .last_in(\last_in$245 ),
-    .last_out(\last_in$316 ),
-    .pe_1_2_sync_clk(engine_clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$241 ),
-    .valid_out(\valid_in$312 )
+    .en(\en$159 ),
+    .first_in(\first_in$169 ),
+    .first_out(\first_in$244 ),
+    .last_in(\last_in$171 ),
+    .last_out(\last_in$246 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$167 ),
+    .valid_out(\valid_in$242 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$253 ),
-    .a_next(\a_in$235 ),
-    .b_in(\b_in$257 ),
-    .b_next(\o$155 [31:24]),
-    .b_out(\b_in$328 ),
-    .chain_in(\chain_in$265 ),
-    .chain_out(\chain_in$336 ),
-    .chain_valid_in(\chain_valid_in$267 ),
-    .chain_valid_out(\chain_valid_in$338 ),
+    .a_in(\a_in$180 ),
+    .a_next(\a_in$161 ),
+    .b_in(\b_in$184 ),
+    .b_next(\o$75 [31:24]),
+    .b_out(\b_in$259 ),
+    .chain_in(\chain_in$192 ),
+    .chain_out(\chain_in$267 ),
+    .chain_valid_in(\chain_valid_in$194 ),
+    .chain_valid_out(\chain_valid_in$269 ),
     .drain(drain_3),
-    .en(en_pe_1_3),
-    .first_in(\first_in$261 ),
-    .first_out(\first_in$332 ),
-    .last_in(\last_in$263 ),
-    .last_out(\last_in$334 ),
-    .pe_1_3_sync_clk(engine_clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$259 ),
-    .valid_out(\valid_in$330 )
+    .en(\en$178 ),
+    .first_in(\first_in$188 ),
+    .first_out(\first_in$263 ),
+    .last_in(\last_in$190 ),
+    .last_out(\last_in$265 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$186 ),
+    .valid_out(\valid_in$261 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$149 [23:16]),
+    .a_in(\o$69 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$288 ),
-    .b_in(\b_in$274 ),
-    .b_next(\b_in$203 ),
-    .b_out(\b_in$345 ),
-    .chain_in(\chain_in$282 ),
-    .chain_out(\chain_in$353 ),
-    .chain_valid_in(\chain_valid_in$284 ),
-    .chain_valid_out(\chain_valid_in$355 ),
+    .a_out(\a_in$217 ),
+    .b_in(\b_in$202 ),
+    .b_next(\b_in$127 ),
+    .b_out(\b_in$277 ),
+    .chain_in(\chain_in$210 ),
+    .chain_out(\chain_in$285 ),
+    .chain_valid_in(\chain_valid_in$212 ),
+    .chain_valid_out(\chain_valid_in$287 ),
     .drain(drain_0),
-    .en(en_pe_2_0),
-    .first_in(\first_in$278 ),
-    .first_out(\first_in$349 ),
-    .last_in(\last_in$280 ),
-    .last_out(\last_in$351 ),
-    .pe_2_0_sync_clk(engine_clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$276 ),
-    .valid_out(\valid_in$347 )
+    .en(\en$197 ),
+    .first_in(\first_in$206 ),
+    .first_out(\first_in$281 ),
+    .last_in(\last_in$208 ),
+    .last_out(\last_in$283 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$204 ),
+    .valid_out(\valid_in$279 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$288 ),
-    .a_next(\o$149 [23:16]),
-    .a_out(\a_in$306 ),
-    .b_in(\b_in$292 ),
-    .b_next(\b_in$221 ),
-    .b_out(\b_in$363 ),
-    .chain_in(\chain_in$300 ),
-    .chain_out(\chain_in$371 ),
-    .chain_valid_in(\chain_valid_in$302 ),
-    .chain_valid_out(\chain_valid_in$373 ),
+    .a_in(\a_in$217 ),
+    .a_next(\o$69 [23:16]),
+    .a_out(\a_in$236 ),
+    .b_in(\b_in$221 ),
+    .b_next(\b_in$146 ),
+    .b_out(\b_in$296 ),
+    .chain_in(\chain_in$229 ),
+    .chain_out(\chain_in$304 ),
+    .chain_valid_in(\chain_valid_in$231 ),
+    .chain_valid_out(\chain_valid_in$306 ),
     .drain(drain_1),
-    .en(en_pe_2_1),
-    .first_in(\first_in$296 ),
-    .first_out(\first_in$367 ),
-    .last_in(\last_in$298 ),
-    .last_out(\last_in$369 ),
-    .pe_2_1_sync_clk(engine_clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$294 ),
-    .valid_out(\valid_in$365 )
+    .en(\en$215 ),
+    .first_in(\first_in$225 ),
+    .first_out(\first_in$300 ),
+    .last_in(\last_in$227 ),
+    .last_out(\last_in$302 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$223 ),
+    .valid_out(\valid_in$298 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$306 ),
-    .a_next(\a_in$288 ),
-    .a_out(\a_in$324 ),
-    .b_in(\b_in$310 ),
-    .b_next(\b_in$239 ),
-    .b_out(\b_in$381 ),
-    .chain_in(\chain_in$318 ),
-    .chain_out(\chain_in$389 ),
-    .chain_valid_in(\chain_valid_in$320 ),
-    .chain_valid_out(\chain_valid_in$391 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$217 ),
+    .a_out(\a_in$255 ),
+    .b_in(\b_in$240 ),
+    .b_next(\b_in$165 ),
+    .b_out(\b_in$315 ),
+    .chain_in(\chain_in$248 ),
+    .chain_out(\chain_in$323 ),
+    .chain_valid_in(\chain_valid_in$250 ),
+    .chain_valid_out(\chain_valid_in$325 ),
     .drain(drain_2),
-    .en(en_pe_2_2),
-    .first_in(\first_in$314 ),
-    .first_out(\first_in$385 ),
-    .last_in(\last_in$316 ),
-    .last_out(\last_in$387 ),
-    .pe_2_2_sync_clk(engine_clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$312 ),
-    .valid_out(\valid_in$383 )
+    .en(\en$234 ),
+    .first_in(\first_in$244 ),
+    .first_out(\first_in$319 ),
+    .last_in(\last_in$246 ),
+    .last_out(\last_in$321 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$242 ),
+    .valid_out(\valid_in$317 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$324 ),
-    .a_next(\a_in$306 ),
-    .b_in(\b_in$328 ),
-    .b_next(\b_in$257 ),
-    .b_out(\b_in$399 ),
-    .chain_in(\chain_in$336 ),
-    .chain_out(\chain_in$407 ),
-    .chain_valid_in(\chain_valid_in$338 ),
-    .chain_valid_out(\chain_valid_in$409 ),
+    .a_in(\a_in$255 ),
+    .a_next(\a_in$236 ),
+    .b_in(\b_in$259 ),
+    .b_next(\b_in$184 ),
+    .b_out(\b_in$334 ),
+    .chain_in(\chain_in$267 ),
+    .chain_out(\chain_in$342 ),
+    .chain_valid_in(\chain_valid_in$269 ),
+    .chain_valid_out(\chain_valid_in$344 ),
     .drain(drain_3),
-    .en(en_pe_2_3),
-    .first_in(\first_in$332 ),
-    .first_out(\first_in$403 ),
-    .last_in(\last_in$334 ),
-    .last_out(\last_in$405 ),
-    .pe_2_3_sync_clk(engine_clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$330 ),
-    .valid_out(\valid_in$401 )
+    .en(\en$253 ),
+    .first_in(\first_in$263 ),
+    .first_out(\first_in$338 ),
+    .last_in(\last_in$265 ),
+    .last_out(\last_in$340 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$261 ),
+    .valid_out(\valid_in$336 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$149 [31:24]),
+    .a_in(\o$69 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$359 ),
-    .b_in(\b_in$345 ),
-    .b_next(\b_in$274 ),
-    .chain_in(\chain_in$353 ),
+    .a_out(\a_in$292 ),
+    .b_in(\b_in$277 ),
+    .b_next(\b_in$202 ),
+    .chain_in(\chain_in$285 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$355 ),
-    .chain_valid_out(\chain_valid_out$413 ),
+    .chain_valid_in(\chain_valid_in$287 ),
+    .chain_valid_out(\chain_valid_out$349 ),
     .drain(drain_0),
-    .en(en_pe_3_0),
-    .first_in(\first_in$349 ),
-    .last_in(\last_in$351 ),
+    .en(\en$272 ),
+    .first_in(\first_in$281 ),
+    .last_in(\last_in$283 ),
     .last_out(last_out),
-    .pe_3_0_sync_clk(engine_clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$347 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$279 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$359 ),
-    .a_next(\o$149 [31:24]),
-    .a_out(\a_in$377 ),
-    .b_in(\b_in$363 ),
-    .b_next(\b_in$292 ),
-    .chain_in(\chain_in$371 ),
-    .chain_out(\chain_out$127 ),
-    .chain_valid_in(\chain_valid_in$373 ),
-    .chain_valid_out(\chain_valid_out$414 ),
+    .a_in(\a_in$292 ),
+    .a_next(\o$69 [31:24]),
+    .a_out(\a_in$311 ),
+    .b_in(\b_in$296 ),
+    .b_next(\b_in$221 ),
+    .chain_in(\chain_in$304 ),
+    .chain_out(\chain_out$16 ),
+    .chain_valid_in(\chain_valid_in$306 ),
+    .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_1),
-    .en(en_pe_3_1),
-    .first_in(\first_in$367 ),
-    .last_in(\last_in$369 ),
-    .last_out(\last_out$118 ),
-    .pe_3_1_sync_clk(engine_clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$365 ),
-    .valid_out(\valid_out$117 )
+    .en(\en$290 ),
+    .first_in(\first_in$300 ),
+    .last_in(\last_in$302 ),
+    .last_out(\last_out$7 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$298 ),
+    .valid_out(\valid_out$6 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$377 ),
-    .a_next(\a_in$359 ),
-    .a_out(\a_in$395 ),
-    .b_in(\b_in$381 ),
-    .b_next(\b_in$310 ),
-    .chain_in(\chain_in$389 ),
-    .chain_out(\chain_out$128 ),
-    .chain_valid_in(\chain_valid_in$391 ),
-    .chain_valid_out(\chain_valid_out$415 ),
+    .a_in(\a_in$311 ),
+    .a_next(\a_in$292 ),
+    .a_out(\a_in$330 ),
+    .b_in(\b_in$315 ),
+    .b_next(\b_in$240 ),
+    .chain_in(\chain_in$323 ),
+    .chain_out(\chain_out$17 ),
+    .chain_valid_in(\chain_valid_in$325 ),
+    .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_2),
-    .en(en_pe_3_2),
-    .first_in(\first_in$385 ),
-    .last_in(\last_in$387 ),
-    .last_out(\last_out$121 ),
-    .pe_3_2_sync_clk(engine_clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$383 ),
-    .valid_out(\valid_out$120 )
+    .en(\en$309 ),
+    .first_in(\first_in$319 ),
+    .last_in(\last_in$321 ),
+    .last_out(\last_out$10 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$317 ),
+    .valid_out(\valid_out$9 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$395 ),
-    .a_next(\a_in$377 ),
-    .b_in(\b_in$399 ),
-    .b_next(\b_in$328 ),
-    .chain_in(\chain_in$407 ),
-    .chain_out(\chain_out$129 ),
-    .chain_valid_in(\chain_valid_in$409 ),
+    .a_in(\a_in$330 ),
+    .a_next(\a_in$311 ),
+    .b_in(\b_in$334 ),
+    .b_next(\b_in$259 ),
+    .chain_in(\chain_in$342 ),
+    .chain_out(\chain_out$18 ),
+    .chain_valid_in(\chain_valid_in$344 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(en_pe_3_3),
-    .first_in(\first_in$403 ),
-    .last_in(\last_in$405 ),
-    .last_out(\last_out$124 ),
-    .pe_3_3_sync_clk(engine_clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$401 ),
-    .valid_out(\valid_out$123 )
+    .en(\en$328 ),
+    .first_in(\first_in$338 ),
+    .last_in(\last_in$340 ),
+    .last_out(\last_out$13 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$336 ),
+    .valid_out(\valid_out$12 )
   );
   \accelerator.engine.core.skew_a  skew_a (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$142 ),
+    .i(\i$58 ),
     .i_next(i_next),
-    .o(\o$149 ),
+    .o(\o$69 ),
     .o_next(o_next),
-    .\port$2946$0 (en_skew_a_0),
-    .\port$2947$0 (en_skew_a_1),
-    .\port$2948$0 (en_skew_a_2),
-    .\port$2949$0 (en_skew_a_3)
+    .\port$2956$0 (en_skew_a_0),
+    .\port$2957$0 (en_skew_a_1),
+    .\port$2958$0 (en_skew_a_2),
+    .\port$2959$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(in_b),
+    .i(\i$60 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$155 ),
-    .o_next(\o_next$153 ),
-    .\port$2950$0 (en_skew_b_0),
-    .\port$2951$0 (en_skew_b_1),
-    .\port$2952$0 (en_skew_b_2),
-    .\port$2953$0 (en_skew_b_3)
+    .o(\o$75 ),
+    .o_next(\o_next$73 ),
+    .\port$2960$0 (en_skew_b_0),
+    .\port$2961$0 (en_skew_b_1),
+    .\port$2962$0 (en_skew_b_2),
+    .\port$2963$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$144 ),
-    .o(\o$157 ),
-    .skew_flags_sync_clk(engine_clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$56 ),
+    .i(\i$62 ),
+    .o(\o$77 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(units_sync_clk)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$97  = held;
+    \$67  = held;
     if (engine_rst) begin
-      \$97  = 1'h0;
+      \$67  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$98  = skid;
-    if (\$1 ) begin
-      \$98 [128] = out[128];
+    \$68  = skid;
+    if (\$17 ) begin
+      \$68 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$98 [31:0] = out[31:0];
+    if (\$18 ) begin
+      \$68 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$98 [63:32] = out[63:32];
+    if (\$19 ) begin
+      \$68 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$98 [95:64] = out[95:64];
+    if (\$20 ) begin
+      \$68 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$98 [127:96] = out[127:96];
+    if (\$21 ) begin
+      \$68 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$99  = out_row;
-    if (\$10 ) begin
-      \$99  = \$13 [1:0];
+    \$69  = out_row;
+    if (\$26 ) begin
+      \$69  = \$29 [1:0];
     end
     if (engine_rst) begin
-      \$99  = 2'h0;
+      \$69  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$100  = 1'h1;
+    \$70  = 1'h1;
     if (engine_rst) begin
-      \$100  = 1'h0;
+      \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$101  = in_a;
+    \$71  = in_a;
     if (en_in_a_0) begin
-      \$101 [7:0] = operands__payload[7:0];
+      \$71 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$101 [15:8] = operands__payload[15:8];
+      \$71 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$101 [23:16] = operands__payload[23:16];
+      \$71 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$101 [31:24] = operands__payload[31:24];
+      \$71 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$102  = in_b;
+    \$72  = \i$60 ;
     if (en_in_b_0) begin
-      \$102 [7:0] = operands__payload[39:32];
+      \$72 [7:0] = operands__payload[39:32];
     end
     if (en_in_b_1) begin
-      \$102 [15:8] = operands__payload[47:40];
+      \$72 [15:8] = operands__payload[47:40];
     end
     if (en_in_b_2) begin
-      \$102 [23:16] = operands__payload[55:48];
+      \$72 [23:16] = operands__payload[55:48];
     end
     if (en_in_b_3) begin
-      \$102 [31:24] = operands__payload[63:56];
+      \$72 [31:24] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$103  = in_flags;
-    if (en) begin
-      \$103 [0] = accept;
-      \$103 [1] = first;
-      \$103 [2] = operands__payload[64];
+    \$73  = in_flags;
+    if (\en$42 ) begin
+      \$73 [0] = accept;
+      \$73 [1] = first;
+      \$73 [2] = operands__payload[64];
     end
     if (engine_rst) begin
-      \$103  = 3'h0;
+      \$73  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$104  = first;
-    if (en) begin
+    \$74  = first;
+    if (\en$42 ) begin
       if (accept) begin
-        \$104  = operands__payload[64];
+        \$74  = operands__payload[64];
       end
     end
     if (engine_rst) begin
-      \$104  = 1'h1;
+      \$74  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$105  = gap;
-    if (en) begin
-      if (\$23 ) begin
-        \$105  = 3'h0;
-      end else if (\$24 ) begin
-        \$105  = \$25 [2:0];
+    \$75  = gap;
+    if (\en$42 ) begin
+      if (\$39 ) begin
+        \$75  = 3'h0;
+      end else if (\$40 ) begin
+        \$75  = \$41 [2:0];
       end
     end
     if (engine_rst) begin
-      \$105  = 3'h4;
+      \$75  = 3'h4;
     end
   end
-  assign pe_0_0_sync_clk = engine_clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = engine_clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = engine_clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = engine_clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = engine_clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = engine_clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = engine_clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = engine_clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = engine_clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = engine_clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = engine_clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = engine_clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = engine_clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = engine_clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = engine_clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = engine_clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$133  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = engine_clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$139  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$140  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$141  = en_skew_flags;
-  assign \i$143  = in_b;
-  assign \i_next$146  = operands__payload[63:32];
-  assign \en$147  = en_pe_0_0;
-  assign a_in = \o$149 [7:0];
+  assign engine_clk = units_sync_clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$51  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign en_skew_flags = \en$56 ;
+  assign in_b = \i$60 ;
+  assign \i_next$65  = operands__payload[63:32];
+  assign en_pe_0_0 = \en$66 ;
+  assign a_in = \o$69 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$153 [7:0];
-  assign b_in = \o$155 [7:0];
-  assign valid_in = \o$157 [0];
-  assign first_in = \o$157 [1];
-  assign last_in = \o$157 [2];
+  assign b_next = \o_next$73 [7:0];
+  assign b_in = \o$75 [7:0];
+  assign valid_in = \o$77 [0];
+  assign first_in = \o$77 [1];
+  assign last_in = \o$77 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$163  = en_pe_0_1;
-  assign a_out = \a_in$164 ;
-  assign \a_next$166  = \o$149 [7:0];
-  assign \b_next$167  = \o_next$153 [15:8];
-  assign \b_in$168  = \o$155 [15:8];
-  assign \valid_in$169  = \o$157 [3];
-  assign \first_in$170  = \o$157 [4];
-  assign \last_in$171  = \o$157 [5];
-  assign \chain_in$172  = 32'd0;
-  assign \chain_valid_in$173  = 1'h0;
-  assign \drain$174  = drain_1;
-  assign \en$175  = en_pe_0_2;
-  assign \a_out$177  = \a_in$176 ;
-  assign \a_next$178  = \a_in$164 ;
-  assign \b_next$179  = \o_next$153 [23:16];
-  assign \b_in$180  = \o$155 [23:16];
-  assign \valid_in$181  = \o$157 [6];
-  assign \first_in$182  = \o$157 [7];
-  assign \last_in$183  = \o$157 [8];
-  assign \chain_in$184  = 32'd0;
-  assign \chain_valid_in$185  = 1'h0;
-  assign \drain$186  = drain_2;
-  assign \en$187  = en_pe_0_3;
-  assign \a_out$189  = \a_in$188 ;
-  assign \a_next$190  = \a_in$176 ;
-  assign \b_next$191  = \o_next$153 [31:24];
-  assign \b_in$192  = \o$155 [31:24];
-  assign \valid_in$193  = \o$157 [9];
-  assign \first_in$194  = \o$157 [10];
-  assign \last_in$195  = \o$157 [11];
-  assign \chain_in$196  = 32'd0;
-  assign \chain_valid_in$197  = 1'h0;
-  assign \drain$198  = drain_3;
-  assign \en$199  = en_pe_1_0;
-  assign \a_in$200  = \o$149 [15:8];
-  assign \a_next$201  = o_next[15:8];
-  assign \b_next$202  = \o$155 [7:0];
-  assign b_out = \b_in$203 ;
-  assign \valid_out$206  = \valid_in$205 ;
-  assign first_out = \first_in$207 ;
-  assign \last_out$210  = \last_in$209 ;
-  assign \chain_out$212  = \chain_in$211 ;
-  assign \chain_valid_out$214  = \chain_valid_in$213 ;
-  assign \drain$215  = drain_0;
-  assign \en$216  = en_pe_1_1;
+  assign en_pe_0_1 = \en$83 ;
+  assign a_out = \a_in$85 ;
+  assign \a_next$87  = \o$69 [7:0];
+  assign \b_next$88  = \o_next$73 [15:8];
+  assign \b_in$89  = \o$75 [15:8];
+  assign \valid_in$90  = \o$77 [3];
+  assign \first_in$91  = \o$77 [4];
+  assign \last_in$92  = \o$77 [5];
+  assign \chain_in$93  = 32'd0;
+  assign \chain_valid_in$94  = 1'h0;
+  assign \drain$95  = drain_1;
+  assign en_pe_0_2 = \en$96 ;
+  assign \a_out$99  = \a_in$98 ;
+  assign \a_next$100  = \a_in$85 ;
+  assign \b_next$101  = \o_next$73 [23:16];
+  assign \b_in$102  = \o$75 [23:16];
+  assign \valid_in$103  = \o$77 [6];
+  assign \first_in$104  = \o$77 [7];
+  assign \last_in$105  = \o$77 [8];
+  assign \chain_in$106  = 32'd0;
+  assign \chain_valid_in$107  = 1'h0;
+  assign \drain$108  = drain_2;
+  assign en_pe_0_3 = \en$109 ;
+  assign \a_out$112  = \a_in$111 ;
+  assign \a_next$113  = \a_in$98 ;
+  assign \b_next$114  = \o_next$73 [31:24];
+  assign \b_in$115  = \o$75 [31:24];
+  assign \valid_in$116  = \o$77 [9];
+  assign \first_in$117  = \o$77 [10];
+  assign \last_in$118  = \o$77 [11];
+  assign \chain_in$119  = 32'd0;
+  assign \chain_valid_in$120  = 1'h0;
+  assign \drain$121  = drain_3;
+  assign en_pe_1_0 = \en$122 ;
+  assign \a_in$124  = \o$69 [15:8];
+  assign \a_next$125  = o_next[15:8];
+  assign \b_next$126  = \o$75 [7:0];
+  assign b_out = \b_in$127 ;
+  assign \valid_out$130  = \valid_in$129 ;
+  assign first_out = \first_in$131 ;
+  assign \last_out$134  = \last_in$133 ;
+  assign \chain_out$136  = \chain_in$135 ;
+  assign \chain_valid_out$138  = \chain_valid_in$137 ;
+  assign \drain$139  = drain_0;
+  assign en_pe_1_1 = \en$140 ;
+  assign \a_out$143  = \a_in$142 ;
+  assign \a_next$144  = \o$69 [15:8];
+  assign \b_next$145  = \o$75 [15:8];
+  assign \b_out$147  = \b_in$146 ;
+  assign \valid_out$149  = \valid_in$148 ;
+  assign \first_out$151  = \first_in$150 ;
+  assign \last_out$153  = \last_in$152 ;
+  assign \chain_out$155  = \chain_in$154 ;
+  assign \chain_valid_out$157  = \chain_valid_in$156 ;
+  assign \drain$158  = drain_1;
+  assign en_pe_1_2 = \en$159 ;
+  assign \a_out$162  = \a_in$161 ;
+  assign \a_next$163  = \a_in$142 ;
+  assign \b_next$164  = \o$75 [23:16];
+  assign \b_out$166  = \b_in$165 ;
+  assign \valid_out$168  = \valid_in$167 ;
+  assign \first_out$170  = \first_in$169 ;
+  assign \last_out$172  = \last_in$171 ;
+  assign \chain_out$174  = \chain_in$173 ;
+  assign \chain_valid_out$176  = \chain_valid_in$175 ;
+  assign \drain$177  = drain_2;
+  assign en_pe_1_3 = \en$178 ;
+  assign \a_out$181  = \a_in$180 ;
+  assign \a_next$182  = \a_in$161 ;
+  assign \b_next$183  = \o$75 [31:24];
+  assign \b_out$185  = \b_in$184 ;
+  assign \valid_out$187  = \valid_in$186 ;
+  assign \first_out$189  = \first_in$188 ;
+  assign \last_out$191  = \last_in$190 ;
+  assign \chain_out$193  = \chain_in$192 ;
+  assign \chain_valid_out$195  = \chain_valid_in$194 ;
+  assign \drain$196  = drain_3;
+  assign en_pe_2_0 = \en$197 ;
+  assign \a_in$199  = \o$69 [23:16];
+  assign \a_next$200  = o_next[23:16];
+  assign \b_next$201  = \b_in$127 ;
+  assign \b_out$203  = \b_in$202 ;
+  assign \valid_out$205  = \valid_in$204 ;
+  assign \first_out$207  = \first_in$206 ;
+  assign \last_out$209  = \last_in$208 ;
+  assign \chain_out$211  = \chain_in$210 ;
+  assign \chain_valid_out$213  = \chain_valid_in$212 ;
+  assign \drain$214  = drain_0;
+  assign en_pe_2_1 = \en$215 ;
   assign \a_out$218  = \a_in$217 ;
-  assign \a_next$219  = \o$149 [15:8];
-  assign \b_next$220  = \o$155 [15:8];
+  assign \a_next$219  = \o$69 [23:16];
+  assign \b_next$220  = \b_in$146 ;
   assign \b_out$222  = \b_in$221 ;
   assign \valid_out$224  = \valid_in$223 ;
   assign \first_out$226  = \first_in$225 ;
@@ -11845,132 +11748,98 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \chain_out$230  = \chain_in$229 ;
   assign \chain_valid_out$232  = \chain_valid_in$231 ;
   assign \drain$233  = drain_1;
-  assign \en$234  = en_pe_1_2;
-  assign \a_out$236  = \a_in$235 ;
-  assign \a_next$237  = \a_in$217 ;
-  assign \b_next$238  = \o$155 [23:16];
-  assign \b_out$240  = \b_in$239 ;
-  assign \valid_out$242  = \valid_in$241 ;
-  assign \first_out$244  = \first_in$243 ;
-  assign \last_out$246  = \last_in$245 ;
-  assign \chain_out$248  = \chain_in$247 ;
-  assign \chain_valid_out$250  = \chain_valid_in$249 ;
-  assign \drain$251  = drain_2;
-  assign \en$252  = en_pe_1_3;
-  assign \a_out$254  = \a_in$253 ;
-  assign \a_next$255  = \a_in$235 ;
-  assign \b_next$256  = \o$155 [31:24];
-  assign \b_out$258  = \b_in$257 ;
-  assign \valid_out$260  = \valid_in$259 ;
-  assign \first_out$262  = \first_in$261 ;
-  assign \last_out$264  = \last_in$263 ;
-  assign \chain_out$266  = \chain_in$265 ;
-  assign \chain_valid_out$268  = \chain_valid_in$267 ;
-  assign \drain$269  = drain_3;
-  assign \en$270  = en_pe_2_0;
-  assign \a_in$271  = \o$149 [23:16];
-  assign \a_next$272  = o_next[23:16];
-  assign \b_next$273  = \b_in$203 ;
-  assign \b_out$275  = \b_in$274 ;
-  assign \valid_out$277  = \valid_in$276 ;
-  assign \first_out$279  = \first_in$278 ;
-  assign \last_out$281  = \last_in$280 ;
-  assign \chain_out$283  = \chain_in$282 ;
-  assign \chain_valid_out$285  = \chain_valid_in$284 ;
-  assign \drain$286  = drain_0;
-  assign \en$287  = en_pe_2_1;
-  assign \a_out$289  = \a_in$288 ;
-  assign \a_next$290  = \o$149 [23:16];
-  assign \b_next$291  = \b_in$221 ;
-  assign \b_out$293  = \b_in$292 ;
-  assign \valid_out$295  = \valid_in$294 ;
-  assign \first_out$297  = \first_in$296 ;
-  assign \last_out$299  = \last_in$298 ;
-  assign \chain_out$301  = \chain_in$300 ;
-  assign \chain_valid_out$303  = \chain_valid_in$302 ;
-  assign \drain$304  = drain_1;
-  assign \en$305  = en_pe_2_2;
-  assign \a_out$307  = \a_in$306 ;
-  assign \a_next$308  = \a_in$288 ;
-  assign \b_next$309  = \b_in$239 ;
-  assign \b_out$311  = \b_in$310 ;
-  assign \valid_out$313  = \valid_in$312 ;
-  assign \first_out$315  = \first_in$314 ;
-  assign \last_out$317  = \last_in$316 ;
-  assign \chain_out$319  = \chain_in$318 ;
-  assign \chain_valid_out$321  = \chain_valid_in$320 ;
-  assign \drain$322  = drain_2;
-  assign \en$323  = en_pe_2_3;
-  assign \a_out$325  = \a_in$324 ;
-  assign \a_next$326  = \a_in$306 ;
-  assign \b_next$327  = \b_in$257 ;
-  assign \b_out$329  = \b_in$328 ;
-  assign \valid_out$331  = \valid_in$330 ;
-  assign \first_out$333  = \first_in$332 ;
-  assign \last_out$335  = \last_in$334 ;
-  assign \chain_out$337  = \chain_in$336 ;
-  assign \chain_valid_out$339  = \chain_valid_in$338 ;
-  assign \drain$340  = drain_3;
-  assign \en$341  = en_pe_3_0;
-  assign \a_in$342  = \o$149 [31:24];
-  assign \a_next$343  = o_next[31:24];
-  assign \b_next$344  = \b_in$274 ;
-  assign \b_out$346  = \b_in$345 ;
-  assign \valid_out$348  = \valid_in$347 ;
-  assign \first_out$350  = \first_in$349 ;
-  assign \last_out$352  = \last_in$351 ;
-  assign \chain_out$354  = \chain_in$353 ;
-  assign \chain_valid_out$356  = \chain_valid_in$355 ;
-  assign \drain$357  = drain_0;
-  assign \en$358  = en_pe_3_1;
-  assign \a_out$360  = \a_in$359 ;
-  assign \a_next$361  = \o$149 [31:24];
-  assign \b_next$362  = \b_in$292 ;
-  assign \b_out$364  = \b_in$363 ;
-  assign \valid_out$366  = \valid_in$365 ;
-  assign \first_out$368  = \first_in$367 ;
-  assign \last_out$370  = \last_in$369 ;
-  assign \chain_out$372  = \chain_in$371 ;
-  assign \chain_valid_out$374  = \chain_valid_in$373 ;
-  assign \drain$375  = drain_1;
-  assign \en$376  = en_pe_3_2;
-  assign \a_out$378  = \a_in$377 ;
-  assign \a_next$379  = \a_in$359 ;
-  assign \b_next$380  = \b_in$310 ;
-  assign \b_out$382  = \b_in$381 ;
-  assign \valid_out$384  = \valid_in$383 ;
-  assign \first_out$386  = \first_in$385 ;
-  assign \last_out$388  = \last_in$387 ;
-  assign \chain_out$390  = \chain_in$389 ;
-  assign \chain_valid_out$392  = \chain_valid_in$391 ;
-  assign \drain$393  = drain_2;
-  assign \en$394  = en_pe_3_3;
-  assign \a_out$396  = \a_in$395 ;
-  assign \a_next$397  = \a_in$377 ;
-  assign \b_next$398  = \b_in$328 ;
-  assign \b_out$400  = \b_in$399 ;
-  assign \valid_out$402  = \valid_in$401 ;
-  assign \first_out$404  = \first_in$403 ;
-  assign \last_out$406  = \last_in$405 ;
-  assign \chain_out$408  = \chain_in$407 ;
-  assign \chain_valid_out$410  = \chain_valid_in$409 ;
-  assign \drain$411  = drain_3;
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign en_pe_2_2 = \en$234 ;
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$217 ;
+  assign \b_next$239  = \b_in$165 ;
+  assign \b_out$241  = \b_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \last_out$247  = \last_in$246 ;
+  assign \chain_out$249  = \chain_in$248 ;
+  assign \chain_valid_out$251  = \chain_valid_in$250 ;
+  assign \drain$252  = drain_2;
+  assign en_pe_2_3 = \en$253 ;
+  assign \a_out$256  = \a_in$255 ;
+  assign \a_next$257  = \a_in$236 ;
+  assign \b_next$258  = \b_in$184 ;
+  assign \b_out$260  = \b_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
+  assign \first_out$264  = \first_in$263 ;
+  assign \last_out$266  = \last_in$265 ;
+  assign \chain_out$268  = \chain_in$267 ;
+  assign \chain_valid_out$270  = \chain_valid_in$269 ;
+  assign \drain$271  = drain_3;
+  assign en_pe_3_0 = \en$272 ;
+  assign \a_in$274  = \o$69 [31:24];
+  assign \a_next$275  = o_next[31:24];
+  assign \b_next$276  = \b_in$202 ;
+  assign \b_out$278  = \b_in$277 ;
+  assign \valid_out$280  = \valid_in$279 ;
+  assign \first_out$282  = \first_in$281 ;
+  assign \last_out$284  = \last_in$283 ;
+  assign \chain_out$286  = \chain_in$285 ;
+  assign \chain_valid_out$288  = \chain_valid_in$287 ;
+  assign \drain$289  = drain_0;
+  assign en_pe_3_1 = \en$290 ;
+  assign \a_out$293  = \a_in$292 ;
+  assign \a_next$294  = \o$69 [31:24];
+  assign \b_next$295  = \b_in$221 ;
+  assign \b_out$297  = \b_in$296 ;
+  assign \valid_out$299  = \valid_in$298 ;
+  assign \first_out$301  = \first_in$300 ;
+  assign \last_out$303  = \last_in$302 ;
+  assign \chain_out$305  = \chain_in$304 ;
+  assign \chain_valid_out$307  = \chain_valid_in$306 ;
+  assign \drain$308  = drain_1;
+  assign en_pe_3_2 = \en$309 ;
+  assign \a_out$312  = \a_in$311 ;
+  assign \a_next$313  = \a_in$292 ;
+  assign \b_next$314  = \b_in$240 ;
+  assign \b_out$316  = \b_in$315 ;
+  assign \valid_out$318  = \valid_in$317 ;
+  assign \first_out$320  = \first_in$319 ;
+  assign \last_out$322  = \last_in$321 ;
+  assign \chain_out$324  = \chain_in$323 ;
+  assign \chain_valid_out$326  = \chain_valid_in$325 ;
+  assign \drain$327  = drain_2;
+  assign en_pe_3_3 = \en$328 ;
+  assign \a_out$331  = \a_in$330 ;
+  assign \a_next$332  = \a_in$311 ;
+  assign \b_next$333  = \b_in$259 ;
+  assign \b_out$335  = \b_in$334 ;
+  assign \valid_out$337  = \valid_in$336 ;
+  assign \first_out$339  = \first_in$338 ;
+  assign \last_out$341  = \last_in$340 ;
+  assign \chain_out$343  = \chain_in$342 ;
+  assign \chain_valid_out$345  = \chain_valid_in$344 ;
+  assign \drain$346  = drain_3;
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
@@ -11982,120 +11851,108 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \in_b[0]  = in_b[7:0];
-  assign \in_b[1]  = in_b[15:8];
-  assign \in_b[2]  = in_b[23:16];
-  assign \in_b[3]  = in_b[31:24];
+  assign \i$58[0]  = \i$58 [7:0];
+  assign \i$58[1]  = \i$58 [15:8];
+  assign \i$58[2]  = \i$58 [23:16];
+  assign \i$58[3]  = \i$58 [31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \i$60[0]  = \i$60 [7:0];
+  assign \i$60[1]  = \i$60 [15:8];
+  assign \i$60[2]  = \i$60 [23:16];
+  assign \i$60[3]  = \i$60 [31:24];
+  assign \in_b[0]  = \i$60 [7:0];
+  assign \in_b[1]  = \i$60 [15:8];
+  assign \in_b[2]  = \i$60 [23:16];
+  assign \in_b[3]  = \i$60 [31:24];
+  assign \i$62[0]  = \i$62 [2:0];
+  assign \i$62[0].valid  = \i$62 [0];
+  assign \i$62[0].first  = \i$62 [1];
+  assign \i$62[0].last  = \i$62 [2];
+  assign \i$62[1]  = \i$62 [5:3];
+  assign \i$62[1].valid  = \i$62 [3];
+  assign \i$62[1].first  = \i$62 [4];
+  assign \i$62[1].last  = \i$62 [5];
+  assign \i$62[2]  = \i$62 [8:6];
+  assign \i$62[2].valid  = \i$62 [6];
+  assign \i$62[2].first  = \i$62 [7];
+  assign \i$62[2].last  = \i$62 [8];
+  assign \i$62[3]  = \i$62 [11:9];
+  assign \i$62[3].valid  = \i$62 [9];
+  assign \i$62[3].first  = \i$62 [10];
+  assign \i$62[3].last  = \i$62 [11];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \i$142[0]  = \i$142 [7:0];
-  assign \i$142[1]  = \i$142 [15:8];
-  assign \i$142[2]  = \i$142 [23:16];
-  assign \i$142[3]  = \i$142 [31:24];
-  assign \i$143[0]  = in_b[7:0];
-  assign \i$143[1]  = in_b[15:8];
-  assign \i$143[2]  = in_b[23:16];
-  assign \i$143[3]  = in_b[31:24];
-  assign \i$144[0]  = \i$144 [2:0];
-  assign \i$144[0].valid  = \i$144 [0];
-  assign \i$144[0].first  = \i$144 [1];
-  assign \i$144[0].last  = \i$144 [2];
-  assign \i$144[1]  = \i$144 [5:3];
-  assign \i$144[1].valid  = \i$144 [3];
-  assign \i$144[1].first  = \i$144 [4];
-  assign \i$144[1].last  = \i$144 [5];
-  assign \i$144[2]  = \i$144 [8:6];
-  assign \i$144[2].valid  = \i$144 [6];
-  assign \i$144[2].first  = \i$144 [7];
-  assign \i$144[2].last  = \i$144 [8];
-  assign \i$144[3]  = \i$144 [11:9];
-  assign \i$144[3].valid  = \i$144 [9];
-  assign \i$144[3].first  = \i$144 [10];
-  assign \i$144[3].last  = \i$144 [11];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$146[0]  = operands__payload[39:32];
-  assign \i_next$146[1]  = operands__payload[47:40];
-  assign \i_next$146[2]  = operands__payload[55:48];
-  assign \i_next$146[3]  = operands__payload[63:56];
-  assign \o$149[0]  = \o$149 [7:0];
-  assign \o$149[1]  = \o$149 [15:8];
-  assign \o$149[2]  = \o$149 [23:16];
-  assign \o$149[3]  = \o$149 [31:24];
+  assign \i_next$65[0]  = operands__payload[39:32];
+  assign \i_next$65[1]  = operands__payload[47:40];
+  assign \i_next$65[2]  = operands__payload[55:48];
+  assign \i_next$65[3]  = operands__payload[63:56];
+  assign \o$69[0]  = \o$69 [7:0];
+  assign \o$69[1]  = \o$69 [15:8];
+  assign \o$69[2]  = \o$69 [23:16];
+  assign \o$69[3]  = \o$69 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$153[0]  = \o_next$153 [7:0];
-  assign \o_next$153[1]  = \o_next$153 [15:8];
-  assign \o_next$153[2]  = \o_next$153 [23:16];
-  assign \o_next$153[3]  = \o_next$153 [31:24];
-  assign \o$155[0]  = \o$155 [7:0];
-  assign \o$155[1]  = \o$155 [15:8];
-  assign \o$155[2]  = \o$155 [23:16];
-  assign \o$155[3]  = \o$155 [31:24];
-  assign \o$157[0]  = \o$157 [2:0];
-  assign \o$157[0].valid  = \o$157 [0];
-  assign \o$157[0].first  = \o$157 [1];
-  assign \o$157[0].last  = \o$157 [2];
-  assign \o$157[1]  = \o$157 [5:3];
-  assign \o$157[1].valid  = \o$157 [3];
-  assign \o$157[1].first  = \o$157 [4];
-  assign \o$157[1].last  = \o$157 [5];
-  assign \o$157[2]  = \o$157 [8:6];
-  assign \o$157[2].valid  = \o$157 [6];
-  assign \o$157[2].first  = \o$157 [7];
-  assign \o$157[2].last  = \o$157 [8];
-  assign \o$157[3]  = \o$157 [11:9];
-  assign \o$157[3].valid  = \o$157 [9];
-  assign \o$157[3].first  = \o$157 [10];
-  assign \o$157[3].last  = \o$157 [11];
+  assign \o_next$73[0]  = \o_next$73 [7:0];
+  assign \o_next$73[1]  = \o_next$73 [15:8];
+  assign \o_next$73[2]  = \o_next$73 [23:16];
+  assign \o_next$73[3]  = \o_next$73 [31:24];
+  assign \o$75[0]  = \o$75 [7:0];
+  assign \o$75[1]  = \o$75 [15:8];
+  assign \o$75[2]  = \o$75 [23:16];
+  assign \o$75[3]  = \o$75 [31:24];
+  assign \o$77[0]  = \o$77 [2:0];
+  assign \o$77[0].valid  = \o$77 [0];
+  assign \o$77[0].first  = \o$77 [1];
+  assign \o$77[0].last  = \o$77 [2];
+  assign \o$77[1]  = \o$77 [5:3];
+  assign \o$77[1].valid  = \o$77 [3];
+  assign \o$77[1].first  = \o$77 [4];
+  assign \o$77[1].last  = \o$77 [5];
+  assign \o$77[2]  = \o$77 [8:6];
+  assign \o$77[2].valid  = \o$77 [6];
+  assign \o$77[2].first  = \o$77 [7];
+  assign \o$77[2].last  = \o$77 [8];
+  assign \o$77[3]  = \o$77 [11:9];
+  assign \o$77[3].valid  = \o$77 [9];
+  assign \o$77[3].first  = \o$77 [10];
+  assign \o$77[3].last  = \o$77 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$144 [11:9] = in_flags;
-  assign \i$144 [8:6] = in_flags;
-  assign \i$144 [5:3] = in_flags;
-  assign \i$144 [2:0] = in_flags;
-  assign \i$142 [31:24] = in_a[7:0];
-  assign \i$142 [23:16] = in_a[15:8];
-  assign \i$142 [15:8] = in_a[23:16];
-  assign \i$142 [7:0] = in_a[31:24];
-  assign results__payload[127:96] = \$57 ;
-  assign results__payload[95:64] = \$56 ;
-  assign results__payload[63:32] = \$55 ;
-  assign results__payload[31:0] = \$54 ;
-  assign results__payload[128] = \$52 ;
-  assign out[128] = \$51 ;
+  assign \i$62 [11:9] = in_flags;
+  assign \i$62 [8:6] = in_flags;
+  assign \i$62 [5:3] = in_flags;
+  assign \i$62 [2:0] = in_flags;
+  assign \i$58 [31:24] = in_a[7:0];
+  assign \i$58 [23:16] = in_a[15:8];
+  assign \i$58 [15:8] = in_a[23:16];
+  assign \i$58 [7:0] = in_a[31:24];
+  assign results__payload[127:96] = \$7 ;
+  assign results__payload[95:64] = \$6 ;
+  assign results__payload[63:32] = \$5 ;
+  assign results__payload[31:0] = \$4 ;
+  assign results__payload[128] = \$2 ;
+  assign out[128] = \$1 ;
   assign out[127:0] = o;
-  assign i[127:96] = \chain_out$129 ;
-  assign i[95:64] = \chain_out$128 ;
-  assign i[63:32] = \chain_out$127 ;
+  assign i[127:96] = \chain_out$18 ;
+  assign i[95:64] = \chain_out$17 ;
+  assign i[63:32] = \chain_out$16 ;
   assign i[31:0] = chain_out;
-  assign \$64  = \o$157 [0];
-  assign \$81  = \chain_valid_in$213 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, \port$2917$0 , \port$2918$0 , \port$2919$0 , \port$2920$0 , i, o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928$0 , \port$2929$0 , \port$2930$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -12136,14 +11993,14 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2917$0 , \port$2918$0 
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2917$0 ;
-  wire \port$2917$0 ;
-  input \port$2918$0 ;
-  wire \port$2918$0 ;
-  input \port$2919$0 ;
-  wire \port$2919$0 ;
-  input \port$2920$0 ;
-  wire \port$2920$0 ;
+  input \port$2927$0 ;
+  wire \port$2927$0 ;
+  input \port$2928$0 ;
+  wire \port$2928$0 ;
+  input \port$2929$0 ;
+  wire \port$2929$0 ;
+  input \port$2930$0 ;
+  wire \port$2930$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -12159,46 +12016,46 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2917$0 , \port$2918$0 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$2917$0 ) begin
+    if (\port$2927$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$2918$0 ) begin
+    if (\port$2928$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$2918$0 ) begin
+    if (\port$2928$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$2919$0 ) begin
+    if (\port$2929$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$2917$0 ) begin
+    if (\port$2927$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$2917$0 ) begin
+    if (\port$2927$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2920$0 , \port$2919$0 , \port$2918$0 , \port$2917$0  };
+  assign en = { \port$2930$0 , \port$2929$0 , \port$2928$0 , \port$2927$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12227,7 +12084,7 @@ module \accelerator.engine.core.deskew (engine_rst, \port$2917$0 , \port$2918$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3371$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3343$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12282,41 +12139,41 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3371$0 ;
-  wire [2:0] \port$3371$0 ;
+  input [2:0] \port$3343$0 ;
+  wire [2:0] \port$3343$0 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3371$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3371$0 [0] & \port$3371$0 [2];
+  assign \$4  = \port$3343$0 [0] & \port$3343$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -12343,9 +12200,9 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3371$0 [0];
+      \$10  = \port$3343$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
@@ -12353,9 +12210,9 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3371$0 [1];
+      \$11  = \port$3343$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -12363,9 +12220,9 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3371$0 [2];
+      \$12  = \port$3343$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -12373,7 +12230,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3371$0 [0]) begin
+      if (\port$3343$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12399,7 +12256,7 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
         \$15  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$15  = 1'h0;
     end
   end
@@ -12413,23 +12270,23 @@ module \accelerator.engine.core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out
         \$16  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3371$0 [1];
+  assign first_in = \port$3343$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3371$0 [0];
-  assign last_in = \port$3371$0 [2];
+  assign valid_in = \port$3343$0 [0];
+  assign last_in = \port$3343$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3371$3 , pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3343$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12484,41 +12341,41 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
-  input [2:0] \port$3371$3 ;
-  wire [2:0] \port$3371$3 ;
+  input [2:0] \port$3343$3 ;
+  wire [2:0] \port$3343$3 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3371$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3371$3 [0] & \port$3371$3 [2];
+  assign \$4  = \port$3343$3 [0] & \port$3343$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -12545,9 +12402,9 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3371$3 [0];
+      \$10  = \port$3343$3 [0];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
@@ -12555,9 +12412,9 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3371$3 [1];
+      \$11  = \port$3343$3 [1];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -12565,9 +12422,9 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3371$3 [2];
+      \$12  = \port$3343$3 [2];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -12575,7 +12432,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3371$3 [0]) begin
+      if (\port$3343$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12601,7 +12458,7 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
         \$15  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$15  = 1'h0;
     end
   end
@@ -12615,23 +12472,23 @@ module \accelerator.engine.core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out,
         \$16  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3371$3 [1];
+  assign first_in = \port$3343$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3371$3 [0];
-  assign last_in = \port$3371$3 [2];
+  assign valid_in = \port$3343$3 [0];
+  assign last_in = \port$3343$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3371$6 , pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12686,41 +12543,41 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
-  input [2:0] \port$3371$6 ;
-  wire [2:0] \port$3371$6 ;
+  input [2:0] \port$3343$6 ;
+  wire [2:0] \port$3343$6 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3371$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3371$6 [0] & \port$3371$6 [2];
+  assign \$4  = \port$3343$6 [0] & \port$3343$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -12747,9 +12604,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3371$6 [0];
+      \$10  = \port$3343$6 [0];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
@@ -12757,9 +12614,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3371$6 [1];
+      \$11  = \port$3343$6 [1];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -12767,9 +12624,9 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3371$6 [2];
+      \$12  = \port$3343$6 [2];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -12777,7 +12634,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3371$6 [0]) begin
+      if (\port$3343$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12803,7 +12660,7 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
         \$15  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$15  = 1'h0;
     end
   end
@@ -12817,23 +12674,23 @@ module \accelerator.engine.core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in
         \$16  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3371$6 [1];
+  assign first_in = \port$3343$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3371$6 [0];
-  assign last_in = \port$3371$6 [2];
+  assign valid_in = \port$3343$6 [0];
+  assign last_in = \port$3343$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3371$9 , pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12887,41 +12744,41 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
-  input [2:0] \port$3371$9 ;
-  wire [2:0] \port$3371$9 ;
+  input [2:0] \port$3343$9 ;
+  wire [2:0] \port$3343$9 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3371$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3343$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3371$9 [0] & \port$3371$9 [2];
+  assign \$4  = \port$3343$9 [0] & \port$3343$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -12948,9 +12805,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3371$9 [0];
+      \$10  = \port$3343$9 [0];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
@@ -12958,9 +12815,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3371$9 [1];
+      \$11  = \port$3343$9 [1];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -12968,9 +12825,9 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3371$9 [2];
+      \$12  = \port$3343$9 [2];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -12978,7 +12835,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3371$9 [0]) begin
+      if (\port$3343$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -13004,7 +12861,7 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
         \$15  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$15  = 1'h0;
     end
   end
@@ -13018,23 +12875,23 @@ module \accelerator.engine.core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in
         \$16  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3371$9 [1];
+  assign first_in = \port$3343$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3371$9 [0];
-  assign last_in = \port$3371$9 [2];
+  assign valid_in = \port$3343$9 [0];
+  assign last_in = \port$3343$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13093,11 +12950,11 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13108,25 +12965,25 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -13155,7 +13012,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$10  = 1'h0;
     end
   end
@@ -13165,7 +13022,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -13175,7 +13032,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -13209,7 +13066,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$15  = 1'h0;
     end
   end
@@ -13223,7 +13080,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$16  = 1'h0;
     end
   end
@@ -13234,7 +13091,7 @@ module \accelerator.engine.core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
+module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13293,11 +13150,11 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13308,25 +13165,25 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -13355,7 +13212,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$10  = 1'h0;
     end
   end
@@ -13365,7 +13222,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -13375,7 +13232,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -13409,7 +13266,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$15  = 1'h0;
     end
   end
@@ -13423,7 +13280,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$16  = 1'h0;
     end
   end
@@ -13434,7 +13291,7 @@ module \accelerator.engine.core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
+module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13493,11 +13350,11 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13508,25 +13365,25 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -13555,7 +13412,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$10  = 1'h0;
     end
   end
@@ -13565,7 +13422,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -13575,7 +13432,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -13609,7 +13466,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$15  = 1'h0;
     end
   end
@@ -13623,7 +13480,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$16  = 1'h0;
     end
   end
@@ -13634,7 +13491,7 @@ module \accelerator.engine.core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13692,11 +13549,11 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13707,25 +13564,25 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -13754,7 +13611,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$10  = 1'h0;
     end
   end
@@ -13764,7 +13621,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13774,7 +13631,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -13808,7 +13665,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$15  = 1'h0;
     end
   end
@@ -13822,7 +13679,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$16  = 1'h0;
     end
   end
@@ -13833,7 +13690,7 @@ module \accelerator.engine.core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13892,11 +13749,11 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13907,25 +13764,25 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -13954,7 +13811,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$10  = 1'h0;
     end
   end
@@ -13964,7 +13821,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -13974,7 +13831,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14008,7 +13865,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$15  = 1'h0;
     end
   end
@@ -14022,7 +13879,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$16  = 1'h0;
     end
   end
@@ -14033,7 +13890,7 @@ module \accelerator.engine.core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
+module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14092,11 +13949,11 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14107,25 +13964,25 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -14154,7 +14011,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$10  = 1'h0;
     end
   end
@@ -14164,7 +14021,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14174,7 +14031,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -14208,7 +14065,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$15  = 1'h0;
     end
   end
@@ -14222,7 +14079,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$16  = 1'h0;
     end
   end
@@ -14233,7 +14090,7 @@ module \accelerator.engine.core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
+module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14292,11 +14149,11 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14307,25 +14164,25 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -14354,7 +14211,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$10  = 1'h0;
     end
   end
@@ -14364,7 +14221,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -14374,7 +14231,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -14408,7 +14265,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$15  = 1'h0;
     end
   end
@@ -14422,7 +14279,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$16  = 1'h0;
     end
   end
@@ -14433,7 +14290,7 @@ module \accelerator.engine.core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14491,11 +14348,11 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14506,25 +14363,25 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -14553,7 +14410,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$10  = 1'h0;
     end
   end
@@ -14563,7 +14420,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14573,7 +14430,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14607,7 +14464,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$15  = 1'h0;
     end
   end
@@ -14621,7 +14478,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$16  = 1'h0;
     end
   end
@@ -14632,7 +14489,7 @@ module \accelerator.engine.core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14689,11 +14546,11 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14704,25 +14561,25 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -14751,7 +14608,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$10  = 1'h0;
     end
   end
@@ -14761,7 +14618,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14771,7 +14628,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14805,7 +14662,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$15  = 1'h0;
     end
   end
@@ -14819,7 +14676,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$16  = 1'h0;
     end
   end
@@ -14830,7 +14687,7 @@ module \accelerator.engine.core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14887,11 +14744,11 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14902,25 +14759,25 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -14949,7 +14806,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$10  = 1'h0;
     end
   end
@@ -14959,7 +14816,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14969,7 +14826,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -15003,7 +14860,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$15  = 1'h0;
     end
   end
@@ -15017,7 +14874,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$16  = 1'h0;
     end
   end
@@ -15028,7 +14885,7 @@ module \accelerator.engine.core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15085,11 +14942,11 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15100,25 +14957,25 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
@@ -15147,7 +15004,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$10  = 1'h0;
     end
   end
@@ -15157,7 +15014,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -15167,7 +15024,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -15201,7 +15058,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$15  = 1'h0;
     end
   end
@@ -15215,7 +15072,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$16  = 1'h0;
     end
   end
@@ -15226,7 +15083,7 @@ module \accelerator.engine.core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15282,11 +15139,11 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15297,25 +15154,25 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -15344,7 +15201,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$10  = 1'h0;
     end
   end
@@ -15354,7 +15211,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -15364,7 +15221,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -15398,7 +15255,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$15  = 1'h0;
     end
   end
@@ -15412,7 +15269,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$16  = 1'h0;
     end
   end
@@ -15423,7 +15280,7 @@ module \accelerator.engine.core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, \port$2946$0 , \port$2947$0 , \port$2948$0 , \port$2949$0 , i, i_next, o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \port$2957$0 , \port$2958$0 , \port$2959$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15466,14 +15323,14 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$2946$0 , \port$2947$0 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2946$0 ;
-  wire \port$2946$0 ;
-  input \port$2947$0 ;
-  wire \port$2947$0 ;
-  input \port$2948$0 ;
-  wire \port$2948$0 ;
-  input \port$2949$0 ;
-  wire \port$2949$0 ;
+  input \port$2956$0 ;
+  wire \port$2956$0 ;
+  input \port$2957$0 ;
+  wire \port$2957$0 ;
+  input \port$2958$0 ;
+  wire \port$2958$0 ;
+  input \port$2959$0 ;
+  wire \port$2959$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15489,46 +15346,46 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$2946$0 , \port$2947$0 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$2948$0 ) begin
+    if (\port$2958$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$2948$0 ) begin
+    if (\port$2958$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$2949$0 ) begin
+    if (\port$2959$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$2949$0 ) begin
+    if (\port$2959$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$2949$0 ) begin
+    if (\port$2959$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$2947$0 ) begin
+    if (\port$2957$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2949$0 , \port$2948$0 , \port$2947$0 , \port$2946$0  };
+  assign en = { \port$2959$0 , \port$2958$0 , \port$2957$0 , \port$2956$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15556,7 +15413,7 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$2946$0 , \port$2947$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2950$0 , \port$2951$0 , \port$2952$0 , \port$2953$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2960$0 , \port$2961$0 , \port$2962$0 , \port$2963$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15599,14 +15456,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2950$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2950$0 ;
-  wire \port$2950$0 ;
-  input \port$2951$0 ;
-  wire \port$2951$0 ;
-  input \port$2952$0 ;
-  wire \port$2952$0 ;
-  input \port$2953$0 ;
-  wire \port$2953$0 ;
+  input \port$2960$0 ;
+  wire \port$2960$0 ;
+  input \port$2961$0 ;
+  wire \port$2961$0 ;
+  input \port$2962$0 ;
+  wire \port$2962$0 ;
+  input \port$2963$0 ;
+  wire \port$2963$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15622,46 +15479,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2950$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$2  = lane2_d1;
-    if (\port$2952$0 ) begin
+    if (\port$2962$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$3  = lane2_d2;
-    if (\port$2952$0 ) begin
+    if (\port$2962$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$4  = lane3_d1;
-    if (\port$2953$0 ) begin
+    if (\port$2963$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$5  = lane3_d2;
-    if (\port$2953$0 ) begin
+    if (\port$2963$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$6  = lane3_d3;
-    if (\port$2953$0 ) begin
+    if (\port$2963$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$1  = lane1_d1;
-    if (\port$2951$0 ) begin
+    if (\port$2961$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2953$0 , \port$2952$0 , \port$2951$0 , \port$2950$0  };
+  assign en = { \port$2963$0 , \port$2962$0 , \port$2961$0 , \port$2960$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15689,7 +15546,7 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2950$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
+module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -15793,21 +15650,21 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
@@ -15815,7 +15672,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -15825,7 +15682,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -15835,7 +15692,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -15845,7 +15702,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -15855,7 +15712,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -15865,7 +15722,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, o, skew_
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -16489,7 +16346,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2864$354 , o__payload, engine_clk);
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2868$354 , o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -16693,8 +16550,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2864$354 ;
-  wire [44:0] \port$2864$354 ;
+  input [44:0] \port$2868$354 ;
+  wire [44:0] \port$2868$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -16769,13 +16626,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2864$354 [36:32];
-  assign lower = \port$2864$354 [0] ? \port$2864$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$2868$354 [36:32];
+  assign lower = \port$2868$354 [0] ? \port$2868$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2864$354 [36:32];
+  assign \$11  = ! \port$2868$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16790,8 +16647,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2864$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2864$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$2868$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$2868$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16806,8 +16663,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2864$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2864$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$2868$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$2868$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16822,8 +16679,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2864$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2864$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$2868$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$2868$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16838,8 +16695,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2864$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2864$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$2868$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$2868$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -17165,7 +17022,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2864$354 [31:1];
+      \$125  = \port$2868$354 [31:1];
     end
   end
   always @* begin
@@ -17256,7 +17113,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2864$354 [31:1];
+      \$137  = \port$2868$354 [31:1];
     end
   end
   always @* begin
@@ -17347,7 +17204,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2864$354 [31:1];
+      \$149  = \port$2868$354 [31:1];
     end
   end
   always @* begin
@@ -17438,7 +17295,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2864$354 [31:1];
+      \$161  = \port$2868$354 [31:1];
     end
   end
   always @* begin
@@ -17492,10 +17349,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2864$354 [36:32];
-  assign relu = \port$2864$354 [0];
-  assign zero_point = \port$2864$354 [44:37];
-  assign multiplier = \port$2864$354 [31:1];
+  assign shift = \port$2868$354 [36:32];
+  assign relu = \port$2868$354 [0];
+  assign zero_point = \port$2868$354 [44:37];
+  assign multiplier = \port$2868$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -6,15 +6,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [31:0] \$101 ;
-  reg [31:0] \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
   wire \$11 ;
-  wire [2:0] \$12 ;
-  wire [2:0] \$13 ;
+  wire \$12 ;
+  wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -27,11 +21,11 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$22 ;
   wire \$23 ;
   wire \$24 ;
-  wire [3:0] \$25 ;
+  wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
+  wire [2:0] \$28 ;
+  wire [2:0] \$29 ;
   wire \$3 ;
   wire \$30 ;
   wire \$31 ;
@@ -43,9 +37,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
-  wire \$41 ;
+  wire [3:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -54,18 +48,18 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
   wire \$53 ;
-  wire [31:0] \$54 ;
-  wire [31:0] \$55 ;
-  wire [31:0] \$56 ;
-  wire [31:0] \$57 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -73,257 +67,216 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  reg \$67 ;
+  reg [128:0] \$68 ;
+  reg [1:0] \$69 ;
+  wire [31:0] \$7 ;
+  reg \$70 ;
+  reg [31:0] \$71 ;
+  reg [31:0] \$72 ;
+  reg [2:0] \$73 ;
+  reg \$74 ;
+  reg [2:0] \$75 ;
   wire \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  reg \$97 ;
-  reg [128:0] \$98 ;
-  reg [1:0] \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$165 ;
-  wire [7:0] \a_in$177 ;
-  wire [7:0] \a_in$189 ;
+  wire [7:0] \a_in$100 ;
+  wire [7:0] \a_in$113 ;
+  wire [7:0] \a_in$126 ;
+  wire [7:0] \a_in$144 ;
+  wire [7:0] \a_in$163 ;
+  wire [7:0] \a_in$182 ;
   wire [7:0] \a_in$201 ;
-  wire [7:0] \a_in$218 ;
-  wire [7:0] \a_in$236 ;
-  wire [7:0] \a_in$254 ;
-  wire [7:0] \a_in$272 ;
-  wire [7:0] \a_in$289 ;
-  wire [7:0] \a_in$307 ;
-  wire [7:0] \a_in$325 ;
-  wire [7:0] \a_in$343 ;
-  wire [7:0] \a_in$360 ;
-  wire [7:0] \a_in$378 ;
-  wire [7:0] \a_in$396 ;
+  wire [7:0] \a_in$219 ;
+  wire [7:0] \a_in$238 ;
+  wire [7:0] \a_in$257 ;
+  wire [7:0] \a_in$276 ;
+  wire [7:0] \a_in$294 ;
+  wire [7:0] \a_in$313 ;
+  wire [7:0] \a_in$332 ;
+  wire [7:0] \a_in$87 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$167 ;
-  wire [7:0] \a_next$179 ;
-  wire [7:0] \a_next$191 ;
+  wire [7:0] \a_next$102 ;
+  wire [7:0] \a_next$115 ;
+  wire [7:0] \a_next$127 ;
+  wire [7:0] \a_next$146 ;
+  wire [7:0] \a_next$165 ;
+  wire [7:0] \a_next$184 ;
   wire [7:0] \a_next$202 ;
-  wire [7:0] \a_next$220 ;
-  wire [7:0] \a_next$238 ;
-  wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$273 ;
-  wire [7:0] \a_next$291 ;
-  wire [7:0] \a_next$309 ;
-  wire [7:0] \a_next$327 ;
-  wire [7:0] \a_next$344 ;
-  wire [7:0] \a_next$362 ;
-  wire [7:0] \a_next$380 ;
-  wire [7:0] \a_next$398 ;
+  wire [7:0] \a_next$221 ;
+  wire [7:0] \a_next$240 ;
+  wire [7:0] \a_next$259 ;
+  wire [7:0] \a_next$277 ;
+  wire [7:0] \a_next$296 ;
+  wire [7:0] \a_next$315 ;
+  wire [7:0] \a_next$334 ;
+  wire [7:0] \a_next$89 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$178 ;
-  wire [7:0] \a_out$190 ;
-  wire [7:0] \a_out$219 ;
-  wire [7:0] \a_out$237 ;
-  wire [7:0] \a_out$255 ;
-  wire [7:0] \a_out$290 ;
-  wire [7:0] \a_out$308 ;
-  wire [7:0] \a_out$326 ;
-  wire [7:0] \a_out$361 ;
-  wire [7:0] \a_out$379 ;
-  wire [7:0] \a_out$397 ;
+  wire [7:0] \a_out$101 ;
+  wire [7:0] \a_out$114 ;
+  wire [7:0] \a_out$145 ;
+  wire [7:0] \a_out$164 ;
+  wire [7:0] \a_out$183 ;
+  wire [7:0] \a_out$220 ;
+  wire [7:0] \a_out$239 ;
+  wire [7:0] \a_out$258 ;
+  wire [7:0] \a_out$295 ;
+  wire [7:0] \a_out$314 ;
+  wire [7:0] \a_out$333 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$169 ;
-  wire [7:0] \b_in$181 ;
-  wire [7:0] \b_in$193 ;
+  wire [7:0] \b_in$104 ;
+  wire [7:0] \b_in$117 ;
+  wire [7:0] \b_in$129 ;
+  wire [7:0] \b_in$148 ;
+  wire [7:0] \b_in$167 ;
+  wire [7:0] \b_in$186 ;
   wire [7:0] \b_in$204 ;
-  wire [7:0] \b_in$222 ;
-  wire [7:0] \b_in$240 ;
-  wire [7:0] \b_in$258 ;
-  wire [7:0] \b_in$275 ;
-  wire [7:0] \b_in$293 ;
-  wire [7:0] \b_in$311 ;
-  wire [7:0] \b_in$329 ;
-  wire [7:0] \b_in$346 ;
-  wire [7:0] \b_in$364 ;
-  wire [7:0] \b_in$382 ;
-  wire [7:0] \b_in$400 ;
+  wire [7:0] \b_in$223 ;
+  wire [7:0] \b_in$242 ;
+  wire [7:0] \b_in$261 ;
+  wire [7:0] \b_in$279 ;
+  wire [7:0] \b_in$298 ;
+  wire [7:0] \b_in$317 ;
+  wire [7:0] \b_in$336 ;
+  wire [7:0] \b_in$91 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$168 ;
-  wire [7:0] \b_next$180 ;
-  wire [7:0] \b_next$192 ;
+  wire [7:0] \b_next$103 ;
+  wire [7:0] \b_next$116 ;
+  wire [7:0] \b_next$128 ;
+  wire [7:0] \b_next$147 ;
+  wire [7:0] \b_next$166 ;
+  wire [7:0] \b_next$185 ;
   wire [7:0] \b_next$203 ;
-  wire [7:0] \b_next$221 ;
-  wire [7:0] \b_next$239 ;
-  wire [7:0] \b_next$257 ;
-  wire [7:0] \b_next$274 ;
-  wire [7:0] \b_next$292 ;
-  wire [7:0] \b_next$310 ;
-  wire [7:0] \b_next$328 ;
-  wire [7:0] \b_next$345 ;
-  wire [7:0] \b_next$363 ;
-  wire [7:0] \b_next$381 ;
-  wire [7:0] \b_next$399 ;
+  wire [7:0] \b_next$222 ;
+  wire [7:0] \b_next$241 ;
+  wire [7:0] \b_next$260 ;
+  wire [7:0] \b_next$278 ;
+  wire [7:0] \b_next$297 ;
+  wire [7:0] \b_next$316 ;
+  wire [7:0] \b_next$335 ;
+  wire [7:0] \b_next$90 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$223 ;
-  wire [7:0] \b_out$241 ;
-  wire [7:0] \b_out$259 ;
-  wire [7:0] \b_out$276 ;
-  wire [7:0] \b_out$294 ;
-  wire [7:0] \b_out$312 ;
-  wire [7:0] \b_out$330 ;
-  wire [7:0] \b_out$347 ;
-  wire [7:0] \b_out$365 ;
-  wire [7:0] \b_out$383 ;
-  wire [7:0] \b_out$401 ;
+  wire [7:0] \b_out$149 ;
+  wire [7:0] \b_out$168 ;
+  wire [7:0] \b_out$187 ;
+  wire [7:0] \b_out$205 ;
+  wire [7:0] \b_out$224 ;
+  wire [7:0] \b_out$243 ;
+  wire [7:0] \b_out$262 ;
+  wire [7:0] \b_out$280 ;
+  wire [7:0] \b_out$299 ;
+  wire [7:0] \b_out$318 ;
+  wire [7:0] \b_out$337 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$173 ;
-  wire [31:0] \chain_in$185 ;
-  wire [31:0] \chain_in$197 ;
+  wire [31:0] \chain_in$108 ;
+  wire [31:0] \chain_in$121 ;
+  wire [31:0] \chain_in$137 ;
+  wire [31:0] \chain_in$156 ;
+  wire [31:0] \chain_in$175 ;
+  wire [31:0] \chain_in$194 ;
   wire [31:0] \chain_in$212 ;
-  wire [31:0] \chain_in$230 ;
-  wire [31:0] \chain_in$248 ;
-  wire [31:0] \chain_in$266 ;
-  wire [31:0] \chain_in$283 ;
-  wire [31:0] \chain_in$301 ;
-  wire [31:0] \chain_in$319 ;
-  wire [31:0] \chain_in$337 ;
-  wire [31:0] \chain_in$354 ;
-  wire [31:0] \chain_in$372 ;
-  wire [31:0] \chain_in$390 ;
-  wire [31:0] \chain_in$408 ;
+  wire [31:0] \chain_in$231 ;
+  wire [31:0] \chain_in$250 ;
+  wire [31:0] \chain_in$269 ;
+  wire [31:0] \chain_in$287 ;
+  wire [31:0] \chain_in$306 ;
+  wire [31:0] \chain_in$325 ;
+  wire [31:0] \chain_in$344 ;
+  wire [31:0] \chain_in$95 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$131 ;
-  wire [31:0] \chain_out$132 ;
-  wire [31:0] \chain_out$133 ;
+  wire [31:0] \chain_out$138 ;
+  wire [31:0] \chain_out$157 ;
+  wire [31:0] \chain_out$176 ;
+  wire [31:0] \chain_out$195 ;
   wire [31:0] \chain_out$213 ;
-  wire [31:0] \chain_out$231 ;
-  wire [31:0] \chain_out$249 ;
-  wire [31:0] \chain_out$267 ;
-  wire [31:0] \chain_out$284 ;
-  wire [31:0] \chain_out$302 ;
-  wire [31:0] \chain_out$320 ;
-  wire [31:0] \chain_out$338 ;
-  wire [31:0] \chain_out$355 ;
-  wire [31:0] \chain_out$373 ;
-  wire [31:0] \chain_out$391 ;
-  wire [31:0] \chain_out$409 ;
+  wire [31:0] \chain_out$232 ;
+  wire [31:0] \chain_out$24 ;
+  wire [31:0] \chain_out$25 ;
+  wire [31:0] \chain_out$251 ;
+  wire [31:0] \chain_out$26 ;
+  wire [31:0] \chain_out$270 ;
+  wire [31:0] \chain_out$288 ;
+  wire [31:0] \chain_out$307 ;
+  wire [31:0] \chain_out$326 ;
+  wire [31:0] \chain_out$345 ;
   wire chain_valid_in;
-  wire \chain_valid_in$174 ;
-  wire \chain_valid_in$186 ;
-  wire \chain_valid_in$198 ;
+  wire \chain_valid_in$109 ;
+  wire \chain_valid_in$122 ;
+  wire \chain_valid_in$139 ;
+  wire \chain_valid_in$158 ;
+  wire \chain_valid_in$177 ;
+  wire \chain_valid_in$196 ;
   wire \chain_valid_in$214 ;
-  wire \chain_valid_in$232 ;
-  wire \chain_valid_in$250 ;
-  wire \chain_valid_in$268 ;
-  wire \chain_valid_in$285 ;
-  wire \chain_valid_in$303 ;
-  wire \chain_valid_in$321 ;
-  wire \chain_valid_in$339 ;
-  wire \chain_valid_in$356 ;
-  wire \chain_valid_in$374 ;
-  wire \chain_valid_in$392 ;
-  wire \chain_valid_in$410 ;
+  wire \chain_valid_in$233 ;
+  wire \chain_valid_in$252 ;
+  wire \chain_valid_in$271 ;
+  wire \chain_valid_in$289 ;
+  wire \chain_valid_in$308 ;
+  wire \chain_valid_in$327 ;
+  wire \chain_valid_in$346 ;
+  wire \chain_valid_in$96 ;
   wire chain_valid_out;
+  wire \chain_valid_out$140 ;
+  wire \chain_valid_out$159 ;
+  wire \chain_valid_out$178 ;
+  wire \chain_valid_out$197 ;
   wire \chain_valid_out$215 ;
-  wire \chain_valid_out$233 ;
-  wire \chain_valid_out$251 ;
-  wire \chain_valid_out$269 ;
-  wire \chain_valid_out$286 ;
-  wire \chain_valid_out$304 ;
-  wire \chain_valid_out$322 ;
-  wire \chain_valid_out$340 ;
-  wire \chain_valid_out$357 ;
-  wire \chain_valid_out$375 ;
-  wire \chain_valid_out$393 ;
-  wire \chain_valid_out$411 ;
-  wire \chain_valid_out$413 ;
-  wire \chain_valid_out$414 ;
-  wire \chain_valid_out$415 ;
+  wire \chain_valid_out$234 ;
+  wire \chain_valid_out$253 ;
+  wire \chain_valid_out$272 ;
+  wire \chain_valid_out$290 ;
+  wire \chain_valid_out$309 ;
+  wire \chain_valid_out$328 ;
+  wire \chain_valid_out$347 ;
+  wire \chain_valid_out$350 ;
+  wire \chain_valid_out$351 ;
+  wire \chain_valid_out$352 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$175 ;
-  wire \drain$187 ;
-  wire \drain$199 ;
+  wire \drain$110 ;
+  wire \drain$123 ;
+  wire \drain$141 ;
+  wire \drain$160 ;
+  wire \drain$179 ;
+  wire \drain$198 ;
   wire \drain$216 ;
-  wire \drain$234 ;
-  wire \drain$252 ;
-  wire \drain$270 ;
-  wire \drain$287 ;
-  wire \drain$305 ;
-  wire \drain$323 ;
-  wire \drain$341 ;
-  wire \drain$358 ;
-  wire \drain$376 ;
-  wire \drain$394 ;
-  wire \drain$412 ;
+  wire \drain$235 ;
+  wire \drain$254 ;
+  wire \drain$273 ;
+  wire \drain$291 ;
+  wire \drain$310 ;
+  wire \drain$329 ;
+  wire \drain$348 ;
+  wire \drain$97 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
-  reg en = 1'h1;
-  wire [3:0] \en$136 ;
-  wire [3:0] \en$140 ;
-  wire [3:0] \en$141 ;
-  (* init = 1'h1 *)
-  wire \en$142 ;
-  (* init = 1'h1 *)
-  wire \en$148 ;
-  (* init = 1'h1 *)
-  wire \en$164 ;
-  (* init = 1'h1 *)
-  wire \en$176 ;
-  (* init = 1'h1 *)
-  wire \en$188 ;
-  (* init = 1'h1 *)
-  wire \en$200 ;
-  (* init = 1'h1 *)
-  wire \en$217 ;
-  (* init = 1'h1 *)
-  wire \en$235 ;
-  (* init = 1'h1 *)
-  wire \en$253 ;
-  (* init = 1'h1 *)
-  wire \en$271 ;
-  (* init = 1'h1 *)
-  wire \en$288 ;
-  (* init = 1'h1 *)
-  wire \en$306 ;
-  (* init = 1'h1 *)
-  wire \en$324 ;
-  (* init = 1'h1 *)
-  wire \en$342 ;
-  (* init = 1'h1 *)
-  wire \en$359 ;
-  (* init = 1'h1 *)
-  wire \en$377 ;
-  (* init = 1'h1 *)
-  wire \en$395 ;
+  wire [3:0] en;
+  reg \en$111  = 1'h1;
+  reg \en$124  = 1'h1;
+  reg \en$142  = 1'h1;
+  reg \en$161  = 1'h1;
+  reg \en$180  = 1'h1;
+  reg \en$199  = 1'h1;
+  reg \en$217  = 1'h1;
+  reg \en$236  = 1'h1;
+  reg \en$255  = 1'h1;
+  reg \en$274  = 1'h1;
+  reg \en$292  = 1'h1;
+  reg \en$311  = 1'h1;
+  reg \en$330  = 1'h1;
+  reg \en$45  = 1'h1;
+  wire [3:0] \en$48 ;
+  wire [3:0] \en$53 ;
+  reg \en$58  = 1'h1;
+  reg \en$68  = 1'h1;
+  reg \en$85  = 1'h1;
+  reg \en$98  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -336,22 +289,38 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_in_b_1 = 1'h1;
   reg en_in_b_2 = 1'h1;
   reg en_in_b_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
@@ -360,78 +329,78 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_skew_b_1 = 1'h1;
   reg en_skew_b_2 = 1'h1;
   reg en_skew_b_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg first = 1'h1;
   wire first_in;
+  wire \first_in$106 ;
+  wire \first_in$119 ;
+  wire \first_in$133 ;
+  wire \first_in$152 ;
   wire \first_in$171 ;
-  wire \first_in$183 ;
-  wire \first_in$195 ;
+  wire \first_in$190 ;
   wire \first_in$208 ;
-  wire \first_in$226 ;
-  wire \first_in$244 ;
-  wire \first_in$262 ;
-  wire \first_in$279 ;
-  wire \first_in$297 ;
-  wire \first_in$315 ;
-  wire \first_in$333 ;
-  wire \first_in$350 ;
-  wire \first_in$368 ;
-  wire \first_in$386 ;
-  wire \first_in$404 ;
+  wire \first_in$227 ;
+  wire \first_in$246 ;
+  wire \first_in$265 ;
+  wire \first_in$283 ;
+  wire \first_in$302 ;
+  wire \first_in$321 ;
+  wire \first_in$340 ;
+  wire \first_in$93 ;
   wire first_out;
-  wire \first_out$227 ;
-  wire \first_out$245 ;
-  wire \first_out$263 ;
-  wire \first_out$280 ;
-  wire \first_out$298 ;
-  wire \first_out$316 ;
-  wire \first_out$334 ;
-  wire \first_out$351 ;
-  wire \first_out$369 ;
-  wire \first_out$387 ;
-  wire \first_out$405 ;
+  wire \first_out$153 ;
+  wire \first_out$172 ;
+  wire \first_out$191 ;
+  wire \first_out$209 ;
+  wire \first_out$228 ;
+  wire \first_out$247 ;
+  wire \first_out$266 ;
+  wire \first_out$284 ;
+  wire \first_out$303 ;
+  wire \first_out$322 ;
+  wire \first_out$341 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
   wire [127:0] i;
-  wire [31:0] \i$143 ;
-  wire [7:0] \i$143[0] ;
-  wire [7:0] \i$143[1] ;
-  wire [7:0] \i$143[2] ;
-  wire [7:0] \i$143[3] ;
-  (* init = 32'd0 *)
-  wire [31:0] \i$144 ;
-  wire [7:0] \i$144[0] ;
-  wire [7:0] \i$144[1] ;
-  wire [7:0] \i$144[2] ;
-  wire [7:0] \i$144[3] ;
-  wire [11:0] \i$145 ;
-  wire [2:0] \i$145[0] ;
-  wire \i$145[0].first ;
-  wire \i$145[0].last ;
-  wire \i$145[0].valid ;
-  wire [2:0] \i$145[1] ;
-  wire \i$145[1].first ;
-  wire \i$145[1].last ;
-  wire \i$145[1].valid ;
-  wire [2:0] \i$145[2] ;
-  wire \i$145[2].first ;
-  wire \i$145[2].last ;
-  wire \i$145[2].valid ;
-  wire [2:0] \i$145[3] ;
-  wire \i$145[3].first ;
-  wire \i$145[3].last ;
-  wire \i$145[3].valid ;
+  wire [31:0] \i$60 ;
+  wire [7:0] \i$60[0] ;
+  wire [7:0] \i$60[1] ;
+  wire [7:0] \i$60[2] ;
+  wire [7:0] \i$60[3] ;
+  reg [31:0] \i$62  = 32'd0;
+  wire [7:0] \i$62[0] ;
+  wire [7:0] \i$62[1] ;
+  wire [7:0] \i$62[2] ;
+  wire [7:0] \i$62[3] ;
+  wire [11:0] \i$64 ;
+  wire [2:0] \i$64[0] ;
+  wire \i$64[0].first ;
+  wire \i$64[0].last ;
+  wire \i$64[0].valid ;
+  wire [2:0] \i$64[1] ;
+  wire \i$64[1].first ;
+  wire \i$64[1].last ;
+  wire \i$64[1].valid ;
+  wire [2:0] \i$64[2] ;
+  wire \i$64[2].first ;
+  wire \i$64[2].last ;
+  wire \i$64[2].valid ;
+  wire [2:0] \i$64[3] ;
+  wire \i$64[3].first ;
+  wire \i$64[3].last ;
+  wire \i$64[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [31:0] \i_next$147 ;
-  wire [7:0] \i_next$147[0] ;
-  wire [7:0] \i_next$147[1] ;
-  wire [7:0] \i_next$147[2] ;
-  wire [7:0] \i_next$147[3] ;
+  wire [31:0] \i_next$67 ;
+  wire [7:0] \i_next$67[0] ;
+  wire [7:0] \i_next$67[1] ;
+  wire [7:0] \i_next$67[2] ;
+  wire [7:0] \i_next$67[3] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -441,7 +410,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \in_a[1] ;
   wire [7:0] \in_a[2] ;
   wire [7:0] \in_a[3] ;
-  reg [31:0] in_b = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_b;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -451,75 +421,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$172 ;
-  wire \last_in$184 ;
-  wire \last_in$196 ;
+  wire \last_in$107 ;
+  wire \last_in$120 ;
+  wire \last_in$135 ;
+  wire \last_in$154 ;
+  wire \last_in$173 ;
+  wire \last_in$192 ;
   wire \last_in$210 ;
-  wire \last_in$228 ;
-  wire \last_in$246 ;
-  wire \last_in$264 ;
-  wire \last_in$281 ;
-  wire \last_in$299 ;
-  wire \last_in$317 ;
-  wire \last_in$335 ;
-  wire \last_in$352 ;
-  wire \last_in$370 ;
-  wire \last_in$388 ;
-  wire \last_in$406 ;
+  wire \last_in$229 ;
+  wire \last_in$248 ;
+  wire \last_in$267 ;
+  wire \last_in$285 ;
+  wire \last_in$304 ;
+  wire \last_in$323 ;
+  wire \last_in$342 ;
+  wire \last_in$94 ;
   wire last_out;
-  wire \last_out$122 ;
-  wire \last_out$125 ;
-  wire \last_out$128 ;
+  wire \last_out$136 ;
+  wire \last_out$15 ;
+  wire \last_out$155 ;
+  wire \last_out$174 ;
+  wire \last_out$18 ;
+  wire \last_out$193 ;
+  wire \last_out$21 ;
   wire \last_out$211 ;
-  wire \last_out$229 ;
-  wire \last_out$247 ;
-  wire \last_out$265 ;
-  wire \last_out$282 ;
-  wire \last_out$300 ;
-  wire \last_out$318 ;
-  wire \last_out$336 ;
-  wire \last_out$353 ;
-  wire \last_out$371 ;
-  wire \last_out$389 ;
-  wire \last_out$407 ;
+  wire \last_out$230 ;
+  wire \last_out$249 ;
+  wire \last_out$268 ;
+  wire \last_out$286 ;
+  wire \last_out$305 ;
+  wire \last_out$324 ;
+  wire \last_out$343 ;
   wire [127:0] o;
-  wire [31:0] \o$150 ;
-  wire [7:0] \o$150[0] ;
-  wire [7:0] \o$150[1] ;
-  wire [7:0] \o$150[2] ;
-  wire [7:0] \o$150[3] ;
-  wire [31:0] \o$156 ;
-  wire [7:0] \o$156[0] ;
-  wire [7:0] \o$156[1] ;
-  wire [7:0] \o$156[2] ;
-  wire [7:0] \o$156[3] ;
-  wire [11:0] \o$158 ;
-  wire [2:0] \o$158[0] ;
-  wire \o$158[0].first ;
-  wire \o$158[0].last ;
-  wire \o$158[0].valid ;
-  wire [2:0] \o$158[1] ;
-  wire \o$158[1].first ;
-  wire \o$158[1].last ;
-  wire \o$158[1].valid ;
-  wire [2:0] \o$158[2] ;
-  wire \o$158[2].first ;
-  wire \o$158[2].last ;
-  wire \o$158[2].valid ;
-  wire [2:0] \o$158[3] ;
-  wire \o$158[3].first ;
-  wire \o$158[3].last ;
-  wire \o$158[3].valid ;
+  wire [31:0] \o$71 ;
+  wire [7:0] \o$71[0] ;
+  wire [7:0] \o$71[1] ;
+  wire [7:0] \o$71[2] ;
+  wire [7:0] \o$71[3] ;
+  wire [31:0] \o$77 ;
+  wire [7:0] \o$77[0] ;
+  wire [7:0] \o$77[1] ;
+  wire [7:0] \o$77[2] ;
+  wire [7:0] \o$77[3] ;
+  wire [11:0] \o$79 ;
+  wire [2:0] \o$79[0] ;
+  wire \o$79[0].first ;
+  wire \o$79[0].last ;
+  wire \o$79[0].valid ;
+  wire [2:0] \o$79[1] ;
+  wire \o$79[1].first ;
+  wire \o$79[1].last ;
+  wire \o$79[1].valid ;
+  wire [2:0] \o$79[2] ;
+  wire \o$79[2].first ;
+  wire \o$79[2].last ;
+  wire \o$79[2].valid ;
+  wire [2:0] \o$79[3] ;
+  wire \o$79[3].first ;
+  wire \o$79[3].last ;
+  wire \o$79[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$154 ;
-  wire [7:0] \o_next$154[0] ;
-  wire [7:0] \o_next$154[1] ;
-  wire [7:0] \o_next$154[2] ;
-  wire [7:0] \o_next$154[3] ;
+  wire [31:0] \o_next$75 ;
+  wire [7:0] \o_next$75[0] ;
+  wire [7:0] \o_next$75[1] ;
+  wire [7:0] \o_next$75[2] ;
+  wire [7:0] \o_next$75[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -549,54 +519,6 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   reg [1:0] out_row = 2'h0;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -634,9 +556,6 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg rst_pe_3_2 = 1'h1;
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -649,67 +568,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$170 ;
-  wire \valid_in$182 ;
-  wire \valid_in$194 ;
+  wire \valid_in$105 ;
+  wire \valid_in$118 ;
+  wire \valid_in$131 ;
+  wire \valid_in$150 ;
+  wire \valid_in$169 ;
+  wire \valid_in$188 ;
   wire \valid_in$206 ;
-  wire \valid_in$224 ;
-  wire \valid_in$242 ;
-  wire \valid_in$260 ;
-  wire \valid_in$277 ;
-  wire \valid_in$295 ;
-  wire \valid_in$313 ;
-  wire \valid_in$331 ;
-  wire \valid_in$348 ;
-  wire \valid_in$366 ;
-  wire \valid_in$384 ;
-  wire \valid_in$402 ;
+  wire \valid_in$225 ;
+  wire \valid_in$244 ;
+  wire \valid_in$263 ;
+  wire \valid_in$281 ;
+  wire \valid_in$300 ;
+  wire \valid_in$319 ;
+  wire \valid_in$338 ;
+  wire \valid_in$92 ;
   wire valid_out;
-  wire \valid_out$121 ;
-  wire \valid_out$124 ;
-  wire \valid_out$127 ;
+  wire \valid_out$132 ;
+  wire \valid_out$14 ;
+  wire \valid_out$151 ;
+  wire \valid_out$17 ;
+  wire \valid_out$170 ;
+  wire \valid_out$189 ;
+  wire \valid_out$20 ;
   wire \valid_out$207 ;
-  wire \valid_out$225 ;
-  wire \valid_out$243 ;
-  wire \valid_out$261 ;
-  wire \valid_out$278 ;
-  wire \valid_out$296 ;
-  wire \valid_out$314 ;
-  wire \valid_out$332 ;
-  wire \valid_out$349 ;
-  wire \valid_out$367 ;
-  wire \valid_out$385 ;
-  wire \valid_out$403 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = results__valid & results__ready;
-  assign \$11  = out_row == 2'h3;
-  assign \$12  = out_row + 1'h1;
-  assign \$13  = \$11  ? 3'h0 : \$12 ;
-  assign \$14  = ~ held;
-  assign \$15  = ~ held;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
+  wire \valid_out$226 ;
+  wire \valid_out$245 ;
+  wire \valid_out$264 ;
+  wire \valid_out$282 ;
+  wire \valid_out$301 ;
+  wire \valid_out$320 ;
+  wire \valid_out$339 ;
+  assign \$16  = | { chain_valid_out, \chain_valid_out$352 , \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_in$346 , \chain_valid_in$327 , \chain_valid_in$308 , \chain_valid_in$289 , \chain_valid_in$271 , \chain_valid_in$252 , \chain_valid_in$233 , \chain_valid_in$214 , \chain_valid_in$196 , \chain_valid_in$177 , \chain_valid_in$158 , \chain_valid_in$139  };
+  assign busy = \$15  | \$16 ;
+  assign \$17  = ~ skid_valid;
+  assign \$18  = ~ skid_valid_0;
+  assign \$19  = ~ skid_valid_1;
+  assign \$20  = ~ skid_valid_2;
+  assign \$21  = ~ skid_valid_3;
   assign \$22  = ~ held;
-  assign \$23  = accept & operands__payload[64];
-  assign \$24  = gap < 3'h4;
-  assign \$25  = gap + 1'h1;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
+  assign \$23  = ~ held;
+  assign \$24  = ~ held;
+  assign \$25  = ~ held;
+  assign \$26  = results__valid & results__ready;
+  assign \$27  = out_row == 2'h3;
+  assign \$28  = out_row + 1'h1;
+  assign \$29  = \$27  ? 3'h0 : \$28 ;
   assign \$30  = ~ held;
   assign \$31  = ~ held;
   assign \$32  = ~ held;
@@ -719,9 +625,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$36  = ~ held;
   assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = ~ held;
-  assign \$40  = ~ held;
-  assign \$41  = ~ held;
+  assign \$39  = accept & operands__payload[64];
+  assign \$40  = gap < 3'h4;
+  assign \$41  = gap + 1'h1;
   assign \$42  = ~ held;
   assign \$43  = ~ held;
   assign \$44  = ~ held;
@@ -731,60 +637,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$48  = ~ held;
   assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$121  & \last_out$122 ;
-  assign drain_2 = \valid_out$124  & \last_out$125 ;
-  assign drain_3 = \valid_out$127  & \last_out$128 ;
-  assign \$51  = out_row == 2'h3;
-  assign results__valid = skid_valid | chain_valid_out;
-  assign \$52  = skid_valid ? skid[128] : out[128];
-  assign \$53  = ~ results__ready;
-  assign held = results__valid & \$53 ;
-  assign \$54  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$55  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$56  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$57  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$58  = gap < 2'h3;
-  assign hazard = operands__payload[64] & \$58 ;
-  assign \$59  = ~ hazard;
-  assign \$60  = en & \$59 ;
-  assign operands__ready = \$60  & released;
-  assign accept = operands__valid & operands__ready;
-  assign \$61  = ~ first;
-  assign \$62  = in_flags[0] | \$61 ;
-  assign \$63  = \$62  | results__valid;
-  assign \$65  = \$64  | \o$158 [3];
-  assign \$66  = \$65  | \o$158 [6];
-  assign \$67  = \$66  | \o$158 [9];
-  assign \$68  = \$67  | \valid_in$206 ;
-  assign \$69  = \$68  | \valid_in$224 ;
-  assign \$70  = \$69  | \valid_in$242 ;
-  assign \$71  = \$70  | \valid_in$260 ;
-  assign \$72  = \$71  | \valid_in$277 ;
-  assign \$73  = \$72  | \valid_in$295 ;
-  assign \$74  = \$73  | \valid_in$313 ;
-  assign \$75  = \$74  | \valid_in$331 ;
-  assign \$76  = \$75  | \valid_in$348 ;
-  assign \$77  = \$76  | \valid_in$366 ;
-  assign \$78  = \$77  | \valid_in$384 ;
-  assign \$79  = \$78  | \valid_in$402 ;
-  assign \$80  = \$63  | \$79 ;
-  assign \$82  = \$81  | \chain_valid_in$232 ;
-  assign \$83  = \$82  | \chain_valid_in$250 ;
-  assign \$84  = \$83  | \chain_valid_in$268 ;
-  assign \$85  = \$84  | \chain_valid_in$285 ;
-  assign \$86  = \$85  | \chain_valid_in$303 ;
-  assign \$87  = \$86  | \chain_valid_in$321 ;
-  assign \$88  = \$87  | \chain_valid_in$339 ;
-  assign \$89  = \$88  | \chain_valid_in$356 ;
-  assign \$90  = \$89  | \chain_valid_in$374 ;
-  assign \$91  = \$90  | \chain_valid_in$392 ;
-  assign \$92  = \$91  | \chain_valid_in$410 ;
-  assign \$93  = \$92  | \chain_valid_out$413 ;
-  assign \$94  = \$93  | \chain_valid_out$414 ;
-  assign \$95  = \$94  | \chain_valid_out$415 ;
-  assign \$96  = \$95  | chain_valid_out;
-  assign busy = \$80  | \$96 ;
+  assign \$51  = ~ held;
+  assign \$52  = ~ held;
+  assign \$53  = ~ held;
+  assign \$54  = ~ held;
+  assign \$55  = ~ held;
+  assign \$56  = ~ held;
+  assign \$57  = ~ held;
+  assign \$58  = ~ held;
+  assign \$59  = ~ held;
+  assign \$60  = ~ held;
+  assign \$61  = ~ held;
+  assign \$62  = ~ held;
+  assign \$63  = ~ held;
+  assign \$64  = ~ held;
+  assign \$65  = ~ held;
+  assign \$66  = ~ held;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -826,9 +694,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    skid_valid <= \$97 ;
+    skid_valid <= \$67 ;
   always @(posedge clk)
-    skid <= \$98 ;
+    skid <= \$68 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -838,793 +706,784 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     skid_valid_3 <= held;
   always @(posedge clk)
-    en_deskew_0 <= \$6 ;
+    en_deskew_0 <= \$22 ;
   always @(posedge clk)
-    en_deskew_1 <= \$7 ;
+    en_deskew_1 <= \$23 ;
   always @(posedge clk)
-    en_deskew_2 <= \$8 ;
+    en_deskew_2 <= \$24 ;
   always @(posedge clk)
-    en_deskew_3 <= \$9 ;
+    en_deskew_3 <= \$25 ;
   always @(posedge clk)
-    out_row <= \$99 ;
+    out_row <= \$69 ;
   always @(posedge clk)
-    en <= \$14 ;
+    \en$45  <= \$30 ;
   always @(posedge clk)
-    released <= \$100 ;
+    released <= \$70 ;
   always @(posedge clk)
-    en_in_a_0 <= \$15 ;
+    en_in_a_0 <= \$31 ;
   always @(posedge clk)
-    in_a <= \$101 ;
+    in_a <= \$71 ;
   always @(posedge clk)
-    en_in_a_1 <= \$16 ;
+    en_in_a_1 <= \$32 ;
   always @(posedge clk)
-    en_in_a_2 <= \$17 ;
+    en_in_a_2 <= \$33 ;
   always @(posedge clk)
-    en_in_a_3 <= \$18 ;
+    en_in_a_3 <= \$34 ;
   always @(posedge clk)
-    en_in_b_0 <= \$19 ;
+    en_in_b_0 <= \$35 ;
   always @(posedge clk)
-    in_b <= \$102 ;
+    \i$62  <= \$72 ;
   always @(posedge clk)
-    en_in_b_1 <= \$20 ;
+    en_in_b_1 <= \$36 ;
   always @(posedge clk)
-    en_in_b_2 <= \$21 ;
+    en_in_b_2 <= \$37 ;
   always @(posedge clk)
-    en_in_b_3 <= \$22 ;
+    en_in_b_3 <= \$38 ;
   always @(posedge clk)
-    in_flags <= \$103 ;
+    in_flags <= \$73 ;
   always @(posedge clk)
-    first <= \$104 ;
+    first <= \$74 ;
   always @(posedge clk)
-    gap <= \$105 ;
+    gap <= \$75 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
     rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
-    en_skew_a_0 <= \$26 ;
+    en_skew_a_0 <= \$42 ;
   always @(posedge clk)
-    en_skew_a_1 <= \$27 ;
+    en_skew_a_1 <= \$43 ;
   always @(posedge clk)
-    en_skew_a_2 <= \$28 ;
+    en_skew_a_2 <= \$44 ;
   always @(posedge clk)
-    en_skew_a_3 <= \$29 ;
+    en_skew_a_3 <= \$45 ;
   always @(posedge clk)
-    en_skew_b_0 <= \$30 ;
+    en_skew_b_0 <= \$46 ;
   always @(posedge clk)
-    en_skew_b_1 <= \$31 ;
+    en_skew_b_1 <= \$47 ;
   always @(posedge clk)
-    en_skew_b_2 <= \$32 ;
+    en_skew_b_2 <= \$48 ;
   always @(posedge clk)
-    en_skew_b_3 <= \$33 ;
+    en_skew_b_3 <= \$49 ;
   always @(posedge clk)
-    en_skew_flags <= \$34 ;
+    \en$58  <= \$50 ;
   always @(posedge clk)
-    en_pe_0_0 <= \$35 ;
+    \en$68  <= \$51 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$36 ;
+    \en$85  <= \$52 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$37 ;
+    \en$98  <= \$53 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$38 ;
+    \en$111  <= \$54 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$39 ;
+    \en$124  <= \$55 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$40 ;
+    \en$142  <= \$56 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$41 ;
+    \en$161  <= \$57 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$42 ;
+    \en$180  <= \$58 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$43 ;
+    \en$199  <= \$59 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$44 ;
+    \en$217  <= \$60 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$45 ;
+    \en$236  <= \$61 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$46 ;
+    \en$255  <= \$62 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$47 ;
+    \en$274  <= \$63 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$48 ;
+    \en$292  <= \$64 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$49 ;
+    \en$311  <= \$65 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$50 ;
+    \en$330  <= \$66 ;
+  assign drain_0 = valid_out & last_out;
+  assign drain_1 = \valid_out$14  & \last_out$15 ;
+  assign drain_2 = \valid_out$17  & \last_out$18 ;
+  assign drain_3 = \valid_out$20  & \last_out$21 ;
+  assign \$1  = out_row == 2'h3;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$2  = skid_valid ? skid[128] : out[128];
+  assign \$3  = ~ results__ready;
+  assign held = results__valid & \$3 ;
+  assign \$4  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$5  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$6  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$7  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$8  = gap < 2'h3;
+  assign hazard = operands__payload[64] & \$8 ;
+  assign \$9  = ~ hazard;
+  assign \$10  = \en$45  & \$9 ;
+  assign operands__ready = \$10  & released;
+  assign accept = operands__valid & operands__ready;
+  assign \$11  = ~ first;
+  assign \$12  = in_flags[0] | \$11 ;
+  assign \$13  = \$12  | results__valid;
+  assign \$14  = | { \valid_in$338 , \valid_in$319 , \valid_in$300 , \valid_in$281 , \valid_in$263 , \valid_in$244 , \valid_in$225 , \valid_in$206 , \valid_in$188 , \valid_in$169 , \valid_in$150 , \valid_in$131 , \o$79 [9], \o$79 [6], \o$79 [3], \o$79 [0] };
+  assign \$15  = \$13  | \$14 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$464$0 (en_deskew_0),
-    .\port$465$0 (en_deskew_1),
-    .\port$466$0 (en_deskew_2),
-    .\port$467$0 (en_deskew_3),
+    .\port$474$0 (en_deskew_0),
+    .\port$475$0 (en_deskew_1),
+    .\port$476$0 (en_deskew_2),
+    .\port$477$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$150 [7:0]),
+    .a_in(\o$71 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$165 ),
-    .b_in(\o$156 [7:0]),
-    .b_next(\o_next$154 [7:0]),
-    .b_out(\b_in$204 ),
-    .chain_out(\chain_in$212 ),
-    .chain_valid_out(\chain_valid_in$214 ),
+    .a_out(\a_in$87 ),
+    .b_in(\o$77 [7:0]),
+    .b_next(\o_next$75 [7:0]),
+    .b_out(\b_in$129 ),
+    .chain_out(\chain_in$137 ),
+    .chain_valid_out(\chain_valid_in$139 ),
     .drain(drain_0),
-    .en(en_pe_0_0),
-    .first_out(\first_in$208 ),
-    .last_out(\last_in$210 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$918$0 (\o$158 [2:0]),
-    .valid_out(\valid_in$206 )
+    .en(\en$68 ),
+    .first_out(\first_in$133 ),
+    .last_out(\last_in$135 ),
+    .\port$890$0 (\o$79 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$131 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$165 ),
-    .a_next(\o$150 [7:0]),
-    .a_out(\a_in$177 ),
-    .b_in(\o$156 [15:8]),
-    .b_next(\o_next$154 [15:8]),
-    .b_out(\b_in$222 ),
-    .chain_out(\chain_in$230 ),
-    .chain_valid_out(\chain_valid_in$232 ),
+    .a_in(\a_in$87 ),
+    .a_next(\o$71 [7:0]),
+    .a_out(\a_in$100 ),
+    .b_in(\o$77 [15:8]),
+    .b_next(\o_next$75 [15:8]),
+    .b_out(\b_in$148 ),
+    .chain_out(\chain_in$156 ),
+    .chain_valid_out(\chain_valid_in$158 ),
     .drain(drain_1),
-    .en(en_pe_0_1),
-    .first_out(\first_in$226 ),
-    .last_out(\last_in$228 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$918$3 (\o$158 [5:3]),
-    .valid_out(\valid_in$224 )
+    .en(\en$85 ),
+    .first_out(\first_in$152 ),
+    .last_out(\last_in$154 ),
+    .\port$890$3 (\o$79 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$150 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$177 ),
-    .a_next(\a_in$165 ),
-    .a_out(\a_in$189 ),
-    .b_in(\o$156 [23:16]),
-    .b_next(\o_next$154 [23:16]),
-    .b_out(\b_in$240 ),
-    .chain_out(\chain_in$248 ),
-    .chain_valid_out(\chain_valid_in$250 ),
+    .a_in(\a_in$100 ),
+    .a_next(\a_in$87 ),
+    .a_out(\a_in$113 ),
+    .b_in(\o$77 [23:16]),
+    .b_next(\o_next$75 [23:16]),
+    .b_out(\b_in$167 ),
+    .chain_out(\chain_in$175 ),
+    .chain_valid_out(\chain_valid_in$177 ),
     .drain(drain_2),
-    .en(en_pe_0_2),
-    .first_out(\first_in$244 ),
-    .last_out(\last_in$246 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$918$6 (\o$158 [8:6]),
-    .valid_out(\valid_in$242 )
+    .en(\en$98 ),
+    .first_out(\first_in$171 ),
+    .last_out(\last_in$173 ),
+    .\port$890$6 (\o$79 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$169 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$189 ),
-    .a_next(\a_in$177 ),
-    .b_in(\o$156 [31:24]),
-    .b_next(\o_next$154 [31:24]),
-    .b_out(\b_in$258 ),
-    .chain_out(\chain_in$266 ),
-    .chain_valid_out(\chain_valid_in$268 ),
+    .a_in(\a_in$113 ),
+    .a_next(\a_in$100 ),
+    .b_in(\o$77 [31:24]),
+    .b_next(\o_next$75 [31:24]),
+    .b_out(\b_in$186 ),
+    .chain_out(\chain_in$194 ),
+    .chain_valid_out(\chain_valid_in$196 ),
     .drain(drain_3),
-    .en(en_pe_0_3),
-    .first_out(\first_in$262 ),
-    .last_out(\last_in$264 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$918$9 (\o$158 [11:9]),
-    .valid_out(\valid_in$260 )
+    .en(\en$111 ),
+    .first_out(\first_in$190 ),
+    .last_out(\last_in$192 ),
+    .\port$890$9 (\o$79 [11:9]),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$188 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$150 [15:8]),
+    .a_in(\o$71 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$218 ),
-    .b_in(\b_in$204 ),
-    .b_next(\o$156 [7:0]),
-    .b_out(\b_in$275 ),
-    .chain_in(\chain_in$212 ),
-    .chain_out(\chain_in$283 ),
-    .chain_valid_in(\chain_valid_in$214 ),
-    .chain_valid_out(\chain_valid_in$285 ),
+    .a_out(\a_in$144 ),
+    .b_in(\b_in$129 ),
+    .b_next(\o$77 [7:0]),
+    .b_out(\b_in$204 ),
+    .chain_in(\chain_in$137 ),
+    .chain_out(\chain_in$212 ),
+    .chain_valid_in(\chain_valid_in$139 ),
+    .chain_valid_out(\chain_valid_in$214 ),
     .drain(drain_0),
-    .en(en_pe_1_0),
-    .first_in(\first_in$208 ),
-    .first_out(\first_in$279 ),
-    .last_in(\last_in$210 ),
-    .last_out(\last_in$281 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$206 ),
-    .valid_out(\valid_in$277 )
+    .en(\en$124 ),
+    .first_in(\first_in$133 ),
+    .first_out(\first_in$208 ),
+    .last_in(\last_in$135 ),
+    .last_out(\last_in$210 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$131 ),
+    .valid_out(\valid_in$206 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$218 ),
-    .a_next(\o$150 [15:8]),
-    .a_out(\a_in$236 ),
-    .b_in(\b_in$222 ),
-    .b_next(\o$156 [15:8]),
-    .b_out(\b_in$293 ),
-    .chain_in(\chain_in$230 ),
-    .chain_out(\chain_in$301 ),
-    .chain_valid_in(\chain_valid_in$232 ),
-    .chain_valid_out(\chain_valid_in$303 ),
+    .a_in(\a_in$144 ),
+    .a_next(\o$71 [15:8]),
+    .a_out(\a_in$163 ),
+    .b_in(\b_in$148 ),
+    .b_next(\o$77 [15:8]),
+    .b_out(\b_in$223 ),
+    .chain_in(\chain_in$156 ),
+    .chain_out(\chain_in$231 ),
+    .chain_valid_in(\chain_valid_in$158 ),
+    .chain_valid_out(\chain_valid_in$233 ),
     .drain(drain_1),
-    .en(en_pe_1_1),
-    .first_in(\first_in$226 ),
-    .first_out(\first_in$297 ),
-    .last_in(\last_in$228 ),
-    .last_out(\last_in$299 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$224 ),
-    .valid_out(\valid_in$295 )
+    .en(\en$142 ),
+    .first_in(\first_in$152 ),
+    .first_out(\first_in$227 ),
+    .last_in(\last_in$154 ),
+    .last_out(\last_in$229 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$150 ),
+    .valid_out(\valid_in$225 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$236 ),
-    .a_next(\a_in$218 ),
-    .a_out(\a_in$254 ),
-    .b_in(\b_in$240 ),
-    .b_next(\o$156 [23:16]),
-    .b_out(\b_in$311 ),
-    .chain_in(\chain_in$248 ),
-    .chain_out(\chain_in$319 ),
-    .chain_valid_in(\chain_valid_in$250 ),
-    .chain_valid_out(\chain_valid_in$321 ),
+    .a_in(\a_in$163 ),
+    .a_next(\a_in$144 ),
+    .a_out(\a_in$182 ),
+    .b_in(\b_in$167 ),
+    .b_next(\o$77 [23:16]),
+    .b_out(\b_in$242 ),
+    .chain_in(\chain_in$175 ),
+    .chain_out(\chain_in$250 ),
+    .chain_valid_in(\chain_valid_in$177 ),
+    .chain_valid_out(\chain_valid_in$252 ),
     .drain(drain_2),
-    .en(en_pe_1_2),
-    .first_in(\first_in$244 ),
-    .first_out(\first_in$315 ),
-    .last_in(\last_in$246 ),
-    .last_out(\last_in$317 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$242 ),
-    .valid_out(\valid_in$313 )
+    .en(\en$161 ),
+    .first_in(\first_in$171 ),
+    .first_out(\first_in$246 ),
+    .last_in(\last_in$173 ),
+    .last_out(\last_in$248 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$169 ),
+    .valid_out(\valid_in$244 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$254 ),
-    .a_next(\a_in$236 ),
-    .b_in(\b_in$258 ),
-    .b_next(\o$156 [31:24]),
-    .b_out(\b_in$329 ),
-    .chain_in(\chain_in$266 ),
-    .chain_out(\chain_in$337 ),
-    .chain_valid_in(\chain_valid_in$268 ),
-    .chain_valid_out(\chain_valid_in$339 ),
+    .a_in(\a_in$182 ),
+    .a_next(\a_in$163 ),
+    .b_in(\b_in$186 ),
+    .b_next(\o$77 [31:24]),
+    .b_out(\b_in$261 ),
+    .chain_in(\chain_in$194 ),
+    .chain_out(\chain_in$269 ),
+    .chain_valid_in(\chain_valid_in$196 ),
+    .chain_valid_out(\chain_valid_in$271 ),
     .drain(drain_3),
-    .en(en_pe_1_3),
-    .first_in(\first_in$262 ),
-    .first_out(\first_in$333 ),
-    .last_in(\last_in$264 ),
-    .last_out(\last_in$335 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$260 ),
-    .valid_out(\valid_in$331 )
+    .en(\en$180 ),
+    .first_in(\first_in$190 ),
+    .first_out(\first_in$265 ),
+    .last_in(\last_in$192 ),
+    .last_out(\last_in$267 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$188 ),
+    .valid_out(\valid_in$263 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$150 [23:16]),
+    .a_in(\o$71 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$289 ),
-    .b_in(\b_in$275 ),
-    .b_next(\b_in$204 ),
-    .b_out(\b_in$346 ),
-    .chain_in(\chain_in$283 ),
-    .chain_out(\chain_in$354 ),
-    .chain_valid_in(\chain_valid_in$285 ),
-    .chain_valid_out(\chain_valid_in$356 ),
+    .a_out(\a_in$219 ),
+    .b_in(\b_in$204 ),
+    .b_next(\b_in$129 ),
+    .b_out(\b_in$279 ),
+    .chain_in(\chain_in$212 ),
+    .chain_out(\chain_in$287 ),
+    .chain_valid_in(\chain_valid_in$214 ),
+    .chain_valid_out(\chain_valid_in$289 ),
     .drain(drain_0),
-    .en(en_pe_2_0),
-    .first_in(\first_in$279 ),
-    .first_out(\first_in$350 ),
-    .last_in(\last_in$281 ),
-    .last_out(\last_in$352 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$277 ),
-    .valid_out(\valid_in$348 )
+    .en(\en$199 ),
+    .first_in(\first_in$208 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$285 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$206 ),
+    .valid_out(\valid_in$281 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$289 ),
-    .a_next(\o$150 [23:16]),
-    .a_out(\a_in$307 ),
-    .b_in(\b_in$293 ),
-    .b_next(\b_in$222 ),
-    .b_out(\b_in$364 ),
-    .chain_in(\chain_in$301 ),
-    .chain_out(\chain_in$372 ),
-    .chain_valid_in(\chain_valid_in$303 ),
-    .chain_valid_out(\chain_valid_in$374 ),
+    .a_in(\a_in$219 ),
+    .a_next(\o$71 [23:16]),
+    .a_out(\a_in$238 ),
+    .b_in(\b_in$223 ),
+    .b_next(\b_in$148 ),
+    .b_out(\b_in$298 ),
+    .chain_in(\chain_in$231 ),
+    .chain_out(\chain_in$306 ),
+    .chain_valid_in(\chain_valid_in$233 ),
+    .chain_valid_out(\chain_valid_in$308 ),
     .drain(drain_1),
-    .en(en_pe_2_1),
-    .first_in(\first_in$297 ),
-    .first_out(\first_in$368 ),
-    .last_in(\last_in$299 ),
-    .last_out(\last_in$370 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$295 ),
-    .valid_out(\valid_in$366 )
+    .en(\en$217 ),
+    .first_in(\first_in$227 ),
+    .first_out(\first_in$302 ),
+    .last_in(\last_in$229 ),
+    .last_out(\last_in$304 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$225 ),
+    .valid_out(\valid_in$300 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$307 ),
-    .a_next(\a_in$289 ),
-    .a_out(\a_in$325 ),
-    .b_in(\b_in$311 ),
-    .b_next(\b_in$240 ),
-    .b_out(\b_in$382 ),
-    .chain_in(\chain_in$319 ),
-    .chain_out(\chain_in$390 ),
-    .chain_valid_in(\chain_valid_in$321 ),
-    .chain_valid_out(\chain_valid_in$392 ),
+    .a_in(\a_in$238 ),
+    .a_next(\a_in$219 ),
+    .a_out(\a_in$257 ),
+    .b_in(\b_in$242 ),
+    .b_next(\b_in$167 ),
+    .b_out(\b_in$317 ),
+    .chain_in(\chain_in$250 ),
+    .chain_out(\chain_in$325 ),
+    .chain_valid_in(\chain_valid_in$252 ),
+    .chain_valid_out(\chain_valid_in$327 ),
     .drain(drain_2),
-    .en(en_pe_2_2),
-    .first_in(\first_in$315 ),
-    .first_out(\first_in$386 ),
-    .last_in(\last_in$317 ),
-    .last_out(\last_in$388 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$313 ),
-    .valid_out(\valid_in$384 )
+    .en(\en$236 ),
+    .first_in(\first_in$246 ),
+    .first_out(\first_in$321 ),
+    .last_in(\last_in$248 ),
+    .last_out(\last_in$323 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$244 ),
+    .valid_out(\valid_in$319 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$325 ),
-    .a_next(\a_in$307 ),
-    .b_in(\b_in$329 ),
-    .b_next(\b_in$258 ),
-    .b_out(\b_in$400 ),
-    .chain_in(\chain_in$337 ),
-    .chain_out(\chain_in$408 ),
-    .chain_valid_in(\chain_valid_in$339 ),
-    .chain_valid_out(\chain_valid_in$410 ),
+    .a_in(\a_in$257 ),
+    .a_next(\a_in$238 ),
+    .b_in(\b_in$261 ),
+    .b_next(\b_in$186 ),
+    .b_out(\b_in$336 ),
+    .chain_in(\chain_in$269 ),
+    .chain_out(\chain_in$344 ),
+    .chain_valid_in(\chain_valid_in$271 ),
+    .chain_valid_out(\chain_valid_in$346 ),
     .drain(drain_3),
-    .en(en_pe_2_3),
-    .first_in(\first_in$333 ),
-    .first_out(\first_in$404 ),
-    .last_in(\last_in$335 ),
-    .last_out(\last_in$406 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$331 ),
-    .valid_out(\valid_in$402 )
+    .en(\en$255 ),
+    .first_in(\first_in$265 ),
+    .first_out(\first_in$340 ),
+    .last_in(\last_in$267 ),
+    .last_out(\last_in$342 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$263 ),
+    .valid_out(\valid_in$338 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$150 [31:24]),
+    .a_in(\o$71 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$360 ),
-    .b_in(\b_in$346 ),
-    .b_next(\b_in$275 ),
-    .chain_in(\chain_in$354 ),
+    .a_out(\a_in$294 ),
+    .b_in(\b_in$279 ),
+    .b_next(\b_in$204 ),
+    .chain_in(\chain_in$287 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$356 ),
-    .chain_valid_out(\chain_valid_out$413 ),
+    .chain_valid_in(\chain_valid_in$289 ),
+    .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_0),
-    .en(en_pe_3_0),
-    .first_in(\first_in$350 ),
-    .last_in(\last_in$352 ),
+    .en(\en$274 ),
+    .first_in(\first_in$283 ),
+    .last_in(\last_in$285 ),
     .last_out(last_out),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$348 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$281 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$360 ),
-    .a_next(\o$150 [31:24]),
-    .a_out(\a_in$378 ),
-    .b_in(\b_in$364 ),
-    .b_next(\b_in$293 ),
-    .chain_in(\chain_in$372 ),
-    .chain_out(\chain_out$131 ),
-    .chain_valid_in(\chain_valid_in$374 ),
-    .chain_valid_out(\chain_valid_out$414 ),
+    .a_in(\a_in$294 ),
+    .a_next(\o$71 [31:24]),
+    .a_out(\a_in$313 ),
+    .b_in(\b_in$298 ),
+    .b_next(\b_in$223 ),
+    .chain_in(\chain_in$306 ),
+    .chain_out(\chain_out$24 ),
+    .chain_valid_in(\chain_valid_in$308 ),
+    .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_1),
-    .en(en_pe_3_1),
-    .first_in(\first_in$368 ),
-    .last_in(\last_in$370 ),
-    .last_out(\last_out$122 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$366 ),
-    .valid_out(\valid_out$121 )
+    .en(\en$292 ),
+    .first_in(\first_in$302 ),
+    .last_in(\last_in$304 ),
+    .last_out(\last_out$15 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$300 ),
+    .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$378 ),
-    .a_next(\a_in$360 ),
-    .a_out(\a_in$396 ),
-    .b_in(\b_in$382 ),
-    .b_next(\b_in$311 ),
-    .chain_in(\chain_in$390 ),
-    .chain_out(\chain_out$132 ),
-    .chain_valid_in(\chain_valid_in$392 ),
-    .chain_valid_out(\chain_valid_out$415 ),
+    .a_in(\a_in$313 ),
+    .a_next(\a_in$294 ),
+    .a_out(\a_in$332 ),
+    .b_in(\b_in$317 ),
+    .b_next(\b_in$242 ),
+    .chain_in(\chain_in$325 ),
+    .chain_out(\chain_out$25 ),
+    .chain_valid_in(\chain_valid_in$327 ),
+    .chain_valid_out(\chain_valid_out$352 ),
     .drain(drain_2),
-    .en(en_pe_3_2),
-    .first_in(\first_in$386 ),
-    .last_in(\last_in$388 ),
-    .last_out(\last_out$125 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$384 ),
-    .valid_out(\valid_out$124 )
+    .en(\en$311 ),
+    .first_in(\first_in$321 ),
+    .last_in(\last_in$323 ),
+    .last_out(\last_out$18 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$319 ),
+    .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$396 ),
-    .a_next(\a_in$378 ),
-    .b_in(\b_in$400 ),
-    .b_next(\b_in$329 ),
-    .chain_in(\chain_in$408 ),
-    .chain_out(\chain_out$133 ),
-    .chain_valid_in(\chain_valid_in$410 ),
+    .a_in(\a_in$332 ),
+    .a_next(\a_in$313 ),
+    .b_in(\b_in$336 ),
+    .b_next(\b_in$261 ),
+    .chain_in(\chain_in$344 ),
+    .chain_out(\chain_out$26 ),
+    .chain_valid_in(\chain_valid_in$346 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(en_pe_3_3),
-    .first_in(\first_in$404 ),
-    .last_in(\last_in$406 ),
-    .last_out(\last_out$128 ),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$402 ),
-    .valid_out(\valid_out$127 )
+    .en(\en$330 ),
+    .first_in(\first_in$340 ),
+    .last_in(\last_in$342 ),
+    .last_out(\last_out$21 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$338 ),
+    .valid_out(\valid_out$20 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$143 ),
+    .i(\i$60 ),
     .i_next(i_next),
-    .o(\o$150 ),
+    .o(\o$71 ),
     .o_next(o_next),
-    .\port$493$0 (en_skew_a_0),
-    .\port$494$0 (en_skew_a_1),
-    .\port$495$0 (en_skew_a_2),
-    .\port$496$0 (en_skew_a_3),
+    .\port$503$0 (en_skew_a_0),
+    .\port$504$0 (en_skew_a_1),
+    .\port$505$0 (en_skew_a_2),
+    .\port$506$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
-    .i(in_b),
+    .i(\i$62 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$156 ),
-    .o_next(\o_next$154 ),
-    .\port$497$0 (en_skew_b_0),
-    .\port$498$0 (en_skew_b_1),
-    .\port$499$0 (en_skew_b_2),
-    .\port$500$0 (en_skew_b_3),
+    .o(\o$77 ),
+    .o_next(\o_next$75 ),
+    .\port$507$0 (en_skew_b_0),
+    .\port$508$0 (en_skew_b_1),
+    .\port$509$0 (en_skew_b_2),
+    .\port$510$0 (en_skew_b_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$145 ),
-    .o(\o$158 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$58 ),
+    .i(\i$64 ),
+    .o(\o$79 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(clk)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$97  = held;
+    \$67  = held;
     if (rst) begin
-      \$97  = 1'h0;
+      \$67  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = skid;
-    if (\$1 ) begin
-      \$98 [128] = out[128];
+    \$68  = skid;
+    if (\$17 ) begin
+      \$68 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$98 [31:0] = out[31:0];
+    if (\$18 ) begin
+      \$68 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$98 [63:32] = out[63:32];
+    if (\$19 ) begin
+      \$68 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$98 [95:64] = out[95:64];
+    if (\$20 ) begin
+      \$68 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$98 [127:96] = out[127:96];
+    if (\$21 ) begin
+      \$68 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$99  = out_row;
-    if (\$10 ) begin
-      \$99  = \$13 [1:0];
+    \$69  = out_row;
+    if (\$26 ) begin
+      \$69  = \$29 [1:0];
     end
     if (rst) begin
-      \$99  = 2'h0;
+      \$69  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = 1'h1;
+    \$70  = 1'h1;
     if (rst) begin
-      \$100  = 1'h0;
+      \$70  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = in_a;
+    \$71  = in_a;
     if (en_in_a_0) begin
-      \$101 [7:0] = operands__payload[7:0];
+      \$71 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$101 [15:8] = operands__payload[15:8];
+      \$71 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$101 [23:16] = operands__payload[23:16];
+      \$71 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$101 [31:24] = operands__payload[31:24];
+      \$71 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = in_b;
+    \$72  = \i$62 ;
     if (en_in_b_0) begin
-      \$102 [7:0] = operands__payload[39:32];
+      \$72 [7:0] = operands__payload[39:32];
     end
     if (en_in_b_1) begin
-      \$102 [15:8] = operands__payload[47:40];
+      \$72 [15:8] = operands__payload[47:40];
     end
     if (en_in_b_2) begin
-      \$102 [23:16] = operands__payload[55:48];
+      \$72 [23:16] = operands__payload[55:48];
     end
     if (en_in_b_3) begin
-      \$102 [31:24] = operands__payload[63:56];
+      \$72 [31:24] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = in_flags;
-    if (en) begin
-      \$103 [0] = accept;
-      \$103 [1] = first;
-      \$103 [2] = operands__payload[64];
+    \$73  = in_flags;
+    if (\en$45 ) begin
+      \$73 [0] = accept;
+      \$73 [1] = first;
+      \$73 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$103  = 3'h0;
+      \$73  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = first;
-    if (en) begin
+    \$74  = first;
+    if (\en$45 ) begin
       if (accept) begin
-        \$104  = operands__payload[64];
+        \$74  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$104  = 1'h1;
+      \$74  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = gap;
-    if (en) begin
-      if (\$23 ) begin
-        \$105  = 3'h0;
-      end else if (\$24 ) begin
-        \$105  = \$25 [2:0];
+    \$75  = gap;
+    if (\en$45 ) begin
+      if (\$39 ) begin
+        \$75  = 3'h0;
+      end else if (\$40 ) begin
+        \$75  = \$41 [2:0];
       end
     end
     if (rst) begin
-      \$105  = 3'h4;
+      \$75  = 3'h4;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$136  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$140  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$141  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$142  = en_skew_flags;
-  assign \i$144  = in_b;
-  assign \i_next$147  = operands__payload[63:32];
-  assign \en$148  = en_pe_0_0;
-  assign a_in = \o$150 [7:0];
+  assign units_sync_clk = clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$48  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$53  = { en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign en_skew_flags = \en$58 ;
+  assign in_b = \i$62 ;
+  assign \i_next$67  = operands__payload[63:32];
+  assign en_pe_0_0 = \en$68 ;
+  assign a_in = \o$71 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$154 [7:0];
-  assign b_in = \o$156 [7:0];
-  assign valid_in = \o$158 [0];
-  assign first_in = \o$158 [1];
-  assign last_in = \o$158 [2];
+  assign b_next = \o_next$75 [7:0];
+  assign b_in = \o$77 [7:0];
+  assign valid_in = \o$79 [0];
+  assign first_in = \o$79 [1];
+  assign last_in = \o$79 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$164  = en_pe_0_1;
-  assign a_out = \a_in$165 ;
-  assign \a_next$167  = \o$150 [7:0];
-  assign \b_next$168  = \o_next$154 [15:8];
-  assign \b_in$169  = \o$156 [15:8];
-  assign \valid_in$170  = \o$158 [3];
-  assign \first_in$171  = \o$158 [4];
-  assign \last_in$172  = \o$158 [5];
-  assign \chain_in$173  = 32'd0;
-  assign \chain_valid_in$174  = 1'h0;
-  assign \drain$175  = drain_1;
-  assign \en$176  = en_pe_0_2;
-  assign \a_out$178  = \a_in$177 ;
-  assign \a_next$179  = \a_in$165 ;
-  assign \b_next$180  = \o_next$154 [23:16];
-  assign \b_in$181  = \o$156 [23:16];
-  assign \valid_in$182  = \o$158 [6];
-  assign \first_in$183  = \o$158 [7];
-  assign \last_in$184  = \o$158 [8];
-  assign \chain_in$185  = 32'd0;
-  assign \chain_valid_in$186  = 1'h0;
-  assign \drain$187  = drain_2;
-  assign \en$188  = en_pe_0_3;
-  assign \a_out$190  = \a_in$189 ;
-  assign \a_next$191  = \a_in$177 ;
-  assign \b_next$192  = \o_next$154 [31:24];
-  assign \b_in$193  = \o$156 [31:24];
-  assign \valid_in$194  = \o$158 [9];
-  assign \first_in$195  = \o$158 [10];
-  assign \last_in$196  = \o$158 [11];
-  assign \chain_in$197  = 32'd0;
-  assign \chain_valid_in$198  = 1'h0;
-  assign \drain$199  = drain_3;
-  assign \en$200  = en_pe_1_0;
-  assign \a_in$201  = \o$150 [15:8];
-  assign \a_next$202  = o_next[15:8];
-  assign \b_next$203  = \o$156 [7:0];
-  assign b_out = \b_in$204 ;
+  assign en_pe_0_1 = \en$85 ;
+  assign a_out = \a_in$87 ;
+  assign \a_next$89  = \o$71 [7:0];
+  assign \b_next$90  = \o_next$75 [15:8];
+  assign \b_in$91  = \o$77 [15:8];
+  assign \valid_in$92  = \o$79 [3];
+  assign \first_in$93  = \o$79 [4];
+  assign \last_in$94  = \o$79 [5];
+  assign \chain_in$95  = 32'd0;
+  assign \chain_valid_in$96  = 1'h0;
+  assign \drain$97  = drain_1;
+  assign en_pe_0_2 = \en$98 ;
+  assign \a_out$101  = \a_in$100 ;
+  assign \a_next$102  = \a_in$87 ;
+  assign \b_next$103  = \o_next$75 [23:16];
+  assign \b_in$104  = \o$77 [23:16];
+  assign \valid_in$105  = \o$79 [6];
+  assign \first_in$106  = \o$79 [7];
+  assign \last_in$107  = \o$79 [8];
+  assign \chain_in$108  = 32'd0;
+  assign \chain_valid_in$109  = 1'h0;
+  assign \drain$110  = drain_2;
+  assign en_pe_0_3 = \en$111 ;
+  assign \a_out$114  = \a_in$113 ;
+  assign \a_next$115  = \a_in$100 ;
+  assign \b_next$116  = \o_next$75 [31:24];
+  assign \b_in$117  = \o$77 [31:24];
+  assign \valid_in$118  = \o$79 [9];
+  assign \first_in$119  = \o$79 [10];
+  assign \last_in$120  = \o$79 [11];
+  assign \chain_in$121  = 32'd0;
+  assign \chain_valid_in$122  = 1'h0;
+  assign \drain$123  = drain_3;
+  assign en_pe_1_0 = \en$124 ;
+  assign \a_in$126  = \o$71 [15:8];
+  assign \a_next$127  = o_next[15:8];
+  assign \b_next$128  = \o$77 [7:0];
+  assign b_out = \b_in$129 ;
+  assign \valid_out$132  = \valid_in$131 ;
+  assign first_out = \first_in$133 ;
+  assign \last_out$136  = \last_in$135 ;
+  assign \chain_out$138  = \chain_in$137 ;
+  assign \chain_valid_out$140  = \chain_valid_in$139 ;
+  assign \drain$141  = drain_0;
+  assign en_pe_1_1 = \en$142 ;
+  assign \a_out$145  = \a_in$144 ;
+  assign \a_next$146  = \o$71 [15:8];
+  assign \b_next$147  = \o$77 [15:8];
+  assign \b_out$149  = \b_in$148 ;
+  assign \valid_out$151  = \valid_in$150 ;
+  assign \first_out$153  = \first_in$152 ;
+  assign \last_out$155  = \last_in$154 ;
+  assign \chain_out$157  = \chain_in$156 ;
+  assign \chain_valid_out$159  = \chain_valid_in$158 ;
+  assign \drain$160  = drain_1;
+  assign en_pe_1_2 = \en$161 ;
+  assign \a_out$164  = \a_in$163 ;
+  assign \a_next$165  = \a_in$144 ;
+  assign \b_next$166  = \o$77 [23:16];
+  assign \b_out$168  = \b_in$167 ;
+  assign \valid_out$170  = \valid_in$169 ;
+  assign \first_out$172  = \first_in$171 ;
+  assign \last_out$174  = \last_in$173 ;
+  assign \chain_out$176  = \chain_in$175 ;
+  assign \chain_valid_out$178  = \chain_valid_in$177 ;
+  assign \drain$179  = drain_2;
+  assign en_pe_1_3 = \en$180 ;
+  assign \a_out$183  = \a_in$182 ;
+  assign \a_next$184  = \a_in$163 ;
+  assign \b_next$185  = \o$77 [31:24];
+  assign \b_out$187  = \b_in$186 ;
+  assign \valid_out$189  = \valid_in$188 ;
+  assign \first_out$191  = \first_in$190 ;
+  assign \last_out$193  = \last_in$192 ;
+  assign \chain_out$195  = \chain_in$194 ;
+  assign \chain_valid_out$197  = \chain_valid_in$196 ;
+  assign \drain$198  = drain_3;
+  assign en_pe_2_0 = \en$199 ;
+  assign \a_in$201  = \o$71 [23:16];
+  assign \a_next$202  = o_next[23:16];
+  assign \b_next$203  = \b_in$129 ;
+  assign \b_out$205  = \b_in$204 ;
   assign \valid_out$207  = \valid_in$206 ;
-  assign first_out = \first_in$208 ;
+  assign \first_out$209  = \first_in$208 ;
   assign \last_out$211  = \last_in$210 ;
   assign \chain_out$213  = \chain_in$212 ;
   assign \chain_valid_out$215  = \chain_valid_in$214 ;
   assign \drain$216  = drain_0;
-  assign \en$217  = en_pe_1_1;
-  assign \a_out$219  = \a_in$218 ;
-  assign \a_next$220  = \o$150 [15:8];
-  assign \b_next$221  = \o$156 [15:8];
-  assign \b_out$223  = \b_in$222 ;
-  assign \valid_out$225  = \valid_in$224 ;
-  assign \first_out$227  = \first_in$226 ;
-  assign \last_out$229  = \last_in$228 ;
-  assign \chain_out$231  = \chain_in$230 ;
-  assign \chain_valid_out$233  = \chain_valid_in$232 ;
-  assign \drain$234  = drain_1;
-  assign \en$235  = en_pe_1_2;
-  assign \a_out$237  = \a_in$236 ;
-  assign \a_next$238  = \a_in$218 ;
-  assign \b_next$239  = \o$156 [23:16];
-  assign \b_out$241  = \b_in$240 ;
-  assign \valid_out$243  = \valid_in$242 ;
-  assign \first_out$245  = \first_in$244 ;
-  assign \last_out$247  = \last_in$246 ;
-  assign \chain_out$249  = \chain_in$248 ;
-  assign \chain_valid_out$251  = \chain_valid_in$250 ;
-  assign \drain$252  = drain_2;
-  assign \en$253  = en_pe_1_3;
-  assign \a_out$255  = \a_in$254 ;
-  assign \a_next$256  = \a_in$236 ;
-  assign \b_next$257  = \o$156 [31:24];
-  assign \b_out$259  = \b_in$258 ;
-  assign \valid_out$261  = \valid_in$260 ;
-  assign \first_out$263  = \first_in$262 ;
-  assign \last_out$265  = \last_in$264 ;
-  assign \chain_out$267  = \chain_in$266 ;
-  assign \chain_valid_out$269  = \chain_valid_in$268 ;
-  assign \drain$270  = drain_3;
-  assign \en$271  = en_pe_2_0;
-  assign \a_in$272  = \o$150 [23:16];
-  assign \a_next$273  = o_next[23:16];
-  assign \b_next$274  = \b_in$204 ;
-  assign \b_out$276  = \b_in$275 ;
-  assign \valid_out$278  = \valid_in$277 ;
-  assign \first_out$280  = \first_in$279 ;
-  assign \last_out$282  = \last_in$281 ;
-  assign \chain_out$284  = \chain_in$283 ;
-  assign \chain_valid_out$286  = \chain_valid_in$285 ;
-  assign \drain$287  = drain_0;
-  assign \en$288  = en_pe_2_1;
-  assign \a_out$290  = \a_in$289 ;
-  assign \a_next$291  = \o$150 [23:16];
-  assign \b_next$292  = \b_in$222 ;
-  assign \b_out$294  = \b_in$293 ;
-  assign \valid_out$296  = \valid_in$295 ;
-  assign \first_out$298  = \first_in$297 ;
-  assign \last_out$300  = \last_in$299 ;
-  assign \chain_out$302  = \chain_in$301 ;
-  assign \chain_valid_out$304  = \chain_valid_in$303 ;
-  assign \drain$305  = drain_1;
-  assign \en$306  = en_pe_2_2;
-  assign \a_out$308  = \a_in$307 ;
-  assign \a_next$309  = \a_in$289 ;
-  assign \b_next$310  = \b_in$240 ;
-  assign \b_out$312  = \b_in$311 ;
-  assign \valid_out$314  = \valid_in$313 ;
-  assign \first_out$316  = \first_in$315 ;
-  assign \last_out$318  = \last_in$317 ;
-  assign \chain_out$320  = \chain_in$319 ;
-  assign \chain_valid_out$322  = \chain_valid_in$321 ;
-  assign \drain$323  = drain_2;
-  assign \en$324  = en_pe_2_3;
-  assign \a_out$326  = \a_in$325 ;
-  assign \a_next$327  = \a_in$307 ;
-  assign \b_next$328  = \b_in$258 ;
-  assign \b_out$330  = \b_in$329 ;
-  assign \valid_out$332  = \valid_in$331 ;
-  assign \first_out$334  = \first_in$333 ;
-  assign \last_out$336  = \last_in$335 ;
-  assign \chain_out$338  = \chain_in$337 ;
-  assign \chain_valid_out$340  = \chain_valid_in$339 ;
-  assign \drain$341  = drain_3;
-  assign \en$342  = en_pe_3_0;
-  assign \a_in$343  = \o$150 [31:24];
-  assign \a_next$344  = o_next[31:24];
-  assign \b_next$345  = \b_in$275 ;
-  assign \b_out$347  = \b_in$346 ;
-  assign \valid_out$349  = \valid_in$348 ;
-  assign \first_out$351  = \first_in$350 ;
-  assign \last_out$353  = \last_in$352 ;
-  assign \chain_out$355  = \chain_in$354 ;
-  assign \chain_valid_out$357  = \chain_valid_in$356 ;
-  assign \drain$358  = drain_0;
-  assign \en$359  = en_pe_3_1;
-  assign \a_out$361  = \a_in$360 ;
-  assign \a_next$362  = \o$150 [31:24];
-  assign \b_next$363  = \b_in$293 ;
-  assign \b_out$365  = \b_in$364 ;
-  assign \valid_out$367  = \valid_in$366 ;
-  assign \first_out$369  = \first_in$368 ;
-  assign \last_out$371  = \last_in$370 ;
-  assign \chain_out$373  = \chain_in$372 ;
-  assign \chain_valid_out$375  = \chain_valid_in$374 ;
-  assign \drain$376  = drain_1;
-  assign \en$377  = en_pe_3_2;
-  assign \a_out$379  = \a_in$378 ;
-  assign \a_next$380  = \a_in$360 ;
-  assign \b_next$381  = \b_in$311 ;
-  assign \b_out$383  = \b_in$382 ;
-  assign \valid_out$385  = \valid_in$384 ;
-  assign \first_out$387  = \first_in$386 ;
-  assign \last_out$389  = \last_in$388 ;
-  assign \chain_out$391  = \chain_in$390 ;
-  assign \chain_valid_out$393  = \chain_valid_in$392 ;
-  assign \drain$394  = drain_2;
-  assign \en$395  = en_pe_3_3;
-  assign \a_out$397  = \a_in$396 ;
-  assign \a_next$398  = \a_in$378 ;
-  assign \b_next$399  = \b_in$329 ;
-  assign \b_out$401  = \b_in$400 ;
-  assign \valid_out$403  = \valid_in$402 ;
-  assign \first_out$405  = \first_in$404 ;
-  assign \last_out$407  = \last_in$406 ;
-  assign \chain_out$409  = \chain_in$408 ;
-  assign \chain_valid_out$411  = \chain_valid_in$410 ;
-  assign \drain$412  = drain_3;
+  assign en_pe_2_1 = \en$217 ;
+  assign \a_out$220  = \a_in$219 ;
+  assign \a_next$221  = \o$71 [23:16];
+  assign \b_next$222  = \b_in$148 ;
+  assign \b_out$224  = \b_in$223 ;
+  assign \valid_out$226  = \valid_in$225 ;
+  assign \first_out$228  = \first_in$227 ;
+  assign \last_out$230  = \last_in$229 ;
+  assign \chain_out$232  = \chain_in$231 ;
+  assign \chain_valid_out$234  = \chain_valid_in$233 ;
+  assign \drain$235  = drain_1;
+  assign en_pe_2_2 = \en$236 ;
+  assign \a_out$239  = \a_in$238 ;
+  assign \a_next$240  = \a_in$219 ;
+  assign \b_next$241  = \b_in$167 ;
+  assign \b_out$243  = \b_in$242 ;
+  assign \valid_out$245  = \valid_in$244 ;
+  assign \first_out$247  = \first_in$246 ;
+  assign \last_out$249  = \last_in$248 ;
+  assign \chain_out$251  = \chain_in$250 ;
+  assign \chain_valid_out$253  = \chain_valid_in$252 ;
+  assign \drain$254  = drain_2;
+  assign en_pe_2_3 = \en$255 ;
+  assign \a_out$258  = \a_in$257 ;
+  assign \a_next$259  = \a_in$238 ;
+  assign \b_next$260  = \b_in$186 ;
+  assign \b_out$262  = \b_in$261 ;
+  assign \valid_out$264  = \valid_in$263 ;
+  assign \first_out$266  = \first_in$265 ;
+  assign \last_out$268  = \last_in$267 ;
+  assign \chain_out$270  = \chain_in$269 ;
+  assign \chain_valid_out$272  = \chain_valid_in$271 ;
+  assign \drain$273  = drain_3;
+  assign en_pe_3_0 = \en$274 ;
+  assign \a_in$276  = \o$71 [31:24];
+  assign \a_next$277  = o_next[31:24];
+  assign \b_next$278  = \b_in$204 ;
+  assign \b_out$280  = \b_in$279 ;
+  assign \valid_out$282  = \valid_in$281 ;
+  assign \first_out$284  = \first_in$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \chain_out$288  = \chain_in$287 ;
+  assign \chain_valid_out$290  = \chain_valid_in$289 ;
+  assign \drain$291  = drain_0;
+  assign en_pe_3_1 = \en$292 ;
+  assign \a_out$295  = \a_in$294 ;
+  assign \a_next$296  = \o$71 [31:24];
+  assign \b_next$297  = \b_in$223 ;
+  assign \b_out$299  = \b_in$298 ;
+  assign \valid_out$301  = \valid_in$300 ;
+  assign \first_out$303  = \first_in$302 ;
+  assign \last_out$305  = \last_in$304 ;
+  assign \chain_out$307  = \chain_in$306 ;
+  assign \chain_valid_out$309  = \chain_valid_in$308 ;
+  assign \drain$310  = drain_1;
+  assign en_pe_3_2 = \en$311 ;
+  assign \a_out$314  = \a_in$313 ;
+  assign \a_next$315  = \a_in$294 ;
+  assign \b_next$316  = \b_in$242 ;
+  assign \b_out$318  = \b_in$317 ;
+  assign \valid_out$320  = \valid_in$319 ;
+  assign \first_out$322  = \first_in$321 ;
+  assign \last_out$324  = \last_in$323 ;
+  assign \chain_out$326  = \chain_in$325 ;
+  assign \chain_valid_out$328  = \chain_valid_in$327 ;
+  assign \drain$329  = drain_2;
+  assign en_pe_3_3 = \en$330 ;
+  assign \a_out$333  = \a_in$332 ;
+  assign \a_next$334  = \a_in$313 ;
+  assign \b_next$335  = \b_in$261 ;
+  assign \b_out$337  = \b_in$336 ;
+  assign \valid_out$339  = \valid_in$338 ;
+  assign \first_out$341  = \first_in$340 ;
+  assign \last_out$343  = \last_in$342 ;
+  assign \chain_out$345  = \chain_in$344 ;
+  assign \chain_valid_out$347  = \chain_valid_in$346 ;
+  assign \drain$348  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1642,130 +1501,128 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \operands__payload.b[2]  = operands__payload[55:48];
   assign \operands__payload.b[3]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_b[0]  = in_b[7:0];
-  assign \in_b[1]  = in_b[15:8];
-  assign \in_b[2]  = in_b[23:16];
-  assign \in_b[3]  = in_b[31:24];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
   assign \o[0]  = o[31:0];
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
   assign \o[3]  = o[127:96];
-  assign \i$143[0]  = \i$143 [7:0];
-  assign \i$143[1]  = \i$143 [15:8];
-  assign \i$143[2]  = \i$143 [23:16];
-  assign \i$143[3]  = \i$143 [31:24];
-  assign \i$144[0]  = in_b[7:0];
-  assign \i$144[1]  = in_b[15:8];
-  assign \i$144[2]  = in_b[23:16];
-  assign \i$144[3]  = in_b[31:24];
-  assign \i$145[0]  = \i$145 [2:0];
-  assign \i$145[0].valid  = \i$145 [0];
-  assign \i$145[0].first  = \i$145 [1];
-  assign \i$145[0].last  = \i$145 [2];
-  assign \i$145[1]  = \i$145 [5:3];
-  assign \i$145[1].valid  = \i$145 [3];
-  assign \i$145[1].first  = \i$145 [4];
-  assign \i$145[1].last  = \i$145 [5];
-  assign \i$145[2]  = \i$145 [8:6];
-  assign \i$145[2].valid  = \i$145 [6];
-  assign \i$145[2].first  = \i$145 [7];
-  assign \i$145[2].last  = \i$145 [8];
-  assign \i$145[3]  = \i$145 [11:9];
-  assign \i$145[3].valid  = \i$145 [9];
-  assign \i$145[3].first  = \i$145 [10];
-  assign \i$145[3].last  = \i$145 [11];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \i$60[0]  = \i$60 [7:0];
+  assign \i$60[1]  = \i$60 [15:8];
+  assign \i$60[2]  = \i$60 [23:16];
+  assign \i$60[3]  = \i$60 [31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \i$62[0]  = \i$62 [7:0];
+  assign \i$62[1]  = \i$62 [15:8];
+  assign \i$62[2]  = \i$62 [23:16];
+  assign \i$62[3]  = \i$62 [31:24];
+  assign \in_b[0]  = \i$62 [7:0];
+  assign \in_b[1]  = \i$62 [15:8];
+  assign \in_b[2]  = \i$62 [23:16];
+  assign \in_b[3]  = \i$62 [31:24];
+  assign \i$64[0]  = \i$64 [2:0];
+  assign \i$64[0].valid  = \i$64 [0];
+  assign \i$64[0].first  = \i$64 [1];
+  assign \i$64[0].last  = \i$64 [2];
+  assign \i$64[1]  = \i$64 [5:3];
+  assign \i$64[1].valid  = \i$64 [3];
+  assign \i$64[1].first  = \i$64 [4];
+  assign \i$64[1].last  = \i$64 [5];
+  assign \i$64[2]  = \i$64 [8:6];
+  assign \i$64[2].valid  = \i$64 [6];
+  assign \i$64[2].first  = \i$64 [7];
+  assign \i$64[2].last  = \i$64 [8];
+  assign \i$64[3]  = \i$64 [11:9];
+  assign \i$64[3].valid  = \i$64 [9];
+  assign \i$64[3].first  = \i$64 [10];
+  assign \i$64[3].last  = \i$64 [11];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
   assign \i_next[3]  = i_next[31:24];
-  assign \i_next$147[0]  = operands__payload[39:32];
-  assign \i_next$147[1]  = operands__payload[47:40];
-  assign \i_next$147[2]  = operands__payload[55:48];
-  assign \i_next$147[3]  = operands__payload[63:56];
-  assign \o$150[0]  = \o$150 [7:0];
-  assign \o$150[1]  = \o$150 [15:8];
-  assign \o$150[2]  = \o$150 [23:16];
-  assign \o$150[3]  = \o$150 [31:24];
+  assign \i_next$67[0]  = operands__payload[39:32];
+  assign \i_next$67[1]  = operands__payload[47:40];
+  assign \i_next$67[2]  = operands__payload[55:48];
+  assign \i_next$67[3]  = operands__payload[63:56];
+  assign \o$71[0]  = \o$71 [7:0];
+  assign \o$71[1]  = \o$71 [15:8];
+  assign \o$71[2]  = \o$71 [23:16];
+  assign \o$71[3]  = \o$71 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o_next$154[0]  = \o_next$154 [7:0];
-  assign \o_next$154[1]  = \o_next$154 [15:8];
-  assign \o_next$154[2]  = \o_next$154 [23:16];
-  assign \o_next$154[3]  = \o_next$154 [31:24];
-  assign \o$156[0]  = \o$156 [7:0];
-  assign \o$156[1]  = \o$156 [15:8];
-  assign \o$156[2]  = \o$156 [23:16];
-  assign \o$156[3]  = \o$156 [31:24];
-  assign \o$158[0]  = \o$158 [2:0];
-  assign \o$158[0].valid  = \o$158 [0];
-  assign \o$158[0].first  = \o$158 [1];
-  assign \o$158[0].last  = \o$158 [2];
-  assign \o$158[1]  = \o$158 [5:3];
-  assign \o$158[1].valid  = \o$158 [3];
-  assign \o$158[1].first  = \o$158 [4];
-  assign \o$158[1].last  = \o$158 [5];
-  assign \o$158[2]  = \o$158 [8:6];
-  assign \o$158[2].valid  = \o$158 [6];
-  assign \o$158[2].first  = \o$158 [7];
-  assign \o$158[2].last  = \o$158 [8];
-  assign \o$158[3]  = \o$158 [11:9];
-  assign \o$158[3].valid  = \o$158 [9];
-  assign \o$158[3].first  = \o$158 [10];
-  assign \o$158[3].last  = \o$158 [11];
+  assign \o_next$75[0]  = \o_next$75 [7:0];
+  assign \o_next$75[1]  = \o_next$75 [15:8];
+  assign \o_next$75[2]  = \o_next$75 [23:16];
+  assign \o_next$75[3]  = \o_next$75 [31:24];
+  assign \o$77[0]  = \o$77 [7:0];
+  assign \o$77[1]  = \o$77 [15:8];
+  assign \o$77[2]  = \o$77 [23:16];
+  assign \o$77[3]  = \o$77 [31:24];
+  assign \o$79[0]  = \o$79 [2:0];
+  assign \o$79[0].valid  = \o$79 [0];
+  assign \o$79[0].first  = \o$79 [1];
+  assign \o$79[0].last  = \o$79 [2];
+  assign \o$79[1]  = \o$79 [5:3];
+  assign \o$79[1].valid  = \o$79 [3];
+  assign \o$79[1].first  = \o$79 [4];
+  assign \o$79[1].last  = \o$79 [5];
+  assign \o$79[2]  = \o$79 [8:6];
+  assign \o$79[2].valid  = \o$79 [6];
+  assign \o$79[2].first  = \o$79 [7];
+  assign \o$79[2].last  = \o$79 [8];
+  assign \o$79[3]  = \o$79 [11:9];
+  assign \o$79[3].valid  = \o$79 [9];
+  assign \o$79[3].first  = \o$79 [10];
+  assign \o$79[3].last  = \o$79 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$145 [11:9] = in_flags;
-  assign \i$145 [8:6] = in_flags;
-  assign \i$145 [5:3] = in_flags;
-  assign \i$145 [2:0] = in_flags;
-  assign \i$143 [31:24] = in_a[7:0];
-  assign \i$143 [23:16] = in_a[15:8];
-  assign \i$143 [15:8] = in_a[23:16];
-  assign \i$143 [7:0] = in_a[31:24];
-  assign results__payload[127:96] = \$57 ;
-  assign results__payload[95:64] = \$56 ;
-  assign results__payload[63:32] = \$55 ;
-  assign results__payload[31:0] = \$54 ;
-  assign results__payload[128] = \$52 ;
-  assign out[128] = \$51 ;
+  assign \i$64 [11:9] = in_flags;
+  assign \i$64 [8:6] = in_flags;
+  assign \i$64 [5:3] = in_flags;
+  assign \i$64 [2:0] = in_flags;
+  assign \i$60 [31:24] = in_a[7:0];
+  assign \i$60 [23:16] = in_a[15:8];
+  assign \i$60 [15:8] = in_a[23:16];
+  assign \i$60 [7:0] = in_a[31:24];
+  assign results__payload[127:96] = \$7 ;
+  assign results__payload[95:64] = \$6 ;
+  assign results__payload[63:32] = \$5 ;
+  assign results__payload[31:0] = \$4 ;
+  assign results__payload[128] = \$2 ;
+  assign out[128] = \$1 ;
   assign out[127:0] = o;
-  assign i[127:96] = \chain_out$133 ;
-  assign i[95:64] = \chain_out$132 ;
-  assign i[63:32] = \chain_out$131 ;
+  assign i[127:96] = \chain_out$26 ;
+  assign i[95:64] = \chain_out$25 ;
+  assign i[63:32] = \chain_out$24 ;
   assign i[31:0] = chain_out;
-  assign \$64  = \o$158 [0];
-  assign \$81  = \chain_valid_in$214 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$464$0 , \port$465$0 , \port$466$0 , \port$467$0 , i, o, clk);
+module \systolic_core.deskew (rst, i, \port$474$0 , \port$475$0 , \port$476$0 , \port$477$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -1804,14 +1661,14 @@ module \systolic_core.deskew (rst, \port$464$0 , \port$465$0 , \port$466$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$464$0 ;
-  wire \port$464$0 ;
-  input \port$465$0 ;
-  wire \port$465$0 ;
-  input \port$466$0 ;
-  wire \port$466$0 ;
-  input \port$467$0 ;
-  wire \port$467$0 ;
+  input \port$474$0 ;
+  wire \port$474$0 ;
+  input \port$475$0 ;
+  wire \port$475$0 ;
+  input \port$476$0 ;
+  wire \port$476$0 ;
+  input \port$477$0 ;
+  wire \port$477$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -1829,46 +1686,46 @@ module \systolic_core.deskew (rst, \port$464$0 , \port$465$0 , \port$466$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$464$0 ) begin
+    if (\port$474$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$465$0 ) begin
+    if (\port$475$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$465$0 ) begin
+    if (\port$475$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$466$0 ) begin
+    if (\port$476$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$464$0 ) begin
+    if (\port$474$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$464$0 ) begin
+    if (\port$474$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$467$0 , \port$466$0 , \port$465$0 , \port$464$0  };
+  assign en = { \port$477$0 , \port$476$0 , \port$475$0 , \port$474$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -1897,7 +1754,7 @@ module \systolic_core.deskew (rst, \port$464$0 , \port$465$0 , \port$466$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$918$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$890$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -1952,41 +1809,41 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$918$0 ;
-  wire [2:0] \port$918$0 ;
+  input [2:0] \port$890$0 ;
+  wire [2:0] \port$890$0 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$918$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$890$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$918$0 [0] & \port$918$0 [2];
+  assign \$4  = \port$890$0 [0] & \port$890$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -2013,9 +1870,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$918$0 [0];
+      \$10  = \port$890$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
@@ -2023,9 +1880,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$918$0 [1];
+      \$11  = \port$890$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -2033,9 +1890,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$918$0 [2];
+      \$12  = \port$890$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -2043,7 +1900,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$918$0 [0]) begin
+      if (\port$890$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2069,7 +1926,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
         \$15  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$15  = 1'h0;
     end
   end
@@ -2083,23 +1940,23 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
         \$16  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$918$0 [1];
+  assign first_in = \port$890$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$918$0 [0];
-  assign last_in = \port$918$0 [2];
+  assign valid_in = \port$890$0 [0];
+  assign last_in = \port$890$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$918$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$890$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2154,41 +2011,41 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
-  input [2:0] \port$918$3 ;
-  wire [2:0] \port$918$3 ;
+  input [2:0] \port$890$3 ;
+  wire [2:0] \port$890$3 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$918$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$890$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$918$3 [0] & \port$918$3 [2];
+  assign \$4  = \port$890$3 [0] & \port$890$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -2215,9 +2072,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$918$3 [0];
+      \$10  = \port$890$3 [0];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
@@ -2225,9 +2082,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$918$3 [1];
+      \$11  = \port$890$3 [1];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -2235,9 +2092,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$918$3 [2];
+      \$12  = \port$890$3 [2];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -2245,7 +2102,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$918$3 [0]) begin
+      if (\port$890$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2271,7 +2128,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
         \$15  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$15  = 1'h0;
     end
   end
@@ -2285,23 +2142,23 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
         \$16  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$918$3 [1];
+  assign first_in = \port$890$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$918$3 [0];
-  assign last_in = \port$918$3 [2];
+  assign valid_in = \port$890$3 [0];
+  assign last_in = \port$890$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$918$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$890$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2356,41 +2213,41 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
-  input [2:0] \port$918$6 ;
-  wire [2:0] \port$918$6 ;
+  input [2:0] \port$890$6 ;
+  wire [2:0] \port$890$6 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$918$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$890$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$918$6 [0] & \port$918$6 [2];
+  assign \$4  = \port$890$6 [0] & \port$890$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -2417,9 +2274,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$918$6 [0];
+      \$10  = \port$890$6 [0];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
@@ -2427,9 +2284,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$918$6 [1];
+      \$11  = \port$890$6 [1];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -2437,9 +2294,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$918$6 [2];
+      \$12  = \port$890$6 [2];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -2447,7 +2304,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$918$6 [0]) begin
+      if (\port$890$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2473,7 +2330,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$15  = 1'h0;
     end
   end
@@ -2487,23 +2344,23 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$918$6 [1];
+  assign first_in = \port$890$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$918$6 [0];
-  assign last_in = \port$918$6 [2];
+  assign valid_in = \port$890$6 [0];
+  assign last_in = \port$890$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$918$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$890$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2557,41 +2414,41 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
-  input [2:0] \port$918$9 ;
-  wire [2:0] \port$918$9 ;
+  input [2:0] \port$890$9 ;
+  wire [2:0] \port$890$9 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$918$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$890$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$918$9 [0] & \port$918$9 [2];
+  assign \$4  = \port$890$9 [0] & \port$890$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -2618,9 +2475,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$918$9 [0];
+      \$10  = \port$890$9 [0];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
@@ -2628,9 +2485,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$918$9 [1];
+      \$11  = \port$890$9 [1];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -2638,9 +2495,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$918$9 [2];
+      \$12  = \port$890$9 [2];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -2648,7 +2505,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$918$9 [0]) begin
+      if (\port$890$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -2674,7 +2531,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
         \$15  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$15  = 1'h0;
     end
   end
@@ -2688,23 +2545,23 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, b_out, v
         \$16  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$918$9 [1];
+  assign first_in = \port$890$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$918$9 [0];
-  assign last_in = \port$918$9 [2];
+  assign valid_in = \port$890$9 [0];
+  assign last_in = \port$890$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2763,11 +2620,11 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -2778,25 +2635,25 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -2825,7 +2682,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$10  = 1'h0;
     end
   end
@@ -2835,7 +2692,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -2845,7 +2702,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -2879,7 +2736,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$15  = 1'h0;
     end
   end
@@ -2893,7 +2750,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$16  = 1'h0;
     end
   end
@@ -2904,7 +2761,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -2963,11 +2820,11 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -2978,25 +2835,25 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -3025,7 +2882,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$10  = 1'h0;
     end
   end
@@ -3035,7 +2892,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -3045,7 +2902,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -3079,7 +2936,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$15  = 1'h0;
     end
   end
@@ -3093,7 +2950,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$16  = 1'h0;
     end
   end
@@ -3104,7 +2961,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -3163,11 +3020,11 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -3178,25 +3035,25 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -3225,7 +3082,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$10  = 1'h0;
     end
   end
@@ -3235,7 +3092,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -3245,7 +3102,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -3279,7 +3136,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$15  = 1'h0;
     end
   end
@@ -3293,7 +3150,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$16  = 1'h0;
     end
   end
@@ -3304,7 +3161,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -3362,11 +3219,11 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -3377,25 +3234,25 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -3424,7 +3281,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$10  = 1'h0;
     end
   end
@@ -3434,7 +3291,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -3444,7 +3301,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -3478,7 +3335,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$15  = 1'h0;
     end
   end
@@ -3492,7 +3349,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$16  = 1'h0;
     end
   end
@@ -3503,7 +3360,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -3562,11 +3419,11 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -3577,25 +3434,25 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -3624,7 +3481,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$10  = 1'h0;
     end
   end
@@ -3634,7 +3491,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -3644,7 +3501,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -3678,7 +3535,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$15  = 1'h0;
     end
   end
@@ -3692,7 +3549,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$16  = 1'h0;
     end
   end
@@ -3703,7 +3560,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -3762,11 +3619,11 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -3777,25 +3634,25 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -3824,7 +3681,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$10  = 1'h0;
     end
   end
@@ -3834,7 +3691,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -3844,7 +3701,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -3878,7 +3735,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$15  = 1'h0;
     end
   end
@@ -3892,7 +3749,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$16  = 1'h0;
     end
   end
@@ -3903,7 +3760,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -3962,11 +3819,11 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -3977,25 +3834,25 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -4024,7 +3881,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$10  = 1'h0;
     end
   end
@@ -4034,7 +3891,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -4044,7 +3901,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -4078,7 +3935,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$15  = 1'h0;
     end
   end
@@ -4092,7 +3949,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$16  = 1'h0;
     end
   end
@@ -4103,7 +3960,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -4161,11 +4018,11 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -4176,25 +4033,25 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -4223,7 +4080,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$10  = 1'h0;
     end
   end
@@ -4233,7 +4090,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -4243,7 +4100,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -4277,7 +4134,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$15  = 1'h0;
     end
   end
@@ -4291,7 +4148,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$16  = 1'h0;
     end
   end
@@ -4302,7 +4159,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -4359,11 +4216,11 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -4374,25 +4231,25 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -4421,7 +4278,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$10  = 1'h0;
     end
   end
@@ -4431,7 +4288,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -4441,7 +4298,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -4475,7 +4332,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$15  = 1'h0;
     end
   end
@@ -4489,7 +4346,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$16  = 1'h0;
     end
   end
@@ -4500,7 +4357,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -4557,11 +4414,11 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -4572,25 +4429,25 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -4619,7 +4476,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$10  = 1'h0;
     end
   end
@@ -4629,7 +4486,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -4639,7 +4496,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -4673,7 +4530,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$15  = 1'h0;
     end
   end
@@ -4687,7 +4544,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$16  = 1'h0;
     end
   end
@@ -4698,7 +4555,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -4755,11 +4612,11 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -4770,25 +4627,25 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -4817,7 +4674,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$10  = 1'h0;
     end
   end
@@ -4827,7 +4684,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -4837,7 +4694,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -4871,7 +4728,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$15  = 1'h0;
     end
   end
@@ -4885,7 +4742,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$16  = 1'h0;
     end
   end
@@ -4896,7 +4753,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -4952,11 +4809,11 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -4967,25 +4824,25 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -5014,7 +4871,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$10  = 1'h0;
     end
   end
@@ -5024,7 +4881,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -5034,7 +4891,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -5068,7 +4925,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$15  = 1'h0;
     end
   end
@@ -5082,7 +4939,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$16  = 1'h0;
     end
   end
@@ -5093,7 +4950,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$493$0 , \port$494$0 , \port$495$0 , \port$496$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, i, i_next, \port$503$0 , \port$504$0 , \port$505$0 , \port$506$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5134,14 +4991,14 @@ module \systolic_core.skew_a (rst, \port$493$0 , \port$494$0 , \port$495$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$493$0 ;
-  wire \port$493$0 ;
-  input \port$494$0 ;
-  wire \port$494$0 ;
-  input \port$495$0 ;
-  wire \port$495$0 ;
-  input \port$496$0 ;
-  wire \port$496$0 ;
+  input \port$503$0 ;
+  wire \port$503$0 ;
+  input \port$504$0 ;
+  wire \port$504$0 ;
+  input \port$505$0 ;
+  wire \port$505$0 ;
+  input \port$506$0 ;
+  wire \port$506$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5159,46 +5016,46 @@ module \systolic_core.skew_a (rst, \port$493$0 , \port$494$0 , \port$495$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$495$0 ) begin
+    if (\port$505$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$495$0 ) begin
+    if (\port$505$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$496$0 ) begin
+    if (\port$506$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$496$0 ) begin
+    if (\port$506$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$496$0 ) begin
+    if (\port$506$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$494$0 ) begin
+    if (\port$504$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$496$0 , \port$495$0 , \port$494$0 , \port$493$0  };
+  assign en = { \port$506$0 , \port$505$0 , \port$504$0 , \port$503$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5226,7 +5083,7 @@ module \systolic_core.skew_a (rst, \port$493$0 , \port$494$0 , \port$495$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$497$0 , \port$498$0 , \port$499$0 , \port$500$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$507$0 , \port$508$0 , \port$509$0 , \port$510$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5267,14 +5124,14 @@ module \systolic_core.skew_b (clk, rst, i, \port$497$0 , \port$498$0 , \port$499
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$497$0 ;
-  wire \port$497$0 ;
-  input \port$498$0 ;
-  wire \port$498$0 ;
-  input \port$499$0 ;
-  wire \port$499$0 ;
-  input \port$500$0 ;
-  wire \port$500$0 ;
+  input \port$507$0 ;
+  wire \port$507$0 ;
+  input \port$508$0 ;
+  wire \port$508$0 ;
+  input \port$509$0 ;
+  wire \port$509$0 ;
+  input \port$510$0 ;
+  wire \port$510$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5292,46 +5149,46 @@ module \systolic_core.skew_b (clk, rst, i, \port$497$0 , \port$498$0 , \port$499
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$2  = lane2_d1;
-    if (\port$499$0 ) begin
+    if (\port$509$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$3  = lane2_d2;
-    if (\port$499$0 ) begin
+    if (\port$509$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$4  = lane3_d1;
-    if (\port$500$0 ) begin
+    if (\port$510$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$5  = lane3_d2;
-    if (\port$500$0 ) begin
+    if (\port$510$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$6  = lane3_d3;
-    if (\port$500$0 ) begin
+    if (\port$510$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$1  = lane1_d1;
-    if (\port$498$0 ) begin
+    if (\port$508$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$500$0 , \port$499$0 , \port$498$0 , \port$497$0  };
+  assign en = { \port$510$0 , \port$509$0 , \port$508$0 , \port$507$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5359,7 +5216,7 @@ module \systolic_core.skew_b (clk, rst, i, \port$497$0 , \port$498$0 , \port$499
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
+module \systolic_core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -5463,21 +5320,21 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -5485,7 +5342,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -5495,7 +5352,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -5505,7 +5362,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -5515,7 +5372,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -5525,7 +5382,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -5535,7 +5392,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end

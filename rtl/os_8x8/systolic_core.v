@@ -5,7 +5,7 @@
 module systolic_core(operands__payload, operands__valid, clk, rst, results__payload, results__valid, operands__ready, busy, results__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [31:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -16,7 +16,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$107 ;
   wire \$108 ;
   wire \$109 ;
-  wire \$11 ;
+  wire [31:0] \$11 ;
   wire \$110 ;
   wire \$111 ;
   wire \$112 ;
@@ -34,15 +34,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
-  wire [31:0] \$126 ;
-  wire [31:0] \$127 ;
-  wire [31:0] \$128 ;
-  wire [31:0] \$129 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
-  wire [31:0] \$130 ;
-  wire [31:0] \$131 ;
-  wire [31:0] \$132 ;
-  wire [31:0] \$133 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
   wire \$134 ;
   wire \$135 ;
   wire \$136 ;
@@ -53,155 +53,29 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$140 ;
   wire \$141 ;
   wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire \$149 ;
+  reg \$143 ;
+  reg [256:0] \$144 ;
+  reg [2:0] \$145 ;
+  reg \$146 ;
+  reg [63:0] \$147 ;
+  reg [63:0] \$148 ;
+  reg [2:0] \$149 ;
   wire \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire \$158 ;
-  wire \$159 ;
+  reg \$150 ;
+  reg [3:0] \$151 ;
   wire \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire \$166 ;
-  wire \$167 ;
-  wire \$168 ;
-  wire \$169 ;
   wire \$17 ;
-  wire \$170 ;
-  wire \$171 ;
-  wire \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
-  wire \$178 ;
-  wire \$179 ;
   wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire \$183 ;
-  wire \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
   wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire \$194 ;
-  wire \$195 ;
-  wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
-  wire \$199 ;
   wire \$2 ;
-  wire [3:0] \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire \$208 ;
-  wire \$209 ;
-  wire [3:0] \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
+  wire \$20 ;
+  wire \$21 ;
   wire \$22 ;
-  wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
   wire \$23 ;
-  wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
   wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
   wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire \$257 ;
-  wire \$258 ;
-  wire \$259 ;
   wire \$26 ;
-  wire \$260 ;
-  wire \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
-  wire \$265 ;
-  wire \$266 ;
-  wire \$267 ;
-  wire \$268 ;
-  reg \$269 ;
   wire \$27 ;
-  reg [256:0] \$270 ;
-  reg [2:0] \$271 ;
-  reg \$272 ;
-  reg [63:0] \$273 ;
-  reg [63:0] \$274 ;
-  reg [2:0] \$275 ;
-  reg \$276 ;
-  reg [3:0] \$277 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
@@ -215,9 +89,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire [4:0] \$41 ;
+  wire [31:0] \$4 ;
+  wire [3:0] \$40 ;
+  wire [3:0] \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
@@ -226,7 +100,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
@@ -237,9 +111,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
-  wire \$61 ;
+  wire [4:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
@@ -248,7 +122,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire \$7 ;
+  wire [31:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -259,7 +133,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire \$8 ;
+  wire [31:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -270,7 +144,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire \$9 ;
+  wire [31:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -282,698 +156,698 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1003 ;
+  wire [7:0] \a_in$1002 ;
   wire [7:0] \a_in$1021 ;
-  wire [7:0] \a_in$1039 ;
-  wire [7:0] \a_in$1057 ;
-  wire [7:0] \a_in$1074 ;
-  wire [7:0] \a_in$1092 ;
-  wire [7:0] \a_in$1110 ;
-  wire [7:0] \a_in$1128 ;
-  wire [7:0] \a_in$1146 ;
-  wire [7:0] \a_in$1164 ;
-  wire [7:0] \a_in$1182 ;
-  wire [7:0] \a_in$1200 ;
-  wire [7:0] \a_in$1217 ;
-  wire [7:0] \a_in$1235 ;
-  wire [7:0] \a_in$1253 ;
-  wire [7:0] \a_in$1271 ;
-  wire [7:0] \a_in$1289 ;
-  wire [7:0] \a_in$1307 ;
-  wire [7:0] \a_in$1325 ;
-  wire [7:0] \a_in$1343 ;
-  wire [7:0] \a_in$1360 ;
-  wire [7:0] \a_in$1378 ;
-  wire [7:0] \a_in$1396 ;
-  wire [7:0] \a_in$1414 ;
-  wire [7:0] \a_in$1432 ;
-  wire [7:0] \a_in$1450 ;
-  wire [7:0] \a_in$1468 ;
-  wire [7:0] \a_in$401 ;
-  wire [7:0] \a_in$413 ;
-  wire [7:0] \a_in$425 ;
-  wire [7:0] \a_in$437 ;
-  wire [7:0] \a_in$449 ;
-  wire [7:0] \a_in$461 ;
-  wire [7:0] \a_in$473 ;
-  wire [7:0] \a_in$485 ;
-  wire [7:0] \a_in$502 ;
-  wire [7:0] \a_in$520 ;
-  wire [7:0] \a_in$538 ;
-  wire [7:0] \a_in$556 ;
-  wire [7:0] \a_in$574 ;
-  wire [7:0] \a_in$592 ;
-  wire [7:0] \a_in$610 ;
-  wire [7:0] \a_in$628 ;
-  wire [7:0] \a_in$645 ;
+  wire [7:0] \a_in$1040 ;
+  wire [7:0] \a_in$1059 ;
+  wire [7:0] \a_in$1078 ;
+  wire [7:0] \a_in$1097 ;
+  wire [7:0] \a_in$1116 ;
+  wire [7:0] \a_in$1134 ;
+  wire [7:0] \a_in$1153 ;
+  wire [7:0] \a_in$1172 ;
+  wire [7:0] \a_in$119 ;
+  wire [7:0] \a_in$1191 ;
+  wire [7:0] \a_in$1210 ;
+  wire [7:0] \a_in$1229 ;
+  wire [7:0] \a_in$1248 ;
+  wire [7:0] \a_in$132 ;
+  wire [7:0] \a_in$145 ;
+  wire [7:0] \a_in$158 ;
+  wire [7:0] \a_in$171 ;
+  wire [7:0] \a_in$184 ;
+  wire [7:0] \a_in$197 ;
+  wire [7:0] \a_in$210 ;
+  wire [7:0] \a_in$228 ;
+  wire [7:0] \a_in$247 ;
+  wire [7:0] \a_in$266 ;
+  wire [7:0] \a_in$285 ;
+  wire [7:0] \a_in$304 ;
+  wire [7:0] \a_in$323 ;
+  wire [7:0] \a_in$342 ;
+  wire [7:0] \a_in$361 ;
+  wire [7:0] \a_in$379 ;
+  wire [7:0] \a_in$398 ;
+  wire [7:0] \a_in$417 ;
+  wire [7:0] \a_in$436 ;
+  wire [7:0] \a_in$455 ;
+  wire [7:0] \a_in$474 ;
+  wire [7:0] \a_in$493 ;
+  wire [7:0] \a_in$512 ;
+  wire [7:0] \a_in$530 ;
+  wire [7:0] \a_in$549 ;
+  wire [7:0] \a_in$568 ;
+  wire [7:0] \a_in$587 ;
+  wire [7:0] \a_in$606 ;
+  wire [7:0] \a_in$625 ;
+  wire [7:0] \a_in$644 ;
   wire [7:0] \a_in$663 ;
   wire [7:0] \a_in$681 ;
-  wire [7:0] \a_in$699 ;
-  wire [7:0] \a_in$717 ;
-  wire [7:0] \a_in$735 ;
-  wire [7:0] \a_in$753 ;
-  wire [7:0] \a_in$771 ;
-  wire [7:0] \a_in$788 ;
-  wire [7:0] \a_in$806 ;
-  wire [7:0] \a_in$824 ;
-  wire [7:0] \a_in$842 ;
-  wire [7:0] \a_in$860 ;
-  wire [7:0] \a_in$878 ;
-  wire [7:0] \a_in$896 ;
-  wire [7:0] \a_in$914 ;
-  wire [7:0] \a_in$931 ;
-  wire [7:0] \a_in$949 ;
-  wire [7:0] \a_in$967 ;
-  wire [7:0] \a_in$985 ;
+  wire [7:0] \a_in$700 ;
+  wire [7:0] \a_in$719 ;
+  wire [7:0] \a_in$738 ;
+  wire [7:0] \a_in$757 ;
+  wire [7:0] \a_in$776 ;
+  wire [7:0] \a_in$795 ;
+  wire [7:0] \a_in$814 ;
+  wire [7:0] \a_in$832 ;
+  wire [7:0] \a_in$851 ;
+  wire [7:0] \a_in$870 ;
+  wire [7:0] \a_in$889 ;
+  wire [7:0] \a_in$908 ;
+  wire [7:0] \a_in$927 ;
+  wire [7:0] \a_in$946 ;
+  wire [7:0] \a_in$965 ;
+  wire [7:0] \a_in$983 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1005 ;
+  wire [7:0] \a_next$1004 ;
   wire [7:0] \a_next$1023 ;
-  wire [7:0] \a_next$1041 ;
-  wire [7:0] \a_next$1058 ;
-  wire [7:0] \a_next$1076 ;
-  wire [7:0] \a_next$1094 ;
-  wire [7:0] \a_next$1112 ;
-  wire [7:0] \a_next$1130 ;
-  wire [7:0] \a_next$1148 ;
-  wire [7:0] \a_next$1166 ;
-  wire [7:0] \a_next$1184 ;
-  wire [7:0] \a_next$1201 ;
-  wire [7:0] \a_next$1219 ;
-  wire [7:0] \a_next$1237 ;
-  wire [7:0] \a_next$1255 ;
-  wire [7:0] \a_next$1273 ;
-  wire [7:0] \a_next$1291 ;
-  wire [7:0] \a_next$1309 ;
-  wire [7:0] \a_next$1327 ;
-  wire [7:0] \a_next$1344 ;
-  wire [7:0] \a_next$1362 ;
-  wire [7:0] \a_next$1380 ;
-  wire [7:0] \a_next$1398 ;
-  wire [7:0] \a_next$1416 ;
-  wire [7:0] \a_next$1434 ;
-  wire [7:0] \a_next$1452 ;
-  wire [7:0] \a_next$1470 ;
-  wire [7:0] \a_next$403 ;
-  wire [7:0] \a_next$415 ;
-  wire [7:0] \a_next$427 ;
-  wire [7:0] \a_next$439 ;
-  wire [7:0] \a_next$451 ;
-  wire [7:0] \a_next$463 ;
-  wire [7:0] \a_next$475 ;
-  wire [7:0] \a_next$486 ;
-  wire [7:0] \a_next$504 ;
-  wire [7:0] \a_next$522 ;
-  wire [7:0] \a_next$540 ;
-  wire [7:0] \a_next$558 ;
-  wire [7:0] \a_next$576 ;
-  wire [7:0] \a_next$594 ;
-  wire [7:0] \a_next$612 ;
-  wire [7:0] \a_next$629 ;
-  wire [7:0] \a_next$647 ;
-  wire [7:0] \a_next$665 ;
+  wire [7:0] \a_next$1042 ;
+  wire [7:0] \a_next$1061 ;
+  wire [7:0] \a_next$1080 ;
+  wire [7:0] \a_next$1099 ;
+  wire [7:0] \a_next$1117 ;
+  wire [7:0] \a_next$1136 ;
+  wire [7:0] \a_next$1155 ;
+  wire [7:0] \a_next$1174 ;
+  wire [7:0] \a_next$1193 ;
+  wire [7:0] \a_next$121 ;
+  wire [7:0] \a_next$1212 ;
+  wire [7:0] \a_next$1231 ;
+  wire [7:0] \a_next$1250 ;
+  wire [7:0] \a_next$134 ;
+  wire [7:0] \a_next$147 ;
+  wire [7:0] \a_next$160 ;
+  wire [7:0] \a_next$173 ;
+  wire [7:0] \a_next$186 ;
+  wire [7:0] \a_next$199 ;
+  wire [7:0] \a_next$211 ;
+  wire [7:0] \a_next$230 ;
+  wire [7:0] \a_next$249 ;
+  wire [7:0] \a_next$268 ;
+  wire [7:0] \a_next$287 ;
+  wire [7:0] \a_next$306 ;
+  wire [7:0] \a_next$325 ;
+  wire [7:0] \a_next$344 ;
+  wire [7:0] \a_next$362 ;
+  wire [7:0] \a_next$381 ;
+  wire [7:0] \a_next$400 ;
+  wire [7:0] \a_next$419 ;
+  wire [7:0] \a_next$438 ;
+  wire [7:0] \a_next$457 ;
+  wire [7:0] \a_next$476 ;
+  wire [7:0] \a_next$495 ;
+  wire [7:0] \a_next$513 ;
+  wire [7:0] \a_next$532 ;
+  wire [7:0] \a_next$551 ;
+  wire [7:0] \a_next$570 ;
+  wire [7:0] \a_next$589 ;
+  wire [7:0] \a_next$608 ;
+  wire [7:0] \a_next$627 ;
+  wire [7:0] \a_next$646 ;
+  wire [7:0] \a_next$664 ;
   wire [7:0] \a_next$683 ;
-  wire [7:0] \a_next$701 ;
-  wire [7:0] \a_next$719 ;
-  wire [7:0] \a_next$737 ;
-  wire [7:0] \a_next$755 ;
-  wire [7:0] \a_next$772 ;
-  wire [7:0] \a_next$790 ;
-  wire [7:0] \a_next$808 ;
-  wire [7:0] \a_next$826 ;
-  wire [7:0] \a_next$844 ;
-  wire [7:0] \a_next$862 ;
-  wire [7:0] \a_next$880 ;
-  wire [7:0] \a_next$898 ;
-  wire [7:0] \a_next$915 ;
-  wire [7:0] \a_next$933 ;
-  wire [7:0] \a_next$951 ;
-  wire [7:0] \a_next$969 ;
-  wire [7:0] \a_next$987 ;
+  wire [7:0] \a_next$702 ;
+  wire [7:0] \a_next$721 ;
+  wire [7:0] \a_next$740 ;
+  wire [7:0] \a_next$759 ;
+  wire [7:0] \a_next$778 ;
+  wire [7:0] \a_next$797 ;
+  wire [7:0] \a_next$815 ;
+  wire [7:0] \a_next$834 ;
+  wire [7:0] \a_next$853 ;
+  wire [7:0] \a_next$872 ;
+  wire [7:0] \a_next$891 ;
+  wire [7:0] \a_next$910 ;
+  wire [7:0] \a_next$929 ;
+  wire [7:0] \a_next$948 ;
+  wire [7:0] \a_next$966 ;
+  wire [7:0] \a_next$985 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1004 ;
+  wire [7:0] \a_out$1003 ;
   wire [7:0] \a_out$1022 ;
-  wire [7:0] \a_out$1040 ;
-  wire [7:0] \a_out$1075 ;
-  wire [7:0] \a_out$1093 ;
-  wire [7:0] \a_out$1111 ;
-  wire [7:0] \a_out$1129 ;
-  wire [7:0] \a_out$1147 ;
-  wire [7:0] \a_out$1165 ;
-  wire [7:0] \a_out$1183 ;
-  wire [7:0] \a_out$1218 ;
-  wire [7:0] \a_out$1236 ;
-  wire [7:0] \a_out$1254 ;
-  wire [7:0] \a_out$1272 ;
-  wire [7:0] \a_out$1290 ;
-  wire [7:0] \a_out$1308 ;
-  wire [7:0] \a_out$1326 ;
-  wire [7:0] \a_out$1361 ;
-  wire [7:0] \a_out$1379 ;
-  wire [7:0] \a_out$1397 ;
-  wire [7:0] \a_out$1415 ;
-  wire [7:0] \a_out$1433 ;
-  wire [7:0] \a_out$1451 ;
-  wire [7:0] \a_out$1469 ;
-  wire [7:0] \a_out$414 ;
-  wire [7:0] \a_out$426 ;
-  wire [7:0] \a_out$438 ;
-  wire [7:0] \a_out$450 ;
-  wire [7:0] \a_out$462 ;
-  wire [7:0] \a_out$474 ;
-  wire [7:0] \a_out$503 ;
-  wire [7:0] \a_out$521 ;
-  wire [7:0] \a_out$539 ;
-  wire [7:0] \a_out$557 ;
-  wire [7:0] \a_out$575 ;
-  wire [7:0] \a_out$593 ;
-  wire [7:0] \a_out$611 ;
-  wire [7:0] \a_out$646 ;
-  wire [7:0] \a_out$664 ;
+  wire [7:0] \a_out$1041 ;
+  wire [7:0] \a_out$1060 ;
+  wire [7:0] \a_out$1079 ;
+  wire [7:0] \a_out$1098 ;
+  wire [7:0] \a_out$1135 ;
+  wire [7:0] \a_out$1154 ;
+  wire [7:0] \a_out$1173 ;
+  wire [7:0] \a_out$1192 ;
+  wire [7:0] \a_out$1211 ;
+  wire [7:0] \a_out$1230 ;
+  wire [7:0] \a_out$1249 ;
+  wire [7:0] \a_out$133 ;
+  wire [7:0] \a_out$146 ;
+  wire [7:0] \a_out$159 ;
+  wire [7:0] \a_out$172 ;
+  wire [7:0] \a_out$185 ;
+  wire [7:0] \a_out$198 ;
+  wire [7:0] \a_out$229 ;
+  wire [7:0] \a_out$248 ;
+  wire [7:0] \a_out$267 ;
+  wire [7:0] \a_out$286 ;
+  wire [7:0] \a_out$305 ;
+  wire [7:0] \a_out$324 ;
+  wire [7:0] \a_out$343 ;
+  wire [7:0] \a_out$380 ;
+  wire [7:0] \a_out$399 ;
+  wire [7:0] \a_out$418 ;
+  wire [7:0] \a_out$437 ;
+  wire [7:0] \a_out$456 ;
+  wire [7:0] \a_out$475 ;
+  wire [7:0] \a_out$494 ;
+  wire [7:0] \a_out$531 ;
+  wire [7:0] \a_out$550 ;
+  wire [7:0] \a_out$569 ;
+  wire [7:0] \a_out$588 ;
+  wire [7:0] \a_out$607 ;
+  wire [7:0] \a_out$626 ;
+  wire [7:0] \a_out$645 ;
   wire [7:0] \a_out$682 ;
-  wire [7:0] \a_out$700 ;
-  wire [7:0] \a_out$718 ;
-  wire [7:0] \a_out$736 ;
-  wire [7:0] \a_out$754 ;
-  wire [7:0] \a_out$789 ;
-  wire [7:0] \a_out$807 ;
-  wire [7:0] \a_out$825 ;
-  wire [7:0] \a_out$843 ;
-  wire [7:0] \a_out$861 ;
-  wire [7:0] \a_out$879 ;
-  wire [7:0] \a_out$897 ;
-  wire [7:0] \a_out$932 ;
-  wire [7:0] \a_out$950 ;
-  wire [7:0] \a_out$968 ;
-  wire [7:0] \a_out$986 ;
+  wire [7:0] \a_out$701 ;
+  wire [7:0] \a_out$720 ;
+  wire [7:0] \a_out$739 ;
+  wire [7:0] \a_out$758 ;
+  wire [7:0] \a_out$777 ;
+  wire [7:0] \a_out$796 ;
+  wire [7:0] \a_out$833 ;
+  wire [7:0] \a_out$852 ;
+  wire [7:0] \a_out$871 ;
+  wire [7:0] \a_out$890 ;
+  wire [7:0] \a_out$909 ;
+  wire [7:0] \a_out$928 ;
+  wire [7:0] \a_out$947 ;
+  wire [7:0] \a_out$984 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1007 ;
+  wire [7:0] \b_in$1006 ;
   wire [7:0] \b_in$1025 ;
-  wire [7:0] \b_in$1043 ;
-  wire [7:0] \b_in$1060 ;
-  wire [7:0] \b_in$1078 ;
-  wire [7:0] \b_in$1096 ;
-  wire [7:0] \b_in$1114 ;
-  wire [7:0] \b_in$1132 ;
-  wire [7:0] \b_in$1150 ;
-  wire [7:0] \b_in$1168 ;
-  wire [7:0] \b_in$1186 ;
-  wire [7:0] \b_in$1203 ;
-  wire [7:0] \b_in$1221 ;
-  wire [7:0] \b_in$1239 ;
-  wire [7:0] \b_in$1257 ;
-  wire [7:0] \b_in$1275 ;
-  wire [7:0] \b_in$1293 ;
-  wire [7:0] \b_in$1311 ;
-  wire [7:0] \b_in$1329 ;
-  wire [7:0] \b_in$1346 ;
-  wire [7:0] \b_in$1364 ;
-  wire [7:0] \b_in$1382 ;
-  wire [7:0] \b_in$1400 ;
-  wire [7:0] \b_in$1418 ;
-  wire [7:0] \b_in$1436 ;
-  wire [7:0] \b_in$1454 ;
-  wire [7:0] \b_in$1472 ;
-  wire [7:0] \b_in$405 ;
-  wire [7:0] \b_in$417 ;
-  wire [7:0] \b_in$429 ;
-  wire [7:0] \b_in$441 ;
-  wire [7:0] \b_in$453 ;
-  wire [7:0] \b_in$465 ;
-  wire [7:0] \b_in$477 ;
-  wire [7:0] \b_in$488 ;
-  wire [7:0] \b_in$506 ;
-  wire [7:0] \b_in$524 ;
-  wire [7:0] \b_in$542 ;
-  wire [7:0] \b_in$560 ;
-  wire [7:0] \b_in$578 ;
-  wire [7:0] \b_in$596 ;
-  wire [7:0] \b_in$614 ;
-  wire [7:0] \b_in$631 ;
-  wire [7:0] \b_in$649 ;
-  wire [7:0] \b_in$667 ;
+  wire [7:0] \b_in$1044 ;
+  wire [7:0] \b_in$1063 ;
+  wire [7:0] \b_in$1082 ;
+  wire [7:0] \b_in$1101 ;
+  wire [7:0] \b_in$1119 ;
+  wire [7:0] \b_in$1138 ;
+  wire [7:0] \b_in$1157 ;
+  wire [7:0] \b_in$1176 ;
+  wire [7:0] \b_in$1195 ;
+  wire [7:0] \b_in$1214 ;
+  wire [7:0] \b_in$123 ;
+  wire [7:0] \b_in$1233 ;
+  wire [7:0] \b_in$1252 ;
+  wire [7:0] \b_in$136 ;
+  wire [7:0] \b_in$149 ;
+  wire [7:0] \b_in$162 ;
+  wire [7:0] \b_in$175 ;
+  wire [7:0] \b_in$188 ;
+  wire [7:0] \b_in$201 ;
+  wire [7:0] \b_in$213 ;
+  wire [7:0] \b_in$232 ;
+  wire [7:0] \b_in$251 ;
+  wire [7:0] \b_in$270 ;
+  wire [7:0] \b_in$289 ;
+  wire [7:0] \b_in$308 ;
+  wire [7:0] \b_in$327 ;
+  wire [7:0] \b_in$346 ;
+  wire [7:0] \b_in$364 ;
+  wire [7:0] \b_in$383 ;
+  wire [7:0] \b_in$402 ;
+  wire [7:0] \b_in$421 ;
+  wire [7:0] \b_in$440 ;
+  wire [7:0] \b_in$459 ;
+  wire [7:0] \b_in$478 ;
+  wire [7:0] \b_in$497 ;
+  wire [7:0] \b_in$515 ;
+  wire [7:0] \b_in$534 ;
+  wire [7:0] \b_in$553 ;
+  wire [7:0] \b_in$572 ;
+  wire [7:0] \b_in$591 ;
+  wire [7:0] \b_in$610 ;
+  wire [7:0] \b_in$629 ;
+  wire [7:0] \b_in$648 ;
+  wire [7:0] \b_in$666 ;
   wire [7:0] \b_in$685 ;
-  wire [7:0] \b_in$703 ;
-  wire [7:0] \b_in$721 ;
-  wire [7:0] \b_in$739 ;
-  wire [7:0] \b_in$757 ;
-  wire [7:0] \b_in$774 ;
-  wire [7:0] \b_in$792 ;
-  wire [7:0] \b_in$810 ;
-  wire [7:0] \b_in$828 ;
-  wire [7:0] \b_in$846 ;
-  wire [7:0] \b_in$864 ;
-  wire [7:0] \b_in$882 ;
-  wire [7:0] \b_in$900 ;
-  wire [7:0] \b_in$917 ;
-  wire [7:0] \b_in$935 ;
-  wire [7:0] \b_in$953 ;
-  wire [7:0] \b_in$971 ;
-  wire [7:0] \b_in$989 ;
+  wire [7:0] \b_in$704 ;
+  wire [7:0] \b_in$723 ;
+  wire [7:0] \b_in$742 ;
+  wire [7:0] \b_in$761 ;
+  wire [7:0] \b_in$780 ;
+  wire [7:0] \b_in$799 ;
+  wire [7:0] \b_in$817 ;
+  wire [7:0] \b_in$836 ;
+  wire [7:0] \b_in$855 ;
+  wire [7:0] \b_in$874 ;
+  wire [7:0] \b_in$893 ;
+  wire [7:0] \b_in$912 ;
+  wire [7:0] \b_in$931 ;
+  wire [7:0] \b_in$950 ;
+  wire [7:0] \b_in$968 ;
+  wire [7:0] \b_in$987 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$1006 ;
+  wire [7:0] \b_next$1005 ;
   wire [7:0] \b_next$1024 ;
-  wire [7:0] \b_next$1042 ;
-  wire [7:0] \b_next$1059 ;
-  wire [7:0] \b_next$1077 ;
-  wire [7:0] \b_next$1095 ;
-  wire [7:0] \b_next$1113 ;
-  wire [7:0] \b_next$1131 ;
-  wire [7:0] \b_next$1149 ;
-  wire [7:0] \b_next$1167 ;
-  wire [7:0] \b_next$1185 ;
-  wire [7:0] \b_next$1202 ;
-  wire [7:0] \b_next$1220 ;
-  wire [7:0] \b_next$1238 ;
-  wire [7:0] \b_next$1256 ;
-  wire [7:0] \b_next$1274 ;
-  wire [7:0] \b_next$1292 ;
-  wire [7:0] \b_next$1310 ;
-  wire [7:0] \b_next$1328 ;
-  wire [7:0] \b_next$1345 ;
-  wire [7:0] \b_next$1363 ;
-  wire [7:0] \b_next$1381 ;
-  wire [7:0] \b_next$1399 ;
-  wire [7:0] \b_next$1417 ;
-  wire [7:0] \b_next$1435 ;
-  wire [7:0] \b_next$1453 ;
-  wire [7:0] \b_next$1471 ;
-  wire [7:0] \b_next$404 ;
-  wire [7:0] \b_next$416 ;
-  wire [7:0] \b_next$428 ;
-  wire [7:0] \b_next$440 ;
-  wire [7:0] \b_next$452 ;
-  wire [7:0] \b_next$464 ;
-  wire [7:0] \b_next$476 ;
-  wire [7:0] \b_next$487 ;
-  wire [7:0] \b_next$505 ;
-  wire [7:0] \b_next$523 ;
-  wire [7:0] \b_next$541 ;
-  wire [7:0] \b_next$559 ;
-  wire [7:0] \b_next$577 ;
-  wire [7:0] \b_next$595 ;
-  wire [7:0] \b_next$613 ;
-  wire [7:0] \b_next$630 ;
-  wire [7:0] \b_next$648 ;
-  wire [7:0] \b_next$666 ;
+  wire [7:0] \b_next$1043 ;
+  wire [7:0] \b_next$1062 ;
+  wire [7:0] \b_next$1081 ;
+  wire [7:0] \b_next$1100 ;
+  wire [7:0] \b_next$1118 ;
+  wire [7:0] \b_next$1137 ;
+  wire [7:0] \b_next$1156 ;
+  wire [7:0] \b_next$1175 ;
+  wire [7:0] \b_next$1194 ;
+  wire [7:0] \b_next$1213 ;
+  wire [7:0] \b_next$122 ;
+  wire [7:0] \b_next$1232 ;
+  wire [7:0] \b_next$1251 ;
+  wire [7:0] \b_next$135 ;
+  wire [7:0] \b_next$148 ;
+  wire [7:0] \b_next$161 ;
+  wire [7:0] \b_next$174 ;
+  wire [7:0] \b_next$187 ;
+  wire [7:0] \b_next$200 ;
+  wire [7:0] \b_next$212 ;
+  wire [7:0] \b_next$231 ;
+  wire [7:0] \b_next$250 ;
+  wire [7:0] \b_next$269 ;
+  wire [7:0] \b_next$288 ;
+  wire [7:0] \b_next$307 ;
+  wire [7:0] \b_next$326 ;
+  wire [7:0] \b_next$345 ;
+  wire [7:0] \b_next$363 ;
+  wire [7:0] \b_next$382 ;
+  wire [7:0] \b_next$401 ;
+  wire [7:0] \b_next$420 ;
+  wire [7:0] \b_next$439 ;
+  wire [7:0] \b_next$458 ;
+  wire [7:0] \b_next$477 ;
+  wire [7:0] \b_next$496 ;
+  wire [7:0] \b_next$514 ;
+  wire [7:0] \b_next$533 ;
+  wire [7:0] \b_next$552 ;
+  wire [7:0] \b_next$571 ;
+  wire [7:0] \b_next$590 ;
+  wire [7:0] \b_next$609 ;
+  wire [7:0] \b_next$628 ;
+  wire [7:0] \b_next$647 ;
+  wire [7:0] \b_next$665 ;
   wire [7:0] \b_next$684 ;
-  wire [7:0] \b_next$702 ;
-  wire [7:0] \b_next$720 ;
-  wire [7:0] \b_next$738 ;
-  wire [7:0] \b_next$756 ;
-  wire [7:0] \b_next$773 ;
-  wire [7:0] \b_next$791 ;
-  wire [7:0] \b_next$809 ;
-  wire [7:0] \b_next$827 ;
-  wire [7:0] \b_next$845 ;
-  wire [7:0] \b_next$863 ;
-  wire [7:0] \b_next$881 ;
-  wire [7:0] \b_next$899 ;
-  wire [7:0] \b_next$916 ;
-  wire [7:0] \b_next$934 ;
-  wire [7:0] \b_next$952 ;
-  wire [7:0] \b_next$970 ;
-  wire [7:0] \b_next$988 ;
+  wire [7:0] \b_next$703 ;
+  wire [7:0] \b_next$722 ;
+  wire [7:0] \b_next$741 ;
+  wire [7:0] \b_next$760 ;
+  wire [7:0] \b_next$779 ;
+  wire [7:0] \b_next$798 ;
+  wire [7:0] \b_next$816 ;
+  wire [7:0] \b_next$835 ;
+  wire [7:0] \b_next$854 ;
+  wire [7:0] \b_next$873 ;
+  wire [7:0] \b_next$892 ;
+  wire [7:0] \b_next$911 ;
+  wire [7:0] \b_next$930 ;
+  wire [7:0] \b_next$949 ;
+  wire [7:0] \b_next$967 ;
+  wire [7:0] \b_next$986 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1008 ;
+  wire [7:0] \b_out$1007 ;
   wire [7:0] \b_out$1026 ;
-  wire [7:0] \b_out$1044 ;
-  wire [7:0] \b_out$1061 ;
-  wire [7:0] \b_out$1079 ;
-  wire [7:0] \b_out$1097 ;
-  wire [7:0] \b_out$1115 ;
-  wire [7:0] \b_out$1133 ;
-  wire [7:0] \b_out$1151 ;
-  wire [7:0] \b_out$1169 ;
-  wire [7:0] \b_out$1187 ;
-  wire [7:0] \b_out$1204 ;
-  wire [7:0] \b_out$1222 ;
-  wire [7:0] \b_out$1240 ;
-  wire [7:0] \b_out$1258 ;
-  wire [7:0] \b_out$1276 ;
-  wire [7:0] \b_out$1294 ;
-  wire [7:0] \b_out$1312 ;
-  wire [7:0] \b_out$1330 ;
-  wire [7:0] \b_out$1347 ;
-  wire [7:0] \b_out$1365 ;
-  wire [7:0] \b_out$1383 ;
-  wire [7:0] \b_out$1401 ;
-  wire [7:0] \b_out$1419 ;
-  wire [7:0] \b_out$1437 ;
-  wire [7:0] \b_out$1455 ;
-  wire [7:0] \b_out$1473 ;
-  wire [7:0] \b_out$507 ;
-  wire [7:0] \b_out$525 ;
-  wire [7:0] \b_out$543 ;
-  wire [7:0] \b_out$561 ;
-  wire [7:0] \b_out$579 ;
-  wire [7:0] \b_out$597 ;
-  wire [7:0] \b_out$615 ;
-  wire [7:0] \b_out$632 ;
-  wire [7:0] \b_out$650 ;
-  wire [7:0] \b_out$668 ;
+  wire [7:0] \b_out$1045 ;
+  wire [7:0] \b_out$1064 ;
+  wire [7:0] \b_out$1083 ;
+  wire [7:0] \b_out$1102 ;
+  wire [7:0] \b_out$1120 ;
+  wire [7:0] \b_out$1139 ;
+  wire [7:0] \b_out$1158 ;
+  wire [7:0] \b_out$1177 ;
+  wire [7:0] \b_out$1196 ;
+  wire [7:0] \b_out$1215 ;
+  wire [7:0] \b_out$1234 ;
+  wire [7:0] \b_out$1253 ;
+  wire [7:0] \b_out$233 ;
+  wire [7:0] \b_out$252 ;
+  wire [7:0] \b_out$271 ;
+  wire [7:0] \b_out$290 ;
+  wire [7:0] \b_out$309 ;
+  wire [7:0] \b_out$328 ;
+  wire [7:0] \b_out$347 ;
+  wire [7:0] \b_out$365 ;
+  wire [7:0] \b_out$384 ;
+  wire [7:0] \b_out$403 ;
+  wire [7:0] \b_out$422 ;
+  wire [7:0] \b_out$441 ;
+  wire [7:0] \b_out$460 ;
+  wire [7:0] \b_out$479 ;
+  wire [7:0] \b_out$498 ;
+  wire [7:0] \b_out$516 ;
+  wire [7:0] \b_out$535 ;
+  wire [7:0] \b_out$554 ;
+  wire [7:0] \b_out$573 ;
+  wire [7:0] \b_out$592 ;
+  wire [7:0] \b_out$611 ;
+  wire [7:0] \b_out$630 ;
+  wire [7:0] \b_out$649 ;
+  wire [7:0] \b_out$667 ;
   wire [7:0] \b_out$686 ;
-  wire [7:0] \b_out$704 ;
-  wire [7:0] \b_out$722 ;
-  wire [7:0] \b_out$740 ;
-  wire [7:0] \b_out$758 ;
-  wire [7:0] \b_out$775 ;
-  wire [7:0] \b_out$793 ;
-  wire [7:0] \b_out$811 ;
-  wire [7:0] \b_out$829 ;
-  wire [7:0] \b_out$847 ;
-  wire [7:0] \b_out$865 ;
-  wire [7:0] \b_out$883 ;
-  wire [7:0] \b_out$901 ;
-  wire [7:0] \b_out$918 ;
-  wire [7:0] \b_out$936 ;
-  wire [7:0] \b_out$954 ;
-  wire [7:0] \b_out$972 ;
-  wire [7:0] \b_out$990 ;
+  wire [7:0] \b_out$705 ;
+  wire [7:0] \b_out$724 ;
+  wire [7:0] \b_out$743 ;
+  wire [7:0] \b_out$762 ;
+  wire [7:0] \b_out$781 ;
+  wire [7:0] \b_out$800 ;
+  wire [7:0] \b_out$818 ;
+  wire [7:0] \b_out$837 ;
+  wire [7:0] \b_out$856 ;
+  wire [7:0] \b_out$875 ;
+  wire [7:0] \b_out$894 ;
+  wire [7:0] \b_out$913 ;
+  wire [7:0] \b_out$932 ;
+  wire [7:0] \b_out$951 ;
+  wire [7:0] \b_out$969 ;
+  wire [7:0] \b_out$988 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1015 ;
+  wire [31:0] \chain_in$1014 ;
   wire [31:0] \chain_in$1033 ;
-  wire [31:0] \chain_in$1051 ;
-  wire [31:0] \chain_in$1068 ;
-  wire [31:0] \chain_in$1086 ;
-  wire [31:0] \chain_in$1104 ;
-  wire [31:0] \chain_in$1122 ;
-  wire [31:0] \chain_in$1140 ;
-  wire [31:0] \chain_in$1158 ;
-  wire [31:0] \chain_in$1176 ;
-  wire [31:0] \chain_in$1194 ;
-  wire [31:0] \chain_in$1211 ;
-  wire [31:0] \chain_in$1229 ;
-  wire [31:0] \chain_in$1247 ;
-  wire [31:0] \chain_in$1265 ;
-  wire [31:0] \chain_in$1283 ;
-  wire [31:0] \chain_in$1301 ;
-  wire [31:0] \chain_in$1319 ;
-  wire [31:0] \chain_in$1337 ;
-  wire [31:0] \chain_in$1354 ;
-  wire [31:0] \chain_in$1372 ;
-  wire [31:0] \chain_in$1390 ;
-  wire [31:0] \chain_in$1408 ;
-  wire [31:0] \chain_in$1426 ;
-  wire [31:0] \chain_in$1444 ;
-  wire [31:0] \chain_in$1462 ;
-  wire [31:0] \chain_in$1480 ;
-  wire [31:0] \chain_in$409 ;
-  wire [31:0] \chain_in$421 ;
-  wire [31:0] \chain_in$433 ;
-  wire [31:0] \chain_in$445 ;
-  wire [31:0] \chain_in$457 ;
-  wire [31:0] \chain_in$469 ;
-  wire [31:0] \chain_in$481 ;
-  wire [31:0] \chain_in$496 ;
-  wire [31:0] \chain_in$514 ;
-  wire [31:0] \chain_in$532 ;
-  wire [31:0] \chain_in$550 ;
-  wire [31:0] \chain_in$568 ;
-  wire [31:0] \chain_in$586 ;
-  wire [31:0] \chain_in$604 ;
-  wire [31:0] \chain_in$622 ;
-  wire [31:0] \chain_in$639 ;
-  wire [31:0] \chain_in$657 ;
-  wire [31:0] \chain_in$675 ;
+  wire [31:0] \chain_in$1052 ;
+  wire [31:0] \chain_in$1071 ;
+  wire [31:0] \chain_in$1090 ;
+  wire [31:0] \chain_in$1109 ;
+  wire [31:0] \chain_in$1127 ;
+  wire [31:0] \chain_in$1146 ;
+  wire [31:0] \chain_in$1165 ;
+  wire [31:0] \chain_in$1184 ;
+  wire [31:0] \chain_in$1203 ;
+  wire [31:0] \chain_in$1222 ;
+  wire [31:0] \chain_in$1241 ;
+  wire [31:0] \chain_in$1260 ;
+  wire [31:0] \chain_in$127 ;
+  wire [31:0] \chain_in$140 ;
+  wire [31:0] \chain_in$153 ;
+  wire [31:0] \chain_in$166 ;
+  wire [31:0] \chain_in$179 ;
+  wire [31:0] \chain_in$192 ;
+  wire [31:0] \chain_in$205 ;
+  wire [31:0] \chain_in$221 ;
+  wire [31:0] \chain_in$240 ;
+  wire [31:0] \chain_in$259 ;
+  wire [31:0] \chain_in$278 ;
+  wire [31:0] \chain_in$297 ;
+  wire [31:0] \chain_in$316 ;
+  wire [31:0] \chain_in$335 ;
+  wire [31:0] \chain_in$354 ;
+  wire [31:0] \chain_in$372 ;
+  wire [31:0] \chain_in$391 ;
+  wire [31:0] \chain_in$410 ;
+  wire [31:0] \chain_in$429 ;
+  wire [31:0] \chain_in$448 ;
+  wire [31:0] \chain_in$467 ;
+  wire [31:0] \chain_in$486 ;
+  wire [31:0] \chain_in$505 ;
+  wire [31:0] \chain_in$523 ;
+  wire [31:0] \chain_in$542 ;
+  wire [31:0] \chain_in$561 ;
+  wire [31:0] \chain_in$580 ;
+  wire [31:0] \chain_in$599 ;
+  wire [31:0] \chain_in$618 ;
+  wire [31:0] \chain_in$637 ;
+  wire [31:0] \chain_in$656 ;
+  wire [31:0] \chain_in$674 ;
   wire [31:0] \chain_in$693 ;
-  wire [31:0] \chain_in$711 ;
-  wire [31:0] \chain_in$729 ;
-  wire [31:0] \chain_in$747 ;
-  wire [31:0] \chain_in$765 ;
-  wire [31:0] \chain_in$782 ;
-  wire [31:0] \chain_in$800 ;
-  wire [31:0] \chain_in$818 ;
-  wire [31:0] \chain_in$836 ;
-  wire [31:0] \chain_in$854 ;
-  wire [31:0] \chain_in$872 ;
-  wire [31:0] \chain_in$890 ;
-  wire [31:0] \chain_in$908 ;
-  wire [31:0] \chain_in$925 ;
-  wire [31:0] \chain_in$943 ;
-  wire [31:0] \chain_in$961 ;
-  wire [31:0] \chain_in$979 ;
-  wire [31:0] \chain_in$997 ;
+  wire [31:0] \chain_in$712 ;
+  wire [31:0] \chain_in$731 ;
+  wire [31:0] \chain_in$750 ;
+  wire [31:0] \chain_in$769 ;
+  wire [31:0] \chain_in$788 ;
+  wire [31:0] \chain_in$807 ;
+  wire [31:0] \chain_in$825 ;
+  wire [31:0] \chain_in$844 ;
+  wire [31:0] \chain_in$863 ;
+  wire [31:0] \chain_in$882 ;
+  wire [31:0] \chain_in$901 ;
+  wire [31:0] \chain_in$920 ;
+  wire [31:0] \chain_in$939 ;
+  wire [31:0] \chain_in$958 ;
+  wire [31:0] \chain_in$976 ;
+  wire [31:0] \chain_in$995 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1016 ;
+  wire [31:0] \chain_out$1015 ;
   wire [31:0] \chain_out$1034 ;
-  wire [31:0] \chain_out$1052 ;
-  wire [31:0] \chain_out$1069 ;
-  wire [31:0] \chain_out$1087 ;
-  wire [31:0] \chain_out$1105 ;
-  wire [31:0] \chain_out$1123 ;
-  wire [31:0] \chain_out$1141 ;
-  wire [31:0] \chain_out$1159 ;
-  wire [31:0] \chain_out$1177 ;
-  wire [31:0] \chain_out$1195 ;
-  wire [31:0] \chain_out$1212 ;
-  wire [31:0] \chain_out$1230 ;
-  wire [31:0] \chain_out$1248 ;
-  wire [31:0] \chain_out$1266 ;
-  wire [31:0] \chain_out$1284 ;
-  wire [31:0] \chain_out$1302 ;
-  wire [31:0] \chain_out$1320 ;
-  wire [31:0] \chain_out$1338 ;
-  wire [31:0] \chain_out$1355 ;
-  wire [31:0] \chain_out$1373 ;
-  wire [31:0] \chain_out$1391 ;
-  wire [31:0] \chain_out$1409 ;
-  wire [31:0] \chain_out$1427 ;
-  wire [31:0] \chain_out$1445 ;
-  wire [31:0] \chain_out$1463 ;
-  wire [31:0] \chain_out$1481 ;
-  wire [31:0] \chain_out$363 ;
-  wire [31:0] \chain_out$364 ;
-  wire [31:0] \chain_out$365 ;
-  wire [31:0] \chain_out$366 ;
-  wire [31:0] \chain_out$367 ;
-  wire [31:0] \chain_out$368 ;
-  wire [31:0] \chain_out$369 ;
-  wire [31:0] \chain_out$497 ;
-  wire [31:0] \chain_out$515 ;
-  wire [31:0] \chain_out$533 ;
-  wire [31:0] \chain_out$551 ;
-  wire [31:0] \chain_out$569 ;
-  wire [31:0] \chain_out$587 ;
-  wire [31:0] \chain_out$605 ;
-  wire [31:0] \chain_out$623 ;
-  wire [31:0] \chain_out$640 ;
-  wire [31:0] \chain_out$658 ;
-  wire [31:0] \chain_out$676 ;
+  wire [31:0] \chain_out$1053 ;
+  wire [31:0] \chain_out$1072 ;
+  wire [31:0] \chain_out$1091 ;
+  wire [31:0] \chain_out$1110 ;
+  wire [31:0] \chain_out$1128 ;
+  wire [31:0] \chain_out$1147 ;
+  wire [31:0] \chain_out$1166 ;
+  wire [31:0] \chain_out$1185 ;
+  wire [31:0] \chain_out$1204 ;
+  wire [31:0] \chain_out$1223 ;
+  wire [31:0] \chain_out$1242 ;
+  wire [31:0] \chain_out$1261 ;
+  wire [31:0] \chain_out$222 ;
+  wire [31:0] \chain_out$241 ;
+  wire [31:0] \chain_out$260 ;
+  wire [31:0] \chain_out$279 ;
+  wire [31:0] \chain_out$298 ;
+  wire [31:0] \chain_out$317 ;
+  wire [31:0] \chain_out$336 ;
+  wire [31:0] \chain_out$355 ;
+  wire [31:0] \chain_out$36 ;
+  wire [31:0] \chain_out$37 ;
+  wire [31:0] \chain_out$373 ;
+  wire [31:0] \chain_out$38 ;
+  wire [31:0] \chain_out$39 ;
+  wire [31:0] \chain_out$392 ;
+  wire [31:0] \chain_out$40 ;
+  wire [31:0] \chain_out$41 ;
+  wire [31:0] \chain_out$411 ;
+  wire [31:0] \chain_out$42 ;
+  wire [31:0] \chain_out$430 ;
+  wire [31:0] \chain_out$449 ;
+  wire [31:0] \chain_out$468 ;
+  wire [31:0] \chain_out$487 ;
+  wire [31:0] \chain_out$506 ;
+  wire [31:0] \chain_out$524 ;
+  wire [31:0] \chain_out$543 ;
+  wire [31:0] \chain_out$562 ;
+  wire [31:0] \chain_out$581 ;
+  wire [31:0] \chain_out$600 ;
+  wire [31:0] \chain_out$619 ;
+  wire [31:0] \chain_out$638 ;
+  wire [31:0] \chain_out$657 ;
+  wire [31:0] \chain_out$675 ;
   wire [31:0] \chain_out$694 ;
-  wire [31:0] \chain_out$712 ;
-  wire [31:0] \chain_out$730 ;
-  wire [31:0] \chain_out$748 ;
-  wire [31:0] \chain_out$766 ;
-  wire [31:0] \chain_out$783 ;
-  wire [31:0] \chain_out$801 ;
-  wire [31:0] \chain_out$819 ;
-  wire [31:0] \chain_out$837 ;
-  wire [31:0] \chain_out$855 ;
-  wire [31:0] \chain_out$873 ;
-  wire [31:0] \chain_out$891 ;
-  wire [31:0] \chain_out$909 ;
-  wire [31:0] \chain_out$926 ;
-  wire [31:0] \chain_out$944 ;
-  wire [31:0] \chain_out$962 ;
-  wire [31:0] \chain_out$980 ;
-  wire [31:0] \chain_out$998 ;
+  wire [31:0] \chain_out$713 ;
+  wire [31:0] \chain_out$732 ;
+  wire [31:0] \chain_out$751 ;
+  wire [31:0] \chain_out$770 ;
+  wire [31:0] \chain_out$789 ;
+  wire [31:0] \chain_out$808 ;
+  wire [31:0] \chain_out$826 ;
+  wire [31:0] \chain_out$845 ;
+  wire [31:0] \chain_out$864 ;
+  wire [31:0] \chain_out$883 ;
+  wire [31:0] \chain_out$902 ;
+  wire [31:0] \chain_out$921 ;
+  wire [31:0] \chain_out$940 ;
+  wire [31:0] \chain_out$959 ;
+  wire [31:0] \chain_out$977 ;
+  wire [31:0] \chain_out$996 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1017 ;
+  wire \chain_valid_in$1016 ;
   wire \chain_valid_in$1035 ;
-  wire \chain_valid_in$1053 ;
-  wire \chain_valid_in$1070 ;
-  wire \chain_valid_in$1088 ;
-  wire \chain_valid_in$1106 ;
-  wire \chain_valid_in$1124 ;
-  wire \chain_valid_in$1142 ;
-  wire \chain_valid_in$1160 ;
-  wire \chain_valid_in$1178 ;
-  wire \chain_valid_in$1196 ;
-  wire \chain_valid_in$1213 ;
-  wire \chain_valid_in$1231 ;
-  wire \chain_valid_in$1249 ;
-  wire \chain_valid_in$1267 ;
-  wire \chain_valid_in$1285 ;
-  wire \chain_valid_in$1303 ;
-  wire \chain_valid_in$1321 ;
-  wire \chain_valid_in$1339 ;
-  wire \chain_valid_in$1356 ;
-  wire \chain_valid_in$1374 ;
-  wire \chain_valid_in$1392 ;
-  wire \chain_valid_in$1410 ;
-  wire \chain_valid_in$1428 ;
-  wire \chain_valid_in$1446 ;
-  wire \chain_valid_in$1464 ;
-  wire \chain_valid_in$1482 ;
-  wire \chain_valid_in$410 ;
-  wire \chain_valid_in$422 ;
-  wire \chain_valid_in$434 ;
-  wire \chain_valid_in$446 ;
-  wire \chain_valid_in$458 ;
-  wire \chain_valid_in$470 ;
-  wire \chain_valid_in$482 ;
-  wire \chain_valid_in$498 ;
-  wire \chain_valid_in$516 ;
-  wire \chain_valid_in$534 ;
-  wire \chain_valid_in$552 ;
-  wire \chain_valid_in$570 ;
-  wire \chain_valid_in$588 ;
-  wire \chain_valid_in$606 ;
-  wire \chain_valid_in$624 ;
-  wire \chain_valid_in$641 ;
-  wire \chain_valid_in$659 ;
-  wire \chain_valid_in$677 ;
+  wire \chain_valid_in$1054 ;
+  wire \chain_valid_in$1073 ;
+  wire \chain_valid_in$1092 ;
+  wire \chain_valid_in$1111 ;
+  wire \chain_valid_in$1129 ;
+  wire \chain_valid_in$1148 ;
+  wire \chain_valid_in$1167 ;
+  wire \chain_valid_in$1186 ;
+  wire \chain_valid_in$1205 ;
+  wire \chain_valid_in$1224 ;
+  wire \chain_valid_in$1243 ;
+  wire \chain_valid_in$1262 ;
+  wire \chain_valid_in$128 ;
+  wire \chain_valid_in$141 ;
+  wire \chain_valid_in$154 ;
+  wire \chain_valid_in$167 ;
+  wire \chain_valid_in$180 ;
+  wire \chain_valid_in$193 ;
+  wire \chain_valid_in$206 ;
+  wire \chain_valid_in$223 ;
+  wire \chain_valid_in$242 ;
+  wire \chain_valid_in$261 ;
+  wire \chain_valid_in$280 ;
+  wire \chain_valid_in$299 ;
+  wire \chain_valid_in$318 ;
+  wire \chain_valid_in$337 ;
+  wire \chain_valid_in$356 ;
+  wire \chain_valid_in$374 ;
+  wire \chain_valid_in$393 ;
+  wire \chain_valid_in$412 ;
+  wire \chain_valid_in$431 ;
+  wire \chain_valid_in$450 ;
+  wire \chain_valid_in$469 ;
+  wire \chain_valid_in$488 ;
+  wire \chain_valid_in$507 ;
+  wire \chain_valid_in$525 ;
+  wire \chain_valid_in$544 ;
+  wire \chain_valid_in$563 ;
+  wire \chain_valid_in$582 ;
+  wire \chain_valid_in$601 ;
+  wire \chain_valid_in$620 ;
+  wire \chain_valid_in$639 ;
+  wire \chain_valid_in$658 ;
+  wire \chain_valid_in$676 ;
   wire \chain_valid_in$695 ;
-  wire \chain_valid_in$713 ;
-  wire \chain_valid_in$731 ;
-  wire \chain_valid_in$749 ;
-  wire \chain_valid_in$767 ;
-  wire \chain_valid_in$784 ;
-  wire \chain_valid_in$802 ;
-  wire \chain_valid_in$820 ;
-  wire \chain_valid_in$838 ;
-  wire \chain_valid_in$856 ;
-  wire \chain_valid_in$874 ;
-  wire \chain_valid_in$892 ;
-  wire \chain_valid_in$910 ;
-  wire \chain_valid_in$927 ;
-  wire \chain_valid_in$945 ;
-  wire \chain_valid_in$963 ;
-  wire \chain_valid_in$981 ;
-  wire \chain_valid_in$999 ;
+  wire \chain_valid_in$714 ;
+  wire \chain_valid_in$733 ;
+  wire \chain_valid_in$752 ;
+  wire \chain_valid_in$771 ;
+  wire \chain_valid_in$790 ;
+  wire \chain_valid_in$809 ;
+  wire \chain_valid_in$827 ;
+  wire \chain_valid_in$846 ;
+  wire \chain_valid_in$865 ;
+  wire \chain_valid_in$884 ;
+  wire \chain_valid_in$903 ;
+  wire \chain_valid_in$922 ;
+  wire \chain_valid_in$941 ;
+  wire \chain_valid_in$960 ;
+  wire \chain_valid_in$978 ;
+  wire \chain_valid_in$997 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1000 ;
-  wire \chain_valid_out$1018 ;
+  wire \chain_valid_out$1017 ;
   wire \chain_valid_out$1036 ;
-  wire \chain_valid_out$1054 ;
-  wire \chain_valid_out$1071 ;
-  wire \chain_valid_out$1089 ;
-  wire \chain_valid_out$1107 ;
-  wire \chain_valid_out$1125 ;
-  wire \chain_valid_out$1143 ;
-  wire \chain_valid_out$1161 ;
-  wire \chain_valid_out$1179 ;
-  wire \chain_valid_out$1197 ;
-  wire \chain_valid_out$1214 ;
-  wire \chain_valid_out$1232 ;
-  wire \chain_valid_out$1250 ;
+  wire \chain_valid_out$1055 ;
+  wire \chain_valid_out$1074 ;
+  wire \chain_valid_out$1093 ;
+  wire \chain_valid_out$1112 ;
+  wire \chain_valid_out$1130 ;
+  wire \chain_valid_out$1149 ;
+  wire \chain_valid_out$1168 ;
+  wire \chain_valid_out$1187 ;
+  wire \chain_valid_out$1206 ;
+  wire \chain_valid_out$1225 ;
+  wire \chain_valid_out$1244 ;
+  wire \chain_valid_out$1263 ;
+  wire \chain_valid_out$1266 ;
+  wire \chain_valid_out$1267 ;
   wire \chain_valid_out$1268 ;
-  wire \chain_valid_out$1286 ;
-  wire \chain_valid_out$1304 ;
-  wire \chain_valid_out$1322 ;
-  wire \chain_valid_out$1340 ;
-  wire \chain_valid_out$1357 ;
-  wire \chain_valid_out$1375 ;
-  wire \chain_valid_out$1393 ;
-  wire \chain_valid_out$1411 ;
-  wire \chain_valid_out$1429 ;
-  wire \chain_valid_out$1447 ;
-  wire \chain_valid_out$1465 ;
-  wire \chain_valid_out$1483 ;
-  wire \chain_valid_out$1485 ;
-  wire \chain_valid_out$1486 ;
-  wire \chain_valid_out$1487 ;
-  wire \chain_valid_out$1488 ;
-  wire \chain_valid_out$1489 ;
-  wire \chain_valid_out$1490 ;
-  wire \chain_valid_out$1491 ;
-  wire \chain_valid_out$499 ;
-  wire \chain_valid_out$517 ;
-  wire \chain_valid_out$535 ;
-  wire \chain_valid_out$553 ;
-  wire \chain_valid_out$571 ;
-  wire \chain_valid_out$589 ;
-  wire \chain_valid_out$607 ;
-  wire \chain_valid_out$625 ;
-  wire \chain_valid_out$642 ;
-  wire \chain_valid_out$660 ;
-  wire \chain_valid_out$678 ;
+  wire \chain_valid_out$1269 ;
+  wire \chain_valid_out$1270 ;
+  wire \chain_valid_out$1271 ;
+  wire \chain_valid_out$1272 ;
+  wire \chain_valid_out$224 ;
+  wire \chain_valid_out$243 ;
+  wire \chain_valid_out$262 ;
+  wire \chain_valid_out$281 ;
+  wire \chain_valid_out$300 ;
+  wire \chain_valid_out$319 ;
+  wire \chain_valid_out$338 ;
+  wire \chain_valid_out$357 ;
+  wire \chain_valid_out$375 ;
+  wire \chain_valid_out$394 ;
+  wire \chain_valid_out$413 ;
+  wire \chain_valid_out$432 ;
+  wire \chain_valid_out$451 ;
+  wire \chain_valid_out$470 ;
+  wire \chain_valid_out$489 ;
+  wire \chain_valid_out$508 ;
+  wire \chain_valid_out$526 ;
+  wire \chain_valid_out$545 ;
+  wire \chain_valid_out$564 ;
+  wire \chain_valid_out$583 ;
+  wire \chain_valid_out$602 ;
+  wire \chain_valid_out$621 ;
+  wire \chain_valid_out$640 ;
+  wire \chain_valid_out$659 ;
+  wire \chain_valid_out$677 ;
   wire \chain_valid_out$696 ;
-  wire \chain_valid_out$714 ;
-  wire \chain_valid_out$732 ;
-  wire \chain_valid_out$750 ;
-  wire \chain_valid_out$768 ;
-  wire \chain_valid_out$785 ;
-  wire \chain_valid_out$803 ;
-  wire \chain_valid_out$821 ;
-  wire \chain_valid_out$839 ;
-  wire \chain_valid_out$857 ;
-  wire \chain_valid_out$875 ;
-  wire \chain_valid_out$893 ;
-  wire \chain_valid_out$911 ;
-  wire \chain_valid_out$928 ;
-  wire \chain_valid_out$946 ;
-  wire \chain_valid_out$964 ;
-  wire \chain_valid_out$982 ;
+  wire \chain_valid_out$715 ;
+  wire \chain_valid_out$734 ;
+  wire \chain_valid_out$753 ;
+  wire \chain_valid_out$772 ;
+  wire \chain_valid_out$791 ;
+  wire \chain_valid_out$810 ;
+  wire \chain_valid_out$828 ;
+  wire \chain_valid_out$847 ;
+  wire \chain_valid_out$866 ;
+  wire \chain_valid_out$885 ;
+  wire \chain_valid_out$904 ;
+  wire \chain_valid_out$923 ;
+  wire \chain_valid_out$942 ;
+  wire \chain_valid_out$961 ;
+  wire \chain_valid_out$979 ;
+  wire \chain_valid_out$998 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$1001 ;
-  wire \drain$1019 ;
+  wire \drain$1018 ;
   wire \drain$1037 ;
-  wire \drain$1055 ;
-  wire \drain$1072 ;
-  wire \drain$1090 ;
-  wire \drain$1108 ;
-  wire \drain$1126 ;
-  wire \drain$1144 ;
-  wire \drain$1162 ;
-  wire \drain$1180 ;
-  wire \drain$1198 ;
-  wire \drain$1215 ;
-  wire \drain$1233 ;
-  wire \drain$1251 ;
-  wire \drain$1269 ;
-  wire \drain$1287 ;
-  wire \drain$1305 ;
-  wire \drain$1323 ;
-  wire \drain$1341 ;
-  wire \drain$1358 ;
-  wire \drain$1376 ;
-  wire \drain$1394 ;
-  wire \drain$1412 ;
-  wire \drain$1430 ;
-  wire \drain$1448 ;
-  wire \drain$1466 ;
-  wire \drain$1484 ;
-  wire \drain$411 ;
-  wire \drain$423 ;
-  wire \drain$435 ;
-  wire \drain$447 ;
-  wire \drain$459 ;
+  wire \drain$1056 ;
+  wire \drain$1075 ;
+  wire \drain$1094 ;
+  wire \drain$1113 ;
+  wire \drain$1131 ;
+  wire \drain$1150 ;
+  wire \drain$1169 ;
+  wire \drain$1188 ;
+  wire \drain$1207 ;
+  wire \drain$1226 ;
+  wire \drain$1245 ;
+  wire \drain$1264 ;
+  wire \drain$129 ;
+  wire \drain$142 ;
+  wire \drain$155 ;
+  wire \drain$168 ;
+  wire \drain$181 ;
+  wire \drain$194 ;
+  wire \drain$207 ;
+  wire \drain$225 ;
+  wire \drain$244 ;
+  wire \drain$263 ;
+  wire \drain$282 ;
+  wire \drain$301 ;
+  wire \drain$320 ;
+  wire \drain$339 ;
+  wire \drain$358 ;
+  wire \drain$376 ;
+  wire \drain$395 ;
+  wire \drain$414 ;
+  wire \drain$433 ;
+  wire \drain$452 ;
   wire \drain$471 ;
-  wire \drain$483 ;
-  wire \drain$500 ;
-  wire \drain$518 ;
-  wire \drain$536 ;
-  wire \drain$554 ;
-  wire \drain$572 ;
-  wire \drain$590 ;
-  wire \drain$608 ;
-  wire \drain$626 ;
-  wire \drain$643 ;
-  wire \drain$661 ;
-  wire \drain$679 ;
+  wire \drain$490 ;
+  wire \drain$509 ;
+  wire \drain$527 ;
+  wire \drain$546 ;
+  wire \drain$565 ;
+  wire \drain$584 ;
+  wire \drain$603 ;
+  wire \drain$622 ;
+  wire \drain$641 ;
+  wire \drain$660 ;
+  wire \drain$678 ;
   wire \drain$697 ;
-  wire \drain$715 ;
-  wire \drain$733 ;
-  wire \drain$751 ;
-  wire \drain$769 ;
-  wire \drain$786 ;
-  wire \drain$804 ;
-  wire \drain$822 ;
-  wire \drain$840 ;
-  wire \drain$858 ;
-  wire \drain$876 ;
-  wire \drain$894 ;
-  wire \drain$912 ;
-  wire \drain$929 ;
-  wire \drain$947 ;
-  wire \drain$965 ;
-  wire \drain$983 ;
+  wire \drain$716 ;
+  wire \drain$735 ;
+  wire \drain$754 ;
+  wire \drain$773 ;
+  wire \drain$792 ;
+  wire \drain$811 ;
+  wire \drain$829 ;
+  wire \drain$848 ;
+  wire \drain$867 ;
+  wire \drain$886 ;
+  wire \drain$905 ;
+  wire \drain$924 ;
+  wire \drain$943 ;
+  wire \drain$962 ;
+  wire \drain$980 ;
+  wire \drain$999 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
@@ -982,140 +856,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire drain_5;
   wire drain_6;
   wire drain_7;
-  reg en = 1'h1;
-  (* init = 1'h1 *)
-  wire \en$1002 ;
-  (* init = 1'h1 *)
-  wire \en$1020 ;
-  (* init = 1'h1 *)
-  wire \en$1038 ;
-  (* init = 1'h1 *)
-  wire \en$1056 ;
-  (* init = 1'h1 *)
-  wire \en$1073 ;
-  (* init = 1'h1 *)
-  wire \en$1091 ;
-  (* init = 1'h1 *)
-  wire \en$1109 ;
-  (* init = 1'h1 *)
-  wire \en$1127 ;
-  (* init = 1'h1 *)
-  wire \en$1145 ;
-  (* init = 1'h1 *)
-  wire \en$1163 ;
-  (* init = 1'h1 *)
-  wire \en$1181 ;
-  (* init = 1'h1 *)
-  wire \en$1199 ;
-  (* init = 1'h1 *)
-  wire \en$1216 ;
-  (* init = 1'h1 *)
-  wire \en$1234 ;
-  (* init = 1'h1 *)
-  wire \en$1252 ;
-  (* init = 1'h1 *)
-  wire \en$1270 ;
-  (* init = 1'h1 *)
-  wire \en$1288 ;
-  (* init = 1'h1 *)
-  wire \en$1306 ;
-  (* init = 1'h1 *)
-  wire \en$1324 ;
-  (* init = 1'h1 *)
-  wire \en$1342 ;
-  (* init = 1'h1 *)
-  wire \en$1359 ;
-  (* init = 1'h1 *)
-  wire \en$1377 ;
-  (* init = 1'h1 *)
-  wire \en$1395 ;
-  (* init = 1'h1 *)
-  wire \en$1413 ;
-  (* init = 1'h1 *)
-  wire \en$1431 ;
-  (* init = 1'h1 *)
-  wire \en$1449 ;
-  (* init = 1'h1 *)
-  wire \en$1467 ;
-  wire [7:0] \en$372 ;
-  wire [7:0] \en$376 ;
-  wire [7:0] \en$377 ;
-  (* init = 1'h1 *)
-  wire \en$378 ;
-  (* init = 1'h1 *)
-  wire \en$384 ;
-  (* init = 1'h1 *)
-  wire \en$400 ;
-  (* init = 1'h1 *)
-  wire \en$412 ;
-  (* init = 1'h1 *)
-  wire \en$424 ;
-  (* init = 1'h1 *)
-  wire \en$436 ;
-  (* init = 1'h1 *)
-  wire \en$448 ;
-  (* init = 1'h1 *)
-  wire \en$460 ;
-  (* init = 1'h1 *)
-  wire \en$472 ;
-  (* init = 1'h1 *)
-  wire \en$484 ;
-  (* init = 1'h1 *)
-  wire \en$501 ;
-  (* init = 1'h1 *)
-  wire \en$519 ;
-  (* init = 1'h1 *)
-  wire \en$537 ;
-  (* init = 1'h1 *)
-  wire \en$555 ;
-  (* init = 1'h1 *)
-  wire \en$573 ;
-  (* init = 1'h1 *)
-  wire \en$591 ;
-  (* init = 1'h1 *)
-  wire \en$609 ;
-  (* init = 1'h1 *)
-  wire \en$627 ;
-  (* init = 1'h1 *)
-  wire \en$644 ;
-  (* init = 1'h1 *)
-  wire \en$662 ;
-  (* init = 1'h1 *)
-  wire \en$680 ;
-  (* init = 1'h1 *)
-  wire \en$698 ;
-  (* init = 1'h1 *)
-  wire \en$716 ;
-  (* init = 1'h1 *)
-  wire \en$734 ;
-  (* init = 1'h1 *)
-  wire \en$752 ;
-  (* init = 1'h1 *)
-  wire \en$770 ;
-  (* init = 1'h1 *)
-  wire \en$787 ;
-  (* init = 1'h1 *)
-  wire \en$805 ;
-  (* init = 1'h1 *)
-  wire \en$823 ;
-  (* init = 1'h1 *)
-  wire \en$841 ;
-  (* init = 1'h1 *)
-  wire \en$859 ;
-  (* init = 1'h1 *)
-  wire \en$877 ;
-  (* init = 1'h1 *)
-  wire \en$895 ;
-  (* init = 1'h1 *)
-  wire \en$913 ;
-  (* init = 1'h1 *)
-  wire \en$930 ;
-  (* init = 1'h1 *)
-  wire \en$948 ;
-  (* init = 1'h1 *)
-  wire \en$966 ;
-  (* init = 1'h1 *)
-  wire \en$984 ;
+  wire [7:0] en;
+  reg \en$100  = 1'h1;
+  reg \en$1000  = 1'h1;
+  reg \en$1019  = 1'h1;
+  reg \en$1038  = 1'h1;
+  reg \en$1057  = 1'h1;
+  reg \en$1076  = 1'h1;
+  reg \en$1095  = 1'h1;
+  reg \en$1114  = 1'h1;
+  reg \en$1132  = 1'h1;
+  reg \en$1151  = 1'h1;
+  reg \en$117  = 1'h1;
+  reg \en$1170  = 1'h1;
+  reg \en$1189  = 1'h1;
+  reg \en$1208  = 1'h1;
+  reg \en$1227  = 1'h1;
+  reg \en$1246  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$143  = 1'h1;
+  reg \en$156  = 1'h1;
+  reg \en$169  = 1'h1;
+  reg \en$182  = 1'h1;
+  reg \en$195  = 1'h1;
+  reg \en$208  = 1'h1;
+  reg \en$226  = 1'h1;
+  reg \en$245  = 1'h1;
+  reg \en$264  = 1'h1;
+  reg \en$283  = 1'h1;
+  reg \en$302  = 1'h1;
+  reg \en$321  = 1'h1;
+  reg \en$340  = 1'h1;
+  reg \en$359  = 1'h1;
+  reg \en$377  = 1'h1;
+  reg \en$396  = 1'h1;
+  reg \en$415  = 1'h1;
+  reg \en$434  = 1'h1;
+  reg \en$453  = 1'h1;
+  reg \en$472  = 1'h1;
+  reg \en$491  = 1'h1;
+  reg \en$510  = 1'h1;
+  reg \en$528  = 1'h1;
+  reg \en$547  = 1'h1;
+  reg \en$566  = 1'h1;
+  reg \en$585  = 1'h1;
+  reg \en$604  = 1'h1;
+  reg \en$623  = 1'h1;
+  reg \en$642  = 1'h1;
+  reg \en$661  = 1'h1;
+  reg \en$679  = 1'h1;
+  reg \en$69  = 1'h1;
+  reg \en$698  = 1'h1;
+  reg \en$717  = 1'h1;
+  wire [7:0] \en$72 ;
+  reg \en$736  = 1'h1;
+  reg \en$755  = 1'h1;
+  reg \en$774  = 1'h1;
+  reg \en$793  = 1'h1;
+  wire [7:0] \en$81 ;
+  reg \en$812  = 1'h1;
+  reg \en$830  = 1'h1;
+  reg \en$849  = 1'h1;
+  reg \en$868  = 1'h1;
+  reg \en$887  = 1'h1;
+  reg \en$90  = 1'h1;
+  reg \en$906  = 1'h1;
+  reg \en$925  = 1'h1;
+  reg \en$944  = 1'h1;
+  reg \en$963  = 1'h1;
+  reg \en$981  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -1140,70 +949,134 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_in_b_5 = 1'h1;
   reg en_in_b_6 = 1'h1;
   reg en_in_b_7 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_0_4 = 1'h1;
-  reg en_pe_0_5 = 1'h1;
-  reg en_pe_0_6 = 1'h1;
-  reg en_pe_0_7 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_1_4 = 1'h1;
-  reg en_pe_1_5 = 1'h1;
-  reg en_pe_1_6 = 1'h1;
-  reg en_pe_1_7 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_2_4 = 1'h1;
-  reg en_pe_2_5 = 1'h1;
-  reg en_pe_2_6 = 1'h1;
-  reg en_pe_2_7 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
-  reg en_pe_3_4 = 1'h1;
-  reg en_pe_3_5 = 1'h1;
-  reg en_pe_3_6 = 1'h1;
-  reg en_pe_3_7 = 1'h1;
-  reg en_pe_4_0 = 1'h1;
-  reg en_pe_4_1 = 1'h1;
-  reg en_pe_4_2 = 1'h1;
-  reg en_pe_4_3 = 1'h1;
-  reg en_pe_4_4 = 1'h1;
-  reg en_pe_4_5 = 1'h1;
-  reg en_pe_4_6 = 1'h1;
-  reg en_pe_4_7 = 1'h1;
-  reg en_pe_5_0 = 1'h1;
-  reg en_pe_5_1 = 1'h1;
-  reg en_pe_5_2 = 1'h1;
-  reg en_pe_5_3 = 1'h1;
-  reg en_pe_5_4 = 1'h1;
-  reg en_pe_5_5 = 1'h1;
-  reg en_pe_5_6 = 1'h1;
-  reg en_pe_5_7 = 1'h1;
-  reg en_pe_6_0 = 1'h1;
-  reg en_pe_6_1 = 1'h1;
-  reg en_pe_6_2 = 1'h1;
-  reg en_pe_6_3 = 1'h1;
-  reg en_pe_6_4 = 1'h1;
-  reg en_pe_6_5 = 1'h1;
-  reg en_pe_6_6 = 1'h1;
-  reg en_pe_6_7 = 1'h1;
-  reg en_pe_7_0 = 1'h1;
-  reg en_pe_7_1 = 1'h1;
-  reg en_pe_7_2 = 1'h1;
-  reg en_pe_7_3 = 1'h1;
-  reg en_pe_7_4 = 1'h1;
-  reg en_pe_7_5 = 1'h1;
-  reg en_pe_7_6 = 1'h1;
-  reg en_pe_7_7 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_0_4;
+  (* init = 1'h1 *)
+  wire en_pe_0_5;
+  (* init = 1'h1 *)
+  wire en_pe_0_6;
+  (* init = 1'h1 *)
+  wire en_pe_0_7;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_4;
+  (* init = 1'h1 *)
+  wire en_pe_1_5;
+  (* init = 1'h1 *)
+  wire en_pe_1_6;
+  (* init = 1'h1 *)
+  wire en_pe_1_7;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_4;
+  (* init = 1'h1 *)
+  wire en_pe_2_5;
+  (* init = 1'h1 *)
+  wire en_pe_2_6;
+  (* init = 1'h1 *)
+  wire en_pe_2_7;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_4;
+  (* init = 1'h1 *)
+  wire en_pe_3_5;
+  (* init = 1'h1 *)
+  wire en_pe_3_6;
+  (* init = 1'h1 *)
+  wire en_pe_3_7;
+  (* init = 1'h1 *)
+  wire en_pe_4_0;
+  (* init = 1'h1 *)
+  wire en_pe_4_1;
+  (* init = 1'h1 *)
+  wire en_pe_4_2;
+  (* init = 1'h1 *)
+  wire en_pe_4_3;
+  (* init = 1'h1 *)
+  wire en_pe_4_4;
+  (* init = 1'h1 *)
+  wire en_pe_4_5;
+  (* init = 1'h1 *)
+  wire en_pe_4_6;
+  (* init = 1'h1 *)
+  wire en_pe_4_7;
+  (* init = 1'h1 *)
+  wire en_pe_5_0;
+  (* init = 1'h1 *)
+  wire en_pe_5_1;
+  (* init = 1'h1 *)
+  wire en_pe_5_2;
+  (* init = 1'h1 *)
+  wire en_pe_5_3;
+  (* init = 1'h1 *)
+  wire en_pe_5_4;
+  (* init = 1'h1 *)
+  wire en_pe_5_5;
+  (* init = 1'h1 *)
+  wire en_pe_5_6;
+  (* init = 1'h1 *)
+  wire en_pe_5_7;
+  (* init = 1'h1 *)
+  wire en_pe_6_0;
+  (* init = 1'h1 *)
+  wire en_pe_6_1;
+  (* init = 1'h1 *)
+  wire en_pe_6_2;
+  (* init = 1'h1 *)
+  wire en_pe_6_3;
+  (* init = 1'h1 *)
+  wire en_pe_6_4;
+  (* init = 1'h1 *)
+  wire en_pe_6_5;
+  (* init = 1'h1 *)
+  wire en_pe_6_6;
+  (* init = 1'h1 *)
+  wire en_pe_6_7;
+  (* init = 1'h1 *)
+  wire en_pe_7_0;
+  (* init = 1'h1 *)
+  wire en_pe_7_1;
+  (* init = 1'h1 *)
+  wire en_pe_7_2;
+  (* init = 1'h1 *)
+  wire en_pe_7_3;
+  (* init = 1'h1 *)
+  wire en_pe_7_4;
+  (* init = 1'h1 *)
+  wire en_pe_7_5;
+  (* init = 1'h1 *)
+  wire en_pe_7_6;
+  (* init = 1'h1 *)
+  wire en_pe_7_7;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
@@ -1220,184 +1093,184 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg en_skew_b_5 = 1'h1;
   reg en_skew_b_6 = 1'h1;
   reg en_skew_b_7 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1011 ;
+  wire \first_in$1010 ;
   wire \first_in$1029 ;
-  wire \first_in$1047 ;
-  wire \first_in$1064 ;
-  wire \first_in$1082 ;
-  wire \first_in$1100 ;
-  wire \first_in$1118 ;
-  wire \first_in$1136 ;
-  wire \first_in$1154 ;
-  wire \first_in$1172 ;
-  wire \first_in$1190 ;
-  wire \first_in$1207 ;
-  wire \first_in$1225 ;
-  wire \first_in$1243 ;
-  wire \first_in$1261 ;
-  wire \first_in$1279 ;
-  wire \first_in$1297 ;
-  wire \first_in$1315 ;
-  wire \first_in$1333 ;
-  wire \first_in$1350 ;
-  wire \first_in$1368 ;
-  wire \first_in$1386 ;
-  wire \first_in$1404 ;
-  wire \first_in$1422 ;
-  wire \first_in$1440 ;
-  wire \first_in$1458 ;
-  wire \first_in$1476 ;
-  wire \first_in$407 ;
-  wire \first_in$419 ;
-  wire \first_in$431 ;
-  wire \first_in$443 ;
-  wire \first_in$455 ;
-  wire \first_in$467 ;
-  wire \first_in$479 ;
-  wire \first_in$492 ;
-  wire \first_in$510 ;
-  wire \first_in$528 ;
-  wire \first_in$546 ;
-  wire \first_in$564 ;
-  wire \first_in$582 ;
-  wire \first_in$600 ;
-  wire \first_in$618 ;
-  wire \first_in$635 ;
-  wire \first_in$653 ;
-  wire \first_in$671 ;
+  wire \first_in$1048 ;
+  wire \first_in$1067 ;
+  wire \first_in$1086 ;
+  wire \first_in$1105 ;
+  wire \first_in$1123 ;
+  wire \first_in$1142 ;
+  wire \first_in$1161 ;
+  wire \first_in$1180 ;
+  wire \first_in$1199 ;
+  wire \first_in$1218 ;
+  wire \first_in$1237 ;
+  wire \first_in$125 ;
+  wire \first_in$1256 ;
+  wire \first_in$138 ;
+  wire \first_in$151 ;
+  wire \first_in$164 ;
+  wire \first_in$177 ;
+  wire \first_in$190 ;
+  wire \first_in$203 ;
+  wire \first_in$217 ;
+  wire \first_in$236 ;
+  wire \first_in$255 ;
+  wire \first_in$274 ;
+  wire \first_in$293 ;
+  wire \first_in$312 ;
+  wire \first_in$331 ;
+  wire \first_in$350 ;
+  wire \first_in$368 ;
+  wire \first_in$387 ;
+  wire \first_in$406 ;
+  wire \first_in$425 ;
+  wire \first_in$444 ;
+  wire \first_in$463 ;
+  wire \first_in$482 ;
+  wire \first_in$501 ;
+  wire \first_in$519 ;
+  wire \first_in$538 ;
+  wire \first_in$557 ;
+  wire \first_in$576 ;
+  wire \first_in$595 ;
+  wire \first_in$614 ;
+  wire \first_in$633 ;
+  wire \first_in$652 ;
+  wire \first_in$670 ;
   wire \first_in$689 ;
-  wire \first_in$707 ;
-  wire \first_in$725 ;
-  wire \first_in$743 ;
-  wire \first_in$761 ;
-  wire \first_in$778 ;
-  wire \first_in$796 ;
-  wire \first_in$814 ;
-  wire \first_in$832 ;
-  wire \first_in$850 ;
-  wire \first_in$868 ;
-  wire \first_in$886 ;
-  wire \first_in$904 ;
-  wire \first_in$921 ;
-  wire \first_in$939 ;
-  wire \first_in$957 ;
-  wire \first_in$975 ;
-  wire \first_in$993 ;
+  wire \first_in$708 ;
+  wire \first_in$727 ;
+  wire \first_in$746 ;
+  wire \first_in$765 ;
+  wire \first_in$784 ;
+  wire \first_in$803 ;
+  wire \first_in$821 ;
+  wire \first_in$840 ;
+  wire \first_in$859 ;
+  wire \first_in$878 ;
+  wire \first_in$897 ;
+  wire \first_in$916 ;
+  wire \first_in$935 ;
+  wire \first_in$954 ;
+  wire \first_in$972 ;
+  wire \first_in$991 ;
   wire first_out;
-  wire \first_out$1012 ;
+  wire \first_out$1011 ;
   wire \first_out$1030 ;
-  wire \first_out$1048 ;
-  wire \first_out$1065 ;
-  wire \first_out$1083 ;
-  wire \first_out$1101 ;
-  wire \first_out$1119 ;
-  wire \first_out$1137 ;
-  wire \first_out$1155 ;
-  wire \first_out$1173 ;
-  wire \first_out$1191 ;
-  wire \first_out$1208 ;
-  wire \first_out$1226 ;
-  wire \first_out$1244 ;
-  wire \first_out$1262 ;
-  wire \first_out$1280 ;
-  wire \first_out$1298 ;
-  wire \first_out$1316 ;
-  wire \first_out$1334 ;
-  wire \first_out$1351 ;
-  wire \first_out$1369 ;
-  wire \first_out$1387 ;
-  wire \first_out$1405 ;
-  wire \first_out$1423 ;
-  wire \first_out$1441 ;
-  wire \first_out$1459 ;
-  wire \first_out$1477 ;
-  wire \first_out$511 ;
-  wire \first_out$529 ;
-  wire \first_out$547 ;
-  wire \first_out$565 ;
-  wire \first_out$583 ;
-  wire \first_out$601 ;
-  wire \first_out$619 ;
-  wire \first_out$636 ;
-  wire \first_out$654 ;
-  wire \first_out$672 ;
+  wire \first_out$1049 ;
+  wire \first_out$1068 ;
+  wire \first_out$1087 ;
+  wire \first_out$1106 ;
+  wire \first_out$1124 ;
+  wire \first_out$1143 ;
+  wire \first_out$1162 ;
+  wire \first_out$1181 ;
+  wire \first_out$1200 ;
+  wire \first_out$1219 ;
+  wire \first_out$1238 ;
+  wire \first_out$1257 ;
+  wire \first_out$237 ;
+  wire \first_out$256 ;
+  wire \first_out$275 ;
+  wire \first_out$294 ;
+  wire \first_out$313 ;
+  wire \first_out$332 ;
+  wire \first_out$351 ;
+  wire \first_out$369 ;
+  wire \first_out$388 ;
+  wire \first_out$407 ;
+  wire \first_out$426 ;
+  wire \first_out$445 ;
+  wire \first_out$464 ;
+  wire \first_out$483 ;
+  wire \first_out$502 ;
+  wire \first_out$520 ;
+  wire \first_out$539 ;
+  wire \first_out$558 ;
+  wire \first_out$577 ;
+  wire \first_out$596 ;
+  wire \first_out$615 ;
+  wire \first_out$634 ;
+  wire \first_out$653 ;
+  wire \first_out$671 ;
   wire \first_out$690 ;
-  wire \first_out$708 ;
-  wire \first_out$726 ;
-  wire \first_out$744 ;
-  wire \first_out$762 ;
-  wire \first_out$779 ;
-  wire \first_out$797 ;
-  wire \first_out$815 ;
-  wire \first_out$833 ;
-  wire \first_out$851 ;
-  wire \first_out$869 ;
-  wire \first_out$887 ;
-  wire \first_out$905 ;
-  wire \first_out$922 ;
-  wire \first_out$940 ;
-  wire \first_out$958 ;
-  wire \first_out$976 ;
-  wire \first_out$994 ;
+  wire \first_out$709 ;
+  wire \first_out$728 ;
+  wire \first_out$747 ;
+  wire \first_out$766 ;
+  wire \first_out$785 ;
+  wire \first_out$804 ;
+  wire \first_out$822 ;
+  wire \first_out$841 ;
+  wire \first_out$860 ;
+  wire \first_out$879 ;
+  wire \first_out$898 ;
+  wire \first_out$917 ;
+  wire \first_out$936 ;
+  wire \first_out$955 ;
+  wire \first_out$973 ;
+  wire \first_out$992 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
   wire held;
   wire [255:0] i;
-  wire [63:0] \i$379 ;
-  wire [7:0] \i$379[0] ;
-  wire [7:0] \i$379[1] ;
-  wire [7:0] \i$379[2] ;
-  wire [7:0] \i$379[3] ;
-  wire [7:0] \i$379[4] ;
-  wire [7:0] \i$379[5] ;
-  wire [7:0] \i$379[6] ;
-  wire [7:0] \i$379[7] ;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$380 ;
-  wire [7:0] \i$380[0] ;
-  wire [7:0] \i$380[1] ;
-  wire [7:0] \i$380[2] ;
-  wire [7:0] \i$380[3] ;
-  wire [7:0] \i$380[4] ;
-  wire [7:0] \i$380[5] ;
-  wire [7:0] \i$380[6] ;
-  wire [7:0] \i$380[7] ;
-  wire [23:0] \i$381 ;
-  wire [2:0] \i$381[0] ;
-  wire \i$381[0].first ;
-  wire \i$381[0].last ;
-  wire \i$381[0].valid ;
-  wire [2:0] \i$381[1] ;
-  wire \i$381[1].first ;
-  wire \i$381[1].last ;
-  wire \i$381[1].valid ;
-  wire [2:0] \i$381[2] ;
-  wire \i$381[2].first ;
-  wire \i$381[2].last ;
-  wire \i$381[2].valid ;
-  wire [2:0] \i$381[3] ;
-  wire \i$381[3].first ;
-  wire \i$381[3].last ;
-  wire \i$381[3].valid ;
-  wire [2:0] \i$381[4] ;
-  wire \i$381[4].first ;
-  wire \i$381[4].last ;
-  wire \i$381[4].valid ;
-  wire [2:0] \i$381[5] ;
-  wire \i$381[5].first ;
-  wire \i$381[5].last ;
-  wire \i$381[5].valid ;
-  wire [2:0] \i$381[6] ;
-  wire \i$381[6].first ;
-  wire \i$381[6].last ;
-  wire \i$381[6].valid ;
-  wire [2:0] \i$381[7] ;
-  wire \i$381[7].first ;
-  wire \i$381[7].last ;
-  wire \i$381[7].valid ;
+  wire [63:0] \i$92 ;
+  wire [7:0] \i$92[0] ;
+  wire [7:0] \i$92[1] ;
+  wire [7:0] \i$92[2] ;
+  wire [7:0] \i$92[3] ;
+  wire [7:0] \i$92[4] ;
+  wire [7:0] \i$92[5] ;
+  wire [7:0] \i$92[6] ;
+  wire [7:0] \i$92[7] ;
+  reg [63:0] \i$94  = 64'h0000000000000000;
+  wire [7:0] \i$94[0] ;
+  wire [7:0] \i$94[1] ;
+  wire [7:0] \i$94[2] ;
+  wire [7:0] \i$94[3] ;
+  wire [7:0] \i$94[4] ;
+  wire [7:0] \i$94[5] ;
+  wire [7:0] \i$94[6] ;
+  wire [7:0] \i$94[7] ;
+  wire [23:0] \i$96 ;
+  wire [2:0] \i$96[0] ;
+  wire \i$96[0].first ;
+  wire \i$96[0].last ;
+  wire \i$96[0].valid ;
+  wire [2:0] \i$96[1] ;
+  wire \i$96[1].first ;
+  wire \i$96[1].last ;
+  wire \i$96[1].valid ;
+  wire [2:0] \i$96[2] ;
+  wire \i$96[2].first ;
+  wire \i$96[2].last ;
+  wire \i$96[2].valid ;
+  wire [2:0] \i$96[3] ;
+  wire \i$96[3].first ;
+  wire \i$96[3].last ;
+  wire \i$96[3].valid ;
+  wire [2:0] \i$96[4] ;
+  wire \i$96[4].first ;
+  wire \i$96[4].last ;
+  wire \i$96[4].valid ;
+  wire [2:0] \i$96[5] ;
+  wire \i$96[5].first ;
+  wire \i$96[5].last ;
+  wire \i$96[5].valid ;
+  wire [2:0] \i$96[6] ;
+  wire \i$96[6].first ;
+  wire \i$96[6].last ;
+  wire \i$96[6].valid ;
+  wire [2:0] \i$96[7] ;
+  wire \i$96[7].first ;
+  wire \i$96[7].last ;
+  wire \i$96[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1407,15 +1280,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [63:0] \i_next$383 ;
-  wire [7:0] \i_next$383[0] ;
-  wire [7:0] \i_next$383[1] ;
-  wire [7:0] \i_next$383[2] ;
-  wire [7:0] \i_next$383[3] ;
-  wire [7:0] \i_next$383[4] ;
-  wire [7:0] \i_next$383[5] ;
-  wire [7:0] \i_next$383[6] ;
-  wire [7:0] \i_next$383[7] ;
+  wire [63:0] \i_next$99 ;
+  wire [7:0] \i_next$99[0] ;
+  wire [7:0] \i_next$99[1] ;
+  wire [7:0] \i_next$99[2] ;
+  wire [7:0] \i_next$99[3] ;
+  wire [7:0] \i_next$99[4] ;
+  wire [7:0] \i_next$99[5] ;
+  wire [7:0] \i_next$99[6] ;
+  wire [7:0] \i_next$99[7] ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1433,7 +1306,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \in_a[5] ;
   wire [7:0] \in_a[6] ;
   wire [7:0] \in_a[7] ;
-  reg [63:0] in_b = 64'h0000000000000000;
+  (* init = 64'h0000000000000000 *)
+  wire [63:0] in_b;
   wire [7:0] \in_b[0] ;
   wire [7:0] \in_b[1] ;
   wire [7:0] \in_b[2] ;
@@ -1447,185 +1321,185 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1013 ;
+  wire \last_in$1012 ;
   wire \last_in$1031 ;
-  wire \last_in$1049 ;
-  wire \last_in$1066 ;
-  wire \last_in$1084 ;
-  wire \last_in$1102 ;
-  wire \last_in$1120 ;
-  wire \last_in$1138 ;
-  wire \last_in$1156 ;
-  wire \last_in$1174 ;
-  wire \last_in$1192 ;
-  wire \last_in$1209 ;
-  wire \last_in$1227 ;
-  wire \last_in$1245 ;
-  wire \last_in$1263 ;
-  wire \last_in$1281 ;
-  wire \last_in$1299 ;
-  wire \last_in$1317 ;
-  wire \last_in$1335 ;
-  wire \last_in$1352 ;
-  wire \last_in$1370 ;
-  wire \last_in$1388 ;
-  wire \last_in$1406 ;
-  wire \last_in$1424 ;
-  wire \last_in$1442 ;
-  wire \last_in$1460 ;
-  wire \last_in$1478 ;
+  wire \last_in$1050 ;
+  wire \last_in$1069 ;
+  wire \last_in$1088 ;
+  wire \last_in$1107 ;
+  wire \last_in$1125 ;
+  wire \last_in$1144 ;
+  wire \last_in$1163 ;
+  wire \last_in$1182 ;
+  wire \last_in$1201 ;
+  wire \last_in$1220 ;
+  wire \last_in$1239 ;
+  wire \last_in$1258 ;
+  wire \last_in$126 ;
+  wire \last_in$139 ;
+  wire \last_in$152 ;
+  wire \last_in$165 ;
+  wire \last_in$178 ;
+  wire \last_in$191 ;
+  wire \last_in$204 ;
+  wire \last_in$219 ;
+  wire \last_in$238 ;
+  wire \last_in$257 ;
+  wire \last_in$276 ;
+  wire \last_in$295 ;
+  wire \last_in$314 ;
+  wire \last_in$333 ;
+  wire \last_in$352 ;
+  wire \last_in$370 ;
+  wire \last_in$389 ;
   wire \last_in$408 ;
-  wire \last_in$420 ;
-  wire \last_in$432 ;
-  wire \last_in$444 ;
-  wire \last_in$456 ;
-  wire \last_in$468 ;
-  wire \last_in$480 ;
-  wire \last_in$494 ;
-  wire \last_in$512 ;
-  wire \last_in$530 ;
-  wire \last_in$548 ;
-  wire \last_in$566 ;
-  wire \last_in$584 ;
-  wire \last_in$602 ;
-  wire \last_in$620 ;
-  wire \last_in$637 ;
-  wire \last_in$655 ;
-  wire \last_in$673 ;
+  wire \last_in$427 ;
+  wire \last_in$446 ;
+  wire \last_in$465 ;
+  wire \last_in$484 ;
+  wire \last_in$503 ;
+  wire \last_in$521 ;
+  wire \last_in$540 ;
+  wire \last_in$559 ;
+  wire \last_in$578 ;
+  wire \last_in$597 ;
+  wire \last_in$616 ;
+  wire \last_in$635 ;
+  wire \last_in$654 ;
+  wire \last_in$672 ;
   wire \last_in$691 ;
-  wire \last_in$709 ;
-  wire \last_in$727 ;
-  wire \last_in$745 ;
-  wire \last_in$763 ;
-  wire \last_in$780 ;
-  wire \last_in$798 ;
-  wire \last_in$816 ;
-  wire \last_in$834 ;
-  wire \last_in$852 ;
-  wire \last_in$870 ;
-  wire \last_in$888 ;
-  wire \last_in$906 ;
-  wire \last_in$923 ;
-  wire \last_in$941 ;
-  wire \last_in$959 ;
-  wire \last_in$977 ;
-  wire \last_in$995 ;
+  wire \last_in$710 ;
+  wire \last_in$729 ;
+  wire \last_in$748 ;
+  wire \last_in$767 ;
+  wire \last_in$786 ;
+  wire \last_in$805 ;
+  wire \last_in$823 ;
+  wire \last_in$842 ;
+  wire \last_in$861 ;
+  wire \last_in$880 ;
+  wire \last_in$899 ;
+  wire \last_in$918 ;
+  wire \last_in$937 ;
+  wire \last_in$956 ;
+  wire \last_in$974 ;
+  wire \last_in$993 ;
   wire last_out;
-  wire \last_out$1014 ;
+  wire \last_out$1013 ;
   wire \last_out$1032 ;
-  wire \last_out$1050 ;
-  wire \last_out$1067 ;
-  wire \last_out$1085 ;
-  wire \last_out$1103 ;
-  wire \last_out$1121 ;
-  wire \last_out$1139 ;
-  wire \last_out$1157 ;
-  wire \last_out$1175 ;
-  wire \last_out$1193 ;
-  wire \last_out$1210 ;
-  wire \last_out$1228 ;
-  wire \last_out$1246 ;
-  wire \last_out$1264 ;
-  wire \last_out$1282 ;
-  wire \last_out$1300 ;
-  wire \last_out$1318 ;
-  wire \last_out$1336 ;
-  wire \last_out$1353 ;
-  wire \last_out$1371 ;
-  wire \last_out$1389 ;
-  wire \last_out$1407 ;
-  wire \last_out$1425 ;
-  wire \last_out$1443 ;
-  wire \last_out$1461 ;
-  wire \last_out$1479 ;
-  wire \last_out$342 ;
-  wire \last_out$345 ;
-  wire \last_out$348 ;
-  wire \last_out$351 ;
-  wire \last_out$354 ;
-  wire \last_out$357 ;
-  wire \last_out$360 ;
-  wire \last_out$495 ;
-  wire \last_out$513 ;
-  wire \last_out$531 ;
-  wire \last_out$549 ;
-  wire \last_out$567 ;
-  wire \last_out$585 ;
-  wire \last_out$603 ;
-  wire \last_out$621 ;
-  wire \last_out$638 ;
-  wire \last_out$656 ;
-  wire \last_out$674 ;
+  wire \last_out$1051 ;
+  wire \last_out$1070 ;
+  wire \last_out$1089 ;
+  wire \last_out$1108 ;
+  wire \last_out$1126 ;
+  wire \last_out$1145 ;
+  wire \last_out$1164 ;
+  wire \last_out$1183 ;
+  wire \last_out$1202 ;
+  wire \last_out$1221 ;
+  wire \last_out$1240 ;
+  wire \last_out$1259 ;
+  wire \last_out$15 ;
+  wire \last_out$18 ;
+  wire \last_out$21 ;
+  wire \last_out$220 ;
+  wire \last_out$239 ;
+  wire \last_out$24 ;
+  wire \last_out$258 ;
+  wire \last_out$27 ;
+  wire \last_out$277 ;
+  wire \last_out$296 ;
+  wire \last_out$30 ;
+  wire \last_out$315 ;
+  wire \last_out$33 ;
+  wire \last_out$334 ;
+  wire \last_out$353 ;
+  wire \last_out$371 ;
+  wire \last_out$390 ;
+  wire \last_out$409 ;
+  wire \last_out$428 ;
+  wire \last_out$447 ;
+  wire \last_out$466 ;
+  wire \last_out$485 ;
+  wire \last_out$504 ;
+  wire \last_out$522 ;
+  wire \last_out$541 ;
+  wire \last_out$560 ;
+  wire \last_out$579 ;
+  wire \last_out$598 ;
+  wire \last_out$617 ;
+  wire \last_out$636 ;
+  wire \last_out$655 ;
+  wire \last_out$673 ;
   wire \last_out$692 ;
-  wire \last_out$710 ;
-  wire \last_out$728 ;
-  wire \last_out$746 ;
-  wire \last_out$764 ;
-  wire \last_out$781 ;
-  wire \last_out$799 ;
-  wire \last_out$817 ;
-  wire \last_out$835 ;
-  wire \last_out$853 ;
-  wire \last_out$871 ;
-  wire \last_out$889 ;
-  wire \last_out$907 ;
-  wire \last_out$924 ;
-  wire \last_out$942 ;
-  wire \last_out$960 ;
-  wire \last_out$978 ;
-  wire \last_out$996 ;
+  wire \last_out$711 ;
+  wire \last_out$730 ;
+  wire \last_out$749 ;
+  wire \last_out$768 ;
+  wire \last_out$787 ;
+  wire \last_out$806 ;
+  wire \last_out$824 ;
+  wire \last_out$843 ;
+  wire \last_out$862 ;
+  wire \last_out$881 ;
+  wire \last_out$900 ;
+  wire \last_out$919 ;
+  wire \last_out$938 ;
+  wire \last_out$957 ;
+  wire \last_out$975 ;
+  wire \last_out$994 ;
   wire [255:0] o;
-  wire [63:0] \o$386 ;
-  wire [7:0] \o$386[0] ;
-  wire [7:0] \o$386[1] ;
-  wire [7:0] \o$386[2] ;
-  wire [7:0] \o$386[3] ;
-  wire [7:0] \o$386[4] ;
-  wire [7:0] \o$386[5] ;
-  wire [7:0] \o$386[6] ;
-  wire [7:0] \o$386[7] ;
-  wire [63:0] \o$392 ;
-  wire [7:0] \o$392[0] ;
-  wire [7:0] \o$392[1] ;
-  wire [7:0] \o$392[2] ;
-  wire [7:0] \o$392[3] ;
-  wire [7:0] \o$392[4] ;
-  wire [7:0] \o$392[5] ;
-  wire [7:0] \o$392[6] ;
-  wire [7:0] \o$392[7] ;
-  wire [23:0] \o$394 ;
-  wire [2:0] \o$394[0] ;
-  wire \o$394[0].first ;
-  wire \o$394[0].last ;
-  wire \o$394[0].valid ;
-  wire [2:0] \o$394[1] ;
-  wire \o$394[1].first ;
-  wire \o$394[1].last ;
-  wire \o$394[1].valid ;
-  wire [2:0] \o$394[2] ;
-  wire \o$394[2].first ;
-  wire \o$394[2].last ;
-  wire \o$394[2].valid ;
-  wire [2:0] \o$394[3] ;
-  wire \o$394[3].first ;
-  wire \o$394[3].last ;
-  wire \o$394[3].valid ;
-  wire [2:0] \o$394[4] ;
-  wire \o$394[4].first ;
-  wire \o$394[4].last ;
-  wire \o$394[4].valid ;
-  wire [2:0] \o$394[5] ;
-  wire \o$394[5].first ;
-  wire \o$394[5].last ;
-  wire \o$394[5].valid ;
-  wire [2:0] \o$394[6] ;
-  wire \o$394[6].first ;
-  wire \o$394[6].last ;
-  wire \o$394[6].valid ;
-  wire [2:0] \o$394[7] ;
-  wire \o$394[7].first ;
-  wire \o$394[7].last ;
-  wire \o$394[7].valid ;
+  wire [63:0] \o$103 ;
+  wire [7:0] \o$103[0] ;
+  wire [7:0] \o$103[1] ;
+  wire [7:0] \o$103[2] ;
+  wire [7:0] \o$103[3] ;
+  wire [7:0] \o$103[4] ;
+  wire [7:0] \o$103[5] ;
+  wire [7:0] \o$103[6] ;
+  wire [7:0] \o$103[7] ;
+  wire [63:0] \o$109 ;
+  wire [7:0] \o$109[0] ;
+  wire [7:0] \o$109[1] ;
+  wire [7:0] \o$109[2] ;
+  wire [7:0] \o$109[3] ;
+  wire [7:0] \o$109[4] ;
+  wire [7:0] \o$109[5] ;
+  wire [7:0] \o$109[6] ;
+  wire [7:0] \o$109[7] ;
+  wire [23:0] \o$111 ;
+  wire [2:0] \o$111[0] ;
+  wire \o$111[0].first ;
+  wire \o$111[0].last ;
+  wire \o$111[0].valid ;
+  wire [2:0] \o$111[1] ;
+  wire \o$111[1].first ;
+  wire \o$111[1].last ;
+  wire \o$111[1].valid ;
+  wire [2:0] \o$111[2] ;
+  wire \o$111[2].first ;
+  wire \o$111[2].last ;
+  wire \o$111[2].valid ;
+  wire [2:0] \o$111[3] ;
+  wire \o$111[3].first ;
+  wire \o$111[3].last ;
+  wire \o$111[3].valid ;
+  wire [2:0] \o$111[4] ;
+  wire \o$111[4].first ;
+  wire \o$111[4].last ;
+  wire \o$111[4].valid ;
+  wire [2:0] \o$111[5] ;
+  wire \o$111[5].first ;
+  wire \o$111[5].last ;
+  wire \o$111[5].valid ;
+  wire [2:0] \o$111[6] ;
+  wire \o$111[6].first ;
+  wire \o$111[6].last ;
+  wire \o$111[6].valid ;
+  wire [2:0] \o$111[7] ;
+  wire \o$111[7].first ;
+  wire \o$111[7].last ;
+  wire \o$111[7].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1635,15 +1509,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [63:0] o_next;
-  wire [63:0] \o_next$390 ;
-  wire [7:0] \o_next$390[0] ;
-  wire [7:0] \o_next$390[1] ;
-  wire [7:0] \o_next$390[2] ;
-  wire [7:0] \o_next$390[3] ;
-  wire [7:0] \o_next$390[4] ;
-  wire [7:0] \o_next$390[5] ;
-  wire [7:0] \o_next$390[6] ;
-  wire [7:0] \o_next$390[7] ;
+  wire [63:0] \o_next$107 ;
+  wire [7:0] \o_next$107[0] ;
+  wire [7:0] \o_next$107[1] ;
+  wire [7:0] \o_next$107[2] ;
+  wire [7:0] \o_next$107[3] ;
+  wire [7:0] \o_next$107[4] ;
+  wire [7:0] \o_next$107[5] ;
+  wire [7:0] \o_next$107[6] ;
+  wire [7:0] \o_next$107[7] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -1689,198 +1563,6 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \out.c[7] ;
   wire \out.last ;
   reg [2:0] out_row = 3'h0;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_0_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_4_sync_rst;
-  wire pe_0_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_5_sync_rst;
-  wire pe_0_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_6_sync_rst;
-  wire pe_0_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_7_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_1_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_4_sync_rst;
-  wire pe_1_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_5_sync_rst;
-  wire pe_1_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_6_sync_rst;
-  wire pe_1_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_7_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_2_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_4_sync_rst;
-  wire pe_2_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_5_sync_rst;
-  wire pe_2_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_6_sync_rst;
-  wire pe_2_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_7_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
-  wire pe_3_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_4_sync_rst;
-  wire pe_3_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_5_sync_rst;
-  wire pe_3_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_6_sync_rst;
-  wire pe_3_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_7_sync_rst;
-  wire pe_4_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_0_sync_rst;
-  wire pe_4_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_1_sync_rst;
-  wire pe_4_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_2_sync_rst;
-  wire pe_4_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_3_sync_rst;
-  wire pe_4_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_4_sync_rst;
-  wire pe_4_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_5_sync_rst;
-  wire pe_4_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_6_sync_rst;
-  wire pe_4_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_7_sync_rst;
-  wire pe_5_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_0_sync_rst;
-  wire pe_5_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_1_sync_rst;
-  wire pe_5_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_2_sync_rst;
-  wire pe_5_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_3_sync_rst;
-  wire pe_5_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_4_sync_rst;
-  wire pe_5_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_5_sync_rst;
-  wire pe_5_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_6_sync_rst;
-  wire pe_5_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_7_sync_rst;
-  wire pe_6_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_0_sync_rst;
-  wire pe_6_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_1_sync_rst;
-  wire pe_6_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_2_sync_rst;
-  wire pe_6_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_3_sync_rst;
-  wire pe_6_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_4_sync_rst;
-  wire pe_6_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_5_sync_rst;
-  wire pe_6_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_6_sync_rst;
-  wire pe_6_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_7_sync_rst;
-  wire pe_7_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_0_sync_rst;
-  wire pe_7_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_1_sync_rst;
-  wire pe_7_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_2_sync_rst;
-  wire pe_7_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_3_sync_rst;
-  wire pe_7_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_4_sync_rst;
-  wire pe_7_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_5_sync_rst;
-  wire pe_7_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_6_sync_rst;
-  wire pe_7_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_7_sync_rst;
   reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
@@ -1974,9 +1656,6 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg rst_pe_7_6 = 1'h1;
   reg rst_pe_7_7 = 1'h1;
   reg rst_skew_flags = 1'h1;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [256:0] skid = 257'h00000000000000000000000000000000000000000000000000000000000000000;
   wire [255:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -1997,163 +1676,178 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_5 = 1'h0;
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1009 ;
+  wire \valid_in$1008 ;
   wire \valid_in$1027 ;
-  wire \valid_in$1045 ;
-  wire \valid_in$1062 ;
-  wire \valid_in$1080 ;
-  wire \valid_in$1098 ;
-  wire \valid_in$1116 ;
-  wire \valid_in$1134 ;
-  wire \valid_in$1152 ;
-  wire \valid_in$1170 ;
-  wire \valid_in$1188 ;
-  wire \valid_in$1205 ;
-  wire \valid_in$1223 ;
-  wire \valid_in$1241 ;
-  wire \valid_in$1259 ;
-  wire \valid_in$1277 ;
-  wire \valid_in$1295 ;
-  wire \valid_in$1313 ;
-  wire \valid_in$1331 ;
-  wire \valid_in$1348 ;
-  wire \valid_in$1366 ;
-  wire \valid_in$1384 ;
-  wire \valid_in$1402 ;
-  wire \valid_in$1420 ;
-  wire \valid_in$1438 ;
-  wire \valid_in$1456 ;
-  wire \valid_in$1474 ;
-  wire \valid_in$406 ;
-  wire \valid_in$418 ;
-  wire \valid_in$430 ;
+  wire \valid_in$1046 ;
+  wire \valid_in$1065 ;
+  wire \valid_in$1084 ;
+  wire \valid_in$1103 ;
+  wire \valid_in$1121 ;
+  wire \valid_in$1140 ;
+  wire \valid_in$1159 ;
+  wire \valid_in$1178 ;
+  wire \valid_in$1197 ;
+  wire \valid_in$1216 ;
+  wire \valid_in$1235 ;
+  wire \valid_in$124 ;
+  wire \valid_in$1254 ;
+  wire \valid_in$137 ;
+  wire \valid_in$150 ;
+  wire \valid_in$163 ;
+  wire \valid_in$176 ;
+  wire \valid_in$189 ;
+  wire \valid_in$202 ;
+  wire \valid_in$215 ;
+  wire \valid_in$234 ;
+  wire \valid_in$253 ;
+  wire \valid_in$272 ;
+  wire \valid_in$291 ;
+  wire \valid_in$310 ;
+  wire \valid_in$329 ;
+  wire \valid_in$348 ;
+  wire \valid_in$366 ;
+  wire \valid_in$385 ;
+  wire \valid_in$404 ;
+  wire \valid_in$423 ;
   wire \valid_in$442 ;
-  wire \valid_in$454 ;
-  wire \valid_in$466 ;
-  wire \valid_in$478 ;
-  wire \valid_in$490 ;
-  wire \valid_in$508 ;
-  wire \valid_in$526 ;
-  wire \valid_in$544 ;
-  wire \valid_in$562 ;
-  wire \valid_in$580 ;
-  wire \valid_in$598 ;
-  wire \valid_in$616 ;
-  wire \valid_in$633 ;
-  wire \valid_in$651 ;
-  wire \valid_in$669 ;
+  wire \valid_in$461 ;
+  wire \valid_in$480 ;
+  wire \valid_in$499 ;
+  wire \valid_in$517 ;
+  wire \valid_in$536 ;
+  wire \valid_in$555 ;
+  wire \valid_in$574 ;
+  wire \valid_in$593 ;
+  wire \valid_in$612 ;
+  wire \valid_in$631 ;
+  wire \valid_in$650 ;
+  wire \valid_in$668 ;
   wire \valid_in$687 ;
-  wire \valid_in$705 ;
-  wire \valid_in$723 ;
-  wire \valid_in$741 ;
-  wire \valid_in$759 ;
-  wire \valid_in$776 ;
-  wire \valid_in$794 ;
-  wire \valid_in$812 ;
-  wire \valid_in$830 ;
-  wire \valid_in$848 ;
-  wire \valid_in$866 ;
-  wire \valid_in$884 ;
-  wire \valid_in$902 ;
-  wire \valid_in$919 ;
-  wire \valid_in$937 ;
-  wire \valid_in$955 ;
-  wire \valid_in$973 ;
-  wire \valid_in$991 ;
+  wire \valid_in$706 ;
+  wire \valid_in$725 ;
+  wire \valid_in$744 ;
+  wire \valid_in$763 ;
+  wire \valid_in$782 ;
+  wire \valid_in$801 ;
+  wire \valid_in$819 ;
+  wire \valid_in$838 ;
+  wire \valid_in$857 ;
+  wire \valid_in$876 ;
+  wire \valid_in$895 ;
+  wire \valid_in$914 ;
+  wire \valid_in$933 ;
+  wire \valid_in$952 ;
+  wire \valid_in$970 ;
+  wire \valid_in$989 ;
   wire valid_out;
-  wire \valid_out$1010 ;
+  wire \valid_out$1009 ;
   wire \valid_out$1028 ;
-  wire \valid_out$1046 ;
-  wire \valid_out$1063 ;
-  wire \valid_out$1081 ;
-  wire \valid_out$1099 ;
-  wire \valid_out$1117 ;
-  wire \valid_out$1135 ;
-  wire \valid_out$1153 ;
-  wire \valid_out$1171 ;
-  wire \valid_out$1189 ;
-  wire \valid_out$1206 ;
-  wire \valid_out$1224 ;
-  wire \valid_out$1242 ;
-  wire \valid_out$1260 ;
-  wire \valid_out$1278 ;
-  wire \valid_out$1296 ;
-  wire \valid_out$1314 ;
-  wire \valid_out$1332 ;
-  wire \valid_out$1349 ;
-  wire \valid_out$1367 ;
-  wire \valid_out$1385 ;
-  wire \valid_out$1403 ;
-  wire \valid_out$1421 ;
-  wire \valid_out$1439 ;
-  wire \valid_out$1457 ;
-  wire \valid_out$1475 ;
-  wire \valid_out$341 ;
-  wire \valid_out$344 ;
-  wire \valid_out$347 ;
-  wire \valid_out$350 ;
-  wire \valid_out$353 ;
-  wire \valid_out$356 ;
-  wire \valid_out$359 ;
-  wire \valid_out$491 ;
-  wire \valid_out$509 ;
-  wire \valid_out$527 ;
-  wire \valid_out$545 ;
-  wire \valid_out$563 ;
-  wire \valid_out$581 ;
-  wire \valid_out$599 ;
-  wire \valid_out$617 ;
-  wire \valid_out$634 ;
-  wire \valid_out$652 ;
-  wire \valid_out$670 ;
+  wire \valid_out$1047 ;
+  wire \valid_out$1066 ;
+  wire \valid_out$1085 ;
+  wire \valid_out$1104 ;
+  wire \valid_out$1122 ;
+  wire \valid_out$1141 ;
+  wire \valid_out$1160 ;
+  wire \valid_out$1179 ;
+  wire \valid_out$1198 ;
+  wire \valid_out$1217 ;
+  wire \valid_out$1236 ;
+  wire \valid_out$1255 ;
+  wire \valid_out$14 ;
+  wire \valid_out$17 ;
+  wire \valid_out$20 ;
+  wire \valid_out$216 ;
+  wire \valid_out$23 ;
+  wire \valid_out$235 ;
+  wire \valid_out$254 ;
+  wire \valid_out$26 ;
+  wire \valid_out$273 ;
+  wire \valid_out$29 ;
+  wire \valid_out$292 ;
+  wire \valid_out$311 ;
+  wire \valid_out$32 ;
+  wire \valid_out$330 ;
+  wire \valid_out$349 ;
+  wire \valid_out$367 ;
+  wire \valid_out$386 ;
+  wire \valid_out$405 ;
+  wire \valid_out$424 ;
+  wire \valid_out$443 ;
+  wire \valid_out$462 ;
+  wire \valid_out$481 ;
+  wire \valid_out$500 ;
+  wire \valid_out$518 ;
+  wire \valid_out$537 ;
+  wire \valid_out$556 ;
+  wire \valid_out$575 ;
+  wire \valid_out$594 ;
+  wire \valid_out$613 ;
+  wire \valid_out$632 ;
+  wire \valid_out$651 ;
+  wire \valid_out$669 ;
   wire \valid_out$688 ;
-  wire \valid_out$706 ;
-  wire \valid_out$724 ;
-  wire \valid_out$742 ;
-  wire \valid_out$760 ;
-  wire \valid_out$777 ;
-  wire \valid_out$795 ;
-  wire \valid_out$813 ;
-  wire \valid_out$831 ;
-  wire \valid_out$849 ;
-  wire \valid_out$867 ;
-  wire \valid_out$885 ;
-  wire \valid_out$903 ;
-  wire \valid_out$920 ;
-  wire \valid_out$938 ;
-  wire \valid_out$956 ;
-  wire \valid_out$974 ;
-  wire \valid_out$992 ;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ skid_valid_4;
-  assign \$7  = ~ skid_valid_5;
-  assign \$8  = ~ skid_valid_6;
-  assign \$9  = ~ skid_valid_7;
-  assign \$10  = ~ held;
-  assign \$11  = ~ held;
-  assign \$12  = ~ held;
-  assign \$13  = ~ held;
-  assign \$14  = ~ held;
-  assign \$15  = ~ held;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = results__valid & results__ready;
-  assign \$19  = out_row == 3'h7;
-  assign \$20  = out_row + 1'h1;
-  assign \$21  = \$19  ? 4'h0 : \$20 ;
-  assign \$22  = ~ held;
-  assign \$23  = ~ held;
-  assign \$24  = ~ held;
-  assign \$25  = ~ held;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
+  wire \valid_out$707 ;
+  wire \valid_out$726 ;
+  wire \valid_out$745 ;
+  wire \valid_out$764 ;
+  wire \valid_out$783 ;
+  wire \valid_out$802 ;
+  wire \valid_out$820 ;
+  wire \valid_out$839 ;
+  wire \valid_out$858 ;
+  wire \valid_out$877 ;
+  wire \valid_out$896 ;
+  wire \valid_out$915 ;
+  wire \valid_out$934 ;
+  wire \valid_out$953 ;
+  wire \valid_out$971 ;
+  wire \valid_out$990 ;
+  assign drain_0 = valid_out & last_out;
+  assign drain_1 = \valid_out$14  & \last_out$15 ;
+  assign drain_2 = \valid_out$17  & \last_out$18 ;
+  assign drain_3 = \valid_out$20  & \last_out$21 ;
+  assign drain_4 = \valid_out$23  & \last_out$24 ;
+  assign drain_5 = \valid_out$26  & \last_out$27 ;
+  assign drain_6 = \valid_out$29  & \last_out$30 ;
+  assign drain_7 = \valid_out$32  & \last_out$33 ;
+  assign \$1  = out_row == 3'h7;
+  assign results__valid = skid_valid | chain_valid_out;
+  assign \$2  = skid_valid ? skid[256] : out[256];
+  assign \$3  = ~ results__ready;
+  assign held = results__valid & \$3 ;
+  assign \$4  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$5  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$6  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$7  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$8  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$9  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$10  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$11  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$12  = gap < 3'h7;
+  assign hazard = operands__payload[128] & \$12 ;
+  assign \$13  = ~ hazard;
+  assign \$14  = \en$69  & \$13 ;
+  assign operands__ready = \$14  & released;
+  assign accept = operands__valid & operands__ready;
+  assign \$15  = ~ first;
+  assign \$16  = in_flags[0] | \$15 ;
+  assign \$17  = \$16  | results__valid;
+  assign \$18  = | { \valid_in$1254 , \valid_in$1235 , \valid_in$1216 , \valid_in$1197 , \valid_in$1178 , \valid_in$1159 , \valid_in$1140 , \valid_in$1121 , \valid_in$1103 , \valid_in$1084 , \valid_in$1065 , \valid_in$1046 , \valid_in$1027 , \valid_in$1008 , \valid_in$989 , \valid_in$970 , \valid_in$952 , \valid_in$933 , \valid_in$914 , \valid_in$895 , \valid_in$876 , \valid_in$857 , \valid_in$838 , \valid_in$819 , \valid_in$801 , \valid_in$782 , \valid_in$763 , \valid_in$744 , \valid_in$725 , \valid_in$706 , \valid_in$687 , \valid_in$668 , \valid_in$650 , \valid_in$631 , \valid_in$612 , \valid_in$593 , \valid_in$574 , \valid_in$555 , \valid_in$536 , \valid_in$517 , \valid_in$499 , \valid_in$480 , \valid_in$461 , \valid_in$442 , \valid_in$423 , \valid_in$404 , \valid_in$385 , \valid_in$366 , \valid_in$348 , \valid_in$329 , \valid_in$310 , \valid_in$291 , \valid_in$272 , \valid_in$253 , \valid_in$234 , \valid_in$215 , \o$111 [21], \o$111 [18], \o$111 [15], \o$111 [12], \o$111 [9], \o$111 [6], \o$111 [3], \o$111 [0] };
+  assign \$19  = \$17  | \$18 ;
+  assign \$20  = | { chain_valid_out, \chain_valid_out$1272 , \chain_valid_out$1271 , \chain_valid_out$1270 , \chain_valid_out$1269 , \chain_valid_out$1268 , \chain_valid_out$1267 , \chain_valid_out$1266 , \chain_valid_in$1262 , \chain_valid_in$1243 , \chain_valid_in$1224 , \chain_valid_in$1205 , \chain_valid_in$1186 , \chain_valid_in$1167 , \chain_valid_in$1148 , \chain_valid_in$1129 , \chain_valid_in$1111 , \chain_valid_in$1092 , \chain_valid_in$1073 , \chain_valid_in$1054 , \chain_valid_in$1035 , \chain_valid_in$1016 , \chain_valid_in$997 , \chain_valid_in$978 , \chain_valid_in$960 , \chain_valid_in$941 , \chain_valid_in$922 , \chain_valid_in$903 , \chain_valid_in$884 , \chain_valid_in$865 , \chain_valid_in$846 , \chain_valid_in$827 , \chain_valid_in$809 , \chain_valid_in$790 , \chain_valid_in$771 , \chain_valid_in$752 , \chain_valid_in$733 , \chain_valid_in$714 , \chain_valid_in$695 , \chain_valid_in$676 , \chain_valid_in$658 , \chain_valid_in$639 , \chain_valid_in$620 , \chain_valid_in$601 , \chain_valid_in$582 , \chain_valid_in$563 , \chain_valid_in$544 , \chain_valid_in$525 , \chain_valid_in$507 , \chain_valid_in$488 , \chain_valid_in$469 , \chain_valid_in$450 , \chain_valid_in$431 , \chain_valid_in$412 , \chain_valid_in$393 , \chain_valid_in$374 , \chain_valid_in$356 , \chain_valid_in$337 , \chain_valid_in$318 , \chain_valid_in$299 , \chain_valid_in$280 , \chain_valid_in$261 , \chain_valid_in$242 , \chain_valid_in$223  };
+  assign busy = \$19  | \$20 ;
+  assign \$21  = ~ skid_valid;
+  assign \$22  = ~ skid_valid_0;
+  assign \$23  = ~ skid_valid_1;
+  assign \$24  = ~ skid_valid_2;
+  assign \$25  = ~ skid_valid_3;
+  assign \$26  = ~ skid_valid_4;
+  assign \$27  = ~ skid_valid_5;
+  assign \$28  = ~ skid_valid_6;
+  assign \$29  = ~ skid_valid_7;
   assign \$30  = ~ held;
   assign \$31  = ~ held;
   assign \$32  = ~ held;
@@ -2162,10 +1856,10 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$35  = ~ held;
   assign \$36  = ~ held;
   assign \$37  = ~ held;
-  assign \$38  = ~ held;
-  assign \$39  = accept & operands__payload[128];
-  assign \$40  = gap < 4'h8;
-  assign \$41  = gap + 1'h1;
+  assign \$38  = results__valid & results__ready;
+  assign \$39  = out_row == 3'h7;
+  assign \$40  = out_row + 1'h1;
+  assign \$41  = \$39  ? 4'h0 : \$40 ;
   assign \$42  = ~ held;
   assign \$43  = ~ held;
   assign \$44  = ~ held;
@@ -2183,9 +1877,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$56  = ~ held;
   assign \$57  = ~ held;
   assign \$58  = ~ held;
-  assign \$59  = ~ held;
-  assign \$60  = ~ held;
-  assign \$61  = ~ held;
+  assign \$59  = accept & operands__payload[128];
+  assign \$60  = gap < 4'h8;
+  assign \$61  = gap + 1'h1;
   assign \$62  = ~ held;
   assign \$63  = ~ held;
   assign \$64  = ~ held;
@@ -2247,164 +1941,26 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$120  = ~ held;
   assign \$121  = ~ held;
   assign \$122  = ~ held;
-  assign drain_0 = valid_out & last_out;
-  assign drain_1 = \valid_out$341  & \last_out$342 ;
-  assign drain_2 = \valid_out$344  & \last_out$345 ;
-  assign drain_3 = \valid_out$347  & \last_out$348 ;
-  assign drain_4 = \valid_out$350  & \last_out$351 ;
-  assign drain_5 = \valid_out$353  & \last_out$354 ;
-  assign drain_6 = \valid_out$356  & \last_out$357 ;
-  assign drain_7 = \valid_out$359  & \last_out$360 ;
-  assign \$123  = out_row == 3'h7;
-  assign results__valid = skid_valid | chain_valid_out;
-  assign \$124  = skid_valid ? skid[256] : out[256];
-  assign \$125  = ~ results__ready;
-  assign held = results__valid & \$125 ;
-  assign \$126  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$127  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$128  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$129  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$130  = skid_valid_4 ? skid[159:128] : out[159:128];
-  assign \$131  = skid_valid_5 ? skid[191:160] : out[191:160];
-  assign \$132  = skid_valid_6 ? skid[223:192] : out[223:192];
-  assign \$133  = skid_valid_7 ? skid[255:224] : out[255:224];
-  assign \$134  = gap < 3'h7;
-  assign hazard = operands__payload[128] & \$134 ;
-  assign \$135  = ~ hazard;
-  assign \$136  = en & \$135 ;
-  assign operands__ready = \$136  & released;
-  assign accept = operands__valid & operands__ready;
-  assign \$137  = ~ first;
-  assign \$138  = in_flags[0] | \$137 ;
-  assign \$139  = \$138  | results__valid;
-  assign \$141  = \$140  | \o$394 [3];
-  assign \$142  = \$141  | \o$394 [6];
-  assign \$143  = \$142  | \o$394 [9];
-  assign \$144  = \$143  | \o$394 [12];
-  assign \$145  = \$144  | \o$394 [15];
-  assign \$146  = \$145  | \o$394 [18];
-  assign \$147  = \$146  | \o$394 [21];
-  assign \$148  = \$147  | \valid_in$490 ;
-  assign \$149  = \$148  | \valid_in$508 ;
-  assign \$150  = \$149  | \valid_in$526 ;
-  assign \$151  = \$150  | \valid_in$544 ;
-  assign \$152  = \$151  | \valid_in$562 ;
-  assign \$153  = \$152  | \valid_in$580 ;
-  assign \$154  = \$153  | \valid_in$598 ;
-  assign \$155  = \$154  | \valid_in$616 ;
-  assign \$156  = \$155  | \valid_in$633 ;
-  assign \$157  = \$156  | \valid_in$651 ;
-  assign \$158  = \$157  | \valid_in$669 ;
-  assign \$159  = \$158  | \valid_in$687 ;
-  assign \$160  = \$159  | \valid_in$705 ;
-  assign \$161  = \$160  | \valid_in$723 ;
-  assign \$162  = \$161  | \valid_in$741 ;
-  assign \$163  = \$162  | \valid_in$759 ;
-  assign \$164  = \$163  | \valid_in$776 ;
-  assign \$165  = \$164  | \valid_in$794 ;
-  assign \$166  = \$165  | \valid_in$812 ;
-  assign \$167  = \$166  | \valid_in$830 ;
-  assign \$168  = \$167  | \valid_in$848 ;
-  assign \$169  = \$168  | \valid_in$866 ;
-  assign \$170  = \$169  | \valid_in$884 ;
-  assign \$171  = \$170  | \valid_in$902 ;
-  assign \$172  = \$171  | \valid_in$919 ;
-  assign \$173  = \$172  | \valid_in$937 ;
-  assign \$174  = \$173  | \valid_in$955 ;
-  assign \$175  = \$174  | \valid_in$973 ;
-  assign \$176  = \$175  | \valid_in$991 ;
-  assign \$177  = \$176  | \valid_in$1009 ;
-  assign \$178  = \$177  | \valid_in$1027 ;
-  assign \$179  = \$178  | \valid_in$1045 ;
-  assign \$180  = \$179  | \valid_in$1062 ;
-  assign \$181  = \$180  | \valid_in$1080 ;
-  assign \$182  = \$181  | \valid_in$1098 ;
-  assign \$183  = \$182  | \valid_in$1116 ;
-  assign \$184  = \$183  | \valid_in$1134 ;
-  assign \$185  = \$184  | \valid_in$1152 ;
-  assign \$186  = \$185  | \valid_in$1170 ;
-  assign \$187  = \$186  | \valid_in$1188 ;
-  assign \$188  = \$187  | \valid_in$1205 ;
-  assign \$189  = \$188  | \valid_in$1223 ;
-  assign \$190  = \$189  | \valid_in$1241 ;
-  assign \$191  = \$190  | \valid_in$1259 ;
-  assign \$192  = \$191  | \valid_in$1277 ;
-  assign \$193  = \$192  | \valid_in$1295 ;
-  assign \$194  = \$193  | \valid_in$1313 ;
-  assign \$195  = \$194  | \valid_in$1331 ;
-  assign \$196  = \$195  | \valid_in$1348 ;
-  assign \$197  = \$196  | \valid_in$1366 ;
-  assign \$198  = \$197  | \valid_in$1384 ;
-  assign \$199  = \$198  | \valid_in$1402 ;
-  assign \$200  = \$199  | \valid_in$1420 ;
-  assign \$201  = \$200  | \valid_in$1438 ;
-  assign \$202  = \$201  | \valid_in$1456 ;
-  assign \$203  = \$202  | \valid_in$1474 ;
-  assign \$204  = \$139  | \$203 ;
-  assign \$206  = \$205  | \chain_valid_in$516 ;
-  assign \$207  = \$206  | \chain_valid_in$534 ;
-  assign \$208  = \$207  | \chain_valid_in$552 ;
-  assign \$209  = \$208  | \chain_valid_in$570 ;
-  assign \$210  = \$209  | \chain_valid_in$588 ;
-  assign \$211  = \$210  | \chain_valid_in$606 ;
-  assign \$212  = \$211  | \chain_valid_in$624 ;
-  assign \$213  = \$212  | \chain_valid_in$641 ;
-  assign \$214  = \$213  | \chain_valid_in$659 ;
-  assign \$215  = \$214  | \chain_valid_in$677 ;
-  assign \$216  = \$215  | \chain_valid_in$695 ;
-  assign \$217  = \$216  | \chain_valid_in$713 ;
-  assign \$218  = \$217  | \chain_valid_in$731 ;
-  assign \$219  = \$218  | \chain_valid_in$749 ;
-  assign \$220  = \$219  | \chain_valid_in$767 ;
-  assign \$221  = \$220  | \chain_valid_in$784 ;
-  assign \$222  = \$221  | \chain_valid_in$802 ;
-  assign \$223  = \$222  | \chain_valid_in$820 ;
-  assign \$224  = \$223  | \chain_valid_in$838 ;
-  assign \$225  = \$224  | \chain_valid_in$856 ;
-  assign \$226  = \$225  | \chain_valid_in$874 ;
-  assign \$227  = \$226  | \chain_valid_in$892 ;
-  assign \$228  = \$227  | \chain_valid_in$910 ;
-  assign \$229  = \$228  | \chain_valid_in$927 ;
-  assign \$230  = \$229  | \chain_valid_in$945 ;
-  assign \$231  = \$230  | \chain_valid_in$963 ;
-  assign \$232  = \$231  | \chain_valid_in$981 ;
-  assign \$233  = \$232  | \chain_valid_in$999 ;
-  assign \$234  = \$233  | \chain_valid_in$1017 ;
-  assign \$235  = \$234  | \chain_valid_in$1035 ;
-  assign \$236  = \$235  | \chain_valid_in$1053 ;
-  assign \$237  = \$236  | \chain_valid_in$1070 ;
-  assign \$238  = \$237  | \chain_valid_in$1088 ;
-  assign \$239  = \$238  | \chain_valid_in$1106 ;
-  assign \$240  = \$239  | \chain_valid_in$1124 ;
-  assign \$241  = \$240  | \chain_valid_in$1142 ;
-  assign \$242  = \$241  | \chain_valid_in$1160 ;
-  assign \$243  = \$242  | \chain_valid_in$1178 ;
-  assign \$244  = \$243  | \chain_valid_in$1196 ;
-  assign \$245  = \$244  | \chain_valid_in$1213 ;
-  assign \$246  = \$245  | \chain_valid_in$1231 ;
-  assign \$247  = \$246  | \chain_valid_in$1249 ;
-  assign \$248  = \$247  | \chain_valid_in$1267 ;
-  assign \$249  = \$248  | \chain_valid_in$1285 ;
-  assign \$250  = \$249  | \chain_valid_in$1303 ;
-  assign \$251  = \$250  | \chain_valid_in$1321 ;
-  assign \$252  = \$251  | \chain_valid_in$1339 ;
-  assign \$253  = \$252  | \chain_valid_in$1356 ;
-  assign \$254  = \$253  | \chain_valid_in$1374 ;
-  assign \$255  = \$254  | \chain_valid_in$1392 ;
-  assign \$256  = \$255  | \chain_valid_in$1410 ;
-  assign \$257  = \$256  | \chain_valid_in$1428 ;
-  assign \$258  = \$257  | \chain_valid_in$1446 ;
-  assign \$259  = \$258  | \chain_valid_in$1464 ;
-  assign \$260  = \$259  | \chain_valid_in$1482 ;
-  assign \$261  = \$260  | \chain_valid_out$1485 ;
-  assign \$262  = \$261  | \chain_valid_out$1486 ;
-  assign \$263  = \$262  | \chain_valid_out$1487 ;
-  assign \$264  = \$263  | \chain_valid_out$1488 ;
-  assign \$265  = \$264  | \chain_valid_out$1489 ;
-  assign \$266  = \$265  | \chain_valid_out$1490 ;
-  assign \$267  = \$266  | \chain_valid_out$1491 ;
-  assign \$268  = \$267  | chain_valid_out;
-  assign busy = \$204  | \$268 ;
+  assign \$123  = ~ held;
+  assign \$124  = ~ held;
+  assign \$125  = ~ held;
+  assign \$126  = ~ held;
+  assign \$127  = ~ held;
+  assign \$128  = ~ held;
+  assign \$129  = ~ held;
+  assign \$130  = ~ held;
+  assign \$131  = ~ held;
+  assign \$132  = ~ held;
+  assign \$133  = ~ held;
+  assign \$134  = ~ held;
+  assign \$135  = ~ held;
+  assign \$136  = ~ held;
+  assign \$137  = ~ held;
+  assign \$138  = ~ held;
+  assign \$139  = ~ held;
+  assign \$140  = ~ held;
+  assign \$141  = ~ held;
+  assign \$142  = ~ held;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -2550,9 +2106,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     rst_pe_7_7 <= rst_group_row_7;
   always @(posedge clk)
-    skid_valid <= \$269 ;
+    skid_valid <= \$143 ;
   always @(posedge clk)
-    skid <= \$270 ;
+    skid <= \$144 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -2570,2629 +2126,2500 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     skid_valid_7 <= held;
   always @(posedge clk)
-    en_deskew_0 <= \$10 ;
+    en_deskew_0 <= \$30 ;
   always @(posedge clk)
-    en_deskew_1 <= \$11 ;
+    en_deskew_1 <= \$31 ;
   always @(posedge clk)
-    en_deskew_2 <= \$12 ;
+    en_deskew_2 <= \$32 ;
   always @(posedge clk)
-    en_deskew_3 <= \$13 ;
+    en_deskew_3 <= \$33 ;
   always @(posedge clk)
-    en_deskew_4 <= \$14 ;
+    en_deskew_4 <= \$34 ;
   always @(posedge clk)
-    en_deskew_5 <= \$15 ;
+    en_deskew_5 <= \$35 ;
   always @(posedge clk)
-    en_deskew_6 <= \$16 ;
+    en_deskew_6 <= \$36 ;
   always @(posedge clk)
-    en_deskew_7 <= \$17 ;
+    en_deskew_7 <= \$37 ;
   always @(posedge clk)
-    out_row <= \$271 ;
+    out_row <= \$145 ;
   always @(posedge clk)
-    en <= \$22 ;
+    \en$69  <= \$42 ;
   always @(posedge clk)
-    released <= \$272 ;
+    released <= \$146 ;
   always @(posedge clk)
-    en_in_a_0 <= \$23 ;
+    en_in_a_0 <= \$43 ;
   always @(posedge clk)
-    in_a <= \$273 ;
+    in_a <= \$147 ;
   always @(posedge clk)
-    en_in_a_1 <= \$24 ;
+    en_in_a_1 <= \$44 ;
   always @(posedge clk)
-    en_in_a_2 <= \$25 ;
+    en_in_a_2 <= \$45 ;
   always @(posedge clk)
-    en_in_a_3 <= \$26 ;
+    en_in_a_3 <= \$46 ;
   always @(posedge clk)
-    en_in_a_4 <= \$27 ;
+    en_in_a_4 <= \$47 ;
   always @(posedge clk)
-    en_in_a_5 <= \$28 ;
+    en_in_a_5 <= \$48 ;
   always @(posedge clk)
-    en_in_a_6 <= \$29 ;
+    en_in_a_6 <= \$49 ;
   always @(posedge clk)
-    en_in_a_7 <= \$30 ;
+    en_in_a_7 <= \$50 ;
   always @(posedge clk)
-    en_in_b_0 <= \$31 ;
+    en_in_b_0 <= \$51 ;
   always @(posedge clk)
-    in_b <= \$274 ;
+    \i$94  <= \$148 ;
   always @(posedge clk)
-    en_in_b_1 <= \$32 ;
+    en_in_b_1 <= \$52 ;
   always @(posedge clk)
-    en_in_b_2 <= \$33 ;
+    en_in_b_2 <= \$53 ;
   always @(posedge clk)
-    en_in_b_3 <= \$34 ;
+    en_in_b_3 <= \$54 ;
   always @(posedge clk)
-    en_in_b_4 <= \$35 ;
+    en_in_b_4 <= \$55 ;
   always @(posedge clk)
-    en_in_b_5 <= \$36 ;
+    en_in_b_5 <= \$56 ;
   always @(posedge clk)
-    en_in_b_6 <= \$37 ;
+    en_in_b_6 <= \$57 ;
   always @(posedge clk)
-    en_in_b_7 <= \$38 ;
+    en_in_b_7 <= \$58 ;
   always @(posedge clk)
-    in_flags <= \$275 ;
+    in_flags <= \$149 ;
   always @(posedge clk)
-    first <= \$276 ;
+    first <= \$150 ;
   always @(posedge clk)
-    gap <= \$277 ;
+    gap <= \$151 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
     rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
-    en_skew_a_0 <= \$42 ;
+    en_skew_a_0 <= \$62 ;
   always @(posedge clk)
-    en_skew_a_1 <= \$43 ;
+    en_skew_a_1 <= \$63 ;
   always @(posedge clk)
-    en_skew_a_2 <= \$44 ;
+    en_skew_a_2 <= \$64 ;
   always @(posedge clk)
-    en_skew_a_3 <= \$45 ;
+    en_skew_a_3 <= \$65 ;
   always @(posedge clk)
-    en_skew_a_4 <= \$46 ;
+    en_skew_a_4 <= \$66 ;
   always @(posedge clk)
-    en_skew_a_5 <= \$47 ;
+    en_skew_a_5 <= \$67 ;
   always @(posedge clk)
-    en_skew_a_6 <= \$48 ;
+    en_skew_a_6 <= \$68 ;
   always @(posedge clk)
-    en_skew_a_7 <= \$49 ;
+    en_skew_a_7 <= \$69 ;
   always @(posedge clk)
-    en_skew_b_0 <= \$50 ;
+    en_skew_b_0 <= \$70 ;
   always @(posedge clk)
-    en_skew_b_1 <= \$51 ;
+    en_skew_b_1 <= \$71 ;
   always @(posedge clk)
-    en_skew_b_2 <= \$52 ;
+    en_skew_b_2 <= \$72 ;
   always @(posedge clk)
-    en_skew_b_3 <= \$53 ;
+    en_skew_b_3 <= \$73 ;
   always @(posedge clk)
-    en_skew_b_4 <= \$54 ;
+    en_skew_b_4 <= \$74 ;
   always @(posedge clk)
-    en_skew_b_5 <= \$55 ;
+    en_skew_b_5 <= \$75 ;
   always @(posedge clk)
-    en_skew_b_6 <= \$56 ;
+    en_skew_b_6 <= \$76 ;
   always @(posedge clk)
-    en_skew_b_7 <= \$57 ;
+    en_skew_b_7 <= \$77 ;
   always @(posedge clk)
-    en_skew_flags <= \$58 ;
+    \en$90  <= \$78 ;
   always @(posedge clk)
-    en_pe_0_0 <= \$59 ;
+    \en$100  <= \$79 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$60 ;
+    \en$117  <= \$80 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$61 ;
+    \en$130  <= \$81 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$62 ;
+    \en$143  <= \$82 ;
   always @(posedge clk)
-    en_pe_0_4 <= \$63 ;
+    \en$156  <= \$83 ;
   always @(posedge clk)
-    en_pe_0_5 <= \$64 ;
+    \en$169  <= \$84 ;
   always @(posedge clk)
-    en_pe_0_6 <= \$65 ;
+    \en$182  <= \$85 ;
   always @(posedge clk)
-    en_pe_0_7 <= \$66 ;
+    \en$195  <= \$86 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$67 ;
+    \en$208  <= \$87 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$68 ;
+    \en$226  <= \$88 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$69 ;
+    \en$245  <= \$89 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$70 ;
+    \en$264  <= \$90 ;
   always @(posedge clk)
-    en_pe_1_4 <= \$71 ;
+    \en$283  <= \$91 ;
   always @(posedge clk)
-    en_pe_1_5 <= \$72 ;
+    \en$302  <= \$92 ;
   always @(posedge clk)
-    en_pe_1_6 <= \$73 ;
+    \en$321  <= \$93 ;
   always @(posedge clk)
-    en_pe_1_7 <= \$74 ;
+    \en$340  <= \$94 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$75 ;
+    \en$359  <= \$95 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$76 ;
+    \en$377  <= \$96 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$77 ;
+    \en$396  <= \$97 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$78 ;
+    \en$415  <= \$98 ;
   always @(posedge clk)
-    en_pe_2_4 <= \$79 ;
+    \en$434  <= \$99 ;
   always @(posedge clk)
-    en_pe_2_5 <= \$80 ;
+    \en$453  <= \$100 ;
   always @(posedge clk)
-    en_pe_2_6 <= \$81 ;
+    \en$472  <= \$101 ;
   always @(posedge clk)
-    en_pe_2_7 <= \$82 ;
+    \en$491  <= \$102 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$83 ;
+    \en$510  <= \$103 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$84 ;
+    \en$528  <= \$104 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$85 ;
+    \en$547  <= \$105 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$86 ;
+    \en$566  <= \$106 ;
   always @(posedge clk)
-    en_pe_3_4 <= \$87 ;
+    \en$585  <= \$107 ;
   always @(posedge clk)
-    en_pe_3_5 <= \$88 ;
+    \en$604  <= \$108 ;
   always @(posedge clk)
-    en_pe_3_6 <= \$89 ;
+    \en$623  <= \$109 ;
   always @(posedge clk)
-    en_pe_3_7 <= \$90 ;
+    \en$642  <= \$110 ;
   always @(posedge clk)
-    en_pe_4_0 <= \$91 ;
+    \en$661  <= \$111 ;
   always @(posedge clk)
-    en_pe_4_1 <= \$92 ;
+    \en$679  <= \$112 ;
   always @(posedge clk)
-    en_pe_4_2 <= \$93 ;
+    \en$698  <= \$113 ;
   always @(posedge clk)
-    en_pe_4_3 <= \$94 ;
+    \en$717  <= \$114 ;
   always @(posedge clk)
-    en_pe_4_4 <= \$95 ;
+    \en$736  <= \$115 ;
   always @(posedge clk)
-    en_pe_4_5 <= \$96 ;
+    \en$755  <= \$116 ;
   always @(posedge clk)
-    en_pe_4_6 <= \$97 ;
+    \en$774  <= \$117 ;
   always @(posedge clk)
-    en_pe_4_7 <= \$98 ;
+    \en$793  <= \$118 ;
   always @(posedge clk)
-    en_pe_5_0 <= \$99 ;
+    \en$812  <= \$119 ;
   always @(posedge clk)
-    en_pe_5_1 <= \$100 ;
+    \en$830  <= \$120 ;
   always @(posedge clk)
-    en_pe_5_2 <= \$101 ;
+    \en$849  <= \$121 ;
   always @(posedge clk)
-    en_pe_5_3 <= \$102 ;
+    \en$868  <= \$122 ;
   always @(posedge clk)
-    en_pe_5_4 <= \$103 ;
+    \en$887  <= \$123 ;
   always @(posedge clk)
-    en_pe_5_5 <= \$104 ;
+    \en$906  <= \$124 ;
   always @(posedge clk)
-    en_pe_5_6 <= \$105 ;
+    \en$925  <= \$125 ;
   always @(posedge clk)
-    en_pe_5_7 <= \$106 ;
+    \en$944  <= \$126 ;
   always @(posedge clk)
-    en_pe_6_0 <= \$107 ;
+    \en$963  <= \$127 ;
   always @(posedge clk)
-    en_pe_6_1 <= \$108 ;
+    \en$981  <= \$128 ;
   always @(posedge clk)
-    en_pe_6_2 <= \$109 ;
+    \en$1000  <= \$129 ;
   always @(posedge clk)
-    en_pe_6_3 <= \$110 ;
+    \en$1019  <= \$130 ;
   always @(posedge clk)
-    en_pe_6_4 <= \$111 ;
+    \en$1038  <= \$131 ;
   always @(posedge clk)
-    en_pe_6_5 <= \$112 ;
+    \en$1057  <= \$132 ;
   always @(posedge clk)
-    en_pe_6_6 <= \$113 ;
+    \en$1076  <= \$133 ;
   always @(posedge clk)
-    en_pe_6_7 <= \$114 ;
+    \en$1095  <= \$134 ;
   always @(posedge clk)
-    en_pe_7_0 <= \$115 ;
+    \en$1114  <= \$135 ;
   always @(posedge clk)
-    en_pe_7_1 <= \$116 ;
+    \en$1132  <= \$136 ;
   always @(posedge clk)
-    en_pe_7_2 <= \$117 ;
+    \en$1151  <= \$137 ;
   always @(posedge clk)
-    en_pe_7_3 <= \$118 ;
+    \en$1170  <= \$138 ;
   always @(posedge clk)
-    en_pe_7_4 <= \$119 ;
+    \en$1189  <= \$139 ;
   always @(posedge clk)
-    en_pe_7_5 <= \$120 ;
+    \en$1208  <= \$140 ;
   always @(posedge clk)
-    en_pe_7_6 <= \$121 ;
+    \en$1227  <= \$141 ;
   always @(posedge clk)
-    en_pe_7_7 <= \$122 ;
+    \en$1246  <= \$142 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1560$0 (en_deskew_0),
-    .\port$1561$0 (en_deskew_1),
-    .\port$1562$0 (en_deskew_2),
-    .\port$1563$0 (en_deskew_3),
-    .\port$1564$0 (en_deskew_4),
-    .\port$1565$0 (en_deskew_5),
-    .\port$1566$0 (en_deskew_6),
-    .\port$1567$0 (en_deskew_7),
+    .\port$1570$0 (en_deskew_0),
+    .\port$1571$0 (en_deskew_1),
+    .\port$1572$0 (en_deskew_2),
+    .\port$1573$0 (en_deskew_3),
+    .\port$1574$0 (en_deskew_4),
+    .\port$1575$0 (en_deskew_5),
+    .\port$1576$0 (en_deskew_6),
+    .\port$1577$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$386 [7:0]),
+    .a_in(\o$103 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$401 ),
-    .b_in(\o$392 [7:0]),
-    .b_next(\o_next$390 [7:0]),
-    .b_out(\b_in$488 ),
-    .chain_out(\chain_in$496 ),
-    .chain_valid_out(\chain_valid_in$498 ),
+    .a_out(\a_in$119 ),
+    .b_in(\o$109 [7:0]),
+    .b_next(\o_next$107 [7:0]),
+    .b_out(\b_in$213 ),
+    .chain_out(\chain_in$221 ),
+    .chain_valid_out(\chain_valid_in$223 ),
     .drain(drain_0),
-    .en(en_pe_0_0),
-    .first_out(\first_in$492 ),
-    .last_out(\last_in$494 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3270$0 (\o$394 [2:0]),
-    .valid_out(\valid_in$490 )
+    .en(\en$100 ),
+    .first_out(\first_in$217 ),
+    .last_out(\last_in$219 ),
+    .\port$3146$0 (\o$111 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$215 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$401 ),
-    .a_next(\o$386 [7:0]),
-    .a_out(\a_in$413 ),
-    .b_in(\o$392 [15:8]),
-    .b_next(\o_next$390 [15:8]),
-    .b_out(\b_in$506 ),
-    .chain_out(\chain_in$514 ),
-    .chain_valid_out(\chain_valid_in$516 ),
+    .a_in(\a_in$119 ),
+    .a_next(\o$103 [7:0]),
+    .a_out(\a_in$132 ),
+    .b_in(\o$109 [15:8]),
+    .b_next(\o_next$107 [15:8]),
+    .b_out(\b_in$232 ),
+    .chain_out(\chain_in$240 ),
+    .chain_valid_out(\chain_valid_in$242 ),
     .drain(drain_1),
-    .en(en_pe_0_1),
-    .first_out(\first_in$510 ),
-    .last_out(\last_in$512 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .\port$3270$3 (\o$394 [5:3]),
-    .valid_out(\valid_in$508 )
+    .en(\en$117 ),
+    .first_out(\first_in$236 ),
+    .last_out(\last_in$238 ),
+    .\port$3146$3 (\o$111 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$234 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$413 ),
-    .a_next(\a_in$401 ),
-    .a_out(\a_in$425 ),
-    .b_in(\o$392 [23:16]),
-    .b_next(\o_next$390 [23:16]),
-    .b_out(\b_in$524 ),
-    .chain_out(\chain_in$532 ),
-    .chain_valid_out(\chain_valid_in$534 ),
+    .a_in(\a_in$132 ),
+    .a_next(\a_in$119 ),
+    .a_out(\a_in$145 ),
+    .b_in(\o$109 [23:16]),
+    .b_next(\o_next$107 [23:16]),
+    .b_out(\b_in$251 ),
+    .chain_out(\chain_in$259 ),
+    .chain_valid_out(\chain_valid_in$261 ),
     .drain(drain_2),
-    .en(en_pe_0_2),
-    .first_out(\first_in$528 ),
-    .last_out(\last_in$530 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .\port$3270$6 (\o$394 [8:6]),
-    .valid_out(\valid_in$526 )
+    .en(\en$130 ),
+    .first_out(\first_in$255 ),
+    .last_out(\last_in$257 ),
+    .\port$3146$6 (\o$111 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$253 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$425 ),
-    .a_next(\a_in$413 ),
-    .a_out(\a_in$437 ),
-    .b_in(\o$392 [31:24]),
-    .b_next(\o_next$390 [31:24]),
-    .b_out(\b_in$542 ),
-    .chain_out(\chain_in$550 ),
-    .chain_valid_out(\chain_valid_in$552 ),
+    .a_in(\a_in$145 ),
+    .a_next(\a_in$132 ),
+    .a_out(\a_in$158 ),
+    .b_in(\o$109 [31:24]),
+    .b_next(\o_next$107 [31:24]),
+    .b_out(\b_in$270 ),
+    .chain_out(\chain_in$278 ),
+    .chain_valid_out(\chain_valid_in$280 ),
     .drain(drain_3),
-    .en(en_pe_0_3),
-    .first_out(\first_in$546 ),
-    .last_out(\last_in$548 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .\port$3270$9 (\o$394 [11:9]),
-    .valid_out(\valid_in$544 )
+    .en(\en$143 ),
+    .first_out(\first_in$274 ),
+    .last_out(\last_in$276 ),
+    .\port$3146$9 (\o$111 [11:9]),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$272 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$437 ),
-    .a_next(\a_in$425 ),
-    .a_out(\a_in$449 ),
-    .b_in(\o$392 [39:32]),
-    .b_next(\o_next$390 [39:32]),
-    .b_out(\b_in$560 ),
-    .chain_out(\chain_in$568 ),
-    .chain_valid_out(\chain_valid_in$570 ),
+    .a_in(\a_in$158 ),
+    .a_next(\a_in$145 ),
+    .a_out(\a_in$171 ),
+    .b_in(\o$109 [39:32]),
+    .b_next(\o_next$107 [39:32]),
+    .b_out(\b_in$289 ),
+    .chain_out(\chain_in$297 ),
+    .chain_valid_out(\chain_valid_in$299 ),
     .drain(drain_4),
-    .en(en_pe_0_4),
-    .first_out(\first_in$564 ),
-    .last_out(\last_in$566 ),
-    .pe_0_4_sync_clk(clk),
-    .pe_0_4_sync_rst(rst_pe_0_4),
-    .\port$3270$12 (\o$394 [14:12]),
-    .valid_out(\valid_in$562 )
+    .en(\en$156 ),
+    .first_out(\first_in$293 ),
+    .last_out(\last_in$295 ),
+    .\port$3146$12 (\o$111 [14:12]),
+    .rst_pe_0_4(rst_pe_0_4),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$291 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$449 ),
-    .a_next(\a_in$437 ),
-    .a_out(\a_in$461 ),
-    .b_in(\o$392 [47:40]),
-    .b_next(\o_next$390 [47:40]),
-    .b_out(\b_in$578 ),
-    .chain_out(\chain_in$586 ),
-    .chain_valid_out(\chain_valid_in$588 ),
+    .a_in(\a_in$171 ),
+    .a_next(\a_in$158 ),
+    .a_out(\a_in$184 ),
+    .b_in(\o$109 [47:40]),
+    .b_next(\o_next$107 [47:40]),
+    .b_out(\b_in$308 ),
+    .chain_out(\chain_in$316 ),
+    .chain_valid_out(\chain_valid_in$318 ),
     .drain(drain_5),
-    .en(en_pe_0_5),
-    .first_out(\first_in$582 ),
-    .last_out(\last_in$584 ),
-    .pe_0_5_sync_clk(clk),
-    .pe_0_5_sync_rst(rst_pe_0_5),
-    .\port$3270$15 (\o$394 [17:15]),
-    .valid_out(\valid_in$580 )
+    .en(\en$169 ),
+    .first_out(\first_in$312 ),
+    .last_out(\last_in$314 ),
+    .\port$3146$15 (\o$111 [17:15]),
+    .rst_pe_0_5(rst_pe_0_5),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$310 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$461 ),
-    .a_next(\a_in$449 ),
-    .a_out(\a_in$473 ),
-    .b_in(\o$392 [55:48]),
-    .b_next(\o_next$390 [55:48]),
-    .b_out(\b_in$596 ),
-    .chain_out(\chain_in$604 ),
-    .chain_valid_out(\chain_valid_in$606 ),
+    .a_in(\a_in$184 ),
+    .a_next(\a_in$171 ),
+    .a_out(\a_in$197 ),
+    .b_in(\o$109 [55:48]),
+    .b_next(\o_next$107 [55:48]),
+    .b_out(\b_in$327 ),
+    .chain_out(\chain_in$335 ),
+    .chain_valid_out(\chain_valid_in$337 ),
     .drain(drain_6),
-    .en(en_pe_0_6),
-    .first_out(\first_in$600 ),
-    .last_out(\last_in$602 ),
-    .pe_0_6_sync_clk(clk),
-    .pe_0_6_sync_rst(rst_pe_0_6),
-    .\port$3270$18 (\o$394 [20:18]),
-    .valid_out(\valid_in$598 )
+    .en(\en$182 ),
+    .first_out(\first_in$331 ),
+    .last_out(\last_in$333 ),
+    .\port$3146$18 (\o$111 [20:18]),
+    .rst_pe_0_6(rst_pe_0_6),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$329 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$473 ),
-    .a_next(\a_in$461 ),
-    .b_in(\o$392 [63:56]),
-    .b_next(\o_next$390 [63:56]),
-    .b_out(\b_in$614 ),
-    .chain_out(\chain_in$622 ),
-    .chain_valid_out(\chain_valid_in$624 ),
+    .a_in(\a_in$197 ),
+    .a_next(\a_in$184 ),
+    .b_in(\o$109 [63:56]),
+    .b_next(\o_next$107 [63:56]),
+    .b_out(\b_in$346 ),
+    .chain_out(\chain_in$354 ),
+    .chain_valid_out(\chain_valid_in$356 ),
     .drain(drain_7),
-    .en(en_pe_0_7),
-    .first_out(\first_in$618 ),
-    .last_out(\last_in$620 ),
-    .pe_0_7_sync_clk(clk),
-    .pe_0_7_sync_rst(rst_pe_0_7),
-    .\port$3270$21 (\o$394 [23:21]),
-    .valid_out(\valid_in$616 )
+    .en(\en$195 ),
+    .first_out(\first_in$350 ),
+    .last_out(\last_in$352 ),
+    .\port$3146$21 (\o$111 [23:21]),
+    .rst_pe_0_7(rst_pe_0_7),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$348 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$386 [15:8]),
+    .a_in(\o$103 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$502 ),
-    .b_in(\b_in$488 ),
-    .b_next(\o$392 [7:0]),
-    .b_out(\b_in$631 ),
-    .chain_in(\chain_in$496 ),
-    .chain_out(\chain_in$639 ),
-    .chain_valid_in(\chain_valid_in$498 ),
-    .chain_valid_out(\chain_valid_in$641 ),
+    .a_out(\a_in$228 ),
+    .b_in(\b_in$213 ),
+    .b_next(\o$109 [7:0]),
+    .b_out(\b_in$364 ),
+    .chain_in(\chain_in$221 ),
+    .chain_out(\chain_in$372 ),
+    .chain_valid_in(\chain_valid_in$223 ),
+    .chain_valid_out(\chain_valid_in$374 ),
     .drain(drain_0),
-    .en(en_pe_1_0),
-    .first_in(\first_in$492 ),
-    .first_out(\first_in$635 ),
-    .last_in(\last_in$494 ),
-    .last_out(\last_in$637 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .valid_in(\valid_in$490 ),
-    .valid_out(\valid_in$633 )
+    .en(\en$208 ),
+    .first_in(\first_in$217 ),
+    .first_out(\first_in$368 ),
+    .last_in(\last_in$219 ),
+    .last_out(\last_in$370 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$215 ),
+    .valid_out(\valid_in$366 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$502 ),
-    .a_next(\o$386 [15:8]),
-    .a_out(\a_in$520 ),
-    .b_in(\b_in$506 ),
-    .b_next(\o$392 [15:8]),
-    .b_out(\b_in$649 ),
-    .chain_in(\chain_in$514 ),
-    .chain_out(\chain_in$657 ),
-    .chain_valid_in(\chain_valid_in$516 ),
-    .chain_valid_out(\chain_valid_in$659 ),
+    .a_in(\a_in$228 ),
+    .a_next(\o$103 [15:8]),
+    .a_out(\a_in$247 ),
+    .b_in(\b_in$232 ),
+    .b_next(\o$109 [15:8]),
+    .b_out(\b_in$383 ),
+    .chain_in(\chain_in$240 ),
+    .chain_out(\chain_in$391 ),
+    .chain_valid_in(\chain_valid_in$242 ),
+    .chain_valid_out(\chain_valid_in$393 ),
     .drain(drain_1),
-    .en(en_pe_1_1),
-    .first_in(\first_in$510 ),
-    .first_out(\first_in$653 ),
-    .last_in(\last_in$512 ),
-    .last_out(\last_in$655 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .valid_in(\valid_in$508 ),
-    .valid_out(\valid_in$651 )
+    .en(\en$226 ),
+    .first_in(\first_in$236 ),
+    .first_out(\first_in$387 ),
+    .last_in(\last_in$238 ),
+    .last_out(\last_in$389 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$234 ),
+    .valid_out(\valid_in$385 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$520 ),
-    .a_next(\a_in$502 ),
-    .a_out(\a_in$538 ),
-    .b_in(\b_in$524 ),
-    .b_next(\o$392 [23:16]),
-    .b_out(\b_in$667 ),
-    .chain_in(\chain_in$532 ),
-    .chain_out(\chain_in$675 ),
-    .chain_valid_in(\chain_valid_in$534 ),
-    .chain_valid_out(\chain_valid_in$677 ),
+    .a_in(\a_in$247 ),
+    .a_next(\a_in$228 ),
+    .a_out(\a_in$266 ),
+    .b_in(\b_in$251 ),
+    .b_next(\o$109 [23:16]),
+    .b_out(\b_in$402 ),
+    .chain_in(\chain_in$259 ),
+    .chain_out(\chain_in$410 ),
+    .chain_valid_in(\chain_valid_in$261 ),
+    .chain_valid_out(\chain_valid_in$412 ),
     .drain(drain_2),
-    .en(en_pe_1_2),
-    .first_in(\first_in$528 ),
-    .first_out(\first_in$671 ),
-    .last_in(\last_in$530 ),
-    .last_out(\last_in$673 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .valid_in(\valid_in$526 ),
-    .valid_out(\valid_in$669 )
+    .en(\en$245 ),
+    .first_in(\first_in$255 ),
+    .first_out(\first_in$406 ),
+    .last_in(\last_in$257 ),
+    .last_out(\last_in$408 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$253 ),
+    .valid_out(\valid_in$404 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$538 ),
-    .a_next(\a_in$520 ),
-    .a_out(\a_in$556 ),
-    .b_in(\b_in$542 ),
-    .b_next(\o$392 [31:24]),
-    .b_out(\b_in$685 ),
-    .chain_in(\chain_in$550 ),
-    .chain_out(\chain_in$693 ),
-    .chain_valid_in(\chain_valid_in$552 ),
-    .chain_valid_out(\chain_valid_in$695 ),
+    .a_in(\a_in$266 ),
+    .a_next(\a_in$247 ),
+    .a_out(\a_in$285 ),
+    .b_in(\b_in$270 ),
+    .b_next(\o$109 [31:24]),
+    .b_out(\b_in$421 ),
+    .chain_in(\chain_in$278 ),
+    .chain_out(\chain_in$429 ),
+    .chain_valid_in(\chain_valid_in$280 ),
+    .chain_valid_out(\chain_valid_in$431 ),
     .drain(drain_3),
-    .en(en_pe_1_3),
-    .first_in(\first_in$546 ),
-    .first_out(\first_in$689 ),
-    .last_in(\last_in$548 ),
-    .last_out(\last_in$691 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .valid_in(\valid_in$544 ),
-    .valid_out(\valid_in$687 )
+    .en(\en$264 ),
+    .first_in(\first_in$274 ),
+    .first_out(\first_in$425 ),
+    .last_in(\last_in$276 ),
+    .last_out(\last_in$427 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$272 ),
+    .valid_out(\valid_in$423 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$556 ),
-    .a_next(\a_in$538 ),
-    .a_out(\a_in$574 ),
-    .b_in(\b_in$560 ),
-    .b_next(\o$392 [39:32]),
-    .b_out(\b_in$703 ),
-    .chain_in(\chain_in$568 ),
-    .chain_out(\chain_in$711 ),
-    .chain_valid_in(\chain_valid_in$570 ),
-    .chain_valid_out(\chain_valid_in$713 ),
+    .a_in(\a_in$285 ),
+    .a_next(\a_in$266 ),
+    .a_out(\a_in$304 ),
+    .b_in(\b_in$289 ),
+    .b_next(\o$109 [39:32]),
+    .b_out(\b_in$440 ),
+    .chain_in(\chain_in$297 ),
+    .chain_out(\chain_in$448 ),
+    .chain_valid_in(\chain_valid_in$299 ),
+    .chain_valid_out(\chain_valid_in$450 ),
     .drain(drain_4),
-    .en(en_pe_1_4),
-    .first_in(\first_in$564 ),
-    .first_out(\first_in$707 ),
-    .last_in(\last_in$566 ),
-    .last_out(\last_in$709 ),
-    .pe_1_4_sync_clk(clk),
-    .pe_1_4_sync_rst(rst_pe_1_4),
-    .valid_in(\valid_in$562 ),
-    .valid_out(\valid_in$705 )
+    .en(\en$283 ),
+    .first_in(\first_in$293 ),
+    .first_out(\first_in$444 ),
+    .last_in(\last_in$295 ),
+    .last_out(\last_in$446 ),
+    .rst_pe_1_4(rst_pe_1_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$291 ),
+    .valid_out(\valid_in$442 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$574 ),
-    .a_next(\a_in$556 ),
-    .a_out(\a_in$592 ),
-    .b_in(\b_in$578 ),
-    .b_next(\o$392 [47:40]),
-    .b_out(\b_in$721 ),
-    .chain_in(\chain_in$586 ),
-    .chain_out(\chain_in$729 ),
-    .chain_valid_in(\chain_valid_in$588 ),
-    .chain_valid_out(\chain_valid_in$731 ),
+    .a_in(\a_in$304 ),
+    .a_next(\a_in$285 ),
+    .a_out(\a_in$323 ),
+    .b_in(\b_in$308 ),
+    .b_next(\o$109 [47:40]),
+    .b_out(\b_in$459 ),
+    .chain_in(\chain_in$316 ),
+    .chain_out(\chain_in$467 ),
+    .chain_valid_in(\chain_valid_in$318 ),
+    .chain_valid_out(\chain_valid_in$469 ),
     .drain(drain_5),
-    .en(en_pe_1_5),
-    .first_in(\first_in$582 ),
-    .first_out(\first_in$725 ),
-    .last_in(\last_in$584 ),
-    .last_out(\last_in$727 ),
-    .pe_1_5_sync_clk(clk),
-    .pe_1_5_sync_rst(rst_pe_1_5),
-    .valid_in(\valid_in$580 ),
-    .valid_out(\valid_in$723 )
+    .en(\en$302 ),
+    .first_in(\first_in$312 ),
+    .first_out(\first_in$463 ),
+    .last_in(\last_in$314 ),
+    .last_out(\last_in$465 ),
+    .rst_pe_1_5(rst_pe_1_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$310 ),
+    .valid_out(\valid_in$461 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$592 ),
-    .a_next(\a_in$574 ),
-    .a_out(\a_in$610 ),
-    .b_in(\b_in$596 ),
-    .b_next(\o$392 [55:48]),
-    .b_out(\b_in$739 ),
-    .chain_in(\chain_in$604 ),
-    .chain_out(\chain_in$747 ),
-    .chain_valid_in(\chain_valid_in$606 ),
-    .chain_valid_out(\chain_valid_in$749 ),
+    .a_in(\a_in$323 ),
+    .a_next(\a_in$304 ),
+    .a_out(\a_in$342 ),
+    .b_in(\b_in$327 ),
+    .b_next(\o$109 [55:48]),
+    .b_out(\b_in$478 ),
+    .chain_in(\chain_in$335 ),
+    .chain_out(\chain_in$486 ),
+    .chain_valid_in(\chain_valid_in$337 ),
+    .chain_valid_out(\chain_valid_in$488 ),
     .drain(drain_6),
-    .en(en_pe_1_6),
-    .first_in(\first_in$600 ),
-    .first_out(\first_in$743 ),
-    .last_in(\last_in$602 ),
-    .last_out(\last_in$745 ),
-    .pe_1_6_sync_clk(clk),
-    .pe_1_6_sync_rst(rst_pe_1_6),
-    .valid_in(\valid_in$598 ),
-    .valid_out(\valid_in$741 )
+    .en(\en$321 ),
+    .first_in(\first_in$331 ),
+    .first_out(\first_in$482 ),
+    .last_in(\last_in$333 ),
+    .last_out(\last_in$484 ),
+    .rst_pe_1_6(rst_pe_1_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$329 ),
+    .valid_out(\valid_in$480 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$610 ),
-    .a_next(\a_in$592 ),
-    .b_in(\b_in$614 ),
-    .b_next(\o$392 [63:56]),
-    .b_out(\b_in$757 ),
-    .chain_in(\chain_in$622 ),
-    .chain_out(\chain_in$765 ),
-    .chain_valid_in(\chain_valid_in$624 ),
-    .chain_valid_out(\chain_valid_in$767 ),
+    .a_in(\a_in$342 ),
+    .a_next(\a_in$323 ),
+    .b_in(\b_in$346 ),
+    .b_next(\o$109 [63:56]),
+    .b_out(\b_in$497 ),
+    .chain_in(\chain_in$354 ),
+    .chain_out(\chain_in$505 ),
+    .chain_valid_in(\chain_valid_in$356 ),
+    .chain_valid_out(\chain_valid_in$507 ),
     .drain(drain_7),
-    .en(en_pe_1_7),
-    .first_in(\first_in$618 ),
-    .first_out(\first_in$761 ),
-    .last_in(\last_in$620 ),
-    .last_out(\last_in$763 ),
-    .pe_1_7_sync_clk(clk),
-    .pe_1_7_sync_rst(rst_pe_1_7),
-    .valid_in(\valid_in$616 ),
-    .valid_out(\valid_in$759 )
+    .en(\en$340 ),
+    .first_in(\first_in$350 ),
+    .first_out(\first_in$501 ),
+    .last_in(\last_in$352 ),
+    .last_out(\last_in$503 ),
+    .rst_pe_1_7(rst_pe_1_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$348 ),
+    .valid_out(\valid_in$499 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$386 [23:16]),
+    .a_in(\o$103 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$645 ),
-    .b_in(\b_in$631 ),
-    .b_next(\b_in$488 ),
-    .b_out(\b_in$774 ),
-    .chain_in(\chain_in$639 ),
-    .chain_out(\chain_in$782 ),
-    .chain_valid_in(\chain_valid_in$641 ),
-    .chain_valid_out(\chain_valid_in$784 ),
+    .a_out(\a_in$379 ),
+    .b_in(\b_in$364 ),
+    .b_next(\b_in$213 ),
+    .b_out(\b_in$515 ),
+    .chain_in(\chain_in$372 ),
+    .chain_out(\chain_in$523 ),
+    .chain_valid_in(\chain_valid_in$374 ),
+    .chain_valid_out(\chain_valid_in$525 ),
     .drain(drain_0),
-    .en(en_pe_2_0),
-    .first_in(\first_in$635 ),
-    .first_out(\first_in$778 ),
-    .last_in(\last_in$637 ),
-    .last_out(\last_in$780 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .valid_in(\valid_in$633 ),
-    .valid_out(\valid_in$776 )
+    .en(\en$359 ),
+    .first_in(\first_in$368 ),
+    .first_out(\first_in$519 ),
+    .last_in(\last_in$370 ),
+    .last_out(\last_in$521 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$366 ),
+    .valid_out(\valid_in$517 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$645 ),
-    .a_next(\o$386 [23:16]),
-    .a_out(\a_in$663 ),
-    .b_in(\b_in$649 ),
-    .b_next(\b_in$506 ),
-    .b_out(\b_in$792 ),
-    .chain_in(\chain_in$657 ),
-    .chain_out(\chain_in$800 ),
-    .chain_valid_in(\chain_valid_in$659 ),
-    .chain_valid_out(\chain_valid_in$802 ),
+    .a_in(\a_in$379 ),
+    .a_next(\o$103 [23:16]),
+    .a_out(\a_in$398 ),
+    .b_in(\b_in$383 ),
+    .b_next(\b_in$232 ),
+    .b_out(\b_in$534 ),
+    .chain_in(\chain_in$391 ),
+    .chain_out(\chain_in$542 ),
+    .chain_valid_in(\chain_valid_in$393 ),
+    .chain_valid_out(\chain_valid_in$544 ),
     .drain(drain_1),
-    .en(en_pe_2_1),
-    .first_in(\first_in$653 ),
-    .first_out(\first_in$796 ),
-    .last_in(\last_in$655 ),
-    .last_out(\last_in$798 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .valid_in(\valid_in$651 ),
-    .valid_out(\valid_in$794 )
+    .en(\en$377 ),
+    .first_in(\first_in$387 ),
+    .first_out(\first_in$538 ),
+    .last_in(\last_in$389 ),
+    .last_out(\last_in$540 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$385 ),
+    .valid_out(\valid_in$536 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$663 ),
-    .a_next(\a_in$645 ),
-    .a_out(\a_in$681 ),
-    .b_in(\b_in$667 ),
-    .b_next(\b_in$524 ),
-    .b_out(\b_in$810 ),
-    .chain_in(\chain_in$675 ),
-    .chain_out(\chain_in$818 ),
-    .chain_valid_in(\chain_valid_in$677 ),
-    .chain_valid_out(\chain_valid_in$820 ),
+    .a_in(\a_in$398 ),
+    .a_next(\a_in$379 ),
+    .a_out(\a_in$417 ),
+    .b_in(\b_in$402 ),
+    .b_next(\b_in$251 ),
+    .b_out(\b_in$553 ),
+    .chain_in(\chain_in$410 ),
+    .chain_out(\chain_in$561 ),
+    .chain_valid_in(\chain_valid_in$412 ),
+    .chain_valid_out(\chain_valid_in$563 ),
     .drain(drain_2),
-    .en(en_pe_2_2),
-    .first_in(\first_in$671 ),
-    .first_out(\first_in$814 ),
-    .last_in(\last_in$673 ),
-    .last_out(\last_in$816 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .valid_in(\valid_in$669 ),
-    .valid_out(\valid_in$812 )
+    .en(\en$396 ),
+    .first_in(\first_in$406 ),
+    .first_out(\first_in$557 ),
+    .last_in(\last_in$408 ),
+    .last_out(\last_in$559 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$404 ),
+    .valid_out(\valid_in$555 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$681 ),
-    .a_next(\a_in$663 ),
-    .a_out(\a_in$699 ),
-    .b_in(\b_in$685 ),
-    .b_next(\b_in$542 ),
-    .b_out(\b_in$828 ),
-    .chain_in(\chain_in$693 ),
-    .chain_out(\chain_in$836 ),
-    .chain_valid_in(\chain_valid_in$695 ),
-    .chain_valid_out(\chain_valid_in$838 ),
+    .a_in(\a_in$417 ),
+    .a_next(\a_in$398 ),
+    .a_out(\a_in$436 ),
+    .b_in(\b_in$421 ),
+    .b_next(\b_in$270 ),
+    .b_out(\b_in$572 ),
+    .chain_in(\chain_in$429 ),
+    .chain_out(\chain_in$580 ),
+    .chain_valid_in(\chain_valid_in$431 ),
+    .chain_valid_out(\chain_valid_in$582 ),
     .drain(drain_3),
-    .en(en_pe_2_3),
-    .first_in(\first_in$689 ),
-    .first_out(\first_in$832 ),
-    .last_in(\last_in$691 ),
-    .last_out(\last_in$834 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .valid_in(\valid_in$687 ),
-    .valid_out(\valid_in$830 )
+    .en(\en$415 ),
+    .first_in(\first_in$425 ),
+    .first_out(\first_in$576 ),
+    .last_in(\last_in$427 ),
+    .last_out(\last_in$578 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$423 ),
+    .valid_out(\valid_in$574 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$699 ),
-    .a_next(\a_in$681 ),
-    .a_out(\a_in$717 ),
-    .b_in(\b_in$703 ),
-    .b_next(\b_in$560 ),
-    .b_out(\b_in$846 ),
-    .chain_in(\chain_in$711 ),
-    .chain_out(\chain_in$854 ),
-    .chain_valid_in(\chain_valid_in$713 ),
-    .chain_valid_out(\chain_valid_in$856 ),
+    .a_in(\a_in$436 ),
+    .a_next(\a_in$417 ),
+    .a_out(\a_in$455 ),
+    .b_in(\b_in$440 ),
+    .b_next(\b_in$289 ),
+    .b_out(\b_in$591 ),
+    .chain_in(\chain_in$448 ),
+    .chain_out(\chain_in$599 ),
+    .chain_valid_in(\chain_valid_in$450 ),
+    .chain_valid_out(\chain_valid_in$601 ),
     .drain(drain_4),
-    .en(en_pe_2_4),
-    .first_in(\first_in$707 ),
-    .first_out(\first_in$850 ),
-    .last_in(\last_in$709 ),
-    .last_out(\last_in$852 ),
-    .pe_2_4_sync_clk(clk),
-    .pe_2_4_sync_rst(rst_pe_2_4),
-    .valid_in(\valid_in$705 ),
-    .valid_out(\valid_in$848 )
+    .en(\en$434 ),
+    .first_in(\first_in$444 ),
+    .first_out(\first_in$595 ),
+    .last_in(\last_in$446 ),
+    .last_out(\last_in$597 ),
+    .rst_pe_2_4(rst_pe_2_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$442 ),
+    .valid_out(\valid_in$593 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$717 ),
-    .a_next(\a_in$699 ),
-    .a_out(\a_in$735 ),
-    .b_in(\b_in$721 ),
-    .b_next(\b_in$578 ),
-    .b_out(\b_in$864 ),
-    .chain_in(\chain_in$729 ),
-    .chain_out(\chain_in$872 ),
-    .chain_valid_in(\chain_valid_in$731 ),
-    .chain_valid_out(\chain_valid_in$874 ),
+    .a_in(\a_in$455 ),
+    .a_next(\a_in$436 ),
+    .a_out(\a_in$474 ),
+    .b_in(\b_in$459 ),
+    .b_next(\b_in$308 ),
+    .b_out(\b_in$610 ),
+    .chain_in(\chain_in$467 ),
+    .chain_out(\chain_in$618 ),
+    .chain_valid_in(\chain_valid_in$469 ),
+    .chain_valid_out(\chain_valid_in$620 ),
     .drain(drain_5),
-    .en(en_pe_2_5),
-    .first_in(\first_in$725 ),
-    .first_out(\first_in$868 ),
-    .last_in(\last_in$727 ),
-    .last_out(\last_in$870 ),
-    .pe_2_5_sync_clk(clk),
-    .pe_2_5_sync_rst(rst_pe_2_5),
-    .valid_in(\valid_in$723 ),
-    .valid_out(\valid_in$866 )
+    .en(\en$453 ),
+    .first_in(\first_in$463 ),
+    .first_out(\first_in$614 ),
+    .last_in(\last_in$465 ),
+    .last_out(\last_in$616 ),
+    .rst_pe_2_5(rst_pe_2_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$461 ),
+    .valid_out(\valid_in$612 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$735 ),
-    .a_next(\a_in$717 ),
-    .a_out(\a_in$753 ),
-    .b_in(\b_in$739 ),
-    .b_next(\b_in$596 ),
-    .b_out(\b_in$882 ),
-    .chain_in(\chain_in$747 ),
-    .chain_out(\chain_in$890 ),
-    .chain_valid_in(\chain_valid_in$749 ),
-    .chain_valid_out(\chain_valid_in$892 ),
+    .a_in(\a_in$474 ),
+    .a_next(\a_in$455 ),
+    .a_out(\a_in$493 ),
+    .b_in(\b_in$478 ),
+    .b_next(\b_in$327 ),
+    .b_out(\b_in$629 ),
+    .chain_in(\chain_in$486 ),
+    .chain_out(\chain_in$637 ),
+    .chain_valid_in(\chain_valid_in$488 ),
+    .chain_valid_out(\chain_valid_in$639 ),
     .drain(drain_6),
-    .en(en_pe_2_6),
-    .first_in(\first_in$743 ),
-    .first_out(\first_in$886 ),
-    .last_in(\last_in$745 ),
-    .last_out(\last_in$888 ),
-    .pe_2_6_sync_clk(clk),
-    .pe_2_6_sync_rst(rst_pe_2_6),
-    .valid_in(\valid_in$741 ),
-    .valid_out(\valid_in$884 )
+    .en(\en$472 ),
+    .first_in(\first_in$482 ),
+    .first_out(\first_in$633 ),
+    .last_in(\last_in$484 ),
+    .last_out(\last_in$635 ),
+    .rst_pe_2_6(rst_pe_2_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$480 ),
+    .valid_out(\valid_in$631 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$753 ),
-    .a_next(\a_in$735 ),
-    .b_in(\b_in$757 ),
-    .b_next(\b_in$614 ),
-    .b_out(\b_in$900 ),
-    .chain_in(\chain_in$765 ),
-    .chain_out(\chain_in$908 ),
-    .chain_valid_in(\chain_valid_in$767 ),
-    .chain_valid_out(\chain_valid_in$910 ),
+    .a_in(\a_in$493 ),
+    .a_next(\a_in$474 ),
+    .b_in(\b_in$497 ),
+    .b_next(\b_in$346 ),
+    .b_out(\b_in$648 ),
+    .chain_in(\chain_in$505 ),
+    .chain_out(\chain_in$656 ),
+    .chain_valid_in(\chain_valid_in$507 ),
+    .chain_valid_out(\chain_valid_in$658 ),
     .drain(drain_7),
-    .en(en_pe_2_7),
-    .first_in(\first_in$761 ),
-    .first_out(\first_in$904 ),
-    .last_in(\last_in$763 ),
-    .last_out(\last_in$906 ),
-    .pe_2_7_sync_clk(clk),
-    .pe_2_7_sync_rst(rst_pe_2_7),
-    .valid_in(\valid_in$759 ),
-    .valid_out(\valid_in$902 )
+    .en(\en$491 ),
+    .first_in(\first_in$501 ),
+    .first_out(\first_in$652 ),
+    .last_in(\last_in$503 ),
+    .last_out(\last_in$654 ),
+    .rst_pe_2_7(rst_pe_2_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$499 ),
+    .valid_out(\valid_in$650 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$386 [31:24]),
+    .a_in(\o$103 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$788 ),
-    .b_in(\b_in$774 ),
-    .b_next(\b_in$631 ),
-    .b_out(\b_in$917 ),
-    .chain_in(\chain_in$782 ),
-    .chain_out(\chain_in$925 ),
-    .chain_valid_in(\chain_valid_in$784 ),
-    .chain_valid_out(\chain_valid_in$927 ),
+    .a_out(\a_in$530 ),
+    .b_in(\b_in$515 ),
+    .b_next(\b_in$364 ),
+    .b_out(\b_in$666 ),
+    .chain_in(\chain_in$523 ),
+    .chain_out(\chain_in$674 ),
+    .chain_valid_in(\chain_valid_in$525 ),
+    .chain_valid_out(\chain_valid_in$676 ),
     .drain(drain_0),
-    .en(en_pe_3_0),
-    .first_in(\first_in$778 ),
-    .first_out(\first_in$921 ),
-    .last_in(\last_in$780 ),
-    .last_out(\last_in$923 ),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .valid_in(\valid_in$776 ),
-    .valid_out(\valid_in$919 )
+    .en(\en$510 ),
+    .first_in(\first_in$519 ),
+    .first_out(\first_in$670 ),
+    .last_in(\last_in$521 ),
+    .last_out(\last_in$672 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$517 ),
+    .valid_out(\valid_in$668 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$788 ),
-    .a_next(\o$386 [31:24]),
-    .a_out(\a_in$806 ),
-    .b_in(\b_in$792 ),
-    .b_next(\b_in$649 ),
-    .b_out(\b_in$935 ),
-    .chain_in(\chain_in$800 ),
-    .chain_out(\chain_in$943 ),
-    .chain_valid_in(\chain_valid_in$802 ),
-    .chain_valid_out(\chain_valid_in$945 ),
+    .a_in(\a_in$530 ),
+    .a_next(\o$103 [31:24]),
+    .a_out(\a_in$549 ),
+    .b_in(\b_in$534 ),
+    .b_next(\b_in$383 ),
+    .b_out(\b_in$685 ),
+    .chain_in(\chain_in$542 ),
+    .chain_out(\chain_in$693 ),
+    .chain_valid_in(\chain_valid_in$544 ),
+    .chain_valid_out(\chain_valid_in$695 ),
     .drain(drain_1),
-    .en(en_pe_3_1),
-    .first_in(\first_in$796 ),
-    .first_out(\first_in$939 ),
-    .last_in(\last_in$798 ),
-    .last_out(\last_in$941 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .valid_in(\valid_in$794 ),
-    .valid_out(\valid_in$937 )
+    .en(\en$528 ),
+    .first_in(\first_in$538 ),
+    .first_out(\first_in$689 ),
+    .last_in(\last_in$540 ),
+    .last_out(\last_in$691 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$536 ),
+    .valid_out(\valid_in$687 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$806 ),
-    .a_next(\a_in$788 ),
-    .a_out(\a_in$824 ),
-    .b_in(\b_in$810 ),
-    .b_next(\b_in$667 ),
-    .b_out(\b_in$953 ),
-    .chain_in(\chain_in$818 ),
-    .chain_out(\chain_in$961 ),
-    .chain_valid_in(\chain_valid_in$820 ),
-    .chain_valid_out(\chain_valid_in$963 ),
+    .a_in(\a_in$549 ),
+    .a_next(\a_in$530 ),
+    .a_out(\a_in$568 ),
+    .b_in(\b_in$553 ),
+    .b_next(\b_in$402 ),
+    .b_out(\b_in$704 ),
+    .chain_in(\chain_in$561 ),
+    .chain_out(\chain_in$712 ),
+    .chain_valid_in(\chain_valid_in$563 ),
+    .chain_valid_out(\chain_valid_in$714 ),
     .drain(drain_2),
-    .en(en_pe_3_2),
-    .first_in(\first_in$814 ),
-    .first_out(\first_in$957 ),
-    .last_in(\last_in$816 ),
-    .last_out(\last_in$959 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .valid_in(\valid_in$812 ),
-    .valid_out(\valid_in$955 )
+    .en(\en$547 ),
+    .first_in(\first_in$557 ),
+    .first_out(\first_in$708 ),
+    .last_in(\last_in$559 ),
+    .last_out(\last_in$710 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$555 ),
+    .valid_out(\valid_in$706 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$824 ),
-    .a_next(\a_in$806 ),
-    .a_out(\a_in$842 ),
-    .b_in(\b_in$828 ),
-    .b_next(\b_in$685 ),
-    .b_out(\b_in$971 ),
-    .chain_in(\chain_in$836 ),
-    .chain_out(\chain_in$979 ),
-    .chain_valid_in(\chain_valid_in$838 ),
-    .chain_valid_out(\chain_valid_in$981 ),
+    .a_in(\a_in$568 ),
+    .a_next(\a_in$549 ),
+    .a_out(\a_in$587 ),
+    .b_in(\b_in$572 ),
+    .b_next(\b_in$421 ),
+    .b_out(\b_in$723 ),
+    .chain_in(\chain_in$580 ),
+    .chain_out(\chain_in$731 ),
+    .chain_valid_in(\chain_valid_in$582 ),
+    .chain_valid_out(\chain_valid_in$733 ),
     .drain(drain_3),
-    .en(en_pe_3_3),
-    .first_in(\first_in$832 ),
-    .first_out(\first_in$975 ),
-    .last_in(\last_in$834 ),
-    .last_out(\last_in$977 ),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .valid_in(\valid_in$830 ),
-    .valid_out(\valid_in$973 )
+    .en(\en$566 ),
+    .first_in(\first_in$576 ),
+    .first_out(\first_in$727 ),
+    .last_in(\last_in$578 ),
+    .last_out(\last_in$729 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$574 ),
+    .valid_out(\valid_in$725 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$842 ),
-    .a_next(\a_in$824 ),
-    .a_out(\a_in$860 ),
-    .b_in(\b_in$846 ),
-    .b_next(\b_in$703 ),
-    .b_out(\b_in$989 ),
-    .chain_in(\chain_in$854 ),
-    .chain_out(\chain_in$997 ),
-    .chain_valid_in(\chain_valid_in$856 ),
-    .chain_valid_out(\chain_valid_in$999 ),
+    .a_in(\a_in$587 ),
+    .a_next(\a_in$568 ),
+    .a_out(\a_in$606 ),
+    .b_in(\b_in$591 ),
+    .b_next(\b_in$440 ),
+    .b_out(\b_in$742 ),
+    .chain_in(\chain_in$599 ),
+    .chain_out(\chain_in$750 ),
+    .chain_valid_in(\chain_valid_in$601 ),
+    .chain_valid_out(\chain_valid_in$752 ),
     .drain(drain_4),
-    .en(en_pe_3_4),
-    .first_in(\first_in$850 ),
-    .first_out(\first_in$993 ),
-    .last_in(\last_in$852 ),
-    .last_out(\last_in$995 ),
-    .pe_3_4_sync_clk(clk),
-    .pe_3_4_sync_rst(rst_pe_3_4),
-    .valid_in(\valid_in$848 ),
-    .valid_out(\valid_in$991 )
+    .en(\en$585 ),
+    .first_in(\first_in$595 ),
+    .first_out(\first_in$746 ),
+    .last_in(\last_in$597 ),
+    .last_out(\last_in$748 ),
+    .rst_pe_3_4(rst_pe_3_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$593 ),
+    .valid_out(\valid_in$744 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$860 ),
-    .a_next(\a_in$842 ),
-    .a_out(\a_in$878 ),
-    .b_in(\b_in$864 ),
-    .b_next(\b_in$721 ),
-    .b_out(\b_in$1007 ),
-    .chain_in(\chain_in$872 ),
-    .chain_out(\chain_in$1015 ),
-    .chain_valid_in(\chain_valid_in$874 ),
-    .chain_valid_out(\chain_valid_in$1017 ),
+    .a_in(\a_in$606 ),
+    .a_next(\a_in$587 ),
+    .a_out(\a_in$625 ),
+    .b_in(\b_in$610 ),
+    .b_next(\b_in$459 ),
+    .b_out(\b_in$761 ),
+    .chain_in(\chain_in$618 ),
+    .chain_out(\chain_in$769 ),
+    .chain_valid_in(\chain_valid_in$620 ),
+    .chain_valid_out(\chain_valid_in$771 ),
     .drain(drain_5),
-    .en(en_pe_3_5),
-    .first_in(\first_in$868 ),
-    .first_out(\first_in$1011 ),
-    .last_in(\last_in$870 ),
-    .last_out(\last_in$1013 ),
-    .pe_3_5_sync_clk(clk),
-    .pe_3_5_sync_rst(rst_pe_3_5),
-    .valid_in(\valid_in$866 ),
-    .valid_out(\valid_in$1009 )
+    .en(\en$604 ),
+    .first_in(\first_in$614 ),
+    .first_out(\first_in$765 ),
+    .last_in(\last_in$616 ),
+    .last_out(\last_in$767 ),
+    .rst_pe_3_5(rst_pe_3_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$612 ),
+    .valid_out(\valid_in$763 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$878 ),
-    .a_next(\a_in$860 ),
-    .a_out(\a_in$896 ),
-    .b_in(\b_in$882 ),
-    .b_next(\b_in$739 ),
-    .b_out(\b_in$1025 ),
-    .chain_in(\chain_in$890 ),
-    .chain_out(\chain_in$1033 ),
-    .chain_valid_in(\chain_valid_in$892 ),
-    .chain_valid_out(\chain_valid_in$1035 ),
+    .a_in(\a_in$625 ),
+    .a_next(\a_in$606 ),
+    .a_out(\a_in$644 ),
+    .b_in(\b_in$629 ),
+    .b_next(\b_in$478 ),
+    .b_out(\b_in$780 ),
+    .chain_in(\chain_in$637 ),
+    .chain_out(\chain_in$788 ),
+    .chain_valid_in(\chain_valid_in$639 ),
+    .chain_valid_out(\chain_valid_in$790 ),
     .drain(drain_6),
-    .en(en_pe_3_6),
-    .first_in(\first_in$886 ),
-    .first_out(\first_in$1029 ),
-    .last_in(\last_in$888 ),
-    .last_out(\last_in$1031 ),
-    .pe_3_6_sync_clk(clk),
-    .pe_3_6_sync_rst(rst_pe_3_6),
-    .valid_in(\valid_in$884 ),
-    .valid_out(\valid_in$1027 )
+    .en(\en$623 ),
+    .first_in(\first_in$633 ),
+    .first_out(\first_in$784 ),
+    .last_in(\last_in$635 ),
+    .last_out(\last_in$786 ),
+    .rst_pe_3_6(rst_pe_3_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$631 ),
+    .valid_out(\valid_in$782 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$896 ),
-    .a_next(\a_in$878 ),
-    .b_in(\b_in$900 ),
-    .b_next(\b_in$757 ),
-    .b_out(\b_in$1043 ),
-    .chain_in(\chain_in$908 ),
-    .chain_out(\chain_in$1051 ),
-    .chain_valid_in(\chain_valid_in$910 ),
-    .chain_valid_out(\chain_valid_in$1053 ),
+    .a_in(\a_in$644 ),
+    .a_next(\a_in$625 ),
+    .b_in(\b_in$648 ),
+    .b_next(\b_in$497 ),
+    .b_out(\b_in$799 ),
+    .chain_in(\chain_in$656 ),
+    .chain_out(\chain_in$807 ),
+    .chain_valid_in(\chain_valid_in$658 ),
+    .chain_valid_out(\chain_valid_in$809 ),
     .drain(drain_7),
-    .en(en_pe_3_7),
-    .first_in(\first_in$904 ),
-    .first_out(\first_in$1047 ),
-    .last_in(\last_in$906 ),
-    .last_out(\last_in$1049 ),
-    .pe_3_7_sync_clk(clk),
-    .pe_3_7_sync_rst(rst_pe_3_7),
-    .valid_in(\valid_in$902 ),
-    .valid_out(\valid_in$1045 )
+    .en(\en$642 ),
+    .first_in(\first_in$652 ),
+    .first_out(\first_in$803 ),
+    .last_in(\last_in$654 ),
+    .last_out(\last_in$805 ),
+    .rst_pe_3_7(rst_pe_3_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$650 ),
+    .valid_out(\valid_in$801 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$386 [39:32]),
+    .a_in(\o$103 [39:32]),
     .a_next(o_next[39:32]),
-    .a_out(\a_in$931 ),
-    .b_in(\b_in$917 ),
-    .b_next(\b_in$774 ),
-    .b_out(\b_in$1060 ),
-    .chain_in(\chain_in$925 ),
-    .chain_out(\chain_in$1068 ),
-    .chain_valid_in(\chain_valid_in$927 ),
-    .chain_valid_out(\chain_valid_in$1070 ),
+    .a_out(\a_in$681 ),
+    .b_in(\b_in$666 ),
+    .b_next(\b_in$515 ),
+    .b_out(\b_in$817 ),
+    .chain_in(\chain_in$674 ),
+    .chain_out(\chain_in$825 ),
+    .chain_valid_in(\chain_valid_in$676 ),
+    .chain_valid_out(\chain_valid_in$827 ),
     .drain(drain_0),
-    .en(en_pe_4_0),
-    .first_in(\first_in$921 ),
-    .first_out(\first_in$1064 ),
-    .last_in(\last_in$923 ),
-    .last_out(\last_in$1066 ),
-    .pe_4_0_sync_clk(clk),
-    .pe_4_0_sync_rst(rst_pe_4_0),
-    .valid_in(\valid_in$919 ),
-    .valid_out(\valid_in$1062 )
+    .en(\en$661 ),
+    .first_in(\first_in$670 ),
+    .first_out(\first_in$821 ),
+    .last_in(\last_in$672 ),
+    .last_out(\last_in$823 ),
+    .rst_pe_4_0(rst_pe_4_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$668 ),
+    .valid_out(\valid_in$819 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$931 ),
-    .a_next(\o$386 [39:32]),
-    .a_out(\a_in$949 ),
-    .b_in(\b_in$935 ),
-    .b_next(\b_in$792 ),
-    .b_out(\b_in$1078 ),
-    .chain_in(\chain_in$943 ),
-    .chain_out(\chain_in$1086 ),
-    .chain_valid_in(\chain_valid_in$945 ),
-    .chain_valid_out(\chain_valid_in$1088 ),
+    .a_in(\a_in$681 ),
+    .a_next(\o$103 [39:32]),
+    .a_out(\a_in$700 ),
+    .b_in(\b_in$685 ),
+    .b_next(\b_in$534 ),
+    .b_out(\b_in$836 ),
+    .chain_in(\chain_in$693 ),
+    .chain_out(\chain_in$844 ),
+    .chain_valid_in(\chain_valid_in$695 ),
+    .chain_valid_out(\chain_valid_in$846 ),
     .drain(drain_1),
-    .en(en_pe_4_1),
-    .first_in(\first_in$939 ),
-    .first_out(\first_in$1082 ),
-    .last_in(\last_in$941 ),
-    .last_out(\last_in$1084 ),
-    .pe_4_1_sync_clk(clk),
-    .pe_4_1_sync_rst(rst_pe_4_1),
-    .valid_in(\valid_in$937 ),
-    .valid_out(\valid_in$1080 )
+    .en(\en$679 ),
+    .first_in(\first_in$689 ),
+    .first_out(\first_in$840 ),
+    .last_in(\last_in$691 ),
+    .last_out(\last_in$842 ),
+    .rst_pe_4_1(rst_pe_4_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$687 ),
+    .valid_out(\valid_in$838 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$949 ),
-    .a_next(\a_in$931 ),
-    .a_out(\a_in$967 ),
-    .b_in(\b_in$953 ),
-    .b_next(\b_in$810 ),
-    .b_out(\b_in$1096 ),
-    .chain_in(\chain_in$961 ),
-    .chain_out(\chain_in$1104 ),
-    .chain_valid_in(\chain_valid_in$963 ),
-    .chain_valid_out(\chain_valid_in$1106 ),
+    .a_in(\a_in$700 ),
+    .a_next(\a_in$681 ),
+    .a_out(\a_in$719 ),
+    .b_in(\b_in$704 ),
+    .b_next(\b_in$553 ),
+    .b_out(\b_in$855 ),
+    .chain_in(\chain_in$712 ),
+    .chain_out(\chain_in$863 ),
+    .chain_valid_in(\chain_valid_in$714 ),
+    .chain_valid_out(\chain_valid_in$865 ),
     .drain(drain_2),
-    .en(en_pe_4_2),
-    .first_in(\first_in$957 ),
-    .first_out(\first_in$1100 ),
-    .last_in(\last_in$959 ),
-    .last_out(\last_in$1102 ),
-    .pe_4_2_sync_clk(clk),
-    .pe_4_2_sync_rst(rst_pe_4_2),
-    .valid_in(\valid_in$955 ),
-    .valid_out(\valid_in$1098 )
+    .en(\en$698 ),
+    .first_in(\first_in$708 ),
+    .first_out(\first_in$859 ),
+    .last_in(\last_in$710 ),
+    .last_out(\last_in$861 ),
+    .rst_pe_4_2(rst_pe_4_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$706 ),
+    .valid_out(\valid_in$857 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$967 ),
-    .a_next(\a_in$949 ),
-    .a_out(\a_in$985 ),
-    .b_in(\b_in$971 ),
-    .b_next(\b_in$828 ),
-    .b_out(\b_in$1114 ),
-    .chain_in(\chain_in$979 ),
-    .chain_out(\chain_in$1122 ),
-    .chain_valid_in(\chain_valid_in$981 ),
-    .chain_valid_out(\chain_valid_in$1124 ),
+    .a_in(\a_in$719 ),
+    .a_next(\a_in$700 ),
+    .a_out(\a_in$738 ),
+    .b_in(\b_in$723 ),
+    .b_next(\b_in$572 ),
+    .b_out(\b_in$874 ),
+    .chain_in(\chain_in$731 ),
+    .chain_out(\chain_in$882 ),
+    .chain_valid_in(\chain_valid_in$733 ),
+    .chain_valid_out(\chain_valid_in$884 ),
     .drain(drain_3),
-    .en(en_pe_4_3),
-    .first_in(\first_in$975 ),
-    .first_out(\first_in$1118 ),
-    .last_in(\last_in$977 ),
-    .last_out(\last_in$1120 ),
-    .pe_4_3_sync_clk(clk),
-    .pe_4_3_sync_rst(rst_pe_4_3),
-    .valid_in(\valid_in$973 ),
-    .valid_out(\valid_in$1116 )
+    .en(\en$717 ),
+    .first_in(\first_in$727 ),
+    .first_out(\first_in$878 ),
+    .last_in(\last_in$729 ),
+    .last_out(\last_in$880 ),
+    .rst_pe_4_3(rst_pe_4_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$725 ),
+    .valid_out(\valid_in$876 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$985 ),
-    .a_next(\a_in$967 ),
-    .a_out(\a_in$1003 ),
-    .b_in(\b_in$989 ),
-    .b_next(\b_in$846 ),
-    .b_out(\b_in$1132 ),
-    .chain_in(\chain_in$997 ),
-    .chain_out(\chain_in$1140 ),
-    .chain_valid_in(\chain_valid_in$999 ),
-    .chain_valid_out(\chain_valid_in$1142 ),
+    .a_in(\a_in$738 ),
+    .a_next(\a_in$719 ),
+    .a_out(\a_in$757 ),
+    .b_in(\b_in$742 ),
+    .b_next(\b_in$591 ),
+    .b_out(\b_in$893 ),
+    .chain_in(\chain_in$750 ),
+    .chain_out(\chain_in$901 ),
+    .chain_valid_in(\chain_valid_in$752 ),
+    .chain_valid_out(\chain_valid_in$903 ),
     .drain(drain_4),
-    .en(en_pe_4_4),
-    .first_in(\first_in$993 ),
-    .first_out(\first_in$1136 ),
-    .last_in(\last_in$995 ),
-    .last_out(\last_in$1138 ),
-    .pe_4_4_sync_clk(clk),
-    .pe_4_4_sync_rst(rst_pe_4_4),
-    .valid_in(\valid_in$991 ),
-    .valid_out(\valid_in$1134 )
+    .en(\en$736 ),
+    .first_in(\first_in$746 ),
+    .first_out(\first_in$897 ),
+    .last_in(\last_in$748 ),
+    .last_out(\last_in$899 ),
+    .rst_pe_4_4(rst_pe_4_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$744 ),
+    .valid_out(\valid_in$895 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$1003 ),
-    .a_next(\a_in$985 ),
-    .a_out(\a_in$1021 ),
-    .b_in(\b_in$1007 ),
-    .b_next(\b_in$864 ),
-    .b_out(\b_in$1150 ),
-    .chain_in(\chain_in$1015 ),
-    .chain_out(\chain_in$1158 ),
-    .chain_valid_in(\chain_valid_in$1017 ),
-    .chain_valid_out(\chain_valid_in$1160 ),
+    .a_in(\a_in$757 ),
+    .a_next(\a_in$738 ),
+    .a_out(\a_in$776 ),
+    .b_in(\b_in$761 ),
+    .b_next(\b_in$610 ),
+    .b_out(\b_in$912 ),
+    .chain_in(\chain_in$769 ),
+    .chain_out(\chain_in$920 ),
+    .chain_valid_in(\chain_valid_in$771 ),
+    .chain_valid_out(\chain_valid_in$922 ),
     .drain(drain_5),
-    .en(en_pe_4_5),
-    .first_in(\first_in$1011 ),
-    .first_out(\first_in$1154 ),
-    .last_in(\last_in$1013 ),
-    .last_out(\last_in$1156 ),
-    .pe_4_5_sync_clk(clk),
-    .pe_4_5_sync_rst(rst_pe_4_5),
-    .valid_in(\valid_in$1009 ),
-    .valid_out(\valid_in$1152 )
+    .en(\en$755 ),
+    .first_in(\first_in$765 ),
+    .first_out(\first_in$916 ),
+    .last_in(\last_in$767 ),
+    .last_out(\last_in$918 ),
+    .rst_pe_4_5(rst_pe_4_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$763 ),
+    .valid_out(\valid_in$914 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1021 ),
-    .a_next(\a_in$1003 ),
-    .a_out(\a_in$1039 ),
-    .b_in(\b_in$1025 ),
-    .b_next(\b_in$882 ),
-    .b_out(\b_in$1168 ),
-    .chain_in(\chain_in$1033 ),
-    .chain_out(\chain_in$1176 ),
-    .chain_valid_in(\chain_valid_in$1035 ),
-    .chain_valid_out(\chain_valid_in$1178 ),
+    .a_in(\a_in$776 ),
+    .a_next(\a_in$757 ),
+    .a_out(\a_in$795 ),
+    .b_in(\b_in$780 ),
+    .b_next(\b_in$629 ),
+    .b_out(\b_in$931 ),
+    .chain_in(\chain_in$788 ),
+    .chain_out(\chain_in$939 ),
+    .chain_valid_in(\chain_valid_in$790 ),
+    .chain_valid_out(\chain_valid_in$941 ),
     .drain(drain_6),
-    .en(en_pe_4_6),
-    .first_in(\first_in$1029 ),
-    .first_out(\first_in$1172 ),
-    .last_in(\last_in$1031 ),
-    .last_out(\last_in$1174 ),
-    .pe_4_6_sync_clk(clk),
-    .pe_4_6_sync_rst(rst_pe_4_6),
-    .valid_in(\valid_in$1027 ),
-    .valid_out(\valid_in$1170 )
+    .en(\en$774 ),
+    .first_in(\first_in$784 ),
+    .first_out(\first_in$935 ),
+    .last_in(\last_in$786 ),
+    .last_out(\last_in$937 ),
+    .rst_pe_4_6(rst_pe_4_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$782 ),
+    .valid_out(\valid_in$933 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1039 ),
-    .a_next(\a_in$1021 ),
-    .b_in(\b_in$1043 ),
-    .b_next(\b_in$900 ),
-    .b_out(\b_in$1186 ),
-    .chain_in(\chain_in$1051 ),
-    .chain_out(\chain_in$1194 ),
-    .chain_valid_in(\chain_valid_in$1053 ),
-    .chain_valid_out(\chain_valid_in$1196 ),
+    .a_in(\a_in$795 ),
+    .a_next(\a_in$776 ),
+    .b_in(\b_in$799 ),
+    .b_next(\b_in$648 ),
+    .b_out(\b_in$950 ),
+    .chain_in(\chain_in$807 ),
+    .chain_out(\chain_in$958 ),
+    .chain_valid_in(\chain_valid_in$809 ),
+    .chain_valid_out(\chain_valid_in$960 ),
     .drain(drain_7),
-    .en(en_pe_4_7),
-    .first_in(\first_in$1047 ),
-    .first_out(\first_in$1190 ),
-    .last_in(\last_in$1049 ),
-    .last_out(\last_in$1192 ),
-    .pe_4_7_sync_clk(clk),
-    .pe_4_7_sync_rst(rst_pe_4_7),
-    .valid_in(\valid_in$1045 ),
-    .valid_out(\valid_in$1188 )
+    .en(\en$793 ),
+    .first_in(\first_in$803 ),
+    .first_out(\first_in$954 ),
+    .last_in(\last_in$805 ),
+    .last_out(\last_in$956 ),
+    .rst_pe_4_7(rst_pe_4_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$801 ),
+    .valid_out(\valid_in$952 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$386 [47:40]),
+    .a_in(\o$103 [47:40]),
     .a_next(o_next[47:40]),
-    .a_out(\a_in$1074 ),
-    .b_in(\b_in$1060 ),
-    .b_next(\b_in$917 ),
-    .b_out(\b_in$1203 ),
-    .chain_in(\chain_in$1068 ),
-    .chain_out(\chain_in$1211 ),
-    .chain_valid_in(\chain_valid_in$1070 ),
-    .chain_valid_out(\chain_valid_in$1213 ),
+    .a_out(\a_in$832 ),
+    .b_in(\b_in$817 ),
+    .b_next(\b_in$666 ),
+    .b_out(\b_in$968 ),
+    .chain_in(\chain_in$825 ),
+    .chain_out(\chain_in$976 ),
+    .chain_valid_in(\chain_valid_in$827 ),
+    .chain_valid_out(\chain_valid_in$978 ),
     .drain(drain_0),
-    .en(en_pe_5_0),
-    .first_in(\first_in$1064 ),
-    .first_out(\first_in$1207 ),
-    .last_in(\last_in$1066 ),
-    .last_out(\last_in$1209 ),
-    .pe_5_0_sync_clk(clk),
-    .pe_5_0_sync_rst(rst_pe_5_0),
-    .valid_in(\valid_in$1062 ),
-    .valid_out(\valid_in$1205 )
+    .en(\en$812 ),
+    .first_in(\first_in$821 ),
+    .first_out(\first_in$972 ),
+    .last_in(\last_in$823 ),
+    .last_out(\last_in$974 ),
+    .rst_pe_5_0(rst_pe_5_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$819 ),
+    .valid_out(\valid_in$970 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1074 ),
-    .a_next(\o$386 [47:40]),
-    .a_out(\a_in$1092 ),
-    .b_in(\b_in$1078 ),
-    .b_next(\b_in$935 ),
-    .b_out(\b_in$1221 ),
-    .chain_in(\chain_in$1086 ),
-    .chain_out(\chain_in$1229 ),
-    .chain_valid_in(\chain_valid_in$1088 ),
-    .chain_valid_out(\chain_valid_in$1231 ),
+    .a_in(\a_in$832 ),
+    .a_next(\o$103 [47:40]),
+    .a_out(\a_in$851 ),
+    .b_in(\b_in$836 ),
+    .b_next(\b_in$685 ),
+    .b_out(\b_in$987 ),
+    .chain_in(\chain_in$844 ),
+    .chain_out(\chain_in$995 ),
+    .chain_valid_in(\chain_valid_in$846 ),
+    .chain_valid_out(\chain_valid_in$997 ),
     .drain(drain_1),
-    .en(en_pe_5_1),
-    .first_in(\first_in$1082 ),
-    .first_out(\first_in$1225 ),
-    .last_in(\last_in$1084 ),
-    .last_out(\last_in$1227 ),
-    .pe_5_1_sync_clk(clk),
-    .pe_5_1_sync_rst(rst_pe_5_1),
-    .valid_in(\valid_in$1080 ),
-    .valid_out(\valid_in$1223 )
+    .en(\en$830 ),
+    .first_in(\first_in$840 ),
+    .first_out(\first_in$991 ),
+    .last_in(\last_in$842 ),
+    .last_out(\last_in$993 ),
+    .rst_pe_5_1(rst_pe_5_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$838 ),
+    .valid_out(\valid_in$989 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1092 ),
-    .a_next(\a_in$1074 ),
-    .a_out(\a_in$1110 ),
-    .b_in(\b_in$1096 ),
-    .b_next(\b_in$953 ),
-    .b_out(\b_in$1239 ),
-    .chain_in(\chain_in$1104 ),
-    .chain_out(\chain_in$1247 ),
-    .chain_valid_in(\chain_valid_in$1106 ),
-    .chain_valid_out(\chain_valid_in$1249 ),
+    .a_in(\a_in$851 ),
+    .a_next(\a_in$832 ),
+    .a_out(\a_in$870 ),
+    .b_in(\b_in$855 ),
+    .b_next(\b_in$704 ),
+    .b_out(\b_in$1006 ),
+    .chain_in(\chain_in$863 ),
+    .chain_out(\chain_in$1014 ),
+    .chain_valid_in(\chain_valid_in$865 ),
+    .chain_valid_out(\chain_valid_in$1016 ),
     .drain(drain_2),
-    .en(en_pe_5_2),
-    .first_in(\first_in$1100 ),
-    .first_out(\first_in$1243 ),
-    .last_in(\last_in$1102 ),
-    .last_out(\last_in$1245 ),
-    .pe_5_2_sync_clk(clk),
-    .pe_5_2_sync_rst(rst_pe_5_2),
-    .valid_in(\valid_in$1098 ),
-    .valid_out(\valid_in$1241 )
+    .en(\en$849 ),
+    .first_in(\first_in$859 ),
+    .first_out(\first_in$1010 ),
+    .last_in(\last_in$861 ),
+    .last_out(\last_in$1012 ),
+    .rst_pe_5_2(rst_pe_5_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$857 ),
+    .valid_out(\valid_in$1008 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1110 ),
-    .a_next(\a_in$1092 ),
-    .a_out(\a_in$1128 ),
-    .b_in(\b_in$1114 ),
-    .b_next(\b_in$971 ),
-    .b_out(\b_in$1257 ),
-    .chain_in(\chain_in$1122 ),
-    .chain_out(\chain_in$1265 ),
-    .chain_valid_in(\chain_valid_in$1124 ),
-    .chain_valid_out(\chain_valid_in$1267 ),
+    .a_in(\a_in$870 ),
+    .a_next(\a_in$851 ),
+    .a_out(\a_in$889 ),
+    .b_in(\b_in$874 ),
+    .b_next(\b_in$723 ),
+    .b_out(\b_in$1025 ),
+    .chain_in(\chain_in$882 ),
+    .chain_out(\chain_in$1033 ),
+    .chain_valid_in(\chain_valid_in$884 ),
+    .chain_valid_out(\chain_valid_in$1035 ),
     .drain(drain_3),
-    .en(en_pe_5_3),
-    .first_in(\first_in$1118 ),
-    .first_out(\first_in$1261 ),
-    .last_in(\last_in$1120 ),
-    .last_out(\last_in$1263 ),
-    .pe_5_3_sync_clk(clk),
-    .pe_5_3_sync_rst(rst_pe_5_3),
-    .valid_in(\valid_in$1116 ),
-    .valid_out(\valid_in$1259 )
+    .en(\en$868 ),
+    .first_in(\first_in$878 ),
+    .first_out(\first_in$1029 ),
+    .last_in(\last_in$880 ),
+    .last_out(\last_in$1031 ),
+    .rst_pe_5_3(rst_pe_5_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$876 ),
+    .valid_out(\valid_in$1027 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1128 ),
-    .a_next(\a_in$1110 ),
-    .a_out(\a_in$1146 ),
-    .b_in(\b_in$1132 ),
-    .b_next(\b_in$989 ),
-    .b_out(\b_in$1275 ),
-    .chain_in(\chain_in$1140 ),
-    .chain_out(\chain_in$1283 ),
-    .chain_valid_in(\chain_valid_in$1142 ),
-    .chain_valid_out(\chain_valid_in$1285 ),
+    .a_in(\a_in$889 ),
+    .a_next(\a_in$870 ),
+    .a_out(\a_in$908 ),
+    .b_in(\b_in$893 ),
+    .b_next(\b_in$742 ),
+    .b_out(\b_in$1044 ),
+    .chain_in(\chain_in$901 ),
+    .chain_out(\chain_in$1052 ),
+    .chain_valid_in(\chain_valid_in$903 ),
+    .chain_valid_out(\chain_valid_in$1054 ),
     .drain(drain_4),
-    .en(en_pe_5_4),
-    .first_in(\first_in$1136 ),
-    .first_out(\first_in$1279 ),
-    .last_in(\last_in$1138 ),
-    .last_out(\last_in$1281 ),
-    .pe_5_4_sync_clk(clk),
-    .pe_5_4_sync_rst(rst_pe_5_4),
-    .valid_in(\valid_in$1134 ),
-    .valid_out(\valid_in$1277 )
+    .en(\en$887 ),
+    .first_in(\first_in$897 ),
+    .first_out(\first_in$1048 ),
+    .last_in(\last_in$899 ),
+    .last_out(\last_in$1050 ),
+    .rst_pe_5_4(rst_pe_5_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$895 ),
+    .valid_out(\valid_in$1046 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1146 ),
-    .a_next(\a_in$1128 ),
-    .a_out(\a_in$1164 ),
-    .b_in(\b_in$1150 ),
-    .b_next(\b_in$1007 ),
-    .b_out(\b_in$1293 ),
-    .chain_in(\chain_in$1158 ),
-    .chain_out(\chain_in$1301 ),
-    .chain_valid_in(\chain_valid_in$1160 ),
-    .chain_valid_out(\chain_valid_in$1303 ),
+    .a_in(\a_in$908 ),
+    .a_next(\a_in$889 ),
+    .a_out(\a_in$927 ),
+    .b_in(\b_in$912 ),
+    .b_next(\b_in$761 ),
+    .b_out(\b_in$1063 ),
+    .chain_in(\chain_in$920 ),
+    .chain_out(\chain_in$1071 ),
+    .chain_valid_in(\chain_valid_in$922 ),
+    .chain_valid_out(\chain_valid_in$1073 ),
     .drain(drain_5),
-    .en(en_pe_5_5),
-    .first_in(\first_in$1154 ),
-    .first_out(\first_in$1297 ),
-    .last_in(\last_in$1156 ),
-    .last_out(\last_in$1299 ),
-    .pe_5_5_sync_clk(clk),
-    .pe_5_5_sync_rst(rst_pe_5_5),
-    .valid_in(\valid_in$1152 ),
-    .valid_out(\valid_in$1295 )
+    .en(\en$906 ),
+    .first_in(\first_in$916 ),
+    .first_out(\first_in$1067 ),
+    .last_in(\last_in$918 ),
+    .last_out(\last_in$1069 ),
+    .rst_pe_5_5(rst_pe_5_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$914 ),
+    .valid_out(\valid_in$1065 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1164 ),
-    .a_next(\a_in$1146 ),
-    .a_out(\a_in$1182 ),
-    .b_in(\b_in$1168 ),
-    .b_next(\b_in$1025 ),
-    .b_out(\b_in$1311 ),
-    .chain_in(\chain_in$1176 ),
-    .chain_out(\chain_in$1319 ),
-    .chain_valid_in(\chain_valid_in$1178 ),
-    .chain_valid_out(\chain_valid_in$1321 ),
+    .a_in(\a_in$927 ),
+    .a_next(\a_in$908 ),
+    .a_out(\a_in$946 ),
+    .b_in(\b_in$931 ),
+    .b_next(\b_in$780 ),
+    .b_out(\b_in$1082 ),
+    .chain_in(\chain_in$939 ),
+    .chain_out(\chain_in$1090 ),
+    .chain_valid_in(\chain_valid_in$941 ),
+    .chain_valid_out(\chain_valid_in$1092 ),
     .drain(drain_6),
-    .en(en_pe_5_6),
-    .first_in(\first_in$1172 ),
-    .first_out(\first_in$1315 ),
-    .last_in(\last_in$1174 ),
-    .last_out(\last_in$1317 ),
-    .pe_5_6_sync_clk(clk),
-    .pe_5_6_sync_rst(rst_pe_5_6),
-    .valid_in(\valid_in$1170 ),
-    .valid_out(\valid_in$1313 )
+    .en(\en$925 ),
+    .first_in(\first_in$935 ),
+    .first_out(\first_in$1086 ),
+    .last_in(\last_in$937 ),
+    .last_out(\last_in$1088 ),
+    .rst_pe_5_6(rst_pe_5_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$933 ),
+    .valid_out(\valid_in$1084 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1182 ),
-    .a_next(\a_in$1164 ),
-    .b_in(\b_in$1186 ),
-    .b_next(\b_in$1043 ),
-    .b_out(\b_in$1329 ),
-    .chain_in(\chain_in$1194 ),
-    .chain_out(\chain_in$1337 ),
-    .chain_valid_in(\chain_valid_in$1196 ),
-    .chain_valid_out(\chain_valid_in$1339 ),
+    .a_in(\a_in$946 ),
+    .a_next(\a_in$927 ),
+    .b_in(\b_in$950 ),
+    .b_next(\b_in$799 ),
+    .b_out(\b_in$1101 ),
+    .chain_in(\chain_in$958 ),
+    .chain_out(\chain_in$1109 ),
+    .chain_valid_in(\chain_valid_in$960 ),
+    .chain_valid_out(\chain_valid_in$1111 ),
     .drain(drain_7),
-    .en(en_pe_5_7),
-    .first_in(\first_in$1190 ),
-    .first_out(\first_in$1333 ),
-    .last_in(\last_in$1192 ),
-    .last_out(\last_in$1335 ),
-    .pe_5_7_sync_clk(clk),
-    .pe_5_7_sync_rst(rst_pe_5_7),
-    .valid_in(\valid_in$1188 ),
-    .valid_out(\valid_in$1331 )
+    .en(\en$944 ),
+    .first_in(\first_in$954 ),
+    .first_out(\first_in$1105 ),
+    .last_in(\last_in$956 ),
+    .last_out(\last_in$1107 ),
+    .rst_pe_5_7(rst_pe_5_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$952 ),
+    .valid_out(\valid_in$1103 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$386 [55:48]),
+    .a_in(\o$103 [55:48]),
     .a_next(o_next[55:48]),
-    .a_out(\a_in$1217 ),
-    .b_in(\b_in$1203 ),
-    .b_next(\b_in$1060 ),
-    .b_out(\b_in$1346 ),
-    .chain_in(\chain_in$1211 ),
-    .chain_out(\chain_in$1354 ),
-    .chain_valid_in(\chain_valid_in$1213 ),
-    .chain_valid_out(\chain_valid_in$1356 ),
+    .a_out(\a_in$983 ),
+    .b_in(\b_in$968 ),
+    .b_next(\b_in$817 ),
+    .b_out(\b_in$1119 ),
+    .chain_in(\chain_in$976 ),
+    .chain_out(\chain_in$1127 ),
+    .chain_valid_in(\chain_valid_in$978 ),
+    .chain_valid_out(\chain_valid_in$1129 ),
     .drain(drain_0),
-    .en(en_pe_6_0),
-    .first_in(\first_in$1207 ),
-    .first_out(\first_in$1350 ),
-    .last_in(\last_in$1209 ),
-    .last_out(\last_in$1352 ),
-    .pe_6_0_sync_clk(clk),
-    .pe_6_0_sync_rst(rst_pe_6_0),
-    .valid_in(\valid_in$1205 ),
-    .valid_out(\valid_in$1348 )
+    .en(\en$963 ),
+    .first_in(\first_in$972 ),
+    .first_out(\first_in$1123 ),
+    .last_in(\last_in$974 ),
+    .last_out(\last_in$1125 ),
+    .rst_pe_6_0(rst_pe_6_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$970 ),
+    .valid_out(\valid_in$1121 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1217 ),
-    .a_next(\o$386 [55:48]),
-    .a_out(\a_in$1235 ),
-    .b_in(\b_in$1221 ),
-    .b_next(\b_in$1078 ),
-    .b_out(\b_in$1364 ),
-    .chain_in(\chain_in$1229 ),
-    .chain_out(\chain_in$1372 ),
-    .chain_valid_in(\chain_valid_in$1231 ),
-    .chain_valid_out(\chain_valid_in$1374 ),
+    .a_in(\a_in$983 ),
+    .a_next(\o$103 [55:48]),
+    .a_out(\a_in$1002 ),
+    .b_in(\b_in$987 ),
+    .b_next(\b_in$836 ),
+    .b_out(\b_in$1138 ),
+    .chain_in(\chain_in$995 ),
+    .chain_out(\chain_in$1146 ),
+    .chain_valid_in(\chain_valid_in$997 ),
+    .chain_valid_out(\chain_valid_in$1148 ),
     .drain(drain_1),
-    .en(en_pe_6_1),
-    .first_in(\first_in$1225 ),
-    .first_out(\first_in$1368 ),
-    .last_in(\last_in$1227 ),
-    .last_out(\last_in$1370 ),
-    .pe_6_1_sync_clk(clk),
-    .pe_6_1_sync_rst(rst_pe_6_1),
-    .valid_in(\valid_in$1223 ),
-    .valid_out(\valid_in$1366 )
+    .en(\en$981 ),
+    .first_in(\first_in$991 ),
+    .first_out(\first_in$1142 ),
+    .last_in(\last_in$993 ),
+    .last_out(\last_in$1144 ),
+    .rst_pe_6_1(rst_pe_6_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$989 ),
+    .valid_out(\valid_in$1140 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1235 ),
-    .a_next(\a_in$1217 ),
-    .a_out(\a_in$1253 ),
-    .b_in(\b_in$1239 ),
-    .b_next(\b_in$1096 ),
-    .b_out(\b_in$1382 ),
-    .chain_in(\chain_in$1247 ),
-    .chain_out(\chain_in$1390 ),
-    .chain_valid_in(\chain_valid_in$1249 ),
-    .chain_valid_out(\chain_valid_in$1392 ),
+    .a_in(\a_in$1002 ),
+    .a_next(\a_in$983 ),
+    .a_out(\a_in$1021 ),
+    .b_in(\b_in$1006 ),
+    .b_next(\b_in$855 ),
+    .b_out(\b_in$1157 ),
+    .chain_in(\chain_in$1014 ),
+    .chain_out(\chain_in$1165 ),
+    .chain_valid_in(\chain_valid_in$1016 ),
+    .chain_valid_out(\chain_valid_in$1167 ),
     .drain(drain_2),
-    .en(en_pe_6_2),
-    .first_in(\first_in$1243 ),
-    .first_out(\first_in$1386 ),
-    .last_in(\last_in$1245 ),
-    .last_out(\last_in$1388 ),
-    .pe_6_2_sync_clk(clk),
-    .pe_6_2_sync_rst(rst_pe_6_2),
-    .valid_in(\valid_in$1241 ),
-    .valid_out(\valid_in$1384 )
+    .en(\en$1000 ),
+    .first_in(\first_in$1010 ),
+    .first_out(\first_in$1161 ),
+    .last_in(\last_in$1012 ),
+    .last_out(\last_in$1163 ),
+    .rst_pe_6_2(rst_pe_6_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1008 ),
+    .valid_out(\valid_in$1159 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1253 ),
-    .a_next(\a_in$1235 ),
-    .a_out(\a_in$1271 ),
-    .b_in(\b_in$1257 ),
-    .b_next(\b_in$1114 ),
-    .b_out(\b_in$1400 ),
-    .chain_in(\chain_in$1265 ),
-    .chain_out(\chain_in$1408 ),
-    .chain_valid_in(\chain_valid_in$1267 ),
-    .chain_valid_out(\chain_valid_in$1410 ),
+    .a_in(\a_in$1021 ),
+    .a_next(\a_in$1002 ),
+    .a_out(\a_in$1040 ),
+    .b_in(\b_in$1025 ),
+    .b_next(\b_in$874 ),
+    .b_out(\b_in$1176 ),
+    .chain_in(\chain_in$1033 ),
+    .chain_out(\chain_in$1184 ),
+    .chain_valid_in(\chain_valid_in$1035 ),
+    .chain_valid_out(\chain_valid_in$1186 ),
     .drain(drain_3),
-    .en(en_pe_6_3),
-    .first_in(\first_in$1261 ),
-    .first_out(\first_in$1404 ),
-    .last_in(\last_in$1263 ),
-    .last_out(\last_in$1406 ),
-    .pe_6_3_sync_clk(clk),
-    .pe_6_3_sync_rst(rst_pe_6_3),
-    .valid_in(\valid_in$1259 ),
-    .valid_out(\valid_in$1402 )
+    .en(\en$1019 ),
+    .first_in(\first_in$1029 ),
+    .first_out(\first_in$1180 ),
+    .last_in(\last_in$1031 ),
+    .last_out(\last_in$1182 ),
+    .rst_pe_6_3(rst_pe_6_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1027 ),
+    .valid_out(\valid_in$1178 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1271 ),
-    .a_next(\a_in$1253 ),
-    .a_out(\a_in$1289 ),
-    .b_in(\b_in$1275 ),
-    .b_next(\b_in$1132 ),
-    .b_out(\b_in$1418 ),
-    .chain_in(\chain_in$1283 ),
-    .chain_out(\chain_in$1426 ),
-    .chain_valid_in(\chain_valid_in$1285 ),
-    .chain_valid_out(\chain_valid_in$1428 ),
+    .a_in(\a_in$1040 ),
+    .a_next(\a_in$1021 ),
+    .a_out(\a_in$1059 ),
+    .b_in(\b_in$1044 ),
+    .b_next(\b_in$893 ),
+    .b_out(\b_in$1195 ),
+    .chain_in(\chain_in$1052 ),
+    .chain_out(\chain_in$1203 ),
+    .chain_valid_in(\chain_valid_in$1054 ),
+    .chain_valid_out(\chain_valid_in$1205 ),
     .drain(drain_4),
-    .en(en_pe_6_4),
-    .first_in(\first_in$1279 ),
-    .first_out(\first_in$1422 ),
-    .last_in(\last_in$1281 ),
-    .last_out(\last_in$1424 ),
-    .pe_6_4_sync_clk(clk),
-    .pe_6_4_sync_rst(rst_pe_6_4),
-    .valid_in(\valid_in$1277 ),
-    .valid_out(\valid_in$1420 )
+    .en(\en$1038 ),
+    .first_in(\first_in$1048 ),
+    .first_out(\first_in$1199 ),
+    .last_in(\last_in$1050 ),
+    .last_out(\last_in$1201 ),
+    .rst_pe_6_4(rst_pe_6_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1046 ),
+    .valid_out(\valid_in$1197 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1289 ),
-    .a_next(\a_in$1271 ),
-    .a_out(\a_in$1307 ),
-    .b_in(\b_in$1293 ),
-    .b_next(\b_in$1150 ),
-    .b_out(\b_in$1436 ),
-    .chain_in(\chain_in$1301 ),
-    .chain_out(\chain_in$1444 ),
-    .chain_valid_in(\chain_valid_in$1303 ),
-    .chain_valid_out(\chain_valid_in$1446 ),
+    .a_in(\a_in$1059 ),
+    .a_next(\a_in$1040 ),
+    .a_out(\a_in$1078 ),
+    .b_in(\b_in$1063 ),
+    .b_next(\b_in$912 ),
+    .b_out(\b_in$1214 ),
+    .chain_in(\chain_in$1071 ),
+    .chain_out(\chain_in$1222 ),
+    .chain_valid_in(\chain_valid_in$1073 ),
+    .chain_valid_out(\chain_valid_in$1224 ),
     .drain(drain_5),
-    .en(en_pe_6_5),
-    .first_in(\first_in$1297 ),
-    .first_out(\first_in$1440 ),
-    .last_in(\last_in$1299 ),
-    .last_out(\last_in$1442 ),
-    .pe_6_5_sync_clk(clk),
-    .pe_6_5_sync_rst(rst_pe_6_5),
-    .valid_in(\valid_in$1295 ),
-    .valid_out(\valid_in$1438 )
+    .en(\en$1057 ),
+    .first_in(\first_in$1067 ),
+    .first_out(\first_in$1218 ),
+    .last_in(\last_in$1069 ),
+    .last_out(\last_in$1220 ),
+    .rst_pe_6_5(rst_pe_6_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1065 ),
+    .valid_out(\valid_in$1216 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1307 ),
-    .a_next(\a_in$1289 ),
-    .a_out(\a_in$1325 ),
-    .b_in(\b_in$1311 ),
-    .b_next(\b_in$1168 ),
-    .b_out(\b_in$1454 ),
-    .chain_in(\chain_in$1319 ),
-    .chain_out(\chain_in$1462 ),
-    .chain_valid_in(\chain_valid_in$1321 ),
-    .chain_valid_out(\chain_valid_in$1464 ),
+    .a_in(\a_in$1078 ),
+    .a_next(\a_in$1059 ),
+    .a_out(\a_in$1097 ),
+    .b_in(\b_in$1082 ),
+    .b_next(\b_in$931 ),
+    .b_out(\b_in$1233 ),
+    .chain_in(\chain_in$1090 ),
+    .chain_out(\chain_in$1241 ),
+    .chain_valid_in(\chain_valid_in$1092 ),
+    .chain_valid_out(\chain_valid_in$1243 ),
     .drain(drain_6),
-    .en(en_pe_6_6),
-    .first_in(\first_in$1315 ),
-    .first_out(\first_in$1458 ),
-    .last_in(\last_in$1317 ),
-    .last_out(\last_in$1460 ),
-    .pe_6_6_sync_clk(clk),
-    .pe_6_6_sync_rst(rst_pe_6_6),
-    .valid_in(\valid_in$1313 ),
-    .valid_out(\valid_in$1456 )
+    .en(\en$1076 ),
+    .first_in(\first_in$1086 ),
+    .first_out(\first_in$1237 ),
+    .last_in(\last_in$1088 ),
+    .last_out(\last_in$1239 ),
+    .rst_pe_6_6(rst_pe_6_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1084 ),
+    .valid_out(\valid_in$1235 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1325 ),
-    .a_next(\a_in$1307 ),
-    .b_in(\b_in$1329 ),
-    .b_next(\b_in$1186 ),
-    .b_out(\b_in$1472 ),
-    .chain_in(\chain_in$1337 ),
-    .chain_out(\chain_in$1480 ),
-    .chain_valid_in(\chain_valid_in$1339 ),
-    .chain_valid_out(\chain_valid_in$1482 ),
+    .a_in(\a_in$1097 ),
+    .a_next(\a_in$1078 ),
+    .b_in(\b_in$1101 ),
+    .b_next(\b_in$950 ),
+    .b_out(\b_in$1252 ),
+    .chain_in(\chain_in$1109 ),
+    .chain_out(\chain_in$1260 ),
+    .chain_valid_in(\chain_valid_in$1111 ),
+    .chain_valid_out(\chain_valid_in$1262 ),
     .drain(drain_7),
-    .en(en_pe_6_7),
-    .first_in(\first_in$1333 ),
-    .first_out(\first_in$1476 ),
-    .last_in(\last_in$1335 ),
-    .last_out(\last_in$1478 ),
-    .pe_6_7_sync_clk(clk),
-    .pe_6_7_sync_rst(rst_pe_6_7),
-    .valid_in(\valid_in$1331 ),
-    .valid_out(\valid_in$1474 )
+    .en(\en$1095 ),
+    .first_in(\first_in$1105 ),
+    .first_out(\first_in$1256 ),
+    .last_in(\last_in$1107 ),
+    .last_out(\last_in$1258 ),
+    .rst_pe_6_7(rst_pe_6_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1103 ),
+    .valid_out(\valid_in$1254 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$386 [63:56]),
+    .a_in(\o$103 [63:56]),
     .a_next(o_next[63:56]),
-    .a_out(\a_in$1360 ),
-    .b_in(\b_in$1346 ),
-    .b_next(\b_in$1203 ),
-    .chain_in(\chain_in$1354 ),
+    .a_out(\a_in$1134 ),
+    .b_in(\b_in$1119 ),
+    .b_next(\b_in$968 ),
+    .chain_in(\chain_in$1127 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$1356 ),
-    .chain_valid_out(\chain_valid_out$1485 ),
+    .chain_valid_in(\chain_valid_in$1129 ),
+    .chain_valid_out(\chain_valid_out$1266 ),
     .drain(drain_0),
-    .en(en_pe_7_0),
-    .first_in(\first_in$1350 ),
-    .last_in(\last_in$1352 ),
+    .en(\en$1114 ),
+    .first_in(\first_in$1123 ),
+    .last_in(\last_in$1125 ),
     .last_out(last_out),
-    .pe_7_0_sync_clk(clk),
-    .pe_7_0_sync_rst(rst_pe_7_0),
-    .valid_in(\valid_in$1348 ),
+    .rst_pe_7_0(rst_pe_7_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1121 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1360 ),
-    .a_next(\o$386 [63:56]),
-    .a_out(\a_in$1378 ),
-    .b_in(\b_in$1364 ),
-    .b_next(\b_in$1221 ),
-    .chain_in(\chain_in$1372 ),
-    .chain_out(\chain_out$363 ),
-    .chain_valid_in(\chain_valid_in$1374 ),
-    .chain_valid_out(\chain_valid_out$1486 ),
+    .a_in(\a_in$1134 ),
+    .a_next(\o$103 [63:56]),
+    .a_out(\a_in$1153 ),
+    .b_in(\b_in$1138 ),
+    .b_next(\b_in$987 ),
+    .chain_in(\chain_in$1146 ),
+    .chain_out(\chain_out$36 ),
+    .chain_valid_in(\chain_valid_in$1148 ),
+    .chain_valid_out(\chain_valid_out$1267 ),
     .drain(drain_1),
-    .en(en_pe_7_1),
-    .first_in(\first_in$1368 ),
-    .last_in(\last_in$1370 ),
-    .last_out(\last_out$342 ),
-    .pe_7_1_sync_clk(clk),
-    .pe_7_1_sync_rst(rst_pe_7_1),
-    .valid_in(\valid_in$1366 ),
-    .valid_out(\valid_out$341 )
+    .en(\en$1132 ),
+    .first_in(\first_in$1142 ),
+    .last_in(\last_in$1144 ),
+    .last_out(\last_out$15 ),
+    .rst_pe_7_1(rst_pe_7_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1140 ),
+    .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1378 ),
-    .a_next(\a_in$1360 ),
-    .a_out(\a_in$1396 ),
-    .b_in(\b_in$1382 ),
-    .b_next(\b_in$1239 ),
-    .chain_in(\chain_in$1390 ),
-    .chain_out(\chain_out$364 ),
-    .chain_valid_in(\chain_valid_in$1392 ),
-    .chain_valid_out(\chain_valid_out$1487 ),
+    .a_in(\a_in$1153 ),
+    .a_next(\a_in$1134 ),
+    .a_out(\a_in$1172 ),
+    .b_in(\b_in$1157 ),
+    .b_next(\b_in$1006 ),
+    .chain_in(\chain_in$1165 ),
+    .chain_out(\chain_out$37 ),
+    .chain_valid_in(\chain_valid_in$1167 ),
+    .chain_valid_out(\chain_valid_out$1268 ),
     .drain(drain_2),
-    .en(en_pe_7_2),
-    .first_in(\first_in$1386 ),
-    .last_in(\last_in$1388 ),
-    .last_out(\last_out$345 ),
-    .pe_7_2_sync_clk(clk),
-    .pe_7_2_sync_rst(rst_pe_7_2),
-    .valid_in(\valid_in$1384 ),
-    .valid_out(\valid_out$344 )
+    .en(\en$1151 ),
+    .first_in(\first_in$1161 ),
+    .last_in(\last_in$1163 ),
+    .last_out(\last_out$18 ),
+    .rst_pe_7_2(rst_pe_7_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1159 ),
+    .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1396 ),
-    .a_next(\a_in$1378 ),
-    .a_out(\a_in$1414 ),
-    .b_in(\b_in$1400 ),
-    .b_next(\b_in$1257 ),
-    .chain_in(\chain_in$1408 ),
-    .chain_out(\chain_out$365 ),
-    .chain_valid_in(\chain_valid_in$1410 ),
-    .chain_valid_out(\chain_valid_out$1488 ),
+    .a_in(\a_in$1172 ),
+    .a_next(\a_in$1153 ),
+    .a_out(\a_in$1191 ),
+    .b_in(\b_in$1176 ),
+    .b_next(\b_in$1025 ),
+    .chain_in(\chain_in$1184 ),
+    .chain_out(\chain_out$38 ),
+    .chain_valid_in(\chain_valid_in$1186 ),
+    .chain_valid_out(\chain_valid_out$1269 ),
     .drain(drain_3),
-    .en(en_pe_7_3),
-    .first_in(\first_in$1404 ),
-    .last_in(\last_in$1406 ),
-    .last_out(\last_out$348 ),
-    .pe_7_3_sync_clk(clk),
-    .pe_7_3_sync_rst(rst_pe_7_3),
-    .valid_in(\valid_in$1402 ),
-    .valid_out(\valid_out$347 )
+    .en(\en$1170 ),
+    .first_in(\first_in$1180 ),
+    .last_in(\last_in$1182 ),
+    .last_out(\last_out$21 ),
+    .rst_pe_7_3(rst_pe_7_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1178 ),
+    .valid_out(\valid_out$20 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1414 ),
-    .a_next(\a_in$1396 ),
-    .a_out(\a_in$1432 ),
-    .b_in(\b_in$1418 ),
-    .b_next(\b_in$1275 ),
-    .chain_in(\chain_in$1426 ),
-    .chain_out(\chain_out$366 ),
-    .chain_valid_in(\chain_valid_in$1428 ),
-    .chain_valid_out(\chain_valid_out$1489 ),
+    .a_in(\a_in$1191 ),
+    .a_next(\a_in$1172 ),
+    .a_out(\a_in$1210 ),
+    .b_in(\b_in$1195 ),
+    .b_next(\b_in$1044 ),
+    .chain_in(\chain_in$1203 ),
+    .chain_out(\chain_out$39 ),
+    .chain_valid_in(\chain_valid_in$1205 ),
+    .chain_valid_out(\chain_valid_out$1270 ),
     .drain(drain_4),
-    .en(en_pe_7_4),
-    .first_in(\first_in$1422 ),
-    .last_in(\last_in$1424 ),
-    .last_out(\last_out$351 ),
-    .pe_7_4_sync_clk(clk),
-    .pe_7_4_sync_rst(rst_pe_7_4),
-    .valid_in(\valid_in$1420 ),
-    .valid_out(\valid_out$350 )
+    .en(\en$1189 ),
+    .first_in(\first_in$1199 ),
+    .last_in(\last_in$1201 ),
+    .last_out(\last_out$24 ),
+    .rst_pe_7_4(rst_pe_7_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1197 ),
+    .valid_out(\valid_out$23 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1432 ),
-    .a_next(\a_in$1414 ),
-    .a_out(\a_in$1450 ),
-    .b_in(\b_in$1436 ),
-    .b_next(\b_in$1293 ),
-    .chain_in(\chain_in$1444 ),
-    .chain_out(\chain_out$367 ),
-    .chain_valid_in(\chain_valid_in$1446 ),
-    .chain_valid_out(\chain_valid_out$1490 ),
+    .a_in(\a_in$1210 ),
+    .a_next(\a_in$1191 ),
+    .a_out(\a_in$1229 ),
+    .b_in(\b_in$1214 ),
+    .b_next(\b_in$1063 ),
+    .chain_in(\chain_in$1222 ),
+    .chain_out(\chain_out$40 ),
+    .chain_valid_in(\chain_valid_in$1224 ),
+    .chain_valid_out(\chain_valid_out$1271 ),
     .drain(drain_5),
-    .en(en_pe_7_5),
-    .first_in(\first_in$1440 ),
-    .last_in(\last_in$1442 ),
-    .last_out(\last_out$354 ),
-    .pe_7_5_sync_clk(clk),
-    .pe_7_5_sync_rst(rst_pe_7_5),
-    .valid_in(\valid_in$1438 ),
-    .valid_out(\valid_out$353 )
+    .en(\en$1208 ),
+    .first_in(\first_in$1218 ),
+    .last_in(\last_in$1220 ),
+    .last_out(\last_out$27 ),
+    .rst_pe_7_5(rst_pe_7_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1216 ),
+    .valid_out(\valid_out$26 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1450 ),
-    .a_next(\a_in$1432 ),
-    .a_out(\a_in$1468 ),
-    .b_in(\b_in$1454 ),
-    .b_next(\b_in$1311 ),
-    .chain_in(\chain_in$1462 ),
-    .chain_out(\chain_out$368 ),
-    .chain_valid_in(\chain_valid_in$1464 ),
-    .chain_valid_out(\chain_valid_out$1491 ),
+    .a_in(\a_in$1229 ),
+    .a_next(\a_in$1210 ),
+    .a_out(\a_in$1248 ),
+    .b_in(\b_in$1233 ),
+    .b_next(\b_in$1082 ),
+    .chain_in(\chain_in$1241 ),
+    .chain_out(\chain_out$41 ),
+    .chain_valid_in(\chain_valid_in$1243 ),
+    .chain_valid_out(\chain_valid_out$1272 ),
     .drain(drain_6),
-    .en(en_pe_7_6),
-    .first_in(\first_in$1458 ),
-    .last_in(\last_in$1460 ),
-    .last_out(\last_out$357 ),
-    .pe_7_6_sync_clk(clk),
-    .pe_7_6_sync_rst(rst_pe_7_6),
-    .valid_in(\valid_in$1456 ),
-    .valid_out(\valid_out$356 )
+    .en(\en$1227 ),
+    .first_in(\first_in$1237 ),
+    .last_in(\last_in$1239 ),
+    .last_out(\last_out$30 ),
+    .rst_pe_7_6(rst_pe_7_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1235 ),
+    .valid_out(\valid_out$29 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1468 ),
-    .a_next(\a_in$1450 ),
-    .b_in(\b_in$1472 ),
-    .b_next(\b_in$1329 ),
-    .chain_in(\chain_in$1480 ),
-    .chain_out(\chain_out$369 ),
-    .chain_valid_in(\chain_valid_in$1482 ),
+    .a_in(\a_in$1248 ),
+    .a_next(\a_in$1229 ),
+    .b_in(\b_in$1252 ),
+    .b_next(\b_in$1101 ),
+    .chain_in(\chain_in$1260 ),
+    .chain_out(\chain_out$42 ),
+    .chain_valid_in(\chain_valid_in$1262 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_7),
-    .en(en_pe_7_7),
-    .first_in(\first_in$1476 ),
-    .last_in(\last_in$1478 ),
-    .last_out(\last_out$360 ),
-    .pe_7_7_sync_clk(clk),
-    .pe_7_7_sync_rst(rst_pe_7_7),
-    .valid_in(\valid_in$1474 ),
-    .valid_out(\valid_out$359 )
+    .en(\en$1246 ),
+    .first_in(\first_in$1256 ),
+    .last_in(\last_in$1258 ),
+    .last_out(\last_out$33 ),
+    .rst_pe_7_7(rst_pe_7_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1254 ),
+    .valid_out(\valid_out$32 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$379 ),
+    .i(\i$92 ),
     .i_next(i_next),
-    .o(\o$386 ),
+    .o(\o$103 ),
     .o_next(o_next),
-    .\port$1601$0 (en_skew_a_0),
-    .\port$1602$0 (en_skew_a_1),
-    .\port$1603$0 (en_skew_a_2),
-    .\port$1604$0 (en_skew_a_3),
-    .\port$1605$0 (en_skew_a_4),
-    .\port$1606$0 (en_skew_a_5),
-    .\port$1607$0 (en_skew_a_6),
-    .\port$1608$0 (en_skew_a_7),
+    .\port$1611$0 (en_skew_a_0),
+    .\port$1612$0 (en_skew_a_1),
+    .\port$1613$0 (en_skew_a_2),
+    .\port$1614$0 (en_skew_a_3),
+    .\port$1615$0 (en_skew_a_4),
+    .\port$1616$0 (en_skew_a_5),
+    .\port$1617$0 (en_skew_a_6),
+    .\port$1618$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_b  skew_b (
     .clk(clk),
-    .i(in_b),
+    .i(\i$94 ),
     .i_next(operands__payload[127:64]),
-    .o(\o$392 ),
-    .o_next(\o_next$390 ),
-    .\port$1609$0 (en_skew_b_0),
-    .\port$1610$0 (en_skew_b_1),
-    .\port$1611$0 (en_skew_b_2),
-    .\port$1612$0 (en_skew_b_3),
-    .\port$1613$0 (en_skew_b_4),
-    .\port$1614$0 (en_skew_b_5),
-    .\port$1615$0 (en_skew_b_6),
-    .\port$1616$0 (en_skew_b_7),
+    .o(\o$109 ),
+    .o_next(\o_next$107 ),
+    .\port$1619$0 (en_skew_b_0),
+    .\port$1620$0 (en_skew_b_1),
+    .\port$1621$0 (en_skew_b_2),
+    .\port$1622$0 (en_skew_b_3),
+    .\port$1623$0 (en_skew_b_4),
+    .\port$1624$0 (en_skew_b_5),
+    .\port$1625$0 (en_skew_b_6),
+    .\port$1626$0 (en_skew_b_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$381 ),
-    .o(\o$394 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$90 ),
+    .i(\i$96 ),
+    .o(\o$111 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(clk)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = held;
+    \$143  = held;
     if (rst) begin
-      \$269  = 1'h0;
+      \$143  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = skid;
-    if (\$1 ) begin
-      \$270 [256] = out[256];
+    \$144  = skid;
+    if (\$21 ) begin
+      \$144 [256] = out[256];
     end
-    if (\$2 ) begin
-      \$270 [31:0] = out[31:0];
+    if (\$22 ) begin
+      \$144 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$270 [63:32] = out[63:32];
+    if (\$23 ) begin
+      \$144 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$270 [95:64] = out[95:64];
+    if (\$24 ) begin
+      \$144 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$270 [127:96] = out[127:96];
+    if (\$25 ) begin
+      \$144 [127:96] = out[127:96];
     end
-    if (\$6 ) begin
-      \$270 [159:128] = out[159:128];
+    if (\$26 ) begin
+      \$144 [159:128] = out[159:128];
     end
-    if (\$7 ) begin
-      \$270 [191:160] = out[191:160];
+    if (\$27 ) begin
+      \$144 [191:160] = out[191:160];
     end
-    if (\$8 ) begin
-      \$270 [223:192] = out[223:192];
+    if (\$28 ) begin
+      \$144 [223:192] = out[223:192];
     end
-    if (\$9 ) begin
-      \$270 [255:224] = out[255:224];
+    if (\$29 ) begin
+      \$144 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = out_row;
-    if (\$18 ) begin
-      \$271  = \$21 [2:0];
+    \$145  = out_row;
+    if (\$38 ) begin
+      \$145  = \$41 [2:0];
     end
     if (rst) begin
-      \$271  = 3'h0;
+      \$145  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = 1'h1;
+    \$146  = 1'h1;
     if (rst) begin
-      \$272  = 1'h0;
+      \$146  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = in_a;
+    \$147  = in_a;
     if (en_in_a_0) begin
-      \$273 [7:0] = operands__payload[7:0];
+      \$147 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$273 [15:8] = operands__payload[15:8];
+      \$147 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$273 [23:16] = operands__payload[23:16];
+      \$147 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$273 [31:24] = operands__payload[31:24];
+      \$147 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$273 [39:32] = operands__payload[39:32];
+      \$147 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$273 [47:40] = operands__payload[47:40];
+      \$147 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$273 [55:48] = operands__payload[55:48];
+      \$147 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$273 [63:56] = operands__payload[63:56];
+      \$147 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = in_b;
+    \$148  = \i$94 ;
     if (en_in_b_0) begin
-      \$274 [7:0] = operands__payload[71:64];
+      \$148 [7:0] = operands__payload[71:64];
     end
     if (en_in_b_1) begin
-      \$274 [15:8] = operands__payload[79:72];
+      \$148 [15:8] = operands__payload[79:72];
     end
     if (en_in_b_2) begin
-      \$274 [23:16] = operands__payload[87:80];
+      \$148 [23:16] = operands__payload[87:80];
     end
     if (en_in_b_3) begin
-      \$274 [31:24] = operands__payload[95:88];
+      \$148 [31:24] = operands__payload[95:88];
     end
     if (en_in_b_4) begin
-      \$274 [39:32] = operands__payload[103:96];
+      \$148 [39:32] = operands__payload[103:96];
     end
     if (en_in_b_5) begin
-      \$274 [47:40] = operands__payload[111:104];
+      \$148 [47:40] = operands__payload[111:104];
     end
     if (en_in_b_6) begin
-      \$274 [55:48] = operands__payload[119:112];
+      \$148 [55:48] = operands__payload[119:112];
     end
     if (en_in_b_7) begin
-      \$274 [63:56] = operands__payload[127:120];
+      \$148 [63:56] = operands__payload[127:120];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = in_flags;
-    if (en) begin
-      \$275 [0] = accept;
-      \$275 [1] = first;
-      \$275 [2] = operands__payload[128];
+    \$149  = in_flags;
+    if (\en$69 ) begin
+      \$149 [0] = accept;
+      \$149 [1] = first;
+      \$149 [2] = operands__payload[128];
     end
     if (rst) begin
-      \$275  = 3'h0;
+      \$149  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = first;
-    if (en) begin
+    \$150  = first;
+    if (\en$69 ) begin
       if (accept) begin
-        \$276  = operands__payload[128];
+        \$150  = operands__payload[128];
       end
     end
     if (rst) begin
-      \$276  = 1'h1;
+      \$150  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = gap;
-    if (en) begin
-      if (\$39 ) begin
-        \$277  = 4'h0;
-      end else if (\$40 ) begin
-        \$277  = \$41 [3:0];
+    \$151  = gap;
+    if (\en$69 ) begin
+      if (\$59 ) begin
+        \$151  = 4'h0;
+      end else if (\$60 ) begin
+        \$151  = \$61 [3:0];
       end
     end
     if (rst) begin
-      \$277  = 4'h8;
+      \$151  = 4'h8;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_0_4_sync_clk = clk;
-  assign pe_0_4_sync_rst = rst_pe_0_4;
-  assign pe_0_5_sync_clk = clk;
-  assign pe_0_5_sync_rst = rst_pe_0_5;
-  assign pe_0_6_sync_clk = clk;
-  assign pe_0_6_sync_rst = rst_pe_0_6;
-  assign pe_0_7_sync_clk = clk;
-  assign pe_0_7_sync_rst = rst_pe_0_7;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_1_4_sync_clk = clk;
-  assign pe_1_4_sync_rst = rst_pe_1_4;
-  assign pe_1_5_sync_clk = clk;
-  assign pe_1_5_sync_rst = rst_pe_1_5;
-  assign pe_1_6_sync_clk = clk;
-  assign pe_1_6_sync_rst = rst_pe_1_6;
-  assign pe_1_7_sync_clk = clk;
-  assign pe_1_7_sync_rst = rst_pe_1_7;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_2_4_sync_clk = clk;
-  assign pe_2_4_sync_rst = rst_pe_2_4;
-  assign pe_2_5_sync_clk = clk;
-  assign pe_2_5_sync_rst = rst_pe_2_5;
-  assign pe_2_6_sync_clk = clk;
-  assign pe_2_6_sync_rst = rst_pe_2_6;
-  assign pe_2_7_sync_clk = clk;
-  assign pe_2_7_sync_rst = rst_pe_2_7;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign pe_3_4_sync_clk = clk;
-  assign pe_3_4_sync_rst = rst_pe_3_4;
-  assign pe_3_5_sync_clk = clk;
-  assign pe_3_5_sync_rst = rst_pe_3_5;
-  assign pe_3_6_sync_clk = clk;
-  assign pe_3_6_sync_rst = rst_pe_3_6;
-  assign pe_3_7_sync_clk = clk;
-  assign pe_3_7_sync_rst = rst_pe_3_7;
-  assign pe_4_0_sync_clk = clk;
-  assign pe_4_0_sync_rst = rst_pe_4_0;
-  assign pe_4_1_sync_clk = clk;
-  assign pe_4_1_sync_rst = rst_pe_4_1;
-  assign pe_4_2_sync_clk = clk;
-  assign pe_4_2_sync_rst = rst_pe_4_2;
-  assign pe_4_3_sync_clk = clk;
-  assign pe_4_3_sync_rst = rst_pe_4_3;
-  assign pe_4_4_sync_clk = clk;
-  assign pe_4_4_sync_rst = rst_pe_4_4;
-  assign pe_4_5_sync_clk = clk;
-  assign pe_4_5_sync_rst = rst_pe_4_5;
-  assign pe_4_6_sync_clk = clk;
-  assign pe_4_6_sync_rst = rst_pe_4_6;
-  assign pe_4_7_sync_clk = clk;
-  assign pe_4_7_sync_rst = rst_pe_4_7;
-  assign pe_5_0_sync_clk = clk;
-  assign pe_5_0_sync_rst = rst_pe_5_0;
-  assign pe_5_1_sync_clk = clk;
-  assign pe_5_1_sync_rst = rst_pe_5_1;
-  assign pe_5_2_sync_clk = clk;
-  assign pe_5_2_sync_rst = rst_pe_5_2;
-  assign pe_5_3_sync_clk = clk;
-  assign pe_5_3_sync_rst = rst_pe_5_3;
-  assign pe_5_4_sync_clk = clk;
-  assign pe_5_4_sync_rst = rst_pe_5_4;
-  assign pe_5_5_sync_clk = clk;
-  assign pe_5_5_sync_rst = rst_pe_5_5;
-  assign pe_5_6_sync_clk = clk;
-  assign pe_5_6_sync_rst = rst_pe_5_6;
-  assign pe_5_7_sync_clk = clk;
-  assign pe_5_7_sync_rst = rst_pe_5_7;
-  assign pe_6_0_sync_clk = clk;
-  assign pe_6_0_sync_rst = rst_pe_6_0;
-  assign pe_6_1_sync_clk = clk;
-  assign pe_6_1_sync_rst = rst_pe_6_1;
-  assign pe_6_2_sync_clk = clk;
-  assign pe_6_2_sync_rst = rst_pe_6_2;
-  assign pe_6_3_sync_clk = clk;
-  assign pe_6_3_sync_rst = rst_pe_6_3;
-  assign pe_6_4_sync_clk = clk;
-  assign pe_6_4_sync_rst = rst_pe_6_4;
-  assign pe_6_5_sync_clk = clk;
-  assign pe_6_5_sync_rst = rst_pe_6_5;
-  assign pe_6_6_sync_clk = clk;
-  assign pe_6_6_sync_rst = rst_pe_6_6;
-  assign pe_6_7_sync_clk = clk;
-  assign pe_6_7_sync_rst = rst_pe_6_7;
-  assign pe_7_0_sync_clk = clk;
-  assign pe_7_0_sync_rst = rst_pe_7_0;
-  assign pe_7_1_sync_clk = clk;
-  assign pe_7_1_sync_rst = rst_pe_7_1;
-  assign pe_7_2_sync_clk = clk;
-  assign pe_7_2_sync_rst = rst_pe_7_2;
-  assign pe_7_3_sync_clk = clk;
-  assign pe_7_3_sync_rst = rst_pe_7_3;
-  assign pe_7_4_sync_clk = clk;
-  assign pe_7_4_sync_rst = rst_pe_7_4;
-  assign pe_7_5_sync_clk = clk;
-  assign pe_7_5_sync_rst = rst_pe_7_5;
-  assign pe_7_6_sync_clk = clk;
-  assign pe_7_6_sync_rst = rst_pe_7_6;
-  assign pe_7_7_sync_clk = clk;
-  assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$372  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$376  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$377  = { en_skew_b_7, en_skew_b_6, en_skew_b_5, en_skew_b_4, en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
-  assign \en$378  = en_skew_flags;
-  assign \i$380  = in_b;
-  assign \i_next$383  = operands__payload[127:64];
-  assign \en$384  = en_pe_0_0;
-  assign a_in = \o$386 [7:0];
+  assign units_sync_clk = clk;
+  assign en = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$72  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign \en$81  = { en_skew_b_7, en_skew_b_6, en_skew_b_5, en_skew_b_4, en_skew_b_3, en_skew_b_2, en_skew_b_1, en_skew_b_0 };
+  assign en_skew_flags = \en$90 ;
+  assign in_b = \i$94 ;
+  assign \i_next$99  = operands__payload[127:64];
+  assign en_pe_0_0 = \en$100 ;
+  assign a_in = \o$103 [7:0];
   assign a_next = o_next[7:0];
-  assign b_next = \o_next$390 [7:0];
-  assign b_in = \o$392 [7:0];
-  assign valid_in = \o$394 [0];
-  assign first_in = \o$394 [1];
-  assign last_in = \o$394 [2];
+  assign b_next = \o_next$107 [7:0];
+  assign b_in = \o$109 [7:0];
+  assign valid_in = \o$111 [0];
+  assign first_in = \o$111 [1];
+  assign last_in = \o$111 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
   assign drain = drain_0;
-  assign \en$400  = en_pe_0_1;
-  assign a_out = \a_in$401 ;
-  assign \a_next$403  = \o$386 [7:0];
-  assign \b_next$404  = \o_next$390 [15:8];
-  assign \b_in$405  = \o$392 [15:8];
-  assign \valid_in$406  = \o$394 [3];
-  assign \first_in$407  = \o$394 [4];
-  assign \last_in$408  = \o$394 [5];
-  assign \chain_in$409  = 32'd0;
-  assign \chain_valid_in$410  = 1'h0;
-  assign \drain$411  = drain_1;
-  assign \en$412  = en_pe_0_2;
-  assign \a_out$414  = \a_in$413 ;
-  assign \a_next$415  = \a_in$401 ;
-  assign \b_next$416  = \o_next$390 [23:16];
-  assign \b_in$417  = \o$392 [23:16];
-  assign \valid_in$418  = \o$394 [6];
-  assign \first_in$419  = \o$394 [7];
-  assign \last_in$420  = \o$394 [8];
-  assign \chain_in$421  = 32'd0;
-  assign \chain_valid_in$422  = 1'h0;
-  assign \drain$423  = drain_2;
-  assign \en$424  = en_pe_0_3;
-  assign \a_out$426  = \a_in$425 ;
-  assign \a_next$427  = \a_in$413 ;
-  assign \b_next$428  = \o_next$390 [31:24];
-  assign \b_in$429  = \o$392 [31:24];
-  assign \valid_in$430  = \o$394 [9];
-  assign \first_in$431  = \o$394 [10];
-  assign \last_in$432  = \o$394 [11];
-  assign \chain_in$433  = 32'd0;
-  assign \chain_valid_in$434  = 1'h0;
-  assign \drain$435  = drain_3;
-  assign \en$436  = en_pe_0_4;
-  assign \a_out$438  = \a_in$437 ;
-  assign \a_next$439  = \a_in$425 ;
-  assign \b_next$440  = \o_next$390 [39:32];
-  assign \b_in$441  = \o$392 [39:32];
-  assign \valid_in$442  = \o$394 [12];
-  assign \first_in$443  = \o$394 [13];
-  assign \last_in$444  = \o$394 [14];
-  assign \chain_in$445  = 32'd0;
-  assign \chain_valid_in$446  = 1'h0;
-  assign \drain$447  = drain_4;
-  assign \en$448  = en_pe_0_5;
-  assign \a_out$450  = \a_in$449 ;
-  assign \a_next$451  = \a_in$437 ;
-  assign \b_next$452  = \o_next$390 [47:40];
-  assign \b_in$453  = \o$392 [47:40];
-  assign \valid_in$454  = \o$394 [15];
-  assign \first_in$455  = \o$394 [16];
-  assign \last_in$456  = \o$394 [17];
-  assign \chain_in$457  = 32'd0;
-  assign \chain_valid_in$458  = 1'h0;
-  assign \drain$459  = drain_5;
-  assign \en$460  = en_pe_0_6;
-  assign \a_out$462  = \a_in$461 ;
-  assign \a_next$463  = \a_in$449 ;
-  assign \b_next$464  = \o_next$390 [55:48];
-  assign \b_in$465  = \o$392 [55:48];
-  assign \valid_in$466  = \o$394 [18];
-  assign \first_in$467  = \o$394 [19];
-  assign \last_in$468  = \o$394 [20];
-  assign \chain_in$469  = 32'd0;
-  assign \chain_valid_in$470  = 1'h0;
-  assign \drain$471  = drain_6;
-  assign \en$472  = en_pe_0_7;
-  assign \a_out$474  = \a_in$473 ;
-  assign \a_next$475  = \a_in$461 ;
-  assign \b_next$476  = \o_next$390 [63:56];
-  assign \b_in$477  = \o$392 [63:56];
-  assign \valid_in$478  = \o$394 [21];
-  assign \first_in$479  = \o$394 [22];
-  assign \last_in$480  = \o$394 [23];
-  assign \chain_in$481  = 32'd0;
-  assign \chain_valid_in$482  = 1'h0;
-  assign \drain$483  = drain_7;
-  assign \en$484  = en_pe_1_0;
-  assign \a_in$485  = \o$386 [15:8];
-  assign \a_next$486  = o_next[15:8];
-  assign \b_next$487  = \o$392 [7:0];
-  assign b_out = \b_in$488 ;
-  assign \valid_out$491  = \valid_in$490 ;
-  assign first_out = \first_in$492 ;
-  assign \last_out$495  = \last_in$494 ;
-  assign \chain_out$497  = \chain_in$496 ;
-  assign \chain_valid_out$499  = \chain_valid_in$498 ;
-  assign \drain$500  = drain_0;
-  assign \en$501  = en_pe_1_1;
-  assign \a_out$503  = \a_in$502 ;
-  assign \a_next$504  = \o$386 [15:8];
-  assign \b_next$505  = \o$392 [15:8];
-  assign \b_out$507  = \b_in$506 ;
-  assign \valid_out$509  = \valid_in$508 ;
-  assign \first_out$511  = \first_in$510 ;
-  assign \last_out$513  = \last_in$512 ;
-  assign \chain_out$515  = \chain_in$514 ;
-  assign \chain_valid_out$517  = \chain_valid_in$516 ;
-  assign \drain$518  = drain_1;
-  assign \en$519  = en_pe_1_2;
-  assign \a_out$521  = \a_in$520 ;
-  assign \a_next$522  = \a_in$502 ;
-  assign \b_next$523  = \o$392 [23:16];
-  assign \b_out$525  = \b_in$524 ;
-  assign \valid_out$527  = \valid_in$526 ;
-  assign \first_out$529  = \first_in$528 ;
-  assign \last_out$531  = \last_in$530 ;
-  assign \chain_out$533  = \chain_in$532 ;
-  assign \chain_valid_out$535  = \chain_valid_in$534 ;
-  assign \drain$536  = drain_2;
-  assign \en$537  = en_pe_1_3;
-  assign \a_out$539  = \a_in$538 ;
-  assign \a_next$540  = \a_in$520 ;
-  assign \b_next$541  = \o$392 [31:24];
-  assign \b_out$543  = \b_in$542 ;
-  assign \valid_out$545  = \valid_in$544 ;
-  assign \first_out$547  = \first_in$546 ;
-  assign \last_out$549  = \last_in$548 ;
-  assign \chain_out$551  = \chain_in$550 ;
-  assign \chain_valid_out$553  = \chain_valid_in$552 ;
-  assign \drain$554  = drain_3;
-  assign \en$555  = en_pe_1_4;
-  assign \a_out$557  = \a_in$556 ;
-  assign \a_next$558  = \a_in$538 ;
-  assign \b_next$559  = \o$392 [39:32];
-  assign \b_out$561  = \b_in$560 ;
-  assign \valid_out$563  = \valid_in$562 ;
-  assign \first_out$565  = \first_in$564 ;
-  assign \last_out$567  = \last_in$566 ;
-  assign \chain_out$569  = \chain_in$568 ;
-  assign \chain_valid_out$571  = \chain_valid_in$570 ;
-  assign \drain$572  = drain_4;
-  assign \en$573  = en_pe_1_5;
-  assign \a_out$575  = \a_in$574 ;
-  assign \a_next$576  = \a_in$556 ;
-  assign \b_next$577  = \o$392 [47:40];
-  assign \b_out$579  = \b_in$578 ;
-  assign \valid_out$581  = \valid_in$580 ;
-  assign \first_out$583  = \first_in$582 ;
-  assign \last_out$585  = \last_in$584 ;
-  assign \chain_out$587  = \chain_in$586 ;
-  assign \chain_valid_out$589  = \chain_valid_in$588 ;
-  assign \drain$590  = drain_5;
-  assign \en$591  = en_pe_1_6;
-  assign \a_out$593  = \a_in$592 ;
-  assign \a_next$594  = \a_in$574 ;
-  assign \b_next$595  = \o$392 [55:48];
-  assign \b_out$597  = \b_in$596 ;
-  assign \valid_out$599  = \valid_in$598 ;
-  assign \first_out$601  = \first_in$600 ;
-  assign \last_out$603  = \last_in$602 ;
-  assign \chain_out$605  = \chain_in$604 ;
-  assign \chain_valid_out$607  = \chain_valid_in$606 ;
-  assign \drain$608  = drain_6;
-  assign \en$609  = en_pe_1_7;
-  assign \a_out$611  = \a_in$610 ;
-  assign \a_next$612  = \a_in$592 ;
-  assign \b_next$613  = \o$392 [63:56];
-  assign \b_out$615  = \b_in$614 ;
-  assign \valid_out$617  = \valid_in$616 ;
-  assign \first_out$619  = \first_in$618 ;
-  assign \last_out$621  = \last_in$620 ;
-  assign \chain_out$623  = \chain_in$622 ;
-  assign \chain_valid_out$625  = \chain_valid_in$624 ;
-  assign \drain$626  = drain_7;
-  assign \en$627  = en_pe_2_0;
-  assign \a_in$628  = \o$386 [23:16];
-  assign \a_next$629  = o_next[23:16];
-  assign \b_next$630  = \b_in$488 ;
-  assign \b_out$632  = \b_in$631 ;
-  assign \valid_out$634  = \valid_in$633 ;
-  assign \first_out$636  = \first_in$635 ;
-  assign \last_out$638  = \last_in$637 ;
-  assign \chain_out$640  = \chain_in$639 ;
-  assign \chain_valid_out$642  = \chain_valid_in$641 ;
-  assign \drain$643  = drain_0;
-  assign \en$644  = en_pe_2_1;
-  assign \a_out$646  = \a_in$645 ;
-  assign \a_next$647  = \o$386 [23:16];
-  assign \b_next$648  = \b_in$506 ;
-  assign \b_out$650  = \b_in$649 ;
-  assign \valid_out$652  = \valid_in$651 ;
-  assign \first_out$654  = \first_in$653 ;
-  assign \last_out$656  = \last_in$655 ;
-  assign \chain_out$658  = \chain_in$657 ;
-  assign \chain_valid_out$660  = \chain_valid_in$659 ;
-  assign \drain$661  = drain_1;
-  assign \en$662  = en_pe_2_2;
-  assign \a_out$664  = \a_in$663 ;
-  assign \a_next$665  = \a_in$645 ;
-  assign \b_next$666  = \b_in$524 ;
-  assign \b_out$668  = \b_in$667 ;
-  assign \valid_out$670  = \valid_in$669 ;
-  assign \first_out$672  = \first_in$671 ;
-  assign \last_out$674  = \last_in$673 ;
-  assign \chain_out$676  = \chain_in$675 ;
-  assign \chain_valid_out$678  = \chain_valid_in$677 ;
-  assign \drain$679  = drain_2;
-  assign \en$680  = en_pe_2_3;
+  assign en_pe_0_1 = \en$117 ;
+  assign a_out = \a_in$119 ;
+  assign \a_next$121  = \o$103 [7:0];
+  assign \b_next$122  = \o_next$107 [15:8];
+  assign \b_in$123  = \o$109 [15:8];
+  assign \valid_in$124  = \o$111 [3];
+  assign \first_in$125  = \o$111 [4];
+  assign \last_in$126  = \o$111 [5];
+  assign \chain_in$127  = 32'd0;
+  assign \chain_valid_in$128  = 1'h0;
+  assign \drain$129  = drain_1;
+  assign en_pe_0_2 = \en$130 ;
+  assign \a_out$133  = \a_in$132 ;
+  assign \a_next$134  = \a_in$119 ;
+  assign \b_next$135  = \o_next$107 [23:16];
+  assign \b_in$136  = \o$109 [23:16];
+  assign \valid_in$137  = \o$111 [6];
+  assign \first_in$138  = \o$111 [7];
+  assign \last_in$139  = \o$111 [8];
+  assign \chain_in$140  = 32'd0;
+  assign \chain_valid_in$141  = 1'h0;
+  assign \drain$142  = drain_2;
+  assign en_pe_0_3 = \en$143 ;
+  assign \a_out$146  = \a_in$145 ;
+  assign \a_next$147  = \a_in$132 ;
+  assign \b_next$148  = \o_next$107 [31:24];
+  assign \b_in$149  = \o$109 [31:24];
+  assign \valid_in$150  = \o$111 [9];
+  assign \first_in$151  = \o$111 [10];
+  assign \last_in$152  = \o$111 [11];
+  assign \chain_in$153  = 32'd0;
+  assign \chain_valid_in$154  = 1'h0;
+  assign \drain$155  = drain_3;
+  assign en_pe_0_4 = \en$156 ;
+  assign \a_out$159  = \a_in$158 ;
+  assign \a_next$160  = \a_in$145 ;
+  assign \b_next$161  = \o_next$107 [39:32];
+  assign \b_in$162  = \o$109 [39:32];
+  assign \valid_in$163  = \o$111 [12];
+  assign \first_in$164  = \o$111 [13];
+  assign \last_in$165  = \o$111 [14];
+  assign \chain_in$166  = 32'd0;
+  assign \chain_valid_in$167  = 1'h0;
+  assign \drain$168  = drain_4;
+  assign en_pe_0_5 = \en$169 ;
+  assign \a_out$172  = \a_in$171 ;
+  assign \a_next$173  = \a_in$158 ;
+  assign \b_next$174  = \o_next$107 [47:40];
+  assign \b_in$175  = \o$109 [47:40];
+  assign \valid_in$176  = \o$111 [15];
+  assign \first_in$177  = \o$111 [16];
+  assign \last_in$178  = \o$111 [17];
+  assign \chain_in$179  = 32'd0;
+  assign \chain_valid_in$180  = 1'h0;
+  assign \drain$181  = drain_5;
+  assign en_pe_0_6 = \en$182 ;
+  assign \a_out$185  = \a_in$184 ;
+  assign \a_next$186  = \a_in$171 ;
+  assign \b_next$187  = \o_next$107 [55:48];
+  assign \b_in$188  = \o$109 [55:48];
+  assign \valid_in$189  = \o$111 [18];
+  assign \first_in$190  = \o$111 [19];
+  assign \last_in$191  = \o$111 [20];
+  assign \chain_in$192  = 32'd0;
+  assign \chain_valid_in$193  = 1'h0;
+  assign \drain$194  = drain_6;
+  assign en_pe_0_7 = \en$195 ;
+  assign \a_out$198  = \a_in$197 ;
+  assign \a_next$199  = \a_in$184 ;
+  assign \b_next$200  = \o_next$107 [63:56];
+  assign \b_in$201  = \o$109 [63:56];
+  assign \valid_in$202  = \o$111 [21];
+  assign \first_in$203  = \o$111 [22];
+  assign \last_in$204  = \o$111 [23];
+  assign \chain_in$205  = 32'd0;
+  assign \chain_valid_in$206  = 1'h0;
+  assign \drain$207  = drain_7;
+  assign en_pe_1_0 = \en$208 ;
+  assign \a_in$210  = \o$103 [15:8];
+  assign \a_next$211  = o_next[15:8];
+  assign \b_next$212  = \o$109 [7:0];
+  assign b_out = \b_in$213 ;
+  assign \valid_out$216  = \valid_in$215 ;
+  assign first_out = \first_in$217 ;
+  assign \last_out$220  = \last_in$219 ;
+  assign \chain_out$222  = \chain_in$221 ;
+  assign \chain_valid_out$224  = \chain_valid_in$223 ;
+  assign \drain$225  = drain_0;
+  assign en_pe_1_1 = \en$226 ;
+  assign \a_out$229  = \a_in$228 ;
+  assign \a_next$230  = \o$103 [15:8];
+  assign \b_next$231  = \o$109 [15:8];
+  assign \b_out$233  = \b_in$232 ;
+  assign \valid_out$235  = \valid_in$234 ;
+  assign \first_out$237  = \first_in$236 ;
+  assign \last_out$239  = \last_in$238 ;
+  assign \chain_out$241  = \chain_in$240 ;
+  assign \chain_valid_out$243  = \chain_valid_in$242 ;
+  assign \drain$244  = drain_1;
+  assign en_pe_1_2 = \en$245 ;
+  assign \a_out$248  = \a_in$247 ;
+  assign \a_next$249  = \a_in$228 ;
+  assign \b_next$250  = \o$109 [23:16];
+  assign \b_out$252  = \b_in$251 ;
+  assign \valid_out$254  = \valid_in$253 ;
+  assign \first_out$256  = \first_in$255 ;
+  assign \last_out$258  = \last_in$257 ;
+  assign \chain_out$260  = \chain_in$259 ;
+  assign \chain_valid_out$262  = \chain_valid_in$261 ;
+  assign \drain$263  = drain_2;
+  assign en_pe_1_3 = \en$264 ;
+  assign \a_out$267  = \a_in$266 ;
+  assign \a_next$268  = \a_in$247 ;
+  assign \b_next$269  = \o$109 [31:24];
+  assign \b_out$271  = \b_in$270 ;
+  assign \valid_out$273  = \valid_in$272 ;
+  assign \first_out$275  = \first_in$274 ;
+  assign \last_out$277  = \last_in$276 ;
+  assign \chain_out$279  = \chain_in$278 ;
+  assign \chain_valid_out$281  = \chain_valid_in$280 ;
+  assign \drain$282  = drain_3;
+  assign en_pe_1_4 = \en$283 ;
+  assign \a_out$286  = \a_in$285 ;
+  assign \a_next$287  = \a_in$266 ;
+  assign \b_next$288  = \o$109 [39:32];
+  assign \b_out$290  = \b_in$289 ;
+  assign \valid_out$292  = \valid_in$291 ;
+  assign \first_out$294  = \first_in$293 ;
+  assign \last_out$296  = \last_in$295 ;
+  assign \chain_out$298  = \chain_in$297 ;
+  assign \chain_valid_out$300  = \chain_valid_in$299 ;
+  assign \drain$301  = drain_4;
+  assign en_pe_1_5 = \en$302 ;
+  assign \a_out$305  = \a_in$304 ;
+  assign \a_next$306  = \a_in$285 ;
+  assign \b_next$307  = \o$109 [47:40];
+  assign \b_out$309  = \b_in$308 ;
+  assign \valid_out$311  = \valid_in$310 ;
+  assign \first_out$313  = \first_in$312 ;
+  assign \last_out$315  = \last_in$314 ;
+  assign \chain_out$317  = \chain_in$316 ;
+  assign \chain_valid_out$319  = \chain_valid_in$318 ;
+  assign \drain$320  = drain_5;
+  assign en_pe_1_6 = \en$321 ;
+  assign \a_out$324  = \a_in$323 ;
+  assign \a_next$325  = \a_in$304 ;
+  assign \b_next$326  = \o$109 [55:48];
+  assign \b_out$328  = \b_in$327 ;
+  assign \valid_out$330  = \valid_in$329 ;
+  assign \first_out$332  = \first_in$331 ;
+  assign \last_out$334  = \last_in$333 ;
+  assign \chain_out$336  = \chain_in$335 ;
+  assign \chain_valid_out$338  = \chain_valid_in$337 ;
+  assign \drain$339  = drain_6;
+  assign en_pe_1_7 = \en$340 ;
+  assign \a_out$343  = \a_in$342 ;
+  assign \a_next$344  = \a_in$323 ;
+  assign \b_next$345  = \o$109 [63:56];
+  assign \b_out$347  = \b_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \first_out$351  = \first_in$350 ;
+  assign \last_out$353  = \last_in$352 ;
+  assign \chain_out$355  = \chain_in$354 ;
+  assign \chain_valid_out$357  = \chain_valid_in$356 ;
+  assign \drain$358  = drain_7;
+  assign en_pe_2_0 = \en$359 ;
+  assign \a_in$361  = \o$103 [23:16];
+  assign \a_next$362  = o_next[23:16];
+  assign \b_next$363  = \b_in$213 ;
+  assign \b_out$365  = \b_in$364 ;
+  assign \valid_out$367  = \valid_in$366 ;
+  assign \first_out$369  = \first_in$368 ;
+  assign \last_out$371  = \last_in$370 ;
+  assign \chain_out$373  = \chain_in$372 ;
+  assign \chain_valid_out$375  = \chain_valid_in$374 ;
+  assign \drain$376  = drain_0;
+  assign en_pe_2_1 = \en$377 ;
+  assign \a_out$380  = \a_in$379 ;
+  assign \a_next$381  = \o$103 [23:16];
+  assign \b_next$382  = \b_in$232 ;
+  assign \b_out$384  = \b_in$383 ;
+  assign \valid_out$386  = \valid_in$385 ;
+  assign \first_out$388  = \first_in$387 ;
+  assign \last_out$390  = \last_in$389 ;
+  assign \chain_out$392  = \chain_in$391 ;
+  assign \chain_valid_out$394  = \chain_valid_in$393 ;
+  assign \drain$395  = drain_1;
+  assign en_pe_2_2 = \en$396 ;
+  assign \a_out$399  = \a_in$398 ;
+  assign \a_next$400  = \a_in$379 ;
+  assign \b_next$401  = \b_in$251 ;
+  assign \b_out$403  = \b_in$402 ;
+  assign \valid_out$405  = \valid_in$404 ;
+  assign \first_out$407  = \first_in$406 ;
+  assign \last_out$409  = \last_in$408 ;
+  assign \chain_out$411  = \chain_in$410 ;
+  assign \chain_valid_out$413  = \chain_valid_in$412 ;
+  assign \drain$414  = drain_2;
+  assign en_pe_2_3 = \en$415 ;
+  assign \a_out$418  = \a_in$417 ;
+  assign \a_next$419  = \a_in$398 ;
+  assign \b_next$420  = \b_in$270 ;
+  assign \b_out$422  = \b_in$421 ;
+  assign \valid_out$424  = \valid_in$423 ;
+  assign \first_out$426  = \first_in$425 ;
+  assign \last_out$428  = \last_in$427 ;
+  assign \chain_out$430  = \chain_in$429 ;
+  assign \chain_valid_out$432  = \chain_valid_in$431 ;
+  assign \drain$433  = drain_3;
+  assign en_pe_2_4 = \en$434 ;
+  assign \a_out$437  = \a_in$436 ;
+  assign \a_next$438  = \a_in$417 ;
+  assign \b_next$439  = \b_in$289 ;
+  assign \b_out$441  = \b_in$440 ;
+  assign \valid_out$443  = \valid_in$442 ;
+  assign \first_out$445  = \first_in$444 ;
+  assign \last_out$447  = \last_in$446 ;
+  assign \chain_out$449  = \chain_in$448 ;
+  assign \chain_valid_out$451  = \chain_valid_in$450 ;
+  assign \drain$452  = drain_4;
+  assign en_pe_2_5 = \en$453 ;
+  assign \a_out$456  = \a_in$455 ;
+  assign \a_next$457  = \a_in$436 ;
+  assign \b_next$458  = \b_in$308 ;
+  assign \b_out$460  = \b_in$459 ;
+  assign \valid_out$462  = \valid_in$461 ;
+  assign \first_out$464  = \first_in$463 ;
+  assign \last_out$466  = \last_in$465 ;
+  assign \chain_out$468  = \chain_in$467 ;
+  assign \chain_valid_out$470  = \chain_valid_in$469 ;
+  assign \drain$471  = drain_5;
+  assign en_pe_2_6 = \en$472 ;
+  assign \a_out$475  = \a_in$474 ;
+  assign \a_next$476  = \a_in$455 ;
+  assign \b_next$477  = \b_in$327 ;
+  assign \b_out$479  = \b_in$478 ;
+  assign \valid_out$481  = \valid_in$480 ;
+  assign \first_out$483  = \first_in$482 ;
+  assign \last_out$485  = \last_in$484 ;
+  assign \chain_out$487  = \chain_in$486 ;
+  assign \chain_valid_out$489  = \chain_valid_in$488 ;
+  assign \drain$490  = drain_6;
+  assign en_pe_2_7 = \en$491 ;
+  assign \a_out$494  = \a_in$493 ;
+  assign \a_next$495  = \a_in$474 ;
+  assign \b_next$496  = \b_in$346 ;
+  assign \b_out$498  = \b_in$497 ;
+  assign \valid_out$500  = \valid_in$499 ;
+  assign \first_out$502  = \first_in$501 ;
+  assign \last_out$504  = \last_in$503 ;
+  assign \chain_out$506  = \chain_in$505 ;
+  assign \chain_valid_out$508  = \chain_valid_in$507 ;
+  assign \drain$509  = drain_7;
+  assign en_pe_3_0 = \en$510 ;
+  assign \a_in$512  = \o$103 [31:24];
+  assign \a_next$513  = o_next[31:24];
+  assign \b_next$514  = \b_in$364 ;
+  assign \b_out$516  = \b_in$515 ;
+  assign \valid_out$518  = \valid_in$517 ;
+  assign \first_out$520  = \first_in$519 ;
+  assign \last_out$522  = \last_in$521 ;
+  assign \chain_out$524  = \chain_in$523 ;
+  assign \chain_valid_out$526  = \chain_valid_in$525 ;
+  assign \drain$527  = drain_0;
+  assign en_pe_3_1 = \en$528 ;
+  assign \a_out$531  = \a_in$530 ;
+  assign \a_next$532  = \o$103 [31:24];
+  assign \b_next$533  = \b_in$383 ;
+  assign \b_out$535  = \b_in$534 ;
+  assign \valid_out$537  = \valid_in$536 ;
+  assign \first_out$539  = \first_in$538 ;
+  assign \last_out$541  = \last_in$540 ;
+  assign \chain_out$543  = \chain_in$542 ;
+  assign \chain_valid_out$545  = \chain_valid_in$544 ;
+  assign \drain$546  = drain_1;
+  assign en_pe_3_2 = \en$547 ;
+  assign \a_out$550  = \a_in$549 ;
+  assign \a_next$551  = \a_in$530 ;
+  assign \b_next$552  = \b_in$402 ;
+  assign \b_out$554  = \b_in$553 ;
+  assign \valid_out$556  = \valid_in$555 ;
+  assign \first_out$558  = \first_in$557 ;
+  assign \last_out$560  = \last_in$559 ;
+  assign \chain_out$562  = \chain_in$561 ;
+  assign \chain_valid_out$564  = \chain_valid_in$563 ;
+  assign \drain$565  = drain_2;
+  assign en_pe_3_3 = \en$566 ;
+  assign \a_out$569  = \a_in$568 ;
+  assign \a_next$570  = \a_in$549 ;
+  assign \b_next$571  = \b_in$421 ;
+  assign \b_out$573  = \b_in$572 ;
+  assign \valid_out$575  = \valid_in$574 ;
+  assign \first_out$577  = \first_in$576 ;
+  assign \last_out$579  = \last_in$578 ;
+  assign \chain_out$581  = \chain_in$580 ;
+  assign \chain_valid_out$583  = \chain_valid_in$582 ;
+  assign \drain$584  = drain_3;
+  assign en_pe_3_4 = \en$585 ;
+  assign \a_out$588  = \a_in$587 ;
+  assign \a_next$589  = \a_in$568 ;
+  assign \b_next$590  = \b_in$440 ;
+  assign \b_out$592  = \b_in$591 ;
+  assign \valid_out$594  = \valid_in$593 ;
+  assign \first_out$596  = \first_in$595 ;
+  assign \last_out$598  = \last_in$597 ;
+  assign \chain_out$600  = \chain_in$599 ;
+  assign \chain_valid_out$602  = \chain_valid_in$601 ;
+  assign \drain$603  = drain_4;
+  assign en_pe_3_5 = \en$604 ;
+  assign \a_out$607  = \a_in$606 ;
+  assign \a_next$608  = \a_in$587 ;
+  assign \b_next$609  = \b_in$459 ;
+  assign \b_out$611  = \b_in$610 ;
+  assign \valid_out$613  = \valid_in$612 ;
+  assign \first_out$615  = \first_in$614 ;
+  assign \last_out$617  = \last_in$616 ;
+  assign \chain_out$619  = \chain_in$618 ;
+  assign \chain_valid_out$621  = \chain_valid_in$620 ;
+  assign \drain$622  = drain_5;
+  assign en_pe_3_6 = \en$623 ;
+  assign \a_out$626  = \a_in$625 ;
+  assign \a_next$627  = \a_in$606 ;
+  assign \b_next$628  = \b_in$478 ;
+  assign \b_out$630  = \b_in$629 ;
+  assign \valid_out$632  = \valid_in$631 ;
+  assign \first_out$634  = \first_in$633 ;
+  assign \last_out$636  = \last_in$635 ;
+  assign \chain_out$638  = \chain_in$637 ;
+  assign \chain_valid_out$640  = \chain_valid_in$639 ;
+  assign \drain$641  = drain_6;
+  assign en_pe_3_7 = \en$642 ;
+  assign \a_out$645  = \a_in$644 ;
+  assign \a_next$646  = \a_in$625 ;
+  assign \b_next$647  = \b_in$497 ;
+  assign \b_out$649  = \b_in$648 ;
+  assign \valid_out$651  = \valid_in$650 ;
+  assign \first_out$653  = \first_in$652 ;
+  assign \last_out$655  = \last_in$654 ;
+  assign \chain_out$657  = \chain_in$656 ;
+  assign \chain_valid_out$659  = \chain_valid_in$658 ;
+  assign \drain$660  = drain_7;
+  assign en_pe_4_0 = \en$661 ;
+  assign \a_in$663  = \o$103 [39:32];
+  assign \a_next$664  = o_next[39:32];
+  assign \b_next$665  = \b_in$515 ;
+  assign \b_out$667  = \b_in$666 ;
+  assign \valid_out$669  = \valid_in$668 ;
+  assign \first_out$671  = \first_in$670 ;
+  assign \last_out$673  = \last_in$672 ;
+  assign \chain_out$675  = \chain_in$674 ;
+  assign \chain_valid_out$677  = \chain_valid_in$676 ;
+  assign \drain$678  = drain_0;
+  assign en_pe_4_1 = \en$679 ;
   assign \a_out$682  = \a_in$681 ;
-  assign \a_next$683  = \a_in$663 ;
-  assign \b_next$684  = \b_in$542 ;
+  assign \a_next$683  = \o$103 [39:32];
+  assign \b_next$684  = \b_in$534 ;
   assign \b_out$686  = \b_in$685 ;
   assign \valid_out$688  = \valid_in$687 ;
   assign \first_out$690  = \first_in$689 ;
   assign \last_out$692  = \last_in$691 ;
   assign \chain_out$694  = \chain_in$693 ;
   assign \chain_valid_out$696  = \chain_valid_in$695 ;
-  assign \drain$697  = drain_3;
-  assign \en$698  = en_pe_2_4;
-  assign \a_out$700  = \a_in$699 ;
-  assign \a_next$701  = \a_in$681 ;
-  assign \b_next$702  = \b_in$560 ;
-  assign \b_out$704  = \b_in$703 ;
-  assign \valid_out$706  = \valid_in$705 ;
-  assign \first_out$708  = \first_in$707 ;
-  assign \last_out$710  = \last_in$709 ;
-  assign \chain_out$712  = \chain_in$711 ;
-  assign \chain_valid_out$714  = \chain_valid_in$713 ;
-  assign \drain$715  = drain_4;
-  assign \en$716  = en_pe_2_5;
-  assign \a_out$718  = \a_in$717 ;
-  assign \a_next$719  = \a_in$699 ;
-  assign \b_next$720  = \b_in$578 ;
-  assign \b_out$722  = \b_in$721 ;
-  assign \valid_out$724  = \valid_in$723 ;
-  assign \first_out$726  = \first_in$725 ;
-  assign \last_out$728  = \last_in$727 ;
-  assign \chain_out$730  = \chain_in$729 ;
-  assign \chain_valid_out$732  = \chain_valid_in$731 ;
-  assign \drain$733  = drain_5;
-  assign \en$734  = en_pe_2_6;
-  assign \a_out$736  = \a_in$735 ;
-  assign \a_next$737  = \a_in$717 ;
-  assign \b_next$738  = \b_in$596 ;
-  assign \b_out$740  = \b_in$739 ;
-  assign \valid_out$742  = \valid_in$741 ;
-  assign \first_out$744  = \first_in$743 ;
-  assign \last_out$746  = \last_in$745 ;
-  assign \chain_out$748  = \chain_in$747 ;
-  assign \chain_valid_out$750  = \chain_valid_in$749 ;
-  assign \drain$751  = drain_6;
-  assign \en$752  = en_pe_2_7;
-  assign \a_out$754  = \a_in$753 ;
-  assign \a_next$755  = \a_in$735 ;
-  assign \b_next$756  = \b_in$614 ;
-  assign \b_out$758  = \b_in$757 ;
-  assign \valid_out$760  = \valid_in$759 ;
-  assign \first_out$762  = \first_in$761 ;
-  assign \last_out$764  = \last_in$763 ;
-  assign \chain_out$766  = \chain_in$765 ;
-  assign \chain_valid_out$768  = \chain_valid_in$767 ;
-  assign \drain$769  = drain_7;
-  assign \en$770  = en_pe_3_0;
-  assign \a_in$771  = \o$386 [31:24];
-  assign \a_next$772  = o_next[31:24];
-  assign \b_next$773  = \b_in$631 ;
-  assign \b_out$775  = \b_in$774 ;
-  assign \valid_out$777  = \valid_in$776 ;
-  assign \first_out$779  = \first_in$778 ;
-  assign \last_out$781  = \last_in$780 ;
-  assign \chain_out$783  = \chain_in$782 ;
-  assign \chain_valid_out$785  = \chain_valid_in$784 ;
-  assign \drain$786  = drain_0;
-  assign \en$787  = en_pe_3_1;
-  assign \a_out$789  = \a_in$788 ;
-  assign \a_next$790  = \o$386 [31:24];
-  assign \b_next$791  = \b_in$649 ;
-  assign \b_out$793  = \b_in$792 ;
-  assign \valid_out$795  = \valid_in$794 ;
-  assign \first_out$797  = \first_in$796 ;
-  assign \last_out$799  = \last_in$798 ;
-  assign \chain_out$801  = \chain_in$800 ;
-  assign \chain_valid_out$803  = \chain_valid_in$802 ;
-  assign \drain$804  = drain_1;
-  assign \en$805  = en_pe_3_2;
-  assign \a_out$807  = \a_in$806 ;
-  assign \a_next$808  = \a_in$788 ;
-  assign \b_next$809  = \b_in$667 ;
-  assign \b_out$811  = \b_in$810 ;
-  assign \valid_out$813  = \valid_in$812 ;
-  assign \first_out$815  = \first_in$814 ;
-  assign \last_out$817  = \last_in$816 ;
-  assign \chain_out$819  = \chain_in$818 ;
-  assign \chain_valid_out$821  = \chain_valid_in$820 ;
-  assign \drain$822  = drain_2;
-  assign \en$823  = en_pe_3_3;
-  assign \a_out$825  = \a_in$824 ;
-  assign \a_next$826  = \a_in$806 ;
-  assign \b_next$827  = \b_in$685 ;
-  assign \b_out$829  = \b_in$828 ;
-  assign \valid_out$831  = \valid_in$830 ;
-  assign \first_out$833  = \first_in$832 ;
-  assign \last_out$835  = \last_in$834 ;
-  assign \chain_out$837  = \chain_in$836 ;
-  assign \chain_valid_out$839  = \chain_valid_in$838 ;
-  assign \drain$840  = drain_3;
-  assign \en$841  = en_pe_3_4;
-  assign \a_out$843  = \a_in$842 ;
-  assign \a_next$844  = \a_in$824 ;
-  assign \b_next$845  = \b_in$703 ;
-  assign \b_out$847  = \b_in$846 ;
-  assign \valid_out$849  = \valid_in$848 ;
-  assign \first_out$851  = \first_in$850 ;
-  assign \last_out$853  = \last_in$852 ;
-  assign \chain_out$855  = \chain_in$854 ;
-  assign \chain_valid_out$857  = \chain_valid_in$856 ;
-  assign \drain$858  = drain_4;
-  assign \en$859  = en_pe_3_5;
-  assign \a_out$861  = \a_in$860 ;
-  assign \a_next$862  = \a_in$842 ;
-  assign \b_next$863  = \b_in$721 ;
-  assign \b_out$865  = \b_in$864 ;
-  assign \valid_out$867  = \valid_in$866 ;
-  assign \first_out$869  = \first_in$868 ;
-  assign \last_out$871  = \last_in$870 ;
-  assign \chain_out$873  = \chain_in$872 ;
-  assign \chain_valid_out$875  = \chain_valid_in$874 ;
-  assign \drain$876  = drain_5;
-  assign \en$877  = en_pe_3_6;
-  assign \a_out$879  = \a_in$878 ;
-  assign \a_next$880  = \a_in$860 ;
-  assign \b_next$881  = \b_in$739 ;
-  assign \b_out$883  = \b_in$882 ;
-  assign \valid_out$885  = \valid_in$884 ;
-  assign \first_out$887  = \first_in$886 ;
-  assign \last_out$889  = \last_in$888 ;
-  assign \chain_out$891  = \chain_in$890 ;
-  assign \chain_valid_out$893  = \chain_valid_in$892 ;
-  assign \drain$894  = drain_6;
-  assign \en$895  = en_pe_3_7;
-  assign \a_out$897  = \a_in$896 ;
-  assign \a_next$898  = \a_in$878 ;
-  assign \b_next$899  = \b_in$757 ;
-  assign \b_out$901  = \b_in$900 ;
-  assign \valid_out$903  = \valid_in$902 ;
-  assign \first_out$905  = \first_in$904 ;
-  assign \last_out$907  = \last_in$906 ;
-  assign \chain_out$909  = \chain_in$908 ;
-  assign \chain_valid_out$911  = \chain_valid_in$910 ;
-  assign \drain$912  = drain_7;
-  assign \en$913  = en_pe_4_0;
-  assign \a_in$914  = \o$386 [39:32];
-  assign \a_next$915  = o_next[39:32];
-  assign \b_next$916  = \b_in$774 ;
-  assign \b_out$918  = \b_in$917 ;
-  assign \valid_out$920  = \valid_in$919 ;
-  assign \first_out$922  = \first_in$921 ;
-  assign \last_out$924  = \last_in$923 ;
-  assign \chain_out$926  = \chain_in$925 ;
-  assign \chain_valid_out$928  = \chain_valid_in$927 ;
-  assign \drain$929  = drain_0;
-  assign \en$930  = en_pe_4_1;
-  assign \a_out$932  = \a_in$931 ;
-  assign \a_next$933  = \o$386 [39:32];
-  assign \b_next$934  = \b_in$792 ;
-  assign \b_out$936  = \b_in$935 ;
-  assign \valid_out$938  = \valid_in$937 ;
-  assign \first_out$940  = \first_in$939 ;
-  assign \last_out$942  = \last_in$941 ;
-  assign \chain_out$944  = \chain_in$943 ;
-  assign \chain_valid_out$946  = \chain_valid_in$945 ;
-  assign \drain$947  = drain_1;
-  assign \en$948  = en_pe_4_2;
-  assign \a_out$950  = \a_in$949 ;
-  assign \a_next$951  = \a_in$931 ;
-  assign \b_next$952  = \b_in$810 ;
-  assign \b_out$954  = \b_in$953 ;
-  assign \valid_out$956  = \valid_in$955 ;
-  assign \first_out$958  = \first_in$957 ;
-  assign \last_out$960  = \last_in$959 ;
-  assign \chain_out$962  = \chain_in$961 ;
-  assign \chain_valid_out$964  = \chain_valid_in$963 ;
-  assign \drain$965  = drain_2;
-  assign \en$966  = en_pe_4_3;
-  assign \a_out$968  = \a_in$967 ;
-  assign \a_next$969  = \a_in$949 ;
-  assign \b_next$970  = \b_in$828 ;
-  assign \b_out$972  = \b_in$971 ;
-  assign \valid_out$974  = \valid_in$973 ;
-  assign \first_out$976  = \first_in$975 ;
-  assign \last_out$978  = \last_in$977 ;
-  assign \chain_out$980  = \chain_in$979 ;
-  assign \chain_valid_out$982  = \chain_valid_in$981 ;
-  assign \drain$983  = drain_3;
-  assign \en$984  = en_pe_4_4;
-  assign \a_out$986  = \a_in$985 ;
-  assign \a_next$987  = \a_in$967 ;
-  assign \b_next$988  = \b_in$846 ;
-  assign \b_out$990  = \b_in$989 ;
-  assign \valid_out$992  = \valid_in$991 ;
-  assign \first_out$994  = \first_in$993 ;
-  assign \last_out$996  = \last_in$995 ;
-  assign \chain_out$998  = \chain_in$997 ;
-  assign \chain_valid_out$1000  = \chain_valid_in$999 ;
-  assign \drain$1001  = drain_4;
-  assign \en$1002  = en_pe_4_5;
-  assign \a_out$1004  = \a_in$1003 ;
-  assign \a_next$1005  = \a_in$985 ;
-  assign \b_next$1006  = \b_in$864 ;
-  assign \b_out$1008  = \b_in$1007 ;
-  assign \valid_out$1010  = \valid_in$1009 ;
-  assign \first_out$1012  = \first_in$1011 ;
-  assign \last_out$1014  = \last_in$1013 ;
-  assign \chain_out$1016  = \chain_in$1015 ;
-  assign \chain_valid_out$1018  = \chain_valid_in$1017 ;
-  assign \drain$1019  = drain_5;
-  assign \en$1020  = en_pe_4_6;
+  assign \drain$697  = drain_1;
+  assign en_pe_4_2 = \en$698 ;
+  assign \a_out$701  = \a_in$700 ;
+  assign \a_next$702  = \a_in$681 ;
+  assign \b_next$703  = \b_in$553 ;
+  assign \b_out$705  = \b_in$704 ;
+  assign \valid_out$707  = \valid_in$706 ;
+  assign \first_out$709  = \first_in$708 ;
+  assign \last_out$711  = \last_in$710 ;
+  assign \chain_out$713  = \chain_in$712 ;
+  assign \chain_valid_out$715  = \chain_valid_in$714 ;
+  assign \drain$716  = drain_2;
+  assign en_pe_4_3 = \en$717 ;
+  assign \a_out$720  = \a_in$719 ;
+  assign \a_next$721  = \a_in$700 ;
+  assign \b_next$722  = \b_in$572 ;
+  assign \b_out$724  = \b_in$723 ;
+  assign \valid_out$726  = \valid_in$725 ;
+  assign \first_out$728  = \first_in$727 ;
+  assign \last_out$730  = \last_in$729 ;
+  assign \chain_out$732  = \chain_in$731 ;
+  assign \chain_valid_out$734  = \chain_valid_in$733 ;
+  assign \drain$735  = drain_3;
+  assign en_pe_4_4 = \en$736 ;
+  assign \a_out$739  = \a_in$738 ;
+  assign \a_next$740  = \a_in$719 ;
+  assign \b_next$741  = \b_in$591 ;
+  assign \b_out$743  = \b_in$742 ;
+  assign \valid_out$745  = \valid_in$744 ;
+  assign \first_out$747  = \first_in$746 ;
+  assign \last_out$749  = \last_in$748 ;
+  assign \chain_out$751  = \chain_in$750 ;
+  assign \chain_valid_out$753  = \chain_valid_in$752 ;
+  assign \drain$754  = drain_4;
+  assign en_pe_4_5 = \en$755 ;
+  assign \a_out$758  = \a_in$757 ;
+  assign \a_next$759  = \a_in$738 ;
+  assign \b_next$760  = \b_in$610 ;
+  assign \b_out$762  = \b_in$761 ;
+  assign \valid_out$764  = \valid_in$763 ;
+  assign \first_out$766  = \first_in$765 ;
+  assign \last_out$768  = \last_in$767 ;
+  assign \chain_out$770  = \chain_in$769 ;
+  assign \chain_valid_out$772  = \chain_valid_in$771 ;
+  assign \drain$773  = drain_5;
+  assign en_pe_4_6 = \en$774 ;
+  assign \a_out$777  = \a_in$776 ;
+  assign \a_next$778  = \a_in$757 ;
+  assign \b_next$779  = \b_in$629 ;
+  assign \b_out$781  = \b_in$780 ;
+  assign \valid_out$783  = \valid_in$782 ;
+  assign \first_out$785  = \first_in$784 ;
+  assign \last_out$787  = \last_in$786 ;
+  assign \chain_out$789  = \chain_in$788 ;
+  assign \chain_valid_out$791  = \chain_valid_in$790 ;
+  assign \drain$792  = drain_6;
+  assign en_pe_4_7 = \en$793 ;
+  assign \a_out$796  = \a_in$795 ;
+  assign \a_next$797  = \a_in$776 ;
+  assign \b_next$798  = \b_in$648 ;
+  assign \b_out$800  = \b_in$799 ;
+  assign \valid_out$802  = \valid_in$801 ;
+  assign \first_out$804  = \first_in$803 ;
+  assign \last_out$806  = \last_in$805 ;
+  assign \chain_out$808  = \chain_in$807 ;
+  assign \chain_valid_out$810  = \chain_valid_in$809 ;
+  assign \drain$811  = drain_7;
+  assign en_pe_5_0 = \en$812 ;
+  assign \a_in$814  = \o$103 [47:40];
+  assign \a_next$815  = o_next[47:40];
+  assign \b_next$816  = \b_in$666 ;
+  assign \b_out$818  = \b_in$817 ;
+  assign \valid_out$820  = \valid_in$819 ;
+  assign \first_out$822  = \first_in$821 ;
+  assign \last_out$824  = \last_in$823 ;
+  assign \chain_out$826  = \chain_in$825 ;
+  assign \chain_valid_out$828  = \chain_valid_in$827 ;
+  assign \drain$829  = drain_0;
+  assign en_pe_5_1 = \en$830 ;
+  assign \a_out$833  = \a_in$832 ;
+  assign \a_next$834  = \o$103 [47:40];
+  assign \b_next$835  = \b_in$685 ;
+  assign \b_out$837  = \b_in$836 ;
+  assign \valid_out$839  = \valid_in$838 ;
+  assign \first_out$841  = \first_in$840 ;
+  assign \last_out$843  = \last_in$842 ;
+  assign \chain_out$845  = \chain_in$844 ;
+  assign \chain_valid_out$847  = \chain_valid_in$846 ;
+  assign \drain$848  = drain_1;
+  assign en_pe_5_2 = \en$849 ;
+  assign \a_out$852  = \a_in$851 ;
+  assign \a_next$853  = \a_in$832 ;
+  assign \b_next$854  = \b_in$704 ;
+  assign \b_out$856  = \b_in$855 ;
+  assign \valid_out$858  = \valid_in$857 ;
+  assign \first_out$860  = \first_in$859 ;
+  assign \last_out$862  = \last_in$861 ;
+  assign \chain_out$864  = \chain_in$863 ;
+  assign \chain_valid_out$866  = \chain_valid_in$865 ;
+  assign \drain$867  = drain_2;
+  assign en_pe_5_3 = \en$868 ;
+  assign \a_out$871  = \a_in$870 ;
+  assign \a_next$872  = \a_in$851 ;
+  assign \b_next$873  = \b_in$723 ;
+  assign \b_out$875  = \b_in$874 ;
+  assign \valid_out$877  = \valid_in$876 ;
+  assign \first_out$879  = \first_in$878 ;
+  assign \last_out$881  = \last_in$880 ;
+  assign \chain_out$883  = \chain_in$882 ;
+  assign \chain_valid_out$885  = \chain_valid_in$884 ;
+  assign \drain$886  = drain_3;
+  assign en_pe_5_4 = \en$887 ;
+  assign \a_out$890  = \a_in$889 ;
+  assign \a_next$891  = \a_in$870 ;
+  assign \b_next$892  = \b_in$742 ;
+  assign \b_out$894  = \b_in$893 ;
+  assign \valid_out$896  = \valid_in$895 ;
+  assign \first_out$898  = \first_in$897 ;
+  assign \last_out$900  = \last_in$899 ;
+  assign \chain_out$902  = \chain_in$901 ;
+  assign \chain_valid_out$904  = \chain_valid_in$903 ;
+  assign \drain$905  = drain_4;
+  assign en_pe_5_5 = \en$906 ;
+  assign \a_out$909  = \a_in$908 ;
+  assign \a_next$910  = \a_in$889 ;
+  assign \b_next$911  = \b_in$761 ;
+  assign \b_out$913  = \b_in$912 ;
+  assign \valid_out$915  = \valid_in$914 ;
+  assign \first_out$917  = \first_in$916 ;
+  assign \last_out$919  = \last_in$918 ;
+  assign \chain_out$921  = \chain_in$920 ;
+  assign \chain_valid_out$923  = \chain_valid_in$922 ;
+  assign \drain$924  = drain_5;
+  assign en_pe_5_6 = \en$925 ;
+  assign \a_out$928  = \a_in$927 ;
+  assign \a_next$929  = \a_in$908 ;
+  assign \b_next$930  = \b_in$780 ;
+  assign \b_out$932  = \b_in$931 ;
+  assign \valid_out$934  = \valid_in$933 ;
+  assign \first_out$936  = \first_in$935 ;
+  assign \last_out$938  = \last_in$937 ;
+  assign \chain_out$940  = \chain_in$939 ;
+  assign \chain_valid_out$942  = \chain_valid_in$941 ;
+  assign \drain$943  = drain_6;
+  assign en_pe_5_7 = \en$944 ;
+  assign \a_out$947  = \a_in$946 ;
+  assign \a_next$948  = \a_in$927 ;
+  assign \b_next$949  = \b_in$799 ;
+  assign \b_out$951  = \b_in$950 ;
+  assign \valid_out$953  = \valid_in$952 ;
+  assign \first_out$955  = \first_in$954 ;
+  assign \last_out$957  = \last_in$956 ;
+  assign \chain_out$959  = \chain_in$958 ;
+  assign \chain_valid_out$961  = \chain_valid_in$960 ;
+  assign \drain$962  = drain_7;
+  assign en_pe_6_0 = \en$963 ;
+  assign \a_in$965  = \o$103 [55:48];
+  assign \a_next$966  = o_next[55:48];
+  assign \b_next$967  = \b_in$817 ;
+  assign \b_out$969  = \b_in$968 ;
+  assign \valid_out$971  = \valid_in$970 ;
+  assign \first_out$973  = \first_in$972 ;
+  assign \last_out$975  = \last_in$974 ;
+  assign \chain_out$977  = \chain_in$976 ;
+  assign \chain_valid_out$979  = \chain_valid_in$978 ;
+  assign \drain$980  = drain_0;
+  assign en_pe_6_1 = \en$981 ;
+  assign \a_out$984  = \a_in$983 ;
+  assign \a_next$985  = \o$103 [55:48];
+  assign \b_next$986  = \b_in$836 ;
+  assign \b_out$988  = \b_in$987 ;
+  assign \valid_out$990  = \valid_in$989 ;
+  assign \first_out$992  = \first_in$991 ;
+  assign \last_out$994  = \last_in$993 ;
+  assign \chain_out$996  = \chain_in$995 ;
+  assign \chain_valid_out$998  = \chain_valid_in$997 ;
+  assign \drain$999  = drain_1;
+  assign en_pe_6_2 = \en$1000 ;
+  assign \a_out$1003  = \a_in$1002 ;
+  assign \a_next$1004  = \a_in$983 ;
+  assign \b_next$1005  = \b_in$855 ;
+  assign \b_out$1007  = \b_in$1006 ;
+  assign \valid_out$1009  = \valid_in$1008 ;
+  assign \first_out$1011  = \first_in$1010 ;
+  assign \last_out$1013  = \last_in$1012 ;
+  assign \chain_out$1015  = \chain_in$1014 ;
+  assign \chain_valid_out$1017  = \chain_valid_in$1016 ;
+  assign \drain$1018  = drain_2;
+  assign en_pe_6_3 = \en$1019 ;
   assign \a_out$1022  = \a_in$1021 ;
-  assign \a_next$1023  = \a_in$1003 ;
-  assign \b_next$1024  = \b_in$882 ;
+  assign \a_next$1023  = \a_in$1002 ;
+  assign \b_next$1024  = \b_in$874 ;
   assign \b_out$1026  = \b_in$1025 ;
   assign \valid_out$1028  = \valid_in$1027 ;
   assign \first_out$1030  = \first_in$1029 ;
   assign \last_out$1032  = \last_in$1031 ;
   assign \chain_out$1034  = \chain_in$1033 ;
   assign \chain_valid_out$1036  = \chain_valid_in$1035 ;
-  assign \drain$1037  = drain_6;
-  assign \en$1038  = en_pe_4_7;
-  assign \a_out$1040  = \a_in$1039 ;
-  assign \a_next$1041  = \a_in$1021 ;
-  assign \b_next$1042  = \b_in$900 ;
-  assign \b_out$1044  = \b_in$1043 ;
-  assign \valid_out$1046  = \valid_in$1045 ;
-  assign \first_out$1048  = \first_in$1047 ;
-  assign \last_out$1050  = \last_in$1049 ;
-  assign \chain_out$1052  = \chain_in$1051 ;
-  assign \chain_valid_out$1054  = \chain_valid_in$1053 ;
-  assign \drain$1055  = drain_7;
-  assign \en$1056  = en_pe_5_0;
-  assign \a_in$1057  = \o$386 [47:40];
-  assign \a_next$1058  = o_next[47:40];
-  assign \b_next$1059  = \b_in$917 ;
-  assign \b_out$1061  = \b_in$1060 ;
-  assign \valid_out$1063  = \valid_in$1062 ;
-  assign \first_out$1065  = \first_in$1064 ;
-  assign \last_out$1067  = \last_in$1066 ;
-  assign \chain_out$1069  = \chain_in$1068 ;
-  assign \chain_valid_out$1071  = \chain_valid_in$1070 ;
-  assign \drain$1072  = drain_0;
-  assign \en$1073  = en_pe_5_1;
-  assign \a_out$1075  = \a_in$1074 ;
-  assign \a_next$1076  = \o$386 [47:40];
-  assign \b_next$1077  = \b_in$935 ;
-  assign \b_out$1079  = \b_in$1078 ;
-  assign \valid_out$1081  = \valid_in$1080 ;
-  assign \first_out$1083  = \first_in$1082 ;
-  assign \last_out$1085  = \last_in$1084 ;
-  assign \chain_out$1087  = \chain_in$1086 ;
-  assign \chain_valid_out$1089  = \chain_valid_in$1088 ;
-  assign \drain$1090  = drain_1;
-  assign \en$1091  = en_pe_5_2;
-  assign \a_out$1093  = \a_in$1092 ;
-  assign \a_next$1094  = \a_in$1074 ;
-  assign \b_next$1095  = \b_in$953 ;
-  assign \b_out$1097  = \b_in$1096 ;
-  assign \valid_out$1099  = \valid_in$1098 ;
-  assign \first_out$1101  = \first_in$1100 ;
-  assign \last_out$1103  = \last_in$1102 ;
-  assign \chain_out$1105  = \chain_in$1104 ;
-  assign \chain_valid_out$1107  = \chain_valid_in$1106 ;
-  assign \drain$1108  = drain_2;
-  assign \en$1109  = en_pe_5_3;
-  assign \a_out$1111  = \a_in$1110 ;
-  assign \a_next$1112  = \a_in$1092 ;
-  assign \b_next$1113  = \b_in$971 ;
-  assign \b_out$1115  = \b_in$1114 ;
-  assign \valid_out$1117  = \valid_in$1116 ;
-  assign \first_out$1119  = \first_in$1118 ;
-  assign \last_out$1121  = \last_in$1120 ;
-  assign \chain_out$1123  = \chain_in$1122 ;
-  assign \chain_valid_out$1125  = \chain_valid_in$1124 ;
-  assign \drain$1126  = drain_3;
-  assign \en$1127  = en_pe_5_4;
-  assign \a_out$1129  = \a_in$1128 ;
-  assign \a_next$1130  = \a_in$1110 ;
-  assign \b_next$1131  = \b_in$989 ;
-  assign \b_out$1133  = \b_in$1132 ;
-  assign \valid_out$1135  = \valid_in$1134 ;
-  assign \first_out$1137  = \first_in$1136 ;
-  assign \last_out$1139  = \last_in$1138 ;
-  assign \chain_out$1141  = \chain_in$1140 ;
-  assign \chain_valid_out$1143  = \chain_valid_in$1142 ;
-  assign \drain$1144  = drain_4;
-  assign \en$1145  = en_pe_5_5;
-  assign \a_out$1147  = \a_in$1146 ;
-  assign \a_next$1148  = \a_in$1128 ;
-  assign \b_next$1149  = \b_in$1007 ;
-  assign \b_out$1151  = \b_in$1150 ;
-  assign \valid_out$1153  = \valid_in$1152 ;
-  assign \first_out$1155  = \first_in$1154 ;
-  assign \last_out$1157  = \last_in$1156 ;
-  assign \chain_out$1159  = \chain_in$1158 ;
-  assign \chain_valid_out$1161  = \chain_valid_in$1160 ;
-  assign \drain$1162  = drain_5;
-  assign \en$1163  = en_pe_5_6;
-  assign \a_out$1165  = \a_in$1164 ;
-  assign \a_next$1166  = \a_in$1146 ;
-  assign \b_next$1167  = \b_in$1025 ;
-  assign \b_out$1169  = \b_in$1168 ;
-  assign \valid_out$1171  = \valid_in$1170 ;
-  assign \first_out$1173  = \first_in$1172 ;
-  assign \last_out$1175  = \last_in$1174 ;
-  assign \chain_out$1177  = \chain_in$1176 ;
-  assign \chain_valid_out$1179  = \chain_valid_in$1178 ;
-  assign \drain$1180  = drain_6;
-  assign \en$1181  = en_pe_5_7;
-  assign \a_out$1183  = \a_in$1182 ;
-  assign \a_next$1184  = \a_in$1164 ;
-  assign \b_next$1185  = \b_in$1043 ;
-  assign \b_out$1187  = \b_in$1186 ;
-  assign \valid_out$1189  = \valid_in$1188 ;
-  assign \first_out$1191  = \first_in$1190 ;
-  assign \last_out$1193  = \last_in$1192 ;
-  assign \chain_out$1195  = \chain_in$1194 ;
-  assign \chain_valid_out$1197  = \chain_valid_in$1196 ;
-  assign \drain$1198  = drain_7;
-  assign \en$1199  = en_pe_6_0;
-  assign \a_in$1200  = \o$386 [55:48];
-  assign \a_next$1201  = o_next[55:48];
-  assign \b_next$1202  = \b_in$1060 ;
-  assign \b_out$1204  = \b_in$1203 ;
-  assign \valid_out$1206  = \valid_in$1205 ;
-  assign \first_out$1208  = \first_in$1207 ;
-  assign \last_out$1210  = \last_in$1209 ;
-  assign \chain_out$1212  = \chain_in$1211 ;
-  assign \chain_valid_out$1214  = \chain_valid_in$1213 ;
-  assign \drain$1215  = drain_0;
-  assign \en$1216  = en_pe_6_1;
-  assign \a_out$1218  = \a_in$1217 ;
-  assign \a_next$1219  = \o$386 [55:48];
-  assign \b_next$1220  = \b_in$1078 ;
-  assign \b_out$1222  = \b_in$1221 ;
-  assign \valid_out$1224  = \valid_in$1223 ;
-  assign \first_out$1226  = \first_in$1225 ;
-  assign \last_out$1228  = \last_in$1227 ;
-  assign \chain_out$1230  = \chain_in$1229 ;
-  assign \chain_valid_out$1232  = \chain_valid_in$1231 ;
-  assign \drain$1233  = drain_1;
-  assign \en$1234  = en_pe_6_2;
-  assign \a_out$1236  = \a_in$1235 ;
-  assign \a_next$1237  = \a_in$1217 ;
-  assign \b_next$1238  = \b_in$1096 ;
-  assign \b_out$1240  = \b_in$1239 ;
-  assign \valid_out$1242  = \valid_in$1241 ;
-  assign \first_out$1244  = \first_in$1243 ;
-  assign \last_out$1246  = \last_in$1245 ;
-  assign \chain_out$1248  = \chain_in$1247 ;
-  assign \chain_valid_out$1250  = \chain_valid_in$1249 ;
-  assign \drain$1251  = drain_2;
-  assign \en$1252  = en_pe_6_3;
-  assign \a_out$1254  = \a_in$1253 ;
-  assign \a_next$1255  = \a_in$1235 ;
-  assign \b_next$1256  = \b_in$1114 ;
-  assign \b_out$1258  = \b_in$1257 ;
-  assign \valid_out$1260  = \valid_in$1259 ;
-  assign \first_out$1262  = \first_in$1261 ;
-  assign \last_out$1264  = \last_in$1263 ;
-  assign \chain_out$1266  = \chain_in$1265 ;
-  assign \chain_valid_out$1268  = \chain_valid_in$1267 ;
-  assign \drain$1269  = drain_3;
-  assign \en$1270  = en_pe_6_4;
-  assign \a_out$1272  = \a_in$1271 ;
-  assign \a_next$1273  = \a_in$1253 ;
-  assign \b_next$1274  = \b_in$1132 ;
-  assign \b_out$1276  = \b_in$1275 ;
-  assign \valid_out$1278  = \valid_in$1277 ;
-  assign \first_out$1280  = \first_in$1279 ;
-  assign \last_out$1282  = \last_in$1281 ;
-  assign \chain_out$1284  = \chain_in$1283 ;
-  assign \chain_valid_out$1286  = \chain_valid_in$1285 ;
-  assign \drain$1287  = drain_4;
-  assign \en$1288  = en_pe_6_5;
-  assign \a_out$1290  = \a_in$1289 ;
-  assign \a_next$1291  = \a_in$1271 ;
-  assign \b_next$1292  = \b_in$1150 ;
-  assign \b_out$1294  = \b_in$1293 ;
-  assign \valid_out$1296  = \valid_in$1295 ;
-  assign \first_out$1298  = \first_in$1297 ;
-  assign \last_out$1300  = \last_in$1299 ;
-  assign \chain_out$1302  = \chain_in$1301 ;
-  assign \chain_valid_out$1304  = \chain_valid_in$1303 ;
-  assign \drain$1305  = drain_5;
-  assign \en$1306  = en_pe_6_6;
-  assign \a_out$1308  = \a_in$1307 ;
-  assign \a_next$1309  = \a_in$1289 ;
-  assign \b_next$1310  = \b_in$1168 ;
-  assign \b_out$1312  = \b_in$1311 ;
-  assign \valid_out$1314  = \valid_in$1313 ;
-  assign \first_out$1316  = \first_in$1315 ;
-  assign \last_out$1318  = \last_in$1317 ;
-  assign \chain_out$1320  = \chain_in$1319 ;
-  assign \chain_valid_out$1322  = \chain_valid_in$1321 ;
-  assign \drain$1323  = drain_6;
-  assign \en$1324  = en_pe_6_7;
-  assign \a_out$1326  = \a_in$1325 ;
-  assign \a_next$1327  = \a_in$1307 ;
-  assign \b_next$1328  = \b_in$1186 ;
-  assign \b_out$1330  = \b_in$1329 ;
-  assign \valid_out$1332  = \valid_in$1331 ;
-  assign \first_out$1334  = \first_in$1333 ;
-  assign \last_out$1336  = \last_in$1335 ;
-  assign \chain_out$1338  = \chain_in$1337 ;
-  assign \chain_valid_out$1340  = \chain_valid_in$1339 ;
-  assign \drain$1341  = drain_7;
-  assign \en$1342  = en_pe_7_0;
-  assign \a_in$1343  = \o$386 [63:56];
-  assign \a_next$1344  = o_next[63:56];
-  assign \b_next$1345  = \b_in$1203 ;
-  assign \b_out$1347  = \b_in$1346 ;
-  assign \valid_out$1349  = \valid_in$1348 ;
-  assign \first_out$1351  = \first_in$1350 ;
-  assign \last_out$1353  = \last_in$1352 ;
-  assign \chain_out$1355  = \chain_in$1354 ;
-  assign \chain_valid_out$1357  = \chain_valid_in$1356 ;
-  assign \drain$1358  = drain_0;
-  assign \en$1359  = en_pe_7_1;
-  assign \a_out$1361  = \a_in$1360 ;
-  assign \a_next$1362  = \o$386 [63:56];
-  assign \b_next$1363  = \b_in$1221 ;
-  assign \b_out$1365  = \b_in$1364 ;
-  assign \valid_out$1367  = \valid_in$1366 ;
-  assign \first_out$1369  = \first_in$1368 ;
-  assign \last_out$1371  = \last_in$1370 ;
-  assign \chain_out$1373  = \chain_in$1372 ;
-  assign \chain_valid_out$1375  = \chain_valid_in$1374 ;
-  assign \drain$1376  = drain_1;
-  assign \en$1377  = en_pe_7_2;
-  assign \a_out$1379  = \a_in$1378 ;
-  assign \a_next$1380  = \a_in$1360 ;
-  assign \b_next$1381  = \b_in$1239 ;
-  assign \b_out$1383  = \b_in$1382 ;
-  assign \valid_out$1385  = \valid_in$1384 ;
-  assign \first_out$1387  = \first_in$1386 ;
-  assign \last_out$1389  = \last_in$1388 ;
-  assign \chain_out$1391  = \chain_in$1390 ;
-  assign \chain_valid_out$1393  = \chain_valid_in$1392 ;
-  assign \drain$1394  = drain_2;
-  assign \en$1395  = en_pe_7_3;
-  assign \a_out$1397  = \a_in$1396 ;
-  assign \a_next$1398  = \a_in$1378 ;
-  assign \b_next$1399  = \b_in$1257 ;
-  assign \b_out$1401  = \b_in$1400 ;
-  assign \valid_out$1403  = \valid_in$1402 ;
-  assign \first_out$1405  = \first_in$1404 ;
-  assign \last_out$1407  = \last_in$1406 ;
-  assign \chain_out$1409  = \chain_in$1408 ;
-  assign \chain_valid_out$1411  = \chain_valid_in$1410 ;
-  assign \drain$1412  = drain_3;
-  assign \en$1413  = en_pe_7_4;
-  assign \a_out$1415  = \a_in$1414 ;
-  assign \a_next$1416  = \a_in$1396 ;
-  assign \b_next$1417  = \b_in$1275 ;
-  assign \b_out$1419  = \b_in$1418 ;
-  assign \valid_out$1421  = \valid_in$1420 ;
-  assign \first_out$1423  = \first_in$1422 ;
-  assign \last_out$1425  = \last_in$1424 ;
-  assign \chain_out$1427  = \chain_in$1426 ;
-  assign \chain_valid_out$1429  = \chain_valid_in$1428 ;
-  assign \drain$1430  = drain_4;
-  assign \en$1431  = en_pe_7_5;
-  assign \a_out$1433  = \a_in$1432 ;
-  assign \a_next$1434  = \a_in$1414 ;
-  assign \b_next$1435  = \b_in$1293 ;
-  assign \b_out$1437  = \b_in$1436 ;
-  assign \valid_out$1439  = \valid_in$1438 ;
-  assign \first_out$1441  = \first_in$1440 ;
-  assign \last_out$1443  = \last_in$1442 ;
-  assign \chain_out$1445  = \chain_in$1444 ;
-  assign \chain_valid_out$1447  = \chain_valid_in$1446 ;
-  assign \drain$1448  = drain_5;
-  assign \en$1449  = en_pe_7_6;
-  assign \a_out$1451  = \a_in$1450 ;
-  assign \a_next$1452  = \a_in$1432 ;
-  assign \b_next$1453  = \b_in$1311 ;
-  assign \b_out$1455  = \b_in$1454 ;
-  assign \valid_out$1457  = \valid_in$1456 ;
-  assign \first_out$1459  = \first_in$1458 ;
-  assign \last_out$1461  = \last_in$1460 ;
-  assign \chain_out$1463  = \chain_in$1462 ;
-  assign \chain_valid_out$1465  = \chain_valid_in$1464 ;
-  assign \drain$1466  = drain_6;
-  assign \en$1467  = en_pe_7_7;
-  assign \a_out$1469  = \a_in$1468 ;
-  assign \a_next$1470  = \a_in$1450 ;
-  assign \b_next$1471  = \b_in$1329 ;
-  assign \b_out$1473  = \b_in$1472 ;
-  assign \valid_out$1475  = \valid_in$1474 ;
-  assign \first_out$1477  = \first_in$1476 ;
-  assign \last_out$1479  = \last_in$1478 ;
-  assign \chain_out$1481  = \chain_in$1480 ;
-  assign \chain_valid_out$1483  = \chain_valid_in$1482 ;
-  assign \drain$1484  = drain_7;
+  assign \drain$1037  = drain_3;
+  assign en_pe_6_4 = \en$1038 ;
+  assign \a_out$1041  = \a_in$1040 ;
+  assign \a_next$1042  = \a_in$1021 ;
+  assign \b_next$1043  = \b_in$893 ;
+  assign \b_out$1045  = \b_in$1044 ;
+  assign \valid_out$1047  = \valid_in$1046 ;
+  assign \first_out$1049  = \first_in$1048 ;
+  assign \last_out$1051  = \last_in$1050 ;
+  assign \chain_out$1053  = \chain_in$1052 ;
+  assign \chain_valid_out$1055  = \chain_valid_in$1054 ;
+  assign \drain$1056  = drain_4;
+  assign en_pe_6_5 = \en$1057 ;
+  assign \a_out$1060  = \a_in$1059 ;
+  assign \a_next$1061  = \a_in$1040 ;
+  assign \b_next$1062  = \b_in$912 ;
+  assign \b_out$1064  = \b_in$1063 ;
+  assign \valid_out$1066  = \valid_in$1065 ;
+  assign \first_out$1068  = \first_in$1067 ;
+  assign \last_out$1070  = \last_in$1069 ;
+  assign \chain_out$1072  = \chain_in$1071 ;
+  assign \chain_valid_out$1074  = \chain_valid_in$1073 ;
+  assign \drain$1075  = drain_5;
+  assign en_pe_6_6 = \en$1076 ;
+  assign \a_out$1079  = \a_in$1078 ;
+  assign \a_next$1080  = \a_in$1059 ;
+  assign \b_next$1081  = \b_in$931 ;
+  assign \b_out$1083  = \b_in$1082 ;
+  assign \valid_out$1085  = \valid_in$1084 ;
+  assign \first_out$1087  = \first_in$1086 ;
+  assign \last_out$1089  = \last_in$1088 ;
+  assign \chain_out$1091  = \chain_in$1090 ;
+  assign \chain_valid_out$1093  = \chain_valid_in$1092 ;
+  assign \drain$1094  = drain_6;
+  assign en_pe_6_7 = \en$1095 ;
+  assign \a_out$1098  = \a_in$1097 ;
+  assign \a_next$1099  = \a_in$1078 ;
+  assign \b_next$1100  = \b_in$950 ;
+  assign \b_out$1102  = \b_in$1101 ;
+  assign \valid_out$1104  = \valid_in$1103 ;
+  assign \first_out$1106  = \first_in$1105 ;
+  assign \last_out$1108  = \last_in$1107 ;
+  assign \chain_out$1110  = \chain_in$1109 ;
+  assign \chain_valid_out$1112  = \chain_valid_in$1111 ;
+  assign \drain$1113  = drain_7;
+  assign en_pe_7_0 = \en$1114 ;
+  assign \a_in$1116  = \o$103 [63:56];
+  assign \a_next$1117  = o_next[63:56];
+  assign \b_next$1118  = \b_in$968 ;
+  assign \b_out$1120  = \b_in$1119 ;
+  assign \valid_out$1122  = \valid_in$1121 ;
+  assign \first_out$1124  = \first_in$1123 ;
+  assign \last_out$1126  = \last_in$1125 ;
+  assign \chain_out$1128  = \chain_in$1127 ;
+  assign \chain_valid_out$1130  = \chain_valid_in$1129 ;
+  assign \drain$1131  = drain_0;
+  assign en_pe_7_1 = \en$1132 ;
+  assign \a_out$1135  = \a_in$1134 ;
+  assign \a_next$1136  = \o$103 [63:56];
+  assign \b_next$1137  = \b_in$987 ;
+  assign \b_out$1139  = \b_in$1138 ;
+  assign \valid_out$1141  = \valid_in$1140 ;
+  assign \first_out$1143  = \first_in$1142 ;
+  assign \last_out$1145  = \last_in$1144 ;
+  assign \chain_out$1147  = \chain_in$1146 ;
+  assign \chain_valid_out$1149  = \chain_valid_in$1148 ;
+  assign \drain$1150  = drain_1;
+  assign en_pe_7_2 = \en$1151 ;
+  assign \a_out$1154  = \a_in$1153 ;
+  assign \a_next$1155  = \a_in$1134 ;
+  assign \b_next$1156  = \b_in$1006 ;
+  assign \b_out$1158  = \b_in$1157 ;
+  assign \valid_out$1160  = \valid_in$1159 ;
+  assign \first_out$1162  = \first_in$1161 ;
+  assign \last_out$1164  = \last_in$1163 ;
+  assign \chain_out$1166  = \chain_in$1165 ;
+  assign \chain_valid_out$1168  = \chain_valid_in$1167 ;
+  assign \drain$1169  = drain_2;
+  assign en_pe_7_3 = \en$1170 ;
+  assign \a_out$1173  = \a_in$1172 ;
+  assign \a_next$1174  = \a_in$1153 ;
+  assign \b_next$1175  = \b_in$1025 ;
+  assign \b_out$1177  = \b_in$1176 ;
+  assign \valid_out$1179  = \valid_in$1178 ;
+  assign \first_out$1181  = \first_in$1180 ;
+  assign \last_out$1183  = \last_in$1182 ;
+  assign \chain_out$1185  = \chain_in$1184 ;
+  assign \chain_valid_out$1187  = \chain_valid_in$1186 ;
+  assign \drain$1188  = drain_3;
+  assign en_pe_7_4 = \en$1189 ;
+  assign \a_out$1192  = \a_in$1191 ;
+  assign \a_next$1193  = \a_in$1172 ;
+  assign \b_next$1194  = \b_in$1044 ;
+  assign \b_out$1196  = \b_in$1195 ;
+  assign \valid_out$1198  = \valid_in$1197 ;
+  assign \first_out$1200  = \first_in$1199 ;
+  assign \last_out$1202  = \last_in$1201 ;
+  assign \chain_out$1204  = \chain_in$1203 ;
+  assign \chain_valid_out$1206  = \chain_valid_in$1205 ;
+  assign \drain$1207  = drain_4;
+  assign en_pe_7_5 = \en$1208 ;
+  assign \a_out$1211  = \a_in$1210 ;
+  assign \a_next$1212  = \a_in$1191 ;
+  assign \b_next$1213  = \b_in$1063 ;
+  assign \b_out$1215  = \b_in$1214 ;
+  assign \valid_out$1217  = \valid_in$1216 ;
+  assign \first_out$1219  = \first_in$1218 ;
+  assign \last_out$1221  = \last_in$1220 ;
+  assign \chain_out$1223  = \chain_in$1222 ;
+  assign \chain_valid_out$1225  = \chain_valid_in$1224 ;
+  assign \drain$1226  = drain_5;
+  assign en_pe_7_6 = \en$1227 ;
+  assign \a_out$1230  = \a_in$1229 ;
+  assign \a_next$1231  = \a_in$1210 ;
+  assign \b_next$1232  = \b_in$1082 ;
+  assign \b_out$1234  = \b_in$1233 ;
+  assign \valid_out$1236  = \valid_in$1235 ;
+  assign \first_out$1238  = \first_in$1237 ;
+  assign \last_out$1240  = \last_in$1239 ;
+  assign \chain_out$1242  = \chain_in$1241 ;
+  assign \chain_valid_out$1244  = \chain_valid_in$1243 ;
+  assign \drain$1245  = drain_6;
+  assign en_pe_7_7 = \en$1246 ;
+  assign \a_out$1249  = \a_in$1248 ;
+  assign \a_next$1250  = \a_in$1229 ;
+  assign \b_next$1251  = \b_in$1101 ;
+  assign \b_out$1253  = \b_in$1252 ;
+  assign \valid_out$1255  = \valid_in$1254 ;
+  assign \first_out$1257  = \first_in$1256 ;
+  assign \last_out$1259  = \last_in$1258 ;
+  assign \chain_out$1261  = \chain_in$1260 ;
+  assign \chain_valid_out$1263  = \chain_valid_in$1262 ;
+  assign \drain$1264  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -5222,16 +4649,14 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \operands__payload.b[6]  = operands__payload[119:112];
   assign \operands__payload.b[7]  = operands__payload[127:120];
   assign \operands__payload.last  = operands__payload[128];
-  assign \skid.c  = skid[255:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.c[4]  = skid[159:128];
-  assign \skid.c[5]  = skid[191:160];
-  assign \skid.c[6]  = skid[223:192];
-  assign \skid.c[7]  = skid[255:224];
-  assign \skid.last  = skid[256];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
+  assign \i[4]  = i[159:128];
+  assign \i[5]  = i[191:160];
+  assign \i[6]  = i[223:192];
+  assign \i[7]  = i[255:224];
   assign \out.c  = out[255:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
@@ -5242,33 +4667,6 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \out.c[6]  = out[223:192];
   assign \out.c[7]  = out[255:224];
   assign \out.last  = out[256];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_a[4]  = in_a[39:32];
-  assign \in_a[5]  = in_a[47:40];
-  assign \in_a[6]  = in_a[55:48];
-  assign \in_a[7]  = in_a[63:56];
-  assign \in_b[0]  = in_b[7:0];
-  assign \in_b[1]  = in_b[15:8];
-  assign \in_b[2]  = in_b[23:16];
-  assign \in_b[3]  = in_b[31:24];
-  assign \in_b[4]  = in_b[39:32];
-  assign \in_b[5]  = in_b[47:40];
-  assign \in_b[6]  = in_b[55:48];
-  assign \in_b[7]  = in_b[63:56];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \i[4]  = i[159:128];
-  assign \i[5]  = i[191:160];
-  assign \i[6]  = i[223:192];
-  assign \i[7]  = i[255:224];
   assign \o[0]  = o[31:0];
   assign \o[1]  = o[63:32];
   assign \o[2]  = o[95:64];
@@ -5277,54 +4675,83 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o[5]  = o[191:160];
   assign \o[6]  = o[223:192];
   assign \o[7]  = o[255:224];
-  assign \i$379[0]  = \i$379 [7:0];
-  assign \i$379[1]  = \i$379 [15:8];
-  assign \i$379[2]  = \i$379 [23:16];
-  assign \i$379[3]  = \i$379 [31:24];
-  assign \i$379[4]  = \i$379 [39:32];
-  assign \i$379[5]  = \i$379 [47:40];
-  assign \i$379[6]  = \i$379 [55:48];
-  assign \i$379[7]  = \i$379 [63:56];
-  assign \i$380[0]  = in_b[7:0];
-  assign \i$380[1]  = in_b[15:8];
-  assign \i$380[2]  = in_b[23:16];
-  assign \i$380[3]  = in_b[31:24];
-  assign \i$380[4]  = in_b[39:32];
-  assign \i$380[5]  = in_b[47:40];
-  assign \i$380[6]  = in_b[55:48];
-  assign \i$380[7]  = in_b[63:56];
-  assign \i$381[0]  = \i$381 [2:0];
-  assign \i$381[0].valid  = \i$381 [0];
-  assign \i$381[0].first  = \i$381 [1];
-  assign \i$381[0].last  = \i$381 [2];
-  assign \i$381[1]  = \i$381 [5:3];
-  assign \i$381[1].valid  = \i$381 [3];
-  assign \i$381[1].first  = \i$381 [4];
-  assign \i$381[1].last  = \i$381 [5];
-  assign \i$381[2]  = \i$381 [8:6];
-  assign \i$381[2].valid  = \i$381 [6];
-  assign \i$381[2].first  = \i$381 [7];
-  assign \i$381[2].last  = \i$381 [8];
-  assign \i$381[3]  = \i$381 [11:9];
-  assign \i$381[3].valid  = \i$381 [9];
-  assign \i$381[3].first  = \i$381 [10];
-  assign \i$381[3].last  = \i$381 [11];
-  assign \i$381[4]  = \i$381 [14:12];
-  assign \i$381[4].valid  = \i$381 [12];
-  assign \i$381[4].first  = \i$381 [13];
-  assign \i$381[4].last  = \i$381 [14];
-  assign \i$381[5]  = \i$381 [17:15];
-  assign \i$381[5].valid  = \i$381 [15];
-  assign \i$381[5].first  = \i$381 [16];
-  assign \i$381[5].last  = \i$381 [17];
-  assign \i$381[6]  = \i$381 [20:18];
-  assign \i$381[6].valid  = \i$381 [18];
-  assign \i$381[6].first  = \i$381 [19];
-  assign \i$381[6].last  = \i$381 [20];
-  assign \i$381[7]  = \i$381 [23:21];
-  assign \i$381[7].valid  = \i$381 [21];
-  assign \i$381[7].first  = \i$381 [22];
-  assign \i$381[7].last  = \i$381 [23];
+  assign \skid.c  = skid[255:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.c[4]  = skid[159:128];
+  assign \skid.c[5]  = skid[191:160];
+  assign \skid.c[6]  = skid[223:192];
+  assign \skid.c[7]  = skid[255:224];
+  assign \skid.last  = skid[256];
+  assign \i$92[0]  = \i$92 [7:0];
+  assign \i$92[1]  = \i$92 [15:8];
+  assign \i$92[2]  = \i$92 [23:16];
+  assign \i$92[3]  = \i$92 [31:24];
+  assign \i$92[4]  = \i$92 [39:32];
+  assign \i$92[5]  = \i$92 [47:40];
+  assign \i$92[6]  = \i$92 [55:48];
+  assign \i$92[7]  = \i$92 [63:56];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \in_a[4]  = in_a[39:32];
+  assign \in_a[5]  = in_a[47:40];
+  assign \in_a[6]  = in_a[55:48];
+  assign \in_a[7]  = in_a[63:56];
+  assign \i$94[0]  = \i$94 [7:0];
+  assign \i$94[1]  = \i$94 [15:8];
+  assign \i$94[2]  = \i$94 [23:16];
+  assign \i$94[3]  = \i$94 [31:24];
+  assign \i$94[4]  = \i$94 [39:32];
+  assign \i$94[5]  = \i$94 [47:40];
+  assign \i$94[6]  = \i$94 [55:48];
+  assign \i$94[7]  = \i$94 [63:56];
+  assign \in_b[0]  = \i$94 [7:0];
+  assign \in_b[1]  = \i$94 [15:8];
+  assign \in_b[2]  = \i$94 [23:16];
+  assign \in_b[3]  = \i$94 [31:24];
+  assign \in_b[4]  = \i$94 [39:32];
+  assign \in_b[5]  = \i$94 [47:40];
+  assign \in_b[6]  = \i$94 [55:48];
+  assign \in_b[7]  = \i$94 [63:56];
+  assign \i$96[0]  = \i$96 [2:0];
+  assign \i$96[0].valid  = \i$96 [0];
+  assign \i$96[0].first  = \i$96 [1];
+  assign \i$96[0].last  = \i$96 [2];
+  assign \i$96[1]  = \i$96 [5:3];
+  assign \i$96[1].valid  = \i$96 [3];
+  assign \i$96[1].first  = \i$96 [4];
+  assign \i$96[1].last  = \i$96 [5];
+  assign \i$96[2]  = \i$96 [8:6];
+  assign \i$96[2].valid  = \i$96 [6];
+  assign \i$96[2].first  = \i$96 [7];
+  assign \i$96[2].last  = \i$96 [8];
+  assign \i$96[3]  = \i$96 [11:9];
+  assign \i$96[3].valid  = \i$96 [9];
+  assign \i$96[3].first  = \i$96 [10];
+  assign \i$96[3].last  = \i$96 [11];
+  assign \i$96[4]  = \i$96 [14:12];
+  assign \i$96[4].valid  = \i$96 [12];
+  assign \i$96[4].first  = \i$96 [13];
+  assign \i$96[4].last  = \i$96 [14];
+  assign \i$96[5]  = \i$96 [17:15];
+  assign \i$96[5].valid  = \i$96 [15];
+  assign \i$96[5].first  = \i$96 [16];
+  assign \i$96[5].last  = \i$96 [17];
+  assign \i$96[6]  = \i$96 [20:18];
+  assign \i$96[6].valid  = \i$96 [18];
+  assign \i$96[6].first  = \i$96 [19];
+  assign \i$96[6].last  = \i$96 [20];
+  assign \i$96[7]  = \i$96 [23:21];
+  assign \i$96[7].valid  = \i$96 [21];
+  assign \i$96[7].first  = \i$96 [22];
+  assign \i$96[7].last  = \i$96 [23];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
   assign \i_next[0]  = i_next[7:0];
   assign \i_next[1]  = i_next[15:8];
   assign \i_next[2]  = i_next[23:16];
@@ -5333,22 +4760,22 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \i_next[5]  = i_next[47:40];
   assign \i_next[6]  = i_next[55:48];
   assign \i_next[7]  = i_next[63:56];
-  assign \i_next$383[0]  = operands__payload[71:64];
-  assign \i_next$383[1]  = operands__payload[79:72];
-  assign \i_next$383[2]  = operands__payload[87:80];
-  assign \i_next$383[3]  = operands__payload[95:88];
-  assign \i_next$383[4]  = operands__payload[103:96];
-  assign \i_next$383[5]  = operands__payload[111:104];
-  assign \i_next$383[6]  = operands__payload[119:112];
-  assign \i_next$383[7]  = operands__payload[127:120];
-  assign \o$386[0]  = \o$386 [7:0];
-  assign \o$386[1]  = \o$386 [15:8];
-  assign \o$386[2]  = \o$386 [23:16];
-  assign \o$386[3]  = \o$386 [31:24];
-  assign \o$386[4]  = \o$386 [39:32];
-  assign \o$386[5]  = \o$386 [47:40];
-  assign \o$386[6]  = \o$386 [55:48];
-  assign \o$386[7]  = \o$386 [63:56];
+  assign \i_next$99[0]  = operands__payload[71:64];
+  assign \i_next$99[1]  = operands__payload[79:72];
+  assign \i_next$99[2]  = operands__payload[87:80];
+  assign \i_next$99[3]  = operands__payload[95:88];
+  assign \i_next$99[4]  = operands__payload[103:96];
+  assign \i_next$99[5]  = operands__payload[111:104];
+  assign \i_next$99[6]  = operands__payload[119:112];
+  assign \i_next$99[7]  = operands__payload[127:120];
+  assign \o$103[0]  = \o$103 [7:0];
+  assign \o$103[1]  = \o$103 [15:8];
+  assign \o$103[2]  = \o$103 [23:16];
+  assign \o$103[3]  = \o$103 [31:24];
+  assign \o$103[4]  = \o$103 [39:32];
+  assign \o$103[5]  = \o$103 [47:40];
+  assign \o$103[6]  = \o$103 [55:48];
+  assign \o$103[7]  = \o$103 [63:56];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
@@ -5357,54 +4784,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o_next[5]  = o_next[47:40];
   assign \o_next[6]  = o_next[55:48];
   assign \o_next[7]  = o_next[63:56];
-  assign \o_next$390[0]  = \o_next$390 [7:0];
-  assign \o_next$390[1]  = \o_next$390 [15:8];
-  assign \o_next$390[2]  = \o_next$390 [23:16];
-  assign \o_next$390[3]  = \o_next$390 [31:24];
-  assign \o_next$390[4]  = \o_next$390 [39:32];
-  assign \o_next$390[5]  = \o_next$390 [47:40];
-  assign \o_next$390[6]  = \o_next$390 [55:48];
-  assign \o_next$390[7]  = \o_next$390 [63:56];
-  assign \o$392[0]  = \o$392 [7:0];
-  assign \o$392[1]  = \o$392 [15:8];
-  assign \o$392[2]  = \o$392 [23:16];
-  assign \o$392[3]  = \o$392 [31:24];
-  assign \o$392[4]  = \o$392 [39:32];
-  assign \o$392[5]  = \o$392 [47:40];
-  assign \o$392[6]  = \o$392 [55:48];
-  assign \o$392[7]  = \o$392 [63:56];
-  assign \o$394[0]  = \o$394 [2:0];
-  assign \o$394[0].valid  = \o$394 [0];
-  assign \o$394[0].first  = \o$394 [1];
-  assign \o$394[0].last  = \o$394 [2];
-  assign \o$394[1]  = \o$394 [5:3];
-  assign \o$394[1].valid  = \o$394 [3];
-  assign \o$394[1].first  = \o$394 [4];
-  assign \o$394[1].last  = \o$394 [5];
-  assign \o$394[2]  = \o$394 [8:6];
-  assign \o$394[2].valid  = \o$394 [6];
-  assign \o$394[2].first  = \o$394 [7];
-  assign \o$394[2].last  = \o$394 [8];
-  assign \o$394[3]  = \o$394 [11:9];
-  assign \o$394[3].valid  = \o$394 [9];
-  assign \o$394[3].first  = \o$394 [10];
-  assign \o$394[3].last  = \o$394 [11];
-  assign \o$394[4]  = \o$394 [14:12];
-  assign \o$394[4].valid  = \o$394 [12];
-  assign \o$394[4].first  = \o$394 [13];
-  assign \o$394[4].last  = \o$394 [14];
-  assign \o$394[5]  = \o$394 [17:15];
-  assign \o$394[5].valid  = \o$394 [15];
-  assign \o$394[5].first  = \o$394 [16];
-  assign \o$394[5].last  = \o$394 [17];
-  assign \o$394[6]  = \o$394 [20:18];
-  assign \o$394[6].valid  = \o$394 [18];
-  assign \o$394[6].first  = \o$394 [19];
-  assign \o$394[6].last  = \o$394 [20];
-  assign \o$394[7]  = \o$394 [23:21];
-  assign \o$394[7].valid  = \o$394 [21];
-  assign \o$394[7].first  = \o$394 [22];
-  assign \o$394[7].last  = \o$394 [23];
+  assign \o_next$107[0]  = \o_next$107 [7:0];
+  assign \o_next$107[1]  = \o_next$107 [15:8];
+  assign \o_next$107[2]  = \o_next$107 [23:16];
+  assign \o_next$107[3]  = \o_next$107 [31:24];
+  assign \o_next$107[4]  = \o_next$107 [39:32];
+  assign \o_next$107[5]  = \o_next$107 [47:40];
+  assign \o_next$107[6]  = \o_next$107 [55:48];
+  assign \o_next$107[7]  = \o_next$107 [63:56];
+  assign \o$109[0]  = \o$109 [7:0];
+  assign \o$109[1]  = \o$109 [15:8];
+  assign \o$109[2]  = \o$109 [23:16];
+  assign \o$109[3]  = \o$109 [31:24];
+  assign \o$109[4]  = \o$109 [39:32];
+  assign \o$109[5]  = \o$109 [47:40];
+  assign \o$109[6]  = \o$109 [55:48];
+  assign \o$109[7]  = \o$109 [63:56];
+  assign \o$111[0]  = \o$111 [2:0];
+  assign \o$111[0].valid  = \o$111 [0];
+  assign \o$111[0].first  = \o$111 [1];
+  assign \o$111[0].last  = \o$111 [2];
+  assign \o$111[1]  = \o$111 [5:3];
+  assign \o$111[1].valid  = \o$111 [3];
+  assign \o$111[1].first  = \o$111 [4];
+  assign \o$111[1].last  = \o$111 [5];
+  assign \o$111[2]  = \o$111 [8:6];
+  assign \o$111[2].valid  = \o$111 [6];
+  assign \o$111[2].first  = \o$111 [7];
+  assign \o$111[2].last  = \o$111 [8];
+  assign \o$111[3]  = \o$111 [11:9];
+  assign \o$111[3].valid  = \o$111 [9];
+  assign \o$111[3].first  = \o$111 [10];
+  assign \o$111[3].last  = \o$111 [11];
+  assign \o$111[4]  = \o$111 [14:12];
+  assign \o$111[4].valid  = \o$111 [12];
+  assign \o$111[4].first  = \o$111 [13];
+  assign \o$111[4].last  = \o$111 [14];
+  assign \o$111[5]  = \o$111 [17:15];
+  assign \o$111[5].valid  = \o$111 [15];
+  assign \o$111[5].first  = \o$111 [16];
+  assign \o$111[5].last  = \o$111 [17];
+  assign \o$111[6]  = \o$111 [20:18];
+  assign \o$111[6].valid  = \o$111 [18];
+  assign \o$111[6].first  = \o$111 [19];
+  assign \o$111[6].last  = \o$111 [20];
+  assign \o$111[7]  = \o$111 [23:21];
+  assign \o$111[7].valid  = \o$111 [21];
+  assign \o$111[7].first  = \o$111 [22];
+  assign \o$111[7].last  = \o$111 [23];
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -5413,47 +4840,45 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$381 [23:21] = in_flags;
-  assign \i$381 [20:18] = in_flags;
-  assign \i$381 [17:15] = in_flags;
-  assign \i$381 [14:12] = in_flags;
-  assign \i$381 [11:9] = in_flags;
-  assign \i$381 [8:6] = in_flags;
-  assign \i$381 [5:3] = in_flags;
-  assign \i$381 [2:0] = in_flags;
-  assign \i$379 [63:56] = in_a[7:0];
-  assign \i$379 [55:48] = in_a[15:8];
-  assign \i$379 [47:40] = in_a[23:16];
-  assign \i$379 [39:32] = in_a[31:24];
-  assign \i$379 [31:24] = in_a[39:32];
-  assign \i$379 [23:16] = in_a[47:40];
-  assign \i$379 [15:8] = in_a[55:48];
-  assign \i$379 [7:0] = in_a[63:56];
-  assign results__payload[255:224] = \$133 ;
-  assign results__payload[223:192] = \$132 ;
-  assign results__payload[191:160] = \$131 ;
-  assign results__payload[159:128] = \$130 ;
-  assign results__payload[127:96] = \$129 ;
-  assign results__payload[95:64] = \$128 ;
-  assign results__payload[63:32] = \$127 ;
-  assign results__payload[31:0] = \$126 ;
-  assign results__payload[256] = \$124 ;
-  assign out[256] = \$123 ;
+  assign \i$96 [23:21] = in_flags;
+  assign \i$96 [20:18] = in_flags;
+  assign \i$96 [17:15] = in_flags;
+  assign \i$96 [14:12] = in_flags;
+  assign \i$96 [11:9] = in_flags;
+  assign \i$96 [8:6] = in_flags;
+  assign \i$96 [5:3] = in_flags;
+  assign \i$96 [2:0] = in_flags;
+  assign \i$92 [63:56] = in_a[7:0];
+  assign \i$92 [55:48] = in_a[15:8];
+  assign \i$92 [47:40] = in_a[23:16];
+  assign \i$92 [39:32] = in_a[31:24];
+  assign \i$92 [31:24] = in_a[39:32];
+  assign \i$92 [23:16] = in_a[47:40];
+  assign \i$92 [15:8] = in_a[55:48];
+  assign \i$92 [7:0] = in_a[63:56];
+  assign results__payload[255:224] = \$11 ;
+  assign results__payload[223:192] = \$10 ;
+  assign results__payload[191:160] = \$9 ;
+  assign results__payload[159:128] = \$8 ;
+  assign results__payload[127:96] = \$7 ;
+  assign results__payload[95:64] = \$6 ;
+  assign results__payload[63:32] = \$5 ;
+  assign results__payload[31:0] = \$4 ;
+  assign results__payload[256] = \$2 ;
+  assign out[256] = \$1 ;
   assign out[255:0] = o;
-  assign i[255:224] = \chain_out$369 ;
-  assign i[223:192] = \chain_out$368 ;
-  assign i[191:160] = \chain_out$367 ;
-  assign i[159:128] = \chain_out$366 ;
-  assign i[127:96] = \chain_out$365 ;
-  assign i[95:64] = \chain_out$364 ;
-  assign i[63:32] = \chain_out$363 ;
+  assign i[255:224] = \chain_out$42 ;
+  assign i[223:192] = \chain_out$41 ;
+  assign i[191:160] = \chain_out$40 ;
+  assign i[159:128] = \chain_out$39 ;
+  assign i[127:96] = \chain_out$38 ;
+  assign i[95:64] = \chain_out$37 ;
+  assign i[63:32] = \chain_out$36 ;
   assign i[31:0] = chain_out;
-  assign \$140  = \o$394 [0];
-  assign \$205  = \chain_valid_in$498 ;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1560$0 , \port$1561$0 , \port$1562$0 , \port$1563$0 , \port$1564$0 , \port$1565$0 , \port$1566$0 , \port$1567$0 , i, o, clk);
+module \systolic_core.deskew (rst, i, \port$1570$0 , \port$1571$0 , \port$1572$0 , \port$1573$0 , \port$1574$0 , \port$1575$0 , \port$1576$0 , \port$1577$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -5552,22 +4977,22 @@ module \systolic_core.deskew (rst, \port$1560$0 , \port$1561$0 , \port$1562$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1560$0 ;
-  wire \port$1560$0 ;
-  input \port$1561$0 ;
-  wire \port$1561$0 ;
-  input \port$1562$0 ;
-  wire \port$1562$0 ;
-  input \port$1563$0 ;
-  wire \port$1563$0 ;
-  input \port$1564$0 ;
-  wire \port$1564$0 ;
-  input \port$1565$0 ;
-  wire \port$1565$0 ;
-  input \port$1566$0 ;
-  wire \port$1566$0 ;
-  input \port$1567$0 ;
-  wire \port$1567$0 ;
+  input \port$1570$0 ;
+  wire \port$1570$0 ;
+  input \port$1571$0 ;
+  wire \port$1571$0 ;
+  input \port$1572$0 ;
+  wire \port$1572$0 ;
+  input \port$1573$0 ;
+  wire \port$1573$0 ;
+  input \port$1574$0 ;
+  wire \port$1574$0 ;
+  input \port$1575$0 ;
+  wire \port$1575$0 ;
+  input \port$1576$0 ;
+  wire \port$1576$0 ;
+  input \port$1577$0 ;
+  wire \port$1577$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5629,200 +5054,200 @@ module \systolic_core.deskew (rst, \port$1560$0 , \port$1561$0 , \port$1562$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1560$0 ) begin
+    if (\port$1570$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1561$0 ) begin
+    if (\port$1571$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1562$0 ) begin
+    if (\port$1572$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1562$0 ) begin
+    if (\port$1572$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1562$0 ) begin
+    if (\port$1572$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1562$0 ) begin
+    if (\port$1572$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1562$0 ) begin
+    if (\port$1572$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1563$0 ) begin
+    if (\port$1573$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1563$0 ) begin
+    if (\port$1573$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1563$0 ) begin
+    if (\port$1573$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1563$0 ) begin
+    if (\port$1573$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1564$0 ) begin
+    if (\port$1574$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1564$0 ) begin
+    if (\port$1574$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1564$0 ) begin
+    if (\port$1574$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1565$0 ) begin
+    if (\port$1575$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1565$0 ) begin
+    if (\port$1575$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1566$0 ) begin
+    if (\port$1576$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1567$0 , \port$1566$0 , \port$1565$0 , \port$1564$0 , \port$1563$0 , \port$1562$0 , \port$1561$0 , \port$1560$0  };
+  assign en = { \port$1577$0 , \port$1576$0 , \port$1575$0 , \port$1574$0 , \port$1573$0 , \port$1572$0 , \port$1571$0 , \port$1570$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -5875,7 +5300,7 @@ module \systolic_core.deskew (rst, \port$1560$0 , \port$1561$0 , \port$1562$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3270$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3146$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -5930,41 +5355,41 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3270$0 ;
-  wire [2:0] \port$3270$0 ;
+  input [2:0] \port$3146$0 ;
+  wire [2:0] \port$3146$0 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$0 [0] & \port$3270$0 [2];
+  assign \$4  = \port$3146$0 [0] & \port$3146$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -5991,9 +5416,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$0 [0];
+      \$10  = \port$3146$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
@@ -6001,9 +5426,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$0 [1];
+      \$11  = \port$3146$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -6011,9 +5436,9 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$0 [2];
+      \$12  = \port$3146$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -6021,7 +5446,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$0 [0]) begin
+      if (\port$3146$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6047,7 +5472,7 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
         \$15  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$15  = 1'h0;
     end
   end
@@ -6061,23 +5486,23 @@ module \systolic_core.pe_0_0 (drain, pe_0_0_sync_rst, en, a_out, b_out, valid_ou
         \$16  = 1'h0;
       end
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$0 [1];
+  assign first_in = \port$3146$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$0 [0];
-  assign last_in = \port$3270$0 [2];
+  assign valid_in = \port$3146$0 [0];
+  assign last_in = \port$3146$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3270$3 , pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3146$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6132,41 +5557,41 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
-  input [2:0] \port$3270$3 ;
-  wire [2:0] \port$3270$3 ;
+  input [2:0] \port$3146$3 ;
+  wire [2:0] \port$3146$3 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$3 [0] & \port$3270$3 [2];
+  assign \$4  = \port$3146$3 [0] & \port$3146$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -6193,9 +5618,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$3 [0];
+      \$10  = \port$3146$3 [0];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
@@ -6203,9 +5628,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$3 [1];
+      \$11  = \port$3146$3 [1];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -6213,9 +5638,9 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$3 [2];
+      \$12  = \port$3146$3 [2];
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -6223,7 +5648,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$3 [0]) begin
+      if (\port$3146$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6249,7 +5674,7 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
         \$15  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$15  = 1'h0;
     end
   end
@@ -6263,23 +5688,23 @@ module \systolic_core.pe_0_1 (drain, pe_0_1_sync_rst, en, a_in, a_out, b_out, va
         \$16  = 1'h0;
       end
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$3 [1];
+  assign first_in = \port$3146$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$3 [0];
-  assign last_in = \port$3270$3 [2];
+  assign valid_in = \port$3146$3 [0];
+  assign last_in = \port$3146$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$6 , pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6334,41 +5759,41 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
-  input [2:0] \port$3270$6 ;
-  wire [2:0] \port$3270$6 ;
+  input [2:0] \port$3146$6 ;
+  wire [2:0] \port$3146$6 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$6 [0] & \port$3270$6 [2];
+  assign \$4  = \port$3146$6 [0] & \port$3146$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -6395,9 +5820,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$6 [0];
+      \$10  = \port$3146$6 [0];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
@@ -6405,9 +5830,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$6 [1];
+      \$11  = \port$3146$6 [1];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -6415,9 +5840,9 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$6 [2];
+      \$12  = \port$3146$6 [2];
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -6425,7 +5850,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$6 [0]) begin
+      if (\port$3146$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6451,7 +5876,7 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$15  = 1'h0;
     end
   end
@@ -6465,23 +5890,23 @@ module \systolic_core.pe_0_2 (drain, pe_0_2_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$6 [1];
+  assign first_in = \port$3146$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$6 [0];
-  assign last_in = \port$3270$6 [2];
+  assign valid_in = \port$3146$6 [0];
+  assign last_in = \port$3146$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$9 , pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6536,41 +5961,41 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
-  input [2:0] \port$3270$9 ;
-  wire [2:0] \port$3270$9 ;
+  input [2:0] \port$3146$9 ;
+  wire [2:0] \port$3146$9 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$9 [0] & \port$3270$9 [2];
+  assign \$4  = \port$3146$9 [0] & \port$3146$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -6597,9 +6022,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$9 [0];
+      \$10  = \port$3146$9 [0];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
@@ -6607,9 +6032,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$9 [1];
+      \$11  = \port$3146$9 [1];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -6617,9 +6042,9 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$9 [2];
+      \$12  = \port$3146$9 [2];
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -6627,7 +6052,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$9 [0]) begin
+      if (\port$3146$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6653,7 +6078,7 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$15  = 1'h0;
     end
   end
@@ -6667,23 +6092,23 @@ module \systolic_core.pe_0_3 (drain, pe_0_3_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$9 [1];
+  assign first_in = \port$3146$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$9 [0];
-  assign last_in = \port$3270$9 [2];
+  assign valid_in = \port$3146$9 [0];
+  assign last_in = \port$3146$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$12 , pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (drain, rst_pe_0_4, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$12 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6738,41 +6163,41 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_4_sync_clk;
-  wire pe_0_4_sync_clk;
-  input pe_0_4_sync_rst;
-  wire pe_0_4_sync_rst;
-  input [2:0] \port$3270$12 ;
-  wire [2:0] \port$3270$12 ;
+  input [2:0] \port$3146$12 ;
+  wire [2:0] \port$3146$12 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_4;
+  wire rst_pe_0_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$12 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$12 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$12 [0] & \port$3270$12 [2];
+  assign \$4  = \port$3146$12 [0] & \port$3146$12 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -6799,9 +6224,9 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$12 [0];
+      \$10  = \port$3146$12 [0];
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$10  = 1'h0;
     end
   end
@@ -6809,9 +6234,9 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$12 [1];
+      \$11  = \port$3146$12 [1];
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$11  = 1'h0;
     end
   end
@@ -6819,9 +6244,9 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$12 [2];
+      \$12  = \port$3146$12 [2];
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$12  = 1'h0;
     end
   end
@@ -6829,7 +6254,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$12 [0]) begin
+      if (\port$3146$12 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -6855,7 +6280,7 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$15  = 1'h0;
     end
   end
@@ -6869,23 +6294,23 @@ module \systolic_core.pe_0_4 (drain, pe_0_4_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$12 [1];
+  assign first_in = \port$3146$12 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$12 [0];
-  assign last_in = \port$3270$12 [2];
+  assign valid_in = \port$3146$12 [0];
+  assign last_in = \port$3146$12 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$15 , pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (drain, rst_pe_0_5, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$15 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -6940,41 +6365,41 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_5_sync_clk;
-  wire pe_0_5_sync_clk;
-  input pe_0_5_sync_rst;
-  wire pe_0_5_sync_rst;
-  input [2:0] \port$3270$15 ;
-  wire [2:0] \port$3270$15 ;
+  input [2:0] \port$3146$15 ;
+  wire [2:0] \port$3146$15 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_5;
+  wire rst_pe_0_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$15 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$15 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$15 [0] & \port$3270$15 [2];
+  assign \$4  = \port$3146$15 [0] & \port$3146$15 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -7001,9 +6426,9 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$15 [0];
+      \$10  = \port$3146$15 [0];
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$10  = 1'h0;
     end
   end
@@ -7011,9 +6436,9 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$15 [1];
+      \$11  = \port$3146$15 [1];
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$11  = 1'h0;
     end
   end
@@ -7021,9 +6446,9 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$15 [2];
+      \$12  = \port$3146$15 [2];
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$12  = 1'h0;
     end
   end
@@ -7031,7 +6456,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$15 [0]) begin
+      if (\port$3146$15 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7057,7 +6482,7 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$15  = 1'h0;
     end
   end
@@ -7071,23 +6496,23 @@ module \systolic_core.pe_0_5 (drain, pe_0_5_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$15 [1];
+  assign first_in = \port$3146$15 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$15 [0];
-  assign last_in = \port$3270$15 [2];
+  assign valid_in = \port$3146$15 [0];
+  assign last_in = \port$3146$15 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$18 , pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (drain, rst_pe_0_6, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$18 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7142,41 +6567,41 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_6_sync_clk;
-  wire pe_0_6_sync_clk;
-  input pe_0_6_sync_rst;
-  wire pe_0_6_sync_rst;
-  input [2:0] \port$3270$18 ;
-  wire [2:0] \port$3270$18 ;
+  input [2:0] \port$3146$18 ;
+  wire [2:0] \port$3146$18 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_6;
+  wire rst_pe_0_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$18 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$18 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$18 [0] & \port$3270$18 [2];
+  assign \$4  = \port$3146$18 [0] & \port$3146$18 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -7203,9 +6628,9 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$18 [0];
+      \$10  = \port$3146$18 [0];
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$10  = 1'h0;
     end
   end
@@ -7213,9 +6638,9 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$18 [1];
+      \$11  = \port$3146$18 [1];
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$11  = 1'h0;
     end
   end
@@ -7223,9 +6648,9 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$18 [2];
+      \$12  = \port$3146$18 [2];
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$12  = 1'h0;
     end
   end
@@ -7233,7 +6658,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$18 [0]) begin
+      if (\port$3146$18 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7259,7 +6684,7 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
         \$15  = 1'h0;
       end
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$15  = 1'h0;
     end
   end
@@ -7273,23 +6698,23 @@ module \systolic_core.pe_0_6 (drain, pe_0_6_sync_rst, en, a_next, a_in, a_out, b
         \$16  = 1'h0;
       end
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$18 [1];
+  assign first_in = \port$3146$18 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$18 [0];
-  assign last_in = \port$3270$18 [2];
+  assign valid_in = \port$3146$18 [0];
+  assign last_in = \port$3146$18 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3270$21 , pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (drain, rst_pe_0_7, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3146$21 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7343,41 +6768,41 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_7_sync_clk;
-  wire pe_0_7_sync_clk;
-  input pe_0_7_sync_rst;
-  wire pe_0_7_sync_rst;
-  input [2:0] \port$3270$21 ;
-  wire [2:0] \port$3270$21 ;
+  input [2:0] \port$3146$21 ;
+  wire [2:0] \port$3146$21 ;
   reg [15:0] product = 16'h0000;
+  input rst_pe_0_7;
+  wire rst_pe_0_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3270$21 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3146$21 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3270$21 [0] & \port$3270$21 [2];
+  assign \$4  = \port$3146$21 [0] & \port$3146$21 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -7404,9 +6829,9 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3270$21 [0];
+      \$10  = \port$3146$21 [0];
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$10  = 1'h0;
     end
   end
@@ -7414,9 +6839,9 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3270$21 [1];
+      \$11  = \port$3146$21 [1];
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$11  = 1'h0;
     end
   end
@@ -7424,9 +6849,9 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3270$21 [2];
+      \$12  = \port$3146$21 [2];
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$12  = 1'h0;
     end
   end
@@ -7434,7 +6859,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3270$21 [0]) begin
+      if (\port$3146$21 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -7460,7 +6885,7 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
         \$15  = 1'h0;
       end
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$15  = 1'h0;
     end
   end
@@ -7474,23 +6899,23 @@ module \systolic_core.pe_0_7 (drain, pe_0_7_sync_rst, en, a_next, a_in, b_out, v
         \$16  = 1'h0;
       end
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$16  = 1'h0;
     end
   end
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3270$21 [1];
+  assign first_in = \port$3146$21 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3270$21 [0];
-  assign last_in = \port$3270$21 [2];
+  assign valid_in = \port$3146$21 [0];
+  assign last_in = \port$3146$21 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7549,11 +6974,11 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -7564,25 +6989,25 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -7611,7 +7036,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$10  = 1'h0;
     end
   end
@@ -7621,7 +7046,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -7631,7 +7056,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -7665,7 +7090,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$15  = 1'h0;
     end
   end
@@ -7679,7 +7104,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$16  = 1'h0;
     end
   end
@@ -7690,7 +7115,7 @@ module \systolic_core.pe_1_0 (drain, pe_1_0_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, pe_1_1_sync_clk);
+module \systolic_core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7749,11 +7174,11 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -7764,25 +7189,25 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -7811,7 +7236,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$10  = 1'h0;
     end
   end
@@ -7821,7 +7246,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -7831,7 +7256,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -7865,7 +7290,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$15  = 1'h0;
     end
   end
@@ -7879,7 +7304,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$16  = 1'h0;
     end
   end
@@ -7890,7 +7315,7 @@ module \systolic_core.pe_1_1 (drain, pe_1_1_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_2_sync_clk);
+module \systolic_core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -7949,11 +7374,11 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -7964,25 +7389,25 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -8011,7 +7436,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$10  = 1'h0;
     end
   end
@@ -8021,7 +7446,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -8031,7 +7456,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -8065,7 +7490,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$15  = 1'h0;
     end
   end
@@ -8079,7 +7504,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$16  = 1'h0;
     end
   end
@@ -8090,7 +7515,7 @@ module \systolic_core.pe_1_2 (drain, pe_1_2_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -8149,11 +7574,11 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -8164,25 +7589,25 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -8211,7 +7636,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$10  = 1'h0;
     end
   end
@@ -8221,7 +7646,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -8231,7 +7656,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -8265,7 +7690,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$15  = 1'h0;
     end
   end
@@ -8279,7 +7704,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$16  = 1'h0;
     end
   end
@@ -8290,7 +7715,7 @@ module \systolic_core.pe_1_3 (drain, pe_1_3_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_4_sync_clk);
+module \systolic_core.pe_1_4 (drain, rst_pe_1_4, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -8349,11 +7774,11 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_4_sync_clk;
-  wire pe_1_4_sync_clk;
-  input pe_1_4_sync_rst;
-  wire pe_1_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_4;
+  wire rst_pe_1_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -8364,25 +7789,25 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -8411,7 +7836,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$10  = 1'h0;
     end
   end
@@ -8421,7 +7846,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$11  = 1'h0;
     end
   end
@@ -8431,7 +7856,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$12  = 1'h0;
     end
   end
@@ -8465,7 +7890,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$15  = 1'h0;
     end
   end
@@ -8479,7 +7904,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$16  = 1'h0;
     end
   end
@@ -8490,7 +7915,7 @@ module \systolic_core.pe_1_4 (drain, pe_1_4_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_5_sync_clk);
+module \systolic_core.pe_1_5 (drain, rst_pe_1_5, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -8549,11 +7974,11 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_5_sync_clk;
-  wire pe_1_5_sync_clk;
-  input pe_1_5_sync_rst;
-  wire pe_1_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_5;
+  wire rst_pe_1_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -8564,25 +7989,25 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -8611,7 +8036,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$10  = 1'h0;
     end
   end
@@ -8621,7 +8046,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$11  = 1'h0;
     end
   end
@@ -8631,7 +8056,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$12  = 1'h0;
     end
   end
@@ -8665,7 +8090,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$15  = 1'h0;
     end
   end
@@ -8679,7 +8104,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$16  = 1'h0;
     end
   end
@@ -8690,7 +8115,7 @@ module \systolic_core.pe_1_5 (drain, pe_1_5_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_6_sync_clk);
+module \systolic_core.pe_1_6 (drain, rst_pe_1_6, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -8749,11 +8174,11 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_6_sync_clk;
-  wire pe_1_6_sync_clk;
-  input pe_1_6_sync_rst;
-  wire pe_1_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_6;
+  wire rst_pe_1_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -8764,25 +8189,25 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -8811,7 +8236,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$10  = 1'h0;
     end
   end
@@ -8821,7 +8246,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$11  = 1'h0;
     end
   end
@@ -8831,7 +8256,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$12  = 1'h0;
     end
   end
@@ -8865,7 +8290,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$15  = 1'h0;
     end
   end
@@ -8879,7 +8304,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$16  = 1'h0;
     end
   end
@@ -8890,7 +8315,7 @@ module \systolic_core.pe_1_6 (drain, pe_1_6_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, pe_1_7_sync_clk);
+module \systolic_core.pe_1_7 (drain, rst_pe_1_7, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -8948,11 +8373,11 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_7_sync_clk;
-  wire pe_1_7_sync_clk;
-  input pe_1_7_sync_rst;
-  wire pe_1_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_1_7;
+  wire rst_pe_1_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -8963,25 +8388,25 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -9010,7 +8435,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$10  = 1'h0;
     end
   end
@@ -9020,7 +8445,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$11  = 1'h0;
     end
   end
@@ -9030,7 +8455,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$12  = 1'h0;
     end
   end
@@ -9064,7 +8489,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
         \$15  = chain_valid_in;
       end
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$15  = 1'h0;
     end
   end
@@ -9078,7 +8503,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
         \$16  = 1'h0;
       end
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$16  = 1'h0;
     end
   end
@@ -9089,7 +8514,7 @@ module \systolic_core.pe_1_7 (drain, pe_1_7_sync_rst, en, b_in, valid_in, first_
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -9148,11 +8573,11 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -9163,25 +8588,25 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -9210,7 +8635,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$10  = 1'h0;
     end
   end
@@ -9220,7 +8645,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -9230,7 +8655,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -9264,7 +8689,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$15  = 1'h0;
     end
   end
@@ -9278,7 +8703,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$16  = 1'h0;
     end
   end
@@ -9289,7 +8714,7 @@ module \systolic_core.pe_2_0 (drain, pe_2_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_2_1_sync_clk);
+module \systolic_core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -9348,11 +8773,11 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -9363,25 +8788,25 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -9410,7 +8835,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$10  = 1'h0;
     end
   end
@@ -9420,7 +8845,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -9430,7 +8855,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -9464,7 +8889,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$15  = 1'h0;
     end
   end
@@ -9478,7 +8903,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$16  = 1'h0;
     end
   end
@@ -9489,7 +8914,7 @@ module \systolic_core.pe_2_1 (drain, pe_2_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_2_sync_clk);
+module \systolic_core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -9548,11 +8973,11 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -9563,25 +8988,25 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -9610,7 +9035,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$10  = 1'h0;
     end
   end
@@ -9620,7 +9045,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -9630,7 +9055,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -9664,7 +9089,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$15  = 1'h0;
     end
   end
@@ -9678,7 +9103,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$16  = 1'h0;
     end
   end
@@ -9689,7 +9114,7 @@ module \systolic_core.pe_2_2 (drain, pe_2_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -9748,11 +9173,11 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -9763,25 +9188,25 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -9810,7 +9235,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$10  = 1'h0;
     end
   end
@@ -9820,7 +9245,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -9830,7 +9255,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -9864,7 +9289,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$15  = 1'h0;
     end
   end
@@ -9878,7 +9303,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$16  = 1'h0;
     end
   end
@@ -9889,7 +9314,7 @@ module \systolic_core.pe_2_3 (drain, pe_2_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_4_sync_clk);
+module \systolic_core.pe_2_4 (drain, rst_pe_2_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -9948,11 +9373,11 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_4_sync_clk;
-  wire pe_2_4_sync_clk;
-  input pe_2_4_sync_rst;
-  wire pe_2_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_4;
+  wire rst_pe_2_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -9963,25 +9388,25 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -10010,7 +9435,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$10  = 1'h0;
     end
   end
@@ -10020,7 +9445,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$11  = 1'h0;
     end
   end
@@ -10030,7 +9455,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$12  = 1'h0;
     end
   end
@@ -10064,7 +9489,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$15  = 1'h0;
     end
   end
@@ -10078,7 +9503,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$16  = 1'h0;
     end
   end
@@ -10089,7 +9514,7 @@ module \systolic_core.pe_2_4 (drain, pe_2_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_5_sync_clk);
+module \systolic_core.pe_2_5 (drain, rst_pe_2_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10148,11 +9573,11 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_5_sync_clk;
-  wire pe_2_5_sync_clk;
-  input pe_2_5_sync_rst;
-  wire pe_2_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_5;
+  wire rst_pe_2_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -10163,25 +9588,25 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -10210,7 +9635,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$10  = 1'h0;
     end
   end
@@ -10220,7 +9645,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$11  = 1'h0;
     end
   end
@@ -10230,7 +9655,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$12  = 1'h0;
     end
   end
@@ -10264,7 +9689,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$15  = 1'h0;
     end
   end
@@ -10278,7 +9703,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$16  = 1'h0;
     end
   end
@@ -10289,7 +9714,7 @@ module \systolic_core.pe_2_5 (drain, pe_2_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_6_sync_clk);
+module \systolic_core.pe_2_6 (drain, rst_pe_2_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10348,11 +9773,11 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_6_sync_clk;
-  wire pe_2_6_sync_clk;
-  input pe_2_6_sync_rst;
-  wire pe_2_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_6;
+  wire rst_pe_2_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -10363,25 +9788,25 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -10410,7 +9835,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$10  = 1'h0;
     end
   end
@@ -10420,7 +9845,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$11  = 1'h0;
     end
   end
@@ -10430,7 +9855,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$12  = 1'h0;
     end
   end
@@ -10464,7 +9889,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$15  = 1'h0;
     end
   end
@@ -10478,7 +9903,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$16  = 1'h0;
     end
   end
@@ -10489,7 +9914,7 @@ module \systolic_core.pe_2_6 (drain, pe_2_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_2_7_sync_clk);
+module \systolic_core.pe_2_7 (drain, rst_pe_2_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10547,11 +9972,11 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_7_sync_clk;
-  wire pe_2_7_sync_clk;
-  input pe_2_7_sync_rst;
-  wire pe_2_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_2_7;
+  wire rst_pe_2_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -10562,25 +9987,25 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -10609,7 +10034,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$10  = 1'h0;
     end
   end
@@ -10619,7 +10044,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$11  = 1'h0;
     end
   end
@@ -10629,7 +10054,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$12  = 1'h0;
     end
   end
@@ -10663,7 +10088,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$15  = 1'h0;
     end
   end
@@ -10677,7 +10102,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$16  = 1'h0;
     end
   end
@@ -10688,7 +10113,7 @@ module \systolic_core.pe_2_7 (drain, pe_2_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10747,11 +10172,11 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -10762,25 +10187,25 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
@@ -10809,7 +10234,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$10  = 1'h0;
     end
   end
@@ -10819,7 +10244,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -10829,7 +10254,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -10863,7 +10288,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$15  = 1'h0;
     end
   end
@@ -10877,7 +10302,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$16  = 1'h0;
     end
   end
@@ -10888,7 +10313,7 @@ module \systolic_core.pe_3_0 (drain, pe_3_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -10947,11 +10372,11 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -10962,25 +10387,25 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -11009,7 +10434,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$10  = 1'h0;
     end
   end
@@ -11019,7 +10444,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -11029,7 +10454,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -11063,7 +10488,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$15  = 1'h0;
     end
   end
@@ -11077,7 +10502,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$16  = 1'h0;
     end
   end
@@ -11088,7 +10513,7 @@ module \systolic_core.pe_3_1 (drain, pe_3_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11147,11 +10572,11 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -11162,25 +10587,25 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
@@ -11209,7 +10634,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$10  = 1'h0;
     end
   end
@@ -11219,7 +10644,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -11229,7 +10654,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -11263,7 +10688,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$15  = 1'h0;
     end
   end
@@ -11277,7 +10702,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$16  = 1'h0;
     end
   end
@@ -11288,7 +10713,7 @@ module \systolic_core.pe_3_2 (drain, pe_3_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11347,11 +10772,11 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -11362,25 +10787,25 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
@@ -11409,7 +10834,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$10  = 1'h0;
     end
   end
@@ -11419,7 +10844,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -11429,7 +10854,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -11463,7 +10888,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$15  = 1'h0;
     end
   end
@@ -11477,7 +10902,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$16  = 1'h0;
     end
   end
@@ -11488,7 +10913,7 @@ module \systolic_core.pe_3_3 (drain, pe_3_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_4_sync_clk);
+module \systolic_core.pe_3_4 (drain, rst_pe_3_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11547,11 +10972,11 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_4_sync_clk;
-  wire pe_3_4_sync_clk;
-  input pe_3_4_sync_rst;
-  wire pe_3_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_4;
+  wire rst_pe_3_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -11562,25 +10987,25 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
@@ -11609,7 +11034,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$10  = 1'h0;
     end
   end
@@ -11619,7 +11044,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$11  = 1'h0;
     end
   end
@@ -11629,7 +11054,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$12  = 1'h0;
     end
   end
@@ -11663,7 +11088,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$15  = 1'h0;
     end
   end
@@ -11677,7 +11102,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$16  = 1'h0;
     end
   end
@@ -11688,7 +11113,7 @@ module \systolic_core.pe_3_4 (drain, pe_3_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_5_sync_clk);
+module \systolic_core.pe_3_5 (drain, rst_pe_3_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11747,11 +11172,11 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_5_sync_clk;
-  wire pe_3_5_sync_clk;
-  input pe_3_5_sync_rst;
-  wire pe_3_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_5;
+  wire rst_pe_3_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -11762,25 +11187,25 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
@@ -11809,7 +11234,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$10  = 1'h0;
     end
   end
@@ -11819,7 +11244,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$11  = 1'h0;
     end
   end
@@ -11829,7 +11254,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$12  = 1'h0;
     end
   end
@@ -11863,7 +11288,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$15  = 1'h0;
     end
   end
@@ -11877,7 +11302,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$16  = 1'h0;
     end
   end
@@ -11888,7 +11313,7 @@ module \systolic_core.pe_3_5 (drain, pe_3_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_6_sync_clk);
+module \systolic_core.pe_3_6 (drain, rst_pe_3_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11947,11 +11372,11 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_6_sync_clk;
-  wire pe_3_6_sync_clk;
-  input pe_3_6_sync_rst;
-  wire pe_3_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_6;
+  wire rst_pe_3_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -11962,25 +11387,25 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
@@ -12009,7 +11434,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$10  = 1'h0;
     end
   end
@@ -12019,7 +11444,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$11  = 1'h0;
     end
   end
@@ -12029,7 +11454,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$12  = 1'h0;
     end
   end
@@ -12063,7 +11488,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$15  = 1'h0;
     end
   end
@@ -12077,7 +11502,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$16  = 1'h0;
     end
   end
@@ -12088,7 +11513,7 @@ module \systolic_core.pe_3_6 (drain, pe_3_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_3_7_sync_clk);
+module \systolic_core.pe_3_7 (drain, rst_pe_3_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12146,11 +11571,11 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_7_sync_clk;
-  wire pe_3_7_sync_clk;
-  input pe_3_7_sync_rst;
-  wire pe_3_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_3_7;
+  wire rst_pe_3_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -12161,25 +11586,25 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -12208,7 +11633,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$10  = 1'h0;
     end
   end
@@ -12218,7 +11643,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$11  = 1'h0;
     end
   end
@@ -12228,7 +11653,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$12  = 1'h0;
     end
   end
@@ -12262,7 +11687,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$15  = 1'h0;
     end
   end
@@ -12276,7 +11701,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$16  = 1'h0;
     end
   end
@@ -12287,7 +11712,7 @@ module \systolic_core.pe_3_7 (drain, pe_3_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_4_0_sync_clk);
+module \systolic_core.pe_4_0 (drain, rst_pe_4_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12346,11 +11771,11 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_0_sync_clk;
-  wire pe_4_0_sync_clk;
-  input pe_4_0_sync_rst;
-  wire pe_4_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_0;
+  wire rst_pe_4_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -12361,25 +11786,25 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -12408,7 +11833,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$10  = 1'h0;
     end
   end
@@ -12418,7 +11843,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$11  = 1'h0;
     end
   end
@@ -12428,7 +11853,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$12  = 1'h0;
     end
   end
@@ -12462,7 +11887,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$15  = 1'h0;
     end
   end
@@ -12476,7 +11901,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$16  = 1'h0;
     end
   end
@@ -12487,7 +11912,7 @@ module \systolic_core.pe_4_0 (drain, pe_4_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_4_1_sync_clk);
+module \systolic_core.pe_4_1 (drain, rst_pe_4_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12546,11 +11971,11 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_1_sync_clk;
-  wire pe_4_1_sync_clk;
-  input pe_4_1_sync_rst;
-  wire pe_4_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_1;
+  wire rst_pe_4_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -12561,25 +11986,25 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
@@ -12608,7 +12033,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$10  = 1'h0;
     end
   end
@@ -12618,7 +12043,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$11  = 1'h0;
     end
   end
@@ -12628,7 +12053,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$12  = 1'h0;
     end
   end
@@ -12662,7 +12087,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$15  = 1'h0;
     end
   end
@@ -12676,7 +12101,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$16  = 1'h0;
     end
   end
@@ -12687,7 +12112,7 @@ module \systolic_core.pe_4_1 (drain, pe_4_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_2_sync_clk);
+module \systolic_core.pe_4_2 (drain, rst_pe_4_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12746,11 +12171,11 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_2_sync_clk;
-  wire pe_4_2_sync_clk;
-  input pe_4_2_sync_rst;
-  wire pe_4_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_2;
+  wire rst_pe_4_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -12761,25 +12186,25 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
@@ -12808,7 +12233,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$10  = 1'h0;
     end
   end
@@ -12818,7 +12243,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$11  = 1'h0;
     end
   end
@@ -12828,7 +12253,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$12  = 1'h0;
     end
   end
@@ -12862,7 +12287,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$15  = 1'h0;
     end
   end
@@ -12876,7 +12301,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$16  = 1'h0;
     end
   end
@@ -12887,7 +12312,7 @@ module \systolic_core.pe_4_2 (drain, pe_4_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_3_sync_clk);
+module \systolic_core.pe_4_3 (drain, rst_pe_4_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12946,11 +12371,11 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_3_sync_clk;
-  wire pe_4_3_sync_clk;
-  input pe_4_3_sync_rst;
-  wire pe_4_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_3;
+  wire rst_pe_4_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -12961,25 +12386,25 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
@@ -13008,7 +12433,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$10  = 1'h0;
     end
   end
@@ -13018,7 +12443,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13028,7 +12453,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$12  = 1'h0;
     end
   end
@@ -13062,7 +12487,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$15  = 1'h0;
     end
   end
@@ -13076,7 +12501,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$16  = 1'h0;
     end
   end
@@ -13087,7 +12512,7 @@ module \systolic_core.pe_4_3 (drain, pe_4_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_4_sync_clk);
+module \systolic_core.pe_4_4 (drain, rst_pe_4_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13146,11 +12571,11 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_4_sync_clk;
-  wire pe_4_4_sync_clk;
-  input pe_4_4_sync_rst;
-  wire pe_4_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_4;
+  wire rst_pe_4_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13161,25 +12586,25 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
@@ -13208,7 +12633,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$10  = 1'h0;
     end
   end
@@ -13218,7 +12643,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$11  = 1'h0;
     end
   end
@@ -13228,7 +12653,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$12  = 1'h0;
     end
   end
@@ -13262,7 +12687,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$15  = 1'h0;
     end
   end
@@ -13276,7 +12701,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$16  = 1'h0;
     end
   end
@@ -13287,7 +12712,7 @@ module \systolic_core.pe_4_4 (drain, pe_4_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_5_sync_clk);
+module \systolic_core.pe_4_5 (drain, rst_pe_4_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13346,11 +12771,11 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_5_sync_clk;
-  wire pe_4_5_sync_clk;
-  input pe_4_5_sync_rst;
-  wire pe_4_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_5;
+  wire rst_pe_4_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13361,25 +12786,25 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
@@ -13408,7 +12833,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$10  = 1'h0;
     end
   end
@@ -13418,7 +12843,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$11  = 1'h0;
     end
   end
@@ -13428,7 +12853,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$12  = 1'h0;
     end
   end
@@ -13462,7 +12887,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$15  = 1'h0;
     end
   end
@@ -13476,7 +12901,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$16  = 1'h0;
     end
   end
@@ -13487,7 +12912,7 @@ module \systolic_core.pe_4_5 (drain, pe_4_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_6_sync_clk);
+module \systolic_core.pe_4_6 (drain, rst_pe_4_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13546,11 +12971,11 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_6_sync_clk;
-  wire pe_4_6_sync_clk;
-  input pe_4_6_sync_rst;
-  wire pe_4_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_6;
+  wire rst_pe_4_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13561,25 +12986,25 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
@@ -13608,7 +13033,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$10  = 1'h0;
     end
   end
@@ -13618,7 +13043,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$11  = 1'h0;
     end
   end
@@ -13628,7 +13053,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$12  = 1'h0;
     end
   end
@@ -13662,7 +13087,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$15  = 1'h0;
     end
   end
@@ -13676,7 +13101,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$16  = 1'h0;
     end
   end
@@ -13687,7 +13112,7 @@ module \systolic_core.pe_4_6 (drain, pe_4_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_4_7_sync_clk);
+module \systolic_core.pe_4_7 (drain, rst_pe_4_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13745,11 +13170,11 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_7_sync_clk;
-  wire pe_4_7_sync_clk;
-  input pe_4_7_sync_rst;
-  wire pe_4_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_4_7;
+  wire rst_pe_4_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13760,25 +13185,25 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
@@ -13807,7 +13232,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$10  = 1'h0;
     end
   end
@@ -13817,7 +13242,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$11  = 1'h0;
     end
   end
@@ -13827,7 +13252,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$12  = 1'h0;
     end
   end
@@ -13861,7 +13286,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$15  = 1'h0;
     end
   end
@@ -13875,7 +13300,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$16  = 1'h0;
     end
   end
@@ -13886,7 +13311,7 @@ module \systolic_core.pe_4_7 (drain, pe_4_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_5_0_sync_clk);
+module \systolic_core.pe_5_0 (drain, rst_pe_5_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -13945,11 +13370,11 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_0_sync_clk;
-  wire pe_5_0_sync_clk;
-  input pe_5_0_sync_rst;
-  wire pe_5_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_0;
+  wire rst_pe_5_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -13960,25 +13385,25 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
@@ -14007,7 +13432,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$10  = 1'h0;
     end
   end
@@ -14017,7 +13442,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14027,7 +13452,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14061,7 +13486,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$15  = 1'h0;
     end
   end
@@ -14075,7 +13500,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$16  = 1'h0;
     end
   end
@@ -14086,7 +13511,7 @@ module \systolic_core.pe_5_0 (drain, pe_5_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_5_1_sync_clk);
+module \systolic_core.pe_5_1 (drain, rst_pe_5_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14145,11 +13570,11 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_1_sync_clk;
-  wire pe_5_1_sync_clk;
-  input pe_5_1_sync_rst;
-  wire pe_5_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_1;
+  wire rst_pe_5_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14160,25 +13585,25 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
@@ -14207,7 +13632,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$10  = 1'h0;
     end
   end
@@ -14217,7 +13642,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14227,7 +13652,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$12  = 1'h0;
     end
   end
@@ -14261,7 +13686,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$15  = 1'h0;
     end
   end
@@ -14275,7 +13700,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$16  = 1'h0;
     end
   end
@@ -14286,7 +13711,7 @@ module \systolic_core.pe_5_1 (drain, pe_5_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_2_sync_clk);
+module \systolic_core.pe_5_2 (drain, rst_pe_5_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14345,11 +13770,11 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_2_sync_clk;
-  wire pe_5_2_sync_clk;
-  input pe_5_2_sync_rst;
-  wire pe_5_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_2;
+  wire rst_pe_5_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14360,25 +13785,25 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
@@ -14407,7 +13832,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$10  = 1'h0;
     end
   end
@@ -14417,7 +13842,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$11  = 1'h0;
     end
   end
@@ -14427,7 +13852,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$12  = 1'h0;
     end
   end
@@ -14461,7 +13886,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$15  = 1'h0;
     end
   end
@@ -14475,7 +13900,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$16  = 1'h0;
     end
   end
@@ -14486,7 +13911,7 @@ module \systolic_core.pe_5_2 (drain, pe_5_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_3_sync_clk);
+module \systolic_core.pe_5_3 (drain, rst_pe_5_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14545,11 +13970,11 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_3_sync_clk;
-  wire pe_5_3_sync_clk;
-  input pe_5_3_sync_rst;
-  wire pe_5_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_3;
+  wire rst_pe_5_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14560,25 +13985,25 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
@@ -14607,7 +14032,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$10  = 1'h0;
     end
   end
@@ -14617,7 +14042,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14627,7 +14052,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14661,7 +14086,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$15  = 1'h0;
     end
   end
@@ -14675,7 +14100,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$16  = 1'h0;
     end
   end
@@ -14686,7 +14111,7 @@ module \systolic_core.pe_5_3 (drain, pe_5_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_4_sync_clk);
+module \systolic_core.pe_5_4 (drain, rst_pe_5_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14745,11 +14170,11 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_4_sync_clk;
-  wire pe_5_4_sync_clk;
-  input pe_5_4_sync_rst;
-  wire pe_5_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_4;
+  wire rst_pe_5_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14760,25 +14185,25 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
@@ -14807,7 +14232,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$10  = 1'h0;
     end
   end
@@ -14817,7 +14242,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$11  = 1'h0;
     end
   end
@@ -14827,7 +14252,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$12  = 1'h0;
     end
   end
@@ -14861,7 +14286,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$15  = 1'h0;
     end
   end
@@ -14875,7 +14300,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$16  = 1'h0;
     end
   end
@@ -14886,7 +14311,7 @@ module \systolic_core.pe_5_4 (drain, pe_5_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_5_sync_clk);
+module \systolic_core.pe_5_5 (drain, rst_pe_5_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -14945,11 +14370,11 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_5_sync_clk;
-  wire pe_5_5_sync_clk;
-  input pe_5_5_sync_rst;
-  wire pe_5_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_5;
+  wire rst_pe_5_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -14960,25 +14385,25 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
@@ -15007,7 +14432,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$10  = 1'h0;
     end
   end
@@ -15017,7 +14442,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$11  = 1'h0;
     end
   end
@@ -15027,7 +14452,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$12  = 1'h0;
     end
   end
@@ -15061,7 +14486,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$15  = 1'h0;
     end
   end
@@ -15075,7 +14500,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$16  = 1'h0;
     end
   end
@@ -15086,7 +14511,7 @@ module \systolic_core.pe_5_5 (drain, pe_5_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_6_sync_clk);
+module \systolic_core.pe_5_6 (drain, rst_pe_5_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15145,11 +14570,11 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_6_sync_clk;
-  wire pe_5_6_sync_clk;
-  input pe_5_6_sync_rst;
-  wire pe_5_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_6;
+  wire rst_pe_5_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15160,25 +14585,25 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
@@ -15207,7 +14632,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$10  = 1'h0;
     end
   end
@@ -15217,7 +14642,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$11  = 1'h0;
     end
   end
@@ -15227,7 +14652,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$12  = 1'h0;
     end
   end
@@ -15261,7 +14686,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$15  = 1'h0;
     end
   end
@@ -15275,7 +14700,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$16  = 1'h0;
     end
   end
@@ -15286,7 +14711,7 @@ module \systolic_core.pe_5_6 (drain, pe_5_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_5_7_sync_clk);
+module \systolic_core.pe_5_7 (drain, rst_pe_5_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15344,11 +14769,11 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_7_sync_clk;
-  wire pe_5_7_sync_clk;
-  input pe_5_7_sync_rst;
-  wire pe_5_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_5_7;
+  wire rst_pe_5_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15359,25 +14784,25 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
@@ -15406,7 +14831,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$10  = 1'h0;
     end
   end
@@ -15416,7 +14841,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$11  = 1'h0;
     end
   end
@@ -15426,7 +14851,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$12  = 1'h0;
     end
   end
@@ -15460,7 +14885,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$15  = 1'h0;
     end
   end
@@ -15474,7 +14899,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$16  = 1'h0;
     end
   end
@@ -15485,7 +14910,7 @@ module \systolic_core.pe_5_7 (drain, pe_5_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_6_0_sync_clk);
+module \systolic_core.pe_6_0 (drain, rst_pe_6_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15544,11 +14969,11 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_0_sync_clk;
-  wire pe_6_0_sync_clk;
-  input pe_6_0_sync_rst;
-  wire pe_6_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_0;
+  wire rst_pe_6_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15559,25 +14984,25 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
@@ -15606,7 +15031,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$10  = 1'h0;
     end
   end
@@ -15616,7 +15041,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$11  = 1'h0;
     end
   end
@@ -15626,7 +15051,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$12  = 1'h0;
     end
   end
@@ -15660,7 +15085,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$15  = 1'h0;
     end
   end
@@ -15674,7 +15099,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$16  = 1'h0;
     end
   end
@@ -15685,7 +15110,7 @@ module \systolic_core.pe_6_0 (drain, pe_6_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, pe_6_1_sync_clk);
+module \systolic_core.pe_6_1 (drain, rst_pe_6_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15744,11 +15169,11 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_1_sync_clk;
-  wire pe_6_1_sync_clk;
-  input pe_6_1_sync_rst;
-  wire pe_6_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_1;
+  wire rst_pe_6_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15759,25 +15184,25 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
@@ -15806,7 +15231,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$10  = 1'h0;
     end
   end
@@ -15816,7 +15241,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$11  = 1'h0;
     end
   end
@@ -15826,7 +15251,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$12  = 1'h0;
     end
   end
@@ -15860,7 +15285,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$15  = 1'h0;
     end
   end
@@ -15874,7 +15299,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$16  = 1'h0;
     end
   end
@@ -15885,7 +15310,7 @@ module \systolic_core.pe_6_1 (drain, pe_6_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_2_sync_clk);
+module \systolic_core.pe_6_2 (drain, rst_pe_6_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -15944,11 +15369,11 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_2_sync_clk;
-  wire pe_6_2_sync_clk;
-  input pe_6_2_sync_rst;
-  wire pe_6_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_2;
+  wire rst_pe_6_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -15959,25 +15384,25 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
@@ -16006,7 +15431,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$10  = 1'h0;
     end
   end
@@ -16016,7 +15441,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$11  = 1'h0;
     end
   end
@@ -16026,7 +15451,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$12  = 1'h0;
     end
   end
@@ -16060,7 +15485,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$15  = 1'h0;
     end
   end
@@ -16074,7 +15499,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$16  = 1'h0;
     end
   end
@@ -16085,7 +15510,7 @@ module \systolic_core.pe_6_2 (drain, pe_6_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_3_sync_clk);
+module \systolic_core.pe_6_3 (drain, rst_pe_6_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -16144,11 +15569,11 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_3_sync_clk;
-  wire pe_6_3_sync_clk;
-  input pe_6_3_sync_rst;
-  wire pe_6_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_3;
+  wire rst_pe_6_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -16159,25 +15584,25 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
@@ -16206,7 +15631,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$10  = 1'h0;
     end
   end
@@ -16216,7 +15641,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$11  = 1'h0;
     end
   end
@@ -16226,7 +15651,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$12  = 1'h0;
     end
   end
@@ -16260,7 +15685,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$15  = 1'h0;
     end
   end
@@ -16274,7 +15699,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$16  = 1'h0;
     end
   end
@@ -16285,7 +15710,7 @@ module \systolic_core.pe_6_3 (drain, pe_6_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_4_sync_clk);
+module \systolic_core.pe_6_4 (drain, rst_pe_6_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -16344,11 +15769,11 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_4_sync_clk;
-  wire pe_6_4_sync_clk;
-  input pe_6_4_sync_rst;
-  wire pe_6_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_4;
+  wire rst_pe_6_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -16359,25 +15784,25 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
@@ -16406,7 +15831,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$10  = 1'h0;
     end
   end
@@ -16416,7 +15841,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$11  = 1'h0;
     end
   end
@@ -16426,7 +15851,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$12  = 1'h0;
     end
   end
@@ -16460,7 +15885,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$15  = 1'h0;
     end
   end
@@ -16474,7 +15899,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$16  = 1'h0;
     end
   end
@@ -16485,7 +15910,7 @@ module \systolic_core.pe_6_4 (drain, pe_6_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_5_sync_clk);
+module \systolic_core.pe_6_5 (drain, rst_pe_6_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -16544,11 +15969,11 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_5_sync_clk;
-  wire pe_6_5_sync_clk;
-  input pe_6_5_sync_rst;
-  wire pe_6_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_5;
+  wire rst_pe_6_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -16559,25 +15984,25 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
@@ -16606,7 +16031,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$10  = 1'h0;
     end
   end
@@ -16616,7 +16041,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$11  = 1'h0;
     end
   end
@@ -16626,7 +16051,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$12  = 1'h0;
     end
   end
@@ -16660,7 +16085,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$15  = 1'h0;
     end
   end
@@ -16674,7 +16099,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$16  = 1'h0;
     end
   end
@@ -16685,7 +16110,7 @@ module \systolic_core.pe_6_5 (drain, pe_6_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_6_sync_clk);
+module \systolic_core.pe_6_6 (drain, rst_pe_6_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -16744,11 +16169,11 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_6_sync_clk;
-  wire pe_6_6_sync_clk;
-  input pe_6_6_sync_rst;
-  wire pe_6_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_6;
+  wire rst_pe_6_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -16759,25 +16184,25 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
@@ -16806,7 +16231,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$10  = 1'h0;
     end
   end
@@ -16816,7 +16241,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$11  = 1'h0;
     end
   end
@@ -16826,7 +16251,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$12  = 1'h0;
     end
   end
@@ -16860,7 +16285,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$15  = 1'h0;
     end
   end
@@ -16874,7 +16299,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$16  = 1'h0;
     end
   end
@@ -16885,7 +16310,7 @@ module \systolic_core.pe_6_6 (drain, pe_6_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, pe_6_7_sync_clk);
+module \systolic_core.pe_6_7 (drain, rst_pe_6_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -16943,11 +16368,11 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_7_sync_clk;
-  wire pe_6_7_sync_clk;
-  input pe_6_7_sync_rst;
-  wire pe_6_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_6_7;
+  wire rst_pe_6_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -16958,25 +16383,25 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
@@ -17005,7 +16430,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$10  = 1'h0;
     end
   end
@@ -17015,7 +16440,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$11  = 1'h0;
     end
   end
@@ -17025,7 +16450,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$12  = 1'h0;
     end
   end
@@ -17059,7 +16484,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$15  = 1'h0;
     end
   end
@@ -17073,7 +16498,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$16  = 1'h0;
     end
   end
@@ -17084,7 +16509,7 @@ module \systolic_core.pe_6_7 (drain, pe_6_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, pe_7_0_sync_clk);
+module \systolic_core.pe_7_0 (drain, rst_pe_7_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -17141,11 +16566,11 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_0_sync_clk;
-  wire pe_7_0_sync_clk;
-  input pe_7_0_sync_rst;
-  wire pe_7_0_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_0;
+  wire rst_pe_7_0;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -17156,25 +16581,25 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
@@ -17203,7 +16628,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$10  = 1'h0;
     end
   end
@@ -17213,7 +16638,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$11  = 1'h0;
     end
   end
@@ -17223,7 +16648,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$12  = 1'h0;
     end
   end
@@ -17257,7 +16682,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$15  = 1'h0;
     end
   end
@@ -17271,7 +16696,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$16  = 1'h0;
     end
   end
@@ -17282,7 +16707,7 @@ module \systolic_core.pe_7_0 (drain, pe_7_0_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, pe_7_1_sync_clk);
+module \systolic_core.pe_7_1 (drain, rst_pe_7_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -17339,11 +16764,11 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_1_sync_clk;
-  wire pe_7_1_sync_clk;
-  input pe_7_1_sync_rst;
-  wire pe_7_1_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_1;
+  wire rst_pe_7_1;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -17354,25 +16779,25 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
@@ -17401,7 +16826,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$10  = 1'h0;
     end
   end
@@ -17411,7 +16836,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$11  = 1'h0;
     end
   end
@@ -17421,7 +16846,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$12  = 1'h0;
     end
   end
@@ -17455,7 +16880,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$15  = 1'h0;
     end
   end
@@ -17469,7 +16894,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$16  = 1'h0;
     end
   end
@@ -17480,7 +16905,7 @@ module \systolic_core.pe_7_1 (drain, pe_7_1_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_2_sync_clk);
+module \systolic_core.pe_7_2 (drain, rst_pe_7_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -17537,11 +16962,11 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_2_sync_clk;
-  wire pe_7_2_sync_clk;
-  input pe_7_2_sync_rst;
-  wire pe_7_2_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_2;
+  wire rst_pe_7_2;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -17552,25 +16977,25 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
@@ -17599,7 +17024,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$10  = 1'h0;
     end
   end
@@ -17609,7 +17034,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$11  = 1'h0;
     end
   end
@@ -17619,7 +17044,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$12  = 1'h0;
     end
   end
@@ -17653,7 +17078,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$15  = 1'h0;
     end
   end
@@ -17667,7 +17092,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$16  = 1'h0;
     end
   end
@@ -17678,7 +17103,7 @@ module \systolic_core.pe_7_2 (drain, pe_7_2_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_3_sync_clk);
+module \systolic_core.pe_7_3 (drain, rst_pe_7_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -17735,11 +17160,11 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_3_sync_clk;
-  wire pe_7_3_sync_clk;
-  input pe_7_3_sync_rst;
-  wire pe_7_3_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_3;
+  wire rst_pe_7_3;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -17750,25 +17175,25 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
@@ -17797,7 +17222,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$10  = 1'h0;
     end
   end
@@ -17807,7 +17232,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$11  = 1'h0;
     end
   end
@@ -17817,7 +17242,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$12  = 1'h0;
     end
   end
@@ -17851,7 +17276,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$15  = 1'h0;
     end
   end
@@ -17865,7 +17290,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$16  = 1'h0;
     end
   end
@@ -17876,7 +17301,7 @@ module \systolic_core.pe_7_3 (drain, pe_7_3_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_4_sync_clk);
+module \systolic_core.pe_7_4 (drain, rst_pe_7_4, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -17933,11 +17358,11 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_4_sync_clk;
-  wire pe_7_4_sync_clk;
-  input pe_7_4_sync_rst;
-  wire pe_7_4_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_4;
+  wire rst_pe_7_4;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -17948,25 +17373,25 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
@@ -17995,7 +17420,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$10  = 1'h0;
     end
   end
@@ -18005,7 +17430,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$11  = 1'h0;
     end
   end
@@ -18015,7 +17440,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$12  = 1'h0;
     end
   end
@@ -18049,7 +17474,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$15  = 1'h0;
     end
   end
@@ -18063,7 +17488,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$16  = 1'h0;
     end
   end
@@ -18074,7 +17499,7 @@ module \systolic_core.pe_7_4 (drain, pe_7_4_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_5_sync_clk);
+module \systolic_core.pe_7_5 (drain, rst_pe_7_5, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -18131,11 +17556,11 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_5_sync_clk;
-  wire pe_7_5_sync_clk;
-  input pe_7_5_sync_rst;
-  wire pe_7_5_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_5;
+  wire rst_pe_7_5;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -18146,25 +17571,25 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
@@ -18193,7 +17618,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$10  = 1'h0;
     end
   end
@@ -18203,7 +17628,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$11  = 1'h0;
     end
   end
@@ -18213,7 +17638,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$12  = 1'h0;
     end
   end
@@ -18247,7 +17672,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$15  = 1'h0;
     end
   end
@@ -18261,7 +17686,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$16  = 1'h0;
     end
   end
@@ -18272,7 +17697,7 @@ module \systolic_core.pe_7_5 (drain, pe_7_5_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, pe_7_6_sync_clk);
+module \systolic_core.pe_7_6 (drain, rst_pe_7_6, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -18329,11 +17754,11 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_6_sync_clk;
-  wire pe_7_6_sync_clk;
-  input pe_7_6_sync_rst;
-  wire pe_7_6_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_6;
+  wire rst_pe_7_6;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -18344,25 +17769,25 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
@@ -18391,7 +17816,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$10  = 1'h0;
     end
   end
@@ -18401,7 +17826,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$11  = 1'h0;
     end
   end
@@ -18411,7 +17836,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$12  = 1'h0;
     end
   end
@@ -18445,7 +17870,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$15  = 1'h0;
     end
   end
@@ -18459,7 +17884,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$16  = 1'h0;
     end
   end
@@ -18470,7 +17895,7 @@ module \systolic_core.pe_7_6 (drain, pe_7_6_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, pe_7_7_sync_clk);
+module \systolic_core.pe_7_7 (drain, rst_pe_7_7, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -18526,11 +17951,11 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_7_sync_clk;
-  wire pe_7_7_sync_clk;
-  input pe_7_7_sync_rst;
-  wire pe_7_7_sync_rst;
   reg [15:0] product = 16'h0000;
+  input rst_pe_7_7;
+  wire rst_pe_7_7;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   output valid_out;
@@ -18541,25 +17966,25 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
   assign \$4  = valid_in & last_in;
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$8 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     b_out <= \$9 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$10 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$11 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$12 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     acc <= \$13 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_out <= \$14 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     chain_valid_out <= \$15 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
@@ -18588,7 +18013,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$10  = valid_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$10  = 1'h0;
     end
   end
@@ -18598,7 +18023,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$11  = first_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$11  = 1'h0;
     end
   end
@@ -18608,7 +18033,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
     if (en) begin
       \$12  = last_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$12  = 1'h0;
     end
   end
@@ -18642,7 +18067,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
         \$15  = chain_valid_in;
       end
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$15  = 1'h0;
     end
   end
@@ -18656,7 +18081,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
         \$16  = 1'h0;
       end
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$16  = 1'h0;
     end
   end
@@ -18667,7 +18092,7 @@ module \systolic_core.pe_7_7 (drain, pe_7_7_sync_rst, en, b_next, b_in, valid_in
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1601$0 , \port$1602$0 , \port$1603$0 , \port$1604$0 , \port$1605$0 , \port$1606$0 , \port$1607$0 , \port$1608$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, i, i_next, \port$1611$0 , \port$1612$0 , \port$1613$0 , \port$1614$0 , \port$1615$0 , \port$1616$0 , \port$1617$0 , \port$1618$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18768,22 +18193,22 @@ module \systolic_core.skew_a (rst, \port$1601$0 , \port$1602$0 , \port$1603$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1601$0 ;
-  wire \port$1601$0 ;
-  input \port$1602$0 ;
-  wire \port$1602$0 ;
-  input \port$1603$0 ;
-  wire \port$1603$0 ;
-  input \port$1604$0 ;
-  wire \port$1604$0 ;
-  input \port$1605$0 ;
-  wire \port$1605$0 ;
-  input \port$1606$0 ;
-  wire \port$1606$0 ;
-  input \port$1607$0 ;
-  wire \port$1607$0 ;
-  input \port$1608$0 ;
-  wire \port$1608$0 ;
+  input \port$1611$0 ;
+  wire \port$1611$0 ;
+  input \port$1612$0 ;
+  wire \port$1612$0 ;
+  input \port$1613$0 ;
+  wire \port$1613$0 ;
+  input \port$1614$0 ;
+  wire \port$1614$0 ;
+  input \port$1615$0 ;
+  wire \port$1615$0 ;
+  input \port$1616$0 ;
+  wire \port$1616$0 ;
+  input \port$1617$0 ;
+  wire \port$1617$0 ;
+  input \port$1618$0 ;
+  wire \port$1618$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18845,200 +18270,200 @@ module \systolic_core.skew_a (rst, \port$1601$0 , \port$1602$0 , \port$1603$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1602$0 ) begin
+    if (\port$1612$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1603$0 ) begin
+    if (\port$1613$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1603$0 ) begin
+    if (\port$1613$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1604$0 ) begin
+    if (\port$1614$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1604$0 ) begin
+    if (\port$1614$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1604$0 ) begin
+    if (\port$1614$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1605$0 ) begin
+    if (\port$1615$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1605$0 ) begin
+    if (\port$1615$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1605$0 ) begin
+    if (\port$1615$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1605$0 ) begin
+    if (\port$1615$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1606$0 ) begin
+    if (\port$1616$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1606$0 ) begin
+    if (\port$1616$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1606$0 ) begin
+    if (\port$1616$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1606$0 ) begin
+    if (\port$1616$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1606$0 ) begin
+    if (\port$1616$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1607$0 ) begin
+    if (\port$1617$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1608$0 ) begin
+    if (\port$1618$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1608$0 , \port$1607$0 , \port$1606$0 , \port$1605$0 , \port$1604$0 , \port$1603$0 , \port$1602$0 , \port$1601$0  };
+  assign en = { \port$1618$0 , \port$1617$0 , \port$1616$0 , \port$1615$0 , \port$1614$0 , \port$1613$0 , \port$1612$0 , \port$1611$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -19090,7 +18515,7 @@ module \systolic_core.skew_a (rst, \port$1601$0 , \port$1602$0 , \port$1603$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_b (clk, rst, i, \port$1609$0 , \port$1610$0 , \port$1611$0 , \port$1612$0 , \port$1613$0 , \port$1614$0 , \port$1615$0 , \port$1616$0 , o, o_next, i_next);
+module \systolic_core.skew_b (clk, rst, i, \port$1619$0 , \port$1620$0 , \port$1621$0 , \port$1622$0 , \port$1623$0 , \port$1624$0 , \port$1625$0 , \port$1626$0 , o, o_next, i_next);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -19191,22 +18616,22 @@ module \systolic_core.skew_b (clk, rst, i, \port$1609$0 , \port$1610$0 , \port$1
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1609$0 ;
-  wire \port$1609$0 ;
-  input \port$1610$0 ;
-  wire \port$1610$0 ;
-  input \port$1611$0 ;
-  wire \port$1611$0 ;
-  input \port$1612$0 ;
-  wire \port$1612$0 ;
-  input \port$1613$0 ;
-  wire \port$1613$0 ;
-  input \port$1614$0 ;
-  wire \port$1614$0 ;
-  input \port$1615$0 ;
-  wire \port$1615$0 ;
-  input \port$1616$0 ;
-  wire \port$1616$0 ;
+  input \port$1619$0 ;
+  wire \port$1619$0 ;
+  input \port$1620$0 ;
+  wire \port$1620$0 ;
+  input \port$1621$0 ;
+  wire \port$1621$0 ;
+  input \port$1622$0 ;
+  wire \port$1622$0 ;
+  input \port$1623$0 ;
+  wire \port$1623$0 ;
+  input \port$1624$0 ;
+  wire \port$1624$0 ;
+  input \port$1625$0 ;
+  wire \port$1625$0 ;
+  input \port$1626$0 ;
+  wire \port$1626$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -19268,200 +18693,200 @@ module \systolic_core.skew_b (clk, rst, i, \port$1609$0 , \port$1610$0 , \port$1
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$1  = lane1_d1;
-    if (\port$1610$0 ) begin
+    if (\port$1620$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$2  = lane2_d1;
-    if (\port$1611$0 ) begin
+    if (\port$1621$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$3  = lane2_d2;
-    if (\port$1611$0 ) begin
+    if (\port$1621$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$4  = lane3_d1;
-    if (\port$1612$0 ) begin
+    if (\port$1622$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$5  = lane3_d2;
-    if (\port$1612$0 ) begin
+    if (\port$1622$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$6  = lane3_d3;
-    if (\port$1612$0 ) begin
+    if (\port$1622$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$7  = lane4_d1;
-    if (\port$1613$0 ) begin
+    if (\port$1623$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$8  = lane4_d2;
-    if (\port$1613$0 ) begin
+    if (\port$1623$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$9  = lane4_d3;
-    if (\port$1613$0 ) begin
+    if (\port$1623$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$10  = lane4_d4;
-    if (\port$1613$0 ) begin
+    if (\port$1623$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$11  = lane5_d1;
-    if (\port$1614$0 ) begin
+    if (\port$1624$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$12  = lane5_d2;
-    if (\port$1614$0 ) begin
+    if (\port$1624$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$13  = lane5_d3;
-    if (\port$1614$0 ) begin
+    if (\port$1624$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$14  = lane5_d4;
-    if (\port$1614$0 ) begin
+    if (\port$1624$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$15  = lane5_d5;
-    if (\port$1614$0 ) begin
+    if (\port$1624$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$16  = lane6_d1;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$17  = lane6_d2;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$18  = lane6_d3;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$19  = lane6_d4;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$20  = lane6_d5;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$21  = lane6_d6;
-    if (\port$1615$0 ) begin
+    if (\port$1625$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$22  = lane7_d1;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$23  = lane7_d2;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$24  = lane7_d3;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$25  = lane7_d4;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$26  = lane7_d5;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$27  = lane7_d6;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
     \$28  = lane7_d7;
-    if (\port$1616$0 ) begin
+    if (\port$1626$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1616$0 , \port$1615$0 , \port$1614$0 , \port$1613$0 , \port$1612$0 , \port$1611$0 , \port$1610$0 , \port$1609$0  };
+  assign en = { \port$1626$0 , \port$1625$0 , \port$1624$0 , \port$1623$0 , \port$1622$0 , \port$1621$0 , \port$1620$0 , \port$1619$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -19513,7 +18938,7 @@ module \systolic_core.skew_b (clk, rst, i, \port$1609$0 , \port$1610$0 , \port$1
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync_clk);
+module \systolic_core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$10 ;
@@ -19791,65 +19216,65 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
   wire \o_next[7].first ;
   wire \o_next[7].last ;
   wire \o_next[7].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d1 <= \$7 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d2 <= \$8 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d3 <= \$9 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d4 <= \$10 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d1 <= \$11 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d2 <= \$12 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d3 <= \$13 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d4 <= \$14 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d5 <= \$15 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d1 <= \$16 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d2 <= \$17 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d3 <= \$18 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d4 <= \$19 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d5 <= \$20 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d6 <= \$21 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d1 <= \$22 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d2 <= \$23 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d3 <= \$24 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d4 <= \$25 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d5 <= \$26 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d6 <= \$27 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d7 <= \$28 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
@@ -19857,7 +19282,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -19867,7 +19292,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -19877,7 +19302,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -19887,7 +19312,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -19897,7 +19322,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -19907,7 +19332,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -19917,7 +19342,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$7  = i[14:12];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$7  = 3'h0;
     end
   end
@@ -19927,7 +19352,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$8  = lane4_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$8  = 3'h0;
     end
   end
@@ -19937,7 +19362,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$9  = lane4_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$9  = 3'h0;
     end
   end
@@ -19947,7 +19372,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$10  = lane4_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$10  = 3'h0;
     end
   end
@@ -19957,7 +19382,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$11  = i[17:15];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$11  = 3'h0;
     end
   end
@@ -19967,7 +19392,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$12  = lane5_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$12  = 3'h0;
     end
   end
@@ -19977,7 +19402,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$13  = lane5_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$13  = 3'h0;
     end
   end
@@ -19987,7 +19412,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$14  = lane5_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$14  = 3'h0;
     end
   end
@@ -19997,7 +19422,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$15  = lane5_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$15  = 3'h0;
     end
   end
@@ -20007,7 +19432,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$16  = i[20:18];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$16  = 3'h0;
     end
   end
@@ -20017,7 +19442,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$17  = lane6_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$17  = 3'h0;
     end
   end
@@ -20027,7 +19452,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$18  = lane6_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$18  = 3'h0;
     end
   end
@@ -20037,7 +19462,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$19  = lane6_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$19  = 3'h0;
     end
   end
@@ -20047,7 +19472,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$20  = lane6_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$20  = 3'h0;
     end
   end
@@ -20057,7 +19482,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$21  = lane6_d5;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$21  = 3'h0;
     end
   end
@@ -20067,7 +19492,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$22  = i[23:21];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$22  = 3'h0;
     end
   end
@@ -20077,7 +19502,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$23  = lane7_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$23  = 3'h0;
     end
   end
@@ -20087,7 +19512,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$24  = lane7_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$24  = 3'h0;
     end
   end
@@ -20097,7 +19522,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$25  = lane7_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$25  = 3'h0;
     end
   end
@@ -20107,7 +19532,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$26  = lane7_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$26  = 3'h0;
     end
   end
@@ -20117,7 +19542,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$27  = lane7_d5;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$27  = 3'h0;
     end
   end
@@ -20127,7 +19552,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, o, skew_flags_sync
     if (en) begin
       \$28  = lane7_d6;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$28  = 3'h0;
     end
   end

@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3836$43 (burst__payload[43]),
-    .\port$3836$45 (burst__payload[67:45]),
+    .\port$3821$43 (burst__payload[43]),
+    .\port$3821$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3836$43 , \port$3836$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3821$43 , \port$3821$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3836$43 ;
-  wire \port$3836$43 ;
-  input [22:0] \port$3836$45 ;
-  wire [22:0] \port$3836$45 ;
+  input \port$3821$43 ;
+  wire \port$3821$43 ;
+  input [22:0] \port$3821$45 ;
+  wire [22:0] \port$3821$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3836$43 , \port$3836$45  };
+      storage[w_port__addr] <= { \port$3821$43 , \port$3821$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3836$43 , \port$3836$45  };
-  assign w_data = { \port$3836$43 , \port$3836$45  };
+  assign w_port__data = { \port$3821$43 , \port$3821$45  };
+  assign w_data = { \port$3821$43 , \port$3821$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -7962,7 +7962,6 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   assign \$438  = chunk < 10'h200;
   assign \$439  = \$437  & \$438 ;
   \accelerator.engine.core  core (
-    .engine_clk(engine_clk),
     .engine_rst(engine_rst),
     .operands__payload(operands__payload),
     .operands__ready(\r_en$119 ),
@@ -7970,6 +7969,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
+    .units_sync_clk(engine_clk),
     .weights__payload(weights__payload),
     .weights__ready(\r_en$154 ),
     .weights__valid(weights__valid)
@@ -8031,7 +8031,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$2999$354 (c[398:354])
+    .\port$3018$354 (c[398:354])
   );
   \accelerator.engine.route  route (
     .engine_clk(engine_clk),
@@ -10949,26 +10949,15 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, engine_clk);
+module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [128:0] \$101 ;
-  reg \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
-  reg \$106 ;
-  reg [31:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [1:0] \$109 ;
-  wire [3:0] \$11 ;
-  reg [2:0] \$110 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [3:0] \$15 ;
+  wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
@@ -10984,18 +10973,18 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
+  wire [31:0] \$3 ;
+  wire [3:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [3:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
@@ -11006,7 +10995,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
@@ -11017,7 +11006,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -11026,11 +11015,11 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [31:0] \$68 ;
-  wire [31:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [31:0] \$70 ;
-  wire [31:0] \$71 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -11045,141 +11034,119 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  reg \$85 ;
+  reg [128:0] \$86 ;
+  reg \$87 ;
+  reg [2:0] \$88 ;
+  reg \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  reg [2:0] \$90 ;
+  reg \$91 ;
+  reg [31:0] \$92 ;
+  reg [31:0] \$93 ;
+  reg [1:0] \$94 ;
+  reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$190 ;
-  wire [7:0] \a_in$208 ;
-  wire [7:0] \a_in$226 ;
-  wire [7:0] \a_in$243 ;
-  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$117 ;
+  wire [7:0] \a_in$137 ;
+  wire [7:0] \a_in$156 ;
+  wire [7:0] \a_in$174 ;
+  wire [7:0] \a_in$196 ;
+  wire [7:0] \a_in$218 ;
+  wire [7:0] \a_in$239 ;
+  wire [7:0] \a_in$257 ;
   wire [7:0] \a_in$279 ;
-  wire [7:0] \a_in$299 ;
-  wire [7:0] \a_in$318 ;
-  wire [7:0] \a_in$334 ;
-  wire [7:0] \a_in$354 ;
-  wire [7:0] \a_in$374 ;
-  wire [7:0] \a_in$393 ;
-  wire [7:0] \a_in$409 ;
-  wire [7:0] \a_in$429 ;
-  wire [7:0] \a_in$449 ;
+  wire [7:0] \a_in$301 ;
+  wire [7:0] \a_in$322 ;
+  wire [7:0] \a_in$340 ;
+  wire [7:0] \a_in$362 ;
+  wire [7:0] \a_in$384 ;
+  wire [7:0] \a_in$97 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$186 ;
-  wire [7:0] \a_next$204 ;
-  wire [7:0] \a_next$222 ;
-  wire [7:0] \a_next$240 ;
-  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$113 ;
+  wire [7:0] \a_next$133 ;
+  wire [7:0] \a_next$153 ;
+  wire [7:0] \a_next$170 ;
+  wire [7:0] \a_next$192 ;
+  wire [7:0] \a_next$214 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$253 ;
   wire [7:0] \a_next$275 ;
-  wire [7:0] \a_next$295 ;
-  wire [7:0] \a_next$315 ;
-  wire [7:0] \a_next$330 ;
-  wire [7:0] \a_next$350 ;
-  wire [7:0] \a_next$370 ;
-  wire [7:0] \a_next$390 ;
-  wire [7:0] \a_next$405 ;
-  wire [7:0] \a_next$425 ;
-  wire [7:0] \a_next$445 ;
+  wire [7:0] \a_next$297 ;
+  wire [7:0] \a_next$319 ;
+  wire [7:0] \a_next$336 ;
+  wire [7:0] \a_next$358 ;
+  wire [7:0] \a_next$380 ;
+  wire [7:0] \a_next$93 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$209 ;
-  wire [7:0] \a_out$227 ;
-  wire [7:0] \a_out$260 ;
+  wire [7:0] \a_out$118 ;
+  wire [7:0] \a_out$138 ;
+  wire [7:0] \a_out$175 ;
+  wire [7:0] \a_out$197 ;
+  wire [7:0] \a_out$219 ;
+  wire [7:0] \a_out$258 ;
   wire [7:0] \a_out$280 ;
-  wire [7:0] \a_out$300 ;
-  wire [7:0] \a_out$335 ;
-  wire [7:0] \a_out$355 ;
-  wire [7:0] \a_out$375 ;
-  wire [7:0] \a_out$410 ;
-  wire [7:0] \a_out$430 ;
-  wire [7:0] \a_out$450 ;
+  wire [7:0] \a_out$302 ;
+  wire [7:0] \a_out$341 ;
+  wire [7:0] \a_out$363 ;
+  wire [7:0] \a_out$385 ;
   wire busy;
   wire capture;
-  wire \capture$165 ;
-  wire \capture$184 ;
-  wire \capture$202 ;
-  wire \capture$220 ;
-  wire \capture$238 ;
-  wire \capture$253 ;
+  wire \capture$111 ;
+  wire \capture$131 ;
+  wire \capture$151 ;
+  wire \capture$168 ;
+  wire \capture$190 ;
+  wire \capture$212 ;
+  wire \capture$234 ;
+  wire \capture$251 ;
   wire \capture$273 ;
-  wire \capture$293 ;
-  wire \capture$313 ;
-  wire \capture$328 ;
-  wire \capture$348 ;
-  wire \capture$368 ;
-  wire \capture$388 ;
-  wire \capture$403 ;
-  wire \capture$423 ;
-  wire \capture$443 ;
+  wire \capture$295 ;
+  wire \capture$317 ;
+  wire \capture$334 ;
+  wire \capture$356 ;
+  wire \capture$378 ;
+  wire \capture$69 ;
+  wire \capture$91 ;
   wire capture_next;
-  wire \capture_next$185 ;
-  wire \capture_next$203 ;
-  wire \capture_next$221 ;
-  wire \capture_next$239 ;
-  wire \capture_next$254 ;
+  wire \capture_next$112 ;
+  wire \capture_next$132 ;
+  wire \capture_next$152 ;
+  wire \capture_next$169 ;
+  wire \capture_next$191 ;
+  wire \capture_next$213 ;
+  wire \capture_next$235 ;
+  wire \capture_next$252 ;
   wire \capture_next$274 ;
-  wire \capture_next$294 ;
-  wire \capture_next$314 ;
-  wire \capture_next$329 ;
-  wire \capture_next$349 ;
-  wire \capture_next$369 ;
-  wire \capture_next$389 ;
-  wire \capture_next$404 ;
-  wire \capture_next$424 ;
-  wire \capture_next$444 ;
-  reg en = 1'h1;
-  wire [3:0] \en$145 ;
-  wire [3:0] \en$152 ;
-  (* init = 1'h1 *)
-  wire \en$153 ;
-  wire [3:0] \en$154 ;
-  (* init = 1'h1 *)
-  wire \en$155 ;
-  (* init = 1'h1 *)
-  wire \en$163 ;
-  (* init = 1'h1 *)
-  wire \en$182 ;
-  (* init = 1'h1 *)
-  wire \en$200 ;
-  (* init = 1'h1 *)
-  wire \en$218 ;
-  (* init = 1'h1 *)
-  wire \en$236 ;
-  (* init = 1'h1 *)
-  wire \en$251 ;
-  (* init = 1'h1 *)
-  wire \en$271 ;
-  (* init = 1'h1 *)
-  wire \en$291 ;
-  (* init = 1'h1 *)
-  wire \en$311 ;
-  (* init = 1'h1 *)
-  wire \en$326 ;
-  (* init = 1'h1 *)
-  wire \en$346 ;
-  (* init = 1'h1 *)
-  wire \en$366 ;
-  (* init = 1'h1 *)
-  wire \en$386 ;
-  (* init = 1'h1 *)
-  wire \en$401 ;
-  (* init = 1'h1 *)
-  wire \en$421 ;
-  (* init = 1'h1 *)
-  wire \en$441 ;
+  wire \capture_next$296 ;
+  wire \capture_next$318 ;
+  wire \capture_next$335 ;
+  wire \capture_next$357 ;
+  wire \capture_next$379 ;
+  wire \capture_next$92 ;
+  wire [3:0] en;
+  reg \en$107  = 1'h1;
+  reg \en$127  = 1'h1;
+  reg \en$147  = 1'h1;
+  reg \en$164  = 1'h1;
+  reg \en$186  = 1'h1;
+  reg \en$208  = 1'h1;
+  reg \en$230  = 1'h1;
+  reg \en$247  = 1'h1;
+  reg \en$269  = 1'h1;
+  reg \en$27  = 1'h1;
+  reg \en$291  = 1'h1;
+  reg \en$313  = 1'h1;
+  reg \en$330  = 1'h1;
+  reg \en$352  = 1'h1;
+  reg \en$374  = 1'h1;
+  wire [3:0] \en$39 ;
+  reg \en$44  = 1'h1;
+  wire [3:0] \en$46 ;
+  reg \en$51  = 1'h1;
+  reg \en$65  = 1'h1;
+  reg \en$87  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -11192,171 +11159,187 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   reg en_in_w_1 = 1'h1;
   reg en_in_w_2 = 1'h1;
   reg en_in_w_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
   reg en_skew_a_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg en_skew_w_0 = 1'h1;
   reg en_skew_w_1 = 1'h1;
   reg en_skew_w_2 = 1'h1;
   reg en_skew_w_3 = 1'h1;
-  reg en_skew_wctl = 1'h1;
-  input engine_clk;
+  (* init = 1'h1 *)
+  wire en_skew_wctl;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$194 ;
-  wire \first_in$212 ;
-  wire \first_in$230 ;
-  wire \first_in$245 ;
-  wire \first_in$263 ;
+  wire \first_in$101 ;
+  wire \first_in$121 ;
+  wire \first_in$141 ;
+  wire \first_in$158 ;
+  wire \first_in$178 ;
+  wire \first_in$200 ;
+  wire \first_in$222 ;
+  wire \first_in$241 ;
+  wire \first_in$261 ;
   wire \first_in$283 ;
-  wire \first_in$303 ;
-  wire \first_in$320 ;
-  wire \first_in$338 ;
-  wire \first_in$358 ;
-  wire \first_in$378 ;
-  wire \first_in$395 ;
-  wire \first_in$413 ;
-  wire \first_in$433 ;
-  wire \first_in$453 ;
+  wire \first_in$305 ;
+  wire \first_in$324 ;
+  wire \first_in$344 ;
+  wire \first_in$366 ;
+  wire \first_in$388 ;
   wire first_next;
-  wire \first_next$187 ;
-  wire \first_next$205 ;
-  wire \first_next$223 ;
-  wire \first_next$241 ;
-  wire \first_next$256 ;
+  wire \first_next$114 ;
+  wire \first_next$134 ;
+  wire \first_next$154 ;
+  wire \first_next$171 ;
+  wire \first_next$193 ;
+  wire \first_next$215 ;
+  wire \first_next$237 ;
+  wire \first_next$254 ;
   wire \first_next$276 ;
-  wire \first_next$296 ;
-  wire \first_next$316 ;
-  wire \first_next$331 ;
-  wire \first_next$351 ;
-  wire \first_next$371 ;
-  wire \first_next$391 ;
-  wire \first_next$406 ;
-  wire \first_next$426 ;
-  wire \first_next$446 ;
+  wire \first_next$298 ;
+  wire \first_next$320 ;
+  wire \first_next$337 ;
+  wire \first_next$359 ;
+  wire \first_next$381 ;
+  wire \first_next$94 ;
   wire first_next_out;
-  wire \first_next_out$206 ;
-  wire \first_next_out$224 ;
-  wire \first_next_out$257 ;
+  wire \first_next_out$115 ;
+  wire \first_next_out$135 ;
+  wire \first_next_out$172 ;
+  wire \first_next_out$194 ;
+  wire \first_next_out$216 ;
+  wire \first_next_out$255 ;
   wire \first_next_out$277 ;
-  wire \first_next_out$297 ;
-  wire \first_next_out$332 ;
-  wire \first_next_out$352 ;
-  wire \first_next_out$372 ;
-  wire \first_next_out$407 ;
-  wire \first_next_out$427 ;
-  wire \first_next_out$447 ;
+  wire \first_next_out$299 ;
+  wire \first_next_out$338 ;
+  wire \first_next_out$360 ;
+  wire \first_next_out$382 ;
   wire first_out;
-  wire \first_out$213 ;
-  wire \first_out$231 ;
-  wire \first_out$264 ;
+  wire \first_out$122 ;
+  wire \first_out$142 ;
+  wire \first_out$179 ;
+  wire \first_out$201 ;
+  wire \first_out$223 ;
+  wire \first_out$262 ;
   wire \first_out$284 ;
-  wire \first_out$304 ;
-  wire \first_out$339 ;
-  wire \first_out$359 ;
-  wire \first_out$379 ;
-  wire \first_out$414 ;
-  wire \first_out$434 ;
-  wire \first_out$454 ;
+  wire \first_out$306 ;
+  wire \first_out$345 ;
+  wire \first_out$367 ;
+  wire \first_out$389 ;
   wire held;
   wire [127:0] i;
-  (* init = 32'd0 *)
-  wire [31:0] \i$156 ;
-  wire [7:0] \i$156[0] ;
-  wire [7:0] \i$156[1] ;
-  wire [7:0] \i$156[2] ;
-  wire [7:0] \i$156[3] ;
-  wire [7:0] \i$157 ;
-  wire [1:0] \i$157[0] ;
-  wire \i$157[0].capture ;
-  wire \i$157[0].shift ;
-  wire [1:0] \i$157[1] ;
-  wire \i$157[1].capture ;
-  wire \i$157[1].shift ;
-  wire [1:0] \i$157[2] ;
-  wire \i$157[2].capture ;
-  wire \i$157[2].shift ;
-  wire [1:0] \i$157[3] ;
-  wire \i$157[3].capture ;
-  wire \i$157[3].shift ;
-  wire [31:0] \i$158 ;
-  wire [7:0] \i$158[0] ;
-  wire [7:0] \i$158[1] ;
-  wire [7:0] \i$158[2] ;
-  wire [7:0] \i$158[3] ;
-  wire [11:0] \i$159 ;
-  wire [2:0] \i$159[0] ;
-  wire \i$159[0].first ;
-  wire \i$159[0].last ;
-  wire \i$159[0].valid ;
-  wire [2:0] \i$159[1] ;
-  wire \i$159[1].first ;
-  wire \i$159[1].last ;
-  wire \i$159[1].valid ;
-  wire [2:0] \i$159[2] ;
-  wire \i$159[2].first ;
-  wire \i$159[2].last ;
-  wire \i$159[2].valid ;
-  wire [2:0] \i$159[3] ;
-  wire \i$159[3].first ;
-  wire \i$159[3].last ;
-  wire \i$159[3].valid ;
+  reg [31:0] \i$53  = 32'd0;
+  wire [7:0] \i$53[0] ;
+  wire [7:0] \i$53[1] ;
+  wire [7:0] \i$53[2] ;
+  wire [7:0] \i$53[3] ;
+  wire [7:0] \i$55 ;
+  wire [1:0] \i$55[0] ;
+  wire \i$55[0].capture ;
+  wire \i$55[0].shift ;
+  wire [1:0] \i$55[1] ;
+  wire \i$55[1].capture ;
+  wire \i$55[1].shift ;
+  wire [1:0] \i$55[2] ;
+  wire \i$55[2].capture ;
+  wire \i$55[2].shift ;
+  wire [1:0] \i$55[3] ;
+  wire \i$55[3].capture ;
+  wire \i$55[3].shift ;
+  wire [31:0] \i$57 ;
+  wire [7:0] \i$57[0] ;
+  wire [7:0] \i$57[1] ;
+  wire [7:0] \i$57[2] ;
+  wire [7:0] \i$57[3] ;
+  wire [11:0] \i$59 ;
+  wire [2:0] \i$59[0] ;
+  wire \i$59[0].first ;
+  wire \i$59[0].last ;
+  wire \i$59[0].valid ;
+  wire [2:0] \i$59[1] ;
+  wire \i$59[1].first ;
+  wire \i$59[1].last ;
+  wire \i$59[1].valid ;
+  wire [2:0] \i$59[2] ;
+  wire \i$59[2].first ;
+  wire \i$59[2].last ;
+  wire \i$59[2].valid ;
+  wire [2:0] \i$59[3] ;
+  wire \i$59[3].first ;
+  wire \i$59[3].last ;
+  wire \i$59[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$161 ;
-  wire [2:0] \i_next$161[0] ;
-  wire \i_next$161[0].first ;
-  wire \i_next$161[0].last ;
-  wire \i_next$161[0].valid ;
-  wire [2:0] \i_next$161[1] ;
-  wire \i_next$161[1].first ;
-  wire \i_next$161[1].last ;
-  wire \i_next$161[1].valid ;
-  wire [2:0] \i_next$161[2] ;
-  wire \i_next$161[2].first ;
-  wire \i_next$161[2].last ;
-  wire \i_next$161[2].valid ;
-  wire [2:0] \i_next$161[3] ;
-  wire \i_next$161[3].first ;
-  wire \i_next$161[3].last ;
-  wire \i_next$161[3].valid ;
-  wire [7:0] \i_next$162 ;
-  wire [1:0] \i_next$162[0] ;
-  wire \i_next$162[0].capture ;
-  wire \i_next$162[0].shift ;
-  wire [1:0] \i_next$162[1] ;
-  wire \i_next$162[1].capture ;
-  wire \i_next$162[1].shift ;
-  wire [1:0] \i_next$162[2] ;
-  wire \i_next$162[2].capture ;
-  wire \i_next$162[2].shift ;
-  wire [1:0] \i_next$162[3] ;
-  wire \i_next$162[3].capture ;
-  wire \i_next$162[3].shift ;
+  wire [11:0] \i_next$63 ;
+  wire [2:0] \i_next$63[0] ;
+  wire \i_next$63[0].first ;
+  wire \i_next$63[0].last ;
+  wire \i_next$63[0].valid ;
+  wire [2:0] \i_next$63[1] ;
+  wire \i_next$63[1].first ;
+  wire \i_next$63[1].last ;
+  wire \i_next$63[1].valid ;
+  wire [2:0] \i_next$63[2] ;
+  wire \i_next$63[2].first ;
+  wire \i_next$63[2].last ;
+  wire \i_next$63[2].valid ;
+  wire [2:0] \i_next$63[3] ;
+  wire \i_next$63[3].first ;
+  wire \i_next$63[3].last ;
+  wire \i_next$63[3].valid ;
+  wire [7:0] \i_next$64 ;
+  wire [1:0] \i_next$64[0] ;
+  wire \i_next$64[0].capture ;
+  wire \i_next$64[0].shift ;
+  wire [1:0] \i_next$64[1] ;
+  wire \i_next$64[1].capture ;
+  wire \i_next$64[1].shift ;
+  wire [1:0] \i_next$64[2] ;
+  wire \i_next$64[2].capture ;
+  wire \i_next$64[2].shift ;
+  wire [1:0] \i_next$64[3] ;
+  wire \i_next$64[3].capture ;
+  wire \i_next$64[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -11370,7 +11353,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  reg [31:0] in_w = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_w;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -11379,103 +11363,103 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$196 ;
-  wire \last_in$214 ;
-  wire \last_in$232 ;
-  wire \last_in$246 ;
-  wire \last_in$265 ;
+  wire \last_in$103 ;
+  wire \last_in$123 ;
+  wire \last_in$143 ;
+  wire \last_in$159 ;
+  wire \last_in$180 ;
+  wire \last_in$202 ;
+  wire \last_in$224 ;
+  wire \last_in$242 ;
+  wire \last_in$263 ;
   wire \last_in$285 ;
-  wire \last_in$305 ;
-  wire \last_in$321 ;
-  wire \last_in$340 ;
-  wire \last_in$360 ;
-  wire \last_in$380 ;
-  wire \last_in$396 ;
-  wire \last_in$415 ;
-  wire \last_in$435 ;
-  wire \last_in$455 ;
+  wire \last_in$307 ;
+  wire \last_in$325 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
+  wire \last_in$390 ;
   wire last_out;
-  wire \last_out$197 ;
-  wire \last_out$215 ;
-  wire \last_out$233 ;
-  wire \last_out$266 ;
+  wire \last_out$104 ;
+  wire \last_out$124 ;
+  wire \last_out$144 ;
+  wire \last_out$181 ;
+  wire \last_out$203 ;
+  wire \last_out$225 ;
+  wire \last_out$264 ;
   wire \last_out$286 ;
-  wire \last_out$306 ;
-  wire \last_out$341 ;
-  wire \last_out$361 ;
-  wire \last_out$381 ;
-  wire \last_out$416 ;
-  wire \last_out$436 ;
-  wire \last_out$456 ;
+  wire \last_out$308 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
+  wire \last_out$391 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$166 ;
-  wire [1:0] \o$166[0] ;
-  wire \o$166[0].capture ;
-  wire \o$166[0].shift ;
-  wire [1:0] \o$166[1] ;
-  wire \o$166[1].capture ;
-  wire \o$166[1].shift ;
-  wire [1:0] \o$166[2] ;
-  wire \o$166[2].capture ;
-  wire \o$166[2].shift ;
-  wire [1:0] \o$166[3] ;
-  wire \o$166[3].capture ;
-  wire \o$166[3].shift ;
-  wire [31:0] \o$174 ;
-  wire [7:0] \o$174[0] ;
-  wire [7:0] \o$174[1] ;
-  wire [7:0] \o$174[2] ;
-  wire [7:0] \o$174[3] ;
-  wire [11:0] \o$176 ;
-  wire [2:0] \o$176[0] ;
-  wire \o$176[0].first ;
-  wire \o$176[0].last ;
-  wire \o$176[0].valid ;
-  wire [2:0] \o$176[1] ;
-  wire \o$176[1].first ;
-  wire \o$176[1].last ;
-  wire \o$176[1].valid ;
-  wire [2:0] \o$176[2] ;
-  wire \o$176[2].first ;
-  wire \o$176[2].last ;
-  wire \o$176[2].valid ;
-  wire [2:0] \o$176[3] ;
-  wire \o$176[3].first ;
-  wire \o$176[3].last ;
-  wire \o$176[3].valid ;
-  wire [31:0] \o$181 ;
-  wire [7:0] \o$181[0] ;
-  wire [7:0] \o$181[1] ;
-  wire [7:0] \o$181[2] ;
-  wire [7:0] \o$181[3] ;
+  wire [7:0] \o$70 ;
+  wire [1:0] \o$70[0] ;
+  wire \o$70[0].capture ;
+  wire \o$70[0].shift ;
+  wire [1:0] \o$70[1] ;
+  wire \o$70[1].capture ;
+  wire \o$70[1].shift ;
+  wire [1:0] \o$70[2] ;
+  wire \o$70[2].capture ;
+  wire \o$70[2].shift ;
+  wire [1:0] \o$70[3] ;
+  wire \o$70[3].capture ;
+  wire \o$70[3].shift ;
+  wire [31:0] \o$79 ;
+  wire [7:0] \o$79[0] ;
+  wire [7:0] \o$79[1] ;
+  wire [7:0] \o$79[2] ;
+  wire [7:0] \o$79[3] ;
+  wire [11:0] \o$81 ;
+  wire [2:0] \o$81[0] ;
+  wire \o$81[0].first ;
+  wire \o$81[0].last ;
+  wire \o$81[0].valid ;
+  wire [2:0] \o$81[1] ;
+  wire \o$81[1].first ;
+  wire \o$81[1].last ;
+  wire \o$81[1].valid ;
+  wire [2:0] \o$81[2] ;
+  wire \o$81[2].first ;
+  wire \o$81[2].last ;
+  wire \o$81[2].valid ;
+  wire [2:0] \o$81[3] ;
+  wire \o$81[3].first ;
+  wire \o$81[3].last ;
+  wire \o$81[3].valid ;
+  wire [31:0] \o$86 ;
+  wire [7:0] \o$86[0] ;
+  wire [7:0] \o$86[1] ;
+  wire [7:0] \o$86[2] ;
+  wire [7:0] \o$86[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$169 ;
-  wire [7:0] \o_next$169[0] ;
-  wire [7:0] \o_next$169[1] ;
-  wire [7:0] \o_next$169[2] ;
-  wire [7:0] \o_next$169[3] ;
-  wire [11:0] \o_next$171 ;
-  wire [2:0] \o_next$171[0] ;
-  wire \o_next$171[0].first ;
-  wire \o_next$171[0].last ;
-  wire \o_next$171[0].valid ;
-  wire [2:0] \o_next$171[1] ;
-  wire \o_next$171[1].first ;
-  wire \o_next$171[1].last ;
-  wire \o_next$171[1].valid ;
-  wire [2:0] \o_next$171[2] ;
-  wire \o_next$171[2].first ;
-  wire \o_next$171[2].last ;
-  wire \o_next$171[2].valid ;
-  wire [2:0] \o_next$171[3] ;
-  wire \o_next$171[3].first ;
-  wire \o_next$171[3].last ;
-  wire \o_next$171[3].valid ;
+  wire [31:0] \o_next$74 ;
+  wire [7:0] \o_next$74[0] ;
+  wire [7:0] \o_next$74[1] ;
+  wire [7:0] \o_next$74[2] ;
+  wire [7:0] \o_next$74[3] ;
+  wire [11:0] \o_next$76 ;
+  wire [2:0] \o_next$76[0] ;
+  wire \o_next$76[0].first ;
+  wire \o_next$76[0].last ;
+  wire \o_next$76[0].valid ;
+  wire [2:0] \o_next$76[1] ;
+  wire \o_next$76[1].first ;
+  wire \o_next$76[1].last ;
+  wire \o_next$76[1].valid ;
+  wire [2:0] \o_next$76[2] ;
+  wire \o_next$76[2].first ;
+  wire \o_next$76[2].last ;
+  wire \o_next$76[2].valid ;
+  wire [2:0] \o_next$76[3] ;
+  wire \o_next$76[3].first ;
+  wire \o_next$76[3].last ;
+  wire \o_next$76[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -11507,86 +11491,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire [31:0] \out.c[2] ;
   wire [31:0] \out.c[3] ;
   wire \out.last ;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$198 ;
-  wire [31:0] \psum_in$216 ;
-  wire [31:0] \psum_in$234 ;
-  wire [31:0] \psum_in$247 ;
-  wire [31:0] \psum_in$267 ;
+  wire [31:0] \psum_in$105 ;
+  wire [31:0] \psum_in$125 ;
+  wire [31:0] \psum_in$145 ;
+  wire [31:0] \psum_in$160 ;
+  wire [31:0] \psum_in$182 ;
+  wire [31:0] \psum_in$204 ;
+  wire [31:0] \psum_in$226 ;
+  wire [31:0] \psum_in$243 ;
+  wire [31:0] \psum_in$265 ;
   wire [31:0] \psum_in$287 ;
-  wire [31:0] \psum_in$307 ;
-  wire [31:0] \psum_in$322 ;
-  wire [31:0] \psum_in$342 ;
-  wire [31:0] \psum_in$362 ;
-  wire [31:0] \psum_in$382 ;
-  wire [31:0] \psum_in$397 ;
-  wire [31:0] \psum_in$417 ;
-  wire [31:0] \psum_in$437 ;
-  wire [31:0] \psum_in$457 ;
+  wire [31:0] \psum_in$309 ;
+  wire [31:0] \psum_in$326 ;
+  wire [31:0] \psum_in$348 ;
+  wire [31:0] \psum_in$370 ;
+  wire [31:0] \psum_in$392 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$136 ;
-  wire [31:0] \psum_out$137 ;
-  wire [31:0] \psum_out$138 ;
-  wire [31:0] \psum_out$248 ;
-  wire [31:0] \psum_out$268 ;
+  wire [31:0] \psum_out$161 ;
+  wire [31:0] \psum_out$183 ;
+  wire [31:0] \psum_out$205 ;
+  wire [31:0] \psum_out$227 ;
+  wire [31:0] \psum_out$244 ;
+  wire [31:0] \psum_out$266 ;
   wire [31:0] \psum_out$288 ;
-  wire [31:0] \psum_out$308 ;
-  wire [31:0] \psum_out$323 ;
-  wire [31:0] \psum_out$343 ;
-  wire [31:0] \psum_out$363 ;
-  wire [31:0] \psum_out$383 ;
-  wire [31:0] \psum_out$398 ;
-  wire [31:0] \psum_out$418 ;
-  wire [31:0] \psum_out$438 ;
-  wire [31:0] \psum_out$458 ;
+  wire [31:0] \psum_out$310 ;
+  wire [31:0] \psum_out$327 ;
+  wire [31:0] \psum_out$349 ;
+  wire [31:0] \psum_out$371 ;
+  wire [31:0] \psum_out$393 ;
+  wire [31:0] \psum_out$4 ;
+  wire [31:0] \psum_out$5 ;
+  wire [31:0] \psum_out$6 ;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -11623,26 +11559,39 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  reg shift_0_0 = 1'h0;
-  reg shift_0_1 = 1'h0;
-  reg shift_0_2 = 1'h0;
-  reg shift_0_3 = 1'h0;
-  reg shift_1_0 = 1'h0;
-  reg shift_1_1 = 1'h0;
-  reg shift_1_2 = 1'h0;
-  reg shift_1_3 = 1'h0;
-  reg shift_2_0 = 1'h0;
-  reg shift_2_1 = 1'h0;
-  reg shift_2_2 = 1'h0;
-  reg shift_2_3 = 1'h0;
-  reg shift_3_0 = 1'h0;
-  reg shift_3_1 = 1'h0;
-  reg shift_3_2 = 1'h0;
-  reg shift_3_3 = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  (* init = 1'h0 *)
+  wire shift_3_3;
   reg [2:0] since_first = 3'h4;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -11655,112 +11604,98 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$192 ;
-  wire \valid_in$210 ;
-  wire \valid_in$228 ;
-  wire \valid_in$244 ;
-  wire \valid_in$261 ;
+  wire \valid_in$119 ;
+  wire \valid_in$139 ;
+  wire \valid_in$157 ;
+  wire \valid_in$176 ;
+  wire \valid_in$198 ;
+  wire \valid_in$220 ;
+  wire \valid_in$240 ;
+  wire \valid_in$259 ;
   wire \valid_in$281 ;
-  wire \valid_in$301 ;
-  wire \valid_in$319 ;
-  wire \valid_in$336 ;
-  wire \valid_in$356 ;
-  wire \valid_in$376 ;
-  wire \valid_in$394 ;
-  wire \valid_in$411 ;
-  wire \valid_in$431 ;
-  wire \valid_in$451 ;
+  wire \valid_in$303 ;
+  wire \valid_in$323 ;
+  wire \valid_in$342 ;
+  wire \valid_in$364 ;
+  wire \valid_in$386 ;
+  wire \valid_in$99 ;
   wire valid_next;
-  wire \valid_next$189 ;
-  wire \valid_next$207 ;
-  wire \valid_next$225 ;
-  wire \valid_next$242 ;
-  wire \valid_next$258 ;
+  wire \valid_next$116 ;
+  wire \valid_next$136 ;
+  wire \valid_next$155 ;
+  wire \valid_next$173 ;
+  wire \valid_next$195 ;
+  wire \valid_next$217 ;
+  wire \valid_next$238 ;
+  wire \valid_next$256 ;
   wire \valid_next$278 ;
-  wire \valid_next$298 ;
-  wire \valid_next$317 ;
-  wire \valid_next$333 ;
-  wire \valid_next$353 ;
-  wire \valid_next$373 ;
-  wire \valid_next$392 ;
-  wire \valid_next$408 ;
-  wire \valid_next$428 ;
-  wire \valid_next$448 ;
+  wire \valid_next$300 ;
+  wire \valid_next$321 ;
+  wire \valid_next$339 ;
+  wire \valid_next$361 ;
+  wire \valid_next$383 ;
+  wire \valid_next$96 ;
   wire valid_out;
-  wire \valid_out$193 ;
-  wire \valid_out$211 ;
-  wire \valid_out$229 ;
-  wire \valid_out$262 ;
+  wire \valid_out$100 ;
+  wire \valid_out$120 ;
+  wire \valid_out$140 ;
+  wire \valid_out$177 ;
+  wire \valid_out$199 ;
+  wire \valid_out$221 ;
+  wire \valid_out$260 ;
   wire \valid_out$282 ;
-  wire \valid_out$302 ;
-  wire \valid_out$337 ;
-  wire \valid_out$357 ;
-  wire \valid_out$377 ;
-  wire \valid_out$412 ;
-  wire \valid_out$432 ;
-  wire \valid_out$452 ;
+  wire \valid_out$304 ;
+  wire \valid_out$343 ;
+  wire \valid_out$365 ;
+  wire \valid_out$387 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$199 ;
-  wire [7:0] \w_in$217 ;
-  wire [7:0] \w_in$235 ;
-  wire [7:0] \w_in$249 ;
-  wire [7:0] \w_in$269 ;
+  wire [7:0] \w_in$106 ;
+  wire [7:0] \w_in$126 ;
+  wire [7:0] \w_in$146 ;
+  wire [7:0] \w_in$162 ;
+  wire [7:0] \w_in$184 ;
+  wire [7:0] \w_in$206 ;
+  wire [7:0] \w_in$228 ;
+  wire [7:0] \w_in$245 ;
+  wire [7:0] \w_in$267 ;
   wire [7:0] \w_in$289 ;
-  wire [7:0] \w_in$309 ;
-  wire [7:0] \w_in$324 ;
-  wire [7:0] \w_in$344 ;
-  wire [7:0] \w_in$364 ;
-  wire [7:0] \w_in$384 ;
-  wire [7:0] \w_in$399 ;
-  wire [7:0] \w_in$419 ;
-  wire [7:0] \w_in$439 ;
-  wire [7:0] \w_in$459 ;
+  wire [7:0] \w_in$311 ;
+  wire [7:0] \w_in$328 ;
+  wire [7:0] \w_in$350 ;
+  wire [7:0] \w_in$372 ;
+  wire [7:0] \w_in$394 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$270 ;
+  wire [7:0] \w_out$185 ;
+  wire [7:0] \w_out$207 ;
+  wire [7:0] \w_out$229 ;
+  wire [7:0] \w_out$246 ;
+  wire [7:0] \w_out$268 ;
   wire [7:0] \w_out$290 ;
-  wire [7:0] \w_out$310 ;
-  wire [7:0] \w_out$325 ;
-  wire [7:0] \w_out$345 ;
-  wire [7:0] \w_out$365 ;
-  wire [7:0] \w_out$385 ;
-  wire [7:0] \w_out$400 ;
-  wire [7:0] \w_out$420 ;
-  wire [7:0] \w_out$440 ;
-  wire [7:0] \w_out$460 ;
-  (* init = 1'h0 *)
-  wire w_shift;
-  (* init = 1'h0 *)
-  wire \w_shift$183 ;
-  (* init = 1'h0 *)
-  wire \w_shift$201 ;
-  (* init = 1'h0 *)
-  wire \w_shift$219 ;
-  (* init = 1'h0 *)
-  wire \w_shift$237 ;
-  (* init = 1'h0 *)
-  wire \w_shift$252 ;
-  (* init = 1'h0 *)
-  wire \w_shift$272 ;
-  (* init = 1'h0 *)
-  wire \w_shift$292 ;
-  (* init = 1'h0 *)
-  wire \w_shift$312 ;
-  (* init = 1'h0 *)
-  wire \w_shift$327 ;
-  (* init = 1'h0 *)
-  wire \w_shift$347 ;
-  (* init = 1'h0 *)
-  wire \w_shift$367 ;
-  (* init = 1'h0 *)
-  wire \w_shift$387 ;
-  (* init = 1'h0 *)
-  wire \w_shift$402 ;
-  (* init = 1'h0 *)
-  wire \w_shift$422 ;
-  (* init = 1'h0 *)
-  wire \w_shift$442 ;
+  wire [7:0] \w_out$312 ;
+  wire [7:0] \w_out$329 ;
+  wire [7:0] \w_out$351 ;
+  wire [7:0] \w_out$373 ;
+  wire [7:0] \w_out$395 ;
+  reg w_shift = 1'h0;
+  reg \w_shift$109  = 1'h0;
+  reg \w_shift$129  = 1'h0;
+  reg \w_shift$149  = 1'h0;
+  reg \w_shift$166  = 1'h0;
+  reg \w_shift$188  = 1'h0;
+  reg \w_shift$210  = 1'h0;
+  reg \w_shift$232  = 1'h0;
+  reg \w_shift$249  = 1'h0;
+  reg \w_shift$271  = 1'h0;
+  reg \w_shift$293  = 1'h0;
+  reg \w_shift$315  = 1'h0;
+  reg \w_shift$332  = 1'h0;
+  reg \w_shift$354  = 1'h0;
+  reg \w_shift$376  = 1'h0;
+  reg \w_shift$89  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -11772,1102 +11707,1144 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = ~ held;
-  assign \$11  = loaded + 1'h1;
-  assign \$12  = a_accept & first;
-  assign \$13  = a_accept & first;
-  assign \$14  = since_first < 3'h4;
-  assign \$15  = since_first + 1'h1;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
-  assign \$22  = ~ held;
-  assign \$23  = ~ held;
-  assign \$24  = ~ held;
+  assign \$3  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$4  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$5  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$6  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$7  = ~ first;
+  assign \$8  = \$7  | shadow_full;
+  assign \$9  = \en$27  & \$8 ;
+  assign operands__ready = \$9  & released;
+  assign a_accept = operands__valid & operands__ready;
+  assign \$10  = loaded == 3'h4;
+  assign \$11  = \en$27  & \$10 ;
+  assign \$12  = ~ shadow_full;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = since_first >= 2'h3;
+  assign capture = \$13  & \$14 ;
+  assign \$15  = loaded < 3'h4;
+  assign \$16  = \$15  | capture;
+  assign \$17  = \en$27  & \$16 ;
+  assign weights__ready = \$17  & released;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$18  = in_flags[0] | results__valid;
+  assign \$19  = | { \valid_in$386 , \valid_in$364 , \valid_in$342 , \o$81 [9], \valid_in$303 , \valid_in$281 , \valid_in$259 , \o$81 [6], \valid_in$220 , \valid_in$198 , \valid_in$176 , \o$81 [3], \valid_in$139 , \valid_in$119 , \valid_in$99 , \o$81 [0] };
+  assign busy = \$18  | \$19 ;
+  assign \$20  = ~ skid_valid;
+  assign \$21  = ~ skid_valid_0;
+  assign \$22  = ~ skid_valid_1;
+  assign \$23  = ~ skid_valid_2;
+  assign \$24  = ~ skid_valid_3;
   assign \$25  = ~ held;
   assign \$26  = ~ held;
   assign \$27  = ~ held;
   assign \$28  = ~ held;
   assign \$29  = ~ held;
-  assign \$30  = ~ held;
-  assign \$31  = ~ held;
-  assign \$32  = ~ held;
-  assign \$33  = ~ held;
-  assign \$34  = ~ held;
-  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$30  = loaded + 1'h1;
+  assign \$31  = a_accept & first;
+  assign \$32  = a_accept & first;
+  assign \$33  = since_first < 3'h4;
+  assign \$34  = since_first + 1'h1;
+  assign \$35  = ~ held;
   assign \$36  = ~ held;
-  assign \$37  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = en_pe_0_2 ? o_next[4] : shift_0_2;
+  assign \$39  = ~ held;
   assign \$40  = ~ held;
-  assign \$41  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$41  = ~ held;
   assign \$42  = ~ held;
-  assign \$43  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$43  = ~ held;
   assign \$44  = ~ held;
-  assign \$45  = en_pe_1_1 ? o_next[2] : shift_1_1;
+  assign \$45  = ~ held;
   assign \$46  = ~ held;
-  assign \$47  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$47  = ~ held;
   assign \$48  = ~ held;
-  assign \$49  = en_pe_1_3 ? o_next[6] : shift_1_3;
+  assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign \$51  = en_pe_2_0 ? o_next[0] : shift_2_0;
+  assign \$51  = ~ held;
   assign \$52  = ~ held;
-  assign \$53  = en_pe_2_1 ? o_next[2] : shift_2_1;
-  assign \$54  = ~ held;
-  assign \$55  = en_pe_2_2 ? o_next[4] : shift_2_2;
-  assign \$56  = ~ held;
-  assign \$57  = en_pe_2_3 ? o_next[6] : shift_2_3;
-  assign \$58  = ~ held;
-  assign \$59  = en_pe_3_0 ? o_next[0] : shift_3_0;
-  assign \$60  = ~ held;
-  assign \$61  = en_pe_3_1 ? o_next[2] : shift_3_1;
-  assign \$62  = ~ held;
-  assign \$63  = en_pe_3_2 ? o_next[4] : shift_3_2;
-  assign \$64  = ~ held;
-  assign \$65  = en_pe_3_3 ? o_next[6] : shift_3_3;
-  assign results__valid = skid_valid | valid_out;
-  assign \$66  = skid_valid ? skid[128] : out[128];
-  assign \$67  = ~ results__ready;
-  assign held = results__valid & \$67 ;
-  assign \$68  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$69  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$70  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$71  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$72  = ~ first;
-  assign \$73  = \$72  | shadow_full;
-  assign \$74  = en & \$73 ;
-  assign operands__ready = \$74  & released;
-  assign a_accept = operands__valid & operands__ready;
-  assign \$75  = loaded == 3'h4;
-  assign \$76  = en & \$75 ;
-  assign \$77  = ~ shadow_full;
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = since_first >= 2'h3;
-  assign capture = \$78  & \$79 ;
-  assign \$80  = loaded < 3'h4;
-  assign \$81  = \$80  | capture;
-  assign \$82  = en & \$81 ;
-  assign weights__ready = \$82  & released;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$83  = in_flags[0] | results__valid;
-  assign \$85  = \$84  | \valid_in$192 ;
-  assign \$86  = \$85  | \valid_in$210 ;
-  assign \$87  = \$86  | \valid_in$228 ;
-  assign \$88  = \$87  | \o$176 [3];
-  assign \$89  = \$88  | \valid_in$261 ;
-  assign \$90  = \$89  | \valid_in$281 ;
-  assign \$91  = \$90  | \valid_in$301 ;
-  assign \$92  = \$91  | \o$176 [6];
-  assign \$93  = \$92  | \valid_in$336 ;
-  assign \$94  = \$93  | \valid_in$356 ;
-  assign \$95  = \$94  | \valid_in$376 ;
-  assign \$96  = \$95  | \o$176 [9];
-  assign \$97  = \$96  | \valid_in$411 ;
-  assign \$98  = \$97  | \valid_in$431 ;
-  assign \$99  = \$98  | \valid_in$451 ;
-  assign busy = \$83  | \$99 ;
-  always @(posedge engine_clk)
+  assign \$53  = ~ held;
+  assign \$54  = \en$65  ? o_next[0] : w_shift;
+  assign \$55  = ~ held;
+  assign \$56  = \en$87  ? o_next[2] : \w_shift$89 ;
+  assign \$57  = ~ held;
+  assign \$58  = \en$107  ? o_next[4] : \w_shift$109 ;
+  assign \$59  = ~ held;
+  assign \$60  = \en$127  ? o_next[6] : \w_shift$129 ;
+  assign \$61  = ~ held;
+  assign \$62  = \en$147  ? o_next[0] : \w_shift$149 ;
+  assign \$63  = ~ held;
+  assign \$64  = \en$164  ? o_next[2] : \w_shift$166 ;
+  assign \$65  = ~ held;
+  assign \$66  = \en$186  ? o_next[4] : \w_shift$188 ;
+  assign \$67  = ~ held;
+  assign \$68  = \en$208  ? o_next[6] : \w_shift$210 ;
+  assign \$69  = ~ held;
+  assign \$70  = \en$230  ? o_next[0] : \w_shift$232 ;
+  assign \$71  = ~ held;
+  assign \$72  = \en$247  ? o_next[2] : \w_shift$249 ;
+  assign \$73  = ~ held;
+  assign \$74  = \en$269  ? o_next[4] : \w_shift$271 ;
+  assign \$75  = ~ held;
+  assign \$76  = \en$291  ? o_next[6] : \w_shift$293 ;
+  assign \$77  = ~ held;
+  assign \$78  = \en$313  ? o_next[0] : \w_shift$315 ;
+  assign \$79  = ~ held;
+  assign \$80  = \en$330  ? o_next[2] : \w_shift$332 ;
+  assign \$81  = ~ held;
+  assign \$82  = \en$352  ? o_next[4] : \w_shift$354 ;
+  assign \$83  = ~ held;
+  assign \$84  = \en$374  ? o_next[6] : \w_shift$376 ;
+  always @(posedge units_sync_clk)
     rst_group_row_0 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_0 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_1 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_2 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_0_3 <= rst_group_row_0;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_1 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_0 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_1 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_2 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_1_3 <= rst_group_row_1;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_2 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_0 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_1 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_2 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_2_3 <= rst_group_row_2;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_group_row_3 <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_0 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_1 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_2 <= rst_group_row_3;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_pe_3_3 <= rst_group_row_3;
-  always @(posedge engine_clk)
-    skid_valid <= \$100 ;
-  always @(posedge engine_clk)
-    skid <= \$101 ;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
+    skid_valid <= \$85 ;
+  always @(posedge units_sync_clk)
+    skid <= \$86 ;
+  always @(posedge units_sync_clk)
     skid_valid_0 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_1 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_2 <= held;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     skid_valid_3 <= held;
-  always @(posedge engine_clk)
-    en_deskew_0 <= \$6 ;
-  always @(posedge engine_clk)
-    en_deskew_1 <= \$7 ;
-  always @(posedge engine_clk)
-    en_deskew_2 <= \$8 ;
-  always @(posedge engine_clk)
-    en_deskew_3 <= \$9 ;
-  always @(posedge engine_clk)
-    en <= \$10 ;
-  always @(posedge engine_clk)
-    released <= \$102 ;
-  always @(posedge engine_clk)
-    loaded <= \$103 ;
-  always @(posedge engine_clk)
-    shadow_full <= \$104 ;
-  always @(posedge engine_clk)
-    since_first <= \$105 ;
-  always @(posedge engine_clk)
-    first <= \$106 ;
-  always @(posedge engine_clk)
-    en_in_w_0 <= \$16 ;
-  always @(posedge engine_clk)
-    in_w <= \$107 ;
-  always @(posedge engine_clk)
-    en_in_w_1 <= \$17 ;
-  always @(posedge engine_clk)
-    en_in_w_2 <= \$18 ;
-  always @(posedge engine_clk)
-    en_in_w_3 <= \$19 ;
-  always @(posedge engine_clk)
-    en_in_a_0 <= \$20 ;
-  always @(posedge engine_clk)
-    in_a <= \$108 ;
-  always @(posedge engine_clk)
-    en_in_a_1 <= \$21 ;
-  always @(posedge engine_clk)
-    en_in_a_2 <= \$22 ;
-  always @(posedge engine_clk)
-    en_in_a_3 <= \$23 ;
-  always @(posedge engine_clk)
-    in_wctl <= \$109 ;
-  always @(posedge engine_clk)
-    in_flags <= \$110 ;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
+    en_deskew_0 <= \$25 ;
+  always @(posedge units_sync_clk)
+    en_deskew_1 <= \$26 ;
+  always @(posedge units_sync_clk)
+    en_deskew_2 <= \$27 ;
+  always @(posedge units_sync_clk)
+    en_deskew_3 <= \$28 ;
+  always @(posedge units_sync_clk)
+    \en$27  <= \$29 ;
+  always @(posedge units_sync_clk)
+    released <= \$87 ;
+  always @(posedge units_sync_clk)
+    loaded <= \$88 ;
+  always @(posedge units_sync_clk)
+    shadow_full <= \$89 ;
+  always @(posedge units_sync_clk)
+    since_first <= \$90 ;
+  always @(posedge units_sync_clk)
+    first <= \$91 ;
+  always @(posedge units_sync_clk)
+    en_in_w_0 <= \$35 ;
+  always @(posedge units_sync_clk)
+    \i$53  <= \$92 ;
+  always @(posedge units_sync_clk)
+    en_in_w_1 <= \$36 ;
+  always @(posedge units_sync_clk)
+    en_in_w_2 <= \$37 ;
+  always @(posedge units_sync_clk)
+    en_in_w_3 <= \$38 ;
+  always @(posedge units_sync_clk)
+    en_in_a_0 <= \$39 ;
+  always @(posedge units_sync_clk)
+    in_a <= \$93 ;
+  always @(posedge units_sync_clk)
+    en_in_a_1 <= \$40 ;
+  always @(posedge units_sync_clk)
+    en_in_a_2 <= \$41 ;
+  always @(posedge units_sync_clk)
+    en_in_a_3 <= \$42 ;
+  always @(posedge units_sync_clk)
+    in_wctl <= \$94 ;
+  always @(posedge units_sync_clk)
+    in_flags <= \$95 ;
+  always @(posedge units_sync_clk)
     rst_group_skew_flags <= engine_rst;
-  always @(posedge engine_clk)
+  always @(posedge units_sync_clk)
     rst_skew_flags <= rst_group_skew_flags;
-  always @(posedge engine_clk)
-    en_skew_w_0 <= \$24 ;
-  always @(posedge engine_clk)
-    en_skew_w_1 <= \$25 ;
-  always @(posedge engine_clk)
-    en_skew_w_2 <= \$26 ;
-  always @(posedge engine_clk)
-    en_skew_w_3 <= \$27 ;
-  always @(posedge engine_clk)
-    en_skew_wctl <= \$28 ;
-  always @(posedge engine_clk)
-    en_skew_a_0 <= \$29 ;
-  always @(posedge engine_clk)
-    en_skew_a_1 <= \$30 ;
-  always @(posedge engine_clk)
-    en_skew_a_2 <= \$31 ;
-  always @(posedge engine_clk)
-    en_skew_a_3 <= \$32 ;
-  always @(posedge engine_clk)
-    en_skew_flags <= \$33 ;
-  always @(posedge engine_clk)
-    en_pe_0_0 <= \$34 ;
-  always @(posedge engine_clk)
-    shift_0_0 <= \$35 ;
-  always @(posedge engine_clk)
-    en_pe_0_1 <= \$36 ;
-  always @(posedge engine_clk)
-    shift_0_1 <= \$37 ;
-  always @(posedge engine_clk)
-    en_pe_0_2 <= \$38 ;
-  always @(posedge engine_clk)
-    shift_0_2 <= \$39 ;
-  always @(posedge engine_clk)
-    en_pe_0_3 <= \$40 ;
-  always @(posedge engine_clk)
-    shift_0_3 <= \$41 ;
-  always @(posedge engine_clk)
-    en_pe_1_0 <= \$42 ;
-  always @(posedge engine_clk)
-    shift_1_0 <= \$43 ;
-  always @(posedge engine_clk)
-    en_pe_1_1 <= \$44 ;
-  always @(posedge engine_clk)
-    shift_1_1 <= \$45 ;
-  always @(posedge engine_clk)
-    en_pe_1_2 <= \$46 ;
-  always @(posedge engine_clk)
-    shift_1_2 <= \$47 ;
-  always @(posedge engine_clk)
-    en_pe_1_3 <= \$48 ;
-  always @(posedge engine_clk)
-    shift_1_3 <= \$49 ;
-  always @(posedge engine_clk)
-    en_pe_2_0 <= \$50 ;
-  always @(posedge engine_clk)
-    shift_2_0 <= \$51 ;
-  always @(posedge engine_clk)
-    en_pe_2_1 <= \$52 ;
-  always @(posedge engine_clk)
-    shift_2_1 <= \$53 ;
-  always @(posedge engine_clk)
-    en_pe_2_2 <= \$54 ;
-  always @(posedge engine_clk)
-    shift_2_2 <= \$55 ;
-  always @(posedge engine_clk)
-    en_pe_2_3 <= \$56 ;
-  always @(posedge engine_clk)
-    shift_2_3 <= \$57 ;
-  always @(posedge engine_clk)
-    en_pe_3_0 <= \$58 ;
-  always @(posedge engine_clk)
-    shift_3_0 <= \$59 ;
-  always @(posedge engine_clk)
-    en_pe_3_1 <= \$60 ;
-  always @(posedge engine_clk)
-    shift_3_1 <= \$61 ;
-  always @(posedge engine_clk)
-    en_pe_3_2 <= \$62 ;
-  always @(posedge engine_clk)
-    shift_3_2 <= \$63 ;
-  always @(posedge engine_clk)
-    en_pe_3_3 <= \$64 ;
-  always @(posedge engine_clk)
-    shift_3_3 <= \$65 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_0 <= \$43 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_1 <= \$44 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_2 <= \$45 ;
+  always @(posedge units_sync_clk)
+    en_skew_w_3 <= \$46 ;
+  always @(posedge units_sync_clk)
+    \en$44  <= \$47 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_0 <= \$48 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_1 <= \$49 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_2 <= \$50 ;
+  always @(posedge units_sync_clk)
+    en_skew_a_3 <= \$51 ;
+  always @(posedge units_sync_clk)
+    \en$51  <= \$52 ;
+  always @(posedge units_sync_clk)
+    \en$65  <= \$53 ;
+  always @(posedge units_sync_clk)
+    w_shift <= \$54 ;
+  always @(posedge units_sync_clk)
+    \en$87  <= \$55 ;
+  always @(posedge units_sync_clk)
+    \w_shift$89  <= \$56 ;
+  always @(posedge units_sync_clk)
+    \en$107  <= \$57 ;
+  always @(posedge units_sync_clk)
+    \w_shift$109  <= \$58 ;
+  always @(posedge units_sync_clk)
+    \en$127  <= \$59 ;
+  always @(posedge units_sync_clk)
+    \w_shift$129  <= \$60 ;
+  always @(posedge units_sync_clk)
+    \en$147  <= \$61 ;
+  always @(posedge units_sync_clk)
+    \w_shift$149  <= \$62 ;
+  always @(posedge units_sync_clk)
+    \en$164  <= \$63 ;
+  always @(posedge units_sync_clk)
+    \w_shift$166  <= \$64 ;
+  always @(posedge units_sync_clk)
+    \en$186  <= \$65 ;
+  always @(posedge units_sync_clk)
+    \w_shift$188  <= \$66 ;
+  always @(posedge units_sync_clk)
+    \en$208  <= \$67 ;
+  always @(posedge units_sync_clk)
+    \w_shift$210  <= \$68 ;
+  always @(posedge units_sync_clk)
+    \en$230  <= \$69 ;
+  always @(posedge units_sync_clk)
+    \w_shift$232  <= \$70 ;
+  always @(posedge units_sync_clk)
+    \en$247  <= \$71 ;
+  always @(posedge units_sync_clk)
+    \w_shift$249  <= \$72 ;
+  always @(posedge units_sync_clk)
+    \en$269  <= \$73 ;
+  always @(posedge units_sync_clk)
+    \w_shift$271  <= \$74 ;
+  always @(posedge units_sync_clk)
+    \en$291  <= \$75 ;
+  always @(posedge units_sync_clk)
+    \w_shift$293  <= \$76 ;
+  always @(posedge units_sync_clk)
+    \en$313  <= \$77 ;
+  always @(posedge units_sync_clk)
+    \w_shift$315  <= \$78 ;
+  always @(posedge units_sync_clk)
+    \en$330  <= \$79 ;
+  always @(posedge units_sync_clk)
+    \w_shift$332  <= \$80 ;
+  always @(posedge units_sync_clk)
+    \en$352  <= \$81 ;
+  always @(posedge units_sync_clk)
+    \w_shift$354  <= \$82 ;
+  always @(posedge units_sync_clk)
+    \en$374  <= \$83 ;
+  always @(posedge units_sync_clk)
+    \w_shift$376  <= \$84 ;
+  assign results__valid = skid_valid | valid_out;
+  assign \$1  = skid_valid ? skid[128] : out[128];
+  assign \$2  = ~ results__ready;
+  assign held = results__valid & \$2 ;
   \accelerator.engine.core.deskew  deskew (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$3058$0 (en_deskew_0),
-    .\port$3059$0 (en_deskew_1),
-    .\port$3060$0 (en_deskew_2),
-    .\port$3061$0 (en_deskew_3)
+    .\port$3086$0 (en_deskew_0),
+    .\port$3087$0 (en_deskew_1),
+    .\port$3088$0 (en_deskew_2),
+    .\port$3089$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$174 [7:0]),
-    .a_next(\o_next$169 [7:0]),
-    .a_out(\a_in$190 ),
+    .a_in(\o$79 [7:0]),
+    .a_next(\o_next$74 [7:0]),
+    .a_out(\a_in$97 ),
     .capture_next(o_next[1]),
-    .en(en_pe_0_0),
-    .first_next_out(\first_next$187 ),
-    .first_out(\first_in$194 ),
-    .last_out(\last_in$196 ),
-    .pe_0_0_sync_clk(engine_clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3552$0 (\o$176 [2:0]),
-    .\port$3553$0 (\o_next$171 [1:0]),
-    .psum_out(\psum_in$247 ),
-    .valid_out(\valid_in$192 ),
-    .w_in(\o$181 [7:0]),
-    .w_out(\w_in$249 ),
-    .w_shift(shift_0_0)
+    .en(\en$65 ),
+    .first_next_out(\first_next$94 ),
+    .first_out(\first_in$101 ),
+    .last_out(\last_in$103 ),
+    .\port$3539$0 (\o$81 [2:0]),
+    .\port$3540$0 (\o_next$76 [1:0]),
+    .psum_out(\psum_in$160 ),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$99 ),
+    .w_in(\o$86 [7:0]),
+    .w_out(\w_in$162 ),
+    .w_shift(w_shift)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$190 ),
-    .a_next(\o$174 [7:0]),
-    .a_out(\a_in$208 ),
+    .a_in(\a_in$97 ),
+    .a_next(\o$79 [7:0]),
+    .a_out(\a_in$117 ),
     .capture_next(o_next[3]),
-    .en(en_pe_0_1),
-    .first_in(\first_in$194 ),
-    .first_next(\first_next$187 ),
-    .first_next_out(\first_next$205 ),
-    .first_out(\first_in$212 ),
-    .last_in(\last_in$196 ),
-    .last_out(\last_in$214 ),
-    .pe_0_1_sync_clk(engine_clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$267 ),
-    .valid_in(\valid_in$192 ),
-    .valid_next(\o$176 [0]),
-    .valid_out(\valid_in$210 ),
-    .w_in(\o$181 [15:8]),
-    .w_out(\w_in$269 ),
-    .w_shift(shift_0_1)
+    .en(\en$87 ),
+    .first_in(\first_in$101 ),
+    .first_next(\first_next$94 ),
+    .first_next_out(\first_next$114 ),
+    .first_out(\first_in$121 ),
+    .last_in(\last_in$103 ),
+    .last_out(\last_in$123 ),
+    .psum_out(\psum_in$182 ),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$99 ),
+    .valid_next(\o$81 [0]),
+    .valid_out(\valid_in$119 ),
+    .w_in(\o$86 [15:8]),
+    .w_out(\w_in$184 ),
+    .w_shift(\w_shift$89 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$208 ),
-    .a_next(\a_in$190 ),
-    .a_out(\a_in$226 ),
+    .a_in(\a_in$117 ),
+    .a_next(\a_in$97 ),
+    .a_out(\a_in$137 ),
     .capture_next(o_next[5]),
-    .en(en_pe_0_2),
-    .first_in(\first_in$212 ),
-    .first_next(\first_next$205 ),
-    .first_next_out(\first_next$223 ),
-    .first_out(\first_in$230 ),
-    .last_in(\last_in$214 ),
-    .last_out(\last_in$232 ),
-    .pe_0_2_sync_clk(engine_clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$287 ),
-    .valid_in(\valid_in$210 ),
-    .valid_next(\valid_in$192 ),
-    .valid_out(\valid_in$228 ),
-    .w_in(\o$181 [23:16]),
-    .w_out(\w_in$289 ),
-    .w_shift(shift_0_2)
+    .en(\en$107 ),
+    .first_in(\first_in$121 ),
+    .first_next(\first_next$114 ),
+    .first_next_out(\first_next$134 ),
+    .first_out(\first_in$141 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
+    .psum_out(\psum_in$204 ),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$119 ),
+    .valid_next(\valid_in$99 ),
+    .valid_out(\valid_in$139 ),
+    .w_in(\o$86 [23:16]),
+    .w_out(\w_in$206 ),
+    .w_shift(\w_shift$109 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$226 ),
-    .a_next(\a_in$208 ),
+    .a_in(\a_in$137 ),
+    .a_next(\a_in$117 ),
     .capture_next(o_next[7]),
-    .en(en_pe_0_3),
-    .first_in(\first_in$230 ),
-    .first_next(\first_next$223 ),
-    .last_in(\last_in$232 ),
-    .pe_0_3_sync_clk(engine_clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$307 ),
-    .valid_in(\valid_in$228 ),
-    .valid_next(\valid_in$210 ),
-    .w_in(\o$181 [31:24]),
-    .w_out(\w_in$309 ),
-    .w_shift(shift_0_3)
+    .en(\en$127 ),
+    .first_in(\first_in$141 ),
+    .first_next(\first_next$134 ),
+    .last_in(\last_in$143 ),
+    .psum_out(\psum_in$226 ),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$139 ),
+    .valid_next(\valid_in$119 ),
+    .w_in(\o$86 [31:24]),
+    .w_out(\w_in$228 ),
+    .w_shift(\w_shift$129 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$174 [15:8]),
-    .a_next(\o_next$169 [15:8]),
-    .a_out(\a_in$259 ),
+    .a_in(\o$79 [15:8]),
+    .a_next(\o_next$74 [15:8]),
+    .a_out(\a_in$174 ),
     .capture_next(o_next[1]),
-    .en(en_pe_1_0),
-    .first_next_out(\first_next$256 ),
-    .first_out(\first_in$263 ),
-    .last_out(\last_in$265 ),
-    .pe_1_0_sync_clk(engine_clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3552$3 (\o$176 [5:3]),
-    .\port$3553$3 (\o_next$171 [4:3]),
-    .psum_in(\psum_in$247 ),
-    .psum_out(\psum_in$322 ),
-    .valid_out(\valid_in$261 ),
-    .w_in(\w_in$249 ),
-    .w_out(\w_in$324 ),
-    .w_shift(shift_1_0)
+    .en(\en$147 ),
+    .first_next_out(\first_next$171 ),
+    .first_out(\first_in$178 ),
+    .last_out(\last_in$180 ),
+    .\port$3539$3 (\o$81 [5:3]),
+    .\port$3540$3 (\o_next$76 [4:3]),
+    .psum_in(\psum_in$160 ),
+    .psum_out(\psum_in$243 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$176 ),
+    .w_in(\w_in$162 ),
+    .w_out(\w_in$245 ),
+    .w_shift(\w_shift$149 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$259 ),
-    .a_next(\o$174 [15:8]),
-    .a_out(\a_in$279 ),
+    .a_in(\a_in$174 ),
+    .a_next(\o$79 [15:8]),
+    .a_out(\a_in$196 ),
     .capture_next(o_next[3]),
-    .en(en_pe_1_1),
-    .first_in(\first_in$263 ),
-    .first_next(\first_next$256 ),
-    .first_next_out(\first_next$276 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$265 ),
-    .last_out(\last_in$285 ),
-    .pe_1_1_sync_clk(engine_clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$267 ),
-    .psum_out(\psum_in$342 ),
-    .valid_in(\valid_in$261 ),
-    .valid_next(\o$176 [3]),
-    .valid_out(\valid_in$281 ),
-    .w_in(\w_in$269 ),
-    .w_out(\w_in$344 ),
-    .w_shift(shift_1_1)
+    .en(\en$164 ),
+    .first_in(\first_in$178 ),
+    .first_next(\first_next$171 ),
+    .first_next_out(\first_next$193 ),
+    .first_out(\first_in$200 ),
+    .last_in(\last_in$180 ),
+    .last_out(\last_in$202 ),
+    .psum_in(\psum_in$182 ),
+    .psum_out(\psum_in$265 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$176 ),
+    .valid_next(\o$81 [3]),
+    .valid_out(\valid_in$198 ),
+    .w_in(\w_in$184 ),
+    .w_out(\w_in$267 ),
+    .w_shift(\w_shift$166 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$279 ),
-    .a_next(\a_in$259 ),
-    .a_out(\a_in$299 ),
+    .a_in(\a_in$196 ),
+    .a_next(\a_in$174 ),
+    .a_out(\a_in$218 ),
     .capture_next(o_next[5]),
-    .en(en_pe_1_2),
-    .first_in(\first_in$283 ),
-    .first_next(\first_next$276 ),
-    .first_next_out(\first_next$296 ),
-    .first_out(\first_in$303 ),
-    .last_in(\last_in$285 ),
-    .last_out(\last_in$305 ),
-    .pe_1_2_sync_clk(engine_clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$287 ),
-    .psum_out(\psum_in$362 ),
-    .valid_in(\valid_in$281 ),
-    .valid_next(\valid_in$261 ),
-    .valid_out(\valid_in$301 ),
-    .w_in(\w_in$289 ),
-    .w_out(\w_in$364 ),
-    .w_shift(shift_1_2)
+    .en(\en$186 ),
+    .first_in(\first_in$200 ),
+    .first_next(\first_next$193 ),
+    .first_next_out(\first_next$215 ),
+    .first_out(\first_in$222 ),
+    .last_in(\last_in$202 ),
+    .last_out(\last_in$224 ),
+    .psum_in(\psum_in$204 ),
+    .psum_out(\psum_in$287 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$198 ),
+    .valid_next(\valid_in$176 ),
+    .valid_out(\valid_in$220 ),
+    .w_in(\w_in$206 ),
+    .w_out(\w_in$289 ),
+    .w_shift(\w_shift$188 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$299 ),
-    .a_next(\a_in$279 ),
+    .a_in(\a_in$218 ),
+    .a_next(\a_in$196 ),
     .capture_next(o_next[7]),
-    .en(en_pe_1_3),
-    .first_in(\first_in$303 ),
-    .first_next(\first_next$296 ),
-    .last_in(\last_in$305 ),
-    .pe_1_3_sync_clk(engine_clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$307 ),
-    .psum_out(\psum_in$382 ),
-    .valid_in(\valid_in$301 ),
-    .valid_next(\valid_in$281 ),
-    .w_in(\w_in$309 ),
-    .w_out(\w_in$384 ),
-    .w_shift(shift_1_3)
+    .en(\en$208 ),
+    .first_in(\first_in$222 ),
+    .first_next(\first_next$215 ),
+    .last_in(\last_in$224 ),
+    .psum_in(\psum_in$226 ),
+    .psum_out(\psum_in$309 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$220 ),
+    .valid_next(\valid_in$198 ),
+    .w_in(\w_in$228 ),
+    .w_out(\w_in$311 ),
+    .w_shift(\w_shift$210 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$174 [23:16]),
-    .a_next(\o_next$169 [23:16]),
-    .a_out(\a_in$334 ),
+    .a_in(\o$79 [23:16]),
+    .a_next(\o_next$74 [23:16]),
+    .a_out(\a_in$257 ),
     .capture_next(o_next[1]),
-    .en(en_pe_2_0),
-    .first_next_out(\first_next$331 ),
-    .first_out(\first_in$338 ),
-    .last_out(\last_in$340 ),
-    .pe_2_0_sync_clk(engine_clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3552$6 (\o$176 [8:6]),
-    .\port$3553$6 (\o_next$171 [7:6]),
-    .psum_in(\psum_in$322 ),
-    .psum_out(\psum_in$397 ),
-    .valid_out(\valid_in$336 ),
-    .w_in(\w_in$324 ),
-    .w_out(\w_in$399 ),
-    .w_shift(shift_2_0)
+    .en(\en$230 ),
+    .first_next_out(\first_next$254 ),
+    .first_out(\first_in$261 ),
+    .last_out(\last_in$263 ),
+    .\port$3539$6 (\o$81 [8:6]),
+    .\port$3540$6 (\o_next$76 [7:6]),
+    .psum_in(\psum_in$243 ),
+    .psum_out(\psum_in$326 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$259 ),
+    .w_in(\w_in$245 ),
+    .w_out(\w_in$328 ),
+    .w_shift(\w_shift$232 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$334 ),
-    .a_next(\o$174 [23:16]),
-    .a_out(\a_in$354 ),
+    .a_in(\a_in$257 ),
+    .a_next(\o$79 [23:16]),
+    .a_out(\a_in$279 ),
     .capture_next(o_next[3]),
-    .en(en_pe_2_1),
-    .first_in(\first_in$338 ),
-    .first_next(\first_next$331 ),
-    .first_next_out(\first_next$351 ),
-    .first_out(\first_in$358 ),
-    .last_in(\last_in$340 ),
-    .last_out(\last_in$360 ),
-    .pe_2_1_sync_clk(engine_clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$342 ),
-    .psum_out(\psum_in$417 ),
-    .valid_in(\valid_in$336 ),
-    .valid_next(\o$176 [6]),
-    .valid_out(\valid_in$356 ),
-    .w_in(\w_in$344 ),
-    .w_out(\w_in$419 ),
-    .w_shift(shift_2_1)
+    .en(\en$247 ),
+    .first_in(\first_in$261 ),
+    .first_next(\first_next$254 ),
+    .first_next_out(\first_next$276 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$263 ),
+    .last_out(\last_in$285 ),
+    .psum_in(\psum_in$265 ),
+    .psum_out(\psum_in$348 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$259 ),
+    .valid_next(\o$81 [6]),
+    .valid_out(\valid_in$281 ),
+    .w_in(\w_in$267 ),
+    .w_out(\w_in$350 ),
+    .w_shift(\w_shift$249 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$354 ),
-    .a_next(\a_in$334 ),
-    .a_out(\a_in$374 ),
+    .a_in(\a_in$279 ),
+    .a_next(\a_in$257 ),
+    .a_out(\a_in$301 ),
     .capture_next(o_next[5]),
-    .en(en_pe_2_2),
-    .first_in(\first_in$358 ),
-    .first_next(\first_next$351 ),
-    .first_next_out(\first_next$371 ),
-    .first_out(\first_in$378 ),
-    .last_in(\last_in$360 ),
-    .last_out(\last_in$380 ),
-    .pe_2_2_sync_clk(engine_clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$362 ),
-    .psum_out(\psum_in$437 ),
-    .valid_in(\valid_in$356 ),
-    .valid_next(\valid_in$336 ),
-    .valid_out(\valid_in$376 ),
-    .w_in(\w_in$364 ),
-    .w_out(\w_in$439 ),
-    .w_shift(shift_2_2)
+    .en(\en$269 ),
+    .first_in(\first_in$283 ),
+    .first_next(\first_next$276 ),
+    .first_next_out(\first_next$298 ),
+    .first_out(\first_in$305 ),
+    .last_in(\last_in$285 ),
+    .last_out(\last_in$307 ),
+    .psum_in(\psum_in$287 ),
+    .psum_out(\psum_in$370 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$281 ),
+    .valid_next(\valid_in$259 ),
+    .valid_out(\valid_in$303 ),
+    .w_in(\w_in$289 ),
+    .w_out(\w_in$372 ),
+    .w_shift(\w_shift$271 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$374 ),
-    .a_next(\a_in$354 ),
+    .a_in(\a_in$301 ),
+    .a_next(\a_in$279 ),
     .capture_next(o_next[7]),
-    .en(en_pe_2_3),
-    .first_in(\first_in$378 ),
-    .first_next(\first_next$371 ),
-    .last_in(\last_in$380 ),
-    .pe_2_3_sync_clk(engine_clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$382 ),
-    .psum_out(\psum_in$457 ),
-    .valid_in(\valid_in$376 ),
-    .valid_next(\valid_in$356 ),
-    .w_in(\w_in$384 ),
-    .w_out(\w_in$459 ),
-    .w_shift(shift_2_3)
+    .en(\en$291 ),
+    .first_in(\first_in$305 ),
+    .first_next(\first_next$298 ),
+    .last_in(\last_in$307 ),
+    .psum_in(\psum_in$309 ),
+    .psum_out(\psum_in$392 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$303 ),
+    .valid_next(\valid_in$281 ),
+    .w_in(\w_in$311 ),
+    .w_out(\w_in$394 ),
+    .w_shift(\w_shift$293 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$174 [31:24]),
-    .a_next(\o_next$169 [31:24]),
-    .a_out(\a_in$409 ),
+    .a_in(\o$79 [31:24]),
+    .a_next(\o_next$74 [31:24]),
+    .a_out(\a_in$340 ),
     .capture_next(o_next[1]),
-    .en(en_pe_3_0),
-    .first_next_out(\first_next$406 ),
-    .first_out(\first_in$413 ),
-    .last_out(\last_in$415 ),
-    .pe_3_0_sync_clk(engine_clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3552$9 (\o$176 [11:9]),
-    .\port$3553$9 (\o_next$171 [10:9]),
-    .psum_in(\psum_in$397 ),
+    .en(\en$313 ),
+    .first_next_out(\first_next$337 ),
+    .first_out(\first_in$344 ),
+    .last_out(\last_in$346 ),
+    .\port$3539$9 (\o$81 [11:9]),
+    .\port$3540$9 (\o_next$76 [10:9]),
+    .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$411 ),
-    .w_in(\w_in$399 ),
-    .w_shift(shift_3_0)
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$342 ),
+    .w_in(\w_in$328 ),
+    .w_shift(\w_shift$315 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$409 ),
-    .a_next(\o$174 [31:24]),
-    .a_out(\a_in$429 ),
+    .a_in(\a_in$340 ),
+    .a_next(\o$79 [31:24]),
+    .a_out(\a_in$362 ),
     .capture_next(o_next[3]),
-    .en(en_pe_3_1),
-    .first_in(\first_in$413 ),
-    .first_next(\first_next$406 ),
-    .first_next_out(\first_next$426 ),
-    .first_out(\first_in$433 ),
-    .last_in(\last_in$415 ),
-    .last_out(\last_in$435 ),
-    .pe_3_1_sync_clk(engine_clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$417 ),
-    .psum_out(\psum_out$136 ),
-    .valid_in(\valid_in$411 ),
-    .valid_next(\o$176 [9]),
-    .valid_out(\valid_in$431 ),
-    .w_in(\w_in$419 ),
-    .w_shift(shift_3_1)
+    .en(\en$330 ),
+    .first_in(\first_in$344 ),
+    .first_next(\first_next$337 ),
+    .first_next_out(\first_next$359 ),
+    .first_out(\first_in$366 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
+    .psum_in(\psum_in$348 ),
+    .psum_out(\psum_out$4 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$342 ),
+    .valid_next(\o$81 [9]),
+    .valid_out(\valid_in$364 ),
+    .w_in(\w_in$350 ),
+    .w_shift(\w_shift$332 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$429 ),
-    .a_next(\a_in$409 ),
-    .a_out(\a_in$449 ),
+    .a_in(\a_in$362 ),
+    .a_next(\a_in$340 ),
+    .a_out(\a_in$384 ),
     .capture_next(o_next[5]),
-    .en(en_pe_3_2),
-    .first_in(\first_in$433 ),
-    .first_next(\first_next$426 ),
-    .first_next_out(\first_next$446 ),
-    .first_out(\first_in$453 ),
-    .last_in(\last_in$435 ),
-    .last_out(\last_in$455 ),
-    .pe_3_2_sync_clk(engine_clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$437 ),
-    .psum_out(\psum_out$137 ),
-    .valid_in(\valid_in$431 ),
-    .valid_next(\valid_in$411 ),
-    .valid_out(\valid_in$451 ),
-    .w_in(\w_in$439 ),
-    .w_shift(shift_3_2)
+    .en(\en$352 ),
+    .first_in(\first_in$366 ),
+    .first_next(\first_next$359 ),
+    .first_next_out(\first_next$381 ),
+    .first_out(\first_in$388 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$390 ),
+    .psum_in(\psum_in$370 ),
+    .psum_out(\psum_out$5 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$364 ),
+    .valid_next(\valid_in$342 ),
+    .valid_out(\valid_in$386 ),
+    .w_in(\w_in$372 ),
+    .w_shift(\w_shift$354 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$449 ),
-    .a_next(\a_in$429 ),
+    .a_in(\a_in$384 ),
+    .a_next(\a_in$362 ),
     .capture_next(o_next[7]),
-    .en(en_pe_3_3),
-    .first_in(\first_in$453 ),
-    .first_next(\first_next$446 ),
-    .last_in(\last_in$455 ),
+    .en(\en$374 ),
+    .first_in(\first_in$388 ),
+    .first_next(\first_next$381 ),
+    .last_in(\last_in$390 ),
     .last_out(last_out),
-    .pe_3_3_sync_clk(engine_clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$457 ),
-    .psum_out(\psum_out$138 ),
-    .valid_in(\valid_in$451 ),
-    .valid_next(\valid_in$431 ),
+    .psum_in(\psum_in$392 ),
+    .psum_out(\psum_out$6 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(units_sync_clk),
+    .valid_in(\valid_in$386 ),
+    .valid_next(\valid_in$364 ),
     .valid_out(valid_out),
-    .w_in(\w_in$459 ),
-    .w_shift(shift_3_3)
+    .w_in(\w_in$394 ),
+    .w_shift(\w_shift$376 )
   );
   \accelerator.engine.core.skew_a  skew_a (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$158 ),
+    .i(\i$57 ),
     .i_next(i_next),
-    .o(\o$174 ),
-    .o_next(\o_next$169 ),
-    .\port$3096$0 (en_skew_a_0),
-    .\port$3097$0 (en_skew_a_1),
-    .\port$3098$0 (en_skew_a_2),
-    .\port$3099$0 (en_skew_a_3)
+    .o(\o$79 ),
+    .o_next(\o_next$74 ),
+    .\port$3124$0 (en_skew_a_0),
+    .\port$3125$0 (en_skew_a_1),
+    .\port$3126$0 (en_skew_a_2),
+    .\port$3127$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$159 ),
-    .i_next(\i_next$161 ),
-    .o(\o$176 ),
-    .o_next(\o_next$171 ),
-    .skew_flags_sync_clk(engine_clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$51 ),
+    .i(\i$59 ),
+    .i_next(\i_next$63 ),
+    .o(\o$81 ),
+    .o_next(\o_next$76 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(units_sync_clk)
   );
   \accelerator.engine.core.skew_w  skew_w (
-    .engine_clk(engine_clk),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(in_w),
-    .o(\o$181 ),
-    .\port$3091$0 (en_skew_w_0),
-    .\port$3092$0 (en_skew_w_1),
-    .\port$3093$0 (en_skew_w_2),
-    .\port$3094$0 (en_skew_w_3)
+    .i(\i$53 ),
+    .o(\o$86 ),
+    .\port$3119$0 (en_skew_w_0),
+    .\port$3120$0 (en_skew_w_1),
+    .\port$3121$0 (en_skew_w_2),
+    .\port$3122$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
-    .en(en_skew_wctl),
-    .engine_clk(engine_clk),
+    .en(\en$44 ),
+    .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
-    .i(\i$157 ),
-    .i_next(\i_next$162 ),
-    .o(\o$166 ),
+    .i(\i$55 ),
+    .i_next(\i_next$64 ),
+    .o(\o$70 ),
     .o_next(o_next)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$100  = held;
+    \$85  = held;
     if (engine_rst) begin
-      \$100  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$101  = skid;
-    if (\$1 ) begin
-      \$101 [128] = out[128];
+    \$86  = skid;
+    if (\$20 ) begin
+      \$86 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$101 [31:0] = out[31:0];
+    if (\$21 ) begin
+      \$86 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$101 [63:32] = out[63:32];
+    if (\$22 ) begin
+      \$86 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$101 [95:64] = out[95:64];
+    if (\$23 ) begin
+      \$86 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$101 [127:96] = out[127:96];
+    if (\$24 ) begin
+      \$86 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$102  = 1'h1;
+    \$87  = 1'h1;
     if (engine_rst) begin
-      \$102  = 1'h0;
+      \$87  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$103  = loaded;
-    if (en) begin
+    \$88  = loaded;
+    if (\en$27 ) begin
       if (capture) begin
-        \$103  = { 2'h0, w_accept };
+        \$88  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$103  = \$11 [2:0];
+        \$88  = \$30 [2:0];
       end
     end
     if (engine_rst) begin
-      \$103  = 3'h0;
+      \$88  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$104  = shadow_full;
-    if (en) begin
+    \$89  = shadow_full;
+    if (\en$27 ) begin
       if (capture) begin
-        \$104  = 1'h1;
-      end else if (\$12 ) begin
-        \$104  = 1'h0;
+        \$89  = 1'h1;
+      end else if (\$31 ) begin
+        \$89  = 1'h0;
       end
     end
     if (engine_rst) begin
-      \$104  = 1'h0;
+      \$89  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$105  = since_first;
-    if (en) begin
-      if (\$13 ) begin
-        \$105  = 3'h1;
-      end else if (\$14 ) begin
-        \$105  = \$15 [2:0];
+    \$90  = since_first;
+    if (\en$27 ) begin
+      if (\$32 ) begin
+        \$90  = 3'h1;
+      end else if (\$33 ) begin
+        \$90  = \$34 [2:0];
       end
     end
     if (engine_rst) begin
-      \$105  = 3'h4;
+      \$90  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$106  = first;
-    if (en) begin
+    \$91  = first;
+    if (\en$27 ) begin
       if (a_accept) begin
-        \$106  = operands__payload[32];
+        \$91  = operands__payload[32];
       end
     end
     if (engine_rst) begin
-      \$106  = 1'h1;
+      \$91  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$107  = in_w;
+    \$92  = \i$53 ;
     if (en_in_w_0) begin
-      \$107 [7:0] = weights__payload[7:0];
+      \$92 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$107 [15:8] = weights__payload[15:8];
+      \$92 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$107 [23:16] = weights__payload[23:16];
+      \$92 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$107 [31:24] = weights__payload[31:24];
+      \$92 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$108  = in_a;
+    \$93  = in_a;
     if (en_in_a_0) begin
-      \$108 [7:0] = operands__payload[7:0];
+      \$93 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$108 [15:8] = operands__payload[15:8];
+      \$93 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$108 [23:16] = operands__payload[23:16];
+      \$93 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$108 [31:24] = operands__payload[31:24];
+      \$93 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$109  = in_wctl;
-    if (en) begin
-      \$109 [0] = w_accept;
-      \$109 [1] = capture;
+    \$94  = in_wctl;
+    if (\en$27 ) begin
+      \$94 [0] = w_accept;
+      \$94 [1] = capture;
     end
     if (engine_rst) begin
-      \$109  = 2'h0;
+      \$94  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
-    \$110  = in_flags;
-    if (en) begin
-      \$110 [0] = a_accept;
-      \$110 [1] = first;
-      \$110 [2] = operands__payload[32];
+    \$95  = in_flags;
+    if (\en$27 ) begin
+      \$95 [0] = a_accept;
+      \$95 [1] = first;
+      \$95 [2] = operands__payload[32];
     end
     if (engine_rst) begin
-      \$110  = 3'h0;
+      \$95  = 3'h0;
     end
   end
-  assign pe_0_0_sync_clk = engine_clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = engine_clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = engine_clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = engine_clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = engine_clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = engine_clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = engine_clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = engine_clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = engine_clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = engine_clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = engine_clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = engine_clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = engine_clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = engine_clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = engine_clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = engine_clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$145  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = engine_clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$152  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$153  = en_skew_wctl;
-  assign \en$154  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$155  = en_skew_flags;
-  assign \i$156  = in_w;
-  assign \en$163  = en_pe_0_0;
-  assign w_shift = shift_0_0;
-  assign \capture$165  = \o$166 [1];
+  assign engine_clk = units_sync_clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$39  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign en_skew_wctl = \en$44 ;
+  assign \en$46  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign en_skew_flags = \en$51 ;
+  assign in_w = \i$53 ;
+  assign en_pe_0_0 = \en$65 ;
+  assign shift_0_0 = w_shift;
+  assign \capture$69  = \o$70 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$169 [7:0];
-  assign first_next = \o_next$171 [1];
-  assign valid_next = \o_next$171 [0];
-  assign a_in = \o$174 [7:0];
-  assign valid_in = \o$176 [0];
-  assign first_in = \o$176 [1];
-  assign last_in = \o$176 [2];
+  assign a_next = \o_next$74 [7:0];
+  assign first_next = \o_next$76 [1];
+  assign valid_next = \o_next$76 [0];
+  assign a_in = \o$79 [7:0];
+  assign valid_in = \o$81 [0];
+  assign first_in = \o$81 [1];
+  assign last_in = \o$81 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$181 [7:0];
-  assign \en$182  = en_pe_0_1;
-  assign \w_shift$183  = shift_0_1;
-  assign \capture$184  = \o$166 [3];
-  assign \capture_next$185  = o_next[3];
-  assign \a_next$186  = \o$174 [7:0];
-  assign first_next_out = \first_next$187 ;
-  assign \valid_next$189  = \o$176 [0];
-  assign a_out = \a_in$190 ;
-  assign \valid_out$193  = \valid_in$192 ;
-  assign first_out = \first_in$194 ;
-  assign \last_out$197  = \last_in$196 ;
-  assign \psum_in$198  = 32'd0;
-  assign \w_in$199  = \o$181 [15:8];
-  assign \en$200  = en_pe_0_2;
-  assign \w_shift$201  = shift_0_2;
-  assign \capture$202  = \o$166 [5];
-  assign \capture_next$203  = o_next[5];
-  assign \a_next$204  = \a_in$190 ;
-  assign \first_next_out$206  = \first_next$205 ;
-  assign \valid_next$207  = \valid_in$192 ;
-  assign \a_out$209  = \a_in$208 ;
-  assign \valid_out$211  = \valid_in$210 ;
-  assign \first_out$213  = \first_in$212 ;
-  assign \last_out$215  = \last_in$214 ;
-  assign \psum_in$216  = 32'd0;
-  assign \w_in$217  = \o$181 [23:16];
-  assign \en$218  = en_pe_0_3;
-  assign \w_shift$219  = shift_0_3;
-  assign \capture$220  = \o$166 [7];
-  assign \capture_next$221  = o_next[7];
-  assign \a_next$222  = \a_in$208 ;
-  assign \first_next_out$224  = \first_next$223 ;
-  assign \valid_next$225  = \valid_in$210 ;
-  assign \a_out$227  = \a_in$226 ;
-  assign \valid_out$229  = \valid_in$228 ;
-  assign \first_out$231  = \first_in$230 ;
-  assign \last_out$233  = \last_in$232 ;
-  assign \psum_in$234  = 32'd0;
-  assign \w_in$235  = \o$181 [31:24];
-  assign \en$236  = en_pe_1_0;
-  assign \w_shift$237  = shift_1_0;
-  assign \capture$238  = \o$166 [1];
-  assign \capture_next$239  = o_next[1];
-  assign \a_next$240  = \o_next$169 [15:8];
-  assign \first_next$241  = \o_next$171 [4];
-  assign \valid_next$242  = \o_next$171 [3];
-  assign \a_in$243  = \o$174 [15:8];
-  assign \valid_in$244  = \o$176 [3];
-  assign \first_in$245  = \o$176 [4];
-  assign \last_in$246  = \o$176 [5];
-  assign \psum_out$248  = \psum_in$247 ;
-  assign w_out = \w_in$249 ;
-  assign \en$251  = en_pe_1_1;
-  assign \w_shift$252  = shift_1_1;
-  assign \capture$253  = \o$166 [3];
-  assign \capture_next$254  = o_next[3];
-  assign \a_next$255  = \o$174 [15:8];
-  assign \first_next_out$257  = \first_next$256 ;
-  assign \valid_next$258  = \o$176 [3];
-  assign \a_out$260  = \a_in$259 ;
-  assign \valid_out$262  = \valid_in$261 ;
-  assign \first_out$264  = \first_in$263 ;
-  assign \last_out$266  = \last_in$265 ;
-  assign \psum_out$268  = \psum_in$267 ;
-  assign \w_out$270  = \w_in$269 ;
-  assign \en$271  = en_pe_1_2;
-  assign \w_shift$272  = shift_1_2;
-  assign \capture$273  = \o$166 [5];
+  assign w_in = \o$86 [7:0];
+  assign en_pe_0_1 = \en$87 ;
+  assign shift_0_1 = \w_shift$89 ;
+  assign \capture$91  = \o$70 [3];
+  assign \capture_next$92  = o_next[3];
+  assign \a_next$93  = \o$79 [7:0];
+  assign first_next_out = \first_next$94 ;
+  assign \valid_next$96  = \o$81 [0];
+  assign a_out = \a_in$97 ;
+  assign \valid_out$100  = \valid_in$99 ;
+  assign first_out = \first_in$101 ;
+  assign \last_out$104  = \last_in$103 ;
+  assign \psum_in$105  = 32'd0;
+  assign \w_in$106  = \o$86 [15:8];
+  assign en_pe_0_2 = \en$107 ;
+  assign shift_0_2 = \w_shift$109 ;
+  assign \capture$111  = \o$70 [5];
+  assign \capture_next$112  = o_next[5];
+  assign \a_next$113  = \a_in$97 ;
+  assign \first_next_out$115  = \first_next$114 ;
+  assign \valid_next$116  = \valid_in$99 ;
+  assign \a_out$118  = \a_in$117 ;
+  assign \valid_out$120  = \valid_in$119 ;
+  assign \first_out$122  = \first_in$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \psum_in$125  = 32'd0;
+  assign \w_in$126  = \o$86 [23:16];
+  assign en_pe_0_3 = \en$127 ;
+  assign shift_0_3 = \w_shift$129 ;
+  assign \capture$131  = \o$70 [7];
+  assign \capture_next$132  = o_next[7];
+  assign \a_next$133  = \a_in$117 ;
+  assign \first_next_out$135  = \first_next$134 ;
+  assign \valid_next$136  = \valid_in$119 ;
+  assign \a_out$138  = \a_in$137 ;
+  assign \valid_out$140  = \valid_in$139 ;
+  assign \first_out$142  = \first_in$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \psum_in$145  = 32'd0;
+  assign \w_in$146  = \o$86 [31:24];
+  assign en_pe_1_0 = \en$147 ;
+  assign shift_1_0 = \w_shift$149 ;
+  assign \capture$151  = \o$70 [1];
+  assign \capture_next$152  = o_next[1];
+  assign \a_next$153  = \o_next$74 [15:8];
+  assign \first_next$154  = \o_next$76 [4];
+  assign \valid_next$155  = \o_next$76 [3];
+  assign \a_in$156  = \o$79 [15:8];
+  assign \valid_in$157  = \o$81 [3];
+  assign \first_in$158  = \o$81 [4];
+  assign \last_in$159  = \o$81 [5];
+  assign \psum_out$161  = \psum_in$160 ;
+  assign w_out = \w_in$162 ;
+  assign en_pe_1_1 = \en$164 ;
+  assign shift_1_1 = \w_shift$166 ;
+  assign \capture$168  = \o$70 [3];
+  assign \capture_next$169  = o_next[3];
+  assign \a_next$170  = \o$79 [15:8];
+  assign \first_next_out$172  = \first_next$171 ;
+  assign \valid_next$173  = \o$81 [3];
+  assign \a_out$175  = \a_in$174 ;
+  assign \valid_out$177  = \valid_in$176 ;
+  assign \first_out$179  = \first_in$178 ;
+  assign \last_out$181  = \last_in$180 ;
+  assign \psum_out$183  = \psum_in$182 ;
+  assign \w_out$185  = \w_in$184 ;
+  assign en_pe_1_2 = \en$186 ;
+  assign shift_1_2 = \w_shift$188 ;
+  assign \capture$190  = \o$70 [5];
+  assign \capture_next$191  = o_next[5];
+  assign \a_next$192  = \a_in$174 ;
+  assign \first_next_out$194  = \first_next$193 ;
+  assign \valid_next$195  = \valid_in$176 ;
+  assign \a_out$197  = \a_in$196 ;
+  assign \valid_out$199  = \valid_in$198 ;
+  assign \first_out$201  = \first_in$200 ;
+  assign \last_out$203  = \last_in$202 ;
+  assign \psum_out$205  = \psum_in$204 ;
+  assign \w_out$207  = \w_in$206 ;
+  assign en_pe_1_3 = \en$208 ;
+  assign shift_1_3 = \w_shift$210 ;
+  assign \capture$212  = \o$70 [7];
+  assign \capture_next$213  = o_next[7];
+  assign \a_next$214  = \a_in$196 ;
+  assign \first_next_out$216  = \first_next$215 ;
+  assign \valid_next$217  = \valid_in$198 ;
+  assign \a_out$219  = \a_in$218 ;
+  assign \valid_out$221  = \valid_in$220 ;
+  assign \first_out$223  = \first_in$222 ;
+  assign \last_out$225  = \last_in$224 ;
+  assign \psum_out$227  = \psum_in$226 ;
+  assign \w_out$229  = \w_in$228 ;
+  assign en_pe_2_0 = \en$230 ;
+  assign shift_2_0 = \w_shift$232 ;
+  assign \capture$234  = \o$70 [1];
+  assign \capture_next$235  = o_next[1];
+  assign \a_next$236  = \o_next$74 [23:16];
+  assign \first_next$237  = \o_next$76 [7];
+  assign \valid_next$238  = \o_next$76 [6];
+  assign \a_in$239  = \o$79 [23:16];
+  assign \valid_in$240  = \o$81 [6];
+  assign \first_in$241  = \o$81 [7];
+  assign \last_in$242  = \o$81 [8];
+  assign \psum_out$244  = \psum_in$243 ;
+  assign \w_out$246  = \w_in$245 ;
+  assign en_pe_2_1 = \en$247 ;
+  assign shift_2_1 = \w_shift$249 ;
+  assign \capture$251  = \o$70 [3];
+  assign \capture_next$252  = o_next[3];
+  assign \a_next$253  = \o$79 [23:16];
+  assign \first_next_out$255  = \first_next$254 ;
+  assign \valid_next$256  = \o$81 [6];
+  assign \a_out$258  = \a_in$257 ;
+  assign \valid_out$260  = \valid_in$259 ;
+  assign \first_out$262  = \first_in$261 ;
+  assign \last_out$264  = \last_in$263 ;
+  assign \psum_out$266  = \psum_in$265 ;
+  assign \w_out$268  = \w_in$267 ;
+  assign en_pe_2_2 = \en$269 ;
+  assign shift_2_2 = \w_shift$271 ;
+  assign \capture$273  = \o$70 [5];
   assign \capture_next$274  = o_next[5];
-  assign \a_next$275  = \a_in$259 ;
+  assign \a_next$275  = \a_in$257 ;
   assign \first_next_out$277  = \first_next$276 ;
-  assign \valid_next$278  = \valid_in$261 ;
+  assign \valid_next$278  = \valid_in$259 ;
   assign \a_out$280  = \a_in$279 ;
   assign \valid_out$282  = \valid_in$281 ;
   assign \first_out$284  = \first_in$283 ;
   assign \last_out$286  = \last_in$285 ;
   assign \psum_out$288  = \psum_in$287 ;
   assign \w_out$290  = \w_in$289 ;
-  assign \en$291  = en_pe_1_3;
-  assign \w_shift$292  = shift_1_3;
-  assign \capture$293  = \o$166 [7];
-  assign \capture_next$294  = o_next[7];
-  assign \a_next$295  = \a_in$279 ;
-  assign \first_next_out$297  = \first_next$296 ;
-  assign \valid_next$298  = \valid_in$281 ;
-  assign \a_out$300  = \a_in$299 ;
-  assign \valid_out$302  = \valid_in$301 ;
-  assign \first_out$304  = \first_in$303 ;
-  assign \last_out$306  = \last_in$305 ;
-  assign \psum_out$308  = \psum_in$307 ;
-  assign \w_out$310  = \w_in$309 ;
-  assign \en$311  = en_pe_2_0;
-  assign \w_shift$312  = shift_2_0;
-  assign \capture$313  = \o$166 [1];
-  assign \capture_next$314  = o_next[1];
-  assign \a_next$315  = \o_next$169 [23:16];
-  assign \first_next$316  = \o_next$171 [7];
-  assign \valid_next$317  = \o_next$171 [6];
-  assign \a_in$318  = \o$174 [23:16];
-  assign \valid_in$319  = \o$176 [6];
-  assign \first_in$320  = \o$176 [7];
-  assign \last_in$321  = \o$176 [8];
-  assign \psum_out$323  = \psum_in$322 ;
-  assign \w_out$325  = \w_in$324 ;
-  assign \en$326  = en_pe_2_1;
-  assign \w_shift$327  = shift_2_1;
-  assign \capture$328  = \o$166 [3];
-  assign \capture_next$329  = o_next[3];
-  assign \a_next$330  = \o$174 [23:16];
-  assign \first_next_out$332  = \first_next$331 ;
-  assign \valid_next$333  = \o$176 [6];
-  assign \a_out$335  = \a_in$334 ;
-  assign \valid_out$337  = \valid_in$336 ;
-  assign \first_out$339  = \first_in$338 ;
-  assign \last_out$341  = \last_in$340 ;
-  assign \psum_out$343  = \psum_in$342 ;
-  assign \w_out$345  = \w_in$344 ;
-  assign \en$346  = en_pe_2_2;
-  assign \w_shift$347  = shift_2_2;
-  assign \capture$348  = \o$166 [5];
-  assign \capture_next$349  = o_next[5];
-  assign \a_next$350  = \a_in$334 ;
-  assign \first_next_out$352  = \first_next$351 ;
-  assign \valid_next$353  = \valid_in$336 ;
-  assign \a_out$355  = \a_in$354 ;
-  assign \valid_out$357  = \valid_in$356 ;
-  assign \first_out$359  = \first_in$358 ;
-  assign \last_out$361  = \last_in$360 ;
-  assign \psum_out$363  = \psum_in$362 ;
-  assign \w_out$365  = \w_in$364 ;
-  assign \en$366  = en_pe_2_3;
-  assign \w_shift$367  = shift_2_3;
-  assign \capture$368  = \o$166 [7];
-  assign \capture_next$369  = o_next[7];
-  assign \a_next$370  = \a_in$354 ;
-  assign \first_next_out$372  = \first_next$371 ;
-  assign \valid_next$373  = \valid_in$356 ;
-  assign \a_out$375  = \a_in$374 ;
-  assign \valid_out$377  = \valid_in$376 ;
-  assign \first_out$379  = \first_in$378 ;
-  assign \last_out$381  = \last_in$380 ;
-  assign \psum_out$383  = \psum_in$382 ;
-  assign \w_out$385  = \w_in$384 ;
-  assign \en$386  = en_pe_3_0;
-  assign \w_shift$387  = shift_3_0;
-  assign \capture$388  = \o$166 [1];
-  assign \capture_next$389  = o_next[1];
-  assign \a_next$390  = \o_next$169 [31:24];
-  assign \first_next$391  = \o_next$171 [10];
-  assign \valid_next$392  = \o_next$171 [9];
-  assign \a_in$393  = \o$174 [31:24];
-  assign \valid_in$394  = \o$176 [9];
-  assign \first_in$395  = \o$176 [10];
-  assign \last_in$396  = \o$176 [11];
-  assign \psum_out$398  = \psum_in$397 ;
-  assign \w_out$400  = \w_in$399 ;
-  assign \en$401  = en_pe_3_1;
-  assign \w_shift$402  = shift_3_1;
-  assign \capture$403  = \o$166 [3];
-  assign \capture_next$404  = o_next[3];
-  assign \a_next$405  = \o$174 [31:24];
-  assign \first_next_out$407  = \first_next$406 ;
-  assign \valid_next$408  = \o$176 [9];
-  assign \a_out$410  = \a_in$409 ;
-  assign \valid_out$412  = \valid_in$411 ;
-  assign \first_out$414  = \first_in$413 ;
-  assign \last_out$416  = \last_in$415 ;
-  assign \psum_out$418  = \psum_in$417 ;
-  assign \w_out$420  = \w_in$419 ;
-  assign \en$421  = en_pe_3_2;
-  assign \w_shift$422  = shift_3_2;
-  assign \capture$423  = \o$166 [5];
-  assign \capture_next$424  = o_next[5];
-  assign \a_next$425  = \a_in$409 ;
-  assign \first_next_out$427  = \first_next$426 ;
-  assign \valid_next$428  = \valid_in$411 ;
-  assign \a_out$430  = \a_in$429 ;
-  assign \valid_out$432  = \valid_in$431 ;
-  assign \first_out$434  = \first_in$433 ;
-  assign \last_out$436  = \last_in$435 ;
-  assign \psum_out$438  = \psum_in$437 ;
-  assign \w_out$440  = \w_in$439 ;
-  assign \en$441  = en_pe_3_3;
-  assign \w_shift$442  = shift_3_3;
-  assign \capture$443  = \o$166 [7];
-  assign \capture_next$444  = o_next[7];
-  assign \a_next$445  = \a_in$429 ;
-  assign \first_next_out$447  = \first_next$446 ;
-  assign \valid_next$448  = \valid_in$431 ;
-  assign \a_out$450  = \a_in$449 ;
-  assign \valid_out$452  = \valid_in$451 ;
-  assign \first_out$454  = \first_in$453 ;
-  assign \last_out$456  = \last_in$455 ;
-  assign \psum_out$458  = \psum_in$457 ;
-  assign \w_out$460  = \w_in$459 ;
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign en_pe_2_3 = \en$291 ;
+  assign shift_2_3 = \w_shift$293 ;
+  assign \capture$295  = \o$70 [7];
+  assign \capture_next$296  = o_next[7];
+  assign \a_next$297  = \a_in$279 ;
+  assign \first_next_out$299  = \first_next$298 ;
+  assign \valid_next$300  = \valid_in$281 ;
+  assign \a_out$302  = \a_in$301 ;
+  assign \valid_out$304  = \valid_in$303 ;
+  assign \first_out$306  = \first_in$305 ;
+  assign \last_out$308  = \last_in$307 ;
+  assign \psum_out$310  = \psum_in$309 ;
+  assign \w_out$312  = \w_in$311 ;
+  assign en_pe_3_0 = \en$313 ;
+  assign shift_3_0 = \w_shift$315 ;
+  assign \capture$317  = \o$70 [1];
+  assign \capture_next$318  = o_next[1];
+  assign \a_next$319  = \o_next$74 [31:24];
+  assign \first_next$320  = \o_next$76 [10];
+  assign \valid_next$321  = \o_next$76 [9];
+  assign \a_in$322  = \o$79 [31:24];
+  assign \valid_in$323  = \o$81 [9];
+  assign \first_in$324  = \o$81 [10];
+  assign \last_in$325  = \o$81 [11];
+  assign \psum_out$327  = \psum_in$326 ;
+  assign \w_out$329  = \w_in$328 ;
+  assign en_pe_3_1 = \en$330 ;
+  assign shift_3_1 = \w_shift$332 ;
+  assign \capture$334  = \o$70 [3];
+  assign \capture_next$335  = o_next[3];
+  assign \a_next$336  = \o$79 [31:24];
+  assign \first_next_out$338  = \first_next$337 ;
+  assign \valid_next$339  = \o$81 [9];
+  assign \a_out$341  = \a_in$340 ;
+  assign \valid_out$343  = \valid_in$342 ;
+  assign \first_out$345  = \first_in$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \psum_out$349  = \psum_in$348 ;
+  assign \w_out$351  = \w_in$350 ;
+  assign en_pe_3_2 = \en$352 ;
+  assign shift_3_2 = \w_shift$354 ;
+  assign \capture$356  = \o$70 [5];
+  assign \capture_next$357  = o_next[5];
+  assign \a_next$358  = \a_in$340 ;
+  assign \first_next_out$360  = \first_next$359 ;
+  assign \valid_next$361  = \valid_in$342 ;
+  assign \a_out$363  = \a_in$362 ;
+  assign \valid_out$365  = \valid_in$364 ;
+  assign \first_out$367  = \first_in$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \psum_out$371  = \psum_in$370 ;
+  assign \w_out$373  = \w_in$372 ;
+  assign en_pe_3_3 = \en$374 ;
+  assign shift_3_3 = \w_shift$376 ;
+  assign \capture$378  = \o$70 [7];
+  assign \capture_next$379  = o_next[7];
+  assign \a_next$380  = \a_in$362 ;
+  assign \first_next_out$382  = \first_next$381 ;
+  assign \valid_next$383  = \valid_in$364 ;
+  assign \a_out$385  = \a_in$384 ;
+  assign \valid_out$387  = \valid_in$386 ;
+  assign \first_out$389  = \first_in$388 ;
+  assign \last_out$391  = \last_in$390 ;
+  assign \psum_out$393  = \psum_in$392 ;
+  assign \w_out$395  = \w_in$394 ;
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \i$53[0]  = \i$53 [7:0];
+  assign \i$53[1]  = \i$53 [15:8];
+  assign \i$53[2]  = \i$53 [23:16];
+  assign \i$53[3]  = \i$53 [31:24];
+  assign \in_w[0]  = \i$53 [7:0];
+  assign \in_w[1]  = \i$53 [15:8];
+  assign \in_w[2]  = \i$53 [23:16];
+  assign \in_w[3]  = \i$53 [31:24];
+  assign \i$55[0]  = \i$55 [1:0];
+  assign \i$55[0].shift  = \i$55 [0];
+  assign \i$55[0].capture  = \i$55 [1];
+  assign \i$55[1]  = \i$55 [3:2];
+  assign \i$55[1].shift  = \i$55 [2];
+  assign \i$55[1].capture  = \i$55 [3];
+  assign \i$55[2]  = \i$55 [5:4];
+  assign \i$55[2].shift  = \i$55 [4];
+  assign \i$55[2].capture  = \i$55 [5];
+  assign \i$55[3]  = \i$55 [7:6];
+  assign \i$55[3].shift  = \i$55 [6];
+  assign \i$55[3].capture  = \i$55 [7];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$57[0]  = \i$57 [7:0];
+  assign \i$57[1]  = \i$57 [15:8];
+  assign \i$57[2]  = \i$57 [23:16];
+  assign \i$57[3]  = \i$57 [31:24];
+  assign \in_a[0]  = in_a[7:0];
+  assign \in_a[1]  = in_a[15:8];
+  assign \in_a[2]  = in_a[23:16];
+  assign \in_a[3]  = in_a[31:24];
+  assign \i$59[0]  = \i$59 [2:0];
+  assign \i$59[0].valid  = \i$59 [0];
+  assign \i$59[0].first  = \i$59 [1];
+  assign \i$59[0].last  = \i$59 [2];
+  assign \i$59[1]  = \i$59 [5:3];
+  assign \i$59[1].valid  = \i$59 [3];
+  assign \i$59[1].first  = \i$59 [4];
+  assign \i$59[1].last  = \i$59 [5];
+  assign \i$59[2]  = \i$59 [8:6];
+  assign \i$59[2].valid  = \i$59 [6];
+  assign \i$59[2].first  = \i$59 [7];
+  assign \i$59[2].last  = \i$59 [8];
+  assign \i$59[3]  = \i$59 [11:9];
+  assign \i$59[3].valid  = \i$59 [9];
+  assign \i$59[3].first  = \i$59 [10];
+  assign \i$59[3].last  = \i$59 [11];
+  assign \in_flags.valid  = in_flags[0];
+  assign \in_flags.first  = in_flags[1];
+  assign \in_flags.last  = in_flags[2];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
   assign \operands__payload.a  = operands__payload[31:0];
   assign \operands__payload.a[0]  = operands__payload[7:0];
   assign \operands__payload.a[1]  = operands__payload[15:8];
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
-  assign \in_w[0]  = in_w[7:0];
-  assign \in_w[1]  = in_w[15:8];
-  assign \in_w[2]  = in_w[23:16];
-  assign \in_w[3]  = in_w[31:24];
-  assign \weights__payload.w  = weights__payload;
-  assign \weights__payload.w[0]  = weights__payload[7:0];
-  assign \weights__payload.w[1]  = weights__payload[15:8];
-  assign \weights__payload.w[2]  = weights__payload[23:16];
-  assign \weights__payload.w[3]  = weights__payload[31:24];
-  assign \in_a[0]  = in_a[7:0];
-  assign \in_a[1]  = in_a[15:8];
-  assign \in_a[2]  = in_a[23:16];
-  assign \in_a[3]  = in_a[31:24];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
-  assign \in_flags.valid  = in_flags[0];
-  assign \in_flags.first  = in_flags[1];
-  assign \in_flags.last  = in_flags[2];
+  assign \i_next$63[0]  = \i_next$63 [2:0];
+  assign \i_next$63[0].valid  = \i_next$63 [0];
+  assign \i_next$63[0].first  = \i_next$63 [1];
+  assign \i_next$63[0].last  = \i_next$63 [2];
+  assign \i_next$63[1]  = \i_next$63 [5:3];
+  assign \i_next$63[1].valid  = \i_next$63 [3];
+  assign \i_next$63[1].first  = \i_next$63 [4];
+  assign \i_next$63[1].last  = \i_next$63 [5];
+  assign \i_next$63[2]  = \i_next$63 [8:6];
+  assign \i_next$63[2].valid  = \i_next$63 [6];
+  assign \i_next$63[2].first  = \i_next$63 [7];
+  assign \i_next$63[2].last  = \i_next$63 [8];
+  assign \i_next$63[3]  = \i_next$63 [11:9];
+  assign \i_next$63[3].valid  = \i_next$63 [9];
+  assign \i_next$63[3].first  = \i_next$63 [10];
+  assign \i_next$63[3].last  = \i_next$63 [11];
+  assign \i_next$64[0]  = \i_next$64 [1:0];
+  assign \i_next$64[0].shift  = \i_next$64 [0];
+  assign \i_next$64[0].capture  = \i_next$64 [1];
+  assign \i_next$64[1]  = \i_next$64 [3:2];
+  assign \i_next$64[1].shift  = \i_next$64 [2];
+  assign \i_next$64[1].capture  = \i_next$64 [3];
+  assign \i_next$64[2]  = \i_next$64 [5:4];
+  assign \i_next$64[2].shift  = \i_next$64 [4];
+  assign \i_next$64[2].capture  = \i_next$64 [5];
+  assign \i_next$64[3]  = \i_next$64 [7:6];
+  assign \i_next$64[3].shift  = \i_next$64 [6];
+  assign \i_next$64[3].capture  = \i_next$64 [7];
+  assign \o$70[0]  = \o$70 [1:0];
+  assign \o$70[0].shift  = \o$70 [0];
+  assign \o$70[0].capture  = \o$70 [1];
+  assign \o$70[1]  = \o$70 [3:2];
+  assign \o$70[1].shift  = \o$70 [2];
+  assign \o$70[1].capture  = \o$70 [3];
+  assign \o$70[2]  = \o$70 [5:4];
+  assign \o$70[2].shift  = \o$70 [4];
+  assign \o$70[2].capture  = \o$70 [5];
+  assign \o$70[3]  = \o$70 [7:6];
+  assign \o$70[3].shift  = \o$70 [6];
+  assign \o$70[3].capture  = \o$70 [7];
   assign \o_next[0]  = o_next[1:0];
   assign \o_next[0].shift  = o_next[0];
   assign \o_next[0].capture  = o_next[1];
@@ -12880,196 +12857,106 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
-  assign \i$156[0]  = in_w[7:0];
-  assign \i$156[1]  = in_w[15:8];
-  assign \i$156[2]  = in_w[23:16];
-  assign \i$156[3]  = in_w[31:24];
-  assign \i$157[0]  = \i$157 [1:0];
-  assign \i$157[0].shift  = \i$157 [0];
-  assign \i$157[0].capture  = \i$157 [1];
-  assign \i$157[1]  = \i$157 [3:2];
-  assign \i$157[1].shift  = \i$157 [2];
-  assign \i$157[1].capture  = \i$157 [3];
-  assign \i$157[2]  = \i$157 [5:4];
-  assign \i$157[2].shift  = \i$157 [4];
-  assign \i$157[2].capture  = \i$157 [5];
-  assign \i$157[3]  = \i$157 [7:6];
-  assign \i$157[3].shift  = \i$157 [6];
-  assign \i$157[3].capture  = \i$157 [7];
-  assign \i$158[0]  = \i$158 [7:0];
-  assign \i$158[1]  = \i$158 [15:8];
-  assign \i$158[2]  = \i$158 [23:16];
-  assign \i$158[3]  = \i$158 [31:24];
-  assign \i$159[0]  = \i$159 [2:0];
-  assign \i$159[0].valid  = \i$159 [0];
-  assign \i$159[0].first  = \i$159 [1];
-  assign \i$159[0].last  = \i$159 [2];
-  assign \i$159[1]  = \i$159 [5:3];
-  assign \i$159[1].valid  = \i$159 [3];
-  assign \i$159[1].first  = \i$159 [4];
-  assign \i$159[1].last  = \i$159 [5];
-  assign \i$159[2]  = \i$159 [8:6];
-  assign \i$159[2].valid  = \i$159 [6];
-  assign \i$159[2].first  = \i$159 [7];
-  assign \i$159[2].last  = \i$159 [8];
-  assign \i$159[3]  = \i$159 [11:9];
-  assign \i$159[3].valid  = \i$159 [9];
-  assign \i$159[3].first  = \i$159 [10];
-  assign \i$159[3].last  = \i$159 [11];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign \i_next$161[0]  = \i_next$161 [2:0];
-  assign \i_next$161[0].valid  = \i_next$161 [0];
-  assign \i_next$161[0].first  = \i_next$161 [1];
-  assign \i_next$161[0].last  = \i_next$161 [2];
-  assign \i_next$161[1]  = \i_next$161 [5:3];
-  assign \i_next$161[1].valid  = \i_next$161 [3];
-  assign \i_next$161[1].first  = \i_next$161 [4];
-  assign \i_next$161[1].last  = \i_next$161 [5];
-  assign \i_next$161[2]  = \i_next$161 [8:6];
-  assign \i_next$161[2].valid  = \i_next$161 [6];
-  assign \i_next$161[2].first  = \i_next$161 [7];
-  assign \i_next$161[2].last  = \i_next$161 [8];
-  assign \i_next$161[3]  = \i_next$161 [11:9];
-  assign \i_next$161[3].valid  = \i_next$161 [9];
-  assign \i_next$161[3].first  = \i_next$161 [10];
-  assign \i_next$161[3].last  = \i_next$161 [11];
-  assign \i_next$162[0]  = \i_next$162 [1:0];
-  assign \i_next$162[0].shift  = \i_next$162 [0];
-  assign \i_next$162[0].capture  = \i_next$162 [1];
-  assign \i_next$162[1]  = \i_next$162 [3:2];
-  assign \i_next$162[1].shift  = \i_next$162 [2];
-  assign \i_next$162[1].capture  = \i_next$162 [3];
-  assign \i_next$162[2]  = \i_next$162 [5:4];
-  assign \i_next$162[2].shift  = \i_next$162 [4];
-  assign \i_next$162[2].capture  = \i_next$162 [5];
-  assign \i_next$162[3]  = \i_next$162 [7:6];
-  assign \i_next$162[3].shift  = \i_next$162 [6];
-  assign \i_next$162[3].capture  = \i_next$162 [7];
-  assign \o$166[0]  = \o$166 [1:0];
-  assign \o$166[0].shift  = \o$166 [0];
-  assign \o$166[0].capture  = \o$166 [1];
-  assign \o$166[1]  = \o$166 [3:2];
-  assign \o$166[1].shift  = \o$166 [2];
-  assign \o$166[1].capture  = \o$166 [3];
-  assign \o$166[2]  = \o$166 [5:4];
-  assign \o$166[2].shift  = \o$166 [4];
-  assign \o$166[2].capture  = \o$166 [5];
-  assign \o$166[3]  = \o$166 [7:6];
-  assign \o$166[3].shift  = \o$166 [6];
-  assign \o$166[3].capture  = \o$166 [7];
-  assign \o_next$169[0]  = \o_next$169 [7:0];
-  assign \o_next$169[1]  = \o_next$169 [15:8];
-  assign \o_next$169[2]  = \o_next$169 [23:16];
-  assign \o_next$169[3]  = \o_next$169 [31:24];
-  assign \o_next$171[0]  = \o_next$171 [2:0];
-  assign \o_next$171[0].valid  = \o_next$171 [0];
-  assign \o_next$171[0].first  = \o_next$171 [1];
-  assign \o_next$171[0].last  = \o_next$171 [2];
-  assign \o_next$171[1]  = \o_next$171 [5:3];
-  assign \o_next$171[1].valid  = \o_next$171 [3];
-  assign \o_next$171[1].first  = \o_next$171 [4];
-  assign \o_next$171[1].last  = \o_next$171 [5];
-  assign \o_next$171[2]  = \o_next$171 [8:6];
-  assign \o_next$171[2].valid  = \o_next$171 [6];
-  assign \o_next$171[2].first  = \o_next$171 [7];
-  assign \o_next$171[2].last  = \o_next$171 [8];
-  assign \o_next$171[3]  = \o_next$171 [11:9];
-  assign \o_next$171[3].valid  = \o_next$171 [9];
-  assign \o_next$171[3].first  = \o_next$171 [10];
-  assign \o_next$171[3].last  = \o_next$171 [11];
-  assign \o$174[0]  = \o$174 [7:0];
-  assign \o$174[1]  = \o$174 [15:8];
-  assign \o$174[2]  = \o$174 [23:16];
-  assign \o$174[3]  = \o$174 [31:24];
-  assign \o$176[0]  = \o$176 [2:0];
-  assign \o$176[0].valid  = \o$176 [0];
-  assign \o$176[0].first  = \o$176 [1];
-  assign \o$176[0].last  = \o$176 [2];
-  assign \o$176[1]  = \o$176 [5:3];
-  assign \o$176[1].valid  = \o$176 [3];
-  assign \o$176[1].first  = \o$176 [4];
-  assign \o$176[1].last  = \o$176 [5];
-  assign \o$176[2]  = \o$176 [8:6];
-  assign \o$176[2].valid  = \o$176 [6];
-  assign \o$176[2].first  = \o$176 [7];
-  assign \o$176[2].last  = \o$176 [8];
-  assign \o$176[3]  = \o$176 [11:9];
-  assign \o$176[3].valid  = \o$176 [9];
-  assign \o$176[3].first  = \o$176 [10];
-  assign \o$176[3].last  = \o$176 [11];
-  assign \o$181[0]  = \o$181 [7:0];
-  assign \o$181[1]  = \o$181 [15:8];
-  assign \o$181[2]  = \o$181 [23:16];
-  assign \o$181[3]  = \o$181 [31:24];
-  assign \i_next$162 [7] = capture;
-  assign \i_next$162 [5] = capture;
-  assign \i_next$162 [3] = capture;
-  assign \i_next$162 [1] = capture;
-  assign \i_next$162 [6] = w_accept;
-  assign \i_next$162 [4] = w_accept;
-  assign \i_next$162 [2] = w_accept;
-  assign \i_next$162 [0] = w_accept;
-  assign \i_next$161 [11] = operands__payload[32];
-  assign \i_next$161 [10] = first;
-  assign \i_next$161 [9] = a_accept;
-  assign \i_next$161 [8] = operands__payload[32];
-  assign \i_next$161 [7] = first;
-  assign \i_next$161 [6] = a_accept;
-  assign \i_next$161 [5] = operands__payload[32];
-  assign \i_next$161 [4] = first;
-  assign \i_next$161 [3] = a_accept;
-  assign \i_next$161 [2] = operands__payload[32];
-  assign \i_next$161 [1] = first;
-  assign \i_next$161 [0] = a_accept;
+  assign \o_next$74[0]  = \o_next$74 [7:0];
+  assign \o_next$74[1]  = \o_next$74 [15:8];
+  assign \o_next$74[2]  = \o_next$74 [23:16];
+  assign \o_next$74[3]  = \o_next$74 [31:24];
+  assign \o_next$76[0]  = \o_next$76 [2:0];
+  assign \o_next$76[0].valid  = \o_next$76 [0];
+  assign \o_next$76[0].first  = \o_next$76 [1];
+  assign \o_next$76[0].last  = \o_next$76 [2];
+  assign \o_next$76[1]  = \o_next$76 [5:3];
+  assign \o_next$76[1].valid  = \o_next$76 [3];
+  assign \o_next$76[1].first  = \o_next$76 [4];
+  assign \o_next$76[1].last  = \o_next$76 [5];
+  assign \o_next$76[2]  = \o_next$76 [8:6];
+  assign \o_next$76[2].valid  = \o_next$76 [6];
+  assign \o_next$76[2].first  = \o_next$76 [7];
+  assign \o_next$76[2].last  = \o_next$76 [8];
+  assign \o_next$76[3]  = \o_next$76 [11:9];
+  assign \o_next$76[3].valid  = \o_next$76 [9];
+  assign \o_next$76[3].first  = \o_next$76 [10];
+  assign \o_next$76[3].last  = \o_next$76 [11];
+  assign \o$79[0]  = \o$79 [7:0];
+  assign \o$79[1]  = \o$79 [15:8];
+  assign \o$79[2]  = \o$79 [23:16];
+  assign \o$79[3]  = \o$79 [31:24];
+  assign \o$81[0]  = \o$81 [2:0];
+  assign \o$81[0].valid  = \o$81 [0];
+  assign \o$81[0].first  = \o$81 [1];
+  assign \o$81[0].last  = \o$81 [2];
+  assign \o$81[1]  = \o$81 [5:3];
+  assign \o$81[1].valid  = \o$81 [3];
+  assign \o$81[1].first  = \o$81 [4];
+  assign \o$81[1].last  = \o$81 [5];
+  assign \o$81[2]  = \o$81 [8:6];
+  assign \o$81[2].valid  = \o$81 [6];
+  assign \o$81[2].first  = \o$81 [7];
+  assign \o$81[2].last  = \o$81 [8];
+  assign \o$81[3]  = \o$81 [11:9];
+  assign \o$81[3].valid  = \o$81 [9];
+  assign \o$81[3].first  = \o$81 [10];
+  assign \o$81[3].last  = \o$81 [11];
+  assign \o$86[0]  = \o$86 [7:0];
+  assign \o$86[1]  = \o$86 [15:8];
+  assign \o$86[2]  = \o$86 [23:16];
+  assign \o$86[3]  = \o$86 [31:24];
+  assign \weights__payload.w  = weights__payload;
+  assign \weights__payload.w[0]  = weights__payload[7:0];
+  assign \weights__payload.w[1]  = weights__payload[15:8];
+  assign \weights__payload.w[2]  = weights__payload[23:16];
+  assign \weights__payload.w[3]  = weights__payload[31:24];
+  assign \i_next$64 [7] = capture;
+  assign \i_next$64 [5] = capture;
+  assign \i_next$64 [3] = capture;
+  assign \i_next$64 [1] = capture;
+  assign \i_next$64 [6] = w_accept;
+  assign \i_next$64 [4] = w_accept;
+  assign \i_next$64 [2] = w_accept;
+  assign \i_next$64 [0] = w_accept;
+  assign \i_next$63 [11] = operands__payload[32];
+  assign \i_next$63 [10] = first;
+  assign \i_next$63 [9] = a_accept;
+  assign \i_next$63 [8] = operands__payload[32];
+  assign \i_next$63 [7] = first;
+  assign \i_next$63 [6] = a_accept;
+  assign \i_next$63 [5] = operands__payload[32];
+  assign \i_next$63 [4] = first;
+  assign \i_next$63 [3] = a_accept;
+  assign \i_next$63 [2] = operands__payload[32];
+  assign \i_next$63 [1] = first;
+  assign \i_next$63 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$159 [11:9] = in_flags;
-  assign \i$159 [8:6] = in_flags;
-  assign \i$159 [5:3] = in_flags;
-  assign \i$159 [2:0] = in_flags;
-  assign \i$158 [31:24] = in_a[7:0];
-  assign \i$158 [23:16] = in_a[15:8];
-  assign \i$158 [15:8] = in_a[23:16];
-  assign \i$158 [7:0] = in_a[31:24];
-  assign \i$157 [7:6] = in_wctl;
-  assign \i$157 [5:4] = in_wctl;
-  assign \i$157 [3:2] = in_wctl;
-  assign \i$157 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$71 ;
-  assign results__payload[95:64] = \$70 ;
-  assign results__payload[63:32] = \$69 ;
-  assign results__payload[31:0] = \$68 ;
-  assign results__payload[128] = \$66 ;
+  assign \i$59 [11:9] = in_flags;
+  assign \i$59 [8:6] = in_flags;
+  assign \i$59 [5:3] = in_flags;
+  assign \i$59 [2:0] = in_flags;
+  assign \i$57 [31:24] = in_a[7:0];
+  assign \i$57 [23:16] = in_a[15:8];
+  assign \i$57 [15:8] = in_a[23:16];
+  assign \i$57 [7:0] = in_a[31:24];
+  assign \i$55 [7:6] = in_wctl;
+  assign \i$55 [5:4] = in_wctl;
+  assign \i$55 [3:2] = in_wctl;
+  assign \i$55 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$6 ;
+  assign results__payload[95:64] = \$5 ;
+  assign results__payload[63:32] = \$4 ;
+  assign results__payload[31:0] = \$3 ;
+  assign results__payload[128] = \$1 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$138 ;
-  assign i[95:64] = \psum_out$137 ;
-  assign i[63:32] = \psum_out$136 ;
+  assign i[127:96] = \psum_out$6 ;
+  assign i[95:64] = \psum_out$5 ;
+  assign i[63:32] = \psum_out$4 ;
   assign i[31:0] = psum_out;
-  assign \$84  = \o$176 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, \port$3058$0 , \port$3059$0 , \port$3060$0 , \port$3061$0 , i, o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087$0 , \port$3088$0 , \port$3089$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -13110,14 +12997,14 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3058$0 , \port$3059$0 
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$3058$0 ;
-  wire \port$3058$0 ;
-  input \port$3059$0 ;
-  wire \port$3059$0 ;
-  input \port$3060$0 ;
-  wire \port$3060$0 ;
-  input \port$3061$0 ;
-  wire \port$3061$0 ;
+  input \port$3086$0 ;
+  wire \port$3086$0 ;
+  input \port$3087$0 ;
+  wire \port$3087$0 ;
+  input \port$3088$0 ;
+  wire \port$3088$0 ;
+  input \port$3089$0 ;
+  wire \port$3089$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -13133,46 +13020,46 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3058$0 , \port$3059$0 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$3  = lane0_d3;
-    if (\port$3058$0 ) begin
+    if (\port$3086$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$4  = lane1_d1;
-    if (\port$3059$0 ) begin
+    if (\port$3087$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$5  = lane1_d2;
-    if (\port$3059$0 ) begin
+    if (\port$3087$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$6  = lane2_d1;
-    if (\port$3060$0 ) begin
+    if (\port$3088$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$1  = lane0_d1;
-    if (\port$3058$0 ) begin
+    if (\port$3086$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
     \$2  = lane0_d2;
-    if (\port$3058$0 ) begin
+    if (\port$3086$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$3061$0 , \port$3060$0 , \port$3059$0 , \port$3058$0  };
+  assign en = { \port$3089$0 , \port$3088$0 , \port$3087$0 , \port$3086$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -13201,7 +13088,7 @@ module \accelerator.engine.core.deskew (engine_rst, \port$3058$0 , \port$3059$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3552$0 , \port$3553$0 , pe_0_0_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3539$0 , \port$3540$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13241,21 +13128,21 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3552$0 ;
-  wire [2:0] \port$3552$0 ;
-  input [1:0] \port$3553$0 ;
-  wire [1:0] \port$3553$0 ;
+  input [2:0] \port$3539$0 ;
+  wire [2:0] \port$3539$0 ;
+  input [1:0] \port$3540$0 ;
+  wire [1:0] \port$3540$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -13269,32 +13156,32 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3553$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3540$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3553$0 [0] & \port$3553$0 [1];
+  assign \$4  = \port$3540$0 [0] & \port$3540$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -13328,9 +13215,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3552$0 [0];
+      \$11  = \port$3539$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -13338,9 +13225,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3552$0 [1];
+      \$12  = \port$3539$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -13348,9 +13235,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3553$0 [1];
+      \$13  = \port$3540$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
@@ -13358,9 +13245,9 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3552$0 [2];
+      \$14  = \port$3539$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
   end
@@ -13383,16 +13270,16 @@ module \accelerator.engine.core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, val
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3553$0 [1];
-  assign valid_next = \port$3553$0 [0];
-  assign valid_in = \port$3552$0 [0];
-  assign first_in = \port$3552$0 [1];
-  assign last_in = \port$3552$0 [2];
+  assign first_next = \port$3540$0 [1];
+  assign valid_next = \port$3540$0 [0];
+  assign valid_in = \port$3539$0 [0];
+  assign first_in = \port$3539$0 [1];
+  assign last_in = \port$3539$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
+module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13435,17 +13322,17 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13468,25 +13355,25 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -13522,7 +13409,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -13532,7 +13419,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -13542,7 +13429,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$13  = 1'h0;
     end
   end
@@ -13552,7 +13439,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$14  = 1'h0;
     end
   end
@@ -13579,7 +13466,7 @@ module \accelerator.engine.core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, vali
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
+module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13622,17 +13509,17 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13655,25 +13542,25 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -13709,7 +13596,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -13719,7 +13606,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -13729,7 +13616,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$13  = 1'h0;
     end
   end
@@ -13739,7 +13626,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$14  = 1'h0;
     end
   end
@@ -13766,7 +13653,7 @@ module \accelerator.engine.core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, va
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
+module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13805,17 +13692,17 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13837,25 +13724,25 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -13891,7 +13778,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13901,7 +13788,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -13911,7 +13798,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$13  = 1'h0;
     end
   end
@@ -13921,7 +13808,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$14  = 1'h0;
     end
   end
@@ -13948,7 +13835,7 @@ module \accelerator.engine.core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, va
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3552$3 , \port$3553$3 , pe_1_0_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$3 , \port$3540$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13988,14 +13875,10 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
-  input [2:0] \port$3552$3 ;
-  wire [2:0] \port$3552$3 ;
-  input [1:0] \port$3553$3 ;
-  wire [1:0] \port$3553$3 ;
+  input [2:0] \port$3539$3 ;
+  wire [2:0] \port$3539$3 ;
+  input [1:0] \port$3540$3 ;
+  wire [1:0] \port$3540$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14003,7 +13886,11 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -14017,32 +13904,32 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3553$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3540$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3553$3 [0] & \port$3553$3 [1];
+  assign \$4  = \port$3540$3 [0] & \port$3540$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -14076,9 +13963,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3552$3 [0];
+      \$11  = \port$3539$3 [0];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14086,9 +13973,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3552$3 [1];
+      \$12  = \port$3539$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14096,9 +13983,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3553$3 [1];
+      \$13  = \port$3540$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
@@ -14106,9 +13993,9 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3552$3 [2];
+      \$14  = \port$3539$3 [2];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
   end
@@ -14131,15 +14018,15 @@ module \accelerator.engine.core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3553$3 [1];
-  assign valid_next = \port$3553$3 [0];
-  assign valid_in = \port$3552$3 [0];
-  assign first_in = \port$3552$3 [1];
-  assign last_in = \port$3552$3 [2];
+  assign first_next = \port$3540$3 [1];
+  assign valid_next = \port$3540$3 [0];
+  assign valid_in = \port$3539$3 [0];
+  assign first_in = \port$3539$3 [1];
+  assign last_in = \port$3539$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
@@ -14183,10 +14070,6 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14194,7 +14077,11 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14217,25 +14104,25 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -14271,7 +14158,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14281,7 +14168,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -14291,7 +14178,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$13  = 1'h0;
     end
   end
@@ -14301,7 +14188,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$14  = 1'h0;
     end
   end
@@ -14327,7 +14214,7 @@ module \accelerator.engine.core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
@@ -14371,10 +14258,6 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14382,7 +14265,11 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14405,25 +14292,25 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -14459,7 +14346,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -14469,7 +14356,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -14479,7 +14366,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$13  = 1'h0;
     end
   end
@@ -14489,7 +14376,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$14  = 1'h0;
     end
   end
@@ -14515,7 +14402,7 @@ module \accelerator.engine.core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
+module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14554,10 +14441,6 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14565,7 +14448,11 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14587,25 +14474,25 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -14641,7 +14528,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -14651,7 +14538,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -14661,7 +14548,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$13  = 1'h0;
     end
   end
@@ -14671,7 +14558,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$14  = 1'h0;
     end
   end
@@ -14697,7 +14584,7 @@ module \accelerator.engine.core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3552$6 , \port$3553$6 , pe_2_0_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$6 , \port$3540$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14737,14 +14624,10 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
-  input [2:0] \port$3552$6 ;
-  wire [2:0] \port$3552$6 ;
-  input [1:0] \port$3553$6 ;
-  wire [1:0] \port$3553$6 ;
+  input [2:0] \port$3539$6 ;
+  wire [2:0] \port$3539$6 ;
+  input [1:0] \port$3540$6 ;
+  wire [1:0] \port$3540$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14752,7 +14635,11 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -14766,32 +14653,32 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3553$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3540$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3553$6 [0] & \port$3553$6 [1];
+  assign \$4  = \port$3540$6 [0] & \port$3540$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -14825,9 +14712,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3552$6 [0];
+      \$11  = \port$3539$6 [0];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14835,9 +14722,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3552$6 [1];
+      \$12  = \port$3539$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14845,9 +14732,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3553$6 [1];
+      \$13  = \port$3540$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
@@ -14855,9 +14742,9 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3552$6 [2];
+      \$14  = \port$3539$6 [2];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
   end
@@ -14880,15 +14767,15 @@ module \accelerator.engine.core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3553$6 [1];
-  assign valid_next = \port$3553$6 [0];
-  assign valid_in = \port$3552$6 [0];
-  assign first_in = \port$3552$6 [1];
-  assign last_in = \port$3552$6 [2];
+  assign first_next = \port$3540$6 [1];
+  assign valid_next = \port$3540$6 [0];
+  assign valid_in = \port$3539$6 [0];
+  assign first_in = \port$3539$6 [1];
+  assign last_in = \port$3539$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
@@ -14932,10 +14819,6 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14943,7 +14826,11 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14966,25 +14853,25 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -15020,7 +14907,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -15030,7 +14917,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -15040,7 +14927,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$13  = 1'h0;
     end
   end
@@ -15050,7 +14937,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$14  = 1'h0;
     end
   end
@@ -15076,7 +14963,7 @@ module \accelerator.engine.core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
@@ -15120,10 +15007,6 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15131,7 +15014,11 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15154,25 +15041,25 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -15208,7 +15095,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -15218,7 +15105,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -15228,7 +15115,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$13  = 1'h0;
     end
   end
@@ -15238,7 +15125,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$14  = 1'h0;
     end
   end
@@ -15264,7 +15151,7 @@ module \accelerator.engine.core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
+module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15303,10 +15190,6 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15314,7 +15197,11 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15336,25 +15223,25 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -15390,7 +15277,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -15400,7 +15287,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -15410,7 +15297,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$13  = 1'h0;
     end
   end
@@ -15420,7 +15307,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$14  = 1'h0;
     end
   end
@@ -15446,7 +15333,7 @@ module \accelerator.engine.core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3552$9 , \port$3553$9 , pe_3_0_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3539$9 , \port$3540$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15486,14 +15373,10 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
-  input [2:0] \port$3552$9 ;
-  wire [2:0] \port$3552$9 ;
-  input [1:0] \port$3553$9 ;
-  wire [1:0] \port$3553$9 ;
+  input [2:0] \port$3539$9 ;
+  wire [2:0] \port$3539$9 ;
+  input [1:0] \port$3540$9 ;
+  wire [1:0] \port$3540$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15501,7 +15384,11 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -15514,32 +15401,32 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3553$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3540$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3553$9 [0] & \port$3553$9 [1];
+  assign \$4  = \port$3540$9 [0] & \port$3540$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -15573,9 +15460,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3552$9 [0];
+      \$11  = \port$3539$9 [0];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -15583,9 +15470,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3552$9 [1];
+      \$12  = \port$3539$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -15593,9 +15480,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3553$9 [1];
+      \$13  = \port$3540$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
@@ -15603,9 +15490,9 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3552$9 [2];
+      \$14  = \port$3539$9 [2];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
@@ -15628,15 +15515,15 @@ module \accelerator.engine.core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3553$9 [1];
-  assign valid_next = \port$3553$9 [0];
-  assign valid_in = \port$3552$9 [0];
-  assign first_in = \port$3552$9 [1];
-  assign last_in = \port$3552$9 [2];
+  assign first_next = \port$3540$9 [1];
+  assign valid_next = \port$3540$9 [0];
+  assign valid_in = \port$3539$9 [0];
+  assign first_in = \port$3539$9 [1];
+  assign last_in = \port$3539$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
+module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15679,10 +15566,6 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15690,7 +15573,11 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15712,25 +15599,25 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -15766,7 +15653,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -15776,7 +15663,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -15786,7 +15673,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$13  = 1'h0;
     end
   end
@@ -15796,7 +15683,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$14  = 1'h0;
     end
   end
@@ -15822,7 +15709,7 @@ module \accelerator.engine.core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
+module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15865,10 +15752,6 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15876,7 +15759,11 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15898,25 +15785,25 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
@@ -15952,7 +15839,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -15962,7 +15849,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -15972,7 +15859,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$13  = 1'h0;
     end
   end
@@ -15982,7 +15869,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$14  = 1'h0;
     end
   end
@@ -16008,7 +15895,7 @@ module \accelerator.engine.core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
+module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -16048,10 +15935,6 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16059,7 +15942,11 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16081,25 +15968,25 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -16135,7 +16022,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -16145,7 +16032,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -16155,7 +16042,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$13  = 1'h0;
     end
   end
@@ -16165,7 +16052,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$14  = 1'h0;
     end
   end
@@ -16191,7 +16078,7 @@ module \accelerator.engine.core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, \port$3096$0 , \port$3097$0 , \port$3098$0 , \port$3099$0 , i, i_next, o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$3124$0 , \port$3125$0 , \port$3126$0 , \port$3127$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16234,14 +16121,14 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$3096$0 , \port$3097$0 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3096$0 ;
-  wire \port$3096$0 ;
-  input \port$3097$0 ;
-  wire \port$3097$0 ;
-  input \port$3098$0 ;
-  wire \port$3098$0 ;
-  input \port$3099$0 ;
-  wire \port$3099$0 ;
+  input \port$3124$0 ;
+  wire \port$3124$0 ;
+  input \port$3125$0 ;
+  wire \port$3125$0 ;
+  input \port$3126$0 ;
+  wire \port$3126$0 ;
+  input \port$3127$0 ;
+  wire \port$3127$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16257,46 +16144,46 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$3096$0 , \port$3097$0 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$2  = lane2_d1;
-    if (\port$3098$0 ) begin
+    if (\port$3126$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$3  = lane2_d2;
-    if (\port$3098$0 ) begin
+    if (\port$3126$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$4  = lane3_d1;
-    if (\port$3099$0 ) begin
+    if (\port$3127$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$5  = lane3_d2;
-    if (\port$3099$0 ) begin
+    if (\port$3127$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$6  = lane3_d3;
-    if (\port$3099$0 ) begin
+    if (\port$3127$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$1  = lane1_d1;
-    if (\port$3097$0 ) begin
+    if (\port$3125$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$3099$0 , \port$3098$0 , \port$3097$0 , \port$3096$0  };
+  assign en = { \port$3127$0 , \port$3126$0 , \port$3125$0 , \port$3124$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16324,7 +16211,7 @@ module \accelerator.engine.core.skew_a (engine_rst, \port$3096$0 , \port$3097$0 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
+module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -16430,21 +16317,21 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
@@ -16452,7 +16339,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -16462,7 +16349,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -16472,7 +16359,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -16482,7 +16369,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -16492,7 +16379,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -16502,7 +16389,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -16599,7 +16486,7 @@ module \accelerator.engine.core.skew_flags (skew_flags_sync_rst, en, i, i_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$3091$0 , \port$3092$0 , \port$3093$0 , \port$3094$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$3119$0 , \port$3120$0 , \port$3121$0 , \port$3122$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -16640,14 +16527,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3091$0 , \port$3092
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3091$0 ;
-  wire \port$3091$0 ;
-  input \port$3092$0 ;
-  wire \port$3092$0 ;
-  input \port$3093$0 ;
-  wire \port$3093$0 ;
-  input \port$3094$0 ;
-  wire \port$3094$0 ;
+  input \port$3119$0 ;
+  wire \port$3119$0 ;
+  input \port$3120$0 ;
+  wire \port$3120$0 ;
+  input \port$3121$0 ;
+  wire \port$3121$0 ;
+  input \port$3122$0 ;
+  wire \port$3122$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16663,47 +16550,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3091$0 , \port$3092
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$2  = lane2_d1;
-    if (\port$3093$0 ) begin
+    if (\port$3121$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$3  = lane2_d2;
-    if (\port$3093$0 ) begin
+    if (\port$3121$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$4  = lane3_d1;
-    if (\port$3094$0 ) begin
+    if (\port$3122$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$5  = lane3_d2;
-    if (\port$3094$0 ) begin
+    if (\port$3122$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$6  = lane3_d3;
-    if (\port$3094$0 ) begin
+    if (\port$3122$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$1  = lane1_d1;
-    if (\port$3092$0 ) begin
+    if (\port$3120$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$3094$0 , \port$3093$0 , \port$3092$0 , \port$3091$0  };
+  assign en = { \port$3122$0 , \port$3121$0 , \port$3120$0 , \port$3119$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16731,7 +16618,7 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3091$0 , \port$3092
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_wctl (engine_rst, en, i, i_next, o, o_next, engine_clk);
+module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
@@ -17489,7 +17376,7 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2999$354 , o__payload, engine_clk);
+module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$3018$354 , o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -17693,8 +17580,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2999$354 ;
-  wire [44:0] \port$2999$354 ;
+  input [44:0] \port$3018$354 ;
+  wire [44:0] \port$3018$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -17769,13 +17656,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2999$354 [36:32];
-  assign lower = \port$2999$354 [0] ? \port$2999$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3018$354 [36:32];
+  assign lower = \port$3018$354 [0] ? \port$3018$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2999$354 [36:32];
+  assign \$11  = ! \port$3018$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17790,8 +17677,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2999$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2999$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3018$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3018$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17806,8 +17693,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2999$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2999$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3018$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3018$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17822,8 +17709,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2999$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2999$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3018$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3018$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17838,8 +17725,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2999$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2999$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3018$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3018$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -18165,7 +18052,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2999$354 [31:1];
+      \$125  = \port$3018$354 [31:1];
     end
   end
   always @* begin
@@ -18256,7 +18143,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2999$354 [31:1];
+      \$137  = \port$3018$354 [31:1];
     end
   end
   always @* begin
@@ -18347,7 +18234,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2999$354 [31:1];
+      \$149  = \port$3018$354 [31:1];
     end
   end
   always @* begin
@@ -18438,7 +18325,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2999$354 [31:1];
+      \$161  = \port$3018$354 [31:1];
     end
   end
   always @* begin
@@ -18492,10 +18379,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2999$354 [36:32];
-  assign relu = \port$2999$354 [0];
-  assign zero_point = \port$2999$354 [44:37];
-  assign multiplier = \port$2999$354 [31:1];
+  assign shift = \port$3018$354 [36:32];
+  assign relu = \port$3018$354 [0];
+  assign zero_point = \port$3018$354 [44:37];
+  assign multiplier = \port$3018$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -6,22 +6,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [128:0] \$101 ;
-  reg \$102 ;
-  reg [2:0] \$103 ;
-  reg \$104 ;
-  reg [2:0] \$105 ;
-  reg \$106 ;
-  reg [31:0] \$107 ;
-  reg [31:0] \$108 ;
-  reg [1:0] \$109 ;
-  wire [3:0] \$11 ;
-  reg [2:0] \$110 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
   wire \$14 ;
-  wire [3:0] \$15 ;
+  wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
@@ -37,18 +26,18 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire \$3 ;
-  wire \$30 ;
+  wire [31:0] \$3 ;
+  wire [3:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
+  wire [3:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
@@ -59,7 +48,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
@@ -70,7 +59,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -79,11 +68,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$65 ;
   wire \$66 ;
   wire \$67 ;
-  wire [31:0] \$68 ;
-  wire [31:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire \$7 ;
-  wire [31:0] \$70 ;
-  wire [31:0] \$71 ;
+  wire \$70 ;
+  wire \$71 ;
   wire \$72 ;
   wire \$73 ;
   wire \$74 ;
@@ -98,144 +87,122 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$82 ;
   wire \$83 ;
   wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  reg \$85 ;
+  reg [128:0] \$86 ;
+  reg \$87 ;
+  reg [2:0] \$88 ;
+  reg \$89 ;
   wire \$9 ;
-  wire \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  reg [2:0] \$90 ;
+  reg \$91 ;
+  reg [31:0] \$92 ;
+  reg [31:0] \$93 ;
+  reg [1:0] \$94 ;
+  reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$191 ;
-  wire [7:0] \a_in$209 ;
-  wire [7:0] \a_in$227 ;
-  wire [7:0] \a_in$244 ;
+  wire [7:0] \a_in$100 ;
+  wire [7:0] \a_in$120 ;
+  wire [7:0] \a_in$140 ;
+  wire [7:0] \a_in$159 ;
+  wire [7:0] \a_in$177 ;
+  wire [7:0] \a_in$199 ;
+  wire [7:0] \a_in$221 ;
+  wire [7:0] \a_in$242 ;
   wire [7:0] \a_in$260 ;
-  wire [7:0] \a_in$280 ;
-  wire [7:0] \a_in$300 ;
-  wire [7:0] \a_in$319 ;
-  wire [7:0] \a_in$335 ;
-  wire [7:0] \a_in$355 ;
-  wire [7:0] \a_in$375 ;
-  wire [7:0] \a_in$394 ;
-  wire [7:0] \a_in$410 ;
-  wire [7:0] \a_in$430 ;
-  wire [7:0] \a_in$450 ;
+  wire [7:0] \a_in$282 ;
+  wire [7:0] \a_in$304 ;
+  wire [7:0] \a_in$325 ;
+  wire [7:0] \a_in$343 ;
+  wire [7:0] \a_in$365 ;
+  wire [7:0] \a_in$387 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$187 ;
-  wire [7:0] \a_next$205 ;
-  wire [7:0] \a_next$223 ;
-  wire [7:0] \a_next$241 ;
+  wire [7:0] \a_next$116 ;
+  wire [7:0] \a_next$136 ;
+  wire [7:0] \a_next$156 ;
+  wire [7:0] \a_next$173 ;
+  wire [7:0] \a_next$195 ;
+  wire [7:0] \a_next$217 ;
+  wire [7:0] \a_next$239 ;
   wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$276 ;
-  wire [7:0] \a_next$296 ;
-  wire [7:0] \a_next$316 ;
-  wire [7:0] \a_next$331 ;
-  wire [7:0] \a_next$351 ;
-  wire [7:0] \a_next$371 ;
-  wire [7:0] \a_next$391 ;
-  wire [7:0] \a_next$406 ;
-  wire [7:0] \a_next$426 ;
-  wire [7:0] \a_next$446 ;
+  wire [7:0] \a_next$278 ;
+  wire [7:0] \a_next$300 ;
+  wire [7:0] \a_next$322 ;
+  wire [7:0] \a_next$339 ;
+  wire [7:0] \a_next$361 ;
+  wire [7:0] \a_next$383 ;
+  wire [7:0] \a_next$96 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$210 ;
-  wire [7:0] \a_out$228 ;
+  wire [7:0] \a_out$121 ;
+  wire [7:0] \a_out$141 ;
+  wire [7:0] \a_out$178 ;
+  wire [7:0] \a_out$200 ;
+  wire [7:0] \a_out$222 ;
   wire [7:0] \a_out$261 ;
-  wire [7:0] \a_out$281 ;
-  wire [7:0] \a_out$301 ;
-  wire [7:0] \a_out$336 ;
-  wire [7:0] \a_out$356 ;
-  wire [7:0] \a_out$376 ;
-  wire [7:0] \a_out$411 ;
-  wire [7:0] \a_out$431 ;
-  wire [7:0] \a_out$451 ;
+  wire [7:0] \a_out$283 ;
+  wire [7:0] \a_out$305 ;
+  wire [7:0] \a_out$344 ;
+  wire [7:0] \a_out$366 ;
+  wire [7:0] \a_out$388 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$166 ;
-  wire \capture$185 ;
-  wire \capture$203 ;
-  wire \capture$221 ;
-  wire \capture$239 ;
+  wire \capture$114 ;
+  wire \capture$134 ;
+  wire \capture$154 ;
+  wire \capture$171 ;
+  wire \capture$193 ;
+  wire \capture$215 ;
+  wire \capture$237 ;
   wire \capture$254 ;
-  wire \capture$274 ;
-  wire \capture$294 ;
-  wire \capture$314 ;
-  wire \capture$329 ;
-  wire \capture$349 ;
-  wire \capture$369 ;
-  wire \capture$389 ;
-  wire \capture$404 ;
-  wire \capture$424 ;
-  wire \capture$444 ;
+  wire \capture$276 ;
+  wire \capture$298 ;
+  wire \capture$320 ;
+  wire \capture$337 ;
+  wire \capture$359 ;
+  wire \capture$381 ;
+  wire \capture$72 ;
+  wire \capture$94 ;
   wire capture_next;
-  wire \capture_next$186 ;
-  wire \capture_next$204 ;
-  wire \capture_next$222 ;
-  wire \capture_next$240 ;
+  wire \capture_next$115 ;
+  wire \capture_next$135 ;
+  wire \capture_next$155 ;
+  wire \capture_next$172 ;
+  wire \capture_next$194 ;
+  wire \capture_next$216 ;
+  wire \capture_next$238 ;
   wire \capture_next$255 ;
-  wire \capture_next$275 ;
-  wire \capture_next$295 ;
-  wire \capture_next$315 ;
-  wire \capture_next$330 ;
-  wire \capture_next$350 ;
-  wire \capture_next$370 ;
-  wire \capture_next$390 ;
-  wire \capture_next$405 ;
-  wire \capture_next$425 ;
-  wire \capture_next$445 ;
+  wire \capture_next$277 ;
+  wire \capture_next$299 ;
+  wire \capture_next$321 ;
+  wire \capture_next$338 ;
+  wire \capture_next$360 ;
+  wire \capture_next$382 ;
+  wire \capture_next$95 ;
   input clk;
   wire clk;
-  reg en = 1'h1;
-  wire [3:0] \en$150 ;
-  wire [3:0] \en$153 ;
-  (* init = 1'h1 *)
-  wire \en$154 ;
-  wire [3:0] \en$155 ;
-  (* init = 1'h1 *)
-  wire \en$156 ;
-  (* init = 1'h1 *)
-  wire \en$164 ;
-  (* init = 1'h1 *)
-  wire \en$183 ;
-  (* init = 1'h1 *)
-  wire \en$201 ;
-  (* init = 1'h1 *)
-  wire \en$219 ;
-  (* init = 1'h1 *)
-  wire \en$237 ;
-  (* init = 1'h1 *)
-  wire \en$252 ;
-  (* init = 1'h1 *)
-  wire \en$272 ;
-  (* init = 1'h1 *)
-  wire \en$292 ;
-  (* init = 1'h1 *)
-  wire \en$312 ;
-  (* init = 1'h1 *)
-  wire \en$327 ;
-  (* init = 1'h1 *)
-  wire \en$347 ;
-  (* init = 1'h1 *)
-  wire \en$367 ;
-  (* init = 1'h1 *)
-  wire \en$387 ;
-  (* init = 1'h1 *)
-  wire \en$402 ;
-  (* init = 1'h1 *)
-  wire \en$422 ;
-  (* init = 1'h1 *)
-  wire \en$442 ;
+  wire [3:0] en;
+  reg \en$110  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$150  = 1'h1;
+  reg \en$167  = 1'h1;
+  reg \en$189  = 1'h1;
+  reg \en$211  = 1'h1;
+  reg \en$233  = 1'h1;
+  reg \en$250  = 1'h1;
+  reg \en$272  = 1'h1;
+  reg \en$294  = 1'h1;
+  reg \en$316  = 1'h1;
+  reg \en$333  = 1'h1;
+  reg \en$34  = 1'h1;
+  reg \en$355  = 1'h1;
+  reg \en$377  = 1'h1;
+  wire [3:0] \en$43 ;
+  reg \en$48  = 1'h1;
+  wire [3:0] \en$50 ;
+  reg \en$55  = 1'h1;
+  reg \en$68  = 1'h1;
+  reg \en$90  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -248,167 +215,184 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_in_w_1 = 1'h1;
   reg en_in_w_2 = 1'h1;
   reg en_in_w_3 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
   reg en_skew_a_3 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg en_skew_w_0 = 1'h1;
   reg en_skew_w_1 = 1'h1;
   reg en_skew_w_2 = 1'h1;
   reg en_skew_w_3 = 1'h1;
-  reg en_skew_wctl = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$195 ;
-  wire \first_in$213 ;
-  wire \first_in$231 ;
-  wire \first_in$246 ;
+  wire \first_in$104 ;
+  wire \first_in$124 ;
+  wire \first_in$144 ;
+  wire \first_in$161 ;
+  wire \first_in$181 ;
+  wire \first_in$203 ;
+  wire \first_in$225 ;
+  wire \first_in$244 ;
   wire \first_in$264 ;
-  wire \first_in$284 ;
-  wire \first_in$304 ;
-  wire \first_in$321 ;
-  wire \first_in$339 ;
-  wire \first_in$359 ;
-  wire \first_in$379 ;
-  wire \first_in$396 ;
-  wire \first_in$414 ;
-  wire \first_in$434 ;
-  wire \first_in$454 ;
+  wire \first_in$286 ;
+  wire \first_in$308 ;
+  wire \first_in$327 ;
+  wire \first_in$347 ;
+  wire \first_in$369 ;
+  wire \first_in$391 ;
   wire first_next;
-  wire \first_next$188 ;
-  wire \first_next$206 ;
-  wire \first_next$224 ;
-  wire \first_next$242 ;
+  wire \first_next$117 ;
+  wire \first_next$137 ;
+  wire \first_next$157 ;
+  wire \first_next$174 ;
+  wire \first_next$196 ;
+  wire \first_next$218 ;
+  wire \first_next$240 ;
   wire \first_next$257 ;
-  wire \first_next$277 ;
-  wire \first_next$297 ;
-  wire \first_next$317 ;
-  wire \first_next$332 ;
-  wire \first_next$352 ;
-  wire \first_next$372 ;
-  wire \first_next$392 ;
-  wire \first_next$407 ;
-  wire \first_next$427 ;
-  wire \first_next$447 ;
+  wire \first_next$279 ;
+  wire \first_next$301 ;
+  wire \first_next$323 ;
+  wire \first_next$340 ;
+  wire \first_next$362 ;
+  wire \first_next$384 ;
+  wire \first_next$97 ;
   wire first_next_out;
-  wire \first_next_out$207 ;
-  wire \first_next_out$225 ;
+  wire \first_next_out$118 ;
+  wire \first_next_out$138 ;
+  wire \first_next_out$175 ;
+  wire \first_next_out$197 ;
+  wire \first_next_out$219 ;
   wire \first_next_out$258 ;
-  wire \first_next_out$278 ;
-  wire \first_next_out$298 ;
-  wire \first_next_out$333 ;
-  wire \first_next_out$353 ;
-  wire \first_next_out$373 ;
-  wire \first_next_out$408 ;
-  wire \first_next_out$428 ;
-  wire \first_next_out$448 ;
+  wire \first_next_out$280 ;
+  wire \first_next_out$302 ;
+  wire \first_next_out$341 ;
+  wire \first_next_out$363 ;
+  wire \first_next_out$385 ;
   wire first_out;
-  wire \first_out$214 ;
-  wire \first_out$232 ;
+  wire \first_out$125 ;
+  wire \first_out$145 ;
+  wire \first_out$182 ;
+  wire \first_out$204 ;
+  wire \first_out$226 ;
   wire \first_out$265 ;
-  wire \first_out$285 ;
-  wire \first_out$305 ;
-  wire \first_out$340 ;
-  wire \first_out$360 ;
-  wire \first_out$380 ;
-  wire \first_out$415 ;
-  wire \first_out$435 ;
-  wire \first_out$455 ;
+  wire \first_out$287 ;
+  wire \first_out$309 ;
+  wire \first_out$348 ;
+  wire \first_out$370 ;
+  wire \first_out$392 ;
   wire held;
   wire [127:0] i;
-  (* init = 32'd0 *)
-  wire [31:0] \i$157 ;
-  wire [7:0] \i$157[0] ;
-  wire [7:0] \i$157[1] ;
-  wire [7:0] \i$157[2] ;
-  wire [7:0] \i$157[3] ;
-  wire [7:0] \i$158 ;
-  wire [1:0] \i$158[0] ;
-  wire \i$158[0].capture ;
-  wire \i$158[0].shift ;
-  wire [1:0] \i$158[1] ;
-  wire \i$158[1].capture ;
-  wire \i$158[1].shift ;
-  wire [1:0] \i$158[2] ;
-  wire \i$158[2].capture ;
-  wire \i$158[2].shift ;
-  wire [1:0] \i$158[3] ;
-  wire \i$158[3].capture ;
-  wire \i$158[3].shift ;
-  wire [31:0] \i$159 ;
-  wire [7:0] \i$159[0] ;
-  wire [7:0] \i$159[1] ;
-  wire [7:0] \i$159[2] ;
-  wire [7:0] \i$159[3] ;
-  wire [11:0] \i$160 ;
-  wire [2:0] \i$160[0] ;
-  wire \i$160[0].first ;
-  wire \i$160[0].last ;
-  wire \i$160[0].valid ;
-  wire [2:0] \i$160[1] ;
-  wire \i$160[1].first ;
-  wire \i$160[1].last ;
-  wire \i$160[1].valid ;
-  wire [2:0] \i$160[2] ;
-  wire \i$160[2].first ;
-  wire \i$160[2].last ;
-  wire \i$160[2].valid ;
-  wire [2:0] \i$160[3] ;
-  wire \i$160[3].first ;
-  wire \i$160[3].last ;
-  wire \i$160[3].valid ;
+  reg [31:0] \i$57  = 32'd0;
+  wire [7:0] \i$57[0] ;
+  wire [7:0] \i$57[1] ;
+  wire [7:0] \i$57[2] ;
+  wire [7:0] \i$57[3] ;
+  wire [7:0] \i$59 ;
+  wire [1:0] \i$59[0] ;
+  wire \i$59[0].capture ;
+  wire \i$59[0].shift ;
+  wire [1:0] \i$59[1] ;
+  wire \i$59[1].capture ;
+  wire \i$59[1].shift ;
+  wire [1:0] \i$59[2] ;
+  wire \i$59[2].capture ;
+  wire \i$59[2].shift ;
+  wire [1:0] \i$59[3] ;
+  wire \i$59[3].capture ;
+  wire \i$59[3].shift ;
+  wire [31:0] \i$61 ;
+  wire [7:0] \i$61[0] ;
+  wire [7:0] \i$61[1] ;
+  wire [7:0] \i$61[2] ;
+  wire [7:0] \i$61[3] ;
+  wire [11:0] \i$63 ;
+  wire [2:0] \i$63[0] ;
+  wire \i$63[0].first ;
+  wire \i$63[0].last ;
+  wire \i$63[0].valid ;
+  wire [2:0] \i$63[1] ;
+  wire \i$63[1].first ;
+  wire \i$63[1].last ;
+  wire \i$63[1].valid ;
+  wire [2:0] \i$63[2] ;
+  wire \i$63[2].first ;
+  wire \i$63[2].last ;
+  wire \i$63[2].valid ;
+  wire [2:0] \i$63[3] ;
+  wire \i$63[3].first ;
+  wire \i$63[3].last ;
+  wire \i$63[3].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
   wire [31:0] \i[3] ;
   wire [31:0] i_next;
-  wire [11:0] \i_next$162 ;
-  wire [2:0] \i_next$162[0] ;
-  wire \i_next$162[0].first ;
-  wire \i_next$162[0].last ;
-  wire \i_next$162[0].valid ;
-  wire [2:0] \i_next$162[1] ;
-  wire \i_next$162[1].first ;
-  wire \i_next$162[1].last ;
-  wire \i_next$162[1].valid ;
-  wire [2:0] \i_next$162[2] ;
-  wire \i_next$162[2].first ;
-  wire \i_next$162[2].last ;
-  wire \i_next$162[2].valid ;
-  wire [2:0] \i_next$162[3] ;
-  wire \i_next$162[3].first ;
-  wire \i_next$162[3].last ;
-  wire \i_next$162[3].valid ;
-  wire [7:0] \i_next$163 ;
-  wire [1:0] \i_next$163[0] ;
-  wire \i_next$163[0].capture ;
-  wire \i_next$163[0].shift ;
-  wire [1:0] \i_next$163[1] ;
-  wire \i_next$163[1].capture ;
-  wire \i_next$163[1].shift ;
-  wire [1:0] \i_next$163[2] ;
-  wire \i_next$163[2].capture ;
-  wire \i_next$163[2].shift ;
-  wire [1:0] \i_next$163[3] ;
-  wire \i_next$163[3].capture ;
-  wire \i_next$163[3].shift ;
+  wire [11:0] \i_next$66 ;
+  wire [2:0] \i_next$66[0] ;
+  wire \i_next$66[0].first ;
+  wire \i_next$66[0].last ;
+  wire \i_next$66[0].valid ;
+  wire [2:0] \i_next$66[1] ;
+  wire \i_next$66[1].first ;
+  wire \i_next$66[1].last ;
+  wire \i_next$66[1].valid ;
+  wire [2:0] \i_next$66[2] ;
+  wire \i_next$66[2].first ;
+  wire \i_next$66[2].last ;
+  wire \i_next$66[2].valid ;
+  wire [2:0] \i_next$66[3] ;
+  wire \i_next$66[3].first ;
+  wire \i_next$66[3].last ;
+  wire \i_next$66[3].valid ;
+  wire [7:0] \i_next$67 ;
+  wire [1:0] \i_next$67[0] ;
+  wire \i_next$67[0].capture ;
+  wire \i_next$67[0].shift ;
+  wire [1:0] \i_next$67[1] ;
+  wire \i_next$67[1].capture ;
+  wire \i_next$67[1].shift ;
+  wire [1:0] \i_next$67[2] ;
+  wire \i_next$67[2].capture ;
+  wire \i_next$67[2].shift ;
+  wire [1:0] \i_next$67[3] ;
+  wire \i_next$67[3].capture ;
+  wire \i_next$67[3].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -422,7 +406,8 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  reg [31:0] in_w = 32'd0;
+  (* init = 32'd0 *)
+  wire [31:0] in_w;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -431,103 +416,103 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$197 ;
-  wire \last_in$215 ;
-  wire \last_in$233 ;
-  wire \last_in$247 ;
+  wire \last_in$106 ;
+  wire \last_in$126 ;
+  wire \last_in$146 ;
+  wire \last_in$162 ;
+  wire \last_in$183 ;
+  wire \last_in$205 ;
+  wire \last_in$227 ;
+  wire \last_in$245 ;
   wire \last_in$266 ;
-  wire \last_in$286 ;
-  wire \last_in$306 ;
-  wire \last_in$322 ;
-  wire \last_in$341 ;
-  wire \last_in$361 ;
-  wire \last_in$381 ;
-  wire \last_in$397 ;
-  wire \last_in$416 ;
-  wire \last_in$436 ;
-  wire \last_in$456 ;
+  wire \last_in$288 ;
+  wire \last_in$310 ;
+  wire \last_in$328 ;
+  wire \last_in$349 ;
+  wire \last_in$371 ;
+  wire \last_in$393 ;
   wire last_out;
-  wire \last_out$198 ;
-  wire \last_out$216 ;
-  wire \last_out$234 ;
+  wire \last_out$107 ;
+  wire \last_out$127 ;
+  wire \last_out$147 ;
+  wire \last_out$184 ;
+  wire \last_out$206 ;
+  wire \last_out$228 ;
   wire \last_out$267 ;
-  wire \last_out$287 ;
-  wire \last_out$307 ;
-  wire \last_out$342 ;
-  wire \last_out$362 ;
-  wire \last_out$382 ;
-  wire \last_out$417 ;
-  wire \last_out$437 ;
-  wire \last_out$457 ;
+  wire \last_out$289 ;
+  wire \last_out$311 ;
+  wire \last_out$350 ;
+  wire \last_out$372 ;
+  wire \last_out$394 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
-  wire [7:0] \o$167 ;
-  wire [1:0] \o$167[0] ;
-  wire \o$167[0].capture ;
-  wire \o$167[0].shift ;
-  wire [1:0] \o$167[1] ;
-  wire \o$167[1].capture ;
-  wire \o$167[1].shift ;
-  wire [1:0] \o$167[2] ;
-  wire \o$167[2].capture ;
-  wire \o$167[2].shift ;
-  wire [1:0] \o$167[3] ;
-  wire \o$167[3].capture ;
-  wire \o$167[3].shift ;
-  wire [31:0] \o$175 ;
-  wire [7:0] \o$175[0] ;
-  wire [7:0] \o$175[1] ;
-  wire [7:0] \o$175[2] ;
-  wire [7:0] \o$175[3] ;
-  wire [11:0] \o$177 ;
-  wire [2:0] \o$177[0] ;
-  wire \o$177[0].first ;
-  wire \o$177[0].last ;
-  wire \o$177[0].valid ;
-  wire [2:0] \o$177[1] ;
-  wire \o$177[1].first ;
-  wire \o$177[1].last ;
-  wire \o$177[1].valid ;
-  wire [2:0] \o$177[2] ;
-  wire \o$177[2].first ;
-  wire \o$177[2].last ;
-  wire \o$177[2].valid ;
-  wire [2:0] \o$177[3] ;
-  wire \o$177[3].first ;
-  wire \o$177[3].last ;
-  wire \o$177[3].valid ;
-  wire [31:0] \o$182 ;
-  wire [7:0] \o$182[0] ;
-  wire [7:0] \o$182[1] ;
-  wire [7:0] \o$182[2] ;
-  wire [7:0] \o$182[3] ;
+  wire [7:0] \o$73 ;
+  wire [1:0] \o$73[0] ;
+  wire \o$73[0].capture ;
+  wire \o$73[0].shift ;
+  wire [1:0] \o$73[1] ;
+  wire \o$73[1].capture ;
+  wire \o$73[1].shift ;
+  wire [1:0] \o$73[2] ;
+  wire \o$73[2].capture ;
+  wire \o$73[2].shift ;
+  wire [1:0] \o$73[3] ;
+  wire \o$73[3].capture ;
+  wire \o$73[3].shift ;
+  wire [31:0] \o$82 ;
+  wire [7:0] \o$82[0] ;
+  wire [7:0] \o$82[1] ;
+  wire [7:0] \o$82[2] ;
+  wire [7:0] \o$82[3] ;
+  wire [11:0] \o$84 ;
+  wire [2:0] \o$84[0] ;
+  wire \o$84[0].first ;
+  wire \o$84[0].last ;
+  wire \o$84[0].valid ;
+  wire [2:0] \o$84[1] ;
+  wire \o$84[1].first ;
+  wire \o$84[1].last ;
+  wire \o$84[1].valid ;
+  wire [2:0] \o$84[2] ;
+  wire \o$84[2].first ;
+  wire \o$84[2].last ;
+  wire \o$84[2].valid ;
+  wire [2:0] \o$84[3] ;
+  wire \o$84[3].first ;
+  wire \o$84[3].last ;
+  wire \o$84[3].valid ;
+  wire [31:0] \o$89 ;
+  wire [7:0] \o$89[0] ;
+  wire [7:0] \o$89[1] ;
+  wire [7:0] \o$89[2] ;
+  wire [7:0] \o$89[3] ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [7:0] o_next;
-  wire [31:0] \o_next$170 ;
-  wire [7:0] \o_next$170[0] ;
-  wire [7:0] \o_next$170[1] ;
-  wire [7:0] \o_next$170[2] ;
-  wire [7:0] \o_next$170[3] ;
-  wire [11:0] \o_next$172 ;
-  wire [2:0] \o_next$172[0] ;
-  wire \o_next$172[0].first ;
-  wire \o_next$172[0].last ;
-  wire \o_next$172[0].valid ;
-  wire [2:0] \o_next$172[1] ;
-  wire \o_next$172[1].first ;
-  wire \o_next$172[1].last ;
-  wire \o_next$172[1].valid ;
-  wire [2:0] \o_next$172[2] ;
-  wire \o_next$172[2].first ;
-  wire \o_next$172[2].last ;
-  wire \o_next$172[2].valid ;
-  wire [2:0] \o_next$172[3] ;
-  wire \o_next$172[3].first ;
-  wire \o_next$172[3].last ;
-  wire \o_next$172[3].valid ;
+  wire [31:0] \o_next$77 ;
+  wire [7:0] \o_next$77[0] ;
+  wire [7:0] \o_next$77[1] ;
+  wire [7:0] \o_next$77[2] ;
+  wire [7:0] \o_next$77[3] ;
+  wire [11:0] \o_next$79 ;
+  wire [2:0] \o_next$79[0] ;
+  wire \o_next$79[0].first ;
+  wire \o_next$79[0].last ;
+  wire \o_next$79[0].valid ;
+  wire [2:0] \o_next$79[1] ;
+  wire \o_next$79[1].first ;
+  wire \o_next$79[1].last ;
+  wire \o_next$79[1].valid ;
+  wire [2:0] \o_next$79[2] ;
+  wire \o_next$79[2].first ;
+  wire \o_next$79[2].last ;
+  wire \o_next$79[2].valid ;
+  wire [2:0] \o_next$79[3] ;
+  wire \o_next$79[3].first ;
+  wire \o_next$79[3].last ;
+  wire \o_next$79[3].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -559,86 +544,38 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \out.c[2] ;
   wire [31:0] \out.c[3] ;
   wire \out.last ;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$199 ;
-  wire [31:0] \psum_in$217 ;
-  wire [31:0] \psum_in$235 ;
-  wire [31:0] \psum_in$248 ;
+  wire [31:0] \psum_in$108 ;
+  wire [31:0] \psum_in$128 ;
+  wire [31:0] \psum_in$148 ;
+  wire [31:0] \psum_in$163 ;
+  wire [31:0] \psum_in$185 ;
+  wire [31:0] \psum_in$207 ;
+  wire [31:0] \psum_in$229 ;
+  wire [31:0] \psum_in$246 ;
   wire [31:0] \psum_in$268 ;
-  wire [31:0] \psum_in$288 ;
-  wire [31:0] \psum_in$308 ;
-  wire [31:0] \psum_in$323 ;
-  wire [31:0] \psum_in$343 ;
-  wire [31:0] \psum_in$363 ;
-  wire [31:0] \psum_in$383 ;
-  wire [31:0] \psum_in$398 ;
-  wire [31:0] \psum_in$418 ;
-  wire [31:0] \psum_in$438 ;
-  wire [31:0] \psum_in$458 ;
+  wire [31:0] \psum_in$290 ;
+  wire [31:0] \psum_in$312 ;
+  wire [31:0] \psum_in$329 ;
+  wire [31:0] \psum_in$351 ;
+  wire [31:0] \psum_in$373 ;
+  wire [31:0] \psum_in$395 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$144 ;
-  wire [31:0] \psum_out$145 ;
-  wire [31:0] \psum_out$146 ;
-  wire [31:0] \psum_out$249 ;
+  wire [31:0] \psum_out$15 ;
+  wire [31:0] \psum_out$16 ;
+  wire [31:0] \psum_out$164 ;
+  wire [31:0] \psum_out$17 ;
+  wire [31:0] \psum_out$186 ;
+  wire [31:0] \psum_out$208 ;
+  wire [31:0] \psum_out$230 ;
+  wire [31:0] \psum_out$247 ;
   wire [31:0] \psum_out$269 ;
-  wire [31:0] \psum_out$289 ;
-  wire [31:0] \psum_out$309 ;
-  wire [31:0] \psum_out$324 ;
-  wire [31:0] \psum_out$344 ;
-  wire [31:0] \psum_out$364 ;
-  wire [31:0] \psum_out$384 ;
-  wire [31:0] \psum_out$399 ;
-  wire [31:0] \psum_out$419 ;
-  wire [31:0] \psum_out$439 ;
-  wire [31:0] \psum_out$459 ;
+  wire [31:0] \psum_out$291 ;
+  wire [31:0] \psum_out$313 ;
+  wire [31:0] \psum_out$330 ;
+  wire [31:0] \psum_out$352 ;
+  wire [31:0] \psum_out$374 ;
+  wire [31:0] \psum_out$396 ;
   reg released = 1'h0;
   output [128:0] results__payload;
   wire [128:0] results__payload;
@@ -677,26 +614,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_3_3 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  reg shift_0_0 = 1'h0;
-  reg shift_0_1 = 1'h0;
-  reg shift_0_2 = 1'h0;
-  reg shift_0_3 = 1'h0;
-  reg shift_1_0 = 1'h0;
-  reg shift_1_1 = 1'h0;
-  reg shift_1_2 = 1'h0;
-  reg shift_1_3 = 1'h0;
-  reg shift_2_0 = 1'h0;
-  reg shift_2_1 = 1'h0;
-  reg shift_2_2 = 1'h0;
-  reg shift_2_3 = 1'h0;
-  reg shift_3_0 = 1'h0;
-  reg shift_3_1 = 1'h0;
-  reg shift_3_2 = 1'h0;
-  reg shift_3_3 = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  (* init = 1'h0 *)
+  wire shift_3_3;
   reg [2:0] since_first = 3'h4;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [128:0] skid = 129'h000000000000000000000000000000000;
   wire [127:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -709,112 +659,97 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_1 = 1'h0;
   reg skid_valid_2 = 1'h0;
   reg skid_valid_3 = 1'h0;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$193 ;
-  wire \valid_in$211 ;
-  wire \valid_in$229 ;
-  wire \valid_in$245 ;
+  wire \valid_in$102 ;
+  wire \valid_in$122 ;
+  wire \valid_in$142 ;
+  wire \valid_in$160 ;
+  wire \valid_in$179 ;
+  wire \valid_in$201 ;
+  wire \valid_in$223 ;
+  wire \valid_in$243 ;
   wire \valid_in$262 ;
-  wire \valid_in$282 ;
-  wire \valid_in$302 ;
-  wire \valid_in$320 ;
-  wire \valid_in$337 ;
-  wire \valid_in$357 ;
-  wire \valid_in$377 ;
-  wire \valid_in$395 ;
-  wire \valid_in$412 ;
-  wire \valid_in$432 ;
-  wire \valid_in$452 ;
+  wire \valid_in$284 ;
+  wire \valid_in$306 ;
+  wire \valid_in$326 ;
+  wire \valid_in$345 ;
+  wire \valid_in$367 ;
+  wire \valid_in$389 ;
   wire valid_next;
-  wire \valid_next$190 ;
-  wire \valid_next$208 ;
-  wire \valid_next$226 ;
-  wire \valid_next$243 ;
+  wire \valid_next$119 ;
+  wire \valid_next$139 ;
+  wire \valid_next$158 ;
+  wire \valid_next$176 ;
+  wire \valid_next$198 ;
+  wire \valid_next$220 ;
+  wire \valid_next$241 ;
   wire \valid_next$259 ;
-  wire \valid_next$279 ;
-  wire \valid_next$299 ;
-  wire \valid_next$318 ;
-  wire \valid_next$334 ;
-  wire \valid_next$354 ;
-  wire \valid_next$374 ;
-  wire \valid_next$393 ;
-  wire \valid_next$409 ;
-  wire \valid_next$429 ;
-  wire \valid_next$449 ;
+  wire \valid_next$281 ;
+  wire \valid_next$303 ;
+  wire \valid_next$324 ;
+  wire \valid_next$342 ;
+  wire \valid_next$364 ;
+  wire \valid_next$386 ;
+  wire \valid_next$99 ;
   wire valid_out;
-  wire \valid_out$194 ;
-  wire \valid_out$212 ;
-  wire \valid_out$230 ;
+  wire \valid_out$103 ;
+  wire \valid_out$123 ;
+  wire \valid_out$143 ;
+  wire \valid_out$180 ;
+  wire \valid_out$202 ;
+  wire \valid_out$224 ;
   wire \valid_out$263 ;
-  wire \valid_out$283 ;
-  wire \valid_out$303 ;
-  wire \valid_out$338 ;
-  wire \valid_out$358 ;
-  wire \valid_out$378 ;
-  wire \valid_out$413 ;
-  wire \valid_out$433 ;
-  wire \valid_out$453 ;
+  wire \valid_out$285 ;
+  wire \valid_out$307 ;
+  wire \valid_out$346 ;
+  wire \valid_out$368 ;
+  wire \valid_out$390 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$200 ;
-  wire [7:0] \w_in$218 ;
-  wire [7:0] \w_in$236 ;
-  wire [7:0] \w_in$250 ;
+  wire [7:0] \w_in$109 ;
+  wire [7:0] \w_in$129 ;
+  wire [7:0] \w_in$149 ;
+  wire [7:0] \w_in$165 ;
+  wire [7:0] \w_in$187 ;
+  wire [7:0] \w_in$209 ;
+  wire [7:0] \w_in$231 ;
+  wire [7:0] \w_in$248 ;
   wire [7:0] \w_in$270 ;
-  wire [7:0] \w_in$290 ;
-  wire [7:0] \w_in$310 ;
-  wire [7:0] \w_in$325 ;
-  wire [7:0] \w_in$345 ;
-  wire [7:0] \w_in$365 ;
-  wire [7:0] \w_in$385 ;
-  wire [7:0] \w_in$400 ;
-  wire [7:0] \w_in$420 ;
-  wire [7:0] \w_in$440 ;
-  wire [7:0] \w_in$460 ;
+  wire [7:0] \w_in$292 ;
+  wire [7:0] \w_in$314 ;
+  wire [7:0] \w_in$331 ;
+  wire [7:0] \w_in$353 ;
+  wire [7:0] \w_in$375 ;
+  wire [7:0] \w_in$397 ;
   wire [7:0] w_out;
+  wire [7:0] \w_out$188 ;
+  wire [7:0] \w_out$210 ;
+  wire [7:0] \w_out$232 ;
+  wire [7:0] \w_out$249 ;
   wire [7:0] \w_out$271 ;
-  wire [7:0] \w_out$291 ;
-  wire [7:0] \w_out$311 ;
-  wire [7:0] \w_out$326 ;
-  wire [7:0] \w_out$346 ;
-  wire [7:0] \w_out$366 ;
-  wire [7:0] \w_out$386 ;
-  wire [7:0] \w_out$401 ;
-  wire [7:0] \w_out$421 ;
-  wire [7:0] \w_out$441 ;
-  wire [7:0] \w_out$461 ;
-  (* init = 1'h0 *)
-  wire w_shift;
-  (* init = 1'h0 *)
-  wire \w_shift$184 ;
-  (* init = 1'h0 *)
-  wire \w_shift$202 ;
-  (* init = 1'h0 *)
-  wire \w_shift$220 ;
-  (* init = 1'h0 *)
-  wire \w_shift$238 ;
-  (* init = 1'h0 *)
-  wire \w_shift$253 ;
-  (* init = 1'h0 *)
-  wire \w_shift$273 ;
-  (* init = 1'h0 *)
-  wire \w_shift$293 ;
-  (* init = 1'h0 *)
-  wire \w_shift$313 ;
-  (* init = 1'h0 *)
-  wire \w_shift$328 ;
-  (* init = 1'h0 *)
-  wire \w_shift$348 ;
-  (* init = 1'h0 *)
-  wire \w_shift$368 ;
-  (* init = 1'h0 *)
-  wire \w_shift$388 ;
-  (* init = 1'h0 *)
-  wire \w_shift$403 ;
-  (* init = 1'h0 *)
-  wire \w_shift$423 ;
-  (* init = 1'h0 *)
-  wire \w_shift$443 ;
+  wire [7:0] \w_out$293 ;
+  wire [7:0] \w_out$315 ;
+  wire [7:0] \w_out$332 ;
+  wire [7:0] \w_out$354 ;
+  wire [7:0] \w_out$376 ;
+  wire [7:0] \w_out$398 ;
+  reg w_shift = 1'h0;
+  reg \w_shift$112  = 1'h0;
+  reg \w_shift$132  = 1'h0;
+  reg \w_shift$152  = 1'h0;
+  reg \w_shift$169  = 1'h0;
+  reg \w_shift$191  = 1'h0;
+  reg \w_shift$213  = 1'h0;
+  reg \w_shift$235  = 1'h0;
+  reg \w_shift$252  = 1'h0;
+  reg \w_shift$274  = 1'h0;
+  reg \w_shift$296  = 1'h0;
+  reg \w_shift$318  = 1'h0;
+  reg \w_shift$335  = 1'h0;
+  reg \w_shift$357  = 1'h0;
+  reg \w_shift$379  = 1'h0;
+  reg \w_shift$92  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -826,112 +761,94 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ held;
-  assign \$7  = ~ held;
-  assign \$8  = ~ held;
-  assign \$9  = ~ held;
-  assign \$10  = ~ held;
-  assign \$11  = loaded + 1'h1;
-  assign \$12  = a_accept & first;
-  assign \$13  = a_accept & first;
-  assign \$14  = since_first < 3'h4;
-  assign \$15  = since_first + 1'h1;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = ~ held;
-  assign \$20  = ~ held;
-  assign \$21  = ~ held;
-  assign \$22  = ~ held;
-  assign \$23  = ~ held;
-  assign \$24  = ~ held;
+  assign \$3  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$4  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$5  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$6  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$7  = ~ first;
+  assign \$8  = \$7  | shadow_full;
+  assign \$9  = \en$34  & \$8 ;
+  assign operands__ready = \$9  & released;
+  assign a_accept = operands__valid & operands__ready;
+  assign \$10  = loaded == 3'h4;
+  assign \$11  = \en$34  & \$10 ;
+  assign \$12  = ~ shadow_full;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = since_first >= 2'h3;
+  assign capture = \$13  & \$14 ;
+  assign \$15  = loaded < 3'h4;
+  assign \$16  = \$15  | capture;
+  assign \$17  = \en$34  & \$16 ;
+  assign weights__ready = \$17  & released;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$18  = in_flags[0] | results__valid;
+  assign \$19  = | { \valid_in$389 , \valid_in$367 , \valid_in$345 , \o$84 [9], \valid_in$306 , \valid_in$284 , \valid_in$262 , \o$84 [6], \valid_in$223 , \valid_in$201 , \valid_in$179 , \o$84 [3], \valid_in$142 , \valid_in$122 , \valid_in$102 , \o$84 [0] };
+  assign busy = \$18  | \$19 ;
+  assign \$20  = ~ skid_valid;
+  assign \$21  = ~ skid_valid_0;
+  assign \$22  = ~ skid_valid_1;
+  assign \$23  = ~ skid_valid_2;
+  assign \$24  = ~ skid_valid_3;
   assign \$25  = ~ held;
   assign \$26  = ~ held;
   assign \$27  = ~ held;
   assign \$28  = ~ held;
   assign \$29  = ~ held;
-  assign \$30  = ~ held;
-  assign \$31  = ~ held;
-  assign \$32  = ~ held;
-  assign \$33  = ~ held;
-  assign \$34  = ~ held;
-  assign \$35  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$30  = loaded + 1'h1;
+  assign \$31  = a_accept & first;
+  assign \$32  = a_accept & first;
+  assign \$33  = since_first < 3'h4;
+  assign \$34  = since_first + 1'h1;
+  assign \$35  = ~ held;
   assign \$36  = ~ held;
-  assign \$37  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$37  = ~ held;
   assign \$38  = ~ held;
-  assign \$39  = en_pe_0_2 ? o_next[4] : shift_0_2;
+  assign \$39  = ~ held;
   assign \$40  = ~ held;
-  assign \$41  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$41  = ~ held;
   assign \$42  = ~ held;
-  assign \$43  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$43  = ~ held;
   assign \$44  = ~ held;
-  assign \$45  = en_pe_1_1 ? o_next[2] : shift_1_1;
+  assign \$45  = ~ held;
   assign \$46  = ~ held;
-  assign \$47  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$47  = ~ held;
   assign \$48  = ~ held;
-  assign \$49  = en_pe_1_3 ? o_next[6] : shift_1_3;
+  assign \$49  = ~ held;
   assign \$50  = ~ held;
-  assign \$51  = en_pe_2_0 ? o_next[0] : shift_2_0;
+  assign \$51  = ~ held;
   assign \$52  = ~ held;
-  assign \$53  = en_pe_2_1 ? o_next[2] : shift_2_1;
-  assign \$54  = ~ held;
-  assign \$55  = en_pe_2_2 ? o_next[4] : shift_2_2;
-  assign \$56  = ~ held;
-  assign \$57  = en_pe_2_3 ? o_next[6] : shift_2_3;
-  assign \$58  = ~ held;
-  assign \$59  = en_pe_3_0 ? o_next[0] : shift_3_0;
-  assign \$60  = ~ held;
-  assign \$61  = en_pe_3_1 ? o_next[2] : shift_3_1;
-  assign \$62  = ~ held;
-  assign \$63  = en_pe_3_2 ? o_next[4] : shift_3_2;
-  assign \$64  = ~ held;
-  assign \$65  = en_pe_3_3 ? o_next[6] : shift_3_3;
-  assign results__valid = skid_valid | valid_out;
-  assign \$66  = skid_valid ? skid[128] : out[128];
-  assign \$67  = ~ results__ready;
-  assign held = results__valid & \$67 ;
-  assign \$68  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$69  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$70  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$71  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$72  = ~ first;
-  assign \$73  = \$72  | shadow_full;
-  assign \$74  = en & \$73 ;
-  assign operands__ready = \$74  & released;
-  assign a_accept = operands__valid & operands__ready;
-  assign \$75  = loaded == 3'h4;
-  assign \$76  = en & \$75 ;
-  assign \$77  = ~ shadow_full;
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = since_first >= 2'h3;
-  assign capture = \$78  & \$79 ;
-  assign \$80  = loaded < 3'h4;
-  assign \$81  = \$80  | capture;
-  assign \$82  = en & \$81 ;
-  assign weights__ready = \$82  & released;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$83  = in_flags[0] | results__valid;
-  assign \$85  = \$84  | \valid_in$193 ;
-  assign \$86  = \$85  | \valid_in$211 ;
-  assign \$87  = \$86  | \valid_in$229 ;
-  assign \$88  = \$87  | \o$177 [3];
-  assign \$89  = \$88  | \valid_in$262 ;
-  assign \$90  = \$89  | \valid_in$282 ;
-  assign \$91  = \$90  | \valid_in$302 ;
-  assign \$92  = \$91  | \o$177 [6];
-  assign \$93  = \$92  | \valid_in$337 ;
-  assign \$94  = \$93  | \valid_in$357 ;
-  assign \$95  = \$94  | \valid_in$377 ;
-  assign \$96  = \$95  | \o$177 [9];
-  assign \$97  = \$96  | \valid_in$412 ;
-  assign \$98  = \$97  | \valid_in$432 ;
-  assign \$99  = \$98  | \valid_in$452 ;
-  assign busy = \$83  | \$99 ;
+  assign \$53  = ~ held;
+  assign \$54  = \en$68  ? o_next[0] : w_shift;
+  assign \$55  = ~ held;
+  assign \$56  = \en$90  ? o_next[2] : \w_shift$92 ;
+  assign \$57  = ~ held;
+  assign \$58  = \en$110  ? o_next[4] : \w_shift$112 ;
+  assign \$59  = ~ held;
+  assign \$60  = \en$130  ? o_next[6] : \w_shift$132 ;
+  assign \$61  = ~ held;
+  assign \$62  = \en$150  ? o_next[0] : \w_shift$152 ;
+  assign \$63  = ~ held;
+  assign \$64  = \en$167  ? o_next[2] : \w_shift$169 ;
+  assign \$65  = ~ held;
+  assign \$66  = \en$189  ? o_next[4] : \w_shift$191 ;
+  assign \$67  = ~ held;
+  assign \$68  = \en$211  ? o_next[6] : \w_shift$213 ;
+  assign \$69  = ~ held;
+  assign \$70  = \en$233  ? o_next[0] : \w_shift$235 ;
+  assign \$71  = ~ held;
+  assign \$72  = \en$250  ? o_next[2] : \w_shift$252 ;
+  assign \$73  = ~ held;
+  assign \$74  = \en$272  ? o_next[4] : \w_shift$274 ;
+  assign \$75  = ~ held;
+  assign \$76  = \en$294  ? o_next[6] : \w_shift$296 ;
+  assign \$77  = ~ held;
+  assign \$78  = \en$316  ? o_next[0] : \w_shift$318 ;
+  assign \$79  = ~ held;
+  assign \$80  = \en$333  ? o_next[2] : \w_shift$335 ;
+  assign \$81  = ~ held;
+  assign \$82  = \en$355  ? o_next[4] : \w_shift$357 ;
+  assign \$83  = ~ held;
+  assign \$84  = \en$377  ? o_next[6] : \w_shift$379 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -973,9 +890,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_3_3 <= rst_group_row_3;
   always @(posedge clk)
-    skid_valid <= \$100 ;
+    skid_valid <= \$85 ;
   always @(posedge clk)
-    skid <= \$101 ;
+    skid <= \$86 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -985,907 +902,878 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     skid_valid_3 <= held;
   always @(posedge clk)
-    en_deskew_0 <= \$6 ;
+    en_deskew_0 <= \$25 ;
   always @(posedge clk)
-    en_deskew_1 <= \$7 ;
+    en_deskew_1 <= \$26 ;
   always @(posedge clk)
-    en_deskew_2 <= \$8 ;
+    en_deskew_2 <= \$27 ;
   always @(posedge clk)
-    en_deskew_3 <= \$9 ;
+    en_deskew_3 <= \$28 ;
   always @(posedge clk)
-    en <= \$10 ;
+    \en$34  <= \$29 ;
   always @(posedge clk)
-    released <= \$102 ;
+    released <= \$87 ;
   always @(posedge clk)
-    loaded <= \$103 ;
+    loaded <= \$88 ;
   always @(posedge clk)
-    shadow_full <= \$104 ;
+    shadow_full <= \$89 ;
   always @(posedge clk)
-    since_first <= \$105 ;
+    since_first <= \$90 ;
   always @(posedge clk)
-    first <= \$106 ;
+    first <= \$91 ;
   always @(posedge clk)
-    en_in_w_0 <= \$16 ;
+    en_in_w_0 <= \$35 ;
   always @(posedge clk)
-    in_w <= \$107 ;
+    \i$57  <= \$92 ;
   always @(posedge clk)
-    en_in_w_1 <= \$17 ;
+    en_in_w_1 <= \$36 ;
   always @(posedge clk)
-    en_in_w_2 <= \$18 ;
+    en_in_w_2 <= \$37 ;
   always @(posedge clk)
-    en_in_w_3 <= \$19 ;
+    en_in_w_3 <= \$38 ;
   always @(posedge clk)
-    en_in_a_0 <= \$20 ;
+    en_in_a_0 <= \$39 ;
   always @(posedge clk)
-    in_a <= \$108 ;
+    in_a <= \$93 ;
   always @(posedge clk)
-    en_in_a_1 <= \$21 ;
+    en_in_a_1 <= \$40 ;
   always @(posedge clk)
-    en_in_a_2 <= \$22 ;
+    en_in_a_2 <= \$41 ;
   always @(posedge clk)
-    en_in_a_3 <= \$23 ;
+    en_in_a_3 <= \$42 ;
   always @(posedge clk)
-    in_wctl <= \$109 ;
+    in_wctl <= \$94 ;
   always @(posedge clk)
-    in_flags <= \$110 ;
+    in_flags <= \$95 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
     rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
-    en_skew_w_0 <= \$24 ;
+    en_skew_w_0 <= \$43 ;
   always @(posedge clk)
-    en_skew_w_1 <= \$25 ;
+    en_skew_w_1 <= \$44 ;
   always @(posedge clk)
-    en_skew_w_2 <= \$26 ;
+    en_skew_w_2 <= \$45 ;
   always @(posedge clk)
-    en_skew_w_3 <= \$27 ;
+    en_skew_w_3 <= \$46 ;
   always @(posedge clk)
-    en_skew_wctl <= \$28 ;
+    \en$48  <= \$47 ;
   always @(posedge clk)
-    en_skew_a_0 <= \$29 ;
+    en_skew_a_0 <= \$48 ;
   always @(posedge clk)
-    en_skew_a_1 <= \$30 ;
+    en_skew_a_1 <= \$49 ;
   always @(posedge clk)
-    en_skew_a_2 <= \$31 ;
+    en_skew_a_2 <= \$50 ;
   always @(posedge clk)
-    en_skew_a_3 <= \$32 ;
+    en_skew_a_3 <= \$51 ;
   always @(posedge clk)
-    en_skew_flags <= \$33 ;
+    \en$55  <= \$52 ;
   always @(posedge clk)
-    en_pe_0_0 <= \$34 ;
+    \en$68  <= \$53 ;
   always @(posedge clk)
-    shift_0_0 <= \$35 ;
+    w_shift <= \$54 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$36 ;
+    \en$90  <= \$55 ;
   always @(posedge clk)
-    shift_0_1 <= \$37 ;
+    \w_shift$92  <= \$56 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$38 ;
+    \en$110  <= \$57 ;
   always @(posedge clk)
-    shift_0_2 <= \$39 ;
+    \w_shift$112  <= \$58 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$40 ;
+    \en$130  <= \$59 ;
   always @(posedge clk)
-    shift_0_3 <= \$41 ;
+    \w_shift$132  <= \$60 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$42 ;
+    \en$150  <= \$61 ;
   always @(posedge clk)
-    shift_1_0 <= \$43 ;
+    \w_shift$152  <= \$62 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$44 ;
+    \en$167  <= \$63 ;
   always @(posedge clk)
-    shift_1_1 <= \$45 ;
+    \w_shift$169  <= \$64 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$46 ;
+    \en$189  <= \$65 ;
   always @(posedge clk)
-    shift_1_2 <= \$47 ;
+    \w_shift$191  <= \$66 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$48 ;
+    \en$211  <= \$67 ;
   always @(posedge clk)
-    shift_1_3 <= \$49 ;
+    \w_shift$213  <= \$68 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$50 ;
+    \en$233  <= \$69 ;
   always @(posedge clk)
-    shift_2_0 <= \$51 ;
+    \w_shift$235  <= \$70 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$52 ;
+    \en$250  <= \$71 ;
   always @(posedge clk)
-    shift_2_1 <= \$53 ;
+    \w_shift$252  <= \$72 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$54 ;
+    \en$272  <= \$73 ;
   always @(posedge clk)
-    shift_2_2 <= \$55 ;
+    \w_shift$274  <= \$74 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$56 ;
+    \en$294  <= \$75 ;
   always @(posedge clk)
-    shift_2_3 <= \$57 ;
+    \w_shift$296  <= \$76 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$58 ;
+    \en$316  <= \$77 ;
   always @(posedge clk)
-    shift_3_0 <= \$59 ;
+    \w_shift$318  <= \$78 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$60 ;
+    \en$333  <= \$79 ;
   always @(posedge clk)
-    shift_3_1 <= \$61 ;
+    \w_shift$335  <= \$80 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$62 ;
+    \en$355  <= \$81 ;
   always @(posedge clk)
-    shift_3_2 <= \$63 ;
+    \w_shift$357  <= \$82 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$64 ;
+    \en$377  <= \$83 ;
   always @(posedge clk)
-    shift_3_3 <= \$65 ;
+    \w_shift$379  <= \$84 ;
+  assign results__valid = skid_valid | valid_out;
+  assign \$1  = skid_valid ? skid[128] : out[128];
+  assign \$2  = ~ results__ready;
+  assign held = results__valid & \$2 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$409$0 (en_deskew_0),
-    .\port$410$0 (en_deskew_1),
-    .\port$411$0 (en_deskew_2),
-    .\port$412$0 (en_deskew_3),
+    .\port$437$0 (en_deskew_0),
+    .\port$438$0 (en_deskew_1),
+    .\port$439$0 (en_deskew_2),
+    .\port$440$0 (en_deskew_3),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$175 [7:0]),
-    .a_next(\o_next$170 [7:0]),
-    .a_out(\a_in$191 ),
+    .a_in(\o$82 [7:0]),
+    .a_next(\o_next$77 [7:0]),
+    .a_out(\a_in$100 ),
     .capture_next(o_next[1]),
-    .en(en_pe_0_0),
-    .first_next_out(\first_next$188 ),
-    .first_out(\first_in$195 ),
-    .last_out(\last_in$197 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$903$0 (\o$177 [2:0]),
-    .\port$904$0 (\o_next$172 [1:0]),
-    .psum_out(\psum_in$248 ),
-    .valid_out(\valid_in$193 ),
-    .w_in(\o$182 [7:0]),
-    .w_out(\w_in$250 ),
-    .w_shift(shift_0_0)
+    .en(\en$68 ),
+    .first_next_out(\first_next$97 ),
+    .first_out(\first_in$104 ),
+    .last_out(\last_in$106 ),
+    .\port$890$0 (\o$84 [2:0]),
+    .\port$891$0 (\o_next$79 [1:0]),
+    .psum_out(\psum_in$163 ),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$102 ),
+    .w_in(\o$89 [7:0]),
+    .w_out(\w_in$165 ),
+    .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$191 ),
-    .a_next(\o$175 [7:0]),
-    .a_out(\a_in$209 ),
+    .a_in(\a_in$100 ),
+    .a_next(\o$82 [7:0]),
+    .a_out(\a_in$120 ),
     .capture_next(o_next[3]),
-    .en(en_pe_0_1),
-    .first_in(\first_in$195 ),
-    .first_next(\first_next$188 ),
-    .first_next_out(\first_next$206 ),
-    .first_out(\first_in$213 ),
-    .last_in(\last_in$197 ),
-    .last_out(\last_in$215 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$268 ),
-    .valid_in(\valid_in$193 ),
-    .valid_next(\o$177 [0]),
-    .valid_out(\valid_in$211 ),
-    .w_in(\o$182 [15:8]),
-    .w_out(\w_in$270 ),
-    .w_shift(shift_0_1)
+    .en(\en$90 ),
+    .first_in(\first_in$104 ),
+    .first_next(\first_next$97 ),
+    .first_next_out(\first_next$117 ),
+    .first_out(\first_in$124 ),
+    .last_in(\last_in$106 ),
+    .last_out(\last_in$126 ),
+    .psum_out(\psum_in$185 ),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$102 ),
+    .valid_next(\o$84 [0]),
+    .valid_out(\valid_in$122 ),
+    .w_in(\o$89 [15:8]),
+    .w_out(\w_in$187 ),
+    .w_shift(\w_shift$92 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$209 ),
-    .a_next(\a_in$191 ),
-    .a_out(\a_in$227 ),
+    .a_in(\a_in$120 ),
+    .a_next(\a_in$100 ),
+    .a_out(\a_in$140 ),
     .capture_next(o_next[5]),
-    .en(en_pe_0_2),
-    .first_in(\first_in$213 ),
-    .first_next(\first_next$206 ),
-    .first_next_out(\first_next$224 ),
-    .first_out(\first_in$231 ),
-    .last_in(\last_in$215 ),
-    .last_out(\last_in$233 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$288 ),
-    .valid_in(\valid_in$211 ),
-    .valid_next(\valid_in$193 ),
-    .valid_out(\valid_in$229 ),
-    .w_in(\o$182 [23:16]),
-    .w_out(\w_in$290 ),
-    .w_shift(shift_0_2)
+    .en(\en$110 ),
+    .first_in(\first_in$124 ),
+    .first_next(\first_next$117 ),
+    .first_next_out(\first_next$137 ),
+    .first_out(\first_in$144 ),
+    .last_in(\last_in$126 ),
+    .last_out(\last_in$146 ),
+    .psum_out(\psum_in$207 ),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$122 ),
+    .valid_next(\valid_in$102 ),
+    .valid_out(\valid_in$142 ),
+    .w_in(\o$89 [23:16]),
+    .w_out(\w_in$209 ),
+    .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$227 ),
-    .a_next(\a_in$209 ),
+    .a_in(\a_in$140 ),
+    .a_next(\a_in$120 ),
     .capture_next(o_next[7]),
-    .en(en_pe_0_3),
-    .first_in(\first_in$231 ),
-    .first_next(\first_next$224 ),
-    .last_in(\last_in$233 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$308 ),
-    .valid_in(\valid_in$229 ),
-    .valid_next(\valid_in$211 ),
-    .w_in(\o$182 [31:24]),
-    .w_out(\w_in$310 ),
-    .w_shift(shift_0_3)
+    .en(\en$130 ),
+    .first_in(\first_in$144 ),
+    .first_next(\first_next$137 ),
+    .last_in(\last_in$146 ),
+    .psum_out(\psum_in$229 ),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$142 ),
+    .valid_next(\valid_in$122 ),
+    .w_in(\o$89 [31:24]),
+    .w_out(\w_in$231 ),
+    .w_shift(\w_shift$132 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$175 [15:8]),
-    .a_next(\o_next$170 [15:8]),
+    .a_in(\o$82 [15:8]),
+    .a_next(\o_next$77 [15:8]),
+    .a_out(\a_in$177 ),
+    .capture_next(o_next[1]),
+    .en(\en$150 ),
+    .first_next_out(\first_next$174 ),
+    .first_out(\first_in$181 ),
+    .last_out(\last_in$183 ),
+    .\port$890$3 (\o$84 [5:3]),
+    .\port$891$3 (\o_next$79 [4:3]),
+    .psum_in(\psum_in$163 ),
+    .psum_out(\psum_in$246 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$179 ),
+    .w_in(\w_in$165 ),
+    .w_out(\w_in$248 ),
+    .w_shift(\w_shift$152 )
+  );
+  \systolic_core.pe_1_1  pe_1_1 (
+    .a_in(\a_in$177 ),
+    .a_next(\o$82 [15:8]),
+    .a_out(\a_in$199 ),
+    .capture_next(o_next[3]),
+    .en(\en$167 ),
+    .first_in(\first_in$181 ),
+    .first_next(\first_next$174 ),
+    .first_next_out(\first_next$196 ),
+    .first_out(\first_in$203 ),
+    .last_in(\last_in$183 ),
+    .last_out(\last_in$205 ),
+    .psum_in(\psum_in$185 ),
+    .psum_out(\psum_in$268 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$179 ),
+    .valid_next(\o$84 [3]),
+    .valid_out(\valid_in$201 ),
+    .w_in(\w_in$187 ),
+    .w_out(\w_in$270 ),
+    .w_shift(\w_shift$169 )
+  );
+  \systolic_core.pe_1_2  pe_1_2 (
+    .a_in(\a_in$199 ),
+    .a_next(\a_in$177 ),
+    .a_out(\a_in$221 ),
+    .capture_next(o_next[5]),
+    .en(\en$189 ),
+    .first_in(\first_in$203 ),
+    .first_next(\first_next$196 ),
+    .first_next_out(\first_next$218 ),
+    .first_out(\first_in$225 ),
+    .last_in(\last_in$205 ),
+    .last_out(\last_in$227 ),
+    .psum_in(\psum_in$207 ),
+    .psum_out(\psum_in$290 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$201 ),
+    .valid_next(\valid_in$179 ),
+    .valid_out(\valid_in$223 ),
+    .w_in(\w_in$209 ),
+    .w_out(\w_in$292 ),
+    .w_shift(\w_shift$191 )
+  );
+  \systolic_core.pe_1_3  pe_1_3 (
+    .a_in(\a_in$221 ),
+    .a_next(\a_in$199 ),
+    .capture_next(o_next[7]),
+    .en(\en$211 ),
+    .first_in(\first_in$225 ),
+    .first_next(\first_next$218 ),
+    .last_in(\last_in$227 ),
+    .psum_in(\psum_in$229 ),
+    .psum_out(\psum_in$312 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$223 ),
+    .valid_next(\valid_in$201 ),
+    .w_in(\w_in$231 ),
+    .w_out(\w_in$314 ),
+    .w_shift(\w_shift$213 )
+  );
+  \systolic_core.pe_2_0  pe_2_0 (
+    .a_in(\o$82 [23:16]),
+    .a_next(\o_next$77 [23:16]),
     .a_out(\a_in$260 ),
     .capture_next(o_next[1]),
-    .en(en_pe_1_0),
+    .en(\en$233 ),
     .first_next_out(\first_next$257 ),
     .first_out(\first_in$264 ),
     .last_out(\last_in$266 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$903$3 (\o$177 [5:3]),
-    .\port$904$3 (\o_next$172 [4:3]),
-    .psum_in(\psum_in$248 ),
-    .psum_out(\psum_in$323 ),
+    .\port$890$6 (\o$84 [8:6]),
+    .\port$891$6 (\o_next$79 [7:6]),
+    .psum_in(\psum_in$246 ),
+    .psum_out(\psum_in$329 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(clk),
     .valid_out(\valid_in$262 ),
-    .w_in(\w_in$250 ),
-    .w_out(\w_in$325 ),
-    .w_shift(shift_1_0)
-  );
-  \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$260 ),
-    .a_next(\o$175 [15:8]),
-    .a_out(\a_in$280 ),
-    .capture_next(o_next[3]),
-    .en(en_pe_1_1),
-    .first_in(\first_in$264 ),
-    .first_next(\first_next$257 ),
-    .first_next_out(\first_next$277 ),
-    .first_out(\first_in$284 ),
-    .last_in(\last_in$266 ),
-    .last_out(\last_in$286 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$268 ),
-    .psum_out(\psum_in$343 ),
-    .valid_in(\valid_in$262 ),
-    .valid_next(\o$177 [3]),
-    .valid_out(\valid_in$282 ),
-    .w_in(\w_in$270 ),
-    .w_out(\w_in$345 ),
-    .w_shift(shift_1_1)
-  );
-  \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$280 ),
-    .a_next(\a_in$260 ),
-    .a_out(\a_in$300 ),
-    .capture_next(o_next[5]),
-    .en(en_pe_1_2),
-    .first_in(\first_in$284 ),
-    .first_next(\first_next$277 ),
-    .first_next_out(\first_next$297 ),
-    .first_out(\first_in$304 ),
-    .last_in(\last_in$286 ),
-    .last_out(\last_in$306 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$288 ),
-    .psum_out(\psum_in$363 ),
-    .valid_in(\valid_in$282 ),
-    .valid_next(\valid_in$262 ),
-    .valid_out(\valid_in$302 ),
-    .w_in(\w_in$290 ),
-    .w_out(\w_in$365 ),
-    .w_shift(shift_1_2)
-  );
-  \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$300 ),
-    .a_next(\a_in$280 ),
-    .capture_next(o_next[7]),
-    .en(en_pe_1_3),
-    .first_in(\first_in$304 ),
-    .first_next(\first_next$297 ),
-    .last_in(\last_in$306 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$308 ),
-    .psum_out(\psum_in$383 ),
-    .valid_in(\valid_in$302 ),
-    .valid_next(\valid_in$282 ),
-    .w_in(\w_in$310 ),
-    .w_out(\w_in$385 ),
-    .w_shift(shift_1_3)
-  );
-  \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$175 [23:16]),
-    .a_next(\o_next$170 [23:16]),
-    .a_out(\a_in$335 ),
-    .capture_next(o_next[1]),
-    .en(en_pe_2_0),
-    .first_next_out(\first_next$332 ),
-    .first_out(\first_in$339 ),
-    .last_out(\last_in$341 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$903$6 (\o$177 [8:6]),
-    .\port$904$6 (\o_next$172 [7:6]),
-    .psum_in(\psum_in$323 ),
-    .psum_out(\psum_in$398 ),
-    .valid_out(\valid_in$337 ),
-    .w_in(\w_in$325 ),
-    .w_out(\w_in$400 ),
-    .w_shift(shift_2_0)
+    .w_in(\w_in$248 ),
+    .w_out(\w_in$331 ),
+    .w_shift(\w_shift$235 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$335 ),
-    .a_next(\o$175 [23:16]),
-    .a_out(\a_in$355 ),
+    .a_in(\a_in$260 ),
+    .a_next(\o$82 [23:16]),
+    .a_out(\a_in$282 ),
     .capture_next(o_next[3]),
-    .en(en_pe_2_1),
-    .first_in(\first_in$339 ),
-    .first_next(\first_next$332 ),
-    .first_next_out(\first_next$352 ),
-    .first_out(\first_in$359 ),
-    .last_in(\last_in$341 ),
-    .last_out(\last_in$361 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$343 ),
-    .psum_out(\psum_in$418 ),
-    .valid_in(\valid_in$337 ),
-    .valid_next(\o$177 [6]),
-    .valid_out(\valid_in$357 ),
-    .w_in(\w_in$345 ),
-    .w_out(\w_in$420 ),
-    .w_shift(shift_2_1)
+    .en(\en$250 ),
+    .first_in(\first_in$264 ),
+    .first_next(\first_next$257 ),
+    .first_next_out(\first_next$279 ),
+    .first_out(\first_in$286 ),
+    .last_in(\last_in$266 ),
+    .last_out(\last_in$288 ),
+    .psum_in(\psum_in$268 ),
+    .psum_out(\psum_in$351 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$262 ),
+    .valid_next(\o$84 [6]),
+    .valid_out(\valid_in$284 ),
+    .w_in(\w_in$270 ),
+    .w_out(\w_in$353 ),
+    .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$355 ),
-    .a_next(\a_in$335 ),
-    .a_out(\a_in$375 ),
+    .a_in(\a_in$282 ),
+    .a_next(\a_in$260 ),
+    .a_out(\a_in$304 ),
     .capture_next(o_next[5]),
-    .en(en_pe_2_2),
-    .first_in(\first_in$359 ),
-    .first_next(\first_next$352 ),
-    .first_next_out(\first_next$372 ),
-    .first_out(\first_in$379 ),
-    .last_in(\last_in$361 ),
-    .last_out(\last_in$381 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$363 ),
-    .psum_out(\psum_in$438 ),
-    .valid_in(\valid_in$357 ),
-    .valid_next(\valid_in$337 ),
-    .valid_out(\valid_in$377 ),
-    .w_in(\w_in$365 ),
-    .w_out(\w_in$440 ),
-    .w_shift(shift_2_2)
+    .en(\en$272 ),
+    .first_in(\first_in$286 ),
+    .first_next(\first_next$279 ),
+    .first_next_out(\first_next$301 ),
+    .first_out(\first_in$308 ),
+    .last_in(\last_in$288 ),
+    .last_out(\last_in$310 ),
+    .psum_in(\psum_in$290 ),
+    .psum_out(\psum_in$373 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$284 ),
+    .valid_next(\valid_in$262 ),
+    .valid_out(\valid_in$306 ),
+    .w_in(\w_in$292 ),
+    .w_out(\w_in$375 ),
+    .w_shift(\w_shift$274 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$375 ),
-    .a_next(\a_in$355 ),
+    .a_in(\a_in$304 ),
+    .a_next(\a_in$282 ),
     .capture_next(o_next[7]),
-    .en(en_pe_2_3),
-    .first_in(\first_in$379 ),
-    .first_next(\first_next$372 ),
-    .last_in(\last_in$381 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$383 ),
-    .psum_out(\psum_in$458 ),
-    .valid_in(\valid_in$377 ),
-    .valid_next(\valid_in$357 ),
-    .w_in(\w_in$385 ),
-    .w_out(\w_in$460 ),
-    .w_shift(shift_2_3)
+    .en(\en$294 ),
+    .first_in(\first_in$308 ),
+    .first_next(\first_next$301 ),
+    .last_in(\last_in$310 ),
+    .psum_in(\psum_in$312 ),
+    .psum_out(\psum_in$395 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$306 ),
+    .valid_next(\valid_in$284 ),
+    .w_in(\w_in$314 ),
+    .w_out(\w_in$397 ),
+    .w_shift(\w_shift$296 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$175 [31:24]),
-    .a_next(\o_next$170 [31:24]),
-    .a_out(\a_in$410 ),
+    .a_in(\o$82 [31:24]),
+    .a_next(\o_next$77 [31:24]),
+    .a_out(\a_in$343 ),
     .capture_next(o_next[1]),
-    .en(en_pe_3_0),
-    .first_next_out(\first_next$407 ),
-    .first_out(\first_in$414 ),
-    .last_out(\last_in$416 ),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$903$9 (\o$177 [11:9]),
-    .\port$904$9 (\o_next$172 [10:9]),
-    .psum_in(\psum_in$398 ),
+    .en(\en$316 ),
+    .first_next_out(\first_next$340 ),
+    .first_out(\first_in$347 ),
+    .last_out(\last_in$349 ),
+    .\port$890$9 (\o$84 [11:9]),
+    .\port$891$9 (\o_next$79 [10:9]),
+    .psum_in(\psum_in$329 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$412 ),
-    .w_in(\w_in$400 ),
-    .w_shift(shift_3_0)
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$345 ),
+    .w_in(\w_in$331 ),
+    .w_shift(\w_shift$318 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$410 ),
-    .a_next(\o$175 [31:24]),
-    .a_out(\a_in$430 ),
+    .a_in(\a_in$343 ),
+    .a_next(\o$82 [31:24]),
+    .a_out(\a_in$365 ),
     .capture_next(o_next[3]),
-    .en(en_pe_3_1),
-    .first_in(\first_in$414 ),
-    .first_next(\first_next$407 ),
-    .first_next_out(\first_next$427 ),
-    .first_out(\first_in$434 ),
-    .last_in(\last_in$416 ),
-    .last_out(\last_in$436 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$418 ),
-    .psum_out(\psum_out$144 ),
-    .valid_in(\valid_in$412 ),
-    .valid_next(\o$177 [9]),
-    .valid_out(\valid_in$432 ),
-    .w_in(\w_in$420 ),
-    .w_shift(shift_3_1)
+    .en(\en$333 ),
+    .first_in(\first_in$347 ),
+    .first_next(\first_next$340 ),
+    .first_next_out(\first_next$362 ),
+    .first_out(\first_in$369 ),
+    .last_in(\last_in$349 ),
+    .last_out(\last_in$371 ),
+    .psum_in(\psum_in$351 ),
+    .psum_out(\psum_out$15 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$345 ),
+    .valid_next(\o$84 [9]),
+    .valid_out(\valid_in$367 ),
+    .w_in(\w_in$353 ),
+    .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$430 ),
-    .a_next(\a_in$410 ),
-    .a_out(\a_in$450 ),
+    .a_in(\a_in$365 ),
+    .a_next(\a_in$343 ),
+    .a_out(\a_in$387 ),
     .capture_next(o_next[5]),
-    .en(en_pe_3_2),
-    .first_in(\first_in$434 ),
-    .first_next(\first_next$427 ),
-    .first_next_out(\first_next$447 ),
-    .first_out(\first_in$454 ),
-    .last_in(\last_in$436 ),
-    .last_out(\last_in$456 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$438 ),
-    .psum_out(\psum_out$145 ),
-    .valid_in(\valid_in$432 ),
-    .valid_next(\valid_in$412 ),
-    .valid_out(\valid_in$452 ),
-    .w_in(\w_in$440 ),
-    .w_shift(shift_3_2)
+    .en(\en$355 ),
+    .first_in(\first_in$369 ),
+    .first_next(\first_next$362 ),
+    .first_next_out(\first_next$384 ),
+    .first_out(\first_in$391 ),
+    .last_in(\last_in$371 ),
+    .last_out(\last_in$393 ),
+    .psum_in(\psum_in$373 ),
+    .psum_out(\psum_out$16 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$367 ),
+    .valid_next(\valid_in$345 ),
+    .valid_out(\valid_in$389 ),
+    .w_in(\w_in$375 ),
+    .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$450 ),
-    .a_next(\a_in$430 ),
+    .a_in(\a_in$387 ),
+    .a_next(\a_in$365 ),
     .capture_next(o_next[7]),
-    .en(en_pe_3_3),
-    .first_in(\first_in$454 ),
-    .first_next(\first_next$447 ),
-    .last_in(\last_in$456 ),
+    .en(\en$377 ),
+    .first_in(\first_in$391 ),
+    .first_next(\first_next$384 ),
+    .last_in(\last_in$393 ),
     .last_out(last_out),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$458 ),
-    .psum_out(\psum_out$146 ),
-    .valid_in(\valid_in$452 ),
-    .valid_next(\valid_in$432 ),
+    .psum_in(\psum_in$395 ),
+    .psum_out(\psum_out$17 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$389 ),
+    .valid_next(\valid_in$367 ),
     .valid_out(valid_out),
-    .w_in(\w_in$460 ),
-    .w_shift(shift_3_3)
+    .w_in(\w_in$397 ),
+    .w_shift(\w_shift$379 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$159 ),
+    .i(\i$61 ),
     .i_next(i_next),
-    .o(\o$175 ),
-    .o_next(\o_next$170 ),
-    .\port$447$0 (en_skew_a_0),
-    .\port$448$0 (en_skew_a_1),
-    .\port$449$0 (en_skew_a_2),
-    .\port$450$0 (en_skew_a_3),
+    .o(\o$82 ),
+    .o_next(\o_next$77 ),
+    .\port$475$0 (en_skew_a_0),
+    .\port$476$0 (en_skew_a_1),
+    .\port$477$0 (en_skew_a_2),
+    .\port$478$0 (en_skew_a_3),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$160 ),
-    .i_next(\i_next$162 ),
-    .o(\o$177 ),
-    .o_next(\o_next$172 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$55 ),
+    .i(\i$63 ),
+    .i_next(\i_next$66 ),
+    .o(\o$84 ),
+    .o_next(\o_next$79 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(clk)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
-    .i(in_w),
-    .o(\o$182 ),
-    .\port$442$0 (en_skew_w_0),
-    .\port$443$0 (en_skew_w_1),
-    .\port$444$0 (en_skew_w_2),
-    .\port$445$0 (en_skew_w_3),
+    .i(\i$57 ),
+    .o(\o$89 ),
+    .\port$470$0 (en_skew_w_0),
+    .\port$471$0 (en_skew_w_1),
+    .\port$472$0 (en_skew_w_2),
+    .\port$473$0 (en_skew_w_3),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
-    .en(en_skew_wctl),
-    .i(\i$158 ),
-    .i_next(\i_next$163 ),
-    .o(\o$167 ),
+    .en(\en$48 ),
+    .i(\i$59 ),
+    .i_next(\i_next$67 ),
+    .o(\o$73 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = held;
+    \$85  = held;
     if (rst) begin
-      \$100  = 1'h0;
+      \$85  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = skid;
-    if (\$1 ) begin
-      \$101 [128] = out[128];
+    \$86  = skid;
+    if (\$20 ) begin
+      \$86 [128] = out[128];
     end
-    if (\$2 ) begin
-      \$101 [31:0] = out[31:0];
+    if (\$21 ) begin
+      \$86 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$101 [63:32] = out[63:32];
+    if (\$22 ) begin
+      \$86 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$101 [95:64] = out[95:64];
+    if (\$23 ) begin
+      \$86 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$101 [127:96] = out[127:96];
+    if (\$24 ) begin
+      \$86 [127:96] = out[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = 1'h1;
+    \$87  = 1'h1;
     if (rst) begin
-      \$102  = 1'h0;
+      \$87  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = loaded;
-    if (en) begin
+    \$88  = loaded;
+    if (\en$34 ) begin
       if (capture) begin
-        \$103  = { 2'h0, w_accept };
+        \$88  = { 2'h0, w_accept };
       end else if (w_accept) begin
-        \$103  = \$11 [2:0];
+        \$88  = \$30 [2:0];
       end
     end
     if (rst) begin
-      \$103  = 3'h0;
+      \$88  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = shadow_full;
-    if (en) begin
+    \$89  = shadow_full;
+    if (\en$34 ) begin
       if (capture) begin
-        \$104  = 1'h1;
-      end else if (\$12 ) begin
-        \$104  = 1'h0;
+        \$89  = 1'h1;
+      end else if (\$31 ) begin
+        \$89  = 1'h0;
       end
     end
     if (rst) begin
-      \$104  = 1'h0;
+      \$89  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = since_first;
-    if (en) begin
-      if (\$13 ) begin
-        \$105  = 3'h1;
-      end else if (\$14 ) begin
-        \$105  = \$15 [2:0];
+    \$90  = since_first;
+    if (\en$34 ) begin
+      if (\$32 ) begin
+        \$90  = 3'h1;
+      end else if (\$33 ) begin
+        \$90  = \$34 [2:0];
       end
     end
     if (rst) begin
-      \$105  = 3'h4;
+      \$90  = 3'h4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = first;
-    if (en) begin
+    \$91  = first;
+    if (\en$34 ) begin
       if (a_accept) begin
-        \$106  = operands__payload[32];
+        \$91  = operands__payload[32];
       end
     end
     if (rst) begin
-      \$106  = 1'h1;
+      \$91  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = in_w;
+    \$92  = \i$57 ;
     if (en_in_w_0) begin
-      \$107 [7:0] = weights__payload[7:0];
+      \$92 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$107 [15:8] = weights__payload[15:8];
+      \$92 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$107 [23:16] = weights__payload[23:16];
+      \$92 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$107 [31:24] = weights__payload[31:24];
+      \$92 [31:24] = weights__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$108  = in_a;
+    \$93  = in_a;
     if (en_in_a_0) begin
-      \$108 [7:0] = operands__payload[7:0];
+      \$93 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$108 [15:8] = operands__payload[15:8];
+      \$93 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$108 [23:16] = operands__payload[23:16];
+      \$93 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$108 [31:24] = operands__payload[31:24];
+      \$93 [31:24] = operands__payload[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = in_wctl;
-    if (en) begin
-      \$109 [0] = w_accept;
-      \$109 [1] = capture;
+    \$94  = in_wctl;
+    if (\en$34 ) begin
+      \$94 [0] = w_accept;
+      \$94 [1] = capture;
     end
     if (rst) begin
-      \$109  = 2'h0;
+      \$94  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = in_flags;
-    if (en) begin
-      \$110 [0] = a_accept;
-      \$110 [1] = first;
-      \$110 [2] = operands__payload[32];
+    \$95  = in_flags;
+    if (\en$34 ) begin
+      \$95 [0] = a_accept;
+      \$95 [1] = first;
+      \$95 [2] = operands__payload[32];
     end
     if (rst) begin
-      \$110  = 3'h0;
+      \$95  = 3'h0;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign \en$150  = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$153  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$154  = en_skew_wctl;
-  assign \en$155  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$156  = en_skew_flags;
-  assign \i$157  = in_w;
-  assign \en$164  = en_pe_0_0;
-  assign w_shift = shift_0_0;
-  assign \capture$166  = \o$167 [1];
+  assign units_sync_clk = clk;
+  assign en = { en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$43  = { en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign en_skew_wctl = \en$48 ;
+  assign \en$50  = { en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign en_skew_flags = \en$55 ;
+  assign in_w = \i$57 ;
+  assign en_pe_0_0 = \en$68 ;
+  assign shift_0_0 = w_shift;
+  assign \capture$72  = \o$73 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$170 [7:0];
-  assign first_next = \o_next$172 [1];
-  assign valid_next = \o_next$172 [0];
-  assign a_in = \o$175 [7:0];
-  assign valid_in = \o$177 [0];
-  assign first_in = \o$177 [1];
-  assign last_in = \o$177 [2];
+  assign a_next = \o_next$77 [7:0];
+  assign first_next = \o_next$79 [1];
+  assign valid_next = \o_next$79 [0];
+  assign a_in = \o$82 [7:0];
+  assign valid_in = \o$84 [0];
+  assign first_in = \o$84 [1];
+  assign last_in = \o$84 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$182 [7:0];
-  assign \en$183  = en_pe_0_1;
-  assign \w_shift$184  = shift_0_1;
-  assign \capture$185  = \o$167 [3];
-  assign \capture_next$186  = o_next[3];
-  assign \a_next$187  = \o$175 [7:0];
-  assign first_next_out = \first_next$188 ;
-  assign \valid_next$190  = \o$177 [0];
-  assign a_out = \a_in$191 ;
-  assign \valid_out$194  = \valid_in$193 ;
-  assign first_out = \first_in$195 ;
-  assign \last_out$198  = \last_in$197 ;
-  assign \psum_in$199  = 32'd0;
-  assign \w_in$200  = \o$182 [15:8];
-  assign \en$201  = en_pe_0_2;
-  assign \w_shift$202  = shift_0_2;
-  assign \capture$203  = \o$167 [5];
-  assign \capture_next$204  = o_next[5];
-  assign \a_next$205  = \a_in$191 ;
-  assign \first_next_out$207  = \first_next$206 ;
-  assign \valid_next$208  = \valid_in$193 ;
-  assign \a_out$210  = \a_in$209 ;
-  assign \valid_out$212  = \valid_in$211 ;
-  assign \first_out$214  = \first_in$213 ;
-  assign \last_out$216  = \last_in$215 ;
-  assign \psum_in$217  = 32'd0;
-  assign \w_in$218  = \o$182 [23:16];
-  assign \en$219  = en_pe_0_3;
-  assign \w_shift$220  = shift_0_3;
-  assign \capture$221  = \o$167 [7];
-  assign \capture_next$222  = o_next[7];
-  assign \a_next$223  = \a_in$209 ;
-  assign \first_next_out$225  = \first_next$224 ;
-  assign \valid_next$226  = \valid_in$211 ;
-  assign \a_out$228  = \a_in$227 ;
-  assign \valid_out$230  = \valid_in$229 ;
-  assign \first_out$232  = \first_in$231 ;
-  assign \last_out$234  = \last_in$233 ;
-  assign \psum_in$235  = 32'd0;
-  assign \w_in$236  = \o$182 [31:24];
-  assign \en$237  = en_pe_1_0;
-  assign \w_shift$238  = shift_1_0;
-  assign \capture$239  = \o$167 [1];
-  assign \capture_next$240  = o_next[1];
-  assign \a_next$241  = \o_next$170 [15:8];
-  assign \first_next$242  = \o_next$172 [4];
-  assign \valid_next$243  = \o_next$172 [3];
-  assign \a_in$244  = \o$175 [15:8];
-  assign \valid_in$245  = \o$177 [3];
-  assign \first_in$246  = \o$177 [4];
-  assign \last_in$247  = \o$177 [5];
-  assign \psum_out$249  = \psum_in$248 ;
-  assign w_out = \w_in$250 ;
-  assign \en$252  = en_pe_1_1;
-  assign \w_shift$253  = shift_1_1;
-  assign \capture$254  = \o$167 [3];
+  assign w_in = \o$89 [7:0];
+  assign en_pe_0_1 = \en$90 ;
+  assign shift_0_1 = \w_shift$92 ;
+  assign \capture$94  = \o$73 [3];
+  assign \capture_next$95  = o_next[3];
+  assign \a_next$96  = \o$82 [7:0];
+  assign first_next_out = \first_next$97 ;
+  assign \valid_next$99  = \o$84 [0];
+  assign a_out = \a_in$100 ;
+  assign \valid_out$103  = \valid_in$102 ;
+  assign first_out = \first_in$104 ;
+  assign \last_out$107  = \last_in$106 ;
+  assign \psum_in$108  = 32'd0;
+  assign \w_in$109  = \o$89 [15:8];
+  assign en_pe_0_2 = \en$110 ;
+  assign shift_0_2 = \w_shift$112 ;
+  assign \capture$114  = \o$73 [5];
+  assign \capture_next$115  = o_next[5];
+  assign \a_next$116  = \a_in$100 ;
+  assign \first_next_out$118  = \first_next$117 ;
+  assign \valid_next$119  = \valid_in$102 ;
+  assign \a_out$121  = \a_in$120 ;
+  assign \valid_out$123  = \valid_in$122 ;
+  assign \first_out$125  = \first_in$124 ;
+  assign \last_out$127  = \last_in$126 ;
+  assign \psum_in$128  = 32'd0;
+  assign \w_in$129  = \o$89 [23:16];
+  assign en_pe_0_3 = \en$130 ;
+  assign shift_0_3 = \w_shift$132 ;
+  assign \capture$134  = \o$73 [7];
+  assign \capture_next$135  = o_next[7];
+  assign \a_next$136  = \a_in$120 ;
+  assign \first_next_out$138  = \first_next$137 ;
+  assign \valid_next$139  = \valid_in$122 ;
+  assign \a_out$141  = \a_in$140 ;
+  assign \valid_out$143  = \valid_in$142 ;
+  assign \first_out$145  = \first_in$144 ;
+  assign \last_out$147  = \last_in$146 ;
+  assign \psum_in$148  = 32'd0;
+  assign \w_in$149  = \o$89 [31:24];
+  assign en_pe_1_0 = \en$150 ;
+  assign shift_1_0 = \w_shift$152 ;
+  assign \capture$154  = \o$73 [1];
+  assign \capture_next$155  = o_next[1];
+  assign \a_next$156  = \o_next$77 [15:8];
+  assign \first_next$157  = \o_next$79 [4];
+  assign \valid_next$158  = \o_next$79 [3];
+  assign \a_in$159  = \o$82 [15:8];
+  assign \valid_in$160  = \o$84 [3];
+  assign \first_in$161  = \o$84 [4];
+  assign \last_in$162  = \o$84 [5];
+  assign \psum_out$164  = \psum_in$163 ;
+  assign w_out = \w_in$165 ;
+  assign en_pe_1_1 = \en$167 ;
+  assign shift_1_1 = \w_shift$169 ;
+  assign \capture$171  = \o$73 [3];
+  assign \capture_next$172  = o_next[3];
+  assign \a_next$173  = \o$82 [15:8];
+  assign \first_next_out$175  = \first_next$174 ;
+  assign \valid_next$176  = \o$84 [3];
+  assign \a_out$178  = \a_in$177 ;
+  assign \valid_out$180  = \valid_in$179 ;
+  assign \first_out$182  = \first_in$181 ;
+  assign \last_out$184  = \last_in$183 ;
+  assign \psum_out$186  = \psum_in$185 ;
+  assign \w_out$188  = \w_in$187 ;
+  assign en_pe_1_2 = \en$189 ;
+  assign shift_1_2 = \w_shift$191 ;
+  assign \capture$193  = \o$73 [5];
+  assign \capture_next$194  = o_next[5];
+  assign \a_next$195  = \a_in$177 ;
+  assign \first_next_out$197  = \first_next$196 ;
+  assign \valid_next$198  = \valid_in$179 ;
+  assign \a_out$200  = \a_in$199 ;
+  assign \valid_out$202  = \valid_in$201 ;
+  assign \first_out$204  = \first_in$203 ;
+  assign \last_out$206  = \last_in$205 ;
+  assign \psum_out$208  = \psum_in$207 ;
+  assign \w_out$210  = \w_in$209 ;
+  assign en_pe_1_3 = \en$211 ;
+  assign shift_1_3 = \w_shift$213 ;
+  assign \capture$215  = \o$73 [7];
+  assign \capture_next$216  = o_next[7];
+  assign \a_next$217  = \a_in$199 ;
+  assign \first_next_out$219  = \first_next$218 ;
+  assign \valid_next$220  = \valid_in$201 ;
+  assign \a_out$222  = \a_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \first_out$226  = \first_in$225 ;
+  assign \last_out$228  = \last_in$227 ;
+  assign \psum_out$230  = \psum_in$229 ;
+  assign \w_out$232  = \w_in$231 ;
+  assign en_pe_2_0 = \en$233 ;
+  assign shift_2_0 = \w_shift$235 ;
+  assign \capture$237  = \o$73 [1];
+  assign \capture_next$238  = o_next[1];
+  assign \a_next$239  = \o_next$77 [23:16];
+  assign \first_next$240  = \o_next$79 [7];
+  assign \valid_next$241  = \o_next$79 [6];
+  assign \a_in$242  = \o$82 [23:16];
+  assign \valid_in$243  = \o$84 [6];
+  assign \first_in$244  = \o$84 [7];
+  assign \last_in$245  = \o$84 [8];
+  assign \psum_out$247  = \psum_in$246 ;
+  assign \w_out$249  = \w_in$248 ;
+  assign en_pe_2_1 = \en$250 ;
+  assign shift_2_1 = \w_shift$252 ;
+  assign \capture$254  = \o$73 [3];
   assign \capture_next$255  = o_next[3];
-  assign \a_next$256  = \o$175 [15:8];
+  assign \a_next$256  = \o$82 [23:16];
   assign \first_next_out$258  = \first_next$257 ;
-  assign \valid_next$259  = \o$177 [3];
+  assign \valid_next$259  = \o$84 [6];
   assign \a_out$261  = \a_in$260 ;
   assign \valid_out$263  = \valid_in$262 ;
   assign \first_out$265  = \first_in$264 ;
   assign \last_out$267  = \last_in$266 ;
   assign \psum_out$269  = \psum_in$268 ;
   assign \w_out$271  = \w_in$270 ;
-  assign \en$272  = en_pe_1_2;
-  assign \w_shift$273  = shift_1_2;
-  assign \capture$274  = \o$167 [5];
-  assign \capture_next$275  = o_next[5];
-  assign \a_next$276  = \a_in$260 ;
-  assign \first_next_out$278  = \first_next$277 ;
-  assign \valid_next$279  = \valid_in$262 ;
-  assign \a_out$281  = \a_in$280 ;
-  assign \valid_out$283  = \valid_in$282 ;
-  assign \first_out$285  = \first_in$284 ;
-  assign \last_out$287  = \last_in$286 ;
-  assign \psum_out$289  = \psum_in$288 ;
-  assign \w_out$291  = \w_in$290 ;
-  assign \en$292  = en_pe_1_3;
-  assign \w_shift$293  = shift_1_3;
-  assign \capture$294  = \o$167 [7];
-  assign \capture_next$295  = o_next[7];
-  assign \a_next$296  = \a_in$280 ;
-  assign \first_next_out$298  = \first_next$297 ;
-  assign \valid_next$299  = \valid_in$282 ;
-  assign \a_out$301  = \a_in$300 ;
-  assign \valid_out$303  = \valid_in$302 ;
-  assign \first_out$305  = \first_in$304 ;
-  assign \last_out$307  = \last_in$306 ;
-  assign \psum_out$309  = \psum_in$308 ;
-  assign \w_out$311  = \w_in$310 ;
-  assign \en$312  = en_pe_2_0;
-  assign \w_shift$313  = shift_2_0;
-  assign \capture$314  = \o$167 [1];
-  assign \capture_next$315  = o_next[1];
-  assign \a_next$316  = \o_next$170 [23:16];
-  assign \first_next$317  = \o_next$172 [7];
-  assign \valid_next$318  = \o_next$172 [6];
-  assign \a_in$319  = \o$175 [23:16];
-  assign \valid_in$320  = \o$177 [6];
-  assign \first_in$321  = \o$177 [7];
-  assign \last_in$322  = \o$177 [8];
-  assign \psum_out$324  = \psum_in$323 ;
-  assign \w_out$326  = \w_in$325 ;
-  assign \en$327  = en_pe_2_1;
-  assign \w_shift$328  = shift_2_1;
-  assign \capture$329  = \o$167 [3];
-  assign \capture_next$330  = o_next[3];
-  assign \a_next$331  = \o$175 [23:16];
-  assign \first_next_out$333  = \first_next$332 ;
-  assign \valid_next$334  = \o$177 [6];
-  assign \a_out$336  = \a_in$335 ;
-  assign \valid_out$338  = \valid_in$337 ;
-  assign \first_out$340  = \first_in$339 ;
-  assign \last_out$342  = \last_in$341 ;
-  assign \psum_out$344  = \psum_in$343 ;
-  assign \w_out$346  = \w_in$345 ;
-  assign \en$347  = en_pe_2_2;
-  assign \w_shift$348  = shift_2_2;
-  assign \capture$349  = \o$167 [5];
-  assign \capture_next$350  = o_next[5];
-  assign \a_next$351  = \a_in$335 ;
-  assign \first_next_out$353  = \first_next$352 ;
-  assign \valid_next$354  = \valid_in$337 ;
-  assign \a_out$356  = \a_in$355 ;
-  assign \valid_out$358  = \valid_in$357 ;
-  assign \first_out$360  = \first_in$359 ;
-  assign \last_out$362  = \last_in$361 ;
-  assign \psum_out$364  = \psum_in$363 ;
-  assign \w_out$366  = \w_in$365 ;
-  assign \en$367  = en_pe_2_3;
-  assign \w_shift$368  = shift_2_3;
-  assign \capture$369  = \o$167 [7];
-  assign \capture_next$370  = o_next[7];
-  assign \a_next$371  = \a_in$355 ;
-  assign \first_next_out$373  = \first_next$372 ;
-  assign \valid_next$374  = \valid_in$357 ;
-  assign \a_out$376  = \a_in$375 ;
-  assign \valid_out$378  = \valid_in$377 ;
-  assign \first_out$380  = \first_in$379 ;
-  assign \last_out$382  = \last_in$381 ;
-  assign \psum_out$384  = \psum_in$383 ;
-  assign \w_out$386  = \w_in$385 ;
-  assign \en$387  = en_pe_3_0;
-  assign \w_shift$388  = shift_3_0;
-  assign \capture$389  = \o$167 [1];
-  assign \capture_next$390  = o_next[1];
-  assign \a_next$391  = \o_next$170 [31:24];
-  assign \first_next$392  = \o_next$172 [10];
-  assign \valid_next$393  = \o_next$172 [9];
-  assign \a_in$394  = \o$175 [31:24];
-  assign \valid_in$395  = \o$177 [9];
-  assign \first_in$396  = \o$177 [10];
-  assign \last_in$397  = \o$177 [11];
-  assign \psum_out$399  = \psum_in$398 ;
-  assign \w_out$401  = \w_in$400 ;
-  assign \en$402  = en_pe_3_1;
-  assign \w_shift$403  = shift_3_1;
-  assign \capture$404  = \o$167 [3];
-  assign \capture_next$405  = o_next[3];
-  assign \a_next$406  = \o$175 [31:24];
-  assign \first_next_out$408  = \first_next$407 ;
-  assign \valid_next$409  = \o$177 [9];
-  assign \a_out$411  = \a_in$410 ;
-  assign \valid_out$413  = \valid_in$412 ;
-  assign \first_out$415  = \first_in$414 ;
-  assign \last_out$417  = \last_in$416 ;
-  assign \psum_out$419  = \psum_in$418 ;
-  assign \w_out$421  = \w_in$420 ;
-  assign \en$422  = en_pe_3_2;
-  assign \w_shift$423  = shift_3_2;
-  assign \capture$424  = \o$167 [5];
-  assign \capture_next$425  = o_next[5];
-  assign \a_next$426  = \a_in$410 ;
-  assign \first_next_out$428  = \first_next$427 ;
-  assign \valid_next$429  = \valid_in$412 ;
-  assign \a_out$431  = \a_in$430 ;
-  assign \valid_out$433  = \valid_in$432 ;
-  assign \first_out$435  = \first_in$434 ;
-  assign \last_out$437  = \last_in$436 ;
-  assign \psum_out$439  = \psum_in$438 ;
-  assign \w_out$441  = \w_in$440 ;
-  assign \en$442  = en_pe_3_3;
-  assign \w_shift$443  = shift_3_3;
-  assign \capture$444  = \o$167 [7];
-  assign \capture_next$445  = o_next[7];
-  assign \a_next$446  = \a_in$430 ;
-  assign \first_next_out$448  = \first_next$447 ;
-  assign \valid_next$449  = \valid_in$432 ;
-  assign \a_out$451  = \a_in$450 ;
-  assign \valid_out$453  = \valid_in$452 ;
-  assign \first_out$455  = \first_in$454 ;
-  assign \last_out$457  = \last_in$456 ;
-  assign \psum_out$459  = \psum_in$458 ;
-  assign \w_out$461  = \w_in$460 ;
+  assign en_pe_2_2 = \en$272 ;
+  assign shift_2_2 = \w_shift$274 ;
+  assign \capture$276  = \o$73 [5];
+  assign \capture_next$277  = o_next[5];
+  assign \a_next$278  = \a_in$260 ;
+  assign \first_next_out$280  = \first_next$279 ;
+  assign \valid_next$281  = \valid_in$262 ;
+  assign \a_out$283  = \a_in$282 ;
+  assign \valid_out$285  = \valid_in$284 ;
+  assign \first_out$287  = \first_in$286 ;
+  assign \last_out$289  = \last_in$288 ;
+  assign \psum_out$291  = \psum_in$290 ;
+  assign \w_out$293  = \w_in$292 ;
+  assign en_pe_2_3 = \en$294 ;
+  assign shift_2_3 = \w_shift$296 ;
+  assign \capture$298  = \o$73 [7];
+  assign \capture_next$299  = o_next[7];
+  assign \a_next$300  = \a_in$282 ;
+  assign \first_next_out$302  = \first_next$301 ;
+  assign \valid_next$303  = \valid_in$284 ;
+  assign \a_out$305  = \a_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
+  assign \first_out$309  = \first_in$308 ;
+  assign \last_out$311  = \last_in$310 ;
+  assign \psum_out$313  = \psum_in$312 ;
+  assign \w_out$315  = \w_in$314 ;
+  assign en_pe_3_0 = \en$316 ;
+  assign shift_3_0 = \w_shift$318 ;
+  assign \capture$320  = \o$73 [1];
+  assign \capture_next$321  = o_next[1];
+  assign \a_next$322  = \o_next$77 [31:24];
+  assign \first_next$323  = \o_next$79 [10];
+  assign \valid_next$324  = \o_next$79 [9];
+  assign \a_in$325  = \o$82 [31:24];
+  assign \valid_in$326  = \o$84 [9];
+  assign \first_in$327  = \o$84 [10];
+  assign \last_in$328  = \o$84 [11];
+  assign \psum_out$330  = \psum_in$329 ;
+  assign \w_out$332  = \w_in$331 ;
+  assign en_pe_3_1 = \en$333 ;
+  assign shift_3_1 = \w_shift$335 ;
+  assign \capture$337  = \o$73 [3];
+  assign \capture_next$338  = o_next[3];
+  assign \a_next$339  = \o$82 [31:24];
+  assign \first_next_out$341  = \first_next$340 ;
+  assign \valid_next$342  = \o$84 [9];
+  assign \a_out$344  = \a_in$343 ;
+  assign \valid_out$346  = \valid_in$345 ;
+  assign \first_out$348  = \first_in$347 ;
+  assign \last_out$350  = \last_in$349 ;
+  assign \psum_out$352  = \psum_in$351 ;
+  assign \w_out$354  = \w_in$353 ;
+  assign en_pe_3_2 = \en$355 ;
+  assign shift_3_2 = \w_shift$357 ;
+  assign \capture$359  = \o$73 [5];
+  assign \capture_next$360  = o_next[5];
+  assign \a_next$361  = \a_in$343 ;
+  assign \first_next_out$363  = \first_next$362 ;
+  assign \valid_next$364  = \valid_in$345 ;
+  assign \a_out$366  = \a_in$365 ;
+  assign \valid_out$368  = \valid_in$367 ;
+  assign \first_out$370  = \first_in$369 ;
+  assign \last_out$372  = \last_in$371 ;
+  assign \psum_out$374  = \psum_in$373 ;
+  assign \w_out$376  = \w_in$375 ;
+  assign en_pe_3_3 = \en$377 ;
+  assign shift_3_3 = \w_shift$379 ;
+  assign \capture$381  = \o$73 [7];
+  assign \capture_next$382  = o_next[7];
+  assign \a_next$383  = \a_in$365 ;
+  assign \first_next_out$385  = \first_next$384 ;
+  assign \valid_next$386  = \valid_in$367 ;
+  assign \a_out$388  = \a_in$387 ;
+  assign \valid_out$390  = \valid_in$389 ;
+  assign \first_out$392  = \first_in$391 ;
+  assign \last_out$394  = \last_in$393 ;
+  assign \psum_out$396  = \psum_in$395 ;
+  assign \w_out$398  = \w_in$397 ;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1903,31 +1791,119 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \operands__payload.a[2]  = operands__payload[23:16];
   assign \operands__payload.a[3]  = operands__payload[31:24];
   assign \operands__payload.last  = operands__payload[32];
-  assign \skid.c  = skid[127:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.last  = skid[128];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
   assign \out.c  = out[127:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
   assign \out.c[2]  = out[95:64];
   assign \out.c[3]  = out[127:96];
   assign \out.last  = out[128];
-  assign \in_w[0]  = in_w[7:0];
-  assign \in_w[1]  = in_w[15:8];
-  assign \in_w[2]  = in_w[23:16];
-  assign \in_w[3]  = in_w[31:24];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \skid.c  = skid[127:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.last  = skid[128];
+  assign \i$57[0]  = \i$57 [7:0];
+  assign \i$57[1]  = \i$57 [15:8];
+  assign \i$57[2]  = \i$57 [23:16];
+  assign \i$57[3]  = \i$57 [31:24];
+  assign \in_w[0]  = \i$57 [7:0];
+  assign \in_w[1]  = \i$57 [15:8];
+  assign \in_w[2]  = \i$57 [23:16];
+  assign \in_w[3]  = \i$57 [31:24];
+  assign \i$59[0]  = \i$59 [1:0];
+  assign \i$59[0].shift  = \i$59 [0];
+  assign \i$59[0].capture  = \i$59 [1];
+  assign \i$59[1]  = \i$59 [3:2];
+  assign \i$59[1].shift  = \i$59 [2];
+  assign \i$59[1].capture  = \i$59 [3];
+  assign \i$59[2]  = \i$59 [5:4];
+  assign \i$59[2].shift  = \i$59 [4];
+  assign \i$59[2].capture  = \i$59 [5];
+  assign \i$59[3]  = \i$59 [7:6];
+  assign \i$59[3].shift  = \i$59 [6];
+  assign \i$59[3].capture  = \i$59 [7];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$61[0]  = \i$61 [7:0];
+  assign \i$61[1]  = \i$61 [15:8];
+  assign \i$61[2]  = \i$61 [23:16];
+  assign \i$61[3]  = \i$61 [31:24];
   assign \in_a[0]  = in_a[7:0];
   assign \in_a[1]  = in_a[15:8];
   assign \in_a[2]  = in_a[23:16];
   assign \in_a[3]  = in_a[31:24];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$63[0]  = \i$63 [2:0];
+  assign \i$63[0].valid  = \i$63 [0];
+  assign \i$63[0].first  = \i$63 [1];
+  assign \i$63[0].last  = \i$63 [2];
+  assign \i$63[1]  = \i$63 [5:3];
+  assign \i$63[1].valid  = \i$63 [3];
+  assign \i$63[1].first  = \i$63 [4];
+  assign \i$63[1].last  = \i$63 [5];
+  assign \i$63[2]  = \i$63 [8:6];
+  assign \i$63[2].valid  = \i$63 [6];
+  assign \i$63[2].first  = \i$63 [7];
+  assign \i$63[2].last  = \i$63 [8];
+  assign \i$63[3]  = \i$63 [11:9];
+  assign \i$63[3].valid  = \i$63 [9];
+  assign \i$63[3].first  = \i$63 [10];
+  assign \i$63[3].last  = \i$63 [11];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next$66[0]  = \i_next$66 [2:0];
+  assign \i_next$66[0].valid  = \i_next$66 [0];
+  assign \i_next$66[0].first  = \i_next$66 [1];
+  assign \i_next$66[0].last  = \i_next$66 [2];
+  assign \i_next$66[1]  = \i_next$66 [5:3];
+  assign \i_next$66[1].valid  = \i_next$66 [3];
+  assign \i_next$66[1].first  = \i_next$66 [4];
+  assign \i_next$66[1].last  = \i_next$66 [5];
+  assign \i_next$66[2]  = \i_next$66 [8:6];
+  assign \i_next$66[2].valid  = \i_next$66 [6];
+  assign \i_next$66[2].first  = \i_next$66 [7];
+  assign \i_next$66[2].last  = \i_next$66 [8];
+  assign \i_next$66[3]  = \i_next$66 [11:9];
+  assign \i_next$66[3].valid  = \i_next$66 [9];
+  assign \i_next$66[3].first  = \i_next$66 [10];
+  assign \i_next$66[3].last  = \i_next$66 [11];
+  assign \i_next$67[0]  = \i_next$67 [1:0];
+  assign \i_next$67[0].shift  = \i_next$67 [0];
+  assign \i_next$67[0].capture  = \i_next$67 [1];
+  assign \i_next$67[1]  = \i_next$67 [3:2];
+  assign \i_next$67[1].shift  = \i_next$67 [2];
+  assign \i_next$67[1].capture  = \i_next$67 [3];
+  assign \i_next$67[2]  = \i_next$67 [5:4];
+  assign \i_next$67[2].shift  = \i_next$67 [4];
+  assign \i_next$67[2].capture  = \i_next$67 [5];
+  assign \i_next$67[3]  = \i_next$67 [7:6];
+  assign \i_next$67[3].shift  = \i_next$67 [6];
+  assign \i_next$67[3].capture  = \i_next$67 [7];
+  assign \o$73[0]  = \o$73 [1:0];
+  assign \o$73[0].shift  = \o$73 [0];
+  assign \o$73[0].capture  = \o$73 [1];
+  assign \o$73[1]  = \o$73 [3:2];
+  assign \o$73[1].shift  = \o$73 [2];
+  assign \o$73[1].capture  = \o$73 [3];
+  assign \o$73[2]  = \o$73 [5:4];
+  assign \o$73[2].shift  = \o$73 [4];
+  assign \o$73[2].capture  = \o$73 [5];
+  assign \o$73[3]  = \o$73 [7:6];
+  assign \o$73[3].shift  = \o$73 [6];
+  assign \o$73[3].capture  = \o$73 [7];
   assign \o_next[0]  = o_next[1:0];
   assign \o_next[0].shift  = o_next[0];
   assign \o_next[0].capture  = o_next[1];
@@ -1940,190 +1916,101 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o_next[3]  = o_next[7:6];
   assign \o_next[3].shift  = o_next[6];
   assign \o_next[3].capture  = o_next[7];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \i$157[0]  = in_w[7:0];
-  assign \i$157[1]  = in_w[15:8];
-  assign \i$157[2]  = in_w[23:16];
-  assign \i$157[3]  = in_w[31:24];
-  assign \i$158[0]  = \i$158 [1:0];
-  assign \i$158[0].shift  = \i$158 [0];
-  assign \i$158[0].capture  = \i$158 [1];
-  assign \i$158[1]  = \i$158 [3:2];
-  assign \i$158[1].shift  = \i$158 [2];
-  assign \i$158[1].capture  = \i$158 [3];
-  assign \i$158[2]  = \i$158 [5:4];
-  assign \i$158[2].shift  = \i$158 [4];
-  assign \i$158[2].capture  = \i$158 [5];
-  assign \i$158[3]  = \i$158 [7:6];
-  assign \i$158[3].shift  = \i$158 [6];
-  assign \i$158[3].capture  = \i$158 [7];
-  assign \i$159[0]  = \i$159 [7:0];
-  assign \i$159[1]  = \i$159 [15:8];
-  assign \i$159[2]  = \i$159 [23:16];
-  assign \i$159[3]  = \i$159 [31:24];
-  assign \i$160[0]  = \i$160 [2:0];
-  assign \i$160[0].valid  = \i$160 [0];
-  assign \i$160[0].first  = \i$160 [1];
-  assign \i$160[0].last  = \i$160 [2];
-  assign \i$160[1]  = \i$160 [5:3];
-  assign \i$160[1].valid  = \i$160 [3];
-  assign \i$160[1].first  = \i$160 [4];
-  assign \i$160[1].last  = \i$160 [5];
-  assign \i$160[2]  = \i$160 [8:6];
-  assign \i$160[2].valid  = \i$160 [6];
-  assign \i$160[2].first  = \i$160 [7];
-  assign \i$160[2].last  = \i$160 [8];
-  assign \i$160[3]  = \i$160 [11:9];
-  assign \i$160[3].valid  = \i$160 [9];
-  assign \i$160[3].first  = \i$160 [10];
-  assign \i$160[3].last  = \i$160 [11];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign \i_next$162[0]  = \i_next$162 [2:0];
-  assign \i_next$162[0].valid  = \i_next$162 [0];
-  assign \i_next$162[0].first  = \i_next$162 [1];
-  assign \i_next$162[0].last  = \i_next$162 [2];
-  assign \i_next$162[1]  = \i_next$162 [5:3];
-  assign \i_next$162[1].valid  = \i_next$162 [3];
-  assign \i_next$162[1].first  = \i_next$162 [4];
-  assign \i_next$162[1].last  = \i_next$162 [5];
-  assign \i_next$162[2]  = \i_next$162 [8:6];
-  assign \i_next$162[2].valid  = \i_next$162 [6];
-  assign \i_next$162[2].first  = \i_next$162 [7];
-  assign \i_next$162[2].last  = \i_next$162 [8];
-  assign \i_next$162[3]  = \i_next$162 [11:9];
-  assign \i_next$162[3].valid  = \i_next$162 [9];
-  assign \i_next$162[3].first  = \i_next$162 [10];
-  assign \i_next$162[3].last  = \i_next$162 [11];
-  assign \i_next$163[0]  = \i_next$163 [1:0];
-  assign \i_next$163[0].shift  = \i_next$163 [0];
-  assign \i_next$163[0].capture  = \i_next$163 [1];
-  assign \i_next$163[1]  = \i_next$163 [3:2];
-  assign \i_next$163[1].shift  = \i_next$163 [2];
-  assign \i_next$163[1].capture  = \i_next$163 [3];
-  assign \i_next$163[2]  = \i_next$163 [5:4];
-  assign \i_next$163[2].shift  = \i_next$163 [4];
-  assign \i_next$163[2].capture  = \i_next$163 [5];
-  assign \i_next$163[3]  = \i_next$163 [7:6];
-  assign \i_next$163[3].shift  = \i_next$163 [6];
-  assign \i_next$163[3].capture  = \i_next$163 [7];
-  assign \o$167[0]  = \o$167 [1:0];
-  assign \o$167[0].shift  = \o$167 [0];
-  assign \o$167[0].capture  = \o$167 [1];
-  assign \o$167[1]  = \o$167 [3:2];
-  assign \o$167[1].shift  = \o$167 [2];
-  assign \o$167[1].capture  = \o$167 [3];
-  assign \o$167[2]  = \o$167 [5:4];
-  assign \o$167[2].shift  = \o$167 [4];
-  assign \o$167[2].capture  = \o$167 [5];
-  assign \o$167[3]  = \o$167 [7:6];
-  assign \o$167[3].shift  = \o$167 [6];
-  assign \o$167[3].capture  = \o$167 [7];
-  assign \o_next$170[0]  = \o_next$170 [7:0];
-  assign \o_next$170[1]  = \o_next$170 [15:8];
-  assign \o_next$170[2]  = \o_next$170 [23:16];
-  assign \o_next$170[3]  = \o_next$170 [31:24];
-  assign \o_next$172[0]  = \o_next$172 [2:0];
-  assign \o_next$172[0].valid  = \o_next$172 [0];
-  assign \o_next$172[0].first  = \o_next$172 [1];
-  assign \o_next$172[0].last  = \o_next$172 [2];
-  assign \o_next$172[1]  = \o_next$172 [5:3];
-  assign \o_next$172[1].valid  = \o_next$172 [3];
-  assign \o_next$172[1].first  = \o_next$172 [4];
-  assign \o_next$172[1].last  = \o_next$172 [5];
-  assign \o_next$172[2]  = \o_next$172 [8:6];
-  assign \o_next$172[2].valid  = \o_next$172 [6];
-  assign \o_next$172[2].first  = \o_next$172 [7];
-  assign \o_next$172[2].last  = \o_next$172 [8];
-  assign \o_next$172[3]  = \o_next$172 [11:9];
-  assign \o_next$172[3].valid  = \o_next$172 [9];
-  assign \o_next$172[3].first  = \o_next$172 [10];
-  assign \o_next$172[3].last  = \o_next$172 [11];
-  assign \o$175[0]  = \o$175 [7:0];
-  assign \o$175[1]  = \o$175 [15:8];
-  assign \o$175[2]  = \o$175 [23:16];
-  assign \o$175[3]  = \o$175 [31:24];
-  assign \o$177[0]  = \o$177 [2:0];
-  assign \o$177[0].valid  = \o$177 [0];
-  assign \o$177[0].first  = \o$177 [1];
-  assign \o$177[0].last  = \o$177 [2];
-  assign \o$177[1]  = \o$177 [5:3];
-  assign \o$177[1].valid  = \o$177 [3];
-  assign \o$177[1].first  = \o$177 [4];
-  assign \o$177[1].last  = \o$177 [5];
-  assign \o$177[2]  = \o$177 [8:6];
-  assign \o$177[2].valid  = \o$177 [6];
-  assign \o$177[2].first  = \o$177 [7];
-  assign \o$177[2].last  = \o$177 [8];
-  assign \o$177[3]  = \o$177 [11:9];
-  assign \o$177[3].valid  = \o$177 [9];
-  assign \o$177[3].first  = \o$177 [10];
-  assign \o$177[3].last  = \o$177 [11];
-  assign \o$182[0]  = \o$182 [7:0];
-  assign \o$182[1]  = \o$182 [15:8];
-  assign \o$182[2]  = \o$182 [23:16];
-  assign \o$182[3]  = \o$182 [31:24];
-  assign \i_next$163 [7] = capture;
-  assign \i_next$163 [5] = capture;
-  assign \i_next$163 [3] = capture;
-  assign \i_next$163 [1] = capture;
-  assign \i_next$163 [6] = w_accept;
-  assign \i_next$163 [4] = w_accept;
-  assign \i_next$163 [2] = w_accept;
-  assign \i_next$163 [0] = w_accept;
-  assign \i_next$162 [11] = operands__payload[32];
-  assign \i_next$162 [10] = first;
-  assign \i_next$162 [9] = a_accept;
-  assign \i_next$162 [8] = operands__payload[32];
-  assign \i_next$162 [7] = first;
-  assign \i_next$162 [6] = a_accept;
-  assign \i_next$162 [5] = operands__payload[32];
-  assign \i_next$162 [4] = first;
-  assign \i_next$162 [3] = a_accept;
-  assign \i_next$162 [2] = operands__payload[32];
-  assign \i_next$162 [1] = first;
-  assign \i_next$162 [0] = a_accept;
+  assign \o_next$77[0]  = \o_next$77 [7:0];
+  assign \o_next$77[1]  = \o_next$77 [15:8];
+  assign \o_next$77[2]  = \o_next$77 [23:16];
+  assign \o_next$77[3]  = \o_next$77 [31:24];
+  assign \o_next$79[0]  = \o_next$79 [2:0];
+  assign \o_next$79[0].valid  = \o_next$79 [0];
+  assign \o_next$79[0].first  = \o_next$79 [1];
+  assign \o_next$79[0].last  = \o_next$79 [2];
+  assign \o_next$79[1]  = \o_next$79 [5:3];
+  assign \o_next$79[1].valid  = \o_next$79 [3];
+  assign \o_next$79[1].first  = \o_next$79 [4];
+  assign \o_next$79[1].last  = \o_next$79 [5];
+  assign \o_next$79[2]  = \o_next$79 [8:6];
+  assign \o_next$79[2].valid  = \o_next$79 [6];
+  assign \o_next$79[2].first  = \o_next$79 [7];
+  assign \o_next$79[2].last  = \o_next$79 [8];
+  assign \o_next$79[3]  = \o_next$79 [11:9];
+  assign \o_next$79[3].valid  = \o_next$79 [9];
+  assign \o_next$79[3].first  = \o_next$79 [10];
+  assign \o_next$79[3].last  = \o_next$79 [11];
+  assign \o$82[0]  = \o$82 [7:0];
+  assign \o$82[1]  = \o$82 [15:8];
+  assign \o$82[2]  = \o$82 [23:16];
+  assign \o$82[3]  = \o$82 [31:24];
+  assign \o$84[0]  = \o$84 [2:0];
+  assign \o$84[0].valid  = \o$84 [0];
+  assign \o$84[0].first  = \o$84 [1];
+  assign \o$84[0].last  = \o$84 [2];
+  assign \o$84[1]  = \o$84 [5:3];
+  assign \o$84[1].valid  = \o$84 [3];
+  assign \o$84[1].first  = \o$84 [4];
+  assign \o$84[1].last  = \o$84 [5];
+  assign \o$84[2]  = \o$84 [8:6];
+  assign \o$84[2].valid  = \o$84 [6];
+  assign \o$84[2].first  = \o$84 [7];
+  assign \o$84[2].last  = \o$84 [8];
+  assign \o$84[3]  = \o$84 [11:9];
+  assign \o$84[3].valid  = \o$84 [9];
+  assign \o$84[3].first  = \o$84 [10];
+  assign \o$84[3].last  = \o$84 [11];
+  assign \o$89[0]  = \o$89 [7:0];
+  assign \o$89[1]  = \o$89 [15:8];
+  assign \o$89[2]  = \o$89 [23:16];
+  assign \o$89[3]  = \o$89 [31:24];
+  assign \i_next$67 [7] = capture;
+  assign \i_next$67 [5] = capture;
+  assign \i_next$67 [3] = capture;
+  assign \i_next$67 [1] = capture;
+  assign \i_next$67 [6] = w_accept;
+  assign \i_next$67 [4] = w_accept;
+  assign \i_next$67 [2] = w_accept;
+  assign \i_next$67 [0] = w_accept;
+  assign \i_next$66 [11] = operands__payload[32];
+  assign \i_next$66 [10] = first;
+  assign \i_next$66 [9] = a_accept;
+  assign \i_next$66 [8] = operands__payload[32];
+  assign \i_next$66 [7] = first;
+  assign \i_next$66 [6] = a_accept;
+  assign \i_next$66 [5] = operands__payload[32];
+  assign \i_next$66 [4] = first;
+  assign \i_next$66 [3] = a_accept;
+  assign \i_next$66 [2] = operands__payload[32];
+  assign \i_next$66 [1] = first;
+  assign \i_next$66 [0] = a_accept;
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];
   assign i_next[7:0] = operands__payload[31:24];
-  assign \i$160 [11:9] = in_flags;
-  assign \i$160 [8:6] = in_flags;
-  assign \i$160 [5:3] = in_flags;
-  assign \i$160 [2:0] = in_flags;
-  assign \i$159 [31:24] = in_a[7:0];
-  assign \i$159 [23:16] = in_a[15:8];
-  assign \i$159 [15:8] = in_a[23:16];
-  assign \i$159 [7:0] = in_a[31:24];
-  assign \i$158 [7:6] = in_wctl;
-  assign \i$158 [5:4] = in_wctl;
-  assign \i$158 [3:2] = in_wctl;
-  assign \i$158 [1:0] = in_wctl;
-  assign results__payload[127:96] = \$71 ;
-  assign results__payload[95:64] = \$70 ;
-  assign results__payload[63:32] = \$69 ;
-  assign results__payload[31:0] = \$68 ;
-  assign results__payload[128] = \$66 ;
+  assign \i$63 [11:9] = in_flags;
+  assign \i$63 [8:6] = in_flags;
+  assign \i$63 [5:3] = in_flags;
+  assign \i$63 [2:0] = in_flags;
+  assign \i$61 [31:24] = in_a[7:0];
+  assign \i$61 [23:16] = in_a[15:8];
+  assign \i$61 [15:8] = in_a[23:16];
+  assign \i$61 [7:0] = in_a[31:24];
+  assign \i$59 [7:6] = in_wctl;
+  assign \i$59 [5:4] = in_wctl;
+  assign \i$59 [3:2] = in_wctl;
+  assign \i$59 [1:0] = in_wctl;
+  assign results__payload[127:96] = \$6 ;
+  assign results__payload[95:64] = \$5 ;
+  assign results__payload[63:32] = \$4 ;
+  assign results__payload[31:0] = \$3 ;
+  assign results__payload[128] = \$1 ;
   assign out[128] = last_out;
   assign out[127:0] = o;
-  assign i[127:96] = \psum_out$146 ;
-  assign i[95:64] = \psum_out$145 ;
-  assign i[63:32] = \psum_out$144 ;
+  assign i[127:96] = \psum_out$17 ;
+  assign i[95:64] = \psum_out$16 ;
+  assign i[63:32] = \psum_out$15 ;
   assign i[31:0] = psum_out;
-  assign \$84  = \o$177 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$409$0 , \port$410$0 , \port$411$0 , \port$412$0 , i, o, clk);
+module \systolic_core.deskew (rst, i, \port$437$0 , \port$438$0 , \port$439$0 , \port$440$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -2162,14 +2049,14 @@ module \systolic_core.deskew (rst, \port$409$0 , \port$410$0 , \port$411$0 , \po
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$409$0 ;
-  wire \port$409$0 ;
-  input \port$410$0 ;
-  wire \port$410$0 ;
-  input \port$411$0 ;
-  wire \port$411$0 ;
-  input \port$412$0 ;
-  wire \port$412$0 ;
+  input \port$437$0 ;
+  wire \port$437$0 ;
+  input \port$438$0 ;
+  wire \port$438$0 ;
+  input \port$439$0 ;
+  wire \port$439$0 ;
+  input \port$440$0 ;
+  wire \port$440$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -2187,46 +2074,46 @@ module \systolic_core.deskew (rst, \port$409$0 , \port$410$0 , \port$411$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$409$0 ) begin
+    if (\port$437$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane1_d1;
-    if (\port$410$0 ) begin
+    if (\port$438$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane1_d2;
-    if (\port$410$0 ) begin
+    if (\port$438$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane2_d1;
-    if (\port$411$0 ) begin
+    if (\port$439$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$409$0 ) begin
+    if (\port$437$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$409$0 ) begin
+    if (\port$437$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$412$0 , \port$411$0 , \port$410$0 , \port$409$0  };
+  assign en = { \port$440$0 , \port$439$0 , \port$438$0 , \port$437$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -2255,7 +2142,7 @@ module \systolic_core.deskew (rst, \port$409$0 , \port$410$0 , \port$411$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$903$0 , \port$904$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$890$0 , \port$891$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -2295,21 +2182,21 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$903$0 ;
-  wire [2:0] \port$903$0 ;
-  input [1:0] \port$904$0 ;
-  wire [1:0] \port$904$0 ;
+  input [2:0] \port$890$0 ;
+  wire [2:0] \port$890$0 ;
+  input [1:0] \port$891$0 ;
+  wire [1:0] \port$891$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -2323,32 +2210,32 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$904$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$891$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$904$0 [0] & \port$904$0 [1];
+  assign \$4  = \port$891$0 [0] & \port$891$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -2382,9 +2269,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$903$0 [0];
+      \$11  = \port$890$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -2392,9 +2279,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$903$0 [1];
+      \$12  = \port$890$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -2402,9 +2289,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$904$0 [1];
+      \$13  = \port$891$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
@@ -2412,9 +2299,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$903$0 [2];
+      \$14  = \port$890$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
   end
@@ -2437,16 +2324,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$904$0 [1];
-  assign valid_next = \port$904$0 [0];
-  assign valid_in = \port$903$0 [0];
-  assign first_in = \port$903$0 [1];
-  assign last_in = \port$903$0 [2];
+  assign first_next = \port$891$0 [1];
+  assign valid_next = \port$891$0 [0];
+  assign valid_in = \port$890$0 [0];
+  assign first_in = \port$890$0 [1];
+  assign last_in = \port$890$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -2489,17 +2376,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -2522,25 +2409,25 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -2576,7 +2463,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -2586,7 +2473,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -2596,7 +2483,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$13  = 1'h0;
     end
   end
@@ -2606,7 +2493,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$14  = 1'h0;
     end
   end
@@ -2633,7 +2520,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -2676,17 +2563,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -2709,25 +2596,25 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -2763,7 +2650,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -2773,7 +2660,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -2783,7 +2670,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$13  = 1'h0;
     end
   end
@@ -2793,7 +2680,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$14  = 1'h0;
     end
   end
@@ -2820,7 +2707,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -2859,17 +2746,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -2891,25 +2778,25 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -2945,7 +2832,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -2955,7 +2842,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -2965,7 +2852,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$13  = 1'h0;
     end
   end
@@ -2975,7 +2862,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$14  = 1'h0;
     end
   end
@@ -3002,7 +2889,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$903$3 , \port$904$3 , pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$890$3 , \port$891$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -3042,14 +2929,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
-  input [2:0] \port$903$3 ;
-  wire [2:0] \port$903$3 ;
-  input [1:0] \port$904$3 ;
-  wire [1:0] \port$904$3 ;
+  input [2:0] \port$890$3 ;
+  wire [2:0] \port$890$3 ;
+  input [1:0] \port$891$3 ;
+  wire [1:0] \port$891$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3057,7 +2940,11 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -3071,32 +2958,32 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$904$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$891$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$904$3 [0] & \port$904$3 [1];
+  assign \$4  = \port$891$3 [0] & \port$891$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -3130,9 +3017,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$903$3 [0];
+      \$11  = \port$890$3 [0];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -3140,9 +3027,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$903$3 [1];
+      \$12  = \port$890$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -3150,9 +3037,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$904$3 [1];
+      \$13  = \port$891$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
@@ -3160,9 +3047,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$903$3 [2];
+      \$14  = \port$890$3 [2];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
   end
@@ -3185,15 +3072,15 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$904$3 [1];
-  assign valid_next = \port$904$3 [0];
-  assign valid_in = \port$903$3 [0];
-  assign first_in = \port$903$3 [1];
-  assign last_in = \port$903$3 [2];
+  assign first_next = \port$891$3 [1];
+  assign valid_next = \port$891$3 [0];
+  assign valid_in = \port$890$3 [0];
+  assign first_in = \port$890$3 [1];
+  assign last_in = \port$890$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+module \systolic_core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [15:0] \$1 ;
@@ -3237,10 +3124,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3248,7 +3131,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -3271,25 +3158,25 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -3325,7 +3212,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -3335,7 +3222,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -3345,7 +3232,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$13  = 1'h0;
     end
   end
@@ -3355,7 +3242,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$14  = 1'h0;
     end
   end
@@ -3381,7 +3268,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+module \systolic_core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [15:0] \$1 ;
@@ -3425,10 +3312,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3436,7 +3319,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -3459,25 +3346,25 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -3513,7 +3400,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -3523,7 +3410,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -3533,7 +3420,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$13  = 1'h0;
     end
   end
@@ -3543,7 +3430,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$14  = 1'h0;
     end
   end
@@ -3569,7 +3456,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_3_sync_clk);
+module \systolic_core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -3608,10 +3495,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3619,7 +3502,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -3641,25 +3528,25 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -3695,7 +3582,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -3705,7 +3592,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -3715,7 +3602,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$13  = 1'h0;
     end
   end
@@ -3725,7 +3612,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$14  = 1'h0;
     end
   end
@@ -3751,7 +3638,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$903$6 , \port$904$6 , pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$890$6 , \port$891$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -3791,14 +3678,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
-  input [2:0] \port$903$6 ;
-  wire [2:0] \port$903$6 ;
-  input [1:0] \port$904$6 ;
-  wire [1:0] \port$904$6 ;
+  input [2:0] \port$890$6 ;
+  wire [2:0] \port$890$6 ;
+  input [1:0] \port$891$6 ;
+  wire [1:0] \port$891$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3806,7 +3689,11 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -3820,32 +3707,32 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$904$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$891$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$904$6 [0] & \port$904$6 [1];
+  assign \$4  = \port$891$6 [0] & \port$891$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -3879,9 +3766,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$903$6 [0];
+      \$11  = \port$890$6 [0];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -3889,9 +3776,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$903$6 [1];
+      \$12  = \port$890$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -3899,9 +3786,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$904$6 [1];
+      \$13  = \port$891$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
@@ -3909,9 +3796,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$903$6 [2];
+      \$14  = \port$890$6 [2];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
   end
@@ -3934,15 +3821,15 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$904$6 [1];
-  assign valid_next = \port$904$6 [0];
-  assign valid_in = \port$903$6 [0];
-  assign first_in = \port$903$6 [1];
-  assign last_in = \port$903$6 [2];
+  assign first_next = \port$891$6 [1];
+  assign valid_next = \port$891$6 [0];
+  assign valid_in = \port$890$6 [0];
+  assign first_in = \port$890$6 [1];
+  assign last_in = \port$890$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+module \systolic_core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
@@ -3986,10 +3873,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -3997,7 +3880,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -4020,25 +3907,25 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -4074,7 +3961,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -4084,7 +3971,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -4094,7 +3981,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$13  = 1'h0;
     end
   end
@@ -4104,7 +3991,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$14  = 1'h0;
     end
   end
@@ -4130,7 +4017,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+module \systolic_core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
@@ -4174,10 +4061,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4185,7 +4068,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -4208,25 +4095,25 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -4262,7 +4149,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -4272,7 +4159,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -4282,7 +4169,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$13  = 1'h0;
     end
   end
@@ -4292,7 +4179,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$14  = 1'h0;
     end
   end
@@ -4318,7 +4205,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_3_sync_clk);
+module \systolic_core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -4357,10 +4244,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4368,7 +4251,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -4390,25 +4277,25 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -4444,7 +4331,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -4454,7 +4341,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -4464,7 +4351,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$13  = 1'h0;
     end
   end
@@ -4474,7 +4361,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$14  = 1'h0;
     end
   end
@@ -4500,7 +4387,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$903$9 , \port$904$9 , pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$890$9 , \port$891$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -4540,14 +4427,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
-  input [2:0] \port$903$9 ;
-  wire [2:0] \port$903$9 ;
-  input [1:0] \port$904$9 ;
-  wire [1:0] \port$904$9 ;
+  input [2:0] \port$890$9 ;
+  wire [2:0] \port$890$9 ;
+  input [1:0] \port$891$9 ;
+  wire [1:0] \port$891$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4555,7 +4438,11 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -4568,32 +4455,32 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$904$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$891$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$904$9 [0] & \port$904$9 [1];
+  assign \$4  = \port$891$9 [0] & \port$891$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -4627,9 +4514,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$903$9 [0];
+      \$11  = \port$890$9 [0];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -4637,9 +4524,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$903$9 [1];
+      \$12  = \port$890$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -4647,9 +4534,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$904$9 [1];
+      \$13  = \port$891$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
@@ -4657,9 +4544,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$903$9 [2];
+      \$14  = \port$890$9 [2];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
@@ -4682,15 +4569,15 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$904$9 [1];
-  assign valid_next = \port$904$9 [0];
-  assign valid_in = \port$903$9 [0];
-  assign first_in = \port$903$9 [1];
-  assign last_in = \port$903$9 [2];
+  assign first_next = \port$891$9 [1];
+  assign valid_next = \port$891$9 [0];
+  assign valid_in = \port$890$9 [0];
+  assign first_in = \port$890$9 [1];
+  assign last_in = \port$890$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_3_1_sync_clk);
+module \systolic_core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -4733,10 +4620,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4744,7 +4627,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -4766,25 +4653,25 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -4820,7 +4707,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -4830,7 +4717,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -4840,7 +4727,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$13  = 1'h0;
     end
   end
@@ -4850,7 +4737,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$14  = 1'h0;
     end
   end
@@ -4876,7 +4763,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_3_2_sync_clk);
+module \systolic_core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -4919,10 +4806,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -4930,7 +4813,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -4952,25 +4839,25 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -5006,7 +4893,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -5016,7 +4903,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -5026,7 +4913,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$13  = 1'h0;
     end
   end
@@ -5036,7 +4923,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$14  = 1'h0;
     end
   end
@@ -5062,7 +4949,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_3_3_sync_clk);
+module \systolic_core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -5102,10 +4989,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -5113,7 +4996,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -5135,25 +5022,25 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -5189,7 +5076,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -5199,7 +5086,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -5209,7 +5096,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$13  = 1'h0;
     end
   end
@@ -5219,7 +5106,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$14  = 1'h0;
     end
   end
@@ -5245,7 +5132,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$447$0 , \port$448$0 , \port$449$0 , \port$450$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, i, i_next, \port$475$0 , \port$476$0 , \port$477$0 , \port$478$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5286,14 +5173,14 @@ module \systolic_core.skew_a (rst, \port$447$0 , \port$448$0 , \port$449$0 , \po
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$447$0 ;
-  wire \port$447$0 ;
-  input \port$448$0 ;
-  wire \port$448$0 ;
-  input \port$449$0 ;
-  wire \port$449$0 ;
-  input \port$450$0 ;
-  wire \port$450$0 ;
+  input \port$475$0 ;
+  wire \port$475$0 ;
+  input \port$476$0 ;
+  wire \port$476$0 ;
+  input \port$477$0 ;
+  wire \port$477$0 ;
+  input \port$478$0 ;
+  wire \port$478$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5311,46 +5198,46 @@ module \systolic_core.skew_a (rst, \port$447$0 , \port$448$0 , \port$449$0 , \po
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$2  = lane2_d1;
-    if (\port$449$0 ) begin
+    if (\port$477$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$3  = lane2_d2;
-    if (\port$449$0 ) begin
+    if (\port$477$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$4  = lane3_d1;
-    if (\port$450$0 ) begin
+    if (\port$478$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$5  = lane3_d2;
-    if (\port$450$0 ) begin
+    if (\port$478$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$6  = lane3_d3;
-    if (\port$450$0 ) begin
+    if (\port$478$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$1  = lane1_d1;
-    if (\port$448$0 ) begin
+    if (\port$476$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$450$0 , \port$449$0 , \port$448$0 , \port$447$0  };
+  assign en = { \port$478$0 , \port$477$0 , \port$476$0 , \port$475$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5378,7 +5265,7 @@ module \systolic_core.skew_a (rst, \port$447$0 , \port$448$0 , \port$449$0 , \po
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
+module \systolic_core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
@@ -5484,21 +5371,21 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
   wire \o_next[3].first ;
   wire \o_next[3].last ;
   wire \o_next[3].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -5506,7 +5393,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -5516,7 +5403,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -5526,7 +5413,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -5536,7 +5423,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -5546,7 +5433,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -5556,7 +5443,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -5653,7 +5540,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$442$0 , \port$443$0 , \port$444$0 , \port$445$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$470$0 , \port$471$0 , \port$472$0 , \port$473$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -5692,14 +5579,14 @@ module \systolic_core.skew_w (rst, i, \port$442$0 , \port$443$0 , \port$444$0 , 
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$442$0 ;
-  wire \port$442$0 ;
-  input \port$443$0 ;
-  wire \port$443$0 ;
-  input \port$444$0 ;
-  wire \port$444$0 ;
-  input \port$445$0 ;
-  wire \port$445$0 ;
+  input \port$470$0 ;
+  wire \port$470$0 ;
+  input \port$471$0 ;
+  wire \port$471$0 ;
+  input \port$472$0 ;
+  wire \port$472$0 ;
+  input \port$473$0 ;
+  wire \port$473$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -5717,47 +5604,47 @@ module \systolic_core.skew_w (rst, i, \port$442$0 , \port$443$0 , \port$444$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$2  = lane2_d1;
-    if (\port$444$0 ) begin
+    if (\port$472$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$3  = lane2_d2;
-    if (\port$444$0 ) begin
+    if (\port$472$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$4  = lane3_d1;
-    if (\port$445$0 ) begin
+    if (\port$473$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$5  = lane3_d2;
-    if (\port$445$0 ) begin
+    if (\port$473$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$6  = lane3_d3;
-    if (\port$445$0 ) begin
+    if (\port$473$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$1  = lane1_d1;
-    if (\port$443$0 ) begin
+    if (\port$471$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$445$0 , \port$444$0 , \port$443$0 , \port$442$0  };
+  assign en = { \port$473$0 , \port$472$0 , \port$471$0 , \port$470$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -5785,7 +5672,7 @@ module \systolic_core.skew_w (rst, i, \port$442$0 , \port$443$0 , \port$444$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_wctl (rst, i, i_next, en, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;

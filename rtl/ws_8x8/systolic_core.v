@@ -5,7 +5,7 @@
 module systolic_core(weights__payload, weights__valid, operands__payload, operands__valid, clk, rst, results__payload, results__valid, weights__ready, operands__ready, busy, results__ready);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
-  wire \$10 ;
+  wire [31:0] \$10 ;
   wire \$100 ;
   wire \$101 ;
   wire \$102 ;
@@ -102,15 +102,15 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$185 ;
   wire \$186 ;
   wire \$187 ;
-  wire [31:0] \$188 ;
-  wire [31:0] \$189 ;
-  wire [4:0] \$19 ;
-  wire [31:0] \$190 ;
-  wire [31:0] \$191 ;
-  wire [31:0] \$192 ;
-  wire [31:0] \$193 ;
-  wire [31:0] \$194 ;
-  wire [31:0] \$195 ;
+  wire \$188 ;
+  wire \$189 ;
+  wire \$19 ;
+  wire \$190 ;
+  wire \$191 ;
+  wire \$192 ;
+  wire \$193 ;
+  wire \$194 ;
+  wire \$195 ;
   wire \$196 ;
   wire \$197 ;
   wire \$198 ;
@@ -126,90 +126,27 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$206 ;
   wire \$207 ;
   wire \$208 ;
-  wire \$209 ;
+  reg \$209 ;
   wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
+  reg [256:0] \$210 ;
+  reg \$211 ;
+  reg [3:0] \$212 ;
+  reg \$213 ;
+  reg [3:0] \$214 ;
+  reg \$215 ;
+  reg [63:0] \$216 ;
+  reg [63:0] \$217 ;
+  reg [1:0] \$218 ;
+  reg [2:0] \$219 ;
   wire \$22 ;
-  wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
-  wire [4:0] \$23 ;
-  wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
+  wire \$23 ;
   wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
   wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire \$257 ;
-  wire \$258 ;
-  wire \$259 ;
   wire \$26 ;
-  wire \$260 ;
-  wire \$261 ;
-  wire \$262 ;
-  wire \$263 ;
-  wire \$264 ;
-  wire \$265 ;
-  wire \$266 ;
-  wire \$267 ;
-  wire \$268 ;
-  wire \$269 ;
   wire \$27 ;
-  wire \$270 ;
-  wire \$271 ;
-  reg \$272 ;
-  reg [256:0] \$273 ;
-  reg \$274 ;
-  reg [3:0] \$275 ;
-  reg \$276 ;
-  reg [3:0] \$277 ;
-  reg \$278 ;
-  reg [63:0] \$279 ;
   wire \$28 ;
-  reg [63:0] \$280 ;
-  reg [1:0] \$281 ;
-  reg [2:0] \$282 ;
   wire \$29 ;
-  wire \$3 ;
+  wire [31:0] \$3 ;
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
@@ -220,18 +157,18 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
-  wire \$4 ;
+  wire [31:0] \$4 ;
   wire \$40 ;
   wire \$41 ;
-  wire \$42 ;
+  wire [4:0] \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire \$46 ;
+  wire [4:0] \$46 ;
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
-  wire \$5 ;
+  wire [31:0] \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
@@ -242,7 +179,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$57 ;
   wire \$58 ;
   wire \$59 ;
-  wire \$6 ;
+  wire [31:0] \$6 ;
   wire \$60 ;
   wire \$61 ;
   wire \$62 ;
@@ -253,7 +190,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$67 ;
   wire \$68 ;
   wire \$69 ;
-  wire \$7 ;
+  wire [31:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -264,7 +201,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire \$8 ;
+  wire [31:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -275,7 +212,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire \$9 ;
+  wire [31:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -288,458 +225,392 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1014 ;
-  wire [7:0] \a_in$1034 ;
-  wire [7:0] \a_in$1053 ;
-  wire [7:0] \a_in$1069 ;
-  wire [7:0] \a_in$1089 ;
-  wire [7:0] \a_in$1109 ;
-  wire [7:0] \a_in$1129 ;
-  wire [7:0] \a_in$1149 ;
-  wire [7:0] \a_in$1169 ;
-  wire [7:0] \a_in$1189 ;
-  wire [7:0] \a_in$1208 ;
-  wire [7:0] \a_in$1224 ;
-  wire [7:0] \a_in$1244 ;
+  wire [7:0] \a_in$1005 ;
+  wire [7:0] \a_in$1027 ;
+  wire [7:0] \a_in$1049 ;
+  wire [7:0] \a_in$1071 ;
+  wire [7:0] \a_in$1093 ;
+  wire [7:0] \a_in$1114 ;
+  wire [7:0] \a_in$1132 ;
+  wire [7:0] \a_in$1154 ;
+  wire [7:0] \a_in$1176 ;
+  wire [7:0] \a_in$1198 ;
+  wire [7:0] \a_in$120 ;
+  wire [7:0] \a_in$1220 ;
+  wire [7:0] \a_in$1242 ;
   wire [7:0] \a_in$1264 ;
-  wire [7:0] \a_in$1284 ;
-  wire [7:0] \a_in$1304 ;
-  wire [7:0] \a_in$1324 ;
-  wire [7:0] \a_in$1344 ;
-  wire [7:0] \a_in$1363 ;
-  wire [7:0] \a_in$1379 ;
-  wire [7:0] \a_in$1399 ;
-  wire [7:0] \a_in$1419 ;
-  wire [7:0] \a_in$1439 ;
-  wire [7:0] \a_in$1459 ;
-  wire [7:0] \a_in$1479 ;
-  wire [7:0] \a_in$1499 ;
-  wire [7:0] \a_in$1518 ;
-  wire [7:0] \a_in$1534 ;
-  wire [7:0] \a_in$1554 ;
-  wire [7:0] \a_in$1574 ;
-  wire [7:0] \a_in$1594 ;
-  wire [7:0] \a_in$1614 ;
-  wire [7:0] \a_in$1634 ;
-  wire [7:0] \a_in$1654 ;
-  wire [7:0] \a_in$463 ;
-  wire [7:0] \a_in$481 ;
-  wire [7:0] \a_in$499 ;
-  wire [7:0] \a_in$517 ;
-  wire [7:0] \a_in$535 ;
-  wire [7:0] \a_in$553 ;
-  wire [7:0] \a_in$571 ;
-  wire [7:0] \a_in$588 ;
-  wire [7:0] \a_in$604 ;
-  wire [7:0] \a_in$624 ;
-  wire [7:0] \a_in$644 ;
-  wire [7:0] \a_in$664 ;
-  wire [7:0] \a_in$684 ;
-  wire [7:0] \a_in$704 ;
-  wire [7:0] \a_in$724 ;
-  wire [7:0] \a_in$743 ;
-  wire [7:0] \a_in$759 ;
-  wire [7:0] \a_in$779 ;
-  wire [7:0] \a_in$799 ;
-  wire [7:0] \a_in$819 ;
-  wire [7:0] \a_in$839 ;
-  wire [7:0] \a_in$859 ;
-  wire [7:0] \a_in$879 ;
-  wire [7:0] \a_in$898 ;
-  wire [7:0] \a_in$914 ;
-  wire [7:0] \a_in$934 ;
-  wire [7:0] \a_in$954 ;
-  wire [7:0] \a_in$974 ;
-  wire [7:0] \a_in$994 ;
+  wire [7:0] \a_in$1285 ;
+  wire [7:0] \a_in$1303 ;
+  wire [7:0] \a_in$1325 ;
+  wire [7:0] \a_in$1347 ;
+  wire [7:0] \a_in$1369 ;
+  wire [7:0] \a_in$1391 ;
+  wire [7:0] \a_in$140 ;
+  wire [7:0] \a_in$1413 ;
+  wire [7:0] \a_in$1435 ;
+  wire [7:0] \a_in$160 ;
+  wire [7:0] \a_in$180 ;
+  wire [7:0] \a_in$200 ;
+  wire [7:0] \a_in$220 ;
+  wire [7:0] \a_in$240 ;
+  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$277 ;
+  wire [7:0] \a_in$299 ;
+  wire [7:0] \a_in$321 ;
+  wire [7:0] \a_in$343 ;
+  wire [7:0] \a_in$365 ;
+  wire [7:0] \a_in$387 ;
+  wire [7:0] \a_in$409 ;
+  wire [7:0] \a_in$430 ;
+  wire [7:0] \a_in$448 ;
+  wire [7:0] \a_in$470 ;
+  wire [7:0] \a_in$492 ;
+  wire [7:0] \a_in$514 ;
+  wire [7:0] \a_in$536 ;
+  wire [7:0] \a_in$558 ;
+  wire [7:0] \a_in$580 ;
+  wire [7:0] \a_in$601 ;
+  wire [7:0] \a_in$619 ;
+  wire [7:0] \a_in$641 ;
+  wire [7:0] \a_in$663 ;
+  wire [7:0] \a_in$685 ;
+  wire [7:0] \a_in$707 ;
+  wire [7:0] \a_in$729 ;
+  wire [7:0] \a_in$751 ;
+  wire [7:0] \a_in$772 ;
+  wire [7:0] \a_in$790 ;
+  wire [7:0] \a_in$812 ;
+  wire [7:0] \a_in$834 ;
+  wire [7:0] \a_in$856 ;
+  wire [7:0] \a_in$878 ;
+  wire [7:0] \a_in$900 ;
+  wire [7:0] \a_in$922 ;
+  wire [7:0] \a_in$943 ;
+  wire [7:0] \a_in$961 ;
+  wire [7:0] \a_in$983 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1010 ;
-  wire [7:0] \a_next$1030 ;
-  wire [7:0] \a_next$1050 ;
-  wire [7:0] \a_next$1065 ;
-  wire [7:0] \a_next$1085 ;
-  wire [7:0] \a_next$1105 ;
-  wire [7:0] \a_next$1125 ;
-  wire [7:0] \a_next$1145 ;
-  wire [7:0] \a_next$1165 ;
-  wire [7:0] \a_next$1185 ;
-  wire [7:0] \a_next$1205 ;
-  wire [7:0] \a_next$1220 ;
-  wire [7:0] \a_next$1240 ;
+  wire [7:0] \a_next$1001 ;
+  wire [7:0] \a_next$1023 ;
+  wire [7:0] \a_next$1045 ;
+  wire [7:0] \a_next$1067 ;
+  wire [7:0] \a_next$1089 ;
+  wire [7:0] \a_next$1111 ;
+  wire [7:0] \a_next$1128 ;
+  wire [7:0] \a_next$1150 ;
+  wire [7:0] \a_next$116 ;
+  wire [7:0] \a_next$1172 ;
+  wire [7:0] \a_next$1194 ;
+  wire [7:0] \a_next$1216 ;
+  wire [7:0] \a_next$1238 ;
   wire [7:0] \a_next$1260 ;
-  wire [7:0] \a_next$1280 ;
-  wire [7:0] \a_next$1300 ;
-  wire [7:0] \a_next$1320 ;
-  wire [7:0] \a_next$1340 ;
-  wire [7:0] \a_next$1360 ;
-  wire [7:0] \a_next$1375 ;
-  wire [7:0] \a_next$1395 ;
-  wire [7:0] \a_next$1415 ;
-  wire [7:0] \a_next$1435 ;
-  wire [7:0] \a_next$1455 ;
-  wire [7:0] \a_next$1475 ;
-  wire [7:0] \a_next$1495 ;
-  wire [7:0] \a_next$1515 ;
-  wire [7:0] \a_next$1530 ;
-  wire [7:0] \a_next$1550 ;
-  wire [7:0] \a_next$1570 ;
-  wire [7:0] \a_next$1590 ;
-  wire [7:0] \a_next$1610 ;
-  wire [7:0] \a_next$1630 ;
-  wire [7:0] \a_next$1650 ;
-  wire [7:0] \a_next$459 ;
-  wire [7:0] \a_next$477 ;
-  wire [7:0] \a_next$495 ;
-  wire [7:0] \a_next$513 ;
-  wire [7:0] \a_next$531 ;
-  wire [7:0] \a_next$549 ;
-  wire [7:0] \a_next$567 ;
-  wire [7:0] \a_next$585 ;
-  wire [7:0] \a_next$600 ;
-  wire [7:0] \a_next$620 ;
-  wire [7:0] \a_next$640 ;
-  wire [7:0] \a_next$660 ;
-  wire [7:0] \a_next$680 ;
-  wire [7:0] \a_next$700 ;
-  wire [7:0] \a_next$720 ;
-  wire [7:0] \a_next$740 ;
-  wire [7:0] \a_next$755 ;
-  wire [7:0] \a_next$775 ;
-  wire [7:0] \a_next$795 ;
-  wire [7:0] \a_next$815 ;
-  wire [7:0] \a_next$835 ;
-  wire [7:0] \a_next$855 ;
-  wire [7:0] \a_next$875 ;
-  wire [7:0] \a_next$895 ;
-  wire [7:0] \a_next$910 ;
-  wire [7:0] \a_next$930 ;
-  wire [7:0] \a_next$950 ;
-  wire [7:0] \a_next$970 ;
-  wire [7:0] \a_next$990 ;
+  wire [7:0] \a_next$1282 ;
+  wire [7:0] \a_next$1299 ;
+  wire [7:0] \a_next$1321 ;
+  wire [7:0] \a_next$1343 ;
+  wire [7:0] \a_next$136 ;
+  wire [7:0] \a_next$1365 ;
+  wire [7:0] \a_next$1387 ;
+  wire [7:0] \a_next$1409 ;
+  wire [7:0] \a_next$1431 ;
+  wire [7:0] \a_next$156 ;
+  wire [7:0] \a_next$176 ;
+  wire [7:0] \a_next$196 ;
+  wire [7:0] \a_next$216 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$273 ;
+  wire [7:0] \a_next$295 ;
+  wire [7:0] \a_next$317 ;
+  wire [7:0] \a_next$339 ;
+  wire [7:0] \a_next$361 ;
+  wire [7:0] \a_next$383 ;
+  wire [7:0] \a_next$405 ;
+  wire [7:0] \a_next$427 ;
+  wire [7:0] \a_next$444 ;
+  wire [7:0] \a_next$466 ;
+  wire [7:0] \a_next$488 ;
+  wire [7:0] \a_next$510 ;
+  wire [7:0] \a_next$532 ;
+  wire [7:0] \a_next$554 ;
+  wire [7:0] \a_next$576 ;
+  wire [7:0] \a_next$598 ;
+  wire [7:0] \a_next$615 ;
+  wire [7:0] \a_next$637 ;
+  wire [7:0] \a_next$659 ;
+  wire [7:0] \a_next$681 ;
+  wire [7:0] \a_next$703 ;
+  wire [7:0] \a_next$725 ;
+  wire [7:0] \a_next$747 ;
+  wire [7:0] \a_next$769 ;
+  wire [7:0] \a_next$786 ;
+  wire [7:0] \a_next$808 ;
+  wire [7:0] \a_next$830 ;
+  wire [7:0] \a_next$852 ;
+  wire [7:0] \a_next$874 ;
+  wire [7:0] \a_next$896 ;
+  wire [7:0] \a_next$918 ;
+  wire [7:0] \a_next$940 ;
+  wire [7:0] \a_next$957 ;
+  wire [7:0] \a_next$979 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1015 ;
-  wire [7:0] \a_out$1035 ;
-  wire [7:0] \a_out$1070 ;
-  wire [7:0] \a_out$1090 ;
-  wire [7:0] \a_out$1110 ;
-  wire [7:0] \a_out$1130 ;
-  wire [7:0] \a_out$1150 ;
-  wire [7:0] \a_out$1170 ;
-  wire [7:0] \a_out$1190 ;
-  wire [7:0] \a_out$1225 ;
-  wire [7:0] \a_out$1245 ;
+  wire [7:0] \a_out$1006 ;
+  wire [7:0] \a_out$1028 ;
+  wire [7:0] \a_out$1050 ;
+  wire [7:0] \a_out$1072 ;
+  wire [7:0] \a_out$1094 ;
+  wire [7:0] \a_out$1133 ;
+  wire [7:0] \a_out$1155 ;
+  wire [7:0] \a_out$1177 ;
+  wire [7:0] \a_out$1199 ;
+  wire [7:0] \a_out$1221 ;
+  wire [7:0] \a_out$1243 ;
   wire [7:0] \a_out$1265 ;
-  wire [7:0] \a_out$1285 ;
-  wire [7:0] \a_out$1305 ;
-  wire [7:0] \a_out$1325 ;
-  wire [7:0] \a_out$1345 ;
-  wire [7:0] \a_out$1380 ;
-  wire [7:0] \a_out$1400 ;
-  wire [7:0] \a_out$1420 ;
-  wire [7:0] \a_out$1440 ;
-  wire [7:0] \a_out$1460 ;
-  wire [7:0] \a_out$1480 ;
-  wire [7:0] \a_out$1500 ;
-  wire [7:0] \a_out$1535 ;
-  wire [7:0] \a_out$1555 ;
-  wire [7:0] \a_out$1575 ;
-  wire [7:0] \a_out$1595 ;
-  wire [7:0] \a_out$1615 ;
-  wire [7:0] \a_out$1635 ;
-  wire [7:0] \a_out$1655 ;
-  wire [7:0] \a_out$482 ;
-  wire [7:0] \a_out$500 ;
-  wire [7:0] \a_out$518 ;
-  wire [7:0] \a_out$536 ;
-  wire [7:0] \a_out$554 ;
-  wire [7:0] \a_out$572 ;
-  wire [7:0] \a_out$605 ;
-  wire [7:0] \a_out$625 ;
-  wire [7:0] \a_out$645 ;
-  wire [7:0] \a_out$665 ;
-  wire [7:0] \a_out$685 ;
-  wire [7:0] \a_out$705 ;
-  wire [7:0] \a_out$725 ;
-  wire [7:0] \a_out$760 ;
-  wire [7:0] \a_out$780 ;
-  wire [7:0] \a_out$800 ;
-  wire [7:0] \a_out$820 ;
-  wire [7:0] \a_out$840 ;
-  wire [7:0] \a_out$860 ;
-  wire [7:0] \a_out$880 ;
-  wire [7:0] \a_out$915 ;
-  wire [7:0] \a_out$935 ;
-  wire [7:0] \a_out$955 ;
-  wire [7:0] \a_out$975 ;
-  wire [7:0] \a_out$995 ;
+  wire [7:0] \a_out$1304 ;
+  wire [7:0] \a_out$1326 ;
+  wire [7:0] \a_out$1348 ;
+  wire [7:0] \a_out$1370 ;
+  wire [7:0] \a_out$1392 ;
+  wire [7:0] \a_out$141 ;
+  wire [7:0] \a_out$1414 ;
+  wire [7:0] \a_out$1436 ;
+  wire [7:0] \a_out$161 ;
+  wire [7:0] \a_out$181 ;
+  wire [7:0] \a_out$201 ;
+  wire [7:0] \a_out$221 ;
+  wire [7:0] \a_out$241 ;
+  wire [7:0] \a_out$278 ;
+  wire [7:0] \a_out$300 ;
+  wire [7:0] \a_out$322 ;
+  wire [7:0] \a_out$344 ;
+  wire [7:0] \a_out$366 ;
+  wire [7:0] \a_out$388 ;
+  wire [7:0] \a_out$410 ;
+  wire [7:0] \a_out$449 ;
+  wire [7:0] \a_out$471 ;
+  wire [7:0] \a_out$493 ;
+  wire [7:0] \a_out$515 ;
+  wire [7:0] \a_out$537 ;
+  wire [7:0] \a_out$559 ;
+  wire [7:0] \a_out$581 ;
+  wire [7:0] \a_out$620 ;
+  wire [7:0] \a_out$642 ;
+  wire [7:0] \a_out$664 ;
+  wire [7:0] \a_out$686 ;
+  wire [7:0] \a_out$708 ;
+  wire [7:0] \a_out$730 ;
+  wire [7:0] \a_out$752 ;
+  wire [7:0] \a_out$791 ;
+  wire [7:0] \a_out$813 ;
+  wire [7:0] \a_out$835 ;
+  wire [7:0] \a_out$857 ;
+  wire [7:0] \a_out$879 ;
+  wire [7:0] \a_out$901 ;
+  wire [7:0] \a_out$923 ;
+  wire [7:0] \a_out$962 ;
+  wire [7:0] \a_out$984 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$1008 ;
-  wire \capture$1028 ;
-  wire \capture$1048 ;
-  wire \capture$1063 ;
-  wire \capture$1083 ;
-  wire \capture$1103 ;
-  wire \capture$1123 ;
-  wire \capture$1143 ;
-  wire \capture$1163 ;
-  wire \capture$1183 ;
-  wire \capture$1203 ;
-  wire \capture$1218 ;
-  wire \capture$1238 ;
+  wire \capture$1021 ;
+  wire \capture$1043 ;
+  wire \capture$1065 ;
+  wire \capture$1087 ;
+  wire \capture$1109 ;
+  wire \capture$1126 ;
+  wire \capture$114 ;
+  wire \capture$1148 ;
+  wire \capture$1170 ;
+  wire \capture$1192 ;
+  wire \capture$1214 ;
+  wire \capture$1236 ;
   wire \capture$1258 ;
-  wire \capture$1278 ;
-  wire \capture$1298 ;
-  wire \capture$1318 ;
-  wire \capture$1338 ;
-  wire \capture$1358 ;
-  wire \capture$1373 ;
-  wire \capture$1393 ;
-  wire \capture$1413 ;
-  wire \capture$1433 ;
-  wire \capture$1453 ;
-  wire \capture$1473 ;
-  wire \capture$1493 ;
-  wire \capture$1513 ;
-  wire \capture$1528 ;
-  wire \capture$1548 ;
-  wire \capture$1568 ;
-  wire \capture$1588 ;
-  wire \capture$1608 ;
-  wire \capture$1628 ;
-  wire \capture$1648 ;
-  wire \capture$438 ;
-  wire \capture$457 ;
-  wire \capture$475 ;
-  wire \capture$493 ;
-  wire \capture$511 ;
-  wire \capture$529 ;
-  wire \capture$547 ;
-  wire \capture$565 ;
-  wire \capture$583 ;
-  wire \capture$598 ;
-  wire \capture$618 ;
-  wire \capture$638 ;
-  wire \capture$658 ;
-  wire \capture$678 ;
-  wire \capture$698 ;
-  wire \capture$718 ;
-  wire \capture$738 ;
-  wire \capture$753 ;
-  wire \capture$773 ;
-  wire \capture$793 ;
-  wire \capture$813 ;
-  wire \capture$833 ;
-  wire \capture$853 ;
-  wire \capture$873 ;
-  wire \capture$893 ;
-  wire \capture$908 ;
-  wire \capture$928 ;
-  wire \capture$948 ;
-  wire \capture$968 ;
-  wire \capture$988 ;
+  wire \capture$1280 ;
+  wire \capture$1297 ;
+  wire \capture$1319 ;
+  wire \capture$134 ;
+  wire \capture$1341 ;
+  wire \capture$1363 ;
+  wire \capture$1385 ;
+  wire \capture$1407 ;
+  wire \capture$1429 ;
+  wire \capture$154 ;
+  wire \capture$174 ;
+  wire \capture$194 ;
+  wire \capture$214 ;
+  wire \capture$234 ;
+  wire \capture$254 ;
+  wire \capture$271 ;
+  wire \capture$293 ;
+  wire \capture$315 ;
+  wire \capture$337 ;
+  wire \capture$359 ;
+  wire \capture$381 ;
+  wire \capture$403 ;
+  wire \capture$425 ;
+  wire \capture$442 ;
+  wire \capture$464 ;
+  wire \capture$486 ;
+  wire \capture$508 ;
+  wire \capture$530 ;
+  wire \capture$552 ;
+  wire \capture$574 ;
+  wire \capture$596 ;
+  wire \capture$613 ;
+  wire \capture$635 ;
+  wire \capture$657 ;
+  wire \capture$679 ;
+  wire \capture$701 ;
+  wire \capture$723 ;
+  wire \capture$745 ;
+  wire \capture$767 ;
+  wire \capture$784 ;
+  wire \capture$806 ;
+  wire \capture$828 ;
+  wire \capture$850 ;
+  wire \capture$872 ;
+  wire \capture$894 ;
+  wire \capture$916 ;
+  wire \capture$92 ;
+  wire \capture$938 ;
+  wire \capture$955 ;
+  wire \capture$977 ;
+  wire \capture$999 ;
   wire capture_next;
-  wire \capture_next$1009 ;
-  wire \capture_next$1029 ;
-  wire \capture_next$1049 ;
-  wire \capture_next$1064 ;
-  wire \capture_next$1084 ;
-  wire \capture_next$1104 ;
-  wire \capture_next$1124 ;
-  wire \capture_next$1144 ;
-  wire \capture_next$1164 ;
-  wire \capture_next$1184 ;
-  wire \capture_next$1204 ;
-  wire \capture_next$1219 ;
-  wire \capture_next$1239 ;
+  wire \capture_next$1000 ;
+  wire \capture_next$1022 ;
+  wire \capture_next$1044 ;
+  wire \capture_next$1066 ;
+  wire \capture_next$1088 ;
+  wire \capture_next$1110 ;
+  wire \capture_next$1127 ;
+  wire \capture_next$1149 ;
+  wire \capture_next$115 ;
+  wire \capture_next$1171 ;
+  wire \capture_next$1193 ;
+  wire \capture_next$1215 ;
+  wire \capture_next$1237 ;
   wire \capture_next$1259 ;
-  wire \capture_next$1279 ;
-  wire \capture_next$1299 ;
-  wire \capture_next$1319 ;
-  wire \capture_next$1339 ;
-  wire \capture_next$1359 ;
-  wire \capture_next$1374 ;
-  wire \capture_next$1394 ;
-  wire \capture_next$1414 ;
-  wire \capture_next$1434 ;
-  wire \capture_next$1454 ;
-  wire \capture_next$1474 ;
-  wire \capture_next$1494 ;
-  wire \capture_next$1514 ;
-  wire \capture_next$1529 ;
-  wire \capture_next$1549 ;
-  wire \capture_next$1569 ;
-  wire \capture_next$1589 ;
-  wire \capture_next$1609 ;
-  wire \capture_next$1629 ;
-  wire \capture_next$1649 ;
-  wire \capture_next$458 ;
-  wire \capture_next$476 ;
-  wire \capture_next$494 ;
-  wire \capture_next$512 ;
-  wire \capture_next$530 ;
-  wire \capture_next$548 ;
-  wire \capture_next$566 ;
-  wire \capture_next$584 ;
-  wire \capture_next$599 ;
-  wire \capture_next$619 ;
-  wire \capture_next$639 ;
-  wire \capture_next$659 ;
-  wire \capture_next$679 ;
-  wire \capture_next$699 ;
-  wire \capture_next$719 ;
-  wire \capture_next$739 ;
-  wire \capture_next$754 ;
-  wire \capture_next$774 ;
-  wire \capture_next$794 ;
-  wire \capture_next$814 ;
-  wire \capture_next$834 ;
-  wire \capture_next$854 ;
-  wire \capture_next$874 ;
-  wire \capture_next$894 ;
-  wire \capture_next$909 ;
-  wire \capture_next$929 ;
-  wire \capture_next$949 ;
-  wire \capture_next$969 ;
-  wire \capture_next$989 ;
+  wire \capture_next$1281 ;
+  wire \capture_next$1298 ;
+  wire \capture_next$1320 ;
+  wire \capture_next$1342 ;
+  wire \capture_next$135 ;
+  wire \capture_next$1364 ;
+  wire \capture_next$1386 ;
+  wire \capture_next$1408 ;
+  wire \capture_next$1430 ;
+  wire \capture_next$155 ;
+  wire \capture_next$175 ;
+  wire \capture_next$195 ;
+  wire \capture_next$215 ;
+  wire \capture_next$235 ;
+  wire \capture_next$255 ;
+  wire \capture_next$272 ;
+  wire \capture_next$294 ;
+  wire \capture_next$316 ;
+  wire \capture_next$338 ;
+  wire \capture_next$360 ;
+  wire \capture_next$382 ;
+  wire \capture_next$404 ;
+  wire \capture_next$426 ;
+  wire \capture_next$443 ;
+  wire \capture_next$465 ;
+  wire \capture_next$487 ;
+  wire \capture_next$509 ;
+  wire \capture_next$531 ;
+  wire \capture_next$553 ;
+  wire \capture_next$575 ;
+  wire \capture_next$597 ;
+  wire \capture_next$614 ;
+  wire \capture_next$636 ;
+  wire \capture_next$658 ;
+  wire \capture_next$680 ;
+  wire \capture_next$702 ;
+  wire \capture_next$724 ;
+  wire \capture_next$746 ;
+  wire \capture_next$768 ;
+  wire \capture_next$785 ;
+  wire \capture_next$807 ;
+  wire \capture_next$829 ;
+  wire \capture_next$851 ;
+  wire \capture_next$873 ;
+  wire \capture_next$895 ;
+  wire \capture_next$917 ;
+  wire \capture_next$939 ;
+  wire \capture_next$956 ;
+  wire \capture_next$978 ;
   input clk;
   wire clk;
-  reg en = 1'h1;
-  (* init = 1'h1 *)
-  wire \en$1006 ;
-  (* init = 1'h1 *)
-  wire \en$1026 ;
-  (* init = 1'h1 *)
-  wire \en$1046 ;
-  (* init = 1'h1 *)
-  wire \en$1061 ;
-  (* init = 1'h1 *)
-  wire \en$1081 ;
-  (* init = 1'h1 *)
-  wire \en$1101 ;
-  (* init = 1'h1 *)
-  wire \en$1121 ;
-  (* init = 1'h1 *)
-  wire \en$1141 ;
-  (* init = 1'h1 *)
-  wire \en$1161 ;
-  (* init = 1'h1 *)
-  wire \en$1181 ;
-  (* init = 1'h1 *)
-  wire \en$1201 ;
-  (* init = 1'h1 *)
-  wire \en$1216 ;
-  (* init = 1'h1 *)
-  wire \en$1236 ;
-  (* init = 1'h1 *)
-  wire \en$1256 ;
-  (* init = 1'h1 *)
-  wire \en$1276 ;
-  (* init = 1'h1 *)
-  wire \en$1296 ;
-  (* init = 1'h1 *)
-  wire \en$1316 ;
-  (* init = 1'h1 *)
-  wire \en$1336 ;
-  (* init = 1'h1 *)
-  wire \en$1356 ;
-  (* init = 1'h1 *)
-  wire \en$1371 ;
-  (* init = 1'h1 *)
-  wire \en$1391 ;
-  (* init = 1'h1 *)
-  wire \en$1411 ;
-  (* init = 1'h1 *)
-  wire \en$1431 ;
-  (* init = 1'h1 *)
-  wire \en$1451 ;
-  (* init = 1'h1 *)
-  wire \en$1471 ;
-  (* init = 1'h1 *)
-  wire \en$1491 ;
-  (* init = 1'h1 *)
-  wire \en$1511 ;
-  (* init = 1'h1 *)
-  wire \en$1526 ;
-  (* init = 1'h1 *)
-  wire \en$1546 ;
-  (* init = 1'h1 *)
-  wire \en$1566 ;
-  (* init = 1'h1 *)
-  wire \en$1586 ;
-  (* init = 1'h1 *)
-  wire \en$1606 ;
-  (* init = 1'h1 *)
-  wire \en$1626 ;
-  (* init = 1'h1 *)
-  wire \en$1646 ;
-  wire [7:0] \en$422 ;
-  wire [7:0] \en$425 ;
-  (* init = 1'h1 *)
-  wire \en$426 ;
-  wire [7:0] \en$427 ;
-  (* init = 1'h1 *)
-  wire \en$428 ;
-  (* init = 1'h1 *)
-  wire \en$436 ;
-  (* init = 1'h1 *)
-  wire \en$455 ;
-  (* init = 1'h1 *)
-  wire \en$473 ;
-  (* init = 1'h1 *)
-  wire \en$491 ;
-  (* init = 1'h1 *)
-  wire \en$509 ;
-  (* init = 1'h1 *)
-  wire \en$527 ;
-  (* init = 1'h1 *)
-  wire \en$545 ;
-  (* init = 1'h1 *)
-  wire \en$563 ;
-  (* init = 1'h1 *)
-  wire \en$581 ;
-  (* init = 1'h1 *)
-  wire \en$596 ;
-  (* init = 1'h1 *)
-  wire \en$616 ;
-  (* init = 1'h1 *)
-  wire \en$636 ;
-  (* init = 1'h1 *)
-  wire \en$656 ;
-  (* init = 1'h1 *)
-  wire \en$676 ;
-  (* init = 1'h1 *)
-  wire \en$696 ;
-  (* init = 1'h1 *)
-  wire \en$716 ;
-  (* init = 1'h1 *)
-  wire \en$736 ;
-  (* init = 1'h1 *)
-  wire \en$751 ;
-  (* init = 1'h1 *)
-  wire \en$771 ;
-  (* init = 1'h1 *)
-  wire \en$791 ;
-  (* init = 1'h1 *)
-  wire \en$811 ;
-  (* init = 1'h1 *)
-  wire \en$831 ;
-  (* init = 1'h1 *)
-  wire \en$851 ;
-  (* init = 1'h1 *)
-  wire \en$871 ;
-  (* init = 1'h1 *)
-  wire \en$891 ;
-  (* init = 1'h1 *)
-  wire \en$906 ;
-  (* init = 1'h1 *)
-  wire \en$926 ;
-  (* init = 1'h1 *)
-  wire \en$946 ;
-  (* init = 1'h1 *)
-  wire \en$966 ;
-  (* init = 1'h1 *)
-  wire \en$986 ;
+  wire [7:0] en;
+  reg \en$1017  = 1'h1;
+  reg \en$1039  = 1'h1;
+  reg \en$1061  = 1'h1;
+  reg \en$1083  = 1'h1;
+  reg \en$110  = 1'h1;
+  reg \en$1105  = 1'h1;
+  reg \en$1122  = 1'h1;
+  reg \en$1144  = 1'h1;
+  reg \en$1166  = 1'h1;
+  reg \en$1188  = 1'h1;
+  reg \en$1210  = 1'h1;
+  reg \en$1232  = 1'h1;
+  reg \en$1254  = 1'h1;
+  reg \en$1276  = 1'h1;
+  reg \en$1293  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$1315  = 1'h1;
+  reg \en$1337  = 1'h1;
+  reg \en$1359  = 1'h1;
+  reg \en$1381  = 1'h1;
+  reg \en$1403  = 1'h1;
+  reg \en$1425  = 1'h1;
+  reg \en$150  = 1'h1;
+  reg \en$170  = 1'h1;
+  reg \en$190  = 1'h1;
+  reg \en$210  = 1'h1;
+  reg \en$230  = 1'h1;
+  reg \en$250  = 1'h1;
+  reg \en$267  = 1'h1;
+  reg \en$289  = 1'h1;
+  reg \en$311  = 1'h1;
+  reg \en$333  = 1'h1;
+  reg \en$355  = 1'h1;
+  reg \en$377  = 1'h1;
+  reg \en$399  = 1'h1;
+  reg \en$421  = 1'h1;
+  reg \en$438  = 1'h1;
+  reg \en$46  = 1'h1;
+  reg \en$460  = 1'h1;
+  reg \en$482  = 1'h1;
+  reg \en$504  = 1'h1;
+  reg \en$526  = 1'h1;
+  reg \en$548  = 1'h1;
+  wire [7:0] \en$55 ;
+  reg \en$570  = 1'h1;
+  reg \en$592  = 1'h1;
+  reg \en$609  = 1'h1;
+  reg \en$631  = 1'h1;
+  reg \en$64  = 1'h1;
+  reg \en$653  = 1'h1;
+  wire [7:0] \en$66 ;
+  reg \en$675  = 1'h1;
+  reg \en$697  = 1'h1;
+  reg \en$719  = 1'h1;
+  reg \en$741  = 1'h1;
+  reg \en$75  = 1'h1;
+  reg \en$763  = 1'h1;
+  reg \en$780  = 1'h1;
+  reg \en$802  = 1'h1;
+  reg \en$824  = 1'h1;
+  reg \en$846  = 1'h1;
+  reg \en$868  = 1'h1;
+  reg \en$88  = 1'h1;
+  reg \en$890  = 1'h1;
+  reg \en$912  = 1'h1;
+  reg \en$934  = 1'h1;
+  reg \en$951  = 1'h1;
+  reg \en$973  = 1'h1;
+  reg \en$995  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -764,70 +635,134 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_in_w_5 = 1'h1;
   reg en_in_w_6 = 1'h1;
   reg en_in_w_7 = 1'h1;
-  reg en_pe_0_0 = 1'h1;
-  reg en_pe_0_1 = 1'h1;
-  reg en_pe_0_2 = 1'h1;
-  reg en_pe_0_3 = 1'h1;
-  reg en_pe_0_4 = 1'h1;
-  reg en_pe_0_5 = 1'h1;
-  reg en_pe_0_6 = 1'h1;
-  reg en_pe_0_7 = 1'h1;
-  reg en_pe_1_0 = 1'h1;
-  reg en_pe_1_1 = 1'h1;
-  reg en_pe_1_2 = 1'h1;
-  reg en_pe_1_3 = 1'h1;
-  reg en_pe_1_4 = 1'h1;
-  reg en_pe_1_5 = 1'h1;
-  reg en_pe_1_6 = 1'h1;
-  reg en_pe_1_7 = 1'h1;
-  reg en_pe_2_0 = 1'h1;
-  reg en_pe_2_1 = 1'h1;
-  reg en_pe_2_2 = 1'h1;
-  reg en_pe_2_3 = 1'h1;
-  reg en_pe_2_4 = 1'h1;
-  reg en_pe_2_5 = 1'h1;
-  reg en_pe_2_6 = 1'h1;
-  reg en_pe_2_7 = 1'h1;
-  reg en_pe_3_0 = 1'h1;
-  reg en_pe_3_1 = 1'h1;
-  reg en_pe_3_2 = 1'h1;
-  reg en_pe_3_3 = 1'h1;
-  reg en_pe_3_4 = 1'h1;
-  reg en_pe_3_5 = 1'h1;
-  reg en_pe_3_6 = 1'h1;
-  reg en_pe_3_7 = 1'h1;
-  reg en_pe_4_0 = 1'h1;
-  reg en_pe_4_1 = 1'h1;
-  reg en_pe_4_2 = 1'h1;
-  reg en_pe_4_3 = 1'h1;
-  reg en_pe_4_4 = 1'h1;
-  reg en_pe_4_5 = 1'h1;
-  reg en_pe_4_6 = 1'h1;
-  reg en_pe_4_7 = 1'h1;
-  reg en_pe_5_0 = 1'h1;
-  reg en_pe_5_1 = 1'h1;
-  reg en_pe_5_2 = 1'h1;
-  reg en_pe_5_3 = 1'h1;
-  reg en_pe_5_4 = 1'h1;
-  reg en_pe_5_5 = 1'h1;
-  reg en_pe_5_6 = 1'h1;
-  reg en_pe_5_7 = 1'h1;
-  reg en_pe_6_0 = 1'h1;
-  reg en_pe_6_1 = 1'h1;
-  reg en_pe_6_2 = 1'h1;
-  reg en_pe_6_3 = 1'h1;
-  reg en_pe_6_4 = 1'h1;
-  reg en_pe_6_5 = 1'h1;
-  reg en_pe_6_6 = 1'h1;
-  reg en_pe_6_7 = 1'h1;
-  reg en_pe_7_0 = 1'h1;
-  reg en_pe_7_1 = 1'h1;
-  reg en_pe_7_2 = 1'h1;
-  reg en_pe_7_3 = 1'h1;
-  reg en_pe_7_4 = 1'h1;
-  reg en_pe_7_5 = 1'h1;
-  reg en_pe_7_6 = 1'h1;
-  reg en_pe_7_7 = 1'h1;
+  (* init = 1'h1 *)
+  wire en_pe_0_0;
+  (* init = 1'h1 *)
+  wire en_pe_0_1;
+  (* init = 1'h1 *)
+  wire en_pe_0_2;
+  (* init = 1'h1 *)
+  wire en_pe_0_3;
+  (* init = 1'h1 *)
+  wire en_pe_0_4;
+  (* init = 1'h1 *)
+  wire en_pe_0_5;
+  (* init = 1'h1 *)
+  wire en_pe_0_6;
+  (* init = 1'h1 *)
+  wire en_pe_0_7;
+  (* init = 1'h1 *)
+  wire en_pe_1_0;
+  (* init = 1'h1 *)
+  wire en_pe_1_1;
+  (* init = 1'h1 *)
+  wire en_pe_1_2;
+  (* init = 1'h1 *)
+  wire en_pe_1_3;
+  (* init = 1'h1 *)
+  wire en_pe_1_4;
+  (* init = 1'h1 *)
+  wire en_pe_1_5;
+  (* init = 1'h1 *)
+  wire en_pe_1_6;
+  (* init = 1'h1 *)
+  wire en_pe_1_7;
+  (* init = 1'h1 *)
+  wire en_pe_2_0;
+  (* init = 1'h1 *)
+  wire en_pe_2_1;
+  (* init = 1'h1 *)
+  wire en_pe_2_2;
+  (* init = 1'h1 *)
+  wire en_pe_2_3;
+  (* init = 1'h1 *)
+  wire en_pe_2_4;
+  (* init = 1'h1 *)
+  wire en_pe_2_5;
+  (* init = 1'h1 *)
+  wire en_pe_2_6;
+  (* init = 1'h1 *)
+  wire en_pe_2_7;
+  (* init = 1'h1 *)
+  wire en_pe_3_0;
+  (* init = 1'h1 *)
+  wire en_pe_3_1;
+  (* init = 1'h1 *)
+  wire en_pe_3_2;
+  (* init = 1'h1 *)
+  wire en_pe_3_3;
+  (* init = 1'h1 *)
+  wire en_pe_3_4;
+  (* init = 1'h1 *)
+  wire en_pe_3_5;
+  (* init = 1'h1 *)
+  wire en_pe_3_6;
+  (* init = 1'h1 *)
+  wire en_pe_3_7;
+  (* init = 1'h1 *)
+  wire en_pe_4_0;
+  (* init = 1'h1 *)
+  wire en_pe_4_1;
+  (* init = 1'h1 *)
+  wire en_pe_4_2;
+  (* init = 1'h1 *)
+  wire en_pe_4_3;
+  (* init = 1'h1 *)
+  wire en_pe_4_4;
+  (* init = 1'h1 *)
+  wire en_pe_4_5;
+  (* init = 1'h1 *)
+  wire en_pe_4_6;
+  (* init = 1'h1 *)
+  wire en_pe_4_7;
+  (* init = 1'h1 *)
+  wire en_pe_5_0;
+  (* init = 1'h1 *)
+  wire en_pe_5_1;
+  (* init = 1'h1 *)
+  wire en_pe_5_2;
+  (* init = 1'h1 *)
+  wire en_pe_5_3;
+  (* init = 1'h1 *)
+  wire en_pe_5_4;
+  (* init = 1'h1 *)
+  wire en_pe_5_5;
+  (* init = 1'h1 *)
+  wire en_pe_5_6;
+  (* init = 1'h1 *)
+  wire en_pe_5_7;
+  (* init = 1'h1 *)
+  wire en_pe_6_0;
+  (* init = 1'h1 *)
+  wire en_pe_6_1;
+  (* init = 1'h1 *)
+  wire en_pe_6_2;
+  (* init = 1'h1 *)
+  wire en_pe_6_3;
+  (* init = 1'h1 *)
+  wire en_pe_6_4;
+  (* init = 1'h1 *)
+  wire en_pe_6_5;
+  (* init = 1'h1 *)
+  wire en_pe_6_6;
+  (* init = 1'h1 *)
+  wire en_pe_6_7;
+  (* init = 1'h1 *)
+  wire en_pe_7_0;
+  (* init = 1'h1 *)
+  wire en_pe_7_1;
+  (* init = 1'h1 *)
+  wire en_pe_7_2;
+  (* init = 1'h1 *)
+  wire en_pe_7_3;
+  (* init = 1'h1 *)
+  wire en_pe_7_4;
+  (* init = 1'h1 *)
+  wire en_pe_7_5;
+  (* init = 1'h1 *)
+  wire en_pe_7_6;
+  (* init = 1'h1 *)
+  wire en_pe_7_7;
   reg en_skew_a_0 = 1'h1;
   reg en_skew_a_1 = 1'h1;
   reg en_skew_a_2 = 1'h1;
@@ -836,7 +771,8 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_a_5 = 1'h1;
   reg en_skew_a_6 = 1'h1;
   reg en_skew_a_7 = 1'h1;
-  reg en_skew_flags = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_flags;
   reg en_skew_w_0 = 1'h1;
   reg en_skew_w_1 = 1'h1;
   reg en_skew_w_2 = 1'h1;
@@ -845,327 +781,327 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg en_skew_w_5 = 1'h1;
   reg en_skew_w_6 = 1'h1;
   reg en_skew_w_7 = 1'h1;
-  reg en_skew_wctl = 1'h1;
+  (* init = 1'h1 *)
+  wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1018 ;
-  wire \first_in$1038 ;
-  wire \first_in$1055 ;
-  wire \first_in$1073 ;
-  wire \first_in$1093 ;
-  wire \first_in$1113 ;
-  wire \first_in$1133 ;
-  wire \first_in$1153 ;
-  wire \first_in$1173 ;
-  wire \first_in$1193 ;
-  wire \first_in$1210 ;
-  wire \first_in$1228 ;
-  wire \first_in$1248 ;
+  wire \first_in$1009 ;
+  wire \first_in$1031 ;
+  wire \first_in$1053 ;
+  wire \first_in$1075 ;
+  wire \first_in$1097 ;
+  wire \first_in$1116 ;
+  wire \first_in$1136 ;
+  wire \first_in$1158 ;
+  wire \first_in$1180 ;
+  wire \first_in$1202 ;
+  wire \first_in$1224 ;
+  wire \first_in$124 ;
+  wire \first_in$1246 ;
   wire \first_in$1268 ;
-  wire \first_in$1288 ;
-  wire \first_in$1308 ;
-  wire \first_in$1328 ;
-  wire \first_in$1348 ;
-  wire \first_in$1365 ;
-  wire \first_in$1383 ;
-  wire \first_in$1403 ;
-  wire \first_in$1423 ;
-  wire \first_in$1443 ;
-  wire \first_in$1463 ;
-  wire \first_in$1483 ;
-  wire \first_in$1503 ;
-  wire \first_in$1520 ;
-  wire \first_in$1538 ;
-  wire \first_in$1558 ;
-  wire \first_in$1578 ;
-  wire \first_in$1598 ;
-  wire \first_in$1618 ;
-  wire \first_in$1638 ;
-  wire \first_in$1658 ;
-  wire \first_in$467 ;
-  wire \first_in$485 ;
-  wire \first_in$503 ;
-  wire \first_in$521 ;
-  wire \first_in$539 ;
-  wire \first_in$557 ;
-  wire \first_in$575 ;
-  wire \first_in$590 ;
-  wire \first_in$608 ;
-  wire \first_in$628 ;
-  wire \first_in$648 ;
-  wire \first_in$668 ;
-  wire \first_in$688 ;
-  wire \first_in$708 ;
-  wire \first_in$728 ;
-  wire \first_in$745 ;
-  wire \first_in$763 ;
-  wire \first_in$783 ;
-  wire \first_in$803 ;
-  wire \first_in$823 ;
-  wire \first_in$843 ;
-  wire \first_in$863 ;
-  wire \first_in$883 ;
-  wire \first_in$900 ;
-  wire \first_in$918 ;
-  wire \first_in$938 ;
-  wire \first_in$958 ;
-  wire \first_in$978 ;
-  wire \first_in$998 ;
+  wire \first_in$1287 ;
+  wire \first_in$1307 ;
+  wire \first_in$1329 ;
+  wire \first_in$1351 ;
+  wire \first_in$1373 ;
+  wire \first_in$1395 ;
+  wire \first_in$1417 ;
+  wire \first_in$1439 ;
+  wire \first_in$144 ;
+  wire \first_in$164 ;
+  wire \first_in$184 ;
+  wire \first_in$204 ;
+  wire \first_in$224 ;
+  wire \first_in$244 ;
+  wire \first_in$261 ;
+  wire \first_in$281 ;
+  wire \first_in$303 ;
+  wire \first_in$325 ;
+  wire \first_in$347 ;
+  wire \first_in$369 ;
+  wire \first_in$391 ;
+  wire \first_in$413 ;
+  wire \first_in$432 ;
+  wire \first_in$452 ;
+  wire \first_in$474 ;
+  wire \first_in$496 ;
+  wire \first_in$518 ;
+  wire \first_in$540 ;
+  wire \first_in$562 ;
+  wire \first_in$584 ;
+  wire \first_in$603 ;
+  wire \first_in$623 ;
+  wire \first_in$645 ;
+  wire \first_in$667 ;
+  wire \first_in$689 ;
+  wire \first_in$711 ;
+  wire \first_in$733 ;
+  wire \first_in$755 ;
+  wire \first_in$774 ;
+  wire \first_in$794 ;
+  wire \first_in$816 ;
+  wire \first_in$838 ;
+  wire \first_in$860 ;
+  wire \first_in$882 ;
+  wire \first_in$904 ;
+  wire \first_in$926 ;
+  wire \first_in$945 ;
+  wire \first_in$965 ;
+  wire \first_in$987 ;
   wire first_next;
-  wire \first_next$1011 ;
-  wire \first_next$1031 ;
-  wire \first_next$1051 ;
-  wire \first_next$1066 ;
-  wire \first_next$1086 ;
-  wire \first_next$1106 ;
-  wire \first_next$1126 ;
-  wire \first_next$1146 ;
-  wire \first_next$1166 ;
-  wire \first_next$1186 ;
-  wire \first_next$1206 ;
-  wire \first_next$1221 ;
-  wire \first_next$1241 ;
+  wire \first_next$1002 ;
+  wire \first_next$1024 ;
+  wire \first_next$1046 ;
+  wire \first_next$1068 ;
+  wire \first_next$1090 ;
+  wire \first_next$1112 ;
+  wire \first_next$1129 ;
+  wire \first_next$1151 ;
+  wire \first_next$117 ;
+  wire \first_next$1173 ;
+  wire \first_next$1195 ;
+  wire \first_next$1217 ;
+  wire \first_next$1239 ;
   wire \first_next$1261 ;
-  wire \first_next$1281 ;
-  wire \first_next$1301 ;
-  wire \first_next$1321 ;
-  wire \first_next$1341 ;
-  wire \first_next$1361 ;
-  wire \first_next$1376 ;
-  wire \first_next$1396 ;
-  wire \first_next$1416 ;
-  wire \first_next$1436 ;
-  wire \first_next$1456 ;
-  wire \first_next$1476 ;
-  wire \first_next$1496 ;
-  wire \first_next$1516 ;
-  wire \first_next$1531 ;
-  wire \first_next$1551 ;
-  wire \first_next$1571 ;
-  wire \first_next$1591 ;
-  wire \first_next$1611 ;
-  wire \first_next$1631 ;
-  wire \first_next$1651 ;
-  wire \first_next$460 ;
-  wire \first_next$478 ;
-  wire \first_next$496 ;
-  wire \first_next$514 ;
-  wire \first_next$532 ;
-  wire \first_next$550 ;
-  wire \first_next$568 ;
-  wire \first_next$586 ;
-  wire \first_next$601 ;
-  wire \first_next$621 ;
-  wire \first_next$641 ;
-  wire \first_next$661 ;
-  wire \first_next$681 ;
-  wire \first_next$701 ;
-  wire \first_next$721 ;
-  wire \first_next$741 ;
-  wire \first_next$756 ;
-  wire \first_next$776 ;
-  wire \first_next$796 ;
-  wire \first_next$816 ;
-  wire \first_next$836 ;
-  wire \first_next$856 ;
-  wire \first_next$876 ;
-  wire \first_next$896 ;
-  wire \first_next$911 ;
-  wire \first_next$931 ;
-  wire \first_next$951 ;
-  wire \first_next$971 ;
-  wire \first_next$991 ;
+  wire \first_next$1283 ;
+  wire \first_next$1300 ;
+  wire \first_next$1322 ;
+  wire \first_next$1344 ;
+  wire \first_next$1366 ;
+  wire \first_next$137 ;
+  wire \first_next$1388 ;
+  wire \first_next$1410 ;
+  wire \first_next$1432 ;
+  wire \first_next$157 ;
+  wire \first_next$177 ;
+  wire \first_next$197 ;
+  wire \first_next$217 ;
+  wire \first_next$237 ;
+  wire \first_next$257 ;
+  wire \first_next$274 ;
+  wire \first_next$296 ;
+  wire \first_next$318 ;
+  wire \first_next$340 ;
+  wire \first_next$362 ;
+  wire \first_next$384 ;
+  wire \first_next$406 ;
+  wire \first_next$428 ;
+  wire \first_next$445 ;
+  wire \first_next$467 ;
+  wire \first_next$489 ;
+  wire \first_next$511 ;
+  wire \first_next$533 ;
+  wire \first_next$555 ;
+  wire \first_next$577 ;
+  wire \first_next$599 ;
+  wire \first_next$616 ;
+  wire \first_next$638 ;
+  wire \first_next$660 ;
+  wire \first_next$682 ;
+  wire \first_next$704 ;
+  wire \first_next$726 ;
+  wire \first_next$748 ;
+  wire \first_next$770 ;
+  wire \first_next$787 ;
+  wire \first_next$809 ;
+  wire \first_next$831 ;
+  wire \first_next$853 ;
+  wire \first_next$875 ;
+  wire \first_next$897 ;
+  wire \first_next$919 ;
+  wire \first_next$941 ;
+  wire \first_next$958 ;
+  wire \first_next$980 ;
   wire first_next_out;
-  wire \first_next_out$1012 ;
-  wire \first_next_out$1032 ;
-  wire \first_next_out$1067 ;
-  wire \first_next_out$1087 ;
-  wire \first_next_out$1107 ;
-  wire \first_next_out$1127 ;
-  wire \first_next_out$1147 ;
-  wire \first_next_out$1167 ;
-  wire \first_next_out$1187 ;
-  wire \first_next_out$1222 ;
-  wire \first_next_out$1242 ;
+  wire \first_next_out$1003 ;
+  wire \first_next_out$1025 ;
+  wire \first_next_out$1047 ;
+  wire \first_next_out$1069 ;
+  wire \first_next_out$1091 ;
+  wire \first_next_out$1130 ;
+  wire \first_next_out$1152 ;
+  wire \first_next_out$1174 ;
+  wire \first_next_out$1196 ;
+  wire \first_next_out$1218 ;
+  wire \first_next_out$1240 ;
   wire \first_next_out$1262 ;
-  wire \first_next_out$1282 ;
-  wire \first_next_out$1302 ;
-  wire \first_next_out$1322 ;
-  wire \first_next_out$1342 ;
-  wire \first_next_out$1377 ;
-  wire \first_next_out$1397 ;
-  wire \first_next_out$1417 ;
-  wire \first_next_out$1437 ;
-  wire \first_next_out$1457 ;
-  wire \first_next_out$1477 ;
-  wire \first_next_out$1497 ;
-  wire \first_next_out$1532 ;
-  wire \first_next_out$1552 ;
-  wire \first_next_out$1572 ;
-  wire \first_next_out$1592 ;
-  wire \first_next_out$1612 ;
-  wire \first_next_out$1632 ;
-  wire \first_next_out$1652 ;
-  wire \first_next_out$479 ;
-  wire \first_next_out$497 ;
-  wire \first_next_out$515 ;
-  wire \first_next_out$533 ;
-  wire \first_next_out$551 ;
-  wire \first_next_out$569 ;
-  wire \first_next_out$602 ;
-  wire \first_next_out$622 ;
-  wire \first_next_out$642 ;
-  wire \first_next_out$662 ;
-  wire \first_next_out$682 ;
-  wire \first_next_out$702 ;
-  wire \first_next_out$722 ;
-  wire \first_next_out$757 ;
-  wire \first_next_out$777 ;
-  wire \first_next_out$797 ;
-  wire \first_next_out$817 ;
-  wire \first_next_out$837 ;
-  wire \first_next_out$857 ;
-  wire \first_next_out$877 ;
-  wire \first_next_out$912 ;
-  wire \first_next_out$932 ;
-  wire \first_next_out$952 ;
-  wire \first_next_out$972 ;
-  wire \first_next_out$992 ;
+  wire \first_next_out$1301 ;
+  wire \first_next_out$1323 ;
+  wire \first_next_out$1345 ;
+  wire \first_next_out$1367 ;
+  wire \first_next_out$138 ;
+  wire \first_next_out$1389 ;
+  wire \first_next_out$1411 ;
+  wire \first_next_out$1433 ;
+  wire \first_next_out$158 ;
+  wire \first_next_out$178 ;
+  wire \first_next_out$198 ;
+  wire \first_next_out$218 ;
+  wire \first_next_out$238 ;
+  wire \first_next_out$275 ;
+  wire \first_next_out$297 ;
+  wire \first_next_out$319 ;
+  wire \first_next_out$341 ;
+  wire \first_next_out$363 ;
+  wire \first_next_out$385 ;
+  wire \first_next_out$407 ;
+  wire \first_next_out$446 ;
+  wire \first_next_out$468 ;
+  wire \first_next_out$490 ;
+  wire \first_next_out$512 ;
+  wire \first_next_out$534 ;
+  wire \first_next_out$556 ;
+  wire \first_next_out$578 ;
+  wire \first_next_out$617 ;
+  wire \first_next_out$639 ;
+  wire \first_next_out$661 ;
+  wire \first_next_out$683 ;
+  wire \first_next_out$705 ;
+  wire \first_next_out$727 ;
+  wire \first_next_out$749 ;
+  wire \first_next_out$788 ;
+  wire \first_next_out$810 ;
+  wire \first_next_out$832 ;
+  wire \first_next_out$854 ;
+  wire \first_next_out$876 ;
+  wire \first_next_out$898 ;
+  wire \first_next_out$920 ;
+  wire \first_next_out$959 ;
+  wire \first_next_out$981 ;
   wire first_out;
-  wire \first_out$1019 ;
-  wire \first_out$1039 ;
-  wire \first_out$1074 ;
-  wire \first_out$1094 ;
-  wire \first_out$1114 ;
-  wire \first_out$1134 ;
-  wire \first_out$1154 ;
-  wire \first_out$1174 ;
-  wire \first_out$1194 ;
-  wire \first_out$1229 ;
-  wire \first_out$1249 ;
+  wire \first_out$1010 ;
+  wire \first_out$1032 ;
+  wire \first_out$1054 ;
+  wire \first_out$1076 ;
+  wire \first_out$1098 ;
+  wire \first_out$1137 ;
+  wire \first_out$1159 ;
+  wire \first_out$1181 ;
+  wire \first_out$1203 ;
+  wire \first_out$1225 ;
+  wire \first_out$1247 ;
   wire \first_out$1269 ;
-  wire \first_out$1289 ;
-  wire \first_out$1309 ;
-  wire \first_out$1329 ;
-  wire \first_out$1349 ;
-  wire \first_out$1384 ;
-  wire \first_out$1404 ;
-  wire \first_out$1424 ;
-  wire \first_out$1444 ;
-  wire \first_out$1464 ;
-  wire \first_out$1484 ;
-  wire \first_out$1504 ;
-  wire \first_out$1539 ;
-  wire \first_out$1559 ;
-  wire \first_out$1579 ;
-  wire \first_out$1599 ;
-  wire \first_out$1619 ;
-  wire \first_out$1639 ;
-  wire \first_out$1659 ;
-  wire \first_out$486 ;
-  wire \first_out$504 ;
-  wire \first_out$522 ;
-  wire \first_out$540 ;
-  wire \first_out$558 ;
-  wire \first_out$576 ;
-  wire \first_out$609 ;
-  wire \first_out$629 ;
-  wire \first_out$649 ;
-  wire \first_out$669 ;
-  wire \first_out$689 ;
-  wire \first_out$709 ;
-  wire \first_out$729 ;
-  wire \first_out$764 ;
-  wire \first_out$784 ;
-  wire \first_out$804 ;
-  wire \first_out$824 ;
-  wire \first_out$844 ;
-  wire \first_out$864 ;
-  wire \first_out$884 ;
-  wire \first_out$919 ;
-  wire \first_out$939 ;
-  wire \first_out$959 ;
-  wire \first_out$979 ;
-  wire \first_out$999 ;
+  wire \first_out$1308 ;
+  wire \first_out$1330 ;
+  wire \first_out$1352 ;
+  wire \first_out$1374 ;
+  wire \first_out$1396 ;
+  wire \first_out$1418 ;
+  wire \first_out$1440 ;
+  wire \first_out$145 ;
+  wire \first_out$165 ;
+  wire \first_out$185 ;
+  wire \first_out$205 ;
+  wire \first_out$225 ;
+  wire \first_out$245 ;
+  wire \first_out$282 ;
+  wire \first_out$304 ;
+  wire \first_out$326 ;
+  wire \first_out$348 ;
+  wire \first_out$370 ;
+  wire \first_out$392 ;
+  wire \first_out$414 ;
+  wire \first_out$453 ;
+  wire \first_out$475 ;
+  wire \first_out$497 ;
+  wire \first_out$519 ;
+  wire \first_out$541 ;
+  wire \first_out$563 ;
+  wire \first_out$585 ;
+  wire \first_out$624 ;
+  wire \first_out$646 ;
+  wire \first_out$668 ;
+  wire \first_out$690 ;
+  wire \first_out$712 ;
+  wire \first_out$734 ;
+  wire \first_out$756 ;
+  wire \first_out$795 ;
+  wire \first_out$817 ;
+  wire \first_out$839 ;
+  wire \first_out$861 ;
+  wire \first_out$883 ;
+  wire \first_out$905 ;
+  wire \first_out$927 ;
+  wire \first_out$966 ;
+  wire \first_out$988 ;
   wire held;
   wire [255:0] i;
-  (* init = 64'h0000000000000000 *)
-  wire [63:0] \i$429 ;
-  wire [7:0] \i$429[0] ;
-  wire [7:0] \i$429[1] ;
-  wire [7:0] \i$429[2] ;
-  wire [7:0] \i$429[3] ;
-  wire [7:0] \i$429[4] ;
-  wire [7:0] \i$429[5] ;
-  wire [7:0] \i$429[6] ;
-  wire [7:0] \i$429[7] ;
-  wire [15:0] \i$430 ;
-  wire [1:0] \i$430[0] ;
-  wire \i$430[0].capture ;
-  wire \i$430[0].shift ;
-  wire [1:0] \i$430[1] ;
-  wire \i$430[1].capture ;
-  wire \i$430[1].shift ;
-  wire [1:0] \i$430[2] ;
-  wire \i$430[2].capture ;
-  wire \i$430[2].shift ;
-  wire [1:0] \i$430[3] ;
-  wire \i$430[3].capture ;
-  wire \i$430[3].shift ;
-  wire [1:0] \i$430[4] ;
-  wire \i$430[4].capture ;
-  wire \i$430[4].shift ;
-  wire [1:0] \i$430[5] ;
-  wire \i$430[5].capture ;
-  wire \i$430[5].shift ;
-  wire [1:0] \i$430[6] ;
-  wire \i$430[6].capture ;
-  wire \i$430[6].shift ;
-  wire [1:0] \i$430[7] ;
-  wire \i$430[7].capture ;
-  wire \i$430[7].shift ;
-  wire [63:0] \i$431 ;
-  wire [7:0] \i$431[0] ;
-  wire [7:0] \i$431[1] ;
-  wire [7:0] \i$431[2] ;
-  wire [7:0] \i$431[3] ;
-  wire [7:0] \i$431[4] ;
-  wire [7:0] \i$431[5] ;
-  wire [7:0] \i$431[6] ;
-  wire [7:0] \i$431[7] ;
-  wire [23:0] \i$432 ;
-  wire [2:0] \i$432[0] ;
-  wire \i$432[0].first ;
-  wire \i$432[0].last ;
-  wire \i$432[0].valid ;
-  wire [2:0] \i$432[1] ;
-  wire \i$432[1].first ;
-  wire \i$432[1].last ;
-  wire \i$432[1].valid ;
-  wire [2:0] \i$432[2] ;
-  wire \i$432[2].first ;
-  wire \i$432[2].last ;
-  wire \i$432[2].valid ;
-  wire [2:0] \i$432[3] ;
-  wire \i$432[3].first ;
-  wire \i$432[3].last ;
-  wire \i$432[3].valid ;
-  wire [2:0] \i$432[4] ;
-  wire \i$432[4].first ;
-  wire \i$432[4].last ;
-  wire \i$432[4].valid ;
-  wire [2:0] \i$432[5] ;
-  wire \i$432[5].first ;
-  wire \i$432[5].last ;
-  wire \i$432[5].valid ;
-  wire [2:0] \i$432[6] ;
-  wire \i$432[6].first ;
-  wire \i$432[6].last ;
-  wire \i$432[6].valid ;
-  wire [2:0] \i$432[7] ;
-  wire \i$432[7].first ;
-  wire \i$432[7].last ;
-  wire \i$432[7].valid ;
+  reg [63:0] \i$77  = 64'h0000000000000000;
+  wire [7:0] \i$77[0] ;
+  wire [7:0] \i$77[1] ;
+  wire [7:0] \i$77[2] ;
+  wire [7:0] \i$77[3] ;
+  wire [7:0] \i$77[4] ;
+  wire [7:0] \i$77[5] ;
+  wire [7:0] \i$77[6] ;
+  wire [7:0] \i$77[7] ;
+  wire [15:0] \i$79 ;
+  wire [1:0] \i$79[0] ;
+  wire \i$79[0].capture ;
+  wire \i$79[0].shift ;
+  wire [1:0] \i$79[1] ;
+  wire \i$79[1].capture ;
+  wire \i$79[1].shift ;
+  wire [1:0] \i$79[2] ;
+  wire \i$79[2].capture ;
+  wire \i$79[2].shift ;
+  wire [1:0] \i$79[3] ;
+  wire \i$79[3].capture ;
+  wire \i$79[3].shift ;
+  wire [1:0] \i$79[4] ;
+  wire \i$79[4].capture ;
+  wire \i$79[4].shift ;
+  wire [1:0] \i$79[5] ;
+  wire \i$79[5].capture ;
+  wire \i$79[5].shift ;
+  wire [1:0] \i$79[6] ;
+  wire \i$79[6].capture ;
+  wire \i$79[6].shift ;
+  wire [1:0] \i$79[7] ;
+  wire \i$79[7].capture ;
+  wire \i$79[7].shift ;
+  wire [63:0] \i$81 ;
+  wire [7:0] \i$81[0] ;
+  wire [7:0] \i$81[1] ;
+  wire [7:0] \i$81[2] ;
+  wire [7:0] \i$81[3] ;
+  wire [7:0] \i$81[4] ;
+  wire [7:0] \i$81[5] ;
+  wire [7:0] \i$81[6] ;
+  wire [7:0] \i$81[7] ;
+  wire [23:0] \i$83 ;
+  wire [2:0] \i$83[0] ;
+  wire \i$83[0].first ;
+  wire \i$83[0].last ;
+  wire \i$83[0].valid ;
+  wire [2:0] \i$83[1] ;
+  wire \i$83[1].first ;
+  wire \i$83[1].last ;
+  wire \i$83[1].valid ;
+  wire [2:0] \i$83[2] ;
+  wire \i$83[2].first ;
+  wire \i$83[2].last ;
+  wire \i$83[2].valid ;
+  wire [2:0] \i$83[3] ;
+  wire \i$83[3].first ;
+  wire \i$83[3].last ;
+  wire \i$83[3].valid ;
+  wire [2:0] \i$83[4] ;
+  wire \i$83[4].first ;
+  wire \i$83[4].last ;
+  wire \i$83[4].valid ;
+  wire [2:0] \i$83[5] ;
+  wire \i$83[5].first ;
+  wire \i$83[5].last ;
+  wire \i$83[5].valid ;
+  wire [2:0] \i$83[6] ;
+  wire \i$83[6].first ;
+  wire \i$83[6].last ;
+  wire \i$83[6].valid ;
+  wire [2:0] \i$83[7] ;
+  wire \i$83[7].first ;
+  wire \i$83[7].last ;
+  wire \i$83[7].valid ;
   wire [31:0] \i[0] ;
   wire [31:0] \i[1] ;
   wire [31:0] \i[2] ;
@@ -1175,64 +1111,64 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \i[6] ;
   wire [31:0] \i[7] ;
   wire [63:0] i_next;
-  wire [23:0] \i_next$434 ;
-  wire [2:0] \i_next$434[0] ;
-  wire \i_next$434[0].first ;
-  wire \i_next$434[0].last ;
-  wire \i_next$434[0].valid ;
-  wire [2:0] \i_next$434[1] ;
-  wire \i_next$434[1].first ;
-  wire \i_next$434[1].last ;
-  wire \i_next$434[1].valid ;
-  wire [2:0] \i_next$434[2] ;
-  wire \i_next$434[2].first ;
-  wire \i_next$434[2].last ;
-  wire \i_next$434[2].valid ;
-  wire [2:0] \i_next$434[3] ;
-  wire \i_next$434[3].first ;
-  wire \i_next$434[3].last ;
-  wire \i_next$434[3].valid ;
-  wire [2:0] \i_next$434[4] ;
-  wire \i_next$434[4].first ;
-  wire \i_next$434[4].last ;
-  wire \i_next$434[4].valid ;
-  wire [2:0] \i_next$434[5] ;
-  wire \i_next$434[5].first ;
-  wire \i_next$434[5].last ;
-  wire \i_next$434[5].valid ;
-  wire [2:0] \i_next$434[6] ;
-  wire \i_next$434[6].first ;
-  wire \i_next$434[6].last ;
-  wire \i_next$434[6].valid ;
-  wire [2:0] \i_next$434[7] ;
-  wire \i_next$434[7].first ;
-  wire \i_next$434[7].last ;
-  wire \i_next$434[7].valid ;
-  wire [15:0] \i_next$435 ;
-  wire [1:0] \i_next$435[0] ;
-  wire \i_next$435[0].capture ;
-  wire \i_next$435[0].shift ;
-  wire [1:0] \i_next$435[1] ;
-  wire \i_next$435[1].capture ;
-  wire \i_next$435[1].shift ;
-  wire [1:0] \i_next$435[2] ;
-  wire \i_next$435[2].capture ;
-  wire \i_next$435[2].shift ;
-  wire [1:0] \i_next$435[3] ;
-  wire \i_next$435[3].capture ;
-  wire \i_next$435[3].shift ;
-  wire [1:0] \i_next$435[4] ;
-  wire \i_next$435[4].capture ;
-  wire \i_next$435[4].shift ;
-  wire [1:0] \i_next$435[5] ;
-  wire \i_next$435[5].capture ;
-  wire \i_next$435[5].shift ;
-  wire [1:0] \i_next$435[6] ;
-  wire \i_next$435[6].capture ;
-  wire \i_next$435[6].shift ;
-  wire [1:0] \i_next$435[7] ;
-  wire \i_next$435[7].capture ;
-  wire \i_next$435[7].shift ;
+  wire [23:0] \i_next$86 ;
+  wire [2:0] \i_next$86[0] ;
+  wire \i_next$86[0].first ;
+  wire \i_next$86[0].last ;
+  wire \i_next$86[0].valid ;
+  wire [2:0] \i_next$86[1] ;
+  wire \i_next$86[1].first ;
+  wire \i_next$86[1].last ;
+  wire \i_next$86[1].valid ;
+  wire [2:0] \i_next$86[2] ;
+  wire \i_next$86[2].first ;
+  wire \i_next$86[2].last ;
+  wire \i_next$86[2].valid ;
+  wire [2:0] \i_next$86[3] ;
+  wire \i_next$86[3].first ;
+  wire \i_next$86[3].last ;
+  wire \i_next$86[3].valid ;
+  wire [2:0] \i_next$86[4] ;
+  wire \i_next$86[4].first ;
+  wire \i_next$86[4].last ;
+  wire \i_next$86[4].valid ;
+  wire [2:0] \i_next$86[5] ;
+  wire \i_next$86[5].first ;
+  wire \i_next$86[5].last ;
+  wire \i_next$86[5].valid ;
+  wire [2:0] \i_next$86[6] ;
+  wire \i_next$86[6].first ;
+  wire \i_next$86[6].last ;
+  wire \i_next$86[6].valid ;
+  wire [2:0] \i_next$86[7] ;
+  wire \i_next$86[7].first ;
+  wire \i_next$86[7].last ;
+  wire \i_next$86[7].valid ;
+  wire [15:0] \i_next$87 ;
+  wire [1:0] \i_next$87[0] ;
+  wire \i_next$87[0].capture ;
+  wire \i_next$87[0].shift ;
+  wire [1:0] \i_next$87[1] ;
+  wire \i_next$87[1].capture ;
+  wire \i_next$87[1].shift ;
+  wire [1:0] \i_next$87[2] ;
+  wire \i_next$87[2].capture ;
+  wire \i_next$87[2].shift ;
+  wire [1:0] \i_next$87[3] ;
+  wire \i_next$87[3].capture ;
+  wire \i_next$87[3].shift ;
+  wire [1:0] \i_next$87[4] ;
+  wire \i_next$87[4].capture ;
+  wire \i_next$87[4].shift ;
+  wire [1:0] \i_next$87[5] ;
+  wire \i_next$87[5].capture ;
+  wire \i_next$87[5].shift ;
+  wire [1:0] \i_next$87[6] ;
+  wire \i_next$87[6].capture ;
+  wire \i_next$87[6].shift ;
+  wire [1:0] \i_next$87[7] ;
+  wire \i_next$87[7].capture ;
+  wire \i_next$87[7].shift ;
   wire [7:0] \i_next[0] ;
   wire [7:0] \i_next[1] ;
   wire [7:0] \i_next[2] ;
@@ -1254,7 +1190,8 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_flags.first ;
   wire \in_flags.last ;
   wire \in_flags.valid ;
-  reg [63:0] in_w = 64'h0000000000000000;
+  (* init = 64'h0000000000000000 *)
+  wire [63:0] in_w;
   wire [7:0] \in_w[0] ;
   wire [7:0] \in_w[1] ;
   wire [7:0] \in_w[2] ;
@@ -1267,204 +1204,204 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1000 ;
-  wire \last_in$1020 ;
-  wire \last_in$1040 ;
-  wire \last_in$1056 ;
-  wire \last_in$1075 ;
-  wire \last_in$1095 ;
-  wire \last_in$1115 ;
-  wire \last_in$1135 ;
-  wire \last_in$1155 ;
-  wire \last_in$1175 ;
-  wire \last_in$1195 ;
-  wire \last_in$1211 ;
-  wire \last_in$1230 ;
-  wire \last_in$1250 ;
+  wire \last_in$1011 ;
+  wire \last_in$1033 ;
+  wire \last_in$1055 ;
+  wire \last_in$1077 ;
+  wire \last_in$1099 ;
+  wire \last_in$1117 ;
+  wire \last_in$1138 ;
+  wire \last_in$1160 ;
+  wire \last_in$1182 ;
+  wire \last_in$1204 ;
+  wire \last_in$1226 ;
+  wire \last_in$1248 ;
+  wire \last_in$126 ;
   wire \last_in$1270 ;
-  wire \last_in$1290 ;
-  wire \last_in$1310 ;
-  wire \last_in$1330 ;
-  wire \last_in$1350 ;
-  wire \last_in$1366 ;
-  wire \last_in$1385 ;
-  wire \last_in$1405 ;
-  wire \last_in$1425 ;
-  wire \last_in$1445 ;
-  wire \last_in$1465 ;
-  wire \last_in$1485 ;
-  wire \last_in$1505 ;
-  wire \last_in$1521 ;
-  wire \last_in$1540 ;
-  wire \last_in$1560 ;
-  wire \last_in$1580 ;
-  wire \last_in$1600 ;
-  wire \last_in$1620 ;
-  wire \last_in$1640 ;
-  wire \last_in$1660 ;
-  wire \last_in$469 ;
-  wire \last_in$487 ;
-  wire \last_in$505 ;
-  wire \last_in$523 ;
-  wire \last_in$541 ;
-  wire \last_in$559 ;
-  wire \last_in$577 ;
-  wire \last_in$591 ;
-  wire \last_in$610 ;
-  wire \last_in$630 ;
-  wire \last_in$650 ;
-  wire \last_in$670 ;
-  wire \last_in$690 ;
-  wire \last_in$710 ;
-  wire \last_in$730 ;
-  wire \last_in$746 ;
-  wire \last_in$765 ;
-  wire \last_in$785 ;
-  wire \last_in$805 ;
-  wire \last_in$825 ;
-  wire \last_in$845 ;
-  wire \last_in$865 ;
-  wire \last_in$885 ;
-  wire \last_in$901 ;
-  wire \last_in$920 ;
-  wire \last_in$940 ;
-  wire \last_in$960 ;
-  wire \last_in$980 ;
+  wire \last_in$1288 ;
+  wire \last_in$1309 ;
+  wire \last_in$1331 ;
+  wire \last_in$1353 ;
+  wire \last_in$1375 ;
+  wire \last_in$1397 ;
+  wire \last_in$1419 ;
+  wire \last_in$1441 ;
+  wire \last_in$146 ;
+  wire \last_in$166 ;
+  wire \last_in$186 ;
+  wire \last_in$206 ;
+  wire \last_in$226 ;
+  wire \last_in$246 ;
+  wire \last_in$262 ;
+  wire \last_in$283 ;
+  wire \last_in$305 ;
+  wire \last_in$327 ;
+  wire \last_in$349 ;
+  wire \last_in$371 ;
+  wire \last_in$393 ;
+  wire \last_in$415 ;
+  wire \last_in$433 ;
+  wire \last_in$454 ;
+  wire \last_in$476 ;
+  wire \last_in$498 ;
+  wire \last_in$520 ;
+  wire \last_in$542 ;
+  wire \last_in$564 ;
+  wire \last_in$586 ;
+  wire \last_in$604 ;
+  wire \last_in$625 ;
+  wire \last_in$647 ;
+  wire \last_in$669 ;
+  wire \last_in$691 ;
+  wire \last_in$713 ;
+  wire \last_in$735 ;
+  wire \last_in$757 ;
+  wire \last_in$775 ;
+  wire \last_in$796 ;
+  wire \last_in$818 ;
+  wire \last_in$840 ;
+  wire \last_in$862 ;
+  wire \last_in$884 ;
+  wire \last_in$906 ;
+  wire \last_in$928 ;
+  wire \last_in$946 ;
+  wire \last_in$967 ;
+  wire \last_in$989 ;
   wire last_out;
-  wire \last_out$1001 ;
-  wire \last_out$1021 ;
-  wire \last_out$1041 ;
-  wire \last_out$1076 ;
-  wire \last_out$1096 ;
-  wire \last_out$1116 ;
-  wire \last_out$1136 ;
-  wire \last_out$1156 ;
-  wire \last_out$1176 ;
-  wire \last_out$1196 ;
-  wire \last_out$1231 ;
-  wire \last_out$1251 ;
+  wire \last_out$1012 ;
+  wire \last_out$1034 ;
+  wire \last_out$1056 ;
+  wire \last_out$1078 ;
+  wire \last_out$1100 ;
+  wire \last_out$1139 ;
+  wire \last_out$1161 ;
+  wire \last_out$1183 ;
+  wire \last_out$1205 ;
+  wire \last_out$1227 ;
+  wire \last_out$1249 ;
+  wire \last_out$127 ;
   wire \last_out$1271 ;
-  wire \last_out$1291 ;
-  wire \last_out$1311 ;
-  wire \last_out$1331 ;
-  wire \last_out$1351 ;
-  wire \last_out$1386 ;
-  wire \last_out$1406 ;
-  wire \last_out$1426 ;
-  wire \last_out$1446 ;
-  wire \last_out$1466 ;
-  wire \last_out$1486 ;
-  wire \last_out$1506 ;
-  wire \last_out$1541 ;
-  wire \last_out$1561 ;
-  wire \last_out$1581 ;
-  wire \last_out$1601 ;
-  wire \last_out$1621 ;
-  wire \last_out$1641 ;
-  wire \last_out$1661 ;
-  wire \last_out$470 ;
-  wire \last_out$488 ;
-  wire \last_out$506 ;
-  wire \last_out$524 ;
-  wire \last_out$542 ;
-  wire \last_out$560 ;
-  wire \last_out$578 ;
-  wire \last_out$611 ;
-  wire \last_out$631 ;
-  wire \last_out$651 ;
-  wire \last_out$671 ;
-  wire \last_out$691 ;
-  wire \last_out$711 ;
-  wire \last_out$731 ;
-  wire \last_out$766 ;
-  wire \last_out$786 ;
-  wire \last_out$806 ;
-  wire \last_out$826 ;
-  wire \last_out$846 ;
-  wire \last_out$866 ;
-  wire \last_out$886 ;
-  wire \last_out$921 ;
-  wire \last_out$941 ;
-  wire \last_out$961 ;
-  wire \last_out$981 ;
+  wire \last_out$1310 ;
+  wire \last_out$1332 ;
+  wire \last_out$1354 ;
+  wire \last_out$1376 ;
+  wire \last_out$1398 ;
+  wire \last_out$1420 ;
+  wire \last_out$1442 ;
+  wire \last_out$147 ;
+  wire \last_out$167 ;
+  wire \last_out$187 ;
+  wire \last_out$207 ;
+  wire \last_out$227 ;
+  wire \last_out$247 ;
+  wire \last_out$284 ;
+  wire \last_out$306 ;
+  wire \last_out$328 ;
+  wire \last_out$350 ;
+  wire \last_out$372 ;
+  wire \last_out$394 ;
+  wire \last_out$416 ;
+  wire \last_out$455 ;
+  wire \last_out$477 ;
+  wire \last_out$499 ;
+  wire \last_out$521 ;
+  wire \last_out$543 ;
+  wire \last_out$565 ;
+  wire \last_out$587 ;
+  wire \last_out$626 ;
+  wire \last_out$648 ;
+  wire \last_out$670 ;
+  wire \last_out$692 ;
+  wire \last_out$714 ;
+  wire \last_out$736 ;
+  wire \last_out$758 ;
+  wire \last_out$797 ;
+  wire \last_out$819 ;
+  wire \last_out$841 ;
+  wire \last_out$863 ;
+  wire \last_out$885 ;
+  wire \last_out$907 ;
+  wire \last_out$929 ;
+  wire \last_out$968 ;
+  wire \last_out$990 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
-  wire [15:0] \o$439 ;
-  wire [1:0] \o$439[0] ;
-  wire \o$439[0].capture ;
-  wire \o$439[0].shift ;
-  wire [1:0] \o$439[1] ;
-  wire \o$439[1].capture ;
-  wire \o$439[1].shift ;
-  wire [1:0] \o$439[2] ;
-  wire \o$439[2].capture ;
-  wire \o$439[2].shift ;
-  wire [1:0] \o$439[3] ;
-  wire \o$439[3].capture ;
-  wire \o$439[3].shift ;
-  wire [1:0] \o$439[4] ;
-  wire \o$439[4].capture ;
-  wire \o$439[4].shift ;
-  wire [1:0] \o$439[5] ;
-  wire \o$439[5].capture ;
-  wire \o$439[5].shift ;
-  wire [1:0] \o$439[6] ;
-  wire \o$439[6].capture ;
-  wire \o$439[6].shift ;
-  wire [1:0] \o$439[7] ;
-  wire \o$439[7].capture ;
-  wire \o$439[7].shift ;
-  wire [63:0] \o$447 ;
-  wire [7:0] \o$447[0] ;
-  wire [7:0] \o$447[1] ;
-  wire [7:0] \o$447[2] ;
-  wire [7:0] \o$447[3] ;
-  wire [7:0] \o$447[4] ;
-  wire [7:0] \o$447[5] ;
-  wire [7:0] \o$447[6] ;
-  wire [7:0] \o$447[7] ;
-  wire [23:0] \o$449 ;
-  wire [2:0] \o$449[0] ;
-  wire \o$449[0].first ;
-  wire \o$449[0].last ;
-  wire \o$449[0].valid ;
-  wire [2:0] \o$449[1] ;
-  wire \o$449[1].first ;
-  wire \o$449[1].last ;
-  wire \o$449[1].valid ;
-  wire [2:0] \o$449[2] ;
-  wire \o$449[2].first ;
-  wire \o$449[2].last ;
-  wire \o$449[2].valid ;
-  wire [2:0] \o$449[3] ;
-  wire \o$449[3].first ;
-  wire \o$449[3].last ;
-  wire \o$449[3].valid ;
-  wire [2:0] \o$449[4] ;
-  wire \o$449[4].first ;
-  wire \o$449[4].last ;
-  wire \o$449[4].valid ;
-  wire [2:0] \o$449[5] ;
-  wire \o$449[5].first ;
-  wire \o$449[5].last ;
-  wire \o$449[5].valid ;
-  wire [2:0] \o$449[6] ;
-  wire \o$449[6].first ;
-  wire \o$449[6].last ;
-  wire \o$449[6].valid ;
-  wire [2:0] \o$449[7] ;
-  wire \o$449[7].first ;
-  wire \o$449[7].last ;
-  wire \o$449[7].valid ;
-  wire [63:0] \o$454 ;
-  wire [7:0] \o$454[0] ;
-  wire [7:0] \o$454[1] ;
-  wire [7:0] \o$454[2] ;
-  wire [7:0] \o$454[3] ;
-  wire [7:0] \o$454[4] ;
-  wire [7:0] \o$454[5] ;
-  wire [7:0] \o$454[6] ;
-  wire [7:0] \o$454[7] ;
+  wire [63:0] \o$102 ;
+  wire [7:0] \o$102[0] ;
+  wire [7:0] \o$102[1] ;
+  wire [7:0] \o$102[2] ;
+  wire [7:0] \o$102[3] ;
+  wire [7:0] \o$102[4] ;
+  wire [7:0] \o$102[5] ;
+  wire [7:0] \o$102[6] ;
+  wire [7:0] \o$102[7] ;
+  wire [23:0] \o$104 ;
+  wire [2:0] \o$104[0] ;
+  wire \o$104[0].first ;
+  wire \o$104[0].last ;
+  wire \o$104[0].valid ;
+  wire [2:0] \o$104[1] ;
+  wire \o$104[1].first ;
+  wire \o$104[1].last ;
+  wire \o$104[1].valid ;
+  wire [2:0] \o$104[2] ;
+  wire \o$104[2].first ;
+  wire \o$104[2].last ;
+  wire \o$104[2].valid ;
+  wire [2:0] \o$104[3] ;
+  wire \o$104[3].first ;
+  wire \o$104[3].last ;
+  wire \o$104[3].valid ;
+  wire [2:0] \o$104[4] ;
+  wire \o$104[4].first ;
+  wire \o$104[4].last ;
+  wire \o$104[4].valid ;
+  wire [2:0] \o$104[5] ;
+  wire \o$104[5].first ;
+  wire \o$104[5].last ;
+  wire \o$104[5].valid ;
+  wire [2:0] \o$104[6] ;
+  wire \o$104[6].first ;
+  wire \o$104[6].last ;
+  wire \o$104[6].valid ;
+  wire [2:0] \o$104[7] ;
+  wire \o$104[7].first ;
+  wire \o$104[7].last ;
+  wire \o$104[7].valid ;
+  wire [63:0] \o$109 ;
+  wire [7:0] \o$109[0] ;
+  wire [7:0] \o$109[1] ;
+  wire [7:0] \o$109[2] ;
+  wire [7:0] \o$109[3] ;
+  wire [7:0] \o$109[4] ;
+  wire [7:0] \o$109[5] ;
+  wire [7:0] \o$109[6] ;
+  wire [7:0] \o$109[7] ;
+  wire [15:0] \o$93 ;
+  wire [1:0] \o$93[0] ;
+  wire \o$93[0].capture ;
+  wire \o$93[0].shift ;
+  wire [1:0] \o$93[1] ;
+  wire \o$93[1].capture ;
+  wire \o$93[1].shift ;
+  wire [1:0] \o$93[2] ;
+  wire \o$93[2].capture ;
+  wire \o$93[2].shift ;
+  wire [1:0] \o$93[3] ;
+  wire \o$93[3].capture ;
+  wire \o$93[3].shift ;
+  wire [1:0] \o$93[4] ;
+  wire \o$93[4].capture ;
+  wire \o$93[4].shift ;
+  wire [1:0] \o$93[5] ;
+  wire \o$93[5].capture ;
+  wire \o$93[5].shift ;
+  wire [1:0] \o$93[6] ;
+  wire \o$93[6].capture ;
+  wire \o$93[6].shift ;
+  wire [1:0] \o$93[7] ;
+  wire \o$93[7].capture ;
+  wire \o$93[7].shift ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1474,48 +1411,48 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [15:0] o_next;
-  wire [63:0] \o_next$442 ;
-  wire [7:0] \o_next$442[0] ;
-  wire [7:0] \o_next$442[1] ;
-  wire [7:0] \o_next$442[2] ;
-  wire [7:0] \o_next$442[3] ;
-  wire [7:0] \o_next$442[4] ;
-  wire [7:0] \o_next$442[5] ;
-  wire [7:0] \o_next$442[6] ;
-  wire [7:0] \o_next$442[7] ;
-  wire [23:0] \o_next$444 ;
-  wire [2:0] \o_next$444[0] ;
-  wire \o_next$444[0].first ;
-  wire \o_next$444[0].last ;
-  wire \o_next$444[0].valid ;
-  wire [2:0] \o_next$444[1] ;
-  wire \o_next$444[1].first ;
-  wire \o_next$444[1].last ;
-  wire \o_next$444[1].valid ;
-  wire [2:0] \o_next$444[2] ;
-  wire \o_next$444[2].first ;
-  wire \o_next$444[2].last ;
-  wire \o_next$444[2].valid ;
-  wire [2:0] \o_next$444[3] ;
-  wire \o_next$444[3].first ;
-  wire \o_next$444[3].last ;
-  wire \o_next$444[3].valid ;
-  wire [2:0] \o_next$444[4] ;
-  wire \o_next$444[4].first ;
-  wire \o_next$444[4].last ;
-  wire \o_next$444[4].valid ;
-  wire [2:0] \o_next$444[5] ;
-  wire \o_next$444[5].first ;
-  wire \o_next$444[5].last ;
-  wire \o_next$444[5].valid ;
-  wire [2:0] \o_next$444[6] ;
-  wire \o_next$444[6].first ;
-  wire \o_next$444[6].last ;
-  wire \o_next$444[6].valid ;
-  wire [2:0] \o_next$444[7] ;
-  wire \o_next$444[7].first ;
-  wire \o_next$444[7].last ;
-  wire \o_next$444[7].valid ;
+  wire [63:0] \o_next$97 ;
+  wire [7:0] \o_next$97[0] ;
+  wire [7:0] \o_next$97[1] ;
+  wire [7:0] \o_next$97[2] ;
+  wire [7:0] \o_next$97[3] ;
+  wire [7:0] \o_next$97[4] ;
+  wire [7:0] \o_next$97[5] ;
+  wire [7:0] \o_next$97[6] ;
+  wire [7:0] \o_next$97[7] ;
+  wire [23:0] \o_next$99 ;
+  wire [2:0] \o_next$99[0] ;
+  wire \o_next$99[0].first ;
+  wire \o_next$99[0].last ;
+  wire \o_next$99[0].valid ;
+  wire [2:0] \o_next$99[1] ;
+  wire \o_next$99[1].first ;
+  wire \o_next$99[1].last ;
+  wire \o_next$99[1].valid ;
+  wire [2:0] \o_next$99[2] ;
+  wire \o_next$99[2].first ;
+  wire \o_next$99[2].last ;
+  wire \o_next$99[2].valid ;
+  wire [2:0] \o_next$99[3] ;
+  wire \o_next$99[3].first ;
+  wire \o_next$99[3].last ;
+  wire \o_next$99[3].valid ;
+  wire [2:0] \o_next$99[4] ;
+  wire \o_next$99[4].first ;
+  wire \o_next$99[4].last ;
+  wire \o_next$99[4].valid ;
+  wire [2:0] \o_next$99[5] ;
+  wire \o_next$99[5].first ;
+  wire \o_next$99[5].last ;
+  wire \o_next$99[5].valid ;
+  wire [2:0] \o_next$99[6] ;
+  wire \o_next$99[6].first ;
+  wire \o_next$99[6].last ;
+  wire \o_next$99[6].valid ;
+  wire [2:0] \o_next$99[7] ;
+  wire \o_next$99[7].first ;
+  wire \o_next$99[7].last ;
+  wire \o_next$99[7].valid ;
   wire [1:0] \o_next[0] ;
   wire \o_next[0].capture ;
   wire \o_next[0].shift ;
@@ -1567,326 +1504,134 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \out.c[6] ;
   wire [31:0] \out.c[7] ;
   wire \out.last ;
-  wire pe_0_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_0_sync_rst;
-  wire pe_0_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_1_sync_rst;
-  wire pe_0_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_2_sync_rst;
-  wire pe_0_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_3_sync_rst;
-  wire pe_0_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_4_sync_rst;
-  wire pe_0_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_5_sync_rst;
-  wire pe_0_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_6_sync_rst;
-  wire pe_0_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_0_7_sync_rst;
-  wire pe_1_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_0_sync_rst;
-  wire pe_1_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_1_sync_rst;
-  wire pe_1_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_2_sync_rst;
-  wire pe_1_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_3_sync_rst;
-  wire pe_1_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_4_sync_rst;
-  wire pe_1_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_5_sync_rst;
-  wire pe_1_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_6_sync_rst;
-  wire pe_1_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_1_7_sync_rst;
-  wire pe_2_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_0_sync_rst;
-  wire pe_2_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_1_sync_rst;
-  wire pe_2_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_2_sync_rst;
-  wire pe_2_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_3_sync_rst;
-  wire pe_2_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_4_sync_rst;
-  wire pe_2_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_5_sync_rst;
-  wire pe_2_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_6_sync_rst;
-  wire pe_2_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_2_7_sync_rst;
-  wire pe_3_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_0_sync_rst;
-  wire pe_3_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_1_sync_rst;
-  wire pe_3_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_2_sync_rst;
-  wire pe_3_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_3_sync_rst;
-  wire pe_3_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_4_sync_rst;
-  wire pe_3_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_5_sync_rst;
-  wire pe_3_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_6_sync_rst;
-  wire pe_3_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_3_7_sync_rst;
-  wire pe_4_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_0_sync_rst;
-  wire pe_4_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_1_sync_rst;
-  wire pe_4_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_2_sync_rst;
-  wire pe_4_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_3_sync_rst;
-  wire pe_4_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_4_sync_rst;
-  wire pe_4_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_5_sync_rst;
-  wire pe_4_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_6_sync_rst;
-  wire pe_4_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_4_7_sync_rst;
-  wire pe_5_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_0_sync_rst;
-  wire pe_5_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_1_sync_rst;
-  wire pe_5_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_2_sync_rst;
-  wire pe_5_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_3_sync_rst;
-  wire pe_5_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_4_sync_rst;
-  wire pe_5_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_5_sync_rst;
-  wire pe_5_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_6_sync_rst;
-  wire pe_5_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_5_7_sync_rst;
-  wire pe_6_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_0_sync_rst;
-  wire pe_6_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_1_sync_rst;
-  wire pe_6_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_2_sync_rst;
-  wire pe_6_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_3_sync_rst;
-  wire pe_6_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_4_sync_rst;
-  wire pe_6_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_5_sync_rst;
-  wire pe_6_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_6_sync_rst;
-  wire pe_6_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_6_7_sync_rst;
-  wire pe_7_0_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_0_sync_rst;
-  wire pe_7_1_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_1_sync_rst;
-  wire pe_7_2_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_2_sync_rst;
-  wire pe_7_3_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_3_sync_rst;
-  wire pe_7_4_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_4_sync_rst;
-  wire pe_7_5_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_5_sync_rst;
-  wire pe_7_6_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_6_sync_rst;
-  wire pe_7_7_sync_clk;
-  (* init = 1'h1 *)
-  wire pe_7_7_sync_rst;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1002 ;
-  wire [31:0] \psum_in$1022 ;
-  wire [31:0] \psum_in$1042 ;
+  wire [31:0] \psum_in$1013 ;
+  wire [31:0] \psum_in$1035 ;
   wire [31:0] \psum_in$1057 ;
-  wire [31:0] \psum_in$1077 ;
-  wire [31:0] \psum_in$1097 ;
-  wire [31:0] \psum_in$1117 ;
-  wire [31:0] \psum_in$1137 ;
-  wire [31:0] \psum_in$1157 ;
-  wire [31:0] \psum_in$1177 ;
-  wire [31:0] \psum_in$1197 ;
-  wire [31:0] \psum_in$1212 ;
-  wire [31:0] \psum_in$1232 ;
-  wire [31:0] \psum_in$1252 ;
+  wire [31:0] \psum_in$1079 ;
+  wire [31:0] \psum_in$1101 ;
+  wire [31:0] \psum_in$1118 ;
+  wire [31:0] \psum_in$1140 ;
+  wire [31:0] \psum_in$1162 ;
+  wire [31:0] \psum_in$1184 ;
+  wire [31:0] \psum_in$1206 ;
+  wire [31:0] \psum_in$1228 ;
+  wire [31:0] \psum_in$1250 ;
   wire [31:0] \psum_in$1272 ;
-  wire [31:0] \psum_in$1292 ;
-  wire [31:0] \psum_in$1312 ;
-  wire [31:0] \psum_in$1332 ;
-  wire [31:0] \psum_in$1352 ;
-  wire [31:0] \psum_in$1367 ;
-  wire [31:0] \psum_in$1387 ;
-  wire [31:0] \psum_in$1407 ;
-  wire [31:0] \psum_in$1427 ;
-  wire [31:0] \psum_in$1447 ;
-  wire [31:0] \psum_in$1467 ;
-  wire [31:0] \psum_in$1487 ;
-  wire [31:0] \psum_in$1507 ;
-  wire [31:0] \psum_in$1522 ;
-  wire [31:0] \psum_in$1542 ;
-  wire [31:0] \psum_in$1562 ;
-  wire [31:0] \psum_in$1582 ;
-  wire [31:0] \psum_in$1602 ;
-  wire [31:0] \psum_in$1622 ;
-  wire [31:0] \psum_in$1642 ;
-  wire [31:0] \psum_in$1662 ;
-  wire [31:0] \psum_in$471 ;
-  wire [31:0] \psum_in$489 ;
-  wire [31:0] \psum_in$507 ;
-  wire [31:0] \psum_in$525 ;
-  wire [31:0] \psum_in$543 ;
-  wire [31:0] \psum_in$561 ;
-  wire [31:0] \psum_in$579 ;
-  wire [31:0] \psum_in$592 ;
-  wire [31:0] \psum_in$612 ;
-  wire [31:0] \psum_in$632 ;
-  wire [31:0] \psum_in$652 ;
-  wire [31:0] \psum_in$672 ;
-  wire [31:0] \psum_in$692 ;
-  wire [31:0] \psum_in$712 ;
-  wire [31:0] \psum_in$732 ;
-  wire [31:0] \psum_in$747 ;
-  wire [31:0] \psum_in$767 ;
-  wire [31:0] \psum_in$787 ;
-  wire [31:0] \psum_in$807 ;
-  wire [31:0] \psum_in$827 ;
-  wire [31:0] \psum_in$847 ;
-  wire [31:0] \psum_in$867 ;
-  wire [31:0] \psum_in$887 ;
-  wire [31:0] \psum_in$902 ;
-  wire [31:0] \psum_in$922 ;
-  wire [31:0] \psum_in$942 ;
-  wire [31:0] \psum_in$962 ;
-  wire [31:0] \psum_in$982 ;
+  wire [31:0] \psum_in$128 ;
+  wire [31:0] \psum_in$1289 ;
+  wire [31:0] \psum_in$1311 ;
+  wire [31:0] \psum_in$1333 ;
+  wire [31:0] \psum_in$1355 ;
+  wire [31:0] \psum_in$1377 ;
+  wire [31:0] \psum_in$1399 ;
+  wire [31:0] \psum_in$1421 ;
+  wire [31:0] \psum_in$1443 ;
+  wire [31:0] \psum_in$148 ;
+  wire [31:0] \psum_in$168 ;
+  wire [31:0] \psum_in$188 ;
+  wire [31:0] \psum_in$208 ;
+  wire [31:0] \psum_in$228 ;
+  wire [31:0] \psum_in$248 ;
+  wire [31:0] \psum_in$263 ;
+  wire [31:0] \psum_in$285 ;
+  wire [31:0] \psum_in$307 ;
+  wire [31:0] \psum_in$329 ;
+  wire [31:0] \psum_in$351 ;
+  wire [31:0] \psum_in$373 ;
+  wire [31:0] \psum_in$395 ;
+  wire [31:0] \psum_in$417 ;
+  wire [31:0] \psum_in$434 ;
+  wire [31:0] \psum_in$456 ;
+  wire [31:0] \psum_in$478 ;
+  wire [31:0] \psum_in$500 ;
+  wire [31:0] \psum_in$522 ;
+  wire [31:0] \psum_in$544 ;
+  wire [31:0] \psum_in$566 ;
+  wire [31:0] \psum_in$588 ;
+  wire [31:0] \psum_in$605 ;
+  wire [31:0] \psum_in$627 ;
+  wire [31:0] \psum_in$649 ;
+  wire [31:0] \psum_in$671 ;
+  wire [31:0] \psum_in$693 ;
+  wire [31:0] \psum_in$715 ;
+  wire [31:0] \psum_in$737 ;
+  wire [31:0] \psum_in$759 ;
+  wire [31:0] \psum_in$776 ;
+  wire [31:0] \psum_in$798 ;
+  wire [31:0] \psum_in$820 ;
+  wire [31:0] \psum_in$842 ;
+  wire [31:0] \psum_in$864 ;
+  wire [31:0] \psum_in$886 ;
+  wire [31:0] \psum_in$908 ;
+  wire [31:0] \psum_in$930 ;
+  wire [31:0] \psum_in$947 ;
+  wire [31:0] \psum_in$969 ;
+  wire [31:0] \psum_in$991 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1003 ;
-  wire [31:0] \psum_out$1023 ;
-  wire [31:0] \psum_out$1043 ;
+  wire [31:0] \psum_out$1014 ;
+  wire [31:0] \psum_out$1036 ;
   wire [31:0] \psum_out$1058 ;
-  wire [31:0] \psum_out$1078 ;
-  wire [31:0] \psum_out$1098 ;
-  wire [31:0] \psum_out$1118 ;
-  wire [31:0] \psum_out$1138 ;
-  wire [31:0] \psum_out$1158 ;
-  wire [31:0] \psum_out$1178 ;
-  wire [31:0] \psum_out$1198 ;
-  wire [31:0] \psum_out$1213 ;
-  wire [31:0] \psum_out$1233 ;
-  wire [31:0] \psum_out$1253 ;
+  wire [31:0] \psum_out$1080 ;
+  wire [31:0] \psum_out$1102 ;
+  wire [31:0] \psum_out$1119 ;
+  wire [31:0] \psum_out$1141 ;
+  wire [31:0] \psum_out$1163 ;
+  wire [31:0] \psum_out$1185 ;
+  wire [31:0] \psum_out$1207 ;
+  wire [31:0] \psum_out$1229 ;
+  wire [31:0] \psum_out$1251 ;
   wire [31:0] \psum_out$1273 ;
-  wire [31:0] \psum_out$1293 ;
-  wire [31:0] \psum_out$1313 ;
-  wire [31:0] \psum_out$1333 ;
-  wire [31:0] \psum_out$1353 ;
-  wire [31:0] \psum_out$1368 ;
-  wire [31:0] \psum_out$1388 ;
-  wire [31:0] \psum_out$1408 ;
-  wire [31:0] \psum_out$1428 ;
-  wire [31:0] \psum_out$1448 ;
-  wire [31:0] \psum_out$1468 ;
-  wire [31:0] \psum_out$1488 ;
-  wire [31:0] \psum_out$1508 ;
-  wire [31:0] \psum_out$1523 ;
-  wire [31:0] \psum_out$1543 ;
-  wire [31:0] \psum_out$1563 ;
-  wire [31:0] \psum_out$1583 ;
-  wire [31:0] \psum_out$1603 ;
-  wire [31:0] \psum_out$1623 ;
-  wire [31:0] \psum_out$1643 ;
-  wire [31:0] \psum_out$1663 ;
-  wire [31:0] \psum_out$412 ;
-  wire [31:0] \psum_out$413 ;
-  wire [31:0] \psum_out$414 ;
-  wire [31:0] \psum_out$415 ;
-  wire [31:0] \psum_out$416 ;
-  wire [31:0] \psum_out$417 ;
+  wire [31:0] \psum_out$1290 ;
+  wire [31:0] \psum_out$1312 ;
+  wire [31:0] \psum_out$1334 ;
+  wire [31:0] \psum_out$1356 ;
+  wire [31:0] \psum_out$1378 ;
+  wire [31:0] \psum_out$1400 ;
+  wire [31:0] \psum_out$1422 ;
+  wire [31:0] \psum_out$1444 ;
+  wire [31:0] \psum_out$15 ;
+  wire [31:0] \psum_out$16 ;
+  wire [31:0] \psum_out$17 ;
+  wire [31:0] \psum_out$18 ;
+  wire [31:0] \psum_out$19 ;
+  wire [31:0] \psum_out$20 ;
+  wire [31:0] \psum_out$21 ;
+  wire [31:0] \psum_out$264 ;
+  wire [31:0] \psum_out$286 ;
+  wire [31:0] \psum_out$308 ;
+  wire [31:0] \psum_out$330 ;
+  wire [31:0] \psum_out$352 ;
+  wire [31:0] \psum_out$374 ;
+  wire [31:0] \psum_out$396 ;
   wire [31:0] \psum_out$418 ;
-  wire [31:0] \psum_out$593 ;
-  wire [31:0] \psum_out$613 ;
-  wire [31:0] \psum_out$633 ;
-  wire [31:0] \psum_out$653 ;
-  wire [31:0] \psum_out$673 ;
-  wire [31:0] \psum_out$693 ;
-  wire [31:0] \psum_out$713 ;
-  wire [31:0] \psum_out$733 ;
-  wire [31:0] \psum_out$748 ;
-  wire [31:0] \psum_out$768 ;
-  wire [31:0] \psum_out$788 ;
-  wire [31:0] \psum_out$808 ;
-  wire [31:0] \psum_out$828 ;
-  wire [31:0] \psum_out$848 ;
-  wire [31:0] \psum_out$868 ;
-  wire [31:0] \psum_out$888 ;
-  wire [31:0] \psum_out$903 ;
-  wire [31:0] \psum_out$923 ;
-  wire [31:0] \psum_out$943 ;
-  wire [31:0] \psum_out$963 ;
-  wire [31:0] \psum_out$983 ;
+  wire [31:0] \psum_out$435 ;
+  wire [31:0] \psum_out$457 ;
+  wire [31:0] \psum_out$479 ;
+  wire [31:0] \psum_out$501 ;
+  wire [31:0] \psum_out$523 ;
+  wire [31:0] \psum_out$545 ;
+  wire [31:0] \psum_out$567 ;
+  wire [31:0] \psum_out$589 ;
+  wire [31:0] \psum_out$606 ;
+  wire [31:0] \psum_out$628 ;
+  wire [31:0] \psum_out$650 ;
+  wire [31:0] \psum_out$672 ;
+  wire [31:0] \psum_out$694 ;
+  wire [31:0] \psum_out$716 ;
+  wire [31:0] \psum_out$738 ;
+  wire [31:0] \psum_out$760 ;
+  wire [31:0] \psum_out$777 ;
+  wire [31:0] \psum_out$799 ;
+  wire [31:0] \psum_out$821 ;
+  wire [31:0] \psum_out$843 ;
+  wire [31:0] \psum_out$865 ;
+  wire [31:0] \psum_out$887 ;
+  wire [31:0] \psum_out$909 ;
+  wire [31:0] \psum_out$931 ;
+  wire [31:0] \psum_out$948 ;
+  wire [31:0] \psum_out$970 ;
+  wire [31:0] \psum_out$992 ;
   reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
@@ -1981,74 +1726,135 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg rst_pe_7_7 = 1'h1;
   reg rst_skew_flags = 1'h1;
   reg shadow_full = 1'h0;
-  reg shift_0_0 = 1'h0;
-  reg shift_0_1 = 1'h0;
-  reg shift_0_2 = 1'h0;
-  reg shift_0_3 = 1'h0;
-  reg shift_0_4 = 1'h0;
-  reg shift_0_5 = 1'h0;
-  reg shift_0_6 = 1'h0;
-  reg shift_0_7 = 1'h0;
-  reg shift_1_0 = 1'h0;
-  reg shift_1_1 = 1'h0;
-  reg shift_1_2 = 1'h0;
-  reg shift_1_3 = 1'h0;
-  reg shift_1_4 = 1'h0;
-  reg shift_1_5 = 1'h0;
-  reg shift_1_6 = 1'h0;
-  reg shift_1_7 = 1'h0;
-  reg shift_2_0 = 1'h0;
-  reg shift_2_1 = 1'h0;
-  reg shift_2_2 = 1'h0;
-  reg shift_2_3 = 1'h0;
-  reg shift_2_4 = 1'h0;
-  reg shift_2_5 = 1'h0;
-  reg shift_2_6 = 1'h0;
-  reg shift_2_7 = 1'h0;
-  reg shift_3_0 = 1'h0;
-  reg shift_3_1 = 1'h0;
-  reg shift_3_2 = 1'h0;
-  reg shift_3_3 = 1'h0;
-  reg shift_3_4 = 1'h0;
-  reg shift_3_5 = 1'h0;
-  reg shift_3_6 = 1'h0;
-  reg shift_3_7 = 1'h0;
-  reg shift_4_0 = 1'h0;
-  reg shift_4_1 = 1'h0;
-  reg shift_4_2 = 1'h0;
-  reg shift_4_3 = 1'h0;
-  reg shift_4_4 = 1'h0;
-  reg shift_4_5 = 1'h0;
-  reg shift_4_6 = 1'h0;
-  reg shift_4_7 = 1'h0;
-  reg shift_5_0 = 1'h0;
-  reg shift_5_1 = 1'h0;
-  reg shift_5_2 = 1'h0;
-  reg shift_5_3 = 1'h0;
-  reg shift_5_4 = 1'h0;
-  reg shift_5_5 = 1'h0;
-  reg shift_5_6 = 1'h0;
-  reg shift_5_7 = 1'h0;
-  reg shift_6_0 = 1'h0;
-  reg shift_6_1 = 1'h0;
-  reg shift_6_2 = 1'h0;
-  reg shift_6_3 = 1'h0;
-  reg shift_6_4 = 1'h0;
-  reg shift_6_5 = 1'h0;
-  reg shift_6_6 = 1'h0;
-  reg shift_6_7 = 1'h0;
-  reg shift_7_0 = 1'h0;
-  reg shift_7_1 = 1'h0;
-  reg shift_7_2 = 1'h0;
-  reg shift_7_3 = 1'h0;
-  reg shift_7_4 = 1'h0;
-  reg shift_7_5 = 1'h0;
-  reg shift_7_6 = 1'h0;
-  reg shift_7_7 = 1'h0;
+  (* init = 1'h0 *)
+  wire shift_0_0;
+  (* init = 1'h0 *)
+  wire shift_0_1;
+  (* init = 1'h0 *)
+  wire shift_0_2;
+  (* init = 1'h0 *)
+  wire shift_0_3;
+  (* init = 1'h0 *)
+  wire shift_0_4;
+  (* init = 1'h0 *)
+  wire shift_0_5;
+  (* init = 1'h0 *)
+  wire shift_0_6;
+  (* init = 1'h0 *)
+  wire shift_0_7;
+  (* init = 1'h0 *)
+  wire shift_1_0;
+  (* init = 1'h0 *)
+  wire shift_1_1;
+  (* init = 1'h0 *)
+  wire shift_1_2;
+  (* init = 1'h0 *)
+  wire shift_1_3;
+  (* init = 1'h0 *)
+  wire shift_1_4;
+  (* init = 1'h0 *)
+  wire shift_1_5;
+  (* init = 1'h0 *)
+  wire shift_1_6;
+  (* init = 1'h0 *)
+  wire shift_1_7;
+  (* init = 1'h0 *)
+  wire shift_2_0;
+  (* init = 1'h0 *)
+  wire shift_2_1;
+  (* init = 1'h0 *)
+  wire shift_2_2;
+  (* init = 1'h0 *)
+  wire shift_2_3;
+  (* init = 1'h0 *)
+  wire shift_2_4;
+  (* init = 1'h0 *)
+  wire shift_2_5;
+  (* init = 1'h0 *)
+  wire shift_2_6;
+  (* init = 1'h0 *)
+  wire shift_2_7;
+  (* init = 1'h0 *)
+  wire shift_3_0;
+  (* init = 1'h0 *)
+  wire shift_3_1;
+  (* init = 1'h0 *)
+  wire shift_3_2;
+  (* init = 1'h0 *)
+  wire shift_3_3;
+  (* init = 1'h0 *)
+  wire shift_3_4;
+  (* init = 1'h0 *)
+  wire shift_3_5;
+  (* init = 1'h0 *)
+  wire shift_3_6;
+  (* init = 1'h0 *)
+  wire shift_3_7;
+  (* init = 1'h0 *)
+  wire shift_4_0;
+  (* init = 1'h0 *)
+  wire shift_4_1;
+  (* init = 1'h0 *)
+  wire shift_4_2;
+  (* init = 1'h0 *)
+  wire shift_4_3;
+  (* init = 1'h0 *)
+  wire shift_4_4;
+  (* init = 1'h0 *)
+  wire shift_4_5;
+  (* init = 1'h0 *)
+  wire shift_4_6;
+  (* init = 1'h0 *)
+  wire shift_4_7;
+  (* init = 1'h0 *)
+  wire shift_5_0;
+  (* init = 1'h0 *)
+  wire shift_5_1;
+  (* init = 1'h0 *)
+  wire shift_5_2;
+  (* init = 1'h0 *)
+  wire shift_5_3;
+  (* init = 1'h0 *)
+  wire shift_5_4;
+  (* init = 1'h0 *)
+  wire shift_5_5;
+  (* init = 1'h0 *)
+  wire shift_5_6;
+  (* init = 1'h0 *)
+  wire shift_5_7;
+  (* init = 1'h0 *)
+  wire shift_6_0;
+  (* init = 1'h0 *)
+  wire shift_6_1;
+  (* init = 1'h0 *)
+  wire shift_6_2;
+  (* init = 1'h0 *)
+  wire shift_6_3;
+  (* init = 1'h0 *)
+  wire shift_6_4;
+  (* init = 1'h0 *)
+  wire shift_6_5;
+  (* init = 1'h0 *)
+  wire shift_6_6;
+  (* init = 1'h0 *)
+  wire shift_6_7;
+  (* init = 1'h0 *)
+  wire shift_7_0;
+  (* init = 1'h0 *)
+  wire shift_7_1;
+  (* init = 1'h0 *)
+  wire shift_7_2;
+  (* init = 1'h0 *)
+  wire shift_7_3;
+  (* init = 1'h0 *)
+  wire shift_7_4;
+  (* init = 1'h0 *)
+  wire shift_7_5;
+  (* init = 1'h0 *)
+  wire shift_7_6;
+  (* init = 1'h0 *)
+  wire shift_7_7;
   reg [3:0] since_first = 4'h8;
-  wire skew_flags_sync_clk;
-  (* init = 1'h1 *)
-  wire skew_flags_sync_rst;
   reg [256:0] skid = 257'h00000000000000000000000000000000000000000000000000000000000000000;
   wire [255:0] \skid.c ;
   wire [31:0] \skid.c[0] ;
@@ -2069,440 +1875,377 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_5 = 1'h0;
   reg skid_valid_6 = 1'h0;
   reg skid_valid_7 = 1'h0;
+  wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1016 ;
-  wire \valid_in$1036 ;
-  wire \valid_in$1054 ;
-  wire \valid_in$1071 ;
-  wire \valid_in$1091 ;
-  wire \valid_in$1111 ;
-  wire \valid_in$1131 ;
-  wire \valid_in$1151 ;
-  wire \valid_in$1171 ;
-  wire \valid_in$1191 ;
-  wire \valid_in$1209 ;
-  wire \valid_in$1226 ;
-  wire \valid_in$1246 ;
+  wire \valid_in$1007 ;
+  wire \valid_in$1029 ;
+  wire \valid_in$1051 ;
+  wire \valid_in$1073 ;
+  wire \valid_in$1095 ;
+  wire \valid_in$1115 ;
+  wire \valid_in$1134 ;
+  wire \valid_in$1156 ;
+  wire \valid_in$1178 ;
+  wire \valid_in$1200 ;
+  wire \valid_in$122 ;
+  wire \valid_in$1222 ;
+  wire \valid_in$1244 ;
   wire \valid_in$1266 ;
   wire \valid_in$1286 ;
-  wire \valid_in$1306 ;
-  wire \valid_in$1326 ;
-  wire \valid_in$1346 ;
-  wire \valid_in$1364 ;
-  wire \valid_in$1381 ;
-  wire \valid_in$1401 ;
-  wire \valid_in$1421 ;
-  wire \valid_in$1441 ;
-  wire \valid_in$1461 ;
-  wire \valid_in$1481 ;
-  wire \valid_in$1501 ;
-  wire \valid_in$1519 ;
-  wire \valid_in$1536 ;
-  wire \valid_in$1556 ;
-  wire \valid_in$1576 ;
-  wire \valid_in$1596 ;
-  wire \valid_in$1616 ;
-  wire \valid_in$1636 ;
-  wire \valid_in$1656 ;
-  wire \valid_in$465 ;
-  wire \valid_in$483 ;
-  wire \valid_in$501 ;
-  wire \valid_in$519 ;
-  wire \valid_in$537 ;
-  wire \valid_in$555 ;
-  wire \valid_in$573 ;
-  wire \valid_in$589 ;
-  wire \valid_in$606 ;
-  wire \valid_in$626 ;
-  wire \valid_in$646 ;
-  wire \valid_in$666 ;
-  wire \valid_in$686 ;
-  wire \valid_in$706 ;
-  wire \valid_in$726 ;
-  wire \valid_in$744 ;
-  wire \valid_in$761 ;
-  wire \valid_in$781 ;
-  wire \valid_in$801 ;
-  wire \valid_in$821 ;
-  wire \valid_in$841 ;
-  wire \valid_in$861 ;
-  wire \valid_in$881 ;
-  wire \valid_in$899 ;
-  wire \valid_in$916 ;
-  wire \valid_in$936 ;
-  wire \valid_in$956 ;
-  wire \valid_in$976 ;
-  wire \valid_in$996 ;
+  wire \valid_in$1305 ;
+  wire \valid_in$1327 ;
+  wire \valid_in$1349 ;
+  wire \valid_in$1371 ;
+  wire \valid_in$1393 ;
+  wire \valid_in$1415 ;
+  wire \valid_in$142 ;
+  wire \valid_in$1437 ;
+  wire \valid_in$162 ;
+  wire \valid_in$182 ;
+  wire \valid_in$202 ;
+  wire \valid_in$222 ;
+  wire \valid_in$242 ;
+  wire \valid_in$260 ;
+  wire \valid_in$279 ;
+  wire \valid_in$301 ;
+  wire \valid_in$323 ;
+  wire \valid_in$345 ;
+  wire \valid_in$367 ;
+  wire \valid_in$389 ;
+  wire \valid_in$411 ;
+  wire \valid_in$431 ;
+  wire \valid_in$450 ;
+  wire \valid_in$472 ;
+  wire \valid_in$494 ;
+  wire \valid_in$516 ;
+  wire \valid_in$538 ;
+  wire \valid_in$560 ;
+  wire \valid_in$582 ;
+  wire \valid_in$602 ;
+  wire \valid_in$621 ;
+  wire \valid_in$643 ;
+  wire \valid_in$665 ;
+  wire \valid_in$687 ;
+  wire \valid_in$709 ;
+  wire \valid_in$731 ;
+  wire \valid_in$753 ;
+  wire \valid_in$773 ;
+  wire \valid_in$792 ;
+  wire \valid_in$814 ;
+  wire \valid_in$836 ;
+  wire \valid_in$858 ;
+  wire \valid_in$880 ;
+  wire \valid_in$902 ;
+  wire \valid_in$924 ;
+  wire \valid_in$944 ;
+  wire \valid_in$963 ;
+  wire \valid_in$985 ;
   wire valid_next;
-  wire \valid_next$1013 ;
-  wire \valid_next$1033 ;
-  wire \valid_next$1052 ;
-  wire \valid_next$1068 ;
-  wire \valid_next$1088 ;
-  wire \valid_next$1108 ;
-  wire \valid_next$1128 ;
-  wire \valid_next$1148 ;
-  wire \valid_next$1168 ;
-  wire \valid_next$1188 ;
-  wire \valid_next$1207 ;
-  wire \valid_next$1223 ;
-  wire \valid_next$1243 ;
+  wire \valid_next$1004 ;
+  wire \valid_next$1026 ;
+  wire \valid_next$1048 ;
+  wire \valid_next$1070 ;
+  wire \valid_next$1092 ;
+  wire \valid_next$1113 ;
+  wire \valid_next$1131 ;
+  wire \valid_next$1153 ;
+  wire \valid_next$1175 ;
+  wire \valid_next$119 ;
+  wire \valid_next$1197 ;
+  wire \valid_next$1219 ;
+  wire \valid_next$1241 ;
   wire \valid_next$1263 ;
-  wire \valid_next$1283 ;
-  wire \valid_next$1303 ;
-  wire \valid_next$1323 ;
-  wire \valid_next$1343 ;
-  wire \valid_next$1362 ;
-  wire \valid_next$1378 ;
-  wire \valid_next$1398 ;
-  wire \valid_next$1418 ;
-  wire \valid_next$1438 ;
-  wire \valid_next$1458 ;
-  wire \valid_next$1478 ;
-  wire \valid_next$1498 ;
-  wire \valid_next$1517 ;
-  wire \valid_next$1533 ;
-  wire \valid_next$1553 ;
-  wire \valid_next$1573 ;
-  wire \valid_next$1593 ;
-  wire \valid_next$1613 ;
-  wire \valid_next$1633 ;
-  wire \valid_next$1653 ;
-  wire \valid_next$462 ;
-  wire \valid_next$480 ;
-  wire \valid_next$498 ;
-  wire \valid_next$516 ;
-  wire \valid_next$534 ;
-  wire \valid_next$552 ;
-  wire \valid_next$570 ;
-  wire \valid_next$587 ;
-  wire \valid_next$603 ;
-  wire \valid_next$623 ;
-  wire \valid_next$643 ;
-  wire \valid_next$663 ;
-  wire \valid_next$683 ;
-  wire \valid_next$703 ;
-  wire \valid_next$723 ;
-  wire \valid_next$742 ;
-  wire \valid_next$758 ;
-  wire \valid_next$778 ;
-  wire \valid_next$798 ;
-  wire \valid_next$818 ;
-  wire \valid_next$838 ;
-  wire \valid_next$858 ;
-  wire \valid_next$878 ;
-  wire \valid_next$897 ;
-  wire \valid_next$913 ;
-  wire \valid_next$933 ;
-  wire \valid_next$953 ;
-  wire \valid_next$973 ;
-  wire \valid_next$993 ;
+  wire \valid_next$1284 ;
+  wire \valid_next$1302 ;
+  wire \valid_next$1324 ;
+  wire \valid_next$1346 ;
+  wire \valid_next$1368 ;
+  wire \valid_next$139 ;
+  wire \valid_next$1390 ;
+  wire \valid_next$1412 ;
+  wire \valid_next$1434 ;
+  wire \valid_next$159 ;
+  wire \valid_next$179 ;
+  wire \valid_next$199 ;
+  wire \valid_next$219 ;
+  wire \valid_next$239 ;
+  wire \valid_next$258 ;
+  wire \valid_next$276 ;
+  wire \valid_next$298 ;
+  wire \valid_next$320 ;
+  wire \valid_next$342 ;
+  wire \valid_next$364 ;
+  wire \valid_next$386 ;
+  wire \valid_next$408 ;
+  wire \valid_next$429 ;
+  wire \valid_next$447 ;
+  wire \valid_next$469 ;
+  wire \valid_next$491 ;
+  wire \valid_next$513 ;
+  wire \valid_next$535 ;
+  wire \valid_next$557 ;
+  wire \valid_next$579 ;
+  wire \valid_next$600 ;
+  wire \valid_next$618 ;
+  wire \valid_next$640 ;
+  wire \valid_next$662 ;
+  wire \valid_next$684 ;
+  wire \valid_next$706 ;
+  wire \valid_next$728 ;
+  wire \valid_next$750 ;
+  wire \valid_next$771 ;
+  wire \valid_next$789 ;
+  wire \valid_next$811 ;
+  wire \valid_next$833 ;
+  wire \valid_next$855 ;
+  wire \valid_next$877 ;
+  wire \valid_next$899 ;
+  wire \valid_next$921 ;
+  wire \valid_next$942 ;
+  wire \valid_next$960 ;
+  wire \valid_next$982 ;
   wire valid_out;
-  wire \valid_out$1017 ;
-  wire \valid_out$1037 ;
-  wire \valid_out$1072 ;
-  wire \valid_out$1092 ;
-  wire \valid_out$1112 ;
-  wire \valid_out$1132 ;
-  wire \valid_out$1152 ;
-  wire \valid_out$1172 ;
-  wire \valid_out$1192 ;
-  wire \valid_out$1227 ;
-  wire \valid_out$1247 ;
+  wire \valid_out$1008 ;
+  wire \valid_out$1030 ;
+  wire \valid_out$1052 ;
+  wire \valid_out$1074 ;
+  wire \valid_out$1096 ;
+  wire \valid_out$1135 ;
+  wire \valid_out$1157 ;
+  wire \valid_out$1179 ;
+  wire \valid_out$1201 ;
+  wire \valid_out$1223 ;
+  wire \valid_out$123 ;
+  wire \valid_out$1245 ;
   wire \valid_out$1267 ;
-  wire \valid_out$1287 ;
-  wire \valid_out$1307 ;
-  wire \valid_out$1327 ;
-  wire \valid_out$1347 ;
-  wire \valid_out$1382 ;
-  wire \valid_out$1402 ;
-  wire \valid_out$1422 ;
-  wire \valid_out$1442 ;
-  wire \valid_out$1462 ;
-  wire \valid_out$1482 ;
-  wire \valid_out$1502 ;
-  wire \valid_out$1537 ;
-  wire \valid_out$1557 ;
-  wire \valid_out$1577 ;
-  wire \valid_out$1597 ;
-  wire \valid_out$1617 ;
-  wire \valid_out$1637 ;
-  wire \valid_out$1657 ;
-  wire \valid_out$466 ;
-  wire \valid_out$484 ;
-  wire \valid_out$502 ;
-  wire \valid_out$520 ;
-  wire \valid_out$538 ;
-  wire \valid_out$556 ;
-  wire \valid_out$574 ;
-  wire \valid_out$607 ;
-  wire \valid_out$627 ;
-  wire \valid_out$647 ;
-  wire \valid_out$667 ;
-  wire \valid_out$687 ;
-  wire \valid_out$707 ;
-  wire \valid_out$727 ;
-  wire \valid_out$762 ;
-  wire \valid_out$782 ;
-  wire \valid_out$802 ;
-  wire \valid_out$822 ;
-  wire \valid_out$842 ;
-  wire \valid_out$862 ;
-  wire \valid_out$882 ;
-  wire \valid_out$917 ;
-  wire \valid_out$937 ;
-  wire \valid_out$957 ;
-  wire \valid_out$977 ;
-  wire \valid_out$997 ;
+  wire \valid_out$1306 ;
+  wire \valid_out$1328 ;
+  wire \valid_out$1350 ;
+  wire \valid_out$1372 ;
+  wire \valid_out$1394 ;
+  wire \valid_out$1416 ;
+  wire \valid_out$143 ;
+  wire \valid_out$1438 ;
+  wire \valid_out$163 ;
+  wire \valid_out$183 ;
+  wire \valid_out$203 ;
+  wire \valid_out$223 ;
+  wire \valid_out$243 ;
+  wire \valid_out$280 ;
+  wire \valid_out$302 ;
+  wire \valid_out$324 ;
+  wire \valid_out$346 ;
+  wire \valid_out$368 ;
+  wire \valid_out$390 ;
+  wire \valid_out$412 ;
+  wire \valid_out$451 ;
+  wire \valid_out$473 ;
+  wire \valid_out$495 ;
+  wire \valid_out$517 ;
+  wire \valid_out$539 ;
+  wire \valid_out$561 ;
+  wire \valid_out$583 ;
+  wire \valid_out$622 ;
+  wire \valid_out$644 ;
+  wire \valid_out$666 ;
+  wire \valid_out$688 ;
+  wire \valid_out$710 ;
+  wire \valid_out$732 ;
+  wire \valid_out$754 ;
+  wire \valid_out$793 ;
+  wire \valid_out$815 ;
+  wire \valid_out$837 ;
+  wire \valid_out$859 ;
+  wire \valid_out$881 ;
+  wire \valid_out$903 ;
+  wire \valid_out$925 ;
+  wire \valid_out$964 ;
+  wire \valid_out$986 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1004 ;
-  wire [7:0] \w_in$1024 ;
-  wire [7:0] \w_in$1044 ;
+  wire [7:0] \w_in$1015 ;
+  wire [7:0] \w_in$1037 ;
   wire [7:0] \w_in$1059 ;
-  wire [7:0] \w_in$1079 ;
-  wire [7:0] \w_in$1099 ;
-  wire [7:0] \w_in$1119 ;
-  wire [7:0] \w_in$1139 ;
-  wire [7:0] \w_in$1159 ;
-  wire [7:0] \w_in$1179 ;
-  wire [7:0] \w_in$1199 ;
-  wire [7:0] \w_in$1214 ;
-  wire [7:0] \w_in$1234 ;
-  wire [7:0] \w_in$1254 ;
+  wire [7:0] \w_in$1081 ;
+  wire [7:0] \w_in$1103 ;
+  wire [7:0] \w_in$1120 ;
+  wire [7:0] \w_in$1142 ;
+  wire [7:0] \w_in$1164 ;
+  wire [7:0] \w_in$1186 ;
+  wire [7:0] \w_in$1208 ;
+  wire [7:0] \w_in$1230 ;
+  wire [7:0] \w_in$1252 ;
   wire [7:0] \w_in$1274 ;
-  wire [7:0] \w_in$1294 ;
-  wire [7:0] \w_in$1314 ;
-  wire [7:0] \w_in$1334 ;
-  wire [7:0] \w_in$1354 ;
-  wire [7:0] \w_in$1369 ;
-  wire [7:0] \w_in$1389 ;
-  wire [7:0] \w_in$1409 ;
-  wire [7:0] \w_in$1429 ;
-  wire [7:0] \w_in$1449 ;
-  wire [7:0] \w_in$1469 ;
-  wire [7:0] \w_in$1489 ;
-  wire [7:0] \w_in$1509 ;
-  wire [7:0] \w_in$1524 ;
-  wire [7:0] \w_in$1544 ;
-  wire [7:0] \w_in$1564 ;
-  wire [7:0] \w_in$1584 ;
-  wire [7:0] \w_in$1604 ;
-  wire [7:0] \w_in$1624 ;
-  wire [7:0] \w_in$1644 ;
-  wire [7:0] \w_in$1664 ;
-  wire [7:0] \w_in$472 ;
-  wire [7:0] \w_in$490 ;
-  wire [7:0] \w_in$508 ;
-  wire [7:0] \w_in$526 ;
-  wire [7:0] \w_in$544 ;
-  wire [7:0] \w_in$562 ;
-  wire [7:0] \w_in$580 ;
-  wire [7:0] \w_in$594 ;
-  wire [7:0] \w_in$614 ;
-  wire [7:0] \w_in$634 ;
-  wire [7:0] \w_in$654 ;
-  wire [7:0] \w_in$674 ;
-  wire [7:0] \w_in$694 ;
-  wire [7:0] \w_in$714 ;
-  wire [7:0] \w_in$734 ;
-  wire [7:0] \w_in$749 ;
-  wire [7:0] \w_in$769 ;
-  wire [7:0] \w_in$789 ;
-  wire [7:0] \w_in$809 ;
-  wire [7:0] \w_in$829 ;
-  wire [7:0] \w_in$849 ;
-  wire [7:0] \w_in$869 ;
-  wire [7:0] \w_in$889 ;
-  wire [7:0] \w_in$904 ;
-  wire [7:0] \w_in$924 ;
-  wire [7:0] \w_in$944 ;
-  wire [7:0] \w_in$964 ;
-  wire [7:0] \w_in$984 ;
+  wire [7:0] \w_in$129 ;
+  wire [7:0] \w_in$1291 ;
+  wire [7:0] \w_in$1313 ;
+  wire [7:0] \w_in$1335 ;
+  wire [7:0] \w_in$1357 ;
+  wire [7:0] \w_in$1379 ;
+  wire [7:0] \w_in$1401 ;
+  wire [7:0] \w_in$1423 ;
+  wire [7:0] \w_in$1445 ;
+  wire [7:0] \w_in$149 ;
+  wire [7:0] \w_in$169 ;
+  wire [7:0] \w_in$189 ;
+  wire [7:0] \w_in$209 ;
+  wire [7:0] \w_in$229 ;
+  wire [7:0] \w_in$249 ;
+  wire [7:0] \w_in$265 ;
+  wire [7:0] \w_in$287 ;
+  wire [7:0] \w_in$309 ;
+  wire [7:0] \w_in$331 ;
+  wire [7:0] \w_in$353 ;
+  wire [7:0] \w_in$375 ;
+  wire [7:0] \w_in$397 ;
+  wire [7:0] \w_in$419 ;
+  wire [7:0] \w_in$436 ;
+  wire [7:0] \w_in$458 ;
+  wire [7:0] \w_in$480 ;
+  wire [7:0] \w_in$502 ;
+  wire [7:0] \w_in$524 ;
+  wire [7:0] \w_in$546 ;
+  wire [7:0] \w_in$568 ;
+  wire [7:0] \w_in$590 ;
+  wire [7:0] \w_in$607 ;
+  wire [7:0] \w_in$629 ;
+  wire [7:0] \w_in$651 ;
+  wire [7:0] \w_in$673 ;
+  wire [7:0] \w_in$695 ;
+  wire [7:0] \w_in$717 ;
+  wire [7:0] \w_in$739 ;
+  wire [7:0] \w_in$761 ;
+  wire [7:0] \w_in$778 ;
+  wire [7:0] \w_in$800 ;
+  wire [7:0] \w_in$822 ;
+  wire [7:0] \w_in$844 ;
+  wire [7:0] \w_in$866 ;
+  wire [7:0] \w_in$888 ;
+  wire [7:0] \w_in$910 ;
+  wire [7:0] \w_in$932 ;
+  wire [7:0] \w_in$949 ;
+  wire [7:0] \w_in$971 ;
+  wire [7:0] \w_in$993 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1005 ;
-  wire [7:0] \w_out$1025 ;
-  wire [7:0] \w_out$1045 ;
+  wire [7:0] \w_out$1016 ;
+  wire [7:0] \w_out$1038 ;
   wire [7:0] \w_out$1060 ;
-  wire [7:0] \w_out$1080 ;
-  wire [7:0] \w_out$1100 ;
-  wire [7:0] \w_out$1120 ;
-  wire [7:0] \w_out$1140 ;
-  wire [7:0] \w_out$1160 ;
-  wire [7:0] \w_out$1180 ;
-  wire [7:0] \w_out$1200 ;
-  wire [7:0] \w_out$1215 ;
-  wire [7:0] \w_out$1235 ;
-  wire [7:0] \w_out$1255 ;
+  wire [7:0] \w_out$1082 ;
+  wire [7:0] \w_out$1104 ;
+  wire [7:0] \w_out$1121 ;
+  wire [7:0] \w_out$1143 ;
+  wire [7:0] \w_out$1165 ;
+  wire [7:0] \w_out$1187 ;
+  wire [7:0] \w_out$1209 ;
+  wire [7:0] \w_out$1231 ;
+  wire [7:0] \w_out$1253 ;
   wire [7:0] \w_out$1275 ;
-  wire [7:0] \w_out$1295 ;
-  wire [7:0] \w_out$1315 ;
-  wire [7:0] \w_out$1335 ;
-  wire [7:0] \w_out$1355 ;
-  wire [7:0] \w_out$1370 ;
-  wire [7:0] \w_out$1390 ;
-  wire [7:0] \w_out$1410 ;
-  wire [7:0] \w_out$1430 ;
-  wire [7:0] \w_out$1450 ;
-  wire [7:0] \w_out$1470 ;
-  wire [7:0] \w_out$1490 ;
-  wire [7:0] \w_out$1510 ;
-  wire [7:0] \w_out$1525 ;
-  wire [7:0] \w_out$1545 ;
-  wire [7:0] \w_out$1565 ;
-  wire [7:0] \w_out$1585 ;
-  wire [7:0] \w_out$1605 ;
-  wire [7:0] \w_out$1625 ;
-  wire [7:0] \w_out$1645 ;
-  wire [7:0] \w_out$1665 ;
-  wire [7:0] \w_out$615 ;
-  wire [7:0] \w_out$635 ;
-  wire [7:0] \w_out$655 ;
-  wire [7:0] \w_out$675 ;
-  wire [7:0] \w_out$695 ;
-  wire [7:0] \w_out$715 ;
-  wire [7:0] \w_out$735 ;
-  wire [7:0] \w_out$750 ;
-  wire [7:0] \w_out$770 ;
-  wire [7:0] \w_out$790 ;
-  wire [7:0] \w_out$810 ;
-  wire [7:0] \w_out$830 ;
-  wire [7:0] \w_out$850 ;
-  wire [7:0] \w_out$870 ;
-  wire [7:0] \w_out$890 ;
-  wire [7:0] \w_out$905 ;
-  wire [7:0] \w_out$925 ;
-  wire [7:0] \w_out$945 ;
-  wire [7:0] \w_out$965 ;
-  wire [7:0] \w_out$985 ;
-  (* init = 1'h0 *)
-  wire w_shift;
-  (* init = 1'h0 *)
-  wire \w_shift$1007 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1027 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1047 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1062 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1082 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1102 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1122 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1142 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1162 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1182 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1202 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1217 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1237 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1257 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1277 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1297 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1317 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1337 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1357 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1372 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1392 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1412 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1432 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1452 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1472 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1492 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1512 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1527 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1547 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1567 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1587 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1607 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1627 ;
-  (* init = 1'h0 *)
-  wire \w_shift$1647 ;
-  (* init = 1'h0 *)
-  wire \w_shift$456 ;
-  (* init = 1'h0 *)
-  wire \w_shift$474 ;
-  (* init = 1'h0 *)
-  wire \w_shift$492 ;
-  (* init = 1'h0 *)
-  wire \w_shift$510 ;
-  (* init = 1'h0 *)
-  wire \w_shift$528 ;
-  (* init = 1'h0 *)
-  wire \w_shift$546 ;
-  (* init = 1'h0 *)
-  wire \w_shift$564 ;
-  (* init = 1'h0 *)
-  wire \w_shift$582 ;
-  (* init = 1'h0 *)
-  wire \w_shift$597 ;
-  (* init = 1'h0 *)
-  wire \w_shift$617 ;
-  (* init = 1'h0 *)
-  wire \w_shift$637 ;
-  (* init = 1'h0 *)
-  wire \w_shift$657 ;
-  (* init = 1'h0 *)
-  wire \w_shift$677 ;
-  (* init = 1'h0 *)
-  wire \w_shift$697 ;
-  (* init = 1'h0 *)
-  wire \w_shift$717 ;
-  (* init = 1'h0 *)
-  wire \w_shift$737 ;
-  (* init = 1'h0 *)
-  wire \w_shift$752 ;
-  (* init = 1'h0 *)
-  wire \w_shift$772 ;
-  (* init = 1'h0 *)
-  wire \w_shift$792 ;
-  (* init = 1'h0 *)
-  wire \w_shift$812 ;
-  (* init = 1'h0 *)
-  wire \w_shift$832 ;
-  (* init = 1'h0 *)
-  wire \w_shift$852 ;
-  (* init = 1'h0 *)
-  wire \w_shift$872 ;
-  (* init = 1'h0 *)
-  wire \w_shift$892 ;
-  (* init = 1'h0 *)
-  wire \w_shift$907 ;
-  (* init = 1'h0 *)
-  wire \w_shift$927 ;
-  (* init = 1'h0 *)
-  wire \w_shift$947 ;
-  (* init = 1'h0 *)
-  wire \w_shift$967 ;
-  (* init = 1'h0 *)
-  wire \w_shift$987 ;
+  wire [7:0] \w_out$1292 ;
+  wire [7:0] \w_out$1314 ;
+  wire [7:0] \w_out$1336 ;
+  wire [7:0] \w_out$1358 ;
+  wire [7:0] \w_out$1380 ;
+  wire [7:0] \w_out$1402 ;
+  wire [7:0] \w_out$1424 ;
+  wire [7:0] \w_out$1446 ;
+  wire [7:0] \w_out$288 ;
+  wire [7:0] \w_out$310 ;
+  wire [7:0] \w_out$332 ;
+  wire [7:0] \w_out$354 ;
+  wire [7:0] \w_out$376 ;
+  wire [7:0] \w_out$398 ;
+  wire [7:0] \w_out$420 ;
+  wire [7:0] \w_out$437 ;
+  wire [7:0] \w_out$459 ;
+  wire [7:0] \w_out$481 ;
+  wire [7:0] \w_out$503 ;
+  wire [7:0] \w_out$525 ;
+  wire [7:0] \w_out$547 ;
+  wire [7:0] \w_out$569 ;
+  wire [7:0] \w_out$591 ;
+  wire [7:0] \w_out$608 ;
+  wire [7:0] \w_out$630 ;
+  wire [7:0] \w_out$652 ;
+  wire [7:0] \w_out$674 ;
+  wire [7:0] \w_out$696 ;
+  wire [7:0] \w_out$718 ;
+  wire [7:0] \w_out$740 ;
+  wire [7:0] \w_out$762 ;
+  wire [7:0] \w_out$779 ;
+  wire [7:0] \w_out$801 ;
+  wire [7:0] \w_out$823 ;
+  wire [7:0] \w_out$845 ;
+  wire [7:0] \w_out$867 ;
+  wire [7:0] \w_out$889 ;
+  wire [7:0] \w_out$911 ;
+  wire [7:0] \w_out$933 ;
+  wire [7:0] \w_out$950 ;
+  wire [7:0] \w_out$972 ;
+  wire [7:0] \w_out$994 ;
+  reg w_shift = 1'h0;
+  reg \w_shift$1019  = 1'h0;
+  reg \w_shift$1041  = 1'h0;
+  reg \w_shift$1063  = 1'h0;
+  reg \w_shift$1085  = 1'h0;
+  reg \w_shift$1107  = 1'h0;
+  reg \w_shift$112  = 1'h0;
+  reg \w_shift$1124  = 1'h0;
+  reg \w_shift$1146  = 1'h0;
+  reg \w_shift$1168  = 1'h0;
+  reg \w_shift$1190  = 1'h0;
+  reg \w_shift$1212  = 1'h0;
+  reg \w_shift$1234  = 1'h0;
+  reg \w_shift$1256  = 1'h0;
+  reg \w_shift$1278  = 1'h0;
+  reg \w_shift$1295  = 1'h0;
+  reg \w_shift$1317  = 1'h0;
+  reg \w_shift$132  = 1'h0;
+  reg \w_shift$1339  = 1'h0;
+  reg \w_shift$1361  = 1'h0;
+  reg \w_shift$1383  = 1'h0;
+  reg \w_shift$1405  = 1'h0;
+  reg \w_shift$1427  = 1'h0;
+  reg \w_shift$152  = 1'h0;
+  reg \w_shift$172  = 1'h0;
+  reg \w_shift$192  = 1'h0;
+  reg \w_shift$212  = 1'h0;
+  reg \w_shift$232  = 1'h0;
+  reg \w_shift$252  = 1'h0;
+  reg \w_shift$269  = 1'h0;
+  reg \w_shift$291  = 1'h0;
+  reg \w_shift$313  = 1'h0;
+  reg \w_shift$335  = 1'h0;
+  reg \w_shift$357  = 1'h0;
+  reg \w_shift$379  = 1'h0;
+  reg \w_shift$401  = 1'h0;
+  reg \w_shift$423  = 1'h0;
+  reg \w_shift$440  = 1'h0;
+  reg \w_shift$462  = 1'h0;
+  reg \w_shift$484  = 1'h0;
+  reg \w_shift$506  = 1'h0;
+  reg \w_shift$528  = 1'h0;
+  reg \w_shift$550  = 1'h0;
+  reg \w_shift$572  = 1'h0;
+  reg \w_shift$594  = 1'h0;
+  reg \w_shift$611  = 1'h0;
+  reg \w_shift$633  = 1'h0;
+  reg \w_shift$655  = 1'h0;
+  reg \w_shift$677  = 1'h0;
+  reg \w_shift$699  = 1'h0;
+  reg \w_shift$721  = 1'h0;
+  reg \w_shift$743  = 1'h0;
+  reg \w_shift$765  = 1'h0;
+  reg \w_shift$782  = 1'h0;
+  reg \w_shift$804  = 1'h0;
+  reg \w_shift$826  = 1'h0;
+  reg \w_shift$848  = 1'h0;
+  reg \w_shift$870  = 1'h0;
+  reg \w_shift$892  = 1'h0;
+  reg \w_shift$914  = 1'h0;
+  reg \w_shift$936  = 1'h0;
+  reg \w_shift$953  = 1'h0;
+  reg \w_shift$975  = 1'h0;
+  reg \w_shift$997  = 1'h0;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -2518,38 +2261,46 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire weights__ready;
   input weights__valid;
   wire weights__valid;
-  assign \$1  = ~ skid_valid;
-  assign \$2  = ~ skid_valid_0;
-  assign \$3  = ~ skid_valid_1;
-  assign \$4  = ~ skid_valid_2;
-  assign \$5  = ~ skid_valid_3;
-  assign \$6  = ~ skid_valid_4;
-  assign \$7  = ~ skid_valid_5;
-  assign \$8  = ~ skid_valid_6;
-  assign \$9  = ~ skid_valid_7;
-  assign \$10  = ~ held;
-  assign \$11  = ~ held;
-  assign \$12  = ~ held;
-  assign \$13  = ~ held;
-  assign \$14  = ~ held;
-  assign \$15  = ~ held;
-  assign \$16  = ~ held;
-  assign \$17  = ~ held;
-  assign \$18  = ~ held;
-  assign \$19  = loaded + 1'h1;
-  assign \$20  = a_accept & first;
-  assign \$21  = a_accept & first;
-  assign \$22  = since_first < 4'h8;
-  assign \$23  = since_first + 1'h1;
-  assign \$24  = ~ held;
-  assign \$25  = ~ held;
-  assign \$26  = ~ held;
-  assign \$27  = ~ held;
-  assign \$28  = ~ held;
-  assign \$29  = ~ held;
-  assign \$30  = ~ held;
-  assign \$31  = ~ held;
-  assign \$32  = ~ held;
+  assign results__valid = skid_valid | valid_out;
+  assign \$1  = skid_valid ? skid[256] : out[256];
+  assign \$2  = ~ results__ready;
+  assign held = results__valid & \$2 ;
+  assign \$3  = skid_valid_0 ? skid[31:0] : out[31:0];
+  assign \$4  = skid_valid_1 ? skid[63:32] : out[63:32];
+  assign \$5  = skid_valid_2 ? skid[95:64] : out[95:64];
+  assign \$6  = skid_valid_3 ? skid[127:96] : out[127:96];
+  assign \$7  = skid_valid_4 ? skid[159:128] : out[159:128];
+  assign \$8  = skid_valid_5 ? skid[191:160] : out[191:160];
+  assign \$9  = skid_valid_6 ? skid[223:192] : out[223:192];
+  assign \$10  = skid_valid_7 ? skid[255:224] : out[255:224];
+  assign \$11  = ~ first;
+  assign \$12  = \$11  | shadow_full;
+  assign \$13  = \en$46  & \$12 ;
+  assign operands__ready = \$13  & released;
+  assign a_accept = operands__valid & operands__ready;
+  assign \$14  = loaded == 4'h8;
+  assign \$15  = \en$46  & \$14 ;
+  assign \$16  = ~ shadow_full;
+  assign \$17  = \$15  & \$16 ;
+  assign \$18  = since_first >= 3'h7;
+  assign capture = \$17  & \$18 ;
+  assign \$19  = loaded < 4'h8;
+  assign \$20  = \$19  | capture;
+  assign \$21  = \en$46  & \$20 ;
+  assign weights__ready = \$21  & released;
+  assign w_accept = weights__valid & weights__ready;
+  assign \$22  = in_flags[0] | results__valid;
+  assign \$23  = | { \valid_in$1437 , \valid_in$1415 , \valid_in$1393 , \valid_in$1371 , \valid_in$1349 , \valid_in$1327 , \valid_in$1305 , \o$104 [21], \valid_in$1266 , \valid_in$1244 , \valid_in$1222 , \valid_in$1200 , \valid_in$1178 , \valid_in$1156 , \valid_in$1134 , \o$104 [18], \valid_in$1095 , \valid_in$1073 , \valid_in$1051 , \valid_in$1029 , \valid_in$1007 , \valid_in$985 , \valid_in$963 , \o$104 [15], \valid_in$924 , \valid_in$902 , \valid_in$880 , \valid_in$858 , \valid_in$836 , \valid_in$814 , \valid_in$792 , \o$104 [12], \valid_in$753 , \valid_in$731 , \valid_in$709 , \valid_in$687 , \valid_in$665 , \valid_in$643 , \valid_in$621 , \o$104 [9], \valid_in$582 , \valid_in$560 , \valid_in$538 , \valid_in$516 , \valid_in$494 , \valid_in$472 , \valid_in$450 , \o$104 [6], \valid_in$411 , \valid_in$389 , \valid_in$367 , \valid_in$345 , \valid_in$323 , \valid_in$301 , \valid_in$279 , \o$104 [3], \valid_in$242 , \valid_in$222 , \valid_in$202 , \valid_in$182 , \valid_in$162 , \valid_in$142 , \valid_in$122 , \o$104 [0] };
+  assign busy = \$22  | \$23 ;
+  assign \$24  = ~ skid_valid;
+  assign \$25  = ~ skid_valid_0;
+  assign \$26  = ~ skid_valid_1;
+  assign \$27  = ~ skid_valid_2;
+  assign \$28  = ~ skid_valid_3;
+  assign \$29  = ~ skid_valid_4;
+  assign \$30  = ~ skid_valid_5;
+  assign \$31  = ~ skid_valid_6;
+  assign \$32  = ~ skid_valid_7;
   assign \$33  = ~ held;
   assign \$34  = ~ held;
   assign \$35  = ~ held;
@@ -2559,11 +2310,11 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$39  = ~ held;
   assign \$40  = ~ held;
   assign \$41  = ~ held;
-  assign \$42  = ~ held;
-  assign \$43  = ~ held;
-  assign \$44  = ~ held;
-  assign \$45  = ~ held;
-  assign \$46  = ~ held;
+  assign \$42  = loaded + 1'h1;
+  assign \$43  = a_accept & first;
+  assign \$44  = a_accept & first;
+  assign \$45  = since_first < 4'h8;
+  assign \$46  = since_first + 1'h1;
   assign \$47  = ~ held;
   assign \$48  = ~ held;
   assign \$49  = ~ held;
@@ -2576,226 +2327,156 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$56  = ~ held;
   assign \$57  = ~ held;
   assign \$58  = ~ held;
-  assign \$59  = en_pe_0_0 ? o_next[0] : shift_0_0;
+  assign \$59  = ~ held;
   assign \$60  = ~ held;
-  assign \$61  = en_pe_0_1 ? o_next[2] : shift_0_1;
+  assign \$61  = ~ held;
   assign \$62  = ~ held;
-  assign \$63  = en_pe_0_2 ? o_next[4] : shift_0_2;
+  assign \$63  = ~ held;
   assign \$64  = ~ held;
-  assign \$65  = en_pe_0_3 ? o_next[6] : shift_0_3;
+  assign \$65  = ~ held;
   assign \$66  = ~ held;
-  assign \$67  = en_pe_0_4 ? o_next[8] : shift_0_4;
+  assign \$67  = ~ held;
   assign \$68  = ~ held;
-  assign \$69  = en_pe_0_5 ? o_next[10] : shift_0_5;
+  assign \$69  = ~ held;
   assign \$70  = ~ held;
-  assign \$71  = en_pe_0_6 ? o_next[12] : shift_0_6;
+  assign \$71  = ~ held;
   assign \$72  = ~ held;
-  assign \$73  = en_pe_0_7 ? o_next[14] : shift_0_7;
+  assign \$73  = ~ held;
   assign \$74  = ~ held;
-  assign \$75  = en_pe_1_0 ? o_next[0] : shift_1_0;
+  assign \$75  = ~ held;
   assign \$76  = ~ held;
-  assign \$77  = en_pe_1_1 ? o_next[2] : shift_1_1;
+  assign \$77  = ~ held;
   assign \$78  = ~ held;
-  assign \$79  = en_pe_1_2 ? o_next[4] : shift_1_2;
+  assign \$79  = ~ held;
   assign \$80  = ~ held;
-  assign \$81  = en_pe_1_3 ? o_next[6] : shift_1_3;
-  assign \$82  = ~ held;
-  assign \$83  = en_pe_1_4 ? o_next[8] : shift_1_4;
-  assign \$84  = ~ held;
-  assign \$85  = en_pe_1_5 ? o_next[10] : shift_1_5;
-  assign \$86  = ~ held;
-  assign \$87  = en_pe_1_6 ? o_next[12] : shift_1_6;
-  assign \$88  = ~ held;
-  assign \$89  = en_pe_1_7 ? o_next[14] : shift_1_7;
-  assign \$90  = ~ held;
-  assign \$91  = en_pe_2_0 ? o_next[0] : shift_2_0;
-  assign \$92  = ~ held;
-  assign \$93  = en_pe_2_1 ? o_next[2] : shift_2_1;
-  assign \$94  = ~ held;
-  assign \$95  = en_pe_2_2 ? o_next[4] : shift_2_2;
-  assign \$96  = ~ held;
-  assign \$97  = en_pe_2_3 ? o_next[6] : shift_2_3;
-  assign \$98  = ~ held;
-  assign \$99  = en_pe_2_4 ? o_next[8] : shift_2_4;
-  assign \$100  = ~ held;
-  assign \$101  = en_pe_2_5 ? o_next[10] : shift_2_5;
-  assign \$102  = ~ held;
-  assign \$103  = en_pe_2_6 ? o_next[12] : shift_2_6;
-  assign \$104  = ~ held;
-  assign \$105  = en_pe_2_7 ? o_next[14] : shift_2_7;
-  assign \$106  = ~ held;
-  assign \$107  = en_pe_3_0 ? o_next[0] : shift_3_0;
-  assign \$108  = ~ held;
-  assign \$109  = en_pe_3_1 ? o_next[2] : shift_3_1;
-  assign \$110  = ~ held;
-  assign \$111  = en_pe_3_2 ? o_next[4] : shift_3_2;
-  assign \$112  = ~ held;
-  assign \$113  = en_pe_3_3 ? o_next[6] : shift_3_3;
-  assign \$114  = ~ held;
-  assign \$115  = en_pe_3_4 ? o_next[8] : shift_3_4;
-  assign \$116  = ~ held;
-  assign \$117  = en_pe_3_5 ? o_next[10] : shift_3_5;
-  assign \$118  = ~ held;
-  assign \$119  = en_pe_3_6 ? o_next[12] : shift_3_6;
-  assign \$120  = ~ held;
-  assign \$121  = en_pe_3_7 ? o_next[14] : shift_3_7;
-  assign \$122  = ~ held;
-  assign \$123  = en_pe_4_0 ? o_next[0] : shift_4_0;
-  assign \$124  = ~ held;
-  assign \$125  = en_pe_4_1 ? o_next[2] : shift_4_1;
-  assign \$126  = ~ held;
-  assign \$127  = en_pe_4_2 ? o_next[4] : shift_4_2;
-  assign \$128  = ~ held;
-  assign \$129  = en_pe_4_3 ? o_next[6] : shift_4_3;
-  assign \$130  = ~ held;
-  assign \$131  = en_pe_4_4 ? o_next[8] : shift_4_4;
-  assign \$132  = ~ held;
-  assign \$133  = en_pe_4_5 ? o_next[10] : shift_4_5;
-  assign \$134  = ~ held;
-  assign \$135  = en_pe_4_6 ? o_next[12] : shift_4_6;
-  assign \$136  = ~ held;
-  assign \$137  = en_pe_4_7 ? o_next[14] : shift_4_7;
-  assign \$138  = ~ held;
-  assign \$139  = en_pe_5_0 ? o_next[0] : shift_5_0;
-  assign \$140  = ~ held;
-  assign \$141  = en_pe_5_1 ? o_next[2] : shift_5_1;
-  assign \$142  = ~ held;
-  assign \$143  = en_pe_5_2 ? o_next[4] : shift_5_2;
-  assign \$144  = ~ held;
-  assign \$145  = en_pe_5_3 ? o_next[6] : shift_5_3;
-  assign \$146  = ~ held;
-  assign \$147  = en_pe_5_4 ? o_next[8] : shift_5_4;
-  assign \$148  = ~ held;
-  assign \$149  = en_pe_5_5 ? o_next[10] : shift_5_5;
-  assign \$150  = ~ held;
-  assign \$151  = en_pe_5_6 ? o_next[12] : shift_5_6;
-  assign \$152  = ~ held;
-  assign \$153  = en_pe_5_7 ? o_next[14] : shift_5_7;
-  assign \$154  = ~ held;
-  assign \$155  = en_pe_6_0 ? o_next[0] : shift_6_0;
-  assign \$156  = ~ held;
-  assign \$157  = en_pe_6_1 ? o_next[2] : shift_6_1;
-  assign \$158  = ~ held;
-  assign \$159  = en_pe_6_2 ? o_next[4] : shift_6_2;
-  assign \$160  = ~ held;
-  assign \$161  = en_pe_6_3 ? o_next[6] : shift_6_3;
-  assign \$162  = ~ held;
-  assign \$163  = en_pe_6_4 ? o_next[8] : shift_6_4;
-  assign \$164  = ~ held;
-  assign \$165  = en_pe_6_5 ? o_next[10] : shift_6_5;
-  assign \$166  = ~ held;
-  assign \$167  = en_pe_6_6 ? o_next[12] : shift_6_6;
-  assign \$168  = ~ held;
-  assign \$169  = en_pe_6_7 ? o_next[14] : shift_6_7;
-  assign \$170  = ~ held;
-  assign \$171  = en_pe_7_0 ? o_next[0] : shift_7_0;
-  assign \$172  = ~ held;
-  assign \$173  = en_pe_7_1 ? o_next[2] : shift_7_1;
-  assign \$174  = ~ held;
-  assign \$175  = en_pe_7_2 ? o_next[4] : shift_7_2;
-  assign \$176  = ~ held;
-  assign \$177  = en_pe_7_3 ? o_next[6] : shift_7_3;
-  assign \$178  = ~ held;
-  assign \$179  = en_pe_7_4 ? o_next[8] : shift_7_4;
-  assign \$180  = ~ held;
-  assign \$181  = en_pe_7_5 ? o_next[10] : shift_7_5;
-  assign \$182  = ~ held;
-  assign \$183  = en_pe_7_6 ? o_next[12] : shift_7_6;
-  assign \$184  = ~ held;
-  assign \$185  = en_pe_7_7 ? o_next[14] : shift_7_7;
-  assign results__valid = skid_valid | valid_out;
-  assign \$186  = skid_valid ? skid[256] : out[256];
-  assign \$187  = ~ results__ready;
-  assign held = results__valid & \$187 ;
-  assign \$188  = skid_valid_0 ? skid[31:0] : out[31:0];
-  assign \$189  = skid_valid_1 ? skid[63:32] : out[63:32];
-  assign \$190  = skid_valid_2 ? skid[95:64] : out[95:64];
-  assign \$191  = skid_valid_3 ? skid[127:96] : out[127:96];
-  assign \$192  = skid_valid_4 ? skid[159:128] : out[159:128];
-  assign \$193  = skid_valid_5 ? skid[191:160] : out[191:160];
-  assign \$194  = skid_valid_6 ? skid[223:192] : out[223:192];
-  assign \$195  = skid_valid_7 ? skid[255:224] : out[255:224];
-  assign \$196  = ~ first;
-  assign \$197  = \$196  | shadow_full;
-  assign \$198  = en & \$197 ;
-  assign operands__ready = \$198  & released;
-  assign a_accept = operands__valid & operands__ready;
-  assign \$199  = loaded == 4'h8;
-  assign \$200  = en & \$199 ;
-  assign \$201  = ~ shadow_full;
-  assign \$202  = \$200  & \$201 ;
-  assign \$203  = since_first >= 3'h7;
-  assign capture = \$202  & \$203 ;
-  assign \$204  = loaded < 4'h8;
-  assign \$205  = \$204  | capture;
-  assign \$206  = en & \$205 ;
-  assign weights__ready = \$206  & released;
-  assign w_accept = weights__valid & weights__ready;
-  assign \$207  = in_flags[0] | results__valid;
-  assign \$209  = \$208  | \valid_in$465 ;
-  assign \$210  = \$209  | \valid_in$483 ;
-  assign \$211  = \$210  | \valid_in$501 ;
-  assign \$212  = \$211  | \valid_in$519 ;
-  assign \$213  = \$212  | \valid_in$537 ;
-  assign \$214  = \$213  | \valid_in$555 ;
-  assign \$215  = \$214  | \valid_in$573 ;
-  assign \$216  = \$215  | \o$449 [3];
-  assign \$217  = \$216  | \valid_in$606 ;
-  assign \$218  = \$217  | \valid_in$626 ;
-  assign \$219  = \$218  | \valid_in$646 ;
-  assign \$220  = \$219  | \valid_in$666 ;
-  assign \$221  = \$220  | \valid_in$686 ;
-  assign \$222  = \$221  | \valid_in$706 ;
-  assign \$223  = \$222  | \valid_in$726 ;
-  assign \$224  = \$223  | \o$449 [6];
-  assign \$225  = \$224  | \valid_in$761 ;
-  assign \$226  = \$225  | \valid_in$781 ;
-  assign \$227  = \$226  | \valid_in$801 ;
-  assign \$228  = \$227  | \valid_in$821 ;
-  assign \$229  = \$228  | \valid_in$841 ;
-  assign \$230  = \$229  | \valid_in$861 ;
-  assign \$231  = \$230  | \valid_in$881 ;
-  assign \$232  = \$231  | \o$449 [9];
-  assign \$233  = \$232  | \valid_in$916 ;
-  assign \$234  = \$233  | \valid_in$936 ;
-  assign \$235  = \$234  | \valid_in$956 ;
-  assign \$236  = \$235  | \valid_in$976 ;
-  assign \$237  = \$236  | \valid_in$996 ;
-  assign \$238  = \$237  | \valid_in$1016 ;
-  assign \$239  = \$238  | \valid_in$1036 ;
-  assign \$240  = \$239  | \o$449 [12];
-  assign \$241  = \$240  | \valid_in$1071 ;
-  assign \$242  = \$241  | \valid_in$1091 ;
-  assign \$243  = \$242  | \valid_in$1111 ;
-  assign \$244  = \$243  | \valid_in$1131 ;
-  assign \$245  = \$244  | \valid_in$1151 ;
-  assign \$246  = \$245  | \valid_in$1171 ;
-  assign \$247  = \$246  | \valid_in$1191 ;
-  assign \$248  = \$247  | \o$449 [15];
-  assign \$249  = \$248  | \valid_in$1226 ;
-  assign \$250  = \$249  | \valid_in$1246 ;
-  assign \$251  = \$250  | \valid_in$1266 ;
-  assign \$252  = \$251  | \valid_in$1286 ;
-  assign \$253  = \$252  | \valid_in$1306 ;
-  assign \$254  = \$253  | \valid_in$1326 ;
-  assign \$255  = \$254  | \valid_in$1346 ;
-  assign \$256  = \$255  | \o$449 [18];
-  assign \$257  = \$256  | \valid_in$1381 ;
-  assign \$258  = \$257  | \valid_in$1401 ;
-  assign \$259  = \$258  | \valid_in$1421 ;
-  assign \$260  = \$259  | \valid_in$1441 ;
-  assign \$261  = \$260  | \valid_in$1461 ;
-  assign \$262  = \$261  | \valid_in$1481 ;
-  assign \$263  = \$262  | \valid_in$1501 ;
-  assign \$264  = \$263  | \o$449 [21];
-  assign \$265  = \$264  | \valid_in$1536 ;
-  assign \$266  = \$265  | \valid_in$1556 ;
-  assign \$267  = \$266  | \valid_in$1576 ;
-  assign \$268  = \$267  | \valid_in$1596 ;
-  assign \$269  = \$268  | \valid_in$1616 ;
-  assign \$270  = \$269  | \valid_in$1636 ;
-  assign \$271  = \$270  | \valid_in$1656 ;
-  assign busy = \$207  | \$271 ;
+  assign \$81  = ~ held;
+  assign \$82  = \en$88  ? o_next[0] : w_shift;
+  assign \$83  = ~ held;
+  assign \$84  = \en$110  ? o_next[2] : \w_shift$112 ;
+  assign \$85  = ~ held;
+  assign \$86  = \en$130  ? o_next[4] : \w_shift$132 ;
+  assign \$87  = ~ held;
+  assign \$88  = \en$150  ? o_next[6] : \w_shift$152 ;
+  assign \$89  = ~ held;
+  assign \$90  = \en$170  ? o_next[8] : \w_shift$172 ;
+  assign \$91  = ~ held;
+  assign \$92  = \en$190  ? o_next[10] : \w_shift$192 ;
+  assign \$93  = ~ held;
+  assign \$94  = \en$210  ? o_next[12] : \w_shift$212 ;
+  assign \$95  = ~ held;
+  assign \$96  = \en$230  ? o_next[14] : \w_shift$232 ;
+  assign \$97  = ~ held;
+  assign \$98  = \en$250  ? o_next[0] : \w_shift$252 ;
+  assign \$99  = ~ held;
+  assign \$100  = \en$267  ? o_next[2] : \w_shift$269 ;
+  assign \$101  = ~ held;
+  assign \$102  = \en$289  ? o_next[4] : \w_shift$291 ;
+  assign \$103  = ~ held;
+  assign \$104  = \en$311  ? o_next[6] : \w_shift$313 ;
+  assign \$105  = ~ held;
+  assign \$106  = \en$333  ? o_next[8] : \w_shift$335 ;
+  assign \$107  = ~ held;
+  assign \$108  = \en$355  ? o_next[10] : \w_shift$357 ;
+  assign \$109  = ~ held;
+  assign \$110  = \en$377  ? o_next[12] : \w_shift$379 ;
+  assign \$111  = ~ held;
+  assign \$112  = \en$399  ? o_next[14] : \w_shift$401 ;
+  assign \$113  = ~ held;
+  assign \$114  = \en$421  ? o_next[0] : \w_shift$423 ;
+  assign \$115  = ~ held;
+  assign \$116  = \en$438  ? o_next[2] : \w_shift$440 ;
+  assign \$117  = ~ held;
+  assign \$118  = \en$460  ? o_next[4] : \w_shift$462 ;
+  assign \$119  = ~ held;
+  assign \$120  = \en$482  ? o_next[6] : \w_shift$484 ;
+  assign \$121  = ~ held;
+  assign \$122  = \en$504  ? o_next[8] : \w_shift$506 ;
+  assign \$123  = ~ held;
+  assign \$124  = \en$526  ? o_next[10] : \w_shift$528 ;
+  assign \$125  = ~ held;
+  assign \$126  = \en$548  ? o_next[12] : \w_shift$550 ;
+  assign \$127  = ~ held;
+  assign \$128  = \en$570  ? o_next[14] : \w_shift$572 ;
+  assign \$129  = ~ held;
+  assign \$130  = \en$592  ? o_next[0] : \w_shift$594 ;
+  assign \$131  = ~ held;
+  assign \$132  = \en$609  ? o_next[2] : \w_shift$611 ;
+  assign \$133  = ~ held;
+  assign \$134  = \en$631  ? o_next[4] : \w_shift$633 ;
+  assign \$135  = ~ held;
+  assign \$136  = \en$653  ? o_next[6] : \w_shift$655 ;
+  assign \$137  = ~ held;
+  assign \$138  = \en$675  ? o_next[8] : \w_shift$677 ;
+  assign \$139  = ~ held;
+  assign \$140  = \en$697  ? o_next[10] : \w_shift$699 ;
+  assign \$141  = ~ held;
+  assign \$142  = \en$719  ? o_next[12] : \w_shift$721 ;
+  assign \$143  = ~ held;
+  assign \$144  = \en$741  ? o_next[14] : \w_shift$743 ;
+  assign \$145  = ~ held;
+  assign \$146  = \en$763  ? o_next[0] : \w_shift$765 ;
+  assign \$147  = ~ held;
+  assign \$148  = \en$780  ? o_next[2] : \w_shift$782 ;
+  assign \$149  = ~ held;
+  assign \$150  = \en$802  ? o_next[4] : \w_shift$804 ;
+  assign \$151  = ~ held;
+  assign \$152  = \en$824  ? o_next[6] : \w_shift$826 ;
+  assign \$153  = ~ held;
+  assign \$154  = \en$846  ? o_next[8] : \w_shift$848 ;
+  assign \$155  = ~ held;
+  assign \$156  = \en$868  ? o_next[10] : \w_shift$870 ;
+  assign \$157  = ~ held;
+  assign \$158  = \en$890  ? o_next[12] : \w_shift$892 ;
+  assign \$159  = ~ held;
+  assign \$160  = \en$912  ? o_next[14] : \w_shift$914 ;
+  assign \$161  = ~ held;
+  assign \$162  = \en$934  ? o_next[0] : \w_shift$936 ;
+  assign \$163  = ~ held;
+  assign \$164  = \en$951  ? o_next[2] : \w_shift$953 ;
+  assign \$165  = ~ held;
+  assign \$166  = \en$973  ? o_next[4] : \w_shift$975 ;
+  assign \$167  = ~ held;
+  assign \$168  = \en$995  ? o_next[6] : \w_shift$997 ;
+  assign \$169  = ~ held;
+  assign \$170  = \en$1017  ? o_next[8] : \w_shift$1019 ;
+  assign \$171  = ~ held;
+  assign \$172  = \en$1039  ? o_next[10] : \w_shift$1041 ;
+  assign \$173  = ~ held;
+  assign \$174  = \en$1061  ? o_next[12] : \w_shift$1063 ;
+  assign \$175  = ~ held;
+  assign \$176  = \en$1083  ? o_next[14] : \w_shift$1085 ;
+  assign \$177  = ~ held;
+  assign \$178  = \en$1105  ? o_next[0] : \w_shift$1107 ;
+  assign \$179  = ~ held;
+  assign \$180  = \en$1122  ? o_next[2] : \w_shift$1124 ;
+  assign \$181  = ~ held;
+  assign \$182  = \en$1144  ? o_next[4] : \w_shift$1146 ;
+  assign \$183  = ~ held;
+  assign \$184  = \en$1166  ? o_next[6] : \w_shift$1168 ;
+  assign \$185  = ~ held;
+  assign \$186  = \en$1188  ? o_next[8] : \w_shift$1190 ;
+  assign \$187  = ~ held;
+  assign \$188  = \en$1210  ? o_next[10] : \w_shift$1212 ;
+  assign \$189  = ~ held;
+  assign \$190  = \en$1232  ? o_next[12] : \w_shift$1234 ;
+  assign \$191  = ~ held;
+  assign \$192  = \en$1254  ? o_next[14] : \w_shift$1256 ;
+  assign \$193  = ~ held;
+  assign \$194  = \en$1276  ? o_next[0] : \w_shift$1278 ;
+  assign \$195  = ~ held;
+  assign \$196  = \en$1293  ? o_next[2] : \w_shift$1295 ;
+  assign \$197  = ~ held;
+  assign \$198  = \en$1315  ? o_next[4] : \w_shift$1317 ;
+  assign \$199  = ~ held;
+  assign \$200  = \en$1337  ? o_next[6] : \w_shift$1339 ;
+  assign \$201  = ~ held;
+  assign \$202  = \en$1359  ? o_next[8] : \w_shift$1361 ;
+  assign \$203  = ~ held;
+  assign \$204  = \en$1381  ? o_next[10] : \w_shift$1383 ;
+  assign \$205  = ~ held;
+  assign \$206  = \en$1403  ? o_next[12] : \w_shift$1405 ;
+  assign \$207  = ~ held;
+  assign \$208  = \en$1425  ? o_next[14] : \w_shift$1427 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -2941,9 +2622,9 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     rst_pe_7_7 <= rst_group_row_7;
   always @(posedge clk)
-    skid_valid <= \$272 ;
+    skid_valid <= \$209 ;
   always @(posedge clk)
-    skid <= \$273 ;
+    skid <= \$210 ;
   always @(posedge clk)
     skid_valid_0 <= held;
   always @(posedge clk)
@@ -2961,2971 +2642,2842 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     skid_valid_7 <= held;
   always @(posedge clk)
-    en_deskew_0 <= \$10 ;
+    en_deskew_0 <= \$33 ;
   always @(posedge clk)
-    en_deskew_1 <= \$11 ;
+    en_deskew_1 <= \$34 ;
   always @(posedge clk)
-    en_deskew_2 <= \$12 ;
+    en_deskew_2 <= \$35 ;
   always @(posedge clk)
-    en_deskew_3 <= \$13 ;
+    en_deskew_3 <= \$36 ;
   always @(posedge clk)
-    en_deskew_4 <= \$14 ;
+    en_deskew_4 <= \$37 ;
   always @(posedge clk)
-    en_deskew_5 <= \$15 ;
+    en_deskew_5 <= \$38 ;
   always @(posedge clk)
-    en_deskew_6 <= \$16 ;
+    en_deskew_6 <= \$39 ;
   always @(posedge clk)
-    en_deskew_7 <= \$17 ;
+    en_deskew_7 <= \$40 ;
   always @(posedge clk)
-    en <= \$18 ;
+    \en$46  <= \$41 ;
   always @(posedge clk)
-    released <= \$274 ;
+    released <= \$211 ;
   always @(posedge clk)
-    loaded <= \$275 ;
+    loaded <= \$212 ;
   always @(posedge clk)
-    shadow_full <= \$276 ;
+    shadow_full <= \$213 ;
   always @(posedge clk)
-    since_first <= \$277 ;
+    since_first <= \$214 ;
   always @(posedge clk)
-    first <= \$278 ;
+    first <= \$215 ;
   always @(posedge clk)
-    en_in_w_0 <= \$24 ;
+    en_in_w_0 <= \$47 ;
   always @(posedge clk)
-    in_w <= \$279 ;
+    \i$77  <= \$216 ;
   always @(posedge clk)
-    en_in_w_1 <= \$25 ;
+    en_in_w_1 <= \$48 ;
   always @(posedge clk)
-    en_in_w_2 <= \$26 ;
+    en_in_w_2 <= \$49 ;
   always @(posedge clk)
-    en_in_w_3 <= \$27 ;
+    en_in_w_3 <= \$50 ;
   always @(posedge clk)
-    en_in_w_4 <= \$28 ;
+    en_in_w_4 <= \$51 ;
   always @(posedge clk)
-    en_in_w_5 <= \$29 ;
+    en_in_w_5 <= \$52 ;
   always @(posedge clk)
-    en_in_w_6 <= \$30 ;
+    en_in_w_6 <= \$53 ;
   always @(posedge clk)
-    en_in_w_7 <= \$31 ;
+    en_in_w_7 <= \$54 ;
   always @(posedge clk)
-    en_in_a_0 <= \$32 ;
+    en_in_a_0 <= \$55 ;
   always @(posedge clk)
-    in_a <= \$280 ;
+    in_a <= \$217 ;
   always @(posedge clk)
-    en_in_a_1 <= \$33 ;
+    en_in_a_1 <= \$56 ;
   always @(posedge clk)
-    en_in_a_2 <= \$34 ;
+    en_in_a_2 <= \$57 ;
   always @(posedge clk)
-    en_in_a_3 <= \$35 ;
+    en_in_a_3 <= \$58 ;
   always @(posedge clk)
-    en_in_a_4 <= \$36 ;
+    en_in_a_4 <= \$59 ;
   always @(posedge clk)
-    en_in_a_5 <= \$37 ;
+    en_in_a_5 <= \$60 ;
   always @(posedge clk)
-    en_in_a_6 <= \$38 ;
+    en_in_a_6 <= \$61 ;
   always @(posedge clk)
-    en_in_a_7 <= \$39 ;
+    en_in_a_7 <= \$62 ;
   always @(posedge clk)
-    in_wctl <= \$281 ;
+    in_wctl <= \$218 ;
   always @(posedge clk)
-    in_flags <= \$282 ;
+    in_flags <= \$219 ;
   always @(posedge clk)
     rst_group_skew_flags <= rst;
   always @(posedge clk)
     rst_skew_flags <= rst_group_skew_flags;
   always @(posedge clk)
-    en_skew_w_0 <= \$40 ;
+    en_skew_w_0 <= \$63 ;
   always @(posedge clk)
-    en_skew_w_1 <= \$41 ;
+    en_skew_w_1 <= \$64 ;
   always @(posedge clk)
-    en_skew_w_2 <= \$42 ;
+    en_skew_w_2 <= \$65 ;
   always @(posedge clk)
-    en_skew_w_3 <= \$43 ;
+    en_skew_w_3 <= \$66 ;
   always @(posedge clk)
-    en_skew_w_4 <= \$44 ;
+    en_skew_w_4 <= \$67 ;
   always @(posedge clk)
-    en_skew_w_5 <= \$45 ;
+    en_skew_w_5 <= \$68 ;
   always @(posedge clk)
-    en_skew_w_6 <= \$46 ;
+    en_skew_w_6 <= \$69 ;
   always @(posedge clk)
-    en_skew_w_7 <= \$47 ;
+    en_skew_w_7 <= \$70 ;
   always @(posedge clk)
-    en_skew_wctl <= \$48 ;
+    \en$64  <= \$71 ;
   always @(posedge clk)
-    en_skew_a_0 <= \$49 ;
+    en_skew_a_0 <= \$72 ;
   always @(posedge clk)
-    en_skew_a_1 <= \$50 ;
+    en_skew_a_1 <= \$73 ;
   always @(posedge clk)
-    en_skew_a_2 <= \$51 ;
+    en_skew_a_2 <= \$74 ;
   always @(posedge clk)
-    en_skew_a_3 <= \$52 ;
+    en_skew_a_3 <= \$75 ;
   always @(posedge clk)
-    en_skew_a_4 <= \$53 ;
+    en_skew_a_4 <= \$76 ;
   always @(posedge clk)
-    en_skew_a_5 <= \$54 ;
+    en_skew_a_5 <= \$77 ;
   always @(posedge clk)
-    en_skew_a_6 <= \$55 ;
+    en_skew_a_6 <= \$78 ;
   always @(posedge clk)
-    en_skew_a_7 <= \$56 ;
+    en_skew_a_7 <= \$79 ;
   always @(posedge clk)
-    en_skew_flags <= \$57 ;
+    \en$75  <= \$80 ;
   always @(posedge clk)
-    en_pe_0_0 <= \$58 ;
+    \en$88  <= \$81 ;
   always @(posedge clk)
-    shift_0_0 <= \$59 ;
+    w_shift <= \$82 ;
   always @(posedge clk)
-    en_pe_0_1 <= \$60 ;
+    \en$110  <= \$83 ;
   always @(posedge clk)
-    shift_0_1 <= \$61 ;
+    \w_shift$112  <= \$84 ;
   always @(posedge clk)
-    en_pe_0_2 <= \$62 ;
+    \en$130  <= \$85 ;
   always @(posedge clk)
-    shift_0_2 <= \$63 ;
+    \w_shift$132  <= \$86 ;
   always @(posedge clk)
-    en_pe_0_3 <= \$64 ;
+    \en$150  <= \$87 ;
   always @(posedge clk)
-    shift_0_3 <= \$65 ;
+    \w_shift$152  <= \$88 ;
   always @(posedge clk)
-    en_pe_0_4 <= \$66 ;
+    \en$170  <= \$89 ;
   always @(posedge clk)
-    shift_0_4 <= \$67 ;
+    \w_shift$172  <= \$90 ;
   always @(posedge clk)
-    en_pe_0_5 <= \$68 ;
+    \en$190  <= \$91 ;
   always @(posedge clk)
-    shift_0_5 <= \$69 ;
+    \w_shift$192  <= \$92 ;
   always @(posedge clk)
-    en_pe_0_6 <= \$70 ;
+    \en$210  <= \$93 ;
   always @(posedge clk)
-    shift_0_6 <= \$71 ;
+    \w_shift$212  <= \$94 ;
   always @(posedge clk)
-    en_pe_0_7 <= \$72 ;
+    \en$230  <= \$95 ;
   always @(posedge clk)
-    shift_0_7 <= \$73 ;
+    \w_shift$232  <= \$96 ;
   always @(posedge clk)
-    en_pe_1_0 <= \$74 ;
+    \en$250  <= \$97 ;
   always @(posedge clk)
-    shift_1_0 <= \$75 ;
+    \w_shift$252  <= \$98 ;
   always @(posedge clk)
-    en_pe_1_1 <= \$76 ;
+    \en$267  <= \$99 ;
   always @(posedge clk)
-    shift_1_1 <= \$77 ;
+    \w_shift$269  <= \$100 ;
   always @(posedge clk)
-    en_pe_1_2 <= \$78 ;
+    \en$289  <= \$101 ;
   always @(posedge clk)
-    shift_1_2 <= \$79 ;
+    \w_shift$291  <= \$102 ;
   always @(posedge clk)
-    en_pe_1_3 <= \$80 ;
+    \en$311  <= \$103 ;
   always @(posedge clk)
-    shift_1_3 <= \$81 ;
+    \w_shift$313  <= \$104 ;
   always @(posedge clk)
-    en_pe_1_4 <= \$82 ;
+    \en$333  <= \$105 ;
   always @(posedge clk)
-    shift_1_4 <= \$83 ;
+    \w_shift$335  <= \$106 ;
   always @(posedge clk)
-    en_pe_1_5 <= \$84 ;
+    \en$355  <= \$107 ;
   always @(posedge clk)
-    shift_1_5 <= \$85 ;
+    \w_shift$357  <= \$108 ;
   always @(posedge clk)
-    en_pe_1_6 <= \$86 ;
+    \en$377  <= \$109 ;
   always @(posedge clk)
-    shift_1_6 <= \$87 ;
+    \w_shift$379  <= \$110 ;
   always @(posedge clk)
-    en_pe_1_7 <= \$88 ;
+    \en$399  <= \$111 ;
   always @(posedge clk)
-    shift_1_7 <= \$89 ;
+    \w_shift$401  <= \$112 ;
   always @(posedge clk)
-    en_pe_2_0 <= \$90 ;
+    \en$421  <= \$113 ;
   always @(posedge clk)
-    shift_2_0 <= \$91 ;
+    \w_shift$423  <= \$114 ;
   always @(posedge clk)
-    en_pe_2_1 <= \$92 ;
+    \en$438  <= \$115 ;
   always @(posedge clk)
-    shift_2_1 <= \$93 ;
+    \w_shift$440  <= \$116 ;
   always @(posedge clk)
-    en_pe_2_2 <= \$94 ;
+    \en$460  <= \$117 ;
   always @(posedge clk)
-    shift_2_2 <= \$95 ;
+    \w_shift$462  <= \$118 ;
   always @(posedge clk)
-    en_pe_2_3 <= \$96 ;
+    \en$482  <= \$119 ;
   always @(posedge clk)
-    shift_2_3 <= \$97 ;
+    \w_shift$484  <= \$120 ;
   always @(posedge clk)
-    en_pe_2_4 <= \$98 ;
+    \en$504  <= \$121 ;
   always @(posedge clk)
-    shift_2_4 <= \$99 ;
+    \w_shift$506  <= \$122 ;
   always @(posedge clk)
-    en_pe_2_5 <= \$100 ;
+    \en$526  <= \$123 ;
   always @(posedge clk)
-    shift_2_5 <= \$101 ;
+    \w_shift$528  <= \$124 ;
   always @(posedge clk)
-    en_pe_2_6 <= \$102 ;
+    \en$548  <= \$125 ;
   always @(posedge clk)
-    shift_2_6 <= \$103 ;
+    \w_shift$550  <= \$126 ;
   always @(posedge clk)
-    en_pe_2_7 <= \$104 ;
+    \en$570  <= \$127 ;
   always @(posedge clk)
-    shift_2_7 <= \$105 ;
+    \w_shift$572  <= \$128 ;
   always @(posedge clk)
-    en_pe_3_0 <= \$106 ;
+    \en$592  <= \$129 ;
   always @(posedge clk)
-    shift_3_0 <= \$107 ;
+    \w_shift$594  <= \$130 ;
   always @(posedge clk)
-    en_pe_3_1 <= \$108 ;
+    \en$609  <= \$131 ;
   always @(posedge clk)
-    shift_3_1 <= \$109 ;
+    \w_shift$611  <= \$132 ;
   always @(posedge clk)
-    en_pe_3_2 <= \$110 ;
+    \en$631  <= \$133 ;
   always @(posedge clk)
-    shift_3_2 <= \$111 ;
+    \w_shift$633  <= \$134 ;
   always @(posedge clk)
-    en_pe_3_3 <= \$112 ;
+    \en$653  <= \$135 ;
   always @(posedge clk)
-    shift_3_3 <= \$113 ;
+    \w_shift$655  <= \$136 ;
   always @(posedge clk)
-    en_pe_3_4 <= \$114 ;
+    \en$675  <= \$137 ;
   always @(posedge clk)
-    shift_3_4 <= \$115 ;
+    \w_shift$677  <= \$138 ;
   always @(posedge clk)
-    en_pe_3_5 <= \$116 ;
+    \en$697  <= \$139 ;
   always @(posedge clk)
-    shift_3_5 <= \$117 ;
+    \w_shift$699  <= \$140 ;
   always @(posedge clk)
-    en_pe_3_6 <= \$118 ;
+    \en$719  <= \$141 ;
   always @(posedge clk)
-    shift_3_6 <= \$119 ;
+    \w_shift$721  <= \$142 ;
   always @(posedge clk)
-    en_pe_3_7 <= \$120 ;
+    \en$741  <= \$143 ;
   always @(posedge clk)
-    shift_3_7 <= \$121 ;
+    \w_shift$743  <= \$144 ;
   always @(posedge clk)
-    en_pe_4_0 <= \$122 ;
+    \en$763  <= \$145 ;
   always @(posedge clk)
-    shift_4_0 <= \$123 ;
+    \w_shift$765  <= \$146 ;
   always @(posedge clk)
-    en_pe_4_1 <= \$124 ;
+    \en$780  <= \$147 ;
   always @(posedge clk)
-    shift_4_1 <= \$125 ;
+    \w_shift$782  <= \$148 ;
   always @(posedge clk)
-    en_pe_4_2 <= \$126 ;
+    \en$802  <= \$149 ;
   always @(posedge clk)
-    shift_4_2 <= \$127 ;
+    \w_shift$804  <= \$150 ;
   always @(posedge clk)
-    en_pe_4_3 <= \$128 ;
+    \en$824  <= \$151 ;
   always @(posedge clk)
-    shift_4_3 <= \$129 ;
+    \w_shift$826  <= \$152 ;
   always @(posedge clk)
-    en_pe_4_4 <= \$130 ;
+    \en$846  <= \$153 ;
   always @(posedge clk)
-    shift_4_4 <= \$131 ;
+    \w_shift$848  <= \$154 ;
   always @(posedge clk)
-    en_pe_4_5 <= \$132 ;
+    \en$868  <= \$155 ;
   always @(posedge clk)
-    shift_4_5 <= \$133 ;
+    \w_shift$870  <= \$156 ;
   always @(posedge clk)
-    en_pe_4_6 <= \$134 ;
+    \en$890  <= \$157 ;
   always @(posedge clk)
-    shift_4_6 <= \$135 ;
+    \w_shift$892  <= \$158 ;
   always @(posedge clk)
-    en_pe_4_7 <= \$136 ;
+    \en$912  <= \$159 ;
   always @(posedge clk)
-    shift_4_7 <= \$137 ;
+    \w_shift$914  <= \$160 ;
   always @(posedge clk)
-    en_pe_5_0 <= \$138 ;
+    \en$934  <= \$161 ;
   always @(posedge clk)
-    shift_5_0 <= \$139 ;
+    \w_shift$936  <= \$162 ;
   always @(posedge clk)
-    en_pe_5_1 <= \$140 ;
+    \en$951  <= \$163 ;
   always @(posedge clk)
-    shift_5_1 <= \$141 ;
+    \w_shift$953  <= \$164 ;
   always @(posedge clk)
-    en_pe_5_2 <= \$142 ;
+    \en$973  <= \$165 ;
   always @(posedge clk)
-    shift_5_2 <= \$143 ;
+    \w_shift$975  <= \$166 ;
   always @(posedge clk)
-    en_pe_5_3 <= \$144 ;
+    \en$995  <= \$167 ;
   always @(posedge clk)
-    shift_5_3 <= \$145 ;
+    \w_shift$997  <= \$168 ;
   always @(posedge clk)
-    en_pe_5_4 <= \$146 ;
+    \en$1017  <= \$169 ;
   always @(posedge clk)
-    shift_5_4 <= \$147 ;
+    \w_shift$1019  <= \$170 ;
   always @(posedge clk)
-    en_pe_5_5 <= \$148 ;
+    \en$1039  <= \$171 ;
   always @(posedge clk)
-    shift_5_5 <= \$149 ;
+    \w_shift$1041  <= \$172 ;
   always @(posedge clk)
-    en_pe_5_6 <= \$150 ;
+    \en$1061  <= \$173 ;
   always @(posedge clk)
-    shift_5_6 <= \$151 ;
+    \w_shift$1063  <= \$174 ;
   always @(posedge clk)
-    en_pe_5_7 <= \$152 ;
+    \en$1083  <= \$175 ;
   always @(posedge clk)
-    shift_5_7 <= \$153 ;
+    \w_shift$1085  <= \$176 ;
   always @(posedge clk)
-    en_pe_6_0 <= \$154 ;
+    \en$1105  <= \$177 ;
   always @(posedge clk)
-    shift_6_0 <= \$155 ;
+    \w_shift$1107  <= \$178 ;
   always @(posedge clk)
-    en_pe_6_1 <= \$156 ;
+    \en$1122  <= \$179 ;
   always @(posedge clk)
-    shift_6_1 <= \$157 ;
+    \w_shift$1124  <= \$180 ;
   always @(posedge clk)
-    en_pe_6_2 <= \$158 ;
+    \en$1144  <= \$181 ;
   always @(posedge clk)
-    shift_6_2 <= \$159 ;
+    \w_shift$1146  <= \$182 ;
   always @(posedge clk)
-    en_pe_6_3 <= \$160 ;
+    \en$1166  <= \$183 ;
   always @(posedge clk)
-    shift_6_3 <= \$161 ;
+    \w_shift$1168  <= \$184 ;
   always @(posedge clk)
-    en_pe_6_4 <= \$162 ;
+    \en$1188  <= \$185 ;
   always @(posedge clk)
-    shift_6_4 <= \$163 ;
+    \w_shift$1190  <= \$186 ;
   always @(posedge clk)
-    en_pe_6_5 <= \$164 ;
+    \en$1210  <= \$187 ;
   always @(posedge clk)
-    shift_6_5 <= \$165 ;
+    \w_shift$1212  <= \$188 ;
   always @(posedge clk)
-    en_pe_6_6 <= \$166 ;
+    \en$1232  <= \$189 ;
   always @(posedge clk)
-    shift_6_6 <= \$167 ;
+    \w_shift$1234  <= \$190 ;
   always @(posedge clk)
-    en_pe_6_7 <= \$168 ;
+    \en$1254  <= \$191 ;
   always @(posedge clk)
-    shift_6_7 <= \$169 ;
+    \w_shift$1256  <= \$192 ;
   always @(posedge clk)
-    en_pe_7_0 <= \$170 ;
+    \en$1276  <= \$193 ;
   always @(posedge clk)
-    shift_7_0 <= \$171 ;
+    \w_shift$1278  <= \$194 ;
   always @(posedge clk)
-    en_pe_7_1 <= \$172 ;
+    \en$1293  <= \$195 ;
   always @(posedge clk)
-    shift_7_1 <= \$173 ;
+    \w_shift$1295  <= \$196 ;
   always @(posedge clk)
-    en_pe_7_2 <= \$174 ;
+    \en$1315  <= \$197 ;
   always @(posedge clk)
-    shift_7_2 <= \$175 ;
+    \w_shift$1317  <= \$198 ;
   always @(posedge clk)
-    en_pe_7_3 <= \$176 ;
+    \en$1337  <= \$199 ;
   always @(posedge clk)
-    shift_7_3 <= \$177 ;
+    \w_shift$1339  <= \$200 ;
   always @(posedge clk)
-    en_pe_7_4 <= \$178 ;
+    \en$1359  <= \$201 ;
   always @(posedge clk)
-    shift_7_4 <= \$179 ;
+    \w_shift$1361  <= \$202 ;
   always @(posedge clk)
-    en_pe_7_5 <= \$180 ;
+    \en$1381  <= \$203 ;
   always @(posedge clk)
-    shift_7_5 <= \$181 ;
+    \w_shift$1383  <= \$204 ;
   always @(posedge clk)
-    en_pe_7_6 <= \$182 ;
+    \en$1403  <= \$205 ;
   always @(posedge clk)
-    shift_7_6 <= \$183 ;
+    \w_shift$1405  <= \$206 ;
   always @(posedge clk)
-    en_pe_7_7 <= \$184 ;
+    \en$1425  <= \$207 ;
   always @(posedge clk)
-    shift_7_7 <= \$185 ;
+    \w_shift$1427  <= \$208 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
     .o(o),
-    .\port$1309$0 (en_deskew_0),
-    .\port$1310$0 (en_deskew_1),
-    .\port$1311$0 (en_deskew_2),
-    .\port$1312$0 (en_deskew_3),
-    .\port$1313$0 (en_deskew_4),
-    .\port$1314$0 (en_deskew_5),
-    .\port$1315$0 (en_deskew_6),
-    .\port$1316$0 (en_deskew_7),
+    .\port$1385$0 (en_deskew_0),
+    .\port$1386$0 (en_deskew_1),
+    .\port$1387$0 (en_deskew_2),
+    .\port$1388$0 (en_deskew_3),
+    .\port$1389$0 (en_deskew_4),
+    .\port$1390$0 (en_deskew_5),
+    .\port$1391$0 (en_deskew_6),
+    .\port$1392$0 (en_deskew_7),
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$447 [7:0]),
-    .a_next(\o_next$442 [7:0]),
-    .a_out(\a_in$463 ),
+    .a_in(\o$102 [7:0]),
+    .a_next(\o_next$97 [7:0]),
+    .a_out(\a_in$120 ),
     .capture_next(o_next[1]),
-    .en(en_pe_0_0),
-    .first_next_out(\first_next$460 ),
-    .first_out(\first_in$467 ),
-    .last_out(\last_in$469 ),
-    .pe_0_0_sync_clk(clk),
-    .pe_0_0_sync_rst(rst_pe_0_0),
-    .\port$3151$0 (\o$449 [2:0]),
-    .\port$3152$0 (\o_next$444 [1:0]),
-    .psum_out(\psum_in$592 ),
-    .valid_out(\valid_in$465 ),
-    .w_in(\o$454 [7:0]),
-    .w_out(\w_in$594 ),
-    .w_shift(shift_0_0)
+    .en(\en$88 ),
+    .first_next_out(\first_next$117 ),
+    .first_out(\first_in$124 ),
+    .last_out(\last_in$126 ),
+    .\port$3090$0 (\o$104 [2:0]),
+    .\port$3091$0 (\o_next$99 [1:0]),
+    .psum_out(\psum_in$263 ),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$122 ),
+    .w_in(\o$109 [7:0]),
+    .w_out(\w_in$265 ),
+    .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$463 ),
-    .a_next(\o$447 [7:0]),
-    .a_out(\a_in$481 ),
+    .a_in(\a_in$120 ),
+    .a_next(\o$102 [7:0]),
+    .a_out(\a_in$140 ),
     .capture_next(o_next[3]),
-    .en(en_pe_0_1),
-    .first_in(\first_in$467 ),
-    .first_next(\first_next$460 ),
-    .first_next_out(\first_next$478 ),
-    .first_out(\first_in$485 ),
-    .last_in(\last_in$469 ),
-    .last_out(\last_in$487 ),
-    .pe_0_1_sync_clk(clk),
-    .pe_0_1_sync_rst(rst_pe_0_1),
-    .psum_out(\psum_in$612 ),
-    .valid_in(\valid_in$465 ),
-    .valid_next(\o$449 [0]),
-    .valid_out(\valid_in$483 ),
-    .w_in(\o$454 [15:8]),
-    .w_out(\w_in$614 ),
-    .w_shift(shift_0_1)
+    .en(\en$110 ),
+    .first_in(\first_in$124 ),
+    .first_next(\first_next$117 ),
+    .first_next_out(\first_next$137 ),
+    .first_out(\first_in$144 ),
+    .last_in(\last_in$126 ),
+    .last_out(\last_in$146 ),
+    .psum_out(\psum_in$285 ),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$122 ),
+    .valid_next(\o$104 [0]),
+    .valid_out(\valid_in$142 ),
+    .w_in(\o$109 [15:8]),
+    .w_out(\w_in$287 ),
+    .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$481 ),
-    .a_next(\a_in$463 ),
-    .a_out(\a_in$499 ),
+    .a_in(\a_in$140 ),
+    .a_next(\a_in$120 ),
+    .a_out(\a_in$160 ),
     .capture_next(o_next[5]),
-    .en(en_pe_0_2),
-    .first_in(\first_in$485 ),
-    .first_next(\first_next$478 ),
-    .first_next_out(\first_next$496 ),
-    .first_out(\first_in$503 ),
-    .last_in(\last_in$487 ),
-    .last_out(\last_in$505 ),
-    .pe_0_2_sync_clk(clk),
-    .pe_0_2_sync_rst(rst_pe_0_2),
-    .psum_out(\psum_in$632 ),
-    .valid_in(\valid_in$483 ),
-    .valid_next(\valid_in$465 ),
-    .valid_out(\valid_in$501 ),
-    .w_in(\o$454 [23:16]),
-    .w_out(\w_in$634 ),
-    .w_shift(shift_0_2)
+    .en(\en$130 ),
+    .first_in(\first_in$144 ),
+    .first_next(\first_next$137 ),
+    .first_next_out(\first_next$157 ),
+    .first_out(\first_in$164 ),
+    .last_in(\last_in$146 ),
+    .last_out(\last_in$166 ),
+    .psum_out(\psum_in$307 ),
+    .rst_pe_0_2(rst_pe_0_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$142 ),
+    .valid_next(\valid_in$122 ),
+    .valid_out(\valid_in$162 ),
+    .w_in(\o$109 [23:16]),
+    .w_out(\w_in$309 ),
+    .w_shift(\w_shift$132 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$499 ),
-    .a_next(\a_in$481 ),
-    .a_out(\a_in$517 ),
+    .a_in(\a_in$160 ),
+    .a_next(\a_in$140 ),
+    .a_out(\a_in$180 ),
     .capture_next(o_next[7]),
-    .en(en_pe_0_3),
-    .first_in(\first_in$503 ),
-    .first_next(\first_next$496 ),
-    .first_next_out(\first_next$514 ),
-    .first_out(\first_in$521 ),
-    .last_in(\last_in$505 ),
-    .last_out(\last_in$523 ),
-    .pe_0_3_sync_clk(clk),
-    .pe_0_3_sync_rst(rst_pe_0_3),
-    .psum_out(\psum_in$652 ),
-    .valid_in(\valid_in$501 ),
-    .valid_next(\valid_in$483 ),
-    .valid_out(\valid_in$519 ),
-    .w_in(\o$454 [31:24]),
-    .w_out(\w_in$654 ),
-    .w_shift(shift_0_3)
+    .en(\en$150 ),
+    .first_in(\first_in$164 ),
+    .first_next(\first_next$157 ),
+    .first_next_out(\first_next$177 ),
+    .first_out(\first_in$184 ),
+    .last_in(\last_in$166 ),
+    .last_out(\last_in$186 ),
+    .psum_out(\psum_in$329 ),
+    .rst_pe_0_3(rst_pe_0_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$162 ),
+    .valid_next(\valid_in$142 ),
+    .valid_out(\valid_in$182 ),
+    .w_in(\o$109 [31:24]),
+    .w_out(\w_in$331 ),
+    .w_shift(\w_shift$152 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$517 ),
-    .a_next(\a_in$499 ),
-    .a_out(\a_in$535 ),
+    .a_in(\a_in$180 ),
+    .a_next(\a_in$160 ),
+    .a_out(\a_in$200 ),
     .capture_next(o_next[9]),
-    .en(en_pe_0_4),
-    .first_in(\first_in$521 ),
-    .first_next(\first_next$514 ),
-    .first_next_out(\first_next$532 ),
-    .first_out(\first_in$539 ),
-    .last_in(\last_in$523 ),
-    .last_out(\last_in$541 ),
-    .pe_0_4_sync_clk(clk),
-    .pe_0_4_sync_rst(rst_pe_0_4),
-    .psum_out(\psum_in$672 ),
-    .valid_in(\valid_in$519 ),
-    .valid_next(\valid_in$501 ),
-    .valid_out(\valid_in$537 ),
-    .w_in(\o$454 [39:32]),
-    .w_out(\w_in$674 ),
-    .w_shift(shift_0_4)
+    .en(\en$170 ),
+    .first_in(\first_in$184 ),
+    .first_next(\first_next$177 ),
+    .first_next_out(\first_next$197 ),
+    .first_out(\first_in$204 ),
+    .last_in(\last_in$186 ),
+    .last_out(\last_in$206 ),
+    .psum_out(\psum_in$351 ),
+    .rst_pe_0_4(rst_pe_0_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$182 ),
+    .valid_next(\valid_in$162 ),
+    .valid_out(\valid_in$202 ),
+    .w_in(\o$109 [39:32]),
+    .w_out(\w_in$353 ),
+    .w_shift(\w_shift$172 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$535 ),
-    .a_next(\a_in$517 ),
-    .a_out(\a_in$553 ),
+    .a_in(\a_in$200 ),
+    .a_next(\a_in$180 ),
+    .a_out(\a_in$220 ),
     .capture_next(o_next[11]),
-    .en(en_pe_0_5),
-    .first_in(\first_in$539 ),
-    .first_next(\first_next$532 ),
-    .first_next_out(\first_next$550 ),
-    .first_out(\first_in$557 ),
-    .last_in(\last_in$541 ),
-    .last_out(\last_in$559 ),
-    .pe_0_5_sync_clk(clk),
-    .pe_0_5_sync_rst(rst_pe_0_5),
-    .psum_out(\psum_in$692 ),
-    .valid_in(\valid_in$537 ),
-    .valid_next(\valid_in$519 ),
-    .valid_out(\valid_in$555 ),
-    .w_in(\o$454 [47:40]),
-    .w_out(\w_in$694 ),
-    .w_shift(shift_0_5)
+    .en(\en$190 ),
+    .first_in(\first_in$204 ),
+    .first_next(\first_next$197 ),
+    .first_next_out(\first_next$217 ),
+    .first_out(\first_in$224 ),
+    .last_in(\last_in$206 ),
+    .last_out(\last_in$226 ),
+    .psum_out(\psum_in$373 ),
+    .rst_pe_0_5(rst_pe_0_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$202 ),
+    .valid_next(\valid_in$182 ),
+    .valid_out(\valid_in$222 ),
+    .w_in(\o$109 [47:40]),
+    .w_out(\w_in$375 ),
+    .w_shift(\w_shift$192 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$553 ),
-    .a_next(\a_in$535 ),
-    .a_out(\a_in$571 ),
+    .a_in(\a_in$220 ),
+    .a_next(\a_in$200 ),
+    .a_out(\a_in$240 ),
     .capture_next(o_next[13]),
-    .en(en_pe_0_6),
-    .first_in(\first_in$557 ),
-    .first_next(\first_next$550 ),
-    .first_next_out(\first_next$568 ),
-    .first_out(\first_in$575 ),
-    .last_in(\last_in$559 ),
-    .last_out(\last_in$577 ),
-    .pe_0_6_sync_clk(clk),
-    .pe_0_6_sync_rst(rst_pe_0_6),
-    .psum_out(\psum_in$712 ),
-    .valid_in(\valid_in$555 ),
-    .valid_next(\valid_in$537 ),
-    .valid_out(\valid_in$573 ),
-    .w_in(\o$454 [55:48]),
-    .w_out(\w_in$714 ),
-    .w_shift(shift_0_6)
+    .en(\en$210 ),
+    .first_in(\first_in$224 ),
+    .first_next(\first_next$217 ),
+    .first_next_out(\first_next$237 ),
+    .first_out(\first_in$244 ),
+    .last_in(\last_in$226 ),
+    .last_out(\last_in$246 ),
+    .psum_out(\psum_in$395 ),
+    .rst_pe_0_6(rst_pe_0_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$222 ),
+    .valid_next(\valid_in$202 ),
+    .valid_out(\valid_in$242 ),
+    .w_in(\o$109 [55:48]),
+    .w_out(\w_in$397 ),
+    .w_shift(\w_shift$212 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$571 ),
-    .a_next(\a_in$553 ),
+    .a_in(\a_in$240 ),
+    .a_next(\a_in$220 ),
     .capture_next(o_next[15]),
-    .en(en_pe_0_7),
-    .first_in(\first_in$575 ),
-    .first_next(\first_next$568 ),
-    .last_in(\last_in$577 ),
-    .pe_0_7_sync_clk(clk),
-    .pe_0_7_sync_rst(rst_pe_0_7),
-    .psum_out(\psum_in$732 ),
-    .valid_in(\valid_in$573 ),
-    .valid_next(\valid_in$555 ),
-    .w_in(\o$454 [63:56]),
-    .w_out(\w_in$734 ),
-    .w_shift(shift_0_7)
+    .en(\en$230 ),
+    .first_in(\first_in$244 ),
+    .first_next(\first_next$237 ),
+    .last_in(\last_in$246 ),
+    .psum_out(\psum_in$417 ),
+    .rst_pe_0_7(rst_pe_0_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$242 ),
+    .valid_next(\valid_in$222 ),
+    .w_in(\o$109 [63:56]),
+    .w_out(\w_in$419 ),
+    .w_shift(\w_shift$232 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$447 [15:8]),
-    .a_next(\o_next$442 [15:8]),
-    .a_out(\a_in$604 ),
+    .a_in(\o$102 [15:8]),
+    .a_next(\o_next$97 [15:8]),
+    .a_out(\a_in$277 ),
     .capture_next(o_next[1]),
-    .en(en_pe_1_0),
-    .first_next_out(\first_next$601 ),
-    .first_out(\first_in$608 ),
-    .last_out(\last_in$610 ),
-    .pe_1_0_sync_clk(clk),
-    .pe_1_0_sync_rst(rst_pe_1_0),
-    .\port$3151$3 (\o$449 [5:3]),
-    .\port$3152$3 (\o_next$444 [4:3]),
-    .psum_in(\psum_in$592 ),
-    .psum_out(\psum_in$747 ),
-    .valid_out(\valid_in$606 ),
-    .w_in(\w_in$594 ),
-    .w_out(\w_in$749 ),
-    .w_shift(shift_1_0)
+    .en(\en$250 ),
+    .first_next_out(\first_next$274 ),
+    .first_out(\first_in$281 ),
+    .last_out(\last_in$283 ),
+    .\port$3090$3 (\o$104 [5:3]),
+    .\port$3091$3 (\o_next$99 [4:3]),
+    .psum_in(\psum_in$263 ),
+    .psum_out(\psum_in$434 ),
+    .rst_pe_1_0(rst_pe_1_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$279 ),
+    .w_in(\w_in$265 ),
+    .w_out(\w_in$436 ),
+    .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$604 ),
-    .a_next(\o$447 [15:8]),
-    .a_out(\a_in$624 ),
+    .a_in(\a_in$277 ),
+    .a_next(\o$102 [15:8]),
+    .a_out(\a_in$299 ),
     .capture_next(o_next[3]),
-    .en(en_pe_1_1),
-    .first_in(\first_in$608 ),
-    .first_next(\first_next$601 ),
-    .first_next_out(\first_next$621 ),
-    .first_out(\first_in$628 ),
-    .last_in(\last_in$610 ),
-    .last_out(\last_in$630 ),
-    .pe_1_1_sync_clk(clk),
-    .pe_1_1_sync_rst(rst_pe_1_1),
-    .psum_in(\psum_in$612 ),
-    .psum_out(\psum_in$767 ),
-    .valid_in(\valid_in$606 ),
-    .valid_next(\o$449 [3]),
-    .valid_out(\valid_in$626 ),
-    .w_in(\w_in$614 ),
-    .w_out(\w_in$769 ),
-    .w_shift(shift_1_1)
+    .en(\en$267 ),
+    .first_in(\first_in$281 ),
+    .first_next(\first_next$274 ),
+    .first_next_out(\first_next$296 ),
+    .first_out(\first_in$303 ),
+    .last_in(\last_in$283 ),
+    .last_out(\last_in$305 ),
+    .psum_in(\psum_in$285 ),
+    .psum_out(\psum_in$456 ),
+    .rst_pe_1_1(rst_pe_1_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$279 ),
+    .valid_next(\o$104 [3]),
+    .valid_out(\valid_in$301 ),
+    .w_in(\w_in$287 ),
+    .w_out(\w_in$458 ),
+    .w_shift(\w_shift$269 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$624 ),
-    .a_next(\a_in$604 ),
-    .a_out(\a_in$644 ),
+    .a_in(\a_in$299 ),
+    .a_next(\a_in$277 ),
+    .a_out(\a_in$321 ),
     .capture_next(o_next[5]),
-    .en(en_pe_1_2),
-    .first_in(\first_in$628 ),
-    .first_next(\first_next$621 ),
-    .first_next_out(\first_next$641 ),
-    .first_out(\first_in$648 ),
-    .last_in(\last_in$630 ),
-    .last_out(\last_in$650 ),
-    .pe_1_2_sync_clk(clk),
-    .pe_1_2_sync_rst(rst_pe_1_2),
-    .psum_in(\psum_in$632 ),
-    .psum_out(\psum_in$787 ),
-    .valid_in(\valid_in$626 ),
-    .valid_next(\valid_in$606 ),
-    .valid_out(\valid_in$646 ),
-    .w_in(\w_in$634 ),
-    .w_out(\w_in$789 ),
-    .w_shift(shift_1_2)
+    .en(\en$289 ),
+    .first_in(\first_in$303 ),
+    .first_next(\first_next$296 ),
+    .first_next_out(\first_next$318 ),
+    .first_out(\first_in$325 ),
+    .last_in(\last_in$305 ),
+    .last_out(\last_in$327 ),
+    .psum_in(\psum_in$307 ),
+    .psum_out(\psum_in$478 ),
+    .rst_pe_1_2(rst_pe_1_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$301 ),
+    .valid_next(\valid_in$279 ),
+    .valid_out(\valid_in$323 ),
+    .w_in(\w_in$309 ),
+    .w_out(\w_in$480 ),
+    .w_shift(\w_shift$291 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$644 ),
-    .a_next(\a_in$624 ),
-    .a_out(\a_in$664 ),
+    .a_in(\a_in$321 ),
+    .a_next(\a_in$299 ),
+    .a_out(\a_in$343 ),
     .capture_next(o_next[7]),
-    .en(en_pe_1_3),
-    .first_in(\first_in$648 ),
-    .first_next(\first_next$641 ),
-    .first_next_out(\first_next$661 ),
-    .first_out(\first_in$668 ),
-    .last_in(\last_in$650 ),
-    .last_out(\last_in$670 ),
-    .pe_1_3_sync_clk(clk),
-    .pe_1_3_sync_rst(rst_pe_1_3),
-    .psum_in(\psum_in$652 ),
-    .psum_out(\psum_in$807 ),
-    .valid_in(\valid_in$646 ),
-    .valid_next(\valid_in$626 ),
-    .valid_out(\valid_in$666 ),
-    .w_in(\w_in$654 ),
-    .w_out(\w_in$809 ),
-    .w_shift(shift_1_3)
+    .en(\en$311 ),
+    .first_in(\first_in$325 ),
+    .first_next(\first_next$318 ),
+    .first_next_out(\first_next$340 ),
+    .first_out(\first_in$347 ),
+    .last_in(\last_in$327 ),
+    .last_out(\last_in$349 ),
+    .psum_in(\psum_in$329 ),
+    .psum_out(\psum_in$500 ),
+    .rst_pe_1_3(rst_pe_1_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$323 ),
+    .valid_next(\valid_in$301 ),
+    .valid_out(\valid_in$345 ),
+    .w_in(\w_in$331 ),
+    .w_out(\w_in$502 ),
+    .w_shift(\w_shift$313 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$664 ),
-    .a_next(\a_in$644 ),
-    .a_out(\a_in$684 ),
+    .a_in(\a_in$343 ),
+    .a_next(\a_in$321 ),
+    .a_out(\a_in$365 ),
     .capture_next(o_next[9]),
-    .en(en_pe_1_4),
-    .first_in(\first_in$668 ),
-    .first_next(\first_next$661 ),
-    .first_next_out(\first_next$681 ),
-    .first_out(\first_in$688 ),
-    .last_in(\last_in$670 ),
-    .last_out(\last_in$690 ),
-    .pe_1_4_sync_clk(clk),
-    .pe_1_4_sync_rst(rst_pe_1_4),
-    .psum_in(\psum_in$672 ),
-    .psum_out(\psum_in$827 ),
-    .valid_in(\valid_in$666 ),
-    .valid_next(\valid_in$646 ),
-    .valid_out(\valid_in$686 ),
-    .w_in(\w_in$674 ),
-    .w_out(\w_in$829 ),
-    .w_shift(shift_1_4)
+    .en(\en$333 ),
+    .first_in(\first_in$347 ),
+    .first_next(\first_next$340 ),
+    .first_next_out(\first_next$362 ),
+    .first_out(\first_in$369 ),
+    .last_in(\last_in$349 ),
+    .last_out(\last_in$371 ),
+    .psum_in(\psum_in$351 ),
+    .psum_out(\psum_in$522 ),
+    .rst_pe_1_4(rst_pe_1_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$345 ),
+    .valid_next(\valid_in$323 ),
+    .valid_out(\valid_in$367 ),
+    .w_in(\w_in$353 ),
+    .w_out(\w_in$524 ),
+    .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$684 ),
-    .a_next(\a_in$664 ),
-    .a_out(\a_in$704 ),
+    .a_in(\a_in$365 ),
+    .a_next(\a_in$343 ),
+    .a_out(\a_in$387 ),
     .capture_next(o_next[11]),
-    .en(en_pe_1_5),
-    .first_in(\first_in$688 ),
-    .first_next(\first_next$681 ),
-    .first_next_out(\first_next$701 ),
-    .first_out(\first_in$708 ),
-    .last_in(\last_in$690 ),
-    .last_out(\last_in$710 ),
-    .pe_1_5_sync_clk(clk),
-    .pe_1_5_sync_rst(rst_pe_1_5),
-    .psum_in(\psum_in$692 ),
-    .psum_out(\psum_in$847 ),
-    .valid_in(\valid_in$686 ),
-    .valid_next(\valid_in$666 ),
-    .valid_out(\valid_in$706 ),
-    .w_in(\w_in$694 ),
-    .w_out(\w_in$849 ),
-    .w_shift(shift_1_5)
+    .en(\en$355 ),
+    .first_in(\first_in$369 ),
+    .first_next(\first_next$362 ),
+    .first_next_out(\first_next$384 ),
+    .first_out(\first_in$391 ),
+    .last_in(\last_in$371 ),
+    .last_out(\last_in$393 ),
+    .psum_in(\psum_in$373 ),
+    .psum_out(\psum_in$544 ),
+    .rst_pe_1_5(rst_pe_1_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$367 ),
+    .valid_next(\valid_in$345 ),
+    .valid_out(\valid_in$389 ),
+    .w_in(\w_in$375 ),
+    .w_out(\w_in$546 ),
+    .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$704 ),
-    .a_next(\a_in$684 ),
-    .a_out(\a_in$724 ),
+    .a_in(\a_in$387 ),
+    .a_next(\a_in$365 ),
+    .a_out(\a_in$409 ),
     .capture_next(o_next[13]),
-    .en(en_pe_1_6),
-    .first_in(\first_in$708 ),
-    .first_next(\first_next$701 ),
-    .first_next_out(\first_next$721 ),
-    .first_out(\first_in$728 ),
-    .last_in(\last_in$710 ),
-    .last_out(\last_in$730 ),
-    .pe_1_6_sync_clk(clk),
-    .pe_1_6_sync_rst(rst_pe_1_6),
-    .psum_in(\psum_in$712 ),
-    .psum_out(\psum_in$867 ),
-    .valid_in(\valid_in$706 ),
-    .valid_next(\valid_in$686 ),
-    .valid_out(\valid_in$726 ),
-    .w_in(\w_in$714 ),
-    .w_out(\w_in$869 ),
-    .w_shift(shift_1_6)
+    .en(\en$377 ),
+    .first_in(\first_in$391 ),
+    .first_next(\first_next$384 ),
+    .first_next_out(\first_next$406 ),
+    .first_out(\first_in$413 ),
+    .last_in(\last_in$393 ),
+    .last_out(\last_in$415 ),
+    .psum_in(\psum_in$395 ),
+    .psum_out(\psum_in$566 ),
+    .rst_pe_1_6(rst_pe_1_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$389 ),
+    .valid_next(\valid_in$367 ),
+    .valid_out(\valid_in$411 ),
+    .w_in(\w_in$397 ),
+    .w_out(\w_in$568 ),
+    .w_shift(\w_shift$379 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$724 ),
-    .a_next(\a_in$704 ),
+    .a_in(\a_in$409 ),
+    .a_next(\a_in$387 ),
     .capture_next(o_next[15]),
-    .en(en_pe_1_7),
-    .first_in(\first_in$728 ),
-    .first_next(\first_next$721 ),
-    .last_in(\last_in$730 ),
-    .pe_1_7_sync_clk(clk),
-    .pe_1_7_sync_rst(rst_pe_1_7),
-    .psum_in(\psum_in$732 ),
-    .psum_out(\psum_in$887 ),
-    .valid_in(\valid_in$726 ),
-    .valid_next(\valid_in$706 ),
-    .w_in(\w_in$734 ),
-    .w_out(\w_in$889 ),
-    .w_shift(shift_1_7)
+    .en(\en$399 ),
+    .first_in(\first_in$413 ),
+    .first_next(\first_next$406 ),
+    .last_in(\last_in$415 ),
+    .psum_in(\psum_in$417 ),
+    .psum_out(\psum_in$588 ),
+    .rst_pe_1_7(rst_pe_1_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$411 ),
+    .valid_next(\valid_in$389 ),
+    .w_in(\w_in$419 ),
+    .w_out(\w_in$590 ),
+    .w_shift(\w_shift$401 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$447 [23:16]),
-    .a_next(\o_next$442 [23:16]),
-    .a_out(\a_in$759 ),
+    .a_in(\o$102 [23:16]),
+    .a_next(\o_next$97 [23:16]),
+    .a_out(\a_in$448 ),
     .capture_next(o_next[1]),
-    .en(en_pe_2_0),
-    .first_next_out(\first_next$756 ),
-    .first_out(\first_in$763 ),
-    .last_out(\last_in$765 ),
-    .pe_2_0_sync_clk(clk),
-    .pe_2_0_sync_rst(rst_pe_2_0),
-    .\port$3151$6 (\o$449 [8:6]),
-    .\port$3152$6 (\o_next$444 [7:6]),
-    .psum_in(\psum_in$747 ),
-    .psum_out(\psum_in$902 ),
-    .valid_out(\valid_in$761 ),
-    .w_in(\w_in$749 ),
-    .w_out(\w_in$904 ),
-    .w_shift(shift_2_0)
+    .en(\en$421 ),
+    .first_next_out(\first_next$445 ),
+    .first_out(\first_in$452 ),
+    .last_out(\last_in$454 ),
+    .\port$3090$6 (\o$104 [8:6]),
+    .\port$3091$6 (\o_next$99 [7:6]),
+    .psum_in(\psum_in$434 ),
+    .psum_out(\psum_in$605 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$450 ),
+    .w_in(\w_in$436 ),
+    .w_out(\w_in$607 ),
+    .w_shift(\w_shift$423 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$759 ),
-    .a_next(\o$447 [23:16]),
-    .a_out(\a_in$779 ),
+    .a_in(\a_in$448 ),
+    .a_next(\o$102 [23:16]),
+    .a_out(\a_in$470 ),
     .capture_next(o_next[3]),
-    .en(en_pe_2_1),
-    .first_in(\first_in$763 ),
-    .first_next(\first_next$756 ),
-    .first_next_out(\first_next$776 ),
-    .first_out(\first_in$783 ),
-    .last_in(\last_in$765 ),
-    .last_out(\last_in$785 ),
-    .pe_2_1_sync_clk(clk),
-    .pe_2_1_sync_rst(rst_pe_2_1),
-    .psum_in(\psum_in$767 ),
-    .psum_out(\psum_in$922 ),
-    .valid_in(\valid_in$761 ),
-    .valid_next(\o$449 [6]),
-    .valid_out(\valid_in$781 ),
-    .w_in(\w_in$769 ),
-    .w_out(\w_in$924 ),
-    .w_shift(shift_2_1)
+    .en(\en$438 ),
+    .first_in(\first_in$452 ),
+    .first_next(\first_next$445 ),
+    .first_next_out(\first_next$467 ),
+    .first_out(\first_in$474 ),
+    .last_in(\last_in$454 ),
+    .last_out(\last_in$476 ),
+    .psum_in(\psum_in$456 ),
+    .psum_out(\psum_in$627 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$450 ),
+    .valid_next(\o$104 [6]),
+    .valid_out(\valid_in$472 ),
+    .w_in(\w_in$458 ),
+    .w_out(\w_in$629 ),
+    .w_shift(\w_shift$440 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$779 ),
-    .a_next(\a_in$759 ),
-    .a_out(\a_in$799 ),
+    .a_in(\a_in$470 ),
+    .a_next(\a_in$448 ),
+    .a_out(\a_in$492 ),
     .capture_next(o_next[5]),
-    .en(en_pe_2_2),
-    .first_in(\first_in$783 ),
-    .first_next(\first_next$776 ),
-    .first_next_out(\first_next$796 ),
-    .first_out(\first_in$803 ),
-    .last_in(\last_in$785 ),
-    .last_out(\last_in$805 ),
-    .pe_2_2_sync_clk(clk),
-    .pe_2_2_sync_rst(rst_pe_2_2),
-    .psum_in(\psum_in$787 ),
-    .psum_out(\psum_in$942 ),
-    .valid_in(\valid_in$781 ),
-    .valid_next(\valid_in$761 ),
-    .valid_out(\valid_in$801 ),
-    .w_in(\w_in$789 ),
-    .w_out(\w_in$944 ),
-    .w_shift(shift_2_2)
+    .en(\en$460 ),
+    .first_in(\first_in$474 ),
+    .first_next(\first_next$467 ),
+    .first_next_out(\first_next$489 ),
+    .first_out(\first_in$496 ),
+    .last_in(\last_in$476 ),
+    .last_out(\last_in$498 ),
+    .psum_in(\psum_in$478 ),
+    .psum_out(\psum_in$649 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$472 ),
+    .valid_next(\valid_in$450 ),
+    .valid_out(\valid_in$494 ),
+    .w_in(\w_in$480 ),
+    .w_out(\w_in$651 ),
+    .w_shift(\w_shift$462 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$799 ),
-    .a_next(\a_in$779 ),
-    .a_out(\a_in$819 ),
+    .a_in(\a_in$492 ),
+    .a_next(\a_in$470 ),
+    .a_out(\a_in$514 ),
     .capture_next(o_next[7]),
-    .en(en_pe_2_3),
-    .first_in(\first_in$803 ),
-    .first_next(\first_next$796 ),
-    .first_next_out(\first_next$816 ),
-    .first_out(\first_in$823 ),
-    .last_in(\last_in$805 ),
-    .last_out(\last_in$825 ),
-    .pe_2_3_sync_clk(clk),
-    .pe_2_3_sync_rst(rst_pe_2_3),
-    .psum_in(\psum_in$807 ),
-    .psum_out(\psum_in$962 ),
-    .valid_in(\valid_in$801 ),
-    .valid_next(\valid_in$781 ),
-    .valid_out(\valid_in$821 ),
-    .w_in(\w_in$809 ),
-    .w_out(\w_in$964 ),
-    .w_shift(shift_2_3)
+    .en(\en$482 ),
+    .first_in(\first_in$496 ),
+    .first_next(\first_next$489 ),
+    .first_next_out(\first_next$511 ),
+    .first_out(\first_in$518 ),
+    .last_in(\last_in$498 ),
+    .last_out(\last_in$520 ),
+    .psum_in(\psum_in$500 ),
+    .psum_out(\psum_in$671 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$494 ),
+    .valid_next(\valid_in$472 ),
+    .valid_out(\valid_in$516 ),
+    .w_in(\w_in$502 ),
+    .w_out(\w_in$673 ),
+    .w_shift(\w_shift$484 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$819 ),
-    .a_next(\a_in$799 ),
-    .a_out(\a_in$839 ),
+    .a_in(\a_in$514 ),
+    .a_next(\a_in$492 ),
+    .a_out(\a_in$536 ),
     .capture_next(o_next[9]),
-    .en(en_pe_2_4),
-    .first_in(\first_in$823 ),
-    .first_next(\first_next$816 ),
-    .first_next_out(\first_next$836 ),
-    .first_out(\first_in$843 ),
-    .last_in(\last_in$825 ),
-    .last_out(\last_in$845 ),
-    .pe_2_4_sync_clk(clk),
-    .pe_2_4_sync_rst(rst_pe_2_4),
-    .psum_in(\psum_in$827 ),
-    .psum_out(\psum_in$982 ),
-    .valid_in(\valid_in$821 ),
-    .valid_next(\valid_in$801 ),
-    .valid_out(\valid_in$841 ),
-    .w_in(\w_in$829 ),
-    .w_out(\w_in$984 ),
-    .w_shift(shift_2_4)
+    .en(\en$504 ),
+    .first_in(\first_in$518 ),
+    .first_next(\first_next$511 ),
+    .first_next_out(\first_next$533 ),
+    .first_out(\first_in$540 ),
+    .last_in(\last_in$520 ),
+    .last_out(\last_in$542 ),
+    .psum_in(\psum_in$522 ),
+    .psum_out(\psum_in$693 ),
+    .rst_pe_2_4(rst_pe_2_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$516 ),
+    .valid_next(\valid_in$494 ),
+    .valid_out(\valid_in$538 ),
+    .w_in(\w_in$524 ),
+    .w_out(\w_in$695 ),
+    .w_shift(\w_shift$506 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$839 ),
-    .a_next(\a_in$819 ),
-    .a_out(\a_in$859 ),
+    .a_in(\a_in$536 ),
+    .a_next(\a_in$514 ),
+    .a_out(\a_in$558 ),
     .capture_next(o_next[11]),
-    .en(en_pe_2_5),
-    .first_in(\first_in$843 ),
-    .first_next(\first_next$836 ),
-    .first_next_out(\first_next$856 ),
-    .first_out(\first_in$863 ),
-    .last_in(\last_in$845 ),
-    .last_out(\last_in$865 ),
-    .pe_2_5_sync_clk(clk),
-    .pe_2_5_sync_rst(rst_pe_2_5),
-    .psum_in(\psum_in$847 ),
-    .psum_out(\psum_in$1002 ),
-    .valid_in(\valid_in$841 ),
-    .valid_next(\valid_in$821 ),
-    .valid_out(\valid_in$861 ),
-    .w_in(\w_in$849 ),
-    .w_out(\w_in$1004 ),
-    .w_shift(shift_2_5)
+    .en(\en$526 ),
+    .first_in(\first_in$540 ),
+    .first_next(\first_next$533 ),
+    .first_next_out(\first_next$555 ),
+    .first_out(\first_in$562 ),
+    .last_in(\last_in$542 ),
+    .last_out(\last_in$564 ),
+    .psum_in(\psum_in$544 ),
+    .psum_out(\psum_in$715 ),
+    .rst_pe_2_5(rst_pe_2_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$538 ),
+    .valid_next(\valid_in$516 ),
+    .valid_out(\valid_in$560 ),
+    .w_in(\w_in$546 ),
+    .w_out(\w_in$717 ),
+    .w_shift(\w_shift$528 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$859 ),
-    .a_next(\a_in$839 ),
-    .a_out(\a_in$879 ),
+    .a_in(\a_in$558 ),
+    .a_next(\a_in$536 ),
+    .a_out(\a_in$580 ),
     .capture_next(o_next[13]),
-    .en(en_pe_2_6),
-    .first_in(\first_in$863 ),
-    .first_next(\first_next$856 ),
-    .first_next_out(\first_next$876 ),
-    .first_out(\first_in$883 ),
-    .last_in(\last_in$865 ),
-    .last_out(\last_in$885 ),
-    .pe_2_6_sync_clk(clk),
-    .pe_2_6_sync_rst(rst_pe_2_6),
-    .psum_in(\psum_in$867 ),
-    .psum_out(\psum_in$1022 ),
-    .valid_in(\valid_in$861 ),
-    .valid_next(\valid_in$841 ),
-    .valid_out(\valid_in$881 ),
-    .w_in(\w_in$869 ),
-    .w_out(\w_in$1024 ),
-    .w_shift(shift_2_6)
+    .en(\en$548 ),
+    .first_in(\first_in$562 ),
+    .first_next(\first_next$555 ),
+    .first_next_out(\first_next$577 ),
+    .first_out(\first_in$584 ),
+    .last_in(\last_in$564 ),
+    .last_out(\last_in$586 ),
+    .psum_in(\psum_in$566 ),
+    .psum_out(\psum_in$737 ),
+    .rst_pe_2_6(rst_pe_2_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$560 ),
+    .valid_next(\valid_in$538 ),
+    .valid_out(\valid_in$582 ),
+    .w_in(\w_in$568 ),
+    .w_out(\w_in$739 ),
+    .w_shift(\w_shift$550 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$879 ),
-    .a_next(\a_in$859 ),
+    .a_in(\a_in$580 ),
+    .a_next(\a_in$558 ),
     .capture_next(o_next[15]),
-    .en(en_pe_2_7),
-    .first_in(\first_in$883 ),
-    .first_next(\first_next$876 ),
-    .last_in(\last_in$885 ),
-    .pe_2_7_sync_clk(clk),
-    .pe_2_7_sync_rst(rst_pe_2_7),
-    .psum_in(\psum_in$887 ),
-    .psum_out(\psum_in$1042 ),
-    .valid_in(\valid_in$881 ),
-    .valid_next(\valid_in$861 ),
-    .w_in(\w_in$889 ),
-    .w_out(\w_in$1044 ),
-    .w_shift(shift_2_7)
+    .en(\en$570 ),
+    .first_in(\first_in$584 ),
+    .first_next(\first_next$577 ),
+    .last_in(\last_in$586 ),
+    .psum_in(\psum_in$588 ),
+    .psum_out(\psum_in$759 ),
+    .rst_pe_2_7(rst_pe_2_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$582 ),
+    .valid_next(\valid_in$560 ),
+    .w_in(\w_in$590 ),
+    .w_out(\w_in$761 ),
+    .w_shift(\w_shift$572 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$447 [31:24]),
-    .a_next(\o_next$442 [31:24]),
-    .a_out(\a_in$914 ),
+    .a_in(\o$102 [31:24]),
+    .a_next(\o_next$97 [31:24]),
+    .a_out(\a_in$619 ),
     .capture_next(o_next[1]),
-    .en(en_pe_3_0),
-    .first_next_out(\first_next$911 ),
-    .first_out(\first_in$918 ),
-    .last_out(\last_in$920 ),
-    .pe_3_0_sync_clk(clk),
-    .pe_3_0_sync_rst(rst_pe_3_0),
-    .\port$3151$9 (\o$449 [11:9]),
-    .\port$3152$9 (\o_next$444 [10:9]),
-    .psum_in(\psum_in$902 ),
-    .psum_out(\psum_in$1057 ),
-    .valid_out(\valid_in$916 ),
-    .w_in(\w_in$904 ),
-    .w_out(\w_in$1059 ),
-    .w_shift(shift_3_0)
+    .en(\en$592 ),
+    .first_next_out(\first_next$616 ),
+    .first_out(\first_in$623 ),
+    .last_out(\last_in$625 ),
+    .\port$3090$9 (\o$104 [11:9]),
+    .\port$3091$9 (\o_next$99 [10:9]),
+    .psum_in(\psum_in$605 ),
+    .psum_out(\psum_in$776 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$621 ),
+    .w_in(\w_in$607 ),
+    .w_out(\w_in$778 ),
+    .w_shift(\w_shift$594 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$914 ),
-    .a_next(\o$447 [31:24]),
-    .a_out(\a_in$934 ),
+    .a_in(\a_in$619 ),
+    .a_next(\o$102 [31:24]),
+    .a_out(\a_in$641 ),
     .capture_next(o_next[3]),
-    .en(en_pe_3_1),
-    .first_in(\first_in$918 ),
-    .first_next(\first_next$911 ),
-    .first_next_out(\first_next$931 ),
-    .first_out(\first_in$938 ),
-    .last_in(\last_in$920 ),
-    .last_out(\last_in$940 ),
-    .pe_3_1_sync_clk(clk),
-    .pe_3_1_sync_rst(rst_pe_3_1),
-    .psum_in(\psum_in$922 ),
-    .psum_out(\psum_in$1077 ),
-    .valid_in(\valid_in$916 ),
-    .valid_next(\o$449 [9]),
-    .valid_out(\valid_in$936 ),
-    .w_in(\w_in$924 ),
-    .w_out(\w_in$1079 ),
-    .w_shift(shift_3_1)
+    .en(\en$609 ),
+    .first_in(\first_in$623 ),
+    .first_next(\first_next$616 ),
+    .first_next_out(\first_next$638 ),
+    .first_out(\first_in$645 ),
+    .last_in(\last_in$625 ),
+    .last_out(\last_in$647 ),
+    .psum_in(\psum_in$627 ),
+    .psum_out(\psum_in$798 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$621 ),
+    .valid_next(\o$104 [9]),
+    .valid_out(\valid_in$643 ),
+    .w_in(\w_in$629 ),
+    .w_out(\w_in$800 ),
+    .w_shift(\w_shift$611 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$934 ),
-    .a_next(\a_in$914 ),
-    .a_out(\a_in$954 ),
+    .a_in(\a_in$641 ),
+    .a_next(\a_in$619 ),
+    .a_out(\a_in$663 ),
     .capture_next(o_next[5]),
-    .en(en_pe_3_2),
-    .first_in(\first_in$938 ),
-    .first_next(\first_next$931 ),
-    .first_next_out(\first_next$951 ),
-    .first_out(\first_in$958 ),
-    .last_in(\last_in$940 ),
-    .last_out(\last_in$960 ),
-    .pe_3_2_sync_clk(clk),
-    .pe_3_2_sync_rst(rst_pe_3_2),
-    .psum_in(\psum_in$942 ),
-    .psum_out(\psum_in$1097 ),
-    .valid_in(\valid_in$936 ),
-    .valid_next(\valid_in$916 ),
-    .valid_out(\valid_in$956 ),
-    .w_in(\w_in$944 ),
-    .w_out(\w_in$1099 ),
-    .w_shift(shift_3_2)
+    .en(\en$631 ),
+    .first_in(\first_in$645 ),
+    .first_next(\first_next$638 ),
+    .first_next_out(\first_next$660 ),
+    .first_out(\first_in$667 ),
+    .last_in(\last_in$647 ),
+    .last_out(\last_in$669 ),
+    .psum_in(\psum_in$649 ),
+    .psum_out(\psum_in$820 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$643 ),
+    .valid_next(\valid_in$621 ),
+    .valid_out(\valid_in$665 ),
+    .w_in(\w_in$651 ),
+    .w_out(\w_in$822 ),
+    .w_shift(\w_shift$633 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$954 ),
-    .a_next(\a_in$934 ),
-    .a_out(\a_in$974 ),
+    .a_in(\a_in$663 ),
+    .a_next(\a_in$641 ),
+    .a_out(\a_in$685 ),
     .capture_next(o_next[7]),
-    .en(en_pe_3_3),
-    .first_in(\first_in$958 ),
-    .first_next(\first_next$951 ),
-    .first_next_out(\first_next$971 ),
-    .first_out(\first_in$978 ),
-    .last_in(\last_in$960 ),
-    .last_out(\last_in$980 ),
-    .pe_3_3_sync_clk(clk),
-    .pe_3_3_sync_rst(rst_pe_3_3),
-    .psum_in(\psum_in$962 ),
-    .psum_out(\psum_in$1117 ),
-    .valid_in(\valid_in$956 ),
-    .valid_next(\valid_in$936 ),
-    .valid_out(\valid_in$976 ),
-    .w_in(\w_in$964 ),
-    .w_out(\w_in$1119 ),
-    .w_shift(shift_3_3)
+    .en(\en$653 ),
+    .first_in(\first_in$667 ),
+    .first_next(\first_next$660 ),
+    .first_next_out(\first_next$682 ),
+    .first_out(\first_in$689 ),
+    .last_in(\last_in$669 ),
+    .last_out(\last_in$691 ),
+    .psum_in(\psum_in$671 ),
+    .psum_out(\psum_in$842 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$665 ),
+    .valid_next(\valid_in$643 ),
+    .valid_out(\valid_in$687 ),
+    .w_in(\w_in$673 ),
+    .w_out(\w_in$844 ),
+    .w_shift(\w_shift$655 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$974 ),
-    .a_next(\a_in$954 ),
-    .a_out(\a_in$994 ),
+    .a_in(\a_in$685 ),
+    .a_next(\a_in$663 ),
+    .a_out(\a_in$707 ),
     .capture_next(o_next[9]),
-    .en(en_pe_3_4),
-    .first_in(\first_in$978 ),
-    .first_next(\first_next$971 ),
-    .first_next_out(\first_next$991 ),
-    .first_out(\first_in$998 ),
-    .last_in(\last_in$980 ),
-    .last_out(\last_in$1000 ),
-    .pe_3_4_sync_clk(clk),
-    .pe_3_4_sync_rst(rst_pe_3_4),
-    .psum_in(\psum_in$982 ),
-    .psum_out(\psum_in$1137 ),
-    .valid_in(\valid_in$976 ),
-    .valid_next(\valid_in$956 ),
-    .valid_out(\valid_in$996 ),
-    .w_in(\w_in$984 ),
-    .w_out(\w_in$1139 ),
-    .w_shift(shift_3_4)
+    .en(\en$675 ),
+    .first_in(\first_in$689 ),
+    .first_next(\first_next$682 ),
+    .first_next_out(\first_next$704 ),
+    .first_out(\first_in$711 ),
+    .last_in(\last_in$691 ),
+    .last_out(\last_in$713 ),
+    .psum_in(\psum_in$693 ),
+    .psum_out(\psum_in$864 ),
+    .rst_pe_3_4(rst_pe_3_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$687 ),
+    .valid_next(\valid_in$665 ),
+    .valid_out(\valid_in$709 ),
+    .w_in(\w_in$695 ),
+    .w_out(\w_in$866 ),
+    .w_shift(\w_shift$677 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$994 ),
-    .a_next(\a_in$974 ),
-    .a_out(\a_in$1014 ),
+    .a_in(\a_in$707 ),
+    .a_next(\a_in$685 ),
+    .a_out(\a_in$729 ),
     .capture_next(o_next[11]),
-    .en(en_pe_3_5),
-    .first_in(\first_in$998 ),
-    .first_next(\first_next$991 ),
-    .first_next_out(\first_next$1011 ),
-    .first_out(\first_in$1018 ),
-    .last_in(\last_in$1000 ),
-    .last_out(\last_in$1020 ),
-    .pe_3_5_sync_clk(clk),
-    .pe_3_5_sync_rst(rst_pe_3_5),
-    .psum_in(\psum_in$1002 ),
-    .psum_out(\psum_in$1157 ),
-    .valid_in(\valid_in$996 ),
-    .valid_next(\valid_in$976 ),
-    .valid_out(\valid_in$1016 ),
-    .w_in(\w_in$1004 ),
-    .w_out(\w_in$1159 ),
-    .w_shift(shift_3_5)
+    .en(\en$697 ),
+    .first_in(\first_in$711 ),
+    .first_next(\first_next$704 ),
+    .first_next_out(\first_next$726 ),
+    .first_out(\first_in$733 ),
+    .last_in(\last_in$713 ),
+    .last_out(\last_in$735 ),
+    .psum_in(\psum_in$715 ),
+    .psum_out(\psum_in$886 ),
+    .rst_pe_3_5(rst_pe_3_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$709 ),
+    .valid_next(\valid_in$687 ),
+    .valid_out(\valid_in$731 ),
+    .w_in(\w_in$717 ),
+    .w_out(\w_in$888 ),
+    .w_shift(\w_shift$699 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$1014 ),
-    .a_next(\a_in$994 ),
-    .a_out(\a_in$1034 ),
+    .a_in(\a_in$729 ),
+    .a_next(\a_in$707 ),
+    .a_out(\a_in$751 ),
     .capture_next(o_next[13]),
-    .en(en_pe_3_6),
-    .first_in(\first_in$1018 ),
-    .first_next(\first_next$1011 ),
-    .first_next_out(\first_next$1031 ),
-    .first_out(\first_in$1038 ),
-    .last_in(\last_in$1020 ),
-    .last_out(\last_in$1040 ),
-    .pe_3_6_sync_clk(clk),
-    .pe_3_6_sync_rst(rst_pe_3_6),
-    .psum_in(\psum_in$1022 ),
-    .psum_out(\psum_in$1177 ),
-    .valid_in(\valid_in$1016 ),
-    .valid_next(\valid_in$996 ),
-    .valid_out(\valid_in$1036 ),
-    .w_in(\w_in$1024 ),
-    .w_out(\w_in$1179 ),
-    .w_shift(shift_3_6)
+    .en(\en$719 ),
+    .first_in(\first_in$733 ),
+    .first_next(\first_next$726 ),
+    .first_next_out(\first_next$748 ),
+    .first_out(\first_in$755 ),
+    .last_in(\last_in$735 ),
+    .last_out(\last_in$757 ),
+    .psum_in(\psum_in$737 ),
+    .psum_out(\psum_in$908 ),
+    .rst_pe_3_6(rst_pe_3_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$731 ),
+    .valid_next(\valid_in$709 ),
+    .valid_out(\valid_in$753 ),
+    .w_in(\w_in$739 ),
+    .w_out(\w_in$910 ),
+    .w_shift(\w_shift$721 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$1034 ),
-    .a_next(\a_in$1014 ),
+    .a_in(\a_in$751 ),
+    .a_next(\a_in$729 ),
     .capture_next(o_next[15]),
-    .en(en_pe_3_7),
-    .first_in(\first_in$1038 ),
-    .first_next(\first_next$1031 ),
-    .last_in(\last_in$1040 ),
-    .pe_3_7_sync_clk(clk),
-    .pe_3_7_sync_rst(rst_pe_3_7),
-    .psum_in(\psum_in$1042 ),
-    .psum_out(\psum_in$1197 ),
-    .valid_in(\valid_in$1036 ),
-    .valid_next(\valid_in$1016 ),
-    .w_in(\w_in$1044 ),
-    .w_out(\w_in$1199 ),
-    .w_shift(shift_3_7)
+    .en(\en$741 ),
+    .first_in(\first_in$755 ),
+    .first_next(\first_next$748 ),
+    .last_in(\last_in$757 ),
+    .psum_in(\psum_in$759 ),
+    .psum_out(\psum_in$930 ),
+    .rst_pe_3_7(rst_pe_3_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$753 ),
+    .valid_next(\valid_in$731 ),
+    .w_in(\w_in$761 ),
+    .w_out(\w_in$932 ),
+    .w_shift(\w_shift$743 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$447 [39:32]),
-    .a_next(\o_next$442 [39:32]),
-    .a_out(\a_in$1069 ),
+    .a_in(\o$102 [39:32]),
+    .a_next(\o_next$97 [39:32]),
+    .a_out(\a_in$790 ),
     .capture_next(o_next[1]),
-    .en(en_pe_4_0),
-    .first_next_out(\first_next$1066 ),
-    .first_out(\first_in$1073 ),
-    .last_out(\last_in$1075 ),
-    .pe_4_0_sync_clk(clk),
-    .pe_4_0_sync_rst(rst_pe_4_0),
-    .\port$3151$12 (\o$449 [14:12]),
-    .\port$3152$12 (\o_next$444 [13:12]),
-    .psum_in(\psum_in$1057 ),
-    .psum_out(\psum_in$1212 ),
-    .valid_out(\valid_in$1071 ),
-    .w_in(\w_in$1059 ),
-    .w_out(\w_in$1214 ),
-    .w_shift(shift_4_0)
+    .en(\en$763 ),
+    .first_next_out(\first_next$787 ),
+    .first_out(\first_in$794 ),
+    .last_out(\last_in$796 ),
+    .\port$3090$12 (\o$104 [14:12]),
+    .\port$3091$12 (\o_next$99 [13:12]),
+    .psum_in(\psum_in$776 ),
+    .psum_out(\psum_in$947 ),
+    .rst_pe_4_0(rst_pe_4_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$792 ),
+    .w_in(\w_in$778 ),
+    .w_out(\w_in$949 ),
+    .w_shift(\w_shift$765 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$1069 ),
-    .a_next(\o$447 [39:32]),
-    .a_out(\a_in$1089 ),
+    .a_in(\a_in$790 ),
+    .a_next(\o$102 [39:32]),
+    .a_out(\a_in$812 ),
     .capture_next(o_next[3]),
-    .en(en_pe_4_1),
-    .first_in(\first_in$1073 ),
-    .first_next(\first_next$1066 ),
-    .first_next_out(\first_next$1086 ),
-    .first_out(\first_in$1093 ),
-    .last_in(\last_in$1075 ),
-    .last_out(\last_in$1095 ),
-    .pe_4_1_sync_clk(clk),
-    .pe_4_1_sync_rst(rst_pe_4_1),
-    .psum_in(\psum_in$1077 ),
-    .psum_out(\psum_in$1232 ),
-    .valid_in(\valid_in$1071 ),
-    .valid_next(\o$449 [12]),
-    .valid_out(\valid_in$1091 ),
-    .w_in(\w_in$1079 ),
-    .w_out(\w_in$1234 ),
-    .w_shift(shift_4_1)
+    .en(\en$780 ),
+    .first_in(\first_in$794 ),
+    .first_next(\first_next$787 ),
+    .first_next_out(\first_next$809 ),
+    .first_out(\first_in$816 ),
+    .last_in(\last_in$796 ),
+    .last_out(\last_in$818 ),
+    .psum_in(\psum_in$798 ),
+    .psum_out(\psum_in$969 ),
+    .rst_pe_4_1(rst_pe_4_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$792 ),
+    .valid_next(\o$104 [12]),
+    .valid_out(\valid_in$814 ),
+    .w_in(\w_in$800 ),
+    .w_out(\w_in$971 ),
+    .w_shift(\w_shift$782 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$1089 ),
-    .a_next(\a_in$1069 ),
-    .a_out(\a_in$1109 ),
+    .a_in(\a_in$812 ),
+    .a_next(\a_in$790 ),
+    .a_out(\a_in$834 ),
     .capture_next(o_next[5]),
-    .en(en_pe_4_2),
-    .first_in(\first_in$1093 ),
-    .first_next(\first_next$1086 ),
-    .first_next_out(\first_next$1106 ),
-    .first_out(\first_in$1113 ),
-    .last_in(\last_in$1095 ),
-    .last_out(\last_in$1115 ),
-    .pe_4_2_sync_clk(clk),
-    .pe_4_2_sync_rst(rst_pe_4_2),
-    .psum_in(\psum_in$1097 ),
-    .psum_out(\psum_in$1252 ),
-    .valid_in(\valid_in$1091 ),
-    .valid_next(\valid_in$1071 ),
-    .valid_out(\valid_in$1111 ),
-    .w_in(\w_in$1099 ),
-    .w_out(\w_in$1254 ),
-    .w_shift(shift_4_2)
+    .en(\en$802 ),
+    .first_in(\first_in$816 ),
+    .first_next(\first_next$809 ),
+    .first_next_out(\first_next$831 ),
+    .first_out(\first_in$838 ),
+    .last_in(\last_in$818 ),
+    .last_out(\last_in$840 ),
+    .psum_in(\psum_in$820 ),
+    .psum_out(\psum_in$991 ),
+    .rst_pe_4_2(rst_pe_4_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$814 ),
+    .valid_next(\valid_in$792 ),
+    .valid_out(\valid_in$836 ),
+    .w_in(\w_in$822 ),
+    .w_out(\w_in$993 ),
+    .w_shift(\w_shift$804 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$1109 ),
-    .a_next(\a_in$1089 ),
-    .a_out(\a_in$1129 ),
+    .a_in(\a_in$834 ),
+    .a_next(\a_in$812 ),
+    .a_out(\a_in$856 ),
     .capture_next(o_next[7]),
-    .en(en_pe_4_3),
-    .first_in(\first_in$1113 ),
-    .first_next(\first_next$1106 ),
-    .first_next_out(\first_next$1126 ),
-    .first_out(\first_in$1133 ),
-    .last_in(\last_in$1115 ),
-    .last_out(\last_in$1135 ),
-    .pe_4_3_sync_clk(clk),
-    .pe_4_3_sync_rst(rst_pe_4_3),
-    .psum_in(\psum_in$1117 ),
-    .psum_out(\psum_in$1272 ),
-    .valid_in(\valid_in$1111 ),
-    .valid_next(\valid_in$1091 ),
-    .valid_out(\valid_in$1131 ),
-    .w_in(\w_in$1119 ),
-    .w_out(\w_in$1274 ),
-    .w_shift(shift_4_3)
+    .en(\en$824 ),
+    .first_in(\first_in$838 ),
+    .first_next(\first_next$831 ),
+    .first_next_out(\first_next$853 ),
+    .first_out(\first_in$860 ),
+    .last_in(\last_in$840 ),
+    .last_out(\last_in$862 ),
+    .psum_in(\psum_in$842 ),
+    .psum_out(\psum_in$1013 ),
+    .rst_pe_4_3(rst_pe_4_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$836 ),
+    .valid_next(\valid_in$814 ),
+    .valid_out(\valid_in$858 ),
+    .w_in(\w_in$844 ),
+    .w_out(\w_in$1015 ),
+    .w_shift(\w_shift$826 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$1129 ),
-    .a_next(\a_in$1109 ),
-    .a_out(\a_in$1149 ),
+    .a_in(\a_in$856 ),
+    .a_next(\a_in$834 ),
+    .a_out(\a_in$878 ),
     .capture_next(o_next[9]),
-    .en(en_pe_4_4),
-    .first_in(\first_in$1133 ),
-    .first_next(\first_next$1126 ),
-    .first_next_out(\first_next$1146 ),
-    .first_out(\first_in$1153 ),
-    .last_in(\last_in$1135 ),
-    .last_out(\last_in$1155 ),
-    .pe_4_4_sync_clk(clk),
-    .pe_4_4_sync_rst(rst_pe_4_4),
-    .psum_in(\psum_in$1137 ),
-    .psum_out(\psum_in$1292 ),
-    .valid_in(\valid_in$1131 ),
-    .valid_next(\valid_in$1111 ),
-    .valid_out(\valid_in$1151 ),
-    .w_in(\w_in$1139 ),
-    .w_out(\w_in$1294 ),
-    .w_shift(shift_4_4)
+    .en(\en$846 ),
+    .first_in(\first_in$860 ),
+    .first_next(\first_next$853 ),
+    .first_next_out(\first_next$875 ),
+    .first_out(\first_in$882 ),
+    .last_in(\last_in$862 ),
+    .last_out(\last_in$884 ),
+    .psum_in(\psum_in$864 ),
+    .psum_out(\psum_in$1035 ),
+    .rst_pe_4_4(rst_pe_4_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$858 ),
+    .valid_next(\valid_in$836 ),
+    .valid_out(\valid_in$880 ),
+    .w_in(\w_in$866 ),
+    .w_out(\w_in$1037 ),
+    .w_shift(\w_shift$848 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$1149 ),
-    .a_next(\a_in$1129 ),
-    .a_out(\a_in$1169 ),
+    .a_in(\a_in$878 ),
+    .a_next(\a_in$856 ),
+    .a_out(\a_in$900 ),
     .capture_next(o_next[11]),
-    .en(en_pe_4_5),
-    .first_in(\first_in$1153 ),
-    .first_next(\first_next$1146 ),
-    .first_next_out(\first_next$1166 ),
-    .first_out(\first_in$1173 ),
-    .last_in(\last_in$1155 ),
-    .last_out(\last_in$1175 ),
-    .pe_4_5_sync_clk(clk),
-    .pe_4_5_sync_rst(rst_pe_4_5),
-    .psum_in(\psum_in$1157 ),
-    .psum_out(\psum_in$1312 ),
-    .valid_in(\valid_in$1151 ),
-    .valid_next(\valid_in$1131 ),
-    .valid_out(\valid_in$1171 ),
-    .w_in(\w_in$1159 ),
-    .w_out(\w_in$1314 ),
-    .w_shift(shift_4_5)
+    .en(\en$868 ),
+    .first_in(\first_in$882 ),
+    .first_next(\first_next$875 ),
+    .first_next_out(\first_next$897 ),
+    .first_out(\first_in$904 ),
+    .last_in(\last_in$884 ),
+    .last_out(\last_in$906 ),
+    .psum_in(\psum_in$886 ),
+    .psum_out(\psum_in$1057 ),
+    .rst_pe_4_5(rst_pe_4_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$880 ),
+    .valid_next(\valid_in$858 ),
+    .valid_out(\valid_in$902 ),
+    .w_in(\w_in$888 ),
+    .w_out(\w_in$1059 ),
+    .w_shift(\w_shift$870 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1169 ),
-    .a_next(\a_in$1149 ),
-    .a_out(\a_in$1189 ),
+    .a_in(\a_in$900 ),
+    .a_next(\a_in$878 ),
+    .a_out(\a_in$922 ),
     .capture_next(o_next[13]),
-    .en(en_pe_4_6),
-    .first_in(\first_in$1173 ),
-    .first_next(\first_next$1166 ),
-    .first_next_out(\first_next$1186 ),
-    .first_out(\first_in$1193 ),
-    .last_in(\last_in$1175 ),
-    .last_out(\last_in$1195 ),
-    .pe_4_6_sync_clk(clk),
-    .pe_4_6_sync_rst(rst_pe_4_6),
-    .psum_in(\psum_in$1177 ),
-    .psum_out(\psum_in$1332 ),
-    .valid_in(\valid_in$1171 ),
-    .valid_next(\valid_in$1151 ),
-    .valid_out(\valid_in$1191 ),
-    .w_in(\w_in$1179 ),
-    .w_out(\w_in$1334 ),
-    .w_shift(shift_4_6)
+    .en(\en$890 ),
+    .first_in(\first_in$904 ),
+    .first_next(\first_next$897 ),
+    .first_next_out(\first_next$919 ),
+    .first_out(\first_in$926 ),
+    .last_in(\last_in$906 ),
+    .last_out(\last_in$928 ),
+    .psum_in(\psum_in$908 ),
+    .psum_out(\psum_in$1079 ),
+    .rst_pe_4_6(rst_pe_4_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$902 ),
+    .valid_next(\valid_in$880 ),
+    .valid_out(\valid_in$924 ),
+    .w_in(\w_in$910 ),
+    .w_out(\w_in$1081 ),
+    .w_shift(\w_shift$892 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1189 ),
-    .a_next(\a_in$1169 ),
+    .a_in(\a_in$922 ),
+    .a_next(\a_in$900 ),
     .capture_next(o_next[15]),
-    .en(en_pe_4_7),
-    .first_in(\first_in$1193 ),
-    .first_next(\first_next$1186 ),
-    .last_in(\last_in$1195 ),
-    .pe_4_7_sync_clk(clk),
-    .pe_4_7_sync_rst(rst_pe_4_7),
-    .psum_in(\psum_in$1197 ),
-    .psum_out(\psum_in$1352 ),
-    .valid_in(\valid_in$1191 ),
-    .valid_next(\valid_in$1171 ),
-    .w_in(\w_in$1199 ),
-    .w_out(\w_in$1354 ),
-    .w_shift(shift_4_7)
+    .en(\en$912 ),
+    .first_in(\first_in$926 ),
+    .first_next(\first_next$919 ),
+    .last_in(\last_in$928 ),
+    .psum_in(\psum_in$930 ),
+    .psum_out(\psum_in$1101 ),
+    .rst_pe_4_7(rst_pe_4_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$924 ),
+    .valid_next(\valid_in$902 ),
+    .w_in(\w_in$932 ),
+    .w_out(\w_in$1103 ),
+    .w_shift(\w_shift$914 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$447 [47:40]),
-    .a_next(\o_next$442 [47:40]),
-    .a_out(\a_in$1224 ),
+    .a_in(\o$102 [47:40]),
+    .a_next(\o_next$97 [47:40]),
+    .a_out(\a_in$961 ),
     .capture_next(o_next[1]),
-    .en(en_pe_5_0),
-    .first_next_out(\first_next$1221 ),
-    .first_out(\first_in$1228 ),
-    .last_out(\last_in$1230 ),
-    .pe_5_0_sync_clk(clk),
-    .pe_5_0_sync_rst(rst_pe_5_0),
-    .\port$3151$15 (\o$449 [17:15]),
-    .\port$3152$15 (\o_next$444 [16:15]),
-    .psum_in(\psum_in$1212 ),
-    .psum_out(\psum_in$1367 ),
-    .valid_out(\valid_in$1226 ),
-    .w_in(\w_in$1214 ),
-    .w_out(\w_in$1369 ),
-    .w_shift(shift_5_0)
+    .en(\en$934 ),
+    .first_next_out(\first_next$958 ),
+    .first_out(\first_in$965 ),
+    .last_out(\last_in$967 ),
+    .\port$3090$15 (\o$104 [17:15]),
+    .\port$3091$15 (\o_next$99 [16:15]),
+    .psum_in(\psum_in$947 ),
+    .psum_out(\psum_in$1118 ),
+    .rst_pe_5_0(rst_pe_5_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$963 ),
+    .w_in(\w_in$949 ),
+    .w_out(\w_in$1120 ),
+    .w_shift(\w_shift$936 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1224 ),
-    .a_next(\o$447 [47:40]),
-    .a_out(\a_in$1244 ),
+    .a_in(\a_in$961 ),
+    .a_next(\o$102 [47:40]),
+    .a_out(\a_in$983 ),
     .capture_next(o_next[3]),
-    .en(en_pe_5_1),
-    .first_in(\first_in$1228 ),
-    .first_next(\first_next$1221 ),
-    .first_next_out(\first_next$1241 ),
-    .first_out(\first_in$1248 ),
-    .last_in(\last_in$1230 ),
-    .last_out(\last_in$1250 ),
-    .pe_5_1_sync_clk(clk),
-    .pe_5_1_sync_rst(rst_pe_5_1),
-    .psum_in(\psum_in$1232 ),
-    .psum_out(\psum_in$1387 ),
-    .valid_in(\valid_in$1226 ),
-    .valid_next(\o$449 [15]),
-    .valid_out(\valid_in$1246 ),
-    .w_in(\w_in$1234 ),
-    .w_out(\w_in$1389 ),
-    .w_shift(shift_5_1)
+    .en(\en$951 ),
+    .first_in(\first_in$965 ),
+    .first_next(\first_next$958 ),
+    .first_next_out(\first_next$980 ),
+    .first_out(\first_in$987 ),
+    .last_in(\last_in$967 ),
+    .last_out(\last_in$989 ),
+    .psum_in(\psum_in$969 ),
+    .psum_out(\psum_in$1140 ),
+    .rst_pe_5_1(rst_pe_5_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$963 ),
+    .valid_next(\o$104 [15]),
+    .valid_out(\valid_in$985 ),
+    .w_in(\w_in$971 ),
+    .w_out(\w_in$1142 ),
+    .w_shift(\w_shift$953 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1244 ),
-    .a_next(\a_in$1224 ),
-    .a_out(\a_in$1264 ),
+    .a_in(\a_in$983 ),
+    .a_next(\a_in$961 ),
+    .a_out(\a_in$1005 ),
     .capture_next(o_next[5]),
-    .en(en_pe_5_2),
-    .first_in(\first_in$1248 ),
-    .first_next(\first_next$1241 ),
-    .first_next_out(\first_next$1261 ),
-    .first_out(\first_in$1268 ),
-    .last_in(\last_in$1250 ),
-    .last_out(\last_in$1270 ),
-    .pe_5_2_sync_clk(clk),
-    .pe_5_2_sync_rst(rst_pe_5_2),
-    .psum_in(\psum_in$1252 ),
-    .psum_out(\psum_in$1407 ),
-    .valid_in(\valid_in$1246 ),
-    .valid_next(\valid_in$1226 ),
-    .valid_out(\valid_in$1266 ),
-    .w_in(\w_in$1254 ),
-    .w_out(\w_in$1409 ),
-    .w_shift(shift_5_2)
+    .en(\en$973 ),
+    .first_in(\first_in$987 ),
+    .first_next(\first_next$980 ),
+    .first_next_out(\first_next$1002 ),
+    .first_out(\first_in$1009 ),
+    .last_in(\last_in$989 ),
+    .last_out(\last_in$1011 ),
+    .psum_in(\psum_in$991 ),
+    .psum_out(\psum_in$1162 ),
+    .rst_pe_5_2(rst_pe_5_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$985 ),
+    .valid_next(\valid_in$963 ),
+    .valid_out(\valid_in$1007 ),
+    .w_in(\w_in$993 ),
+    .w_out(\w_in$1164 ),
+    .w_shift(\w_shift$975 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1264 ),
-    .a_next(\a_in$1244 ),
-    .a_out(\a_in$1284 ),
+    .a_in(\a_in$1005 ),
+    .a_next(\a_in$983 ),
+    .a_out(\a_in$1027 ),
     .capture_next(o_next[7]),
-    .en(en_pe_5_3),
-    .first_in(\first_in$1268 ),
-    .first_next(\first_next$1261 ),
-    .first_next_out(\first_next$1281 ),
-    .first_out(\first_in$1288 ),
-    .last_in(\last_in$1270 ),
-    .last_out(\last_in$1290 ),
-    .pe_5_3_sync_clk(clk),
-    .pe_5_3_sync_rst(rst_pe_5_3),
-    .psum_in(\psum_in$1272 ),
-    .psum_out(\psum_in$1427 ),
-    .valid_in(\valid_in$1266 ),
-    .valid_next(\valid_in$1246 ),
-    .valid_out(\valid_in$1286 ),
-    .w_in(\w_in$1274 ),
-    .w_out(\w_in$1429 ),
-    .w_shift(shift_5_3)
+    .en(\en$995 ),
+    .first_in(\first_in$1009 ),
+    .first_next(\first_next$1002 ),
+    .first_next_out(\first_next$1024 ),
+    .first_out(\first_in$1031 ),
+    .last_in(\last_in$1011 ),
+    .last_out(\last_in$1033 ),
+    .psum_in(\psum_in$1013 ),
+    .psum_out(\psum_in$1184 ),
+    .rst_pe_5_3(rst_pe_5_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1007 ),
+    .valid_next(\valid_in$985 ),
+    .valid_out(\valid_in$1029 ),
+    .w_in(\w_in$1015 ),
+    .w_out(\w_in$1186 ),
+    .w_shift(\w_shift$997 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1284 ),
-    .a_next(\a_in$1264 ),
-    .a_out(\a_in$1304 ),
+    .a_in(\a_in$1027 ),
+    .a_next(\a_in$1005 ),
+    .a_out(\a_in$1049 ),
     .capture_next(o_next[9]),
-    .en(en_pe_5_4),
-    .first_in(\first_in$1288 ),
-    .first_next(\first_next$1281 ),
-    .first_next_out(\first_next$1301 ),
-    .first_out(\first_in$1308 ),
-    .last_in(\last_in$1290 ),
-    .last_out(\last_in$1310 ),
-    .pe_5_4_sync_clk(clk),
-    .pe_5_4_sync_rst(rst_pe_5_4),
-    .psum_in(\psum_in$1292 ),
-    .psum_out(\psum_in$1447 ),
-    .valid_in(\valid_in$1286 ),
-    .valid_next(\valid_in$1266 ),
-    .valid_out(\valid_in$1306 ),
-    .w_in(\w_in$1294 ),
-    .w_out(\w_in$1449 ),
-    .w_shift(shift_5_4)
+    .en(\en$1017 ),
+    .first_in(\first_in$1031 ),
+    .first_next(\first_next$1024 ),
+    .first_next_out(\first_next$1046 ),
+    .first_out(\first_in$1053 ),
+    .last_in(\last_in$1033 ),
+    .last_out(\last_in$1055 ),
+    .psum_in(\psum_in$1035 ),
+    .psum_out(\psum_in$1206 ),
+    .rst_pe_5_4(rst_pe_5_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1029 ),
+    .valid_next(\valid_in$1007 ),
+    .valid_out(\valid_in$1051 ),
+    .w_in(\w_in$1037 ),
+    .w_out(\w_in$1208 ),
+    .w_shift(\w_shift$1019 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1304 ),
-    .a_next(\a_in$1284 ),
-    .a_out(\a_in$1324 ),
+    .a_in(\a_in$1049 ),
+    .a_next(\a_in$1027 ),
+    .a_out(\a_in$1071 ),
     .capture_next(o_next[11]),
-    .en(en_pe_5_5),
-    .first_in(\first_in$1308 ),
-    .first_next(\first_next$1301 ),
-    .first_next_out(\first_next$1321 ),
-    .first_out(\first_in$1328 ),
-    .last_in(\last_in$1310 ),
-    .last_out(\last_in$1330 ),
-    .pe_5_5_sync_clk(clk),
-    .pe_5_5_sync_rst(rst_pe_5_5),
-    .psum_in(\psum_in$1312 ),
-    .psum_out(\psum_in$1467 ),
-    .valid_in(\valid_in$1306 ),
-    .valid_next(\valid_in$1286 ),
-    .valid_out(\valid_in$1326 ),
-    .w_in(\w_in$1314 ),
-    .w_out(\w_in$1469 ),
-    .w_shift(shift_5_5)
+    .en(\en$1039 ),
+    .first_in(\first_in$1053 ),
+    .first_next(\first_next$1046 ),
+    .first_next_out(\first_next$1068 ),
+    .first_out(\first_in$1075 ),
+    .last_in(\last_in$1055 ),
+    .last_out(\last_in$1077 ),
+    .psum_in(\psum_in$1057 ),
+    .psum_out(\psum_in$1228 ),
+    .rst_pe_5_5(rst_pe_5_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1051 ),
+    .valid_next(\valid_in$1029 ),
+    .valid_out(\valid_in$1073 ),
+    .w_in(\w_in$1059 ),
+    .w_out(\w_in$1230 ),
+    .w_shift(\w_shift$1041 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1324 ),
-    .a_next(\a_in$1304 ),
-    .a_out(\a_in$1344 ),
+    .a_in(\a_in$1071 ),
+    .a_next(\a_in$1049 ),
+    .a_out(\a_in$1093 ),
     .capture_next(o_next[13]),
-    .en(en_pe_5_6),
-    .first_in(\first_in$1328 ),
-    .first_next(\first_next$1321 ),
-    .first_next_out(\first_next$1341 ),
-    .first_out(\first_in$1348 ),
-    .last_in(\last_in$1330 ),
-    .last_out(\last_in$1350 ),
-    .pe_5_6_sync_clk(clk),
-    .pe_5_6_sync_rst(rst_pe_5_6),
-    .psum_in(\psum_in$1332 ),
-    .psum_out(\psum_in$1487 ),
-    .valid_in(\valid_in$1326 ),
-    .valid_next(\valid_in$1306 ),
-    .valid_out(\valid_in$1346 ),
-    .w_in(\w_in$1334 ),
-    .w_out(\w_in$1489 ),
-    .w_shift(shift_5_6)
+    .en(\en$1061 ),
+    .first_in(\first_in$1075 ),
+    .first_next(\first_next$1068 ),
+    .first_next_out(\first_next$1090 ),
+    .first_out(\first_in$1097 ),
+    .last_in(\last_in$1077 ),
+    .last_out(\last_in$1099 ),
+    .psum_in(\psum_in$1079 ),
+    .psum_out(\psum_in$1250 ),
+    .rst_pe_5_6(rst_pe_5_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1073 ),
+    .valid_next(\valid_in$1051 ),
+    .valid_out(\valid_in$1095 ),
+    .w_in(\w_in$1081 ),
+    .w_out(\w_in$1252 ),
+    .w_shift(\w_shift$1063 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1344 ),
-    .a_next(\a_in$1324 ),
+    .a_in(\a_in$1093 ),
+    .a_next(\a_in$1071 ),
     .capture_next(o_next[15]),
-    .en(en_pe_5_7),
-    .first_in(\first_in$1348 ),
-    .first_next(\first_next$1341 ),
-    .last_in(\last_in$1350 ),
-    .pe_5_7_sync_clk(clk),
-    .pe_5_7_sync_rst(rst_pe_5_7),
-    .psum_in(\psum_in$1352 ),
-    .psum_out(\psum_in$1507 ),
-    .valid_in(\valid_in$1346 ),
-    .valid_next(\valid_in$1326 ),
-    .w_in(\w_in$1354 ),
-    .w_out(\w_in$1509 ),
-    .w_shift(shift_5_7)
+    .en(\en$1083 ),
+    .first_in(\first_in$1097 ),
+    .first_next(\first_next$1090 ),
+    .last_in(\last_in$1099 ),
+    .psum_in(\psum_in$1101 ),
+    .psum_out(\psum_in$1272 ),
+    .rst_pe_5_7(rst_pe_5_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1095 ),
+    .valid_next(\valid_in$1073 ),
+    .w_in(\w_in$1103 ),
+    .w_out(\w_in$1274 ),
+    .w_shift(\w_shift$1085 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$447 [55:48]),
-    .a_next(\o_next$442 [55:48]),
-    .a_out(\a_in$1379 ),
+    .a_in(\o$102 [55:48]),
+    .a_next(\o_next$97 [55:48]),
+    .a_out(\a_in$1132 ),
     .capture_next(o_next[1]),
-    .en(en_pe_6_0),
-    .first_next_out(\first_next$1376 ),
-    .first_out(\first_in$1383 ),
-    .last_out(\last_in$1385 ),
-    .pe_6_0_sync_clk(clk),
-    .pe_6_0_sync_rst(rst_pe_6_0),
-    .\port$3151$18 (\o$449 [20:18]),
-    .\port$3152$18 (\o_next$444 [19:18]),
-    .psum_in(\psum_in$1367 ),
-    .psum_out(\psum_in$1522 ),
-    .valid_out(\valid_in$1381 ),
-    .w_in(\w_in$1369 ),
-    .w_out(\w_in$1524 ),
-    .w_shift(shift_6_0)
+    .en(\en$1105 ),
+    .first_next_out(\first_next$1129 ),
+    .first_out(\first_in$1136 ),
+    .last_out(\last_in$1138 ),
+    .\port$3090$18 (\o$104 [20:18]),
+    .\port$3091$18 (\o_next$99 [19:18]),
+    .psum_in(\psum_in$1118 ),
+    .psum_out(\psum_in$1289 ),
+    .rst_pe_6_0(rst_pe_6_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$1134 ),
+    .w_in(\w_in$1120 ),
+    .w_out(\w_in$1291 ),
+    .w_shift(\w_shift$1107 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1379 ),
-    .a_next(\o$447 [55:48]),
-    .a_out(\a_in$1399 ),
+    .a_in(\a_in$1132 ),
+    .a_next(\o$102 [55:48]),
+    .a_out(\a_in$1154 ),
     .capture_next(o_next[3]),
-    .en(en_pe_6_1),
-    .first_in(\first_in$1383 ),
-    .first_next(\first_next$1376 ),
-    .first_next_out(\first_next$1396 ),
-    .first_out(\first_in$1403 ),
-    .last_in(\last_in$1385 ),
-    .last_out(\last_in$1405 ),
-    .pe_6_1_sync_clk(clk),
-    .pe_6_1_sync_rst(rst_pe_6_1),
-    .psum_in(\psum_in$1387 ),
-    .psum_out(\psum_in$1542 ),
-    .valid_in(\valid_in$1381 ),
-    .valid_next(\o$449 [18]),
-    .valid_out(\valid_in$1401 ),
-    .w_in(\w_in$1389 ),
-    .w_out(\w_in$1544 ),
-    .w_shift(shift_6_1)
+    .en(\en$1122 ),
+    .first_in(\first_in$1136 ),
+    .first_next(\first_next$1129 ),
+    .first_next_out(\first_next$1151 ),
+    .first_out(\first_in$1158 ),
+    .last_in(\last_in$1138 ),
+    .last_out(\last_in$1160 ),
+    .psum_in(\psum_in$1140 ),
+    .psum_out(\psum_in$1311 ),
+    .rst_pe_6_1(rst_pe_6_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1134 ),
+    .valid_next(\o$104 [18]),
+    .valid_out(\valid_in$1156 ),
+    .w_in(\w_in$1142 ),
+    .w_out(\w_in$1313 ),
+    .w_shift(\w_shift$1124 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1399 ),
-    .a_next(\a_in$1379 ),
-    .a_out(\a_in$1419 ),
+    .a_in(\a_in$1154 ),
+    .a_next(\a_in$1132 ),
+    .a_out(\a_in$1176 ),
     .capture_next(o_next[5]),
-    .en(en_pe_6_2),
-    .first_in(\first_in$1403 ),
-    .first_next(\first_next$1396 ),
-    .first_next_out(\first_next$1416 ),
-    .first_out(\first_in$1423 ),
-    .last_in(\last_in$1405 ),
-    .last_out(\last_in$1425 ),
-    .pe_6_2_sync_clk(clk),
-    .pe_6_2_sync_rst(rst_pe_6_2),
-    .psum_in(\psum_in$1407 ),
-    .psum_out(\psum_in$1562 ),
-    .valid_in(\valid_in$1401 ),
-    .valid_next(\valid_in$1381 ),
-    .valid_out(\valid_in$1421 ),
-    .w_in(\w_in$1409 ),
-    .w_out(\w_in$1564 ),
-    .w_shift(shift_6_2)
+    .en(\en$1144 ),
+    .first_in(\first_in$1158 ),
+    .first_next(\first_next$1151 ),
+    .first_next_out(\first_next$1173 ),
+    .first_out(\first_in$1180 ),
+    .last_in(\last_in$1160 ),
+    .last_out(\last_in$1182 ),
+    .psum_in(\psum_in$1162 ),
+    .psum_out(\psum_in$1333 ),
+    .rst_pe_6_2(rst_pe_6_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1156 ),
+    .valid_next(\valid_in$1134 ),
+    .valid_out(\valid_in$1178 ),
+    .w_in(\w_in$1164 ),
+    .w_out(\w_in$1335 ),
+    .w_shift(\w_shift$1146 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1419 ),
-    .a_next(\a_in$1399 ),
-    .a_out(\a_in$1439 ),
+    .a_in(\a_in$1176 ),
+    .a_next(\a_in$1154 ),
+    .a_out(\a_in$1198 ),
     .capture_next(o_next[7]),
-    .en(en_pe_6_3),
-    .first_in(\first_in$1423 ),
-    .first_next(\first_next$1416 ),
-    .first_next_out(\first_next$1436 ),
-    .first_out(\first_in$1443 ),
-    .last_in(\last_in$1425 ),
-    .last_out(\last_in$1445 ),
-    .pe_6_3_sync_clk(clk),
-    .pe_6_3_sync_rst(rst_pe_6_3),
-    .psum_in(\psum_in$1427 ),
-    .psum_out(\psum_in$1582 ),
-    .valid_in(\valid_in$1421 ),
-    .valid_next(\valid_in$1401 ),
-    .valid_out(\valid_in$1441 ),
-    .w_in(\w_in$1429 ),
-    .w_out(\w_in$1584 ),
-    .w_shift(shift_6_3)
+    .en(\en$1166 ),
+    .first_in(\first_in$1180 ),
+    .first_next(\first_next$1173 ),
+    .first_next_out(\first_next$1195 ),
+    .first_out(\first_in$1202 ),
+    .last_in(\last_in$1182 ),
+    .last_out(\last_in$1204 ),
+    .psum_in(\psum_in$1184 ),
+    .psum_out(\psum_in$1355 ),
+    .rst_pe_6_3(rst_pe_6_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1178 ),
+    .valid_next(\valid_in$1156 ),
+    .valid_out(\valid_in$1200 ),
+    .w_in(\w_in$1186 ),
+    .w_out(\w_in$1357 ),
+    .w_shift(\w_shift$1168 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1439 ),
-    .a_next(\a_in$1419 ),
-    .a_out(\a_in$1459 ),
+    .a_in(\a_in$1198 ),
+    .a_next(\a_in$1176 ),
+    .a_out(\a_in$1220 ),
     .capture_next(o_next[9]),
-    .en(en_pe_6_4),
-    .first_in(\first_in$1443 ),
-    .first_next(\first_next$1436 ),
-    .first_next_out(\first_next$1456 ),
-    .first_out(\first_in$1463 ),
-    .last_in(\last_in$1445 ),
-    .last_out(\last_in$1465 ),
-    .pe_6_4_sync_clk(clk),
-    .pe_6_4_sync_rst(rst_pe_6_4),
-    .psum_in(\psum_in$1447 ),
-    .psum_out(\psum_in$1602 ),
-    .valid_in(\valid_in$1441 ),
-    .valid_next(\valid_in$1421 ),
-    .valid_out(\valid_in$1461 ),
-    .w_in(\w_in$1449 ),
-    .w_out(\w_in$1604 ),
-    .w_shift(shift_6_4)
+    .en(\en$1188 ),
+    .first_in(\first_in$1202 ),
+    .first_next(\first_next$1195 ),
+    .first_next_out(\first_next$1217 ),
+    .first_out(\first_in$1224 ),
+    .last_in(\last_in$1204 ),
+    .last_out(\last_in$1226 ),
+    .psum_in(\psum_in$1206 ),
+    .psum_out(\psum_in$1377 ),
+    .rst_pe_6_4(rst_pe_6_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1200 ),
+    .valid_next(\valid_in$1178 ),
+    .valid_out(\valid_in$1222 ),
+    .w_in(\w_in$1208 ),
+    .w_out(\w_in$1379 ),
+    .w_shift(\w_shift$1190 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1459 ),
-    .a_next(\a_in$1439 ),
-    .a_out(\a_in$1479 ),
+    .a_in(\a_in$1220 ),
+    .a_next(\a_in$1198 ),
+    .a_out(\a_in$1242 ),
     .capture_next(o_next[11]),
-    .en(en_pe_6_5),
-    .first_in(\first_in$1463 ),
-    .first_next(\first_next$1456 ),
-    .first_next_out(\first_next$1476 ),
-    .first_out(\first_in$1483 ),
-    .last_in(\last_in$1465 ),
-    .last_out(\last_in$1485 ),
-    .pe_6_5_sync_clk(clk),
-    .pe_6_5_sync_rst(rst_pe_6_5),
-    .psum_in(\psum_in$1467 ),
-    .psum_out(\psum_in$1622 ),
-    .valid_in(\valid_in$1461 ),
-    .valid_next(\valid_in$1441 ),
-    .valid_out(\valid_in$1481 ),
-    .w_in(\w_in$1469 ),
-    .w_out(\w_in$1624 ),
-    .w_shift(shift_6_5)
+    .en(\en$1210 ),
+    .first_in(\first_in$1224 ),
+    .first_next(\first_next$1217 ),
+    .first_next_out(\first_next$1239 ),
+    .first_out(\first_in$1246 ),
+    .last_in(\last_in$1226 ),
+    .last_out(\last_in$1248 ),
+    .psum_in(\psum_in$1228 ),
+    .psum_out(\psum_in$1399 ),
+    .rst_pe_6_5(rst_pe_6_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1222 ),
+    .valid_next(\valid_in$1200 ),
+    .valid_out(\valid_in$1244 ),
+    .w_in(\w_in$1230 ),
+    .w_out(\w_in$1401 ),
+    .w_shift(\w_shift$1212 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1479 ),
-    .a_next(\a_in$1459 ),
-    .a_out(\a_in$1499 ),
+    .a_in(\a_in$1242 ),
+    .a_next(\a_in$1220 ),
+    .a_out(\a_in$1264 ),
     .capture_next(o_next[13]),
-    .en(en_pe_6_6),
-    .first_in(\first_in$1483 ),
-    .first_next(\first_next$1476 ),
-    .first_next_out(\first_next$1496 ),
-    .first_out(\first_in$1503 ),
-    .last_in(\last_in$1485 ),
-    .last_out(\last_in$1505 ),
-    .pe_6_6_sync_clk(clk),
-    .pe_6_6_sync_rst(rst_pe_6_6),
-    .psum_in(\psum_in$1487 ),
-    .psum_out(\psum_in$1642 ),
-    .valid_in(\valid_in$1481 ),
-    .valid_next(\valid_in$1461 ),
-    .valid_out(\valid_in$1501 ),
-    .w_in(\w_in$1489 ),
-    .w_out(\w_in$1644 ),
-    .w_shift(shift_6_6)
+    .en(\en$1232 ),
+    .first_in(\first_in$1246 ),
+    .first_next(\first_next$1239 ),
+    .first_next_out(\first_next$1261 ),
+    .first_out(\first_in$1268 ),
+    .last_in(\last_in$1248 ),
+    .last_out(\last_in$1270 ),
+    .psum_in(\psum_in$1250 ),
+    .psum_out(\psum_in$1421 ),
+    .rst_pe_6_6(rst_pe_6_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1244 ),
+    .valid_next(\valid_in$1222 ),
+    .valid_out(\valid_in$1266 ),
+    .w_in(\w_in$1252 ),
+    .w_out(\w_in$1423 ),
+    .w_shift(\w_shift$1234 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1499 ),
-    .a_next(\a_in$1479 ),
+    .a_in(\a_in$1264 ),
+    .a_next(\a_in$1242 ),
     .capture_next(o_next[15]),
-    .en(en_pe_6_7),
-    .first_in(\first_in$1503 ),
-    .first_next(\first_next$1496 ),
-    .last_in(\last_in$1505 ),
-    .pe_6_7_sync_clk(clk),
-    .pe_6_7_sync_rst(rst_pe_6_7),
-    .psum_in(\psum_in$1507 ),
-    .psum_out(\psum_in$1662 ),
-    .valid_in(\valid_in$1501 ),
-    .valid_next(\valid_in$1481 ),
-    .w_in(\w_in$1509 ),
-    .w_out(\w_in$1664 ),
-    .w_shift(shift_6_7)
+    .en(\en$1254 ),
+    .first_in(\first_in$1268 ),
+    .first_next(\first_next$1261 ),
+    .last_in(\last_in$1270 ),
+    .psum_in(\psum_in$1272 ),
+    .psum_out(\psum_in$1443 ),
+    .rst_pe_6_7(rst_pe_6_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1266 ),
+    .valid_next(\valid_in$1244 ),
+    .w_in(\w_in$1274 ),
+    .w_out(\w_in$1445 ),
+    .w_shift(\w_shift$1256 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$447 [63:56]),
-    .a_next(\o_next$442 [63:56]),
-    .a_out(\a_in$1534 ),
+    .a_in(\o$102 [63:56]),
+    .a_next(\o_next$97 [63:56]),
+    .a_out(\a_in$1303 ),
     .capture_next(o_next[1]),
-    .en(en_pe_7_0),
-    .first_next_out(\first_next$1531 ),
-    .first_out(\first_in$1538 ),
-    .last_out(\last_in$1540 ),
-    .pe_7_0_sync_clk(clk),
-    .pe_7_0_sync_rst(rst_pe_7_0),
-    .\port$3151$21 (\o$449 [23:21]),
-    .\port$3152$21 (\o_next$444 [22:21]),
-    .psum_in(\psum_in$1522 ),
+    .en(\en$1276 ),
+    .first_next_out(\first_next$1300 ),
+    .first_out(\first_in$1307 ),
+    .last_out(\last_in$1309 ),
+    .\port$3090$21 (\o$104 [23:21]),
+    .\port$3091$21 (\o_next$99 [22:21]),
+    .psum_in(\psum_in$1289 ),
     .psum_out(psum_out),
-    .valid_out(\valid_in$1536 ),
-    .w_in(\w_in$1524 ),
-    .w_shift(shift_7_0)
+    .rst_pe_7_0(rst_pe_7_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$1305 ),
+    .w_in(\w_in$1291 ),
+    .w_shift(\w_shift$1278 )
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1534 ),
-    .a_next(\o$447 [63:56]),
-    .a_out(\a_in$1554 ),
+    .a_in(\a_in$1303 ),
+    .a_next(\o$102 [63:56]),
+    .a_out(\a_in$1325 ),
     .capture_next(o_next[3]),
-    .en(en_pe_7_1),
-    .first_in(\first_in$1538 ),
-    .first_next(\first_next$1531 ),
-    .first_next_out(\first_next$1551 ),
-    .first_out(\first_in$1558 ),
-    .last_in(\last_in$1540 ),
-    .last_out(\last_in$1560 ),
-    .pe_7_1_sync_clk(clk),
-    .pe_7_1_sync_rst(rst_pe_7_1),
-    .psum_in(\psum_in$1542 ),
-    .psum_out(\psum_out$412 ),
-    .valid_in(\valid_in$1536 ),
-    .valid_next(\o$449 [21]),
-    .valid_out(\valid_in$1556 ),
-    .w_in(\w_in$1544 ),
-    .w_shift(shift_7_1)
+    .en(\en$1293 ),
+    .first_in(\first_in$1307 ),
+    .first_next(\first_next$1300 ),
+    .first_next_out(\first_next$1322 ),
+    .first_out(\first_in$1329 ),
+    .last_in(\last_in$1309 ),
+    .last_out(\last_in$1331 ),
+    .psum_in(\psum_in$1311 ),
+    .psum_out(\psum_out$15 ),
+    .rst_pe_7_1(rst_pe_7_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1305 ),
+    .valid_next(\o$104 [21]),
+    .valid_out(\valid_in$1327 ),
+    .w_in(\w_in$1313 ),
+    .w_shift(\w_shift$1295 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1554 ),
-    .a_next(\a_in$1534 ),
-    .a_out(\a_in$1574 ),
+    .a_in(\a_in$1325 ),
+    .a_next(\a_in$1303 ),
+    .a_out(\a_in$1347 ),
     .capture_next(o_next[5]),
-    .en(en_pe_7_2),
-    .first_in(\first_in$1558 ),
-    .first_next(\first_next$1551 ),
-    .first_next_out(\first_next$1571 ),
-    .first_out(\first_in$1578 ),
-    .last_in(\last_in$1560 ),
-    .last_out(\last_in$1580 ),
-    .pe_7_2_sync_clk(clk),
-    .pe_7_2_sync_rst(rst_pe_7_2),
-    .psum_in(\psum_in$1562 ),
-    .psum_out(\psum_out$413 ),
-    .valid_in(\valid_in$1556 ),
-    .valid_next(\valid_in$1536 ),
-    .valid_out(\valid_in$1576 ),
-    .w_in(\w_in$1564 ),
-    .w_shift(shift_7_2)
+    .en(\en$1315 ),
+    .first_in(\first_in$1329 ),
+    .first_next(\first_next$1322 ),
+    .first_next_out(\first_next$1344 ),
+    .first_out(\first_in$1351 ),
+    .last_in(\last_in$1331 ),
+    .last_out(\last_in$1353 ),
+    .psum_in(\psum_in$1333 ),
+    .psum_out(\psum_out$16 ),
+    .rst_pe_7_2(rst_pe_7_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1327 ),
+    .valid_next(\valid_in$1305 ),
+    .valid_out(\valid_in$1349 ),
+    .w_in(\w_in$1335 ),
+    .w_shift(\w_shift$1317 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1574 ),
-    .a_next(\a_in$1554 ),
-    .a_out(\a_in$1594 ),
+    .a_in(\a_in$1347 ),
+    .a_next(\a_in$1325 ),
+    .a_out(\a_in$1369 ),
     .capture_next(o_next[7]),
-    .en(en_pe_7_3),
-    .first_in(\first_in$1578 ),
-    .first_next(\first_next$1571 ),
-    .first_next_out(\first_next$1591 ),
-    .first_out(\first_in$1598 ),
-    .last_in(\last_in$1580 ),
-    .last_out(\last_in$1600 ),
-    .pe_7_3_sync_clk(clk),
-    .pe_7_3_sync_rst(rst_pe_7_3),
-    .psum_in(\psum_in$1582 ),
-    .psum_out(\psum_out$414 ),
-    .valid_in(\valid_in$1576 ),
-    .valid_next(\valid_in$1556 ),
-    .valid_out(\valid_in$1596 ),
-    .w_in(\w_in$1584 ),
-    .w_shift(shift_7_3)
+    .en(\en$1337 ),
+    .first_in(\first_in$1351 ),
+    .first_next(\first_next$1344 ),
+    .first_next_out(\first_next$1366 ),
+    .first_out(\first_in$1373 ),
+    .last_in(\last_in$1353 ),
+    .last_out(\last_in$1375 ),
+    .psum_in(\psum_in$1355 ),
+    .psum_out(\psum_out$17 ),
+    .rst_pe_7_3(rst_pe_7_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1349 ),
+    .valid_next(\valid_in$1327 ),
+    .valid_out(\valid_in$1371 ),
+    .w_in(\w_in$1357 ),
+    .w_shift(\w_shift$1339 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1594 ),
-    .a_next(\a_in$1574 ),
-    .a_out(\a_in$1614 ),
+    .a_in(\a_in$1369 ),
+    .a_next(\a_in$1347 ),
+    .a_out(\a_in$1391 ),
     .capture_next(o_next[9]),
-    .en(en_pe_7_4),
-    .first_in(\first_in$1598 ),
-    .first_next(\first_next$1591 ),
-    .first_next_out(\first_next$1611 ),
-    .first_out(\first_in$1618 ),
-    .last_in(\last_in$1600 ),
-    .last_out(\last_in$1620 ),
-    .pe_7_4_sync_clk(clk),
-    .pe_7_4_sync_rst(rst_pe_7_4),
-    .psum_in(\psum_in$1602 ),
-    .psum_out(\psum_out$415 ),
-    .valid_in(\valid_in$1596 ),
-    .valid_next(\valid_in$1576 ),
-    .valid_out(\valid_in$1616 ),
-    .w_in(\w_in$1604 ),
-    .w_shift(shift_7_4)
+    .en(\en$1359 ),
+    .first_in(\first_in$1373 ),
+    .first_next(\first_next$1366 ),
+    .first_next_out(\first_next$1388 ),
+    .first_out(\first_in$1395 ),
+    .last_in(\last_in$1375 ),
+    .last_out(\last_in$1397 ),
+    .psum_in(\psum_in$1377 ),
+    .psum_out(\psum_out$18 ),
+    .rst_pe_7_4(rst_pe_7_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1371 ),
+    .valid_next(\valid_in$1349 ),
+    .valid_out(\valid_in$1393 ),
+    .w_in(\w_in$1379 ),
+    .w_shift(\w_shift$1361 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1614 ),
-    .a_next(\a_in$1594 ),
-    .a_out(\a_in$1634 ),
+    .a_in(\a_in$1391 ),
+    .a_next(\a_in$1369 ),
+    .a_out(\a_in$1413 ),
     .capture_next(o_next[11]),
-    .en(en_pe_7_5),
-    .first_in(\first_in$1618 ),
-    .first_next(\first_next$1611 ),
-    .first_next_out(\first_next$1631 ),
-    .first_out(\first_in$1638 ),
-    .last_in(\last_in$1620 ),
-    .last_out(\last_in$1640 ),
-    .pe_7_5_sync_clk(clk),
-    .pe_7_5_sync_rst(rst_pe_7_5),
-    .psum_in(\psum_in$1622 ),
-    .psum_out(\psum_out$416 ),
-    .valid_in(\valid_in$1616 ),
-    .valid_next(\valid_in$1596 ),
-    .valid_out(\valid_in$1636 ),
-    .w_in(\w_in$1624 ),
-    .w_shift(shift_7_5)
+    .en(\en$1381 ),
+    .first_in(\first_in$1395 ),
+    .first_next(\first_next$1388 ),
+    .first_next_out(\first_next$1410 ),
+    .first_out(\first_in$1417 ),
+    .last_in(\last_in$1397 ),
+    .last_out(\last_in$1419 ),
+    .psum_in(\psum_in$1399 ),
+    .psum_out(\psum_out$19 ),
+    .rst_pe_7_5(rst_pe_7_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1393 ),
+    .valid_next(\valid_in$1371 ),
+    .valid_out(\valid_in$1415 ),
+    .w_in(\w_in$1401 ),
+    .w_shift(\w_shift$1383 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1634 ),
-    .a_next(\a_in$1614 ),
-    .a_out(\a_in$1654 ),
+    .a_in(\a_in$1413 ),
+    .a_next(\a_in$1391 ),
+    .a_out(\a_in$1435 ),
     .capture_next(o_next[13]),
-    .en(en_pe_7_6),
-    .first_in(\first_in$1638 ),
-    .first_next(\first_next$1631 ),
-    .first_next_out(\first_next$1651 ),
-    .first_out(\first_in$1658 ),
-    .last_in(\last_in$1640 ),
-    .last_out(\last_in$1660 ),
-    .pe_7_6_sync_clk(clk),
-    .pe_7_6_sync_rst(rst_pe_7_6),
-    .psum_in(\psum_in$1642 ),
-    .psum_out(\psum_out$417 ),
-    .valid_in(\valid_in$1636 ),
-    .valid_next(\valid_in$1616 ),
-    .valid_out(\valid_in$1656 ),
-    .w_in(\w_in$1644 ),
-    .w_shift(shift_7_6)
+    .en(\en$1403 ),
+    .first_in(\first_in$1417 ),
+    .first_next(\first_next$1410 ),
+    .first_next_out(\first_next$1432 ),
+    .first_out(\first_in$1439 ),
+    .last_in(\last_in$1419 ),
+    .last_out(\last_in$1441 ),
+    .psum_in(\psum_in$1421 ),
+    .psum_out(\psum_out$20 ),
+    .rst_pe_7_6(rst_pe_7_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1415 ),
+    .valid_next(\valid_in$1393 ),
+    .valid_out(\valid_in$1437 ),
+    .w_in(\w_in$1423 ),
+    .w_shift(\w_shift$1405 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1654 ),
-    .a_next(\a_in$1634 ),
+    .a_in(\a_in$1435 ),
+    .a_next(\a_in$1413 ),
     .capture_next(o_next[15]),
-    .en(en_pe_7_7),
-    .first_in(\first_in$1658 ),
-    .first_next(\first_next$1651 ),
-    .last_in(\last_in$1660 ),
+    .en(\en$1425 ),
+    .first_in(\first_in$1439 ),
+    .first_next(\first_next$1432 ),
+    .last_in(\last_in$1441 ),
     .last_out(last_out),
-    .pe_7_7_sync_clk(clk),
-    .pe_7_7_sync_rst(rst_pe_7_7),
-    .psum_in(\psum_in$1662 ),
-    .psum_out(\psum_out$418 ),
-    .valid_in(\valid_in$1656 ),
-    .valid_next(\valid_in$1636 ),
+    .psum_in(\psum_in$1443 ),
+    .psum_out(\psum_out$21 ),
+    .rst_pe_7_7(rst_pe_7_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1437 ),
+    .valid_next(\valid_in$1415 ),
     .valid_out(valid_out),
-    .w_in(\w_in$1664 ),
-    .w_shift(shift_7_7)
+    .w_in(\w_in$1445 ),
+    .w_shift(\w_shift$1427 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
-    .i(\i$431 ),
+    .i(\i$81 ),
     .i_next(i_next),
-    .o(\o$447 ),
-    .o_next(\o_next$442 ),
-    .\port$1363$0 (en_skew_a_0),
-    .\port$1364$0 (en_skew_a_1),
-    .\port$1365$0 (en_skew_a_2),
-    .\port$1366$0 (en_skew_a_3),
-    .\port$1367$0 (en_skew_a_4),
-    .\port$1368$0 (en_skew_a_5),
-    .\port$1369$0 (en_skew_a_6),
-    .\port$1370$0 (en_skew_a_7),
+    .o(\o$102 ),
+    .o_next(\o_next$97 ),
+    .\port$1439$0 (en_skew_a_0),
+    .\port$1440$0 (en_skew_a_1),
+    .\port$1441$0 (en_skew_a_2),
+    .\port$1442$0 (en_skew_a_3),
+    .\port$1443$0 (en_skew_a_4),
+    .\port$1444$0 (en_skew_a_5),
+    .\port$1445$0 (en_skew_a_6),
+    .\port$1446$0 (en_skew_a_7),
     .rst(rst)
   );
   \systolic_core.skew_flags  skew_flags (
-    .en(en_skew_flags),
-    .i(\i$432 ),
-    .i_next(\i_next$434 ),
-    .o(\o$449 ),
-    .o_next(\o_next$444 ),
-    .skew_flags_sync_clk(clk),
-    .skew_flags_sync_rst(rst_skew_flags)
+    .en(\en$75 ),
+    .i(\i$83 ),
+    .i_next(\i_next$86 ),
+    .o(\o$104 ),
+    .o_next(\o_next$99 ),
+    .rst_skew_flags(rst_skew_flags),
+    .units_sync_clk(clk)
   );
   \systolic_core.skew_w  skew_w (
     .clk(clk),
-    .i(in_w),
-    .o(\o$454 ),
-    .\port$1354$0 (en_skew_w_0),
-    .\port$1355$0 (en_skew_w_1),
-    .\port$1356$0 (en_skew_w_2),
-    .\port$1357$0 (en_skew_w_3),
-    .\port$1358$0 (en_skew_w_4),
-    .\port$1359$0 (en_skew_w_5),
-    .\port$1360$0 (en_skew_w_6),
-    .\port$1361$0 (en_skew_w_7),
+    .i(\i$77 ),
+    .o(\o$109 ),
+    .\port$1430$0 (en_skew_w_0),
+    .\port$1431$0 (en_skew_w_1),
+    .\port$1432$0 (en_skew_w_2),
+    .\port$1433$0 (en_skew_w_3),
+    .\port$1434$0 (en_skew_w_4),
+    .\port$1435$0 (en_skew_w_5),
+    .\port$1436$0 (en_skew_w_6),
+    .\port$1437$0 (en_skew_w_7),
     .rst(rst)
   );
   \systolic_core.skew_wctl  skew_wctl (
     .clk(clk),
-    .en(en_skew_wctl),
-    .i(\i$430 ),
-    .i_next(\i_next$435 ),
-    .o(\o$439 ),
+    .en(\en$64 ),
+    .i(\i$79 ),
+    .i_next(\i_next$87 ),
+    .o(\o$93 ),
     .o_next(o_next),
     .rst(rst)
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = held;
+    \$209  = held;
     if (rst) begin
-      \$272  = 1'h0;
+      \$209  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = skid;
-    if (\$1 ) begin
-      \$273 [256] = out[256];
+    \$210  = skid;
+    if (\$24 ) begin
+      \$210 [256] = out[256];
     end
-    if (\$2 ) begin
-      \$273 [31:0] = out[31:0];
+    if (\$25 ) begin
+      \$210 [31:0] = out[31:0];
     end
-    if (\$3 ) begin
-      \$273 [63:32] = out[63:32];
+    if (\$26 ) begin
+      \$210 [63:32] = out[63:32];
     end
-    if (\$4 ) begin
-      \$273 [95:64] = out[95:64];
+    if (\$27 ) begin
+      \$210 [95:64] = out[95:64];
     end
-    if (\$5 ) begin
-      \$273 [127:96] = out[127:96];
+    if (\$28 ) begin
+      \$210 [127:96] = out[127:96];
     end
-    if (\$6 ) begin
-      \$273 [159:128] = out[159:128];
+    if (\$29 ) begin
+      \$210 [159:128] = out[159:128];
     end
-    if (\$7 ) begin
-      \$273 [191:160] = out[191:160];
+    if (\$30 ) begin
+      \$210 [191:160] = out[191:160];
     end
-    if (\$8 ) begin
-      \$273 [223:192] = out[223:192];
+    if (\$31 ) begin
+      \$210 [223:192] = out[223:192];
     end
-    if (\$9 ) begin
-      \$273 [255:224] = out[255:224];
+    if (\$32 ) begin
+      \$210 [255:224] = out[255:224];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = 1'h1;
+    \$211  = 1'h1;
     if (rst) begin
-      \$274  = 1'h0;
+      \$211  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = loaded;
-    if (en) begin
+    \$212  = loaded;
+    if (\en$46 ) begin
       if (capture) begin
-        \$275  = { 3'h0, w_accept };
+        \$212  = { 3'h0, w_accept };
       end else if (w_accept) begin
-        \$275  = \$19 [3:0];
+        \$212  = \$42 [3:0];
       end
     end
     if (rst) begin
-      \$275  = 4'h0;
+      \$212  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = shadow_full;
-    if (en) begin
+    \$213  = shadow_full;
+    if (\en$46 ) begin
       if (capture) begin
-        \$276  = 1'h1;
-      end else if (\$20 ) begin
-        \$276  = 1'h0;
+        \$213  = 1'h1;
+      end else if (\$43 ) begin
+        \$213  = 1'h0;
       end
     end
     if (rst) begin
-      \$276  = 1'h0;
+      \$213  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = since_first;
-    if (en) begin
-      if (\$21 ) begin
-        \$277  = 4'h1;
-      end else if (\$22 ) begin
-        \$277  = \$23 [3:0];
+    \$214  = since_first;
+    if (\en$46 ) begin
+      if (\$44 ) begin
+        \$214  = 4'h1;
+      end else if (\$45 ) begin
+        \$214  = \$46 [3:0];
       end
     end
     if (rst) begin
-      \$277  = 4'h8;
+      \$214  = 4'h8;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = first;
-    if (en) begin
+    \$215  = first;
+    if (\en$46 ) begin
       if (a_accept) begin
-        \$278  = operands__payload[64];
+        \$215  = operands__payload[64];
       end
     end
     if (rst) begin
-      \$278  = 1'h1;
+      \$215  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = in_w;
+    \$216  = \i$77 ;
     if (en_in_w_0) begin
-      \$279 [7:0] = weights__payload[7:0];
+      \$216 [7:0] = weights__payload[7:0];
     end
     if (en_in_w_1) begin
-      \$279 [15:8] = weights__payload[15:8];
+      \$216 [15:8] = weights__payload[15:8];
     end
     if (en_in_w_2) begin
-      \$279 [23:16] = weights__payload[23:16];
+      \$216 [23:16] = weights__payload[23:16];
     end
     if (en_in_w_3) begin
-      \$279 [31:24] = weights__payload[31:24];
+      \$216 [31:24] = weights__payload[31:24];
     end
     if (en_in_w_4) begin
-      \$279 [39:32] = weights__payload[39:32];
+      \$216 [39:32] = weights__payload[39:32];
     end
     if (en_in_w_5) begin
-      \$279 [47:40] = weights__payload[47:40];
+      \$216 [47:40] = weights__payload[47:40];
     end
     if (en_in_w_6) begin
-      \$279 [55:48] = weights__payload[55:48];
+      \$216 [55:48] = weights__payload[55:48];
     end
     if (en_in_w_7) begin
-      \$279 [63:56] = weights__payload[63:56];
+      \$216 [63:56] = weights__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = in_a;
+    \$217  = in_a;
     if (en_in_a_0) begin
-      \$280 [7:0] = operands__payload[7:0];
+      \$217 [7:0] = operands__payload[7:0];
     end
     if (en_in_a_1) begin
-      \$280 [15:8] = operands__payload[15:8];
+      \$217 [15:8] = operands__payload[15:8];
     end
     if (en_in_a_2) begin
-      \$280 [23:16] = operands__payload[23:16];
+      \$217 [23:16] = operands__payload[23:16];
     end
     if (en_in_a_3) begin
-      \$280 [31:24] = operands__payload[31:24];
+      \$217 [31:24] = operands__payload[31:24];
     end
     if (en_in_a_4) begin
-      \$280 [39:32] = operands__payload[39:32];
+      \$217 [39:32] = operands__payload[39:32];
     end
     if (en_in_a_5) begin
-      \$280 [47:40] = operands__payload[47:40];
+      \$217 [47:40] = operands__payload[47:40];
     end
     if (en_in_a_6) begin
-      \$280 [55:48] = operands__payload[55:48];
+      \$217 [55:48] = operands__payload[55:48];
     end
     if (en_in_a_7) begin
-      \$280 [63:56] = operands__payload[63:56];
+      \$217 [63:56] = operands__payload[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = in_wctl;
-    if (en) begin
-      \$281 [0] = w_accept;
-      \$281 [1] = capture;
+    \$218  = in_wctl;
+    if (\en$46 ) begin
+      \$218 [0] = w_accept;
+      \$218 [1] = capture;
     end
     if (rst) begin
-      \$281  = 2'h0;
+      \$218  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = in_flags;
-    if (en) begin
-      \$282 [0] = a_accept;
-      \$282 [1] = first;
-      \$282 [2] = operands__payload[64];
+    \$219  = in_flags;
+    if (\en$46 ) begin
+      \$219 [0] = a_accept;
+      \$219 [1] = first;
+      \$219 [2] = operands__payload[64];
     end
     if (rst) begin
-      \$282  = 3'h0;
+      \$219  = 3'h0;
     end
   end
-  assign pe_0_0_sync_clk = clk;
-  assign pe_0_0_sync_rst = rst_pe_0_0;
-  assign pe_0_1_sync_clk = clk;
-  assign pe_0_1_sync_rst = rst_pe_0_1;
-  assign pe_0_2_sync_clk = clk;
-  assign pe_0_2_sync_rst = rst_pe_0_2;
-  assign pe_0_3_sync_clk = clk;
-  assign pe_0_3_sync_rst = rst_pe_0_3;
-  assign pe_0_4_sync_clk = clk;
-  assign pe_0_4_sync_rst = rst_pe_0_4;
-  assign pe_0_5_sync_clk = clk;
-  assign pe_0_5_sync_rst = rst_pe_0_5;
-  assign pe_0_6_sync_clk = clk;
-  assign pe_0_6_sync_rst = rst_pe_0_6;
-  assign pe_0_7_sync_clk = clk;
-  assign pe_0_7_sync_rst = rst_pe_0_7;
-  assign pe_1_0_sync_clk = clk;
-  assign pe_1_0_sync_rst = rst_pe_1_0;
-  assign pe_1_1_sync_clk = clk;
-  assign pe_1_1_sync_rst = rst_pe_1_1;
-  assign pe_1_2_sync_clk = clk;
-  assign pe_1_2_sync_rst = rst_pe_1_2;
-  assign pe_1_3_sync_clk = clk;
-  assign pe_1_3_sync_rst = rst_pe_1_3;
-  assign pe_1_4_sync_clk = clk;
-  assign pe_1_4_sync_rst = rst_pe_1_4;
-  assign pe_1_5_sync_clk = clk;
-  assign pe_1_5_sync_rst = rst_pe_1_5;
-  assign pe_1_6_sync_clk = clk;
-  assign pe_1_6_sync_rst = rst_pe_1_6;
-  assign pe_1_7_sync_clk = clk;
-  assign pe_1_7_sync_rst = rst_pe_1_7;
-  assign pe_2_0_sync_clk = clk;
-  assign pe_2_0_sync_rst = rst_pe_2_0;
-  assign pe_2_1_sync_clk = clk;
-  assign pe_2_1_sync_rst = rst_pe_2_1;
-  assign pe_2_2_sync_clk = clk;
-  assign pe_2_2_sync_rst = rst_pe_2_2;
-  assign pe_2_3_sync_clk = clk;
-  assign pe_2_3_sync_rst = rst_pe_2_3;
-  assign pe_2_4_sync_clk = clk;
-  assign pe_2_4_sync_rst = rst_pe_2_4;
-  assign pe_2_5_sync_clk = clk;
-  assign pe_2_5_sync_rst = rst_pe_2_5;
-  assign pe_2_6_sync_clk = clk;
-  assign pe_2_6_sync_rst = rst_pe_2_6;
-  assign pe_2_7_sync_clk = clk;
-  assign pe_2_7_sync_rst = rst_pe_2_7;
-  assign pe_3_0_sync_clk = clk;
-  assign pe_3_0_sync_rst = rst_pe_3_0;
-  assign pe_3_1_sync_clk = clk;
-  assign pe_3_1_sync_rst = rst_pe_3_1;
-  assign pe_3_2_sync_clk = clk;
-  assign pe_3_2_sync_rst = rst_pe_3_2;
-  assign pe_3_3_sync_clk = clk;
-  assign pe_3_3_sync_rst = rst_pe_3_3;
-  assign pe_3_4_sync_clk = clk;
-  assign pe_3_4_sync_rst = rst_pe_3_4;
-  assign pe_3_5_sync_clk = clk;
-  assign pe_3_5_sync_rst = rst_pe_3_5;
-  assign pe_3_6_sync_clk = clk;
-  assign pe_3_6_sync_rst = rst_pe_3_6;
-  assign pe_3_7_sync_clk = clk;
-  assign pe_3_7_sync_rst = rst_pe_3_7;
-  assign pe_4_0_sync_clk = clk;
-  assign pe_4_0_sync_rst = rst_pe_4_0;
-  assign pe_4_1_sync_clk = clk;
-  assign pe_4_1_sync_rst = rst_pe_4_1;
-  assign pe_4_2_sync_clk = clk;
-  assign pe_4_2_sync_rst = rst_pe_4_2;
-  assign pe_4_3_sync_clk = clk;
-  assign pe_4_3_sync_rst = rst_pe_4_3;
-  assign pe_4_4_sync_clk = clk;
-  assign pe_4_4_sync_rst = rst_pe_4_4;
-  assign pe_4_5_sync_clk = clk;
-  assign pe_4_5_sync_rst = rst_pe_4_5;
-  assign pe_4_6_sync_clk = clk;
-  assign pe_4_6_sync_rst = rst_pe_4_6;
-  assign pe_4_7_sync_clk = clk;
-  assign pe_4_7_sync_rst = rst_pe_4_7;
-  assign pe_5_0_sync_clk = clk;
-  assign pe_5_0_sync_rst = rst_pe_5_0;
-  assign pe_5_1_sync_clk = clk;
-  assign pe_5_1_sync_rst = rst_pe_5_1;
-  assign pe_5_2_sync_clk = clk;
-  assign pe_5_2_sync_rst = rst_pe_5_2;
-  assign pe_5_3_sync_clk = clk;
-  assign pe_5_3_sync_rst = rst_pe_5_3;
-  assign pe_5_4_sync_clk = clk;
-  assign pe_5_4_sync_rst = rst_pe_5_4;
-  assign pe_5_5_sync_clk = clk;
-  assign pe_5_5_sync_rst = rst_pe_5_5;
-  assign pe_5_6_sync_clk = clk;
-  assign pe_5_6_sync_rst = rst_pe_5_6;
-  assign pe_5_7_sync_clk = clk;
-  assign pe_5_7_sync_rst = rst_pe_5_7;
-  assign pe_6_0_sync_clk = clk;
-  assign pe_6_0_sync_rst = rst_pe_6_0;
-  assign pe_6_1_sync_clk = clk;
-  assign pe_6_1_sync_rst = rst_pe_6_1;
-  assign pe_6_2_sync_clk = clk;
-  assign pe_6_2_sync_rst = rst_pe_6_2;
-  assign pe_6_3_sync_clk = clk;
-  assign pe_6_3_sync_rst = rst_pe_6_3;
-  assign pe_6_4_sync_clk = clk;
-  assign pe_6_4_sync_rst = rst_pe_6_4;
-  assign pe_6_5_sync_clk = clk;
-  assign pe_6_5_sync_rst = rst_pe_6_5;
-  assign pe_6_6_sync_clk = clk;
-  assign pe_6_6_sync_rst = rst_pe_6_6;
-  assign pe_6_7_sync_clk = clk;
-  assign pe_6_7_sync_rst = rst_pe_6_7;
-  assign pe_7_0_sync_clk = clk;
-  assign pe_7_0_sync_rst = rst_pe_7_0;
-  assign pe_7_1_sync_clk = clk;
-  assign pe_7_1_sync_rst = rst_pe_7_1;
-  assign pe_7_2_sync_clk = clk;
-  assign pe_7_2_sync_rst = rst_pe_7_2;
-  assign pe_7_3_sync_clk = clk;
-  assign pe_7_3_sync_rst = rst_pe_7_3;
-  assign pe_7_4_sync_clk = clk;
-  assign pe_7_4_sync_rst = rst_pe_7_4;
-  assign pe_7_5_sync_clk = clk;
-  assign pe_7_5_sync_rst = rst_pe_7_5;
-  assign pe_7_6_sync_clk = clk;
-  assign pe_7_6_sync_rst = rst_pe_7_6;
-  assign pe_7_7_sync_clk = clk;
-  assign pe_7_7_sync_rst = rst_pe_7_7;
-  assign \en$422  = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
-  assign skew_flags_sync_clk = clk;
-  assign skew_flags_sync_rst = rst_skew_flags;
-  assign \en$425  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
-  assign \en$426  = en_skew_wctl;
-  assign \en$427  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
-  assign \en$428  = en_skew_flags;
-  assign \i$429  = in_w;
-  assign \en$436  = en_pe_0_0;
-  assign w_shift = shift_0_0;
-  assign \capture$438  = \o$439 [1];
+  assign units_sync_clk = clk;
+  assign en = { en_deskew_7, en_deskew_6, en_deskew_5, en_deskew_4, en_deskew_3, en_deskew_2, en_deskew_1, en_deskew_0 };
+  assign \en$55  = { en_skew_w_7, en_skew_w_6, en_skew_w_5, en_skew_w_4, en_skew_w_3, en_skew_w_2, en_skew_w_1, en_skew_w_0 };
+  assign en_skew_wctl = \en$64 ;
+  assign \en$66  = { en_skew_a_7, en_skew_a_6, en_skew_a_5, en_skew_a_4, en_skew_a_3, en_skew_a_2, en_skew_a_1, en_skew_a_0 };
+  assign en_skew_flags = \en$75 ;
+  assign in_w = \i$77 ;
+  assign en_pe_0_0 = \en$88 ;
+  assign shift_0_0 = w_shift;
+  assign \capture$92  = \o$93 [1];
   assign capture_next = o_next[1];
-  assign a_next = \o_next$442 [7:0];
-  assign first_next = \o_next$444 [1];
-  assign valid_next = \o_next$444 [0];
-  assign a_in = \o$447 [7:0];
-  assign valid_in = \o$449 [0];
-  assign first_in = \o$449 [1];
-  assign last_in = \o$449 [2];
+  assign a_next = \o_next$97 [7:0];
+  assign first_next = \o_next$99 [1];
+  assign valid_next = \o_next$99 [0];
+  assign a_in = \o$102 [7:0];
+  assign valid_in = \o$104 [0];
+  assign first_in = \o$104 [1];
+  assign last_in = \o$104 [2];
   assign psum_in = 32'd0;
-  assign w_in = \o$454 [7:0];
-  assign \en$455  = en_pe_0_1;
-  assign \w_shift$456  = shift_0_1;
-  assign \capture$457  = \o$439 [3];
-  assign \capture_next$458  = o_next[3];
-  assign \a_next$459  = \o$447 [7:0];
-  assign first_next_out = \first_next$460 ;
-  assign \valid_next$462  = \o$449 [0];
-  assign a_out = \a_in$463 ;
-  assign \valid_out$466  = \valid_in$465 ;
-  assign first_out = \first_in$467 ;
-  assign \last_out$470  = \last_in$469 ;
-  assign \psum_in$471  = 32'd0;
-  assign \w_in$472  = \o$454 [15:8];
-  assign \en$473  = en_pe_0_2;
-  assign \w_shift$474  = shift_0_2;
-  assign \capture$475  = \o$439 [5];
-  assign \capture_next$476  = o_next[5];
-  assign \a_next$477  = \a_in$463 ;
-  assign \first_next_out$479  = \first_next$478 ;
-  assign \valid_next$480  = \valid_in$465 ;
-  assign \a_out$482  = \a_in$481 ;
-  assign \valid_out$484  = \valid_in$483 ;
-  assign \first_out$486  = \first_in$485 ;
-  assign \last_out$488  = \last_in$487 ;
-  assign \psum_in$489  = 32'd0;
-  assign \w_in$490  = \o$454 [23:16];
-  assign \en$491  = en_pe_0_3;
-  assign \w_shift$492  = shift_0_3;
-  assign \capture$493  = \o$439 [7];
-  assign \capture_next$494  = o_next[7];
-  assign \a_next$495  = \a_in$481 ;
-  assign \first_next_out$497  = \first_next$496 ;
-  assign \valid_next$498  = \valid_in$483 ;
-  assign \a_out$500  = \a_in$499 ;
-  assign \valid_out$502  = \valid_in$501 ;
-  assign \first_out$504  = \first_in$503 ;
-  assign \last_out$506  = \last_in$505 ;
-  assign \psum_in$507  = 32'd0;
-  assign \w_in$508  = \o$454 [31:24];
-  assign \en$509  = en_pe_0_4;
-  assign \w_shift$510  = shift_0_4;
-  assign \capture$511  = \o$439 [9];
-  assign \capture_next$512  = o_next[9];
-  assign \a_next$513  = \a_in$499 ;
-  assign \first_next_out$515  = \first_next$514 ;
-  assign \valid_next$516  = \valid_in$501 ;
-  assign \a_out$518  = \a_in$517 ;
-  assign \valid_out$520  = \valid_in$519 ;
-  assign \first_out$522  = \first_in$521 ;
-  assign \last_out$524  = \last_in$523 ;
-  assign \psum_in$525  = 32'd0;
-  assign \w_in$526  = \o$454 [39:32];
-  assign \en$527  = en_pe_0_5;
-  assign \w_shift$528  = shift_0_5;
-  assign \capture$529  = \o$439 [11];
-  assign \capture_next$530  = o_next[11];
-  assign \a_next$531  = \a_in$517 ;
-  assign \first_next_out$533  = \first_next$532 ;
-  assign \valid_next$534  = \valid_in$519 ;
-  assign \a_out$536  = \a_in$535 ;
-  assign \valid_out$538  = \valid_in$537 ;
-  assign \first_out$540  = \first_in$539 ;
-  assign \last_out$542  = \last_in$541 ;
-  assign \psum_in$543  = 32'd0;
-  assign \w_in$544  = \o$454 [47:40];
-  assign \en$545  = en_pe_0_6;
-  assign \w_shift$546  = shift_0_6;
-  assign \capture$547  = \o$439 [13];
-  assign \capture_next$548  = o_next[13];
-  assign \a_next$549  = \a_in$535 ;
-  assign \first_next_out$551  = \first_next$550 ;
-  assign \valid_next$552  = \valid_in$537 ;
-  assign \a_out$554  = \a_in$553 ;
-  assign \valid_out$556  = \valid_in$555 ;
-  assign \first_out$558  = \first_in$557 ;
-  assign \last_out$560  = \last_in$559 ;
-  assign \psum_in$561  = 32'd0;
-  assign \w_in$562  = \o$454 [55:48];
-  assign \en$563  = en_pe_0_7;
-  assign \w_shift$564  = shift_0_7;
-  assign \capture$565  = \o$439 [15];
-  assign \capture_next$566  = o_next[15];
-  assign \a_next$567  = \a_in$553 ;
-  assign \first_next_out$569  = \first_next$568 ;
-  assign \valid_next$570  = \valid_in$555 ;
-  assign \a_out$572  = \a_in$571 ;
-  assign \valid_out$574  = \valid_in$573 ;
-  assign \first_out$576  = \first_in$575 ;
-  assign \last_out$578  = \last_in$577 ;
-  assign \psum_in$579  = 32'd0;
-  assign \w_in$580  = \o$454 [63:56];
-  assign \en$581  = en_pe_1_0;
-  assign \w_shift$582  = shift_1_0;
-  assign \capture$583  = \o$439 [1];
-  assign \capture_next$584  = o_next[1];
-  assign \a_next$585  = \o_next$442 [15:8];
-  assign \first_next$586  = \o_next$444 [4];
-  assign \valid_next$587  = \o_next$444 [3];
-  assign \a_in$588  = \o$447 [15:8];
-  assign \valid_in$589  = \o$449 [3];
-  assign \first_in$590  = \o$449 [4];
-  assign \last_in$591  = \o$449 [5];
-  assign \psum_out$593  = \psum_in$592 ;
-  assign w_out = \w_in$594 ;
-  assign \en$596  = en_pe_1_1;
-  assign \w_shift$597  = shift_1_1;
-  assign \capture$598  = \o$439 [3];
-  assign \capture_next$599  = o_next[3];
-  assign \a_next$600  = \o$447 [15:8];
-  assign \first_next_out$602  = \first_next$601 ;
-  assign \valid_next$603  = \o$449 [3];
-  assign \a_out$605  = \a_in$604 ;
-  assign \valid_out$607  = \valid_in$606 ;
-  assign \first_out$609  = \first_in$608 ;
-  assign \last_out$611  = \last_in$610 ;
-  assign \psum_out$613  = \psum_in$612 ;
-  assign \w_out$615  = \w_in$614 ;
-  assign \en$616  = en_pe_1_2;
-  assign \w_shift$617  = shift_1_2;
-  assign \capture$618  = \o$439 [5];
-  assign \capture_next$619  = o_next[5];
-  assign \a_next$620  = \a_in$604 ;
-  assign \first_next_out$622  = \first_next$621 ;
-  assign \valid_next$623  = \valid_in$606 ;
-  assign \a_out$625  = \a_in$624 ;
-  assign \valid_out$627  = \valid_in$626 ;
-  assign \first_out$629  = \first_in$628 ;
-  assign \last_out$631  = \last_in$630 ;
-  assign \psum_out$633  = \psum_in$632 ;
-  assign \w_out$635  = \w_in$634 ;
-  assign \en$636  = en_pe_1_3;
-  assign \w_shift$637  = shift_1_3;
-  assign \capture$638  = \o$439 [7];
-  assign \capture_next$639  = o_next[7];
-  assign \a_next$640  = \a_in$624 ;
-  assign \first_next_out$642  = \first_next$641 ;
-  assign \valid_next$643  = \valid_in$626 ;
-  assign \a_out$645  = \a_in$644 ;
-  assign \valid_out$647  = \valid_in$646 ;
-  assign \first_out$649  = \first_in$648 ;
-  assign \last_out$651  = \last_in$650 ;
-  assign \psum_out$653  = \psum_in$652 ;
-  assign \w_out$655  = \w_in$654 ;
-  assign \en$656  = en_pe_1_4;
-  assign \w_shift$657  = shift_1_4;
-  assign \capture$658  = \o$439 [9];
-  assign \capture_next$659  = o_next[9];
-  assign \a_next$660  = \a_in$644 ;
-  assign \first_next_out$662  = \first_next$661 ;
-  assign \valid_next$663  = \valid_in$646 ;
-  assign \a_out$665  = \a_in$664 ;
-  assign \valid_out$667  = \valid_in$666 ;
-  assign \first_out$669  = \first_in$668 ;
-  assign \last_out$671  = \last_in$670 ;
-  assign \psum_out$673  = \psum_in$672 ;
-  assign \w_out$675  = \w_in$674 ;
-  assign \en$676  = en_pe_1_5;
-  assign \w_shift$677  = shift_1_5;
-  assign \capture$678  = \o$439 [11];
-  assign \capture_next$679  = o_next[11];
-  assign \a_next$680  = \a_in$664 ;
-  assign \first_next_out$682  = \first_next$681 ;
-  assign \valid_next$683  = \valid_in$666 ;
-  assign \a_out$685  = \a_in$684 ;
-  assign \valid_out$687  = \valid_in$686 ;
-  assign \first_out$689  = \first_in$688 ;
-  assign \last_out$691  = \last_in$690 ;
-  assign \psum_out$693  = \psum_in$692 ;
-  assign \w_out$695  = \w_in$694 ;
-  assign \en$696  = en_pe_1_6;
-  assign \w_shift$697  = shift_1_6;
-  assign \capture$698  = \o$439 [13];
-  assign \capture_next$699  = o_next[13];
-  assign \a_next$700  = \a_in$684 ;
-  assign \first_next_out$702  = \first_next$701 ;
-  assign \valid_next$703  = \valid_in$686 ;
-  assign \a_out$705  = \a_in$704 ;
-  assign \valid_out$707  = \valid_in$706 ;
-  assign \first_out$709  = \first_in$708 ;
-  assign \last_out$711  = \last_in$710 ;
-  assign \psum_out$713  = \psum_in$712 ;
-  assign \w_out$715  = \w_in$714 ;
-  assign \en$716  = en_pe_1_7;
-  assign \w_shift$717  = shift_1_7;
-  assign \capture$718  = \o$439 [15];
-  assign \capture_next$719  = o_next[15];
-  assign \a_next$720  = \a_in$704 ;
-  assign \first_next_out$722  = \first_next$721 ;
-  assign \valid_next$723  = \valid_in$706 ;
-  assign \a_out$725  = \a_in$724 ;
-  assign \valid_out$727  = \valid_in$726 ;
-  assign \first_out$729  = \first_in$728 ;
-  assign \last_out$731  = \last_in$730 ;
-  assign \psum_out$733  = \psum_in$732 ;
-  assign \w_out$735  = \w_in$734 ;
-  assign \en$736  = en_pe_2_0;
-  assign \w_shift$737  = shift_2_0;
-  assign \capture$738  = \o$439 [1];
-  assign \capture_next$739  = o_next[1];
-  assign \a_next$740  = \o_next$442 [23:16];
-  assign \first_next$741  = \o_next$444 [7];
-  assign \valid_next$742  = \o_next$444 [6];
-  assign \a_in$743  = \o$447 [23:16];
-  assign \valid_in$744  = \o$449 [6];
-  assign \first_in$745  = \o$449 [7];
-  assign \last_in$746  = \o$449 [8];
-  assign \psum_out$748  = \psum_in$747 ;
-  assign \w_out$750  = \w_in$749 ;
-  assign \en$751  = en_pe_2_1;
-  assign \w_shift$752  = shift_2_1;
-  assign \capture$753  = \o$439 [3];
-  assign \capture_next$754  = o_next[3];
-  assign \a_next$755  = \o$447 [23:16];
-  assign \first_next_out$757  = \first_next$756 ;
-  assign \valid_next$758  = \o$449 [6];
-  assign \a_out$760  = \a_in$759 ;
-  assign \valid_out$762  = \valid_in$761 ;
-  assign \first_out$764  = \first_in$763 ;
-  assign \last_out$766  = \last_in$765 ;
-  assign \psum_out$768  = \psum_in$767 ;
-  assign \w_out$770  = \w_in$769 ;
-  assign \en$771  = en_pe_2_2;
-  assign \w_shift$772  = shift_2_2;
-  assign \capture$773  = \o$439 [5];
-  assign \capture_next$774  = o_next[5];
-  assign \a_next$775  = \a_in$759 ;
-  assign \first_next_out$777  = \first_next$776 ;
-  assign \valid_next$778  = \valid_in$761 ;
-  assign \a_out$780  = \a_in$779 ;
-  assign \valid_out$782  = \valid_in$781 ;
-  assign \first_out$784  = \first_in$783 ;
-  assign \last_out$786  = \last_in$785 ;
-  assign \psum_out$788  = \psum_in$787 ;
-  assign \w_out$790  = \w_in$789 ;
-  assign \en$791  = en_pe_2_3;
-  assign \w_shift$792  = shift_2_3;
-  assign \capture$793  = \o$439 [7];
-  assign \capture_next$794  = o_next[7];
-  assign \a_next$795  = \a_in$779 ;
-  assign \first_next_out$797  = \first_next$796 ;
-  assign \valid_next$798  = \valid_in$781 ;
-  assign \a_out$800  = \a_in$799 ;
-  assign \valid_out$802  = \valid_in$801 ;
-  assign \first_out$804  = \first_in$803 ;
-  assign \last_out$806  = \last_in$805 ;
-  assign \psum_out$808  = \psum_in$807 ;
-  assign \w_out$810  = \w_in$809 ;
-  assign \en$811  = en_pe_2_4;
-  assign \w_shift$812  = shift_2_4;
-  assign \capture$813  = \o$439 [9];
-  assign \capture_next$814  = o_next[9];
-  assign \a_next$815  = \a_in$799 ;
-  assign \first_next_out$817  = \first_next$816 ;
-  assign \valid_next$818  = \valid_in$801 ;
-  assign \a_out$820  = \a_in$819 ;
-  assign \valid_out$822  = \valid_in$821 ;
-  assign \first_out$824  = \first_in$823 ;
-  assign \last_out$826  = \last_in$825 ;
-  assign \psum_out$828  = \psum_in$827 ;
-  assign \w_out$830  = \w_in$829 ;
-  assign \en$831  = en_pe_2_5;
-  assign \w_shift$832  = shift_2_5;
-  assign \capture$833  = \o$439 [11];
-  assign \capture_next$834  = o_next[11];
-  assign \a_next$835  = \a_in$819 ;
-  assign \first_next_out$837  = \first_next$836 ;
-  assign \valid_next$838  = \valid_in$821 ;
-  assign \a_out$840  = \a_in$839 ;
-  assign \valid_out$842  = \valid_in$841 ;
-  assign \first_out$844  = \first_in$843 ;
-  assign \last_out$846  = \last_in$845 ;
-  assign \psum_out$848  = \psum_in$847 ;
-  assign \w_out$850  = \w_in$849 ;
-  assign \en$851  = en_pe_2_6;
-  assign \w_shift$852  = shift_2_6;
-  assign \capture$853  = \o$439 [13];
-  assign \capture_next$854  = o_next[13];
-  assign \a_next$855  = \a_in$839 ;
-  assign \first_next_out$857  = \first_next$856 ;
-  assign \valid_next$858  = \valid_in$841 ;
-  assign \a_out$860  = \a_in$859 ;
-  assign \valid_out$862  = \valid_in$861 ;
-  assign \first_out$864  = \first_in$863 ;
-  assign \last_out$866  = \last_in$865 ;
-  assign \psum_out$868  = \psum_in$867 ;
-  assign \w_out$870  = \w_in$869 ;
-  assign \en$871  = en_pe_2_7;
-  assign \w_shift$872  = shift_2_7;
-  assign \capture$873  = \o$439 [15];
-  assign \capture_next$874  = o_next[15];
-  assign \a_next$875  = \a_in$859 ;
-  assign \first_next_out$877  = \first_next$876 ;
-  assign \valid_next$878  = \valid_in$861 ;
-  assign \a_out$880  = \a_in$879 ;
-  assign \valid_out$882  = \valid_in$881 ;
-  assign \first_out$884  = \first_in$883 ;
-  assign \last_out$886  = \last_in$885 ;
-  assign \psum_out$888  = \psum_in$887 ;
-  assign \w_out$890  = \w_in$889 ;
-  assign \en$891  = en_pe_3_0;
-  assign \w_shift$892  = shift_3_0;
-  assign \capture$893  = \o$439 [1];
-  assign \capture_next$894  = o_next[1];
-  assign \a_next$895  = \o_next$442 [31:24];
-  assign \first_next$896  = \o_next$444 [10];
-  assign \valid_next$897  = \o_next$444 [9];
-  assign \a_in$898  = \o$447 [31:24];
-  assign \valid_in$899  = \o$449 [9];
-  assign \first_in$900  = \o$449 [10];
-  assign \last_in$901  = \o$449 [11];
-  assign \psum_out$903  = \psum_in$902 ;
-  assign \w_out$905  = \w_in$904 ;
-  assign \en$906  = en_pe_3_1;
-  assign \w_shift$907  = shift_3_1;
-  assign \capture$908  = \o$439 [3];
-  assign \capture_next$909  = o_next[3];
-  assign \a_next$910  = \o$447 [31:24];
-  assign \first_next_out$912  = \first_next$911 ;
-  assign \valid_next$913  = \o$449 [9];
-  assign \a_out$915  = \a_in$914 ;
-  assign \valid_out$917  = \valid_in$916 ;
-  assign \first_out$919  = \first_in$918 ;
-  assign \last_out$921  = \last_in$920 ;
-  assign \psum_out$923  = \psum_in$922 ;
-  assign \w_out$925  = \w_in$924 ;
-  assign \en$926  = en_pe_3_2;
-  assign \w_shift$927  = shift_3_2;
-  assign \capture$928  = \o$439 [5];
-  assign \capture_next$929  = o_next[5];
-  assign \a_next$930  = \a_in$914 ;
-  assign \first_next_out$932  = \first_next$931 ;
-  assign \valid_next$933  = \valid_in$916 ;
-  assign \a_out$935  = \a_in$934 ;
-  assign \valid_out$937  = \valid_in$936 ;
-  assign \first_out$939  = \first_in$938 ;
-  assign \last_out$941  = \last_in$940 ;
-  assign \psum_out$943  = \psum_in$942 ;
-  assign \w_out$945  = \w_in$944 ;
-  assign \en$946  = en_pe_3_3;
-  assign \w_shift$947  = shift_3_3;
-  assign \capture$948  = \o$439 [7];
-  assign \capture_next$949  = o_next[7];
-  assign \a_next$950  = \a_in$934 ;
-  assign \first_next_out$952  = \first_next$951 ;
-  assign \valid_next$953  = \valid_in$936 ;
-  assign \a_out$955  = \a_in$954 ;
-  assign \valid_out$957  = \valid_in$956 ;
-  assign \first_out$959  = \first_in$958 ;
-  assign \last_out$961  = \last_in$960 ;
-  assign \psum_out$963  = \psum_in$962 ;
-  assign \w_out$965  = \w_in$964 ;
-  assign \en$966  = en_pe_3_4;
-  assign \w_shift$967  = shift_3_4;
-  assign \capture$968  = \o$439 [9];
-  assign \capture_next$969  = o_next[9];
-  assign \a_next$970  = \a_in$954 ;
-  assign \first_next_out$972  = \first_next$971 ;
-  assign \valid_next$973  = \valid_in$956 ;
-  assign \a_out$975  = \a_in$974 ;
-  assign \valid_out$977  = \valid_in$976 ;
-  assign \first_out$979  = \first_in$978 ;
-  assign \last_out$981  = \last_in$980 ;
-  assign \psum_out$983  = \psum_in$982 ;
-  assign \w_out$985  = \w_in$984 ;
-  assign \en$986  = en_pe_3_5;
-  assign \w_shift$987  = shift_3_5;
-  assign \capture$988  = \o$439 [11];
-  assign \capture_next$989  = o_next[11];
-  assign \a_next$990  = \a_in$974 ;
-  assign \first_next_out$992  = \first_next$991 ;
-  assign \valid_next$993  = \valid_in$976 ;
-  assign \a_out$995  = \a_in$994 ;
-  assign \valid_out$997  = \valid_in$996 ;
-  assign \first_out$999  = \first_in$998 ;
-  assign \last_out$1001  = \last_in$1000 ;
-  assign \psum_out$1003  = \psum_in$1002 ;
-  assign \w_out$1005  = \w_in$1004 ;
-  assign \en$1006  = en_pe_3_6;
-  assign \w_shift$1007  = shift_3_6;
-  assign \capture$1008  = \o$439 [13];
-  assign \capture_next$1009  = o_next[13];
-  assign \a_next$1010  = \a_in$994 ;
-  assign \first_next_out$1012  = \first_next$1011 ;
-  assign \valid_next$1013  = \valid_in$996 ;
-  assign \a_out$1015  = \a_in$1014 ;
-  assign \valid_out$1017  = \valid_in$1016 ;
-  assign \first_out$1019  = \first_in$1018 ;
-  assign \last_out$1021  = \last_in$1020 ;
-  assign \psum_out$1023  = \psum_in$1022 ;
-  assign \w_out$1025  = \w_in$1024 ;
-  assign \en$1026  = en_pe_3_7;
-  assign \w_shift$1027  = shift_3_7;
-  assign \capture$1028  = \o$439 [15];
-  assign \capture_next$1029  = o_next[15];
-  assign \a_next$1030  = \a_in$1014 ;
-  assign \first_next_out$1032  = \first_next$1031 ;
-  assign \valid_next$1033  = \valid_in$1016 ;
-  assign \a_out$1035  = \a_in$1034 ;
-  assign \valid_out$1037  = \valid_in$1036 ;
-  assign \first_out$1039  = \first_in$1038 ;
-  assign \last_out$1041  = \last_in$1040 ;
-  assign \psum_out$1043  = \psum_in$1042 ;
-  assign \w_out$1045  = \w_in$1044 ;
-  assign \en$1046  = en_pe_4_0;
-  assign \w_shift$1047  = shift_4_0;
-  assign \capture$1048  = \o$439 [1];
-  assign \capture_next$1049  = o_next[1];
-  assign \a_next$1050  = \o_next$442 [39:32];
-  assign \first_next$1051  = \o_next$444 [13];
-  assign \valid_next$1052  = \o_next$444 [12];
-  assign \a_in$1053  = \o$447 [39:32];
-  assign \valid_in$1054  = \o$449 [12];
-  assign \first_in$1055  = \o$449 [13];
-  assign \last_in$1056  = \o$449 [14];
+  assign w_in = \o$109 [7:0];
+  assign en_pe_0_1 = \en$110 ;
+  assign shift_0_1 = \w_shift$112 ;
+  assign \capture$114  = \o$93 [3];
+  assign \capture_next$115  = o_next[3];
+  assign \a_next$116  = \o$102 [7:0];
+  assign first_next_out = \first_next$117 ;
+  assign \valid_next$119  = \o$104 [0];
+  assign a_out = \a_in$120 ;
+  assign \valid_out$123  = \valid_in$122 ;
+  assign first_out = \first_in$124 ;
+  assign \last_out$127  = \last_in$126 ;
+  assign \psum_in$128  = 32'd0;
+  assign \w_in$129  = \o$109 [15:8];
+  assign en_pe_0_2 = \en$130 ;
+  assign shift_0_2 = \w_shift$132 ;
+  assign \capture$134  = \o$93 [5];
+  assign \capture_next$135  = o_next[5];
+  assign \a_next$136  = \a_in$120 ;
+  assign \first_next_out$138  = \first_next$137 ;
+  assign \valid_next$139  = \valid_in$122 ;
+  assign \a_out$141  = \a_in$140 ;
+  assign \valid_out$143  = \valid_in$142 ;
+  assign \first_out$145  = \first_in$144 ;
+  assign \last_out$147  = \last_in$146 ;
+  assign \psum_in$148  = 32'd0;
+  assign \w_in$149  = \o$109 [23:16];
+  assign en_pe_0_3 = \en$150 ;
+  assign shift_0_3 = \w_shift$152 ;
+  assign \capture$154  = \o$93 [7];
+  assign \capture_next$155  = o_next[7];
+  assign \a_next$156  = \a_in$140 ;
+  assign \first_next_out$158  = \first_next$157 ;
+  assign \valid_next$159  = \valid_in$142 ;
+  assign \a_out$161  = \a_in$160 ;
+  assign \valid_out$163  = \valid_in$162 ;
+  assign \first_out$165  = \first_in$164 ;
+  assign \last_out$167  = \last_in$166 ;
+  assign \psum_in$168  = 32'd0;
+  assign \w_in$169  = \o$109 [31:24];
+  assign en_pe_0_4 = \en$170 ;
+  assign shift_0_4 = \w_shift$172 ;
+  assign \capture$174  = \o$93 [9];
+  assign \capture_next$175  = o_next[9];
+  assign \a_next$176  = \a_in$160 ;
+  assign \first_next_out$178  = \first_next$177 ;
+  assign \valid_next$179  = \valid_in$162 ;
+  assign \a_out$181  = \a_in$180 ;
+  assign \valid_out$183  = \valid_in$182 ;
+  assign \first_out$185  = \first_in$184 ;
+  assign \last_out$187  = \last_in$186 ;
+  assign \psum_in$188  = 32'd0;
+  assign \w_in$189  = \o$109 [39:32];
+  assign en_pe_0_5 = \en$190 ;
+  assign shift_0_5 = \w_shift$192 ;
+  assign \capture$194  = \o$93 [11];
+  assign \capture_next$195  = o_next[11];
+  assign \a_next$196  = \a_in$180 ;
+  assign \first_next_out$198  = \first_next$197 ;
+  assign \valid_next$199  = \valid_in$182 ;
+  assign \a_out$201  = \a_in$200 ;
+  assign \valid_out$203  = \valid_in$202 ;
+  assign \first_out$205  = \first_in$204 ;
+  assign \last_out$207  = \last_in$206 ;
+  assign \psum_in$208  = 32'd0;
+  assign \w_in$209  = \o$109 [47:40];
+  assign en_pe_0_6 = \en$210 ;
+  assign shift_0_6 = \w_shift$212 ;
+  assign \capture$214  = \o$93 [13];
+  assign \capture_next$215  = o_next[13];
+  assign \a_next$216  = \a_in$200 ;
+  assign \first_next_out$218  = \first_next$217 ;
+  assign \valid_next$219  = \valid_in$202 ;
+  assign \a_out$221  = \a_in$220 ;
+  assign \valid_out$223  = \valid_in$222 ;
+  assign \first_out$225  = \first_in$224 ;
+  assign \last_out$227  = \last_in$226 ;
+  assign \psum_in$228  = 32'd0;
+  assign \w_in$229  = \o$109 [55:48];
+  assign en_pe_0_7 = \en$230 ;
+  assign shift_0_7 = \w_shift$232 ;
+  assign \capture$234  = \o$93 [15];
+  assign \capture_next$235  = o_next[15];
+  assign \a_next$236  = \a_in$220 ;
+  assign \first_next_out$238  = \first_next$237 ;
+  assign \valid_next$239  = \valid_in$222 ;
+  assign \a_out$241  = \a_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \first_out$245  = \first_in$244 ;
+  assign \last_out$247  = \last_in$246 ;
+  assign \psum_in$248  = 32'd0;
+  assign \w_in$249  = \o$109 [63:56];
+  assign en_pe_1_0 = \en$250 ;
+  assign shift_1_0 = \w_shift$252 ;
+  assign \capture$254  = \o$93 [1];
+  assign \capture_next$255  = o_next[1];
+  assign \a_next$256  = \o_next$97 [15:8];
+  assign \first_next$257  = \o_next$99 [4];
+  assign \valid_next$258  = \o_next$99 [3];
+  assign \a_in$259  = \o$102 [15:8];
+  assign \valid_in$260  = \o$104 [3];
+  assign \first_in$261  = \o$104 [4];
+  assign \last_in$262  = \o$104 [5];
+  assign \psum_out$264  = \psum_in$263 ;
+  assign w_out = \w_in$265 ;
+  assign en_pe_1_1 = \en$267 ;
+  assign shift_1_1 = \w_shift$269 ;
+  assign \capture$271  = \o$93 [3];
+  assign \capture_next$272  = o_next[3];
+  assign \a_next$273  = \o$102 [15:8];
+  assign \first_next_out$275  = \first_next$274 ;
+  assign \valid_next$276  = \o$104 [3];
+  assign \a_out$278  = \a_in$277 ;
+  assign \valid_out$280  = \valid_in$279 ;
+  assign \first_out$282  = \first_in$281 ;
+  assign \last_out$284  = \last_in$283 ;
+  assign \psum_out$286  = \psum_in$285 ;
+  assign \w_out$288  = \w_in$287 ;
+  assign en_pe_1_2 = \en$289 ;
+  assign shift_1_2 = \w_shift$291 ;
+  assign \capture$293  = \o$93 [5];
+  assign \capture_next$294  = o_next[5];
+  assign \a_next$295  = \a_in$277 ;
+  assign \first_next_out$297  = \first_next$296 ;
+  assign \valid_next$298  = \valid_in$279 ;
+  assign \a_out$300  = \a_in$299 ;
+  assign \valid_out$302  = \valid_in$301 ;
+  assign \first_out$304  = \first_in$303 ;
+  assign \last_out$306  = \last_in$305 ;
+  assign \psum_out$308  = \psum_in$307 ;
+  assign \w_out$310  = \w_in$309 ;
+  assign en_pe_1_3 = \en$311 ;
+  assign shift_1_3 = \w_shift$313 ;
+  assign \capture$315  = \o$93 [7];
+  assign \capture_next$316  = o_next[7];
+  assign \a_next$317  = \a_in$299 ;
+  assign \first_next_out$319  = \first_next$318 ;
+  assign \valid_next$320  = \valid_in$301 ;
+  assign \a_out$322  = \a_in$321 ;
+  assign \valid_out$324  = \valid_in$323 ;
+  assign \first_out$326  = \first_in$325 ;
+  assign \last_out$328  = \last_in$327 ;
+  assign \psum_out$330  = \psum_in$329 ;
+  assign \w_out$332  = \w_in$331 ;
+  assign en_pe_1_4 = \en$333 ;
+  assign shift_1_4 = \w_shift$335 ;
+  assign \capture$337  = \o$93 [9];
+  assign \capture_next$338  = o_next[9];
+  assign \a_next$339  = \a_in$321 ;
+  assign \first_next_out$341  = \first_next$340 ;
+  assign \valid_next$342  = \valid_in$323 ;
+  assign \a_out$344  = \a_in$343 ;
+  assign \valid_out$346  = \valid_in$345 ;
+  assign \first_out$348  = \first_in$347 ;
+  assign \last_out$350  = \last_in$349 ;
+  assign \psum_out$352  = \psum_in$351 ;
+  assign \w_out$354  = \w_in$353 ;
+  assign en_pe_1_5 = \en$355 ;
+  assign shift_1_5 = \w_shift$357 ;
+  assign \capture$359  = \o$93 [11];
+  assign \capture_next$360  = o_next[11];
+  assign \a_next$361  = \a_in$343 ;
+  assign \first_next_out$363  = \first_next$362 ;
+  assign \valid_next$364  = \valid_in$345 ;
+  assign \a_out$366  = \a_in$365 ;
+  assign \valid_out$368  = \valid_in$367 ;
+  assign \first_out$370  = \first_in$369 ;
+  assign \last_out$372  = \last_in$371 ;
+  assign \psum_out$374  = \psum_in$373 ;
+  assign \w_out$376  = \w_in$375 ;
+  assign en_pe_1_6 = \en$377 ;
+  assign shift_1_6 = \w_shift$379 ;
+  assign \capture$381  = \o$93 [13];
+  assign \capture_next$382  = o_next[13];
+  assign \a_next$383  = \a_in$365 ;
+  assign \first_next_out$385  = \first_next$384 ;
+  assign \valid_next$386  = \valid_in$367 ;
+  assign \a_out$388  = \a_in$387 ;
+  assign \valid_out$390  = \valid_in$389 ;
+  assign \first_out$392  = \first_in$391 ;
+  assign \last_out$394  = \last_in$393 ;
+  assign \psum_out$396  = \psum_in$395 ;
+  assign \w_out$398  = \w_in$397 ;
+  assign en_pe_1_7 = \en$399 ;
+  assign shift_1_7 = \w_shift$401 ;
+  assign \capture$403  = \o$93 [15];
+  assign \capture_next$404  = o_next[15];
+  assign \a_next$405  = \a_in$387 ;
+  assign \first_next_out$407  = \first_next$406 ;
+  assign \valid_next$408  = \valid_in$389 ;
+  assign \a_out$410  = \a_in$409 ;
+  assign \valid_out$412  = \valid_in$411 ;
+  assign \first_out$414  = \first_in$413 ;
+  assign \last_out$416  = \last_in$415 ;
+  assign \psum_out$418  = \psum_in$417 ;
+  assign \w_out$420  = \w_in$419 ;
+  assign en_pe_2_0 = \en$421 ;
+  assign shift_2_0 = \w_shift$423 ;
+  assign \capture$425  = \o$93 [1];
+  assign \capture_next$426  = o_next[1];
+  assign \a_next$427  = \o_next$97 [23:16];
+  assign \first_next$428  = \o_next$99 [7];
+  assign \valid_next$429  = \o_next$99 [6];
+  assign \a_in$430  = \o$102 [23:16];
+  assign \valid_in$431  = \o$104 [6];
+  assign \first_in$432  = \o$104 [7];
+  assign \last_in$433  = \o$104 [8];
+  assign \psum_out$435  = \psum_in$434 ;
+  assign \w_out$437  = \w_in$436 ;
+  assign en_pe_2_1 = \en$438 ;
+  assign shift_2_1 = \w_shift$440 ;
+  assign \capture$442  = \o$93 [3];
+  assign \capture_next$443  = o_next[3];
+  assign \a_next$444  = \o$102 [23:16];
+  assign \first_next_out$446  = \first_next$445 ;
+  assign \valid_next$447  = \o$104 [6];
+  assign \a_out$449  = \a_in$448 ;
+  assign \valid_out$451  = \valid_in$450 ;
+  assign \first_out$453  = \first_in$452 ;
+  assign \last_out$455  = \last_in$454 ;
+  assign \psum_out$457  = \psum_in$456 ;
+  assign \w_out$459  = \w_in$458 ;
+  assign en_pe_2_2 = \en$460 ;
+  assign shift_2_2 = \w_shift$462 ;
+  assign \capture$464  = \o$93 [5];
+  assign \capture_next$465  = o_next[5];
+  assign \a_next$466  = \a_in$448 ;
+  assign \first_next_out$468  = \first_next$467 ;
+  assign \valid_next$469  = \valid_in$450 ;
+  assign \a_out$471  = \a_in$470 ;
+  assign \valid_out$473  = \valid_in$472 ;
+  assign \first_out$475  = \first_in$474 ;
+  assign \last_out$477  = \last_in$476 ;
+  assign \psum_out$479  = \psum_in$478 ;
+  assign \w_out$481  = \w_in$480 ;
+  assign en_pe_2_3 = \en$482 ;
+  assign shift_2_3 = \w_shift$484 ;
+  assign \capture$486  = \o$93 [7];
+  assign \capture_next$487  = o_next[7];
+  assign \a_next$488  = \a_in$470 ;
+  assign \first_next_out$490  = \first_next$489 ;
+  assign \valid_next$491  = \valid_in$472 ;
+  assign \a_out$493  = \a_in$492 ;
+  assign \valid_out$495  = \valid_in$494 ;
+  assign \first_out$497  = \first_in$496 ;
+  assign \last_out$499  = \last_in$498 ;
+  assign \psum_out$501  = \psum_in$500 ;
+  assign \w_out$503  = \w_in$502 ;
+  assign en_pe_2_4 = \en$504 ;
+  assign shift_2_4 = \w_shift$506 ;
+  assign \capture$508  = \o$93 [9];
+  assign \capture_next$509  = o_next[9];
+  assign \a_next$510  = \a_in$492 ;
+  assign \first_next_out$512  = \first_next$511 ;
+  assign \valid_next$513  = \valid_in$494 ;
+  assign \a_out$515  = \a_in$514 ;
+  assign \valid_out$517  = \valid_in$516 ;
+  assign \first_out$519  = \first_in$518 ;
+  assign \last_out$521  = \last_in$520 ;
+  assign \psum_out$523  = \psum_in$522 ;
+  assign \w_out$525  = \w_in$524 ;
+  assign en_pe_2_5 = \en$526 ;
+  assign shift_2_5 = \w_shift$528 ;
+  assign \capture$530  = \o$93 [11];
+  assign \capture_next$531  = o_next[11];
+  assign \a_next$532  = \a_in$514 ;
+  assign \first_next_out$534  = \first_next$533 ;
+  assign \valid_next$535  = \valid_in$516 ;
+  assign \a_out$537  = \a_in$536 ;
+  assign \valid_out$539  = \valid_in$538 ;
+  assign \first_out$541  = \first_in$540 ;
+  assign \last_out$543  = \last_in$542 ;
+  assign \psum_out$545  = \psum_in$544 ;
+  assign \w_out$547  = \w_in$546 ;
+  assign en_pe_2_6 = \en$548 ;
+  assign shift_2_6 = \w_shift$550 ;
+  assign \capture$552  = \o$93 [13];
+  assign \capture_next$553  = o_next[13];
+  assign \a_next$554  = \a_in$536 ;
+  assign \first_next_out$556  = \first_next$555 ;
+  assign \valid_next$557  = \valid_in$538 ;
+  assign \a_out$559  = \a_in$558 ;
+  assign \valid_out$561  = \valid_in$560 ;
+  assign \first_out$563  = \first_in$562 ;
+  assign \last_out$565  = \last_in$564 ;
+  assign \psum_out$567  = \psum_in$566 ;
+  assign \w_out$569  = \w_in$568 ;
+  assign en_pe_2_7 = \en$570 ;
+  assign shift_2_7 = \w_shift$572 ;
+  assign \capture$574  = \o$93 [15];
+  assign \capture_next$575  = o_next[15];
+  assign \a_next$576  = \a_in$558 ;
+  assign \first_next_out$578  = \first_next$577 ;
+  assign \valid_next$579  = \valid_in$560 ;
+  assign \a_out$581  = \a_in$580 ;
+  assign \valid_out$583  = \valid_in$582 ;
+  assign \first_out$585  = \first_in$584 ;
+  assign \last_out$587  = \last_in$586 ;
+  assign \psum_out$589  = \psum_in$588 ;
+  assign \w_out$591  = \w_in$590 ;
+  assign en_pe_3_0 = \en$592 ;
+  assign shift_3_0 = \w_shift$594 ;
+  assign \capture$596  = \o$93 [1];
+  assign \capture_next$597  = o_next[1];
+  assign \a_next$598  = \o_next$97 [31:24];
+  assign \first_next$599  = \o_next$99 [10];
+  assign \valid_next$600  = \o_next$99 [9];
+  assign \a_in$601  = \o$102 [31:24];
+  assign \valid_in$602  = \o$104 [9];
+  assign \first_in$603  = \o$104 [10];
+  assign \last_in$604  = \o$104 [11];
+  assign \psum_out$606  = \psum_in$605 ;
+  assign \w_out$608  = \w_in$607 ;
+  assign en_pe_3_1 = \en$609 ;
+  assign shift_3_1 = \w_shift$611 ;
+  assign \capture$613  = \o$93 [3];
+  assign \capture_next$614  = o_next[3];
+  assign \a_next$615  = \o$102 [31:24];
+  assign \first_next_out$617  = \first_next$616 ;
+  assign \valid_next$618  = \o$104 [9];
+  assign \a_out$620  = \a_in$619 ;
+  assign \valid_out$622  = \valid_in$621 ;
+  assign \first_out$624  = \first_in$623 ;
+  assign \last_out$626  = \last_in$625 ;
+  assign \psum_out$628  = \psum_in$627 ;
+  assign \w_out$630  = \w_in$629 ;
+  assign en_pe_3_2 = \en$631 ;
+  assign shift_3_2 = \w_shift$633 ;
+  assign \capture$635  = \o$93 [5];
+  assign \capture_next$636  = o_next[5];
+  assign \a_next$637  = \a_in$619 ;
+  assign \first_next_out$639  = \first_next$638 ;
+  assign \valid_next$640  = \valid_in$621 ;
+  assign \a_out$642  = \a_in$641 ;
+  assign \valid_out$644  = \valid_in$643 ;
+  assign \first_out$646  = \first_in$645 ;
+  assign \last_out$648  = \last_in$647 ;
+  assign \psum_out$650  = \psum_in$649 ;
+  assign \w_out$652  = \w_in$651 ;
+  assign en_pe_3_3 = \en$653 ;
+  assign shift_3_3 = \w_shift$655 ;
+  assign \capture$657  = \o$93 [7];
+  assign \capture_next$658  = o_next[7];
+  assign \a_next$659  = \a_in$641 ;
+  assign \first_next_out$661  = \first_next$660 ;
+  assign \valid_next$662  = \valid_in$643 ;
+  assign \a_out$664  = \a_in$663 ;
+  assign \valid_out$666  = \valid_in$665 ;
+  assign \first_out$668  = \first_in$667 ;
+  assign \last_out$670  = \last_in$669 ;
+  assign \psum_out$672  = \psum_in$671 ;
+  assign \w_out$674  = \w_in$673 ;
+  assign en_pe_3_4 = \en$675 ;
+  assign shift_3_4 = \w_shift$677 ;
+  assign \capture$679  = \o$93 [9];
+  assign \capture_next$680  = o_next[9];
+  assign \a_next$681  = \a_in$663 ;
+  assign \first_next_out$683  = \first_next$682 ;
+  assign \valid_next$684  = \valid_in$665 ;
+  assign \a_out$686  = \a_in$685 ;
+  assign \valid_out$688  = \valid_in$687 ;
+  assign \first_out$690  = \first_in$689 ;
+  assign \last_out$692  = \last_in$691 ;
+  assign \psum_out$694  = \psum_in$693 ;
+  assign \w_out$696  = \w_in$695 ;
+  assign en_pe_3_5 = \en$697 ;
+  assign shift_3_5 = \w_shift$699 ;
+  assign \capture$701  = \o$93 [11];
+  assign \capture_next$702  = o_next[11];
+  assign \a_next$703  = \a_in$685 ;
+  assign \first_next_out$705  = \first_next$704 ;
+  assign \valid_next$706  = \valid_in$687 ;
+  assign \a_out$708  = \a_in$707 ;
+  assign \valid_out$710  = \valid_in$709 ;
+  assign \first_out$712  = \first_in$711 ;
+  assign \last_out$714  = \last_in$713 ;
+  assign \psum_out$716  = \psum_in$715 ;
+  assign \w_out$718  = \w_in$717 ;
+  assign en_pe_3_6 = \en$719 ;
+  assign shift_3_6 = \w_shift$721 ;
+  assign \capture$723  = \o$93 [13];
+  assign \capture_next$724  = o_next[13];
+  assign \a_next$725  = \a_in$707 ;
+  assign \first_next_out$727  = \first_next$726 ;
+  assign \valid_next$728  = \valid_in$709 ;
+  assign \a_out$730  = \a_in$729 ;
+  assign \valid_out$732  = \valid_in$731 ;
+  assign \first_out$734  = \first_in$733 ;
+  assign \last_out$736  = \last_in$735 ;
+  assign \psum_out$738  = \psum_in$737 ;
+  assign \w_out$740  = \w_in$739 ;
+  assign en_pe_3_7 = \en$741 ;
+  assign shift_3_7 = \w_shift$743 ;
+  assign \capture$745  = \o$93 [15];
+  assign \capture_next$746  = o_next[15];
+  assign \a_next$747  = \a_in$729 ;
+  assign \first_next_out$749  = \first_next$748 ;
+  assign \valid_next$750  = \valid_in$731 ;
+  assign \a_out$752  = \a_in$751 ;
+  assign \valid_out$754  = \valid_in$753 ;
+  assign \first_out$756  = \first_in$755 ;
+  assign \last_out$758  = \last_in$757 ;
+  assign \psum_out$760  = \psum_in$759 ;
+  assign \w_out$762  = \w_in$761 ;
+  assign en_pe_4_0 = \en$763 ;
+  assign shift_4_0 = \w_shift$765 ;
+  assign \capture$767  = \o$93 [1];
+  assign \capture_next$768  = o_next[1];
+  assign \a_next$769  = \o_next$97 [39:32];
+  assign \first_next$770  = \o_next$99 [13];
+  assign \valid_next$771  = \o_next$99 [12];
+  assign \a_in$772  = \o$102 [39:32];
+  assign \valid_in$773  = \o$104 [12];
+  assign \first_in$774  = \o$104 [13];
+  assign \last_in$775  = \o$104 [14];
+  assign \psum_out$777  = \psum_in$776 ;
+  assign \w_out$779  = \w_in$778 ;
+  assign en_pe_4_1 = \en$780 ;
+  assign shift_4_1 = \w_shift$782 ;
+  assign \capture$784  = \o$93 [3];
+  assign \capture_next$785  = o_next[3];
+  assign \a_next$786  = \o$102 [39:32];
+  assign \first_next_out$788  = \first_next$787 ;
+  assign \valid_next$789  = \o$104 [12];
+  assign \a_out$791  = \a_in$790 ;
+  assign \valid_out$793  = \valid_in$792 ;
+  assign \first_out$795  = \first_in$794 ;
+  assign \last_out$797  = \last_in$796 ;
+  assign \psum_out$799  = \psum_in$798 ;
+  assign \w_out$801  = \w_in$800 ;
+  assign en_pe_4_2 = \en$802 ;
+  assign shift_4_2 = \w_shift$804 ;
+  assign \capture$806  = \o$93 [5];
+  assign \capture_next$807  = o_next[5];
+  assign \a_next$808  = \a_in$790 ;
+  assign \first_next_out$810  = \first_next$809 ;
+  assign \valid_next$811  = \valid_in$792 ;
+  assign \a_out$813  = \a_in$812 ;
+  assign \valid_out$815  = \valid_in$814 ;
+  assign \first_out$817  = \first_in$816 ;
+  assign \last_out$819  = \last_in$818 ;
+  assign \psum_out$821  = \psum_in$820 ;
+  assign \w_out$823  = \w_in$822 ;
+  assign en_pe_4_3 = \en$824 ;
+  assign shift_4_3 = \w_shift$826 ;
+  assign \capture$828  = \o$93 [7];
+  assign \capture_next$829  = o_next[7];
+  assign \a_next$830  = \a_in$812 ;
+  assign \first_next_out$832  = \first_next$831 ;
+  assign \valid_next$833  = \valid_in$814 ;
+  assign \a_out$835  = \a_in$834 ;
+  assign \valid_out$837  = \valid_in$836 ;
+  assign \first_out$839  = \first_in$838 ;
+  assign \last_out$841  = \last_in$840 ;
+  assign \psum_out$843  = \psum_in$842 ;
+  assign \w_out$845  = \w_in$844 ;
+  assign en_pe_4_4 = \en$846 ;
+  assign shift_4_4 = \w_shift$848 ;
+  assign \capture$850  = \o$93 [9];
+  assign \capture_next$851  = o_next[9];
+  assign \a_next$852  = \a_in$834 ;
+  assign \first_next_out$854  = \first_next$853 ;
+  assign \valid_next$855  = \valid_in$836 ;
+  assign \a_out$857  = \a_in$856 ;
+  assign \valid_out$859  = \valid_in$858 ;
+  assign \first_out$861  = \first_in$860 ;
+  assign \last_out$863  = \last_in$862 ;
+  assign \psum_out$865  = \psum_in$864 ;
+  assign \w_out$867  = \w_in$866 ;
+  assign en_pe_4_5 = \en$868 ;
+  assign shift_4_5 = \w_shift$870 ;
+  assign \capture$872  = \o$93 [11];
+  assign \capture_next$873  = o_next[11];
+  assign \a_next$874  = \a_in$856 ;
+  assign \first_next_out$876  = \first_next$875 ;
+  assign \valid_next$877  = \valid_in$858 ;
+  assign \a_out$879  = \a_in$878 ;
+  assign \valid_out$881  = \valid_in$880 ;
+  assign \first_out$883  = \first_in$882 ;
+  assign \last_out$885  = \last_in$884 ;
+  assign \psum_out$887  = \psum_in$886 ;
+  assign \w_out$889  = \w_in$888 ;
+  assign en_pe_4_6 = \en$890 ;
+  assign shift_4_6 = \w_shift$892 ;
+  assign \capture$894  = \o$93 [13];
+  assign \capture_next$895  = o_next[13];
+  assign \a_next$896  = \a_in$878 ;
+  assign \first_next_out$898  = \first_next$897 ;
+  assign \valid_next$899  = \valid_in$880 ;
+  assign \a_out$901  = \a_in$900 ;
+  assign \valid_out$903  = \valid_in$902 ;
+  assign \first_out$905  = \first_in$904 ;
+  assign \last_out$907  = \last_in$906 ;
+  assign \psum_out$909  = \psum_in$908 ;
+  assign \w_out$911  = \w_in$910 ;
+  assign en_pe_4_7 = \en$912 ;
+  assign shift_4_7 = \w_shift$914 ;
+  assign \capture$916  = \o$93 [15];
+  assign \capture_next$917  = o_next[15];
+  assign \a_next$918  = \a_in$900 ;
+  assign \first_next_out$920  = \first_next$919 ;
+  assign \valid_next$921  = \valid_in$902 ;
+  assign \a_out$923  = \a_in$922 ;
+  assign \valid_out$925  = \valid_in$924 ;
+  assign \first_out$927  = \first_in$926 ;
+  assign \last_out$929  = \last_in$928 ;
+  assign \psum_out$931  = \psum_in$930 ;
+  assign \w_out$933  = \w_in$932 ;
+  assign en_pe_5_0 = \en$934 ;
+  assign shift_5_0 = \w_shift$936 ;
+  assign \capture$938  = \o$93 [1];
+  assign \capture_next$939  = o_next[1];
+  assign \a_next$940  = \o_next$97 [47:40];
+  assign \first_next$941  = \o_next$99 [16];
+  assign \valid_next$942  = \o_next$99 [15];
+  assign \a_in$943  = \o$102 [47:40];
+  assign \valid_in$944  = \o$104 [15];
+  assign \first_in$945  = \o$104 [16];
+  assign \last_in$946  = \o$104 [17];
+  assign \psum_out$948  = \psum_in$947 ;
+  assign \w_out$950  = \w_in$949 ;
+  assign en_pe_5_1 = \en$951 ;
+  assign shift_5_1 = \w_shift$953 ;
+  assign \capture$955  = \o$93 [3];
+  assign \capture_next$956  = o_next[3];
+  assign \a_next$957  = \o$102 [47:40];
+  assign \first_next_out$959  = \first_next$958 ;
+  assign \valid_next$960  = \o$104 [15];
+  assign \a_out$962  = \a_in$961 ;
+  assign \valid_out$964  = \valid_in$963 ;
+  assign \first_out$966  = \first_in$965 ;
+  assign \last_out$968  = \last_in$967 ;
+  assign \psum_out$970  = \psum_in$969 ;
+  assign \w_out$972  = \w_in$971 ;
+  assign en_pe_5_2 = \en$973 ;
+  assign shift_5_2 = \w_shift$975 ;
+  assign \capture$977  = \o$93 [5];
+  assign \capture_next$978  = o_next[5];
+  assign \a_next$979  = \a_in$961 ;
+  assign \first_next_out$981  = \first_next$980 ;
+  assign \valid_next$982  = \valid_in$963 ;
+  assign \a_out$984  = \a_in$983 ;
+  assign \valid_out$986  = \valid_in$985 ;
+  assign \first_out$988  = \first_in$987 ;
+  assign \last_out$990  = \last_in$989 ;
+  assign \psum_out$992  = \psum_in$991 ;
+  assign \w_out$994  = \w_in$993 ;
+  assign en_pe_5_3 = \en$995 ;
+  assign shift_5_3 = \w_shift$997 ;
+  assign \capture$999  = \o$93 [7];
+  assign \capture_next$1000  = o_next[7];
+  assign \a_next$1001  = \a_in$983 ;
+  assign \first_next_out$1003  = \first_next$1002 ;
+  assign \valid_next$1004  = \valid_in$985 ;
+  assign \a_out$1006  = \a_in$1005 ;
+  assign \valid_out$1008  = \valid_in$1007 ;
+  assign \first_out$1010  = \first_in$1009 ;
+  assign \last_out$1012  = \last_in$1011 ;
+  assign \psum_out$1014  = \psum_in$1013 ;
+  assign \w_out$1016  = \w_in$1015 ;
+  assign en_pe_5_4 = \en$1017 ;
+  assign shift_5_4 = \w_shift$1019 ;
+  assign \capture$1021  = \o$93 [9];
+  assign \capture_next$1022  = o_next[9];
+  assign \a_next$1023  = \a_in$1005 ;
+  assign \first_next_out$1025  = \first_next$1024 ;
+  assign \valid_next$1026  = \valid_in$1007 ;
+  assign \a_out$1028  = \a_in$1027 ;
+  assign \valid_out$1030  = \valid_in$1029 ;
+  assign \first_out$1032  = \first_in$1031 ;
+  assign \last_out$1034  = \last_in$1033 ;
+  assign \psum_out$1036  = \psum_in$1035 ;
+  assign \w_out$1038  = \w_in$1037 ;
+  assign en_pe_5_5 = \en$1039 ;
+  assign shift_5_5 = \w_shift$1041 ;
+  assign \capture$1043  = \o$93 [11];
+  assign \capture_next$1044  = o_next[11];
+  assign \a_next$1045  = \a_in$1027 ;
+  assign \first_next_out$1047  = \first_next$1046 ;
+  assign \valid_next$1048  = \valid_in$1029 ;
+  assign \a_out$1050  = \a_in$1049 ;
+  assign \valid_out$1052  = \valid_in$1051 ;
+  assign \first_out$1054  = \first_in$1053 ;
+  assign \last_out$1056  = \last_in$1055 ;
   assign \psum_out$1058  = \psum_in$1057 ;
   assign \w_out$1060  = \w_in$1059 ;
-  assign \en$1061  = en_pe_4_1;
-  assign \w_shift$1062  = shift_4_1;
-  assign \capture$1063  = \o$439 [3];
-  assign \capture_next$1064  = o_next[3];
-  assign \a_next$1065  = \o$447 [39:32];
-  assign \first_next_out$1067  = \first_next$1066 ;
-  assign \valid_next$1068  = \o$449 [12];
-  assign \a_out$1070  = \a_in$1069 ;
-  assign \valid_out$1072  = \valid_in$1071 ;
-  assign \first_out$1074  = \first_in$1073 ;
-  assign \last_out$1076  = \last_in$1075 ;
-  assign \psum_out$1078  = \psum_in$1077 ;
-  assign \w_out$1080  = \w_in$1079 ;
-  assign \en$1081  = en_pe_4_2;
-  assign \w_shift$1082  = shift_4_2;
-  assign \capture$1083  = \o$439 [5];
-  assign \capture_next$1084  = o_next[5];
-  assign \a_next$1085  = \a_in$1069 ;
-  assign \first_next_out$1087  = \first_next$1086 ;
-  assign \valid_next$1088  = \valid_in$1071 ;
-  assign \a_out$1090  = \a_in$1089 ;
-  assign \valid_out$1092  = \valid_in$1091 ;
-  assign \first_out$1094  = \first_in$1093 ;
-  assign \last_out$1096  = \last_in$1095 ;
-  assign \psum_out$1098  = \psum_in$1097 ;
-  assign \w_out$1100  = \w_in$1099 ;
-  assign \en$1101  = en_pe_4_3;
-  assign \w_shift$1102  = shift_4_3;
-  assign \capture$1103  = \o$439 [7];
-  assign \capture_next$1104  = o_next[7];
-  assign \a_next$1105  = \a_in$1089 ;
-  assign \first_next_out$1107  = \first_next$1106 ;
-  assign \valid_next$1108  = \valid_in$1091 ;
-  assign \a_out$1110  = \a_in$1109 ;
-  assign \valid_out$1112  = \valid_in$1111 ;
-  assign \first_out$1114  = \first_in$1113 ;
-  assign \last_out$1116  = \last_in$1115 ;
-  assign \psum_out$1118  = \psum_in$1117 ;
-  assign \w_out$1120  = \w_in$1119 ;
-  assign \en$1121  = en_pe_4_4;
-  assign \w_shift$1122  = shift_4_4;
-  assign \capture$1123  = \o$439 [9];
-  assign \capture_next$1124  = o_next[9];
-  assign \a_next$1125  = \a_in$1109 ;
-  assign \first_next_out$1127  = \first_next$1126 ;
-  assign \valid_next$1128  = \valid_in$1111 ;
-  assign \a_out$1130  = \a_in$1129 ;
-  assign \valid_out$1132  = \valid_in$1131 ;
-  assign \first_out$1134  = \first_in$1133 ;
-  assign \last_out$1136  = \last_in$1135 ;
-  assign \psum_out$1138  = \psum_in$1137 ;
-  assign \w_out$1140  = \w_in$1139 ;
-  assign \en$1141  = en_pe_4_5;
-  assign \w_shift$1142  = shift_4_5;
-  assign \capture$1143  = \o$439 [11];
-  assign \capture_next$1144  = o_next[11];
-  assign \a_next$1145  = \a_in$1129 ;
-  assign \first_next_out$1147  = \first_next$1146 ;
-  assign \valid_next$1148  = \valid_in$1131 ;
-  assign \a_out$1150  = \a_in$1149 ;
-  assign \valid_out$1152  = \valid_in$1151 ;
-  assign \first_out$1154  = \first_in$1153 ;
-  assign \last_out$1156  = \last_in$1155 ;
-  assign \psum_out$1158  = \psum_in$1157 ;
-  assign \w_out$1160  = \w_in$1159 ;
-  assign \en$1161  = en_pe_4_6;
-  assign \w_shift$1162  = shift_4_6;
-  assign \capture$1163  = \o$439 [13];
-  assign \capture_next$1164  = o_next[13];
-  assign \a_next$1165  = \a_in$1149 ;
-  assign \first_next_out$1167  = \first_next$1166 ;
-  assign \valid_next$1168  = \valid_in$1151 ;
-  assign \a_out$1170  = \a_in$1169 ;
-  assign \valid_out$1172  = \valid_in$1171 ;
-  assign \first_out$1174  = \first_in$1173 ;
-  assign \last_out$1176  = \last_in$1175 ;
-  assign \psum_out$1178  = \psum_in$1177 ;
-  assign \w_out$1180  = \w_in$1179 ;
-  assign \en$1181  = en_pe_4_7;
-  assign \w_shift$1182  = shift_4_7;
-  assign \capture$1183  = \o$439 [15];
-  assign \capture_next$1184  = o_next[15];
-  assign \a_next$1185  = \a_in$1169 ;
-  assign \first_next_out$1187  = \first_next$1186 ;
-  assign \valid_next$1188  = \valid_in$1171 ;
-  assign \a_out$1190  = \a_in$1189 ;
-  assign \valid_out$1192  = \valid_in$1191 ;
-  assign \first_out$1194  = \first_in$1193 ;
-  assign \last_out$1196  = \last_in$1195 ;
-  assign \psum_out$1198  = \psum_in$1197 ;
-  assign \w_out$1200  = \w_in$1199 ;
-  assign \en$1201  = en_pe_5_0;
-  assign \w_shift$1202  = shift_5_0;
-  assign \capture$1203  = \o$439 [1];
-  assign \capture_next$1204  = o_next[1];
-  assign \a_next$1205  = \o_next$442 [47:40];
-  assign \first_next$1206  = \o_next$444 [16];
-  assign \valid_next$1207  = \o_next$444 [15];
-  assign \a_in$1208  = \o$447 [47:40];
-  assign \valid_in$1209  = \o$449 [15];
-  assign \first_in$1210  = \o$449 [16];
-  assign \last_in$1211  = \o$449 [17];
-  assign \psum_out$1213  = \psum_in$1212 ;
-  assign \w_out$1215  = \w_in$1214 ;
-  assign \en$1216  = en_pe_5_1;
-  assign \w_shift$1217  = shift_5_1;
-  assign \capture$1218  = \o$439 [3];
-  assign \capture_next$1219  = o_next[3];
-  assign \a_next$1220  = \o$447 [47:40];
-  assign \first_next_out$1222  = \first_next$1221 ;
-  assign \valid_next$1223  = \o$449 [15];
-  assign \a_out$1225  = \a_in$1224 ;
-  assign \valid_out$1227  = \valid_in$1226 ;
-  assign \first_out$1229  = \first_in$1228 ;
-  assign \last_out$1231  = \last_in$1230 ;
-  assign \psum_out$1233  = \psum_in$1232 ;
-  assign \w_out$1235  = \w_in$1234 ;
-  assign \en$1236  = en_pe_5_2;
-  assign \w_shift$1237  = shift_5_2;
-  assign \capture$1238  = \o$439 [5];
-  assign \capture_next$1239  = o_next[5];
-  assign \a_next$1240  = \a_in$1224 ;
-  assign \first_next_out$1242  = \first_next$1241 ;
-  assign \valid_next$1243  = \valid_in$1226 ;
-  assign \a_out$1245  = \a_in$1244 ;
-  assign \valid_out$1247  = \valid_in$1246 ;
-  assign \first_out$1249  = \first_in$1248 ;
-  assign \last_out$1251  = \last_in$1250 ;
-  assign \psum_out$1253  = \psum_in$1252 ;
-  assign \w_out$1255  = \w_in$1254 ;
-  assign \en$1256  = en_pe_5_3;
-  assign \w_shift$1257  = shift_5_3;
-  assign \capture$1258  = \o$439 [7];
-  assign \capture_next$1259  = o_next[7];
-  assign \a_next$1260  = \a_in$1244 ;
+  assign en_pe_5_6 = \en$1061 ;
+  assign shift_5_6 = \w_shift$1063 ;
+  assign \capture$1065  = \o$93 [13];
+  assign \capture_next$1066  = o_next[13];
+  assign \a_next$1067  = \a_in$1049 ;
+  assign \first_next_out$1069  = \first_next$1068 ;
+  assign \valid_next$1070  = \valid_in$1051 ;
+  assign \a_out$1072  = \a_in$1071 ;
+  assign \valid_out$1074  = \valid_in$1073 ;
+  assign \first_out$1076  = \first_in$1075 ;
+  assign \last_out$1078  = \last_in$1077 ;
+  assign \psum_out$1080  = \psum_in$1079 ;
+  assign \w_out$1082  = \w_in$1081 ;
+  assign en_pe_5_7 = \en$1083 ;
+  assign shift_5_7 = \w_shift$1085 ;
+  assign \capture$1087  = \o$93 [15];
+  assign \capture_next$1088  = o_next[15];
+  assign \a_next$1089  = \a_in$1071 ;
+  assign \first_next_out$1091  = \first_next$1090 ;
+  assign \valid_next$1092  = \valid_in$1073 ;
+  assign \a_out$1094  = \a_in$1093 ;
+  assign \valid_out$1096  = \valid_in$1095 ;
+  assign \first_out$1098  = \first_in$1097 ;
+  assign \last_out$1100  = \last_in$1099 ;
+  assign \psum_out$1102  = \psum_in$1101 ;
+  assign \w_out$1104  = \w_in$1103 ;
+  assign en_pe_6_0 = \en$1105 ;
+  assign shift_6_0 = \w_shift$1107 ;
+  assign \capture$1109  = \o$93 [1];
+  assign \capture_next$1110  = o_next[1];
+  assign \a_next$1111  = \o_next$97 [55:48];
+  assign \first_next$1112  = \o_next$99 [19];
+  assign \valid_next$1113  = \o_next$99 [18];
+  assign \a_in$1114  = \o$102 [55:48];
+  assign \valid_in$1115  = \o$104 [18];
+  assign \first_in$1116  = \o$104 [19];
+  assign \last_in$1117  = \o$104 [20];
+  assign \psum_out$1119  = \psum_in$1118 ;
+  assign \w_out$1121  = \w_in$1120 ;
+  assign en_pe_6_1 = \en$1122 ;
+  assign shift_6_1 = \w_shift$1124 ;
+  assign \capture$1126  = \o$93 [3];
+  assign \capture_next$1127  = o_next[3];
+  assign \a_next$1128  = \o$102 [55:48];
+  assign \first_next_out$1130  = \first_next$1129 ;
+  assign \valid_next$1131  = \o$104 [18];
+  assign \a_out$1133  = \a_in$1132 ;
+  assign \valid_out$1135  = \valid_in$1134 ;
+  assign \first_out$1137  = \first_in$1136 ;
+  assign \last_out$1139  = \last_in$1138 ;
+  assign \psum_out$1141  = \psum_in$1140 ;
+  assign \w_out$1143  = \w_in$1142 ;
+  assign en_pe_6_2 = \en$1144 ;
+  assign shift_6_2 = \w_shift$1146 ;
+  assign \capture$1148  = \o$93 [5];
+  assign \capture_next$1149  = o_next[5];
+  assign \a_next$1150  = \a_in$1132 ;
+  assign \first_next_out$1152  = \first_next$1151 ;
+  assign \valid_next$1153  = \valid_in$1134 ;
+  assign \a_out$1155  = \a_in$1154 ;
+  assign \valid_out$1157  = \valid_in$1156 ;
+  assign \first_out$1159  = \first_in$1158 ;
+  assign \last_out$1161  = \last_in$1160 ;
+  assign \psum_out$1163  = \psum_in$1162 ;
+  assign \w_out$1165  = \w_in$1164 ;
+  assign en_pe_6_3 = \en$1166 ;
+  assign shift_6_3 = \w_shift$1168 ;
+  assign \capture$1170  = \o$93 [7];
+  assign \capture_next$1171  = o_next[7];
+  assign \a_next$1172  = \a_in$1154 ;
+  assign \first_next_out$1174  = \first_next$1173 ;
+  assign \valid_next$1175  = \valid_in$1156 ;
+  assign \a_out$1177  = \a_in$1176 ;
+  assign \valid_out$1179  = \valid_in$1178 ;
+  assign \first_out$1181  = \first_in$1180 ;
+  assign \last_out$1183  = \last_in$1182 ;
+  assign \psum_out$1185  = \psum_in$1184 ;
+  assign \w_out$1187  = \w_in$1186 ;
+  assign en_pe_6_4 = \en$1188 ;
+  assign shift_6_4 = \w_shift$1190 ;
+  assign \capture$1192  = \o$93 [9];
+  assign \capture_next$1193  = o_next[9];
+  assign \a_next$1194  = \a_in$1176 ;
+  assign \first_next_out$1196  = \first_next$1195 ;
+  assign \valid_next$1197  = \valid_in$1178 ;
+  assign \a_out$1199  = \a_in$1198 ;
+  assign \valid_out$1201  = \valid_in$1200 ;
+  assign \first_out$1203  = \first_in$1202 ;
+  assign \last_out$1205  = \last_in$1204 ;
+  assign \psum_out$1207  = \psum_in$1206 ;
+  assign \w_out$1209  = \w_in$1208 ;
+  assign en_pe_6_5 = \en$1210 ;
+  assign shift_6_5 = \w_shift$1212 ;
+  assign \capture$1214  = \o$93 [11];
+  assign \capture_next$1215  = o_next[11];
+  assign \a_next$1216  = \a_in$1198 ;
+  assign \first_next_out$1218  = \first_next$1217 ;
+  assign \valid_next$1219  = \valid_in$1200 ;
+  assign \a_out$1221  = \a_in$1220 ;
+  assign \valid_out$1223  = \valid_in$1222 ;
+  assign \first_out$1225  = \first_in$1224 ;
+  assign \last_out$1227  = \last_in$1226 ;
+  assign \psum_out$1229  = \psum_in$1228 ;
+  assign \w_out$1231  = \w_in$1230 ;
+  assign en_pe_6_6 = \en$1232 ;
+  assign shift_6_6 = \w_shift$1234 ;
+  assign \capture$1236  = \o$93 [13];
+  assign \capture_next$1237  = o_next[13];
+  assign \a_next$1238  = \a_in$1220 ;
+  assign \first_next_out$1240  = \first_next$1239 ;
+  assign \valid_next$1241  = \valid_in$1222 ;
+  assign \a_out$1243  = \a_in$1242 ;
+  assign \valid_out$1245  = \valid_in$1244 ;
+  assign \first_out$1247  = \first_in$1246 ;
+  assign \last_out$1249  = \last_in$1248 ;
+  assign \psum_out$1251  = \psum_in$1250 ;
+  assign \w_out$1253  = \w_in$1252 ;
+  assign en_pe_6_7 = \en$1254 ;
+  assign shift_6_7 = \w_shift$1256 ;
+  assign \capture$1258  = \o$93 [15];
+  assign \capture_next$1259  = o_next[15];
+  assign \a_next$1260  = \a_in$1242 ;
   assign \first_next_out$1262  = \first_next$1261 ;
-  assign \valid_next$1263  = \valid_in$1246 ;
+  assign \valid_next$1263  = \valid_in$1244 ;
   assign \a_out$1265  = \a_in$1264 ;
   assign \valid_out$1267  = \valid_in$1266 ;
   assign \first_out$1269  = \first_in$1268 ;
   assign \last_out$1271  = \last_in$1270 ;
   assign \psum_out$1273  = \psum_in$1272 ;
   assign \w_out$1275  = \w_in$1274 ;
-  assign \en$1276  = en_pe_5_4;
-  assign \w_shift$1277  = shift_5_4;
-  assign \capture$1278  = \o$439 [9];
-  assign \capture_next$1279  = o_next[9];
-  assign \a_next$1280  = \a_in$1264 ;
-  assign \first_next_out$1282  = \first_next$1281 ;
-  assign \valid_next$1283  = \valid_in$1266 ;
-  assign \a_out$1285  = \a_in$1284 ;
-  assign \valid_out$1287  = \valid_in$1286 ;
-  assign \first_out$1289  = \first_in$1288 ;
-  assign \last_out$1291  = \last_in$1290 ;
-  assign \psum_out$1293  = \psum_in$1292 ;
-  assign \w_out$1295  = \w_in$1294 ;
-  assign \en$1296  = en_pe_5_5;
-  assign \w_shift$1297  = shift_5_5;
-  assign \capture$1298  = \o$439 [11];
-  assign \capture_next$1299  = o_next[11];
-  assign \a_next$1300  = \a_in$1284 ;
-  assign \first_next_out$1302  = \first_next$1301 ;
-  assign \valid_next$1303  = \valid_in$1286 ;
-  assign \a_out$1305  = \a_in$1304 ;
-  assign \valid_out$1307  = \valid_in$1306 ;
-  assign \first_out$1309  = \first_in$1308 ;
-  assign \last_out$1311  = \last_in$1310 ;
-  assign \psum_out$1313  = \psum_in$1312 ;
-  assign \w_out$1315  = \w_in$1314 ;
-  assign \en$1316  = en_pe_5_6;
-  assign \w_shift$1317  = shift_5_6;
-  assign \capture$1318  = \o$439 [13];
-  assign \capture_next$1319  = o_next[13];
-  assign \a_next$1320  = \a_in$1304 ;
-  assign \first_next_out$1322  = \first_next$1321 ;
-  assign \valid_next$1323  = \valid_in$1306 ;
-  assign \a_out$1325  = \a_in$1324 ;
-  assign \valid_out$1327  = \valid_in$1326 ;
-  assign \first_out$1329  = \first_in$1328 ;
-  assign \last_out$1331  = \last_in$1330 ;
-  assign \psum_out$1333  = \psum_in$1332 ;
-  assign \w_out$1335  = \w_in$1334 ;
-  assign \en$1336  = en_pe_5_7;
-  assign \w_shift$1337  = shift_5_7;
-  assign \capture$1338  = \o$439 [15];
-  assign \capture_next$1339  = o_next[15];
-  assign \a_next$1340  = \a_in$1324 ;
-  assign \first_next_out$1342  = \first_next$1341 ;
-  assign \valid_next$1343  = \valid_in$1326 ;
-  assign \a_out$1345  = \a_in$1344 ;
-  assign \valid_out$1347  = \valid_in$1346 ;
-  assign \first_out$1349  = \first_in$1348 ;
-  assign \last_out$1351  = \last_in$1350 ;
-  assign \psum_out$1353  = \psum_in$1352 ;
-  assign \w_out$1355  = \w_in$1354 ;
-  assign \en$1356  = en_pe_6_0;
-  assign \w_shift$1357  = shift_6_0;
-  assign \capture$1358  = \o$439 [1];
-  assign \capture_next$1359  = o_next[1];
-  assign \a_next$1360  = \o_next$442 [55:48];
-  assign \first_next$1361  = \o_next$444 [19];
-  assign \valid_next$1362  = \o_next$444 [18];
-  assign \a_in$1363  = \o$447 [55:48];
-  assign \valid_in$1364  = \o$449 [18];
-  assign \first_in$1365  = \o$449 [19];
-  assign \last_in$1366  = \o$449 [20];
-  assign \psum_out$1368  = \psum_in$1367 ;
-  assign \w_out$1370  = \w_in$1369 ;
-  assign \en$1371  = en_pe_6_1;
-  assign \w_shift$1372  = shift_6_1;
-  assign \capture$1373  = \o$439 [3];
-  assign \capture_next$1374  = o_next[3];
-  assign \a_next$1375  = \o$447 [55:48];
-  assign \first_next_out$1377  = \first_next$1376 ;
-  assign \valid_next$1378  = \o$449 [18];
-  assign \a_out$1380  = \a_in$1379 ;
-  assign \valid_out$1382  = \valid_in$1381 ;
-  assign \first_out$1384  = \first_in$1383 ;
-  assign \last_out$1386  = \last_in$1385 ;
-  assign \psum_out$1388  = \psum_in$1387 ;
-  assign \w_out$1390  = \w_in$1389 ;
-  assign \en$1391  = en_pe_6_2;
-  assign \w_shift$1392  = shift_6_2;
-  assign \capture$1393  = \o$439 [5];
-  assign \capture_next$1394  = o_next[5];
-  assign \a_next$1395  = \a_in$1379 ;
-  assign \first_next_out$1397  = \first_next$1396 ;
-  assign \valid_next$1398  = \valid_in$1381 ;
-  assign \a_out$1400  = \a_in$1399 ;
-  assign \valid_out$1402  = \valid_in$1401 ;
-  assign \first_out$1404  = \first_in$1403 ;
-  assign \last_out$1406  = \last_in$1405 ;
-  assign \psum_out$1408  = \psum_in$1407 ;
-  assign \w_out$1410  = \w_in$1409 ;
-  assign \en$1411  = en_pe_6_3;
-  assign \w_shift$1412  = shift_6_3;
-  assign \capture$1413  = \o$439 [7];
-  assign \capture_next$1414  = o_next[7];
-  assign \a_next$1415  = \a_in$1399 ;
-  assign \first_next_out$1417  = \first_next$1416 ;
-  assign \valid_next$1418  = \valid_in$1401 ;
-  assign \a_out$1420  = \a_in$1419 ;
-  assign \valid_out$1422  = \valid_in$1421 ;
-  assign \first_out$1424  = \first_in$1423 ;
-  assign \last_out$1426  = \last_in$1425 ;
-  assign \psum_out$1428  = \psum_in$1427 ;
-  assign \w_out$1430  = \w_in$1429 ;
-  assign \en$1431  = en_pe_6_4;
-  assign \w_shift$1432  = shift_6_4;
-  assign \capture$1433  = \o$439 [9];
-  assign \capture_next$1434  = o_next[9];
-  assign \a_next$1435  = \a_in$1419 ;
-  assign \first_next_out$1437  = \first_next$1436 ;
-  assign \valid_next$1438  = \valid_in$1421 ;
-  assign \a_out$1440  = \a_in$1439 ;
-  assign \valid_out$1442  = \valid_in$1441 ;
-  assign \first_out$1444  = \first_in$1443 ;
-  assign \last_out$1446  = \last_in$1445 ;
-  assign \psum_out$1448  = \psum_in$1447 ;
-  assign \w_out$1450  = \w_in$1449 ;
-  assign \en$1451  = en_pe_6_5;
-  assign \w_shift$1452  = shift_6_5;
-  assign \capture$1453  = \o$439 [11];
-  assign \capture_next$1454  = o_next[11];
-  assign \a_next$1455  = \a_in$1439 ;
-  assign \first_next_out$1457  = \first_next$1456 ;
-  assign \valid_next$1458  = \valid_in$1441 ;
-  assign \a_out$1460  = \a_in$1459 ;
-  assign \valid_out$1462  = \valid_in$1461 ;
-  assign \first_out$1464  = \first_in$1463 ;
-  assign \last_out$1466  = \last_in$1465 ;
-  assign \psum_out$1468  = \psum_in$1467 ;
-  assign \w_out$1470  = \w_in$1469 ;
-  assign \en$1471  = en_pe_6_6;
-  assign \w_shift$1472  = shift_6_6;
-  assign \capture$1473  = \o$439 [13];
-  assign \capture_next$1474  = o_next[13];
-  assign \a_next$1475  = \a_in$1459 ;
-  assign \first_next_out$1477  = \first_next$1476 ;
-  assign \valid_next$1478  = \valid_in$1461 ;
-  assign \a_out$1480  = \a_in$1479 ;
-  assign \valid_out$1482  = \valid_in$1481 ;
-  assign \first_out$1484  = \first_in$1483 ;
-  assign \last_out$1486  = \last_in$1485 ;
-  assign \psum_out$1488  = \psum_in$1487 ;
-  assign \w_out$1490  = \w_in$1489 ;
-  assign \en$1491  = en_pe_6_7;
-  assign \w_shift$1492  = shift_6_7;
-  assign \capture$1493  = \o$439 [15];
-  assign \capture_next$1494  = o_next[15];
-  assign \a_next$1495  = \a_in$1479 ;
-  assign \first_next_out$1497  = \first_next$1496 ;
-  assign \valid_next$1498  = \valid_in$1481 ;
-  assign \a_out$1500  = \a_in$1499 ;
-  assign \valid_out$1502  = \valid_in$1501 ;
-  assign \first_out$1504  = \first_in$1503 ;
-  assign \last_out$1506  = \last_in$1505 ;
-  assign \psum_out$1508  = \psum_in$1507 ;
-  assign \w_out$1510  = \w_in$1509 ;
-  assign \en$1511  = en_pe_7_0;
-  assign \w_shift$1512  = shift_7_0;
-  assign \capture$1513  = \o$439 [1];
-  assign \capture_next$1514  = o_next[1];
-  assign \a_next$1515  = \o_next$442 [63:56];
-  assign \first_next$1516  = \o_next$444 [22];
-  assign \valid_next$1517  = \o_next$444 [21];
-  assign \a_in$1518  = \o$447 [63:56];
-  assign \valid_in$1519  = \o$449 [21];
-  assign \first_in$1520  = \o$449 [22];
-  assign \last_in$1521  = \o$449 [23];
-  assign \psum_out$1523  = \psum_in$1522 ;
-  assign \w_out$1525  = \w_in$1524 ;
-  assign \en$1526  = en_pe_7_1;
-  assign \w_shift$1527  = shift_7_1;
-  assign \capture$1528  = \o$439 [3];
-  assign \capture_next$1529  = o_next[3];
-  assign \a_next$1530  = \o$447 [63:56];
-  assign \first_next_out$1532  = \first_next$1531 ;
-  assign \valid_next$1533  = \o$449 [21];
-  assign \a_out$1535  = \a_in$1534 ;
-  assign \valid_out$1537  = \valid_in$1536 ;
-  assign \first_out$1539  = \first_in$1538 ;
-  assign \last_out$1541  = \last_in$1540 ;
-  assign \psum_out$1543  = \psum_in$1542 ;
-  assign \w_out$1545  = \w_in$1544 ;
-  assign \en$1546  = en_pe_7_2;
-  assign \w_shift$1547  = shift_7_2;
-  assign \capture$1548  = \o$439 [5];
-  assign \capture_next$1549  = o_next[5];
-  assign \a_next$1550  = \a_in$1534 ;
-  assign \first_next_out$1552  = \first_next$1551 ;
-  assign \valid_next$1553  = \valid_in$1536 ;
-  assign \a_out$1555  = \a_in$1554 ;
-  assign \valid_out$1557  = \valid_in$1556 ;
-  assign \first_out$1559  = \first_in$1558 ;
-  assign \last_out$1561  = \last_in$1560 ;
-  assign \psum_out$1563  = \psum_in$1562 ;
-  assign \w_out$1565  = \w_in$1564 ;
-  assign \en$1566  = en_pe_7_3;
-  assign \w_shift$1567  = shift_7_3;
-  assign \capture$1568  = \o$439 [7];
-  assign \capture_next$1569  = o_next[7];
-  assign \a_next$1570  = \a_in$1554 ;
-  assign \first_next_out$1572  = \first_next$1571 ;
-  assign \valid_next$1573  = \valid_in$1556 ;
-  assign \a_out$1575  = \a_in$1574 ;
-  assign \valid_out$1577  = \valid_in$1576 ;
-  assign \first_out$1579  = \first_in$1578 ;
-  assign \last_out$1581  = \last_in$1580 ;
-  assign \psum_out$1583  = \psum_in$1582 ;
-  assign \w_out$1585  = \w_in$1584 ;
-  assign \en$1586  = en_pe_7_4;
-  assign \w_shift$1587  = shift_7_4;
-  assign \capture$1588  = \o$439 [9];
-  assign \capture_next$1589  = o_next[9];
-  assign \a_next$1590  = \a_in$1574 ;
-  assign \first_next_out$1592  = \first_next$1591 ;
-  assign \valid_next$1593  = \valid_in$1576 ;
-  assign \a_out$1595  = \a_in$1594 ;
-  assign \valid_out$1597  = \valid_in$1596 ;
-  assign \first_out$1599  = \first_in$1598 ;
-  assign \last_out$1601  = \last_in$1600 ;
-  assign \psum_out$1603  = \psum_in$1602 ;
-  assign \w_out$1605  = \w_in$1604 ;
-  assign \en$1606  = en_pe_7_5;
-  assign \w_shift$1607  = shift_7_5;
-  assign \capture$1608  = \o$439 [11];
-  assign \capture_next$1609  = o_next[11];
-  assign \a_next$1610  = \a_in$1594 ;
-  assign \first_next_out$1612  = \first_next$1611 ;
-  assign \valid_next$1613  = \valid_in$1596 ;
-  assign \a_out$1615  = \a_in$1614 ;
-  assign \valid_out$1617  = \valid_in$1616 ;
-  assign \first_out$1619  = \first_in$1618 ;
-  assign \last_out$1621  = \last_in$1620 ;
-  assign \psum_out$1623  = \psum_in$1622 ;
-  assign \w_out$1625  = \w_in$1624 ;
-  assign \en$1626  = en_pe_7_6;
-  assign \w_shift$1627  = shift_7_6;
-  assign \capture$1628  = \o$439 [13];
-  assign \capture_next$1629  = o_next[13];
-  assign \a_next$1630  = \a_in$1614 ;
-  assign \first_next_out$1632  = \first_next$1631 ;
-  assign \valid_next$1633  = \valid_in$1616 ;
-  assign \a_out$1635  = \a_in$1634 ;
-  assign \valid_out$1637  = \valid_in$1636 ;
-  assign \first_out$1639  = \first_in$1638 ;
-  assign \last_out$1641  = \last_in$1640 ;
-  assign \psum_out$1643  = \psum_in$1642 ;
-  assign \w_out$1645  = \w_in$1644 ;
-  assign \en$1646  = en_pe_7_7;
-  assign \w_shift$1647  = shift_7_7;
-  assign \capture$1648  = \o$439 [15];
-  assign \capture_next$1649  = o_next[15];
-  assign \a_next$1650  = \a_in$1634 ;
-  assign \first_next_out$1652  = \first_next$1651 ;
-  assign \valid_next$1653  = \valid_in$1636 ;
-  assign \a_out$1655  = \a_in$1654 ;
-  assign \valid_out$1657  = \valid_in$1656 ;
-  assign \first_out$1659  = \first_in$1658 ;
-  assign \last_out$1661  = \last_in$1660 ;
-  assign \psum_out$1663  = \psum_in$1662 ;
-  assign \w_out$1665  = \w_in$1664 ;
+  assign en_pe_7_0 = \en$1276 ;
+  assign shift_7_0 = \w_shift$1278 ;
+  assign \capture$1280  = \o$93 [1];
+  assign \capture_next$1281  = o_next[1];
+  assign \a_next$1282  = \o_next$97 [63:56];
+  assign \first_next$1283  = \o_next$99 [22];
+  assign \valid_next$1284  = \o_next$99 [21];
+  assign \a_in$1285  = \o$102 [63:56];
+  assign \valid_in$1286  = \o$104 [21];
+  assign \first_in$1287  = \o$104 [22];
+  assign \last_in$1288  = \o$104 [23];
+  assign \psum_out$1290  = \psum_in$1289 ;
+  assign \w_out$1292  = \w_in$1291 ;
+  assign en_pe_7_1 = \en$1293 ;
+  assign shift_7_1 = \w_shift$1295 ;
+  assign \capture$1297  = \o$93 [3];
+  assign \capture_next$1298  = o_next[3];
+  assign \a_next$1299  = \o$102 [63:56];
+  assign \first_next_out$1301  = \first_next$1300 ;
+  assign \valid_next$1302  = \o$104 [21];
+  assign \a_out$1304  = \a_in$1303 ;
+  assign \valid_out$1306  = \valid_in$1305 ;
+  assign \first_out$1308  = \first_in$1307 ;
+  assign \last_out$1310  = \last_in$1309 ;
+  assign \psum_out$1312  = \psum_in$1311 ;
+  assign \w_out$1314  = \w_in$1313 ;
+  assign en_pe_7_2 = \en$1315 ;
+  assign shift_7_2 = \w_shift$1317 ;
+  assign \capture$1319  = \o$93 [5];
+  assign \capture_next$1320  = o_next[5];
+  assign \a_next$1321  = \a_in$1303 ;
+  assign \first_next_out$1323  = \first_next$1322 ;
+  assign \valid_next$1324  = \valid_in$1305 ;
+  assign \a_out$1326  = \a_in$1325 ;
+  assign \valid_out$1328  = \valid_in$1327 ;
+  assign \first_out$1330  = \first_in$1329 ;
+  assign \last_out$1332  = \last_in$1331 ;
+  assign \psum_out$1334  = \psum_in$1333 ;
+  assign \w_out$1336  = \w_in$1335 ;
+  assign en_pe_7_3 = \en$1337 ;
+  assign shift_7_3 = \w_shift$1339 ;
+  assign \capture$1341  = \o$93 [7];
+  assign \capture_next$1342  = o_next[7];
+  assign \a_next$1343  = \a_in$1325 ;
+  assign \first_next_out$1345  = \first_next$1344 ;
+  assign \valid_next$1346  = \valid_in$1327 ;
+  assign \a_out$1348  = \a_in$1347 ;
+  assign \valid_out$1350  = \valid_in$1349 ;
+  assign \first_out$1352  = \first_in$1351 ;
+  assign \last_out$1354  = \last_in$1353 ;
+  assign \psum_out$1356  = \psum_in$1355 ;
+  assign \w_out$1358  = \w_in$1357 ;
+  assign en_pe_7_4 = \en$1359 ;
+  assign shift_7_4 = \w_shift$1361 ;
+  assign \capture$1363  = \o$93 [9];
+  assign \capture_next$1364  = o_next[9];
+  assign \a_next$1365  = \a_in$1347 ;
+  assign \first_next_out$1367  = \first_next$1366 ;
+  assign \valid_next$1368  = \valid_in$1349 ;
+  assign \a_out$1370  = \a_in$1369 ;
+  assign \valid_out$1372  = \valid_in$1371 ;
+  assign \first_out$1374  = \first_in$1373 ;
+  assign \last_out$1376  = \last_in$1375 ;
+  assign \psum_out$1378  = \psum_in$1377 ;
+  assign \w_out$1380  = \w_in$1379 ;
+  assign en_pe_7_5 = \en$1381 ;
+  assign shift_7_5 = \w_shift$1383 ;
+  assign \capture$1385  = \o$93 [11];
+  assign \capture_next$1386  = o_next[11];
+  assign \a_next$1387  = \a_in$1369 ;
+  assign \first_next_out$1389  = \first_next$1388 ;
+  assign \valid_next$1390  = \valid_in$1371 ;
+  assign \a_out$1392  = \a_in$1391 ;
+  assign \valid_out$1394  = \valid_in$1393 ;
+  assign \first_out$1396  = \first_in$1395 ;
+  assign \last_out$1398  = \last_in$1397 ;
+  assign \psum_out$1400  = \psum_in$1399 ;
+  assign \w_out$1402  = \w_in$1401 ;
+  assign en_pe_7_6 = \en$1403 ;
+  assign shift_7_6 = \w_shift$1405 ;
+  assign \capture$1407  = \o$93 [13];
+  assign \capture_next$1408  = o_next[13];
+  assign \a_next$1409  = \a_in$1391 ;
+  assign \first_next_out$1411  = \first_next$1410 ;
+  assign \valid_next$1412  = \valid_in$1393 ;
+  assign \a_out$1414  = \a_in$1413 ;
+  assign \valid_out$1416  = \valid_in$1415 ;
+  assign \first_out$1418  = \first_in$1417 ;
+  assign \last_out$1420  = \last_in$1419 ;
+  assign \psum_out$1422  = \psum_in$1421 ;
+  assign \w_out$1424  = \w_in$1423 ;
+  assign en_pe_7_7 = \en$1425 ;
+  assign shift_7_7 = \w_shift$1427 ;
+  assign \capture$1429  = \o$93 [15];
+  assign \capture_next$1430  = o_next[15];
+  assign \a_next$1431  = \a_in$1413 ;
+  assign \first_next_out$1433  = \first_next$1432 ;
+  assign \valid_next$1434  = \valid_in$1415 ;
+  assign \a_out$1436  = \a_in$1435 ;
+  assign \valid_out$1438  = \valid_in$1437 ;
+  assign \first_out$1440  = \first_in$1439 ;
+  assign \last_out$1442  = \last_in$1441 ;
+  assign \psum_out$1444  = \psum_in$1443 ;
+  assign \w_out$1446  = \w_in$1445 ;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -5955,16 +5507,14 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \operands__payload.a[6]  = operands__payload[55:48];
   assign \operands__payload.a[7]  = operands__payload[63:56];
   assign \operands__payload.last  = operands__payload[64];
-  assign \skid.c  = skid[255:0];
-  assign \skid.c[0]  = skid[31:0];
-  assign \skid.c[1]  = skid[63:32];
-  assign \skid.c[2]  = skid[95:64];
-  assign \skid.c[3]  = skid[127:96];
-  assign \skid.c[4]  = skid[159:128];
-  assign \skid.c[5]  = skid[191:160];
-  assign \skid.c[6]  = skid[223:192];
-  assign \skid.c[7]  = skid[255:224];
-  assign \skid.last  = skid[256];
+  assign \i[0]  = i[31:0];
+  assign \i[1]  = i[63:32];
+  assign \i[2]  = i[95:64];
+  assign \i[3]  = i[127:96];
+  assign \i[4]  = i[159:128];
+  assign \i[5]  = i[191:160];
+  assign \i[6]  = i[223:192];
+  assign \i[7]  = i[255:224];
   assign \out.c  = out[255:0];
   assign \out.c[0]  = out[31:0];
   assign \out.c[1]  = out[63:32];
@@ -5975,14 +5525,74 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \out.c[6]  = out[223:192];
   assign \out.c[7]  = out[255:224];
   assign \out.last  = out[256];
-  assign \in_w[0]  = in_w[7:0];
-  assign \in_w[1]  = in_w[15:8];
-  assign \in_w[2]  = in_w[23:16];
-  assign \in_w[3]  = in_w[31:24];
-  assign \in_w[4]  = in_w[39:32];
-  assign \in_w[5]  = in_w[47:40];
-  assign \in_w[6]  = in_w[55:48];
-  assign \in_w[7]  = in_w[63:56];
+  assign \o[0]  = o[31:0];
+  assign \o[1]  = o[63:32];
+  assign \o[2]  = o[95:64];
+  assign \o[3]  = o[127:96];
+  assign \o[4]  = o[159:128];
+  assign \o[5]  = o[191:160];
+  assign \o[6]  = o[223:192];
+  assign \o[7]  = o[255:224];
+  assign \skid.c  = skid[255:0];
+  assign \skid.c[0]  = skid[31:0];
+  assign \skid.c[1]  = skid[63:32];
+  assign \skid.c[2]  = skid[95:64];
+  assign \skid.c[3]  = skid[127:96];
+  assign \skid.c[4]  = skid[159:128];
+  assign \skid.c[5]  = skid[191:160];
+  assign \skid.c[6]  = skid[223:192];
+  assign \skid.c[7]  = skid[255:224];
+  assign \skid.last  = skid[256];
+  assign \i$77[0]  = \i$77 [7:0];
+  assign \i$77[1]  = \i$77 [15:8];
+  assign \i$77[2]  = \i$77 [23:16];
+  assign \i$77[3]  = \i$77 [31:24];
+  assign \i$77[4]  = \i$77 [39:32];
+  assign \i$77[5]  = \i$77 [47:40];
+  assign \i$77[6]  = \i$77 [55:48];
+  assign \i$77[7]  = \i$77 [63:56];
+  assign \in_w[0]  = \i$77 [7:0];
+  assign \in_w[1]  = \i$77 [15:8];
+  assign \in_w[2]  = \i$77 [23:16];
+  assign \in_w[3]  = \i$77 [31:24];
+  assign \in_w[4]  = \i$77 [39:32];
+  assign \in_w[5]  = \i$77 [47:40];
+  assign \in_w[6]  = \i$77 [55:48];
+  assign \in_w[7]  = \i$77 [63:56];
+  assign \i$79[0]  = \i$79 [1:0];
+  assign \i$79[0].shift  = \i$79 [0];
+  assign \i$79[0].capture  = \i$79 [1];
+  assign \i$79[1]  = \i$79 [3:2];
+  assign \i$79[1].shift  = \i$79 [2];
+  assign \i$79[1].capture  = \i$79 [3];
+  assign \i$79[2]  = \i$79 [5:4];
+  assign \i$79[2].shift  = \i$79 [4];
+  assign \i$79[2].capture  = \i$79 [5];
+  assign \i$79[3]  = \i$79 [7:6];
+  assign \i$79[3].shift  = \i$79 [6];
+  assign \i$79[3].capture  = \i$79 [7];
+  assign \i$79[4]  = \i$79 [9:8];
+  assign \i$79[4].shift  = \i$79 [8];
+  assign \i$79[4].capture  = \i$79 [9];
+  assign \i$79[5]  = \i$79 [11:10];
+  assign \i$79[5].shift  = \i$79 [10];
+  assign \i$79[5].capture  = \i$79 [11];
+  assign \i$79[6]  = \i$79 [13:12];
+  assign \i$79[6].shift  = \i$79 [12];
+  assign \i$79[6].capture  = \i$79 [13];
+  assign \i$79[7]  = \i$79 [15:14];
+  assign \i$79[7].shift  = \i$79 [14];
+  assign \i$79[7].capture  = \i$79 [15];
+  assign \in_wctl.shift  = in_wctl[0];
+  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$81[0]  = \i$81 [7:0];
+  assign \i$81[1]  = \i$81 [15:8];
+  assign \i$81[2]  = \i$81 [23:16];
+  assign \i$81[3]  = \i$81 [31:24];
+  assign \i$81[4]  = \i$81 [39:32];
+  assign \i$81[5]  = \i$81 [47:40];
+  assign \i$81[6]  = \i$81 [55:48];
+  assign \i$81[7]  = \i$81 [63:56];
   assign \in_a[0]  = in_a[7:0];
   assign \in_a[1]  = in_a[15:8];
   assign \in_a[2]  = in_a[23:16];
@@ -5991,11 +5601,129 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \in_a[5]  = in_a[47:40];
   assign \in_a[6]  = in_a[55:48];
   assign \in_a[7]  = in_a[63:56];
-  assign \in_wctl.shift  = in_wctl[0];
-  assign \in_wctl.capture  = in_wctl[1];
+  assign \i$83[0]  = \i$83 [2:0];
+  assign \i$83[0].valid  = \i$83 [0];
+  assign \i$83[0].first  = \i$83 [1];
+  assign \i$83[0].last  = \i$83 [2];
+  assign \i$83[1]  = \i$83 [5:3];
+  assign \i$83[1].valid  = \i$83 [3];
+  assign \i$83[1].first  = \i$83 [4];
+  assign \i$83[1].last  = \i$83 [5];
+  assign \i$83[2]  = \i$83 [8:6];
+  assign \i$83[2].valid  = \i$83 [6];
+  assign \i$83[2].first  = \i$83 [7];
+  assign \i$83[2].last  = \i$83 [8];
+  assign \i$83[3]  = \i$83 [11:9];
+  assign \i$83[3].valid  = \i$83 [9];
+  assign \i$83[3].first  = \i$83 [10];
+  assign \i$83[3].last  = \i$83 [11];
+  assign \i$83[4]  = \i$83 [14:12];
+  assign \i$83[4].valid  = \i$83 [12];
+  assign \i$83[4].first  = \i$83 [13];
+  assign \i$83[4].last  = \i$83 [14];
+  assign \i$83[5]  = \i$83 [17:15];
+  assign \i$83[5].valid  = \i$83 [15];
+  assign \i$83[5].first  = \i$83 [16];
+  assign \i$83[5].last  = \i$83 [17];
+  assign \i$83[6]  = \i$83 [20:18];
+  assign \i$83[6].valid  = \i$83 [18];
+  assign \i$83[6].first  = \i$83 [19];
+  assign \i$83[6].last  = \i$83 [20];
+  assign \i$83[7]  = \i$83 [23:21];
+  assign \i$83[7].valid  = \i$83 [21];
+  assign \i$83[7].first  = \i$83 [22];
+  assign \i$83[7].last  = \i$83 [23];
   assign \in_flags.valid  = in_flags[0];
   assign \in_flags.first  = in_flags[1];
   assign \in_flags.last  = in_flags[2];
+  assign \i_next[0]  = i_next[7:0];
+  assign \i_next[1]  = i_next[15:8];
+  assign \i_next[2]  = i_next[23:16];
+  assign \i_next[3]  = i_next[31:24];
+  assign \i_next[4]  = i_next[39:32];
+  assign \i_next[5]  = i_next[47:40];
+  assign \i_next[6]  = i_next[55:48];
+  assign \i_next[7]  = i_next[63:56];
+  assign \i_next$86[0]  = \i_next$86 [2:0];
+  assign \i_next$86[0].valid  = \i_next$86 [0];
+  assign \i_next$86[0].first  = \i_next$86 [1];
+  assign \i_next$86[0].last  = \i_next$86 [2];
+  assign \i_next$86[1]  = \i_next$86 [5:3];
+  assign \i_next$86[1].valid  = \i_next$86 [3];
+  assign \i_next$86[1].first  = \i_next$86 [4];
+  assign \i_next$86[1].last  = \i_next$86 [5];
+  assign \i_next$86[2]  = \i_next$86 [8:6];
+  assign \i_next$86[2].valid  = \i_next$86 [6];
+  assign \i_next$86[2].first  = \i_next$86 [7];
+  assign \i_next$86[2].last  = \i_next$86 [8];
+  assign \i_next$86[3]  = \i_next$86 [11:9];
+  assign \i_next$86[3].valid  = \i_next$86 [9];
+  assign \i_next$86[3].first  = \i_next$86 [10];
+  assign \i_next$86[3].last  = \i_next$86 [11];
+  assign \i_next$86[4]  = \i_next$86 [14:12];
+  assign \i_next$86[4].valid  = \i_next$86 [12];
+  assign \i_next$86[4].first  = \i_next$86 [13];
+  assign \i_next$86[4].last  = \i_next$86 [14];
+  assign \i_next$86[5]  = \i_next$86 [17:15];
+  assign \i_next$86[5].valid  = \i_next$86 [15];
+  assign \i_next$86[5].first  = \i_next$86 [16];
+  assign \i_next$86[5].last  = \i_next$86 [17];
+  assign \i_next$86[6]  = \i_next$86 [20:18];
+  assign \i_next$86[6].valid  = \i_next$86 [18];
+  assign \i_next$86[6].first  = \i_next$86 [19];
+  assign \i_next$86[6].last  = \i_next$86 [20];
+  assign \i_next$86[7]  = \i_next$86 [23:21];
+  assign \i_next$86[7].valid  = \i_next$86 [21];
+  assign \i_next$86[7].first  = \i_next$86 [22];
+  assign \i_next$86[7].last  = \i_next$86 [23];
+  assign \i_next$87[0]  = \i_next$87 [1:0];
+  assign \i_next$87[0].shift  = \i_next$87 [0];
+  assign \i_next$87[0].capture  = \i_next$87 [1];
+  assign \i_next$87[1]  = \i_next$87 [3:2];
+  assign \i_next$87[1].shift  = \i_next$87 [2];
+  assign \i_next$87[1].capture  = \i_next$87 [3];
+  assign \i_next$87[2]  = \i_next$87 [5:4];
+  assign \i_next$87[2].shift  = \i_next$87 [4];
+  assign \i_next$87[2].capture  = \i_next$87 [5];
+  assign \i_next$87[3]  = \i_next$87 [7:6];
+  assign \i_next$87[3].shift  = \i_next$87 [6];
+  assign \i_next$87[3].capture  = \i_next$87 [7];
+  assign \i_next$87[4]  = \i_next$87 [9:8];
+  assign \i_next$87[4].shift  = \i_next$87 [8];
+  assign \i_next$87[4].capture  = \i_next$87 [9];
+  assign \i_next$87[5]  = \i_next$87 [11:10];
+  assign \i_next$87[5].shift  = \i_next$87 [10];
+  assign \i_next$87[5].capture  = \i_next$87 [11];
+  assign \i_next$87[6]  = \i_next$87 [13:12];
+  assign \i_next$87[6].shift  = \i_next$87 [12];
+  assign \i_next$87[6].capture  = \i_next$87 [13];
+  assign \i_next$87[7]  = \i_next$87 [15:14];
+  assign \i_next$87[7].shift  = \i_next$87 [14];
+  assign \i_next$87[7].capture  = \i_next$87 [15];
+  assign \o$93[0]  = \o$93 [1:0];
+  assign \o$93[0].shift  = \o$93 [0];
+  assign \o$93[0].capture  = \o$93 [1];
+  assign \o$93[1]  = \o$93 [3:2];
+  assign \o$93[1].shift  = \o$93 [2];
+  assign \o$93[1].capture  = \o$93 [3];
+  assign \o$93[2]  = \o$93 [5:4];
+  assign \o$93[2].shift  = \o$93 [4];
+  assign \o$93[2].capture  = \o$93 [5];
+  assign \o$93[3]  = \o$93 [7:6];
+  assign \o$93[3].shift  = \o$93 [6];
+  assign \o$93[3].capture  = \o$93 [7];
+  assign \o$93[4]  = \o$93 [9:8];
+  assign \o$93[4].shift  = \o$93 [8];
+  assign \o$93[4].capture  = \o$93 [9];
+  assign \o$93[5]  = \o$93 [11:10];
+  assign \o$93[5].shift  = \o$93 [10];
+  assign \o$93[5].capture  = \o$93 [11];
+  assign \o$93[6]  = \o$93 [13:12];
+  assign \o$93[6].shift  = \o$93 [12];
+  assign \o$93[6].capture  = \o$93 [13];
+  assign \o$93[7]  = \o$93 [15:14];
+  assign \o$93[7].shift  = \o$93 [14];
+  assign \o$93[7].capture  = \o$93 [15];
   assign \o_next[0]  = o_next[1:0];
   assign \o_next[0].shift  = o_next[0];
   assign \o_next[0].capture  = o_next[1];
@@ -6020,310 +5748,134 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \o_next[7]  = o_next[15:14];
   assign \o_next[7].shift  = o_next[14];
   assign \o_next[7].capture  = o_next[15];
-  assign \i[0]  = i[31:0];
-  assign \i[1]  = i[63:32];
-  assign \i[2]  = i[95:64];
-  assign \i[3]  = i[127:96];
-  assign \i[4]  = i[159:128];
-  assign \i[5]  = i[191:160];
-  assign \i[6]  = i[223:192];
-  assign \i[7]  = i[255:224];
-  assign \o[0]  = o[31:0];
-  assign \o[1]  = o[63:32];
-  assign \o[2]  = o[95:64];
-  assign \o[3]  = o[127:96];
-  assign \o[4]  = o[159:128];
-  assign \o[5]  = o[191:160];
-  assign \o[6]  = o[223:192];
-  assign \o[7]  = o[255:224];
-  assign \i$429[0]  = in_w[7:0];
-  assign \i$429[1]  = in_w[15:8];
-  assign \i$429[2]  = in_w[23:16];
-  assign \i$429[3]  = in_w[31:24];
-  assign \i$429[4]  = in_w[39:32];
-  assign \i$429[5]  = in_w[47:40];
-  assign \i$429[6]  = in_w[55:48];
-  assign \i$429[7]  = in_w[63:56];
-  assign \i$430[0]  = \i$430 [1:0];
-  assign \i$430[0].shift  = \i$430 [0];
-  assign \i$430[0].capture  = \i$430 [1];
-  assign \i$430[1]  = \i$430 [3:2];
-  assign \i$430[1].shift  = \i$430 [2];
-  assign \i$430[1].capture  = \i$430 [3];
-  assign \i$430[2]  = \i$430 [5:4];
-  assign \i$430[2].shift  = \i$430 [4];
-  assign \i$430[2].capture  = \i$430 [5];
-  assign \i$430[3]  = \i$430 [7:6];
-  assign \i$430[3].shift  = \i$430 [6];
-  assign \i$430[3].capture  = \i$430 [7];
-  assign \i$430[4]  = \i$430 [9:8];
-  assign \i$430[4].shift  = \i$430 [8];
-  assign \i$430[4].capture  = \i$430 [9];
-  assign \i$430[5]  = \i$430 [11:10];
-  assign \i$430[5].shift  = \i$430 [10];
-  assign \i$430[5].capture  = \i$430 [11];
-  assign \i$430[6]  = \i$430 [13:12];
-  assign \i$430[6].shift  = \i$430 [12];
-  assign \i$430[6].capture  = \i$430 [13];
-  assign \i$430[7]  = \i$430 [15:14];
-  assign \i$430[7].shift  = \i$430 [14];
-  assign \i$430[7].capture  = \i$430 [15];
-  assign \i$431[0]  = \i$431 [7:0];
-  assign \i$431[1]  = \i$431 [15:8];
-  assign \i$431[2]  = \i$431 [23:16];
-  assign \i$431[3]  = \i$431 [31:24];
-  assign \i$431[4]  = \i$431 [39:32];
-  assign \i$431[5]  = \i$431 [47:40];
-  assign \i$431[6]  = \i$431 [55:48];
-  assign \i$431[7]  = \i$431 [63:56];
-  assign \i$432[0]  = \i$432 [2:0];
-  assign \i$432[0].valid  = \i$432 [0];
-  assign \i$432[0].first  = \i$432 [1];
-  assign \i$432[0].last  = \i$432 [2];
-  assign \i$432[1]  = \i$432 [5:3];
-  assign \i$432[1].valid  = \i$432 [3];
-  assign \i$432[1].first  = \i$432 [4];
-  assign \i$432[1].last  = \i$432 [5];
-  assign \i$432[2]  = \i$432 [8:6];
-  assign \i$432[2].valid  = \i$432 [6];
-  assign \i$432[2].first  = \i$432 [7];
-  assign \i$432[2].last  = \i$432 [8];
-  assign \i$432[3]  = \i$432 [11:9];
-  assign \i$432[3].valid  = \i$432 [9];
-  assign \i$432[3].first  = \i$432 [10];
-  assign \i$432[3].last  = \i$432 [11];
-  assign \i$432[4]  = \i$432 [14:12];
-  assign \i$432[4].valid  = \i$432 [12];
-  assign \i$432[4].first  = \i$432 [13];
-  assign \i$432[4].last  = \i$432 [14];
-  assign \i$432[5]  = \i$432 [17:15];
-  assign \i$432[5].valid  = \i$432 [15];
-  assign \i$432[5].first  = \i$432 [16];
-  assign \i$432[5].last  = \i$432 [17];
-  assign \i$432[6]  = \i$432 [20:18];
-  assign \i$432[6].valid  = \i$432 [18];
-  assign \i$432[6].first  = \i$432 [19];
-  assign \i$432[6].last  = \i$432 [20];
-  assign \i$432[7]  = \i$432 [23:21];
-  assign \i$432[7].valid  = \i$432 [21];
-  assign \i$432[7].first  = \i$432 [22];
-  assign \i$432[7].last  = \i$432 [23];
-  assign \i_next[0]  = i_next[7:0];
-  assign \i_next[1]  = i_next[15:8];
-  assign \i_next[2]  = i_next[23:16];
-  assign \i_next[3]  = i_next[31:24];
-  assign \i_next[4]  = i_next[39:32];
-  assign \i_next[5]  = i_next[47:40];
-  assign \i_next[6]  = i_next[55:48];
-  assign \i_next[7]  = i_next[63:56];
-  assign \i_next$434[0]  = \i_next$434 [2:0];
-  assign \i_next$434[0].valid  = \i_next$434 [0];
-  assign \i_next$434[0].first  = \i_next$434 [1];
-  assign \i_next$434[0].last  = \i_next$434 [2];
-  assign \i_next$434[1]  = \i_next$434 [5:3];
-  assign \i_next$434[1].valid  = \i_next$434 [3];
-  assign \i_next$434[1].first  = \i_next$434 [4];
-  assign \i_next$434[1].last  = \i_next$434 [5];
-  assign \i_next$434[2]  = \i_next$434 [8:6];
-  assign \i_next$434[2].valid  = \i_next$434 [6];
-  assign \i_next$434[2].first  = \i_next$434 [7];
-  assign \i_next$434[2].last  = \i_next$434 [8];
-  assign \i_next$434[3]  = \i_next$434 [11:9];
-  assign \i_next$434[3].valid  = \i_next$434 [9];
-  assign \i_next$434[3].first  = \i_next$434 [10];
-  assign \i_next$434[3].last  = \i_next$434 [11];
-  assign \i_next$434[4]  = \i_next$434 [14:12];
-  assign \i_next$434[4].valid  = \i_next$434 [12];
-  assign \i_next$434[4].first  = \i_next$434 [13];
-  assign \i_next$434[4].last  = \i_next$434 [14];
-  assign \i_next$434[5]  = \i_next$434 [17:15];
-  assign \i_next$434[5].valid  = \i_next$434 [15];
-  assign \i_next$434[5].first  = \i_next$434 [16];
-  assign \i_next$434[5].last  = \i_next$434 [17];
-  assign \i_next$434[6]  = \i_next$434 [20:18];
-  assign \i_next$434[6].valid  = \i_next$434 [18];
-  assign \i_next$434[6].first  = \i_next$434 [19];
-  assign \i_next$434[6].last  = \i_next$434 [20];
-  assign \i_next$434[7]  = \i_next$434 [23:21];
-  assign \i_next$434[7].valid  = \i_next$434 [21];
-  assign \i_next$434[7].first  = \i_next$434 [22];
-  assign \i_next$434[7].last  = \i_next$434 [23];
-  assign \i_next$435[0]  = \i_next$435 [1:0];
-  assign \i_next$435[0].shift  = \i_next$435 [0];
-  assign \i_next$435[0].capture  = \i_next$435 [1];
-  assign \i_next$435[1]  = \i_next$435 [3:2];
-  assign \i_next$435[1].shift  = \i_next$435 [2];
-  assign \i_next$435[1].capture  = \i_next$435 [3];
-  assign \i_next$435[2]  = \i_next$435 [5:4];
-  assign \i_next$435[2].shift  = \i_next$435 [4];
-  assign \i_next$435[2].capture  = \i_next$435 [5];
-  assign \i_next$435[3]  = \i_next$435 [7:6];
-  assign \i_next$435[3].shift  = \i_next$435 [6];
-  assign \i_next$435[3].capture  = \i_next$435 [7];
-  assign \i_next$435[4]  = \i_next$435 [9:8];
-  assign \i_next$435[4].shift  = \i_next$435 [8];
-  assign \i_next$435[4].capture  = \i_next$435 [9];
-  assign \i_next$435[5]  = \i_next$435 [11:10];
-  assign \i_next$435[5].shift  = \i_next$435 [10];
-  assign \i_next$435[5].capture  = \i_next$435 [11];
-  assign \i_next$435[6]  = \i_next$435 [13:12];
-  assign \i_next$435[6].shift  = \i_next$435 [12];
-  assign \i_next$435[6].capture  = \i_next$435 [13];
-  assign \i_next$435[7]  = \i_next$435 [15:14];
-  assign \i_next$435[7].shift  = \i_next$435 [14];
-  assign \i_next$435[7].capture  = \i_next$435 [15];
-  assign \o$439[0]  = \o$439 [1:0];
-  assign \o$439[0].shift  = \o$439 [0];
-  assign \o$439[0].capture  = \o$439 [1];
-  assign \o$439[1]  = \o$439 [3:2];
-  assign \o$439[1].shift  = \o$439 [2];
-  assign \o$439[1].capture  = \o$439 [3];
-  assign \o$439[2]  = \o$439 [5:4];
-  assign \o$439[2].shift  = \o$439 [4];
-  assign \o$439[2].capture  = \o$439 [5];
-  assign \o$439[3]  = \o$439 [7:6];
-  assign \o$439[3].shift  = \o$439 [6];
-  assign \o$439[3].capture  = \o$439 [7];
-  assign \o$439[4]  = \o$439 [9:8];
-  assign \o$439[4].shift  = \o$439 [8];
-  assign \o$439[4].capture  = \o$439 [9];
-  assign \o$439[5]  = \o$439 [11:10];
-  assign \o$439[5].shift  = \o$439 [10];
-  assign \o$439[5].capture  = \o$439 [11];
-  assign \o$439[6]  = \o$439 [13:12];
-  assign \o$439[6].shift  = \o$439 [12];
-  assign \o$439[6].capture  = \o$439 [13];
-  assign \o$439[7]  = \o$439 [15:14];
-  assign \o$439[7].shift  = \o$439 [14];
-  assign \o$439[7].capture  = \o$439 [15];
-  assign \o_next$442[0]  = \o_next$442 [7:0];
-  assign \o_next$442[1]  = \o_next$442 [15:8];
-  assign \o_next$442[2]  = \o_next$442 [23:16];
-  assign \o_next$442[3]  = \o_next$442 [31:24];
-  assign \o_next$442[4]  = \o_next$442 [39:32];
-  assign \o_next$442[5]  = \o_next$442 [47:40];
-  assign \o_next$442[6]  = \o_next$442 [55:48];
-  assign \o_next$442[7]  = \o_next$442 [63:56];
-  assign \o_next$444[0]  = \o_next$444 [2:0];
-  assign \o_next$444[0].valid  = \o_next$444 [0];
-  assign \o_next$444[0].first  = \o_next$444 [1];
-  assign \o_next$444[0].last  = \o_next$444 [2];
-  assign \o_next$444[1]  = \o_next$444 [5:3];
-  assign \o_next$444[1].valid  = \o_next$444 [3];
-  assign \o_next$444[1].first  = \o_next$444 [4];
-  assign \o_next$444[1].last  = \o_next$444 [5];
-  assign \o_next$444[2]  = \o_next$444 [8:6];
-  assign \o_next$444[2].valid  = \o_next$444 [6];
-  assign \o_next$444[2].first  = \o_next$444 [7];
-  assign \o_next$444[2].last  = \o_next$444 [8];
-  assign \o_next$444[3]  = \o_next$444 [11:9];
-  assign \o_next$444[3].valid  = \o_next$444 [9];
-  assign \o_next$444[3].first  = \o_next$444 [10];
-  assign \o_next$444[3].last  = \o_next$444 [11];
-  assign \o_next$444[4]  = \o_next$444 [14:12];
-  assign \o_next$444[4].valid  = \o_next$444 [12];
-  assign \o_next$444[4].first  = \o_next$444 [13];
-  assign \o_next$444[4].last  = \o_next$444 [14];
-  assign \o_next$444[5]  = \o_next$444 [17:15];
-  assign \o_next$444[5].valid  = \o_next$444 [15];
-  assign \o_next$444[5].first  = \o_next$444 [16];
-  assign \o_next$444[5].last  = \o_next$444 [17];
-  assign \o_next$444[6]  = \o_next$444 [20:18];
-  assign \o_next$444[6].valid  = \o_next$444 [18];
-  assign \o_next$444[6].first  = \o_next$444 [19];
-  assign \o_next$444[6].last  = \o_next$444 [20];
-  assign \o_next$444[7]  = \o_next$444 [23:21];
-  assign \o_next$444[7].valid  = \o_next$444 [21];
-  assign \o_next$444[7].first  = \o_next$444 [22];
-  assign \o_next$444[7].last  = \o_next$444 [23];
-  assign \o$447[0]  = \o$447 [7:0];
-  assign \o$447[1]  = \o$447 [15:8];
-  assign \o$447[2]  = \o$447 [23:16];
-  assign \o$447[3]  = \o$447 [31:24];
-  assign \o$447[4]  = \o$447 [39:32];
-  assign \o$447[5]  = \o$447 [47:40];
-  assign \o$447[6]  = \o$447 [55:48];
-  assign \o$447[7]  = \o$447 [63:56];
-  assign \o$449[0]  = \o$449 [2:0];
-  assign \o$449[0].valid  = \o$449 [0];
-  assign \o$449[0].first  = \o$449 [1];
-  assign \o$449[0].last  = \o$449 [2];
-  assign \o$449[1]  = \o$449 [5:3];
-  assign \o$449[1].valid  = \o$449 [3];
-  assign \o$449[1].first  = \o$449 [4];
-  assign \o$449[1].last  = \o$449 [5];
-  assign \o$449[2]  = \o$449 [8:6];
-  assign \o$449[2].valid  = \o$449 [6];
-  assign \o$449[2].first  = \o$449 [7];
-  assign \o$449[2].last  = \o$449 [8];
-  assign \o$449[3]  = \o$449 [11:9];
-  assign \o$449[3].valid  = \o$449 [9];
-  assign \o$449[3].first  = \o$449 [10];
-  assign \o$449[3].last  = \o$449 [11];
-  assign \o$449[4]  = \o$449 [14:12];
-  assign \o$449[4].valid  = \o$449 [12];
-  assign \o$449[4].first  = \o$449 [13];
-  assign \o$449[4].last  = \o$449 [14];
-  assign \o$449[5]  = \o$449 [17:15];
-  assign \o$449[5].valid  = \o$449 [15];
-  assign \o$449[5].first  = \o$449 [16];
-  assign \o$449[5].last  = \o$449 [17];
-  assign \o$449[6]  = \o$449 [20:18];
-  assign \o$449[6].valid  = \o$449 [18];
-  assign \o$449[6].first  = \o$449 [19];
-  assign \o$449[6].last  = \o$449 [20];
-  assign \o$449[7]  = \o$449 [23:21];
-  assign \o$449[7].valid  = \o$449 [21];
-  assign \o$449[7].first  = \o$449 [22];
-  assign \o$449[7].last  = \o$449 [23];
-  assign \o$454[0]  = \o$454 [7:0];
-  assign \o$454[1]  = \o$454 [15:8];
-  assign \o$454[2]  = \o$454 [23:16];
-  assign \o$454[3]  = \o$454 [31:24];
-  assign \o$454[4]  = \o$454 [39:32];
-  assign \o$454[5]  = \o$454 [47:40];
-  assign \o$454[6]  = \o$454 [55:48];
-  assign \o$454[7]  = \o$454 [63:56];
-  assign \i_next$435 [15] = capture;
-  assign \i_next$435 [13] = capture;
-  assign \i_next$435 [11] = capture;
-  assign \i_next$435 [9] = capture;
-  assign \i_next$435 [7] = capture;
-  assign \i_next$435 [5] = capture;
-  assign \i_next$435 [3] = capture;
-  assign \i_next$435 [1] = capture;
-  assign \i_next$435 [14] = w_accept;
-  assign \i_next$435 [12] = w_accept;
-  assign \i_next$435 [10] = w_accept;
-  assign \i_next$435 [8] = w_accept;
-  assign \i_next$435 [6] = w_accept;
-  assign \i_next$435 [4] = w_accept;
-  assign \i_next$435 [2] = w_accept;
-  assign \i_next$435 [0] = w_accept;
-  assign \i_next$434 [23] = operands__payload[64];
-  assign \i_next$434 [22] = first;
-  assign \i_next$434 [21] = a_accept;
-  assign \i_next$434 [20] = operands__payload[64];
-  assign \i_next$434 [19] = first;
-  assign \i_next$434 [18] = a_accept;
-  assign \i_next$434 [17] = operands__payload[64];
-  assign \i_next$434 [16] = first;
-  assign \i_next$434 [15] = a_accept;
-  assign \i_next$434 [14] = operands__payload[64];
-  assign \i_next$434 [13] = first;
-  assign \i_next$434 [12] = a_accept;
-  assign \i_next$434 [11] = operands__payload[64];
-  assign \i_next$434 [10] = first;
-  assign \i_next$434 [9] = a_accept;
-  assign \i_next$434 [8] = operands__payload[64];
-  assign \i_next$434 [7] = first;
-  assign \i_next$434 [6] = a_accept;
-  assign \i_next$434 [5] = operands__payload[64];
-  assign \i_next$434 [4] = first;
-  assign \i_next$434 [3] = a_accept;
-  assign \i_next$434 [2] = operands__payload[64];
-  assign \i_next$434 [1] = first;
-  assign \i_next$434 [0] = a_accept;
+  assign \o_next$97[0]  = \o_next$97 [7:0];
+  assign \o_next$97[1]  = \o_next$97 [15:8];
+  assign \o_next$97[2]  = \o_next$97 [23:16];
+  assign \o_next$97[3]  = \o_next$97 [31:24];
+  assign \o_next$97[4]  = \o_next$97 [39:32];
+  assign \o_next$97[5]  = \o_next$97 [47:40];
+  assign \o_next$97[6]  = \o_next$97 [55:48];
+  assign \o_next$97[7]  = \o_next$97 [63:56];
+  assign \o_next$99[0]  = \o_next$99 [2:0];
+  assign \o_next$99[0].valid  = \o_next$99 [0];
+  assign \o_next$99[0].first  = \o_next$99 [1];
+  assign \o_next$99[0].last  = \o_next$99 [2];
+  assign \o_next$99[1]  = \o_next$99 [5:3];
+  assign \o_next$99[1].valid  = \o_next$99 [3];
+  assign \o_next$99[1].first  = \o_next$99 [4];
+  assign \o_next$99[1].last  = \o_next$99 [5];
+  assign \o_next$99[2]  = \o_next$99 [8:6];
+  assign \o_next$99[2].valid  = \o_next$99 [6];
+  assign \o_next$99[2].first  = \o_next$99 [7];
+  assign \o_next$99[2].last  = \o_next$99 [8];
+  assign \o_next$99[3]  = \o_next$99 [11:9];
+  assign \o_next$99[3].valid  = \o_next$99 [9];
+  assign \o_next$99[3].first  = \o_next$99 [10];
+  assign \o_next$99[3].last  = \o_next$99 [11];
+  assign \o_next$99[4]  = \o_next$99 [14:12];
+  assign \o_next$99[4].valid  = \o_next$99 [12];
+  assign \o_next$99[4].first  = \o_next$99 [13];
+  assign \o_next$99[4].last  = \o_next$99 [14];
+  assign \o_next$99[5]  = \o_next$99 [17:15];
+  assign \o_next$99[5].valid  = \o_next$99 [15];
+  assign \o_next$99[5].first  = \o_next$99 [16];
+  assign \o_next$99[5].last  = \o_next$99 [17];
+  assign \o_next$99[6]  = \o_next$99 [20:18];
+  assign \o_next$99[6].valid  = \o_next$99 [18];
+  assign \o_next$99[6].first  = \o_next$99 [19];
+  assign \o_next$99[6].last  = \o_next$99 [20];
+  assign \o_next$99[7]  = \o_next$99 [23:21];
+  assign \o_next$99[7].valid  = \o_next$99 [21];
+  assign \o_next$99[7].first  = \o_next$99 [22];
+  assign \o_next$99[7].last  = \o_next$99 [23];
+  assign \o$102[0]  = \o$102 [7:0];
+  assign \o$102[1]  = \o$102 [15:8];
+  assign \o$102[2]  = \o$102 [23:16];
+  assign \o$102[3]  = \o$102 [31:24];
+  assign \o$102[4]  = \o$102 [39:32];
+  assign \o$102[5]  = \o$102 [47:40];
+  assign \o$102[6]  = \o$102 [55:48];
+  assign \o$102[7]  = \o$102 [63:56];
+  assign \o$104[0]  = \o$104 [2:0];
+  assign \o$104[0].valid  = \o$104 [0];
+  assign \o$104[0].first  = \o$104 [1];
+  assign \o$104[0].last  = \o$104 [2];
+  assign \o$104[1]  = \o$104 [5:3];
+  assign \o$104[1].valid  = \o$104 [3];
+  assign \o$104[1].first  = \o$104 [4];
+  assign \o$104[1].last  = \o$104 [5];
+  assign \o$104[2]  = \o$104 [8:6];
+  assign \o$104[2].valid  = \o$104 [6];
+  assign \o$104[2].first  = \o$104 [7];
+  assign \o$104[2].last  = \o$104 [8];
+  assign \o$104[3]  = \o$104 [11:9];
+  assign \o$104[3].valid  = \o$104 [9];
+  assign \o$104[3].first  = \o$104 [10];
+  assign \o$104[3].last  = \o$104 [11];
+  assign \o$104[4]  = \o$104 [14:12];
+  assign \o$104[4].valid  = \o$104 [12];
+  assign \o$104[4].first  = \o$104 [13];
+  assign \o$104[4].last  = \o$104 [14];
+  assign \o$104[5]  = \o$104 [17:15];
+  assign \o$104[5].valid  = \o$104 [15];
+  assign \o$104[5].first  = \o$104 [16];
+  assign \o$104[5].last  = \o$104 [17];
+  assign \o$104[6]  = \o$104 [20:18];
+  assign \o$104[6].valid  = \o$104 [18];
+  assign \o$104[6].first  = \o$104 [19];
+  assign \o$104[6].last  = \o$104 [20];
+  assign \o$104[7]  = \o$104 [23:21];
+  assign \o$104[7].valid  = \o$104 [21];
+  assign \o$104[7].first  = \o$104 [22];
+  assign \o$104[7].last  = \o$104 [23];
+  assign \o$109[0]  = \o$109 [7:0];
+  assign \o$109[1]  = \o$109 [15:8];
+  assign \o$109[2]  = \o$109 [23:16];
+  assign \o$109[3]  = \o$109 [31:24];
+  assign \o$109[4]  = \o$109 [39:32];
+  assign \o$109[5]  = \o$109 [47:40];
+  assign \o$109[6]  = \o$109 [55:48];
+  assign \o$109[7]  = \o$109 [63:56];
+  assign \i_next$87 [15] = capture;
+  assign \i_next$87 [13] = capture;
+  assign \i_next$87 [11] = capture;
+  assign \i_next$87 [9] = capture;
+  assign \i_next$87 [7] = capture;
+  assign \i_next$87 [5] = capture;
+  assign \i_next$87 [3] = capture;
+  assign \i_next$87 [1] = capture;
+  assign \i_next$87 [14] = w_accept;
+  assign \i_next$87 [12] = w_accept;
+  assign \i_next$87 [10] = w_accept;
+  assign \i_next$87 [8] = w_accept;
+  assign \i_next$87 [6] = w_accept;
+  assign \i_next$87 [4] = w_accept;
+  assign \i_next$87 [2] = w_accept;
+  assign \i_next$87 [0] = w_accept;
+  assign \i_next$86 [23] = operands__payload[64];
+  assign \i_next$86 [22] = first;
+  assign \i_next$86 [21] = a_accept;
+  assign \i_next$86 [20] = operands__payload[64];
+  assign \i_next$86 [19] = first;
+  assign \i_next$86 [18] = a_accept;
+  assign \i_next$86 [17] = operands__payload[64];
+  assign \i_next$86 [16] = first;
+  assign \i_next$86 [15] = a_accept;
+  assign \i_next$86 [14] = operands__payload[64];
+  assign \i_next$86 [13] = first;
+  assign \i_next$86 [12] = a_accept;
+  assign \i_next$86 [11] = operands__payload[64];
+  assign \i_next$86 [10] = first;
+  assign \i_next$86 [9] = a_accept;
+  assign \i_next$86 [8] = operands__payload[64];
+  assign \i_next$86 [7] = first;
+  assign \i_next$86 [6] = a_accept;
+  assign \i_next$86 [5] = operands__payload[64];
+  assign \i_next$86 [4] = first;
+  assign \i_next$86 [3] = a_accept;
+  assign \i_next$86 [2] = operands__payload[64];
+  assign \i_next$86 [1] = first;
+  assign \i_next$86 [0] = a_accept;
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];
@@ -6332,54 +5884,53 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign i_next[23:16] = operands__payload[47:40];
   assign i_next[15:8] = operands__payload[55:48];
   assign i_next[7:0] = operands__payload[63:56];
-  assign \i$432 [23:21] = in_flags;
-  assign \i$432 [20:18] = in_flags;
-  assign \i$432 [17:15] = in_flags;
-  assign \i$432 [14:12] = in_flags;
-  assign \i$432 [11:9] = in_flags;
-  assign \i$432 [8:6] = in_flags;
-  assign \i$432 [5:3] = in_flags;
-  assign \i$432 [2:0] = in_flags;
-  assign \i$431 [63:56] = in_a[7:0];
-  assign \i$431 [55:48] = in_a[15:8];
-  assign \i$431 [47:40] = in_a[23:16];
-  assign \i$431 [39:32] = in_a[31:24];
-  assign \i$431 [31:24] = in_a[39:32];
-  assign \i$431 [23:16] = in_a[47:40];
-  assign \i$431 [15:8] = in_a[55:48];
-  assign \i$431 [7:0] = in_a[63:56];
-  assign \i$430 [15:14] = in_wctl;
-  assign \i$430 [13:12] = in_wctl;
-  assign \i$430 [11:10] = in_wctl;
-  assign \i$430 [9:8] = in_wctl;
-  assign \i$430 [7:6] = in_wctl;
-  assign \i$430 [5:4] = in_wctl;
-  assign \i$430 [3:2] = in_wctl;
-  assign \i$430 [1:0] = in_wctl;
-  assign results__payload[255:224] = \$195 ;
-  assign results__payload[223:192] = \$194 ;
-  assign results__payload[191:160] = \$193 ;
-  assign results__payload[159:128] = \$192 ;
-  assign results__payload[127:96] = \$191 ;
-  assign results__payload[95:64] = \$190 ;
-  assign results__payload[63:32] = \$189 ;
-  assign results__payload[31:0] = \$188 ;
-  assign results__payload[256] = \$186 ;
+  assign \i$83 [23:21] = in_flags;
+  assign \i$83 [20:18] = in_flags;
+  assign \i$83 [17:15] = in_flags;
+  assign \i$83 [14:12] = in_flags;
+  assign \i$83 [11:9] = in_flags;
+  assign \i$83 [8:6] = in_flags;
+  assign \i$83 [5:3] = in_flags;
+  assign \i$83 [2:0] = in_flags;
+  assign \i$81 [63:56] = in_a[7:0];
+  assign \i$81 [55:48] = in_a[15:8];
+  assign \i$81 [47:40] = in_a[23:16];
+  assign \i$81 [39:32] = in_a[31:24];
+  assign \i$81 [31:24] = in_a[39:32];
+  assign \i$81 [23:16] = in_a[47:40];
+  assign \i$81 [15:8] = in_a[55:48];
+  assign \i$81 [7:0] = in_a[63:56];
+  assign \i$79 [15:14] = in_wctl;
+  assign \i$79 [13:12] = in_wctl;
+  assign \i$79 [11:10] = in_wctl;
+  assign \i$79 [9:8] = in_wctl;
+  assign \i$79 [7:6] = in_wctl;
+  assign \i$79 [5:4] = in_wctl;
+  assign \i$79 [3:2] = in_wctl;
+  assign \i$79 [1:0] = in_wctl;
+  assign results__payload[255:224] = \$10 ;
+  assign results__payload[223:192] = \$9 ;
+  assign results__payload[191:160] = \$8 ;
+  assign results__payload[159:128] = \$7 ;
+  assign results__payload[127:96] = \$6 ;
+  assign results__payload[95:64] = \$5 ;
+  assign results__payload[63:32] = \$4 ;
+  assign results__payload[31:0] = \$3 ;
+  assign results__payload[256] = \$1 ;
   assign out[256] = last_out;
   assign out[255:0] = o;
-  assign i[255:224] = \psum_out$418 ;
-  assign i[223:192] = \psum_out$417 ;
-  assign i[191:160] = \psum_out$416 ;
-  assign i[159:128] = \psum_out$415 ;
-  assign i[127:96] = \psum_out$414 ;
-  assign i[95:64] = \psum_out$413 ;
-  assign i[63:32] = \psum_out$412 ;
+  assign i[255:224] = \psum_out$21 ;
+  assign i[223:192] = \psum_out$20 ;
+  assign i[191:160] = \psum_out$19 ;
+  assign i[159:128] = \psum_out$18 ;
+  assign i[127:96] = \psum_out$17 ;
+  assign i[95:64] = \psum_out$16 ;
+  assign i[63:32] = \psum_out$15 ;
   assign i[31:0] = psum_out;
-  assign \$208  = \o$449 [0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.deskew (rst, \port$1309$0 , \port$1310$0 , \port$1311$0 , \port$1312$0 , \port$1313$0 , \port$1314$0 , \port$1315$0 , \port$1316$0 , i, o, clk);
+module \systolic_core.deskew (rst, i, \port$1385$0 , \port$1386$0 , \port$1387$0 , \port$1388$0 , \port$1389$0 , \port$1390$0 , \port$1391$0 , \port$1392$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$10 ;
@@ -6478,22 +6029,22 @@ module \systolic_core.deskew (rst, \port$1309$0 , \port$1310$0 , \port$1311$0 , 
   wire [31:0] \o_next[5] ;
   wire [31:0] \o_next[6] ;
   wire [31:0] \o_next[7] ;
-  input \port$1309$0 ;
-  wire \port$1309$0 ;
-  input \port$1310$0 ;
-  wire \port$1310$0 ;
-  input \port$1311$0 ;
-  wire \port$1311$0 ;
-  input \port$1312$0 ;
-  wire \port$1312$0 ;
-  input \port$1313$0 ;
-  wire \port$1313$0 ;
-  input \port$1314$0 ;
-  wire \port$1314$0 ;
-  input \port$1315$0 ;
-  wire \port$1315$0 ;
-  input \port$1316$0 ;
-  wire \port$1316$0 ;
+  input \port$1385$0 ;
+  wire \port$1385$0 ;
+  input \port$1386$0 ;
+  wire \port$1386$0 ;
+  input \port$1387$0 ;
+  wire \port$1387$0 ;
+  input \port$1388$0 ;
+  wire \port$1388$0 ;
+  input \port$1389$0 ;
+  wire \port$1389$0 ;
+  input \port$1390$0 ;
+  wire \port$1390$0 ;
+  input \port$1391$0 ;
+  wire \port$1391$0 ;
+  input \port$1392$0 ;
+  wire \port$1392$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -6555,200 +6106,200 @@ module \systolic_core.deskew (rst, \port$1309$0 , \port$1310$0 , \port$1311$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$1  = lane0_d1;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$2  = lane0_d2;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$2  = lane0_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$3  = lane0_d3;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$4  = lane0_d4;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$4  = lane0_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$5  = lane0_d5;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$5  = lane0_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$6  = lane0_d6;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$6  = lane0_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$7  = lane0_d7;
-    if (\port$1309$0 ) begin
+    if (\port$1385$0 ) begin
       \$7  = lane0_d6;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$8  = lane1_d1;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$8  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$9  = lane1_d2;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$9  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$10  = lane1_d3;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$10  = lane1_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$11  = lane1_d4;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$11  = lane1_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$12  = lane1_d5;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$12  = lane1_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$13  = lane1_d6;
-    if (\port$1310$0 ) begin
+    if (\port$1386$0 ) begin
       \$13  = lane1_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$14  = lane2_d1;
-    if (\port$1311$0 ) begin
+    if (\port$1387$0 ) begin
       \$14  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$15  = lane2_d2;
-    if (\port$1311$0 ) begin
+    if (\port$1387$0 ) begin
       \$15  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$16  = lane2_d3;
-    if (\port$1311$0 ) begin
+    if (\port$1387$0 ) begin
       \$16  = lane2_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$17  = lane2_d4;
-    if (\port$1311$0 ) begin
+    if (\port$1387$0 ) begin
       \$17  = lane2_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$18  = lane2_d5;
-    if (\port$1311$0 ) begin
+    if (\port$1387$0 ) begin
       \$18  = lane2_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$19  = lane3_d1;
-    if (\port$1312$0 ) begin
+    if (\port$1388$0 ) begin
       \$19  = i[127:96];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$20  = lane3_d2;
-    if (\port$1312$0 ) begin
+    if (\port$1388$0 ) begin
       \$20  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$21  = lane3_d3;
-    if (\port$1312$0 ) begin
+    if (\port$1388$0 ) begin
       \$21  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$22  = lane3_d4;
-    if (\port$1312$0 ) begin
+    if (\port$1388$0 ) begin
       \$22  = lane3_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$23  = lane4_d1;
-    if (\port$1313$0 ) begin
+    if (\port$1389$0 ) begin
       \$23  = i[159:128];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$24  = lane4_d2;
-    if (\port$1313$0 ) begin
+    if (\port$1389$0 ) begin
       \$24  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$25  = lane4_d3;
-    if (\port$1313$0 ) begin
+    if (\port$1389$0 ) begin
       \$25  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$26  = lane5_d1;
-    if (\port$1314$0 ) begin
+    if (\port$1390$0 ) begin
       \$26  = i[191:160];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$27  = lane5_d2;
-    if (\port$1314$0 ) begin
+    if (\port$1390$0 ) begin
       \$27  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$28  = lane6_d1;
-    if (\port$1315$0 ) begin
+    if (\port$1391$0 ) begin
       \$28  = i[223:192];
     end
   end
-  assign en = { \port$1316$0 , \port$1315$0 , \port$1314$0 , \port$1313$0 , \port$1312$0 , \port$1311$0 , \port$1310$0 , \port$1309$0  };
+  assign en = { \port$1392$0 , \port$1391$0 , \port$1390$0 , \port$1389$0 , \port$1388$0 , \port$1387$0 , \port$1386$0 , \port$1385$0  };
   assign i_next = 256'h0000000000000000000000000000000000000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -6801,7 +6352,7 @@ module \systolic_core.deskew (rst, \port$1309$0 , \port$1310$0 , \port$1311$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3151$0 , \port$3152$0 , pe_0_0_sync_clk);
+module \systolic_core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3090$0 , \port$3091$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -6841,21 +6392,21 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_0_sync_clk;
-  wire pe_0_0_sync_clk;
-  input pe_0_0_sync_rst;
-  wire pe_0_0_sync_rst;
-  input [2:0] \port$3151$0 ;
-  wire [2:0] \port$3151$0 ;
-  input [1:0] \port$3152$0 ;
-  wire [1:0] \port$3152$0 ;
+  input [2:0] \port$3090$0 ;
+  wire [2:0] \port$3090$0 ;
+  input [1:0] \port$3091$0 ;
+  wire [1:0] \port$3091$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_0;
+  wire rst_pe_0_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -6869,32 +6420,32 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$0 [0] & \port$3152$0 [1];
+  assign \$4  = \port$3091$0 [0] & \port$3091$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
@@ -6928,9 +6479,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$0 [0];
+      \$11  = \port$3090$0 [0];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
@@ -6938,9 +6489,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$0 [1];
+      \$12  = \port$3090$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
@@ -6948,9 +6499,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$0 [1];
+      \$13  = \port$3091$0 [1];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
@@ -6958,9 +6509,9 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$0 [2];
+      \$14  = \port$3090$0 [2];
     end
-    if (pe_0_0_sync_rst) begin
+    if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
   end
@@ -6983,16 +6534,16 @@ module \systolic_core.pe_0_0 (pe_0_0_sync_rst, en, w_shift, a_out, valid_out, fi
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$0 [1];
-  assign valid_next = \port$3152$0 [0];
-  assign valid_in = \port$3151$0 [0];
-  assign first_in = \port$3151$0 [1];
-  assign last_in = \port$3151$0 [2];
+  assign first_next = \port$3091$0 [1];
+  assign valid_next = \port$3091$0 [0];
+  assign valid_in = \port$3090$0 [0];
+  assign first_in = \port$3090$0 [1];
+  assign last_in = \port$3090$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, pe_0_1_sync_clk);
+module \systolic_core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7035,17 +6586,17 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_1_sync_clk;
-  wire pe_0_1_sync_clk;
-  input pe_0_1_sync_rst;
-  wire pe_0_1_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_1;
+  wire rst_pe_0_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -7068,25 +6619,25 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$4 ) begin end
@@ -7122,7 +6673,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
@@ -7132,7 +6683,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
@@ -7142,7 +6693,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$13  = 1'h0;
     end
   end
@@ -7152,7 +6703,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_1_sync_rst) begin
+    if (rst_pe_0_1) begin
       \$14  = 1'h0;
     end
   end
@@ -7179,7 +6730,7 @@ module \systolic_core.pe_0_1 (pe_0_1_sync_rst, en, w_shift, a_in, valid_in, firs
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_2_sync_clk);
+module \systolic_core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7222,17 +6773,17 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_2_sync_clk;
-  wire pe_0_2_sync_clk;
-  input pe_0_2_sync_rst;
-  wire pe_0_2_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_2;
+  wire rst_pe_0_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -7255,25 +6806,25 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
@@ -7309,7 +6860,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
@@ -7319,7 +6870,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
@@ -7329,7 +6880,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$13  = 1'h0;
     end
   end
@@ -7339,7 +6890,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_2_sync_rst) begin
+    if (rst_pe_0_2) begin
       \$14  = 1'h0;
     end
   end
@@ -7366,7 +6917,7 @@ module \systolic_core.pe_0_2 (pe_0_2_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_3_sync_clk);
+module \systolic_core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7409,17 +6960,17 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_3_sync_clk;
-  wire pe_0_3_sync_clk;
-  input pe_0_3_sync_rst;
-  wire pe_0_3_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_3;
+  wire rst_pe_0_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -7442,25 +6993,25 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
@@ -7496,7 +7047,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
@@ -7506,7 +7057,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
@@ -7516,7 +7067,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$13  = 1'h0;
     end
   end
@@ -7526,7 +7077,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_3_sync_rst) begin
+    if (rst_pe_0_3) begin
       \$14  = 1'h0;
     end
   end
@@ -7553,7 +7104,7 @@ module \systolic_core.pe_0_3 (pe_0_3_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_4_sync_clk);
+module \systolic_core.pe_0_4 (rst_pe_0_4, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7596,17 +7147,17 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_4_sync_clk;
-  wire pe_0_4_sync_clk;
-  input pe_0_4_sync_rst;
-  wire pe_0_4_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_4;
+  wire rst_pe_0_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -7629,25 +7180,25 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$7 ) begin end
@@ -7683,7 +7234,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$11  = 1'h0;
     end
   end
@@ -7693,7 +7244,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$12  = 1'h0;
     end
   end
@@ -7703,7 +7254,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$13  = 1'h0;
     end
   end
@@ -7713,7 +7264,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_4_sync_rst) begin
+    if (rst_pe_0_4) begin
       \$14  = 1'h0;
     end
   end
@@ -7740,7 +7291,7 @@ module \systolic_core.pe_0_4 (pe_0_4_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_5_sync_clk);
+module \systolic_core.pe_0_5 (rst_pe_0_5, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7783,17 +7334,17 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_5_sync_clk;
-  wire pe_0_5_sync_clk;
-  input pe_0_5_sync_rst;
-  wire pe_0_5_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_5;
+  wire rst_pe_0_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -7816,25 +7367,25 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
@@ -7870,7 +7421,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$11  = 1'h0;
     end
   end
@@ -7880,7 +7431,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$12  = 1'h0;
     end
   end
@@ -7890,7 +7441,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$13  = 1'h0;
     end
   end
@@ -7900,7 +7451,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_5_sync_rst) begin
+    if (rst_pe_0_5) begin
       \$14  = 1'h0;
     end
   end
@@ -7927,7 +7478,7 @@ module \systolic_core.pe_0_5 (pe_0_5_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, pe_0_6_sync_clk);
+module \systolic_core.pe_0_6 (rst_pe_0_6, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -7970,17 +7521,17 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_0_6_sync_clk;
-  wire pe_0_6_sync_clk;
-  input pe_0_6_sync_rst;
-  wire pe_0_6_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_6;
+  wire rst_pe_0_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -8003,25 +7554,25 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$9 ) begin end
@@ -8057,7 +7608,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$11  = 1'h0;
     end
   end
@@ -8067,7 +7618,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$12  = 1'h0;
     end
   end
@@ -8077,7 +7628,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$13  = 1'h0;
     end
   end
@@ -8087,7 +7638,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_6_sync_rst) begin
+    if (rst_pe_0_6) begin
       \$14  = 1'h0;
     end
   end
@@ -8114,7 +7665,7 @@ module \systolic_core.pe_0_6 (pe_0_6_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, pe_0_7_sync_clk);
+module \systolic_core.pe_0_7 (rst_pe_0_7, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -8153,17 +7704,17 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_0_7_sync_clk;
-  wire pe_0_7_sync_clk;
-  input pe_0_7_sync_rst;
-  wire pe_0_7_sync_rst;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_0_7;
+  wire rst_pe_0_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -8185,25 +7736,25 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_0_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
@@ -8239,7 +7790,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$11  = 1'h0;
     end
   end
@@ -8249,7 +7800,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$12  = 1'h0;
     end
   end
@@ -8259,7 +7810,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$13  = 1'h0;
     end
   end
@@ -8269,7 +7820,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_0_7_sync_rst) begin
+    if (rst_pe_0_7) begin
       \$14  = 1'h0;
     end
   end
@@ -8296,7 +7847,7 @@ module \systolic_core.pe_0_7 (pe_0_7_sync_rst, en, w_shift, a_next, valid_next, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$3 , \port$3152$3 , pe_1_0_sync_clk);
+module \systolic_core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$3 , \port$3091$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -8336,14 +7887,10 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_0_sync_clk;
-  wire pe_1_0_sync_clk;
-  input pe_1_0_sync_rst;
-  wire pe_1_0_sync_rst;
-  input [2:0] \port$3151$3 ;
-  wire [2:0] \port$3151$3 ;
-  input [1:0] \port$3152$3 ;
-  wire [1:0] \port$3152$3 ;
+  input [2:0] \port$3090$3 ;
+  wire [2:0] \port$3090$3 ;
+  input [1:0] \port$3091$3 ;
+  wire [1:0] \port$3091$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8351,7 +7898,11 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_0;
+  wire rst_pe_1_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -8365,32 +7916,32 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$3 [0] & \port$3152$3 [1];
+  assign \$4  = \port$3091$3 [0] & \port$3091$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
@@ -8424,9 +7975,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$3 [0];
+      \$11  = \port$3090$3 [0];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
@@ -8434,9 +7985,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$3 [1];
+      \$12  = \port$3090$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
@@ -8444,9 +7995,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$3 [1];
+      \$13  = \port$3091$3 [1];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
@@ -8454,9 +8005,9 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$3 [2];
+      \$14  = \port$3090$3 [2];
     end
-    if (pe_1_0_sync_rst) begin
+    if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
   end
@@ -8479,15 +8030,15 @@ module \systolic_core.pe_1_0 (pe_1_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$3 [1];
-  assign valid_next = \port$3152$3 [0];
-  assign valid_in = \port$3151$3 [0];
-  assign first_in = \port$3151$3 [1];
-  assign last_in = \port$3151$3 [2];
+  assign first_next = \port$3091$3 [1];
+  assign valid_next = \port$3091$3 [0];
+  assign valid_in = \port$3090$3 [0];
+  assign first_in = \port$3090$3 [1];
+  assign last_in = \port$3090$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_1_1_sync_clk
+module \systolic_core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
   wire [15:0] \$1 ;
@@ -8531,10 +8082,6 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_1_sync_clk;
-  wire pe_1_1_sync_clk;
-  input pe_1_1_sync_rst;
-  wire pe_1_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8542,7 +8089,11 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_1;
+  wire rst_pe_1_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -8565,25 +8116,25 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
@@ -8619,7 +8170,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$11  = 1'h0;
     end
   end
@@ -8629,7 +8180,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$12  = 1'h0;
     end
   end
@@ -8639,7 +8190,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$13  = 1'h0;
     end
   end
@@ -8649,7 +8200,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_1_sync_rst) begin
+    if (rst_pe_1_1) begin
       \$14  = 1'h0;
     end
   end
@@ -8675,7 +8226,7 @@ module \systolic_core.pe_1_1 (pe_1_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_2_sync_clk
+module \systolic_core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [15:0] \$1 ;
@@ -8719,10 +8270,6 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_2_sync_clk;
-  wire pe_1_2_sync_clk;
-  input pe_1_2_sync_rst;
-  wire pe_1_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8730,7 +8277,11 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_2;
+  wire rst_pe_1_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -8753,25 +8304,25 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
@@ -8807,7 +8358,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$11  = 1'h0;
     end
   end
@@ -8817,7 +8368,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$12  = 1'h0;
     end
   end
@@ -8827,7 +8378,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$13  = 1'h0;
     end
   end
@@ -8837,7 +8388,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_2_sync_rst) begin
+    if (rst_pe_1_2) begin
       \$14  = 1'h0;
     end
   end
@@ -8863,7 +8414,7 @@ module \systolic_core.pe_1_2 (pe_1_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_3_sync_clk
+module \systolic_core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
   wire [15:0] \$1 ;
@@ -8907,10 +8458,6 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_3_sync_clk;
-  wire pe_1_3_sync_clk;
-  input pe_1_3_sync_rst;
-  wire pe_1_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -8918,7 +8465,11 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_3;
+  wire rst_pe_1_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -8941,25 +8492,25 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
@@ -8995,7 +8546,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$11  = 1'h0;
     end
   end
@@ -9005,7 +8556,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$12  = 1'h0;
     end
   end
@@ -9015,7 +8566,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$13  = 1'h0;
     end
   end
@@ -9025,7 +8576,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_3_sync_rst) begin
+    if (rst_pe_1_3) begin
       \$14  = 1'h0;
     end
   end
@@ -9051,7 +8602,7 @@ module \systolic_core.pe_1_3 (pe_1_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_4_sync_clk
+module \systolic_core.pe_1_4 (rst_pe_1_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [15:0] \$1 ;
@@ -9095,10 +8646,6 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_4_sync_clk;
-  wire pe_1_4_sync_clk;
-  input pe_1_4_sync_rst;
-  wire pe_1_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9106,7 +8653,11 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_4;
+  wire rst_pe_1_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -9129,25 +8680,25 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
@@ -9183,7 +8734,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$11  = 1'h0;
     end
   end
@@ -9193,7 +8744,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$12  = 1'h0;
     end
   end
@@ -9203,7 +8754,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$13  = 1'h0;
     end
   end
@@ -9213,7 +8764,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_4_sync_rst) begin
+    if (rst_pe_1_4) begin
       \$14  = 1'h0;
     end
   end
@@ -9239,7 +8790,7 @@ module \systolic_core.pe_1_4 (pe_1_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_5_sync_clk
+module \systolic_core.pe_1_5 (rst_pe_1_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   wire [15:0] \$1 ;
@@ -9283,10 +8834,6 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_5_sync_clk;
-  wire pe_1_5_sync_clk;
-  input pe_1_5_sync_rst;
-  wire pe_1_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9294,7 +8841,11 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_5;
+  wire rst_pe_1_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -9317,25 +8868,25 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
@@ -9371,7 +8922,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$11  = 1'h0;
     end
   end
@@ -9381,7 +8932,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$12  = 1'h0;
     end
   end
@@ -9391,7 +8942,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$13  = 1'h0;
     end
   end
@@ -9401,7 +8952,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_5_sync_rst) begin
+    if (rst_pe_1_5) begin
       \$14  = 1'h0;
     end
   end
@@ -9427,7 +8978,7 @@ module \systolic_core.pe_1_5 (pe_1_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_1_6_sync_clk
+module \systolic_core.pe_1_6 (rst_pe_1_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
@@ -9471,10 +9022,6 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_1_6_sync_clk;
-  wire pe_1_6_sync_clk;
-  input pe_1_6_sync_rst;
-  wire pe_1_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9482,7 +9029,11 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_6;
+  wire rst_pe_1_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -9505,25 +9056,25 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
@@ -9559,7 +9110,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$11  = 1'h0;
     end
   end
@@ -9569,7 +9120,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$12  = 1'h0;
     end
   end
@@ -9579,7 +9130,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$13  = 1'h0;
     end
   end
@@ -9589,7 +9140,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_6_sync_rst) begin
+    if (rst_pe_1_6) begin
       \$14  = 1'h0;
     end
   end
@@ -9615,7 +9166,7 @@ module \systolic_core.pe_1_6 (pe_1_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_1_7_sync_clk);
+module \systolic_core.pe_1_7 (rst_pe_1_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -9654,10 +9205,6 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_1_7_sync_clk;
-  wire pe_1_7_sync_clk;
-  input pe_1_7_sync_rst;
-  wire pe_1_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9665,7 +9212,11 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_1_7;
+  wire rst_pe_1_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -9687,25 +9238,25 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_1_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
@@ -9741,7 +9292,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$11  = 1'h0;
     end
   end
@@ -9751,7 +9302,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$12  = 1'h0;
     end
   end
@@ -9761,7 +9312,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$13  = 1'h0;
     end
   end
@@ -9771,7 +9322,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_1_7_sync_rst) begin
+    if (rst_pe_1_7) begin
       \$14  = 1'h0;
     end
   end
@@ -9797,7 +9348,7 @@ module \systolic_core.pe_1_7 (pe_1_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$6 , \port$3152$6 , pe_2_0_sync_clk);
+module \systolic_core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$6 , \port$3091$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -9837,14 +9388,10 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_0_sync_clk;
-  wire pe_2_0_sync_clk;
-  input pe_2_0_sync_rst;
-  wire pe_2_0_sync_rst;
-  input [2:0] \port$3151$6 ;
-  wire [2:0] \port$3151$6 ;
-  input [1:0] \port$3152$6 ;
-  wire [1:0] \port$3152$6 ;
+  input [2:0] \port$3090$6 ;
+  wire [2:0] \port$3090$6 ;
+  input [1:0] \port$3091$6 ;
+  wire [1:0] \port$3091$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -9852,7 +9399,11 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_0;
+  wire rst_pe_2_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -9866,32 +9417,32 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$6 [0] & \port$3152$6 [1];
+  assign \$4  = \port$3091$6 [0] & \port$3091$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
@@ -9925,9 +9476,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$6 [0];
+      \$11  = \port$3090$6 [0];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
@@ -9935,9 +9486,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$6 [1];
+      \$12  = \port$3090$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
@@ -9945,9 +9496,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$6 [1];
+      \$13  = \port$3091$6 [1];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
@@ -9955,9 +9506,9 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$6 [2];
+      \$14  = \port$3090$6 [2];
     end
-    if (pe_2_0_sync_rst) begin
+    if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
   end
@@ -9980,15 +9531,15 @@ module \systolic_core.pe_2_0 (pe_2_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$6 [1];
-  assign valid_next = \port$3152$6 [0];
-  assign valid_in = \port$3151$6 [0];
-  assign first_in = \port$3151$6 [1];
-  assign last_in = \port$3151$6 [2];
+  assign first_next = \port$3091$6 [1];
+  assign valid_next = \port$3091$6 [0];
+  assign valid_in = \port$3090$6 [0];
+  assign first_in = \port$3090$6 [1];
+  assign last_in = \port$3090$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_2_1_sync_clk
+module \systolic_core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
@@ -10032,10 +9583,6 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_1_sync_clk;
-  wire pe_2_1_sync_clk;
-  input pe_2_1_sync_rst;
-  wire pe_2_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10043,7 +9590,11 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_1;
+  wire rst_pe_2_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -10066,25 +9617,25 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
@@ -10120,7 +9671,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$11  = 1'h0;
     end
   end
@@ -10130,7 +9681,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$12  = 1'h0;
     end
   end
@@ -10140,7 +9691,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$13  = 1'h0;
     end
   end
@@ -10150,7 +9701,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_1_sync_rst) begin
+    if (rst_pe_2_1) begin
       \$14  = 1'h0;
     end
   end
@@ -10176,7 +9727,7 @@ module \systolic_core.pe_2_1 (pe_2_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_2_sync_clk
+module \systolic_core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
@@ -10220,10 +9771,6 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_2_sync_clk;
-  wire pe_2_2_sync_clk;
-  input pe_2_2_sync_rst;
-  wire pe_2_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10231,7 +9778,11 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_2;
+  wire rst_pe_2_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -10254,25 +9805,25 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
@@ -10308,7 +9859,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$11  = 1'h0;
     end
   end
@@ -10318,7 +9869,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$12  = 1'h0;
     end
   end
@@ -10328,7 +9879,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$13  = 1'h0;
     end
   end
@@ -10338,7 +9889,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_2_sync_rst) begin
+    if (rst_pe_2_2) begin
       \$14  = 1'h0;
     end
   end
@@ -10364,7 +9915,7 @@ module \systolic_core.pe_2_2 (pe_2_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_3_sync_clk
+module \systolic_core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
@@ -10408,10 +9959,6 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_3_sync_clk;
-  wire pe_2_3_sync_clk;
-  input pe_2_3_sync_rst;
-  wire pe_2_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10419,7 +9966,11 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_3;
+  wire rst_pe_2_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -10442,25 +9993,25 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
@@ -10496,7 +10047,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$11  = 1'h0;
     end
   end
@@ -10506,7 +10057,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$12  = 1'h0;
     end
   end
@@ -10516,7 +10067,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$13  = 1'h0;
     end
   end
@@ -10526,7 +10077,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_3_sync_rst) begin
+    if (rst_pe_2_3) begin
       \$14  = 1'h0;
     end
   end
@@ -10552,7 +10103,7 @@ module \systolic_core.pe_2_3 (pe_2_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_4_sync_clk
+module \systolic_core.pe_2_4 (rst_pe_2_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
@@ -10596,10 +10147,6 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_4_sync_clk;
-  wire pe_2_4_sync_clk;
-  input pe_2_4_sync_rst;
-  wire pe_2_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10607,7 +10154,11 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_4;
+  wire rst_pe_2_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -10630,25 +10181,25 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
@@ -10684,7 +10235,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$11  = 1'h0;
     end
   end
@@ -10694,7 +10245,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$12  = 1'h0;
     end
   end
@@ -10704,7 +10255,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$13  = 1'h0;
     end
   end
@@ -10714,7 +10265,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_4_sync_rst) begin
+    if (rst_pe_2_4) begin
       \$14  = 1'h0;
     end
   end
@@ -10740,7 +10291,7 @@ module \systolic_core.pe_2_4 (pe_2_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_5_sync_clk
+module \systolic_core.pe_2_5 (rst_pe_2_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
@@ -10784,10 +10335,6 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_5_sync_clk;
-  wire pe_2_5_sync_clk;
-  input pe_2_5_sync_rst;
-  wire pe_2_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10795,7 +10342,11 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_5;
+  wire rst_pe_2_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -10818,25 +10369,25 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
@@ -10872,7 +10423,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$11  = 1'h0;
     end
   end
@@ -10882,7 +10433,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$12  = 1'h0;
     end
   end
@@ -10892,7 +10443,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$13  = 1'h0;
     end
   end
@@ -10902,7 +10453,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_5_sync_rst) begin
+    if (rst_pe_2_5) begin
       \$14  = 1'h0;
     end
   end
@@ -10928,7 +10479,7 @@ module \systolic_core.pe_2_5 (pe_2_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_2_6_sync_clk
+module \systolic_core.pe_2_6 (rst_pe_2_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
@@ -10972,10 +10523,6 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_2_6_sync_clk;
-  wire pe_2_6_sync_clk;
-  input pe_2_6_sync_rst;
-  wire pe_2_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -10983,7 +10530,11 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_6;
+  wire rst_pe_2_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -11006,25 +10557,25 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
@@ -11060,7 +10611,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$11  = 1'h0;
     end
   end
@@ -11070,7 +10621,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$12  = 1'h0;
     end
   end
@@ -11080,7 +10631,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$13  = 1'h0;
     end
   end
@@ -11090,7 +10641,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_6_sync_rst) begin
+    if (rst_pe_2_6) begin
       \$14  = 1'h0;
     end
   end
@@ -11116,7 +10667,7 @@ module \systolic_core.pe_2_6 (pe_2_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_2_7_sync_clk);
+module \systolic_core.pe_2_7 (rst_pe_2_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11155,10 +10706,6 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_2_7_sync_clk;
-  wire pe_2_7_sync_clk;
-  input pe_2_7_sync_rst;
-  wire pe_2_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11166,7 +10713,11 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_2_7;
+  wire rst_pe_2_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -11188,25 +10739,25 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_2_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
@@ -11242,7 +10793,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$11  = 1'h0;
     end
   end
@@ -11252,7 +10803,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$12  = 1'h0;
     end
   end
@@ -11262,7 +10813,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$13  = 1'h0;
     end
   end
@@ -11272,7 +10823,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_2_7_sync_rst) begin
+    if (rst_pe_2_7) begin
       \$14  = 1'h0;
     end
   end
@@ -11298,7 +10849,7 @@ module \systolic_core.pe_2_7 (pe_2_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$9 , \port$3152$9 , pe_3_0_sync_clk);
+module \systolic_core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$9 , \port$3091$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11338,14 +10889,10 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_0_sync_clk;
-  wire pe_3_0_sync_clk;
-  input pe_3_0_sync_rst;
-  wire pe_3_0_sync_rst;
-  input [2:0] \port$3151$9 ;
-  wire [2:0] \port$3151$9 ;
-  input [1:0] \port$3152$9 ;
-  wire [1:0] \port$3152$9 ;
+  input [2:0] \port$3090$9 ;
+  wire [2:0] \port$3090$9 ;
+  input [1:0] \port$3091$9 ;
+  wire [1:0] \port$3091$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11353,7 +10900,11 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_0;
+  wire rst_pe_3_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -11367,32 +10918,32 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$9 [0] & \port$3152$9 [1];
+  assign \$4  = \port$3091$9 [0] & \port$3091$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
@@ -11426,9 +10977,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$9 [0];
+      \$11  = \port$3090$9 [0];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
@@ -11436,9 +10987,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$9 [1];
+      \$12  = \port$3090$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
@@ -11446,9 +10997,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$9 [1];
+      \$13  = \port$3091$9 [1];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
@@ -11456,9 +11007,9 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$9 [2];
+      \$14  = \port$3090$9 [2];
     end
-    if (pe_3_0_sync_rst) begin
+    if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
@@ -11481,15 +11032,15 @@ module \systolic_core.pe_3_0 (pe_3_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$9 [1];
-  assign valid_next = \port$3152$9 [0];
-  assign valid_in = \port$3151$9 [0];
-  assign first_in = \port$3151$9 [1];
-  assign last_in = \port$3151$9 [2];
+  assign first_next = \port$3091$9 [1];
+  assign valid_next = \port$3091$9 [0];
+  assign valid_in = \port$3090$9 [0];
+  assign first_in = \port$3090$9 [1];
+  assign last_in = \port$3090$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_3_1_sync_clk
+module \systolic_core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
@@ -11533,10 +11084,6 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_1_sync_clk;
-  wire pe_3_1_sync_clk;
-  input pe_3_1_sync_rst;
-  wire pe_3_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11544,7 +11091,11 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_1;
+  wire rst_pe_3_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -11567,25 +11118,25 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
@@ -11621,7 +11172,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$11  = 1'h0;
     end
   end
@@ -11631,7 +11182,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$12  = 1'h0;
     end
   end
@@ -11641,7 +11192,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$13  = 1'h0;
     end
   end
@@ -11651,7 +11202,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_1_sync_rst) begin
+    if (rst_pe_3_1) begin
       \$14  = 1'h0;
     end
   end
@@ -11677,7 +11228,7 @@ module \systolic_core.pe_3_1 (pe_3_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_2_sync_clk
+module \systolic_core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
@@ -11721,10 +11272,6 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_2_sync_clk;
-  wire pe_3_2_sync_clk;
-  input pe_3_2_sync_rst;
-  wire pe_3_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11732,7 +11279,11 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_2;
+  wire rst_pe_3_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -11755,25 +11306,25 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
@@ -11809,7 +11360,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$11  = 1'h0;
     end
   end
@@ -11819,7 +11370,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$12  = 1'h0;
     end
   end
@@ -11829,7 +11380,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$13  = 1'h0;
     end
   end
@@ -11839,7 +11390,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_2_sync_rst) begin
+    if (rst_pe_3_2) begin
       \$14  = 1'h0;
     end
   end
@@ -11865,7 +11416,7 @@ module \systolic_core.pe_3_2 (pe_3_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_3_sync_clk
+module \systolic_core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [15:0] \$1 ;
@@ -11909,10 +11460,6 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_3_sync_clk;
-  wire pe_3_3_sync_clk;
-  input pe_3_3_sync_rst;
-  wire pe_3_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -11920,7 +11467,11 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_3;
+  wire rst_pe_3_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -11943,25 +11494,25 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
@@ -11997,7 +11548,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$11  = 1'h0;
     end
   end
@@ -12007,7 +11558,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$12  = 1'h0;
     end
   end
@@ -12017,7 +11568,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$13  = 1'h0;
     end
   end
@@ -12027,7 +11578,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_3_sync_rst) begin
+    if (rst_pe_3_3) begin
       \$14  = 1'h0;
     end
   end
@@ -12053,7 +11604,7 @@ module \systolic_core.pe_3_3 (pe_3_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_4_sync_clk
+module \systolic_core.pe_3_4 (rst_pe_3_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [15:0] \$1 ;
@@ -12097,10 +11648,6 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_4_sync_clk;
-  wire pe_3_4_sync_clk;
-  input pe_3_4_sync_rst;
-  wire pe_3_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12108,7 +11655,11 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_4;
+  wire rst_pe_3_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -12131,25 +11682,25 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
@@ -12185,7 +11736,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$11  = 1'h0;
     end
   end
@@ -12195,7 +11746,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$12  = 1'h0;
     end
   end
@@ -12205,7 +11756,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$13  = 1'h0;
     end
   end
@@ -12215,7 +11766,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_4_sync_rst) begin
+    if (rst_pe_3_4) begin
       \$14  = 1'h0;
     end
   end
@@ -12241,7 +11792,7 @@ module \systolic_core.pe_3_4 (pe_3_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_5_sync_clk
+module \systolic_core.pe_3_5 (rst_pe_3_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [15:0] \$1 ;
@@ -12285,10 +11836,6 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_5_sync_clk;
-  wire pe_3_5_sync_clk;
-  input pe_3_5_sync_rst;
-  wire pe_3_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12296,7 +11843,11 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_5;
+  wire rst_pe_3_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -12319,25 +11870,25 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
@@ -12373,7 +11924,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$11  = 1'h0;
     end
   end
@@ -12383,7 +11934,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$12  = 1'h0;
     end
   end
@@ -12393,7 +11944,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$13  = 1'h0;
     end
   end
@@ -12403,7 +11954,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_5_sync_rst) begin
+    if (rst_pe_3_5) begin
       \$14  = 1'h0;
     end
   end
@@ -12429,7 +11980,7 @@ module \systolic_core.pe_3_5 (pe_3_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_3_6_sync_clk
+module \systolic_core.pe_3_6 (rst_pe_3_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [15:0] \$1 ;
@@ -12473,10 +12024,6 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_3_6_sync_clk;
-  wire pe_3_6_sync_clk;
-  input pe_3_6_sync_rst;
-  wire pe_3_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12484,7 +12031,11 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_6;
+  wire rst_pe_3_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -12507,25 +12058,25 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
@@ -12561,7 +12112,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$11  = 1'h0;
     end
   end
@@ -12571,7 +12122,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$12  = 1'h0;
     end
   end
@@ -12581,7 +12132,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$13  = 1'h0;
     end
   end
@@ -12591,7 +12142,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_6_sync_rst) begin
+    if (rst_pe_3_6) begin
       \$14  = 1'h0;
     end
   end
@@ -12617,7 +12168,7 @@ module \systolic_core.pe_3_6 (pe_3_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_3_7_sync_clk);
+module \systolic_core.pe_3_7 (rst_pe_3_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12656,10 +12207,6 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_3_7_sync_clk;
-  wire pe_3_7_sync_clk;
-  input pe_3_7_sync_rst;
-  wire pe_3_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12667,7 +12214,11 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_3_7;
+  wire rst_pe_3_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -12689,25 +12240,25 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_3_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
@@ -12743,7 +12294,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$11  = 1'h0;
     end
   end
@@ -12753,7 +12304,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$12  = 1'h0;
     end
   end
@@ -12763,7 +12314,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$13  = 1'h0;
     end
   end
@@ -12773,7 +12324,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_3_7_sync_rst) begin
+    if (rst_pe_3_7) begin
       \$14  = 1'h0;
     end
   end
@@ -12799,7 +12350,7 @@ module \systolic_core.pe_3_7 (pe_3_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$12 , \port$3152$12 , pe_4_0_sync_clk);
+module \systolic_core.pe_4_0 (rst_pe_4_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$12 , \port$3091$12 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12839,14 +12390,10 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_0_sync_clk;
-  wire pe_4_0_sync_clk;
-  input pe_4_0_sync_rst;
-  wire pe_4_0_sync_rst;
-  input [2:0] \port$3151$12 ;
-  wire [2:0] \port$3151$12 ;
-  input [1:0] \port$3152$12 ;
-  wire [1:0] \port$3152$12 ;
+  input [2:0] \port$3090$12 ;
+  wire [2:0] \port$3090$12 ;
+  input [1:0] \port$3091$12 ;
+  wire [1:0] \port$3091$12 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12854,7 +12401,11 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_0;
+  wire rst_pe_4_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -12868,32 +12419,32 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$12 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$12 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$12 [0] & \port$3152$12 [1];
+  assign \$4  = \port$3091$12 [0] & \port$3091$12 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
@@ -12927,9 +12478,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$12 [0];
+      \$11  = \port$3090$12 [0];
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$11  = 1'h0;
     end
   end
@@ -12937,9 +12488,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$12 [1];
+      \$12  = \port$3090$12 [1];
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$12  = 1'h0;
     end
   end
@@ -12947,9 +12498,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$12 [1];
+      \$13  = \port$3091$12 [1];
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$13  = 1'h0;
     end
   end
@@ -12957,9 +12508,9 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$12 [2];
+      \$14  = \port$3090$12 [2];
     end
-    if (pe_4_0_sync_rst) begin
+    if (rst_pe_4_0) begin
       \$14  = 1'h0;
     end
   end
@@ -12982,15 +12533,15 @@ module \systolic_core.pe_4_0 (pe_4_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$12 [1];
-  assign valid_next = \port$3152$12 [0];
-  assign valid_in = \port$3151$12 [0];
-  assign first_in = \port$3151$12 [1];
-  assign last_in = \port$3151$12 [2];
+  assign first_next = \port$3091$12 [1];
+  assign valid_next = \port$3091$12 [0];
+  assign valid_in = \port$3090$12 [0];
+  assign first_in = \port$3090$12 [1];
+  assign last_in = \port$3090$12 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_4_1_sync_clk
+module \systolic_core.pe_4_1 (rst_pe_4_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   wire [15:0] \$1 ;
@@ -13034,10 +12585,6 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_1_sync_clk;
-  wire pe_4_1_sync_clk;
-  input pe_4_1_sync_rst;
-  wire pe_4_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13045,7 +12592,11 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_1;
+  wire rst_pe_4_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13068,25 +12619,25 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
@@ -13122,7 +12673,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$11  = 1'h0;
     end
   end
@@ -13132,7 +12683,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$12  = 1'h0;
     end
   end
@@ -13142,7 +12693,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$13  = 1'h0;
     end
   end
@@ -13152,7 +12703,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_1_sync_rst) begin
+    if (rst_pe_4_1) begin
       \$14  = 1'h0;
     end
   end
@@ -13178,7 +12729,7 @@ module \systolic_core.pe_4_1 (pe_4_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_2_sync_clk
+module \systolic_core.pe_4_2 (rst_pe_4_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire [15:0] \$1 ;
@@ -13222,10 +12773,6 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_2_sync_clk;
-  wire pe_4_2_sync_clk;
-  input pe_4_2_sync_rst;
-  wire pe_4_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13233,7 +12780,11 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_2;
+  wire rst_pe_4_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13256,25 +12807,25 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
@@ -13310,7 +12861,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$11  = 1'h0;
     end
   end
@@ -13320,7 +12871,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$12  = 1'h0;
     end
   end
@@ -13330,7 +12881,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$13  = 1'h0;
     end
   end
@@ -13340,7 +12891,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_2_sync_rst) begin
+    if (rst_pe_4_2) begin
       \$14  = 1'h0;
     end
   end
@@ -13366,7 +12917,7 @@ module \systolic_core.pe_4_2 (pe_4_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_3_sync_clk
+module \systolic_core.pe_4_3 (rst_pe_4_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire [15:0] \$1 ;
@@ -13410,10 +12961,6 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_3_sync_clk;
-  wire pe_4_3_sync_clk;
-  input pe_4_3_sync_rst;
-  wire pe_4_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13421,7 +12968,11 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_3;
+  wire rst_pe_4_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13444,25 +12995,25 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
@@ -13498,7 +13049,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$11  = 1'h0;
     end
   end
@@ -13508,7 +13059,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$12  = 1'h0;
     end
   end
@@ -13518,7 +13069,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$13  = 1'h0;
     end
   end
@@ -13528,7 +13079,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_3_sync_rst) begin
+    if (rst_pe_4_3) begin
       \$14  = 1'h0;
     end
   end
@@ -13554,7 +13105,7 @@ module \systolic_core.pe_4_3 (pe_4_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_4_sync_clk
+module \systolic_core.pe_4_4 (rst_pe_4_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire [15:0] \$1 ;
@@ -13598,10 +13149,6 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_4_sync_clk;
-  wire pe_4_4_sync_clk;
-  input pe_4_4_sync_rst;
-  wire pe_4_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13609,7 +13156,11 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_4;
+  wire rst_pe_4_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13632,25 +13183,25 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
@@ -13686,7 +13237,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$11  = 1'h0;
     end
   end
@@ -13696,7 +13247,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$12  = 1'h0;
     end
   end
@@ -13706,7 +13257,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$13  = 1'h0;
     end
   end
@@ -13716,7 +13267,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_4_sync_rst) begin
+    if (rst_pe_4_4) begin
       \$14  = 1'h0;
     end
   end
@@ -13742,7 +13293,7 @@ module \systolic_core.pe_4_4 (pe_4_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_5_sync_clk
+module \systolic_core.pe_4_5 (rst_pe_4_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire [15:0] \$1 ;
@@ -13786,10 +13337,6 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_5_sync_clk;
-  wire pe_4_5_sync_clk;
-  input pe_4_5_sync_rst;
-  wire pe_4_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13797,7 +13344,11 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_5;
+  wire rst_pe_4_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -13820,25 +13371,25 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
@@ -13874,7 +13425,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$11  = 1'h0;
     end
   end
@@ -13884,7 +13435,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$12  = 1'h0;
     end
   end
@@ -13894,7 +13445,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$13  = 1'h0;
     end
   end
@@ -13904,7 +13455,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_5_sync_rst) begin
+    if (rst_pe_4_5) begin
       \$14  = 1'h0;
     end
   end
@@ -13930,7 +13481,7 @@ module \systolic_core.pe_4_5 (pe_4_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_4_6_sync_clk
+module \systolic_core.pe_4_6 (rst_pe_4_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire [15:0] \$1 ;
@@ -13974,10 +13525,6 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_4_6_sync_clk;
-  wire pe_4_6_sync_clk;
-  input pe_4_6_sync_rst;
-  wire pe_4_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13985,7 +13532,11 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_6;
+  wire rst_pe_4_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14008,25 +13559,25 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
@@ -14062,7 +13613,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$11  = 1'h0;
     end
   end
@@ -14072,7 +13623,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$12  = 1'h0;
     end
   end
@@ -14082,7 +13633,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$13  = 1'h0;
     end
   end
@@ -14092,7 +13643,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_6_sync_rst) begin
+    if (rst_pe_4_6) begin
       \$14  = 1'h0;
     end
   end
@@ -14118,7 +13669,7 @@ module \systolic_core.pe_4_6 (pe_4_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_4_7_sync_clk);
+module \systolic_core.pe_4_7 (rst_pe_4_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14157,10 +13708,6 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_4_7_sync_clk;
-  wire pe_4_7_sync_clk;
-  input pe_4_7_sync_rst;
-  wire pe_4_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14168,7 +13715,11 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_4_7;
+  wire rst_pe_4_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14190,25 +13741,25 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_4_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
@@ -14244,7 +13795,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$11  = 1'h0;
     end
   end
@@ -14254,7 +13805,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$12  = 1'h0;
     end
   end
@@ -14264,7 +13815,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$13  = 1'h0;
     end
   end
@@ -14274,7 +13825,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_4_7_sync_rst) begin
+    if (rst_pe_4_7) begin
       \$14  = 1'h0;
     end
   end
@@ -14300,7 +13851,7 @@ module \systolic_core.pe_4_7 (pe_4_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$15 , \port$3152$15 , pe_5_0_sync_clk);
+module \systolic_core.pe_5_0 (rst_pe_5_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$15 , \port$3091$15 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14340,14 +13891,10 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_0_sync_clk;
-  wire pe_5_0_sync_clk;
-  input pe_5_0_sync_rst;
-  wire pe_5_0_sync_rst;
-  input [2:0] \port$3151$15 ;
-  wire [2:0] \port$3151$15 ;
-  input [1:0] \port$3152$15 ;
-  wire [1:0] \port$3152$15 ;
+  input [2:0] \port$3090$15 ;
+  wire [2:0] \port$3090$15 ;
+  input [1:0] \port$3091$15 ;
+  wire [1:0] \port$3091$15 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14355,7 +13902,11 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_0;
+  wire rst_pe_5_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -14369,32 +13920,32 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$15 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$15 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$15 [0] & \port$3152$15 [1];
+  assign \$4  = \port$3091$15 [0] & \port$3091$15 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
@@ -14428,9 +13979,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$15 [0];
+      \$11  = \port$3090$15 [0];
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$11  = 1'h0;
     end
   end
@@ -14438,9 +13989,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$15 [1];
+      \$12  = \port$3090$15 [1];
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$12  = 1'h0;
     end
   end
@@ -14448,9 +13999,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$15 [1];
+      \$13  = \port$3091$15 [1];
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$13  = 1'h0;
     end
   end
@@ -14458,9 +14009,9 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$15 [2];
+      \$14  = \port$3090$15 [2];
     end
-    if (pe_5_0_sync_rst) begin
+    if (rst_pe_5_0) begin
       \$14  = 1'h0;
     end
   end
@@ -14483,15 +14034,15 @@ module \systolic_core.pe_5_0 (pe_5_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$15 [1];
-  assign valid_next = \port$3152$15 [0];
-  assign valid_in = \port$3151$15 [0];
-  assign first_in = \port$3151$15 [1];
-  assign last_in = \port$3151$15 [2];
+  assign first_next = \port$3091$15 [1];
+  assign valid_next = \port$3091$15 [0];
+  assign valid_in = \port$3090$15 [0];
+  assign first_in = \port$3090$15 [1];
+  assign last_in = \port$3090$15 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_5_1_sync_clk
+module \systolic_core.pe_5_1 (rst_pe_5_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
   wire [15:0] \$1 ;
@@ -14535,10 +14086,6 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_1_sync_clk;
-  wire pe_5_1_sync_clk;
-  input pe_5_1_sync_rst;
-  wire pe_5_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14546,7 +14093,11 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_1;
+  wire rst_pe_5_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14569,25 +14120,25 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
@@ -14623,7 +14174,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$11  = 1'h0;
     end
   end
@@ -14633,7 +14184,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$12  = 1'h0;
     end
   end
@@ -14643,7 +14194,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$13  = 1'h0;
     end
   end
@@ -14653,7 +14204,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_1_sync_rst) begin
+    if (rst_pe_5_1) begin
       \$14  = 1'h0;
     end
   end
@@ -14679,7 +14230,7 @@ module \systolic_core.pe_5_1 (pe_5_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_2_sync_clk
+module \systolic_core.pe_5_2 (rst_pe_5_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [15:0] \$1 ;
@@ -14723,10 +14274,6 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_2_sync_clk;
-  wire pe_5_2_sync_clk;
-  input pe_5_2_sync_rst;
-  wire pe_5_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14734,7 +14281,11 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_2;
+  wire rst_pe_5_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14757,25 +14308,25 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
@@ -14811,7 +14362,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$11  = 1'h0;
     end
   end
@@ -14821,7 +14372,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$12  = 1'h0;
     end
   end
@@ -14831,7 +14382,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$13  = 1'h0;
     end
   end
@@ -14841,7 +14392,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_2_sync_rst) begin
+    if (rst_pe_5_2) begin
       \$14  = 1'h0;
     end
   end
@@ -14867,7 +14418,7 @@ module \systolic_core.pe_5_2 (pe_5_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_3_sync_clk
+module \systolic_core.pe_5_3 (rst_pe_5_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [15:0] \$1 ;
@@ -14911,10 +14462,6 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_3_sync_clk;
-  wire pe_5_3_sync_clk;
-  input pe_5_3_sync_rst;
-  wire pe_5_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14922,7 +14469,11 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_3;
+  wire rst_pe_5_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -14945,25 +14496,25 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
@@ -14999,7 +14550,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$11  = 1'h0;
     end
   end
@@ -15009,7 +14560,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$12  = 1'h0;
     end
   end
@@ -15019,7 +14570,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$13  = 1'h0;
     end
   end
@@ -15029,7 +14580,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_3_sync_rst) begin
+    if (rst_pe_5_3) begin
       \$14  = 1'h0;
     end
   end
@@ -15055,7 +14606,7 @@ module \systolic_core.pe_5_3 (pe_5_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_4_sync_clk
+module \systolic_core.pe_5_4 (rst_pe_5_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire [15:0] \$1 ;
@@ -15099,10 +14650,6 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_4_sync_clk;
-  wire pe_5_4_sync_clk;
-  input pe_5_4_sync_rst;
-  wire pe_5_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15110,7 +14657,11 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_4;
+  wire rst_pe_5_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15133,25 +14684,25 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
@@ -15187,7 +14738,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$11  = 1'h0;
     end
   end
@@ -15197,7 +14748,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$12  = 1'h0;
     end
   end
@@ -15207,7 +14758,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$13  = 1'h0;
     end
   end
@@ -15217,7 +14768,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_4_sync_rst) begin
+    if (rst_pe_5_4) begin
       \$14  = 1'h0;
     end
   end
@@ -15243,7 +14794,7 @@ module \systolic_core.pe_5_4 (pe_5_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_5_sync_clk
+module \systolic_core.pe_5_5 (rst_pe_5_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire [15:0] \$1 ;
@@ -15287,10 +14838,6 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_5_sync_clk;
-  wire pe_5_5_sync_clk;
-  input pe_5_5_sync_rst;
-  wire pe_5_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15298,7 +14845,11 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_5;
+  wire rst_pe_5_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15321,25 +14872,25 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
@@ -15375,7 +14926,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$11  = 1'h0;
     end
   end
@@ -15385,7 +14936,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$12  = 1'h0;
     end
   end
@@ -15395,7 +14946,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$13  = 1'h0;
     end
   end
@@ -15405,7 +14956,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_5_sync_rst) begin
+    if (rst_pe_5_5) begin
       \$14  = 1'h0;
     end
   end
@@ -15431,7 +14982,7 @@ module \systolic_core.pe_5_5 (pe_5_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_5_6_sync_clk
+module \systolic_core.pe_5_6 (rst_pe_5_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire [15:0] \$1 ;
@@ -15475,10 +15026,6 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_5_6_sync_clk;
-  wire pe_5_6_sync_clk;
-  input pe_5_6_sync_rst;
-  wire pe_5_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15486,7 +15033,11 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_6;
+  wire rst_pe_5_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15509,25 +15060,25 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
@@ -15563,7 +15114,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$11  = 1'h0;
     end
   end
@@ -15573,7 +15124,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$12  = 1'h0;
     end
   end
@@ -15583,7 +15134,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$13  = 1'h0;
     end
   end
@@ -15593,7 +15144,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_6_sync_rst) begin
+    if (rst_pe_5_6) begin
       \$14  = 1'h0;
     end
   end
@@ -15619,7 +15170,7 @@ module \systolic_core.pe_5_6 (pe_5_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_5_7_sync_clk);
+module \systolic_core.pe_5_7 (rst_pe_5_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15658,10 +15209,6 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_5_7_sync_clk;
-  wire pe_5_7_sync_clk;
-  input pe_5_7_sync_rst;
-  wire pe_5_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15669,7 +15216,11 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_5_7;
+  wire rst_pe_5_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -15691,25 +15242,25 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_5_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
@@ -15745,7 +15296,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$11  = 1'h0;
     end
   end
@@ -15755,7 +15306,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$12  = 1'h0;
     end
   end
@@ -15765,7 +15316,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$13  = 1'h0;
     end
   end
@@ -15775,7 +15326,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_5_7_sync_rst) begin
+    if (rst_pe_5_7) begin
       \$14  = 1'h0;
     end
   end
@@ -15801,7 +15352,7 @@ module \systolic_core.pe_5_7 (pe_5_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3151$18 , \port$3152$18 , pe_6_0_sync_clk);
+module \systolic_core.pe_6_0 (rst_pe_6_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3090$18 , \port$3091$18 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -15841,14 +15392,10 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_0_sync_clk;
-  wire pe_6_0_sync_clk;
-  input pe_6_0_sync_rst;
-  wire pe_6_0_sync_rst;
-  input [2:0] \port$3151$18 ;
-  wire [2:0] \port$3151$18 ;
-  input [1:0] \port$3152$18 ;
-  wire [1:0] \port$3152$18 ;
+  input [2:0] \port$3090$18 ;
+  wire [2:0] \port$3090$18 ;
+  input [1:0] \port$3091$18 ;
+  wire [1:0] \port$3091$18 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15856,7 +15403,11 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_0;
+  wire rst_pe_6_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -15870,32 +15421,32 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$18 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$18 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$18 [0] & \port$3152$18 [1];
+  assign \$4  = \port$3091$18 [0] & \port$3091$18 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
@@ -15929,9 +15480,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$18 [0];
+      \$11  = \port$3090$18 [0];
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$11  = 1'h0;
     end
   end
@@ -15939,9 +15490,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$18 [1];
+      \$12  = \port$3090$18 [1];
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$12  = 1'h0;
     end
   end
@@ -15949,9 +15500,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$18 [1];
+      \$13  = \port$3091$18 [1];
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$13  = 1'h0;
     end
   end
@@ -15959,9 +15510,9 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$18 [2];
+      \$14  = \port$3090$18 [2];
     end
-    if (pe_6_0_sync_rst) begin
+    if (rst_pe_6_0) begin
       \$14  = 1'h0;
     end
   end
@@ -15984,15 +15535,15 @@ module \systolic_core.pe_6_0 (pe_6_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$18 [1];
-  assign valid_next = \port$3152$18 [0];
-  assign valid_in = \port$3151$18 [0];
-  assign first_in = \port$3151$18 [1];
-  assign last_in = \port$3151$18 [2];
+  assign first_next = \port$3091$18 [1];
+  assign valid_next = \port$3091$18 [0];
+  assign valid_in = \port$3090$18 [0];
+  assign first_in = \port$3090$18 [1];
+  assign last_in = \port$3090$18 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, pe_6_1_sync_clk
+module \systolic_core.pe_6_1 (rst_pe_6_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire [15:0] \$1 ;
@@ -16036,10 +15587,6 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_1_sync_clk;
-  wire pe_6_1_sync_clk;
-  input pe_6_1_sync_rst;
-  wire pe_6_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16047,7 +15594,11 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_1;
+  wire rst_pe_6_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16070,25 +15621,25 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
@@ -16124,7 +15675,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$11  = 1'h0;
     end
   end
@@ -16134,7 +15685,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$12  = 1'h0;
     end
   end
@@ -16144,7 +15695,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$13  = 1'h0;
     end
   end
@@ -16154,7 +15705,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_1_sync_rst) begin
+    if (rst_pe_6_1) begin
       \$14  = 1'h0;
     end
   end
@@ -16180,7 +15731,7 @@ module \systolic_core.pe_6_1 (pe_6_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_2_sync_clk
+module \systolic_core.pe_6_2 (rst_pe_6_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire [15:0] \$1 ;
@@ -16224,10 +15775,6 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_2_sync_clk;
-  wire pe_6_2_sync_clk;
-  input pe_6_2_sync_rst;
-  wire pe_6_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16235,7 +15782,11 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_2;
+  wire rst_pe_6_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16258,25 +15809,25 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
@@ -16312,7 +15863,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$11  = 1'h0;
     end
   end
@@ -16322,7 +15873,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$12  = 1'h0;
     end
   end
@@ -16332,7 +15883,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$13  = 1'h0;
     end
   end
@@ -16342,7 +15893,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_2_sync_rst) begin
+    if (rst_pe_6_2) begin
       \$14  = 1'h0;
     end
   end
@@ -16368,7 +15919,7 @@ module \systolic_core.pe_6_2 (pe_6_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_3_sync_clk
+module \systolic_core.pe_6_3 (rst_pe_6_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire [15:0] \$1 ;
@@ -16412,10 +15963,6 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_3_sync_clk;
-  wire pe_6_3_sync_clk;
-  input pe_6_3_sync_rst;
-  wire pe_6_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16423,7 +15970,11 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_3;
+  wire rst_pe_6_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16446,25 +15997,25 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
@@ -16500,7 +16051,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$11  = 1'h0;
     end
   end
@@ -16510,7 +16061,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$12  = 1'h0;
     end
   end
@@ -16520,7 +16071,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$13  = 1'h0;
     end
   end
@@ -16530,7 +16081,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_3_sync_rst) begin
+    if (rst_pe_6_3) begin
       \$14  = 1'h0;
     end
   end
@@ -16556,7 +16107,7 @@ module \systolic_core.pe_6_3 (pe_6_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_4_sync_clk
+module \systolic_core.pe_6_4 (rst_pe_6_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire [15:0] \$1 ;
@@ -16600,10 +16151,6 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_4_sync_clk;
-  wire pe_6_4_sync_clk;
-  input pe_6_4_sync_rst;
-  wire pe_6_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16611,7 +16158,11 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_4;
+  wire rst_pe_6_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16634,25 +16185,25 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
@@ -16688,7 +16239,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$11  = 1'h0;
     end
   end
@@ -16698,7 +16249,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$12  = 1'h0;
     end
   end
@@ -16708,7 +16259,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$13  = 1'h0;
     end
   end
@@ -16718,7 +16269,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_4_sync_rst) begin
+    if (rst_pe_6_4) begin
       \$14  = 1'h0;
     end
   end
@@ -16744,7 +16295,7 @@ module \systolic_core.pe_6_4 (pe_6_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_5_sync_clk
+module \systolic_core.pe_6_5 (rst_pe_6_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire [15:0] \$1 ;
@@ -16788,10 +16339,6 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_5_sync_clk;
-  wire pe_6_5_sync_clk;
-  input pe_6_5_sync_rst;
-  wire pe_6_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16799,7 +16346,11 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_5;
+  wire rst_pe_6_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -16822,25 +16373,25 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
@@ -16876,7 +16427,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$11  = 1'h0;
     end
   end
@@ -16886,7 +16437,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$12  = 1'h0;
     end
   end
@@ -16896,7 +16447,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$13  = 1'h0;
     end
   end
@@ -16906,7 +16457,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_5_sync_rst) begin
+    if (rst_pe_6_5) begin
       \$14  = 1'h0;
     end
   end
@@ -16932,7 +16483,7 @@ module \systolic_core.pe_6_5 (pe_6_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, pe_6_6_sync_clk
+module \systolic_core.pe_6_6 (rst_pe_6_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
   reg \$auto$verilog_backend.cc:2355:dump_module$57  = 0;
   wire [15:0] \$1 ;
@@ -16976,10 +16527,6 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_6_6_sync_clk;
-  wire pe_6_6_sync_clk;
-  input pe_6_6_sync_rst;
-  wire pe_6_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -16987,7 +16534,11 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_6;
+  wire rst_pe_6_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -17010,25 +16561,25 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$57 ) begin end
@@ -17064,7 +16615,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$11  = 1'h0;
     end
   end
@@ -17074,7 +16625,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$12  = 1'h0;
     end
   end
@@ -17084,7 +16635,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$13  = 1'h0;
     end
   end
@@ -17094,7 +16645,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_6_sync_rst) begin
+    if (rst_pe_6_6) begin
       \$14  = 1'h0;
     end
   end
@@ -17120,7 +16671,7 @@ module \systolic_core.pe_6_6 (pe_6_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, pe_6_7_sync_clk);
+module \systolic_core.pe_6_7 (rst_pe_6_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$58  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17159,10 +16710,6 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   input last_in;
   wire last_in;
   reg last_out = 1'h0;
-  input pe_6_7_sync_clk;
-  wire pe_6_7_sync_clk;
-  input pe_6_7_sync_rst;
-  wire pe_6_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17170,7 +16717,11 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_6_7;
+  wire rst_pe_6_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -17192,25 +16743,25 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_6_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$58 ) begin end
@@ -17246,7 +16797,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$11  = 1'h0;
     end
   end
@@ -17256,7 +16807,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$12  = 1'h0;
     end
   end
@@ -17266,7 +16817,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$13  = 1'h0;
     end
   end
@@ -17276,7 +16827,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_6_7_sync_rst) begin
+    if (rst_pe_6_7) begin
       \$14  = 1'h0;
     end
   end
@@ -17302,7 +16853,7 @@ module \systolic_core.pe_6_7 (pe_6_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3151$21 , \port$3152$21 , pe_7_0_sync_clk);
+module \systolic_core.pe_7_0 (rst_pe_7_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3090$21 , \port$3091$21 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$59  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17342,14 +16893,10 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_0_sync_clk;
-  wire pe_7_0_sync_clk;
-  input pe_7_0_sync_rst;
-  wire pe_7_0_sync_rst;
-  input [2:0] \port$3151$21 ;
-  wire [2:0] \port$3151$21 ;
-  input [1:0] \port$3152$21 ;
-  wire [1:0] \port$3152$21 ;
+  input [2:0] \port$3090$21 ;
+  wire [2:0] \port$3090$21 ;
+  input [1:0] \port$3091$21 ;
+  wire [1:0] \port$3091$21 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17357,7 +16904,11 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_0;
+  wire rst_pe_7_0;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   wire valid_in;
   wire valid_next;
   output valid_out;
@@ -17370,32 +16921,32 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3152$21 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3091$21 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3152$21 [0] & \port$3152$21 [1];
+  assign \$4  = \port$3091$21 [0] & \port$3091$21 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_0_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
@@ -17429,9 +16980,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3151$21 [0];
+      \$11  = \port$3090$21 [0];
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$11  = 1'h0;
     end
   end
@@ -17439,9 +16990,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3151$21 [1];
+      \$12  = \port$3090$21 [1];
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$12  = 1'h0;
     end
   end
@@ -17449,9 +17000,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3152$21 [1];
+      \$13  = \port$3091$21 [1];
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$13  = 1'h0;
     end
   end
@@ -17459,9 +17010,9 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
     if (\$auto$verilog_backend.cc:2355:dump_module$59 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3151$21 [2];
+      \$14  = \port$3090$21 [2];
     end
-    if (pe_7_0_sync_rst) begin
+    if (rst_pe_7_0) begin
       \$14  = 1'h0;
     end
   end
@@ -17484,15 +17035,15 @@ module \systolic_core.pe_7_0 (pe_7_0_sync_rst, en, w_shift, psum_in, w_in, a_out
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3152$21 [1];
-  assign valid_next = \port$3152$21 [0];
-  assign valid_in = \port$3151$21 [0];
-  assign first_in = \port$3151$21 [1];
-  assign last_in = \port$3151$21 [2];
+  assign first_next = \port$3091$21 [1];
+  assign valid_next = \port$3091$21 [0];
+  assign valid_in = \port$3090$21 [0];
+  assign first_in = \port$3090$21 [1];
+  assign last_in = \port$3090$21 [2];
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, pe_7_1_sync_clk);
+module \systolic_core.pe_7_1 (rst_pe_7_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$60  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17535,10 +17086,6 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_1_sync_clk;
-  wire pe_7_1_sync_clk;
-  input pe_7_1_sync_rst;
-  wire pe_7_1_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17546,7 +17093,11 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_1;
+  wire rst_pe_7_1;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -17568,25 +17119,25 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_1_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$60 ) begin end
@@ -17622,7 +17173,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$11  = 1'h0;
     end
   end
@@ -17632,7 +17183,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$12  = 1'h0;
     end
   end
@@ -17642,7 +17193,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$13  = 1'h0;
     end
   end
@@ -17652,7 +17203,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_1_sync_rst) begin
+    if (rst_pe_7_1) begin
       \$14  = 1'h0;
     end
   end
@@ -17678,7 +17229,7 @@ module \systolic_core.pe_7_1 (pe_7_1_sync_rst, en, w_shift, psum_in, w_in, a_in,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_2_sync_clk);
+module \systolic_core.pe_7_2 (rst_pe_7_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$61  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17721,10 +17272,6 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_2_sync_clk;
-  wire pe_7_2_sync_clk;
-  input pe_7_2_sync_rst;
-  wire pe_7_2_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17732,7 +17279,11 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_2;
+  wire rst_pe_7_2;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -17754,25 +17305,25 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_2_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$61 ) begin end
@@ -17808,7 +17359,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$11  = 1'h0;
     end
   end
@@ -17818,7 +17369,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$12  = 1'h0;
     end
   end
@@ -17828,7 +17379,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$13  = 1'h0;
     end
   end
@@ -17838,7 +17389,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_2_sync_rst) begin
+    if (rst_pe_7_2) begin
       \$14  = 1'h0;
     end
   end
@@ -17864,7 +17415,7 @@ module \systolic_core.pe_7_2 (pe_7_2_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_3_sync_clk);
+module \systolic_core.pe_7_3 (rst_pe_7_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$62  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -17907,10 +17458,6 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_3_sync_clk;
-  wire pe_7_3_sync_clk;
-  input pe_7_3_sync_rst;
-  wire pe_7_3_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -17918,7 +17465,11 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_3;
+  wire rst_pe_7_3;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -17940,25 +17491,25 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_3_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$62 ) begin end
@@ -17994,7 +17545,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$11  = 1'h0;
     end
   end
@@ -18004,7 +17555,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$12  = 1'h0;
     end
   end
@@ -18014,7 +17565,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$13  = 1'h0;
     end
   end
@@ -18024,7 +17575,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_3_sync_rst) begin
+    if (rst_pe_7_3) begin
       \$14  = 1'h0;
     end
   end
@@ -18050,7 +17601,7 @@ module \systolic_core.pe_7_3 (pe_7_3_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_4_sync_clk);
+module \systolic_core.pe_7_4 (rst_pe_7_4, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$63  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18093,10 +17644,6 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_4_sync_clk;
-  wire pe_7_4_sync_clk;
-  input pe_7_4_sync_rst;
-  wire pe_7_4_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -18104,7 +17651,11 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_4;
+  wire rst_pe_7_4;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -18126,25 +17677,25 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_4_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$63 ) begin end
@@ -18180,7 +17731,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$11  = 1'h0;
     end
   end
@@ -18190,7 +17741,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$12  = 1'h0;
     end
   end
@@ -18200,7 +17751,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$13  = 1'h0;
     end
   end
@@ -18210,7 +17761,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_4_sync_rst) begin
+    if (rst_pe_7_4) begin
       \$14  = 1'h0;
     end
   end
@@ -18236,7 +17787,7 @@ module \systolic_core.pe_7_4 (pe_7_4_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_5_sync_clk);
+module \systolic_core.pe_7_5 (rst_pe_7_5, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$64  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18279,10 +17830,6 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_5_sync_clk;
-  wire pe_7_5_sync_clk;
-  input pe_7_5_sync_rst;
-  wire pe_7_5_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -18290,7 +17837,11 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_5;
+  wire rst_pe_7_5;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -18312,25 +17863,25 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_5_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$64 ) begin end
@@ -18366,7 +17917,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$11  = 1'h0;
     end
   end
@@ -18376,7 +17927,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$12  = 1'h0;
     end
   end
@@ -18386,7 +17937,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$13  = 1'h0;
     end
   end
@@ -18396,7 +17947,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_5_sync_rst) begin
+    if (rst_pe_7_5) begin
       \$14  = 1'h0;
     end
   end
@@ -18422,7 +17973,7 @@ module \systolic_core.pe_7_5 (pe_7_5_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, pe_7_6_sync_clk);
+module \systolic_core.pe_7_6 (rst_pe_7_6, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$65  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18465,10 +18016,6 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_6_sync_clk;
-  wire pe_7_6_sync_clk;
-  input pe_7_6_sync_rst;
-  wire pe_7_6_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -18476,7 +18023,11 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_6;
+  wire rst_pe_7_6;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -18498,25 +18049,25 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_6_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$65 ) begin end
@@ -18552,7 +18103,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$11  = 1'h0;
     end
   end
@@ -18562,7 +18113,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$12  = 1'h0;
     end
   end
@@ -18572,7 +18123,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$13  = 1'h0;
     end
   end
@@ -18582,7 +18133,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_6_sync_rst) begin
+    if (rst_pe_7_6) begin
       \$14  = 1'h0;
     end
   end
@@ -18608,7 +18159,7 @@ module \systolic_core.pe_7_6 (pe_7_6_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, pe_7_7_sync_clk);
+module \systolic_core.pe_7_7 (rst_pe_7_7, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$66  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18648,10 +18199,6 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input pe_7_7_sync_clk;
-  wire pe_7_7_sync_clk;
-  input pe_7_7_sync_rst;
-  wire pe_7_7_sync_rst;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -18659,7 +18206,11 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   reg [31:0] psum_out = 32'd0;
   (* init = 32'd0 *)
   wire [31:0] psum_out_reg;
+  input rst_pe_7_7;
+  wire rst_pe_7_7;
   reg [7:0] shadow_next = 8'h00;
+  input units_sync_clk;
+  wire units_sync_clk;
   input valid_in;
   wire valid_in;
   input valid_next;
@@ -18681,25 +18232,25 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
   assign \$4  = valid_next & first_next;
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     product <= \$7 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     shadow_next <= \$8 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     active_next <= \$9 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     a_out <= \$10 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     valid_out <= \$11 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_out <= \$12 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     first_next_out <= \$13 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     last_out <= \$14 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     psum_out <= \$15 ;
-  always @(posedge pe_7_7_sync_clk)
+  always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$66 ) begin end
@@ -18735,7 +18286,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$11  = valid_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$11  = 1'h0;
     end
   end
@@ -18745,7 +18296,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$12  = first_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$12  = 1'h0;
     end
   end
@@ -18755,7 +18306,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$13  = first_next;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$13  = 1'h0;
     end
   end
@@ -18765,7 +18316,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
     if (en) begin
       \$14  = last_in;
     end
-    if (pe_7_7_sync_rst) begin
+    if (rst_pe_7_7) begin
       \$14  = 1'h0;
     end
   end
@@ -18791,7 +18342,7 @@ module \systolic_core.pe_7_7 (pe_7_7_sync_rst, en, w_shift, psum_in, w_in, a_nex
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_a (rst, \port$1363$0 , \port$1364$0 , \port$1365$0 , \port$1366$0 , \port$1367$0 , \port$1368$0 , \port$1369$0 , \port$1370$0 , i, i_next, o, o_next, clk);
+module \systolic_core.skew_a (rst, i, i_next, \port$1439$0 , \port$1440$0 , \port$1441$0 , \port$1442$0 , \port$1443$0 , \port$1444$0 , \port$1445$0 , \port$1446$0 , o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$67  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -18892,22 +18443,22 @@ module \systolic_core.skew_a (rst, \port$1363$0 , \port$1364$0 , \port$1365$0 , 
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1363$0 ;
-  wire \port$1363$0 ;
-  input \port$1364$0 ;
-  wire \port$1364$0 ;
-  input \port$1365$0 ;
-  wire \port$1365$0 ;
-  input \port$1366$0 ;
-  wire \port$1366$0 ;
-  input \port$1367$0 ;
-  wire \port$1367$0 ;
-  input \port$1368$0 ;
-  wire \port$1368$0 ;
-  input \port$1369$0 ;
-  wire \port$1369$0 ;
-  input \port$1370$0 ;
-  wire \port$1370$0 ;
+  input \port$1439$0 ;
+  wire \port$1439$0 ;
+  input \port$1440$0 ;
+  wire \port$1440$0 ;
+  input \port$1441$0 ;
+  wire \port$1441$0 ;
+  input \port$1442$0 ;
+  wire \port$1442$0 ;
+  input \port$1443$0 ;
+  wire \port$1443$0 ;
+  input \port$1444$0 ;
+  wire \port$1444$0 ;
+  input \port$1445$0 ;
+  wire \port$1445$0 ;
+  input \port$1446$0 ;
+  wire \port$1446$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -18969,200 +18520,200 @@ module \systolic_core.skew_a (rst, \port$1363$0 , \port$1364$0 , \port$1365$0 , 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$1  = lane1_d1;
-    if (\port$1364$0 ) begin
+    if (\port$1440$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$2  = lane2_d1;
-    if (\port$1365$0 ) begin
+    if (\port$1441$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$3  = lane2_d2;
-    if (\port$1365$0 ) begin
+    if (\port$1441$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$4  = lane3_d1;
-    if (\port$1366$0 ) begin
+    if (\port$1442$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$5  = lane3_d2;
-    if (\port$1366$0 ) begin
+    if (\port$1442$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$6  = lane3_d3;
-    if (\port$1366$0 ) begin
+    if (\port$1442$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$7  = lane4_d1;
-    if (\port$1367$0 ) begin
+    if (\port$1443$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$8  = lane4_d2;
-    if (\port$1367$0 ) begin
+    if (\port$1443$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$9  = lane4_d3;
-    if (\port$1367$0 ) begin
+    if (\port$1443$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$10  = lane4_d4;
-    if (\port$1367$0 ) begin
+    if (\port$1443$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$11  = lane5_d1;
-    if (\port$1368$0 ) begin
+    if (\port$1444$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$12  = lane5_d2;
-    if (\port$1368$0 ) begin
+    if (\port$1444$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$13  = lane5_d3;
-    if (\port$1368$0 ) begin
+    if (\port$1444$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$14  = lane5_d4;
-    if (\port$1368$0 ) begin
+    if (\port$1444$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$15  = lane5_d5;
-    if (\port$1368$0 ) begin
+    if (\port$1444$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$16  = lane6_d1;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$17  = lane6_d2;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$18  = lane6_d3;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$19  = lane6_d4;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$20  = lane6_d5;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$21  = lane6_d6;
-    if (\port$1369$0 ) begin
+    if (\port$1445$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$22  = lane7_d1;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$23  = lane7_d2;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$24  = lane7_d3;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$25  = lane7_d4;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$26  = lane7_d5;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$27  = lane7_d6;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$67 ) begin end
     \$28  = lane7_d7;
-    if (\port$1370$0 ) begin
+    if (\port$1446$0 ) begin
       \$28  = lane7_d6;
     end
   end
-  assign en = { \port$1370$0 , \port$1369$0 , \port$1368$0 , \port$1367$0 , \port$1366$0 , \port$1365$0 , \port$1364$0 , \port$1363$0  };
+  assign en = { \port$1446$0 , \port$1445$0 , \port$1444$0 , \port$1443$0 , \port$1442$0 , \port$1441$0 , \port$1440$0 , \port$1439$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -19214,7 +18765,7 @@ module \systolic_core.skew_a (rst, \port$1363$0 , \port$1364$0 , \port$1365$0 , 
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next, skew_flags_sync_clk);
+module \systolic_core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$68  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$10 ;
@@ -19494,65 +19045,65 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
   wire \o_next[7].first ;
   wire \o_next[7].last ;
   wire \o_next[7].valid ;
-  input skew_flags_sync_clk;
-  wire skew_flags_sync_clk;
-  input skew_flags_sync_rst;
-  wire skew_flags_sync_rst;
-  always @(posedge skew_flags_sync_clk)
+  input rst_skew_flags;
+  wire rst_skew_flags;
+  input units_sync_clk;
+  wire units_sync_clk;
+  always @(posedge units_sync_clk)
     lane1_d1 <= \$1 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d1 <= \$2 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane2_d2 <= \$3 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d1 <= \$4 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d2 <= \$5 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d1 <= \$7 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d2 <= \$8 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d3 <= \$9 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane4_d4 <= \$10 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d1 <= \$11 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d2 <= \$12 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d3 <= \$13 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d4 <= \$14 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane5_d5 <= \$15 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d1 <= \$16 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d2 <= \$17 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d3 <= \$18 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d4 <= \$19 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d5 <= \$20 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane6_d6 <= \$21 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d1 <= \$22 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d2 <= \$23 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d3 <= \$24 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d4 <= \$25 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d5 <= \$26 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d6 <= \$27 ;
-  always @(posedge skew_flags_sync_clk)
+  always @(posedge units_sync_clk)
     lane7_d7 <= \$28 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$68 ) begin end
@@ -19560,7 +19111,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$1  = i[5:3];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$1  = 3'h0;
     end
   end
@@ -19570,7 +19121,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$2  = i[8:6];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$2  = 3'h0;
     end
   end
@@ -19580,7 +19131,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$3  = lane2_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$3  = 3'h0;
     end
   end
@@ -19590,7 +19141,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$4  = i[11:9];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$4  = 3'h0;
     end
   end
@@ -19600,7 +19151,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$5  = lane3_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$5  = 3'h0;
     end
   end
@@ -19610,7 +19161,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$6  = lane3_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$6  = 3'h0;
     end
   end
@@ -19620,7 +19171,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$7  = i[14:12];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$7  = 3'h0;
     end
   end
@@ -19630,7 +19181,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$8  = lane4_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$8  = 3'h0;
     end
   end
@@ -19640,7 +19191,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$9  = lane4_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$9  = 3'h0;
     end
   end
@@ -19650,7 +19201,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$10  = lane4_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$10  = 3'h0;
     end
   end
@@ -19660,7 +19211,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$11  = i[17:15];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$11  = 3'h0;
     end
   end
@@ -19670,7 +19221,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$12  = lane5_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$12  = 3'h0;
     end
   end
@@ -19680,7 +19231,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$13  = lane5_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$13  = 3'h0;
     end
   end
@@ -19690,7 +19241,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$14  = lane5_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$14  = 3'h0;
     end
   end
@@ -19700,7 +19251,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$15  = lane5_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$15  = 3'h0;
     end
   end
@@ -19710,7 +19261,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$16  = i[20:18];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$16  = 3'h0;
     end
   end
@@ -19720,7 +19271,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$17  = lane6_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$17  = 3'h0;
     end
   end
@@ -19730,7 +19281,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$18  = lane6_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$18  = 3'h0;
     end
   end
@@ -19740,7 +19291,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$19  = lane6_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$19  = 3'h0;
     end
   end
@@ -19750,7 +19301,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$20  = lane6_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$20  = 3'h0;
     end
   end
@@ -19760,7 +19311,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$21  = lane6_d5;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$21  = 3'h0;
     end
   end
@@ -19770,7 +19321,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$22  = i[23:21];
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$22  = 3'h0;
     end
   end
@@ -19780,7 +19331,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$23  = lane7_d1;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$23  = 3'h0;
     end
   end
@@ -19790,7 +19341,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$24  = lane7_d2;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$24  = 3'h0;
     end
   end
@@ -19800,7 +19351,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$25  = lane7_d3;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$25  = 3'h0;
     end
   end
@@ -19810,7 +19361,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$26  = lane7_d4;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$26  = 3'h0;
     end
   end
@@ -19820,7 +19371,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$27  = lane7_d5;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$27  = 3'h0;
     end
   end
@@ -19830,7 +19381,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
     if (en) begin
       \$28  = lane7_d6;
     end
-    if (skew_flags_sync_rst) begin
+    if (rst_skew_flags) begin
       \$28  = 3'h0;
     end
   end
@@ -20065,7 +19616,7 @@ module \systolic_core.skew_flags (skew_flags_sync_rst, en, i, i_next, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_w (rst, i, \port$1354$0 , \port$1355$0 , \port$1356$0 , \port$1357$0 , \port$1358$0 , \port$1359$0 , \port$1360$0 , \port$1361$0 , o, clk);
+module \systolic_core.skew_w (rst, i, \port$1430$0 , \port$1431$0 , \port$1432$0 , \port$1433$0 , \port$1434$0 , \port$1435$0 , \port$1436$0 , \port$1437$0 , o, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$69  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$10 ;
@@ -20164,22 +19715,22 @@ module \systolic_core.skew_w (rst, i, \port$1354$0 , \port$1355$0 , \port$1356$0
   wire [7:0] \o_next[5] ;
   wire [7:0] \o_next[6] ;
   wire [7:0] \o_next[7] ;
-  input \port$1354$0 ;
-  wire \port$1354$0 ;
-  input \port$1355$0 ;
-  wire \port$1355$0 ;
-  input \port$1356$0 ;
-  wire \port$1356$0 ;
-  input \port$1357$0 ;
-  wire \port$1357$0 ;
-  input \port$1358$0 ;
-  wire \port$1358$0 ;
-  input \port$1359$0 ;
-  wire \port$1359$0 ;
-  input \port$1360$0 ;
-  wire \port$1360$0 ;
-  input \port$1361$0 ;
-  wire \port$1361$0 ;
+  input \port$1430$0 ;
+  wire \port$1430$0 ;
+  input \port$1431$0 ;
+  wire \port$1431$0 ;
+  input \port$1432$0 ;
+  wire \port$1432$0 ;
+  input \port$1433$0 ;
+  wire \port$1433$0 ;
+  input \port$1434$0 ;
+  wire \port$1434$0 ;
+  input \port$1435$0 ;
+  wire \port$1435$0 ;
+  input \port$1436$0 ;
+  wire \port$1436$0 ;
+  input \port$1437$0 ;
+  wire \port$1437$0 ;
   input rst;
   wire rst;
   always @(posedge clk)
@@ -20241,201 +19792,201 @@ module \systolic_core.skew_w (rst, i, \port$1354$0 , \port$1355$0 , \port$1356$0
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$1  = lane1_d1;
-    if (\port$1355$0 ) begin
+    if (\port$1431$0 ) begin
       \$1  = i[15:8];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$2  = lane2_d1;
-    if (\port$1356$0 ) begin
+    if (\port$1432$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$3  = lane2_d2;
-    if (\port$1356$0 ) begin
+    if (\port$1432$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$4  = lane3_d1;
-    if (\port$1357$0 ) begin
+    if (\port$1433$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$5  = lane3_d2;
-    if (\port$1357$0 ) begin
+    if (\port$1433$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$6  = lane3_d3;
-    if (\port$1357$0 ) begin
+    if (\port$1433$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$7  = lane4_d1;
-    if (\port$1358$0 ) begin
+    if (\port$1434$0 ) begin
       \$7  = i[39:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$8  = lane4_d2;
-    if (\port$1358$0 ) begin
+    if (\port$1434$0 ) begin
       \$8  = lane4_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$9  = lane4_d3;
-    if (\port$1358$0 ) begin
+    if (\port$1434$0 ) begin
       \$9  = lane4_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$10  = lane4_d4;
-    if (\port$1358$0 ) begin
+    if (\port$1434$0 ) begin
       \$10  = lane4_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$11  = lane5_d1;
-    if (\port$1359$0 ) begin
+    if (\port$1435$0 ) begin
       \$11  = i[47:40];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$12  = lane5_d2;
-    if (\port$1359$0 ) begin
+    if (\port$1435$0 ) begin
       \$12  = lane5_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$13  = lane5_d3;
-    if (\port$1359$0 ) begin
+    if (\port$1435$0 ) begin
       \$13  = lane5_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$14  = lane5_d4;
-    if (\port$1359$0 ) begin
+    if (\port$1435$0 ) begin
       \$14  = lane5_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$15  = lane5_d5;
-    if (\port$1359$0 ) begin
+    if (\port$1435$0 ) begin
       \$15  = lane5_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$16  = lane6_d1;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$16  = i[55:48];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$17  = lane6_d2;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$17  = lane6_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$18  = lane6_d3;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$18  = lane6_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$19  = lane6_d4;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$19  = lane6_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$20  = lane6_d5;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$20  = lane6_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$21  = lane6_d6;
-    if (\port$1360$0 ) begin
+    if (\port$1436$0 ) begin
       \$21  = lane6_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$22  = lane7_d1;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$22  = i[63:56];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$23  = lane7_d2;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$23  = lane7_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$24  = lane7_d3;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$24  = lane7_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$25  = lane7_d4;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$25  = lane7_d3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$26  = lane7_d5;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$26  = lane7_d4;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$27  = lane7_d6;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$27  = lane7_d5;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$69 ) begin end
     \$28  = lane7_d7;
-    if (\port$1361$0 ) begin
+    if (\port$1437$0 ) begin
       \$28  = lane7_d6;
     end
   end
   assign i_next = 64'h0000000000000000;
-  assign en = { \port$1361$0 , \port$1360$0 , \port$1359$0 , \port$1358$0 , \port$1357$0 , \port$1356$0 , \port$1355$0 , \port$1354$0  };
+  assign en = { \port$1437$0 , \port$1436$0 , \port$1435$0 , \port$1434$0 , \port$1433$0 , \port$1432$0 , \port$1431$0 , \port$1430$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -20487,7 +20038,7 @@ module \systolic_core.skew_w (rst, i, \port$1354$0 , \port$1355$0 , \port$1356$0
 endmodule
 
 (* generator = "Amaranth" *)
-module \systolic_core.skew_wctl (rst, en, i, i_next, o, o_next, clk);
+module \systolic_core.skew_wctl (rst, i, i_next, en, o, o_next, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$70  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$10 ;
