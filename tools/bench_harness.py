@@ -4,6 +4,7 @@
     python tools/bench_harness.py                          # 8x8, 256x256x256, all three
     python tools/bench_harness.py --skip-cocotb --skip-scalesim
     python tools/bench_harness.py --opts=-O1,-O2,-O3       # build time against run time
+    python tools/bench_harness.py --library build/harness/<dir>/obj/libharness.so  # rebuilt
 
 One GEMM (``accel sim``'s case: the real driver, the result checked against NumPy) on a built
 model: the harness's simulated cycles per second and wall time; the cocotb bench on the same
@@ -48,11 +49,12 @@ class Clock:
         self.wall, self.cpu = time.perf_counter() - self.wall, _cpu() - self.cpu
 
 
-def bench_harness(config: AcceleratorConfig, case: GemmCase, root: Path, opt: str | None
-                  ) -> dict:
+def bench_harness(config: AcceleratorConfig, case: GemmCase, root: Path, opt: str | None,
+                  library: Path | None = None) -> dict:
     kwargs = {"compiler_opt": opt} if opt else {}
     with Clock() as build:
-        library = build_harness(config, root=root, **kwargs)
+        if library is None:
+            library = build_harness(config, root=root, **kwargs)
     with Harness(library) as h:
         h.reset()
         with Clock() as run:
@@ -61,7 +63,8 @@ def bench_harness(config: AcceleratorConfig, case: GemmCase, root: Path, opt: st
         raise SystemExit(f"harness: {record['mismatches']} elements differ")
     return {"bench": "harness", "opt": opt or "default", "cycles": record["cycles"],
             "sim_cycles": record["wall_cycles"], "wall": run.wall, "cpu": run.cpu,
-            "build_seconds": build_seconds(library), "build_wall_now": build.wall}
+            "build_seconds": build_seconds(library) if (library.parent / "harness.json").is_file()
+            else None, "build_wall_now": build.wall}
 
 
 def bench_cocotb(config: AcceleratorConfig, case: GemmCase, root: Path) -> dict:
@@ -162,6 +165,9 @@ def main() -> int:
     parser.add_argument("--opts", default="",
                         help="compiler optimizations to compare (e.g. -O1,-O2,-O3): each is "
                              "built afresh in a temporary root and timed")
+    parser.add_argument("--library", type=Path,
+                        help="bench this built library (e.g. the model's obj/ directory rebuilt "
+                             "with other compiler flags) instead of the cached default build")
     parser.add_argument("--skip-cocotb", action="store_true")
     parser.add_argument("--skip-scalesim", action="store_true")
     parser.add_argument("--json", type=Path)
@@ -172,7 +178,7 @@ def main() -> int:
     case = GemmCase(m=m, k=k, n=n, seed=1)
     results = []
     print(f"harness {config.name} ...", file=sys.stderr, flush=True)
-    results.append(bench_harness(config, case, args.root, None))
+    results.append(bench_harness(config, case, args.root, None, args.library))
     for opt in filter(None, args.opts.split(",")):
         print(f"harness built with {opt} ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory() as tmp:
@@ -192,7 +198,7 @@ def main() -> int:
         rate = (f"{r['sim_cycles'] / r['wall']:,.0f}, {r['sim_cycles'] / r['cpu']:,.0f}"
                 if "sim_cycles" in r else "—")
         faster = f"{r['wall'] / base['wall']:,.1f}×, {r['cpu'] / base['cpu']:,.1f}×"
-        build = f"{r['build_seconds']:.0f}" if "build_seconds" in r else "—"
+        build = f"{r['build_seconds']:.0f}" if r.get("build_seconds") else "—"
         print(f"| {name} | {r['cycles']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | {rate} "
               f"| {faster} | {build} |")
     if args.json:

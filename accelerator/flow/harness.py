@@ -82,7 +82,10 @@ def harness_build_args(waves: bool) -> list[str]:
     No ``--public-flat-rw`` (no VPI: the harness reads the ports directly); otherwise what the
     cocotb bench builds with.
     """
-    args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert"]
+    args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert",
+            # the per-cycle code in functions of ~1000 statements instead of two huge ones: the
+            # compiler keeps more in registers (docs/performance.md measures it)
+            "--output-split-cfuncs", "1000"]
     if waves:
         args += ["--trace", "--trace-structs"]
     return args
