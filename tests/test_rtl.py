@@ -73,8 +73,10 @@ def test_every_waiver_is_needed(tmp_path):
     """A waiver that Amaranth's output no longer needs is removed, not kept 'just in case'."""
     env = setup_environment(dict(__import__("os").environ))
     warnings = set()
-    # the core elaborated for an ECP5 instantiates TRELLIS_FFs (PINMISSING)
-    for top, board in ((CORE_TOP, None), (ACCEL_TOP, None), (CORE_TOP, "ulx3s-85f")):
+    # the core elaborated for an ECP5 instantiates TRELLIS_FFs (PINMISSING); the DMA alone has
+    # an `abort` port (SYMRSVDWORD)
+    for top, board in ((CORE_TOP, None), (ACCEL_TOP, None), (DMA_TOP, None),
+                       (CORE_TOP, "ulx3s-85f")):
         for dataflow in ("os", "ws"):
             verilog, _ = emit(AcceleratorConfig(rows=2, cols=2, dataflow=dataflow),
                               tmp_path / top / dataflow / str(board), top=top, board=board)

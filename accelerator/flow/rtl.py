@@ -45,6 +45,8 @@ VERILATOR_WAIVERS: dict[str, str] = {
                   "value as a logical not; both are exact.",
     "CASEINCOMPLETE": "Amaranth writes an FSM as a case over its state register without a default "
                       "for the encodings no state uses; they are unreachable.",
+    "SYMRSVDWORD": "The DMA's `abort` input is a C++ library function's name too; Verilator "
+                   "renames it inside its C++ model, and the port keeps its name for the benches.",
     "PINMISSING": "Amaranth connects every port of its own modules; only a vendor primitive's "
                   "unused pins stay open (a TRELLIS_FF's CE and M, which its parameters ignore), "
                   "as in yosys's own mapping to that primitive.",
