@@ -58,6 +58,25 @@ def _name(resp: int) -> str:
     return _RESP.get(resp, "no answer" if resp < 0 else str(resp))
 
 
+def write_operands(harness: Any, data: Any, addr: dict[str, int]) -> None:
+    """Write A, B and C_in (if any) of a :class:`~accelerator.flow.cases.GemmData` into the
+    harness's memory at ``addr``, row by row at their strides (in one write where the rows are
+    contiguous)."""
+    import numpy as np
+
+    for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
+                                ("c_in", data.c_in, np.int32)):
+        if matrix is None:
+            continue
+        rows = np.asarray(matrix, dtype=dtype)
+        ld = data.ld[name]
+        if ld == rows.shape[1] * rows.itemsize:
+            harness.mem_write(addr[name], rows.tobytes())
+        else:
+            for r, row in enumerate(rows):
+                harness.mem_write(addr[name] + r * ld, row.tobytes())
+
+
 def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_IRQ_CYCLES
              ) -> dict:
     """Run a :class:`~accelerator.flow.cases.GemmCase` on a reset harness through the driver,
@@ -75,17 +94,7 @@ def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_
 
     data = make_data(config, case)
     harness.set_backpressure(case.backpressure, case.seed)
-    for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
-                                ("c_in", data.c_in, np.int32)):
-        if matrix is None:
-            continue
-        rows = np.asarray(matrix, dtype=dtype)
-        ld = data.ld[name]
-        if ld == rows.shape[1] * rows.itemsize:
-            harness.mem_write(data.addr[name], rows.tobytes())
-        else:
-            for r, row in enumerate(rows):
-                harness.mem_write(data.addr[name] + r * ld, row.tobytes())
+    write_operands(harness, data, data.addr)
     out_dtype = np.int8 if data.requant else np.int32
     # poison the result area, so that a row never written cannot pass by accident
     harness.mem_write(data.addr["c"], bytes([0xA5]) * (case.m * data.ld["c"]))

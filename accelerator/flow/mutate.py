@@ -424,7 +424,7 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
     ``requant`` (if given) in place of the case's parameters; every byte of C's rows outside the
     result and a guard before and after C must keep its poison."""
     from ..driver.driver import Accelerator
-    from ..driver.harness import HarnessTransport
+    from ..driver.harness import HarnessTransport, write_operands
     from ..model import reference
     from .cases import make_data
 
@@ -438,13 +438,7 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
                              in_width=config.in_width)
         expected = params.apply(acc)
     harness.set_backpressure(case.backpressure, case.seed)
-    for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
-                                ("c_in", data.c_in, np.int32)):
-        if matrix is None:
-            continue
-        rows = np.asarray(matrix, dtype=dtype)
-        for r, row in enumerate(rows):
-            harness.mem_write(addr[name] + r * data.ld[name], row.tobytes())
+    write_operands(harness, data, addr)
     out_dtype = np.int8 if params else np.int32
     size = np.dtype(out_dtype).itemsize
     area = case.m * data.ld["c"]
