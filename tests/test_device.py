@@ -392,7 +392,8 @@ def test_board_backend_over_a_serial_port(seed):
                         response = Response(2)
                 os.write(master, UartProtocol.encode_response(response.status, response.data))
 
-    threading.Thread(target=serve, daemon=True).start()
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     rng = np.random.default_rng(seed)
     a, b, cin = operands(rng, board.config, 9, 20, 11, c_in=True)
     with connect(port=os.ttyname(slave)) as dev:
@@ -400,8 +401,13 @@ def test_board_backend_over_a_serial_port(seed):
         y = dev.matmul(a, b, c_in=cin, requant=RQ)
         assert np.array_equal(y, reference.gemm_requant(a, b, cin, RQ))
         assert dev.last.cycles == 9 * 20 * 11
-    os.close(master)
+    # With every slave descriptor closed the master's read fails (EIO) and the server returns;
+    # the master is closed only after that, so no later test's file can reuse its number while
+    # the server still reads from it.
     os.close(slave)
+    server.join(timeout=10)
+    assert not server.is_alive()
+    os.close(master)
 
 
 def test_board_backend_refuses_a_board_built_differently():
