@@ -304,8 +304,12 @@ class SystolicCore(wiring.Component):
         # R-1-i: then row 0 of C is the first to come out.
         bottom = pes[R - 1]
         drains = [Signal(name=f"drain_{j}") for j in range(C)]
+        # A PE that accumulates on its own copy of the flags (flag_lag) loads its output slot
+        # in the cycle they show `last`, not the cycle after: the drain comes a cycle later.
+        flag_lag = getattr(bottom[0], "flag_lag", 0)
         for j in range(C):
-            m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
+            if not flag_lag:
+                m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
         enable = self._flow_control(
@@ -317,6 +321,10 @@ class SystolicCore(wiring.Component):
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
+        for j in range(C):
+            if flag_lag:
+                with m.If(enable(f"en_drain_{j}")):
+                    m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
         first = Signal(init=1)          # the next beat starts a tile
@@ -363,7 +371,8 @@ class SystolicCore(wiring.Component):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
         m.d.comb += skew_b.i.eq(in_b)
         # A registered DSP's products come product_latency cycles late: so do their flags.
-        late_flags, flag_stages = _delayed(m, en, in_flags, cfg.product_latency, "flags")
+        late_flags, flag_stages = _delayed(m, en, in_flags, cfg.product_latency - flag_lag,
+                                           "flags")
         for j in range(C):
             m.d.comb += skew_f.i[j].eq(late_flags)
         # what in_a and in_b take at the next enabled edge (the PEs multiply a cycle ahead)
