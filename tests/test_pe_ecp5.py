@@ -176,6 +176,7 @@ def _ecp5_netlist(tmp_path: Path, config: AcceleratorConfig) -> Path:
     return tmp_path / "synth.v"
 
 
+@pytest.mark.slow
 @pytest.mark.verilator
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_registered_netlist_passes_the_regression(accel, build_root, tmp_path, dataflow):
