@@ -40,10 +40,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .config import AcceleratorConfig
-from .hw.registers import MAX_DIM, element_bytes
 from .model import reference
 from .model.perf import Layout, estimate, tile_grid
 from .model.reference import RequantParams
+from .model.regmap import MAX_DIM, element_bytes
 
 __all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect"]
 

@@ -14,8 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from ..flow.rtl import ACCEL_TOP, write_atomic
+from ..model.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from . import cli
 from .options import (
     check_dimensions,
@@ -97,7 +97,7 @@ DEFAULT_MAX_CYCLES = 1_000_000_000
 def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycles: int) -> int:
     """Refuse, before any build, a case the bench cannot hold or that would run too long;
     return the model's estimate of its cycles."""
-    from ..flow.cases import BENCH_MEMORY, memory_bound
+    from ..model.cases import BENCH_MEMORY, memory_bound
     from ..model.perf import estimate
 
     need = memory_bound(case)

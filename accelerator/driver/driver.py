@@ -1,6 +1,6 @@
 """The host driver: registers by name, identification, and a checked GEMM call.
 
-Every offset and bit position comes from :mod:`accelerator.hw.registers`; this module never
+Every offset and bit position comes from :mod:`accelerator.model.regmap`; this module never
 writes a number that the register map defines.
 
     acc = Accelerator(transport, base=0x4000_0000)
@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..hw.registers import (
+from ..model.reference import RequantParams
+from ..model.regmap import (
     COUNTERS,
     ID_BLOCK,
     MAGIC,
@@ -27,7 +28,6 @@ from ..hw.registers import (
     register,
     version_tuple,
 )
-from ..model.reference import RequantParams
 from .transport import Transport
 
 __all__ = [
@@ -52,7 +52,7 @@ COMMAND_REGISTERS: tuple[str, ...] = tuple(
 class AcceleratorError(RuntimeError):
     """The hardware finished a command with a non-zero ``STATUS.error``.
 
-    ``code`` is an :class:`~accelerator.hw.registers.ErrorCode`, or a plain ``int`` for a code
+    ``code`` is an :class:`~accelerator.model.regmap.ErrorCode`, or a plain ``int`` for a code
     this software does not know.
     """
 
@@ -173,7 +173,7 @@ class Accelerator:
 
         Addresses (``a``, ``b``, ``c``, ``c_in``) and row strides (``lda``, ``ldb``, ``ldc``,
         ``ldcin``) are in bytes; the element sizes are those of
-        :func:`~accelerator.hw.registers.element_bytes` (int8 A and B, int32 C and C_in, int8 C
+        :func:`~accelerator.model.regmap.element_bytes` (int8 A and B, int32 C and C_in, int8 C
         with ``requant``). ``c_in`` and ``ldcin`` go together.
 
         With ``check`` (the default), every argument is validated before the first write, and a

@@ -250,7 +250,7 @@ def run_tests(model: SimModel, test_module: str, *, seed: int, testcase: str | l
 
 def run_gemms(model: SimModel, cases: list, *, seed: int, name: str,
               memory: dict | None = None) -> tuple[list[dict], TestOutcome]:
-    """Run ``cases`` (:class:`~accelerator.flow.cases.GemmCase`) in one simulation of the
+    """Run ``cases`` (:class:`~accelerator.model.cases.GemmCase`) in one simulation of the
     accelerator (``accel_tb.sim_gemms``: one build and one simulator start for a whole list).
 
     ``memory``: the memory's deterministic timing (``read_latency``, ``write_latency`` in
