@@ -35,6 +35,9 @@ from ..config import AcceleratorConfig
 __all__ = [
     "ACCESS",
     "ADDR_WIDTH",
+    "COMMAND",
+    "COMMAND_REGISTERS",
+    "COMMAND_ROLES",
     "COUNTERS",
     "GROUPS",
     "ID_BLOCK",
@@ -43,9 +46,12 @@ __all__ = [
     "MAP_SIZE",
     "MAX_DIM",
     "REGISTERS",
+    "CommandField",
     "ErrorCode",
     "Field",
     "Register",
+    "command_fields",
+    "command_words",
     "config_from_id",
     "element_bytes",
     "field",
@@ -355,6 +361,101 @@ def offset(name: str) -> int:
 def field(reg: str, name: str) -> Field:
     """Field ``name`` of register ``reg``."""
     return register(reg).field(name)
+
+
+# -- the GEMM command ---------------------------------------------------------------------------
+
+
+#: What a command field is: the matrix addresses and row strides (bytes), the dimensions, the
+#: options of ``MODE``, the requantizer's parameters.
+COMMAND_ROLES = ("address", "dimension", "stride", "mode", "requant")
+
+
+@dataclass(frozen=True)
+class CommandField:
+    """One field of the GEMM command as the engine sees it: ``name`` in the command layout
+    (:func:`accelerator.hw.engine.command_layout`), the checker
+    (:mod:`accelerator.model.command`) and the driver, held in field ``field`` of register
+    ``register``, whose width and signedness it has. ``matrix`` names the matrix (``a``, ``b``,
+    ``c``, ``c_in``) of an address or a stride."""
+
+    name: str
+    register: str
+    field: str
+    role: str
+    matrix: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in COMMAND_ROLES:
+            raise ValueError(f"command field {self.name}: role {self.role!r} is not one of "
+                             f"{', '.join(COMMAND_ROLES)}")
+
+    @property
+    def source(self) -> Field:
+        """The register field that holds it."""
+        return field(self.register, self.field)
+
+    @property
+    def width(self) -> int:
+        return self.source.width
+
+    @property
+    def signed(self) -> bool:
+        return self.source.signed
+
+
+#: The GEMM command, field by field, in the order of the engine's command layout: the one list
+#: from which the layout, the accelerator's wiring from the registers to the engine, the compact
+#: engine's reads of the command, the checker and the driver's programming are made.
+COMMAND: tuple[CommandField, ...] = (
+    CommandField("a_addr", "A_ADDR", "addr", "address", "a"),
+    CommandField("b_addr", "B_ADDR", "addr", "address", "b"),
+    CommandField("c_addr", "C_ADDR", "addr", "address", "c"),
+    CommandField("cin_addr", "CIN_ADDR", "addr", "address", "c_in"),
+    CommandField("m", "M", "m", "dimension"),
+    CommandField("k", "K", "k", "dimension"),
+    CommandField("n", "N", "n", "dimension"),
+    CommandField("lda", "LDA", "stride", "stride", "a"),
+    CommandField("ldb", "LDB", "stride", "stride", "b"),
+    CommandField("ldc", "LDC", "stride", "stride", "c"),
+    CommandField("ldcin", "LDCIN", "stride", "stride", "c_in"),
+    CommandField("accumulate", "MODE", "accumulate", "mode"),
+    CommandField("requant", "MODE", "requant", "mode"),
+    CommandField("relu", "MODE", "relu", "mode"),
+    CommandField("rq_mult", "RQ_MULT", "multiplier", "requant"),
+    CommandField("rq_shift", "RQ_SHIFT", "shift", "requant"),
+    CommandField("rq_zp", "RQ_ZP", "zero_point", "requant"),
+)
+
+
+def command_fields(role: str) -> tuple[CommandField, ...]:
+    """The command's fields of ``role`` (one of :data:`COMMAND_ROLES`), in command order."""
+    if role not in COMMAND_ROLES:
+        raise ValueError(f"role {role!r} is not one of {', '.join(COMMAND_ROLES)}")
+    return tuple(f for f in COMMAND if f.role == role)
+
+
+#: The registers that hold the command, in address order.
+COMMAND_REGISTERS: tuple[str, ...] = tuple(
+    r.name for r in REGISTERS if any(f.register == r.name for f in COMMAND))
+
+
+def command_words(values: dict[str, int]) -> dict[str, int]:
+    """The words of :data:`COMMAND_REGISTERS` (in address order) that hold a command whose
+    fields are ``values`` (keyed by :class:`CommandField` name; a missing field is 0). A
+    32-bit field is written masked to 32 bits, so that a test can program any register value;
+    a narrower one must fit (``ValueError``)."""
+    unknown = set(values) - {f.name for f in COMMAND}
+    if unknown:
+        raise KeyError(f"no command field {', '.join(sorted(unknown))} "
+                       f"(fields: {', '.join(f.name for f in COMMAND)})")
+    words = dict.fromkeys(COMMAND_REGISTERS, 0)
+    for f in COMMAND:
+        value = int(values.get(f.name, 0))
+        if f.width == 32:
+            value &= 0xFFFF_FFFF
+        words[f.register] |= f.source.insert(value)
+    return words
 
 
 # -- error codes --------------------------------------------------------------------------------
