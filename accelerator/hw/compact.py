@@ -32,7 +32,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from ..model.regmap import command_fields
+from ..model.regmap import DIM_WIDTH, command_fields
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
 from .engine import EngineError, _const_mul, error_priority, out_row_bytes
@@ -55,8 +55,8 @@ class _Command:
         self.lda, self.ldb, self.ldc, self.ldcin = (Signal(32, name=n) for n in (
             "lda", "ldb", "ldc", "ldcin"))
         self.b_addr = Signal(32, name="b_addr")   # the B tile register returns to it
-        self.k = Signal(16, name="k")             # K and N fit 16 bits once checked
-        self.n = Signal(16, name="n")
+        self.k = Signal(DIM_WIDTH, name="k")      # K and N fit DIM_WIDTH bits once checked
+        self.n = Signal(DIM_WIDTH, name="n")
         self.accumulate = Signal(name="accumulate")
         self.requant = Signal(name="requant")
 
@@ -422,7 +422,7 @@ class CompactEngine(wiring.Component):
             with m.If(dim == 0):
                 m.d.sync += [zero.eq(0), large.eq(0)]
             with m.Else():
-                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[16:] != 0))]
+                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[DIM_WIDTH:] != 0))]
             with m.Switch(dim):
                 with m.Case(1):
                     m.d.sync += m_rows.eq(data)

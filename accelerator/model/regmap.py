@@ -39,6 +39,7 @@ __all__ = [
     "COMMAND_REGISTERS",
     "COMMAND_ROLES",
     "COUNTERS",
+    "DIM_WIDTH",
     "GROUPS",
     "ID_BLOCK",
     "INDEX_WIDTH",
@@ -82,8 +83,11 @@ GROUPS: dict[str, str] = {
 #: ``ID`` reads this: ``"ACC1"`` in ASCII.
 MAGIC = 0x41434331
 
+#: Bits of M, K and N in the hardware's walks (a command's dimension registers are 32 bits wide;
+#: the engines check that the bits above these are 0).
+DIM_WIDTH = 16
 #: The largest M, K or N the hardware accepts (a larger one is ``ErrorCode.TOO_LARGE``).
-MAX_DIM = 65535
+MAX_DIM = (1 << DIM_WIDTH) - 1
 
 
 # -- the data model -----------------------------------------------------------------------------
