@@ -13,6 +13,7 @@ from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import COMMAND_REGISTERS, DEFAULT_TIMEOUT_POLLS
+from accelerator.hw.top import abort_bound
 from accelerator.model.regmap import (
     ACCESS,
     ADDR_WIDTH,
@@ -27,7 +28,6 @@ from accelerator.model.regmap import (
     offset,
     register,
 )
-from accelerator.hw.top import abort_bound
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "registers.md"
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 from . import cli
 from .options import check_seed, config_options, writable_dir
 from .progress import Progress, tool_report_seconds

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..flow.sim import sources_digest
+from ..flow.files import sources_digest
 from ..model.regmap import MAX_DIM
 from .space import ConfigPoint
 from .store import Store, point_key
