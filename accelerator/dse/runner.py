@@ -39,7 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
+from ..driver.harness import run_case
 from ..flow.files import sources_digest
+from ..model.cases import GemmCase, bench_layout
+from ..model.perf import estimate
 from ..model.regmap import MAX_DIM
 from .space import ConfigPoint
 from .store import Store, point_key
@@ -149,9 +152,6 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
     seed (:func:`accelerator.model.cases.bench_layout`), so that the model's error against the
     RTL is the model's, not the spread of alignment costs over placements.
     """
-    from ..model.cases import GemmCase, bench_layout
-    from ..model.perf import estimate
-
     totals = {"cycles": 0, "compute_cycles": 0, "memory_read_cycles": 0,
               "memory_write_cycles": 0, "read_bytes": 0, "write_bytes": 0}
     layers = []
@@ -324,9 +324,8 @@ def _run_rtl_task(task: Task, rec: _Recorder) -> None:
     shape once on it (:func:`accelerator.driver.harness.run_case`: the matrices where
     :func:`accelerator.model.cases.make_data` puts them for the point's seed, the host driver,
     C read back and compared with NumPy), storing each point as soon as its layers are done."""
-    from ..driver.harness import run_case
+    # the flow (and with it Amaranth) only in the workers of an rtl sweep
     from ..flow.harness import Harness, build_harness, build_seconds
-    from ..model.cases import GemmCase
 
     runnable: list[tuple[PointSpec, dict]] = []
     starts: dict[str, float] = {}

@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import verification as _verification
-
 __all__ = ["VERIFICATION_DIR", "file_lock", "source_digest", "sources_digest", "write_atomic"]
 
-#: The cocotb testbench modules (verification/ in the source tree).
-VERIFICATION_DIR = Path(_verification.__file__).resolve().parent
+#: The cocotb testbench modules (verification/ in the source tree, ``accelerator.verification``
+#: when installed): found, not imported, since the testbenches sit above the flow.
+VERIFICATION_DIR = Path(
+    importlib.util.find_spec("accelerator.verification").submodule_search_locations[0]).resolve()
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 

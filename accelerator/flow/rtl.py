@@ -13,8 +13,8 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from .. import __version__
 from ..config import AcceleratorConfig
+from ..version import __version__
 from .files import write_atomic
 
 __all__ = ["ACCEL_TOP", "AXIRAM_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS",

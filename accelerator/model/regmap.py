@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .. import __version__
 from ..config import AcceleratorConfig
+from ..version import __version__
 
 __all__ = [
     "ACCESS",
