@@ -41,7 +41,7 @@ from typing import Any
 from ..config import AcceleratorConfig
 from ..driver.harness import run_case
 from ..flow.files import sources_digest
-from ..model.cases import GemmCase, bench_layout
+from ..model.cases import BENCH_MEMORY, GemmCase, bench_layout, memory_bound
 from ..model.perf import estimate
 from ..model.regmap import MAX_DIM
 from .space import ConfigPoint
@@ -173,13 +173,8 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
 
 def rtl_memory_needed(m: int, k: int, n: int) -> int:
     """At most the bytes of bench memory :func:`accelerator.model.cases.make_data` lays a GEMM
-    out in: A, B and int32 C with the widest seeded padding, alignment and gaps."""
-    sizes = (m * (k + 17), k * (n + 17), m * ((4 * n + 17 + 3) // 4 * 4), 0)  # A, B, C, C_in
-    cursor = 0x100
-    for index, size in enumerate(sizes):
-        start = cursor + (63 if index < 2 else 0)
-        cursor = (start + size + 0xFF) // 0x100 * 0x100 + 0x100
-    return cursor
+    out in (int32 C, no C_in): :func:`~accelerator.model.cases.memory_bound`."""
+    return memory_bound(GemmCase(m=m, k=k, n=n))
 
 
 @dataclass
@@ -291,7 +286,7 @@ def _run_model_task(task: Task, rec: _Recorder) -> None:
 
 
 #: The RTL's memory: the harness's sparse 32-bit address space.
-RTL_MEMORY = 1 << 32
+RTL_MEMORY = BENCH_MEMORY["harness"]
 
 
 #: The most PEs an RTL point simulates: the accelerator's Verilator build grows with the array
