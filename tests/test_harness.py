@@ -6,6 +6,7 @@ The Verilator-marked tests share one 4×4 build (cached by digest under the buil
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.harness import HarnessTransport, run_case
 from accelerator.driver.transport import Transport
+from accelerator.flow import harness as harness_module
 from accelerator.flow.cases import GemmCase, make_data
 from accelerator.flow.harness import (
     CycleLimitError,
@@ -21,6 +23,7 @@ from accelerator.flow.harness import (
     HarnessBusError,
     HarnessError,
     build_harness,
+    harness_key,
 )
 from accelerator.hw.registers import ErrorCode, register
 from accelerator.model import reference
@@ -40,6 +43,58 @@ def test_missing_library_is_a_clear_error(tmp_path):
 def test_transport_rejects_bad_cycle_limit(bad):
     with pytest.raises(ValueError, match="max_cycles"):
         HarnessTransport(object(), max_cycles=bad)
+
+
+def test_every_build_option_changes_the_cache_key(monkeypatch):
+    base = harness_key(CONFIG)
+    changed = {
+        "waves": harness_key(CONFIG, waves=True),
+        "compiler_opt": harness_key(CONFIG, compiler_opt="-O3"),
+        "config": harness_key(AcceleratorConfig(rows=4, cols=4, axi_data_width=128)),
+    }
+    monkeypatch.setattr(harness_module, "YOSYS_PASSES", ("proc",))
+    changed["yosys passes"] = harness_key(CONFIG)
+    monkeypatch.undo()
+    original = harness_module.harness_build_args
+    monkeypatch.setattr(harness_module, "harness_build_args",
+                        lambda waves: [*original(waves), "--noassert"])
+    changed["verilator args"] = harness_key(CONFIG)
+    monkeypatch.undo()
+    for tool in ("_compiler_version", "_yosys_version"):
+        monkeypatch.setattr(harness_module, tool, lambda program: "another version")
+        changed[tool] = harness_key(CONFIG)
+        monkeypatch.undo()
+    assert harness_key(CONFIG) == base
+    for what, key in changed.items():
+        assert key != base, what
+
+
+def test_the_build_uses_only_options_in_the_cache_key(monkeypatch, tmp_path):
+    """Every flag on the Verilator command line (including those it passes to the compiler
+    and make) comes from the key, so a build cannot change without its key."""
+    key = harness_key(CONFIG)  # the tools' versions are cached from here on
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(list(argv))
+        return subprocess.CompletedProcess(argv, 1)
+
+    def fake_verilog(config, build_dir, env):
+        build_dir.mkdir(parents=True, exist_ok=True)
+        return build_dir / "accelerator.v"
+
+    monkeypatch.setattr(harness_module, "harness_verilog", fake_verilog)
+    monkeypatch.setattr(harness_module.subprocess, "run", fake_run)
+    with pytest.raises(HarnessError, match="build of the harness failed"):
+        build_harness(CONFIG, root=tmp_path)
+    (argv,) = calls
+    fixed = {"verilator", "--cc", "--exe", "--build", "-j", "--top-module", "accelerator",
+             "--prefix", "Vaccelerator", "--Mdir", "-o", "libharness.so", "-CFLAGS", "-LDFLAGS",
+             "-MAKEFLAGS"}
+    from_key = {*key["args"], *key["cflags"], *key["ldflags"], key["make"]}
+    options = [a for a in argv[1:] if a not in fixed and not a.isdigit() and "/" not in a[1:]]
+    assert options and set(options) <= from_key, set(options) - from_key
+    assert from_key <= set(argv)
 
 
 # -- Verilator -----------------------------------------------------------------------------------

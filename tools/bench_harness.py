@@ -9,8 +9,9 @@
 One GEMM (``accel sim``'s case: the real driver, the result checked against NumPy) on a built
 model: the harness's simulated cycles per second and wall time; the cocotb bench on the same
 GEMM; SCALE-Sim 3.0's analytic run of the same GEMM on an array of the same size. Times are wall
-and CPU (this process and its children): on a shared machine the CPU time is the steadier one.
-Prints a Markdown table; ``--json`` writes the numbers.
+and CPU (this process and its children): on a shared machine the CPU time is the steadier one,
+so the table gives simulated cycles per wall second and per CPU second, and the load average
+around the run. Prints a Markdown table; ``--json`` writes the numbers.
 
 SCALE-Sim is not a dependency of the project: ``pip install scalesim==3.0.0`` for this script.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import builtins
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -176,6 +178,7 @@ def main() -> int:
     m, k, n = (int(x) for x in args.gemm.split("x"))
     config = AcceleratorConfig(rows=rows, cols=cols, dataflow=args.dataflow)
     case = GemmCase(m=m, k=k, n=n, seed=1)
+    load_before = os.getloadavg()[0]
     results = []
     print(f"harness {config.name} ...", file=sys.stderr, flush=True)
     results.append(bench_harness(config, case, args.root, None, args.library))
@@ -190,6 +193,9 @@ def main() -> int:
         print("SCALE-Sim ...", file=sys.stderr, flush=True)
         results.append(bench_scalesim(config, case))
     base = results[0]
+    load = (load_before, os.getloadavg()[0])
+    print(f"Load average (1 min) {load[0]:.2f} before, {load[1]:.2f} after; CPU is user + system "
+          "of this process and its children.\n")
     print(f"| {m}×{k}×{n} on {rows}×{cols} {args.dataflow} | cycles | wall (s) | CPU (s) "
           "| simulated cycles/s (wall, CPU) | harness faster by (wall, CPU) | build (s) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -202,7 +208,8 @@ def main() -> int:
         print(f"| {name} | {r['cycles']:,} | {r['wall']:.2f} | {r['cpu']:.2f} | {rate} "
               f"| {faster} | {build} |")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"load_average": load, "results": results}, indent=2)
+                             + "\n")
     return 0
 
 
