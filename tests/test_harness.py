@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,32 +70,69 @@ def test_every_build_option_changes_the_cache_key(monkeypatch):
         assert key != base, what
 
 
-def test_the_build_uses_only_options_in_the_cache_key(monkeypatch, tmp_path):
-    """Every flag on the Verilator command line (including those it passes to the compiler
-    and make) comes from the key, so a build cannot change without its key."""
-    key = harness_key(CONFIG)  # the tools' versions are cached from here on
-    calls = []
+class _FakeTools:
+    """Stands in for Verilator and make: records each command line; make "compiles" the runtime
+    objects only when they are not in obj/ already."""
 
-    def fake_run(argv, **kwargs):
-        calls.append(list(argv))
-        return subprocess.CompletedProcess(argv, 1)
+    def __init__(self):
+        self.calls: list[list[str]] = []
+        self.compiled: list[str] = []
+
+    def run(self, argv, **kwargs):
+        self.calls.append(list(argv))
+        if argv[0] == "verilator":
+            obj = Path(argv[argv.index("--Mdir") + 1])
+            obj.mkdir(parents=True)
+            (obj / "Vaccelerator.mk").write_text("")
+        else:
+            obj = Path(argv[argv.index("-C") + 1])
+            for name in ("verilated.o", "verilated_threads.o"):
+                if not (obj / name).is_file():
+                    (obj / name).write_text("runtime")
+                    self.compiled.append(name)
+            (obj / "libharness.so").write_text("")
+        return subprocess.CompletedProcess(argv, 0)
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    harness_key(CONFIG)  # the tools' versions are cached from here on
+    tools = _FakeTools()
 
     def fake_verilog(config, build_dir, env):
         build_dir.mkdir(parents=True, exist_ok=True)
         return build_dir / "accelerator.v"
 
     monkeypatch.setattr(harness_module, "harness_verilog", fake_verilog)
-    monkeypatch.setattr(harness_module.subprocess, "run", fake_run)
-    with pytest.raises(HarnessError, match="build of the harness failed"):
-        build_harness(CONFIG, root=tmp_path)
-    (argv,) = calls
-    fixed = {"verilator", "--cc", "--exe", "--build", "-j", "--top-module", "accelerator",
-             "--prefix", "Vaccelerator", "--Mdir", "-o", "libharness.so", "-CFLAGS", "-LDFLAGS",
-             "-MAKEFLAGS"}
-    from_key = {*key["args"], *key["cflags"], *key["ldflags"], key["make"]}
-    options = [a for a in argv[1:] if a not in fixed and not a.isdigit() and "/" not in a[1:]]
+    monkeypatch.setattr(harness_module.subprocess, "run", tools.run)
+    return tools
+
+
+def test_the_build_uses_only_options_in_the_cache_key(fake_tools, tmp_path):
+    """Every flag on the Verilator and make command lines (including those Verilator passes to
+    the compiler) comes from the key, so a build cannot change without its key."""
+    key = harness_key(CONFIG)
+    build_harness(CONFIG, root=tmp_path)
+    verilator, make = fake_tools.calls
+    fixed = {"verilator", "--cc", "--exe", "-j", "--top-module", "accelerator", "--prefix",
+             "Vaccelerator", "--Mdir", "-o", "libharness.so", "-CFLAGS", "-LDFLAGS", "make", "-C",
+             "-f", "Vaccelerator.mk"}
+    from_key = {*key["args"], *key["cflags"], *key["ldflags"], *key["make"].split()}
+    options = [a for a in verilator[1:] + make[1:]
+               if a not in fixed and not a.isdigit() and "/" not in a[1:]]
     assert options and set(options) <= from_key, set(options) - from_key
-    assert from_key <= set(argv)
+    assert from_key <= set(verilator) | set(make)
+
+
+def test_runtime_objects_are_compiled_once_per_tools_and_flags(fake_tools, tmp_path):
+    first = build_harness(CONFIG, root=tmp_path)
+    assert fake_tools.compiled == ["verilated.o", "verilated_threads.o"]
+    other = build_harness(AcceleratorConfig(rows=2, cols=2), root=tmp_path)  # same flags
+    assert other != first and len(fake_tools.compiled) == 2
+    assert "runtime objects reused" in (other.parent / "build.log").read_text()
+    build_harness(CONFIG, root=tmp_path, compiler_opt="-O1")  # other flags: compiled again
+    assert len(fake_tools.compiled) == 4
+    assert len(list((tmp_path / "harness").glob("runtime_*"))) == 2
 
 
 # -- Verilator -----------------------------------------------------------------------------------
