@@ -355,8 +355,9 @@ class Harness:
         self._lib.h_set_pause_pattern(self._handle(), CHANNELS.index(channel), raw, len(raw))
 
     def set_register_wait(self, cycles: int) -> None:
-        """Hold the register master's RREADY and BREADY low for ``cycles`` cycles after RVALID
-        or BVALID rises (0: ready all along)."""
+        """Raise the register master's RREADY and BREADY only in the ``cycles``-th cycle that
+        it sees RVALID or BVALID (so the answer is held ``cycles - 1`` cycles; 0 and 1: ready
+        as the answer comes)."""
         self._lib.h_set_register_wait(self._handle(), _check_int("cycles", cycles, 0, 1 << 16))
 
     def set_error_range(self, lo: int, hi: int) -> None:

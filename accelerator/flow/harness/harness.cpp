@@ -154,7 +154,7 @@ struct Harness {
     double pause_probability = 0.0;
     Rng rng;
     std::vector<uint8_t> pattern[CHANNELS];  // a periodic pause pattern per channel
-    uint64_t axil_wait = 0;                   // register master: ready held low this long
+    uint64_t axil_wait = 0;                   // register master: ready in the n-th cycle of valid
     uint64_t err_lo = 1, err_hi = 0;          // SLVERR on [lo, hi) (empty when lo > hi)
 
     // channel state
@@ -436,7 +436,7 @@ void h_set_backpressure(Harness* h, double probability, uint64_t seed) {
 void h_set_pause_pattern(Harness* h, int channel, const uint8_t* pattern, uint64_t n) {
     h->pattern[channel].assign(pattern, pattern + n);
 }
-// Cycles the register master holds RREADY and BREADY low after RVALID or BVALID rises.
+// The register master raises RREADY and BREADY in the cycles-th cycle it sees RVALID or BVALID.
 void h_set_register_wait(Harness* h, uint64_t cycles) { h->axil_wait = cycles; }
 void h_set_error_range(Harness* h, uint64_t lo, uint64_t hi) {
     h->err_lo = lo;
