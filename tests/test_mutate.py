@@ -171,3 +171,19 @@ def test_mutate_extra_without_match(accel, tmp_path):
                          "--build-root", str(tmp_path))
     assert code == 1
     assert "no mutation matches" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_mutation_score_of_the_documented_run(accel, build_root, dataflow):
+    """docs/verification.md's run (120 mutants, seed 1): the score may not fall below what it
+    measured, less a margin for a changed sample; every survivor has its source location."""
+    code, out, err = accel("mutate", "--dataflow", dataflow, "--count", "120", "--seed", "1",
+                           "--json", "--build-root", str(build_root))
+    assert code in (0, None), err
+    report = json.loads(out)
+    assert report["score"] >= MIN_SCORE[dataflow], format_table(
+        [Mutant(**{k: v for k, v in m.items() if k != "location"}) for m in report["mutants"]])
+    for m in report["mutants"]:
+        if m["outcome"] == "survived":
+            assert m["location"].startswith("accelerator/hw/") or m["path"], m
