@@ -173,6 +173,10 @@ def test_mutate_extra_without_match(accel, tmp_path):
     assert "no mutation matches" in err
 
 
+#: The scores docs/verification.md measured (120 mutants, seed 1), less 0.05.
+MIN_SCORE = {"os": 0.80, "ws": 0.70}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_mutation_score_of_the_documented_run(accel, build_root, dataflow):
