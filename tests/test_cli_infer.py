@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from accelerator import AcceleratorConfig
 from accelerator.nn.demo import quantize_model
 from accelerator.nn.report import COLUMNS
 
@@ -159,3 +160,62 @@ def test_demo_mlp(accel, tmp_path):
     code, stdout, _ = accel("infer", "--demo", "digits-mlp")
     assert code == 0
     assert "int8 model equals onnxruntime in every logit: yes (5,390 of 5,390)" in stdout
+
+
+@pytest.mark.parametrize("baud", ["300", "12000000"])
+def test_board_over_a_serial_port(accel, mlp, tmp_path, baud):
+    """--port: the model on a (software) board behind a real serial port, tiled to its RAM; the
+    output is onnxruntime's, the cycles are the board's counters, the model's are the shadow's."""
+    from fake_board import FakeBoard, serve_on_pty
+
+    model, x, expected = mlp
+    board = FakeBoard(AcceleratorConfig(), ram_bytes=2048)
+    out = tmp_path / "y.npy"
+    with serve_on_pty(board) as port:
+        code, stdout, stderr = accel("infer", str(model), "--input", str(x), "--port", port,
+                                     "--baud", baud, "--output", str(out), "--json")
+    assert code == 0, stderr
+    assert np.array_equal(np.load(out), expected)
+    report = json.loads(stdout)
+    assert (report["backend"], report["port"]) == ("board", port)
+    layers = report["layers"]
+    assert [layer["name"] for layer in layers] == ["fc1", "fc2"]
+    # the board's CYCLES is M·K·N per command: the sums say which commands ran, and the RAM
+    # (2 KiB) made the device API split the first layer
+    assert sum(layer["commands"] for layer in layers) == len(board.commands) > 2
+    assert sum(layer["cycles"] for layer in layers) == sum(
+        c["m"] * c["k"] * c["n"] for c in board.commands)
+    assert all(layer["model_cycles"] > 0 and layer["model_error"] != 0 for layer in layers)
+
+
+def test_board_refuses_other_options(accel, mlp):
+    from fake_board import FakeBoard, serve_on_pty
+
+    model, x, _ = mlp
+    board = FakeBoard(AcceleratorConfig())
+    with serve_on_pty(board) as port:
+        code, stdout, stderr = accel("infer", str(model), "--input", str(x), "--port", port,
+                                     "--rows", "8")
+    assert (code, stdout) == (1, "")
+    assert stderr == (f"accel infer: error: cannot start the board at {port}: connect: the "
+                      f"board holds "
+                      f"{AcceleratorConfig().name}, not {AcceleratorConfig(rows=8).name} (its ID "
+                      f"block differs from the config given)\n")
+    assert board.commands == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--backend", "rtl", "--port", "/dev/null"),
+     "--backend rtl and --port are given: give one (--port runs on the board)"),
+    (("--backend", "model", "--port", "/dev/null"),
+     "--backend model and --port are given: give one (--port runs on the board)"),
+    (("--port", "/dev/null", "--baud", "299"),
+     "Invalid value for '--baud': 299 is not in the range 300<=x<=12000000."),
+    (("--port", "/dev/null", "--baud", "12000001"),
+     "Invalid value for '--baud': 12000001 is not in the range 300<=x<=12000000."),
+])
+def test_board_option_errors(accel, mlp, args, message):
+    model, x, _ = mlp
+    code, stdout, stderr = accel("infer", str(model), "--input", str(x), *args)
+    assert (code, stdout) == (2, "")
+    assert stderr == f"accel infer: error: {message}\n"

@@ -441,8 +441,8 @@ def test_matmulinteger_per_column_zero_points(seed):
 
 def test_board_backend_small_ram(tmp_path, seed):
     """The same lowering through the board backend (a software board top with 16 KiB of RAM,
-    tests/test_device.py's), whose device API tiles each layer to fit."""
-    from test_device import FakeBoard
+    tests/fake_board.py), whose device API tiles each layer to fit."""
+    from fake_board import FakeBoard
 
     rng = np.random.default_rng(seed)
     nodes, inits, shape = _cases(rng)["conv"]
