@@ -386,8 +386,12 @@ def test_demo_bit_exact_and_accurate(demos, name):
 
 
 def test_resnet18_layers_match_sweep():
-    """The ResNet-18-shaped model's GEMMs and their model cycles are accel sweep's."""
+    """The ResNet-18-shaped model's GEMMs are accel sweep's, and each layer's cycles on the model
+    backend are the sweep's model for that layer run as the network runs it (the device API's
+    placement, C_in for the bias, int8 out where the hardware requantizes); the sweep's default
+    (bare GEMMs, rows anywhere in a bus word) is the ``estimate_cycles`` column."""
     from accelerator.dse.runner import evaluate_model
+    from accelerator.dse.workloads import Layer, Workload
     from accelerator.dse.workloads import resnet18 as resnet18_workload
     from accelerator.nn.zoo import resnet18
 
@@ -396,13 +400,19 @@ def test_resnet18_layers_match_sweep():
     x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
     got, stats = ours(model, x, config)
     assert np.array_equal(got, ort_run(model, x))
-    sweep = evaluate_model(config, resnet18_workload())["layers"]
+    workload = resnet18_workload()
+    sweep = evaluate_model(config, workload)["layers"]
     assert sum(layer["count"] for layer in sweep) == len(stats) == 21
-    for layer in sweep:
-        mine = [s for s in stats if (s.m, s.k, s.n) == (layer["m"], layer["k"], layer["n"])]
-        assert len(mine) == layer["count"], layer["name"]
-        assert all(s.estimate_cycles == layer["model_cycles"] for s in mine), layer["name"]
-        assert all(s.cycles == s.model_cycles for s in mine)
+    for layer, swept in zip(workload.layers, sweep, strict=True):
+        mine = [s for s in stats if (s.m, s.k, s.n) == layer.shape]
+        assert len(mine) == layer.count, layer.name
+        for s in mine:
+            assert s.accumulate  # every layer has a bias
+            once = Workload(layer.name, (Layer(layer.name, *layer.shape),))
+            as_run = evaluate_model(config, once, placement="device", accumulate=s.accumulate,
+                                    requant=s.requant == "hardware")["layers"][0]
+            assert s.cycles == as_run["model_cycles"], layer.name
+            assert s.estimate_cycles == swept["model_cycles"], layer.name
 
 
 @pytest.mark.parametrize("fmt", [QDQ, QOP], ids=["qdq", "qoperator"])

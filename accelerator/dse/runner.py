@@ -33,7 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,25 @@ class SchedulerError(RuntimeError):
 
 
 def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
-                   bench_seed: int | None = None) -> dict[str, Any]:
+                   bench_seed: int | None = None, placement: str = "mean",
+                   accumulate: bool = False, requant: bool = False) -> dict[str, Any]:
     """The model's totals over a workload's layers (each distinct shape estimated once).
 
     ``bench_seed``: estimate each layer for the matrices where the RTL bench puts them with that
     seed (:func:`accelerator.flow.cases.bench_layout`), so that the model's error against the
     RTL is the model's, not the spread of alignment costs over placements.
+    ``placement="device"``: each layer's cycles as the device API runs it (its commands, every
+    matrix 32-byte aligned with packed rows: :func:`accelerator.device.model_cycles`), with
+    ``C_in`` when ``accumulate`` (a network layer's bias) and int8 out when ``requant``; the
+    default, ``"mean"``, is the mean over placements of the rows in bus words.
     """
+    from ..device import model_cycles
     from ..flow.cases import GemmCase, bench_layout
     from ..model.perf import estimate
+
+    if placement not in ("mean", "device") or (placement == "device" and bench_seed is not None):
+        raise ValueError(f"placement = {placement!r} (with bench_seed = {bench_seed}) is not "
+                         f"allowed: 'mean', 'device', or 'mean' with a bench_seed")
 
     totals = {"cycles": 0, "compute_cycles": 0, "memory_read_cycles": 0,
               "memory_write_cycles": 0, "read_bytes": 0, "write_bytes": 0}
@@ -160,7 +170,13 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
         if e is None:
             layout = None if bench_seed is None else bench_layout(
                 config, GemmCase(m=layer.m, k=layer.k, n=layer.n, seed=bench_seed))
-            e = cache[layer.shape] = estimate(config, layer.m, layer.k, layer.n, layout=layout)
+            e = estimate(config, layer.m, layer.k, layer.n, accumulate=accumulate,
+                         requant=requant, layout=layout)
+            if placement == "device":
+                cycles = model_cycles(config, layer.m, layer.k, layer.n, accumulate=accumulate,
+                                      requant=requant)
+                e = replace(e, cycles=cycles, utilization=e.macs / (cycles * config.pes))
+            cache[layer.shape] = e
         for name in totals:
             totals[name] += getattr(e, name) * layer.count
         layers.append({"name": layer.name, "m": layer.m, "k": layer.k, "n": layer.n,

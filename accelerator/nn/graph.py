@@ -64,6 +64,8 @@ class LayerStats:
     estimate_cycles: int = 0
     requant: str = "hardware"
     seconds: float = 0.0
+    #: Whether its commands read C_in (the bias and the zero points' corrections).
+    accumulate: bool = False
 
     def utilization(self, pes: int) -> float:
         return self.macs / (self.cycles * pes) if self.cycles else 0.0
@@ -600,6 +602,7 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
         c_in = ((c_in + (1 << 31)) % (1 << 32)) - (1 << 31)
         cin_arg = c_in if c_in.any() else None
         result = device.matmul(a, b, c_in=cin_arg, requant=params)
+        stats.accumulate |= cin_arg is not None
         last = device.last
         stats.commands += last.commands
         stats.cycles += last.cycles
