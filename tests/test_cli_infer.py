@@ -17,8 +17,9 @@ from accelerator.nn.demo import quantize_model
 from accelerator.nn.report import COLUMNS
 
 SUPPORTED = ("MatMul, Gemm, Conv, QLinearMatMul, QGemm, QLinearConv, MatMulInteger, "
-             "ConvInteger, QuantizeLinear, DequantizeLinear, Relu, Add, Reshape, Flatten, "
-             "Transpose, MaxPool, AveragePool, GlobalAveragePool, Softmax")
+             "ConvInteger, QLinearAdd, QLinearAveragePool, QLinearGlobalAveragePool, "
+             "QuantizeLinear, DequantizeLinear, Relu, Add, Reshape, Flatten, Transpose, MaxPool, "
+             "AveragePool, GlobalAveragePool, Softmax")
 
 
 @pytest.fixture(scope="module")

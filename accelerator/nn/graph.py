@@ -28,13 +28,15 @@ from onnx import numpy_helper
 from ..model.perf import estimate
 from . import kernels
 
-__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel",
-           "check_config"]
+__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network",
+           "UnsupportedModel", "check_config"]
 
 #: Float operators lowered to accelerator GEMMs when quantized (QDQ form).
 GEMM_OPS = ("MatMul", "Gemm", "Conv")
 #: QOperator nodes lowered to accelerator GEMMs.
 QOPERATOR_OPS = ("QLinearMatMul", "QGemm", "QLinearConv", "MatMulInteger", "ConvInteger")
+#: QOperator nodes run on the host, with the arithmetic of onnxruntime's kernels (:mod:`.kernels`).
+QOPERATOR_HOST_OPS = ("QLinearAdd", "QLinearAveragePool", "QLinearGlobalAveragePool")
 #: Operators run on the host.
 HOST_OPS = ("QuantizeLinear", "DequantizeLinear", "Relu", "Add", "Reshape", "Flatten",
             "Transpose", "MaxPool", "AveragePool", "GlobalAveragePool", "Softmax")
@@ -164,7 +166,9 @@ class QHostStep:
 
     @property
     def op_type(self) -> str:
-        return self.node.op_type
+        """The float operator whose quantized form this is (QLinearAdd: Add, ...)."""
+        op = self.node.op_type
+        return op[len("QLinear"):] if op in QOPERATOR_HOST_OPS else op
 
 
 #: Host operators onnxruntime fuses with their DequantizeLinear inputs and QuantizeLinear output.
@@ -227,6 +231,8 @@ class Network:
                 self.steps.append(step)
             elif node.op_type in QOPERATOR_OPS:
                 self.steps.append(self._qoperator(node))
+            elif node.op_type in QOPERATOR_HOST_OPS:
+                self.steps.append(self._qoperator_host(node))
             elif node.op_type in HOST_OPS:
                 self._check_host(node)
                 fused_host = self._fuse_host(node)
@@ -236,8 +242,9 @@ class Network:
                 else:
                     self.steps.append(node)
             else:
+                supported = GEMM_OPS + QOPERATOR_OPS + QOPERATOR_HOST_OPS + HOST_OPS
                 raise _fail(node, f"operator {node.op_type} is not supported (supported: "
-                                  f"{', '.join(GEMM_OPS + QOPERATOR_OPS + HOST_OPS)})")
+                                  f"{', '.join(supported)})")
         # A DequantizeLinear whose only consumers were folded into a GEMM need not run.
         needed = set(self.outputs)
         kept: list[GemmStep | QHostStep | onnx.NodeProto] = []
@@ -442,6 +449,46 @@ class Network:
             raise _fail(node, "bias data type is not supported (int32)")
         self._layer_attrs(node, step, attrs)
         return step
+
+    def _qoperator_host(self, node: onnx.NodeProto) -> QHostStep:
+        """QLinearAdd (com.microsoft: A, its scale and zero point, B, ..., C's), and
+        QLinearAveragePool / QLinearGlobalAveragePool (X, x_scale, x_zp, y_scale, y_zp): the
+        quantized tensors keep their types (no uint8 move: that is QDQ's), so each runs as
+        onnxruntime's kernel runs on them."""
+        ins = list(node.input) + [""] * 8
+        attrs = _attrs(node)
+        if attrs.get("channels_last", 0):
+            raise _fail(node, "channels_last = 1 is not supported (NCHW)")
+        if node.op_type == "QLinearAveragePool":
+            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise _fail(node, "auto_pad is not supported (give pads)")
+            if attrs.get("ceil_mode", 0):
+                raise _fail(node, "ceil_mode = 1 is not supported")
+            if len(attrs.get("kernel_shape", ())) != 2:
+                raise _fail(node, "only 2-D pooling is supported")
+        groups = [(0, 1, 2), (3, 4, 5)] if node.op_type == "QLinearAdd" else [(0, 1, 2)]
+        out = (6, 7) if node.op_type == "QLinearAdd" else (3, 4)
+        dtypes = set()
+        inputs = []
+        for data, scale, zp in groups:
+            z = (self._const(node, ins[zp], "zero point") if ins[zp]
+                 else np.array(0, self._dtype_of(node, ins[data])))
+            dtype = z.dtype
+            sc = self._const(node, ins[scale], "scale")
+            if sc.size != 1 or z.size != 1:
+                raise _fail(node, "a per-axis scale or zero point is not supported")
+            inputs.append((ins[data], sc, int(z.reshape(-1)[0])))
+            dtypes.update((dtype, z.dtype))
+        y_scale = self._const(node, ins[out[0]], "scale")
+        y_zp = (self._const(node, ins[out[1]], "zero point") if ins[out[1]]
+                else np.array(0, next(iter(dtypes))))
+        dtypes.add(y_zp.dtype)
+        if len(dtypes) != 1 or y_zp.dtype not in kernels.QRANGE or y_scale.size != 1 \
+                or y_zp.size != 1:
+            raise _fail(node, f"data types {', '.join(sorted(map(str, dtypes)))} / per-axis "
+                              f"output scale are not supported (one of int8, uint8, per tensor)")
+        return QHostStep(node, inputs, node.output[0], y_scale, int(y_zp.reshape(-1)[0]),
+                         y_zp.dtype)
 
     def _dtype_of(self, node: onnx.NodeProto, name: str) -> np.dtype:
         if name in self.constants:
@@ -649,7 +696,8 @@ def _run_qhost(step: QHostStep, env: dict[str, NDArray[Any]]) -> NDArray[Any]:
             value = kernels.dequantize(env[name], scale, zp)
             total = value if total is None else (total + value).astype(np.float32)
         return kernels.quantize(total, step.out_scale, np.array(step.out_zp, np.int8), step.dtype)
-    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8 and all(step.moved):
+    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8 and step.moved and \
+            all(step.moved):
         # onnxruntime's x86 CPU graph moves int8 activations of QDQ pairs to uint8 (zero
         # points + 128: QDQS8ToU8Transformer); these two kernels add the zero point in float
         # before rounding, so the move changes ties: compute as they do, in uint8.
