@@ -141,6 +141,10 @@ class GemmStep:
     trans_b: bool = False
     conv: dict[str, Any] = field(default_factory=dict)
     skip: tuple[str, ...] = ()    # nodes folded into this one (its Q, a Relu)
+    #: onnxruntime computes this convolution in float (MLAS's SGEMM), which the lowering then
+    #: reproduces (:func:`_float_conv_output`).
+    float_conv: bool = False
+    bias_scale: Any = None        # the bias's DequantizeLinear scale (QDQ)
 
     @property
     def name(self) -> str:
@@ -297,14 +301,14 @@ class Network:
         for q, what in ((x_q, "input"), (w_q, "weight")):
             if q.dtype not in kernels.QRANGE:
                 raise _fail(node, f"{what} data type {q.dtype} is not supported (int8, uint8)")
-        bias = None
+        bias = bias_scale = None
         if len(node.input) > 2 and node.input[2]:
             bias_src, bias_q = self._dq_source(node, node.input[2], "bias")
             bias_value = self._const(node, bias_src, "bias")
             if bias_value.dtype != np.int32 or np.any(np.asarray(bias_q.zero_point) != 0):
                 raise _fail(node, f"bias data type {bias_value.dtype} is not supported (int32 "
                                   f"with zero point 0)")
-            bias = bias_src
+            bias, bias_scale = bias_src, bias_q.scale
         skip: list[str] = []
         out = node.output[0]
         relu = False
@@ -334,20 +338,24 @@ class Network:
                               f"{int(y_zp.reshape(-1)[0])} (not "
                               f"{kernels.QRANGE[y_zp.dtype][0]}) is not supported "
                               f"(onnxruntime computes that layer in float)")
-        for name, q in ((x, x_q), (qnode.output[0], _QTensor(y_scale, y_zp, y_zp.dtype))):
-            if q.dtype == np.int8 and not self._moved_to_uint8(name):
-                # onnxruntime's x86 graph keeps such a tensor int8 while it moves its
-                # neighbours to uint8; the layer's types then do not match and it runs in float
-                # (MLAS's float convolution or SGEMM), whose rounding near ties the exact
-                # integer GEMM does not reproduce.
-                raise _fail(node, f"int8 activation {name!r} is read by more than one node "
-                                  f"(or is a graph input/output): onnxruntime computes this "
-                                  f"layer in float, which is not reproduced bit for bit; "
-                                  f"quantize with uint8 activations")
         step = GemmStep(node=node, kind=kind, x=x, w=w, x_q=x_q, w_q=w_q, bias=bias,
                         output=qnode.output[0], out_q=_QTensor(y_scale, y_zp, y_zp.dtype),
-                        relu=relu, skip=tuple(skip))
+                        relu=relu, skip=tuple(skip), bias_scale=bias_scale)
         self._layer_attrs(node, step, _attrs(node))
+        # onnxruntime's x86 graph keeps an int8 tensor read by several nodes (a residual) int8
+        # while it moves its neighbours to uint8; a layer between the two types is not fused and
+        # runs in float: DequantizeLinear, MLAS's float convolution, QuantizeLinear.
+        unmoved = [name for name, dtype in ((x, x_q.dtype), (qnode.output[0], y_zp.dtype))
+                   if dtype == np.int8 and not self._moved_to_uint8(name)]
+        if unmoved:
+            filters = self.constants[w].shape[0] // step.conv.get("group", 1)
+            if kind != "conv" or len(unmoved) != 1 or filters == 1:
+                raise _fail(node, f"int8 activation {unmoved[0]!r} is read by more than one "
+                                  f"node (or is a graph input/output): onnxruntime computes "
+                                  f"this layer in float, which is reproduced for convolutions "
+                                  f"(more than one filter per group) between an int8 and a "
+                                  f"uint8 tensor only; quantize with uint8 activations")
+            step.float_conv = True
         return step
 
     def _fuse_host(self, node: onnx.NodeProto) -> QHostStep | None:
@@ -628,16 +636,17 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
                                   divide=_value(env, step.out_q.scale).reshape(-1)[0])
         out_dtype = step.out_q.dtype
         zy = int(_value(env, step.out_q.zero_point).reshape(-1)[0])
-        if scale.size == 1 and device.config.requant_unit:
+        if scale.size == 1 and device.config.requant_unit and not step.float_conv:
             params = kernels.hardware_requant_exact(scale.reshape(-1)[0], zy, out_dtype,
                                                     step.relu)
-        stats.requant = "hardware" if params is not None else "host"
+        stats.requant = ("hardware" if params is not None else "host (float)" if step.float_conv
+                         else "host")
     else:
         stats.requant = "none (int32 out)"
     for index, (a, b) in enumerate(groups):
         k = a.shape[1]
         c_in = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
-        if bias is not None:
+        if bias is not None and not step.float_conv:
             c_in += bias.reshape(-1)[index * b.shape[1]:(index + 1) * b.shape[1]][None, :]
         zw = zw_all if zw_all.size == 1 else zw_all[index * b.shape[1]:(index + 1) * b.shape[1]]
         if zx:
@@ -662,6 +671,9 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
         if params is not None:
             result = (result.astype(np.int32) + (128 if out_dtype == np.uint8 else 0)
                       ).astype(out_dtype)
+        elif step.float_conv:
+            result = _float_conv_output(step, env, a, b, zx, zw, result, images=n_img,
+                                        groups=len(groups))
         elif step.out_q is not None:
             col_scale = scale if scale.size == 1 else scale.reshape(-1)[
                 index * b.shape[1]:(index + 1) * b.shape[1]]
@@ -677,6 +689,73 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
     env[step.output] = np.ascontiguousarray(y)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+#: Unit roundoff of float32.
+_U32 = 2.0 ** -24
+
+
+def _float_conv_output(step: GemmStep, env: dict[str, NDArray[Any]], a: NDArray[np.int64],
+                       b: NDArray[np.int64], zx: int, zw: NDArray[np.int64], acc: NDArray[Any],
+                       *, images: int, groups: int) -> NDArray[Any]:
+    """A convolution onnxruntime computes in float (:attr:`GemmStep.float_conv`), quantized as
+    it is, from the accelerator's exact accumulators ``acc = Σ (a − zx)(b − zw)`` (no bias) of
+    one group.
+
+    onnxruntime's float result differs from the exact ``y = sx·sw·acc + bias`` by its
+    roundings only: at most ``(2K + 16)·2⁻²⁴·(Σ|x·w| + |bias|)`` (the dequantized operands, K
+    FMAs, the chunks' adds and the bias; ``Σ|x·w|`` bounded from the rows' and columns' sums
+    and maxima). Where that interval, divided by the output scale, holds no rounding boundary
+    (k + ½), the quantized value is ``round(y / sy)``; the other elements (a few near ties) are
+    computed as MLAS computes them (:func:`kernels.mlas_dot`, in the K chunks of
+    :func:`kernels.mlas_conv_chunks`), then quantized as QuantizeLinear does."""
+    assert step.out_q is not None
+    sx = np.float32(_value(env, step.x_q.scale).reshape(-1)[0])
+    sw = _value(env, step.w_q.scale).astype(np.float32).reshape(-1)
+    sy = np.float32(_value(env, step.out_q.scale).reshape(-1)[0])
+    zy = int(_value(env, step.out_q.zero_point).reshape(-1)[0])
+    dtype = step.out_q.dtype
+    m, k = a.shape
+    n = b.shape[1]
+    sw = np.broadcast_to(sw, (n,)) if sw.size == 1 else sw
+    bias = (kernels.dequantize(env[step.bias].reshape(-1), _value(env, step.bias_scale), 0)
+            if step.bias else np.zeros(n, np.float32))
+    da = a - zx                                            # the quantized input's q − z
+    db = b - zw.reshape(1, -1)                             # the weights' q − z
+    scale = np.float64(sx) * sw.astype(np.float64)
+    exact = acc.astype(np.float64) * scale[None, :] + bias.astype(np.float64)[None, :]
+    ad, bd = np.abs(da), np.abs(db)
+    total = np.minimum(ad.sum(axis=1)[:, None] * bd.max(axis=0)[None, :],
+                       ad.max(axis=1)[:, None] * bd.sum(axis=0)[None, :]).astype(np.float64)
+    bound = (2 * k + 16) * _U32 * 1.01 * (total * scale[None, :] + np.abs(bias)[None, :])
+    value = exact / np.float64(sy)
+    tie = np.abs(value - np.floor(value) - 0.5)
+    near = tie <= bound / np.float64(sy) + 4 * _U32 * np.abs(value) + 1e-9
+    if step.relu:
+        value = np.maximum(value, 0.0)
+    qmin, qmax = kernels.QRANGE[np.dtype(dtype)]
+    out = np.clip(np.rint(value) + zy, qmin, qmax).astype(dtype)
+    rows, cols = np.nonzero(near)
+    if rows.size:
+        cv = step.conv
+        pixels = m // images
+        direct = (tuple(cv["kernel"]) == (1, 1) and tuple(cv["strides"]) == (1, 1)
+                  and not any(cv["pads"]))
+        chunks = kernels.mlas_conv_chunks(images, groups, n, pixels, k, direct)
+        if chunks is None:
+            raise ValueError(f"{step.name}: a 1×1 output of a convolution onnxruntime computes "
+                             f"in float is not reproduced (its GEMV kernel)")
+        w_hat = (db.astype(np.float32) * sw[None, :]).astype(np.float32)   # DequantizeLinear
+        per = chunks[rows % pixels]
+        y = np.empty(rows.size, np.float32)
+        for chunk in np.unique(per):
+            sel = per == chunk
+            x_hat = (da[rows[sel]].astype(np.float32) * sx).astype(np.float32)
+            y[sel] = kernels.mlas_dot(x_hat, w_hat[:, cols[sel]].T, bias[cols[sel]], int(chunk))
+        if step.relu:
+            y = np.maximum(y, np.float32(0))
+        out[rows, cols] = kernels.quantize(y, sy, np.array(zy), dtype)
+    return out
 
 
 def _to_uint8(q: NDArray[Any]) -> NDArray[np.uint8]:
