@@ -220,3 +220,30 @@ def test_board_option_errors(accel, mlp, args, message):
     code, stdout, stderr = accel("infer", str(model), "--input", str(x), *args)
     assert (code, stdout) == (2, "")
     assert stderr == f"accel infer: error: {message}\n"
+
+
+def test_int8_layer_onnxruntime_runs_in_float_refused(accel, tmp_path):
+    """A MatMul next to a residual tensor onnxruntime keeps int8 runs in float there (MLAS's
+    SGEMM of a Gemm is not reproduced): one line naming the node and its operator, status 2."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.normal(size=(8, 8)) * 0.3).astype(np.float32), n)
+             for n in ("M1", "M2")]
+    nodes = [helper.make_node("MatMul", ["x", "M1"], ["a"], name="mm1"),
+             helper.make_node("MatMul", ["a", "M2"], ["c"], name="mm2"),
+             helper.make_node("Add", ["a", "c"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "res",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+                              inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              str(tmp_path / "f.onnx"))
+    model = quantize_model(tmp_path / "f.onnx", tmp_path / "q.onnx",
+                           rng.normal(size=(64, 8)).astype(np.float32), input_name="x")
+    np.save(tmp_path / "x.npy", np.zeros((2, 8), np.float32))
+    code, stdout, stderr = accel("infer", str(model), "--input", str(tmp_path / "x.npy"))
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "accel infer: error: node 'mm1' (MatMul): int8 activation 'a_QuantizeLinear_Output' is "
+        "read by more than one node (or is a graph input/output): onnxruntime computes this "
+        "layer in float, which is reproduced for convolutions (more than one filter per group) "
+        "between an int8 and a uint8 tensor only; quantize with uint8 activations\n")

@@ -189,6 +189,85 @@ def test_qoperator_host_ops_bit_exact(tmp_path, seed, case, activation):
                 f"{case}, input {trial}: {np.sum(got != expected)} differ"
 
 
+def _dq_weight_conv(x_shape, wq, w_scale, bias, pads, strides):
+    """A float Conv whose weights come from a DequantizeLinear (as in a QDQ model, where
+    onnxruntime does not fold them into a constant and runs MLAS's im2col SGEMM)."""
+    inits = [numpy_helper.from_array(wq, "Wq"), numpy_helper.from_array(np.float32(w_scale), "ws"),
+             numpy_helper.from_array(np.int8(0), "wz"), numpy_helper.from_array(bias, "B")]
+    nodes = [helper.make_node("DequantizeLinear", ["Wq", "ws", "wz"], ["W"]),
+             helper.make_node("Conv", ["x", "W", "B"], ["y"], pads=list(pads),
+                              strides=list(strides))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                         list(x_shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize(("shape", "oc", "kernel", "pads", "strides"), [
+    ((1, 4, 6, 6), 8, 3, (1, 1, 1, 1), (1, 1)),          # K = 36: one chunk
+    ((1, 3, 9, 9), 16, 7, (3, 3, 3, 3), (2, 2)),         # K = 147, N = 25: a deeper chunk
+    ((1, 64, 8, 8), 16, 3, (1, 1, 1, 1), (1, 1)),        # K = 576 split over two threads
+    ((1, 64, 20, 20), 16, 3, (1, 1, 1, 1), (1, 1)),      # K = 576 in chunks of 128
+    ((2, 64, 8, 8), 16, 3, (1, 1, 1, 1), (1, 1)),        # a batch: one segment per image
+    ((1, 64, 4, 4), 128, 3, (1, 1, 1, 1), (1, 1)),       # more filters than pixels
+    ((1, 256, 14, 14), 64, 1, (0, 0, 0, 0), (1, 1)),     # 1×1: the GEMM on the input
+    ((1, 64, 8, 8), 32, 1, (0, 0, 0, 0), (2, 2)),        # 1×1 with a stride: im2col
+], ids=["k36", "k147", "k576-threads", "k576-chunks", "batch", "filters", "direct", "strided"])
+def test_mlas_float_conv_bit_exact(seed, shape, oc, kernel, pads, strides):
+    """kernels.mlas_conv against onnxruntime's float Conv (weights through DequantizeLinear),
+    every output bit for bit, on this machine's default thread count."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(-128, 128, shape) * np.float32(0.0173)).astype(np.float32)
+    wq = rng.integers(-127, 128, (oc, shape[1], kernel, kernel)).astype(np.int8)
+    bias = (rng.integers(-2000, 2000, oc) * np.float32(0.0173 * 0.00311)).astype(np.float32)
+    expected = ort_run(_dq_weight_conv(shape, wq, 0.00311, bias, pads, strides), x)
+    w = (wq.astype(np.float32) * np.float32(0.00311)).astype(np.float32)
+    got = kernels.mlas_conv(x, w, bias, strides, pads, (1, 1))
+    assert got.shape == expected.shape
+    assert int(np.sum(got.view(np.int32) != expected.view(np.int32))) == 0
+
+
+def test_int8_residual_network_bit_exact(tmp_path, seed):
+    """A ResNet-style network quantized with int8 activations (quantize_static's default):
+    onnxruntime keeps each residual tensor int8 and runs the convolutions next to it in float;
+    those layers run on the accelerator and are corrected near ties on the host."""
+    rng = np.random.default_rng(seed)
+    w = {name: weight(name, shape, rng, 0.1) for name, shape in (
+        ("S", (32, 3, 3, 3)), ("A1", (32, 32, 3, 3)), ("A2", (32, 32, 3, 3)),
+        ("B1", (64, 32, 3, 3)), ("B2", (64, 64, 3, 3)), ("BD", (64, 32, 1, 1)),
+        ("F", (10, 64)))}
+    bias = {name: weight(name, (size,), rng) for name, size in (
+        ("s", 32), ("a1", 32), ("a2", 32), ("b1", 64), ("b2", 64), ("bd", 64), ("f", 10))}
+    node = helper.make_node
+    nodes = [node("Conv", ["x", "S", "s"], ["s0"], pads=[1, 1, 1, 1]),
+             node("Relu", ["s0"], ["r0"]),
+             node("Conv", ["r0", "A1", "a1"], ["a"], pads=[1, 1, 1, 1]),
+             node("Relu", ["a"], ["ar"]),
+             node("Conv", ["ar", "A2", "a2"], ["a2o"], pads=[1, 1, 1, 1]),
+             node("Add", ["r0", "a2o"], ["s1"]), node("Relu", ["s1"], ["r1"]),
+             node("Conv", ["r1", "B1", "b1"], ["b"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             node("Relu", ["b"], ["br"]),
+             node("Conv", ["br", "B2", "b2"], ["b2o"], pads=[1, 1, 1, 1]),
+             node("Conv", ["r1", "BD", "bd"], ["d"], strides=[2, 2]),
+             node("Add", ["d", "b2o"], ["s2"]), node("Relu", ["s2"], ["r2"]),
+             node("GlobalAveragePool", ["r2"], ["g"]), node("Flatten", ["g"], ["f0"]),
+             node("Gemm", ["f0", "F", "f"], ["y"], transB=1)]
+    shape = (1, 3, 16, 16)
+    path = quantized(tmp_path, float_model(nodes, [*w.values(), *bias.values()], list(shape)),
+                     (16, 3, 16, 16), rng, QINT8)
+    network = load(path)
+    assert any(step.float_conv for step in network.layers)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with connect(CONFIG, backend="model") as dev:
+        for trial in range(20):
+            x = (rng.normal(size=shape) * (0.5 + 0.1 * trial)).astype(np.float32)
+            got, stats = network.run(x, dev)
+            expected = session.run(None, {"x": x})[0]
+            assert np.array_equal(got[0], expected), f"input {trial}"
+    assert {s.requant for s in stats} >= {"host (float)"}
+    assert all(s.cycles > 0 for s in stats)
+
+
 def _qlinear_add_session(dtype: type, params: tuple, a_shape: list, b_shape: list):
     elem = TensorProto.INT8 if dtype == np.int8 else TensorProto.UINT8
     names = ["sa", "za", "sb", "zb", "sc", "zc"]
