@@ -3,6 +3,7 @@
 
     python tools/bench_nn.py                       # digits-mlp and digits-cnn on 8x8 rtl, resnet18
     python tools/bench_nn.py --demos digits-mlp --no-resnet
+    python tools/bench_nn.py --demos "" --resnet-layers   # ResNet-18's layers against the sweep
 
 For each demo: train and quantize (not timed), then run the whole held-out set (539 images, one
 batch: a few large GEMMs) on the RTL backend; the harness is built first (cached under --root,
@@ -35,6 +36,9 @@ def main() -> int:
     parser.add_argument("--no-resnet", action="store_true")
     parser.add_argument("--resnet-backend", default="model", choices=["model", "rtl"])
     parser.add_argument("--root", type=Path, default=Path("build"))
+    parser.add_argument("--resnet-layers", action="store_true",
+                        help="after the run, ResNet-18's cycles per layer against accel sweep's "
+                             "model of the same GEMM: its default and as the network runs it")
     args = parser.parse_args()
     rows, cols = (int(x) for x in args.size.split("x"))
     config = AcceleratorConfig(rows=rows, cols=cols)
@@ -74,7 +78,37 @@ def main() -> int:
             seconds = time.perf_counter() - started
         _row("resnet18", args.resnet_backend, 1, built, seconds, stats, config,
              bool(np.array_equal(outputs[0], expected)))
+        if args.resnet_layers:
+            _layers(config, stats)
     return 0
+
+
+def _layers(config: AcceleratorConfig, stats: list) -> None:
+    """Each distinct ResNet-18 layer: the sweep's default model (bare GEMM, rows anywhere in a
+    bus word), the device API's placement for the bare GEMM, with C_in (the bias), and the
+    cycles the network's run reported."""
+    from accelerator.dse.runner import evaluate_model
+    from accelerator.dse.workloads import resnet18 as workload
+
+    def per_layer(**kwargs: object) -> dict:
+        return {(r["m"], r["k"], r["n"]): r["model_cycles"]
+                for r in evaluate_model(config, workload(), **kwargs)["layers"]}
+
+    mean, bare = per_layer(), per_layer(placement="device")
+    biased = per_layer(placement="device", accumulate=True)
+    print("\n| layer | M×K×N | sweep default | device placement | + C_in (bias) | run | requant |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    seen = set()
+    totals = [0, 0, 0, 0]
+    for s in stats:
+        shape = (s.m, s.k, s.n)
+        row = [mean[shape], bare[shape], biased[shape], s.cycles]
+        totals = [t + r for t, r in zip(totals, row, strict=True)]
+        if shape not in seen:
+            seen.add(shape)
+            print(f"| {s.name} | {s.m}×{s.k}×{s.n} | " + " | ".join(f"{r:,}" for r in row)
+                  + f" | {s.requant} |")
+    print("| all 21 layers | | " + " | ".join(f"{t:,}" for t in totals) + " | |")
 
 
 def _row(name: str, backend: str, images: int, built: float, seconds: float, stats: list,
