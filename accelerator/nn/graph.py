@@ -348,8 +348,8 @@ class Network:
         unmoved = [name for name, dtype in ((x, x_q.dtype), (qnode.output[0], y_zp.dtype))
                    if dtype == np.int8 and not self._moved_to_uint8(name)]
         if unmoved:
-            filters = self.constants[w].shape[0] // step.conv.get("group", 1)
-            if kind != "conv" or len(unmoved) != 1 or filters == 1:
+            if kind != "conv" or len(unmoved) != 1 or \
+                    self.constants[w].shape[0] == step.conv["group"]:   # one filter per group
                 raise _fail(node, f"int8 activation {unmoved[0]!r} is read by more than one "
                                   f"node (or is a graph input/output): onnxruntime computes "
                                   f"this layer in float, which is reproduced for convolutions "

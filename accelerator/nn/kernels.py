@@ -22,7 +22,8 @@ from numpy.typing import NDArray
 from ..model.reference import RequantParams, quantize_multiplier
 
 __all__ = ["HOST_CHECK_LIMIT", "QRANGE", "dequantize", "fma32", "hardware_requant_exact", "im2col",
-           "ort_requant", "ort_scale", "quantize"]
+           "mlas_conv", "mlas_conv_chunks", "mlas_dot", "ort_requant", "ort_scale", "ort_threads",
+           "quantize"]
 
 #: Integer range of each quantized ONNX element type.
 QRANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
@@ -408,8 +409,8 @@ def mlas_conv(x: NDArray[np.float32], w: NDArray[np.float32], bias: NDArray[np.f
               strides: tuple[int, int], pads: tuple[int, int, int, int],
               dilations: tuple[int, int], threads: int | None = None) -> NDArray[np.float32]:
     """A whole float32 convolution (NCHW, one group) as onnxruntime's MLAS computes it when its
-    weights are not a constant (:func:`mlas_conv_chunks`, :func:`mlas_dot`); ``None`` where
-    that is not emulated."""
+    weights are not a constant (:func:`mlas_conv_chunks`, :func:`mlas_dot`); ``ValueError``
+    where that is not emulated."""
     n, c, _, _ = x.shape
     oc = w.shape[0]
     kh, kw = w.shape[2:]
