@@ -265,6 +265,8 @@ def test_int8_residual_network_bit_exact(tmp_path, seed):
             expected = session.run(None, {"x": x})[0]
             assert np.array_equal(got[0], expected), f"input {trial}"
     assert {s.requant for s in stats} >= {"host (float)"}
+    float_outputs = sum(s.m * s.n for s in stats if s.requant == "host (float)")
+    assert 0 < sum(s.host_outputs for s in stats) < float_outputs
     assert all(s.cycles > 0 for s in stats)
 
 
@@ -526,6 +528,25 @@ def test_resnet18_layers_match_sweep():
                                     requant=s.requant == "hardware")["layers"][0]
             assert s.cycles == as_run["model_cycles"], layer.name
             assert s.estimate_cycles == swept["model_cycles"], layer.name
+
+
+def test_resnet18_int8_activations_bit_exact(seed):
+    """ResNet-18 with int8 activations (64×64 input, to stay small): every block's first
+    convolution and downsample read a residual onnxruntime keeps int8 and run in float there;
+    the whole network equals onnxruntime's output."""
+    from accelerator.nn.zoo import resnet18
+
+    model = resnet18(seed=seed % 1000, size=64, activations="int8")
+    network = load(model)
+    assert sum(1 for step in network.layers if step.float_conv) == 11
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(seed)
+    with connect(AcceleratorConfig(rows=8, cols=8), backend="model") as dev:
+        for trial in range(2):
+            x = (rng.normal(size=(1, 3, 64, 64)) * (1 + trial)).astype(np.float32)
+            got, stats = network.run(x, dev)
+            assert np.array_equal(got[0], session.run(None, {"image": x})[0]), f"input {trial}"
+    assert len(stats) == 21
 
 
 @pytest.mark.parametrize("fmt", [QDQ, QOP], ids=["qdq", "qoperator"])

@@ -68,6 +68,9 @@ class LayerStats:
     seconds: float = 0.0
     #: Whether its commands read C_in (the bias and the zero points' corrections).
     accumulate: bool = False
+    #: Outputs recomputed on the host in onnxruntime's float arithmetic (near a rounding tie,
+    #: in a layer onnxruntime runs in float: :func:`_float_conv_output`).
+    host_outputs: int = 0
 
     def utilization(self, pes: int) -> float:
         return self.macs / (self.cycles * pes) if self.cycles else 0.0
@@ -672,8 +675,9 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
             result = (result.astype(np.int32) + (128 if out_dtype == np.uint8 else 0)
                       ).astype(out_dtype)
         elif step.float_conv:
-            result = _float_conv_output(step, env, a, b, zx, zw, result, images=n_img,
-                                        groups=len(groups))
+            result, near = _float_conv_output(step, env, a, b, zx, zw, result, images=n_img,
+                                              groups=len(groups))
+            stats.host_outputs += near
         elif step.out_q is not None:
             col_scale = scale if scale.size == 1 else scale.reshape(-1)[
                 index * b.shape[1]:(index + 1) * b.shape[1]]
@@ -697,7 +701,7 @@ _U32 = 2.0 ** -24
 
 def _float_conv_output(step: GemmStep, env: dict[str, NDArray[Any]], a: NDArray[np.int64],
                        b: NDArray[np.int64], zx: int, zw: NDArray[np.int64], acc: NDArray[Any],
-                       *, images: int, groups: int) -> NDArray[Any]:
+                       *, images: int, groups: int) -> tuple[NDArray[Any], int]:
     """A convolution onnxruntime computes in float (:attr:`GemmStep.float_conv`), quantized as
     it is, from the accelerator's exact accumulators ``acc = Σ (a − zx)(b − zw)`` (no bias) of
     one group.
@@ -708,7 +712,8 @@ def _float_conv_output(step: GemmStep, env: dict[str, NDArray[Any]], a: NDArray[
     and maxima). Where that interval, divided by the output scale, holds no rounding boundary
     (k + ½), the quantized value is ``round(y / sy)``; the other elements (a few near ties) are
     computed as MLAS computes them (:func:`kernels.mlas_dot`, in the K chunks of
-    :func:`kernels.mlas_conv_chunks`), then quantized as QuantizeLinear does."""
+    :func:`kernels.mlas_conv_chunks`), then quantized as QuantizeLinear does. Returns the
+    quantized outputs and how many of them were recomputed."""
     assert step.out_q is not None
     sx = np.float32(_value(env, step.x_q.scale).reshape(-1)[0])
     sw = _value(env, step.w_q.scale).astype(np.float32).reshape(-1)
@@ -755,7 +760,7 @@ def _float_conv_output(step: GemmStep, env: dict[str, NDArray[Any]], a: NDArray[
         if step.relu:
             y = np.maximum(y, np.float32(0))
         out[rows, cols] = kernels.quantize(y, sy, np.array(zy), dtype)
-    return out
+    return out, int(rows.size)
 
 
 def _to_uint8(q: NDArray[Any]) -> NDArray[np.uint8]:
