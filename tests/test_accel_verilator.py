@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
-from accelerator.flow.cases import GemmCase, verify_total
+from accelerator.model.cases import GemmCase, verify_total
 
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}

@@ -100,11 +100,9 @@ def test_model_cycles_are_the_estimate_for_where_the_matrices_are():
                                                       axi_data_width=32)],
                          ids=lambda c: c.name)
 def test_model_cycles_without_the_data(config, seed):
-    """device.model_cycles: the model backend's cycles for a call, computed without its data;
-    and the sweep's placement="device" per layer."""
+    """device.model_cycles: the model backend's cycles for a call, computed without its data
+    (the performance model on the commands the device would run, where it would place them)."""
     from accelerator.device import model_cycles
-    from accelerator.dse.runner import evaluate_model
-    from accelerator.dse.workloads import Layer, Workload
 
     rng = np.random.default_rng(seed)
     shapes = [(1, 1, 1), (37, 29, 41), (12, MAX_DIM + 3, 2)]
@@ -118,20 +116,6 @@ def test_model_cycles_without_the_data(config, seed):
                            requant=RQ if requant else None)
                 assert model_cycles(config, m, k, n, accumulate=accumulate,
                                     requant=requant) == dev.last.cycles, (m, k, n, accumulate)
-                layers = evaluate_model(config, Workload("w", (Layer("l", m, k, n, count=2),)),
-                                        placement="device", accumulate=accumulate,
-                                        requant=requant)["layers"]
-                assert layers[0]["model_cycles"] == dev.last.cycles
-
-
-def test_evaluate_model_placement_errors():
-    from accelerator.dse.runner import evaluate_model
-    from accelerator.dse.workloads import Layer, Workload
-
-    w = Workload("w", (Layer("l", 2, 2, 2),))
-    for kwargs in ({"placement": "bench"}, {"placement": "device", "bench_seed": 1}):
-        with pytest.raises(ValueError, match="is not allowed"):
-            evaluate_model(AcceleratorConfig(), w, **kwargs)
 
 
 @pytest.mark.parametrize("max_dim", [1, 2, 5, 16])

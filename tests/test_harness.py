@@ -14,7 +14,6 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.harness import HarnessTransport, run_case
 from accelerator.driver.transport import Transport
-from accelerator.flow.cases import GemmCase, make_data
 from accelerator.flow.harness import (
     CycleLimitError,
     Harness,
@@ -24,6 +23,7 @@ from accelerator.flow.harness import (
 )
 from accelerator.hw.registers import ErrorCode, register
 from accelerator.model import reference
+from accelerator.model.cases import GemmCase, make_data
 
 CONFIG = AcceleratorConfig()  # 4×4, os, 64-bit AXI
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from accelerator.flow.mutate import (
+from accelerator.mutation import (
     AREAS,
     Mutant,
     _instance_and_cell,

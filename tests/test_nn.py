@@ -502,11 +502,12 @@ def test_demo_bit_exact_and_accurate(demos, name):
 
 def test_resnet18_layers_match_sweep():
     """The ResNet-18-shaped model's GEMMs are accel sweep's, and each layer's cycles on the model
-    backend are the sweep's model for that layer run as the network runs it (the device API's
-    placement, C_in for the bias, int8 out where the hardware requantizes); the sweep's default
-    (bare GEMMs, rows anywhere in a bus word) is the ``estimate_cycles`` column."""
+    backend are the sweep's performance model of that layer run as the network runs it (the
+    device API's placement, C_in for the bias, int8 out where the hardware requantizes:
+    device.model_cycles); the sweep's default (bare GEMMs, rows anywhere in a bus word) is the
+    ``estimate_cycles`` column."""
+    from accelerator.device import model_cycles
     from accelerator.dse.runner import evaluate_model
-    from accelerator.dse.workloads import Layer, Workload
     from accelerator.dse.workloads import resnet18 as resnet18_workload
     from accelerator.nn.zoo import resnet18
 
@@ -523,10 +524,8 @@ def test_resnet18_layers_match_sweep():
         assert len(mine) == layer.count, layer.name
         for s in mine:
             assert s.accumulate  # every layer has a bias
-            once = Workload(layer.name, (Layer(layer.name, *layer.shape),))
-            as_run = evaluate_model(config, once, placement="device", accumulate=s.accumulate,
-                                    requant=s.requant == "hardware")["layers"][0]
-            assert s.cycles == as_run["model_cycles"], layer.name
+            assert s.cycles == model_cycles(config, *layer.shape, accumulate=s.accumulate,
+                                            requant=s.requant == "hardware"), layer.name
             assert s.estimate_cycles == swept["model_cycles"], layer.name
 
 

@@ -97,15 +97,14 @@ def _layers(config: AcceleratorConfig, stats: list) -> None:
     """Each distinct ResNet-18 layer: the sweep's default model (bare GEMM, rows anywhere in a
     bus word), the device API's placement for the bare GEMM, with C_in (the bias), and the
     cycles the network's run reported."""
+    from accelerator.device import model_cycles
     from accelerator.dse.runner import evaluate_model
     from accelerator.dse.workloads import resnet18 as workload
 
-    def per_layer(**kwargs: object) -> dict:
-        return {(r["m"], r["k"], r["n"]): r["model_cycles"]
-                for r in evaluate_model(config, workload(), **kwargs)["layers"]}
-
-    mean, bare = per_layer(), per_layer(placement="device")
-    biased = per_layer(placement="device", accumulate=True)
+    mean = {(r["m"], r["k"], r["n"]): r["model_cycles"]
+            for r in evaluate_model(config, workload())["layers"]}
+    bare = {shape: model_cycles(config, *shape) for shape in mean}
+    biased = {shape: model_cycles(config, *shape, accumulate=True) for shape in mean}
     print("\n| layer | M×K×N | sweep default | device placement | + C_in (bias) | run | requant |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     seen = set()

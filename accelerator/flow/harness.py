@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, emit, lint_flags, write_atomic
-from .sim import _file_lock, _verilator_version, source_digest, sources_digest
+from .files import file_lock, source_digest, sources_digest, write_atomic
+from .rtl import ACCEL_TOP, emit, lint_flags
+from .sim import _verilator_version
 from .toolchain import setup_environment
 
 __all__ = [
@@ -133,7 +134,7 @@ def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), wave
     library = build_dir / _LIBRARY
     stamp = build_dir / "harness.json"
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if stamp.is_file() and library.is_file():
             return library
         start = time.monotonic()
@@ -406,12 +407,3 @@ class Harness:
             raise CycleLimitError(f"the accelerator did not raise irq within {limit:,} cycles "
                                   f"(cycle {self.cycle:,})")
         return self.cycle - start
-
-
-def __getattr__(name: str) -> Any:
-    # The transport lives with the driver (it raises the driver's TransportError); offered here
-    # too, without importing the driver when the harness alone is used.
-    if name == "HarnessTransport":
-        from ..driver.harness import HarnessTransport
-        return HarnessTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..config import FIELDS, AcceleratorConfig
-from ..model import reference
-from ..model.geometry import Geometry
-from ..model.perf import Layout
+from . import reference
+from .geometry import Geometry
+from .perf import Layout
 
 __all__ = ["BENCH_MEMORY", "ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data",
            "memory_bound", "random_case"]

