@@ -16,8 +16,8 @@ import click
 from ..config import FIELDS, AcceleratorConfig, ConfigError
 from ..model.regmap import MAX_DIM
 
-__all__ = ["MAX_SEED", "check_dimensions", "check_seed", "config_options", "fail_usage",
-           "writable_dir", "writable_file"]
+__all__ = ["MAX_SEED", "board_options", "check_dimensions", "check_seed", "config_options",
+           "fail_usage", "writable_dir", "writable_file"]
 
 #: Seeds are 31-bit: what every random source seeded from them (NumPy, cocotb, nextpnr) takes.
 MAX_SEED = 2**31 - 1
@@ -75,6 +75,19 @@ def writable_file(path: Path, option: str) -> Path:
     if reason:
         fail_usage(f"{option} {path}: cannot write there ({reason})")
     return path
+
+
+def board_options(*, required: bool) -> Callable[[Callable], Callable]:
+    """``--port`` (a board's serial port) and ``--baud``, as every command that talks to a board
+    over its UART bridge takes them; the command gets ``port`` and ``baud``."""
+
+    def add(command: Callable) -> Callable:
+        command = click.option("--baud", type=click.IntRange(300, 12_000_000), default=115200,
+                               show_default=True, help="the serial port's baud rate")(command)
+        return click.option("--port", required=required, default=None,
+                            help="serial port of the board, e.g. /dev/ttyUSB0")(command)
+
+    return add
 
 
 def _option_for(field) -> Callable:
