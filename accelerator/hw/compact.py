@@ -34,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
-from .engine import EngineError, _const_mul, error_priority, out_row_bytes
+from .engine import EngineError, const_mul, error_priority, out_row_bytes
 from .registers import INDEX_WIDTH, field, offset
 
 __all__ = ["READS_IN_FLIGHT", "CompactEngine"]
@@ -349,9 +349,9 @@ class CompactEngine(wiring.Component):
                     with m.If(last_col):
                         m.d.sync += [j0.eq(0), b_tile.eq(c.b_addr), cols_left.eq(c.n),
                                      rows_left.eq(rows_left - R),
-                                     a_tile.eq(a_tile + _const_mul(c.lda, R)),
-                                     c_tile.eq(c_tile + _const_mul(c.ldc, R)),
-                                     cin_tile.eq(cin_tile + _const_mul(c.ldcin, R))]
+                                     a_tile.eq(a_tile + const_mul(c.lda, R)),
+                                     c_tile.eq(c_tile + const_mul(c.ldc, R)),
+                                     cin_tile.eq(cin_tile + const_mul(c.ldcin, R))]
                     with m.Else():
                         m.d.sync += [j0.eq(j0 + C), b_tile.eq(b_tile + C),
                                      cols_left.eq(cols_left - C)]
