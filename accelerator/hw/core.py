@@ -364,31 +364,21 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}"))
-                m.d.comb += pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)
-                m.d.comb += pe.a_next.eq(skew_a.o_next[p] if j == 0 else pes[p][j - 1].a_in)
-                m.d.comb += pe.b_next.eq(skew_b.o_next[j] if p == 0 else pes[p - 1][j].b_in)
+                m.d.comb += [pe.en.eq(enable(f"en_pe_{p}_{j}")), pe.drain.eq(drains[j])]
+                if j == 0:
+                    m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [
                         pe.b_in.eq(skew_b.o[j]),
+                        pe.b_next.eq(skew_b.o_next[j]),
                         pe.valid_in.eq(flags.valid),
                         pe.first_in.eq(flags.first),
                         pe.last_in.eq(flags.last),
                         pe.chain_in.eq(0),
                         pe.chain_valid_in.eq(0),
                     ]
-                else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [
-                        pe.b_in.eq(above.b_out),
-                        pe.valid_in.eq(above.valid_out),
-                        pe.first_in.eq(above.first_out),
-                        pe.last_in.eq(above.last_out),
-                        pe.chain_in.eq(above.chain_out),
-                        pe.chain_valid_in.eq(above.chain_valid_out),
-                    ]
-                m.d.comb += pe.drain.eq(drains[j])
+        _link_neighbours(m, pes)
 
         m.d.comb += self.busy.eq(
             in_flags.valid | ~first | self.results.valid
@@ -524,22 +514,9 @@ class SystolicCore(wiring.Component):
                         pe.first_in.eq(flags.first),
                         pe.last_in.eq(flags.last),
                     ]
-                else:
-                    left = pes[p][j - 1]
-                    m.d.comb += [
-                        pe.a_next.eq(left.a_in),
-                        pe.first_next.eq(left.first_next_out),
-                        pe.valid_next.eq(left.valid_in),
-                        pe.a_in.eq(left.a_out),
-                        pe.valid_in.eq(left.valid_out),
-                        pe.first_in.eq(left.first_out),
-                        pe.last_in.eq(left.last_out),
-                    ]
                 if p == 0:
                     m.d.comb += [pe.psum_in.eq(0), pe.w_in.eq(skew_w.o[j])]
-                else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [pe.psum_in.eq(above.psum_out), pe.w_in.eq(above.w_out)]
+        _link_neighbours(m, pes)
 
         m.d.comb += self.busy.eq(
             in_flags.valid | self.results.valid
@@ -588,6 +565,17 @@ def _lanes(m: Module, enable, name: str, target, source) -> None:
     for k in range(len(target)):
         with m.If(enable(f"{name}_{k}")):
             m.d.sync += target[k].eq(source[k])
+
+
+def _link_neighbours(m: Module, pes: list[list]) -> None:
+    """Each PE takes its row link from its left neighbour and its column link from the one
+    above (:class:`~accelerator.hw.pe.RowLink`, :class:`~accelerator.hw.pe.ColumnLink`)."""
+    for p, row in enumerate(pes):
+        for j, pe in enumerate(row):
+            if j > 0:
+                wiring.connect(m, row[j - 1].link("east"), pe.link("west"))
+            if p > 0:
+                wiring.connect(m, pes[p - 1][j].link("south"), pe.link("north"))
 
 
 def _any(values) -> Value:
@@ -663,16 +651,15 @@ class InPlaceCore(SystolicCore):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += [pe.en.eq(1),
-                             pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)]
+                m.d.comb += pe.en.eq(1)
+                if j == 0:
+                    m.d.comb += pe.a_in.eq(skew_a.o[p])
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [pe.b_in.eq(skew_b.o[j]), pe.valid_in.eq(flags.valid),
                                  pe.first_in.eq(flags.first), pe.last_in.eq(flags.last)]
-                else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [pe.b_in.eq(above.b_out), pe.valid_in.eq(above.valid_out),
-                                 pe.first_in.eq(above.first_out), pe.last_in.eq(above.last_out)]
+        # (the links' next values and output chain go unused here: no pipelining, no slots)
+        _link_neighbours(m, pes)
         # The bottom-right PE is the last to take a beat: once it has taken the last one of a
         # tile, every accumulator holds its result.
         corner = pes[R - 1][C - 1]
