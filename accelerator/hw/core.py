@@ -364,21 +364,25 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += [pe.en.eq(enable(f"en_pe_{p}_{j}")), pe.drain.eq(drains[j])]
+                m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}"))
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
+                else:
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [
-                        pe.b_in.eq(skew_b.o[j]),
                         pe.b_next.eq(skew_b.o_next[j]),
+                        pe.b_in.eq(skew_b.o[j]),
                         pe.valid_in.eq(flags.valid),
                         pe.first_in.eq(flags.first),
                         pe.last_in.eq(flags.last),
                         pe.chain_in.eq(0),
                         pe.chain_valid_in.eq(0),
                     ]
-        _link_neighbours(m, pes)
+                else:
+                    _link(m, pes, p, j, "north")
+                m.d.comb += pe.drain.eq(drains[j])
 
         m.d.comb += self.busy.eq(
             in_flags.valid | ~first | self.results.valid
@@ -514,9 +518,12 @@ class SystolicCore(wiring.Component):
                         pe.first_in.eq(flags.first),
                         pe.last_in.eq(flags.last),
                     ]
+                else:
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     m.d.comb += [pe.psum_in.eq(0), pe.w_in.eq(skew_w.o[j])]
-        _link_neighbours(m, pes)
+                else:
+                    _link(m, pes, p, j, "north")
 
         m.d.comb += self.busy.eq(
             in_flags.valid | self.results.valid
@@ -567,15 +574,12 @@ def _lanes(m: Module, enable, name: str, target, source) -> None:
             m.d.sync += target[k].eq(source[k])
 
 
-def _link_neighbours(m: Module, pes: list[list]) -> None:
-    """Each PE takes its row link from its left neighbour and its column link from the one
-    above (:class:`~accelerator.hw.pe.RowLink`, :class:`~accelerator.hw.pe.ColumnLink`)."""
-    for p, row in enumerate(pes):
-        for j, pe in enumerate(row):
-            if j > 0:
-                wiring.connect(m, row[j - 1].link("east"), pe.link("west"))
-            if p > 0:
-                wiring.connect(m, pes[p - 1][j].link("south"), pe.link("north"))
+def _link(m: Module, pes: list[list], p: int, j: int, side: str) -> None:
+    """PE ``(p, j)`` takes its row link from its left neighbour (``side="west"``) or its column
+    link from the one above (``"north"``): :class:`~accelerator.hw.pe.RowLink`,
+    :class:`~accelerator.hw.pe.ColumnLink`."""
+    source = pes[p][j - 1].link("east") if side == "west" else pes[p - 1][j].link("south")
+    wiring.connect(m, source, pes[p][j].link(side))
 
 
 def _any(values) -> Value:
@@ -652,14 +656,17 @@ class InPlaceCore(SystolicCore):
             for j in range(C):
                 pe = pes[p][j]
                 m.d.comb += pe.en.eq(1)
+                # (the links' next values and output chain go unused: no pipelining, no slots)
                 if j == 0:
                     m.d.comb += pe.a_in.eq(skew_a.o[p])
+                else:
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [pe.b_in.eq(skew_b.o[j]), pe.valid_in.eq(flags.valid),
                                  pe.first_in.eq(flags.first), pe.last_in.eq(flags.last)]
-        # (the links' next values and output chain go unused here: no pipelining, no slots)
-        _link_neighbours(m, pes)
+                else:
+                    _link(m, pes, p, j, "north")
         # The bottom-right PE is the last to take a beat: once it has taken the last one of a
         # tile, every accumulator holds its result.
         corner = pes[R - 1][C - 1]

@@ -224,10 +224,12 @@ class RowLink(_Link):
     values, for the pipelined PEs' weight choice)."""
 
     def __init__(self, config: AcceleratorConfig):
-        members = {"a": signed(config.in_width), "a_next": signed(config.in_width)}
-        if config.dataflow == "ws":
-            members |= {"valid": 1, "first": 1, "last": 1, "first_next": 1, "valid_next": 1}
-        super().__init__(members)
+        op = signed(config.in_width)
+        if config.dataflow == "os":
+            super().__init__({"a": op, "a_next": op})
+        else:
+            super().__init__({"a_next": op, "first_next": 1, "valid_next": 1, "a": op,
+                              "valid": 1, "first": 1, "last": 1})
 
 
 class ColumnLink(_Link):
@@ -238,7 +240,7 @@ class ColumnLink(_Link):
     def __init__(self, config: AcceleratorConfig):
         op, acc = signed(config.in_width), signed(config.acc_width)
         if config.dataflow == "os":
-            super().__init__({"b": op, "b_next": op, "valid": 1, "first": 1, "last": 1,
+            super().__init__({"b_next": op, "b": op, "valid": 1, "first": 1, "last": 1,
                               "chain": acc, "chain_valid": 1})
         else:
             super().__init__({"psum": acc, "w": op})

@@ -9504,200 +9504,200 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \$8 ;
   wire \$9 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$116 ;
-  wire [7:0] \a_in$130 ;
-  wire [7:0] \a_in$144 ;
-  wire [7:0] \a_in$155 ;
-  wire [7:0] \a_in$158 ;
+  wire [7:0] \a_in$111 ;
+  wire [7:0] \a_in$124 ;
+  wire [7:0] \a_in$142 ;
   wire [7:0] \a_in$161 ;
-  wire [7:0] \a_in$177 ;
-  wire [7:0] \a_in$193 ;
-  wire [7:0] \a_in$209 ;
-  wire [7:0] \a_in$238 ;
-  wire [7:0] \a_in$254 ;
-  wire [7:0] \a_in$270 ;
-  wire [7:0] \a_in$299 ;
-  wire [7:0] \a_in$315 ;
-  wire [7:0] \a_in$331 ;
+  wire [7:0] \a_in$180 ;
+  wire [7:0] \a_in$199 ;
+  wire [7:0] \a_in$217 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$255 ;
+  wire [7:0] \a_in$274 ;
+  wire [7:0] \a_in$292 ;
+  wire [7:0] \a_in$311 ;
+  wire [7:0] \a_in$330 ;
+  wire [7:0] \a_in$85 ;
+  wire [7:0] \a_in$98 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$117 ;
-  wire [7:0] \a_next$131 ;
-  wire [7:0] \a_next$145 ;
-  wire [7:0] \a_next$157 ;
-  wire [7:0] \a_next$160 ;
+  wire [7:0] \a_next$100 ;
+  wire [7:0] \a_next$113 ;
+  wire [7:0] \a_next$125 ;
+  wire [7:0] \a_next$144 ;
   wire [7:0] \a_next$163 ;
-  wire [7:0] \a_next$179 ;
-  wire [7:0] \a_next$195 ;
-  wire [7:0] \a_next$211 ;
-  wire [7:0] \a_next$240 ;
-  wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$272 ;
-  wire [7:0] \a_next$301 ;
-  wire [7:0] \a_next$317 ;
-  wire [7:0] \a_next$333 ;
+  wire [7:0] \a_next$182 ;
+  wire [7:0] \a_next$200 ;
+  wire [7:0] \a_next$219 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$257 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$294 ;
+  wire [7:0] \a_next$313 ;
+  wire [7:0] \a_next$332 ;
+  wire [7:0] \a_next$87 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$159 ;
+  wire [7:0] \a_out$112 ;
+  wire [7:0] \a_out$143 ;
   wire [7:0] \a_out$162 ;
-  wire [7:0] \a_out$178 ;
-  wire [7:0] \a_out$194 ;
-  wire [7:0] \a_out$210 ;
-  wire [7:0] \a_out$239 ;
-  wire [7:0] \a_out$255 ;
-  wire [7:0] \a_out$271 ;
-  wire [7:0] \a_out$300 ;
-  wire [7:0] \a_out$316 ;
-  wire [7:0] \a_out$332 ;
+  wire [7:0] \a_out$181 ;
+  wire [7:0] \a_out$218 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$256 ;
+  wire [7:0] \a_out$293 ;
+  wire [7:0] \a_out$312 ;
+  wire [7:0] \a_out$331 ;
+  wire [7:0] \a_out$99 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$106 ;
+  wire [7:0] \b_in$102 ;
+  wire [7:0] \b_in$115 ;
+  wire [7:0] \b_in$126 ;
+  wire [7:0] \b_in$145 ;
   wire [7:0] \b_in$164 ;
-  wire [7:0] \b_in$180 ;
-  wire [7:0] \b_in$196 ;
-  wire [7:0] \b_in$212 ;
-  wire [7:0] \b_in$225 ;
-  wire [7:0] \b_in$241 ;
-  wire [7:0] \b_in$257 ;
-  wire [7:0] \b_in$273 ;
-  wire [7:0] \b_in$286 ;
-  wire [7:0] \b_in$302 ;
-  wire [7:0] \b_in$318 ;
-  wire [7:0] \b_in$334 ;
-  wire [7:0] \b_in$86 ;
-  wire [7:0] \b_in$96 ;
+  wire [7:0] \b_in$183 ;
+  wire [7:0] \b_in$201 ;
+  wire [7:0] \b_in$220 ;
+  wire [7:0] \b_in$239 ;
+  wire [7:0] \b_in$258 ;
+  wire [7:0] \b_in$276 ;
+  wire [7:0] \b_in$295 ;
+  wire [7:0] \b_in$314 ;
+  wire [7:0] \b_in$333 ;
+  wire [7:0] \b_in$89 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$107 ;
+  wire [7:0] \b_next$101 ;
+  wire [7:0] \b_next$114 ;
+  wire [7:0] \b_next$128 ;
+  wire [7:0] \b_next$147 ;
   wire [7:0] \b_next$166 ;
-  wire [7:0] \b_next$182 ;
-  wire [7:0] \b_next$198 ;
-  wire [7:0] \b_next$214 ;
-  wire [7:0] \b_next$227 ;
-  wire [7:0] \b_next$243 ;
-  wire [7:0] \b_next$259 ;
-  wire [7:0] \b_next$275 ;
-  wire [7:0] \b_next$288 ;
-  wire [7:0] \b_next$304 ;
-  wire [7:0] \b_next$320 ;
-  wire [7:0] \b_next$336 ;
-  wire [7:0] \b_next$87 ;
-  wire [7:0] \b_next$97 ;
+  wire [7:0] \b_next$185 ;
+  wire [7:0] \b_next$203 ;
+  wire [7:0] \b_next$222 ;
+  wire [7:0] \b_next$241 ;
+  wire [7:0] \b_next$260 ;
+  wire [7:0] \b_next$278 ;
+  wire [7:0] \b_next$297 ;
+  wire [7:0] \b_next$316 ;
+  wire [7:0] \b_next$335 ;
+  wire [7:0] \b_next$88 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$181 ;
-  wire [7:0] \b_out$197 ;
-  wire [7:0] \b_out$213 ;
-  wire [7:0] \b_out$226 ;
-  wire [7:0] \b_out$242 ;
-  wire [7:0] \b_out$258 ;
-  wire [7:0] \b_out$274 ;
-  wire [7:0] \b_out$287 ;
-  wire [7:0] \b_out$303 ;
-  wire [7:0] \b_out$319 ;
-  wire [7:0] \b_out$335 ;
+  wire [7:0] \b_out$146 ;
+  wire [7:0] \b_out$165 ;
+  wire [7:0] \b_out$184 ;
+  wire [7:0] \b_out$202 ;
+  wire [7:0] \b_out$221 ;
+  wire [7:0] \b_out$240 ;
+  wire [7:0] \b_out$259 ;
+  wire [7:0] \b_out$277 ;
+  wire [7:0] \b_out$296 ;
+  wire [7:0] \b_out$315 ;
+  wire [7:0] \b_out$334 ;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$101 ;
-  wire [31:0] \chain_in$111 ;
+  wire [31:0] \chain_in$106 ;
+  wire [31:0] \chain_in$119 ;
+  wire [31:0] \chain_in$129 ;
+  wire [31:0] \chain_in$148 ;
   wire [31:0] \chain_in$167 ;
-  wire [31:0] \chain_in$183 ;
-  wire [31:0] \chain_in$199 ;
-  wire [31:0] \chain_in$215 ;
-  wire [31:0] \chain_in$228 ;
-  wire [31:0] \chain_in$244 ;
-  wire [31:0] \chain_in$260 ;
-  wire [31:0] \chain_in$276 ;
-  wire [31:0] \chain_in$289 ;
-  wire [31:0] \chain_in$305 ;
-  wire [31:0] \chain_in$321 ;
-  wire [31:0] \chain_in$337 ;
-  wire [31:0] \chain_in$91 ;
+  wire [31:0] \chain_in$186 ;
+  wire [31:0] \chain_in$204 ;
+  wire [31:0] \chain_in$223 ;
+  wire [31:0] \chain_in$242 ;
+  wire [31:0] \chain_in$261 ;
+  wire [31:0] \chain_in$279 ;
+  wire [31:0] \chain_in$298 ;
+  wire [31:0] \chain_in$317 ;
+  wire [31:0] \chain_in$336 ;
+  wire [31:0] \chain_in$93 ;
   wire [31:0] chain_out;
+  wire [31:0] \chain_out$130 ;
+  wire [31:0] \chain_out$149 ;
   wire [31:0] \chain_out$16 ;
   wire [31:0] \chain_out$168 ;
   wire [31:0] \chain_out$17 ;
   wire [31:0] \chain_out$18 ;
-  wire [31:0] \chain_out$184 ;
-  wire [31:0] \chain_out$200 ;
-  wire [31:0] \chain_out$216 ;
-  wire [31:0] \chain_out$229 ;
-  wire [31:0] \chain_out$245 ;
-  wire [31:0] \chain_out$261 ;
-  wire [31:0] \chain_out$277 ;
-  wire [31:0] \chain_out$290 ;
-  wire [31:0] \chain_out$306 ;
-  wire [31:0] \chain_out$322 ;
-  wire [31:0] \chain_out$338 ;
+  wire [31:0] \chain_out$187 ;
+  wire [31:0] \chain_out$205 ;
+  wire [31:0] \chain_out$224 ;
+  wire [31:0] \chain_out$243 ;
+  wire [31:0] \chain_out$262 ;
+  wire [31:0] \chain_out$280 ;
+  wire [31:0] \chain_out$299 ;
+  wire [31:0] \chain_out$318 ;
+  wire [31:0] \chain_out$337 ;
   wire chain_valid_in;
-  wire \chain_valid_in$102 ;
-  wire \chain_valid_in$112 ;
+  wire \chain_valid_in$107 ;
+  wire \chain_valid_in$120 ;
+  wire \chain_valid_in$131 ;
+  wire \chain_valid_in$150 ;
   wire \chain_valid_in$169 ;
-  wire \chain_valid_in$185 ;
-  wire \chain_valid_in$201 ;
-  wire \chain_valid_in$217 ;
-  wire \chain_valid_in$230 ;
-  wire \chain_valid_in$246 ;
-  wire \chain_valid_in$262 ;
-  wire \chain_valid_in$278 ;
-  wire \chain_valid_in$291 ;
-  wire \chain_valid_in$307 ;
-  wire \chain_valid_in$323 ;
-  wire \chain_valid_in$339 ;
-  wire \chain_valid_in$92 ;
+  wire \chain_valid_in$188 ;
+  wire \chain_valid_in$206 ;
+  wire \chain_valid_in$225 ;
+  wire \chain_valid_in$244 ;
+  wire \chain_valid_in$263 ;
+  wire \chain_valid_in$281 ;
+  wire \chain_valid_in$300 ;
+  wire \chain_valid_in$319 ;
+  wire \chain_valid_in$338 ;
+  wire \chain_valid_in$94 ;
   wire chain_valid_out;
+  wire \chain_valid_out$132 ;
+  wire \chain_valid_out$151 ;
   wire \chain_valid_out$170 ;
-  wire \chain_valid_out$186 ;
-  wire \chain_valid_out$202 ;
-  wire \chain_valid_out$218 ;
-  wire \chain_valid_out$231 ;
-  wire \chain_valid_out$247 ;
-  wire \chain_valid_out$263 ;
-  wire \chain_valid_out$279 ;
-  wire \chain_valid_out$292 ;
-  wire \chain_valid_out$308 ;
-  wire \chain_valid_out$324 ;
-  wire \chain_valid_out$340 ;
+  wire \chain_valid_out$189 ;
+  wire \chain_valid_out$207 ;
+  wire \chain_valid_out$226 ;
+  wire \chain_valid_out$245 ;
+  wire \chain_valid_out$264 ;
+  wire \chain_valid_out$282 ;
+  wire \chain_valid_out$301 ;
+  wire \chain_valid_out$320 ;
+  wire \chain_valid_out$339 ;
   wire \chain_valid_out$349 ;
   wire \chain_valid_out$350 ;
   wire \chain_valid_out$351 ;
   wire drain;
-  wire \drain$105 ;
-  wire \drain$115 ;
-  wire \drain$120 ;
-  wire \drain$123 ;
-  wire \drain$126 ;
-  wire \drain$129 ;
-  wire \drain$134 ;
-  wire \drain$137 ;
-  wire \drain$140 ;
-  wire \drain$143 ;
-  wire \drain$148 ;
-  wire \drain$151 ;
-  wire \drain$154 ;
-  wire \drain$85 ;
+  wire \drain$108 ;
+  wire \drain$121 ;
+  wire \drain$139 ;
+  wire \drain$158 ;
+  wire \drain$177 ;
+  wire \drain$196 ;
+  wire \drain$214 ;
+  wire \drain$233 ;
+  wire \drain$252 ;
+  wire \drain$271 ;
+  wire \drain$289 ;
+  wire \drain$308 ;
+  wire \drain$327 ;
+  wire \drain$346 ;
   wire \drain$95 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   wire [3:0] en;
-  reg \en$103  = 1'h1;
-  reg \en$113  = 1'h1;
-  reg \en$118  = 1'h1;
-  reg \en$121  = 1'h1;
-  reg \en$124  = 1'h1;
-  reg \en$127  = 1'h1;
-  reg \en$132  = 1'h1;
-  reg \en$135  = 1'h1;
-  reg \en$138  = 1'h1;
-  reg \en$141  = 1'h1;
-  reg \en$146  = 1'h1;
-  reg \en$149  = 1'h1;
-  reg \en$152  = 1'h1;
+  reg \en$109  = 1'h1;
+  reg \en$122  = 1'h1;
+  reg \en$140  = 1'h1;
+  reg \en$159  = 1'h1;
+  reg \en$178  = 1'h1;
+  reg \en$197  = 1'h1;
+  reg \en$215  = 1'h1;
+  reg \en$234  = 1'h1;
+  reg \en$253  = 1'h1;
+  reg \en$272  = 1'h1;
+  reg \en$290  = 1'h1;
+  reg \en$309  = 1'h1;
+  reg \en$328  = 1'h1;
   reg \en$42  = 1'h1;
   wire [3:0] \en$46 ;
   wire [3:0] \en$51 ;
   reg \en$56  = 1'h1;
   reg \en$66  = 1'h1;
   reg \en$83  = 1'h1;
-  reg \en$93  = 1'h1;
+  reg \en$96  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -9757,33 +9757,33 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$109 ;
+  wire \first_in$104 ;
+  wire \first_in$117 ;
+  wire \first_in$133 ;
+  wire \first_in$152 ;
   wire \first_in$171 ;
-  wire \first_in$187 ;
-  wire \first_in$203 ;
-  wire \first_in$219 ;
-  wire \first_in$232 ;
-  wire \first_in$248 ;
-  wire \first_in$264 ;
-  wire \first_in$280 ;
-  wire \first_in$293 ;
-  wire \first_in$309 ;
-  wire \first_in$325 ;
-  wire \first_in$341 ;
-  wire \first_in$89 ;
-  wire \first_in$99 ;
+  wire \first_in$190 ;
+  wire \first_in$208 ;
+  wire \first_in$227 ;
+  wire \first_in$246 ;
+  wire \first_in$265 ;
+  wire \first_in$283 ;
+  wire \first_in$302 ;
+  wire \first_in$321 ;
+  wire \first_in$340 ;
+  wire \first_in$91 ;
   wire first_out;
-  wire \first_out$188 ;
-  wire \first_out$204 ;
-  wire \first_out$220 ;
-  wire \first_out$233 ;
-  wire \first_out$249 ;
-  wire \first_out$265 ;
-  wire \first_out$281 ;
-  wire \first_out$294 ;
-  wire \first_out$310 ;
-  wire \first_out$326 ;
-  wire \first_out$342 ;
+  wire \first_out$153 ;
+  wire \first_out$172 ;
+  wire \first_out$191 ;
+  wire \first_out$209 ;
+  wire \first_out$228 ;
+  wire \first_out$247 ;
+  wire \first_out$266 ;
+  wire \first_out$284 ;
+  wire \first_out$303 ;
+  wire \first_out$322 ;
+  wire \first_out$341 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
@@ -9845,75 +9845,75 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$100 ;
-  wire \last_in$110 ;
+  wire \last_in$105 ;
+  wire \last_in$118 ;
+  wire \last_in$135 ;
+  wire \last_in$154 ;
   wire \last_in$173 ;
-  wire \last_in$189 ;
-  wire \last_in$205 ;
-  wire \last_in$221 ;
-  wire \last_in$234 ;
-  wire \last_in$250 ;
-  wire \last_in$266 ;
-  wire \last_in$282 ;
-  wire \last_in$295 ;
-  wire \last_in$311 ;
-  wire \last_in$327 ;
-  wire \last_in$343 ;
-  wire \last_in$90 ;
+  wire \last_in$192 ;
+  wire \last_in$210 ;
+  wire \last_in$229 ;
+  wire \last_in$248 ;
+  wire \last_in$267 ;
+  wire \last_in$285 ;
+  wire \last_in$304 ;
+  wire \last_in$323 ;
+  wire \last_in$342 ;
+  wire \last_in$92 ;
   wire last_out;
   wire \last_out$10 ;
   wire \last_out$13 ;
+  wire \last_out$136 ;
+  wire \last_out$155 ;
   wire \last_out$174 ;
-  wire \last_out$190 ;
-  wire \last_out$206 ;
-  wire \last_out$222 ;
-  wire \last_out$235 ;
-  wire \last_out$251 ;
-  wire \last_out$267 ;
-  wire \last_out$283 ;
-  wire \last_out$296 ;
-  wire \last_out$312 ;
-  wire \last_out$328 ;
-  wire \last_out$344 ;
+  wire \last_out$193 ;
+  wire \last_out$211 ;
+  wire \last_out$230 ;
+  wire \last_out$249 ;
+  wire \last_out$268 ;
+  wire \last_out$286 ;
+  wire \last_out$305 ;
+  wire \last_out$324 ;
+  wire \last_out$343 ;
   wire \last_out$7 ;
   wire [127:0] o;
-  wire [31:0] \o$70 ;
-  wire [7:0] \o$70[0] ;
-  wire [7:0] \o$70[1] ;
-  wire [7:0] \o$70[2] ;
-  wire [7:0] \o$70[3] ;
-  wire [31:0] \o$74 ;
-  wire [7:0] \o$74[0] ;
-  wire [7:0] \o$74[1] ;
-  wire [7:0] \o$74[2] ;
-  wire [7:0] \o$74[3] ;
-  wire [11:0] \o$78 ;
-  wire [2:0] \o$78[0] ;
-  wire \o$78[0].first ;
-  wire \o$78[0].last ;
-  wire \o$78[0].valid ;
-  wire [2:0] \o$78[1] ;
-  wire \o$78[1].first ;
-  wire \o$78[1].last ;
-  wire \o$78[1].valid ;
-  wire [2:0] \o$78[2] ;
-  wire \o$78[2].first ;
-  wire \o$78[2].last ;
-  wire \o$78[2].valid ;
-  wire [2:0] \o$78[3] ;
-  wire \o$78[3].first ;
-  wire \o$78[3].last ;
-  wire \o$78[3].valid ;
+  wire [31:0] \o$69 ;
+  wire [7:0] \o$69[0] ;
+  wire [7:0] \o$69[1] ;
+  wire [7:0] \o$69[2] ;
+  wire [7:0] \o$69[3] ;
+  wire [31:0] \o$75 ;
+  wire [7:0] \o$75[0] ;
+  wire [7:0] \o$75[1] ;
+  wire [7:0] \o$75[2] ;
+  wire [7:0] \o$75[3] ;
+  wire [11:0] \o$77 ;
+  wire [2:0] \o$77[0] ;
+  wire \o$77[0].first ;
+  wire \o$77[0].last ;
+  wire \o$77[0].valid ;
+  wire [2:0] \o$77[1] ;
+  wire \o$77[1].first ;
+  wire \o$77[1].last ;
+  wire \o$77[1].valid ;
+  wire [2:0] \o$77[2] ;
+  wire \o$77[2].first ;
+  wire \o$77[2].last ;
+  wire \o$77[2].valid ;
+  wire [2:0] \o$77[3] ;
+  wire \o$77[3].first ;
+  wire \o$77[3].last ;
+  wire \o$77[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$76 ;
-  wire [7:0] \o_next$76[0] ;
-  wire [7:0] \o_next$76[1] ;
-  wire [7:0] \o_next$76[2] ;
-  wire [7:0] \o_next$76[3] ;
+  wire [31:0] \o_next$73 ;
+  wire [7:0] \o_next$73[0] ;
+  wire [7:0] \o_next$73[1] ;
+  wire [7:0] \o_next$73[2] ;
+  wire [7:0] \o_next$73[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -9993,38 +9993,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$108 ;
+  wire \valid_in$103 ;
+  wire \valid_in$116 ;
+  wire \valid_in$137 ;
+  wire \valid_in$156 ;
   wire \valid_in$175 ;
-  wire \valid_in$191 ;
-  wire \valid_in$207 ;
-  wire \valid_in$223 ;
-  wire \valid_in$236 ;
-  wire \valid_in$252 ;
-  wire \valid_in$268 ;
-  wire \valid_in$284 ;
-  wire \valid_in$297 ;
-  wire \valid_in$313 ;
-  wire \valid_in$329 ;
-  wire \valid_in$345 ;
-  wire \valid_in$88 ;
-  wire \valid_in$98 ;
+  wire \valid_in$194 ;
+  wire \valid_in$212 ;
+  wire \valid_in$231 ;
+  wire \valid_in$250 ;
+  wire \valid_in$269 ;
+  wire \valid_in$287 ;
+  wire \valid_in$306 ;
+  wire \valid_in$325 ;
+  wire \valid_in$344 ;
+  wire \valid_in$90 ;
   wire valid_out;
   wire \valid_out$12 ;
+  wire \valid_out$138 ;
+  wire \valid_out$157 ;
   wire \valid_out$176 ;
-  wire \valid_out$192 ;
-  wire \valid_out$208 ;
-  wire \valid_out$224 ;
-  wire \valid_out$237 ;
-  wire \valid_out$253 ;
-  wire \valid_out$269 ;
-  wire \valid_out$285 ;
-  wire \valid_out$298 ;
-  wire \valid_out$314 ;
-  wire \valid_out$330 ;
-  wire \valid_out$346 ;
+  wire \valid_out$195 ;
+  wire \valid_out$213 ;
+  wire \valid_out$232 ;
+  wire \valid_out$251 ;
+  wire \valid_out$270 ;
+  wire \valid_out$288 ;
+  wire \valid_out$307 ;
+  wire \valid_out$326 ;
+  wire \valid_out$345 ;
   wire \valid_out$6 ;
   wire \valid_out$9 ;
-  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$339 , \chain_valid_in$323 , \chain_valid_in$307 , \chain_valid_in$291 , \chain_valid_in$278 , \chain_valid_in$262 , \chain_valid_in$246 , \chain_valid_in$230 , \chain_valid_in$217 , \chain_valid_in$201 , \chain_valid_in$185 , \chain_valid_in$169  };
+  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$338 , \chain_valid_in$319 , \chain_valid_in$300 , \chain_valid_in$281 , \chain_valid_in$263 , \chain_valid_in$244 , \chain_valid_in$225 , \chain_valid_in$206 , \chain_valid_in$188 , \chain_valid_in$169 , \chain_valid_in$150 , \chain_valid_in$131  };
   assign busy = \$15  | \$16 ;
   assign \$17  = ~ skid_valid;
   assign \$18  = ~ skid_valid_0;
@@ -10195,33 +10195,33 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   always @(posedge units_sync_clk)
     \en$83  <= \$52 ;
   always @(posedge units_sync_clk)
-    \en$93  <= \$53 ;
+    \en$96  <= \$53 ;
   always @(posedge units_sync_clk)
-    \en$103  <= \$54 ;
+    \en$109  <= \$54 ;
   always @(posedge units_sync_clk)
-    \en$113  <= \$55 ;
+    \en$122  <= \$55 ;
   always @(posedge units_sync_clk)
-    \en$118  <= \$56 ;
+    \en$140  <= \$56 ;
   always @(posedge units_sync_clk)
-    \en$121  <= \$57 ;
+    \en$159  <= \$57 ;
   always @(posedge units_sync_clk)
-    \en$124  <= \$58 ;
+    \en$178  <= \$58 ;
   always @(posedge units_sync_clk)
-    \en$127  <= \$59 ;
+    \en$197  <= \$59 ;
   always @(posedge units_sync_clk)
-    \en$132  <= \$60 ;
+    \en$215  <= \$60 ;
   always @(posedge units_sync_clk)
-    \en$135  <= \$61 ;
+    \en$234  <= \$61 ;
   always @(posedge units_sync_clk)
-    \en$138  <= \$62 ;
+    \en$253  <= \$62 ;
   always @(posedge units_sync_clk)
-    \en$141  <= \$63 ;
+    \en$272  <= \$63 ;
   always @(posedge units_sync_clk)
-    \en$146  <= \$64 ;
+    \en$290  <= \$64 ;
   always @(posedge units_sync_clk)
-    \en$149  <= \$65 ;
+    \en$309  <= \$65 ;
   always @(posedge units_sync_clk)
-    \en$152  <= \$66 ;
+    \en$328  <= \$66 ;
   assign drain_0 = valid_out & last_out;
   assign drain_1 = \valid_out$6  & \last_out$7 ;
   assign drain_2 = \valid_out$9  & \last_out$10 ;
@@ -10244,7 +10244,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \$11  = ~ first;
   assign \$12  = in_flags[0] | \$11 ;
   assign \$13  = \$12  | results__valid;
-  assign \$14  = | { \valid_in$345 , \valid_in$329 , \valid_in$313 , \valid_in$297 , \valid_in$284 , \valid_in$268 , \valid_in$252 , \valid_in$236 , \valid_in$223 , \valid_in$207 , \valid_in$191 , \valid_in$175 , \o$78 [9], \o$78 [6], \o$78 [3], \o$78 [0] };
+  assign \$14  = | { \valid_in$344 , \valid_in$325 , \valid_in$306 , \valid_in$287 , \valid_in$269 , \valid_in$250 , \valid_in$231 , \valid_in$212 , \valid_in$194 , \valid_in$175 , \valid_in$156 , \valid_in$137 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
   assign \$15  = \$13  | \$14 ;
   \accelerator.engine.core.deskew  deskew (
     .engine_clk(units_sync_clk),
@@ -10257,327 +10257,327 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .\port$2720$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
-    .a_in(\o$70 [7:0]),
+    .a_in(\o$69 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$155 ),
-    .b_in(\o$74 [7:0]),
-    .b_next(\o_next$76 [7:0]),
+    .a_out(\a_in$85 ),
+    .b_in(\o$75 [7:0]),
+    .b_next(\o_next$73 [7:0]),
+    .b_out(\b_in$126 ),
+    .chain_out(\chain_in$129 ),
+    .chain_valid_out(\chain_valid_in$131 ),
+    .drain(drain_0),
+    .en(\en$66 ),
+    .first_out(\first_in$133 ),
+    .last_out(\last_in$135 ),
+    .\port$3133$0 (\o$77 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$137 )
+  );
+  \accelerator.engine.core.pe_0_1  pe_0_1 (
+    .a_in(\a_in$85 ),
+    .a_next(\o$69 [7:0]),
+    .a_out(\a_in$98 ),
+    .b_in(\o$75 [15:8]),
+    .b_next(\o_next$73 [15:8]),
+    .b_out(\b_in$145 ),
+    .chain_out(\chain_in$148 ),
+    .chain_valid_out(\chain_valid_in$150 ),
+    .drain(drain_1),
+    .en(\en$83 ),
+    .first_out(\first_in$152 ),
+    .last_out(\last_in$154 ),
+    .\port$3133$3 (\o$77 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(units_sync_clk),
+    .valid_out(\valid_in$156 )
+  );
+  \accelerator.engine.core.pe_0_2  pe_0_2 (
+    .a_in(\a_in$98 ),
+    .a_next(\a_in$85 ),
+    .a_out(\a_in$111 ),
+    .b_in(\o$75 [23:16]),
+    .b_next(\o_next$73 [23:16]),
     .b_out(\b_in$164 ),
     .chain_out(\chain_in$167 ),
     .chain_valid_out(\chain_valid_in$169 ),
-    .drain(drain_0),
-    .en(\en$66 ),
+    .drain(drain_2),
+    .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3133$0 (\o$78 [2:0]),
-    .rst_pe_0_0(rst_pe_0_0),
+    .\port$3133$6 (\o$77 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
   );
-  \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$155 ),
-    .a_next(\o$70 [7:0]),
-    .a_out(\a_in$158 ),
-    .b_in(\o$74 [15:8]),
-    .b_next(\o_next$76 [15:8]),
-    .b_out(\b_in$180 ),
-    .chain_out(\chain_in$183 ),
-    .chain_valid_out(\chain_valid_in$185 ),
-    .drain(drain_1),
-    .en(\en$83 ),
-    .first_out(\first_in$187 ),
-    .last_out(\last_in$189 ),
-    .\port$3133$3 (\o$78 [5:3]),
-    .rst_pe_0_1(rst_pe_0_1),
-    .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$191 )
-  );
-  \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$158 ),
-    .a_next(\a_in$155 ),
-    .a_out(\a_in$161 ),
-    .b_in(\o$74 [23:16]),
-    .b_next(\o_next$76 [23:16]),
-    .b_out(\b_in$196 ),
-    .chain_out(\chain_in$199 ),
-    .chain_valid_out(\chain_valid_in$201 ),
-    .drain(drain_2),
-    .en(\en$93 ),
-    .first_out(\first_in$203 ),
-    .last_out(\last_in$205 ),
-    .\port$3133$6 (\o$78 [8:6]),
-    .rst_pe_0_2(rst_pe_0_2),
-    .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$207 )
-  );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$161 ),
-    .a_next(\a_in$158 ),
-    .b_in(\o$74 [31:24]),
-    .b_next(\o_next$76 [31:24]),
-    .b_out(\b_in$212 ),
-    .chain_out(\chain_in$215 ),
-    .chain_valid_out(\chain_valid_in$217 ),
+    .a_in(\a_in$111 ),
+    .a_next(\a_in$98 ),
+    .b_in(\o$75 [31:24]),
+    .b_next(\o_next$73 [31:24]),
+    .b_out(\b_in$183 ),
+    .chain_out(\chain_in$186 ),
+    .chain_valid_out(\chain_valid_in$188 ),
     .drain(drain_3),
-    .en(\en$103 ),
-    .first_out(\first_in$219 ),
-    .last_out(\last_in$221 ),
-    .\port$3133$9 (\o$78 [11:9]),
+    .en(\en$109 ),
+    .first_out(\first_in$190 ),
+    .last_out(\last_in$192 ),
+    .\port$3133$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$223 )
+    .valid_out(\valid_in$194 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
-    .a_in(\o$70 [15:8]),
+    .a_in(\o$69 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$177 ),
-    .b_in(\b_in$164 ),
-    .b_next(\o$74 [7:0]),
-    .b_out(\b_in$225 ),
-    .chain_in(\chain_in$167 ),
-    .chain_out(\chain_in$228 ),
-    .chain_valid_in(\chain_valid_in$169 ),
-    .chain_valid_out(\chain_valid_in$230 ),
+    .a_out(\a_in$142 ),
+    .b_in(\b_in$126 ),
+    .b_next(\o$75 [7:0]),
+    .b_out(\b_in$201 ),
+    .chain_in(\chain_in$129 ),
+    .chain_out(\chain_in$204 ),
+    .chain_valid_in(\chain_valid_in$131 ),
+    .chain_valid_out(\chain_valid_in$206 ),
     .drain(drain_0),
-    .en(\en$113 ),
-    .first_in(\first_in$171 ),
-    .first_out(\first_in$232 ),
-    .last_in(\last_in$173 ),
-    .last_out(\last_in$234 ),
+    .en(\en$122 ),
+    .first_in(\first_in$133 ),
+    .first_out(\first_in$208 ),
+    .last_in(\last_in$135 ),
+    .last_out(\last_in$210 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$175 ),
-    .valid_out(\valid_in$236 )
+    .valid_in(\valid_in$137 ),
+    .valid_out(\valid_in$212 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$177 ),
-    .a_next(\o$70 [15:8]),
-    .a_out(\a_in$193 ),
-    .b_in(\b_in$180 ),
-    .b_next(\o$74 [15:8]),
-    .b_out(\b_in$241 ),
-    .chain_in(\chain_in$183 ),
-    .chain_out(\chain_in$244 ),
-    .chain_valid_in(\chain_valid_in$185 ),
-    .chain_valid_out(\chain_valid_in$246 ),
+    .a_in(\a_in$142 ),
+    .a_next(\o$69 [15:8]),
+    .a_out(\a_in$161 ),
+    .b_in(\b_in$145 ),
+    .b_next(\o$75 [15:8]),
+    .b_out(\b_in$220 ),
+    .chain_in(\chain_in$148 ),
+    .chain_out(\chain_in$223 ),
+    .chain_valid_in(\chain_valid_in$150 ),
+    .chain_valid_out(\chain_valid_in$225 ),
     .drain(drain_1),
-    .en(\en$118 ),
-    .first_in(\first_in$187 ),
-    .first_out(\first_in$248 ),
-    .last_in(\last_in$189 ),
-    .last_out(\last_in$250 ),
+    .en(\en$140 ),
+    .first_in(\first_in$152 ),
+    .first_out(\first_in$227 ),
+    .last_in(\last_in$154 ),
+    .last_out(\last_in$229 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$191 ),
-    .valid_out(\valid_in$252 )
+    .valid_in(\valid_in$156 ),
+    .valid_out(\valid_in$231 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$193 ),
-    .a_next(\a_in$177 ),
-    .a_out(\a_in$209 ),
-    .b_in(\b_in$196 ),
-    .b_next(\o$74 [23:16]),
-    .b_out(\b_in$257 ),
-    .chain_in(\chain_in$199 ),
-    .chain_out(\chain_in$260 ),
-    .chain_valid_in(\chain_valid_in$201 ),
-    .chain_valid_out(\chain_valid_in$262 ),
+    .a_in(\a_in$161 ),
+    .a_next(\a_in$142 ),
+    .a_out(\a_in$180 ),
+    .b_in(\b_in$164 ),
+    .b_next(\o$75 [23:16]),
+    .b_out(\b_in$239 ),
+    .chain_in(\chain_in$167 ),
+    .chain_out(\chain_in$242 ),
+    .chain_valid_in(\chain_valid_in$169 ),
+    .chain_valid_out(\chain_valid_in$244 ),
     .drain(drain_2),
-    .en(\en$121 ),
-    .first_in(\first_in$203 ),
-    .first_out(\first_in$264 ),
-    .last_in(\last_in$205 ),
-    .last_out(\last_in$266 ),
+    .en(\en$159 ),
+    .first_in(\first_in$171 ),
+    .first_out(\first_in$246 ),
+    .last_in(\last_in$173 ),
+    .last_out(\last_in$248 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$207 ),
-    .valid_out(\valid_in$268 )
+    .valid_in(\valid_in$175 ),
+    .valid_out(\valid_in$250 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$209 ),
-    .a_next(\a_in$193 ),
-    .b_in(\b_in$212 ),
-    .b_next(\o$74 [31:24]),
-    .b_out(\b_in$273 ),
-    .chain_in(\chain_in$215 ),
-    .chain_out(\chain_in$276 ),
-    .chain_valid_in(\chain_valid_in$217 ),
-    .chain_valid_out(\chain_valid_in$278 ),
+    .a_in(\a_in$180 ),
+    .a_next(\a_in$161 ),
+    .b_in(\b_in$183 ),
+    .b_next(\o$75 [31:24]),
+    .b_out(\b_in$258 ),
+    .chain_in(\chain_in$186 ),
+    .chain_out(\chain_in$261 ),
+    .chain_valid_in(\chain_valid_in$188 ),
+    .chain_valid_out(\chain_valid_in$263 ),
     .drain(drain_3),
-    .en(\en$124 ),
-    .first_in(\first_in$219 ),
-    .first_out(\first_in$280 ),
-    .last_in(\last_in$221 ),
-    .last_out(\last_in$282 ),
+    .en(\en$178 ),
+    .first_in(\first_in$190 ),
+    .first_out(\first_in$265 ),
+    .last_in(\last_in$192 ),
+    .last_out(\last_in$267 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$223 ),
-    .valid_out(\valid_in$284 )
+    .valid_in(\valid_in$194 ),
+    .valid_out(\valid_in$269 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
-    .a_in(\o$70 [23:16]),
+    .a_in(\o$69 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$238 ),
-    .b_in(\b_in$225 ),
-    .b_next(\b_in$164 ),
-    .b_out(\b_in$286 ),
-    .chain_in(\chain_in$228 ),
-    .chain_out(\chain_in$289 ),
-    .chain_valid_in(\chain_valid_in$230 ),
-    .chain_valid_out(\chain_valid_in$291 ),
+    .a_out(\a_in$217 ),
+    .b_in(\b_in$201 ),
+    .b_next(\b_in$126 ),
+    .b_out(\b_in$276 ),
+    .chain_in(\chain_in$204 ),
+    .chain_out(\chain_in$279 ),
+    .chain_valid_in(\chain_valid_in$206 ),
+    .chain_valid_out(\chain_valid_in$281 ),
     .drain(drain_0),
-    .en(\en$127 ),
-    .first_in(\first_in$232 ),
-    .first_out(\first_in$293 ),
-    .last_in(\last_in$234 ),
-    .last_out(\last_in$295 ),
+    .en(\en$197 ),
+    .first_in(\first_in$208 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$285 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$236 ),
-    .valid_out(\valid_in$297 )
+    .valid_in(\valid_in$212 ),
+    .valid_out(\valid_in$287 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$238 ),
-    .a_next(\o$70 [23:16]),
-    .a_out(\a_in$254 ),
-    .b_in(\b_in$241 ),
-    .b_next(\b_in$180 ),
-    .b_out(\b_in$302 ),
-    .chain_in(\chain_in$244 ),
-    .chain_out(\chain_in$305 ),
-    .chain_valid_in(\chain_valid_in$246 ),
-    .chain_valid_out(\chain_valid_in$307 ),
+    .a_in(\a_in$217 ),
+    .a_next(\o$69 [23:16]),
+    .a_out(\a_in$236 ),
+    .b_in(\b_in$220 ),
+    .b_next(\b_in$145 ),
+    .b_out(\b_in$295 ),
+    .chain_in(\chain_in$223 ),
+    .chain_out(\chain_in$298 ),
+    .chain_valid_in(\chain_valid_in$225 ),
+    .chain_valid_out(\chain_valid_in$300 ),
     .drain(drain_1),
-    .en(\en$132 ),
-    .first_in(\first_in$248 ),
-    .first_out(\first_in$309 ),
-    .last_in(\last_in$250 ),
-    .last_out(\last_in$311 ),
+    .en(\en$215 ),
+    .first_in(\first_in$227 ),
+    .first_out(\first_in$302 ),
+    .last_in(\last_in$229 ),
+    .last_out(\last_in$304 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$252 ),
-    .valid_out(\valid_in$313 )
+    .valid_in(\valid_in$231 ),
+    .valid_out(\valid_in$306 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$254 ),
-    .a_next(\a_in$238 ),
-    .a_out(\a_in$270 ),
-    .b_in(\b_in$257 ),
-    .b_next(\b_in$196 ),
-    .b_out(\b_in$318 ),
-    .chain_in(\chain_in$260 ),
-    .chain_out(\chain_in$321 ),
-    .chain_valid_in(\chain_valid_in$262 ),
-    .chain_valid_out(\chain_valid_in$323 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$217 ),
+    .a_out(\a_in$255 ),
+    .b_in(\b_in$239 ),
+    .b_next(\b_in$164 ),
+    .b_out(\b_in$314 ),
+    .chain_in(\chain_in$242 ),
+    .chain_out(\chain_in$317 ),
+    .chain_valid_in(\chain_valid_in$244 ),
+    .chain_valid_out(\chain_valid_in$319 ),
     .drain(drain_2),
-    .en(\en$135 ),
-    .first_in(\first_in$264 ),
-    .first_out(\first_in$325 ),
-    .last_in(\last_in$266 ),
-    .last_out(\last_in$327 ),
+    .en(\en$234 ),
+    .first_in(\first_in$246 ),
+    .first_out(\first_in$321 ),
+    .last_in(\last_in$248 ),
+    .last_out(\last_in$323 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$268 ),
-    .valid_out(\valid_in$329 )
+    .valid_in(\valid_in$250 ),
+    .valid_out(\valid_in$325 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$270 ),
-    .a_next(\a_in$254 ),
-    .b_in(\b_in$273 ),
-    .b_next(\b_in$212 ),
-    .b_out(\b_in$334 ),
-    .chain_in(\chain_in$276 ),
-    .chain_out(\chain_in$337 ),
-    .chain_valid_in(\chain_valid_in$278 ),
-    .chain_valid_out(\chain_valid_in$339 ),
+    .a_in(\a_in$255 ),
+    .a_next(\a_in$236 ),
+    .b_in(\b_in$258 ),
+    .b_next(\b_in$183 ),
+    .b_out(\b_in$333 ),
+    .chain_in(\chain_in$261 ),
+    .chain_out(\chain_in$336 ),
+    .chain_valid_in(\chain_valid_in$263 ),
+    .chain_valid_out(\chain_valid_in$338 ),
     .drain(drain_3),
-    .en(\en$138 ),
-    .first_in(\first_in$280 ),
-    .first_out(\first_in$341 ),
-    .last_in(\last_in$282 ),
-    .last_out(\last_in$343 ),
+    .en(\en$253 ),
+    .first_in(\first_in$265 ),
+    .first_out(\first_in$340 ),
+    .last_in(\last_in$267 ),
+    .last_out(\last_in$342 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$284 ),
-    .valid_out(\valid_in$345 )
+    .valid_in(\valid_in$269 ),
+    .valid_out(\valid_in$344 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
-    .a_in(\o$70 [31:24]),
+    .a_in(\o$69 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$299 ),
-    .b_in(\b_in$286 ),
-    .b_next(\b_in$225 ),
-    .chain_in(\chain_in$289 ),
+    .a_out(\a_in$292 ),
+    .b_in(\b_in$276 ),
+    .b_next(\b_in$201 ),
+    .chain_in(\chain_in$279 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$291 ),
+    .chain_valid_in(\chain_valid_in$281 ),
     .chain_valid_out(\chain_valid_out$349 ),
     .drain(drain_0),
-    .en(\en$141 ),
-    .first_in(\first_in$293 ),
-    .last_in(\last_in$295 ),
+    .en(\en$272 ),
+    .first_in(\first_in$283 ),
+    .last_in(\last_in$285 ),
     .last_out(last_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$297 ),
+    .valid_in(\valid_in$287 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$299 ),
-    .a_next(\o$70 [31:24]),
-    .a_out(\a_in$315 ),
-    .b_in(\b_in$302 ),
-    .b_next(\b_in$241 ),
-    .chain_in(\chain_in$305 ),
+    .a_in(\a_in$292 ),
+    .a_next(\o$69 [31:24]),
+    .a_out(\a_in$311 ),
+    .b_in(\b_in$295 ),
+    .b_next(\b_in$220 ),
+    .chain_in(\chain_in$298 ),
     .chain_out(\chain_out$16 ),
-    .chain_valid_in(\chain_valid_in$307 ),
+    .chain_valid_in(\chain_valid_in$300 ),
     .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_1),
-    .en(\en$146 ),
-    .first_in(\first_in$309 ),
-    .last_in(\last_in$311 ),
+    .en(\en$290 ),
+    .first_in(\first_in$302 ),
+    .last_in(\last_in$304 ),
     .last_out(\last_out$7 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$313 ),
+    .valid_in(\valid_in$306 ),
     .valid_out(\valid_out$6 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$315 ),
-    .a_next(\a_in$299 ),
-    .a_out(\a_in$331 ),
-    .b_in(\b_in$318 ),
-    .b_next(\b_in$257 ),
-    .chain_in(\chain_in$321 ),
+    .a_in(\a_in$311 ),
+    .a_next(\a_in$292 ),
+    .a_out(\a_in$330 ),
+    .b_in(\b_in$314 ),
+    .b_next(\b_in$239 ),
+    .chain_in(\chain_in$317 ),
     .chain_out(\chain_out$17 ),
-    .chain_valid_in(\chain_valid_in$323 ),
+    .chain_valid_in(\chain_valid_in$319 ),
     .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_2),
-    .en(\en$149 ),
-    .first_in(\first_in$325 ),
-    .last_in(\last_in$327 ),
+    .en(\en$309 ),
+    .first_in(\first_in$321 ),
+    .last_in(\last_in$323 ),
     .last_out(\last_out$10 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$329 ),
+    .valid_in(\valid_in$325 ),
     .valid_out(\valid_out$9 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$331 ),
-    .a_next(\a_in$315 ),
-    .b_in(\b_in$334 ),
-    .b_next(\b_in$273 ),
-    .chain_in(\chain_in$337 ),
+    .a_in(\a_in$330 ),
+    .a_next(\a_in$311 ),
+    .b_in(\b_in$333 ),
+    .b_next(\b_in$258 ),
+    .chain_in(\chain_in$336 ),
     .chain_out(\chain_out$18 ),
-    .chain_valid_in(\chain_valid_in$339 ),
+    .chain_valid_in(\chain_valid_in$338 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(\en$152 ),
-    .first_in(\first_in$341 ),
-    .last_in(\last_in$343 ),
+    .en(\en$328 ),
+    .first_in(\first_in$340 ),
+    .last_in(\last_in$342 ),
     .last_out(\last_out$13 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$345 ),
+    .valid_in(\valid_in$344 ),
     .valid_out(\valid_out$12 )
   );
   \accelerator.engine.core.skew_a  skew_a (
@@ -10585,7 +10585,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(\i$58 ),
     .i_next(i_next),
-    .o(\o$70 ),
+    .o(\o$69 ),
     .o_next(o_next),
     .\port$2746$0 (en_skew_a_0),
     .\port$2747$0 (en_skew_a_1),
@@ -10597,8 +10597,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(\i$60 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$74 ),
-    .o_next(\o_next$76 ),
+    .o(\o$75 ),
+    .o_next(\o_next$73 ),
     .\port$2750$0 (en_skew_b_0),
     .\port$2751$0 (en_skew_b_1),
     .\port$2752$0 (en_skew_b_2),
@@ -10607,7 +10607,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
     .i(\i$62 ),
-    .o(\o$78 ),
+    .o(\o$77 ),
     .rst_skew_flags(rst_skew_flags),
     .units_sync_clk(units_sync_clk)
   );
@@ -10732,181 +10732,181 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign in_b = \i$60 ;
   assign \i_next$65  = operands__payload[63:32];
   assign en_pe_0_0 = \en$66 ;
-  assign drain = drain_0;
-  assign a_in = \o$70 [7:0];
+  assign a_in = \o$69 [7:0];
   assign a_next = o_next[7:0];
-  assign b_in = \o$74 [7:0];
-  assign b_next = \o_next$76 [7:0];
-  assign valid_in = \o$78 [0];
-  assign first_in = \o$78 [1];
-  assign last_in = \o$78 [2];
+  assign b_next = \o_next$73 [7:0];
+  assign b_in = \o$75 [7:0];
+  assign valid_in = \o$77 [0];
+  assign first_in = \o$77 [1];
+  assign last_in = \o$77 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign drain = drain_0;
   assign en_pe_0_1 = \en$83 ;
-  assign \drain$85  = drain_1;
-  assign \b_in$86  = \o$74 [15:8];
-  assign \b_next$87  = \o_next$76 [15:8];
-  assign \valid_in$88  = \o$78 [3];
-  assign \first_in$89  = \o$78 [4];
-  assign \last_in$90  = \o$78 [5];
-  assign \chain_in$91  = 32'd0;
-  assign \chain_valid_in$92  = 1'h0;
-  assign en_pe_0_2 = \en$93 ;
-  assign \drain$95  = drain_2;
-  assign \b_in$96  = \o$74 [23:16];
-  assign \b_next$97  = \o_next$76 [23:16];
-  assign \valid_in$98  = \o$78 [6];
-  assign \first_in$99  = \o$78 [7];
-  assign \last_in$100  = \o$78 [8];
-  assign \chain_in$101  = 32'd0;
-  assign \chain_valid_in$102  = 1'h0;
-  assign en_pe_0_3 = \en$103 ;
-  assign \drain$105  = drain_3;
-  assign \b_in$106  = \o$74 [31:24];
-  assign \b_next$107  = \o_next$76 [31:24];
-  assign \valid_in$108  = \o$78 [9];
-  assign \first_in$109  = \o$78 [10];
-  assign \last_in$110  = \o$78 [11];
-  assign \chain_in$111  = 32'd0;
-  assign \chain_valid_in$112  = 1'h0;
-  assign en_pe_1_0 = \en$113 ;
-  assign \drain$115  = drain_0;
-  assign \a_in$116  = \o$70 [15:8];
-  assign \a_next$117  = o_next[15:8];
-  assign en_pe_1_1 = \en$118 ;
-  assign \drain$120  = drain_1;
-  assign en_pe_1_2 = \en$121 ;
-  assign \drain$123  = drain_2;
-  assign en_pe_1_3 = \en$124 ;
-  assign \drain$126  = drain_3;
-  assign en_pe_2_0 = \en$127 ;
-  assign \drain$129  = drain_0;
-  assign \a_in$130  = \o$70 [23:16];
-  assign \a_next$131  = o_next[23:16];
-  assign en_pe_2_1 = \en$132 ;
-  assign \drain$134  = drain_1;
-  assign en_pe_2_2 = \en$135 ;
-  assign \drain$137  = drain_2;
-  assign en_pe_2_3 = \en$138 ;
-  assign \drain$140  = drain_3;
-  assign en_pe_3_0 = \en$141 ;
-  assign \drain$143  = drain_0;
-  assign \a_in$144  = \o$70 [31:24];
-  assign \a_next$145  = o_next[31:24];
-  assign en_pe_3_1 = \en$146 ;
-  assign \drain$148  = drain_1;
-  assign en_pe_3_2 = \en$149 ;
-  assign \drain$151  = drain_2;
-  assign en_pe_3_3 = \en$152 ;
-  assign \drain$154  = drain_3;
-  assign a_out = \a_in$155 ;
-  assign \a_next$157  = \o$70 [7:0];
-  assign \a_out$159  = \a_in$158 ;
-  assign \a_next$160  = \a_in$155 ;
+  assign a_out = \a_in$85 ;
+  assign \a_next$87  = \o$69 [7:0];
+  assign \b_next$88  = \o_next$73 [15:8];
+  assign \b_in$89  = \o$75 [15:8];
+  assign \valid_in$90  = \o$77 [3];
+  assign \first_in$91  = \o$77 [4];
+  assign \last_in$92  = \o$77 [5];
+  assign \chain_in$93  = 32'd0;
+  assign \chain_valid_in$94  = 1'h0;
+  assign \drain$95  = drain_1;
+  assign en_pe_0_2 = \en$96 ;
+  assign \a_out$99  = \a_in$98 ;
+  assign \a_next$100  = \a_in$85 ;
+  assign \b_next$101  = \o_next$73 [23:16];
+  assign \b_in$102  = \o$75 [23:16];
+  assign \valid_in$103  = \o$77 [6];
+  assign \first_in$104  = \o$77 [7];
+  assign \last_in$105  = \o$77 [8];
+  assign \chain_in$106  = 32'd0;
+  assign \chain_valid_in$107  = 1'h0;
+  assign \drain$108  = drain_2;
+  assign en_pe_0_3 = \en$109 ;
+  assign \a_out$112  = \a_in$111 ;
+  assign \a_next$113  = \a_in$98 ;
+  assign \b_next$114  = \o_next$73 [31:24];
+  assign \b_in$115  = \o$75 [31:24];
+  assign \valid_in$116  = \o$77 [9];
+  assign \first_in$117  = \o$77 [10];
+  assign \last_in$118  = \o$77 [11];
+  assign \chain_in$119  = 32'd0;
+  assign \chain_valid_in$120  = 1'h0;
+  assign \drain$121  = drain_3;
+  assign en_pe_1_0 = \en$122 ;
+  assign \a_in$124  = \o$69 [15:8];
+  assign \a_next$125  = o_next[15:8];
+  assign b_out = \b_in$126 ;
+  assign \b_next$128  = \o$75 [7:0];
+  assign \chain_out$130  = \chain_in$129 ;
+  assign \chain_valid_out$132  = \chain_valid_in$131 ;
+  assign first_out = \first_in$133 ;
+  assign \last_out$136  = \last_in$135 ;
+  assign \valid_out$138  = \valid_in$137 ;
+  assign \drain$139  = drain_0;
+  assign en_pe_1_1 = \en$140 ;
+  assign \a_out$143  = \a_in$142 ;
+  assign \a_next$144  = \o$69 [15:8];
+  assign \b_out$146  = \b_in$145 ;
+  assign \b_next$147  = \o$75 [15:8];
+  assign \chain_out$149  = \chain_in$148 ;
+  assign \chain_valid_out$151  = \chain_valid_in$150 ;
+  assign \first_out$153  = \first_in$152 ;
+  assign \last_out$155  = \last_in$154 ;
+  assign \valid_out$157  = \valid_in$156 ;
+  assign \drain$158  = drain_1;
+  assign en_pe_1_2 = \en$159 ;
   assign \a_out$162  = \a_in$161 ;
-  assign \a_next$163  = \a_in$158 ;
-  assign b_out = \b_in$164 ;
-  assign \b_next$166  = \o$74 [7:0];
+  assign \a_next$163  = \a_in$142 ;
+  assign \b_out$165  = \b_in$164 ;
+  assign \b_next$166  = \o$75 [23:16];
   assign \chain_out$168  = \chain_in$167 ;
   assign \chain_valid_out$170  = \chain_valid_in$169 ;
-  assign first_out = \first_in$171 ;
+  assign \first_out$172  = \first_in$171 ;
   assign \last_out$174  = \last_in$173 ;
   assign \valid_out$176  = \valid_in$175 ;
-  assign \a_out$178  = \a_in$177 ;
-  assign \a_next$179  = \o$70 [15:8];
-  assign \b_out$181  = \b_in$180 ;
-  assign \b_next$182  = \o$74 [15:8];
-  assign \chain_out$184  = \chain_in$183 ;
-  assign \chain_valid_out$186  = \chain_valid_in$185 ;
-  assign \first_out$188  = \first_in$187 ;
-  assign \last_out$190  = \last_in$189 ;
-  assign \valid_out$192  = \valid_in$191 ;
-  assign \a_out$194  = \a_in$193 ;
-  assign \a_next$195  = \a_in$177 ;
-  assign \b_out$197  = \b_in$196 ;
-  assign \b_next$198  = \o$74 [23:16];
-  assign \chain_out$200  = \chain_in$199 ;
-  assign \chain_valid_out$202  = \chain_valid_in$201 ;
-  assign \first_out$204  = \first_in$203 ;
-  assign \last_out$206  = \last_in$205 ;
-  assign \valid_out$208  = \valid_in$207 ;
-  assign \a_out$210  = \a_in$209 ;
-  assign \a_next$211  = \a_in$193 ;
-  assign \b_out$213  = \b_in$212 ;
-  assign \b_next$214  = \o$74 [31:24];
-  assign \chain_out$216  = \chain_in$215 ;
-  assign \chain_valid_out$218  = \chain_valid_in$217 ;
-  assign \first_out$220  = \first_in$219 ;
-  assign \last_out$222  = \last_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \b_out$226  = \b_in$225 ;
-  assign \b_next$227  = \b_in$164 ;
-  assign \chain_out$229  = \chain_in$228 ;
-  assign \chain_valid_out$231  = \chain_valid_in$230 ;
-  assign \first_out$233  = \first_in$232 ;
-  assign \last_out$235  = \last_in$234 ;
-  assign \valid_out$237  = \valid_in$236 ;
-  assign \a_out$239  = \a_in$238 ;
-  assign \a_next$240  = \o$70 [23:16];
-  assign \b_out$242  = \b_in$241 ;
-  assign \b_next$243  = \b_in$180 ;
-  assign \chain_out$245  = \chain_in$244 ;
-  assign \chain_valid_out$247  = \chain_valid_in$246 ;
-  assign \first_out$249  = \first_in$248 ;
-  assign \last_out$251  = \last_in$250 ;
-  assign \valid_out$253  = \valid_in$252 ;
-  assign \a_out$255  = \a_in$254 ;
-  assign \a_next$256  = \a_in$238 ;
-  assign \b_out$258  = \b_in$257 ;
-  assign \b_next$259  = \b_in$196 ;
-  assign \chain_out$261  = \chain_in$260 ;
-  assign \chain_valid_out$263  = \chain_valid_in$262 ;
-  assign \first_out$265  = \first_in$264 ;
-  assign \last_out$267  = \last_in$266 ;
-  assign \valid_out$269  = \valid_in$268 ;
-  assign \a_out$271  = \a_in$270 ;
-  assign \a_next$272  = \a_in$254 ;
-  assign \b_out$274  = \b_in$273 ;
-  assign \b_next$275  = \b_in$212 ;
-  assign \chain_out$277  = \chain_in$276 ;
-  assign \chain_valid_out$279  = \chain_valid_in$278 ;
-  assign \first_out$281  = \first_in$280 ;
-  assign \last_out$283  = \last_in$282 ;
-  assign \valid_out$285  = \valid_in$284 ;
-  assign \b_out$287  = \b_in$286 ;
-  assign \b_next$288  = \b_in$225 ;
-  assign \chain_out$290  = \chain_in$289 ;
-  assign \chain_valid_out$292  = \chain_valid_in$291 ;
-  assign \first_out$294  = \first_in$293 ;
-  assign \last_out$296  = \last_in$295 ;
-  assign \valid_out$298  = \valid_in$297 ;
-  assign \a_out$300  = \a_in$299 ;
-  assign \a_next$301  = \o$70 [31:24];
-  assign \b_out$303  = \b_in$302 ;
-  assign \b_next$304  = \b_in$241 ;
-  assign \chain_out$306  = \chain_in$305 ;
-  assign \chain_valid_out$308  = \chain_valid_in$307 ;
-  assign \first_out$310  = \first_in$309 ;
-  assign \last_out$312  = \last_in$311 ;
-  assign \valid_out$314  = \valid_in$313 ;
-  assign \a_out$316  = \a_in$315 ;
-  assign \a_next$317  = \a_in$299 ;
-  assign \b_out$319  = \b_in$318 ;
-  assign \b_next$320  = \b_in$257 ;
-  assign \chain_out$322  = \chain_in$321 ;
-  assign \chain_valid_out$324  = \chain_valid_in$323 ;
-  assign \first_out$326  = \first_in$325 ;
-  assign \last_out$328  = \last_in$327 ;
-  assign \valid_out$330  = \valid_in$329 ;
-  assign \a_out$332  = \a_in$331 ;
-  assign \a_next$333  = \a_in$315 ;
-  assign \b_out$335  = \b_in$334 ;
-  assign \b_next$336  = \b_in$273 ;
-  assign \chain_out$338  = \chain_in$337 ;
-  assign \chain_valid_out$340  = \chain_valid_in$339 ;
-  assign \first_out$342  = \first_in$341 ;
-  assign \last_out$344  = \last_in$343 ;
-  assign \valid_out$346  = \valid_in$345 ;
+  assign \drain$177  = drain_2;
+  assign en_pe_1_3 = \en$178 ;
+  assign \a_out$181  = \a_in$180 ;
+  assign \a_next$182  = \a_in$161 ;
+  assign \b_out$184  = \b_in$183 ;
+  assign \b_next$185  = \o$75 [31:24];
+  assign \chain_out$187  = \chain_in$186 ;
+  assign \chain_valid_out$189  = \chain_valid_in$188 ;
+  assign \first_out$191  = \first_in$190 ;
+  assign \last_out$193  = \last_in$192 ;
+  assign \valid_out$195  = \valid_in$194 ;
+  assign \drain$196  = drain_3;
+  assign en_pe_2_0 = \en$197 ;
+  assign \a_in$199  = \o$69 [23:16];
+  assign \a_next$200  = o_next[23:16];
+  assign \b_out$202  = \b_in$201 ;
+  assign \b_next$203  = \b_in$126 ;
+  assign \chain_out$205  = \chain_in$204 ;
+  assign \chain_valid_out$207  = \chain_valid_in$206 ;
+  assign \first_out$209  = \first_in$208 ;
+  assign \last_out$211  = \last_in$210 ;
+  assign \valid_out$213  = \valid_in$212 ;
+  assign \drain$214  = drain_0;
+  assign en_pe_2_1 = \en$215 ;
+  assign \a_out$218  = \a_in$217 ;
+  assign \a_next$219  = \o$69 [23:16];
+  assign \b_out$221  = \b_in$220 ;
+  assign \b_next$222  = \b_in$145 ;
+  assign \chain_out$224  = \chain_in$223 ;
+  assign \chain_valid_out$226  = \chain_valid_in$225 ;
+  assign \first_out$228  = \first_in$227 ;
+  assign \last_out$230  = \last_in$229 ;
+  assign \valid_out$232  = \valid_in$231 ;
+  assign \drain$233  = drain_1;
+  assign en_pe_2_2 = \en$234 ;
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$217 ;
+  assign \b_out$240  = \b_in$239 ;
+  assign \b_next$241  = \b_in$164 ;
+  assign \chain_out$243  = \chain_in$242 ;
+  assign \chain_valid_out$245  = \chain_valid_in$244 ;
+  assign \first_out$247  = \first_in$246 ;
+  assign \last_out$249  = \last_in$248 ;
+  assign \valid_out$251  = \valid_in$250 ;
+  assign \drain$252  = drain_2;
+  assign en_pe_2_3 = \en$253 ;
+  assign \a_out$256  = \a_in$255 ;
+  assign \a_next$257  = \a_in$236 ;
+  assign \b_out$259  = \b_in$258 ;
+  assign \b_next$260  = \b_in$183 ;
+  assign \chain_out$262  = \chain_in$261 ;
+  assign \chain_valid_out$264  = \chain_valid_in$263 ;
+  assign \first_out$266  = \first_in$265 ;
+  assign \last_out$268  = \last_in$267 ;
+  assign \valid_out$270  = \valid_in$269 ;
+  assign \drain$271  = drain_3;
+  assign en_pe_3_0 = \en$272 ;
+  assign \a_in$274  = \o$69 [31:24];
+  assign \a_next$275  = o_next[31:24];
+  assign \b_out$277  = \b_in$276 ;
+  assign \b_next$278  = \b_in$201 ;
+  assign \chain_out$280  = \chain_in$279 ;
+  assign \chain_valid_out$282  = \chain_valid_in$281 ;
+  assign \first_out$284  = \first_in$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \valid_out$288  = \valid_in$287 ;
+  assign \drain$289  = drain_0;
+  assign en_pe_3_1 = \en$290 ;
+  assign \a_out$293  = \a_in$292 ;
+  assign \a_next$294  = \o$69 [31:24];
+  assign \b_out$296  = \b_in$295 ;
+  assign \b_next$297  = \b_in$220 ;
+  assign \chain_out$299  = \chain_in$298 ;
+  assign \chain_valid_out$301  = \chain_valid_in$300 ;
+  assign \first_out$303  = \first_in$302 ;
+  assign \last_out$305  = \last_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
+  assign \drain$308  = drain_1;
+  assign en_pe_3_2 = \en$309 ;
+  assign \a_out$312  = \a_in$311 ;
+  assign \a_next$313  = \a_in$292 ;
+  assign \b_out$315  = \b_in$314 ;
+  assign \b_next$316  = \b_in$239 ;
+  assign \chain_out$318  = \chain_in$317 ;
+  assign \chain_valid_out$320  = \chain_valid_in$319 ;
+  assign \first_out$322  = \first_in$321 ;
+  assign \last_out$324  = \last_in$323 ;
+  assign \valid_out$326  = \valid_in$325 ;
+  assign \drain$327  = drain_2;
+  assign en_pe_3_3 = \en$328 ;
+  assign \a_out$331  = \a_in$330 ;
+  assign \a_next$332  = \a_in$311 ;
+  assign \b_out$334  = \b_in$333 ;
+  assign \b_next$335  = \b_in$258 ;
+  assign \chain_out$337  = \chain_in$336 ;
+  assign \chain_valid_out$339  = \chain_valid_in$338 ;
+  assign \first_out$341  = \first_in$340 ;
+  assign \last_out$343  = \last_in$342 ;
+  assign \valid_out$345  = \valid_in$344 ;
+  assign \drain$346  = drain_3;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
   assign \i[2]  = i[95:64];
@@ -10987,38 +10987,38 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \i_next$65[1]  = operands__payload[47:40];
   assign \i_next$65[2]  = operands__payload[55:48];
   assign \i_next$65[3]  = operands__payload[63:56];
-  assign \o$70[0]  = \o$70 [7:0];
-  assign \o$70[1]  = \o$70 [15:8];
-  assign \o$70[2]  = \o$70 [23:16];
-  assign \o$70[3]  = \o$70 [31:24];
+  assign \o$69[0]  = \o$69 [7:0];
+  assign \o$69[1]  = \o$69 [15:8];
+  assign \o$69[2]  = \o$69 [23:16];
+  assign \o$69[3]  = \o$69 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o$74[0]  = \o$74 [7:0];
-  assign \o$74[1]  = \o$74 [15:8];
-  assign \o$74[2]  = \o$74 [23:16];
-  assign \o$74[3]  = \o$74 [31:24];
-  assign \o_next$76[0]  = \o_next$76 [7:0];
-  assign \o_next$76[1]  = \o_next$76 [15:8];
-  assign \o_next$76[2]  = \o_next$76 [23:16];
-  assign \o_next$76[3]  = \o_next$76 [31:24];
-  assign \o$78[0]  = \o$78 [2:0];
-  assign \o$78[0].valid  = \o$78 [0];
-  assign \o$78[0].first  = \o$78 [1];
-  assign \o$78[0].last  = \o$78 [2];
-  assign \o$78[1]  = \o$78 [5:3];
-  assign \o$78[1].valid  = \o$78 [3];
-  assign \o$78[1].first  = \o$78 [4];
-  assign \o$78[1].last  = \o$78 [5];
-  assign \o$78[2]  = \o$78 [8:6];
-  assign \o$78[2].valid  = \o$78 [6];
-  assign \o$78[2].first  = \o$78 [7];
-  assign \o$78[2].last  = \o$78 [8];
-  assign \o$78[3]  = \o$78 [11:9];
-  assign \o$78[3].valid  = \o$78 [9];
-  assign \o$78[3].first  = \o$78 [10];
-  assign \o$78[3].last  = \o$78 [11];
+  assign \o_next$73[0]  = \o_next$73 [7:0];
+  assign \o_next$73[1]  = \o_next$73 [15:8];
+  assign \o_next$73[2]  = \o_next$73 [23:16];
+  assign \o_next$73[3]  = \o_next$73 [31:24];
+  assign \o$75[0]  = \o$75 [7:0];
+  assign \o$75[1]  = \o$75 [15:8];
+  assign \o$75[2]  = \o$75 [23:16];
+  assign \o$75[3]  = \o$75 [31:24];
+  assign \o$77[0]  = \o$77 [2:0];
+  assign \o$77[0].valid  = \o$77 [0];
+  assign \o$77[0].first  = \o$77 [1];
+  assign \o$77[0].last  = \o$77 [2];
+  assign \o$77[1]  = \o$77 [5:3];
+  assign \o$77[1].valid  = \o$77 [3];
+  assign \o$77[1].first  = \o$77 [4];
+  assign \o$77[1].last  = \o$77 [5];
+  assign \o$77[2]  = \o$77 [8:6];
+  assign \o$77[2].valid  = \o$77 [6];
+  assign \o$77[2].first  = \o$77 [7];
+  assign \o$77[2].last  = \o$77 [8];
+  assign \o$77[3]  = \o$77 [11:9];
+  assign \o$77[3].valid  = \o$77 [9];
+  assign \o$77[3].first  = \o$77 [10];
+  assign \o$77[3].last  = \o$77 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];

@@ -80,203 +80,203 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$8 ;
   wire \$9 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$118 ;
-  wire [7:0] \a_in$132 ;
-  wire [7:0] \a_in$146 ;
-  wire [7:0] \a_in$157 ;
-  wire [7:0] \a_in$160 ;
+  wire [7:0] \a_in$100 ;
+  wire [7:0] \a_in$113 ;
+  wire [7:0] \a_in$126 ;
+  wire [7:0] \a_in$144 ;
   wire [7:0] \a_in$163 ;
-  wire [7:0] \a_in$179 ;
-  wire [7:0] \a_in$195 ;
-  wire [7:0] \a_in$211 ;
-  wire [7:0] \a_in$240 ;
-  wire [7:0] \a_in$256 ;
-  wire [7:0] \a_in$272 ;
-  wire [7:0] \a_in$301 ;
-  wire [7:0] \a_in$317 ;
-  wire [7:0] \a_in$333 ;
+  wire [7:0] \a_in$182 ;
+  wire [7:0] \a_in$201 ;
+  wire [7:0] \a_in$219 ;
+  wire [7:0] \a_in$238 ;
+  wire [7:0] \a_in$257 ;
+  wire [7:0] \a_in$276 ;
+  wire [7:0] \a_in$294 ;
+  wire [7:0] \a_in$313 ;
+  wire [7:0] \a_in$332 ;
+  wire [7:0] \a_in$87 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$119 ;
-  wire [7:0] \a_next$133 ;
-  wire [7:0] \a_next$147 ;
-  wire [7:0] \a_next$159 ;
-  wire [7:0] \a_next$162 ;
+  wire [7:0] \a_next$102 ;
+  wire [7:0] \a_next$115 ;
+  wire [7:0] \a_next$127 ;
+  wire [7:0] \a_next$146 ;
   wire [7:0] \a_next$165 ;
-  wire [7:0] \a_next$181 ;
-  wire [7:0] \a_next$197 ;
-  wire [7:0] \a_next$213 ;
-  wire [7:0] \a_next$242 ;
-  wire [7:0] \a_next$258 ;
-  wire [7:0] \a_next$274 ;
-  wire [7:0] \a_next$303 ;
-  wire [7:0] \a_next$319 ;
-  wire [7:0] \a_next$335 ;
+  wire [7:0] \a_next$184 ;
+  wire [7:0] \a_next$202 ;
+  wire [7:0] \a_next$221 ;
+  wire [7:0] \a_next$240 ;
+  wire [7:0] \a_next$259 ;
+  wire [7:0] \a_next$277 ;
+  wire [7:0] \a_next$296 ;
+  wire [7:0] \a_next$315 ;
+  wire [7:0] \a_next$334 ;
+  wire [7:0] \a_next$89 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$161 ;
+  wire [7:0] \a_out$101 ;
+  wire [7:0] \a_out$114 ;
+  wire [7:0] \a_out$145 ;
   wire [7:0] \a_out$164 ;
-  wire [7:0] \a_out$180 ;
-  wire [7:0] \a_out$196 ;
-  wire [7:0] \a_out$212 ;
-  wire [7:0] \a_out$241 ;
-  wire [7:0] \a_out$257 ;
-  wire [7:0] \a_out$273 ;
-  wire [7:0] \a_out$302 ;
-  wire [7:0] \a_out$318 ;
-  wire [7:0] \a_out$334 ;
+  wire [7:0] \a_out$183 ;
+  wire [7:0] \a_out$220 ;
+  wire [7:0] \a_out$239 ;
+  wire [7:0] \a_out$258 ;
+  wire [7:0] \a_out$295 ;
+  wire [7:0] \a_out$314 ;
+  wire [7:0] \a_out$333 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$108 ;
+  wire [7:0] \b_in$104 ;
+  wire [7:0] \b_in$117 ;
+  wire [7:0] \b_in$128 ;
+  wire [7:0] \b_in$147 ;
   wire [7:0] \b_in$166 ;
-  wire [7:0] \b_in$182 ;
-  wire [7:0] \b_in$198 ;
-  wire [7:0] \b_in$214 ;
-  wire [7:0] \b_in$227 ;
-  wire [7:0] \b_in$243 ;
-  wire [7:0] \b_in$259 ;
-  wire [7:0] \b_in$275 ;
-  wire [7:0] \b_in$288 ;
-  wire [7:0] \b_in$304 ;
-  wire [7:0] \b_in$320 ;
-  wire [7:0] \b_in$336 ;
-  wire [7:0] \b_in$88 ;
-  wire [7:0] \b_in$98 ;
+  wire [7:0] \b_in$185 ;
+  wire [7:0] \b_in$203 ;
+  wire [7:0] \b_in$222 ;
+  wire [7:0] \b_in$241 ;
+  wire [7:0] \b_in$260 ;
+  wire [7:0] \b_in$278 ;
+  wire [7:0] \b_in$297 ;
+  wire [7:0] \b_in$316 ;
+  wire [7:0] \b_in$335 ;
+  wire [7:0] \b_in$91 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$109 ;
+  wire [7:0] \b_next$103 ;
+  wire [7:0] \b_next$116 ;
+  wire [7:0] \b_next$130 ;
+  wire [7:0] \b_next$149 ;
   wire [7:0] \b_next$168 ;
-  wire [7:0] \b_next$184 ;
-  wire [7:0] \b_next$200 ;
-  wire [7:0] \b_next$216 ;
-  wire [7:0] \b_next$229 ;
-  wire [7:0] \b_next$245 ;
-  wire [7:0] \b_next$261 ;
-  wire [7:0] \b_next$277 ;
-  wire [7:0] \b_next$290 ;
-  wire [7:0] \b_next$306 ;
-  wire [7:0] \b_next$322 ;
-  wire [7:0] \b_next$338 ;
-  wire [7:0] \b_next$89 ;
-  wire [7:0] \b_next$99 ;
+  wire [7:0] \b_next$187 ;
+  wire [7:0] \b_next$205 ;
+  wire [7:0] \b_next$224 ;
+  wire [7:0] \b_next$243 ;
+  wire [7:0] \b_next$262 ;
+  wire [7:0] \b_next$280 ;
+  wire [7:0] \b_next$299 ;
+  wire [7:0] \b_next$318 ;
+  wire [7:0] \b_next$337 ;
+  wire [7:0] \b_next$90 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$183 ;
-  wire [7:0] \b_out$199 ;
-  wire [7:0] \b_out$215 ;
-  wire [7:0] \b_out$228 ;
-  wire [7:0] \b_out$244 ;
-  wire [7:0] \b_out$260 ;
-  wire [7:0] \b_out$276 ;
-  wire [7:0] \b_out$289 ;
-  wire [7:0] \b_out$305 ;
-  wire [7:0] \b_out$321 ;
-  wire [7:0] \b_out$337 ;
+  wire [7:0] \b_out$148 ;
+  wire [7:0] \b_out$167 ;
+  wire [7:0] \b_out$186 ;
+  wire [7:0] \b_out$204 ;
+  wire [7:0] \b_out$223 ;
+  wire [7:0] \b_out$242 ;
+  wire [7:0] \b_out$261 ;
+  wire [7:0] \b_out$279 ;
+  wire [7:0] \b_out$298 ;
+  wire [7:0] \b_out$317 ;
+  wire [7:0] \b_out$336 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$103 ;
-  wire [31:0] \chain_in$113 ;
+  wire [31:0] \chain_in$108 ;
+  wire [31:0] \chain_in$121 ;
+  wire [31:0] \chain_in$131 ;
+  wire [31:0] \chain_in$150 ;
   wire [31:0] \chain_in$169 ;
-  wire [31:0] \chain_in$185 ;
-  wire [31:0] \chain_in$201 ;
-  wire [31:0] \chain_in$217 ;
-  wire [31:0] \chain_in$230 ;
-  wire [31:0] \chain_in$246 ;
-  wire [31:0] \chain_in$262 ;
-  wire [31:0] \chain_in$278 ;
-  wire [31:0] \chain_in$291 ;
-  wire [31:0] \chain_in$307 ;
-  wire [31:0] \chain_in$323 ;
-  wire [31:0] \chain_in$339 ;
-  wire [31:0] \chain_in$93 ;
+  wire [31:0] \chain_in$188 ;
+  wire [31:0] \chain_in$206 ;
+  wire [31:0] \chain_in$225 ;
+  wire [31:0] \chain_in$244 ;
+  wire [31:0] \chain_in$263 ;
+  wire [31:0] \chain_in$281 ;
+  wire [31:0] \chain_in$300 ;
+  wire [31:0] \chain_in$319 ;
+  wire [31:0] \chain_in$338 ;
+  wire [31:0] \chain_in$95 ;
   wire [31:0] chain_out;
+  wire [31:0] \chain_out$132 ;
+  wire [31:0] \chain_out$151 ;
   wire [31:0] \chain_out$170 ;
-  wire [31:0] \chain_out$186 ;
-  wire [31:0] \chain_out$202 ;
-  wire [31:0] \chain_out$218 ;
-  wire [31:0] \chain_out$231 ;
+  wire [31:0] \chain_out$189 ;
+  wire [31:0] \chain_out$207 ;
+  wire [31:0] \chain_out$226 ;
   wire [31:0] \chain_out$24 ;
-  wire [31:0] \chain_out$247 ;
+  wire [31:0] \chain_out$245 ;
   wire [31:0] \chain_out$25 ;
   wire [31:0] \chain_out$26 ;
-  wire [31:0] \chain_out$263 ;
-  wire [31:0] \chain_out$279 ;
-  wire [31:0] \chain_out$292 ;
-  wire [31:0] \chain_out$308 ;
-  wire [31:0] \chain_out$324 ;
-  wire [31:0] \chain_out$340 ;
+  wire [31:0] \chain_out$264 ;
+  wire [31:0] \chain_out$282 ;
+  wire [31:0] \chain_out$301 ;
+  wire [31:0] \chain_out$320 ;
+  wire [31:0] \chain_out$339 ;
   wire chain_valid_in;
-  wire \chain_valid_in$104 ;
-  wire \chain_valid_in$114 ;
+  wire \chain_valid_in$109 ;
+  wire \chain_valid_in$122 ;
+  wire \chain_valid_in$133 ;
+  wire \chain_valid_in$152 ;
   wire \chain_valid_in$171 ;
-  wire \chain_valid_in$187 ;
-  wire \chain_valid_in$203 ;
-  wire \chain_valid_in$219 ;
-  wire \chain_valid_in$232 ;
-  wire \chain_valid_in$248 ;
-  wire \chain_valid_in$264 ;
-  wire \chain_valid_in$280 ;
-  wire \chain_valid_in$293 ;
-  wire \chain_valid_in$309 ;
-  wire \chain_valid_in$325 ;
-  wire \chain_valid_in$341 ;
-  wire \chain_valid_in$94 ;
+  wire \chain_valid_in$190 ;
+  wire \chain_valid_in$208 ;
+  wire \chain_valid_in$227 ;
+  wire \chain_valid_in$246 ;
+  wire \chain_valid_in$265 ;
+  wire \chain_valid_in$283 ;
+  wire \chain_valid_in$302 ;
+  wire \chain_valid_in$321 ;
+  wire \chain_valid_in$340 ;
+  wire \chain_valid_in$96 ;
   wire chain_valid_out;
+  wire \chain_valid_out$134 ;
+  wire \chain_valid_out$153 ;
   wire \chain_valid_out$172 ;
-  wire \chain_valid_out$188 ;
-  wire \chain_valid_out$204 ;
-  wire \chain_valid_out$220 ;
-  wire \chain_valid_out$233 ;
-  wire \chain_valid_out$249 ;
-  wire \chain_valid_out$265 ;
-  wire \chain_valid_out$281 ;
-  wire \chain_valid_out$294 ;
-  wire \chain_valid_out$310 ;
-  wire \chain_valid_out$326 ;
-  wire \chain_valid_out$342 ;
+  wire \chain_valid_out$191 ;
+  wire \chain_valid_out$209 ;
+  wire \chain_valid_out$228 ;
+  wire \chain_valid_out$247 ;
+  wire \chain_valid_out$266 ;
+  wire \chain_valid_out$284 ;
+  wire \chain_valid_out$303 ;
+  wire \chain_valid_out$322 ;
+  wire \chain_valid_out$341 ;
   wire \chain_valid_out$350 ;
   wire \chain_valid_out$351 ;
   wire \chain_valid_out$352 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$107 ;
-  wire \drain$117 ;
-  wire \drain$122 ;
-  wire \drain$125 ;
-  wire \drain$128 ;
-  wire \drain$131 ;
-  wire \drain$136 ;
-  wire \drain$139 ;
-  wire \drain$142 ;
-  wire \drain$145 ;
-  wire \drain$150 ;
-  wire \drain$153 ;
-  wire \drain$156 ;
-  wire \drain$87 ;
+  wire \drain$110 ;
+  wire \drain$123 ;
+  wire \drain$141 ;
+  wire \drain$160 ;
+  wire \drain$179 ;
+  wire \drain$198 ;
+  wire \drain$216 ;
+  wire \drain$235 ;
+  wire \drain$254 ;
+  wire \drain$273 ;
+  wire \drain$291 ;
+  wire \drain$310 ;
+  wire \drain$329 ;
+  wire \drain$348 ;
   wire \drain$97 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
   wire drain_3;
   wire [3:0] en;
-  reg \en$105  = 1'h1;
-  reg \en$115  = 1'h1;
-  reg \en$120  = 1'h1;
-  reg \en$123  = 1'h1;
-  reg \en$126  = 1'h1;
-  reg \en$129  = 1'h1;
-  reg \en$134  = 1'h1;
-  reg \en$137  = 1'h1;
-  reg \en$140  = 1'h1;
-  reg \en$143  = 1'h1;
-  reg \en$148  = 1'h1;
-  reg \en$151  = 1'h1;
-  reg \en$154  = 1'h1;
+  reg \en$111  = 1'h1;
+  reg \en$124  = 1'h1;
+  reg \en$142  = 1'h1;
+  reg \en$161  = 1'h1;
+  reg \en$180  = 1'h1;
+  reg \en$199  = 1'h1;
+  reg \en$217  = 1'h1;
+  reg \en$236  = 1'h1;
+  reg \en$255  = 1'h1;
+  reg \en$274  = 1'h1;
+  reg \en$292  = 1'h1;
+  reg \en$311  = 1'h1;
+  reg \en$330  = 1'h1;
   reg \en$45  = 1'h1;
   wire [3:0] \en$48 ;
   wire [3:0] \en$53 ;
   reg \en$58  = 1'h1;
   reg \en$68  = 1'h1;
   reg \en$85  = 1'h1;
-  reg \en$95  = 1'h1;
+  reg \en$98  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -333,33 +333,33 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire en_skew_flags;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$101 ;
-  wire \first_in$111 ;
+  wire \first_in$106 ;
+  wire \first_in$119 ;
+  wire \first_in$135 ;
+  wire \first_in$154 ;
   wire \first_in$173 ;
-  wire \first_in$189 ;
-  wire \first_in$205 ;
-  wire \first_in$221 ;
-  wire \first_in$234 ;
-  wire \first_in$250 ;
-  wire \first_in$266 ;
-  wire \first_in$282 ;
-  wire \first_in$295 ;
-  wire \first_in$311 ;
-  wire \first_in$327 ;
-  wire \first_in$343 ;
-  wire \first_in$91 ;
+  wire \first_in$192 ;
+  wire \first_in$210 ;
+  wire \first_in$229 ;
+  wire \first_in$248 ;
+  wire \first_in$267 ;
+  wire \first_in$285 ;
+  wire \first_in$304 ;
+  wire \first_in$323 ;
+  wire \first_in$342 ;
+  wire \first_in$93 ;
   wire first_out;
-  wire \first_out$190 ;
-  wire \first_out$206 ;
-  wire \first_out$222 ;
-  wire \first_out$235 ;
-  wire \first_out$251 ;
-  wire \first_out$267 ;
-  wire \first_out$283 ;
-  wire \first_out$296 ;
-  wire \first_out$312 ;
-  wire \first_out$328 ;
-  wire \first_out$344 ;
+  wire \first_out$155 ;
+  wire \first_out$174 ;
+  wire \first_out$193 ;
+  wire \first_out$211 ;
+  wire \first_out$230 ;
+  wire \first_out$249 ;
+  wire \first_out$268 ;
+  wire \first_out$286 ;
+  wire \first_out$305 ;
+  wire \first_out$324 ;
+  wire \first_out$343 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
@@ -421,75 +421,75 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$102 ;
-  wire \last_in$112 ;
+  wire \last_in$107 ;
+  wire \last_in$120 ;
+  wire \last_in$137 ;
+  wire \last_in$156 ;
   wire \last_in$175 ;
-  wire \last_in$191 ;
-  wire \last_in$207 ;
-  wire \last_in$223 ;
-  wire \last_in$236 ;
-  wire \last_in$252 ;
-  wire \last_in$268 ;
-  wire \last_in$284 ;
-  wire \last_in$297 ;
-  wire \last_in$313 ;
-  wire \last_in$329 ;
-  wire \last_in$345 ;
-  wire \last_in$92 ;
+  wire \last_in$194 ;
+  wire \last_in$212 ;
+  wire \last_in$231 ;
+  wire \last_in$250 ;
+  wire \last_in$269 ;
+  wire \last_in$287 ;
+  wire \last_in$306 ;
+  wire \last_in$325 ;
+  wire \last_in$344 ;
+  wire \last_in$94 ;
   wire last_out;
+  wire \last_out$138 ;
   wire \last_out$15 ;
+  wire \last_out$157 ;
   wire \last_out$176 ;
   wire \last_out$18 ;
-  wire \last_out$192 ;
-  wire \last_out$208 ;
+  wire \last_out$195 ;
   wire \last_out$21 ;
-  wire \last_out$224 ;
-  wire \last_out$237 ;
-  wire \last_out$253 ;
-  wire \last_out$269 ;
-  wire \last_out$285 ;
-  wire \last_out$298 ;
-  wire \last_out$314 ;
-  wire \last_out$330 ;
-  wire \last_out$346 ;
+  wire \last_out$213 ;
+  wire \last_out$232 ;
+  wire \last_out$251 ;
+  wire \last_out$270 ;
+  wire \last_out$288 ;
+  wire \last_out$307 ;
+  wire \last_out$326 ;
+  wire \last_out$345 ;
   wire [127:0] o;
-  wire [31:0] \o$72 ;
-  wire [7:0] \o$72[0] ;
-  wire [7:0] \o$72[1] ;
-  wire [7:0] \o$72[2] ;
-  wire [7:0] \o$72[3] ;
-  wire [31:0] \o$76 ;
-  wire [7:0] \o$76[0] ;
-  wire [7:0] \o$76[1] ;
-  wire [7:0] \o$76[2] ;
-  wire [7:0] \o$76[3] ;
-  wire [11:0] \o$80 ;
-  wire [2:0] \o$80[0] ;
-  wire \o$80[0].first ;
-  wire \o$80[0].last ;
-  wire \o$80[0].valid ;
-  wire [2:0] \o$80[1] ;
-  wire \o$80[1].first ;
-  wire \o$80[1].last ;
-  wire \o$80[1].valid ;
-  wire [2:0] \o$80[2] ;
-  wire \o$80[2].first ;
-  wire \o$80[2].last ;
-  wire \o$80[2].valid ;
-  wire [2:0] \o$80[3] ;
-  wire \o$80[3].first ;
-  wire \o$80[3].last ;
-  wire \o$80[3].valid ;
+  wire [31:0] \o$71 ;
+  wire [7:0] \o$71[0] ;
+  wire [7:0] \o$71[1] ;
+  wire [7:0] \o$71[2] ;
+  wire [7:0] \o$71[3] ;
+  wire [31:0] \o$77 ;
+  wire [7:0] \o$77[0] ;
+  wire [7:0] \o$77[1] ;
+  wire [7:0] \o$77[2] ;
+  wire [7:0] \o$77[3] ;
+  wire [11:0] \o$79 ;
+  wire [2:0] \o$79[0] ;
+  wire \o$79[0].first ;
+  wire \o$79[0].last ;
+  wire \o$79[0].valid ;
+  wire [2:0] \o$79[1] ;
+  wire \o$79[1].first ;
+  wire \o$79[1].last ;
+  wire \o$79[1].valid ;
+  wire [2:0] \o$79[2] ;
+  wire \o$79[2].first ;
+  wire \o$79[2].last ;
+  wire \o$79[2].valid ;
+  wire [2:0] \o$79[3] ;
+  wire \o$79[3].first ;
+  wire \o$79[3].last ;
+  wire \o$79[3].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
   wire [31:0] \o[3] ;
   wire [31:0] o_next;
-  wire [31:0] \o_next$78 ;
-  wire [7:0] \o_next$78[0] ;
-  wire [7:0] \o_next$78[1] ;
-  wire [7:0] \o_next$78[2] ;
-  wire [7:0] \o_next$78[3] ;
+  wire [31:0] \o_next$75 ;
+  wire [7:0] \o_next$75[0] ;
+  wire [7:0] \o_next$75[1] ;
+  wire [7:0] \o_next$75[2] ;
+  wire [7:0] \o_next$75[3] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -570,38 +570,38 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_3 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$100 ;
-  wire \valid_in$110 ;
+  wire \valid_in$105 ;
+  wire \valid_in$118 ;
+  wire \valid_in$139 ;
+  wire \valid_in$158 ;
   wire \valid_in$177 ;
-  wire \valid_in$193 ;
-  wire \valid_in$209 ;
-  wire \valid_in$225 ;
-  wire \valid_in$238 ;
-  wire \valid_in$254 ;
-  wire \valid_in$270 ;
-  wire \valid_in$286 ;
-  wire \valid_in$299 ;
-  wire \valid_in$315 ;
-  wire \valid_in$331 ;
-  wire \valid_in$347 ;
-  wire \valid_in$90 ;
+  wire \valid_in$196 ;
+  wire \valid_in$214 ;
+  wire \valid_in$233 ;
+  wire \valid_in$252 ;
+  wire \valid_in$271 ;
+  wire \valid_in$289 ;
+  wire \valid_in$308 ;
+  wire \valid_in$327 ;
+  wire \valid_in$346 ;
+  wire \valid_in$92 ;
   wire valid_out;
   wire \valid_out$14 ;
+  wire \valid_out$140 ;
+  wire \valid_out$159 ;
   wire \valid_out$17 ;
   wire \valid_out$178 ;
-  wire \valid_out$194 ;
+  wire \valid_out$197 ;
   wire \valid_out$20 ;
-  wire \valid_out$210 ;
-  wire \valid_out$226 ;
-  wire \valid_out$239 ;
-  wire \valid_out$255 ;
-  wire \valid_out$271 ;
-  wire \valid_out$287 ;
-  wire \valid_out$300 ;
-  wire \valid_out$316 ;
-  wire \valid_out$332 ;
-  wire \valid_out$348 ;
-  assign \$16  = | { chain_valid_out, \chain_valid_out$352 , \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_in$341 , \chain_valid_in$325 , \chain_valid_in$309 , \chain_valid_in$293 , \chain_valid_in$280 , \chain_valid_in$264 , \chain_valid_in$248 , \chain_valid_in$232 , \chain_valid_in$219 , \chain_valid_in$203 , \chain_valid_in$187 , \chain_valid_in$171  };
+  wire \valid_out$215 ;
+  wire \valid_out$234 ;
+  wire \valid_out$253 ;
+  wire \valid_out$272 ;
+  wire \valid_out$290 ;
+  wire \valid_out$309 ;
+  wire \valid_out$328 ;
+  wire \valid_out$347 ;
+  assign \$16  = | { chain_valid_out, \chain_valid_out$352 , \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_in$340 , \chain_valid_in$321 , \chain_valid_in$302 , \chain_valid_in$283 , \chain_valid_in$265 , \chain_valid_in$246 , \chain_valid_in$227 , \chain_valid_in$208 , \chain_valid_in$190 , \chain_valid_in$171 , \chain_valid_in$152 , \chain_valid_in$133  };
   assign busy = \$15  | \$16 ;
   assign \$17  = ~ skid_valid;
   assign \$18  = ~ skid_valid_0;
@@ -772,33 +772,33 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     \en$85  <= \$52 ;
   always @(posedge clk)
-    \en$95  <= \$53 ;
+    \en$98  <= \$53 ;
   always @(posedge clk)
-    \en$105  <= \$54 ;
+    \en$111  <= \$54 ;
   always @(posedge clk)
-    \en$115  <= \$55 ;
+    \en$124  <= \$55 ;
   always @(posedge clk)
-    \en$120  <= \$56 ;
+    \en$142  <= \$56 ;
   always @(posedge clk)
-    \en$123  <= \$57 ;
+    \en$161  <= \$57 ;
   always @(posedge clk)
-    \en$126  <= \$58 ;
+    \en$180  <= \$58 ;
   always @(posedge clk)
-    \en$129  <= \$59 ;
+    \en$199  <= \$59 ;
   always @(posedge clk)
-    \en$134  <= \$60 ;
+    \en$217  <= \$60 ;
   always @(posedge clk)
-    \en$137  <= \$61 ;
+    \en$236  <= \$61 ;
   always @(posedge clk)
-    \en$140  <= \$62 ;
+    \en$255  <= \$62 ;
   always @(posedge clk)
-    \en$143  <= \$63 ;
+    \en$274  <= \$63 ;
   always @(posedge clk)
-    \en$148  <= \$64 ;
+    \en$292  <= \$64 ;
   always @(posedge clk)
-    \en$151  <= \$65 ;
+    \en$311  <= \$65 ;
   always @(posedge clk)
-    \en$154  <= \$66 ;
+    \en$330  <= \$66 ;
   assign drain_0 = valid_out & last_out;
   assign drain_1 = \valid_out$14  & \last_out$15 ;
   assign drain_2 = \valid_out$17  & \last_out$18 ;
@@ -821,7 +821,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$11  = ~ first;
   assign \$12  = in_flags[0] | \$11 ;
   assign \$13  = \$12  | results__valid;
-  assign \$14  = | { \valid_in$347 , \valid_in$331 , \valid_in$315 , \valid_in$299 , \valid_in$286 , \valid_in$270 , \valid_in$254 , \valid_in$238 , \valid_in$225 , \valid_in$209 , \valid_in$193 , \valid_in$177 , \o$80 [9], \o$80 [6], \o$80 [3], \o$80 [0] };
+  assign \$14  = | { \valid_in$346 , \valid_in$327 , \valid_in$308 , \valid_in$289 , \valid_in$271 , \valid_in$252 , \valid_in$233 , \valid_in$214 , \valid_in$196 , \valid_in$177 , \valid_in$158 , \valid_in$139 , \o$79 [9], \o$79 [6], \o$79 [3], \o$79 [0] };
   assign \$15  = \$13  | \$14 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
@@ -834,334 +834,334 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$72 [7:0]),
+    .a_in(\o$71 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$157 ),
-    .b_in(\o$76 [7:0]),
-    .b_next(\o_next$78 [7:0]),
+    .a_out(\a_in$87 ),
+    .b_in(\o$77 [7:0]),
+    .b_next(\o_next$75 [7:0]),
+    .b_out(\b_in$128 ),
+    .chain_out(\chain_in$131 ),
+    .chain_valid_out(\chain_valid_in$133 ),
+    .drain(drain_0),
+    .en(\en$68 ),
+    .first_out(\first_in$135 ),
+    .last_out(\last_in$137 ),
+    .\port$890$0 (\o$79 [2:0]),
+    .rst_pe_0_0(rst_pe_0_0),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$139 )
+  );
+  \systolic_core.pe_0_1  pe_0_1 (
+    .a_in(\a_in$87 ),
+    .a_next(\o$71 [7:0]),
+    .a_out(\a_in$100 ),
+    .b_in(\o$77 [15:8]),
+    .b_next(\o_next$75 [15:8]),
+    .b_out(\b_in$147 ),
+    .chain_out(\chain_in$150 ),
+    .chain_valid_out(\chain_valid_in$152 ),
+    .drain(drain_1),
+    .en(\en$85 ),
+    .first_out(\first_in$154 ),
+    .last_out(\last_in$156 ),
+    .\port$890$3 (\o$79 [5:3]),
+    .rst_pe_0_1(rst_pe_0_1),
+    .units_sync_clk(clk),
+    .valid_out(\valid_in$158 )
+  );
+  \systolic_core.pe_0_2  pe_0_2 (
+    .a_in(\a_in$100 ),
+    .a_next(\a_in$87 ),
+    .a_out(\a_in$113 ),
+    .b_in(\o$77 [23:16]),
+    .b_next(\o_next$75 [23:16]),
     .b_out(\b_in$166 ),
     .chain_out(\chain_in$169 ),
     .chain_valid_out(\chain_valid_in$171 ),
-    .drain(drain_0),
-    .en(\en$68 ),
+    .drain(drain_2),
+    .en(\en$98 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$175 ),
-    .\port$890$0 (\o$80 [2:0]),
-    .rst_pe_0_0(rst_pe_0_0),
+    .\port$890$6 (\o$79 [8:6]),
+    .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
     .valid_out(\valid_in$177 )
   );
-  \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$157 ),
-    .a_next(\o$72 [7:0]),
-    .a_out(\a_in$160 ),
-    .b_in(\o$76 [15:8]),
-    .b_next(\o_next$78 [15:8]),
-    .b_out(\b_in$182 ),
-    .chain_out(\chain_in$185 ),
-    .chain_valid_out(\chain_valid_in$187 ),
-    .drain(drain_1),
-    .en(\en$85 ),
-    .first_out(\first_in$189 ),
-    .last_out(\last_in$191 ),
-    .\port$890$3 (\o$80 [5:3]),
-    .rst_pe_0_1(rst_pe_0_1),
-    .units_sync_clk(clk),
-    .valid_out(\valid_in$193 )
-  );
-  \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$160 ),
-    .a_next(\a_in$157 ),
-    .a_out(\a_in$163 ),
-    .b_in(\o$76 [23:16]),
-    .b_next(\o_next$78 [23:16]),
-    .b_out(\b_in$198 ),
-    .chain_out(\chain_in$201 ),
-    .chain_valid_out(\chain_valid_in$203 ),
-    .drain(drain_2),
-    .en(\en$95 ),
-    .first_out(\first_in$205 ),
-    .last_out(\last_in$207 ),
-    .\port$890$6 (\o$80 [8:6]),
-    .rst_pe_0_2(rst_pe_0_2),
-    .units_sync_clk(clk),
-    .valid_out(\valid_in$209 )
-  );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$163 ),
-    .a_next(\a_in$160 ),
-    .b_in(\o$76 [31:24]),
-    .b_next(\o_next$78 [31:24]),
-    .b_out(\b_in$214 ),
-    .chain_out(\chain_in$217 ),
-    .chain_valid_out(\chain_valid_in$219 ),
+    .a_in(\a_in$113 ),
+    .a_next(\a_in$100 ),
+    .b_in(\o$77 [31:24]),
+    .b_next(\o_next$75 [31:24]),
+    .b_out(\b_in$185 ),
+    .chain_out(\chain_in$188 ),
+    .chain_valid_out(\chain_valid_in$190 ),
     .drain(drain_3),
-    .en(\en$105 ),
-    .first_out(\first_in$221 ),
-    .last_out(\last_in$223 ),
-    .\port$890$9 (\o$80 [11:9]),
+    .en(\en$111 ),
+    .first_out(\first_in$192 ),
+    .last_out(\last_in$194 ),
+    .\port$890$9 (\o$79 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$225 )
+    .valid_out(\valid_in$196 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$72 [15:8]),
+    .a_in(\o$71 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$179 ),
-    .b_in(\b_in$166 ),
-    .b_next(\o$76 [7:0]),
-    .b_out(\b_in$227 ),
-    .chain_in(\chain_in$169 ),
-    .chain_out(\chain_in$230 ),
-    .chain_valid_in(\chain_valid_in$171 ),
-    .chain_valid_out(\chain_valid_in$232 ),
+    .a_out(\a_in$144 ),
+    .b_in(\b_in$128 ),
+    .b_next(\o$77 [7:0]),
+    .b_out(\b_in$203 ),
+    .chain_in(\chain_in$131 ),
+    .chain_out(\chain_in$206 ),
+    .chain_valid_in(\chain_valid_in$133 ),
+    .chain_valid_out(\chain_valid_in$208 ),
     .drain(drain_0),
-    .en(\en$115 ),
-    .first_in(\first_in$173 ),
-    .first_out(\first_in$234 ),
-    .last_in(\last_in$175 ),
-    .last_out(\last_in$236 ),
+    .en(\en$124 ),
+    .first_in(\first_in$135 ),
+    .first_out(\first_in$210 ),
+    .last_in(\last_in$137 ),
+    .last_out(\last_in$212 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$177 ),
-    .valid_out(\valid_in$238 )
+    .valid_in(\valid_in$139 ),
+    .valid_out(\valid_in$214 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$179 ),
-    .a_next(\o$72 [15:8]),
-    .a_out(\a_in$195 ),
-    .b_in(\b_in$182 ),
-    .b_next(\o$76 [15:8]),
-    .b_out(\b_in$243 ),
-    .chain_in(\chain_in$185 ),
-    .chain_out(\chain_in$246 ),
-    .chain_valid_in(\chain_valid_in$187 ),
-    .chain_valid_out(\chain_valid_in$248 ),
+    .a_in(\a_in$144 ),
+    .a_next(\o$71 [15:8]),
+    .a_out(\a_in$163 ),
+    .b_in(\b_in$147 ),
+    .b_next(\o$77 [15:8]),
+    .b_out(\b_in$222 ),
+    .chain_in(\chain_in$150 ),
+    .chain_out(\chain_in$225 ),
+    .chain_valid_in(\chain_valid_in$152 ),
+    .chain_valid_out(\chain_valid_in$227 ),
     .drain(drain_1),
-    .en(\en$120 ),
-    .first_in(\first_in$189 ),
-    .first_out(\first_in$250 ),
-    .last_in(\last_in$191 ),
-    .last_out(\last_in$252 ),
+    .en(\en$142 ),
+    .first_in(\first_in$154 ),
+    .first_out(\first_in$229 ),
+    .last_in(\last_in$156 ),
+    .last_out(\last_in$231 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$193 ),
-    .valid_out(\valid_in$254 )
+    .valid_in(\valid_in$158 ),
+    .valid_out(\valid_in$233 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$195 ),
-    .a_next(\a_in$179 ),
-    .a_out(\a_in$211 ),
-    .b_in(\b_in$198 ),
-    .b_next(\o$76 [23:16]),
-    .b_out(\b_in$259 ),
-    .chain_in(\chain_in$201 ),
-    .chain_out(\chain_in$262 ),
-    .chain_valid_in(\chain_valid_in$203 ),
-    .chain_valid_out(\chain_valid_in$264 ),
+    .a_in(\a_in$163 ),
+    .a_next(\a_in$144 ),
+    .a_out(\a_in$182 ),
+    .b_in(\b_in$166 ),
+    .b_next(\o$77 [23:16]),
+    .b_out(\b_in$241 ),
+    .chain_in(\chain_in$169 ),
+    .chain_out(\chain_in$244 ),
+    .chain_valid_in(\chain_valid_in$171 ),
+    .chain_valid_out(\chain_valid_in$246 ),
     .drain(drain_2),
-    .en(\en$123 ),
-    .first_in(\first_in$205 ),
-    .first_out(\first_in$266 ),
-    .last_in(\last_in$207 ),
-    .last_out(\last_in$268 ),
+    .en(\en$161 ),
+    .first_in(\first_in$173 ),
+    .first_out(\first_in$248 ),
+    .last_in(\last_in$175 ),
+    .last_out(\last_in$250 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$209 ),
-    .valid_out(\valid_in$270 )
+    .valid_in(\valid_in$177 ),
+    .valid_out(\valid_in$252 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$211 ),
-    .a_next(\a_in$195 ),
-    .b_in(\b_in$214 ),
-    .b_next(\o$76 [31:24]),
-    .b_out(\b_in$275 ),
-    .chain_in(\chain_in$217 ),
-    .chain_out(\chain_in$278 ),
-    .chain_valid_in(\chain_valid_in$219 ),
-    .chain_valid_out(\chain_valid_in$280 ),
+    .a_in(\a_in$182 ),
+    .a_next(\a_in$163 ),
+    .b_in(\b_in$185 ),
+    .b_next(\o$77 [31:24]),
+    .b_out(\b_in$260 ),
+    .chain_in(\chain_in$188 ),
+    .chain_out(\chain_in$263 ),
+    .chain_valid_in(\chain_valid_in$190 ),
+    .chain_valid_out(\chain_valid_in$265 ),
     .drain(drain_3),
-    .en(\en$126 ),
-    .first_in(\first_in$221 ),
-    .first_out(\first_in$282 ),
-    .last_in(\last_in$223 ),
-    .last_out(\last_in$284 ),
+    .en(\en$180 ),
+    .first_in(\first_in$192 ),
+    .first_out(\first_in$267 ),
+    .last_in(\last_in$194 ),
+    .last_out(\last_in$269 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$225 ),
-    .valid_out(\valid_in$286 )
+    .valid_in(\valid_in$196 ),
+    .valid_out(\valid_in$271 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$72 [23:16]),
+    .a_in(\o$71 [23:16]),
     .a_next(o_next[23:16]),
-    .a_out(\a_in$240 ),
-    .b_in(\b_in$227 ),
-    .b_next(\b_in$166 ),
-    .b_out(\b_in$288 ),
-    .chain_in(\chain_in$230 ),
-    .chain_out(\chain_in$291 ),
-    .chain_valid_in(\chain_valid_in$232 ),
-    .chain_valid_out(\chain_valid_in$293 ),
+    .a_out(\a_in$219 ),
+    .b_in(\b_in$203 ),
+    .b_next(\b_in$128 ),
+    .b_out(\b_in$278 ),
+    .chain_in(\chain_in$206 ),
+    .chain_out(\chain_in$281 ),
+    .chain_valid_in(\chain_valid_in$208 ),
+    .chain_valid_out(\chain_valid_in$283 ),
     .drain(drain_0),
-    .en(\en$129 ),
-    .first_in(\first_in$234 ),
-    .first_out(\first_in$295 ),
-    .last_in(\last_in$236 ),
-    .last_out(\last_in$297 ),
+    .en(\en$199 ),
+    .first_in(\first_in$210 ),
+    .first_out(\first_in$285 ),
+    .last_in(\last_in$212 ),
+    .last_out(\last_in$287 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$238 ),
-    .valid_out(\valid_in$299 )
+    .valid_in(\valid_in$214 ),
+    .valid_out(\valid_in$289 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$240 ),
-    .a_next(\o$72 [23:16]),
-    .a_out(\a_in$256 ),
-    .b_in(\b_in$243 ),
-    .b_next(\b_in$182 ),
-    .b_out(\b_in$304 ),
-    .chain_in(\chain_in$246 ),
-    .chain_out(\chain_in$307 ),
-    .chain_valid_in(\chain_valid_in$248 ),
-    .chain_valid_out(\chain_valid_in$309 ),
+    .a_in(\a_in$219 ),
+    .a_next(\o$71 [23:16]),
+    .a_out(\a_in$238 ),
+    .b_in(\b_in$222 ),
+    .b_next(\b_in$147 ),
+    .b_out(\b_in$297 ),
+    .chain_in(\chain_in$225 ),
+    .chain_out(\chain_in$300 ),
+    .chain_valid_in(\chain_valid_in$227 ),
+    .chain_valid_out(\chain_valid_in$302 ),
     .drain(drain_1),
-    .en(\en$134 ),
-    .first_in(\first_in$250 ),
-    .first_out(\first_in$311 ),
-    .last_in(\last_in$252 ),
-    .last_out(\last_in$313 ),
+    .en(\en$217 ),
+    .first_in(\first_in$229 ),
+    .first_out(\first_in$304 ),
+    .last_in(\last_in$231 ),
+    .last_out(\last_in$306 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$254 ),
-    .valid_out(\valid_in$315 )
+    .valid_in(\valid_in$233 ),
+    .valid_out(\valid_in$308 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$256 ),
-    .a_next(\a_in$240 ),
-    .a_out(\a_in$272 ),
-    .b_in(\b_in$259 ),
-    .b_next(\b_in$198 ),
-    .b_out(\b_in$320 ),
-    .chain_in(\chain_in$262 ),
-    .chain_out(\chain_in$323 ),
-    .chain_valid_in(\chain_valid_in$264 ),
-    .chain_valid_out(\chain_valid_in$325 ),
+    .a_in(\a_in$238 ),
+    .a_next(\a_in$219 ),
+    .a_out(\a_in$257 ),
+    .b_in(\b_in$241 ),
+    .b_next(\b_in$166 ),
+    .b_out(\b_in$316 ),
+    .chain_in(\chain_in$244 ),
+    .chain_out(\chain_in$319 ),
+    .chain_valid_in(\chain_valid_in$246 ),
+    .chain_valid_out(\chain_valid_in$321 ),
     .drain(drain_2),
-    .en(\en$137 ),
-    .first_in(\first_in$266 ),
-    .first_out(\first_in$327 ),
-    .last_in(\last_in$268 ),
-    .last_out(\last_in$329 ),
+    .en(\en$236 ),
+    .first_in(\first_in$248 ),
+    .first_out(\first_in$323 ),
+    .last_in(\last_in$250 ),
+    .last_out(\last_in$325 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$270 ),
-    .valid_out(\valid_in$331 )
+    .valid_in(\valid_in$252 ),
+    .valid_out(\valid_in$327 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$272 ),
-    .a_next(\a_in$256 ),
-    .b_in(\b_in$275 ),
-    .b_next(\b_in$214 ),
-    .b_out(\b_in$336 ),
-    .chain_in(\chain_in$278 ),
-    .chain_out(\chain_in$339 ),
-    .chain_valid_in(\chain_valid_in$280 ),
-    .chain_valid_out(\chain_valid_in$341 ),
+    .a_in(\a_in$257 ),
+    .a_next(\a_in$238 ),
+    .b_in(\b_in$260 ),
+    .b_next(\b_in$185 ),
+    .b_out(\b_in$335 ),
+    .chain_in(\chain_in$263 ),
+    .chain_out(\chain_in$338 ),
+    .chain_valid_in(\chain_valid_in$265 ),
+    .chain_valid_out(\chain_valid_in$340 ),
     .drain(drain_3),
-    .en(\en$140 ),
-    .first_in(\first_in$282 ),
-    .first_out(\first_in$343 ),
-    .last_in(\last_in$284 ),
-    .last_out(\last_in$345 ),
+    .en(\en$255 ),
+    .first_in(\first_in$267 ),
+    .first_out(\first_in$342 ),
+    .last_in(\last_in$269 ),
+    .last_out(\last_in$344 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$286 ),
-    .valid_out(\valid_in$347 )
+    .valid_in(\valid_in$271 ),
+    .valid_out(\valid_in$346 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$72 [31:24]),
+    .a_in(\o$71 [31:24]),
     .a_next(o_next[31:24]),
-    .a_out(\a_in$301 ),
-    .b_in(\b_in$288 ),
-    .b_next(\b_in$227 ),
-    .chain_in(\chain_in$291 ),
+    .a_out(\a_in$294 ),
+    .b_in(\b_in$278 ),
+    .b_next(\b_in$203 ),
+    .chain_in(\chain_in$281 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$293 ),
+    .chain_valid_in(\chain_valid_in$283 ),
     .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_0),
-    .en(\en$143 ),
-    .first_in(\first_in$295 ),
-    .last_in(\last_in$297 ),
+    .en(\en$274 ),
+    .first_in(\first_in$285 ),
+    .last_in(\last_in$287 ),
     .last_out(last_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$299 ),
+    .valid_in(\valid_in$289 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$301 ),
-    .a_next(\o$72 [31:24]),
-    .a_out(\a_in$317 ),
-    .b_in(\b_in$304 ),
-    .b_next(\b_in$243 ),
-    .chain_in(\chain_in$307 ),
+    .a_in(\a_in$294 ),
+    .a_next(\o$71 [31:24]),
+    .a_out(\a_in$313 ),
+    .b_in(\b_in$297 ),
+    .b_next(\b_in$222 ),
+    .chain_in(\chain_in$300 ),
     .chain_out(\chain_out$24 ),
-    .chain_valid_in(\chain_valid_in$309 ),
+    .chain_valid_in(\chain_valid_in$302 ),
     .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_1),
-    .en(\en$148 ),
-    .first_in(\first_in$311 ),
-    .last_in(\last_in$313 ),
+    .en(\en$292 ),
+    .first_in(\first_in$304 ),
+    .last_in(\last_in$306 ),
     .last_out(\last_out$15 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$315 ),
+    .valid_in(\valid_in$308 ),
     .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$317 ),
-    .a_next(\a_in$301 ),
-    .a_out(\a_in$333 ),
-    .b_in(\b_in$320 ),
-    .b_next(\b_in$259 ),
-    .chain_in(\chain_in$323 ),
+    .a_in(\a_in$313 ),
+    .a_next(\a_in$294 ),
+    .a_out(\a_in$332 ),
+    .b_in(\b_in$316 ),
+    .b_next(\b_in$241 ),
+    .chain_in(\chain_in$319 ),
     .chain_out(\chain_out$25 ),
-    .chain_valid_in(\chain_valid_in$325 ),
+    .chain_valid_in(\chain_valid_in$321 ),
     .chain_valid_out(\chain_valid_out$352 ),
     .drain(drain_2),
-    .en(\en$151 ),
-    .first_in(\first_in$327 ),
-    .last_in(\last_in$329 ),
+    .en(\en$311 ),
+    .first_in(\first_in$323 ),
+    .last_in(\last_in$325 ),
     .last_out(\last_out$18 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$331 ),
+    .valid_in(\valid_in$327 ),
     .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$333 ),
-    .a_next(\a_in$317 ),
-    .b_in(\b_in$336 ),
-    .b_next(\b_in$275 ),
-    .chain_in(\chain_in$339 ),
+    .a_in(\a_in$332 ),
+    .a_next(\a_in$313 ),
+    .b_in(\b_in$335 ),
+    .b_next(\b_in$260 ),
+    .chain_in(\chain_in$338 ),
     .chain_out(\chain_out$26 ),
-    .chain_valid_in(\chain_valid_in$341 ),
+    .chain_valid_in(\chain_valid_in$340 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
-    .en(\en$154 ),
-    .first_in(\first_in$343 ),
-    .last_in(\last_in$345 ),
+    .en(\en$330 ),
+    .first_in(\first_in$342 ),
+    .last_in(\last_in$344 ),
     .last_out(\last_out$21 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$347 ),
+    .valid_in(\valid_in$346 ),
     .valid_out(\valid_out$20 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .i(\i$60 ),
     .i_next(i_next),
-    .o(\o$72 ),
+    .o(\o$71 ),
     .o_next(o_next),
     .\port$503$0 (en_skew_a_0),
     .\port$504$0 (en_skew_a_1),
@@ -1173,8 +1173,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(\i$62 ),
     .i_next(operands__payload[63:32]),
-    .o(\o$76 ),
-    .o_next(\o_next$78 ),
+    .o(\o$77 ),
+    .o_next(\o_next$75 ),
     .\port$507$0 (en_skew_b_0),
     .\port$508$0 (en_skew_b_1),
     .\port$509$0 (en_skew_b_2),
@@ -1184,7 +1184,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   \systolic_core.skew_flags  skew_flags (
     .en(\en$58 ),
     .i(\i$64 ),
-    .o(\o$80 ),
+    .o(\o$79 ),
     .rst_skew_flags(rst_skew_flags),
     .units_sync_clk(clk)
   );
@@ -1309,181 +1309,181 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign in_b = \i$62 ;
   assign \i_next$67  = operands__payload[63:32];
   assign en_pe_0_0 = \en$68 ;
-  assign drain = drain_0;
-  assign a_in = \o$72 [7:0];
+  assign a_in = \o$71 [7:0];
   assign a_next = o_next[7:0];
-  assign b_in = \o$76 [7:0];
-  assign b_next = \o_next$78 [7:0];
-  assign valid_in = \o$80 [0];
-  assign first_in = \o$80 [1];
-  assign last_in = \o$80 [2];
+  assign b_next = \o_next$75 [7:0];
+  assign b_in = \o$77 [7:0];
+  assign valid_in = \o$79 [0];
+  assign first_in = \o$79 [1];
+  assign last_in = \o$79 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign drain = drain_0;
   assign en_pe_0_1 = \en$85 ;
-  assign \drain$87  = drain_1;
-  assign \b_in$88  = \o$76 [15:8];
-  assign \b_next$89  = \o_next$78 [15:8];
-  assign \valid_in$90  = \o$80 [3];
-  assign \first_in$91  = \o$80 [4];
-  assign \last_in$92  = \o$80 [5];
-  assign \chain_in$93  = 32'd0;
-  assign \chain_valid_in$94  = 1'h0;
-  assign en_pe_0_2 = \en$95 ;
-  assign \drain$97  = drain_2;
-  assign \b_in$98  = \o$76 [23:16];
-  assign \b_next$99  = \o_next$78 [23:16];
-  assign \valid_in$100  = \o$80 [6];
-  assign \first_in$101  = \o$80 [7];
-  assign \last_in$102  = \o$80 [8];
-  assign \chain_in$103  = 32'd0;
-  assign \chain_valid_in$104  = 1'h0;
-  assign en_pe_0_3 = \en$105 ;
-  assign \drain$107  = drain_3;
-  assign \b_in$108  = \o$76 [31:24];
-  assign \b_next$109  = \o_next$78 [31:24];
-  assign \valid_in$110  = \o$80 [9];
-  assign \first_in$111  = \o$80 [10];
-  assign \last_in$112  = \o$80 [11];
-  assign \chain_in$113  = 32'd0;
-  assign \chain_valid_in$114  = 1'h0;
-  assign en_pe_1_0 = \en$115 ;
-  assign \drain$117  = drain_0;
-  assign \a_in$118  = \o$72 [15:8];
-  assign \a_next$119  = o_next[15:8];
-  assign en_pe_1_1 = \en$120 ;
-  assign \drain$122  = drain_1;
-  assign en_pe_1_2 = \en$123 ;
-  assign \drain$125  = drain_2;
-  assign en_pe_1_3 = \en$126 ;
-  assign \drain$128  = drain_3;
-  assign en_pe_2_0 = \en$129 ;
-  assign \drain$131  = drain_0;
-  assign \a_in$132  = \o$72 [23:16];
-  assign \a_next$133  = o_next[23:16];
-  assign en_pe_2_1 = \en$134 ;
-  assign \drain$136  = drain_1;
-  assign en_pe_2_2 = \en$137 ;
-  assign \drain$139  = drain_2;
-  assign en_pe_2_3 = \en$140 ;
-  assign \drain$142  = drain_3;
-  assign en_pe_3_0 = \en$143 ;
-  assign \drain$145  = drain_0;
-  assign \a_in$146  = \o$72 [31:24];
-  assign \a_next$147  = o_next[31:24];
-  assign en_pe_3_1 = \en$148 ;
-  assign \drain$150  = drain_1;
-  assign en_pe_3_2 = \en$151 ;
-  assign \drain$153  = drain_2;
-  assign en_pe_3_3 = \en$154 ;
-  assign \drain$156  = drain_3;
-  assign a_out = \a_in$157 ;
-  assign \a_next$159  = \o$72 [7:0];
-  assign \a_out$161  = \a_in$160 ;
-  assign \a_next$162  = \a_in$157 ;
+  assign a_out = \a_in$87 ;
+  assign \a_next$89  = \o$71 [7:0];
+  assign \b_next$90  = \o_next$75 [15:8];
+  assign \b_in$91  = \o$77 [15:8];
+  assign \valid_in$92  = \o$79 [3];
+  assign \first_in$93  = \o$79 [4];
+  assign \last_in$94  = \o$79 [5];
+  assign \chain_in$95  = 32'd0;
+  assign \chain_valid_in$96  = 1'h0;
+  assign \drain$97  = drain_1;
+  assign en_pe_0_2 = \en$98 ;
+  assign \a_out$101  = \a_in$100 ;
+  assign \a_next$102  = \a_in$87 ;
+  assign \b_next$103  = \o_next$75 [23:16];
+  assign \b_in$104  = \o$77 [23:16];
+  assign \valid_in$105  = \o$79 [6];
+  assign \first_in$106  = \o$79 [7];
+  assign \last_in$107  = \o$79 [8];
+  assign \chain_in$108  = 32'd0;
+  assign \chain_valid_in$109  = 1'h0;
+  assign \drain$110  = drain_2;
+  assign en_pe_0_3 = \en$111 ;
+  assign \a_out$114  = \a_in$113 ;
+  assign \a_next$115  = \a_in$100 ;
+  assign \b_next$116  = \o_next$75 [31:24];
+  assign \b_in$117  = \o$77 [31:24];
+  assign \valid_in$118  = \o$79 [9];
+  assign \first_in$119  = \o$79 [10];
+  assign \last_in$120  = \o$79 [11];
+  assign \chain_in$121  = 32'd0;
+  assign \chain_valid_in$122  = 1'h0;
+  assign \drain$123  = drain_3;
+  assign en_pe_1_0 = \en$124 ;
+  assign \a_in$126  = \o$71 [15:8];
+  assign \a_next$127  = o_next[15:8];
+  assign b_out = \b_in$128 ;
+  assign \b_next$130  = \o$77 [7:0];
+  assign \chain_out$132  = \chain_in$131 ;
+  assign \chain_valid_out$134  = \chain_valid_in$133 ;
+  assign first_out = \first_in$135 ;
+  assign \last_out$138  = \last_in$137 ;
+  assign \valid_out$140  = \valid_in$139 ;
+  assign \drain$141  = drain_0;
+  assign en_pe_1_1 = \en$142 ;
+  assign \a_out$145  = \a_in$144 ;
+  assign \a_next$146  = \o$71 [15:8];
+  assign \b_out$148  = \b_in$147 ;
+  assign \b_next$149  = \o$77 [15:8];
+  assign \chain_out$151  = \chain_in$150 ;
+  assign \chain_valid_out$153  = \chain_valid_in$152 ;
+  assign \first_out$155  = \first_in$154 ;
+  assign \last_out$157  = \last_in$156 ;
+  assign \valid_out$159  = \valid_in$158 ;
+  assign \drain$160  = drain_1;
+  assign en_pe_1_2 = \en$161 ;
   assign \a_out$164  = \a_in$163 ;
-  assign \a_next$165  = \a_in$160 ;
-  assign b_out = \b_in$166 ;
-  assign \b_next$168  = \o$76 [7:0];
+  assign \a_next$165  = \a_in$144 ;
+  assign \b_out$167  = \b_in$166 ;
+  assign \b_next$168  = \o$77 [23:16];
   assign \chain_out$170  = \chain_in$169 ;
   assign \chain_valid_out$172  = \chain_valid_in$171 ;
-  assign first_out = \first_in$173 ;
+  assign \first_out$174  = \first_in$173 ;
   assign \last_out$176  = \last_in$175 ;
   assign \valid_out$178  = \valid_in$177 ;
-  assign \a_out$180  = \a_in$179 ;
-  assign \a_next$181  = \o$72 [15:8];
-  assign \b_out$183  = \b_in$182 ;
-  assign \b_next$184  = \o$76 [15:8];
-  assign \chain_out$186  = \chain_in$185 ;
-  assign \chain_valid_out$188  = \chain_valid_in$187 ;
-  assign \first_out$190  = \first_in$189 ;
-  assign \last_out$192  = \last_in$191 ;
-  assign \valid_out$194  = \valid_in$193 ;
-  assign \a_out$196  = \a_in$195 ;
-  assign \a_next$197  = \a_in$179 ;
-  assign \b_out$199  = \b_in$198 ;
-  assign \b_next$200  = \o$76 [23:16];
-  assign \chain_out$202  = \chain_in$201 ;
-  assign \chain_valid_out$204  = \chain_valid_in$203 ;
-  assign \first_out$206  = \first_in$205 ;
-  assign \last_out$208  = \last_in$207 ;
-  assign \valid_out$210  = \valid_in$209 ;
-  assign \a_out$212  = \a_in$211 ;
-  assign \a_next$213  = \a_in$195 ;
-  assign \b_out$215  = \b_in$214 ;
-  assign \b_next$216  = \o$76 [31:24];
-  assign \chain_out$218  = \chain_in$217 ;
-  assign \chain_valid_out$220  = \chain_valid_in$219 ;
-  assign \first_out$222  = \first_in$221 ;
-  assign \last_out$224  = \last_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \b_out$228  = \b_in$227 ;
-  assign \b_next$229  = \b_in$166 ;
-  assign \chain_out$231  = \chain_in$230 ;
-  assign \chain_valid_out$233  = \chain_valid_in$232 ;
-  assign \first_out$235  = \first_in$234 ;
-  assign \last_out$237  = \last_in$236 ;
-  assign \valid_out$239  = \valid_in$238 ;
-  assign \a_out$241  = \a_in$240 ;
-  assign \a_next$242  = \o$72 [23:16];
-  assign \b_out$244  = \b_in$243 ;
-  assign \b_next$245  = \b_in$182 ;
-  assign \chain_out$247  = \chain_in$246 ;
-  assign \chain_valid_out$249  = \chain_valid_in$248 ;
-  assign \first_out$251  = \first_in$250 ;
-  assign \last_out$253  = \last_in$252 ;
-  assign \valid_out$255  = \valid_in$254 ;
-  assign \a_out$257  = \a_in$256 ;
-  assign \a_next$258  = \a_in$240 ;
-  assign \b_out$260  = \b_in$259 ;
-  assign \b_next$261  = \b_in$198 ;
-  assign \chain_out$263  = \chain_in$262 ;
-  assign \chain_valid_out$265  = \chain_valid_in$264 ;
-  assign \first_out$267  = \first_in$266 ;
-  assign \last_out$269  = \last_in$268 ;
-  assign \valid_out$271  = \valid_in$270 ;
-  assign \a_out$273  = \a_in$272 ;
-  assign \a_next$274  = \a_in$256 ;
-  assign \b_out$276  = \b_in$275 ;
-  assign \b_next$277  = \b_in$214 ;
-  assign \chain_out$279  = \chain_in$278 ;
-  assign \chain_valid_out$281  = \chain_valid_in$280 ;
-  assign \first_out$283  = \first_in$282 ;
-  assign \last_out$285  = \last_in$284 ;
-  assign \valid_out$287  = \valid_in$286 ;
-  assign \b_out$289  = \b_in$288 ;
-  assign \b_next$290  = \b_in$227 ;
-  assign \chain_out$292  = \chain_in$291 ;
-  assign \chain_valid_out$294  = \chain_valid_in$293 ;
-  assign \first_out$296  = \first_in$295 ;
-  assign \last_out$298  = \last_in$297 ;
-  assign \valid_out$300  = \valid_in$299 ;
-  assign \a_out$302  = \a_in$301 ;
-  assign \a_next$303  = \o$72 [31:24];
-  assign \b_out$305  = \b_in$304 ;
-  assign \b_next$306  = \b_in$243 ;
-  assign \chain_out$308  = \chain_in$307 ;
-  assign \chain_valid_out$310  = \chain_valid_in$309 ;
-  assign \first_out$312  = \first_in$311 ;
-  assign \last_out$314  = \last_in$313 ;
-  assign \valid_out$316  = \valid_in$315 ;
-  assign \a_out$318  = \a_in$317 ;
-  assign \a_next$319  = \a_in$301 ;
-  assign \b_out$321  = \b_in$320 ;
-  assign \b_next$322  = \b_in$259 ;
-  assign \chain_out$324  = \chain_in$323 ;
-  assign \chain_valid_out$326  = \chain_valid_in$325 ;
-  assign \first_out$328  = \first_in$327 ;
-  assign \last_out$330  = \last_in$329 ;
-  assign \valid_out$332  = \valid_in$331 ;
-  assign \a_out$334  = \a_in$333 ;
-  assign \a_next$335  = \a_in$317 ;
-  assign \b_out$337  = \b_in$336 ;
-  assign \b_next$338  = \b_in$275 ;
-  assign \chain_out$340  = \chain_in$339 ;
-  assign \chain_valid_out$342  = \chain_valid_in$341 ;
-  assign \first_out$344  = \first_in$343 ;
-  assign \last_out$346  = \last_in$345 ;
-  assign \valid_out$348  = \valid_in$347 ;
+  assign \drain$179  = drain_2;
+  assign en_pe_1_3 = \en$180 ;
+  assign \a_out$183  = \a_in$182 ;
+  assign \a_next$184  = \a_in$163 ;
+  assign \b_out$186  = \b_in$185 ;
+  assign \b_next$187  = \o$77 [31:24];
+  assign \chain_out$189  = \chain_in$188 ;
+  assign \chain_valid_out$191  = \chain_valid_in$190 ;
+  assign \first_out$193  = \first_in$192 ;
+  assign \last_out$195  = \last_in$194 ;
+  assign \valid_out$197  = \valid_in$196 ;
+  assign \drain$198  = drain_3;
+  assign en_pe_2_0 = \en$199 ;
+  assign \a_in$201  = \o$71 [23:16];
+  assign \a_next$202  = o_next[23:16];
+  assign \b_out$204  = \b_in$203 ;
+  assign \b_next$205  = \b_in$128 ;
+  assign \chain_out$207  = \chain_in$206 ;
+  assign \chain_valid_out$209  = \chain_valid_in$208 ;
+  assign \first_out$211  = \first_in$210 ;
+  assign \last_out$213  = \last_in$212 ;
+  assign \valid_out$215  = \valid_in$214 ;
+  assign \drain$216  = drain_0;
+  assign en_pe_2_1 = \en$217 ;
+  assign \a_out$220  = \a_in$219 ;
+  assign \a_next$221  = \o$71 [23:16];
+  assign \b_out$223  = \b_in$222 ;
+  assign \b_next$224  = \b_in$147 ;
+  assign \chain_out$226  = \chain_in$225 ;
+  assign \chain_valid_out$228  = \chain_valid_in$227 ;
+  assign \first_out$230  = \first_in$229 ;
+  assign \last_out$232  = \last_in$231 ;
+  assign \valid_out$234  = \valid_in$233 ;
+  assign \drain$235  = drain_1;
+  assign en_pe_2_2 = \en$236 ;
+  assign \a_out$239  = \a_in$238 ;
+  assign \a_next$240  = \a_in$219 ;
+  assign \b_out$242  = \b_in$241 ;
+  assign \b_next$243  = \b_in$166 ;
+  assign \chain_out$245  = \chain_in$244 ;
+  assign \chain_valid_out$247  = \chain_valid_in$246 ;
+  assign \first_out$249  = \first_in$248 ;
+  assign \last_out$251  = \last_in$250 ;
+  assign \valid_out$253  = \valid_in$252 ;
+  assign \drain$254  = drain_2;
+  assign en_pe_2_3 = \en$255 ;
+  assign \a_out$258  = \a_in$257 ;
+  assign \a_next$259  = \a_in$238 ;
+  assign \b_out$261  = \b_in$260 ;
+  assign \b_next$262  = \b_in$185 ;
+  assign \chain_out$264  = \chain_in$263 ;
+  assign \chain_valid_out$266  = \chain_valid_in$265 ;
+  assign \first_out$268  = \first_in$267 ;
+  assign \last_out$270  = \last_in$269 ;
+  assign \valid_out$272  = \valid_in$271 ;
+  assign \drain$273  = drain_3;
+  assign en_pe_3_0 = \en$274 ;
+  assign \a_in$276  = \o$71 [31:24];
+  assign \a_next$277  = o_next[31:24];
+  assign \b_out$279  = \b_in$278 ;
+  assign \b_next$280  = \b_in$203 ;
+  assign \chain_out$282  = \chain_in$281 ;
+  assign \chain_valid_out$284  = \chain_valid_in$283 ;
+  assign \first_out$286  = \first_in$285 ;
+  assign \last_out$288  = \last_in$287 ;
+  assign \valid_out$290  = \valid_in$289 ;
+  assign \drain$291  = drain_0;
+  assign en_pe_3_1 = \en$292 ;
+  assign \a_out$295  = \a_in$294 ;
+  assign \a_next$296  = \o$71 [31:24];
+  assign \b_out$298  = \b_in$297 ;
+  assign \b_next$299  = \b_in$222 ;
+  assign \chain_out$301  = \chain_in$300 ;
+  assign \chain_valid_out$303  = \chain_valid_in$302 ;
+  assign \first_out$305  = \first_in$304 ;
+  assign \last_out$307  = \last_in$306 ;
+  assign \valid_out$309  = \valid_in$308 ;
+  assign \drain$310  = drain_1;
+  assign en_pe_3_2 = \en$311 ;
+  assign \a_out$314  = \a_in$313 ;
+  assign \a_next$315  = \a_in$294 ;
+  assign \b_out$317  = \b_in$316 ;
+  assign \b_next$318  = \b_in$241 ;
+  assign \chain_out$320  = \chain_in$319 ;
+  assign \chain_valid_out$322  = \chain_valid_in$321 ;
+  assign \first_out$324  = \first_in$323 ;
+  assign \last_out$326  = \last_in$325 ;
+  assign \valid_out$328  = \valid_in$327 ;
+  assign \drain$329  = drain_2;
+  assign en_pe_3_3 = \en$330 ;
+  assign \a_out$333  = \a_in$332 ;
+  assign \a_next$334  = \a_in$313 ;
+  assign \b_out$336  = \b_in$335 ;
+  assign \b_next$337  = \b_in$260 ;
+  assign \chain_out$339  = \chain_in$338 ;
+  assign \chain_valid_out$341  = \chain_valid_in$340 ;
+  assign \first_out$343  = \first_in$342 ;
+  assign \last_out$345  = \last_in$344 ;
+  assign \valid_out$347  = \valid_in$346 ;
+  assign \drain$348  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -1564,38 +1564,38 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \i_next$67[1]  = operands__payload[47:40];
   assign \i_next$67[2]  = operands__payload[55:48];
   assign \i_next$67[3]  = operands__payload[63:56];
-  assign \o$72[0]  = \o$72 [7:0];
-  assign \o$72[1]  = \o$72 [15:8];
-  assign \o$72[2]  = \o$72 [23:16];
-  assign \o$72[3]  = \o$72 [31:24];
+  assign \o$71[0]  = \o$71 [7:0];
+  assign \o$71[1]  = \o$71 [15:8];
+  assign \o$71[2]  = \o$71 [23:16];
+  assign \o$71[3]  = \o$71 [31:24];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
   assign \o_next[3]  = o_next[31:24];
-  assign \o$76[0]  = \o$76 [7:0];
-  assign \o$76[1]  = \o$76 [15:8];
-  assign \o$76[2]  = \o$76 [23:16];
-  assign \o$76[3]  = \o$76 [31:24];
-  assign \o_next$78[0]  = \o_next$78 [7:0];
-  assign \o_next$78[1]  = \o_next$78 [15:8];
-  assign \o_next$78[2]  = \o_next$78 [23:16];
-  assign \o_next$78[3]  = \o_next$78 [31:24];
-  assign \o$80[0]  = \o$80 [2:0];
-  assign \o$80[0].valid  = \o$80 [0];
-  assign \o$80[0].first  = \o$80 [1];
-  assign \o$80[0].last  = \o$80 [2];
-  assign \o$80[1]  = \o$80 [5:3];
-  assign \o$80[1].valid  = \o$80 [3];
-  assign \o$80[1].first  = \o$80 [4];
-  assign \o$80[1].last  = \o$80 [5];
-  assign \o$80[2]  = \o$80 [8:6];
-  assign \o$80[2].valid  = \o$80 [6];
-  assign \o$80[2].first  = \o$80 [7];
-  assign \o$80[2].last  = \o$80 [8];
-  assign \o$80[3]  = \o$80 [11:9];
-  assign \o$80[3].valid  = \o$80 [9];
-  assign \o$80[3].first  = \o$80 [10];
-  assign \o$80[3].last  = \o$80 [11];
+  assign \o_next$75[0]  = \o_next$75 [7:0];
+  assign \o_next$75[1]  = \o_next$75 [15:8];
+  assign \o_next$75[2]  = \o_next$75 [23:16];
+  assign \o_next$75[3]  = \o_next$75 [31:24];
+  assign \o$77[0]  = \o$77 [7:0];
+  assign \o$77[1]  = \o$77 [15:8];
+  assign \o$77[2]  = \o$77 [23:16];
+  assign \o$77[3]  = \o$77 [31:24];
+  assign \o$79[0]  = \o$79 [2:0];
+  assign \o$79[0].valid  = \o$79 [0];
+  assign \o$79[0].first  = \o$79 [1];
+  assign \o$79[0].last  = \o$79 [2];
+  assign \o$79[1]  = \o$79 [5:3];
+  assign \o$79[1].valid  = \o$79 [3];
+  assign \o$79[1].first  = \o$79 [4];
+  assign \o$79[1].last  = \o$79 [5];
+  assign \o$79[2]  = \o$79 [8:6];
+  assign \o$79[2].valid  = \o$79 [6];
+  assign \o$79[2].first  = \o$79 [7];
+  assign \o$79[2].last  = \o$79 [8];
+  assign \o$79[3]  = \o$79 [11:9];
+  assign \o$79[3].valid  = \o$79 [9];
+  assign \o$79[3].first  = \o$79 [10];
+  assign \o$79[3].last  = \o$79 [11];
   assign i_next[31:24] = operands__payload[7:0];
   assign i_next[23:16] = operands__payload[15:8];
   assign i_next[15:8] = operands__payload[23:16];

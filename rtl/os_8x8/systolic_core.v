@@ -156,586 +156,583 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \$98 ;
   wire \$99 ;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1028 ;
-  wire [7:0] \a_in$1044 ;
-  wire [7:0] \a_in$1060 ;
-  wire [7:0] \a_in$1076 ;
-  wire [7:0] \a_in$1092 ;
-  wire [7:0] \a_in$1108 ;
-  wire [7:0] \a_in$1124 ;
+  wire [7:0] \a_in$1002 ;
+  wire [7:0] \a_in$1021 ;
+  wire [7:0] \a_in$1040 ;
+  wire [7:0] \a_in$1059 ;
+  wire [7:0] \a_in$1078 ;
+  wire [7:0] \a_in$1097 ;
+  wire [7:0] \a_in$1116 ;
+  wire [7:0] \a_in$1134 ;
   wire [7:0] \a_in$1153 ;
-  wire [7:0] \a_in$1169 ;
-  wire [7:0] \a_in$1185 ;
-  wire [7:0] \a_in$1201 ;
-  wire [7:0] \a_in$1217 ;
-  wire [7:0] \a_in$1233 ;
-  wire [7:0] \a_in$1249 ;
-  wire [7:0] \a_in$190 ;
-  wire [7:0] \a_in$216 ;
-  wire [7:0] \a_in$242 ;
-  wire [7:0] \a_in$268 ;
-  wire [7:0] \a_in$294 ;
-  wire [7:0] \a_in$320 ;
-  wire [7:0] \a_in$346 ;
-  wire [7:0] \a_in$369 ;
-  wire [7:0] \a_in$372 ;
-  wire [7:0] \a_in$375 ;
-  wire [7:0] \a_in$378 ;
-  wire [7:0] \a_in$381 ;
-  wire [7:0] \a_in$384 ;
-  wire [7:0] \a_in$387 ;
-  wire [7:0] \a_in$403 ;
-  wire [7:0] \a_in$419 ;
-  wire [7:0] \a_in$435 ;
-  wire [7:0] \a_in$451 ;
-  wire [7:0] \a_in$467 ;
-  wire [7:0] \a_in$483 ;
-  wire [7:0] \a_in$499 ;
-  wire [7:0] \a_in$528 ;
-  wire [7:0] \a_in$544 ;
-  wire [7:0] \a_in$560 ;
-  wire [7:0] \a_in$576 ;
-  wire [7:0] \a_in$592 ;
-  wire [7:0] \a_in$608 ;
-  wire [7:0] \a_in$624 ;
-  wire [7:0] \a_in$653 ;
-  wire [7:0] \a_in$669 ;
-  wire [7:0] \a_in$685 ;
-  wire [7:0] \a_in$701 ;
-  wire [7:0] \a_in$717 ;
-  wire [7:0] \a_in$733 ;
-  wire [7:0] \a_in$749 ;
-  wire [7:0] \a_in$778 ;
-  wire [7:0] \a_in$794 ;
-  wire [7:0] \a_in$810 ;
-  wire [7:0] \a_in$826 ;
-  wire [7:0] \a_in$842 ;
-  wire [7:0] \a_in$858 ;
-  wire [7:0] \a_in$874 ;
-  wire [7:0] \a_in$903 ;
-  wire [7:0] \a_in$919 ;
-  wire [7:0] \a_in$935 ;
-  wire [7:0] \a_in$951 ;
-  wire [7:0] \a_in$967 ;
+  wire [7:0] \a_in$1172 ;
+  wire [7:0] \a_in$119 ;
+  wire [7:0] \a_in$1191 ;
+  wire [7:0] \a_in$1210 ;
+  wire [7:0] \a_in$1229 ;
+  wire [7:0] \a_in$1248 ;
+  wire [7:0] \a_in$132 ;
+  wire [7:0] \a_in$145 ;
+  wire [7:0] \a_in$158 ;
+  wire [7:0] \a_in$171 ;
+  wire [7:0] \a_in$184 ;
+  wire [7:0] \a_in$197 ;
+  wire [7:0] \a_in$210 ;
+  wire [7:0] \a_in$228 ;
+  wire [7:0] \a_in$247 ;
+  wire [7:0] \a_in$266 ;
+  wire [7:0] \a_in$285 ;
+  wire [7:0] \a_in$304 ;
+  wire [7:0] \a_in$323 ;
+  wire [7:0] \a_in$342 ;
+  wire [7:0] \a_in$361 ;
+  wire [7:0] \a_in$379 ;
+  wire [7:0] \a_in$398 ;
+  wire [7:0] \a_in$417 ;
+  wire [7:0] \a_in$436 ;
+  wire [7:0] \a_in$455 ;
+  wire [7:0] \a_in$474 ;
+  wire [7:0] \a_in$493 ;
+  wire [7:0] \a_in$512 ;
+  wire [7:0] \a_in$530 ;
+  wire [7:0] \a_in$549 ;
+  wire [7:0] \a_in$568 ;
+  wire [7:0] \a_in$587 ;
+  wire [7:0] \a_in$606 ;
+  wire [7:0] \a_in$625 ;
+  wire [7:0] \a_in$644 ;
+  wire [7:0] \a_in$663 ;
+  wire [7:0] \a_in$681 ;
+  wire [7:0] \a_in$700 ;
+  wire [7:0] \a_in$719 ;
+  wire [7:0] \a_in$738 ;
+  wire [7:0] \a_in$757 ;
+  wire [7:0] \a_in$776 ;
+  wire [7:0] \a_in$795 ;
+  wire [7:0] \a_in$814 ;
+  wire [7:0] \a_in$832 ;
+  wire [7:0] \a_in$851 ;
+  wire [7:0] \a_in$870 ;
+  wire [7:0] \a_in$889 ;
+  wire [7:0] \a_in$908 ;
+  wire [7:0] \a_in$927 ;
+  wire [7:0] \a_in$946 ;
+  wire [7:0] \a_in$965 ;
   wire [7:0] \a_in$983 ;
-  wire [7:0] \a_in$999 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1001 ;
-  wire [7:0] \a_next$1030 ;
-  wire [7:0] \a_next$1046 ;
-  wire [7:0] \a_next$1062 ;
-  wire [7:0] \a_next$1078 ;
-  wire [7:0] \a_next$1094 ;
-  wire [7:0] \a_next$1110 ;
-  wire [7:0] \a_next$1126 ;
+  wire [7:0] \a_next$1004 ;
+  wire [7:0] \a_next$1023 ;
+  wire [7:0] \a_next$1042 ;
+  wire [7:0] \a_next$1061 ;
+  wire [7:0] \a_next$1080 ;
+  wire [7:0] \a_next$1099 ;
+  wire [7:0] \a_next$1117 ;
+  wire [7:0] \a_next$1136 ;
   wire [7:0] \a_next$1155 ;
-  wire [7:0] \a_next$1171 ;
-  wire [7:0] \a_next$1187 ;
-  wire [7:0] \a_next$1203 ;
-  wire [7:0] \a_next$1219 ;
-  wire [7:0] \a_next$1235 ;
-  wire [7:0] \a_next$1251 ;
-  wire [7:0] \a_next$191 ;
-  wire [7:0] \a_next$217 ;
-  wire [7:0] \a_next$243 ;
-  wire [7:0] \a_next$269 ;
-  wire [7:0] \a_next$295 ;
-  wire [7:0] \a_next$321 ;
-  wire [7:0] \a_next$347 ;
-  wire [7:0] \a_next$371 ;
-  wire [7:0] \a_next$374 ;
-  wire [7:0] \a_next$377 ;
-  wire [7:0] \a_next$380 ;
-  wire [7:0] \a_next$383 ;
-  wire [7:0] \a_next$386 ;
-  wire [7:0] \a_next$389 ;
-  wire [7:0] \a_next$405 ;
-  wire [7:0] \a_next$421 ;
-  wire [7:0] \a_next$437 ;
-  wire [7:0] \a_next$453 ;
-  wire [7:0] \a_next$469 ;
-  wire [7:0] \a_next$485 ;
-  wire [7:0] \a_next$501 ;
-  wire [7:0] \a_next$530 ;
-  wire [7:0] \a_next$546 ;
-  wire [7:0] \a_next$562 ;
-  wire [7:0] \a_next$578 ;
-  wire [7:0] \a_next$594 ;
-  wire [7:0] \a_next$610 ;
-  wire [7:0] \a_next$626 ;
-  wire [7:0] \a_next$655 ;
-  wire [7:0] \a_next$671 ;
-  wire [7:0] \a_next$687 ;
-  wire [7:0] \a_next$703 ;
-  wire [7:0] \a_next$719 ;
-  wire [7:0] \a_next$735 ;
-  wire [7:0] \a_next$751 ;
-  wire [7:0] \a_next$780 ;
-  wire [7:0] \a_next$796 ;
-  wire [7:0] \a_next$812 ;
-  wire [7:0] \a_next$828 ;
-  wire [7:0] \a_next$844 ;
-  wire [7:0] \a_next$860 ;
-  wire [7:0] \a_next$876 ;
-  wire [7:0] \a_next$905 ;
-  wire [7:0] \a_next$921 ;
-  wire [7:0] \a_next$937 ;
-  wire [7:0] \a_next$953 ;
-  wire [7:0] \a_next$969 ;
+  wire [7:0] \a_next$1174 ;
+  wire [7:0] \a_next$1193 ;
+  wire [7:0] \a_next$121 ;
+  wire [7:0] \a_next$1212 ;
+  wire [7:0] \a_next$1231 ;
+  wire [7:0] \a_next$1250 ;
+  wire [7:0] \a_next$134 ;
+  wire [7:0] \a_next$147 ;
+  wire [7:0] \a_next$160 ;
+  wire [7:0] \a_next$173 ;
+  wire [7:0] \a_next$186 ;
+  wire [7:0] \a_next$199 ;
+  wire [7:0] \a_next$211 ;
+  wire [7:0] \a_next$230 ;
+  wire [7:0] \a_next$249 ;
+  wire [7:0] \a_next$268 ;
+  wire [7:0] \a_next$287 ;
+  wire [7:0] \a_next$306 ;
+  wire [7:0] \a_next$325 ;
+  wire [7:0] \a_next$344 ;
+  wire [7:0] \a_next$362 ;
+  wire [7:0] \a_next$381 ;
+  wire [7:0] \a_next$400 ;
+  wire [7:0] \a_next$419 ;
+  wire [7:0] \a_next$438 ;
+  wire [7:0] \a_next$457 ;
+  wire [7:0] \a_next$476 ;
+  wire [7:0] \a_next$495 ;
+  wire [7:0] \a_next$513 ;
+  wire [7:0] \a_next$532 ;
+  wire [7:0] \a_next$551 ;
+  wire [7:0] \a_next$570 ;
+  wire [7:0] \a_next$589 ;
+  wire [7:0] \a_next$608 ;
+  wire [7:0] \a_next$627 ;
+  wire [7:0] \a_next$646 ;
+  wire [7:0] \a_next$664 ;
+  wire [7:0] \a_next$683 ;
+  wire [7:0] \a_next$702 ;
+  wire [7:0] \a_next$721 ;
+  wire [7:0] \a_next$740 ;
+  wire [7:0] \a_next$759 ;
+  wire [7:0] \a_next$778 ;
+  wire [7:0] \a_next$797 ;
+  wire [7:0] \a_next$815 ;
+  wire [7:0] \a_next$834 ;
+  wire [7:0] \a_next$853 ;
+  wire [7:0] \a_next$872 ;
+  wire [7:0] \a_next$891 ;
+  wire [7:0] \a_next$910 ;
+  wire [7:0] \a_next$929 ;
+  wire [7:0] \a_next$948 ;
+  wire [7:0] \a_next$966 ;
   wire [7:0] \a_next$985 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1000 ;
-  wire [7:0] \a_out$1029 ;
-  wire [7:0] \a_out$1045 ;
-  wire [7:0] \a_out$1061 ;
-  wire [7:0] \a_out$1077 ;
-  wire [7:0] \a_out$1093 ;
-  wire [7:0] \a_out$1109 ;
-  wire [7:0] \a_out$1125 ;
+  wire [7:0] \a_out$1003 ;
+  wire [7:0] \a_out$1022 ;
+  wire [7:0] \a_out$1041 ;
+  wire [7:0] \a_out$1060 ;
+  wire [7:0] \a_out$1079 ;
+  wire [7:0] \a_out$1098 ;
+  wire [7:0] \a_out$1135 ;
   wire [7:0] \a_out$1154 ;
-  wire [7:0] \a_out$1170 ;
-  wire [7:0] \a_out$1186 ;
-  wire [7:0] \a_out$1202 ;
-  wire [7:0] \a_out$1218 ;
-  wire [7:0] \a_out$1234 ;
-  wire [7:0] \a_out$1250 ;
-  wire [7:0] \a_out$373 ;
-  wire [7:0] \a_out$376 ;
-  wire [7:0] \a_out$379 ;
-  wire [7:0] \a_out$382 ;
-  wire [7:0] \a_out$385 ;
-  wire [7:0] \a_out$388 ;
-  wire [7:0] \a_out$404 ;
-  wire [7:0] \a_out$420 ;
-  wire [7:0] \a_out$436 ;
-  wire [7:0] \a_out$452 ;
-  wire [7:0] \a_out$468 ;
-  wire [7:0] \a_out$484 ;
-  wire [7:0] \a_out$500 ;
-  wire [7:0] \a_out$529 ;
-  wire [7:0] \a_out$545 ;
-  wire [7:0] \a_out$561 ;
-  wire [7:0] \a_out$577 ;
-  wire [7:0] \a_out$593 ;
-  wire [7:0] \a_out$609 ;
-  wire [7:0] \a_out$625 ;
-  wire [7:0] \a_out$654 ;
-  wire [7:0] \a_out$670 ;
-  wire [7:0] \a_out$686 ;
-  wire [7:0] \a_out$702 ;
-  wire [7:0] \a_out$718 ;
-  wire [7:0] \a_out$734 ;
-  wire [7:0] \a_out$750 ;
-  wire [7:0] \a_out$779 ;
-  wire [7:0] \a_out$795 ;
-  wire [7:0] \a_out$811 ;
-  wire [7:0] \a_out$827 ;
-  wire [7:0] \a_out$843 ;
-  wire [7:0] \a_out$859 ;
-  wire [7:0] \a_out$875 ;
-  wire [7:0] \a_out$904 ;
-  wire [7:0] \a_out$920 ;
-  wire [7:0] \a_out$936 ;
-  wire [7:0] \a_out$952 ;
-  wire [7:0] \a_out$968 ;
+  wire [7:0] \a_out$1173 ;
+  wire [7:0] \a_out$1192 ;
+  wire [7:0] \a_out$1211 ;
+  wire [7:0] \a_out$1230 ;
+  wire [7:0] \a_out$1249 ;
+  wire [7:0] \a_out$133 ;
+  wire [7:0] \a_out$146 ;
+  wire [7:0] \a_out$159 ;
+  wire [7:0] \a_out$172 ;
+  wire [7:0] \a_out$185 ;
+  wire [7:0] \a_out$198 ;
+  wire [7:0] \a_out$229 ;
+  wire [7:0] \a_out$248 ;
+  wire [7:0] \a_out$267 ;
+  wire [7:0] \a_out$286 ;
+  wire [7:0] \a_out$305 ;
+  wire [7:0] \a_out$324 ;
+  wire [7:0] \a_out$343 ;
+  wire [7:0] \a_out$380 ;
+  wire [7:0] \a_out$399 ;
+  wire [7:0] \a_out$418 ;
+  wire [7:0] \a_out$437 ;
+  wire [7:0] \a_out$456 ;
+  wire [7:0] \a_out$475 ;
+  wire [7:0] \a_out$494 ;
+  wire [7:0] \a_out$531 ;
+  wire [7:0] \a_out$550 ;
+  wire [7:0] \a_out$569 ;
+  wire [7:0] \a_out$588 ;
+  wire [7:0] \a_out$607 ;
+  wire [7:0] \a_out$626 ;
+  wire [7:0] \a_out$645 ;
+  wire [7:0] \a_out$682 ;
+  wire [7:0] \a_out$701 ;
+  wire [7:0] \a_out$720 ;
+  wire [7:0] \a_out$739 ;
+  wire [7:0] \a_out$758 ;
+  wire [7:0] \a_out$777 ;
+  wire [7:0] \a_out$796 ;
+  wire [7:0] \a_out$833 ;
+  wire [7:0] \a_out$852 ;
+  wire [7:0] \a_out$871 ;
+  wire [7:0] \a_out$890 ;
+  wire [7:0] \a_out$909 ;
+  wire [7:0] \a_out$928 ;
+  wire [7:0] \a_out$947 ;
   wire [7:0] \a_out$984 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1002 ;
-  wire [7:0] \b_in$1015 ;
-  wire [7:0] \b_in$1031 ;
-  wire [7:0] \b_in$1047 ;
-  wire [7:0] \b_in$1063 ;
-  wire [7:0] \b_in$1079 ;
-  wire [7:0] \b_in$1095 ;
-  wire [7:0] \b_in$1111 ;
-  wire [7:0] \b_in$1127 ;
-  wire [7:0] \b_in$1140 ;
+  wire [7:0] \b_in$1005 ;
+  wire [7:0] \b_in$1024 ;
+  wire [7:0] \b_in$1043 ;
+  wire [7:0] \b_in$1062 ;
+  wire [7:0] \b_in$1081 ;
+  wire [7:0] \b_in$1100 ;
+  wire [7:0] \b_in$1118 ;
+  wire [7:0] \b_in$1137 ;
   wire [7:0] \b_in$1156 ;
-  wire [7:0] \b_in$1172 ;
-  wire [7:0] \b_in$1188 ;
-  wire [7:0] \b_in$120 ;
-  wire [7:0] \b_in$1204 ;
-  wire [7:0] \b_in$1220 ;
-  wire [7:0] \b_in$1236 ;
-  wire [7:0] \b_in$1252 ;
-  wire [7:0] \b_in$130 ;
-  wire [7:0] \b_in$140 ;
-  wire [7:0] \b_in$150 ;
-  wire [7:0] \b_in$160 ;
-  wire [7:0] \b_in$170 ;
-  wire [7:0] \b_in$180 ;
-  wire [7:0] \b_in$390 ;
-  wire [7:0] \b_in$406 ;
-  wire [7:0] \b_in$422 ;
-  wire [7:0] \b_in$438 ;
-  wire [7:0] \b_in$454 ;
-  wire [7:0] \b_in$470 ;
-  wire [7:0] \b_in$486 ;
-  wire [7:0] \b_in$502 ;
-  wire [7:0] \b_in$515 ;
-  wire [7:0] \b_in$531 ;
-  wire [7:0] \b_in$547 ;
-  wire [7:0] \b_in$563 ;
-  wire [7:0] \b_in$579 ;
-  wire [7:0] \b_in$595 ;
-  wire [7:0] \b_in$611 ;
-  wire [7:0] \b_in$627 ;
-  wire [7:0] \b_in$640 ;
-  wire [7:0] \b_in$656 ;
-  wire [7:0] \b_in$672 ;
-  wire [7:0] \b_in$688 ;
-  wire [7:0] \b_in$704 ;
-  wire [7:0] \b_in$720 ;
-  wire [7:0] \b_in$736 ;
-  wire [7:0] \b_in$752 ;
-  wire [7:0] \b_in$765 ;
-  wire [7:0] \b_in$781 ;
-  wire [7:0] \b_in$797 ;
-  wire [7:0] \b_in$813 ;
-  wire [7:0] \b_in$829 ;
-  wire [7:0] \b_in$845 ;
-  wire [7:0] \b_in$861 ;
-  wire [7:0] \b_in$877 ;
-  wire [7:0] \b_in$890 ;
-  wire [7:0] \b_in$906 ;
-  wire [7:0] \b_in$922 ;
-  wire [7:0] \b_in$938 ;
-  wire [7:0] \b_in$954 ;
-  wire [7:0] \b_in$970 ;
+  wire [7:0] \b_in$1175 ;
+  wire [7:0] \b_in$1194 ;
+  wire [7:0] \b_in$1213 ;
+  wire [7:0] \b_in$123 ;
+  wire [7:0] \b_in$1232 ;
+  wire [7:0] \b_in$1251 ;
+  wire [7:0] \b_in$136 ;
+  wire [7:0] \b_in$149 ;
+  wire [7:0] \b_in$162 ;
+  wire [7:0] \b_in$175 ;
+  wire [7:0] \b_in$188 ;
+  wire [7:0] \b_in$201 ;
+  wire [7:0] \b_in$212 ;
+  wire [7:0] \b_in$231 ;
+  wire [7:0] \b_in$250 ;
+  wire [7:0] \b_in$269 ;
+  wire [7:0] \b_in$288 ;
+  wire [7:0] \b_in$307 ;
+  wire [7:0] \b_in$326 ;
+  wire [7:0] \b_in$345 ;
+  wire [7:0] \b_in$363 ;
+  wire [7:0] \b_in$382 ;
+  wire [7:0] \b_in$401 ;
+  wire [7:0] \b_in$420 ;
+  wire [7:0] \b_in$439 ;
+  wire [7:0] \b_in$458 ;
+  wire [7:0] \b_in$477 ;
+  wire [7:0] \b_in$496 ;
+  wire [7:0] \b_in$514 ;
+  wire [7:0] \b_in$533 ;
+  wire [7:0] \b_in$552 ;
+  wire [7:0] \b_in$571 ;
+  wire [7:0] \b_in$590 ;
+  wire [7:0] \b_in$609 ;
+  wire [7:0] \b_in$628 ;
+  wire [7:0] \b_in$647 ;
+  wire [7:0] \b_in$665 ;
+  wire [7:0] \b_in$684 ;
+  wire [7:0] \b_in$703 ;
+  wire [7:0] \b_in$722 ;
+  wire [7:0] \b_in$741 ;
+  wire [7:0] \b_in$760 ;
+  wire [7:0] \b_in$779 ;
+  wire [7:0] \b_in$798 ;
+  wire [7:0] \b_in$816 ;
+  wire [7:0] \b_in$835 ;
+  wire [7:0] \b_in$854 ;
+  wire [7:0] \b_in$873 ;
+  wire [7:0] \b_in$892 ;
+  wire [7:0] \b_in$911 ;
+  wire [7:0] \b_in$930 ;
+  wire [7:0] \b_in$949 ;
+  wire [7:0] \b_in$967 ;
   wire [7:0] \b_in$986 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$1004 ;
-  wire [7:0] \b_next$1017 ;
-  wire [7:0] \b_next$1033 ;
-  wire [7:0] \b_next$1049 ;
-  wire [7:0] \b_next$1065 ;
-  wire [7:0] \b_next$1081 ;
-  wire [7:0] \b_next$1097 ;
-  wire [7:0] \b_next$1113 ;
-  wire [7:0] \b_next$1129 ;
-  wire [7:0] \b_next$1142 ;
+  wire [7:0] \b_next$1007 ;
+  wire [7:0] \b_next$1026 ;
+  wire [7:0] \b_next$1045 ;
+  wire [7:0] \b_next$1064 ;
+  wire [7:0] \b_next$1083 ;
+  wire [7:0] \b_next$1102 ;
+  wire [7:0] \b_next$1120 ;
+  wire [7:0] \b_next$1139 ;
   wire [7:0] \b_next$1158 ;
-  wire [7:0] \b_next$1174 ;
-  wire [7:0] \b_next$1190 ;
-  wire [7:0] \b_next$1206 ;
-  wire [7:0] \b_next$121 ;
-  wire [7:0] \b_next$1222 ;
-  wire [7:0] \b_next$1238 ;
-  wire [7:0] \b_next$1254 ;
-  wire [7:0] \b_next$131 ;
-  wire [7:0] \b_next$141 ;
-  wire [7:0] \b_next$151 ;
+  wire [7:0] \b_next$1177 ;
+  wire [7:0] \b_next$1196 ;
+  wire [7:0] \b_next$1215 ;
+  wire [7:0] \b_next$122 ;
+  wire [7:0] \b_next$1234 ;
+  wire [7:0] \b_next$1253 ;
+  wire [7:0] \b_next$135 ;
+  wire [7:0] \b_next$148 ;
   wire [7:0] \b_next$161 ;
-  wire [7:0] \b_next$171 ;
-  wire [7:0] \b_next$181 ;
-  wire [7:0] \b_next$392 ;
-  wire [7:0] \b_next$408 ;
-  wire [7:0] \b_next$424 ;
-  wire [7:0] \b_next$440 ;
-  wire [7:0] \b_next$456 ;
-  wire [7:0] \b_next$472 ;
-  wire [7:0] \b_next$488 ;
-  wire [7:0] \b_next$504 ;
-  wire [7:0] \b_next$517 ;
-  wire [7:0] \b_next$533 ;
-  wire [7:0] \b_next$549 ;
-  wire [7:0] \b_next$565 ;
-  wire [7:0] \b_next$581 ;
-  wire [7:0] \b_next$597 ;
-  wire [7:0] \b_next$613 ;
-  wire [7:0] \b_next$629 ;
-  wire [7:0] \b_next$642 ;
-  wire [7:0] \b_next$658 ;
-  wire [7:0] \b_next$674 ;
-  wire [7:0] \b_next$690 ;
-  wire [7:0] \b_next$706 ;
-  wire [7:0] \b_next$722 ;
-  wire [7:0] \b_next$738 ;
-  wire [7:0] \b_next$754 ;
-  wire [7:0] \b_next$767 ;
-  wire [7:0] \b_next$783 ;
-  wire [7:0] \b_next$799 ;
-  wire [7:0] \b_next$815 ;
-  wire [7:0] \b_next$831 ;
-  wire [7:0] \b_next$847 ;
-  wire [7:0] \b_next$863 ;
-  wire [7:0] \b_next$879 ;
-  wire [7:0] \b_next$892 ;
-  wire [7:0] \b_next$908 ;
-  wire [7:0] \b_next$924 ;
-  wire [7:0] \b_next$940 ;
-  wire [7:0] \b_next$956 ;
-  wire [7:0] \b_next$972 ;
+  wire [7:0] \b_next$174 ;
+  wire [7:0] \b_next$187 ;
+  wire [7:0] \b_next$200 ;
+  wire [7:0] \b_next$214 ;
+  wire [7:0] \b_next$233 ;
+  wire [7:0] \b_next$252 ;
+  wire [7:0] \b_next$271 ;
+  wire [7:0] \b_next$290 ;
+  wire [7:0] \b_next$309 ;
+  wire [7:0] \b_next$328 ;
+  wire [7:0] \b_next$347 ;
+  wire [7:0] \b_next$365 ;
+  wire [7:0] \b_next$384 ;
+  wire [7:0] \b_next$403 ;
+  wire [7:0] \b_next$422 ;
+  wire [7:0] \b_next$441 ;
+  wire [7:0] \b_next$460 ;
+  wire [7:0] \b_next$479 ;
+  wire [7:0] \b_next$498 ;
+  wire [7:0] \b_next$516 ;
+  wire [7:0] \b_next$535 ;
+  wire [7:0] \b_next$554 ;
+  wire [7:0] \b_next$573 ;
+  wire [7:0] \b_next$592 ;
+  wire [7:0] \b_next$611 ;
+  wire [7:0] \b_next$630 ;
+  wire [7:0] \b_next$649 ;
+  wire [7:0] \b_next$667 ;
+  wire [7:0] \b_next$686 ;
+  wire [7:0] \b_next$705 ;
+  wire [7:0] \b_next$724 ;
+  wire [7:0] \b_next$743 ;
+  wire [7:0] \b_next$762 ;
+  wire [7:0] \b_next$781 ;
+  wire [7:0] \b_next$800 ;
+  wire [7:0] \b_next$818 ;
+  wire [7:0] \b_next$837 ;
+  wire [7:0] \b_next$856 ;
+  wire [7:0] \b_next$875 ;
+  wire [7:0] \b_next$894 ;
+  wire [7:0] \b_next$913 ;
+  wire [7:0] \b_next$932 ;
+  wire [7:0] \b_next$951 ;
+  wire [7:0] \b_next$969 ;
   wire [7:0] \b_next$988 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1003 ;
-  wire [7:0] \b_out$1016 ;
-  wire [7:0] \b_out$1032 ;
-  wire [7:0] \b_out$1048 ;
-  wire [7:0] \b_out$1064 ;
-  wire [7:0] \b_out$1080 ;
-  wire [7:0] \b_out$1096 ;
-  wire [7:0] \b_out$1112 ;
-  wire [7:0] \b_out$1128 ;
-  wire [7:0] \b_out$1141 ;
+  wire [7:0] \b_out$1006 ;
+  wire [7:0] \b_out$1025 ;
+  wire [7:0] \b_out$1044 ;
+  wire [7:0] \b_out$1063 ;
+  wire [7:0] \b_out$1082 ;
+  wire [7:0] \b_out$1101 ;
+  wire [7:0] \b_out$1119 ;
+  wire [7:0] \b_out$1138 ;
   wire [7:0] \b_out$1157 ;
-  wire [7:0] \b_out$1173 ;
-  wire [7:0] \b_out$1189 ;
-  wire [7:0] \b_out$1205 ;
-  wire [7:0] \b_out$1221 ;
-  wire [7:0] \b_out$1237 ;
-  wire [7:0] \b_out$1253 ;
-  wire [7:0] \b_out$407 ;
-  wire [7:0] \b_out$423 ;
-  wire [7:0] \b_out$439 ;
-  wire [7:0] \b_out$455 ;
-  wire [7:0] \b_out$471 ;
-  wire [7:0] \b_out$487 ;
-  wire [7:0] \b_out$503 ;
-  wire [7:0] \b_out$516 ;
-  wire [7:0] \b_out$532 ;
-  wire [7:0] \b_out$548 ;
-  wire [7:0] \b_out$564 ;
-  wire [7:0] \b_out$580 ;
-  wire [7:0] \b_out$596 ;
-  wire [7:0] \b_out$612 ;
-  wire [7:0] \b_out$628 ;
-  wire [7:0] \b_out$641 ;
-  wire [7:0] \b_out$657 ;
-  wire [7:0] \b_out$673 ;
-  wire [7:0] \b_out$689 ;
-  wire [7:0] \b_out$705 ;
-  wire [7:0] \b_out$721 ;
-  wire [7:0] \b_out$737 ;
-  wire [7:0] \b_out$753 ;
-  wire [7:0] \b_out$766 ;
-  wire [7:0] \b_out$782 ;
-  wire [7:0] \b_out$798 ;
-  wire [7:0] \b_out$814 ;
-  wire [7:0] \b_out$830 ;
-  wire [7:0] \b_out$846 ;
-  wire [7:0] \b_out$862 ;
-  wire [7:0] \b_out$878 ;
-  wire [7:0] \b_out$891 ;
-  wire [7:0] \b_out$907 ;
-  wire [7:0] \b_out$923 ;
-  wire [7:0] \b_out$939 ;
-  wire [7:0] \b_out$955 ;
-  wire [7:0] \b_out$971 ;
+  wire [7:0] \b_out$1176 ;
+  wire [7:0] \b_out$1195 ;
+  wire [7:0] \b_out$1214 ;
+  wire [7:0] \b_out$1233 ;
+  wire [7:0] \b_out$1252 ;
+  wire [7:0] \b_out$232 ;
+  wire [7:0] \b_out$251 ;
+  wire [7:0] \b_out$270 ;
+  wire [7:0] \b_out$289 ;
+  wire [7:0] \b_out$308 ;
+  wire [7:0] \b_out$327 ;
+  wire [7:0] \b_out$346 ;
+  wire [7:0] \b_out$364 ;
+  wire [7:0] \b_out$383 ;
+  wire [7:0] \b_out$402 ;
+  wire [7:0] \b_out$421 ;
+  wire [7:0] \b_out$440 ;
+  wire [7:0] \b_out$459 ;
+  wire [7:0] \b_out$478 ;
+  wire [7:0] \b_out$497 ;
+  wire [7:0] \b_out$515 ;
+  wire [7:0] \b_out$534 ;
+  wire [7:0] \b_out$553 ;
+  wire [7:0] \b_out$572 ;
+  wire [7:0] \b_out$591 ;
+  wire [7:0] \b_out$610 ;
+  wire [7:0] \b_out$629 ;
+  wire [7:0] \b_out$648 ;
+  wire [7:0] \b_out$666 ;
+  wire [7:0] \b_out$685 ;
+  wire [7:0] \b_out$704 ;
+  wire [7:0] \b_out$723 ;
+  wire [7:0] \b_out$742 ;
+  wire [7:0] \b_out$761 ;
+  wire [7:0] \b_out$780 ;
+  wire [7:0] \b_out$799 ;
+  wire [7:0] \b_out$817 ;
+  wire [7:0] \b_out$836 ;
+  wire [7:0] \b_out$855 ;
+  wire [7:0] \b_out$874 ;
+  wire [7:0] \b_out$893 ;
+  wire [7:0] \b_out$912 ;
+  wire [7:0] \b_out$931 ;
+  wire [7:0] \b_out$950 ;
+  wire [7:0] \b_out$968 ;
   wire [7:0] \b_out$987 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1005 ;
-  wire [31:0] \chain_in$1018 ;
-  wire [31:0] \chain_in$1034 ;
-  wire [31:0] \chain_in$1050 ;
-  wire [31:0] \chain_in$1066 ;
-  wire [31:0] \chain_in$1082 ;
-  wire [31:0] \chain_in$1098 ;
-  wire [31:0] \chain_in$1114 ;
-  wire [31:0] \chain_in$1130 ;
-  wire [31:0] \chain_in$1143 ;
+  wire [31:0] \chain_in$1008 ;
+  wire [31:0] \chain_in$1027 ;
+  wire [31:0] \chain_in$1046 ;
+  wire [31:0] \chain_in$1065 ;
+  wire [31:0] \chain_in$1084 ;
+  wire [31:0] \chain_in$1103 ;
+  wire [31:0] \chain_in$1121 ;
+  wire [31:0] \chain_in$1140 ;
   wire [31:0] \chain_in$1159 ;
-  wire [31:0] \chain_in$1175 ;
-  wire [31:0] \chain_in$1191 ;
-  wire [31:0] \chain_in$1207 ;
-  wire [31:0] \chain_in$1223 ;
-  wire [31:0] \chain_in$1239 ;
-  wire [31:0] \chain_in$125 ;
-  wire [31:0] \chain_in$1255 ;
-  wire [31:0] \chain_in$135 ;
-  wire [31:0] \chain_in$145 ;
-  wire [31:0] \chain_in$155 ;
-  wire [31:0] \chain_in$165 ;
-  wire [31:0] \chain_in$175 ;
-  wire [31:0] \chain_in$185 ;
-  wire [31:0] \chain_in$393 ;
-  wire [31:0] \chain_in$409 ;
-  wire [31:0] \chain_in$425 ;
-  wire [31:0] \chain_in$441 ;
-  wire [31:0] \chain_in$457 ;
-  wire [31:0] \chain_in$473 ;
-  wire [31:0] \chain_in$489 ;
-  wire [31:0] \chain_in$505 ;
-  wire [31:0] \chain_in$518 ;
-  wire [31:0] \chain_in$534 ;
-  wire [31:0] \chain_in$550 ;
-  wire [31:0] \chain_in$566 ;
-  wire [31:0] \chain_in$582 ;
-  wire [31:0] \chain_in$598 ;
-  wire [31:0] \chain_in$614 ;
-  wire [31:0] \chain_in$630 ;
-  wire [31:0] \chain_in$643 ;
-  wire [31:0] \chain_in$659 ;
-  wire [31:0] \chain_in$675 ;
-  wire [31:0] \chain_in$691 ;
-  wire [31:0] \chain_in$707 ;
-  wire [31:0] \chain_in$723 ;
-  wire [31:0] \chain_in$739 ;
-  wire [31:0] \chain_in$755 ;
-  wire [31:0] \chain_in$768 ;
-  wire [31:0] \chain_in$784 ;
-  wire [31:0] \chain_in$800 ;
-  wire [31:0] \chain_in$816 ;
-  wire [31:0] \chain_in$832 ;
-  wire [31:0] \chain_in$848 ;
-  wire [31:0] \chain_in$864 ;
-  wire [31:0] \chain_in$880 ;
-  wire [31:0] \chain_in$893 ;
-  wire [31:0] \chain_in$909 ;
-  wire [31:0] \chain_in$925 ;
-  wire [31:0] \chain_in$941 ;
-  wire [31:0] \chain_in$957 ;
-  wire [31:0] \chain_in$973 ;
+  wire [31:0] \chain_in$1178 ;
+  wire [31:0] \chain_in$1197 ;
+  wire [31:0] \chain_in$1216 ;
+  wire [31:0] \chain_in$1235 ;
+  wire [31:0] \chain_in$1254 ;
+  wire [31:0] \chain_in$127 ;
+  wire [31:0] \chain_in$140 ;
+  wire [31:0] \chain_in$153 ;
+  wire [31:0] \chain_in$166 ;
+  wire [31:0] \chain_in$179 ;
+  wire [31:0] \chain_in$192 ;
+  wire [31:0] \chain_in$205 ;
+  wire [31:0] \chain_in$215 ;
+  wire [31:0] \chain_in$234 ;
+  wire [31:0] \chain_in$253 ;
+  wire [31:0] \chain_in$272 ;
+  wire [31:0] \chain_in$291 ;
+  wire [31:0] \chain_in$310 ;
+  wire [31:0] \chain_in$329 ;
+  wire [31:0] \chain_in$348 ;
+  wire [31:0] \chain_in$366 ;
+  wire [31:0] \chain_in$385 ;
+  wire [31:0] \chain_in$404 ;
+  wire [31:0] \chain_in$423 ;
+  wire [31:0] \chain_in$442 ;
+  wire [31:0] \chain_in$461 ;
+  wire [31:0] \chain_in$480 ;
+  wire [31:0] \chain_in$499 ;
+  wire [31:0] \chain_in$517 ;
+  wire [31:0] \chain_in$536 ;
+  wire [31:0] \chain_in$555 ;
+  wire [31:0] \chain_in$574 ;
+  wire [31:0] \chain_in$593 ;
+  wire [31:0] \chain_in$612 ;
+  wire [31:0] \chain_in$631 ;
+  wire [31:0] \chain_in$650 ;
+  wire [31:0] \chain_in$668 ;
+  wire [31:0] \chain_in$687 ;
+  wire [31:0] \chain_in$706 ;
+  wire [31:0] \chain_in$725 ;
+  wire [31:0] \chain_in$744 ;
+  wire [31:0] \chain_in$763 ;
+  wire [31:0] \chain_in$782 ;
+  wire [31:0] \chain_in$801 ;
+  wire [31:0] \chain_in$819 ;
+  wire [31:0] \chain_in$838 ;
+  wire [31:0] \chain_in$857 ;
+  wire [31:0] \chain_in$876 ;
+  wire [31:0] \chain_in$895 ;
+  wire [31:0] \chain_in$914 ;
+  wire [31:0] \chain_in$933 ;
+  wire [31:0] \chain_in$952 ;
+  wire [31:0] \chain_in$970 ;
   wire [31:0] \chain_in$989 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1006 ;
-  wire [31:0] \chain_out$1019 ;
-  wire [31:0] \chain_out$1035 ;
-  wire [31:0] \chain_out$1051 ;
-  wire [31:0] \chain_out$1067 ;
-  wire [31:0] \chain_out$1083 ;
-  wire [31:0] \chain_out$1099 ;
-  wire [31:0] \chain_out$1115 ;
-  wire [31:0] \chain_out$1131 ;
-  wire [31:0] \chain_out$1144 ;
+  wire [31:0] \chain_out$1009 ;
+  wire [31:0] \chain_out$1028 ;
+  wire [31:0] \chain_out$1047 ;
+  wire [31:0] \chain_out$1066 ;
+  wire [31:0] \chain_out$1085 ;
+  wire [31:0] \chain_out$1104 ;
+  wire [31:0] \chain_out$1122 ;
+  wire [31:0] \chain_out$1141 ;
   wire [31:0] \chain_out$1160 ;
-  wire [31:0] \chain_out$1176 ;
-  wire [31:0] \chain_out$1192 ;
-  wire [31:0] \chain_out$1208 ;
-  wire [31:0] \chain_out$1224 ;
-  wire [31:0] \chain_out$1240 ;
-  wire [31:0] \chain_out$1256 ;
+  wire [31:0] \chain_out$1179 ;
+  wire [31:0] \chain_out$1198 ;
+  wire [31:0] \chain_out$1217 ;
+  wire [31:0] \chain_out$1236 ;
+  wire [31:0] \chain_out$1255 ;
+  wire [31:0] \chain_out$216 ;
+  wire [31:0] \chain_out$235 ;
+  wire [31:0] \chain_out$254 ;
+  wire [31:0] \chain_out$273 ;
+  wire [31:0] \chain_out$292 ;
+  wire [31:0] \chain_out$311 ;
+  wire [31:0] \chain_out$330 ;
+  wire [31:0] \chain_out$349 ;
   wire [31:0] \chain_out$36 ;
+  wire [31:0] \chain_out$367 ;
   wire [31:0] \chain_out$37 ;
   wire [31:0] \chain_out$38 ;
+  wire [31:0] \chain_out$386 ;
   wire [31:0] \chain_out$39 ;
-  wire [31:0] \chain_out$394 ;
   wire [31:0] \chain_out$40 ;
+  wire [31:0] \chain_out$405 ;
   wire [31:0] \chain_out$41 ;
-  wire [31:0] \chain_out$410 ;
   wire [31:0] \chain_out$42 ;
-  wire [31:0] \chain_out$426 ;
-  wire [31:0] \chain_out$442 ;
-  wire [31:0] \chain_out$458 ;
-  wire [31:0] \chain_out$474 ;
-  wire [31:0] \chain_out$490 ;
-  wire [31:0] \chain_out$506 ;
-  wire [31:0] \chain_out$519 ;
-  wire [31:0] \chain_out$535 ;
-  wire [31:0] \chain_out$551 ;
-  wire [31:0] \chain_out$567 ;
-  wire [31:0] \chain_out$583 ;
-  wire [31:0] \chain_out$599 ;
-  wire [31:0] \chain_out$615 ;
-  wire [31:0] \chain_out$631 ;
-  wire [31:0] \chain_out$644 ;
-  wire [31:0] \chain_out$660 ;
-  wire [31:0] \chain_out$676 ;
-  wire [31:0] \chain_out$692 ;
-  wire [31:0] \chain_out$708 ;
-  wire [31:0] \chain_out$724 ;
-  wire [31:0] \chain_out$740 ;
-  wire [31:0] \chain_out$756 ;
-  wire [31:0] \chain_out$769 ;
-  wire [31:0] \chain_out$785 ;
-  wire [31:0] \chain_out$801 ;
-  wire [31:0] \chain_out$817 ;
-  wire [31:0] \chain_out$833 ;
-  wire [31:0] \chain_out$849 ;
-  wire [31:0] \chain_out$865 ;
-  wire [31:0] \chain_out$881 ;
-  wire [31:0] \chain_out$894 ;
-  wire [31:0] \chain_out$910 ;
-  wire [31:0] \chain_out$926 ;
-  wire [31:0] \chain_out$942 ;
-  wire [31:0] \chain_out$958 ;
-  wire [31:0] \chain_out$974 ;
+  wire [31:0] \chain_out$424 ;
+  wire [31:0] \chain_out$443 ;
+  wire [31:0] \chain_out$462 ;
+  wire [31:0] \chain_out$481 ;
+  wire [31:0] \chain_out$500 ;
+  wire [31:0] \chain_out$518 ;
+  wire [31:0] \chain_out$537 ;
+  wire [31:0] \chain_out$556 ;
+  wire [31:0] \chain_out$575 ;
+  wire [31:0] \chain_out$594 ;
+  wire [31:0] \chain_out$613 ;
+  wire [31:0] \chain_out$632 ;
+  wire [31:0] \chain_out$651 ;
+  wire [31:0] \chain_out$669 ;
+  wire [31:0] \chain_out$688 ;
+  wire [31:0] \chain_out$707 ;
+  wire [31:0] \chain_out$726 ;
+  wire [31:0] \chain_out$745 ;
+  wire [31:0] \chain_out$764 ;
+  wire [31:0] \chain_out$783 ;
+  wire [31:0] \chain_out$802 ;
+  wire [31:0] \chain_out$820 ;
+  wire [31:0] \chain_out$839 ;
+  wire [31:0] \chain_out$858 ;
+  wire [31:0] \chain_out$877 ;
+  wire [31:0] \chain_out$896 ;
+  wire [31:0] \chain_out$915 ;
+  wire [31:0] \chain_out$934 ;
+  wire [31:0] \chain_out$953 ;
+  wire [31:0] \chain_out$971 ;
   wire [31:0] \chain_out$990 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1007 ;
-  wire \chain_valid_in$1020 ;
-  wire \chain_valid_in$1036 ;
-  wire \chain_valid_in$1052 ;
-  wire \chain_valid_in$1068 ;
-  wire \chain_valid_in$1084 ;
-  wire \chain_valid_in$1100 ;
-  wire \chain_valid_in$1116 ;
-  wire \chain_valid_in$1132 ;
-  wire \chain_valid_in$1145 ;
+  wire \chain_valid_in$1010 ;
+  wire \chain_valid_in$1029 ;
+  wire \chain_valid_in$1048 ;
+  wire \chain_valid_in$1067 ;
+  wire \chain_valid_in$1086 ;
+  wire \chain_valid_in$1105 ;
+  wire \chain_valid_in$1123 ;
+  wire \chain_valid_in$1142 ;
   wire \chain_valid_in$1161 ;
-  wire \chain_valid_in$1177 ;
-  wire \chain_valid_in$1193 ;
-  wire \chain_valid_in$1209 ;
-  wire \chain_valid_in$1225 ;
-  wire \chain_valid_in$1241 ;
-  wire \chain_valid_in$1257 ;
-  wire \chain_valid_in$126 ;
-  wire \chain_valid_in$136 ;
-  wire \chain_valid_in$146 ;
-  wire \chain_valid_in$156 ;
-  wire \chain_valid_in$166 ;
-  wire \chain_valid_in$176 ;
-  wire \chain_valid_in$186 ;
-  wire \chain_valid_in$395 ;
-  wire \chain_valid_in$411 ;
-  wire \chain_valid_in$427 ;
-  wire \chain_valid_in$443 ;
-  wire \chain_valid_in$459 ;
-  wire \chain_valid_in$475 ;
-  wire \chain_valid_in$491 ;
-  wire \chain_valid_in$507 ;
-  wire \chain_valid_in$520 ;
-  wire \chain_valid_in$536 ;
-  wire \chain_valid_in$552 ;
-  wire \chain_valid_in$568 ;
-  wire \chain_valid_in$584 ;
-  wire \chain_valid_in$600 ;
-  wire \chain_valid_in$616 ;
-  wire \chain_valid_in$632 ;
-  wire \chain_valid_in$645 ;
-  wire \chain_valid_in$661 ;
-  wire \chain_valid_in$677 ;
-  wire \chain_valid_in$693 ;
-  wire \chain_valid_in$709 ;
-  wire \chain_valid_in$725 ;
-  wire \chain_valid_in$741 ;
-  wire \chain_valid_in$757 ;
-  wire \chain_valid_in$770 ;
-  wire \chain_valid_in$786 ;
-  wire \chain_valid_in$802 ;
-  wire \chain_valid_in$818 ;
-  wire \chain_valid_in$834 ;
-  wire \chain_valid_in$850 ;
-  wire \chain_valid_in$866 ;
-  wire \chain_valid_in$882 ;
-  wire \chain_valid_in$895 ;
-  wire \chain_valid_in$911 ;
-  wire \chain_valid_in$927 ;
-  wire \chain_valid_in$943 ;
-  wire \chain_valid_in$959 ;
-  wire \chain_valid_in$975 ;
+  wire \chain_valid_in$1180 ;
+  wire \chain_valid_in$1199 ;
+  wire \chain_valid_in$1218 ;
+  wire \chain_valid_in$1237 ;
+  wire \chain_valid_in$1256 ;
+  wire \chain_valid_in$128 ;
+  wire \chain_valid_in$141 ;
+  wire \chain_valid_in$154 ;
+  wire \chain_valid_in$167 ;
+  wire \chain_valid_in$180 ;
+  wire \chain_valid_in$193 ;
+  wire \chain_valid_in$206 ;
+  wire \chain_valid_in$217 ;
+  wire \chain_valid_in$236 ;
+  wire \chain_valid_in$255 ;
+  wire \chain_valid_in$274 ;
+  wire \chain_valid_in$293 ;
+  wire \chain_valid_in$312 ;
+  wire \chain_valid_in$331 ;
+  wire \chain_valid_in$350 ;
+  wire \chain_valid_in$368 ;
+  wire \chain_valid_in$387 ;
+  wire \chain_valid_in$406 ;
+  wire \chain_valid_in$425 ;
+  wire \chain_valid_in$444 ;
+  wire \chain_valid_in$463 ;
+  wire \chain_valid_in$482 ;
+  wire \chain_valid_in$501 ;
+  wire \chain_valid_in$519 ;
+  wire \chain_valid_in$538 ;
+  wire \chain_valid_in$557 ;
+  wire \chain_valid_in$576 ;
+  wire \chain_valid_in$595 ;
+  wire \chain_valid_in$614 ;
+  wire \chain_valid_in$633 ;
+  wire \chain_valid_in$652 ;
+  wire \chain_valid_in$670 ;
+  wire \chain_valid_in$689 ;
+  wire \chain_valid_in$708 ;
+  wire \chain_valid_in$727 ;
+  wire \chain_valid_in$746 ;
+  wire \chain_valid_in$765 ;
+  wire \chain_valid_in$784 ;
+  wire \chain_valid_in$803 ;
+  wire \chain_valid_in$821 ;
+  wire \chain_valid_in$840 ;
+  wire \chain_valid_in$859 ;
+  wire \chain_valid_in$878 ;
+  wire \chain_valid_in$897 ;
+  wire \chain_valid_in$916 ;
+  wire \chain_valid_in$935 ;
+  wire \chain_valid_in$954 ;
+  wire \chain_valid_in$972 ;
   wire \chain_valid_in$991 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1008 ;
-  wire \chain_valid_out$1021 ;
-  wire \chain_valid_out$1037 ;
-  wire \chain_valid_out$1053 ;
-  wire \chain_valid_out$1069 ;
-  wire \chain_valid_out$1085 ;
-  wire \chain_valid_out$1101 ;
-  wire \chain_valid_out$1117 ;
-  wire \chain_valid_out$1133 ;
-  wire \chain_valid_out$1146 ;
+  wire \chain_valid_out$1011 ;
+  wire \chain_valid_out$1030 ;
+  wire \chain_valid_out$1049 ;
+  wire \chain_valid_out$1068 ;
+  wire \chain_valid_out$1087 ;
+  wire \chain_valid_out$1106 ;
+  wire \chain_valid_out$1124 ;
+  wire \chain_valid_out$1143 ;
   wire \chain_valid_out$1162 ;
-  wire \chain_valid_out$1178 ;
-  wire \chain_valid_out$1194 ;
-  wire \chain_valid_out$1210 ;
-  wire \chain_valid_out$1226 ;
-  wire \chain_valid_out$1242 ;
-  wire \chain_valid_out$1258 ;
+  wire \chain_valid_out$1181 ;
+  wire \chain_valid_out$1200 ;
+  wire \chain_valid_out$1219 ;
+  wire \chain_valid_out$1238 ;
+  wire \chain_valid_out$1257 ;
   wire \chain_valid_out$1266 ;
   wire \chain_valid_out$1267 ;
   wire \chain_valid_out$1268 ;
@@ -743,111 +740,114 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \chain_valid_out$1270 ;
   wire \chain_valid_out$1271 ;
   wire \chain_valid_out$1272 ;
-  wire \chain_valid_out$396 ;
-  wire \chain_valid_out$412 ;
-  wire \chain_valid_out$428 ;
-  wire \chain_valid_out$444 ;
-  wire \chain_valid_out$460 ;
-  wire \chain_valid_out$476 ;
-  wire \chain_valid_out$492 ;
-  wire \chain_valid_out$508 ;
-  wire \chain_valid_out$521 ;
-  wire \chain_valid_out$537 ;
-  wire \chain_valid_out$553 ;
-  wire \chain_valid_out$569 ;
-  wire \chain_valid_out$585 ;
-  wire \chain_valid_out$601 ;
-  wire \chain_valid_out$617 ;
-  wire \chain_valid_out$633 ;
-  wire \chain_valid_out$646 ;
-  wire \chain_valid_out$662 ;
-  wire \chain_valid_out$678 ;
-  wire \chain_valid_out$694 ;
-  wire \chain_valid_out$710 ;
-  wire \chain_valid_out$726 ;
-  wire \chain_valid_out$742 ;
-  wire \chain_valid_out$758 ;
-  wire \chain_valid_out$771 ;
-  wire \chain_valid_out$787 ;
-  wire \chain_valid_out$803 ;
-  wire \chain_valid_out$819 ;
-  wire \chain_valid_out$835 ;
-  wire \chain_valid_out$851 ;
-  wire \chain_valid_out$867 ;
-  wire \chain_valid_out$883 ;
-  wire \chain_valid_out$896 ;
-  wire \chain_valid_out$912 ;
-  wire \chain_valid_out$928 ;
-  wire \chain_valid_out$944 ;
-  wire \chain_valid_out$960 ;
-  wire \chain_valid_out$976 ;
+  wire \chain_valid_out$218 ;
+  wire \chain_valid_out$237 ;
+  wire \chain_valid_out$256 ;
+  wire \chain_valid_out$275 ;
+  wire \chain_valid_out$294 ;
+  wire \chain_valid_out$313 ;
+  wire \chain_valid_out$332 ;
+  wire \chain_valid_out$351 ;
+  wire \chain_valid_out$369 ;
+  wire \chain_valid_out$388 ;
+  wire \chain_valid_out$407 ;
+  wire \chain_valid_out$426 ;
+  wire \chain_valid_out$445 ;
+  wire \chain_valid_out$464 ;
+  wire \chain_valid_out$483 ;
+  wire \chain_valid_out$502 ;
+  wire \chain_valid_out$520 ;
+  wire \chain_valid_out$539 ;
+  wire \chain_valid_out$558 ;
+  wire \chain_valid_out$577 ;
+  wire \chain_valid_out$596 ;
+  wire \chain_valid_out$615 ;
+  wire \chain_valid_out$634 ;
+  wire \chain_valid_out$653 ;
+  wire \chain_valid_out$671 ;
+  wire \chain_valid_out$690 ;
+  wire \chain_valid_out$709 ;
+  wire \chain_valid_out$728 ;
+  wire \chain_valid_out$747 ;
+  wire \chain_valid_out$766 ;
+  wire \chain_valid_out$785 ;
+  wire \chain_valid_out$804 ;
+  wire \chain_valid_out$822 ;
+  wire \chain_valid_out$841 ;
+  wire \chain_valid_out$860 ;
+  wire \chain_valid_out$879 ;
+  wire \chain_valid_out$898 ;
+  wire \chain_valid_out$917 ;
+  wire \chain_valid_out$936 ;
+  wire \chain_valid_out$955 ;
+  wire \chain_valid_out$973 ;
   wire \chain_valid_out$992 ;
   input clk;
   wire clk;
   wire drain;
-  wire \drain$119 ;
+  wire \drain$1018 ;
+  wire \drain$1037 ;
+  wire \drain$1056 ;
+  wire \drain$1075 ;
+  wire \drain$1094 ;
+  wire \drain$1113 ;
+  wire \drain$1131 ;
+  wire \drain$1150 ;
+  wire \drain$1169 ;
+  wire \drain$1188 ;
+  wire \drain$1207 ;
+  wire \drain$1226 ;
+  wire \drain$1245 ;
+  wire \drain$1264 ;
   wire \drain$129 ;
-  wire \drain$139 ;
-  wire \drain$149 ;
-  wire \drain$159 ;
-  wire \drain$169 ;
-  wire \drain$179 ;
-  wire \drain$189 ;
+  wire \drain$142 ;
+  wire \drain$155 ;
+  wire \drain$168 ;
+  wire \drain$181 ;
   wire \drain$194 ;
-  wire \drain$197 ;
-  wire \drain$200 ;
-  wire \drain$203 ;
-  wire \drain$206 ;
-  wire \drain$209 ;
-  wire \drain$212 ;
-  wire \drain$215 ;
-  wire \drain$220 ;
-  wire \drain$223 ;
-  wire \drain$226 ;
-  wire \drain$229 ;
-  wire \drain$232 ;
-  wire \drain$235 ;
-  wire \drain$238 ;
-  wire \drain$241 ;
-  wire \drain$246 ;
-  wire \drain$249 ;
-  wire \drain$252 ;
-  wire \drain$255 ;
-  wire \drain$258 ;
-  wire \drain$261 ;
-  wire \drain$264 ;
-  wire \drain$267 ;
-  wire \drain$272 ;
-  wire \drain$275 ;
-  wire \drain$278 ;
-  wire \drain$281 ;
-  wire \drain$284 ;
-  wire \drain$287 ;
-  wire \drain$290 ;
-  wire \drain$293 ;
-  wire \drain$298 ;
+  wire \drain$207 ;
+  wire \drain$225 ;
+  wire \drain$244 ;
+  wire \drain$263 ;
+  wire \drain$282 ;
   wire \drain$301 ;
-  wire \drain$304 ;
-  wire \drain$307 ;
-  wire \drain$310 ;
-  wire \drain$313 ;
-  wire \drain$316 ;
-  wire \drain$319 ;
-  wire \drain$324 ;
-  wire \drain$327 ;
-  wire \drain$330 ;
-  wire \drain$333 ;
-  wire \drain$336 ;
+  wire \drain$320 ;
   wire \drain$339 ;
-  wire \drain$342 ;
-  wire \drain$345 ;
-  wire \drain$350 ;
-  wire \drain$353 ;
-  wire \drain$356 ;
-  wire \drain$359 ;
-  wire \drain$362 ;
-  wire \drain$365 ;
-  wire \drain$368 ;
+  wire \drain$358 ;
+  wire \drain$376 ;
+  wire \drain$395 ;
+  wire \drain$414 ;
+  wire \drain$433 ;
+  wire \drain$452 ;
+  wire \drain$471 ;
+  wire \drain$490 ;
+  wire \drain$509 ;
+  wire \drain$527 ;
+  wire \drain$546 ;
+  wire \drain$565 ;
+  wire \drain$584 ;
+  wire \drain$603 ;
+  wire \drain$622 ;
+  wire \drain$641 ;
+  wire \drain$660 ;
+  wire \drain$678 ;
+  wire \drain$697 ;
+  wire \drain$716 ;
+  wire \drain$735 ;
+  wire \drain$754 ;
+  wire \drain$773 ;
+  wire \drain$792 ;
+  wire \drain$811 ;
+  wire \drain$829 ;
+  wire \drain$848 ;
+  wire \drain$867 ;
+  wire \drain$886 ;
+  wire \drain$905 ;
+  wire \drain$924 ;
+  wire \drain$943 ;
+  wire \drain$962 ;
+  wire \drain$980 ;
+  wire \drain$999 ;
   wire drain_0;
   wire drain_1;
   wire drain_2;
@@ -858,73 +858,73 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire drain_7;
   wire [7:0] en;
   reg \en$100  = 1'h1;
+  reg \en$1000  = 1'h1;
+  reg \en$1019  = 1'h1;
+  reg \en$1038  = 1'h1;
+  reg \en$1057  = 1'h1;
+  reg \en$1076  = 1'h1;
+  reg \en$1095  = 1'h1;
+  reg \en$1114  = 1'h1;
+  reg \en$1132  = 1'h1;
+  reg \en$1151  = 1'h1;
   reg \en$117  = 1'h1;
-  reg \en$127  = 1'h1;
-  reg \en$137  = 1'h1;
-  reg \en$147  = 1'h1;
-  reg \en$157  = 1'h1;
-  reg \en$167  = 1'h1;
-  reg \en$177  = 1'h1;
-  reg \en$187  = 1'h1;
-  reg \en$192  = 1'h1;
+  reg \en$1170  = 1'h1;
+  reg \en$1189  = 1'h1;
+  reg \en$1208  = 1'h1;
+  reg \en$1227  = 1'h1;
+  reg \en$1246  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$143  = 1'h1;
+  reg \en$156  = 1'h1;
+  reg \en$169  = 1'h1;
+  reg \en$182  = 1'h1;
   reg \en$195  = 1'h1;
-  reg \en$198  = 1'h1;
-  reg \en$201  = 1'h1;
-  reg \en$204  = 1'h1;
-  reg \en$207  = 1'h1;
-  reg \en$210  = 1'h1;
-  reg \en$213  = 1'h1;
-  reg \en$218  = 1'h1;
-  reg \en$221  = 1'h1;
-  reg \en$224  = 1'h1;
-  reg \en$227  = 1'h1;
-  reg \en$230  = 1'h1;
-  reg \en$233  = 1'h1;
-  reg \en$236  = 1'h1;
-  reg \en$239  = 1'h1;
-  reg \en$244  = 1'h1;
-  reg \en$247  = 1'h1;
-  reg \en$250  = 1'h1;
-  reg \en$253  = 1'h1;
-  reg \en$256  = 1'h1;
-  reg \en$259  = 1'h1;
-  reg \en$262  = 1'h1;
-  reg \en$265  = 1'h1;
-  reg \en$270  = 1'h1;
-  reg \en$273  = 1'h1;
-  reg \en$276  = 1'h1;
-  reg \en$279  = 1'h1;
-  reg \en$282  = 1'h1;
-  reg \en$285  = 1'h1;
-  reg \en$288  = 1'h1;
-  reg \en$291  = 1'h1;
-  reg \en$296  = 1'h1;
-  reg \en$299  = 1'h1;
+  reg \en$208  = 1'h1;
+  reg \en$226  = 1'h1;
+  reg \en$245  = 1'h1;
+  reg \en$264  = 1'h1;
+  reg \en$283  = 1'h1;
   reg \en$302  = 1'h1;
-  reg \en$305  = 1'h1;
-  reg \en$308  = 1'h1;
-  reg \en$311  = 1'h1;
-  reg \en$314  = 1'h1;
-  reg \en$317  = 1'h1;
-  reg \en$322  = 1'h1;
-  reg \en$325  = 1'h1;
-  reg \en$328  = 1'h1;
-  reg \en$331  = 1'h1;
-  reg \en$334  = 1'h1;
-  reg \en$337  = 1'h1;
+  reg \en$321  = 1'h1;
   reg \en$340  = 1'h1;
-  reg \en$343  = 1'h1;
-  reg \en$348  = 1'h1;
-  reg \en$351  = 1'h1;
-  reg \en$354  = 1'h1;
-  reg \en$357  = 1'h1;
-  reg \en$360  = 1'h1;
-  reg \en$363  = 1'h1;
-  reg \en$366  = 1'h1;
+  reg \en$359  = 1'h1;
+  reg \en$377  = 1'h1;
+  reg \en$396  = 1'h1;
+  reg \en$415  = 1'h1;
+  reg \en$434  = 1'h1;
+  reg \en$453  = 1'h1;
+  reg \en$472  = 1'h1;
+  reg \en$491  = 1'h1;
+  reg \en$510  = 1'h1;
+  reg \en$528  = 1'h1;
+  reg \en$547  = 1'h1;
+  reg \en$566  = 1'h1;
+  reg \en$585  = 1'h1;
+  reg \en$604  = 1'h1;
+  reg \en$623  = 1'h1;
+  reg \en$642  = 1'h1;
+  reg \en$661  = 1'h1;
+  reg \en$679  = 1'h1;
   reg \en$69  = 1'h1;
+  reg \en$698  = 1'h1;
+  reg \en$717  = 1'h1;
   wire [7:0] \en$72 ;
+  reg \en$736  = 1'h1;
+  reg \en$755  = 1'h1;
+  reg \en$774  = 1'h1;
+  reg \en$793  = 1'h1;
   wire [7:0] \en$81 ;
+  reg \en$812  = 1'h1;
+  reg \en$830  = 1'h1;
+  reg \en$849  = 1'h1;
+  reg \en$868  = 1'h1;
+  reg \en$887  = 1'h1;
   reg \en$90  = 1'h1;
+  reg \en$906  = 1'h1;
+  reg \en$925  = 1'h1;
+  reg \en$944  = 1'h1;
+  reg \en$963  = 1'h1;
+  reg \en$981  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -1097,124 +1097,124 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire en_skew_flags;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1009 ;
-  wire \first_in$1022 ;
-  wire \first_in$1038 ;
-  wire \first_in$1054 ;
-  wire \first_in$1070 ;
-  wire \first_in$1086 ;
-  wire \first_in$1102 ;
-  wire \first_in$1118 ;
-  wire \first_in$1134 ;
-  wire \first_in$1147 ;
+  wire \first_in$1012 ;
+  wire \first_in$1031 ;
+  wire \first_in$1050 ;
+  wire \first_in$1069 ;
+  wire \first_in$1088 ;
+  wire \first_in$1107 ;
+  wire \first_in$1125 ;
+  wire \first_in$1144 ;
   wire \first_in$1163 ;
-  wire \first_in$1179 ;
-  wire \first_in$1195 ;
-  wire \first_in$1211 ;
-  wire \first_in$1227 ;
-  wire \first_in$123 ;
-  wire \first_in$1243 ;
-  wire \first_in$1259 ;
-  wire \first_in$133 ;
-  wire \first_in$143 ;
-  wire \first_in$153 ;
-  wire \first_in$163 ;
-  wire \first_in$173 ;
-  wire \first_in$183 ;
-  wire \first_in$397 ;
-  wire \first_in$413 ;
-  wire \first_in$429 ;
-  wire \first_in$445 ;
-  wire \first_in$461 ;
-  wire \first_in$477 ;
-  wire \first_in$493 ;
-  wire \first_in$509 ;
-  wire \first_in$522 ;
-  wire \first_in$538 ;
-  wire \first_in$554 ;
-  wire \first_in$570 ;
-  wire \first_in$586 ;
-  wire \first_in$602 ;
-  wire \first_in$618 ;
-  wire \first_in$634 ;
-  wire \first_in$647 ;
-  wire \first_in$663 ;
-  wire \first_in$679 ;
-  wire \first_in$695 ;
-  wire \first_in$711 ;
-  wire \first_in$727 ;
-  wire \first_in$743 ;
-  wire \first_in$759 ;
-  wire \first_in$772 ;
-  wire \first_in$788 ;
-  wire \first_in$804 ;
-  wire \first_in$820 ;
-  wire \first_in$836 ;
-  wire \first_in$852 ;
-  wire \first_in$868 ;
-  wire \first_in$884 ;
-  wire \first_in$897 ;
-  wire \first_in$913 ;
-  wire \first_in$929 ;
-  wire \first_in$945 ;
-  wire \first_in$961 ;
-  wire \first_in$977 ;
+  wire \first_in$1182 ;
+  wire \first_in$1201 ;
+  wire \first_in$1220 ;
+  wire \first_in$1239 ;
+  wire \first_in$125 ;
+  wire \first_in$1258 ;
+  wire \first_in$138 ;
+  wire \first_in$151 ;
+  wire \first_in$164 ;
+  wire \first_in$177 ;
+  wire \first_in$190 ;
+  wire \first_in$203 ;
+  wire \first_in$219 ;
+  wire \first_in$238 ;
+  wire \first_in$257 ;
+  wire \first_in$276 ;
+  wire \first_in$295 ;
+  wire \first_in$314 ;
+  wire \first_in$333 ;
+  wire \first_in$352 ;
+  wire \first_in$370 ;
+  wire \first_in$389 ;
+  wire \first_in$408 ;
+  wire \first_in$427 ;
+  wire \first_in$446 ;
+  wire \first_in$465 ;
+  wire \first_in$484 ;
+  wire \first_in$503 ;
+  wire \first_in$521 ;
+  wire \first_in$540 ;
+  wire \first_in$559 ;
+  wire \first_in$578 ;
+  wire \first_in$597 ;
+  wire \first_in$616 ;
+  wire \first_in$635 ;
+  wire \first_in$654 ;
+  wire \first_in$672 ;
+  wire \first_in$691 ;
+  wire \first_in$710 ;
+  wire \first_in$729 ;
+  wire \first_in$748 ;
+  wire \first_in$767 ;
+  wire \first_in$786 ;
+  wire \first_in$805 ;
+  wire \first_in$823 ;
+  wire \first_in$842 ;
+  wire \first_in$861 ;
+  wire \first_in$880 ;
+  wire \first_in$899 ;
+  wire \first_in$918 ;
+  wire \first_in$937 ;
+  wire \first_in$956 ;
+  wire \first_in$974 ;
   wire \first_in$993 ;
   wire first_out;
-  wire \first_out$1010 ;
-  wire \first_out$1023 ;
-  wire \first_out$1039 ;
-  wire \first_out$1055 ;
-  wire \first_out$1071 ;
-  wire \first_out$1087 ;
-  wire \first_out$1103 ;
-  wire \first_out$1119 ;
-  wire \first_out$1135 ;
-  wire \first_out$1148 ;
+  wire \first_out$1013 ;
+  wire \first_out$1032 ;
+  wire \first_out$1051 ;
+  wire \first_out$1070 ;
+  wire \first_out$1089 ;
+  wire \first_out$1108 ;
+  wire \first_out$1126 ;
+  wire \first_out$1145 ;
   wire \first_out$1164 ;
-  wire \first_out$1180 ;
-  wire \first_out$1196 ;
-  wire \first_out$1212 ;
-  wire \first_out$1228 ;
-  wire \first_out$1244 ;
-  wire \first_out$1260 ;
-  wire \first_out$414 ;
-  wire \first_out$430 ;
-  wire \first_out$446 ;
-  wire \first_out$462 ;
-  wire \first_out$478 ;
-  wire \first_out$494 ;
-  wire \first_out$510 ;
-  wire \first_out$523 ;
-  wire \first_out$539 ;
-  wire \first_out$555 ;
-  wire \first_out$571 ;
-  wire \first_out$587 ;
-  wire \first_out$603 ;
-  wire \first_out$619 ;
-  wire \first_out$635 ;
-  wire \first_out$648 ;
-  wire \first_out$664 ;
-  wire \first_out$680 ;
-  wire \first_out$696 ;
-  wire \first_out$712 ;
-  wire \first_out$728 ;
-  wire \first_out$744 ;
-  wire \first_out$760 ;
-  wire \first_out$773 ;
-  wire \first_out$789 ;
-  wire \first_out$805 ;
-  wire \first_out$821 ;
-  wire \first_out$837 ;
-  wire \first_out$853 ;
-  wire \first_out$869 ;
-  wire \first_out$885 ;
-  wire \first_out$898 ;
-  wire \first_out$914 ;
-  wire \first_out$930 ;
-  wire \first_out$946 ;
-  wire \first_out$962 ;
-  wire \first_out$978 ;
+  wire \first_out$1183 ;
+  wire \first_out$1202 ;
+  wire \first_out$1221 ;
+  wire \first_out$1240 ;
+  wire \first_out$1259 ;
+  wire \first_out$239 ;
+  wire \first_out$258 ;
+  wire \first_out$277 ;
+  wire \first_out$296 ;
+  wire \first_out$315 ;
+  wire \first_out$334 ;
+  wire \first_out$353 ;
+  wire \first_out$371 ;
+  wire \first_out$390 ;
+  wire \first_out$409 ;
+  wire \first_out$428 ;
+  wire \first_out$447 ;
+  wire \first_out$466 ;
+  wire \first_out$485 ;
+  wire \first_out$504 ;
+  wire \first_out$522 ;
+  wire \first_out$541 ;
+  wire \first_out$560 ;
+  wire \first_out$579 ;
+  wire \first_out$598 ;
+  wire \first_out$617 ;
+  wire \first_out$636 ;
+  wire \first_out$655 ;
+  wire \first_out$673 ;
+  wire \first_out$692 ;
+  wire \first_out$711 ;
+  wire \first_out$730 ;
+  wire \first_out$749 ;
+  wire \first_out$768 ;
+  wire \first_out$787 ;
+  wire \first_out$806 ;
+  wire \first_out$824 ;
+  wire \first_out$843 ;
+  wire \first_out$862 ;
+  wire \first_out$881 ;
+  wire \first_out$900 ;
+  wire \first_out$919 ;
+  wire \first_out$938 ;
+  wire \first_out$957 ;
+  wire \first_out$975 ;
   wire \first_out$994 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
@@ -1321,185 +1321,185 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1011 ;
-  wire \last_in$1024 ;
-  wire \last_in$1040 ;
-  wire \last_in$1056 ;
-  wire \last_in$1072 ;
-  wire \last_in$1088 ;
-  wire \last_in$1104 ;
-  wire \last_in$1120 ;
-  wire \last_in$1136 ;
-  wire \last_in$1149 ;
+  wire \last_in$1014 ;
+  wire \last_in$1033 ;
+  wire \last_in$1052 ;
+  wire \last_in$1071 ;
+  wire \last_in$1090 ;
+  wire \last_in$1109 ;
+  wire \last_in$1127 ;
+  wire \last_in$1146 ;
   wire \last_in$1165 ;
-  wire \last_in$1181 ;
-  wire \last_in$1197 ;
-  wire \last_in$1213 ;
-  wire \last_in$1229 ;
-  wire \last_in$124 ;
-  wire \last_in$1245 ;
-  wire \last_in$1261 ;
-  wire \last_in$134 ;
-  wire \last_in$144 ;
-  wire \last_in$154 ;
-  wire \last_in$164 ;
-  wire \last_in$174 ;
-  wire \last_in$184 ;
-  wire \last_in$399 ;
-  wire \last_in$415 ;
-  wire \last_in$431 ;
-  wire \last_in$447 ;
-  wire \last_in$463 ;
-  wire \last_in$479 ;
-  wire \last_in$495 ;
-  wire \last_in$511 ;
-  wire \last_in$524 ;
-  wire \last_in$540 ;
-  wire \last_in$556 ;
-  wire \last_in$572 ;
-  wire \last_in$588 ;
-  wire \last_in$604 ;
-  wire \last_in$620 ;
-  wire \last_in$636 ;
-  wire \last_in$649 ;
-  wire \last_in$665 ;
-  wire \last_in$681 ;
-  wire \last_in$697 ;
-  wire \last_in$713 ;
-  wire \last_in$729 ;
-  wire \last_in$745 ;
-  wire \last_in$761 ;
-  wire \last_in$774 ;
-  wire \last_in$790 ;
-  wire \last_in$806 ;
-  wire \last_in$822 ;
-  wire \last_in$838 ;
-  wire \last_in$854 ;
-  wire \last_in$870 ;
-  wire \last_in$886 ;
-  wire \last_in$899 ;
-  wire \last_in$915 ;
-  wire \last_in$931 ;
-  wire \last_in$947 ;
-  wire \last_in$963 ;
-  wire \last_in$979 ;
+  wire \last_in$1184 ;
+  wire \last_in$1203 ;
+  wire \last_in$1222 ;
+  wire \last_in$1241 ;
+  wire \last_in$126 ;
+  wire \last_in$1260 ;
+  wire \last_in$139 ;
+  wire \last_in$152 ;
+  wire \last_in$165 ;
+  wire \last_in$178 ;
+  wire \last_in$191 ;
+  wire \last_in$204 ;
+  wire \last_in$221 ;
+  wire \last_in$240 ;
+  wire \last_in$259 ;
+  wire \last_in$278 ;
+  wire \last_in$297 ;
+  wire \last_in$316 ;
+  wire \last_in$335 ;
+  wire \last_in$354 ;
+  wire \last_in$372 ;
+  wire \last_in$391 ;
+  wire \last_in$410 ;
+  wire \last_in$429 ;
+  wire \last_in$448 ;
+  wire \last_in$467 ;
+  wire \last_in$486 ;
+  wire \last_in$505 ;
+  wire \last_in$523 ;
+  wire \last_in$542 ;
+  wire \last_in$561 ;
+  wire \last_in$580 ;
+  wire \last_in$599 ;
+  wire \last_in$618 ;
+  wire \last_in$637 ;
+  wire \last_in$656 ;
+  wire \last_in$674 ;
+  wire \last_in$693 ;
+  wire \last_in$712 ;
+  wire \last_in$731 ;
+  wire \last_in$750 ;
+  wire \last_in$769 ;
+  wire \last_in$788 ;
+  wire \last_in$807 ;
+  wire \last_in$825 ;
+  wire \last_in$844 ;
+  wire \last_in$863 ;
+  wire \last_in$882 ;
+  wire \last_in$901 ;
+  wire \last_in$920 ;
+  wire \last_in$939 ;
+  wire \last_in$958 ;
+  wire \last_in$976 ;
   wire \last_in$995 ;
   wire last_out;
-  wire \last_out$1012 ;
-  wire \last_out$1025 ;
-  wire \last_out$1041 ;
-  wire \last_out$1057 ;
-  wire \last_out$1073 ;
-  wire \last_out$1089 ;
-  wire \last_out$1105 ;
-  wire \last_out$1121 ;
-  wire \last_out$1137 ;
-  wire \last_out$1150 ;
+  wire \last_out$1015 ;
+  wire \last_out$1034 ;
+  wire \last_out$1053 ;
+  wire \last_out$1072 ;
+  wire \last_out$1091 ;
+  wire \last_out$1110 ;
+  wire \last_out$1128 ;
+  wire \last_out$1147 ;
   wire \last_out$1166 ;
-  wire \last_out$1182 ;
-  wire \last_out$1198 ;
-  wire \last_out$1214 ;
-  wire \last_out$1230 ;
-  wire \last_out$1246 ;
-  wire \last_out$1262 ;
+  wire \last_out$1185 ;
+  wire \last_out$1204 ;
+  wire \last_out$1223 ;
+  wire \last_out$1242 ;
+  wire \last_out$1261 ;
   wire \last_out$15 ;
   wire \last_out$18 ;
   wire \last_out$21 ;
+  wire \last_out$222 ;
   wire \last_out$24 ;
+  wire \last_out$241 ;
+  wire \last_out$260 ;
   wire \last_out$27 ;
+  wire \last_out$279 ;
+  wire \last_out$298 ;
   wire \last_out$30 ;
+  wire \last_out$317 ;
   wire \last_out$33 ;
-  wire \last_out$400 ;
-  wire \last_out$416 ;
-  wire \last_out$432 ;
-  wire \last_out$448 ;
-  wire \last_out$464 ;
-  wire \last_out$480 ;
-  wire \last_out$496 ;
-  wire \last_out$512 ;
-  wire \last_out$525 ;
-  wire \last_out$541 ;
-  wire \last_out$557 ;
-  wire \last_out$573 ;
-  wire \last_out$589 ;
-  wire \last_out$605 ;
-  wire \last_out$621 ;
-  wire \last_out$637 ;
-  wire \last_out$650 ;
-  wire \last_out$666 ;
-  wire \last_out$682 ;
-  wire \last_out$698 ;
-  wire \last_out$714 ;
-  wire \last_out$730 ;
-  wire \last_out$746 ;
-  wire \last_out$762 ;
-  wire \last_out$775 ;
-  wire \last_out$791 ;
-  wire \last_out$807 ;
-  wire \last_out$823 ;
-  wire \last_out$839 ;
-  wire \last_out$855 ;
-  wire \last_out$871 ;
-  wire \last_out$887 ;
-  wire \last_out$900 ;
-  wire \last_out$916 ;
-  wire \last_out$932 ;
-  wire \last_out$948 ;
-  wire \last_out$964 ;
-  wire \last_out$980 ;
+  wire \last_out$336 ;
+  wire \last_out$355 ;
+  wire \last_out$373 ;
+  wire \last_out$392 ;
+  wire \last_out$411 ;
+  wire \last_out$430 ;
+  wire \last_out$449 ;
+  wire \last_out$468 ;
+  wire \last_out$487 ;
+  wire \last_out$506 ;
+  wire \last_out$524 ;
+  wire \last_out$543 ;
+  wire \last_out$562 ;
+  wire \last_out$581 ;
+  wire \last_out$600 ;
+  wire \last_out$619 ;
+  wire \last_out$638 ;
+  wire \last_out$657 ;
+  wire \last_out$675 ;
+  wire \last_out$694 ;
+  wire \last_out$713 ;
+  wire \last_out$732 ;
+  wire \last_out$751 ;
+  wire \last_out$770 ;
+  wire \last_out$789 ;
+  wire \last_out$808 ;
+  wire \last_out$826 ;
+  wire \last_out$845 ;
+  wire \last_out$864 ;
+  wire \last_out$883 ;
+  wire \last_out$902 ;
+  wire \last_out$921 ;
+  wire \last_out$940 ;
+  wire \last_out$959 ;
+  wire \last_out$977 ;
   wire \last_out$996 ;
   wire [255:0] o;
-  wire [63:0] \o$104 ;
-  wire [7:0] \o$104[0] ;
-  wire [7:0] \o$104[1] ;
-  wire [7:0] \o$104[2] ;
-  wire [7:0] \o$104[3] ;
-  wire [7:0] \o$104[4] ;
-  wire [7:0] \o$104[5] ;
-  wire [7:0] \o$104[6] ;
-  wire [7:0] \o$104[7] ;
-  wire [63:0] \o$108 ;
-  wire [7:0] \o$108[0] ;
-  wire [7:0] \o$108[1] ;
-  wire [7:0] \o$108[2] ;
-  wire [7:0] \o$108[3] ;
-  wire [7:0] \o$108[4] ;
-  wire [7:0] \o$108[5] ;
-  wire [7:0] \o$108[6] ;
-  wire [7:0] \o$108[7] ;
-  wire [23:0] \o$112 ;
-  wire [2:0] \o$112[0] ;
-  wire \o$112[0].first ;
-  wire \o$112[0].last ;
-  wire \o$112[0].valid ;
-  wire [2:0] \o$112[1] ;
-  wire \o$112[1].first ;
-  wire \o$112[1].last ;
-  wire \o$112[1].valid ;
-  wire [2:0] \o$112[2] ;
-  wire \o$112[2].first ;
-  wire \o$112[2].last ;
-  wire \o$112[2].valid ;
-  wire [2:0] \o$112[3] ;
-  wire \o$112[3].first ;
-  wire \o$112[3].last ;
-  wire \o$112[3].valid ;
-  wire [2:0] \o$112[4] ;
-  wire \o$112[4].first ;
-  wire \o$112[4].last ;
-  wire \o$112[4].valid ;
-  wire [2:0] \o$112[5] ;
-  wire \o$112[5].first ;
-  wire \o$112[5].last ;
-  wire \o$112[5].valid ;
-  wire [2:0] \o$112[6] ;
-  wire \o$112[6].first ;
-  wire \o$112[6].last ;
-  wire \o$112[6].valid ;
-  wire [2:0] \o$112[7] ;
-  wire \o$112[7].first ;
-  wire \o$112[7].last ;
-  wire \o$112[7].valid ;
+  wire [63:0] \o$103 ;
+  wire [7:0] \o$103[0] ;
+  wire [7:0] \o$103[1] ;
+  wire [7:0] \o$103[2] ;
+  wire [7:0] \o$103[3] ;
+  wire [7:0] \o$103[4] ;
+  wire [7:0] \o$103[5] ;
+  wire [7:0] \o$103[6] ;
+  wire [7:0] \o$103[7] ;
+  wire [63:0] \o$109 ;
+  wire [7:0] \o$109[0] ;
+  wire [7:0] \o$109[1] ;
+  wire [7:0] \o$109[2] ;
+  wire [7:0] \o$109[3] ;
+  wire [7:0] \o$109[4] ;
+  wire [7:0] \o$109[5] ;
+  wire [7:0] \o$109[6] ;
+  wire [7:0] \o$109[7] ;
+  wire [23:0] \o$111 ;
+  wire [2:0] \o$111[0] ;
+  wire \o$111[0].first ;
+  wire \o$111[0].last ;
+  wire \o$111[0].valid ;
+  wire [2:0] \o$111[1] ;
+  wire \o$111[1].first ;
+  wire \o$111[1].last ;
+  wire \o$111[1].valid ;
+  wire [2:0] \o$111[2] ;
+  wire \o$111[2].first ;
+  wire \o$111[2].last ;
+  wire \o$111[2].valid ;
+  wire [2:0] \o$111[3] ;
+  wire \o$111[3].first ;
+  wire \o$111[3].last ;
+  wire \o$111[3].valid ;
+  wire [2:0] \o$111[4] ;
+  wire \o$111[4].first ;
+  wire \o$111[4].last ;
+  wire \o$111[4].valid ;
+  wire [2:0] \o$111[5] ;
+  wire \o$111[5].first ;
+  wire \o$111[5].last ;
+  wire \o$111[5].valid ;
+  wire [2:0] \o$111[6] ;
+  wire \o$111[6].first ;
+  wire \o$111[6].last ;
+  wire \o$111[6].valid ;
+  wire [2:0] \o$111[7] ;
+  wire \o$111[7].first ;
+  wire \o$111[7].last ;
+  wire \o$111[7].valid ;
   wire [31:0] \o[0] ;
   wire [31:0] \o[1] ;
   wire [31:0] \o[2] ;
@@ -1509,15 +1509,15 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \o[6] ;
   wire [31:0] \o[7] ;
   wire [63:0] o_next;
-  wire [63:0] \o_next$110 ;
-  wire [7:0] \o_next$110[0] ;
-  wire [7:0] \o_next$110[1] ;
-  wire [7:0] \o_next$110[2] ;
-  wire [7:0] \o_next$110[3] ;
-  wire [7:0] \o_next$110[4] ;
-  wire [7:0] \o_next$110[5] ;
-  wire [7:0] \o_next$110[6] ;
-  wire [7:0] \o_next$110[7] ;
+  wire [63:0] \o_next$107 ;
+  wire [7:0] \o_next$107[0] ;
+  wire [7:0] \o_next$107[1] ;
+  wire [7:0] \o_next$107[2] ;
+  wire [7:0] \o_next$107[3] ;
+  wire [7:0] \o_next$107[4] ;
+  wire [7:0] \o_next$107[5] ;
+  wire [7:0] \o_next$107[6] ;
+  wire [7:0] \o_next$107[7] ;
   wire [7:0] \o_next[0] ;
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
@@ -1678,132 +1678,132 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_7 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1013 ;
-  wire \valid_in$1026 ;
-  wire \valid_in$1042 ;
-  wire \valid_in$1058 ;
-  wire \valid_in$1074 ;
-  wire \valid_in$1090 ;
-  wire \valid_in$1106 ;
-  wire \valid_in$1122 ;
-  wire \valid_in$1138 ;
-  wire \valid_in$1151 ;
+  wire \valid_in$1016 ;
+  wire \valid_in$1035 ;
+  wire \valid_in$1054 ;
+  wire \valid_in$1073 ;
+  wire \valid_in$1092 ;
+  wire \valid_in$1111 ;
+  wire \valid_in$1129 ;
+  wire \valid_in$1148 ;
   wire \valid_in$1167 ;
-  wire \valid_in$1183 ;
-  wire \valid_in$1199 ;
-  wire \valid_in$1215 ;
-  wire \valid_in$122 ;
-  wire \valid_in$1231 ;
-  wire \valid_in$1247 ;
-  wire \valid_in$1263 ;
-  wire \valid_in$132 ;
-  wire \valid_in$142 ;
-  wire \valid_in$152 ;
-  wire \valid_in$162 ;
-  wire \valid_in$172 ;
-  wire \valid_in$182 ;
-  wire \valid_in$401 ;
-  wire \valid_in$417 ;
-  wire \valid_in$433 ;
-  wire \valid_in$449 ;
-  wire \valid_in$465 ;
-  wire \valid_in$481 ;
-  wire \valid_in$497 ;
-  wire \valid_in$513 ;
-  wire \valid_in$526 ;
-  wire \valid_in$542 ;
-  wire \valid_in$558 ;
-  wire \valid_in$574 ;
-  wire \valid_in$590 ;
-  wire \valid_in$606 ;
-  wire \valid_in$622 ;
-  wire \valid_in$638 ;
-  wire \valid_in$651 ;
-  wire \valid_in$667 ;
-  wire \valid_in$683 ;
-  wire \valid_in$699 ;
-  wire \valid_in$715 ;
-  wire \valid_in$731 ;
-  wire \valid_in$747 ;
-  wire \valid_in$763 ;
-  wire \valid_in$776 ;
-  wire \valid_in$792 ;
-  wire \valid_in$808 ;
-  wire \valid_in$824 ;
-  wire \valid_in$840 ;
-  wire \valid_in$856 ;
-  wire \valid_in$872 ;
-  wire \valid_in$888 ;
-  wire \valid_in$901 ;
-  wire \valid_in$917 ;
-  wire \valid_in$933 ;
-  wire \valid_in$949 ;
-  wire \valid_in$965 ;
-  wire \valid_in$981 ;
+  wire \valid_in$1186 ;
+  wire \valid_in$1205 ;
+  wire \valid_in$1224 ;
+  wire \valid_in$124 ;
+  wire \valid_in$1243 ;
+  wire \valid_in$1262 ;
+  wire \valid_in$137 ;
+  wire \valid_in$150 ;
+  wire \valid_in$163 ;
+  wire \valid_in$176 ;
+  wire \valid_in$189 ;
+  wire \valid_in$202 ;
+  wire \valid_in$223 ;
+  wire \valid_in$242 ;
+  wire \valid_in$261 ;
+  wire \valid_in$280 ;
+  wire \valid_in$299 ;
+  wire \valid_in$318 ;
+  wire \valid_in$337 ;
+  wire \valid_in$356 ;
+  wire \valid_in$374 ;
+  wire \valid_in$393 ;
+  wire \valid_in$412 ;
+  wire \valid_in$431 ;
+  wire \valid_in$450 ;
+  wire \valid_in$469 ;
+  wire \valid_in$488 ;
+  wire \valid_in$507 ;
+  wire \valid_in$525 ;
+  wire \valid_in$544 ;
+  wire \valid_in$563 ;
+  wire \valid_in$582 ;
+  wire \valid_in$601 ;
+  wire \valid_in$620 ;
+  wire \valid_in$639 ;
+  wire \valid_in$658 ;
+  wire \valid_in$676 ;
+  wire \valid_in$695 ;
+  wire \valid_in$714 ;
+  wire \valid_in$733 ;
+  wire \valid_in$752 ;
+  wire \valid_in$771 ;
+  wire \valid_in$790 ;
+  wire \valid_in$809 ;
+  wire \valid_in$827 ;
+  wire \valid_in$846 ;
+  wire \valid_in$865 ;
+  wire \valid_in$884 ;
+  wire \valid_in$903 ;
+  wire \valid_in$922 ;
+  wire \valid_in$941 ;
+  wire \valid_in$960 ;
+  wire \valid_in$978 ;
   wire \valid_in$997 ;
   wire valid_out;
-  wire \valid_out$1014 ;
-  wire \valid_out$1027 ;
-  wire \valid_out$1043 ;
-  wire \valid_out$1059 ;
-  wire \valid_out$1075 ;
-  wire \valid_out$1091 ;
-  wire \valid_out$1107 ;
-  wire \valid_out$1123 ;
-  wire \valid_out$1139 ;
-  wire \valid_out$1152 ;
+  wire \valid_out$1017 ;
+  wire \valid_out$1036 ;
+  wire \valid_out$1055 ;
+  wire \valid_out$1074 ;
+  wire \valid_out$1093 ;
+  wire \valid_out$1112 ;
+  wire \valid_out$1130 ;
+  wire \valid_out$1149 ;
   wire \valid_out$1168 ;
-  wire \valid_out$1184 ;
-  wire \valid_out$1200 ;
-  wire \valid_out$1216 ;
-  wire \valid_out$1232 ;
-  wire \valid_out$1248 ;
-  wire \valid_out$1264 ;
+  wire \valid_out$1187 ;
+  wire \valid_out$1206 ;
+  wire \valid_out$1225 ;
+  wire \valid_out$1244 ;
+  wire \valid_out$1263 ;
   wire \valid_out$14 ;
   wire \valid_out$17 ;
   wire \valid_out$20 ;
+  wire \valid_out$224 ;
   wire \valid_out$23 ;
+  wire \valid_out$243 ;
   wire \valid_out$26 ;
+  wire \valid_out$262 ;
+  wire \valid_out$281 ;
   wire \valid_out$29 ;
+  wire \valid_out$300 ;
+  wire \valid_out$319 ;
   wire \valid_out$32 ;
-  wire \valid_out$402 ;
-  wire \valid_out$418 ;
-  wire \valid_out$434 ;
-  wire \valid_out$450 ;
-  wire \valid_out$466 ;
-  wire \valid_out$482 ;
-  wire \valid_out$498 ;
-  wire \valid_out$514 ;
-  wire \valid_out$527 ;
-  wire \valid_out$543 ;
-  wire \valid_out$559 ;
-  wire \valid_out$575 ;
-  wire \valid_out$591 ;
-  wire \valid_out$607 ;
-  wire \valid_out$623 ;
-  wire \valid_out$639 ;
-  wire \valid_out$652 ;
-  wire \valid_out$668 ;
-  wire \valid_out$684 ;
-  wire \valid_out$700 ;
-  wire \valid_out$716 ;
-  wire \valid_out$732 ;
-  wire \valid_out$748 ;
-  wire \valid_out$764 ;
-  wire \valid_out$777 ;
-  wire \valid_out$793 ;
-  wire \valid_out$809 ;
-  wire \valid_out$825 ;
-  wire \valid_out$841 ;
-  wire \valid_out$857 ;
-  wire \valid_out$873 ;
-  wire \valid_out$889 ;
-  wire \valid_out$902 ;
-  wire \valid_out$918 ;
-  wire \valid_out$934 ;
-  wire \valid_out$950 ;
-  wire \valid_out$966 ;
-  wire \valid_out$982 ;
+  wire \valid_out$338 ;
+  wire \valid_out$357 ;
+  wire \valid_out$375 ;
+  wire \valid_out$394 ;
+  wire \valid_out$413 ;
+  wire \valid_out$432 ;
+  wire \valid_out$451 ;
+  wire \valid_out$470 ;
+  wire \valid_out$489 ;
+  wire \valid_out$508 ;
+  wire \valid_out$526 ;
+  wire \valid_out$545 ;
+  wire \valid_out$564 ;
+  wire \valid_out$583 ;
+  wire \valid_out$602 ;
+  wire \valid_out$621 ;
+  wire \valid_out$640 ;
+  wire \valid_out$659 ;
+  wire \valid_out$677 ;
+  wire \valid_out$696 ;
+  wire \valid_out$715 ;
+  wire \valid_out$734 ;
+  wire \valid_out$753 ;
+  wire \valid_out$772 ;
+  wire \valid_out$791 ;
+  wire \valid_out$810 ;
+  wire \valid_out$828 ;
+  wire \valid_out$847 ;
+  wire \valid_out$866 ;
+  wire \valid_out$885 ;
+  wire \valid_out$904 ;
+  wire \valid_out$923 ;
+  wire \valid_out$942 ;
+  wire \valid_out$961 ;
+  wire \valid_out$979 ;
   wire \valid_out$998 ;
   assign drain_0 = valid_out & last_out;
   assign drain_1 = \valid_out$14  & \last_out$15 ;
@@ -1835,9 +1835,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$15  = ~ first;
   assign \$16  = in_flags[0] | \$15 ;
   assign \$17  = \$16  | results__valid;
-  assign \$18  = | { \valid_in$1263 , \valid_in$1247 , \valid_in$1231 , \valid_in$1215 , \valid_in$1199 , \valid_in$1183 , \valid_in$1167 , \valid_in$1151 , \valid_in$1138 , \valid_in$1122 , \valid_in$1106 , \valid_in$1090 , \valid_in$1074 , \valid_in$1058 , \valid_in$1042 , \valid_in$1026 , \valid_in$1013 , \valid_in$997 , \valid_in$981 , \valid_in$965 , \valid_in$949 , \valid_in$933 , \valid_in$917 , \valid_in$901 , \valid_in$888 , \valid_in$872 , \valid_in$856 , \valid_in$840 , \valid_in$824 , \valid_in$808 , \valid_in$792 , \valid_in$776 , \valid_in$763 , \valid_in$747 , \valid_in$731 , \valid_in$715 , \valid_in$699 , \valid_in$683 , \valid_in$667 , \valid_in$651 , \valid_in$638 , \valid_in$622 , \valid_in$606 , \valid_in$590 , \valid_in$574 , \valid_in$558 , \valid_in$542 , \valid_in$526 , \valid_in$513 , \valid_in$497 , \valid_in$481 , \valid_in$465 , \valid_in$449 , \valid_in$433 , \valid_in$417 , \valid_in$401 , \o$112 [21], \o$112 [18], \o$112 [15], \o$112 [12], \o$112 [9], \o$112 [6], \o$112 [3], \o$112 [0] };
+  assign \$18  = | { \valid_in$1262 , \valid_in$1243 , \valid_in$1224 , \valid_in$1205 , \valid_in$1186 , \valid_in$1167 , \valid_in$1148 , \valid_in$1129 , \valid_in$1111 , \valid_in$1092 , \valid_in$1073 , \valid_in$1054 , \valid_in$1035 , \valid_in$1016 , \valid_in$997 , \valid_in$978 , \valid_in$960 , \valid_in$941 , \valid_in$922 , \valid_in$903 , \valid_in$884 , \valid_in$865 , \valid_in$846 , \valid_in$827 , \valid_in$809 , \valid_in$790 , \valid_in$771 , \valid_in$752 , \valid_in$733 , \valid_in$714 , \valid_in$695 , \valid_in$676 , \valid_in$658 , \valid_in$639 , \valid_in$620 , \valid_in$601 , \valid_in$582 , \valid_in$563 , \valid_in$544 , \valid_in$525 , \valid_in$507 , \valid_in$488 , \valid_in$469 , \valid_in$450 , \valid_in$431 , \valid_in$412 , \valid_in$393 , \valid_in$374 , \valid_in$356 , \valid_in$337 , \valid_in$318 , \valid_in$299 , \valid_in$280 , \valid_in$261 , \valid_in$242 , \valid_in$223 , \o$111 [21], \o$111 [18], \o$111 [15], \o$111 [12], \o$111 [9], \o$111 [6], \o$111 [3], \o$111 [0] };
   assign \$19  = \$17  | \$18 ;
-  assign \$20  = | { chain_valid_out, \chain_valid_out$1272 , \chain_valid_out$1271 , \chain_valid_out$1270 , \chain_valid_out$1269 , \chain_valid_out$1268 , \chain_valid_out$1267 , \chain_valid_out$1266 , \chain_valid_in$1257 , \chain_valid_in$1241 , \chain_valid_in$1225 , \chain_valid_in$1209 , \chain_valid_in$1193 , \chain_valid_in$1177 , \chain_valid_in$1161 , \chain_valid_in$1145 , \chain_valid_in$1132 , \chain_valid_in$1116 , \chain_valid_in$1100 , \chain_valid_in$1084 , \chain_valid_in$1068 , \chain_valid_in$1052 , \chain_valid_in$1036 , \chain_valid_in$1020 , \chain_valid_in$1007 , \chain_valid_in$991 , \chain_valid_in$975 , \chain_valid_in$959 , \chain_valid_in$943 , \chain_valid_in$927 , \chain_valid_in$911 , \chain_valid_in$895 , \chain_valid_in$882 , \chain_valid_in$866 , \chain_valid_in$850 , \chain_valid_in$834 , \chain_valid_in$818 , \chain_valid_in$802 , \chain_valid_in$786 , \chain_valid_in$770 , \chain_valid_in$757 , \chain_valid_in$741 , \chain_valid_in$725 , \chain_valid_in$709 , \chain_valid_in$693 , \chain_valid_in$677 , \chain_valid_in$661 , \chain_valid_in$645 , \chain_valid_in$632 , \chain_valid_in$616 , \chain_valid_in$600 , \chain_valid_in$584 , \chain_valid_in$568 , \chain_valid_in$552 , \chain_valid_in$536 , \chain_valid_in$520 , \chain_valid_in$507 , \chain_valid_in$491 , \chain_valid_in$475 , \chain_valid_in$459 , \chain_valid_in$443 , \chain_valid_in$427 , \chain_valid_in$411 , \chain_valid_in$395  };
+  assign \$20  = | { chain_valid_out, \chain_valid_out$1272 , \chain_valid_out$1271 , \chain_valid_out$1270 , \chain_valid_out$1269 , \chain_valid_out$1268 , \chain_valid_out$1267 , \chain_valid_out$1266 , \chain_valid_in$1256 , \chain_valid_in$1237 , \chain_valid_in$1218 , \chain_valid_in$1199 , \chain_valid_in$1180 , \chain_valid_in$1161 , \chain_valid_in$1142 , \chain_valid_in$1123 , \chain_valid_in$1105 , \chain_valid_in$1086 , \chain_valid_in$1067 , \chain_valid_in$1048 , \chain_valid_in$1029 , \chain_valid_in$1010 , \chain_valid_in$991 , \chain_valid_in$972 , \chain_valid_in$954 , \chain_valid_in$935 , \chain_valid_in$916 , \chain_valid_in$897 , \chain_valid_in$878 , \chain_valid_in$859 , \chain_valid_in$840 , \chain_valid_in$821 , \chain_valid_in$803 , \chain_valid_in$784 , \chain_valid_in$765 , \chain_valid_in$746 , \chain_valid_in$727 , \chain_valid_in$708 , \chain_valid_in$689 , \chain_valid_in$670 , \chain_valid_in$652 , \chain_valid_in$633 , \chain_valid_in$614 , \chain_valid_in$595 , \chain_valid_in$576 , \chain_valid_in$557 , \chain_valid_in$538 , \chain_valid_in$519 , \chain_valid_in$501 , \chain_valid_in$482 , \chain_valid_in$463 , \chain_valid_in$444 , \chain_valid_in$425 , \chain_valid_in$406 , \chain_valid_in$387 , \chain_valid_in$368 , \chain_valid_in$350 , \chain_valid_in$331 , \chain_valid_in$312 , \chain_valid_in$293 , \chain_valid_in$274 , \chain_valid_in$255 , \chain_valid_in$236 , \chain_valid_in$217  };
   assign busy = \$19  | \$20 ;
   assign \$21  = ~ skid_valid;
   assign \$22  = ~ skid_valid_0;
@@ -2232,129 +2232,129 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   always @(posedge clk)
     \en$117  <= \$80 ;
   always @(posedge clk)
-    \en$127  <= \$81 ;
+    \en$130  <= \$81 ;
   always @(posedge clk)
-    \en$137  <= \$82 ;
+    \en$143  <= \$82 ;
   always @(posedge clk)
-    \en$147  <= \$83 ;
+    \en$156  <= \$83 ;
   always @(posedge clk)
-    \en$157  <= \$84 ;
+    \en$169  <= \$84 ;
   always @(posedge clk)
-    \en$167  <= \$85 ;
+    \en$182  <= \$85 ;
   always @(posedge clk)
-    \en$177  <= \$86 ;
+    \en$195  <= \$86 ;
   always @(posedge clk)
-    \en$187  <= \$87 ;
+    \en$208  <= \$87 ;
   always @(posedge clk)
-    \en$192  <= \$88 ;
+    \en$226  <= \$88 ;
   always @(posedge clk)
-    \en$195  <= \$89 ;
+    \en$245  <= \$89 ;
   always @(posedge clk)
-    \en$198  <= \$90 ;
+    \en$264  <= \$90 ;
   always @(posedge clk)
-    \en$201  <= \$91 ;
+    \en$283  <= \$91 ;
   always @(posedge clk)
-    \en$204  <= \$92 ;
+    \en$302  <= \$92 ;
   always @(posedge clk)
-    \en$207  <= \$93 ;
+    \en$321  <= \$93 ;
   always @(posedge clk)
-    \en$210  <= \$94 ;
+    \en$340  <= \$94 ;
   always @(posedge clk)
-    \en$213  <= \$95 ;
+    \en$359  <= \$95 ;
   always @(posedge clk)
-    \en$218  <= \$96 ;
+    \en$377  <= \$96 ;
   always @(posedge clk)
-    \en$221  <= \$97 ;
+    \en$396  <= \$97 ;
   always @(posedge clk)
-    \en$224  <= \$98 ;
+    \en$415  <= \$98 ;
   always @(posedge clk)
-    \en$227  <= \$99 ;
+    \en$434  <= \$99 ;
   always @(posedge clk)
-    \en$230  <= \$100 ;
+    \en$453  <= \$100 ;
   always @(posedge clk)
-    \en$233  <= \$101 ;
+    \en$472  <= \$101 ;
   always @(posedge clk)
-    \en$236  <= \$102 ;
+    \en$491  <= \$102 ;
   always @(posedge clk)
-    \en$239  <= \$103 ;
+    \en$510  <= \$103 ;
   always @(posedge clk)
-    \en$244  <= \$104 ;
+    \en$528  <= \$104 ;
   always @(posedge clk)
-    \en$247  <= \$105 ;
+    \en$547  <= \$105 ;
   always @(posedge clk)
-    \en$250  <= \$106 ;
+    \en$566  <= \$106 ;
   always @(posedge clk)
-    \en$253  <= \$107 ;
+    \en$585  <= \$107 ;
   always @(posedge clk)
-    \en$256  <= \$108 ;
+    \en$604  <= \$108 ;
   always @(posedge clk)
-    \en$259  <= \$109 ;
+    \en$623  <= \$109 ;
   always @(posedge clk)
-    \en$262  <= \$110 ;
+    \en$642  <= \$110 ;
   always @(posedge clk)
-    \en$265  <= \$111 ;
+    \en$661  <= \$111 ;
   always @(posedge clk)
-    \en$270  <= \$112 ;
+    \en$679  <= \$112 ;
   always @(posedge clk)
-    \en$273  <= \$113 ;
+    \en$698  <= \$113 ;
   always @(posedge clk)
-    \en$276  <= \$114 ;
+    \en$717  <= \$114 ;
   always @(posedge clk)
-    \en$279  <= \$115 ;
+    \en$736  <= \$115 ;
   always @(posedge clk)
-    \en$282  <= \$116 ;
+    \en$755  <= \$116 ;
   always @(posedge clk)
-    \en$285  <= \$117 ;
+    \en$774  <= \$117 ;
   always @(posedge clk)
-    \en$288  <= \$118 ;
+    \en$793  <= \$118 ;
   always @(posedge clk)
-    \en$291  <= \$119 ;
+    \en$812  <= \$119 ;
   always @(posedge clk)
-    \en$296  <= \$120 ;
+    \en$830  <= \$120 ;
   always @(posedge clk)
-    \en$299  <= \$121 ;
+    \en$849  <= \$121 ;
   always @(posedge clk)
-    \en$302  <= \$122 ;
+    \en$868  <= \$122 ;
   always @(posedge clk)
-    \en$305  <= \$123 ;
+    \en$887  <= \$123 ;
   always @(posedge clk)
-    \en$308  <= \$124 ;
+    \en$906  <= \$124 ;
   always @(posedge clk)
-    \en$311  <= \$125 ;
+    \en$925  <= \$125 ;
   always @(posedge clk)
-    \en$314  <= \$126 ;
+    \en$944  <= \$126 ;
   always @(posedge clk)
-    \en$317  <= \$127 ;
+    \en$963  <= \$127 ;
   always @(posedge clk)
-    \en$322  <= \$128 ;
+    \en$981  <= \$128 ;
   always @(posedge clk)
-    \en$325  <= \$129 ;
+    \en$1000  <= \$129 ;
   always @(posedge clk)
-    \en$328  <= \$130 ;
+    \en$1019  <= \$130 ;
   always @(posedge clk)
-    \en$331  <= \$131 ;
+    \en$1038  <= \$131 ;
   always @(posedge clk)
-    \en$334  <= \$132 ;
+    \en$1057  <= \$132 ;
   always @(posedge clk)
-    \en$337  <= \$133 ;
+    \en$1076  <= \$133 ;
   always @(posedge clk)
-    \en$340  <= \$134 ;
+    \en$1095  <= \$134 ;
   always @(posedge clk)
-    \en$343  <= \$135 ;
+    \en$1114  <= \$135 ;
   always @(posedge clk)
-    \en$348  <= \$136 ;
+    \en$1132  <= \$136 ;
   always @(posedge clk)
-    \en$351  <= \$137 ;
+    \en$1151  <= \$137 ;
   always @(posedge clk)
-    \en$354  <= \$138 ;
+    \en$1170  <= \$138 ;
   always @(posedge clk)
-    \en$357  <= \$139 ;
+    \en$1189  <= \$139 ;
   always @(posedge clk)
-    \en$360  <= \$140 ;
+    \en$1208  <= \$140 ;
   always @(posedge clk)
-    \en$363  <= \$141 ;
+    \en$1227  <= \$141 ;
   always @(posedge clk)
-    \en$366  <= \$142 ;
+    \en$1246  <= \$142 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
@@ -2370,1362 +2370,1362 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .rst(rst)
   );
   \systolic_core.pe_0_0  pe_0_0 (
-    .a_in(\o$104 [7:0]),
+    .a_in(\o$103 [7:0]),
     .a_next(o_next[7:0]),
-    .a_out(\a_in$369 ),
-    .b_in(\o$108 [7:0]),
-    .b_next(\o_next$110 [7:0]),
-    .b_out(\b_in$390 ),
-    .chain_out(\chain_in$393 ),
-    .chain_valid_out(\chain_valid_in$395 ),
+    .a_out(\a_in$119 ),
+    .b_in(\o$109 [7:0]),
+    .b_next(\o_next$107 [7:0]),
+    .b_out(\b_in$212 ),
+    .chain_out(\chain_in$215 ),
+    .chain_valid_out(\chain_valid_in$217 ),
     .drain(drain_0),
     .en(\en$100 ),
-    .first_out(\first_in$397 ),
-    .last_out(\last_in$399 ),
-    .\port$3146$0 (\o$112 [2:0]),
+    .first_out(\first_in$219 ),
+    .last_out(\last_in$221 ),
+    .\port$3146$0 (\o$111 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$401 )
+    .valid_out(\valid_in$223 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$369 ),
-    .a_next(\o$104 [7:0]),
-    .a_out(\a_in$372 ),
-    .b_in(\o$108 [15:8]),
-    .b_next(\o_next$110 [15:8]),
-    .b_out(\b_in$406 ),
-    .chain_out(\chain_in$409 ),
-    .chain_valid_out(\chain_valid_in$411 ),
+    .a_in(\a_in$119 ),
+    .a_next(\o$103 [7:0]),
+    .a_out(\a_in$132 ),
+    .b_in(\o$109 [15:8]),
+    .b_next(\o_next$107 [15:8]),
+    .b_out(\b_in$231 ),
+    .chain_out(\chain_in$234 ),
+    .chain_valid_out(\chain_valid_in$236 ),
     .drain(drain_1),
     .en(\en$117 ),
-    .first_out(\first_in$413 ),
-    .last_out(\last_in$415 ),
-    .\port$3146$3 (\o$112 [5:3]),
+    .first_out(\first_in$238 ),
+    .last_out(\last_in$240 ),
+    .\port$3146$3 (\o$111 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$417 )
+    .valid_out(\valid_in$242 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$372 ),
-    .a_next(\a_in$369 ),
-    .a_out(\a_in$375 ),
-    .b_in(\o$108 [23:16]),
-    .b_next(\o_next$110 [23:16]),
-    .b_out(\b_in$422 ),
-    .chain_out(\chain_in$425 ),
-    .chain_valid_out(\chain_valid_in$427 ),
+    .a_in(\a_in$132 ),
+    .a_next(\a_in$119 ),
+    .a_out(\a_in$145 ),
+    .b_in(\o$109 [23:16]),
+    .b_next(\o_next$107 [23:16]),
+    .b_out(\b_in$250 ),
+    .chain_out(\chain_in$253 ),
+    .chain_valid_out(\chain_valid_in$255 ),
     .drain(drain_2),
-    .en(\en$127 ),
-    .first_out(\first_in$429 ),
-    .last_out(\last_in$431 ),
-    .\port$3146$6 (\o$112 [8:6]),
+    .en(\en$130 ),
+    .first_out(\first_in$257 ),
+    .last_out(\last_in$259 ),
+    .\port$3146$6 (\o$111 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$433 )
+    .valid_out(\valid_in$261 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$375 ),
-    .a_next(\a_in$372 ),
-    .a_out(\a_in$378 ),
-    .b_in(\o$108 [31:24]),
-    .b_next(\o_next$110 [31:24]),
-    .b_out(\b_in$438 ),
-    .chain_out(\chain_in$441 ),
-    .chain_valid_out(\chain_valid_in$443 ),
+    .a_in(\a_in$145 ),
+    .a_next(\a_in$132 ),
+    .a_out(\a_in$158 ),
+    .b_in(\o$109 [31:24]),
+    .b_next(\o_next$107 [31:24]),
+    .b_out(\b_in$269 ),
+    .chain_out(\chain_in$272 ),
+    .chain_valid_out(\chain_valid_in$274 ),
     .drain(drain_3),
-    .en(\en$137 ),
-    .first_out(\first_in$445 ),
-    .last_out(\last_in$447 ),
-    .\port$3146$9 (\o$112 [11:9]),
+    .en(\en$143 ),
+    .first_out(\first_in$276 ),
+    .last_out(\last_in$278 ),
+    .\port$3146$9 (\o$111 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$449 )
+    .valid_out(\valid_in$280 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$378 ),
-    .a_next(\a_in$375 ),
-    .a_out(\a_in$381 ),
-    .b_in(\o$108 [39:32]),
-    .b_next(\o_next$110 [39:32]),
-    .b_out(\b_in$454 ),
-    .chain_out(\chain_in$457 ),
-    .chain_valid_out(\chain_valid_in$459 ),
+    .a_in(\a_in$158 ),
+    .a_next(\a_in$145 ),
+    .a_out(\a_in$171 ),
+    .b_in(\o$109 [39:32]),
+    .b_next(\o_next$107 [39:32]),
+    .b_out(\b_in$288 ),
+    .chain_out(\chain_in$291 ),
+    .chain_valid_out(\chain_valid_in$293 ),
     .drain(drain_4),
-    .en(\en$147 ),
-    .first_out(\first_in$461 ),
-    .last_out(\last_in$463 ),
-    .\port$3146$12 (\o$112 [14:12]),
+    .en(\en$156 ),
+    .first_out(\first_in$295 ),
+    .last_out(\last_in$297 ),
+    .\port$3146$12 (\o$111 [14:12]),
     .rst_pe_0_4(rst_pe_0_4),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$465 )
+    .valid_out(\valid_in$299 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$381 ),
-    .a_next(\a_in$378 ),
-    .a_out(\a_in$384 ),
-    .b_in(\o$108 [47:40]),
-    .b_next(\o_next$110 [47:40]),
-    .b_out(\b_in$470 ),
-    .chain_out(\chain_in$473 ),
-    .chain_valid_out(\chain_valid_in$475 ),
+    .a_in(\a_in$171 ),
+    .a_next(\a_in$158 ),
+    .a_out(\a_in$184 ),
+    .b_in(\o$109 [47:40]),
+    .b_next(\o_next$107 [47:40]),
+    .b_out(\b_in$307 ),
+    .chain_out(\chain_in$310 ),
+    .chain_valid_out(\chain_valid_in$312 ),
     .drain(drain_5),
-    .en(\en$157 ),
-    .first_out(\first_in$477 ),
-    .last_out(\last_in$479 ),
-    .\port$3146$15 (\o$112 [17:15]),
+    .en(\en$169 ),
+    .first_out(\first_in$314 ),
+    .last_out(\last_in$316 ),
+    .\port$3146$15 (\o$111 [17:15]),
     .rst_pe_0_5(rst_pe_0_5),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$481 )
+    .valid_out(\valid_in$318 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$384 ),
-    .a_next(\a_in$381 ),
-    .a_out(\a_in$387 ),
-    .b_in(\o$108 [55:48]),
-    .b_next(\o_next$110 [55:48]),
-    .b_out(\b_in$486 ),
-    .chain_out(\chain_in$489 ),
-    .chain_valid_out(\chain_valid_in$491 ),
+    .a_in(\a_in$184 ),
+    .a_next(\a_in$171 ),
+    .a_out(\a_in$197 ),
+    .b_in(\o$109 [55:48]),
+    .b_next(\o_next$107 [55:48]),
+    .b_out(\b_in$326 ),
+    .chain_out(\chain_in$329 ),
+    .chain_valid_out(\chain_valid_in$331 ),
     .drain(drain_6),
-    .en(\en$167 ),
-    .first_out(\first_in$493 ),
-    .last_out(\last_in$495 ),
-    .\port$3146$18 (\o$112 [20:18]),
+    .en(\en$182 ),
+    .first_out(\first_in$333 ),
+    .last_out(\last_in$335 ),
+    .\port$3146$18 (\o$111 [20:18]),
     .rst_pe_0_6(rst_pe_0_6),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$497 )
+    .valid_out(\valid_in$337 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$387 ),
-    .a_next(\a_in$384 ),
-    .b_in(\o$108 [63:56]),
-    .b_next(\o_next$110 [63:56]),
-    .b_out(\b_in$502 ),
-    .chain_out(\chain_in$505 ),
-    .chain_valid_out(\chain_valid_in$507 ),
+    .a_in(\a_in$197 ),
+    .a_next(\a_in$184 ),
+    .b_in(\o$109 [63:56]),
+    .b_next(\o_next$107 [63:56]),
+    .b_out(\b_in$345 ),
+    .chain_out(\chain_in$348 ),
+    .chain_valid_out(\chain_valid_in$350 ),
     .drain(drain_7),
-    .en(\en$177 ),
-    .first_out(\first_in$509 ),
-    .last_out(\last_in$511 ),
-    .\port$3146$21 (\o$112 [23:21]),
+    .en(\en$195 ),
+    .first_out(\first_in$352 ),
+    .last_out(\last_in$354 ),
+    .\port$3146$21 (\o$111 [23:21]),
     .rst_pe_0_7(rst_pe_0_7),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$513 )
+    .valid_out(\valid_in$356 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
-    .a_in(\o$104 [15:8]),
+    .a_in(\o$103 [15:8]),
     .a_next(o_next[15:8]),
-    .a_out(\a_in$403 ),
-    .b_in(\b_in$390 ),
-    .b_next(\o$108 [7:0]),
-    .b_out(\b_in$515 ),
-    .chain_in(\chain_in$393 ),
-    .chain_out(\chain_in$518 ),
-    .chain_valid_in(\chain_valid_in$395 ),
-    .chain_valid_out(\chain_valid_in$520 ),
+    .a_out(\a_in$228 ),
+    .b_in(\b_in$212 ),
+    .b_next(\o$109 [7:0]),
+    .b_out(\b_in$363 ),
+    .chain_in(\chain_in$215 ),
+    .chain_out(\chain_in$366 ),
+    .chain_valid_in(\chain_valid_in$217 ),
+    .chain_valid_out(\chain_valid_in$368 ),
     .drain(drain_0),
-    .en(\en$187 ),
-    .first_in(\first_in$397 ),
-    .first_out(\first_in$522 ),
-    .last_in(\last_in$399 ),
-    .last_out(\last_in$524 ),
+    .en(\en$208 ),
+    .first_in(\first_in$219 ),
+    .first_out(\first_in$370 ),
+    .last_in(\last_in$221 ),
+    .last_out(\last_in$372 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$401 ),
-    .valid_out(\valid_in$526 )
+    .valid_in(\valid_in$223 ),
+    .valid_out(\valid_in$374 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$403 ),
-    .a_next(\o$104 [15:8]),
-    .a_out(\a_in$419 ),
-    .b_in(\b_in$406 ),
-    .b_next(\o$108 [15:8]),
-    .b_out(\b_in$531 ),
-    .chain_in(\chain_in$409 ),
-    .chain_out(\chain_in$534 ),
-    .chain_valid_in(\chain_valid_in$411 ),
-    .chain_valid_out(\chain_valid_in$536 ),
+    .a_in(\a_in$228 ),
+    .a_next(\o$103 [15:8]),
+    .a_out(\a_in$247 ),
+    .b_in(\b_in$231 ),
+    .b_next(\o$109 [15:8]),
+    .b_out(\b_in$382 ),
+    .chain_in(\chain_in$234 ),
+    .chain_out(\chain_in$385 ),
+    .chain_valid_in(\chain_valid_in$236 ),
+    .chain_valid_out(\chain_valid_in$387 ),
     .drain(drain_1),
-    .en(\en$192 ),
-    .first_in(\first_in$413 ),
-    .first_out(\first_in$538 ),
-    .last_in(\last_in$415 ),
-    .last_out(\last_in$540 ),
+    .en(\en$226 ),
+    .first_in(\first_in$238 ),
+    .first_out(\first_in$389 ),
+    .last_in(\last_in$240 ),
+    .last_out(\last_in$391 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$417 ),
-    .valid_out(\valid_in$542 )
+    .valid_in(\valid_in$242 ),
+    .valid_out(\valid_in$393 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$419 ),
-    .a_next(\a_in$403 ),
-    .a_out(\a_in$435 ),
-    .b_in(\b_in$422 ),
-    .b_next(\o$108 [23:16]),
-    .b_out(\b_in$547 ),
-    .chain_in(\chain_in$425 ),
-    .chain_out(\chain_in$550 ),
-    .chain_valid_in(\chain_valid_in$427 ),
-    .chain_valid_out(\chain_valid_in$552 ),
+    .a_in(\a_in$247 ),
+    .a_next(\a_in$228 ),
+    .a_out(\a_in$266 ),
+    .b_in(\b_in$250 ),
+    .b_next(\o$109 [23:16]),
+    .b_out(\b_in$401 ),
+    .chain_in(\chain_in$253 ),
+    .chain_out(\chain_in$404 ),
+    .chain_valid_in(\chain_valid_in$255 ),
+    .chain_valid_out(\chain_valid_in$406 ),
     .drain(drain_2),
-    .en(\en$195 ),
-    .first_in(\first_in$429 ),
-    .first_out(\first_in$554 ),
-    .last_in(\last_in$431 ),
-    .last_out(\last_in$556 ),
+    .en(\en$245 ),
+    .first_in(\first_in$257 ),
+    .first_out(\first_in$408 ),
+    .last_in(\last_in$259 ),
+    .last_out(\last_in$410 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$433 ),
-    .valid_out(\valid_in$558 )
+    .valid_in(\valid_in$261 ),
+    .valid_out(\valid_in$412 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$435 ),
-    .a_next(\a_in$419 ),
-    .a_out(\a_in$451 ),
-    .b_in(\b_in$438 ),
-    .b_next(\o$108 [31:24]),
-    .b_out(\b_in$563 ),
-    .chain_in(\chain_in$441 ),
-    .chain_out(\chain_in$566 ),
-    .chain_valid_in(\chain_valid_in$443 ),
-    .chain_valid_out(\chain_valid_in$568 ),
+    .a_in(\a_in$266 ),
+    .a_next(\a_in$247 ),
+    .a_out(\a_in$285 ),
+    .b_in(\b_in$269 ),
+    .b_next(\o$109 [31:24]),
+    .b_out(\b_in$420 ),
+    .chain_in(\chain_in$272 ),
+    .chain_out(\chain_in$423 ),
+    .chain_valid_in(\chain_valid_in$274 ),
+    .chain_valid_out(\chain_valid_in$425 ),
     .drain(drain_3),
-    .en(\en$198 ),
-    .first_in(\first_in$445 ),
-    .first_out(\first_in$570 ),
-    .last_in(\last_in$447 ),
-    .last_out(\last_in$572 ),
+    .en(\en$264 ),
+    .first_in(\first_in$276 ),
+    .first_out(\first_in$427 ),
+    .last_in(\last_in$278 ),
+    .last_out(\last_in$429 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$449 ),
-    .valid_out(\valid_in$574 )
+    .valid_in(\valid_in$280 ),
+    .valid_out(\valid_in$431 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$451 ),
-    .a_next(\a_in$435 ),
-    .a_out(\a_in$467 ),
-    .b_in(\b_in$454 ),
-    .b_next(\o$108 [39:32]),
-    .b_out(\b_in$579 ),
-    .chain_in(\chain_in$457 ),
-    .chain_out(\chain_in$582 ),
-    .chain_valid_in(\chain_valid_in$459 ),
-    .chain_valid_out(\chain_valid_in$584 ),
+    .a_in(\a_in$285 ),
+    .a_next(\a_in$266 ),
+    .a_out(\a_in$304 ),
+    .b_in(\b_in$288 ),
+    .b_next(\o$109 [39:32]),
+    .b_out(\b_in$439 ),
+    .chain_in(\chain_in$291 ),
+    .chain_out(\chain_in$442 ),
+    .chain_valid_in(\chain_valid_in$293 ),
+    .chain_valid_out(\chain_valid_in$444 ),
     .drain(drain_4),
-    .en(\en$201 ),
-    .first_in(\first_in$461 ),
-    .first_out(\first_in$586 ),
-    .last_in(\last_in$463 ),
-    .last_out(\last_in$588 ),
+    .en(\en$283 ),
+    .first_in(\first_in$295 ),
+    .first_out(\first_in$446 ),
+    .last_in(\last_in$297 ),
+    .last_out(\last_in$448 ),
     .rst_pe_1_4(rst_pe_1_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$465 ),
-    .valid_out(\valid_in$590 )
+    .valid_in(\valid_in$299 ),
+    .valid_out(\valid_in$450 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$467 ),
-    .a_next(\a_in$451 ),
-    .a_out(\a_in$483 ),
-    .b_in(\b_in$470 ),
-    .b_next(\o$108 [47:40]),
-    .b_out(\b_in$595 ),
-    .chain_in(\chain_in$473 ),
-    .chain_out(\chain_in$598 ),
-    .chain_valid_in(\chain_valid_in$475 ),
-    .chain_valid_out(\chain_valid_in$600 ),
+    .a_in(\a_in$304 ),
+    .a_next(\a_in$285 ),
+    .a_out(\a_in$323 ),
+    .b_in(\b_in$307 ),
+    .b_next(\o$109 [47:40]),
+    .b_out(\b_in$458 ),
+    .chain_in(\chain_in$310 ),
+    .chain_out(\chain_in$461 ),
+    .chain_valid_in(\chain_valid_in$312 ),
+    .chain_valid_out(\chain_valid_in$463 ),
     .drain(drain_5),
-    .en(\en$204 ),
-    .first_in(\first_in$477 ),
-    .first_out(\first_in$602 ),
-    .last_in(\last_in$479 ),
-    .last_out(\last_in$604 ),
+    .en(\en$302 ),
+    .first_in(\first_in$314 ),
+    .first_out(\first_in$465 ),
+    .last_in(\last_in$316 ),
+    .last_out(\last_in$467 ),
     .rst_pe_1_5(rst_pe_1_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$481 ),
-    .valid_out(\valid_in$606 )
+    .valid_in(\valid_in$318 ),
+    .valid_out(\valid_in$469 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$483 ),
-    .a_next(\a_in$467 ),
-    .a_out(\a_in$499 ),
-    .b_in(\b_in$486 ),
-    .b_next(\o$108 [55:48]),
-    .b_out(\b_in$611 ),
-    .chain_in(\chain_in$489 ),
-    .chain_out(\chain_in$614 ),
-    .chain_valid_in(\chain_valid_in$491 ),
-    .chain_valid_out(\chain_valid_in$616 ),
+    .a_in(\a_in$323 ),
+    .a_next(\a_in$304 ),
+    .a_out(\a_in$342 ),
+    .b_in(\b_in$326 ),
+    .b_next(\o$109 [55:48]),
+    .b_out(\b_in$477 ),
+    .chain_in(\chain_in$329 ),
+    .chain_out(\chain_in$480 ),
+    .chain_valid_in(\chain_valid_in$331 ),
+    .chain_valid_out(\chain_valid_in$482 ),
     .drain(drain_6),
-    .en(\en$207 ),
-    .first_in(\first_in$493 ),
-    .first_out(\first_in$618 ),
-    .last_in(\last_in$495 ),
-    .last_out(\last_in$620 ),
+    .en(\en$321 ),
+    .first_in(\first_in$333 ),
+    .first_out(\first_in$484 ),
+    .last_in(\last_in$335 ),
+    .last_out(\last_in$486 ),
     .rst_pe_1_6(rst_pe_1_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$497 ),
-    .valid_out(\valid_in$622 )
+    .valid_in(\valid_in$337 ),
+    .valid_out(\valid_in$488 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$499 ),
-    .a_next(\a_in$483 ),
-    .b_in(\b_in$502 ),
-    .b_next(\o$108 [63:56]),
-    .b_out(\b_in$627 ),
-    .chain_in(\chain_in$505 ),
-    .chain_out(\chain_in$630 ),
-    .chain_valid_in(\chain_valid_in$507 ),
-    .chain_valid_out(\chain_valid_in$632 ),
-    .drain(drain_7),
-    .en(\en$210 ),
-    .first_in(\first_in$509 ),
-    .first_out(\first_in$634 ),
-    .last_in(\last_in$511 ),
-    .last_out(\last_in$636 ),
-    .rst_pe_1_7(rst_pe_1_7),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$513 ),
-    .valid_out(\valid_in$638 )
-  );
-  \systolic_core.pe_2_0  pe_2_0 (
-    .a_in(\o$104 [23:16]),
-    .a_next(o_next[23:16]),
-    .a_out(\a_in$528 ),
-    .b_in(\b_in$515 ),
-    .b_next(\b_in$390 ),
-    .b_out(\b_in$640 ),
-    .chain_in(\chain_in$518 ),
-    .chain_out(\chain_in$643 ),
-    .chain_valid_in(\chain_valid_in$520 ),
-    .chain_valid_out(\chain_valid_in$645 ),
-    .drain(drain_0),
-    .en(\en$213 ),
-    .first_in(\first_in$522 ),
-    .first_out(\first_in$647 ),
-    .last_in(\last_in$524 ),
-    .last_out(\last_in$649 ),
-    .rst_pe_2_0(rst_pe_2_0),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$526 ),
-    .valid_out(\valid_in$651 )
-  );
-  \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$528 ),
-    .a_next(\o$104 [23:16]),
-    .a_out(\a_in$544 ),
-    .b_in(\b_in$531 ),
-    .b_next(\b_in$406 ),
-    .b_out(\b_in$656 ),
-    .chain_in(\chain_in$534 ),
-    .chain_out(\chain_in$659 ),
-    .chain_valid_in(\chain_valid_in$536 ),
-    .chain_valid_out(\chain_valid_in$661 ),
-    .drain(drain_1),
-    .en(\en$218 ),
-    .first_in(\first_in$538 ),
-    .first_out(\first_in$663 ),
-    .last_in(\last_in$540 ),
-    .last_out(\last_in$665 ),
-    .rst_pe_2_1(rst_pe_2_1),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$542 ),
-    .valid_out(\valid_in$667 )
-  );
-  \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$544 ),
-    .a_next(\a_in$528 ),
-    .a_out(\a_in$560 ),
-    .b_in(\b_in$547 ),
-    .b_next(\b_in$422 ),
-    .b_out(\b_in$672 ),
-    .chain_in(\chain_in$550 ),
-    .chain_out(\chain_in$675 ),
-    .chain_valid_in(\chain_valid_in$552 ),
-    .chain_valid_out(\chain_valid_in$677 ),
-    .drain(drain_2),
-    .en(\en$221 ),
-    .first_in(\first_in$554 ),
-    .first_out(\first_in$679 ),
-    .last_in(\last_in$556 ),
-    .last_out(\last_in$681 ),
-    .rst_pe_2_2(rst_pe_2_2),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$558 ),
-    .valid_out(\valid_in$683 )
-  );
-  \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$560 ),
-    .a_next(\a_in$544 ),
-    .a_out(\a_in$576 ),
-    .b_in(\b_in$563 ),
-    .b_next(\b_in$438 ),
-    .b_out(\b_in$688 ),
-    .chain_in(\chain_in$566 ),
-    .chain_out(\chain_in$691 ),
-    .chain_valid_in(\chain_valid_in$568 ),
-    .chain_valid_out(\chain_valid_in$693 ),
-    .drain(drain_3),
-    .en(\en$224 ),
-    .first_in(\first_in$570 ),
-    .first_out(\first_in$695 ),
-    .last_in(\last_in$572 ),
-    .last_out(\last_in$697 ),
-    .rst_pe_2_3(rst_pe_2_3),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$574 ),
-    .valid_out(\valid_in$699 )
-  );
-  \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$576 ),
-    .a_next(\a_in$560 ),
-    .a_out(\a_in$592 ),
-    .b_in(\b_in$579 ),
-    .b_next(\b_in$454 ),
-    .b_out(\b_in$704 ),
-    .chain_in(\chain_in$582 ),
-    .chain_out(\chain_in$707 ),
-    .chain_valid_in(\chain_valid_in$584 ),
-    .chain_valid_out(\chain_valid_in$709 ),
-    .drain(drain_4),
-    .en(\en$227 ),
-    .first_in(\first_in$586 ),
-    .first_out(\first_in$711 ),
-    .last_in(\last_in$588 ),
-    .last_out(\last_in$713 ),
-    .rst_pe_2_4(rst_pe_2_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$590 ),
-    .valid_out(\valid_in$715 )
-  );
-  \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$592 ),
-    .a_next(\a_in$576 ),
-    .a_out(\a_in$608 ),
-    .b_in(\b_in$595 ),
-    .b_next(\b_in$470 ),
-    .b_out(\b_in$720 ),
-    .chain_in(\chain_in$598 ),
-    .chain_out(\chain_in$723 ),
-    .chain_valid_in(\chain_valid_in$600 ),
-    .chain_valid_out(\chain_valid_in$725 ),
-    .drain(drain_5),
-    .en(\en$230 ),
-    .first_in(\first_in$602 ),
-    .first_out(\first_in$727 ),
-    .last_in(\last_in$604 ),
-    .last_out(\last_in$729 ),
-    .rst_pe_2_5(rst_pe_2_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$606 ),
-    .valid_out(\valid_in$731 )
-  );
-  \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$608 ),
-    .a_next(\a_in$592 ),
-    .a_out(\a_in$624 ),
-    .b_in(\b_in$611 ),
-    .b_next(\b_in$486 ),
-    .b_out(\b_in$736 ),
-    .chain_in(\chain_in$614 ),
-    .chain_out(\chain_in$739 ),
-    .chain_valid_in(\chain_valid_in$616 ),
-    .chain_valid_out(\chain_valid_in$741 ),
-    .drain(drain_6),
-    .en(\en$233 ),
-    .first_in(\first_in$618 ),
-    .first_out(\first_in$743 ),
-    .last_in(\last_in$620 ),
-    .last_out(\last_in$745 ),
-    .rst_pe_2_6(rst_pe_2_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$622 ),
-    .valid_out(\valid_in$747 )
-  );
-  \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$624 ),
-    .a_next(\a_in$608 ),
-    .b_in(\b_in$627 ),
-    .b_next(\b_in$502 ),
-    .b_out(\b_in$752 ),
-    .chain_in(\chain_in$630 ),
-    .chain_out(\chain_in$755 ),
-    .chain_valid_in(\chain_valid_in$632 ),
-    .chain_valid_out(\chain_valid_in$757 ),
-    .drain(drain_7),
-    .en(\en$236 ),
-    .first_in(\first_in$634 ),
-    .first_out(\first_in$759 ),
-    .last_in(\last_in$636 ),
-    .last_out(\last_in$761 ),
-    .rst_pe_2_7(rst_pe_2_7),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$638 ),
-    .valid_out(\valid_in$763 )
-  );
-  \systolic_core.pe_3_0  pe_3_0 (
-    .a_in(\o$104 [31:24]),
-    .a_next(o_next[31:24]),
-    .a_out(\a_in$653 ),
-    .b_in(\b_in$640 ),
-    .b_next(\b_in$515 ),
-    .b_out(\b_in$765 ),
-    .chain_in(\chain_in$643 ),
-    .chain_out(\chain_in$768 ),
-    .chain_valid_in(\chain_valid_in$645 ),
-    .chain_valid_out(\chain_valid_in$770 ),
-    .drain(drain_0),
-    .en(\en$239 ),
-    .first_in(\first_in$647 ),
-    .first_out(\first_in$772 ),
-    .last_in(\last_in$649 ),
-    .last_out(\last_in$774 ),
-    .rst_pe_3_0(rst_pe_3_0),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$651 ),
-    .valid_out(\valid_in$776 )
-  );
-  \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$653 ),
-    .a_next(\o$104 [31:24]),
-    .a_out(\a_in$669 ),
-    .b_in(\b_in$656 ),
-    .b_next(\b_in$531 ),
-    .b_out(\b_in$781 ),
-    .chain_in(\chain_in$659 ),
-    .chain_out(\chain_in$784 ),
-    .chain_valid_in(\chain_valid_in$661 ),
-    .chain_valid_out(\chain_valid_in$786 ),
-    .drain(drain_1),
-    .en(\en$244 ),
-    .first_in(\first_in$663 ),
-    .first_out(\first_in$788 ),
-    .last_in(\last_in$665 ),
-    .last_out(\last_in$790 ),
-    .rst_pe_3_1(rst_pe_3_1),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$667 ),
-    .valid_out(\valid_in$792 )
-  );
-  \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$669 ),
-    .a_next(\a_in$653 ),
-    .a_out(\a_in$685 ),
-    .b_in(\b_in$672 ),
-    .b_next(\b_in$547 ),
-    .b_out(\b_in$797 ),
-    .chain_in(\chain_in$675 ),
-    .chain_out(\chain_in$800 ),
-    .chain_valid_in(\chain_valid_in$677 ),
-    .chain_valid_out(\chain_valid_in$802 ),
-    .drain(drain_2),
-    .en(\en$247 ),
-    .first_in(\first_in$679 ),
-    .first_out(\first_in$804 ),
-    .last_in(\last_in$681 ),
-    .last_out(\last_in$806 ),
-    .rst_pe_3_2(rst_pe_3_2),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$683 ),
-    .valid_out(\valid_in$808 )
-  );
-  \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$685 ),
-    .a_next(\a_in$669 ),
-    .a_out(\a_in$701 ),
-    .b_in(\b_in$688 ),
-    .b_next(\b_in$563 ),
-    .b_out(\b_in$813 ),
-    .chain_in(\chain_in$691 ),
-    .chain_out(\chain_in$816 ),
-    .chain_valid_in(\chain_valid_in$693 ),
-    .chain_valid_out(\chain_valid_in$818 ),
-    .drain(drain_3),
-    .en(\en$250 ),
-    .first_in(\first_in$695 ),
-    .first_out(\first_in$820 ),
-    .last_in(\last_in$697 ),
-    .last_out(\last_in$822 ),
-    .rst_pe_3_3(rst_pe_3_3),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$699 ),
-    .valid_out(\valid_in$824 )
-  );
-  \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$701 ),
-    .a_next(\a_in$685 ),
-    .a_out(\a_in$717 ),
-    .b_in(\b_in$704 ),
-    .b_next(\b_in$579 ),
-    .b_out(\b_in$829 ),
-    .chain_in(\chain_in$707 ),
-    .chain_out(\chain_in$832 ),
-    .chain_valid_in(\chain_valid_in$709 ),
-    .chain_valid_out(\chain_valid_in$834 ),
-    .drain(drain_4),
-    .en(\en$253 ),
-    .first_in(\first_in$711 ),
-    .first_out(\first_in$836 ),
-    .last_in(\last_in$713 ),
-    .last_out(\last_in$838 ),
-    .rst_pe_3_4(rst_pe_3_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$715 ),
-    .valid_out(\valid_in$840 )
-  );
-  \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$717 ),
-    .a_next(\a_in$701 ),
-    .a_out(\a_in$733 ),
-    .b_in(\b_in$720 ),
-    .b_next(\b_in$595 ),
-    .b_out(\b_in$845 ),
-    .chain_in(\chain_in$723 ),
-    .chain_out(\chain_in$848 ),
-    .chain_valid_in(\chain_valid_in$725 ),
-    .chain_valid_out(\chain_valid_in$850 ),
-    .drain(drain_5),
-    .en(\en$256 ),
-    .first_in(\first_in$727 ),
-    .first_out(\first_in$852 ),
-    .last_in(\last_in$729 ),
-    .last_out(\last_in$854 ),
-    .rst_pe_3_5(rst_pe_3_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$731 ),
-    .valid_out(\valid_in$856 )
-  );
-  \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$733 ),
-    .a_next(\a_in$717 ),
-    .a_out(\a_in$749 ),
-    .b_in(\b_in$736 ),
-    .b_next(\b_in$611 ),
-    .b_out(\b_in$861 ),
-    .chain_in(\chain_in$739 ),
-    .chain_out(\chain_in$864 ),
-    .chain_valid_in(\chain_valid_in$741 ),
-    .chain_valid_out(\chain_valid_in$866 ),
-    .drain(drain_6),
-    .en(\en$259 ),
-    .first_in(\first_in$743 ),
-    .first_out(\first_in$868 ),
-    .last_in(\last_in$745 ),
-    .last_out(\last_in$870 ),
-    .rst_pe_3_6(rst_pe_3_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$747 ),
-    .valid_out(\valid_in$872 )
-  );
-  \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$749 ),
-    .a_next(\a_in$733 ),
-    .b_in(\b_in$752 ),
-    .b_next(\b_in$627 ),
-    .b_out(\b_in$877 ),
-    .chain_in(\chain_in$755 ),
-    .chain_out(\chain_in$880 ),
-    .chain_valid_in(\chain_valid_in$757 ),
-    .chain_valid_out(\chain_valid_in$882 ),
-    .drain(drain_7),
-    .en(\en$262 ),
-    .first_in(\first_in$759 ),
-    .first_out(\first_in$884 ),
-    .last_in(\last_in$761 ),
-    .last_out(\last_in$886 ),
-    .rst_pe_3_7(rst_pe_3_7),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$763 ),
-    .valid_out(\valid_in$888 )
-  );
-  \systolic_core.pe_4_0  pe_4_0 (
-    .a_in(\o$104 [39:32]),
-    .a_next(o_next[39:32]),
-    .a_out(\a_in$778 ),
-    .b_in(\b_in$765 ),
-    .b_next(\b_in$640 ),
-    .b_out(\b_in$890 ),
-    .chain_in(\chain_in$768 ),
-    .chain_out(\chain_in$893 ),
-    .chain_valid_in(\chain_valid_in$770 ),
-    .chain_valid_out(\chain_valid_in$895 ),
-    .drain(drain_0),
-    .en(\en$265 ),
-    .first_in(\first_in$772 ),
-    .first_out(\first_in$897 ),
-    .last_in(\last_in$774 ),
-    .last_out(\last_in$899 ),
-    .rst_pe_4_0(rst_pe_4_0),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$776 ),
-    .valid_out(\valid_in$901 )
-  );
-  \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$778 ),
-    .a_next(\o$104 [39:32]),
-    .a_out(\a_in$794 ),
-    .b_in(\b_in$781 ),
-    .b_next(\b_in$656 ),
-    .b_out(\b_in$906 ),
-    .chain_in(\chain_in$784 ),
-    .chain_out(\chain_in$909 ),
-    .chain_valid_in(\chain_valid_in$786 ),
-    .chain_valid_out(\chain_valid_in$911 ),
-    .drain(drain_1),
-    .en(\en$270 ),
-    .first_in(\first_in$788 ),
-    .first_out(\first_in$913 ),
-    .last_in(\last_in$790 ),
-    .last_out(\last_in$915 ),
-    .rst_pe_4_1(rst_pe_4_1),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$792 ),
-    .valid_out(\valid_in$917 )
-  );
-  \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$794 ),
-    .a_next(\a_in$778 ),
-    .a_out(\a_in$810 ),
-    .b_in(\b_in$797 ),
-    .b_next(\b_in$672 ),
-    .b_out(\b_in$922 ),
-    .chain_in(\chain_in$800 ),
-    .chain_out(\chain_in$925 ),
-    .chain_valid_in(\chain_valid_in$802 ),
-    .chain_valid_out(\chain_valid_in$927 ),
-    .drain(drain_2),
-    .en(\en$273 ),
-    .first_in(\first_in$804 ),
-    .first_out(\first_in$929 ),
-    .last_in(\last_in$806 ),
-    .last_out(\last_in$931 ),
-    .rst_pe_4_2(rst_pe_4_2),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$808 ),
-    .valid_out(\valid_in$933 )
-  );
-  \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$810 ),
-    .a_next(\a_in$794 ),
-    .a_out(\a_in$826 ),
-    .b_in(\b_in$813 ),
-    .b_next(\b_in$688 ),
-    .b_out(\b_in$938 ),
-    .chain_in(\chain_in$816 ),
-    .chain_out(\chain_in$941 ),
-    .chain_valid_in(\chain_valid_in$818 ),
-    .chain_valid_out(\chain_valid_in$943 ),
-    .drain(drain_3),
-    .en(\en$276 ),
-    .first_in(\first_in$820 ),
-    .first_out(\first_in$945 ),
-    .last_in(\last_in$822 ),
-    .last_out(\last_in$947 ),
-    .rst_pe_4_3(rst_pe_4_3),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$824 ),
-    .valid_out(\valid_in$949 )
-  );
-  \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$826 ),
-    .a_next(\a_in$810 ),
-    .a_out(\a_in$842 ),
-    .b_in(\b_in$829 ),
-    .b_next(\b_in$704 ),
-    .b_out(\b_in$954 ),
-    .chain_in(\chain_in$832 ),
-    .chain_out(\chain_in$957 ),
-    .chain_valid_in(\chain_valid_in$834 ),
-    .chain_valid_out(\chain_valid_in$959 ),
-    .drain(drain_4),
-    .en(\en$279 ),
-    .first_in(\first_in$836 ),
-    .first_out(\first_in$961 ),
-    .last_in(\last_in$838 ),
-    .last_out(\last_in$963 ),
-    .rst_pe_4_4(rst_pe_4_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$840 ),
-    .valid_out(\valid_in$965 )
-  );
-  \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$842 ),
-    .a_next(\a_in$826 ),
-    .a_out(\a_in$858 ),
-    .b_in(\b_in$845 ),
-    .b_next(\b_in$720 ),
-    .b_out(\b_in$970 ),
-    .chain_in(\chain_in$848 ),
-    .chain_out(\chain_in$973 ),
-    .chain_valid_in(\chain_valid_in$850 ),
-    .chain_valid_out(\chain_valid_in$975 ),
-    .drain(drain_5),
-    .en(\en$282 ),
-    .first_in(\first_in$852 ),
-    .first_out(\first_in$977 ),
-    .last_in(\last_in$854 ),
-    .last_out(\last_in$979 ),
-    .rst_pe_4_5(rst_pe_4_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$856 ),
-    .valid_out(\valid_in$981 )
-  );
-  \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$858 ),
-    .a_next(\a_in$842 ),
-    .a_out(\a_in$874 ),
-    .b_in(\b_in$861 ),
-    .b_next(\b_in$736 ),
-    .b_out(\b_in$986 ),
-    .chain_in(\chain_in$864 ),
-    .chain_out(\chain_in$989 ),
-    .chain_valid_in(\chain_valid_in$866 ),
-    .chain_valid_out(\chain_valid_in$991 ),
-    .drain(drain_6),
-    .en(\en$285 ),
-    .first_in(\first_in$868 ),
-    .first_out(\first_in$993 ),
-    .last_in(\last_in$870 ),
-    .last_out(\last_in$995 ),
-    .rst_pe_4_6(rst_pe_4_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$872 ),
-    .valid_out(\valid_in$997 )
-  );
-  \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$874 ),
-    .a_next(\a_in$858 ),
-    .b_in(\b_in$877 ),
-    .b_next(\b_in$752 ),
-    .b_out(\b_in$1002 ),
-    .chain_in(\chain_in$880 ),
-    .chain_out(\chain_in$1005 ),
-    .chain_valid_in(\chain_valid_in$882 ),
-    .chain_valid_out(\chain_valid_in$1007 ),
-    .drain(drain_7),
-    .en(\en$288 ),
-    .first_in(\first_in$884 ),
-    .first_out(\first_in$1009 ),
-    .last_in(\last_in$886 ),
-    .last_out(\last_in$1011 ),
-    .rst_pe_4_7(rst_pe_4_7),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$888 ),
-    .valid_out(\valid_in$1013 )
-  );
-  \systolic_core.pe_5_0  pe_5_0 (
-    .a_in(\o$104 [47:40]),
-    .a_next(o_next[47:40]),
-    .a_out(\a_in$903 ),
-    .b_in(\b_in$890 ),
-    .b_next(\b_in$765 ),
-    .b_out(\b_in$1015 ),
-    .chain_in(\chain_in$893 ),
-    .chain_out(\chain_in$1018 ),
-    .chain_valid_in(\chain_valid_in$895 ),
-    .chain_valid_out(\chain_valid_in$1020 ),
-    .drain(drain_0),
-    .en(\en$291 ),
-    .first_in(\first_in$897 ),
-    .first_out(\first_in$1022 ),
-    .last_in(\last_in$899 ),
-    .last_out(\last_in$1024 ),
-    .rst_pe_5_0(rst_pe_5_0),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$901 ),
-    .valid_out(\valid_in$1026 )
-  );
-  \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$903 ),
-    .a_next(\o$104 [47:40]),
-    .a_out(\a_in$919 ),
-    .b_in(\b_in$906 ),
-    .b_next(\b_in$781 ),
-    .b_out(\b_in$1031 ),
-    .chain_in(\chain_in$909 ),
-    .chain_out(\chain_in$1034 ),
-    .chain_valid_in(\chain_valid_in$911 ),
-    .chain_valid_out(\chain_valid_in$1036 ),
-    .drain(drain_1),
-    .en(\en$296 ),
-    .first_in(\first_in$913 ),
-    .first_out(\first_in$1038 ),
-    .last_in(\last_in$915 ),
-    .last_out(\last_in$1040 ),
-    .rst_pe_5_1(rst_pe_5_1),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$917 ),
-    .valid_out(\valid_in$1042 )
-  );
-  \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$919 ),
-    .a_next(\a_in$903 ),
-    .a_out(\a_in$935 ),
-    .b_in(\b_in$922 ),
-    .b_next(\b_in$797 ),
-    .b_out(\b_in$1047 ),
-    .chain_in(\chain_in$925 ),
-    .chain_out(\chain_in$1050 ),
-    .chain_valid_in(\chain_valid_in$927 ),
-    .chain_valid_out(\chain_valid_in$1052 ),
-    .drain(drain_2),
-    .en(\en$299 ),
-    .first_in(\first_in$929 ),
-    .first_out(\first_in$1054 ),
-    .last_in(\last_in$931 ),
-    .last_out(\last_in$1056 ),
-    .rst_pe_5_2(rst_pe_5_2),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$933 ),
-    .valid_out(\valid_in$1058 )
-  );
-  \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$935 ),
-    .a_next(\a_in$919 ),
-    .a_out(\a_in$951 ),
-    .b_in(\b_in$938 ),
-    .b_next(\b_in$813 ),
-    .b_out(\b_in$1063 ),
-    .chain_in(\chain_in$941 ),
-    .chain_out(\chain_in$1066 ),
-    .chain_valid_in(\chain_valid_in$943 ),
-    .chain_valid_out(\chain_valid_in$1068 ),
-    .drain(drain_3),
-    .en(\en$302 ),
-    .first_in(\first_in$945 ),
-    .first_out(\first_in$1070 ),
-    .last_in(\last_in$947 ),
-    .last_out(\last_in$1072 ),
-    .rst_pe_5_3(rst_pe_5_3),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$949 ),
-    .valid_out(\valid_in$1074 )
-  );
-  \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$951 ),
-    .a_next(\a_in$935 ),
-    .a_out(\a_in$967 ),
-    .b_in(\b_in$954 ),
-    .b_next(\b_in$829 ),
-    .b_out(\b_in$1079 ),
-    .chain_in(\chain_in$957 ),
-    .chain_out(\chain_in$1082 ),
-    .chain_valid_in(\chain_valid_in$959 ),
-    .chain_valid_out(\chain_valid_in$1084 ),
-    .drain(drain_4),
-    .en(\en$305 ),
-    .first_in(\first_in$961 ),
-    .first_out(\first_in$1086 ),
-    .last_in(\last_in$963 ),
-    .last_out(\last_in$1088 ),
-    .rst_pe_5_4(rst_pe_5_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$965 ),
-    .valid_out(\valid_in$1090 )
-  );
-  \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$967 ),
-    .a_next(\a_in$951 ),
-    .a_out(\a_in$983 ),
-    .b_in(\b_in$970 ),
-    .b_next(\b_in$845 ),
-    .b_out(\b_in$1095 ),
-    .chain_in(\chain_in$973 ),
-    .chain_out(\chain_in$1098 ),
-    .chain_valid_in(\chain_valid_in$975 ),
-    .chain_valid_out(\chain_valid_in$1100 ),
-    .drain(drain_5),
-    .en(\en$308 ),
-    .first_in(\first_in$977 ),
-    .first_out(\first_in$1102 ),
-    .last_in(\last_in$979 ),
-    .last_out(\last_in$1104 ),
-    .rst_pe_5_5(rst_pe_5_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$981 ),
-    .valid_out(\valid_in$1106 )
-  );
-  \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$983 ),
-    .a_next(\a_in$967 ),
-    .a_out(\a_in$999 ),
-    .b_in(\b_in$986 ),
-    .b_next(\b_in$861 ),
-    .b_out(\b_in$1111 ),
-    .chain_in(\chain_in$989 ),
-    .chain_out(\chain_in$1114 ),
-    .chain_valid_in(\chain_valid_in$991 ),
-    .chain_valid_out(\chain_valid_in$1116 ),
-    .drain(drain_6),
-    .en(\en$311 ),
-    .first_in(\first_in$993 ),
-    .first_out(\first_in$1118 ),
-    .last_in(\last_in$995 ),
-    .last_out(\last_in$1120 ),
-    .rst_pe_5_6(rst_pe_5_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$997 ),
-    .valid_out(\valid_in$1122 )
-  );
-  \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$999 ),
-    .a_next(\a_in$983 ),
-    .b_in(\b_in$1002 ),
-    .b_next(\b_in$877 ),
-    .b_out(\b_in$1127 ),
-    .chain_in(\chain_in$1005 ),
-    .chain_out(\chain_in$1130 ),
-    .chain_valid_in(\chain_valid_in$1007 ),
-    .chain_valid_out(\chain_valid_in$1132 ),
-    .drain(drain_7),
-    .en(\en$314 ),
-    .first_in(\first_in$1009 ),
-    .first_out(\first_in$1134 ),
-    .last_in(\last_in$1011 ),
-    .last_out(\last_in$1136 ),
-    .rst_pe_5_7(rst_pe_5_7),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1013 ),
-    .valid_out(\valid_in$1138 )
-  );
-  \systolic_core.pe_6_0  pe_6_0 (
-    .a_in(\o$104 [55:48]),
-    .a_next(o_next[55:48]),
-    .a_out(\a_in$1028 ),
-    .b_in(\b_in$1015 ),
-    .b_next(\b_in$890 ),
-    .b_out(\b_in$1140 ),
-    .chain_in(\chain_in$1018 ),
-    .chain_out(\chain_in$1143 ),
-    .chain_valid_in(\chain_valid_in$1020 ),
-    .chain_valid_out(\chain_valid_in$1145 ),
-    .drain(drain_0),
-    .en(\en$317 ),
-    .first_in(\first_in$1022 ),
-    .first_out(\first_in$1147 ),
-    .last_in(\last_in$1024 ),
-    .last_out(\last_in$1149 ),
-    .rst_pe_6_0(rst_pe_6_0),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1026 ),
-    .valid_out(\valid_in$1151 )
-  );
-  \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1028 ),
-    .a_next(\o$104 [55:48]),
-    .a_out(\a_in$1044 ),
-    .b_in(\b_in$1031 ),
-    .b_next(\b_in$906 ),
-    .b_out(\b_in$1156 ),
-    .chain_in(\chain_in$1034 ),
-    .chain_out(\chain_in$1159 ),
-    .chain_valid_in(\chain_valid_in$1036 ),
-    .chain_valid_out(\chain_valid_in$1161 ),
-    .drain(drain_1),
-    .en(\en$322 ),
-    .first_in(\first_in$1038 ),
-    .first_out(\first_in$1163 ),
-    .last_in(\last_in$1040 ),
-    .last_out(\last_in$1165 ),
-    .rst_pe_6_1(rst_pe_6_1),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1042 ),
-    .valid_out(\valid_in$1167 )
-  );
-  \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1044 ),
-    .a_next(\a_in$1028 ),
-    .a_out(\a_in$1060 ),
-    .b_in(\b_in$1047 ),
-    .b_next(\b_in$922 ),
-    .b_out(\b_in$1172 ),
-    .chain_in(\chain_in$1050 ),
-    .chain_out(\chain_in$1175 ),
-    .chain_valid_in(\chain_valid_in$1052 ),
-    .chain_valid_out(\chain_valid_in$1177 ),
-    .drain(drain_2),
-    .en(\en$325 ),
-    .first_in(\first_in$1054 ),
-    .first_out(\first_in$1179 ),
-    .last_in(\last_in$1056 ),
-    .last_out(\last_in$1181 ),
-    .rst_pe_6_2(rst_pe_6_2),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1058 ),
-    .valid_out(\valid_in$1183 )
-  );
-  \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1060 ),
-    .a_next(\a_in$1044 ),
-    .a_out(\a_in$1076 ),
-    .b_in(\b_in$1063 ),
-    .b_next(\b_in$938 ),
-    .b_out(\b_in$1188 ),
-    .chain_in(\chain_in$1066 ),
-    .chain_out(\chain_in$1191 ),
-    .chain_valid_in(\chain_valid_in$1068 ),
-    .chain_valid_out(\chain_valid_in$1193 ),
-    .drain(drain_3),
-    .en(\en$328 ),
-    .first_in(\first_in$1070 ),
-    .first_out(\first_in$1195 ),
-    .last_in(\last_in$1072 ),
-    .last_out(\last_in$1197 ),
-    .rst_pe_6_3(rst_pe_6_3),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1074 ),
-    .valid_out(\valid_in$1199 )
-  );
-  \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1076 ),
-    .a_next(\a_in$1060 ),
-    .a_out(\a_in$1092 ),
-    .b_in(\b_in$1079 ),
-    .b_next(\b_in$954 ),
-    .b_out(\b_in$1204 ),
-    .chain_in(\chain_in$1082 ),
-    .chain_out(\chain_in$1207 ),
-    .chain_valid_in(\chain_valid_in$1084 ),
-    .chain_valid_out(\chain_valid_in$1209 ),
-    .drain(drain_4),
-    .en(\en$331 ),
-    .first_in(\first_in$1086 ),
-    .first_out(\first_in$1211 ),
-    .last_in(\last_in$1088 ),
-    .last_out(\last_in$1213 ),
-    .rst_pe_6_4(rst_pe_6_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1090 ),
-    .valid_out(\valid_in$1215 )
-  );
-  \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1092 ),
-    .a_next(\a_in$1076 ),
-    .a_out(\a_in$1108 ),
-    .b_in(\b_in$1095 ),
-    .b_next(\b_in$970 ),
-    .b_out(\b_in$1220 ),
-    .chain_in(\chain_in$1098 ),
-    .chain_out(\chain_in$1223 ),
-    .chain_valid_in(\chain_valid_in$1100 ),
-    .chain_valid_out(\chain_valid_in$1225 ),
-    .drain(drain_5),
-    .en(\en$334 ),
-    .first_in(\first_in$1102 ),
-    .first_out(\first_in$1227 ),
-    .last_in(\last_in$1104 ),
-    .last_out(\last_in$1229 ),
-    .rst_pe_6_5(rst_pe_6_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1106 ),
-    .valid_out(\valid_in$1231 )
-  );
-  \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1108 ),
-    .a_next(\a_in$1092 ),
-    .a_out(\a_in$1124 ),
-    .b_in(\b_in$1111 ),
-    .b_next(\b_in$986 ),
-    .b_out(\b_in$1236 ),
-    .chain_in(\chain_in$1114 ),
-    .chain_out(\chain_in$1239 ),
-    .chain_valid_in(\chain_valid_in$1116 ),
-    .chain_valid_out(\chain_valid_in$1241 ),
-    .drain(drain_6),
-    .en(\en$337 ),
-    .first_in(\first_in$1118 ),
-    .first_out(\first_in$1243 ),
-    .last_in(\last_in$1120 ),
-    .last_out(\last_in$1245 ),
-    .rst_pe_6_6(rst_pe_6_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$1122 ),
-    .valid_out(\valid_in$1247 )
-  );
-  \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1124 ),
-    .a_next(\a_in$1108 ),
-    .b_in(\b_in$1127 ),
-    .b_next(\b_in$1002 ),
-    .b_out(\b_in$1252 ),
-    .chain_in(\chain_in$1130 ),
-    .chain_out(\chain_in$1255 ),
-    .chain_valid_in(\chain_valid_in$1132 ),
-    .chain_valid_out(\chain_valid_in$1257 ),
+    .a_in(\a_in$342 ),
+    .a_next(\a_in$323 ),
+    .b_in(\b_in$345 ),
+    .b_next(\o$109 [63:56]),
+    .b_out(\b_in$496 ),
+    .chain_in(\chain_in$348 ),
+    .chain_out(\chain_in$499 ),
+    .chain_valid_in(\chain_valid_in$350 ),
+    .chain_valid_out(\chain_valid_in$501 ),
     .drain(drain_7),
     .en(\en$340 ),
-    .first_in(\first_in$1134 ),
-    .first_out(\first_in$1259 ),
-    .last_in(\last_in$1136 ),
-    .last_out(\last_in$1261 ),
+    .first_in(\first_in$352 ),
+    .first_out(\first_in$503 ),
+    .last_in(\last_in$354 ),
+    .last_out(\last_in$505 ),
+    .rst_pe_1_7(rst_pe_1_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$356 ),
+    .valid_out(\valid_in$507 )
+  );
+  \systolic_core.pe_2_0  pe_2_0 (
+    .a_in(\o$103 [23:16]),
+    .a_next(o_next[23:16]),
+    .a_out(\a_in$379 ),
+    .b_in(\b_in$363 ),
+    .b_next(\b_in$212 ),
+    .b_out(\b_in$514 ),
+    .chain_in(\chain_in$366 ),
+    .chain_out(\chain_in$517 ),
+    .chain_valid_in(\chain_valid_in$368 ),
+    .chain_valid_out(\chain_valid_in$519 ),
+    .drain(drain_0),
+    .en(\en$359 ),
+    .first_in(\first_in$370 ),
+    .first_out(\first_in$521 ),
+    .last_in(\last_in$372 ),
+    .last_out(\last_in$523 ),
+    .rst_pe_2_0(rst_pe_2_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$374 ),
+    .valid_out(\valid_in$525 )
+  );
+  \systolic_core.pe_2_1  pe_2_1 (
+    .a_in(\a_in$379 ),
+    .a_next(\o$103 [23:16]),
+    .a_out(\a_in$398 ),
+    .b_in(\b_in$382 ),
+    .b_next(\b_in$231 ),
+    .b_out(\b_in$533 ),
+    .chain_in(\chain_in$385 ),
+    .chain_out(\chain_in$536 ),
+    .chain_valid_in(\chain_valid_in$387 ),
+    .chain_valid_out(\chain_valid_in$538 ),
+    .drain(drain_1),
+    .en(\en$377 ),
+    .first_in(\first_in$389 ),
+    .first_out(\first_in$540 ),
+    .last_in(\last_in$391 ),
+    .last_out(\last_in$542 ),
+    .rst_pe_2_1(rst_pe_2_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$393 ),
+    .valid_out(\valid_in$544 )
+  );
+  \systolic_core.pe_2_2  pe_2_2 (
+    .a_in(\a_in$398 ),
+    .a_next(\a_in$379 ),
+    .a_out(\a_in$417 ),
+    .b_in(\b_in$401 ),
+    .b_next(\b_in$250 ),
+    .b_out(\b_in$552 ),
+    .chain_in(\chain_in$404 ),
+    .chain_out(\chain_in$555 ),
+    .chain_valid_in(\chain_valid_in$406 ),
+    .chain_valid_out(\chain_valid_in$557 ),
+    .drain(drain_2),
+    .en(\en$396 ),
+    .first_in(\first_in$408 ),
+    .first_out(\first_in$559 ),
+    .last_in(\last_in$410 ),
+    .last_out(\last_in$561 ),
+    .rst_pe_2_2(rst_pe_2_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$412 ),
+    .valid_out(\valid_in$563 )
+  );
+  \systolic_core.pe_2_3  pe_2_3 (
+    .a_in(\a_in$417 ),
+    .a_next(\a_in$398 ),
+    .a_out(\a_in$436 ),
+    .b_in(\b_in$420 ),
+    .b_next(\b_in$269 ),
+    .b_out(\b_in$571 ),
+    .chain_in(\chain_in$423 ),
+    .chain_out(\chain_in$574 ),
+    .chain_valid_in(\chain_valid_in$425 ),
+    .chain_valid_out(\chain_valid_in$576 ),
+    .drain(drain_3),
+    .en(\en$415 ),
+    .first_in(\first_in$427 ),
+    .first_out(\first_in$578 ),
+    .last_in(\last_in$429 ),
+    .last_out(\last_in$580 ),
+    .rst_pe_2_3(rst_pe_2_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$431 ),
+    .valid_out(\valid_in$582 )
+  );
+  \systolic_core.pe_2_4  pe_2_4 (
+    .a_in(\a_in$436 ),
+    .a_next(\a_in$417 ),
+    .a_out(\a_in$455 ),
+    .b_in(\b_in$439 ),
+    .b_next(\b_in$288 ),
+    .b_out(\b_in$590 ),
+    .chain_in(\chain_in$442 ),
+    .chain_out(\chain_in$593 ),
+    .chain_valid_in(\chain_valid_in$444 ),
+    .chain_valid_out(\chain_valid_in$595 ),
+    .drain(drain_4),
+    .en(\en$434 ),
+    .first_in(\first_in$446 ),
+    .first_out(\first_in$597 ),
+    .last_in(\last_in$448 ),
+    .last_out(\last_in$599 ),
+    .rst_pe_2_4(rst_pe_2_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$450 ),
+    .valid_out(\valid_in$601 )
+  );
+  \systolic_core.pe_2_5  pe_2_5 (
+    .a_in(\a_in$455 ),
+    .a_next(\a_in$436 ),
+    .a_out(\a_in$474 ),
+    .b_in(\b_in$458 ),
+    .b_next(\b_in$307 ),
+    .b_out(\b_in$609 ),
+    .chain_in(\chain_in$461 ),
+    .chain_out(\chain_in$612 ),
+    .chain_valid_in(\chain_valid_in$463 ),
+    .chain_valid_out(\chain_valid_in$614 ),
+    .drain(drain_5),
+    .en(\en$453 ),
+    .first_in(\first_in$465 ),
+    .first_out(\first_in$616 ),
+    .last_in(\last_in$467 ),
+    .last_out(\last_in$618 ),
+    .rst_pe_2_5(rst_pe_2_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$469 ),
+    .valid_out(\valid_in$620 )
+  );
+  \systolic_core.pe_2_6  pe_2_6 (
+    .a_in(\a_in$474 ),
+    .a_next(\a_in$455 ),
+    .a_out(\a_in$493 ),
+    .b_in(\b_in$477 ),
+    .b_next(\b_in$326 ),
+    .b_out(\b_in$628 ),
+    .chain_in(\chain_in$480 ),
+    .chain_out(\chain_in$631 ),
+    .chain_valid_in(\chain_valid_in$482 ),
+    .chain_valid_out(\chain_valid_in$633 ),
+    .drain(drain_6),
+    .en(\en$472 ),
+    .first_in(\first_in$484 ),
+    .first_out(\first_in$635 ),
+    .last_in(\last_in$486 ),
+    .last_out(\last_in$637 ),
+    .rst_pe_2_6(rst_pe_2_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$488 ),
+    .valid_out(\valid_in$639 )
+  );
+  \systolic_core.pe_2_7  pe_2_7 (
+    .a_in(\a_in$493 ),
+    .a_next(\a_in$474 ),
+    .b_in(\b_in$496 ),
+    .b_next(\b_in$345 ),
+    .b_out(\b_in$647 ),
+    .chain_in(\chain_in$499 ),
+    .chain_out(\chain_in$650 ),
+    .chain_valid_in(\chain_valid_in$501 ),
+    .chain_valid_out(\chain_valid_in$652 ),
+    .drain(drain_7),
+    .en(\en$491 ),
+    .first_in(\first_in$503 ),
+    .first_out(\first_in$654 ),
+    .last_in(\last_in$505 ),
+    .last_out(\last_in$656 ),
+    .rst_pe_2_7(rst_pe_2_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$507 ),
+    .valid_out(\valid_in$658 )
+  );
+  \systolic_core.pe_3_0  pe_3_0 (
+    .a_in(\o$103 [31:24]),
+    .a_next(o_next[31:24]),
+    .a_out(\a_in$530 ),
+    .b_in(\b_in$514 ),
+    .b_next(\b_in$363 ),
+    .b_out(\b_in$665 ),
+    .chain_in(\chain_in$517 ),
+    .chain_out(\chain_in$668 ),
+    .chain_valid_in(\chain_valid_in$519 ),
+    .chain_valid_out(\chain_valid_in$670 ),
+    .drain(drain_0),
+    .en(\en$510 ),
+    .first_in(\first_in$521 ),
+    .first_out(\first_in$672 ),
+    .last_in(\last_in$523 ),
+    .last_out(\last_in$674 ),
+    .rst_pe_3_0(rst_pe_3_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$525 ),
+    .valid_out(\valid_in$676 )
+  );
+  \systolic_core.pe_3_1  pe_3_1 (
+    .a_in(\a_in$530 ),
+    .a_next(\o$103 [31:24]),
+    .a_out(\a_in$549 ),
+    .b_in(\b_in$533 ),
+    .b_next(\b_in$382 ),
+    .b_out(\b_in$684 ),
+    .chain_in(\chain_in$536 ),
+    .chain_out(\chain_in$687 ),
+    .chain_valid_in(\chain_valid_in$538 ),
+    .chain_valid_out(\chain_valid_in$689 ),
+    .drain(drain_1),
+    .en(\en$528 ),
+    .first_in(\first_in$540 ),
+    .first_out(\first_in$691 ),
+    .last_in(\last_in$542 ),
+    .last_out(\last_in$693 ),
+    .rst_pe_3_1(rst_pe_3_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$544 ),
+    .valid_out(\valid_in$695 )
+  );
+  \systolic_core.pe_3_2  pe_3_2 (
+    .a_in(\a_in$549 ),
+    .a_next(\a_in$530 ),
+    .a_out(\a_in$568 ),
+    .b_in(\b_in$552 ),
+    .b_next(\b_in$401 ),
+    .b_out(\b_in$703 ),
+    .chain_in(\chain_in$555 ),
+    .chain_out(\chain_in$706 ),
+    .chain_valid_in(\chain_valid_in$557 ),
+    .chain_valid_out(\chain_valid_in$708 ),
+    .drain(drain_2),
+    .en(\en$547 ),
+    .first_in(\first_in$559 ),
+    .first_out(\first_in$710 ),
+    .last_in(\last_in$561 ),
+    .last_out(\last_in$712 ),
+    .rst_pe_3_2(rst_pe_3_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$563 ),
+    .valid_out(\valid_in$714 )
+  );
+  \systolic_core.pe_3_3  pe_3_3 (
+    .a_in(\a_in$568 ),
+    .a_next(\a_in$549 ),
+    .a_out(\a_in$587 ),
+    .b_in(\b_in$571 ),
+    .b_next(\b_in$420 ),
+    .b_out(\b_in$722 ),
+    .chain_in(\chain_in$574 ),
+    .chain_out(\chain_in$725 ),
+    .chain_valid_in(\chain_valid_in$576 ),
+    .chain_valid_out(\chain_valid_in$727 ),
+    .drain(drain_3),
+    .en(\en$566 ),
+    .first_in(\first_in$578 ),
+    .first_out(\first_in$729 ),
+    .last_in(\last_in$580 ),
+    .last_out(\last_in$731 ),
+    .rst_pe_3_3(rst_pe_3_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$582 ),
+    .valid_out(\valid_in$733 )
+  );
+  \systolic_core.pe_3_4  pe_3_4 (
+    .a_in(\a_in$587 ),
+    .a_next(\a_in$568 ),
+    .a_out(\a_in$606 ),
+    .b_in(\b_in$590 ),
+    .b_next(\b_in$439 ),
+    .b_out(\b_in$741 ),
+    .chain_in(\chain_in$593 ),
+    .chain_out(\chain_in$744 ),
+    .chain_valid_in(\chain_valid_in$595 ),
+    .chain_valid_out(\chain_valid_in$746 ),
+    .drain(drain_4),
+    .en(\en$585 ),
+    .first_in(\first_in$597 ),
+    .first_out(\first_in$748 ),
+    .last_in(\last_in$599 ),
+    .last_out(\last_in$750 ),
+    .rst_pe_3_4(rst_pe_3_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$601 ),
+    .valid_out(\valid_in$752 )
+  );
+  \systolic_core.pe_3_5  pe_3_5 (
+    .a_in(\a_in$606 ),
+    .a_next(\a_in$587 ),
+    .a_out(\a_in$625 ),
+    .b_in(\b_in$609 ),
+    .b_next(\b_in$458 ),
+    .b_out(\b_in$760 ),
+    .chain_in(\chain_in$612 ),
+    .chain_out(\chain_in$763 ),
+    .chain_valid_in(\chain_valid_in$614 ),
+    .chain_valid_out(\chain_valid_in$765 ),
+    .drain(drain_5),
+    .en(\en$604 ),
+    .first_in(\first_in$616 ),
+    .first_out(\first_in$767 ),
+    .last_in(\last_in$618 ),
+    .last_out(\last_in$769 ),
+    .rst_pe_3_5(rst_pe_3_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$620 ),
+    .valid_out(\valid_in$771 )
+  );
+  \systolic_core.pe_3_6  pe_3_6 (
+    .a_in(\a_in$625 ),
+    .a_next(\a_in$606 ),
+    .a_out(\a_in$644 ),
+    .b_in(\b_in$628 ),
+    .b_next(\b_in$477 ),
+    .b_out(\b_in$779 ),
+    .chain_in(\chain_in$631 ),
+    .chain_out(\chain_in$782 ),
+    .chain_valid_in(\chain_valid_in$633 ),
+    .chain_valid_out(\chain_valid_in$784 ),
+    .drain(drain_6),
+    .en(\en$623 ),
+    .first_in(\first_in$635 ),
+    .first_out(\first_in$786 ),
+    .last_in(\last_in$637 ),
+    .last_out(\last_in$788 ),
+    .rst_pe_3_6(rst_pe_3_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$639 ),
+    .valid_out(\valid_in$790 )
+  );
+  \systolic_core.pe_3_7  pe_3_7 (
+    .a_in(\a_in$644 ),
+    .a_next(\a_in$625 ),
+    .b_in(\b_in$647 ),
+    .b_next(\b_in$496 ),
+    .b_out(\b_in$798 ),
+    .chain_in(\chain_in$650 ),
+    .chain_out(\chain_in$801 ),
+    .chain_valid_in(\chain_valid_in$652 ),
+    .chain_valid_out(\chain_valid_in$803 ),
+    .drain(drain_7),
+    .en(\en$642 ),
+    .first_in(\first_in$654 ),
+    .first_out(\first_in$805 ),
+    .last_in(\last_in$656 ),
+    .last_out(\last_in$807 ),
+    .rst_pe_3_7(rst_pe_3_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$658 ),
+    .valid_out(\valid_in$809 )
+  );
+  \systolic_core.pe_4_0  pe_4_0 (
+    .a_in(\o$103 [39:32]),
+    .a_next(o_next[39:32]),
+    .a_out(\a_in$681 ),
+    .b_in(\b_in$665 ),
+    .b_next(\b_in$514 ),
+    .b_out(\b_in$816 ),
+    .chain_in(\chain_in$668 ),
+    .chain_out(\chain_in$819 ),
+    .chain_valid_in(\chain_valid_in$670 ),
+    .chain_valid_out(\chain_valid_in$821 ),
+    .drain(drain_0),
+    .en(\en$661 ),
+    .first_in(\first_in$672 ),
+    .first_out(\first_in$823 ),
+    .last_in(\last_in$674 ),
+    .last_out(\last_in$825 ),
+    .rst_pe_4_0(rst_pe_4_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$676 ),
+    .valid_out(\valid_in$827 )
+  );
+  \systolic_core.pe_4_1  pe_4_1 (
+    .a_in(\a_in$681 ),
+    .a_next(\o$103 [39:32]),
+    .a_out(\a_in$700 ),
+    .b_in(\b_in$684 ),
+    .b_next(\b_in$533 ),
+    .b_out(\b_in$835 ),
+    .chain_in(\chain_in$687 ),
+    .chain_out(\chain_in$838 ),
+    .chain_valid_in(\chain_valid_in$689 ),
+    .chain_valid_out(\chain_valid_in$840 ),
+    .drain(drain_1),
+    .en(\en$679 ),
+    .first_in(\first_in$691 ),
+    .first_out(\first_in$842 ),
+    .last_in(\last_in$693 ),
+    .last_out(\last_in$844 ),
+    .rst_pe_4_1(rst_pe_4_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$695 ),
+    .valid_out(\valid_in$846 )
+  );
+  \systolic_core.pe_4_2  pe_4_2 (
+    .a_in(\a_in$700 ),
+    .a_next(\a_in$681 ),
+    .a_out(\a_in$719 ),
+    .b_in(\b_in$703 ),
+    .b_next(\b_in$552 ),
+    .b_out(\b_in$854 ),
+    .chain_in(\chain_in$706 ),
+    .chain_out(\chain_in$857 ),
+    .chain_valid_in(\chain_valid_in$708 ),
+    .chain_valid_out(\chain_valid_in$859 ),
+    .drain(drain_2),
+    .en(\en$698 ),
+    .first_in(\first_in$710 ),
+    .first_out(\first_in$861 ),
+    .last_in(\last_in$712 ),
+    .last_out(\last_in$863 ),
+    .rst_pe_4_2(rst_pe_4_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$714 ),
+    .valid_out(\valid_in$865 )
+  );
+  \systolic_core.pe_4_3  pe_4_3 (
+    .a_in(\a_in$719 ),
+    .a_next(\a_in$700 ),
+    .a_out(\a_in$738 ),
+    .b_in(\b_in$722 ),
+    .b_next(\b_in$571 ),
+    .b_out(\b_in$873 ),
+    .chain_in(\chain_in$725 ),
+    .chain_out(\chain_in$876 ),
+    .chain_valid_in(\chain_valid_in$727 ),
+    .chain_valid_out(\chain_valid_in$878 ),
+    .drain(drain_3),
+    .en(\en$717 ),
+    .first_in(\first_in$729 ),
+    .first_out(\first_in$880 ),
+    .last_in(\last_in$731 ),
+    .last_out(\last_in$882 ),
+    .rst_pe_4_3(rst_pe_4_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$733 ),
+    .valid_out(\valid_in$884 )
+  );
+  \systolic_core.pe_4_4  pe_4_4 (
+    .a_in(\a_in$738 ),
+    .a_next(\a_in$719 ),
+    .a_out(\a_in$757 ),
+    .b_in(\b_in$741 ),
+    .b_next(\b_in$590 ),
+    .b_out(\b_in$892 ),
+    .chain_in(\chain_in$744 ),
+    .chain_out(\chain_in$895 ),
+    .chain_valid_in(\chain_valid_in$746 ),
+    .chain_valid_out(\chain_valid_in$897 ),
+    .drain(drain_4),
+    .en(\en$736 ),
+    .first_in(\first_in$748 ),
+    .first_out(\first_in$899 ),
+    .last_in(\last_in$750 ),
+    .last_out(\last_in$901 ),
+    .rst_pe_4_4(rst_pe_4_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$752 ),
+    .valid_out(\valid_in$903 )
+  );
+  \systolic_core.pe_4_5  pe_4_5 (
+    .a_in(\a_in$757 ),
+    .a_next(\a_in$738 ),
+    .a_out(\a_in$776 ),
+    .b_in(\b_in$760 ),
+    .b_next(\b_in$609 ),
+    .b_out(\b_in$911 ),
+    .chain_in(\chain_in$763 ),
+    .chain_out(\chain_in$914 ),
+    .chain_valid_in(\chain_valid_in$765 ),
+    .chain_valid_out(\chain_valid_in$916 ),
+    .drain(drain_5),
+    .en(\en$755 ),
+    .first_in(\first_in$767 ),
+    .first_out(\first_in$918 ),
+    .last_in(\last_in$769 ),
+    .last_out(\last_in$920 ),
+    .rst_pe_4_5(rst_pe_4_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$771 ),
+    .valid_out(\valid_in$922 )
+  );
+  \systolic_core.pe_4_6  pe_4_6 (
+    .a_in(\a_in$776 ),
+    .a_next(\a_in$757 ),
+    .a_out(\a_in$795 ),
+    .b_in(\b_in$779 ),
+    .b_next(\b_in$628 ),
+    .b_out(\b_in$930 ),
+    .chain_in(\chain_in$782 ),
+    .chain_out(\chain_in$933 ),
+    .chain_valid_in(\chain_valid_in$784 ),
+    .chain_valid_out(\chain_valid_in$935 ),
+    .drain(drain_6),
+    .en(\en$774 ),
+    .first_in(\first_in$786 ),
+    .first_out(\first_in$937 ),
+    .last_in(\last_in$788 ),
+    .last_out(\last_in$939 ),
+    .rst_pe_4_6(rst_pe_4_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$790 ),
+    .valid_out(\valid_in$941 )
+  );
+  \systolic_core.pe_4_7  pe_4_7 (
+    .a_in(\a_in$795 ),
+    .a_next(\a_in$776 ),
+    .b_in(\b_in$798 ),
+    .b_next(\b_in$647 ),
+    .b_out(\b_in$949 ),
+    .chain_in(\chain_in$801 ),
+    .chain_out(\chain_in$952 ),
+    .chain_valid_in(\chain_valid_in$803 ),
+    .chain_valid_out(\chain_valid_in$954 ),
+    .drain(drain_7),
+    .en(\en$793 ),
+    .first_in(\first_in$805 ),
+    .first_out(\first_in$956 ),
+    .last_in(\last_in$807 ),
+    .last_out(\last_in$958 ),
+    .rst_pe_4_7(rst_pe_4_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$809 ),
+    .valid_out(\valid_in$960 )
+  );
+  \systolic_core.pe_5_0  pe_5_0 (
+    .a_in(\o$103 [47:40]),
+    .a_next(o_next[47:40]),
+    .a_out(\a_in$832 ),
+    .b_in(\b_in$816 ),
+    .b_next(\b_in$665 ),
+    .b_out(\b_in$967 ),
+    .chain_in(\chain_in$819 ),
+    .chain_out(\chain_in$970 ),
+    .chain_valid_in(\chain_valid_in$821 ),
+    .chain_valid_out(\chain_valid_in$972 ),
+    .drain(drain_0),
+    .en(\en$812 ),
+    .first_in(\first_in$823 ),
+    .first_out(\first_in$974 ),
+    .last_in(\last_in$825 ),
+    .last_out(\last_in$976 ),
+    .rst_pe_5_0(rst_pe_5_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$827 ),
+    .valid_out(\valid_in$978 )
+  );
+  \systolic_core.pe_5_1  pe_5_1 (
+    .a_in(\a_in$832 ),
+    .a_next(\o$103 [47:40]),
+    .a_out(\a_in$851 ),
+    .b_in(\b_in$835 ),
+    .b_next(\b_in$684 ),
+    .b_out(\b_in$986 ),
+    .chain_in(\chain_in$838 ),
+    .chain_out(\chain_in$989 ),
+    .chain_valid_in(\chain_valid_in$840 ),
+    .chain_valid_out(\chain_valid_in$991 ),
+    .drain(drain_1),
+    .en(\en$830 ),
+    .first_in(\first_in$842 ),
+    .first_out(\first_in$993 ),
+    .last_in(\last_in$844 ),
+    .last_out(\last_in$995 ),
+    .rst_pe_5_1(rst_pe_5_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$846 ),
+    .valid_out(\valid_in$997 )
+  );
+  \systolic_core.pe_5_2  pe_5_2 (
+    .a_in(\a_in$851 ),
+    .a_next(\a_in$832 ),
+    .a_out(\a_in$870 ),
+    .b_in(\b_in$854 ),
+    .b_next(\b_in$703 ),
+    .b_out(\b_in$1005 ),
+    .chain_in(\chain_in$857 ),
+    .chain_out(\chain_in$1008 ),
+    .chain_valid_in(\chain_valid_in$859 ),
+    .chain_valid_out(\chain_valid_in$1010 ),
+    .drain(drain_2),
+    .en(\en$849 ),
+    .first_in(\first_in$861 ),
+    .first_out(\first_in$1012 ),
+    .last_in(\last_in$863 ),
+    .last_out(\last_in$1014 ),
+    .rst_pe_5_2(rst_pe_5_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$865 ),
+    .valid_out(\valid_in$1016 )
+  );
+  \systolic_core.pe_5_3  pe_5_3 (
+    .a_in(\a_in$870 ),
+    .a_next(\a_in$851 ),
+    .a_out(\a_in$889 ),
+    .b_in(\b_in$873 ),
+    .b_next(\b_in$722 ),
+    .b_out(\b_in$1024 ),
+    .chain_in(\chain_in$876 ),
+    .chain_out(\chain_in$1027 ),
+    .chain_valid_in(\chain_valid_in$878 ),
+    .chain_valid_out(\chain_valid_in$1029 ),
+    .drain(drain_3),
+    .en(\en$868 ),
+    .first_in(\first_in$880 ),
+    .first_out(\first_in$1031 ),
+    .last_in(\last_in$882 ),
+    .last_out(\last_in$1033 ),
+    .rst_pe_5_3(rst_pe_5_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$884 ),
+    .valid_out(\valid_in$1035 )
+  );
+  \systolic_core.pe_5_4  pe_5_4 (
+    .a_in(\a_in$889 ),
+    .a_next(\a_in$870 ),
+    .a_out(\a_in$908 ),
+    .b_in(\b_in$892 ),
+    .b_next(\b_in$741 ),
+    .b_out(\b_in$1043 ),
+    .chain_in(\chain_in$895 ),
+    .chain_out(\chain_in$1046 ),
+    .chain_valid_in(\chain_valid_in$897 ),
+    .chain_valid_out(\chain_valid_in$1048 ),
+    .drain(drain_4),
+    .en(\en$887 ),
+    .first_in(\first_in$899 ),
+    .first_out(\first_in$1050 ),
+    .last_in(\last_in$901 ),
+    .last_out(\last_in$1052 ),
+    .rst_pe_5_4(rst_pe_5_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$903 ),
+    .valid_out(\valid_in$1054 )
+  );
+  \systolic_core.pe_5_5  pe_5_5 (
+    .a_in(\a_in$908 ),
+    .a_next(\a_in$889 ),
+    .a_out(\a_in$927 ),
+    .b_in(\b_in$911 ),
+    .b_next(\b_in$760 ),
+    .b_out(\b_in$1062 ),
+    .chain_in(\chain_in$914 ),
+    .chain_out(\chain_in$1065 ),
+    .chain_valid_in(\chain_valid_in$916 ),
+    .chain_valid_out(\chain_valid_in$1067 ),
+    .drain(drain_5),
+    .en(\en$906 ),
+    .first_in(\first_in$918 ),
+    .first_out(\first_in$1069 ),
+    .last_in(\last_in$920 ),
+    .last_out(\last_in$1071 ),
+    .rst_pe_5_5(rst_pe_5_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$922 ),
+    .valid_out(\valid_in$1073 )
+  );
+  \systolic_core.pe_5_6  pe_5_6 (
+    .a_in(\a_in$927 ),
+    .a_next(\a_in$908 ),
+    .a_out(\a_in$946 ),
+    .b_in(\b_in$930 ),
+    .b_next(\b_in$779 ),
+    .b_out(\b_in$1081 ),
+    .chain_in(\chain_in$933 ),
+    .chain_out(\chain_in$1084 ),
+    .chain_valid_in(\chain_valid_in$935 ),
+    .chain_valid_out(\chain_valid_in$1086 ),
+    .drain(drain_6),
+    .en(\en$925 ),
+    .first_in(\first_in$937 ),
+    .first_out(\first_in$1088 ),
+    .last_in(\last_in$939 ),
+    .last_out(\last_in$1090 ),
+    .rst_pe_5_6(rst_pe_5_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$941 ),
+    .valid_out(\valid_in$1092 )
+  );
+  \systolic_core.pe_5_7  pe_5_7 (
+    .a_in(\a_in$946 ),
+    .a_next(\a_in$927 ),
+    .b_in(\b_in$949 ),
+    .b_next(\b_in$798 ),
+    .b_out(\b_in$1100 ),
+    .chain_in(\chain_in$952 ),
+    .chain_out(\chain_in$1103 ),
+    .chain_valid_in(\chain_valid_in$954 ),
+    .chain_valid_out(\chain_valid_in$1105 ),
+    .drain(drain_7),
+    .en(\en$944 ),
+    .first_in(\first_in$956 ),
+    .first_out(\first_in$1107 ),
+    .last_in(\last_in$958 ),
+    .last_out(\last_in$1109 ),
+    .rst_pe_5_7(rst_pe_5_7),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$960 ),
+    .valid_out(\valid_in$1111 )
+  );
+  \systolic_core.pe_6_0  pe_6_0 (
+    .a_in(\o$103 [55:48]),
+    .a_next(o_next[55:48]),
+    .a_out(\a_in$983 ),
+    .b_in(\b_in$967 ),
+    .b_next(\b_in$816 ),
+    .b_out(\b_in$1118 ),
+    .chain_in(\chain_in$970 ),
+    .chain_out(\chain_in$1121 ),
+    .chain_valid_in(\chain_valid_in$972 ),
+    .chain_valid_out(\chain_valid_in$1123 ),
+    .drain(drain_0),
+    .en(\en$963 ),
+    .first_in(\first_in$974 ),
+    .first_out(\first_in$1125 ),
+    .last_in(\last_in$976 ),
+    .last_out(\last_in$1127 ),
+    .rst_pe_6_0(rst_pe_6_0),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$978 ),
+    .valid_out(\valid_in$1129 )
+  );
+  \systolic_core.pe_6_1  pe_6_1 (
+    .a_in(\a_in$983 ),
+    .a_next(\o$103 [55:48]),
+    .a_out(\a_in$1002 ),
+    .b_in(\b_in$986 ),
+    .b_next(\b_in$835 ),
+    .b_out(\b_in$1137 ),
+    .chain_in(\chain_in$989 ),
+    .chain_out(\chain_in$1140 ),
+    .chain_valid_in(\chain_valid_in$991 ),
+    .chain_valid_out(\chain_valid_in$1142 ),
+    .drain(drain_1),
+    .en(\en$981 ),
+    .first_in(\first_in$993 ),
+    .first_out(\first_in$1144 ),
+    .last_in(\last_in$995 ),
+    .last_out(\last_in$1146 ),
+    .rst_pe_6_1(rst_pe_6_1),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$997 ),
+    .valid_out(\valid_in$1148 )
+  );
+  \systolic_core.pe_6_2  pe_6_2 (
+    .a_in(\a_in$1002 ),
+    .a_next(\a_in$983 ),
+    .a_out(\a_in$1021 ),
+    .b_in(\b_in$1005 ),
+    .b_next(\b_in$854 ),
+    .b_out(\b_in$1156 ),
+    .chain_in(\chain_in$1008 ),
+    .chain_out(\chain_in$1159 ),
+    .chain_valid_in(\chain_valid_in$1010 ),
+    .chain_valid_out(\chain_valid_in$1161 ),
+    .drain(drain_2),
+    .en(\en$1000 ),
+    .first_in(\first_in$1012 ),
+    .first_out(\first_in$1163 ),
+    .last_in(\last_in$1014 ),
+    .last_out(\last_in$1165 ),
+    .rst_pe_6_2(rst_pe_6_2),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1016 ),
+    .valid_out(\valid_in$1167 )
+  );
+  \systolic_core.pe_6_3  pe_6_3 (
+    .a_in(\a_in$1021 ),
+    .a_next(\a_in$1002 ),
+    .a_out(\a_in$1040 ),
+    .b_in(\b_in$1024 ),
+    .b_next(\b_in$873 ),
+    .b_out(\b_in$1175 ),
+    .chain_in(\chain_in$1027 ),
+    .chain_out(\chain_in$1178 ),
+    .chain_valid_in(\chain_valid_in$1029 ),
+    .chain_valid_out(\chain_valid_in$1180 ),
+    .drain(drain_3),
+    .en(\en$1019 ),
+    .first_in(\first_in$1031 ),
+    .first_out(\first_in$1182 ),
+    .last_in(\last_in$1033 ),
+    .last_out(\last_in$1184 ),
+    .rst_pe_6_3(rst_pe_6_3),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1035 ),
+    .valid_out(\valid_in$1186 )
+  );
+  \systolic_core.pe_6_4  pe_6_4 (
+    .a_in(\a_in$1040 ),
+    .a_next(\a_in$1021 ),
+    .a_out(\a_in$1059 ),
+    .b_in(\b_in$1043 ),
+    .b_next(\b_in$892 ),
+    .b_out(\b_in$1194 ),
+    .chain_in(\chain_in$1046 ),
+    .chain_out(\chain_in$1197 ),
+    .chain_valid_in(\chain_valid_in$1048 ),
+    .chain_valid_out(\chain_valid_in$1199 ),
+    .drain(drain_4),
+    .en(\en$1038 ),
+    .first_in(\first_in$1050 ),
+    .first_out(\first_in$1201 ),
+    .last_in(\last_in$1052 ),
+    .last_out(\last_in$1203 ),
+    .rst_pe_6_4(rst_pe_6_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1054 ),
+    .valid_out(\valid_in$1205 )
+  );
+  \systolic_core.pe_6_5  pe_6_5 (
+    .a_in(\a_in$1059 ),
+    .a_next(\a_in$1040 ),
+    .a_out(\a_in$1078 ),
+    .b_in(\b_in$1062 ),
+    .b_next(\b_in$911 ),
+    .b_out(\b_in$1213 ),
+    .chain_in(\chain_in$1065 ),
+    .chain_out(\chain_in$1216 ),
+    .chain_valid_in(\chain_valid_in$1067 ),
+    .chain_valid_out(\chain_valid_in$1218 ),
+    .drain(drain_5),
+    .en(\en$1057 ),
+    .first_in(\first_in$1069 ),
+    .first_out(\first_in$1220 ),
+    .last_in(\last_in$1071 ),
+    .last_out(\last_in$1222 ),
+    .rst_pe_6_5(rst_pe_6_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1073 ),
+    .valid_out(\valid_in$1224 )
+  );
+  \systolic_core.pe_6_6  pe_6_6 (
+    .a_in(\a_in$1078 ),
+    .a_next(\a_in$1059 ),
+    .a_out(\a_in$1097 ),
+    .b_in(\b_in$1081 ),
+    .b_next(\b_in$930 ),
+    .b_out(\b_in$1232 ),
+    .chain_in(\chain_in$1084 ),
+    .chain_out(\chain_in$1235 ),
+    .chain_valid_in(\chain_valid_in$1086 ),
+    .chain_valid_out(\chain_valid_in$1237 ),
+    .drain(drain_6),
+    .en(\en$1076 ),
+    .first_in(\first_in$1088 ),
+    .first_out(\first_in$1239 ),
+    .last_in(\last_in$1090 ),
+    .last_out(\last_in$1241 ),
+    .rst_pe_6_6(rst_pe_6_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$1092 ),
+    .valid_out(\valid_in$1243 )
+  );
+  \systolic_core.pe_6_7  pe_6_7 (
+    .a_in(\a_in$1097 ),
+    .a_next(\a_in$1078 ),
+    .b_in(\b_in$1100 ),
+    .b_next(\b_in$949 ),
+    .b_out(\b_in$1251 ),
+    .chain_in(\chain_in$1103 ),
+    .chain_out(\chain_in$1254 ),
+    .chain_valid_in(\chain_valid_in$1105 ),
+    .chain_valid_out(\chain_valid_in$1256 ),
+    .drain(drain_7),
+    .en(\en$1095 ),
+    .first_in(\first_in$1107 ),
+    .first_out(\first_in$1258 ),
+    .last_in(\last_in$1109 ),
+    .last_out(\last_in$1260 ),
     .rst_pe_6_7(rst_pe_6_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1138 ),
-    .valid_out(\valid_in$1263 )
+    .valid_in(\valid_in$1111 ),
+    .valid_out(\valid_in$1262 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
-    .a_in(\o$104 [63:56]),
+    .a_in(\o$103 [63:56]),
     .a_next(o_next[63:56]),
-    .a_out(\a_in$1153 ),
-    .b_in(\b_in$1140 ),
-    .b_next(\b_in$1015 ),
-    .chain_in(\chain_in$1143 ),
+    .a_out(\a_in$1134 ),
+    .b_in(\b_in$1118 ),
+    .b_next(\b_in$967 ),
+    .chain_in(\chain_in$1121 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$1145 ),
+    .chain_valid_in(\chain_valid_in$1123 ),
     .chain_valid_out(\chain_valid_out$1266 ),
     .drain(drain_0),
-    .en(\en$343 ),
-    .first_in(\first_in$1147 ),
-    .last_in(\last_in$1149 ),
+    .en(\en$1114 ),
+    .first_in(\first_in$1125 ),
+    .last_in(\last_in$1127 ),
     .last_out(last_out),
     .rst_pe_7_0(rst_pe_7_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1151 ),
+    .valid_in(\valid_in$1129 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1153 ),
-    .a_next(\o$104 [63:56]),
-    .a_out(\a_in$1169 ),
-    .b_in(\b_in$1156 ),
-    .b_next(\b_in$1031 ),
-    .chain_in(\chain_in$1159 ),
+    .a_in(\a_in$1134 ),
+    .a_next(\o$103 [63:56]),
+    .a_out(\a_in$1153 ),
+    .b_in(\b_in$1137 ),
+    .b_next(\b_in$986 ),
+    .chain_in(\chain_in$1140 ),
     .chain_out(\chain_out$36 ),
-    .chain_valid_in(\chain_valid_in$1161 ),
+    .chain_valid_in(\chain_valid_in$1142 ),
     .chain_valid_out(\chain_valid_out$1267 ),
     .drain(drain_1),
-    .en(\en$348 ),
-    .first_in(\first_in$1163 ),
-    .last_in(\last_in$1165 ),
+    .en(\en$1132 ),
+    .first_in(\first_in$1144 ),
+    .last_in(\last_in$1146 ),
     .last_out(\last_out$15 ),
     .rst_pe_7_1(rst_pe_7_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1167 ),
+    .valid_in(\valid_in$1148 ),
     .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1169 ),
-    .a_next(\a_in$1153 ),
-    .a_out(\a_in$1185 ),
-    .b_in(\b_in$1172 ),
-    .b_next(\b_in$1047 ),
-    .chain_in(\chain_in$1175 ),
+    .a_in(\a_in$1153 ),
+    .a_next(\a_in$1134 ),
+    .a_out(\a_in$1172 ),
+    .b_in(\b_in$1156 ),
+    .b_next(\b_in$1005 ),
+    .chain_in(\chain_in$1159 ),
     .chain_out(\chain_out$37 ),
-    .chain_valid_in(\chain_valid_in$1177 ),
+    .chain_valid_in(\chain_valid_in$1161 ),
     .chain_valid_out(\chain_valid_out$1268 ),
     .drain(drain_2),
-    .en(\en$351 ),
-    .first_in(\first_in$1179 ),
-    .last_in(\last_in$1181 ),
+    .en(\en$1151 ),
+    .first_in(\first_in$1163 ),
+    .last_in(\last_in$1165 ),
     .last_out(\last_out$18 ),
     .rst_pe_7_2(rst_pe_7_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1183 ),
+    .valid_in(\valid_in$1167 ),
     .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1185 ),
-    .a_next(\a_in$1169 ),
-    .a_out(\a_in$1201 ),
-    .b_in(\b_in$1188 ),
-    .b_next(\b_in$1063 ),
-    .chain_in(\chain_in$1191 ),
+    .a_in(\a_in$1172 ),
+    .a_next(\a_in$1153 ),
+    .a_out(\a_in$1191 ),
+    .b_in(\b_in$1175 ),
+    .b_next(\b_in$1024 ),
+    .chain_in(\chain_in$1178 ),
     .chain_out(\chain_out$38 ),
-    .chain_valid_in(\chain_valid_in$1193 ),
+    .chain_valid_in(\chain_valid_in$1180 ),
     .chain_valid_out(\chain_valid_out$1269 ),
     .drain(drain_3),
-    .en(\en$354 ),
-    .first_in(\first_in$1195 ),
-    .last_in(\last_in$1197 ),
+    .en(\en$1170 ),
+    .first_in(\first_in$1182 ),
+    .last_in(\last_in$1184 ),
     .last_out(\last_out$21 ),
     .rst_pe_7_3(rst_pe_7_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1199 ),
+    .valid_in(\valid_in$1186 ),
     .valid_out(\valid_out$20 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1201 ),
-    .a_next(\a_in$1185 ),
-    .a_out(\a_in$1217 ),
-    .b_in(\b_in$1204 ),
-    .b_next(\b_in$1079 ),
-    .chain_in(\chain_in$1207 ),
+    .a_in(\a_in$1191 ),
+    .a_next(\a_in$1172 ),
+    .a_out(\a_in$1210 ),
+    .b_in(\b_in$1194 ),
+    .b_next(\b_in$1043 ),
+    .chain_in(\chain_in$1197 ),
     .chain_out(\chain_out$39 ),
-    .chain_valid_in(\chain_valid_in$1209 ),
+    .chain_valid_in(\chain_valid_in$1199 ),
     .chain_valid_out(\chain_valid_out$1270 ),
     .drain(drain_4),
-    .en(\en$357 ),
-    .first_in(\first_in$1211 ),
-    .last_in(\last_in$1213 ),
+    .en(\en$1189 ),
+    .first_in(\first_in$1201 ),
+    .last_in(\last_in$1203 ),
     .last_out(\last_out$24 ),
     .rst_pe_7_4(rst_pe_7_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1215 ),
+    .valid_in(\valid_in$1205 ),
     .valid_out(\valid_out$23 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1217 ),
-    .a_next(\a_in$1201 ),
-    .a_out(\a_in$1233 ),
-    .b_in(\b_in$1220 ),
-    .b_next(\b_in$1095 ),
-    .chain_in(\chain_in$1223 ),
+    .a_in(\a_in$1210 ),
+    .a_next(\a_in$1191 ),
+    .a_out(\a_in$1229 ),
+    .b_in(\b_in$1213 ),
+    .b_next(\b_in$1062 ),
+    .chain_in(\chain_in$1216 ),
     .chain_out(\chain_out$40 ),
-    .chain_valid_in(\chain_valid_in$1225 ),
+    .chain_valid_in(\chain_valid_in$1218 ),
     .chain_valid_out(\chain_valid_out$1271 ),
     .drain(drain_5),
-    .en(\en$360 ),
-    .first_in(\first_in$1227 ),
-    .last_in(\last_in$1229 ),
+    .en(\en$1208 ),
+    .first_in(\first_in$1220 ),
+    .last_in(\last_in$1222 ),
     .last_out(\last_out$27 ),
     .rst_pe_7_5(rst_pe_7_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1231 ),
+    .valid_in(\valid_in$1224 ),
     .valid_out(\valid_out$26 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1233 ),
-    .a_next(\a_in$1217 ),
-    .a_out(\a_in$1249 ),
-    .b_in(\b_in$1236 ),
-    .b_next(\b_in$1111 ),
-    .chain_in(\chain_in$1239 ),
+    .a_in(\a_in$1229 ),
+    .a_next(\a_in$1210 ),
+    .a_out(\a_in$1248 ),
+    .b_in(\b_in$1232 ),
+    .b_next(\b_in$1081 ),
+    .chain_in(\chain_in$1235 ),
     .chain_out(\chain_out$41 ),
-    .chain_valid_in(\chain_valid_in$1241 ),
+    .chain_valid_in(\chain_valid_in$1237 ),
     .chain_valid_out(\chain_valid_out$1272 ),
     .drain(drain_6),
-    .en(\en$363 ),
-    .first_in(\first_in$1243 ),
-    .last_in(\last_in$1245 ),
+    .en(\en$1227 ),
+    .first_in(\first_in$1239 ),
+    .last_in(\last_in$1241 ),
     .last_out(\last_out$30 ),
     .rst_pe_7_6(rst_pe_7_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1247 ),
+    .valid_in(\valid_in$1243 ),
     .valid_out(\valid_out$29 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1249 ),
-    .a_next(\a_in$1233 ),
-    .b_in(\b_in$1252 ),
-    .b_next(\b_in$1127 ),
-    .chain_in(\chain_in$1255 ),
+    .a_in(\a_in$1248 ),
+    .a_next(\a_in$1229 ),
+    .b_in(\b_in$1251 ),
+    .b_next(\b_in$1100 ),
+    .chain_in(\chain_in$1254 ),
     .chain_out(\chain_out$42 ),
-    .chain_valid_in(\chain_valid_in$1257 ),
+    .chain_valid_in(\chain_valid_in$1256 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_7),
-    .en(\en$366 ),
-    .first_in(\first_in$1259 ),
-    .last_in(\last_in$1261 ),
+    .en(\en$1246 ),
+    .first_in(\first_in$1258 ),
+    .last_in(\last_in$1260 ),
     .last_out(\last_out$33 ),
     .rst_pe_7_7(rst_pe_7_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1263 ),
+    .valid_in(\valid_in$1262 ),
     .valid_out(\valid_out$32 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
     .i(\i$92 ),
     .i_next(i_next),
-    .o(\o$104 ),
+    .o(\o$103 ),
     .o_next(o_next),
     .\port$1611$0 (en_skew_a_0),
     .\port$1612$0 (en_skew_a_1),
@@ -3741,8 +3741,8 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .clk(clk),
     .i(\i$94 ),
     .i_next(operands__payload[127:64]),
-    .o(\o$108 ),
-    .o_next(\o_next$110 ),
+    .o(\o$109 ),
+    .o_next(\o_next$107 ),
     .\port$1619$0 (en_skew_b_0),
     .\port$1620$0 (en_skew_b_1),
     .\port$1621$0 (en_skew_b_2),
@@ -3756,7 +3756,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   \systolic_core.skew_flags  skew_flags (
     .en(\en$90 ),
     .i(\i$96 ),
-    .o(\o$112 ),
+    .o(\o$111 ),
     .rst_skew_flags(rst_skew_flags),
     .units_sync_clk(clk)
   );
@@ -3917,709 +3917,709 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign in_b = \i$94 ;
   assign \i_next$99  = operands__payload[127:64];
   assign en_pe_0_0 = \en$100 ;
-  assign drain = drain_0;
-  assign a_in = \o$104 [7:0];
+  assign a_in = \o$103 [7:0];
   assign a_next = o_next[7:0];
-  assign b_in = \o$108 [7:0];
-  assign b_next = \o_next$110 [7:0];
-  assign valid_in = \o$112 [0];
-  assign first_in = \o$112 [1];
-  assign last_in = \o$112 [2];
+  assign b_next = \o_next$107 [7:0];
+  assign b_in = \o$109 [7:0];
+  assign valid_in = \o$111 [0];
+  assign first_in = \o$111 [1];
+  assign last_in = \o$111 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
+  assign drain = drain_0;
   assign en_pe_0_1 = \en$117 ;
-  assign \drain$119  = drain_1;
-  assign \b_in$120  = \o$108 [15:8];
-  assign \b_next$121  = \o_next$110 [15:8];
-  assign \valid_in$122  = \o$112 [3];
-  assign \first_in$123  = \o$112 [4];
-  assign \last_in$124  = \o$112 [5];
-  assign \chain_in$125  = 32'd0;
-  assign \chain_valid_in$126  = 1'h0;
-  assign en_pe_0_2 = \en$127 ;
-  assign \drain$129  = drain_2;
-  assign \b_in$130  = \o$108 [23:16];
-  assign \b_next$131  = \o_next$110 [23:16];
-  assign \valid_in$132  = \o$112 [6];
-  assign \first_in$133  = \o$112 [7];
-  assign \last_in$134  = \o$112 [8];
-  assign \chain_in$135  = 32'd0;
-  assign \chain_valid_in$136  = 1'h0;
-  assign en_pe_0_3 = \en$137 ;
-  assign \drain$139  = drain_3;
-  assign \b_in$140  = \o$108 [31:24];
-  assign \b_next$141  = \o_next$110 [31:24];
-  assign \valid_in$142  = \o$112 [9];
-  assign \first_in$143  = \o$112 [10];
-  assign \last_in$144  = \o$112 [11];
-  assign \chain_in$145  = 32'd0;
-  assign \chain_valid_in$146  = 1'h0;
-  assign en_pe_0_4 = \en$147 ;
-  assign \drain$149  = drain_4;
-  assign \b_in$150  = \o$108 [39:32];
-  assign \b_next$151  = \o_next$110 [39:32];
-  assign \valid_in$152  = \o$112 [12];
-  assign \first_in$153  = \o$112 [13];
-  assign \last_in$154  = \o$112 [14];
-  assign \chain_in$155  = 32'd0;
-  assign \chain_valid_in$156  = 1'h0;
-  assign en_pe_0_5 = \en$157 ;
-  assign \drain$159  = drain_5;
-  assign \b_in$160  = \o$108 [47:40];
-  assign \b_next$161  = \o_next$110 [47:40];
-  assign \valid_in$162  = \o$112 [15];
-  assign \first_in$163  = \o$112 [16];
-  assign \last_in$164  = \o$112 [17];
-  assign \chain_in$165  = 32'd0;
-  assign \chain_valid_in$166  = 1'h0;
-  assign en_pe_0_6 = \en$167 ;
-  assign \drain$169  = drain_6;
-  assign \b_in$170  = \o$108 [55:48];
-  assign \b_next$171  = \o_next$110 [55:48];
-  assign \valid_in$172  = \o$112 [18];
-  assign \first_in$173  = \o$112 [19];
-  assign \last_in$174  = \o$112 [20];
-  assign \chain_in$175  = 32'd0;
-  assign \chain_valid_in$176  = 1'h0;
-  assign en_pe_0_7 = \en$177 ;
-  assign \drain$179  = drain_7;
-  assign \b_in$180  = \o$108 [63:56];
-  assign \b_next$181  = \o_next$110 [63:56];
-  assign \valid_in$182  = \o$112 [21];
-  assign \first_in$183  = \o$112 [22];
-  assign \last_in$184  = \o$112 [23];
-  assign \chain_in$185  = 32'd0;
-  assign \chain_valid_in$186  = 1'h0;
-  assign en_pe_1_0 = \en$187 ;
-  assign \drain$189  = drain_0;
-  assign \a_in$190  = \o$104 [15:8];
-  assign \a_next$191  = o_next[15:8];
-  assign en_pe_1_1 = \en$192 ;
-  assign \drain$194  = drain_1;
-  assign en_pe_1_2 = \en$195 ;
-  assign \drain$197  = drain_2;
-  assign en_pe_1_3 = \en$198 ;
-  assign \drain$200  = drain_3;
-  assign en_pe_1_4 = \en$201 ;
-  assign \drain$203  = drain_4;
-  assign en_pe_1_5 = \en$204 ;
-  assign \drain$206  = drain_5;
-  assign en_pe_1_6 = \en$207 ;
-  assign \drain$209  = drain_6;
-  assign en_pe_1_7 = \en$210 ;
-  assign \drain$212  = drain_7;
-  assign en_pe_2_0 = \en$213 ;
-  assign \drain$215  = drain_0;
-  assign \a_in$216  = \o$104 [23:16];
-  assign \a_next$217  = o_next[23:16];
-  assign en_pe_2_1 = \en$218 ;
-  assign \drain$220  = drain_1;
-  assign en_pe_2_2 = \en$221 ;
-  assign \drain$223  = drain_2;
-  assign en_pe_2_3 = \en$224 ;
-  assign \drain$226  = drain_3;
-  assign en_pe_2_4 = \en$227 ;
-  assign \drain$229  = drain_4;
-  assign en_pe_2_5 = \en$230 ;
-  assign \drain$232  = drain_5;
-  assign en_pe_2_6 = \en$233 ;
-  assign \drain$235  = drain_6;
-  assign en_pe_2_7 = \en$236 ;
-  assign \drain$238  = drain_7;
-  assign en_pe_3_0 = \en$239 ;
-  assign \drain$241  = drain_0;
-  assign \a_in$242  = \o$104 [31:24];
-  assign \a_next$243  = o_next[31:24];
-  assign en_pe_3_1 = \en$244 ;
-  assign \drain$246  = drain_1;
-  assign en_pe_3_2 = \en$247 ;
-  assign \drain$249  = drain_2;
-  assign en_pe_3_3 = \en$250 ;
-  assign \drain$252  = drain_3;
-  assign en_pe_3_4 = \en$253 ;
-  assign \drain$255  = drain_4;
-  assign en_pe_3_5 = \en$256 ;
-  assign \drain$258  = drain_5;
-  assign en_pe_3_6 = \en$259 ;
-  assign \drain$261  = drain_6;
-  assign en_pe_3_7 = \en$262 ;
-  assign \drain$264  = drain_7;
-  assign en_pe_4_0 = \en$265 ;
-  assign \drain$267  = drain_0;
-  assign \a_in$268  = \o$104 [39:32];
-  assign \a_next$269  = o_next[39:32];
-  assign en_pe_4_1 = \en$270 ;
-  assign \drain$272  = drain_1;
-  assign en_pe_4_2 = \en$273 ;
-  assign \drain$275  = drain_2;
-  assign en_pe_4_3 = \en$276 ;
-  assign \drain$278  = drain_3;
-  assign en_pe_4_4 = \en$279 ;
-  assign \drain$281  = drain_4;
-  assign en_pe_4_5 = \en$282 ;
-  assign \drain$284  = drain_5;
-  assign en_pe_4_6 = \en$285 ;
-  assign \drain$287  = drain_6;
-  assign en_pe_4_7 = \en$288 ;
-  assign \drain$290  = drain_7;
-  assign en_pe_5_0 = \en$291 ;
-  assign \drain$293  = drain_0;
-  assign \a_in$294  = \o$104 [47:40];
-  assign \a_next$295  = o_next[47:40];
-  assign en_pe_5_1 = \en$296 ;
-  assign \drain$298  = drain_1;
-  assign en_pe_5_2 = \en$299 ;
-  assign \drain$301  = drain_2;
-  assign en_pe_5_3 = \en$302 ;
-  assign \drain$304  = drain_3;
-  assign en_pe_5_4 = \en$305 ;
-  assign \drain$307  = drain_4;
-  assign en_pe_5_5 = \en$308 ;
-  assign \drain$310  = drain_5;
-  assign en_pe_5_6 = \en$311 ;
-  assign \drain$313  = drain_6;
-  assign en_pe_5_7 = \en$314 ;
-  assign \drain$316  = drain_7;
-  assign en_pe_6_0 = \en$317 ;
-  assign \drain$319  = drain_0;
-  assign \a_in$320  = \o$104 [55:48];
-  assign \a_next$321  = o_next[55:48];
-  assign en_pe_6_1 = \en$322 ;
-  assign \drain$324  = drain_1;
-  assign en_pe_6_2 = \en$325 ;
-  assign \drain$327  = drain_2;
-  assign en_pe_6_3 = \en$328 ;
-  assign \drain$330  = drain_3;
-  assign en_pe_6_4 = \en$331 ;
-  assign \drain$333  = drain_4;
-  assign en_pe_6_5 = \en$334 ;
-  assign \drain$336  = drain_5;
-  assign en_pe_6_6 = \en$337 ;
+  assign a_out = \a_in$119 ;
+  assign \a_next$121  = \o$103 [7:0];
+  assign \b_next$122  = \o_next$107 [15:8];
+  assign \b_in$123  = \o$109 [15:8];
+  assign \valid_in$124  = \o$111 [3];
+  assign \first_in$125  = \o$111 [4];
+  assign \last_in$126  = \o$111 [5];
+  assign \chain_in$127  = 32'd0;
+  assign \chain_valid_in$128  = 1'h0;
+  assign \drain$129  = drain_1;
+  assign en_pe_0_2 = \en$130 ;
+  assign \a_out$133  = \a_in$132 ;
+  assign \a_next$134  = \a_in$119 ;
+  assign \b_next$135  = \o_next$107 [23:16];
+  assign \b_in$136  = \o$109 [23:16];
+  assign \valid_in$137  = \o$111 [6];
+  assign \first_in$138  = \o$111 [7];
+  assign \last_in$139  = \o$111 [8];
+  assign \chain_in$140  = 32'd0;
+  assign \chain_valid_in$141  = 1'h0;
+  assign \drain$142  = drain_2;
+  assign en_pe_0_3 = \en$143 ;
+  assign \a_out$146  = \a_in$145 ;
+  assign \a_next$147  = \a_in$132 ;
+  assign \b_next$148  = \o_next$107 [31:24];
+  assign \b_in$149  = \o$109 [31:24];
+  assign \valid_in$150  = \o$111 [9];
+  assign \first_in$151  = \o$111 [10];
+  assign \last_in$152  = \o$111 [11];
+  assign \chain_in$153  = 32'd0;
+  assign \chain_valid_in$154  = 1'h0;
+  assign \drain$155  = drain_3;
+  assign en_pe_0_4 = \en$156 ;
+  assign \a_out$159  = \a_in$158 ;
+  assign \a_next$160  = \a_in$145 ;
+  assign \b_next$161  = \o_next$107 [39:32];
+  assign \b_in$162  = \o$109 [39:32];
+  assign \valid_in$163  = \o$111 [12];
+  assign \first_in$164  = \o$111 [13];
+  assign \last_in$165  = \o$111 [14];
+  assign \chain_in$166  = 32'd0;
+  assign \chain_valid_in$167  = 1'h0;
+  assign \drain$168  = drain_4;
+  assign en_pe_0_5 = \en$169 ;
+  assign \a_out$172  = \a_in$171 ;
+  assign \a_next$173  = \a_in$158 ;
+  assign \b_next$174  = \o_next$107 [47:40];
+  assign \b_in$175  = \o$109 [47:40];
+  assign \valid_in$176  = \o$111 [15];
+  assign \first_in$177  = \o$111 [16];
+  assign \last_in$178  = \o$111 [17];
+  assign \chain_in$179  = 32'd0;
+  assign \chain_valid_in$180  = 1'h0;
+  assign \drain$181  = drain_5;
+  assign en_pe_0_6 = \en$182 ;
+  assign \a_out$185  = \a_in$184 ;
+  assign \a_next$186  = \a_in$171 ;
+  assign \b_next$187  = \o_next$107 [55:48];
+  assign \b_in$188  = \o$109 [55:48];
+  assign \valid_in$189  = \o$111 [18];
+  assign \first_in$190  = \o$111 [19];
+  assign \last_in$191  = \o$111 [20];
+  assign \chain_in$192  = 32'd0;
+  assign \chain_valid_in$193  = 1'h0;
+  assign \drain$194  = drain_6;
+  assign en_pe_0_7 = \en$195 ;
+  assign \a_out$198  = \a_in$197 ;
+  assign \a_next$199  = \a_in$184 ;
+  assign \b_next$200  = \o_next$107 [63:56];
+  assign \b_in$201  = \o$109 [63:56];
+  assign \valid_in$202  = \o$111 [21];
+  assign \first_in$203  = \o$111 [22];
+  assign \last_in$204  = \o$111 [23];
+  assign \chain_in$205  = 32'd0;
+  assign \chain_valid_in$206  = 1'h0;
+  assign \drain$207  = drain_7;
+  assign en_pe_1_0 = \en$208 ;
+  assign \a_in$210  = \o$103 [15:8];
+  assign \a_next$211  = o_next[15:8];
+  assign b_out = \b_in$212 ;
+  assign \b_next$214  = \o$109 [7:0];
+  assign \chain_out$216  = \chain_in$215 ;
+  assign \chain_valid_out$218  = \chain_valid_in$217 ;
+  assign first_out = \first_in$219 ;
+  assign \last_out$222  = \last_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \drain$225  = drain_0;
+  assign en_pe_1_1 = \en$226 ;
+  assign \a_out$229  = \a_in$228 ;
+  assign \a_next$230  = \o$103 [15:8];
+  assign \b_out$232  = \b_in$231 ;
+  assign \b_next$233  = \o$109 [15:8];
+  assign \chain_out$235  = \chain_in$234 ;
+  assign \chain_valid_out$237  = \chain_valid_in$236 ;
+  assign \first_out$239  = \first_in$238 ;
+  assign \last_out$241  = \last_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
+  assign \drain$244  = drain_1;
+  assign en_pe_1_2 = \en$245 ;
+  assign \a_out$248  = \a_in$247 ;
+  assign \a_next$249  = \a_in$228 ;
+  assign \b_out$251  = \b_in$250 ;
+  assign \b_next$252  = \o$109 [23:16];
+  assign \chain_out$254  = \chain_in$253 ;
+  assign \chain_valid_out$256  = \chain_valid_in$255 ;
+  assign \first_out$258  = \first_in$257 ;
+  assign \last_out$260  = \last_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
+  assign \drain$263  = drain_2;
+  assign en_pe_1_3 = \en$264 ;
+  assign \a_out$267  = \a_in$266 ;
+  assign \a_next$268  = \a_in$247 ;
+  assign \b_out$270  = \b_in$269 ;
+  assign \b_next$271  = \o$109 [31:24];
+  assign \chain_out$273  = \chain_in$272 ;
+  assign \chain_valid_out$275  = \chain_valid_in$274 ;
+  assign \first_out$277  = \first_in$276 ;
+  assign \last_out$279  = \last_in$278 ;
+  assign \valid_out$281  = \valid_in$280 ;
+  assign \drain$282  = drain_3;
+  assign en_pe_1_4 = \en$283 ;
+  assign \a_out$286  = \a_in$285 ;
+  assign \a_next$287  = \a_in$266 ;
+  assign \b_out$289  = \b_in$288 ;
+  assign \b_next$290  = \o$109 [39:32];
+  assign \chain_out$292  = \chain_in$291 ;
+  assign \chain_valid_out$294  = \chain_valid_in$293 ;
+  assign \first_out$296  = \first_in$295 ;
+  assign \last_out$298  = \last_in$297 ;
+  assign \valid_out$300  = \valid_in$299 ;
+  assign \drain$301  = drain_4;
+  assign en_pe_1_5 = \en$302 ;
+  assign \a_out$305  = \a_in$304 ;
+  assign \a_next$306  = \a_in$285 ;
+  assign \b_out$308  = \b_in$307 ;
+  assign \b_next$309  = \o$109 [47:40];
+  assign \chain_out$311  = \chain_in$310 ;
+  assign \chain_valid_out$313  = \chain_valid_in$312 ;
+  assign \first_out$315  = \first_in$314 ;
+  assign \last_out$317  = \last_in$316 ;
+  assign \valid_out$319  = \valid_in$318 ;
+  assign \drain$320  = drain_5;
+  assign en_pe_1_6 = \en$321 ;
+  assign \a_out$324  = \a_in$323 ;
+  assign \a_next$325  = \a_in$304 ;
+  assign \b_out$327  = \b_in$326 ;
+  assign \b_next$328  = \o$109 [55:48];
+  assign \chain_out$330  = \chain_in$329 ;
+  assign \chain_valid_out$332  = \chain_valid_in$331 ;
+  assign \first_out$334  = \first_in$333 ;
+  assign \last_out$336  = \last_in$335 ;
+  assign \valid_out$338  = \valid_in$337 ;
   assign \drain$339  = drain_6;
-  assign en_pe_6_7 = \en$340 ;
-  assign \drain$342  = drain_7;
-  assign en_pe_7_0 = \en$343 ;
-  assign \drain$345  = drain_0;
-  assign \a_in$346  = \o$104 [63:56];
-  assign \a_next$347  = o_next[63:56];
-  assign en_pe_7_1 = \en$348 ;
-  assign \drain$350  = drain_1;
-  assign en_pe_7_2 = \en$351 ;
-  assign \drain$353  = drain_2;
-  assign en_pe_7_3 = \en$354 ;
-  assign \drain$356  = drain_3;
-  assign en_pe_7_4 = \en$357 ;
-  assign \drain$359  = drain_4;
-  assign en_pe_7_5 = \en$360 ;
-  assign \drain$362  = drain_5;
-  assign en_pe_7_6 = \en$363 ;
-  assign \drain$365  = drain_6;
-  assign en_pe_7_7 = \en$366 ;
-  assign \drain$368  = drain_7;
-  assign a_out = \a_in$369 ;
-  assign \a_next$371  = \o$104 [7:0];
-  assign \a_out$373  = \a_in$372 ;
-  assign \a_next$374  = \a_in$369 ;
-  assign \a_out$376  = \a_in$375 ;
-  assign \a_next$377  = \a_in$372 ;
-  assign \a_out$379  = \a_in$378 ;
-  assign \a_next$380  = \a_in$375 ;
-  assign \a_out$382  = \a_in$381 ;
-  assign \a_next$383  = \a_in$378 ;
-  assign \a_out$385  = \a_in$384 ;
-  assign \a_next$386  = \a_in$381 ;
-  assign \a_out$388  = \a_in$387 ;
-  assign \a_next$389  = \a_in$384 ;
-  assign b_out = \b_in$390 ;
-  assign \b_next$392  = \o$108 [7:0];
-  assign \chain_out$394  = \chain_in$393 ;
-  assign \chain_valid_out$396  = \chain_valid_in$395 ;
-  assign first_out = \first_in$397 ;
-  assign \last_out$400  = \last_in$399 ;
-  assign \valid_out$402  = \valid_in$401 ;
-  assign \a_out$404  = \a_in$403 ;
-  assign \a_next$405  = \o$104 [15:8];
-  assign \b_out$407  = \b_in$406 ;
-  assign \b_next$408  = \o$108 [15:8];
-  assign \chain_out$410  = \chain_in$409 ;
-  assign \chain_valid_out$412  = \chain_valid_in$411 ;
-  assign \first_out$414  = \first_in$413 ;
-  assign \last_out$416  = \last_in$415 ;
-  assign \valid_out$418  = \valid_in$417 ;
-  assign \a_out$420  = \a_in$419 ;
-  assign \a_next$421  = \a_in$403 ;
-  assign \b_out$423  = \b_in$422 ;
-  assign \b_next$424  = \o$108 [23:16];
-  assign \chain_out$426  = \chain_in$425 ;
-  assign \chain_valid_out$428  = \chain_valid_in$427 ;
-  assign \first_out$430  = \first_in$429 ;
-  assign \last_out$432  = \last_in$431 ;
-  assign \valid_out$434  = \valid_in$433 ;
-  assign \a_out$436  = \a_in$435 ;
-  assign \a_next$437  = \a_in$419 ;
-  assign \b_out$439  = \b_in$438 ;
-  assign \b_next$440  = \o$108 [31:24];
-  assign \chain_out$442  = \chain_in$441 ;
-  assign \chain_valid_out$444  = \chain_valid_in$443 ;
-  assign \first_out$446  = \first_in$445 ;
-  assign \last_out$448  = \last_in$447 ;
-  assign \valid_out$450  = \valid_in$449 ;
-  assign \a_out$452  = \a_in$451 ;
-  assign \a_next$453  = \a_in$435 ;
-  assign \b_out$455  = \b_in$454 ;
-  assign \b_next$456  = \o$108 [39:32];
-  assign \chain_out$458  = \chain_in$457 ;
-  assign \chain_valid_out$460  = \chain_valid_in$459 ;
-  assign \first_out$462  = \first_in$461 ;
-  assign \last_out$464  = \last_in$463 ;
-  assign \valid_out$466  = \valid_in$465 ;
-  assign \a_out$468  = \a_in$467 ;
-  assign \a_next$469  = \a_in$451 ;
-  assign \b_out$471  = \b_in$470 ;
-  assign \b_next$472  = \o$108 [47:40];
-  assign \chain_out$474  = \chain_in$473 ;
-  assign \chain_valid_out$476  = \chain_valid_in$475 ;
-  assign \first_out$478  = \first_in$477 ;
-  assign \last_out$480  = \last_in$479 ;
-  assign \valid_out$482  = \valid_in$481 ;
-  assign \a_out$484  = \a_in$483 ;
-  assign \a_next$485  = \a_in$467 ;
-  assign \b_out$487  = \b_in$486 ;
-  assign \b_next$488  = \o$108 [55:48];
-  assign \chain_out$490  = \chain_in$489 ;
-  assign \chain_valid_out$492  = \chain_valid_in$491 ;
-  assign \first_out$494  = \first_in$493 ;
-  assign \last_out$496  = \last_in$495 ;
-  assign \valid_out$498  = \valid_in$497 ;
-  assign \a_out$500  = \a_in$499 ;
-  assign \a_next$501  = \a_in$483 ;
-  assign \b_out$503  = \b_in$502 ;
-  assign \b_next$504  = \o$108 [63:56];
-  assign \chain_out$506  = \chain_in$505 ;
-  assign \chain_valid_out$508  = \chain_valid_in$507 ;
-  assign \first_out$510  = \first_in$509 ;
-  assign \last_out$512  = \last_in$511 ;
-  assign \valid_out$514  = \valid_in$513 ;
-  assign \b_out$516  = \b_in$515 ;
-  assign \b_next$517  = \b_in$390 ;
-  assign \chain_out$519  = \chain_in$518 ;
-  assign \chain_valid_out$521  = \chain_valid_in$520 ;
-  assign \first_out$523  = \first_in$522 ;
-  assign \last_out$525  = \last_in$524 ;
-  assign \valid_out$527  = \valid_in$526 ;
-  assign \a_out$529  = \a_in$528 ;
-  assign \a_next$530  = \o$104 [23:16];
-  assign \b_out$532  = \b_in$531 ;
-  assign \b_next$533  = \b_in$406 ;
-  assign \chain_out$535  = \chain_in$534 ;
-  assign \chain_valid_out$537  = \chain_valid_in$536 ;
-  assign \first_out$539  = \first_in$538 ;
-  assign \last_out$541  = \last_in$540 ;
-  assign \valid_out$543  = \valid_in$542 ;
-  assign \a_out$545  = \a_in$544 ;
-  assign \a_next$546  = \a_in$528 ;
-  assign \b_out$548  = \b_in$547 ;
-  assign \b_next$549  = \b_in$422 ;
-  assign \chain_out$551  = \chain_in$550 ;
-  assign \chain_valid_out$553  = \chain_valid_in$552 ;
-  assign \first_out$555  = \first_in$554 ;
-  assign \last_out$557  = \last_in$556 ;
-  assign \valid_out$559  = \valid_in$558 ;
-  assign \a_out$561  = \a_in$560 ;
-  assign \a_next$562  = \a_in$544 ;
-  assign \b_out$564  = \b_in$563 ;
-  assign \b_next$565  = \b_in$438 ;
-  assign \chain_out$567  = \chain_in$566 ;
-  assign \chain_valid_out$569  = \chain_valid_in$568 ;
-  assign \first_out$571  = \first_in$570 ;
-  assign \last_out$573  = \last_in$572 ;
-  assign \valid_out$575  = \valid_in$574 ;
-  assign \a_out$577  = \a_in$576 ;
-  assign \a_next$578  = \a_in$560 ;
-  assign \b_out$580  = \b_in$579 ;
-  assign \b_next$581  = \b_in$454 ;
-  assign \chain_out$583  = \chain_in$582 ;
-  assign \chain_valid_out$585  = \chain_valid_in$584 ;
-  assign \first_out$587  = \first_in$586 ;
-  assign \last_out$589  = \last_in$588 ;
-  assign \valid_out$591  = \valid_in$590 ;
-  assign \a_out$593  = \a_in$592 ;
-  assign \a_next$594  = \a_in$576 ;
-  assign \b_out$596  = \b_in$595 ;
-  assign \b_next$597  = \b_in$470 ;
-  assign \chain_out$599  = \chain_in$598 ;
-  assign \chain_valid_out$601  = \chain_valid_in$600 ;
-  assign \first_out$603  = \first_in$602 ;
-  assign \last_out$605  = \last_in$604 ;
-  assign \valid_out$607  = \valid_in$606 ;
-  assign \a_out$609  = \a_in$608 ;
-  assign \a_next$610  = \a_in$592 ;
-  assign \b_out$612  = \b_in$611 ;
-  assign \b_next$613  = \b_in$486 ;
-  assign \chain_out$615  = \chain_in$614 ;
-  assign \chain_valid_out$617  = \chain_valid_in$616 ;
-  assign \first_out$619  = \first_in$618 ;
-  assign \last_out$621  = \last_in$620 ;
-  assign \valid_out$623  = \valid_in$622 ;
-  assign \a_out$625  = \a_in$624 ;
-  assign \a_next$626  = \a_in$608 ;
-  assign \b_out$628  = \b_in$627 ;
-  assign \b_next$629  = \b_in$502 ;
-  assign \chain_out$631  = \chain_in$630 ;
-  assign \chain_valid_out$633  = \chain_valid_in$632 ;
-  assign \first_out$635  = \first_in$634 ;
-  assign \last_out$637  = \last_in$636 ;
-  assign \valid_out$639  = \valid_in$638 ;
-  assign \b_out$641  = \b_in$640 ;
-  assign \b_next$642  = \b_in$515 ;
-  assign \chain_out$644  = \chain_in$643 ;
-  assign \chain_valid_out$646  = \chain_valid_in$645 ;
-  assign \first_out$648  = \first_in$647 ;
-  assign \last_out$650  = \last_in$649 ;
-  assign \valid_out$652  = \valid_in$651 ;
-  assign \a_out$654  = \a_in$653 ;
-  assign \a_next$655  = \o$104 [31:24];
-  assign \b_out$657  = \b_in$656 ;
-  assign \b_next$658  = \b_in$531 ;
-  assign \chain_out$660  = \chain_in$659 ;
-  assign \chain_valid_out$662  = \chain_valid_in$661 ;
-  assign \first_out$664  = \first_in$663 ;
-  assign \last_out$666  = \last_in$665 ;
-  assign \valid_out$668  = \valid_in$667 ;
-  assign \a_out$670  = \a_in$669 ;
-  assign \a_next$671  = \a_in$653 ;
-  assign \b_out$673  = \b_in$672 ;
-  assign \b_next$674  = \b_in$547 ;
-  assign \chain_out$676  = \chain_in$675 ;
-  assign \chain_valid_out$678  = \chain_valid_in$677 ;
-  assign \first_out$680  = \first_in$679 ;
-  assign \last_out$682  = \last_in$681 ;
-  assign \valid_out$684  = \valid_in$683 ;
-  assign \a_out$686  = \a_in$685 ;
-  assign \a_next$687  = \a_in$669 ;
-  assign \b_out$689  = \b_in$688 ;
-  assign \b_next$690  = \b_in$563 ;
-  assign \chain_out$692  = \chain_in$691 ;
-  assign \chain_valid_out$694  = \chain_valid_in$693 ;
-  assign \first_out$696  = \first_in$695 ;
-  assign \last_out$698  = \last_in$697 ;
-  assign \valid_out$700  = \valid_in$699 ;
-  assign \a_out$702  = \a_in$701 ;
-  assign \a_next$703  = \a_in$685 ;
-  assign \b_out$705  = \b_in$704 ;
-  assign \b_next$706  = \b_in$579 ;
-  assign \chain_out$708  = \chain_in$707 ;
-  assign \chain_valid_out$710  = \chain_valid_in$709 ;
-  assign \first_out$712  = \first_in$711 ;
-  assign \last_out$714  = \last_in$713 ;
-  assign \valid_out$716  = \valid_in$715 ;
-  assign \a_out$718  = \a_in$717 ;
-  assign \a_next$719  = \a_in$701 ;
-  assign \b_out$721  = \b_in$720 ;
-  assign \b_next$722  = \b_in$595 ;
-  assign \chain_out$724  = \chain_in$723 ;
-  assign \chain_valid_out$726  = \chain_valid_in$725 ;
-  assign \first_out$728  = \first_in$727 ;
-  assign \last_out$730  = \last_in$729 ;
-  assign \valid_out$732  = \valid_in$731 ;
-  assign \a_out$734  = \a_in$733 ;
-  assign \a_next$735  = \a_in$717 ;
-  assign \b_out$737  = \b_in$736 ;
-  assign \b_next$738  = \b_in$611 ;
-  assign \chain_out$740  = \chain_in$739 ;
-  assign \chain_valid_out$742  = \chain_valid_in$741 ;
-  assign \first_out$744  = \first_in$743 ;
-  assign \last_out$746  = \last_in$745 ;
-  assign \valid_out$748  = \valid_in$747 ;
-  assign \a_out$750  = \a_in$749 ;
-  assign \a_next$751  = \a_in$733 ;
-  assign \b_out$753  = \b_in$752 ;
-  assign \b_next$754  = \b_in$627 ;
-  assign \chain_out$756  = \chain_in$755 ;
-  assign \chain_valid_out$758  = \chain_valid_in$757 ;
-  assign \first_out$760  = \first_in$759 ;
-  assign \last_out$762  = \last_in$761 ;
-  assign \valid_out$764  = \valid_in$763 ;
-  assign \b_out$766  = \b_in$765 ;
-  assign \b_next$767  = \b_in$640 ;
-  assign \chain_out$769  = \chain_in$768 ;
-  assign \chain_valid_out$771  = \chain_valid_in$770 ;
-  assign \first_out$773  = \first_in$772 ;
-  assign \last_out$775  = \last_in$774 ;
-  assign \valid_out$777  = \valid_in$776 ;
-  assign \a_out$779  = \a_in$778 ;
-  assign \a_next$780  = \o$104 [39:32];
-  assign \b_out$782  = \b_in$781 ;
-  assign \b_next$783  = \b_in$656 ;
-  assign \chain_out$785  = \chain_in$784 ;
-  assign \chain_valid_out$787  = \chain_valid_in$786 ;
-  assign \first_out$789  = \first_in$788 ;
-  assign \last_out$791  = \last_in$790 ;
-  assign \valid_out$793  = \valid_in$792 ;
-  assign \a_out$795  = \a_in$794 ;
-  assign \a_next$796  = \a_in$778 ;
-  assign \b_out$798  = \b_in$797 ;
-  assign \b_next$799  = \b_in$672 ;
-  assign \chain_out$801  = \chain_in$800 ;
-  assign \chain_valid_out$803  = \chain_valid_in$802 ;
-  assign \first_out$805  = \first_in$804 ;
-  assign \last_out$807  = \last_in$806 ;
-  assign \valid_out$809  = \valid_in$808 ;
-  assign \a_out$811  = \a_in$810 ;
-  assign \a_next$812  = \a_in$794 ;
-  assign \b_out$814  = \b_in$813 ;
-  assign \b_next$815  = \b_in$688 ;
-  assign \chain_out$817  = \chain_in$816 ;
-  assign \chain_valid_out$819  = \chain_valid_in$818 ;
-  assign \first_out$821  = \first_in$820 ;
-  assign \last_out$823  = \last_in$822 ;
-  assign \valid_out$825  = \valid_in$824 ;
-  assign \a_out$827  = \a_in$826 ;
-  assign \a_next$828  = \a_in$810 ;
-  assign \b_out$830  = \b_in$829 ;
-  assign \b_next$831  = \b_in$704 ;
-  assign \chain_out$833  = \chain_in$832 ;
-  assign \chain_valid_out$835  = \chain_valid_in$834 ;
-  assign \first_out$837  = \first_in$836 ;
-  assign \last_out$839  = \last_in$838 ;
-  assign \valid_out$841  = \valid_in$840 ;
-  assign \a_out$843  = \a_in$842 ;
-  assign \a_next$844  = \a_in$826 ;
-  assign \b_out$846  = \b_in$845 ;
-  assign \b_next$847  = \b_in$720 ;
-  assign \chain_out$849  = \chain_in$848 ;
-  assign \chain_valid_out$851  = \chain_valid_in$850 ;
-  assign \first_out$853  = \first_in$852 ;
-  assign \last_out$855  = \last_in$854 ;
-  assign \valid_out$857  = \valid_in$856 ;
-  assign \a_out$859  = \a_in$858 ;
-  assign \a_next$860  = \a_in$842 ;
-  assign \b_out$862  = \b_in$861 ;
-  assign \b_next$863  = \b_in$736 ;
-  assign \chain_out$865  = \chain_in$864 ;
-  assign \chain_valid_out$867  = \chain_valid_in$866 ;
-  assign \first_out$869  = \first_in$868 ;
-  assign \last_out$871  = \last_in$870 ;
-  assign \valid_out$873  = \valid_in$872 ;
-  assign \a_out$875  = \a_in$874 ;
-  assign \a_next$876  = \a_in$858 ;
-  assign \b_out$878  = \b_in$877 ;
-  assign \b_next$879  = \b_in$752 ;
-  assign \chain_out$881  = \chain_in$880 ;
-  assign \chain_valid_out$883  = \chain_valid_in$882 ;
-  assign \first_out$885  = \first_in$884 ;
-  assign \last_out$887  = \last_in$886 ;
-  assign \valid_out$889  = \valid_in$888 ;
-  assign \b_out$891  = \b_in$890 ;
-  assign \b_next$892  = \b_in$765 ;
-  assign \chain_out$894  = \chain_in$893 ;
-  assign \chain_valid_out$896  = \chain_valid_in$895 ;
-  assign \first_out$898  = \first_in$897 ;
-  assign \last_out$900  = \last_in$899 ;
-  assign \valid_out$902  = \valid_in$901 ;
-  assign \a_out$904  = \a_in$903 ;
-  assign \a_next$905  = \o$104 [47:40];
-  assign \b_out$907  = \b_in$906 ;
-  assign \b_next$908  = \b_in$781 ;
-  assign \chain_out$910  = \chain_in$909 ;
-  assign \chain_valid_out$912  = \chain_valid_in$911 ;
-  assign \first_out$914  = \first_in$913 ;
-  assign \last_out$916  = \last_in$915 ;
-  assign \valid_out$918  = \valid_in$917 ;
-  assign \a_out$920  = \a_in$919 ;
-  assign \a_next$921  = \a_in$903 ;
-  assign \b_out$923  = \b_in$922 ;
-  assign \b_next$924  = \b_in$797 ;
-  assign \chain_out$926  = \chain_in$925 ;
-  assign \chain_valid_out$928  = \chain_valid_in$927 ;
-  assign \first_out$930  = \first_in$929 ;
-  assign \last_out$932  = \last_in$931 ;
-  assign \valid_out$934  = \valid_in$933 ;
-  assign \a_out$936  = \a_in$935 ;
-  assign \a_next$937  = \a_in$919 ;
-  assign \b_out$939  = \b_in$938 ;
-  assign \b_next$940  = \b_in$813 ;
-  assign \chain_out$942  = \chain_in$941 ;
-  assign \chain_valid_out$944  = \chain_valid_in$943 ;
-  assign \first_out$946  = \first_in$945 ;
-  assign \last_out$948  = \last_in$947 ;
-  assign \valid_out$950  = \valid_in$949 ;
-  assign \a_out$952  = \a_in$951 ;
-  assign \a_next$953  = \a_in$935 ;
-  assign \b_out$955  = \b_in$954 ;
-  assign \b_next$956  = \b_in$829 ;
-  assign \chain_out$958  = \chain_in$957 ;
-  assign \chain_valid_out$960  = \chain_valid_in$959 ;
-  assign \first_out$962  = \first_in$961 ;
-  assign \last_out$964  = \last_in$963 ;
-  assign \valid_out$966  = \valid_in$965 ;
-  assign \a_out$968  = \a_in$967 ;
-  assign \a_next$969  = \a_in$951 ;
-  assign \b_out$971  = \b_in$970 ;
-  assign \b_next$972  = \b_in$845 ;
-  assign \chain_out$974  = \chain_in$973 ;
-  assign \chain_valid_out$976  = \chain_valid_in$975 ;
-  assign \first_out$978  = \first_in$977 ;
-  assign \last_out$980  = \last_in$979 ;
-  assign \valid_out$982  = \valid_in$981 ;
+  assign en_pe_1_7 = \en$340 ;
+  assign \a_out$343  = \a_in$342 ;
+  assign \a_next$344  = \a_in$323 ;
+  assign \b_out$346  = \b_in$345 ;
+  assign \b_next$347  = \o$109 [63:56];
+  assign \chain_out$349  = \chain_in$348 ;
+  assign \chain_valid_out$351  = \chain_valid_in$350 ;
+  assign \first_out$353  = \first_in$352 ;
+  assign \last_out$355  = \last_in$354 ;
+  assign \valid_out$357  = \valid_in$356 ;
+  assign \drain$358  = drain_7;
+  assign en_pe_2_0 = \en$359 ;
+  assign \a_in$361  = \o$103 [23:16];
+  assign \a_next$362  = o_next[23:16];
+  assign \b_out$364  = \b_in$363 ;
+  assign \b_next$365  = \b_in$212 ;
+  assign \chain_out$367  = \chain_in$366 ;
+  assign \chain_valid_out$369  = \chain_valid_in$368 ;
+  assign \first_out$371  = \first_in$370 ;
+  assign \last_out$373  = \last_in$372 ;
+  assign \valid_out$375  = \valid_in$374 ;
+  assign \drain$376  = drain_0;
+  assign en_pe_2_1 = \en$377 ;
+  assign \a_out$380  = \a_in$379 ;
+  assign \a_next$381  = \o$103 [23:16];
+  assign \b_out$383  = \b_in$382 ;
+  assign \b_next$384  = \b_in$231 ;
+  assign \chain_out$386  = \chain_in$385 ;
+  assign \chain_valid_out$388  = \chain_valid_in$387 ;
+  assign \first_out$390  = \first_in$389 ;
+  assign \last_out$392  = \last_in$391 ;
+  assign \valid_out$394  = \valid_in$393 ;
+  assign \drain$395  = drain_1;
+  assign en_pe_2_2 = \en$396 ;
+  assign \a_out$399  = \a_in$398 ;
+  assign \a_next$400  = \a_in$379 ;
+  assign \b_out$402  = \b_in$401 ;
+  assign \b_next$403  = \b_in$250 ;
+  assign \chain_out$405  = \chain_in$404 ;
+  assign \chain_valid_out$407  = \chain_valid_in$406 ;
+  assign \first_out$409  = \first_in$408 ;
+  assign \last_out$411  = \last_in$410 ;
+  assign \valid_out$413  = \valid_in$412 ;
+  assign \drain$414  = drain_2;
+  assign en_pe_2_3 = \en$415 ;
+  assign \a_out$418  = \a_in$417 ;
+  assign \a_next$419  = \a_in$398 ;
+  assign \b_out$421  = \b_in$420 ;
+  assign \b_next$422  = \b_in$269 ;
+  assign \chain_out$424  = \chain_in$423 ;
+  assign \chain_valid_out$426  = \chain_valid_in$425 ;
+  assign \first_out$428  = \first_in$427 ;
+  assign \last_out$430  = \last_in$429 ;
+  assign \valid_out$432  = \valid_in$431 ;
+  assign \drain$433  = drain_3;
+  assign en_pe_2_4 = \en$434 ;
+  assign \a_out$437  = \a_in$436 ;
+  assign \a_next$438  = \a_in$417 ;
+  assign \b_out$440  = \b_in$439 ;
+  assign \b_next$441  = \b_in$288 ;
+  assign \chain_out$443  = \chain_in$442 ;
+  assign \chain_valid_out$445  = \chain_valid_in$444 ;
+  assign \first_out$447  = \first_in$446 ;
+  assign \last_out$449  = \last_in$448 ;
+  assign \valid_out$451  = \valid_in$450 ;
+  assign \drain$452  = drain_4;
+  assign en_pe_2_5 = \en$453 ;
+  assign \a_out$456  = \a_in$455 ;
+  assign \a_next$457  = \a_in$436 ;
+  assign \b_out$459  = \b_in$458 ;
+  assign \b_next$460  = \b_in$307 ;
+  assign \chain_out$462  = \chain_in$461 ;
+  assign \chain_valid_out$464  = \chain_valid_in$463 ;
+  assign \first_out$466  = \first_in$465 ;
+  assign \last_out$468  = \last_in$467 ;
+  assign \valid_out$470  = \valid_in$469 ;
+  assign \drain$471  = drain_5;
+  assign en_pe_2_6 = \en$472 ;
+  assign \a_out$475  = \a_in$474 ;
+  assign \a_next$476  = \a_in$455 ;
+  assign \b_out$478  = \b_in$477 ;
+  assign \b_next$479  = \b_in$326 ;
+  assign \chain_out$481  = \chain_in$480 ;
+  assign \chain_valid_out$483  = \chain_valid_in$482 ;
+  assign \first_out$485  = \first_in$484 ;
+  assign \last_out$487  = \last_in$486 ;
+  assign \valid_out$489  = \valid_in$488 ;
+  assign \drain$490  = drain_6;
+  assign en_pe_2_7 = \en$491 ;
+  assign \a_out$494  = \a_in$493 ;
+  assign \a_next$495  = \a_in$474 ;
+  assign \b_out$497  = \b_in$496 ;
+  assign \b_next$498  = \b_in$345 ;
+  assign \chain_out$500  = \chain_in$499 ;
+  assign \chain_valid_out$502  = \chain_valid_in$501 ;
+  assign \first_out$504  = \first_in$503 ;
+  assign \last_out$506  = \last_in$505 ;
+  assign \valid_out$508  = \valid_in$507 ;
+  assign \drain$509  = drain_7;
+  assign en_pe_3_0 = \en$510 ;
+  assign \a_in$512  = \o$103 [31:24];
+  assign \a_next$513  = o_next[31:24];
+  assign \b_out$515  = \b_in$514 ;
+  assign \b_next$516  = \b_in$363 ;
+  assign \chain_out$518  = \chain_in$517 ;
+  assign \chain_valid_out$520  = \chain_valid_in$519 ;
+  assign \first_out$522  = \first_in$521 ;
+  assign \last_out$524  = \last_in$523 ;
+  assign \valid_out$526  = \valid_in$525 ;
+  assign \drain$527  = drain_0;
+  assign en_pe_3_1 = \en$528 ;
+  assign \a_out$531  = \a_in$530 ;
+  assign \a_next$532  = \o$103 [31:24];
+  assign \b_out$534  = \b_in$533 ;
+  assign \b_next$535  = \b_in$382 ;
+  assign \chain_out$537  = \chain_in$536 ;
+  assign \chain_valid_out$539  = \chain_valid_in$538 ;
+  assign \first_out$541  = \first_in$540 ;
+  assign \last_out$543  = \last_in$542 ;
+  assign \valid_out$545  = \valid_in$544 ;
+  assign \drain$546  = drain_1;
+  assign en_pe_3_2 = \en$547 ;
+  assign \a_out$550  = \a_in$549 ;
+  assign \a_next$551  = \a_in$530 ;
+  assign \b_out$553  = \b_in$552 ;
+  assign \b_next$554  = \b_in$401 ;
+  assign \chain_out$556  = \chain_in$555 ;
+  assign \chain_valid_out$558  = \chain_valid_in$557 ;
+  assign \first_out$560  = \first_in$559 ;
+  assign \last_out$562  = \last_in$561 ;
+  assign \valid_out$564  = \valid_in$563 ;
+  assign \drain$565  = drain_2;
+  assign en_pe_3_3 = \en$566 ;
+  assign \a_out$569  = \a_in$568 ;
+  assign \a_next$570  = \a_in$549 ;
+  assign \b_out$572  = \b_in$571 ;
+  assign \b_next$573  = \b_in$420 ;
+  assign \chain_out$575  = \chain_in$574 ;
+  assign \chain_valid_out$577  = \chain_valid_in$576 ;
+  assign \first_out$579  = \first_in$578 ;
+  assign \last_out$581  = \last_in$580 ;
+  assign \valid_out$583  = \valid_in$582 ;
+  assign \drain$584  = drain_3;
+  assign en_pe_3_4 = \en$585 ;
+  assign \a_out$588  = \a_in$587 ;
+  assign \a_next$589  = \a_in$568 ;
+  assign \b_out$591  = \b_in$590 ;
+  assign \b_next$592  = \b_in$439 ;
+  assign \chain_out$594  = \chain_in$593 ;
+  assign \chain_valid_out$596  = \chain_valid_in$595 ;
+  assign \first_out$598  = \first_in$597 ;
+  assign \last_out$600  = \last_in$599 ;
+  assign \valid_out$602  = \valid_in$601 ;
+  assign \drain$603  = drain_4;
+  assign en_pe_3_5 = \en$604 ;
+  assign \a_out$607  = \a_in$606 ;
+  assign \a_next$608  = \a_in$587 ;
+  assign \b_out$610  = \b_in$609 ;
+  assign \b_next$611  = \b_in$458 ;
+  assign \chain_out$613  = \chain_in$612 ;
+  assign \chain_valid_out$615  = \chain_valid_in$614 ;
+  assign \first_out$617  = \first_in$616 ;
+  assign \last_out$619  = \last_in$618 ;
+  assign \valid_out$621  = \valid_in$620 ;
+  assign \drain$622  = drain_5;
+  assign en_pe_3_6 = \en$623 ;
+  assign \a_out$626  = \a_in$625 ;
+  assign \a_next$627  = \a_in$606 ;
+  assign \b_out$629  = \b_in$628 ;
+  assign \b_next$630  = \b_in$477 ;
+  assign \chain_out$632  = \chain_in$631 ;
+  assign \chain_valid_out$634  = \chain_valid_in$633 ;
+  assign \first_out$636  = \first_in$635 ;
+  assign \last_out$638  = \last_in$637 ;
+  assign \valid_out$640  = \valid_in$639 ;
+  assign \drain$641  = drain_6;
+  assign en_pe_3_7 = \en$642 ;
+  assign \a_out$645  = \a_in$644 ;
+  assign \a_next$646  = \a_in$625 ;
+  assign \b_out$648  = \b_in$647 ;
+  assign \b_next$649  = \b_in$496 ;
+  assign \chain_out$651  = \chain_in$650 ;
+  assign \chain_valid_out$653  = \chain_valid_in$652 ;
+  assign \first_out$655  = \first_in$654 ;
+  assign \last_out$657  = \last_in$656 ;
+  assign \valid_out$659  = \valid_in$658 ;
+  assign \drain$660  = drain_7;
+  assign en_pe_4_0 = \en$661 ;
+  assign \a_in$663  = \o$103 [39:32];
+  assign \a_next$664  = o_next[39:32];
+  assign \b_out$666  = \b_in$665 ;
+  assign \b_next$667  = \b_in$514 ;
+  assign \chain_out$669  = \chain_in$668 ;
+  assign \chain_valid_out$671  = \chain_valid_in$670 ;
+  assign \first_out$673  = \first_in$672 ;
+  assign \last_out$675  = \last_in$674 ;
+  assign \valid_out$677  = \valid_in$676 ;
+  assign \drain$678  = drain_0;
+  assign en_pe_4_1 = \en$679 ;
+  assign \a_out$682  = \a_in$681 ;
+  assign \a_next$683  = \o$103 [39:32];
+  assign \b_out$685  = \b_in$684 ;
+  assign \b_next$686  = \b_in$533 ;
+  assign \chain_out$688  = \chain_in$687 ;
+  assign \chain_valid_out$690  = \chain_valid_in$689 ;
+  assign \first_out$692  = \first_in$691 ;
+  assign \last_out$694  = \last_in$693 ;
+  assign \valid_out$696  = \valid_in$695 ;
+  assign \drain$697  = drain_1;
+  assign en_pe_4_2 = \en$698 ;
+  assign \a_out$701  = \a_in$700 ;
+  assign \a_next$702  = \a_in$681 ;
+  assign \b_out$704  = \b_in$703 ;
+  assign \b_next$705  = \b_in$552 ;
+  assign \chain_out$707  = \chain_in$706 ;
+  assign \chain_valid_out$709  = \chain_valid_in$708 ;
+  assign \first_out$711  = \first_in$710 ;
+  assign \last_out$713  = \last_in$712 ;
+  assign \valid_out$715  = \valid_in$714 ;
+  assign \drain$716  = drain_2;
+  assign en_pe_4_3 = \en$717 ;
+  assign \a_out$720  = \a_in$719 ;
+  assign \a_next$721  = \a_in$700 ;
+  assign \b_out$723  = \b_in$722 ;
+  assign \b_next$724  = \b_in$571 ;
+  assign \chain_out$726  = \chain_in$725 ;
+  assign \chain_valid_out$728  = \chain_valid_in$727 ;
+  assign \first_out$730  = \first_in$729 ;
+  assign \last_out$732  = \last_in$731 ;
+  assign \valid_out$734  = \valid_in$733 ;
+  assign \drain$735  = drain_3;
+  assign en_pe_4_4 = \en$736 ;
+  assign \a_out$739  = \a_in$738 ;
+  assign \a_next$740  = \a_in$719 ;
+  assign \b_out$742  = \b_in$741 ;
+  assign \b_next$743  = \b_in$590 ;
+  assign \chain_out$745  = \chain_in$744 ;
+  assign \chain_valid_out$747  = \chain_valid_in$746 ;
+  assign \first_out$749  = \first_in$748 ;
+  assign \last_out$751  = \last_in$750 ;
+  assign \valid_out$753  = \valid_in$752 ;
+  assign \drain$754  = drain_4;
+  assign en_pe_4_5 = \en$755 ;
+  assign \a_out$758  = \a_in$757 ;
+  assign \a_next$759  = \a_in$738 ;
+  assign \b_out$761  = \b_in$760 ;
+  assign \b_next$762  = \b_in$609 ;
+  assign \chain_out$764  = \chain_in$763 ;
+  assign \chain_valid_out$766  = \chain_valid_in$765 ;
+  assign \first_out$768  = \first_in$767 ;
+  assign \last_out$770  = \last_in$769 ;
+  assign \valid_out$772  = \valid_in$771 ;
+  assign \drain$773  = drain_5;
+  assign en_pe_4_6 = \en$774 ;
+  assign \a_out$777  = \a_in$776 ;
+  assign \a_next$778  = \a_in$757 ;
+  assign \b_out$780  = \b_in$779 ;
+  assign \b_next$781  = \b_in$628 ;
+  assign \chain_out$783  = \chain_in$782 ;
+  assign \chain_valid_out$785  = \chain_valid_in$784 ;
+  assign \first_out$787  = \first_in$786 ;
+  assign \last_out$789  = \last_in$788 ;
+  assign \valid_out$791  = \valid_in$790 ;
+  assign \drain$792  = drain_6;
+  assign en_pe_4_7 = \en$793 ;
+  assign \a_out$796  = \a_in$795 ;
+  assign \a_next$797  = \a_in$776 ;
+  assign \b_out$799  = \b_in$798 ;
+  assign \b_next$800  = \b_in$647 ;
+  assign \chain_out$802  = \chain_in$801 ;
+  assign \chain_valid_out$804  = \chain_valid_in$803 ;
+  assign \first_out$806  = \first_in$805 ;
+  assign \last_out$808  = \last_in$807 ;
+  assign \valid_out$810  = \valid_in$809 ;
+  assign \drain$811  = drain_7;
+  assign en_pe_5_0 = \en$812 ;
+  assign \a_in$814  = \o$103 [47:40];
+  assign \a_next$815  = o_next[47:40];
+  assign \b_out$817  = \b_in$816 ;
+  assign \b_next$818  = \b_in$665 ;
+  assign \chain_out$820  = \chain_in$819 ;
+  assign \chain_valid_out$822  = \chain_valid_in$821 ;
+  assign \first_out$824  = \first_in$823 ;
+  assign \last_out$826  = \last_in$825 ;
+  assign \valid_out$828  = \valid_in$827 ;
+  assign \drain$829  = drain_0;
+  assign en_pe_5_1 = \en$830 ;
+  assign \a_out$833  = \a_in$832 ;
+  assign \a_next$834  = \o$103 [47:40];
+  assign \b_out$836  = \b_in$835 ;
+  assign \b_next$837  = \b_in$684 ;
+  assign \chain_out$839  = \chain_in$838 ;
+  assign \chain_valid_out$841  = \chain_valid_in$840 ;
+  assign \first_out$843  = \first_in$842 ;
+  assign \last_out$845  = \last_in$844 ;
+  assign \valid_out$847  = \valid_in$846 ;
+  assign \drain$848  = drain_1;
+  assign en_pe_5_2 = \en$849 ;
+  assign \a_out$852  = \a_in$851 ;
+  assign \a_next$853  = \a_in$832 ;
+  assign \b_out$855  = \b_in$854 ;
+  assign \b_next$856  = \b_in$703 ;
+  assign \chain_out$858  = \chain_in$857 ;
+  assign \chain_valid_out$860  = \chain_valid_in$859 ;
+  assign \first_out$862  = \first_in$861 ;
+  assign \last_out$864  = \last_in$863 ;
+  assign \valid_out$866  = \valid_in$865 ;
+  assign \drain$867  = drain_2;
+  assign en_pe_5_3 = \en$868 ;
+  assign \a_out$871  = \a_in$870 ;
+  assign \a_next$872  = \a_in$851 ;
+  assign \b_out$874  = \b_in$873 ;
+  assign \b_next$875  = \b_in$722 ;
+  assign \chain_out$877  = \chain_in$876 ;
+  assign \chain_valid_out$879  = \chain_valid_in$878 ;
+  assign \first_out$881  = \first_in$880 ;
+  assign \last_out$883  = \last_in$882 ;
+  assign \valid_out$885  = \valid_in$884 ;
+  assign \drain$886  = drain_3;
+  assign en_pe_5_4 = \en$887 ;
+  assign \a_out$890  = \a_in$889 ;
+  assign \a_next$891  = \a_in$870 ;
+  assign \b_out$893  = \b_in$892 ;
+  assign \b_next$894  = \b_in$741 ;
+  assign \chain_out$896  = \chain_in$895 ;
+  assign \chain_valid_out$898  = \chain_valid_in$897 ;
+  assign \first_out$900  = \first_in$899 ;
+  assign \last_out$902  = \last_in$901 ;
+  assign \valid_out$904  = \valid_in$903 ;
+  assign \drain$905  = drain_4;
+  assign en_pe_5_5 = \en$906 ;
+  assign \a_out$909  = \a_in$908 ;
+  assign \a_next$910  = \a_in$889 ;
+  assign \b_out$912  = \b_in$911 ;
+  assign \b_next$913  = \b_in$760 ;
+  assign \chain_out$915  = \chain_in$914 ;
+  assign \chain_valid_out$917  = \chain_valid_in$916 ;
+  assign \first_out$919  = \first_in$918 ;
+  assign \last_out$921  = \last_in$920 ;
+  assign \valid_out$923  = \valid_in$922 ;
+  assign \drain$924  = drain_5;
+  assign en_pe_5_6 = \en$925 ;
+  assign \a_out$928  = \a_in$927 ;
+  assign \a_next$929  = \a_in$908 ;
+  assign \b_out$931  = \b_in$930 ;
+  assign \b_next$932  = \b_in$779 ;
+  assign \chain_out$934  = \chain_in$933 ;
+  assign \chain_valid_out$936  = \chain_valid_in$935 ;
+  assign \first_out$938  = \first_in$937 ;
+  assign \last_out$940  = \last_in$939 ;
+  assign \valid_out$942  = \valid_in$941 ;
+  assign \drain$943  = drain_6;
+  assign en_pe_5_7 = \en$944 ;
+  assign \a_out$947  = \a_in$946 ;
+  assign \a_next$948  = \a_in$927 ;
+  assign \b_out$950  = \b_in$949 ;
+  assign \b_next$951  = \b_in$798 ;
+  assign \chain_out$953  = \chain_in$952 ;
+  assign \chain_valid_out$955  = \chain_valid_in$954 ;
+  assign \first_out$957  = \first_in$956 ;
+  assign \last_out$959  = \last_in$958 ;
+  assign \valid_out$961  = \valid_in$960 ;
+  assign \drain$962  = drain_7;
+  assign en_pe_6_0 = \en$963 ;
+  assign \a_in$965  = \o$103 [55:48];
+  assign \a_next$966  = o_next[55:48];
+  assign \b_out$968  = \b_in$967 ;
+  assign \b_next$969  = \b_in$816 ;
+  assign \chain_out$971  = \chain_in$970 ;
+  assign \chain_valid_out$973  = \chain_valid_in$972 ;
+  assign \first_out$975  = \first_in$974 ;
+  assign \last_out$977  = \last_in$976 ;
+  assign \valid_out$979  = \valid_in$978 ;
+  assign \drain$980  = drain_0;
+  assign en_pe_6_1 = \en$981 ;
   assign \a_out$984  = \a_in$983 ;
-  assign \a_next$985  = \a_in$967 ;
+  assign \a_next$985  = \o$103 [55:48];
   assign \b_out$987  = \b_in$986 ;
-  assign \b_next$988  = \b_in$861 ;
+  assign \b_next$988  = \b_in$835 ;
   assign \chain_out$990  = \chain_in$989 ;
   assign \chain_valid_out$992  = \chain_valid_in$991 ;
   assign \first_out$994  = \first_in$993 ;
   assign \last_out$996  = \last_in$995 ;
   assign \valid_out$998  = \valid_in$997 ;
-  assign \a_out$1000  = \a_in$999 ;
-  assign \a_next$1001  = \a_in$983 ;
-  assign \b_out$1003  = \b_in$1002 ;
-  assign \b_next$1004  = \b_in$877 ;
-  assign \chain_out$1006  = \chain_in$1005 ;
-  assign \chain_valid_out$1008  = \chain_valid_in$1007 ;
-  assign \first_out$1010  = \first_in$1009 ;
-  assign \last_out$1012  = \last_in$1011 ;
-  assign \valid_out$1014  = \valid_in$1013 ;
-  assign \b_out$1016  = \b_in$1015 ;
-  assign \b_next$1017  = \b_in$890 ;
-  assign \chain_out$1019  = \chain_in$1018 ;
-  assign \chain_valid_out$1021  = \chain_valid_in$1020 ;
-  assign \first_out$1023  = \first_in$1022 ;
-  assign \last_out$1025  = \last_in$1024 ;
-  assign \valid_out$1027  = \valid_in$1026 ;
-  assign \a_out$1029  = \a_in$1028 ;
-  assign \a_next$1030  = \o$104 [55:48];
-  assign \b_out$1032  = \b_in$1031 ;
-  assign \b_next$1033  = \b_in$906 ;
-  assign \chain_out$1035  = \chain_in$1034 ;
-  assign \chain_valid_out$1037  = \chain_valid_in$1036 ;
-  assign \first_out$1039  = \first_in$1038 ;
-  assign \last_out$1041  = \last_in$1040 ;
-  assign \valid_out$1043  = \valid_in$1042 ;
-  assign \a_out$1045  = \a_in$1044 ;
-  assign \a_next$1046  = \a_in$1028 ;
-  assign \b_out$1048  = \b_in$1047 ;
-  assign \b_next$1049  = \b_in$922 ;
-  assign \chain_out$1051  = \chain_in$1050 ;
-  assign \chain_valid_out$1053  = \chain_valid_in$1052 ;
-  assign \first_out$1055  = \first_in$1054 ;
-  assign \last_out$1057  = \last_in$1056 ;
-  assign \valid_out$1059  = \valid_in$1058 ;
-  assign \a_out$1061  = \a_in$1060 ;
-  assign \a_next$1062  = \a_in$1044 ;
-  assign \b_out$1064  = \b_in$1063 ;
-  assign \b_next$1065  = \b_in$938 ;
-  assign \chain_out$1067  = \chain_in$1066 ;
-  assign \chain_valid_out$1069  = \chain_valid_in$1068 ;
-  assign \first_out$1071  = \first_in$1070 ;
-  assign \last_out$1073  = \last_in$1072 ;
-  assign \valid_out$1075  = \valid_in$1074 ;
-  assign \a_out$1077  = \a_in$1076 ;
-  assign \a_next$1078  = \a_in$1060 ;
-  assign \b_out$1080  = \b_in$1079 ;
-  assign \b_next$1081  = \b_in$954 ;
-  assign \chain_out$1083  = \chain_in$1082 ;
-  assign \chain_valid_out$1085  = \chain_valid_in$1084 ;
-  assign \first_out$1087  = \first_in$1086 ;
-  assign \last_out$1089  = \last_in$1088 ;
-  assign \valid_out$1091  = \valid_in$1090 ;
-  assign \a_out$1093  = \a_in$1092 ;
-  assign \a_next$1094  = \a_in$1076 ;
-  assign \b_out$1096  = \b_in$1095 ;
-  assign \b_next$1097  = \b_in$970 ;
-  assign \chain_out$1099  = \chain_in$1098 ;
-  assign \chain_valid_out$1101  = \chain_valid_in$1100 ;
-  assign \first_out$1103  = \first_in$1102 ;
-  assign \last_out$1105  = \last_in$1104 ;
-  assign \valid_out$1107  = \valid_in$1106 ;
-  assign \a_out$1109  = \a_in$1108 ;
-  assign \a_next$1110  = \a_in$1092 ;
-  assign \b_out$1112  = \b_in$1111 ;
-  assign \b_next$1113  = \b_in$986 ;
-  assign \chain_out$1115  = \chain_in$1114 ;
-  assign \chain_valid_out$1117  = \chain_valid_in$1116 ;
-  assign \first_out$1119  = \first_in$1118 ;
-  assign \last_out$1121  = \last_in$1120 ;
-  assign \valid_out$1123  = \valid_in$1122 ;
-  assign \a_out$1125  = \a_in$1124 ;
-  assign \a_next$1126  = \a_in$1108 ;
-  assign \b_out$1128  = \b_in$1127 ;
-  assign \b_next$1129  = \b_in$1002 ;
-  assign \chain_out$1131  = \chain_in$1130 ;
-  assign \chain_valid_out$1133  = \chain_valid_in$1132 ;
-  assign \first_out$1135  = \first_in$1134 ;
-  assign \last_out$1137  = \last_in$1136 ;
-  assign \valid_out$1139  = \valid_in$1138 ;
-  assign \b_out$1141  = \b_in$1140 ;
-  assign \b_next$1142  = \b_in$1015 ;
-  assign \chain_out$1144  = \chain_in$1143 ;
-  assign \chain_valid_out$1146  = \chain_valid_in$1145 ;
-  assign \first_out$1148  = \first_in$1147 ;
-  assign \last_out$1150  = \last_in$1149 ;
-  assign \valid_out$1152  = \valid_in$1151 ;
+  assign \drain$999  = drain_1;
+  assign en_pe_6_2 = \en$1000 ;
+  assign \a_out$1003  = \a_in$1002 ;
+  assign \a_next$1004  = \a_in$983 ;
+  assign \b_out$1006  = \b_in$1005 ;
+  assign \b_next$1007  = \b_in$854 ;
+  assign \chain_out$1009  = \chain_in$1008 ;
+  assign \chain_valid_out$1011  = \chain_valid_in$1010 ;
+  assign \first_out$1013  = \first_in$1012 ;
+  assign \last_out$1015  = \last_in$1014 ;
+  assign \valid_out$1017  = \valid_in$1016 ;
+  assign \drain$1018  = drain_2;
+  assign en_pe_6_3 = \en$1019 ;
+  assign \a_out$1022  = \a_in$1021 ;
+  assign \a_next$1023  = \a_in$1002 ;
+  assign \b_out$1025  = \b_in$1024 ;
+  assign \b_next$1026  = \b_in$873 ;
+  assign \chain_out$1028  = \chain_in$1027 ;
+  assign \chain_valid_out$1030  = \chain_valid_in$1029 ;
+  assign \first_out$1032  = \first_in$1031 ;
+  assign \last_out$1034  = \last_in$1033 ;
+  assign \valid_out$1036  = \valid_in$1035 ;
+  assign \drain$1037  = drain_3;
+  assign en_pe_6_4 = \en$1038 ;
+  assign \a_out$1041  = \a_in$1040 ;
+  assign \a_next$1042  = \a_in$1021 ;
+  assign \b_out$1044  = \b_in$1043 ;
+  assign \b_next$1045  = \b_in$892 ;
+  assign \chain_out$1047  = \chain_in$1046 ;
+  assign \chain_valid_out$1049  = \chain_valid_in$1048 ;
+  assign \first_out$1051  = \first_in$1050 ;
+  assign \last_out$1053  = \last_in$1052 ;
+  assign \valid_out$1055  = \valid_in$1054 ;
+  assign \drain$1056  = drain_4;
+  assign en_pe_6_5 = \en$1057 ;
+  assign \a_out$1060  = \a_in$1059 ;
+  assign \a_next$1061  = \a_in$1040 ;
+  assign \b_out$1063  = \b_in$1062 ;
+  assign \b_next$1064  = \b_in$911 ;
+  assign \chain_out$1066  = \chain_in$1065 ;
+  assign \chain_valid_out$1068  = \chain_valid_in$1067 ;
+  assign \first_out$1070  = \first_in$1069 ;
+  assign \last_out$1072  = \last_in$1071 ;
+  assign \valid_out$1074  = \valid_in$1073 ;
+  assign \drain$1075  = drain_5;
+  assign en_pe_6_6 = \en$1076 ;
+  assign \a_out$1079  = \a_in$1078 ;
+  assign \a_next$1080  = \a_in$1059 ;
+  assign \b_out$1082  = \b_in$1081 ;
+  assign \b_next$1083  = \b_in$930 ;
+  assign \chain_out$1085  = \chain_in$1084 ;
+  assign \chain_valid_out$1087  = \chain_valid_in$1086 ;
+  assign \first_out$1089  = \first_in$1088 ;
+  assign \last_out$1091  = \last_in$1090 ;
+  assign \valid_out$1093  = \valid_in$1092 ;
+  assign \drain$1094  = drain_6;
+  assign en_pe_6_7 = \en$1095 ;
+  assign \a_out$1098  = \a_in$1097 ;
+  assign \a_next$1099  = \a_in$1078 ;
+  assign \b_out$1101  = \b_in$1100 ;
+  assign \b_next$1102  = \b_in$949 ;
+  assign \chain_out$1104  = \chain_in$1103 ;
+  assign \chain_valid_out$1106  = \chain_valid_in$1105 ;
+  assign \first_out$1108  = \first_in$1107 ;
+  assign \last_out$1110  = \last_in$1109 ;
+  assign \valid_out$1112  = \valid_in$1111 ;
+  assign \drain$1113  = drain_7;
+  assign en_pe_7_0 = \en$1114 ;
+  assign \a_in$1116  = \o$103 [63:56];
+  assign \a_next$1117  = o_next[63:56];
+  assign \b_out$1119  = \b_in$1118 ;
+  assign \b_next$1120  = \b_in$967 ;
+  assign \chain_out$1122  = \chain_in$1121 ;
+  assign \chain_valid_out$1124  = \chain_valid_in$1123 ;
+  assign \first_out$1126  = \first_in$1125 ;
+  assign \last_out$1128  = \last_in$1127 ;
+  assign \valid_out$1130  = \valid_in$1129 ;
+  assign \drain$1131  = drain_0;
+  assign en_pe_7_1 = \en$1132 ;
+  assign \a_out$1135  = \a_in$1134 ;
+  assign \a_next$1136  = \o$103 [63:56];
+  assign \b_out$1138  = \b_in$1137 ;
+  assign \b_next$1139  = \b_in$986 ;
+  assign \chain_out$1141  = \chain_in$1140 ;
+  assign \chain_valid_out$1143  = \chain_valid_in$1142 ;
+  assign \first_out$1145  = \first_in$1144 ;
+  assign \last_out$1147  = \last_in$1146 ;
+  assign \valid_out$1149  = \valid_in$1148 ;
+  assign \drain$1150  = drain_1;
+  assign en_pe_7_2 = \en$1151 ;
   assign \a_out$1154  = \a_in$1153 ;
-  assign \a_next$1155  = \o$104 [63:56];
+  assign \a_next$1155  = \a_in$1134 ;
   assign \b_out$1157  = \b_in$1156 ;
-  assign \b_next$1158  = \b_in$1031 ;
+  assign \b_next$1158  = \b_in$1005 ;
   assign \chain_out$1160  = \chain_in$1159 ;
   assign \chain_valid_out$1162  = \chain_valid_in$1161 ;
   assign \first_out$1164  = \first_in$1163 ;
   assign \last_out$1166  = \last_in$1165 ;
   assign \valid_out$1168  = \valid_in$1167 ;
-  assign \a_out$1170  = \a_in$1169 ;
-  assign \a_next$1171  = \a_in$1153 ;
-  assign \b_out$1173  = \b_in$1172 ;
-  assign \b_next$1174  = \b_in$1047 ;
-  assign \chain_out$1176  = \chain_in$1175 ;
-  assign \chain_valid_out$1178  = \chain_valid_in$1177 ;
-  assign \first_out$1180  = \first_in$1179 ;
-  assign \last_out$1182  = \last_in$1181 ;
-  assign \valid_out$1184  = \valid_in$1183 ;
-  assign \a_out$1186  = \a_in$1185 ;
-  assign \a_next$1187  = \a_in$1169 ;
-  assign \b_out$1189  = \b_in$1188 ;
-  assign \b_next$1190  = \b_in$1063 ;
-  assign \chain_out$1192  = \chain_in$1191 ;
-  assign \chain_valid_out$1194  = \chain_valid_in$1193 ;
-  assign \first_out$1196  = \first_in$1195 ;
-  assign \last_out$1198  = \last_in$1197 ;
-  assign \valid_out$1200  = \valid_in$1199 ;
-  assign \a_out$1202  = \a_in$1201 ;
-  assign \a_next$1203  = \a_in$1185 ;
-  assign \b_out$1205  = \b_in$1204 ;
-  assign \b_next$1206  = \b_in$1079 ;
-  assign \chain_out$1208  = \chain_in$1207 ;
-  assign \chain_valid_out$1210  = \chain_valid_in$1209 ;
-  assign \first_out$1212  = \first_in$1211 ;
-  assign \last_out$1214  = \last_in$1213 ;
-  assign \valid_out$1216  = \valid_in$1215 ;
-  assign \a_out$1218  = \a_in$1217 ;
-  assign \a_next$1219  = \a_in$1201 ;
-  assign \b_out$1221  = \b_in$1220 ;
-  assign \b_next$1222  = \b_in$1095 ;
-  assign \chain_out$1224  = \chain_in$1223 ;
-  assign \chain_valid_out$1226  = \chain_valid_in$1225 ;
-  assign \first_out$1228  = \first_in$1227 ;
-  assign \last_out$1230  = \last_in$1229 ;
-  assign \valid_out$1232  = \valid_in$1231 ;
-  assign \a_out$1234  = \a_in$1233 ;
-  assign \a_next$1235  = \a_in$1217 ;
-  assign \b_out$1237  = \b_in$1236 ;
-  assign \b_next$1238  = \b_in$1111 ;
-  assign \chain_out$1240  = \chain_in$1239 ;
-  assign \chain_valid_out$1242  = \chain_valid_in$1241 ;
-  assign \first_out$1244  = \first_in$1243 ;
-  assign \last_out$1246  = \last_in$1245 ;
-  assign \valid_out$1248  = \valid_in$1247 ;
-  assign \a_out$1250  = \a_in$1249 ;
-  assign \a_next$1251  = \a_in$1233 ;
-  assign \b_out$1253  = \b_in$1252 ;
-  assign \b_next$1254  = \b_in$1127 ;
-  assign \chain_out$1256  = \chain_in$1255 ;
-  assign \chain_valid_out$1258  = \chain_valid_in$1257 ;
-  assign \first_out$1260  = \first_in$1259 ;
-  assign \last_out$1262  = \last_in$1261 ;
-  assign \valid_out$1264  = \valid_in$1263 ;
+  assign \drain$1169  = drain_2;
+  assign en_pe_7_3 = \en$1170 ;
+  assign \a_out$1173  = \a_in$1172 ;
+  assign \a_next$1174  = \a_in$1153 ;
+  assign \b_out$1176  = \b_in$1175 ;
+  assign \b_next$1177  = \b_in$1024 ;
+  assign \chain_out$1179  = \chain_in$1178 ;
+  assign \chain_valid_out$1181  = \chain_valid_in$1180 ;
+  assign \first_out$1183  = \first_in$1182 ;
+  assign \last_out$1185  = \last_in$1184 ;
+  assign \valid_out$1187  = \valid_in$1186 ;
+  assign \drain$1188  = drain_3;
+  assign en_pe_7_4 = \en$1189 ;
+  assign \a_out$1192  = \a_in$1191 ;
+  assign \a_next$1193  = \a_in$1172 ;
+  assign \b_out$1195  = \b_in$1194 ;
+  assign \b_next$1196  = \b_in$1043 ;
+  assign \chain_out$1198  = \chain_in$1197 ;
+  assign \chain_valid_out$1200  = \chain_valid_in$1199 ;
+  assign \first_out$1202  = \first_in$1201 ;
+  assign \last_out$1204  = \last_in$1203 ;
+  assign \valid_out$1206  = \valid_in$1205 ;
+  assign \drain$1207  = drain_4;
+  assign en_pe_7_5 = \en$1208 ;
+  assign \a_out$1211  = \a_in$1210 ;
+  assign \a_next$1212  = \a_in$1191 ;
+  assign \b_out$1214  = \b_in$1213 ;
+  assign \b_next$1215  = \b_in$1062 ;
+  assign \chain_out$1217  = \chain_in$1216 ;
+  assign \chain_valid_out$1219  = \chain_valid_in$1218 ;
+  assign \first_out$1221  = \first_in$1220 ;
+  assign \last_out$1223  = \last_in$1222 ;
+  assign \valid_out$1225  = \valid_in$1224 ;
+  assign \drain$1226  = drain_5;
+  assign en_pe_7_6 = \en$1227 ;
+  assign \a_out$1230  = \a_in$1229 ;
+  assign \a_next$1231  = \a_in$1210 ;
+  assign \b_out$1233  = \b_in$1232 ;
+  assign \b_next$1234  = \b_in$1081 ;
+  assign \chain_out$1236  = \chain_in$1235 ;
+  assign \chain_valid_out$1238  = \chain_valid_in$1237 ;
+  assign \first_out$1240  = \first_in$1239 ;
+  assign \last_out$1242  = \last_in$1241 ;
+  assign \valid_out$1244  = \valid_in$1243 ;
+  assign \drain$1245  = drain_6;
+  assign en_pe_7_7 = \en$1246 ;
+  assign \a_out$1249  = \a_in$1248 ;
+  assign \a_next$1250  = \a_in$1229 ;
+  assign \b_out$1252  = \b_in$1251 ;
+  assign \b_next$1253  = \b_in$1100 ;
+  assign \chain_out$1255  = \chain_in$1254 ;
+  assign \chain_valid_out$1257  = \chain_valid_in$1256 ;
+  assign \first_out$1259  = \first_in$1258 ;
+  assign \last_out$1261  = \last_in$1260 ;
+  assign \valid_out$1263  = \valid_in$1262 ;
+  assign \drain$1264  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -4768,14 +4768,14 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \i_next$99[5]  = operands__payload[111:104];
   assign \i_next$99[6]  = operands__payload[119:112];
   assign \i_next$99[7]  = operands__payload[127:120];
-  assign \o$104[0]  = \o$104 [7:0];
-  assign \o$104[1]  = \o$104 [15:8];
-  assign \o$104[2]  = \o$104 [23:16];
-  assign \o$104[3]  = \o$104 [31:24];
-  assign \o$104[4]  = \o$104 [39:32];
-  assign \o$104[5]  = \o$104 [47:40];
-  assign \o$104[6]  = \o$104 [55:48];
-  assign \o$104[7]  = \o$104 [63:56];
+  assign \o$103[0]  = \o$103 [7:0];
+  assign \o$103[1]  = \o$103 [15:8];
+  assign \o$103[2]  = \o$103 [23:16];
+  assign \o$103[3]  = \o$103 [31:24];
+  assign \o$103[4]  = \o$103 [39:32];
+  assign \o$103[5]  = \o$103 [47:40];
+  assign \o$103[6]  = \o$103 [55:48];
+  assign \o$103[7]  = \o$103 [63:56];
   assign \o_next[0]  = o_next[7:0];
   assign \o_next[1]  = o_next[15:8];
   assign \o_next[2]  = o_next[23:16];
@@ -4784,54 +4784,54 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \o_next[5]  = o_next[47:40];
   assign \o_next[6]  = o_next[55:48];
   assign \o_next[7]  = o_next[63:56];
-  assign \o$108[0]  = \o$108 [7:0];
-  assign \o$108[1]  = \o$108 [15:8];
-  assign \o$108[2]  = \o$108 [23:16];
-  assign \o$108[3]  = \o$108 [31:24];
-  assign \o$108[4]  = \o$108 [39:32];
-  assign \o$108[5]  = \o$108 [47:40];
-  assign \o$108[6]  = \o$108 [55:48];
-  assign \o$108[7]  = \o$108 [63:56];
-  assign \o_next$110[0]  = \o_next$110 [7:0];
-  assign \o_next$110[1]  = \o_next$110 [15:8];
-  assign \o_next$110[2]  = \o_next$110 [23:16];
-  assign \o_next$110[3]  = \o_next$110 [31:24];
-  assign \o_next$110[4]  = \o_next$110 [39:32];
-  assign \o_next$110[5]  = \o_next$110 [47:40];
-  assign \o_next$110[6]  = \o_next$110 [55:48];
-  assign \o_next$110[7]  = \o_next$110 [63:56];
-  assign \o$112[0]  = \o$112 [2:0];
-  assign \o$112[0].valid  = \o$112 [0];
-  assign \o$112[0].first  = \o$112 [1];
-  assign \o$112[0].last  = \o$112 [2];
-  assign \o$112[1]  = \o$112 [5:3];
-  assign \o$112[1].valid  = \o$112 [3];
-  assign \o$112[1].first  = \o$112 [4];
-  assign \o$112[1].last  = \o$112 [5];
-  assign \o$112[2]  = \o$112 [8:6];
-  assign \o$112[2].valid  = \o$112 [6];
-  assign \o$112[2].first  = \o$112 [7];
-  assign \o$112[2].last  = \o$112 [8];
-  assign \o$112[3]  = \o$112 [11:9];
-  assign \o$112[3].valid  = \o$112 [9];
-  assign \o$112[3].first  = \o$112 [10];
-  assign \o$112[3].last  = \o$112 [11];
-  assign \o$112[4]  = \o$112 [14:12];
-  assign \o$112[4].valid  = \o$112 [12];
-  assign \o$112[4].first  = \o$112 [13];
-  assign \o$112[4].last  = \o$112 [14];
-  assign \o$112[5]  = \o$112 [17:15];
-  assign \o$112[5].valid  = \o$112 [15];
-  assign \o$112[5].first  = \o$112 [16];
-  assign \o$112[5].last  = \o$112 [17];
-  assign \o$112[6]  = \o$112 [20:18];
-  assign \o$112[6].valid  = \o$112 [18];
-  assign \o$112[6].first  = \o$112 [19];
-  assign \o$112[6].last  = \o$112 [20];
-  assign \o$112[7]  = \o$112 [23:21];
-  assign \o$112[7].valid  = \o$112 [21];
-  assign \o$112[7].first  = \o$112 [22];
-  assign \o$112[7].last  = \o$112 [23];
+  assign \o_next$107[0]  = \o_next$107 [7:0];
+  assign \o_next$107[1]  = \o_next$107 [15:8];
+  assign \o_next$107[2]  = \o_next$107 [23:16];
+  assign \o_next$107[3]  = \o_next$107 [31:24];
+  assign \o_next$107[4]  = \o_next$107 [39:32];
+  assign \o_next$107[5]  = \o_next$107 [47:40];
+  assign \o_next$107[6]  = \o_next$107 [55:48];
+  assign \o_next$107[7]  = \o_next$107 [63:56];
+  assign \o$109[0]  = \o$109 [7:0];
+  assign \o$109[1]  = \o$109 [15:8];
+  assign \o$109[2]  = \o$109 [23:16];
+  assign \o$109[3]  = \o$109 [31:24];
+  assign \o$109[4]  = \o$109 [39:32];
+  assign \o$109[5]  = \o$109 [47:40];
+  assign \o$109[6]  = \o$109 [55:48];
+  assign \o$109[7]  = \o$109 [63:56];
+  assign \o$111[0]  = \o$111 [2:0];
+  assign \o$111[0].valid  = \o$111 [0];
+  assign \o$111[0].first  = \o$111 [1];
+  assign \o$111[0].last  = \o$111 [2];
+  assign \o$111[1]  = \o$111 [5:3];
+  assign \o$111[1].valid  = \o$111 [3];
+  assign \o$111[1].first  = \o$111 [4];
+  assign \o$111[1].last  = \o$111 [5];
+  assign \o$111[2]  = \o$111 [8:6];
+  assign \o$111[2].valid  = \o$111 [6];
+  assign \o$111[2].first  = \o$111 [7];
+  assign \o$111[2].last  = \o$111 [8];
+  assign \o$111[3]  = \o$111 [11:9];
+  assign \o$111[3].valid  = \o$111 [9];
+  assign \o$111[3].first  = \o$111 [10];
+  assign \o$111[3].last  = \o$111 [11];
+  assign \o$111[4]  = \o$111 [14:12];
+  assign \o$111[4].valid  = \o$111 [12];
+  assign \o$111[4].first  = \o$111 [13];
+  assign \o$111[4].last  = \o$111 [14];
+  assign \o$111[5]  = \o$111 [17:15];
+  assign \o$111[5].valid  = \o$111 [15];
+  assign \o$111[5].first  = \o$111 [16];
+  assign \o$111[5].last  = \o$111 [17];
+  assign \o$111[6]  = \o$111 [20:18];
+  assign \o$111[6].valid  = \o$111 [18];
+  assign \o$111[6].first  = \o$111 [19];
+  assign \o$111[6].last  = \o$111 [20];
+  assign \o$111[7]  = \o$111 [23:21];
+  assign \o$111[7].valid  = \o$111 [21];
+  assign \o$111[7].first  = \o$111 [22];
+  assign \o$111[7].last  = \o$111 [23];
   assign i_next[63:56] = operands__payload[7:0];
   assign i_next[55:48] = operands__payload[15:8];
   assign i_next[47:40] = operands__payload[23:16];

@@ -9730,105 +9730,105 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$120 ;
-  wire [7:0] \a_in$151 ;
-  wire [7:0] \a_in$182 ;
-  wire [7:0] \a_in$204 ;
-  wire [7:0] \a_in$216 ;
-  wire [7:0] \a_in$228 ;
-  wire [7:0] \a_in$244 ;
-  wire [7:0] \a_in$260 ;
-  wire [7:0] \a_in$276 ;
-  wire [7:0] \a_in$296 ;
-  wire [7:0] \a_in$312 ;
-  wire [7:0] \a_in$328 ;
-  wire [7:0] \a_in$348 ;
-  wire [7:0] \a_in$364 ;
+  wire [7:0] \a_in$113 ;
+  wire [7:0] \a_in$133 ;
+  wire [7:0] \a_in$156 ;
+  wire [7:0] \a_in$170 ;
+  wire [7:0] \a_in$192 ;
+  wire [7:0] \a_in$214 ;
+  wire [7:0] \a_in$239 ;
+  wire [7:0] \a_in$253 ;
+  wire [7:0] \a_in$275 ;
+  wire [7:0] \a_in$297 ;
+  wire [7:0] \a_in$322 ;
+  wire [7:0] \a_in$336 ;
+  wire [7:0] \a_in$358 ;
   wire [7:0] \a_in$380 ;
+  wire [7:0] \a_in$93 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$117 ;
-  wire [7:0] \a_next$148 ;
-  wire [7:0] \a_next$179 ;
-  wire [7:0] \a_next$206 ;
-  wire [7:0] \a_next$218 ;
-  wire [7:0] \a_next$230 ;
-  wire [7:0] \a_next$246 ;
-  wire [7:0] \a_next$262 ;
-  wire [7:0] \a_next$278 ;
-  wire [7:0] \a_next$298 ;
-  wire [7:0] \a_next$314 ;
-  wire [7:0] \a_next$330 ;
-  wire [7:0] \a_next$350 ;
-  wire [7:0] \a_next$366 ;
+  wire [7:0] \a_next$115 ;
+  wire [7:0] \a_next$135 ;
+  wire [7:0] \a_next$153 ;
+  wire [7:0] \a_next$172 ;
+  wire [7:0] \a_next$194 ;
+  wire [7:0] \a_next$216 ;
+  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$277 ;
+  wire [7:0] \a_next$299 ;
+  wire [7:0] \a_next$319 ;
+  wire [7:0] \a_next$338 ;
+  wire [7:0] \a_next$360 ;
   wire [7:0] \a_next$382 ;
+  wire [7:0] \a_next$95 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$217 ;
-  wire [7:0] \a_out$229 ;
-  wire [7:0] \a_out$245 ;
-  wire [7:0] \a_out$261 ;
-  wire [7:0] \a_out$277 ;
-  wire [7:0] \a_out$297 ;
-  wire [7:0] \a_out$313 ;
-  wire [7:0] \a_out$329 ;
-  wire [7:0] \a_out$349 ;
-  wire [7:0] \a_out$365 ;
+  wire [7:0] \a_out$114 ;
+  wire [7:0] \a_out$134 ;
+  wire [7:0] \a_out$171 ;
+  wire [7:0] \a_out$193 ;
+  wire [7:0] \a_out$215 ;
+  wire [7:0] \a_out$254 ;
+  wire [7:0] \a_out$276 ;
+  wire [7:0] \a_out$298 ;
+  wire [7:0] \a_out$337 ;
+  wire [7:0] \a_out$359 ;
   wire [7:0] \a_out$381 ;
   wire busy;
   wire capture;
-  wire \capture$107 ;
-  wire \capture$115 ;
-  wire \capture$128 ;
-  wire \capture$134 ;
-  wire \capture$140 ;
-  wire \capture$146 ;
-  wire \capture$159 ;
-  wire \capture$165 ;
-  wire \capture$171 ;
-  wire \capture$177 ;
+  wire \capture$111 ;
+  wire \capture$131 ;
+  wire \capture$151 ;
+  wire \capture$168 ;
   wire \capture$190 ;
-  wire \capture$196 ;
-  wire \capture$202 ;
+  wire \capture$212 ;
+  wire \capture$234 ;
+  wire \capture$251 ;
+  wire \capture$273 ;
+  wire \capture$295 ;
+  wire \capture$317 ;
+  wire \capture$334 ;
+  wire \capture$356 ;
+  wire \capture$378 ;
   wire \capture$69 ;
   wire \capture$91 ;
-  wire \capture$99 ;
   wire capture_next;
-  wire \capture_next$100 ;
-  wire \capture_next$108 ;
-  wire \capture_next$116 ;
-  wire \capture_next$129 ;
-  wire \capture_next$135 ;
-  wire \capture_next$141 ;
-  wire \capture_next$147 ;
-  wire \capture_next$160 ;
-  wire \capture_next$166 ;
-  wire \capture_next$172 ;
-  wire \capture_next$178 ;
+  wire \capture_next$112 ;
+  wire \capture_next$132 ;
+  wire \capture_next$152 ;
+  wire \capture_next$169 ;
   wire \capture_next$191 ;
-  wire \capture_next$197 ;
-  wire \capture_next$203 ;
+  wire \capture_next$213 ;
+  wire \capture_next$235 ;
+  wire \capture_next$252 ;
+  wire \capture_next$274 ;
+  wire \capture_next$296 ;
+  wire \capture_next$318 ;
+  wire \capture_next$335 ;
+  wire \capture_next$357 ;
+  wire \capture_next$379 ;
   wire \capture_next$92 ;
   wire [3:0] en;
-  reg \en$103  = 1'h1;
-  reg \en$111  = 1'h1;
-  reg \en$124  = 1'h1;
-  reg \en$130  = 1'h1;
-  reg \en$136  = 1'h1;
-  reg \en$142  = 1'h1;
-  reg \en$155  = 1'h1;
-  reg \en$161  = 1'h1;
-  reg \en$167  = 1'h1;
-  reg \en$173  = 1'h1;
+  reg \en$107  = 1'h1;
+  reg \en$127  = 1'h1;
+  reg \en$147  = 1'h1;
+  reg \en$164  = 1'h1;
   reg \en$186  = 1'h1;
-  reg \en$192  = 1'h1;
-  reg \en$198  = 1'h1;
+  reg \en$208  = 1'h1;
+  reg \en$230  = 1'h1;
+  reg \en$247  = 1'h1;
+  reg \en$269  = 1'h1;
   reg \en$27  = 1'h1;
+  reg \en$291  = 1'h1;
+  reg \en$313  = 1'h1;
+  reg \en$330  = 1'h1;
+  reg \en$352  = 1'h1;
+  reg \en$374  = 1'h1;
   wire [3:0] \en$39 ;
   reg \en$44  = 1'h1;
   wire [3:0] \en$46 ;
   reg \en$51  = 1'h1;
   reg \en$65  = 1'h1;
   reg \en$87  = 1'h1;
-  reg \en$95  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -9890,60 +9890,60 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$122 ;
-  wire \first_in$153 ;
-  wire \first_in$184 ;
-  wire \first_in$207 ;
-  wire \first_in$219 ;
-  wire \first_in$231 ;
-  wire \first_in$247 ;
-  wire \first_in$263 ;
-  wire \first_in$279 ;
-  wire \first_in$299 ;
-  wire \first_in$315 ;
-  wire \first_in$331 ;
-  wire \first_in$351 ;
-  wire \first_in$367 ;
+  wire \first_in$116 ;
+  wire \first_in$136 ;
+  wire \first_in$158 ;
+  wire \first_in$173 ;
+  wire \first_in$195 ;
+  wire \first_in$217 ;
+  wire \first_in$241 ;
+  wire \first_in$256 ;
+  wire \first_in$278 ;
+  wire \first_in$300 ;
+  wire \first_in$324 ;
+  wire \first_in$339 ;
+  wire \first_in$361 ;
   wire \first_in$383 ;
+  wire \first_in$96 ;
   wire first_next;
   wire \first_next$118 ;
-  wire \first_next$149 ;
-  wire \first_next$180 ;
-  wire \first_next$209 ;
-  wire \first_next$221 ;
-  wire \first_next$233 ;
-  wire \first_next$249 ;
-  wire \first_next$265 ;
-  wire \first_next$281 ;
-  wire \first_next$301 ;
-  wire \first_next$317 ;
-  wire \first_next$333 ;
-  wire \first_next$353 ;
-  wire \first_next$369 ;
+  wire \first_next$138 ;
+  wire \first_next$154 ;
+  wire \first_next$175 ;
+  wire \first_next$197 ;
+  wire \first_next$219 ;
+  wire \first_next$237 ;
+  wire \first_next$258 ;
+  wire \first_next$280 ;
+  wire \first_next$302 ;
+  wire \first_next$320 ;
+  wire \first_next$341 ;
+  wire \first_next$363 ;
   wire \first_next$385 ;
+  wire \first_next$98 ;
   wire first_next_out;
-  wire \first_next_out$222 ;
-  wire \first_next_out$234 ;
-  wire \first_next_out$250 ;
-  wire \first_next_out$266 ;
-  wire \first_next_out$282 ;
-  wire \first_next_out$302 ;
-  wire \first_next_out$318 ;
-  wire \first_next_out$334 ;
-  wire \first_next_out$354 ;
-  wire \first_next_out$370 ;
+  wire \first_next_out$119 ;
+  wire \first_next_out$139 ;
+  wire \first_next_out$176 ;
+  wire \first_next_out$198 ;
+  wire \first_next_out$220 ;
+  wire \first_next_out$259 ;
+  wire \first_next_out$281 ;
+  wire \first_next_out$303 ;
+  wire \first_next_out$342 ;
+  wire \first_next_out$364 ;
   wire \first_next_out$386 ;
   wire first_out;
-  wire \first_out$220 ;
-  wire \first_out$232 ;
-  wire \first_out$248 ;
-  wire \first_out$264 ;
-  wire \first_out$280 ;
-  wire \first_out$300 ;
-  wire \first_out$316 ;
-  wire \first_out$332 ;
-  wire \first_out$352 ;
-  wire \first_out$368 ;
+  wire \first_out$117 ;
+  wire \first_out$137 ;
+  wire \first_out$174 ;
+  wire \first_out$196 ;
+  wire \first_out$218 ;
+  wire \first_out$257 ;
+  wire \first_out$279 ;
+  wire \first_out$301 ;
+  wire \first_out$340 ;
+  wire \first_out$362 ;
   wire \first_out$384 ;
   wire held;
   wire [127:0] i;
@@ -10045,33 +10045,33 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$123 ;
-  wire \last_in$154 ;
-  wire \last_in$185 ;
-  wire \last_in$211 ;
-  wire \last_in$223 ;
-  wire \last_in$235 ;
-  wire \last_in$251 ;
-  wire \last_in$267 ;
-  wire \last_in$283 ;
-  wire \last_in$303 ;
-  wire \last_in$319 ;
-  wire \last_in$335 ;
-  wire \last_in$355 ;
-  wire \last_in$371 ;
+  wire \last_in$100 ;
+  wire \last_in$120 ;
+  wire \last_in$140 ;
+  wire \last_in$159 ;
+  wire \last_in$177 ;
+  wire \last_in$199 ;
+  wire \last_in$221 ;
+  wire \last_in$242 ;
+  wire \last_in$260 ;
+  wire \last_in$282 ;
+  wire \last_in$304 ;
+  wire \last_in$325 ;
+  wire \last_in$343 ;
+  wire \last_in$365 ;
   wire \last_in$387 ;
   wire last_out;
-  wire \last_out$212 ;
-  wire \last_out$224 ;
-  wire \last_out$236 ;
-  wire \last_out$252 ;
-  wire \last_out$268 ;
-  wire \last_out$284 ;
-  wire \last_out$304 ;
-  wire \last_out$320 ;
-  wire \last_out$336 ;
-  wire \last_out$356 ;
-  wire \last_out$372 ;
+  wire \last_out$101 ;
+  wire \last_out$121 ;
+  wire \last_out$141 ;
+  wire \last_out$178 ;
+  wire \last_out$200 ;
+  wire \last_out$222 ;
+  wire \last_out$261 ;
+  wire \last_out$283 ;
+  wire \last_out$305 ;
+  wire \last_out$344 ;
+  wire \last_out$366 ;
   wire \last_out$388 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
@@ -10174,33 +10174,33 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$101 ;
-  wire [31:0] \psum_in$109 ;
-  wire [31:0] \psum_in$240 ;
-  wire [31:0] \psum_in$256 ;
-  wire [31:0] \psum_in$272 ;
-  wire [31:0] \psum_in$288 ;
-  wire [31:0] \psum_in$292 ;
-  wire [31:0] \psum_in$308 ;
-  wire [31:0] \psum_in$324 ;
-  wire [31:0] \psum_in$340 ;
-  wire [31:0] \psum_in$344 ;
-  wire [31:0] \psum_in$360 ;
-  wire [31:0] \psum_in$376 ;
+  wire [31:0] \psum_in$105 ;
+  wire [31:0] \psum_in$125 ;
+  wire [31:0] \psum_in$145 ;
+  wire [31:0] \psum_in$160 ;
+  wire [31:0] \psum_in$182 ;
+  wire [31:0] \psum_in$204 ;
+  wire [31:0] \psum_in$226 ;
+  wire [31:0] \psum_in$243 ;
+  wire [31:0] \psum_in$265 ;
+  wire [31:0] \psum_in$287 ;
+  wire [31:0] \psum_in$309 ;
+  wire [31:0] \psum_in$326 ;
+  wire [31:0] \psum_in$348 ;
+  wire [31:0] \psum_in$370 ;
   wire [31:0] \psum_in$392 ;
-  wire [31:0] \psum_in$93 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$241 ;
-  wire [31:0] \psum_out$257 ;
-  wire [31:0] \psum_out$273 ;
-  wire [31:0] \psum_out$289 ;
-  wire [31:0] \psum_out$293 ;
-  wire [31:0] \psum_out$309 ;
-  wire [31:0] \psum_out$325 ;
-  wire [31:0] \psum_out$341 ;
-  wire [31:0] \psum_out$345 ;
-  wire [31:0] \psum_out$361 ;
-  wire [31:0] \psum_out$377 ;
+  wire [31:0] \psum_out$161 ;
+  wire [31:0] \psum_out$183 ;
+  wire [31:0] \psum_out$205 ;
+  wire [31:0] \psum_out$227 ;
+  wire [31:0] \psum_out$244 ;
+  wire [31:0] \psum_out$266 ;
+  wire [31:0] \psum_out$288 ;
+  wire [31:0] \psum_out$310 ;
+  wire [31:0] \psum_out$327 ;
+  wire [31:0] \psum_out$349 ;
+  wire [31:0] \psum_out$371 ;
   wire [31:0] \psum_out$393 ;
   wire [31:0] \psum_out$4 ;
   wire [31:0] \psum_out$5 ;
@@ -10289,95 +10289,95 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$121 ;
-  wire \valid_in$152 ;
-  wire \valid_in$183 ;
-  wire \valid_in$213 ;
-  wire \valid_in$225 ;
-  wire \valid_in$237 ;
-  wire \valid_in$253 ;
-  wire \valid_in$269 ;
-  wire \valid_in$285 ;
-  wire \valid_in$305 ;
-  wire \valid_in$321 ;
-  wire \valid_in$337 ;
-  wire \valid_in$357 ;
-  wire \valid_in$373 ;
+  wire \valid_in$102 ;
+  wire \valid_in$122 ;
+  wire \valid_in$142 ;
+  wire \valid_in$157 ;
+  wire \valid_in$179 ;
+  wire \valid_in$201 ;
+  wire \valid_in$223 ;
+  wire \valid_in$240 ;
+  wire \valid_in$262 ;
+  wire \valid_in$284 ;
+  wire \valid_in$306 ;
+  wire \valid_in$323 ;
+  wire \valid_in$345 ;
+  wire \valid_in$367 ;
   wire \valid_in$389 ;
   wire valid_next;
-  wire \valid_next$119 ;
-  wire \valid_next$150 ;
+  wire \valid_next$104 ;
+  wire \valid_next$124 ;
+  wire \valid_next$144 ;
+  wire \valid_next$155 ;
   wire \valid_next$181 ;
-  wire \valid_next$215 ;
-  wire \valid_next$227 ;
-  wire \valid_next$239 ;
-  wire \valid_next$255 ;
-  wire \valid_next$271 ;
-  wire \valid_next$287 ;
-  wire \valid_next$307 ;
-  wire \valid_next$323 ;
-  wire \valid_next$339 ;
-  wire \valid_next$359 ;
-  wire \valid_next$375 ;
+  wire \valid_next$203 ;
+  wire \valid_next$225 ;
+  wire \valid_next$238 ;
+  wire \valid_next$264 ;
+  wire \valid_next$286 ;
+  wire \valid_next$308 ;
+  wire \valid_next$321 ;
+  wire \valid_next$347 ;
+  wire \valid_next$369 ;
   wire \valid_next$391 ;
   wire valid_out;
-  wire \valid_out$214 ;
-  wire \valid_out$226 ;
-  wire \valid_out$238 ;
-  wire \valid_out$254 ;
-  wire \valid_out$270 ;
-  wire \valid_out$286 ;
-  wire \valid_out$306 ;
-  wire \valid_out$322 ;
-  wire \valid_out$338 ;
-  wire \valid_out$358 ;
-  wire \valid_out$374 ;
+  wire \valid_out$103 ;
+  wire \valid_out$123 ;
+  wire \valid_out$143 ;
+  wire \valid_out$180 ;
+  wire \valid_out$202 ;
+  wire \valid_out$224 ;
+  wire \valid_out$263 ;
+  wire \valid_out$285 ;
+  wire \valid_out$307 ;
+  wire \valid_out$346 ;
+  wire \valid_out$368 ;
   wire \valid_out$390 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$102 ;
-  wire [7:0] \w_in$110 ;
-  wire [7:0] \w_in$242 ;
-  wire [7:0] \w_in$258 ;
-  wire [7:0] \w_in$274 ;
-  wire [7:0] \w_in$290 ;
-  wire [7:0] \w_in$294 ;
-  wire [7:0] \w_in$310 ;
-  wire [7:0] \w_in$326 ;
-  wire [7:0] \w_in$342 ;
-  wire [7:0] \w_in$346 ;
-  wire [7:0] \w_in$362 ;
-  wire [7:0] \w_in$378 ;
+  wire [7:0] \w_in$106 ;
+  wire [7:0] \w_in$126 ;
+  wire [7:0] \w_in$146 ;
+  wire [7:0] \w_in$162 ;
+  wire [7:0] \w_in$184 ;
+  wire [7:0] \w_in$206 ;
+  wire [7:0] \w_in$228 ;
+  wire [7:0] \w_in$245 ;
+  wire [7:0] \w_in$267 ;
+  wire [7:0] \w_in$289 ;
+  wire [7:0] \w_in$311 ;
+  wire [7:0] \w_in$328 ;
+  wire [7:0] \w_in$350 ;
+  wire [7:0] \w_in$372 ;
   wire [7:0] \w_in$394 ;
-  wire [7:0] \w_in$94 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$259 ;
-  wire [7:0] \w_out$275 ;
-  wire [7:0] \w_out$291 ;
-  wire [7:0] \w_out$295 ;
-  wire [7:0] \w_out$311 ;
-  wire [7:0] \w_out$327 ;
-  wire [7:0] \w_out$343 ;
-  wire [7:0] \w_out$347 ;
-  wire [7:0] \w_out$363 ;
-  wire [7:0] \w_out$379 ;
+  wire [7:0] \w_out$185 ;
+  wire [7:0] \w_out$207 ;
+  wire [7:0] \w_out$229 ;
+  wire [7:0] \w_out$246 ;
+  wire [7:0] \w_out$268 ;
+  wire [7:0] \w_out$290 ;
+  wire [7:0] \w_out$312 ;
+  wire [7:0] \w_out$329 ;
+  wire [7:0] \w_out$351 ;
+  wire [7:0] \w_out$373 ;
   wire [7:0] \w_out$395 ;
   reg w_shift = 1'h0;
-  reg \w_shift$105  = 1'h0;
-  reg \w_shift$113  = 1'h0;
-  reg \w_shift$126  = 1'h0;
-  reg \w_shift$132  = 1'h0;
-  reg \w_shift$138  = 1'h0;
-  reg \w_shift$144  = 1'h0;
-  reg \w_shift$157  = 1'h0;
-  reg \w_shift$163  = 1'h0;
-  reg \w_shift$169  = 1'h0;
-  reg \w_shift$175  = 1'h0;
+  reg \w_shift$109  = 1'h0;
+  reg \w_shift$129  = 1'h0;
+  reg \w_shift$149  = 1'h0;
+  reg \w_shift$166  = 1'h0;
   reg \w_shift$188  = 1'h0;
-  reg \w_shift$194  = 1'h0;
-  reg \w_shift$200  = 1'h0;
+  reg \w_shift$210  = 1'h0;
+  reg \w_shift$232  = 1'h0;
+  reg \w_shift$249  = 1'h0;
+  reg \w_shift$271  = 1'h0;
+  reg \w_shift$293  = 1'h0;
+  reg \w_shift$315  = 1'h0;
+  reg \w_shift$332  = 1'h0;
+  reg \w_shift$354  = 1'h0;
+  reg \w_shift$376  = 1'h0;
   reg \w_shift$89  = 1'h0;
-  reg \w_shift$97  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
   wire [31:0] \weights__payload.w ;
@@ -10410,7 +10410,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign weights__ready = \$17  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$18  = in_flags[0] | results__valid;
-  assign \$19  = | { \valid_in$389 , \valid_in$373 , \valid_in$357 , \o$81 [9], \valid_in$337 , \valid_in$321 , \valid_in$305 , \o$81 [6], \valid_in$285 , \valid_in$269 , \valid_in$253 , \o$81 [3], \valid_in$237 , \valid_in$225 , \valid_in$213 , \o$81 [0] };
+  assign \$19  = | { \valid_in$389 , \valid_in$367 , \valid_in$345 , \o$81 [9], \valid_in$306 , \valid_in$284 , \valid_in$262 , \o$81 [6], \valid_in$223 , \valid_in$201 , \valid_in$179 , \o$81 [3], \valid_in$142 , \valid_in$122 , \valid_in$102 , \o$81 [0] };
   assign busy = \$18  | \$19 ;
   assign \$20  = ~ skid_valid;
   assign \$21  = ~ skid_valid_0;
@@ -10450,33 +10450,33 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign \$55  = ~ held;
   assign \$56  = \en$87  ? o_next[2] : \w_shift$89 ;
   assign \$57  = ~ held;
-  assign \$58  = \en$95  ? o_next[4] : \w_shift$97 ;
+  assign \$58  = \en$107  ? o_next[4] : \w_shift$109 ;
   assign \$59  = ~ held;
-  assign \$60  = \en$103  ? o_next[6] : \w_shift$105 ;
+  assign \$60  = \en$127  ? o_next[6] : \w_shift$129 ;
   assign \$61  = ~ held;
-  assign \$62  = \en$111  ? o_next[0] : \w_shift$113 ;
+  assign \$62  = \en$147  ? o_next[0] : \w_shift$149 ;
   assign \$63  = ~ held;
-  assign \$64  = \en$124  ? o_next[2] : \w_shift$126 ;
+  assign \$64  = \en$164  ? o_next[2] : \w_shift$166 ;
   assign \$65  = ~ held;
-  assign \$66  = \en$130  ? o_next[4] : \w_shift$132 ;
+  assign \$66  = \en$186  ? o_next[4] : \w_shift$188 ;
   assign \$67  = ~ held;
-  assign \$68  = \en$136  ? o_next[6] : \w_shift$138 ;
+  assign \$68  = \en$208  ? o_next[6] : \w_shift$210 ;
   assign \$69  = ~ held;
-  assign \$70  = \en$142  ? o_next[0] : \w_shift$144 ;
+  assign \$70  = \en$230  ? o_next[0] : \w_shift$232 ;
   assign \$71  = ~ held;
-  assign \$72  = \en$155  ? o_next[2] : \w_shift$157 ;
+  assign \$72  = \en$247  ? o_next[2] : \w_shift$249 ;
   assign \$73  = ~ held;
-  assign \$74  = \en$161  ? o_next[4] : \w_shift$163 ;
+  assign \$74  = \en$269  ? o_next[4] : \w_shift$271 ;
   assign \$75  = ~ held;
-  assign \$76  = \en$167  ? o_next[6] : \w_shift$169 ;
+  assign \$76  = \en$291  ? o_next[6] : \w_shift$293 ;
   assign \$77  = ~ held;
-  assign \$78  = \en$173  ? o_next[0] : \w_shift$175 ;
+  assign \$78  = \en$313  ? o_next[0] : \w_shift$315 ;
   assign \$79  = ~ held;
-  assign \$80  = \en$186  ? o_next[2] : \w_shift$188 ;
+  assign \$80  = \en$330  ? o_next[2] : \w_shift$332 ;
   assign \$81  = ~ held;
-  assign \$82  = \en$192  ? o_next[4] : \w_shift$194 ;
+  assign \$82  = \en$352  ? o_next[4] : \w_shift$354 ;
   assign \$83  = ~ held;
-  assign \$84  = \en$198  ? o_next[6] : \w_shift$200 ;
+  assign \$84  = \en$374  ? o_next[6] : \w_shift$376 ;
   always @(posedge units_sync_clk)
     rst_group_row_0 <= engine_rst;
   always @(posedge units_sync_clk)
@@ -10606,61 +10606,61 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   always @(posedge units_sync_clk)
     \w_shift$89  <= \$56 ;
   always @(posedge units_sync_clk)
-    \en$95  <= \$57 ;
+    \en$107  <= \$57 ;
   always @(posedge units_sync_clk)
-    \w_shift$97  <= \$58 ;
+    \w_shift$109  <= \$58 ;
   always @(posedge units_sync_clk)
-    \en$103  <= \$59 ;
+    \en$127  <= \$59 ;
   always @(posedge units_sync_clk)
-    \w_shift$105  <= \$60 ;
+    \w_shift$129  <= \$60 ;
   always @(posedge units_sync_clk)
-    \en$111  <= \$61 ;
+    \en$147  <= \$61 ;
   always @(posedge units_sync_clk)
-    \w_shift$113  <= \$62 ;
+    \w_shift$149  <= \$62 ;
   always @(posedge units_sync_clk)
-    \en$124  <= \$63 ;
+    \en$164  <= \$63 ;
   always @(posedge units_sync_clk)
-    \w_shift$126  <= \$64 ;
+    \w_shift$166  <= \$64 ;
   always @(posedge units_sync_clk)
-    \en$130  <= \$65 ;
+    \en$186  <= \$65 ;
   always @(posedge units_sync_clk)
-    \w_shift$132  <= \$66 ;
+    \w_shift$188  <= \$66 ;
   always @(posedge units_sync_clk)
-    \en$136  <= \$67 ;
+    \en$208  <= \$67 ;
   always @(posedge units_sync_clk)
-    \w_shift$138  <= \$68 ;
+    \w_shift$210  <= \$68 ;
   always @(posedge units_sync_clk)
-    \en$142  <= \$69 ;
+    \en$230  <= \$69 ;
   always @(posedge units_sync_clk)
-    \w_shift$144  <= \$70 ;
+    \w_shift$232  <= \$70 ;
   always @(posedge units_sync_clk)
-    \en$155  <= \$71 ;
+    \en$247  <= \$71 ;
   always @(posedge units_sync_clk)
-    \w_shift$157  <= \$72 ;
+    \w_shift$249  <= \$72 ;
   always @(posedge units_sync_clk)
-    \en$161  <= \$73 ;
+    \en$269  <= \$73 ;
   always @(posedge units_sync_clk)
-    \w_shift$163  <= \$74 ;
+    \w_shift$271  <= \$74 ;
   always @(posedge units_sync_clk)
-    \en$167  <= \$75 ;
+    \en$291  <= \$75 ;
   always @(posedge units_sync_clk)
-    \w_shift$169  <= \$76 ;
+    \w_shift$293  <= \$76 ;
   always @(posedge units_sync_clk)
-    \en$173  <= \$77 ;
+    \en$313  <= \$77 ;
   always @(posedge units_sync_clk)
-    \w_shift$175  <= \$78 ;
+    \w_shift$315  <= \$78 ;
   always @(posedge units_sync_clk)
-    \en$186  <= \$79 ;
+    \en$330  <= \$79 ;
   always @(posedge units_sync_clk)
-    \w_shift$188  <= \$80 ;
+    \w_shift$332  <= \$80 ;
   always @(posedge units_sync_clk)
-    \en$192  <= \$81 ;
+    \en$352  <= \$81 ;
   always @(posedge units_sync_clk)
-    \w_shift$194  <= \$82 ;
+    \w_shift$354  <= \$82 ;
   always @(posedge units_sync_clk)
-    \en$198  <= \$83 ;
+    \en$374  <= \$83 ;
   always @(posedge units_sync_clk)
-    \w_shift$200  <= \$84 ;
+    \w_shift$376  <= \$84 ;
   assign results__valid = skid_valid | valid_out;
   assign \$1  = skid_valid ? skid[128] : out[128];
   assign \$2  = ~ results__ready;
@@ -10678,319 +10678,319 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
     .a_next(\o_next$74 [7:0]),
-    .a_out(\a_in$204 ),
+    .a_out(\a_in$93 ),
     .capture_next(o_next[1]),
     .en(\en$65 ),
-    .first_next_out(\first_next$209 ),
-    .first_out(\first_in$207 ),
-    .last_out(\last_in$211 ),
+    .first_next_out(\first_next$98 ),
+    .first_out(\first_in$96 ),
+    .last_out(\last_in$100 ),
     .\port$3301$0 (\o$81 [2:0]),
     .\port$3302$0 (\o_next$76 [1:0]),
-    .psum_out(\psum_in$240 ),
+    .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$213 ),
+    .valid_out(\valid_in$102 ),
     .w_in(\o$86 [7:0]),
-    .w_out(\w_in$242 ),
+    .w_out(\w_in$162 ),
     .w_shift(w_shift)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$204 ),
+    .a_in(\a_in$93 ),
     .a_next(\o$79 [7:0]),
-    .a_out(\a_in$216 ),
+    .a_out(\a_in$113 ),
     .capture_next(o_next[3]),
     .en(\en$87 ),
-    .first_in(\first_in$207 ),
-    .first_next(\first_next$209 ),
-    .first_next_out(\first_next$221 ),
-    .first_out(\first_in$219 ),
-    .last_in(\last_in$211 ),
-    .last_out(\last_in$223 ),
-    .psum_out(\psum_in$256 ),
+    .first_in(\first_in$96 ),
+    .first_next(\first_next$98 ),
+    .first_next_out(\first_next$118 ),
+    .first_out(\first_in$116 ),
+    .last_in(\last_in$100 ),
+    .last_out(\last_in$120 ),
+    .psum_out(\psum_in$182 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$213 ),
+    .valid_in(\valid_in$102 ),
     .valid_next(\o$81 [0]),
-    .valid_out(\valid_in$225 ),
+    .valid_out(\valid_in$122 ),
     .w_in(\o$86 [15:8]),
-    .w_out(\w_in$258 ),
+    .w_out(\w_in$184 ),
     .w_shift(\w_shift$89 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$216 ),
-    .a_next(\a_in$204 ),
-    .a_out(\a_in$228 ),
+    .a_in(\a_in$113 ),
+    .a_next(\a_in$93 ),
+    .a_out(\a_in$133 ),
     .capture_next(o_next[5]),
-    .en(\en$95 ),
-    .first_in(\first_in$219 ),
-    .first_next(\first_next$221 ),
-    .first_next_out(\first_next$233 ),
-    .first_out(\first_in$231 ),
-    .last_in(\last_in$223 ),
-    .last_out(\last_in$235 ),
-    .psum_out(\psum_in$272 ),
+    .en(\en$107 ),
+    .first_in(\first_in$116 ),
+    .first_next(\first_next$118 ),
+    .first_next_out(\first_next$138 ),
+    .first_out(\first_in$136 ),
+    .last_in(\last_in$120 ),
+    .last_out(\last_in$140 ),
+    .psum_out(\psum_in$204 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$225 ),
-    .valid_next(\valid_in$213 ),
-    .valid_out(\valid_in$237 ),
+    .valid_in(\valid_in$122 ),
+    .valid_next(\valid_in$102 ),
+    .valid_out(\valid_in$142 ),
     .w_in(\o$86 [23:16]),
-    .w_out(\w_in$274 ),
-    .w_shift(\w_shift$97 )
+    .w_out(\w_in$206 ),
+    .w_shift(\w_shift$109 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$228 ),
-    .a_next(\a_in$216 ),
+    .a_in(\a_in$133 ),
+    .a_next(\a_in$113 ),
     .capture_next(o_next[7]),
-    .en(\en$103 ),
-    .first_in(\first_in$231 ),
-    .first_next(\first_next$233 ),
-    .last_in(\last_in$235 ),
-    .psum_out(\psum_in$288 ),
+    .en(\en$127 ),
+    .first_in(\first_in$136 ),
+    .first_next(\first_next$138 ),
+    .last_in(\last_in$140 ),
+    .psum_out(\psum_in$226 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$237 ),
-    .valid_next(\valid_in$225 ),
+    .valid_in(\valid_in$142 ),
+    .valid_next(\valid_in$122 ),
     .w_in(\o$86 [31:24]),
-    .w_out(\w_in$290 ),
-    .w_shift(\w_shift$105 )
+    .w_out(\w_in$228 ),
+    .w_shift(\w_shift$129 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
     .a_in(\o$79 [15:8]),
     .a_next(\o_next$74 [15:8]),
-    .a_out(\a_in$244 ),
+    .a_out(\a_in$170 ),
     .capture_next(o_next[1]),
-    .en(\en$111 ),
-    .first_next_out(\first_next$249 ),
-    .first_out(\first_in$247 ),
-    .last_out(\last_in$251 ),
+    .en(\en$147 ),
+    .first_next_out(\first_next$175 ),
+    .first_out(\first_in$173 ),
+    .last_out(\last_in$177 ),
     .\port$3301$3 (\o$81 [5:3]),
     .\port$3302$3 (\o_next$76 [4:3]),
-    .psum_in(\psum_in$240 ),
-    .psum_out(\psum_in$292 ),
+    .psum_in(\psum_in$160 ),
+    .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$253 ),
-    .w_in(\w_in$242 ),
-    .w_out(\w_in$294 ),
-    .w_shift(\w_shift$113 )
+    .valid_out(\valid_in$179 ),
+    .w_in(\w_in$162 ),
+    .w_out(\w_in$245 ),
+    .w_shift(\w_shift$149 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$244 ),
+    .a_in(\a_in$170 ),
     .a_next(\o$79 [15:8]),
-    .a_out(\a_in$260 ),
+    .a_out(\a_in$192 ),
     .capture_next(o_next[3]),
-    .en(\en$124 ),
-    .first_in(\first_in$247 ),
-    .first_next(\first_next$249 ),
-    .first_next_out(\first_next$265 ),
-    .first_out(\first_in$263 ),
-    .last_in(\last_in$251 ),
-    .last_out(\last_in$267 ),
-    .psum_in(\psum_in$256 ),
-    .psum_out(\psum_in$308 ),
+    .en(\en$164 ),
+    .first_in(\first_in$173 ),
+    .first_next(\first_next$175 ),
+    .first_next_out(\first_next$197 ),
+    .first_out(\first_in$195 ),
+    .last_in(\last_in$177 ),
+    .last_out(\last_in$199 ),
+    .psum_in(\psum_in$182 ),
+    .psum_out(\psum_in$265 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$253 ),
+    .valid_in(\valid_in$179 ),
     .valid_next(\o$81 [3]),
-    .valid_out(\valid_in$269 ),
-    .w_in(\w_in$258 ),
-    .w_out(\w_in$310 ),
-    .w_shift(\w_shift$126 )
+    .valid_out(\valid_in$201 ),
+    .w_in(\w_in$184 ),
+    .w_out(\w_in$267 ),
+    .w_shift(\w_shift$166 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$260 ),
-    .a_next(\a_in$244 ),
-    .a_out(\a_in$276 ),
+    .a_in(\a_in$192 ),
+    .a_next(\a_in$170 ),
+    .a_out(\a_in$214 ),
     .capture_next(o_next[5]),
-    .en(\en$130 ),
-    .first_in(\first_in$263 ),
-    .first_next(\first_next$265 ),
-    .first_next_out(\first_next$281 ),
-    .first_out(\first_in$279 ),
-    .last_in(\last_in$267 ),
-    .last_out(\last_in$283 ),
-    .psum_in(\psum_in$272 ),
-    .psum_out(\psum_in$324 ),
+    .en(\en$186 ),
+    .first_in(\first_in$195 ),
+    .first_next(\first_next$197 ),
+    .first_next_out(\first_next$219 ),
+    .first_out(\first_in$217 ),
+    .last_in(\last_in$199 ),
+    .last_out(\last_in$221 ),
+    .psum_in(\psum_in$204 ),
+    .psum_out(\psum_in$287 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$269 ),
-    .valid_next(\valid_in$253 ),
-    .valid_out(\valid_in$285 ),
-    .w_in(\w_in$274 ),
-    .w_out(\w_in$326 ),
-    .w_shift(\w_shift$132 )
+    .valid_in(\valid_in$201 ),
+    .valid_next(\valid_in$179 ),
+    .valid_out(\valid_in$223 ),
+    .w_in(\w_in$206 ),
+    .w_out(\w_in$289 ),
+    .w_shift(\w_shift$188 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$276 ),
-    .a_next(\a_in$260 ),
+    .a_in(\a_in$214 ),
+    .a_next(\a_in$192 ),
     .capture_next(o_next[7]),
-    .en(\en$136 ),
-    .first_in(\first_in$279 ),
-    .first_next(\first_next$281 ),
-    .last_in(\last_in$283 ),
-    .psum_in(\psum_in$288 ),
-    .psum_out(\psum_in$340 ),
+    .en(\en$208 ),
+    .first_in(\first_in$217 ),
+    .first_next(\first_next$219 ),
+    .last_in(\last_in$221 ),
+    .psum_in(\psum_in$226 ),
+    .psum_out(\psum_in$309 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$285 ),
-    .valid_next(\valid_in$269 ),
-    .w_in(\w_in$290 ),
-    .w_out(\w_in$342 ),
-    .w_shift(\w_shift$138 )
+    .valid_in(\valid_in$223 ),
+    .valid_next(\valid_in$201 ),
+    .w_in(\w_in$228 ),
+    .w_out(\w_in$311 ),
+    .w_shift(\w_shift$210 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
     .a_in(\o$79 [23:16]),
     .a_next(\o_next$74 [23:16]),
-    .a_out(\a_in$296 ),
+    .a_out(\a_in$253 ),
     .capture_next(o_next[1]),
-    .en(\en$142 ),
-    .first_next_out(\first_next$301 ),
-    .first_out(\first_in$299 ),
-    .last_out(\last_in$303 ),
+    .en(\en$230 ),
+    .first_next_out(\first_next$258 ),
+    .first_out(\first_in$256 ),
+    .last_out(\last_in$260 ),
     .\port$3301$6 (\o$81 [8:6]),
     .\port$3302$6 (\o_next$76 [7:6]),
-    .psum_in(\psum_in$292 ),
-    .psum_out(\psum_in$344 ),
+    .psum_in(\psum_in$243 ),
+    .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$305 ),
-    .w_in(\w_in$294 ),
-    .w_out(\w_in$346 ),
-    .w_shift(\w_shift$144 )
+    .valid_out(\valid_in$262 ),
+    .w_in(\w_in$245 ),
+    .w_out(\w_in$328 ),
+    .w_shift(\w_shift$232 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$296 ),
+    .a_in(\a_in$253 ),
     .a_next(\o$79 [23:16]),
-    .a_out(\a_in$312 ),
+    .a_out(\a_in$275 ),
     .capture_next(o_next[3]),
-    .en(\en$155 ),
-    .first_in(\first_in$299 ),
-    .first_next(\first_next$301 ),
-    .first_next_out(\first_next$317 ),
-    .first_out(\first_in$315 ),
-    .last_in(\last_in$303 ),
-    .last_out(\last_in$319 ),
-    .psum_in(\psum_in$308 ),
-    .psum_out(\psum_in$360 ),
+    .en(\en$247 ),
+    .first_in(\first_in$256 ),
+    .first_next(\first_next$258 ),
+    .first_next_out(\first_next$280 ),
+    .first_out(\first_in$278 ),
+    .last_in(\last_in$260 ),
+    .last_out(\last_in$282 ),
+    .psum_in(\psum_in$265 ),
+    .psum_out(\psum_in$348 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$305 ),
+    .valid_in(\valid_in$262 ),
     .valid_next(\o$81 [6]),
-    .valid_out(\valid_in$321 ),
-    .w_in(\w_in$310 ),
-    .w_out(\w_in$362 ),
-    .w_shift(\w_shift$157 )
+    .valid_out(\valid_in$284 ),
+    .w_in(\w_in$267 ),
+    .w_out(\w_in$350 ),
+    .w_shift(\w_shift$249 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$312 ),
-    .a_next(\a_in$296 ),
-    .a_out(\a_in$328 ),
+    .a_in(\a_in$275 ),
+    .a_next(\a_in$253 ),
+    .a_out(\a_in$297 ),
     .capture_next(o_next[5]),
-    .en(\en$161 ),
-    .first_in(\first_in$315 ),
-    .first_next(\first_next$317 ),
-    .first_next_out(\first_next$333 ),
-    .first_out(\first_in$331 ),
-    .last_in(\last_in$319 ),
-    .last_out(\last_in$335 ),
-    .psum_in(\psum_in$324 ),
-    .psum_out(\psum_in$376 ),
+    .en(\en$269 ),
+    .first_in(\first_in$278 ),
+    .first_next(\first_next$280 ),
+    .first_next_out(\first_next$302 ),
+    .first_out(\first_in$300 ),
+    .last_in(\last_in$282 ),
+    .last_out(\last_in$304 ),
+    .psum_in(\psum_in$287 ),
+    .psum_out(\psum_in$370 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$321 ),
-    .valid_next(\valid_in$305 ),
-    .valid_out(\valid_in$337 ),
-    .w_in(\w_in$326 ),
-    .w_out(\w_in$378 ),
-    .w_shift(\w_shift$163 )
+    .valid_in(\valid_in$284 ),
+    .valid_next(\valid_in$262 ),
+    .valid_out(\valid_in$306 ),
+    .w_in(\w_in$289 ),
+    .w_out(\w_in$372 ),
+    .w_shift(\w_shift$271 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$328 ),
-    .a_next(\a_in$312 ),
+    .a_in(\a_in$297 ),
+    .a_next(\a_in$275 ),
     .capture_next(o_next[7]),
-    .en(\en$167 ),
-    .first_in(\first_in$331 ),
-    .first_next(\first_next$333 ),
-    .last_in(\last_in$335 ),
-    .psum_in(\psum_in$340 ),
+    .en(\en$291 ),
+    .first_in(\first_in$300 ),
+    .first_next(\first_next$302 ),
+    .last_in(\last_in$304 ),
+    .psum_in(\psum_in$309 ),
     .psum_out(\psum_in$392 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$337 ),
-    .valid_next(\valid_in$321 ),
-    .w_in(\w_in$342 ),
+    .valid_in(\valid_in$306 ),
+    .valid_next(\valid_in$284 ),
+    .w_in(\w_in$311 ),
     .w_out(\w_in$394 ),
-    .w_shift(\w_shift$169 )
+    .w_shift(\w_shift$293 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
     .a_in(\o$79 [31:24]),
     .a_next(\o_next$74 [31:24]),
-    .a_out(\a_in$348 ),
+    .a_out(\a_in$336 ),
     .capture_next(o_next[1]),
-    .en(\en$173 ),
-    .first_next_out(\first_next$353 ),
-    .first_out(\first_in$351 ),
-    .last_out(\last_in$355 ),
+    .en(\en$313 ),
+    .first_next_out(\first_next$341 ),
+    .first_out(\first_in$339 ),
+    .last_out(\last_in$343 ),
     .\port$3301$9 (\o$81 [11:9]),
     .\port$3302$9 (\o_next$76 [10:9]),
-    .psum_in(\psum_in$344 ),
+    .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$357 ),
-    .w_in(\w_in$346 ),
-    .w_shift(\w_shift$175 )
+    .valid_out(\valid_in$345 ),
+    .w_in(\w_in$328 ),
+    .w_shift(\w_shift$315 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$348 ),
+    .a_in(\a_in$336 ),
     .a_next(\o$79 [31:24]),
-    .a_out(\a_in$364 ),
+    .a_out(\a_in$358 ),
     .capture_next(o_next[3]),
-    .en(\en$186 ),
-    .first_in(\first_in$351 ),
-    .first_next(\first_next$353 ),
-    .first_next_out(\first_next$369 ),
-    .first_out(\first_in$367 ),
-    .last_in(\last_in$355 ),
-    .last_out(\last_in$371 ),
-    .psum_in(\psum_in$360 ),
+    .en(\en$330 ),
+    .first_in(\first_in$339 ),
+    .first_next(\first_next$341 ),
+    .first_next_out(\first_next$363 ),
+    .first_out(\first_in$361 ),
+    .last_in(\last_in$343 ),
+    .last_out(\last_in$365 ),
+    .psum_in(\psum_in$348 ),
     .psum_out(\psum_out$4 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$357 ),
+    .valid_in(\valid_in$345 ),
     .valid_next(\o$81 [9]),
-    .valid_out(\valid_in$373 ),
-    .w_in(\w_in$362 ),
-    .w_shift(\w_shift$188 )
+    .valid_out(\valid_in$367 ),
+    .w_in(\w_in$350 ),
+    .w_shift(\w_shift$332 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$364 ),
-    .a_next(\a_in$348 ),
+    .a_in(\a_in$358 ),
+    .a_next(\a_in$336 ),
     .a_out(\a_in$380 ),
     .capture_next(o_next[5]),
-    .en(\en$192 ),
-    .first_in(\first_in$367 ),
-    .first_next(\first_next$369 ),
+    .en(\en$352 ),
+    .first_in(\first_in$361 ),
+    .first_next(\first_next$363 ),
     .first_next_out(\first_next$385 ),
     .first_out(\first_in$383 ),
-    .last_in(\last_in$371 ),
+    .last_in(\last_in$365 ),
     .last_out(\last_in$387 ),
-    .psum_in(\psum_in$376 ),
+    .psum_in(\psum_in$370 ),
     .psum_out(\psum_out$5 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$373 ),
-    .valid_next(\valid_in$357 ),
+    .valid_in(\valid_in$367 ),
+    .valid_next(\valid_in$345 ),
     .valid_out(\valid_in$389 ),
-    .w_in(\w_in$378 ),
-    .w_shift(\w_shift$194 )
+    .w_in(\w_in$372 ),
+    .w_shift(\w_shift$354 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
     .a_in(\a_in$380 ),
-    .a_next(\a_in$364 ),
+    .a_next(\a_in$358 ),
     .capture_next(o_next[7]),
-    .en(\en$198 ),
+    .en(\en$374 ),
     .first_in(\first_in$383 ),
     .first_next(\first_next$385 ),
     .last_in(\last_in$387 ),
@@ -11000,10 +11000,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
     .valid_in(\valid_in$389 ),
-    .valid_next(\valid_in$373 ),
+    .valid_next(\valid_in$367 ),
     .valid_out(valid_out),
     .w_in(\w_in$394 ),
-    .w_shift(\w_shift$200 )
+    .w_shift(\w_shift$376 )
   );
   \accelerator.engine.core.skew_a  skew_a (
     .engine_clk(units_sync_clk),
@@ -11211,195 +11211,195 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign shift_0_1 = \w_shift$89 ;
   assign \capture$91  = \o$70 [3];
   assign \capture_next$92  = o_next[3];
-  assign \psum_in$93  = 32'd0;
-  assign \w_in$94  = \o$86 [15:8];
-  assign en_pe_0_2 = \en$95 ;
-  assign shift_0_2 = \w_shift$97 ;
-  assign \capture$99  = \o$70 [5];
-  assign \capture_next$100  = o_next[5];
-  assign \psum_in$101  = 32'd0;
-  assign \w_in$102  = \o$86 [23:16];
-  assign en_pe_0_3 = \en$103 ;
-  assign shift_0_3 = \w_shift$105 ;
-  assign \capture$107  = \o$70 [7];
-  assign \capture_next$108  = o_next[7];
-  assign \psum_in$109  = 32'd0;
-  assign \w_in$110  = \o$86 [31:24];
-  assign en_pe_1_0 = \en$111 ;
-  assign shift_1_0 = \w_shift$113 ;
-  assign \capture$115  = \o$70 [1];
-  assign \capture_next$116  = o_next[1];
-  assign \a_next$117  = \o_next$74 [15:8];
-  assign \first_next$118  = \o_next$76 [4];
-  assign \valid_next$119  = \o_next$76 [3];
-  assign \a_in$120  = \o$79 [15:8];
-  assign \valid_in$121  = \o$81 [3];
-  assign \first_in$122  = \o$81 [4];
-  assign \last_in$123  = \o$81 [5];
-  assign en_pe_1_1 = \en$124 ;
-  assign shift_1_1 = \w_shift$126 ;
-  assign \capture$128  = \o$70 [3];
-  assign \capture_next$129  = o_next[3];
-  assign en_pe_1_2 = \en$130 ;
-  assign shift_1_2 = \w_shift$132 ;
-  assign \capture$134  = \o$70 [5];
-  assign \capture_next$135  = o_next[5];
-  assign en_pe_1_3 = \en$136 ;
-  assign shift_1_3 = \w_shift$138 ;
-  assign \capture$140  = \o$70 [7];
-  assign \capture_next$141  = o_next[7];
-  assign en_pe_2_0 = \en$142 ;
-  assign shift_2_0 = \w_shift$144 ;
-  assign \capture$146  = \o$70 [1];
-  assign \capture_next$147  = o_next[1];
-  assign \a_next$148  = \o_next$74 [23:16];
-  assign \first_next$149  = \o_next$76 [7];
-  assign \valid_next$150  = \o_next$76 [6];
-  assign \a_in$151  = \o$79 [23:16];
-  assign \valid_in$152  = \o$81 [6];
-  assign \first_in$153  = \o$81 [7];
-  assign \last_in$154  = \o$81 [8];
-  assign en_pe_2_1 = \en$155 ;
-  assign shift_2_1 = \w_shift$157 ;
-  assign \capture$159  = \o$70 [3];
-  assign \capture_next$160  = o_next[3];
-  assign en_pe_2_2 = \en$161 ;
-  assign shift_2_2 = \w_shift$163 ;
-  assign \capture$165  = \o$70 [5];
-  assign \capture_next$166  = o_next[5];
-  assign en_pe_2_3 = \en$167 ;
-  assign shift_2_3 = \w_shift$169 ;
-  assign \capture$171  = \o$70 [7];
-  assign \capture_next$172  = o_next[7];
-  assign en_pe_3_0 = \en$173 ;
-  assign shift_3_0 = \w_shift$175 ;
-  assign \capture$177  = \o$70 [1];
-  assign \capture_next$178  = o_next[1];
-  assign \a_next$179  = \o_next$74 [31:24];
-  assign \first_next$180  = \o_next$76 [10];
-  assign \valid_next$181  = \o_next$76 [9];
-  assign \a_in$182  = \o$79 [31:24];
-  assign \valid_in$183  = \o$81 [9];
-  assign \first_in$184  = \o$81 [10];
-  assign \last_in$185  = \o$81 [11];
-  assign en_pe_3_1 = \en$186 ;
-  assign shift_3_1 = \w_shift$188 ;
-  assign \capture$190  = \o$70 [3];
-  assign \capture_next$191  = o_next[3];
-  assign en_pe_3_2 = \en$192 ;
-  assign shift_3_2 = \w_shift$194 ;
-  assign \capture$196  = \o$70 [5];
-  assign \capture_next$197  = o_next[5];
-  assign en_pe_3_3 = \en$198 ;
-  assign shift_3_3 = \w_shift$200 ;
-  assign \capture$202  = \o$70 [7];
-  assign \capture_next$203  = o_next[7];
-  assign a_out = \a_in$204 ;
-  assign \a_next$206  = \o$79 [7:0];
-  assign first_out = \first_in$207 ;
-  assign first_next_out = \first_next$209 ;
-  assign \last_out$212  = \last_in$211 ;
-  assign \valid_out$214  = \valid_in$213 ;
-  assign \valid_next$215  = \o$81 [0];
-  assign \a_out$217  = \a_in$216 ;
-  assign \a_next$218  = \a_in$204 ;
-  assign \first_out$220  = \first_in$219 ;
-  assign \first_next_out$222  = \first_next$221 ;
-  assign \last_out$224  = \last_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \valid_next$227  = \valid_in$213 ;
-  assign \a_out$229  = \a_in$228 ;
-  assign \a_next$230  = \a_in$216 ;
-  assign \first_out$232  = \first_in$231 ;
-  assign \first_next_out$234  = \first_next$233 ;
-  assign \last_out$236  = \last_in$235 ;
-  assign \valid_out$238  = \valid_in$237 ;
-  assign \valid_next$239  = \valid_in$225 ;
-  assign \psum_out$241  = \psum_in$240 ;
-  assign w_out = \w_in$242 ;
-  assign \a_out$245  = \a_in$244 ;
-  assign \a_next$246  = \o$79 [15:8];
-  assign \first_out$248  = \first_in$247 ;
-  assign \first_next_out$250  = \first_next$249 ;
-  assign \last_out$252  = \last_in$251 ;
-  assign \valid_out$254  = \valid_in$253 ;
-  assign \valid_next$255  = \o$81 [3];
-  assign \psum_out$257  = \psum_in$256 ;
-  assign \w_out$259  = \w_in$258 ;
-  assign \a_out$261  = \a_in$260 ;
-  assign \a_next$262  = \a_in$244 ;
-  assign \first_out$264  = \first_in$263 ;
-  assign \first_next_out$266  = \first_next$265 ;
-  assign \last_out$268  = \last_in$267 ;
-  assign \valid_out$270  = \valid_in$269 ;
-  assign \valid_next$271  = \valid_in$253 ;
-  assign \psum_out$273  = \psum_in$272 ;
-  assign \w_out$275  = \w_in$274 ;
-  assign \a_out$277  = \a_in$276 ;
-  assign \a_next$278  = \a_in$260 ;
-  assign \first_out$280  = \first_in$279 ;
-  assign \first_next_out$282  = \first_next$281 ;
-  assign \last_out$284  = \last_in$283 ;
-  assign \valid_out$286  = \valid_in$285 ;
-  assign \valid_next$287  = \valid_in$269 ;
-  assign \psum_out$289  = \psum_in$288 ;
-  assign \w_out$291  = \w_in$290 ;
-  assign \psum_out$293  = \psum_in$292 ;
-  assign \w_out$295  = \w_in$294 ;
-  assign \a_out$297  = \a_in$296 ;
-  assign \a_next$298  = \o$79 [23:16];
-  assign \first_out$300  = \first_in$299 ;
-  assign \first_next_out$302  = \first_next$301 ;
-  assign \last_out$304  = \last_in$303 ;
-  assign \valid_out$306  = \valid_in$305 ;
-  assign \valid_next$307  = \o$81 [6];
-  assign \psum_out$309  = \psum_in$308 ;
-  assign \w_out$311  = \w_in$310 ;
-  assign \a_out$313  = \a_in$312 ;
-  assign \a_next$314  = \a_in$296 ;
-  assign \first_out$316  = \first_in$315 ;
-  assign \first_next_out$318  = \first_next$317 ;
-  assign \last_out$320  = \last_in$319 ;
-  assign \valid_out$322  = \valid_in$321 ;
-  assign \valid_next$323  = \valid_in$305 ;
-  assign \psum_out$325  = \psum_in$324 ;
-  assign \w_out$327  = \w_in$326 ;
-  assign \a_out$329  = \a_in$328 ;
-  assign \a_next$330  = \a_in$312 ;
-  assign \first_out$332  = \first_in$331 ;
-  assign \first_next_out$334  = \first_next$333 ;
-  assign \last_out$336  = \last_in$335 ;
-  assign \valid_out$338  = \valid_in$337 ;
-  assign \valid_next$339  = \valid_in$321 ;
-  assign \psum_out$341  = \psum_in$340 ;
-  assign \w_out$343  = \w_in$342 ;
-  assign \psum_out$345  = \psum_in$344 ;
-  assign \w_out$347  = \w_in$346 ;
-  assign \a_out$349  = \a_in$348 ;
-  assign \a_next$350  = \o$79 [31:24];
-  assign \first_out$352  = \first_in$351 ;
-  assign \first_next_out$354  = \first_next$353 ;
-  assign \last_out$356  = \last_in$355 ;
-  assign \valid_out$358  = \valid_in$357 ;
-  assign \valid_next$359  = \o$81 [9];
-  assign \psum_out$361  = \psum_in$360 ;
-  assign \w_out$363  = \w_in$362 ;
-  assign \a_out$365  = \a_in$364 ;
-  assign \a_next$366  = \a_in$348 ;
-  assign \first_out$368  = \first_in$367 ;
-  assign \first_next_out$370  = \first_next$369 ;
-  assign \last_out$372  = \last_in$371 ;
-  assign \valid_out$374  = \valid_in$373 ;
-  assign \valid_next$375  = \valid_in$357 ;
-  assign \psum_out$377  = \psum_in$376 ;
-  assign \w_out$379  = \w_in$378 ;
+  assign a_out = \a_in$93 ;
+  assign \a_next$95  = \o$79 [7:0];
+  assign first_out = \first_in$96 ;
+  assign first_next_out = \first_next$98 ;
+  assign \last_out$101  = \last_in$100 ;
+  assign \valid_out$103  = \valid_in$102 ;
+  assign \valid_next$104  = \o$81 [0];
+  assign \psum_in$105  = 32'd0;
+  assign \w_in$106  = \o$86 [15:8];
+  assign en_pe_0_2 = \en$107 ;
+  assign shift_0_2 = \w_shift$109 ;
+  assign \capture$111  = \o$70 [5];
+  assign \capture_next$112  = o_next[5];
+  assign \a_out$114  = \a_in$113 ;
+  assign \a_next$115  = \a_in$93 ;
+  assign \first_out$117  = \first_in$116 ;
+  assign \first_next_out$119  = \first_next$118 ;
+  assign \last_out$121  = \last_in$120 ;
+  assign \valid_out$123  = \valid_in$122 ;
+  assign \valid_next$124  = \valid_in$102 ;
+  assign \psum_in$125  = 32'd0;
+  assign \w_in$126  = \o$86 [23:16];
+  assign en_pe_0_3 = \en$127 ;
+  assign shift_0_3 = \w_shift$129 ;
+  assign \capture$131  = \o$70 [7];
+  assign \capture_next$132  = o_next[7];
+  assign \a_out$134  = \a_in$133 ;
+  assign \a_next$135  = \a_in$113 ;
+  assign \first_out$137  = \first_in$136 ;
+  assign \first_next_out$139  = \first_next$138 ;
+  assign \last_out$141  = \last_in$140 ;
+  assign \valid_out$143  = \valid_in$142 ;
+  assign \valid_next$144  = \valid_in$122 ;
+  assign \psum_in$145  = 32'd0;
+  assign \w_in$146  = \o$86 [31:24];
+  assign en_pe_1_0 = \en$147 ;
+  assign shift_1_0 = \w_shift$149 ;
+  assign \capture$151  = \o$70 [1];
+  assign \capture_next$152  = o_next[1];
+  assign \a_next$153  = \o_next$74 [15:8];
+  assign \first_next$154  = \o_next$76 [4];
+  assign \valid_next$155  = \o_next$76 [3];
+  assign \a_in$156  = \o$79 [15:8];
+  assign \valid_in$157  = \o$81 [3];
+  assign \first_in$158  = \o$81 [4];
+  assign \last_in$159  = \o$81 [5];
+  assign \psum_out$161  = \psum_in$160 ;
+  assign w_out = \w_in$162 ;
+  assign en_pe_1_1 = \en$164 ;
+  assign shift_1_1 = \w_shift$166 ;
+  assign \capture$168  = \o$70 [3];
+  assign \capture_next$169  = o_next[3];
+  assign \a_out$171  = \a_in$170 ;
+  assign \a_next$172  = \o$79 [15:8];
+  assign \first_out$174  = \first_in$173 ;
+  assign \first_next_out$176  = \first_next$175 ;
+  assign \last_out$178  = \last_in$177 ;
+  assign \valid_out$180  = \valid_in$179 ;
+  assign \valid_next$181  = \o$81 [3];
+  assign \psum_out$183  = \psum_in$182 ;
+  assign \w_out$185  = \w_in$184 ;
+  assign en_pe_1_2 = \en$186 ;
+  assign shift_1_2 = \w_shift$188 ;
+  assign \capture$190  = \o$70 [5];
+  assign \capture_next$191  = o_next[5];
+  assign \a_out$193  = \a_in$192 ;
+  assign \a_next$194  = \a_in$170 ;
+  assign \first_out$196  = \first_in$195 ;
+  assign \first_next_out$198  = \first_next$197 ;
+  assign \last_out$200  = \last_in$199 ;
+  assign \valid_out$202  = \valid_in$201 ;
+  assign \valid_next$203  = \valid_in$179 ;
+  assign \psum_out$205  = \psum_in$204 ;
+  assign \w_out$207  = \w_in$206 ;
+  assign en_pe_1_3 = \en$208 ;
+  assign shift_1_3 = \w_shift$210 ;
+  assign \capture$212  = \o$70 [7];
+  assign \capture_next$213  = o_next[7];
+  assign \a_out$215  = \a_in$214 ;
+  assign \a_next$216  = \a_in$192 ;
+  assign \first_out$218  = \first_in$217 ;
+  assign \first_next_out$220  = \first_next$219 ;
+  assign \last_out$222  = \last_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \valid_next$225  = \valid_in$201 ;
+  assign \psum_out$227  = \psum_in$226 ;
+  assign \w_out$229  = \w_in$228 ;
+  assign en_pe_2_0 = \en$230 ;
+  assign shift_2_0 = \w_shift$232 ;
+  assign \capture$234  = \o$70 [1];
+  assign \capture_next$235  = o_next[1];
+  assign \a_next$236  = \o_next$74 [23:16];
+  assign \first_next$237  = \o_next$76 [7];
+  assign \valid_next$238  = \o_next$76 [6];
+  assign \a_in$239  = \o$79 [23:16];
+  assign \valid_in$240  = \o$81 [6];
+  assign \first_in$241  = \o$81 [7];
+  assign \last_in$242  = \o$81 [8];
+  assign \psum_out$244  = \psum_in$243 ;
+  assign \w_out$246  = \w_in$245 ;
+  assign en_pe_2_1 = \en$247 ;
+  assign shift_2_1 = \w_shift$249 ;
+  assign \capture$251  = \o$70 [3];
+  assign \capture_next$252  = o_next[3];
+  assign \a_out$254  = \a_in$253 ;
+  assign \a_next$255  = \o$79 [23:16];
+  assign \first_out$257  = \first_in$256 ;
+  assign \first_next_out$259  = \first_next$258 ;
+  assign \last_out$261  = \last_in$260 ;
+  assign \valid_out$263  = \valid_in$262 ;
+  assign \valid_next$264  = \o$81 [6];
+  assign \psum_out$266  = \psum_in$265 ;
+  assign \w_out$268  = \w_in$267 ;
+  assign en_pe_2_2 = \en$269 ;
+  assign shift_2_2 = \w_shift$271 ;
+  assign \capture$273  = \o$70 [5];
+  assign \capture_next$274  = o_next[5];
+  assign \a_out$276  = \a_in$275 ;
+  assign \a_next$277  = \a_in$253 ;
+  assign \first_out$279  = \first_in$278 ;
+  assign \first_next_out$281  = \first_next$280 ;
+  assign \last_out$283  = \last_in$282 ;
+  assign \valid_out$285  = \valid_in$284 ;
+  assign \valid_next$286  = \valid_in$262 ;
+  assign \psum_out$288  = \psum_in$287 ;
+  assign \w_out$290  = \w_in$289 ;
+  assign en_pe_2_3 = \en$291 ;
+  assign shift_2_3 = \w_shift$293 ;
+  assign \capture$295  = \o$70 [7];
+  assign \capture_next$296  = o_next[7];
+  assign \a_out$298  = \a_in$297 ;
+  assign \a_next$299  = \a_in$275 ;
+  assign \first_out$301  = \first_in$300 ;
+  assign \first_next_out$303  = \first_next$302 ;
+  assign \last_out$305  = \last_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
+  assign \valid_next$308  = \valid_in$284 ;
+  assign \psum_out$310  = \psum_in$309 ;
+  assign \w_out$312  = \w_in$311 ;
+  assign en_pe_3_0 = \en$313 ;
+  assign shift_3_0 = \w_shift$315 ;
+  assign \capture$317  = \o$70 [1];
+  assign \capture_next$318  = o_next[1];
+  assign \a_next$319  = \o_next$74 [31:24];
+  assign \first_next$320  = \o_next$76 [10];
+  assign \valid_next$321  = \o_next$76 [9];
+  assign \a_in$322  = \o$79 [31:24];
+  assign \valid_in$323  = \o$81 [9];
+  assign \first_in$324  = \o$81 [10];
+  assign \last_in$325  = \o$81 [11];
+  assign \psum_out$327  = \psum_in$326 ;
+  assign \w_out$329  = \w_in$328 ;
+  assign en_pe_3_1 = \en$330 ;
+  assign shift_3_1 = \w_shift$332 ;
+  assign \capture$334  = \o$70 [3];
+  assign \capture_next$335  = o_next[3];
+  assign \a_out$337  = \a_in$336 ;
+  assign \a_next$338  = \o$79 [31:24];
+  assign \first_out$340  = \first_in$339 ;
+  assign \first_next_out$342  = \first_next$341 ;
+  assign \last_out$344  = \last_in$343 ;
+  assign \valid_out$346  = \valid_in$345 ;
+  assign \valid_next$347  = \o$81 [9];
+  assign \psum_out$349  = \psum_in$348 ;
+  assign \w_out$351  = \w_in$350 ;
+  assign en_pe_3_2 = \en$352 ;
+  assign shift_3_2 = \w_shift$354 ;
+  assign \capture$356  = \o$70 [5];
+  assign \capture_next$357  = o_next[5];
+  assign \a_out$359  = \a_in$358 ;
+  assign \a_next$360  = \a_in$336 ;
+  assign \first_out$362  = \first_in$361 ;
+  assign \first_next_out$364  = \first_next$363 ;
+  assign \last_out$366  = \last_in$365 ;
+  assign \valid_out$368  = \valid_in$367 ;
+  assign \valid_next$369  = \valid_in$345 ;
+  assign \psum_out$371  = \psum_in$370 ;
+  assign \w_out$373  = \w_in$372 ;
+  assign en_pe_3_3 = \en$374 ;
+  assign shift_3_3 = \w_shift$376 ;
+  assign \capture$378  = \o$70 [7];
+  assign \capture_next$379  = o_next[7];
   assign \a_out$381  = \a_in$380 ;
-  assign \a_next$382  = \a_in$364 ;
+  assign \a_next$382  = \a_in$358 ;
   assign \first_out$384  = \first_in$383 ;
   assign \first_next_out$386  = \first_next$385 ;
   assign \last_out$388  = \last_in$387 ;
   assign \valid_out$390  = \valid_in$389 ;
-  assign \valid_next$391  = \valid_in$373 ;
+  assign \valid_next$391  = \valid_in$367 ;
   assign \psum_out$393  = \psum_in$392 ;
   assign \w_out$395  = \w_in$394 ;
   assign \i[0]  = i[31:0];

@@ -101,108 +101,108 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$123 ;
-  wire [7:0] \a_in$154 ;
-  wire [7:0] \a_in$185 ;
-  wire [7:0] \a_in$207 ;
-  wire [7:0] \a_in$219 ;
-  wire [7:0] \a_in$231 ;
-  wire [7:0] \a_in$247 ;
-  wire [7:0] \a_in$263 ;
-  wire [7:0] \a_in$279 ;
-  wire [7:0] \a_in$299 ;
-  wire [7:0] \a_in$315 ;
-  wire [7:0] \a_in$331 ;
-  wire [7:0] \a_in$351 ;
-  wire [7:0] \a_in$367 ;
+  wire [7:0] \a_in$116 ;
+  wire [7:0] \a_in$136 ;
+  wire [7:0] \a_in$159 ;
+  wire [7:0] \a_in$173 ;
+  wire [7:0] \a_in$195 ;
+  wire [7:0] \a_in$217 ;
+  wire [7:0] \a_in$242 ;
+  wire [7:0] \a_in$256 ;
+  wire [7:0] \a_in$278 ;
+  wire [7:0] \a_in$300 ;
+  wire [7:0] \a_in$325 ;
+  wire [7:0] \a_in$339 ;
+  wire [7:0] \a_in$361 ;
   wire [7:0] \a_in$383 ;
+  wire [7:0] \a_in$96 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$120 ;
-  wire [7:0] \a_next$151 ;
-  wire [7:0] \a_next$182 ;
-  wire [7:0] \a_next$209 ;
-  wire [7:0] \a_next$221 ;
-  wire [7:0] \a_next$233 ;
-  wire [7:0] \a_next$249 ;
-  wire [7:0] \a_next$265 ;
-  wire [7:0] \a_next$281 ;
-  wire [7:0] \a_next$301 ;
-  wire [7:0] \a_next$317 ;
-  wire [7:0] \a_next$333 ;
-  wire [7:0] \a_next$353 ;
-  wire [7:0] \a_next$369 ;
+  wire [7:0] \a_next$118 ;
+  wire [7:0] \a_next$138 ;
+  wire [7:0] \a_next$156 ;
+  wire [7:0] \a_next$175 ;
+  wire [7:0] \a_next$197 ;
+  wire [7:0] \a_next$219 ;
+  wire [7:0] \a_next$239 ;
+  wire [7:0] \a_next$258 ;
+  wire [7:0] \a_next$280 ;
+  wire [7:0] \a_next$302 ;
+  wire [7:0] \a_next$322 ;
+  wire [7:0] \a_next$341 ;
+  wire [7:0] \a_next$363 ;
   wire [7:0] \a_next$385 ;
+  wire [7:0] \a_next$98 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$220 ;
-  wire [7:0] \a_out$232 ;
-  wire [7:0] \a_out$248 ;
-  wire [7:0] \a_out$264 ;
-  wire [7:0] \a_out$280 ;
-  wire [7:0] \a_out$300 ;
-  wire [7:0] \a_out$316 ;
-  wire [7:0] \a_out$332 ;
-  wire [7:0] \a_out$352 ;
-  wire [7:0] \a_out$368 ;
+  wire [7:0] \a_out$117 ;
+  wire [7:0] \a_out$137 ;
+  wire [7:0] \a_out$174 ;
+  wire [7:0] \a_out$196 ;
+  wire [7:0] \a_out$218 ;
+  wire [7:0] \a_out$257 ;
+  wire [7:0] \a_out$279 ;
+  wire [7:0] \a_out$301 ;
+  wire [7:0] \a_out$340 ;
+  wire [7:0] \a_out$362 ;
   wire [7:0] \a_out$384 ;
   output busy;
   wire busy;
   wire capture;
-  wire \capture$102 ;
-  wire \capture$110 ;
-  wire \capture$118 ;
-  wire \capture$131 ;
-  wire \capture$137 ;
-  wire \capture$143 ;
-  wire \capture$149 ;
-  wire \capture$162 ;
-  wire \capture$168 ;
-  wire \capture$174 ;
-  wire \capture$180 ;
+  wire \capture$114 ;
+  wire \capture$134 ;
+  wire \capture$154 ;
+  wire \capture$171 ;
   wire \capture$193 ;
-  wire \capture$199 ;
-  wire \capture$205 ;
+  wire \capture$215 ;
+  wire \capture$237 ;
+  wire \capture$254 ;
+  wire \capture$276 ;
+  wire \capture$298 ;
+  wire \capture$320 ;
+  wire \capture$337 ;
+  wire \capture$359 ;
+  wire \capture$381 ;
   wire \capture$72 ;
   wire \capture$94 ;
   wire capture_next;
-  wire \capture_next$103 ;
-  wire \capture_next$111 ;
-  wire \capture_next$119 ;
-  wire \capture_next$132 ;
-  wire \capture_next$138 ;
-  wire \capture_next$144 ;
-  wire \capture_next$150 ;
-  wire \capture_next$163 ;
-  wire \capture_next$169 ;
-  wire \capture_next$175 ;
-  wire \capture_next$181 ;
+  wire \capture_next$115 ;
+  wire \capture_next$135 ;
+  wire \capture_next$155 ;
+  wire \capture_next$172 ;
   wire \capture_next$194 ;
-  wire \capture_next$200 ;
-  wire \capture_next$206 ;
+  wire \capture_next$216 ;
+  wire \capture_next$238 ;
+  wire \capture_next$255 ;
+  wire \capture_next$277 ;
+  wire \capture_next$299 ;
+  wire \capture_next$321 ;
+  wire \capture_next$338 ;
+  wire \capture_next$360 ;
+  wire \capture_next$382 ;
   wire \capture_next$95 ;
   input clk;
   wire clk;
   wire [3:0] en;
-  reg \en$106  = 1'h1;
-  reg \en$114  = 1'h1;
-  reg \en$127  = 1'h1;
-  reg \en$133  = 1'h1;
-  reg \en$139  = 1'h1;
-  reg \en$145  = 1'h1;
-  reg \en$158  = 1'h1;
-  reg \en$164  = 1'h1;
-  reg \en$170  = 1'h1;
-  reg \en$176  = 1'h1;
+  reg \en$110  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$150  = 1'h1;
+  reg \en$167  = 1'h1;
   reg \en$189  = 1'h1;
-  reg \en$195  = 1'h1;
-  reg \en$201  = 1'h1;
+  reg \en$211  = 1'h1;
+  reg \en$233  = 1'h1;
+  reg \en$250  = 1'h1;
+  reg \en$272  = 1'h1;
+  reg \en$294  = 1'h1;
+  reg \en$316  = 1'h1;
+  reg \en$333  = 1'h1;
   reg \en$34  = 1'h1;
+  reg \en$355  = 1'h1;
+  reg \en$377  = 1'h1;
   wire [3:0] \en$43 ;
   reg \en$48  = 1'h1;
   wire [3:0] \en$50 ;
   reg \en$55  = 1'h1;
   reg \en$68  = 1'h1;
   reg \en$90  = 1'h1;
-  reg \en$98  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -261,60 +261,60 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$125 ;
-  wire \first_in$156 ;
-  wire \first_in$187 ;
-  wire \first_in$210 ;
-  wire \first_in$222 ;
-  wire \first_in$234 ;
-  wire \first_in$250 ;
-  wire \first_in$266 ;
-  wire \first_in$282 ;
-  wire \first_in$302 ;
-  wire \first_in$318 ;
-  wire \first_in$334 ;
-  wire \first_in$354 ;
-  wire \first_in$370 ;
+  wire \first_in$119 ;
+  wire \first_in$139 ;
+  wire \first_in$161 ;
+  wire \first_in$176 ;
+  wire \first_in$198 ;
+  wire \first_in$220 ;
+  wire \first_in$244 ;
+  wire \first_in$259 ;
+  wire \first_in$281 ;
+  wire \first_in$303 ;
+  wire \first_in$327 ;
+  wire \first_in$342 ;
+  wire \first_in$364 ;
   wire \first_in$386 ;
+  wire \first_in$99 ;
   wire first_next;
+  wire \first_next$101 ;
   wire \first_next$121 ;
-  wire \first_next$152 ;
-  wire \first_next$183 ;
-  wire \first_next$212 ;
-  wire \first_next$224 ;
-  wire \first_next$236 ;
-  wire \first_next$252 ;
-  wire \first_next$268 ;
-  wire \first_next$284 ;
-  wire \first_next$304 ;
-  wire \first_next$320 ;
-  wire \first_next$336 ;
-  wire \first_next$356 ;
-  wire \first_next$372 ;
+  wire \first_next$141 ;
+  wire \first_next$157 ;
+  wire \first_next$178 ;
+  wire \first_next$200 ;
+  wire \first_next$222 ;
+  wire \first_next$240 ;
+  wire \first_next$261 ;
+  wire \first_next$283 ;
+  wire \first_next$305 ;
+  wire \first_next$323 ;
+  wire \first_next$344 ;
+  wire \first_next$366 ;
   wire \first_next$388 ;
   wire first_next_out;
-  wire \first_next_out$225 ;
-  wire \first_next_out$237 ;
-  wire \first_next_out$253 ;
-  wire \first_next_out$269 ;
-  wire \first_next_out$285 ;
-  wire \first_next_out$305 ;
-  wire \first_next_out$321 ;
-  wire \first_next_out$337 ;
-  wire \first_next_out$357 ;
-  wire \first_next_out$373 ;
+  wire \first_next_out$122 ;
+  wire \first_next_out$142 ;
+  wire \first_next_out$179 ;
+  wire \first_next_out$201 ;
+  wire \first_next_out$223 ;
+  wire \first_next_out$262 ;
+  wire \first_next_out$284 ;
+  wire \first_next_out$306 ;
+  wire \first_next_out$345 ;
+  wire \first_next_out$367 ;
   wire \first_next_out$389 ;
   wire first_out;
-  wire \first_out$223 ;
-  wire \first_out$235 ;
-  wire \first_out$251 ;
-  wire \first_out$267 ;
-  wire \first_out$283 ;
-  wire \first_out$303 ;
-  wire \first_out$319 ;
-  wire \first_out$335 ;
-  wire \first_out$355 ;
-  wire \first_out$371 ;
+  wire \first_out$120 ;
+  wire \first_out$140 ;
+  wire \first_out$177 ;
+  wire \first_out$199 ;
+  wire \first_out$221 ;
+  wire \first_out$260 ;
+  wire \first_out$282 ;
+  wire \first_out$304 ;
+  wire \first_out$343 ;
+  wire \first_out$365 ;
   wire \first_out$387 ;
   wire held;
   wire [127:0] i;
@@ -416,33 +416,33 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$126 ;
-  wire \last_in$157 ;
-  wire \last_in$188 ;
-  wire \last_in$214 ;
-  wire \last_in$226 ;
-  wire \last_in$238 ;
-  wire \last_in$254 ;
-  wire \last_in$270 ;
-  wire \last_in$286 ;
-  wire \last_in$306 ;
-  wire \last_in$322 ;
-  wire \last_in$338 ;
-  wire \last_in$358 ;
-  wire \last_in$374 ;
+  wire \last_in$103 ;
+  wire \last_in$123 ;
+  wire \last_in$143 ;
+  wire \last_in$162 ;
+  wire \last_in$180 ;
+  wire \last_in$202 ;
+  wire \last_in$224 ;
+  wire \last_in$245 ;
+  wire \last_in$263 ;
+  wire \last_in$285 ;
+  wire \last_in$307 ;
+  wire \last_in$328 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
   wire \last_in$390 ;
   wire last_out;
-  wire \last_out$215 ;
-  wire \last_out$227 ;
-  wire \last_out$239 ;
-  wire \last_out$255 ;
-  wire \last_out$271 ;
-  wire \last_out$287 ;
-  wire \last_out$307 ;
-  wire \last_out$323 ;
-  wire \last_out$339 ;
-  wire \last_out$359 ;
-  wire \last_out$375 ;
+  wire \last_out$104 ;
+  wire \last_out$124 ;
+  wire \last_out$144 ;
+  wire \last_out$181 ;
+  wire \last_out$203 ;
+  wire \last_out$225 ;
+  wire \last_out$264 ;
+  wire \last_out$286 ;
+  wire \last_out$308 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
   wire \last_out$391 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
@@ -545,36 +545,36 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \out.c[3] ;
   wire \out.last ;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$104 ;
-  wire [31:0] \psum_in$112 ;
-  wire [31:0] \psum_in$243 ;
-  wire [31:0] \psum_in$259 ;
-  wire [31:0] \psum_in$275 ;
-  wire [31:0] \psum_in$291 ;
-  wire [31:0] \psum_in$295 ;
-  wire [31:0] \psum_in$311 ;
-  wire [31:0] \psum_in$327 ;
-  wire [31:0] \psum_in$343 ;
-  wire [31:0] \psum_in$347 ;
-  wire [31:0] \psum_in$363 ;
-  wire [31:0] \psum_in$379 ;
+  wire [31:0] \psum_in$108 ;
+  wire [31:0] \psum_in$128 ;
+  wire [31:0] \psum_in$148 ;
+  wire [31:0] \psum_in$163 ;
+  wire [31:0] \psum_in$185 ;
+  wire [31:0] \psum_in$207 ;
+  wire [31:0] \psum_in$229 ;
+  wire [31:0] \psum_in$246 ;
+  wire [31:0] \psum_in$268 ;
+  wire [31:0] \psum_in$290 ;
+  wire [31:0] \psum_in$312 ;
+  wire [31:0] \psum_in$329 ;
+  wire [31:0] \psum_in$351 ;
+  wire [31:0] \psum_in$373 ;
   wire [31:0] \psum_in$395 ;
-  wire [31:0] \psum_in$96 ;
   wire [31:0] psum_out;
   wire [31:0] \psum_out$15 ;
   wire [31:0] \psum_out$16 ;
+  wire [31:0] \psum_out$164 ;
   wire [31:0] \psum_out$17 ;
-  wire [31:0] \psum_out$244 ;
-  wire [31:0] \psum_out$260 ;
-  wire [31:0] \psum_out$276 ;
-  wire [31:0] \psum_out$292 ;
-  wire [31:0] \psum_out$296 ;
-  wire [31:0] \psum_out$312 ;
-  wire [31:0] \psum_out$328 ;
-  wire [31:0] \psum_out$344 ;
-  wire [31:0] \psum_out$348 ;
-  wire [31:0] \psum_out$364 ;
-  wire [31:0] \psum_out$380 ;
+  wire [31:0] \psum_out$186 ;
+  wire [31:0] \psum_out$208 ;
+  wire [31:0] \psum_out$230 ;
+  wire [31:0] \psum_out$247 ;
+  wire [31:0] \psum_out$269 ;
+  wire [31:0] \psum_out$291 ;
+  wire [31:0] \psum_out$313 ;
+  wire [31:0] \psum_out$330 ;
+  wire [31:0] \psum_out$352 ;
+  wire [31:0] \psum_out$374 ;
   wire [31:0] \psum_out$396 ;
   reg released = 1'h0;
   output [128:0] results__payload;
@@ -661,94 +661,94 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_3 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$124 ;
-  wire \valid_in$155 ;
-  wire \valid_in$186 ;
-  wire \valid_in$216 ;
-  wire \valid_in$228 ;
-  wire \valid_in$240 ;
-  wire \valid_in$256 ;
-  wire \valid_in$272 ;
-  wire \valid_in$288 ;
-  wire \valid_in$308 ;
-  wire \valid_in$324 ;
-  wire \valid_in$340 ;
-  wire \valid_in$360 ;
-  wire \valid_in$376 ;
+  wire \valid_in$105 ;
+  wire \valid_in$125 ;
+  wire \valid_in$145 ;
+  wire \valid_in$160 ;
+  wire \valid_in$182 ;
+  wire \valid_in$204 ;
+  wire \valid_in$226 ;
+  wire \valid_in$243 ;
+  wire \valid_in$265 ;
+  wire \valid_in$287 ;
+  wire \valid_in$309 ;
+  wire \valid_in$326 ;
+  wire \valid_in$348 ;
+  wire \valid_in$370 ;
   wire \valid_in$392 ;
   wire valid_next;
-  wire \valid_next$122 ;
-  wire \valid_next$153 ;
+  wire \valid_next$107 ;
+  wire \valid_next$127 ;
+  wire \valid_next$147 ;
+  wire \valid_next$158 ;
   wire \valid_next$184 ;
-  wire \valid_next$218 ;
-  wire \valid_next$230 ;
-  wire \valid_next$242 ;
-  wire \valid_next$258 ;
-  wire \valid_next$274 ;
-  wire \valid_next$290 ;
-  wire \valid_next$310 ;
-  wire \valid_next$326 ;
-  wire \valid_next$342 ;
-  wire \valid_next$362 ;
-  wire \valid_next$378 ;
+  wire \valid_next$206 ;
+  wire \valid_next$228 ;
+  wire \valid_next$241 ;
+  wire \valid_next$267 ;
+  wire \valid_next$289 ;
+  wire \valid_next$311 ;
+  wire \valid_next$324 ;
+  wire \valid_next$350 ;
+  wire \valid_next$372 ;
   wire \valid_next$394 ;
   wire valid_out;
-  wire \valid_out$217 ;
-  wire \valid_out$229 ;
-  wire \valid_out$241 ;
-  wire \valid_out$257 ;
-  wire \valid_out$273 ;
-  wire \valid_out$289 ;
-  wire \valid_out$309 ;
-  wire \valid_out$325 ;
-  wire \valid_out$341 ;
-  wire \valid_out$361 ;
-  wire \valid_out$377 ;
+  wire \valid_out$106 ;
+  wire \valid_out$126 ;
+  wire \valid_out$146 ;
+  wire \valid_out$183 ;
+  wire \valid_out$205 ;
+  wire \valid_out$227 ;
+  wire \valid_out$266 ;
+  wire \valid_out$288 ;
+  wire \valid_out$310 ;
+  wire \valid_out$349 ;
+  wire \valid_out$371 ;
   wire \valid_out$393 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$105 ;
-  wire [7:0] \w_in$113 ;
-  wire [7:0] \w_in$245 ;
-  wire [7:0] \w_in$261 ;
-  wire [7:0] \w_in$277 ;
-  wire [7:0] \w_in$293 ;
-  wire [7:0] \w_in$297 ;
-  wire [7:0] \w_in$313 ;
-  wire [7:0] \w_in$329 ;
-  wire [7:0] \w_in$345 ;
-  wire [7:0] \w_in$349 ;
-  wire [7:0] \w_in$365 ;
-  wire [7:0] \w_in$381 ;
+  wire [7:0] \w_in$109 ;
+  wire [7:0] \w_in$129 ;
+  wire [7:0] \w_in$149 ;
+  wire [7:0] \w_in$165 ;
+  wire [7:0] \w_in$187 ;
+  wire [7:0] \w_in$209 ;
+  wire [7:0] \w_in$231 ;
+  wire [7:0] \w_in$248 ;
+  wire [7:0] \w_in$270 ;
+  wire [7:0] \w_in$292 ;
+  wire [7:0] \w_in$314 ;
+  wire [7:0] \w_in$331 ;
+  wire [7:0] \w_in$353 ;
+  wire [7:0] \w_in$375 ;
   wire [7:0] \w_in$397 ;
-  wire [7:0] \w_in$97 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$262 ;
-  wire [7:0] \w_out$278 ;
-  wire [7:0] \w_out$294 ;
-  wire [7:0] \w_out$298 ;
-  wire [7:0] \w_out$314 ;
-  wire [7:0] \w_out$330 ;
-  wire [7:0] \w_out$346 ;
-  wire [7:0] \w_out$350 ;
-  wire [7:0] \w_out$366 ;
-  wire [7:0] \w_out$382 ;
+  wire [7:0] \w_out$188 ;
+  wire [7:0] \w_out$210 ;
+  wire [7:0] \w_out$232 ;
+  wire [7:0] \w_out$249 ;
+  wire [7:0] \w_out$271 ;
+  wire [7:0] \w_out$293 ;
+  wire [7:0] \w_out$315 ;
+  wire [7:0] \w_out$332 ;
+  wire [7:0] \w_out$354 ;
+  wire [7:0] \w_out$376 ;
   wire [7:0] \w_out$398 ;
   reg w_shift = 1'h0;
-  reg \w_shift$100  = 1'h0;
-  reg \w_shift$108  = 1'h0;
-  reg \w_shift$116  = 1'h0;
-  reg \w_shift$129  = 1'h0;
-  reg \w_shift$135  = 1'h0;
-  reg \w_shift$141  = 1'h0;
-  reg \w_shift$147  = 1'h0;
-  reg \w_shift$160  = 1'h0;
-  reg \w_shift$166  = 1'h0;
-  reg \w_shift$172  = 1'h0;
-  reg \w_shift$178  = 1'h0;
+  reg \w_shift$112  = 1'h0;
+  reg \w_shift$132  = 1'h0;
+  reg \w_shift$152  = 1'h0;
+  reg \w_shift$169  = 1'h0;
   reg \w_shift$191  = 1'h0;
-  reg \w_shift$197  = 1'h0;
-  reg \w_shift$203  = 1'h0;
+  reg \w_shift$213  = 1'h0;
+  reg \w_shift$235  = 1'h0;
+  reg \w_shift$252  = 1'h0;
+  reg \w_shift$274  = 1'h0;
+  reg \w_shift$296  = 1'h0;
+  reg \w_shift$318  = 1'h0;
+  reg \w_shift$335  = 1'h0;
+  reg \w_shift$357  = 1'h0;
+  reg \w_shift$379  = 1'h0;
   reg \w_shift$92  = 1'h0;
   input [31:0] weights__payload;
   wire [31:0] weights__payload;
@@ -782,7 +782,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = \$17  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$18  = in_flags[0] | results__valid;
-  assign \$19  = | { \valid_in$392 , \valid_in$376 , \valid_in$360 , \o$84 [9], \valid_in$340 , \valid_in$324 , \valid_in$308 , \o$84 [6], \valid_in$288 , \valid_in$272 , \valid_in$256 , \o$84 [3], \valid_in$240 , \valid_in$228 , \valid_in$216 , \o$84 [0] };
+  assign \$19  = | { \valid_in$392 , \valid_in$370 , \valid_in$348 , \o$84 [9], \valid_in$309 , \valid_in$287 , \valid_in$265 , \o$84 [6], \valid_in$226 , \valid_in$204 , \valid_in$182 , \o$84 [3], \valid_in$145 , \valid_in$125 , \valid_in$105 , \o$84 [0] };
   assign busy = \$18  | \$19 ;
   assign \$20  = ~ skid_valid;
   assign \$21  = ~ skid_valid_0;
@@ -822,33 +822,33 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$55  = ~ held;
   assign \$56  = \en$90  ? o_next[2] : \w_shift$92 ;
   assign \$57  = ~ held;
-  assign \$58  = \en$98  ? o_next[4] : \w_shift$100 ;
+  assign \$58  = \en$110  ? o_next[4] : \w_shift$112 ;
   assign \$59  = ~ held;
-  assign \$60  = \en$106  ? o_next[6] : \w_shift$108 ;
+  assign \$60  = \en$130  ? o_next[6] : \w_shift$132 ;
   assign \$61  = ~ held;
-  assign \$62  = \en$114  ? o_next[0] : \w_shift$116 ;
+  assign \$62  = \en$150  ? o_next[0] : \w_shift$152 ;
   assign \$63  = ~ held;
-  assign \$64  = \en$127  ? o_next[2] : \w_shift$129 ;
+  assign \$64  = \en$167  ? o_next[2] : \w_shift$169 ;
   assign \$65  = ~ held;
-  assign \$66  = \en$133  ? o_next[4] : \w_shift$135 ;
+  assign \$66  = \en$189  ? o_next[4] : \w_shift$191 ;
   assign \$67  = ~ held;
-  assign \$68  = \en$139  ? o_next[6] : \w_shift$141 ;
+  assign \$68  = \en$211  ? o_next[6] : \w_shift$213 ;
   assign \$69  = ~ held;
-  assign \$70  = \en$145  ? o_next[0] : \w_shift$147 ;
+  assign \$70  = \en$233  ? o_next[0] : \w_shift$235 ;
   assign \$71  = ~ held;
-  assign \$72  = \en$158  ? o_next[2] : \w_shift$160 ;
+  assign \$72  = \en$250  ? o_next[2] : \w_shift$252 ;
   assign \$73  = ~ held;
-  assign \$74  = \en$164  ? o_next[4] : \w_shift$166 ;
+  assign \$74  = \en$272  ? o_next[4] : \w_shift$274 ;
   assign \$75  = ~ held;
-  assign \$76  = \en$170  ? o_next[6] : \w_shift$172 ;
+  assign \$76  = \en$294  ? o_next[6] : \w_shift$296 ;
   assign \$77  = ~ held;
-  assign \$78  = \en$176  ? o_next[0] : \w_shift$178 ;
+  assign \$78  = \en$316  ? o_next[0] : \w_shift$318 ;
   assign \$79  = ~ held;
-  assign \$80  = \en$189  ? o_next[2] : \w_shift$191 ;
+  assign \$80  = \en$333  ? o_next[2] : \w_shift$335 ;
   assign \$81  = ~ held;
-  assign \$82  = \en$195  ? o_next[4] : \w_shift$197 ;
+  assign \$82  = \en$355  ? o_next[4] : \w_shift$357 ;
   assign \$83  = ~ held;
-  assign \$84  = \en$201  ? o_next[6] : \w_shift$203 ;
+  assign \$84  = \en$377  ? o_next[6] : \w_shift$379 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -978,61 +978,61 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     \w_shift$92  <= \$56 ;
   always @(posedge clk)
-    \en$98  <= \$57 ;
+    \en$110  <= \$57 ;
   always @(posedge clk)
-    \w_shift$100  <= \$58 ;
+    \w_shift$112  <= \$58 ;
   always @(posedge clk)
-    \en$106  <= \$59 ;
+    \en$130  <= \$59 ;
   always @(posedge clk)
-    \w_shift$108  <= \$60 ;
+    \w_shift$132  <= \$60 ;
   always @(posedge clk)
-    \en$114  <= \$61 ;
+    \en$150  <= \$61 ;
   always @(posedge clk)
-    \w_shift$116  <= \$62 ;
+    \w_shift$152  <= \$62 ;
   always @(posedge clk)
-    \en$127  <= \$63 ;
+    \en$167  <= \$63 ;
   always @(posedge clk)
-    \w_shift$129  <= \$64 ;
+    \w_shift$169  <= \$64 ;
   always @(posedge clk)
-    \en$133  <= \$65 ;
+    \en$189  <= \$65 ;
   always @(posedge clk)
-    \w_shift$135  <= \$66 ;
+    \w_shift$191  <= \$66 ;
   always @(posedge clk)
-    \en$139  <= \$67 ;
+    \en$211  <= \$67 ;
   always @(posedge clk)
-    \w_shift$141  <= \$68 ;
+    \w_shift$213  <= \$68 ;
   always @(posedge clk)
-    \en$145  <= \$69 ;
+    \en$233  <= \$69 ;
   always @(posedge clk)
-    \w_shift$147  <= \$70 ;
+    \w_shift$235  <= \$70 ;
   always @(posedge clk)
-    \en$158  <= \$71 ;
+    \en$250  <= \$71 ;
   always @(posedge clk)
-    \w_shift$160  <= \$72 ;
+    \w_shift$252  <= \$72 ;
   always @(posedge clk)
-    \en$164  <= \$73 ;
+    \en$272  <= \$73 ;
   always @(posedge clk)
-    \w_shift$166  <= \$74 ;
+    \w_shift$274  <= \$74 ;
   always @(posedge clk)
-    \en$170  <= \$75 ;
+    \en$294  <= \$75 ;
   always @(posedge clk)
-    \w_shift$172  <= \$76 ;
+    \w_shift$296  <= \$76 ;
   always @(posedge clk)
-    \en$176  <= \$77 ;
+    \en$316  <= \$77 ;
   always @(posedge clk)
-    \w_shift$178  <= \$78 ;
+    \w_shift$318  <= \$78 ;
   always @(posedge clk)
-    \en$189  <= \$79 ;
+    \en$333  <= \$79 ;
   always @(posedge clk)
-    \w_shift$191  <= \$80 ;
+    \w_shift$335  <= \$80 ;
   always @(posedge clk)
-    \en$195  <= \$81 ;
+    \en$355  <= \$81 ;
   always @(posedge clk)
-    \w_shift$197  <= \$82 ;
+    \w_shift$357  <= \$82 ;
   always @(posedge clk)
-    \en$201  <= \$83 ;
+    \en$377  <= \$83 ;
   always @(posedge clk)
-    \w_shift$203  <= \$84 ;
+    \w_shift$379  <= \$84 ;
   assign results__valid = skid_valid | valid_out;
   assign \$1  = skid_valid ? skid[128] : out[128];
   assign \$2  = ~ results__ready;
@@ -1050,319 +1050,319 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_0_0  pe_0_0 (
     .a_in(\o$82 [7:0]),
     .a_next(\o_next$77 [7:0]),
-    .a_out(\a_in$207 ),
+    .a_out(\a_in$96 ),
     .capture_next(o_next[1]),
     .en(\en$68 ),
-    .first_next_out(\first_next$212 ),
-    .first_out(\first_in$210 ),
-    .last_out(\last_in$214 ),
+    .first_next_out(\first_next$101 ),
+    .first_out(\first_in$99 ),
+    .last_out(\last_in$103 ),
     .\port$890$0 (\o$84 [2:0]),
     .\port$891$0 (\o_next$79 [1:0]),
-    .psum_out(\psum_in$243 ),
+    .psum_out(\psum_in$163 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$216 ),
+    .valid_out(\valid_in$105 ),
     .w_in(\o$89 [7:0]),
-    .w_out(\w_in$245 ),
+    .w_out(\w_in$165 ),
     .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$207 ),
+    .a_in(\a_in$96 ),
     .a_next(\o$82 [7:0]),
-    .a_out(\a_in$219 ),
+    .a_out(\a_in$116 ),
     .capture_next(o_next[3]),
     .en(\en$90 ),
-    .first_in(\first_in$210 ),
-    .first_next(\first_next$212 ),
-    .first_next_out(\first_next$224 ),
-    .first_out(\first_in$222 ),
-    .last_in(\last_in$214 ),
-    .last_out(\last_in$226 ),
-    .psum_out(\psum_in$259 ),
+    .first_in(\first_in$99 ),
+    .first_next(\first_next$101 ),
+    .first_next_out(\first_next$121 ),
+    .first_out(\first_in$119 ),
+    .last_in(\last_in$103 ),
+    .last_out(\last_in$123 ),
+    .psum_out(\psum_in$185 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$216 ),
+    .valid_in(\valid_in$105 ),
     .valid_next(\o$84 [0]),
-    .valid_out(\valid_in$228 ),
+    .valid_out(\valid_in$125 ),
     .w_in(\o$89 [15:8]),
-    .w_out(\w_in$261 ),
+    .w_out(\w_in$187 ),
     .w_shift(\w_shift$92 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$219 ),
-    .a_next(\a_in$207 ),
-    .a_out(\a_in$231 ),
+    .a_in(\a_in$116 ),
+    .a_next(\a_in$96 ),
+    .a_out(\a_in$136 ),
     .capture_next(o_next[5]),
-    .en(\en$98 ),
-    .first_in(\first_in$222 ),
-    .first_next(\first_next$224 ),
-    .first_next_out(\first_next$236 ),
-    .first_out(\first_in$234 ),
-    .last_in(\last_in$226 ),
-    .last_out(\last_in$238 ),
-    .psum_out(\psum_in$275 ),
+    .en(\en$110 ),
+    .first_in(\first_in$119 ),
+    .first_next(\first_next$121 ),
+    .first_next_out(\first_next$141 ),
+    .first_out(\first_in$139 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
+    .psum_out(\psum_in$207 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$228 ),
-    .valid_next(\valid_in$216 ),
-    .valid_out(\valid_in$240 ),
+    .valid_in(\valid_in$125 ),
+    .valid_next(\valid_in$105 ),
+    .valid_out(\valid_in$145 ),
     .w_in(\o$89 [23:16]),
-    .w_out(\w_in$277 ),
-    .w_shift(\w_shift$100 )
+    .w_out(\w_in$209 ),
+    .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$231 ),
-    .a_next(\a_in$219 ),
+    .a_in(\a_in$136 ),
+    .a_next(\a_in$116 ),
     .capture_next(o_next[7]),
-    .en(\en$106 ),
-    .first_in(\first_in$234 ),
-    .first_next(\first_next$236 ),
-    .last_in(\last_in$238 ),
-    .psum_out(\psum_in$291 ),
+    .en(\en$130 ),
+    .first_in(\first_in$139 ),
+    .first_next(\first_next$141 ),
+    .last_in(\last_in$143 ),
+    .psum_out(\psum_in$229 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$240 ),
-    .valid_next(\valid_in$228 ),
+    .valid_in(\valid_in$145 ),
+    .valid_next(\valid_in$125 ),
     .w_in(\o$89 [31:24]),
-    .w_out(\w_in$293 ),
-    .w_shift(\w_shift$108 )
+    .w_out(\w_in$231 ),
+    .w_shift(\w_shift$132 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$82 [15:8]),
     .a_next(\o_next$77 [15:8]),
-    .a_out(\a_in$247 ),
+    .a_out(\a_in$173 ),
     .capture_next(o_next[1]),
-    .en(\en$114 ),
-    .first_next_out(\first_next$252 ),
-    .first_out(\first_in$250 ),
-    .last_out(\last_in$254 ),
+    .en(\en$150 ),
+    .first_next_out(\first_next$178 ),
+    .first_out(\first_in$176 ),
+    .last_out(\last_in$180 ),
     .\port$890$3 (\o$84 [5:3]),
     .\port$891$3 (\o_next$79 [4:3]),
-    .psum_in(\psum_in$243 ),
-    .psum_out(\psum_in$295 ),
+    .psum_in(\psum_in$163 ),
+    .psum_out(\psum_in$246 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$256 ),
-    .w_in(\w_in$245 ),
-    .w_out(\w_in$297 ),
-    .w_shift(\w_shift$116 )
+    .valid_out(\valid_in$182 ),
+    .w_in(\w_in$165 ),
+    .w_out(\w_in$248 ),
+    .w_shift(\w_shift$152 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$247 ),
+    .a_in(\a_in$173 ),
     .a_next(\o$82 [15:8]),
-    .a_out(\a_in$263 ),
+    .a_out(\a_in$195 ),
     .capture_next(o_next[3]),
-    .en(\en$127 ),
-    .first_in(\first_in$250 ),
-    .first_next(\first_next$252 ),
-    .first_next_out(\first_next$268 ),
-    .first_out(\first_in$266 ),
-    .last_in(\last_in$254 ),
-    .last_out(\last_in$270 ),
-    .psum_in(\psum_in$259 ),
-    .psum_out(\psum_in$311 ),
+    .en(\en$167 ),
+    .first_in(\first_in$176 ),
+    .first_next(\first_next$178 ),
+    .first_next_out(\first_next$200 ),
+    .first_out(\first_in$198 ),
+    .last_in(\last_in$180 ),
+    .last_out(\last_in$202 ),
+    .psum_in(\psum_in$185 ),
+    .psum_out(\psum_in$268 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$256 ),
+    .valid_in(\valid_in$182 ),
     .valid_next(\o$84 [3]),
-    .valid_out(\valid_in$272 ),
-    .w_in(\w_in$261 ),
-    .w_out(\w_in$313 ),
-    .w_shift(\w_shift$129 )
+    .valid_out(\valid_in$204 ),
+    .w_in(\w_in$187 ),
+    .w_out(\w_in$270 ),
+    .w_shift(\w_shift$169 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$263 ),
-    .a_next(\a_in$247 ),
-    .a_out(\a_in$279 ),
+    .a_in(\a_in$195 ),
+    .a_next(\a_in$173 ),
+    .a_out(\a_in$217 ),
     .capture_next(o_next[5]),
-    .en(\en$133 ),
-    .first_in(\first_in$266 ),
-    .first_next(\first_next$268 ),
-    .first_next_out(\first_next$284 ),
-    .first_out(\first_in$282 ),
-    .last_in(\last_in$270 ),
-    .last_out(\last_in$286 ),
-    .psum_in(\psum_in$275 ),
-    .psum_out(\psum_in$327 ),
+    .en(\en$189 ),
+    .first_in(\first_in$198 ),
+    .first_next(\first_next$200 ),
+    .first_next_out(\first_next$222 ),
+    .first_out(\first_in$220 ),
+    .last_in(\last_in$202 ),
+    .last_out(\last_in$224 ),
+    .psum_in(\psum_in$207 ),
+    .psum_out(\psum_in$290 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$272 ),
-    .valid_next(\valid_in$256 ),
-    .valid_out(\valid_in$288 ),
-    .w_in(\w_in$277 ),
-    .w_out(\w_in$329 ),
-    .w_shift(\w_shift$135 )
+    .valid_in(\valid_in$204 ),
+    .valid_next(\valid_in$182 ),
+    .valid_out(\valid_in$226 ),
+    .w_in(\w_in$209 ),
+    .w_out(\w_in$292 ),
+    .w_shift(\w_shift$191 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$279 ),
-    .a_next(\a_in$263 ),
+    .a_in(\a_in$217 ),
+    .a_next(\a_in$195 ),
     .capture_next(o_next[7]),
-    .en(\en$139 ),
-    .first_in(\first_in$282 ),
-    .first_next(\first_next$284 ),
-    .last_in(\last_in$286 ),
-    .psum_in(\psum_in$291 ),
-    .psum_out(\psum_in$343 ),
+    .en(\en$211 ),
+    .first_in(\first_in$220 ),
+    .first_next(\first_next$222 ),
+    .last_in(\last_in$224 ),
+    .psum_in(\psum_in$229 ),
+    .psum_out(\psum_in$312 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$288 ),
-    .valid_next(\valid_in$272 ),
-    .w_in(\w_in$293 ),
-    .w_out(\w_in$345 ),
-    .w_shift(\w_shift$141 )
+    .valid_in(\valid_in$226 ),
+    .valid_next(\valid_in$204 ),
+    .w_in(\w_in$231 ),
+    .w_out(\w_in$314 ),
+    .w_shift(\w_shift$213 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$82 [23:16]),
     .a_next(\o_next$77 [23:16]),
-    .a_out(\a_in$299 ),
+    .a_out(\a_in$256 ),
     .capture_next(o_next[1]),
-    .en(\en$145 ),
-    .first_next_out(\first_next$304 ),
-    .first_out(\first_in$302 ),
-    .last_out(\last_in$306 ),
+    .en(\en$233 ),
+    .first_next_out(\first_next$261 ),
+    .first_out(\first_in$259 ),
+    .last_out(\last_in$263 ),
     .\port$890$6 (\o$84 [8:6]),
     .\port$891$6 (\o_next$79 [7:6]),
-    .psum_in(\psum_in$295 ),
-    .psum_out(\psum_in$347 ),
+    .psum_in(\psum_in$246 ),
+    .psum_out(\psum_in$329 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$308 ),
-    .w_in(\w_in$297 ),
-    .w_out(\w_in$349 ),
-    .w_shift(\w_shift$147 )
+    .valid_out(\valid_in$265 ),
+    .w_in(\w_in$248 ),
+    .w_out(\w_in$331 ),
+    .w_shift(\w_shift$235 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$299 ),
+    .a_in(\a_in$256 ),
     .a_next(\o$82 [23:16]),
-    .a_out(\a_in$315 ),
+    .a_out(\a_in$278 ),
     .capture_next(o_next[3]),
-    .en(\en$158 ),
-    .first_in(\first_in$302 ),
-    .first_next(\first_next$304 ),
-    .first_next_out(\first_next$320 ),
-    .first_out(\first_in$318 ),
-    .last_in(\last_in$306 ),
-    .last_out(\last_in$322 ),
-    .psum_in(\psum_in$311 ),
-    .psum_out(\psum_in$363 ),
+    .en(\en$250 ),
+    .first_in(\first_in$259 ),
+    .first_next(\first_next$261 ),
+    .first_next_out(\first_next$283 ),
+    .first_out(\first_in$281 ),
+    .last_in(\last_in$263 ),
+    .last_out(\last_in$285 ),
+    .psum_in(\psum_in$268 ),
+    .psum_out(\psum_in$351 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$308 ),
+    .valid_in(\valid_in$265 ),
     .valid_next(\o$84 [6]),
-    .valid_out(\valid_in$324 ),
-    .w_in(\w_in$313 ),
-    .w_out(\w_in$365 ),
-    .w_shift(\w_shift$160 )
+    .valid_out(\valid_in$287 ),
+    .w_in(\w_in$270 ),
+    .w_out(\w_in$353 ),
+    .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$315 ),
-    .a_next(\a_in$299 ),
-    .a_out(\a_in$331 ),
+    .a_in(\a_in$278 ),
+    .a_next(\a_in$256 ),
+    .a_out(\a_in$300 ),
     .capture_next(o_next[5]),
-    .en(\en$164 ),
-    .first_in(\first_in$318 ),
-    .first_next(\first_next$320 ),
-    .first_next_out(\first_next$336 ),
-    .first_out(\first_in$334 ),
-    .last_in(\last_in$322 ),
-    .last_out(\last_in$338 ),
-    .psum_in(\psum_in$327 ),
-    .psum_out(\psum_in$379 ),
+    .en(\en$272 ),
+    .first_in(\first_in$281 ),
+    .first_next(\first_next$283 ),
+    .first_next_out(\first_next$305 ),
+    .first_out(\first_in$303 ),
+    .last_in(\last_in$285 ),
+    .last_out(\last_in$307 ),
+    .psum_in(\psum_in$290 ),
+    .psum_out(\psum_in$373 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$324 ),
-    .valid_next(\valid_in$308 ),
-    .valid_out(\valid_in$340 ),
-    .w_in(\w_in$329 ),
-    .w_out(\w_in$381 ),
-    .w_shift(\w_shift$166 )
+    .valid_in(\valid_in$287 ),
+    .valid_next(\valid_in$265 ),
+    .valid_out(\valid_in$309 ),
+    .w_in(\w_in$292 ),
+    .w_out(\w_in$375 ),
+    .w_shift(\w_shift$274 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$331 ),
-    .a_next(\a_in$315 ),
+    .a_in(\a_in$300 ),
+    .a_next(\a_in$278 ),
     .capture_next(o_next[7]),
-    .en(\en$170 ),
-    .first_in(\first_in$334 ),
-    .first_next(\first_next$336 ),
-    .last_in(\last_in$338 ),
-    .psum_in(\psum_in$343 ),
+    .en(\en$294 ),
+    .first_in(\first_in$303 ),
+    .first_next(\first_next$305 ),
+    .last_in(\last_in$307 ),
+    .psum_in(\psum_in$312 ),
     .psum_out(\psum_in$395 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$340 ),
-    .valid_next(\valid_in$324 ),
-    .w_in(\w_in$345 ),
+    .valid_in(\valid_in$309 ),
+    .valid_next(\valid_in$287 ),
+    .w_in(\w_in$314 ),
     .w_out(\w_in$397 ),
-    .w_shift(\w_shift$172 )
+    .w_shift(\w_shift$296 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$82 [31:24]),
     .a_next(\o_next$77 [31:24]),
-    .a_out(\a_in$351 ),
+    .a_out(\a_in$339 ),
     .capture_next(o_next[1]),
-    .en(\en$176 ),
-    .first_next_out(\first_next$356 ),
-    .first_out(\first_in$354 ),
-    .last_out(\last_in$358 ),
+    .en(\en$316 ),
+    .first_next_out(\first_next$344 ),
+    .first_out(\first_in$342 ),
+    .last_out(\last_in$346 ),
     .\port$890$9 (\o$84 [11:9]),
     .\port$891$9 (\o_next$79 [10:9]),
-    .psum_in(\psum_in$347 ),
+    .psum_in(\psum_in$329 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$360 ),
-    .w_in(\w_in$349 ),
-    .w_shift(\w_shift$178 )
+    .valid_out(\valid_in$348 ),
+    .w_in(\w_in$331 ),
+    .w_shift(\w_shift$318 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$351 ),
+    .a_in(\a_in$339 ),
     .a_next(\o$82 [31:24]),
-    .a_out(\a_in$367 ),
+    .a_out(\a_in$361 ),
     .capture_next(o_next[3]),
-    .en(\en$189 ),
-    .first_in(\first_in$354 ),
-    .first_next(\first_next$356 ),
-    .first_next_out(\first_next$372 ),
-    .first_out(\first_in$370 ),
-    .last_in(\last_in$358 ),
-    .last_out(\last_in$374 ),
-    .psum_in(\psum_in$363 ),
+    .en(\en$333 ),
+    .first_in(\first_in$342 ),
+    .first_next(\first_next$344 ),
+    .first_next_out(\first_next$366 ),
+    .first_out(\first_in$364 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
+    .psum_in(\psum_in$351 ),
     .psum_out(\psum_out$15 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$360 ),
+    .valid_in(\valid_in$348 ),
     .valid_next(\o$84 [9]),
-    .valid_out(\valid_in$376 ),
-    .w_in(\w_in$365 ),
-    .w_shift(\w_shift$191 )
+    .valid_out(\valid_in$370 ),
+    .w_in(\w_in$353 ),
+    .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$367 ),
-    .a_next(\a_in$351 ),
+    .a_in(\a_in$361 ),
+    .a_next(\a_in$339 ),
     .a_out(\a_in$383 ),
     .capture_next(o_next[5]),
-    .en(\en$195 ),
-    .first_in(\first_in$370 ),
-    .first_next(\first_next$372 ),
+    .en(\en$355 ),
+    .first_in(\first_in$364 ),
+    .first_next(\first_next$366 ),
     .first_next_out(\first_next$388 ),
     .first_out(\first_in$386 ),
-    .last_in(\last_in$374 ),
+    .last_in(\last_in$368 ),
     .last_out(\last_in$390 ),
-    .psum_in(\psum_in$379 ),
+    .psum_in(\psum_in$373 ),
     .psum_out(\psum_out$16 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$376 ),
-    .valid_next(\valid_in$360 ),
+    .valid_in(\valid_in$370 ),
+    .valid_next(\valid_in$348 ),
     .valid_out(\valid_in$392 ),
-    .w_in(\w_in$381 ),
-    .w_shift(\w_shift$197 )
+    .w_in(\w_in$375 ),
+    .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
     .a_in(\a_in$383 ),
-    .a_next(\a_in$367 ),
+    .a_next(\a_in$361 ),
     .capture_next(o_next[7]),
-    .en(\en$201 ),
+    .en(\en$377 ),
     .first_in(\first_in$386 ),
     .first_next(\first_next$388 ),
     .last_in(\last_in$390 ),
@@ -1372,10 +1372,10 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
     .valid_in(\valid_in$392 ),
-    .valid_next(\valid_in$376 ),
+    .valid_next(\valid_in$370 ),
     .valid_out(valid_out),
     .w_in(\w_in$397 ),
-    .w_shift(\w_shift$203 )
+    .w_shift(\w_shift$379 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
@@ -1583,195 +1583,195 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_0_1 = \w_shift$92 ;
   assign \capture$94  = \o$73 [3];
   assign \capture_next$95  = o_next[3];
-  assign \psum_in$96  = 32'd0;
-  assign \w_in$97  = \o$89 [15:8];
-  assign en_pe_0_2 = \en$98 ;
-  assign shift_0_2 = \w_shift$100 ;
-  assign \capture$102  = \o$73 [5];
-  assign \capture_next$103  = o_next[5];
-  assign \psum_in$104  = 32'd0;
-  assign \w_in$105  = \o$89 [23:16];
-  assign en_pe_0_3 = \en$106 ;
-  assign shift_0_3 = \w_shift$108 ;
-  assign \capture$110  = \o$73 [7];
-  assign \capture_next$111  = o_next[7];
-  assign \psum_in$112  = 32'd0;
-  assign \w_in$113  = \o$89 [31:24];
-  assign en_pe_1_0 = \en$114 ;
-  assign shift_1_0 = \w_shift$116 ;
-  assign \capture$118  = \o$73 [1];
-  assign \capture_next$119  = o_next[1];
-  assign \a_next$120  = \o_next$77 [15:8];
-  assign \first_next$121  = \o_next$79 [4];
-  assign \valid_next$122  = \o_next$79 [3];
-  assign \a_in$123  = \o$82 [15:8];
-  assign \valid_in$124  = \o$84 [3];
-  assign \first_in$125  = \o$84 [4];
-  assign \last_in$126  = \o$84 [5];
-  assign en_pe_1_1 = \en$127 ;
-  assign shift_1_1 = \w_shift$129 ;
-  assign \capture$131  = \o$73 [3];
-  assign \capture_next$132  = o_next[3];
-  assign en_pe_1_2 = \en$133 ;
-  assign shift_1_2 = \w_shift$135 ;
-  assign \capture$137  = \o$73 [5];
-  assign \capture_next$138  = o_next[5];
-  assign en_pe_1_3 = \en$139 ;
-  assign shift_1_3 = \w_shift$141 ;
-  assign \capture$143  = \o$73 [7];
-  assign \capture_next$144  = o_next[7];
-  assign en_pe_2_0 = \en$145 ;
-  assign shift_2_0 = \w_shift$147 ;
-  assign \capture$149  = \o$73 [1];
-  assign \capture_next$150  = o_next[1];
-  assign \a_next$151  = \o_next$77 [23:16];
-  assign \first_next$152  = \o_next$79 [7];
-  assign \valid_next$153  = \o_next$79 [6];
-  assign \a_in$154  = \o$82 [23:16];
-  assign \valid_in$155  = \o$84 [6];
-  assign \first_in$156  = \o$84 [7];
-  assign \last_in$157  = \o$84 [8];
-  assign en_pe_2_1 = \en$158 ;
-  assign shift_2_1 = \w_shift$160 ;
-  assign \capture$162  = \o$73 [3];
-  assign \capture_next$163  = o_next[3];
-  assign en_pe_2_2 = \en$164 ;
-  assign shift_2_2 = \w_shift$166 ;
-  assign \capture$168  = \o$73 [5];
-  assign \capture_next$169  = o_next[5];
-  assign en_pe_2_3 = \en$170 ;
-  assign shift_2_3 = \w_shift$172 ;
-  assign \capture$174  = \o$73 [7];
-  assign \capture_next$175  = o_next[7];
-  assign en_pe_3_0 = \en$176 ;
-  assign shift_3_0 = \w_shift$178 ;
-  assign \capture$180  = \o$73 [1];
-  assign \capture_next$181  = o_next[1];
-  assign \a_next$182  = \o_next$77 [31:24];
-  assign \first_next$183  = \o_next$79 [10];
-  assign \valid_next$184  = \o_next$79 [9];
-  assign \a_in$185  = \o$82 [31:24];
-  assign \valid_in$186  = \o$84 [9];
-  assign \first_in$187  = \o$84 [10];
-  assign \last_in$188  = \o$84 [11];
-  assign en_pe_3_1 = \en$189 ;
-  assign shift_3_1 = \w_shift$191 ;
-  assign \capture$193  = \o$73 [3];
-  assign \capture_next$194  = o_next[3];
-  assign en_pe_3_2 = \en$195 ;
-  assign shift_3_2 = \w_shift$197 ;
-  assign \capture$199  = \o$73 [5];
-  assign \capture_next$200  = o_next[5];
-  assign en_pe_3_3 = \en$201 ;
-  assign shift_3_3 = \w_shift$203 ;
-  assign \capture$205  = \o$73 [7];
-  assign \capture_next$206  = o_next[7];
-  assign a_out = \a_in$207 ;
-  assign \a_next$209  = \o$82 [7:0];
-  assign first_out = \first_in$210 ;
-  assign first_next_out = \first_next$212 ;
-  assign \last_out$215  = \last_in$214 ;
-  assign \valid_out$217  = \valid_in$216 ;
-  assign \valid_next$218  = \o$84 [0];
-  assign \a_out$220  = \a_in$219 ;
-  assign \a_next$221  = \a_in$207 ;
-  assign \first_out$223  = \first_in$222 ;
-  assign \first_next_out$225  = \first_next$224 ;
-  assign \last_out$227  = \last_in$226 ;
-  assign \valid_out$229  = \valid_in$228 ;
-  assign \valid_next$230  = \valid_in$216 ;
-  assign \a_out$232  = \a_in$231 ;
-  assign \a_next$233  = \a_in$219 ;
-  assign \first_out$235  = \first_in$234 ;
-  assign \first_next_out$237  = \first_next$236 ;
-  assign \last_out$239  = \last_in$238 ;
-  assign \valid_out$241  = \valid_in$240 ;
-  assign \valid_next$242  = \valid_in$228 ;
-  assign \psum_out$244  = \psum_in$243 ;
-  assign w_out = \w_in$245 ;
-  assign \a_out$248  = \a_in$247 ;
-  assign \a_next$249  = \o$82 [15:8];
-  assign \first_out$251  = \first_in$250 ;
-  assign \first_next_out$253  = \first_next$252 ;
-  assign \last_out$255  = \last_in$254 ;
-  assign \valid_out$257  = \valid_in$256 ;
-  assign \valid_next$258  = \o$84 [3];
-  assign \psum_out$260  = \psum_in$259 ;
-  assign \w_out$262  = \w_in$261 ;
-  assign \a_out$264  = \a_in$263 ;
-  assign \a_next$265  = \a_in$247 ;
-  assign \first_out$267  = \first_in$266 ;
-  assign \first_next_out$269  = \first_next$268 ;
-  assign \last_out$271  = \last_in$270 ;
-  assign \valid_out$273  = \valid_in$272 ;
-  assign \valid_next$274  = \valid_in$256 ;
-  assign \psum_out$276  = \psum_in$275 ;
-  assign \w_out$278  = \w_in$277 ;
-  assign \a_out$280  = \a_in$279 ;
-  assign \a_next$281  = \a_in$263 ;
-  assign \first_out$283  = \first_in$282 ;
-  assign \first_next_out$285  = \first_next$284 ;
-  assign \last_out$287  = \last_in$286 ;
-  assign \valid_out$289  = \valid_in$288 ;
-  assign \valid_next$290  = \valid_in$272 ;
-  assign \psum_out$292  = \psum_in$291 ;
-  assign \w_out$294  = \w_in$293 ;
-  assign \psum_out$296  = \psum_in$295 ;
-  assign \w_out$298  = \w_in$297 ;
-  assign \a_out$300  = \a_in$299 ;
-  assign \a_next$301  = \o$82 [23:16];
-  assign \first_out$303  = \first_in$302 ;
-  assign \first_next_out$305  = \first_next$304 ;
-  assign \last_out$307  = \last_in$306 ;
-  assign \valid_out$309  = \valid_in$308 ;
-  assign \valid_next$310  = \o$84 [6];
-  assign \psum_out$312  = \psum_in$311 ;
-  assign \w_out$314  = \w_in$313 ;
-  assign \a_out$316  = \a_in$315 ;
-  assign \a_next$317  = \a_in$299 ;
-  assign \first_out$319  = \first_in$318 ;
-  assign \first_next_out$321  = \first_next$320 ;
-  assign \last_out$323  = \last_in$322 ;
-  assign \valid_out$325  = \valid_in$324 ;
-  assign \valid_next$326  = \valid_in$308 ;
-  assign \psum_out$328  = \psum_in$327 ;
-  assign \w_out$330  = \w_in$329 ;
-  assign \a_out$332  = \a_in$331 ;
-  assign \a_next$333  = \a_in$315 ;
-  assign \first_out$335  = \first_in$334 ;
-  assign \first_next_out$337  = \first_next$336 ;
-  assign \last_out$339  = \last_in$338 ;
-  assign \valid_out$341  = \valid_in$340 ;
-  assign \valid_next$342  = \valid_in$324 ;
-  assign \psum_out$344  = \psum_in$343 ;
-  assign \w_out$346  = \w_in$345 ;
-  assign \psum_out$348  = \psum_in$347 ;
-  assign \w_out$350  = \w_in$349 ;
-  assign \a_out$352  = \a_in$351 ;
-  assign \a_next$353  = \o$82 [31:24];
-  assign \first_out$355  = \first_in$354 ;
-  assign \first_next_out$357  = \first_next$356 ;
-  assign \last_out$359  = \last_in$358 ;
-  assign \valid_out$361  = \valid_in$360 ;
-  assign \valid_next$362  = \o$84 [9];
-  assign \psum_out$364  = \psum_in$363 ;
-  assign \w_out$366  = \w_in$365 ;
-  assign \a_out$368  = \a_in$367 ;
-  assign \a_next$369  = \a_in$351 ;
-  assign \first_out$371  = \first_in$370 ;
-  assign \first_next_out$373  = \first_next$372 ;
-  assign \last_out$375  = \last_in$374 ;
-  assign \valid_out$377  = \valid_in$376 ;
-  assign \valid_next$378  = \valid_in$360 ;
-  assign \psum_out$380  = \psum_in$379 ;
-  assign \w_out$382  = \w_in$381 ;
+  assign a_out = \a_in$96 ;
+  assign \a_next$98  = \o$82 [7:0];
+  assign first_out = \first_in$99 ;
+  assign first_next_out = \first_next$101 ;
+  assign \last_out$104  = \last_in$103 ;
+  assign \valid_out$106  = \valid_in$105 ;
+  assign \valid_next$107  = \o$84 [0];
+  assign \psum_in$108  = 32'd0;
+  assign \w_in$109  = \o$89 [15:8];
+  assign en_pe_0_2 = \en$110 ;
+  assign shift_0_2 = \w_shift$112 ;
+  assign \capture$114  = \o$73 [5];
+  assign \capture_next$115  = o_next[5];
+  assign \a_out$117  = \a_in$116 ;
+  assign \a_next$118  = \a_in$96 ;
+  assign \first_out$120  = \first_in$119 ;
+  assign \first_next_out$122  = \first_next$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \valid_out$126  = \valid_in$125 ;
+  assign \valid_next$127  = \valid_in$105 ;
+  assign \psum_in$128  = 32'd0;
+  assign \w_in$129  = \o$89 [23:16];
+  assign en_pe_0_3 = \en$130 ;
+  assign shift_0_3 = \w_shift$132 ;
+  assign \capture$134  = \o$73 [7];
+  assign \capture_next$135  = o_next[7];
+  assign \a_out$137  = \a_in$136 ;
+  assign \a_next$138  = \a_in$116 ;
+  assign \first_out$140  = \first_in$139 ;
+  assign \first_next_out$142  = \first_next$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \valid_out$146  = \valid_in$145 ;
+  assign \valid_next$147  = \valid_in$125 ;
+  assign \psum_in$148  = 32'd0;
+  assign \w_in$149  = \o$89 [31:24];
+  assign en_pe_1_0 = \en$150 ;
+  assign shift_1_0 = \w_shift$152 ;
+  assign \capture$154  = \o$73 [1];
+  assign \capture_next$155  = o_next[1];
+  assign \a_next$156  = \o_next$77 [15:8];
+  assign \first_next$157  = \o_next$79 [4];
+  assign \valid_next$158  = \o_next$79 [3];
+  assign \a_in$159  = \o$82 [15:8];
+  assign \valid_in$160  = \o$84 [3];
+  assign \first_in$161  = \o$84 [4];
+  assign \last_in$162  = \o$84 [5];
+  assign \psum_out$164  = \psum_in$163 ;
+  assign w_out = \w_in$165 ;
+  assign en_pe_1_1 = \en$167 ;
+  assign shift_1_1 = \w_shift$169 ;
+  assign \capture$171  = \o$73 [3];
+  assign \capture_next$172  = o_next[3];
+  assign \a_out$174  = \a_in$173 ;
+  assign \a_next$175  = \o$82 [15:8];
+  assign \first_out$177  = \first_in$176 ;
+  assign \first_next_out$179  = \first_next$178 ;
+  assign \last_out$181  = \last_in$180 ;
+  assign \valid_out$183  = \valid_in$182 ;
+  assign \valid_next$184  = \o$84 [3];
+  assign \psum_out$186  = \psum_in$185 ;
+  assign \w_out$188  = \w_in$187 ;
+  assign en_pe_1_2 = \en$189 ;
+  assign shift_1_2 = \w_shift$191 ;
+  assign \capture$193  = \o$73 [5];
+  assign \capture_next$194  = o_next[5];
+  assign \a_out$196  = \a_in$195 ;
+  assign \a_next$197  = \a_in$173 ;
+  assign \first_out$199  = \first_in$198 ;
+  assign \first_next_out$201  = \first_next$200 ;
+  assign \last_out$203  = \last_in$202 ;
+  assign \valid_out$205  = \valid_in$204 ;
+  assign \valid_next$206  = \valid_in$182 ;
+  assign \psum_out$208  = \psum_in$207 ;
+  assign \w_out$210  = \w_in$209 ;
+  assign en_pe_1_3 = \en$211 ;
+  assign shift_1_3 = \w_shift$213 ;
+  assign \capture$215  = \o$73 [7];
+  assign \capture_next$216  = o_next[7];
+  assign \a_out$218  = \a_in$217 ;
+  assign \a_next$219  = \a_in$195 ;
+  assign \first_out$221  = \first_in$220 ;
+  assign \first_next_out$223  = \first_next$222 ;
+  assign \last_out$225  = \last_in$224 ;
+  assign \valid_out$227  = \valid_in$226 ;
+  assign \valid_next$228  = \valid_in$204 ;
+  assign \psum_out$230  = \psum_in$229 ;
+  assign \w_out$232  = \w_in$231 ;
+  assign en_pe_2_0 = \en$233 ;
+  assign shift_2_0 = \w_shift$235 ;
+  assign \capture$237  = \o$73 [1];
+  assign \capture_next$238  = o_next[1];
+  assign \a_next$239  = \o_next$77 [23:16];
+  assign \first_next$240  = \o_next$79 [7];
+  assign \valid_next$241  = \o_next$79 [6];
+  assign \a_in$242  = \o$82 [23:16];
+  assign \valid_in$243  = \o$84 [6];
+  assign \first_in$244  = \o$84 [7];
+  assign \last_in$245  = \o$84 [8];
+  assign \psum_out$247  = \psum_in$246 ;
+  assign \w_out$249  = \w_in$248 ;
+  assign en_pe_2_1 = \en$250 ;
+  assign shift_2_1 = \w_shift$252 ;
+  assign \capture$254  = \o$73 [3];
+  assign \capture_next$255  = o_next[3];
+  assign \a_out$257  = \a_in$256 ;
+  assign \a_next$258  = \o$82 [23:16];
+  assign \first_out$260  = \first_in$259 ;
+  assign \first_next_out$262  = \first_next$261 ;
+  assign \last_out$264  = \last_in$263 ;
+  assign \valid_out$266  = \valid_in$265 ;
+  assign \valid_next$267  = \o$84 [6];
+  assign \psum_out$269  = \psum_in$268 ;
+  assign \w_out$271  = \w_in$270 ;
+  assign en_pe_2_2 = \en$272 ;
+  assign shift_2_2 = \w_shift$274 ;
+  assign \capture$276  = \o$73 [5];
+  assign \capture_next$277  = o_next[5];
+  assign \a_out$279  = \a_in$278 ;
+  assign \a_next$280  = \a_in$256 ;
+  assign \first_out$282  = \first_in$281 ;
+  assign \first_next_out$284  = \first_next$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \valid_out$288  = \valid_in$287 ;
+  assign \valid_next$289  = \valid_in$265 ;
+  assign \psum_out$291  = \psum_in$290 ;
+  assign \w_out$293  = \w_in$292 ;
+  assign en_pe_2_3 = \en$294 ;
+  assign shift_2_3 = \w_shift$296 ;
+  assign \capture$298  = \o$73 [7];
+  assign \capture_next$299  = o_next[7];
+  assign \a_out$301  = \a_in$300 ;
+  assign \a_next$302  = \a_in$278 ;
+  assign \first_out$304  = \first_in$303 ;
+  assign \first_next_out$306  = \first_next$305 ;
+  assign \last_out$308  = \last_in$307 ;
+  assign \valid_out$310  = \valid_in$309 ;
+  assign \valid_next$311  = \valid_in$287 ;
+  assign \psum_out$313  = \psum_in$312 ;
+  assign \w_out$315  = \w_in$314 ;
+  assign en_pe_3_0 = \en$316 ;
+  assign shift_3_0 = \w_shift$318 ;
+  assign \capture$320  = \o$73 [1];
+  assign \capture_next$321  = o_next[1];
+  assign \a_next$322  = \o_next$77 [31:24];
+  assign \first_next$323  = \o_next$79 [10];
+  assign \valid_next$324  = \o_next$79 [9];
+  assign \a_in$325  = \o$82 [31:24];
+  assign \valid_in$326  = \o$84 [9];
+  assign \first_in$327  = \o$84 [10];
+  assign \last_in$328  = \o$84 [11];
+  assign \psum_out$330  = \psum_in$329 ;
+  assign \w_out$332  = \w_in$331 ;
+  assign en_pe_3_1 = \en$333 ;
+  assign shift_3_1 = \w_shift$335 ;
+  assign \capture$337  = \o$73 [3];
+  assign \capture_next$338  = o_next[3];
+  assign \a_out$340  = \a_in$339 ;
+  assign \a_next$341  = \o$82 [31:24];
+  assign \first_out$343  = \first_in$342 ;
+  assign \first_next_out$345  = \first_next$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \valid_next$350  = \o$84 [9];
+  assign \psum_out$352  = \psum_in$351 ;
+  assign \w_out$354  = \w_in$353 ;
+  assign en_pe_3_2 = \en$355 ;
+  assign shift_3_2 = \w_shift$357 ;
+  assign \capture$359  = \o$73 [5];
+  assign \capture_next$360  = o_next[5];
+  assign \a_out$362  = \a_in$361 ;
+  assign \a_next$363  = \a_in$339 ;
+  assign \first_out$365  = \first_in$364 ;
+  assign \first_next_out$367  = \first_next$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \valid_out$371  = \valid_in$370 ;
+  assign \valid_next$372  = \valid_in$348 ;
+  assign \psum_out$374  = \psum_in$373 ;
+  assign \w_out$376  = \w_in$375 ;
+  assign en_pe_3_3 = \en$377 ;
+  assign shift_3_3 = \w_shift$379 ;
+  assign \capture$381  = \o$73 [7];
+  assign \capture_next$382  = o_next[7];
   assign \a_out$384  = \a_in$383 ;
-  assign \a_next$385  = \a_in$367 ;
+  assign \a_next$385  = \a_in$361 ;
   assign \first_out$387  = \first_in$386 ;
   assign \first_next_out$389  = \first_next$388 ;
   assign \last_out$391  = \last_in$390 ;
   assign \valid_out$393  = \valid_in$392 ;
-  assign \valid_next$394  = \valid_in$376 ;
+  assign \valid_next$394  = \valid_in$370 ;
   assign \psum_out$396  = \psum_in$395 ;
   assign \w_out$398  = \w_in$397 ;
   assign \results__payload.c  = results__payload[127:0];

@@ -225,392 +225,392 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1003 ;
-  wire [7:0] \a_in$1019 ;
-  wire [7:0] \a_in$1035 ;
-  wire [7:0] \a_in$1051 ;
+  wire [7:0] \a_in$1001 ;
+  wire [7:0] \a_in$1023 ;
+  wire [7:0] \a_in$1045 ;
   wire [7:0] \a_in$1067 ;
-  wire [7:0] \a_in$1083 ;
-  wire [7:0] \a_in$1103 ;
-  wire [7:0] \a_in$1119 ;
-  wire [7:0] \a_in$1135 ;
-  wire [7:0] \a_in$1151 ;
-  wire [7:0] \a_in$1167 ;
-  wire [7:0] \a_in$1183 ;
-  wire [7:0] \a_in$1199 ;
-  wire [7:0] \a_in$1219 ;
-  wire [7:0] \a_in$1235 ;
-  wire [7:0] \a_in$1251 ;
-  wire [7:0] \a_in$1267 ;
-  wire [7:0] \a_in$1283 ;
+  wire [7:0] \a_in$1089 ;
+  wire [7:0] \a_in$1114 ;
+  wire [7:0] \a_in$1128 ;
+  wire [7:0] \a_in$1150 ;
+  wire [7:0] \a_in$116 ;
+  wire [7:0] \a_in$1172 ;
+  wire [7:0] \a_in$1194 ;
+  wire [7:0] \a_in$1216 ;
+  wire [7:0] \a_in$1238 ;
+  wire [7:0] \a_in$1260 ;
+  wire [7:0] \a_in$1285 ;
   wire [7:0] \a_in$1299 ;
-  wire [7:0] \a_in$1315 ;
-  wire [7:0] \a_in$1335 ;
-  wire [7:0] \a_in$1351 ;
-  wire [7:0] \a_in$1367 ;
-  wire [7:0] \a_in$1383 ;
-  wire [7:0] \a_in$1399 ;
-  wire [7:0] \a_in$1415 ;
+  wire [7:0] \a_in$1321 ;
+  wire [7:0] \a_in$1343 ;
+  wire [7:0] \a_in$136 ;
+  wire [7:0] \a_in$1365 ;
+  wire [7:0] \a_in$1387 ;
+  wire [7:0] \a_in$1409 ;
   wire [7:0] \a_in$1431 ;
-  wire [7:0] \a_in$175 ;
-  wire [7:0] \a_in$230 ;
-  wire [7:0] \a_in$285 ;
-  wire [7:0] \a_in$340 ;
-  wire [7:0] \a_in$395 ;
-  wire [7:0] \a_in$450 ;
-  wire [7:0] \a_in$505 ;
-  wire [7:0] \a_in$551 ;
-  wire [7:0] \a_in$563 ;
-  wire [7:0] \a_in$575 ;
-  wire [7:0] \a_in$587 ;
-  wire [7:0] \a_in$599 ;
-  wire [7:0] \a_in$611 ;
-  wire [7:0] \a_in$623 ;
-  wire [7:0] \a_in$639 ;
-  wire [7:0] \a_in$655 ;
-  wire [7:0] \a_in$671 ;
-  wire [7:0] \a_in$687 ;
+  wire [7:0] \a_in$156 ;
+  wire [7:0] \a_in$176 ;
+  wire [7:0] \a_in$196 ;
+  wire [7:0] \a_in$216 ;
+  wire [7:0] \a_in$236 ;
+  wire [7:0] \a_in$259 ;
+  wire [7:0] \a_in$273 ;
+  wire [7:0] \a_in$295 ;
+  wire [7:0] \a_in$317 ;
+  wire [7:0] \a_in$339 ;
+  wire [7:0] \a_in$361 ;
+  wire [7:0] \a_in$383 ;
+  wire [7:0] \a_in$405 ;
+  wire [7:0] \a_in$430 ;
+  wire [7:0] \a_in$444 ;
+  wire [7:0] \a_in$466 ;
+  wire [7:0] \a_in$488 ;
+  wire [7:0] \a_in$510 ;
+  wire [7:0] \a_in$532 ;
+  wire [7:0] \a_in$554 ;
+  wire [7:0] \a_in$576 ;
+  wire [7:0] \a_in$601 ;
+  wire [7:0] \a_in$615 ;
+  wire [7:0] \a_in$637 ;
+  wire [7:0] \a_in$659 ;
+  wire [7:0] \a_in$681 ;
   wire [7:0] \a_in$703 ;
-  wire [7:0] \a_in$719 ;
-  wire [7:0] \a_in$735 ;
-  wire [7:0] \a_in$755 ;
-  wire [7:0] \a_in$771 ;
-  wire [7:0] \a_in$787 ;
-  wire [7:0] \a_in$803 ;
-  wire [7:0] \a_in$819 ;
-  wire [7:0] \a_in$835 ;
-  wire [7:0] \a_in$851 ;
-  wire [7:0] \a_in$871 ;
-  wire [7:0] \a_in$887 ;
-  wire [7:0] \a_in$903 ;
-  wire [7:0] \a_in$919 ;
-  wire [7:0] \a_in$935 ;
-  wire [7:0] \a_in$951 ;
-  wire [7:0] \a_in$967 ;
-  wire [7:0] \a_in$987 ;
+  wire [7:0] \a_in$725 ;
+  wire [7:0] \a_in$747 ;
+  wire [7:0] \a_in$772 ;
+  wire [7:0] \a_in$786 ;
+  wire [7:0] \a_in$808 ;
+  wire [7:0] \a_in$830 ;
+  wire [7:0] \a_in$852 ;
+  wire [7:0] \a_in$874 ;
+  wire [7:0] \a_in$896 ;
+  wire [7:0] \a_in$918 ;
+  wire [7:0] \a_in$943 ;
+  wire [7:0] \a_in$957 ;
+  wire [7:0] \a_in$979 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1005 ;
-  wire [7:0] \a_next$1021 ;
-  wire [7:0] \a_next$1037 ;
-  wire [7:0] \a_next$1053 ;
+  wire [7:0] \a_next$1003 ;
+  wire [7:0] \a_next$1025 ;
+  wire [7:0] \a_next$1047 ;
   wire [7:0] \a_next$1069 ;
-  wire [7:0] \a_next$1085 ;
-  wire [7:0] \a_next$1105 ;
-  wire [7:0] \a_next$1121 ;
-  wire [7:0] \a_next$1137 ;
-  wire [7:0] \a_next$1153 ;
-  wire [7:0] \a_next$1169 ;
-  wire [7:0] \a_next$1185 ;
-  wire [7:0] \a_next$1201 ;
-  wire [7:0] \a_next$1221 ;
-  wire [7:0] \a_next$1237 ;
-  wire [7:0] \a_next$1253 ;
-  wire [7:0] \a_next$1269 ;
-  wire [7:0] \a_next$1285 ;
+  wire [7:0] \a_next$1091 ;
+  wire [7:0] \a_next$1111 ;
+  wire [7:0] \a_next$1130 ;
+  wire [7:0] \a_next$1152 ;
+  wire [7:0] \a_next$1174 ;
+  wire [7:0] \a_next$118 ;
+  wire [7:0] \a_next$1196 ;
+  wire [7:0] \a_next$1218 ;
+  wire [7:0] \a_next$1240 ;
+  wire [7:0] \a_next$1262 ;
+  wire [7:0] \a_next$1282 ;
   wire [7:0] \a_next$1301 ;
-  wire [7:0] \a_next$1317 ;
-  wire [7:0] \a_next$1337 ;
-  wire [7:0] \a_next$1353 ;
-  wire [7:0] \a_next$1369 ;
-  wire [7:0] \a_next$1385 ;
-  wire [7:0] \a_next$1401 ;
-  wire [7:0] \a_next$1417 ;
+  wire [7:0] \a_next$1323 ;
+  wire [7:0] \a_next$1345 ;
+  wire [7:0] \a_next$1367 ;
+  wire [7:0] \a_next$138 ;
+  wire [7:0] \a_next$1389 ;
+  wire [7:0] \a_next$1411 ;
   wire [7:0] \a_next$1433 ;
-  wire [7:0] \a_next$172 ;
-  wire [7:0] \a_next$227 ;
-  wire [7:0] \a_next$282 ;
-  wire [7:0] \a_next$337 ;
-  wire [7:0] \a_next$392 ;
-  wire [7:0] \a_next$447 ;
-  wire [7:0] \a_next$502 ;
-  wire [7:0] \a_next$553 ;
-  wire [7:0] \a_next$565 ;
-  wire [7:0] \a_next$577 ;
-  wire [7:0] \a_next$589 ;
-  wire [7:0] \a_next$601 ;
-  wire [7:0] \a_next$613 ;
-  wire [7:0] \a_next$625 ;
-  wire [7:0] \a_next$641 ;
-  wire [7:0] \a_next$657 ;
-  wire [7:0] \a_next$673 ;
-  wire [7:0] \a_next$689 ;
+  wire [7:0] \a_next$158 ;
+  wire [7:0] \a_next$178 ;
+  wire [7:0] \a_next$198 ;
+  wire [7:0] \a_next$218 ;
+  wire [7:0] \a_next$238 ;
+  wire [7:0] \a_next$256 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$297 ;
+  wire [7:0] \a_next$319 ;
+  wire [7:0] \a_next$341 ;
+  wire [7:0] \a_next$363 ;
+  wire [7:0] \a_next$385 ;
+  wire [7:0] \a_next$407 ;
+  wire [7:0] \a_next$427 ;
+  wire [7:0] \a_next$446 ;
+  wire [7:0] \a_next$468 ;
+  wire [7:0] \a_next$490 ;
+  wire [7:0] \a_next$512 ;
+  wire [7:0] \a_next$534 ;
+  wire [7:0] \a_next$556 ;
+  wire [7:0] \a_next$578 ;
+  wire [7:0] \a_next$598 ;
+  wire [7:0] \a_next$617 ;
+  wire [7:0] \a_next$639 ;
+  wire [7:0] \a_next$661 ;
+  wire [7:0] \a_next$683 ;
   wire [7:0] \a_next$705 ;
-  wire [7:0] \a_next$721 ;
-  wire [7:0] \a_next$737 ;
-  wire [7:0] \a_next$757 ;
-  wire [7:0] \a_next$773 ;
-  wire [7:0] \a_next$789 ;
-  wire [7:0] \a_next$805 ;
-  wire [7:0] \a_next$821 ;
-  wire [7:0] \a_next$837 ;
-  wire [7:0] \a_next$853 ;
-  wire [7:0] \a_next$873 ;
-  wire [7:0] \a_next$889 ;
-  wire [7:0] \a_next$905 ;
-  wire [7:0] \a_next$921 ;
-  wire [7:0] \a_next$937 ;
-  wire [7:0] \a_next$953 ;
-  wire [7:0] \a_next$969 ;
-  wire [7:0] \a_next$989 ;
+  wire [7:0] \a_next$727 ;
+  wire [7:0] \a_next$749 ;
+  wire [7:0] \a_next$769 ;
+  wire [7:0] \a_next$788 ;
+  wire [7:0] \a_next$810 ;
+  wire [7:0] \a_next$832 ;
+  wire [7:0] \a_next$854 ;
+  wire [7:0] \a_next$876 ;
+  wire [7:0] \a_next$898 ;
+  wire [7:0] \a_next$920 ;
+  wire [7:0] \a_next$940 ;
+  wire [7:0] \a_next$959 ;
+  wire [7:0] \a_next$981 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1004 ;
-  wire [7:0] \a_out$1020 ;
-  wire [7:0] \a_out$1036 ;
-  wire [7:0] \a_out$1052 ;
+  wire [7:0] \a_out$1002 ;
+  wire [7:0] \a_out$1024 ;
+  wire [7:0] \a_out$1046 ;
   wire [7:0] \a_out$1068 ;
-  wire [7:0] \a_out$1084 ;
-  wire [7:0] \a_out$1104 ;
-  wire [7:0] \a_out$1120 ;
-  wire [7:0] \a_out$1136 ;
-  wire [7:0] \a_out$1152 ;
-  wire [7:0] \a_out$1168 ;
-  wire [7:0] \a_out$1184 ;
-  wire [7:0] \a_out$1200 ;
-  wire [7:0] \a_out$1220 ;
-  wire [7:0] \a_out$1236 ;
-  wire [7:0] \a_out$1252 ;
-  wire [7:0] \a_out$1268 ;
-  wire [7:0] \a_out$1284 ;
+  wire [7:0] \a_out$1090 ;
+  wire [7:0] \a_out$1129 ;
+  wire [7:0] \a_out$1151 ;
+  wire [7:0] \a_out$1173 ;
+  wire [7:0] \a_out$1195 ;
+  wire [7:0] \a_out$1217 ;
+  wire [7:0] \a_out$1239 ;
+  wire [7:0] \a_out$1261 ;
   wire [7:0] \a_out$1300 ;
-  wire [7:0] \a_out$1316 ;
-  wire [7:0] \a_out$1336 ;
-  wire [7:0] \a_out$1352 ;
-  wire [7:0] \a_out$1368 ;
-  wire [7:0] \a_out$1384 ;
-  wire [7:0] \a_out$1400 ;
-  wire [7:0] \a_out$1416 ;
+  wire [7:0] \a_out$1322 ;
+  wire [7:0] \a_out$1344 ;
+  wire [7:0] \a_out$1366 ;
+  wire [7:0] \a_out$137 ;
+  wire [7:0] \a_out$1388 ;
+  wire [7:0] \a_out$1410 ;
   wire [7:0] \a_out$1432 ;
-  wire [7:0] \a_out$564 ;
-  wire [7:0] \a_out$576 ;
-  wire [7:0] \a_out$588 ;
-  wire [7:0] \a_out$600 ;
-  wire [7:0] \a_out$612 ;
-  wire [7:0] \a_out$624 ;
-  wire [7:0] \a_out$640 ;
-  wire [7:0] \a_out$656 ;
-  wire [7:0] \a_out$672 ;
-  wire [7:0] \a_out$688 ;
+  wire [7:0] \a_out$157 ;
+  wire [7:0] \a_out$177 ;
+  wire [7:0] \a_out$197 ;
+  wire [7:0] \a_out$217 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$274 ;
+  wire [7:0] \a_out$296 ;
+  wire [7:0] \a_out$318 ;
+  wire [7:0] \a_out$340 ;
+  wire [7:0] \a_out$362 ;
+  wire [7:0] \a_out$384 ;
+  wire [7:0] \a_out$406 ;
+  wire [7:0] \a_out$445 ;
+  wire [7:0] \a_out$467 ;
+  wire [7:0] \a_out$489 ;
+  wire [7:0] \a_out$511 ;
+  wire [7:0] \a_out$533 ;
+  wire [7:0] \a_out$555 ;
+  wire [7:0] \a_out$577 ;
+  wire [7:0] \a_out$616 ;
+  wire [7:0] \a_out$638 ;
+  wire [7:0] \a_out$660 ;
+  wire [7:0] \a_out$682 ;
   wire [7:0] \a_out$704 ;
-  wire [7:0] \a_out$720 ;
-  wire [7:0] \a_out$736 ;
-  wire [7:0] \a_out$756 ;
-  wire [7:0] \a_out$772 ;
-  wire [7:0] \a_out$788 ;
-  wire [7:0] \a_out$804 ;
-  wire [7:0] \a_out$820 ;
-  wire [7:0] \a_out$836 ;
-  wire [7:0] \a_out$852 ;
-  wire [7:0] \a_out$872 ;
-  wire [7:0] \a_out$888 ;
-  wire [7:0] \a_out$904 ;
-  wire [7:0] \a_out$920 ;
-  wire [7:0] \a_out$936 ;
-  wire [7:0] \a_out$952 ;
-  wire [7:0] \a_out$968 ;
-  wire [7:0] \a_out$988 ;
+  wire [7:0] \a_out$726 ;
+  wire [7:0] \a_out$748 ;
+  wire [7:0] \a_out$787 ;
+  wire [7:0] \a_out$809 ;
+  wire [7:0] \a_out$831 ;
+  wire [7:0] \a_out$853 ;
+  wire [7:0] \a_out$875 ;
+  wire [7:0] \a_out$897 ;
+  wire [7:0] \a_out$919 ;
+  wire [7:0] \a_out$958 ;
+  wire [7:0] \a_out$980 ;
   output busy;
   wire busy;
   wire capture;
+  wire \capture$1021 ;
+  wire \capture$1043 ;
+  wire \capture$1065 ;
+  wire \capture$1087 ;
+  wire \capture$1109 ;
+  wire \capture$1126 ;
   wire \capture$114 ;
-  wire \capture$122 ;
-  wire \capture$130 ;
-  wire \capture$138 ;
-  wire \capture$146 ;
+  wire \capture$1148 ;
+  wire \capture$1170 ;
+  wire \capture$1192 ;
+  wire \capture$1214 ;
+  wire \capture$1236 ;
+  wire \capture$1258 ;
+  wire \capture$1280 ;
+  wire \capture$1297 ;
+  wire \capture$1319 ;
+  wire \capture$134 ;
+  wire \capture$1341 ;
+  wire \capture$1363 ;
+  wire \capture$1385 ;
+  wire \capture$1407 ;
+  wire \capture$1429 ;
   wire \capture$154 ;
-  wire \capture$162 ;
-  wire \capture$170 ;
-  wire \capture$183 ;
-  wire \capture$189 ;
-  wire \capture$195 ;
-  wire \capture$201 ;
-  wire \capture$207 ;
-  wire \capture$213 ;
-  wire \capture$219 ;
-  wire \capture$225 ;
-  wire \capture$238 ;
-  wire \capture$244 ;
-  wire \capture$250 ;
-  wire \capture$256 ;
-  wire \capture$262 ;
-  wire \capture$268 ;
-  wire \capture$274 ;
-  wire \capture$280 ;
+  wire \capture$174 ;
+  wire \capture$194 ;
+  wire \capture$214 ;
+  wire \capture$234 ;
+  wire \capture$254 ;
+  wire \capture$271 ;
   wire \capture$293 ;
-  wire \capture$299 ;
-  wire \capture$305 ;
-  wire \capture$311 ;
-  wire \capture$317 ;
-  wire \capture$323 ;
-  wire \capture$329 ;
-  wire \capture$335 ;
-  wire \capture$348 ;
-  wire \capture$354 ;
-  wire \capture$360 ;
-  wire \capture$366 ;
-  wire \capture$372 ;
-  wire \capture$378 ;
-  wire \capture$384 ;
-  wire \capture$390 ;
+  wire \capture$315 ;
+  wire \capture$337 ;
+  wire \capture$359 ;
+  wire \capture$381 ;
   wire \capture$403 ;
-  wire \capture$409 ;
-  wire \capture$415 ;
-  wire \capture$421 ;
-  wire \capture$427 ;
-  wire \capture$433 ;
-  wire \capture$439 ;
-  wire \capture$445 ;
-  wire \capture$458 ;
+  wire \capture$425 ;
+  wire \capture$442 ;
   wire \capture$464 ;
-  wire \capture$470 ;
-  wire \capture$476 ;
-  wire \capture$482 ;
-  wire \capture$488 ;
-  wire \capture$494 ;
-  wire \capture$500 ;
-  wire \capture$513 ;
-  wire \capture$519 ;
-  wire \capture$525 ;
-  wire \capture$531 ;
-  wire \capture$537 ;
-  wire \capture$543 ;
-  wire \capture$549 ;
+  wire \capture$486 ;
+  wire \capture$508 ;
+  wire \capture$530 ;
+  wire \capture$552 ;
+  wire \capture$574 ;
+  wire \capture$596 ;
+  wire \capture$613 ;
+  wire \capture$635 ;
+  wire \capture$657 ;
+  wire \capture$679 ;
+  wire \capture$701 ;
+  wire \capture$723 ;
+  wire \capture$745 ;
+  wire \capture$767 ;
+  wire \capture$784 ;
+  wire \capture$806 ;
+  wire \capture$828 ;
+  wire \capture$850 ;
+  wire \capture$872 ;
+  wire \capture$894 ;
+  wire \capture$916 ;
   wire \capture$92 ;
+  wire \capture$938 ;
+  wire \capture$955 ;
+  wire \capture$977 ;
+  wire \capture$999 ;
   wire capture_next;
+  wire \capture_next$1000 ;
+  wire \capture_next$1022 ;
+  wire \capture_next$1044 ;
+  wire \capture_next$1066 ;
+  wire \capture_next$1088 ;
+  wire \capture_next$1110 ;
+  wire \capture_next$1127 ;
+  wire \capture_next$1149 ;
   wire \capture_next$115 ;
-  wire \capture_next$123 ;
-  wire \capture_next$131 ;
-  wire \capture_next$139 ;
-  wire \capture_next$147 ;
+  wire \capture_next$1171 ;
+  wire \capture_next$1193 ;
+  wire \capture_next$1215 ;
+  wire \capture_next$1237 ;
+  wire \capture_next$1259 ;
+  wire \capture_next$1281 ;
+  wire \capture_next$1298 ;
+  wire \capture_next$1320 ;
+  wire \capture_next$1342 ;
+  wire \capture_next$135 ;
+  wire \capture_next$1364 ;
+  wire \capture_next$1386 ;
+  wire \capture_next$1408 ;
+  wire \capture_next$1430 ;
   wire \capture_next$155 ;
-  wire \capture_next$163 ;
-  wire \capture_next$171 ;
-  wire \capture_next$184 ;
-  wire \capture_next$190 ;
-  wire \capture_next$196 ;
-  wire \capture_next$202 ;
-  wire \capture_next$208 ;
-  wire \capture_next$214 ;
-  wire \capture_next$220 ;
-  wire \capture_next$226 ;
-  wire \capture_next$239 ;
-  wire \capture_next$245 ;
-  wire \capture_next$251 ;
-  wire \capture_next$257 ;
-  wire \capture_next$263 ;
-  wire \capture_next$269 ;
-  wire \capture_next$275 ;
-  wire \capture_next$281 ;
+  wire \capture_next$175 ;
+  wire \capture_next$195 ;
+  wire \capture_next$215 ;
+  wire \capture_next$235 ;
+  wire \capture_next$255 ;
+  wire \capture_next$272 ;
   wire \capture_next$294 ;
-  wire \capture_next$300 ;
-  wire \capture_next$306 ;
-  wire \capture_next$312 ;
-  wire \capture_next$318 ;
-  wire \capture_next$324 ;
-  wire \capture_next$330 ;
-  wire \capture_next$336 ;
-  wire \capture_next$349 ;
-  wire \capture_next$355 ;
-  wire \capture_next$361 ;
-  wire \capture_next$367 ;
-  wire \capture_next$373 ;
-  wire \capture_next$379 ;
-  wire \capture_next$385 ;
-  wire \capture_next$391 ;
+  wire \capture_next$316 ;
+  wire \capture_next$338 ;
+  wire \capture_next$360 ;
+  wire \capture_next$382 ;
   wire \capture_next$404 ;
-  wire \capture_next$410 ;
-  wire \capture_next$416 ;
-  wire \capture_next$422 ;
-  wire \capture_next$428 ;
-  wire \capture_next$434 ;
-  wire \capture_next$440 ;
-  wire \capture_next$446 ;
-  wire \capture_next$459 ;
+  wire \capture_next$426 ;
+  wire \capture_next$443 ;
   wire \capture_next$465 ;
-  wire \capture_next$471 ;
-  wire \capture_next$477 ;
-  wire \capture_next$483 ;
-  wire \capture_next$489 ;
-  wire \capture_next$495 ;
-  wire \capture_next$501 ;
-  wire \capture_next$514 ;
-  wire \capture_next$520 ;
-  wire \capture_next$526 ;
-  wire \capture_next$532 ;
-  wire \capture_next$538 ;
-  wire \capture_next$544 ;
-  wire \capture_next$550 ;
+  wire \capture_next$487 ;
+  wire \capture_next$509 ;
+  wire \capture_next$531 ;
+  wire \capture_next$553 ;
+  wire \capture_next$575 ;
+  wire \capture_next$597 ;
+  wire \capture_next$614 ;
+  wire \capture_next$636 ;
+  wire \capture_next$658 ;
+  wire \capture_next$680 ;
+  wire \capture_next$702 ;
+  wire \capture_next$724 ;
+  wire \capture_next$746 ;
+  wire \capture_next$768 ;
+  wire \capture_next$785 ;
+  wire \capture_next$807 ;
+  wire \capture_next$829 ;
+  wire \capture_next$851 ;
+  wire \capture_next$873 ;
+  wire \capture_next$895 ;
+  wire \capture_next$917 ;
+  wire \capture_next$939 ;
+  wire \capture_next$956 ;
+  wire \capture_next$978 ;
   input clk;
   wire clk;
   wire [7:0] en;
+  reg \en$1017  = 1'h1;
+  reg \en$1039  = 1'h1;
+  reg \en$1061  = 1'h1;
+  reg \en$1083  = 1'h1;
   reg \en$110  = 1'h1;
-  reg \en$118  = 1'h1;
-  reg \en$126  = 1'h1;
-  reg \en$134  = 1'h1;
-  reg \en$142  = 1'h1;
+  reg \en$1105  = 1'h1;
+  reg \en$1122  = 1'h1;
+  reg \en$1144  = 1'h1;
+  reg \en$1166  = 1'h1;
+  reg \en$1188  = 1'h1;
+  reg \en$1210  = 1'h1;
+  reg \en$1232  = 1'h1;
+  reg \en$1254  = 1'h1;
+  reg \en$1276  = 1'h1;
+  reg \en$1293  = 1'h1;
+  reg \en$130  = 1'h1;
+  reg \en$1315  = 1'h1;
+  reg \en$1337  = 1'h1;
+  reg \en$1359  = 1'h1;
+  reg \en$1381  = 1'h1;
+  reg \en$1403  = 1'h1;
+  reg \en$1425  = 1'h1;
   reg \en$150  = 1'h1;
-  reg \en$158  = 1'h1;
-  reg \en$166  = 1'h1;
-  reg \en$179  = 1'h1;
-  reg \en$185  = 1'h1;
-  reg \en$191  = 1'h1;
-  reg \en$197  = 1'h1;
-  reg \en$203  = 1'h1;
-  reg \en$209  = 1'h1;
-  reg \en$215  = 1'h1;
-  reg \en$221  = 1'h1;
-  reg \en$234  = 1'h1;
-  reg \en$240  = 1'h1;
-  reg \en$246  = 1'h1;
-  reg \en$252  = 1'h1;
-  reg \en$258  = 1'h1;
-  reg \en$264  = 1'h1;
-  reg \en$270  = 1'h1;
-  reg \en$276  = 1'h1;
+  reg \en$170  = 1'h1;
+  reg \en$190  = 1'h1;
+  reg \en$210  = 1'h1;
+  reg \en$230  = 1'h1;
+  reg \en$250  = 1'h1;
+  reg \en$267  = 1'h1;
   reg \en$289  = 1'h1;
-  reg \en$295  = 1'h1;
-  reg \en$301  = 1'h1;
-  reg \en$307  = 1'h1;
-  reg \en$313  = 1'h1;
-  reg \en$319  = 1'h1;
-  reg \en$325  = 1'h1;
-  reg \en$331  = 1'h1;
-  reg \en$344  = 1'h1;
-  reg \en$350  = 1'h1;
-  reg \en$356  = 1'h1;
-  reg \en$362  = 1'h1;
-  reg \en$368  = 1'h1;
-  reg \en$374  = 1'h1;
-  reg \en$380  = 1'h1;
-  reg \en$386  = 1'h1;
+  reg \en$311  = 1'h1;
+  reg \en$333  = 1'h1;
+  reg \en$355  = 1'h1;
+  reg \en$377  = 1'h1;
   reg \en$399  = 1'h1;
-  reg \en$405  = 1'h1;
-  reg \en$411  = 1'h1;
-  reg \en$417  = 1'h1;
-  reg \en$423  = 1'h1;
-  reg \en$429  = 1'h1;
-  reg \en$435  = 1'h1;
-  reg \en$441  = 1'h1;
-  reg \en$454  = 1'h1;
+  reg \en$421  = 1'h1;
+  reg \en$438  = 1'h1;
   reg \en$46  = 1'h1;
   reg \en$460  = 1'h1;
-  reg \en$466  = 1'h1;
-  reg \en$472  = 1'h1;
-  reg \en$478  = 1'h1;
-  reg \en$484  = 1'h1;
-  reg \en$490  = 1'h1;
-  reg \en$496  = 1'h1;
-  reg \en$509  = 1'h1;
-  reg \en$515  = 1'h1;
-  reg \en$521  = 1'h1;
-  reg \en$527  = 1'h1;
-  reg \en$533  = 1'h1;
-  reg \en$539  = 1'h1;
-  reg \en$545  = 1'h1;
+  reg \en$482  = 1'h1;
+  reg \en$504  = 1'h1;
+  reg \en$526  = 1'h1;
+  reg \en$548  = 1'h1;
   wire [7:0] \en$55 ;
+  reg \en$570  = 1'h1;
+  reg \en$592  = 1'h1;
+  reg \en$609  = 1'h1;
+  reg \en$631  = 1'h1;
   reg \en$64  = 1'h1;
+  reg \en$653  = 1'h1;
   wire [7:0] \en$66 ;
+  reg \en$675  = 1'h1;
+  reg \en$697  = 1'h1;
+  reg \en$719  = 1'h1;
+  reg \en$741  = 1'h1;
   reg \en$75  = 1'h1;
+  reg \en$763  = 1'h1;
+  reg \en$780  = 1'h1;
+  reg \en$802  = 1'h1;
+  reg \en$824  = 1'h1;
+  reg \en$846  = 1'h1;
+  reg \en$868  = 1'h1;
   reg \en$88  = 1'h1;
+  reg \en$890  = 1'h1;
+  reg \en$912  = 1'h1;
+  reg \en$934  = 1'h1;
+  reg \en$951  = 1'h1;
+  reg \en$973  = 1'h1;
+  reg \en$995  = 1'h1;
   reg en_deskew_0 = 1'h1;
   reg en_deskew_1 = 1'h1;
   reg en_deskew_2 = 1'h1;
@@ -785,245 +785,245 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1006 ;
-  wire \first_in$1022 ;
-  wire \first_in$1038 ;
-  wire \first_in$1054 ;
+  wire \first_in$1004 ;
+  wire \first_in$1026 ;
+  wire \first_in$1048 ;
   wire \first_in$1070 ;
-  wire \first_in$1086 ;
-  wire \first_in$1106 ;
-  wire \first_in$1122 ;
-  wire \first_in$1138 ;
-  wire \first_in$1154 ;
-  wire \first_in$1170 ;
-  wire \first_in$1186 ;
-  wire \first_in$1202 ;
-  wire \first_in$1222 ;
-  wire \first_in$1238 ;
-  wire \first_in$1254 ;
-  wire \first_in$1270 ;
-  wire \first_in$1286 ;
+  wire \first_in$1092 ;
+  wire \first_in$1116 ;
+  wire \first_in$1131 ;
+  wire \first_in$1153 ;
+  wire \first_in$1175 ;
+  wire \first_in$119 ;
+  wire \first_in$1197 ;
+  wire \first_in$1219 ;
+  wire \first_in$1241 ;
+  wire \first_in$1263 ;
+  wire \first_in$1287 ;
   wire \first_in$1302 ;
-  wire \first_in$1318 ;
-  wire \first_in$1338 ;
-  wire \first_in$1354 ;
-  wire \first_in$1370 ;
-  wire \first_in$1386 ;
-  wire \first_in$1402 ;
-  wire \first_in$1418 ;
+  wire \first_in$1324 ;
+  wire \first_in$1346 ;
+  wire \first_in$1368 ;
+  wire \first_in$139 ;
+  wire \first_in$1390 ;
+  wire \first_in$1412 ;
   wire \first_in$1434 ;
-  wire \first_in$177 ;
-  wire \first_in$232 ;
-  wire \first_in$287 ;
+  wire \first_in$159 ;
+  wire \first_in$179 ;
+  wire \first_in$199 ;
+  wire \first_in$219 ;
+  wire \first_in$239 ;
+  wire \first_in$261 ;
+  wire \first_in$276 ;
+  wire \first_in$298 ;
+  wire \first_in$320 ;
   wire \first_in$342 ;
-  wire \first_in$397 ;
-  wire \first_in$452 ;
-  wire \first_in$507 ;
-  wire \first_in$554 ;
-  wire \first_in$566 ;
-  wire \first_in$578 ;
-  wire \first_in$590 ;
-  wire \first_in$602 ;
-  wire \first_in$614 ;
-  wire \first_in$626 ;
-  wire \first_in$642 ;
-  wire \first_in$658 ;
-  wire \first_in$674 ;
-  wire \first_in$690 ;
+  wire \first_in$364 ;
+  wire \first_in$386 ;
+  wire \first_in$408 ;
+  wire \first_in$432 ;
+  wire \first_in$447 ;
+  wire \first_in$469 ;
+  wire \first_in$491 ;
+  wire \first_in$513 ;
+  wire \first_in$535 ;
+  wire \first_in$557 ;
+  wire \first_in$579 ;
+  wire \first_in$603 ;
+  wire \first_in$618 ;
+  wire \first_in$640 ;
+  wire \first_in$662 ;
+  wire \first_in$684 ;
   wire \first_in$706 ;
-  wire \first_in$722 ;
-  wire \first_in$738 ;
-  wire \first_in$758 ;
+  wire \first_in$728 ;
+  wire \first_in$750 ;
   wire \first_in$774 ;
-  wire \first_in$790 ;
-  wire \first_in$806 ;
-  wire \first_in$822 ;
-  wire \first_in$838 ;
-  wire \first_in$854 ;
-  wire \first_in$874 ;
-  wire \first_in$890 ;
-  wire \first_in$906 ;
-  wire \first_in$922 ;
-  wire \first_in$938 ;
-  wire \first_in$954 ;
-  wire \first_in$970 ;
-  wire \first_in$990 ;
+  wire \first_in$789 ;
+  wire \first_in$811 ;
+  wire \first_in$833 ;
+  wire \first_in$855 ;
+  wire \first_in$877 ;
+  wire \first_in$899 ;
+  wire \first_in$921 ;
+  wire \first_in$945 ;
+  wire \first_in$960 ;
+  wire \first_in$982 ;
   wire first_next;
-  wire \first_next$1008 ;
-  wire \first_next$1024 ;
-  wire \first_next$1040 ;
-  wire \first_next$1056 ;
+  wire \first_next$1006 ;
+  wire \first_next$1028 ;
+  wire \first_next$1050 ;
   wire \first_next$1072 ;
-  wire \first_next$1088 ;
-  wire \first_next$1108 ;
-  wire \first_next$1124 ;
-  wire \first_next$1140 ;
-  wire \first_next$1156 ;
-  wire \first_next$1172 ;
-  wire \first_next$1188 ;
-  wire \first_next$1204 ;
-  wire \first_next$1224 ;
-  wire \first_next$1240 ;
-  wire \first_next$1256 ;
-  wire \first_next$1272 ;
-  wire \first_next$1288 ;
+  wire \first_next$1094 ;
+  wire \first_next$1112 ;
+  wire \first_next$1133 ;
+  wire \first_next$1155 ;
+  wire \first_next$1177 ;
+  wire \first_next$1199 ;
+  wire \first_next$121 ;
+  wire \first_next$1221 ;
+  wire \first_next$1243 ;
+  wire \first_next$1265 ;
+  wire \first_next$1283 ;
   wire \first_next$1304 ;
-  wire \first_next$1320 ;
-  wire \first_next$1340 ;
-  wire \first_next$1356 ;
-  wire \first_next$1372 ;
-  wire \first_next$1388 ;
-  wire \first_next$1404 ;
-  wire \first_next$1420 ;
+  wire \first_next$1326 ;
+  wire \first_next$1348 ;
+  wire \first_next$1370 ;
+  wire \first_next$1392 ;
+  wire \first_next$141 ;
+  wire \first_next$1414 ;
   wire \first_next$1436 ;
-  wire \first_next$173 ;
-  wire \first_next$228 ;
-  wire \first_next$283 ;
-  wire \first_next$338 ;
-  wire \first_next$393 ;
-  wire \first_next$448 ;
-  wire \first_next$503 ;
-  wire \first_next$556 ;
-  wire \first_next$568 ;
-  wire \first_next$580 ;
-  wire \first_next$592 ;
-  wire \first_next$604 ;
-  wire \first_next$616 ;
-  wire \first_next$628 ;
-  wire \first_next$644 ;
-  wire \first_next$660 ;
-  wire \first_next$676 ;
-  wire \first_next$692 ;
+  wire \first_next$161 ;
+  wire \first_next$181 ;
+  wire \first_next$201 ;
+  wire \first_next$221 ;
+  wire \first_next$241 ;
+  wire \first_next$257 ;
+  wire \first_next$278 ;
+  wire \first_next$300 ;
+  wire \first_next$322 ;
+  wire \first_next$344 ;
+  wire \first_next$366 ;
+  wire \first_next$388 ;
+  wire \first_next$410 ;
+  wire \first_next$428 ;
+  wire \first_next$449 ;
+  wire \first_next$471 ;
+  wire \first_next$493 ;
+  wire \first_next$515 ;
+  wire \first_next$537 ;
+  wire \first_next$559 ;
+  wire \first_next$581 ;
+  wire \first_next$599 ;
+  wire \first_next$620 ;
+  wire \first_next$642 ;
+  wire \first_next$664 ;
+  wire \first_next$686 ;
   wire \first_next$708 ;
-  wire \first_next$724 ;
-  wire \first_next$740 ;
-  wire \first_next$760 ;
-  wire \first_next$776 ;
-  wire \first_next$792 ;
-  wire \first_next$808 ;
-  wire \first_next$824 ;
-  wire \first_next$840 ;
-  wire \first_next$856 ;
-  wire \first_next$876 ;
-  wire \first_next$892 ;
-  wire \first_next$908 ;
-  wire \first_next$924 ;
-  wire \first_next$940 ;
-  wire \first_next$956 ;
-  wire \first_next$972 ;
-  wire \first_next$992 ;
+  wire \first_next$730 ;
+  wire \first_next$752 ;
+  wire \first_next$770 ;
+  wire \first_next$791 ;
+  wire \first_next$813 ;
+  wire \first_next$835 ;
+  wire \first_next$857 ;
+  wire \first_next$879 ;
+  wire \first_next$901 ;
+  wire \first_next$923 ;
+  wire \first_next$941 ;
+  wire \first_next$962 ;
+  wire \first_next$984 ;
   wire first_next_out;
-  wire \first_next_out$1009 ;
-  wire \first_next_out$1025 ;
-  wire \first_next_out$1041 ;
-  wire \first_next_out$1057 ;
+  wire \first_next_out$1007 ;
+  wire \first_next_out$1029 ;
+  wire \first_next_out$1051 ;
   wire \first_next_out$1073 ;
-  wire \first_next_out$1089 ;
-  wire \first_next_out$1109 ;
-  wire \first_next_out$1125 ;
-  wire \first_next_out$1141 ;
-  wire \first_next_out$1157 ;
-  wire \first_next_out$1173 ;
-  wire \first_next_out$1189 ;
-  wire \first_next_out$1205 ;
-  wire \first_next_out$1225 ;
-  wire \first_next_out$1241 ;
-  wire \first_next_out$1257 ;
-  wire \first_next_out$1273 ;
-  wire \first_next_out$1289 ;
+  wire \first_next_out$1095 ;
+  wire \first_next_out$1134 ;
+  wire \first_next_out$1156 ;
+  wire \first_next_out$1178 ;
+  wire \first_next_out$1200 ;
+  wire \first_next_out$1222 ;
+  wire \first_next_out$1244 ;
+  wire \first_next_out$1266 ;
   wire \first_next_out$1305 ;
-  wire \first_next_out$1321 ;
-  wire \first_next_out$1341 ;
-  wire \first_next_out$1357 ;
-  wire \first_next_out$1373 ;
-  wire \first_next_out$1389 ;
-  wire \first_next_out$1405 ;
-  wire \first_next_out$1421 ;
+  wire \first_next_out$1327 ;
+  wire \first_next_out$1349 ;
+  wire \first_next_out$1371 ;
+  wire \first_next_out$1393 ;
+  wire \first_next_out$1415 ;
+  wire \first_next_out$142 ;
   wire \first_next_out$1437 ;
-  wire \first_next_out$569 ;
-  wire \first_next_out$581 ;
-  wire \first_next_out$593 ;
-  wire \first_next_out$605 ;
-  wire \first_next_out$617 ;
-  wire \first_next_out$629 ;
-  wire \first_next_out$645 ;
-  wire \first_next_out$661 ;
-  wire \first_next_out$677 ;
-  wire \first_next_out$693 ;
+  wire \first_next_out$162 ;
+  wire \first_next_out$182 ;
+  wire \first_next_out$202 ;
+  wire \first_next_out$222 ;
+  wire \first_next_out$242 ;
+  wire \first_next_out$279 ;
+  wire \first_next_out$301 ;
+  wire \first_next_out$323 ;
+  wire \first_next_out$345 ;
+  wire \first_next_out$367 ;
+  wire \first_next_out$389 ;
+  wire \first_next_out$411 ;
+  wire \first_next_out$450 ;
+  wire \first_next_out$472 ;
+  wire \first_next_out$494 ;
+  wire \first_next_out$516 ;
+  wire \first_next_out$538 ;
+  wire \first_next_out$560 ;
+  wire \first_next_out$582 ;
+  wire \first_next_out$621 ;
+  wire \first_next_out$643 ;
+  wire \first_next_out$665 ;
+  wire \first_next_out$687 ;
   wire \first_next_out$709 ;
-  wire \first_next_out$725 ;
-  wire \first_next_out$741 ;
-  wire \first_next_out$761 ;
-  wire \first_next_out$777 ;
-  wire \first_next_out$793 ;
-  wire \first_next_out$809 ;
-  wire \first_next_out$825 ;
-  wire \first_next_out$841 ;
-  wire \first_next_out$857 ;
-  wire \first_next_out$877 ;
-  wire \first_next_out$893 ;
-  wire \first_next_out$909 ;
-  wire \first_next_out$925 ;
-  wire \first_next_out$941 ;
-  wire \first_next_out$957 ;
-  wire \first_next_out$973 ;
-  wire \first_next_out$993 ;
+  wire \first_next_out$731 ;
+  wire \first_next_out$753 ;
+  wire \first_next_out$792 ;
+  wire \first_next_out$814 ;
+  wire \first_next_out$836 ;
+  wire \first_next_out$858 ;
+  wire \first_next_out$880 ;
+  wire \first_next_out$902 ;
+  wire \first_next_out$924 ;
+  wire \first_next_out$963 ;
+  wire \first_next_out$985 ;
   wire first_out;
-  wire \first_out$1007 ;
-  wire \first_out$1023 ;
-  wire \first_out$1039 ;
-  wire \first_out$1055 ;
+  wire \first_out$1005 ;
+  wire \first_out$1027 ;
+  wire \first_out$1049 ;
   wire \first_out$1071 ;
-  wire \first_out$1087 ;
-  wire \first_out$1107 ;
-  wire \first_out$1123 ;
-  wire \first_out$1139 ;
-  wire \first_out$1155 ;
-  wire \first_out$1171 ;
-  wire \first_out$1187 ;
-  wire \first_out$1203 ;
-  wire \first_out$1223 ;
-  wire \first_out$1239 ;
-  wire \first_out$1255 ;
-  wire \first_out$1271 ;
-  wire \first_out$1287 ;
+  wire \first_out$1093 ;
+  wire \first_out$1132 ;
+  wire \first_out$1154 ;
+  wire \first_out$1176 ;
+  wire \first_out$1198 ;
+  wire \first_out$1220 ;
+  wire \first_out$1242 ;
+  wire \first_out$1264 ;
   wire \first_out$1303 ;
-  wire \first_out$1319 ;
-  wire \first_out$1339 ;
-  wire \first_out$1355 ;
-  wire \first_out$1371 ;
-  wire \first_out$1387 ;
-  wire \first_out$1403 ;
-  wire \first_out$1419 ;
+  wire \first_out$1325 ;
+  wire \first_out$1347 ;
+  wire \first_out$1369 ;
+  wire \first_out$1391 ;
+  wire \first_out$140 ;
+  wire \first_out$1413 ;
   wire \first_out$1435 ;
-  wire \first_out$567 ;
-  wire \first_out$579 ;
-  wire \first_out$591 ;
-  wire \first_out$603 ;
-  wire \first_out$615 ;
-  wire \first_out$627 ;
-  wire \first_out$643 ;
-  wire \first_out$659 ;
-  wire \first_out$675 ;
-  wire \first_out$691 ;
+  wire \first_out$160 ;
+  wire \first_out$180 ;
+  wire \first_out$200 ;
+  wire \first_out$220 ;
+  wire \first_out$240 ;
+  wire \first_out$277 ;
+  wire \first_out$299 ;
+  wire \first_out$321 ;
+  wire \first_out$343 ;
+  wire \first_out$365 ;
+  wire \first_out$387 ;
+  wire \first_out$409 ;
+  wire \first_out$448 ;
+  wire \first_out$470 ;
+  wire \first_out$492 ;
+  wire \first_out$514 ;
+  wire \first_out$536 ;
+  wire \first_out$558 ;
+  wire \first_out$580 ;
+  wire \first_out$619 ;
+  wire \first_out$641 ;
+  wire \first_out$663 ;
+  wire \first_out$685 ;
   wire \first_out$707 ;
-  wire \first_out$723 ;
-  wire \first_out$739 ;
-  wire \first_out$759 ;
-  wire \first_out$775 ;
-  wire \first_out$791 ;
-  wire \first_out$807 ;
-  wire \first_out$823 ;
-  wire \first_out$839 ;
-  wire \first_out$855 ;
-  wire \first_out$875 ;
-  wire \first_out$891 ;
-  wire \first_out$907 ;
-  wire \first_out$923 ;
-  wire \first_out$939 ;
-  wire \first_out$955 ;
-  wire \first_out$971 ;
-  wire \first_out$991 ;
+  wire \first_out$729 ;
+  wire \first_out$751 ;
+  wire \first_out$790 ;
+  wire \first_out$812 ;
+  wire \first_out$834 ;
+  wire \first_out$856 ;
+  wire \first_out$878 ;
+  wire \first_out$900 ;
+  wire \first_out$922 ;
+  wire \first_out$961 ;
+  wire \first_out$983 ;
   wire held;
   wire [255:0] i;
   reg [63:0] \i$77  = 64'h0000000000000000;
@@ -1204,126 +1204,126 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1010 ;
-  wire \last_in$1026 ;
-  wire \last_in$1042 ;
-  wire \last_in$1058 ;
+  wire \last_in$1008 ;
+  wire \last_in$1030 ;
+  wire \last_in$1052 ;
   wire \last_in$1074 ;
-  wire \last_in$1090 ;
-  wire \last_in$1110 ;
-  wire \last_in$1126 ;
-  wire \last_in$1142 ;
-  wire \last_in$1158 ;
-  wire \last_in$1174 ;
-  wire \last_in$1190 ;
-  wire \last_in$1206 ;
-  wire \last_in$1226 ;
-  wire \last_in$1242 ;
-  wire \last_in$1258 ;
-  wire \last_in$1274 ;
-  wire \last_in$1290 ;
+  wire \last_in$1096 ;
+  wire \last_in$1117 ;
+  wire \last_in$1135 ;
+  wire \last_in$1157 ;
+  wire \last_in$1179 ;
+  wire \last_in$1201 ;
+  wire \last_in$1223 ;
+  wire \last_in$123 ;
+  wire \last_in$1245 ;
+  wire \last_in$1267 ;
+  wire \last_in$1288 ;
   wire \last_in$1306 ;
-  wire \last_in$1322 ;
-  wire \last_in$1342 ;
-  wire \last_in$1358 ;
-  wire \last_in$1374 ;
-  wire \last_in$1390 ;
-  wire \last_in$1406 ;
-  wire \last_in$1422 ;
+  wire \last_in$1328 ;
+  wire \last_in$1350 ;
+  wire \last_in$1372 ;
+  wire \last_in$1394 ;
+  wire \last_in$1416 ;
+  wire \last_in$143 ;
   wire \last_in$1438 ;
-  wire \last_in$178 ;
-  wire \last_in$233 ;
-  wire \last_in$288 ;
-  wire \last_in$343 ;
-  wire \last_in$398 ;
-  wire \last_in$453 ;
-  wire \last_in$508 ;
-  wire \last_in$558 ;
-  wire \last_in$570 ;
-  wire \last_in$582 ;
-  wire \last_in$594 ;
-  wire \last_in$606 ;
-  wire \last_in$618 ;
-  wire \last_in$630 ;
-  wire \last_in$646 ;
-  wire \last_in$662 ;
-  wire \last_in$678 ;
-  wire \last_in$694 ;
+  wire \last_in$163 ;
+  wire \last_in$183 ;
+  wire \last_in$203 ;
+  wire \last_in$223 ;
+  wire \last_in$243 ;
+  wire \last_in$262 ;
+  wire \last_in$280 ;
+  wire \last_in$302 ;
+  wire \last_in$324 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
+  wire \last_in$390 ;
+  wire \last_in$412 ;
+  wire \last_in$433 ;
+  wire \last_in$451 ;
+  wire \last_in$473 ;
+  wire \last_in$495 ;
+  wire \last_in$517 ;
+  wire \last_in$539 ;
+  wire \last_in$561 ;
+  wire \last_in$583 ;
+  wire \last_in$604 ;
+  wire \last_in$622 ;
+  wire \last_in$644 ;
+  wire \last_in$666 ;
+  wire \last_in$688 ;
   wire \last_in$710 ;
-  wire \last_in$726 ;
-  wire \last_in$742 ;
-  wire \last_in$762 ;
-  wire \last_in$778 ;
-  wire \last_in$794 ;
-  wire \last_in$810 ;
-  wire \last_in$826 ;
-  wire \last_in$842 ;
-  wire \last_in$858 ;
-  wire \last_in$878 ;
-  wire \last_in$894 ;
-  wire \last_in$910 ;
-  wire \last_in$926 ;
-  wire \last_in$942 ;
-  wire \last_in$958 ;
-  wire \last_in$974 ;
-  wire \last_in$994 ;
+  wire \last_in$732 ;
+  wire \last_in$754 ;
+  wire \last_in$775 ;
+  wire \last_in$793 ;
+  wire \last_in$815 ;
+  wire \last_in$837 ;
+  wire \last_in$859 ;
+  wire \last_in$881 ;
+  wire \last_in$903 ;
+  wire \last_in$925 ;
+  wire \last_in$946 ;
+  wire \last_in$964 ;
+  wire \last_in$986 ;
   wire last_out;
-  wire \last_out$1011 ;
-  wire \last_out$1027 ;
-  wire \last_out$1043 ;
-  wire \last_out$1059 ;
+  wire \last_out$1009 ;
+  wire \last_out$1031 ;
+  wire \last_out$1053 ;
   wire \last_out$1075 ;
-  wire \last_out$1091 ;
-  wire \last_out$1111 ;
-  wire \last_out$1127 ;
-  wire \last_out$1143 ;
-  wire \last_out$1159 ;
-  wire \last_out$1175 ;
-  wire \last_out$1191 ;
-  wire \last_out$1207 ;
-  wire \last_out$1227 ;
-  wire \last_out$1243 ;
-  wire \last_out$1259 ;
-  wire \last_out$1275 ;
-  wire \last_out$1291 ;
+  wire \last_out$1097 ;
+  wire \last_out$1136 ;
+  wire \last_out$1158 ;
+  wire \last_out$1180 ;
+  wire \last_out$1202 ;
+  wire \last_out$1224 ;
+  wire \last_out$124 ;
+  wire \last_out$1246 ;
+  wire \last_out$1268 ;
   wire \last_out$1307 ;
-  wire \last_out$1323 ;
-  wire \last_out$1343 ;
-  wire \last_out$1359 ;
-  wire \last_out$1375 ;
-  wire \last_out$1391 ;
-  wire \last_out$1407 ;
-  wire \last_out$1423 ;
+  wire \last_out$1329 ;
+  wire \last_out$1351 ;
+  wire \last_out$1373 ;
+  wire \last_out$1395 ;
+  wire \last_out$1417 ;
   wire \last_out$1439 ;
-  wire \last_out$559 ;
-  wire \last_out$571 ;
-  wire \last_out$583 ;
-  wire \last_out$595 ;
-  wire \last_out$607 ;
-  wire \last_out$619 ;
-  wire \last_out$631 ;
-  wire \last_out$647 ;
-  wire \last_out$663 ;
-  wire \last_out$679 ;
-  wire \last_out$695 ;
+  wire \last_out$144 ;
+  wire \last_out$164 ;
+  wire \last_out$184 ;
+  wire \last_out$204 ;
+  wire \last_out$224 ;
+  wire \last_out$244 ;
+  wire \last_out$281 ;
+  wire \last_out$303 ;
+  wire \last_out$325 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
+  wire \last_out$391 ;
+  wire \last_out$413 ;
+  wire \last_out$452 ;
+  wire \last_out$474 ;
+  wire \last_out$496 ;
+  wire \last_out$518 ;
+  wire \last_out$540 ;
+  wire \last_out$562 ;
+  wire \last_out$584 ;
+  wire \last_out$623 ;
+  wire \last_out$645 ;
+  wire \last_out$667 ;
+  wire \last_out$689 ;
   wire \last_out$711 ;
-  wire \last_out$727 ;
-  wire \last_out$743 ;
-  wire \last_out$763 ;
-  wire \last_out$779 ;
-  wire \last_out$795 ;
-  wire \last_out$811 ;
-  wire \last_out$827 ;
-  wire \last_out$843 ;
-  wire \last_out$859 ;
-  wire \last_out$879 ;
-  wire \last_out$895 ;
-  wire \last_out$911 ;
-  wire \last_out$927 ;
-  wire \last_out$943 ;
-  wire \last_out$959 ;
-  wire \last_out$975 ;
-  wire \last_out$995 ;
+  wire \last_out$733 ;
+  wire \last_out$755 ;
+  wire \last_out$794 ;
+  wire \last_out$816 ;
+  wire \last_out$838 ;
+  wire \last_out$860 ;
+  wire \last_out$882 ;
+  wire \last_out$904 ;
+  wire \last_out$926 ;
+  wire \last_out$965 ;
+  wire \last_out$987 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
   wire [63:0] \o$102 ;
@@ -1505,100 +1505,90 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \out.c[7] ;
   wire \out.last ;
   wire [31:0] psum_in;
-  wire [31:0] \psum_in$1015 ;
-  wire [31:0] \psum_in$1031 ;
-  wire [31:0] \psum_in$1047 ;
-  wire [31:0] \psum_in$1063 ;
+  wire [31:0] \psum_in$1013 ;
+  wire [31:0] \psum_in$1035 ;
+  wire [31:0] \psum_in$1057 ;
   wire [31:0] \psum_in$1079 ;
-  wire [31:0] \psum_in$1095 ;
-  wire [31:0] \psum_in$1099 ;
-  wire [31:0] \psum_in$1115 ;
-  wire [31:0] \psum_in$1131 ;
-  wire [31:0] \psum_in$1147 ;
-  wire [31:0] \psum_in$116 ;
-  wire [31:0] \psum_in$1163 ;
-  wire [31:0] \psum_in$1179 ;
-  wire [31:0] \psum_in$1195 ;
-  wire [31:0] \psum_in$1211 ;
-  wire [31:0] \psum_in$1215 ;
-  wire [31:0] \psum_in$1231 ;
-  wire [31:0] \psum_in$124 ;
-  wire [31:0] \psum_in$1247 ;
-  wire [31:0] \psum_in$1263 ;
-  wire [31:0] \psum_in$1279 ;
-  wire [31:0] \psum_in$1295 ;
+  wire [31:0] \psum_in$1101 ;
+  wire [31:0] \psum_in$1118 ;
+  wire [31:0] \psum_in$1140 ;
+  wire [31:0] \psum_in$1162 ;
+  wire [31:0] \psum_in$1184 ;
+  wire [31:0] \psum_in$1206 ;
+  wire [31:0] \psum_in$1228 ;
+  wire [31:0] \psum_in$1250 ;
+  wire [31:0] \psum_in$1272 ;
+  wire [31:0] \psum_in$128 ;
+  wire [31:0] \psum_in$1289 ;
   wire [31:0] \psum_in$1311 ;
-  wire [31:0] \psum_in$132 ;
-  wire [31:0] \psum_in$1327 ;
-  wire [31:0] \psum_in$1331 ;
-  wire [31:0] \psum_in$1347 ;
-  wire [31:0] \psum_in$1363 ;
-  wire [31:0] \psum_in$1379 ;
-  wire [31:0] \psum_in$1395 ;
-  wire [31:0] \psum_in$140 ;
-  wire [31:0] \psum_in$1411 ;
-  wire [31:0] \psum_in$1427 ;
+  wire [31:0] \psum_in$1333 ;
+  wire [31:0] \psum_in$1355 ;
+  wire [31:0] \psum_in$1377 ;
+  wire [31:0] \psum_in$1399 ;
+  wire [31:0] \psum_in$1421 ;
   wire [31:0] \psum_in$1443 ;
   wire [31:0] \psum_in$148 ;
-  wire [31:0] \psum_in$156 ;
-  wire [31:0] \psum_in$164 ;
-  wire [31:0] \psum_in$635 ;
-  wire [31:0] \psum_in$651 ;
-  wire [31:0] \psum_in$667 ;
-  wire [31:0] \psum_in$683 ;
-  wire [31:0] \psum_in$699 ;
+  wire [31:0] \psum_in$168 ;
+  wire [31:0] \psum_in$188 ;
+  wire [31:0] \psum_in$208 ;
+  wire [31:0] \psum_in$228 ;
+  wire [31:0] \psum_in$248 ;
+  wire [31:0] \psum_in$263 ;
+  wire [31:0] \psum_in$285 ;
+  wire [31:0] \psum_in$307 ;
+  wire [31:0] \psum_in$329 ;
+  wire [31:0] \psum_in$351 ;
+  wire [31:0] \psum_in$373 ;
+  wire [31:0] \psum_in$395 ;
+  wire [31:0] \psum_in$417 ;
+  wire [31:0] \psum_in$434 ;
+  wire [31:0] \psum_in$456 ;
+  wire [31:0] \psum_in$478 ;
+  wire [31:0] \psum_in$500 ;
+  wire [31:0] \psum_in$522 ;
+  wire [31:0] \psum_in$544 ;
+  wire [31:0] \psum_in$566 ;
+  wire [31:0] \psum_in$588 ;
+  wire [31:0] \psum_in$605 ;
+  wire [31:0] \psum_in$627 ;
+  wire [31:0] \psum_in$649 ;
+  wire [31:0] \psum_in$671 ;
+  wire [31:0] \psum_in$693 ;
   wire [31:0] \psum_in$715 ;
-  wire [31:0] \psum_in$731 ;
-  wire [31:0] \psum_in$747 ;
-  wire [31:0] \psum_in$751 ;
-  wire [31:0] \psum_in$767 ;
-  wire [31:0] \psum_in$783 ;
-  wire [31:0] \psum_in$799 ;
-  wire [31:0] \psum_in$815 ;
-  wire [31:0] \psum_in$831 ;
-  wire [31:0] \psum_in$847 ;
-  wire [31:0] \psum_in$863 ;
-  wire [31:0] \psum_in$867 ;
-  wire [31:0] \psum_in$883 ;
-  wire [31:0] \psum_in$899 ;
-  wire [31:0] \psum_in$915 ;
-  wire [31:0] \psum_in$931 ;
+  wire [31:0] \psum_in$737 ;
+  wire [31:0] \psum_in$759 ;
+  wire [31:0] \psum_in$776 ;
+  wire [31:0] \psum_in$798 ;
+  wire [31:0] \psum_in$820 ;
+  wire [31:0] \psum_in$842 ;
+  wire [31:0] \psum_in$864 ;
+  wire [31:0] \psum_in$886 ;
+  wire [31:0] \psum_in$908 ;
+  wire [31:0] \psum_in$930 ;
   wire [31:0] \psum_in$947 ;
-  wire [31:0] \psum_in$963 ;
-  wire [31:0] \psum_in$979 ;
-  wire [31:0] \psum_in$983 ;
-  wire [31:0] \psum_in$999 ;
+  wire [31:0] \psum_in$969 ;
+  wire [31:0] \psum_in$991 ;
   wire [31:0] psum_out;
-  wire [31:0] \psum_out$1000 ;
-  wire [31:0] \psum_out$1016 ;
-  wire [31:0] \psum_out$1032 ;
-  wire [31:0] \psum_out$1048 ;
-  wire [31:0] \psum_out$1064 ;
+  wire [31:0] \psum_out$1014 ;
+  wire [31:0] \psum_out$1036 ;
+  wire [31:0] \psum_out$1058 ;
   wire [31:0] \psum_out$1080 ;
-  wire [31:0] \psum_out$1096 ;
-  wire [31:0] \psum_out$1100 ;
-  wire [31:0] \psum_out$1116 ;
-  wire [31:0] \psum_out$1132 ;
-  wire [31:0] \psum_out$1148 ;
-  wire [31:0] \psum_out$1164 ;
-  wire [31:0] \psum_out$1180 ;
-  wire [31:0] \psum_out$1196 ;
-  wire [31:0] \psum_out$1212 ;
-  wire [31:0] \psum_out$1216 ;
-  wire [31:0] \psum_out$1232 ;
-  wire [31:0] \psum_out$1248 ;
-  wire [31:0] \psum_out$1264 ;
-  wire [31:0] \psum_out$1280 ;
-  wire [31:0] \psum_out$1296 ;
+  wire [31:0] \psum_out$1102 ;
+  wire [31:0] \psum_out$1119 ;
+  wire [31:0] \psum_out$1141 ;
+  wire [31:0] \psum_out$1163 ;
+  wire [31:0] \psum_out$1185 ;
+  wire [31:0] \psum_out$1207 ;
+  wire [31:0] \psum_out$1229 ;
+  wire [31:0] \psum_out$1251 ;
+  wire [31:0] \psum_out$1273 ;
+  wire [31:0] \psum_out$1290 ;
   wire [31:0] \psum_out$1312 ;
-  wire [31:0] \psum_out$1328 ;
-  wire [31:0] \psum_out$1332 ;
-  wire [31:0] \psum_out$1348 ;
-  wire [31:0] \psum_out$1364 ;
-  wire [31:0] \psum_out$1380 ;
-  wire [31:0] \psum_out$1396 ;
-  wire [31:0] \psum_out$1412 ;
-  wire [31:0] \psum_out$1428 ;
+  wire [31:0] \psum_out$1334 ;
+  wire [31:0] \psum_out$1356 ;
+  wire [31:0] \psum_out$1378 ;
+  wire [31:0] \psum_out$1400 ;
+  wire [31:0] \psum_out$1422 ;
   wire [31:0] \psum_out$1444 ;
   wire [31:0] \psum_out$15 ;
   wire [31:0] \psum_out$16 ;
@@ -1607,31 +1597,41 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire [31:0] \psum_out$19 ;
   wire [31:0] \psum_out$20 ;
   wire [31:0] \psum_out$21 ;
-  wire [31:0] \psum_out$636 ;
-  wire [31:0] \psum_out$652 ;
-  wire [31:0] \psum_out$668 ;
-  wire [31:0] \psum_out$684 ;
-  wire [31:0] \psum_out$700 ;
+  wire [31:0] \psum_out$264 ;
+  wire [31:0] \psum_out$286 ;
+  wire [31:0] \psum_out$308 ;
+  wire [31:0] \psum_out$330 ;
+  wire [31:0] \psum_out$352 ;
+  wire [31:0] \psum_out$374 ;
+  wire [31:0] \psum_out$396 ;
+  wire [31:0] \psum_out$418 ;
+  wire [31:0] \psum_out$435 ;
+  wire [31:0] \psum_out$457 ;
+  wire [31:0] \psum_out$479 ;
+  wire [31:0] \psum_out$501 ;
+  wire [31:0] \psum_out$523 ;
+  wire [31:0] \psum_out$545 ;
+  wire [31:0] \psum_out$567 ;
+  wire [31:0] \psum_out$589 ;
+  wire [31:0] \psum_out$606 ;
+  wire [31:0] \psum_out$628 ;
+  wire [31:0] \psum_out$650 ;
+  wire [31:0] \psum_out$672 ;
+  wire [31:0] \psum_out$694 ;
   wire [31:0] \psum_out$716 ;
-  wire [31:0] \psum_out$732 ;
-  wire [31:0] \psum_out$748 ;
-  wire [31:0] \psum_out$752 ;
-  wire [31:0] \psum_out$768 ;
-  wire [31:0] \psum_out$784 ;
-  wire [31:0] \psum_out$800 ;
-  wire [31:0] \psum_out$816 ;
-  wire [31:0] \psum_out$832 ;
-  wire [31:0] \psum_out$848 ;
-  wire [31:0] \psum_out$864 ;
-  wire [31:0] \psum_out$868 ;
-  wire [31:0] \psum_out$884 ;
-  wire [31:0] \psum_out$900 ;
-  wire [31:0] \psum_out$916 ;
-  wire [31:0] \psum_out$932 ;
+  wire [31:0] \psum_out$738 ;
+  wire [31:0] \psum_out$760 ;
+  wire [31:0] \psum_out$777 ;
+  wire [31:0] \psum_out$799 ;
+  wire [31:0] \psum_out$821 ;
+  wire [31:0] \psum_out$843 ;
+  wire [31:0] \psum_out$865 ;
+  wire [31:0] \psum_out$887 ;
+  wire [31:0] \psum_out$909 ;
+  wire [31:0] \psum_out$931 ;
   wire [31:0] \psum_out$948 ;
-  wire [31:0] \psum_out$964 ;
-  wire [31:0] \psum_out$980 ;
-  wire [31:0] \psum_out$984 ;
+  wire [31:0] \psum_out$970 ;
+  wire [31:0] \psum_out$992 ;
   reg released = 1'h0;
   output [256:0] results__payload;
   wire [256:0] results__payload;
@@ -1877,375 +1877,375 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_7 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1012 ;
-  wire \valid_in$1028 ;
-  wire \valid_in$1044 ;
-  wire \valid_in$1060 ;
+  wire \valid_in$1010 ;
+  wire \valid_in$1032 ;
+  wire \valid_in$1054 ;
   wire \valid_in$1076 ;
-  wire \valid_in$1092 ;
-  wire \valid_in$1112 ;
-  wire \valid_in$1128 ;
-  wire \valid_in$1144 ;
-  wire \valid_in$1160 ;
-  wire \valid_in$1176 ;
-  wire \valid_in$1192 ;
-  wire \valid_in$1208 ;
-  wire \valid_in$1228 ;
-  wire \valid_in$1244 ;
-  wire \valid_in$1260 ;
-  wire \valid_in$1276 ;
-  wire \valid_in$1292 ;
+  wire \valid_in$1098 ;
+  wire \valid_in$1115 ;
+  wire \valid_in$1137 ;
+  wire \valid_in$1159 ;
+  wire \valid_in$1181 ;
+  wire \valid_in$1203 ;
+  wire \valid_in$1225 ;
+  wire \valid_in$1247 ;
+  wire \valid_in$125 ;
+  wire \valid_in$1269 ;
+  wire \valid_in$1286 ;
   wire \valid_in$1308 ;
-  wire \valid_in$1324 ;
-  wire \valid_in$1344 ;
-  wire \valid_in$1360 ;
-  wire \valid_in$1376 ;
-  wire \valid_in$1392 ;
-  wire \valid_in$1408 ;
-  wire \valid_in$1424 ;
+  wire \valid_in$1330 ;
+  wire \valid_in$1352 ;
+  wire \valid_in$1374 ;
+  wire \valid_in$1396 ;
+  wire \valid_in$1418 ;
   wire \valid_in$1440 ;
-  wire \valid_in$176 ;
-  wire \valid_in$231 ;
-  wire \valid_in$286 ;
-  wire \valid_in$341 ;
-  wire \valid_in$396 ;
-  wire \valid_in$451 ;
-  wire \valid_in$506 ;
-  wire \valid_in$560 ;
-  wire \valid_in$572 ;
-  wire \valid_in$584 ;
-  wire \valid_in$596 ;
-  wire \valid_in$608 ;
-  wire \valid_in$620 ;
-  wire \valid_in$632 ;
-  wire \valid_in$648 ;
-  wire \valid_in$664 ;
-  wire \valid_in$680 ;
-  wire \valid_in$696 ;
+  wire \valid_in$145 ;
+  wire \valid_in$165 ;
+  wire \valid_in$185 ;
+  wire \valid_in$205 ;
+  wire \valid_in$225 ;
+  wire \valid_in$245 ;
+  wire \valid_in$260 ;
+  wire \valid_in$282 ;
+  wire \valid_in$304 ;
+  wire \valid_in$326 ;
+  wire \valid_in$348 ;
+  wire \valid_in$370 ;
+  wire \valid_in$392 ;
+  wire \valid_in$414 ;
+  wire \valid_in$431 ;
+  wire \valid_in$453 ;
+  wire \valid_in$475 ;
+  wire \valid_in$497 ;
+  wire \valid_in$519 ;
+  wire \valid_in$541 ;
+  wire \valid_in$563 ;
+  wire \valid_in$585 ;
+  wire \valid_in$602 ;
+  wire \valid_in$624 ;
+  wire \valid_in$646 ;
+  wire \valid_in$668 ;
+  wire \valid_in$690 ;
   wire \valid_in$712 ;
-  wire \valid_in$728 ;
-  wire \valid_in$744 ;
-  wire \valid_in$764 ;
-  wire \valid_in$780 ;
-  wire \valid_in$796 ;
-  wire \valid_in$812 ;
-  wire \valid_in$828 ;
-  wire \valid_in$844 ;
-  wire \valid_in$860 ;
-  wire \valid_in$880 ;
-  wire \valid_in$896 ;
-  wire \valid_in$912 ;
-  wire \valid_in$928 ;
+  wire \valid_in$734 ;
+  wire \valid_in$756 ;
+  wire \valid_in$773 ;
+  wire \valid_in$795 ;
+  wire \valid_in$817 ;
+  wire \valid_in$839 ;
+  wire \valid_in$861 ;
+  wire \valid_in$883 ;
+  wire \valid_in$905 ;
+  wire \valid_in$927 ;
   wire \valid_in$944 ;
-  wire \valid_in$960 ;
-  wire \valid_in$976 ;
-  wire \valid_in$996 ;
+  wire \valid_in$966 ;
+  wire \valid_in$988 ;
   wire valid_next;
-  wire \valid_next$1014 ;
-  wire \valid_next$1030 ;
-  wire \valid_next$1046 ;
-  wire \valid_next$1062 ;
+  wire \valid_next$1012 ;
+  wire \valid_next$1034 ;
+  wire \valid_next$1056 ;
   wire \valid_next$1078 ;
-  wire \valid_next$1094 ;
-  wire \valid_next$1114 ;
-  wire \valid_next$1130 ;
-  wire \valid_next$1146 ;
-  wire \valid_next$1162 ;
-  wire \valid_next$1178 ;
-  wire \valid_next$1194 ;
-  wire \valid_next$1210 ;
-  wire \valid_next$1230 ;
-  wire \valid_next$1246 ;
-  wire \valid_next$1262 ;
-  wire \valid_next$1278 ;
-  wire \valid_next$1294 ;
+  wire \valid_next$1100 ;
+  wire \valid_next$1113 ;
+  wire \valid_next$1139 ;
+  wire \valid_next$1161 ;
+  wire \valid_next$1183 ;
+  wire \valid_next$1205 ;
+  wire \valid_next$1227 ;
+  wire \valid_next$1249 ;
+  wire \valid_next$127 ;
+  wire \valid_next$1271 ;
+  wire \valid_next$1284 ;
   wire \valid_next$1310 ;
-  wire \valid_next$1326 ;
-  wire \valid_next$1346 ;
-  wire \valid_next$1362 ;
-  wire \valid_next$1378 ;
-  wire \valid_next$1394 ;
-  wire \valid_next$1410 ;
-  wire \valid_next$1426 ;
+  wire \valid_next$1332 ;
+  wire \valid_next$1354 ;
+  wire \valid_next$1376 ;
+  wire \valid_next$1398 ;
+  wire \valid_next$1420 ;
   wire \valid_next$1442 ;
-  wire \valid_next$174 ;
-  wire \valid_next$229 ;
+  wire \valid_next$147 ;
+  wire \valid_next$167 ;
+  wire \valid_next$187 ;
+  wire \valid_next$207 ;
+  wire \valid_next$227 ;
+  wire \valid_next$247 ;
+  wire \valid_next$258 ;
   wire \valid_next$284 ;
-  wire \valid_next$339 ;
+  wire \valid_next$306 ;
+  wire \valid_next$328 ;
+  wire \valid_next$350 ;
+  wire \valid_next$372 ;
   wire \valid_next$394 ;
-  wire \valid_next$449 ;
-  wire \valid_next$504 ;
-  wire \valid_next$562 ;
-  wire \valid_next$574 ;
-  wire \valid_next$586 ;
-  wire \valid_next$598 ;
-  wire \valid_next$610 ;
-  wire \valid_next$622 ;
-  wire \valid_next$634 ;
-  wire \valid_next$650 ;
-  wire \valid_next$666 ;
-  wire \valid_next$682 ;
-  wire \valid_next$698 ;
+  wire \valid_next$416 ;
+  wire \valid_next$429 ;
+  wire \valid_next$455 ;
+  wire \valid_next$477 ;
+  wire \valid_next$499 ;
+  wire \valid_next$521 ;
+  wire \valid_next$543 ;
+  wire \valid_next$565 ;
+  wire \valid_next$587 ;
+  wire \valid_next$600 ;
+  wire \valid_next$626 ;
+  wire \valid_next$648 ;
+  wire \valid_next$670 ;
+  wire \valid_next$692 ;
   wire \valid_next$714 ;
-  wire \valid_next$730 ;
-  wire \valid_next$746 ;
-  wire \valid_next$766 ;
-  wire \valid_next$782 ;
-  wire \valid_next$798 ;
-  wire \valid_next$814 ;
-  wire \valid_next$830 ;
-  wire \valid_next$846 ;
-  wire \valid_next$862 ;
-  wire \valid_next$882 ;
-  wire \valid_next$898 ;
-  wire \valid_next$914 ;
-  wire \valid_next$930 ;
-  wire \valid_next$946 ;
-  wire \valid_next$962 ;
-  wire \valid_next$978 ;
-  wire \valid_next$998 ;
+  wire \valid_next$736 ;
+  wire \valid_next$758 ;
+  wire \valid_next$771 ;
+  wire \valid_next$797 ;
+  wire \valid_next$819 ;
+  wire \valid_next$841 ;
+  wire \valid_next$863 ;
+  wire \valid_next$885 ;
+  wire \valid_next$907 ;
+  wire \valid_next$929 ;
+  wire \valid_next$942 ;
+  wire \valid_next$968 ;
+  wire \valid_next$990 ;
   wire valid_out;
-  wire \valid_out$1013 ;
-  wire \valid_out$1029 ;
-  wire \valid_out$1045 ;
-  wire \valid_out$1061 ;
+  wire \valid_out$1011 ;
+  wire \valid_out$1033 ;
+  wire \valid_out$1055 ;
   wire \valid_out$1077 ;
-  wire \valid_out$1093 ;
-  wire \valid_out$1113 ;
-  wire \valid_out$1129 ;
-  wire \valid_out$1145 ;
-  wire \valid_out$1161 ;
-  wire \valid_out$1177 ;
-  wire \valid_out$1193 ;
-  wire \valid_out$1209 ;
-  wire \valid_out$1229 ;
-  wire \valid_out$1245 ;
-  wire \valid_out$1261 ;
-  wire \valid_out$1277 ;
-  wire \valid_out$1293 ;
+  wire \valid_out$1099 ;
+  wire \valid_out$1138 ;
+  wire \valid_out$1160 ;
+  wire \valid_out$1182 ;
+  wire \valid_out$1204 ;
+  wire \valid_out$1226 ;
+  wire \valid_out$1248 ;
+  wire \valid_out$126 ;
+  wire \valid_out$1270 ;
   wire \valid_out$1309 ;
-  wire \valid_out$1325 ;
-  wire \valid_out$1345 ;
-  wire \valid_out$1361 ;
-  wire \valid_out$1377 ;
-  wire \valid_out$1393 ;
-  wire \valid_out$1409 ;
-  wire \valid_out$1425 ;
+  wire \valid_out$1331 ;
+  wire \valid_out$1353 ;
+  wire \valid_out$1375 ;
+  wire \valid_out$1397 ;
+  wire \valid_out$1419 ;
   wire \valid_out$1441 ;
-  wire \valid_out$561 ;
-  wire \valid_out$573 ;
-  wire \valid_out$585 ;
-  wire \valid_out$597 ;
-  wire \valid_out$609 ;
-  wire \valid_out$621 ;
-  wire \valid_out$633 ;
-  wire \valid_out$649 ;
-  wire \valid_out$665 ;
-  wire \valid_out$681 ;
-  wire \valid_out$697 ;
+  wire \valid_out$146 ;
+  wire \valid_out$166 ;
+  wire \valid_out$186 ;
+  wire \valid_out$206 ;
+  wire \valid_out$226 ;
+  wire \valid_out$246 ;
+  wire \valid_out$283 ;
+  wire \valid_out$305 ;
+  wire \valid_out$327 ;
+  wire \valid_out$349 ;
+  wire \valid_out$371 ;
+  wire \valid_out$393 ;
+  wire \valid_out$415 ;
+  wire \valid_out$454 ;
+  wire \valid_out$476 ;
+  wire \valid_out$498 ;
+  wire \valid_out$520 ;
+  wire \valid_out$542 ;
+  wire \valid_out$564 ;
+  wire \valid_out$586 ;
+  wire \valid_out$625 ;
+  wire \valid_out$647 ;
+  wire \valid_out$669 ;
+  wire \valid_out$691 ;
   wire \valid_out$713 ;
-  wire \valid_out$729 ;
-  wire \valid_out$745 ;
-  wire \valid_out$765 ;
-  wire \valid_out$781 ;
-  wire \valid_out$797 ;
-  wire \valid_out$813 ;
-  wire \valid_out$829 ;
-  wire \valid_out$845 ;
-  wire \valid_out$861 ;
-  wire \valid_out$881 ;
-  wire \valid_out$897 ;
-  wire \valid_out$913 ;
-  wire \valid_out$929 ;
-  wire \valid_out$945 ;
-  wire \valid_out$961 ;
-  wire \valid_out$977 ;
-  wire \valid_out$997 ;
+  wire \valid_out$735 ;
+  wire \valid_out$757 ;
+  wire \valid_out$796 ;
+  wire \valid_out$818 ;
+  wire \valid_out$840 ;
+  wire \valid_out$862 ;
+  wire \valid_out$884 ;
+  wire \valid_out$906 ;
+  wire \valid_out$928 ;
+  wire \valid_out$967 ;
+  wire \valid_out$989 ;
   wire w_accept;
   wire [7:0] w_in;
-  wire [7:0] \w_in$1001 ;
-  wire [7:0] \w_in$1017 ;
-  wire [7:0] \w_in$1033 ;
-  wire [7:0] \w_in$1049 ;
-  wire [7:0] \w_in$1065 ;
+  wire [7:0] \w_in$1015 ;
+  wire [7:0] \w_in$1037 ;
+  wire [7:0] \w_in$1059 ;
   wire [7:0] \w_in$1081 ;
-  wire [7:0] \w_in$1097 ;
-  wire [7:0] \w_in$1101 ;
-  wire [7:0] \w_in$1117 ;
-  wire [7:0] \w_in$1133 ;
-  wire [7:0] \w_in$1149 ;
-  wire [7:0] \w_in$1165 ;
-  wire [7:0] \w_in$117 ;
-  wire [7:0] \w_in$1181 ;
-  wire [7:0] \w_in$1197 ;
-  wire [7:0] \w_in$1213 ;
-  wire [7:0] \w_in$1217 ;
-  wire [7:0] \w_in$1233 ;
-  wire [7:0] \w_in$1249 ;
-  wire [7:0] \w_in$125 ;
-  wire [7:0] \w_in$1265 ;
-  wire [7:0] \w_in$1281 ;
-  wire [7:0] \w_in$1297 ;
+  wire [7:0] \w_in$1103 ;
+  wire [7:0] \w_in$1120 ;
+  wire [7:0] \w_in$1142 ;
+  wire [7:0] \w_in$1164 ;
+  wire [7:0] \w_in$1186 ;
+  wire [7:0] \w_in$1208 ;
+  wire [7:0] \w_in$1230 ;
+  wire [7:0] \w_in$1252 ;
+  wire [7:0] \w_in$1274 ;
+  wire [7:0] \w_in$129 ;
+  wire [7:0] \w_in$1291 ;
   wire [7:0] \w_in$1313 ;
-  wire [7:0] \w_in$1329 ;
-  wire [7:0] \w_in$133 ;
-  wire [7:0] \w_in$1333 ;
-  wire [7:0] \w_in$1349 ;
-  wire [7:0] \w_in$1365 ;
-  wire [7:0] \w_in$1381 ;
-  wire [7:0] \w_in$1397 ;
-  wire [7:0] \w_in$141 ;
-  wire [7:0] \w_in$1413 ;
-  wire [7:0] \w_in$1429 ;
+  wire [7:0] \w_in$1335 ;
+  wire [7:0] \w_in$1357 ;
+  wire [7:0] \w_in$1379 ;
+  wire [7:0] \w_in$1401 ;
+  wire [7:0] \w_in$1423 ;
   wire [7:0] \w_in$1445 ;
   wire [7:0] \w_in$149 ;
-  wire [7:0] \w_in$157 ;
-  wire [7:0] \w_in$165 ;
-  wire [7:0] \w_in$637 ;
-  wire [7:0] \w_in$653 ;
-  wire [7:0] \w_in$669 ;
-  wire [7:0] \w_in$685 ;
-  wire [7:0] \w_in$701 ;
+  wire [7:0] \w_in$169 ;
+  wire [7:0] \w_in$189 ;
+  wire [7:0] \w_in$209 ;
+  wire [7:0] \w_in$229 ;
+  wire [7:0] \w_in$249 ;
+  wire [7:0] \w_in$265 ;
+  wire [7:0] \w_in$287 ;
+  wire [7:0] \w_in$309 ;
+  wire [7:0] \w_in$331 ;
+  wire [7:0] \w_in$353 ;
+  wire [7:0] \w_in$375 ;
+  wire [7:0] \w_in$397 ;
+  wire [7:0] \w_in$419 ;
+  wire [7:0] \w_in$436 ;
+  wire [7:0] \w_in$458 ;
+  wire [7:0] \w_in$480 ;
+  wire [7:0] \w_in$502 ;
+  wire [7:0] \w_in$524 ;
+  wire [7:0] \w_in$546 ;
+  wire [7:0] \w_in$568 ;
+  wire [7:0] \w_in$590 ;
+  wire [7:0] \w_in$607 ;
+  wire [7:0] \w_in$629 ;
+  wire [7:0] \w_in$651 ;
+  wire [7:0] \w_in$673 ;
+  wire [7:0] \w_in$695 ;
   wire [7:0] \w_in$717 ;
-  wire [7:0] \w_in$733 ;
-  wire [7:0] \w_in$749 ;
-  wire [7:0] \w_in$753 ;
-  wire [7:0] \w_in$769 ;
-  wire [7:0] \w_in$785 ;
-  wire [7:0] \w_in$801 ;
-  wire [7:0] \w_in$817 ;
-  wire [7:0] \w_in$833 ;
-  wire [7:0] \w_in$849 ;
-  wire [7:0] \w_in$865 ;
-  wire [7:0] \w_in$869 ;
-  wire [7:0] \w_in$885 ;
-  wire [7:0] \w_in$901 ;
-  wire [7:0] \w_in$917 ;
-  wire [7:0] \w_in$933 ;
+  wire [7:0] \w_in$739 ;
+  wire [7:0] \w_in$761 ;
+  wire [7:0] \w_in$778 ;
+  wire [7:0] \w_in$800 ;
+  wire [7:0] \w_in$822 ;
+  wire [7:0] \w_in$844 ;
+  wire [7:0] \w_in$866 ;
+  wire [7:0] \w_in$888 ;
+  wire [7:0] \w_in$910 ;
+  wire [7:0] \w_in$932 ;
   wire [7:0] \w_in$949 ;
-  wire [7:0] \w_in$965 ;
-  wire [7:0] \w_in$981 ;
-  wire [7:0] \w_in$985 ;
+  wire [7:0] \w_in$971 ;
+  wire [7:0] \w_in$993 ;
   wire [7:0] w_out;
-  wire [7:0] \w_out$1002 ;
-  wire [7:0] \w_out$1018 ;
-  wire [7:0] \w_out$1034 ;
-  wire [7:0] \w_out$1050 ;
-  wire [7:0] \w_out$1066 ;
+  wire [7:0] \w_out$1016 ;
+  wire [7:0] \w_out$1038 ;
+  wire [7:0] \w_out$1060 ;
   wire [7:0] \w_out$1082 ;
-  wire [7:0] \w_out$1098 ;
-  wire [7:0] \w_out$1102 ;
-  wire [7:0] \w_out$1118 ;
-  wire [7:0] \w_out$1134 ;
-  wire [7:0] \w_out$1150 ;
-  wire [7:0] \w_out$1166 ;
-  wire [7:0] \w_out$1182 ;
-  wire [7:0] \w_out$1198 ;
-  wire [7:0] \w_out$1214 ;
-  wire [7:0] \w_out$1218 ;
-  wire [7:0] \w_out$1234 ;
-  wire [7:0] \w_out$1250 ;
-  wire [7:0] \w_out$1266 ;
-  wire [7:0] \w_out$1282 ;
-  wire [7:0] \w_out$1298 ;
+  wire [7:0] \w_out$1104 ;
+  wire [7:0] \w_out$1121 ;
+  wire [7:0] \w_out$1143 ;
+  wire [7:0] \w_out$1165 ;
+  wire [7:0] \w_out$1187 ;
+  wire [7:0] \w_out$1209 ;
+  wire [7:0] \w_out$1231 ;
+  wire [7:0] \w_out$1253 ;
+  wire [7:0] \w_out$1275 ;
+  wire [7:0] \w_out$1292 ;
   wire [7:0] \w_out$1314 ;
-  wire [7:0] \w_out$1330 ;
-  wire [7:0] \w_out$1334 ;
-  wire [7:0] \w_out$1350 ;
-  wire [7:0] \w_out$1366 ;
-  wire [7:0] \w_out$1382 ;
-  wire [7:0] \w_out$1398 ;
-  wire [7:0] \w_out$1414 ;
-  wire [7:0] \w_out$1430 ;
+  wire [7:0] \w_out$1336 ;
+  wire [7:0] \w_out$1358 ;
+  wire [7:0] \w_out$1380 ;
+  wire [7:0] \w_out$1402 ;
+  wire [7:0] \w_out$1424 ;
   wire [7:0] \w_out$1446 ;
-  wire [7:0] \w_out$654 ;
-  wire [7:0] \w_out$670 ;
-  wire [7:0] \w_out$686 ;
-  wire [7:0] \w_out$702 ;
+  wire [7:0] \w_out$288 ;
+  wire [7:0] \w_out$310 ;
+  wire [7:0] \w_out$332 ;
+  wire [7:0] \w_out$354 ;
+  wire [7:0] \w_out$376 ;
+  wire [7:0] \w_out$398 ;
+  wire [7:0] \w_out$420 ;
+  wire [7:0] \w_out$437 ;
+  wire [7:0] \w_out$459 ;
+  wire [7:0] \w_out$481 ;
+  wire [7:0] \w_out$503 ;
+  wire [7:0] \w_out$525 ;
+  wire [7:0] \w_out$547 ;
+  wire [7:0] \w_out$569 ;
+  wire [7:0] \w_out$591 ;
+  wire [7:0] \w_out$608 ;
+  wire [7:0] \w_out$630 ;
+  wire [7:0] \w_out$652 ;
+  wire [7:0] \w_out$674 ;
+  wire [7:0] \w_out$696 ;
   wire [7:0] \w_out$718 ;
-  wire [7:0] \w_out$734 ;
-  wire [7:0] \w_out$750 ;
-  wire [7:0] \w_out$754 ;
-  wire [7:0] \w_out$770 ;
-  wire [7:0] \w_out$786 ;
-  wire [7:0] \w_out$802 ;
-  wire [7:0] \w_out$818 ;
-  wire [7:0] \w_out$834 ;
-  wire [7:0] \w_out$850 ;
-  wire [7:0] \w_out$866 ;
-  wire [7:0] \w_out$870 ;
-  wire [7:0] \w_out$886 ;
-  wire [7:0] \w_out$902 ;
-  wire [7:0] \w_out$918 ;
-  wire [7:0] \w_out$934 ;
+  wire [7:0] \w_out$740 ;
+  wire [7:0] \w_out$762 ;
+  wire [7:0] \w_out$779 ;
+  wire [7:0] \w_out$801 ;
+  wire [7:0] \w_out$823 ;
+  wire [7:0] \w_out$845 ;
+  wire [7:0] \w_out$867 ;
+  wire [7:0] \w_out$889 ;
+  wire [7:0] \w_out$911 ;
+  wire [7:0] \w_out$933 ;
   wire [7:0] \w_out$950 ;
-  wire [7:0] \w_out$966 ;
-  wire [7:0] \w_out$982 ;
-  wire [7:0] \w_out$986 ;
+  wire [7:0] \w_out$972 ;
+  wire [7:0] \w_out$994 ;
   reg w_shift = 1'h0;
+  reg \w_shift$1019  = 1'h0;
+  reg \w_shift$1041  = 1'h0;
+  reg \w_shift$1063  = 1'h0;
+  reg \w_shift$1085  = 1'h0;
+  reg \w_shift$1107  = 1'h0;
   reg \w_shift$112  = 1'h0;
-  reg \w_shift$120  = 1'h0;
-  reg \w_shift$128  = 1'h0;
-  reg \w_shift$136  = 1'h0;
-  reg \w_shift$144  = 1'h0;
+  reg \w_shift$1124  = 1'h0;
+  reg \w_shift$1146  = 1'h0;
+  reg \w_shift$1168  = 1'h0;
+  reg \w_shift$1190  = 1'h0;
+  reg \w_shift$1212  = 1'h0;
+  reg \w_shift$1234  = 1'h0;
+  reg \w_shift$1256  = 1'h0;
+  reg \w_shift$1278  = 1'h0;
+  reg \w_shift$1295  = 1'h0;
+  reg \w_shift$1317  = 1'h0;
+  reg \w_shift$132  = 1'h0;
+  reg \w_shift$1339  = 1'h0;
+  reg \w_shift$1361  = 1'h0;
+  reg \w_shift$1383  = 1'h0;
+  reg \w_shift$1405  = 1'h0;
+  reg \w_shift$1427  = 1'h0;
   reg \w_shift$152  = 1'h0;
-  reg \w_shift$160  = 1'h0;
-  reg \w_shift$168  = 1'h0;
-  reg \w_shift$181  = 1'h0;
-  reg \w_shift$187  = 1'h0;
-  reg \w_shift$193  = 1'h0;
-  reg \w_shift$199  = 1'h0;
-  reg \w_shift$205  = 1'h0;
-  reg \w_shift$211  = 1'h0;
-  reg \w_shift$217  = 1'h0;
-  reg \w_shift$223  = 1'h0;
-  reg \w_shift$236  = 1'h0;
-  reg \w_shift$242  = 1'h0;
-  reg \w_shift$248  = 1'h0;
-  reg \w_shift$254  = 1'h0;
-  reg \w_shift$260  = 1'h0;
-  reg \w_shift$266  = 1'h0;
-  reg \w_shift$272  = 1'h0;
-  reg \w_shift$278  = 1'h0;
+  reg \w_shift$172  = 1'h0;
+  reg \w_shift$192  = 1'h0;
+  reg \w_shift$212  = 1'h0;
+  reg \w_shift$232  = 1'h0;
+  reg \w_shift$252  = 1'h0;
+  reg \w_shift$269  = 1'h0;
   reg \w_shift$291  = 1'h0;
-  reg \w_shift$297  = 1'h0;
-  reg \w_shift$303  = 1'h0;
-  reg \w_shift$309  = 1'h0;
-  reg \w_shift$315  = 1'h0;
-  reg \w_shift$321  = 1'h0;
-  reg \w_shift$327  = 1'h0;
-  reg \w_shift$333  = 1'h0;
-  reg \w_shift$346  = 1'h0;
-  reg \w_shift$352  = 1'h0;
-  reg \w_shift$358  = 1'h0;
-  reg \w_shift$364  = 1'h0;
-  reg \w_shift$370  = 1'h0;
-  reg \w_shift$376  = 1'h0;
-  reg \w_shift$382  = 1'h0;
-  reg \w_shift$388  = 1'h0;
+  reg \w_shift$313  = 1'h0;
+  reg \w_shift$335  = 1'h0;
+  reg \w_shift$357  = 1'h0;
+  reg \w_shift$379  = 1'h0;
   reg \w_shift$401  = 1'h0;
-  reg \w_shift$407  = 1'h0;
-  reg \w_shift$413  = 1'h0;
-  reg \w_shift$419  = 1'h0;
-  reg \w_shift$425  = 1'h0;
-  reg \w_shift$431  = 1'h0;
-  reg \w_shift$437  = 1'h0;
-  reg \w_shift$443  = 1'h0;
-  reg \w_shift$456  = 1'h0;
+  reg \w_shift$423  = 1'h0;
+  reg \w_shift$440  = 1'h0;
   reg \w_shift$462  = 1'h0;
-  reg \w_shift$468  = 1'h0;
-  reg \w_shift$474  = 1'h0;
-  reg \w_shift$480  = 1'h0;
-  reg \w_shift$486  = 1'h0;
-  reg \w_shift$492  = 1'h0;
-  reg \w_shift$498  = 1'h0;
-  reg \w_shift$511  = 1'h0;
-  reg \w_shift$517  = 1'h0;
-  reg \w_shift$523  = 1'h0;
-  reg \w_shift$529  = 1'h0;
-  reg \w_shift$535  = 1'h0;
-  reg \w_shift$541  = 1'h0;
-  reg \w_shift$547  = 1'h0;
+  reg \w_shift$484  = 1'h0;
+  reg \w_shift$506  = 1'h0;
+  reg \w_shift$528  = 1'h0;
+  reg \w_shift$550  = 1'h0;
+  reg \w_shift$572  = 1'h0;
+  reg \w_shift$594  = 1'h0;
+  reg \w_shift$611  = 1'h0;
+  reg \w_shift$633  = 1'h0;
+  reg \w_shift$655  = 1'h0;
+  reg \w_shift$677  = 1'h0;
+  reg \w_shift$699  = 1'h0;
+  reg \w_shift$721  = 1'h0;
+  reg \w_shift$743  = 1'h0;
+  reg \w_shift$765  = 1'h0;
+  reg \w_shift$782  = 1'h0;
+  reg \w_shift$804  = 1'h0;
+  reg \w_shift$826  = 1'h0;
+  reg \w_shift$848  = 1'h0;
+  reg \w_shift$870  = 1'h0;
+  reg \w_shift$892  = 1'h0;
+  reg \w_shift$914  = 1'h0;
+  reg \w_shift$936  = 1'h0;
+  reg \w_shift$953  = 1'h0;
+  reg \w_shift$975  = 1'h0;
+  reg \w_shift$997  = 1'h0;
   input [63:0] weights__payload;
   wire [63:0] weights__payload;
   wire [63:0] \weights__payload.w ;
@@ -2290,7 +2290,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = \$21  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$22  = in_flags[0] | results__valid;
-  assign \$23  = | { \valid_in$1440 , \valid_in$1424 , \valid_in$1408 , \valid_in$1392 , \valid_in$1376 , \valid_in$1360 , \valid_in$1344 , \o$104 [21], \valid_in$1324 , \valid_in$1308 , \valid_in$1292 , \valid_in$1276 , \valid_in$1260 , \valid_in$1244 , \valid_in$1228 , \o$104 [18], \valid_in$1208 , \valid_in$1192 , \valid_in$1176 , \valid_in$1160 , \valid_in$1144 , \valid_in$1128 , \valid_in$1112 , \o$104 [15], \valid_in$1092 , \valid_in$1076 , \valid_in$1060 , \valid_in$1044 , \valid_in$1028 , \valid_in$1012 , \valid_in$996 , \o$104 [12], \valid_in$976 , \valid_in$960 , \valid_in$944 , \valid_in$928 , \valid_in$912 , \valid_in$896 , \valid_in$880 , \o$104 [9], \valid_in$860 , \valid_in$844 , \valid_in$828 , \valid_in$812 , \valid_in$796 , \valid_in$780 , \valid_in$764 , \o$104 [6], \valid_in$744 , \valid_in$728 , \valid_in$712 , \valid_in$696 , \valid_in$680 , \valid_in$664 , \valid_in$648 , \o$104 [3], \valid_in$632 , \valid_in$620 , \valid_in$608 , \valid_in$596 , \valid_in$584 , \valid_in$572 , \valid_in$560 , \o$104 [0] };
+  assign \$23  = | { \valid_in$1440 , \valid_in$1418 , \valid_in$1396 , \valid_in$1374 , \valid_in$1352 , \valid_in$1330 , \valid_in$1308 , \o$104 [21], \valid_in$1269 , \valid_in$1247 , \valid_in$1225 , \valid_in$1203 , \valid_in$1181 , \valid_in$1159 , \valid_in$1137 , \o$104 [18], \valid_in$1098 , \valid_in$1076 , \valid_in$1054 , \valid_in$1032 , \valid_in$1010 , \valid_in$988 , \valid_in$966 , \o$104 [15], \valid_in$927 , \valid_in$905 , \valid_in$883 , \valid_in$861 , \valid_in$839 , \valid_in$817 , \valid_in$795 , \o$104 [12], \valid_in$756 , \valid_in$734 , \valid_in$712 , \valid_in$690 , \valid_in$668 , \valid_in$646 , \valid_in$624 , \o$104 [9], \valid_in$585 , \valid_in$563 , \valid_in$541 , \valid_in$519 , \valid_in$497 , \valid_in$475 , \valid_in$453 , \o$104 [6], \valid_in$414 , \valid_in$392 , \valid_in$370 , \valid_in$348 , \valid_in$326 , \valid_in$304 , \valid_in$282 , \o$104 [3], \valid_in$245 , \valid_in$225 , \valid_in$205 , \valid_in$185 , \valid_in$165 , \valid_in$145 , \valid_in$125 , \o$104 [0] };
   assign busy = \$22  | \$23 ;
   assign \$24  = ~ skid_valid;
   assign \$25  = ~ skid_valid_0;
@@ -2354,129 +2354,129 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign \$83  = ~ held;
   assign \$84  = \en$110  ? o_next[2] : \w_shift$112 ;
   assign \$85  = ~ held;
-  assign \$86  = \en$118  ? o_next[4] : \w_shift$120 ;
+  assign \$86  = \en$130  ? o_next[4] : \w_shift$132 ;
   assign \$87  = ~ held;
-  assign \$88  = \en$126  ? o_next[6] : \w_shift$128 ;
+  assign \$88  = \en$150  ? o_next[6] : \w_shift$152 ;
   assign \$89  = ~ held;
-  assign \$90  = \en$134  ? o_next[8] : \w_shift$136 ;
+  assign \$90  = \en$170  ? o_next[8] : \w_shift$172 ;
   assign \$91  = ~ held;
-  assign \$92  = \en$142  ? o_next[10] : \w_shift$144 ;
+  assign \$92  = \en$190  ? o_next[10] : \w_shift$192 ;
   assign \$93  = ~ held;
-  assign \$94  = \en$150  ? o_next[12] : \w_shift$152 ;
+  assign \$94  = \en$210  ? o_next[12] : \w_shift$212 ;
   assign \$95  = ~ held;
-  assign \$96  = \en$158  ? o_next[14] : \w_shift$160 ;
+  assign \$96  = \en$230  ? o_next[14] : \w_shift$232 ;
   assign \$97  = ~ held;
-  assign \$98  = \en$166  ? o_next[0] : \w_shift$168 ;
+  assign \$98  = \en$250  ? o_next[0] : \w_shift$252 ;
   assign \$99  = ~ held;
-  assign \$100  = \en$179  ? o_next[2] : \w_shift$181 ;
+  assign \$100  = \en$267  ? o_next[2] : \w_shift$269 ;
   assign \$101  = ~ held;
-  assign \$102  = \en$185  ? o_next[4] : \w_shift$187 ;
+  assign \$102  = \en$289  ? o_next[4] : \w_shift$291 ;
   assign \$103  = ~ held;
-  assign \$104  = \en$191  ? o_next[6] : \w_shift$193 ;
+  assign \$104  = \en$311  ? o_next[6] : \w_shift$313 ;
   assign \$105  = ~ held;
-  assign \$106  = \en$197  ? o_next[8] : \w_shift$199 ;
+  assign \$106  = \en$333  ? o_next[8] : \w_shift$335 ;
   assign \$107  = ~ held;
-  assign \$108  = \en$203  ? o_next[10] : \w_shift$205 ;
+  assign \$108  = \en$355  ? o_next[10] : \w_shift$357 ;
   assign \$109  = ~ held;
-  assign \$110  = \en$209  ? o_next[12] : \w_shift$211 ;
+  assign \$110  = \en$377  ? o_next[12] : \w_shift$379 ;
   assign \$111  = ~ held;
-  assign \$112  = \en$215  ? o_next[14] : \w_shift$217 ;
+  assign \$112  = \en$399  ? o_next[14] : \w_shift$401 ;
   assign \$113  = ~ held;
-  assign \$114  = \en$221  ? o_next[0] : \w_shift$223 ;
+  assign \$114  = \en$421  ? o_next[0] : \w_shift$423 ;
   assign \$115  = ~ held;
-  assign \$116  = \en$234  ? o_next[2] : \w_shift$236 ;
+  assign \$116  = \en$438  ? o_next[2] : \w_shift$440 ;
   assign \$117  = ~ held;
-  assign \$118  = \en$240  ? o_next[4] : \w_shift$242 ;
+  assign \$118  = \en$460  ? o_next[4] : \w_shift$462 ;
   assign \$119  = ~ held;
-  assign \$120  = \en$246  ? o_next[6] : \w_shift$248 ;
+  assign \$120  = \en$482  ? o_next[6] : \w_shift$484 ;
   assign \$121  = ~ held;
-  assign \$122  = \en$252  ? o_next[8] : \w_shift$254 ;
+  assign \$122  = \en$504  ? o_next[8] : \w_shift$506 ;
   assign \$123  = ~ held;
-  assign \$124  = \en$258  ? o_next[10] : \w_shift$260 ;
+  assign \$124  = \en$526  ? o_next[10] : \w_shift$528 ;
   assign \$125  = ~ held;
-  assign \$126  = \en$264  ? o_next[12] : \w_shift$266 ;
+  assign \$126  = \en$548  ? o_next[12] : \w_shift$550 ;
   assign \$127  = ~ held;
-  assign \$128  = \en$270  ? o_next[14] : \w_shift$272 ;
+  assign \$128  = \en$570  ? o_next[14] : \w_shift$572 ;
   assign \$129  = ~ held;
-  assign \$130  = \en$276  ? o_next[0] : \w_shift$278 ;
+  assign \$130  = \en$592  ? o_next[0] : \w_shift$594 ;
   assign \$131  = ~ held;
-  assign \$132  = \en$289  ? o_next[2] : \w_shift$291 ;
+  assign \$132  = \en$609  ? o_next[2] : \w_shift$611 ;
   assign \$133  = ~ held;
-  assign \$134  = \en$295  ? o_next[4] : \w_shift$297 ;
+  assign \$134  = \en$631  ? o_next[4] : \w_shift$633 ;
   assign \$135  = ~ held;
-  assign \$136  = \en$301  ? o_next[6] : \w_shift$303 ;
+  assign \$136  = \en$653  ? o_next[6] : \w_shift$655 ;
   assign \$137  = ~ held;
-  assign \$138  = \en$307  ? o_next[8] : \w_shift$309 ;
+  assign \$138  = \en$675  ? o_next[8] : \w_shift$677 ;
   assign \$139  = ~ held;
-  assign \$140  = \en$313  ? o_next[10] : \w_shift$315 ;
+  assign \$140  = \en$697  ? o_next[10] : \w_shift$699 ;
   assign \$141  = ~ held;
-  assign \$142  = \en$319  ? o_next[12] : \w_shift$321 ;
+  assign \$142  = \en$719  ? o_next[12] : \w_shift$721 ;
   assign \$143  = ~ held;
-  assign \$144  = \en$325  ? o_next[14] : \w_shift$327 ;
+  assign \$144  = \en$741  ? o_next[14] : \w_shift$743 ;
   assign \$145  = ~ held;
-  assign \$146  = \en$331  ? o_next[0] : \w_shift$333 ;
+  assign \$146  = \en$763  ? o_next[0] : \w_shift$765 ;
   assign \$147  = ~ held;
-  assign \$148  = \en$344  ? o_next[2] : \w_shift$346 ;
+  assign \$148  = \en$780  ? o_next[2] : \w_shift$782 ;
   assign \$149  = ~ held;
-  assign \$150  = \en$350  ? o_next[4] : \w_shift$352 ;
+  assign \$150  = \en$802  ? o_next[4] : \w_shift$804 ;
   assign \$151  = ~ held;
-  assign \$152  = \en$356  ? o_next[6] : \w_shift$358 ;
+  assign \$152  = \en$824  ? o_next[6] : \w_shift$826 ;
   assign \$153  = ~ held;
-  assign \$154  = \en$362  ? o_next[8] : \w_shift$364 ;
+  assign \$154  = \en$846  ? o_next[8] : \w_shift$848 ;
   assign \$155  = ~ held;
-  assign \$156  = \en$368  ? o_next[10] : \w_shift$370 ;
+  assign \$156  = \en$868  ? o_next[10] : \w_shift$870 ;
   assign \$157  = ~ held;
-  assign \$158  = \en$374  ? o_next[12] : \w_shift$376 ;
+  assign \$158  = \en$890  ? o_next[12] : \w_shift$892 ;
   assign \$159  = ~ held;
-  assign \$160  = \en$380  ? o_next[14] : \w_shift$382 ;
+  assign \$160  = \en$912  ? o_next[14] : \w_shift$914 ;
   assign \$161  = ~ held;
-  assign \$162  = \en$386  ? o_next[0] : \w_shift$388 ;
+  assign \$162  = \en$934  ? o_next[0] : \w_shift$936 ;
   assign \$163  = ~ held;
-  assign \$164  = \en$399  ? o_next[2] : \w_shift$401 ;
+  assign \$164  = \en$951  ? o_next[2] : \w_shift$953 ;
   assign \$165  = ~ held;
-  assign \$166  = \en$405  ? o_next[4] : \w_shift$407 ;
+  assign \$166  = \en$973  ? o_next[4] : \w_shift$975 ;
   assign \$167  = ~ held;
-  assign \$168  = \en$411  ? o_next[6] : \w_shift$413 ;
+  assign \$168  = \en$995  ? o_next[6] : \w_shift$997 ;
   assign \$169  = ~ held;
-  assign \$170  = \en$417  ? o_next[8] : \w_shift$419 ;
+  assign \$170  = \en$1017  ? o_next[8] : \w_shift$1019 ;
   assign \$171  = ~ held;
-  assign \$172  = \en$423  ? o_next[10] : \w_shift$425 ;
+  assign \$172  = \en$1039  ? o_next[10] : \w_shift$1041 ;
   assign \$173  = ~ held;
-  assign \$174  = \en$429  ? o_next[12] : \w_shift$431 ;
+  assign \$174  = \en$1061  ? o_next[12] : \w_shift$1063 ;
   assign \$175  = ~ held;
-  assign \$176  = \en$435  ? o_next[14] : \w_shift$437 ;
+  assign \$176  = \en$1083  ? o_next[14] : \w_shift$1085 ;
   assign \$177  = ~ held;
-  assign \$178  = \en$441  ? o_next[0] : \w_shift$443 ;
+  assign \$178  = \en$1105  ? o_next[0] : \w_shift$1107 ;
   assign \$179  = ~ held;
-  assign \$180  = \en$454  ? o_next[2] : \w_shift$456 ;
+  assign \$180  = \en$1122  ? o_next[2] : \w_shift$1124 ;
   assign \$181  = ~ held;
-  assign \$182  = \en$460  ? o_next[4] : \w_shift$462 ;
+  assign \$182  = \en$1144  ? o_next[4] : \w_shift$1146 ;
   assign \$183  = ~ held;
-  assign \$184  = \en$466  ? o_next[6] : \w_shift$468 ;
+  assign \$184  = \en$1166  ? o_next[6] : \w_shift$1168 ;
   assign \$185  = ~ held;
-  assign \$186  = \en$472  ? o_next[8] : \w_shift$474 ;
+  assign \$186  = \en$1188  ? o_next[8] : \w_shift$1190 ;
   assign \$187  = ~ held;
-  assign \$188  = \en$478  ? o_next[10] : \w_shift$480 ;
+  assign \$188  = \en$1210  ? o_next[10] : \w_shift$1212 ;
   assign \$189  = ~ held;
-  assign \$190  = \en$484  ? o_next[12] : \w_shift$486 ;
+  assign \$190  = \en$1232  ? o_next[12] : \w_shift$1234 ;
   assign \$191  = ~ held;
-  assign \$192  = \en$490  ? o_next[14] : \w_shift$492 ;
+  assign \$192  = \en$1254  ? o_next[14] : \w_shift$1256 ;
   assign \$193  = ~ held;
-  assign \$194  = \en$496  ? o_next[0] : \w_shift$498 ;
+  assign \$194  = \en$1276  ? o_next[0] : \w_shift$1278 ;
   assign \$195  = ~ held;
-  assign \$196  = \en$509  ? o_next[2] : \w_shift$511 ;
+  assign \$196  = \en$1293  ? o_next[2] : \w_shift$1295 ;
   assign \$197  = ~ held;
-  assign \$198  = \en$515  ? o_next[4] : \w_shift$517 ;
+  assign \$198  = \en$1315  ? o_next[4] : \w_shift$1317 ;
   assign \$199  = ~ held;
-  assign \$200  = \en$521  ? o_next[6] : \w_shift$523 ;
+  assign \$200  = \en$1337  ? o_next[6] : \w_shift$1339 ;
   assign \$201  = ~ held;
-  assign \$202  = \en$527  ? o_next[8] : \w_shift$529 ;
+  assign \$202  = \en$1359  ? o_next[8] : \w_shift$1361 ;
   assign \$203  = ~ held;
-  assign \$204  = \en$533  ? o_next[10] : \w_shift$535 ;
+  assign \$204  = \en$1381  ? o_next[10] : \w_shift$1383 ;
   assign \$205  = ~ held;
-  assign \$206  = \en$539  ? o_next[12] : \w_shift$541 ;
+  assign \$206  = \en$1403  ? o_next[12] : \w_shift$1405 ;
   assign \$207  = ~ held;
-  assign \$208  = \en$545  ? o_next[14] : \w_shift$547 ;
+  assign \$208  = \en$1425  ? o_next[14] : \w_shift$1427 ;
   always @(posedge clk)
     rst_group_row_0 <= rst;
   always @(posedge clk)
@@ -2758,253 +2758,253 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   always @(posedge clk)
     \w_shift$112  <= \$84 ;
   always @(posedge clk)
-    \en$118  <= \$85 ;
+    \en$130  <= \$85 ;
   always @(posedge clk)
-    \w_shift$120  <= \$86 ;
+    \w_shift$132  <= \$86 ;
   always @(posedge clk)
-    \en$126  <= \$87 ;
+    \en$150  <= \$87 ;
   always @(posedge clk)
-    \w_shift$128  <= \$88 ;
+    \w_shift$152  <= \$88 ;
   always @(posedge clk)
-    \en$134  <= \$89 ;
+    \en$170  <= \$89 ;
   always @(posedge clk)
-    \w_shift$136  <= \$90 ;
+    \w_shift$172  <= \$90 ;
   always @(posedge clk)
-    \en$142  <= \$91 ;
+    \en$190  <= \$91 ;
   always @(posedge clk)
-    \w_shift$144  <= \$92 ;
+    \w_shift$192  <= \$92 ;
   always @(posedge clk)
-    \en$150  <= \$93 ;
+    \en$210  <= \$93 ;
   always @(posedge clk)
-    \w_shift$152  <= \$94 ;
+    \w_shift$212  <= \$94 ;
   always @(posedge clk)
-    \en$158  <= \$95 ;
+    \en$230  <= \$95 ;
   always @(posedge clk)
-    \w_shift$160  <= \$96 ;
+    \w_shift$232  <= \$96 ;
   always @(posedge clk)
-    \en$166  <= \$97 ;
+    \en$250  <= \$97 ;
   always @(posedge clk)
-    \w_shift$168  <= \$98 ;
+    \w_shift$252  <= \$98 ;
   always @(posedge clk)
-    \en$179  <= \$99 ;
+    \en$267  <= \$99 ;
   always @(posedge clk)
-    \w_shift$181  <= \$100 ;
+    \w_shift$269  <= \$100 ;
   always @(posedge clk)
-    \en$185  <= \$101 ;
+    \en$289  <= \$101 ;
   always @(posedge clk)
-    \w_shift$187  <= \$102 ;
+    \w_shift$291  <= \$102 ;
   always @(posedge clk)
-    \en$191  <= \$103 ;
+    \en$311  <= \$103 ;
   always @(posedge clk)
-    \w_shift$193  <= \$104 ;
+    \w_shift$313  <= \$104 ;
   always @(posedge clk)
-    \en$197  <= \$105 ;
+    \en$333  <= \$105 ;
   always @(posedge clk)
-    \w_shift$199  <= \$106 ;
+    \w_shift$335  <= \$106 ;
   always @(posedge clk)
-    \en$203  <= \$107 ;
+    \en$355  <= \$107 ;
   always @(posedge clk)
-    \w_shift$205  <= \$108 ;
+    \w_shift$357  <= \$108 ;
   always @(posedge clk)
-    \en$209  <= \$109 ;
+    \en$377  <= \$109 ;
   always @(posedge clk)
-    \w_shift$211  <= \$110 ;
+    \w_shift$379  <= \$110 ;
   always @(posedge clk)
-    \en$215  <= \$111 ;
+    \en$399  <= \$111 ;
   always @(posedge clk)
-    \w_shift$217  <= \$112 ;
+    \w_shift$401  <= \$112 ;
   always @(posedge clk)
-    \en$221  <= \$113 ;
+    \en$421  <= \$113 ;
   always @(posedge clk)
-    \w_shift$223  <= \$114 ;
+    \w_shift$423  <= \$114 ;
   always @(posedge clk)
-    \en$234  <= \$115 ;
+    \en$438  <= \$115 ;
   always @(posedge clk)
-    \w_shift$236  <= \$116 ;
+    \w_shift$440  <= \$116 ;
   always @(posedge clk)
-    \en$240  <= \$117 ;
+    \en$460  <= \$117 ;
   always @(posedge clk)
-    \w_shift$242  <= \$118 ;
+    \w_shift$462  <= \$118 ;
   always @(posedge clk)
-    \en$246  <= \$119 ;
+    \en$482  <= \$119 ;
   always @(posedge clk)
-    \w_shift$248  <= \$120 ;
+    \w_shift$484  <= \$120 ;
   always @(posedge clk)
-    \en$252  <= \$121 ;
+    \en$504  <= \$121 ;
   always @(posedge clk)
-    \w_shift$254  <= \$122 ;
+    \w_shift$506  <= \$122 ;
   always @(posedge clk)
-    \en$258  <= \$123 ;
+    \en$526  <= \$123 ;
   always @(posedge clk)
-    \w_shift$260  <= \$124 ;
+    \w_shift$528  <= \$124 ;
   always @(posedge clk)
-    \en$264  <= \$125 ;
+    \en$548  <= \$125 ;
   always @(posedge clk)
-    \w_shift$266  <= \$126 ;
+    \w_shift$550  <= \$126 ;
   always @(posedge clk)
-    \en$270  <= \$127 ;
+    \en$570  <= \$127 ;
   always @(posedge clk)
-    \w_shift$272  <= \$128 ;
+    \w_shift$572  <= \$128 ;
   always @(posedge clk)
-    \en$276  <= \$129 ;
+    \en$592  <= \$129 ;
   always @(posedge clk)
-    \w_shift$278  <= \$130 ;
+    \w_shift$594  <= \$130 ;
   always @(posedge clk)
-    \en$289  <= \$131 ;
+    \en$609  <= \$131 ;
   always @(posedge clk)
-    \w_shift$291  <= \$132 ;
+    \w_shift$611  <= \$132 ;
   always @(posedge clk)
-    \en$295  <= \$133 ;
+    \en$631  <= \$133 ;
   always @(posedge clk)
-    \w_shift$297  <= \$134 ;
+    \w_shift$633  <= \$134 ;
   always @(posedge clk)
-    \en$301  <= \$135 ;
+    \en$653  <= \$135 ;
   always @(posedge clk)
-    \w_shift$303  <= \$136 ;
+    \w_shift$655  <= \$136 ;
   always @(posedge clk)
-    \en$307  <= \$137 ;
+    \en$675  <= \$137 ;
   always @(posedge clk)
-    \w_shift$309  <= \$138 ;
+    \w_shift$677  <= \$138 ;
   always @(posedge clk)
-    \en$313  <= \$139 ;
+    \en$697  <= \$139 ;
   always @(posedge clk)
-    \w_shift$315  <= \$140 ;
+    \w_shift$699  <= \$140 ;
   always @(posedge clk)
-    \en$319  <= \$141 ;
+    \en$719  <= \$141 ;
   always @(posedge clk)
-    \w_shift$321  <= \$142 ;
+    \w_shift$721  <= \$142 ;
   always @(posedge clk)
-    \en$325  <= \$143 ;
+    \en$741  <= \$143 ;
   always @(posedge clk)
-    \w_shift$327  <= \$144 ;
+    \w_shift$743  <= \$144 ;
   always @(posedge clk)
-    \en$331  <= \$145 ;
+    \en$763  <= \$145 ;
   always @(posedge clk)
-    \w_shift$333  <= \$146 ;
+    \w_shift$765  <= \$146 ;
   always @(posedge clk)
-    \en$344  <= \$147 ;
+    \en$780  <= \$147 ;
   always @(posedge clk)
-    \w_shift$346  <= \$148 ;
+    \w_shift$782  <= \$148 ;
   always @(posedge clk)
-    \en$350  <= \$149 ;
+    \en$802  <= \$149 ;
   always @(posedge clk)
-    \w_shift$352  <= \$150 ;
+    \w_shift$804  <= \$150 ;
   always @(posedge clk)
-    \en$356  <= \$151 ;
+    \en$824  <= \$151 ;
   always @(posedge clk)
-    \w_shift$358  <= \$152 ;
+    \w_shift$826  <= \$152 ;
   always @(posedge clk)
-    \en$362  <= \$153 ;
+    \en$846  <= \$153 ;
   always @(posedge clk)
-    \w_shift$364  <= \$154 ;
+    \w_shift$848  <= \$154 ;
   always @(posedge clk)
-    \en$368  <= \$155 ;
+    \en$868  <= \$155 ;
   always @(posedge clk)
-    \w_shift$370  <= \$156 ;
+    \w_shift$870  <= \$156 ;
   always @(posedge clk)
-    \en$374  <= \$157 ;
+    \en$890  <= \$157 ;
   always @(posedge clk)
-    \w_shift$376  <= \$158 ;
+    \w_shift$892  <= \$158 ;
   always @(posedge clk)
-    \en$380  <= \$159 ;
+    \en$912  <= \$159 ;
   always @(posedge clk)
-    \w_shift$382  <= \$160 ;
+    \w_shift$914  <= \$160 ;
   always @(posedge clk)
-    \en$386  <= \$161 ;
+    \en$934  <= \$161 ;
   always @(posedge clk)
-    \w_shift$388  <= \$162 ;
+    \w_shift$936  <= \$162 ;
   always @(posedge clk)
-    \en$399  <= \$163 ;
+    \en$951  <= \$163 ;
   always @(posedge clk)
-    \w_shift$401  <= \$164 ;
+    \w_shift$953  <= \$164 ;
   always @(posedge clk)
-    \en$405  <= \$165 ;
+    \en$973  <= \$165 ;
   always @(posedge clk)
-    \w_shift$407  <= \$166 ;
+    \w_shift$975  <= \$166 ;
   always @(posedge clk)
-    \en$411  <= \$167 ;
+    \en$995  <= \$167 ;
   always @(posedge clk)
-    \w_shift$413  <= \$168 ;
+    \w_shift$997  <= \$168 ;
   always @(posedge clk)
-    \en$417  <= \$169 ;
+    \en$1017  <= \$169 ;
   always @(posedge clk)
-    \w_shift$419  <= \$170 ;
+    \w_shift$1019  <= \$170 ;
   always @(posedge clk)
-    \en$423  <= \$171 ;
+    \en$1039  <= \$171 ;
   always @(posedge clk)
-    \w_shift$425  <= \$172 ;
+    \w_shift$1041  <= \$172 ;
   always @(posedge clk)
-    \en$429  <= \$173 ;
+    \en$1061  <= \$173 ;
   always @(posedge clk)
-    \w_shift$431  <= \$174 ;
+    \w_shift$1063  <= \$174 ;
   always @(posedge clk)
-    \en$435  <= \$175 ;
+    \en$1083  <= \$175 ;
   always @(posedge clk)
-    \w_shift$437  <= \$176 ;
+    \w_shift$1085  <= \$176 ;
   always @(posedge clk)
-    \en$441  <= \$177 ;
+    \en$1105  <= \$177 ;
   always @(posedge clk)
-    \w_shift$443  <= \$178 ;
+    \w_shift$1107  <= \$178 ;
   always @(posedge clk)
-    \en$454  <= \$179 ;
+    \en$1122  <= \$179 ;
   always @(posedge clk)
-    \w_shift$456  <= \$180 ;
+    \w_shift$1124  <= \$180 ;
   always @(posedge clk)
-    \en$460  <= \$181 ;
+    \en$1144  <= \$181 ;
   always @(posedge clk)
-    \w_shift$462  <= \$182 ;
+    \w_shift$1146  <= \$182 ;
   always @(posedge clk)
-    \en$466  <= \$183 ;
+    \en$1166  <= \$183 ;
   always @(posedge clk)
-    \w_shift$468  <= \$184 ;
+    \w_shift$1168  <= \$184 ;
   always @(posedge clk)
-    \en$472  <= \$185 ;
+    \en$1188  <= \$185 ;
   always @(posedge clk)
-    \w_shift$474  <= \$186 ;
+    \w_shift$1190  <= \$186 ;
   always @(posedge clk)
-    \en$478  <= \$187 ;
+    \en$1210  <= \$187 ;
   always @(posedge clk)
-    \w_shift$480  <= \$188 ;
+    \w_shift$1212  <= \$188 ;
   always @(posedge clk)
-    \en$484  <= \$189 ;
+    \en$1232  <= \$189 ;
   always @(posedge clk)
-    \w_shift$486  <= \$190 ;
+    \w_shift$1234  <= \$190 ;
   always @(posedge clk)
-    \en$490  <= \$191 ;
+    \en$1254  <= \$191 ;
   always @(posedge clk)
-    \w_shift$492  <= \$192 ;
+    \w_shift$1256  <= \$192 ;
   always @(posedge clk)
-    \en$496  <= \$193 ;
+    \en$1276  <= \$193 ;
   always @(posedge clk)
-    \w_shift$498  <= \$194 ;
+    \w_shift$1278  <= \$194 ;
   always @(posedge clk)
-    \en$509  <= \$195 ;
+    \en$1293  <= \$195 ;
   always @(posedge clk)
-    \w_shift$511  <= \$196 ;
+    \w_shift$1295  <= \$196 ;
   always @(posedge clk)
-    \en$515  <= \$197 ;
+    \en$1315  <= \$197 ;
   always @(posedge clk)
-    \w_shift$517  <= \$198 ;
+    \w_shift$1317  <= \$198 ;
   always @(posedge clk)
-    \en$521  <= \$199 ;
+    \en$1337  <= \$199 ;
   always @(posedge clk)
-    \w_shift$523  <= \$200 ;
+    \w_shift$1339  <= \$200 ;
   always @(posedge clk)
-    \en$527  <= \$201 ;
+    \en$1359  <= \$201 ;
   always @(posedge clk)
-    \w_shift$529  <= \$202 ;
+    \w_shift$1361  <= \$202 ;
   always @(posedge clk)
-    \en$533  <= \$203 ;
+    \en$1381  <= \$203 ;
   always @(posedge clk)
-    \w_shift$535  <= \$204 ;
+    \w_shift$1383  <= \$204 ;
   always @(posedge clk)
-    \en$539  <= \$205 ;
+    \en$1403  <= \$205 ;
   always @(posedge clk)
-    \w_shift$541  <= \$206 ;
+    \w_shift$1405  <= \$206 ;
   always @(posedge clk)
-    \en$545  <= \$207 ;
+    \en$1425  <= \$207 ;
   always @(posedge clk)
-    \w_shift$547  <= \$208 ;
+    \w_shift$1427  <= \$208 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
     .i(i),
@@ -3022,1383 +3022,1383 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_0_0  pe_0_0 (
     .a_in(\o$102 [7:0]),
     .a_next(\o_next$97 [7:0]),
-    .a_out(\a_in$551 ),
+    .a_out(\a_in$116 ),
     .capture_next(o_next[1]),
     .en(\en$88 ),
-    .first_next_out(\first_next$556 ),
-    .first_out(\first_in$554 ),
-    .last_out(\last_in$558 ),
+    .first_next_out(\first_next$121 ),
+    .first_out(\first_in$119 ),
+    .last_out(\last_in$123 ),
     .\port$3090$0 (\o$104 [2:0]),
     .\port$3091$0 (\o_next$99 [1:0]),
-    .psum_out(\psum_in$635 ),
+    .psum_out(\psum_in$263 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$560 ),
+    .valid_out(\valid_in$125 ),
     .w_in(\o$109 [7:0]),
-    .w_out(\w_in$637 ),
+    .w_out(\w_in$265 ),
     .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$551 ),
+    .a_in(\a_in$116 ),
     .a_next(\o$102 [7:0]),
-    .a_out(\a_in$563 ),
+    .a_out(\a_in$136 ),
     .capture_next(o_next[3]),
     .en(\en$110 ),
-    .first_in(\first_in$554 ),
-    .first_next(\first_next$556 ),
-    .first_next_out(\first_next$568 ),
-    .first_out(\first_in$566 ),
-    .last_in(\last_in$558 ),
-    .last_out(\last_in$570 ),
-    .psum_out(\psum_in$651 ),
+    .first_in(\first_in$119 ),
+    .first_next(\first_next$121 ),
+    .first_next_out(\first_next$141 ),
+    .first_out(\first_in$139 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
+    .psum_out(\psum_in$285 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$560 ),
+    .valid_in(\valid_in$125 ),
     .valid_next(\o$104 [0]),
-    .valid_out(\valid_in$572 ),
+    .valid_out(\valid_in$145 ),
     .w_in(\o$109 [15:8]),
-    .w_out(\w_in$653 ),
+    .w_out(\w_in$287 ),
     .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$563 ),
-    .a_next(\a_in$551 ),
-    .a_out(\a_in$575 ),
+    .a_in(\a_in$136 ),
+    .a_next(\a_in$116 ),
+    .a_out(\a_in$156 ),
     .capture_next(o_next[5]),
-    .en(\en$118 ),
-    .first_in(\first_in$566 ),
-    .first_next(\first_next$568 ),
-    .first_next_out(\first_next$580 ),
-    .first_out(\first_in$578 ),
-    .last_in(\last_in$570 ),
-    .last_out(\last_in$582 ),
-    .psum_out(\psum_in$667 ),
+    .en(\en$130 ),
+    .first_in(\first_in$139 ),
+    .first_next(\first_next$141 ),
+    .first_next_out(\first_next$161 ),
+    .first_out(\first_in$159 ),
+    .last_in(\last_in$143 ),
+    .last_out(\last_in$163 ),
+    .psum_out(\psum_in$307 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$572 ),
-    .valid_next(\valid_in$560 ),
-    .valid_out(\valid_in$584 ),
+    .valid_in(\valid_in$145 ),
+    .valid_next(\valid_in$125 ),
+    .valid_out(\valid_in$165 ),
     .w_in(\o$109 [23:16]),
-    .w_out(\w_in$669 ),
-    .w_shift(\w_shift$120 )
+    .w_out(\w_in$309 ),
+    .w_shift(\w_shift$132 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$575 ),
-    .a_next(\a_in$563 ),
-    .a_out(\a_in$587 ),
+    .a_in(\a_in$156 ),
+    .a_next(\a_in$136 ),
+    .a_out(\a_in$176 ),
     .capture_next(o_next[7]),
-    .en(\en$126 ),
-    .first_in(\first_in$578 ),
-    .first_next(\first_next$580 ),
-    .first_next_out(\first_next$592 ),
-    .first_out(\first_in$590 ),
-    .last_in(\last_in$582 ),
-    .last_out(\last_in$594 ),
-    .psum_out(\psum_in$683 ),
+    .en(\en$150 ),
+    .first_in(\first_in$159 ),
+    .first_next(\first_next$161 ),
+    .first_next_out(\first_next$181 ),
+    .first_out(\first_in$179 ),
+    .last_in(\last_in$163 ),
+    .last_out(\last_in$183 ),
+    .psum_out(\psum_in$329 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$584 ),
-    .valid_next(\valid_in$572 ),
-    .valid_out(\valid_in$596 ),
+    .valid_in(\valid_in$165 ),
+    .valid_next(\valid_in$145 ),
+    .valid_out(\valid_in$185 ),
     .w_in(\o$109 [31:24]),
-    .w_out(\w_in$685 ),
-    .w_shift(\w_shift$128 )
-  );
-  \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$587 ),
-    .a_next(\a_in$575 ),
-    .a_out(\a_in$599 ),
-    .capture_next(o_next[9]),
-    .en(\en$134 ),
-    .first_in(\first_in$590 ),
-    .first_next(\first_next$592 ),
-    .first_next_out(\first_next$604 ),
-    .first_out(\first_in$602 ),
-    .last_in(\last_in$594 ),
-    .last_out(\last_in$606 ),
-    .psum_out(\psum_in$699 ),
-    .rst_pe_0_4(rst_pe_0_4),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$596 ),
-    .valid_next(\valid_in$584 ),
-    .valid_out(\valid_in$608 ),
-    .w_in(\o$109 [39:32]),
-    .w_out(\w_in$701 ),
-    .w_shift(\w_shift$136 )
-  );
-  \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$599 ),
-    .a_next(\a_in$587 ),
-    .a_out(\a_in$611 ),
-    .capture_next(o_next[11]),
-    .en(\en$142 ),
-    .first_in(\first_in$602 ),
-    .first_next(\first_next$604 ),
-    .first_next_out(\first_next$616 ),
-    .first_out(\first_in$614 ),
-    .last_in(\last_in$606 ),
-    .last_out(\last_in$618 ),
-    .psum_out(\psum_in$715 ),
-    .rst_pe_0_5(rst_pe_0_5),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$608 ),
-    .valid_next(\valid_in$596 ),
-    .valid_out(\valid_in$620 ),
-    .w_in(\o$109 [47:40]),
-    .w_out(\w_in$717 ),
-    .w_shift(\w_shift$144 )
-  );
-  \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$611 ),
-    .a_next(\a_in$599 ),
-    .a_out(\a_in$623 ),
-    .capture_next(o_next[13]),
-    .en(\en$150 ),
-    .first_in(\first_in$614 ),
-    .first_next(\first_next$616 ),
-    .first_next_out(\first_next$628 ),
-    .first_out(\first_in$626 ),
-    .last_in(\last_in$618 ),
-    .last_out(\last_in$630 ),
-    .psum_out(\psum_in$731 ),
-    .rst_pe_0_6(rst_pe_0_6),
-    .units_sync_clk(clk),
-    .valid_in(\valid_in$620 ),
-    .valid_next(\valid_in$608 ),
-    .valid_out(\valid_in$632 ),
-    .w_in(\o$109 [55:48]),
-    .w_out(\w_in$733 ),
+    .w_out(\w_in$331 ),
     .w_shift(\w_shift$152 )
   );
+  \systolic_core.pe_0_4  pe_0_4 (
+    .a_in(\a_in$176 ),
+    .a_next(\a_in$156 ),
+    .a_out(\a_in$196 ),
+    .capture_next(o_next[9]),
+    .en(\en$170 ),
+    .first_in(\first_in$179 ),
+    .first_next(\first_next$181 ),
+    .first_next_out(\first_next$201 ),
+    .first_out(\first_in$199 ),
+    .last_in(\last_in$183 ),
+    .last_out(\last_in$203 ),
+    .psum_out(\psum_in$351 ),
+    .rst_pe_0_4(rst_pe_0_4),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$185 ),
+    .valid_next(\valid_in$165 ),
+    .valid_out(\valid_in$205 ),
+    .w_in(\o$109 [39:32]),
+    .w_out(\w_in$353 ),
+    .w_shift(\w_shift$172 )
+  );
+  \systolic_core.pe_0_5  pe_0_5 (
+    .a_in(\a_in$196 ),
+    .a_next(\a_in$176 ),
+    .a_out(\a_in$216 ),
+    .capture_next(o_next[11]),
+    .en(\en$190 ),
+    .first_in(\first_in$199 ),
+    .first_next(\first_next$201 ),
+    .first_next_out(\first_next$221 ),
+    .first_out(\first_in$219 ),
+    .last_in(\last_in$203 ),
+    .last_out(\last_in$223 ),
+    .psum_out(\psum_in$373 ),
+    .rst_pe_0_5(rst_pe_0_5),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$205 ),
+    .valid_next(\valid_in$185 ),
+    .valid_out(\valid_in$225 ),
+    .w_in(\o$109 [47:40]),
+    .w_out(\w_in$375 ),
+    .w_shift(\w_shift$192 )
+  );
+  \systolic_core.pe_0_6  pe_0_6 (
+    .a_in(\a_in$216 ),
+    .a_next(\a_in$196 ),
+    .a_out(\a_in$236 ),
+    .capture_next(o_next[13]),
+    .en(\en$210 ),
+    .first_in(\first_in$219 ),
+    .first_next(\first_next$221 ),
+    .first_next_out(\first_next$241 ),
+    .first_out(\first_in$239 ),
+    .last_in(\last_in$223 ),
+    .last_out(\last_in$243 ),
+    .psum_out(\psum_in$395 ),
+    .rst_pe_0_6(rst_pe_0_6),
+    .units_sync_clk(clk),
+    .valid_in(\valid_in$225 ),
+    .valid_next(\valid_in$205 ),
+    .valid_out(\valid_in$245 ),
+    .w_in(\o$109 [55:48]),
+    .w_out(\w_in$397 ),
+    .w_shift(\w_shift$212 )
+  );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$623 ),
-    .a_next(\a_in$611 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$216 ),
     .capture_next(o_next[15]),
-    .en(\en$158 ),
-    .first_in(\first_in$626 ),
-    .first_next(\first_next$628 ),
-    .last_in(\last_in$630 ),
-    .psum_out(\psum_in$747 ),
+    .en(\en$230 ),
+    .first_in(\first_in$239 ),
+    .first_next(\first_next$241 ),
+    .last_in(\last_in$243 ),
+    .psum_out(\psum_in$417 ),
     .rst_pe_0_7(rst_pe_0_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$632 ),
-    .valid_next(\valid_in$620 ),
+    .valid_in(\valid_in$245 ),
+    .valid_next(\valid_in$225 ),
     .w_in(\o$109 [63:56]),
-    .w_out(\w_in$749 ),
-    .w_shift(\w_shift$160 )
+    .w_out(\w_in$419 ),
+    .w_shift(\w_shift$232 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$102 [15:8]),
     .a_next(\o_next$97 [15:8]),
-    .a_out(\a_in$639 ),
+    .a_out(\a_in$273 ),
     .capture_next(o_next[1]),
-    .en(\en$166 ),
-    .first_next_out(\first_next$644 ),
-    .first_out(\first_in$642 ),
-    .last_out(\last_in$646 ),
+    .en(\en$250 ),
+    .first_next_out(\first_next$278 ),
+    .first_out(\first_in$276 ),
+    .last_out(\last_in$280 ),
     .\port$3090$3 (\o$104 [5:3]),
     .\port$3091$3 (\o_next$99 [4:3]),
-    .psum_in(\psum_in$635 ),
-    .psum_out(\psum_in$751 ),
+    .psum_in(\psum_in$263 ),
+    .psum_out(\psum_in$434 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$648 ),
-    .w_in(\w_in$637 ),
-    .w_out(\w_in$753 ),
-    .w_shift(\w_shift$168 )
+    .valid_out(\valid_in$282 ),
+    .w_in(\w_in$265 ),
+    .w_out(\w_in$436 ),
+    .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$639 ),
+    .a_in(\a_in$273 ),
     .a_next(\o$102 [15:8]),
-    .a_out(\a_in$655 ),
+    .a_out(\a_in$295 ),
     .capture_next(o_next[3]),
-    .en(\en$179 ),
-    .first_in(\first_in$642 ),
-    .first_next(\first_next$644 ),
-    .first_next_out(\first_next$660 ),
-    .first_out(\first_in$658 ),
-    .last_in(\last_in$646 ),
-    .last_out(\last_in$662 ),
-    .psum_in(\psum_in$651 ),
-    .psum_out(\psum_in$767 ),
+    .en(\en$267 ),
+    .first_in(\first_in$276 ),
+    .first_next(\first_next$278 ),
+    .first_next_out(\first_next$300 ),
+    .first_out(\first_in$298 ),
+    .last_in(\last_in$280 ),
+    .last_out(\last_in$302 ),
+    .psum_in(\psum_in$285 ),
+    .psum_out(\psum_in$456 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$648 ),
+    .valid_in(\valid_in$282 ),
     .valid_next(\o$104 [3]),
-    .valid_out(\valid_in$664 ),
-    .w_in(\w_in$653 ),
-    .w_out(\w_in$769 ),
-    .w_shift(\w_shift$181 )
+    .valid_out(\valid_in$304 ),
+    .w_in(\w_in$287 ),
+    .w_out(\w_in$458 ),
+    .w_shift(\w_shift$269 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$655 ),
-    .a_next(\a_in$639 ),
-    .a_out(\a_in$671 ),
+    .a_in(\a_in$295 ),
+    .a_next(\a_in$273 ),
+    .a_out(\a_in$317 ),
     .capture_next(o_next[5]),
-    .en(\en$185 ),
-    .first_in(\first_in$658 ),
-    .first_next(\first_next$660 ),
-    .first_next_out(\first_next$676 ),
-    .first_out(\first_in$674 ),
-    .last_in(\last_in$662 ),
-    .last_out(\last_in$678 ),
-    .psum_in(\psum_in$667 ),
-    .psum_out(\psum_in$783 ),
+    .en(\en$289 ),
+    .first_in(\first_in$298 ),
+    .first_next(\first_next$300 ),
+    .first_next_out(\first_next$322 ),
+    .first_out(\first_in$320 ),
+    .last_in(\last_in$302 ),
+    .last_out(\last_in$324 ),
+    .psum_in(\psum_in$307 ),
+    .psum_out(\psum_in$478 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$664 ),
-    .valid_next(\valid_in$648 ),
-    .valid_out(\valid_in$680 ),
-    .w_in(\w_in$669 ),
-    .w_out(\w_in$785 ),
-    .w_shift(\w_shift$187 )
+    .valid_in(\valid_in$304 ),
+    .valid_next(\valid_in$282 ),
+    .valid_out(\valid_in$326 ),
+    .w_in(\w_in$309 ),
+    .w_out(\w_in$480 ),
+    .w_shift(\w_shift$291 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$671 ),
-    .a_next(\a_in$655 ),
-    .a_out(\a_in$687 ),
+    .a_in(\a_in$317 ),
+    .a_next(\a_in$295 ),
+    .a_out(\a_in$339 ),
     .capture_next(o_next[7]),
-    .en(\en$191 ),
-    .first_in(\first_in$674 ),
-    .first_next(\first_next$676 ),
-    .first_next_out(\first_next$692 ),
-    .first_out(\first_in$690 ),
-    .last_in(\last_in$678 ),
-    .last_out(\last_in$694 ),
-    .psum_in(\psum_in$683 ),
-    .psum_out(\psum_in$799 ),
+    .en(\en$311 ),
+    .first_in(\first_in$320 ),
+    .first_next(\first_next$322 ),
+    .first_next_out(\first_next$344 ),
+    .first_out(\first_in$342 ),
+    .last_in(\last_in$324 ),
+    .last_out(\last_in$346 ),
+    .psum_in(\psum_in$329 ),
+    .psum_out(\psum_in$500 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$680 ),
-    .valid_next(\valid_in$664 ),
-    .valid_out(\valid_in$696 ),
-    .w_in(\w_in$685 ),
-    .w_out(\w_in$801 ),
-    .w_shift(\w_shift$193 )
+    .valid_in(\valid_in$326 ),
+    .valid_next(\valid_in$304 ),
+    .valid_out(\valid_in$348 ),
+    .w_in(\w_in$331 ),
+    .w_out(\w_in$502 ),
+    .w_shift(\w_shift$313 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$687 ),
-    .a_next(\a_in$671 ),
-    .a_out(\a_in$703 ),
+    .a_in(\a_in$339 ),
+    .a_next(\a_in$317 ),
+    .a_out(\a_in$361 ),
     .capture_next(o_next[9]),
-    .en(\en$197 ),
-    .first_in(\first_in$690 ),
-    .first_next(\first_next$692 ),
-    .first_next_out(\first_next$708 ),
-    .first_out(\first_in$706 ),
-    .last_in(\last_in$694 ),
-    .last_out(\last_in$710 ),
-    .psum_in(\psum_in$699 ),
-    .psum_out(\psum_in$815 ),
+    .en(\en$333 ),
+    .first_in(\first_in$342 ),
+    .first_next(\first_next$344 ),
+    .first_next_out(\first_next$366 ),
+    .first_out(\first_in$364 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
+    .psum_in(\psum_in$351 ),
+    .psum_out(\psum_in$522 ),
     .rst_pe_1_4(rst_pe_1_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$696 ),
-    .valid_next(\valid_in$680 ),
-    .valid_out(\valid_in$712 ),
-    .w_in(\w_in$701 ),
-    .w_out(\w_in$817 ),
-    .w_shift(\w_shift$199 )
+    .valid_in(\valid_in$348 ),
+    .valid_next(\valid_in$326 ),
+    .valid_out(\valid_in$370 ),
+    .w_in(\w_in$353 ),
+    .w_out(\w_in$524 ),
+    .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$703 ),
-    .a_next(\a_in$687 ),
-    .a_out(\a_in$719 ),
+    .a_in(\a_in$361 ),
+    .a_next(\a_in$339 ),
+    .a_out(\a_in$383 ),
     .capture_next(o_next[11]),
-    .en(\en$203 ),
-    .first_in(\first_in$706 ),
-    .first_next(\first_next$708 ),
-    .first_next_out(\first_next$724 ),
-    .first_out(\first_in$722 ),
-    .last_in(\last_in$710 ),
-    .last_out(\last_in$726 ),
-    .psum_in(\psum_in$715 ),
-    .psum_out(\psum_in$831 ),
+    .en(\en$355 ),
+    .first_in(\first_in$364 ),
+    .first_next(\first_next$366 ),
+    .first_next_out(\first_next$388 ),
+    .first_out(\first_in$386 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$390 ),
+    .psum_in(\psum_in$373 ),
+    .psum_out(\psum_in$544 ),
     .rst_pe_1_5(rst_pe_1_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$712 ),
-    .valid_next(\valid_in$696 ),
-    .valid_out(\valid_in$728 ),
-    .w_in(\w_in$717 ),
-    .w_out(\w_in$833 ),
-    .w_shift(\w_shift$205 )
+    .valid_in(\valid_in$370 ),
+    .valid_next(\valid_in$348 ),
+    .valid_out(\valid_in$392 ),
+    .w_in(\w_in$375 ),
+    .w_out(\w_in$546 ),
+    .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$719 ),
-    .a_next(\a_in$703 ),
-    .a_out(\a_in$735 ),
+    .a_in(\a_in$383 ),
+    .a_next(\a_in$361 ),
+    .a_out(\a_in$405 ),
     .capture_next(o_next[13]),
-    .en(\en$209 ),
-    .first_in(\first_in$722 ),
-    .first_next(\first_next$724 ),
-    .first_next_out(\first_next$740 ),
-    .first_out(\first_in$738 ),
-    .last_in(\last_in$726 ),
-    .last_out(\last_in$742 ),
-    .psum_in(\psum_in$731 ),
-    .psum_out(\psum_in$847 ),
+    .en(\en$377 ),
+    .first_in(\first_in$386 ),
+    .first_next(\first_next$388 ),
+    .first_next_out(\first_next$410 ),
+    .first_out(\first_in$408 ),
+    .last_in(\last_in$390 ),
+    .last_out(\last_in$412 ),
+    .psum_in(\psum_in$395 ),
+    .psum_out(\psum_in$566 ),
     .rst_pe_1_6(rst_pe_1_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$728 ),
-    .valid_next(\valid_in$712 ),
-    .valid_out(\valid_in$744 ),
-    .w_in(\w_in$733 ),
-    .w_out(\w_in$849 ),
-    .w_shift(\w_shift$211 )
+    .valid_in(\valid_in$392 ),
+    .valid_next(\valid_in$370 ),
+    .valid_out(\valid_in$414 ),
+    .w_in(\w_in$397 ),
+    .w_out(\w_in$568 ),
+    .w_shift(\w_shift$379 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$735 ),
-    .a_next(\a_in$719 ),
+    .a_in(\a_in$405 ),
+    .a_next(\a_in$383 ),
     .capture_next(o_next[15]),
-    .en(\en$215 ),
-    .first_in(\first_in$738 ),
-    .first_next(\first_next$740 ),
-    .last_in(\last_in$742 ),
-    .psum_in(\psum_in$747 ),
-    .psum_out(\psum_in$863 ),
+    .en(\en$399 ),
+    .first_in(\first_in$408 ),
+    .first_next(\first_next$410 ),
+    .last_in(\last_in$412 ),
+    .psum_in(\psum_in$417 ),
+    .psum_out(\psum_in$588 ),
     .rst_pe_1_7(rst_pe_1_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$744 ),
-    .valid_next(\valid_in$728 ),
-    .w_in(\w_in$749 ),
-    .w_out(\w_in$865 ),
-    .w_shift(\w_shift$217 )
+    .valid_in(\valid_in$414 ),
+    .valid_next(\valid_in$392 ),
+    .w_in(\w_in$419 ),
+    .w_out(\w_in$590 ),
+    .w_shift(\w_shift$401 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$102 [23:16]),
     .a_next(\o_next$97 [23:16]),
-    .a_out(\a_in$755 ),
+    .a_out(\a_in$444 ),
     .capture_next(o_next[1]),
-    .en(\en$221 ),
-    .first_next_out(\first_next$760 ),
-    .first_out(\first_in$758 ),
-    .last_out(\last_in$762 ),
+    .en(\en$421 ),
+    .first_next_out(\first_next$449 ),
+    .first_out(\first_in$447 ),
+    .last_out(\last_in$451 ),
     .\port$3090$6 (\o$104 [8:6]),
     .\port$3091$6 (\o_next$99 [7:6]),
-    .psum_in(\psum_in$751 ),
-    .psum_out(\psum_in$867 ),
+    .psum_in(\psum_in$434 ),
+    .psum_out(\psum_in$605 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$764 ),
-    .w_in(\w_in$753 ),
-    .w_out(\w_in$869 ),
-    .w_shift(\w_shift$223 )
+    .valid_out(\valid_in$453 ),
+    .w_in(\w_in$436 ),
+    .w_out(\w_in$607 ),
+    .w_shift(\w_shift$423 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$755 ),
+    .a_in(\a_in$444 ),
     .a_next(\o$102 [23:16]),
-    .a_out(\a_in$771 ),
+    .a_out(\a_in$466 ),
     .capture_next(o_next[3]),
-    .en(\en$234 ),
-    .first_in(\first_in$758 ),
-    .first_next(\first_next$760 ),
-    .first_next_out(\first_next$776 ),
-    .first_out(\first_in$774 ),
-    .last_in(\last_in$762 ),
-    .last_out(\last_in$778 ),
-    .psum_in(\psum_in$767 ),
-    .psum_out(\psum_in$883 ),
+    .en(\en$438 ),
+    .first_in(\first_in$447 ),
+    .first_next(\first_next$449 ),
+    .first_next_out(\first_next$471 ),
+    .first_out(\first_in$469 ),
+    .last_in(\last_in$451 ),
+    .last_out(\last_in$473 ),
+    .psum_in(\psum_in$456 ),
+    .psum_out(\psum_in$627 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$764 ),
+    .valid_in(\valid_in$453 ),
     .valid_next(\o$104 [6]),
-    .valid_out(\valid_in$780 ),
-    .w_in(\w_in$769 ),
-    .w_out(\w_in$885 ),
-    .w_shift(\w_shift$236 )
+    .valid_out(\valid_in$475 ),
+    .w_in(\w_in$458 ),
+    .w_out(\w_in$629 ),
+    .w_shift(\w_shift$440 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$771 ),
-    .a_next(\a_in$755 ),
-    .a_out(\a_in$787 ),
+    .a_in(\a_in$466 ),
+    .a_next(\a_in$444 ),
+    .a_out(\a_in$488 ),
     .capture_next(o_next[5]),
-    .en(\en$240 ),
-    .first_in(\first_in$774 ),
-    .first_next(\first_next$776 ),
-    .first_next_out(\first_next$792 ),
-    .first_out(\first_in$790 ),
-    .last_in(\last_in$778 ),
-    .last_out(\last_in$794 ),
-    .psum_in(\psum_in$783 ),
-    .psum_out(\psum_in$899 ),
+    .en(\en$460 ),
+    .first_in(\first_in$469 ),
+    .first_next(\first_next$471 ),
+    .first_next_out(\first_next$493 ),
+    .first_out(\first_in$491 ),
+    .last_in(\last_in$473 ),
+    .last_out(\last_in$495 ),
+    .psum_in(\psum_in$478 ),
+    .psum_out(\psum_in$649 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$780 ),
-    .valid_next(\valid_in$764 ),
-    .valid_out(\valid_in$796 ),
-    .w_in(\w_in$785 ),
-    .w_out(\w_in$901 ),
-    .w_shift(\w_shift$242 )
+    .valid_in(\valid_in$475 ),
+    .valid_next(\valid_in$453 ),
+    .valid_out(\valid_in$497 ),
+    .w_in(\w_in$480 ),
+    .w_out(\w_in$651 ),
+    .w_shift(\w_shift$462 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$787 ),
-    .a_next(\a_in$771 ),
-    .a_out(\a_in$803 ),
+    .a_in(\a_in$488 ),
+    .a_next(\a_in$466 ),
+    .a_out(\a_in$510 ),
     .capture_next(o_next[7]),
-    .en(\en$246 ),
-    .first_in(\first_in$790 ),
-    .first_next(\first_next$792 ),
-    .first_next_out(\first_next$808 ),
-    .first_out(\first_in$806 ),
-    .last_in(\last_in$794 ),
-    .last_out(\last_in$810 ),
-    .psum_in(\psum_in$799 ),
-    .psum_out(\psum_in$915 ),
+    .en(\en$482 ),
+    .first_in(\first_in$491 ),
+    .first_next(\first_next$493 ),
+    .first_next_out(\first_next$515 ),
+    .first_out(\first_in$513 ),
+    .last_in(\last_in$495 ),
+    .last_out(\last_in$517 ),
+    .psum_in(\psum_in$500 ),
+    .psum_out(\psum_in$671 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$796 ),
-    .valid_next(\valid_in$780 ),
-    .valid_out(\valid_in$812 ),
-    .w_in(\w_in$801 ),
-    .w_out(\w_in$917 ),
-    .w_shift(\w_shift$248 )
+    .valid_in(\valid_in$497 ),
+    .valid_next(\valid_in$475 ),
+    .valid_out(\valid_in$519 ),
+    .w_in(\w_in$502 ),
+    .w_out(\w_in$673 ),
+    .w_shift(\w_shift$484 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$803 ),
-    .a_next(\a_in$787 ),
-    .a_out(\a_in$819 ),
+    .a_in(\a_in$510 ),
+    .a_next(\a_in$488 ),
+    .a_out(\a_in$532 ),
     .capture_next(o_next[9]),
-    .en(\en$252 ),
-    .first_in(\first_in$806 ),
-    .first_next(\first_next$808 ),
-    .first_next_out(\first_next$824 ),
-    .first_out(\first_in$822 ),
-    .last_in(\last_in$810 ),
-    .last_out(\last_in$826 ),
-    .psum_in(\psum_in$815 ),
-    .psum_out(\psum_in$931 ),
+    .en(\en$504 ),
+    .first_in(\first_in$513 ),
+    .first_next(\first_next$515 ),
+    .first_next_out(\first_next$537 ),
+    .first_out(\first_in$535 ),
+    .last_in(\last_in$517 ),
+    .last_out(\last_in$539 ),
+    .psum_in(\psum_in$522 ),
+    .psum_out(\psum_in$693 ),
     .rst_pe_2_4(rst_pe_2_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$812 ),
-    .valid_next(\valid_in$796 ),
-    .valid_out(\valid_in$828 ),
-    .w_in(\w_in$817 ),
-    .w_out(\w_in$933 ),
-    .w_shift(\w_shift$254 )
+    .valid_in(\valid_in$519 ),
+    .valid_next(\valid_in$497 ),
+    .valid_out(\valid_in$541 ),
+    .w_in(\w_in$524 ),
+    .w_out(\w_in$695 ),
+    .w_shift(\w_shift$506 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$819 ),
-    .a_next(\a_in$803 ),
-    .a_out(\a_in$835 ),
+    .a_in(\a_in$532 ),
+    .a_next(\a_in$510 ),
+    .a_out(\a_in$554 ),
     .capture_next(o_next[11]),
-    .en(\en$258 ),
-    .first_in(\first_in$822 ),
-    .first_next(\first_next$824 ),
-    .first_next_out(\first_next$840 ),
-    .first_out(\first_in$838 ),
-    .last_in(\last_in$826 ),
-    .last_out(\last_in$842 ),
-    .psum_in(\psum_in$831 ),
-    .psum_out(\psum_in$947 ),
+    .en(\en$526 ),
+    .first_in(\first_in$535 ),
+    .first_next(\first_next$537 ),
+    .first_next_out(\first_next$559 ),
+    .first_out(\first_in$557 ),
+    .last_in(\last_in$539 ),
+    .last_out(\last_in$561 ),
+    .psum_in(\psum_in$544 ),
+    .psum_out(\psum_in$715 ),
     .rst_pe_2_5(rst_pe_2_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$828 ),
-    .valid_next(\valid_in$812 ),
-    .valid_out(\valid_in$844 ),
-    .w_in(\w_in$833 ),
-    .w_out(\w_in$949 ),
-    .w_shift(\w_shift$260 )
+    .valid_in(\valid_in$541 ),
+    .valid_next(\valid_in$519 ),
+    .valid_out(\valid_in$563 ),
+    .w_in(\w_in$546 ),
+    .w_out(\w_in$717 ),
+    .w_shift(\w_shift$528 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$835 ),
-    .a_next(\a_in$819 ),
-    .a_out(\a_in$851 ),
+    .a_in(\a_in$554 ),
+    .a_next(\a_in$532 ),
+    .a_out(\a_in$576 ),
     .capture_next(o_next[13]),
-    .en(\en$264 ),
-    .first_in(\first_in$838 ),
-    .first_next(\first_next$840 ),
-    .first_next_out(\first_next$856 ),
-    .first_out(\first_in$854 ),
-    .last_in(\last_in$842 ),
-    .last_out(\last_in$858 ),
-    .psum_in(\psum_in$847 ),
-    .psum_out(\psum_in$963 ),
+    .en(\en$548 ),
+    .first_in(\first_in$557 ),
+    .first_next(\first_next$559 ),
+    .first_next_out(\first_next$581 ),
+    .first_out(\first_in$579 ),
+    .last_in(\last_in$561 ),
+    .last_out(\last_in$583 ),
+    .psum_in(\psum_in$566 ),
+    .psum_out(\psum_in$737 ),
     .rst_pe_2_6(rst_pe_2_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$844 ),
-    .valid_next(\valid_in$828 ),
-    .valid_out(\valid_in$860 ),
-    .w_in(\w_in$849 ),
-    .w_out(\w_in$965 ),
-    .w_shift(\w_shift$266 )
+    .valid_in(\valid_in$563 ),
+    .valid_next(\valid_in$541 ),
+    .valid_out(\valid_in$585 ),
+    .w_in(\w_in$568 ),
+    .w_out(\w_in$739 ),
+    .w_shift(\w_shift$550 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$851 ),
-    .a_next(\a_in$835 ),
+    .a_in(\a_in$576 ),
+    .a_next(\a_in$554 ),
     .capture_next(o_next[15]),
-    .en(\en$270 ),
-    .first_in(\first_in$854 ),
-    .first_next(\first_next$856 ),
-    .last_in(\last_in$858 ),
-    .psum_in(\psum_in$863 ),
-    .psum_out(\psum_in$979 ),
+    .en(\en$570 ),
+    .first_in(\first_in$579 ),
+    .first_next(\first_next$581 ),
+    .last_in(\last_in$583 ),
+    .psum_in(\psum_in$588 ),
+    .psum_out(\psum_in$759 ),
     .rst_pe_2_7(rst_pe_2_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$860 ),
-    .valid_next(\valid_in$844 ),
-    .w_in(\w_in$865 ),
-    .w_out(\w_in$981 ),
-    .w_shift(\w_shift$272 )
+    .valid_in(\valid_in$585 ),
+    .valid_next(\valid_in$563 ),
+    .w_in(\w_in$590 ),
+    .w_out(\w_in$761 ),
+    .w_shift(\w_shift$572 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$102 [31:24]),
     .a_next(\o_next$97 [31:24]),
-    .a_out(\a_in$871 ),
+    .a_out(\a_in$615 ),
     .capture_next(o_next[1]),
-    .en(\en$276 ),
-    .first_next_out(\first_next$876 ),
-    .first_out(\first_in$874 ),
-    .last_out(\last_in$878 ),
+    .en(\en$592 ),
+    .first_next_out(\first_next$620 ),
+    .first_out(\first_in$618 ),
+    .last_out(\last_in$622 ),
     .\port$3090$9 (\o$104 [11:9]),
     .\port$3091$9 (\o_next$99 [10:9]),
-    .psum_in(\psum_in$867 ),
-    .psum_out(\psum_in$983 ),
+    .psum_in(\psum_in$605 ),
+    .psum_out(\psum_in$776 ),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$880 ),
-    .w_in(\w_in$869 ),
-    .w_out(\w_in$985 ),
-    .w_shift(\w_shift$278 )
+    .valid_out(\valid_in$624 ),
+    .w_in(\w_in$607 ),
+    .w_out(\w_in$778 ),
+    .w_shift(\w_shift$594 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$871 ),
+    .a_in(\a_in$615 ),
     .a_next(\o$102 [31:24]),
-    .a_out(\a_in$887 ),
+    .a_out(\a_in$637 ),
     .capture_next(o_next[3]),
-    .en(\en$289 ),
-    .first_in(\first_in$874 ),
-    .first_next(\first_next$876 ),
-    .first_next_out(\first_next$892 ),
-    .first_out(\first_in$890 ),
-    .last_in(\last_in$878 ),
-    .last_out(\last_in$894 ),
-    .psum_in(\psum_in$883 ),
-    .psum_out(\psum_in$999 ),
+    .en(\en$609 ),
+    .first_in(\first_in$618 ),
+    .first_next(\first_next$620 ),
+    .first_next_out(\first_next$642 ),
+    .first_out(\first_in$640 ),
+    .last_in(\last_in$622 ),
+    .last_out(\last_in$644 ),
+    .psum_in(\psum_in$627 ),
+    .psum_out(\psum_in$798 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$880 ),
+    .valid_in(\valid_in$624 ),
     .valid_next(\o$104 [9]),
-    .valid_out(\valid_in$896 ),
-    .w_in(\w_in$885 ),
-    .w_out(\w_in$1001 ),
-    .w_shift(\w_shift$291 )
+    .valid_out(\valid_in$646 ),
+    .w_in(\w_in$629 ),
+    .w_out(\w_in$800 ),
+    .w_shift(\w_shift$611 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$887 ),
-    .a_next(\a_in$871 ),
-    .a_out(\a_in$903 ),
+    .a_in(\a_in$637 ),
+    .a_next(\a_in$615 ),
+    .a_out(\a_in$659 ),
     .capture_next(o_next[5]),
-    .en(\en$295 ),
-    .first_in(\first_in$890 ),
-    .first_next(\first_next$892 ),
-    .first_next_out(\first_next$908 ),
-    .first_out(\first_in$906 ),
-    .last_in(\last_in$894 ),
-    .last_out(\last_in$910 ),
-    .psum_in(\psum_in$899 ),
-    .psum_out(\psum_in$1015 ),
+    .en(\en$631 ),
+    .first_in(\first_in$640 ),
+    .first_next(\first_next$642 ),
+    .first_next_out(\first_next$664 ),
+    .first_out(\first_in$662 ),
+    .last_in(\last_in$644 ),
+    .last_out(\last_in$666 ),
+    .psum_in(\psum_in$649 ),
+    .psum_out(\psum_in$820 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$896 ),
-    .valid_next(\valid_in$880 ),
-    .valid_out(\valid_in$912 ),
-    .w_in(\w_in$901 ),
-    .w_out(\w_in$1017 ),
-    .w_shift(\w_shift$297 )
+    .valid_in(\valid_in$646 ),
+    .valid_next(\valid_in$624 ),
+    .valid_out(\valid_in$668 ),
+    .w_in(\w_in$651 ),
+    .w_out(\w_in$822 ),
+    .w_shift(\w_shift$633 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$903 ),
-    .a_next(\a_in$887 ),
-    .a_out(\a_in$919 ),
+    .a_in(\a_in$659 ),
+    .a_next(\a_in$637 ),
+    .a_out(\a_in$681 ),
     .capture_next(o_next[7]),
-    .en(\en$301 ),
-    .first_in(\first_in$906 ),
-    .first_next(\first_next$908 ),
-    .first_next_out(\first_next$924 ),
-    .first_out(\first_in$922 ),
-    .last_in(\last_in$910 ),
-    .last_out(\last_in$926 ),
-    .psum_in(\psum_in$915 ),
-    .psum_out(\psum_in$1031 ),
+    .en(\en$653 ),
+    .first_in(\first_in$662 ),
+    .first_next(\first_next$664 ),
+    .first_next_out(\first_next$686 ),
+    .first_out(\first_in$684 ),
+    .last_in(\last_in$666 ),
+    .last_out(\last_in$688 ),
+    .psum_in(\psum_in$671 ),
+    .psum_out(\psum_in$842 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$912 ),
-    .valid_next(\valid_in$896 ),
-    .valid_out(\valid_in$928 ),
-    .w_in(\w_in$917 ),
-    .w_out(\w_in$1033 ),
-    .w_shift(\w_shift$303 )
+    .valid_in(\valid_in$668 ),
+    .valid_next(\valid_in$646 ),
+    .valid_out(\valid_in$690 ),
+    .w_in(\w_in$673 ),
+    .w_out(\w_in$844 ),
+    .w_shift(\w_shift$655 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$919 ),
-    .a_next(\a_in$903 ),
-    .a_out(\a_in$935 ),
+    .a_in(\a_in$681 ),
+    .a_next(\a_in$659 ),
+    .a_out(\a_in$703 ),
     .capture_next(o_next[9]),
-    .en(\en$307 ),
-    .first_in(\first_in$922 ),
-    .first_next(\first_next$924 ),
-    .first_next_out(\first_next$940 ),
-    .first_out(\first_in$938 ),
-    .last_in(\last_in$926 ),
-    .last_out(\last_in$942 ),
-    .psum_in(\psum_in$931 ),
-    .psum_out(\psum_in$1047 ),
+    .en(\en$675 ),
+    .first_in(\first_in$684 ),
+    .first_next(\first_next$686 ),
+    .first_next_out(\first_next$708 ),
+    .first_out(\first_in$706 ),
+    .last_in(\last_in$688 ),
+    .last_out(\last_in$710 ),
+    .psum_in(\psum_in$693 ),
+    .psum_out(\psum_in$864 ),
     .rst_pe_3_4(rst_pe_3_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$928 ),
-    .valid_next(\valid_in$912 ),
-    .valid_out(\valid_in$944 ),
-    .w_in(\w_in$933 ),
-    .w_out(\w_in$1049 ),
-    .w_shift(\w_shift$309 )
+    .valid_in(\valid_in$690 ),
+    .valid_next(\valid_in$668 ),
+    .valid_out(\valid_in$712 ),
+    .w_in(\w_in$695 ),
+    .w_out(\w_in$866 ),
+    .w_shift(\w_shift$677 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$935 ),
-    .a_next(\a_in$919 ),
-    .a_out(\a_in$951 ),
+    .a_in(\a_in$703 ),
+    .a_next(\a_in$681 ),
+    .a_out(\a_in$725 ),
     .capture_next(o_next[11]),
-    .en(\en$313 ),
-    .first_in(\first_in$938 ),
-    .first_next(\first_next$940 ),
-    .first_next_out(\first_next$956 ),
-    .first_out(\first_in$954 ),
-    .last_in(\last_in$942 ),
-    .last_out(\last_in$958 ),
-    .psum_in(\psum_in$947 ),
-    .psum_out(\psum_in$1063 ),
+    .en(\en$697 ),
+    .first_in(\first_in$706 ),
+    .first_next(\first_next$708 ),
+    .first_next_out(\first_next$730 ),
+    .first_out(\first_in$728 ),
+    .last_in(\last_in$710 ),
+    .last_out(\last_in$732 ),
+    .psum_in(\psum_in$715 ),
+    .psum_out(\psum_in$886 ),
     .rst_pe_3_5(rst_pe_3_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$944 ),
-    .valid_next(\valid_in$928 ),
-    .valid_out(\valid_in$960 ),
-    .w_in(\w_in$949 ),
-    .w_out(\w_in$1065 ),
-    .w_shift(\w_shift$315 )
+    .valid_in(\valid_in$712 ),
+    .valid_next(\valid_in$690 ),
+    .valid_out(\valid_in$734 ),
+    .w_in(\w_in$717 ),
+    .w_out(\w_in$888 ),
+    .w_shift(\w_shift$699 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$951 ),
-    .a_next(\a_in$935 ),
-    .a_out(\a_in$967 ),
+    .a_in(\a_in$725 ),
+    .a_next(\a_in$703 ),
+    .a_out(\a_in$747 ),
     .capture_next(o_next[13]),
-    .en(\en$319 ),
-    .first_in(\first_in$954 ),
-    .first_next(\first_next$956 ),
-    .first_next_out(\first_next$972 ),
-    .first_out(\first_in$970 ),
-    .last_in(\last_in$958 ),
-    .last_out(\last_in$974 ),
-    .psum_in(\psum_in$963 ),
-    .psum_out(\psum_in$1079 ),
+    .en(\en$719 ),
+    .first_in(\first_in$728 ),
+    .first_next(\first_next$730 ),
+    .first_next_out(\first_next$752 ),
+    .first_out(\first_in$750 ),
+    .last_in(\last_in$732 ),
+    .last_out(\last_in$754 ),
+    .psum_in(\psum_in$737 ),
+    .psum_out(\psum_in$908 ),
     .rst_pe_3_6(rst_pe_3_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$960 ),
-    .valid_next(\valid_in$944 ),
-    .valid_out(\valid_in$976 ),
-    .w_in(\w_in$965 ),
-    .w_out(\w_in$1081 ),
-    .w_shift(\w_shift$321 )
+    .valid_in(\valid_in$734 ),
+    .valid_next(\valid_in$712 ),
+    .valid_out(\valid_in$756 ),
+    .w_in(\w_in$739 ),
+    .w_out(\w_in$910 ),
+    .w_shift(\w_shift$721 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$967 ),
-    .a_next(\a_in$951 ),
+    .a_in(\a_in$747 ),
+    .a_next(\a_in$725 ),
     .capture_next(o_next[15]),
-    .en(\en$325 ),
-    .first_in(\first_in$970 ),
-    .first_next(\first_next$972 ),
-    .last_in(\last_in$974 ),
-    .psum_in(\psum_in$979 ),
-    .psum_out(\psum_in$1095 ),
+    .en(\en$741 ),
+    .first_in(\first_in$750 ),
+    .first_next(\first_next$752 ),
+    .last_in(\last_in$754 ),
+    .psum_in(\psum_in$759 ),
+    .psum_out(\psum_in$930 ),
     .rst_pe_3_7(rst_pe_3_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$976 ),
-    .valid_next(\valid_in$960 ),
-    .w_in(\w_in$981 ),
-    .w_out(\w_in$1097 ),
-    .w_shift(\w_shift$327 )
+    .valid_in(\valid_in$756 ),
+    .valid_next(\valid_in$734 ),
+    .w_in(\w_in$761 ),
+    .w_out(\w_in$932 ),
+    .w_shift(\w_shift$743 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
     .a_in(\o$102 [39:32]),
     .a_next(\o_next$97 [39:32]),
-    .a_out(\a_in$987 ),
+    .a_out(\a_in$786 ),
     .capture_next(o_next[1]),
-    .en(\en$331 ),
-    .first_next_out(\first_next$992 ),
-    .first_out(\first_in$990 ),
-    .last_out(\last_in$994 ),
+    .en(\en$763 ),
+    .first_next_out(\first_next$791 ),
+    .first_out(\first_in$789 ),
+    .last_out(\last_in$793 ),
     .\port$3090$12 (\o$104 [14:12]),
     .\port$3091$12 (\o_next$99 [13:12]),
-    .psum_in(\psum_in$983 ),
-    .psum_out(\psum_in$1099 ),
+    .psum_in(\psum_in$776 ),
+    .psum_out(\psum_in$947 ),
     .rst_pe_4_0(rst_pe_4_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$996 ),
-    .w_in(\w_in$985 ),
-    .w_out(\w_in$1101 ),
-    .w_shift(\w_shift$333 )
+    .valid_out(\valid_in$795 ),
+    .w_in(\w_in$778 ),
+    .w_out(\w_in$949 ),
+    .w_shift(\w_shift$765 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$987 ),
+    .a_in(\a_in$786 ),
     .a_next(\o$102 [39:32]),
-    .a_out(\a_in$1003 ),
+    .a_out(\a_in$808 ),
     .capture_next(o_next[3]),
-    .en(\en$344 ),
-    .first_in(\first_in$990 ),
-    .first_next(\first_next$992 ),
-    .first_next_out(\first_next$1008 ),
-    .first_out(\first_in$1006 ),
-    .last_in(\last_in$994 ),
-    .last_out(\last_in$1010 ),
-    .psum_in(\psum_in$999 ),
-    .psum_out(\psum_in$1115 ),
+    .en(\en$780 ),
+    .first_in(\first_in$789 ),
+    .first_next(\first_next$791 ),
+    .first_next_out(\first_next$813 ),
+    .first_out(\first_in$811 ),
+    .last_in(\last_in$793 ),
+    .last_out(\last_in$815 ),
+    .psum_in(\psum_in$798 ),
+    .psum_out(\psum_in$969 ),
     .rst_pe_4_1(rst_pe_4_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$996 ),
+    .valid_in(\valid_in$795 ),
     .valid_next(\o$104 [12]),
-    .valid_out(\valid_in$1012 ),
-    .w_in(\w_in$1001 ),
-    .w_out(\w_in$1117 ),
-    .w_shift(\w_shift$346 )
+    .valid_out(\valid_in$817 ),
+    .w_in(\w_in$800 ),
+    .w_out(\w_in$971 ),
+    .w_shift(\w_shift$782 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$1003 ),
-    .a_next(\a_in$987 ),
-    .a_out(\a_in$1019 ),
+    .a_in(\a_in$808 ),
+    .a_next(\a_in$786 ),
+    .a_out(\a_in$830 ),
     .capture_next(o_next[5]),
-    .en(\en$350 ),
-    .first_in(\first_in$1006 ),
-    .first_next(\first_next$1008 ),
-    .first_next_out(\first_next$1024 ),
-    .first_out(\first_in$1022 ),
-    .last_in(\last_in$1010 ),
-    .last_out(\last_in$1026 ),
-    .psum_in(\psum_in$1015 ),
-    .psum_out(\psum_in$1131 ),
+    .en(\en$802 ),
+    .first_in(\first_in$811 ),
+    .first_next(\first_next$813 ),
+    .first_next_out(\first_next$835 ),
+    .first_out(\first_in$833 ),
+    .last_in(\last_in$815 ),
+    .last_out(\last_in$837 ),
+    .psum_in(\psum_in$820 ),
+    .psum_out(\psum_in$991 ),
     .rst_pe_4_2(rst_pe_4_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1012 ),
-    .valid_next(\valid_in$996 ),
-    .valid_out(\valid_in$1028 ),
-    .w_in(\w_in$1017 ),
-    .w_out(\w_in$1133 ),
-    .w_shift(\w_shift$352 )
+    .valid_in(\valid_in$817 ),
+    .valid_next(\valid_in$795 ),
+    .valid_out(\valid_in$839 ),
+    .w_in(\w_in$822 ),
+    .w_out(\w_in$993 ),
+    .w_shift(\w_shift$804 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$1019 ),
-    .a_next(\a_in$1003 ),
-    .a_out(\a_in$1035 ),
+    .a_in(\a_in$830 ),
+    .a_next(\a_in$808 ),
+    .a_out(\a_in$852 ),
     .capture_next(o_next[7]),
-    .en(\en$356 ),
-    .first_in(\first_in$1022 ),
-    .first_next(\first_next$1024 ),
-    .first_next_out(\first_next$1040 ),
-    .first_out(\first_in$1038 ),
-    .last_in(\last_in$1026 ),
-    .last_out(\last_in$1042 ),
-    .psum_in(\psum_in$1031 ),
-    .psum_out(\psum_in$1147 ),
+    .en(\en$824 ),
+    .first_in(\first_in$833 ),
+    .first_next(\first_next$835 ),
+    .first_next_out(\first_next$857 ),
+    .first_out(\first_in$855 ),
+    .last_in(\last_in$837 ),
+    .last_out(\last_in$859 ),
+    .psum_in(\psum_in$842 ),
+    .psum_out(\psum_in$1013 ),
     .rst_pe_4_3(rst_pe_4_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1028 ),
-    .valid_next(\valid_in$1012 ),
-    .valid_out(\valid_in$1044 ),
-    .w_in(\w_in$1033 ),
-    .w_out(\w_in$1149 ),
-    .w_shift(\w_shift$358 )
+    .valid_in(\valid_in$839 ),
+    .valid_next(\valid_in$817 ),
+    .valid_out(\valid_in$861 ),
+    .w_in(\w_in$844 ),
+    .w_out(\w_in$1015 ),
+    .w_shift(\w_shift$826 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$1035 ),
-    .a_next(\a_in$1019 ),
-    .a_out(\a_in$1051 ),
+    .a_in(\a_in$852 ),
+    .a_next(\a_in$830 ),
+    .a_out(\a_in$874 ),
     .capture_next(o_next[9]),
-    .en(\en$362 ),
-    .first_in(\first_in$1038 ),
-    .first_next(\first_next$1040 ),
-    .first_next_out(\first_next$1056 ),
-    .first_out(\first_in$1054 ),
-    .last_in(\last_in$1042 ),
-    .last_out(\last_in$1058 ),
-    .psum_in(\psum_in$1047 ),
-    .psum_out(\psum_in$1163 ),
+    .en(\en$846 ),
+    .first_in(\first_in$855 ),
+    .first_next(\first_next$857 ),
+    .first_next_out(\first_next$879 ),
+    .first_out(\first_in$877 ),
+    .last_in(\last_in$859 ),
+    .last_out(\last_in$881 ),
+    .psum_in(\psum_in$864 ),
+    .psum_out(\psum_in$1035 ),
     .rst_pe_4_4(rst_pe_4_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1044 ),
-    .valid_next(\valid_in$1028 ),
-    .valid_out(\valid_in$1060 ),
-    .w_in(\w_in$1049 ),
-    .w_out(\w_in$1165 ),
-    .w_shift(\w_shift$364 )
+    .valid_in(\valid_in$861 ),
+    .valid_next(\valid_in$839 ),
+    .valid_out(\valid_in$883 ),
+    .w_in(\w_in$866 ),
+    .w_out(\w_in$1037 ),
+    .w_shift(\w_shift$848 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$1051 ),
-    .a_next(\a_in$1035 ),
-    .a_out(\a_in$1067 ),
+    .a_in(\a_in$874 ),
+    .a_next(\a_in$852 ),
+    .a_out(\a_in$896 ),
     .capture_next(o_next[11]),
-    .en(\en$368 ),
-    .first_in(\first_in$1054 ),
-    .first_next(\first_next$1056 ),
-    .first_next_out(\first_next$1072 ),
-    .first_out(\first_in$1070 ),
-    .last_in(\last_in$1058 ),
-    .last_out(\last_in$1074 ),
-    .psum_in(\psum_in$1063 ),
-    .psum_out(\psum_in$1179 ),
+    .en(\en$868 ),
+    .first_in(\first_in$877 ),
+    .first_next(\first_next$879 ),
+    .first_next_out(\first_next$901 ),
+    .first_out(\first_in$899 ),
+    .last_in(\last_in$881 ),
+    .last_out(\last_in$903 ),
+    .psum_in(\psum_in$886 ),
+    .psum_out(\psum_in$1057 ),
     .rst_pe_4_5(rst_pe_4_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1060 ),
-    .valid_next(\valid_in$1044 ),
-    .valid_out(\valid_in$1076 ),
-    .w_in(\w_in$1065 ),
-    .w_out(\w_in$1181 ),
-    .w_shift(\w_shift$370 )
+    .valid_in(\valid_in$883 ),
+    .valid_next(\valid_in$861 ),
+    .valid_out(\valid_in$905 ),
+    .w_in(\w_in$888 ),
+    .w_out(\w_in$1059 ),
+    .w_shift(\w_shift$870 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$1067 ),
-    .a_next(\a_in$1051 ),
-    .a_out(\a_in$1083 ),
+    .a_in(\a_in$896 ),
+    .a_next(\a_in$874 ),
+    .a_out(\a_in$918 ),
     .capture_next(o_next[13]),
-    .en(\en$374 ),
-    .first_in(\first_in$1070 ),
-    .first_next(\first_next$1072 ),
-    .first_next_out(\first_next$1088 ),
-    .first_out(\first_in$1086 ),
-    .last_in(\last_in$1074 ),
-    .last_out(\last_in$1090 ),
-    .psum_in(\psum_in$1079 ),
-    .psum_out(\psum_in$1195 ),
+    .en(\en$890 ),
+    .first_in(\first_in$899 ),
+    .first_next(\first_next$901 ),
+    .first_next_out(\first_next$923 ),
+    .first_out(\first_in$921 ),
+    .last_in(\last_in$903 ),
+    .last_out(\last_in$925 ),
+    .psum_in(\psum_in$908 ),
+    .psum_out(\psum_in$1079 ),
     .rst_pe_4_6(rst_pe_4_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1076 ),
-    .valid_next(\valid_in$1060 ),
-    .valid_out(\valid_in$1092 ),
-    .w_in(\w_in$1081 ),
-    .w_out(\w_in$1197 ),
-    .w_shift(\w_shift$376 )
+    .valid_in(\valid_in$905 ),
+    .valid_next(\valid_in$883 ),
+    .valid_out(\valid_in$927 ),
+    .w_in(\w_in$910 ),
+    .w_out(\w_in$1081 ),
+    .w_shift(\w_shift$892 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$1083 ),
-    .a_next(\a_in$1067 ),
+    .a_in(\a_in$918 ),
+    .a_next(\a_in$896 ),
     .capture_next(o_next[15]),
-    .en(\en$380 ),
-    .first_in(\first_in$1086 ),
-    .first_next(\first_next$1088 ),
-    .last_in(\last_in$1090 ),
-    .psum_in(\psum_in$1095 ),
-    .psum_out(\psum_in$1211 ),
+    .en(\en$912 ),
+    .first_in(\first_in$921 ),
+    .first_next(\first_next$923 ),
+    .last_in(\last_in$925 ),
+    .psum_in(\psum_in$930 ),
+    .psum_out(\psum_in$1101 ),
     .rst_pe_4_7(rst_pe_4_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1092 ),
-    .valid_next(\valid_in$1076 ),
-    .w_in(\w_in$1097 ),
-    .w_out(\w_in$1213 ),
-    .w_shift(\w_shift$382 )
+    .valid_in(\valid_in$927 ),
+    .valid_next(\valid_in$905 ),
+    .w_in(\w_in$932 ),
+    .w_out(\w_in$1103 ),
+    .w_shift(\w_shift$914 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
     .a_in(\o$102 [47:40]),
     .a_next(\o_next$97 [47:40]),
-    .a_out(\a_in$1103 ),
+    .a_out(\a_in$957 ),
     .capture_next(o_next[1]),
-    .en(\en$386 ),
-    .first_next_out(\first_next$1108 ),
-    .first_out(\first_in$1106 ),
-    .last_out(\last_in$1110 ),
+    .en(\en$934 ),
+    .first_next_out(\first_next$962 ),
+    .first_out(\first_in$960 ),
+    .last_out(\last_in$964 ),
     .\port$3090$15 (\o$104 [17:15]),
     .\port$3091$15 (\o_next$99 [16:15]),
-    .psum_in(\psum_in$1099 ),
-    .psum_out(\psum_in$1215 ),
+    .psum_in(\psum_in$947 ),
+    .psum_out(\psum_in$1118 ),
     .rst_pe_5_0(rst_pe_5_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$1112 ),
-    .w_in(\w_in$1101 ),
-    .w_out(\w_in$1217 ),
-    .w_shift(\w_shift$388 )
+    .valid_out(\valid_in$966 ),
+    .w_in(\w_in$949 ),
+    .w_out(\w_in$1120 ),
+    .w_shift(\w_shift$936 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$1103 ),
+    .a_in(\a_in$957 ),
     .a_next(\o$102 [47:40]),
-    .a_out(\a_in$1119 ),
+    .a_out(\a_in$979 ),
     .capture_next(o_next[3]),
-    .en(\en$399 ),
-    .first_in(\first_in$1106 ),
-    .first_next(\first_next$1108 ),
-    .first_next_out(\first_next$1124 ),
-    .first_out(\first_in$1122 ),
-    .last_in(\last_in$1110 ),
-    .last_out(\last_in$1126 ),
-    .psum_in(\psum_in$1115 ),
-    .psum_out(\psum_in$1231 ),
+    .en(\en$951 ),
+    .first_in(\first_in$960 ),
+    .first_next(\first_next$962 ),
+    .first_next_out(\first_next$984 ),
+    .first_out(\first_in$982 ),
+    .last_in(\last_in$964 ),
+    .last_out(\last_in$986 ),
+    .psum_in(\psum_in$969 ),
+    .psum_out(\psum_in$1140 ),
     .rst_pe_5_1(rst_pe_5_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1112 ),
+    .valid_in(\valid_in$966 ),
     .valid_next(\o$104 [15]),
-    .valid_out(\valid_in$1128 ),
-    .w_in(\w_in$1117 ),
-    .w_out(\w_in$1233 ),
-    .w_shift(\w_shift$401 )
+    .valid_out(\valid_in$988 ),
+    .w_in(\w_in$971 ),
+    .w_out(\w_in$1142 ),
+    .w_shift(\w_shift$953 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$1119 ),
-    .a_next(\a_in$1103 ),
-    .a_out(\a_in$1135 ),
+    .a_in(\a_in$979 ),
+    .a_next(\a_in$957 ),
+    .a_out(\a_in$1001 ),
     .capture_next(o_next[5]),
-    .en(\en$405 ),
-    .first_in(\first_in$1122 ),
-    .first_next(\first_next$1124 ),
-    .first_next_out(\first_next$1140 ),
-    .first_out(\first_in$1138 ),
-    .last_in(\last_in$1126 ),
-    .last_out(\last_in$1142 ),
-    .psum_in(\psum_in$1131 ),
-    .psum_out(\psum_in$1247 ),
+    .en(\en$973 ),
+    .first_in(\first_in$982 ),
+    .first_next(\first_next$984 ),
+    .first_next_out(\first_next$1006 ),
+    .first_out(\first_in$1004 ),
+    .last_in(\last_in$986 ),
+    .last_out(\last_in$1008 ),
+    .psum_in(\psum_in$991 ),
+    .psum_out(\psum_in$1162 ),
     .rst_pe_5_2(rst_pe_5_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1128 ),
-    .valid_next(\valid_in$1112 ),
-    .valid_out(\valid_in$1144 ),
-    .w_in(\w_in$1133 ),
-    .w_out(\w_in$1249 ),
-    .w_shift(\w_shift$407 )
+    .valid_in(\valid_in$988 ),
+    .valid_next(\valid_in$966 ),
+    .valid_out(\valid_in$1010 ),
+    .w_in(\w_in$993 ),
+    .w_out(\w_in$1164 ),
+    .w_shift(\w_shift$975 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1135 ),
-    .a_next(\a_in$1119 ),
-    .a_out(\a_in$1151 ),
+    .a_in(\a_in$1001 ),
+    .a_next(\a_in$979 ),
+    .a_out(\a_in$1023 ),
     .capture_next(o_next[7]),
-    .en(\en$411 ),
-    .first_in(\first_in$1138 ),
-    .first_next(\first_next$1140 ),
-    .first_next_out(\first_next$1156 ),
-    .first_out(\first_in$1154 ),
-    .last_in(\last_in$1142 ),
-    .last_out(\last_in$1158 ),
-    .psum_in(\psum_in$1147 ),
-    .psum_out(\psum_in$1263 ),
+    .en(\en$995 ),
+    .first_in(\first_in$1004 ),
+    .first_next(\first_next$1006 ),
+    .first_next_out(\first_next$1028 ),
+    .first_out(\first_in$1026 ),
+    .last_in(\last_in$1008 ),
+    .last_out(\last_in$1030 ),
+    .psum_in(\psum_in$1013 ),
+    .psum_out(\psum_in$1184 ),
     .rst_pe_5_3(rst_pe_5_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1144 ),
-    .valid_next(\valid_in$1128 ),
-    .valid_out(\valid_in$1160 ),
-    .w_in(\w_in$1149 ),
-    .w_out(\w_in$1265 ),
-    .w_shift(\w_shift$413 )
+    .valid_in(\valid_in$1010 ),
+    .valid_next(\valid_in$988 ),
+    .valid_out(\valid_in$1032 ),
+    .w_in(\w_in$1015 ),
+    .w_out(\w_in$1186 ),
+    .w_shift(\w_shift$997 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1151 ),
-    .a_next(\a_in$1135 ),
-    .a_out(\a_in$1167 ),
+    .a_in(\a_in$1023 ),
+    .a_next(\a_in$1001 ),
+    .a_out(\a_in$1045 ),
     .capture_next(o_next[9]),
-    .en(\en$417 ),
-    .first_in(\first_in$1154 ),
-    .first_next(\first_next$1156 ),
-    .first_next_out(\first_next$1172 ),
-    .first_out(\first_in$1170 ),
-    .last_in(\last_in$1158 ),
-    .last_out(\last_in$1174 ),
-    .psum_in(\psum_in$1163 ),
-    .psum_out(\psum_in$1279 ),
+    .en(\en$1017 ),
+    .first_in(\first_in$1026 ),
+    .first_next(\first_next$1028 ),
+    .first_next_out(\first_next$1050 ),
+    .first_out(\first_in$1048 ),
+    .last_in(\last_in$1030 ),
+    .last_out(\last_in$1052 ),
+    .psum_in(\psum_in$1035 ),
+    .psum_out(\psum_in$1206 ),
     .rst_pe_5_4(rst_pe_5_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1160 ),
-    .valid_next(\valid_in$1144 ),
-    .valid_out(\valid_in$1176 ),
-    .w_in(\w_in$1165 ),
-    .w_out(\w_in$1281 ),
-    .w_shift(\w_shift$419 )
+    .valid_in(\valid_in$1032 ),
+    .valid_next(\valid_in$1010 ),
+    .valid_out(\valid_in$1054 ),
+    .w_in(\w_in$1037 ),
+    .w_out(\w_in$1208 ),
+    .w_shift(\w_shift$1019 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1167 ),
-    .a_next(\a_in$1151 ),
-    .a_out(\a_in$1183 ),
+    .a_in(\a_in$1045 ),
+    .a_next(\a_in$1023 ),
+    .a_out(\a_in$1067 ),
     .capture_next(o_next[11]),
-    .en(\en$423 ),
-    .first_in(\first_in$1170 ),
-    .first_next(\first_next$1172 ),
-    .first_next_out(\first_next$1188 ),
-    .first_out(\first_in$1186 ),
-    .last_in(\last_in$1174 ),
-    .last_out(\last_in$1190 ),
-    .psum_in(\psum_in$1179 ),
-    .psum_out(\psum_in$1295 ),
+    .en(\en$1039 ),
+    .first_in(\first_in$1048 ),
+    .first_next(\first_next$1050 ),
+    .first_next_out(\first_next$1072 ),
+    .first_out(\first_in$1070 ),
+    .last_in(\last_in$1052 ),
+    .last_out(\last_in$1074 ),
+    .psum_in(\psum_in$1057 ),
+    .psum_out(\psum_in$1228 ),
     .rst_pe_5_5(rst_pe_5_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1176 ),
-    .valid_next(\valid_in$1160 ),
-    .valid_out(\valid_in$1192 ),
-    .w_in(\w_in$1181 ),
-    .w_out(\w_in$1297 ),
-    .w_shift(\w_shift$425 )
+    .valid_in(\valid_in$1054 ),
+    .valid_next(\valid_in$1032 ),
+    .valid_out(\valid_in$1076 ),
+    .w_in(\w_in$1059 ),
+    .w_out(\w_in$1230 ),
+    .w_shift(\w_shift$1041 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1183 ),
-    .a_next(\a_in$1167 ),
-    .a_out(\a_in$1199 ),
+    .a_in(\a_in$1067 ),
+    .a_next(\a_in$1045 ),
+    .a_out(\a_in$1089 ),
     .capture_next(o_next[13]),
-    .en(\en$429 ),
-    .first_in(\first_in$1186 ),
-    .first_next(\first_next$1188 ),
-    .first_next_out(\first_next$1204 ),
-    .first_out(\first_in$1202 ),
-    .last_in(\last_in$1190 ),
-    .last_out(\last_in$1206 ),
-    .psum_in(\psum_in$1195 ),
-    .psum_out(\psum_in$1311 ),
+    .en(\en$1061 ),
+    .first_in(\first_in$1070 ),
+    .first_next(\first_next$1072 ),
+    .first_next_out(\first_next$1094 ),
+    .first_out(\first_in$1092 ),
+    .last_in(\last_in$1074 ),
+    .last_out(\last_in$1096 ),
+    .psum_in(\psum_in$1079 ),
+    .psum_out(\psum_in$1250 ),
     .rst_pe_5_6(rst_pe_5_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1192 ),
-    .valid_next(\valid_in$1176 ),
-    .valid_out(\valid_in$1208 ),
-    .w_in(\w_in$1197 ),
-    .w_out(\w_in$1313 ),
-    .w_shift(\w_shift$431 )
+    .valid_in(\valid_in$1076 ),
+    .valid_next(\valid_in$1054 ),
+    .valid_out(\valid_in$1098 ),
+    .w_in(\w_in$1081 ),
+    .w_out(\w_in$1252 ),
+    .w_shift(\w_shift$1063 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1199 ),
-    .a_next(\a_in$1183 ),
+    .a_in(\a_in$1089 ),
+    .a_next(\a_in$1067 ),
     .capture_next(o_next[15]),
-    .en(\en$435 ),
-    .first_in(\first_in$1202 ),
-    .first_next(\first_next$1204 ),
-    .last_in(\last_in$1206 ),
-    .psum_in(\psum_in$1211 ),
-    .psum_out(\psum_in$1327 ),
+    .en(\en$1083 ),
+    .first_in(\first_in$1092 ),
+    .first_next(\first_next$1094 ),
+    .last_in(\last_in$1096 ),
+    .psum_in(\psum_in$1101 ),
+    .psum_out(\psum_in$1272 ),
     .rst_pe_5_7(rst_pe_5_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1208 ),
-    .valid_next(\valid_in$1192 ),
-    .w_in(\w_in$1213 ),
-    .w_out(\w_in$1329 ),
-    .w_shift(\w_shift$437 )
+    .valid_in(\valid_in$1098 ),
+    .valid_next(\valid_in$1076 ),
+    .w_in(\w_in$1103 ),
+    .w_out(\w_in$1274 ),
+    .w_shift(\w_shift$1085 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
     .a_in(\o$102 [55:48]),
     .a_next(\o_next$97 [55:48]),
-    .a_out(\a_in$1219 ),
+    .a_out(\a_in$1128 ),
     .capture_next(o_next[1]),
-    .en(\en$441 ),
-    .first_next_out(\first_next$1224 ),
-    .first_out(\first_in$1222 ),
-    .last_out(\last_in$1226 ),
+    .en(\en$1105 ),
+    .first_next_out(\first_next$1133 ),
+    .first_out(\first_in$1131 ),
+    .last_out(\last_in$1135 ),
     .\port$3090$18 (\o$104 [20:18]),
     .\port$3091$18 (\o_next$99 [19:18]),
-    .psum_in(\psum_in$1215 ),
-    .psum_out(\psum_in$1331 ),
+    .psum_in(\psum_in$1118 ),
+    .psum_out(\psum_in$1289 ),
     .rst_pe_6_0(rst_pe_6_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$1228 ),
-    .w_in(\w_in$1217 ),
-    .w_out(\w_in$1333 ),
-    .w_shift(\w_shift$443 )
+    .valid_out(\valid_in$1137 ),
+    .w_in(\w_in$1120 ),
+    .w_out(\w_in$1291 ),
+    .w_shift(\w_shift$1107 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1219 ),
+    .a_in(\a_in$1128 ),
     .a_next(\o$102 [55:48]),
-    .a_out(\a_in$1235 ),
+    .a_out(\a_in$1150 ),
     .capture_next(o_next[3]),
-    .en(\en$454 ),
-    .first_in(\first_in$1222 ),
-    .first_next(\first_next$1224 ),
-    .first_next_out(\first_next$1240 ),
-    .first_out(\first_in$1238 ),
-    .last_in(\last_in$1226 ),
-    .last_out(\last_in$1242 ),
-    .psum_in(\psum_in$1231 ),
-    .psum_out(\psum_in$1347 ),
+    .en(\en$1122 ),
+    .first_in(\first_in$1131 ),
+    .first_next(\first_next$1133 ),
+    .first_next_out(\first_next$1155 ),
+    .first_out(\first_in$1153 ),
+    .last_in(\last_in$1135 ),
+    .last_out(\last_in$1157 ),
+    .psum_in(\psum_in$1140 ),
+    .psum_out(\psum_in$1311 ),
     .rst_pe_6_1(rst_pe_6_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1228 ),
+    .valid_in(\valid_in$1137 ),
     .valid_next(\o$104 [18]),
-    .valid_out(\valid_in$1244 ),
-    .w_in(\w_in$1233 ),
-    .w_out(\w_in$1349 ),
-    .w_shift(\w_shift$456 )
+    .valid_out(\valid_in$1159 ),
+    .w_in(\w_in$1142 ),
+    .w_out(\w_in$1313 ),
+    .w_shift(\w_shift$1124 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1235 ),
-    .a_next(\a_in$1219 ),
-    .a_out(\a_in$1251 ),
+    .a_in(\a_in$1150 ),
+    .a_next(\a_in$1128 ),
+    .a_out(\a_in$1172 ),
     .capture_next(o_next[5]),
-    .en(\en$460 ),
-    .first_in(\first_in$1238 ),
-    .first_next(\first_next$1240 ),
-    .first_next_out(\first_next$1256 ),
-    .first_out(\first_in$1254 ),
-    .last_in(\last_in$1242 ),
-    .last_out(\last_in$1258 ),
-    .psum_in(\psum_in$1247 ),
-    .psum_out(\psum_in$1363 ),
+    .en(\en$1144 ),
+    .first_in(\first_in$1153 ),
+    .first_next(\first_next$1155 ),
+    .first_next_out(\first_next$1177 ),
+    .first_out(\first_in$1175 ),
+    .last_in(\last_in$1157 ),
+    .last_out(\last_in$1179 ),
+    .psum_in(\psum_in$1162 ),
+    .psum_out(\psum_in$1333 ),
     .rst_pe_6_2(rst_pe_6_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1244 ),
-    .valid_next(\valid_in$1228 ),
-    .valid_out(\valid_in$1260 ),
-    .w_in(\w_in$1249 ),
-    .w_out(\w_in$1365 ),
-    .w_shift(\w_shift$462 )
+    .valid_in(\valid_in$1159 ),
+    .valid_next(\valid_in$1137 ),
+    .valid_out(\valid_in$1181 ),
+    .w_in(\w_in$1164 ),
+    .w_out(\w_in$1335 ),
+    .w_shift(\w_shift$1146 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1251 ),
-    .a_next(\a_in$1235 ),
-    .a_out(\a_in$1267 ),
+    .a_in(\a_in$1172 ),
+    .a_next(\a_in$1150 ),
+    .a_out(\a_in$1194 ),
     .capture_next(o_next[7]),
-    .en(\en$466 ),
-    .first_in(\first_in$1254 ),
-    .first_next(\first_next$1256 ),
-    .first_next_out(\first_next$1272 ),
-    .first_out(\first_in$1270 ),
-    .last_in(\last_in$1258 ),
-    .last_out(\last_in$1274 ),
-    .psum_in(\psum_in$1263 ),
-    .psum_out(\psum_in$1379 ),
+    .en(\en$1166 ),
+    .first_in(\first_in$1175 ),
+    .first_next(\first_next$1177 ),
+    .first_next_out(\first_next$1199 ),
+    .first_out(\first_in$1197 ),
+    .last_in(\last_in$1179 ),
+    .last_out(\last_in$1201 ),
+    .psum_in(\psum_in$1184 ),
+    .psum_out(\psum_in$1355 ),
     .rst_pe_6_3(rst_pe_6_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1260 ),
-    .valid_next(\valid_in$1244 ),
-    .valid_out(\valid_in$1276 ),
-    .w_in(\w_in$1265 ),
-    .w_out(\w_in$1381 ),
-    .w_shift(\w_shift$468 )
+    .valid_in(\valid_in$1181 ),
+    .valid_next(\valid_in$1159 ),
+    .valid_out(\valid_in$1203 ),
+    .w_in(\w_in$1186 ),
+    .w_out(\w_in$1357 ),
+    .w_shift(\w_shift$1168 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1267 ),
-    .a_next(\a_in$1251 ),
-    .a_out(\a_in$1283 ),
+    .a_in(\a_in$1194 ),
+    .a_next(\a_in$1172 ),
+    .a_out(\a_in$1216 ),
     .capture_next(o_next[9]),
-    .en(\en$472 ),
-    .first_in(\first_in$1270 ),
-    .first_next(\first_next$1272 ),
-    .first_next_out(\first_next$1288 ),
-    .first_out(\first_in$1286 ),
-    .last_in(\last_in$1274 ),
-    .last_out(\last_in$1290 ),
-    .psum_in(\psum_in$1279 ),
-    .psum_out(\psum_in$1395 ),
+    .en(\en$1188 ),
+    .first_in(\first_in$1197 ),
+    .first_next(\first_next$1199 ),
+    .first_next_out(\first_next$1221 ),
+    .first_out(\first_in$1219 ),
+    .last_in(\last_in$1201 ),
+    .last_out(\last_in$1223 ),
+    .psum_in(\psum_in$1206 ),
+    .psum_out(\psum_in$1377 ),
     .rst_pe_6_4(rst_pe_6_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1276 ),
-    .valid_next(\valid_in$1260 ),
-    .valid_out(\valid_in$1292 ),
-    .w_in(\w_in$1281 ),
-    .w_out(\w_in$1397 ),
-    .w_shift(\w_shift$474 )
+    .valid_in(\valid_in$1203 ),
+    .valid_next(\valid_in$1181 ),
+    .valid_out(\valid_in$1225 ),
+    .w_in(\w_in$1208 ),
+    .w_out(\w_in$1379 ),
+    .w_shift(\w_shift$1190 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1283 ),
-    .a_next(\a_in$1267 ),
-    .a_out(\a_in$1299 ),
+    .a_in(\a_in$1216 ),
+    .a_next(\a_in$1194 ),
+    .a_out(\a_in$1238 ),
     .capture_next(o_next[11]),
-    .en(\en$478 ),
-    .first_in(\first_in$1286 ),
-    .first_next(\first_next$1288 ),
-    .first_next_out(\first_next$1304 ),
-    .first_out(\first_in$1302 ),
-    .last_in(\last_in$1290 ),
-    .last_out(\last_in$1306 ),
-    .psum_in(\psum_in$1295 ),
-    .psum_out(\psum_in$1411 ),
+    .en(\en$1210 ),
+    .first_in(\first_in$1219 ),
+    .first_next(\first_next$1221 ),
+    .first_next_out(\first_next$1243 ),
+    .first_out(\first_in$1241 ),
+    .last_in(\last_in$1223 ),
+    .last_out(\last_in$1245 ),
+    .psum_in(\psum_in$1228 ),
+    .psum_out(\psum_in$1399 ),
     .rst_pe_6_5(rst_pe_6_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1292 ),
-    .valid_next(\valid_in$1276 ),
-    .valid_out(\valid_in$1308 ),
-    .w_in(\w_in$1297 ),
-    .w_out(\w_in$1413 ),
-    .w_shift(\w_shift$480 )
+    .valid_in(\valid_in$1225 ),
+    .valid_next(\valid_in$1203 ),
+    .valid_out(\valid_in$1247 ),
+    .w_in(\w_in$1230 ),
+    .w_out(\w_in$1401 ),
+    .w_shift(\w_shift$1212 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1299 ),
-    .a_next(\a_in$1283 ),
-    .a_out(\a_in$1315 ),
+    .a_in(\a_in$1238 ),
+    .a_next(\a_in$1216 ),
+    .a_out(\a_in$1260 ),
     .capture_next(o_next[13]),
-    .en(\en$484 ),
-    .first_in(\first_in$1302 ),
-    .first_next(\first_next$1304 ),
-    .first_next_out(\first_next$1320 ),
-    .first_out(\first_in$1318 ),
-    .last_in(\last_in$1306 ),
-    .last_out(\last_in$1322 ),
-    .psum_in(\psum_in$1311 ),
-    .psum_out(\psum_in$1427 ),
+    .en(\en$1232 ),
+    .first_in(\first_in$1241 ),
+    .first_next(\first_next$1243 ),
+    .first_next_out(\first_next$1265 ),
+    .first_out(\first_in$1263 ),
+    .last_in(\last_in$1245 ),
+    .last_out(\last_in$1267 ),
+    .psum_in(\psum_in$1250 ),
+    .psum_out(\psum_in$1421 ),
     .rst_pe_6_6(rst_pe_6_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1308 ),
-    .valid_next(\valid_in$1292 ),
-    .valid_out(\valid_in$1324 ),
-    .w_in(\w_in$1313 ),
-    .w_out(\w_in$1429 ),
-    .w_shift(\w_shift$486 )
+    .valid_in(\valid_in$1247 ),
+    .valid_next(\valid_in$1225 ),
+    .valid_out(\valid_in$1269 ),
+    .w_in(\w_in$1252 ),
+    .w_out(\w_in$1423 ),
+    .w_shift(\w_shift$1234 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1315 ),
-    .a_next(\a_in$1299 ),
+    .a_in(\a_in$1260 ),
+    .a_next(\a_in$1238 ),
     .capture_next(o_next[15]),
-    .en(\en$490 ),
-    .first_in(\first_in$1318 ),
-    .first_next(\first_next$1320 ),
-    .last_in(\last_in$1322 ),
-    .psum_in(\psum_in$1327 ),
+    .en(\en$1254 ),
+    .first_in(\first_in$1263 ),
+    .first_next(\first_next$1265 ),
+    .last_in(\last_in$1267 ),
+    .psum_in(\psum_in$1272 ),
     .psum_out(\psum_in$1443 ),
     .rst_pe_6_7(rst_pe_6_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1324 ),
-    .valid_next(\valid_in$1308 ),
-    .w_in(\w_in$1329 ),
+    .valid_in(\valid_in$1269 ),
+    .valid_next(\valid_in$1247 ),
+    .w_in(\w_in$1274 ),
     .w_out(\w_in$1445 ),
-    .w_shift(\w_shift$492 )
+    .w_shift(\w_shift$1256 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
     .a_in(\o$102 [63:56]),
     .a_next(\o_next$97 [63:56]),
-    .a_out(\a_in$1335 ),
+    .a_out(\a_in$1299 ),
     .capture_next(o_next[1]),
-    .en(\en$496 ),
-    .first_next_out(\first_next$1340 ),
-    .first_out(\first_in$1338 ),
-    .last_out(\last_in$1342 ),
+    .en(\en$1276 ),
+    .first_next_out(\first_next$1304 ),
+    .first_out(\first_in$1302 ),
+    .last_out(\last_in$1306 ),
     .\port$3090$21 (\o$104 [23:21]),
     .\port$3091$21 (\o_next$99 [22:21]),
-    .psum_in(\psum_in$1331 ),
+    .psum_in(\psum_in$1289 ),
     .psum_out(psum_out),
     .rst_pe_7_0(rst_pe_7_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$1344 ),
-    .w_in(\w_in$1333 ),
-    .w_shift(\w_shift$498 )
+    .valid_out(\valid_in$1308 ),
+    .w_in(\w_in$1291 ),
+    .w_shift(\w_shift$1278 )
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1335 ),
+    .a_in(\a_in$1299 ),
     .a_next(\o$102 [63:56]),
-    .a_out(\a_in$1351 ),
+    .a_out(\a_in$1321 ),
     .capture_next(o_next[3]),
-    .en(\en$509 ),
-    .first_in(\first_in$1338 ),
-    .first_next(\first_next$1340 ),
-    .first_next_out(\first_next$1356 ),
-    .first_out(\first_in$1354 ),
-    .last_in(\last_in$1342 ),
-    .last_out(\last_in$1358 ),
-    .psum_in(\psum_in$1347 ),
+    .en(\en$1293 ),
+    .first_in(\first_in$1302 ),
+    .first_next(\first_next$1304 ),
+    .first_next_out(\first_next$1326 ),
+    .first_out(\first_in$1324 ),
+    .last_in(\last_in$1306 ),
+    .last_out(\last_in$1328 ),
+    .psum_in(\psum_in$1311 ),
     .psum_out(\psum_out$15 ),
     .rst_pe_7_1(rst_pe_7_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1344 ),
+    .valid_in(\valid_in$1308 ),
     .valid_next(\o$104 [21]),
-    .valid_out(\valid_in$1360 ),
-    .w_in(\w_in$1349 ),
-    .w_shift(\w_shift$511 )
+    .valid_out(\valid_in$1330 ),
+    .w_in(\w_in$1313 ),
+    .w_shift(\w_shift$1295 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1351 ),
-    .a_next(\a_in$1335 ),
-    .a_out(\a_in$1367 ),
+    .a_in(\a_in$1321 ),
+    .a_next(\a_in$1299 ),
+    .a_out(\a_in$1343 ),
     .capture_next(o_next[5]),
-    .en(\en$515 ),
-    .first_in(\first_in$1354 ),
-    .first_next(\first_next$1356 ),
-    .first_next_out(\first_next$1372 ),
-    .first_out(\first_in$1370 ),
-    .last_in(\last_in$1358 ),
-    .last_out(\last_in$1374 ),
-    .psum_in(\psum_in$1363 ),
+    .en(\en$1315 ),
+    .first_in(\first_in$1324 ),
+    .first_next(\first_next$1326 ),
+    .first_next_out(\first_next$1348 ),
+    .first_out(\first_in$1346 ),
+    .last_in(\last_in$1328 ),
+    .last_out(\last_in$1350 ),
+    .psum_in(\psum_in$1333 ),
     .psum_out(\psum_out$16 ),
     .rst_pe_7_2(rst_pe_7_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1360 ),
-    .valid_next(\valid_in$1344 ),
-    .valid_out(\valid_in$1376 ),
-    .w_in(\w_in$1365 ),
-    .w_shift(\w_shift$517 )
+    .valid_in(\valid_in$1330 ),
+    .valid_next(\valid_in$1308 ),
+    .valid_out(\valid_in$1352 ),
+    .w_in(\w_in$1335 ),
+    .w_shift(\w_shift$1317 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1367 ),
-    .a_next(\a_in$1351 ),
-    .a_out(\a_in$1383 ),
+    .a_in(\a_in$1343 ),
+    .a_next(\a_in$1321 ),
+    .a_out(\a_in$1365 ),
     .capture_next(o_next[7]),
-    .en(\en$521 ),
-    .first_in(\first_in$1370 ),
-    .first_next(\first_next$1372 ),
-    .first_next_out(\first_next$1388 ),
-    .first_out(\first_in$1386 ),
-    .last_in(\last_in$1374 ),
-    .last_out(\last_in$1390 ),
-    .psum_in(\psum_in$1379 ),
+    .en(\en$1337 ),
+    .first_in(\first_in$1346 ),
+    .first_next(\first_next$1348 ),
+    .first_next_out(\first_next$1370 ),
+    .first_out(\first_in$1368 ),
+    .last_in(\last_in$1350 ),
+    .last_out(\last_in$1372 ),
+    .psum_in(\psum_in$1355 ),
     .psum_out(\psum_out$17 ),
     .rst_pe_7_3(rst_pe_7_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1376 ),
-    .valid_next(\valid_in$1360 ),
-    .valid_out(\valid_in$1392 ),
-    .w_in(\w_in$1381 ),
-    .w_shift(\w_shift$523 )
+    .valid_in(\valid_in$1352 ),
+    .valid_next(\valid_in$1330 ),
+    .valid_out(\valid_in$1374 ),
+    .w_in(\w_in$1357 ),
+    .w_shift(\w_shift$1339 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1383 ),
-    .a_next(\a_in$1367 ),
-    .a_out(\a_in$1399 ),
+    .a_in(\a_in$1365 ),
+    .a_next(\a_in$1343 ),
+    .a_out(\a_in$1387 ),
     .capture_next(o_next[9]),
-    .en(\en$527 ),
-    .first_in(\first_in$1386 ),
-    .first_next(\first_next$1388 ),
-    .first_next_out(\first_next$1404 ),
-    .first_out(\first_in$1402 ),
-    .last_in(\last_in$1390 ),
-    .last_out(\last_in$1406 ),
-    .psum_in(\psum_in$1395 ),
+    .en(\en$1359 ),
+    .first_in(\first_in$1368 ),
+    .first_next(\first_next$1370 ),
+    .first_next_out(\first_next$1392 ),
+    .first_out(\first_in$1390 ),
+    .last_in(\last_in$1372 ),
+    .last_out(\last_in$1394 ),
+    .psum_in(\psum_in$1377 ),
     .psum_out(\psum_out$18 ),
     .rst_pe_7_4(rst_pe_7_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1392 ),
-    .valid_next(\valid_in$1376 ),
-    .valid_out(\valid_in$1408 ),
-    .w_in(\w_in$1397 ),
-    .w_shift(\w_shift$529 )
+    .valid_in(\valid_in$1374 ),
+    .valid_next(\valid_in$1352 ),
+    .valid_out(\valid_in$1396 ),
+    .w_in(\w_in$1379 ),
+    .w_shift(\w_shift$1361 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1399 ),
-    .a_next(\a_in$1383 ),
-    .a_out(\a_in$1415 ),
+    .a_in(\a_in$1387 ),
+    .a_next(\a_in$1365 ),
+    .a_out(\a_in$1409 ),
     .capture_next(o_next[11]),
-    .en(\en$533 ),
-    .first_in(\first_in$1402 ),
-    .first_next(\first_next$1404 ),
-    .first_next_out(\first_next$1420 ),
-    .first_out(\first_in$1418 ),
-    .last_in(\last_in$1406 ),
-    .last_out(\last_in$1422 ),
-    .psum_in(\psum_in$1411 ),
+    .en(\en$1381 ),
+    .first_in(\first_in$1390 ),
+    .first_next(\first_next$1392 ),
+    .first_next_out(\first_next$1414 ),
+    .first_out(\first_in$1412 ),
+    .last_in(\last_in$1394 ),
+    .last_out(\last_in$1416 ),
+    .psum_in(\psum_in$1399 ),
     .psum_out(\psum_out$19 ),
     .rst_pe_7_5(rst_pe_7_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1408 ),
-    .valid_next(\valid_in$1392 ),
-    .valid_out(\valid_in$1424 ),
-    .w_in(\w_in$1413 ),
-    .w_shift(\w_shift$535 )
+    .valid_in(\valid_in$1396 ),
+    .valid_next(\valid_in$1374 ),
+    .valid_out(\valid_in$1418 ),
+    .w_in(\w_in$1401 ),
+    .w_shift(\w_shift$1383 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1415 ),
-    .a_next(\a_in$1399 ),
+    .a_in(\a_in$1409 ),
+    .a_next(\a_in$1387 ),
     .a_out(\a_in$1431 ),
     .capture_next(o_next[13]),
-    .en(\en$539 ),
-    .first_in(\first_in$1418 ),
-    .first_next(\first_next$1420 ),
+    .en(\en$1403 ),
+    .first_in(\first_in$1412 ),
+    .first_next(\first_next$1414 ),
     .first_next_out(\first_next$1436 ),
     .first_out(\first_in$1434 ),
-    .last_in(\last_in$1422 ),
+    .last_in(\last_in$1416 ),
     .last_out(\last_in$1438 ),
-    .psum_in(\psum_in$1427 ),
+    .psum_in(\psum_in$1421 ),
     .psum_out(\psum_out$20 ),
     .rst_pe_7_6(rst_pe_7_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1424 ),
-    .valid_next(\valid_in$1408 ),
+    .valid_in(\valid_in$1418 ),
+    .valid_next(\valid_in$1396 ),
     .valid_out(\valid_in$1440 ),
-    .w_in(\w_in$1429 ),
-    .w_shift(\w_shift$541 )
+    .w_in(\w_in$1423 ),
+    .w_shift(\w_shift$1405 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
     .a_in(\a_in$1431 ),
-    .a_next(\a_in$1415 ),
+    .a_next(\a_in$1409 ),
     .capture_next(o_next[15]),
-    .en(\en$545 ),
+    .en(\en$1425 ),
     .first_in(\first_in$1434 ),
     .first_next(\first_next$1436 ),
     .last_in(\last_in$1438 ),
@@ -4408,10 +4408,10 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
     .rst_pe_7_7(rst_pe_7_7),
     .units_sync_clk(clk),
     .valid_in(\valid_in$1440 ),
-    .valid_next(\valid_in$1424 ),
+    .valid_next(\valid_in$1418 ),
     .valid_out(valid_out),
     .w_in(\w_in$1445 ),
-    .w_shift(\w_shift$547 )
+    .w_shift(\w_shift$1427 )
   );
   \systolic_core.skew_a  skew_a (
     .clk(clk),
@@ -4663,819 +4663,819 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_0_1 = \w_shift$112 ;
   assign \capture$114  = \o$93 [3];
   assign \capture_next$115  = o_next[3];
-  assign \psum_in$116  = 32'd0;
-  assign \w_in$117  = \o$109 [15:8];
-  assign en_pe_0_2 = \en$118 ;
-  assign shift_0_2 = \w_shift$120 ;
-  assign \capture$122  = \o$93 [5];
-  assign \capture_next$123  = o_next[5];
-  assign \psum_in$124  = 32'd0;
-  assign \w_in$125  = \o$109 [23:16];
-  assign en_pe_0_3 = \en$126 ;
-  assign shift_0_3 = \w_shift$128 ;
-  assign \capture$130  = \o$93 [7];
-  assign \capture_next$131  = o_next[7];
-  assign \psum_in$132  = 32'd0;
-  assign \w_in$133  = \o$109 [31:24];
-  assign en_pe_0_4 = \en$134 ;
-  assign shift_0_4 = \w_shift$136 ;
-  assign \capture$138  = \o$93 [9];
-  assign \capture_next$139  = o_next[9];
-  assign \psum_in$140  = 32'd0;
-  assign \w_in$141  = \o$109 [39:32];
-  assign en_pe_0_5 = \en$142 ;
-  assign shift_0_5 = \w_shift$144 ;
-  assign \capture$146  = \o$93 [11];
-  assign \capture_next$147  = o_next[11];
+  assign a_out = \a_in$116 ;
+  assign \a_next$118  = \o$102 [7:0];
+  assign first_out = \first_in$119 ;
+  assign first_next_out = \first_next$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \valid_out$126  = \valid_in$125 ;
+  assign \valid_next$127  = \o$104 [0];
+  assign \psum_in$128  = 32'd0;
+  assign \w_in$129  = \o$109 [15:8];
+  assign en_pe_0_2 = \en$130 ;
+  assign shift_0_2 = \w_shift$132 ;
+  assign \capture$134  = \o$93 [5];
+  assign \capture_next$135  = o_next[5];
+  assign \a_out$137  = \a_in$136 ;
+  assign \a_next$138  = \a_in$116 ;
+  assign \first_out$140  = \first_in$139 ;
+  assign \first_next_out$142  = \first_next$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \valid_out$146  = \valid_in$145 ;
+  assign \valid_next$147  = \valid_in$125 ;
   assign \psum_in$148  = 32'd0;
-  assign \w_in$149  = \o$109 [47:40];
-  assign en_pe_0_6 = \en$150 ;
-  assign shift_0_6 = \w_shift$152 ;
-  assign \capture$154  = \o$93 [13];
-  assign \capture_next$155  = o_next[13];
-  assign \psum_in$156  = 32'd0;
-  assign \w_in$157  = \o$109 [55:48];
-  assign en_pe_0_7 = \en$158 ;
-  assign shift_0_7 = \w_shift$160 ;
-  assign \capture$162  = \o$93 [15];
-  assign \capture_next$163  = o_next[15];
-  assign \psum_in$164  = 32'd0;
-  assign \w_in$165  = \o$109 [63:56];
-  assign en_pe_1_0 = \en$166 ;
-  assign shift_1_0 = \w_shift$168 ;
-  assign \capture$170  = \o$93 [1];
-  assign \capture_next$171  = o_next[1];
-  assign \a_next$172  = \o_next$97 [15:8];
-  assign \first_next$173  = \o_next$99 [4];
-  assign \valid_next$174  = \o_next$99 [3];
-  assign \a_in$175  = \o$102 [15:8];
-  assign \valid_in$176  = \o$104 [3];
-  assign \first_in$177  = \o$104 [4];
-  assign \last_in$178  = \o$104 [5];
-  assign en_pe_1_1 = \en$179 ;
-  assign shift_1_1 = \w_shift$181 ;
-  assign \capture$183  = \o$93 [3];
-  assign \capture_next$184  = o_next[3];
-  assign en_pe_1_2 = \en$185 ;
-  assign shift_1_2 = \w_shift$187 ;
-  assign \capture$189  = \o$93 [5];
-  assign \capture_next$190  = o_next[5];
-  assign en_pe_1_3 = \en$191 ;
-  assign shift_1_3 = \w_shift$193 ;
-  assign \capture$195  = \o$93 [7];
-  assign \capture_next$196  = o_next[7];
-  assign en_pe_1_4 = \en$197 ;
-  assign shift_1_4 = \w_shift$199 ;
-  assign \capture$201  = \o$93 [9];
-  assign \capture_next$202  = o_next[9];
-  assign en_pe_1_5 = \en$203 ;
-  assign shift_1_5 = \w_shift$205 ;
-  assign \capture$207  = \o$93 [11];
-  assign \capture_next$208  = o_next[11];
-  assign en_pe_1_6 = \en$209 ;
-  assign shift_1_6 = \w_shift$211 ;
-  assign \capture$213  = \o$93 [13];
-  assign \capture_next$214  = o_next[13];
-  assign en_pe_1_7 = \en$215 ;
-  assign shift_1_7 = \w_shift$217 ;
-  assign \capture$219  = \o$93 [15];
-  assign \capture_next$220  = o_next[15];
-  assign en_pe_2_0 = \en$221 ;
-  assign shift_2_0 = \w_shift$223 ;
-  assign \capture$225  = \o$93 [1];
-  assign \capture_next$226  = o_next[1];
-  assign \a_next$227  = \o_next$97 [23:16];
-  assign \first_next$228  = \o_next$99 [7];
-  assign \valid_next$229  = \o_next$99 [6];
-  assign \a_in$230  = \o$102 [23:16];
-  assign \valid_in$231  = \o$104 [6];
-  assign \first_in$232  = \o$104 [7];
-  assign \last_in$233  = \o$104 [8];
-  assign en_pe_2_1 = \en$234 ;
-  assign shift_2_1 = \w_shift$236 ;
-  assign \capture$238  = \o$93 [3];
-  assign \capture_next$239  = o_next[3];
-  assign en_pe_2_2 = \en$240 ;
-  assign shift_2_2 = \w_shift$242 ;
-  assign \capture$244  = \o$93 [5];
-  assign \capture_next$245  = o_next[5];
-  assign en_pe_2_3 = \en$246 ;
-  assign shift_2_3 = \w_shift$248 ;
-  assign \capture$250  = \o$93 [7];
-  assign \capture_next$251  = o_next[7];
-  assign en_pe_2_4 = \en$252 ;
-  assign shift_2_4 = \w_shift$254 ;
-  assign \capture$256  = \o$93 [9];
-  assign \capture_next$257  = o_next[9];
-  assign en_pe_2_5 = \en$258 ;
-  assign shift_2_5 = \w_shift$260 ;
-  assign \capture$262  = \o$93 [11];
-  assign \capture_next$263  = o_next[11];
-  assign en_pe_2_6 = \en$264 ;
-  assign shift_2_6 = \w_shift$266 ;
-  assign \capture$268  = \o$93 [13];
-  assign \capture_next$269  = o_next[13];
-  assign en_pe_2_7 = \en$270 ;
-  assign shift_2_7 = \w_shift$272 ;
-  assign \capture$274  = \o$93 [15];
-  assign \capture_next$275  = o_next[15];
-  assign en_pe_3_0 = \en$276 ;
-  assign shift_3_0 = \w_shift$278 ;
-  assign \capture$280  = \o$93 [1];
-  assign \capture_next$281  = o_next[1];
-  assign \a_next$282  = \o_next$97 [31:24];
-  assign \first_next$283  = \o_next$99 [10];
-  assign \valid_next$284  = \o_next$99 [9];
-  assign \a_in$285  = \o$102 [31:24];
-  assign \valid_in$286  = \o$104 [9];
-  assign \first_in$287  = \o$104 [10];
-  assign \last_in$288  = \o$104 [11];
-  assign en_pe_3_1 = \en$289 ;
-  assign shift_3_1 = \w_shift$291 ;
-  assign \capture$293  = \o$93 [3];
-  assign \capture_next$294  = o_next[3];
-  assign en_pe_3_2 = \en$295 ;
-  assign shift_3_2 = \w_shift$297 ;
-  assign \capture$299  = \o$93 [5];
-  assign \capture_next$300  = o_next[5];
-  assign en_pe_3_3 = \en$301 ;
-  assign shift_3_3 = \w_shift$303 ;
-  assign \capture$305  = \o$93 [7];
-  assign \capture_next$306  = o_next[7];
-  assign en_pe_3_4 = \en$307 ;
-  assign shift_3_4 = \w_shift$309 ;
-  assign \capture$311  = \o$93 [9];
-  assign \capture_next$312  = o_next[9];
-  assign en_pe_3_5 = \en$313 ;
-  assign shift_3_5 = \w_shift$315 ;
-  assign \capture$317  = \o$93 [11];
-  assign \capture_next$318  = o_next[11];
-  assign en_pe_3_6 = \en$319 ;
-  assign shift_3_6 = \w_shift$321 ;
-  assign \capture$323  = \o$93 [13];
-  assign \capture_next$324  = o_next[13];
-  assign en_pe_3_7 = \en$325 ;
-  assign shift_3_7 = \w_shift$327 ;
-  assign \capture$329  = \o$93 [15];
-  assign \capture_next$330  = o_next[15];
-  assign en_pe_4_0 = \en$331 ;
-  assign shift_4_0 = \w_shift$333 ;
-  assign \capture$335  = \o$93 [1];
-  assign \capture_next$336  = o_next[1];
-  assign \a_next$337  = \o_next$97 [39:32];
-  assign \first_next$338  = \o_next$99 [13];
-  assign \valid_next$339  = \o_next$99 [12];
-  assign \a_in$340  = \o$102 [39:32];
-  assign \valid_in$341  = \o$104 [12];
-  assign \first_in$342  = \o$104 [13];
-  assign \last_in$343  = \o$104 [14];
-  assign en_pe_4_1 = \en$344 ;
-  assign shift_4_1 = \w_shift$346 ;
-  assign \capture$348  = \o$93 [3];
-  assign \capture_next$349  = o_next[3];
-  assign en_pe_4_2 = \en$350 ;
-  assign shift_4_2 = \w_shift$352 ;
-  assign \capture$354  = \o$93 [5];
-  assign \capture_next$355  = o_next[5];
-  assign en_pe_4_3 = \en$356 ;
-  assign shift_4_3 = \w_shift$358 ;
-  assign \capture$360  = \o$93 [7];
-  assign \capture_next$361  = o_next[7];
-  assign en_pe_4_4 = \en$362 ;
-  assign shift_4_4 = \w_shift$364 ;
-  assign \capture$366  = \o$93 [9];
-  assign \capture_next$367  = o_next[9];
-  assign en_pe_4_5 = \en$368 ;
-  assign shift_4_5 = \w_shift$370 ;
-  assign \capture$372  = \o$93 [11];
-  assign \capture_next$373  = o_next[11];
-  assign en_pe_4_6 = \en$374 ;
-  assign shift_4_6 = \w_shift$376 ;
-  assign \capture$378  = \o$93 [13];
-  assign \capture_next$379  = o_next[13];
-  assign en_pe_4_7 = \en$380 ;
-  assign shift_4_7 = \w_shift$382 ;
-  assign \capture$384  = \o$93 [15];
-  assign \capture_next$385  = o_next[15];
-  assign en_pe_5_0 = \en$386 ;
-  assign shift_5_0 = \w_shift$388 ;
-  assign \capture$390  = \o$93 [1];
-  assign \capture_next$391  = o_next[1];
-  assign \a_next$392  = \o_next$97 [47:40];
-  assign \first_next$393  = \o_next$99 [16];
-  assign \valid_next$394  = \o_next$99 [15];
-  assign \a_in$395  = \o$102 [47:40];
-  assign \valid_in$396  = \o$104 [15];
-  assign \first_in$397  = \o$104 [16];
-  assign \last_in$398  = \o$104 [17];
-  assign en_pe_5_1 = \en$399 ;
-  assign shift_5_1 = \w_shift$401 ;
-  assign \capture$403  = \o$93 [3];
-  assign \capture_next$404  = o_next[3];
-  assign en_pe_5_2 = \en$405 ;
-  assign shift_5_2 = \w_shift$407 ;
-  assign \capture$409  = \o$93 [5];
-  assign \capture_next$410  = o_next[5];
-  assign en_pe_5_3 = \en$411 ;
-  assign shift_5_3 = \w_shift$413 ;
-  assign \capture$415  = \o$93 [7];
-  assign \capture_next$416  = o_next[7];
-  assign en_pe_5_4 = \en$417 ;
-  assign shift_5_4 = \w_shift$419 ;
-  assign \capture$421  = \o$93 [9];
-  assign \capture_next$422  = o_next[9];
-  assign en_pe_5_5 = \en$423 ;
-  assign shift_5_5 = \w_shift$425 ;
-  assign \capture$427  = \o$93 [11];
-  assign \capture_next$428  = o_next[11];
-  assign en_pe_5_6 = \en$429 ;
-  assign shift_5_6 = \w_shift$431 ;
-  assign \capture$433  = \o$93 [13];
-  assign \capture_next$434  = o_next[13];
-  assign en_pe_5_7 = \en$435 ;
-  assign shift_5_7 = \w_shift$437 ;
-  assign \capture$439  = \o$93 [15];
-  assign \capture_next$440  = o_next[15];
-  assign en_pe_6_0 = \en$441 ;
-  assign shift_6_0 = \w_shift$443 ;
-  assign \capture$445  = \o$93 [1];
-  assign \capture_next$446  = o_next[1];
-  assign \a_next$447  = \o_next$97 [55:48];
-  assign \first_next$448  = \o_next$99 [19];
-  assign \valid_next$449  = \o_next$99 [18];
-  assign \a_in$450  = \o$102 [55:48];
-  assign \valid_in$451  = \o$104 [18];
-  assign \first_in$452  = \o$104 [19];
-  assign \last_in$453  = \o$104 [20];
-  assign en_pe_6_1 = \en$454 ;
-  assign shift_6_1 = \w_shift$456 ;
-  assign \capture$458  = \o$93 [3];
-  assign \capture_next$459  = o_next[3];
-  assign en_pe_6_2 = \en$460 ;
-  assign shift_6_2 = \w_shift$462 ;
+  assign \w_in$149  = \o$109 [23:16];
+  assign en_pe_0_3 = \en$150 ;
+  assign shift_0_3 = \w_shift$152 ;
+  assign \capture$154  = \o$93 [7];
+  assign \capture_next$155  = o_next[7];
+  assign \a_out$157  = \a_in$156 ;
+  assign \a_next$158  = \a_in$136 ;
+  assign \first_out$160  = \first_in$159 ;
+  assign \first_next_out$162  = \first_next$161 ;
+  assign \last_out$164  = \last_in$163 ;
+  assign \valid_out$166  = \valid_in$165 ;
+  assign \valid_next$167  = \valid_in$145 ;
+  assign \psum_in$168  = 32'd0;
+  assign \w_in$169  = \o$109 [31:24];
+  assign en_pe_0_4 = \en$170 ;
+  assign shift_0_4 = \w_shift$172 ;
+  assign \capture$174  = \o$93 [9];
+  assign \capture_next$175  = o_next[9];
+  assign \a_out$177  = \a_in$176 ;
+  assign \a_next$178  = \a_in$156 ;
+  assign \first_out$180  = \first_in$179 ;
+  assign \first_next_out$182  = \first_next$181 ;
+  assign \last_out$184  = \last_in$183 ;
+  assign \valid_out$186  = \valid_in$185 ;
+  assign \valid_next$187  = \valid_in$165 ;
+  assign \psum_in$188  = 32'd0;
+  assign \w_in$189  = \o$109 [39:32];
+  assign en_pe_0_5 = \en$190 ;
+  assign shift_0_5 = \w_shift$192 ;
+  assign \capture$194  = \o$93 [11];
+  assign \capture_next$195  = o_next[11];
+  assign \a_out$197  = \a_in$196 ;
+  assign \a_next$198  = \a_in$176 ;
+  assign \first_out$200  = \first_in$199 ;
+  assign \first_next_out$202  = \first_next$201 ;
+  assign \last_out$204  = \last_in$203 ;
+  assign \valid_out$206  = \valid_in$205 ;
+  assign \valid_next$207  = \valid_in$185 ;
+  assign \psum_in$208  = 32'd0;
+  assign \w_in$209  = \o$109 [47:40];
+  assign en_pe_0_6 = \en$210 ;
+  assign shift_0_6 = \w_shift$212 ;
+  assign \capture$214  = \o$93 [13];
+  assign \capture_next$215  = o_next[13];
+  assign \a_out$217  = \a_in$216 ;
+  assign \a_next$218  = \a_in$196 ;
+  assign \first_out$220  = \first_in$219 ;
+  assign \first_next_out$222  = \first_next$221 ;
+  assign \last_out$224  = \last_in$223 ;
+  assign \valid_out$226  = \valid_in$225 ;
+  assign \valid_next$227  = \valid_in$205 ;
+  assign \psum_in$228  = 32'd0;
+  assign \w_in$229  = \o$109 [55:48];
+  assign en_pe_0_7 = \en$230 ;
+  assign shift_0_7 = \w_shift$232 ;
+  assign \capture$234  = \o$93 [15];
+  assign \capture_next$235  = o_next[15];
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$216 ;
+  assign \first_out$240  = \first_in$239 ;
+  assign \first_next_out$242  = \first_next$241 ;
+  assign \last_out$244  = \last_in$243 ;
+  assign \valid_out$246  = \valid_in$245 ;
+  assign \valid_next$247  = \valid_in$225 ;
+  assign \psum_in$248  = 32'd0;
+  assign \w_in$249  = \o$109 [63:56];
+  assign en_pe_1_0 = \en$250 ;
+  assign shift_1_0 = \w_shift$252 ;
+  assign \capture$254  = \o$93 [1];
+  assign \capture_next$255  = o_next[1];
+  assign \a_next$256  = \o_next$97 [15:8];
+  assign \first_next$257  = \o_next$99 [4];
+  assign \valid_next$258  = \o_next$99 [3];
+  assign \a_in$259  = \o$102 [15:8];
+  assign \valid_in$260  = \o$104 [3];
+  assign \first_in$261  = \o$104 [4];
+  assign \last_in$262  = \o$104 [5];
+  assign \psum_out$264  = \psum_in$263 ;
+  assign w_out = \w_in$265 ;
+  assign en_pe_1_1 = \en$267 ;
+  assign shift_1_1 = \w_shift$269 ;
+  assign \capture$271  = \o$93 [3];
+  assign \capture_next$272  = o_next[3];
+  assign \a_out$274  = \a_in$273 ;
+  assign \a_next$275  = \o$102 [15:8];
+  assign \first_out$277  = \first_in$276 ;
+  assign \first_next_out$279  = \first_next$278 ;
+  assign \last_out$281  = \last_in$280 ;
+  assign \valid_out$283  = \valid_in$282 ;
+  assign \valid_next$284  = \o$104 [3];
+  assign \psum_out$286  = \psum_in$285 ;
+  assign \w_out$288  = \w_in$287 ;
+  assign en_pe_1_2 = \en$289 ;
+  assign shift_1_2 = \w_shift$291 ;
+  assign \capture$293  = \o$93 [5];
+  assign \capture_next$294  = o_next[5];
+  assign \a_out$296  = \a_in$295 ;
+  assign \a_next$297  = \a_in$273 ;
+  assign \first_out$299  = \first_in$298 ;
+  assign \first_next_out$301  = \first_next$300 ;
+  assign \last_out$303  = \last_in$302 ;
+  assign \valid_out$305  = \valid_in$304 ;
+  assign \valid_next$306  = \valid_in$282 ;
+  assign \psum_out$308  = \psum_in$307 ;
+  assign \w_out$310  = \w_in$309 ;
+  assign en_pe_1_3 = \en$311 ;
+  assign shift_1_3 = \w_shift$313 ;
+  assign \capture$315  = \o$93 [7];
+  assign \capture_next$316  = o_next[7];
+  assign \a_out$318  = \a_in$317 ;
+  assign \a_next$319  = \a_in$295 ;
+  assign \first_out$321  = \first_in$320 ;
+  assign \first_next_out$323  = \first_next$322 ;
+  assign \last_out$325  = \last_in$324 ;
+  assign \valid_out$327  = \valid_in$326 ;
+  assign \valid_next$328  = \valid_in$304 ;
+  assign \psum_out$330  = \psum_in$329 ;
+  assign \w_out$332  = \w_in$331 ;
+  assign en_pe_1_4 = \en$333 ;
+  assign shift_1_4 = \w_shift$335 ;
+  assign \capture$337  = \o$93 [9];
+  assign \capture_next$338  = o_next[9];
+  assign \a_out$340  = \a_in$339 ;
+  assign \a_next$341  = \a_in$317 ;
+  assign \first_out$343  = \first_in$342 ;
+  assign \first_next_out$345  = \first_next$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \valid_next$350  = \valid_in$326 ;
+  assign \psum_out$352  = \psum_in$351 ;
+  assign \w_out$354  = \w_in$353 ;
+  assign en_pe_1_5 = \en$355 ;
+  assign shift_1_5 = \w_shift$357 ;
+  assign \capture$359  = \o$93 [11];
+  assign \capture_next$360  = o_next[11];
+  assign \a_out$362  = \a_in$361 ;
+  assign \a_next$363  = \a_in$339 ;
+  assign \first_out$365  = \first_in$364 ;
+  assign \first_next_out$367  = \first_next$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \valid_out$371  = \valid_in$370 ;
+  assign \valid_next$372  = \valid_in$348 ;
+  assign \psum_out$374  = \psum_in$373 ;
+  assign \w_out$376  = \w_in$375 ;
+  assign en_pe_1_6 = \en$377 ;
+  assign shift_1_6 = \w_shift$379 ;
+  assign \capture$381  = \o$93 [13];
+  assign \capture_next$382  = o_next[13];
+  assign \a_out$384  = \a_in$383 ;
+  assign \a_next$385  = \a_in$361 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \first_next_out$389  = \first_next$388 ;
+  assign \last_out$391  = \last_in$390 ;
+  assign \valid_out$393  = \valid_in$392 ;
+  assign \valid_next$394  = \valid_in$370 ;
+  assign \psum_out$396  = \psum_in$395 ;
+  assign \w_out$398  = \w_in$397 ;
+  assign en_pe_1_7 = \en$399 ;
+  assign shift_1_7 = \w_shift$401 ;
+  assign \capture$403  = \o$93 [15];
+  assign \capture_next$404  = o_next[15];
+  assign \a_out$406  = \a_in$405 ;
+  assign \a_next$407  = \a_in$383 ;
+  assign \first_out$409  = \first_in$408 ;
+  assign \first_next_out$411  = \first_next$410 ;
+  assign \last_out$413  = \last_in$412 ;
+  assign \valid_out$415  = \valid_in$414 ;
+  assign \valid_next$416  = \valid_in$392 ;
+  assign \psum_out$418  = \psum_in$417 ;
+  assign \w_out$420  = \w_in$419 ;
+  assign en_pe_2_0 = \en$421 ;
+  assign shift_2_0 = \w_shift$423 ;
+  assign \capture$425  = \o$93 [1];
+  assign \capture_next$426  = o_next[1];
+  assign \a_next$427  = \o_next$97 [23:16];
+  assign \first_next$428  = \o_next$99 [7];
+  assign \valid_next$429  = \o_next$99 [6];
+  assign \a_in$430  = \o$102 [23:16];
+  assign \valid_in$431  = \o$104 [6];
+  assign \first_in$432  = \o$104 [7];
+  assign \last_in$433  = \o$104 [8];
+  assign \psum_out$435  = \psum_in$434 ;
+  assign \w_out$437  = \w_in$436 ;
+  assign en_pe_2_1 = \en$438 ;
+  assign shift_2_1 = \w_shift$440 ;
+  assign \capture$442  = \o$93 [3];
+  assign \capture_next$443  = o_next[3];
+  assign \a_out$445  = \a_in$444 ;
+  assign \a_next$446  = \o$102 [23:16];
+  assign \first_out$448  = \first_in$447 ;
+  assign \first_next_out$450  = \first_next$449 ;
+  assign \last_out$452  = \last_in$451 ;
+  assign \valid_out$454  = \valid_in$453 ;
+  assign \valid_next$455  = \o$104 [6];
+  assign \psum_out$457  = \psum_in$456 ;
+  assign \w_out$459  = \w_in$458 ;
+  assign en_pe_2_2 = \en$460 ;
+  assign shift_2_2 = \w_shift$462 ;
   assign \capture$464  = \o$93 [5];
   assign \capture_next$465  = o_next[5];
-  assign en_pe_6_3 = \en$466 ;
-  assign shift_6_3 = \w_shift$468 ;
-  assign \capture$470  = \o$93 [7];
-  assign \capture_next$471  = o_next[7];
-  assign en_pe_6_4 = \en$472 ;
-  assign shift_6_4 = \w_shift$474 ;
-  assign \capture$476  = \o$93 [9];
-  assign \capture_next$477  = o_next[9];
-  assign en_pe_6_5 = \en$478 ;
-  assign shift_6_5 = \w_shift$480 ;
-  assign \capture$482  = \o$93 [11];
-  assign \capture_next$483  = o_next[11];
-  assign en_pe_6_6 = \en$484 ;
-  assign shift_6_6 = \w_shift$486 ;
-  assign \capture$488  = \o$93 [13];
-  assign \capture_next$489  = o_next[13];
-  assign en_pe_6_7 = \en$490 ;
-  assign shift_6_7 = \w_shift$492 ;
-  assign \capture$494  = \o$93 [15];
-  assign \capture_next$495  = o_next[15];
-  assign en_pe_7_0 = \en$496 ;
-  assign shift_7_0 = \w_shift$498 ;
-  assign \capture$500  = \o$93 [1];
-  assign \capture_next$501  = o_next[1];
-  assign \a_next$502  = \o_next$97 [63:56];
-  assign \first_next$503  = \o_next$99 [22];
-  assign \valid_next$504  = \o_next$99 [21];
-  assign \a_in$505  = \o$102 [63:56];
-  assign \valid_in$506  = \o$104 [21];
-  assign \first_in$507  = \o$104 [22];
-  assign \last_in$508  = \o$104 [23];
-  assign en_pe_7_1 = \en$509 ;
-  assign shift_7_1 = \w_shift$511 ;
-  assign \capture$513  = \o$93 [3];
-  assign \capture_next$514  = o_next[3];
-  assign en_pe_7_2 = \en$515 ;
-  assign shift_7_2 = \w_shift$517 ;
-  assign \capture$519  = \o$93 [5];
-  assign \capture_next$520  = o_next[5];
-  assign en_pe_7_3 = \en$521 ;
-  assign shift_7_3 = \w_shift$523 ;
-  assign \capture$525  = \o$93 [7];
-  assign \capture_next$526  = o_next[7];
-  assign en_pe_7_4 = \en$527 ;
-  assign shift_7_4 = \w_shift$529 ;
-  assign \capture$531  = \o$93 [9];
-  assign \capture_next$532  = o_next[9];
-  assign en_pe_7_5 = \en$533 ;
-  assign shift_7_5 = \w_shift$535 ;
-  assign \capture$537  = \o$93 [11];
-  assign \capture_next$538  = o_next[11];
-  assign en_pe_7_6 = \en$539 ;
-  assign shift_7_6 = \w_shift$541 ;
-  assign \capture$543  = \o$93 [13];
-  assign \capture_next$544  = o_next[13];
-  assign en_pe_7_7 = \en$545 ;
-  assign shift_7_7 = \w_shift$547 ;
-  assign \capture$549  = \o$93 [15];
-  assign \capture_next$550  = o_next[15];
-  assign a_out = \a_in$551 ;
-  assign \a_next$553  = \o$102 [7:0];
-  assign first_out = \first_in$554 ;
-  assign first_next_out = \first_next$556 ;
-  assign \last_out$559  = \last_in$558 ;
-  assign \valid_out$561  = \valid_in$560 ;
-  assign \valid_next$562  = \o$104 [0];
-  assign \a_out$564  = \a_in$563 ;
-  assign \a_next$565  = \a_in$551 ;
-  assign \first_out$567  = \first_in$566 ;
-  assign \first_next_out$569  = \first_next$568 ;
-  assign \last_out$571  = \last_in$570 ;
-  assign \valid_out$573  = \valid_in$572 ;
-  assign \valid_next$574  = \valid_in$560 ;
-  assign \a_out$576  = \a_in$575 ;
-  assign \a_next$577  = \a_in$563 ;
-  assign \first_out$579  = \first_in$578 ;
-  assign \first_next_out$581  = \first_next$580 ;
-  assign \last_out$583  = \last_in$582 ;
-  assign \valid_out$585  = \valid_in$584 ;
-  assign \valid_next$586  = \valid_in$572 ;
-  assign \a_out$588  = \a_in$587 ;
-  assign \a_next$589  = \a_in$575 ;
-  assign \first_out$591  = \first_in$590 ;
-  assign \first_next_out$593  = \first_next$592 ;
-  assign \last_out$595  = \last_in$594 ;
-  assign \valid_out$597  = \valid_in$596 ;
-  assign \valid_next$598  = \valid_in$584 ;
-  assign \a_out$600  = \a_in$599 ;
-  assign \a_next$601  = \a_in$587 ;
-  assign \first_out$603  = \first_in$602 ;
-  assign \first_next_out$605  = \first_next$604 ;
-  assign \last_out$607  = \last_in$606 ;
-  assign \valid_out$609  = \valid_in$608 ;
-  assign \valid_next$610  = \valid_in$596 ;
-  assign \a_out$612  = \a_in$611 ;
-  assign \a_next$613  = \a_in$599 ;
-  assign \first_out$615  = \first_in$614 ;
-  assign \first_next_out$617  = \first_next$616 ;
-  assign \last_out$619  = \last_in$618 ;
-  assign \valid_out$621  = \valid_in$620 ;
-  assign \valid_next$622  = \valid_in$608 ;
-  assign \a_out$624  = \a_in$623 ;
-  assign \a_next$625  = \a_in$611 ;
-  assign \first_out$627  = \first_in$626 ;
-  assign \first_next_out$629  = \first_next$628 ;
-  assign \last_out$631  = \last_in$630 ;
-  assign \valid_out$633  = \valid_in$632 ;
-  assign \valid_next$634  = \valid_in$620 ;
-  assign \psum_out$636  = \psum_in$635 ;
-  assign w_out = \w_in$637 ;
-  assign \a_out$640  = \a_in$639 ;
-  assign \a_next$641  = \o$102 [15:8];
-  assign \first_out$643  = \first_in$642 ;
-  assign \first_next_out$645  = \first_next$644 ;
-  assign \last_out$647  = \last_in$646 ;
-  assign \valid_out$649  = \valid_in$648 ;
-  assign \valid_next$650  = \o$104 [3];
-  assign \psum_out$652  = \psum_in$651 ;
-  assign \w_out$654  = \w_in$653 ;
-  assign \a_out$656  = \a_in$655 ;
-  assign \a_next$657  = \a_in$639 ;
-  assign \first_out$659  = \first_in$658 ;
-  assign \first_next_out$661  = \first_next$660 ;
-  assign \last_out$663  = \last_in$662 ;
-  assign \valid_out$665  = \valid_in$664 ;
-  assign \valid_next$666  = \valid_in$648 ;
-  assign \psum_out$668  = \psum_in$667 ;
-  assign \w_out$670  = \w_in$669 ;
-  assign \a_out$672  = \a_in$671 ;
-  assign \a_next$673  = \a_in$655 ;
-  assign \first_out$675  = \first_in$674 ;
-  assign \first_next_out$677  = \first_next$676 ;
-  assign \last_out$679  = \last_in$678 ;
-  assign \valid_out$681  = \valid_in$680 ;
-  assign \valid_next$682  = \valid_in$664 ;
-  assign \psum_out$684  = \psum_in$683 ;
-  assign \w_out$686  = \w_in$685 ;
-  assign \a_out$688  = \a_in$687 ;
-  assign \a_next$689  = \a_in$671 ;
-  assign \first_out$691  = \first_in$690 ;
-  assign \first_next_out$693  = \first_next$692 ;
-  assign \last_out$695  = \last_in$694 ;
-  assign \valid_out$697  = \valid_in$696 ;
-  assign \valid_next$698  = \valid_in$680 ;
-  assign \psum_out$700  = \psum_in$699 ;
-  assign \w_out$702  = \w_in$701 ;
+  assign \a_out$467  = \a_in$466 ;
+  assign \a_next$468  = \a_in$444 ;
+  assign \first_out$470  = \first_in$469 ;
+  assign \first_next_out$472  = \first_next$471 ;
+  assign \last_out$474  = \last_in$473 ;
+  assign \valid_out$476  = \valid_in$475 ;
+  assign \valid_next$477  = \valid_in$453 ;
+  assign \psum_out$479  = \psum_in$478 ;
+  assign \w_out$481  = \w_in$480 ;
+  assign en_pe_2_3 = \en$482 ;
+  assign shift_2_3 = \w_shift$484 ;
+  assign \capture$486  = \o$93 [7];
+  assign \capture_next$487  = o_next[7];
+  assign \a_out$489  = \a_in$488 ;
+  assign \a_next$490  = \a_in$466 ;
+  assign \first_out$492  = \first_in$491 ;
+  assign \first_next_out$494  = \first_next$493 ;
+  assign \last_out$496  = \last_in$495 ;
+  assign \valid_out$498  = \valid_in$497 ;
+  assign \valid_next$499  = \valid_in$475 ;
+  assign \psum_out$501  = \psum_in$500 ;
+  assign \w_out$503  = \w_in$502 ;
+  assign en_pe_2_4 = \en$504 ;
+  assign shift_2_4 = \w_shift$506 ;
+  assign \capture$508  = \o$93 [9];
+  assign \capture_next$509  = o_next[9];
+  assign \a_out$511  = \a_in$510 ;
+  assign \a_next$512  = \a_in$488 ;
+  assign \first_out$514  = \first_in$513 ;
+  assign \first_next_out$516  = \first_next$515 ;
+  assign \last_out$518  = \last_in$517 ;
+  assign \valid_out$520  = \valid_in$519 ;
+  assign \valid_next$521  = \valid_in$497 ;
+  assign \psum_out$523  = \psum_in$522 ;
+  assign \w_out$525  = \w_in$524 ;
+  assign en_pe_2_5 = \en$526 ;
+  assign shift_2_5 = \w_shift$528 ;
+  assign \capture$530  = \o$93 [11];
+  assign \capture_next$531  = o_next[11];
+  assign \a_out$533  = \a_in$532 ;
+  assign \a_next$534  = \a_in$510 ;
+  assign \first_out$536  = \first_in$535 ;
+  assign \first_next_out$538  = \first_next$537 ;
+  assign \last_out$540  = \last_in$539 ;
+  assign \valid_out$542  = \valid_in$541 ;
+  assign \valid_next$543  = \valid_in$519 ;
+  assign \psum_out$545  = \psum_in$544 ;
+  assign \w_out$547  = \w_in$546 ;
+  assign en_pe_2_6 = \en$548 ;
+  assign shift_2_6 = \w_shift$550 ;
+  assign \capture$552  = \o$93 [13];
+  assign \capture_next$553  = o_next[13];
+  assign \a_out$555  = \a_in$554 ;
+  assign \a_next$556  = \a_in$532 ;
+  assign \first_out$558  = \first_in$557 ;
+  assign \first_next_out$560  = \first_next$559 ;
+  assign \last_out$562  = \last_in$561 ;
+  assign \valid_out$564  = \valid_in$563 ;
+  assign \valid_next$565  = \valid_in$541 ;
+  assign \psum_out$567  = \psum_in$566 ;
+  assign \w_out$569  = \w_in$568 ;
+  assign en_pe_2_7 = \en$570 ;
+  assign shift_2_7 = \w_shift$572 ;
+  assign \capture$574  = \o$93 [15];
+  assign \capture_next$575  = o_next[15];
+  assign \a_out$577  = \a_in$576 ;
+  assign \a_next$578  = \a_in$554 ;
+  assign \first_out$580  = \first_in$579 ;
+  assign \first_next_out$582  = \first_next$581 ;
+  assign \last_out$584  = \last_in$583 ;
+  assign \valid_out$586  = \valid_in$585 ;
+  assign \valid_next$587  = \valid_in$563 ;
+  assign \psum_out$589  = \psum_in$588 ;
+  assign \w_out$591  = \w_in$590 ;
+  assign en_pe_3_0 = \en$592 ;
+  assign shift_3_0 = \w_shift$594 ;
+  assign \capture$596  = \o$93 [1];
+  assign \capture_next$597  = o_next[1];
+  assign \a_next$598  = \o_next$97 [31:24];
+  assign \first_next$599  = \o_next$99 [10];
+  assign \valid_next$600  = \o_next$99 [9];
+  assign \a_in$601  = \o$102 [31:24];
+  assign \valid_in$602  = \o$104 [9];
+  assign \first_in$603  = \o$104 [10];
+  assign \last_in$604  = \o$104 [11];
+  assign \psum_out$606  = \psum_in$605 ;
+  assign \w_out$608  = \w_in$607 ;
+  assign en_pe_3_1 = \en$609 ;
+  assign shift_3_1 = \w_shift$611 ;
+  assign \capture$613  = \o$93 [3];
+  assign \capture_next$614  = o_next[3];
+  assign \a_out$616  = \a_in$615 ;
+  assign \a_next$617  = \o$102 [31:24];
+  assign \first_out$619  = \first_in$618 ;
+  assign \first_next_out$621  = \first_next$620 ;
+  assign \last_out$623  = \last_in$622 ;
+  assign \valid_out$625  = \valid_in$624 ;
+  assign \valid_next$626  = \o$104 [9];
+  assign \psum_out$628  = \psum_in$627 ;
+  assign \w_out$630  = \w_in$629 ;
+  assign en_pe_3_2 = \en$631 ;
+  assign shift_3_2 = \w_shift$633 ;
+  assign \capture$635  = \o$93 [5];
+  assign \capture_next$636  = o_next[5];
+  assign \a_out$638  = \a_in$637 ;
+  assign \a_next$639  = \a_in$615 ;
+  assign \first_out$641  = \first_in$640 ;
+  assign \first_next_out$643  = \first_next$642 ;
+  assign \last_out$645  = \last_in$644 ;
+  assign \valid_out$647  = \valid_in$646 ;
+  assign \valid_next$648  = \valid_in$624 ;
+  assign \psum_out$650  = \psum_in$649 ;
+  assign \w_out$652  = \w_in$651 ;
+  assign en_pe_3_3 = \en$653 ;
+  assign shift_3_3 = \w_shift$655 ;
+  assign \capture$657  = \o$93 [7];
+  assign \capture_next$658  = o_next[7];
+  assign \a_out$660  = \a_in$659 ;
+  assign \a_next$661  = \a_in$637 ;
+  assign \first_out$663  = \first_in$662 ;
+  assign \first_next_out$665  = \first_next$664 ;
+  assign \last_out$667  = \last_in$666 ;
+  assign \valid_out$669  = \valid_in$668 ;
+  assign \valid_next$670  = \valid_in$646 ;
+  assign \psum_out$672  = \psum_in$671 ;
+  assign \w_out$674  = \w_in$673 ;
+  assign en_pe_3_4 = \en$675 ;
+  assign shift_3_4 = \w_shift$677 ;
+  assign \capture$679  = \o$93 [9];
+  assign \capture_next$680  = o_next[9];
+  assign \a_out$682  = \a_in$681 ;
+  assign \a_next$683  = \a_in$659 ;
+  assign \first_out$685  = \first_in$684 ;
+  assign \first_next_out$687  = \first_next$686 ;
+  assign \last_out$689  = \last_in$688 ;
+  assign \valid_out$691  = \valid_in$690 ;
+  assign \valid_next$692  = \valid_in$668 ;
+  assign \psum_out$694  = \psum_in$693 ;
+  assign \w_out$696  = \w_in$695 ;
+  assign en_pe_3_5 = \en$697 ;
+  assign shift_3_5 = \w_shift$699 ;
+  assign \capture$701  = \o$93 [11];
+  assign \capture_next$702  = o_next[11];
   assign \a_out$704  = \a_in$703 ;
-  assign \a_next$705  = \a_in$687 ;
+  assign \a_next$705  = \a_in$681 ;
   assign \first_out$707  = \first_in$706 ;
   assign \first_next_out$709  = \first_next$708 ;
   assign \last_out$711  = \last_in$710 ;
   assign \valid_out$713  = \valid_in$712 ;
-  assign \valid_next$714  = \valid_in$696 ;
+  assign \valid_next$714  = \valid_in$690 ;
   assign \psum_out$716  = \psum_in$715 ;
   assign \w_out$718  = \w_in$717 ;
-  assign \a_out$720  = \a_in$719 ;
-  assign \a_next$721  = \a_in$703 ;
-  assign \first_out$723  = \first_in$722 ;
-  assign \first_next_out$725  = \first_next$724 ;
-  assign \last_out$727  = \last_in$726 ;
-  assign \valid_out$729  = \valid_in$728 ;
-  assign \valid_next$730  = \valid_in$712 ;
-  assign \psum_out$732  = \psum_in$731 ;
-  assign \w_out$734  = \w_in$733 ;
-  assign \a_out$736  = \a_in$735 ;
-  assign \a_next$737  = \a_in$719 ;
-  assign \first_out$739  = \first_in$738 ;
-  assign \first_next_out$741  = \first_next$740 ;
-  assign \last_out$743  = \last_in$742 ;
-  assign \valid_out$745  = \valid_in$744 ;
-  assign \valid_next$746  = \valid_in$728 ;
-  assign \psum_out$748  = \psum_in$747 ;
-  assign \w_out$750  = \w_in$749 ;
-  assign \psum_out$752  = \psum_in$751 ;
-  assign \w_out$754  = \w_in$753 ;
-  assign \a_out$756  = \a_in$755 ;
-  assign \a_next$757  = \o$102 [23:16];
-  assign \first_out$759  = \first_in$758 ;
-  assign \first_next_out$761  = \first_next$760 ;
-  assign \last_out$763  = \last_in$762 ;
-  assign \valid_out$765  = \valid_in$764 ;
-  assign \valid_next$766  = \o$104 [6];
-  assign \psum_out$768  = \psum_in$767 ;
-  assign \w_out$770  = \w_in$769 ;
-  assign \a_out$772  = \a_in$771 ;
-  assign \a_next$773  = \a_in$755 ;
-  assign \first_out$775  = \first_in$774 ;
-  assign \first_next_out$777  = \first_next$776 ;
-  assign \last_out$779  = \last_in$778 ;
-  assign \valid_out$781  = \valid_in$780 ;
-  assign \valid_next$782  = \valid_in$764 ;
-  assign \psum_out$784  = \psum_in$783 ;
-  assign \w_out$786  = \w_in$785 ;
-  assign \a_out$788  = \a_in$787 ;
-  assign \a_next$789  = \a_in$771 ;
-  assign \first_out$791  = \first_in$790 ;
-  assign \first_next_out$793  = \first_next$792 ;
-  assign \last_out$795  = \last_in$794 ;
-  assign \valid_out$797  = \valid_in$796 ;
-  assign \valid_next$798  = \valid_in$780 ;
-  assign \psum_out$800  = \psum_in$799 ;
-  assign \w_out$802  = \w_in$801 ;
-  assign \a_out$804  = \a_in$803 ;
-  assign \a_next$805  = \a_in$787 ;
-  assign \first_out$807  = \first_in$806 ;
-  assign \first_next_out$809  = \first_next$808 ;
-  assign \last_out$811  = \last_in$810 ;
-  assign \valid_out$813  = \valid_in$812 ;
-  assign \valid_next$814  = \valid_in$796 ;
-  assign \psum_out$816  = \psum_in$815 ;
-  assign \w_out$818  = \w_in$817 ;
-  assign \a_out$820  = \a_in$819 ;
-  assign \a_next$821  = \a_in$803 ;
-  assign \first_out$823  = \first_in$822 ;
-  assign \first_next_out$825  = \first_next$824 ;
-  assign \last_out$827  = \last_in$826 ;
-  assign \valid_out$829  = \valid_in$828 ;
-  assign \valid_next$830  = \valid_in$812 ;
-  assign \psum_out$832  = \psum_in$831 ;
-  assign \w_out$834  = \w_in$833 ;
-  assign \a_out$836  = \a_in$835 ;
-  assign \a_next$837  = \a_in$819 ;
-  assign \first_out$839  = \first_in$838 ;
-  assign \first_next_out$841  = \first_next$840 ;
-  assign \last_out$843  = \last_in$842 ;
-  assign \valid_out$845  = \valid_in$844 ;
-  assign \valid_next$846  = \valid_in$828 ;
-  assign \psum_out$848  = \psum_in$847 ;
-  assign \w_out$850  = \w_in$849 ;
-  assign \a_out$852  = \a_in$851 ;
-  assign \a_next$853  = \a_in$835 ;
-  assign \first_out$855  = \first_in$854 ;
-  assign \first_next_out$857  = \first_next$856 ;
-  assign \last_out$859  = \last_in$858 ;
-  assign \valid_out$861  = \valid_in$860 ;
-  assign \valid_next$862  = \valid_in$844 ;
-  assign \psum_out$864  = \psum_in$863 ;
-  assign \w_out$866  = \w_in$865 ;
-  assign \psum_out$868  = \psum_in$867 ;
-  assign \w_out$870  = \w_in$869 ;
-  assign \a_out$872  = \a_in$871 ;
-  assign \a_next$873  = \o$102 [31:24];
-  assign \first_out$875  = \first_in$874 ;
-  assign \first_next_out$877  = \first_next$876 ;
-  assign \last_out$879  = \last_in$878 ;
-  assign \valid_out$881  = \valid_in$880 ;
-  assign \valid_next$882  = \o$104 [9];
-  assign \psum_out$884  = \psum_in$883 ;
-  assign \w_out$886  = \w_in$885 ;
-  assign \a_out$888  = \a_in$887 ;
-  assign \a_next$889  = \a_in$871 ;
-  assign \first_out$891  = \first_in$890 ;
-  assign \first_next_out$893  = \first_next$892 ;
-  assign \last_out$895  = \last_in$894 ;
-  assign \valid_out$897  = \valid_in$896 ;
-  assign \valid_next$898  = \valid_in$880 ;
-  assign \psum_out$900  = \psum_in$899 ;
-  assign \w_out$902  = \w_in$901 ;
-  assign \a_out$904  = \a_in$903 ;
-  assign \a_next$905  = \a_in$887 ;
-  assign \first_out$907  = \first_in$906 ;
-  assign \first_next_out$909  = \first_next$908 ;
-  assign \last_out$911  = \last_in$910 ;
-  assign \valid_out$913  = \valid_in$912 ;
-  assign \valid_next$914  = \valid_in$896 ;
-  assign \psum_out$916  = \psum_in$915 ;
-  assign \w_out$918  = \w_in$917 ;
-  assign \a_out$920  = \a_in$919 ;
-  assign \a_next$921  = \a_in$903 ;
-  assign \first_out$923  = \first_in$922 ;
-  assign \first_next_out$925  = \first_next$924 ;
-  assign \last_out$927  = \last_in$926 ;
-  assign \valid_out$929  = \valid_in$928 ;
-  assign \valid_next$930  = \valid_in$912 ;
-  assign \psum_out$932  = \psum_in$931 ;
-  assign \w_out$934  = \w_in$933 ;
-  assign \a_out$936  = \a_in$935 ;
-  assign \a_next$937  = \a_in$919 ;
-  assign \first_out$939  = \first_in$938 ;
-  assign \first_next_out$941  = \first_next$940 ;
-  assign \last_out$943  = \last_in$942 ;
-  assign \valid_out$945  = \valid_in$944 ;
-  assign \valid_next$946  = \valid_in$928 ;
+  assign en_pe_3_6 = \en$719 ;
+  assign shift_3_6 = \w_shift$721 ;
+  assign \capture$723  = \o$93 [13];
+  assign \capture_next$724  = o_next[13];
+  assign \a_out$726  = \a_in$725 ;
+  assign \a_next$727  = \a_in$703 ;
+  assign \first_out$729  = \first_in$728 ;
+  assign \first_next_out$731  = \first_next$730 ;
+  assign \last_out$733  = \last_in$732 ;
+  assign \valid_out$735  = \valid_in$734 ;
+  assign \valid_next$736  = \valid_in$712 ;
+  assign \psum_out$738  = \psum_in$737 ;
+  assign \w_out$740  = \w_in$739 ;
+  assign en_pe_3_7 = \en$741 ;
+  assign shift_3_7 = \w_shift$743 ;
+  assign \capture$745  = \o$93 [15];
+  assign \capture_next$746  = o_next[15];
+  assign \a_out$748  = \a_in$747 ;
+  assign \a_next$749  = \a_in$725 ;
+  assign \first_out$751  = \first_in$750 ;
+  assign \first_next_out$753  = \first_next$752 ;
+  assign \last_out$755  = \last_in$754 ;
+  assign \valid_out$757  = \valid_in$756 ;
+  assign \valid_next$758  = \valid_in$734 ;
+  assign \psum_out$760  = \psum_in$759 ;
+  assign \w_out$762  = \w_in$761 ;
+  assign en_pe_4_0 = \en$763 ;
+  assign shift_4_0 = \w_shift$765 ;
+  assign \capture$767  = \o$93 [1];
+  assign \capture_next$768  = o_next[1];
+  assign \a_next$769  = \o_next$97 [39:32];
+  assign \first_next$770  = \o_next$99 [13];
+  assign \valid_next$771  = \o_next$99 [12];
+  assign \a_in$772  = \o$102 [39:32];
+  assign \valid_in$773  = \o$104 [12];
+  assign \first_in$774  = \o$104 [13];
+  assign \last_in$775  = \o$104 [14];
+  assign \psum_out$777  = \psum_in$776 ;
+  assign \w_out$779  = \w_in$778 ;
+  assign en_pe_4_1 = \en$780 ;
+  assign shift_4_1 = \w_shift$782 ;
+  assign \capture$784  = \o$93 [3];
+  assign \capture_next$785  = o_next[3];
+  assign \a_out$787  = \a_in$786 ;
+  assign \a_next$788  = \o$102 [39:32];
+  assign \first_out$790  = \first_in$789 ;
+  assign \first_next_out$792  = \first_next$791 ;
+  assign \last_out$794  = \last_in$793 ;
+  assign \valid_out$796  = \valid_in$795 ;
+  assign \valid_next$797  = \o$104 [12];
+  assign \psum_out$799  = \psum_in$798 ;
+  assign \w_out$801  = \w_in$800 ;
+  assign en_pe_4_2 = \en$802 ;
+  assign shift_4_2 = \w_shift$804 ;
+  assign \capture$806  = \o$93 [5];
+  assign \capture_next$807  = o_next[5];
+  assign \a_out$809  = \a_in$808 ;
+  assign \a_next$810  = \a_in$786 ;
+  assign \first_out$812  = \first_in$811 ;
+  assign \first_next_out$814  = \first_next$813 ;
+  assign \last_out$816  = \last_in$815 ;
+  assign \valid_out$818  = \valid_in$817 ;
+  assign \valid_next$819  = \valid_in$795 ;
+  assign \psum_out$821  = \psum_in$820 ;
+  assign \w_out$823  = \w_in$822 ;
+  assign en_pe_4_3 = \en$824 ;
+  assign shift_4_3 = \w_shift$826 ;
+  assign \capture$828  = \o$93 [7];
+  assign \capture_next$829  = o_next[7];
+  assign \a_out$831  = \a_in$830 ;
+  assign \a_next$832  = \a_in$808 ;
+  assign \first_out$834  = \first_in$833 ;
+  assign \first_next_out$836  = \first_next$835 ;
+  assign \last_out$838  = \last_in$837 ;
+  assign \valid_out$840  = \valid_in$839 ;
+  assign \valid_next$841  = \valid_in$817 ;
+  assign \psum_out$843  = \psum_in$842 ;
+  assign \w_out$845  = \w_in$844 ;
+  assign en_pe_4_4 = \en$846 ;
+  assign shift_4_4 = \w_shift$848 ;
+  assign \capture$850  = \o$93 [9];
+  assign \capture_next$851  = o_next[9];
+  assign \a_out$853  = \a_in$852 ;
+  assign \a_next$854  = \a_in$830 ;
+  assign \first_out$856  = \first_in$855 ;
+  assign \first_next_out$858  = \first_next$857 ;
+  assign \last_out$860  = \last_in$859 ;
+  assign \valid_out$862  = \valid_in$861 ;
+  assign \valid_next$863  = \valid_in$839 ;
+  assign \psum_out$865  = \psum_in$864 ;
+  assign \w_out$867  = \w_in$866 ;
+  assign en_pe_4_5 = \en$868 ;
+  assign shift_4_5 = \w_shift$870 ;
+  assign \capture$872  = \o$93 [11];
+  assign \capture_next$873  = o_next[11];
+  assign \a_out$875  = \a_in$874 ;
+  assign \a_next$876  = \a_in$852 ;
+  assign \first_out$878  = \first_in$877 ;
+  assign \first_next_out$880  = \first_next$879 ;
+  assign \last_out$882  = \last_in$881 ;
+  assign \valid_out$884  = \valid_in$883 ;
+  assign \valid_next$885  = \valid_in$861 ;
+  assign \psum_out$887  = \psum_in$886 ;
+  assign \w_out$889  = \w_in$888 ;
+  assign en_pe_4_6 = \en$890 ;
+  assign shift_4_6 = \w_shift$892 ;
+  assign \capture$894  = \o$93 [13];
+  assign \capture_next$895  = o_next[13];
+  assign \a_out$897  = \a_in$896 ;
+  assign \a_next$898  = \a_in$874 ;
+  assign \first_out$900  = \first_in$899 ;
+  assign \first_next_out$902  = \first_next$901 ;
+  assign \last_out$904  = \last_in$903 ;
+  assign \valid_out$906  = \valid_in$905 ;
+  assign \valid_next$907  = \valid_in$883 ;
+  assign \psum_out$909  = \psum_in$908 ;
+  assign \w_out$911  = \w_in$910 ;
+  assign en_pe_4_7 = \en$912 ;
+  assign shift_4_7 = \w_shift$914 ;
+  assign \capture$916  = \o$93 [15];
+  assign \capture_next$917  = o_next[15];
+  assign \a_out$919  = \a_in$918 ;
+  assign \a_next$920  = \a_in$896 ;
+  assign \first_out$922  = \first_in$921 ;
+  assign \first_next_out$924  = \first_next$923 ;
+  assign \last_out$926  = \last_in$925 ;
+  assign \valid_out$928  = \valid_in$927 ;
+  assign \valid_next$929  = \valid_in$905 ;
+  assign \psum_out$931  = \psum_in$930 ;
+  assign \w_out$933  = \w_in$932 ;
+  assign en_pe_5_0 = \en$934 ;
+  assign shift_5_0 = \w_shift$936 ;
+  assign \capture$938  = \o$93 [1];
+  assign \capture_next$939  = o_next[1];
+  assign \a_next$940  = \o_next$97 [47:40];
+  assign \first_next$941  = \o_next$99 [16];
+  assign \valid_next$942  = \o_next$99 [15];
+  assign \a_in$943  = \o$102 [47:40];
+  assign \valid_in$944  = \o$104 [15];
+  assign \first_in$945  = \o$104 [16];
+  assign \last_in$946  = \o$104 [17];
   assign \psum_out$948  = \psum_in$947 ;
   assign \w_out$950  = \w_in$949 ;
-  assign \a_out$952  = \a_in$951 ;
-  assign \a_next$953  = \a_in$935 ;
-  assign \first_out$955  = \first_in$954 ;
-  assign \first_next_out$957  = \first_next$956 ;
-  assign \last_out$959  = \last_in$958 ;
-  assign \valid_out$961  = \valid_in$960 ;
-  assign \valid_next$962  = \valid_in$944 ;
-  assign \psum_out$964  = \psum_in$963 ;
-  assign \w_out$966  = \w_in$965 ;
-  assign \a_out$968  = \a_in$967 ;
-  assign \a_next$969  = \a_in$951 ;
-  assign \first_out$971  = \first_in$970 ;
-  assign \first_next_out$973  = \first_next$972 ;
-  assign \last_out$975  = \last_in$974 ;
-  assign \valid_out$977  = \valid_in$976 ;
-  assign \valid_next$978  = \valid_in$960 ;
-  assign \psum_out$980  = \psum_in$979 ;
-  assign \w_out$982  = \w_in$981 ;
-  assign \psum_out$984  = \psum_in$983 ;
-  assign \w_out$986  = \w_in$985 ;
-  assign \a_out$988  = \a_in$987 ;
-  assign \a_next$989  = \o$102 [39:32];
-  assign \first_out$991  = \first_in$990 ;
-  assign \first_next_out$993  = \first_next$992 ;
-  assign \last_out$995  = \last_in$994 ;
-  assign \valid_out$997  = \valid_in$996 ;
-  assign \valid_next$998  = \o$104 [12];
-  assign \psum_out$1000  = \psum_in$999 ;
-  assign \w_out$1002  = \w_in$1001 ;
-  assign \a_out$1004  = \a_in$1003 ;
-  assign \a_next$1005  = \a_in$987 ;
-  assign \first_out$1007  = \first_in$1006 ;
-  assign \first_next_out$1009  = \first_next$1008 ;
-  assign \last_out$1011  = \last_in$1010 ;
-  assign \valid_out$1013  = \valid_in$1012 ;
-  assign \valid_next$1014  = \valid_in$996 ;
-  assign \psum_out$1016  = \psum_in$1015 ;
-  assign \w_out$1018  = \w_in$1017 ;
-  assign \a_out$1020  = \a_in$1019 ;
-  assign \a_next$1021  = \a_in$1003 ;
-  assign \first_out$1023  = \first_in$1022 ;
-  assign \first_next_out$1025  = \first_next$1024 ;
-  assign \last_out$1027  = \last_in$1026 ;
-  assign \valid_out$1029  = \valid_in$1028 ;
-  assign \valid_next$1030  = \valid_in$1012 ;
-  assign \psum_out$1032  = \psum_in$1031 ;
-  assign \w_out$1034  = \w_in$1033 ;
-  assign \a_out$1036  = \a_in$1035 ;
-  assign \a_next$1037  = \a_in$1019 ;
-  assign \first_out$1039  = \first_in$1038 ;
-  assign \first_next_out$1041  = \first_next$1040 ;
-  assign \last_out$1043  = \last_in$1042 ;
-  assign \valid_out$1045  = \valid_in$1044 ;
-  assign \valid_next$1046  = \valid_in$1028 ;
-  assign \psum_out$1048  = \psum_in$1047 ;
-  assign \w_out$1050  = \w_in$1049 ;
-  assign \a_out$1052  = \a_in$1051 ;
-  assign \a_next$1053  = \a_in$1035 ;
-  assign \first_out$1055  = \first_in$1054 ;
-  assign \first_next_out$1057  = \first_next$1056 ;
-  assign \last_out$1059  = \last_in$1058 ;
-  assign \valid_out$1061  = \valid_in$1060 ;
-  assign \valid_next$1062  = \valid_in$1044 ;
-  assign \psum_out$1064  = \psum_in$1063 ;
-  assign \w_out$1066  = \w_in$1065 ;
+  assign en_pe_5_1 = \en$951 ;
+  assign shift_5_1 = \w_shift$953 ;
+  assign \capture$955  = \o$93 [3];
+  assign \capture_next$956  = o_next[3];
+  assign \a_out$958  = \a_in$957 ;
+  assign \a_next$959  = \o$102 [47:40];
+  assign \first_out$961  = \first_in$960 ;
+  assign \first_next_out$963  = \first_next$962 ;
+  assign \last_out$965  = \last_in$964 ;
+  assign \valid_out$967  = \valid_in$966 ;
+  assign \valid_next$968  = \o$104 [15];
+  assign \psum_out$970  = \psum_in$969 ;
+  assign \w_out$972  = \w_in$971 ;
+  assign en_pe_5_2 = \en$973 ;
+  assign shift_5_2 = \w_shift$975 ;
+  assign \capture$977  = \o$93 [5];
+  assign \capture_next$978  = o_next[5];
+  assign \a_out$980  = \a_in$979 ;
+  assign \a_next$981  = \a_in$957 ;
+  assign \first_out$983  = \first_in$982 ;
+  assign \first_next_out$985  = \first_next$984 ;
+  assign \last_out$987  = \last_in$986 ;
+  assign \valid_out$989  = \valid_in$988 ;
+  assign \valid_next$990  = \valid_in$966 ;
+  assign \psum_out$992  = \psum_in$991 ;
+  assign \w_out$994  = \w_in$993 ;
+  assign en_pe_5_3 = \en$995 ;
+  assign shift_5_3 = \w_shift$997 ;
+  assign \capture$999  = \o$93 [7];
+  assign \capture_next$1000  = o_next[7];
+  assign \a_out$1002  = \a_in$1001 ;
+  assign \a_next$1003  = \a_in$979 ;
+  assign \first_out$1005  = \first_in$1004 ;
+  assign \first_next_out$1007  = \first_next$1006 ;
+  assign \last_out$1009  = \last_in$1008 ;
+  assign \valid_out$1011  = \valid_in$1010 ;
+  assign \valid_next$1012  = \valid_in$988 ;
+  assign \psum_out$1014  = \psum_in$1013 ;
+  assign \w_out$1016  = \w_in$1015 ;
+  assign en_pe_5_4 = \en$1017 ;
+  assign shift_5_4 = \w_shift$1019 ;
+  assign \capture$1021  = \o$93 [9];
+  assign \capture_next$1022  = o_next[9];
+  assign \a_out$1024  = \a_in$1023 ;
+  assign \a_next$1025  = \a_in$1001 ;
+  assign \first_out$1027  = \first_in$1026 ;
+  assign \first_next_out$1029  = \first_next$1028 ;
+  assign \last_out$1031  = \last_in$1030 ;
+  assign \valid_out$1033  = \valid_in$1032 ;
+  assign \valid_next$1034  = \valid_in$1010 ;
+  assign \psum_out$1036  = \psum_in$1035 ;
+  assign \w_out$1038  = \w_in$1037 ;
+  assign en_pe_5_5 = \en$1039 ;
+  assign shift_5_5 = \w_shift$1041 ;
+  assign \capture$1043  = \o$93 [11];
+  assign \capture_next$1044  = o_next[11];
+  assign \a_out$1046  = \a_in$1045 ;
+  assign \a_next$1047  = \a_in$1023 ;
+  assign \first_out$1049  = \first_in$1048 ;
+  assign \first_next_out$1051  = \first_next$1050 ;
+  assign \last_out$1053  = \last_in$1052 ;
+  assign \valid_out$1055  = \valid_in$1054 ;
+  assign \valid_next$1056  = \valid_in$1032 ;
+  assign \psum_out$1058  = \psum_in$1057 ;
+  assign \w_out$1060  = \w_in$1059 ;
+  assign en_pe_5_6 = \en$1061 ;
+  assign shift_5_6 = \w_shift$1063 ;
+  assign \capture$1065  = \o$93 [13];
+  assign \capture_next$1066  = o_next[13];
   assign \a_out$1068  = \a_in$1067 ;
-  assign \a_next$1069  = \a_in$1051 ;
+  assign \a_next$1069  = \a_in$1045 ;
   assign \first_out$1071  = \first_in$1070 ;
   assign \first_next_out$1073  = \first_next$1072 ;
   assign \last_out$1075  = \last_in$1074 ;
   assign \valid_out$1077  = \valid_in$1076 ;
-  assign \valid_next$1078  = \valid_in$1060 ;
+  assign \valid_next$1078  = \valid_in$1054 ;
   assign \psum_out$1080  = \psum_in$1079 ;
   assign \w_out$1082  = \w_in$1081 ;
-  assign \a_out$1084  = \a_in$1083 ;
-  assign \a_next$1085  = \a_in$1067 ;
-  assign \first_out$1087  = \first_in$1086 ;
-  assign \first_next_out$1089  = \first_next$1088 ;
-  assign \last_out$1091  = \last_in$1090 ;
-  assign \valid_out$1093  = \valid_in$1092 ;
-  assign \valid_next$1094  = \valid_in$1076 ;
-  assign \psum_out$1096  = \psum_in$1095 ;
-  assign \w_out$1098  = \w_in$1097 ;
-  assign \psum_out$1100  = \psum_in$1099 ;
-  assign \w_out$1102  = \w_in$1101 ;
-  assign \a_out$1104  = \a_in$1103 ;
-  assign \a_next$1105  = \o$102 [47:40];
-  assign \first_out$1107  = \first_in$1106 ;
-  assign \first_next_out$1109  = \first_next$1108 ;
-  assign \last_out$1111  = \last_in$1110 ;
-  assign \valid_out$1113  = \valid_in$1112 ;
-  assign \valid_next$1114  = \o$104 [15];
-  assign \psum_out$1116  = \psum_in$1115 ;
-  assign \w_out$1118  = \w_in$1117 ;
-  assign \a_out$1120  = \a_in$1119 ;
-  assign \a_next$1121  = \a_in$1103 ;
-  assign \first_out$1123  = \first_in$1122 ;
-  assign \first_next_out$1125  = \first_next$1124 ;
-  assign \last_out$1127  = \last_in$1126 ;
-  assign \valid_out$1129  = \valid_in$1128 ;
-  assign \valid_next$1130  = \valid_in$1112 ;
-  assign \psum_out$1132  = \psum_in$1131 ;
-  assign \w_out$1134  = \w_in$1133 ;
-  assign \a_out$1136  = \a_in$1135 ;
-  assign \a_next$1137  = \a_in$1119 ;
-  assign \first_out$1139  = \first_in$1138 ;
-  assign \first_next_out$1141  = \first_next$1140 ;
-  assign \last_out$1143  = \last_in$1142 ;
-  assign \valid_out$1145  = \valid_in$1144 ;
-  assign \valid_next$1146  = \valid_in$1128 ;
-  assign \psum_out$1148  = \psum_in$1147 ;
-  assign \w_out$1150  = \w_in$1149 ;
-  assign \a_out$1152  = \a_in$1151 ;
-  assign \a_next$1153  = \a_in$1135 ;
-  assign \first_out$1155  = \first_in$1154 ;
-  assign \first_next_out$1157  = \first_next$1156 ;
-  assign \last_out$1159  = \last_in$1158 ;
-  assign \valid_out$1161  = \valid_in$1160 ;
-  assign \valid_next$1162  = \valid_in$1144 ;
-  assign \psum_out$1164  = \psum_in$1163 ;
-  assign \w_out$1166  = \w_in$1165 ;
-  assign \a_out$1168  = \a_in$1167 ;
-  assign \a_next$1169  = \a_in$1151 ;
-  assign \first_out$1171  = \first_in$1170 ;
-  assign \first_next_out$1173  = \first_next$1172 ;
-  assign \last_out$1175  = \last_in$1174 ;
-  assign \valid_out$1177  = \valid_in$1176 ;
-  assign \valid_next$1178  = \valid_in$1160 ;
-  assign \psum_out$1180  = \psum_in$1179 ;
-  assign \w_out$1182  = \w_in$1181 ;
-  assign \a_out$1184  = \a_in$1183 ;
-  assign \a_next$1185  = \a_in$1167 ;
-  assign \first_out$1187  = \first_in$1186 ;
-  assign \first_next_out$1189  = \first_next$1188 ;
-  assign \last_out$1191  = \last_in$1190 ;
-  assign \valid_out$1193  = \valid_in$1192 ;
-  assign \valid_next$1194  = \valid_in$1176 ;
-  assign \psum_out$1196  = \psum_in$1195 ;
-  assign \w_out$1198  = \w_in$1197 ;
-  assign \a_out$1200  = \a_in$1199 ;
-  assign \a_next$1201  = \a_in$1183 ;
-  assign \first_out$1203  = \first_in$1202 ;
-  assign \first_next_out$1205  = \first_next$1204 ;
-  assign \last_out$1207  = \last_in$1206 ;
-  assign \valid_out$1209  = \valid_in$1208 ;
-  assign \valid_next$1210  = \valid_in$1192 ;
-  assign \psum_out$1212  = \psum_in$1211 ;
-  assign \w_out$1214  = \w_in$1213 ;
-  assign \psum_out$1216  = \psum_in$1215 ;
-  assign \w_out$1218  = \w_in$1217 ;
-  assign \a_out$1220  = \a_in$1219 ;
-  assign \a_next$1221  = \o$102 [55:48];
-  assign \first_out$1223  = \first_in$1222 ;
-  assign \first_next_out$1225  = \first_next$1224 ;
-  assign \last_out$1227  = \last_in$1226 ;
-  assign \valid_out$1229  = \valid_in$1228 ;
-  assign \valid_next$1230  = \o$104 [18];
-  assign \psum_out$1232  = \psum_in$1231 ;
-  assign \w_out$1234  = \w_in$1233 ;
-  assign \a_out$1236  = \a_in$1235 ;
-  assign \a_next$1237  = \a_in$1219 ;
-  assign \first_out$1239  = \first_in$1238 ;
-  assign \first_next_out$1241  = \first_next$1240 ;
-  assign \last_out$1243  = \last_in$1242 ;
-  assign \valid_out$1245  = \valid_in$1244 ;
-  assign \valid_next$1246  = \valid_in$1228 ;
-  assign \psum_out$1248  = \psum_in$1247 ;
-  assign \w_out$1250  = \w_in$1249 ;
-  assign \a_out$1252  = \a_in$1251 ;
-  assign \a_next$1253  = \a_in$1235 ;
-  assign \first_out$1255  = \first_in$1254 ;
-  assign \first_next_out$1257  = \first_next$1256 ;
-  assign \last_out$1259  = \last_in$1258 ;
-  assign \valid_out$1261  = \valid_in$1260 ;
-  assign \valid_next$1262  = \valid_in$1244 ;
-  assign \psum_out$1264  = \psum_in$1263 ;
-  assign \w_out$1266  = \w_in$1265 ;
-  assign \a_out$1268  = \a_in$1267 ;
-  assign \a_next$1269  = \a_in$1251 ;
-  assign \first_out$1271  = \first_in$1270 ;
-  assign \first_next_out$1273  = \first_next$1272 ;
-  assign \last_out$1275  = \last_in$1274 ;
-  assign \valid_out$1277  = \valid_in$1276 ;
-  assign \valid_next$1278  = \valid_in$1260 ;
-  assign \psum_out$1280  = \psum_in$1279 ;
-  assign \w_out$1282  = \w_in$1281 ;
-  assign \a_out$1284  = \a_in$1283 ;
-  assign \a_next$1285  = \a_in$1267 ;
-  assign \first_out$1287  = \first_in$1286 ;
-  assign \first_next_out$1289  = \first_next$1288 ;
-  assign \last_out$1291  = \last_in$1290 ;
-  assign \valid_out$1293  = \valid_in$1292 ;
-  assign \valid_next$1294  = \valid_in$1276 ;
-  assign \psum_out$1296  = \psum_in$1295 ;
-  assign \w_out$1298  = \w_in$1297 ;
+  assign en_pe_5_7 = \en$1083 ;
+  assign shift_5_7 = \w_shift$1085 ;
+  assign \capture$1087  = \o$93 [15];
+  assign \capture_next$1088  = o_next[15];
+  assign \a_out$1090  = \a_in$1089 ;
+  assign \a_next$1091  = \a_in$1067 ;
+  assign \first_out$1093  = \first_in$1092 ;
+  assign \first_next_out$1095  = \first_next$1094 ;
+  assign \last_out$1097  = \last_in$1096 ;
+  assign \valid_out$1099  = \valid_in$1098 ;
+  assign \valid_next$1100  = \valid_in$1076 ;
+  assign \psum_out$1102  = \psum_in$1101 ;
+  assign \w_out$1104  = \w_in$1103 ;
+  assign en_pe_6_0 = \en$1105 ;
+  assign shift_6_0 = \w_shift$1107 ;
+  assign \capture$1109  = \o$93 [1];
+  assign \capture_next$1110  = o_next[1];
+  assign \a_next$1111  = \o_next$97 [55:48];
+  assign \first_next$1112  = \o_next$99 [19];
+  assign \valid_next$1113  = \o_next$99 [18];
+  assign \a_in$1114  = \o$102 [55:48];
+  assign \valid_in$1115  = \o$104 [18];
+  assign \first_in$1116  = \o$104 [19];
+  assign \last_in$1117  = \o$104 [20];
+  assign \psum_out$1119  = \psum_in$1118 ;
+  assign \w_out$1121  = \w_in$1120 ;
+  assign en_pe_6_1 = \en$1122 ;
+  assign shift_6_1 = \w_shift$1124 ;
+  assign \capture$1126  = \o$93 [3];
+  assign \capture_next$1127  = o_next[3];
+  assign \a_out$1129  = \a_in$1128 ;
+  assign \a_next$1130  = \o$102 [55:48];
+  assign \first_out$1132  = \first_in$1131 ;
+  assign \first_next_out$1134  = \first_next$1133 ;
+  assign \last_out$1136  = \last_in$1135 ;
+  assign \valid_out$1138  = \valid_in$1137 ;
+  assign \valid_next$1139  = \o$104 [18];
+  assign \psum_out$1141  = \psum_in$1140 ;
+  assign \w_out$1143  = \w_in$1142 ;
+  assign en_pe_6_2 = \en$1144 ;
+  assign shift_6_2 = \w_shift$1146 ;
+  assign \capture$1148  = \o$93 [5];
+  assign \capture_next$1149  = o_next[5];
+  assign \a_out$1151  = \a_in$1150 ;
+  assign \a_next$1152  = \a_in$1128 ;
+  assign \first_out$1154  = \first_in$1153 ;
+  assign \first_next_out$1156  = \first_next$1155 ;
+  assign \last_out$1158  = \last_in$1157 ;
+  assign \valid_out$1160  = \valid_in$1159 ;
+  assign \valid_next$1161  = \valid_in$1137 ;
+  assign \psum_out$1163  = \psum_in$1162 ;
+  assign \w_out$1165  = \w_in$1164 ;
+  assign en_pe_6_3 = \en$1166 ;
+  assign shift_6_3 = \w_shift$1168 ;
+  assign \capture$1170  = \o$93 [7];
+  assign \capture_next$1171  = o_next[7];
+  assign \a_out$1173  = \a_in$1172 ;
+  assign \a_next$1174  = \a_in$1150 ;
+  assign \first_out$1176  = \first_in$1175 ;
+  assign \first_next_out$1178  = \first_next$1177 ;
+  assign \last_out$1180  = \last_in$1179 ;
+  assign \valid_out$1182  = \valid_in$1181 ;
+  assign \valid_next$1183  = \valid_in$1159 ;
+  assign \psum_out$1185  = \psum_in$1184 ;
+  assign \w_out$1187  = \w_in$1186 ;
+  assign en_pe_6_4 = \en$1188 ;
+  assign shift_6_4 = \w_shift$1190 ;
+  assign \capture$1192  = \o$93 [9];
+  assign \capture_next$1193  = o_next[9];
+  assign \a_out$1195  = \a_in$1194 ;
+  assign \a_next$1196  = \a_in$1172 ;
+  assign \first_out$1198  = \first_in$1197 ;
+  assign \first_next_out$1200  = \first_next$1199 ;
+  assign \last_out$1202  = \last_in$1201 ;
+  assign \valid_out$1204  = \valid_in$1203 ;
+  assign \valid_next$1205  = \valid_in$1181 ;
+  assign \psum_out$1207  = \psum_in$1206 ;
+  assign \w_out$1209  = \w_in$1208 ;
+  assign en_pe_6_5 = \en$1210 ;
+  assign shift_6_5 = \w_shift$1212 ;
+  assign \capture$1214  = \o$93 [11];
+  assign \capture_next$1215  = o_next[11];
+  assign \a_out$1217  = \a_in$1216 ;
+  assign \a_next$1218  = \a_in$1194 ;
+  assign \first_out$1220  = \first_in$1219 ;
+  assign \first_next_out$1222  = \first_next$1221 ;
+  assign \last_out$1224  = \last_in$1223 ;
+  assign \valid_out$1226  = \valid_in$1225 ;
+  assign \valid_next$1227  = \valid_in$1203 ;
+  assign \psum_out$1229  = \psum_in$1228 ;
+  assign \w_out$1231  = \w_in$1230 ;
+  assign en_pe_6_6 = \en$1232 ;
+  assign shift_6_6 = \w_shift$1234 ;
+  assign \capture$1236  = \o$93 [13];
+  assign \capture_next$1237  = o_next[13];
+  assign \a_out$1239  = \a_in$1238 ;
+  assign \a_next$1240  = \a_in$1216 ;
+  assign \first_out$1242  = \first_in$1241 ;
+  assign \first_next_out$1244  = \first_next$1243 ;
+  assign \last_out$1246  = \last_in$1245 ;
+  assign \valid_out$1248  = \valid_in$1247 ;
+  assign \valid_next$1249  = \valid_in$1225 ;
+  assign \psum_out$1251  = \psum_in$1250 ;
+  assign \w_out$1253  = \w_in$1252 ;
+  assign en_pe_6_7 = \en$1254 ;
+  assign shift_6_7 = \w_shift$1256 ;
+  assign \capture$1258  = \o$93 [15];
+  assign \capture_next$1259  = o_next[15];
+  assign \a_out$1261  = \a_in$1260 ;
+  assign \a_next$1262  = \a_in$1238 ;
+  assign \first_out$1264  = \first_in$1263 ;
+  assign \first_next_out$1266  = \first_next$1265 ;
+  assign \last_out$1268  = \last_in$1267 ;
+  assign \valid_out$1270  = \valid_in$1269 ;
+  assign \valid_next$1271  = \valid_in$1247 ;
+  assign \psum_out$1273  = \psum_in$1272 ;
+  assign \w_out$1275  = \w_in$1274 ;
+  assign en_pe_7_0 = \en$1276 ;
+  assign shift_7_0 = \w_shift$1278 ;
+  assign \capture$1280  = \o$93 [1];
+  assign \capture_next$1281  = o_next[1];
+  assign \a_next$1282  = \o_next$97 [63:56];
+  assign \first_next$1283  = \o_next$99 [22];
+  assign \valid_next$1284  = \o_next$99 [21];
+  assign \a_in$1285  = \o$102 [63:56];
+  assign \valid_in$1286  = \o$104 [21];
+  assign \first_in$1287  = \o$104 [22];
+  assign \last_in$1288  = \o$104 [23];
+  assign \psum_out$1290  = \psum_in$1289 ;
+  assign \w_out$1292  = \w_in$1291 ;
+  assign en_pe_7_1 = \en$1293 ;
+  assign shift_7_1 = \w_shift$1295 ;
+  assign \capture$1297  = \o$93 [3];
+  assign \capture_next$1298  = o_next[3];
   assign \a_out$1300  = \a_in$1299 ;
-  assign \a_next$1301  = \a_in$1283 ;
+  assign \a_next$1301  = \o$102 [63:56];
   assign \first_out$1303  = \first_in$1302 ;
   assign \first_next_out$1305  = \first_next$1304 ;
   assign \last_out$1307  = \last_in$1306 ;
   assign \valid_out$1309  = \valid_in$1308 ;
-  assign \valid_next$1310  = \valid_in$1292 ;
+  assign \valid_next$1310  = \o$104 [21];
   assign \psum_out$1312  = \psum_in$1311 ;
   assign \w_out$1314  = \w_in$1313 ;
-  assign \a_out$1316  = \a_in$1315 ;
-  assign \a_next$1317  = \a_in$1299 ;
-  assign \first_out$1319  = \first_in$1318 ;
-  assign \first_next_out$1321  = \first_next$1320 ;
-  assign \last_out$1323  = \last_in$1322 ;
-  assign \valid_out$1325  = \valid_in$1324 ;
-  assign \valid_next$1326  = \valid_in$1308 ;
-  assign \psum_out$1328  = \psum_in$1327 ;
-  assign \w_out$1330  = \w_in$1329 ;
-  assign \psum_out$1332  = \psum_in$1331 ;
-  assign \w_out$1334  = \w_in$1333 ;
-  assign \a_out$1336  = \a_in$1335 ;
-  assign \a_next$1337  = \o$102 [63:56];
-  assign \first_out$1339  = \first_in$1338 ;
-  assign \first_next_out$1341  = \first_next$1340 ;
-  assign \last_out$1343  = \last_in$1342 ;
-  assign \valid_out$1345  = \valid_in$1344 ;
-  assign \valid_next$1346  = \o$104 [21];
-  assign \psum_out$1348  = \psum_in$1347 ;
-  assign \w_out$1350  = \w_in$1349 ;
-  assign \a_out$1352  = \a_in$1351 ;
-  assign \a_next$1353  = \a_in$1335 ;
-  assign \first_out$1355  = \first_in$1354 ;
-  assign \first_next_out$1357  = \first_next$1356 ;
-  assign \last_out$1359  = \last_in$1358 ;
-  assign \valid_out$1361  = \valid_in$1360 ;
-  assign \valid_next$1362  = \valid_in$1344 ;
-  assign \psum_out$1364  = \psum_in$1363 ;
-  assign \w_out$1366  = \w_in$1365 ;
-  assign \a_out$1368  = \a_in$1367 ;
-  assign \a_next$1369  = \a_in$1351 ;
-  assign \first_out$1371  = \first_in$1370 ;
-  assign \first_next_out$1373  = \first_next$1372 ;
-  assign \last_out$1375  = \last_in$1374 ;
-  assign \valid_out$1377  = \valid_in$1376 ;
-  assign \valid_next$1378  = \valid_in$1360 ;
-  assign \psum_out$1380  = \psum_in$1379 ;
-  assign \w_out$1382  = \w_in$1381 ;
-  assign \a_out$1384  = \a_in$1383 ;
-  assign \a_next$1385  = \a_in$1367 ;
-  assign \first_out$1387  = \first_in$1386 ;
-  assign \first_next_out$1389  = \first_next$1388 ;
-  assign \last_out$1391  = \last_in$1390 ;
-  assign \valid_out$1393  = \valid_in$1392 ;
-  assign \valid_next$1394  = \valid_in$1376 ;
-  assign \psum_out$1396  = \psum_in$1395 ;
-  assign \w_out$1398  = \w_in$1397 ;
-  assign \a_out$1400  = \a_in$1399 ;
-  assign \a_next$1401  = \a_in$1383 ;
-  assign \first_out$1403  = \first_in$1402 ;
-  assign \first_next_out$1405  = \first_next$1404 ;
-  assign \last_out$1407  = \last_in$1406 ;
-  assign \valid_out$1409  = \valid_in$1408 ;
-  assign \valid_next$1410  = \valid_in$1392 ;
-  assign \psum_out$1412  = \psum_in$1411 ;
-  assign \w_out$1414  = \w_in$1413 ;
-  assign \a_out$1416  = \a_in$1415 ;
-  assign \a_next$1417  = \a_in$1399 ;
-  assign \first_out$1419  = \first_in$1418 ;
-  assign \first_next_out$1421  = \first_next$1420 ;
-  assign \last_out$1423  = \last_in$1422 ;
-  assign \valid_out$1425  = \valid_in$1424 ;
-  assign \valid_next$1426  = \valid_in$1408 ;
-  assign \psum_out$1428  = \psum_in$1427 ;
-  assign \w_out$1430  = \w_in$1429 ;
+  assign en_pe_7_2 = \en$1315 ;
+  assign shift_7_2 = \w_shift$1317 ;
+  assign \capture$1319  = \o$93 [5];
+  assign \capture_next$1320  = o_next[5];
+  assign \a_out$1322  = \a_in$1321 ;
+  assign \a_next$1323  = \a_in$1299 ;
+  assign \first_out$1325  = \first_in$1324 ;
+  assign \first_next_out$1327  = \first_next$1326 ;
+  assign \last_out$1329  = \last_in$1328 ;
+  assign \valid_out$1331  = \valid_in$1330 ;
+  assign \valid_next$1332  = \valid_in$1308 ;
+  assign \psum_out$1334  = \psum_in$1333 ;
+  assign \w_out$1336  = \w_in$1335 ;
+  assign en_pe_7_3 = \en$1337 ;
+  assign shift_7_3 = \w_shift$1339 ;
+  assign \capture$1341  = \o$93 [7];
+  assign \capture_next$1342  = o_next[7];
+  assign \a_out$1344  = \a_in$1343 ;
+  assign \a_next$1345  = \a_in$1321 ;
+  assign \first_out$1347  = \first_in$1346 ;
+  assign \first_next_out$1349  = \first_next$1348 ;
+  assign \last_out$1351  = \last_in$1350 ;
+  assign \valid_out$1353  = \valid_in$1352 ;
+  assign \valid_next$1354  = \valid_in$1330 ;
+  assign \psum_out$1356  = \psum_in$1355 ;
+  assign \w_out$1358  = \w_in$1357 ;
+  assign en_pe_7_4 = \en$1359 ;
+  assign shift_7_4 = \w_shift$1361 ;
+  assign \capture$1363  = \o$93 [9];
+  assign \capture_next$1364  = o_next[9];
+  assign \a_out$1366  = \a_in$1365 ;
+  assign \a_next$1367  = \a_in$1343 ;
+  assign \first_out$1369  = \first_in$1368 ;
+  assign \first_next_out$1371  = \first_next$1370 ;
+  assign \last_out$1373  = \last_in$1372 ;
+  assign \valid_out$1375  = \valid_in$1374 ;
+  assign \valid_next$1376  = \valid_in$1352 ;
+  assign \psum_out$1378  = \psum_in$1377 ;
+  assign \w_out$1380  = \w_in$1379 ;
+  assign en_pe_7_5 = \en$1381 ;
+  assign shift_7_5 = \w_shift$1383 ;
+  assign \capture$1385  = \o$93 [11];
+  assign \capture_next$1386  = o_next[11];
+  assign \a_out$1388  = \a_in$1387 ;
+  assign \a_next$1389  = \a_in$1365 ;
+  assign \first_out$1391  = \first_in$1390 ;
+  assign \first_next_out$1393  = \first_next$1392 ;
+  assign \last_out$1395  = \last_in$1394 ;
+  assign \valid_out$1397  = \valid_in$1396 ;
+  assign \valid_next$1398  = \valid_in$1374 ;
+  assign \psum_out$1400  = \psum_in$1399 ;
+  assign \w_out$1402  = \w_in$1401 ;
+  assign en_pe_7_6 = \en$1403 ;
+  assign shift_7_6 = \w_shift$1405 ;
+  assign \capture$1407  = \o$93 [13];
+  assign \capture_next$1408  = o_next[13];
+  assign \a_out$1410  = \a_in$1409 ;
+  assign \a_next$1411  = \a_in$1387 ;
+  assign \first_out$1413  = \first_in$1412 ;
+  assign \first_next_out$1415  = \first_next$1414 ;
+  assign \last_out$1417  = \last_in$1416 ;
+  assign \valid_out$1419  = \valid_in$1418 ;
+  assign \valid_next$1420  = \valid_in$1396 ;
+  assign \psum_out$1422  = \psum_in$1421 ;
+  assign \w_out$1424  = \w_in$1423 ;
+  assign en_pe_7_7 = \en$1425 ;
+  assign shift_7_7 = \w_shift$1427 ;
+  assign \capture$1429  = \o$93 [15];
+  assign \capture_next$1430  = o_next[15];
   assign \a_out$1432  = \a_in$1431 ;
-  assign \a_next$1433  = \a_in$1415 ;
+  assign \a_next$1433  = \a_in$1409 ;
   assign \first_out$1435  = \first_in$1434 ;
   assign \first_next_out$1437  = \first_next$1436 ;
   assign \last_out$1439  = \last_in$1438 ;
   assign \valid_out$1441  = \valid_in$1440 ;
-  assign \valid_next$1442  = \valid_in$1424 ;
+  assign \valid_next$1442  = \valid_in$1418 ;
   assign \psum_out$1444  = \psum_in$1443 ;
   assign \w_out$1446  = \w_in$1445 ;
   assign \results__payload.c  = results__payload[255:0];
