@@ -40,10 +40,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .config import AcceleratorConfig
-from .hw.registers import MAX_DIM, element_bytes
+from .driver.board import read_board_ram, read_bytes, write_bytes
+from .driver.driver import Accelerator
+from .driver.harness import HarnessTransport
+from .driver.serial import SerialTransport
 from .model import reference
 from .model.perf import Layout, estimate, tile_grid
 from .model.reference import RequantParams
+from .model.regmap import MAX_DIM, element_bytes
 
 __all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect"]
 
@@ -515,8 +519,6 @@ class DriverTarget:
                  write: Callable[[int, bytes], Any], read: Callable[[int, int], Any],
                  config: AcceleratorConfig | None, close: Callable[[], None],
                  loop: _Loop | None = None):
-        from .driver.driver import Accelerator
-
         self.name = name
         self.memory = memory
         self._write, self._read, self._close = write, read, close
@@ -552,7 +554,7 @@ class DriverTarget:
 
 
 def _rtl_target(config: AcceleratorConfig, build_root: Path) -> DriverTarget:
-    from .driver.harness import HarnessTransport
+    # the flow (and with it Amaranth) only when the RTL backend is asked for
     from .flow.harness import Harness, build_harness
 
     harness = Harness(build_harness(config, root=build_root))
@@ -564,8 +566,6 @@ def _rtl_target(config: AcceleratorConfig, build_root: Path) -> DriverTarget:
 
 def _board_target(config: AcceleratorConfig | None, transport: Any,
                   close: Callable[[], None]) -> DriverTarget:
-    from .driver.board import read_board_ram, read_bytes, write_bytes
-
     loop = _Loop()
     try:
         memory = loop.run(read_board_ram(transport))
@@ -610,8 +610,6 @@ def connect(config: AcceleratorConfig | None = None, backend: str | None = None,
     target: Target
     if port is not None or transport is not None:
         if transport is None:
-            from .driver.serial import SerialTransport
-
             transport = SerialTransport(port, baud)
             close = transport.close
         else:

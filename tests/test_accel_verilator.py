@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
-from accelerator.flow.cases import GemmCase, verify_total
+from accelerator.model.cases import ILLEGAL_COMMANDS, GemmCase, verify_total
 
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}
@@ -250,6 +250,7 @@ def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, se
     assert steps == [
         (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
          "first time)"),
-        (f"accel verify [t] {verify_total(2)} cases (2 random GEMMs, 8 illegal commands, "
+        (f"accel verify [t] {verify_total(2)} cases (2 random GEMMs, {len(ILLEGAL_COMMANDS)} "
+         "illegal commands, "
          "4 bus errors, 6 aborts, a reset mid-GEMM)")]
     assert f"\n{verify_total(2)} passed, 0 failed" in out

@@ -14,7 +14,6 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.harness import HarnessTransport, run_case
 from accelerator.driver.transport import Transport
-from accelerator.flow.cases import GemmCase, make_data
 from accelerator.flow.harness import (
     CycleLimitError,
     Harness,
@@ -24,6 +23,7 @@ from accelerator.flow.harness import (
 )
 from accelerator.hw.registers import ErrorCode, register
 from accelerator.model import reference
+from accelerator.model.cases import GemmCase, make_data
 
 CONFIG = AcceleratorConfig()  # 4×4, os, 64-bit AXI
 
@@ -81,6 +81,10 @@ def test_input_checks(harness):
         harness.set_pause_pattern("x", [True])
     with pytest.raises(ValueError, match="hi = 0x0 is out of range"):
         harness.set_error_range(16, 0)
+    with pytest.raises(ValueError, match="cycles = -1 is out of range"):
+        harness.set_register_wait(-1)
+    with pytest.raises(ValueError, match="cycles = 0x10001 is out of range"):
+        harness.set_register_wait((1 << 16) + 1)
     with pytest.raises(ValueError, match="limit = 0"):
         harness.run_until_irq(0)
     with pytest.raises(HarnessError, match="built without waveforms"):
@@ -141,6 +145,24 @@ def _gemm_at(harness, a, b, c, m=5, k=7, n=6, seed=5):
 def test_gemm_far_apart_in_the_address_space(harness):
     got, expected, _ = _gemm_at(harness, a=0x3FFF_FF00, b=0x4000_1003, c=0xF000_0000)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("wait", [0, 1, 5, 1000])
+def test_register_answers_held(harness, wait):
+    """RREADY and BREADY raised in the ``wait``-th cycle that RVALID or BVALID is seen: the
+    same values, each access ``wait - 1`` cycles longer (the slave holds its answer), and an
+    unmapped offset still answers SLVERR."""
+    start = harness.cycle
+    harness.reg_write(0x20, 0x1234_5678)   # A_ADDR
+    assert harness.reg_read(0x20) == 0x1234_5678
+    plain = harness.cycle - start
+    harness.set_register_wait(wait)
+    start = harness.cycle
+    harness.reg_write(0x20, 0x0BAD_CAFE)
+    assert harness.reg_read(0x20) == 0x0BAD_CAFE
+    assert harness.cycle - start == plain + 2 * max(wait - 1, 0)
+    assert harness.reg_read_resp(0x70)[1] == 2 and harness.reg_write_resp(0x70, 1) == 2
 
 
 @pytest.mark.verilator

@@ -28,10 +28,10 @@ from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.harness import run_case
-from accelerator.flow.cases import GemmCase
 from accelerator.flow.harness import Harness, build_harness, build_seconds
 from accelerator.flow.rtl import ACCEL_TOP
 from accelerator.flow.sim import build_model, run_tests
+from accelerator.model.cases import GemmCase
 
 
 def _cpu() -> float:

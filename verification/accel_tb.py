@@ -29,7 +29,9 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
-from accelerator.flow.cases import (
+from accelerator.hw.registers import ErrorCode
+from accelerator.hw.top import abort_bound
+from accelerator.model.cases import (
     BENCH_MEMORY,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
@@ -39,8 +41,6 @@ from accelerator.flow.cases import (
     make_data,
     random_case,
 )
-from accelerator.hw.registers import ErrorCode
-from accelerator.hw.top import abort_bound
 from accelerator.model.perf import estimate
 
 PERIOD_NS = 10

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
+from ..model.regmap import MAX_DIM
 
 __all__ = ["MAX_SEED", "check_dimensions", "check_seed", "config_options", "fail_usage",
            "writable_dir", "writable_file"]
@@ -29,8 +30,6 @@ def fail_usage(message: str) -> None:
 
 def check_dimensions(**dims: int) -> None:
     """GEMM dimensions (``m=..., k=..., n=...``) within what one hardware command takes."""
-    from ..hw.registers import MAX_DIM
-
     for name, value in dims.items():
         if not 1 <= value <= MAX_DIM:
             fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")

@@ -8,7 +8,7 @@ import json
 import click
 
 from ..config import AcceleratorConfig
-from ..flow.cases import GemmCase
+from ..model.cases import GemmCase
 from . import cli
 from .options import check_dimensions, check_seed, config_options, fail_usage
 

@@ -14,8 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
-from ..flow.rtl import ACCEL_TOP, write_atomic
+from ..flow.files import write_atomic
+from ..flow.rtl import ACCEL_TOP
+from ..model.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from . import cli
 from .options import (
     check_dimensions,
@@ -50,7 +51,7 @@ _RTL_OPTION = click.option(
 
 
 def _check_rtl(config: AcceleratorConfig, rtl: Path) -> None:
-    from ..flow.mutate import check_rtl_file
+    from ..mutation import check_rtl_file
     problem = check_rtl_file(config, rtl)
     if problem:
         fail_usage(problem)
@@ -63,7 +64,7 @@ def _verify_rtl(config: AcceleratorConfig, rtl: Path, count: int, seed: int,
     range, bytes around C untouched, registers, illegal commands; counters equal to the emitted
     design's)."""
     from ..flow.harness import HarnessError
-    from ..flow.mutate import MutationError, verify_rtl
+    from ..mutation import MutationError, verify_rtl
 
     _check_rtl(config, rtl)
     if junit is not None:
@@ -97,7 +98,7 @@ DEFAULT_MAX_CYCLES = 1_000_000_000
 def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycles: int) -> int:
     """Refuse, before any build, a case the bench cannot hold or that would run too long;
     return the model's estimate of its cycles."""
-    from ..flow.cases import BENCH_MEMORY, memory_bound
+    from ..model.cases import BENCH_MEMORY, memory_bound
     from ..model.perf import estimate
 
     need = memory_bound(case)
@@ -126,7 +127,7 @@ def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, wa
                         "(cached after the first time) ..."):
         try:
             if rtl is not None:
-                from ..flow.mutate import build_user_harness
+                from ..mutation import build_user_harness
                 library = build_user_harness(config, rtl, root=build_root)
             else:
                 library = build_harness(config, root=build_root, waves=waves)

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, emit, lint_flags, write_atomic
-from .sim import _file_lock, _verilator_version, source_digest, sources_digest
+from .files import file_lock, source_digest, sources_digest, write_atomic
+from .rtl import ACCEL_TOP, emit, lint_flags
+from .sim import _verilator_version
 from .toolchain import setup_environment
 
 __all__ = [
@@ -133,7 +134,7 @@ def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), wave
     library = build_dir / _LIBRARY
     stamp = build_dir / "harness.json"
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if stamp.is_file() and library.is_file():
             return library
         start = time.monotonic()
@@ -190,6 +191,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "h_set_pause_pattern": (None, [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
                                    ctypes.c_uint64]),
     "h_set_error_range": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]),
+    "h_set_register_wait": (None, [ctypes.c_void_p, ctypes.c_uint64]),
     "h_reg_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                    ctypes.c_uint64]),
     "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
@@ -353,9 +355,16 @@ class Harness:
         raw = bytes(bool(p) for p in pattern)
         self._lib.h_set_pause_pattern(self._handle(), CHANNELS.index(channel), raw, len(raw))
 
+    def set_register_wait(self, cycles: int) -> None:
+        """Raise the register master's RREADY and BREADY only in the ``cycles``-th cycle that
+        it sees RVALID or BVALID (so the answer is held ``cycles - 1`` cycles; 0 and 1: ready
+        as the answer comes)."""
+        self._lib.h_set_register_wait(self._handle(), _check_int("cycles", cycles, 0, 1 << 16))
+
     def set_error_range(self, lo: int, hi: int) -> None:
         """Answer SLVERR for data words in ``[lo, hi)``: reads return zeros, writes are not
-        committed. ``lo == hi`` turns it off."""
+        committed. ``lo == hi`` turns it off. (The memory also answers SLVERR to a burst across
+        a 4 KiB boundary and to a write whose WLAST is not on its last beat only.)"""
         _check_int("lo", lo, 0, _SPACE)
         _check_int("hi", hi, lo, _SPACE)
         self._lib.h_set_error_range(self._handle(), lo, hi)
@@ -406,12 +415,3 @@ class Harness:
             raise CycleLimitError(f"the accelerator did not raise irq within {limit:,} cycles "
                                   f"(cycle {self.cycle:,})")
         return self.cycle - start
-
-
-def __getattr__(name: str) -> Any:
-    # The transport lives with the driver (it raises the driver's TransportError); offered here
-    # too, without importing the driver when the harness alone is used.
-    if name == "HarnessTransport":
-        from ..driver.harness import HarnessTransport
-        return HarnessTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

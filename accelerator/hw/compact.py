@@ -34,6 +34,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from ..model.regmap import DIM_WIDTH, command_fields
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
 from .engine import EngineError, const_mul, error_priority, out_row_bytes
@@ -43,6 +44,7 @@ from .engine.signatures import (
     CountersSignature,
     EngineMembers,
     TrafficSignature,
+    _alias,
     _Named,
 )
 from .registers import INDEX_WIDTH, field, offset
@@ -93,6 +95,13 @@ class CompactEngine(EngineMembers, wiring.Component):
         Nothing is in flight after an abort: reset the engine now (the accelerator ors it into
         the engine's reset, so every register goes back to idle without another gate).
     """
+
+    # the flat names of the command port and the traffic counters, as testbenches name them
+    cmd_read = _alias("cmd", "read")
+    cmd_index = _alias("cmd", "index")
+    cmd_data = _alias("cmd", "data")
+    rd_bytes = _alias("traffic", "rd_bytes")
+    wr_bytes = _alias("traffic", "wr_bytes")
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
                  paired_pes: int = 0):
@@ -420,8 +429,8 @@ class CommandCheck(wiring.Component):
     word, load_m, load_n, load_base : Out(32), Out(1), Out(1), Out(4)
         A word read, and which register of the engine takes it: M, N or the base of area A,
         B, C or C_in.
-    k, n : Out(16); b_addr, lda, ldb, ldc, ldcin : Out(32)
-        What the run needs of the command besides (K and N fit 16 bits once checked).
+    k, n : Out(DIM_WIDTH); b_addr, lda, ldb, ldc, ldcin : Out(32)
+        What the run needs of the command besides (K and N fit DIM_WIDTH bits once checked).
     """
 
     def __init__(self, config: AcceleratorConfig):
@@ -431,7 +440,7 @@ class CommandCheck(wiring.Component):
             "accumulate": In(1), "requant": In(1), "m": In(16),
             "done": Out(1), "code": Out(8),
             "word": Out(32), "load_m": Out(1), "load_n": Out(1), "load_base": Out(4),
-            "k": Out(16), "n": Out(16),
+            "k": Out(DIM_WIDTH), "n": Out(DIM_WIDTH),
             **{name: Out(32) for name in ("b_addr", "lda", "ldb", "ldc", "ldcin")},
         })
 
@@ -449,8 +458,11 @@ class CommandCheck(wiring.Component):
         def index(names):
             return Array(offset(name) >> 2 for name in names)
 
-        bases = ("A_ADDR", "B_ADDR", "C_ADDR", "CIN_ADDR")
-        strides = ("LDA", "LDB", "LDC", "LDCIN")
+        # the register map's command table: A, B, C, C_in, in that order (the areas' indices)
+        bases = tuple(f.register for f in command_fields("address"))
+        strides = tuple(f.register for f in command_fields("stride"))
+        dims = tuple(f.register for f in command_fields("dimension"))
+        assert tuple(f.matrix for f in command_fields("address")) == ("a", "b", "c", "c_in")
         rows = Array([m_rows, c.k, m_rows, m_rows])[area]
         row_bytes = Array([c.k, c.n, out_row_bytes(c.requant, c.n), c.n << 2])[area]
         end = Signal(33)               # where the area ends so far
@@ -468,11 +480,12 @@ class CommandCheck(wiring.Component):
             with m.State("DIMS"):          # M, K, N read in cycles 0-2, arriving in 1-3
                 with m.If(dim != 3):
                     m.d.comb += [self.cmd.read.eq(1),
-                                 self.cmd.index.eq(index(("M", "K", "N"))[dim])]
+                                 self.cmd.index.eq(index(dims)[dim])]
                 with m.If(dim == 0):
                     m.d.sync += [zero.eq(0), large.eq(0)]
                 with m.Else():
-                    m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[16:] != 0))]
+                    m.d.sync += [zero.eq(zero | (data == 0)),
+                                 large.eq(large | (data[DIM_WIDTH:] != 0))]
                 with m.Switch(dim):
                     with m.Case(1):
                         m.d.comb += self.load_m.eq(1)
@@ -511,7 +524,7 @@ class CommandCheck(wiring.Component):
                 with m.Switch(area):
                     for i, name in enumerate(strides):
                         with m.Case(i):
-                            m.d.sync += getattr(c, name.lower()).eq(data)
+                            m.d.sync += getattr(c, command_fields("stride")[i].name).eq(data)
                             if name in ("LDC", "LDCIN"):
                                 with m.If((int32_c if name == "LDC" else 1) & (data[:2] != 0)):
                                     m.d.sync += misaligned.eq(1)

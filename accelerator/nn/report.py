@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 from .graph import LayerStats
 
 __all__ = ["COLUMNS", "layer_rows", "plot_utilization", "render_table", "write_csv",

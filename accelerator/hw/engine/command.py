@@ -7,9 +7,10 @@ one order of :func:`error_priority`.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
+from ...model.regmap import COMMAND
 from ..registers import MAX_DIM, ErrorCode
 
 __all__ = ["EngineError", "check_command", "command_layout", "const_mul", "error_priority",
@@ -21,13 +22,10 @@ EngineError = ErrorCode
 
 
 def command_layout() -> data.StructLayout:
-    return data.StructLayout({
-        "a_addr": 32, "b_addr": 32, "c_addr": 32, "cin_addr": 32,
-        "m": 32, "k": 32, "n": 32,
-        "lda": 32, "ldb": 32, "ldc": 32, "ldcin": 32,
-        "accumulate": 1, "requant": 1, "relu": 1,
-        "rq_mult": 31, "rq_shift": 5, "rq_zp": signed(8),
-    })
+    """The command as the engine latches it: a member per field of the register map's
+    :data:`~accelerator.model.regmap.COMMAND`, with its register field's width and sign."""
+    return data.StructLayout({f.name: signed(f.width) if f.signed else unsigned(f.width)
+                              for f in COMMAND})
 
 
 def log2(x: int) -> int:

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
 from ...model.geometry import Geometry
+from ...model.regmap import DIM_WIDTH
 from ..serialmul import SerialMulAdd
 from .command import EngineError, check_command, command_layout, const_mul, log2, out_row_bytes
 from .signatures import ControlSignature, CountersSignature, RunSignature
@@ -59,7 +60,7 @@ class Control(wiring.Component):
         used = Signal(32)            # setup: words of half the A scratchpad given to rows
         beyond = Signal(4)           # the A, B, C and C_in areas end past 4 GiB
         m.d.comb += [ctl.error.eq(error), run.split.eq(c.k > geo.k_step)]
-        m.submodules.setup_mul = mul = SerialMulAdd(a_width=16, b_width=32)
+        m.submodules.setup_mul = mul = SerialMulAdd(a_width=DIM_WIDTH, b_width=32)
         launched = Signal()
 
         def product(name: str, after: str, a, b, addend, sink, needed=None):

@@ -7,7 +7,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
-from ...model.geometry import Geometry
+from ...model.geometry import STORE_FIFO_DEPTH, Geometry
 from ..dma import CMD_LAYOUT, data_layout
 from ..requant import Requantizer
 from .accumulator import c_read_signature
@@ -58,7 +58,7 @@ class Store(wiring.Component):
         r = Signal(16)
         pending = Signal()
         pending_tag = Signal(data.StructLayout({"cols": range(C + 1), "end": 1}))
-        m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=4)
+        m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=STORE_FIFO_DEPTH)
         m.submodules.tagq = tagq = fifo.SyncFIFO(width=len(pending_tag.as_value()), depth=16)
         issue = Signal()
         c_row = RowAddress(m, "store_c", sw, c.c_addr, run.chunk_ldc,

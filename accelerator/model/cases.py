@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..config import FIELDS, AcceleratorConfig
-from ..model import reference
-from ..model.geometry import Geometry
-from ..model.perf import Layout
+from . import reference
+from .geometry import Geometry
+from .perf import Layout
 
 __all__ = ["BENCH_MEMORY", "ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data",
            "memory_bound", "random_case"]
@@ -199,6 +199,19 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("int32 C misaligned", {"c": 0x8002}, "MISALIGNED"),
     ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
+    # each area's range check one byte (C, C_in: one word) past 2^32, and A's by its stride
+    ("B one byte past the end", {"b": 2**32 - 35, "ldb": 8}, "ADDR_RANGE"),
+    ("C one word past the end", {"c": 2**32 - 44, "ldc": 16}, "ADDR_RANGE"),
+    ("C of wide rows one word past the end", {"c": 2**32 - 308, "n": 26, "ldb": 26,
+                                              "ldc": 104}, "ADDR_RANGE"),
+    ("C_in one word past the end", {"c_in": 2**32 - 44, "ldcin": 16}, "ADDR_RANGE"),
+    ("A past the end by its stride", {"lda": 2**31}, "ADDR_RANGE"),
+    ("ldb smaller than the row", {"ldb": 3}, "STRIDE"),
+    ("ldcin smaller than the row", {"c_in": 0x9000, "ldcin": 12}, "STRIDE"),
+    ("int32 C_in misaligned", {"c_in": 0x9002, "ldcin": 16}, "MISALIGNED"),
+    ("ldc not a multiple of 4", {"ldc": 18}, "MISALIGNED"),
+    ("m past the largest", {"m": 65536}, "TOO_LARGE"),
+    ("n past the largest", {"n": 65536, "ldb": 65536, "ldc": 262144}, "TOO_LARGE"),
 )
 
 
