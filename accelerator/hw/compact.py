@@ -21,7 +21,9 @@ The command is in the register block's block RAM
 (:func:`~accelerator.hw.registers.memory_backed`); the engine reads it as it starts, with the
 pipelined engine's checks, error codes and priority
 (:func:`~accelerator.hw.engine.error_priority`), walked with one adder instead of a multiplier
-(:meth:`CompactEngine._check_states`). The counters mean the same. Its cycles are in
+(:class:`CommandCheck`). The control and the counters are the same interfaces
+(:mod:`accelerator.hw.engine.signatures`), counted by the same
+:class:`~accelerator.hw.engine.control.PerfCounters`. Its cycles are in
 :func:`accelerator.model.perf.estimate` (docs/performance-model.md, "The compact engine").
 """
 
@@ -35,10 +37,19 @@ from ..config import AcceleratorConfig
 from ..model.regmap import DIM_WIDTH, command_fields
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
-from .engine import EngineError, _const_mul, error_priority, out_row_bytes
+from .engine import EngineError, const_mul, error_priority, out_row_bytes
+from .engine.control import PerfCounters
+from .engine.signatures import (
+    ControlSignature,
+    CountersSignature,
+    EngineMembers,
+    TrafficSignature,
+    _alias,
+    _Named,
+)
 from .registers import INDEX_WIDTH, field, offset
 
-__all__ = ["READS_IN_FLIGHT", "CompactEngine"]
+__all__ = ["READS_IN_FLIGHT", "CommandCheck", "CommandReadSignature", "CompactEngine"]
 
 #: Operand reads the engine keeps in flight: enough for one read per cycle behind an AXI RAM
 #: that answers two cycles after the address.
@@ -48,39 +59,34 @@ READS_IN_FLIGHT = 4
 _AXCACHE = 0b0011
 
 
-class _Command:
-    """What a run needs of the command, beyond the tile registers: read as it starts."""
+class CommandReadSignature(_Named):
+    """The register block's read port of the command (its block RAM:
+    :func:`~accelerator.hw.registers.memory_backed`), from the reader: the word at ``index``
+    arrives on ``data`` a cycle after ``read``."""
 
     def __init__(self):
-        self.lda, self.ldb, self.ldc, self.ldcin = (Signal(32, name=n) for n in (
-            "lda", "ldb", "ldc", "ldcin"))
-        self.b_addr = Signal(32, name="b_addr")   # the B tile register returns to it
-        self.k = Signal(DIM_WIDTH, name="k")      # K and N fit DIM_WIDTH bits once checked
-        self.n = Signal(DIM_WIDTH, name="n")
-        self.accumulate = Signal(name="accumulate")
-        self.requant = Signal(name="requant")
+        super().__init__({"read": Out(1), "index": Out(INDEX_WIDTH), "data": In(32)})
 
 
-class CompactEngine(wiring.Component):
+class CompactEngine(EngineMembers, wiring.Component):
     """Runs one GEMM per ``start`` with the core and one AXI4 master (module docstring).
 
     Members
     -------
-    start, busy, done, error, cycles, mac_cycles, stall_load, stall_store
+    control : Out(ControlSignature()); counters : Out(CountersSignature())
         As :class:`~accelerator.hw.engine.GemmEngine`'s (``stall_store`` stays 0: a tile's
         results are written before the next tile's first beat is read, so the array never
         waits for them).
-    cmd_read, cmd_index : Out(1), Out(INDEX_WIDTH); cmd_data : In(32)
-        The register block's read port of the command (its block RAM: `memory_backed`): the word at
-        ``cmd_index`` arrives on ``cmd_data`` a cycle after ``cmd_read``. The engine reads
-        the command as it starts and keeps what it needs.
+    cmd : Out(CommandReadSignature())
+        The register block's read port of the command. The engine reads the command as it
+        starts and keeps what it needs.
     mode : In(32)
         ``MODE``, sampled at ``start``.
     m_axi : Out(AXI4Signature(32, axi_data_width, 1))
         Single-beat reads and writes, one ID.
-    rd_bytes, wr_bytes : Out(32)
-        Payload bytes read (an operand byte each, 4 per C_in element) and written (4 per C
-        element) by the last command, as the DMA counts them.
+    traffic : Out(TrafficSignature())
+        ``rd_bytes`` and ``wr_bytes``: payload bytes read (an operand byte each, 4 per C_in
+        element) and written (4 per C element) by the last command, as the DMA counts them.
     abort : In(1)
         Pulse: stop the command. The engine requests nothing more, finishes what it has
         requested (the reads in flight and their beats; a C_in read, or a write and its
@@ -90,6 +96,13 @@ class CompactEngine(wiring.Component):
         the engine's reset, so every register goes back to idle without another gate).
     """
 
+    # the flat names of the command port and the traffic counters, as testbenches name them
+    cmd_read = _alias("cmd", "read")
+    cmd_index = _alias("cmd", "index")
+    cmd_data = _alias("cmd", "data")
+    rd_bytes = _alias("traffic", "rd_bytes")
+    wr_bytes = _alias("traffic", "wr_bytes")
+
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
                  paired_pes: int = 0):
         if config.engine != "compact":
@@ -98,13 +111,10 @@ class CompactEngine(wiring.Component):
         self._dsp_pes = dsp_pes
         self._paired_pes = paired_pes
         super().__init__({
-            "start": In(1), "cmd_read": Out(1), "cmd_index": Out(INDEX_WIDTH),
-            "cmd_data": In(32), "mode": In(32),
-            "busy": Out(1), "done": Out(1), "error": Out(8),
-            "cycles": Out(32), "mac_cycles": Out(32), "stall_load": Out(32),
-            "stall_store": Out(32),
+            "control": Out(ControlSignature()), "counters": Out(CountersSignature()),
+            "cmd": Out(CommandReadSignature()), "mode": In(32),
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, 1)),
-            "rd_bytes": Out(32), "wr_bytes": Out(32),
+            "traffic": Out(TrafficSignature()),
             "abort": In(1), "flush": Out(1),
         })
 
@@ -117,13 +127,16 @@ class CompactEngine(wiring.Component):
         m = Module()
         m.submodules.core = core = InPlaceCore(cfg, dsp_pes=self._dsp_pes,
                                                   paired_pes=self._paired_pes)
+        m.submodules.counters = perf = PerfCounters()
         operands = core.operands
 
         # What the run needs of the command, read from the register block as it starts (the
-        # check states); the base addresses go straight into the tile registers.
-        c = _Command()
+        # check); the base addresses go straight into the tile registers.
+        m.submodules.check = c = CommandCheck(cfg)
+        wiring.connect(m, wiring.flipped(self.cmd), c.cmd)
+        ctl, traffic = self.control, self.traffic
         error = Signal(8)
-        m.d.comb += self.error.eq(error)
+        m.d.comb += ctl.error.eq(error)
 
         # -- the tile: its origin and where its rows start ---------------------------------------
         j0 = Signal(16)                # the tile's first column
@@ -319,18 +332,18 @@ class CompactEngine(wiring.Component):
         last_row = rows_left <= R
         with m.FSM(name="control") as ctrl:
             with m.State("IDLE"):
-                with m.If(self.start):
+                with m.If(ctl.start):
                     mode = self.mode
-                    m.d.sync += [error.eq(0), self.cycles.eq(0),
-                                 self.mac_cycles.eq(0), self.stall_load.eq(0),
-                                 self.rd_bytes.eq(0), self.wr_bytes.eq(0),
+                    m.d.comb += [c.start.eq(1), perf.clear.eq(1)]
+                    m.d.sync += [error.eq(0), traffic.rd_bytes.eq(0), traffic.wr_bytes.eq(0),
                                  c.accumulate.eq(field("MODE", "accumulate").extract(mode)),
                                  c.requant.eq(field("MODE", "requant").extract(mode))]
-                    m.next = "DIMS"
-            tiles = {"A_ADDR": a_tile, "B_ADDR": b_tile, "C_ADDR": c_tile, "CIN_ADDR": cin_tile}
-            failed = self._check_states(m, c, tiles, rows_left, cols_left, "CHECK")
+                    m.next = "CHECKING"
+            with m.State("CHECKING"):
+                with m.If(c.done):
+                    m.next = "CHECK"
             with m.State("CHECK"):
-                code = error_priority(m, **failed)
+                code = c.code
                 m.d.sync += [error.eq(code), j0.eq(0), k_m1.eq(c.k - 1)]
                 with m.If(code != 0):
                     m.next = "FINISH"
@@ -350,49 +363,93 @@ class CompactEngine(wiring.Component):
                     with m.If(last_col):
                         m.d.sync += [j0.eq(0), b_tile.eq(c.b_addr), cols_left.eq(c.n),
                                      rows_left.eq(rows_left - R),
-                                     a_tile.eq(a_tile + _const_mul(c.lda, R)),
-                                     c_tile.eq(c_tile + _const_mul(c.ldc, R)),
-                                     cin_tile.eq(cin_tile + _const_mul(c.ldcin, R))]
+                                     a_tile.eq(a_tile + const_mul(c.lda, R)),
+                                     c_tile.eq(c_tile + const_mul(c.ldc, R)),
+                                     cin_tile.eq(cin_tile + const_mul(c.ldcin, R))]
                     with m.Else():
                         m.d.sync += [j0.eq(j0 + C), b_tile.eq(b_tile + C),
                                      cols_left.eq(cols_left - C)]
             with m.State("FINISH"):
-                m.d.comb += self.done.eq(~stopping)
+                m.d.comb += ctl.done.eq(~stopping)
                 m.next = "IDLE"
-        m.d.comb += [self.busy.eq(~ctrl.ongoing("IDLE") | aborting),
+        # the check's reads: M and N into the walk's counters, the bases into the tile registers
+        with m.If(c.load_m):
+            m.d.sync += rows_left.eq(c.word)
+        with m.If(c.load_n):
+            m.d.sync += cols_left.eq(c.word)
+        for i, tile in enumerate((a_tile, b_tile, c_tile, cin_tile)):
+            with m.If(c.load_base[i]):
+                m.d.sync += tile.eq(c.word)
+        m.d.comb += c.m.eq(rows_left)
+        m.d.comb += [ctl.busy.eq(~ctrl.ongoing("IDLE") | aborting),
                      self.flush.eq(aborting & ~issuing & ~tags.r_rdy & writer.ongoing("IDLE"))]
 
         # -- counters and bus errors -------------------------------------------------------------
         with m.If(axi.rvalid & axi.rready & (axi.rresp != RESP_OKAY)):
             m.d.sync += error.eq(EngineError.BUS_ERROR)
-        with m.If(self.busy):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(operands.valid & operands.ready):
-            m.d.sync += self.mac_cycles.eq(self.mac_cycles + 1)
-        with m.If(ctrl.ongoing("RUN") & ~fed & ~operands.valid):
-            m.d.sync += self.stall_load.eq(self.stall_load + 1)
         # stall_store stays 0: a tile's results are written before the next tile's first beat
         # is read, so the array never waits for them
+        m.d.comb += [perf.busy.eq(ctl.busy), perf.mac.eq(operands.valid & operands.ready),
+                     perf.stall_load.eq(ctrl.ongoing("RUN") & ~fed & ~operands.valid)]
+        wiring.connect(m, wiring.flipped(self.counters), perf.counters)
         with m.If(axi.rvalid & axi.rready):
-            m.d.sync += self.rd_bytes.eq(self.rd_bytes + Mux(cin_taken, 4, 1))
+            m.d.sync += traffic.rd_bytes.eq(traffic.rd_bytes + Mux(cin_taken, 4, 1))
         with m.If(axi.wvalid & axi.wready):
-            m.d.sync += self.wr_bytes.eq(self.wr_bytes + 4)
+            m.d.sync += traffic.wr_bytes.eq(traffic.wr_bytes + 4)
         return m
 
-    def _check_states(self, m: Module, c: _Command, tiles: dict, m_rows, cols_left, after: str):
-        """The states that read and check the command, from ``DIMS`` on to state ``after``;
-        returns the failed checks, valid in state ``after``, as :func:`error_priority` takes
-        them (the pipelined engine's checks and priority).
 
-        DIMS reads M, K and N (M into ``m_rows``, N into ``cols_left``) and notes whether one
-        is zero or too large; such a command goes straight to ``after``. Then for each area (A,
-        B, C, and C_in with ``accumulate``): BASE reads its base address, STRIDE takes it into
-        its tile register and reads its row stride, STRIDE_CHECK keeps the stride and compares
-        it with the row's bytes, and WALK adds it once per row after the first, then the row's
-        bytes, with one adder for all four areas, and notes whether the area ends past 4 GiB:
-        ``rows + 3`` cycles an area, within the GEMM's own cost of a cycle or more per row.
-        """
-        data = self.cmd_data
+class CommandCheck(wiring.Component):
+    """Reads the command from the register block and checks it as it goes, with the pipelined
+    engine's checks and priority (:func:`~accelerator.hw.engine.error_priority`).
+
+    From ``start``: DIMS reads M, K and N (M and N out through ``word`` with ``load_m`` and
+    ``load_n``, into the engine's walk counters) and notes whether one is zero or too large;
+    such a command ends the check at once. Then for each area (A, B, C, and C_in with
+    ``accumulate``): BASE reads its base address, STRIDE hands it out (``load_base``, into the
+    engine's tile register) and reads its row stride, STRIDE_CHECK keeps the stride and compares
+    it with the row's bytes, and WALK adds it once per row after the first, then the row's
+    bytes, with one adder for all four areas, and notes whether the area ends past 4 GiB:
+    ``rows + 3`` cycles an area, within the GEMM's own cost of a cycle or more per row. Its
+    cycles are in :func:`accelerator.model.perf.estimate`.
+
+    Members
+    -------
+    start : In(1)
+        Begin (a pulse; the check is idle).
+    cmd : Out(CommandReadSignature())
+    accumulate, requant : In(1)
+        ``MODE``'s, held from the cycle after ``start``.
+    m : In(16)
+        M, as the engine holds it once ``load_m`` has passed it on.
+    done : Out(1)
+        The check is over (a pulse); ``code`` is valid from the next cycle until ``start``.
+    code : Out(8)
+        The :class:`~accelerator.hw.registers.ErrorCode` of the command (0: none).
+    word, load_m, load_n, load_base : Out(32), Out(1), Out(1), Out(4)
+        A word read, and which register of the engine takes it: M, N or the base of area A,
+        B, C or C_in.
+    k, n : Out(DIM_WIDTH); b_addr, lda, ldb, ldc, ldcin : Out(32)
+        What the run needs of the command besides (K and N fit DIM_WIDTH bits once checked).
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = config
+        super().__init__({
+            "start": In(1), "cmd": Out(CommandReadSignature()),
+            "accumulate": In(1), "requant": In(1), "m": In(16),
+            "done": Out(1), "code": Out(8),
+            "word": Out(32), "load_m": Out(1), "load_n": Out(1), "load_base": Out(4),
+            "k": Out(DIM_WIDTH), "n": Out(DIM_WIDTH),
+            **{name: Out(32) for name in ("b_addr", "lda", "ldb", "ldc", "ldcin")},
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        c = self
+        m_rows = self.m
+        data = self.cmd.data
+        m.d.comb += self.word.eq(data)
         area = Signal(2)
         dim = Signal(2)
         zero, large, misaligned, bad_stride, beyond = (Signal(name=name) for name in (
@@ -416,70 +473,82 @@ class CompactEngine(wiring.Component):
         total = end + Mux(walk == 0, row_bytes, step)
         no_requant = c.requant & (0 if self._config.requant_unit else 1)
         int32_c = ~c.requant
-        with m.State("DIMS"):          # M, K, N read in cycles 0-2, arriving in 1-3
-            with m.If(dim != 3):
-                m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(dims)[dim])]
-            with m.If(dim == 0):
-                m.d.sync += [zero.eq(0), large.eq(0)]
-            with m.Else():
-                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[DIM_WIDTH:] != 0))]
-            with m.Switch(dim):
-                with m.Case(1):
-                    m.d.sync += m_rows.eq(data)
-                with m.Case(2):
-                    m.d.sync += c.k.eq(data)
-                with m.Case(3):
-                    m.d.sync += [c.n.eq(data), cols_left.eq(data)]
-                    m.next = "PRECHECK"
-            m.d.sync += dim.eq(dim + 1)
-        with m.State("PRECHECK"):
-            m.d.sync += [area.eq(0), bad_stride.eq(0), beyond.eq(0), misaligned.eq(0)]
-            with m.If(zero | large | no_requant):
-                m.next = after
-            with m.Else():
-                m.next = "BASE"
-        with m.State("BASE"):
-            m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(bases)[area])]
-            m.next = "STRIDE"
-        with m.State("STRIDE"):        # the base arrives
-            m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(strides)[area])]
-            m.d.sync += [end.eq(data), over.eq(0), walk.eq(rows - 1)]
-            with m.Switch(area):
-                for i, name in enumerate(bases):
-                    with m.Case(i):
-                        m.d.sync += tiles[name].eq(data)
-                        if name == "B_ADDR":
-                            m.d.sync += c.b_addr.eq(data)
-                        if name in ("C_ADDR", "CIN_ADDR"):   # int32 elements
-                            with m.If((int32_c if name == "C_ADDR" else 1) & (data[:2] != 0)):
-                                m.d.sync += misaligned.eq(1)
-            m.next = "STRIDE_CHECK"
-        with m.State("STRIDE_CHECK"):  # the stride arrives
-            m.d.sync += step.eq(data)
-            with m.Switch(area):
-                for i, name in enumerate(strides):
-                    with m.Case(i):
-                        m.d.sync += getattr(c, command_fields("stride")[i].name).eq(data)
-                        if name in ("LDC", "LDCIN"):
-                            with m.If((int32_c if name == "LDC" else 1) & (data[:2] != 0)):
-                                m.d.sync += misaligned.eq(1)
-            with m.If(data < row_bytes):
-                m.d.sync += bad_stride.eq(1)
-                m.next = after
-            with m.Else():
-                m.next = "WALK"
-        with m.State("WALK"):
-            m.d.sync += end.eq(total)
-            with m.If(total[33]):
-                m.d.sync += over.eq(1)
-            with m.If(walk != 0):
-                m.d.sync += walk.eq(walk - 1)
-            with m.Else():                # this cycle added the row's bytes: the area's end
-                with m.If(over | total[33] | (total[:33] > (1 << 32))):
-                    m.d.sync += beyond.eq(1)
-                m.d.sync += area.eq(area + 1)
-                m.next = "BASE"
-                with m.If(last_area):
-                    m.next = after
-        return {"zero": zero, "large": large, "no_requant": no_requant, "stride": bad_stride,
-                "misaligned": misaligned, "out_range": beyond}
+        with m.FSM(name="check"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.next = "DIMS"
+            with m.State("DIMS"):          # M, K, N read in cycles 0-2, arriving in 1-3
+                with m.If(dim != 3):
+                    m.d.comb += [self.cmd.read.eq(1),
+                                 self.cmd.index.eq(index(dims)[dim])]
+                with m.If(dim == 0):
+                    m.d.sync += [zero.eq(0), large.eq(0)]
+                with m.Else():
+                    m.d.sync += [zero.eq(zero | (data == 0)),
+                                 large.eq(large | (data[DIM_WIDTH:] != 0))]
+                with m.Switch(dim):
+                    with m.Case(1):
+                        m.d.comb += self.load_m.eq(1)
+                    with m.Case(2):
+                        m.d.sync += c.k.eq(data)
+                    with m.Case(3):
+                        m.d.sync += c.n.eq(data)
+                        m.d.comb += self.load_n.eq(1)
+                        m.next = "PRECHECK"
+                m.d.sync += dim.eq(dim + 1)
+            with m.State("PRECHECK"):
+                m.d.sync += [area.eq(0), bad_stride.eq(0), beyond.eq(0), misaligned.eq(0)]
+                with m.If(zero | large | no_requant):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "BASE"
+            with m.State("BASE"):
+                m.d.comb += [self.cmd.read.eq(1), self.cmd.index.eq(index(bases)[area])]
+                m.next = "STRIDE"
+            with m.State("STRIDE"):        # the base arrives
+                m.d.comb += [self.cmd.read.eq(1), self.cmd.index.eq(index(strides)[area])]
+                m.d.sync += [end.eq(data), over.eq(0), walk.eq(rows - 1)]
+                with m.Switch(area):
+                    for i, name in enumerate(bases):
+                        with m.Case(i):
+                            m.d.comb += self.load_base[i].eq(1)
+                            if name == "B_ADDR":
+                                m.d.sync += c.b_addr.eq(data)
+                            if name in ("C_ADDR", "CIN_ADDR"):   # int32 elements
+                                with m.If((int32_c if name == "C_ADDR" else 1) & (data[:2] != 0)):
+                                    m.d.sync += misaligned.eq(1)
+                m.next = "STRIDE_CHECK"
+            with m.State("STRIDE_CHECK"):  # the stride arrives
+                m.d.sync += step.eq(data)
+                with m.Switch(area):
+                    for i, name in enumerate(strides):
+                        with m.Case(i):
+                            m.d.sync += getattr(c, command_fields("stride")[i].name).eq(data)
+                            if name in ("LDC", "LDCIN"):
+                                with m.If((int32_c if name == "LDC" else 1) & (data[:2] != 0)):
+                                    m.d.sync += misaligned.eq(1)
+                with m.If(data < row_bytes):
+                    m.d.sync += bad_stride.eq(1)
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "WALK"
+            with m.State("WALK"):
+                m.d.sync += end.eq(total)
+                with m.If(total[33]):
+                    m.d.sync += over.eq(1)
+                with m.If(walk != 0):
+                    m.d.sync += walk.eq(walk - 1)
+                with m.Else():                # this cycle added the row's bytes: the area's end
+                    with m.If(over | total[33] | (total[:33] > (1 << 32))):
+                        m.d.sync += beyond.eq(1)
+                    m.d.sync += area.eq(area + 1)
+                    m.next = "BASE"
+                    with m.If(last_area):
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+        m.d.comb += self.code.eq(error_priority(
+            m, zero=zero, large=large, no_requant=no_requant, stride=bad_stride,
+            misaligned=misaligned, out_range=beyond))
+        return m

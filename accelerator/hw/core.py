@@ -384,12 +384,14 @@ class SystolicCore(wiring.Component):
             for j in range(C):
                 pe = pes[p][j]
                 m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}"))
-                m.d.comb += pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)
-                m.d.comb += pe.a_next.eq(skew_a.o_next[p] if j == 0 else pes[p][j - 1].a_in)
-                m.d.comb += pe.b_next.eq(skew_b.o_next[j] if p == 0 else pes[p - 1][j].b_in)
+                if j == 0:
+                    m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
+                else:
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [
+                        pe.b_next.eq(skew_b.o_next[j]),
                         pe.b_in.eq(skew_b.o[j]),
                         pe.valid_in.eq(flags.valid),
                         pe.first_in.eq(flags.first),
@@ -398,15 +400,7 @@ class SystolicCore(wiring.Component):
                         pe.chain_valid_in.eq(0),
                     ]
                 else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [
-                        pe.b_in.eq(above.b_out),
-                        pe.valid_in.eq(above.valid_out),
-                        pe.first_in.eq(above.first_out),
-                        pe.last_in.eq(above.last_out),
-                        pe.chain_in.eq(above.chain_out),
-                        pe.chain_valid_in.eq(above.chain_valid_out),
-                    ]
+                    _link(m, pes, p, j, "north")
                 m.d.comb += pe.drain.eq(drains[j])
 
         busy = (in_flags.valid | ~first | self.results.valid
@@ -556,21 +550,11 @@ class SystolicCore(wiring.Component):
                         pe.last_in.eq(flags.last),
                     ]
                 else:
-                    left = pes[p][j - 1]
-                    m.d.comb += [
-                        pe.a_next.eq(left.a_in),
-                        pe.first_next.eq(left.first_next_out),
-                        pe.valid_next.eq(left.valid_in),
-                        pe.a_in.eq(left.a_out),
-                        pe.valid_in.eq(left.valid_out),
-                        pe.first_in.eq(left.first_out),
-                        pe.last_in.eq(left.last_out),
-                    ]
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     m.d.comb += [pe.psum_in.eq(0), pe.w_in.eq(skew_w.o[j])]
                 else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [pe.psum_in.eq(above.psum_out), pe.w_in.eq(above.w_out)]
+                    _link(m, pes, p, j, "north")
 
         busy = (in_flags.valid | self.results.valid
                 | _any(pes[p][j].valid_in for p in range(R) for j in range(C)))
@@ -630,6 +614,14 @@ def _delayed(m: Module, en, value, latency: int, name: str) -> tuple[Value, list
     with m.If(en):
         m.d.sync += [stage.eq(earlier) for earlier, stage in itertools.pairwise([value, *stages])]
     return (stages[-1] if stages else value), stages
+
+
+def _link(m: Module, pes: list[list], p: int, j: int, side: str) -> None:
+    """PE ``(p, j)`` takes its row link from its left neighbour (``side="west"``) or its column
+    link from the one above (``"north"``): :class:`~accelerator.hw.pe.RowLink`,
+    :class:`~accelerator.hw.pe.ColumnLink`."""
+    source = pes[p][j - 1].link("east") if side == "west" else pes[p - 1][j].link("south")
+    wiring.connect(m, source, pes[p][j].link(side))
 
 
 def _any(values) -> Value:
@@ -705,16 +697,18 @@ class InPlaceCore(SystolicCore):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += [pe.en.eq(1),
-                             pe.a_in.eq(skew_a.o[p] if j == 0 else pes[p][j - 1].a_out)]
+                m.d.comb += pe.en.eq(1)
+                # (the links' next values and output chain go unused: no pipelining, no slots)
+                if j == 0:
+                    m.d.comb += pe.a_in.eq(skew_a.o[p])
+                else:
+                    _link(m, pes, p, j, "west")
                 if p == 0:
                     flags = skew_f.o[j]
                     m.d.comb += [pe.b_in.eq(skew_b.o[j]), pe.valid_in.eq(flags.valid),
                                  pe.first_in.eq(flags.first), pe.last_in.eq(flags.last)]
                 else:
-                    above = pes[p - 1][j]
-                    m.d.comb += [pe.b_in.eq(above.b_out), pe.valid_in.eq(above.valid_out),
-                                 pe.first_in.eq(above.first_out), pe.last_in.eq(above.last_out)]
+                    _link(m, pes, p, j, "north")
         # The bottom-right PE is the last to take a beat: once it has taken the last one of a
         # tile, every accumulator holds its result.
         corner = pes[R - 1][C - 1]

@@ -14,14 +14,16 @@ SB_MAC16), so there ``pipelined`` defaults to off; the cycle behaviour is the sa
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from amaranth.hdl import Cat, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
 
-__all__ = ["OutputStationaryPE", "PlacedProduct", "ProductPair", "WeightStationaryPE",
-           "lut_product", "pes_per_dsp", "pipelined_on"]
+__all__ = ["OutputStationaryPE", "PlacedProduct", "ProcessingElement", "ProductPair",
+           "WeightStationaryPE", "lut_product", "pes_per_dsp", "pipelined_on"]
 
 
 def _is_ice40(platform) -> bool:
@@ -97,13 +99,6 @@ def _product(pe, m: Module, a, b):
         m.d.comb += [mult.a.eq(a), mult.b.eq(b)]
         return mult.p
     return a * b if pe._dsp else lut_product(a, b)
-
-
-def _product_register(pe, m: Module, product: Signal, a, b) -> list:
-    """A pipelined PE's product register: the statements that load ``product`` with ``a·b``
-    at an enabled edge (:mod:`accelerator.hw.pe_ecp5` puts a registered DSP block there)."""
-    # the product outside the PE's `If`: the product port's wiring would otherwise be gated
-    return [product.eq(_product(pe, m, a, b))]
 
 
 class PlacedProduct(wiring.Component):
@@ -206,7 +201,122 @@ class ProductPair(wiring.Component):
         return m
 
 
-class OutputStationaryPE(wiring.Component):
+class _Link(wiring.Signature):
+    """A link between neighbouring PEs (or from the skew into the first PE): what one side
+    passes on and the other takes, member by member. Compared by class and members."""
+
+    def __init__(self, members: dict):
+        super().__init__({name: Out(shape) for name, shape in members.items()})
+
+    def __eq__(self, other):
+        return type(self) is type(other) and self.members == other.members
+
+    def __hash__(self):
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class RowLink(_Link):
+    """Along a row, left to right: the operand (``a``) and the value it takes at the next
+    enabled edge (``a_next``); weight-stationary, the flags travel with it too (and their next
+    values, for the pipelined PEs' weight choice)."""
+
+    def __init__(self, config: AcceleratorConfig):
+        op = signed(config.in_width)
+        if config.dataflow == "os":
+            super().__init__({"a": op, "a_next": op})
+        else:
+            super().__init__({"a_next": op, "first_next": 1, "valid_next": 1, "a": op,
+                              "valid": 1, "first": 1, "last": 1})
+
+
+class ColumnLink(_Link):
+    """Down a column, top to bottom. Output-stationary: B and its next value, the flags and
+    the output slot's chain (``chain``, ``chain_valid``). Weight-stationary: the partial sum
+    and the weight load chain."""
+
+    def __init__(self, config: AcceleratorConfig):
+        op, acc = signed(config.in_width), signed(config.acc_width)
+        if config.dataflow == "os":
+            super().__init__({"b_next": op, "b": op, "valid": 1, "first": 1, "last": 1,
+                              "chain": acc, "chain_valid": 1})
+        else:
+            super().__init__({"psum": acc, "w": op})
+
+
+class ProcessingElement(wiring.Component):
+    """What every PE variant shares: one multiply-accumulate, advancing on ``en``.
+
+    A variant gives its members (its ports, flat: ``a_in``, ``a_out``, …), the names of its
+    ports on each link (:class:`RowLink`, :class:`ColumnLink`: :attr:`links`) and its
+    ``elaborate``; the base takes the parameters every variant takes, adds ``en`` and the
+    product port, and chooses the multiplier (:meth:`multiply`) and the reset of the data
+    registers (:meth:`data_register`).
+
+    Parameters
+    ----------
+    dsp : bool
+        The multiplier is a ``*`` (a DSP block), otherwise :func:`lut_product`.
+    product_port : bool
+        The product comes in through ``product`` (computed outside the PE, by a
+        :class:`ProductPair` shared with another PE; ``dsp`` is then ignored), from the
+        operands the PE puts on ``mul_a`` and ``mul_b``.
+    pipelined : bool or None
+        Register the product (see the module docstring); None: everywhere but on an iCE40.
+    dsp_site : str or None
+        With ``dsp``: the ECP5 DSP block to multiply in (:class:`PlacedProduct`).
+    """
+
+    #: link name -> {link member: port name}; ``west``/``north`` are the input sides.
+    links: ClassVar[dict[str, dict[str, str]]] = {}
+
+    def __init__(self, config: AcceleratorConfig, members: dict, *, dsp: bool = True,
+                 product_port: bool = False, pipelined: bool | None = None,
+                 dsp_site: str | None = None):
+        self._config = config
+        self._dsp = dsp
+        self._product_port = product_port
+        self._pipelined = pipelined
+        self._dsp_site = dsp_site
+        super().__init__({"en": In(1), **members,
+                          **_product_members(config, product_port)})
+
+    def link(self, side: str):
+        """The PE's ports on one side as an interface of the link's signature: ``east`` and
+        ``south`` as the driving side, ``west`` and ``north`` as the taking side, so that
+        ``wiring.connect(m, left.link("east"), right.link("west"))`` joins two neighbours."""
+        signature = (RowLink if side in ("east", "west") else ColumnLink)(self._config)
+        if side in ("west", "north"):
+            signature = signature.flip()
+        ports = self.links[side]
+        view = type("PELink", (), {})()
+        view.signature = signature
+        for name in signature.members:
+            setattr(view, name, getattr(self, ports[name]))
+        return view
+
+    def is_pipelined(self, platform) -> bool:
+        return pipelined_on(self._pipelined, platform)
+
+    def multiply(self, m: Module, a, b):
+        """The product of ``a`` and ``b``: through the product port, a ``*`` or LUTs."""
+        return _product(self, m, a, b)
+
+    def _product_register(self, m: Module, product: Signal, a, b) -> list:
+        """A pipelined PE's product register: the statements that load ``product`` with ``a·b``
+        at an enabled edge (:mod:`accelerator.hw.pe_ecp5` puts a registered DSP block there)."""
+        # the product outside the PE's `If`: the product port's wiring would otherwise be gated
+        return [product.eq(self.multiply(m, a, b))]
+
+    @staticmethod
+    def data_register(m: Module, port, reset_less: bool) -> Signal:
+        """The register that drives ``port`` (see :func:`_data_register`)."""
+        return _data_register(m, port, reset_less)
+
+
+class OutputStationaryPE(ProcessingElement):
     """Output-stationary PE: accumulates one element of C while A passes right and B passes down.
 
     The control flags travel down with B: ``valid`` (the beat carries data), ``first`` (the beat
@@ -243,33 +353,30 @@ class OutputStationaryPE(wiring.Component):
 
     Parameters
     ----------
-    dsp : bool
-        The multiplier is a ``*`` (a DSP block), otherwise :func:`lut_product`.
-    product_port : bool
-        The product comes in through ``product`` (``dsp`` is then ignored).
-    pipelined : bool or None
-        Register the product (see the module docstring); None: everywhere but on an iCE40.
-    dsp_site : str or None
-        With ``dsp``: the ECP5 DSP block to multiply in (:class:`PlacedProduct`).
+    dsp, product_port, pipelined, dsp_site
+        As :class:`ProcessingElement`'s.
     slot : bool
         Without one (:class:`~accelerator.hw.core.InPlaceCore`), ``chain_out`` is the
         accumulator itself, read in place once the tile is done; the ``chain`` inputs, ``drain``
         and ``chain_valid_out`` are unused.
     """
 
+    links: ClassVar[dict[str, dict[str, str]]] = {
+        "west": {"a": "a_in", "a_next": "a_next"},
+        "east": {"a": "a_out", "a_next": "a_in"},
+        "north": {"b": "b_in", "b_next": "b_next", "valid": "valid_in", "first": "first_in",
+                  "last": "last_in", "chain": "chain_in", "chain_valid": "chain_valid_in"},
+        "south": {"b": "b_out", "b_next": "b_in", "valid": "valid_out", "first": "first_out",
+                  "last": "last_out", "chain": "chain_out", "chain_valid": "chain_valid_out"},
+    }
+
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
                  product_port: bool = False, pipelined: bool | None = None,
                  dsp_site: str | None = None, slot: bool = True):
-        self._config = config
-        self._dsp = dsp
-        self._product_port = product_port
-        self._pipelined = pipelined
-        self._dsp_site = dsp_site
         self._slot = slot
         op = signed(config.in_width)
         acc = signed(config.acc_width)
-        super().__init__({
-            "en": In(1),
+        super().__init__(config, {
             "a_in": In(op), "a_out": Out(op), "a_next": In(op),
             "b_in": In(op), "b_out": Out(op), "b_next": In(op),
             "valid_in": In(1), "first_in": In(1), "last_in": In(1),
@@ -277,26 +384,23 @@ class OutputStationaryPE(wiring.Component):
             "chain_in": In(acc), "chain_out": Out(acc),
             "chain_valid_in": In(1), "chain_valid_out": Out(1),
             "drain": In(1),
-            **_product_members(config, product_port),
-        })
-
-    _product_register = _product_register
+        }, dsp=dsp, product_port=product_port, pipelined=pipelined, dsp_site=dsp_site)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         acc_shape = signed(self._config.acc_width)
-        pipelined = pipelined_on(self._pipelined, platform)
+        pipelined = self.is_pipelined(platform)
         acc = Signal(acc_shape, reset_less=pipelined)
         acc_next = Signal(acc_shape)
         held = Signal()
         product = Signal(signed(2 * self._config.in_width), reset_less=True)  # always a_in·b_in
-        a_out, b_out = (_data_register(m, port, pipelined) for port in (self.a_out, self.b_out))
+        a_out, b_out = (self.data_register(m, port, pipelined) for port in (self.a_out, self.b_out))
         if pipelined:
             updates = self._product_register(m, product, self.a_next, self.b_next)
             with m.If(self.en):
                 m.d.sync += updates
         else:
-            m.d.comb += product.eq(_product(self, m, self.a_in, self.b_in))
+            m.d.comb += product.eq(self.multiply(m, self.a_in, self.b_in))
         # Truncation to acc_width is the two's-complement wrap of the reference model.
         m.d.comb += acc_next.eq(Mux(self.first_in, 0, acc) + product)
 
@@ -313,7 +417,7 @@ class OutputStationaryPE(wiring.Component):
         if not self._slot:
             m.d.comb += self.chain_out.eq(acc)
             return m
-        chain_out = _data_register(m, self.chain_out, pipelined)
+        chain_out = self.data_register(m, self.chain_out, pipelined)
         with m.If(self.en):
             with m.If(self.valid_in & self.last_in):
                 m.d.sync += [
@@ -330,7 +434,7 @@ class OutputStationaryPE(wiring.Component):
         return m
 
 
-class WeightStationaryPE(wiring.Component):
+class WeightStationaryPE(ProcessingElement):
     """Weight-stationary PE: holds one weight, adds its product into the partial sum passing down.
 
     Three weight registers let the next tile's weights arrive while the current ones are in use:
@@ -369,18 +473,21 @@ class WeightStationaryPE(wiring.Component):
         ``dsp_site`` parameters.
     """
 
+    links: ClassVar[dict[str, dict[str, str]]] = {
+        "west": {"a": "a_in", "a_next": "a_next", "valid": "valid_in", "first": "first_in",
+                 "last": "last_in", "first_next": "first_next", "valid_next": "valid_next"},
+        "east": {"a": "a_out", "a_next": "a_in", "valid": "valid_out", "first": "first_out",
+                 "last": "last_out", "first_next": "first_next_out", "valid_next": "valid_in"},
+        "north": {"psum": "psum_in", "w": "w_in"},
+        "south": {"psum": "psum_out", "w": "w_out"},
+    }
+
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
                  product_port: bool = False, pipelined: bool | None = None,
                  dsp_site: str | None = None):
-        self._config = config
-        self._dsp = dsp
-        self._product_port = product_port
-        self._pipelined = pipelined
-        self._dsp_site = dsp_site
         op = signed(config.in_width)
         acc = signed(config.acc_width)
-        super().__init__({
-            "en": In(1),
+        super().__init__(config, {
             "a_in": In(op), "a_out": Out(op), "a_next": In(op),
             "valid_in": In(1), "first_in": In(1), "last_in": In(1), "first_next": In(1),
             "valid_out": Out(1), "first_out": Out(1), "last_out": Out(1),
@@ -388,16 +495,13 @@ class WeightStationaryPE(wiring.Component):
             "psum_in": In(acc), "psum_out": Out(acc),
             "w_in": In(op), "w_out": Out(op),
             "w_shift": In(1), "capture": In(1),
-            **_product_members(config, product_port),
-        })
-
-    _product_register = _product_register
+        }, dsp=dsp, product_port=product_port, pipelined=pipelined, dsp_site=dsp_site)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         op = signed(self._config.in_width)
-        pipelined = pipelined_on(self._pipelined, platform)
-        a_out, psum_out, w_out = (_data_register(m, port, pipelined)
+        pipelined = self.is_pipelined(platform)
+        a_out, psum_out, w_out = (self.data_register(m, port, pipelined)
                                   for port in (self.a_out, self.psum_out, self.w_out))
         # product is always the product of a_in and the weight it meets
         product = Signal(signed(2 * self._config.in_width), reset_less=True)
@@ -423,7 +527,7 @@ class WeightStationaryPE(wiring.Component):
         else:
             shadow = Signal(op)
             active = Signal(op)
-            m.d.comb += product.eq(_product(self, m, self.a_in,
+            m.d.comb += product.eq(self.multiply(m, self.a_in,
                                             Mux(self.first_in, shadow, active)))
             with m.If(self.en):
                 with m.If(self.capture):

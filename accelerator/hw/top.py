@@ -15,9 +15,10 @@ from ..model.geometry import Geometry
 from ..model.regmap import COMMAND, register
 from .axi import AXI4Signature
 from .axil import AXI4LiteSignature
-from .compact import READS_IN_FLIGHT, CompactEngine
+from .compact import READS_IN_FLIGHT, CommandReadSignature, CompactEngine
 from .dma import AXI4_MAX_BURST, DMA, OUTSTANDING
 from .engine import GemmEngine
+from .engine.signatures import CountersSignature, TrafficSignature, view
 from .pe import pipelined_on
 from .registers import ADDR_WIDTH, RegisterBlock
 
@@ -108,17 +109,20 @@ class Accelerator(wiring.Component):
             m.d.sync += held.eq(Cat(request, held[:-1]))
             m.d.comb += resetting.eq(held.any())
         m.d.comb += engine_reset.eq(request | resetting)
+        regs_traffic = view(TrafficSignature().flip(), regs, rd_bytes="dma_rd_bytes",
+                            wr_bytes="dma_wr_bytes")
         if self._config.engine == "compact":
             engine = CompactEngine(self._config, dsp_pes=self._dsp_pes,
                                    paired_pes=self._paired_pes)
             m.submodules.engine = DomainRenamer({"sync": "engine"})(engine)
             wiring.connect(m, wiring.flipped(self.m_axi), engine.m_axi)
-            m.d.comb += [regs.dma_rd_bytes.eq(engine.rd_bytes),
-                         regs.dma_wr_bytes.eq(engine.wr_bytes),
-                         regs.cmd_read.eq(engine.cmd_read), regs.cmd_index.eq(engine.cmd_index),
-                         engine.cmd_data.eq(regs.cmd_data), engine.mode.eq(regs.mode),
-                         engine.abort.eq(abort), request.eq(engine.flush),
-                         regs.busy.eq(engine.busy | abort | resetting)]
+            wiring.connect(m, engine.traffic, regs_traffic)
+            wiring.connect(m, engine.cmd, view(CommandReadSignature().flip(), regs,
+                                               read="cmd_read", index="cmd_index",
+                                               data="cmd_data"))
+            m.d.comb += [engine.mode.eq(regs.mode), engine.abort.eq(abort),
+                         request.eq(engine.flush),
+                         regs.busy.eq(engine.control.busy | abort | resetting)]
         else:
             engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
                                 paired_pes=self._paired_pes)
@@ -127,14 +131,13 @@ class Accelerator(wiring.Component):
             wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
             for name in ("rd_cmd", "rd_data", "wr_cmd", "wr_data"):
                 wiring.connect(m, getattr(engine, name), getattr(dma, name))
+            wiring.connect(m, view(TrafficSignature(), dma), regs_traffic)
             m.d.comb += [
                 engine.dma_busy.eq(dma.wr_busy),
                 engine.dma_error.eq(dma.rd_error | dma.wr_error),
                 dma.clear.eq(regs.start),
-                regs.dma_rd_bytes.eq(dma.rd_bytes),
-                regs.dma_wr_bytes.eq(dma.wr_bytes),
                 dma.abort.eq(abort), request.eq(abort),
-                regs.busy.eq(engine.busy | dma.aborting | abort | resetting),
+                regs.busy.eq(engine.control.busy | dma.aborting | abort | resetting),
             ]
 
         if self._config.engine != "compact":
@@ -142,14 +145,13 @@ class Accelerator(wiring.Component):
             m.d.comb += [getattr(engine.cmd, f.name).eq(
                              f.source.extract(getattr(regs, register(f.register).port)))
                          for f in COMMAND]
+        # the register block's ports are flat (named by the register map): seen as the engines'
+        # interfaces, flipped
+        wiring.connect(m, engine.counters, view(CountersSignature().flip(), regs))
         m.d.comb += [
-            engine.start.eq(regs.start),
-            regs.set_done.eq(engine.done & ~abort),
-            regs.error_code.eq(engine.error),
-            regs.cycles.eq(engine.cycles),
-            regs.mac_cycles.eq(engine.mac_cycles),
-            regs.stall_load.eq(engine.stall_load),
-            regs.stall_store.eq(engine.stall_store),
+            engine.control.start.eq(regs.start),
+            regs.set_done.eq(engine.control.done & ~abort),
+            regs.error_code.eq(engine.control.error),
             self.irq.eq(regs.irq),
         ]
         return m

@@ -145,7 +145,7 @@ def _beats(nbytes: int, bus_bytes: int) -> int:
 
 
 # --- the timeline of a whole GEMM -----------------------------------------------------------
-# Latencies of the RTL (hw/engine.py, hw/dma.py) around cocotbext-axi's AxiRam, in cycles,
+# Latencies of the RTL (hw/engine/, hw/dma.py) around cocotbext-axi's AxiRam, in cycles,
 # read off a per-cycle trace of the bench (docs/performance-model.md, "Time").
 
 _CONTROL = 3          # the control FSM's CHECK, START and FINISH (+ _setup_cycles)
@@ -561,7 +561,7 @@ def _compact_estimate(config: AcceleratorConfig, m: int, k: int, n: int,
     One tile at a time: TILE, then K operand beats of R + C reads each (one read, or one
     skipped element, per cycle), InPlaceCore's latency to ``done`` and two cycles to the
     writer, then each of the R·C elements in turn. Before the tiles, IDLE, the checks (a cycle
-    per row of each area: CompactEngine._check_states) and CHECK; after them FINISH.
+    per row of each area: compact.CommandCheck) and CHECK; after them FINISH.
     """
     R, C = config.rows, config.cols
     grid = tile_grid(config, m, k, n)

@@ -16,7 +16,6 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -40,17 +39,22 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
+  wire control__busy;
+  wire control__done;
+  wire [7:0] control__error;
+  wire control__start;
+  wire [31:0] counters__cycles;
+  wire [31:0] counters__mac_cycles;
+  wire [31:0] counters__stall_load;
+  wire [31:0] counters__stall_store;
   wire [31:0] cycles;
-  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
   wire [31:0] dma_wr_bytes;
-  wire done;
   wire engine_clk;
   wire engine_reset;
   wire engine_rst;
-  wire [7:0] error;
   wire [7:0] error_code;
   reg [2:0] held = 3'h0;
   output irq;
@@ -168,7 +172,6 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire m_axi__wvalid;
   wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
@@ -285,11 +288,8 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
@@ -342,14 +342,14 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \$2  = \$1  | request;
   assign busy = \$2  | resetting;
   assign \$3  = ~ request;
-  assign set_done = done & \$3 ;
+  assign set_done = control__done & \$3 ;
   always @(posedge clk)
     held <= \$4 ;
   assign engine_rst = rst | engine_reset;
   assign resetting = | held;
   assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
-  assign \$1  = \busy$155  | aborting;
+  assign \$1  = control__busy | aborting;
   \accelerator.dma  dma (
     .abort(request),
     .aborting(aborting),
@@ -397,25 +397,25 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$229 (\busy$155 ),
     .cmd(cmd),
-    .cycles(cycles),
+    .control__busy(control__busy),
+    .control__done(control__done),
+    .control__error(error_code),
+    .control__start(clear),
+    .counters__cycles(cycles),
+    .counters__mac_cycles(mac_cycles),
+    .counters__stall_load(stall_load),
+    .counters__stall_store(stall_store),
     .dma_busy(dma_busy),
     .dma_error(dma_error),
-    .done(done),
     .engine_clk(clk),
     .engine_rst(engine_rst),
-    .error(error_code),
-    .mac_cycles(mac_cycles),
     .rd_cmd__payload(rd_cmd__payload),
     .rd_cmd__ready(rd_cmd__ready),
     .rd_cmd__valid(rd_cmd__valid),
     .rd_data__payload(rd_data__payload),
     .rd_data__ready(rd_data__ready),
     .rd_data__valid(rd_data__valid),
-    .stall_load(stall_load),
-    .stall_store(stall_store),
-    .\start$252 (clear),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -545,18 +545,18 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload$136  = wr_data__payload;
   assign \wr_data__ready$138  = wr_data__ready;
   assign \wr_data__valid$140  = wr_data__valid;
-  assign wr_busy = dma_busy;
-  assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
+  assign wr_busy = dma_busy;
+  assign start = clear;
   assign abort = request;
   assign \abort$153  = request;
-  assign \start$173  = clear;
-  assign error = error_code;
-  assign \cycles$179  = cycles;
-  assign \mac_cycles$181  = mac_cycles;
-  assign \stall_load$183  = stall_load;
-  assign \stall_store$185  = stall_store;
+  assign counters__cycles = cycles;
+  assign counters__mac_cycles = mac_cycles;
+  assign counters__stall_load = stall_load;
+  assign counters__stall_store = stall_store;
+  assign control__start = clear;
+  assign control__error = error_code;
   assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3609$43 (burst__payload[43]),
-    .\port$3609$45 (burst__payload[67:45]),
+    .\port$3613$43 (burst__payload[43]),
+    .\port$3613$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3609$43 , \port$3609$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3613$43 , \port$3613$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3609$43 ;
-  wire \port$3609$43 ;
-  input [22:0] \port$3609$45 ;
-  wire [22:0] \port$3609$45 ;
+  input \port$3613$43 ;
+  wire \port$3613$43 ;
+  input [22:0] \port$3613$45 ;
+  wire [22:0] \port$3613$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3609$43 , \port$3609$45  };
+      storage[w_port__addr] <= { \port$3613$43 , \port$3613$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3609$43 , \port$3609$45  };
-  assign w_data = { \port$3609$43 , \port$3609$45  };
+  assign w_port__data = { \port$3613$43 , \port$3613$45  };
+  assign w_data = { \port$3613$43 , \port$3613$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3694,550 +3694,118 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$229 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$252 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
+module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready, wr_data__valid, rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, control__start, control__done, control__error, rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store
 , rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
-  wire [46:0] \$10 ;
-  wire [16:0] \$100 ;
-  wire [10:0] \$101 ;
-  wire [16:0] \$102 ;
-  wire [7:0] \$103 ;
-  wire [7:0] \$104 ;
-  wire [7:0] \$105 ;
-  wire [7:0] \$106 ;
-  wire \$107 ;
-  wire \$108 ;
-  wire \$109 ;
-  wire [47:0] \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
-  wire [10:0] \$113 ;
-  wire [16:0] \$114 ;
-  wire [16:0] \$115 ;
-  wire \$116 ;
-  wire [31:0] \$117 ;
-  wire [32:0] \$118 ;
-  wire [31:0] \$119 ;
-  wire [47:0] \$12 ;
-  wire [32:0] \$120 ;
-  wire [31:0] \$121 ;
-  wire [32:0] \$122 ;
-  wire [31:0] \$123 ;
-  wire [32:0] \$124 ;
-  wire [10:0] \$125 ;
-  wire [16:0] \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire \$13 ;
-  wire \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire [4:0] \$139 ;
-  wire \$14 ;
-  wire [32:0] \$140 ;
-  wire [32:0] \$141 ;
-  wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire [18:0] \$146 ;
-  wire [18:0] \$147 ;
-  wire [3:0] \$148 ;
-  wire \$149 ;
-  wire \$15 ;
-  wire \$150 ;
-  wire [16:0] \$151 ;
-  wire \$152 ;
-  wire [10:0] \$153 ;
-  wire [16:0] \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire [16:0] \$157 ;
-  wire \$158 ;
-  wire [5:0] \$159 ;
-  wire \$16 ;
-  wire [5:0] \$160 ;
-  wire [5:0] \$161 ;
-  wire [5:0] \$162 ;
-  wire [63:0] \$163 ;
-  wire \$164 ;
-  wire [4:0] \$165 ;
-  wire \$166 ;
-  wire \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire \$170 ;
-  wire \$171 ;
-  wire [34:0] \$172 ;
-  wire [34:0] \$173 ;
-  wire [34:0] \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire [32:0] \$177 ;
-  wire [32:0] \$178 ;
-  wire \$179 ;
-  wire \$18 ;
-  wire \$180 ;
-  wire [32:0] \$181 ;
-  wire [32:0] \$182 ;
-  wire \$183 ;
-  wire \$184 ;
-  wire [32:0] \$185 ;
-  wire [34:0] \$186 ;
-  wire [34:0] \$187 ;
-  wire [35:0] \$188 ;
-  wire \$189 ;
-  wire \$19 ;
-  wire \$190 ;
-  wire [32:0] \$191 ;
-  wire [34:0] \$192 ;
-  wire [35:0] \$193 ;
-  wire \$194 ;
-  wire \$195 ;
-  wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
-  wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire [34:0] \$208 ;
-  wire [34:0] \$209 ;
-  wire \$21 ;
-  wire \$210 ;
-  wire \$211 ;
-  wire [34:0] \$212 ;
-  wire \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
-  wire \$22 ;
-  wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
-  wire \$23 ;
-  wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
-  wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
-  wire \$25 ;
-  wire [1:0] \$250 ;
-  wire [1:0] \$251 ;
-  wire [1:0] \$252 ;
-  wire [1:0] \$253 ;
-  wire [1:0] \$254 ;
-  wire [1:0] \$255 ;
-  wire [1:0] \$256 ;
-  wire [1:0] \$257 ;
-  wire [1:0] \$258 ;
-  wire [1:0] \$259 ;
-  wire \$26 ;
-  wire [1:0] \$260 ;
-  wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [1:0] \$268 ;
-  wire [1:0] \$269 ;
-  wire [18:0] \$27 ;
-  wire [1:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [1:0] \$272 ;
-  wire [1:0] \$273 ;
-  wire [1:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [1:0] \$276 ;
-  wire \$277 ;
-  wire \$278 ;
-  wire \$279 ;
-  wire \$28 ;
-  wire \$280 ;
-  wire [31:0] \$281 ;
-  wire \$282 ;
-  wire [31:0] \$283 ;
-  wire [32:0] \$284 ;
-  wire [32:0] \$285 ;
-  wire [32:0] \$286 ;
-  wire [32:0] \$287 ;
-  wire \$288 ;
-  wire [32:0] \$289 ;
-  wire \$29 ;
-  wire \$290 ;
-  wire [32:0] \$291 ;
-  wire [32:0] \$292 ;
-  wire [32:0] \$293 ;
-  wire \$294 ;
-  wire [32:0] \$295 ;
-  wire [32:0] \$296 ;
-  wire [33:0] \$297 ;
-  wire [32:0] \$298 ;
-  wire [32:0] \$299 ;
-  wire [32:0] \$3 ;
-  wire [7:0] \$30 ;
-  wire [32:0] \$300 ;
-  wire [32:0] \$301 ;
-  wire [32:0] \$302 ;
-  wire \$303 ;
-  wire \$304 ;
-  wire \$305 ;
-  wire \$306 ;
-  wire \$307 ;
-  wire \$308 ;
-  wire \$309 ;
-  wire [16:0] \$31 ;
-  wire \$310 ;
-  wire \$311 ;
-  wire \$312 ;
-  wire \$313 ;
-  wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire [32:0] \$317 ;
-  wire [16:0] \$318 ;
-  wire [16:0] \$319 ;
-  wire \$32 ;
-  wire [16:0] \$320 ;
-  wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire [31:0] \$325 ;
-  wire \$326 ;
-  wire [31:0] \$327 ;
-  wire [32:0] \$328 ;
-  wire [32:0] \$329 ;
-  wire \$33 ;
-  wire [32:0] \$330 ;
-  wire [32:0] \$331 ;
-  wire \$332 ;
-  wire [32:0] \$333 ;
-  wire \$334 ;
-  wire [32:0] \$335 ;
-  wire [32:0] \$336 ;
-  wire [32:0] \$337 ;
-  wire \$338 ;
-  wire [32:0] \$339 ;
-  wire \$34 ;
-  wire [32:0] \$340 ;
-  wire [33:0] \$341 ;
-  wire \$342 ;
-  wire \$343 ;
-  wire \$344 ;
-  wire \$345 ;
-  wire \$346 ;
-  wire \$347 ;
-  wire \$348 ;
-  wire [16:0] \$349 ;
-  wire [7:0] \$35 ;
-  wire \$350 ;
-  wire [16:0] \$351 ;
-  wire \$352 ;
-  wire \$353 ;
-  wire [16:0] \$354 ;
-  wire \$355 ;
-  wire [16:0] \$356 ;
-  wire [4:0] \$357 ;
-  wire [32:0] \$358 ;
-  wire \$359 ;
-  wire [16:0] \$36 ;
-  wire \$360 ;
-  wire \$361 ;
-  wire \$362 ;
-  wire [16:0] \$363 ;
-  wire \$364 ;
-  wire [16:0] \$365 ;
-  wire \$366 ;
-  wire \$367 ;
-  wire [2:0] \$368 ;
-  wire \$369 ;
-  wire \$37 ;
-  wire \$370 ;
-  wire \$371 ;
-  wire \$372 ;
-  wire \$373 ;
-  wire \$374 ;
-  wire \$375 ;
-  wire \$376 ;
-  wire \$377 ;
-  wire \$378 ;
-  wire \$379 ;
-  wire \$38 ;
-  wire \$380 ;
-  wire [31:0] \$381 ;
-  wire [32:0] \$382 ;
-  wire [33:0] \$383 ;
-  wire [33:0] \$384 ;
-  wire \$385 ;
-  wire \$386 ;
-  wire \$387 ;
-  wire \$388 ;
-  wire [32:0] \$389 ;
-  wire \$39 ;
-  wire \$390 ;
-  wire [32:0] \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire [32:0] \$394 ;
-  wire [32:0] \$395 ;
-  reg [1:0] \$396 ;
-  reg [1:0] \$397 ;
-  reg [1:0] \$398 ;
-  reg [1:0] \$399 ;
-  wire [32:0] \$4 ;
-  wire [7:0] \$40 ;
-  reg [1:0] \$400 ;
-  reg [1:0] \$401 ;
-  reg [1:0] \$402 ;
-  reg [1:0] \$403 ;
-  reg [1:0] \$404 ;
-  reg [31:0] \$405 ;
-  reg [31:0] \$406 ;
-  reg \$407 ;
-  reg [31:0] \$408 ;
-  reg [31:0] \$409 ;
-  wire [16:0] \$41 ;
-  reg [31:0] \$410 ;
-  reg [31:0] \$411 ;
-  reg [31:0] \$412 ;
-  reg [31:0] \$413 ;
-  reg [31:0] \$414 ;
-  reg [31:0] \$415 ;
-  reg [31:0] \$416 ;
-  reg [31:0] \$417 ;
-  reg [31:0] \$418 ;
-  reg [1:0] \$419 ;
-  wire \$42 ;
-  reg \$420 ;
-  reg \$421 ;
-  reg \$422 ;
-  reg [31:0] \$423 ;
-  reg [15:0] \$424 ;
-  reg [15:0] \$425 ;
-  reg [15:0] \$426 ;
-  reg [31:0] \$427 ;
-  reg [31:0] \$428 ;
-  reg \$429 ;
-  wire \$43 ;
-  reg [31:0] \$430 ;
-  reg [31:0] \$431 ;
-  reg \$432 ;
-  reg \$433 ;
-  reg [2:0] \$434 ;
-  reg [15:0] \$435 ;
-  reg \$436 ;
-  reg \$437 ;
-  reg \$438 ;
-  reg [127:0] \$439 ;
-  wire \$44 ;
-  reg \$440 ;
-  reg [9:0] \$441 ;
-  reg \$442 ;
-  reg \$443 ;
-  reg \$444 ;
-  reg [15:0] \$445 ;
-  reg [31:0] \$446 ;
-  reg [31:0] \$447 ;
-  reg \$448 ;
-  reg [15:0] \$449 ;
-  wire [7:0] \$45 ;
-  reg \$450 ;
-  reg \$451 ;
-  reg [1:0] \$452 ;
-  reg [398:0] \$453 ;
-  reg [7:0] \$454 ;
-  reg [31:0] \$455 ;
-  reg [31:0] \$456 ;
-  reg [31:0] \$457 ;
-  reg [31:0] \$458 ;
-  reg [3:0] \$459 ;
-  wire [16:0] \$46 ;
-  reg \$460 ;
-  reg [3:0] \$461 ;
-  reg [15:0] \$462 ;
-  reg [31:0] \$463 ;
-  reg [15:0] \$464 ;
-  wire \$47 ;
-  wire \$48 ;
-  wire \$49 ;
-  wire [32:0] \$5 ;
-  wire [10:0] \$50 ;
-  wire [16:0] \$51 ;
-  wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire [6:0] \$576 ;
-  wire [6:0] \$579 ;
-  wire \$58 ;
-  wire [6:0] \$582 ;
-  wire [6:0] \$585 ;
-  wire \$59 ;
-  wire [32:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire [8:0] \$647 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [32:0] \$7 ;
-  wire [32:0] \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire \$73 ;
-  wire \$74 ;
-  wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire [32:0] \$8 ;
-  wire \$80 ;
-  wire [3:0] \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire \$88 ;
-  wire [7:0] \$89 ;
-  wire [32:0] \$9 ;
-  wire [15:0] \$90 ;
-  wire [16:0] \$91 ;
-  wire [7:0] \$92 ;
-  wire [15:0] \$93 ;
-  wire [16:0] \$94 ;
-  wire [7:0] \$95 ;
-  wire [15:0] \$96 ;
-  wire [16:0] \$97 ;
-  wire [7:0] \$98 ;
-  wire [15:0] \$99 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
   wire [6:0] \$signature__addr ;
-  wire [6:0] \$signature__addr$102 ;
-  wire [6:0] \$signature__addr$104 ;
-  wire [6:0] \$signature__addr$106 ;
-  wire [6:0] \$signature__addr$108 ;
-  wire [6:0] \$signature__addr$68 ;
-  wire [6:0] \$signature__addr$71 ;
-  wire [6:0] \$signature__addr$74 ;
+  wire [6:0] \$signature__addr$162 ;
+  wire [6:0] \$signature__addr$168 ;
+  wire [6:0] \$signature__addr$174 ;
+  wire [6:0] \$signature__addr$180 ;
+  wire [6:0] \$signature__addr$186 ;
+  wire [6:0] \$signature__addr$192 ;
+  wire [6:0] \$signature__addr$198 ;
+  wire [9:0] \$signature__addr$204 ;
+  wire [9:0] \$signature__addr$210 ;
+  wire [9:0] \$signature__addr$216 ;
+  wire [9:0] \$signature__addr$222 ;
+  wire [9:0] \$signature__addr$228 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$113 ;
-  wire [7:0] \$signature__data$113[0] ;
-  wire [7:0] \$signature__data$113[1] ;
-  wire [7:0] \$signature__data$113[2] ;
-  wire [7:0] \$signature__data$113[3] ;
-  wire [7:0] \$signature__data$113[4] ;
-  wire [7:0] \$signature__data$113[5] ;
-  wire [7:0] \$signature__data$113[6] ;
-  wire [7:0] \$signature__data$113[7] ;
-  wire [63:0] \$signature__data$115 ;
-  wire [7:0] \$signature__data$115[0] ;
-  wire [7:0] \$signature__data$115[1] ;
-  wire [7:0] \$signature__data$115[2] ;
-  wire [7:0] \$signature__data$115[3] ;
-  wire [7:0] \$signature__data$115[4] ;
-  wire [7:0] \$signature__data$115[5] ;
-  wire [7:0] \$signature__data$115[6] ;
-  wire [7:0] \$signature__data$115[7] ;
-  wire [63:0] \$signature__data$116 ;
-  wire [7:0] \$signature__data$116[0] ;
-  wire [7:0] \$signature__data$116[1] ;
-  wire [7:0] \$signature__data$116[2] ;
-  wire [7:0] \$signature__data$116[3] ;
-  wire [7:0] \$signature__data$116[4] ;
-  wire [7:0] \$signature__data$116[5] ;
-  wire [7:0] \$signature__data$116[6] ;
-  wire [7:0] \$signature__data$116[7] ;
-  wire [63:0] \$signature__data$117 ;
-  wire [7:0] \$signature__data$117[0] ;
-  wire [7:0] \$signature__data$117[1] ;
-  wire [7:0] \$signature__data$117[2] ;
-  wire [7:0] \$signature__data$117[3] ;
-  wire [7:0] \$signature__data$117[4] ;
-  wire [7:0] \$signature__data$117[5] ;
-  wire [7:0] \$signature__data$117[6] ;
-  wire [7:0] \$signature__data$117[7] ;
-  wire [63:0] \$signature__data$69 ;
-  wire [7:0] \$signature__data$69[0] ;
-  wire [7:0] \$signature__data$69[1] ;
-  wire [7:0] \$signature__data$69[2] ;
-  wire [7:0] \$signature__data$69[3] ;
-  wire [7:0] \$signature__data$69[4] ;
-  wire [7:0] \$signature__data$69[5] ;
-  wire [7:0] \$signature__data$69[6] ;
-  wire [7:0] \$signature__data$69[7] ;
-  wire [63:0] \$signature__data$72 ;
-  wire [7:0] \$signature__data$72[0] ;
-  wire [7:0] \$signature__data$72[1] ;
-  wire [7:0] \$signature__data$72[2] ;
-  wire [7:0] \$signature__data$72[3] ;
-  wire [7:0] \$signature__data$72[4] ;
-  wire [7:0] \$signature__data$72[5] ;
-  wire [7:0] \$signature__data$72[6] ;
-  wire [7:0] \$signature__data$72[7] ;
-  wire [63:0] \$signature__data$75 ;
-  wire [7:0] \$signature__data$75[0] ;
-  wire [7:0] \$signature__data$75[1] ;
-  wire [7:0] \$signature__data$75[2] ;
-  wire [7:0] \$signature__data$75[3] ;
-  wire [7:0] \$signature__data$75[4] ;
-  wire [7:0] \$signature__data$75[5] ;
-  wire [7:0] \$signature__data$75[6] ;
-  wire [7:0] \$signature__data$75[7] ;
+  wire [63:0] \$signature__data$165 ;
+  wire [7:0] \$signature__data$165[0] ;
+  wire [7:0] \$signature__data$165[1] ;
+  wire [7:0] \$signature__data$165[2] ;
+  wire [7:0] \$signature__data$165[3] ;
+  wire [7:0] \$signature__data$165[4] ;
+  wire [7:0] \$signature__data$165[5] ;
+  wire [7:0] \$signature__data$165[6] ;
+  wire [7:0] \$signature__data$165[7] ;
+  wire [63:0] \$signature__data$170 ;
+  wire [7:0] \$signature__data$170[0] ;
+  wire [7:0] \$signature__data$170[1] ;
+  wire [7:0] \$signature__data$170[2] ;
+  wire [7:0] \$signature__data$170[3] ;
+  wire [7:0] \$signature__data$170[4] ;
+  wire [7:0] \$signature__data$170[5] ;
+  wire [7:0] \$signature__data$170[6] ;
+  wire [7:0] \$signature__data$170[7] ;
+  wire [63:0] \$signature__data$177 ;
+  wire [7:0] \$signature__data$177[0] ;
+  wire [7:0] \$signature__data$177[1] ;
+  wire [7:0] \$signature__data$177[2] ;
+  wire [7:0] \$signature__data$177[3] ;
+  wire [7:0] \$signature__data$177[4] ;
+  wire [7:0] \$signature__data$177[5] ;
+  wire [7:0] \$signature__data$177[6] ;
+  wire [7:0] \$signature__data$177[7] ;
+  wire [63:0] \$signature__data$182 ;
+  wire [7:0] \$signature__data$182[0] ;
+  wire [7:0] \$signature__data$182[1] ;
+  wire [7:0] \$signature__data$182[2] ;
+  wire [7:0] \$signature__data$182[3] ;
+  wire [7:0] \$signature__data$182[4] ;
+  wire [7:0] \$signature__data$182[5] ;
+  wire [7:0] \$signature__data$182[6] ;
+  wire [7:0] \$signature__data$182[7] ;
+  wire [63:0] \$signature__data$189 ;
+  wire [7:0] \$signature__data$189[0] ;
+  wire [7:0] \$signature__data$189[1] ;
+  wire [7:0] \$signature__data$189[2] ;
+  wire [7:0] \$signature__data$189[3] ;
+  wire [7:0] \$signature__data$189[4] ;
+  wire [7:0] \$signature__data$189[5] ;
+  wire [7:0] \$signature__data$189[6] ;
+  wire [7:0] \$signature__data$189[7] ;
+  wire [63:0] \$signature__data$194 ;
+  wire [7:0] \$signature__data$194[0] ;
+  wire [7:0] \$signature__data$194[1] ;
+  wire [7:0] \$signature__data$194[2] ;
+  wire [7:0] \$signature__data$194[3] ;
+  wire [7:0] \$signature__data$194[4] ;
+  wire [7:0] \$signature__data$194[5] ;
+  wire [7:0] \$signature__data$194[6] ;
+  wire [7:0] \$signature__data$194[7] ;
+  wire [63:0] \$signature__data$201 ;
+  wire [7:0] \$signature__data$201[0] ;
+  wire [7:0] \$signature__data$201[1] ;
+  wire [7:0] \$signature__data$201[2] ;
+  wire [7:0] \$signature__data$201[3] ;
+  wire [7:0] \$signature__data$201[4] ;
+  wire [7:0] \$signature__data$201[5] ;
+  wire [7:0] \$signature__data$201[6] ;
+  wire [7:0] \$signature__data$201[7] ;
+  wire [31:0] \$signature__data$206 ;
+  wire [7:0] \$signature__data$206[0] ;
+  wire [7:0] \$signature__data$206[1] ;
+  wire [7:0] \$signature__data$206[2] ;
+  wire [7:0] \$signature__data$206[3] ;
+  wire [31:0] \$signature__data$213 ;
+  wire [7:0] \$signature__data$213[0] ;
+  wire [7:0] \$signature__data$213[1] ;
+  wire [7:0] \$signature__data$213[2] ;
+  wire [7:0] \$signature__data$213[3] ;
+  wire [127:0] \$signature__data$218 ;
+  wire [31:0] \$signature__data$218[0] ;
+  wire [31:0] \$signature__data$218[1] ;
+  wire [31:0] \$signature__data$218[2] ;
+  wire [31:0] \$signature__data$218[3] ;
+  wire [127:0] \$signature__data$225 ;
+  wire [31:0] \$signature__data$225[0] ;
+  wire [31:0] \$signature__data$225[1] ;
+  wire [31:0] \$signature__data$225[2] ;
+  wire [31:0] \$signature__data$225[3] ;
+  wire [127:0] \$signature__data$231 ;
+  wire [31:0] \$signature__data$231[0] ;
+  wire [31:0] \$signature__data$231[1] ;
+  wire [31:0] \$signature__data$231[2] ;
+  wire [31:0] \$signature__data$231[3] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -4247,39 +3815,107 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$103 ;
-  wire \$signature__en$105 ;
-  wire \$signature__en$107 ;
-  wire \$signature__en$109 ;
-  wire \$signature__en$70 ;
-  wire \$signature__en$73 ;
-  wire \$signature__en$76 ;
-  reg [15:0] a;
-  reg [1:0] a_busy = 2'h0;
-  reg [1:0] a_busy_clr;
-  reg [1:0] a_busy_set;
-  reg [1:0] a_full = 2'h0;
-  reg [1:0] a_full_clr;
-  reg [1:0] a_full_set;
-  reg [31:0] a_load = 32'd0;
-  reg [15:0] acc_row = 16'h0000;
-  reg acc_writes = 1'h0;
-  reg [33:0] addend;
-  wire [9:0] addr;
-  reg advance;
-  reg \advance$135 ;
-  reg \advance$163 ;
-  reg apar = 1'h0;
-  reg [31:0] b;
-  reg [1:0] b_busy = 2'h0;
-  reg [1:0] b_busy_clr;
-  reg [1:0] b_busy_set;
-  reg [1:0] b_full = 2'h0;
-  reg [1:0] b_full_clr;
-  reg [1:0] b_full_set;
-  reg [31:0] b_koff = 32'd0;
-  reg [31:0] b_koff_next;
-  reg [31:0] b_load = 32'd0;
+  wire \$signature__en$166 ;
+  wire \$signature__en$172 ;
+  wire \$signature__en$178 ;
+  wire \$signature__en$184 ;
+  wire \$signature__en$190 ;
+  wire \$signature__en$196 ;
+  wire \$signature__en$202 ;
+  wire [3:0] \$signature__en$208 ;
+  wire \$signature__en$214 ;
+  wire [3:0] \$signature__en$220 ;
+  wire \$signature__en$226 ;
+  wire \$signature__en$232 ;
+  wire [6:0] a_rd__0__addr;
+  wire [63:0] a_rd__0__data;
+  wire [7:0] \a_rd__0__data[0] ;
+  wire [7:0] \a_rd__0__data[1] ;
+  wire [7:0] \a_rd__0__data[2] ;
+  wire [7:0] \a_rd__0__data[3] ;
+  wire [7:0] \a_rd__0__data[4] ;
+  wire [7:0] \a_rd__0__data[5] ;
+  wire [7:0] \a_rd__0__data[6] ;
+  wire [7:0] \a_rd__0__data[7] ;
+  wire a_rd__0__en;
+  wire [6:0] a_rd__1__addr;
+  wire [63:0] a_rd__1__data;
+  wire [7:0] \a_rd__1__data[0] ;
+  wire [7:0] \a_rd__1__data[1] ;
+  wire [7:0] \a_rd__1__data[2] ;
+  wire [7:0] \a_rd__1__data[3] ;
+  wire [7:0] \a_rd__1__data[4] ;
+  wire [7:0] \a_rd__1__data[5] ;
+  wire [7:0] \a_rd__1__data[6] ;
+  wire [7:0] \a_rd__1__data[7] ;
+  wire a_rd__1__en;
+  wire [6:0] a_rd__2__addr;
+  wire [63:0] a_rd__2__data;
+  wire [7:0] \a_rd__2__data[0] ;
+  wire [7:0] \a_rd__2__data[1] ;
+  wire [7:0] \a_rd__2__data[2] ;
+  wire [7:0] \a_rd__2__data[3] ;
+  wire [7:0] \a_rd__2__data[4] ;
+  wire [7:0] \a_rd__2__data[5] ;
+  wire [7:0] \a_rd__2__data[6] ;
+  wire [7:0] \a_rd__2__data[7] ;
+  wire a_rd__2__en;
+  wire [6:0] a_rd__3__addr;
+  wire [63:0] a_rd__3__data;
+  wire [7:0] \a_rd__3__data[0] ;
+  wire [7:0] \a_rd__3__data[1] ;
+  wire [7:0] \a_rd__3__data[2] ;
+  wire [7:0] \a_rd__3__data[3] ;
+  wire [7:0] \a_rd__3__data[4] ;
+  wire [7:0] \a_rd__3__data[5] ;
+  wire [7:0] \a_rd__3__data[6] ;
+  wire [7:0] \a_rd__3__data[7] ;
+  wire a_rd__3__en;
+  wire [6:0] a_wr__0__addr;
+  wire [63:0] a_wr__0__data;
+  wire [7:0] \a_wr__0__data[0] ;
+  wire [7:0] \a_wr__0__data[1] ;
+  wire [7:0] \a_wr__0__data[2] ;
+  wire [7:0] \a_wr__0__data[3] ;
+  wire [7:0] \a_wr__0__data[4] ;
+  wire [7:0] \a_wr__0__data[5] ;
+  wire [7:0] \a_wr__0__data[6] ;
+  wire [7:0] \a_wr__0__data[7] ;
+  wire a_wr__0__en;
+  wire [6:0] a_wr__1__addr;
+  wire [63:0] a_wr__1__data;
+  wire [7:0] \a_wr__1__data[0] ;
+  wire [7:0] \a_wr__1__data[1] ;
+  wire [7:0] \a_wr__1__data[2] ;
+  wire [7:0] \a_wr__1__data[3] ;
+  wire [7:0] \a_wr__1__data[4] ;
+  wire [7:0] \a_wr__1__data[5] ;
+  wire [7:0] \a_wr__1__data[6] ;
+  wire [7:0] \a_wr__1__data[7] ;
+  wire a_wr__1__en;
+  wire [6:0] a_wr__2__addr;
+  wire [63:0] a_wr__2__data;
+  wire [7:0] \a_wr__2__data[0] ;
+  wire [7:0] \a_wr__2__data[1] ;
+  wire [7:0] \a_wr__2__data[2] ;
+  wire [7:0] \a_wr__2__data[3] ;
+  wire [7:0] \a_wr__2__data[4] ;
+  wire [7:0] \a_wr__2__data[5] ;
+  wire [7:0] \a_wr__2__data[6] ;
+  wire [7:0] \a_wr__2__data[7] ;
+  wire a_wr__2__en;
+  wire [6:0] a_wr__3__addr;
+  wire [63:0] a_wr__3__data;
+  wire [7:0] \a_wr__3__data[0] ;
+  wire [7:0] \a_wr__3__data[1] ;
+  wire [7:0] \a_wr__3__data[2] ;
+  wire [7:0] \a_wr__3__data[3] ;
+  wire [7:0] \a_wr__3__data[4] ;
+  wire [7:0] \a_wr__3__data[5] ;
+  wire [7:0] \a_wr__3__data[6] ;
+  wire [7:0] \a_wr__3__data[7] ;
+  wire a_wr__3__en;
+  wire [1:0] accumulator__c_done;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -4287,12 +3923,6 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \b_rd__data[2] ;
   wire [7:0] \b_rd__data[3] ;
   wire b_rd__en;
-  reg [1:0] b_used_o = 2'h0;
-  wire [1:0] b_used_o_clr;
-  wire [1:0] b_used_o_set;
-  reg [1:0] b_used_w = 2'h0;
-  wire [1:0] b_used_w_clr;
-  wire [1:0] b_used_w_set;
   wire [9:0] b_wr__addr;
   wire [31:0] b_wr__data;
   wire [7:0] \b_wr__data[0] ;
@@ -4300,79 +3930,69 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \b_wr__data[2] ;
   wire [7:0] \b_wr__data[3] ;
   wire [3:0] b_wr__en;
-  reg [15:0] beat = 16'h0000;
-  wire beat_ok;
-  reg [3:0] beyond = 4'h0;
-  reg bpar = 1'h0;
+  wire behind;
   wire busy;
-  output \busy$229 ;
-  wire \busy$229 ;
-  reg byte_ready;
-  reg [127:0] byte_row;
-  reg byte_valid;
-  reg [398:0] c = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \c.a_addr ;
-  wire \c.accumulate ;
-  wire [31:0] \c.b_addr ;
-  wire [31:0] \c.c_addr ;
-  wire [31:0] \c.cin_addr ;
-  wire [31:0] \c.k ;
-  wire [31:0] \c.lda ;
-  wire [31:0] \c.ldb ;
-  wire [31:0] \c.ldc ;
-  wire [31:0] \c.ldcin ;
-  wire [31:0] \c.m ;
-  wire [31:0] \c.n ;
-  wire \c.relu ;
-  wire \c.requant ;
-  wire [30:0] \c.rq_mult ;
-  wire [4:0] \c.rq_shift ;
-  wire [7:0] \c.rq_zp ;
-  reg [1:0] c_busy = 2'h0;
-  reg [1:0] c_busy_clr;
-  reg [1:0] c_busy_set;
-  reg [31:0] c_claims = 32'd0;
-  reg [1:0] c_done = 2'h0;
-  reg [1:0] c_done_clr;
-  reg [1:0] c_done_set;
-  wire [9:0] c_rd_acc__addr;
-  wire [127:0] c_rd_acc__data;
-  wire [31:0] \c_rd_acc__data[0] ;
-  wire [31:0] \c_rd_acc__data[1] ;
-  wire [31:0] \c_rd_acc__data[2] ;
-  wire [31:0] \c_rd_acc__data[3] ;
-  wire c_rd_acc__en;
-  wire [9:0] c_rd_store__addr;
-  wire [127:0] c_rd_store__data;
-  wire [31:0] \c_rd_store__data[0] ;
-  wire [31:0] \c_rd_store__data[1] ;
-  wire [31:0] \c_rd_store__data[2] ;
-  wire [31:0] \c_rd_store__data[3] ;
-  wire c_rd_store__en;
-  reg [1:0] c_ready = 2'h0;
-  reg [1:0] c_ready_clr;
-  reg [1:0] c_ready_set;
-  reg c_wait;
-  reg [9:0] c_wr__addr;
-  reg [127:0] c_wr__data;
+  wire [9:0] c_rd__addr;
+  wire [9:0] \c_rd__addr$229 ;
+  wire [127:0] c_rd__data;
+  wire [127:0] \c_rd__data$230 ;
+  wire [31:0] \c_rd__data$230[0] ;
+  wire [31:0] \c_rd__data$230[1] ;
+  wire [31:0] \c_rd__data$230[2] ;
+  wire [31:0] \c_rd__data$230[3] ;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  wire \c_rd__en$233 ;
+  wire c_wait;
+  wire [9:0] c_wr__addr;
+  wire [127:0] c_wr__data;
   wire [31:0] \c_wr__data[0] ;
   wire [31:0] \c_wr__data[1] ;
   wire [31:0] \c_wr__data[2] ;
   wire [31:0] \c_wr__data[3] ;
-  reg [3:0] c_wr__en;
-  reg [15:0] chunk = 16'h0000;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$159 ;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$5 ;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$82 ;
-  wire [31:0] chunk_lda;
-  wire [31:0] chunk_ldc;
-  wire [31:0] chunk_ldcin;
-  reg claimed;
+  wire [3:0] c_wr__en;
+  wire [9:0] cin__addr;
+  wire [9:0] \cin__addr$149 ;
+  wire cin__blocked;
+  wire \cin__blocked$151 ;
+  wire [127:0] cin__data;
+  wire [127:0] \cin__data$153 ;
+  wire [31:0] \cin__data$153[0] ;
+  wire [31:0] \cin__data$153[1] ;
+  wire [31:0] \cin__data$153[2] ;
+  wire [31:0] \cin__data$153[3] ;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  wire [3:0] cin__en;
+  wire [3:0] \cin__en$155 ;
+  wire [31:0] claims;
+  wire [31:0] \claims$129 ;
+  wire clear;
   input [398:0] cmd;
   wire [398:0] cmd;
+  wire [398:0] \cmd$1 ;
+  wire [31:0] \cmd$1.a_addr ;
+  wire \cmd$1.accumulate ;
+  wire [31:0] \cmd$1.b_addr ;
+  wire [31:0] \cmd$1.c_addr ;
+  wire [31:0] \cmd$1.cin_addr ;
+  wire [31:0] \cmd$1.k ;
+  wire [31:0] \cmd$1.lda ;
+  wire [31:0] \cmd$1.ldb ;
+  wire [31:0] \cmd$1.ldc ;
+  wire [31:0] \cmd$1.ldcin ;
+  wire [31:0] \cmd$1.m ;
+  wire [31:0] \cmd$1.n ;
+  wire \cmd$1.relu ;
+  wire \cmd$1.requant ;
+  wire [30:0] \cmd$1.rq_mult ;
+  wire [4:0] \cmd$1.rq_shift ;
+  wire [7:0] \cmd$1.rq_zp ;
   wire [31:0] \cmd.a_addr ;
   wire \cmd.accumulate ;
   wire [31:0] \cmd.b_addr ;
@@ -4390,102 +4010,88 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
-  reg [7:0] code;
-  wire [15:0] cols;
-  wire [15:0] \cols$174 ;
-  reg [3:0] control_state = 4'h0;
-  output [31:0] cycles;
-  reg [31:0] cycles = 32'd0;
+  output control__busy;
+  wire control__busy;
+  wire \control__busy$9 ;
+  output control__done;
+  wire control__done;
+  wire \control__done$11 ;
+  output [7:0] control__error;
+  wire [7:0] control__error;
+  wire [7:0] \control__error$13 ;
+  input control__start;
+  wire control__start;
+  wire \control__start$15 ;
+  output [31:0] counters__cycles;
+  wire [31:0] counters__cycles;
+  wire [31:0] \counters__cycles$246 ;
+  output [31:0] counters__mac_cycles;
+  wire [31:0] counters__mac_cycles;
+  wire [31:0] \counters__mac_cycles$248 ;
+  output [31:0] counters__stall_load;
+  wire [31:0] counters__stall_load;
+  wire [31:0] \counters__stall_load$250 ;
+  output [31:0] counters__stall_store;
+  wire [31:0] counters__stall_store;
+  wire [31:0] \counters__stall_store$252 ;
   input dma_busy;
   wire dma_busy;
+  wire \dma_busy$3 ;
   input dma_error;
   wire dma_error;
-  output done;
-  reg done;
+  wire \dma_error$5 ;
+  wire done;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [7:0] error;
-  reg [7:0] error = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] \error$218 ;
-  reg f_done = 1'h0;
-  reg [31:0] feed_k_kc0 = 32'd0;
-  reg [31:0] feed_k_kc0_next;
-  reg feed_k_last = 1'h1;
-  reg [31:0] feed_k_left = 32'd0;
-  reg [31:0] feed_k_len = 32'd0;
-  reg [31:0] feed_k_len_m1 = 32'd0;
-  wire first_in_panel;
-  wire got;
-  reg [128:0] i__payload;
-  wire [127:0] \i__payload.c ;
-  wire [31:0] \i__payload.c[0] ;
-  wire [31:0] \i__payload.c[1] ;
-  wire [31:0] \i__payload.c[2] ;
-  wire [31:0] \i__payload.c[3] ;
-  wire \i__payload.last ;
-  wire i__ready;
-  reg i__valid;
-  wire [31:0] index;
-  wire [31:0] \index$170 ;
-  wire [31:0] \index$96 ;
-  wire is_cin;
-  wire issue;
-  reg \issue$175 ;
-  reg [15:0] k_idx = 16'h0000;
-  reg l_apar = 1'h0;
-  reg l_bpar = 1'h0;
-  reg l_done = 1'h0;
-  reg l_step;
-  wire last;
-  wire \last$248 ;
-  wire \last$251 ;
-  wire last_in_panel;
-  wire \last_in_panel$132 ;
-  wire \last_in_panel$164 ;
-  reg launched = 1'h0;
-  wire [2:0] level;
-  wire [2:0] \level$176 ;
-  reg [31:0] load_a_addr = 32'd0;
-  reg [31:0] load_a_next;
-  reg [31:0] load_a_panel = 32'd0;
-  reg [31:0] load_b_addr = 32'd0;
-  reg [31:0] load_b_next;
-  reg [31:0] load_b_panel = 32'd0;
-  reg [31:0] load_cin_addr = 32'd0;
-  reg [31:0] load_cin_next;
-  reg [31:0] load_cin_panel = 32'd0;
-  reg [31:0] load_k_kc0 = 32'd0;
-  reg [31:0] load_k_kc0_next;
-  reg load_k_last = 1'h1;
-  reg [31:0] load_k_left = 32'd0;
-  reg [31:0] load_k_len = 32'd0;
-  reg [31:0] load_k_len_m1 = 32'd0;
-  reg [1:0] loader_state = 2'h0;
-  wire [15:0] m;
-  wire [15:0] \m$157 ;
-  wire [15:0] \m$80 ;
-  output [31:0] mac_cycles;
-  reg [31:0] mac_cycles = 32'd0;
-  reg meta_last = 1'h0;
-  reg [2:0] meta_sel = 3'h0;
-  wire [30:0] multiplier;
-  wire [15:0] n;
-  wire [15:0] \n$158 ;
-  wire [15:0] \n$81 ;
-  wire [4:0] nbytes;
-  wire [32:0] o__payload;
-  wire [31:0] \o__payload.c ;
-  wire [7:0] \o__payload.c[0] ;
-  wire [7:0] \o__payload.c[1] ;
-  wire [7:0] \o__payload.c[2] ;
-  wire [7:0] \o__payload.c[3] ;
-  wire \o__payload.last ;
-  reg o__ready;
-  wire o__valid;
+  wire [1:0] feeder__a_full;
+  wire [1:0] feeder__a_release;
+  wire [1:0] feeder__b_full;
+  wire [1:0] feeder__b_release;
+  wire [1:0] feeder__c_ready;
+  wire finished;
+  wire \finished$7 ;
+  wire [1:0] flags__a_busy;
+  wire [1:0] flags__a_claim;
+  wire [1:0] flags__a_filled;
+  wire [1:0] flags__a_full;
+  wire [1:0] flags__a_release;
+  wire [1:0] flags__b_busy;
+  wire [1:0] flags__b_claim;
+  wire [1:0] flags__b_filled;
+  wire [1:0] flags__b_full;
+  wire [1:0] flags__b_release;
+  wire [1:0] flags__c_busy;
+  wire [1:0] flags__c_claim;
+  wire [1:0] flags__c_done;
+  wire [1:0] \flags__c_done$124 ;
+  wire [1:0] flags__c_ready;
+  wire [1:0] \flags__c_ready$120 ;
+  wire [1:0] flags__c_release;
+  wire [1:0] loader__a_busy;
+  wire [1:0] loader__a_claim;
+  wire [1:0] loader__a_filled;
+  wire [1:0] loader__b_busy;
+  wire [1:0] loader__b_claim;
+  wire [1:0] loader__b_filled;
+  wire [1:0] loader__c_busy;
+  wire [1:0] loader__c_claim;
+  wire [1:0] loader__c_ready;
+  wire mac;
   wire [64:0] operands__payload;
+  wire [64:0] \operands__payload$131 ;
+  wire [31:0] \operands__payload$131.a ;
+  wire [7:0] \operands__payload$131.a[0] ;
+  wire [7:0] \operands__payload$131.a[1] ;
+  wire [7:0] \operands__payload$131.a[2] ;
+  wire [7:0] \operands__payload$131.a[3] ;
+  wire [31:0] \operands__payload$131.b ;
+  wire [7:0] \operands__payload$131.b[0] ;
+  wire [7:0] \operands__payload$131.b[1] ;
+  wire [7:0] \operands__payload$131.b[2] ;
+  wire [7:0] \operands__payload$131.b[3] ;
+  wire \operands__payload$131.last ;
   wire [31:0] \operands__payload.a ;
   wire [7:0] \operands__payload.a[0] ;
   wire [7:0] \operands__payload.a[1] ;
@@ -4498,37 +4104,56 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \operands__payload.b[3] ;
   wire \operands__payload.last ;
   wire operands__ready;
+  wire \operands__ready$133 ;
   wire operands__valid;
-  reg pending = 1'h0;
-  reg \pending$177  = 1'h0;
-  reg [15:0] r = 16'h0000;
-  wire [2:0] r_data;
-  wire [64:0] \r_data$124 ;
-  wire [18:0] \r_data$141 ;
-  wire [127:0] \r_data$199 ;
-  wire [3:0] \r_data$209 ;
-  reg r_en;
-  wire \r_en$125 ;
-  reg \r_en$145 ;
-  reg \r_en$200 ;
-  reg \r_en$216 ;
-  wire r_rdy;
-  wire \r_rdy$122 ;
-  wire \r_rdy$137 ;
-  wire \r_rdy$186 ;
-  wire \r_rdy$197 ;
+  wire \operands__valid$135 ;
+  wire [18:0] passes__payload;
+  wire [18:0] \passes__payload$137 ;
+  wire \passes__payload$137.half ;
+  wire \passes__payload$137.last ;
+  wire \passes__payload$137.read_old ;
+  wire [15:0] \passes__payload$137.rows ;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  wire passes__ready;
+  wire \passes__ready$139 ;
+  wire passes__valid;
+  wire \passes__valid$141 ;
   output [99:0] rd_cmd__payload;
-  reg [99:0] rd_cmd__payload;
+  wire [99:0] rd_cmd__payload;
+  wire [99:0] \rd_cmd__payload$71 ;
+  wire [31:0] \rd_cmd__payload$71.addr ;
+  wire [19:0] \rd_cmd__payload$71.row_bytes ;
+  wire [15:0] \rd_cmd__payload$71.rows ;
+  wire [31:0] \rd_cmd__payload$71.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
+  wire \rd_cmd__ready$73 ;
   output rd_cmd__valid;
-  reg rd_cmd__valid;
+  wire rd_cmd__valid;
+  wire \rd_cmd__valid$75 ;
   input [70:0] rd_data__payload;
   wire [70:0] rd_data__payload;
+  wire [70:0] \rd_data__payload$77 ;
+  wire [3:0] \rd_data__payload$77.bytes ;
+  wire [63:0] \rd_data__payload$77.data ;
+  wire [7:0] \rd_data__payload$77.data[0] ;
+  wire [7:0] \rd_data__payload$77.data[1] ;
+  wire [7:0] \rd_data__payload$77.data[2] ;
+  wire [7:0] \rd_data__payload$77.data[3] ;
+  wire [7:0] \rd_data__payload$77.data[4] ;
+  wire [7:0] \rd_data__payload$77.data[5] ;
+  wire [7:0] \rd_data__payload$77.data[6] ;
+  wire [7:0] \rd_data__payload$77.data[7] ;
+  wire \rd_data__payload$77.end ;
+  wire \rd_data__payload$77.first ;
+  wire \rd_data__payload$77.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -4544,16 +4169,18 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire \rd_data__payload.last ;
   output rd_data__ready;
   wire rd_data__ready;
+  wire \rd_data__ready$79 ;
   input rd_data__valid;
   wire rd_data__valid;
-  wire relu;
-  wire [4:0] remaining;
-  reg restart;
-  wire \restart$160 ;
-  wire \restart$7 ;
-  wire \restart$83 ;
-  wire [48:0] result;
+  wire \rd_data__valid$81 ;
   wire [128:0] results__payload;
+  wire [128:0] \results__payload$143 ;
+  wire [127:0] \results__payload$143.c ;
+  wire [31:0] \results__payload$143.c[0] ;
+  wire [31:0] \results__payload$143.c[1] ;
+  wire [31:0] \results__payload$143.c[2] ;
+  wire [31:0] \results__payload$143.c[3] ;
+  wire \results__payload$143.last ;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
   wire [31:0] \results__payload.c[1] ;
@@ -4561,72 +4188,205 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [31:0] \results__payload.c[3] ;
   wire \results__payload.last ;
   wire results__ready;
+  wire \results__ready$145 ;
   wire results__valid;
-  reg [15:0] row = 16'h0000;
-  reg [15:0] row_base = 16'h0000;
-  wire [15:0] rows;
-  wire [15:0] \rows$173 ;
-  reg running;
-  reg [9:0] s1_addr = 10'h000;
-  reg s1_chunk_done = 1'h0;
-  reg s1_half = 1'h0;
-  reg s1_read = 1'h0;
-  (* init = 1'h0 *)
-  wire s1_valid;
-  reg [127:0] s1_value = 128'h00000000000000000000000000000000;
-  wire [31:0] \s1_value[0] ;
-  wire [31:0] \s1_value[1] ;
-  wire [31:0] \s1_value[2] ;
-  wire [31:0] \s1_value[3] ;
-  reg [1:0] s_beat = 2'h0;
-  reg s_done = 1'h0;
-  wire s_drained;
-  wire [4:0] sent;
-  wire [4:0] shift;
-  wire split;
-  output [31:0] stall_load;
-  reg [31:0] stall_load = 32'd0;
-  output [31:0] stall_store;
-  reg [31:0] stall_store = 32'd0;
-  reg start;
-  input \start$252 ;
-  wire \start$252 ;
+  wire \results__valid$147 ;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$17 ;
+  wire [15:0] \run__chunk$18 ;
+  wire [15:0] \run__chunk$19 ;
+  wire [15:0] \run__chunk$20 ;
+  wire [15:0] \run__chunk$21 ;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$23 ;
+  wire [31:0] \run__chunk_lda$24 ;
+  wire [31:0] \run__chunk_lda$25 ;
+  wire [31:0] \run__chunk_lda$26 ;
+  wire [31:0] \run__chunk_lda$27 ;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$29 ;
+  wire [31:0] \run__chunk_ldc$30 ;
+  wire [31:0] \run__chunk_ldc$31 ;
+  wire [31:0] \run__chunk_ldc$32 ;
+  wire [31:0] \run__chunk_ldc$33 ;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$35 ;
+  wire [31:0] \run__chunk_ldcin$36 ;
+  wire [31:0] \run__chunk_ldcin$37 ;
+  wire [31:0] \run__chunk_ldcin$38 ;
+  wire [31:0] \run__chunk_ldcin$39 ;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$41 ;
+  wire [31:0] \run__cmd$41.a_addr ;
+  wire \run__cmd$41.accumulate ;
+  wire [31:0] \run__cmd$41.b_addr ;
+  wire [31:0] \run__cmd$41.c_addr ;
+  wire [31:0] \run__cmd$41.cin_addr ;
+  wire [31:0] \run__cmd$41.k ;
+  wire [31:0] \run__cmd$41.lda ;
+  wire [31:0] \run__cmd$41.ldb ;
+  wire [31:0] \run__cmd$41.ldc ;
+  wire [31:0] \run__cmd$41.ldcin ;
+  wire [31:0] \run__cmd$41.m ;
+  wire [31:0] \run__cmd$41.n ;
+  wire \run__cmd$41.relu ;
+  wire \run__cmd$41.requant ;
+  wire [30:0] \run__cmd$41.rq_mult ;
+  wire [4:0] \run__cmd$41.rq_shift ;
+  wire [7:0] \run__cmd$41.rq_zp ;
+  wire [398:0] \run__cmd$42 ;
+  wire [31:0] \run__cmd$42.a_addr ;
+  wire \run__cmd$42.accumulate ;
+  wire [31:0] \run__cmd$42.b_addr ;
+  wire [31:0] \run__cmd$42.c_addr ;
+  wire [31:0] \run__cmd$42.cin_addr ;
+  wire [31:0] \run__cmd$42.k ;
+  wire [31:0] \run__cmd$42.lda ;
+  wire [31:0] \run__cmd$42.ldb ;
+  wire [31:0] \run__cmd$42.ldc ;
+  wire [31:0] \run__cmd$42.ldcin ;
+  wire [31:0] \run__cmd$42.m ;
+  wire [31:0] \run__cmd$42.n ;
+  wire \run__cmd$42.relu ;
+  wire \run__cmd$42.requant ;
+  wire [30:0] \run__cmd$42.rq_mult ;
+  wire [4:0] \run__cmd$42.rq_shift ;
+  wire [7:0] \run__cmd$42.rq_zp ;
+  wire [398:0] \run__cmd$43 ;
+  wire [31:0] \run__cmd$43.a_addr ;
+  wire \run__cmd$43.accumulate ;
+  wire [31:0] \run__cmd$43.b_addr ;
+  wire [31:0] \run__cmd$43.c_addr ;
+  wire [31:0] \run__cmd$43.cin_addr ;
+  wire [31:0] \run__cmd$43.k ;
+  wire [31:0] \run__cmd$43.lda ;
+  wire [31:0] \run__cmd$43.ldb ;
+  wire [31:0] \run__cmd$43.ldc ;
+  wire [31:0] \run__cmd$43.ldcin ;
+  wire [31:0] \run__cmd$43.m ;
+  wire [31:0] \run__cmd$43.n ;
+  wire \run__cmd$43.relu ;
+  wire \run__cmd$43.requant ;
+  wire [30:0] \run__cmd$43.rq_mult ;
+  wire [4:0] \run__cmd$43.rq_shift ;
+  wire [7:0] \run__cmd$43.rq_zp ;
+  wire [398:0] \run__cmd$44 ;
+  wire [31:0] \run__cmd$44.a_addr ;
+  wire \run__cmd$44.accumulate ;
+  wire [31:0] \run__cmd$44.b_addr ;
+  wire [31:0] \run__cmd$44.c_addr ;
+  wire [31:0] \run__cmd$44.cin_addr ;
+  wire [31:0] \run__cmd$44.k ;
+  wire [31:0] \run__cmd$44.lda ;
+  wire [31:0] \run__cmd$44.ldb ;
+  wire [31:0] \run__cmd$44.ldc ;
+  wire [31:0] \run__cmd$44.ldcin ;
+  wire [31:0] \run__cmd$44.m ;
+  wire [31:0] \run__cmd$44.n ;
+  wire \run__cmd$44.relu ;
+  wire \run__cmd$44.requant ;
+  wire [30:0] \run__cmd$44.rq_mult ;
+  wire [4:0] \run__cmd$44.rq_shift ;
+  wire [7:0] \run__cmd$44.rq_zp ;
+  wire [398:0] \run__cmd$45 ;
+  wire [31:0] \run__cmd$45.a_addr ;
+  wire \run__cmd$45.accumulate ;
+  wire [31:0] \run__cmd$45.b_addr ;
+  wire [31:0] \run__cmd$45.c_addr ;
+  wire [31:0] \run__cmd$45.cin_addr ;
+  wire [31:0] \run__cmd$45.k ;
+  wire [31:0] \run__cmd$45.lda ;
+  wire [31:0] \run__cmd$45.ldb ;
+  wire [31:0] \run__cmd$45.ldc ;
+  wire [31:0] \run__cmd$45.ldcin ;
+  wire [31:0] \run__cmd$45.m ;
+  wire [31:0] \run__cmd$45.n ;
+  wire \run__cmd$45.relu ;
+  wire \run__cmd$45.requant ;
+  wire [30:0] \run__cmd$45.rq_mult ;
+  wire [4:0] \run__cmd$45.rq_shift ;
+  wire [7:0] \run__cmd$45.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  wire \run__restart$47 ;
+  wire \run__restart$48 ;
+  wire \run__restart$49 ;
+  wire \run__restart$50 ;
+  wire \run__restart$51 ;
+  wire run__running;
+  wire \run__running$53 ;
+  wire \run__running$54 ;
+  wire \run__running$55 ;
+  wire \run__running$56 ;
+  wire \run__running$57 ;
+  wire run__split;
+  wire \run__split$59 ;
+  wire \run__split$60 ;
+  wire \run__split$61 ;
+  wire \run__split$62 ;
+  wire \run__split$63 ;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$65 ;
+  wire [15:0] \run__words$66 ;
+  wire [15:0] \run__words$67 ;
+  wire [15:0] \run__words$68 ;
+  wire [15:0] \run__words$69 ;
+  wire stall_load;
+  wire stall_store;
+  wire started;
   wire starved;
-  reg step_done;
-  reg [31:0] store_c_addr = 32'd0;
-  reg [31:0] store_c_next;
-  reg [31:0] store_c_panel = 32'd0;
-  reg store_state = 1'h0;
-  reg [31:0] used = 32'd0;
-  reg [2:0] w_data;
-  wire [64:0] \w_data$112 ;
-  reg [18:0] \w_data$128 ;
-  wire [3:0] \w_data$188 ;
-  wire [127:0] \w_data$189 ;
-  reg w_en;
-  (* init = 1'h0 *)
-  wire \w_en$120 ;
-  reg \w_en$127 ;
-  wire \w_en$187 ;
-  (* init = 1'h0 *)
-  wire \w_en$191 ;
-  wire w_rdy;
-  wire \w_rdy$101 ;
-  wire \w_rdy$178 ;
+  wire [1:0] store__c_done;
+  wire [1:0] store__c_release;
   wire waits_store;
-  reg [15:0] words = 16'h0000;
   output [99:0] wr_cmd__payload;
-  reg [99:0] wr_cmd__payload;
+  wire [99:0] wr_cmd__payload;
+  wire [99:0] \wr_cmd__payload$83 ;
+  wire [31:0] \wr_cmd__payload$83.addr ;
+  wire [19:0] \wr_cmd__payload$83.row_bytes ;
+  wire [15:0] \wr_cmd__payload$83.rows ;
+  wire [31:0] \wr_cmd__payload$83.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
+  wire \wr_cmd__ready$85 ;
   output wr_cmd__valid;
-  reg wr_cmd__valid;
+  wire wr_cmd__valid;
+  wire \wr_cmd__valid$87 ;
   output [70:0] wr_data__payload;
   wire [70:0] wr_data__payload;
+  wire [70:0] \wr_data__payload$89 ;
+  wire [3:0] \wr_data__payload$89.bytes ;
+  wire [63:0] \wr_data__payload$89.data ;
+  wire [7:0] \wr_data__payload$89.data[0] ;
+  wire [7:0] \wr_data__payload$89.data[1] ;
+  wire [7:0] \wr_data__payload$89.data[2] ;
+  wire [7:0] \wr_data__payload$89.data[3] ;
+  wire [7:0] \wr_data__payload$89.data[4] ;
+  wire [7:0] \wr_data__payload$89.data[5] ;
+  wire [7:0] \wr_data__payload$89.data[6] ;
+  wire [7:0] \wr_data__payload$89.data[7] ;
+  wire \wr_data__payload$89.end ;
+  wire \wr_data__payload$89.first ;
+  wire \wr_data__payload$89.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -4642,9 +4402,10 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire \wr_data__payload.last ;
   input wr_data__ready;
   wire wr_data__ready;
+  wire \wr_data__ready$91 ;
   output wr_data__valid;
   wire wr_data__valid;
-  wire [7:0] zero_point;
+  wire \wr_data__valid$93 ;
   reg [63:0] spad_a0 [127:0];
   initial begin
     spad_a0[0] = 64'h0000000000000000;
@@ -4778,15 +4539,15 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   end
   always @(posedge engine_clk) begin
     if (\$signature__en )
-      spad_a0[\$31 [6:0]] <= rd_data__payload[63:0];
+      spad_a0[\$signature__addr ] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _0_ <= spad_a0[\$91 [6:0]];
+    if (\$signature__en$166 ) begin
+      _0_ <= spad_a0[\$signature__addr$162 ];
     end
   end
-  assign \$signature__data$113  = _0_;
+  assign a_rd__0__data = _0_;
   reg [63:0] spad_a1 [127:0];
   initial begin
     spad_a1[0] = 64'h0000000000000000;
@@ -4919,16 +4680,16 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_a1[127] = 64'h0000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (\$signature__en$70 )
-      spad_a1[\$36 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$172 )
+      spad_a1[\$signature__addr$168 ] <= rd_data__payload[63:0];
   end
   reg [63:0] _1_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _1_ <= spad_a1[\$94 [6:0]];
+    if (\$signature__en$166 ) begin
+      _1_ <= spad_a1[\$signature__addr$174 ];
     end
   end
-  assign \$signature__data$115  = _1_;
+  assign a_rd__1__data = _1_;
   reg [63:0] spad_a2 [127:0];
   initial begin
     spad_a2[0] = 64'h0000000000000000;
@@ -5061,16 +4822,16 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_a2[127] = 64'h0000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (\$signature__en$73 )
-      spad_a2[\$41 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$184 )
+      spad_a2[\$signature__addr$180 ] <= rd_data__payload[63:0];
   end
   reg [63:0] _2_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _2_ <= spad_a2[\$97 [6:0]];
+    if (\$signature__en$166 ) begin
+      _2_ <= spad_a2[\$signature__addr$186 ];
     end
   end
-  assign \$signature__data$116  = _2_;
+  assign a_rd__2__data = _2_;
   reg [63:0] spad_a3 [127:0];
   initial begin
     spad_a3[0] = 64'h0000000000000000;
@@ -5203,16 +4964,16 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_a3[127] = 64'h0000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (\$signature__en$76 )
-      spad_a3[\$46 [6:0]] <= rd_data__payload[63:0];
+    if (\$signature__en$196 )
+      spad_a3[\$signature__addr$192 ] <= rd_data__payload[63:0];
   end
   reg [63:0] _3_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _3_ <= spad_a3[\$100 [6:0]];
+    if (\$signature__en$166 ) begin
+      _3_ <= spad_a3[\$signature__addr$198 ];
     end
   end
-  assign \$signature__data$117  = _3_;
+  assign a_rd__3__data = _3_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -6241,19 +6002,19 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_b[1023] = 32'd0;
   end
   always @(posedge engine_clk) begin
-    if (b_wr__en[0])
-      spad_b[\$51 [9:0]][7:0] <= b_wr__data[7:0];
-    if (b_wr__en[1])
-      spad_b[\$51 [9:0]][15:8] <= b_wr__data[15:8];
-    if (b_wr__en[2])
-      spad_b[\$51 [9:0]][23:16] <= b_wr__data[23:16];
-    if (b_wr__en[3])
-      spad_b[\$51 [9:0]][31:24] <= b_wr__data[31:24];
+    if (\$signature__en$208 [0])
+      spad_b[\$signature__addr$204 ][7:0] <= \$signature__data$206 [7:0];
+    if (\$signature__en$208 [1])
+      spad_b[\$signature__addr$204 ][15:8] <= \$signature__data$206 [15:8];
+    if (\$signature__en$208 [2])
+      spad_b[\$signature__addr$204 ][23:16] <= \$signature__data$206 [23:16];
+    if (\$signature__en$208 [3])
+      spad_b[\$signature__addr$204 ][31:24] <= \$signature__data$206 [31:24];
   end
   reg [31:0] _4_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _4_ <= spad_b[\$102 [9:0]];
+    if (\$signature__en$166 ) begin
+      _4_ <= spad_b[\$signature__addr$210 ];
     end
   end
   assign b_rd__data = _4_;
@@ -7285,2986 +7046,386 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_c[1023] = 128'h00000000000000000000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (c_wr__en[0])
-      spad_c[c_wr__addr][31:0] <= c_wr__data[31:0];
-    if (c_wr__en[1])
-      spad_c[c_wr__addr][63:32] <= c_wr__data[63:32];
-    if (c_wr__en[2])
-      spad_c[c_wr__addr][95:64] <= c_wr__data[95:64];
-    if (c_wr__en[3])
-      spad_c[c_wr__addr][127:96] <= c_wr__data[127:96];
+    if (\$signature__en$220 [0])
+      spad_c[\$signature__addr$216 ][31:0] <= \$signature__data$218 [31:0];
+    if (\$signature__en$220 [1])
+      spad_c[\$signature__addr$216 ][63:32] <= \$signature__data$218 [63:32];
+    if (\$signature__en$220 [2])
+      spad_c[\$signature__addr$216 ][95:64] <= \$signature__data$218 [95:64];
+    if (\$signature__en$220 [3])
+      spad_c[\$signature__addr$216 ][127:96] <= \$signature__data$218 [127:96];
   end
   reg [127:0] _5_;
   reg [127:0] _6_;
   always @(posedge engine_clk) begin
-    if (\issue$175 ) begin
-      _5_ <= spad_c[\$154 [9:0]];
+    if (\$signature__en$226 ) begin
+      _5_ <= spad_c[\$signature__addr$222 ];
     end
-    if (got) begin
-      _6_ <= spad_c[\$114 [9:0]];
+    if (\$signature__en$232 ) begin
+      _6_ <= spad_c[\$signature__addr$228 ];
     end
   end
-  assign \w_data$189  = _5_;
-  assign c_rd_acc__data = _6_;
-  always @(posedge engine_clk)
-    load_b_panel <= \$412 ;
-  always @(posedge engine_clk)
-    load_b_addr <= \$413 ;
-  always @(posedge engine_clk)
-    load_cin_panel <= \$414 ;
-  always @(posedge engine_clk)
-    load_cin_addr <= \$415 ;
-  always @(posedge engine_clk)
-    b_koff <= \$416 ;
-  always @(posedge engine_clk)
-    a_load <= \$417 ;
-  always @(posedge engine_clk)
-    b_load <= \$418 ;
-  always @(posedge engine_clk)
-    loader_state <= \$419 ;
-  always @(posedge engine_clk)
-    l_bpar <= \$420 ;
-  always @(posedge engine_clk)
-    l_apar <= \$421 ;
-  always @(posedge engine_clk)
-    l_done <= \$422 ;
-  always @(posedge engine_clk)
-    c_claims <= \$423 ;
-  always @(posedge engine_clk)
-    row <= \$424 ;
-  always @(posedge engine_clk)
-    beat <= \$425 ;
-  always @(posedge engine_clk)
-    row_base <= \$426 ;
-  always @(posedge engine_clk)
-    feed_k_kc0 <= \$427 ;
-  always @(posedge engine_clk)
-    feed_k_left <= \$428 ;
-  always @(posedge engine_clk)
-    feed_k_last <= \$429 ;
-  always @(posedge engine_clk)
-    feed_k_len <= \$430 ;
-  always @(posedge engine_clk)
-    feed_k_len_m1 <= \$431 ;
-  always @(posedge engine_clk)
-    pending <= \$432 ;
-  always @(posedge engine_clk)
-    meta_last <= \$433 ;
-  always @(posedge engine_clk)
-    meta_sel <= \$434 ;
-  always @(posedge engine_clk)
-    k_idx <= \$435 ;
-  always @(posedge engine_clk)
-    apar <= \$436 ;
-  always @(posedge engine_clk)
-    bpar <= \$437 ;
-  always @(posedge engine_clk)
-    f_done <= \$438 ;
-  always @(posedge engine_clk)
-    s1_value <= \$439 ;
-  always @(posedge engine_clk)
-    acc_writes <= \$440 ;
-  always @(posedge engine_clk)
-    s1_addr <= \$441 ;
-  always @(posedge engine_clk)
-    s1_read <= \$442 ;
-  always @(posedge engine_clk)
-    s1_half <= \$443 ;
-  always @(posedge engine_clk)
-    s1_chunk_done <= \$444 ;
-  always @(posedge engine_clk)
-    acc_row <= \$445 ;
-  always @(posedge engine_clk)
-    store_c_panel <= \$446 ;
-  always @(posedge engine_clk)
-    store_c_addr <= \$447 ;
-  always @(posedge engine_clk)
-    store_state <= \$448 ;
-  always @(posedge engine_clk)
-    r <= \$449 ;
-  always @(posedge engine_clk)
-    s_done <= \$450 ;
-  always @(posedge engine_clk)
-    \pending$177  <= \$451 ;
-  always @(posedge engine_clk)
-    s_beat <= \$452 ;
-  always @(posedge engine_clk)
-    c <= \$453 ;
-  always @(posedge engine_clk)
-    error <= \$454 ;
-  always @(posedge engine_clk)
-    cycles <= \$455 ;
-  always @(posedge engine_clk)
-    mac_cycles <= \$456 ;
-  always @(posedge engine_clk)
-    stall_load <= \$457 ;
-  always @(posedge engine_clk)
-    stall_store <= \$458 ;
-  always @(posedge engine_clk)
-    beyond <= \$459 ;
-  always @(posedge engine_clk)
-    launched <= \$460 ;
-  always @(posedge engine_clk)
-    control_state <= \$461 ;
-  always @(posedge engine_clk)
-    words <= \$462 ;
-  always @(posedge engine_clk)
-    used <= \$463 ;
-  always @(posedge engine_clk)
-    chunk <= \$464 ;
-  assign split = c[191:160] > 10'h200;
-  assign \$1  = l_step & load_k_last;
-  assign \$2  = restart | \$1 ;
-  assign \$3  = load_k_kc0 + 10'h200;
-  assign \$4  = load_a_panel + 1'h0;
-  assign \$5  = load_a_addr + \$172 [31:0];
-  assign \$6  = load_b_panel + 3'h4;
-  assign \$7  = load_b_addr + 1'h0;
-  assign \$8  = load_cin_panel + 5'h10;
-  assign \$9  = load_cin_addr + \$174 [31:0];
-  assign \$11  = b_koff + \$10 ;
-  assign \$12  = load_k_last ? 48'h000000000000 : \$11 ;
-  assign \$13  = ~ split;
-  assign \$14  = ~ first_in_panel;
-  assign \$15  = \$13  & \$14 ;
-  assign \$16  = b_busy >> l_bpar;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$17  & w_rdy;
-  assign \$19  = a_busy >> l_apar;
-  assign \$20  = ~ \$19 ;
-  assign \$21  = \$20  & w_rdy;
-  assign \$22  = ! load_k_kc0;
-  assign \$23  = c_busy >> index[0];
-  assign \$24  = c_busy >> index[0];
-  assign \$25  = ~ \$24 ;
-  assign \$26  = ~ c[352];
-  assign is_cin = r_data[1:0] == 2'h2;
-  assign \$28  = is_cin & acc_writes;
-  assign \$29  = ~ \$28 ;
-  assign rd_data__ready = r_rdy & \$29 ;
-  assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$30  = r_data[2] * 7'h40;
-  assign \$31  = \$30  + beat;
-  assign \$32  = ! r_data[1:0];
-  assign \$33  = beat_ok & \$32 ;
-  assign \$34  = ! row;
-  assign \$signature__en  = \$33  & \$34 ;
-  assign \$35  = r_data[2] * 7'h40;
-  assign \$36  = \$35  + beat;
-  assign \$37  = ! r_data[1:0];
-  assign \$38  = beat_ok & \$37 ;
-  assign \$39  = row == 1'h1;
-  assign \$signature__en$70  = \$38  & \$39 ;
-  assign \$40  = r_data[2] * 7'h40;
-  assign \$41  = \$40  + beat;
-  assign \$42  = ! r_data[1:0];
-  assign \$43  = beat_ok & \$42 ;
-  assign \$44  = row == 2'h2;
-  assign \$signature__en$73  = \$43  & \$44 ;
-  assign \$45  = r_data[2] * 7'h40;
-  assign \$46  = \$45  + beat;
-  assign \$47  = ! r_data[1:0];
-  assign \$48  = beat_ok & \$47 ;
-  assign \$49  = row == 2'h3;
-  assign \$signature__en$76  = \$48  & \$49 ;
-  assign \$50  = r_data[2] * 10'h200;
-  assign \$51  = \$50  + row;
-  assign \$52  = r_data[1:0] == 1'h1;
-  assign \$53  = beat_ok & \$52 ;
-  assign \$54  = ! beat;
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = r_data[1:0] == 1'h1;
-  assign \$57  = beat_ok & \$56 ;
-  assign \$58  = ! beat;
-  assign \$59  = \$57  & \$58 ;
-  assign \$60  = r_data[1:0] == 1'h1;
-  assign \$61  = beat_ok & \$60 ;
-  assign \$62  = ! beat;
-  assign \$63  = \$61  & \$62 ;
-  assign \$64  = r_data[1:0] == 1'h1;
-  assign \$65  = beat_ok & \$64 ;
-  assign \$66  = ! beat;
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = step_done & feed_k_last;
-  assign \$69  = restart | \$68 ;
-  assign \$70  = feed_k_kc0 + 10'h200;
-  assign \$71  = ~ f_done;
-  assign \$72  = running & \$71 ;
-  assign \$73  = a_full >> apar;
-  assign \$74  = \$72  & \$73 ;
-  assign \$75  = b_full >> bpar;
-  assign \$76  = \$74  & \$75 ;
-  assign \$77  = c_ready >> \index$96 [0];
-  assign \$78  = \$76  & \$77 ;
-  assign \$79  = \index$96  < c_claims;
-  assign \$80  = \$78  & \$79 ;
-  assign \$81  = level + pending;
-  assign \$82  = \$81  < 2'h3;
-  assign \$83  = \$80  & \$82 ;
-  assign \$84  = ! k_idx;
-  assign \$85  = ! feed_k_kc0;
-  assign \$86  = \$84  & \$85 ;
-  assign \$87  = ~ \$86 ;
-  assign \$88  = \$87  | \w_rdy$101 ;
-  assign issue = \$83  & \$88 ;
-  assign \$89  = apar * 7'h40;
-  assign \$91  = \$89  + \$90 ;
-  assign \$92  = apar * 7'h40;
-  assign \$94  = \$92  + \$93 ;
-  assign \$95  = apar * 7'h40;
-  assign \$97  = \$95  + \$96 ;
-  assign \$98  = apar * 7'h40;
-  assign \$100  = \$98  + \$99 ;
-  assign \$101  = bpar * 10'h200;
-  assign \$102  = \$101  + k_idx;
-  assign \$576  = meta_sel * 4'h8;
-  assign \$103  = \$signature__data$113  >> \$576 ;
-  assign \$579  = meta_sel * 4'h8;
-  assign \$104  = \$signature__data$115  >> \$579 ;
-  assign \$582  = meta_sel * 4'h8;
-  assign \$105  = \$signature__data$116  >> \$582 ;
-  assign \$585  = meta_sel * 4'h8;
-  assign \$106  = \$signature__data$117  >> \$585 ;
-  assign \$107  = ! k_idx;
-  assign \$108  = ! feed_k_kc0;
-  assign \$109  = \$107  & \$108 ;
-  assign \$110  = k_idx == feed_k_len_m1;
-  assign \$111  = \last_in_panel$132  & feed_k_last;
-  assign \$112  = split | \$111 ;
-  assign got = results__valid & results__ready;
-  assign \$113  = \r_data$141 [0] * 10'h200;
-  assign \$114  = \$113  + acc_row;
-  assign \$115  = \r_data$141 [16:1] - 1'h1;
-  assign \$116  = acc_row == \$115 ;
-  assign \$117  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$118  = $signed(s1_value[31:0]) + $signed(\$117 );
-  assign \$119  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$120  = $signed(s1_value[63:32]) + $signed(\$119 );
-  assign \$121  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$122  = $signed(s1_value[95:64]) + $signed(\$121 );
-  assign \$123  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$124  = $signed(s1_value[127:96]) + $signed(\$123 );
-  assign \$125  = r_data[2] * 10'h200;
-  assign \$126  = \$125  + row;
-  assign \$127  = beat_ok & is_cin;
-  assign \$128  = ! beat;
-  assign \$129  = \$127  & \$128 ;
-  assign \$130  = beat_ok & is_cin;
-  assign \$131  = ! beat;
-  assign \$132  = \$130  & \$131 ;
-  assign \$133  = beat_ok & is_cin;
-  assign \$134  = beat == 1'h1;
-  assign \$135  = \$133  & \$134 ;
-  assign \$136  = beat_ok & is_cin;
-  assign \$137  = beat == 1'h1;
-  assign \$138  = \$136  & \$137 ;
-  assign \$139  = c[353] ? 5'h04 : 5'h10;
-  assign \$140  = store_c_panel + \$139 ;
-  assign \$141  = store_c_addr + \$173 [31:0];
-  assign \$142  = ~ s_done;
-  assign \$143  = running & \$142 ;
-  assign \$144  = c_done >> \index$170 [0];
-  assign \$145  = \$143  & \$144 ;
-  assign \$147  = c[353] ? { 3'h0, \cols$174  } : \$146 ;
-  assign \$148  = \level$176  + \pending$177 ;
-  assign \$149  = \$148  < 2'h3;
-  assign \$150  = \$149  & \w_rdy$178 ;
-  assign \$151  = \rows$173  - 1'h1;
-  assign \$152  = r == \$151 ;
-  assign \$153  = \index$170 [0] * 10'h200;
-  assign \$154  = \$153  + r;
-  assign \$155  = ~ \r_rdy$186 ;
-  assign \$156  = ~ \issue$175 ;
-  assign s_drained = \$155  & \$156 ;
-  assign \$157  = \rows$173  - 1'h1;
-  assign \$158  = r == \$157 ;
-  assign \$160  = c[353] ? { 3'h0, \r_data$209 [2:0] } : \$159 ;
-  assign \$161  = s_beat * 4'h8;
-  assign \$162  = \$160 [4:0] - \$161 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$186 ;
-  assign \$647  = s_beat * 7'h40;
-  assign \$163  = byte_row >> \$647 ;
-  assign \$164  = \$162 [4:0] <= 4'h8;
-  assign \$165  = \$164  ? \$162 [4:0] : 5'h08;
-  assign \$166  = ! s_beat;
-  assign \$167  = \$162 [4:0] <= 4'h8;
-  assign \$168  = \$162 [4:0] <= 4'h8;
-  assign \$169  = \$168  & \r_data$209 [3];
-  assign \$170  = wr_data__valid & wr_data__ready;
-  assign \$171  = \$162 [4:0] <= 4'h8;
-  assign \$175  = ~ launched;
-  assign \$176  = ~ busy;
-  assign \$177  = c[159:128] - 1'h1;
-  assign \$178  = c[31:0] + c[191:160];
-  assign \$179  = ~ launched;
-  assign \$180  = ~ busy;
-  assign \$181  = c[191:160] - 1'h1;
-  assign \$182  = c[63:32] + c[223:192];
-  assign \$183  = ~ launched;
-  assign \$184  = ~ busy;
-  assign \$185  = c[159:128] - 1'h1;
-  assign \$187  = c[353] ? { 3'h0, c[223:192] } : \$186 ;
-  assign \$188  = c[95:64] + \$187 ;
-  assign \$189  = ~ launched;
-  assign \$190  = ~ busy;
-  assign \$191  = c[159:128] - 1'h1;
-  assign \$193  = c[127:96] + \$192 ;
-  assign \$194  = ! c[159:128];
-  assign \$195  = ! c[191:160];
-  assign \$196  = \$194  | \$195 ;
-  assign \$197  = ! c[223:192];
-  assign \$198  = \$196  | \$197 ;
-  assign \$199  = c[159:128] > 16'hffff;
-  assign \$200  = c[223:192] > 16'hffff;
-  assign \$201  = \$199  | \$200 ;
-  assign \$202  = c[191:160] > 16'hffff;
-  assign \$203  = \$201  | \$202 ;
-  assign \$205  = c[255:224] < c[191:160];
-  assign \$206  = c[287:256] < c[223:192];
-  assign \$207  = \$205  | \$206 ;
-  assign \$209  = c[353] ? { 3'h0, c[223:192] } : \$208 ;
-  assign \$210  = c[319:288] < \$209 ;
-  assign \$211  = \$207  | \$210 ;
-  assign \$213  = c[351:320] < \$212 ;
-  assign \$214  = c[352] & \$213 ;
-  assign \$215  = \$211  | \$214 ;
-  assign \$216  = ~ c[353];
-  assign \$217  = | c[65:64];
-  assign \$218  = | c[289:288];
-  assign \$219  = \$217  | \$218 ;
-  assign \$220  = \$216  & \$219 ;
-  assign \$221  = | c[97:96];
-  assign \$222  = | c[321:320];
-  assign \$223  = \$221  | \$222 ;
-  assign \$224  = c[352] & \$223 ;
-  assign \$225  = \$220  | \$224 ;
-  assign \$226  = | beyond;
-  assign \busy$229  = ~ \$241 ;
-  assign \$227  = ~ f_done;
-  assign \$228  = running & \$227 ;
-  assign \$229  = ~ operands__valid;
-  assign starved = \$228  & \$229 ;
-  assign \$230  = starved & c_wait;
-  assign \$231  = \index$96  >= c_claims;
-  assign \$232  = \$230  & \$231 ;
-  assign \$233  = ~ results__ready;
-  assign \$234  = results__valid & \$233 ;
-  assign waits_store = \$232  | \$234 ;
-  assign \$235  = ! loader_state;
-  assign \$236  = loader_state == 1'h1;
-  assign \$237  = loader_state == 2'h2;
-  assign \$238  = loader_state == 2'h3;
-  assign \$239  = ! store_state;
-  assign \$241  = ! control_state;
-  assign \$242  = control_state == 1'h1;
-  assign \$243  = control_state == 2'h2;
-  assign \$244  = control_state == 2'h3;
-  assign \$245  = control_state == 3'h4;
-  assign \$246  = control_state == 3'h5;
-  assign \$247  = control_state == 3'h6;
-  assign \$248  = control_state == 3'h7;
-  assign \$249  = control_state == 4'h8;
-  assign \$250  = a_busy | a_busy_set;
-  assign \$251  = ~ a_busy_clr;
-  assign \$252  = \$250  & \$251 ;
-  assign \$253  = a_full | a_full_set;
-  assign \$254  = ~ a_full_clr;
-  assign \$255  = \$253  & \$254 ;
-  assign \$256  = b_busy | b_busy_set;
-  assign \$257  = ~ b_busy_clr;
-  assign \$258  = \$256  & \$257 ;
-  assign \$259  = b_full | b_full_set;
-  assign \$260  = ~ b_full_clr;
-  assign \$261  = \$259  & \$260 ;
-  assign \$262  = c_busy | c_busy_set;
-  assign \$263  = ~ c_busy_clr;
-  assign \$264  = \$262  & \$263 ;
-  assign \$265  = c_ready | c_ready_set;
-  assign \$266  = ~ c_ready_clr;
-  assign \$267  = \$265  & \$266 ;
-  assign \$268  = c_done | c_done_set;
-  assign \$269  = ~ c_done_clr;
-  assign \$270  = \$268  & \$269 ;
-  assign \$277  = l_step & load_k_last;
-  assign \$278  = restart | \$277 ;
-  assign \$279  = c[191:160] <= 10'h200;
-  assign \$280  = c[191:160] < 10'h200;
-  assign \$281  = \$280  ? c[191:160] : 32'd512;
-  assign \$282  = c[191:160] < 10'h200;
-  assign \$283  = \$282  ? c[191:160] : 32'd512;
-  assign \$284  = \$283  - 1'h1;
-  assign \$285  = load_k_kc0 + 10'h200;
-  assign \$286  = load_k_left - 10'h200;
-  assign \$287  = load_k_left - 10'h200;
-  assign \$288  = $signed(\$287 ) <= $signed(11'h200);
-  assign \$289  = load_k_left - 10'h200;
-  assign \$290  = $signed(\$289 ) < $signed(11'h200);
-  assign \$291  = load_k_left - 10'h200;
-  assign \$292  = \$290  ? \$291  : 33'h000000200;
-  assign \$293  = load_k_left - 10'h200;
-  assign \$294  = $signed(\$293 ) < $signed(11'h200);
-  assign \$295  = load_k_left - 10'h200;
-  assign \$296  = \$294  ? \$295  : 33'h000000200;
-  assign \$297  = $signed(\$296 ) - $signed(2'h1);
-  assign \$298  = load_a_panel + 1'h0;
-  assign \$299  = load_b_panel + 3'h4;
-  assign \$300  = load_cin_panel + 5'h10;
-  assign \$301  = load_a_next + load_k_kc0_next;
-  assign \$302  = load_b_next + b_koff_next;
-  assign \$303  = ~ l_done;
-  assign \$304  = running & \$303 ;
-  assign \$305  = ~ split;
-  assign \$306  = ~ first_in_panel;
-  assign \$307  = \$305  & \$306 ;
-  assign \$308  = b_busy >> l_bpar;
-  assign \$309  = ~ \$308 ;
-  assign \$310  = \$309  & w_rdy;
-  assign \$311  = ~ l_bpar;
-  assign \$312  = a_busy >> l_apar;
-  assign \$313  = ~ \$312 ;
-  assign \$314  = \$313  & w_rdy;
-  assign \$315  = ~ l_apar;
-  assign \$316  = ! load_k_kc0;
-  assign \$317  = c_claims + 1'h1;
-  assign \$318  = row + 1'h1;
-  assign \$319  = row_base + words;
-  assign \$320  = beat + 1'h1;
-  assign \$321  = step_done & feed_k_last;
-  assign \$322  = restart | \$321 ;
-  assign \$323  = c[191:160] <= 10'h200;
-  assign \$324  = c[191:160] < 10'h200;
-  assign \$325  = \$324  ? c[191:160] : 32'd512;
-  assign \$326  = c[191:160] < 10'h200;
-  assign \$327  = \$326  ? c[191:160] : 32'd512;
-  assign \$328  = \$327  - 1'h1;
-  assign \$329  = feed_k_kc0 + 10'h200;
-  assign \$330  = feed_k_left - 10'h200;
-  assign \$331  = feed_k_left - 10'h200;
-  assign \$332  = $signed(\$331 ) <= $signed(11'h200);
-  assign \$333  = feed_k_left - 10'h200;
-  assign \$334  = $signed(\$333 ) < $signed(11'h200);
-  assign \$335  = feed_k_left - 10'h200;
-  assign \$336  = \$334  ? \$335  : 33'h000000200;
-  assign \$337  = feed_k_left - 10'h200;
-  assign \$338  = $signed(\$337 ) < $signed(11'h200);
-  assign \$339  = feed_k_left - 10'h200;
-  assign \$340  = \$338  ? \$339  : 33'h000000200;
-  assign \$341  = $signed(\$340 ) - $signed(2'h1);
-  assign \$342  = k_idx == feed_k_len_m1;
-  assign \$343  = \$342  & feed_k_last;
-  assign \$344  = k_idx == feed_k_len_m1;
-  assign \$345  = ~ apar;
-  assign \$346  = \last_in_panel$132  & feed_k_last;
-  assign \$347  = split | \$346 ;
-  assign \$348  = ~ bpar;
-  assign \$349  = k_idx + 1'h1;
-  assign \$350  = got & \r_data$141 [18];
-  assign \$351  = \r_data$141 [16:1] - 1'h1;
-  assign \$352  = acc_row == \$351 ;
-  assign \$353  = \$350  & \$352 ;
-  assign \$354  = \r_data$141 [16:1] - 1'h1;
-  assign \$355  = acc_row == \$354 ;
-  assign \$356  = acc_row + 1'h1;
-  assign \$357  = c[353] ? 5'h04 : 5'h10;
-  assign \$358  = store_c_panel + \$357 ;
-  assign \$359  = ~ s_done;
-  assign \$360  = running & \$359 ;
-  assign \$361  = c_done >> \index$170 [0];
-  assign \$362  = \$360  & \$361 ;
-  assign \$363  = \rows$173  - 1'h1;
-  assign \$364  = r == \$363 ;
-  assign \$365  = r + 1'h1;
-  assign \$366  = wr_data__valid & wr_data__ready;
-  assign \$367  = \$162 [4:0] <= 4'h8;
-  assign \$368  = s_beat + 1'h1;
-  assign \$369  = ~ launched;
-  assign \$370  = ~ busy;
-  assign \$371  = result > 33'h100000000;
-  assign \$372  = ~ launched;
-  assign \$373  = ~ busy;
-  assign \$374  = result > 33'h100000000;
-  assign \$375  = ~ launched;
-  assign \$376  = ~ busy;
-  assign \$377  = result > 33'h100000000;
-  assign \$378  = ~ launched;
-  assign \$379  = ~ busy;
-  assign \$380  = result > 33'h100000000;
-  assign \$381  = split ? 32'd512 : c[191:160];
-  assign \$382  = \$381  + 4'h8;
-  assign \$383  = \$382  - 1'h1;
-  assign \$385  = | code;
-  assign \$386  = s_done & s_drained;
-  assign \$387  = ~ dma_busy;
-  assign \$388  = \$386  & \$387 ;
-  assign \$389  = cycles + 1'h1;
-  assign \$390  = operands__valid & \r_en$125 ;
-  assign \$391  = mac_cycles + 1'h1;
-  assign \$392  = ~ waits_store;
-  assign \$393  = starved & \$392 ;
-  assign \$394  = stall_load + 1'h1;
-  assign \$395  = stall_store + 1'h1;
-  always @(posedge engine_clk)
-    a_busy <= \$396 ;
-  always @(posedge engine_clk)
-    a_full <= \$397 ;
-  always @(posedge engine_clk)
-    b_busy <= \$398 ;
-  always @(posedge engine_clk)
-    b_full <= \$399 ;
-  always @(posedge engine_clk)
-    c_busy <= \$400 ;
-  always @(posedge engine_clk)
-    c_ready <= \$401 ;
-  always @(posedge engine_clk)
-    c_done <= \$402 ;
-  always @(posedge engine_clk)
-    b_used_w <= \$403 ;
-  always @(posedge engine_clk)
-    b_used_o <= \$404 ;
-  always @(posedge engine_clk)
-    load_k_kc0 <= \$405 ;
-  always @(posedge engine_clk)
-    load_k_left <= \$406 ;
-  always @(posedge engine_clk)
-    load_k_last <= \$407 ;
-  always @(posedge engine_clk)
-    load_k_len <= \$408 ;
-  always @(posedge engine_clk)
-    load_k_len_m1 <= \$409 ;
-  always @(posedge engine_clk)
-    load_a_panel <= \$410 ;
-  always @(posedge engine_clk)
-    load_a_addr <= \$411 ;
+  assign c_rd__data = _5_;
+  assign \c_rd__data$230  = _6_;
+  assign \$2  = run__running & \$1 ;
+  assign \$3  = ~ operands__valid;
+  assign starved = \$2  & \$3 ;
+  assign \$4  = starved & c_wait;
+  assign \$5  = \$4  & behind;
+  assign \$6  = ~ results__ready;
+  assign \$7  = results__valid & \$6 ;
+  assign waits_store = \$5  | \$7 ;
+  assign mac = operands__valid & operands__ready;
+  assign \$8  = ~ waits_store;
+  assign stall_load = starved & \$8 ;
+  assign \$1  = ~ done;
+  \accelerator.engine.accumulator  accumulator (
+    .addr(\$signature__addr$222 ),
+    .c_rd__data(c_rd__data),
+    .c_wr__addr(\$signature__addr$216 ),
+    .c_wr__data(\$signature__data$218 ),
+    .c_wr__en(\$signature__en$220 ),
+    .cin__addr(cin__addr),
+    .cin__blocked(cin__blocked),
+    .cin__data(cin__data),
+    .cin__en(cin__en),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .flags__c_done(accumulator__c_done),
+    .got(\$signature__en$226 ),
+    .passes__ready(passes__ready),
+    .results__payload(results__payload),
+    .results__ready(results__ready),
+    .results__valid(results__valid),
+    .run__restart(run__restart),
+    .w_data(passes__payload),
+    .w_en(passes__valid)
+  );
+  \accelerator.engine.buffers  buffers (
+    .a_busy(flags__a_busy),
+    .a_full(flags__a_full),
+    .accumulator__c_done(accumulator__c_done),
+    .b_busy(flags__b_busy),
+    .b_full(flags__b_full),
+    .c_busy(flags__c_busy),
+    .c_done(\flags__c_done$124 ),
+    .c_ready(\flags__c_ready$120 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .feeder__a_release(feeder__a_release),
+    .feeder__b_release(feeder__b_release),
+    .loader__a_claim(loader__a_claim),
+    .loader__a_filled(loader__a_filled),
+    .loader__b_claim(loader__b_claim),
+    .loader__b_filled(loader__b_filled),
+    .loader__c_claim(loader__c_claim),
+    .loader__c_ready(loader__c_ready),
+    .run__restart(run__restart),
+    .store__c_release(store__c_release)
+  );
+  \accelerator.engine.control  control (
+    .cmd(cmd),
+    .control__busy(control__busy),
+    .control__done(control__done),
+    .control__error(control__error),
+    .control__start(control__start),
+    .dma_busy(dma_busy),
+    .dma_error(dma_error),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .finished(finished),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words),
+    .started(clear)
+  );
   \accelerator.engine.core  core (
     .engine_rst(engine_rst),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$125 ),
+    .operands__ready(operands__ready),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .units_sync_clk(engine_clk)
   );
-  \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$135 ),
-    .chunk(chunk),
+  \accelerator.engine.counters  counters (
+    .busy(control__busy),
+    .clear(clear),
+    .counters__cycles(counters__cycles),
+    .counters__mac_cycles(counters__mac_cycles),
+    .counters__stall_load(counters__stall_load),
+    .counters__stall_store(counters__stall_store),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .index(\index$96 ),
-    .last(\last$248 ),
-    .last_in_panel(\last_in_panel$132 ),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart)
+    .mac(mac),
+    .stall_load(stall_load),
+    .stall_store(waits_store)
   );
-  \accelerator.engine.load_walk  load_walk (
-    .advance(advance),
-    .chunk(chunk),
-    .cols(cols),
+  \accelerator.engine.feeder  feeder (
+    .a_rd__0__addr(\$signature__addr$162 ),
+    .a_rd__0__data(a_rd__0__data),
+    .a_rd__1__addr(\$signature__addr$174 ),
+    .a_rd__1__data(a_rd__1__data),
+    .a_rd__2__addr(\$signature__addr$186 ),
+    .a_rd__2__data(a_rd__2__data),
+    .a_rd__3__addr(\$signature__addr$198 ),
+    .a_rd__3__data(a_rd__3__data),
+    .b_rd__addr(\$signature__addr$210 ),
+    .b_rd__data(b_rd__data),
+    .behind(behind),
+    .claims(claims),
+    .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .first_in_panel(first_in_panel),
-    .index(index),
-    .last(last),
-    .last_in_panel(last_in_panel),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart),
-    .rows(rows)
+    .flags__a_full(flags__a_full),
+    .flags__a_release(feeder__a_release),
+    .flags__b_full(flags__b_full),
+    .flags__b_release(feeder__b_release),
+    .flags__c_ready(\flags__c_ready$120 ),
+    .issue(\$signature__en$166 ),
+    .operands__payload(operands__payload),
+    .operands__valid(operands__valid),
+    .passes__payload(passes__payload),
+    .passes__ready(passes__ready),
+    .passes__valid(passes__valid),
+    .r_en(operands__ready),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words)
   );
-  \accelerator.engine.opq  opq (
+  \accelerator.engine.loader  loader (
+    .a_wr__0__addr(\$signature__addr ),
+    .a_wr__0__en(\$signature__en ),
+    .a_wr__1__addr(\$signature__addr$168 ),
+    .a_wr__1__en(\$signature__en$172 ),
+    .a_wr__2__addr(\$signature__addr$180 ),
+    .a_wr__2__en(\$signature__en$184 ),
+    .a_wr__3__addr(\$signature__addr$192 ),
+    .a_wr__3__en(\$signature__en$196 ),
+    .b_wr__addr(\$signature__addr$204 ),
+    .b_wr__data(\$signature__data$206 ),
+    .b_wr__en(\$signature__en$208 ),
+    .c_wait(c_wait),
+    .cin__addr(cin__addr),
+    .cin__blocked(cin__blocked),
+    .cin__data(cin__data),
+    .cin__en(cin__en),
+    .claims(claims),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .level(level),
-    .r_data(operands__payload),
-    .r_en(\r_en$125 ),
-    .r_rdy(operands__valid),
-    .w_en(pending),
-    .w_port__data(\w_data$112 )
+    .flags__a_busy(flags__a_busy),
+    .flags__a_claim(loader__a_claim),
+    .flags__a_filled(loader__a_filled),
+    .flags__b_busy(flags__b_busy),
+    .flags__b_claim(loader__b_claim),
+    .flags__b_filled(loader__b_filled),
+    .flags__c_busy(flags__c_busy),
+    .flags__c_claim(loader__c_claim),
+    .flags__c_ready(loader__c_ready),
+    .rd_cmd__payload(rd_cmd__payload),
+    .rd_cmd__ready(rd_cmd__ready),
+    .rd_cmd__valid(rd_cmd__valid),
+    .rd_data__payload(rd_data__payload),
+    .rd_data__ready(rd_data__ready),
+    .rd_data__valid(rd_data__valid),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words)
   );
-  \accelerator.engine.passes  passes (
+  \accelerator.engine.store  store (
+    .c_rd__addr(\$signature__addr$228 ),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$141 ),
-    .r_en(\r_en$145 ),
-    .r_rdy(results__ready),
-    .w_en(\w_en$127 ),
-    .w_port__data(\w_data$128 ),
-    .w_rdy(\w_rdy$101 )
+    .finished(finished),
+    .flags__c_done(\flags__c_done$124 ),
+    .flags__c_release(store__c_release),
+    .issue(\$signature__en$232 ),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words),
+    .\w_data$44 (\c_rd__data$230 ),
+    .wr_cmd__payload(wr_cmd__payload),
+    .wr_cmd__ready(wr_cmd__ready),
+    .wr_cmd__valid(wr_cmd__valid),
+    .wr_data__payload(wr_data__payload),
+    .wr_data__ready(wr_data__ready),
+    .wr_data__valid(wr_data__valid)
   );
-  \accelerator.engine.requant  requant (
-    .en(i__ready),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .i__payload(i__payload),
-    .i__valid(i__valid),
-    .o__payload(o__payload),
-    .o__ready(o__ready),
-    .o__valid(o__valid),
-    .\port$2868$354 (c[398:354])
-  );
-  \accelerator.engine.route  route (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .r_data(r_data),
-    .r_en(r_en),
-    .r_rdy(r_rdy),
-    .w_en(w_en),
-    .w_port__data(w_data),
-    .w_rdy(w_rdy)
-  );
-  \accelerator.engine.rowq  rowq (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .level(\level$176 ),
-    .r_data(\r_data$199 ),
-    .r_en(\r_en$200 ),
-    .r_rdy(\r_rdy$197 ),
-    .w_en(\pending$177 ),
-    .w_port__data(\w_data$189 )
-  );
-  \accelerator.engine.setup_mul  setup_mul (
-    .a(a),
-    .addend(addend),
-    .b(b),
-    .busy(busy),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .result(result),
-    .start(start)
-  );
-  \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$163 ),
-    .chunk(chunk),
-    .cols(\cols$174 ),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .index(\index$170 ),
-    .last(\last$251 ),
-    .last_in_panel(\last_in_panel$164 ),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart),
-    .rows(\rows$173 )
-  );
-  \accelerator.engine.tagq  tagq (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .r_data(\r_data$209 ),
-    .r_en(\r_en$216 ),
-    .r_rdy(\r_rdy$186 ),
-    .w_en(\issue$175 ),
-    .w_port__data(\w_data$188 ),
-    .w_rdy(\w_rdy$178 )
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$413  = load_b_next;
-    if (engine_rst) begin
-      \$413  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$414  = load_cin_panel;
-    if (restart) begin
-      \$414  = c[127:96];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$414  = \$300 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$414  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$415  = load_cin_next;
-    if (engine_rst) begin
-      \$415  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$416  = b_koff_next;
-    if (engine_rst) begin
-      \$416  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$417  = \$301 [31:0];
-    if (engine_rst) begin
-      \$417  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$418  = \$302 [31:0];
-    if (engine_rst) begin
-      \$418  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$419  = loader_state;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$304 ) begin
-            \$419  = 2'h1;
-          end
-      2'h1:
-          if (\$307 ) begin
-            \$419  = 2'h2;
-          end else if (\$310 ) begin
-            if (rd_cmd__ready) begin
-              \$419  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$314 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$316 ) begin
-                \$419  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$419  = 2'h0;
-                  end else begin
-                    \$419  = 2'h1;
-                  end
-                end else begin
-                  \$419  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$419  = 2'h0;
-              end else begin
-                \$419  = 2'h1;
-              end
-            end else begin
-              \$419  = 2'h1;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$419  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$420  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$307 ) begin
-          end else if (\$310 ) begin
-            if (rd_cmd__ready) begin
-              \$420  = \$311 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$420  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$420  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$421  = l_apar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$314 ) begin
-            if (rd_cmd__ready) begin
-              \$421  = \$315 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$421  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$421  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$422  = l_done;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$314 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$316 ) begin
-              end else begin
-                if (load_k_last) begin
-                  if (last) begin
-                    \$422  = 1'h1;
-                  end
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              if (last) begin
-                \$422  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$422  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$422  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$423  = c_claims;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (claimed) begin
-            \$423  = \$317 [31:0];
-          end
-    endcase
-    if (restart) begin
-      \$423  = 32'd0;
-    end
-    if (engine_rst) begin
-      \$423  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$424  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$424  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$424  = \$318 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$424  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$425  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$425  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$425  = 16'h0000;
-      end else begin
-        \$425  = \$320 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$425  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$426  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$426  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$426  = \$319 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$426  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$427  = feed_k_kc0;
-    if (\$322 ) begin
-      \$427  = 32'd0;
-    end else if (step_done) begin
-      \$427  = \$329 [31:0];
-    end
-    if (engine_rst) begin
-      \$427  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$428  = feed_k_left;
-    if (\$322 ) begin
-      \$428  = c[191:160];
-    end else if (step_done) begin
-      \$428  = \$330 [31:0];
-    end
-    if (engine_rst) begin
-      \$428  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$429  = feed_k_last;
-    if (\$322 ) begin
-      \$429  = \$323 ;
-    end else if (step_done) begin
-      \$429  = \$332 ;
-    end
-    if (engine_rst) begin
-      \$429  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$430  = feed_k_len;
-    if (\$322 ) begin
-      \$430  = \$325 ;
-    end else if (step_done) begin
-      \$430  = \$336 [31:0];
-    end
-    if (engine_rst) begin
-      \$430  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$431  = feed_k_len_m1;
-    if (\$322 ) begin
-      \$431  = \$328 [31:0];
-    end else if (step_done) begin
-      \$431  = \$341 [31:0];
-    end
-    if (engine_rst) begin
-      \$431  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$432  = issue;
-    if (engine_rst) begin
-      \$432  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$433  = meta_last;
-    if (issue) begin
-      \$433  = \$343 ;
-    end
-    if (engine_rst) begin
-      \$433  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$434  = meta_sel;
-    if (issue) begin
-      \$434  = k_idx[2:0];
-    end
-    if (engine_rst) begin
-      \$434  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$435  = k_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$344 ) begin
-        \$435  = 16'h0000;
-      end else begin
-        \$435  = \$349 [15:0];
-      end
-    end
-    if (restart) begin
-      \$435  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$435  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$436  = apar;
-    if (issue) begin
-      if (\$344 ) begin
-        \$436  = \$345 ;
-      end
-    end
-    if (restart) begin
-      \$436  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$436  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$437  = bpar;
-    if (issue) begin
-      if (\$344 ) begin
-        if (\$347 ) begin
-          \$437  = \$348 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$437  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$437  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$438  = f_done;
-    if (issue) begin
-      if (\$344 ) begin
-        if (feed_k_last) begin
-          if (\last$248 ) begin
-            \$438  = 1'h1;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$438  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$438  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$439 [31:0] = results__payload[31:0];
-    \$439 [63:32] = results__payload[63:32];
-    \$439 [95:64] = results__payload[95:64];
-    \$439 [127:96] = results__payload[127:96];
-    if (engine_rst) begin
-      \$439  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$440  = got;
-    if (engine_rst) begin
-      \$440  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$441  = \$114 [9:0];
-    if (engine_rst) begin
-      \$441  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$442  = \r_data$141 [17];
-    if (engine_rst) begin
-      \$442  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$443  = \r_data$141 [0];
-    if (engine_rst) begin
-      \$443  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$444  = \$353 ;
-    if (engine_rst) begin
-      \$444  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$445  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$355 ) begin
-        \$445  = 16'h0000;
-      end else begin
-        \$445  = \$356 [15:0];
-      end
-    end
-    if (restart) begin
-      \$445  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$445  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$446  = store_c_panel;
-    if (restart) begin
-      \$446  = c[95:64];
-    end else if (\advance$163 ) begin
-      if (\last_in_panel$164 ) begin
-        \$446  = \$358 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$446  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$447  = store_c_next;
-    if (engine_rst) begin
-      \$447  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$448  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$362 ) begin
-            if (wr_cmd__ready) begin
-              \$448  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$364 ) begin
-              \$448  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$448  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$449  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            (* full_case = 32'd1 *)
-            if (\$364 ) begin
-              \$449  = 16'h0000;
-            end else begin
-              \$449  = \$365 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$449  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$449  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$450  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$364 ) begin
-              if (\last$251 ) begin
-                \$450  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$450  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$450  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$451  = \issue$175 ;
-    if (engine_rst) begin
-      \$451  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$452  = s_beat;
-    if (\$366 ) begin
-      (* full_case = 32'd1 *)
-      if (\$367 ) begin
-        \$452  = 2'h0;
-      end else begin
-        \$452  = \$368 [1:0];
-      end
-    end
-    if (engine_rst) begin
-      \$452  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$453  = c;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$453  = cmd;
-          end
-    endcase
-    if (engine_rst) begin
-      \$453  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$454  = error;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$454  = 8'h00;
-          end
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$454  = code;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (dma_error) begin
-            \$454  = 8'h06;
-          end
-    endcase
-    if (engine_rst) begin
-      \$454  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$455  = cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$455  = 32'd0;
-          end
-    endcase
-    if (\busy$229 ) begin
-      \$455  = \$389 [31:0];
-    end
-    if (engine_rst) begin
-      \$455  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$456  = mac_cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$456  = 32'd0;
-          end
-    endcase
-    if (\$390 ) begin
-      \$456  = \$391 [31:0];
-    end
-    if (engine_rst) begin
-      \$456  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$457  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$457  = 32'd0;
-          end
-    endcase
-    if (\$393 ) begin
-      \$457  = \$394 [31:0];
-    end
-    if (engine_rst) begin
-      \$457  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$458  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$458  = 32'd0;
-          end
-    endcase
-    if (waits_store) begin
-      \$458  = \$395 [31:0];
-    end
-    if (engine_rst) begin
-      \$458  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$459  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$459  = 4'h0;
-          end
-      4'h1:
-          if (\$369 ) begin
-          end else if (\$370 ) begin
-            \$459 [0] = \$371 ;
-          end
-      4'h2:
-          if (\$372 ) begin
-          end else if (\$373 ) begin
-            \$459 [1] = \$374 ;
-          end
-      4'h3:
-          if (\$375 ) begin
-          end else if (\$376 ) begin
-            \$459 [2] = \$377 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$378 ) begin
-            end else if (\$379 ) begin
-              \$459 [3] = \$380 ;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$459  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$460  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$460  = 1'h0;
-          end
-      4'h1:
-          if (\$369 ) begin
-            \$460  = 1'h1;
-          end else if (\$370 ) begin
-            \$460  = 1'h0;
-          end
-      4'h2:
-          if (\$372 ) begin
-            \$460  = 1'h1;
-          end else if (\$373 ) begin
-            \$460  = 1'h0;
-          end
-      4'h3:
-          if (\$375 ) begin
-            \$460  = 1'h1;
-          end else if (\$376 ) begin
-            \$460  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$378 ) begin
-              \$460  = 1'h1;
-            end else if (\$379 ) begin
-              \$460  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$460  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$461  = control_state;
-    casez (control_state)
-      4'h0:
-          if (\start$252 ) begin
-            \$461  = 4'h1;
-          end
-      4'h1:
-          if (\$369 ) begin
-          end else if (\$370 ) begin
-            \$461  = 4'h2;
-          end
-      4'h2:
-          if (\$372 ) begin
-          end else if (\$373 ) begin
-            \$461  = 4'h3;
-          end
-      4'h3:
-          if (\$375 ) begin
-          end else if (\$376 ) begin
-            \$461  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$378 ) begin
-            end else if (\$379 ) begin
-              \$461  = 4'h5;
-            end
-          end else begin
-            \$461  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$385 ) begin
-            \$461  = 4'h6;
-          end else begin
-            \$461  = 4'h7;
-          end
-      4'h7:
-          \$461  = 4'h8;
-      4'h8:
-          if (\$388 ) begin
-            \$461  = 4'h6;
-          end
-      4'h6:
-          \$461  = 4'h0;
-    endcase
-    if (engine_rst) begin
-      \$461  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$462  = words;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$462  = \$384 [15:0];
-    endcase
-    if (engine_rst) begin
-      \$462  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$463  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$463  = 32'd0;
-    endcase
-    if (engine_rst) begin
-      \$463  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$464  = chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$464  = 16'h0004;
-    endcase
-    if (engine_rst) begin
-      \$464  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_k_kc0_next = load_k_kc0;
-    if (\$2 ) begin
-      load_k_kc0_next = 32'd0;
-    end else if (l_step) begin
-      load_k_kc0_next = \$3 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_a_next = load_a_addr;
-    if (restart) begin
-      load_a_next = c[31:0];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_a_next = \$4 [31:0];
-      end else begin
-        load_a_next = \$5 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_b_next = load_b_addr;
-    if (restart) begin
-      load_b_next = c[63:32];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_b_next = \$6 [31:0];
-      end else begin
-        load_b_next = \$7 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_cin_next = load_cin_addr;
-    if (restart) begin
-      load_cin_next = c[127:96];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_cin_next = \$8 [31:0];
-      end else begin
-        load_cin_next = \$9 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_koff_next = b_koff;
-    if (restart) begin
-      b_koff_next = 32'd0;
-    end else if (l_step) begin
-      b_koff_next = \$12 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    rd_cmd__valid = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h2:
-          if (\$21 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__valid = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = load_k_len[15:0];
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = c[287:256];
-          end
-      2'h2:
-          if (\$21 ) begin
-            rd_cmd__payload[31:0] = a_load;
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = load_k_len[19:0];
-            rd_cmd__payload[99:68] = c[255:224];
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$27  };
-              rd_cmd__payload[99:68] = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    w_data = 3'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            w_data = { l_bpar, 2'h1 };
-          end
-      2'h2:
-          if (\$21 ) begin
-            w_data = { l_apar, 2'h0 };
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              w_data = { index[0], 2'h2 };
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    w_en = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h2:
-          if (\$21 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              w_en = rd_cmd__ready;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_bpar)
-                1'h0:
-                    b_busy_set[0] = 1'h1;
-                1'h1:
-                    b_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_apar)
-                1'h0:
-                    a_busy_set[0] = 1'h1;
-                1'h1:
-                    a_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    l_step = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$22 ) begin
-              end else begin
-                l_step = 1'h1;
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            l_step = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    advance = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$22 ) begin
-              end else begin
-                if (load_k_last) begin
-                  advance = 1'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              advance = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_wait = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          c_wait = \$23 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_busy_set = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              (* full_case = 32'd1 *)
-              casez (index[0])
-                1'h0:
-                    c_busy_set[0] = 1'h1;
-                1'h1:
-                    c_busy_set[1] = 1'h1;
-              endcase
-            end else if (w_rdy) begin
-              if (rd_cmd__ready) begin
-                (* full_case = 32'd1 *)
-                casez (index[0])
-                  1'h0:
-                      c_busy_set[0] = 1'h1;
-                  1'h1:
-                      c_busy_set[1] = 1'h1;
-                endcase
-              end
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_ready_set = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              (* full_case = 32'd1 *)
-              casez (index[0])
-                1'h0:
-                    c_ready_set[0] = 1'h1;
-                1'h1:
-                    c_ready_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              /* empty */;
-          2'h1:
-              /* empty */;
-          2'h2:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    c_ready_set[0] = 1'h1;
-                1'h1:
-                    c_ready_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    claimed = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              claimed = 1'h1;
-            end else if (w_rdy) begin
-              if (rd_cmd__ready) begin
-                claimed = 1'h1;
-              end
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    r_en = 1'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        r_en = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_full_set = 2'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    a_full_set[0] = 1'h1;
-                1'h1:
-                    a_full_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_full_set = 2'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              /* empty */;
-          2'h1:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    b_full_set[0] = 1'h1;
-                1'h1:
-                    b_full_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    feed_k_kc0_next = feed_k_kc0;
-    if (\$69 ) begin
-      feed_k_kc0_next = 32'd0;
-    end else if (step_done) begin
-      feed_k_kc0_next = \$70 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \w_en$127  = 1'h0;
-    if (issue) begin
-      if (\$109 ) begin
-        \w_en$127  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \w_data$128  = 19'h00000;
-    if (issue) begin
-      if (\$109 ) begin
-        \w_data$128 [0] = \index$96 [0];
-        \w_data$128 [16:1] = 16'h0004;
-        \w_data$128 [17] = c[352];
-        \w_data$128 [18] = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    step_done = 1'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        step_done = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_full_clr = 2'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        (* full_case = 32'd1 *)
-        casez (apar)
-          1'h0:
-              a_full_clr[0] = 1'h1;
-          1'h1:
-              a_full_clr[1] = 1'h1;
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_busy_clr = 2'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        (* full_case = 32'd1 *)
-        casez (apar)
-          1'h0:
-              a_busy_clr[0] = 1'h1;
-          1'h1:
-              a_busy_clr[1] = 1'h1;
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_full_clr = 2'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        if (\$112 ) begin
-          (* full_case = 32'd1 *)
-          casez (bpar)
-            1'h0:
-                b_full_clr[0] = 1'h1;
-            1'h1:
-                b_full_clr[1] = 1'h1;
-          endcase
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_busy_clr = 2'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        if (\$112 ) begin
-          (* full_case = 32'd1 *)
-          casez (bpar)
-            1'h0:
-                b_busy_clr[0] = 1'h1;
-            1'h1:
-                b_busy_clr[1] = 1'h1;
-          endcase
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \advance$135  = 1'h0;
-    if (issue) begin
-      if (\$110 ) begin
-        if (feed_k_last) begin
-          \advance$135  = 1'h1;
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \r_en$145  = 1'h0;
-    if (got) begin
-      if (\$116 ) begin
-        \r_en$145  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_done_set = 2'h0;
-    if (s1_chunk_done) begin
-      (* full_case = 32'd1 *)
-      casez (s1_half)
-        1'h0:
-            c_done_set[0] = 1'h1;
-        1'h1:
-            c_done_set[1] = 1'h1;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__addr = s1_addr;
-    end else begin
-      c_wr__addr = \$126 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__en = 4'hf;
-    end else begin
-      c_wr__en[0] = \$129 ;
-      c_wr__en[1] = \$132 ;
-      c_wr__en[2] = \$135 ;
-      c_wr__en[3] = \$138 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__data[31:0] = \$118 [31:0];
-      c_wr__data[63:32] = \$120 [31:0];
-      c_wr__data[95:64] = \$122 [31:0];
-      c_wr__data[127:96] = \$124 [31:0];
-    end else begin
-      c_wr__data[31:0] = rd_data__payload[31:0];
-      c_wr__data[63:32] = rd_data__payload[63:32];
-      c_wr__data[95:64] = rd_data__payload[31:0];
-      c_wr__data[127:96] = rd_data__payload[63:32];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    store_c_next = store_c_addr;
-    if (restart) begin
-      store_c_next = c[95:64];
-    end else if (\advance$163 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$164 ) begin
-        store_c_next = \$140 [31:0];
-      end else begin
-        store_c_next = \$141 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    wr_cmd__valid = 1'h0;
-    casez (store_state)
-      1'h0:
-          if (\$145 ) begin
-            wr_cmd__valid = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    wr_cmd__payload = 100'h0000000000000000000000000;
-    casez (store_state)
-      1'h0:
-          if (\$145 ) begin
-            wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$173 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$147  };
-            wr_cmd__payload[99:68] = c[319:288];
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \issue$175  = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          \issue$175  = \$150 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_done_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$152 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$170 [0])
-                1'h0:
-                    c_done_clr[0] = 1'h1;
-                1'h1:
-                    c_done_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_busy_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$152 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$170 [0])
-                1'h0:
-                    c_busy_clr[0] = 1'h1;
-                1'h1:
-                    c_busy_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_ready_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$152 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$170 [0])
-                1'h0:
-                    c_ready_clr[0] = 1'h1;
-                1'h1:
-                    c_ready_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \advance$163  = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$175 ) begin
-            if (\$152 ) begin
-              \advance$163  = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    i__valid = 1'h0;
-    if (c[353]) begin
-      i__valid = \r_rdy$197 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    i__payload = 129'h000000000000000000000000000000000;
-    if (c[353]) begin
-      i__payload[127:0] = \r_data$199 ;
-      i__payload[128] = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      \r_en$200  = i__ready;
-    end else begin
-      \r_en$200  = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
-    end else begin
-      byte_row = \r_data$199 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      byte_valid = o__valid;
-    end else begin
-      byte_valid = \r_rdy$197 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    o__ready = 1'h0;
-    if (c[353]) begin
-      o__ready = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    byte_ready = 1'h0;
-    if (\$170 ) begin
-      if (\$171 ) begin
-        byte_ready = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \r_en$216  = 1'h0;
-    if (\$170 ) begin
-      if (\$171 ) begin
-        \r_en$216  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    start = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$175 ) begin
-            start = 1'h1;
-          end
-      4'h2:
-          if (\$179 ) begin
-            start = 1'h1;
-          end
-      4'h3:
-          if (\$183 ) begin
-            start = 1'h1;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$189 ) begin
-              start = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a = 16'h0000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$175 ) begin
-            a = \$177 [15:0];
-          end
-      4'h2:
-          if (\$179 ) begin
-            a = \$181 [15:0];
-          end
-      4'h3:
-          if (\$183 ) begin
-            a = \$185 [15:0];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$189 ) begin
-              a = \$191 [15:0];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b = 32'd0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$175 ) begin
-            b = c[255:224];
-          end
-      4'h2:
-          if (\$179 ) begin
-            b = c[287:256];
-          end
-      4'h3:
-          if (\$183 ) begin
-            b = c[319:288];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$189 ) begin
-              b = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    addend = 34'h000000000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$175 ) begin
-            addend = { 1'h0, \$178  };
-          end
-      4'h2:
-          if (\$179 ) begin
-            addend = { 1'h0, \$182  };
-          end
-      4'h3:
-          if (\$183 ) begin
-            addend = \$188 [33:0];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$189 ) begin
-              addend = \$193 [33:0];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    code = 8'h00;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          if (\$198 ) begin
-            code = 8'h01;
-          end else if (\$203 ) begin
-            code = 8'h07;
-          end else if (\$204 ) begin
-            code = 8'h05;
-          end else if (\$215 ) begin
-            code = 8'h04;
-          end else if (\$225 ) begin
-            code = 8'h02;
-          end else if (\$226 ) begin
-            code = 8'h03;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    restart = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          restart = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    running = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          running = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    done = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h6:
-          done = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$396  = 2'h0;
-    end else begin
-      \$396  = \$252 ;
-    end
-    if (engine_rst) begin
-      \$396  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$397  = 2'h0;
-    end else begin
-      \$397  = \$255 ;
-    end
-    if (engine_rst) begin
-      \$397  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$398  = 2'h0;
-    end else begin
-      \$398  = \$258 ;
-    end
-    if (engine_rst) begin
-      \$398  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$399  = 2'h0;
-    end else begin
-      \$399  = \$261 ;
-    end
-    if (engine_rst) begin
-      \$399  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$400  = 2'h0;
-    end else begin
-      \$400  = \$264 ;
-    end
-    if (engine_rst) begin
-      \$400  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$401  = 2'h0;
-    end else begin
-      \$401  = \$267 ;
-    end
-    if (engine_rst) begin
-      \$401  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$402  = 2'h0;
-    end else begin
-      \$402  = \$270 ;
-    end
-    if (engine_rst) begin
-      \$402  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$403  = 2'h0;
-    end else begin
-      \$403  = \$273 ;
-    end
-    if (engine_rst) begin
-      \$403  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$404  = 2'h0;
-    end else begin
-      \$404  = \$276 ;
-    end
-    if (engine_rst) begin
-      \$404  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$405  = load_k_kc0;
-    if (\$278 ) begin
-      \$405  = 32'd0;
-    end else if (l_step) begin
-      \$405  = \$285 [31:0];
-    end
-    if (engine_rst) begin
-      \$405  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$406  = load_k_left;
-    if (\$278 ) begin
-      \$406  = c[191:160];
-    end else if (l_step) begin
-      \$406  = \$286 [31:0];
-    end
-    if (engine_rst) begin
-      \$406  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$407  = load_k_last;
-    if (\$278 ) begin
-      \$407  = \$279 ;
-    end else if (l_step) begin
-      \$407  = \$288 ;
-    end
-    if (engine_rst) begin
-      \$407  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$408  = load_k_len;
-    if (\$278 ) begin
-      \$408  = \$281 ;
-    end else if (l_step) begin
-      \$408  = \$292 [31:0];
-    end
-    if (engine_rst) begin
-      \$408  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$409  = load_k_len_m1;
-    if (\$278 ) begin
-      \$409  = \$284 [31:0];
-    end else if (l_step) begin
-      \$409  = \$297 [31:0];
-    end
-    if (engine_rst) begin
-      \$409  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$410  = load_a_panel;
-    if (restart) begin
-      \$410  = c[31:0];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$410  = \$298 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$410  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$411  = load_a_next;
-    if (engine_rst) begin
-      \$411  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$412  = load_b_panel;
-    if (restart) begin
-      \$412  = c[63:32];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$412  = \$299 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$412  = 32'd0;
-    end
-  end
-  assign m = c[143:128];
-  assign n = c[207:192];
-  assign \chunk$5  = chunk;
-  assign \restart$7  = restart;
-  assign chunk_lda = \$172 [31:0];
-  assign chunk_ldcin = \$174 [31:0];
-  assign \$signature__addr  = \$31 [6:0];
+  assign \cmd$1  = cmd;
+  assign \dma_busy$3  = dma_busy;
+  assign \dma_error$5  = dma_error;
+  assign \finished$7  = finished;
+  assign \control__busy$9  = control__busy;
+  assign \control__done$11  = control__done;
+  assign \control__error$13  = control__error;
+  assign \control__start$15  = control__start;
+  assign \run__chunk$17  = run__chunk;
+  assign \run__chunk$18  = run__chunk;
+  assign \run__chunk$19  = run__chunk;
+  assign \run__chunk$20  = run__chunk;
+  assign \run__chunk$21  = run__chunk;
+  assign \run__chunk_lda$23  = run__chunk_lda;
+  assign \run__chunk_lda$24  = run__chunk_lda;
+  assign \run__chunk_lda$25  = run__chunk_lda;
+  assign \run__chunk_lda$26  = run__chunk_lda;
+  assign \run__chunk_lda$27  = run__chunk_lda;
+  assign \run__chunk_ldc$29  = run__chunk_ldc;
+  assign \run__chunk_ldc$30  = run__chunk_ldc;
+  assign \run__chunk_ldc$31  = run__chunk_ldc;
+  assign \run__chunk_ldc$32  = run__chunk_ldc;
+  assign \run__chunk_ldc$33  = run__chunk_ldc;
+  assign \run__chunk_ldcin$35  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$36  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$37  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$38  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$39  = run__chunk_ldcin;
+  assign \run__cmd$41  = run__cmd;
+  assign \run__cmd$42  = run__cmd;
+  assign \run__cmd$43  = run__cmd;
+  assign \run__cmd$44  = run__cmd;
+  assign \run__cmd$45  = run__cmd;
+  assign \run__restart$47  = run__restart;
+  assign \run__restart$48  = run__restart;
+  assign \run__restart$49  = run__restart;
+  assign \run__restart$50  = run__restart;
+  assign \run__restart$51  = run__restart;
+  assign \run__running$53  = run__running;
+  assign \run__running$54  = run__running;
+  assign \run__running$55  = run__running;
+  assign \run__running$56  = run__running;
+  assign \run__running$57  = run__running;
+  assign \run__split$59  = run__split;
+  assign \run__split$60  = run__split;
+  assign \run__split$61  = run__split;
+  assign \run__split$62  = run__split;
+  assign \run__split$63  = run__split;
+  assign \run__words$65  = run__words;
+  assign \run__words$66  = run__words;
+  assign \run__words$67  = run__words;
+  assign \run__words$68  = run__words;
+  assign \run__words$69  = run__words;
+  assign \rd_cmd__payload$71  = rd_cmd__payload;
+  assign \rd_cmd__ready$73  = rd_cmd__ready;
+  assign \rd_cmd__valid$75  = rd_cmd__valid;
+  assign \rd_data__payload$77  = rd_data__payload;
+  assign \rd_data__ready$79  = rd_data__ready;
+  assign \rd_data__valid$81  = rd_data__valid;
+  assign \wr_cmd__payload$83  = wr_cmd__payload;
+  assign \wr_cmd__ready$85  = wr_cmd__ready;
+  assign \wr_cmd__valid$87  = wr_cmd__valid;
+  assign \wr_data__payload$89  = wr_data__payload;
+  assign \wr_data__ready$91  = wr_data__ready;
+  assign \wr_data__valid$93  = wr_data__valid;
+  assign loader__a_busy = flags__a_busy;
+  assign flags__a_claim = loader__a_claim;
+  assign flags__a_filled = loader__a_filled;
+  assign loader__b_busy = flags__b_busy;
+  assign flags__b_claim = loader__b_claim;
+  assign flags__b_filled = loader__b_filled;
+  assign loader__c_busy = flags__c_busy;
+  assign flags__c_claim = loader__c_claim;
+  assign flags__c_ready = loader__c_ready;
+  assign feeder__a_full = flags__a_full;
+  assign flags__a_release = feeder__a_release;
+  assign feeder__b_full = flags__b_full;
+  assign flags__b_release = feeder__b_release;
+  assign feeder__c_ready = \flags__c_ready$120 ;
+  assign flags__c_done = accumulator__c_done;
+  assign store__c_done = \flags__c_done$124 ;
+  assign flags__c_release = store__c_release;
+  assign \claims$129  = claims;
+  assign \operands__payload$131  = operands__payload;
+  assign \operands__ready$133  = operands__ready;
+  assign \operands__valid$135  = operands__valid;
+  assign \passes__payload$137  = passes__payload;
+  assign \passes__ready$139  = passes__ready;
+  assign \passes__valid$141  = passes__valid;
+  assign \results__payload$143  = results__payload;
+  assign \results__ready$145  = results__ready;
+  assign \results__valid$147  = results__valid;
+  assign \cin__addr$149  = cin__addr;
+  assign \cin__blocked$151  = cin__blocked;
+  assign \cin__data$153  = cin__data;
+  assign \cin__en$155  = cin__en;
+  assign a_wr__0__addr = \$signature__addr ;
   assign \$signature__data  = rd_data__payload[63:0];
-  assign \$signature__addr$68  = \$36 [6:0];
-  assign \$signature__data$69  = rd_data__payload[63:0];
-  assign \$signature__addr$71  = \$41 [6:0];
-  assign \$signature__data$72  = rd_data__payload[63:0];
-  assign \$signature__addr$74  = \$46 [6:0];
-  assign \$signature__data$75  = rd_data__payload[63:0];
-  assign b_wr__addr = \$51 [9:0];
-  assign \m$80  = c[143:128];
-  assign \n$81  = c[207:192];
-  assign \chunk$82  = chunk;
-  assign \restart$83  = restart;
-  assign \$signature__addr$102  = \$91 [6:0];
-  assign \$signature__en$103  = issue;
-  assign \$signature__addr$104  = \$94 [6:0];
-  assign \$signature__en$105  = issue;
-  assign \$signature__addr$106  = \$97 [6:0];
-  assign \$signature__en$107  = issue;
-  assign \$signature__addr$108  = \$100 [6:0];
-  assign \$signature__en$109  = issue;
-  assign b_rd__addr = \$102 [9:0];
-  assign b_rd__en = issue;
-  assign \w_en$120  = pending;
-  assign \r_rdy$122  = operands__valid;
-  assign \r_data$124  = operands__payload;
-  assign operands__ready = \r_en$125 ;
-  assign \r_rdy$137  = results__ready;
-  assign addr = \$114 [9:0];
-  assign c_rd_acc__addr = \$114 [9:0];
-  assign c_rd_acc__en = got;
-  assign s1_valid = acc_writes;
-  assign \m$157  = c[143:128];
-  assign \n$158  = c[207:192];
-  assign \chunk$159  = chunk;
-  assign \restart$160  = restart;
-  assign chunk_ldc = \$173 [31:0];
-  assign c_rd_store__addr = \$154 [9:0];
-  assign c_rd_store__en = \issue$175 ;
-  assign \w_en$187  = \issue$175 ;
-  assign c_rd_store__data = \w_data$189 ;
-  assign \w_en$191  = \pending$177 ;
-  assign multiplier = c[385:355];
-  assign shift = c[390:386];
-  assign zero_point = c[398:391];
-  assign relu = c[354];
-  assign nbytes = \$160 [4:0];
-  assign sent = \$161 [4:0];
-  assign remaining = \$162 [4:0];
-  assign \error$218  = error;
-  assign b_used_w_set = 2'h0;
-  assign b_used_w_clr = 2'h0;
-  assign b_used_o_set = 2'h0;
-  assign b_used_o_clr = 2'h0;
-  assign \c.a_addr  = c[31:0];
-  assign \c.b_addr  = c[63:32];
-  assign \c.c_addr  = c[95:64];
-  assign \c.cin_addr  = c[127:96];
-  assign \c.m  = c[159:128];
-  assign \c.k  = c[191:160];
-  assign \c.n  = c[223:192];
-  assign \c.lda  = c[255:224];
-  assign \c.ldb  = c[287:256];
-  assign \c.ldc  = c[319:288];
-  assign \c.ldcin  = c[351:320];
-  assign \c.accumulate  = c[352];
-  assign \c.requant  = c[353];
-  assign \c.relu  = c[354];
-  assign \c.rq_mult  = c[385:355];
-  assign \c.rq_shift  = c[390:386];
-  assign \c.rq_zp  = c[398:391];
-  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_data__payload.data  = rd_data__payload[63:0];
-  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload.first  = rd_data__payload[68];
-  assign \rd_data__payload.last  = rd_data__payload[69];
-  assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \$signature__data[0]  = rd_data__payload[7:0];
-  assign \$signature__data[1]  = rd_data__payload[15:8];
-  assign \$signature__data[2]  = rd_data__payload[23:16];
-  assign \$signature__data[3]  = rd_data__payload[31:24];
-  assign \$signature__data[4]  = rd_data__payload[39:32];
-  assign \$signature__data[5]  = rd_data__payload[47:40];
-  assign \$signature__data[6]  = rd_data__payload[55:48];
-  assign \$signature__data[7]  = rd_data__payload[63:56];
-  assign \$signature__data$69[0]  = rd_data__payload[7:0];
-  assign \$signature__data$69[1]  = rd_data__payload[15:8];
-  assign \$signature__data$69[2]  = rd_data__payload[23:16];
-  assign \$signature__data$69[3]  = rd_data__payload[31:24];
-  assign \$signature__data$69[4]  = rd_data__payload[39:32];
-  assign \$signature__data$69[5]  = rd_data__payload[47:40];
-  assign \$signature__data$69[6]  = rd_data__payload[55:48];
-  assign \$signature__data$69[7]  = rd_data__payload[63:56];
-  assign \$signature__data$72[0]  = rd_data__payload[7:0];
-  assign \$signature__data$72[1]  = rd_data__payload[15:8];
-  assign \$signature__data$72[2]  = rd_data__payload[23:16];
-  assign \$signature__data$72[3]  = rd_data__payload[31:24];
-  assign \$signature__data$72[4]  = rd_data__payload[39:32];
-  assign \$signature__data$72[5]  = rd_data__payload[47:40];
-  assign \$signature__data$72[6]  = rd_data__payload[55:48];
-  assign \$signature__data$72[7]  = rd_data__payload[63:56];
-  assign \$signature__data$75[0]  = rd_data__payload[7:0];
-  assign \$signature__data$75[1]  = rd_data__payload[15:8];
-  assign \$signature__data$75[2]  = rd_data__payload[23:16];
-  assign \$signature__data$75[3]  = rd_data__payload[31:24];
-  assign \$signature__data$75[4]  = rd_data__payload[39:32];
-  assign \$signature__data$75[5]  = rd_data__payload[47:40];
-  assign \$signature__data$75[6]  = rd_data__payload[55:48];
-  assign \$signature__data$75[7]  = rd_data__payload[63:56];
-  assign \b_wr__data[0]  = b_wr__data[7:0];
-  assign \b_wr__data[1]  = b_wr__data[15:8];
-  assign \b_wr__data[2]  = b_wr__data[23:16];
-  assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data$113[0]  = \$signature__data$113 [7:0];
-  assign \$signature__data$113[1]  = \$signature__data$113 [15:8];
-  assign \$signature__data$113[2]  = \$signature__data$113 [23:16];
-  assign \$signature__data$113[3]  = \$signature__data$113 [31:24];
-  assign \$signature__data$113[4]  = \$signature__data$113 [39:32];
-  assign \$signature__data$113[5]  = \$signature__data$113 [47:40];
-  assign \$signature__data$113[6]  = \$signature__data$113 [55:48];
-  assign \$signature__data$113[7]  = \$signature__data$113 [63:56];
-  assign \$signature__data$115[0]  = \$signature__data$115 [7:0];
-  assign \$signature__data$115[1]  = \$signature__data$115 [15:8];
-  assign \$signature__data$115[2]  = \$signature__data$115 [23:16];
-  assign \$signature__data$115[3]  = \$signature__data$115 [31:24];
-  assign \$signature__data$115[4]  = \$signature__data$115 [39:32];
-  assign \$signature__data$115[5]  = \$signature__data$115 [47:40];
-  assign \$signature__data$115[6]  = \$signature__data$115 [55:48];
-  assign \$signature__data$115[7]  = \$signature__data$115 [63:56];
-  assign \$signature__data$116[0]  = \$signature__data$116 [7:0];
-  assign \$signature__data$116[1]  = \$signature__data$116 [15:8];
-  assign \$signature__data$116[2]  = \$signature__data$116 [23:16];
-  assign \$signature__data$116[3]  = \$signature__data$116 [31:24];
-  assign \$signature__data$116[4]  = \$signature__data$116 [39:32];
-  assign \$signature__data$116[5]  = \$signature__data$116 [47:40];
-  assign \$signature__data$116[6]  = \$signature__data$116 [55:48];
-  assign \$signature__data$116[7]  = \$signature__data$116 [63:56];
-  assign \$signature__data$117[0]  = \$signature__data$117 [7:0];
-  assign \$signature__data$117[1]  = \$signature__data$117 [15:8];
-  assign \$signature__data$117[2]  = \$signature__data$117 [23:16];
-  assign \$signature__data$117[3]  = \$signature__data$117 [31:24];
-  assign \$signature__data$117[4]  = \$signature__data$117 [39:32];
-  assign \$signature__data$117[5]  = \$signature__data$117 [47:40];
-  assign \$signature__data$117[6]  = \$signature__data$117 [55:48];
-  assign \$signature__data$117[7]  = \$signature__data$117 [63:56];
-  assign \b_rd__data[0]  = b_rd__data[7:0];
-  assign \b_rd__data[1]  = b_rd__data[15:8];
-  assign \b_rd__data[2]  = b_rd__data[23:16];
-  assign \b_rd__data[3]  = b_rd__data[31:24];
-  assign \operands__payload.a  = operands__payload[31:0];
-  assign \operands__payload.a[0]  = operands__payload[7:0];
-  assign \operands__payload.a[1]  = operands__payload[15:8];
-  assign \operands__payload.a[2]  = operands__payload[23:16];
-  assign \operands__payload.a[3]  = operands__payload[31:24];
-  assign \operands__payload.b  = operands__payload[63:32];
-  assign \operands__payload.b[0]  = operands__payload[39:32];
-  assign \operands__payload.b[1]  = operands__payload[47:40];
-  assign \operands__payload.b[2]  = operands__payload[55:48];
-  assign \operands__payload.b[3]  = operands__payload[63:56];
-  assign \operands__payload.last  = operands__payload[64];
-  assign \c_wr__data[0]  = c_wr__data[31:0];
-  assign \c_wr__data[1]  = c_wr__data[63:32];
-  assign \c_wr__data[2]  = c_wr__data[95:64];
-  assign \c_wr__data[3]  = c_wr__data[127:96];
-  assign \s1_value[0]  = s1_value[31:0];
-  assign \s1_value[1]  = s1_value[63:32];
-  assign \s1_value[2]  = s1_value[95:64];
-  assign \s1_value[3]  = s1_value[127:96];
-  assign \c_rd_acc__data[0]  = c_rd_acc__data[31:0];
-  assign \c_rd_acc__data[1]  = c_rd_acc__data[63:32];
-  assign \c_rd_acc__data[2]  = c_rd_acc__data[95:64];
-  assign \c_rd_acc__data[3]  = c_rd_acc__data[127:96];
-  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$189 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$189 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$189 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$189 [127:96];
-  assign \i__payload.c  = i__payload[127:0];
-  assign \i__payload.c[0]  = i__payload[31:0];
-  assign \i__payload.c[1]  = i__payload[63:32];
-  assign \i__payload.c[2]  = i__payload[95:64];
-  assign \i__payload.c[3]  = i__payload[127:96];
-  assign \i__payload.last  = i__payload[128];
-  assign \o__payload.c  = o__payload[31:0];
-  assign \o__payload.c[0]  = o__payload[7:0];
-  assign \o__payload.c[1]  = o__payload[15:8];
-  assign \o__payload.c[2]  = o__payload[23:16];
-  assign \o__payload.c[3]  = o__payload[31:24];
-  assign \o__payload.last  = o__payload[32];
-  assign \wr_data__payload.data  = wr_data__payload[63:0];
-  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload.first  = wr_data__payload[68];
-  assign \wr_data__payload.last  = wr_data__payload[69];
-  assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
+  assign a_wr__0__data = rd_data__payload[63:0];
+  assign a_wr__0__en = \$signature__en ;
+  assign a_rd__0__addr = \$signature__addr$162 ;
+  assign \$signature__data$165  = a_rd__0__data;
+  assign a_rd__0__en = \$signature__en$166 ;
+  assign a_wr__1__addr = \$signature__addr$168 ;
+  assign \$signature__data$170  = rd_data__payload[63:0];
+  assign a_wr__1__data = rd_data__payload[63:0];
+  assign a_wr__1__en = \$signature__en$172 ;
+  assign a_rd__1__addr = \$signature__addr$174 ;
+  assign \$signature__data$177  = a_rd__1__data;
+  assign \$signature__en$178  = \$signature__en$166 ;
+  assign a_rd__1__en = \$signature__en$166 ;
+  assign a_wr__2__addr = \$signature__addr$180 ;
+  assign \$signature__data$182  = rd_data__payload[63:0];
+  assign a_wr__2__data = rd_data__payload[63:0];
+  assign a_wr__2__en = \$signature__en$184 ;
+  assign a_rd__2__addr = \$signature__addr$186 ;
+  assign \$signature__data$189  = a_rd__2__data;
+  assign \$signature__en$190  = \$signature__en$166 ;
+  assign a_rd__2__en = \$signature__en$166 ;
+  assign a_wr__3__addr = \$signature__addr$192 ;
+  assign \$signature__data$194  = rd_data__payload[63:0];
+  assign a_wr__3__data = rd_data__payload[63:0];
+  assign a_wr__3__en = \$signature__en$196 ;
+  assign a_rd__3__addr = \$signature__addr$198 ;
+  assign \$signature__data$201  = a_rd__3__data;
+  assign \$signature__en$202  = \$signature__en$166 ;
+  assign a_rd__3__en = \$signature__en$166 ;
+  assign b_wr__addr = \$signature__addr$204 ;
+  assign b_wr__data = \$signature__data$206 ;
+  assign b_wr__en = \$signature__en$208 ;
+  assign b_rd__addr = \$signature__addr$210 ;
+  assign \$signature__data$213  = b_rd__data;
+  assign \$signature__en$214  = \$signature__en$166 ;
+  assign b_rd__en = \$signature__en$166 ;
+  assign c_wr__addr = \$signature__addr$216 ;
+  assign c_wr__data = \$signature__data$218 ;
+  assign c_wr__en = \$signature__en$220 ;
+  assign c_rd__addr = \$signature__addr$222 ;
+  assign \$signature__data$225  = c_rd__data;
+  assign c_rd__en = \$signature__en$226 ;
+  assign \c_rd__addr$229  = \$signature__addr$228 ;
+  assign \$signature__data$231  = \c_rd__data$230 ;
+  assign \c_rd__en$233  = \$signature__en$232 ;
+  assign started = clear;
+  assign busy = control__busy;
+  assign stall_store = waits_store;
+  assign \counters__cycles$246  = counters__cycles;
+  assign \counters__mac_cycles$248  = counters__mac_cycles;
+  assign \counters__stall_load$250  = counters__stall_load;
+  assign \counters__stall_store$252  = counters__stall_store;
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -10282,59 +7443,1991 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$169 ;
-  assign wr_data__payload[69] = \$167 ;
-  assign wr_data__payload[68] = \$166 ;
-  assign wr_data__payload[67:64] = \$165 [3:0];
-  assign wr_data__payload[63:0] = \$163 ;
-  assign \w_data$188 [3] = \$158 ;
-  assign \w_data$188 [2:0] = \cols$174 [2:0];
-  assign \w_data$112 [64] = meta_last;
-  assign \w_data$112 [63:56] = b_rd__data[31:24];
-  assign \w_data$112 [55:48] = b_rd__data[23:16];
-  assign \w_data$112 [47:40] = b_rd__data[15:8];
-  assign \w_data$112 [39:32] = b_rd__data[7:0];
-  assign \w_data$112 [31:24] = \$106 ;
-  assign \w_data$112 [23:16] = \$105 ;
-  assign \w_data$112 [15:8] = \$104 ;
-  assign \w_data$112 [7:0] = \$103 ;
-  assign b_wr__en[3] = \$67 ;
-  assign b_wr__en[2] = \$63 ;
-  assign b_wr__en[1] = \$59 ;
-  assign b_wr__en[0] = \$55 ;
-  assign b_wr__data[31:24] = rd_data__payload[31:24];
-  assign b_wr__data[23:16] = rd_data__payload[23:16];
-  assign b_wr__data[15:8] = rd_data__payload[15:8];
-  assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$172  = { 1'h0, c[255:224], 2'h0 };
-  assign \$174  = { 1'h0, c[351:320], 2'h0 };
-  assign \$10  = { 6'h00, c[287:256], 9'h000 };
-  assign \$27  = { 1'h0, cols, 2'h0 };
-  assign \$90  = { 3'h0, k_idx[15:3] };
-  assign \$93  = { 3'h0, k_idx[15:3] };
-  assign \$96  = { 3'h0, k_idx[15:3] };
-  assign \$99  = { 3'h0, k_idx[15:3] };
-  assign \$173  = { 1'h0, c[319:288], 2'h0 };
-  assign \$146  = { 1'h0, \cols$174 , 2'h0 };
-  assign \$159  = { 1'h0, \r_data$209 [2:0], 2'h0 };
-  assign \$186  = { 1'h0, c[223:192], 2'h0 };
-  assign \$192  = { 1'h0, c[223:192], 2'h0 };
-  assign \$204  = 1'h0;
-  assign \$208  = { 1'h0, c[223:192], 2'h0 };
-  assign \$212  = { 1'h0, c[223:192], 2'h0 };
-  assign \$240  = store_state;
-  assign \$271  = b_used_w;
-  assign \$272  = 2'h3;
-  assign \$273  = b_used_w;
-  assign \$274  = b_used_o;
-  assign \$275  = 2'h3;
-  assign \$276  = b_used_o;
-  assign \$384  = { \$383 [33], \$383 [33], \$383 [33], \$383 [33:3] };
+  assign \cmd$1.a_addr  = cmd[31:0];
+  assign \cmd$1.b_addr  = cmd[63:32];
+  assign \cmd$1.c_addr  = cmd[95:64];
+  assign \cmd$1.cin_addr  = cmd[127:96];
+  assign \cmd$1.m  = cmd[159:128];
+  assign \cmd$1.k  = cmd[191:160];
+  assign \cmd$1.n  = cmd[223:192];
+  assign \cmd$1.lda  = cmd[255:224];
+  assign \cmd$1.ldb  = cmd[287:256];
+  assign \cmd$1.ldc  = cmd[319:288];
+  assign \cmd$1.ldcin  = cmd[351:320];
+  assign \cmd$1.accumulate  = cmd[352];
+  assign \cmd$1.requant  = cmd[353];
+  assign \cmd$1.relu  = cmd[354];
+  assign \cmd$1.rq_mult  = cmd[385:355];
+  assign \cmd$1.rq_shift  = cmd[390:386];
+  assign \cmd$1.rq_zp  = cmd[398:391];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$41.a_addr  = run__cmd[31:0];
+  assign \run__cmd$41.b_addr  = run__cmd[63:32];
+  assign \run__cmd$41.c_addr  = run__cmd[95:64];
+  assign \run__cmd$41.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$41.m  = run__cmd[159:128];
+  assign \run__cmd$41.k  = run__cmd[191:160];
+  assign \run__cmd$41.n  = run__cmd[223:192];
+  assign \run__cmd$41.lda  = run__cmd[255:224];
+  assign \run__cmd$41.ldb  = run__cmd[287:256];
+  assign \run__cmd$41.ldc  = run__cmd[319:288];
+  assign \run__cmd$41.ldcin  = run__cmd[351:320];
+  assign \run__cmd$41.accumulate  = run__cmd[352];
+  assign \run__cmd$41.requant  = run__cmd[353];
+  assign \run__cmd$41.relu  = run__cmd[354];
+  assign \run__cmd$41.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$41.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$41.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$42.a_addr  = run__cmd[31:0];
+  assign \run__cmd$42.b_addr  = run__cmd[63:32];
+  assign \run__cmd$42.c_addr  = run__cmd[95:64];
+  assign \run__cmd$42.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$42.m  = run__cmd[159:128];
+  assign \run__cmd$42.k  = run__cmd[191:160];
+  assign \run__cmd$42.n  = run__cmd[223:192];
+  assign \run__cmd$42.lda  = run__cmd[255:224];
+  assign \run__cmd$42.ldb  = run__cmd[287:256];
+  assign \run__cmd$42.ldc  = run__cmd[319:288];
+  assign \run__cmd$42.ldcin  = run__cmd[351:320];
+  assign \run__cmd$42.accumulate  = run__cmd[352];
+  assign \run__cmd$42.requant  = run__cmd[353];
+  assign \run__cmd$42.relu  = run__cmd[354];
+  assign \run__cmd$42.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$42.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$42.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$43.a_addr  = run__cmd[31:0];
+  assign \run__cmd$43.b_addr  = run__cmd[63:32];
+  assign \run__cmd$43.c_addr  = run__cmd[95:64];
+  assign \run__cmd$43.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$43.m  = run__cmd[159:128];
+  assign \run__cmd$43.k  = run__cmd[191:160];
+  assign \run__cmd$43.n  = run__cmd[223:192];
+  assign \run__cmd$43.lda  = run__cmd[255:224];
+  assign \run__cmd$43.ldb  = run__cmd[287:256];
+  assign \run__cmd$43.ldc  = run__cmd[319:288];
+  assign \run__cmd$43.ldcin  = run__cmd[351:320];
+  assign \run__cmd$43.accumulate  = run__cmd[352];
+  assign \run__cmd$43.requant  = run__cmd[353];
+  assign \run__cmd$43.relu  = run__cmd[354];
+  assign \run__cmd$43.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$43.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$43.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$44.a_addr  = run__cmd[31:0];
+  assign \run__cmd$44.b_addr  = run__cmd[63:32];
+  assign \run__cmd$44.c_addr  = run__cmd[95:64];
+  assign \run__cmd$44.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$44.m  = run__cmd[159:128];
+  assign \run__cmd$44.k  = run__cmd[191:160];
+  assign \run__cmd$44.n  = run__cmd[223:192];
+  assign \run__cmd$44.lda  = run__cmd[255:224];
+  assign \run__cmd$44.ldb  = run__cmd[287:256];
+  assign \run__cmd$44.ldc  = run__cmd[319:288];
+  assign \run__cmd$44.ldcin  = run__cmd[351:320];
+  assign \run__cmd$44.accumulate  = run__cmd[352];
+  assign \run__cmd$44.requant  = run__cmd[353];
+  assign \run__cmd$44.relu  = run__cmd[354];
+  assign \run__cmd$44.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$44.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$44.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$45.a_addr  = run__cmd[31:0];
+  assign \run__cmd$45.b_addr  = run__cmd[63:32];
+  assign \run__cmd$45.c_addr  = run__cmd[95:64];
+  assign \run__cmd$45.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$45.m  = run__cmd[159:128];
+  assign \run__cmd$45.k  = run__cmd[191:160];
+  assign \run__cmd$45.n  = run__cmd[223:192];
+  assign \run__cmd$45.lda  = run__cmd[255:224];
+  assign \run__cmd$45.ldb  = run__cmd[287:256];
+  assign \run__cmd$45.ldc  = run__cmd[319:288];
+  assign \run__cmd$45.ldcin  = run__cmd[351:320];
+  assign \run__cmd$45.accumulate  = run__cmd[352];
+  assign \run__cmd$45.requant  = run__cmd[353];
+  assign \run__cmd$45.relu  = run__cmd[354];
+  assign \run__cmd$45.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$45.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$45.rq_zp  = run__cmd[398:391];
+  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$71.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$71.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$71.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$71.stride  = rd_cmd__payload[99:68];
+  assign \rd_data__payload.data  = rd_data__payload[63:0];
+  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload.first  = rd_data__payload[68];
+  assign \rd_data__payload.last  = rd_data__payload[69];
+  assign \rd_data__payload.end  = rd_data__payload[70];
+  assign \rd_data__payload$77.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$77.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$77.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$77.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$77.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$77.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$77.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$77.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$77.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$77.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$77.first  = rd_data__payload[68];
+  assign \rd_data__payload$77.last  = rd_data__payload[69];
+  assign \rd_data__payload$77.end  = rd_data__payload[70];
+  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$83.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$83.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$83.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$83.stride  = wr_cmd__payload[99:68];
+  assign \wr_data__payload.data  = wr_data__payload[63:0];
+  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload.first  = wr_data__payload[68];
+  assign \wr_data__payload.last  = wr_data__payload[69];
+  assign \wr_data__payload.end  = wr_data__payload[70];
+  assign \wr_data__payload$89.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$89.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$89.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$89.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$89.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$89.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$89.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$89.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$89.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$89.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$89.first  = wr_data__payload[68];
+  assign \wr_data__payload$89.last  = wr_data__payload[69];
+  assign \wr_data__payload$89.end  = wr_data__payload[70];
+  assign \operands__payload.a  = operands__payload[31:0];
+  assign \operands__payload.a[0]  = operands__payload[7:0];
+  assign \operands__payload.a[1]  = operands__payload[15:8];
+  assign \operands__payload.a[2]  = operands__payload[23:16];
+  assign \operands__payload.a[3]  = operands__payload[31:24];
+  assign \operands__payload.b  = operands__payload[63:32];
+  assign \operands__payload.b[0]  = operands__payload[39:32];
+  assign \operands__payload.b[1]  = operands__payload[47:40];
+  assign \operands__payload.b[2]  = operands__payload[55:48];
+  assign \operands__payload.b[3]  = operands__payload[63:56];
+  assign \operands__payload.last  = operands__payload[64];
+  assign \operands__payload$131.a  = operands__payload[31:0];
+  assign \operands__payload$131.a[0]  = operands__payload[7:0];
+  assign \operands__payload$131.a[1]  = operands__payload[15:8];
+  assign \operands__payload$131.a[2]  = operands__payload[23:16];
+  assign \operands__payload$131.a[3]  = operands__payload[31:24];
+  assign \operands__payload$131.b  = operands__payload[63:32];
+  assign \operands__payload$131.b[0]  = operands__payload[39:32];
+  assign \operands__payload$131.b[1]  = operands__payload[47:40];
+  assign \operands__payload$131.b[2]  = operands__payload[55:48];
+  assign \operands__payload$131.b[3]  = operands__payload[63:56];
+  assign \operands__payload$131.last  = operands__payload[64];
+  assign \passes__payload.half  = passes__payload[0];
+  assign \passes__payload.rows  = passes__payload[16:1];
+  assign \passes__payload.read_old  = passes__payload[17];
+  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload$137.half  = passes__payload[0];
+  assign \passes__payload$137.rows  = passes__payload[16:1];
+  assign \passes__payload$137.read_old  = passes__payload[17];
+  assign \passes__payload$137.last  = passes__payload[18];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \results__payload$143.c  = results__payload[127:0];
+  assign \results__payload$143.c[0]  = results__payload[31:0];
+  assign \results__payload$143.c[1]  = results__payload[63:32];
+  assign \results__payload$143.c[2]  = results__payload[95:64];
+  assign \results__payload$143.c[3]  = results__payload[127:96];
+  assign \results__payload$143.last  = results__payload[128];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign \cin__data$153[0]  = cin__data[31:0];
+  assign \cin__data$153[1]  = cin__data[63:32];
+  assign \cin__data$153[2]  = cin__data[95:64];
+  assign \cin__data$153[3]  = cin__data[127:96];
+  assign \$signature__data[0]  = rd_data__payload[7:0];
+  assign \$signature__data[1]  = rd_data__payload[15:8];
+  assign \$signature__data[2]  = rd_data__payload[23:16];
+  assign \$signature__data[3]  = rd_data__payload[31:24];
+  assign \$signature__data[4]  = rd_data__payload[39:32];
+  assign \$signature__data[5]  = rd_data__payload[47:40];
+  assign \$signature__data[6]  = rd_data__payload[55:48];
+  assign \$signature__data[7]  = rd_data__payload[63:56];
+  assign \a_wr__0__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__0__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__0__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__0__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__0__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__0__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__0__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__0__data[7]  = rd_data__payload[63:56];
+  assign \a_rd__0__data[0]  = a_rd__0__data[7:0];
+  assign \a_rd__0__data[1]  = a_rd__0__data[15:8];
+  assign \a_rd__0__data[2]  = a_rd__0__data[23:16];
+  assign \a_rd__0__data[3]  = a_rd__0__data[31:24];
+  assign \a_rd__0__data[4]  = a_rd__0__data[39:32];
+  assign \a_rd__0__data[5]  = a_rd__0__data[47:40];
+  assign \a_rd__0__data[6]  = a_rd__0__data[55:48];
+  assign \a_rd__0__data[7]  = a_rd__0__data[63:56];
+  assign \$signature__data$165[0]  = a_rd__0__data[7:0];
+  assign \$signature__data$165[1]  = a_rd__0__data[15:8];
+  assign \$signature__data$165[2]  = a_rd__0__data[23:16];
+  assign \$signature__data$165[3]  = a_rd__0__data[31:24];
+  assign \$signature__data$165[4]  = a_rd__0__data[39:32];
+  assign \$signature__data$165[5]  = a_rd__0__data[47:40];
+  assign \$signature__data$165[6]  = a_rd__0__data[55:48];
+  assign \$signature__data$165[7]  = a_rd__0__data[63:56];
+  assign \$signature__data$170[0]  = rd_data__payload[7:0];
+  assign \$signature__data$170[1]  = rd_data__payload[15:8];
+  assign \$signature__data$170[2]  = rd_data__payload[23:16];
+  assign \$signature__data$170[3]  = rd_data__payload[31:24];
+  assign \$signature__data$170[4]  = rd_data__payload[39:32];
+  assign \$signature__data$170[5]  = rd_data__payload[47:40];
+  assign \$signature__data$170[6]  = rd_data__payload[55:48];
+  assign \$signature__data$170[7]  = rd_data__payload[63:56];
+  assign \a_wr__1__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__1__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__1__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__1__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__1__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__1__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__1__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__1__data[7]  = rd_data__payload[63:56];
+  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
+  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
+  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
+  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
+  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
+  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
+  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
+  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
+  assign \$signature__data$177[0]  = a_rd__1__data[7:0];
+  assign \$signature__data$177[1]  = a_rd__1__data[15:8];
+  assign \$signature__data$177[2]  = a_rd__1__data[23:16];
+  assign \$signature__data$177[3]  = a_rd__1__data[31:24];
+  assign \$signature__data$177[4]  = a_rd__1__data[39:32];
+  assign \$signature__data$177[5]  = a_rd__1__data[47:40];
+  assign \$signature__data$177[6]  = a_rd__1__data[55:48];
+  assign \$signature__data$177[7]  = a_rd__1__data[63:56];
+  assign \$signature__data$182[0]  = rd_data__payload[7:0];
+  assign \$signature__data$182[1]  = rd_data__payload[15:8];
+  assign \$signature__data$182[2]  = rd_data__payload[23:16];
+  assign \$signature__data$182[3]  = rd_data__payload[31:24];
+  assign \$signature__data$182[4]  = rd_data__payload[39:32];
+  assign \$signature__data$182[5]  = rd_data__payload[47:40];
+  assign \$signature__data$182[6]  = rd_data__payload[55:48];
+  assign \$signature__data$182[7]  = rd_data__payload[63:56];
+  assign \a_wr__2__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__2__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__2__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__2__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__2__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__2__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__2__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__2__data[7]  = rd_data__payload[63:56];
+  assign \a_rd__2__data[0]  = a_rd__2__data[7:0];
+  assign \a_rd__2__data[1]  = a_rd__2__data[15:8];
+  assign \a_rd__2__data[2]  = a_rd__2__data[23:16];
+  assign \a_rd__2__data[3]  = a_rd__2__data[31:24];
+  assign \a_rd__2__data[4]  = a_rd__2__data[39:32];
+  assign \a_rd__2__data[5]  = a_rd__2__data[47:40];
+  assign \a_rd__2__data[6]  = a_rd__2__data[55:48];
+  assign \a_rd__2__data[7]  = a_rd__2__data[63:56];
+  assign \$signature__data$189[0]  = a_rd__2__data[7:0];
+  assign \$signature__data$189[1]  = a_rd__2__data[15:8];
+  assign \$signature__data$189[2]  = a_rd__2__data[23:16];
+  assign \$signature__data$189[3]  = a_rd__2__data[31:24];
+  assign \$signature__data$189[4]  = a_rd__2__data[39:32];
+  assign \$signature__data$189[5]  = a_rd__2__data[47:40];
+  assign \$signature__data$189[6]  = a_rd__2__data[55:48];
+  assign \$signature__data$189[7]  = a_rd__2__data[63:56];
+  assign \$signature__data$194[0]  = rd_data__payload[7:0];
+  assign \$signature__data$194[1]  = rd_data__payload[15:8];
+  assign \$signature__data$194[2]  = rd_data__payload[23:16];
+  assign \$signature__data$194[3]  = rd_data__payload[31:24];
+  assign \$signature__data$194[4]  = rd_data__payload[39:32];
+  assign \$signature__data$194[5]  = rd_data__payload[47:40];
+  assign \$signature__data$194[6]  = rd_data__payload[55:48];
+  assign \$signature__data$194[7]  = rd_data__payload[63:56];
+  assign \a_wr__3__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__3__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__3__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__3__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__3__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__3__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__3__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__3__data[7]  = rd_data__payload[63:56];
+  assign \a_rd__3__data[0]  = a_rd__3__data[7:0];
+  assign \a_rd__3__data[1]  = a_rd__3__data[15:8];
+  assign \a_rd__3__data[2]  = a_rd__3__data[23:16];
+  assign \a_rd__3__data[3]  = a_rd__3__data[31:24];
+  assign \a_rd__3__data[4]  = a_rd__3__data[39:32];
+  assign \a_rd__3__data[5]  = a_rd__3__data[47:40];
+  assign \a_rd__3__data[6]  = a_rd__3__data[55:48];
+  assign \a_rd__3__data[7]  = a_rd__3__data[63:56];
+  assign \$signature__data$201[0]  = a_rd__3__data[7:0];
+  assign \$signature__data$201[1]  = a_rd__3__data[15:8];
+  assign \$signature__data$201[2]  = a_rd__3__data[23:16];
+  assign \$signature__data$201[3]  = a_rd__3__data[31:24];
+  assign \$signature__data$201[4]  = a_rd__3__data[39:32];
+  assign \$signature__data$201[5]  = a_rd__3__data[47:40];
+  assign \$signature__data$201[6]  = a_rd__3__data[55:48];
+  assign \$signature__data$201[7]  = a_rd__3__data[63:56];
+  assign \$signature__data$206[0]  = \$signature__data$206 [7:0];
+  assign \$signature__data$206[1]  = \$signature__data$206 [15:8];
+  assign \$signature__data$206[2]  = \$signature__data$206 [23:16];
+  assign \$signature__data$206[3]  = \$signature__data$206 [31:24];
+  assign \b_wr__data[0]  = \$signature__data$206 [7:0];
+  assign \b_wr__data[1]  = \$signature__data$206 [15:8];
+  assign \b_wr__data[2]  = \$signature__data$206 [23:16];
+  assign \b_wr__data[3]  = \$signature__data$206 [31:24];
+  assign \b_rd__data[0]  = b_rd__data[7:0];
+  assign \b_rd__data[1]  = b_rd__data[15:8];
+  assign \b_rd__data[2]  = b_rd__data[23:16];
+  assign \b_rd__data[3]  = b_rd__data[31:24];
+  assign \$signature__data$213[0]  = b_rd__data[7:0];
+  assign \$signature__data$213[1]  = b_rd__data[15:8];
+  assign \$signature__data$213[2]  = b_rd__data[23:16];
+  assign \$signature__data$213[3]  = b_rd__data[31:24];
+  assign \$signature__data$218[0]  = \$signature__data$218 [31:0];
+  assign \$signature__data$218[1]  = \$signature__data$218 [63:32];
+  assign \$signature__data$218[2]  = \$signature__data$218 [95:64];
+  assign \$signature__data$218[3]  = \$signature__data$218 [127:96];
+  assign \c_wr__data[0]  = \$signature__data$218 [31:0];
+  assign \c_wr__data[1]  = \$signature__data$218 [63:32];
+  assign \c_wr__data[2]  = \$signature__data$218 [95:64];
+  assign \c_wr__data[3]  = \$signature__data$218 [127:96];
+  assign \c_rd__data[0]  = c_rd__data[31:0];
+  assign \c_rd__data[1]  = c_rd__data[63:32];
+  assign \c_rd__data[2]  = c_rd__data[95:64];
+  assign \c_rd__data[3]  = c_rd__data[127:96];
+  assign \$signature__data$225[0]  = c_rd__data[31:0];
+  assign \$signature__data$225[1]  = c_rd__data[63:32];
+  assign \$signature__data$225[2]  = c_rd__data[95:64];
+  assign \$signature__data$225[3]  = c_rd__data[127:96];
+  assign \c_rd__data$230[0]  = \c_rd__data$230 [31:0];
+  assign \c_rd__data$230[1]  = \c_rd__data$230 [63:32];
+  assign \c_rd__data$230[2]  = \c_rd__data$230 [95:64];
+  assign \c_rd__data$230[3]  = \c_rd__data$230 [127:96];
+  assign \$signature__data$231[0]  = \c_rd__data$230 [31:0];
+  assign \$signature__data$231[1]  = \c_rd__data$230 [63:32];
+  assign \$signature__data$231[2]  = \c_rd__data$230 [95:64];
+  assign \$signature__data$231[3]  = \c_rd__data$230 [127:96];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  wire [10:0] \$1 ;
+  wire [32:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire \$13 ;
+  wire [16:0] \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire [16:0] \$17 ;
+  wire \$18 ;
+  wire [16:0] \$19 ;
+  wire [16:0] \$2 ;
+  reg [127:0] \$20 ;
+  reg \$21 ;
+  reg [9:0] \$22 ;
+  reg \$23 ;
+  reg \$24 ;
+  reg \$25 ;
+  reg [15:0] \$26 ;
+  wire [16:0] \$3 ;
+  wire \$4 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire [31:0] \$7 ;
+  wire [32:0] \$8 ;
+  wire [31:0] \$9 ;
+  reg [15:0] acc_row = 16'h0000;
+  output [9:0] addr;
+  wire [9:0] addr;
+  wire [9:0] c_rd__addr;
+  input [127:0] c_rd__data;
+  wire [127:0] c_rd__data;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  output [9:0] c_wr__addr;
+  reg [9:0] c_wr__addr;
+  output [127:0] c_wr__data;
+  reg [127:0] c_wr__data;
+  wire [31:0] \c_wr__data[0] ;
+  wire [31:0] \c_wr__data[1] ;
+  wire [31:0] \c_wr__data[2] ;
+  wire [31:0] \c_wr__data[3] ;
+  output [3:0] c_wr__en;
+  reg [3:0] c_wr__en;
+  input [9:0] cin__addr;
+  wire [9:0] cin__addr;
+  output cin__blocked;
+  reg cin__blocked = 1'h0;
+  input [127:0] cin__data;
+  wire [127:0] cin__data;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  input [3:0] cin__en;
+  wire [3:0] cin__en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output [1:0] flags__c_done;
+  reg [1:0] flags__c_done;
+  output got;
+  wire got;
+  wire [18:0] passes__payload;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  output passes__ready;
+  wire passes__ready;
+  wire passes__valid;
+  wire [18:0] r_data;
+  reg r_en;
+  wire r_rdy;
+  input [128:0] results__payload;
+  wire [128:0] results__payload;
+  wire [127:0] \results__payload.c ;
+  wire [31:0] \results__payload.c[0] ;
+  wire [31:0] \results__payload.c[1] ;
+  wire [31:0] \results__payload.c[2] ;
+  wire [31:0] \results__payload.c[3] ;
+  wire \results__payload.last ;
+  output results__ready;
+  wire results__ready;
+  input results__valid;
+  wire results__valid;
+  input run__restart;
+  wire run__restart;
+  reg [9:0] s1_addr = 10'h000;
+  reg s1_chunk_done = 1'h0;
+  reg s1_half = 1'h0;
+  reg s1_read = 1'h0;
+  (* init = 1'h0 *)
+  wire s1_valid;
+  reg [127:0] s1_value = 128'h00000000000000000000000000000000;
+  wire [31:0] \s1_value[0] ;
+  wire [31:0] \s1_value[1] ;
+  wire [31:0] \s1_value[2] ;
+  wire [31:0] \s1_value[3] ;
+  input [18:0] w_data;
+  wire [18:0] w_data;
+  input w_en;
+  wire w_en;
+  wire w_rdy;
+  assign got = results__valid & results__ready;
+  assign \$1  = r_data[0] * 10'h200;
+  assign \$2  = \$1  + acc_row;
+  assign \$3  = r_data[16:1] - 1'h1;
+  assign \$4  = acc_row == \$3 ;
+  assign \$5  = s1_read ? c_rd__data[31:0] : 32'd0;
+  assign \$6  = $signed(s1_value[31:0]) + $signed(\$5 );
+  assign \$7  = s1_read ? c_rd__data[63:32] : 32'd0;
+  assign \$8  = $signed(s1_value[63:32]) + $signed(\$7 );
+  assign \$9  = s1_read ? c_rd__data[95:64] : 32'd0;
+  assign \$10  = $signed(s1_value[95:64]) + $signed(\$9 );
+  assign \$11  = s1_read ? c_rd__data[127:96] : 32'd0;
+  assign \$12  = $signed(s1_value[127:96]) + $signed(\$11 );
+  assign \$13  = got & r_data[18];
+  assign \$14  = r_data[16:1] - 1'h1;
+  assign \$15  = acc_row == \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = r_data[16:1] - 1'h1;
+  assign \$18  = acc_row == \$17 ;
+  assign \$19  = acc_row + 1'h1;
+  always @(posedge engine_clk)
+    s1_value <= \$20 ;
+  always @(posedge engine_clk)
+    cin__blocked <= \$21 ;
+  always @(posedge engine_clk)
+    s1_addr <= \$22 ;
+  always @(posedge engine_clk)
+    s1_read <= \$23 ;
+  always @(posedge engine_clk)
+    s1_half <= \$24 ;
+  always @(posedge engine_clk)
+    s1_chunk_done <= \$25 ;
+  always @(posedge engine_clk)
+    acc_row <= \$26 ;
+  \accelerator.engine.accumulator.passes  passes (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(results__ready),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(passes__ready)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    r_en = 1'h0;
+    if (got) begin
+      if (\$4 ) begin
+        r_en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    flags__c_done = 2'h0;
+    if (s1_chunk_done) begin
+      (* full_case = 32'd1 *)
+      casez (s1_half)
+        1'h0:
+            flags__c_done[0] = 1'h1;
+        1'h1:
+            flags__c_done[1] = 1'h1;
+      endcase
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__addr = s1_addr;
+    end else begin
+      c_wr__addr = cin__addr;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__en = 4'hf;
+    end else begin
+      c_wr__en = cin__en;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__data[31:0] = \$6 [31:0];
+      c_wr__data[63:32] = \$8 [31:0];
+      c_wr__data[95:64] = \$10 [31:0];
+      c_wr__data[127:96] = \$12 [31:0];
+    end else begin
+      c_wr__data = cin__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$20 [31:0] = results__payload[31:0];
+    \$20 [63:32] = results__payload[63:32];
+    \$20 [95:64] = results__payload[95:64];
+    \$20 [127:96] = results__payload[127:96];
+    if (engine_rst) begin
+      \$20  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = got;
+    if (engine_rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$22  = \$2 [9:0];
+    if (engine_rst) begin
+      \$22  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$23  = r_data[17];
+    if (engine_rst) begin
+      \$23  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$24  = r_data[0];
+    if (engine_rst) begin
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$25  = \$16 ;
+    if (engine_rst) begin
+      \$25  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$26  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$18 ) begin
+        \$26  = 16'h0000;
+      end else begin
+        \$26  = \$19 [15:0];
+      end
+    end
+    if (run__restart) begin
+      \$26  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$26  = 16'h0000;
+    end
+  end
+  assign passes__payload = w_data;
+  assign passes__valid = w_en;
+  assign w_rdy = passes__ready;
+  assign r_rdy = results__ready;
+  assign c_rd__addr = \$2 [9:0];
+  assign c_rd__en = got;
+  assign s1_valid = cin__blocked;
+  assign addr = \$2 [9:0];
+  assign \passes__payload.half  = w_data[0];
+  assign \passes__payload.rows  = w_data[16:1];
+  assign \passes__payload.read_old  = w_data[17];
+  assign \passes__payload.last  = w_data[18];
+  assign \c_wr__data[0]  = c_wr__data[31:0];
+  assign \c_wr__data[1]  = c_wr__data[63:32];
+  assign \c_wr__data[2]  = c_wr__data[95:64];
+  assign \c_wr__data[3]  = c_wr__data[127:96];
+  assign \s1_value[0]  = s1_value[31:0];
+  assign \s1_value[1]  = s1_value[63:32];
+  assign \s1_value[2]  = s1_value[95:64];
+  assign \s1_value[3]  = s1_value[127:96];
+  assign \c_rd__data[0]  = c_rd__data[31:0];
+  assign \c_rd__data[1]  = c_rd__data[63:32];
+  assign \c_rd__data[2]  = c_rd__data[95:64];
+  assign \c_rd__data[3]  = c_rd__data[127:96];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.accumulator.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [3:0] \$11 ;
+  wire [3:0] \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [3:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [3:0] \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  reg [2:0] \$30 ;
+  reg [2:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg \$33 ;
+  wire \$4 ;
+  wire [3:0] \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  reg [2:0] inner_level = 3'h0;
+  wire inner_r_rdy;
+  wire [3:0] level;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
+  output [18:0] r_data;
+  wire [18:0] r_data;
+  input r_en;
+  wire r_en;
+  wire [3:0] r_level;
+  reg [2:0] r_port__addr = 3'h0;
+  wire [18:0] r_port__data;
+  wire r_port__en;
+  output r_rdy;
+  reg r_rdy = 1'h0;
+  wire [18:0] w_data;
+  input w_en;
+  wire w_en;
+  wire [3:0] w_level;
+  reg [2:0] w_port__addr = 3'h0;
+  input [18:0] w_port__data;
+  wire [18:0] w_port__data;
+  wire w_port__en;
+  output w_rdy;
+  wire w_rdy;
+  reg [18:0] storage [6:0];
+  initial begin
+    storage[0] = 19'h00000;
+    storage[1] = 19'h00000;
+    storage[2] = 19'h00000;
+    storage[3] = 19'h00000;
+    storage[4] = 19'h00000;
+    storage[5] = 19'h00000;
+    storage[6] = 19'h00000;
+  end
+  always @(posedge engine_clk) begin
+    if (w_port__en)
+      storage[w_port__addr] <= w_port__data;
+  end
+  reg [18:0] _0_;
+  always @(posedge engine_clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_data = _0_;
+  assign w_rdy = inner_level != 3'h7;
+  assign inner_r_rdy = | inner_level;
+  assign w_port__en = w_rdy & w_en;
+  assign \$1  = ~ r_rdy;
+  assign \$2  = \$1  | r_en;
+  assign r_port__en = inner_r_rdy & \$2 ;
+  assign w_level = inner_level + r_rdy;
+  assign \$3  = w_rdy & w_en;
+  assign \$4  = w_port__addr == 3'h6;
+  assign \$5  = w_port__addr + 1'h1;
+  assign \$6  = \$4  ? 4'h0 : \$5 ;
+  assign \$7  = ~ r_rdy;
+  assign \$8  = \$7  | r_en;
+  assign \$9  = inner_r_rdy & \$8 ;
+  assign \$10  = r_port__addr == 3'h6;
+  assign \$11  = r_port__addr + 1'h1;
+  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = ~ r_rdy;
+  assign \$15  = \$14  | r_en;
+  assign \$16  = inner_r_rdy & \$15 ;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$13  & \$17 ;
+  assign \$19  = inner_level + 1'h1;
+  assign \$20  = ~ r_rdy;
+  assign \$21  = \$20  | r_en;
+  assign \$22  = inner_r_rdy & \$21 ;
+  assign \$23  = w_rdy & w_en;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = inner_level - 1'h1;
+  assign \$27  = ~ r_rdy;
+  assign \$28  = \$27  | r_en;
+  assign \$29  = inner_r_rdy & \$28 ;
+  always @(posedge engine_clk)
+    w_port__addr <= \$30 ;
+  always @(posedge engine_clk)
+    r_port__addr <= \$31 ;
+  always @(posedge engine_clk)
+    inner_level <= \$32 ;
+  always @(posedge engine_clk)
+    r_rdy <= \$33 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$30  = w_port__addr;
+    if (\$3 ) begin
+      \$30  = \$6 [2:0];
+    end
+    if (engine_rst) begin
+      \$30  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$31  = r_port__addr;
+    if (\$9 ) begin
+      \$31  = \$12 [2:0];
+    end
+    if (engine_rst) begin
+      \$31  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$32  = inner_level;
+    if (\$18 ) begin
+      \$32  = \$19 [2:0];
+    end
+    if (\$25 ) begin
+      \$32  = \$26 [2:0];
+    end
+    if (engine_rst) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$33  = r_rdy;
+    if (\$29 ) begin
+      \$33  = 1'h1;
+    end else if (r_en) begin
+      \$33  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  assign level = w_level;
+  assign r_level = w_level;
+  assign produce = w_port__addr;
+  assign w_data = w_port__data;
+  assign consume = r_port__addr;
+  assign r_port__data = r_data;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.buffers (engine_rst, run__restart, loader__b_claim, loader__a_claim, loader__c_claim, loader__c_ready, loader__a_filled, loader__b_filled, feeder__a_release, feeder__b_release, accumulator__c_done, store__c_release, a_full, b_full, c_ready, c_done, a_busy, b_busy, c_busy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  wire [1:0] \$1 ;
+  wire [1:0] \$10 ;
+  wire [1:0] \$11 ;
+  wire [1:0] \$12 ;
+  wire [1:0] \$13 ;
+  wire [1:0] \$14 ;
+  wire [1:0] \$15 ;
+  wire [1:0] \$16 ;
+  wire [1:0] \$17 ;
+  wire [1:0] \$18 ;
+  wire [1:0] \$19 ;
+  wire [1:0] \$2 ;
+  wire [1:0] \$20 ;
+  wire [1:0] \$21 ;
+  reg [1:0] \$22 ;
+  reg [1:0] \$23 ;
+  reg [1:0] \$24 ;
+  reg [1:0] \$25 ;
+  reg [1:0] \$26 ;
+  reg [1:0] \$27 ;
+  reg [1:0] \$28 ;
+  wire [1:0] \$3 ;
+  wire [1:0] \$4 ;
+  wire [1:0] \$5 ;
+  wire [1:0] \$6 ;
+  wire [1:0] \$7 ;
+  wire [1:0] \$8 ;
+  wire [1:0] \$9 ;
+  output [1:0] a_busy;
+  reg [1:0] a_busy = 2'h0;
+  output [1:0] a_full;
+  reg [1:0] a_full = 2'h0;
+  input [1:0] accumulator__c_done;
+  wire [1:0] accumulator__c_done;
+  output [1:0] b_busy;
+  reg [1:0] b_busy = 2'h0;
+  output [1:0] b_full;
+  reg [1:0] b_full = 2'h0;
+  output [1:0] c_busy;
+  reg [1:0] c_busy = 2'h0;
+  output [1:0] c_done;
+  reg [1:0] c_done = 2'h0;
+  output [1:0] c_ready;
+  reg [1:0] c_ready = 2'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__a_full;
+  input [1:0] feeder__a_release;
+  wire [1:0] feeder__a_release;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__b_full;
+  input [1:0] feeder__b_release;
+  wire [1:0] feeder__b_release;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__c_ready;
+  (* init = 2'h0 *)
+  wire [1:0] loader__a_busy;
+  input [1:0] loader__a_claim;
+  wire [1:0] loader__a_claim;
+  input [1:0] loader__a_filled;
+  wire [1:0] loader__a_filled;
+  (* init = 2'h0 *)
+  wire [1:0] loader__b_busy;
+  input [1:0] loader__b_claim;
+  wire [1:0] loader__b_claim;
+  input [1:0] loader__b_filled;
+  wire [1:0] loader__b_filled;
+  (* init = 2'h0 *)
+  wire [1:0] loader__c_busy;
+  input [1:0] loader__c_claim;
+  wire [1:0] loader__c_claim;
+  input [1:0] loader__c_ready;
+  wire [1:0] loader__c_ready;
+  input run__restart;
+  wire run__restart;
+  (* init = 2'h0 *)
+  wire [1:0] store__c_done;
+  input [1:0] store__c_release;
+  wire [1:0] store__c_release;
+  assign \$1  = a_full | loader__a_filled;
+  assign \$2  = ~ feeder__a_release;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = b_full | loader__b_filled;
+  assign \$5  = ~ feeder__b_release;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = c_ready | loader__c_ready;
+  assign \$8  = ~ store__c_release;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = c_done | accumulator__c_done;
+  assign \$11  = ~ store__c_release;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = a_busy | loader__a_claim;
+  assign \$14  = ~ feeder__a_release;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = b_busy | loader__b_claim;
+  assign \$17  = ~ feeder__b_release;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = c_busy | loader__c_claim;
+  assign \$20  = ~ store__c_release;
+  assign \$21  = \$19  & \$20 ;
+  always @(posedge engine_clk)
+    a_full <= \$22 ;
+  always @(posedge engine_clk)
+    b_full <= \$23 ;
+  always @(posedge engine_clk)
+    c_ready <= \$24 ;
+  always @(posedge engine_clk)
+    c_done <= \$25 ;
+  always @(posedge engine_clk)
+    a_busy <= \$26 ;
+  always @(posedge engine_clk)
+    b_busy <= \$27 ;
+  always @(posedge engine_clk)
+    c_busy <= \$28 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$22  = 2'h0;
+    end else begin
+      \$22  = \$3 ;
+    end
+    if (engine_rst) begin
+      \$22  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$23  = 2'h0;
+    end else begin
+      \$23  = \$6 ;
+    end
+    if (engine_rst) begin
+      \$23  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$24  = 2'h0;
+    end else begin
+      \$24  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$24  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$25  = 2'h0;
+    end else begin
+      \$25  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$25  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$26  = 2'h0;
+    end else begin
+      \$26  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$26  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$27  = 2'h0;
+    end else begin
+      \$27  = \$18 ;
+    end
+    if (engine_rst) begin
+      \$27  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$28  = 2'h0;
+    end else begin
+      \$28  = \$21 ;
+    end
+    if (engine_rst) begin
+      \$28  = 2'h0;
+    end
+  end
+  assign loader__a_busy = a_busy;
+  assign loader__b_busy = b_busy;
+  assign loader__c_busy = c_busy;
+  assign feeder__a_full = a_full;
+  assign feeder__b_full = b_full;
+  assign feeder__c_ready = c_ready;
+  assign store__c_done = c_done;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__words, run__chunk, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  wire [34:0] \$1 ;
+  wire [32:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire [32:0] \$14 ;
+  wire [34:0] \$15 ;
+  wire [34:0] \$16 ;
+  wire [35:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [34:0] \$2 ;
+  wire [32:0] \$20 ;
+  wire [34:0] \$21 ;
+  wire [35:0] \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [34:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [34:0] \$37 ;
+  wire [34:0] \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire [34:0] \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [32:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire [32:0] \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire [31:0] \$77 ;
+  wire [32:0] \$78 ;
+  wire [33:0] \$79 ;
+  wire \$8 ;
+  wire [33:0] \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  reg [398:0] \$84 ;
+  reg [7:0] \$85 ;
+  reg [3:0] \$86 ;
+  reg \$87 ;
+  reg [3:0] \$88 ;
+  reg [15:0] \$89 ;
+  wire \$9 ;
+  reg [31:0] \$90 ;
+  reg [15:0] \$91 ;
+  reg [15:0] a;
+  reg [33:0] addend;
+  reg [31:0] b;
+  reg [3:0] beyond = 4'h0;
+  wire busy;
+  input [398:0] cmd;
+  wire [398:0] cmd;
+  wire [31:0] \cmd.a_addr ;
+  wire \cmd.accumulate ;
+  wire [31:0] \cmd.b_addr ;
+  wire [31:0] \cmd.c_addr ;
+  wire [31:0] \cmd.cin_addr ;
+  wire [31:0] \cmd.k ;
+  wire [31:0] \cmd.lda ;
+  wire [31:0] \cmd.ldb ;
+  wire [31:0] \cmd.ldc ;
+  wire [31:0] \cmd.ldcin ;
+  wire [31:0] \cmd.m ;
+  wire [31:0] \cmd.n ;
+  wire \cmd.relu ;
+  wire \cmd.requant ;
+  wire [30:0] \cmd.rq_mult ;
+  wire [4:0] \cmd.rq_shift ;
+  wire [7:0] \cmd.rq_zp ;
+  reg [7:0] code;
+  output control__busy;
+  wire control__busy;
+  output control__done;
+  reg control__done;
+  output [7:0] control__error;
+  reg [7:0] control__error = 8'h00;
+  input control__start;
+  wire control__start;
+  reg [3:0] control_state = 4'h0;
+  input dma_busy;
+  wire dma_busy;
+  input dma_error;
+  wire dma_error;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  (* init = 8'h00 *)
+  wire [7:0] error;
+  input finished;
+  wire finished;
+  reg launched = 1'h0;
+  wire [48:0] result;
+  output [15:0] run__chunk;
+  reg [15:0] run__chunk = 16'h0000;
+  output [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  output [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  output [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  output [398:0] run__cmd;
+  reg [398:0] run__cmd = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  output run__restart;
+  reg run__restart;
+  output run__running;
+  reg run__running;
+  output run__split;
+  wire run__split;
+  output [15:0] run__words;
+  reg [15:0] run__words = 16'h0000;
+  reg start;
+  output started;
+  reg started;
+  reg [31:0] used = 32'd0;
+  assign \$8  = ~ launched;
+  assign \$9  = ~ busy;
+  assign \$10  = run__cmd[191:160] - 1'h1;
+  assign \$11  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$12  = ~ launched;
+  assign \$13  = ~ busy;
+  assign \$14  = run__cmd[159:128] - 1'h1;
+  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
+  assign \$17  = run__cmd[95:64] + \$16 ;
+  assign \$18  = ~ launched;
+  assign \$19  = ~ busy;
+  assign \$20  = run__cmd[159:128] - 1'h1;
+  assign \$22  = run__cmd[127:96] + \$21 ;
+  assign \$23  = ! run__cmd[159:128];
+  assign \$24  = ! run__cmd[191:160];
+  assign \$25  = \$23  | \$24 ;
+  assign \$26  = ! run__cmd[223:192];
+  assign \$27  = \$25  | \$26 ;
+  assign \$28  = run__cmd[159:128] > 16'hffff;
+  assign \$29  = run__cmd[223:192] > 16'hffff;
+  assign \$30  = \$28  | \$29 ;
+  assign \$31  = run__cmd[191:160] > 16'hffff;
+  assign \$32  = \$30  | \$31 ;
+  assign \$34  = run__cmd[255:224] < run__cmd[191:160];
+  assign \$35  = run__cmd[287:256] < run__cmd[223:192];
+  assign \$36  = \$34  | \$35 ;
+  assign \$38  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$37 ;
+  assign \$39  = run__cmd[319:288] < \$38 ;
+  assign \$40  = \$36  | \$39 ;
+  assign \$42  = run__cmd[351:320] < \$41 ;
+  assign \$43  = run__cmd[352] & \$42 ;
+  assign \$44  = \$40  | \$43 ;
+  assign \$45  = ~ run__cmd[353];
+  assign \$46  = | run__cmd[65:64];
+  assign \$47  = | run__cmd[289:288];
+  assign \$48  = \$46  | \$47 ;
+  assign \$49  = \$45  & \$48 ;
+  assign \$50  = | run__cmd[97:96];
+  assign \$51  = | run__cmd[321:320];
+  assign \$52  = \$50  | \$51 ;
+  assign \$53  = run__cmd[352] & \$52 ;
+  assign \$54  = \$49  | \$53 ;
+  assign \$55  = | beyond;
+  assign control__busy = ~ \$56 ;
+  assign \$56  = ! control_state;
+  assign \$57  = control_state == 1'h1;
+  assign \$58  = control_state == 2'h2;
+  assign \$59  = control_state == 2'h3;
+  assign \$60  = control_state == 3'h4;
+  assign \$61  = control_state == 3'h5;
+  assign \$62  = control_state == 3'h6;
+  assign \$63  = control_state == 3'h7;
+  assign \$64  = control_state == 4'h8;
+  assign \$65  = ~ launched;
+  assign \$66  = ~ busy;
+  assign \$67  = result > 33'h100000000;
+  assign \$68  = ~ launched;
+  assign \$69  = ~ busy;
+  assign \$70  = result > 33'h100000000;
+  assign \$71  = ~ launched;
+  assign \$72  = ~ busy;
+  assign \$73  = result > 33'h100000000;
+  assign \$74  = ~ launched;
+  assign \$75  = ~ busy;
+  assign \$76  = result > 33'h100000000;
+  assign \$77  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$78  = \$77  + 4'h8;
+  assign \$79  = \$78  - 1'h1;
+  assign \$81  = | code;
+  assign \$82  = ~ dma_busy;
+  assign \$83  = finished & \$82 ;
+  always @(posedge engine_clk)
+    run__cmd <= \$84 ;
+  always @(posedge engine_clk)
+    control__error <= \$85 ;
+  always @(posedge engine_clk)
+    beyond <= \$86 ;
+  always @(posedge engine_clk)
+    launched <= \$87 ;
+  always @(posedge engine_clk)
+    control_state <= \$88 ;
+  always @(posedge engine_clk)
+    run__words <= \$89 ;
+  always @(posedge engine_clk)
+    used <= \$90 ;
+  always @(posedge engine_clk)
+    run__chunk <= \$91 ;
+  assign run__split = run__cmd[191:160] > 10'h200;
+  assign \$4  = ~ launched;
+  assign \$5  = ~ busy;
+  assign \$6  = run__cmd[159:128] - 1'h1;
+  assign \$7  = run__cmd[31:0] + run__cmd[191:160];
+  \accelerator.engine.control.setup_mul  setup_mul (
+    .a(a),
+    .addend(addend),
+    .b(b),
+    .busy(busy),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .result(result),
+    .start(start)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    started = 1'h0;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            started = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    start = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$4 ) begin
+            start = 1'h1;
+          end
+      4'h2:
+          if (\$8 ) begin
+            start = 1'h1;
+          end
+      4'h3:
+          if (\$12 ) begin
+            start = 1'h1;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$18 ) begin
+              start = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    a = 16'h0000;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$4 ) begin
+            a = \$6 [15:0];
+          end
+      4'h2:
+          if (\$8 ) begin
+            a = \$10 [15:0];
+          end
+      4'h3:
+          if (\$12 ) begin
+            a = \$14 [15:0];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$18 ) begin
+              a = \$20 [15:0];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    b = 32'd0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$4 ) begin
+            b = run__cmd[255:224];
+          end
+      4'h2:
+          if (\$8 ) begin
+            b = run__cmd[287:256];
+          end
+      4'h3:
+          if (\$12 ) begin
+            b = run__cmd[319:288];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$18 ) begin
+              b = run__cmd[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    addend = 34'h000000000;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$4 ) begin
+            addend = { 1'h0, \$7  };
+          end
+      4'h2:
+          if (\$8 ) begin
+            addend = { 1'h0, \$11  };
+          end
+      4'h3:
+          if (\$12 ) begin
+            addend = \$17 [33:0];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$18 ) begin
+              addend = \$22 [33:0];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    code = 8'h00;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          if (\$27 ) begin
+            code = 8'h01;
+          end else if (\$32 ) begin
+            code = 8'h07;
+          end else if (\$33 ) begin
+            code = 8'h05;
+          end else if (\$44 ) begin
+            code = 8'h04;
+          end else if (\$54 ) begin
+            code = 8'h02;
+          end else if (\$55 ) begin
+            code = 8'h03;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    run__restart = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          run__restart = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    run__running = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          run__running = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    control__done = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h6:
+          control__done = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$84  = run__cmd;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$84  = cmd;
+          end
+    endcase
+    if (engine_rst) begin
+      \$84  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$85  = control__error;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$85  = 8'h00;
+          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$85  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (dma_error) begin
+            \$85  = 8'h06;
+          end
+    endcase
+    if (engine_rst) begin
+      \$85  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$86  = beyond;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$86  = 4'h0;
+          end
+      4'h1:
+          if (\$65 ) begin
+          end else if (\$66 ) begin
+            \$86 [0] = \$67 ;
+          end
+      4'h2:
+          if (\$68 ) begin
+          end else if (\$69 ) begin
+            \$86 [1] = \$70 ;
+          end
+      4'h3:
+          if (\$71 ) begin
+          end else if (\$72 ) begin
+            \$86 [2] = \$73 ;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$74 ) begin
+            end else if (\$75 ) begin
+              \$86 [3] = \$76 ;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$86  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$87  = launched;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$87  = 1'h0;
+          end
+      4'h1:
+          if (\$65 ) begin
+            \$87  = 1'h1;
+          end else if (\$66 ) begin
+            \$87  = 1'h0;
+          end
+      4'h2:
+          if (\$68 ) begin
+            \$87  = 1'h1;
+          end else if (\$69 ) begin
+            \$87  = 1'h0;
+          end
+      4'h3:
+          if (\$71 ) begin
+            \$87  = 1'h1;
+          end else if (\$72 ) begin
+            \$87  = 1'h0;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$74 ) begin
+              \$87  = 1'h1;
+            end else if (\$75 ) begin
+              \$87  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$87  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$88  = control_state;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$88  = 4'h1;
+          end
+      4'h1:
+          if (\$65 ) begin
+          end else if (\$66 ) begin
+            \$88  = 4'h2;
+          end
+      4'h2:
+          if (\$68 ) begin
+          end else if (\$69 ) begin
+            \$88  = 4'h3;
+          end
+      4'h3:
+          if (\$71 ) begin
+          end else if (\$72 ) begin
+            \$88  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (run__cmd[352]) begin
+            if (\$74 ) begin
+            end else if (\$75 ) begin
+              \$88  = 4'h5;
+            end
+          end else begin
+            \$88  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$81 ) begin
+            \$88  = 4'h6;
+          end else begin
+            \$88  = 4'h7;
+          end
+      4'h7:
+          \$88  = 4'h8;
+      4'h8:
+          if (\$83 ) begin
+            \$88  = 4'h6;
+          end
+      4'h6:
+          \$88  = 4'h0;
+    endcase
+    if (engine_rst) begin
+      \$88  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$89  = run__words;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$89  = \$80 [15:0];
+    endcase
+    if (engine_rst) begin
+      \$89  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$90  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$90  = 32'd0;
+    endcase
+    if (engine_rst) begin
+      \$90  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$91  = run__chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$91  = 16'h0004;
+    endcase
+    if (engine_rst) begin
+      \$91  = 16'h0000;
+    end
+  end
+  assign error = control__error;
+  assign run__chunk_lda = \$1 [31:0];
+  assign run__chunk_ldc = \$2 [31:0];
+  assign run__chunk_ldcin = \$3 [31:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \cmd.a_addr  = cmd[31:0];
+  assign \cmd.b_addr  = cmd[63:32];
+  assign \cmd.c_addr  = cmd[95:64];
+  assign \cmd.cin_addr  = cmd[127:96];
+  assign \cmd.m  = cmd[159:128];
+  assign \cmd.k  = cmd[191:160];
+  assign \cmd.n  = cmd[223:192];
+  assign \cmd.lda  = cmd[255:224];
+  assign \cmd.ldb  = cmd[287:256];
+  assign \cmd.ldc  = cmd[319:288];
+  assign \cmd.ldcin  = cmd[351:320];
+  assign \cmd.accumulate  = cmd[352];
+  assign \cmd.requant  = cmd[353];
+  assign \cmd.relu  = cmd[354];
+  assign \cmd.rq_mult  = cmd[385:355];
+  assign \cmd.rq_shift  = cmd[390:386];
+  assign \cmd.rq_zp  = cmd[398:391];
+  assign \$1  = { 1'h0, run__cmd[255:224], 2'h0 };
+  assign \$2  = { 1'h0, run__cmd[319:288], 2'h0 };
+  assign \$3  = { 1'h0, run__cmd[351:320], 2'h0 };
+  assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$21  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$33  = 1'h0;
+  assign \$37  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$41  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$80  = { \$79 [33], \$79 [33], \$79 [33], \$79 [33:3] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.control.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg \$11 ;
+  wire \$2 ;
+  wire [49:0] \$3 ;
+  wire [49:0] \$4 ;
+  wire [15:0] \$5 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  reg [48:0] \$8 ;
+  reg [48:0] \$9 ;
+  input [15:0] a;
+  wire [15:0] a;
+  input [33:0] addend;
+  wire [33:0] addend;
+  input [31:0] b;
+  wire [31:0] b;
+  output busy;
+  reg busy = 1'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  reg [48:0] multiplicand = 49'h0000000000000;
+  reg [15:0] multiplier = 16'h0000;
+  output [48:0] result;
+  reg [48:0] result = 49'h0000000000000;
+  input start;
+  wire start;
+  assign \$1  = ~ busy;
+  assign \$2  = start & \$1 ;
+  assign \$3  = result + multiplicand;
+  assign \$7  = | \$6 ;
+  always @(posedge engine_clk)
+    result <= \$8 ;
+  always @(posedge engine_clk)
+    multiplicand <= \$9 ;
+  always @(posedge engine_clk)
+    multiplier <= \$10 ;
+  always @(posedge engine_clk)
+    busy <= \$11 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$8  = result;
+    if (\$2 ) begin
+      \$8  = { 15'h0000, addend };
+    end else if (busy) begin
+      if (multiplier[0]) begin
+        \$8  = \$3 [48:0];
+      end
+    end
+    if (engine_rst) begin
+      \$8  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$9  = multiplicand;
+    if (\$2 ) begin
+      \$9  = { 17'h00000, b };
+    end else if (busy) begin
+      \$9  = \$4 [48:0];
+    end
+    if (engine_rst) begin
+      \$9  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$10  = multiplier;
+    if (\$2 ) begin
+      \$10  = a;
+    end else if (busy) begin
+      \$10  = \$5 ;
+    end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$11  = busy;
+    if (\$2 ) begin
+      \$11  = 1'h1;
+    end else if (busy) begin
+      \$11  = \$7 ;
+    end
+    if (engine_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign \$4  = { multiplicand, 1'h0 };
+  assign \$5  = { 1'h0, multiplier[15:1] };
+  assign \$6  = { 1'h0, multiplier[15:1] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core (engine_rst, results__valid, operands__ready, operands__valid, operands__payload, results__payload, results__ready, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -10458,109 +9551,109 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire [7:0] b_in;
   wire [7:0] \b_in$102 ;
   wire [7:0] \b_in$115 ;
-  wire [7:0] \b_in$127 ;
-  wire [7:0] \b_in$146 ;
-  wire [7:0] \b_in$165 ;
-  wire [7:0] \b_in$184 ;
-  wire [7:0] \b_in$202 ;
-  wire [7:0] \b_in$221 ;
-  wire [7:0] \b_in$240 ;
-  wire [7:0] \b_in$259 ;
-  wire [7:0] \b_in$277 ;
-  wire [7:0] \b_in$296 ;
-  wire [7:0] \b_in$315 ;
-  wire [7:0] \b_in$334 ;
+  wire [7:0] \b_in$126 ;
+  wire [7:0] \b_in$145 ;
+  wire [7:0] \b_in$164 ;
+  wire [7:0] \b_in$183 ;
+  wire [7:0] \b_in$201 ;
+  wire [7:0] \b_in$220 ;
+  wire [7:0] \b_in$239 ;
+  wire [7:0] \b_in$258 ;
+  wire [7:0] \b_in$276 ;
+  wire [7:0] \b_in$295 ;
+  wire [7:0] \b_in$314 ;
+  wire [7:0] \b_in$333 ;
   wire [7:0] \b_in$89 ;
   wire [7:0] b_next;
   wire [7:0] \b_next$101 ;
   wire [7:0] \b_next$114 ;
-  wire [7:0] \b_next$126 ;
-  wire [7:0] \b_next$145 ;
-  wire [7:0] \b_next$164 ;
-  wire [7:0] \b_next$183 ;
-  wire [7:0] \b_next$201 ;
-  wire [7:0] \b_next$220 ;
-  wire [7:0] \b_next$239 ;
-  wire [7:0] \b_next$258 ;
-  wire [7:0] \b_next$276 ;
-  wire [7:0] \b_next$295 ;
-  wire [7:0] \b_next$314 ;
-  wire [7:0] \b_next$333 ;
+  wire [7:0] \b_next$128 ;
+  wire [7:0] \b_next$147 ;
+  wire [7:0] \b_next$166 ;
+  wire [7:0] \b_next$185 ;
+  wire [7:0] \b_next$203 ;
+  wire [7:0] \b_next$222 ;
+  wire [7:0] \b_next$241 ;
+  wire [7:0] \b_next$260 ;
+  wire [7:0] \b_next$278 ;
+  wire [7:0] \b_next$297 ;
+  wire [7:0] \b_next$316 ;
+  wire [7:0] \b_next$335 ;
   wire [7:0] \b_next$88 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$147 ;
-  wire [7:0] \b_out$166 ;
-  wire [7:0] \b_out$185 ;
-  wire [7:0] \b_out$203 ;
-  wire [7:0] \b_out$222 ;
-  wire [7:0] \b_out$241 ;
-  wire [7:0] \b_out$260 ;
-  wire [7:0] \b_out$278 ;
-  wire [7:0] \b_out$297 ;
-  wire [7:0] \b_out$316 ;
-  wire [7:0] \b_out$335 ;
+  wire [7:0] \b_out$146 ;
+  wire [7:0] \b_out$165 ;
+  wire [7:0] \b_out$184 ;
+  wire [7:0] \b_out$202 ;
+  wire [7:0] \b_out$221 ;
+  wire [7:0] \b_out$240 ;
+  wire [7:0] \b_out$259 ;
+  wire [7:0] \b_out$277 ;
+  wire [7:0] \b_out$296 ;
+  wire [7:0] \b_out$315 ;
+  wire [7:0] \b_out$334 ;
   wire busy;
   wire [31:0] chain_in;
   wire [31:0] \chain_in$106 ;
   wire [31:0] \chain_in$119 ;
-  wire [31:0] \chain_in$135 ;
-  wire [31:0] \chain_in$154 ;
-  wire [31:0] \chain_in$173 ;
-  wire [31:0] \chain_in$192 ;
-  wire [31:0] \chain_in$210 ;
-  wire [31:0] \chain_in$229 ;
-  wire [31:0] \chain_in$248 ;
-  wire [31:0] \chain_in$267 ;
-  wire [31:0] \chain_in$285 ;
-  wire [31:0] \chain_in$304 ;
-  wire [31:0] \chain_in$323 ;
-  wire [31:0] \chain_in$342 ;
+  wire [31:0] \chain_in$129 ;
+  wire [31:0] \chain_in$148 ;
+  wire [31:0] \chain_in$167 ;
+  wire [31:0] \chain_in$186 ;
+  wire [31:0] \chain_in$204 ;
+  wire [31:0] \chain_in$223 ;
+  wire [31:0] \chain_in$242 ;
+  wire [31:0] \chain_in$261 ;
+  wire [31:0] \chain_in$279 ;
+  wire [31:0] \chain_in$298 ;
+  wire [31:0] \chain_in$317 ;
+  wire [31:0] \chain_in$336 ;
   wire [31:0] \chain_in$93 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$136 ;
-  wire [31:0] \chain_out$155 ;
+  wire [31:0] \chain_out$130 ;
+  wire [31:0] \chain_out$149 ;
   wire [31:0] \chain_out$16 ;
+  wire [31:0] \chain_out$168 ;
   wire [31:0] \chain_out$17 ;
-  wire [31:0] \chain_out$174 ;
   wire [31:0] \chain_out$18 ;
-  wire [31:0] \chain_out$193 ;
-  wire [31:0] \chain_out$211 ;
-  wire [31:0] \chain_out$230 ;
-  wire [31:0] \chain_out$249 ;
-  wire [31:0] \chain_out$268 ;
-  wire [31:0] \chain_out$286 ;
-  wire [31:0] \chain_out$305 ;
-  wire [31:0] \chain_out$324 ;
-  wire [31:0] \chain_out$343 ;
+  wire [31:0] \chain_out$187 ;
+  wire [31:0] \chain_out$205 ;
+  wire [31:0] \chain_out$224 ;
+  wire [31:0] \chain_out$243 ;
+  wire [31:0] \chain_out$262 ;
+  wire [31:0] \chain_out$280 ;
+  wire [31:0] \chain_out$299 ;
+  wire [31:0] \chain_out$318 ;
+  wire [31:0] \chain_out$337 ;
   wire chain_valid_in;
   wire \chain_valid_in$107 ;
   wire \chain_valid_in$120 ;
-  wire \chain_valid_in$137 ;
-  wire \chain_valid_in$156 ;
-  wire \chain_valid_in$175 ;
-  wire \chain_valid_in$194 ;
-  wire \chain_valid_in$212 ;
-  wire \chain_valid_in$231 ;
-  wire \chain_valid_in$250 ;
-  wire \chain_valid_in$269 ;
-  wire \chain_valid_in$287 ;
-  wire \chain_valid_in$306 ;
-  wire \chain_valid_in$325 ;
-  wire \chain_valid_in$344 ;
+  wire \chain_valid_in$131 ;
+  wire \chain_valid_in$150 ;
+  wire \chain_valid_in$169 ;
+  wire \chain_valid_in$188 ;
+  wire \chain_valid_in$206 ;
+  wire \chain_valid_in$225 ;
+  wire \chain_valid_in$244 ;
+  wire \chain_valid_in$263 ;
+  wire \chain_valid_in$281 ;
+  wire \chain_valid_in$300 ;
+  wire \chain_valid_in$319 ;
+  wire \chain_valid_in$338 ;
   wire \chain_valid_in$94 ;
   wire chain_valid_out;
-  wire \chain_valid_out$138 ;
-  wire \chain_valid_out$157 ;
-  wire \chain_valid_out$176 ;
-  wire \chain_valid_out$195 ;
-  wire \chain_valid_out$213 ;
-  wire \chain_valid_out$232 ;
-  wire \chain_valid_out$251 ;
-  wire \chain_valid_out$270 ;
-  wire \chain_valid_out$288 ;
-  wire \chain_valid_out$307 ;
-  wire \chain_valid_out$326 ;
-  wire \chain_valid_out$345 ;
+  wire \chain_valid_out$132 ;
+  wire \chain_valid_out$151 ;
+  wire \chain_valid_out$170 ;
+  wire \chain_valid_out$189 ;
+  wire \chain_valid_out$207 ;
+  wire \chain_valid_out$226 ;
+  wire \chain_valid_out$245 ;
+  wire \chain_valid_out$264 ;
+  wire \chain_valid_out$282 ;
+  wire \chain_valid_out$301 ;
+  wire \chain_valid_out$320 ;
+  wire \chain_valid_out$339 ;
   wire \chain_valid_out$349 ;
   wire \chain_valid_out$350 ;
   wire \chain_valid_out$351 ;
@@ -10666,31 +9759,31 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire first_in;
   wire \first_in$104 ;
   wire \first_in$117 ;
-  wire \first_in$131 ;
-  wire \first_in$150 ;
-  wire \first_in$169 ;
-  wire \first_in$188 ;
-  wire \first_in$206 ;
-  wire \first_in$225 ;
-  wire \first_in$244 ;
-  wire \first_in$263 ;
-  wire \first_in$281 ;
-  wire \first_in$300 ;
-  wire \first_in$319 ;
-  wire \first_in$338 ;
+  wire \first_in$133 ;
+  wire \first_in$152 ;
+  wire \first_in$171 ;
+  wire \first_in$190 ;
+  wire \first_in$208 ;
+  wire \first_in$227 ;
+  wire \first_in$246 ;
+  wire \first_in$265 ;
+  wire \first_in$283 ;
+  wire \first_in$302 ;
+  wire \first_in$321 ;
+  wire \first_in$340 ;
   wire \first_in$91 ;
   wire first_out;
-  wire \first_out$151 ;
-  wire \first_out$170 ;
-  wire \first_out$189 ;
-  wire \first_out$207 ;
-  wire \first_out$226 ;
-  wire \first_out$245 ;
-  wire \first_out$264 ;
-  wire \first_out$282 ;
-  wire \first_out$301 ;
-  wire \first_out$320 ;
-  wire \first_out$339 ;
+  wire \first_out$153 ;
+  wire \first_out$172 ;
+  wire \first_out$191 ;
+  wire \first_out$209 ;
+  wire \first_out$228 ;
+  wire \first_out$247 ;
+  wire \first_out$266 ;
+  wire \first_out$284 ;
+  wire \first_out$303 ;
+  wire \first_out$322 ;
+  wire \first_out$341 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
@@ -10754,34 +9847,34 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire last_in;
   wire \last_in$105 ;
   wire \last_in$118 ;
-  wire \last_in$133 ;
-  wire \last_in$152 ;
-  wire \last_in$171 ;
-  wire \last_in$190 ;
-  wire \last_in$208 ;
-  wire \last_in$227 ;
-  wire \last_in$246 ;
-  wire \last_in$265 ;
-  wire \last_in$283 ;
-  wire \last_in$302 ;
-  wire \last_in$321 ;
-  wire \last_in$340 ;
+  wire \last_in$135 ;
+  wire \last_in$154 ;
+  wire \last_in$173 ;
+  wire \last_in$192 ;
+  wire \last_in$210 ;
+  wire \last_in$229 ;
+  wire \last_in$248 ;
+  wire \last_in$267 ;
+  wire \last_in$285 ;
+  wire \last_in$304 ;
+  wire \last_in$323 ;
+  wire \last_in$342 ;
   wire \last_in$92 ;
   wire last_out;
   wire \last_out$10 ;
   wire \last_out$13 ;
-  wire \last_out$134 ;
-  wire \last_out$153 ;
-  wire \last_out$172 ;
-  wire \last_out$191 ;
-  wire \last_out$209 ;
-  wire \last_out$228 ;
-  wire \last_out$247 ;
-  wire \last_out$266 ;
-  wire \last_out$284 ;
-  wire \last_out$303 ;
-  wire \last_out$322 ;
-  wire \last_out$341 ;
+  wire \last_out$136 ;
+  wire \last_out$155 ;
+  wire \last_out$174 ;
+  wire \last_out$193 ;
+  wire \last_out$211 ;
+  wire \last_out$230 ;
+  wire \last_out$249 ;
+  wire \last_out$268 ;
+  wire \last_out$286 ;
+  wire \last_out$305 ;
+  wire \last_out$324 ;
+  wire \last_out$343 ;
   wire \last_out$7 ;
   wire [127:0] o;
   wire [31:0] \o$69 ;
@@ -10902,36 +9995,36 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   wire valid_in;
   wire \valid_in$103 ;
   wire \valid_in$116 ;
-  wire \valid_in$129 ;
-  wire \valid_in$148 ;
-  wire \valid_in$167 ;
-  wire \valid_in$186 ;
-  wire \valid_in$204 ;
-  wire \valid_in$223 ;
-  wire \valid_in$242 ;
-  wire \valid_in$261 ;
-  wire \valid_in$279 ;
-  wire \valid_in$298 ;
-  wire \valid_in$317 ;
-  wire \valid_in$336 ;
+  wire \valid_in$137 ;
+  wire \valid_in$156 ;
+  wire \valid_in$175 ;
+  wire \valid_in$194 ;
+  wire \valid_in$212 ;
+  wire \valid_in$231 ;
+  wire \valid_in$250 ;
+  wire \valid_in$269 ;
+  wire \valid_in$287 ;
+  wire \valid_in$306 ;
+  wire \valid_in$325 ;
+  wire \valid_in$344 ;
   wire \valid_in$90 ;
   wire valid_out;
   wire \valid_out$12 ;
-  wire \valid_out$130 ;
-  wire \valid_out$149 ;
-  wire \valid_out$168 ;
-  wire \valid_out$187 ;
-  wire \valid_out$205 ;
-  wire \valid_out$224 ;
-  wire \valid_out$243 ;
-  wire \valid_out$262 ;
-  wire \valid_out$280 ;
-  wire \valid_out$299 ;
-  wire \valid_out$318 ;
-  wire \valid_out$337 ;
+  wire \valid_out$138 ;
+  wire \valid_out$157 ;
+  wire \valid_out$176 ;
+  wire \valid_out$195 ;
+  wire \valid_out$213 ;
+  wire \valid_out$232 ;
+  wire \valid_out$251 ;
+  wire \valid_out$270 ;
+  wire \valid_out$288 ;
+  wire \valid_out$307 ;
+  wire \valid_out$326 ;
+  wire \valid_out$345 ;
   wire \valid_out$6 ;
   wire \valid_out$9 ;
-  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$344 , \chain_valid_in$325 , \chain_valid_in$306 , \chain_valid_in$287 , \chain_valid_in$269 , \chain_valid_in$250 , \chain_valid_in$231 , \chain_valid_in$212 , \chain_valid_in$194 , \chain_valid_in$175 , \chain_valid_in$156 , \chain_valid_in$137  };
+  assign \$16  = | { chain_valid_out, \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_out$349 , \chain_valid_in$338 , \chain_valid_in$319 , \chain_valid_in$300 , \chain_valid_in$281 , \chain_valid_in$263 , \chain_valid_in$244 , \chain_valid_in$225 , \chain_valid_in$206 , \chain_valid_in$188 , \chain_valid_in$169 , \chain_valid_in$150 , \chain_valid_in$131  };
   assign busy = \$15  | \$16 ;
   assign \$17  = ~ skid_valid;
   assign \$18  = ~ skid_valid_0;
@@ -11151,17 +10244,17 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign \$11  = ~ first;
   assign \$12  = in_flags[0] | \$11 ;
   assign \$13  = \$12  | results__valid;
-  assign \$14  = | { \valid_in$336 , \valid_in$317 , \valid_in$298 , \valid_in$279 , \valid_in$261 , \valid_in$242 , \valid_in$223 , \valid_in$204 , \valid_in$186 , \valid_in$167 , \valid_in$148 , \valid_in$129 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
+  assign \$14  = | { \valid_in$344 , \valid_in$325 , \valid_in$306 , \valid_in$287 , \valid_in$269 , \valid_in$250 , \valid_in$231 , \valid_in$212 , \valid_in$194 , \valid_in$175 , \valid_in$156 , \valid_in$137 , \o$77 [9], \o$77 [6], \o$77 [3], \o$77 [0] };
   assign \$15  = \$13  | \$14 ;
   \accelerator.engine.core.deskew  deskew (
     .engine_clk(units_sync_clk),
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2927$0 (en_deskew_0),
-    .\port$2928$0 (en_deskew_1),
-    .\port$2929$0 (en_deskew_2),
-    .\port$2930$0 (en_deskew_3)
+    .\port$2717$0 (en_deskew_0),
+    .\port$2718$0 (en_deskew_1),
+    .\port$2719$0 (en_deskew_2),
+    .\port$2720$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -11169,17 +10262,17 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .a_out(\a_in$85 ),
     .b_in(\o$75 [7:0]),
     .b_next(\o_next$73 [7:0]),
-    .b_out(\b_in$127 ),
-    .chain_out(\chain_in$135 ),
-    .chain_valid_out(\chain_valid_in$137 ),
+    .b_out(\b_in$126 ),
+    .chain_out(\chain_in$129 ),
+    .chain_valid_out(\chain_valid_in$131 ),
     .drain(drain_0),
     .en(\en$66 ),
-    .first_out(\first_in$131 ),
-    .last_out(\last_in$133 ),
-    .\port$3343$0 (\o$77 [2:0]),
+    .first_out(\first_in$133 ),
+    .last_out(\last_in$135 ),
+    .\port$3133$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$129 )
+    .valid_out(\valid_in$137 )
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
     .a_in(\a_in$85 ),
@@ -11187,17 +10280,17 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .a_out(\a_in$98 ),
     .b_in(\o$75 [15:8]),
     .b_next(\o_next$73 [15:8]),
-    .b_out(\b_in$146 ),
-    .chain_out(\chain_in$154 ),
-    .chain_valid_out(\chain_valid_in$156 ),
+    .b_out(\b_in$145 ),
+    .chain_out(\chain_in$148 ),
+    .chain_valid_out(\chain_valid_in$150 ),
     .drain(drain_1),
     .en(\en$83 ),
-    .first_out(\first_in$150 ),
-    .last_out(\last_in$152 ),
-    .\port$3343$3 (\o$77 [5:3]),
+    .first_out(\first_in$152 ),
+    .last_out(\last_in$154 ),
+    .\port$3133$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$148 )
+    .valid_out(\valid_in$156 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
     .a_in(\a_in$98 ),
@@ -11205,286 +10298,286 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .a_out(\a_in$111 ),
     .b_in(\o$75 [23:16]),
     .b_next(\o_next$73 [23:16]),
-    .b_out(\b_in$165 ),
-    .chain_out(\chain_in$173 ),
-    .chain_valid_out(\chain_valid_in$175 ),
+    .b_out(\b_in$164 ),
+    .chain_out(\chain_in$167 ),
+    .chain_valid_out(\chain_valid_in$169 ),
     .drain(drain_2),
     .en(\en$96 ),
-    .first_out(\first_in$169 ),
-    .last_out(\last_in$171 ),
-    .\port$3343$6 (\o$77 [8:6]),
+    .first_out(\first_in$171 ),
+    .last_out(\last_in$173 ),
+    .\port$3133$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$167 )
+    .valid_out(\valid_in$175 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
     .a_in(\a_in$111 ),
     .a_next(\a_in$98 ),
     .b_in(\o$75 [31:24]),
     .b_next(\o_next$73 [31:24]),
-    .b_out(\b_in$184 ),
-    .chain_out(\chain_in$192 ),
-    .chain_valid_out(\chain_valid_in$194 ),
+    .b_out(\b_in$183 ),
+    .chain_out(\chain_in$186 ),
+    .chain_valid_out(\chain_valid_in$188 ),
     .drain(drain_3),
     .en(\en$109 ),
-    .first_out(\first_in$188 ),
-    .last_out(\last_in$190 ),
-    .\port$3343$9 (\o$77 [11:9]),
+    .first_out(\first_in$190 ),
+    .last_out(\last_in$192 ),
+    .\port$3133$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$186 )
+    .valid_out(\valid_in$194 )
   );
   \accelerator.engine.core.pe_1_0  pe_1_0 (
     .a_in(\o$69 [15:8]),
     .a_next(o_next[15:8]),
     .a_out(\a_in$142 ),
-    .b_in(\b_in$127 ),
+    .b_in(\b_in$126 ),
     .b_next(\o$75 [7:0]),
-    .b_out(\b_in$202 ),
-    .chain_in(\chain_in$135 ),
-    .chain_out(\chain_in$210 ),
-    .chain_valid_in(\chain_valid_in$137 ),
-    .chain_valid_out(\chain_valid_in$212 ),
+    .b_out(\b_in$201 ),
+    .chain_in(\chain_in$129 ),
+    .chain_out(\chain_in$204 ),
+    .chain_valid_in(\chain_valid_in$131 ),
+    .chain_valid_out(\chain_valid_in$206 ),
     .drain(drain_0),
     .en(\en$122 ),
-    .first_in(\first_in$131 ),
-    .first_out(\first_in$206 ),
-    .last_in(\last_in$133 ),
-    .last_out(\last_in$208 ),
+    .first_in(\first_in$133 ),
+    .first_out(\first_in$208 ),
+    .last_in(\last_in$135 ),
+    .last_out(\last_in$210 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$129 ),
-    .valid_out(\valid_in$204 )
+    .valid_in(\valid_in$137 ),
+    .valid_out(\valid_in$212 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
     .a_in(\a_in$142 ),
     .a_next(\o$69 [15:8]),
     .a_out(\a_in$161 ),
-    .b_in(\b_in$146 ),
+    .b_in(\b_in$145 ),
     .b_next(\o$75 [15:8]),
-    .b_out(\b_in$221 ),
-    .chain_in(\chain_in$154 ),
-    .chain_out(\chain_in$229 ),
-    .chain_valid_in(\chain_valid_in$156 ),
-    .chain_valid_out(\chain_valid_in$231 ),
+    .b_out(\b_in$220 ),
+    .chain_in(\chain_in$148 ),
+    .chain_out(\chain_in$223 ),
+    .chain_valid_in(\chain_valid_in$150 ),
+    .chain_valid_out(\chain_valid_in$225 ),
     .drain(drain_1),
     .en(\en$140 ),
-    .first_in(\first_in$150 ),
-    .first_out(\first_in$225 ),
-    .last_in(\last_in$152 ),
-    .last_out(\last_in$227 ),
+    .first_in(\first_in$152 ),
+    .first_out(\first_in$227 ),
+    .last_in(\last_in$154 ),
+    .last_out(\last_in$229 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$148 ),
-    .valid_out(\valid_in$223 )
+    .valid_in(\valid_in$156 ),
+    .valid_out(\valid_in$231 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
     .a_in(\a_in$161 ),
     .a_next(\a_in$142 ),
     .a_out(\a_in$180 ),
-    .b_in(\b_in$165 ),
+    .b_in(\b_in$164 ),
     .b_next(\o$75 [23:16]),
-    .b_out(\b_in$240 ),
-    .chain_in(\chain_in$173 ),
-    .chain_out(\chain_in$248 ),
-    .chain_valid_in(\chain_valid_in$175 ),
-    .chain_valid_out(\chain_valid_in$250 ),
+    .b_out(\b_in$239 ),
+    .chain_in(\chain_in$167 ),
+    .chain_out(\chain_in$242 ),
+    .chain_valid_in(\chain_valid_in$169 ),
+    .chain_valid_out(\chain_valid_in$244 ),
     .drain(drain_2),
     .en(\en$159 ),
-    .first_in(\first_in$169 ),
-    .first_out(\first_in$244 ),
-    .last_in(\last_in$171 ),
-    .last_out(\last_in$246 ),
+    .first_in(\first_in$171 ),
+    .first_out(\first_in$246 ),
+    .last_in(\last_in$173 ),
+    .last_out(\last_in$248 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$167 ),
-    .valid_out(\valid_in$242 )
+    .valid_in(\valid_in$175 ),
+    .valid_out(\valid_in$250 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
     .a_in(\a_in$180 ),
     .a_next(\a_in$161 ),
-    .b_in(\b_in$184 ),
+    .b_in(\b_in$183 ),
     .b_next(\o$75 [31:24]),
-    .b_out(\b_in$259 ),
-    .chain_in(\chain_in$192 ),
-    .chain_out(\chain_in$267 ),
-    .chain_valid_in(\chain_valid_in$194 ),
-    .chain_valid_out(\chain_valid_in$269 ),
+    .b_out(\b_in$258 ),
+    .chain_in(\chain_in$186 ),
+    .chain_out(\chain_in$261 ),
+    .chain_valid_in(\chain_valid_in$188 ),
+    .chain_valid_out(\chain_valid_in$263 ),
     .drain(drain_3),
     .en(\en$178 ),
-    .first_in(\first_in$188 ),
-    .first_out(\first_in$263 ),
-    .last_in(\last_in$190 ),
-    .last_out(\last_in$265 ),
+    .first_in(\first_in$190 ),
+    .first_out(\first_in$265 ),
+    .last_in(\last_in$192 ),
+    .last_out(\last_in$267 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$186 ),
-    .valid_out(\valid_in$261 )
+    .valid_in(\valid_in$194 ),
+    .valid_out(\valid_in$269 )
   );
   \accelerator.engine.core.pe_2_0  pe_2_0 (
     .a_in(\o$69 [23:16]),
     .a_next(o_next[23:16]),
     .a_out(\a_in$217 ),
-    .b_in(\b_in$202 ),
-    .b_next(\b_in$127 ),
-    .b_out(\b_in$277 ),
-    .chain_in(\chain_in$210 ),
-    .chain_out(\chain_in$285 ),
-    .chain_valid_in(\chain_valid_in$212 ),
-    .chain_valid_out(\chain_valid_in$287 ),
+    .b_in(\b_in$201 ),
+    .b_next(\b_in$126 ),
+    .b_out(\b_in$276 ),
+    .chain_in(\chain_in$204 ),
+    .chain_out(\chain_in$279 ),
+    .chain_valid_in(\chain_valid_in$206 ),
+    .chain_valid_out(\chain_valid_in$281 ),
     .drain(drain_0),
     .en(\en$197 ),
-    .first_in(\first_in$206 ),
-    .first_out(\first_in$281 ),
-    .last_in(\last_in$208 ),
-    .last_out(\last_in$283 ),
+    .first_in(\first_in$208 ),
+    .first_out(\first_in$283 ),
+    .last_in(\last_in$210 ),
+    .last_out(\last_in$285 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$204 ),
-    .valid_out(\valid_in$279 )
+    .valid_in(\valid_in$212 ),
+    .valid_out(\valid_in$287 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
     .a_in(\a_in$217 ),
     .a_next(\o$69 [23:16]),
     .a_out(\a_in$236 ),
-    .b_in(\b_in$221 ),
-    .b_next(\b_in$146 ),
-    .b_out(\b_in$296 ),
-    .chain_in(\chain_in$229 ),
-    .chain_out(\chain_in$304 ),
-    .chain_valid_in(\chain_valid_in$231 ),
-    .chain_valid_out(\chain_valid_in$306 ),
+    .b_in(\b_in$220 ),
+    .b_next(\b_in$145 ),
+    .b_out(\b_in$295 ),
+    .chain_in(\chain_in$223 ),
+    .chain_out(\chain_in$298 ),
+    .chain_valid_in(\chain_valid_in$225 ),
+    .chain_valid_out(\chain_valid_in$300 ),
     .drain(drain_1),
     .en(\en$215 ),
-    .first_in(\first_in$225 ),
-    .first_out(\first_in$300 ),
-    .last_in(\last_in$227 ),
-    .last_out(\last_in$302 ),
+    .first_in(\first_in$227 ),
+    .first_out(\first_in$302 ),
+    .last_in(\last_in$229 ),
+    .last_out(\last_in$304 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$223 ),
-    .valid_out(\valid_in$298 )
+    .valid_in(\valid_in$231 ),
+    .valid_out(\valid_in$306 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
     .a_in(\a_in$236 ),
     .a_next(\a_in$217 ),
     .a_out(\a_in$255 ),
-    .b_in(\b_in$240 ),
-    .b_next(\b_in$165 ),
-    .b_out(\b_in$315 ),
-    .chain_in(\chain_in$248 ),
-    .chain_out(\chain_in$323 ),
-    .chain_valid_in(\chain_valid_in$250 ),
-    .chain_valid_out(\chain_valid_in$325 ),
+    .b_in(\b_in$239 ),
+    .b_next(\b_in$164 ),
+    .b_out(\b_in$314 ),
+    .chain_in(\chain_in$242 ),
+    .chain_out(\chain_in$317 ),
+    .chain_valid_in(\chain_valid_in$244 ),
+    .chain_valid_out(\chain_valid_in$319 ),
     .drain(drain_2),
     .en(\en$234 ),
-    .first_in(\first_in$244 ),
-    .first_out(\first_in$319 ),
-    .last_in(\last_in$246 ),
-    .last_out(\last_in$321 ),
+    .first_in(\first_in$246 ),
+    .first_out(\first_in$321 ),
+    .last_in(\last_in$248 ),
+    .last_out(\last_in$323 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$242 ),
-    .valid_out(\valid_in$317 )
+    .valid_in(\valid_in$250 ),
+    .valid_out(\valid_in$325 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
     .a_in(\a_in$255 ),
     .a_next(\a_in$236 ),
-    .b_in(\b_in$259 ),
-    .b_next(\b_in$184 ),
-    .b_out(\b_in$334 ),
-    .chain_in(\chain_in$267 ),
-    .chain_out(\chain_in$342 ),
-    .chain_valid_in(\chain_valid_in$269 ),
-    .chain_valid_out(\chain_valid_in$344 ),
+    .b_in(\b_in$258 ),
+    .b_next(\b_in$183 ),
+    .b_out(\b_in$333 ),
+    .chain_in(\chain_in$261 ),
+    .chain_out(\chain_in$336 ),
+    .chain_valid_in(\chain_valid_in$263 ),
+    .chain_valid_out(\chain_valid_in$338 ),
     .drain(drain_3),
     .en(\en$253 ),
-    .first_in(\first_in$263 ),
-    .first_out(\first_in$338 ),
-    .last_in(\last_in$265 ),
-    .last_out(\last_in$340 ),
+    .first_in(\first_in$265 ),
+    .first_out(\first_in$340 ),
+    .last_in(\last_in$267 ),
+    .last_out(\last_in$342 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$261 ),
-    .valid_out(\valid_in$336 )
+    .valid_in(\valid_in$269 ),
+    .valid_out(\valid_in$344 )
   );
   \accelerator.engine.core.pe_3_0  pe_3_0 (
     .a_in(\o$69 [31:24]),
     .a_next(o_next[31:24]),
     .a_out(\a_in$292 ),
-    .b_in(\b_in$277 ),
-    .b_next(\b_in$202 ),
-    .chain_in(\chain_in$285 ),
+    .b_in(\b_in$276 ),
+    .b_next(\b_in$201 ),
+    .chain_in(\chain_in$279 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$287 ),
+    .chain_valid_in(\chain_valid_in$281 ),
     .chain_valid_out(\chain_valid_out$349 ),
     .drain(drain_0),
     .en(\en$272 ),
-    .first_in(\first_in$281 ),
-    .last_in(\last_in$283 ),
+    .first_in(\first_in$283 ),
+    .last_in(\last_in$285 ),
     .last_out(last_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$279 ),
+    .valid_in(\valid_in$287 ),
     .valid_out(valid_out)
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
     .a_in(\a_in$292 ),
     .a_next(\o$69 [31:24]),
     .a_out(\a_in$311 ),
-    .b_in(\b_in$296 ),
-    .b_next(\b_in$221 ),
-    .chain_in(\chain_in$304 ),
+    .b_in(\b_in$295 ),
+    .b_next(\b_in$220 ),
+    .chain_in(\chain_in$298 ),
     .chain_out(\chain_out$16 ),
-    .chain_valid_in(\chain_valid_in$306 ),
+    .chain_valid_in(\chain_valid_in$300 ),
     .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_1),
     .en(\en$290 ),
-    .first_in(\first_in$300 ),
-    .last_in(\last_in$302 ),
+    .first_in(\first_in$302 ),
+    .last_in(\last_in$304 ),
     .last_out(\last_out$7 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$298 ),
+    .valid_in(\valid_in$306 ),
     .valid_out(\valid_out$6 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
     .a_in(\a_in$311 ),
     .a_next(\a_in$292 ),
     .a_out(\a_in$330 ),
-    .b_in(\b_in$315 ),
-    .b_next(\b_in$240 ),
-    .chain_in(\chain_in$323 ),
+    .b_in(\b_in$314 ),
+    .b_next(\b_in$239 ),
+    .chain_in(\chain_in$317 ),
     .chain_out(\chain_out$17 ),
-    .chain_valid_in(\chain_valid_in$325 ),
+    .chain_valid_in(\chain_valid_in$319 ),
     .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_2),
     .en(\en$309 ),
-    .first_in(\first_in$319 ),
-    .last_in(\last_in$321 ),
+    .first_in(\first_in$321 ),
+    .last_in(\last_in$323 ),
     .last_out(\last_out$10 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$317 ),
+    .valid_in(\valid_in$325 ),
     .valid_out(\valid_out$9 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
     .a_in(\a_in$330 ),
     .a_next(\a_in$311 ),
-    .b_in(\b_in$334 ),
-    .b_next(\b_in$259 ),
-    .chain_in(\chain_in$342 ),
+    .b_in(\b_in$333 ),
+    .b_next(\b_in$258 ),
+    .chain_in(\chain_in$336 ),
     .chain_out(\chain_out$18 ),
-    .chain_valid_in(\chain_valid_in$344 ),
+    .chain_valid_in(\chain_valid_in$338 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
     .en(\en$328 ),
-    .first_in(\first_in$338 ),
-    .last_in(\last_in$340 ),
+    .first_in(\first_in$340 ),
+    .last_in(\last_in$342 ),
     .last_out(\last_out$13 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$336 ),
+    .valid_in(\valid_in$344 ),
     .valid_out(\valid_out$12 )
   );
   \accelerator.engine.core.skew_a  skew_a (
@@ -11494,10 +10587,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2956$0 (en_skew_a_0),
-    .\port$2957$0 (en_skew_a_1),
-    .\port$2958$0 (en_skew_a_2),
-    .\port$2959$0 (en_skew_a_3)
+    .\port$2746$0 (en_skew_a_0),
+    .\port$2747$0 (en_skew_a_1),
+    .\port$2748$0 (en_skew_a_2),
+    .\port$2749$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -11506,10 +10599,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2960$0 (en_skew_b_0),
-    .\port$2961$0 (en_skew_b_1),
-    .\port$2962$0 (en_skew_b_2),
-    .\port$2963$0 (en_skew_b_3)
+    .\port$2750$0 (en_skew_b_0),
+    .\port$2751$0 (en_skew_b_1),
+    .\port$2752$0 (en_skew_b_2),
+    .\port$2753$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11519,14 +10612,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .units_sync_clk(units_sync_clk)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$67  = held;
     if (engine_rst) begin
       \$67  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$68  = skid;
     if (\$17 ) begin
       \$68 [128] = out[128];
@@ -11545,7 +10638,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$69  = out_row;
     if (\$26 ) begin
       \$69  = \$29 [1:0];
@@ -11555,14 +10648,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$70  = 1'h1;
     if (engine_rst) begin
       \$70  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$71  = in_a;
     if (en_in_a_0) begin
       \$71 [7:0] = operands__payload[7:0];
@@ -11578,7 +10671,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$72  = \i$60 ;
     if (en_in_b_0) begin
       \$72 [7:0] = operands__payload[39:32];
@@ -11594,7 +10687,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$73  = in_flags;
     if (\en$42 ) begin
       \$73 [0] = accept;
@@ -11606,7 +10699,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$74  = first;
     if (\en$42 ) begin
       if (accept) begin
@@ -11618,7 +10711,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$75  = gap;
     if (\en$42 ) begin
       if (\$39 ) begin
@@ -11685,134 +10778,134 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
   assign en_pe_1_0 = \en$122 ;
   assign \a_in$124  = \o$69 [15:8];
   assign \a_next$125  = o_next[15:8];
-  assign \b_next$126  = \o$75 [7:0];
-  assign b_out = \b_in$127 ;
-  assign \valid_out$130  = \valid_in$129 ;
-  assign first_out = \first_in$131 ;
-  assign \last_out$134  = \last_in$133 ;
-  assign \chain_out$136  = \chain_in$135 ;
-  assign \chain_valid_out$138  = \chain_valid_in$137 ;
+  assign b_out = \b_in$126 ;
+  assign \b_next$128  = \o$75 [7:0];
+  assign \chain_out$130  = \chain_in$129 ;
+  assign \chain_valid_out$132  = \chain_valid_in$131 ;
+  assign first_out = \first_in$133 ;
+  assign \last_out$136  = \last_in$135 ;
+  assign \valid_out$138  = \valid_in$137 ;
   assign \drain$139  = drain_0;
   assign en_pe_1_1 = \en$140 ;
   assign \a_out$143  = \a_in$142 ;
   assign \a_next$144  = \o$69 [15:8];
-  assign \b_next$145  = \o$75 [15:8];
-  assign \b_out$147  = \b_in$146 ;
-  assign \valid_out$149  = \valid_in$148 ;
-  assign \first_out$151  = \first_in$150 ;
-  assign \last_out$153  = \last_in$152 ;
-  assign \chain_out$155  = \chain_in$154 ;
-  assign \chain_valid_out$157  = \chain_valid_in$156 ;
+  assign \b_out$146  = \b_in$145 ;
+  assign \b_next$147  = \o$75 [15:8];
+  assign \chain_out$149  = \chain_in$148 ;
+  assign \chain_valid_out$151  = \chain_valid_in$150 ;
+  assign \first_out$153  = \first_in$152 ;
+  assign \last_out$155  = \last_in$154 ;
+  assign \valid_out$157  = \valid_in$156 ;
   assign \drain$158  = drain_1;
   assign en_pe_1_2 = \en$159 ;
   assign \a_out$162  = \a_in$161 ;
   assign \a_next$163  = \a_in$142 ;
-  assign \b_next$164  = \o$75 [23:16];
-  assign \b_out$166  = \b_in$165 ;
-  assign \valid_out$168  = \valid_in$167 ;
-  assign \first_out$170  = \first_in$169 ;
-  assign \last_out$172  = \last_in$171 ;
-  assign \chain_out$174  = \chain_in$173 ;
-  assign \chain_valid_out$176  = \chain_valid_in$175 ;
+  assign \b_out$165  = \b_in$164 ;
+  assign \b_next$166  = \o$75 [23:16];
+  assign \chain_out$168  = \chain_in$167 ;
+  assign \chain_valid_out$170  = \chain_valid_in$169 ;
+  assign \first_out$172  = \first_in$171 ;
+  assign \last_out$174  = \last_in$173 ;
+  assign \valid_out$176  = \valid_in$175 ;
   assign \drain$177  = drain_2;
   assign en_pe_1_3 = \en$178 ;
   assign \a_out$181  = \a_in$180 ;
   assign \a_next$182  = \a_in$161 ;
-  assign \b_next$183  = \o$75 [31:24];
-  assign \b_out$185  = \b_in$184 ;
-  assign \valid_out$187  = \valid_in$186 ;
-  assign \first_out$189  = \first_in$188 ;
-  assign \last_out$191  = \last_in$190 ;
-  assign \chain_out$193  = \chain_in$192 ;
-  assign \chain_valid_out$195  = \chain_valid_in$194 ;
+  assign \b_out$184  = \b_in$183 ;
+  assign \b_next$185  = \o$75 [31:24];
+  assign \chain_out$187  = \chain_in$186 ;
+  assign \chain_valid_out$189  = \chain_valid_in$188 ;
+  assign \first_out$191  = \first_in$190 ;
+  assign \last_out$193  = \last_in$192 ;
+  assign \valid_out$195  = \valid_in$194 ;
   assign \drain$196  = drain_3;
   assign en_pe_2_0 = \en$197 ;
   assign \a_in$199  = \o$69 [23:16];
   assign \a_next$200  = o_next[23:16];
-  assign \b_next$201  = \b_in$127 ;
-  assign \b_out$203  = \b_in$202 ;
-  assign \valid_out$205  = \valid_in$204 ;
-  assign \first_out$207  = \first_in$206 ;
-  assign \last_out$209  = \last_in$208 ;
-  assign \chain_out$211  = \chain_in$210 ;
-  assign \chain_valid_out$213  = \chain_valid_in$212 ;
+  assign \b_out$202  = \b_in$201 ;
+  assign \b_next$203  = \b_in$126 ;
+  assign \chain_out$205  = \chain_in$204 ;
+  assign \chain_valid_out$207  = \chain_valid_in$206 ;
+  assign \first_out$209  = \first_in$208 ;
+  assign \last_out$211  = \last_in$210 ;
+  assign \valid_out$213  = \valid_in$212 ;
   assign \drain$214  = drain_0;
   assign en_pe_2_1 = \en$215 ;
   assign \a_out$218  = \a_in$217 ;
   assign \a_next$219  = \o$69 [23:16];
-  assign \b_next$220  = \b_in$146 ;
-  assign \b_out$222  = \b_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \first_out$226  = \first_in$225 ;
-  assign \last_out$228  = \last_in$227 ;
-  assign \chain_out$230  = \chain_in$229 ;
-  assign \chain_valid_out$232  = \chain_valid_in$231 ;
+  assign \b_out$221  = \b_in$220 ;
+  assign \b_next$222  = \b_in$145 ;
+  assign \chain_out$224  = \chain_in$223 ;
+  assign \chain_valid_out$226  = \chain_valid_in$225 ;
+  assign \first_out$228  = \first_in$227 ;
+  assign \last_out$230  = \last_in$229 ;
+  assign \valid_out$232  = \valid_in$231 ;
   assign \drain$233  = drain_1;
   assign en_pe_2_2 = \en$234 ;
   assign \a_out$237  = \a_in$236 ;
   assign \a_next$238  = \a_in$217 ;
-  assign \b_next$239  = \b_in$165 ;
-  assign \b_out$241  = \b_in$240 ;
-  assign \valid_out$243  = \valid_in$242 ;
-  assign \first_out$245  = \first_in$244 ;
-  assign \last_out$247  = \last_in$246 ;
-  assign \chain_out$249  = \chain_in$248 ;
-  assign \chain_valid_out$251  = \chain_valid_in$250 ;
+  assign \b_out$240  = \b_in$239 ;
+  assign \b_next$241  = \b_in$164 ;
+  assign \chain_out$243  = \chain_in$242 ;
+  assign \chain_valid_out$245  = \chain_valid_in$244 ;
+  assign \first_out$247  = \first_in$246 ;
+  assign \last_out$249  = \last_in$248 ;
+  assign \valid_out$251  = \valid_in$250 ;
   assign \drain$252  = drain_2;
   assign en_pe_2_3 = \en$253 ;
   assign \a_out$256  = \a_in$255 ;
   assign \a_next$257  = \a_in$236 ;
-  assign \b_next$258  = \b_in$184 ;
-  assign \b_out$260  = \b_in$259 ;
-  assign \valid_out$262  = \valid_in$261 ;
-  assign \first_out$264  = \first_in$263 ;
-  assign \last_out$266  = \last_in$265 ;
-  assign \chain_out$268  = \chain_in$267 ;
-  assign \chain_valid_out$270  = \chain_valid_in$269 ;
+  assign \b_out$259  = \b_in$258 ;
+  assign \b_next$260  = \b_in$183 ;
+  assign \chain_out$262  = \chain_in$261 ;
+  assign \chain_valid_out$264  = \chain_valid_in$263 ;
+  assign \first_out$266  = \first_in$265 ;
+  assign \last_out$268  = \last_in$267 ;
+  assign \valid_out$270  = \valid_in$269 ;
   assign \drain$271  = drain_3;
   assign en_pe_3_0 = \en$272 ;
   assign \a_in$274  = \o$69 [31:24];
   assign \a_next$275  = o_next[31:24];
-  assign \b_next$276  = \b_in$202 ;
-  assign \b_out$278  = \b_in$277 ;
-  assign \valid_out$280  = \valid_in$279 ;
-  assign \first_out$282  = \first_in$281 ;
-  assign \last_out$284  = \last_in$283 ;
-  assign \chain_out$286  = \chain_in$285 ;
-  assign \chain_valid_out$288  = \chain_valid_in$287 ;
+  assign \b_out$277  = \b_in$276 ;
+  assign \b_next$278  = \b_in$201 ;
+  assign \chain_out$280  = \chain_in$279 ;
+  assign \chain_valid_out$282  = \chain_valid_in$281 ;
+  assign \first_out$284  = \first_in$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \valid_out$288  = \valid_in$287 ;
   assign \drain$289  = drain_0;
   assign en_pe_3_1 = \en$290 ;
   assign \a_out$293  = \a_in$292 ;
   assign \a_next$294  = \o$69 [31:24];
-  assign \b_next$295  = \b_in$221 ;
-  assign \b_out$297  = \b_in$296 ;
-  assign \valid_out$299  = \valid_in$298 ;
-  assign \first_out$301  = \first_in$300 ;
-  assign \last_out$303  = \last_in$302 ;
-  assign \chain_out$305  = \chain_in$304 ;
-  assign \chain_valid_out$307  = \chain_valid_in$306 ;
+  assign \b_out$296  = \b_in$295 ;
+  assign \b_next$297  = \b_in$220 ;
+  assign \chain_out$299  = \chain_in$298 ;
+  assign \chain_valid_out$301  = \chain_valid_in$300 ;
+  assign \first_out$303  = \first_in$302 ;
+  assign \last_out$305  = \last_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
   assign \drain$308  = drain_1;
   assign en_pe_3_2 = \en$309 ;
   assign \a_out$312  = \a_in$311 ;
   assign \a_next$313  = \a_in$292 ;
-  assign \b_next$314  = \b_in$240 ;
-  assign \b_out$316  = \b_in$315 ;
-  assign \valid_out$318  = \valid_in$317 ;
-  assign \first_out$320  = \first_in$319 ;
-  assign \last_out$322  = \last_in$321 ;
-  assign \chain_out$324  = \chain_in$323 ;
-  assign \chain_valid_out$326  = \chain_valid_in$325 ;
+  assign \b_out$315  = \b_in$314 ;
+  assign \b_next$316  = \b_in$239 ;
+  assign \chain_out$318  = \chain_in$317 ;
+  assign \chain_valid_out$320  = \chain_valid_in$319 ;
+  assign \first_out$322  = \first_in$321 ;
+  assign \last_out$324  = \last_in$323 ;
+  assign \valid_out$326  = \valid_in$325 ;
   assign \drain$327  = drain_2;
   assign en_pe_3_3 = \en$328 ;
   assign \a_out$331  = \a_in$330 ;
   assign \a_next$332  = \a_in$311 ;
-  assign \b_next$333  = \b_in$259 ;
-  assign \b_out$335  = \b_in$334 ;
-  assign \valid_out$337  = \valid_in$336 ;
-  assign \first_out$339  = \first_in$338 ;
-  assign \last_out$341  = \last_in$340 ;
-  assign \chain_out$343  = \chain_in$342 ;
-  assign \chain_valid_out$345  = \chain_valid_in$344 ;
+  assign \b_out$334  = \b_in$333 ;
+  assign \b_next$335  = \b_in$258 ;
+  assign \chain_out$337  = \chain_in$336 ;
+  assign \chain_valid_out$339  = \chain_valid_in$338 ;
+  assign \first_out$341  = \first_in$340 ;
+  assign \last_out$343  = \last_in$342 ;
+  assign \valid_out$345  = \valid_in$344 ;
   assign \drain$346  = drain_3;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11952,8 +11045,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928$0 , \port$2929$0 , \port$2930$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2717$0 , \port$2718$0 , \port$2719$0 , \port$2720$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
@@ -11993,14 +11086,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2927$0 ;
-  wire \port$2927$0 ;
-  input \port$2928$0 ;
-  wire \port$2928$0 ;
-  input \port$2929$0 ;
-  wire \port$2929$0 ;
-  input \port$2930$0 ;
-  wire \port$2930$0 ;
+  input \port$2717$0 ;
+  wire \port$2717$0 ;
+  input \port$2718$0 ;
+  wire \port$2718$0 ;
+  input \port$2719$0 ;
+  wire \port$2719$0 ;
+  input \port$2720$0 ;
+  wire \port$2720$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -12014,48 +11107,48 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2927$0 ) begin
+    if (\port$2717$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2928$0 ) begin
+    if (\port$2718$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2928$0 ) begin
+    if (\port$2718$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2929$0 ) begin
+    if (\port$2719$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2927$0 ) begin
+    if (\port$2717$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2927$0 ) begin
+    if (\port$2717$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2930$0 , \port$2929$0 , \port$2928$0 , \port$2927$0  };
+  assign en = { \port$2720$0 , \port$2719$0 , \port$2718$0 , \port$2717$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -12084,8 +11177,8 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2927$0 , \port$2928
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3343$0 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3133$0 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12139,8 +11232,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3343$0 ;
-  wire [2:0] \port$3343$0 ;
+  input [2:0] \port$3133$0 ;
+  wire [2:0] \port$3133$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -12149,10 +11242,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3343$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3133$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3343$0 [0] & \port$3343$0 [2];
+  assign \$4  = \port$3133$0 [0] & \port$3133$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12176,67 +11269,67 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3343$0 [0];
+      \$10  = \port$3133$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3343$0 [1];
+      \$11  = \port$3133$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3343$0 [2];
+      \$12  = \port$3133$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3343$0 [0]) begin
+      if (\port$3133$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12247,7 +11340,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12261,7 +11354,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12277,17 +11370,17 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3343$0 [1];
+  assign first_in = \port$3133$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3343$0 [0];
-  assign last_in = \port$3343$0 [2];
+  assign valid_in = \port$3133$0 [0];
+  assign last_in = \port$3133$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3343$3 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3133$3 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12341,8 +11434,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3343$3 ;
-  wire [2:0] \port$3343$3 ;
+  input [2:0] \port$3133$3 ;
+  wire [2:0] \port$3133$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -12351,10 +11444,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3343$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3133$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3343$3 [0] & \port$3343$3 [2];
+  assign \$4  = \port$3133$3 [0] & \port$3133$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12378,67 +11471,67 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3343$3 [0];
+      \$10  = \port$3133$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3343$3 [1];
+      \$11  = \port$3133$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3343$3 [2];
+      \$12  = \port$3133$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3343$3 [0]) begin
+      if (\port$3133$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12449,7 +11542,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12463,7 +11556,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12479,17 +11572,17 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3343$3 [1];
+  assign first_in = \port$3133$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3343$3 [0];
-  assign last_in = \port$3343$3 [2];
+  assign valid_in = \port$3133$3 [0];
+  assign last_in = \port$3133$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$6 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3133$6 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12543,8 +11636,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3343$6 ;
-  wire [2:0] \port$3343$6 ;
+  input [2:0] \port$3133$6 ;
+  wire [2:0] \port$3133$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -12553,10 +11646,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3343$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3133$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3343$6 [0] & \port$3343$6 [2];
+  assign \$4  = \port$3133$6 [0] & \port$3133$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12580,67 +11673,67 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3343$6 [0];
+      \$10  = \port$3133$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3343$6 [1];
+      \$11  = \port$3133$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3343$6 [2];
+      \$12  = \port$3133$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3343$6 [0]) begin
+      if (\port$3133$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12651,7 +11744,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12665,7 +11758,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12681,17 +11774,17 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3343$6 [1];
+  assign first_in = \port$3133$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3343$6 [0];
-  assign last_in = \port$3343$6 [2];
+  assign valid_in = \port$3133$6 [0];
+  assign last_in = \port$3133$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3343$9 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3133$9 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12744,8 +11837,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3343$9 ;
-  wire [2:0] \port$3343$9 ;
+  input [2:0] \port$3133$9 ;
+  wire [2:0] \port$3133$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -12754,10 +11847,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3343$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3133$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3343$9 [0] & \port$3343$9 [2];
+  assign \$4  = \port$3133$9 [0] & \port$3133$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12781,67 +11874,67 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3343$9 [0];
+      \$10  = \port$3133$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3343$9 [1];
+      \$11  = \port$3133$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3343$9 [2];
+      \$12  = \port$3133$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3343$9 [0]) begin
+      if (\port$3133$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -12852,7 +11945,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -12866,7 +11959,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -12882,17 +11975,17 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3343$9 [1];
+  assign first_in = \port$3133$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3343$9 [0];
-  assign last_in = \port$3343$9 [2];
+  assign valid_in = \port$3133$9 [0];
+  assign last_in = \port$3133$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -12986,28 +12079,28 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13017,7 +12110,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13027,7 +12120,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13037,7 +12130,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13046,7 +12139,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13057,7 +12150,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13071,7 +12164,7 @@ module \accelerator.engine.core.pe_1_0 (drain, rst_pe_1_0, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13092,7 +12185,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13186,28 +12279,28 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13217,7 +12310,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13227,7 +12320,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13237,7 +12330,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13246,7 +12339,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13257,7 +12350,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13271,7 +12364,7 @@ module \accelerator.engine.core.pe_1_1 (drain, rst_pe_1_1, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13292,7 +12385,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13386,28 +12479,28 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13417,7 +12510,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13427,7 +12520,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13437,7 +12530,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13446,7 +12539,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13457,7 +12550,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13471,7 +12564,7 @@ module \accelerator.engine.core.pe_1_2 (drain, rst_pe_1_2, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13492,7 +12585,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13585,28 +12678,28 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13616,7 +12709,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13626,7 +12719,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13636,7 +12729,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13645,7 +12738,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13656,7 +12749,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13670,7 +12763,7 @@ module \accelerator.engine.core.pe_1_3 (drain, rst_pe_1_3, en, b_in, valid_in, f
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13691,7 +12784,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13785,28 +12878,28 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -13816,7 +12909,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -13826,7 +12919,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -13836,7 +12929,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -13845,7 +12938,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -13856,7 +12949,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -13870,7 +12963,7 @@ module \accelerator.engine.core.pe_2_0 (drain, rst_pe_2_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -13891,7 +12984,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -13985,28 +13078,28 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14016,7 +13109,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14026,7 +13119,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14036,7 +13129,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14045,7 +13138,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14056,7 +13149,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14070,7 +13163,7 @@ module \accelerator.engine.core.pe_2_1 (drain, rst_pe_2_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14091,7 +13184,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14185,28 +13278,28 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14216,7 +13309,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14226,7 +13319,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14236,7 +13329,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14245,7 +13338,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14256,7 +13349,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14270,7 +13363,7 @@ module \accelerator.engine.core.pe_2_2 (drain, rst_pe_2_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14291,7 +13384,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14384,28 +13477,28 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14415,7 +13508,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14425,7 +13518,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14435,7 +13528,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14444,7 +13537,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14455,7 +13548,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14469,7 +13562,7 @@ module \accelerator.engine.core.pe_2_3 (drain, rst_pe_2_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14490,7 +13583,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_in, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14582,28 +13675,28 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14613,7 +13706,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14623,7 +13716,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14633,7 +13726,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14642,7 +13735,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14653,7 +13746,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14667,7 +13760,7 @@ module \accelerator.engine.core.pe_3_0 (drain, rst_pe_3_0, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14688,7 +13781,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, a_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14780,28 +13873,28 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -14811,7 +13904,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -14821,7 +13914,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -14831,7 +13924,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -14840,7 +13933,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -14851,7 +13944,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -14865,7 +13958,7 @@ module \accelerator.engine.core.pe_3_1 (drain, rst_pe_3_1, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -14886,7 +13979,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, a_out, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -14978,28 +14071,28 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -15009,7 +14102,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -15019,7 +14112,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -15029,7 +14122,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -15038,7 +14131,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -15049,7 +14142,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -15063,7 +14156,7 @@ module \accelerator.engine.core.pe_3_2 (drain, rst_pe_3_2, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15084,7 +14177,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, valid_in, first_in, last_in, chain_in, chain_valid_in, a_next, a_in, valid_out, last_out, chain_out, chain_valid_out, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
   reg \$11 ;
@@ -15175,28 +14268,28 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
   always @(posedge units_sync_clk)
     held <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$8  = a_out;
     if (en) begin
       \$8  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = b_out;
     if (en) begin
       \$9  = b_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$10  = valid_out;
     if (en) begin
       \$10  = valid_in;
@@ -15206,7 +14299,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$11  = first_out;
     if (en) begin
       \$11  = first_in;
@@ -15216,7 +14309,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$12  = last_out;
     if (en) begin
       \$12  = last_in;
@@ -15226,7 +14319,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$13  = acc;
     if (en) begin
       if (valid_in) begin
@@ -15235,7 +14328,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$14  = chain_out;
     if (en) begin
       if (\$4 ) begin
@@ -15246,7 +14339,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$15  = chain_valid_out;
     if (en) begin
       if (\$4 ) begin
@@ -15260,7 +14353,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$16  = held;
     if (en) begin
       if (\$4 ) begin
@@ -15280,8 +14373,8 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \port$2957$0 , \port$2958$0 , \port$2959$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2746$0 , \port$2747$0 , \port$2748$0 , \port$2749$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -15323,14 +14416,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2956$0 ;
-  wire \port$2956$0 ;
-  input \port$2957$0 ;
-  wire \port$2957$0 ;
-  input \port$2958$0 ;
-  wire \port$2958$0 ;
-  input \port$2959$0 ;
-  wire \port$2959$0 ;
+  input \port$2746$0 ;
+  wire \port$2746$0 ;
+  input \port$2747$0 ;
+  wire \port$2747$0 ;
+  input \port$2748$0 ;
+  wire \port$2748$0 ;
+  input \port$2749$0 ;
+  wire \port$2749$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15344,48 +14437,48 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \p
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2958$0 ) begin
+    if (\port$2748$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2958$0 ) begin
+    if (\port$2748$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2959$0 ) begin
+    if (\port$2749$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2959$0 ) begin
+    if (\port$2749$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2959$0 ) begin
+    if (\port$2749$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2957$0 ) begin
+    if (\port$2747$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2959$0 , \port$2958$0 , \port$2957$0 , \port$2956$0  };
+  assign en = { \port$2749$0 , \port$2748$0 , \port$2747$0 , \port$2746$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15413,8 +14506,8 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2956$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2960$0 , \port$2961$0 , \port$2962$0 , \port$2963$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2750$0 , \port$2751$0 , \port$2752$0 , \port$2753$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -15456,14 +14549,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2960$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2960$0 ;
-  wire \port$2960$0 ;
-  input \port$2961$0 ;
-  wire \port$2961$0 ;
-  input \port$2962$0 ;
-  wire \port$2962$0 ;
-  input \port$2963$0 ;
-  wire \port$2963$0 ;
+  input \port$2750$0 ;
+  wire \port$2750$0 ;
+  input \port$2751$0 ;
+  wire \port$2751$0 ;
+  input \port$2752$0 ;
+  wire \port$2752$0 ;
+  input \port$2753$0 ;
+  wire \port$2753$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15477,48 +14570,48 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2960$0 , \p
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2962$0 ) begin
+    if (\port$2752$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2962$0 ) begin
+    if (\port$2752$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2963$0 ) begin
+    if (\port$2753$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2963$0 ) begin
+    if (\port$2753$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2963$0 ) begin
+    if (\port$2753$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2961$0 ) begin
+    if (\port$2751$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2963$0 , \port$2962$0 , \port$2961$0 , \port$2960$0  };
+  assign en = { \port$2753$0 , \port$2752$0 , \port$2751$0 , \port$2750$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15547,7 +14640,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -15667,7 +14760,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
   always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
@@ -15677,7 +14770,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -15687,7 +14780,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
@@ -15697,7 +14790,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -15707,7 +14800,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -15717,7 +14810,7 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
@@ -15820,115 +14913,980 @@ module \accelerator.engine.core.skew_flags (i, rst_skew_flags, en, o, units_sync
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feed_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, busy, clear, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+  wire [32:0] \$1 ;
+  wire [32:0] \$2 ;
+  wire [32:0] \$3 ;
+  wire [32:0] \$4 ;
+  reg [31:0] \$5 ;
+  reg [31:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  input busy;
+  wire busy;
+  input clear;
+  wire clear;
+  output [31:0] counters__cycles;
+  reg [31:0] counters__cycles = 32'd0;
+  output [31:0] counters__mac_cycles;
+  reg [31:0] counters__mac_cycles = 32'd0;
+  output [31:0] counters__stall_load;
+  reg [31:0] counters__stall_load = 32'd0;
+  output [31:0] counters__stall_store;
+  reg [31:0] counters__stall_store = 32'd0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input mac;
+  wire mac;
+  input stall_load;
+  wire stall_load;
+  input stall_store;
+  wire stall_store;
+  assign \$2  = counters__mac_cycles + 1'h1;
+  assign \$3  = counters__stall_load + 1'h1;
+  assign \$4  = counters__stall_store + 1'h1;
+  always @(posedge engine_clk)
+    counters__cycles <= \$5 ;
+  always @(posedge engine_clk)
+    counters__mac_cycles <= \$6 ;
+  always @(posedge engine_clk)
+    counters__stall_load <= \$7 ;
+  always @(posedge engine_clk)
+    counters__stall_store <= \$8 ;
+  assign \$1  = counters__cycles + 1'h1;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$5  = counters__cycles;
+    if (clear) begin
+      \$5  = 32'd0;
+    end
+    if (busy) begin
+      \$5  = \$1 [31:0];
+    end
+    if (engine_rst) begin
+      \$5  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$6  = counters__mac_cycles;
+    if (clear) begin
+      \$6  = 32'd0;
+    end
+    if (mac) begin
+      \$6  = \$2 [31:0];
+    end
+    if (engine_rst) begin
+      \$6  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$7  = counters__stall_load;
+    if (clear) begin
+      \$7  = 32'd0;
+    end
+    if (stall_load) begin
+      \$7  = \$3 [31:0];
+    end
+    if (engine_rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    \$8  = counters__stall_store;
+    if (clear) begin
+      \$8  = 32'd0;
+    end
+    if (stall_store) begin
+      \$8  = \$4 [31:0];
+    end
+    if (engine_rst) begin
+      \$8  = 32'd0;
+    end
+  end
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, behind, issue, a_rd__0__addr, a_rd__1__addr, a_rd__2__addr, a_rd__3__addr, b_rd__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, a_rd__2__data, a_rd__3__data, b_rd__data
+, run__restart, run__running, run__cmd, run__words, run__chunk, claims, passes__valid, passes__payload, flags__a_release, flags__b_release, done, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
-  wire [16:0] \$2 ;
+  wire \$10 ;
+  wire [6:0] \$100 ;
+  wire [3:0] \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [7:0] \$19 ;
+  wire \$2 ;
+  wire [15:0] \$20 ;
+  wire [16:0] \$21 ;
+  wire [7:0] \$22 ;
+  wire [15:0] \$23 ;
+  wire [16:0] \$24 ;
+  wire [7:0] \$25 ;
+  wire [15:0] \$26 ;
+  wire [16:0] \$27 ;
+  wire [7:0] \$28 ;
+  wire [15:0] \$29 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [16:0] \$30 ;
+  wire [10:0] \$31 ;
+  wire [16:0] \$32 ;
+  wire [7:0] \$33 ;
+  wire [7:0] \$34 ;
+  wire [7:0] \$35 ;
+  wire [7:0] \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
-  input advance;
+  wire [16:0] \$50 ;
+  reg \$51 ;
+  reg \$52 ;
+  reg [2:0] \$53 ;
+  reg [15:0] \$54 ;
+  reg \$55 ;
+  reg \$56 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  wire [6:0] \$91 ;
+  wire [6:0] \$94 ;
+  wire [6:0] \$97 ;
+  output [6:0] a_rd__0__addr;
+  wire [6:0] a_rd__0__addr;
+  input [63:0] a_rd__0__data;
+  wire [63:0] a_rd__0__data;
+  wire [7:0] \a_rd__0__data[0] ;
+  wire [7:0] \a_rd__0__data[1] ;
+  wire [7:0] \a_rd__0__data[2] ;
+  wire [7:0] \a_rd__0__data[3] ;
+  wire [7:0] \a_rd__0__data[4] ;
+  wire [7:0] \a_rd__0__data[5] ;
+  wire [7:0] \a_rd__0__data[6] ;
+  wire [7:0] \a_rd__0__data[7] ;
+  wire a_rd__0__en;
+  output [6:0] a_rd__1__addr;
+  wire [6:0] a_rd__1__addr;
+  input [63:0] a_rd__1__data;
+  wire [63:0] a_rd__1__data;
+  wire [7:0] \a_rd__1__data[0] ;
+  wire [7:0] \a_rd__1__data[1] ;
+  wire [7:0] \a_rd__1__data[2] ;
+  wire [7:0] \a_rd__1__data[3] ;
+  wire [7:0] \a_rd__1__data[4] ;
+  wire [7:0] \a_rd__1__data[5] ;
+  wire [7:0] \a_rd__1__data[6] ;
+  wire [7:0] \a_rd__1__data[7] ;
+  wire a_rd__1__en;
+  output [6:0] a_rd__2__addr;
+  wire [6:0] a_rd__2__addr;
+  input [63:0] a_rd__2__data;
+  wire [63:0] a_rd__2__data;
+  wire [7:0] \a_rd__2__data[0] ;
+  wire [7:0] \a_rd__2__data[1] ;
+  wire [7:0] \a_rd__2__data[2] ;
+  wire [7:0] \a_rd__2__data[3] ;
+  wire [7:0] \a_rd__2__data[4] ;
+  wire [7:0] \a_rd__2__data[5] ;
+  wire [7:0] \a_rd__2__data[6] ;
+  wire [7:0] \a_rd__2__data[7] ;
+  wire a_rd__2__en;
+  output [6:0] a_rd__3__addr;
+  wire [6:0] a_rd__3__addr;
+  input [63:0] a_rd__3__data;
+  wire [63:0] a_rd__3__data;
+  wire [7:0] \a_rd__3__data[0] ;
+  wire [7:0] \a_rd__3__data[1] ;
+  wire [7:0] \a_rd__3__data[2] ;
+  wire [7:0] \a_rd__3__data[3] ;
+  wire [7:0] \a_rd__3__data[4] ;
+  wire [7:0] \a_rd__3__data[5] ;
+  wire [7:0] \a_rd__3__data[6] ;
+  wire [7:0] \a_rd__3__data[7] ;
+  wire a_rd__3__en;
+  reg apar = 1'h0;
+  output [9:0] b_rd__addr;
+  wire [9:0] b_rd__addr;
+  input [31:0] b_rd__data;
+  wire [31:0] b_rd__data;
+  wire [7:0] \b_rd__data[0] ;
+  wire [7:0] \b_rd__data[1] ;
+  wire [7:0] \b_rd__data[2] ;
+  wire [7:0] \b_rd__data[3] ;
+  wire b_rd__en;
+  output behind;
+  wire behind;
+  reg bpar = 1'h0;
+  input [31:0] claims;
+  wire [31:0] claims;
+  output done;
+  wire done;
+  wire \done$19 ;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input [1:0] flags__a_full;
+  wire [1:0] flags__a_full;
+  output [1:0] flags__a_release;
+  reg [1:0] flags__a_release;
+  input [1:0] flags__b_full;
+  wire [1:0] flags__b_full;
+  output [1:0] flags__b_release;
+  reg [1:0] flags__b_release;
+  input [1:0] flags__c_ready;
+  wire [1:0] flags__c_ready;
+  wire [31:0] index;
+  output issue;
+  wire issue;
+  reg [15:0] k_idx = 16'h0000;
+  wire k_last;
+  wire [31:0] k_len_m1;
+  wire [31:0] kc0;
+  wire last_in_panel;
+  wire [2:0] level;
+  reg meta_last = 1'h0;
+  reg [2:0] meta_sel = 3'h0;
+  output [64:0] operands__payload;
+  wire [64:0] operands__payload;
+  wire [31:0] \operands__payload.a ;
+  wire [7:0] \operands__payload.a[0] ;
+  wire [7:0] \operands__payload.a[1] ;
+  wire [7:0] \operands__payload.a[2] ;
+  wire [7:0] \operands__payload.a[3] ;
+  wire [31:0] \operands__payload.b ;
+  wire [7:0] \operands__payload.b[0] ;
+  wire [7:0] \operands__payload.b[1] ;
+  wire [7:0] \operands__payload.b[2] ;
+  wire [7:0] \operands__payload.b[3] ;
+  wire \operands__payload.last ;
+  wire operands__ready;
+  output operands__valid;
+  wire operands__valid;
+  output [18:0] passes__payload;
+  reg [18:0] passes__payload;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  input passes__ready;
+  wire passes__ready;
+  output passes__valid;
+  reg passes__valid;
+  reg pending = 1'h0;
+  wire [64:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg step;
+  wire [64:0] w_data;
+  (* init = 1'h0 *)
+  wire w_en;
+  assign \$100  = meta_sel * 4'h8;
+  assign \$36  = a_rd__3__data >> \$100 ;
+  assign \$37  = ! k_idx;
+  assign \$38  = ! kc0;
+  assign \$39  = \$37  & \$38 ;
+  assign \$40  = k_idx == k_len_m1;
+  assign \$41  = last_in_panel & k_last;
+  assign \$42  = run__split | \$41 ;
+  assign \$43  = k_idx == k_len_m1;
+  assign \$44  = \$43  & k_last;
+  assign \$45  = k_idx == k_len_m1;
+  assign \$46  = ~ apar;
+  assign \$47  = last_in_panel & k_last;
+  assign \$48  = run__split | \$47 ;
+  assign \$49  = ~ bpar;
+  assign \$50  = k_idx + 1'h1;
+  always @(posedge engine_clk)
+    pending <= \$51 ;
+  always @(posedge engine_clk)
+    meta_last <= \$52 ;
+  always @(posedge engine_clk)
+    meta_sel <= \$53 ;
+  always @(posedge engine_clk)
+    k_idx <= \$54 ;
+  always @(posedge engine_clk)
+    apar <= \$55 ;
+  always @(posedge engine_clk)
+    bpar <= \$56 ;
+  assign behind = index >= claims;
+  assign \$1  = ~ done;
+  assign \$2  = run__running & \$1 ;
+  assign \$3  = flags__a_full >> apar;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = flags__b_full >> bpar;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = flags__c_ready >> index[0];
+  assign \$8  = \$6  & \$7 ;
+  assign \$9  = index < claims;
+  assign \$10  = \$8  & \$9 ;
+  assign \$11  = level + pending;
+  assign \$12  = \$11  < 2'h3;
+  assign \$13  = \$10  & \$12 ;
+  assign \$14  = ! k_idx;
+  assign \$15  = ! kc0;
+  assign \$16  = \$14  & \$15 ;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$17  | passes__ready;
+  assign issue = \$13  & \$18 ;
+  assign \$19  = apar * 7'h40;
+  assign \$21  = \$19  + \$20 ;
+  assign \$22  = apar * 7'h40;
+  assign \$24  = \$22  + \$23 ;
+  assign \$25  = apar * 7'h40;
+  assign \$27  = \$25  + \$26 ;
+  assign \$28  = apar * 7'h40;
+  assign \$30  = \$28  + \$29 ;
+  assign \$31  = bpar * 10'h200;
+  assign \$32  = \$31  + k_idx;
+  assign \$91  = meta_sel * 4'h8;
+  assign \$33  = a_rd__0__data >> \$91 ;
+  assign \$94  = meta_sel * 4'h8;
+  assign \$34  = a_rd__1__data >> \$94 ;
+  assign \$97  = meta_sel * 4'h8;
+  assign \$35  = a_rd__2__data >> \$97 ;
+  \accelerator.engine.feeder.feed_walk  feed_walk (
+    .chunk(run__chunk),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(index),
+    .k_last(k_last),
+    .k_len_m1(k_len_m1),
+    .kc0(kc0),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .run__cmd(run__cmd),
+    .step(step)
+  );
+  \accelerator.engine.feeder.opq  opq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(level),
+    .r_data(operands__payload),
+    .r_en(r_en),
+    .r_rdy(operands__valid),
+    .w_en(pending),
+    .w_port__data(w_data)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    passes__valid = 1'h0;
+    if (issue) begin
+      if (\$39 ) begin
+        passes__valid = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    passes__payload = 19'h00000;
+    if (issue) begin
+      if (\$39 ) begin
+        passes__payload[0] = index[0];
+        passes__payload[16:1] = 16'h0004;
+        passes__payload[17] = run__cmd[352];
+        passes__payload[18] = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    step = 1'h0;
+    if (issue) begin
+      if (\$40 ) begin
+        step = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    flags__a_release = 2'h0;
+    if (issue) begin
+      if (\$40 ) begin
+        (* full_case = 32'd1 *)
+        casez (apar)
+          1'h0:
+              flags__a_release[0] = 1'h1;
+          1'h1:
+              flags__a_release[1] = 1'h1;
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    flags__b_release = 2'h0;
+    if (issue) begin
+      if (\$40 ) begin
+        if (\$42 ) begin
+          (* full_case = 32'd1 *)
+          casez (bpar)
+            1'h0:
+                flags__b_release[0] = 1'h1;
+            1'h1:
+                flags__b_release[1] = 1'h1;
+          endcase
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$51  = issue;
+    if (engine_rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$52  = meta_last;
+    if (issue) begin
+      \$52  = \$44 ;
+    end
+    if (engine_rst) begin
+      \$52  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$53  = meta_sel;
+    if (issue) begin
+      \$53  = k_idx[2:0];
+    end
+    if (engine_rst) begin
+      \$53  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$54  = k_idx;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$45 ) begin
+        \$54  = 16'h0000;
+      end else begin
+        \$54  = \$50 [15:0];
+      end
+    end
+    if (run__restart) begin
+      \$54  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$54  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$55  = apar;
+    if (issue) begin
+      if (\$45 ) begin
+        \$55  = \$46 ;
+      end
+    end
+    if (run__restart) begin
+      \$55  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$55  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$56  = bpar;
+    if (issue) begin
+      if (\$45 ) begin
+        if (\$48 ) begin
+          \$56  = \$49 ;
+        end
+      end
+    end
+    if (run__restart) begin
+      \$56  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign \done$19  = done;
+  assign r_rdy = operands__valid;
+  assign r_data = operands__payload;
+  assign operands__ready = r_en;
+  assign a_rd__0__en = issue;
+  assign a_rd__1__en = issue;
+  assign a_rd__2__en = issue;
+  assign a_rd__3__en = issue;
+  assign b_rd__en = issue;
+  assign w_en = pending;
+  assign a_rd__0__addr = \$21 [6:0];
+  assign a_rd__1__addr = \$24 [6:0];
+  assign a_rd__2__addr = \$27 [6:0];
+  assign a_rd__3__addr = \$30 [6:0];
+  assign b_rd__addr = \$32 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \operands__payload.a  = operands__payload[31:0];
+  assign \operands__payload.a[0]  = operands__payload[7:0];
+  assign \operands__payload.a[1]  = operands__payload[15:8];
+  assign \operands__payload.a[2]  = operands__payload[23:16];
+  assign \operands__payload.a[3]  = operands__payload[31:24];
+  assign \operands__payload.b  = operands__payload[63:32];
+  assign \operands__payload.b[0]  = operands__payload[39:32];
+  assign \operands__payload.b[1]  = operands__payload[47:40];
+  assign \operands__payload.b[2]  = operands__payload[55:48];
+  assign \operands__payload.b[3]  = operands__payload[63:56];
+  assign \operands__payload.last  = operands__payload[64];
+  assign \a_rd__0__data[0]  = a_rd__0__data[7:0];
+  assign \a_rd__0__data[1]  = a_rd__0__data[15:8];
+  assign \a_rd__0__data[2]  = a_rd__0__data[23:16];
+  assign \a_rd__0__data[3]  = a_rd__0__data[31:24];
+  assign \a_rd__0__data[4]  = a_rd__0__data[39:32];
+  assign \a_rd__0__data[5]  = a_rd__0__data[47:40];
+  assign \a_rd__0__data[6]  = a_rd__0__data[55:48];
+  assign \a_rd__0__data[7]  = a_rd__0__data[63:56];
+  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
+  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
+  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
+  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
+  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
+  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
+  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
+  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
+  assign \a_rd__2__data[0]  = a_rd__2__data[7:0];
+  assign \a_rd__2__data[1]  = a_rd__2__data[15:8];
+  assign \a_rd__2__data[2]  = a_rd__2__data[23:16];
+  assign \a_rd__2__data[3]  = a_rd__2__data[31:24];
+  assign \a_rd__2__data[4]  = a_rd__2__data[39:32];
+  assign \a_rd__2__data[5]  = a_rd__2__data[47:40];
+  assign \a_rd__2__data[6]  = a_rd__2__data[55:48];
+  assign \a_rd__2__data[7]  = a_rd__2__data[63:56];
+  assign \a_rd__3__data[0]  = a_rd__3__data[7:0];
+  assign \a_rd__3__data[1]  = a_rd__3__data[15:8];
+  assign \a_rd__3__data[2]  = a_rd__3__data[23:16];
+  assign \a_rd__3__data[3]  = a_rd__3__data[31:24];
+  assign \a_rd__3__data[4]  = a_rd__3__data[39:32];
+  assign \a_rd__3__data[5]  = a_rd__3__data[47:40];
+  assign \a_rd__3__data[6]  = a_rd__3__data[55:48];
+  assign \a_rd__3__data[7]  = a_rd__3__data[63:56];
+  assign \b_rd__data[0]  = b_rd__data[7:0];
+  assign \b_rd__data[1]  = b_rd__data[15:8];
+  assign \b_rd__data[2]  = b_rd__data[23:16];
+  assign \b_rd__data[3]  = b_rd__data[31:24];
+  assign \passes__payload.half  = passes__payload[0];
+  assign \passes__payload.rows  = passes__payload[16:1];
+  assign \passes__payload.read_old  = passes__payload[17];
+  assign \passes__payload.last  = passes__payload[18];
+  assign w_data[64] = meta_last;
+  assign w_data[63:56] = b_rd__data[31:24];
+  assign w_data[55:48] = b_rd__data[23:16];
+  assign w_data[47:40] = b_rd__data[15:8];
+  assign w_data[39:32] = b_rd__data[7:0];
+  assign w_data[31:24] = \$36 ;
+  assign w_data[23:16] = \$35 ;
+  assign w_data[15:8] = \$34 ;
+  assign w_data[7:0] = \$33 ;
+  assign \$20  = { 3'h0, k_idx[15:3] };
+  assign \$23  = { 3'h0, k_idx[15:3] };
+  assign \$26  = { 3'h0, k_idx[15:3] };
+  assign \$29  = { 3'h0, k_idx[15:3] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+  wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire [32:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire \$15 ;
+  wire [32:0] \$16 ;
+  wire \$17 ;
+  wire [32:0] \$18 ;
+  wire [32:0] \$19 ;
+  wire \$2 ;
+  wire [32:0] \$20 ;
+  wire \$21 ;
+  wire [32:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [33:0] \$24 ;
+  wire \$25 ;
+  reg [31:0] \$26 ;
+  reg [31:0] \$27 ;
+  reg \$28 ;
+  reg [31:0] \$29 ;
+  wire [32:0] \$3 ;
+  reg [31:0] \$30 ;
+  reg \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [31:0] \$8 ;
+  wire \$9 ;
   wire advance;
+  wire \advance$8 ;
   input [15:0] chunk;
   wire [15:0] chunk;
-  reg [15:0] col0 = 16'h0000;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
   wire [15:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   wire first_in_panel;
+  wire \first_in_panel$20 ;
   output [31:0] index;
-  reg [31:0] index = 32'd0;
-  output last;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  output k_last;
+  reg k_last = 1'h1;
+  reg [31:0] k_len = 32'd0;
+  output [31:0] k_len_m1;
+  reg [31:0] k_len_m1 = 32'd0;
+  output [31:0] kc0;
+  reg [31:0] kc0 = 32'd0;
+  reg [31:0] kc0_next;
   wire last;
+  wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
-  input [15:0] m;
+  wire \last_in_panel$22 ;
+  reg [31:0] left = 32'd0;
   wire [15:0] m;
-  input [15:0] n;
   wire [15:0] n;
   input restart;
   wire restart;
-  reg [15:0] row0 = 16'h0000;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
   wire [15:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
-  assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  input step;
+  wire step;
+  assign advance = step & k_last;
+  assign \$1  = step & k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = kc0 + 10'h200;
+  assign \$4  = step & k_last;
+  assign \$5  = restart | \$4 ;
+  assign \$6  = run__cmd[191:160] <= 10'h200;
+  assign \$7  = run__cmd[191:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
+  assign \$9  = run__cmd[191:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$11  = \$10  - 1'h1;
+  assign \$12  = kc0 + 10'h200;
+  assign \$13  = left - 10'h200;
+  assign \$14  = left - 10'h200;
+  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$16  = left - 10'h200;
+  assign \$17  = $signed(\$16 ) < $signed(11'h200);
+  assign \$18  = left - 10'h200;
+  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$20  = left - 10'h200;
+  assign \$21  = $signed(\$20 ) < $signed(11'h200);
+  assign \$22  = left - 10'h200;
+  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$24  = $signed(\$23 ) - $signed(2'h1);
+  assign \$25  = advance & last;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    kc0 <= \$26 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    left <= \$27 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    k_last <= \$28 ;
+  always @(posedge engine_clk)
+    k_len <= \$29 ;
+  always @(posedge engine_clk)
+    k_len_m1 <= \$30 ;
+  always @(posedge engine_clk)
+    done <= \$31 ;
+  \accelerator.engine.feeder.feed_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$9  = row0;
-    if (restart) begin
-      \$9  = 16'h0000;
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        \$9  = 16'h0000;
-      end else begin
-        \$9  = \$8 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    kc0_next = kc0;
+    if (\$2 ) begin
+      kc0_next = 32'd0;
+    end else if (step) begin
+      kc0_next = \$3 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$10  = col0;
-    if (restart) begin
-      \$10  = 16'h0000;
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$10  = \$7 [15:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$26  = kc0;
+    if (\$5 ) begin
+      \$26  = 32'd0;
+    end else if (step) begin
+      \$26  = \$12 [31:0];
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$26  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
-    \$11  = index;
-    if (restart) begin
-      \$11  = 32'd0;
-    end else if (advance) begin
-      \$11  = \$6 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$27  = left;
+    if (\$5 ) begin
+      \$27  = run__cmd[191:160];
+    end else if (step) begin
+      \$27  = \$13 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$27  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$28  = k_last;
+    if (\$5 ) begin
+      \$28  = \$6 ;
+    end else if (step) begin
+      \$28  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$28  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$29  = k_len;
+    if (\$5 ) begin
+      \$29  = \$8 ;
+    end else if (step) begin
+      \$29  = \$19 [31:0];
+    end
+    if (engine_rst) begin
+      \$29  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$30  = k_len_m1;
+    if (\$5 ) begin
+      \$30  = \$11 [31:0];
+    end else if (step) begin
+      \$30  = \$24 [31:0];
+    end
+    if (engine_rst) begin
+      \$30  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$31  = done;
+    if (\$25 ) begin
+      \$31  = 1'h1;
+    end
+    if (restart) begin
+      \$31  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -15944,6 +15902,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
+  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -15966,6 +15925,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   wire [15:0] n;
   input restart;
   wire restart;
+  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -15990,7 +15950,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -16007,7 +15967,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -16021,7 +15981,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -16037,8 +15997,8 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -16122,7 +16082,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -16132,7 +16092,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -16142,7 +16102,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -16163,19 +16123,1700 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
-  wire \$1 ;
+module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_data__ready, a_wr__0__addr, a_wr__0__en, a_wr__1__addr, a_wr__1__en, a_wr__2__addr, a_wr__2__en, a_wr__3__addr, a_wr__3__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__words
+, run__chunk, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait, flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload
+, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+  wire [32:0] \$1 ;
   wire \$10 ;
-  wire [3:0] \$11 ;
-  wire [3:0] \$12 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire [32:0] \$103 ;
+  wire \$104 ;
+  wire [16:0] \$105 ;
+  wire [16:0] \$106 ;
+  wire [16:0] \$107 ;
+  reg [31:0] \$108 ;
+  reg [31:0] \$109 ;
+  wire \$11 ;
+  reg [31:0] \$110 ;
+  reg [31:0] \$111 ;
+  reg [31:0] \$112 ;
+  reg [31:0] \$113 ;
+  reg [31:0] \$114 ;
+  reg [31:0] \$115 ;
+  reg [31:0] \$116 ;
+  reg [1:0] \$117 ;
+  reg \$118 ;
+  reg \$119 ;
+  wire \$12 ;
+  reg [31:0] \$120 ;
+  reg [15:0] \$121 ;
+  reg [15:0] \$122 ;
+  reg [15:0] \$123 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [3:0] \$19 ;
+  wire \$19 ;
+  wire [32:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [18:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire [7:0] \$27 ;
+  wire [16:0] \$28 ;
+  wire \$29 ;
+  wire [32:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire [7:0] \$32 ;
+  wire [16:0] \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [7:0] \$37 ;
+  wire [16:0] \$38 ;
+  wire \$39 ;
+  wire [32:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire [7:0] \$42 ;
+  wire [16:0] \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire [10:0] \$47 ;
+  wire [16:0] \$48 ;
+  wire \$49 ;
+  wire [32:0] \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [32:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire [10:0] \$65 ;
+  wire [16:0] \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire [46:0] \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [47:0] \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire [32:0] \$83 ;
+  wire [32:0] \$84 ;
+  wire [32:0] \$85 ;
+  wire [32:0] \$86 ;
+  wire [32:0] \$87 ;
+  wire \$88 ;
+  wire \$89 ;
+  wire [47:0] \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  reg [31:0] a_load = 32'd0;
+  output [6:0] a_wr__0__addr;
+  wire [6:0] a_wr__0__addr;
+  wire [63:0] a_wr__0__data;
+  wire [7:0] \a_wr__0__data[0] ;
+  wire [7:0] \a_wr__0__data[1] ;
+  wire [7:0] \a_wr__0__data[2] ;
+  wire [7:0] \a_wr__0__data[3] ;
+  wire [7:0] \a_wr__0__data[4] ;
+  wire [7:0] \a_wr__0__data[5] ;
+  wire [7:0] \a_wr__0__data[6] ;
+  wire [7:0] \a_wr__0__data[7] ;
+  output a_wr__0__en;
+  wire a_wr__0__en;
+  output [6:0] a_wr__1__addr;
+  wire [6:0] a_wr__1__addr;
+  wire [63:0] a_wr__1__data;
+  wire [7:0] \a_wr__1__data[0] ;
+  wire [7:0] \a_wr__1__data[1] ;
+  wire [7:0] \a_wr__1__data[2] ;
+  wire [7:0] \a_wr__1__data[3] ;
+  wire [7:0] \a_wr__1__data[4] ;
+  wire [7:0] \a_wr__1__data[5] ;
+  wire [7:0] \a_wr__1__data[6] ;
+  wire [7:0] \a_wr__1__data[7] ;
+  output a_wr__1__en;
+  wire a_wr__1__en;
+  output [6:0] a_wr__2__addr;
+  wire [6:0] a_wr__2__addr;
+  wire [63:0] a_wr__2__data;
+  wire [7:0] \a_wr__2__data[0] ;
+  wire [7:0] \a_wr__2__data[1] ;
+  wire [7:0] \a_wr__2__data[2] ;
+  wire [7:0] \a_wr__2__data[3] ;
+  wire [7:0] \a_wr__2__data[4] ;
+  wire [7:0] \a_wr__2__data[5] ;
+  wire [7:0] \a_wr__2__data[6] ;
+  wire [7:0] \a_wr__2__data[7] ;
+  output a_wr__2__en;
+  wire a_wr__2__en;
+  output [6:0] a_wr__3__addr;
+  wire [6:0] a_wr__3__addr;
+  wire [63:0] a_wr__3__data;
+  wire [7:0] \a_wr__3__data[0] ;
+  wire [7:0] \a_wr__3__data[1] ;
+  wire [7:0] \a_wr__3__data[2] ;
+  wire [7:0] \a_wr__3__data[3] ;
+  wire [7:0] \a_wr__3__data[4] ;
+  wire [7:0] \a_wr__3__data[5] ;
+  wire [7:0] \a_wr__3__data[6] ;
+  wire [7:0] \a_wr__3__data[7] ;
+  output a_wr__3__en;
+  wire a_wr__3__en;
+  wire advance;
+  reg [31:0] b_koff = 32'd0;
+  reg [31:0] b_koff_next;
+  reg [31:0] b_load = 32'd0;
+  output [9:0] b_wr__addr;
+  wire [9:0] b_wr__addr;
+  output [31:0] b_wr__data;
+  wire [31:0] b_wr__data;
+  wire [7:0] \b_wr__data[0] ;
+  wire [7:0] \b_wr__data[1] ;
+  wire [7:0] \b_wr__data[2] ;
+  wire [7:0] \b_wr__data[3] ;
+  output [3:0] b_wr__en;
+  wire [3:0] b_wr__en;
+  reg [15:0] beat = 16'h0000;
+  wire beat_ok;
+  output c_wait;
+  reg c_wait;
+  output [9:0] cin__addr;
+  wire [9:0] cin__addr;
+  input cin__blocked;
+  wire cin__blocked;
+  output [127:0] cin__data;
+  wire [127:0] cin__data;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  output [3:0] cin__en;
+  wire [3:0] cin__en;
+  reg claimed;
+  output [31:0] claims;
+  reg [31:0] claims = 32'd0;
+  wire [15:0] cols;
+  wire done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  wire first_in_panel;
+  input [1:0] flags__a_busy;
+  wire [1:0] flags__a_busy;
+  output [1:0] flags__a_claim;
+  reg [1:0] flags__a_claim;
+  output [1:0] flags__a_filled;
+  reg [1:0] flags__a_filled;
+  input [1:0] flags__b_busy;
+  wire [1:0] flags__b_busy;
+  output [1:0] flags__b_claim;
+  reg [1:0] flags__b_claim;
+  output [1:0] flags__b_filled;
+  reg [1:0] flags__b_filled;
+  input [1:0] flags__c_busy;
+  wire [1:0] flags__c_busy;
+  output [1:0] flags__c_claim;
+  reg [1:0] flags__c_claim;
+  output [1:0] flags__c_ready;
+  reg [1:0] flags__c_ready;
+  wire [31:0] index;
+  wire is_cin;
+  wire k_last;
+  wire [31:0] k_len;
+  wire [31:0] kc0;
+  wire [31:0] kc0_next;
+  reg l_apar = 1'h0;
+  reg l_bpar = 1'h0;
+  wire last;
+  wire last_in_panel;
+  reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_next;
+  reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_b_addr = 32'd0;
+  reg [31:0] load_b_next;
+  reg [31:0] load_b_panel = 32'd0;
+  reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_next;
+  reg [31:0] load_cin_panel = 32'd0;
+  reg [1:0] loader_state = 2'h0;
+  wire [2:0] r_data;
+  reg r_en;
+  wire r_rdy;
+  output [99:0] rd_cmd__payload;
+  reg [99:0] rd_cmd__payload;
+  wire [31:0] \rd_cmd__payload.addr ;
+  wire [19:0] \rd_cmd__payload.row_bytes ;
+  wire [15:0] \rd_cmd__payload.rows ;
+  wire [31:0] \rd_cmd__payload.stride ;
+  input rd_cmd__ready;
+  wire rd_cmd__ready;
+  output rd_cmd__valid;
+  reg rd_cmd__valid;
+  input [70:0] rd_data__payload;
+  wire [70:0] rd_data__payload;
+  wire [3:0] \rd_data__payload.bytes ;
+  wire [63:0] \rd_data__payload.data ;
+  wire [7:0] \rd_data__payload.data[0] ;
+  wire [7:0] \rd_data__payload.data[1] ;
+  wire [7:0] \rd_data__payload.data[2] ;
+  wire [7:0] \rd_data__payload.data[3] ;
+  wire [7:0] \rd_data__payload.data[4] ;
+  wire [7:0] \rd_data__payload.data[5] ;
+  wire [7:0] \rd_data__payload.data[6] ;
+  wire [7:0] \rd_data__payload.data[7] ;
+  wire \rd_data__payload.end ;
+  wire \rd_data__payload.first ;
+  wire \rd_data__payload.last ;
+  output rd_data__ready;
+  wire rd_data__ready;
+  input rd_data__valid;
+  wire rd_data__valid;
+  reg [15:0] row = 16'h0000;
+  reg [15:0] row_base = 16'h0000;
+  wire [15:0] rows;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg step;
+  reg [2:0] w_data;
+  reg w_en;
+  wire w_rdy;
+  assign \$1  = load_a_panel + 1'h0;
+  assign \$2  = load_a_addr + run__chunk_lda;
+  assign \$3  = load_b_panel + 3'h4;
+  assign \$4  = load_b_addr + 1'h0;
+  assign \$5  = load_cin_panel + 5'h10;
+  assign \$6  = load_cin_addr + run__chunk_ldcin;
+  assign \$8  = b_koff + \$7 ;
+  assign \$9  = k_last ? 48'h000000000000 : \$8 ;
+  assign \$10  = ~ run__split;
+  assign \$11  = ~ first_in_panel;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = flags__b_busy >> l_bpar;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$14  & w_rdy;
+  assign \$16  = flags__a_busy >> l_apar;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$17  & w_rdy;
+  assign \$19  = ! kc0;
+  assign \$20  = flags__c_busy >> index[0];
+  assign \$21  = flags__c_busy >> index[0];
+  assign \$22  = ~ \$21 ;
+  assign \$23  = ~ run__cmd[352];
+  assign is_cin = r_data[1:0] == 2'h2;
+  assign \$25  = is_cin & cin__blocked;
+  assign \$26  = ~ \$25 ;
+  assign rd_data__ready = r_rdy & \$26 ;
+  assign beat_ok = rd_data__valid & rd_data__ready;
+  assign \$27  = r_data[2] * 7'h40;
+  assign \$28  = \$27  + beat;
+  assign \$29  = ! r_data[1:0];
+  assign \$30  = beat_ok & \$29 ;
+  assign \$31  = ! row;
+  assign a_wr__0__en = \$30  & \$31 ;
+  assign \$32  = r_data[2] * 7'h40;
+  assign \$33  = \$32  + beat;
+  assign \$34  = ! r_data[1:0];
+  assign \$35  = beat_ok & \$34 ;
+  assign \$36  = row == 1'h1;
+  assign a_wr__1__en = \$35  & \$36 ;
+  assign \$37  = r_data[2] * 7'h40;
+  assign \$38  = \$37  + beat;
+  assign \$39  = ! r_data[1:0];
+  assign \$40  = beat_ok & \$39 ;
+  assign \$41  = row == 2'h2;
+  assign a_wr__2__en = \$40  & \$41 ;
+  assign \$42  = r_data[2] * 7'h40;
+  assign \$43  = \$42  + beat;
+  assign \$44  = ! r_data[1:0];
+  assign \$45  = beat_ok & \$44 ;
+  assign \$46  = row == 2'h3;
+  assign a_wr__3__en = \$45  & \$46 ;
+  assign \$47  = r_data[2] * 10'h200;
+  assign \$48  = \$47  + row;
+  assign \$49  = r_data[1:0] == 1'h1;
+  assign \$50  = beat_ok & \$49 ;
+  assign \$51  = ! beat;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = r_data[1:0] == 1'h1;
+  assign \$54  = beat_ok & \$53 ;
+  assign \$55  = ! beat;
+  assign \$56  = \$54  & \$55 ;
+  assign \$57  = r_data[1:0] == 1'h1;
+  assign \$58  = beat_ok & \$57 ;
+  assign \$59  = ! beat;
+  assign \$60  = \$58  & \$59 ;
+  assign \$61  = r_data[1:0] == 1'h1;
+  assign \$62  = beat_ok & \$61 ;
+  assign \$63  = ! beat;
+  assign \$64  = \$62  & \$63 ;
+  assign \$65  = r_data[2] * 10'h200;
+  assign \$66  = \$65  + row;
+  assign \$67  = beat_ok & is_cin;
+  assign \$68  = ! beat;
+  assign \$69  = \$67  & \$68 ;
+  assign \$70  = beat_ok & is_cin;
+  assign \$71  = ! beat;
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = beat_ok & is_cin;
+  assign \$74  = beat == 1'h1;
+  assign \$75  = \$73  & \$74 ;
+  assign \$76  = beat_ok & is_cin;
+  assign \$77  = beat == 1'h1;
+  assign \$78  = \$76  & \$77 ;
+  assign \$79  = ! loader_state;
+  assign \$80  = loader_state == 1'h1;
+  assign \$81  = loader_state == 2'h2;
+  assign \$82  = loader_state == 2'h3;
+  assign \$83  = load_a_panel + 1'h0;
+  assign \$84  = load_b_panel + 3'h4;
+  assign \$85  = load_cin_panel + 5'h10;
+  assign \$86  = load_a_next + kc0_next;
+  assign \$87  = load_b_next + b_koff_next;
+  assign \$88  = ~ done;
+  assign \$89  = run__running & \$88 ;
+  assign \$90  = ~ run__split;
+  assign \$91  = ~ first_in_panel;
+  assign \$92  = \$90  & \$91 ;
+  assign \$93  = flags__b_busy >> l_bpar;
+  assign \$94  = ~ \$93 ;
+  assign \$95  = \$94  & w_rdy;
+  assign \$96  = ~ l_bpar;
+  assign \$97  = flags__a_busy >> l_apar;
+  assign \$98  = ~ \$97 ;
+  assign \$99  = \$98  & w_rdy;
+  assign \$100  = ~ l_apar;
+  assign \$101  = ! kc0;
+  assign \$102  = k_last & last;
+  assign \$103  = claims + 1'h1;
+  assign \$104  = k_last & last;
+  assign \$105  = row + 1'h1;
+  assign \$106  = row_base + run__words;
+  assign \$107  = beat + 1'h1;
+  always @(posedge engine_clk)
+    load_a_panel <= \$108 ;
+  always @(posedge engine_clk)
+    load_a_addr <= \$109 ;
+  always @(posedge engine_clk)
+    load_b_panel <= \$110 ;
+  always @(posedge engine_clk)
+    load_b_addr <= \$111 ;
+  always @(posedge engine_clk)
+    load_cin_panel <= \$112 ;
+  always @(posedge engine_clk)
+    load_cin_addr <= \$113 ;
+  always @(posedge engine_clk)
+    b_koff <= \$114 ;
+  always @(posedge engine_clk)
+    a_load <= \$115 ;
+  always @(posedge engine_clk)
+    b_load <= \$116 ;
+  always @(posedge engine_clk)
+    loader_state <= \$117 ;
+  always @(posedge engine_clk)
+    l_bpar <= \$118 ;
+  always @(posedge engine_clk)
+    l_apar <= \$119 ;
+  always @(posedge engine_clk)
+    claims <= \$120 ;
+  always @(posedge engine_clk)
+    row <= \$121 ;
+  always @(posedge engine_clk)
+    beat <= \$122 ;
+  always @(posedge engine_clk)
+    row_base <= \$123 ;
+  \accelerator.engine.loader.load_walk  load_walk (
+    .advance(advance),
+    .chunk(run__chunk),
+    .cols(cols),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .k_last(k_last),
+    .k_len(k_len),
+    .kc0(kc0),
+    .kc0_next(kc0_next),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .rows(rows),
+    .run__cmd(run__cmd),
+    .step(step)
+  );
+  \accelerator.engine.loader.route  route (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(r_rdy),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(w_rdy)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    load_a_next = load_a_addr;
+    if (run__restart) begin
+      load_a_next = run__cmd[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_a_next = \$1 [31:0];
+      end else begin
+        load_a_next = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    load_b_next = load_b_addr;
+    if (run__restart) begin
+      load_b_next = run__cmd[63:32];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_b_next = \$3 [31:0];
+      end else begin
+        load_b_next = \$4 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    load_cin_next = load_cin_addr;
+    if (run__restart) begin
+      load_cin_next = run__cmd[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_cin_next = \$5 [31:0];
+      end else begin
+        load_cin_next = \$6 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    b_koff_next = b_koff;
+    if (run__restart) begin
+      b_koff_next = 32'd0;
+    end else if (step) begin
+      b_koff_next = \$9 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    rd_cmd__valid = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h2:
+          if (\$18 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__valid = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    rd_cmd__payload = 100'h0000000000000000000000000;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            rd_cmd__payload[31:0] = b_load;
+            rd_cmd__payload[47:32] = k_len[15:0];
+            rd_cmd__payload[67:48] = { 4'h0, cols };
+            rd_cmd__payload[99:68] = run__cmd[287:256];
+          end
+      2'h2:
+          if (\$18 ) begin
+            rd_cmd__payload[31:0] = a_load;
+            rd_cmd__payload[47:32] = rows;
+            rd_cmd__payload[67:48] = k_len[19:0];
+            rd_cmd__payload[99:68] = run__cmd[255:224];
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__payload[31:0] = load_cin_addr;
+              rd_cmd__payload[47:32] = rows;
+              rd_cmd__payload[67:48] = { 1'h0, \$24  };
+              rd_cmd__payload[99:68] = run__cmd[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    w_data = 3'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            w_data = { l_bpar, 2'h1 };
+          end
+      2'h2:
+          if (\$18 ) begin
+            w_data = { l_apar, 2'h0 };
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              w_data = { index[0], 2'h2 };
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    w_en = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h2:
+          if (\$18 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              w_en = rd_cmd__ready;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__b_claim = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_bpar)
+                1'h0:
+                    flags__b_claim[0] = 1'h1;
+                1'h1:
+                    flags__b_claim[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__a_claim = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$18 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_apar)
+                1'h0:
+                    flags__a_claim[0] = 1'h1;
+                1'h1:
+                    flags__a_claim[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    step = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$18 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$19 ) begin
+              end else begin
+                step = 1'h1;
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            step = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    c_wait = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          c_wait = \$20 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__c_claim = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_claim[0] = 1'h1;
+                1'h1:
+                    flags__c_claim[1] = 1'h1;
+              endcase
+            end else if (w_rdy) begin
+              if (rd_cmd__ready) begin
+                (* full_case = 32'd1 *)
+                casez (index[0])
+                  1'h0:
+                      flags__c_claim[0] = 1'h1;
+                  1'h1:
+                      flags__c_claim[1] = 1'h1;
+                endcase
+              end
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__c_ready = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_ready[0] = 1'h1;
+                1'h1:
+                    flags__c_ready[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              /* empty */;
+          2'h1:
+              /* empty */;
+          2'h2:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__c_ready[0] = 1'h1;
+                1'h1:
+                    flags__c_ready[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    claimed = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              claimed = 1'h1;
+            end else if (w_rdy) begin
+              if (rd_cmd__ready) begin
+                claimed = 1'h1;
+              end
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    r_en = 1'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        r_en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__a_filled = 2'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__a_filled[0] = 1'h1;
+                1'h1:
+                    flags__a_filled[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    flags__b_filled = 2'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              /* empty */;
+          2'h1:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__b_filled[0] = 1'h1;
+                1'h1:
+                    flags__b_filled[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$108  = load_a_panel;
+    if (run__restart) begin
+      \$108  = run__cmd[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$108  = \$83 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$108  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$109  = load_a_next;
+    if (engine_rst) begin
+      \$109  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$110  = load_b_panel;
+    if (run__restart) begin
+      \$110  = run__cmd[63:32];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$110  = \$84 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$110  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$111  = load_b_next;
+    if (engine_rst) begin
+      \$111  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$112  = load_cin_panel;
+    if (run__restart) begin
+      \$112  = run__cmd[127:96];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$112  = \$85 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$112  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$113  = load_cin_next;
+    if (engine_rst) begin
+      \$113  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$114  = b_koff_next;
+    if (engine_rst) begin
+      \$114  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$115  = \$86 [31:0];
+    if (engine_rst) begin
+      \$115  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$116  = \$87 [31:0];
+    if (engine_rst) begin
+      \$116  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$117  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$89 ) begin
+            \$117  = 2'h1;
+          end
+      2'h1:
+          if (\$92 ) begin
+            \$117  = 2'h2;
+          end else if (\$95 ) begin
+            if (rd_cmd__ready) begin
+              \$117  = 2'h2;
+            end
+          end
+      2'h2:
+          if (\$99 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$101 ) begin
+                \$117  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (\$102 ) begin
+                  \$117  = 2'h0;
+                end else begin
+                  \$117  = 2'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (\$104 ) begin
+              \$117  = 2'h0;
+            end else begin
+              \$117  = 2'h1;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$117  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$118  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$92 ) begin
+          end else if (\$95 ) begin
+            if (rd_cmd__ready) begin
+              \$118  = \$96 ;
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$118  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$118  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$119  = l_apar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$99 ) begin
+            if (rd_cmd__ready) begin
+              \$119  = \$100 ;
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$119  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$120  = claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (claimed) begin
+            \$120  = \$103 [31:0];
+          end
+    endcase
+    if (run__restart) begin
+      \$120  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$120  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$121  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$121  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$121  = \$105 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$121  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$122  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$122  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$122  = 16'h0000;
+      end else begin
+        \$122  = \$107 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$122  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    \$123  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$123  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$123  = \$106 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$123  = 16'h0000;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign a_wr__0__data = rd_data__payload[63:0];
+  assign a_wr__1__data = rd_data__payload[63:0];
+  assign a_wr__2__data = rd_data__payload[63:0];
+  assign a_wr__3__data = rd_data__payload[63:0];
+  assign a_wr__0__addr = \$28 [6:0];
+  assign a_wr__1__addr = \$33 [6:0];
+  assign a_wr__2__addr = \$38 [6:0];
+  assign a_wr__3__addr = \$43 [6:0];
+  assign b_wr__addr = \$48 [9:0];
+  assign cin__addr = \$66 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_data__payload.data  = rd_data__payload[63:0];
+  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload.first  = rd_data__payload[68];
+  assign \rd_data__payload.last  = rd_data__payload[69];
+  assign \rd_data__payload.end  = rd_data__payload[70];
+  assign \a_wr__0__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__0__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__0__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__0__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__0__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__0__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__0__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__0__data[7]  = rd_data__payload[63:56];
+  assign \a_wr__1__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__1__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__1__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__1__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__1__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__1__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__1__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__1__data[7]  = rd_data__payload[63:56];
+  assign \a_wr__2__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__2__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__2__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__2__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__2__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__2__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__2__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__2__data[7]  = rd_data__payload[63:56];
+  assign \a_wr__3__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__3__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__3__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__3__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__3__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__3__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__3__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__3__data[7]  = rd_data__payload[63:56];
+  assign \b_wr__data[0]  = b_wr__data[7:0];
+  assign \b_wr__data[1]  = b_wr__data[15:8];
+  assign \b_wr__data[2]  = b_wr__data[23:16];
+  assign \b_wr__data[3]  = b_wr__data[31:24];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign cin__en[3] = \$78 ;
+  assign cin__en[2] = \$75 ;
+  assign cin__en[1] = \$72 ;
+  assign cin__en[0] = \$69 ;
+  assign cin__data[127:96] = rd_data__payload[63:32];
+  assign cin__data[95:64] = rd_data__payload[31:0];
+  assign cin__data[63:32] = rd_data__payload[63:32];
+  assign cin__data[31:0] = rd_data__payload[31:0];
+  assign b_wr__en[3] = \$64 ;
+  assign b_wr__en[2] = \$60 ;
+  assign b_wr__en[1] = \$56 ;
+  assign b_wr__en[0] = \$52 ;
+  assign b_wr__data[31:24] = rd_data__payload[31:24];
+  assign b_wr__data[23:16] = rd_data__payload[23:16];
+  assign b_wr__data[15:8] = rd_data__payload[15:8];
+  assign b_wr__data[7:0] = rd_data__payload[7:0];
+  assign \$7  = { 6'h00, run__cmd[287:256], 9'h000 };
+  assign \$24  = { 1'h0, cols, 2'h0 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire [32:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire \$15 ;
+  wire [32:0] \$16 ;
+  wire \$17 ;
+  wire [32:0] \$18 ;
+  wire [32:0] \$19 ;
+  wire \$2 ;
+  wire [32:0] \$20 ;
+  wire \$21 ;
+  wire [32:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [33:0] \$24 ;
+  wire \$25 ;
+  reg [31:0] \$26 ;
+  reg [31:0] \$27 ;
+  reg \$28 ;
+  reg [31:0] \$29 ;
+  wire [32:0] \$3 ;
+  reg [31:0] \$30 ;
+  reg \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [31:0] \$8 ;
+  wire \$9 ;
+  output advance;
+  wire advance;
+  wire \advance$8 ;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output first_in_panel;
+  wire first_in_panel;
+  wire \first_in_panel$20 ;
+  output [31:0] index;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  output k_last;
+  reg k_last = 1'h1;
+  output [31:0] k_len;
+  reg [31:0] k_len = 32'd0;
+  reg [31:0] k_len_m1 = 32'd0;
+  output [31:0] kc0;
+  reg [31:0] kc0 = 32'd0;
+  output [31:0] kc0_next;
+  reg [31:0] kc0_next;
+  output last;
+  wire last;
+  wire \last$24 ;
+  output last_in_panel;
+  wire last_in_panel;
+  wire \last_in_panel$22 ;
+  reg [31:0] left = 32'd0;
+  wire [15:0] m;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  input step;
+  wire step;
+  assign advance = step & k_last;
+  assign \$1  = step & k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = kc0 + 10'h200;
+  assign \$4  = step & k_last;
+  assign \$5  = restart | \$4 ;
+  assign \$6  = run__cmd[191:160] <= 10'h200;
+  assign \$7  = run__cmd[191:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
+  assign \$9  = run__cmd[191:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$11  = \$10  - 1'h1;
+  assign \$12  = kc0 + 10'h200;
+  assign \$13  = left - 10'h200;
+  assign \$14  = left - 10'h200;
+  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$16  = left - 10'h200;
+  assign \$17  = $signed(\$16 ) < $signed(11'h200);
+  assign \$18  = left - 10'h200;
+  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$20  = left - 10'h200;
+  assign \$21  = $signed(\$20 ) < $signed(11'h200);
+  assign \$22  = left - 10'h200;
+  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$24  = $signed(\$23 ) - $signed(2'h1);
+  assign \$25  = advance & last;
+  always @(posedge engine_clk)
+    kc0 <= \$26 ;
+  always @(posedge engine_clk)
+    left <= \$27 ;
+  always @(posedge engine_clk)
+    k_last <= \$28 ;
+  always @(posedge engine_clk)
+    k_len <= \$29 ;
+  always @(posedge engine_clk)
+    k_len_m1 <= \$30 ;
+  always @(posedge engine_clk)
+    done <= \$31 ;
+  \accelerator.engine.loader.load_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    kc0_next = kc0;
+    if (\$2 ) begin
+      kc0_next = 32'd0;
+    end else if (step) begin
+      kc0_next = \$3 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$26  = kc0;
+    if (\$5 ) begin
+      \$26  = 32'd0;
+    end else if (step) begin
+      \$26  = \$12 [31:0];
+    end
+    if (engine_rst) begin
+      \$26  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$27  = left;
+    if (\$5 ) begin
+      \$27  = run__cmd[191:160];
+    end else if (step) begin
+      \$27  = \$13 [31:0];
+    end
+    if (engine_rst) begin
+      \$27  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$28  = k_last;
+    if (\$5 ) begin
+      \$28  = \$6 ;
+    end else if (step) begin
+      \$28  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$28  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$29  = k_len;
+    if (\$5 ) begin
+      \$29  = \$8 ;
+    end else if (step) begin
+      \$29  = \$19 [31:0];
+    end
+    if (engine_rst) begin
+      \$29  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$30  = k_len_m1;
+    if (\$5 ) begin
+      \$30  = \$11 [31:0];
+    end else if (step) begin
+      \$30  = \$24 [31:0];
+    end
+    if (engine_rst) begin
+      \$30  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$31  = done;
+    if (\$25 ) begin
+      \$31  = 1'h1;
+    end
+    if (restart) begin
+      \$31  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
+  wire [16:0] \$2 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
+  wire \$5 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [15:0] \$9 ;
+  input advance;
+  wire advance;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  output [15:0] col0;
+  reg [15:0] col0 = 16'h0000;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output first_in_panel;
+  wire first_in_panel;
+  output [31:0] index;
+  reg [31:0] index = 32'd0;
+  output last;
+  wire last;
+  output last_in_panel;
+  wire last_in_panel;
+  input [15:0] m;
+  wire [15:0] m;
+  input [15:0] n;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  output [15:0] row0;
+  reg [15:0] row0 = 16'h0000;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [16:0] rows_left;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign first_in_panel = ! row0;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
+  always @(posedge engine_clk)
+    row0 <= \$9 ;
+  always @(posedge engine_clk)
+    col0 <= \$10 ;
+  always @(posedge engine_clk)
+    index <= \$11 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$9  = row0;
+    if (restart) begin
+      \$9  = 16'h0000;
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        \$9  = 16'h0000;
+      end else begin
+        \$9  = \$8 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$10  = col0;
+    if (restart) begin
+      \$10  = 16'h0000;
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$10  = \$7 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$11  = index;
+    if (restart) begin
+      \$11  = 32'd0;
+    end else if (advance) begin
+      \$11  = \$6 [31:0];
+    end
+    if (engine_rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [2:0] \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -16183,74 +17824,70 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [3:0] \$26 ;
+  wire [2:0] \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  reg [2:0] \$30 ;
-  reg [2:0] \$31 ;
-  reg [2:0] \$32 ;
+  reg [1:0] \$30 ;
+  reg [1:0] \$31 ;
+  reg [1:0] \$32 ;
   reg \$33 ;
   wire \$4 ;
-  wire [3:0] \$5 ;
-  wire [3:0] \$6 ;
+  wire [2:0] \$5 ;
+  wire [2:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  (* init = 3'h0 *)
-  wire [2:0] consume;
+  (* init = 2'h0 *)
+  wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  reg [2:0] inner_level = 3'h0;
+  reg [1:0] inner_level = 2'h0;
   wire inner_r_rdy;
-  wire [3:0] level;
-  (* init = 3'h0 *)
-  wire [2:0] produce;
-  output [18:0] r_data;
-  wire [18:0] r_data;
+  wire [2:0] level;
+  (* init = 2'h0 *)
+  wire [1:0] produce;
+  output [2:0] r_data;
+  wire [2:0] r_data;
   input r_en;
   wire r_en;
-  wire [3:0] r_level;
-  reg [2:0] r_port__addr = 3'h0;
-  wire [18:0] r_port__data;
+  wire [2:0] r_level;
+  reg [1:0] r_port__addr = 2'h0;
+  wire [2:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  wire [18:0] w_data;
+  wire [2:0] w_data;
   input w_en;
   wire w_en;
-  wire [3:0] w_level;
-  reg [2:0] w_port__addr = 3'h0;
-  input [18:0] w_port__data;
-  wire [18:0] w_port__data;
+  wire [2:0] w_level;
+  reg [1:0] w_port__addr = 2'h0;
+  input [2:0] w_port__data;
+  wire [2:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [18:0] storage [6:0];
+  reg [2:0] storage [2:0];
   initial begin
-    storage[0] = 19'h00000;
-    storage[1] = 19'h00000;
-    storage[2] = 19'h00000;
-    storage[3] = 19'h00000;
-    storage[4] = 19'h00000;
-    storage[5] = 19'h00000;
-    storage[6] = 19'h00000;
+    storage[0] = 3'h0;
+    storage[1] = 3'h0;
+    storage[2] = 3'h0;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [18:0] _0_;
+  reg [2:0] _0_;
   always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 3'h7;
+  assign w_rdy = inner_level != 2'h3;
   assign inner_r_rdy = | inner_level;
   assign w_port__en = w_rdy & w_en;
   assign \$1  = ~ r_rdy;
@@ -16258,15 +17895,15 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   assign r_port__en = inner_r_rdy & \$2 ;
   assign w_level = inner_level + r_rdy;
   assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 3'h6;
+  assign \$4  = w_port__addr == 2'h2;
   assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 4'h0 : \$5 ;
+  assign \$6  = \$4  ? 3'h0 : \$5 ;
   assign \$7  = ~ r_rdy;
   assign \$8  = \$7  | r_en;
   assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 3'h6;
+  assign \$10  = r_port__addr == 2'h2;
   assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  assign \$12  = \$10  ? 3'h0 : \$11 ;
   assign \$13  = w_rdy & w_en;
   assign \$14  = ~ r_rdy;
   assign \$15  = \$14  | r_en;
@@ -16293,40 +17930,40 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
-      \$30  = \$6 [2:0];
+      \$30  = \$6 [1:0];
     end
     if (engine_rst) begin
-      \$30  = 3'h0;
+      \$30  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
-      \$31  = \$12 [2:0];
+      \$31  = \$12 [1:0];
     end
     if (engine_rst) begin
-      \$31  = 3'h0;
+      \$31  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
-      \$32  = \$19 [2:0];
+      \$32  = \$19 [1:0];
     end
     if (\$25 ) begin
-      \$32  = \$26 [2:0];
+      \$32  = \$26 [1:0];
     end
     if (engine_rst) begin
-      \$32  = 3'h0;
+      \$32  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -16346,8 +17983,678 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$2868$354 , o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
+module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+, wr_data__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  wire [4:0] \$1 ;
+  wire [3:0] \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire [16:0] \$13 ;
+  wire \$14 ;
+  wire [10:0] \$15 ;
+  wire [16:0] \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [32:0] \$2 ;
+  wire [16:0] \$20 ;
+  wire \$21 ;
+  wire [5:0] \$22 ;
+  wire [5:0] \$23 ;
+  wire [5:0] \$24 ;
+  wire [5:0] \$25 ;
+  wire [63:0] \$26 ;
+  wire \$27 ;
+  wire [4:0] \$28 ;
+  wire \$29 ;
+  wire [32:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [4:0] \$37 ;
+  wire [32:0] \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire [16:0] \$43 ;
+  wire \$44 ;
+  wire [16:0] \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire [2:0] \$48 ;
+  reg [31:0] \$49 ;
+  wire \$5 ;
+  reg [31:0] \$50 ;
+  reg \$51 ;
+  reg [15:0] \$52 ;
+  reg \$53 ;
+  reg [1:0] \$54 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [18:0] \$8 ;
+  wire [8:0] \$82 ;
+  wire [18:0] \$9 ;
+  reg advance;
+  reg byte_ready;
+  reg [127:0] byte_row;
+  reg byte_valid;
+  output [9:0] c_rd__addr;
+  wire [9:0] c_rd__addr;
+  wire [127:0] c_rd__data;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  wire [15:0] cols;
+  wire done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output finished;
+  wire finished;
+  input [1:0] flags__c_done;
+  wire [1:0] flags__c_done;
+  output [1:0] flags__c_release;
+  reg [1:0] flags__c_release;
+  reg [128:0] i__payload;
+  wire [127:0] \i__payload.c ;
+  wire [31:0] \i__payload.c[0] ;
+  wire [31:0] \i__payload.c[1] ;
+  wire [31:0] \i__payload.c[2] ;
+  wire [31:0] \i__payload.c[3] ;
+  wire \i__payload.last ;
+  wire i__ready;
+  reg i__valid;
+  wire [31:0] index;
+  output issue;
+  reg issue;
+  wire last_in_panel;
+  wire [2:0] level;
+  wire [30:0] multiplier;
+  wire [4:0] nbytes;
+  wire [32:0] o__payload;
+  wire [31:0] \o__payload.c ;
+  wire [7:0] \o__payload.c[0] ;
+  wire [7:0] \o__payload.c[1] ;
+  wire [7:0] \o__payload.c[2] ;
+  wire [7:0] \o__payload.c[3] ;
+  wire \o__payload.last ;
+  reg o__ready;
+  wire o__valid;
+  reg pending = 1'h0;
+  reg [15:0] r = 16'h0000;
+  wire [127:0] r_data;
+  wire [3:0] \r_data$64 ;
+  reg r_en;
+  reg \r_en$71 ;
+  wire r_rdy;
+  wire \r_rdy$52 ;
+  wire relu;
+  wire [4:0] remaining;
+  wire [15:0] rows;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg [1:0] s_beat = 2'h0;
+  wire [4:0] sent;
+  wire [4:0] shift;
+  wire step;
+  reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_next;
+  reg [31:0] store_c_panel = 32'd0;
+  reg store_state = 1'h0;
+  wire [3:0] w_data;
+  input [127:0] \w_data$44 ;
+  wire [127:0] \w_data$44 ;
+  wire w_en;
+  (* init = 1'h0 *)
+  wire \w_en$46 ;
+  wire w_rdy;
+  output [99:0] wr_cmd__payload;
+  reg [99:0] wr_cmd__payload;
+  wire [31:0] \wr_cmd__payload.addr ;
+  wire [19:0] \wr_cmd__payload.row_bytes ;
+  wire [15:0] \wr_cmd__payload.rows ;
+  wire [31:0] \wr_cmd__payload.stride ;
+  input wr_cmd__ready;
+  wire wr_cmd__ready;
+  output wr_cmd__valid;
+  reg wr_cmd__valid;
+  output [70:0] wr_data__payload;
+  wire [70:0] wr_data__payload;
+  wire [3:0] \wr_data__payload.bytes ;
+  wire [63:0] \wr_data__payload.data ;
+  wire [7:0] \wr_data__payload.data[0] ;
+  wire [7:0] \wr_data__payload.data[1] ;
+  wire [7:0] \wr_data__payload.data[2] ;
+  wire [7:0] \wr_data__payload.data[3] ;
+  wire [7:0] \wr_data__payload.data[4] ;
+  wire [7:0] \wr_data__payload.data[5] ;
+  wire [7:0] \wr_data__payload.data[6] ;
+  wire [7:0] \wr_data__payload.data[7] ;
+  wire \wr_data__payload.end ;
+  wire \wr_data__payload.first ;
+  wire \wr_data__payload.last ;
+  input wr_data__ready;
+  wire wr_data__ready;
+  output wr_data__valid;
+  wire wr_data__valid;
+  wire [7:0] zero_point;
+  assign \$42  = \$40  & \$41 ;
+  assign \$43  = rows - 1'h1;
+  assign \$44  = r == \$43 ;
+  assign \$45  = r + 1'h1;
+  assign \$46  = wr_data__valid & wr_data__ready;
+  assign \$47  = \$25 [4:0] <= 4'h8;
+  assign \$48  = s_beat + 1'h1;
+  always @(posedge engine_clk)
+    store_c_panel <= \$49 ;
+  always @(posedge engine_clk)
+    store_c_addr <= \$50 ;
+  always @(posedge engine_clk)
+    store_state <= \$51 ;
+  always @(posedge engine_clk)
+    r <= \$52 ;
+  always @(posedge engine_clk)
+    pending <= \$53 ;
+  always @(posedge engine_clk)
+    s_beat <= \$54 ;
+  assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$2  = store_c_panel + \$1 ;
+  assign \$3  = store_c_addr + run__chunk_ldc;
+  assign \$4  = ~ done;
+  assign \$5  = run__running & \$4 ;
+  assign \$6  = flags__c_done >> index[0];
+  assign \$7  = \$5  & \$6 ;
+  assign \$9  = run__cmd[353] ? { 3'h0, cols } : \$8 ;
+  assign \$10  = level + pending;
+  assign \$11  = \$10  < 2'h3;
+  assign \$12  = \$11  & w_rdy;
+  assign \$13  = rows - 1'h1;
+  assign \$14  = r == \$13 ;
+  assign \$15  = index[0] * 10'h200;
+  assign \$16  = \$15  + r;
+  assign \$17  = ~ r_rdy;
+  assign \$18  = done & \$17 ;
+  assign \$19  = ~ issue;
+  assign finished = \$18  & \$19 ;
+  assign \$20  = rows - 1'h1;
+  assign \$21  = r == \$20 ;
+  assign \$23  = run__cmd[353] ? { 3'h0, \r_data$64 [2:0] } : \$22 ;
+  assign \$24  = s_beat * 4'h8;
+  assign \$25  = \$23 [4:0] - \$24 [4:0];
+  assign wr_data__valid = byte_valid & r_rdy;
+  assign \$82  = s_beat * 7'h40;
+  assign \$26  = byte_row >> \$82 ;
+  assign \$27  = \$25 [4:0] <= 4'h8;
+  assign \$28  = \$27  ? \$25 [4:0] : 5'h08;
+  assign \$29  = ! s_beat;
+  assign \$30  = \$25 [4:0] <= 4'h8;
+  assign \$31  = \$25 [4:0] <= 4'h8;
+  assign \$32  = \$31  & \r_data$64 [3];
+  assign \$33  = wr_data__valid & wr_data__ready;
+  assign \$34  = \$25 [4:0] <= 4'h8;
+  assign \$35  = ! store_state;
+  assign \$37  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$38  = store_c_panel + \$37 ;
+  assign \$39  = ~ done;
+  assign \$40  = run__running & \$39 ;
+  assign \$41  = flags__c_done >> index[0];
+  \accelerator.engine.store.requant  requant (
+    .en(i__ready),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .i__payload(i__payload),
+    .i__valid(i__valid),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(o__valid),
+    .\port$3159$354 (run__cmd[398:354])
+  );
+  \accelerator.engine.store.rowq  rowq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(level),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(\r_rdy$52 ),
+    .w_en(pending),
+    .w_port__data(\w_data$44 )
+  );
+  \accelerator.engine.store.store_walk  store_walk (
+    .advance(advance),
+    .chunk(run__chunk),
+    .cols(cols),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(index),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .rows(rows),
+    .run__cmd(run__cmd)
+  );
+  \accelerator.engine.store.tagq  tagq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$64 ),
+    .r_en(\r_en$71 ),
+    .r_rdy(r_rdy),
+    .w_en(issue),
+    .w_port__data(w_data),
+    .w_rdy(w_rdy)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    store_c_next = store_c_addr;
+    if (run__restart) begin
+      store_c_next = run__cmd[95:64];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        store_c_next = \$2 [31:0];
+      end else begin
+        store_c_next = \$3 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    wr_cmd__valid = 1'h0;
+    casez (store_state)
+      1'h0:
+          if (\$7 ) begin
+            wr_cmd__valid = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    wr_cmd__payload = 100'h0000000000000000000000000;
+    casez (store_state)
+      1'h0:
+          if (\$7 ) begin
+            wr_cmd__payload[31:0] = store_c_addr;
+            wr_cmd__payload[47:32] = rows;
+            wr_cmd__payload[67:48] = { 1'h0, \$9  };
+            wr_cmd__payload[99:68] = run__cmd[319:288];
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    issue = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          issue = \$12 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    flags__c_release = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            if (\$14 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_release[0] = 1'h1;
+                1'h1:
+                    flags__c_release[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    advance = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            if (\$14 ) begin
+              advance = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    i__valid = 1'h0;
+    if (run__cmd[353]) begin
+      i__valid = \r_rdy$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    i__payload = 129'h000000000000000000000000000000000;
+    if (run__cmd[353]) begin
+      i__payload[127:0] = r_data;
+      i__payload[128] = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      r_en = i__ready;
+    end else begin
+      r_en = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
+    end else begin
+      byte_row = r_data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_valid = o__valid;
+    end else begin
+      byte_valid = \r_rdy$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    o__ready = 1'h0;
+    if (run__cmd[353]) begin
+      o__ready = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    byte_ready = 1'h0;
+    if (\$33 ) begin
+      if (\$34 ) begin
+        byte_ready = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \r_en$71  = 1'h0;
+    if (\$33 ) begin
+      if (\$34 ) begin
+        \r_en$71  = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$49  = store_c_panel;
+    if (run__restart) begin
+      \$49  = run__cmd[95:64];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$49  = \$38 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$49  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$50  = store_c_next;
+    if (engine_rst) begin
+      \$50  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$51  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$42 ) begin
+            if (wr_cmd__ready) begin
+              \$51  = 1'h1;
+            end
+          end
+      1'h1:
+          if (issue) begin
+            if (\$44 ) begin
+              \$51  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$52  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            (* full_case = 32'd1 *)
+            if (\$44 ) begin
+              \$52  = 16'h0000;
+            end else begin
+              \$52  = \$45 [15:0];
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$52  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$52  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$53  = issue;
+    if (engine_rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$54  = s_beat;
+    if (\$46 ) begin
+      (* full_case = 32'd1 *)
+      if (\$47 ) begin
+        \$54  = 2'h0;
+      end else begin
+        \$54  = \$48 [1:0];
+      end
+    end
+    if (engine_rst) begin
+      \$54  = 2'h0;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign step = advance;
+  assign c_rd__en = issue;
+  assign w_en = issue;
+  assign c_rd__data = \w_data$44 ;
+  assign \w_en$46  = pending;
+  assign multiplier = run__cmd[385:355];
+  assign shift = run__cmd[390:386];
+  assign zero_point = run__cmd[398:391];
+  assign relu = run__cmd[354];
+  assign nbytes = \$23 [4:0];
+  assign sent = \$24 [4:0];
+  assign remaining = \$25 [4:0];
+  assign c_rd__addr = \$16 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \c_rd__data[0]  = \w_data$44 [31:0];
+  assign \c_rd__data[1]  = \w_data$44 [63:32];
+  assign \c_rd__data[2]  = \w_data$44 [95:64];
+  assign \c_rd__data[3]  = \w_data$44 [127:96];
+  assign \i__payload.c  = i__payload[127:0];
+  assign \i__payload.c[0]  = i__payload[31:0];
+  assign \i__payload.c[1]  = i__payload[63:32];
+  assign \i__payload.c[2]  = i__payload[95:64];
+  assign \i__payload.c[3]  = i__payload[127:96];
+  assign \i__payload.last  = i__payload[128];
+  assign \o__payload.c  = o__payload[31:0];
+  assign \o__payload.c[0]  = o__payload[7:0];
+  assign \o__payload.c[1]  = o__payload[15:8];
+  assign \o__payload.c[2]  = o__payload[23:16];
+  assign \o__payload.c[3]  = o__payload[31:24];
+  assign \o__payload.last  = o__payload[32];
+  assign \wr_data__payload.data  = wr_data__payload[63:0];
+  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload.first  = wr_data__payload[68];
+  assign \wr_data__payload.last  = wr_data__payload[69];
+  assign \wr_data__payload.end  = wr_data__payload[70];
+  assign wr_data__payload[70] = \$32 ;
+  assign wr_data__payload[69] = \$30 ;
+  assign wr_data__payload[68] = \$29 ;
+  assign wr_data__payload[67:64] = \$28 [3:0];
+  assign wr_data__payload[63:0] = \$26 ;
+  assign w_data[3] = \$21 ;
+  assign w_data[2:0] = cols[2:0];
+  assign \$8  = { 1'h0, cols, 2'h0 };
+  assign \$22  = { 1'h0, \r_data$64 [2:0], 2'h0 };
+  assign \$36  = store_state;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -16550,8 +18857,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$2868$354 ;
-  wire [44:0] \port$2868$354 ;
+  input [44:0] \port$3159$354 ;
+  wire [44:0] \port$3159$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -16626,13 +18933,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$2868$354 [36:32];
-  assign lower = \port$2868$354 [0] ? \port$2868$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3159$354 [36:32];
+  assign lower = \port$3159$354 [0] ? \port$3159$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$2868$354 [36:32];
+  assign \$11  = ! \port$3159$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -16647,8 +18954,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$2868$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$2868$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3159$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3159$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -16663,8 +18970,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$2868$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$2868$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3159$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3159$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -16679,8 +18986,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$2868$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$2868$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3159$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3159$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -16695,8 +19002,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$2868$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$2868$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3159$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3159$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -16832,7 +19139,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -16842,14 +19149,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -16859,14 +19166,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -16876,14 +19183,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -16893,14 +19200,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -16910,14 +19217,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -16927,14 +19234,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -16944,14 +19251,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -16963,98 +19270,98 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$2868$354 [31:1];
+      \$125  = \port$3159$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17068,84 +19375,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$2868$354 [31:1];
+      \$137  = \port$3159$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17159,84 +19466,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$2868$354 [31:1];
+      \$149  = \port$3159$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17250,84 +19557,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$2868$354 [31:1];
+      \$161  = \port$3159$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -17341,7 +19648,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -17349,10 +19656,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$2868$354 [36:32];
-  assign relu = \port$2868$354 [0];
-  assign zero_point = \port$2868$354 [44:37];
-  assign multiplier = \port$2868$354 [31:1];
+  assign shift = \port$3159$354 [36:32];
+  assign relu = \port$3159$354 [0];
+  assign zero_point = \port$3159$354 [44:37];
+  assign multiplier = \port$3159$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -17398,187 +19705,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire [2:0] \$11 ;
-  wire [2:0] \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire [2:0] \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire [2:0] \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  reg [1:0] \$30 ;
-  reg [1:0] \$31 ;
-  reg [1:0] \$32 ;
-  reg \$33 ;
-  wire \$4 ;
-  wire [2:0] \$5 ;
-  wire [2:0] \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
-  input engine_clk;
-  wire engine_clk;
-  input engine_rst;
-  wire engine_rst;
-  reg [1:0] inner_level = 2'h0;
-  wire inner_r_rdy;
-  wire [2:0] level;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
-  output [2:0] r_data;
-  wire [2:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
-  wire [2:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  wire [2:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
-  input [2:0] w_port__data;
-  wire [2:0] w_port__data;
-  wire w_port__en;
-  output w_rdy;
-  wire w_rdy;
-  reg [2:0] storage [2:0];
-  initial begin
-    storage[0] = 3'h0;
-    storage[1] = 3'h0;
-    storage[2] = 3'h0;
-  end
-  always @(posedge engine_clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
-  end
-  reg [2:0] _0_;
-  always @(posedge engine_clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 2'h3;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 2'h2;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 3'h0 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$8  = \$7  | r_en;
-  assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 2'h2;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 3'h0 : \$11 ;
-  assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$15  = \$14  | r_en;
-  assign \$16  = inner_r_rdy & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$21  = \$20  | r_en;
-  assign \$22  = inner_r_rdy & \$21 ;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
-  assign \$28  = \$27  | r_en;
-  assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge engine_clk)
-    w_port__addr <= \$30 ;
-  always @(posedge engine_clk)
-    r_port__addr <= \$31 ;
-  always @(posedge engine_clk)
-    inner_level <= \$32 ;
-  always @(posedge engine_clk)
-    r_rdy <= \$33 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [1:0];
-    end
-    if (engine_rst) begin
-      \$30  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [1:0];
-    end
-    if (engine_rst) begin
-      \$31  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [1:0];
-    end
-    if (\$25 ) begin
-      \$32  = \$26 [1:0];
-    end
-    if (engine_rst) begin
-      \$32  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    \$33  = r_rdy;
-    if (\$29 ) begin
-      \$33  = 1'h1;
-    end else if (r_en) begin
-      \$33  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  assign level = w_level;
-  assign r_level = w_level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
+module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, r_en, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17662,7 +19790,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -17672,7 +19800,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -17682,7 +19810,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17703,107 +19831,136 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
-  reg [15:0] \$10 ;
-  reg \$11 ;
-  wire \$2 ;
-  wire [49:0] \$3 ;
-  wire [49:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire \$7 ;
-  reg [48:0] \$8 ;
-  reg [48:0] \$9 ;
-  input [15:0] a;
-  wire [15:0] a;
-  input [33:0] addend;
-  wire [33:0] addend;
-  input [31:0] b;
-  wire [31:0] b;
-  output busy;
-  reg busy = 1'h0;
+  reg \$2 ;
+  input advance;
+  wire advance;
+  wire \advance$8 ;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  reg [48:0] multiplicand = 49'h0000000000000;
-  reg [15:0] multiplier = 16'h0000;
-  output [48:0] result;
-  reg [48:0] result = 49'h0000000000000;
-  input start;
-  wire start;
-  assign \$1  = ~ busy;
-  assign \$2  = start & \$1 ;
-  assign \$3  = result + multiplicand;
-  assign \$7  = | \$6 ;
+  wire first_in_panel;
+  wire \first_in_panel$20 ;
+  output [31:0] index;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  wire last;
+  wire \last$24 ;
+  output last_in_panel;
+  wire last_in_panel;
+  wire \last_in_panel$22 ;
+  wire [15:0] m;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  wire step;
+  assign \$1  = advance & last;
   always @(posedge engine_clk)
-    result <= \$8 ;
-  always @(posedge engine_clk)
-    multiplicand <= \$9 ;
-  always @(posedge engine_clk)
-    multiplier <= \$10 ;
-  always @(posedge engine_clk)
-    busy <= \$11 ;
+    done <= \$2 ;
+  \accelerator.engine.store.store_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$8  = result;
-    if (\$2 ) begin
-      \$8  = { 15'h0000, addend };
-    end else if (busy) begin
-      if (multiplier[0]) begin
-        \$8  = \$3 [48:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
+    \$2  = done;
+    if (\$1 ) begin
+      \$2  = 1'h1;
+    end
+    if (restart) begin
+      \$2  = 1'h0;
     end
     if (engine_rst) begin
-      \$8  = 49'h0000000000000;
+      \$2  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = multiplicand;
-    if (\$2 ) begin
-      \$9  = { 17'h00000, b };
-    end else if (busy) begin
-      \$9  = \$4 [48:0];
-    end
-    if (engine_rst) begin
-      \$9  = 49'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = multiplier;
-    if (\$2 ) begin
-      \$10  = a;
-    end else if (busy) begin
-      \$10  = \$5 ;
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = busy;
-    if (\$2 ) begin
-      \$11  = 1'h1;
-    end else if (busy) begin
-      \$11  = \$7 ;
-    end
-    if (engine_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign \$4  = { multiplicand, 1'h0 };
-  assign \$5  = { 1'h0, multiplier[15:1] };
-  assign \$6  = { 1'h0, multiplier[15:1] };
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign step = advance;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -17819,6 +19976,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
+  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -17827,6 +19985,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
+  output first_in_panel;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -17840,6 +19999,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire [15:0] n;
   input restart;
   wire restart;
+  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -17864,7 +20024,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17881,7 +20041,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17895,7 +20055,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -17911,8 +20071,8 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18008,7 +20168,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -18018,7 +20178,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -18028,7 +20188,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -18052,7 +20212,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -19312,7 +21472,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -19325,7 +21485,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -19335,7 +21495,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -19345,7 +21505,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -19358,7 +21518,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -19368,7 +21528,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -19378,7 +21538,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -19391,7 +21551,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -19401,21 +21561,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -19425,7 +21585,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -19444,7 +21604,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -19463,7 +21623,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -19482,7 +21642,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -19501,7 +21661,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -19520,7 +21680,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -19539,7 +21699,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -19558,7 +21718,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -19577,7 +21737,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -19596,7 +21756,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -19615,7 +21775,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -19634,7 +21794,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -19653,7 +21813,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -19663,7 +21823,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -19673,7 +21833,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -19689,7 +21849,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 8'h00;
@@ -19702,7 +21862,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -19715,7 +21875,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -19725,7 +21885,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;

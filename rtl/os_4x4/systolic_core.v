@@ -127,110 +127,110 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] b_in;
   wire [7:0] \b_in$104 ;
   wire [7:0] \b_in$117 ;
-  wire [7:0] \b_in$129 ;
-  wire [7:0] \b_in$148 ;
-  wire [7:0] \b_in$167 ;
-  wire [7:0] \b_in$186 ;
-  wire [7:0] \b_in$204 ;
-  wire [7:0] \b_in$223 ;
-  wire [7:0] \b_in$242 ;
-  wire [7:0] \b_in$261 ;
-  wire [7:0] \b_in$279 ;
-  wire [7:0] \b_in$298 ;
-  wire [7:0] \b_in$317 ;
-  wire [7:0] \b_in$336 ;
+  wire [7:0] \b_in$128 ;
+  wire [7:0] \b_in$147 ;
+  wire [7:0] \b_in$166 ;
+  wire [7:0] \b_in$185 ;
+  wire [7:0] \b_in$203 ;
+  wire [7:0] \b_in$222 ;
+  wire [7:0] \b_in$241 ;
+  wire [7:0] \b_in$260 ;
+  wire [7:0] \b_in$278 ;
+  wire [7:0] \b_in$297 ;
+  wire [7:0] \b_in$316 ;
+  wire [7:0] \b_in$335 ;
   wire [7:0] \b_in$91 ;
   wire [7:0] b_next;
   wire [7:0] \b_next$103 ;
   wire [7:0] \b_next$116 ;
-  wire [7:0] \b_next$128 ;
-  wire [7:0] \b_next$147 ;
-  wire [7:0] \b_next$166 ;
-  wire [7:0] \b_next$185 ;
-  wire [7:0] \b_next$203 ;
-  wire [7:0] \b_next$222 ;
-  wire [7:0] \b_next$241 ;
-  wire [7:0] \b_next$260 ;
-  wire [7:0] \b_next$278 ;
-  wire [7:0] \b_next$297 ;
-  wire [7:0] \b_next$316 ;
-  wire [7:0] \b_next$335 ;
+  wire [7:0] \b_next$130 ;
+  wire [7:0] \b_next$149 ;
+  wire [7:0] \b_next$168 ;
+  wire [7:0] \b_next$187 ;
+  wire [7:0] \b_next$205 ;
+  wire [7:0] \b_next$224 ;
+  wire [7:0] \b_next$243 ;
+  wire [7:0] \b_next$262 ;
+  wire [7:0] \b_next$280 ;
+  wire [7:0] \b_next$299 ;
+  wire [7:0] \b_next$318 ;
+  wire [7:0] \b_next$337 ;
   wire [7:0] \b_next$90 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$149 ;
-  wire [7:0] \b_out$168 ;
-  wire [7:0] \b_out$187 ;
-  wire [7:0] \b_out$205 ;
-  wire [7:0] \b_out$224 ;
-  wire [7:0] \b_out$243 ;
-  wire [7:0] \b_out$262 ;
-  wire [7:0] \b_out$280 ;
-  wire [7:0] \b_out$299 ;
-  wire [7:0] \b_out$318 ;
-  wire [7:0] \b_out$337 ;
+  wire [7:0] \b_out$148 ;
+  wire [7:0] \b_out$167 ;
+  wire [7:0] \b_out$186 ;
+  wire [7:0] \b_out$204 ;
+  wire [7:0] \b_out$223 ;
+  wire [7:0] \b_out$242 ;
+  wire [7:0] \b_out$261 ;
+  wire [7:0] \b_out$279 ;
+  wire [7:0] \b_out$298 ;
+  wire [7:0] \b_out$317 ;
+  wire [7:0] \b_out$336 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
   wire [31:0] \chain_in$108 ;
   wire [31:0] \chain_in$121 ;
-  wire [31:0] \chain_in$137 ;
-  wire [31:0] \chain_in$156 ;
-  wire [31:0] \chain_in$175 ;
-  wire [31:0] \chain_in$194 ;
-  wire [31:0] \chain_in$212 ;
-  wire [31:0] \chain_in$231 ;
-  wire [31:0] \chain_in$250 ;
-  wire [31:0] \chain_in$269 ;
-  wire [31:0] \chain_in$287 ;
-  wire [31:0] \chain_in$306 ;
-  wire [31:0] \chain_in$325 ;
-  wire [31:0] \chain_in$344 ;
+  wire [31:0] \chain_in$131 ;
+  wire [31:0] \chain_in$150 ;
+  wire [31:0] \chain_in$169 ;
+  wire [31:0] \chain_in$188 ;
+  wire [31:0] \chain_in$206 ;
+  wire [31:0] \chain_in$225 ;
+  wire [31:0] \chain_in$244 ;
+  wire [31:0] \chain_in$263 ;
+  wire [31:0] \chain_in$281 ;
+  wire [31:0] \chain_in$300 ;
+  wire [31:0] \chain_in$319 ;
+  wire [31:0] \chain_in$338 ;
   wire [31:0] \chain_in$95 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$138 ;
-  wire [31:0] \chain_out$157 ;
-  wire [31:0] \chain_out$176 ;
-  wire [31:0] \chain_out$195 ;
-  wire [31:0] \chain_out$213 ;
-  wire [31:0] \chain_out$232 ;
+  wire [31:0] \chain_out$132 ;
+  wire [31:0] \chain_out$151 ;
+  wire [31:0] \chain_out$170 ;
+  wire [31:0] \chain_out$189 ;
+  wire [31:0] \chain_out$207 ;
+  wire [31:0] \chain_out$226 ;
   wire [31:0] \chain_out$24 ;
+  wire [31:0] \chain_out$245 ;
   wire [31:0] \chain_out$25 ;
-  wire [31:0] \chain_out$251 ;
   wire [31:0] \chain_out$26 ;
-  wire [31:0] \chain_out$270 ;
-  wire [31:0] \chain_out$288 ;
-  wire [31:0] \chain_out$307 ;
-  wire [31:0] \chain_out$326 ;
-  wire [31:0] \chain_out$345 ;
+  wire [31:0] \chain_out$264 ;
+  wire [31:0] \chain_out$282 ;
+  wire [31:0] \chain_out$301 ;
+  wire [31:0] \chain_out$320 ;
+  wire [31:0] \chain_out$339 ;
   wire chain_valid_in;
   wire \chain_valid_in$109 ;
   wire \chain_valid_in$122 ;
-  wire \chain_valid_in$139 ;
-  wire \chain_valid_in$158 ;
-  wire \chain_valid_in$177 ;
-  wire \chain_valid_in$196 ;
-  wire \chain_valid_in$214 ;
-  wire \chain_valid_in$233 ;
-  wire \chain_valid_in$252 ;
-  wire \chain_valid_in$271 ;
-  wire \chain_valid_in$289 ;
-  wire \chain_valid_in$308 ;
-  wire \chain_valid_in$327 ;
-  wire \chain_valid_in$346 ;
+  wire \chain_valid_in$133 ;
+  wire \chain_valid_in$152 ;
+  wire \chain_valid_in$171 ;
+  wire \chain_valid_in$190 ;
+  wire \chain_valid_in$208 ;
+  wire \chain_valid_in$227 ;
+  wire \chain_valid_in$246 ;
+  wire \chain_valid_in$265 ;
+  wire \chain_valid_in$283 ;
+  wire \chain_valid_in$302 ;
+  wire \chain_valid_in$321 ;
+  wire \chain_valid_in$340 ;
   wire \chain_valid_in$96 ;
   wire chain_valid_out;
-  wire \chain_valid_out$140 ;
-  wire \chain_valid_out$159 ;
-  wire \chain_valid_out$178 ;
-  wire \chain_valid_out$197 ;
-  wire \chain_valid_out$215 ;
-  wire \chain_valid_out$234 ;
-  wire \chain_valid_out$253 ;
-  wire \chain_valid_out$272 ;
-  wire \chain_valid_out$290 ;
-  wire \chain_valid_out$309 ;
-  wire \chain_valid_out$328 ;
-  wire \chain_valid_out$347 ;
+  wire \chain_valid_out$134 ;
+  wire \chain_valid_out$153 ;
+  wire \chain_valid_out$172 ;
+  wire \chain_valid_out$191 ;
+  wire \chain_valid_out$209 ;
+  wire \chain_valid_out$228 ;
+  wire \chain_valid_out$247 ;
+  wire \chain_valid_out$266 ;
+  wire \chain_valid_out$284 ;
+  wire \chain_valid_out$303 ;
+  wire \chain_valid_out$322 ;
+  wire \chain_valid_out$341 ;
   wire \chain_valid_out$350 ;
   wire \chain_valid_out$351 ;
   wire \chain_valid_out$352 ;
@@ -335,31 +335,31 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire first_in;
   wire \first_in$106 ;
   wire \first_in$119 ;
-  wire \first_in$133 ;
-  wire \first_in$152 ;
-  wire \first_in$171 ;
-  wire \first_in$190 ;
-  wire \first_in$208 ;
-  wire \first_in$227 ;
-  wire \first_in$246 ;
-  wire \first_in$265 ;
-  wire \first_in$283 ;
-  wire \first_in$302 ;
-  wire \first_in$321 ;
-  wire \first_in$340 ;
+  wire \first_in$135 ;
+  wire \first_in$154 ;
+  wire \first_in$173 ;
+  wire \first_in$192 ;
+  wire \first_in$210 ;
+  wire \first_in$229 ;
+  wire \first_in$248 ;
+  wire \first_in$267 ;
+  wire \first_in$285 ;
+  wire \first_in$304 ;
+  wire \first_in$323 ;
+  wire \first_in$342 ;
   wire \first_in$93 ;
   wire first_out;
-  wire \first_out$153 ;
-  wire \first_out$172 ;
-  wire \first_out$191 ;
-  wire \first_out$209 ;
-  wire \first_out$228 ;
-  wire \first_out$247 ;
-  wire \first_out$266 ;
-  wire \first_out$284 ;
-  wire \first_out$303 ;
-  wire \first_out$322 ;
-  wire \first_out$341 ;
+  wire \first_out$155 ;
+  wire \first_out$174 ;
+  wire \first_out$193 ;
+  wire \first_out$211 ;
+  wire \first_out$230 ;
+  wire \first_out$249 ;
+  wire \first_out$268 ;
+  wire \first_out$286 ;
+  wire \first_out$305 ;
+  wire \first_out$324 ;
+  wire \first_out$343 ;
   reg [2:0] gap = 3'h4;
   wire hazard;
   wire held;
@@ -423,35 +423,35 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire last_in;
   wire \last_in$107 ;
   wire \last_in$120 ;
-  wire \last_in$135 ;
-  wire \last_in$154 ;
-  wire \last_in$173 ;
-  wire \last_in$192 ;
-  wire \last_in$210 ;
-  wire \last_in$229 ;
-  wire \last_in$248 ;
-  wire \last_in$267 ;
-  wire \last_in$285 ;
-  wire \last_in$304 ;
-  wire \last_in$323 ;
-  wire \last_in$342 ;
+  wire \last_in$137 ;
+  wire \last_in$156 ;
+  wire \last_in$175 ;
+  wire \last_in$194 ;
+  wire \last_in$212 ;
+  wire \last_in$231 ;
+  wire \last_in$250 ;
+  wire \last_in$269 ;
+  wire \last_in$287 ;
+  wire \last_in$306 ;
+  wire \last_in$325 ;
+  wire \last_in$344 ;
   wire \last_in$94 ;
   wire last_out;
-  wire \last_out$136 ;
+  wire \last_out$138 ;
   wire \last_out$15 ;
-  wire \last_out$155 ;
-  wire \last_out$174 ;
+  wire \last_out$157 ;
+  wire \last_out$176 ;
   wire \last_out$18 ;
-  wire \last_out$193 ;
+  wire \last_out$195 ;
   wire \last_out$21 ;
-  wire \last_out$211 ;
-  wire \last_out$230 ;
-  wire \last_out$249 ;
-  wire \last_out$268 ;
-  wire \last_out$286 ;
-  wire \last_out$305 ;
-  wire \last_out$324 ;
-  wire \last_out$343 ;
+  wire \last_out$213 ;
+  wire \last_out$232 ;
+  wire \last_out$251 ;
+  wire \last_out$270 ;
+  wire \last_out$288 ;
+  wire \last_out$307 ;
+  wire \last_out$326 ;
+  wire \last_out$345 ;
   wire [127:0] o;
   wire [31:0] \o$71 ;
   wire [7:0] \o$71[0] ;
@@ -572,36 +572,36 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire valid_in;
   wire \valid_in$105 ;
   wire \valid_in$118 ;
-  wire \valid_in$131 ;
-  wire \valid_in$150 ;
-  wire \valid_in$169 ;
-  wire \valid_in$188 ;
-  wire \valid_in$206 ;
-  wire \valid_in$225 ;
-  wire \valid_in$244 ;
-  wire \valid_in$263 ;
-  wire \valid_in$281 ;
-  wire \valid_in$300 ;
-  wire \valid_in$319 ;
-  wire \valid_in$338 ;
+  wire \valid_in$139 ;
+  wire \valid_in$158 ;
+  wire \valid_in$177 ;
+  wire \valid_in$196 ;
+  wire \valid_in$214 ;
+  wire \valid_in$233 ;
+  wire \valid_in$252 ;
+  wire \valid_in$271 ;
+  wire \valid_in$289 ;
+  wire \valid_in$308 ;
+  wire \valid_in$327 ;
+  wire \valid_in$346 ;
   wire \valid_in$92 ;
   wire valid_out;
-  wire \valid_out$132 ;
   wire \valid_out$14 ;
-  wire \valid_out$151 ;
+  wire \valid_out$140 ;
+  wire \valid_out$159 ;
   wire \valid_out$17 ;
-  wire \valid_out$170 ;
-  wire \valid_out$189 ;
+  wire \valid_out$178 ;
+  wire \valid_out$197 ;
   wire \valid_out$20 ;
-  wire \valid_out$207 ;
-  wire \valid_out$226 ;
-  wire \valid_out$245 ;
-  wire \valid_out$264 ;
-  wire \valid_out$282 ;
-  wire \valid_out$301 ;
-  wire \valid_out$320 ;
-  wire \valid_out$339 ;
-  assign \$16  = | { chain_valid_out, \chain_valid_out$352 , \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_in$346 , \chain_valid_in$327 , \chain_valid_in$308 , \chain_valid_in$289 , \chain_valid_in$271 , \chain_valid_in$252 , \chain_valid_in$233 , \chain_valid_in$214 , \chain_valid_in$196 , \chain_valid_in$177 , \chain_valid_in$158 , \chain_valid_in$139  };
+  wire \valid_out$215 ;
+  wire \valid_out$234 ;
+  wire \valid_out$253 ;
+  wire \valid_out$272 ;
+  wire \valid_out$290 ;
+  wire \valid_out$309 ;
+  wire \valid_out$328 ;
+  wire \valid_out$347 ;
+  assign \$16  = | { chain_valid_out, \chain_valid_out$352 , \chain_valid_out$351 , \chain_valid_out$350 , \chain_valid_in$340 , \chain_valid_in$321 , \chain_valid_in$302 , \chain_valid_in$283 , \chain_valid_in$265 , \chain_valid_in$246 , \chain_valid_in$227 , \chain_valid_in$208 , \chain_valid_in$190 , \chain_valid_in$171 , \chain_valid_in$152 , \chain_valid_in$133  };
   assign busy = \$15  | \$16 ;
   assign \$17  = ~ skid_valid;
   assign \$18  = ~ skid_valid_0;
@@ -821,7 +821,7 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$11  = ~ first;
   assign \$12  = in_flags[0] | \$11 ;
   assign \$13  = \$12  | results__valid;
-  assign \$14  = | { \valid_in$338 , \valid_in$319 , \valid_in$300 , \valid_in$281 , \valid_in$263 , \valid_in$244 , \valid_in$225 , \valid_in$206 , \valid_in$188 , \valid_in$169 , \valid_in$150 , \valid_in$131 , \o$79 [9], \o$79 [6], \o$79 [3], \o$79 [0] };
+  assign \$14  = | { \valid_in$346 , \valid_in$327 , \valid_in$308 , \valid_in$289 , \valid_in$271 , \valid_in$252 , \valid_in$233 , \valid_in$214 , \valid_in$196 , \valid_in$177 , \valid_in$158 , \valid_in$139 , \o$79 [9], \o$79 [6], \o$79 [3], \o$79 [0] };
   assign \$15  = \$13  | \$14 ;
   \systolic_core.deskew  deskew (
     .clk(clk),
@@ -839,17 +839,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$87 ),
     .b_in(\o$77 [7:0]),
     .b_next(\o_next$75 [7:0]),
-    .b_out(\b_in$129 ),
-    .chain_out(\chain_in$137 ),
-    .chain_valid_out(\chain_valid_in$139 ),
+    .b_out(\b_in$128 ),
+    .chain_out(\chain_in$131 ),
+    .chain_valid_out(\chain_valid_in$133 ),
     .drain(drain_0),
     .en(\en$68 ),
-    .first_out(\first_in$133 ),
-    .last_out(\last_in$135 ),
+    .first_out(\first_in$135 ),
+    .last_out(\last_in$137 ),
     .\port$890$0 (\o$79 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$131 )
+    .valid_out(\valid_in$139 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
     .a_in(\a_in$87 ),
@@ -857,17 +857,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$100 ),
     .b_in(\o$77 [15:8]),
     .b_next(\o_next$75 [15:8]),
-    .b_out(\b_in$148 ),
-    .chain_out(\chain_in$156 ),
-    .chain_valid_out(\chain_valid_in$158 ),
+    .b_out(\b_in$147 ),
+    .chain_out(\chain_in$150 ),
+    .chain_valid_out(\chain_valid_in$152 ),
     .drain(drain_1),
     .en(\en$85 ),
-    .first_out(\first_in$152 ),
-    .last_out(\last_in$154 ),
+    .first_out(\first_in$154 ),
+    .last_out(\last_in$156 ),
     .\port$890$3 (\o$79 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$150 )
+    .valid_out(\valid_in$158 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
     .a_in(\a_in$100 ),
@@ -875,286 +875,286 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$113 ),
     .b_in(\o$77 [23:16]),
     .b_next(\o_next$75 [23:16]),
-    .b_out(\b_in$167 ),
-    .chain_out(\chain_in$175 ),
-    .chain_valid_out(\chain_valid_in$177 ),
+    .b_out(\b_in$166 ),
+    .chain_out(\chain_in$169 ),
+    .chain_valid_out(\chain_valid_in$171 ),
     .drain(drain_2),
     .en(\en$98 ),
-    .first_out(\first_in$171 ),
-    .last_out(\last_in$173 ),
+    .first_out(\first_in$173 ),
+    .last_out(\last_in$175 ),
     .\port$890$6 (\o$79 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$169 )
+    .valid_out(\valid_in$177 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
     .a_in(\a_in$113 ),
     .a_next(\a_in$100 ),
     .b_in(\o$77 [31:24]),
     .b_next(\o_next$75 [31:24]),
-    .b_out(\b_in$186 ),
-    .chain_out(\chain_in$194 ),
-    .chain_valid_out(\chain_valid_in$196 ),
+    .b_out(\b_in$185 ),
+    .chain_out(\chain_in$188 ),
+    .chain_valid_out(\chain_valid_in$190 ),
     .drain(drain_3),
     .en(\en$111 ),
-    .first_out(\first_in$190 ),
-    .last_out(\last_in$192 ),
+    .first_out(\first_in$192 ),
+    .last_out(\last_in$194 ),
     .\port$890$9 (\o$79 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$188 )
+    .valid_out(\valid_in$196 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$71 [15:8]),
     .a_next(o_next[15:8]),
     .a_out(\a_in$144 ),
-    .b_in(\b_in$129 ),
+    .b_in(\b_in$128 ),
     .b_next(\o$77 [7:0]),
-    .b_out(\b_in$204 ),
-    .chain_in(\chain_in$137 ),
-    .chain_out(\chain_in$212 ),
-    .chain_valid_in(\chain_valid_in$139 ),
-    .chain_valid_out(\chain_valid_in$214 ),
+    .b_out(\b_in$203 ),
+    .chain_in(\chain_in$131 ),
+    .chain_out(\chain_in$206 ),
+    .chain_valid_in(\chain_valid_in$133 ),
+    .chain_valid_out(\chain_valid_in$208 ),
     .drain(drain_0),
     .en(\en$124 ),
-    .first_in(\first_in$133 ),
-    .first_out(\first_in$208 ),
-    .last_in(\last_in$135 ),
-    .last_out(\last_in$210 ),
+    .first_in(\first_in$135 ),
+    .first_out(\first_in$210 ),
+    .last_in(\last_in$137 ),
+    .last_out(\last_in$212 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$131 ),
-    .valid_out(\valid_in$206 )
+    .valid_in(\valid_in$139 ),
+    .valid_out(\valid_in$214 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
     .a_in(\a_in$144 ),
     .a_next(\o$71 [15:8]),
     .a_out(\a_in$163 ),
-    .b_in(\b_in$148 ),
+    .b_in(\b_in$147 ),
     .b_next(\o$77 [15:8]),
-    .b_out(\b_in$223 ),
-    .chain_in(\chain_in$156 ),
-    .chain_out(\chain_in$231 ),
-    .chain_valid_in(\chain_valid_in$158 ),
-    .chain_valid_out(\chain_valid_in$233 ),
+    .b_out(\b_in$222 ),
+    .chain_in(\chain_in$150 ),
+    .chain_out(\chain_in$225 ),
+    .chain_valid_in(\chain_valid_in$152 ),
+    .chain_valid_out(\chain_valid_in$227 ),
     .drain(drain_1),
     .en(\en$142 ),
-    .first_in(\first_in$152 ),
-    .first_out(\first_in$227 ),
-    .last_in(\last_in$154 ),
-    .last_out(\last_in$229 ),
+    .first_in(\first_in$154 ),
+    .first_out(\first_in$229 ),
+    .last_in(\last_in$156 ),
+    .last_out(\last_in$231 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$150 ),
-    .valid_out(\valid_in$225 )
+    .valid_in(\valid_in$158 ),
+    .valid_out(\valid_in$233 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
     .a_in(\a_in$163 ),
     .a_next(\a_in$144 ),
     .a_out(\a_in$182 ),
-    .b_in(\b_in$167 ),
+    .b_in(\b_in$166 ),
     .b_next(\o$77 [23:16]),
-    .b_out(\b_in$242 ),
-    .chain_in(\chain_in$175 ),
-    .chain_out(\chain_in$250 ),
-    .chain_valid_in(\chain_valid_in$177 ),
-    .chain_valid_out(\chain_valid_in$252 ),
+    .b_out(\b_in$241 ),
+    .chain_in(\chain_in$169 ),
+    .chain_out(\chain_in$244 ),
+    .chain_valid_in(\chain_valid_in$171 ),
+    .chain_valid_out(\chain_valid_in$246 ),
     .drain(drain_2),
     .en(\en$161 ),
-    .first_in(\first_in$171 ),
-    .first_out(\first_in$246 ),
-    .last_in(\last_in$173 ),
-    .last_out(\last_in$248 ),
+    .first_in(\first_in$173 ),
+    .first_out(\first_in$248 ),
+    .last_in(\last_in$175 ),
+    .last_out(\last_in$250 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$169 ),
-    .valid_out(\valid_in$244 )
+    .valid_in(\valid_in$177 ),
+    .valid_out(\valid_in$252 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
     .a_in(\a_in$182 ),
     .a_next(\a_in$163 ),
-    .b_in(\b_in$186 ),
+    .b_in(\b_in$185 ),
     .b_next(\o$77 [31:24]),
-    .b_out(\b_in$261 ),
-    .chain_in(\chain_in$194 ),
-    .chain_out(\chain_in$269 ),
-    .chain_valid_in(\chain_valid_in$196 ),
-    .chain_valid_out(\chain_valid_in$271 ),
+    .b_out(\b_in$260 ),
+    .chain_in(\chain_in$188 ),
+    .chain_out(\chain_in$263 ),
+    .chain_valid_in(\chain_valid_in$190 ),
+    .chain_valid_out(\chain_valid_in$265 ),
     .drain(drain_3),
     .en(\en$180 ),
-    .first_in(\first_in$190 ),
-    .first_out(\first_in$265 ),
-    .last_in(\last_in$192 ),
-    .last_out(\last_in$267 ),
+    .first_in(\first_in$192 ),
+    .first_out(\first_in$267 ),
+    .last_in(\last_in$194 ),
+    .last_out(\last_in$269 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$188 ),
-    .valid_out(\valid_in$263 )
+    .valid_in(\valid_in$196 ),
+    .valid_out(\valid_in$271 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$71 [23:16]),
     .a_next(o_next[23:16]),
     .a_out(\a_in$219 ),
-    .b_in(\b_in$204 ),
-    .b_next(\b_in$129 ),
-    .b_out(\b_in$279 ),
-    .chain_in(\chain_in$212 ),
-    .chain_out(\chain_in$287 ),
-    .chain_valid_in(\chain_valid_in$214 ),
-    .chain_valid_out(\chain_valid_in$289 ),
+    .b_in(\b_in$203 ),
+    .b_next(\b_in$128 ),
+    .b_out(\b_in$278 ),
+    .chain_in(\chain_in$206 ),
+    .chain_out(\chain_in$281 ),
+    .chain_valid_in(\chain_valid_in$208 ),
+    .chain_valid_out(\chain_valid_in$283 ),
     .drain(drain_0),
     .en(\en$199 ),
-    .first_in(\first_in$208 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$210 ),
-    .last_out(\last_in$285 ),
+    .first_in(\first_in$210 ),
+    .first_out(\first_in$285 ),
+    .last_in(\last_in$212 ),
+    .last_out(\last_in$287 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$206 ),
-    .valid_out(\valid_in$281 )
+    .valid_in(\valid_in$214 ),
+    .valid_out(\valid_in$289 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
     .a_in(\a_in$219 ),
     .a_next(\o$71 [23:16]),
     .a_out(\a_in$238 ),
-    .b_in(\b_in$223 ),
-    .b_next(\b_in$148 ),
-    .b_out(\b_in$298 ),
-    .chain_in(\chain_in$231 ),
-    .chain_out(\chain_in$306 ),
-    .chain_valid_in(\chain_valid_in$233 ),
-    .chain_valid_out(\chain_valid_in$308 ),
+    .b_in(\b_in$222 ),
+    .b_next(\b_in$147 ),
+    .b_out(\b_in$297 ),
+    .chain_in(\chain_in$225 ),
+    .chain_out(\chain_in$300 ),
+    .chain_valid_in(\chain_valid_in$227 ),
+    .chain_valid_out(\chain_valid_in$302 ),
     .drain(drain_1),
     .en(\en$217 ),
-    .first_in(\first_in$227 ),
-    .first_out(\first_in$302 ),
-    .last_in(\last_in$229 ),
-    .last_out(\last_in$304 ),
+    .first_in(\first_in$229 ),
+    .first_out(\first_in$304 ),
+    .last_in(\last_in$231 ),
+    .last_out(\last_in$306 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$225 ),
-    .valid_out(\valid_in$300 )
+    .valid_in(\valid_in$233 ),
+    .valid_out(\valid_in$308 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
     .a_in(\a_in$238 ),
     .a_next(\a_in$219 ),
     .a_out(\a_in$257 ),
-    .b_in(\b_in$242 ),
-    .b_next(\b_in$167 ),
-    .b_out(\b_in$317 ),
-    .chain_in(\chain_in$250 ),
-    .chain_out(\chain_in$325 ),
-    .chain_valid_in(\chain_valid_in$252 ),
-    .chain_valid_out(\chain_valid_in$327 ),
+    .b_in(\b_in$241 ),
+    .b_next(\b_in$166 ),
+    .b_out(\b_in$316 ),
+    .chain_in(\chain_in$244 ),
+    .chain_out(\chain_in$319 ),
+    .chain_valid_in(\chain_valid_in$246 ),
+    .chain_valid_out(\chain_valid_in$321 ),
     .drain(drain_2),
     .en(\en$236 ),
-    .first_in(\first_in$246 ),
-    .first_out(\first_in$321 ),
-    .last_in(\last_in$248 ),
-    .last_out(\last_in$323 ),
+    .first_in(\first_in$248 ),
+    .first_out(\first_in$323 ),
+    .last_in(\last_in$250 ),
+    .last_out(\last_in$325 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$244 ),
-    .valid_out(\valid_in$319 )
+    .valid_in(\valid_in$252 ),
+    .valid_out(\valid_in$327 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
     .a_in(\a_in$257 ),
     .a_next(\a_in$238 ),
-    .b_in(\b_in$261 ),
-    .b_next(\b_in$186 ),
-    .b_out(\b_in$336 ),
-    .chain_in(\chain_in$269 ),
-    .chain_out(\chain_in$344 ),
-    .chain_valid_in(\chain_valid_in$271 ),
-    .chain_valid_out(\chain_valid_in$346 ),
+    .b_in(\b_in$260 ),
+    .b_next(\b_in$185 ),
+    .b_out(\b_in$335 ),
+    .chain_in(\chain_in$263 ),
+    .chain_out(\chain_in$338 ),
+    .chain_valid_in(\chain_valid_in$265 ),
+    .chain_valid_out(\chain_valid_in$340 ),
     .drain(drain_3),
     .en(\en$255 ),
-    .first_in(\first_in$265 ),
-    .first_out(\first_in$340 ),
-    .last_in(\last_in$267 ),
-    .last_out(\last_in$342 ),
+    .first_in(\first_in$267 ),
+    .first_out(\first_in$342 ),
+    .last_in(\last_in$269 ),
+    .last_out(\last_in$344 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$263 ),
-    .valid_out(\valid_in$338 )
+    .valid_in(\valid_in$271 ),
+    .valid_out(\valid_in$346 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$71 [31:24]),
     .a_next(o_next[31:24]),
     .a_out(\a_in$294 ),
-    .b_in(\b_in$279 ),
-    .b_next(\b_in$204 ),
-    .chain_in(\chain_in$287 ),
+    .b_in(\b_in$278 ),
+    .b_next(\b_in$203 ),
+    .chain_in(\chain_in$281 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$289 ),
+    .chain_valid_in(\chain_valid_in$283 ),
     .chain_valid_out(\chain_valid_out$350 ),
     .drain(drain_0),
     .en(\en$274 ),
-    .first_in(\first_in$283 ),
-    .last_in(\last_in$285 ),
+    .first_in(\first_in$285 ),
+    .last_in(\last_in$287 ),
     .last_out(last_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$281 ),
+    .valid_in(\valid_in$289 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_3_1  pe_3_1 (
     .a_in(\a_in$294 ),
     .a_next(\o$71 [31:24]),
     .a_out(\a_in$313 ),
-    .b_in(\b_in$298 ),
-    .b_next(\b_in$223 ),
-    .chain_in(\chain_in$306 ),
+    .b_in(\b_in$297 ),
+    .b_next(\b_in$222 ),
+    .chain_in(\chain_in$300 ),
     .chain_out(\chain_out$24 ),
-    .chain_valid_in(\chain_valid_in$308 ),
+    .chain_valid_in(\chain_valid_in$302 ),
     .chain_valid_out(\chain_valid_out$351 ),
     .drain(drain_1),
     .en(\en$292 ),
-    .first_in(\first_in$302 ),
-    .last_in(\last_in$304 ),
+    .first_in(\first_in$304 ),
+    .last_in(\last_in$306 ),
     .last_out(\last_out$15 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$300 ),
+    .valid_in(\valid_in$308 ),
     .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
     .a_in(\a_in$313 ),
     .a_next(\a_in$294 ),
     .a_out(\a_in$332 ),
-    .b_in(\b_in$317 ),
-    .b_next(\b_in$242 ),
-    .chain_in(\chain_in$325 ),
+    .b_in(\b_in$316 ),
+    .b_next(\b_in$241 ),
+    .chain_in(\chain_in$319 ),
     .chain_out(\chain_out$25 ),
-    .chain_valid_in(\chain_valid_in$327 ),
+    .chain_valid_in(\chain_valid_in$321 ),
     .chain_valid_out(\chain_valid_out$352 ),
     .drain(drain_2),
     .en(\en$311 ),
-    .first_in(\first_in$321 ),
-    .last_in(\last_in$323 ),
+    .first_in(\first_in$323 ),
+    .last_in(\last_in$325 ),
     .last_out(\last_out$18 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$319 ),
+    .valid_in(\valid_in$327 ),
     .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
     .a_in(\a_in$332 ),
     .a_next(\a_in$313 ),
-    .b_in(\b_in$336 ),
-    .b_next(\b_in$261 ),
-    .chain_in(\chain_in$344 ),
+    .b_in(\b_in$335 ),
+    .b_next(\b_in$260 ),
+    .chain_in(\chain_in$338 ),
     .chain_out(\chain_out$26 ),
-    .chain_valid_in(\chain_valid_in$346 ),
+    .chain_valid_in(\chain_valid_in$340 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_3),
     .en(\en$330 ),
-    .first_in(\first_in$340 ),
-    .last_in(\last_in$342 ),
+    .first_in(\first_in$342 ),
+    .last_in(\last_in$344 ),
     .last_out(\last_out$21 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$338 ),
+    .valid_in(\valid_in$346 ),
     .valid_out(\valid_out$20 )
   );
   \systolic_core.skew_a  skew_a (
@@ -1355,134 +1355,134 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign en_pe_1_0 = \en$124 ;
   assign \a_in$126  = \o$71 [15:8];
   assign \a_next$127  = o_next[15:8];
-  assign \b_next$128  = \o$77 [7:0];
-  assign b_out = \b_in$129 ;
-  assign \valid_out$132  = \valid_in$131 ;
-  assign first_out = \first_in$133 ;
-  assign \last_out$136  = \last_in$135 ;
-  assign \chain_out$138  = \chain_in$137 ;
-  assign \chain_valid_out$140  = \chain_valid_in$139 ;
+  assign b_out = \b_in$128 ;
+  assign \b_next$130  = \o$77 [7:0];
+  assign \chain_out$132  = \chain_in$131 ;
+  assign \chain_valid_out$134  = \chain_valid_in$133 ;
+  assign first_out = \first_in$135 ;
+  assign \last_out$138  = \last_in$137 ;
+  assign \valid_out$140  = \valid_in$139 ;
   assign \drain$141  = drain_0;
   assign en_pe_1_1 = \en$142 ;
   assign \a_out$145  = \a_in$144 ;
   assign \a_next$146  = \o$71 [15:8];
-  assign \b_next$147  = \o$77 [15:8];
-  assign \b_out$149  = \b_in$148 ;
-  assign \valid_out$151  = \valid_in$150 ;
-  assign \first_out$153  = \first_in$152 ;
-  assign \last_out$155  = \last_in$154 ;
-  assign \chain_out$157  = \chain_in$156 ;
-  assign \chain_valid_out$159  = \chain_valid_in$158 ;
+  assign \b_out$148  = \b_in$147 ;
+  assign \b_next$149  = \o$77 [15:8];
+  assign \chain_out$151  = \chain_in$150 ;
+  assign \chain_valid_out$153  = \chain_valid_in$152 ;
+  assign \first_out$155  = \first_in$154 ;
+  assign \last_out$157  = \last_in$156 ;
+  assign \valid_out$159  = \valid_in$158 ;
   assign \drain$160  = drain_1;
   assign en_pe_1_2 = \en$161 ;
   assign \a_out$164  = \a_in$163 ;
   assign \a_next$165  = \a_in$144 ;
-  assign \b_next$166  = \o$77 [23:16];
-  assign \b_out$168  = \b_in$167 ;
-  assign \valid_out$170  = \valid_in$169 ;
-  assign \first_out$172  = \first_in$171 ;
-  assign \last_out$174  = \last_in$173 ;
-  assign \chain_out$176  = \chain_in$175 ;
-  assign \chain_valid_out$178  = \chain_valid_in$177 ;
+  assign \b_out$167  = \b_in$166 ;
+  assign \b_next$168  = \o$77 [23:16];
+  assign \chain_out$170  = \chain_in$169 ;
+  assign \chain_valid_out$172  = \chain_valid_in$171 ;
+  assign \first_out$174  = \first_in$173 ;
+  assign \last_out$176  = \last_in$175 ;
+  assign \valid_out$178  = \valid_in$177 ;
   assign \drain$179  = drain_2;
   assign en_pe_1_3 = \en$180 ;
   assign \a_out$183  = \a_in$182 ;
   assign \a_next$184  = \a_in$163 ;
-  assign \b_next$185  = \o$77 [31:24];
-  assign \b_out$187  = \b_in$186 ;
-  assign \valid_out$189  = \valid_in$188 ;
-  assign \first_out$191  = \first_in$190 ;
-  assign \last_out$193  = \last_in$192 ;
-  assign \chain_out$195  = \chain_in$194 ;
-  assign \chain_valid_out$197  = \chain_valid_in$196 ;
+  assign \b_out$186  = \b_in$185 ;
+  assign \b_next$187  = \o$77 [31:24];
+  assign \chain_out$189  = \chain_in$188 ;
+  assign \chain_valid_out$191  = \chain_valid_in$190 ;
+  assign \first_out$193  = \first_in$192 ;
+  assign \last_out$195  = \last_in$194 ;
+  assign \valid_out$197  = \valid_in$196 ;
   assign \drain$198  = drain_3;
   assign en_pe_2_0 = \en$199 ;
   assign \a_in$201  = \o$71 [23:16];
   assign \a_next$202  = o_next[23:16];
-  assign \b_next$203  = \b_in$129 ;
-  assign \b_out$205  = \b_in$204 ;
-  assign \valid_out$207  = \valid_in$206 ;
-  assign \first_out$209  = \first_in$208 ;
-  assign \last_out$211  = \last_in$210 ;
-  assign \chain_out$213  = \chain_in$212 ;
-  assign \chain_valid_out$215  = \chain_valid_in$214 ;
+  assign \b_out$204  = \b_in$203 ;
+  assign \b_next$205  = \b_in$128 ;
+  assign \chain_out$207  = \chain_in$206 ;
+  assign \chain_valid_out$209  = \chain_valid_in$208 ;
+  assign \first_out$211  = \first_in$210 ;
+  assign \last_out$213  = \last_in$212 ;
+  assign \valid_out$215  = \valid_in$214 ;
   assign \drain$216  = drain_0;
   assign en_pe_2_1 = \en$217 ;
   assign \a_out$220  = \a_in$219 ;
   assign \a_next$221  = \o$71 [23:16];
-  assign \b_next$222  = \b_in$148 ;
-  assign \b_out$224  = \b_in$223 ;
-  assign \valid_out$226  = \valid_in$225 ;
-  assign \first_out$228  = \first_in$227 ;
-  assign \last_out$230  = \last_in$229 ;
-  assign \chain_out$232  = \chain_in$231 ;
-  assign \chain_valid_out$234  = \chain_valid_in$233 ;
+  assign \b_out$223  = \b_in$222 ;
+  assign \b_next$224  = \b_in$147 ;
+  assign \chain_out$226  = \chain_in$225 ;
+  assign \chain_valid_out$228  = \chain_valid_in$227 ;
+  assign \first_out$230  = \first_in$229 ;
+  assign \last_out$232  = \last_in$231 ;
+  assign \valid_out$234  = \valid_in$233 ;
   assign \drain$235  = drain_1;
   assign en_pe_2_2 = \en$236 ;
   assign \a_out$239  = \a_in$238 ;
   assign \a_next$240  = \a_in$219 ;
-  assign \b_next$241  = \b_in$167 ;
-  assign \b_out$243  = \b_in$242 ;
-  assign \valid_out$245  = \valid_in$244 ;
-  assign \first_out$247  = \first_in$246 ;
-  assign \last_out$249  = \last_in$248 ;
-  assign \chain_out$251  = \chain_in$250 ;
-  assign \chain_valid_out$253  = \chain_valid_in$252 ;
+  assign \b_out$242  = \b_in$241 ;
+  assign \b_next$243  = \b_in$166 ;
+  assign \chain_out$245  = \chain_in$244 ;
+  assign \chain_valid_out$247  = \chain_valid_in$246 ;
+  assign \first_out$249  = \first_in$248 ;
+  assign \last_out$251  = \last_in$250 ;
+  assign \valid_out$253  = \valid_in$252 ;
   assign \drain$254  = drain_2;
   assign en_pe_2_3 = \en$255 ;
   assign \a_out$258  = \a_in$257 ;
   assign \a_next$259  = \a_in$238 ;
-  assign \b_next$260  = \b_in$186 ;
-  assign \b_out$262  = \b_in$261 ;
-  assign \valid_out$264  = \valid_in$263 ;
-  assign \first_out$266  = \first_in$265 ;
-  assign \last_out$268  = \last_in$267 ;
-  assign \chain_out$270  = \chain_in$269 ;
-  assign \chain_valid_out$272  = \chain_valid_in$271 ;
+  assign \b_out$261  = \b_in$260 ;
+  assign \b_next$262  = \b_in$185 ;
+  assign \chain_out$264  = \chain_in$263 ;
+  assign \chain_valid_out$266  = \chain_valid_in$265 ;
+  assign \first_out$268  = \first_in$267 ;
+  assign \last_out$270  = \last_in$269 ;
+  assign \valid_out$272  = \valid_in$271 ;
   assign \drain$273  = drain_3;
   assign en_pe_3_0 = \en$274 ;
   assign \a_in$276  = \o$71 [31:24];
   assign \a_next$277  = o_next[31:24];
-  assign \b_next$278  = \b_in$204 ;
-  assign \b_out$280  = \b_in$279 ;
-  assign \valid_out$282  = \valid_in$281 ;
-  assign \first_out$284  = \first_in$283 ;
-  assign \last_out$286  = \last_in$285 ;
-  assign \chain_out$288  = \chain_in$287 ;
-  assign \chain_valid_out$290  = \chain_valid_in$289 ;
+  assign \b_out$279  = \b_in$278 ;
+  assign \b_next$280  = \b_in$203 ;
+  assign \chain_out$282  = \chain_in$281 ;
+  assign \chain_valid_out$284  = \chain_valid_in$283 ;
+  assign \first_out$286  = \first_in$285 ;
+  assign \last_out$288  = \last_in$287 ;
+  assign \valid_out$290  = \valid_in$289 ;
   assign \drain$291  = drain_0;
   assign en_pe_3_1 = \en$292 ;
   assign \a_out$295  = \a_in$294 ;
   assign \a_next$296  = \o$71 [31:24];
-  assign \b_next$297  = \b_in$223 ;
-  assign \b_out$299  = \b_in$298 ;
-  assign \valid_out$301  = \valid_in$300 ;
-  assign \first_out$303  = \first_in$302 ;
-  assign \last_out$305  = \last_in$304 ;
-  assign \chain_out$307  = \chain_in$306 ;
-  assign \chain_valid_out$309  = \chain_valid_in$308 ;
+  assign \b_out$298  = \b_in$297 ;
+  assign \b_next$299  = \b_in$222 ;
+  assign \chain_out$301  = \chain_in$300 ;
+  assign \chain_valid_out$303  = \chain_valid_in$302 ;
+  assign \first_out$305  = \first_in$304 ;
+  assign \last_out$307  = \last_in$306 ;
+  assign \valid_out$309  = \valid_in$308 ;
   assign \drain$310  = drain_1;
   assign en_pe_3_2 = \en$311 ;
   assign \a_out$314  = \a_in$313 ;
   assign \a_next$315  = \a_in$294 ;
-  assign \b_next$316  = \b_in$242 ;
-  assign \b_out$318  = \b_in$317 ;
-  assign \valid_out$320  = \valid_in$319 ;
-  assign \first_out$322  = \first_in$321 ;
-  assign \last_out$324  = \last_in$323 ;
-  assign \chain_out$326  = \chain_in$325 ;
-  assign \chain_valid_out$328  = \chain_valid_in$327 ;
+  assign \b_out$317  = \b_in$316 ;
+  assign \b_next$318  = \b_in$241 ;
+  assign \chain_out$320  = \chain_in$319 ;
+  assign \chain_valid_out$322  = \chain_valid_in$321 ;
+  assign \first_out$324  = \first_in$323 ;
+  assign \last_out$326  = \last_in$325 ;
+  assign \valid_out$328  = \valid_in$327 ;
   assign \drain$329  = drain_2;
   assign en_pe_3_3 = \en$330 ;
   assign \a_out$333  = \a_in$332 ;
   assign \a_next$334  = \a_in$313 ;
-  assign \b_next$335  = \b_in$261 ;
-  assign \b_out$337  = \b_in$336 ;
-  assign \valid_out$339  = \valid_in$338 ;
-  assign \first_out$341  = \first_in$340 ;
-  assign \last_out$343  = \last_in$342 ;
-  assign \chain_out$345  = \chain_in$344 ;
-  assign \chain_valid_out$347  = \chain_valid_in$346 ;
+  assign \b_out$336  = \b_in$335 ;
+  assign \b_next$337  = \b_in$260 ;
+  assign \chain_out$339  = \chain_in$338 ;
+  assign \chain_valid_out$341  = \chain_valid_in$340 ;
+  assign \first_out$343  = \first_in$342 ;
+  assign \last_out$345  = \last_in$344 ;
+  assign \valid_out$347  = \valid_in$346 ;
   assign \drain$348  = drain_3;
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];

@@ -341,206 +341,206 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [7:0] \a_out$984 ;
   wire accept;
   wire [7:0] b_in;
-  wire [7:0] \b_in$1006 ;
-  wire [7:0] \b_in$1025 ;
-  wire [7:0] \b_in$1044 ;
-  wire [7:0] \b_in$1063 ;
-  wire [7:0] \b_in$1082 ;
-  wire [7:0] \b_in$1101 ;
-  wire [7:0] \b_in$1119 ;
-  wire [7:0] \b_in$1138 ;
-  wire [7:0] \b_in$1157 ;
-  wire [7:0] \b_in$1176 ;
-  wire [7:0] \b_in$1195 ;
-  wire [7:0] \b_in$1214 ;
+  wire [7:0] \b_in$1005 ;
+  wire [7:0] \b_in$1024 ;
+  wire [7:0] \b_in$1043 ;
+  wire [7:0] \b_in$1062 ;
+  wire [7:0] \b_in$1081 ;
+  wire [7:0] \b_in$1100 ;
+  wire [7:0] \b_in$1118 ;
+  wire [7:0] \b_in$1137 ;
+  wire [7:0] \b_in$1156 ;
+  wire [7:0] \b_in$1175 ;
+  wire [7:0] \b_in$1194 ;
+  wire [7:0] \b_in$1213 ;
   wire [7:0] \b_in$123 ;
-  wire [7:0] \b_in$1233 ;
-  wire [7:0] \b_in$1252 ;
+  wire [7:0] \b_in$1232 ;
+  wire [7:0] \b_in$1251 ;
   wire [7:0] \b_in$136 ;
   wire [7:0] \b_in$149 ;
   wire [7:0] \b_in$162 ;
   wire [7:0] \b_in$175 ;
   wire [7:0] \b_in$188 ;
   wire [7:0] \b_in$201 ;
-  wire [7:0] \b_in$213 ;
-  wire [7:0] \b_in$232 ;
-  wire [7:0] \b_in$251 ;
-  wire [7:0] \b_in$270 ;
-  wire [7:0] \b_in$289 ;
-  wire [7:0] \b_in$308 ;
-  wire [7:0] \b_in$327 ;
-  wire [7:0] \b_in$346 ;
-  wire [7:0] \b_in$364 ;
-  wire [7:0] \b_in$383 ;
-  wire [7:0] \b_in$402 ;
-  wire [7:0] \b_in$421 ;
-  wire [7:0] \b_in$440 ;
-  wire [7:0] \b_in$459 ;
-  wire [7:0] \b_in$478 ;
-  wire [7:0] \b_in$497 ;
-  wire [7:0] \b_in$515 ;
-  wire [7:0] \b_in$534 ;
-  wire [7:0] \b_in$553 ;
-  wire [7:0] \b_in$572 ;
-  wire [7:0] \b_in$591 ;
-  wire [7:0] \b_in$610 ;
-  wire [7:0] \b_in$629 ;
-  wire [7:0] \b_in$648 ;
-  wire [7:0] \b_in$666 ;
-  wire [7:0] \b_in$685 ;
-  wire [7:0] \b_in$704 ;
-  wire [7:0] \b_in$723 ;
-  wire [7:0] \b_in$742 ;
-  wire [7:0] \b_in$761 ;
-  wire [7:0] \b_in$780 ;
-  wire [7:0] \b_in$799 ;
-  wire [7:0] \b_in$817 ;
-  wire [7:0] \b_in$836 ;
-  wire [7:0] \b_in$855 ;
-  wire [7:0] \b_in$874 ;
-  wire [7:0] \b_in$893 ;
-  wire [7:0] \b_in$912 ;
-  wire [7:0] \b_in$931 ;
-  wire [7:0] \b_in$950 ;
-  wire [7:0] \b_in$968 ;
-  wire [7:0] \b_in$987 ;
+  wire [7:0] \b_in$212 ;
+  wire [7:0] \b_in$231 ;
+  wire [7:0] \b_in$250 ;
+  wire [7:0] \b_in$269 ;
+  wire [7:0] \b_in$288 ;
+  wire [7:0] \b_in$307 ;
+  wire [7:0] \b_in$326 ;
+  wire [7:0] \b_in$345 ;
+  wire [7:0] \b_in$363 ;
+  wire [7:0] \b_in$382 ;
+  wire [7:0] \b_in$401 ;
+  wire [7:0] \b_in$420 ;
+  wire [7:0] \b_in$439 ;
+  wire [7:0] \b_in$458 ;
+  wire [7:0] \b_in$477 ;
+  wire [7:0] \b_in$496 ;
+  wire [7:0] \b_in$514 ;
+  wire [7:0] \b_in$533 ;
+  wire [7:0] \b_in$552 ;
+  wire [7:0] \b_in$571 ;
+  wire [7:0] \b_in$590 ;
+  wire [7:0] \b_in$609 ;
+  wire [7:0] \b_in$628 ;
+  wire [7:0] \b_in$647 ;
+  wire [7:0] \b_in$665 ;
+  wire [7:0] \b_in$684 ;
+  wire [7:0] \b_in$703 ;
+  wire [7:0] \b_in$722 ;
+  wire [7:0] \b_in$741 ;
+  wire [7:0] \b_in$760 ;
+  wire [7:0] \b_in$779 ;
+  wire [7:0] \b_in$798 ;
+  wire [7:0] \b_in$816 ;
+  wire [7:0] \b_in$835 ;
+  wire [7:0] \b_in$854 ;
+  wire [7:0] \b_in$873 ;
+  wire [7:0] \b_in$892 ;
+  wire [7:0] \b_in$911 ;
+  wire [7:0] \b_in$930 ;
+  wire [7:0] \b_in$949 ;
+  wire [7:0] \b_in$967 ;
+  wire [7:0] \b_in$986 ;
   wire [7:0] b_next;
-  wire [7:0] \b_next$1005 ;
-  wire [7:0] \b_next$1024 ;
-  wire [7:0] \b_next$1043 ;
-  wire [7:0] \b_next$1062 ;
-  wire [7:0] \b_next$1081 ;
-  wire [7:0] \b_next$1100 ;
-  wire [7:0] \b_next$1118 ;
-  wire [7:0] \b_next$1137 ;
-  wire [7:0] \b_next$1156 ;
-  wire [7:0] \b_next$1175 ;
-  wire [7:0] \b_next$1194 ;
-  wire [7:0] \b_next$1213 ;
+  wire [7:0] \b_next$1007 ;
+  wire [7:0] \b_next$1026 ;
+  wire [7:0] \b_next$1045 ;
+  wire [7:0] \b_next$1064 ;
+  wire [7:0] \b_next$1083 ;
+  wire [7:0] \b_next$1102 ;
+  wire [7:0] \b_next$1120 ;
+  wire [7:0] \b_next$1139 ;
+  wire [7:0] \b_next$1158 ;
+  wire [7:0] \b_next$1177 ;
+  wire [7:0] \b_next$1196 ;
+  wire [7:0] \b_next$1215 ;
   wire [7:0] \b_next$122 ;
-  wire [7:0] \b_next$1232 ;
-  wire [7:0] \b_next$1251 ;
+  wire [7:0] \b_next$1234 ;
+  wire [7:0] \b_next$1253 ;
   wire [7:0] \b_next$135 ;
   wire [7:0] \b_next$148 ;
   wire [7:0] \b_next$161 ;
   wire [7:0] \b_next$174 ;
   wire [7:0] \b_next$187 ;
   wire [7:0] \b_next$200 ;
-  wire [7:0] \b_next$212 ;
-  wire [7:0] \b_next$231 ;
-  wire [7:0] \b_next$250 ;
-  wire [7:0] \b_next$269 ;
-  wire [7:0] \b_next$288 ;
-  wire [7:0] \b_next$307 ;
-  wire [7:0] \b_next$326 ;
-  wire [7:0] \b_next$345 ;
-  wire [7:0] \b_next$363 ;
-  wire [7:0] \b_next$382 ;
-  wire [7:0] \b_next$401 ;
-  wire [7:0] \b_next$420 ;
-  wire [7:0] \b_next$439 ;
-  wire [7:0] \b_next$458 ;
-  wire [7:0] \b_next$477 ;
-  wire [7:0] \b_next$496 ;
-  wire [7:0] \b_next$514 ;
-  wire [7:0] \b_next$533 ;
-  wire [7:0] \b_next$552 ;
-  wire [7:0] \b_next$571 ;
-  wire [7:0] \b_next$590 ;
-  wire [7:0] \b_next$609 ;
-  wire [7:0] \b_next$628 ;
-  wire [7:0] \b_next$647 ;
-  wire [7:0] \b_next$665 ;
-  wire [7:0] \b_next$684 ;
-  wire [7:0] \b_next$703 ;
-  wire [7:0] \b_next$722 ;
-  wire [7:0] \b_next$741 ;
-  wire [7:0] \b_next$760 ;
-  wire [7:0] \b_next$779 ;
-  wire [7:0] \b_next$798 ;
-  wire [7:0] \b_next$816 ;
-  wire [7:0] \b_next$835 ;
-  wire [7:0] \b_next$854 ;
-  wire [7:0] \b_next$873 ;
-  wire [7:0] \b_next$892 ;
-  wire [7:0] \b_next$911 ;
-  wire [7:0] \b_next$930 ;
-  wire [7:0] \b_next$949 ;
-  wire [7:0] \b_next$967 ;
-  wire [7:0] \b_next$986 ;
+  wire [7:0] \b_next$214 ;
+  wire [7:0] \b_next$233 ;
+  wire [7:0] \b_next$252 ;
+  wire [7:0] \b_next$271 ;
+  wire [7:0] \b_next$290 ;
+  wire [7:0] \b_next$309 ;
+  wire [7:0] \b_next$328 ;
+  wire [7:0] \b_next$347 ;
+  wire [7:0] \b_next$365 ;
+  wire [7:0] \b_next$384 ;
+  wire [7:0] \b_next$403 ;
+  wire [7:0] \b_next$422 ;
+  wire [7:0] \b_next$441 ;
+  wire [7:0] \b_next$460 ;
+  wire [7:0] \b_next$479 ;
+  wire [7:0] \b_next$498 ;
+  wire [7:0] \b_next$516 ;
+  wire [7:0] \b_next$535 ;
+  wire [7:0] \b_next$554 ;
+  wire [7:0] \b_next$573 ;
+  wire [7:0] \b_next$592 ;
+  wire [7:0] \b_next$611 ;
+  wire [7:0] \b_next$630 ;
+  wire [7:0] \b_next$649 ;
+  wire [7:0] \b_next$667 ;
+  wire [7:0] \b_next$686 ;
+  wire [7:0] \b_next$705 ;
+  wire [7:0] \b_next$724 ;
+  wire [7:0] \b_next$743 ;
+  wire [7:0] \b_next$762 ;
+  wire [7:0] \b_next$781 ;
+  wire [7:0] \b_next$800 ;
+  wire [7:0] \b_next$818 ;
+  wire [7:0] \b_next$837 ;
+  wire [7:0] \b_next$856 ;
+  wire [7:0] \b_next$875 ;
+  wire [7:0] \b_next$894 ;
+  wire [7:0] \b_next$913 ;
+  wire [7:0] \b_next$932 ;
+  wire [7:0] \b_next$951 ;
+  wire [7:0] \b_next$969 ;
+  wire [7:0] \b_next$988 ;
   wire [7:0] b_out;
-  wire [7:0] \b_out$1007 ;
-  wire [7:0] \b_out$1026 ;
-  wire [7:0] \b_out$1045 ;
-  wire [7:0] \b_out$1064 ;
-  wire [7:0] \b_out$1083 ;
-  wire [7:0] \b_out$1102 ;
-  wire [7:0] \b_out$1120 ;
-  wire [7:0] \b_out$1139 ;
-  wire [7:0] \b_out$1158 ;
-  wire [7:0] \b_out$1177 ;
-  wire [7:0] \b_out$1196 ;
-  wire [7:0] \b_out$1215 ;
-  wire [7:0] \b_out$1234 ;
-  wire [7:0] \b_out$1253 ;
-  wire [7:0] \b_out$233 ;
-  wire [7:0] \b_out$252 ;
-  wire [7:0] \b_out$271 ;
-  wire [7:0] \b_out$290 ;
-  wire [7:0] \b_out$309 ;
-  wire [7:0] \b_out$328 ;
-  wire [7:0] \b_out$347 ;
-  wire [7:0] \b_out$365 ;
-  wire [7:0] \b_out$384 ;
-  wire [7:0] \b_out$403 ;
-  wire [7:0] \b_out$422 ;
-  wire [7:0] \b_out$441 ;
-  wire [7:0] \b_out$460 ;
-  wire [7:0] \b_out$479 ;
-  wire [7:0] \b_out$498 ;
-  wire [7:0] \b_out$516 ;
-  wire [7:0] \b_out$535 ;
-  wire [7:0] \b_out$554 ;
-  wire [7:0] \b_out$573 ;
-  wire [7:0] \b_out$592 ;
-  wire [7:0] \b_out$611 ;
-  wire [7:0] \b_out$630 ;
-  wire [7:0] \b_out$649 ;
-  wire [7:0] \b_out$667 ;
-  wire [7:0] \b_out$686 ;
-  wire [7:0] \b_out$705 ;
-  wire [7:0] \b_out$724 ;
-  wire [7:0] \b_out$743 ;
-  wire [7:0] \b_out$762 ;
-  wire [7:0] \b_out$781 ;
-  wire [7:0] \b_out$800 ;
-  wire [7:0] \b_out$818 ;
-  wire [7:0] \b_out$837 ;
-  wire [7:0] \b_out$856 ;
-  wire [7:0] \b_out$875 ;
-  wire [7:0] \b_out$894 ;
-  wire [7:0] \b_out$913 ;
-  wire [7:0] \b_out$932 ;
-  wire [7:0] \b_out$951 ;
-  wire [7:0] \b_out$969 ;
-  wire [7:0] \b_out$988 ;
+  wire [7:0] \b_out$1006 ;
+  wire [7:0] \b_out$1025 ;
+  wire [7:0] \b_out$1044 ;
+  wire [7:0] \b_out$1063 ;
+  wire [7:0] \b_out$1082 ;
+  wire [7:0] \b_out$1101 ;
+  wire [7:0] \b_out$1119 ;
+  wire [7:0] \b_out$1138 ;
+  wire [7:0] \b_out$1157 ;
+  wire [7:0] \b_out$1176 ;
+  wire [7:0] \b_out$1195 ;
+  wire [7:0] \b_out$1214 ;
+  wire [7:0] \b_out$1233 ;
+  wire [7:0] \b_out$1252 ;
+  wire [7:0] \b_out$232 ;
+  wire [7:0] \b_out$251 ;
+  wire [7:0] \b_out$270 ;
+  wire [7:0] \b_out$289 ;
+  wire [7:0] \b_out$308 ;
+  wire [7:0] \b_out$327 ;
+  wire [7:0] \b_out$346 ;
+  wire [7:0] \b_out$364 ;
+  wire [7:0] \b_out$383 ;
+  wire [7:0] \b_out$402 ;
+  wire [7:0] \b_out$421 ;
+  wire [7:0] \b_out$440 ;
+  wire [7:0] \b_out$459 ;
+  wire [7:0] \b_out$478 ;
+  wire [7:0] \b_out$497 ;
+  wire [7:0] \b_out$515 ;
+  wire [7:0] \b_out$534 ;
+  wire [7:0] \b_out$553 ;
+  wire [7:0] \b_out$572 ;
+  wire [7:0] \b_out$591 ;
+  wire [7:0] \b_out$610 ;
+  wire [7:0] \b_out$629 ;
+  wire [7:0] \b_out$648 ;
+  wire [7:0] \b_out$666 ;
+  wire [7:0] \b_out$685 ;
+  wire [7:0] \b_out$704 ;
+  wire [7:0] \b_out$723 ;
+  wire [7:0] \b_out$742 ;
+  wire [7:0] \b_out$761 ;
+  wire [7:0] \b_out$780 ;
+  wire [7:0] \b_out$799 ;
+  wire [7:0] \b_out$817 ;
+  wire [7:0] \b_out$836 ;
+  wire [7:0] \b_out$855 ;
+  wire [7:0] \b_out$874 ;
+  wire [7:0] \b_out$893 ;
+  wire [7:0] \b_out$912 ;
+  wire [7:0] \b_out$931 ;
+  wire [7:0] \b_out$950 ;
+  wire [7:0] \b_out$968 ;
+  wire [7:0] \b_out$987 ;
   output busy;
   wire busy;
   wire [31:0] chain_in;
-  wire [31:0] \chain_in$1014 ;
-  wire [31:0] \chain_in$1033 ;
-  wire [31:0] \chain_in$1052 ;
-  wire [31:0] \chain_in$1071 ;
-  wire [31:0] \chain_in$1090 ;
-  wire [31:0] \chain_in$1109 ;
-  wire [31:0] \chain_in$1127 ;
-  wire [31:0] \chain_in$1146 ;
-  wire [31:0] \chain_in$1165 ;
-  wire [31:0] \chain_in$1184 ;
-  wire [31:0] \chain_in$1203 ;
-  wire [31:0] \chain_in$1222 ;
-  wire [31:0] \chain_in$1241 ;
-  wire [31:0] \chain_in$1260 ;
+  wire [31:0] \chain_in$1008 ;
+  wire [31:0] \chain_in$1027 ;
+  wire [31:0] \chain_in$1046 ;
+  wire [31:0] \chain_in$1065 ;
+  wire [31:0] \chain_in$1084 ;
+  wire [31:0] \chain_in$1103 ;
+  wire [31:0] \chain_in$1121 ;
+  wire [31:0] \chain_in$1140 ;
+  wire [31:0] \chain_in$1159 ;
+  wire [31:0] \chain_in$1178 ;
+  wire [31:0] \chain_in$1197 ;
+  wire [31:0] \chain_in$1216 ;
+  wire [31:0] \chain_in$1235 ;
+  wire [31:0] \chain_in$1254 ;
   wire [31:0] \chain_in$127 ;
   wire [31:0] \chain_in$140 ;
   wire [31:0] \chain_in$153 ;
@@ -548,127 +548,127 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire [31:0] \chain_in$179 ;
   wire [31:0] \chain_in$192 ;
   wire [31:0] \chain_in$205 ;
-  wire [31:0] \chain_in$221 ;
-  wire [31:0] \chain_in$240 ;
-  wire [31:0] \chain_in$259 ;
-  wire [31:0] \chain_in$278 ;
-  wire [31:0] \chain_in$297 ;
-  wire [31:0] \chain_in$316 ;
-  wire [31:0] \chain_in$335 ;
-  wire [31:0] \chain_in$354 ;
-  wire [31:0] \chain_in$372 ;
-  wire [31:0] \chain_in$391 ;
-  wire [31:0] \chain_in$410 ;
-  wire [31:0] \chain_in$429 ;
-  wire [31:0] \chain_in$448 ;
-  wire [31:0] \chain_in$467 ;
-  wire [31:0] \chain_in$486 ;
-  wire [31:0] \chain_in$505 ;
-  wire [31:0] \chain_in$523 ;
-  wire [31:0] \chain_in$542 ;
-  wire [31:0] \chain_in$561 ;
-  wire [31:0] \chain_in$580 ;
-  wire [31:0] \chain_in$599 ;
-  wire [31:0] \chain_in$618 ;
-  wire [31:0] \chain_in$637 ;
-  wire [31:0] \chain_in$656 ;
-  wire [31:0] \chain_in$674 ;
-  wire [31:0] \chain_in$693 ;
-  wire [31:0] \chain_in$712 ;
-  wire [31:0] \chain_in$731 ;
-  wire [31:0] \chain_in$750 ;
-  wire [31:0] \chain_in$769 ;
-  wire [31:0] \chain_in$788 ;
-  wire [31:0] \chain_in$807 ;
-  wire [31:0] \chain_in$825 ;
-  wire [31:0] \chain_in$844 ;
-  wire [31:0] \chain_in$863 ;
-  wire [31:0] \chain_in$882 ;
-  wire [31:0] \chain_in$901 ;
-  wire [31:0] \chain_in$920 ;
-  wire [31:0] \chain_in$939 ;
-  wire [31:0] \chain_in$958 ;
-  wire [31:0] \chain_in$976 ;
-  wire [31:0] \chain_in$995 ;
+  wire [31:0] \chain_in$215 ;
+  wire [31:0] \chain_in$234 ;
+  wire [31:0] \chain_in$253 ;
+  wire [31:0] \chain_in$272 ;
+  wire [31:0] \chain_in$291 ;
+  wire [31:0] \chain_in$310 ;
+  wire [31:0] \chain_in$329 ;
+  wire [31:0] \chain_in$348 ;
+  wire [31:0] \chain_in$366 ;
+  wire [31:0] \chain_in$385 ;
+  wire [31:0] \chain_in$404 ;
+  wire [31:0] \chain_in$423 ;
+  wire [31:0] \chain_in$442 ;
+  wire [31:0] \chain_in$461 ;
+  wire [31:0] \chain_in$480 ;
+  wire [31:0] \chain_in$499 ;
+  wire [31:0] \chain_in$517 ;
+  wire [31:0] \chain_in$536 ;
+  wire [31:0] \chain_in$555 ;
+  wire [31:0] \chain_in$574 ;
+  wire [31:0] \chain_in$593 ;
+  wire [31:0] \chain_in$612 ;
+  wire [31:0] \chain_in$631 ;
+  wire [31:0] \chain_in$650 ;
+  wire [31:0] \chain_in$668 ;
+  wire [31:0] \chain_in$687 ;
+  wire [31:0] \chain_in$706 ;
+  wire [31:0] \chain_in$725 ;
+  wire [31:0] \chain_in$744 ;
+  wire [31:0] \chain_in$763 ;
+  wire [31:0] \chain_in$782 ;
+  wire [31:0] \chain_in$801 ;
+  wire [31:0] \chain_in$819 ;
+  wire [31:0] \chain_in$838 ;
+  wire [31:0] \chain_in$857 ;
+  wire [31:0] \chain_in$876 ;
+  wire [31:0] \chain_in$895 ;
+  wire [31:0] \chain_in$914 ;
+  wire [31:0] \chain_in$933 ;
+  wire [31:0] \chain_in$952 ;
+  wire [31:0] \chain_in$970 ;
+  wire [31:0] \chain_in$989 ;
   wire [31:0] chain_out;
-  wire [31:0] \chain_out$1015 ;
-  wire [31:0] \chain_out$1034 ;
-  wire [31:0] \chain_out$1053 ;
-  wire [31:0] \chain_out$1072 ;
-  wire [31:0] \chain_out$1091 ;
-  wire [31:0] \chain_out$1110 ;
-  wire [31:0] \chain_out$1128 ;
-  wire [31:0] \chain_out$1147 ;
-  wire [31:0] \chain_out$1166 ;
-  wire [31:0] \chain_out$1185 ;
-  wire [31:0] \chain_out$1204 ;
-  wire [31:0] \chain_out$1223 ;
-  wire [31:0] \chain_out$1242 ;
-  wire [31:0] \chain_out$1261 ;
-  wire [31:0] \chain_out$222 ;
-  wire [31:0] \chain_out$241 ;
-  wire [31:0] \chain_out$260 ;
-  wire [31:0] \chain_out$279 ;
-  wire [31:0] \chain_out$298 ;
-  wire [31:0] \chain_out$317 ;
-  wire [31:0] \chain_out$336 ;
-  wire [31:0] \chain_out$355 ;
+  wire [31:0] \chain_out$1009 ;
+  wire [31:0] \chain_out$1028 ;
+  wire [31:0] \chain_out$1047 ;
+  wire [31:0] \chain_out$1066 ;
+  wire [31:0] \chain_out$1085 ;
+  wire [31:0] \chain_out$1104 ;
+  wire [31:0] \chain_out$1122 ;
+  wire [31:0] \chain_out$1141 ;
+  wire [31:0] \chain_out$1160 ;
+  wire [31:0] \chain_out$1179 ;
+  wire [31:0] \chain_out$1198 ;
+  wire [31:0] \chain_out$1217 ;
+  wire [31:0] \chain_out$1236 ;
+  wire [31:0] \chain_out$1255 ;
+  wire [31:0] \chain_out$216 ;
+  wire [31:0] \chain_out$235 ;
+  wire [31:0] \chain_out$254 ;
+  wire [31:0] \chain_out$273 ;
+  wire [31:0] \chain_out$292 ;
+  wire [31:0] \chain_out$311 ;
+  wire [31:0] \chain_out$330 ;
+  wire [31:0] \chain_out$349 ;
   wire [31:0] \chain_out$36 ;
+  wire [31:0] \chain_out$367 ;
   wire [31:0] \chain_out$37 ;
-  wire [31:0] \chain_out$373 ;
   wire [31:0] \chain_out$38 ;
+  wire [31:0] \chain_out$386 ;
   wire [31:0] \chain_out$39 ;
-  wire [31:0] \chain_out$392 ;
   wire [31:0] \chain_out$40 ;
+  wire [31:0] \chain_out$405 ;
   wire [31:0] \chain_out$41 ;
-  wire [31:0] \chain_out$411 ;
   wire [31:0] \chain_out$42 ;
-  wire [31:0] \chain_out$430 ;
-  wire [31:0] \chain_out$449 ;
-  wire [31:0] \chain_out$468 ;
-  wire [31:0] \chain_out$487 ;
-  wire [31:0] \chain_out$506 ;
-  wire [31:0] \chain_out$524 ;
-  wire [31:0] \chain_out$543 ;
-  wire [31:0] \chain_out$562 ;
-  wire [31:0] \chain_out$581 ;
-  wire [31:0] \chain_out$600 ;
-  wire [31:0] \chain_out$619 ;
-  wire [31:0] \chain_out$638 ;
-  wire [31:0] \chain_out$657 ;
-  wire [31:0] \chain_out$675 ;
-  wire [31:0] \chain_out$694 ;
-  wire [31:0] \chain_out$713 ;
-  wire [31:0] \chain_out$732 ;
-  wire [31:0] \chain_out$751 ;
-  wire [31:0] \chain_out$770 ;
-  wire [31:0] \chain_out$789 ;
-  wire [31:0] \chain_out$808 ;
-  wire [31:0] \chain_out$826 ;
-  wire [31:0] \chain_out$845 ;
-  wire [31:0] \chain_out$864 ;
-  wire [31:0] \chain_out$883 ;
-  wire [31:0] \chain_out$902 ;
-  wire [31:0] \chain_out$921 ;
-  wire [31:0] \chain_out$940 ;
-  wire [31:0] \chain_out$959 ;
-  wire [31:0] \chain_out$977 ;
-  wire [31:0] \chain_out$996 ;
+  wire [31:0] \chain_out$424 ;
+  wire [31:0] \chain_out$443 ;
+  wire [31:0] \chain_out$462 ;
+  wire [31:0] \chain_out$481 ;
+  wire [31:0] \chain_out$500 ;
+  wire [31:0] \chain_out$518 ;
+  wire [31:0] \chain_out$537 ;
+  wire [31:0] \chain_out$556 ;
+  wire [31:0] \chain_out$575 ;
+  wire [31:0] \chain_out$594 ;
+  wire [31:0] \chain_out$613 ;
+  wire [31:0] \chain_out$632 ;
+  wire [31:0] \chain_out$651 ;
+  wire [31:0] \chain_out$669 ;
+  wire [31:0] \chain_out$688 ;
+  wire [31:0] \chain_out$707 ;
+  wire [31:0] \chain_out$726 ;
+  wire [31:0] \chain_out$745 ;
+  wire [31:0] \chain_out$764 ;
+  wire [31:0] \chain_out$783 ;
+  wire [31:0] \chain_out$802 ;
+  wire [31:0] \chain_out$820 ;
+  wire [31:0] \chain_out$839 ;
+  wire [31:0] \chain_out$858 ;
+  wire [31:0] \chain_out$877 ;
+  wire [31:0] \chain_out$896 ;
+  wire [31:0] \chain_out$915 ;
+  wire [31:0] \chain_out$934 ;
+  wire [31:0] \chain_out$953 ;
+  wire [31:0] \chain_out$971 ;
+  wire [31:0] \chain_out$990 ;
   wire chain_valid_in;
-  wire \chain_valid_in$1016 ;
-  wire \chain_valid_in$1035 ;
-  wire \chain_valid_in$1054 ;
-  wire \chain_valid_in$1073 ;
-  wire \chain_valid_in$1092 ;
-  wire \chain_valid_in$1111 ;
-  wire \chain_valid_in$1129 ;
-  wire \chain_valid_in$1148 ;
-  wire \chain_valid_in$1167 ;
-  wire \chain_valid_in$1186 ;
-  wire \chain_valid_in$1205 ;
-  wire \chain_valid_in$1224 ;
-  wire \chain_valid_in$1243 ;
-  wire \chain_valid_in$1262 ;
+  wire \chain_valid_in$1010 ;
+  wire \chain_valid_in$1029 ;
+  wire \chain_valid_in$1048 ;
+  wire \chain_valid_in$1067 ;
+  wire \chain_valid_in$1086 ;
+  wire \chain_valid_in$1105 ;
+  wire \chain_valid_in$1123 ;
+  wire \chain_valid_in$1142 ;
+  wire \chain_valid_in$1161 ;
+  wire \chain_valid_in$1180 ;
+  wire \chain_valid_in$1199 ;
+  wire \chain_valid_in$1218 ;
+  wire \chain_valid_in$1237 ;
+  wire \chain_valid_in$1256 ;
   wire \chain_valid_in$128 ;
   wire \chain_valid_in$141 ;
   wire \chain_valid_in$154 ;
@@ -676,63 +676,63 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \chain_valid_in$180 ;
   wire \chain_valid_in$193 ;
   wire \chain_valid_in$206 ;
-  wire \chain_valid_in$223 ;
-  wire \chain_valid_in$242 ;
-  wire \chain_valid_in$261 ;
-  wire \chain_valid_in$280 ;
-  wire \chain_valid_in$299 ;
-  wire \chain_valid_in$318 ;
-  wire \chain_valid_in$337 ;
-  wire \chain_valid_in$356 ;
-  wire \chain_valid_in$374 ;
-  wire \chain_valid_in$393 ;
-  wire \chain_valid_in$412 ;
-  wire \chain_valid_in$431 ;
-  wire \chain_valid_in$450 ;
-  wire \chain_valid_in$469 ;
-  wire \chain_valid_in$488 ;
-  wire \chain_valid_in$507 ;
-  wire \chain_valid_in$525 ;
-  wire \chain_valid_in$544 ;
-  wire \chain_valid_in$563 ;
-  wire \chain_valid_in$582 ;
-  wire \chain_valid_in$601 ;
-  wire \chain_valid_in$620 ;
-  wire \chain_valid_in$639 ;
-  wire \chain_valid_in$658 ;
-  wire \chain_valid_in$676 ;
-  wire \chain_valid_in$695 ;
-  wire \chain_valid_in$714 ;
-  wire \chain_valid_in$733 ;
-  wire \chain_valid_in$752 ;
-  wire \chain_valid_in$771 ;
-  wire \chain_valid_in$790 ;
-  wire \chain_valid_in$809 ;
-  wire \chain_valid_in$827 ;
-  wire \chain_valid_in$846 ;
-  wire \chain_valid_in$865 ;
-  wire \chain_valid_in$884 ;
-  wire \chain_valid_in$903 ;
-  wire \chain_valid_in$922 ;
-  wire \chain_valid_in$941 ;
-  wire \chain_valid_in$960 ;
-  wire \chain_valid_in$978 ;
-  wire \chain_valid_in$997 ;
+  wire \chain_valid_in$217 ;
+  wire \chain_valid_in$236 ;
+  wire \chain_valid_in$255 ;
+  wire \chain_valid_in$274 ;
+  wire \chain_valid_in$293 ;
+  wire \chain_valid_in$312 ;
+  wire \chain_valid_in$331 ;
+  wire \chain_valid_in$350 ;
+  wire \chain_valid_in$368 ;
+  wire \chain_valid_in$387 ;
+  wire \chain_valid_in$406 ;
+  wire \chain_valid_in$425 ;
+  wire \chain_valid_in$444 ;
+  wire \chain_valid_in$463 ;
+  wire \chain_valid_in$482 ;
+  wire \chain_valid_in$501 ;
+  wire \chain_valid_in$519 ;
+  wire \chain_valid_in$538 ;
+  wire \chain_valid_in$557 ;
+  wire \chain_valid_in$576 ;
+  wire \chain_valid_in$595 ;
+  wire \chain_valid_in$614 ;
+  wire \chain_valid_in$633 ;
+  wire \chain_valid_in$652 ;
+  wire \chain_valid_in$670 ;
+  wire \chain_valid_in$689 ;
+  wire \chain_valid_in$708 ;
+  wire \chain_valid_in$727 ;
+  wire \chain_valid_in$746 ;
+  wire \chain_valid_in$765 ;
+  wire \chain_valid_in$784 ;
+  wire \chain_valid_in$803 ;
+  wire \chain_valid_in$821 ;
+  wire \chain_valid_in$840 ;
+  wire \chain_valid_in$859 ;
+  wire \chain_valid_in$878 ;
+  wire \chain_valid_in$897 ;
+  wire \chain_valid_in$916 ;
+  wire \chain_valid_in$935 ;
+  wire \chain_valid_in$954 ;
+  wire \chain_valid_in$972 ;
+  wire \chain_valid_in$991 ;
   wire chain_valid_out;
-  wire \chain_valid_out$1017 ;
-  wire \chain_valid_out$1036 ;
-  wire \chain_valid_out$1055 ;
-  wire \chain_valid_out$1074 ;
-  wire \chain_valid_out$1093 ;
-  wire \chain_valid_out$1112 ;
-  wire \chain_valid_out$1130 ;
-  wire \chain_valid_out$1149 ;
-  wire \chain_valid_out$1168 ;
-  wire \chain_valid_out$1187 ;
-  wire \chain_valid_out$1206 ;
-  wire \chain_valid_out$1225 ;
-  wire \chain_valid_out$1244 ;
-  wire \chain_valid_out$1263 ;
+  wire \chain_valid_out$1011 ;
+  wire \chain_valid_out$1030 ;
+  wire \chain_valid_out$1049 ;
+  wire \chain_valid_out$1068 ;
+  wire \chain_valid_out$1087 ;
+  wire \chain_valid_out$1106 ;
+  wire \chain_valid_out$1124 ;
+  wire \chain_valid_out$1143 ;
+  wire \chain_valid_out$1162 ;
+  wire \chain_valid_out$1181 ;
+  wire \chain_valid_out$1200 ;
+  wire \chain_valid_out$1219 ;
+  wire \chain_valid_out$1238 ;
+  wire \chain_valid_out$1257 ;
   wire \chain_valid_out$1266 ;
   wire \chain_valid_out$1267 ;
   wire \chain_valid_out$1268 ;
@@ -740,48 +740,48 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \chain_valid_out$1270 ;
   wire \chain_valid_out$1271 ;
   wire \chain_valid_out$1272 ;
-  wire \chain_valid_out$224 ;
-  wire \chain_valid_out$243 ;
-  wire \chain_valid_out$262 ;
-  wire \chain_valid_out$281 ;
-  wire \chain_valid_out$300 ;
-  wire \chain_valid_out$319 ;
-  wire \chain_valid_out$338 ;
-  wire \chain_valid_out$357 ;
-  wire \chain_valid_out$375 ;
-  wire \chain_valid_out$394 ;
-  wire \chain_valid_out$413 ;
-  wire \chain_valid_out$432 ;
-  wire \chain_valid_out$451 ;
-  wire \chain_valid_out$470 ;
-  wire \chain_valid_out$489 ;
-  wire \chain_valid_out$508 ;
-  wire \chain_valid_out$526 ;
-  wire \chain_valid_out$545 ;
-  wire \chain_valid_out$564 ;
-  wire \chain_valid_out$583 ;
-  wire \chain_valid_out$602 ;
-  wire \chain_valid_out$621 ;
-  wire \chain_valid_out$640 ;
-  wire \chain_valid_out$659 ;
-  wire \chain_valid_out$677 ;
-  wire \chain_valid_out$696 ;
-  wire \chain_valid_out$715 ;
-  wire \chain_valid_out$734 ;
-  wire \chain_valid_out$753 ;
-  wire \chain_valid_out$772 ;
-  wire \chain_valid_out$791 ;
-  wire \chain_valid_out$810 ;
-  wire \chain_valid_out$828 ;
-  wire \chain_valid_out$847 ;
-  wire \chain_valid_out$866 ;
-  wire \chain_valid_out$885 ;
-  wire \chain_valid_out$904 ;
-  wire \chain_valid_out$923 ;
-  wire \chain_valid_out$942 ;
-  wire \chain_valid_out$961 ;
-  wire \chain_valid_out$979 ;
-  wire \chain_valid_out$998 ;
+  wire \chain_valid_out$218 ;
+  wire \chain_valid_out$237 ;
+  wire \chain_valid_out$256 ;
+  wire \chain_valid_out$275 ;
+  wire \chain_valid_out$294 ;
+  wire \chain_valid_out$313 ;
+  wire \chain_valid_out$332 ;
+  wire \chain_valid_out$351 ;
+  wire \chain_valid_out$369 ;
+  wire \chain_valid_out$388 ;
+  wire \chain_valid_out$407 ;
+  wire \chain_valid_out$426 ;
+  wire \chain_valid_out$445 ;
+  wire \chain_valid_out$464 ;
+  wire \chain_valid_out$483 ;
+  wire \chain_valid_out$502 ;
+  wire \chain_valid_out$520 ;
+  wire \chain_valid_out$539 ;
+  wire \chain_valid_out$558 ;
+  wire \chain_valid_out$577 ;
+  wire \chain_valid_out$596 ;
+  wire \chain_valid_out$615 ;
+  wire \chain_valid_out$634 ;
+  wire \chain_valid_out$653 ;
+  wire \chain_valid_out$671 ;
+  wire \chain_valid_out$690 ;
+  wire \chain_valid_out$709 ;
+  wire \chain_valid_out$728 ;
+  wire \chain_valid_out$747 ;
+  wire \chain_valid_out$766 ;
+  wire \chain_valid_out$785 ;
+  wire \chain_valid_out$804 ;
+  wire \chain_valid_out$822 ;
+  wire \chain_valid_out$841 ;
+  wire \chain_valid_out$860 ;
+  wire \chain_valid_out$879 ;
+  wire \chain_valid_out$898 ;
+  wire \chain_valid_out$917 ;
+  wire \chain_valid_out$936 ;
+  wire \chain_valid_out$955 ;
+  wire \chain_valid_out$973 ;
+  wire \chain_valid_out$992 ;
   input clk;
   wire clk;
   wire drain;
@@ -1097,125 +1097,125 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire en_skew_flags;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1010 ;
-  wire \first_in$1029 ;
-  wire \first_in$1048 ;
-  wire \first_in$1067 ;
-  wire \first_in$1086 ;
-  wire \first_in$1105 ;
-  wire \first_in$1123 ;
-  wire \first_in$1142 ;
-  wire \first_in$1161 ;
-  wire \first_in$1180 ;
-  wire \first_in$1199 ;
-  wire \first_in$1218 ;
-  wire \first_in$1237 ;
+  wire \first_in$1012 ;
+  wire \first_in$1031 ;
+  wire \first_in$1050 ;
+  wire \first_in$1069 ;
+  wire \first_in$1088 ;
+  wire \first_in$1107 ;
+  wire \first_in$1125 ;
+  wire \first_in$1144 ;
+  wire \first_in$1163 ;
+  wire \first_in$1182 ;
+  wire \first_in$1201 ;
+  wire \first_in$1220 ;
+  wire \first_in$1239 ;
   wire \first_in$125 ;
-  wire \first_in$1256 ;
+  wire \first_in$1258 ;
   wire \first_in$138 ;
   wire \first_in$151 ;
   wire \first_in$164 ;
   wire \first_in$177 ;
   wire \first_in$190 ;
   wire \first_in$203 ;
-  wire \first_in$217 ;
-  wire \first_in$236 ;
-  wire \first_in$255 ;
-  wire \first_in$274 ;
-  wire \first_in$293 ;
-  wire \first_in$312 ;
-  wire \first_in$331 ;
-  wire \first_in$350 ;
-  wire \first_in$368 ;
-  wire \first_in$387 ;
-  wire \first_in$406 ;
-  wire \first_in$425 ;
-  wire \first_in$444 ;
-  wire \first_in$463 ;
-  wire \first_in$482 ;
-  wire \first_in$501 ;
-  wire \first_in$519 ;
-  wire \first_in$538 ;
-  wire \first_in$557 ;
-  wire \first_in$576 ;
-  wire \first_in$595 ;
-  wire \first_in$614 ;
-  wire \first_in$633 ;
-  wire \first_in$652 ;
-  wire \first_in$670 ;
-  wire \first_in$689 ;
-  wire \first_in$708 ;
-  wire \first_in$727 ;
-  wire \first_in$746 ;
-  wire \first_in$765 ;
-  wire \first_in$784 ;
-  wire \first_in$803 ;
-  wire \first_in$821 ;
-  wire \first_in$840 ;
-  wire \first_in$859 ;
-  wire \first_in$878 ;
-  wire \first_in$897 ;
-  wire \first_in$916 ;
-  wire \first_in$935 ;
-  wire \first_in$954 ;
-  wire \first_in$972 ;
-  wire \first_in$991 ;
+  wire \first_in$219 ;
+  wire \first_in$238 ;
+  wire \first_in$257 ;
+  wire \first_in$276 ;
+  wire \first_in$295 ;
+  wire \first_in$314 ;
+  wire \first_in$333 ;
+  wire \first_in$352 ;
+  wire \first_in$370 ;
+  wire \first_in$389 ;
+  wire \first_in$408 ;
+  wire \first_in$427 ;
+  wire \first_in$446 ;
+  wire \first_in$465 ;
+  wire \first_in$484 ;
+  wire \first_in$503 ;
+  wire \first_in$521 ;
+  wire \first_in$540 ;
+  wire \first_in$559 ;
+  wire \first_in$578 ;
+  wire \first_in$597 ;
+  wire \first_in$616 ;
+  wire \first_in$635 ;
+  wire \first_in$654 ;
+  wire \first_in$672 ;
+  wire \first_in$691 ;
+  wire \first_in$710 ;
+  wire \first_in$729 ;
+  wire \first_in$748 ;
+  wire \first_in$767 ;
+  wire \first_in$786 ;
+  wire \first_in$805 ;
+  wire \first_in$823 ;
+  wire \first_in$842 ;
+  wire \first_in$861 ;
+  wire \first_in$880 ;
+  wire \first_in$899 ;
+  wire \first_in$918 ;
+  wire \first_in$937 ;
+  wire \first_in$956 ;
+  wire \first_in$974 ;
+  wire \first_in$993 ;
   wire first_out;
-  wire \first_out$1011 ;
-  wire \first_out$1030 ;
-  wire \first_out$1049 ;
-  wire \first_out$1068 ;
-  wire \first_out$1087 ;
-  wire \first_out$1106 ;
-  wire \first_out$1124 ;
-  wire \first_out$1143 ;
-  wire \first_out$1162 ;
-  wire \first_out$1181 ;
-  wire \first_out$1200 ;
-  wire \first_out$1219 ;
-  wire \first_out$1238 ;
-  wire \first_out$1257 ;
-  wire \first_out$237 ;
-  wire \first_out$256 ;
-  wire \first_out$275 ;
-  wire \first_out$294 ;
-  wire \first_out$313 ;
-  wire \first_out$332 ;
-  wire \first_out$351 ;
-  wire \first_out$369 ;
-  wire \first_out$388 ;
-  wire \first_out$407 ;
-  wire \first_out$426 ;
-  wire \first_out$445 ;
-  wire \first_out$464 ;
-  wire \first_out$483 ;
-  wire \first_out$502 ;
-  wire \first_out$520 ;
-  wire \first_out$539 ;
-  wire \first_out$558 ;
-  wire \first_out$577 ;
-  wire \first_out$596 ;
-  wire \first_out$615 ;
-  wire \first_out$634 ;
-  wire \first_out$653 ;
-  wire \first_out$671 ;
-  wire \first_out$690 ;
-  wire \first_out$709 ;
-  wire \first_out$728 ;
-  wire \first_out$747 ;
-  wire \first_out$766 ;
-  wire \first_out$785 ;
-  wire \first_out$804 ;
-  wire \first_out$822 ;
-  wire \first_out$841 ;
-  wire \first_out$860 ;
-  wire \first_out$879 ;
-  wire \first_out$898 ;
-  wire \first_out$917 ;
-  wire \first_out$936 ;
-  wire \first_out$955 ;
-  wire \first_out$973 ;
-  wire \first_out$992 ;
+  wire \first_out$1013 ;
+  wire \first_out$1032 ;
+  wire \first_out$1051 ;
+  wire \first_out$1070 ;
+  wire \first_out$1089 ;
+  wire \first_out$1108 ;
+  wire \first_out$1126 ;
+  wire \first_out$1145 ;
+  wire \first_out$1164 ;
+  wire \first_out$1183 ;
+  wire \first_out$1202 ;
+  wire \first_out$1221 ;
+  wire \first_out$1240 ;
+  wire \first_out$1259 ;
+  wire \first_out$239 ;
+  wire \first_out$258 ;
+  wire \first_out$277 ;
+  wire \first_out$296 ;
+  wire \first_out$315 ;
+  wire \first_out$334 ;
+  wire \first_out$353 ;
+  wire \first_out$371 ;
+  wire \first_out$390 ;
+  wire \first_out$409 ;
+  wire \first_out$428 ;
+  wire \first_out$447 ;
+  wire \first_out$466 ;
+  wire \first_out$485 ;
+  wire \first_out$504 ;
+  wire \first_out$522 ;
+  wire \first_out$541 ;
+  wire \first_out$560 ;
+  wire \first_out$579 ;
+  wire \first_out$598 ;
+  wire \first_out$617 ;
+  wire \first_out$636 ;
+  wire \first_out$655 ;
+  wire \first_out$673 ;
+  wire \first_out$692 ;
+  wire \first_out$711 ;
+  wire \first_out$730 ;
+  wire \first_out$749 ;
+  wire \first_out$768 ;
+  wire \first_out$787 ;
+  wire \first_out$806 ;
+  wire \first_out$824 ;
+  wire \first_out$843 ;
+  wire \first_out$862 ;
+  wire \first_out$881 ;
+  wire \first_out$900 ;
+  wire \first_out$919 ;
+  wire \first_out$938 ;
+  wire \first_out$957 ;
+  wire \first_out$975 ;
+  wire \first_out$994 ;
   reg [3:0] gap = 4'h8;
   wire hazard;
   wire held;
@@ -1321,133 +1321,133 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   wire \in_flags.last ;
   wire \in_flags.valid ;
   wire last_in;
-  wire \last_in$1012 ;
-  wire \last_in$1031 ;
-  wire \last_in$1050 ;
-  wire \last_in$1069 ;
-  wire \last_in$1088 ;
-  wire \last_in$1107 ;
-  wire \last_in$1125 ;
-  wire \last_in$1144 ;
-  wire \last_in$1163 ;
-  wire \last_in$1182 ;
-  wire \last_in$1201 ;
-  wire \last_in$1220 ;
-  wire \last_in$1239 ;
-  wire \last_in$1258 ;
+  wire \last_in$1014 ;
+  wire \last_in$1033 ;
+  wire \last_in$1052 ;
+  wire \last_in$1071 ;
+  wire \last_in$1090 ;
+  wire \last_in$1109 ;
+  wire \last_in$1127 ;
+  wire \last_in$1146 ;
+  wire \last_in$1165 ;
+  wire \last_in$1184 ;
+  wire \last_in$1203 ;
+  wire \last_in$1222 ;
+  wire \last_in$1241 ;
   wire \last_in$126 ;
+  wire \last_in$1260 ;
   wire \last_in$139 ;
   wire \last_in$152 ;
   wire \last_in$165 ;
   wire \last_in$178 ;
   wire \last_in$191 ;
   wire \last_in$204 ;
-  wire \last_in$219 ;
-  wire \last_in$238 ;
-  wire \last_in$257 ;
-  wire \last_in$276 ;
-  wire \last_in$295 ;
-  wire \last_in$314 ;
-  wire \last_in$333 ;
-  wire \last_in$352 ;
-  wire \last_in$370 ;
-  wire \last_in$389 ;
-  wire \last_in$408 ;
-  wire \last_in$427 ;
-  wire \last_in$446 ;
-  wire \last_in$465 ;
-  wire \last_in$484 ;
-  wire \last_in$503 ;
-  wire \last_in$521 ;
-  wire \last_in$540 ;
-  wire \last_in$559 ;
-  wire \last_in$578 ;
-  wire \last_in$597 ;
-  wire \last_in$616 ;
-  wire \last_in$635 ;
-  wire \last_in$654 ;
-  wire \last_in$672 ;
-  wire \last_in$691 ;
-  wire \last_in$710 ;
-  wire \last_in$729 ;
-  wire \last_in$748 ;
-  wire \last_in$767 ;
-  wire \last_in$786 ;
-  wire \last_in$805 ;
-  wire \last_in$823 ;
-  wire \last_in$842 ;
-  wire \last_in$861 ;
-  wire \last_in$880 ;
-  wire \last_in$899 ;
-  wire \last_in$918 ;
-  wire \last_in$937 ;
-  wire \last_in$956 ;
-  wire \last_in$974 ;
-  wire \last_in$993 ;
+  wire \last_in$221 ;
+  wire \last_in$240 ;
+  wire \last_in$259 ;
+  wire \last_in$278 ;
+  wire \last_in$297 ;
+  wire \last_in$316 ;
+  wire \last_in$335 ;
+  wire \last_in$354 ;
+  wire \last_in$372 ;
+  wire \last_in$391 ;
+  wire \last_in$410 ;
+  wire \last_in$429 ;
+  wire \last_in$448 ;
+  wire \last_in$467 ;
+  wire \last_in$486 ;
+  wire \last_in$505 ;
+  wire \last_in$523 ;
+  wire \last_in$542 ;
+  wire \last_in$561 ;
+  wire \last_in$580 ;
+  wire \last_in$599 ;
+  wire \last_in$618 ;
+  wire \last_in$637 ;
+  wire \last_in$656 ;
+  wire \last_in$674 ;
+  wire \last_in$693 ;
+  wire \last_in$712 ;
+  wire \last_in$731 ;
+  wire \last_in$750 ;
+  wire \last_in$769 ;
+  wire \last_in$788 ;
+  wire \last_in$807 ;
+  wire \last_in$825 ;
+  wire \last_in$844 ;
+  wire \last_in$863 ;
+  wire \last_in$882 ;
+  wire \last_in$901 ;
+  wire \last_in$920 ;
+  wire \last_in$939 ;
+  wire \last_in$958 ;
+  wire \last_in$976 ;
+  wire \last_in$995 ;
   wire last_out;
-  wire \last_out$1013 ;
-  wire \last_out$1032 ;
-  wire \last_out$1051 ;
-  wire \last_out$1070 ;
-  wire \last_out$1089 ;
-  wire \last_out$1108 ;
-  wire \last_out$1126 ;
-  wire \last_out$1145 ;
-  wire \last_out$1164 ;
-  wire \last_out$1183 ;
-  wire \last_out$1202 ;
-  wire \last_out$1221 ;
-  wire \last_out$1240 ;
-  wire \last_out$1259 ;
+  wire \last_out$1015 ;
+  wire \last_out$1034 ;
+  wire \last_out$1053 ;
+  wire \last_out$1072 ;
+  wire \last_out$1091 ;
+  wire \last_out$1110 ;
+  wire \last_out$1128 ;
+  wire \last_out$1147 ;
+  wire \last_out$1166 ;
+  wire \last_out$1185 ;
+  wire \last_out$1204 ;
+  wire \last_out$1223 ;
+  wire \last_out$1242 ;
+  wire \last_out$1261 ;
   wire \last_out$15 ;
   wire \last_out$18 ;
   wire \last_out$21 ;
-  wire \last_out$220 ;
-  wire \last_out$239 ;
+  wire \last_out$222 ;
   wire \last_out$24 ;
-  wire \last_out$258 ;
+  wire \last_out$241 ;
+  wire \last_out$260 ;
   wire \last_out$27 ;
-  wire \last_out$277 ;
-  wire \last_out$296 ;
+  wire \last_out$279 ;
+  wire \last_out$298 ;
   wire \last_out$30 ;
-  wire \last_out$315 ;
+  wire \last_out$317 ;
   wire \last_out$33 ;
-  wire \last_out$334 ;
-  wire \last_out$353 ;
-  wire \last_out$371 ;
-  wire \last_out$390 ;
-  wire \last_out$409 ;
-  wire \last_out$428 ;
-  wire \last_out$447 ;
-  wire \last_out$466 ;
-  wire \last_out$485 ;
-  wire \last_out$504 ;
-  wire \last_out$522 ;
-  wire \last_out$541 ;
-  wire \last_out$560 ;
-  wire \last_out$579 ;
-  wire \last_out$598 ;
-  wire \last_out$617 ;
-  wire \last_out$636 ;
-  wire \last_out$655 ;
-  wire \last_out$673 ;
-  wire \last_out$692 ;
-  wire \last_out$711 ;
-  wire \last_out$730 ;
-  wire \last_out$749 ;
-  wire \last_out$768 ;
-  wire \last_out$787 ;
-  wire \last_out$806 ;
-  wire \last_out$824 ;
-  wire \last_out$843 ;
-  wire \last_out$862 ;
-  wire \last_out$881 ;
-  wire \last_out$900 ;
-  wire \last_out$919 ;
-  wire \last_out$938 ;
-  wire \last_out$957 ;
-  wire \last_out$975 ;
-  wire \last_out$994 ;
+  wire \last_out$336 ;
+  wire \last_out$355 ;
+  wire \last_out$373 ;
+  wire \last_out$392 ;
+  wire \last_out$411 ;
+  wire \last_out$430 ;
+  wire \last_out$449 ;
+  wire \last_out$468 ;
+  wire \last_out$487 ;
+  wire \last_out$506 ;
+  wire \last_out$524 ;
+  wire \last_out$543 ;
+  wire \last_out$562 ;
+  wire \last_out$581 ;
+  wire \last_out$600 ;
+  wire \last_out$619 ;
+  wire \last_out$638 ;
+  wire \last_out$657 ;
+  wire \last_out$675 ;
+  wire \last_out$694 ;
+  wire \last_out$713 ;
+  wire \last_out$732 ;
+  wire \last_out$751 ;
+  wire \last_out$770 ;
+  wire \last_out$789 ;
+  wire \last_out$808 ;
+  wire \last_out$826 ;
+  wire \last_out$845 ;
+  wire \last_out$864 ;
+  wire \last_out$883 ;
+  wire \last_out$902 ;
+  wire \last_out$921 ;
+  wire \last_out$940 ;
+  wire \last_out$959 ;
+  wire \last_out$977 ;
+  wire \last_out$996 ;
   wire [255:0] o;
   wire [63:0] \o$103 ;
   wire [7:0] \o$103[0] ;
@@ -1678,133 +1678,133 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   reg skid_valid_7 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1008 ;
-  wire \valid_in$1027 ;
-  wire \valid_in$1046 ;
-  wire \valid_in$1065 ;
-  wire \valid_in$1084 ;
-  wire \valid_in$1103 ;
-  wire \valid_in$1121 ;
-  wire \valid_in$1140 ;
-  wire \valid_in$1159 ;
-  wire \valid_in$1178 ;
-  wire \valid_in$1197 ;
-  wire \valid_in$1216 ;
-  wire \valid_in$1235 ;
+  wire \valid_in$1016 ;
+  wire \valid_in$1035 ;
+  wire \valid_in$1054 ;
+  wire \valid_in$1073 ;
+  wire \valid_in$1092 ;
+  wire \valid_in$1111 ;
+  wire \valid_in$1129 ;
+  wire \valid_in$1148 ;
+  wire \valid_in$1167 ;
+  wire \valid_in$1186 ;
+  wire \valid_in$1205 ;
+  wire \valid_in$1224 ;
   wire \valid_in$124 ;
-  wire \valid_in$1254 ;
+  wire \valid_in$1243 ;
+  wire \valid_in$1262 ;
   wire \valid_in$137 ;
   wire \valid_in$150 ;
   wire \valid_in$163 ;
   wire \valid_in$176 ;
   wire \valid_in$189 ;
   wire \valid_in$202 ;
-  wire \valid_in$215 ;
-  wire \valid_in$234 ;
-  wire \valid_in$253 ;
-  wire \valid_in$272 ;
-  wire \valid_in$291 ;
-  wire \valid_in$310 ;
-  wire \valid_in$329 ;
-  wire \valid_in$348 ;
-  wire \valid_in$366 ;
-  wire \valid_in$385 ;
-  wire \valid_in$404 ;
-  wire \valid_in$423 ;
-  wire \valid_in$442 ;
-  wire \valid_in$461 ;
-  wire \valid_in$480 ;
-  wire \valid_in$499 ;
-  wire \valid_in$517 ;
-  wire \valid_in$536 ;
-  wire \valid_in$555 ;
-  wire \valid_in$574 ;
-  wire \valid_in$593 ;
-  wire \valid_in$612 ;
-  wire \valid_in$631 ;
-  wire \valid_in$650 ;
-  wire \valid_in$668 ;
-  wire \valid_in$687 ;
-  wire \valid_in$706 ;
-  wire \valid_in$725 ;
-  wire \valid_in$744 ;
-  wire \valid_in$763 ;
-  wire \valid_in$782 ;
-  wire \valid_in$801 ;
-  wire \valid_in$819 ;
-  wire \valid_in$838 ;
-  wire \valid_in$857 ;
-  wire \valid_in$876 ;
-  wire \valid_in$895 ;
-  wire \valid_in$914 ;
-  wire \valid_in$933 ;
-  wire \valid_in$952 ;
-  wire \valid_in$970 ;
-  wire \valid_in$989 ;
+  wire \valid_in$223 ;
+  wire \valid_in$242 ;
+  wire \valid_in$261 ;
+  wire \valid_in$280 ;
+  wire \valid_in$299 ;
+  wire \valid_in$318 ;
+  wire \valid_in$337 ;
+  wire \valid_in$356 ;
+  wire \valid_in$374 ;
+  wire \valid_in$393 ;
+  wire \valid_in$412 ;
+  wire \valid_in$431 ;
+  wire \valid_in$450 ;
+  wire \valid_in$469 ;
+  wire \valid_in$488 ;
+  wire \valid_in$507 ;
+  wire \valid_in$525 ;
+  wire \valid_in$544 ;
+  wire \valid_in$563 ;
+  wire \valid_in$582 ;
+  wire \valid_in$601 ;
+  wire \valid_in$620 ;
+  wire \valid_in$639 ;
+  wire \valid_in$658 ;
+  wire \valid_in$676 ;
+  wire \valid_in$695 ;
+  wire \valid_in$714 ;
+  wire \valid_in$733 ;
+  wire \valid_in$752 ;
+  wire \valid_in$771 ;
+  wire \valid_in$790 ;
+  wire \valid_in$809 ;
+  wire \valid_in$827 ;
+  wire \valid_in$846 ;
+  wire \valid_in$865 ;
+  wire \valid_in$884 ;
+  wire \valid_in$903 ;
+  wire \valid_in$922 ;
+  wire \valid_in$941 ;
+  wire \valid_in$960 ;
+  wire \valid_in$978 ;
+  wire \valid_in$997 ;
   wire valid_out;
-  wire \valid_out$1009 ;
-  wire \valid_out$1028 ;
-  wire \valid_out$1047 ;
-  wire \valid_out$1066 ;
-  wire \valid_out$1085 ;
-  wire \valid_out$1104 ;
-  wire \valid_out$1122 ;
-  wire \valid_out$1141 ;
-  wire \valid_out$1160 ;
-  wire \valid_out$1179 ;
-  wire \valid_out$1198 ;
-  wire \valid_out$1217 ;
-  wire \valid_out$1236 ;
-  wire \valid_out$1255 ;
+  wire \valid_out$1017 ;
+  wire \valid_out$1036 ;
+  wire \valid_out$1055 ;
+  wire \valid_out$1074 ;
+  wire \valid_out$1093 ;
+  wire \valid_out$1112 ;
+  wire \valid_out$1130 ;
+  wire \valid_out$1149 ;
+  wire \valid_out$1168 ;
+  wire \valid_out$1187 ;
+  wire \valid_out$1206 ;
+  wire \valid_out$1225 ;
+  wire \valid_out$1244 ;
+  wire \valid_out$1263 ;
   wire \valid_out$14 ;
   wire \valid_out$17 ;
   wire \valid_out$20 ;
-  wire \valid_out$216 ;
+  wire \valid_out$224 ;
   wire \valid_out$23 ;
-  wire \valid_out$235 ;
-  wire \valid_out$254 ;
+  wire \valid_out$243 ;
   wire \valid_out$26 ;
-  wire \valid_out$273 ;
+  wire \valid_out$262 ;
+  wire \valid_out$281 ;
   wire \valid_out$29 ;
-  wire \valid_out$292 ;
-  wire \valid_out$311 ;
+  wire \valid_out$300 ;
+  wire \valid_out$319 ;
   wire \valid_out$32 ;
-  wire \valid_out$330 ;
-  wire \valid_out$349 ;
-  wire \valid_out$367 ;
-  wire \valid_out$386 ;
-  wire \valid_out$405 ;
-  wire \valid_out$424 ;
-  wire \valid_out$443 ;
-  wire \valid_out$462 ;
-  wire \valid_out$481 ;
-  wire \valid_out$500 ;
-  wire \valid_out$518 ;
-  wire \valid_out$537 ;
-  wire \valid_out$556 ;
-  wire \valid_out$575 ;
-  wire \valid_out$594 ;
-  wire \valid_out$613 ;
-  wire \valid_out$632 ;
-  wire \valid_out$651 ;
-  wire \valid_out$669 ;
-  wire \valid_out$688 ;
-  wire \valid_out$707 ;
-  wire \valid_out$726 ;
-  wire \valid_out$745 ;
-  wire \valid_out$764 ;
-  wire \valid_out$783 ;
-  wire \valid_out$802 ;
-  wire \valid_out$820 ;
-  wire \valid_out$839 ;
-  wire \valid_out$858 ;
-  wire \valid_out$877 ;
-  wire \valid_out$896 ;
-  wire \valid_out$915 ;
-  wire \valid_out$934 ;
-  wire \valid_out$953 ;
-  wire \valid_out$971 ;
-  wire \valid_out$990 ;
+  wire \valid_out$338 ;
+  wire \valid_out$357 ;
+  wire \valid_out$375 ;
+  wire \valid_out$394 ;
+  wire \valid_out$413 ;
+  wire \valid_out$432 ;
+  wire \valid_out$451 ;
+  wire \valid_out$470 ;
+  wire \valid_out$489 ;
+  wire \valid_out$508 ;
+  wire \valid_out$526 ;
+  wire \valid_out$545 ;
+  wire \valid_out$564 ;
+  wire \valid_out$583 ;
+  wire \valid_out$602 ;
+  wire \valid_out$621 ;
+  wire \valid_out$640 ;
+  wire \valid_out$659 ;
+  wire \valid_out$677 ;
+  wire \valid_out$696 ;
+  wire \valid_out$715 ;
+  wire \valid_out$734 ;
+  wire \valid_out$753 ;
+  wire \valid_out$772 ;
+  wire \valid_out$791 ;
+  wire \valid_out$810 ;
+  wire \valid_out$828 ;
+  wire \valid_out$847 ;
+  wire \valid_out$866 ;
+  wire \valid_out$885 ;
+  wire \valid_out$904 ;
+  wire \valid_out$923 ;
+  wire \valid_out$942 ;
+  wire \valid_out$961 ;
+  wire \valid_out$979 ;
+  wire \valid_out$998 ;
   assign drain_0 = valid_out & last_out;
   assign drain_1 = \valid_out$14  & \last_out$15 ;
   assign drain_2 = \valid_out$17  & \last_out$18 ;
@@ -1835,9 +1835,9 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign \$15  = ~ first;
   assign \$16  = in_flags[0] | \$15 ;
   assign \$17  = \$16  | results__valid;
-  assign \$18  = | { \valid_in$1254 , \valid_in$1235 , \valid_in$1216 , \valid_in$1197 , \valid_in$1178 , \valid_in$1159 , \valid_in$1140 , \valid_in$1121 , \valid_in$1103 , \valid_in$1084 , \valid_in$1065 , \valid_in$1046 , \valid_in$1027 , \valid_in$1008 , \valid_in$989 , \valid_in$970 , \valid_in$952 , \valid_in$933 , \valid_in$914 , \valid_in$895 , \valid_in$876 , \valid_in$857 , \valid_in$838 , \valid_in$819 , \valid_in$801 , \valid_in$782 , \valid_in$763 , \valid_in$744 , \valid_in$725 , \valid_in$706 , \valid_in$687 , \valid_in$668 , \valid_in$650 , \valid_in$631 , \valid_in$612 , \valid_in$593 , \valid_in$574 , \valid_in$555 , \valid_in$536 , \valid_in$517 , \valid_in$499 , \valid_in$480 , \valid_in$461 , \valid_in$442 , \valid_in$423 , \valid_in$404 , \valid_in$385 , \valid_in$366 , \valid_in$348 , \valid_in$329 , \valid_in$310 , \valid_in$291 , \valid_in$272 , \valid_in$253 , \valid_in$234 , \valid_in$215 , \o$111 [21], \o$111 [18], \o$111 [15], \o$111 [12], \o$111 [9], \o$111 [6], \o$111 [3], \o$111 [0] };
+  assign \$18  = | { \valid_in$1262 , \valid_in$1243 , \valid_in$1224 , \valid_in$1205 , \valid_in$1186 , \valid_in$1167 , \valid_in$1148 , \valid_in$1129 , \valid_in$1111 , \valid_in$1092 , \valid_in$1073 , \valid_in$1054 , \valid_in$1035 , \valid_in$1016 , \valid_in$997 , \valid_in$978 , \valid_in$960 , \valid_in$941 , \valid_in$922 , \valid_in$903 , \valid_in$884 , \valid_in$865 , \valid_in$846 , \valid_in$827 , \valid_in$809 , \valid_in$790 , \valid_in$771 , \valid_in$752 , \valid_in$733 , \valid_in$714 , \valid_in$695 , \valid_in$676 , \valid_in$658 , \valid_in$639 , \valid_in$620 , \valid_in$601 , \valid_in$582 , \valid_in$563 , \valid_in$544 , \valid_in$525 , \valid_in$507 , \valid_in$488 , \valid_in$469 , \valid_in$450 , \valid_in$431 , \valid_in$412 , \valid_in$393 , \valid_in$374 , \valid_in$356 , \valid_in$337 , \valid_in$318 , \valid_in$299 , \valid_in$280 , \valid_in$261 , \valid_in$242 , \valid_in$223 , \o$111 [21], \o$111 [18], \o$111 [15], \o$111 [12], \o$111 [9], \o$111 [6], \o$111 [3], \o$111 [0] };
   assign \$19  = \$17  | \$18 ;
-  assign \$20  = | { chain_valid_out, \chain_valid_out$1272 , \chain_valid_out$1271 , \chain_valid_out$1270 , \chain_valid_out$1269 , \chain_valid_out$1268 , \chain_valid_out$1267 , \chain_valid_out$1266 , \chain_valid_in$1262 , \chain_valid_in$1243 , \chain_valid_in$1224 , \chain_valid_in$1205 , \chain_valid_in$1186 , \chain_valid_in$1167 , \chain_valid_in$1148 , \chain_valid_in$1129 , \chain_valid_in$1111 , \chain_valid_in$1092 , \chain_valid_in$1073 , \chain_valid_in$1054 , \chain_valid_in$1035 , \chain_valid_in$1016 , \chain_valid_in$997 , \chain_valid_in$978 , \chain_valid_in$960 , \chain_valid_in$941 , \chain_valid_in$922 , \chain_valid_in$903 , \chain_valid_in$884 , \chain_valid_in$865 , \chain_valid_in$846 , \chain_valid_in$827 , \chain_valid_in$809 , \chain_valid_in$790 , \chain_valid_in$771 , \chain_valid_in$752 , \chain_valid_in$733 , \chain_valid_in$714 , \chain_valid_in$695 , \chain_valid_in$676 , \chain_valid_in$658 , \chain_valid_in$639 , \chain_valid_in$620 , \chain_valid_in$601 , \chain_valid_in$582 , \chain_valid_in$563 , \chain_valid_in$544 , \chain_valid_in$525 , \chain_valid_in$507 , \chain_valid_in$488 , \chain_valid_in$469 , \chain_valid_in$450 , \chain_valid_in$431 , \chain_valid_in$412 , \chain_valid_in$393 , \chain_valid_in$374 , \chain_valid_in$356 , \chain_valid_in$337 , \chain_valid_in$318 , \chain_valid_in$299 , \chain_valid_in$280 , \chain_valid_in$261 , \chain_valid_in$242 , \chain_valid_in$223  };
+  assign \$20  = | { chain_valid_out, \chain_valid_out$1272 , \chain_valid_out$1271 , \chain_valid_out$1270 , \chain_valid_out$1269 , \chain_valid_out$1268 , \chain_valid_out$1267 , \chain_valid_out$1266 , \chain_valid_in$1256 , \chain_valid_in$1237 , \chain_valid_in$1218 , \chain_valid_in$1199 , \chain_valid_in$1180 , \chain_valid_in$1161 , \chain_valid_in$1142 , \chain_valid_in$1123 , \chain_valid_in$1105 , \chain_valid_in$1086 , \chain_valid_in$1067 , \chain_valid_in$1048 , \chain_valid_in$1029 , \chain_valid_in$1010 , \chain_valid_in$991 , \chain_valid_in$972 , \chain_valid_in$954 , \chain_valid_in$935 , \chain_valid_in$916 , \chain_valid_in$897 , \chain_valid_in$878 , \chain_valid_in$859 , \chain_valid_in$840 , \chain_valid_in$821 , \chain_valid_in$803 , \chain_valid_in$784 , \chain_valid_in$765 , \chain_valid_in$746 , \chain_valid_in$727 , \chain_valid_in$708 , \chain_valid_in$689 , \chain_valid_in$670 , \chain_valid_in$652 , \chain_valid_in$633 , \chain_valid_in$614 , \chain_valid_in$595 , \chain_valid_in$576 , \chain_valid_in$557 , \chain_valid_in$538 , \chain_valid_in$519 , \chain_valid_in$501 , \chain_valid_in$482 , \chain_valid_in$463 , \chain_valid_in$444 , \chain_valid_in$425 , \chain_valid_in$406 , \chain_valid_in$387 , \chain_valid_in$368 , \chain_valid_in$350 , \chain_valid_in$331 , \chain_valid_in$312 , \chain_valid_in$293 , \chain_valid_in$274 , \chain_valid_in$255 , \chain_valid_in$236 , \chain_valid_in$217  };
   assign busy = \$19  | \$20 ;
   assign \$21  = ~ skid_valid;
   assign \$22  = ~ skid_valid_0;
@@ -2375,17 +2375,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$119 ),
     .b_in(\o$109 [7:0]),
     .b_next(\o_next$107 [7:0]),
-    .b_out(\b_in$213 ),
-    .chain_out(\chain_in$221 ),
-    .chain_valid_out(\chain_valid_in$223 ),
+    .b_out(\b_in$212 ),
+    .chain_out(\chain_in$215 ),
+    .chain_valid_out(\chain_valid_in$217 ),
     .drain(drain_0),
     .en(\en$100 ),
-    .first_out(\first_in$217 ),
-    .last_out(\last_in$219 ),
+    .first_out(\first_in$219 ),
+    .last_out(\last_in$221 ),
     .\port$3146$0 (\o$111 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$215 )
+    .valid_out(\valid_in$223 )
   );
   \systolic_core.pe_0_1  pe_0_1 (
     .a_in(\a_in$119 ),
@@ -2393,17 +2393,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$132 ),
     .b_in(\o$109 [15:8]),
     .b_next(\o_next$107 [15:8]),
-    .b_out(\b_in$232 ),
-    .chain_out(\chain_in$240 ),
-    .chain_valid_out(\chain_valid_in$242 ),
+    .b_out(\b_in$231 ),
+    .chain_out(\chain_in$234 ),
+    .chain_valid_out(\chain_valid_in$236 ),
     .drain(drain_1),
     .en(\en$117 ),
-    .first_out(\first_in$236 ),
-    .last_out(\last_in$238 ),
+    .first_out(\first_in$238 ),
+    .last_out(\last_in$240 ),
     .\port$3146$3 (\o$111 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$234 )
+    .valid_out(\valid_in$242 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
     .a_in(\a_in$132 ),
@@ -2411,17 +2411,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$145 ),
     .b_in(\o$109 [23:16]),
     .b_next(\o_next$107 [23:16]),
-    .b_out(\b_in$251 ),
-    .chain_out(\chain_in$259 ),
-    .chain_valid_out(\chain_valid_in$261 ),
+    .b_out(\b_in$250 ),
+    .chain_out(\chain_in$253 ),
+    .chain_valid_out(\chain_valid_in$255 ),
     .drain(drain_2),
     .en(\en$130 ),
-    .first_out(\first_in$255 ),
-    .last_out(\last_in$257 ),
+    .first_out(\first_in$257 ),
+    .last_out(\last_in$259 ),
     .\port$3146$6 (\o$111 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$253 )
+    .valid_out(\valid_in$261 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
     .a_in(\a_in$145 ),
@@ -2429,17 +2429,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$158 ),
     .b_in(\o$109 [31:24]),
     .b_next(\o_next$107 [31:24]),
-    .b_out(\b_in$270 ),
-    .chain_out(\chain_in$278 ),
-    .chain_valid_out(\chain_valid_in$280 ),
+    .b_out(\b_in$269 ),
+    .chain_out(\chain_in$272 ),
+    .chain_valid_out(\chain_valid_in$274 ),
     .drain(drain_3),
     .en(\en$143 ),
-    .first_out(\first_in$274 ),
-    .last_out(\last_in$276 ),
+    .first_out(\first_in$276 ),
+    .last_out(\last_in$278 ),
     .\port$3146$9 (\o$111 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$272 )
+    .valid_out(\valid_in$280 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
     .a_in(\a_in$158 ),
@@ -2447,17 +2447,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$171 ),
     .b_in(\o$109 [39:32]),
     .b_next(\o_next$107 [39:32]),
-    .b_out(\b_in$289 ),
-    .chain_out(\chain_in$297 ),
-    .chain_valid_out(\chain_valid_in$299 ),
+    .b_out(\b_in$288 ),
+    .chain_out(\chain_in$291 ),
+    .chain_valid_out(\chain_valid_in$293 ),
     .drain(drain_4),
     .en(\en$156 ),
-    .first_out(\first_in$293 ),
-    .last_out(\last_in$295 ),
+    .first_out(\first_in$295 ),
+    .last_out(\last_in$297 ),
     .\port$3146$12 (\o$111 [14:12]),
     .rst_pe_0_4(rst_pe_0_4),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$291 )
+    .valid_out(\valid_in$299 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
     .a_in(\a_in$171 ),
@@ -2465,17 +2465,17 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$184 ),
     .b_in(\o$109 [47:40]),
     .b_next(\o_next$107 [47:40]),
-    .b_out(\b_in$308 ),
-    .chain_out(\chain_in$316 ),
-    .chain_valid_out(\chain_valid_in$318 ),
+    .b_out(\b_in$307 ),
+    .chain_out(\chain_in$310 ),
+    .chain_valid_out(\chain_valid_in$312 ),
     .drain(drain_5),
     .en(\en$169 ),
-    .first_out(\first_in$312 ),
-    .last_out(\last_in$314 ),
+    .first_out(\first_in$314 ),
+    .last_out(\last_in$316 ),
     .\port$3146$15 (\o$111 [17:15]),
     .rst_pe_0_5(rst_pe_0_5),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$310 )
+    .valid_out(\valid_in$318 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
     .a_in(\a_in$184 ),
@@ -2483,1242 +2483,1242 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
     .a_out(\a_in$197 ),
     .b_in(\o$109 [55:48]),
     .b_next(\o_next$107 [55:48]),
-    .b_out(\b_in$327 ),
-    .chain_out(\chain_in$335 ),
-    .chain_valid_out(\chain_valid_in$337 ),
+    .b_out(\b_in$326 ),
+    .chain_out(\chain_in$329 ),
+    .chain_valid_out(\chain_valid_in$331 ),
     .drain(drain_6),
     .en(\en$182 ),
-    .first_out(\first_in$331 ),
-    .last_out(\last_in$333 ),
+    .first_out(\first_in$333 ),
+    .last_out(\last_in$335 ),
     .\port$3146$18 (\o$111 [20:18]),
     .rst_pe_0_6(rst_pe_0_6),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$329 )
+    .valid_out(\valid_in$337 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
     .a_in(\a_in$197 ),
     .a_next(\a_in$184 ),
     .b_in(\o$109 [63:56]),
     .b_next(\o_next$107 [63:56]),
-    .b_out(\b_in$346 ),
-    .chain_out(\chain_in$354 ),
-    .chain_valid_out(\chain_valid_in$356 ),
+    .b_out(\b_in$345 ),
+    .chain_out(\chain_in$348 ),
+    .chain_valid_out(\chain_valid_in$350 ),
     .drain(drain_7),
     .en(\en$195 ),
-    .first_out(\first_in$350 ),
-    .last_out(\last_in$352 ),
+    .first_out(\first_in$352 ),
+    .last_out(\last_in$354 ),
     .\port$3146$21 (\o$111 [23:21]),
     .rst_pe_0_7(rst_pe_0_7),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$348 )
+    .valid_out(\valid_in$356 )
   );
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$103 [15:8]),
     .a_next(o_next[15:8]),
     .a_out(\a_in$228 ),
-    .b_in(\b_in$213 ),
+    .b_in(\b_in$212 ),
     .b_next(\o$109 [7:0]),
-    .b_out(\b_in$364 ),
-    .chain_in(\chain_in$221 ),
-    .chain_out(\chain_in$372 ),
-    .chain_valid_in(\chain_valid_in$223 ),
-    .chain_valid_out(\chain_valid_in$374 ),
+    .b_out(\b_in$363 ),
+    .chain_in(\chain_in$215 ),
+    .chain_out(\chain_in$366 ),
+    .chain_valid_in(\chain_valid_in$217 ),
+    .chain_valid_out(\chain_valid_in$368 ),
     .drain(drain_0),
     .en(\en$208 ),
-    .first_in(\first_in$217 ),
-    .first_out(\first_in$368 ),
-    .last_in(\last_in$219 ),
-    .last_out(\last_in$370 ),
+    .first_in(\first_in$219 ),
+    .first_out(\first_in$370 ),
+    .last_in(\last_in$221 ),
+    .last_out(\last_in$372 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$215 ),
-    .valid_out(\valid_in$366 )
+    .valid_in(\valid_in$223 ),
+    .valid_out(\valid_in$374 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
     .a_in(\a_in$228 ),
     .a_next(\o$103 [15:8]),
     .a_out(\a_in$247 ),
-    .b_in(\b_in$232 ),
+    .b_in(\b_in$231 ),
     .b_next(\o$109 [15:8]),
-    .b_out(\b_in$383 ),
-    .chain_in(\chain_in$240 ),
-    .chain_out(\chain_in$391 ),
-    .chain_valid_in(\chain_valid_in$242 ),
-    .chain_valid_out(\chain_valid_in$393 ),
+    .b_out(\b_in$382 ),
+    .chain_in(\chain_in$234 ),
+    .chain_out(\chain_in$385 ),
+    .chain_valid_in(\chain_valid_in$236 ),
+    .chain_valid_out(\chain_valid_in$387 ),
     .drain(drain_1),
     .en(\en$226 ),
-    .first_in(\first_in$236 ),
-    .first_out(\first_in$387 ),
-    .last_in(\last_in$238 ),
-    .last_out(\last_in$389 ),
+    .first_in(\first_in$238 ),
+    .first_out(\first_in$389 ),
+    .last_in(\last_in$240 ),
+    .last_out(\last_in$391 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$234 ),
-    .valid_out(\valid_in$385 )
+    .valid_in(\valid_in$242 ),
+    .valid_out(\valid_in$393 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
     .a_in(\a_in$247 ),
     .a_next(\a_in$228 ),
     .a_out(\a_in$266 ),
-    .b_in(\b_in$251 ),
+    .b_in(\b_in$250 ),
     .b_next(\o$109 [23:16]),
-    .b_out(\b_in$402 ),
-    .chain_in(\chain_in$259 ),
-    .chain_out(\chain_in$410 ),
-    .chain_valid_in(\chain_valid_in$261 ),
-    .chain_valid_out(\chain_valid_in$412 ),
+    .b_out(\b_in$401 ),
+    .chain_in(\chain_in$253 ),
+    .chain_out(\chain_in$404 ),
+    .chain_valid_in(\chain_valid_in$255 ),
+    .chain_valid_out(\chain_valid_in$406 ),
     .drain(drain_2),
     .en(\en$245 ),
-    .first_in(\first_in$255 ),
-    .first_out(\first_in$406 ),
-    .last_in(\last_in$257 ),
-    .last_out(\last_in$408 ),
+    .first_in(\first_in$257 ),
+    .first_out(\first_in$408 ),
+    .last_in(\last_in$259 ),
+    .last_out(\last_in$410 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$253 ),
-    .valid_out(\valid_in$404 )
+    .valid_in(\valid_in$261 ),
+    .valid_out(\valid_in$412 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
     .a_in(\a_in$266 ),
     .a_next(\a_in$247 ),
     .a_out(\a_in$285 ),
-    .b_in(\b_in$270 ),
+    .b_in(\b_in$269 ),
     .b_next(\o$109 [31:24]),
-    .b_out(\b_in$421 ),
-    .chain_in(\chain_in$278 ),
-    .chain_out(\chain_in$429 ),
-    .chain_valid_in(\chain_valid_in$280 ),
-    .chain_valid_out(\chain_valid_in$431 ),
+    .b_out(\b_in$420 ),
+    .chain_in(\chain_in$272 ),
+    .chain_out(\chain_in$423 ),
+    .chain_valid_in(\chain_valid_in$274 ),
+    .chain_valid_out(\chain_valid_in$425 ),
     .drain(drain_3),
     .en(\en$264 ),
-    .first_in(\first_in$274 ),
-    .first_out(\first_in$425 ),
-    .last_in(\last_in$276 ),
-    .last_out(\last_in$427 ),
+    .first_in(\first_in$276 ),
+    .first_out(\first_in$427 ),
+    .last_in(\last_in$278 ),
+    .last_out(\last_in$429 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$272 ),
-    .valid_out(\valid_in$423 )
+    .valid_in(\valid_in$280 ),
+    .valid_out(\valid_in$431 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
     .a_in(\a_in$285 ),
     .a_next(\a_in$266 ),
     .a_out(\a_in$304 ),
-    .b_in(\b_in$289 ),
+    .b_in(\b_in$288 ),
     .b_next(\o$109 [39:32]),
-    .b_out(\b_in$440 ),
-    .chain_in(\chain_in$297 ),
-    .chain_out(\chain_in$448 ),
-    .chain_valid_in(\chain_valid_in$299 ),
-    .chain_valid_out(\chain_valid_in$450 ),
+    .b_out(\b_in$439 ),
+    .chain_in(\chain_in$291 ),
+    .chain_out(\chain_in$442 ),
+    .chain_valid_in(\chain_valid_in$293 ),
+    .chain_valid_out(\chain_valid_in$444 ),
     .drain(drain_4),
     .en(\en$283 ),
-    .first_in(\first_in$293 ),
-    .first_out(\first_in$444 ),
-    .last_in(\last_in$295 ),
-    .last_out(\last_in$446 ),
+    .first_in(\first_in$295 ),
+    .first_out(\first_in$446 ),
+    .last_in(\last_in$297 ),
+    .last_out(\last_in$448 ),
     .rst_pe_1_4(rst_pe_1_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$291 ),
-    .valid_out(\valid_in$442 )
+    .valid_in(\valid_in$299 ),
+    .valid_out(\valid_in$450 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
     .a_in(\a_in$304 ),
     .a_next(\a_in$285 ),
     .a_out(\a_in$323 ),
-    .b_in(\b_in$308 ),
+    .b_in(\b_in$307 ),
     .b_next(\o$109 [47:40]),
-    .b_out(\b_in$459 ),
-    .chain_in(\chain_in$316 ),
-    .chain_out(\chain_in$467 ),
-    .chain_valid_in(\chain_valid_in$318 ),
-    .chain_valid_out(\chain_valid_in$469 ),
+    .b_out(\b_in$458 ),
+    .chain_in(\chain_in$310 ),
+    .chain_out(\chain_in$461 ),
+    .chain_valid_in(\chain_valid_in$312 ),
+    .chain_valid_out(\chain_valid_in$463 ),
     .drain(drain_5),
     .en(\en$302 ),
-    .first_in(\first_in$312 ),
-    .first_out(\first_in$463 ),
-    .last_in(\last_in$314 ),
-    .last_out(\last_in$465 ),
+    .first_in(\first_in$314 ),
+    .first_out(\first_in$465 ),
+    .last_in(\last_in$316 ),
+    .last_out(\last_in$467 ),
     .rst_pe_1_5(rst_pe_1_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$310 ),
-    .valid_out(\valid_in$461 )
+    .valid_in(\valid_in$318 ),
+    .valid_out(\valid_in$469 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
     .a_in(\a_in$323 ),
     .a_next(\a_in$304 ),
     .a_out(\a_in$342 ),
-    .b_in(\b_in$327 ),
+    .b_in(\b_in$326 ),
     .b_next(\o$109 [55:48]),
-    .b_out(\b_in$478 ),
-    .chain_in(\chain_in$335 ),
-    .chain_out(\chain_in$486 ),
-    .chain_valid_in(\chain_valid_in$337 ),
-    .chain_valid_out(\chain_valid_in$488 ),
+    .b_out(\b_in$477 ),
+    .chain_in(\chain_in$329 ),
+    .chain_out(\chain_in$480 ),
+    .chain_valid_in(\chain_valid_in$331 ),
+    .chain_valid_out(\chain_valid_in$482 ),
     .drain(drain_6),
     .en(\en$321 ),
-    .first_in(\first_in$331 ),
-    .first_out(\first_in$482 ),
-    .last_in(\last_in$333 ),
-    .last_out(\last_in$484 ),
+    .first_in(\first_in$333 ),
+    .first_out(\first_in$484 ),
+    .last_in(\last_in$335 ),
+    .last_out(\last_in$486 ),
     .rst_pe_1_6(rst_pe_1_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$329 ),
-    .valid_out(\valid_in$480 )
+    .valid_in(\valid_in$337 ),
+    .valid_out(\valid_in$488 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
     .a_in(\a_in$342 ),
     .a_next(\a_in$323 ),
-    .b_in(\b_in$346 ),
+    .b_in(\b_in$345 ),
     .b_next(\o$109 [63:56]),
-    .b_out(\b_in$497 ),
-    .chain_in(\chain_in$354 ),
-    .chain_out(\chain_in$505 ),
-    .chain_valid_in(\chain_valid_in$356 ),
-    .chain_valid_out(\chain_valid_in$507 ),
+    .b_out(\b_in$496 ),
+    .chain_in(\chain_in$348 ),
+    .chain_out(\chain_in$499 ),
+    .chain_valid_in(\chain_valid_in$350 ),
+    .chain_valid_out(\chain_valid_in$501 ),
     .drain(drain_7),
     .en(\en$340 ),
-    .first_in(\first_in$350 ),
-    .first_out(\first_in$501 ),
-    .last_in(\last_in$352 ),
-    .last_out(\last_in$503 ),
+    .first_in(\first_in$352 ),
+    .first_out(\first_in$503 ),
+    .last_in(\last_in$354 ),
+    .last_out(\last_in$505 ),
     .rst_pe_1_7(rst_pe_1_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$348 ),
-    .valid_out(\valid_in$499 )
+    .valid_in(\valid_in$356 ),
+    .valid_out(\valid_in$507 )
   );
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$103 [23:16]),
     .a_next(o_next[23:16]),
     .a_out(\a_in$379 ),
-    .b_in(\b_in$364 ),
-    .b_next(\b_in$213 ),
-    .b_out(\b_in$515 ),
-    .chain_in(\chain_in$372 ),
-    .chain_out(\chain_in$523 ),
-    .chain_valid_in(\chain_valid_in$374 ),
-    .chain_valid_out(\chain_valid_in$525 ),
+    .b_in(\b_in$363 ),
+    .b_next(\b_in$212 ),
+    .b_out(\b_in$514 ),
+    .chain_in(\chain_in$366 ),
+    .chain_out(\chain_in$517 ),
+    .chain_valid_in(\chain_valid_in$368 ),
+    .chain_valid_out(\chain_valid_in$519 ),
     .drain(drain_0),
     .en(\en$359 ),
-    .first_in(\first_in$368 ),
-    .first_out(\first_in$519 ),
-    .last_in(\last_in$370 ),
-    .last_out(\last_in$521 ),
+    .first_in(\first_in$370 ),
+    .first_out(\first_in$521 ),
+    .last_in(\last_in$372 ),
+    .last_out(\last_in$523 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$366 ),
-    .valid_out(\valid_in$517 )
+    .valid_in(\valid_in$374 ),
+    .valid_out(\valid_in$525 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
     .a_in(\a_in$379 ),
     .a_next(\o$103 [23:16]),
     .a_out(\a_in$398 ),
-    .b_in(\b_in$383 ),
-    .b_next(\b_in$232 ),
-    .b_out(\b_in$534 ),
-    .chain_in(\chain_in$391 ),
-    .chain_out(\chain_in$542 ),
-    .chain_valid_in(\chain_valid_in$393 ),
-    .chain_valid_out(\chain_valid_in$544 ),
+    .b_in(\b_in$382 ),
+    .b_next(\b_in$231 ),
+    .b_out(\b_in$533 ),
+    .chain_in(\chain_in$385 ),
+    .chain_out(\chain_in$536 ),
+    .chain_valid_in(\chain_valid_in$387 ),
+    .chain_valid_out(\chain_valid_in$538 ),
     .drain(drain_1),
     .en(\en$377 ),
-    .first_in(\first_in$387 ),
-    .first_out(\first_in$538 ),
-    .last_in(\last_in$389 ),
-    .last_out(\last_in$540 ),
+    .first_in(\first_in$389 ),
+    .first_out(\first_in$540 ),
+    .last_in(\last_in$391 ),
+    .last_out(\last_in$542 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$385 ),
-    .valid_out(\valid_in$536 )
+    .valid_in(\valid_in$393 ),
+    .valid_out(\valid_in$544 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
     .a_in(\a_in$398 ),
     .a_next(\a_in$379 ),
     .a_out(\a_in$417 ),
-    .b_in(\b_in$402 ),
-    .b_next(\b_in$251 ),
-    .b_out(\b_in$553 ),
-    .chain_in(\chain_in$410 ),
-    .chain_out(\chain_in$561 ),
-    .chain_valid_in(\chain_valid_in$412 ),
-    .chain_valid_out(\chain_valid_in$563 ),
+    .b_in(\b_in$401 ),
+    .b_next(\b_in$250 ),
+    .b_out(\b_in$552 ),
+    .chain_in(\chain_in$404 ),
+    .chain_out(\chain_in$555 ),
+    .chain_valid_in(\chain_valid_in$406 ),
+    .chain_valid_out(\chain_valid_in$557 ),
     .drain(drain_2),
     .en(\en$396 ),
-    .first_in(\first_in$406 ),
-    .first_out(\first_in$557 ),
-    .last_in(\last_in$408 ),
-    .last_out(\last_in$559 ),
+    .first_in(\first_in$408 ),
+    .first_out(\first_in$559 ),
+    .last_in(\last_in$410 ),
+    .last_out(\last_in$561 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$404 ),
-    .valid_out(\valid_in$555 )
+    .valid_in(\valid_in$412 ),
+    .valid_out(\valid_in$563 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
     .a_in(\a_in$417 ),
     .a_next(\a_in$398 ),
     .a_out(\a_in$436 ),
-    .b_in(\b_in$421 ),
-    .b_next(\b_in$270 ),
-    .b_out(\b_in$572 ),
-    .chain_in(\chain_in$429 ),
-    .chain_out(\chain_in$580 ),
-    .chain_valid_in(\chain_valid_in$431 ),
-    .chain_valid_out(\chain_valid_in$582 ),
+    .b_in(\b_in$420 ),
+    .b_next(\b_in$269 ),
+    .b_out(\b_in$571 ),
+    .chain_in(\chain_in$423 ),
+    .chain_out(\chain_in$574 ),
+    .chain_valid_in(\chain_valid_in$425 ),
+    .chain_valid_out(\chain_valid_in$576 ),
     .drain(drain_3),
     .en(\en$415 ),
-    .first_in(\first_in$425 ),
-    .first_out(\first_in$576 ),
-    .last_in(\last_in$427 ),
-    .last_out(\last_in$578 ),
+    .first_in(\first_in$427 ),
+    .first_out(\first_in$578 ),
+    .last_in(\last_in$429 ),
+    .last_out(\last_in$580 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$423 ),
-    .valid_out(\valid_in$574 )
+    .valid_in(\valid_in$431 ),
+    .valid_out(\valid_in$582 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
     .a_in(\a_in$436 ),
     .a_next(\a_in$417 ),
     .a_out(\a_in$455 ),
-    .b_in(\b_in$440 ),
-    .b_next(\b_in$289 ),
-    .b_out(\b_in$591 ),
-    .chain_in(\chain_in$448 ),
-    .chain_out(\chain_in$599 ),
-    .chain_valid_in(\chain_valid_in$450 ),
-    .chain_valid_out(\chain_valid_in$601 ),
+    .b_in(\b_in$439 ),
+    .b_next(\b_in$288 ),
+    .b_out(\b_in$590 ),
+    .chain_in(\chain_in$442 ),
+    .chain_out(\chain_in$593 ),
+    .chain_valid_in(\chain_valid_in$444 ),
+    .chain_valid_out(\chain_valid_in$595 ),
     .drain(drain_4),
     .en(\en$434 ),
-    .first_in(\first_in$444 ),
-    .first_out(\first_in$595 ),
-    .last_in(\last_in$446 ),
-    .last_out(\last_in$597 ),
+    .first_in(\first_in$446 ),
+    .first_out(\first_in$597 ),
+    .last_in(\last_in$448 ),
+    .last_out(\last_in$599 ),
     .rst_pe_2_4(rst_pe_2_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$442 ),
-    .valid_out(\valid_in$593 )
+    .valid_in(\valid_in$450 ),
+    .valid_out(\valid_in$601 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
     .a_in(\a_in$455 ),
     .a_next(\a_in$436 ),
     .a_out(\a_in$474 ),
-    .b_in(\b_in$459 ),
-    .b_next(\b_in$308 ),
-    .b_out(\b_in$610 ),
-    .chain_in(\chain_in$467 ),
-    .chain_out(\chain_in$618 ),
-    .chain_valid_in(\chain_valid_in$469 ),
-    .chain_valid_out(\chain_valid_in$620 ),
+    .b_in(\b_in$458 ),
+    .b_next(\b_in$307 ),
+    .b_out(\b_in$609 ),
+    .chain_in(\chain_in$461 ),
+    .chain_out(\chain_in$612 ),
+    .chain_valid_in(\chain_valid_in$463 ),
+    .chain_valid_out(\chain_valid_in$614 ),
     .drain(drain_5),
     .en(\en$453 ),
-    .first_in(\first_in$463 ),
-    .first_out(\first_in$614 ),
-    .last_in(\last_in$465 ),
-    .last_out(\last_in$616 ),
+    .first_in(\first_in$465 ),
+    .first_out(\first_in$616 ),
+    .last_in(\last_in$467 ),
+    .last_out(\last_in$618 ),
     .rst_pe_2_5(rst_pe_2_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$461 ),
-    .valid_out(\valid_in$612 )
+    .valid_in(\valid_in$469 ),
+    .valid_out(\valid_in$620 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
     .a_in(\a_in$474 ),
     .a_next(\a_in$455 ),
     .a_out(\a_in$493 ),
-    .b_in(\b_in$478 ),
-    .b_next(\b_in$327 ),
-    .b_out(\b_in$629 ),
-    .chain_in(\chain_in$486 ),
-    .chain_out(\chain_in$637 ),
-    .chain_valid_in(\chain_valid_in$488 ),
-    .chain_valid_out(\chain_valid_in$639 ),
+    .b_in(\b_in$477 ),
+    .b_next(\b_in$326 ),
+    .b_out(\b_in$628 ),
+    .chain_in(\chain_in$480 ),
+    .chain_out(\chain_in$631 ),
+    .chain_valid_in(\chain_valid_in$482 ),
+    .chain_valid_out(\chain_valid_in$633 ),
     .drain(drain_6),
     .en(\en$472 ),
-    .first_in(\first_in$482 ),
-    .first_out(\first_in$633 ),
-    .last_in(\last_in$484 ),
-    .last_out(\last_in$635 ),
+    .first_in(\first_in$484 ),
+    .first_out(\first_in$635 ),
+    .last_in(\last_in$486 ),
+    .last_out(\last_in$637 ),
     .rst_pe_2_6(rst_pe_2_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$480 ),
-    .valid_out(\valid_in$631 )
+    .valid_in(\valid_in$488 ),
+    .valid_out(\valid_in$639 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
     .a_in(\a_in$493 ),
     .a_next(\a_in$474 ),
-    .b_in(\b_in$497 ),
-    .b_next(\b_in$346 ),
-    .b_out(\b_in$648 ),
-    .chain_in(\chain_in$505 ),
-    .chain_out(\chain_in$656 ),
-    .chain_valid_in(\chain_valid_in$507 ),
-    .chain_valid_out(\chain_valid_in$658 ),
+    .b_in(\b_in$496 ),
+    .b_next(\b_in$345 ),
+    .b_out(\b_in$647 ),
+    .chain_in(\chain_in$499 ),
+    .chain_out(\chain_in$650 ),
+    .chain_valid_in(\chain_valid_in$501 ),
+    .chain_valid_out(\chain_valid_in$652 ),
     .drain(drain_7),
     .en(\en$491 ),
-    .first_in(\first_in$501 ),
-    .first_out(\first_in$652 ),
-    .last_in(\last_in$503 ),
-    .last_out(\last_in$654 ),
+    .first_in(\first_in$503 ),
+    .first_out(\first_in$654 ),
+    .last_in(\last_in$505 ),
+    .last_out(\last_in$656 ),
     .rst_pe_2_7(rst_pe_2_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$499 ),
-    .valid_out(\valid_in$650 )
+    .valid_in(\valid_in$507 ),
+    .valid_out(\valid_in$658 )
   );
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$103 [31:24]),
     .a_next(o_next[31:24]),
     .a_out(\a_in$530 ),
-    .b_in(\b_in$515 ),
-    .b_next(\b_in$364 ),
-    .b_out(\b_in$666 ),
-    .chain_in(\chain_in$523 ),
-    .chain_out(\chain_in$674 ),
-    .chain_valid_in(\chain_valid_in$525 ),
-    .chain_valid_out(\chain_valid_in$676 ),
+    .b_in(\b_in$514 ),
+    .b_next(\b_in$363 ),
+    .b_out(\b_in$665 ),
+    .chain_in(\chain_in$517 ),
+    .chain_out(\chain_in$668 ),
+    .chain_valid_in(\chain_valid_in$519 ),
+    .chain_valid_out(\chain_valid_in$670 ),
     .drain(drain_0),
     .en(\en$510 ),
-    .first_in(\first_in$519 ),
-    .first_out(\first_in$670 ),
-    .last_in(\last_in$521 ),
-    .last_out(\last_in$672 ),
+    .first_in(\first_in$521 ),
+    .first_out(\first_in$672 ),
+    .last_in(\last_in$523 ),
+    .last_out(\last_in$674 ),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$517 ),
-    .valid_out(\valid_in$668 )
+    .valid_in(\valid_in$525 ),
+    .valid_out(\valid_in$676 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
     .a_in(\a_in$530 ),
     .a_next(\o$103 [31:24]),
     .a_out(\a_in$549 ),
-    .b_in(\b_in$534 ),
-    .b_next(\b_in$383 ),
-    .b_out(\b_in$685 ),
-    .chain_in(\chain_in$542 ),
-    .chain_out(\chain_in$693 ),
-    .chain_valid_in(\chain_valid_in$544 ),
-    .chain_valid_out(\chain_valid_in$695 ),
+    .b_in(\b_in$533 ),
+    .b_next(\b_in$382 ),
+    .b_out(\b_in$684 ),
+    .chain_in(\chain_in$536 ),
+    .chain_out(\chain_in$687 ),
+    .chain_valid_in(\chain_valid_in$538 ),
+    .chain_valid_out(\chain_valid_in$689 ),
     .drain(drain_1),
     .en(\en$528 ),
-    .first_in(\first_in$538 ),
-    .first_out(\first_in$689 ),
-    .last_in(\last_in$540 ),
-    .last_out(\last_in$691 ),
+    .first_in(\first_in$540 ),
+    .first_out(\first_in$691 ),
+    .last_in(\last_in$542 ),
+    .last_out(\last_in$693 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$536 ),
-    .valid_out(\valid_in$687 )
+    .valid_in(\valid_in$544 ),
+    .valid_out(\valid_in$695 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
     .a_in(\a_in$549 ),
     .a_next(\a_in$530 ),
     .a_out(\a_in$568 ),
-    .b_in(\b_in$553 ),
-    .b_next(\b_in$402 ),
-    .b_out(\b_in$704 ),
-    .chain_in(\chain_in$561 ),
-    .chain_out(\chain_in$712 ),
-    .chain_valid_in(\chain_valid_in$563 ),
-    .chain_valid_out(\chain_valid_in$714 ),
+    .b_in(\b_in$552 ),
+    .b_next(\b_in$401 ),
+    .b_out(\b_in$703 ),
+    .chain_in(\chain_in$555 ),
+    .chain_out(\chain_in$706 ),
+    .chain_valid_in(\chain_valid_in$557 ),
+    .chain_valid_out(\chain_valid_in$708 ),
     .drain(drain_2),
     .en(\en$547 ),
-    .first_in(\first_in$557 ),
-    .first_out(\first_in$708 ),
-    .last_in(\last_in$559 ),
-    .last_out(\last_in$710 ),
+    .first_in(\first_in$559 ),
+    .first_out(\first_in$710 ),
+    .last_in(\last_in$561 ),
+    .last_out(\last_in$712 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$555 ),
-    .valid_out(\valid_in$706 )
+    .valid_in(\valid_in$563 ),
+    .valid_out(\valid_in$714 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
     .a_in(\a_in$568 ),
     .a_next(\a_in$549 ),
     .a_out(\a_in$587 ),
-    .b_in(\b_in$572 ),
-    .b_next(\b_in$421 ),
-    .b_out(\b_in$723 ),
-    .chain_in(\chain_in$580 ),
-    .chain_out(\chain_in$731 ),
-    .chain_valid_in(\chain_valid_in$582 ),
-    .chain_valid_out(\chain_valid_in$733 ),
+    .b_in(\b_in$571 ),
+    .b_next(\b_in$420 ),
+    .b_out(\b_in$722 ),
+    .chain_in(\chain_in$574 ),
+    .chain_out(\chain_in$725 ),
+    .chain_valid_in(\chain_valid_in$576 ),
+    .chain_valid_out(\chain_valid_in$727 ),
     .drain(drain_3),
     .en(\en$566 ),
-    .first_in(\first_in$576 ),
-    .first_out(\first_in$727 ),
-    .last_in(\last_in$578 ),
-    .last_out(\last_in$729 ),
+    .first_in(\first_in$578 ),
+    .first_out(\first_in$729 ),
+    .last_in(\last_in$580 ),
+    .last_out(\last_in$731 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$574 ),
-    .valid_out(\valid_in$725 )
+    .valid_in(\valid_in$582 ),
+    .valid_out(\valid_in$733 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
     .a_in(\a_in$587 ),
     .a_next(\a_in$568 ),
     .a_out(\a_in$606 ),
-    .b_in(\b_in$591 ),
-    .b_next(\b_in$440 ),
-    .b_out(\b_in$742 ),
-    .chain_in(\chain_in$599 ),
-    .chain_out(\chain_in$750 ),
-    .chain_valid_in(\chain_valid_in$601 ),
-    .chain_valid_out(\chain_valid_in$752 ),
+    .b_in(\b_in$590 ),
+    .b_next(\b_in$439 ),
+    .b_out(\b_in$741 ),
+    .chain_in(\chain_in$593 ),
+    .chain_out(\chain_in$744 ),
+    .chain_valid_in(\chain_valid_in$595 ),
+    .chain_valid_out(\chain_valid_in$746 ),
     .drain(drain_4),
     .en(\en$585 ),
-    .first_in(\first_in$595 ),
-    .first_out(\first_in$746 ),
-    .last_in(\last_in$597 ),
-    .last_out(\last_in$748 ),
+    .first_in(\first_in$597 ),
+    .first_out(\first_in$748 ),
+    .last_in(\last_in$599 ),
+    .last_out(\last_in$750 ),
     .rst_pe_3_4(rst_pe_3_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$593 ),
-    .valid_out(\valid_in$744 )
+    .valid_in(\valid_in$601 ),
+    .valid_out(\valid_in$752 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
     .a_in(\a_in$606 ),
     .a_next(\a_in$587 ),
     .a_out(\a_in$625 ),
-    .b_in(\b_in$610 ),
-    .b_next(\b_in$459 ),
-    .b_out(\b_in$761 ),
-    .chain_in(\chain_in$618 ),
-    .chain_out(\chain_in$769 ),
-    .chain_valid_in(\chain_valid_in$620 ),
-    .chain_valid_out(\chain_valid_in$771 ),
+    .b_in(\b_in$609 ),
+    .b_next(\b_in$458 ),
+    .b_out(\b_in$760 ),
+    .chain_in(\chain_in$612 ),
+    .chain_out(\chain_in$763 ),
+    .chain_valid_in(\chain_valid_in$614 ),
+    .chain_valid_out(\chain_valid_in$765 ),
     .drain(drain_5),
     .en(\en$604 ),
-    .first_in(\first_in$614 ),
-    .first_out(\first_in$765 ),
-    .last_in(\last_in$616 ),
-    .last_out(\last_in$767 ),
+    .first_in(\first_in$616 ),
+    .first_out(\first_in$767 ),
+    .last_in(\last_in$618 ),
+    .last_out(\last_in$769 ),
     .rst_pe_3_5(rst_pe_3_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$612 ),
-    .valid_out(\valid_in$763 )
+    .valid_in(\valid_in$620 ),
+    .valid_out(\valid_in$771 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
     .a_in(\a_in$625 ),
     .a_next(\a_in$606 ),
     .a_out(\a_in$644 ),
-    .b_in(\b_in$629 ),
-    .b_next(\b_in$478 ),
-    .b_out(\b_in$780 ),
-    .chain_in(\chain_in$637 ),
-    .chain_out(\chain_in$788 ),
-    .chain_valid_in(\chain_valid_in$639 ),
-    .chain_valid_out(\chain_valid_in$790 ),
+    .b_in(\b_in$628 ),
+    .b_next(\b_in$477 ),
+    .b_out(\b_in$779 ),
+    .chain_in(\chain_in$631 ),
+    .chain_out(\chain_in$782 ),
+    .chain_valid_in(\chain_valid_in$633 ),
+    .chain_valid_out(\chain_valid_in$784 ),
     .drain(drain_6),
     .en(\en$623 ),
-    .first_in(\first_in$633 ),
-    .first_out(\first_in$784 ),
-    .last_in(\last_in$635 ),
-    .last_out(\last_in$786 ),
+    .first_in(\first_in$635 ),
+    .first_out(\first_in$786 ),
+    .last_in(\last_in$637 ),
+    .last_out(\last_in$788 ),
     .rst_pe_3_6(rst_pe_3_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$631 ),
-    .valid_out(\valid_in$782 )
+    .valid_in(\valid_in$639 ),
+    .valid_out(\valid_in$790 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
     .a_in(\a_in$644 ),
     .a_next(\a_in$625 ),
-    .b_in(\b_in$648 ),
-    .b_next(\b_in$497 ),
-    .b_out(\b_in$799 ),
-    .chain_in(\chain_in$656 ),
-    .chain_out(\chain_in$807 ),
-    .chain_valid_in(\chain_valid_in$658 ),
-    .chain_valid_out(\chain_valid_in$809 ),
+    .b_in(\b_in$647 ),
+    .b_next(\b_in$496 ),
+    .b_out(\b_in$798 ),
+    .chain_in(\chain_in$650 ),
+    .chain_out(\chain_in$801 ),
+    .chain_valid_in(\chain_valid_in$652 ),
+    .chain_valid_out(\chain_valid_in$803 ),
     .drain(drain_7),
     .en(\en$642 ),
-    .first_in(\first_in$652 ),
-    .first_out(\first_in$803 ),
-    .last_in(\last_in$654 ),
-    .last_out(\last_in$805 ),
+    .first_in(\first_in$654 ),
+    .first_out(\first_in$805 ),
+    .last_in(\last_in$656 ),
+    .last_out(\last_in$807 ),
     .rst_pe_3_7(rst_pe_3_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$650 ),
-    .valid_out(\valid_in$801 )
+    .valid_in(\valid_in$658 ),
+    .valid_out(\valid_in$809 )
   );
   \systolic_core.pe_4_0  pe_4_0 (
     .a_in(\o$103 [39:32]),
     .a_next(o_next[39:32]),
     .a_out(\a_in$681 ),
-    .b_in(\b_in$666 ),
-    .b_next(\b_in$515 ),
-    .b_out(\b_in$817 ),
-    .chain_in(\chain_in$674 ),
-    .chain_out(\chain_in$825 ),
-    .chain_valid_in(\chain_valid_in$676 ),
-    .chain_valid_out(\chain_valid_in$827 ),
+    .b_in(\b_in$665 ),
+    .b_next(\b_in$514 ),
+    .b_out(\b_in$816 ),
+    .chain_in(\chain_in$668 ),
+    .chain_out(\chain_in$819 ),
+    .chain_valid_in(\chain_valid_in$670 ),
+    .chain_valid_out(\chain_valid_in$821 ),
     .drain(drain_0),
     .en(\en$661 ),
-    .first_in(\first_in$670 ),
-    .first_out(\first_in$821 ),
-    .last_in(\last_in$672 ),
-    .last_out(\last_in$823 ),
+    .first_in(\first_in$672 ),
+    .first_out(\first_in$823 ),
+    .last_in(\last_in$674 ),
+    .last_out(\last_in$825 ),
     .rst_pe_4_0(rst_pe_4_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$668 ),
-    .valid_out(\valid_in$819 )
+    .valid_in(\valid_in$676 ),
+    .valid_out(\valid_in$827 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
     .a_in(\a_in$681 ),
     .a_next(\o$103 [39:32]),
     .a_out(\a_in$700 ),
-    .b_in(\b_in$685 ),
-    .b_next(\b_in$534 ),
-    .b_out(\b_in$836 ),
-    .chain_in(\chain_in$693 ),
-    .chain_out(\chain_in$844 ),
-    .chain_valid_in(\chain_valid_in$695 ),
-    .chain_valid_out(\chain_valid_in$846 ),
+    .b_in(\b_in$684 ),
+    .b_next(\b_in$533 ),
+    .b_out(\b_in$835 ),
+    .chain_in(\chain_in$687 ),
+    .chain_out(\chain_in$838 ),
+    .chain_valid_in(\chain_valid_in$689 ),
+    .chain_valid_out(\chain_valid_in$840 ),
     .drain(drain_1),
     .en(\en$679 ),
-    .first_in(\first_in$689 ),
-    .first_out(\first_in$840 ),
-    .last_in(\last_in$691 ),
-    .last_out(\last_in$842 ),
+    .first_in(\first_in$691 ),
+    .first_out(\first_in$842 ),
+    .last_in(\last_in$693 ),
+    .last_out(\last_in$844 ),
     .rst_pe_4_1(rst_pe_4_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$687 ),
-    .valid_out(\valid_in$838 )
+    .valid_in(\valid_in$695 ),
+    .valid_out(\valid_in$846 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
     .a_in(\a_in$700 ),
     .a_next(\a_in$681 ),
     .a_out(\a_in$719 ),
-    .b_in(\b_in$704 ),
-    .b_next(\b_in$553 ),
-    .b_out(\b_in$855 ),
-    .chain_in(\chain_in$712 ),
-    .chain_out(\chain_in$863 ),
-    .chain_valid_in(\chain_valid_in$714 ),
-    .chain_valid_out(\chain_valid_in$865 ),
+    .b_in(\b_in$703 ),
+    .b_next(\b_in$552 ),
+    .b_out(\b_in$854 ),
+    .chain_in(\chain_in$706 ),
+    .chain_out(\chain_in$857 ),
+    .chain_valid_in(\chain_valid_in$708 ),
+    .chain_valid_out(\chain_valid_in$859 ),
     .drain(drain_2),
     .en(\en$698 ),
-    .first_in(\first_in$708 ),
-    .first_out(\first_in$859 ),
-    .last_in(\last_in$710 ),
-    .last_out(\last_in$861 ),
+    .first_in(\first_in$710 ),
+    .first_out(\first_in$861 ),
+    .last_in(\last_in$712 ),
+    .last_out(\last_in$863 ),
     .rst_pe_4_2(rst_pe_4_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$706 ),
-    .valid_out(\valid_in$857 )
+    .valid_in(\valid_in$714 ),
+    .valid_out(\valid_in$865 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
     .a_in(\a_in$719 ),
     .a_next(\a_in$700 ),
     .a_out(\a_in$738 ),
-    .b_in(\b_in$723 ),
-    .b_next(\b_in$572 ),
-    .b_out(\b_in$874 ),
-    .chain_in(\chain_in$731 ),
-    .chain_out(\chain_in$882 ),
-    .chain_valid_in(\chain_valid_in$733 ),
-    .chain_valid_out(\chain_valid_in$884 ),
+    .b_in(\b_in$722 ),
+    .b_next(\b_in$571 ),
+    .b_out(\b_in$873 ),
+    .chain_in(\chain_in$725 ),
+    .chain_out(\chain_in$876 ),
+    .chain_valid_in(\chain_valid_in$727 ),
+    .chain_valid_out(\chain_valid_in$878 ),
     .drain(drain_3),
     .en(\en$717 ),
-    .first_in(\first_in$727 ),
-    .first_out(\first_in$878 ),
-    .last_in(\last_in$729 ),
-    .last_out(\last_in$880 ),
+    .first_in(\first_in$729 ),
+    .first_out(\first_in$880 ),
+    .last_in(\last_in$731 ),
+    .last_out(\last_in$882 ),
     .rst_pe_4_3(rst_pe_4_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$725 ),
-    .valid_out(\valid_in$876 )
+    .valid_in(\valid_in$733 ),
+    .valid_out(\valid_in$884 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
     .a_in(\a_in$738 ),
     .a_next(\a_in$719 ),
     .a_out(\a_in$757 ),
-    .b_in(\b_in$742 ),
-    .b_next(\b_in$591 ),
-    .b_out(\b_in$893 ),
-    .chain_in(\chain_in$750 ),
-    .chain_out(\chain_in$901 ),
-    .chain_valid_in(\chain_valid_in$752 ),
-    .chain_valid_out(\chain_valid_in$903 ),
+    .b_in(\b_in$741 ),
+    .b_next(\b_in$590 ),
+    .b_out(\b_in$892 ),
+    .chain_in(\chain_in$744 ),
+    .chain_out(\chain_in$895 ),
+    .chain_valid_in(\chain_valid_in$746 ),
+    .chain_valid_out(\chain_valid_in$897 ),
     .drain(drain_4),
     .en(\en$736 ),
-    .first_in(\first_in$746 ),
-    .first_out(\first_in$897 ),
-    .last_in(\last_in$748 ),
-    .last_out(\last_in$899 ),
+    .first_in(\first_in$748 ),
+    .first_out(\first_in$899 ),
+    .last_in(\last_in$750 ),
+    .last_out(\last_in$901 ),
     .rst_pe_4_4(rst_pe_4_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$744 ),
-    .valid_out(\valid_in$895 )
+    .valid_in(\valid_in$752 ),
+    .valid_out(\valid_in$903 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
     .a_in(\a_in$757 ),
     .a_next(\a_in$738 ),
     .a_out(\a_in$776 ),
-    .b_in(\b_in$761 ),
-    .b_next(\b_in$610 ),
-    .b_out(\b_in$912 ),
-    .chain_in(\chain_in$769 ),
-    .chain_out(\chain_in$920 ),
-    .chain_valid_in(\chain_valid_in$771 ),
-    .chain_valid_out(\chain_valid_in$922 ),
+    .b_in(\b_in$760 ),
+    .b_next(\b_in$609 ),
+    .b_out(\b_in$911 ),
+    .chain_in(\chain_in$763 ),
+    .chain_out(\chain_in$914 ),
+    .chain_valid_in(\chain_valid_in$765 ),
+    .chain_valid_out(\chain_valid_in$916 ),
     .drain(drain_5),
     .en(\en$755 ),
-    .first_in(\first_in$765 ),
-    .first_out(\first_in$916 ),
-    .last_in(\last_in$767 ),
-    .last_out(\last_in$918 ),
+    .first_in(\first_in$767 ),
+    .first_out(\first_in$918 ),
+    .last_in(\last_in$769 ),
+    .last_out(\last_in$920 ),
     .rst_pe_4_5(rst_pe_4_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$763 ),
-    .valid_out(\valid_in$914 )
+    .valid_in(\valid_in$771 ),
+    .valid_out(\valid_in$922 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
     .a_in(\a_in$776 ),
     .a_next(\a_in$757 ),
     .a_out(\a_in$795 ),
-    .b_in(\b_in$780 ),
-    .b_next(\b_in$629 ),
-    .b_out(\b_in$931 ),
-    .chain_in(\chain_in$788 ),
-    .chain_out(\chain_in$939 ),
-    .chain_valid_in(\chain_valid_in$790 ),
-    .chain_valid_out(\chain_valid_in$941 ),
+    .b_in(\b_in$779 ),
+    .b_next(\b_in$628 ),
+    .b_out(\b_in$930 ),
+    .chain_in(\chain_in$782 ),
+    .chain_out(\chain_in$933 ),
+    .chain_valid_in(\chain_valid_in$784 ),
+    .chain_valid_out(\chain_valid_in$935 ),
     .drain(drain_6),
     .en(\en$774 ),
-    .first_in(\first_in$784 ),
-    .first_out(\first_in$935 ),
-    .last_in(\last_in$786 ),
-    .last_out(\last_in$937 ),
+    .first_in(\first_in$786 ),
+    .first_out(\first_in$937 ),
+    .last_in(\last_in$788 ),
+    .last_out(\last_in$939 ),
     .rst_pe_4_6(rst_pe_4_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$782 ),
-    .valid_out(\valid_in$933 )
+    .valid_in(\valid_in$790 ),
+    .valid_out(\valid_in$941 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
     .a_in(\a_in$795 ),
     .a_next(\a_in$776 ),
-    .b_in(\b_in$799 ),
-    .b_next(\b_in$648 ),
-    .b_out(\b_in$950 ),
-    .chain_in(\chain_in$807 ),
-    .chain_out(\chain_in$958 ),
-    .chain_valid_in(\chain_valid_in$809 ),
-    .chain_valid_out(\chain_valid_in$960 ),
+    .b_in(\b_in$798 ),
+    .b_next(\b_in$647 ),
+    .b_out(\b_in$949 ),
+    .chain_in(\chain_in$801 ),
+    .chain_out(\chain_in$952 ),
+    .chain_valid_in(\chain_valid_in$803 ),
+    .chain_valid_out(\chain_valid_in$954 ),
     .drain(drain_7),
     .en(\en$793 ),
-    .first_in(\first_in$803 ),
-    .first_out(\first_in$954 ),
-    .last_in(\last_in$805 ),
-    .last_out(\last_in$956 ),
+    .first_in(\first_in$805 ),
+    .first_out(\first_in$956 ),
+    .last_in(\last_in$807 ),
+    .last_out(\last_in$958 ),
     .rst_pe_4_7(rst_pe_4_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$801 ),
-    .valid_out(\valid_in$952 )
+    .valid_in(\valid_in$809 ),
+    .valid_out(\valid_in$960 )
   );
   \systolic_core.pe_5_0  pe_5_0 (
     .a_in(\o$103 [47:40]),
     .a_next(o_next[47:40]),
     .a_out(\a_in$832 ),
-    .b_in(\b_in$817 ),
-    .b_next(\b_in$666 ),
-    .b_out(\b_in$968 ),
-    .chain_in(\chain_in$825 ),
-    .chain_out(\chain_in$976 ),
-    .chain_valid_in(\chain_valid_in$827 ),
-    .chain_valid_out(\chain_valid_in$978 ),
+    .b_in(\b_in$816 ),
+    .b_next(\b_in$665 ),
+    .b_out(\b_in$967 ),
+    .chain_in(\chain_in$819 ),
+    .chain_out(\chain_in$970 ),
+    .chain_valid_in(\chain_valid_in$821 ),
+    .chain_valid_out(\chain_valid_in$972 ),
     .drain(drain_0),
     .en(\en$812 ),
-    .first_in(\first_in$821 ),
-    .first_out(\first_in$972 ),
-    .last_in(\last_in$823 ),
-    .last_out(\last_in$974 ),
+    .first_in(\first_in$823 ),
+    .first_out(\first_in$974 ),
+    .last_in(\last_in$825 ),
+    .last_out(\last_in$976 ),
     .rst_pe_5_0(rst_pe_5_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$819 ),
-    .valid_out(\valid_in$970 )
+    .valid_in(\valid_in$827 ),
+    .valid_out(\valid_in$978 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
     .a_in(\a_in$832 ),
     .a_next(\o$103 [47:40]),
     .a_out(\a_in$851 ),
-    .b_in(\b_in$836 ),
-    .b_next(\b_in$685 ),
-    .b_out(\b_in$987 ),
-    .chain_in(\chain_in$844 ),
-    .chain_out(\chain_in$995 ),
-    .chain_valid_in(\chain_valid_in$846 ),
-    .chain_valid_out(\chain_valid_in$997 ),
+    .b_in(\b_in$835 ),
+    .b_next(\b_in$684 ),
+    .b_out(\b_in$986 ),
+    .chain_in(\chain_in$838 ),
+    .chain_out(\chain_in$989 ),
+    .chain_valid_in(\chain_valid_in$840 ),
+    .chain_valid_out(\chain_valid_in$991 ),
     .drain(drain_1),
     .en(\en$830 ),
-    .first_in(\first_in$840 ),
-    .first_out(\first_in$991 ),
-    .last_in(\last_in$842 ),
-    .last_out(\last_in$993 ),
+    .first_in(\first_in$842 ),
+    .first_out(\first_in$993 ),
+    .last_in(\last_in$844 ),
+    .last_out(\last_in$995 ),
     .rst_pe_5_1(rst_pe_5_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$838 ),
-    .valid_out(\valid_in$989 )
+    .valid_in(\valid_in$846 ),
+    .valid_out(\valid_in$997 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
     .a_in(\a_in$851 ),
     .a_next(\a_in$832 ),
     .a_out(\a_in$870 ),
-    .b_in(\b_in$855 ),
-    .b_next(\b_in$704 ),
-    .b_out(\b_in$1006 ),
-    .chain_in(\chain_in$863 ),
-    .chain_out(\chain_in$1014 ),
-    .chain_valid_in(\chain_valid_in$865 ),
-    .chain_valid_out(\chain_valid_in$1016 ),
+    .b_in(\b_in$854 ),
+    .b_next(\b_in$703 ),
+    .b_out(\b_in$1005 ),
+    .chain_in(\chain_in$857 ),
+    .chain_out(\chain_in$1008 ),
+    .chain_valid_in(\chain_valid_in$859 ),
+    .chain_valid_out(\chain_valid_in$1010 ),
     .drain(drain_2),
     .en(\en$849 ),
-    .first_in(\first_in$859 ),
-    .first_out(\first_in$1010 ),
-    .last_in(\last_in$861 ),
-    .last_out(\last_in$1012 ),
+    .first_in(\first_in$861 ),
+    .first_out(\first_in$1012 ),
+    .last_in(\last_in$863 ),
+    .last_out(\last_in$1014 ),
     .rst_pe_5_2(rst_pe_5_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$857 ),
-    .valid_out(\valid_in$1008 )
+    .valid_in(\valid_in$865 ),
+    .valid_out(\valid_in$1016 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
     .a_in(\a_in$870 ),
     .a_next(\a_in$851 ),
     .a_out(\a_in$889 ),
-    .b_in(\b_in$874 ),
-    .b_next(\b_in$723 ),
-    .b_out(\b_in$1025 ),
-    .chain_in(\chain_in$882 ),
-    .chain_out(\chain_in$1033 ),
-    .chain_valid_in(\chain_valid_in$884 ),
-    .chain_valid_out(\chain_valid_in$1035 ),
+    .b_in(\b_in$873 ),
+    .b_next(\b_in$722 ),
+    .b_out(\b_in$1024 ),
+    .chain_in(\chain_in$876 ),
+    .chain_out(\chain_in$1027 ),
+    .chain_valid_in(\chain_valid_in$878 ),
+    .chain_valid_out(\chain_valid_in$1029 ),
     .drain(drain_3),
     .en(\en$868 ),
-    .first_in(\first_in$878 ),
-    .first_out(\first_in$1029 ),
-    .last_in(\last_in$880 ),
-    .last_out(\last_in$1031 ),
+    .first_in(\first_in$880 ),
+    .first_out(\first_in$1031 ),
+    .last_in(\last_in$882 ),
+    .last_out(\last_in$1033 ),
     .rst_pe_5_3(rst_pe_5_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$876 ),
-    .valid_out(\valid_in$1027 )
+    .valid_in(\valid_in$884 ),
+    .valid_out(\valid_in$1035 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
     .a_in(\a_in$889 ),
     .a_next(\a_in$870 ),
     .a_out(\a_in$908 ),
-    .b_in(\b_in$893 ),
-    .b_next(\b_in$742 ),
-    .b_out(\b_in$1044 ),
-    .chain_in(\chain_in$901 ),
-    .chain_out(\chain_in$1052 ),
-    .chain_valid_in(\chain_valid_in$903 ),
-    .chain_valid_out(\chain_valid_in$1054 ),
+    .b_in(\b_in$892 ),
+    .b_next(\b_in$741 ),
+    .b_out(\b_in$1043 ),
+    .chain_in(\chain_in$895 ),
+    .chain_out(\chain_in$1046 ),
+    .chain_valid_in(\chain_valid_in$897 ),
+    .chain_valid_out(\chain_valid_in$1048 ),
     .drain(drain_4),
     .en(\en$887 ),
-    .first_in(\first_in$897 ),
-    .first_out(\first_in$1048 ),
-    .last_in(\last_in$899 ),
-    .last_out(\last_in$1050 ),
+    .first_in(\first_in$899 ),
+    .first_out(\first_in$1050 ),
+    .last_in(\last_in$901 ),
+    .last_out(\last_in$1052 ),
     .rst_pe_5_4(rst_pe_5_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$895 ),
-    .valid_out(\valid_in$1046 )
+    .valid_in(\valid_in$903 ),
+    .valid_out(\valid_in$1054 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
     .a_in(\a_in$908 ),
     .a_next(\a_in$889 ),
     .a_out(\a_in$927 ),
-    .b_in(\b_in$912 ),
-    .b_next(\b_in$761 ),
-    .b_out(\b_in$1063 ),
-    .chain_in(\chain_in$920 ),
-    .chain_out(\chain_in$1071 ),
-    .chain_valid_in(\chain_valid_in$922 ),
-    .chain_valid_out(\chain_valid_in$1073 ),
+    .b_in(\b_in$911 ),
+    .b_next(\b_in$760 ),
+    .b_out(\b_in$1062 ),
+    .chain_in(\chain_in$914 ),
+    .chain_out(\chain_in$1065 ),
+    .chain_valid_in(\chain_valid_in$916 ),
+    .chain_valid_out(\chain_valid_in$1067 ),
     .drain(drain_5),
     .en(\en$906 ),
-    .first_in(\first_in$916 ),
-    .first_out(\first_in$1067 ),
-    .last_in(\last_in$918 ),
-    .last_out(\last_in$1069 ),
+    .first_in(\first_in$918 ),
+    .first_out(\first_in$1069 ),
+    .last_in(\last_in$920 ),
+    .last_out(\last_in$1071 ),
     .rst_pe_5_5(rst_pe_5_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$914 ),
-    .valid_out(\valid_in$1065 )
+    .valid_in(\valid_in$922 ),
+    .valid_out(\valid_in$1073 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
     .a_in(\a_in$927 ),
     .a_next(\a_in$908 ),
     .a_out(\a_in$946 ),
-    .b_in(\b_in$931 ),
-    .b_next(\b_in$780 ),
-    .b_out(\b_in$1082 ),
-    .chain_in(\chain_in$939 ),
-    .chain_out(\chain_in$1090 ),
-    .chain_valid_in(\chain_valid_in$941 ),
-    .chain_valid_out(\chain_valid_in$1092 ),
+    .b_in(\b_in$930 ),
+    .b_next(\b_in$779 ),
+    .b_out(\b_in$1081 ),
+    .chain_in(\chain_in$933 ),
+    .chain_out(\chain_in$1084 ),
+    .chain_valid_in(\chain_valid_in$935 ),
+    .chain_valid_out(\chain_valid_in$1086 ),
     .drain(drain_6),
     .en(\en$925 ),
-    .first_in(\first_in$935 ),
-    .first_out(\first_in$1086 ),
-    .last_in(\last_in$937 ),
-    .last_out(\last_in$1088 ),
+    .first_in(\first_in$937 ),
+    .first_out(\first_in$1088 ),
+    .last_in(\last_in$939 ),
+    .last_out(\last_in$1090 ),
     .rst_pe_5_6(rst_pe_5_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$933 ),
-    .valid_out(\valid_in$1084 )
+    .valid_in(\valid_in$941 ),
+    .valid_out(\valid_in$1092 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
     .a_in(\a_in$946 ),
     .a_next(\a_in$927 ),
-    .b_in(\b_in$950 ),
-    .b_next(\b_in$799 ),
-    .b_out(\b_in$1101 ),
-    .chain_in(\chain_in$958 ),
-    .chain_out(\chain_in$1109 ),
-    .chain_valid_in(\chain_valid_in$960 ),
-    .chain_valid_out(\chain_valid_in$1111 ),
+    .b_in(\b_in$949 ),
+    .b_next(\b_in$798 ),
+    .b_out(\b_in$1100 ),
+    .chain_in(\chain_in$952 ),
+    .chain_out(\chain_in$1103 ),
+    .chain_valid_in(\chain_valid_in$954 ),
+    .chain_valid_out(\chain_valid_in$1105 ),
     .drain(drain_7),
     .en(\en$944 ),
-    .first_in(\first_in$954 ),
-    .first_out(\first_in$1105 ),
-    .last_in(\last_in$956 ),
-    .last_out(\last_in$1107 ),
+    .first_in(\first_in$956 ),
+    .first_out(\first_in$1107 ),
+    .last_in(\last_in$958 ),
+    .last_out(\last_in$1109 ),
     .rst_pe_5_7(rst_pe_5_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$952 ),
-    .valid_out(\valid_in$1103 )
+    .valid_in(\valid_in$960 ),
+    .valid_out(\valid_in$1111 )
   );
   \systolic_core.pe_6_0  pe_6_0 (
     .a_in(\o$103 [55:48]),
     .a_next(o_next[55:48]),
     .a_out(\a_in$983 ),
-    .b_in(\b_in$968 ),
-    .b_next(\b_in$817 ),
-    .b_out(\b_in$1119 ),
-    .chain_in(\chain_in$976 ),
-    .chain_out(\chain_in$1127 ),
-    .chain_valid_in(\chain_valid_in$978 ),
-    .chain_valid_out(\chain_valid_in$1129 ),
+    .b_in(\b_in$967 ),
+    .b_next(\b_in$816 ),
+    .b_out(\b_in$1118 ),
+    .chain_in(\chain_in$970 ),
+    .chain_out(\chain_in$1121 ),
+    .chain_valid_in(\chain_valid_in$972 ),
+    .chain_valid_out(\chain_valid_in$1123 ),
     .drain(drain_0),
     .en(\en$963 ),
-    .first_in(\first_in$972 ),
-    .first_out(\first_in$1123 ),
-    .last_in(\last_in$974 ),
-    .last_out(\last_in$1125 ),
+    .first_in(\first_in$974 ),
+    .first_out(\first_in$1125 ),
+    .last_in(\last_in$976 ),
+    .last_out(\last_in$1127 ),
     .rst_pe_6_0(rst_pe_6_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$970 ),
-    .valid_out(\valid_in$1121 )
+    .valid_in(\valid_in$978 ),
+    .valid_out(\valid_in$1129 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
     .a_in(\a_in$983 ),
     .a_next(\o$103 [55:48]),
     .a_out(\a_in$1002 ),
-    .b_in(\b_in$987 ),
-    .b_next(\b_in$836 ),
-    .b_out(\b_in$1138 ),
-    .chain_in(\chain_in$995 ),
-    .chain_out(\chain_in$1146 ),
-    .chain_valid_in(\chain_valid_in$997 ),
-    .chain_valid_out(\chain_valid_in$1148 ),
+    .b_in(\b_in$986 ),
+    .b_next(\b_in$835 ),
+    .b_out(\b_in$1137 ),
+    .chain_in(\chain_in$989 ),
+    .chain_out(\chain_in$1140 ),
+    .chain_valid_in(\chain_valid_in$991 ),
+    .chain_valid_out(\chain_valid_in$1142 ),
     .drain(drain_1),
     .en(\en$981 ),
-    .first_in(\first_in$991 ),
-    .first_out(\first_in$1142 ),
-    .last_in(\last_in$993 ),
-    .last_out(\last_in$1144 ),
+    .first_in(\first_in$993 ),
+    .first_out(\first_in$1144 ),
+    .last_in(\last_in$995 ),
+    .last_out(\last_in$1146 ),
     .rst_pe_6_1(rst_pe_6_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$989 ),
-    .valid_out(\valid_in$1140 )
+    .valid_in(\valid_in$997 ),
+    .valid_out(\valid_in$1148 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
     .a_in(\a_in$1002 ),
     .a_next(\a_in$983 ),
     .a_out(\a_in$1021 ),
-    .b_in(\b_in$1006 ),
-    .b_next(\b_in$855 ),
-    .b_out(\b_in$1157 ),
-    .chain_in(\chain_in$1014 ),
-    .chain_out(\chain_in$1165 ),
-    .chain_valid_in(\chain_valid_in$1016 ),
-    .chain_valid_out(\chain_valid_in$1167 ),
+    .b_in(\b_in$1005 ),
+    .b_next(\b_in$854 ),
+    .b_out(\b_in$1156 ),
+    .chain_in(\chain_in$1008 ),
+    .chain_out(\chain_in$1159 ),
+    .chain_valid_in(\chain_valid_in$1010 ),
+    .chain_valid_out(\chain_valid_in$1161 ),
     .drain(drain_2),
     .en(\en$1000 ),
-    .first_in(\first_in$1010 ),
-    .first_out(\first_in$1161 ),
-    .last_in(\last_in$1012 ),
-    .last_out(\last_in$1163 ),
+    .first_in(\first_in$1012 ),
+    .first_out(\first_in$1163 ),
+    .last_in(\last_in$1014 ),
+    .last_out(\last_in$1165 ),
     .rst_pe_6_2(rst_pe_6_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1008 ),
-    .valid_out(\valid_in$1159 )
+    .valid_in(\valid_in$1016 ),
+    .valid_out(\valid_in$1167 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
     .a_in(\a_in$1021 ),
     .a_next(\a_in$1002 ),
     .a_out(\a_in$1040 ),
-    .b_in(\b_in$1025 ),
-    .b_next(\b_in$874 ),
-    .b_out(\b_in$1176 ),
-    .chain_in(\chain_in$1033 ),
-    .chain_out(\chain_in$1184 ),
-    .chain_valid_in(\chain_valid_in$1035 ),
-    .chain_valid_out(\chain_valid_in$1186 ),
+    .b_in(\b_in$1024 ),
+    .b_next(\b_in$873 ),
+    .b_out(\b_in$1175 ),
+    .chain_in(\chain_in$1027 ),
+    .chain_out(\chain_in$1178 ),
+    .chain_valid_in(\chain_valid_in$1029 ),
+    .chain_valid_out(\chain_valid_in$1180 ),
     .drain(drain_3),
     .en(\en$1019 ),
-    .first_in(\first_in$1029 ),
-    .first_out(\first_in$1180 ),
-    .last_in(\last_in$1031 ),
-    .last_out(\last_in$1182 ),
+    .first_in(\first_in$1031 ),
+    .first_out(\first_in$1182 ),
+    .last_in(\last_in$1033 ),
+    .last_out(\last_in$1184 ),
     .rst_pe_6_3(rst_pe_6_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1027 ),
-    .valid_out(\valid_in$1178 )
+    .valid_in(\valid_in$1035 ),
+    .valid_out(\valid_in$1186 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
     .a_in(\a_in$1040 ),
     .a_next(\a_in$1021 ),
     .a_out(\a_in$1059 ),
-    .b_in(\b_in$1044 ),
-    .b_next(\b_in$893 ),
-    .b_out(\b_in$1195 ),
-    .chain_in(\chain_in$1052 ),
-    .chain_out(\chain_in$1203 ),
-    .chain_valid_in(\chain_valid_in$1054 ),
-    .chain_valid_out(\chain_valid_in$1205 ),
+    .b_in(\b_in$1043 ),
+    .b_next(\b_in$892 ),
+    .b_out(\b_in$1194 ),
+    .chain_in(\chain_in$1046 ),
+    .chain_out(\chain_in$1197 ),
+    .chain_valid_in(\chain_valid_in$1048 ),
+    .chain_valid_out(\chain_valid_in$1199 ),
     .drain(drain_4),
     .en(\en$1038 ),
-    .first_in(\first_in$1048 ),
-    .first_out(\first_in$1199 ),
-    .last_in(\last_in$1050 ),
-    .last_out(\last_in$1201 ),
+    .first_in(\first_in$1050 ),
+    .first_out(\first_in$1201 ),
+    .last_in(\last_in$1052 ),
+    .last_out(\last_in$1203 ),
     .rst_pe_6_4(rst_pe_6_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1046 ),
-    .valid_out(\valid_in$1197 )
+    .valid_in(\valid_in$1054 ),
+    .valid_out(\valid_in$1205 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
     .a_in(\a_in$1059 ),
     .a_next(\a_in$1040 ),
     .a_out(\a_in$1078 ),
-    .b_in(\b_in$1063 ),
-    .b_next(\b_in$912 ),
-    .b_out(\b_in$1214 ),
-    .chain_in(\chain_in$1071 ),
-    .chain_out(\chain_in$1222 ),
-    .chain_valid_in(\chain_valid_in$1073 ),
-    .chain_valid_out(\chain_valid_in$1224 ),
+    .b_in(\b_in$1062 ),
+    .b_next(\b_in$911 ),
+    .b_out(\b_in$1213 ),
+    .chain_in(\chain_in$1065 ),
+    .chain_out(\chain_in$1216 ),
+    .chain_valid_in(\chain_valid_in$1067 ),
+    .chain_valid_out(\chain_valid_in$1218 ),
     .drain(drain_5),
     .en(\en$1057 ),
-    .first_in(\first_in$1067 ),
-    .first_out(\first_in$1218 ),
-    .last_in(\last_in$1069 ),
-    .last_out(\last_in$1220 ),
+    .first_in(\first_in$1069 ),
+    .first_out(\first_in$1220 ),
+    .last_in(\last_in$1071 ),
+    .last_out(\last_in$1222 ),
     .rst_pe_6_5(rst_pe_6_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1065 ),
-    .valid_out(\valid_in$1216 )
+    .valid_in(\valid_in$1073 ),
+    .valid_out(\valid_in$1224 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
     .a_in(\a_in$1078 ),
     .a_next(\a_in$1059 ),
     .a_out(\a_in$1097 ),
-    .b_in(\b_in$1082 ),
-    .b_next(\b_in$931 ),
-    .b_out(\b_in$1233 ),
-    .chain_in(\chain_in$1090 ),
-    .chain_out(\chain_in$1241 ),
-    .chain_valid_in(\chain_valid_in$1092 ),
-    .chain_valid_out(\chain_valid_in$1243 ),
+    .b_in(\b_in$1081 ),
+    .b_next(\b_in$930 ),
+    .b_out(\b_in$1232 ),
+    .chain_in(\chain_in$1084 ),
+    .chain_out(\chain_in$1235 ),
+    .chain_valid_in(\chain_valid_in$1086 ),
+    .chain_valid_out(\chain_valid_in$1237 ),
     .drain(drain_6),
     .en(\en$1076 ),
-    .first_in(\first_in$1086 ),
-    .first_out(\first_in$1237 ),
-    .last_in(\last_in$1088 ),
-    .last_out(\last_in$1239 ),
+    .first_in(\first_in$1088 ),
+    .first_out(\first_in$1239 ),
+    .last_in(\last_in$1090 ),
+    .last_out(\last_in$1241 ),
     .rst_pe_6_6(rst_pe_6_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1084 ),
-    .valid_out(\valid_in$1235 )
+    .valid_in(\valid_in$1092 ),
+    .valid_out(\valid_in$1243 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
     .a_in(\a_in$1097 ),
     .a_next(\a_in$1078 ),
-    .b_in(\b_in$1101 ),
-    .b_next(\b_in$950 ),
-    .b_out(\b_in$1252 ),
-    .chain_in(\chain_in$1109 ),
-    .chain_out(\chain_in$1260 ),
-    .chain_valid_in(\chain_valid_in$1111 ),
-    .chain_valid_out(\chain_valid_in$1262 ),
+    .b_in(\b_in$1100 ),
+    .b_next(\b_in$949 ),
+    .b_out(\b_in$1251 ),
+    .chain_in(\chain_in$1103 ),
+    .chain_out(\chain_in$1254 ),
+    .chain_valid_in(\chain_valid_in$1105 ),
+    .chain_valid_out(\chain_valid_in$1256 ),
     .drain(drain_7),
     .en(\en$1095 ),
-    .first_in(\first_in$1105 ),
-    .first_out(\first_in$1256 ),
-    .last_in(\last_in$1107 ),
-    .last_out(\last_in$1258 ),
+    .first_in(\first_in$1107 ),
+    .first_out(\first_in$1258 ),
+    .last_in(\last_in$1109 ),
+    .last_out(\last_in$1260 ),
     .rst_pe_6_7(rst_pe_6_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1103 ),
-    .valid_out(\valid_in$1254 )
+    .valid_in(\valid_in$1111 ),
+    .valid_out(\valid_in$1262 )
   );
   \systolic_core.pe_7_0  pe_7_0 (
     .a_in(\o$103 [63:56]),
     .a_next(o_next[63:56]),
     .a_out(\a_in$1134 ),
-    .b_in(\b_in$1119 ),
-    .b_next(\b_in$968 ),
-    .chain_in(\chain_in$1127 ),
+    .b_in(\b_in$1118 ),
+    .b_next(\b_in$967 ),
+    .chain_in(\chain_in$1121 ),
     .chain_out(chain_out),
-    .chain_valid_in(\chain_valid_in$1129 ),
+    .chain_valid_in(\chain_valid_in$1123 ),
     .chain_valid_out(\chain_valid_out$1266 ),
     .drain(drain_0),
     .en(\en$1114 ),
-    .first_in(\first_in$1123 ),
-    .last_in(\last_in$1125 ),
+    .first_in(\first_in$1125 ),
+    .last_in(\last_in$1127 ),
     .last_out(last_out),
     .rst_pe_7_0(rst_pe_7_0),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1121 ),
+    .valid_in(\valid_in$1129 ),
     .valid_out(valid_out)
   );
   \systolic_core.pe_7_1  pe_7_1 (
     .a_in(\a_in$1134 ),
     .a_next(\o$103 [63:56]),
     .a_out(\a_in$1153 ),
-    .b_in(\b_in$1138 ),
-    .b_next(\b_in$987 ),
-    .chain_in(\chain_in$1146 ),
+    .b_in(\b_in$1137 ),
+    .b_next(\b_in$986 ),
+    .chain_in(\chain_in$1140 ),
     .chain_out(\chain_out$36 ),
-    .chain_valid_in(\chain_valid_in$1148 ),
+    .chain_valid_in(\chain_valid_in$1142 ),
     .chain_valid_out(\chain_valid_out$1267 ),
     .drain(drain_1),
     .en(\en$1132 ),
-    .first_in(\first_in$1142 ),
-    .last_in(\last_in$1144 ),
+    .first_in(\first_in$1144 ),
+    .last_in(\last_in$1146 ),
     .last_out(\last_out$15 ),
     .rst_pe_7_1(rst_pe_7_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1140 ),
+    .valid_in(\valid_in$1148 ),
     .valid_out(\valid_out$14 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
     .a_in(\a_in$1153 ),
     .a_next(\a_in$1134 ),
     .a_out(\a_in$1172 ),
-    .b_in(\b_in$1157 ),
-    .b_next(\b_in$1006 ),
-    .chain_in(\chain_in$1165 ),
+    .b_in(\b_in$1156 ),
+    .b_next(\b_in$1005 ),
+    .chain_in(\chain_in$1159 ),
     .chain_out(\chain_out$37 ),
-    .chain_valid_in(\chain_valid_in$1167 ),
+    .chain_valid_in(\chain_valid_in$1161 ),
     .chain_valid_out(\chain_valid_out$1268 ),
     .drain(drain_2),
     .en(\en$1151 ),
-    .first_in(\first_in$1161 ),
-    .last_in(\last_in$1163 ),
+    .first_in(\first_in$1163 ),
+    .last_in(\last_in$1165 ),
     .last_out(\last_out$18 ),
     .rst_pe_7_2(rst_pe_7_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1159 ),
+    .valid_in(\valid_in$1167 ),
     .valid_out(\valid_out$17 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
     .a_in(\a_in$1172 ),
     .a_next(\a_in$1153 ),
     .a_out(\a_in$1191 ),
-    .b_in(\b_in$1176 ),
-    .b_next(\b_in$1025 ),
-    .chain_in(\chain_in$1184 ),
+    .b_in(\b_in$1175 ),
+    .b_next(\b_in$1024 ),
+    .chain_in(\chain_in$1178 ),
     .chain_out(\chain_out$38 ),
-    .chain_valid_in(\chain_valid_in$1186 ),
+    .chain_valid_in(\chain_valid_in$1180 ),
     .chain_valid_out(\chain_valid_out$1269 ),
     .drain(drain_3),
     .en(\en$1170 ),
-    .first_in(\first_in$1180 ),
-    .last_in(\last_in$1182 ),
+    .first_in(\first_in$1182 ),
+    .last_in(\last_in$1184 ),
     .last_out(\last_out$21 ),
     .rst_pe_7_3(rst_pe_7_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1178 ),
+    .valid_in(\valid_in$1186 ),
     .valid_out(\valid_out$20 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
     .a_in(\a_in$1191 ),
     .a_next(\a_in$1172 ),
     .a_out(\a_in$1210 ),
-    .b_in(\b_in$1195 ),
-    .b_next(\b_in$1044 ),
-    .chain_in(\chain_in$1203 ),
+    .b_in(\b_in$1194 ),
+    .b_next(\b_in$1043 ),
+    .chain_in(\chain_in$1197 ),
     .chain_out(\chain_out$39 ),
-    .chain_valid_in(\chain_valid_in$1205 ),
+    .chain_valid_in(\chain_valid_in$1199 ),
     .chain_valid_out(\chain_valid_out$1270 ),
     .drain(drain_4),
     .en(\en$1189 ),
-    .first_in(\first_in$1199 ),
-    .last_in(\last_in$1201 ),
+    .first_in(\first_in$1201 ),
+    .last_in(\last_in$1203 ),
     .last_out(\last_out$24 ),
     .rst_pe_7_4(rst_pe_7_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1197 ),
+    .valid_in(\valid_in$1205 ),
     .valid_out(\valid_out$23 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
     .a_in(\a_in$1210 ),
     .a_next(\a_in$1191 ),
     .a_out(\a_in$1229 ),
-    .b_in(\b_in$1214 ),
-    .b_next(\b_in$1063 ),
-    .chain_in(\chain_in$1222 ),
+    .b_in(\b_in$1213 ),
+    .b_next(\b_in$1062 ),
+    .chain_in(\chain_in$1216 ),
     .chain_out(\chain_out$40 ),
-    .chain_valid_in(\chain_valid_in$1224 ),
+    .chain_valid_in(\chain_valid_in$1218 ),
     .chain_valid_out(\chain_valid_out$1271 ),
     .drain(drain_5),
     .en(\en$1208 ),
-    .first_in(\first_in$1218 ),
-    .last_in(\last_in$1220 ),
+    .first_in(\first_in$1220 ),
+    .last_in(\last_in$1222 ),
     .last_out(\last_out$27 ),
     .rst_pe_7_5(rst_pe_7_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1216 ),
+    .valid_in(\valid_in$1224 ),
     .valid_out(\valid_out$26 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
     .a_in(\a_in$1229 ),
     .a_next(\a_in$1210 ),
     .a_out(\a_in$1248 ),
-    .b_in(\b_in$1233 ),
-    .b_next(\b_in$1082 ),
-    .chain_in(\chain_in$1241 ),
+    .b_in(\b_in$1232 ),
+    .b_next(\b_in$1081 ),
+    .chain_in(\chain_in$1235 ),
     .chain_out(\chain_out$41 ),
-    .chain_valid_in(\chain_valid_in$1243 ),
+    .chain_valid_in(\chain_valid_in$1237 ),
     .chain_valid_out(\chain_valid_out$1272 ),
     .drain(drain_6),
     .en(\en$1227 ),
-    .first_in(\first_in$1237 ),
-    .last_in(\last_in$1239 ),
+    .first_in(\first_in$1239 ),
+    .last_in(\last_in$1241 ),
     .last_out(\last_out$30 ),
     .rst_pe_7_6(rst_pe_7_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1235 ),
+    .valid_in(\valid_in$1243 ),
     .valid_out(\valid_out$29 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
     .a_in(\a_in$1248 ),
     .a_next(\a_in$1229 ),
-    .b_in(\b_in$1252 ),
-    .b_next(\b_in$1101 ),
-    .chain_in(\chain_in$1260 ),
+    .b_in(\b_in$1251 ),
+    .b_next(\b_in$1100 ),
+    .chain_in(\chain_in$1254 ),
     .chain_out(\chain_out$42 ),
-    .chain_valid_in(\chain_valid_in$1262 ),
+    .chain_valid_in(\chain_valid_in$1256 ),
     .chain_valid_out(chain_valid_out),
     .drain(drain_7),
     .en(\en$1246 ),
-    .first_in(\first_in$1256 ),
-    .last_in(\last_in$1258 ),
+    .first_in(\first_in$1258 ),
+    .last_in(\last_in$1260 ),
     .last_out(\last_out$33 ),
     .rst_pe_7_7(rst_pe_7_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1254 ),
+    .valid_in(\valid_in$1262 ),
     .valid_out(\valid_out$32 )
   );
   \systolic_core.skew_a  skew_a (
@@ -4007,618 +4007,618 @@ module systolic_core(operands__payload, operands__valid, clk, rst, results__payl
   assign en_pe_1_0 = \en$208 ;
   assign \a_in$210  = \o$103 [15:8];
   assign \a_next$211  = o_next[15:8];
-  assign \b_next$212  = \o$109 [7:0];
-  assign b_out = \b_in$213 ;
-  assign \valid_out$216  = \valid_in$215 ;
-  assign first_out = \first_in$217 ;
-  assign \last_out$220  = \last_in$219 ;
-  assign \chain_out$222  = \chain_in$221 ;
-  assign \chain_valid_out$224  = \chain_valid_in$223 ;
+  assign b_out = \b_in$212 ;
+  assign \b_next$214  = \o$109 [7:0];
+  assign \chain_out$216  = \chain_in$215 ;
+  assign \chain_valid_out$218  = \chain_valid_in$217 ;
+  assign first_out = \first_in$219 ;
+  assign \last_out$222  = \last_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
   assign \drain$225  = drain_0;
   assign en_pe_1_1 = \en$226 ;
   assign \a_out$229  = \a_in$228 ;
   assign \a_next$230  = \o$103 [15:8];
-  assign \b_next$231  = \o$109 [15:8];
-  assign \b_out$233  = \b_in$232 ;
-  assign \valid_out$235  = \valid_in$234 ;
-  assign \first_out$237  = \first_in$236 ;
-  assign \last_out$239  = \last_in$238 ;
-  assign \chain_out$241  = \chain_in$240 ;
-  assign \chain_valid_out$243  = \chain_valid_in$242 ;
+  assign \b_out$232  = \b_in$231 ;
+  assign \b_next$233  = \o$109 [15:8];
+  assign \chain_out$235  = \chain_in$234 ;
+  assign \chain_valid_out$237  = \chain_valid_in$236 ;
+  assign \first_out$239  = \first_in$238 ;
+  assign \last_out$241  = \last_in$240 ;
+  assign \valid_out$243  = \valid_in$242 ;
   assign \drain$244  = drain_1;
   assign en_pe_1_2 = \en$245 ;
   assign \a_out$248  = \a_in$247 ;
   assign \a_next$249  = \a_in$228 ;
-  assign \b_next$250  = \o$109 [23:16];
-  assign \b_out$252  = \b_in$251 ;
-  assign \valid_out$254  = \valid_in$253 ;
-  assign \first_out$256  = \first_in$255 ;
-  assign \last_out$258  = \last_in$257 ;
-  assign \chain_out$260  = \chain_in$259 ;
-  assign \chain_valid_out$262  = \chain_valid_in$261 ;
+  assign \b_out$251  = \b_in$250 ;
+  assign \b_next$252  = \o$109 [23:16];
+  assign \chain_out$254  = \chain_in$253 ;
+  assign \chain_valid_out$256  = \chain_valid_in$255 ;
+  assign \first_out$258  = \first_in$257 ;
+  assign \last_out$260  = \last_in$259 ;
+  assign \valid_out$262  = \valid_in$261 ;
   assign \drain$263  = drain_2;
   assign en_pe_1_3 = \en$264 ;
   assign \a_out$267  = \a_in$266 ;
   assign \a_next$268  = \a_in$247 ;
-  assign \b_next$269  = \o$109 [31:24];
-  assign \b_out$271  = \b_in$270 ;
-  assign \valid_out$273  = \valid_in$272 ;
-  assign \first_out$275  = \first_in$274 ;
-  assign \last_out$277  = \last_in$276 ;
-  assign \chain_out$279  = \chain_in$278 ;
-  assign \chain_valid_out$281  = \chain_valid_in$280 ;
+  assign \b_out$270  = \b_in$269 ;
+  assign \b_next$271  = \o$109 [31:24];
+  assign \chain_out$273  = \chain_in$272 ;
+  assign \chain_valid_out$275  = \chain_valid_in$274 ;
+  assign \first_out$277  = \first_in$276 ;
+  assign \last_out$279  = \last_in$278 ;
+  assign \valid_out$281  = \valid_in$280 ;
   assign \drain$282  = drain_3;
   assign en_pe_1_4 = \en$283 ;
   assign \a_out$286  = \a_in$285 ;
   assign \a_next$287  = \a_in$266 ;
-  assign \b_next$288  = \o$109 [39:32];
-  assign \b_out$290  = \b_in$289 ;
-  assign \valid_out$292  = \valid_in$291 ;
-  assign \first_out$294  = \first_in$293 ;
-  assign \last_out$296  = \last_in$295 ;
-  assign \chain_out$298  = \chain_in$297 ;
-  assign \chain_valid_out$300  = \chain_valid_in$299 ;
+  assign \b_out$289  = \b_in$288 ;
+  assign \b_next$290  = \o$109 [39:32];
+  assign \chain_out$292  = \chain_in$291 ;
+  assign \chain_valid_out$294  = \chain_valid_in$293 ;
+  assign \first_out$296  = \first_in$295 ;
+  assign \last_out$298  = \last_in$297 ;
+  assign \valid_out$300  = \valid_in$299 ;
   assign \drain$301  = drain_4;
   assign en_pe_1_5 = \en$302 ;
   assign \a_out$305  = \a_in$304 ;
   assign \a_next$306  = \a_in$285 ;
-  assign \b_next$307  = \o$109 [47:40];
-  assign \b_out$309  = \b_in$308 ;
-  assign \valid_out$311  = \valid_in$310 ;
-  assign \first_out$313  = \first_in$312 ;
-  assign \last_out$315  = \last_in$314 ;
-  assign \chain_out$317  = \chain_in$316 ;
-  assign \chain_valid_out$319  = \chain_valid_in$318 ;
+  assign \b_out$308  = \b_in$307 ;
+  assign \b_next$309  = \o$109 [47:40];
+  assign \chain_out$311  = \chain_in$310 ;
+  assign \chain_valid_out$313  = \chain_valid_in$312 ;
+  assign \first_out$315  = \first_in$314 ;
+  assign \last_out$317  = \last_in$316 ;
+  assign \valid_out$319  = \valid_in$318 ;
   assign \drain$320  = drain_5;
   assign en_pe_1_6 = \en$321 ;
   assign \a_out$324  = \a_in$323 ;
   assign \a_next$325  = \a_in$304 ;
-  assign \b_next$326  = \o$109 [55:48];
-  assign \b_out$328  = \b_in$327 ;
-  assign \valid_out$330  = \valid_in$329 ;
-  assign \first_out$332  = \first_in$331 ;
-  assign \last_out$334  = \last_in$333 ;
-  assign \chain_out$336  = \chain_in$335 ;
-  assign \chain_valid_out$338  = \chain_valid_in$337 ;
+  assign \b_out$327  = \b_in$326 ;
+  assign \b_next$328  = \o$109 [55:48];
+  assign \chain_out$330  = \chain_in$329 ;
+  assign \chain_valid_out$332  = \chain_valid_in$331 ;
+  assign \first_out$334  = \first_in$333 ;
+  assign \last_out$336  = \last_in$335 ;
+  assign \valid_out$338  = \valid_in$337 ;
   assign \drain$339  = drain_6;
   assign en_pe_1_7 = \en$340 ;
   assign \a_out$343  = \a_in$342 ;
   assign \a_next$344  = \a_in$323 ;
-  assign \b_next$345  = \o$109 [63:56];
-  assign \b_out$347  = \b_in$346 ;
-  assign \valid_out$349  = \valid_in$348 ;
-  assign \first_out$351  = \first_in$350 ;
-  assign \last_out$353  = \last_in$352 ;
-  assign \chain_out$355  = \chain_in$354 ;
-  assign \chain_valid_out$357  = \chain_valid_in$356 ;
+  assign \b_out$346  = \b_in$345 ;
+  assign \b_next$347  = \o$109 [63:56];
+  assign \chain_out$349  = \chain_in$348 ;
+  assign \chain_valid_out$351  = \chain_valid_in$350 ;
+  assign \first_out$353  = \first_in$352 ;
+  assign \last_out$355  = \last_in$354 ;
+  assign \valid_out$357  = \valid_in$356 ;
   assign \drain$358  = drain_7;
   assign en_pe_2_0 = \en$359 ;
   assign \a_in$361  = \o$103 [23:16];
   assign \a_next$362  = o_next[23:16];
-  assign \b_next$363  = \b_in$213 ;
-  assign \b_out$365  = \b_in$364 ;
-  assign \valid_out$367  = \valid_in$366 ;
-  assign \first_out$369  = \first_in$368 ;
-  assign \last_out$371  = \last_in$370 ;
-  assign \chain_out$373  = \chain_in$372 ;
-  assign \chain_valid_out$375  = \chain_valid_in$374 ;
+  assign \b_out$364  = \b_in$363 ;
+  assign \b_next$365  = \b_in$212 ;
+  assign \chain_out$367  = \chain_in$366 ;
+  assign \chain_valid_out$369  = \chain_valid_in$368 ;
+  assign \first_out$371  = \first_in$370 ;
+  assign \last_out$373  = \last_in$372 ;
+  assign \valid_out$375  = \valid_in$374 ;
   assign \drain$376  = drain_0;
   assign en_pe_2_1 = \en$377 ;
   assign \a_out$380  = \a_in$379 ;
   assign \a_next$381  = \o$103 [23:16];
-  assign \b_next$382  = \b_in$232 ;
-  assign \b_out$384  = \b_in$383 ;
-  assign \valid_out$386  = \valid_in$385 ;
-  assign \first_out$388  = \first_in$387 ;
-  assign \last_out$390  = \last_in$389 ;
-  assign \chain_out$392  = \chain_in$391 ;
-  assign \chain_valid_out$394  = \chain_valid_in$393 ;
+  assign \b_out$383  = \b_in$382 ;
+  assign \b_next$384  = \b_in$231 ;
+  assign \chain_out$386  = \chain_in$385 ;
+  assign \chain_valid_out$388  = \chain_valid_in$387 ;
+  assign \first_out$390  = \first_in$389 ;
+  assign \last_out$392  = \last_in$391 ;
+  assign \valid_out$394  = \valid_in$393 ;
   assign \drain$395  = drain_1;
   assign en_pe_2_2 = \en$396 ;
   assign \a_out$399  = \a_in$398 ;
   assign \a_next$400  = \a_in$379 ;
-  assign \b_next$401  = \b_in$251 ;
-  assign \b_out$403  = \b_in$402 ;
-  assign \valid_out$405  = \valid_in$404 ;
-  assign \first_out$407  = \first_in$406 ;
-  assign \last_out$409  = \last_in$408 ;
-  assign \chain_out$411  = \chain_in$410 ;
-  assign \chain_valid_out$413  = \chain_valid_in$412 ;
+  assign \b_out$402  = \b_in$401 ;
+  assign \b_next$403  = \b_in$250 ;
+  assign \chain_out$405  = \chain_in$404 ;
+  assign \chain_valid_out$407  = \chain_valid_in$406 ;
+  assign \first_out$409  = \first_in$408 ;
+  assign \last_out$411  = \last_in$410 ;
+  assign \valid_out$413  = \valid_in$412 ;
   assign \drain$414  = drain_2;
   assign en_pe_2_3 = \en$415 ;
   assign \a_out$418  = \a_in$417 ;
   assign \a_next$419  = \a_in$398 ;
-  assign \b_next$420  = \b_in$270 ;
-  assign \b_out$422  = \b_in$421 ;
-  assign \valid_out$424  = \valid_in$423 ;
-  assign \first_out$426  = \first_in$425 ;
-  assign \last_out$428  = \last_in$427 ;
-  assign \chain_out$430  = \chain_in$429 ;
-  assign \chain_valid_out$432  = \chain_valid_in$431 ;
+  assign \b_out$421  = \b_in$420 ;
+  assign \b_next$422  = \b_in$269 ;
+  assign \chain_out$424  = \chain_in$423 ;
+  assign \chain_valid_out$426  = \chain_valid_in$425 ;
+  assign \first_out$428  = \first_in$427 ;
+  assign \last_out$430  = \last_in$429 ;
+  assign \valid_out$432  = \valid_in$431 ;
   assign \drain$433  = drain_3;
   assign en_pe_2_4 = \en$434 ;
   assign \a_out$437  = \a_in$436 ;
   assign \a_next$438  = \a_in$417 ;
-  assign \b_next$439  = \b_in$289 ;
-  assign \b_out$441  = \b_in$440 ;
-  assign \valid_out$443  = \valid_in$442 ;
-  assign \first_out$445  = \first_in$444 ;
-  assign \last_out$447  = \last_in$446 ;
-  assign \chain_out$449  = \chain_in$448 ;
-  assign \chain_valid_out$451  = \chain_valid_in$450 ;
+  assign \b_out$440  = \b_in$439 ;
+  assign \b_next$441  = \b_in$288 ;
+  assign \chain_out$443  = \chain_in$442 ;
+  assign \chain_valid_out$445  = \chain_valid_in$444 ;
+  assign \first_out$447  = \first_in$446 ;
+  assign \last_out$449  = \last_in$448 ;
+  assign \valid_out$451  = \valid_in$450 ;
   assign \drain$452  = drain_4;
   assign en_pe_2_5 = \en$453 ;
   assign \a_out$456  = \a_in$455 ;
   assign \a_next$457  = \a_in$436 ;
-  assign \b_next$458  = \b_in$308 ;
-  assign \b_out$460  = \b_in$459 ;
-  assign \valid_out$462  = \valid_in$461 ;
-  assign \first_out$464  = \first_in$463 ;
-  assign \last_out$466  = \last_in$465 ;
-  assign \chain_out$468  = \chain_in$467 ;
-  assign \chain_valid_out$470  = \chain_valid_in$469 ;
+  assign \b_out$459  = \b_in$458 ;
+  assign \b_next$460  = \b_in$307 ;
+  assign \chain_out$462  = \chain_in$461 ;
+  assign \chain_valid_out$464  = \chain_valid_in$463 ;
+  assign \first_out$466  = \first_in$465 ;
+  assign \last_out$468  = \last_in$467 ;
+  assign \valid_out$470  = \valid_in$469 ;
   assign \drain$471  = drain_5;
   assign en_pe_2_6 = \en$472 ;
   assign \a_out$475  = \a_in$474 ;
   assign \a_next$476  = \a_in$455 ;
-  assign \b_next$477  = \b_in$327 ;
-  assign \b_out$479  = \b_in$478 ;
-  assign \valid_out$481  = \valid_in$480 ;
-  assign \first_out$483  = \first_in$482 ;
-  assign \last_out$485  = \last_in$484 ;
-  assign \chain_out$487  = \chain_in$486 ;
-  assign \chain_valid_out$489  = \chain_valid_in$488 ;
+  assign \b_out$478  = \b_in$477 ;
+  assign \b_next$479  = \b_in$326 ;
+  assign \chain_out$481  = \chain_in$480 ;
+  assign \chain_valid_out$483  = \chain_valid_in$482 ;
+  assign \first_out$485  = \first_in$484 ;
+  assign \last_out$487  = \last_in$486 ;
+  assign \valid_out$489  = \valid_in$488 ;
   assign \drain$490  = drain_6;
   assign en_pe_2_7 = \en$491 ;
   assign \a_out$494  = \a_in$493 ;
   assign \a_next$495  = \a_in$474 ;
-  assign \b_next$496  = \b_in$346 ;
-  assign \b_out$498  = \b_in$497 ;
-  assign \valid_out$500  = \valid_in$499 ;
-  assign \first_out$502  = \first_in$501 ;
-  assign \last_out$504  = \last_in$503 ;
-  assign \chain_out$506  = \chain_in$505 ;
-  assign \chain_valid_out$508  = \chain_valid_in$507 ;
+  assign \b_out$497  = \b_in$496 ;
+  assign \b_next$498  = \b_in$345 ;
+  assign \chain_out$500  = \chain_in$499 ;
+  assign \chain_valid_out$502  = \chain_valid_in$501 ;
+  assign \first_out$504  = \first_in$503 ;
+  assign \last_out$506  = \last_in$505 ;
+  assign \valid_out$508  = \valid_in$507 ;
   assign \drain$509  = drain_7;
   assign en_pe_3_0 = \en$510 ;
   assign \a_in$512  = \o$103 [31:24];
   assign \a_next$513  = o_next[31:24];
-  assign \b_next$514  = \b_in$364 ;
-  assign \b_out$516  = \b_in$515 ;
-  assign \valid_out$518  = \valid_in$517 ;
-  assign \first_out$520  = \first_in$519 ;
-  assign \last_out$522  = \last_in$521 ;
-  assign \chain_out$524  = \chain_in$523 ;
-  assign \chain_valid_out$526  = \chain_valid_in$525 ;
+  assign \b_out$515  = \b_in$514 ;
+  assign \b_next$516  = \b_in$363 ;
+  assign \chain_out$518  = \chain_in$517 ;
+  assign \chain_valid_out$520  = \chain_valid_in$519 ;
+  assign \first_out$522  = \first_in$521 ;
+  assign \last_out$524  = \last_in$523 ;
+  assign \valid_out$526  = \valid_in$525 ;
   assign \drain$527  = drain_0;
   assign en_pe_3_1 = \en$528 ;
   assign \a_out$531  = \a_in$530 ;
   assign \a_next$532  = \o$103 [31:24];
-  assign \b_next$533  = \b_in$383 ;
-  assign \b_out$535  = \b_in$534 ;
-  assign \valid_out$537  = \valid_in$536 ;
-  assign \first_out$539  = \first_in$538 ;
-  assign \last_out$541  = \last_in$540 ;
-  assign \chain_out$543  = \chain_in$542 ;
-  assign \chain_valid_out$545  = \chain_valid_in$544 ;
+  assign \b_out$534  = \b_in$533 ;
+  assign \b_next$535  = \b_in$382 ;
+  assign \chain_out$537  = \chain_in$536 ;
+  assign \chain_valid_out$539  = \chain_valid_in$538 ;
+  assign \first_out$541  = \first_in$540 ;
+  assign \last_out$543  = \last_in$542 ;
+  assign \valid_out$545  = \valid_in$544 ;
   assign \drain$546  = drain_1;
   assign en_pe_3_2 = \en$547 ;
   assign \a_out$550  = \a_in$549 ;
   assign \a_next$551  = \a_in$530 ;
-  assign \b_next$552  = \b_in$402 ;
-  assign \b_out$554  = \b_in$553 ;
-  assign \valid_out$556  = \valid_in$555 ;
-  assign \first_out$558  = \first_in$557 ;
-  assign \last_out$560  = \last_in$559 ;
-  assign \chain_out$562  = \chain_in$561 ;
-  assign \chain_valid_out$564  = \chain_valid_in$563 ;
+  assign \b_out$553  = \b_in$552 ;
+  assign \b_next$554  = \b_in$401 ;
+  assign \chain_out$556  = \chain_in$555 ;
+  assign \chain_valid_out$558  = \chain_valid_in$557 ;
+  assign \first_out$560  = \first_in$559 ;
+  assign \last_out$562  = \last_in$561 ;
+  assign \valid_out$564  = \valid_in$563 ;
   assign \drain$565  = drain_2;
   assign en_pe_3_3 = \en$566 ;
   assign \a_out$569  = \a_in$568 ;
   assign \a_next$570  = \a_in$549 ;
-  assign \b_next$571  = \b_in$421 ;
-  assign \b_out$573  = \b_in$572 ;
-  assign \valid_out$575  = \valid_in$574 ;
-  assign \first_out$577  = \first_in$576 ;
-  assign \last_out$579  = \last_in$578 ;
-  assign \chain_out$581  = \chain_in$580 ;
-  assign \chain_valid_out$583  = \chain_valid_in$582 ;
+  assign \b_out$572  = \b_in$571 ;
+  assign \b_next$573  = \b_in$420 ;
+  assign \chain_out$575  = \chain_in$574 ;
+  assign \chain_valid_out$577  = \chain_valid_in$576 ;
+  assign \first_out$579  = \first_in$578 ;
+  assign \last_out$581  = \last_in$580 ;
+  assign \valid_out$583  = \valid_in$582 ;
   assign \drain$584  = drain_3;
   assign en_pe_3_4 = \en$585 ;
   assign \a_out$588  = \a_in$587 ;
   assign \a_next$589  = \a_in$568 ;
-  assign \b_next$590  = \b_in$440 ;
-  assign \b_out$592  = \b_in$591 ;
-  assign \valid_out$594  = \valid_in$593 ;
-  assign \first_out$596  = \first_in$595 ;
-  assign \last_out$598  = \last_in$597 ;
-  assign \chain_out$600  = \chain_in$599 ;
-  assign \chain_valid_out$602  = \chain_valid_in$601 ;
+  assign \b_out$591  = \b_in$590 ;
+  assign \b_next$592  = \b_in$439 ;
+  assign \chain_out$594  = \chain_in$593 ;
+  assign \chain_valid_out$596  = \chain_valid_in$595 ;
+  assign \first_out$598  = \first_in$597 ;
+  assign \last_out$600  = \last_in$599 ;
+  assign \valid_out$602  = \valid_in$601 ;
   assign \drain$603  = drain_4;
   assign en_pe_3_5 = \en$604 ;
   assign \a_out$607  = \a_in$606 ;
   assign \a_next$608  = \a_in$587 ;
-  assign \b_next$609  = \b_in$459 ;
-  assign \b_out$611  = \b_in$610 ;
-  assign \valid_out$613  = \valid_in$612 ;
-  assign \first_out$615  = \first_in$614 ;
-  assign \last_out$617  = \last_in$616 ;
-  assign \chain_out$619  = \chain_in$618 ;
-  assign \chain_valid_out$621  = \chain_valid_in$620 ;
+  assign \b_out$610  = \b_in$609 ;
+  assign \b_next$611  = \b_in$458 ;
+  assign \chain_out$613  = \chain_in$612 ;
+  assign \chain_valid_out$615  = \chain_valid_in$614 ;
+  assign \first_out$617  = \first_in$616 ;
+  assign \last_out$619  = \last_in$618 ;
+  assign \valid_out$621  = \valid_in$620 ;
   assign \drain$622  = drain_5;
   assign en_pe_3_6 = \en$623 ;
   assign \a_out$626  = \a_in$625 ;
   assign \a_next$627  = \a_in$606 ;
-  assign \b_next$628  = \b_in$478 ;
-  assign \b_out$630  = \b_in$629 ;
-  assign \valid_out$632  = \valid_in$631 ;
-  assign \first_out$634  = \first_in$633 ;
-  assign \last_out$636  = \last_in$635 ;
-  assign \chain_out$638  = \chain_in$637 ;
-  assign \chain_valid_out$640  = \chain_valid_in$639 ;
+  assign \b_out$629  = \b_in$628 ;
+  assign \b_next$630  = \b_in$477 ;
+  assign \chain_out$632  = \chain_in$631 ;
+  assign \chain_valid_out$634  = \chain_valid_in$633 ;
+  assign \first_out$636  = \first_in$635 ;
+  assign \last_out$638  = \last_in$637 ;
+  assign \valid_out$640  = \valid_in$639 ;
   assign \drain$641  = drain_6;
   assign en_pe_3_7 = \en$642 ;
   assign \a_out$645  = \a_in$644 ;
   assign \a_next$646  = \a_in$625 ;
-  assign \b_next$647  = \b_in$497 ;
-  assign \b_out$649  = \b_in$648 ;
-  assign \valid_out$651  = \valid_in$650 ;
-  assign \first_out$653  = \first_in$652 ;
-  assign \last_out$655  = \last_in$654 ;
-  assign \chain_out$657  = \chain_in$656 ;
-  assign \chain_valid_out$659  = \chain_valid_in$658 ;
+  assign \b_out$648  = \b_in$647 ;
+  assign \b_next$649  = \b_in$496 ;
+  assign \chain_out$651  = \chain_in$650 ;
+  assign \chain_valid_out$653  = \chain_valid_in$652 ;
+  assign \first_out$655  = \first_in$654 ;
+  assign \last_out$657  = \last_in$656 ;
+  assign \valid_out$659  = \valid_in$658 ;
   assign \drain$660  = drain_7;
   assign en_pe_4_0 = \en$661 ;
   assign \a_in$663  = \o$103 [39:32];
   assign \a_next$664  = o_next[39:32];
-  assign \b_next$665  = \b_in$515 ;
-  assign \b_out$667  = \b_in$666 ;
-  assign \valid_out$669  = \valid_in$668 ;
-  assign \first_out$671  = \first_in$670 ;
-  assign \last_out$673  = \last_in$672 ;
-  assign \chain_out$675  = \chain_in$674 ;
-  assign \chain_valid_out$677  = \chain_valid_in$676 ;
+  assign \b_out$666  = \b_in$665 ;
+  assign \b_next$667  = \b_in$514 ;
+  assign \chain_out$669  = \chain_in$668 ;
+  assign \chain_valid_out$671  = \chain_valid_in$670 ;
+  assign \first_out$673  = \first_in$672 ;
+  assign \last_out$675  = \last_in$674 ;
+  assign \valid_out$677  = \valid_in$676 ;
   assign \drain$678  = drain_0;
   assign en_pe_4_1 = \en$679 ;
   assign \a_out$682  = \a_in$681 ;
   assign \a_next$683  = \o$103 [39:32];
-  assign \b_next$684  = \b_in$534 ;
-  assign \b_out$686  = \b_in$685 ;
-  assign \valid_out$688  = \valid_in$687 ;
-  assign \first_out$690  = \first_in$689 ;
-  assign \last_out$692  = \last_in$691 ;
-  assign \chain_out$694  = \chain_in$693 ;
-  assign \chain_valid_out$696  = \chain_valid_in$695 ;
+  assign \b_out$685  = \b_in$684 ;
+  assign \b_next$686  = \b_in$533 ;
+  assign \chain_out$688  = \chain_in$687 ;
+  assign \chain_valid_out$690  = \chain_valid_in$689 ;
+  assign \first_out$692  = \first_in$691 ;
+  assign \last_out$694  = \last_in$693 ;
+  assign \valid_out$696  = \valid_in$695 ;
   assign \drain$697  = drain_1;
   assign en_pe_4_2 = \en$698 ;
   assign \a_out$701  = \a_in$700 ;
   assign \a_next$702  = \a_in$681 ;
-  assign \b_next$703  = \b_in$553 ;
-  assign \b_out$705  = \b_in$704 ;
-  assign \valid_out$707  = \valid_in$706 ;
-  assign \first_out$709  = \first_in$708 ;
-  assign \last_out$711  = \last_in$710 ;
-  assign \chain_out$713  = \chain_in$712 ;
-  assign \chain_valid_out$715  = \chain_valid_in$714 ;
+  assign \b_out$704  = \b_in$703 ;
+  assign \b_next$705  = \b_in$552 ;
+  assign \chain_out$707  = \chain_in$706 ;
+  assign \chain_valid_out$709  = \chain_valid_in$708 ;
+  assign \first_out$711  = \first_in$710 ;
+  assign \last_out$713  = \last_in$712 ;
+  assign \valid_out$715  = \valid_in$714 ;
   assign \drain$716  = drain_2;
   assign en_pe_4_3 = \en$717 ;
   assign \a_out$720  = \a_in$719 ;
   assign \a_next$721  = \a_in$700 ;
-  assign \b_next$722  = \b_in$572 ;
-  assign \b_out$724  = \b_in$723 ;
-  assign \valid_out$726  = \valid_in$725 ;
-  assign \first_out$728  = \first_in$727 ;
-  assign \last_out$730  = \last_in$729 ;
-  assign \chain_out$732  = \chain_in$731 ;
-  assign \chain_valid_out$734  = \chain_valid_in$733 ;
+  assign \b_out$723  = \b_in$722 ;
+  assign \b_next$724  = \b_in$571 ;
+  assign \chain_out$726  = \chain_in$725 ;
+  assign \chain_valid_out$728  = \chain_valid_in$727 ;
+  assign \first_out$730  = \first_in$729 ;
+  assign \last_out$732  = \last_in$731 ;
+  assign \valid_out$734  = \valid_in$733 ;
   assign \drain$735  = drain_3;
   assign en_pe_4_4 = \en$736 ;
   assign \a_out$739  = \a_in$738 ;
   assign \a_next$740  = \a_in$719 ;
-  assign \b_next$741  = \b_in$591 ;
-  assign \b_out$743  = \b_in$742 ;
-  assign \valid_out$745  = \valid_in$744 ;
-  assign \first_out$747  = \first_in$746 ;
-  assign \last_out$749  = \last_in$748 ;
-  assign \chain_out$751  = \chain_in$750 ;
-  assign \chain_valid_out$753  = \chain_valid_in$752 ;
+  assign \b_out$742  = \b_in$741 ;
+  assign \b_next$743  = \b_in$590 ;
+  assign \chain_out$745  = \chain_in$744 ;
+  assign \chain_valid_out$747  = \chain_valid_in$746 ;
+  assign \first_out$749  = \first_in$748 ;
+  assign \last_out$751  = \last_in$750 ;
+  assign \valid_out$753  = \valid_in$752 ;
   assign \drain$754  = drain_4;
   assign en_pe_4_5 = \en$755 ;
   assign \a_out$758  = \a_in$757 ;
   assign \a_next$759  = \a_in$738 ;
-  assign \b_next$760  = \b_in$610 ;
-  assign \b_out$762  = \b_in$761 ;
-  assign \valid_out$764  = \valid_in$763 ;
-  assign \first_out$766  = \first_in$765 ;
-  assign \last_out$768  = \last_in$767 ;
-  assign \chain_out$770  = \chain_in$769 ;
-  assign \chain_valid_out$772  = \chain_valid_in$771 ;
+  assign \b_out$761  = \b_in$760 ;
+  assign \b_next$762  = \b_in$609 ;
+  assign \chain_out$764  = \chain_in$763 ;
+  assign \chain_valid_out$766  = \chain_valid_in$765 ;
+  assign \first_out$768  = \first_in$767 ;
+  assign \last_out$770  = \last_in$769 ;
+  assign \valid_out$772  = \valid_in$771 ;
   assign \drain$773  = drain_5;
   assign en_pe_4_6 = \en$774 ;
   assign \a_out$777  = \a_in$776 ;
   assign \a_next$778  = \a_in$757 ;
-  assign \b_next$779  = \b_in$629 ;
-  assign \b_out$781  = \b_in$780 ;
-  assign \valid_out$783  = \valid_in$782 ;
-  assign \first_out$785  = \first_in$784 ;
-  assign \last_out$787  = \last_in$786 ;
-  assign \chain_out$789  = \chain_in$788 ;
-  assign \chain_valid_out$791  = \chain_valid_in$790 ;
+  assign \b_out$780  = \b_in$779 ;
+  assign \b_next$781  = \b_in$628 ;
+  assign \chain_out$783  = \chain_in$782 ;
+  assign \chain_valid_out$785  = \chain_valid_in$784 ;
+  assign \first_out$787  = \first_in$786 ;
+  assign \last_out$789  = \last_in$788 ;
+  assign \valid_out$791  = \valid_in$790 ;
   assign \drain$792  = drain_6;
   assign en_pe_4_7 = \en$793 ;
   assign \a_out$796  = \a_in$795 ;
   assign \a_next$797  = \a_in$776 ;
-  assign \b_next$798  = \b_in$648 ;
-  assign \b_out$800  = \b_in$799 ;
-  assign \valid_out$802  = \valid_in$801 ;
-  assign \first_out$804  = \first_in$803 ;
-  assign \last_out$806  = \last_in$805 ;
-  assign \chain_out$808  = \chain_in$807 ;
-  assign \chain_valid_out$810  = \chain_valid_in$809 ;
+  assign \b_out$799  = \b_in$798 ;
+  assign \b_next$800  = \b_in$647 ;
+  assign \chain_out$802  = \chain_in$801 ;
+  assign \chain_valid_out$804  = \chain_valid_in$803 ;
+  assign \first_out$806  = \first_in$805 ;
+  assign \last_out$808  = \last_in$807 ;
+  assign \valid_out$810  = \valid_in$809 ;
   assign \drain$811  = drain_7;
   assign en_pe_5_0 = \en$812 ;
   assign \a_in$814  = \o$103 [47:40];
   assign \a_next$815  = o_next[47:40];
-  assign \b_next$816  = \b_in$666 ;
-  assign \b_out$818  = \b_in$817 ;
-  assign \valid_out$820  = \valid_in$819 ;
-  assign \first_out$822  = \first_in$821 ;
-  assign \last_out$824  = \last_in$823 ;
-  assign \chain_out$826  = \chain_in$825 ;
-  assign \chain_valid_out$828  = \chain_valid_in$827 ;
+  assign \b_out$817  = \b_in$816 ;
+  assign \b_next$818  = \b_in$665 ;
+  assign \chain_out$820  = \chain_in$819 ;
+  assign \chain_valid_out$822  = \chain_valid_in$821 ;
+  assign \first_out$824  = \first_in$823 ;
+  assign \last_out$826  = \last_in$825 ;
+  assign \valid_out$828  = \valid_in$827 ;
   assign \drain$829  = drain_0;
   assign en_pe_5_1 = \en$830 ;
   assign \a_out$833  = \a_in$832 ;
   assign \a_next$834  = \o$103 [47:40];
-  assign \b_next$835  = \b_in$685 ;
-  assign \b_out$837  = \b_in$836 ;
-  assign \valid_out$839  = \valid_in$838 ;
-  assign \first_out$841  = \first_in$840 ;
-  assign \last_out$843  = \last_in$842 ;
-  assign \chain_out$845  = \chain_in$844 ;
-  assign \chain_valid_out$847  = \chain_valid_in$846 ;
+  assign \b_out$836  = \b_in$835 ;
+  assign \b_next$837  = \b_in$684 ;
+  assign \chain_out$839  = \chain_in$838 ;
+  assign \chain_valid_out$841  = \chain_valid_in$840 ;
+  assign \first_out$843  = \first_in$842 ;
+  assign \last_out$845  = \last_in$844 ;
+  assign \valid_out$847  = \valid_in$846 ;
   assign \drain$848  = drain_1;
   assign en_pe_5_2 = \en$849 ;
   assign \a_out$852  = \a_in$851 ;
   assign \a_next$853  = \a_in$832 ;
-  assign \b_next$854  = \b_in$704 ;
-  assign \b_out$856  = \b_in$855 ;
-  assign \valid_out$858  = \valid_in$857 ;
-  assign \first_out$860  = \first_in$859 ;
-  assign \last_out$862  = \last_in$861 ;
-  assign \chain_out$864  = \chain_in$863 ;
-  assign \chain_valid_out$866  = \chain_valid_in$865 ;
+  assign \b_out$855  = \b_in$854 ;
+  assign \b_next$856  = \b_in$703 ;
+  assign \chain_out$858  = \chain_in$857 ;
+  assign \chain_valid_out$860  = \chain_valid_in$859 ;
+  assign \first_out$862  = \first_in$861 ;
+  assign \last_out$864  = \last_in$863 ;
+  assign \valid_out$866  = \valid_in$865 ;
   assign \drain$867  = drain_2;
   assign en_pe_5_3 = \en$868 ;
   assign \a_out$871  = \a_in$870 ;
   assign \a_next$872  = \a_in$851 ;
-  assign \b_next$873  = \b_in$723 ;
-  assign \b_out$875  = \b_in$874 ;
-  assign \valid_out$877  = \valid_in$876 ;
-  assign \first_out$879  = \first_in$878 ;
-  assign \last_out$881  = \last_in$880 ;
-  assign \chain_out$883  = \chain_in$882 ;
-  assign \chain_valid_out$885  = \chain_valid_in$884 ;
+  assign \b_out$874  = \b_in$873 ;
+  assign \b_next$875  = \b_in$722 ;
+  assign \chain_out$877  = \chain_in$876 ;
+  assign \chain_valid_out$879  = \chain_valid_in$878 ;
+  assign \first_out$881  = \first_in$880 ;
+  assign \last_out$883  = \last_in$882 ;
+  assign \valid_out$885  = \valid_in$884 ;
   assign \drain$886  = drain_3;
   assign en_pe_5_4 = \en$887 ;
   assign \a_out$890  = \a_in$889 ;
   assign \a_next$891  = \a_in$870 ;
-  assign \b_next$892  = \b_in$742 ;
-  assign \b_out$894  = \b_in$893 ;
-  assign \valid_out$896  = \valid_in$895 ;
-  assign \first_out$898  = \first_in$897 ;
-  assign \last_out$900  = \last_in$899 ;
-  assign \chain_out$902  = \chain_in$901 ;
-  assign \chain_valid_out$904  = \chain_valid_in$903 ;
+  assign \b_out$893  = \b_in$892 ;
+  assign \b_next$894  = \b_in$741 ;
+  assign \chain_out$896  = \chain_in$895 ;
+  assign \chain_valid_out$898  = \chain_valid_in$897 ;
+  assign \first_out$900  = \first_in$899 ;
+  assign \last_out$902  = \last_in$901 ;
+  assign \valid_out$904  = \valid_in$903 ;
   assign \drain$905  = drain_4;
   assign en_pe_5_5 = \en$906 ;
   assign \a_out$909  = \a_in$908 ;
   assign \a_next$910  = \a_in$889 ;
-  assign \b_next$911  = \b_in$761 ;
-  assign \b_out$913  = \b_in$912 ;
-  assign \valid_out$915  = \valid_in$914 ;
-  assign \first_out$917  = \first_in$916 ;
-  assign \last_out$919  = \last_in$918 ;
-  assign \chain_out$921  = \chain_in$920 ;
-  assign \chain_valid_out$923  = \chain_valid_in$922 ;
+  assign \b_out$912  = \b_in$911 ;
+  assign \b_next$913  = \b_in$760 ;
+  assign \chain_out$915  = \chain_in$914 ;
+  assign \chain_valid_out$917  = \chain_valid_in$916 ;
+  assign \first_out$919  = \first_in$918 ;
+  assign \last_out$921  = \last_in$920 ;
+  assign \valid_out$923  = \valid_in$922 ;
   assign \drain$924  = drain_5;
   assign en_pe_5_6 = \en$925 ;
   assign \a_out$928  = \a_in$927 ;
   assign \a_next$929  = \a_in$908 ;
-  assign \b_next$930  = \b_in$780 ;
-  assign \b_out$932  = \b_in$931 ;
-  assign \valid_out$934  = \valid_in$933 ;
-  assign \first_out$936  = \first_in$935 ;
-  assign \last_out$938  = \last_in$937 ;
-  assign \chain_out$940  = \chain_in$939 ;
-  assign \chain_valid_out$942  = \chain_valid_in$941 ;
+  assign \b_out$931  = \b_in$930 ;
+  assign \b_next$932  = \b_in$779 ;
+  assign \chain_out$934  = \chain_in$933 ;
+  assign \chain_valid_out$936  = \chain_valid_in$935 ;
+  assign \first_out$938  = \first_in$937 ;
+  assign \last_out$940  = \last_in$939 ;
+  assign \valid_out$942  = \valid_in$941 ;
   assign \drain$943  = drain_6;
   assign en_pe_5_7 = \en$944 ;
   assign \a_out$947  = \a_in$946 ;
   assign \a_next$948  = \a_in$927 ;
-  assign \b_next$949  = \b_in$799 ;
-  assign \b_out$951  = \b_in$950 ;
-  assign \valid_out$953  = \valid_in$952 ;
-  assign \first_out$955  = \first_in$954 ;
-  assign \last_out$957  = \last_in$956 ;
-  assign \chain_out$959  = \chain_in$958 ;
-  assign \chain_valid_out$961  = \chain_valid_in$960 ;
+  assign \b_out$950  = \b_in$949 ;
+  assign \b_next$951  = \b_in$798 ;
+  assign \chain_out$953  = \chain_in$952 ;
+  assign \chain_valid_out$955  = \chain_valid_in$954 ;
+  assign \first_out$957  = \first_in$956 ;
+  assign \last_out$959  = \last_in$958 ;
+  assign \valid_out$961  = \valid_in$960 ;
   assign \drain$962  = drain_7;
   assign en_pe_6_0 = \en$963 ;
   assign \a_in$965  = \o$103 [55:48];
   assign \a_next$966  = o_next[55:48];
-  assign \b_next$967  = \b_in$817 ;
-  assign \b_out$969  = \b_in$968 ;
-  assign \valid_out$971  = \valid_in$970 ;
-  assign \first_out$973  = \first_in$972 ;
-  assign \last_out$975  = \last_in$974 ;
-  assign \chain_out$977  = \chain_in$976 ;
-  assign \chain_valid_out$979  = \chain_valid_in$978 ;
+  assign \b_out$968  = \b_in$967 ;
+  assign \b_next$969  = \b_in$816 ;
+  assign \chain_out$971  = \chain_in$970 ;
+  assign \chain_valid_out$973  = \chain_valid_in$972 ;
+  assign \first_out$975  = \first_in$974 ;
+  assign \last_out$977  = \last_in$976 ;
+  assign \valid_out$979  = \valid_in$978 ;
   assign \drain$980  = drain_0;
   assign en_pe_6_1 = \en$981 ;
   assign \a_out$984  = \a_in$983 ;
   assign \a_next$985  = \o$103 [55:48];
-  assign \b_next$986  = \b_in$836 ;
-  assign \b_out$988  = \b_in$987 ;
-  assign \valid_out$990  = \valid_in$989 ;
-  assign \first_out$992  = \first_in$991 ;
-  assign \last_out$994  = \last_in$993 ;
-  assign \chain_out$996  = \chain_in$995 ;
-  assign \chain_valid_out$998  = \chain_valid_in$997 ;
+  assign \b_out$987  = \b_in$986 ;
+  assign \b_next$988  = \b_in$835 ;
+  assign \chain_out$990  = \chain_in$989 ;
+  assign \chain_valid_out$992  = \chain_valid_in$991 ;
+  assign \first_out$994  = \first_in$993 ;
+  assign \last_out$996  = \last_in$995 ;
+  assign \valid_out$998  = \valid_in$997 ;
   assign \drain$999  = drain_1;
   assign en_pe_6_2 = \en$1000 ;
   assign \a_out$1003  = \a_in$1002 ;
   assign \a_next$1004  = \a_in$983 ;
-  assign \b_next$1005  = \b_in$855 ;
-  assign \b_out$1007  = \b_in$1006 ;
-  assign \valid_out$1009  = \valid_in$1008 ;
-  assign \first_out$1011  = \first_in$1010 ;
-  assign \last_out$1013  = \last_in$1012 ;
-  assign \chain_out$1015  = \chain_in$1014 ;
-  assign \chain_valid_out$1017  = \chain_valid_in$1016 ;
+  assign \b_out$1006  = \b_in$1005 ;
+  assign \b_next$1007  = \b_in$854 ;
+  assign \chain_out$1009  = \chain_in$1008 ;
+  assign \chain_valid_out$1011  = \chain_valid_in$1010 ;
+  assign \first_out$1013  = \first_in$1012 ;
+  assign \last_out$1015  = \last_in$1014 ;
+  assign \valid_out$1017  = \valid_in$1016 ;
   assign \drain$1018  = drain_2;
   assign en_pe_6_3 = \en$1019 ;
   assign \a_out$1022  = \a_in$1021 ;
   assign \a_next$1023  = \a_in$1002 ;
-  assign \b_next$1024  = \b_in$874 ;
-  assign \b_out$1026  = \b_in$1025 ;
-  assign \valid_out$1028  = \valid_in$1027 ;
-  assign \first_out$1030  = \first_in$1029 ;
-  assign \last_out$1032  = \last_in$1031 ;
-  assign \chain_out$1034  = \chain_in$1033 ;
-  assign \chain_valid_out$1036  = \chain_valid_in$1035 ;
+  assign \b_out$1025  = \b_in$1024 ;
+  assign \b_next$1026  = \b_in$873 ;
+  assign \chain_out$1028  = \chain_in$1027 ;
+  assign \chain_valid_out$1030  = \chain_valid_in$1029 ;
+  assign \first_out$1032  = \first_in$1031 ;
+  assign \last_out$1034  = \last_in$1033 ;
+  assign \valid_out$1036  = \valid_in$1035 ;
   assign \drain$1037  = drain_3;
   assign en_pe_6_4 = \en$1038 ;
   assign \a_out$1041  = \a_in$1040 ;
   assign \a_next$1042  = \a_in$1021 ;
-  assign \b_next$1043  = \b_in$893 ;
-  assign \b_out$1045  = \b_in$1044 ;
-  assign \valid_out$1047  = \valid_in$1046 ;
-  assign \first_out$1049  = \first_in$1048 ;
-  assign \last_out$1051  = \last_in$1050 ;
-  assign \chain_out$1053  = \chain_in$1052 ;
-  assign \chain_valid_out$1055  = \chain_valid_in$1054 ;
+  assign \b_out$1044  = \b_in$1043 ;
+  assign \b_next$1045  = \b_in$892 ;
+  assign \chain_out$1047  = \chain_in$1046 ;
+  assign \chain_valid_out$1049  = \chain_valid_in$1048 ;
+  assign \first_out$1051  = \first_in$1050 ;
+  assign \last_out$1053  = \last_in$1052 ;
+  assign \valid_out$1055  = \valid_in$1054 ;
   assign \drain$1056  = drain_4;
   assign en_pe_6_5 = \en$1057 ;
   assign \a_out$1060  = \a_in$1059 ;
   assign \a_next$1061  = \a_in$1040 ;
-  assign \b_next$1062  = \b_in$912 ;
-  assign \b_out$1064  = \b_in$1063 ;
-  assign \valid_out$1066  = \valid_in$1065 ;
-  assign \first_out$1068  = \first_in$1067 ;
-  assign \last_out$1070  = \last_in$1069 ;
-  assign \chain_out$1072  = \chain_in$1071 ;
-  assign \chain_valid_out$1074  = \chain_valid_in$1073 ;
+  assign \b_out$1063  = \b_in$1062 ;
+  assign \b_next$1064  = \b_in$911 ;
+  assign \chain_out$1066  = \chain_in$1065 ;
+  assign \chain_valid_out$1068  = \chain_valid_in$1067 ;
+  assign \first_out$1070  = \first_in$1069 ;
+  assign \last_out$1072  = \last_in$1071 ;
+  assign \valid_out$1074  = \valid_in$1073 ;
   assign \drain$1075  = drain_5;
   assign en_pe_6_6 = \en$1076 ;
   assign \a_out$1079  = \a_in$1078 ;
   assign \a_next$1080  = \a_in$1059 ;
-  assign \b_next$1081  = \b_in$931 ;
-  assign \b_out$1083  = \b_in$1082 ;
-  assign \valid_out$1085  = \valid_in$1084 ;
-  assign \first_out$1087  = \first_in$1086 ;
-  assign \last_out$1089  = \last_in$1088 ;
-  assign \chain_out$1091  = \chain_in$1090 ;
-  assign \chain_valid_out$1093  = \chain_valid_in$1092 ;
+  assign \b_out$1082  = \b_in$1081 ;
+  assign \b_next$1083  = \b_in$930 ;
+  assign \chain_out$1085  = \chain_in$1084 ;
+  assign \chain_valid_out$1087  = \chain_valid_in$1086 ;
+  assign \first_out$1089  = \first_in$1088 ;
+  assign \last_out$1091  = \last_in$1090 ;
+  assign \valid_out$1093  = \valid_in$1092 ;
   assign \drain$1094  = drain_6;
   assign en_pe_6_7 = \en$1095 ;
   assign \a_out$1098  = \a_in$1097 ;
   assign \a_next$1099  = \a_in$1078 ;
-  assign \b_next$1100  = \b_in$950 ;
-  assign \b_out$1102  = \b_in$1101 ;
-  assign \valid_out$1104  = \valid_in$1103 ;
-  assign \first_out$1106  = \first_in$1105 ;
-  assign \last_out$1108  = \last_in$1107 ;
-  assign \chain_out$1110  = \chain_in$1109 ;
-  assign \chain_valid_out$1112  = \chain_valid_in$1111 ;
+  assign \b_out$1101  = \b_in$1100 ;
+  assign \b_next$1102  = \b_in$949 ;
+  assign \chain_out$1104  = \chain_in$1103 ;
+  assign \chain_valid_out$1106  = \chain_valid_in$1105 ;
+  assign \first_out$1108  = \first_in$1107 ;
+  assign \last_out$1110  = \last_in$1109 ;
+  assign \valid_out$1112  = \valid_in$1111 ;
   assign \drain$1113  = drain_7;
   assign en_pe_7_0 = \en$1114 ;
   assign \a_in$1116  = \o$103 [63:56];
   assign \a_next$1117  = o_next[63:56];
-  assign \b_next$1118  = \b_in$968 ;
-  assign \b_out$1120  = \b_in$1119 ;
-  assign \valid_out$1122  = \valid_in$1121 ;
-  assign \first_out$1124  = \first_in$1123 ;
-  assign \last_out$1126  = \last_in$1125 ;
-  assign \chain_out$1128  = \chain_in$1127 ;
-  assign \chain_valid_out$1130  = \chain_valid_in$1129 ;
+  assign \b_out$1119  = \b_in$1118 ;
+  assign \b_next$1120  = \b_in$967 ;
+  assign \chain_out$1122  = \chain_in$1121 ;
+  assign \chain_valid_out$1124  = \chain_valid_in$1123 ;
+  assign \first_out$1126  = \first_in$1125 ;
+  assign \last_out$1128  = \last_in$1127 ;
+  assign \valid_out$1130  = \valid_in$1129 ;
   assign \drain$1131  = drain_0;
   assign en_pe_7_1 = \en$1132 ;
   assign \a_out$1135  = \a_in$1134 ;
   assign \a_next$1136  = \o$103 [63:56];
-  assign \b_next$1137  = \b_in$987 ;
-  assign \b_out$1139  = \b_in$1138 ;
-  assign \valid_out$1141  = \valid_in$1140 ;
-  assign \first_out$1143  = \first_in$1142 ;
-  assign \last_out$1145  = \last_in$1144 ;
-  assign \chain_out$1147  = \chain_in$1146 ;
-  assign \chain_valid_out$1149  = \chain_valid_in$1148 ;
+  assign \b_out$1138  = \b_in$1137 ;
+  assign \b_next$1139  = \b_in$986 ;
+  assign \chain_out$1141  = \chain_in$1140 ;
+  assign \chain_valid_out$1143  = \chain_valid_in$1142 ;
+  assign \first_out$1145  = \first_in$1144 ;
+  assign \last_out$1147  = \last_in$1146 ;
+  assign \valid_out$1149  = \valid_in$1148 ;
   assign \drain$1150  = drain_1;
   assign en_pe_7_2 = \en$1151 ;
   assign \a_out$1154  = \a_in$1153 ;
   assign \a_next$1155  = \a_in$1134 ;
-  assign \b_next$1156  = \b_in$1006 ;
-  assign \b_out$1158  = \b_in$1157 ;
-  assign \valid_out$1160  = \valid_in$1159 ;
-  assign \first_out$1162  = \first_in$1161 ;
-  assign \last_out$1164  = \last_in$1163 ;
-  assign \chain_out$1166  = \chain_in$1165 ;
-  assign \chain_valid_out$1168  = \chain_valid_in$1167 ;
+  assign \b_out$1157  = \b_in$1156 ;
+  assign \b_next$1158  = \b_in$1005 ;
+  assign \chain_out$1160  = \chain_in$1159 ;
+  assign \chain_valid_out$1162  = \chain_valid_in$1161 ;
+  assign \first_out$1164  = \first_in$1163 ;
+  assign \last_out$1166  = \last_in$1165 ;
+  assign \valid_out$1168  = \valid_in$1167 ;
   assign \drain$1169  = drain_2;
   assign en_pe_7_3 = \en$1170 ;
   assign \a_out$1173  = \a_in$1172 ;
   assign \a_next$1174  = \a_in$1153 ;
-  assign \b_next$1175  = \b_in$1025 ;
-  assign \b_out$1177  = \b_in$1176 ;
-  assign \valid_out$1179  = \valid_in$1178 ;
-  assign \first_out$1181  = \first_in$1180 ;
-  assign \last_out$1183  = \last_in$1182 ;
-  assign \chain_out$1185  = \chain_in$1184 ;
-  assign \chain_valid_out$1187  = \chain_valid_in$1186 ;
+  assign \b_out$1176  = \b_in$1175 ;
+  assign \b_next$1177  = \b_in$1024 ;
+  assign \chain_out$1179  = \chain_in$1178 ;
+  assign \chain_valid_out$1181  = \chain_valid_in$1180 ;
+  assign \first_out$1183  = \first_in$1182 ;
+  assign \last_out$1185  = \last_in$1184 ;
+  assign \valid_out$1187  = \valid_in$1186 ;
   assign \drain$1188  = drain_3;
   assign en_pe_7_4 = \en$1189 ;
   assign \a_out$1192  = \a_in$1191 ;
   assign \a_next$1193  = \a_in$1172 ;
-  assign \b_next$1194  = \b_in$1044 ;
-  assign \b_out$1196  = \b_in$1195 ;
-  assign \valid_out$1198  = \valid_in$1197 ;
-  assign \first_out$1200  = \first_in$1199 ;
-  assign \last_out$1202  = \last_in$1201 ;
-  assign \chain_out$1204  = \chain_in$1203 ;
-  assign \chain_valid_out$1206  = \chain_valid_in$1205 ;
+  assign \b_out$1195  = \b_in$1194 ;
+  assign \b_next$1196  = \b_in$1043 ;
+  assign \chain_out$1198  = \chain_in$1197 ;
+  assign \chain_valid_out$1200  = \chain_valid_in$1199 ;
+  assign \first_out$1202  = \first_in$1201 ;
+  assign \last_out$1204  = \last_in$1203 ;
+  assign \valid_out$1206  = \valid_in$1205 ;
   assign \drain$1207  = drain_4;
   assign en_pe_7_5 = \en$1208 ;
   assign \a_out$1211  = \a_in$1210 ;
   assign \a_next$1212  = \a_in$1191 ;
-  assign \b_next$1213  = \b_in$1063 ;
-  assign \b_out$1215  = \b_in$1214 ;
-  assign \valid_out$1217  = \valid_in$1216 ;
-  assign \first_out$1219  = \first_in$1218 ;
-  assign \last_out$1221  = \last_in$1220 ;
-  assign \chain_out$1223  = \chain_in$1222 ;
-  assign \chain_valid_out$1225  = \chain_valid_in$1224 ;
+  assign \b_out$1214  = \b_in$1213 ;
+  assign \b_next$1215  = \b_in$1062 ;
+  assign \chain_out$1217  = \chain_in$1216 ;
+  assign \chain_valid_out$1219  = \chain_valid_in$1218 ;
+  assign \first_out$1221  = \first_in$1220 ;
+  assign \last_out$1223  = \last_in$1222 ;
+  assign \valid_out$1225  = \valid_in$1224 ;
   assign \drain$1226  = drain_5;
   assign en_pe_7_6 = \en$1227 ;
   assign \a_out$1230  = \a_in$1229 ;
   assign \a_next$1231  = \a_in$1210 ;
-  assign \b_next$1232  = \b_in$1082 ;
-  assign \b_out$1234  = \b_in$1233 ;
-  assign \valid_out$1236  = \valid_in$1235 ;
-  assign \first_out$1238  = \first_in$1237 ;
-  assign \last_out$1240  = \last_in$1239 ;
-  assign \chain_out$1242  = \chain_in$1241 ;
-  assign \chain_valid_out$1244  = \chain_valid_in$1243 ;
+  assign \b_out$1233  = \b_in$1232 ;
+  assign \b_next$1234  = \b_in$1081 ;
+  assign \chain_out$1236  = \chain_in$1235 ;
+  assign \chain_valid_out$1238  = \chain_valid_in$1237 ;
+  assign \first_out$1240  = \first_in$1239 ;
+  assign \last_out$1242  = \last_in$1241 ;
+  assign \valid_out$1244  = \valid_in$1243 ;
   assign \drain$1245  = drain_6;
   assign en_pe_7_7 = \en$1246 ;
   assign \a_out$1249  = \a_in$1248 ;
   assign \a_next$1250  = \a_in$1229 ;
-  assign \b_next$1251  = \b_in$1101 ;
-  assign \b_out$1253  = \b_in$1252 ;
-  assign \valid_out$1255  = \valid_in$1254 ;
-  assign \first_out$1257  = \first_in$1256 ;
-  assign \last_out$1259  = \last_in$1258 ;
-  assign \chain_out$1261  = \chain_in$1260 ;
-  assign \chain_valid_out$1263  = \chain_valid_in$1262 ;
+  assign \b_out$1252  = \b_in$1251 ;
+  assign \b_next$1253  = \b_in$1100 ;
+  assign \chain_out$1255  = \chain_in$1254 ;
+  assign \chain_valid_out$1257  = \chain_valid_in$1256 ;
+  assign \first_out$1259  = \first_in$1258 ;
+  assign \last_out$1261  = \last_in$1260 ;
+  assign \valid_out$1263  = \valid_in$1262 ;
   assign \drain$1264  = drain_7;
   assign \results__payload.c  = results__payload[255:0];
   assign \results__payload.c[0]  = results__payload[31:0];

@@ -16,7 +16,6 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire aborting;
   wire [31:0] b_addr;
   wire busy;
-  wire \busy$155 ;
   wire [31:0] c_addr;
   wire [31:0] cin_addr;
   wire clear;
@@ -40,17 +39,22 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
+  wire control__busy;
+  wire control__done;
+  wire [7:0] control__error;
+  wire control__start;
+  wire [31:0] counters__cycles;
+  wire [31:0] counters__mac_cycles;
+  wire [31:0] counters__stall_load;
+  wire [31:0] counters__stall_store;
   wire [31:0] cycles;
-  wire [31:0] \cycles$179 ;
   wire dma_busy;
   wire dma_error;
   wire [31:0] dma_rd_bytes;
   wire [31:0] dma_wr_bytes;
-  wire done;
   wire engine_clk;
   wire engine_reset;
   wire engine_rst;
-  wire [7:0] error;
   wire [7:0] error_code;
   reg [2:0] held = 3'h0;
   output irq;
@@ -168,7 +172,6 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire m_axi__wvalid;
   wire \m_axi__wvalid$116 ;
   wire [31:0] mac_cycles;
-  wire [31:0] \mac_cycles$181 ;
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
@@ -285,11 +288,8 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire \s_axil__wvalid$75 ;
   wire set_done;
   wire [31:0] stall_load;
-  wire [31:0] \stall_load$183 ;
   wire [31:0] stall_store;
-  wire [31:0] \stall_store$185 ;
   wire start;
-  wire \start$173 ;
   wire wr_busy;
   wire [31:0] wr_bytes;
   wire [99:0] wr_cmd__payload;
@@ -342,14 +342,14 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \$2  = \$1  | request;
   assign busy = \$2  | resetting;
   assign \$3  = ~ request;
-  assign set_done = done & \$3 ;
+  assign set_done = control__done & \$3 ;
   always @(posedge clk)
     held <= \$4 ;
   assign engine_rst = rst | engine_reset;
   assign resetting = | held;
   assign engine_reset = request | resetting;
   assign dma_error = rd_error | wr_error;
-  assign \$1  = \busy$155  | aborting;
+  assign \$1  = control__busy | aborting;
   \accelerator.dma  dma (
     .abort(request),
     .aborting(aborting),
@@ -397,25 +397,25 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
     .wr_error(wr_error)
   );
   \accelerator.engine  engine (
-    .\busy$255 (\busy$155 ),
     .cmd(cmd),
-    .cycles(cycles),
+    .control__busy(control__busy),
+    .control__done(control__done),
+    .control__error(error_code),
+    .control__start(clear),
+    .counters__cycles(cycles),
+    .counters__mac_cycles(mac_cycles),
+    .counters__stall_load(stall_load),
+    .counters__stall_store(stall_store),
     .dma_busy(dma_busy),
     .dma_error(dma_error),
-    .done(done),
     .engine_clk(clk),
     .engine_rst(engine_rst),
-    .error(error_code),
-    .mac_cycles(mac_cycles),
     .rd_cmd__payload(rd_cmd__payload),
     .rd_cmd__ready(rd_cmd__ready),
     .rd_cmd__valid(rd_cmd__valid),
     .rd_data__payload(rd_data__payload),
     .rd_data__ready(rd_data__ready),
     .rd_data__valid(rd_data__valid),
-    .stall_load(stall_load),
-    .stall_store(stall_store),
-    .\start$274 (clear),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -545,18 +545,18 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \wr_data__payload$136  = wr_data__payload;
   assign \wr_data__ready$138  = wr_data__ready;
   assign \wr_data__valid$140  = wr_data__valid;
-  assign wr_busy = dma_busy;
-  assign start = clear;
   assign rd_bytes = dma_rd_bytes;
   assign wr_bytes = dma_wr_bytes;
+  assign wr_busy = dma_busy;
+  assign start = clear;
   assign abort = request;
   assign \abort$153  = request;
-  assign \start$173  = clear;
-  assign error = error_code;
-  assign \cycles$179  = cycles;
-  assign \mac_cycles$181  = mac_cycles;
-  assign \stall_load$183  = stall_load;
-  assign \stall_store$185  = stall_store;
+  assign counters__cycles = cycles;
+  assign counters__mac_cycles = mac_cycles;
+  assign counters__stall_load = stall_load;
+  assign counters__stall_store = stall_store;
+  assign control__start = clear;
+  assign control__error = error_code;
   assign \irq$186  = irq;
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3821$43 (burst__payload[43]),
-    .\port$3821$45 (burst__payload[67:45]),
+    .\port$3843$43 (burst__payload[43]),
+    .\port$3843$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3821$43 , \port$3821$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3843$43 , \port$3843$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3821$43 ;
-  wire \port$3821$43 ;
-  input [22:0] \port$3821$45 ;
-  wire [22:0] \port$3821$45 ;
+  input \port$3843$43 ;
+  wire \port$3843$43 ;
+  input [22:0] \port$3843$45 ;
+  wire [22:0] \port$3843$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3821$43 , \port$3821$45  };
+      storage[w_port__addr] <= { \port$3843$43 , \port$3843$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3821$43 , \port$3821$45  };
-  assign w_data = { \port$3821$43 , \port$3821$45  };
+  assign w_port__data = { \port$3843$43 , \port$3843$45  };
+  assign w_data = { \port$3843$43 , \port$3843$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -3694,565 +3694,68 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__valid, \busy$255 , rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, \start$274 , rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, done, error, cycles, mac_cycles, stall_load, stall_store
+module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready, wr_data__valid, rd_cmd__ready, dma_busy, wr_cmd__ready, cmd, control__start, control__done, control__error, rd_cmd__valid, rd_cmd__payload, wr_cmd__valid, wr_cmd__payload, wr_data__payload, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store
 , rd_data__valid, rd_data__payload, wr_data__ready, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
   wire \$1 ;
-  wire [46:0] \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire \$102 ;
-  wire \$103 ;
-  wire [3:0] \$104 ;
-  wire \$105 ;
-  wire [10:0] \$106 ;
-  wire [32:0] \$107 ;
-  wire [7:0] \$108 ;
-  wire [7:0] \$109 ;
-  wire [47:0] \$11 ;
-  wire [7:0] \$110 ;
-  wire [7:0] \$111 ;
-  wire \$112 ;
-  wire [32:0] \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  wire \$116 ;
-  wire [10:0] \$117 ;
-  wire [16:0] \$118 ;
-  wire [16:0] \$119 ;
-  wire [47:0] \$12 ;
-  wire \$120 ;
-  wire [31:0] \$121 ;
-  wire [32:0] \$122 ;
-  wire [31:0] \$123 ;
-  wire [32:0] \$124 ;
-  wire [31:0] \$125 ;
-  wire [32:0] \$126 ;
-  wire [31:0] \$127 ;
-  wire [32:0] \$128 ;
-  wire [10:0] \$129 ;
-  wire \$13 ;
-  wire [16:0] \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire \$142 ;
-  wire [4:0] \$143 ;
-  wire [32:0] \$144 ;
-  wire [32:0] \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire \$149 ;
-  wire \$15 ;
-  wire [18:0] \$150 ;
-  wire [18:0] \$151 ;
-  wire [3:0] \$152 ;
-  wire \$153 ;
-  wire \$154 ;
-  wire [16:0] \$155 ;
-  wire \$156 ;
-  wire [10:0] \$157 ;
-  wire [16:0] \$158 ;
-  wire \$159 ;
-  wire \$16 ;
-  wire \$160 ;
-  wire [16:0] \$161 ;
-  wire \$162 ;
-  wire [5:0] \$163 ;
-  wire [5:0] \$164 ;
-  wire [5:0] \$165 ;
-  wire [5:0] \$166 ;
-  wire [63:0] \$167 ;
-  wire \$168 ;
-  wire [4:0] \$169 ;
-  wire \$17 ;
-  wire \$170 ;
-  wire \$171 ;
-  wire \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire \$176 ;
-  wire \$177 ;
-  wire [32:0] \$178 ;
-  wire [32:0] \$179 ;
-  wire \$18 ;
-  wire \$180 ;
-  wire \$181 ;
-  wire [32:0] \$182 ;
-  wire [32:0] \$183 ;
-  wire \$184 ;
-  wire \$185 ;
-  wire [32:0] \$186 ;
-  wire [34:0] \$187 ;
-  wire [34:0] \$188 ;
-  wire [35:0] \$189 ;
-  wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire [32:0] \$192 ;
-  wire [34:0] \$193 ;
-  wire [35:0] \$194 ;
-  wire \$195 ;
-  wire \$196 ;
-  wire \$197 ;
-  wire \$198 ;
-  wire \$199 ;
   wire \$2 ;
-  wire \$20 ;
-  wire \$200 ;
-  wire \$201 ;
-  wire \$202 ;
-  wire \$203 ;
-  wire \$204 ;
-  wire \$205 ;
-  wire \$206 ;
-  wire \$207 ;
-  wire \$208 ;
-  wire [34:0] \$209 ;
-  wire \$21 ;
-  wire [34:0] \$210 ;
-  wire \$211 ;
-  wire \$212 ;
-  wire [34:0] \$213 ;
-  wire \$214 ;
-  wire \$215 ;
-  wire \$216 ;
-  wire \$217 ;
-  wire \$218 ;
-  wire \$219 ;
-  wire \$22 ;
-  wire \$220 ;
-  wire \$221 ;
-  wire \$222 ;
-  wire \$223 ;
-  wire \$224 ;
-  wire \$225 ;
-  wire \$226 ;
-  wire \$227 ;
-  wire \$228 ;
-  wire \$229 ;
-  wire \$23 ;
-  wire \$230 ;
-  wire \$231 ;
-  wire \$232 ;
-  wire \$233 ;
-  wire \$234 ;
-  wire \$235 ;
-  wire \$236 ;
-  wire \$237 ;
-  wire \$238 ;
-  wire \$239 ;
-  wire \$24 ;
-  wire \$240 ;
-  wire \$241 ;
-  wire \$242 ;
-  wire \$243 ;
-  wire \$244 ;
-  wire \$245 ;
-  wire \$246 ;
-  wire \$247 ;
-  wire \$248 ;
-  wire \$249 ;
-  wire \$25 ;
-  wire \$250 ;
-  wire \$251 ;
-  wire \$252 ;
-  wire \$253 ;
-  wire \$254 ;
-  wire \$255 ;
-  wire \$256 ;
-  wire \$257 ;
-  wire \$258 ;
-  wire \$259 ;
-  wire \$26 ;
-  wire \$260 ;
-  wire [1:0] \$261 ;
-  wire [1:0] \$262 ;
-  wire [1:0] \$263 ;
-  wire [1:0] \$264 ;
-  wire [1:0] \$265 ;
-  wire [1:0] \$266 ;
-  wire [1:0] \$267 ;
-  wire [1:0] \$268 ;
-  wire [1:0] \$269 ;
-  wire [18:0] \$27 ;
-  wire [1:0] \$270 ;
-  wire [1:0] \$271 ;
-  wire [1:0] \$272 ;
-  wire [1:0] \$273 ;
-  wire [1:0] \$274 ;
-  wire [1:0] \$275 ;
-  wire [1:0] \$276 ;
-  wire [1:0] \$277 ;
-  wire [1:0] \$278 ;
-  wire [1:0] \$279 ;
-  wire \$28 ;
-  wire [1:0] \$280 ;
-  wire [1:0] \$281 ;
-  wire [1:0] \$282 ;
-  wire [1:0] \$283 ;
-  wire [1:0] \$284 ;
-  wire [1:0] \$285 ;
-  wire [1:0] \$286 ;
-  wire [1:0] \$287 ;
-  wire \$288 ;
-  wire \$289 ;
-  wire \$29 ;
-  wire \$290 ;
-  wire \$291 ;
-  wire [31:0] \$292 ;
-  wire \$293 ;
-  wire [31:0] \$294 ;
-  wire [32:0] \$295 ;
-  wire [32:0] \$296 ;
-  wire [32:0] \$297 ;
-  wire [32:0] \$298 ;
-  wire \$299 ;
-  wire [32:0] \$3 ;
-  wire [9:0] \$30 ;
-  wire [32:0] \$300 ;
-  wire \$301 ;
-  wire [32:0] \$302 ;
-  wire [32:0] \$303 ;
-  wire [32:0] \$304 ;
-  wire \$305 ;
-  wire [32:0] \$306 ;
-  wire [32:0] \$307 ;
-  wire [33:0] \$308 ;
-  wire [32:0] \$309 ;
-  wire [16:0] \$31 ;
-  wire [32:0] \$310 ;
-  wire [32:0] \$311 ;
-  wire [32:0] \$312 ;
-  wire [32:0] \$313 ;
-  wire \$314 ;
-  wire \$315 ;
-  wire \$316 ;
-  wire \$317 ;
-  wire \$318 ;
-  wire \$319 ;
-  wire [17:0] \$32 ;
-  wire \$320 ;
-  wire \$321 ;
-  wire \$322 ;
-  wire \$323 ;
-  wire \$324 ;
-  wire \$325 ;
-  wire \$326 ;
-  wire \$327 ;
-  wire [32:0] \$328 ;
-  wire [16:0] \$329 ;
-  wire \$33 ;
-  wire [16:0] \$330 ;
-  wire [16:0] \$331 ;
-  wire \$332 ;
-  wire \$333 ;
-  wire \$334 ;
-  wire \$335 ;
-  wire [31:0] \$336 ;
-  wire \$337 ;
-  wire [31:0] \$338 ;
-  wire [32:0] \$339 ;
-  wire [10:0] \$34 ;
-  wire [32:0] \$340 ;
-  wire [32:0] \$341 ;
-  wire [32:0] \$342 ;
-  wire \$343 ;
-  wire [32:0] \$344 ;
-  wire \$345 ;
-  wire [32:0] \$346 ;
-  wire [32:0] \$347 ;
-  wire [32:0] \$348 ;
-  wire \$349 ;
-  wire [16:0] \$35 ;
-  wire [32:0] \$350 ;
-  wire [32:0] \$351 ;
-  wire [33:0] \$352 ;
-  wire [16:0] \$353 ;
-  wire \$354 ;
-  wire [16:0] \$355 ;
-  wire \$356 ;
-  wire [32:0] \$357 ;
-  wire \$358 ;
-  wire \$359 ;
-  wire \$36 ;
-  wire \$360 ;
-  wire \$361 ;
-  wire \$362 ;
-  wire [32:0] \$363 ;
-  wire [16:0] \$364 ;
-  wire [16:0] \$365 ;
-  wire \$366 ;
-  wire \$367 ;
-  wire \$368 ;
-  wire \$369 ;
-  wire \$37 ;
-  wire [31:0] \$370 ;
-  wire \$371 ;
-  wire [31:0] \$372 ;
-  wire [32:0] \$373 ;
-  wire [32:0] \$374 ;
-  wire [32:0] \$375 ;
-  wire [32:0] \$376 ;
-  wire \$377 ;
-  wire [32:0] \$378 ;
-  wire \$379 ;
-  wire \$38 ;
-  wire [32:0] \$380 ;
-  wire [32:0] \$381 ;
-  wire [32:0] \$382 ;
-  wire \$383 ;
-  wire [32:0] \$384 ;
-  wire [32:0] \$385 ;
-  wire [33:0] \$386 ;
-  wire \$387 ;
-  wire \$388 ;
-  wire [32:0] \$389 ;
-  wire \$39 ;
-  wire \$390 ;
-  wire \$391 ;
-  wire \$392 ;
-  wire \$393 ;
-  wire [32:0] \$394 ;
-  wire [32:0] \$395 ;
-  wire [3:0] \$396 ;
-  wire [32:0] \$397 ;
-  wire \$398 ;
-  wire [16:0] \$399 ;
-  wire [32:0] \$4 ;
-  wire \$40 ;
-  wire \$400 ;
-  wire \$401 ;
-  wire [16:0] \$402 ;
-  wire \$403 ;
-  wire [16:0] \$404 ;
-  wire [4:0] \$405 ;
-  wire [32:0] \$406 ;
-  wire \$407 ;
-  wire \$408 ;
-  wire \$409 ;
-  wire \$41 ;
-  wire \$410 ;
-  wire [16:0] \$411 ;
-  wire \$412 ;
-  wire [16:0] \$413 ;
-  wire \$414 ;
-  wire \$415 ;
-  wire [2:0] \$416 ;
-  wire \$417 ;
-  wire \$418 ;
-  wire \$419 ;
-  wire \$42 ;
-  wire \$420 ;
-  wire \$421 ;
-  wire \$422 ;
-  wire \$423 ;
-  wire \$424 ;
-  wire \$425 ;
-  wire \$426 ;
-  wire \$427 ;
-  wire \$428 ;
-  wire [31:0] \$429 ;
-  wire \$43 ;
-  wire [32:0] \$430 ;
-  wire [33:0] \$431 ;
-  wire [33:0] \$432 ;
-  wire \$433 ;
-  wire [32:0] \$434 ;
-  wire \$435 ;
-  wire \$436 ;
-  wire \$437 ;
-  wire \$438 ;
-  wire \$439 ;
-  wire \$44 ;
-  wire [32:0] \$440 ;
-  wire [16:0] \$441 ;
-  wire \$442 ;
-  wire \$443 ;
-  wire \$444 ;
-  wire \$445 ;
-  wire \$446 ;
-  wire \$447 ;
-  wire \$448 ;
-  wire \$449 ;
-  wire \$45 ;
-  wire \$450 ;
-  wire [32:0] \$451 ;
-  wire \$452 ;
-  wire [32:0] \$453 ;
-  wire \$454 ;
-  wire \$455 ;
-  wire [32:0] \$456 ;
-  wire [32:0] \$457 ;
-  reg [1:0] \$458 ;
-  reg [1:0] \$459 ;
-  wire \$46 ;
-  reg [1:0] \$460 ;
-  reg [1:0] \$461 ;
-  reg [1:0] \$462 ;
-  reg [1:0] \$463 ;
-  reg [1:0] \$464 ;
-  reg [1:0] \$465 ;
-  reg [1:0] \$466 ;
-  reg [31:0] \$467 ;
-  reg [31:0] \$468 ;
-  reg \$469 ;
-  wire \$47 ;
-  reg [31:0] \$470 ;
-  reg [31:0] \$471 ;
-  reg [31:0] \$472 ;
-  reg [31:0] \$473 ;
-  reg [31:0] \$474 ;
-  reg [31:0] \$475 ;
-  reg [31:0] \$476 ;
-  reg [31:0] \$477 ;
-  reg [31:0] \$478 ;
-  reg [31:0] \$479 ;
-  wire \$48 ;
-  reg [31:0] \$480 ;
-  reg [1:0] \$481 ;
-  reg \$482 ;
-  reg \$483 ;
-  reg \$484 ;
-  reg [31:0] \$485 ;
-  reg [15:0] \$486 ;
-  reg [15:0] \$487 ;
-  reg [15:0] \$488 ;
-  reg [31:0] \$489 ;
-  wire \$49 ;
-  reg [31:0] \$490 ;
-  reg \$491 ;
-  reg [31:0] \$492 ;
-  reg [31:0] \$493 ;
-  reg \$494 ;
-  reg \$495 ;
-  reg [2:0] \$496 ;
-  reg [15:0] \$497 ;
-  reg [15:0] \$498 ;
-  reg [31:0] \$499 ;
-  wire [32:0] \$5 ;
-  wire \$50 ;
-  reg \$500 ;
-  reg \$501 ;
-  reg \$502 ;
-  reg [31:0] \$503 ;
-  reg [31:0] \$504 ;
-  reg \$505 ;
-  reg [31:0] \$506 ;
-  reg [31:0] \$507 ;
-  reg \$508 ;
-  reg \$509 ;
-  wire \$51 ;
-  reg [2:0] \$510 ;
-  reg [31:0] \$511 ;
-  reg [31:0] \$512 ;
-  reg \$513 ;
-  reg \$514 ;
-  reg [127:0] \$515 ;
-  reg \$516 ;
-  reg [9:0] \$517 ;
-  reg \$518 ;
-  reg \$519 ;
-  wire \$52 ;
-  reg \$520 ;
-  reg [15:0] \$521 ;
-  reg [31:0] \$522 ;
-  reg [31:0] \$523 ;
-  reg \$524 ;
-  reg [15:0] \$525 ;
-  reg \$526 ;
-  reg \$527 ;
-  reg [1:0] \$528 ;
-  reg [398:0] \$529 ;
-  wire \$53 ;
-  reg [7:0] \$530 ;
-  reg [31:0] \$531 ;
-  reg [31:0] \$532 ;
-  reg [31:0] \$533 ;
-  reg [31:0] \$534 ;
-  reg [3:0] \$535 ;
-  reg \$536 ;
-  reg [3:0] \$537 ;
-  reg [15:0] \$538 ;
-  reg [31:0] \$539 ;
-  wire [32:0] \$54 ;
-  reg [15:0] \$540 ;
-  reg [31:0] \$541 ;
-  reg [31:0] \$542 ;
-  reg [31:0] \$543 ;
-  wire \$55 ;
-  wire \$56 ;
-  wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [32:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire \$63 ;
-  wire \$64 ;
-  wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire [3:0] \$68 ;
-  wire \$69 ;
-  wire [32:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
-  wire [8:0] \$722 ;
-  wire [9:0] \$73 ;
-  wire [16:0] \$74 ;
-  wire [31:0] \$75 ;
-  wire [32:0] \$76 ;
-  wire [9:0] \$77 ;
-  wire [9:0] \$78 ;
-  wire [6:0] \$79 ;
-  wire [32:0] \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire [32:0] \$85 ;
-  wire \$86 ;
-  wire \$87 ;
-  wire [16:0] \$88 ;
-  wire \$89 ;
-  wire [32:0] \$9 ;
-  wire [32:0] \$90 ;
-  wire \$91 ;
-  wire \$92 ;
-  wire \$93 ;
-  wire \$94 ;
-  wire \$95 ;
-  wire [32:0] \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire \$3 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire \$8 ;
   wire [8:0] \$signature__addr ;
-  wire [8:0] \$signature__addr$106 ;
+  wire [8:0] \$signature__addr$185 ;
+  wire [8:0] \$signature__addr$191 ;
+  wire [9:0] \$signature__addr$197 ;
+  wire [9:0] \$signature__addr$203 ;
+  wire [9:0] \$signature__addr$209 ;
+  wire [9:0] \$signature__addr$215 ;
+  wire [9:0] \$signature__addr$221 ;
   wire [63:0] \$signature__data ;
-  wire [63:0] \$signature__data$110 ;
-  wire [7:0] \$signature__data$110[0] ;
-  wire [7:0] \$signature__data$110[1] ;
-  wire [7:0] \$signature__data$110[2] ;
-  wire [7:0] \$signature__data$110[3] ;
-  wire [7:0] \$signature__data$110[4] ;
-  wire [7:0] \$signature__data$110[5] ;
-  wire [7:0] \$signature__data$110[6] ;
-  wire [7:0] \$signature__data$110[7] ;
+  wire [63:0] \$signature__data$188 ;
+  wire [7:0] \$signature__data$188[0] ;
+  wire [7:0] \$signature__data$188[1] ;
+  wire [7:0] \$signature__data$188[2] ;
+  wire [7:0] \$signature__data$188[3] ;
+  wire [7:0] \$signature__data$188[4] ;
+  wire [7:0] \$signature__data$188[5] ;
+  wire [7:0] \$signature__data$188[6] ;
+  wire [7:0] \$signature__data$188[7] ;
+  wire [63:0] \$signature__data$194 ;
+  wire [7:0] \$signature__data$194[0] ;
+  wire [7:0] \$signature__data$194[1] ;
+  wire [7:0] \$signature__data$194[2] ;
+  wire [7:0] \$signature__data$194[3] ;
+  wire [7:0] \$signature__data$194[4] ;
+  wire [7:0] \$signature__data$194[5] ;
+  wire [7:0] \$signature__data$194[6] ;
+  wire [7:0] \$signature__data$194[7] ;
+  wire [31:0] \$signature__data$199 ;
+  wire [7:0] \$signature__data$199[0] ;
+  wire [7:0] \$signature__data$199[1] ;
+  wire [7:0] \$signature__data$199[2] ;
+  wire [7:0] \$signature__data$199[3] ;
+  wire [31:0] \$signature__data$206 ;
+  wire [7:0] \$signature__data$206[0] ;
+  wire [7:0] \$signature__data$206[1] ;
+  wire [7:0] \$signature__data$206[2] ;
+  wire [7:0] \$signature__data$206[3] ;
+  wire [127:0] \$signature__data$211 ;
+  wire [31:0] \$signature__data$211[0] ;
+  wire [31:0] \$signature__data$211[1] ;
+  wire [31:0] \$signature__data$211[2] ;
+  wire [31:0] \$signature__data$211[3] ;
+  wire [127:0] \$signature__data$218 ;
+  wire [31:0] \$signature__data$218[0] ;
+  wire [31:0] \$signature__data$218[1] ;
+  wire [31:0] \$signature__data$218[2] ;
+  wire [31:0] \$signature__data$218[3] ;
+  wire [127:0] \$signature__data$224 ;
+  wire [31:0] \$signature__data$224[0] ;
+  wire [31:0] \$signature__data$224[1] ;
+  wire [31:0] \$signature__data$224[2] ;
+  wire [31:0] \$signature__data$224[3] ;
   wire [7:0] \$signature__data[0] ;
   wire [7:0] \$signature__data[1] ;
   wire [7:0] \$signature__data[2] ;
@@ -4262,15 +3765,35 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \$signature__data[6] ;
   wire [7:0] \$signature__data[7] ;
   wire \$signature__en ;
-  wire \$signature__en$107 ;
-  reg [15:0] a;
-  reg [1:0] a_busy = 2'h0;
-  reg [1:0] a_busy_clr;
-  reg [1:0] a_busy_set;
-  reg [1:0] a_full = 2'h0;
-  reg [1:0] a_full_clr;
-  reg [1:0] a_full_set;
-  reg [31:0] a_load = 32'd0;
+  wire \$signature__en$189 ;
+  wire \$signature__en$195 ;
+  wire [3:0] \$signature__en$201 ;
+  wire \$signature__en$207 ;
+  wire [3:0] \$signature__en$213 ;
+  wire \$signature__en$219 ;
+  wire \$signature__en$225 ;
+  wire [8:0] a_rd__0__addr;
+  wire [63:0] a_rd__0__data;
+  wire [7:0] \a_rd__0__data[0] ;
+  wire [7:0] \a_rd__0__data[1] ;
+  wire [7:0] \a_rd__0__data[2] ;
+  wire [7:0] \a_rd__0__data[3] ;
+  wire [7:0] \a_rd__0__data[4] ;
+  wire [7:0] \a_rd__0__data[5] ;
+  wire [7:0] \a_rd__0__data[6] ;
+  wire [7:0] \a_rd__0__data[7] ;
+  wire a_rd__0__en;
+  wire [8:0] a_rd__1__addr;
+  wire [63:0] a_rd__1__data;
+  wire [7:0] \a_rd__1__data[0] ;
+  wire [7:0] \a_rd__1__data[1] ;
+  wire [7:0] \a_rd__1__data[2] ;
+  wire [7:0] \a_rd__1__data[3] ;
+  wire [7:0] \a_rd__1__data[4] ;
+  wire [7:0] \a_rd__1__data[5] ;
+  wire [7:0] \a_rd__1__data[6] ;
+  wire [7:0] \a_rd__1__data[7] ;
+  wire a_rd__1__en;
   wire [8:0] a_wr__addr;
   wire [63:0] a_wr__data;
   wire [7:0] \a_wr__data[0] ;
@@ -4282,25 +3805,7 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \a_wr__data[6] ;
   wire [7:0] \a_wr__data[7] ;
   wire a_wr__en;
-  reg [15:0] acc_row = 16'h0000;
-  reg acc_writes = 1'h0;
-  reg [33:0] addend;
-  wire [9:0] addr;
-  reg advance;
-  reg \advance$129 ;
-  reg \advance$161 ;
-  reg \advance$189 ;
-  reg apar = 1'h0;
-  reg [31:0] b;
-  reg [1:0] b_busy = 2'h0;
-  wire [1:0] b_busy_clr;
-  reg [1:0] b_busy_set;
-  reg [1:0] b_full = 2'h0;
-  wire [1:0] b_full_clr;
-  reg [1:0] b_full_set;
-  reg [31:0] b_koff = 32'd0;
-  reg [31:0] b_koff_next;
-  reg [31:0] b_load = 32'd0;
+  wire [1:0] accumulator__c_done;
   wire [9:0] b_rd__addr;
   wire [31:0] b_rd__data;
   wire [7:0] \b_rd__data[0] ;
@@ -4308,12 +3813,6 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \b_rd__data[2] ;
   wire [7:0] \b_rd__data[3] ;
   wire b_rd__en;
-  reg [1:0] b_used_o = 2'h0;
-  wire [1:0] b_used_o_clr;
-  reg [1:0] b_used_o_set;
-  reg [1:0] b_used_w = 2'h0;
-  wire [1:0] b_used_w_clr;
-  reg [1:0] b_used_w_set;
   wire [9:0] b_wr__addr;
   wire [31:0] b_wr__data;
   wire [7:0] \b_wr__data[0] ;
@@ -4321,82 +3820,69 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \b_wr__data[2] ;
   wire [7:0] \b_wr__data[3] ;
   wire [3:0] b_wr__en;
-  reg [15:0] beat = 16'h0000;
-  wire beat_ok;
-  reg [3:0] beyond = 4'h0;
-  wire [1:0] both;
-  reg bpar = 1'h0;
+  wire behind;
   wire busy;
-  output \busy$255 ;
-  wire \busy$255 ;
-  reg byte_ready;
-  reg [127:0] byte_row;
-  reg byte_valid;
-  reg [398:0] c = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [31:0] \c.a_addr ;
-  wire \c.accumulate ;
-  wire [31:0] \c.b_addr ;
-  wire [31:0] \c.c_addr ;
-  wire [31:0] \c.cin_addr ;
-  wire [31:0] \c.k ;
-  wire [31:0] \c.lda ;
-  wire [31:0] \c.ldb ;
-  wire [31:0] \c.ldc ;
-  wire [31:0] \c.ldcin ;
-  wire [31:0] \c.m ;
-  wire [31:0] \c.n ;
-  wire \c.relu ;
-  wire \c.requant ;
-  wire [30:0] \c.rq_mult ;
-  wire [4:0] \c.rq_shift ;
-  wire [7:0] \c.rq_zp ;
-  reg [1:0] c_busy = 2'h0;
-  reg [1:0] c_busy_clr;
-  reg [1:0] c_busy_set;
-  reg [31:0] c_claims = 32'd0;
-  reg [1:0] c_done = 2'h0;
-  reg [1:0] c_done_clr;
-  reg [1:0] c_done_set;
-  wire [9:0] c_rd_acc__addr;
-  wire [127:0] c_rd_acc__data;
-  wire [31:0] \c_rd_acc__data[0] ;
-  wire [31:0] \c_rd_acc__data[1] ;
-  wire [31:0] \c_rd_acc__data[2] ;
-  wire [31:0] \c_rd_acc__data[3] ;
-  wire c_rd_acc__en;
-  wire [9:0] c_rd_store__addr;
-  wire [127:0] c_rd_store__data;
-  wire [31:0] \c_rd_store__data[0] ;
-  wire [31:0] \c_rd_store__data[1] ;
-  wire [31:0] \c_rd_store__data[2] ;
-  wire [31:0] \c_rd_store__data[3] ;
-  wire c_rd_store__en;
-  reg [1:0] c_ready = 2'h0;
-  reg [1:0] c_ready_clr;
-  reg [1:0] c_ready_set;
-  reg c_wait;
-  reg [9:0] c_wr__addr;
-  reg [127:0] c_wr__data;
+  wire [9:0] c_rd__addr;
+  wire [9:0] \c_rd__addr$222 ;
+  wire [127:0] c_rd__data;
+  wire [127:0] \c_rd__data$223 ;
+  wire [31:0] \c_rd__data$223[0] ;
+  wire [31:0] \c_rd__data$223[1] ;
+  wire [31:0] \c_rd__data$223[2] ;
+  wire [31:0] \c_rd__data$223[3] ;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  wire \c_rd__en$226 ;
+  wire c_wait;
+  wire [9:0] c_wr__addr;
+  wire [127:0] c_wr__data;
   wire [31:0] \c_wr__data[0] ;
   wire [31:0] \c_wr__data[1] ;
   wire [31:0] \c_wr__data[2] ;
   wire [31:0] \c_wr__data[3] ;
-  reg [3:0] c_wr__en;
-  reg [15:0] chunk = 16'h0000;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$12 ;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$132 ;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$185 ;
-  (* init = 16'h0000 *)
-  wire [15:0] \chunk$81 ;
-  reg [31:0] chunk_lda = 32'd0;
-  reg [31:0] chunk_ldc = 32'd0;
-  reg [31:0] chunk_ldcin = 32'd0;
-  reg claimed;
+  wire [3:0] c_wr__en;
+  wire [9:0] cin__addr;
+  wire [9:0] \cin__addr$172 ;
+  wire cin__blocked;
+  wire \cin__blocked$174 ;
+  wire [127:0] cin__data;
+  wire [127:0] \cin__data$176 ;
+  wire [31:0] \cin__data$176[0] ;
+  wire [31:0] \cin__data$176[1] ;
+  wire [31:0] \cin__data$176[2] ;
+  wire [31:0] \cin__data$176[3] ;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  wire [3:0] cin__en;
+  wire [3:0] \cin__en$178 ;
+  wire [31:0] claims;
+  wire [31:0] \claims$152 ;
+  wire clear;
   input [398:0] cmd;
   wire [398:0] cmd;
+  wire [398:0] \cmd$13 ;
+  wire [31:0] \cmd$13.a_addr ;
+  wire \cmd$13.accumulate ;
+  wire [31:0] \cmd$13.b_addr ;
+  wire [31:0] \cmd$13.c_addr ;
+  wire [31:0] \cmd$13.cin_addr ;
+  wire [31:0] \cmd$13.k ;
+  wire [31:0] \cmd$13.lda ;
+  wire [31:0] \cmd$13.ldb ;
+  wire [31:0] \cmd$13.ldc ;
+  wire [31:0] \cmd$13.ldcin ;
+  wire [31:0] \cmd$13.m ;
+  wire [31:0] \cmd$13.n ;
+  wire \cmd$13.relu ;
+  wire \cmd$13.requant ;
+  wire [30:0] \cmd$13.rq_mult ;
+  wire [4:0] \cmd$13.rq_shift ;
+  wire [7:0] \cmd$13.rq_zp ;
   wire [31:0] \cmd.a_addr ;
   wire \cmd.accumulate ;
   wire [31:0] \cmd.b_addr ;
@@ -4414,109 +3900,88 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
-  reg [7:0] code;
-  wire [15:0] cols;
-  wire [15:0] \cols$200 ;
-  reg [3:0] control_state = 4'h0;
-  output [31:0] cycles;
-  reg [31:0] cycles = 32'd0;
+  output control__busy;
+  wire control__busy;
+  wire \control__busy$21 ;
+  output control__done;
+  wire control__done;
+  wire \control__done$23 ;
+  output [7:0] control__error;
+  wire [7:0] control__error;
+  wire [7:0] \control__error$25 ;
+  input control__start;
+  wire control__start;
+  wire \control__start$27 ;
+  output [31:0] counters__cycles;
+  wire [31:0] counters__cycles;
+  wire [31:0] \counters__cycles$239 ;
+  output [31:0] counters__mac_cycles;
+  wire [31:0] counters__mac_cycles;
+  wire [31:0] \counters__mac_cycles$241 ;
+  output [31:0] counters__stall_load;
+  wire [31:0] counters__stall_load;
+  wire [31:0] \counters__stall_load$243 ;
+  output [31:0] counters__stall_store;
+  wire [31:0] counters__stall_store;
+  wire [31:0] \counters__stall_store$245 ;
   input dma_busy;
   wire dma_busy;
+  wire \dma_busy$15 ;
   input dma_error;
   wire dma_error;
-  output done;
-  reg done;
+  wire \dma_error$17 ;
+  wire done;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  output [7:0] error;
-  reg [7:0] error = 8'h00;
-  (* init = 8'h00 *)
-  wire [7:0] \error$244 ;
-  reg f_done = 1'h0;
-  reg [31:0] feed_k_kc0 = 32'd0;
-  reg [31:0] feed_k_kc0_next;
-  reg feed_k_last = 1'h1;
-  reg [31:0] feed_k_left = 32'd0;
-  reg [31:0] feed_k_len = 32'd0;
-  reg [31:0] feed_k_len_m1 = 32'd0;
-  wire first_in_panel;
-  wire [8:0] first_word;
-  wire got;
-  reg [128:0] i__payload;
-  wire [127:0] \i__payload.c ;
-  wire [31:0] \i__payload.c[0] ;
-  wire [31:0] \i__payload.c[1] ;
-  wire [31:0] \i__payload.c[2] ;
-  wire [31:0] \i__payload.c[3] ;
-  wire \i__payload.last ;
-  wire i__ready;
-  reg i__valid;
-  wire [31:0] index;
-  wire [31:0] \index$196 ;
-  wire [31:0] \index$95 ;
-  wire is_cin;
-  wire issue;
-  reg \issue$201 ;
-  reg [31:0] kr = 32'd0;
-  reg l_apar = 1'h0;
-  reg l_bpar = 1'h0;
-  reg l_done = 1'h0;
-  reg l_step;
-  wire last;
-  wire \last$267 ;
-  wire \last$270 ;
-  wire \last$273 ;
-  wire last_in_panel;
-  wire \last_in_panel$127 ;
-  wire \last_in_panel$159 ;
-  wire \last_in_panel$190 ;
-  reg launched = 1'h0;
-  wire [2:0] level;
-  wire [2:0] \level$141 ;
-  wire [2:0] \level$202 ;
-  reg [31:0] load_a_addr = 32'd0;
-  reg [31:0] load_a_next;
-  reg [31:0] load_a_panel = 32'd0;
-  reg [31:0] load_b_addr = 32'd0;
-  reg [31:0] load_b_next;
-  reg [31:0] load_b_panel = 32'd0;
-  reg [31:0] load_cin_addr = 32'd0;
-  reg [31:0] load_cin_next;
-  reg [31:0] load_cin_panel = 32'd0;
-  reg [31:0] load_k_kc0 = 32'd0;
-  reg [31:0] load_k_kc0_next;
-  reg load_k_last = 1'h1;
-  reg [31:0] load_k_left = 32'd0;
-  reg [31:0] load_k_len = 32'd0;
-  reg [31:0] load_k_len_m1 = 32'd0;
-  reg [1:0] loader_state = 2'h0;
-  wire [15:0] m;
-  wire [15:0] \m$130 ;
-  wire [15:0] \m$183 ;
-  wire [15:0] \m$79 ;
-  reg [15:0] m_idx = 16'h0000;
-  output [31:0] mac_cycles;
-  reg [31:0] mac_cycles = 32'd0;
-  reg meta_last = 1'h0;
-  reg [2:0] meta_off = 3'h0;
-  wire [30:0] multiplier;
-  wire [15:0] n;
-  wire [15:0] \n$131 ;
-  wire [15:0] \n$184 ;
-  wire [15:0] \n$80 ;
-  wire [4:0] nbytes;
-  wire [32:0] o__payload;
-  wire [31:0] \o__payload.c ;
-  wire [7:0] \o__payload.c[0] ;
-  wire [7:0] \o__payload.c[1] ;
-  wire [7:0] \o__payload.c[2] ;
-  wire [7:0] \o__payload.c[3] ;
-  wire \o__payload.last ;
-  reg o__ready;
-  wire o__valid;
+  wire [1:0] feeder__a_full;
+  wire [1:0] feeder__a_release;
+  wire [1:0] feeder__b_full;
+  wire [1:0] feeder__b_use;
+  wire [1:0] feeder__b_used;
+  wire [1:0] feeder__c_ready;
+  wire finished;
+  wire \finished$19 ;
+  wire [1:0] flags__a_busy;
+  wire [1:0] flags__a_claim;
+  wire [1:0] flags__a_filled;
+  wire [1:0] flags__a_full;
+  wire [1:0] flags__a_release;
+  wire [1:0] flags__b_busy;
+  wire [1:0] flags__b_claim;
+  wire [1:0] flags__b_filled;
+  wire [1:0] flags__b_full;
+  wire [1:0] \flags__b_full$137 ;
+  wire [1:0] flags__b_use;
+  wire [1:0] \flags__b_use$140 ;
+  wire [1:0] flags__b_used;
+  wire [1:0] \flags__b_used$141 ;
+  wire [1:0] flags__c_busy;
+  wire [1:0] flags__c_claim;
+  wire [1:0] flags__c_done;
+  wire [1:0] \flags__c_done$147 ;
+  wire [1:0] flags__c_ready;
+  wire [1:0] \flags__c_ready$143 ;
+  wire [1:0] flags__c_release;
+  wire [1:0] loader__a_busy;
+  wire [1:0] loader__a_claim;
+  wire [1:0] loader__a_filled;
+  wire [1:0] loader__b_busy;
+  wire [1:0] loader__b_claim;
+  wire [1:0] loader__b_filled;
+  wire [1:0] loader__c_busy;
+  wire [1:0] loader__c_claim;
+  wire [1:0] loader__c_ready;
+  wire mac;
   wire [32:0] operands__payload;
+  wire [32:0] \operands__payload$154 ;
+  wire [31:0] \operands__payload$154.a ;
+  wire [7:0] \operands__payload$154.a[0] ;
+  wire [7:0] \operands__payload$154.a[1] ;
+  wire [7:0] \operands__payload$154.a[2] ;
+  wire [7:0] \operands__payload$154.a[3] ;
+  wire \operands__payload$154.last ;
   wire [31:0] \operands__payload.a ;
   wire [7:0] \operands__payload.a[0] ;
   wire [7:0] \operands__payload.a[1] ;
@@ -4524,40 +3989,56 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [7:0] \operands__payload.a[3] ;
   wire \operands__payload.last ;
   wire operands__ready;
+  wire \operands__ready$156 ;
   wire operands__valid;
-  reg pending = 1'h0;
-  reg \pending$203  = 1'h0;
-  reg [15:0] r = 16'h0000;
-  wire [2:0] r_data;
-  wire [32:0] \r_data$118 ;
-  wire [31:0] \r_data$153 ;
-  wire [18:0] \r_data$167 ;
-  wire [127:0] \r_data$225 ;
-  wire [3:0] \r_data$235 ;
-  reg r_en;
-  wire \r_en$119 ;
-  wire \r_en$154 ;
-  reg \r_en$171 ;
-  reg \r_en$226 ;
-  reg \r_en$242 ;
-  wire r_rdy;
-  wire \r_rdy$116 ;
-  wire \r_rdy$151 ;
-  wire \r_rdy$163 ;
-  wire \r_rdy$212 ;
-  wire \r_rdy$223 ;
+  wire \operands__valid$158 ;
+  wire [18:0] passes__payload;
+  wire [18:0] \passes__payload$160 ;
+  wire \passes__payload$160.half ;
+  wire \passes__payload$160.last ;
+  wire \passes__payload$160.read_old ;
+  wire [15:0] \passes__payload$160.rows ;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  wire passes__ready;
+  wire \passes__ready$162 ;
+  wire passes__valid;
+  wire \passes__valid$164 ;
   output [99:0] rd_cmd__payload;
-  reg [99:0] rd_cmd__payload;
+  wire [99:0] rd_cmd__payload;
+  wire [99:0] \rd_cmd__payload$92 ;
+  wire [31:0] \rd_cmd__payload$92.addr ;
+  wire [19:0] \rd_cmd__payload$92.row_bytes ;
+  wire [15:0] \rd_cmd__payload$92.rows ;
+  wire [31:0] \rd_cmd__payload$92.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
   wire [19:0] \rd_cmd__payload.row_bytes ;
   wire [15:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
+  wire \rd_cmd__ready$94 ;
   output rd_cmd__valid;
-  reg rd_cmd__valid;
+  wire rd_cmd__valid;
+  wire \rd_cmd__valid$96 ;
   input [70:0] rd_data__payload;
   wire [70:0] rd_data__payload;
+  wire [70:0] \rd_data__payload$98 ;
+  wire [3:0] \rd_data__payload$98.bytes ;
+  wire [63:0] \rd_data__payload$98.data ;
+  wire [7:0] \rd_data__payload$98.data[0] ;
+  wire [7:0] \rd_data__payload$98.data[1] ;
+  wire [7:0] \rd_data__payload$98.data[2] ;
+  wire [7:0] \rd_data__payload$98.data[3] ;
+  wire [7:0] \rd_data__payload$98.data[4] ;
+  wire [7:0] \rd_data__payload$98.data[5] ;
+  wire [7:0] \rd_data__payload$98.data[6] ;
+  wire [7:0] \rd_data__payload$98.data[7] ;
+  wire \rd_data__payload$98.end ;
+  wire \rd_data__payload$98.first ;
+  wire \rd_data__payload$98.last ;
   wire [3:0] \rd_data__payload.bytes ;
   wire [63:0] \rd_data__payload.data ;
   wire [7:0] \rd_data__payload.data[0] ;
@@ -4573,17 +4054,18 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire \rd_data__payload.last ;
   output rd_data__ready;
   wire rd_data__ready;
+  wire \rd_data__ready$100 ;
   input rd_data__valid;
   wire rd_data__valid;
-  wire relu;
-  wire [4:0] remaining;
-  reg restart;
-  wire \restart$133 ;
-  wire \restart$14 ;
-  wire \restart$186 ;
-  wire \restart$82 ;
-  wire [48:0] result;
+  wire \rd_data__valid$102 ;
   wire [128:0] results__payload;
+  wire [128:0] \results__payload$166 ;
+  wire [127:0] \results__payload$166.c ;
+  wire [31:0] \results__payload$166.c[0] ;
+  wire [31:0] \results__payload$166.c[1] ;
+  wire [31:0] \results__payload$166.c[2] ;
+  wire [31:0] \results__payload$166.c[3] ;
+  wire \results__payload$166.last ;
   wire [127:0] \results__payload.c ;
   wire [31:0] \results__payload.c[0] ;
   wire [31:0] \results__payload.c[1] ;
@@ -4591,101 +4073,250 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire [31:0] \results__payload.c[3] ;
   wire \results__payload.last ;
   wire results__ready;
+  wire \results__ready$168 ;
   wire results__valid;
-  reg [15:0] row = 16'h0000;
-  reg [15:0] row_base = 16'h0000;
-  reg [15:0] row_word = 16'h0000;
-  wire [15:0] rows;
-  wire [15:0] \rows$123 ;
-  wire [15:0] \rows$199 ;
-  reg running;
-  reg [9:0] s1_addr = 10'h000;
-  reg s1_chunk_done = 1'h0;
-  reg s1_half = 1'h0;
-  reg s1_read = 1'h0;
-  (* init = 1'h0 *)
-  wire s1_valid;
-  reg [127:0] s1_value = 128'h00000000000000000000000000000000;
-  wire [31:0] \s1_value[0] ;
-  wire [31:0] \s1_value[1] ;
-  wire [31:0] \s1_value[2] ;
-  wire [31:0] \s1_value[3] ;
-  reg [1:0] s_beat = 2'h0;
-  reg s_done = 1'h0;
-  wire s_drained;
-  wire [4:0] sent;
-  wire [4:0] shift;
-  wire [127:0] shifted;
-  wire split;
-  output [31:0] stall_load;
-  reg [31:0] stall_load = 32'd0;
-  output [31:0] stall_store;
-  reg [31:0] stall_store = 32'd0;
-  reg start;
-  input \start$274 ;
-  wire \start$274 ;
+  wire \results__valid$170 ;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$29 ;
+  wire [15:0] \run__chunk$30 ;
+  wire [15:0] \run__chunk$31 ;
+  wire [15:0] \run__chunk$32 ;
+  wire [15:0] \run__chunk$33 ;
+  wire [15:0] \run__chunk$34 ;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$36 ;
+  wire [31:0] \run__chunk_lda$37 ;
+  wire [31:0] \run__chunk_lda$38 ;
+  wire [31:0] \run__chunk_lda$39 ;
+  wire [31:0] \run__chunk_lda$40 ;
+  wire [31:0] \run__chunk_lda$41 ;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$43 ;
+  wire [31:0] \run__chunk_ldc$44 ;
+  wire [31:0] \run__chunk_ldc$45 ;
+  wire [31:0] \run__chunk_ldc$46 ;
+  wire [31:0] \run__chunk_ldc$47 ;
+  wire [31:0] \run__chunk_ldc$48 ;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$50 ;
+  wire [31:0] \run__chunk_ldcin$51 ;
+  wire [31:0] \run__chunk_ldcin$52 ;
+  wire [31:0] \run__chunk_ldcin$53 ;
+  wire [31:0] \run__chunk_ldcin$54 ;
+  wire [31:0] \run__chunk_ldcin$55 ;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$57 ;
+  wire [31:0] \run__cmd$57.a_addr ;
+  wire \run__cmd$57.accumulate ;
+  wire [31:0] \run__cmd$57.b_addr ;
+  wire [31:0] \run__cmd$57.c_addr ;
+  wire [31:0] \run__cmd$57.cin_addr ;
+  wire [31:0] \run__cmd$57.k ;
+  wire [31:0] \run__cmd$57.lda ;
+  wire [31:0] \run__cmd$57.ldb ;
+  wire [31:0] \run__cmd$57.ldc ;
+  wire [31:0] \run__cmd$57.ldcin ;
+  wire [31:0] \run__cmd$57.m ;
+  wire [31:0] \run__cmd$57.n ;
+  wire \run__cmd$57.relu ;
+  wire \run__cmd$57.requant ;
+  wire [30:0] \run__cmd$57.rq_mult ;
+  wire [4:0] \run__cmd$57.rq_shift ;
+  wire [7:0] \run__cmd$57.rq_zp ;
+  wire [398:0] \run__cmd$58 ;
+  wire [31:0] \run__cmd$58.a_addr ;
+  wire \run__cmd$58.accumulate ;
+  wire [31:0] \run__cmd$58.b_addr ;
+  wire [31:0] \run__cmd$58.c_addr ;
+  wire [31:0] \run__cmd$58.cin_addr ;
+  wire [31:0] \run__cmd$58.k ;
+  wire [31:0] \run__cmd$58.lda ;
+  wire [31:0] \run__cmd$58.ldb ;
+  wire [31:0] \run__cmd$58.ldc ;
+  wire [31:0] \run__cmd$58.ldcin ;
+  wire [31:0] \run__cmd$58.m ;
+  wire [31:0] \run__cmd$58.n ;
+  wire \run__cmd$58.relu ;
+  wire \run__cmd$58.requant ;
+  wire [30:0] \run__cmd$58.rq_mult ;
+  wire [4:0] \run__cmd$58.rq_shift ;
+  wire [7:0] \run__cmd$58.rq_zp ;
+  wire [398:0] \run__cmd$59 ;
+  wire [31:0] \run__cmd$59.a_addr ;
+  wire \run__cmd$59.accumulate ;
+  wire [31:0] \run__cmd$59.b_addr ;
+  wire [31:0] \run__cmd$59.c_addr ;
+  wire [31:0] \run__cmd$59.cin_addr ;
+  wire [31:0] \run__cmd$59.k ;
+  wire [31:0] \run__cmd$59.lda ;
+  wire [31:0] \run__cmd$59.ldb ;
+  wire [31:0] \run__cmd$59.ldc ;
+  wire [31:0] \run__cmd$59.ldcin ;
+  wire [31:0] \run__cmd$59.m ;
+  wire [31:0] \run__cmd$59.n ;
+  wire \run__cmd$59.relu ;
+  wire \run__cmd$59.requant ;
+  wire [30:0] \run__cmd$59.rq_mult ;
+  wire [4:0] \run__cmd$59.rq_shift ;
+  wire [7:0] \run__cmd$59.rq_zp ;
+  wire [398:0] \run__cmd$60 ;
+  wire [31:0] \run__cmd$60.a_addr ;
+  wire \run__cmd$60.accumulate ;
+  wire [31:0] \run__cmd$60.b_addr ;
+  wire [31:0] \run__cmd$60.c_addr ;
+  wire [31:0] \run__cmd$60.cin_addr ;
+  wire [31:0] \run__cmd$60.k ;
+  wire [31:0] \run__cmd$60.lda ;
+  wire [31:0] \run__cmd$60.ldb ;
+  wire [31:0] \run__cmd$60.ldc ;
+  wire [31:0] \run__cmd$60.ldcin ;
+  wire [31:0] \run__cmd$60.m ;
+  wire [31:0] \run__cmd$60.n ;
+  wire \run__cmd$60.relu ;
+  wire \run__cmd$60.requant ;
+  wire [30:0] \run__cmd$60.rq_mult ;
+  wire [4:0] \run__cmd$60.rq_shift ;
+  wire [7:0] \run__cmd$60.rq_zp ;
+  wire [398:0] \run__cmd$61 ;
+  wire [31:0] \run__cmd$61.a_addr ;
+  wire \run__cmd$61.accumulate ;
+  wire [31:0] \run__cmd$61.b_addr ;
+  wire [31:0] \run__cmd$61.c_addr ;
+  wire [31:0] \run__cmd$61.cin_addr ;
+  wire [31:0] \run__cmd$61.k ;
+  wire [31:0] \run__cmd$61.lda ;
+  wire [31:0] \run__cmd$61.ldb ;
+  wire [31:0] \run__cmd$61.ldc ;
+  wire [31:0] \run__cmd$61.ldcin ;
+  wire [31:0] \run__cmd$61.m ;
+  wire [31:0] \run__cmd$61.n ;
+  wire \run__cmd$61.relu ;
+  wire \run__cmd$61.requant ;
+  wire [30:0] \run__cmd$61.rq_mult ;
+  wire [4:0] \run__cmd$61.rq_shift ;
+  wire [7:0] \run__cmd$61.rq_zp ;
+  wire [398:0] \run__cmd$62 ;
+  wire [31:0] \run__cmd$62.a_addr ;
+  wire \run__cmd$62.accumulate ;
+  wire [31:0] \run__cmd$62.b_addr ;
+  wire [31:0] \run__cmd$62.c_addr ;
+  wire [31:0] \run__cmd$62.cin_addr ;
+  wire [31:0] \run__cmd$62.k ;
+  wire [31:0] \run__cmd$62.lda ;
+  wire [31:0] \run__cmd$62.ldb ;
+  wire [31:0] \run__cmd$62.ldc ;
+  wire [31:0] \run__cmd$62.ldcin ;
+  wire [31:0] \run__cmd$62.m ;
+  wire [31:0] \run__cmd$62.n ;
+  wire \run__cmd$62.relu ;
+  wire \run__cmd$62.requant ;
+  wire [30:0] \run__cmd$62.rq_mult ;
+  wire [4:0] \run__cmd$62.rq_shift ;
+  wire [7:0] \run__cmd$62.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  wire \run__restart$64 ;
+  wire \run__restart$65 ;
+  wire \run__restart$66 ;
+  wire \run__restart$67 ;
+  wire \run__restart$68 ;
+  wire \run__restart$69 ;
+  wire run__running;
+  wire \run__running$71 ;
+  wire \run__running$72 ;
+  wire \run__running$73 ;
+  wire \run__running$74 ;
+  wire \run__running$75 ;
+  wire \run__running$76 ;
+  wire run__split;
+  wire \run__split$78 ;
+  wire \run__split$79 ;
+  wire \run__split$80 ;
+  wire \run__split$81 ;
+  wire \run__split$82 ;
+  wire \run__split$83 ;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$85 ;
+  wire [15:0] \run__words$86 ;
+  wire [15:0] \run__words$87 ;
+  wire [15:0] \run__words$88 ;
+  wire [15:0] \run__words$89 ;
+  wire [15:0] \run__words$90 ;
+  wire stall_load;
+  wire stall_store;
+  wire started;
   wire starved;
-  reg step_done;
-  reg [31:0] store_c_addr = 32'd0;
-  reg [31:0] store_c_next;
-  reg [31:0] store_c_panel = 32'd0;
-  reg store_state = 1'h0;
-  reg [31:0] used = 32'd0;
-  reg w_bpar = 1'h0;
-  reg [2:0] w_data;
-  wire [32:0] \w_data$112 ;
-  reg [18:0] \w_data$122 ;
-  wire [31:0] \w_data$146 ;
-  wire [3:0] \w_data$214 ;
-  wire [127:0] \w_data$215 ;
-  reg w_done = 1'h0;
-  reg w_en;
-  (* init = 1'h0 *)
-  wire \w_en$114 ;
-  reg \w_en$121 ;
-  (* init = 1'h0 *)
-  wire \w_en$149 ;
-  wire \w_en$213 ;
-  (* init = 1'h0 *)
-  wire \w_en$217 ;
-  wire w_issue;
-  reg [31:0] w_k = 32'd0;
-  reg [31:0] w_kr = 32'd0;
-  reg w_pending = 1'h0;
-  reg [2:0] w_r = 3'h0;
-  wire w_rdy;
-  wire \w_rdy$100 ;
-  wire \w_rdy$204 ;
-  reg w_step_done;
-  reg w_zero = 1'h0;
+  wire [1:0] store__c_done;
+  wire [1:0] store__c_release;
   wire waits_store;
-  reg [31:0] weight_k_kc0 = 32'd0;
-  reg [31:0] weight_k_kc0_next;
-  reg weight_k_last = 1'h1;
-  reg [31:0] weight_k_left = 32'd0;
-  reg [31:0] weight_k_len = 32'd0;
-  reg [31:0] weight_k_len_m1 = 32'd0;
+  wire [1:0] weights__b_full;
+  wire [1:0] weights__b_use;
+  wire [1:0] weights__b_used;
   wire [31:0] weights__payload;
+  wire [31:0] \weights__payload$1 ;
+  wire [31:0] \weights__payload$1.w ;
+  wire [7:0] \weights__payload$1.w[0] ;
+  wire [7:0] \weights__payload$1.w[1] ;
+  wire [7:0] \weights__payload$1.w[2] ;
+  wire [7:0] \weights__payload$1.w[3] ;
   wire [31:0] \weights__payload.w ;
   wire [7:0] \weights__payload.w[0] ;
   wire [7:0] \weights__payload.w[1] ;
   wire [7:0] \weights__payload.w[2] ;
   wire [7:0] \weights__payload.w[3] ;
   wire weights__ready;
+  wire \weights__ready$3 ;
   wire weights__valid;
-  reg [15:0] words = 16'h0000;
+  wire \weights__valid$5 ;
   output [99:0] wr_cmd__payload;
-  reg [99:0] wr_cmd__payload;
+  wire [99:0] wr_cmd__payload;
+  wire [99:0] \wr_cmd__payload$104 ;
+  wire [31:0] \wr_cmd__payload$104.addr ;
+  wire [19:0] \wr_cmd__payload$104.row_bytes ;
+  wire [15:0] \wr_cmd__payload$104.rows ;
+  wire [31:0] \wr_cmd__payload$104.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
   wire [19:0] \wr_cmd__payload.row_bytes ;
   wire [15:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
+  wire \wr_cmd__ready$106 ;
   output wr_cmd__valid;
-  reg wr_cmd__valid;
+  wire wr_cmd__valid;
+  wire \wr_cmd__valid$108 ;
   output [70:0] wr_data__payload;
   wire [70:0] wr_data__payload;
+  wire [70:0] \wr_data__payload$110 ;
+  wire [3:0] \wr_data__payload$110.bytes ;
+  wire [63:0] \wr_data__payload$110.data ;
+  wire [7:0] \wr_data__payload$110.data[0] ;
+  wire [7:0] \wr_data__payload$110.data[1] ;
+  wire [7:0] \wr_data__payload$110.data[2] ;
+  wire [7:0] \wr_data__payload$110.data[3] ;
+  wire [7:0] \wr_data__payload$110.data[4] ;
+  wire [7:0] \wr_data__payload$110.data[5] ;
+  wire [7:0] \wr_data__payload$110.data[6] ;
+  wire [7:0] \wr_data__payload$110.data[7] ;
+  wire \wr_data__payload$110.end ;
+  wire \wr_data__payload$110.first ;
+  wire \wr_data__payload$110.last ;
   wire [3:0] \wr_data__payload.bytes ;
   wire [63:0] \wr_data__payload.data ;
   wire [7:0] \wr_data__payload.data[0] ;
@@ -4701,9 +4332,10 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   wire \wr_data__payload.last ;
   input wr_data__ready;
   wire wr_data__ready;
+  wire \wr_data__ready$112 ;
   output wr_data__valid;
   wire wr_data__valid;
-  wire [7:0] zero_point;
+  wire \wr_data__valid$114 ;
   reg [63:0] spad_a [511:0];
   initial begin
     spad_a[0] = 64'h0000000000000000;
@@ -5220,21 +4852,21 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_a[511] = 64'h0000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (a_wr__en)
-      spad_a[\$32 [8:0]] <= rd_data__payload[63:0];
+    if (\$signature__en )
+      spad_a[\$signature__addr ] <= rd_data__payload[63:0];
   end
   reg [63:0] _0_;
   reg [63:0] _1_;
   always @(posedge engine_clk) begin
-    if (issue) begin
-      _0_ <= spad_a[\$78 [8:0]];
+    if (\$signature__en$189 ) begin
+      _0_ <= spad_a[\$signature__addr$185 ];
     end
-    if (issue) begin
-      _1_ <= spad_a[\$77 [8:0]];
+    if (\$signature__en$189 ) begin
+      _1_ <= spad_a[\$signature__addr$191 ];
     end
   end
-  assign \$signature__data$110  = _0_;
-  assign \$signature__data  = _1_;
+  assign a_rd__0__data = _0_;
+  assign a_rd__1__data = _1_;
   reg [31:0] spad_b [1023:0];
   initial begin
     spad_b[0] = 32'd0;
@@ -6263,19 +5895,19 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_b[1023] = 32'd0;
   end
   always @(posedge engine_clk) begin
-    if (b_wr__en[0])
-      spad_b[\$35 [9:0]][7:0] <= b_wr__data[7:0];
-    if (b_wr__en[1])
-      spad_b[\$35 [9:0]][15:8] <= b_wr__data[15:8];
-    if (b_wr__en[2])
-      spad_b[\$35 [9:0]][23:16] <= b_wr__data[23:16];
-    if (b_wr__en[3])
-      spad_b[\$35 [9:0]][31:24] <= b_wr__data[31:24];
+    if (\$signature__en$201 [0])
+      spad_b[\$signature__addr$197 ][7:0] <= \$signature__data$199 [7:0];
+    if (\$signature__en$201 [1])
+      spad_b[\$signature__addr$197 ][15:8] <= \$signature__data$199 [15:8];
+    if (\$signature__en$201 [2])
+      spad_b[\$signature__addr$197 ][23:16] <= \$signature__data$199 [23:16];
+    if (\$signature__en$201 [3])
+      spad_b[\$signature__addr$197 ][31:24] <= \$signature__data$199 [31:24];
   end
   reg [31:0] _2_;
   always @(posedge engine_clk) begin
-    if (w_issue) begin
-      _2_ <= spad_b[\$107 [9:0]];
+    if (\$signature__en$207 ) begin
+      _2_ <= spad_b[\$signature__addr$203 ];
     end
   end
   assign b_rd__data = _2_;
@@ -7307,3592 +6939,409 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
     spad_c[1023] = 128'h00000000000000000000000000000000;
   end
   always @(posedge engine_clk) begin
-    if (c_wr__en[0])
-      spad_c[c_wr__addr][31:0] <= c_wr__data[31:0];
-    if (c_wr__en[1])
-      spad_c[c_wr__addr][63:32] <= c_wr__data[63:32];
-    if (c_wr__en[2])
-      spad_c[c_wr__addr][95:64] <= c_wr__data[95:64];
-    if (c_wr__en[3])
-      spad_c[c_wr__addr][127:96] <= c_wr__data[127:96];
+    if (\$signature__en$213 [0])
+      spad_c[\$signature__addr$209 ][31:0] <= \$signature__data$211 [31:0];
+    if (\$signature__en$213 [1])
+      spad_c[\$signature__addr$209 ][63:32] <= \$signature__data$211 [63:32];
+    if (\$signature__en$213 [2])
+      spad_c[\$signature__addr$209 ][95:64] <= \$signature__data$211 [95:64];
+    if (\$signature__en$213 [3])
+      spad_c[\$signature__addr$209 ][127:96] <= \$signature__data$211 [127:96];
   end
   reg [127:0] _3_;
   reg [127:0] _4_;
   always @(posedge engine_clk) begin
-    if (\issue$201 ) begin
-      _3_ <= spad_c[\$158 [9:0]];
+    if (\$signature__en$219 ) begin
+      _3_ <= spad_c[\$signature__addr$215 ];
     end
-    if (got) begin
-      _4_ <= spad_c[\$118 [9:0]];
+    if (\$signature__en$225 ) begin
+      _4_ <= spad_c[\$signature__addr$221 ];
     end
   end
-  assign \w_data$215  = _3_;
-  assign c_rd_acc__data = _4_;
-  assign \$440  = used + words;
-  assign \$441  = chunk + 1'h1;
-  assign \$442  = ~ launched;
-  assign \$443  = ~ busy;
-  assign \$444  = ~ launched;
-  assign \$445  = ~ busy;
-  assign \$446  = ~ launched;
-  assign \$447  = ~ busy;
-  assign \$448  = s_done & s_drained;
-  assign \$449  = ~ dma_busy;
-  assign \$450  = \$448  & \$449 ;
-  assign \$451  = cycles + 1'h1;
-  assign \$452  = operands__valid & \r_en$119 ;
-  assign \$453  = mac_cycles + 1'h1;
-  assign \$454  = ~ waits_store;
-  assign \$455  = starved & \$454 ;
-  assign \$456  = stall_load + 1'h1;
-  assign \$457  = stall_store + 1'h1;
-  always @(posedge engine_clk)
-    a_busy <= \$458 ;
-  always @(posedge engine_clk)
-    a_full <= \$459 ;
-  always @(posedge engine_clk)
-    b_busy <= \$460 ;
-  always @(posedge engine_clk)
-    b_full <= \$461 ;
-  always @(posedge engine_clk)
-    c_busy <= \$462 ;
-  always @(posedge engine_clk)
-    c_ready <= \$463 ;
-  always @(posedge engine_clk)
-    c_done <= \$464 ;
-  always @(posedge engine_clk)
-    b_used_w <= \$465 ;
-  always @(posedge engine_clk)
-    b_used_o <= \$466 ;
-  always @(posedge engine_clk)
-    load_k_kc0 <= \$467 ;
-  always @(posedge engine_clk)
-    load_k_left <= \$468 ;
-  always @(posedge engine_clk)
-    load_k_last <= \$469 ;
-  always @(posedge engine_clk)
-    load_k_len <= \$470 ;
-  always @(posedge engine_clk)
-    load_k_len_m1 <= \$471 ;
-  always @(posedge engine_clk)
-    load_a_panel <= \$472 ;
-  always @(posedge engine_clk)
-    load_a_addr <= \$473 ;
-  always @(posedge engine_clk)
-    load_b_panel <= \$474 ;
-  always @(posedge engine_clk)
-    load_b_addr <= \$475 ;
-  always @(posedge engine_clk)
-    load_cin_panel <= \$476 ;
-  always @(posedge engine_clk)
-    load_cin_addr <= \$477 ;
-  always @(posedge engine_clk)
-    b_koff <= \$478 ;
-  always @(posedge engine_clk)
-    a_load <= \$479 ;
-  always @(posedge engine_clk)
-    b_load <= \$480 ;
-  always @(posedge engine_clk)
-    loader_state <= \$481 ;
-  always @(posedge engine_clk)
-    l_bpar <= \$482 ;
-  always @(posedge engine_clk)
-    l_apar <= \$483 ;
-  always @(posedge engine_clk)
-    l_done <= \$484 ;
-  always @(posedge engine_clk)
-    c_claims <= \$485 ;
-  always @(posedge engine_clk)
-    row <= \$486 ;
-  always @(posedge engine_clk)
-    beat <= \$487 ;
-  always @(posedge engine_clk)
-    row_base <= \$488 ;
-  always @(posedge engine_clk)
-    feed_k_kc0 <= \$489 ;
-  always @(posedge engine_clk)
-    feed_k_left <= \$490 ;
-  always @(posedge engine_clk)
-    feed_k_last <= \$491 ;
-  always @(posedge engine_clk)
-    feed_k_len <= \$492 ;
-  always @(posedge engine_clk)
-    feed_k_len_m1 <= \$493 ;
-  always @(posedge engine_clk)
-    pending <= \$494 ;
-  always @(posedge engine_clk)
-    meta_last <= \$495 ;
-  always @(posedge engine_clk)
-    meta_off <= \$496 ;
-  always @(posedge engine_clk)
-    m_idx <= \$497 ;
-  always @(posedge engine_clk)
-    row_word <= \$498 ;
-  always @(posedge engine_clk)
-    kr <= \$499 ;
-  always @(posedge engine_clk)
-    apar <= \$500 ;
-  always @(posedge engine_clk)
-    bpar <= \$501 ;
-  always @(posedge engine_clk)
-    f_done <= \$502 ;
-  always @(posedge engine_clk)
-    weight_k_kc0 <= \$503 ;
-  always @(posedge engine_clk)
-    weight_k_left <= \$504 ;
-  always @(posedge engine_clk)
-    weight_k_last <= \$505 ;
-  always @(posedge engine_clk)
-    weight_k_len <= \$506 ;
-  always @(posedge engine_clk)
-    weight_k_len_m1 <= \$507 ;
-  always @(posedge engine_clk)
-    w_pending <= \$508 ;
-  always @(posedge engine_clk)
-    w_zero <= \$509 ;
-  always @(posedge engine_clk)
-    w_r <= \$510 ;
-  always @(posedge engine_clk)
-    w_kr <= \$511 ;
-  always @(posedge engine_clk)
-    w_k <= \$512 ;
-  always @(posedge engine_clk)
-    w_bpar <= \$513 ;
-  always @(posedge engine_clk)
-    w_done <= \$514 ;
-  always @(posedge engine_clk)
-    s1_value <= \$515 ;
-  always @(posedge engine_clk)
-    acc_writes <= \$516 ;
-  always @(posedge engine_clk)
-    s1_addr <= \$517 ;
-  always @(posedge engine_clk)
-    s1_read <= \$518 ;
-  always @(posedge engine_clk)
-    s1_half <= \$519 ;
-  always @(posedge engine_clk)
-    s1_chunk_done <= \$520 ;
-  always @(posedge engine_clk)
-    acc_row <= \$521 ;
-  always @(posedge engine_clk)
-    store_c_panel <= \$522 ;
-  always @(posedge engine_clk)
-    store_c_addr <= \$523 ;
-  always @(posedge engine_clk)
-    store_state <= \$524 ;
-  always @(posedge engine_clk)
-    r <= \$525 ;
-  always @(posedge engine_clk)
-    s_done <= \$526 ;
-  always @(posedge engine_clk)
-    \pending$203  <= \$527 ;
-  always @(posedge engine_clk)
-    s_beat <= \$528 ;
-  always @(posedge engine_clk)
-    c <= \$529 ;
-  always @(posedge engine_clk)
-    error <= \$530 ;
-  always @(posedge engine_clk)
-    cycles <= \$531 ;
-  always @(posedge engine_clk)
-    mac_cycles <= \$532 ;
-  always @(posedge engine_clk)
-    stall_load <= \$533 ;
-  always @(posedge engine_clk)
-    stall_store <= \$534 ;
-  always @(posedge engine_clk)
-    beyond <= \$535 ;
-  always @(posedge engine_clk)
-    launched <= \$536 ;
-  always @(posedge engine_clk)
-    control_state <= \$537 ;
-  always @(posedge engine_clk)
-    words <= \$538 ;
-  always @(posedge engine_clk)
-    used <= \$539 ;
-  always @(posedge engine_clk)
-    chunk <= \$540 ;
-  always @(posedge engine_clk)
-    chunk_lda <= \$541 ;
-  always @(posedge engine_clk)
-    chunk_ldc <= \$542 ;
-  always @(posedge engine_clk)
-    chunk_ldcin <= \$543 ;
-  assign split = c[191:160] > 10'h200;
-  assign both = b_used_w & b_used_o;
-  assign \$1  = l_step & load_k_last;
-  assign \$2  = restart | \$1 ;
-  assign \$3  = load_k_kc0 + 10'h200;
-  assign \$4  = load_a_panel + 1'h0;
-  assign \$5  = load_a_addr + chunk_lda;
-  assign \$6  = load_b_panel + 3'h4;
-  assign \$7  = load_b_addr + 1'h0;
-  assign \$8  = load_cin_panel + 5'h10;
-  assign \$9  = load_cin_addr + chunk_ldcin;
-  assign \$11  = b_koff + \$10 ;
-  assign \$12  = load_k_last ? 48'h000000000000 : \$11 ;
-  assign \$13  = ~ split;
-  assign \$14  = ~ first_in_panel;
-  assign \$15  = \$13  & \$14 ;
-  assign \$16  = b_busy >> l_bpar;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$17  & w_rdy;
-  assign \$19  = a_busy >> l_apar;
-  assign \$20  = ~ \$19 ;
-  assign \$21  = \$20  & w_rdy;
-  assign \$22  = ! load_k_kc0;
-  assign \$23  = c_busy >> index[0];
-  assign \$24  = c_busy >> index[0];
-  assign \$25  = ~ \$24 ;
-  assign \$26  = ~ c[352];
-  assign is_cin = r_data[1:0] == 2'h2;
-  assign \$28  = is_cin & acc_writes;
-  assign \$29  = ~ \$28 ;
-  assign rd_data__ready = r_rdy & \$29 ;
-  assign beat_ok = rd_data__valid & rd_data__ready;
-  assign \$30  = r_data[2] * 9'h100;
-  assign \$31  = \$30  + row_base;
-  assign \$32  = \$31  + beat;
-  assign \$33  = ! r_data[1:0];
-  assign a_wr__en = beat_ok & \$33 ;
-  assign \$34  = r_data[2] * 10'h200;
-  assign \$35  = \$34  + row;
-  assign \$36  = r_data[1:0] == 1'h1;
-  assign \$37  = beat_ok & \$36 ;
-  assign \$38  = ! beat;
-  assign \$39  = \$37  & \$38 ;
-  assign \$40  = r_data[1:0] == 1'h1;
-  assign \$41  = beat_ok & \$40 ;
-  assign \$42  = ! beat;
-  assign \$43  = \$41  & \$42 ;
-  assign \$44  = r_data[1:0] == 1'h1;
-  assign \$45  = beat_ok & \$44 ;
-  assign \$46  = ! beat;
-  assign \$47  = \$45  & \$46 ;
-  assign \$48  = r_data[1:0] == 1'h1;
-  assign \$49  = beat_ok & \$48 ;
-  assign \$50  = ! beat;
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = step_done & feed_k_last;
-  assign \$53  = restart | \$52 ;
-  assign \$54  = feed_k_kc0 + 10'h200;
-  assign \$55  = ~ f_done;
-  assign \$56  = running & \$55 ;
-  assign \$57  = a_full >> apar;
-  assign \$58  = \$56  & \$57 ;
-  assign \$59  = b_full >> bpar;
-  assign \$60  = \$58  & \$59 ;
-  assign \$61  = b_used_o >> bpar;
-  assign \$62  = ~ \$61 ;
-  assign \$63  = \$60  & \$62 ;
-  assign \$64  = c_ready >> \index$95 [0];
-  assign \$65  = \$63  & \$64 ;
-  assign \$66  = \index$95  < c_claims;
-  assign \$67  = \$65  & \$66 ;
-  assign \$68  = level + pending;
-  assign \$69  = \$68  < 2'h3;
-  assign \$70  = \$67  & \$69 ;
-  assign \$71  = | m_idx;
-  assign \$72  = \$71  | \w_rdy$100 ;
-  assign issue = \$70  & \$72 ;
-  assign \$73  = apar * 9'h100;
-  assign \$74  = \$73  + row_word;
-  assign \$76  = \$74  + \$75 ;
-  assign \$77  = \$76 [8:0] + 1'h0;
-  assign \$78  = \$76 [8:0] + 1'h1;
-  assign \$79  = meta_off * 4'h8;
-  assign shifted = { \$signature__data$110 , \$signature__data  } >> \$79 ;
-  assign \$80  = ! m_idx;
-  assign \$81  = | kr;
-  assign \$82  = c[352] | \$81 ;
-  assign \$83  = | feed_k_kc0;
-  assign \$84  = \$82  | \$83 ;
-  assign \$85  = kr + 3'h4;
-  assign \$86  = \$85  >= feed_k_len;
-  assign \$87  = \$86  & feed_k_last;
-  assign \$88  = \rows$123  - 1'h1;
-  assign \$89  = m_idx == \$88 ;
-  assign \$90  = kr + 3'h4;
-  assign \$91  = \$90  >= feed_k_len;
-  assign \$92  = \last_in_panel$127  & feed_k_last;
-  assign \$93  = split | \$92 ;
-  assign \$94  = w_step_done & weight_k_last;
-  assign \$95  = restart | \$94 ;
-  assign \$96  = weight_k_kc0 + 10'h200;
-  assign \$97  = ~ w_done;
-  assign \$98  = running & \$97 ;
-  assign \$99  = b_full >> w_bpar;
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = b_used_w >> w_bpar;
-  assign \$102  = ~ \$101 ;
-  assign \$103  = \$100  & \$102 ;
-  assign \$104  = \level$141  + w_pending;
-  assign \$105  = \$104  < 2'h3;
-  assign w_issue = \$103  & \$105 ;
-  assign \$106  = w_bpar * 10'h200;
-  assign \$107  = \$106  + w_k;
-  assign \$108  = w_zero ? 8'h00 : b_rd__data[7:0];
-  assign \$109  = w_zero ? 8'h00 : b_rd__data[15:8];
-  assign \$110  = w_zero ? 8'h00 : b_rd__data[23:16];
-  assign \$111  = w_zero ? 8'h00 : b_rd__data[31:24];
-  assign \$112  = w_r == 2'h3;
-  assign \$113  = w_kr + 3'h4;
-  assign \$114  = \$113  >= weight_k_len;
-  assign \$115  = \last_in_panel$159  & weight_k_last;
-  assign \$116  = split | \$115 ;
-  assign got = results__valid & results__ready;
-  assign \$117  = \r_data$167 [0] * 10'h200;
-  assign \$118  = \$117  + acc_row;
-  assign \$119  = \r_data$167 [16:1] - 1'h1;
-  assign \$120  = acc_row == \$119 ;
-  assign \$121  = s1_read ? c_rd_acc__data[31:0] : 32'd0;
-  assign \$122  = $signed(s1_value[31:0]) + $signed(\$121 );
-  assign \$123  = s1_read ? c_rd_acc__data[63:32] : 32'd0;
-  assign \$124  = $signed(s1_value[63:32]) + $signed(\$123 );
-  assign \$125  = s1_read ? c_rd_acc__data[95:64] : 32'd0;
-  assign \$126  = $signed(s1_value[95:64]) + $signed(\$125 );
-  assign \$127  = s1_read ? c_rd_acc__data[127:96] : 32'd0;
-  assign \$128  = $signed(s1_value[127:96]) + $signed(\$127 );
-  assign \$129  = r_data[2] * 10'h200;
-  assign \$130  = \$129  + row;
-  assign \$131  = beat_ok & is_cin;
-  assign \$132  = ! beat;
-  assign \$133  = \$131  & \$132 ;
-  assign \$134  = beat_ok & is_cin;
-  assign \$135  = ! beat;
-  assign \$136  = \$134  & \$135 ;
-  assign \$137  = beat_ok & is_cin;
-  assign \$138  = beat == 1'h1;
-  assign \$139  = \$137  & \$138 ;
-  assign \$140  = beat_ok & is_cin;
-  assign \$141  = beat == 1'h1;
-  assign \$142  = \$140  & \$141 ;
-  assign \$143  = c[353] ? 5'h04 : 5'h10;
-  assign \$144  = store_c_panel + \$143 ;
-  assign \$145  = store_c_addr + chunk_ldc;
-  assign \$146  = ~ s_done;
-  assign \$147  = running & \$146 ;
-  assign \$148  = c_done >> \index$196 [0];
-  assign \$149  = \$147  & \$148 ;
-  assign \$151  = c[353] ? { 3'h0, \cols$200  } : \$150 ;
-  assign \$152  = \level$202  + \pending$203 ;
-  assign \$153  = \$152  < 2'h3;
-  assign \$154  = \$153  & \w_rdy$204 ;
-  assign \$155  = \rows$199  - 1'h1;
-  assign \$156  = r == \$155 ;
-  assign \$157  = \index$196 [0] * 10'h200;
-  assign \$158  = \$157  + r;
-  assign \$159  = ~ \r_rdy$212 ;
-  assign \$160  = ~ \issue$201 ;
-  assign s_drained = \$159  & \$160 ;
-  assign \$161  = \rows$199  - 1'h1;
-  assign \$162  = r == \$161 ;
-  assign \$164  = c[353] ? { 3'h0, \r_data$235 [2:0] } : \$163 ;
-  assign \$165  = s_beat * 4'h8;
-  assign \$166  = \$164 [4:0] - \$165 [4:0];
-  assign wr_data__valid = byte_valid & \r_rdy$212 ;
-  assign \$722  = s_beat * 7'h40;
-  assign \$167  = byte_row >> \$722 ;
-  assign \$168  = \$166 [4:0] <= 4'h8;
-  assign \$169  = \$168  ? \$166 [4:0] : 5'h08;
-  assign \$170  = ! s_beat;
-  assign \$171  = \$166 [4:0] <= 4'h8;
-  assign \$172  = \$166 [4:0] <= 4'h8;
-  assign \$173  = \$172  & \r_data$235 [3];
-  assign \$174  = wr_data__valid & wr_data__ready;
-  assign \$175  = \$166 [4:0] <= 4'h8;
-  assign \$176  = ~ launched;
-  assign \$177  = ~ busy;
-  assign \$178  = c[159:128] - 1'h1;
-  assign \$179  = c[31:0] + c[191:160];
-  assign \$180  = ~ launched;
-  assign \$181  = ~ busy;
-  assign \$182  = c[191:160] - 1'h1;
-  assign \$183  = c[63:32] + c[223:192];
-  assign \$184  = ~ launched;
-  assign \$185  = ~ busy;
-  assign \$186  = c[159:128] - 1'h1;
-  assign \$188  = c[353] ? { 3'h0, c[223:192] } : \$187 ;
-  assign \$189  = c[95:64] + \$188 ;
-  assign \$190  = ~ launched;
-  assign \$191  = ~ busy;
-  assign \$192  = c[159:128] - 1'h1;
-  assign \$194  = c[127:96] + \$193 ;
-  assign \$195  = ! c[159:128];
-  assign \$196  = ! c[191:160];
-  assign \$197  = \$195  | \$196 ;
-  assign \$198  = ! c[223:192];
-  assign \$199  = \$197  | \$198 ;
-  assign \$200  = c[159:128] > 16'hffff;
-  assign \$201  = c[223:192] > 16'hffff;
-  assign \$202  = \$200  | \$201 ;
-  assign \$203  = c[191:160] > 16'hffff;
-  assign \$204  = \$202  | \$203 ;
-  assign \$206  = c[255:224] < c[191:160];
-  assign \$207  = c[287:256] < c[223:192];
-  assign \$208  = \$206  | \$207 ;
-  assign \$210  = c[353] ? { 3'h0, c[223:192] } : \$209 ;
-  assign \$211  = c[319:288] < \$210 ;
-  assign \$212  = \$208  | \$211 ;
-  assign \$214  = c[351:320] < \$213 ;
-  assign \$215  = c[352] & \$214 ;
-  assign \$216  = \$212  | \$215 ;
-  assign \$217  = ~ c[353];
-  assign \$218  = | c[65:64];
-  assign \$219  = | c[289:288];
-  assign \$220  = \$218  | \$219 ;
-  assign \$221  = \$217  & \$220 ;
-  assign \$222  = | c[97:96];
-  assign \$223  = | c[321:320];
-  assign \$224  = \$222  | \$223 ;
-  assign \$225  = c[352] & \$224 ;
-  assign \$226  = \$221  | \$225 ;
-  assign \$227  = | beyond;
-  assign \$228  = ~ launched;
-  assign \$229  = ~ busy;
-  assign \$230  = ~ launched;
-  assign \$231  = ~ busy;
-  assign \$232  = ~ launched;
-  assign \$233  = ~ busy;
-  assign \busy$255  = ~ \$248 ;
-  assign \$234  = ~ f_done;
-  assign \$235  = running & \$234 ;
-  assign \$236  = ~ operands__valid;
-  assign starved = \$235  & \$236 ;
-  assign \$237  = starved & c_wait;
-  assign \$238  = \index$95  >= c_claims;
-  assign \$239  = \$237  & \$238 ;
-  assign \$240  = ~ results__ready;
-  assign \$241  = results__valid & \$240 ;
-  assign waits_store = \$239  | \$241 ;
-  assign \$242  = ! loader_state;
-  assign \$243  = loader_state == 1'h1;
-  assign \$244  = loader_state == 2'h2;
-  assign \$245  = loader_state == 2'h3;
-  assign \$246  = ! store_state;
-  assign \$248  = ! control_state;
-  assign \$249  = control_state == 1'h1;
-  assign \$250  = control_state == 2'h2;
-  assign \$251  = control_state == 2'h3;
-  assign \$252  = control_state == 3'h4;
-  assign \$253  = control_state == 3'h5;
-  assign \$254  = control_state == 3'h6;
-  assign \$255  = control_state == 3'h7;
-  assign \$256  = control_state == 4'h8;
-  assign \$257  = control_state == 4'h9;
-  assign \$258  = control_state == 4'ha;
-  assign \$259  = control_state == 4'hb;
-  assign \$260  = control_state == 4'hc;
-  assign \$261  = a_busy | a_busy_set;
-  assign \$262  = ~ a_busy_clr;
-  assign \$263  = \$261  & \$262 ;
-  assign \$264  = a_full | a_full_set;
-  assign \$265  = ~ a_full_clr;
-  assign \$266  = \$264  & \$265 ;
-  assign \$267  = b_busy | b_busy_set;
-  assign \$268  = ~ both;
-  assign \$269  = \$267  & \$268 ;
-  assign \$270  = b_full | b_full_set;
-  assign \$271  = ~ both;
-  assign \$272  = \$270  & \$271 ;
-  assign \$273  = c_busy | c_busy_set;
-  assign \$274  = ~ c_busy_clr;
-  assign \$275  = \$273  & \$274 ;
-  assign \$276  = c_ready | c_ready_set;
-  assign \$277  = ~ c_ready_clr;
-  assign \$278  = \$276  & \$277 ;
-  assign \$279  = c_done | c_done_set;
-  assign \$280  = ~ c_done_clr;
-  assign \$281  = \$279  & \$280 ;
-  assign \$282  = b_used_w | b_used_w_set;
-  assign \$283  = ~ both;
-  assign \$284  = \$282  & \$283 ;
-  assign \$285  = b_used_o | b_used_o_set;
-  assign \$286  = ~ both;
-  assign \$287  = \$285  & \$286 ;
-  assign \$288  = l_step & load_k_last;
-  assign \$289  = restart | \$288 ;
-  assign \$290  = c[191:160] <= 10'h200;
-  assign \$291  = c[191:160] < 10'h200;
-  assign \$292  = \$291  ? c[191:160] : 32'd512;
-  assign \$293  = c[191:160] < 10'h200;
-  assign \$294  = \$293  ? c[191:160] : 32'd512;
-  assign \$295  = \$294  - 1'h1;
-  assign \$296  = load_k_kc0 + 10'h200;
-  assign \$297  = load_k_left - 10'h200;
-  assign \$298  = load_k_left - 10'h200;
-  assign \$299  = $signed(\$298 ) <= $signed(11'h200);
-  assign \$300  = load_k_left - 10'h200;
-  assign \$301  = $signed(\$300 ) < $signed(11'h200);
-  assign \$302  = load_k_left - 10'h200;
-  assign \$303  = \$301  ? \$302  : 33'h000000200;
-  assign \$304  = load_k_left - 10'h200;
-  assign \$305  = $signed(\$304 ) < $signed(11'h200);
-  assign \$306  = load_k_left - 10'h200;
-  assign \$307  = \$305  ? \$306  : 33'h000000200;
-  assign \$308  = $signed(\$307 ) - $signed(2'h1);
-  assign \$309  = load_a_panel + 1'h0;
-  assign \$310  = load_b_panel + 3'h4;
-  assign \$311  = load_cin_panel + 5'h10;
-  assign \$312  = load_a_next + load_k_kc0_next;
-  assign \$313  = load_b_next + b_koff_next;
-  assign \$314  = ~ l_done;
-  assign \$315  = running & \$314 ;
-  assign \$316  = ~ split;
-  assign \$317  = ~ first_in_panel;
-  assign \$318  = \$316  & \$317 ;
-  assign \$319  = b_busy >> l_bpar;
-  assign \$320  = ~ \$319 ;
-  assign \$321  = \$320  & w_rdy;
-  assign \$322  = ~ l_bpar;
-  assign \$323  = a_busy >> l_apar;
-  assign \$324  = ~ \$323 ;
-  assign \$325  = \$324  & w_rdy;
-  assign \$326  = ~ l_apar;
-  assign \$327  = ! load_k_kc0;
-  assign \$328  = c_claims + 1'h1;
-  assign \$329  = row + 1'h1;
-  assign \$330  = row_base + words;
-  assign \$331  = beat + 1'h1;
-  assign \$332  = step_done & feed_k_last;
-  assign \$333  = restart | \$332 ;
-  assign \$334  = c[191:160] <= 10'h200;
-  assign \$335  = c[191:160] < 10'h200;
-  assign \$336  = \$335  ? c[191:160] : 32'd512;
-  assign \$337  = c[191:160] < 10'h200;
-  assign \$338  = \$337  ? c[191:160] : 32'd512;
-  assign \$339  = \$338  - 1'h1;
-  assign \$340  = feed_k_kc0 + 10'h200;
-  assign \$341  = feed_k_left - 10'h200;
-  assign \$342  = feed_k_left - 10'h200;
-  assign \$343  = $signed(\$342 ) <= $signed(11'h200);
-  assign \$344  = feed_k_left - 10'h200;
-  assign \$345  = $signed(\$344 ) < $signed(11'h200);
-  assign \$346  = feed_k_left - 10'h200;
-  assign \$347  = \$345  ? \$346  : 33'h000000200;
-  assign \$348  = feed_k_left - 10'h200;
-  assign \$349  = $signed(\$348 ) < $signed(11'h200);
-  assign \$350  = feed_k_left - 10'h200;
-  assign \$351  = \$349  ? \$350  : 33'h000000200;
-  assign \$352  = $signed(\$351 ) - $signed(2'h1);
-  assign \$353  = \rows$123  - 1'h1;
-  assign \$354  = m_idx == \$353 ;
-  assign \$355  = \rows$123  - 1'h1;
-  assign \$356  = m_idx == \$355 ;
-  assign \$357  = kr + 3'h4;
-  assign \$358  = \$357  >= feed_k_len;
-  assign \$359  = ~ apar;
-  assign \$360  = \last_in_panel$127  & feed_k_last;
-  assign \$361  = split | \$360 ;
-  assign \$362  = ~ bpar;
-  assign \$363  = kr + 3'h4;
-  assign \$364  = m_idx + 1'h1;
-  assign \$365  = row_word + words;
-  assign \$366  = w_step_done & weight_k_last;
-  assign \$367  = restart | \$366 ;
-  assign \$368  = c[191:160] <= 10'h200;
-  assign \$369  = c[191:160] < 10'h200;
-  assign \$370  = \$369  ? c[191:160] : 32'd512;
-  assign \$371  = c[191:160] < 10'h200;
-  assign \$372  = \$371  ? c[191:160] : 32'd512;
-  assign \$373  = \$372  - 1'h1;
-  assign \$374  = weight_k_kc0 + 10'h200;
-  assign \$375  = weight_k_left - 10'h200;
-  assign \$376  = weight_k_left - 10'h200;
-  assign \$377  = $signed(\$376 ) <= $signed(11'h200);
-  assign \$378  = weight_k_left - 10'h200;
-  assign \$379  = $signed(\$378 ) < $signed(11'h200);
-  assign \$380  = weight_k_left - 10'h200;
-  assign \$381  = \$379  ? \$380  : 33'h000000200;
-  assign \$382  = weight_k_left - 10'h200;
-  assign \$383  = $signed(\$382 ) < $signed(11'h200);
-  assign \$384  = weight_k_left - 10'h200;
-  assign \$385  = \$383  ? \$384  : 33'h000000200;
-  assign \$386  = $signed(\$385 ) - $signed(2'h1);
-  assign \$387  = w_k >= weight_k_len;
-  assign \$388  = w_r == 2'h3;
-  assign \$389  = w_kr + 3'h4;
-  assign \$390  = \$389  >= weight_k_len;
-  assign \$391  = \last_in_panel$159  & weight_k_last;
-  assign \$392  = split | \$391 ;
-  assign \$393  = ~ w_bpar;
-  assign \$394  = w_kr + 3'h4;
-  assign \$395  = w_k + 1'h1;
-  assign \$396  = w_r + 1'h1;
-  assign \$397  = w_k + 1'h1;
-  assign \$398  = got & \r_data$167 [18];
-  assign \$399  = \r_data$167 [16:1] - 1'h1;
-  assign \$400  = acc_row == \$399 ;
-  assign \$401  = \$398  & \$400 ;
-  assign \$402  = \r_data$167 [16:1] - 1'h1;
-  assign \$403  = acc_row == \$402 ;
-  assign \$404  = acc_row + 1'h1;
-  assign \$405  = c[353] ? 5'h04 : 5'h10;
-  assign \$406  = store_c_panel + \$405 ;
-  assign \$407  = ~ s_done;
-  assign \$408  = running & \$407 ;
-  assign \$409  = c_done >> \index$196 [0];
-  assign \$410  = \$408  & \$409 ;
-  assign \$411  = \rows$199  - 1'h1;
-  assign \$412  = r == \$411 ;
-  assign \$413  = r + 1'h1;
-  assign \$414  = wr_data__valid & wr_data__ready;
-  assign \$415  = \$166 [4:0] <= 4'h8;
-  assign \$416  = s_beat + 1'h1;
-  assign \$417  = ~ launched;
-  assign \$418  = ~ busy;
-  assign \$419  = result > 33'h100000000;
-  assign \$420  = ~ launched;
-  assign \$421  = ~ busy;
-  assign \$422  = result > 33'h100000000;
-  assign \$423  = ~ launched;
-  assign \$424  = ~ busy;
-  assign \$425  = result > 33'h100000000;
-  assign \$426  = ~ launched;
-  assign \$427  = ~ busy;
-  assign \$428  = result > 33'h100000000;
-  assign \$429  = split ? 32'd512 : c[191:160];
-  assign \$430  = \$429  + 4'h8;
-  assign \$431  = \$430  - 1'h1;
-  assign \$433  = | code;
-  assign \$434  = used + words;
-  assign \$435  = \$434  <= 9'h100;
-  assign \$436  = chunk < c[159:128];
-  assign \$437  = \$435  & \$436 ;
-  assign \$438  = chunk < 10'h200;
-  assign \$439  = \$437  & \$438 ;
+  assign c_rd__data = _3_;
+  assign \c_rd__data$223  = _4_;
+  assign \$2  = run__running & \$1 ;
+  assign \$3  = ~ operands__valid;
+  assign starved = \$2  & \$3 ;
+  assign \$4  = starved & c_wait;
+  assign \$5  = \$4  & behind;
+  assign \$6  = ~ results__ready;
+  assign \$7  = results__valid & \$6 ;
+  assign waits_store = \$5  | \$7 ;
+  assign mac = operands__valid & operands__ready;
+  assign \$8  = ~ waits_store;
+  assign stall_load = starved & \$8 ;
+  assign \$1  = ~ done;
+  \accelerator.engine.accumulator  accumulator (
+    .addr(\$signature__addr$215 ),
+    .c_rd__data(c_rd__data),
+    .c_wr__addr(\$signature__addr$209 ),
+    .c_wr__data(\$signature__data$211 ),
+    .c_wr__en(\$signature__en$213 ),
+    .cin__addr(cin__addr),
+    .cin__blocked(cin__blocked),
+    .cin__data(cin__data),
+    .cin__en(cin__en),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .flags__c_done(accumulator__c_done),
+    .got(\$signature__en$219 ),
+    .passes__ready(passes__ready),
+    .results__payload(results__payload),
+    .results__ready(results__ready),
+    .results__valid(results__valid),
+    .run__restart(run__restart),
+    .w_data(passes__payload),
+    .w_en(passes__valid)
+  );
+  \accelerator.engine.buffers  buffers (
+    .a_busy(flags__a_busy),
+    .a_full(flags__a_full),
+    .accumulator__c_done(accumulator__c_done),
+    .b_busy(flags__b_busy),
+    .b_full(flags__b_full),
+    .b_used_o(\flags__b_used$141 ),
+    .b_used_w(flags__b_used),
+    .c_busy(flags__c_busy),
+    .c_done(\flags__c_done$147 ),
+    .c_ready(\flags__c_ready$143 ),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .feeder__a_release(feeder__a_release),
+    .feeder__b_use(feeder__b_use),
+    .loader__a_claim(loader__a_claim),
+    .loader__a_filled(loader__a_filled),
+    .loader__b_claim(loader__b_claim),
+    .loader__b_filled(loader__b_filled),
+    .loader__c_claim(loader__c_claim),
+    .loader__c_ready(loader__c_ready),
+    .run__restart(run__restart),
+    .store__c_release(store__c_release),
+    .weights__b_use(weights__b_use)
+  );
+  \accelerator.engine.control  control (
+    .cmd(cmd),
+    .control__busy(control__busy),
+    .control__done(control__done),
+    .control__error(control__error),
+    .control__start(control__start),
+    .dma_busy(dma_busy),
+    .dma_error(dma_error),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .finished(finished),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words),
+    .started(clear)
+  );
   \accelerator.engine.core  core (
     .engine_rst(engine_rst),
     .operands__payload(operands__payload),
-    .operands__ready(\r_en$119 ),
+    .operands__ready(operands__ready),
     .operands__valid(operands__valid),
     .results__payload(results__payload),
     .results__ready(results__ready),
     .results__valid(results__valid),
     .units_sync_clk(engine_clk),
     .weights__payload(weights__payload),
-    .weights__ready(\r_en$154 ),
+    .weights__ready(weights__ready),
     .weights__valid(weights__valid)
   );
-  \accelerator.engine.feed_walk  feed_walk (
-    .advance(\advance$129 ),
-    .chunk(chunk),
+  \accelerator.engine.counters  counters (
+    .busy(control__busy),
+    .clear(clear),
+    .counters__cycles(counters__cycles),
+    .counters__mac_cycles(counters__mac_cycles),
+    .counters__stall_load(counters__stall_load),
+    .counters__stall_store(counters__stall_store),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .index(\index$95 ),
-    .last(\last$267 ),
-    .last_in_panel(\last_in_panel$127 ),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart),
-    .rows(\rows$123 )
+    .mac(mac),
+    .stall_load(stall_load),
+    .stall_store(waits_store)
   );
-  \accelerator.engine.load_walk  load_walk (
-    .advance(advance),
-    .chunk(chunk),
-    .cols(cols),
+  \accelerator.engine.feeder  feeder (
+    .a_rd__0__addr(\$signature__addr$185 ),
+    .a_rd__0__data(a_rd__0__data),
+    .a_rd__1__addr(\$signature__addr$191 ),
+    .a_rd__1__data(a_rd__1__data),
+    .behind(behind),
+    .claims(claims),
+    .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .first_in_panel(first_in_panel),
-    .index(index),
-    .last(last),
-    .last_in_panel(last_in_panel),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart),
-    .rows(rows)
+    .flags__a_full(flags__a_full),
+    .flags__a_release(feeder__a_release),
+    .flags__b_full(flags__b_full),
+    .flags__b_use(feeder__b_use),
+    .flags__b_used(\flags__b_used$141 ),
+    .flags__c_ready(\flags__c_ready$143 ),
+    .issue(\$signature__en$189 ),
+    .operands__payload(operands__payload),
+    .operands__valid(operands__valid),
+    .passes__payload(passes__payload),
+    .passes__ready(passes__ready),
+    .passes__valid(passes__valid),
+    .r_en(operands__ready),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words)
   );
-  \accelerator.engine.opq  opq (
+  \accelerator.engine.loader  loader (
+    .a_wr__addr(\$signature__addr ),
+    .a_wr__en(\$signature__en ),
+    .b_wr__addr(\$signature__addr$197 ),
+    .b_wr__data(\$signature__data$199 ),
+    .b_wr__en(\$signature__en$201 ),
+    .c_wait(c_wait),
+    .cin__addr(cin__addr),
+    .cin__blocked(cin__blocked),
+    .cin__data(cin__data),
+    .cin__en(cin__en),
+    .claims(claims),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .level(level),
-    .r_data(operands__payload),
-    .r_en(\r_en$119 ),
-    .r_rdy(operands__valid),
-    .w_en(pending),
-    .w_port__data(\w_data$112 )
+    .flags__a_busy(flags__a_busy),
+    .flags__a_claim(loader__a_claim),
+    .flags__a_filled(loader__a_filled),
+    .flags__b_busy(flags__b_busy),
+    .flags__b_claim(loader__b_claim),
+    .flags__b_filled(loader__b_filled),
+    .flags__c_busy(flags__c_busy),
+    .flags__c_claim(loader__c_claim),
+    .flags__c_ready(loader__c_ready),
+    .rd_cmd__payload(rd_cmd__payload),
+    .rd_cmd__ready(rd_cmd__ready),
+    .rd_cmd__valid(rd_cmd__valid),
+    .rd_data__payload(rd_data__payload),
+    .rd_data__ready(rd_data__ready),
+    .rd_data__valid(rd_data__valid),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words)
   );
-  \accelerator.engine.passes  passes (
+  \accelerator.engine.store  store (
+    .c_rd__addr(\$signature__addr$221 ),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$167 ),
-    .r_en(\r_en$171 ),
-    .r_rdy(results__ready),
-    .w_en(\w_en$121 ),
-    .w_port__data(\w_data$122 ),
-    .w_rdy(\w_rdy$100 )
+    .finished(finished),
+    .flags__c_done(\flags__c_done$147 ),
+    .flags__c_release(store__c_release),
+    .issue(\$signature__en$225 ),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words),
+    .\w_data$44 (\c_rd__data$223 ),
+    .wr_cmd__payload(wr_cmd__payload),
+    .wr_cmd__ready(wr_cmd__ready),
+    .wr_cmd__valid(wr_cmd__valid),
+    .wr_data__payload(wr_data__payload),
+    .wr_data__ready(wr_data__ready),
+    .wr_data__valid(wr_data__valid)
   );
-  \accelerator.engine.requant  requant (
-    .en(i__ready),
+  \accelerator.engine.weight_feeder  weight_feeder (
+    .b_rd__addr(\$signature__addr$203 ),
+    .b_rd__data(b_rd__data),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .i__payload(i__payload),
-    .i__valid(i__valid),
-    .o__payload(o__payload),
-    .o__ready(o__ready),
-    .o__valid(o__valid),
-    .\port$3018$354 (c[398:354])
+    .flags__b_full(flags__b_full),
+    .flags__b_use(weights__b_use),
+    .flags__b_used(flags__b_used),
+    .r_en(weights__ready),
+    .run__chunk(run__chunk),
+    .run__chunk_lda(run__chunk_lda),
+    .run__chunk_ldc(run__chunk_ldc),
+    .run__chunk_ldcin(run__chunk_ldcin),
+    .run__cmd(run__cmd),
+    .run__restart(run__restart),
+    .run__running(run__running),
+    .run__split(run__split),
+    .run__words(run__words),
+    .w_issue(\$signature__en$207 ),
+    .weights__payload(weights__payload),
+    .weights__valid(weights__valid)
   );
-  \accelerator.engine.route  route (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .r_data(r_data),
-    .r_en(r_en),
-    .r_rdy(r_rdy),
-    .w_en(w_en),
-    .w_port__data(w_data),
-    .w_rdy(w_rdy)
-  );
-  \accelerator.engine.rowq  rowq (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .level(\level$202 ),
-    .r_data(\r_data$225 ),
-    .r_en(\r_en$226 ),
-    .r_rdy(\r_rdy$223 ),
-    .w_en(\pending$203 ),
-    .w_port__data(\w_data$215 )
-  );
-  \accelerator.engine.setup_mul  setup_mul (
-    .a(a),
-    .addend(addend),
-    .b(b),
-    .busy(busy),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .result(result),
-    .start(start)
-  );
-  \accelerator.engine.store_walk  store_walk (
-    .advance(\advance$189 ),
-    .chunk(chunk),
-    .cols(\cols$200 ),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .index(\index$196 ),
-    .last(\last$273 ),
-    .last_in_panel(\last_in_panel$190 ),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart),
-    .rows(\rows$199 )
-  );
-  \accelerator.engine.tagq  tagq (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .r_data(\r_data$235 ),
-    .r_en(\r_en$242 ),
-    .r_rdy(\r_rdy$212 ),
-    .w_en(\issue$201 ),
-    .w_port__data(\w_data$214 ),
-    .w_rdy(\w_rdy$204 )
-  );
-  \accelerator.engine.weight_walk  weight_walk (
-    .advance(\advance$161 ),
-    .chunk(chunk),
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .last(\last$270 ),
-    .last_in_panel(\last_in_panel$159 ),
-    .m(c[143:128]),
-    .n(c[207:192]),
-    .restart(restart)
-  );
-  \accelerator.engine.wq  wq (
-    .engine_clk(engine_clk),
-    .engine_rst(engine_rst),
-    .level(\level$141 ),
-    .r_data(weights__payload),
-    .r_en(\r_en$154 ),
-    .r_rdy(weights__valid),
-    .w_en(w_pending),
-    .w_port__data(\w_data$146 )
-  );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_k_kc0_next = load_k_kc0;
-    if (\$2 ) begin
-      load_k_kc0_next = 32'd0;
-    end else if (l_step) begin
-      load_k_kc0_next = \$3 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_a_next = load_a_addr;
-    if (restart) begin
-      load_a_next = c[31:0];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_a_next = \$4 [31:0];
-      end else begin
-        load_a_next = \$5 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_b_next = load_b_addr;
-    if (restart) begin
-      load_b_next = c[63:32];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_b_next = \$6 [31:0];
-      end else begin
-        load_b_next = \$7 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    load_cin_next = load_cin_addr;
-    if (restart) begin
-      load_cin_next = c[127:96];
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        load_cin_next = \$8 [31:0];
-      end else begin
-        load_cin_next = \$9 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_koff_next = b_koff;
-    if (restart) begin
-      b_koff_next = 32'd0;
-    end else if (l_step) begin
-      b_koff_next = \$12 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    rd_cmd__valid = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h2:
-          if (\$21 ) begin
-            rd_cmd__valid = 1'h1;
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__valid = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = load_k_len[15:0];
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = c[287:256];
-          end
-      2'h2:
-          if (\$21 ) begin
-            rd_cmd__payload[31:0] = a_load;
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = load_k_len[19:0];
-            rd_cmd__payload[99:68] = c[255:224];
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$27  };
-              rd_cmd__payload[99:68] = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    w_data = 3'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            w_data = { l_bpar, 2'h1 };
-          end
-      2'h2:
-          if (\$21 ) begin
-            w_data = { l_apar, 2'h0 };
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              w_data = { index[0], 2'h2 };
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    w_en = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h2:
-          if (\$21 ) begin
-            w_en = rd_cmd__ready;
-          end
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-            end else if (w_rdy) begin
-              w_en = rd_cmd__ready;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$15 ) begin
-          end else if (\$18 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_bpar)
-                1'h0:
-                    b_busy_set[0] = 1'h1;
-                1'h1:
-                    b_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_busy_set = 2'h0;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              casez (l_apar)
-                1'h0:
-                    a_busy_set[0] = 1'h1;
-                1'h1:
-                    a_busy_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    l_step = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$22 ) begin
-              end else begin
-                l_step = 1'h1;
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            l_step = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    advance = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$21 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$22 ) begin
-              end else begin
-                if (load_k_last) begin
-                  advance = 1'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              advance = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_wait = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          c_wait = \$23 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_busy_set = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              (* full_case = 32'd1 *)
-              casez (index[0])
-                1'h0:
-                    c_busy_set[0] = 1'h1;
-                1'h1:
-                    c_busy_set[1] = 1'h1;
-              endcase
-            end else if (w_rdy) begin
-              if (rd_cmd__ready) begin
-                (* full_case = 32'd1 *)
-                casez (index[0])
-                  1'h0:
-                      c_busy_set[0] = 1'h1;
-                  1'h1:
-                      c_busy_set[1] = 1'h1;
-                endcase
-              end
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_ready_set = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              (* full_case = 32'd1 *)
-              casez (index[0])
-                1'h0:
-                    c_ready_set[0] = 1'h1;
-                1'h1:
-                    c_ready_set[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              /* empty */;
-          2'h1:
-              /* empty */;
-          2'h2:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    c_ready_set[0] = 1'h1;
-                1'h1:
-                    c_ready_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    claimed = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (\$25 ) begin
-            if (\$26 ) begin
-              claimed = 1'h1;
-            end else if (w_rdy) begin
-              if (rd_cmd__ready) begin
-                claimed = 1'h1;
-              end
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    r_en = 1'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        r_en = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_full_set = 2'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    a_full_set[0] = 1'h1;
-                1'h1:
-                    a_full_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_full_set = 2'h0;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        casez (r_data[1:0])
-          2'h0:
-              /* empty */;
-          2'h1:
-              (* full_case = 32'd1 *)
-              casez (r_data[2])
-                1'h0:
-                    b_full_set[0] = 1'h1;
-                1'h1:
-                    b_full_set[1] = 1'h1;
-              endcase
-        endcase
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    feed_k_kc0_next = feed_k_kc0;
-    if (\$53 ) begin
-      feed_k_kc0_next = 32'd0;
-    end else if (step_done) begin
-      feed_k_kc0_next = \$54 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \w_en$121  = 1'h0;
-    if (issue) begin
-      if (\$80 ) begin
-        \w_en$121  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \w_data$122  = 19'h00000;
-    if (issue) begin
-      if (\$80 ) begin
-        \w_data$122 [0] = \index$95 [0];
-        \w_data$122 [16:1] = \rows$123 ;
-        \w_data$122 [17] = \$84 ;
-        \w_data$122 [18] = \$87 ;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    step_done = 1'h0;
-    if (issue) begin
-      if (\$89 ) begin
-        if (\$91 ) begin
-          step_done = 1'h1;
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_full_clr = 2'h0;
-    if (issue) begin
-      if (\$89 ) begin
-        if (\$91 ) begin
-          (* full_case = 32'd1 *)
-          casez (apar)
-            1'h0:
-                a_full_clr[0] = 1'h1;
-            1'h1:
-                a_full_clr[1] = 1'h1;
-          endcase
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a_busy_clr = 2'h0;
-    if (issue) begin
-      if (\$89 ) begin
-        if (\$91 ) begin
-          (* full_case = 32'd1 *)
-          casez (apar)
-            1'h0:
-                a_busy_clr[0] = 1'h1;
-            1'h1:
-                a_busy_clr[1] = 1'h1;
-          endcase
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_used_o_set = 2'h0;
-    if (issue) begin
-      if (\$89 ) begin
-        if (\$91 ) begin
-          if (\$93 ) begin
-            (* full_case = 32'd1 *)
-            casez (bpar)
-              1'h0:
-                  b_used_o_set[0] = 1'h1;
-              1'h1:
-                  b_used_o_set[1] = 1'h1;
-            endcase
-          end
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \advance$129  = 1'h0;
-    if (issue) begin
-      if (\$89 ) begin
-        if (\$91 ) begin
-          if (feed_k_last) begin
-            \advance$129  = 1'h1;
-          end
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    weight_k_kc0_next = weight_k_kc0;
-    if (\$95 ) begin
-      weight_k_kc0_next = 32'd0;
-    end else if (w_step_done) begin
-      weight_k_kc0_next = \$96 [31:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    w_step_done = 1'h0;
-    if (w_issue) begin
-      if (\$112 ) begin
-        if (\$114 ) begin
-          w_step_done = 1'h1;
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b_used_w_set = 2'h0;
-    if (w_issue) begin
-      if (\$112 ) begin
-        if (\$114 ) begin
-          if (\$116 ) begin
-            (* full_case = 32'd1 *)
-            casez (w_bpar)
-              1'h0:
-                  b_used_w_set[0] = 1'h1;
-              1'h1:
-                  b_used_w_set[1] = 1'h1;
-            endcase
-          end
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \advance$161  = 1'h0;
-    if (w_issue) begin
-      if (\$112 ) begin
-        if (\$114 ) begin
-          if (weight_k_last) begin
-            \advance$161  = 1'h1;
-          end
-        end
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \r_en$171  = 1'h0;
-    if (got) begin
-      if (\$120 ) begin
-        \r_en$171  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_done_set = 2'h0;
-    if (s1_chunk_done) begin
-      (* full_case = 32'd1 *)
-      casez (s1_half)
-        1'h0:
-            c_done_set[0] = 1'h1;
-        1'h1:
-            c_done_set[1] = 1'h1;
-      endcase
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__addr = s1_addr;
-    end else begin
-      c_wr__addr = \$130 [9:0];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__en = 4'hf;
-    end else begin
-      c_wr__en[0] = \$133 ;
-      c_wr__en[1] = \$136 ;
-      c_wr__en[2] = \$139 ;
-      c_wr__en[3] = \$142 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (acc_writes) begin
-      c_wr__data[31:0] = \$122 [31:0];
-      c_wr__data[63:32] = \$124 [31:0];
-      c_wr__data[95:64] = \$126 [31:0];
-      c_wr__data[127:96] = \$128 [31:0];
-    end else begin
-      c_wr__data[31:0] = rd_data__payload[31:0];
-      c_wr__data[63:32] = rd_data__payload[63:32];
-      c_wr__data[95:64] = rd_data__payload[31:0];
-      c_wr__data[127:96] = rd_data__payload[63:32];
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    store_c_next = store_c_addr;
-    if (restart) begin
-      store_c_next = c[95:64];
-    end else if (\advance$189 ) begin
-      (* full_case = 32'd1 *)
-      if (\last_in_panel$190 ) begin
-        store_c_next = \$144 [31:0];
-      end else begin
-        store_c_next = \$145 [31:0];
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    wr_cmd__valid = 1'h0;
-    casez (store_state)
-      1'h0:
-          if (\$149 ) begin
-            wr_cmd__valid = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    wr_cmd__payload = 100'h0000000000000000000000000;
-    casez (store_state)
-      1'h0:
-          if (\$149 ) begin
-            wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = \rows$199 ;
-            wr_cmd__payload[67:48] = { 1'h0, \$151  };
-            wr_cmd__payload[99:68] = c[319:288];
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \issue$201  = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          \issue$201  = \$154 ;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_done_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$156 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$196 [0])
-                1'h0:
-                    c_done_clr[0] = 1'h1;
-                1'h1:
-                    c_done_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_busy_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$156 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$196 [0])
-                1'h0:
-                    c_busy_clr[0] = 1'h1;
-                1'h1:
-                    c_busy_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    c_ready_clr = 2'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$156 ) begin
-              (* full_case = 32'd1 *)
-              casez (\index$196 [0])
-                1'h0:
-                    c_ready_clr[0] = 1'h1;
-                1'h1:
-                    c_ready_clr[1] = 1'h1;
-              endcase
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \advance$189  = 1'h0;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$156 ) begin
-              \advance$189  = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    i__valid = 1'h0;
-    if (c[353]) begin
-      i__valid = \r_rdy$223 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    i__payload = 129'h000000000000000000000000000000000;
-    if (c[353]) begin
-      i__payload[127:0] = \r_data$225 ;
-      i__payload[128] = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      \r_en$226  = i__ready;
-    end else begin
-      \r_en$226  = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
-    end else begin
-      byte_row = \r_data$225 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (c[353]) begin
-      byte_valid = o__valid;
-    end else begin
-      byte_valid = \r_rdy$223 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    o__ready = 1'h0;
-    if (c[353]) begin
-      o__ready = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    byte_ready = 1'h0;
-    if (\$174 ) begin
-      if (\$175 ) begin
-        byte_ready = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \r_en$242  = 1'h0;
-    if (\$174 ) begin
-      if (\$175 ) begin
-        \r_en$242  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    start = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$176 ) begin
-            start = 1'h1;
-          end
-      4'h2:
-          if (\$180 ) begin
-            start = 1'h1;
-          end
-      4'h3:
-          if (\$184 ) begin
-            start = 1'h1;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$190 ) begin
-              start = 1'h1;
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$228 ) begin
-            start = 1'h1;
-          end
-      4'h9:
-          if (\$230 ) begin
-            start = 1'h1;
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$232 ) begin
-              start = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    a = 16'h0000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$176 ) begin
-            a = \$178 [15:0];
-          end
-      4'h2:
-          if (\$180 ) begin
-            a = \$182 [15:0];
-          end
-      4'h3:
-          if (\$184 ) begin
-            a = \$186 [15:0];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$190 ) begin
-              a = \$192 [15:0];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$228 ) begin
-            a = chunk;
-          end
-      4'h9:
-          if (\$230 ) begin
-            a = chunk;
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$232 ) begin
-              a = chunk;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    b = 32'd0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$176 ) begin
-            b = c[255:224];
-          end
-      4'h2:
-          if (\$180 ) begin
-            b = c[287:256];
-          end
-      4'h3:
-          if (\$184 ) begin
-            b = c[319:288];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$190 ) begin
-              b = c[351:320];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$228 ) begin
-            b = c[255:224];
-          end
-      4'h9:
-          if (\$230 ) begin
-            b = c[319:288];
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$232 ) begin
-              b = c[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    addend = 34'h000000000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$176 ) begin
-            addend = { 1'h0, \$179  };
-          end
-      4'h2:
-          if (\$180 ) begin
-            addend = { 1'h0, \$183  };
-          end
-      4'h3:
-          if (\$184 ) begin
-            addend = \$189 [33:0];
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$190 ) begin
-              addend = \$194 [33:0];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$228 ) begin
-            addend = 34'h000000000;
-          end
-      4'h9:
-          if (\$230 ) begin
-            addend = 34'h000000000;
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$232 ) begin
-              addend = 34'h000000000;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    code = 8'h00;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          if (\$199 ) begin
-            code = 8'h01;
-          end else if (\$204 ) begin
-            code = 8'h07;
-          end else if (\$205 ) begin
-            code = 8'h05;
-          end else if (\$216 ) begin
-            code = 8'h04;
-          end else if (\$226 ) begin
-            code = 8'h02;
-          end else if (\$227 ) begin
-            code = 8'h03;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    restart = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          /* empty */;
-      4'hb:
-          restart = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    running = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          /* empty */;
-      4'hb:
-          /* empty */;
-      4'hc:
-          running = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    done = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          /* empty */;
-      4'hb:
-          /* empty */;
-      4'hc:
-          /* empty */;
-      4'h6:
-          done = 1'h1;
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$458  = 2'h0;
-    end else begin
-      \$458  = \$263 ;
-    end
-    if (engine_rst) begin
-      \$458  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$459  = 2'h0;
-    end else begin
-      \$459  = \$266 ;
-    end
-    if (engine_rst) begin
-      \$459  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$460  = 2'h0;
-    end else begin
-      \$460  = \$269 ;
-    end
-    if (engine_rst) begin
-      \$460  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$461  = 2'h0;
-    end else begin
-      \$461  = \$272 ;
-    end
-    if (engine_rst) begin
-      \$461  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$462  = 2'h0;
-    end else begin
-      \$462  = \$275 ;
-    end
-    if (engine_rst) begin
-      \$462  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$463  = 2'h0;
-    end else begin
-      \$463  = \$278 ;
-    end
-    if (engine_rst) begin
-      \$463  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$464  = 2'h0;
-    end else begin
-      \$464  = \$281 ;
-    end
-    if (engine_rst) begin
-      \$464  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$465  = 2'h0;
-    end else begin
-      \$465  = \$284 ;
-    end
-    if (engine_rst) begin
-      \$465  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    (* full_case = 32'd1 *)
-    if (restart) begin
-      \$466  = 2'h0;
-    end else begin
-      \$466  = \$287 ;
-    end
-    if (engine_rst) begin
-      \$466  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$467  = load_k_kc0;
-    if (\$289 ) begin
-      \$467  = 32'd0;
-    end else if (l_step) begin
-      \$467  = \$296 [31:0];
-    end
-    if (engine_rst) begin
-      \$467  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$468  = load_k_left;
-    if (\$289 ) begin
-      \$468  = c[191:160];
-    end else if (l_step) begin
-      \$468  = \$297 [31:0];
-    end
-    if (engine_rst) begin
-      \$468  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$469  = load_k_last;
-    if (\$289 ) begin
-      \$469  = \$290 ;
-    end else if (l_step) begin
-      \$469  = \$299 ;
-    end
-    if (engine_rst) begin
-      \$469  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$470  = load_k_len;
-    if (\$289 ) begin
-      \$470  = \$292 ;
-    end else if (l_step) begin
-      \$470  = \$303 [31:0];
-    end
-    if (engine_rst) begin
-      \$470  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$471  = load_k_len_m1;
-    if (\$289 ) begin
-      \$471  = \$295 [31:0];
-    end else if (l_step) begin
-      \$471  = \$308 [31:0];
-    end
-    if (engine_rst) begin
-      \$471  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$472  = load_a_panel;
-    if (restart) begin
-      \$472  = c[31:0];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$472  = \$309 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$472  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$473  = load_a_next;
-    if (engine_rst) begin
-      \$473  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$474  = load_b_panel;
-    if (restart) begin
-      \$474  = c[63:32];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$474  = \$310 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$474  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$475  = load_b_next;
-    if (engine_rst) begin
-      \$475  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$476  = load_cin_panel;
-    if (restart) begin
-      \$476  = c[127:96];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$476  = \$311 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$476  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$477  = load_cin_next;
-    if (engine_rst) begin
-      \$477  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$478  = b_koff_next;
-    if (engine_rst) begin
-      \$478  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$479  = \$312 [31:0];
-    if (engine_rst) begin
-      \$479  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$480  = \$313 [31:0];
-    if (engine_rst) begin
-      \$480  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$481  = loader_state;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          if (\$315 ) begin
-            \$481  = 2'h1;
-          end
-      2'h1:
-          if (\$318 ) begin
-            \$481  = 2'h2;
-          end else if (\$321 ) begin
-            if (rd_cmd__ready) begin
-              \$481  = 2'h2;
-            end
-          end
-      2'h2:
-          if (\$325 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$327 ) begin
-                \$481  = 2'h3;
-              end else begin
-                (* full_case = 32'd1 *)
-                if (load_k_last) begin
-                  (* full_case = 32'd1 *)
-                  if (last) begin
-                    \$481  = 2'h0;
-                  end else begin
-                    \$481  = 2'h1;
-                  end
-                end else begin
-                  \$481  = 2'h1;
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            (* full_case = 32'd1 *)
-            if (load_k_last) begin
-              (* full_case = 32'd1 *)
-              if (last) begin
-                \$481  = 2'h0;
-              end else begin
-                \$481  = 2'h1;
-              end
-            end else begin
-              \$481  = 2'h1;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$481  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$482  = l_bpar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          if (\$318 ) begin
-          end else if (\$321 ) begin
-            if (rd_cmd__ready) begin
-              \$482  = \$322 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$482  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$482  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$483  = l_apar;
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$325 ) begin
-            if (rd_cmd__ready) begin
-              \$483  = \$326 ;
-            end
-          end
-    endcase
-    if (restart) begin
-      \$483  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$483  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$484  = l_done;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          if (\$325 ) begin
-            if (rd_cmd__ready) begin
-              (* full_case = 32'd1 *)
-              if (\$327 ) begin
-              end else begin
-                if (load_k_last) begin
-                  if (last) begin
-                    \$484  = 1'h1;
-                  end
-                end
-              end
-            end
-          end
-      2'h3:
-          if (claimed) begin
-            if (load_k_last) begin
-              if (last) begin
-                \$484  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$484  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$484  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$485  = c_claims;
-    (* full_case = 32'd1 *)
-    casez (loader_state)
-      2'h0:
-          /* empty */;
-      2'h1:
-          /* empty */;
-      2'h2:
-          /* empty */;
-      2'h3:
-          if (claimed) begin
-            \$485  = \$328 [31:0];
-          end
-    endcase
-    if (restart) begin
-      \$485  = 32'd0;
-    end
-    if (engine_rst) begin
-      \$485  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$486  = row;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$486  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$486  = \$329 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$486  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$487  = beat;
-    if (beat_ok) begin
-      (* full_case = 32'd1 *)
-      if (rd_data__payload[70]) begin
-        \$487  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$487  = 16'h0000;
-      end else begin
-        \$487  = \$331 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$487  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$488  = row_base;
-    if (beat_ok) begin
-      if (rd_data__payload[70]) begin
-        \$488  = 16'h0000;
-      end else if (rd_data__payload[69]) begin
-        \$488  = \$330 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$488  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$489  = feed_k_kc0;
-    if (\$333 ) begin
-      \$489  = 32'd0;
-    end else if (step_done) begin
-      \$489  = \$340 [31:0];
-    end
-    if (engine_rst) begin
-      \$489  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$490  = feed_k_left;
-    if (\$333 ) begin
-      \$490  = c[191:160];
-    end else if (step_done) begin
-      \$490  = \$341 [31:0];
-    end
-    if (engine_rst) begin
-      \$490  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$491  = feed_k_last;
-    if (\$333 ) begin
-      \$491  = \$334 ;
-    end else if (step_done) begin
-      \$491  = \$343 ;
-    end
-    if (engine_rst) begin
-      \$491  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$492  = feed_k_len;
-    if (\$333 ) begin
-      \$492  = \$336 ;
-    end else if (step_done) begin
-      \$492  = \$347 [31:0];
-    end
-    if (engine_rst) begin
-      \$492  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$493  = feed_k_len_m1;
-    if (\$333 ) begin
-      \$493  = \$339 [31:0];
-    end else if (step_done) begin
-      \$493  = \$352 [31:0];
-    end
-    if (engine_rst) begin
-      \$493  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$494  = issue;
-    if (engine_rst) begin
-      \$494  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$495  = meta_last;
-    if (issue) begin
-      \$495  = \$354 ;
-    end
-    if (engine_rst) begin
-      \$495  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$496  = meta_off;
-    if (issue) begin
-      \$496  = kr[2:0];
-    end
-    if (engine_rst) begin
-      \$496  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$497  = m_idx;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$356 ) begin
-        \$497  = 16'h0000;
-      end else begin
-        \$497  = \$364 [15:0];
-      end
-    end
-    if (restart) begin
-      \$497  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$497  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$498  = row_word;
-    if (issue) begin
-      (* full_case = 32'd1 *)
-      if (\$356 ) begin
-        \$498  = 16'h0000;
-      end else begin
-        \$498  = \$365 [15:0];
-      end
-    end
-    if (restart) begin
-      \$498  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$498  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$499  = kr;
-    if (issue) begin
-      if (\$356 ) begin
-        (* full_case = 32'd1 *)
-        if (\$358 ) begin
-          \$499  = 32'd0;
-        end else begin
-          \$499  = \$363 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$499  = 32'd0;
-    end
-    if (engine_rst) begin
-      \$499  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$500  = apar;
-    if (issue) begin
-      if (\$356 ) begin
-        if (\$358 ) begin
-          \$500  = \$359 ;
-        end
-      end
-    end
-    if (restart) begin
-      \$500  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$500  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$501  = bpar;
-    if (issue) begin
-      if (\$356 ) begin
-        if (\$358 ) begin
-          if (\$361 ) begin
-            \$501  = \$362 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$501  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$501  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$502  = f_done;
-    if (issue) begin
-      if (\$356 ) begin
-        if (\$358 ) begin
-          if (feed_k_last) begin
-            if (\last$267 ) begin
-              \$502  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$502  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$502  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$503  = weight_k_kc0;
-    if (\$367 ) begin
-      \$503  = 32'd0;
-    end else if (w_step_done) begin
-      \$503  = \$374 [31:0];
-    end
-    if (engine_rst) begin
-      \$503  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$504  = weight_k_left;
-    if (\$367 ) begin
-      \$504  = c[191:160];
-    end else if (w_step_done) begin
-      \$504  = \$375 [31:0];
-    end
-    if (engine_rst) begin
-      \$504  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$505  = weight_k_last;
-    if (\$367 ) begin
-      \$505  = \$368 ;
-    end else if (w_step_done) begin
-      \$505  = \$377 ;
-    end
-    if (engine_rst) begin
-      \$505  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$506  = weight_k_len;
-    if (\$367 ) begin
-      \$506  = \$370 ;
-    end else if (w_step_done) begin
-      \$506  = \$381 [31:0];
-    end
-    if (engine_rst) begin
-      \$506  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$507  = weight_k_len_m1;
-    if (\$367 ) begin
-      \$507  = \$373 [31:0];
-    end else if (w_step_done) begin
-      \$507  = \$386 [31:0];
-    end
-    if (engine_rst) begin
-      \$507  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$508  = w_issue;
-    if (engine_rst) begin
-      \$508  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$509  = w_zero;
-    if (w_issue) begin
-      \$509  = \$387 ;
-    end
-    if (engine_rst) begin
-      \$509  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$510  = w_r;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$388 ) begin
-        \$510  = 3'h0;
-      end else begin
-        \$510  = \$396 [2:0];
-      end
-    end
-    if (restart) begin
-      \$510  = 3'h0;
-    end
-    if (engine_rst) begin
-      \$510  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$511  = w_kr;
-    if (w_issue) begin
-      if (\$388 ) begin
-        (* full_case = 32'd1 *)
-        if (\$390 ) begin
-          \$511  = 32'd0;
-        end else begin
-          \$511  = \$394 [31:0];
-        end
-      end
-    end
-    if (restart) begin
-      \$511  = 32'd0;
-    end
-    if (engine_rst) begin
-      \$511  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$512  = w_k;
-    if (w_issue) begin
-      (* full_case = 32'd1 *)
-      if (\$388 ) begin
-        (* full_case = 32'd1 *)
-        if (\$390 ) begin
-          \$512  = 32'd0;
-        end else begin
-          \$512  = \$395 [31:0];
-        end
-      end else begin
-        \$512  = \$397 [31:0];
-      end
-    end
-    if (restart) begin
-      \$512  = 32'd0;
-    end
-    if (engine_rst) begin
-      \$512  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$513  = w_bpar;
-    if (w_issue) begin
-      if (\$388 ) begin
-        if (\$390 ) begin
-          if (\$392 ) begin
-            \$513  = \$393 ;
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$513  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$513  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$514  = w_done;
-    if (w_issue) begin
-      if (\$388 ) begin
-        if (\$390 ) begin
-          if (weight_k_last) begin
-            if (\last$270 ) begin
-              \$514  = 1'h1;
-            end
-          end
-        end
-      end
-    end
-    if (restart) begin
-      \$514  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$514  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$515 [31:0] = results__payload[31:0];
-    \$515 [63:32] = results__payload[63:32];
-    \$515 [95:64] = results__payload[95:64];
-    \$515 [127:96] = results__payload[127:96];
-    if (engine_rst) begin
-      \$515  = 128'h00000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$516  = got;
-    if (engine_rst) begin
-      \$516  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$517  = \$118 [9:0];
-    if (engine_rst) begin
-      \$517  = 10'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$518  = \r_data$167 [17];
-    if (engine_rst) begin
-      \$518  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$519  = \r_data$167 [0];
-    if (engine_rst) begin
-      \$519  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$520  = \$401 ;
-    if (engine_rst) begin
-      \$520  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$521  = acc_row;
-    if (got) begin
-      (* full_case = 32'd1 *)
-      if (\$403 ) begin
-        \$521  = 16'h0000;
-      end else begin
-        \$521  = \$404 [15:0];
-      end
-    end
-    if (restart) begin
-      \$521  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$521  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$522  = store_c_panel;
-    if (restart) begin
-      \$522  = c[95:64];
-    end else if (\advance$189 ) begin
-      if (\last_in_panel$190 ) begin
-        \$522  = \$406 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$522  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$523  = store_c_next;
-    if (engine_rst) begin
-      \$523  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$524  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$410 ) begin
-            if (wr_cmd__ready) begin
-              \$524  = 1'h1;
-            end
-          end
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$412 ) begin
-              \$524  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$524  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$525  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            (* full_case = 32'd1 *)
-            if (\$412 ) begin
-              \$525  = 16'h0000;
-            end else begin
-              \$525  = \$413 [15:0];
-            end
-          end
-    endcase
-    if (restart) begin
-      \$525  = 16'h0000;
-    end
-    if (engine_rst) begin
-      \$525  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$526  = s_done;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (\issue$201 ) begin
-            if (\$412 ) begin
-              if (\last$273 ) begin
-                \$526  = 1'h1;
-              end
-            end
-          end
-    endcase
-    if (restart) begin
-      \$526  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$526  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$527  = \issue$201 ;
-    if (engine_rst) begin
-      \$527  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$528  = s_beat;
-    if (\$414 ) begin
-      (* full_case = 32'd1 *)
-      if (\$415 ) begin
-        \$528  = 2'h0;
-      end else begin
-        \$528  = \$416 [1:0];
-      end
-    end
-    if (engine_rst) begin
-      \$528  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$529  = c;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$529  = cmd;
-          end
-    endcase
-    if (engine_rst) begin
-      \$529  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$530  = error;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$530  = 8'h00;
-          end
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$530  = code;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          /* empty */;
-      4'hb:
-          /* empty */;
-      4'hc:
-          if (dma_error) begin
-            \$530  = 8'h06;
-          end
-    endcase
-    if (engine_rst) begin
-      \$530  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$531  = cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$531  = 32'd0;
-          end
-    endcase
-    if (\busy$255 ) begin
-      \$531  = \$451 [31:0];
-    end
-    if (engine_rst) begin
-      \$531  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$532  = mac_cycles;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$532  = 32'd0;
-          end
-    endcase
-    if (\$452 ) begin
-      \$532  = \$453 [31:0];
-    end
-    if (engine_rst) begin
-      \$532  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$533  = stall_load;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$533  = 32'd0;
-          end
-    endcase
-    if (\$455 ) begin
-      \$533  = \$456 [31:0];
-    end
-    if (engine_rst) begin
-      \$533  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$534  = stall_store;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$534  = 32'd0;
-          end
-    endcase
-    if (waits_store) begin
-      \$534  = \$457 [31:0];
-    end
-    if (engine_rst) begin
-      \$534  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$535  = beyond;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$535  = 4'h0;
-          end
-      4'h1:
-          if (\$417 ) begin
-          end else if (\$418 ) begin
-            \$535 [0] = \$419 ;
-          end
-      4'h2:
-          if (\$420 ) begin
-          end else if (\$421 ) begin
-            \$535 [1] = \$422 ;
-          end
-      4'h3:
-          if (\$423 ) begin
-          end else if (\$424 ) begin
-            \$535 [2] = \$425 ;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$426 ) begin
-            end else if (\$427 ) begin
-              \$535 [3] = \$428 ;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$535  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$536  = launched;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$536  = 1'h0;
-          end
-      4'h1:
-          if (\$417 ) begin
-            \$536  = 1'h1;
-          end else if (\$418 ) begin
-            \$536  = 1'h0;
-          end
-      4'h2:
-          if (\$420 ) begin
-            \$536  = 1'h1;
-          end else if (\$421 ) begin
-            \$536  = 1'h0;
-          end
-      4'h3:
-          if (\$423 ) begin
-            \$536  = 1'h1;
-          end else if (\$424 ) begin
-            \$536  = 1'h0;
-          end
-      4'h4:
-          if (c[352]) begin
-            if (\$426 ) begin
-              \$536  = 1'h1;
-            end else if (\$427 ) begin
-              \$536  = 1'h0;
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$442 ) begin
-            \$536  = 1'h1;
-          end else if (\$443 ) begin
-            \$536  = 1'h0;
-          end
-      4'h9:
-          if (\$444 ) begin
-            \$536  = 1'h1;
-          end else if (\$445 ) begin
-            \$536  = 1'h0;
-          end
-      4'ha:
-          if (c[352]) begin
-            if (\$446 ) begin
-              \$536  = 1'h1;
-            end else if (\$447 ) begin
-              \$536  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$536  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$537  = control_state;
-    casez (control_state)
-      4'h0:
-          if (\start$274 ) begin
-            \$537  = 4'h1;
-          end
-      4'h1:
-          if (\$417 ) begin
-          end else if (\$418 ) begin
-            \$537  = 4'h2;
-          end
-      4'h2:
-          if (\$420 ) begin
-          end else if (\$421 ) begin
-            \$537  = 4'h3;
-          end
-      4'h3:
-          if (\$423 ) begin
-          end else if (\$424 ) begin
-            \$537  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$426 ) begin
-            end else if (\$427 ) begin
-              \$537  = 4'h5;
-            end
-          end else begin
-            \$537  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$433 ) begin
-            \$537  = 4'h6;
-          end else begin
-            \$537  = 4'h7;
-          end
-      4'h7:
-          (* full_case = 32'd1 *)
-          if (\$439 ) begin
-          end else begin
-            \$537  = 4'h8;
-          end
-      4'h8:
-          if (\$442 ) begin
-          end else if (\$443 ) begin
-            \$537  = 4'h9;
-          end
-      4'h9:
-          if (\$444 ) begin
-          end else if (\$445 ) begin
-            \$537  = 4'ha;
-          end
-      4'ha:
-          (* full_case = 32'd1 *)
-          if (c[352]) begin
-            if (\$446 ) begin
-            end else if (\$447 ) begin
-              \$537  = 4'hb;
-            end
-          end else begin
-            \$537  = 4'hb;
-          end
-      4'hb:
-          \$537  = 4'hc;
-      4'hc:
-          if (\$450 ) begin
-            \$537  = 4'h6;
-          end
-      4'h6:
-          \$537  = 4'h0;
-    endcase
-    if (engine_rst) begin
-      \$537  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$538  = words;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$538  = \$432 [15:0];
-    endcase
-    if (engine_rst) begin
-      \$538  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$539  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$539  = 32'd0;
-      4'h7:
-          if (\$439 ) begin
-            \$539  = \$440 [31:0];
-          end
-    endcase
-    if (engine_rst) begin
-      \$539  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$540  = chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$540  = 16'h0000;
-      4'h7:
-          if (\$439 ) begin
-            \$540  = \$441 [15:0];
-          end
-    endcase
-    if (engine_rst) begin
-      \$540  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$541  = chunk_lda;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$442 ) begin
-          end else if (\$443 ) begin
-            \$541  = result[31:0];
-          end
-    endcase
-    if (engine_rst) begin
-      \$541  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$542  = chunk_ldc;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          if (\$444 ) begin
-          end else if (\$445 ) begin
-            \$542  = result[31:0];
-          end
-    endcase
-    if (engine_rst) begin
-      \$542  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$543  = chunk_ldcin;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          /* empty */;
-      4'h9:
-          /* empty */;
-      4'ha:
-          if (c[352]) begin
-            if (\$446 ) begin
-            end else if (\$447 ) begin
-              \$543  = result[31:0];
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$543  = 32'd0;
-    end
-  end
-  assign b_full_clr = both;
-  assign b_busy_clr = both;
-  assign b_used_w_clr = both;
-  assign b_used_o_clr = both;
-  assign m = c[143:128];
-  assign n = c[207:192];
-  assign \chunk$12  = chunk;
-  assign \restart$14  = restart;
-  assign a_wr__addr = \$32 [8:0];
+  assign \weights__payload$1  = weights__payload;
+  assign \weights__ready$3  = weights__ready;
+  assign \weights__valid$5  = weights__valid;
+  assign weights__b_full = flags__b_full;
+  assign flags__b_use = weights__b_use;
+  assign weights__b_used = flags__b_used;
+  assign \cmd$13  = cmd;
+  assign \dma_busy$15  = dma_busy;
+  assign \dma_error$17  = dma_error;
+  assign \finished$19  = finished;
+  assign \control__busy$21  = control__busy;
+  assign \control__done$23  = control__done;
+  assign \control__error$25  = control__error;
+  assign \control__start$27  = control__start;
+  assign \run__chunk$29  = run__chunk;
+  assign \run__chunk$30  = run__chunk;
+  assign \run__chunk$31  = run__chunk;
+  assign \run__chunk$32  = run__chunk;
+  assign \run__chunk$33  = run__chunk;
+  assign \run__chunk$34  = run__chunk;
+  assign \run__chunk_lda$36  = run__chunk_lda;
+  assign \run__chunk_lda$37  = run__chunk_lda;
+  assign \run__chunk_lda$38  = run__chunk_lda;
+  assign \run__chunk_lda$39  = run__chunk_lda;
+  assign \run__chunk_lda$40  = run__chunk_lda;
+  assign \run__chunk_lda$41  = run__chunk_lda;
+  assign \run__chunk_ldc$43  = run__chunk_ldc;
+  assign \run__chunk_ldc$44  = run__chunk_ldc;
+  assign \run__chunk_ldc$45  = run__chunk_ldc;
+  assign \run__chunk_ldc$46  = run__chunk_ldc;
+  assign \run__chunk_ldc$47  = run__chunk_ldc;
+  assign \run__chunk_ldc$48  = run__chunk_ldc;
+  assign \run__chunk_ldcin$50  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$51  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$52  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$53  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$54  = run__chunk_ldcin;
+  assign \run__chunk_ldcin$55  = run__chunk_ldcin;
+  assign \run__cmd$57  = run__cmd;
+  assign \run__cmd$58  = run__cmd;
+  assign \run__cmd$59  = run__cmd;
+  assign \run__cmd$60  = run__cmd;
+  assign \run__cmd$61  = run__cmd;
+  assign \run__cmd$62  = run__cmd;
+  assign \run__restart$64  = run__restart;
+  assign \run__restart$65  = run__restart;
+  assign \run__restart$66  = run__restart;
+  assign \run__restart$67  = run__restart;
+  assign \run__restart$68  = run__restart;
+  assign \run__restart$69  = run__restart;
+  assign \run__running$71  = run__running;
+  assign \run__running$72  = run__running;
+  assign \run__running$73  = run__running;
+  assign \run__running$74  = run__running;
+  assign \run__running$75  = run__running;
+  assign \run__running$76  = run__running;
+  assign \run__split$78  = run__split;
+  assign \run__split$79  = run__split;
+  assign \run__split$80  = run__split;
+  assign \run__split$81  = run__split;
+  assign \run__split$82  = run__split;
+  assign \run__split$83  = run__split;
+  assign \run__words$85  = run__words;
+  assign \run__words$86  = run__words;
+  assign \run__words$87  = run__words;
+  assign \run__words$88  = run__words;
+  assign \run__words$89  = run__words;
+  assign \run__words$90  = run__words;
+  assign \rd_cmd__payload$92  = rd_cmd__payload;
+  assign \rd_cmd__ready$94  = rd_cmd__ready;
+  assign \rd_cmd__valid$96  = rd_cmd__valid;
+  assign \rd_data__payload$98  = rd_data__payload;
+  assign \rd_data__ready$100  = rd_data__ready;
+  assign \rd_data__valid$102  = rd_data__valid;
+  assign \wr_cmd__payload$104  = wr_cmd__payload;
+  assign \wr_cmd__ready$106  = wr_cmd__ready;
+  assign \wr_cmd__valid$108  = wr_cmd__valid;
+  assign \wr_data__payload$110  = wr_data__payload;
+  assign \wr_data__ready$112  = wr_data__ready;
+  assign \wr_data__valid$114  = wr_data__valid;
+  assign loader__a_busy = flags__a_busy;
+  assign flags__a_claim = loader__a_claim;
+  assign flags__a_filled = loader__a_filled;
+  assign loader__b_busy = flags__b_busy;
+  assign flags__b_claim = loader__b_claim;
+  assign flags__b_filled = loader__b_filled;
+  assign loader__c_busy = flags__c_busy;
+  assign flags__c_claim = loader__c_claim;
+  assign flags__c_ready = loader__c_ready;
+  assign feeder__a_full = flags__a_full;
+  assign flags__a_release = feeder__a_release;
+  assign \flags__b_full$137  = flags__b_full;
+  assign feeder__b_full = flags__b_full;
+  assign \flags__b_use$140  = feeder__b_use;
+  assign feeder__b_used = \flags__b_used$141 ;
+  assign feeder__c_ready = \flags__c_ready$143 ;
+  assign flags__c_done = accumulator__c_done;
+  assign store__c_done = \flags__c_done$147 ;
+  assign flags__c_release = store__c_release;
+  assign \claims$152  = claims;
+  assign \operands__payload$154  = operands__payload;
+  assign \operands__ready$156  = operands__ready;
+  assign \operands__valid$158  = operands__valid;
+  assign \passes__payload$160  = passes__payload;
+  assign \passes__ready$162  = passes__ready;
+  assign \passes__valid$164  = passes__valid;
+  assign \results__payload$166  = results__payload;
+  assign \results__ready$168  = results__ready;
+  assign \results__valid$170  = results__valid;
+  assign \cin__addr$172  = cin__addr;
+  assign \cin__blocked$174  = cin__blocked;
+  assign \cin__data$176  = cin__data;
+  assign \cin__en$178  = cin__en;
+  assign a_wr__addr = \$signature__addr ;
+  assign \$signature__data  = rd_data__payload[63:0];
   assign a_wr__data = rd_data__payload[63:0];
-  assign b_wr__addr = \$35 [9:0];
-  assign \m$79  = c[143:128];
-  assign \n$80  = c[207:192];
-  assign \chunk$81  = chunk;
-  assign \restart$82  = restart;
-  assign first_word = \$76 [8:0];
-  assign \$signature__addr  = \$77 [8:0];
-  assign \$signature__en  = issue;
-  assign \$signature__addr$106  = \$78 [8:0];
-  assign \$signature__en$107  = issue;
-  assign \w_en$114  = pending;
-  assign \r_rdy$116  = operands__valid;
-  assign \r_data$118  = operands__payload;
-  assign operands__ready = \r_en$119 ;
-  assign \m$130  = c[143:128];
-  assign \n$131  = c[207:192];
-  assign \chunk$132  = chunk;
-  assign \restart$133  = restart;
-  assign b_rd__addr = \$107 [9:0];
-  assign b_rd__en = w_issue;
-  assign \w_en$149  = w_pending;
-  assign \r_rdy$151  = weights__valid;
-  assign \r_data$153  = weights__payload;
-  assign weights__ready = \r_en$154 ;
-  assign \r_rdy$163  = results__ready;
-  assign addr = \$118 [9:0];
-  assign c_rd_acc__addr = \$118 [9:0];
-  assign c_rd_acc__en = got;
-  assign s1_valid = acc_writes;
-  assign \m$183  = c[143:128];
-  assign \n$184  = c[207:192];
-  assign \chunk$185  = chunk;
-  assign \restart$186  = restart;
-  assign c_rd_store__addr = \$158 [9:0];
-  assign c_rd_store__en = \issue$201 ;
-  assign \w_en$213  = \issue$201 ;
-  assign c_rd_store__data = \w_data$215 ;
-  assign \w_en$217  = \pending$203 ;
-  assign multiplier = c[385:355];
-  assign shift = c[390:386];
-  assign zero_point = c[398:391];
-  assign relu = c[354];
-  assign nbytes = \$164 [4:0];
-  assign sent = \$165 [4:0];
-  assign remaining = \$166 [4:0];
-  assign \error$244  = error;
-  assign \c.a_addr  = c[31:0];
-  assign \c.b_addr  = c[63:32];
-  assign \c.c_addr  = c[95:64];
-  assign \c.cin_addr  = c[127:96];
-  assign \c.m  = c[159:128];
-  assign \c.k  = c[191:160];
-  assign \c.n  = c[223:192];
-  assign \c.lda  = c[255:224];
-  assign \c.ldb  = c[287:256];
-  assign \c.ldc  = c[319:288];
-  assign \c.ldcin  = c[351:320];
-  assign \c.accumulate  = c[352];
-  assign \c.requant  = c[353];
-  assign \c.relu  = c[354];
-  assign \c.rq_mult  = c[385:355];
-  assign \c.rq_shift  = c[390:386];
-  assign \c.rq_zp  = c[398:391];
-  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
-  assign \rd_data__payload.data  = rd_data__payload[63:0];
-  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
-  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
-  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
-  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
-  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
-  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
-  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
-  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
-  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
-  assign \rd_data__payload.first  = rd_data__payload[68];
-  assign \rd_data__payload.last  = rd_data__payload[69];
-  assign \rd_data__payload.end  = rd_data__payload[70];
-  assign \a_wr__data[0]  = rd_data__payload[7:0];
-  assign \a_wr__data[1]  = rd_data__payload[15:8];
-  assign \a_wr__data[2]  = rd_data__payload[23:16];
-  assign \a_wr__data[3]  = rd_data__payload[31:24];
-  assign \a_wr__data[4]  = rd_data__payload[39:32];
-  assign \a_wr__data[5]  = rd_data__payload[47:40];
-  assign \a_wr__data[6]  = rd_data__payload[55:48];
-  assign \a_wr__data[7]  = rd_data__payload[63:56];
-  assign \b_wr__data[0]  = b_wr__data[7:0];
-  assign \b_wr__data[1]  = b_wr__data[15:8];
-  assign \b_wr__data[2]  = b_wr__data[23:16];
-  assign \b_wr__data[3]  = b_wr__data[31:24];
-  assign \$signature__data[0]  = \$signature__data [7:0];
-  assign \$signature__data[1]  = \$signature__data [15:8];
-  assign \$signature__data[2]  = \$signature__data [23:16];
-  assign \$signature__data[3]  = \$signature__data [31:24];
-  assign \$signature__data[4]  = \$signature__data [39:32];
-  assign \$signature__data[5]  = \$signature__data [47:40];
-  assign \$signature__data[6]  = \$signature__data [55:48];
-  assign \$signature__data[7]  = \$signature__data [63:56];
-  assign \$signature__data$110[0]  = \$signature__data$110 [7:0];
-  assign \$signature__data$110[1]  = \$signature__data$110 [15:8];
-  assign \$signature__data$110[2]  = \$signature__data$110 [23:16];
-  assign \$signature__data$110[3]  = \$signature__data$110 [31:24];
-  assign \$signature__data$110[4]  = \$signature__data$110 [39:32];
-  assign \$signature__data$110[5]  = \$signature__data$110 [47:40];
-  assign \$signature__data$110[6]  = \$signature__data$110 [55:48];
-  assign \$signature__data$110[7]  = \$signature__data$110 [63:56];
-  assign \operands__payload.a  = operands__payload[31:0];
-  assign \operands__payload.a[0]  = operands__payload[7:0];
-  assign \operands__payload.a[1]  = operands__payload[15:8];
-  assign \operands__payload.a[2]  = operands__payload[23:16];
-  assign \operands__payload.a[3]  = operands__payload[31:24];
-  assign \operands__payload.last  = operands__payload[32];
-  assign \b_rd__data[0]  = b_rd__data[7:0];
-  assign \b_rd__data[1]  = b_rd__data[15:8];
-  assign \b_rd__data[2]  = b_rd__data[23:16];
-  assign \b_rd__data[3]  = b_rd__data[31:24];
+  assign a_wr__en = \$signature__en ;
+  assign a_rd__0__addr = \$signature__addr$185 ;
+  assign \$signature__data$188  = a_rd__0__data;
+  assign a_rd__0__en = \$signature__en$189 ;
+  assign a_rd__1__addr = \$signature__addr$191 ;
+  assign \$signature__data$194  = a_rd__1__data;
+  assign \$signature__en$195  = \$signature__en$189 ;
+  assign a_rd__1__en = \$signature__en$189 ;
+  assign b_wr__addr = \$signature__addr$197 ;
+  assign b_wr__data = \$signature__data$199 ;
+  assign b_wr__en = \$signature__en$201 ;
+  assign b_rd__addr = \$signature__addr$203 ;
+  assign \$signature__data$206  = b_rd__data;
+  assign b_rd__en = \$signature__en$207 ;
+  assign c_wr__addr = \$signature__addr$209 ;
+  assign c_wr__data = \$signature__data$211 ;
+  assign c_wr__en = \$signature__en$213 ;
+  assign c_rd__addr = \$signature__addr$215 ;
+  assign \$signature__data$218  = c_rd__data;
+  assign c_rd__en = \$signature__en$219 ;
+  assign \c_rd__addr$222  = \$signature__addr$221 ;
+  assign \$signature__data$224  = \c_rd__data$223 ;
+  assign \c_rd__en$226  = \$signature__en$225 ;
+  assign started = clear;
+  assign busy = control__busy;
+  assign stall_store = waits_store;
+  assign \counters__cycles$239  = counters__cycles;
+  assign \counters__mac_cycles$241  = counters__mac_cycles;
+  assign \counters__stall_load$243  = counters__stall_load;
+  assign \counters__stall_store$245  = counters__stall_store;
   assign \weights__payload.w  = weights__payload;
   assign \weights__payload.w[0]  = weights__payload[7:0];
   assign \weights__payload.w[1]  = weights__payload[15:8];
   assign \weights__payload.w[2]  = weights__payload[23:16];
   assign \weights__payload.w[3]  = weights__payload[31:24];
-  assign \c_wr__data[0]  = c_wr__data[31:0];
-  assign \c_wr__data[1]  = c_wr__data[63:32];
-  assign \c_wr__data[2]  = c_wr__data[95:64];
-  assign \c_wr__data[3]  = c_wr__data[127:96];
-  assign \s1_value[0]  = s1_value[31:0];
-  assign \s1_value[1]  = s1_value[63:32];
-  assign \s1_value[2]  = s1_value[95:64];
-  assign \s1_value[3]  = s1_value[127:96];
-  assign \c_rd_acc__data[0]  = c_rd_acc__data[31:0];
-  assign \c_rd_acc__data[1]  = c_rd_acc__data[63:32];
-  assign \c_rd_acc__data[2]  = c_rd_acc__data[95:64];
-  assign \c_rd_acc__data[3]  = c_rd_acc__data[127:96];
-  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd_store__data[0]  = \w_data$215 [31:0];
-  assign \c_rd_store__data[1]  = \w_data$215 [63:32];
-  assign \c_rd_store__data[2]  = \w_data$215 [95:64];
-  assign \c_rd_store__data[3]  = \w_data$215 [127:96];
-  assign \i__payload.c  = i__payload[127:0];
-  assign \i__payload.c[0]  = i__payload[31:0];
-  assign \i__payload.c[1]  = i__payload[63:32];
-  assign \i__payload.c[2]  = i__payload[95:64];
-  assign \i__payload.c[3]  = i__payload[127:96];
-  assign \i__payload.last  = i__payload[128];
-  assign \o__payload.c  = o__payload[31:0];
-  assign \o__payload.c[0]  = o__payload[7:0];
-  assign \o__payload.c[1]  = o__payload[15:8];
-  assign \o__payload.c[2]  = o__payload[23:16];
-  assign \o__payload.c[3]  = o__payload[31:24];
-  assign \o__payload.last  = o__payload[32];
-  assign \wr_data__payload.data  = wr_data__payload[63:0];
-  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
-  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
-  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
-  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
-  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
-  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
-  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
-  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
-  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
-  assign \wr_data__payload.first  = wr_data__payload[68];
-  assign \wr_data__payload.last  = wr_data__payload[69];
-  assign \wr_data__payload.end  = wr_data__payload[70];
-  assign \results__payload.c  = results__payload[127:0];
-  assign \results__payload.c[0]  = results__payload[31:0];
-  assign \results__payload.c[1]  = results__payload[63:32];
-  assign \results__payload.c[2]  = results__payload[95:64];
-  assign \results__payload.c[3]  = results__payload[127:96];
-  assign \results__payload.last  = results__payload[128];
+  assign \weights__payload$1.w  = weights__payload;
+  assign \weights__payload$1.w[0]  = weights__payload[7:0];
+  assign \weights__payload$1.w[1]  = weights__payload[15:8];
+  assign \weights__payload$1.w[2]  = weights__payload[23:16];
+  assign \weights__payload$1.w[3]  = weights__payload[31:24];
   assign \cmd.a_addr  = cmd[31:0];
   assign \cmd.b_addr  = cmd[63:32];
   assign \cmd.c_addr  = cmd[95:64];
@@ -10910,47 +7359,2280 @@ module \accelerator.engine (engine_rst, dma_error, rd_data__ready, wr_data__vali
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign wr_data__payload[70] = \$173 ;
-  assign wr_data__payload[69] = \$171 ;
-  assign wr_data__payload[68] = \$170 ;
-  assign wr_data__payload[67:64] = \$169 [3:0];
-  assign wr_data__payload[63:0] = \$167 ;
-  assign \w_data$214 [3] = \$162 ;
-  assign \w_data$214 [2:0] = \cols$200 [2:0];
-  assign \w_data$146 [31:24] = \$111 ;
-  assign \w_data$146 [23:16] = \$110 ;
-  assign \w_data$146 [15:8] = \$109 ;
-  assign \w_data$146 [7:0] = \$108 ;
-  assign \w_data$112 [32] = meta_last;
-  assign \w_data$112 [31:24] = shifted[31:24];
-  assign \w_data$112 [23:16] = shifted[23:16];
-  assign \w_data$112 [15:8] = shifted[15:8];
-  assign \w_data$112 [7:0] = shifted[7:0];
-  assign b_wr__en[3] = \$51 ;
-  assign b_wr__en[2] = \$47 ;
-  assign b_wr__en[1] = \$43 ;
-  assign b_wr__en[0] = \$39 ;
-  assign b_wr__data[31:24] = rd_data__payload[31:24];
-  assign b_wr__data[23:16] = rd_data__payload[23:16];
-  assign b_wr__data[15:8] = rd_data__payload[15:8];
-  assign b_wr__data[7:0] = rd_data__payload[7:0];
-  assign \$10  = { 6'h00, c[287:256], 9'h000 };
-  assign \$27  = { 1'h0, cols, 2'h0 };
-  assign \$75  = { 3'h0, kr[31:3] };
-  assign \$150  = { 1'h0, \cols$200 , 2'h0 };
-  assign \$163  = { 1'h0, \r_data$235 [2:0], 2'h0 };
-  assign \$187  = { 1'h0, c[223:192], 2'h0 };
-  assign \$193  = { 1'h0, c[223:192], 2'h0 };
-  assign \$205  = 1'h0;
-  assign \$209  = { 1'h0, c[223:192], 2'h0 };
-  assign \$213  = { 1'h0, c[223:192], 2'h0 };
-  assign \$247  = store_state;
-  assign \$432  = { \$431 [33], \$431 [33], \$431 [33], \$431 [33:3] };
+  assign \cmd$13.a_addr  = cmd[31:0];
+  assign \cmd$13.b_addr  = cmd[63:32];
+  assign \cmd$13.c_addr  = cmd[95:64];
+  assign \cmd$13.cin_addr  = cmd[127:96];
+  assign \cmd$13.m  = cmd[159:128];
+  assign \cmd$13.k  = cmd[191:160];
+  assign \cmd$13.n  = cmd[223:192];
+  assign \cmd$13.lda  = cmd[255:224];
+  assign \cmd$13.ldb  = cmd[287:256];
+  assign \cmd$13.ldc  = cmd[319:288];
+  assign \cmd$13.ldcin  = cmd[351:320];
+  assign \cmd$13.accumulate  = cmd[352];
+  assign \cmd$13.requant  = cmd[353];
+  assign \cmd$13.relu  = cmd[354];
+  assign \cmd$13.rq_mult  = cmd[385:355];
+  assign \cmd$13.rq_shift  = cmd[390:386];
+  assign \cmd$13.rq_zp  = cmd[398:391];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$57.a_addr  = run__cmd[31:0];
+  assign \run__cmd$57.b_addr  = run__cmd[63:32];
+  assign \run__cmd$57.c_addr  = run__cmd[95:64];
+  assign \run__cmd$57.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$57.m  = run__cmd[159:128];
+  assign \run__cmd$57.k  = run__cmd[191:160];
+  assign \run__cmd$57.n  = run__cmd[223:192];
+  assign \run__cmd$57.lda  = run__cmd[255:224];
+  assign \run__cmd$57.ldb  = run__cmd[287:256];
+  assign \run__cmd$57.ldc  = run__cmd[319:288];
+  assign \run__cmd$57.ldcin  = run__cmd[351:320];
+  assign \run__cmd$57.accumulate  = run__cmd[352];
+  assign \run__cmd$57.requant  = run__cmd[353];
+  assign \run__cmd$57.relu  = run__cmd[354];
+  assign \run__cmd$57.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$57.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$57.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$58.a_addr  = run__cmd[31:0];
+  assign \run__cmd$58.b_addr  = run__cmd[63:32];
+  assign \run__cmd$58.c_addr  = run__cmd[95:64];
+  assign \run__cmd$58.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$58.m  = run__cmd[159:128];
+  assign \run__cmd$58.k  = run__cmd[191:160];
+  assign \run__cmd$58.n  = run__cmd[223:192];
+  assign \run__cmd$58.lda  = run__cmd[255:224];
+  assign \run__cmd$58.ldb  = run__cmd[287:256];
+  assign \run__cmd$58.ldc  = run__cmd[319:288];
+  assign \run__cmd$58.ldcin  = run__cmd[351:320];
+  assign \run__cmd$58.accumulate  = run__cmd[352];
+  assign \run__cmd$58.requant  = run__cmd[353];
+  assign \run__cmd$58.relu  = run__cmd[354];
+  assign \run__cmd$58.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$58.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$58.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$59.a_addr  = run__cmd[31:0];
+  assign \run__cmd$59.b_addr  = run__cmd[63:32];
+  assign \run__cmd$59.c_addr  = run__cmd[95:64];
+  assign \run__cmd$59.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$59.m  = run__cmd[159:128];
+  assign \run__cmd$59.k  = run__cmd[191:160];
+  assign \run__cmd$59.n  = run__cmd[223:192];
+  assign \run__cmd$59.lda  = run__cmd[255:224];
+  assign \run__cmd$59.ldb  = run__cmd[287:256];
+  assign \run__cmd$59.ldc  = run__cmd[319:288];
+  assign \run__cmd$59.ldcin  = run__cmd[351:320];
+  assign \run__cmd$59.accumulate  = run__cmd[352];
+  assign \run__cmd$59.requant  = run__cmd[353];
+  assign \run__cmd$59.relu  = run__cmd[354];
+  assign \run__cmd$59.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$59.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$59.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$60.a_addr  = run__cmd[31:0];
+  assign \run__cmd$60.b_addr  = run__cmd[63:32];
+  assign \run__cmd$60.c_addr  = run__cmd[95:64];
+  assign \run__cmd$60.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$60.m  = run__cmd[159:128];
+  assign \run__cmd$60.k  = run__cmd[191:160];
+  assign \run__cmd$60.n  = run__cmd[223:192];
+  assign \run__cmd$60.lda  = run__cmd[255:224];
+  assign \run__cmd$60.ldb  = run__cmd[287:256];
+  assign \run__cmd$60.ldc  = run__cmd[319:288];
+  assign \run__cmd$60.ldcin  = run__cmd[351:320];
+  assign \run__cmd$60.accumulate  = run__cmd[352];
+  assign \run__cmd$60.requant  = run__cmd[353];
+  assign \run__cmd$60.relu  = run__cmd[354];
+  assign \run__cmd$60.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$60.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$60.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$61.a_addr  = run__cmd[31:0];
+  assign \run__cmd$61.b_addr  = run__cmd[63:32];
+  assign \run__cmd$61.c_addr  = run__cmd[95:64];
+  assign \run__cmd$61.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$61.m  = run__cmd[159:128];
+  assign \run__cmd$61.k  = run__cmd[191:160];
+  assign \run__cmd$61.n  = run__cmd[223:192];
+  assign \run__cmd$61.lda  = run__cmd[255:224];
+  assign \run__cmd$61.ldb  = run__cmd[287:256];
+  assign \run__cmd$61.ldc  = run__cmd[319:288];
+  assign \run__cmd$61.ldcin  = run__cmd[351:320];
+  assign \run__cmd$61.accumulate  = run__cmd[352];
+  assign \run__cmd$61.requant  = run__cmd[353];
+  assign \run__cmd$61.relu  = run__cmd[354];
+  assign \run__cmd$61.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$61.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$61.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$62.a_addr  = run__cmd[31:0];
+  assign \run__cmd$62.b_addr  = run__cmd[63:32];
+  assign \run__cmd$62.c_addr  = run__cmd[95:64];
+  assign \run__cmd$62.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$62.m  = run__cmd[159:128];
+  assign \run__cmd$62.k  = run__cmd[191:160];
+  assign \run__cmd$62.n  = run__cmd[223:192];
+  assign \run__cmd$62.lda  = run__cmd[255:224];
+  assign \run__cmd$62.ldb  = run__cmd[287:256];
+  assign \run__cmd$62.ldc  = run__cmd[319:288];
+  assign \run__cmd$62.ldcin  = run__cmd[351:320];
+  assign \run__cmd$62.accumulate  = run__cmd[352];
+  assign \run__cmd$62.requant  = run__cmd[353];
+  assign \run__cmd$62.relu  = run__cmd[354];
+  assign \run__cmd$62.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$62.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$62.rq_zp  = run__cmd[398:391];
+  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$92.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload$92.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload$92.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload$92.stride  = rd_cmd__payload[99:68];
+  assign \rd_data__payload.data  = rd_data__payload[63:0];
+  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload.first  = rd_data__payload[68];
+  assign \rd_data__payload.last  = rd_data__payload[69];
+  assign \rd_data__payload.end  = rd_data__payload[70];
+  assign \rd_data__payload$98.data  = rd_data__payload[63:0];
+  assign \rd_data__payload$98.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload$98.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload$98.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload$98.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload$98.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload$98.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload$98.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload$98.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload$98.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload$98.first  = rd_data__payload[68];
+  assign \rd_data__payload$98.last  = rd_data__payload[69];
+  assign \rd_data__payload$98.end  = rd_data__payload[70];
+  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$104.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload$104.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload$104.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload$104.stride  = wr_cmd__payload[99:68];
+  assign \wr_data__payload.data  = wr_data__payload[63:0];
+  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload.first  = wr_data__payload[68];
+  assign \wr_data__payload.last  = wr_data__payload[69];
+  assign \wr_data__payload.end  = wr_data__payload[70];
+  assign \wr_data__payload$110.data  = wr_data__payload[63:0];
+  assign \wr_data__payload$110.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload$110.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload$110.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload$110.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload$110.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload$110.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload$110.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload$110.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload$110.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload$110.first  = wr_data__payload[68];
+  assign \wr_data__payload$110.last  = wr_data__payload[69];
+  assign \wr_data__payload$110.end  = wr_data__payload[70];
+  assign \operands__payload.a  = operands__payload[31:0];
+  assign \operands__payload.a[0]  = operands__payload[7:0];
+  assign \operands__payload.a[1]  = operands__payload[15:8];
+  assign \operands__payload.a[2]  = operands__payload[23:16];
+  assign \operands__payload.a[3]  = operands__payload[31:24];
+  assign \operands__payload.last  = operands__payload[32];
+  assign \operands__payload$154.a  = operands__payload[31:0];
+  assign \operands__payload$154.a[0]  = operands__payload[7:0];
+  assign \operands__payload$154.a[1]  = operands__payload[15:8];
+  assign \operands__payload$154.a[2]  = operands__payload[23:16];
+  assign \operands__payload$154.a[3]  = operands__payload[31:24];
+  assign \operands__payload$154.last  = operands__payload[32];
+  assign \passes__payload.half  = passes__payload[0];
+  assign \passes__payload.rows  = passes__payload[16:1];
+  assign \passes__payload.read_old  = passes__payload[17];
+  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload$160.half  = passes__payload[0];
+  assign \passes__payload$160.rows  = passes__payload[16:1];
+  assign \passes__payload$160.read_old  = passes__payload[17];
+  assign \passes__payload$160.last  = passes__payload[18];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+  assign \results__payload$166.c  = results__payload[127:0];
+  assign \results__payload$166.c[0]  = results__payload[31:0];
+  assign \results__payload$166.c[1]  = results__payload[63:32];
+  assign \results__payload$166.c[2]  = results__payload[95:64];
+  assign \results__payload$166.c[3]  = results__payload[127:96];
+  assign \results__payload$166.last  = results__payload[128];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign \cin__data$176[0]  = cin__data[31:0];
+  assign \cin__data$176[1]  = cin__data[63:32];
+  assign \cin__data$176[2]  = cin__data[95:64];
+  assign \cin__data$176[3]  = cin__data[127:96];
+  assign \$signature__data[0]  = rd_data__payload[7:0];
+  assign \$signature__data[1]  = rd_data__payload[15:8];
+  assign \$signature__data[2]  = rd_data__payload[23:16];
+  assign \$signature__data[3]  = rd_data__payload[31:24];
+  assign \$signature__data[4]  = rd_data__payload[39:32];
+  assign \$signature__data[5]  = rd_data__payload[47:40];
+  assign \$signature__data[6]  = rd_data__payload[55:48];
+  assign \$signature__data[7]  = rd_data__payload[63:56];
+  assign \a_wr__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__data[7]  = rd_data__payload[63:56];
+  assign \a_rd__0__data[0]  = a_rd__0__data[7:0];
+  assign \a_rd__0__data[1]  = a_rd__0__data[15:8];
+  assign \a_rd__0__data[2]  = a_rd__0__data[23:16];
+  assign \a_rd__0__data[3]  = a_rd__0__data[31:24];
+  assign \a_rd__0__data[4]  = a_rd__0__data[39:32];
+  assign \a_rd__0__data[5]  = a_rd__0__data[47:40];
+  assign \a_rd__0__data[6]  = a_rd__0__data[55:48];
+  assign \a_rd__0__data[7]  = a_rd__0__data[63:56];
+  assign \$signature__data$188[0]  = a_rd__0__data[7:0];
+  assign \$signature__data$188[1]  = a_rd__0__data[15:8];
+  assign \$signature__data$188[2]  = a_rd__0__data[23:16];
+  assign \$signature__data$188[3]  = a_rd__0__data[31:24];
+  assign \$signature__data$188[4]  = a_rd__0__data[39:32];
+  assign \$signature__data$188[5]  = a_rd__0__data[47:40];
+  assign \$signature__data$188[6]  = a_rd__0__data[55:48];
+  assign \$signature__data$188[7]  = a_rd__0__data[63:56];
+  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
+  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
+  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
+  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
+  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
+  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
+  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
+  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
+  assign \$signature__data$194[0]  = a_rd__1__data[7:0];
+  assign \$signature__data$194[1]  = a_rd__1__data[15:8];
+  assign \$signature__data$194[2]  = a_rd__1__data[23:16];
+  assign \$signature__data$194[3]  = a_rd__1__data[31:24];
+  assign \$signature__data$194[4]  = a_rd__1__data[39:32];
+  assign \$signature__data$194[5]  = a_rd__1__data[47:40];
+  assign \$signature__data$194[6]  = a_rd__1__data[55:48];
+  assign \$signature__data$194[7]  = a_rd__1__data[63:56];
+  assign \$signature__data$199[0]  = \$signature__data$199 [7:0];
+  assign \$signature__data$199[1]  = \$signature__data$199 [15:8];
+  assign \$signature__data$199[2]  = \$signature__data$199 [23:16];
+  assign \$signature__data$199[3]  = \$signature__data$199 [31:24];
+  assign \b_wr__data[0]  = \$signature__data$199 [7:0];
+  assign \b_wr__data[1]  = \$signature__data$199 [15:8];
+  assign \b_wr__data[2]  = \$signature__data$199 [23:16];
+  assign \b_wr__data[3]  = \$signature__data$199 [31:24];
+  assign \b_rd__data[0]  = b_rd__data[7:0];
+  assign \b_rd__data[1]  = b_rd__data[15:8];
+  assign \b_rd__data[2]  = b_rd__data[23:16];
+  assign \b_rd__data[3]  = b_rd__data[31:24];
+  assign \$signature__data$206[0]  = b_rd__data[7:0];
+  assign \$signature__data$206[1]  = b_rd__data[15:8];
+  assign \$signature__data$206[2]  = b_rd__data[23:16];
+  assign \$signature__data$206[3]  = b_rd__data[31:24];
+  assign \$signature__data$211[0]  = \$signature__data$211 [31:0];
+  assign \$signature__data$211[1]  = \$signature__data$211 [63:32];
+  assign \$signature__data$211[2]  = \$signature__data$211 [95:64];
+  assign \$signature__data$211[3]  = \$signature__data$211 [127:96];
+  assign \c_wr__data[0]  = \$signature__data$211 [31:0];
+  assign \c_wr__data[1]  = \$signature__data$211 [63:32];
+  assign \c_wr__data[2]  = \$signature__data$211 [95:64];
+  assign \c_wr__data[3]  = \$signature__data$211 [127:96];
+  assign \c_rd__data[0]  = c_rd__data[31:0];
+  assign \c_rd__data[1]  = c_rd__data[63:32];
+  assign \c_rd__data[2]  = c_rd__data[95:64];
+  assign \c_rd__data[3]  = c_rd__data[127:96];
+  assign \$signature__data$218[0]  = c_rd__data[31:0];
+  assign \$signature__data$218[1]  = c_rd__data[63:32];
+  assign \$signature__data$218[2]  = c_rd__data[95:64];
+  assign \$signature__data$218[3]  = c_rd__data[127:96];
+  assign \c_rd__data$223[0]  = \c_rd__data$223 [31:0];
+  assign \c_rd__data$223[1]  = \c_rd__data$223 [63:32];
+  assign \c_rd__data$223[2]  = \c_rd__data$223 [95:64];
+  assign \c_rd__data$223[3]  = \c_rd__data$223 [127:96];
+  assign \$signature__data$224[0]  = \c_rd__data$223 [31:0];
+  assign \$signature__data$224[1]  = \c_rd__data$223 [63:32];
+  assign \$signature__data$224[2]  = \c_rd__data$223 [95:64];
+  assign \$signature__data$224[3]  = \c_rd__data$223 [127:96];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, got, addr, passes__ready, c_rd__data, results__payload, run__restart, cin__data, cin__en, w_en, w_data, flags__c_done, c_wr__addr, c_wr__en, c_wr__data, cin__blocked, results__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$10  = 0;
+  wire [10:0] \$1 ;
+  wire [32:0] \$10 ;
+  wire [31:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire \$13 ;
+  wire [16:0] \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire [16:0] \$17 ;
+  wire \$18 ;
+  wire [16:0] \$19 ;
+  wire [16:0] \$2 ;
+  reg [127:0] \$20 ;
+  reg \$21 ;
+  reg [9:0] \$22 ;
+  reg \$23 ;
+  reg \$24 ;
+  reg \$25 ;
+  reg [15:0] \$26 ;
+  wire [16:0] \$3 ;
+  wire \$4 ;
+  wire [31:0] \$5 ;
+  wire [32:0] \$6 ;
+  wire [31:0] \$7 ;
+  wire [32:0] \$8 ;
+  wire [31:0] \$9 ;
+  reg [15:0] acc_row = 16'h0000;
+  output [9:0] addr;
+  wire [9:0] addr;
+  wire [9:0] c_rd__addr;
+  input [127:0] c_rd__data;
+  wire [127:0] c_rd__data;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  output [9:0] c_wr__addr;
+  reg [9:0] c_wr__addr;
+  output [127:0] c_wr__data;
+  reg [127:0] c_wr__data;
+  wire [31:0] \c_wr__data[0] ;
+  wire [31:0] \c_wr__data[1] ;
+  wire [31:0] \c_wr__data[2] ;
+  wire [31:0] \c_wr__data[3] ;
+  output [3:0] c_wr__en;
+  reg [3:0] c_wr__en;
+  input [9:0] cin__addr;
+  wire [9:0] cin__addr;
+  output cin__blocked;
+  reg cin__blocked = 1'h0;
+  input [127:0] cin__data;
+  wire [127:0] cin__data;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  input [3:0] cin__en;
+  wire [3:0] cin__en;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output [1:0] flags__c_done;
+  reg [1:0] flags__c_done;
+  output got;
+  wire got;
+  wire [18:0] passes__payload;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  output passes__ready;
+  wire passes__ready;
+  wire passes__valid;
+  wire [18:0] r_data;
+  reg r_en;
+  wire r_rdy;
+  input [128:0] results__payload;
+  wire [128:0] results__payload;
+  wire [127:0] \results__payload.c ;
+  wire [31:0] \results__payload.c[0] ;
+  wire [31:0] \results__payload.c[1] ;
+  wire [31:0] \results__payload.c[2] ;
+  wire [31:0] \results__payload.c[3] ;
+  wire \results__payload.last ;
+  output results__ready;
+  wire results__ready;
+  input results__valid;
+  wire results__valid;
+  input run__restart;
+  wire run__restart;
+  reg [9:0] s1_addr = 10'h000;
+  reg s1_chunk_done = 1'h0;
+  reg s1_half = 1'h0;
+  reg s1_read = 1'h0;
+  (* init = 1'h0 *)
+  wire s1_valid;
+  reg [127:0] s1_value = 128'h00000000000000000000000000000000;
+  wire [31:0] \s1_value[0] ;
+  wire [31:0] \s1_value[1] ;
+  wire [31:0] \s1_value[2] ;
+  wire [31:0] \s1_value[3] ;
+  input [18:0] w_data;
+  wire [18:0] w_data;
+  input w_en;
+  wire w_en;
+  wire w_rdy;
+  assign got = results__valid & results__ready;
+  assign \$1  = r_data[0] * 10'h200;
+  assign \$2  = \$1  + acc_row;
+  assign \$3  = r_data[16:1] - 1'h1;
+  assign \$4  = acc_row == \$3 ;
+  assign \$5  = s1_read ? c_rd__data[31:0] : 32'd0;
+  assign \$6  = $signed(s1_value[31:0]) + $signed(\$5 );
+  assign \$7  = s1_read ? c_rd__data[63:32] : 32'd0;
+  assign \$8  = $signed(s1_value[63:32]) + $signed(\$7 );
+  assign \$9  = s1_read ? c_rd__data[95:64] : 32'd0;
+  assign \$10  = $signed(s1_value[95:64]) + $signed(\$9 );
+  assign \$11  = s1_read ? c_rd__data[127:96] : 32'd0;
+  assign \$12  = $signed(s1_value[127:96]) + $signed(\$11 );
+  assign \$13  = got & r_data[18];
+  assign \$14  = r_data[16:1] - 1'h1;
+  assign \$15  = acc_row == \$14 ;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = r_data[16:1] - 1'h1;
+  assign \$18  = acc_row == \$17 ;
+  assign \$19  = acc_row + 1'h1;
+  always @(posedge engine_clk)
+    s1_value <= \$20 ;
+  always @(posedge engine_clk)
+    cin__blocked <= \$21 ;
+  always @(posedge engine_clk)
+    s1_addr <= \$22 ;
+  always @(posedge engine_clk)
+    s1_read <= \$23 ;
+  always @(posedge engine_clk)
+    s1_half <= \$24 ;
+  always @(posedge engine_clk)
+    s1_chunk_done <= \$25 ;
+  always @(posedge engine_clk)
+    acc_row <= \$26 ;
+  \accelerator.engine.accumulator.passes  passes (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(results__ready),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(passes__ready)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    r_en = 1'h0;
+    if (got) begin
+      if (\$4 ) begin
+        r_en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    flags__c_done = 2'h0;
+    if (s1_chunk_done) begin
+      (* full_case = 32'd1 *)
+      casez (s1_half)
+        1'h0:
+            flags__c_done[0] = 1'h1;
+        1'h1:
+            flags__c_done[1] = 1'h1;
+      endcase
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__addr = s1_addr;
+    end else begin
+      c_wr__addr = cin__addr;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__en = 4'hf;
+    end else begin
+      c_wr__en = cin__en;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    (* full_case = 32'd1 *)
+    if (cin__blocked) begin
+      c_wr__data[31:0] = \$6 [31:0];
+      c_wr__data[63:32] = \$8 [31:0];
+      c_wr__data[95:64] = \$10 [31:0];
+      c_wr__data[127:96] = \$12 [31:0];
+    end else begin
+      c_wr__data = cin__data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$20 [31:0] = results__payload[31:0];
+    \$20 [63:32] = results__payload[63:32];
+    \$20 [95:64] = results__payload[95:64];
+    \$20 [127:96] = results__payload[127:96];
+    if (engine_rst) begin
+      \$20  = 128'h00000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$21  = got;
+    if (engine_rst) begin
+      \$21  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$22  = \$2 [9:0];
+    if (engine_rst) begin
+      \$22  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$23  = r_data[17];
+    if (engine_rst) begin
+      \$23  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$24  = r_data[0];
+    if (engine_rst) begin
+      \$24  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$25  = \$16 ;
+    if (engine_rst) begin
+      \$25  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
+    \$26  = acc_row;
+    if (got) begin
+      (* full_case = 32'd1 *)
+      if (\$18 ) begin
+        \$26  = 16'h0000;
+      end else begin
+        \$26  = \$19 [15:0];
+      end
+    end
+    if (run__restart) begin
+      \$26  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$26  = 16'h0000;
+    end
+  end
+  assign passes__payload = w_data;
+  assign passes__valid = w_en;
+  assign w_rdy = passes__ready;
+  assign r_rdy = results__ready;
+  assign c_rd__addr = \$2 [9:0];
+  assign c_rd__en = got;
+  assign s1_valid = cin__blocked;
+  assign addr = \$2 [9:0];
+  assign \passes__payload.half  = w_data[0];
+  assign \passes__payload.rows  = w_data[16:1];
+  assign \passes__payload.read_old  = w_data[17];
+  assign \passes__payload.last  = w_data[18];
+  assign \c_wr__data[0]  = c_wr__data[31:0];
+  assign \c_wr__data[1]  = c_wr__data[63:32];
+  assign \c_wr__data[2]  = c_wr__data[95:64];
+  assign \c_wr__data[3]  = c_wr__data[127:96];
+  assign \s1_value[0]  = s1_value[31:0];
+  assign \s1_value[1]  = s1_value[63:32];
+  assign \s1_value[2]  = s1_value[95:64];
+  assign \s1_value[3]  = s1_value[127:96];
+  assign \c_rd__data[0]  = c_rd__data[31:0];
+  assign \c_rd__data[1]  = c_rd__data[63:32];
+  assign \c_rd__data[2]  = c_rd__data[95:64];
+  assign \c_rd__data[3]  = c_rd__data[127:96];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign \results__payload.c  = results__payload[127:0];
+  assign \results__payload.c[0]  = results__payload[31:0];
+  assign \results__payload.c[1]  = results__payload[63:32];
+  assign \results__payload.c[2]  = results__payload[95:64];
+  assign \results__payload.c[3]  = results__payload[127:96];
+  assign \results__payload.last  = results__payload[128];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.accumulator.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [3:0] \$11 ;
+  wire [3:0] \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [3:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire [3:0] \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  reg [2:0] \$30 ;
+  reg [2:0] \$31 ;
+  reg [2:0] \$32 ;
+  reg \$33 ;
+  wire \$4 ;
+  wire [3:0] \$5 ;
+  wire [3:0] \$6 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  (* init = 3'h0 *)
+  wire [2:0] consume;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  reg [2:0] inner_level = 3'h0;
+  wire inner_r_rdy;
+  wire [3:0] level;
+  (* init = 3'h0 *)
+  wire [2:0] produce;
+  output [18:0] r_data;
+  wire [18:0] r_data;
+  input r_en;
+  wire r_en;
+  wire [3:0] r_level;
+  reg [2:0] r_port__addr = 3'h0;
+  wire [18:0] r_port__data;
+  wire r_port__en;
+  output r_rdy;
+  reg r_rdy = 1'h0;
+  wire [18:0] w_data;
+  input w_en;
+  wire w_en;
+  wire [3:0] w_level;
+  reg [2:0] w_port__addr = 3'h0;
+  input [18:0] w_port__data;
+  wire [18:0] w_port__data;
+  wire w_port__en;
+  output w_rdy;
+  wire w_rdy;
+  reg [18:0] storage [6:0];
+  initial begin
+    storage[0] = 19'h00000;
+    storage[1] = 19'h00000;
+    storage[2] = 19'h00000;
+    storage[3] = 19'h00000;
+    storage[4] = 19'h00000;
+    storage[5] = 19'h00000;
+    storage[6] = 19'h00000;
+  end
+  always @(posedge engine_clk) begin
+    if (w_port__en)
+      storage[w_port__addr] <= w_port__data;
+  end
+  reg [18:0] _0_;
+  always @(posedge engine_clk) begin
+    if (r_port__en) begin
+      _0_ <= storage[r_port__addr];
+    end
+  end
+  assign r_data = _0_;
+  assign w_rdy = inner_level != 3'h7;
+  assign inner_r_rdy = | inner_level;
+  assign w_port__en = w_rdy & w_en;
+  assign \$1  = ~ r_rdy;
+  assign \$2  = \$1  | r_en;
+  assign r_port__en = inner_r_rdy & \$2 ;
+  assign w_level = inner_level + r_rdy;
+  assign \$3  = w_rdy & w_en;
+  assign \$4  = w_port__addr == 3'h6;
+  assign \$5  = w_port__addr + 1'h1;
+  assign \$6  = \$4  ? 4'h0 : \$5 ;
+  assign \$7  = ~ r_rdy;
+  assign \$8  = \$7  | r_en;
+  assign \$9  = inner_r_rdy & \$8 ;
+  assign \$10  = r_port__addr == 3'h6;
+  assign \$11  = r_port__addr + 1'h1;
+  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  assign \$13  = w_rdy & w_en;
+  assign \$14  = ~ r_rdy;
+  assign \$15  = \$14  | r_en;
+  assign \$16  = inner_r_rdy & \$15 ;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$13  & \$17 ;
+  assign \$19  = inner_level + 1'h1;
+  assign \$20  = ~ r_rdy;
+  assign \$21  = \$20  | r_en;
+  assign \$22  = inner_r_rdy & \$21 ;
+  assign \$23  = w_rdy & w_en;
+  assign \$24  = ~ \$23 ;
+  assign \$25  = \$22  & \$24 ;
+  assign \$26  = inner_level - 1'h1;
+  assign \$27  = ~ r_rdy;
+  assign \$28  = \$27  | r_en;
+  assign \$29  = inner_r_rdy & \$28 ;
+  always @(posedge engine_clk)
+    w_port__addr <= \$30 ;
+  always @(posedge engine_clk)
+    r_port__addr <= \$31 ;
+  always @(posedge engine_clk)
+    inner_level <= \$32 ;
+  always @(posedge engine_clk)
+    r_rdy <= \$33 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$30  = w_port__addr;
+    if (\$3 ) begin
+      \$30  = \$6 [2:0];
+    end
+    if (engine_rst) begin
+      \$30  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$31  = r_port__addr;
+    if (\$9 ) begin
+      \$31  = \$12 [2:0];
+    end
+    if (engine_rst) begin
+      \$31  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$32  = inner_level;
+    if (\$18 ) begin
+      \$32  = \$19 [2:0];
+    end
+    if (\$25 ) begin
+      \$32  = \$26 [2:0];
+    end
+    if (engine_rst) begin
+      \$32  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    \$33  = r_rdy;
+    if (\$29 ) begin
+      \$33  = 1'h1;
+    end else if (r_en) begin
+      \$33  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  assign level = w_level;
+  assign r_level = w_level;
+  assign produce = w_port__addr;
+  assign w_data = w_port__data;
+  assign consume = r_port__addr;
+  assign r_port__data = r_data;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.buffers (engine_rst, run__restart, loader__b_claim, loader__a_claim, loader__c_claim, loader__c_ready, loader__a_filled, loader__b_filled, feeder__a_release, feeder__b_use, accumulator__c_done, store__c_release, b_used_o, b_used_w, a_full, b_full, c_ready, c_done, a_busy, b_busy, c_busy
+, weights__b_use, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+  wire [1:0] \$1 ;
+  wire [1:0] \$10 ;
+  wire [1:0] \$11 ;
+  wire [1:0] \$12 ;
+  wire [1:0] \$13 ;
+  wire [1:0] \$14 ;
+  wire [1:0] \$15 ;
+  wire [1:0] \$16 ;
+  wire [1:0] \$17 ;
+  wire [1:0] \$18 ;
+  wire [1:0] \$19 ;
+  wire [1:0] \$2 ;
+  wire [1:0] \$20 ;
+  wire [1:0] \$21 ;
+  wire [1:0] \$22 ;
+  wire [1:0] \$23 ;
+  wire [1:0] \$24 ;
+  wire [1:0] \$25 ;
+  wire [1:0] \$26 ;
+  wire [1:0] \$27 ;
+  reg [1:0] \$28 ;
+  reg [1:0] \$29 ;
+  wire [1:0] \$3 ;
+  reg [1:0] \$30 ;
+  reg [1:0] \$31 ;
+  reg [1:0] \$32 ;
+  reg [1:0] \$33 ;
+  reg [1:0] \$34 ;
+  reg [1:0] \$35 ;
+  reg [1:0] \$36 ;
+  wire [1:0] \$4 ;
+  wire [1:0] \$5 ;
+  wire [1:0] \$6 ;
+  wire [1:0] \$7 ;
+  wire [1:0] \$8 ;
+  wire [1:0] \$9 ;
+  output [1:0] a_busy;
+  reg [1:0] a_busy = 2'h0;
+  output [1:0] a_full;
+  reg [1:0] a_full = 2'h0;
+  input [1:0] accumulator__c_done;
+  wire [1:0] accumulator__c_done;
+  output [1:0] b_busy;
+  reg [1:0] b_busy = 2'h0;
+  output [1:0] b_full;
+  reg [1:0] b_full = 2'h0;
+  wire [1:0] b_release;
+  output [1:0] b_used_o;
+  reg [1:0] b_used_o = 2'h0;
+  output [1:0] b_used_w;
+  reg [1:0] b_used_w = 2'h0;
+  output [1:0] c_busy;
+  reg [1:0] c_busy = 2'h0;
+  output [1:0] c_done;
+  reg [1:0] c_done = 2'h0;
+  output [1:0] c_ready;
+  reg [1:0] c_ready = 2'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__a_full;
+  input [1:0] feeder__a_release;
+  wire [1:0] feeder__a_release;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__b_full;
+  input [1:0] feeder__b_use;
+  wire [1:0] feeder__b_use;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__b_used;
+  (* init = 2'h0 *)
+  wire [1:0] feeder__c_ready;
+  (* init = 2'h0 *)
+  wire [1:0] loader__a_busy;
+  input [1:0] loader__a_claim;
+  wire [1:0] loader__a_claim;
+  input [1:0] loader__a_filled;
+  wire [1:0] loader__a_filled;
+  (* init = 2'h0 *)
+  wire [1:0] loader__b_busy;
+  input [1:0] loader__b_claim;
+  wire [1:0] loader__b_claim;
+  input [1:0] loader__b_filled;
+  wire [1:0] loader__b_filled;
+  (* init = 2'h0 *)
+  wire [1:0] loader__c_busy;
+  input [1:0] loader__c_claim;
+  wire [1:0] loader__c_claim;
+  input [1:0] loader__c_ready;
+  wire [1:0] loader__c_ready;
+  input run__restart;
+  wire run__restart;
+  (* init = 2'h0 *)
+  wire [1:0] store__c_done;
+  input [1:0] store__c_release;
+  wire [1:0] store__c_release;
+  (* init = 2'h0 *)
+  wire [1:0] weights__b_full;
+  input [1:0] weights__b_use;
+  wire [1:0] weights__b_use;
+  (* init = 2'h0 *)
+  wire [1:0] weights__b_used;
+  assign \$1  = b_used_o | feeder__b_use;
+  assign \$2  = ~ b_release;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = b_used_w | weights__b_use;
+  assign \$5  = ~ b_release;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = a_full | loader__a_filled;
+  assign \$8  = ~ feeder__a_release;
+  assign \$9  = \$7  & \$8 ;
+  assign \$10  = b_full | loader__b_filled;
+  assign \$11  = ~ b_release;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = c_ready | loader__c_ready;
+  assign \$14  = ~ store__c_release;
+  assign \$15  = \$13  & \$14 ;
+  assign \$16  = c_done | accumulator__c_done;
+  assign \$17  = ~ store__c_release;
+  assign \$18  = \$16  & \$17 ;
+  assign \$19  = a_busy | loader__a_claim;
+  assign \$20  = ~ feeder__a_release;
+  assign \$21  = \$19  & \$20 ;
+  assign \$22  = b_busy | loader__b_claim;
+  assign \$23  = ~ b_release;
+  assign \$24  = \$22  & \$23 ;
+  assign \$25  = c_busy | loader__c_claim;
+  assign \$26  = ~ store__c_release;
+  assign \$27  = \$25  & \$26 ;
+  assign b_release = b_used_o & b_used_w;
+  always @(posedge engine_clk)
+    b_used_o <= \$28 ;
+  always @(posedge engine_clk)
+    b_used_w <= \$29 ;
+  always @(posedge engine_clk)
+    a_full <= \$30 ;
+  always @(posedge engine_clk)
+    b_full <= \$31 ;
+  always @(posedge engine_clk)
+    c_ready <= \$32 ;
+  always @(posedge engine_clk)
+    c_done <= \$33 ;
+  always @(posedge engine_clk)
+    a_busy <= \$34 ;
+  always @(posedge engine_clk)
+    b_busy <= \$35 ;
+  always @(posedge engine_clk)
+    c_busy <= \$36 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$28  = 2'h0;
+    end else begin
+      \$28  = \$3 ;
+    end
+    if (engine_rst) begin
+      \$28  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$29  = 2'h0;
+    end else begin
+      \$29  = \$6 ;
+    end
+    if (engine_rst) begin
+      \$29  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$30  = 2'h0;
+    end else begin
+      \$30  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$30  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$31  = 2'h0;
+    end else begin
+      \$31  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$31  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$32  = 2'h0;
+    end else begin
+      \$32  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$32  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$33  = 2'h0;
+    end else begin
+      \$33  = \$18 ;
+    end
+    if (engine_rst) begin
+      \$33  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$34  = 2'h0;
+    end else begin
+      \$34  = \$21 ;
+    end
+    if (engine_rst) begin
+      \$34  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$35  = 2'h0;
+    end else begin
+      \$35  = \$24 ;
+    end
+    if (engine_rst) begin
+      \$35  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__restart) begin
+      \$36  = 2'h0;
+    end else begin
+      \$36  = \$27 ;
+    end
+    if (engine_rst) begin
+      \$36  = 2'h0;
+    end
+  end
+  assign feeder__b_used = b_used_o;
+  assign weights__b_used = b_used_w;
+  assign loader__a_busy = a_busy;
+  assign loader__b_busy = b_busy;
+  assign loader__c_busy = c_busy;
+  assign feeder__a_full = a_full;
+  assign feeder__b_full = b_full;
+  assign feeder__c_ready = c_ready;
+  assign store__c_done = c_done;
+  assign weights__b_full = b_full;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.control (engine_rst, dma_error, run__split, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire \$102 ;
+  wire \$103 ;
+  wire \$104 ;
+  reg [398:0] \$105 ;
+  reg [7:0] \$106 ;
+  reg [3:0] \$107 ;
+  reg \$108 ;
+  reg [3:0] \$109 ;
+  wire [32:0] \$11 ;
+  reg [15:0] \$110 ;
+  reg [31:0] \$111 ;
+  reg [15:0] \$112 ;
+  reg [31:0] \$113 ;
+  reg [31:0] \$114 ;
+  reg [31:0] \$115 ;
+  wire [34:0] \$12 ;
+  wire [34:0] \$13 ;
+  wire [35:0] \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire [32:0] \$17 ;
+  wire [34:0] \$18 ;
+  wire [35:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [32:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire [34:0] \$34 ;
+  wire [34:0] \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire [34:0] \$38 ;
+  wire \$39 ;
+  wire [32:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire [32:0] \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [32:0] \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire [31:0] \$84 ;
+  wire [32:0] \$85 ;
+  wire [33:0] \$86 ;
+  wire [33:0] \$87 ;
+  wire \$88 ;
+  wire [32:0] \$89 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire \$91 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire [32:0] \$95 ;
+  wire [16:0] \$96 ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  reg [15:0] a;
+  reg [33:0] addend;
+  reg [31:0] b;
+  reg [3:0] beyond = 4'h0;
+  wire busy;
+  input [398:0] cmd;
+  wire [398:0] cmd;
+  wire [31:0] \cmd.a_addr ;
+  wire \cmd.accumulate ;
+  wire [31:0] \cmd.b_addr ;
+  wire [31:0] \cmd.c_addr ;
+  wire [31:0] \cmd.cin_addr ;
+  wire [31:0] \cmd.k ;
+  wire [31:0] \cmd.lda ;
+  wire [31:0] \cmd.ldb ;
+  wire [31:0] \cmd.ldc ;
+  wire [31:0] \cmd.ldcin ;
+  wire [31:0] \cmd.m ;
+  wire [31:0] \cmd.n ;
+  wire \cmd.relu ;
+  wire \cmd.requant ;
+  wire [30:0] \cmd.rq_mult ;
+  wire [4:0] \cmd.rq_shift ;
+  wire [7:0] \cmd.rq_zp ;
+  reg [7:0] code;
+  output control__busy;
+  wire control__busy;
+  output control__done;
+  reg control__done;
+  output [7:0] control__error;
+  reg [7:0] control__error = 8'h00;
+  input control__start;
+  wire control__start;
+  reg [3:0] control_state = 4'h0;
+  input dma_busy;
+  wire dma_busy;
+  input dma_error;
+  wire dma_error;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  (* init = 8'h00 *)
+  wire [7:0] error;
+  input finished;
+  wire finished;
+  reg launched = 1'h0;
+  wire [48:0] result;
+  output [15:0] run__chunk;
+  reg [15:0] run__chunk = 16'h0000;
+  output [31:0] run__chunk_lda;
+  reg [31:0] run__chunk_lda = 32'd0;
+  output [31:0] run__chunk_ldc;
+  reg [31:0] run__chunk_ldc = 32'd0;
+  output [31:0] run__chunk_ldcin;
+  reg [31:0] run__chunk_ldcin = 32'd0;
+  output [398:0] run__cmd;
+  reg [398:0] run__cmd = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  output run__restart;
+  reg run__restart;
+  output run__running;
+  reg run__running;
+  output run__split;
+  wire run__split;
+  output [15:0] run__words;
+  reg [15:0] run__words = 16'h0000;
+  reg start;
+  output started;
+  reg started;
+  reg [31:0] used = 32'd0;
+  assign run__split = run__cmd[191:160] > 10'h200;
+  assign \$1  = ~ launched;
+  assign \$2  = ~ busy;
+  assign \$3  = run__cmd[159:128] - 1'h1;
+  assign \$4  = run__cmd[31:0] + run__cmd[191:160];
+  assign \$5  = ~ launched;
+  assign \$6  = ~ busy;
+  assign \$7  = run__cmd[191:160] - 1'h1;
+  assign \$8  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$9  = ~ launched;
+  assign \$10  = ~ busy;
+  assign \$11  = run__cmd[159:128] - 1'h1;
+  assign \$13  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$12 ;
+  assign \$14  = run__cmd[95:64] + \$13 ;
+  assign \$15  = ~ launched;
+  assign \$16  = ~ busy;
+  assign \$17  = run__cmd[159:128] - 1'h1;
+  assign \$19  = run__cmd[127:96] + \$18 ;
+  assign \$20  = ! run__cmd[159:128];
+  assign \$21  = ! run__cmd[191:160];
+  assign \$22  = \$20  | \$21 ;
+  assign \$23  = ! run__cmd[223:192];
+  assign \$24  = \$22  | \$23 ;
+  assign \$25  = run__cmd[159:128] > 16'hffff;
+  assign \$26  = run__cmd[223:192] > 16'hffff;
+  assign \$27  = \$25  | \$26 ;
+  assign \$28  = run__cmd[191:160] > 16'hffff;
+  assign \$29  = \$27  | \$28 ;
+  assign \$31  = run__cmd[255:224] < run__cmd[191:160];
+  assign \$32  = run__cmd[287:256] < run__cmd[223:192];
+  assign \$33  = \$31  | \$32 ;
+  assign \$35  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$34 ;
+  assign \$36  = run__cmd[319:288] < \$35 ;
+  assign \$37  = \$33  | \$36 ;
+  assign \$39  = run__cmd[351:320] < \$38 ;
+  assign \$40  = run__cmd[352] & \$39 ;
+  assign \$41  = \$37  | \$40 ;
+  assign \$42  = ~ run__cmd[353];
+  assign \$43  = | run__cmd[65:64];
+  assign \$44  = | run__cmd[289:288];
+  assign \$45  = \$43  | \$44 ;
+  assign \$46  = \$42  & \$45 ;
+  assign \$47  = | run__cmd[97:96];
+  assign \$48  = | run__cmd[321:320];
+  assign \$49  = \$47  | \$48 ;
+  assign \$50  = run__cmd[352] & \$49 ;
+  assign \$51  = \$46  | \$50 ;
+  assign \$52  = | beyond;
+  assign \$53  = ~ launched;
+  assign \$54  = ~ busy;
+  assign \$55  = ~ launched;
+  assign \$56  = ~ busy;
+  assign \$57  = ~ launched;
+  assign \$58  = ~ busy;
+  assign control__busy = ~ \$59 ;
+  assign \$59  = ! control_state;
+  assign \$60  = control_state == 1'h1;
+  assign \$61  = control_state == 2'h2;
+  assign \$62  = control_state == 2'h3;
+  assign \$63  = control_state == 3'h4;
+  assign \$64  = control_state == 3'h5;
+  assign \$65  = control_state == 3'h6;
+  assign \$66  = control_state == 3'h7;
+  assign \$67  = control_state == 4'h8;
+  assign \$68  = control_state == 4'h9;
+  assign \$69  = control_state == 4'ha;
+  assign \$70  = control_state == 4'hb;
+  assign \$71  = control_state == 4'hc;
+  assign \$72  = ~ launched;
+  assign \$73  = ~ busy;
+  assign \$74  = result > 33'h100000000;
+  assign \$75  = ~ launched;
+  assign \$76  = ~ busy;
+  assign \$77  = result > 33'h100000000;
+  assign \$78  = ~ launched;
+  assign \$79  = ~ busy;
+  assign \$80  = result > 33'h100000000;
+  assign \$81  = ~ launched;
+  assign \$82  = ~ busy;
+  assign \$83  = result > 33'h100000000;
+  assign \$84  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$85  = \$84  + 4'h8;
+  assign \$86  = \$85  - 1'h1;
+  assign \$88  = | code;
+  assign \$89  = used + run__words;
+  assign \$90  = \$89  <= 9'h100;
+  assign \$91  = run__chunk < run__cmd[159:128];
+  assign \$92  = \$90  & \$91 ;
+  assign \$93  = run__chunk < 10'h200;
+  assign \$94  = \$92  & \$93 ;
+  assign \$95  = used + run__words;
+  assign \$96  = run__chunk + 1'h1;
+  assign \$97  = ~ launched;
+  assign \$98  = ~ busy;
+  assign \$99  = ~ launched;
+  assign \$100  = ~ busy;
+  assign \$101  = ~ launched;
+  assign \$102  = ~ busy;
+  assign \$103  = ~ dma_busy;
+  assign \$104  = finished & \$103 ;
+  always @(posedge engine_clk)
+    run__cmd <= \$105 ;
+  always @(posedge engine_clk)
+    control__error <= \$106 ;
+  always @(posedge engine_clk)
+    beyond <= \$107 ;
+  always @(posedge engine_clk)
+    launched <= \$108 ;
+  always @(posedge engine_clk)
+    control_state <= \$109 ;
+  always @(posedge engine_clk)
+    run__words <= \$110 ;
+  always @(posedge engine_clk)
+    used <= \$111 ;
+  always @(posedge engine_clk)
+    run__chunk <= \$112 ;
+  always @(posedge engine_clk)
+    run__chunk_lda <= \$113 ;
+  always @(posedge engine_clk)
+    run__chunk_ldc <= \$114 ;
+  always @(posedge engine_clk)
+    run__chunk_ldcin <= \$115 ;
+  \accelerator.engine.control.setup_mul  setup_mul (
+    .a(a),
+    .addend(addend),
+    .b(b),
+    .busy(busy),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .result(result),
+    .start(start)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    started = 1'h0;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            started = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    start = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$1 ) begin
+            start = 1'h1;
+          end
+      4'h2:
+          if (\$5 ) begin
+            start = 1'h1;
+          end
+      4'h3:
+          if (\$9 ) begin
+            start = 1'h1;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$15 ) begin
+              start = 1'h1;
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$53 ) begin
+            start = 1'h1;
+          end
+      4'h9:
+          if (\$55 ) begin
+            start = 1'h1;
+          end
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$57 ) begin
+              start = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    a = 16'h0000;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$1 ) begin
+            a = \$3 [15:0];
+          end
+      4'h2:
+          if (\$5 ) begin
+            a = \$7 [15:0];
+          end
+      4'h3:
+          if (\$9 ) begin
+            a = \$11 [15:0];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$15 ) begin
+              a = \$17 [15:0];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$53 ) begin
+            a = run__chunk;
+          end
+      4'h9:
+          if (\$55 ) begin
+            a = run__chunk;
+          end
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$57 ) begin
+              a = run__chunk;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    b = 32'd0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$1 ) begin
+            b = run__cmd[255:224];
+          end
+      4'h2:
+          if (\$5 ) begin
+            b = run__cmd[287:256];
+          end
+      4'h3:
+          if (\$9 ) begin
+            b = run__cmd[319:288];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$15 ) begin
+              b = run__cmd[351:320];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$53 ) begin
+            b = run__cmd[255:224];
+          end
+      4'h9:
+          if (\$55 ) begin
+            b = run__cmd[319:288];
+          end
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$57 ) begin
+              b = run__cmd[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    addend = 34'h000000000;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          if (\$1 ) begin
+            addend = { 1'h0, \$4  };
+          end
+      4'h2:
+          if (\$5 ) begin
+            addend = { 1'h0, \$8  };
+          end
+      4'h3:
+          if (\$9 ) begin
+            addend = \$14 [33:0];
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$15 ) begin
+              addend = \$19 [33:0];
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$53 ) begin
+            addend = 34'h000000000;
+          end
+      4'h9:
+          if (\$55 ) begin
+            addend = 34'h000000000;
+          end
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$57 ) begin
+              addend = 34'h000000000;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    code = 8'h00;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          if (\$24 ) begin
+            code = 8'h01;
+          end else if (\$29 ) begin
+            code = 8'h07;
+          end else if (\$30 ) begin
+            code = 8'h05;
+          end else if (\$41 ) begin
+            code = 8'h04;
+          end else if (\$51 ) begin
+            code = 8'h02;
+          end else if (\$52 ) begin
+            code = 8'h03;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    run__restart = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          run__restart = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    run__running = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          run__running = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    control__done = 1'h0;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          /* empty */;
+      4'h6:
+          control__done = 1'h1;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$105  = run__cmd;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$105  = cmd;
+          end
+    endcase
+    if (engine_rst) begin
+      \$105  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$106  = control__error;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$106  = 8'h00;
+          end
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$106  = code;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          /* empty */;
+      4'hb:
+          /* empty */;
+      4'hc:
+          if (dma_error) begin
+            \$106  = 8'h06;
+          end
+    endcase
+    if (engine_rst) begin
+      \$106  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$107  = beyond;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$107  = 4'h0;
+          end
+      4'h1:
+          if (\$72 ) begin
+          end else if (\$73 ) begin
+            \$107 [0] = \$74 ;
+          end
+      4'h2:
+          if (\$75 ) begin
+          end else if (\$76 ) begin
+            \$107 [1] = \$77 ;
+          end
+      4'h3:
+          if (\$78 ) begin
+          end else if (\$79 ) begin
+            \$107 [2] = \$80 ;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$81 ) begin
+            end else if (\$82 ) begin
+              \$107 [3] = \$83 ;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$107  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$108  = launched;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$108  = 1'h0;
+          end
+      4'h1:
+          if (\$72 ) begin
+            \$108  = 1'h1;
+          end else if (\$73 ) begin
+            \$108  = 1'h0;
+          end
+      4'h2:
+          if (\$75 ) begin
+            \$108  = 1'h1;
+          end else if (\$76 ) begin
+            \$108  = 1'h0;
+          end
+      4'h3:
+          if (\$78 ) begin
+            \$108  = 1'h1;
+          end else if (\$79 ) begin
+            \$108  = 1'h0;
+          end
+      4'h4:
+          if (run__cmd[352]) begin
+            if (\$81 ) begin
+              \$108  = 1'h1;
+            end else if (\$82 ) begin
+              \$108  = 1'h0;
+            end
+          end
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$97 ) begin
+            \$108  = 1'h1;
+          end else if (\$98 ) begin
+            \$108  = 1'h0;
+          end
+      4'h9:
+          if (\$99 ) begin
+            \$108  = 1'h1;
+          end else if (\$100 ) begin
+            \$108  = 1'h0;
+          end
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$101 ) begin
+              \$108  = 1'h1;
+            end else if (\$102 ) begin
+              \$108  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$108  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$109  = control_state;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$109  = 4'h1;
+          end
+      4'h1:
+          if (\$72 ) begin
+          end else if (\$73 ) begin
+            \$109  = 4'h2;
+          end
+      4'h2:
+          if (\$75 ) begin
+          end else if (\$76 ) begin
+            \$109  = 4'h3;
+          end
+      4'h3:
+          if (\$78 ) begin
+          end else if (\$79 ) begin
+            \$109  = 4'h4;
+          end
+      4'h4:
+          (* full_case = 32'd1 *)
+          if (run__cmd[352]) begin
+            if (\$81 ) begin
+            end else if (\$82 ) begin
+              \$109  = 4'h5;
+            end
+          end else begin
+            \$109  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$88 ) begin
+            \$109  = 4'h6;
+          end else begin
+            \$109  = 4'h7;
+          end
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$94 ) begin
+          end else begin
+            \$109  = 4'h8;
+          end
+      4'h8:
+          if (\$97 ) begin
+          end else if (\$98 ) begin
+            \$109  = 4'h9;
+          end
+      4'h9:
+          if (\$99 ) begin
+          end else if (\$100 ) begin
+            \$109  = 4'ha;
+          end
+      4'ha:
+          (* full_case = 32'd1 *)
+          if (run__cmd[352]) begin
+            if (\$101 ) begin
+            end else if (\$102 ) begin
+              \$109  = 4'hb;
+            end
+          end else begin
+            \$109  = 4'hb;
+          end
+      4'hb:
+          \$109  = 4'hc;
+      4'hc:
+          if (\$104 ) begin
+            \$109  = 4'h6;
+          end
+      4'h6:
+          \$109  = 4'h0;
+    endcase
+    if (engine_rst) begin
+      \$109  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$110  = run__words;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$110  = \$87 [15:0];
+    endcase
+    if (engine_rst) begin
+      \$110  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$111  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$111  = 32'd0;
+      4'h7:
+          if (\$94 ) begin
+            \$111  = \$95 [31:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$111  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$112  = run__chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$112  = 16'h0000;
+      4'h7:
+          if (\$94 ) begin
+            \$112  = \$96 [15:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$112  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$113  = run__chunk_lda;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$97 ) begin
+          end else if (\$98 ) begin
+            \$113  = result[31:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$113  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$114  = run__chunk_ldc;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          if (\$99 ) begin
+          end else if (\$100 ) begin
+            \$114  = result[31:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$114  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$115  = run__chunk_ldcin;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          /* empty */;
+      4'h9:
+          /* empty */;
+      4'ha:
+          if (run__cmd[352]) begin
+            if (\$101 ) begin
+            end else if (\$102 ) begin
+              \$115  = result[31:0];
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$115  = 32'd0;
+    end
+  end
+  assign error = control__error;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \cmd.a_addr  = cmd[31:0];
+  assign \cmd.b_addr  = cmd[63:32];
+  assign \cmd.c_addr  = cmd[95:64];
+  assign \cmd.cin_addr  = cmd[127:96];
+  assign \cmd.m  = cmd[159:128];
+  assign \cmd.k  = cmd[191:160];
+  assign \cmd.n  = cmd[223:192];
+  assign \cmd.lda  = cmd[255:224];
+  assign \cmd.ldb  = cmd[287:256];
+  assign \cmd.ldc  = cmd[319:288];
+  assign \cmd.ldcin  = cmd[351:320];
+  assign \cmd.accumulate  = cmd[352];
+  assign \cmd.requant  = cmd[353];
+  assign \cmd.relu  = cmd[354];
+  assign \cmd.rq_mult  = cmd[385:355];
+  assign \cmd.rq_shift  = cmd[390:386];
+  assign \cmd.rq_zp  = cmd[398:391];
+  assign \$12  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$18  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$30  = 1'h0;
+  assign \$34  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$38  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$87  = { \$86 [33], \$86 [33], \$86 [33], \$86 [33:3] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.control.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg \$11 ;
+  wire \$2 ;
+  wire [49:0] \$3 ;
+  wire [49:0] \$4 ;
+  wire [15:0] \$5 ;
+  wire [15:0] \$6 ;
+  wire \$7 ;
+  reg [48:0] \$8 ;
+  reg [48:0] \$9 ;
+  input [15:0] a;
+  wire [15:0] a;
+  input [33:0] addend;
+  wire [33:0] addend;
+  input [31:0] b;
+  wire [31:0] b;
+  output busy;
+  reg busy = 1'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  reg [48:0] multiplicand = 49'h0000000000000;
+  reg [15:0] multiplier = 16'h0000;
+  output [48:0] result;
+  reg [48:0] result = 49'h0000000000000;
+  input start;
+  wire start;
+  assign \$1  = ~ busy;
+  assign \$2  = start & \$1 ;
+  assign \$3  = result + multiplicand;
+  assign \$7  = | \$6 ;
+  always @(posedge engine_clk)
+    result <= \$8 ;
+  always @(posedge engine_clk)
+    multiplicand <= \$9 ;
+  always @(posedge engine_clk)
+    multiplier <= \$10 ;
+  always @(posedge engine_clk)
+    busy <= \$11 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$8  = result;
+    if (\$2 ) begin
+      \$8  = { 15'h0000, addend };
+    end else if (busy) begin
+      if (multiplier[0]) begin
+        \$8  = \$3 [48:0];
+      end
+    end
+    if (engine_rst) begin
+      \$8  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$9  = multiplicand;
+    if (\$2 ) begin
+      \$9  = { 17'h00000, b };
+    end else if (busy) begin
+      \$9  = \$4 [48:0];
+    end
+    if (engine_rst) begin
+      \$9  = 49'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$10  = multiplier;
+    if (\$2 ) begin
+      \$10  = a;
+    end else if (busy) begin
+      \$10  = \$5 ;
+    end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    \$11  = busy;
+    if (\$2 ) begin
+      \$11  = 1'h1;
+    end else if (busy) begin
+      \$11  = \$7 ;
+    end
+    if (engine_rst) begin
+      \$11  = 1'h0;
+    end
+  end
+  assign \$4  = { multiplicand, 1'h0 };
+  assign \$5  = { 1'h0, multiplier[15:1] };
+  assign \$6  = { 1'h0, multiplier[15:1] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core (engine_rst, results__valid, operands__ready, weights__ready, operands__valid, operands__payload, weights__valid, weights__payload, results__payload, results__ready, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -11048,49 +9730,49 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$117 ;
-  wire [7:0] \a_in$137 ;
+  wire [7:0] \a_in$113 ;
+  wire [7:0] \a_in$133 ;
   wire [7:0] \a_in$156 ;
-  wire [7:0] \a_in$174 ;
-  wire [7:0] \a_in$196 ;
-  wire [7:0] \a_in$218 ;
+  wire [7:0] \a_in$170 ;
+  wire [7:0] \a_in$192 ;
+  wire [7:0] \a_in$214 ;
   wire [7:0] \a_in$239 ;
-  wire [7:0] \a_in$257 ;
-  wire [7:0] \a_in$279 ;
-  wire [7:0] \a_in$301 ;
+  wire [7:0] \a_in$253 ;
+  wire [7:0] \a_in$275 ;
+  wire [7:0] \a_in$297 ;
   wire [7:0] \a_in$322 ;
-  wire [7:0] \a_in$340 ;
-  wire [7:0] \a_in$362 ;
-  wire [7:0] \a_in$384 ;
-  wire [7:0] \a_in$97 ;
+  wire [7:0] \a_in$336 ;
+  wire [7:0] \a_in$358 ;
+  wire [7:0] \a_in$380 ;
+  wire [7:0] \a_in$93 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$113 ;
-  wire [7:0] \a_next$133 ;
+  wire [7:0] \a_next$115 ;
+  wire [7:0] \a_next$135 ;
   wire [7:0] \a_next$153 ;
-  wire [7:0] \a_next$170 ;
-  wire [7:0] \a_next$192 ;
-  wire [7:0] \a_next$214 ;
+  wire [7:0] \a_next$172 ;
+  wire [7:0] \a_next$194 ;
+  wire [7:0] \a_next$216 ;
   wire [7:0] \a_next$236 ;
-  wire [7:0] \a_next$253 ;
-  wire [7:0] \a_next$275 ;
-  wire [7:0] \a_next$297 ;
+  wire [7:0] \a_next$255 ;
+  wire [7:0] \a_next$277 ;
+  wire [7:0] \a_next$299 ;
   wire [7:0] \a_next$319 ;
-  wire [7:0] \a_next$336 ;
-  wire [7:0] \a_next$358 ;
-  wire [7:0] \a_next$380 ;
-  wire [7:0] \a_next$93 ;
+  wire [7:0] \a_next$338 ;
+  wire [7:0] \a_next$360 ;
+  wire [7:0] \a_next$382 ;
+  wire [7:0] \a_next$95 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$118 ;
-  wire [7:0] \a_out$138 ;
-  wire [7:0] \a_out$175 ;
-  wire [7:0] \a_out$197 ;
-  wire [7:0] \a_out$219 ;
-  wire [7:0] \a_out$258 ;
-  wire [7:0] \a_out$280 ;
-  wire [7:0] \a_out$302 ;
-  wire [7:0] \a_out$341 ;
-  wire [7:0] \a_out$363 ;
-  wire [7:0] \a_out$385 ;
+  wire [7:0] \a_out$114 ;
+  wire [7:0] \a_out$134 ;
+  wire [7:0] \a_out$171 ;
+  wire [7:0] \a_out$193 ;
+  wire [7:0] \a_out$215 ;
+  wire [7:0] \a_out$254 ;
+  wire [7:0] \a_out$276 ;
+  wire [7:0] \a_out$298 ;
+  wire [7:0] \a_out$337 ;
+  wire [7:0] \a_out$359 ;
+  wire [7:0] \a_out$381 ;
   wire busy;
   wire capture;
   wire \capture$111 ;
@@ -11208,61 +9890,61 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire engine_rst;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$101 ;
-  wire \first_in$121 ;
-  wire \first_in$141 ;
+  wire \first_in$116 ;
+  wire \first_in$136 ;
   wire \first_in$158 ;
-  wire \first_in$178 ;
-  wire \first_in$200 ;
-  wire \first_in$222 ;
+  wire \first_in$173 ;
+  wire \first_in$195 ;
+  wire \first_in$217 ;
   wire \first_in$241 ;
-  wire \first_in$261 ;
-  wire \first_in$283 ;
-  wire \first_in$305 ;
+  wire \first_in$256 ;
+  wire \first_in$278 ;
+  wire \first_in$300 ;
   wire \first_in$324 ;
-  wire \first_in$344 ;
-  wire \first_in$366 ;
-  wire \first_in$388 ;
+  wire \first_in$339 ;
+  wire \first_in$361 ;
+  wire \first_in$383 ;
+  wire \first_in$96 ;
   wire first_next;
-  wire \first_next$114 ;
-  wire \first_next$134 ;
+  wire \first_next$118 ;
+  wire \first_next$138 ;
   wire \first_next$154 ;
-  wire \first_next$171 ;
-  wire \first_next$193 ;
-  wire \first_next$215 ;
+  wire \first_next$175 ;
+  wire \first_next$197 ;
+  wire \first_next$219 ;
   wire \first_next$237 ;
-  wire \first_next$254 ;
-  wire \first_next$276 ;
-  wire \first_next$298 ;
+  wire \first_next$258 ;
+  wire \first_next$280 ;
+  wire \first_next$302 ;
   wire \first_next$320 ;
-  wire \first_next$337 ;
-  wire \first_next$359 ;
-  wire \first_next$381 ;
-  wire \first_next$94 ;
+  wire \first_next$341 ;
+  wire \first_next$363 ;
+  wire \first_next$385 ;
+  wire \first_next$98 ;
   wire first_next_out;
-  wire \first_next_out$115 ;
-  wire \first_next_out$135 ;
-  wire \first_next_out$172 ;
-  wire \first_next_out$194 ;
-  wire \first_next_out$216 ;
-  wire \first_next_out$255 ;
-  wire \first_next_out$277 ;
-  wire \first_next_out$299 ;
-  wire \first_next_out$338 ;
-  wire \first_next_out$360 ;
-  wire \first_next_out$382 ;
+  wire \first_next_out$119 ;
+  wire \first_next_out$139 ;
+  wire \first_next_out$176 ;
+  wire \first_next_out$198 ;
+  wire \first_next_out$220 ;
+  wire \first_next_out$259 ;
+  wire \first_next_out$281 ;
+  wire \first_next_out$303 ;
+  wire \first_next_out$342 ;
+  wire \first_next_out$364 ;
+  wire \first_next_out$386 ;
   wire first_out;
-  wire \first_out$122 ;
-  wire \first_out$142 ;
-  wire \first_out$179 ;
-  wire \first_out$201 ;
-  wire \first_out$223 ;
-  wire \first_out$262 ;
-  wire \first_out$284 ;
-  wire \first_out$306 ;
-  wire \first_out$345 ;
-  wire \first_out$367 ;
-  wire \first_out$389 ;
+  wire \first_out$117 ;
+  wire \first_out$137 ;
+  wire \first_out$174 ;
+  wire \first_out$196 ;
+  wire \first_out$218 ;
+  wire \first_out$257 ;
+  wire \first_out$279 ;
+  wire \first_out$301 ;
+  wire \first_out$340 ;
+  wire \first_out$362 ;
+  wire \first_out$384 ;
   wire held;
   wire [127:0] i;
   reg [31:0] \i$53  = 32'd0;
@@ -11363,34 +10045,34 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$103 ;
-  wire \last_in$123 ;
-  wire \last_in$143 ;
+  wire \last_in$100 ;
+  wire \last_in$120 ;
+  wire \last_in$140 ;
   wire \last_in$159 ;
-  wire \last_in$180 ;
-  wire \last_in$202 ;
-  wire \last_in$224 ;
+  wire \last_in$177 ;
+  wire \last_in$199 ;
+  wire \last_in$221 ;
   wire \last_in$242 ;
-  wire \last_in$263 ;
-  wire \last_in$285 ;
-  wire \last_in$307 ;
+  wire \last_in$260 ;
+  wire \last_in$282 ;
+  wire \last_in$304 ;
   wire \last_in$325 ;
-  wire \last_in$346 ;
-  wire \last_in$368 ;
-  wire \last_in$390 ;
+  wire \last_in$343 ;
+  wire \last_in$365 ;
+  wire \last_in$387 ;
   wire last_out;
-  wire \last_out$104 ;
-  wire \last_out$124 ;
-  wire \last_out$144 ;
-  wire \last_out$181 ;
-  wire \last_out$203 ;
-  wire \last_out$225 ;
-  wire \last_out$264 ;
-  wire \last_out$286 ;
-  wire \last_out$308 ;
-  wire \last_out$347 ;
-  wire \last_out$369 ;
-  wire \last_out$391 ;
+  wire \last_out$101 ;
+  wire \last_out$121 ;
+  wire \last_out$141 ;
+  wire \last_out$178 ;
+  wire \last_out$200 ;
+  wire \last_out$222 ;
+  wire \last_out$261 ;
+  wire \last_out$283 ;
+  wire \last_out$305 ;
+  wire \last_out$344 ;
+  wire \last_out$366 ;
+  wire \last_out$388 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
   wire [7:0] \o$70 ;
@@ -11607,50 +10289,50 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   input units_sync_clk;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$119 ;
-  wire \valid_in$139 ;
+  wire \valid_in$102 ;
+  wire \valid_in$122 ;
+  wire \valid_in$142 ;
   wire \valid_in$157 ;
-  wire \valid_in$176 ;
-  wire \valid_in$198 ;
-  wire \valid_in$220 ;
+  wire \valid_in$179 ;
+  wire \valid_in$201 ;
+  wire \valid_in$223 ;
   wire \valid_in$240 ;
-  wire \valid_in$259 ;
-  wire \valid_in$281 ;
-  wire \valid_in$303 ;
+  wire \valid_in$262 ;
+  wire \valid_in$284 ;
+  wire \valid_in$306 ;
   wire \valid_in$323 ;
-  wire \valid_in$342 ;
-  wire \valid_in$364 ;
-  wire \valid_in$386 ;
-  wire \valid_in$99 ;
+  wire \valid_in$345 ;
+  wire \valid_in$367 ;
+  wire \valid_in$389 ;
   wire valid_next;
-  wire \valid_next$116 ;
-  wire \valid_next$136 ;
+  wire \valid_next$104 ;
+  wire \valid_next$124 ;
+  wire \valid_next$144 ;
   wire \valid_next$155 ;
-  wire \valid_next$173 ;
-  wire \valid_next$195 ;
-  wire \valid_next$217 ;
+  wire \valid_next$181 ;
+  wire \valid_next$203 ;
+  wire \valid_next$225 ;
   wire \valid_next$238 ;
-  wire \valid_next$256 ;
-  wire \valid_next$278 ;
-  wire \valid_next$300 ;
+  wire \valid_next$264 ;
+  wire \valid_next$286 ;
+  wire \valid_next$308 ;
   wire \valid_next$321 ;
-  wire \valid_next$339 ;
-  wire \valid_next$361 ;
-  wire \valid_next$383 ;
-  wire \valid_next$96 ;
+  wire \valid_next$347 ;
+  wire \valid_next$369 ;
+  wire \valid_next$391 ;
   wire valid_out;
-  wire \valid_out$100 ;
-  wire \valid_out$120 ;
-  wire \valid_out$140 ;
-  wire \valid_out$177 ;
-  wire \valid_out$199 ;
-  wire \valid_out$221 ;
-  wire \valid_out$260 ;
-  wire \valid_out$282 ;
-  wire \valid_out$304 ;
-  wire \valid_out$343 ;
-  wire \valid_out$365 ;
-  wire \valid_out$387 ;
+  wire \valid_out$103 ;
+  wire \valid_out$123 ;
+  wire \valid_out$143 ;
+  wire \valid_out$180 ;
+  wire \valid_out$202 ;
+  wire \valid_out$224 ;
+  wire \valid_out$263 ;
+  wire \valid_out$285 ;
+  wire \valid_out$307 ;
+  wire \valid_out$346 ;
+  wire \valid_out$368 ;
+  wire \valid_out$390 ;
   wire w_accept;
   wire [7:0] w_in;
   wire [7:0] \w_in$106 ;
@@ -11728,7 +10410,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign weights__ready = \$17  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$18  = in_flags[0] | results__valid;
-  assign \$19  = | { \valid_in$386 , \valid_in$364 , \valid_in$342 , \o$81 [9], \valid_in$303 , \valid_in$281 , \valid_in$259 , \o$81 [6], \valid_in$220 , \valid_in$198 , \valid_in$176 , \o$81 [3], \valid_in$139 , \valid_in$119 , \valid_in$99 , \o$81 [0] };
+  assign \$19  = | { \valid_in$389 , \valid_in$367 , \valid_in$345 , \o$81 [9], \valid_in$306 , \valid_in$284 , \valid_in$262 , \o$81 [6], \valid_in$223 , \valid_in$201 , \valid_in$179 , \o$81 [3], \valid_in$142 , \valid_in$122 , \valid_in$102 , \o$81 [0] };
   assign busy = \$18  | \$19 ;
   assign \$20  = ~ skid_valid;
   assign \$21  = ~ skid_valid_0;
@@ -11988,87 +10670,87 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$3086$0 (en_deskew_0),
-    .\port$3087$0 (en_deskew_1),
-    .\port$3088$0 (en_deskew_2),
-    .\port$3089$0 (en_deskew_3)
+    .\port$2848$0 (en_deskew_0),
+    .\port$2849$0 (en_deskew_1),
+    .\port$2850$0 (en_deskew_2),
+    .\port$2851$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
     .a_next(\o_next$74 [7:0]),
-    .a_out(\a_in$97 ),
+    .a_out(\a_in$93 ),
     .capture_next(o_next[1]),
     .en(\en$65 ),
-    .first_next_out(\first_next$94 ),
-    .first_out(\first_in$101 ),
-    .last_out(\last_in$103 ),
-    .\port$3539$0 (\o$81 [2:0]),
-    .\port$3540$0 (\o_next$76 [1:0]),
+    .first_next_out(\first_next$98 ),
+    .first_out(\first_in$96 ),
+    .last_out(\last_in$100 ),
+    .\port$3301$0 (\o$81 [2:0]),
+    .\port$3302$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$99 ),
+    .valid_out(\valid_in$102 ),
     .w_in(\o$86 [7:0]),
     .w_out(\w_in$162 ),
     .w_shift(w_shift)
   );
   \accelerator.engine.core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$97 ),
+    .a_in(\a_in$93 ),
     .a_next(\o$79 [7:0]),
-    .a_out(\a_in$117 ),
+    .a_out(\a_in$113 ),
     .capture_next(o_next[3]),
     .en(\en$87 ),
-    .first_in(\first_in$101 ),
-    .first_next(\first_next$94 ),
-    .first_next_out(\first_next$114 ),
-    .first_out(\first_in$121 ),
-    .last_in(\last_in$103 ),
-    .last_out(\last_in$123 ),
+    .first_in(\first_in$96 ),
+    .first_next(\first_next$98 ),
+    .first_next_out(\first_next$118 ),
+    .first_out(\first_in$116 ),
+    .last_in(\last_in$100 ),
+    .last_out(\last_in$120 ),
     .psum_out(\psum_in$182 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$99 ),
+    .valid_in(\valid_in$102 ),
     .valid_next(\o$81 [0]),
-    .valid_out(\valid_in$119 ),
+    .valid_out(\valid_in$122 ),
     .w_in(\o$86 [15:8]),
     .w_out(\w_in$184 ),
     .w_shift(\w_shift$89 )
   );
   \accelerator.engine.core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$117 ),
-    .a_next(\a_in$97 ),
-    .a_out(\a_in$137 ),
+    .a_in(\a_in$113 ),
+    .a_next(\a_in$93 ),
+    .a_out(\a_in$133 ),
     .capture_next(o_next[5]),
     .en(\en$107 ),
-    .first_in(\first_in$121 ),
-    .first_next(\first_next$114 ),
-    .first_next_out(\first_next$134 ),
-    .first_out(\first_in$141 ),
-    .last_in(\last_in$123 ),
-    .last_out(\last_in$143 ),
+    .first_in(\first_in$116 ),
+    .first_next(\first_next$118 ),
+    .first_next_out(\first_next$138 ),
+    .first_out(\first_in$136 ),
+    .last_in(\last_in$120 ),
+    .last_out(\last_in$140 ),
     .psum_out(\psum_in$204 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$119 ),
-    .valid_next(\valid_in$99 ),
-    .valid_out(\valid_in$139 ),
+    .valid_in(\valid_in$122 ),
+    .valid_next(\valid_in$102 ),
+    .valid_out(\valid_in$142 ),
     .w_in(\o$86 [23:16]),
     .w_out(\w_in$206 ),
     .w_shift(\w_shift$109 )
   );
   \accelerator.engine.core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$137 ),
-    .a_next(\a_in$117 ),
+    .a_in(\a_in$133 ),
+    .a_next(\a_in$113 ),
     .capture_next(o_next[7]),
     .en(\en$127 ),
-    .first_in(\first_in$141 ),
-    .first_next(\first_next$134 ),
-    .last_in(\last_in$143 ),
+    .first_in(\first_in$136 ),
+    .first_next(\first_next$138 ),
+    .last_in(\last_in$140 ),
     .psum_out(\psum_in$226 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$139 ),
-    .valid_next(\valid_in$119 ),
+    .valid_in(\valid_in$142 ),
+    .valid_next(\valid_in$122 ),
     .w_in(\o$86 [31:24]),
     .w_out(\w_in$228 ),
     .w_shift(\w_shift$129 )
@@ -12076,83 +10758,83 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   \accelerator.engine.core.pe_1_0  pe_1_0 (
     .a_in(\o$79 [15:8]),
     .a_next(\o_next$74 [15:8]),
-    .a_out(\a_in$174 ),
+    .a_out(\a_in$170 ),
     .capture_next(o_next[1]),
     .en(\en$147 ),
-    .first_next_out(\first_next$171 ),
-    .first_out(\first_in$178 ),
-    .last_out(\last_in$180 ),
-    .\port$3539$3 (\o$81 [5:3]),
-    .\port$3540$3 (\o_next$76 [4:3]),
+    .first_next_out(\first_next$175 ),
+    .first_out(\first_in$173 ),
+    .last_out(\last_in$177 ),
+    .\port$3301$3 (\o$81 [5:3]),
+    .\port$3302$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$176 ),
+    .valid_out(\valid_in$179 ),
     .w_in(\w_in$162 ),
     .w_out(\w_in$245 ),
     .w_shift(\w_shift$149 )
   );
   \accelerator.engine.core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$174 ),
+    .a_in(\a_in$170 ),
     .a_next(\o$79 [15:8]),
-    .a_out(\a_in$196 ),
+    .a_out(\a_in$192 ),
     .capture_next(o_next[3]),
     .en(\en$164 ),
-    .first_in(\first_in$178 ),
-    .first_next(\first_next$171 ),
-    .first_next_out(\first_next$193 ),
-    .first_out(\first_in$200 ),
-    .last_in(\last_in$180 ),
-    .last_out(\last_in$202 ),
+    .first_in(\first_in$173 ),
+    .first_next(\first_next$175 ),
+    .first_next_out(\first_next$197 ),
+    .first_out(\first_in$195 ),
+    .last_in(\last_in$177 ),
+    .last_out(\last_in$199 ),
     .psum_in(\psum_in$182 ),
     .psum_out(\psum_in$265 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$176 ),
+    .valid_in(\valid_in$179 ),
     .valid_next(\o$81 [3]),
-    .valid_out(\valid_in$198 ),
+    .valid_out(\valid_in$201 ),
     .w_in(\w_in$184 ),
     .w_out(\w_in$267 ),
     .w_shift(\w_shift$166 )
   );
   \accelerator.engine.core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$196 ),
-    .a_next(\a_in$174 ),
-    .a_out(\a_in$218 ),
+    .a_in(\a_in$192 ),
+    .a_next(\a_in$170 ),
+    .a_out(\a_in$214 ),
     .capture_next(o_next[5]),
     .en(\en$186 ),
-    .first_in(\first_in$200 ),
-    .first_next(\first_next$193 ),
-    .first_next_out(\first_next$215 ),
-    .first_out(\first_in$222 ),
-    .last_in(\last_in$202 ),
-    .last_out(\last_in$224 ),
+    .first_in(\first_in$195 ),
+    .first_next(\first_next$197 ),
+    .first_next_out(\first_next$219 ),
+    .first_out(\first_in$217 ),
+    .last_in(\last_in$199 ),
+    .last_out(\last_in$221 ),
     .psum_in(\psum_in$204 ),
     .psum_out(\psum_in$287 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$198 ),
-    .valid_next(\valid_in$176 ),
-    .valid_out(\valid_in$220 ),
+    .valid_in(\valid_in$201 ),
+    .valid_next(\valid_in$179 ),
+    .valid_out(\valid_in$223 ),
     .w_in(\w_in$206 ),
     .w_out(\w_in$289 ),
     .w_shift(\w_shift$188 )
   );
   \accelerator.engine.core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$218 ),
-    .a_next(\a_in$196 ),
+    .a_in(\a_in$214 ),
+    .a_next(\a_in$192 ),
     .capture_next(o_next[7]),
     .en(\en$208 ),
-    .first_in(\first_in$222 ),
-    .first_next(\first_next$215 ),
-    .last_in(\last_in$224 ),
+    .first_in(\first_in$217 ),
+    .first_next(\first_next$219 ),
+    .last_in(\last_in$221 ),
     .psum_in(\psum_in$226 ),
     .psum_out(\psum_in$309 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$220 ),
-    .valid_next(\valid_in$198 ),
+    .valid_in(\valid_in$223 ),
+    .valid_next(\valid_in$201 ),
     .w_in(\w_in$228 ),
     .w_out(\w_in$311 ),
     .w_shift(\w_shift$210 )
@@ -12160,83 +10842,83 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   \accelerator.engine.core.pe_2_0  pe_2_0 (
     .a_in(\o$79 [23:16]),
     .a_next(\o_next$74 [23:16]),
-    .a_out(\a_in$257 ),
+    .a_out(\a_in$253 ),
     .capture_next(o_next[1]),
     .en(\en$230 ),
-    .first_next_out(\first_next$254 ),
-    .first_out(\first_in$261 ),
-    .last_out(\last_in$263 ),
-    .\port$3539$6 (\o$81 [8:6]),
-    .\port$3540$6 (\o_next$76 [7:6]),
+    .first_next_out(\first_next$258 ),
+    .first_out(\first_in$256 ),
+    .last_out(\last_in$260 ),
+    .\port$3301$6 (\o$81 [8:6]),
+    .\port$3302$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$259 ),
+    .valid_out(\valid_in$262 ),
     .w_in(\w_in$245 ),
     .w_out(\w_in$328 ),
     .w_shift(\w_shift$232 )
   );
   \accelerator.engine.core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$257 ),
+    .a_in(\a_in$253 ),
     .a_next(\o$79 [23:16]),
-    .a_out(\a_in$279 ),
+    .a_out(\a_in$275 ),
     .capture_next(o_next[3]),
     .en(\en$247 ),
-    .first_in(\first_in$261 ),
-    .first_next(\first_next$254 ),
-    .first_next_out(\first_next$276 ),
-    .first_out(\first_in$283 ),
-    .last_in(\last_in$263 ),
-    .last_out(\last_in$285 ),
+    .first_in(\first_in$256 ),
+    .first_next(\first_next$258 ),
+    .first_next_out(\first_next$280 ),
+    .first_out(\first_in$278 ),
+    .last_in(\last_in$260 ),
+    .last_out(\last_in$282 ),
     .psum_in(\psum_in$265 ),
     .psum_out(\psum_in$348 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$259 ),
+    .valid_in(\valid_in$262 ),
     .valid_next(\o$81 [6]),
-    .valid_out(\valid_in$281 ),
+    .valid_out(\valid_in$284 ),
     .w_in(\w_in$267 ),
     .w_out(\w_in$350 ),
     .w_shift(\w_shift$249 )
   );
   \accelerator.engine.core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$279 ),
-    .a_next(\a_in$257 ),
-    .a_out(\a_in$301 ),
+    .a_in(\a_in$275 ),
+    .a_next(\a_in$253 ),
+    .a_out(\a_in$297 ),
     .capture_next(o_next[5]),
     .en(\en$269 ),
-    .first_in(\first_in$283 ),
-    .first_next(\first_next$276 ),
-    .first_next_out(\first_next$298 ),
-    .first_out(\first_in$305 ),
-    .last_in(\last_in$285 ),
-    .last_out(\last_in$307 ),
+    .first_in(\first_in$278 ),
+    .first_next(\first_next$280 ),
+    .first_next_out(\first_next$302 ),
+    .first_out(\first_in$300 ),
+    .last_in(\last_in$282 ),
+    .last_out(\last_in$304 ),
     .psum_in(\psum_in$287 ),
     .psum_out(\psum_in$370 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$281 ),
-    .valid_next(\valid_in$259 ),
-    .valid_out(\valid_in$303 ),
+    .valid_in(\valid_in$284 ),
+    .valid_next(\valid_in$262 ),
+    .valid_out(\valid_in$306 ),
     .w_in(\w_in$289 ),
     .w_out(\w_in$372 ),
     .w_shift(\w_shift$271 )
   );
   \accelerator.engine.core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$301 ),
-    .a_next(\a_in$279 ),
+    .a_in(\a_in$297 ),
+    .a_next(\a_in$275 ),
     .capture_next(o_next[7]),
     .en(\en$291 ),
-    .first_in(\first_in$305 ),
-    .first_next(\first_next$298 ),
-    .last_in(\last_in$307 ),
+    .first_in(\first_in$300 ),
+    .first_next(\first_next$302 ),
+    .last_in(\last_in$304 ),
     .psum_in(\psum_in$309 ),
     .psum_out(\psum_in$392 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$303 ),
-    .valid_next(\valid_in$281 ),
+    .valid_in(\valid_in$306 ),
+    .valid_next(\valid_in$284 ),
     .w_in(\w_in$311 ),
     .w_out(\w_in$394 ),
     .w_shift(\w_shift$293 )
@@ -12244,81 +10926,81 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   \accelerator.engine.core.pe_3_0  pe_3_0 (
     .a_in(\o$79 [31:24]),
     .a_next(\o_next$74 [31:24]),
-    .a_out(\a_in$340 ),
+    .a_out(\a_in$336 ),
     .capture_next(o_next[1]),
     .en(\en$313 ),
-    .first_next_out(\first_next$337 ),
-    .first_out(\first_in$344 ),
-    .last_out(\last_in$346 ),
-    .\port$3539$9 (\o$81 [11:9]),
-    .\port$3540$9 (\o_next$76 [10:9]),
+    .first_next_out(\first_next$341 ),
+    .first_out(\first_in$339 ),
+    .last_out(\last_in$343 ),
+    .\port$3301$9 (\o$81 [11:9]),
+    .\port$3302$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(units_sync_clk),
-    .valid_out(\valid_in$342 ),
+    .valid_out(\valid_in$345 ),
     .w_in(\w_in$328 ),
     .w_shift(\w_shift$315 )
   );
   \accelerator.engine.core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$340 ),
+    .a_in(\a_in$336 ),
     .a_next(\o$79 [31:24]),
-    .a_out(\a_in$362 ),
+    .a_out(\a_in$358 ),
     .capture_next(o_next[3]),
     .en(\en$330 ),
-    .first_in(\first_in$344 ),
-    .first_next(\first_next$337 ),
-    .first_next_out(\first_next$359 ),
-    .first_out(\first_in$366 ),
-    .last_in(\last_in$346 ),
-    .last_out(\last_in$368 ),
+    .first_in(\first_in$339 ),
+    .first_next(\first_next$341 ),
+    .first_next_out(\first_next$363 ),
+    .first_out(\first_in$361 ),
+    .last_in(\last_in$343 ),
+    .last_out(\last_in$365 ),
     .psum_in(\psum_in$348 ),
     .psum_out(\psum_out$4 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$342 ),
+    .valid_in(\valid_in$345 ),
     .valid_next(\o$81 [9]),
-    .valid_out(\valid_in$364 ),
+    .valid_out(\valid_in$367 ),
     .w_in(\w_in$350 ),
     .w_shift(\w_shift$332 )
   );
   \accelerator.engine.core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$362 ),
-    .a_next(\a_in$340 ),
-    .a_out(\a_in$384 ),
+    .a_in(\a_in$358 ),
+    .a_next(\a_in$336 ),
+    .a_out(\a_in$380 ),
     .capture_next(o_next[5]),
     .en(\en$352 ),
-    .first_in(\first_in$366 ),
-    .first_next(\first_next$359 ),
-    .first_next_out(\first_next$381 ),
-    .first_out(\first_in$388 ),
-    .last_in(\last_in$368 ),
-    .last_out(\last_in$390 ),
+    .first_in(\first_in$361 ),
+    .first_next(\first_next$363 ),
+    .first_next_out(\first_next$385 ),
+    .first_out(\first_in$383 ),
+    .last_in(\last_in$365 ),
+    .last_out(\last_in$387 ),
     .psum_in(\psum_in$370 ),
     .psum_out(\psum_out$5 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$364 ),
-    .valid_next(\valid_in$342 ),
-    .valid_out(\valid_in$386 ),
+    .valid_in(\valid_in$367 ),
+    .valid_next(\valid_in$345 ),
+    .valid_out(\valid_in$389 ),
     .w_in(\w_in$372 ),
     .w_shift(\w_shift$354 )
   );
   \accelerator.engine.core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$384 ),
-    .a_next(\a_in$362 ),
+    .a_in(\a_in$380 ),
+    .a_next(\a_in$358 ),
     .capture_next(o_next[7]),
     .en(\en$374 ),
-    .first_in(\first_in$388 ),
-    .first_next(\first_next$381 ),
-    .last_in(\last_in$390 ),
+    .first_in(\first_in$383 ),
+    .first_next(\first_next$385 ),
+    .last_in(\last_in$387 ),
     .last_out(last_out),
     .psum_in(\psum_in$392 ),
     .psum_out(\psum_out$6 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(units_sync_clk),
-    .valid_in(\valid_in$386 ),
-    .valid_next(\valid_in$364 ),
+    .valid_in(\valid_in$389 ),
+    .valid_next(\valid_in$367 ),
     .valid_out(valid_out),
     .w_in(\w_in$394 ),
     .w_shift(\w_shift$376 )
@@ -12330,10 +11012,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$3124$0 (en_skew_a_0),
-    .\port$3125$0 (en_skew_a_1),
-    .\port$3126$0 (en_skew_a_2),
-    .\port$3127$0 (en_skew_a_3)
+    .\port$2886$0 (en_skew_a_0),
+    .\port$2887$0 (en_skew_a_1),
+    .\port$2888$0 (en_skew_a_2),
+    .\port$2889$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -12349,10 +11031,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$3119$0 (en_skew_w_0),
-    .\port$3120$0 (en_skew_w_1),
-    .\port$3121$0 (en_skew_w_2),
-    .\port$3122$0 (en_skew_w_3)
+    .\port$2881$0 (en_skew_w_0),
+    .\port$2882$0 (en_skew_w_1),
+    .\port$2883$0 (en_skew_w_2),
+    .\port$2884$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -12364,14 +11046,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .o_next(o_next)
   );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$85  = held;
     if (engine_rst) begin
       \$85  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$86  = skid;
     if (\$20 ) begin
       \$86 [128] = out[128];
@@ -12390,14 +11072,14 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$87  = 1'h1;
     if (engine_rst) begin
       \$87  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$88  = loaded;
     if (\en$27 ) begin
       if (capture) begin
@@ -12411,7 +11093,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$89  = shadow_full;
     if (\en$27 ) begin
       if (capture) begin
@@ -12425,7 +11107,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$90  = since_first;
     if (\en$27 ) begin
       if (\$32 ) begin
@@ -12439,7 +11121,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$91  = first;
     if (\en$27 ) begin
       if (a_accept) begin
@@ -12451,7 +11133,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$92  = \i$53 ;
     if (en_in_w_0) begin
       \$92 [7:0] = weights__payload[7:0];
@@ -12467,7 +11149,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$93  = in_a;
     if (en_in_a_0) begin
       \$93 [7:0] = operands__payload[7:0];
@@ -12483,7 +11165,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$94  = in_wctl;
     if (\en$27 ) begin
       \$94 [0] = w_accept;
@@ -12494,7 +11176,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$11 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
     \$95  = in_flags;
     if (\en$27 ) begin
       \$95 [0] = a_accept;
@@ -12529,39 +11211,39 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign shift_0_1 = \w_shift$89 ;
   assign \capture$91  = \o$70 [3];
   assign \capture_next$92  = o_next[3];
-  assign \a_next$93  = \o$79 [7:0];
-  assign first_next_out = \first_next$94 ;
-  assign \valid_next$96  = \o$81 [0];
-  assign a_out = \a_in$97 ;
-  assign \valid_out$100  = \valid_in$99 ;
-  assign first_out = \first_in$101 ;
-  assign \last_out$104  = \last_in$103 ;
+  assign a_out = \a_in$93 ;
+  assign \a_next$95  = \o$79 [7:0];
+  assign first_out = \first_in$96 ;
+  assign first_next_out = \first_next$98 ;
+  assign \last_out$101  = \last_in$100 ;
+  assign \valid_out$103  = \valid_in$102 ;
+  assign \valid_next$104  = \o$81 [0];
   assign \psum_in$105  = 32'd0;
   assign \w_in$106  = \o$86 [15:8];
   assign en_pe_0_2 = \en$107 ;
   assign shift_0_2 = \w_shift$109 ;
   assign \capture$111  = \o$70 [5];
   assign \capture_next$112  = o_next[5];
-  assign \a_next$113  = \a_in$97 ;
-  assign \first_next_out$115  = \first_next$114 ;
-  assign \valid_next$116  = \valid_in$99 ;
-  assign \a_out$118  = \a_in$117 ;
-  assign \valid_out$120  = \valid_in$119 ;
-  assign \first_out$122  = \first_in$121 ;
-  assign \last_out$124  = \last_in$123 ;
+  assign \a_out$114  = \a_in$113 ;
+  assign \a_next$115  = \a_in$93 ;
+  assign \first_out$117  = \first_in$116 ;
+  assign \first_next_out$119  = \first_next$118 ;
+  assign \last_out$121  = \last_in$120 ;
+  assign \valid_out$123  = \valid_in$122 ;
+  assign \valid_next$124  = \valid_in$102 ;
   assign \psum_in$125  = 32'd0;
   assign \w_in$126  = \o$86 [23:16];
   assign en_pe_0_3 = \en$127 ;
   assign shift_0_3 = \w_shift$129 ;
   assign \capture$131  = \o$70 [7];
   assign \capture_next$132  = o_next[7];
-  assign \a_next$133  = \a_in$117 ;
-  assign \first_next_out$135  = \first_next$134 ;
-  assign \valid_next$136  = \valid_in$119 ;
-  assign \a_out$138  = \a_in$137 ;
-  assign \valid_out$140  = \valid_in$139 ;
-  assign \first_out$142  = \first_in$141 ;
-  assign \last_out$144  = \last_in$143 ;
+  assign \a_out$134  = \a_in$133 ;
+  assign \a_next$135  = \a_in$113 ;
+  assign \first_out$137  = \first_in$136 ;
+  assign \first_next_out$139  = \first_next$138 ;
+  assign \last_out$141  = \last_in$140 ;
+  assign \valid_out$143  = \valid_in$142 ;
+  assign \valid_next$144  = \valid_in$122 ;
   assign \psum_in$145  = 32'd0;
   assign \w_in$146  = \o$86 [31:24];
   assign en_pe_1_0 = \en$147 ;
@@ -12581,39 +11263,39 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign shift_1_1 = \w_shift$166 ;
   assign \capture$168  = \o$70 [3];
   assign \capture_next$169  = o_next[3];
-  assign \a_next$170  = \o$79 [15:8];
-  assign \first_next_out$172  = \first_next$171 ;
-  assign \valid_next$173  = \o$81 [3];
-  assign \a_out$175  = \a_in$174 ;
-  assign \valid_out$177  = \valid_in$176 ;
-  assign \first_out$179  = \first_in$178 ;
-  assign \last_out$181  = \last_in$180 ;
+  assign \a_out$171  = \a_in$170 ;
+  assign \a_next$172  = \o$79 [15:8];
+  assign \first_out$174  = \first_in$173 ;
+  assign \first_next_out$176  = \first_next$175 ;
+  assign \last_out$178  = \last_in$177 ;
+  assign \valid_out$180  = \valid_in$179 ;
+  assign \valid_next$181  = \o$81 [3];
   assign \psum_out$183  = \psum_in$182 ;
   assign \w_out$185  = \w_in$184 ;
   assign en_pe_1_2 = \en$186 ;
   assign shift_1_2 = \w_shift$188 ;
   assign \capture$190  = \o$70 [5];
   assign \capture_next$191  = o_next[5];
-  assign \a_next$192  = \a_in$174 ;
-  assign \first_next_out$194  = \first_next$193 ;
-  assign \valid_next$195  = \valid_in$176 ;
-  assign \a_out$197  = \a_in$196 ;
-  assign \valid_out$199  = \valid_in$198 ;
-  assign \first_out$201  = \first_in$200 ;
-  assign \last_out$203  = \last_in$202 ;
+  assign \a_out$193  = \a_in$192 ;
+  assign \a_next$194  = \a_in$170 ;
+  assign \first_out$196  = \first_in$195 ;
+  assign \first_next_out$198  = \first_next$197 ;
+  assign \last_out$200  = \last_in$199 ;
+  assign \valid_out$202  = \valid_in$201 ;
+  assign \valid_next$203  = \valid_in$179 ;
   assign \psum_out$205  = \psum_in$204 ;
   assign \w_out$207  = \w_in$206 ;
   assign en_pe_1_3 = \en$208 ;
   assign shift_1_3 = \w_shift$210 ;
   assign \capture$212  = \o$70 [7];
   assign \capture_next$213  = o_next[7];
-  assign \a_next$214  = \a_in$196 ;
-  assign \first_next_out$216  = \first_next$215 ;
-  assign \valid_next$217  = \valid_in$198 ;
-  assign \a_out$219  = \a_in$218 ;
-  assign \valid_out$221  = \valid_in$220 ;
-  assign \first_out$223  = \first_in$222 ;
-  assign \last_out$225  = \last_in$224 ;
+  assign \a_out$215  = \a_in$214 ;
+  assign \a_next$216  = \a_in$192 ;
+  assign \first_out$218  = \first_in$217 ;
+  assign \first_next_out$220  = \first_next$219 ;
+  assign \last_out$222  = \last_in$221 ;
+  assign \valid_out$224  = \valid_in$223 ;
+  assign \valid_next$225  = \valid_in$201 ;
   assign \psum_out$227  = \psum_in$226 ;
   assign \w_out$229  = \w_in$228 ;
   assign en_pe_2_0 = \en$230 ;
@@ -12633,39 +11315,39 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign shift_2_1 = \w_shift$249 ;
   assign \capture$251  = \o$70 [3];
   assign \capture_next$252  = o_next[3];
-  assign \a_next$253  = \o$79 [23:16];
-  assign \first_next_out$255  = \first_next$254 ;
-  assign \valid_next$256  = \o$81 [6];
-  assign \a_out$258  = \a_in$257 ;
-  assign \valid_out$260  = \valid_in$259 ;
-  assign \first_out$262  = \first_in$261 ;
-  assign \last_out$264  = \last_in$263 ;
+  assign \a_out$254  = \a_in$253 ;
+  assign \a_next$255  = \o$79 [23:16];
+  assign \first_out$257  = \first_in$256 ;
+  assign \first_next_out$259  = \first_next$258 ;
+  assign \last_out$261  = \last_in$260 ;
+  assign \valid_out$263  = \valid_in$262 ;
+  assign \valid_next$264  = \o$81 [6];
   assign \psum_out$266  = \psum_in$265 ;
   assign \w_out$268  = \w_in$267 ;
   assign en_pe_2_2 = \en$269 ;
   assign shift_2_2 = \w_shift$271 ;
   assign \capture$273  = \o$70 [5];
   assign \capture_next$274  = o_next[5];
-  assign \a_next$275  = \a_in$257 ;
-  assign \first_next_out$277  = \first_next$276 ;
-  assign \valid_next$278  = \valid_in$259 ;
-  assign \a_out$280  = \a_in$279 ;
-  assign \valid_out$282  = \valid_in$281 ;
-  assign \first_out$284  = \first_in$283 ;
-  assign \last_out$286  = \last_in$285 ;
+  assign \a_out$276  = \a_in$275 ;
+  assign \a_next$277  = \a_in$253 ;
+  assign \first_out$279  = \first_in$278 ;
+  assign \first_next_out$281  = \first_next$280 ;
+  assign \last_out$283  = \last_in$282 ;
+  assign \valid_out$285  = \valid_in$284 ;
+  assign \valid_next$286  = \valid_in$262 ;
   assign \psum_out$288  = \psum_in$287 ;
   assign \w_out$290  = \w_in$289 ;
   assign en_pe_2_3 = \en$291 ;
   assign shift_2_3 = \w_shift$293 ;
   assign \capture$295  = \o$70 [7];
   assign \capture_next$296  = o_next[7];
-  assign \a_next$297  = \a_in$279 ;
-  assign \first_next_out$299  = \first_next$298 ;
-  assign \valid_next$300  = \valid_in$281 ;
-  assign \a_out$302  = \a_in$301 ;
-  assign \valid_out$304  = \valid_in$303 ;
-  assign \first_out$306  = \first_in$305 ;
-  assign \last_out$308  = \last_in$307 ;
+  assign \a_out$298  = \a_in$297 ;
+  assign \a_next$299  = \a_in$275 ;
+  assign \first_out$301  = \first_in$300 ;
+  assign \first_next_out$303  = \first_next$302 ;
+  assign \last_out$305  = \last_in$304 ;
+  assign \valid_out$307  = \valid_in$306 ;
+  assign \valid_next$308  = \valid_in$284 ;
   assign \psum_out$310  = \psum_in$309 ;
   assign \w_out$312  = \w_in$311 ;
   assign en_pe_3_0 = \en$313 ;
@@ -12685,39 +11367,39 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
   assign shift_3_1 = \w_shift$332 ;
   assign \capture$334  = \o$70 [3];
   assign \capture_next$335  = o_next[3];
-  assign \a_next$336  = \o$79 [31:24];
-  assign \first_next_out$338  = \first_next$337 ;
-  assign \valid_next$339  = \o$81 [9];
-  assign \a_out$341  = \a_in$340 ;
-  assign \valid_out$343  = \valid_in$342 ;
-  assign \first_out$345  = \first_in$344 ;
-  assign \last_out$347  = \last_in$346 ;
+  assign \a_out$337  = \a_in$336 ;
+  assign \a_next$338  = \o$79 [31:24];
+  assign \first_out$340  = \first_in$339 ;
+  assign \first_next_out$342  = \first_next$341 ;
+  assign \last_out$344  = \last_in$343 ;
+  assign \valid_out$346  = \valid_in$345 ;
+  assign \valid_next$347  = \o$81 [9];
   assign \psum_out$349  = \psum_in$348 ;
   assign \w_out$351  = \w_in$350 ;
   assign en_pe_3_2 = \en$352 ;
   assign shift_3_2 = \w_shift$354 ;
   assign \capture$356  = \o$70 [5];
   assign \capture_next$357  = o_next[5];
-  assign \a_next$358  = \a_in$340 ;
-  assign \first_next_out$360  = \first_next$359 ;
-  assign \valid_next$361  = \valid_in$342 ;
-  assign \a_out$363  = \a_in$362 ;
-  assign \valid_out$365  = \valid_in$364 ;
-  assign \first_out$367  = \first_in$366 ;
-  assign \last_out$369  = \last_in$368 ;
+  assign \a_out$359  = \a_in$358 ;
+  assign \a_next$360  = \a_in$336 ;
+  assign \first_out$362  = \first_in$361 ;
+  assign \first_next_out$364  = \first_next$363 ;
+  assign \last_out$366  = \last_in$365 ;
+  assign \valid_out$368  = \valid_in$367 ;
+  assign \valid_next$369  = \valid_in$345 ;
   assign \psum_out$371  = \psum_in$370 ;
   assign \w_out$373  = \w_in$372 ;
   assign en_pe_3_3 = \en$374 ;
   assign shift_3_3 = \w_shift$376 ;
   assign \capture$378  = \o$70 [7];
   assign \capture_next$379  = o_next[7];
-  assign \a_next$380  = \a_in$362 ;
-  assign \first_next_out$382  = \first_next$381 ;
-  assign \valid_next$383  = \valid_in$364 ;
-  assign \a_out$385  = \a_in$384 ;
-  assign \valid_out$387  = \valid_in$386 ;
-  assign \first_out$389  = \first_in$388 ;
-  assign \last_out$391  = \last_in$390 ;
+  assign \a_out$381  = \a_in$380 ;
+  assign \a_next$382  = \a_in$358 ;
+  assign \first_out$384  = \first_in$383 ;
+  assign \first_next_out$386  = \first_next$385 ;
+  assign \last_out$388  = \last_in$387 ;
+  assign \valid_out$390  = \valid_in$389 ;
+  assign \valid_next$391  = \valid_in$367 ;
   assign \psum_out$393  = \psum_in$392 ;
   assign \w_out$395  = \w_in$394 ;
   assign \i[0]  = i[31:0];
@@ -12956,8 +11638,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087$0 , \port$3088$0 , \port$3089$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$12  = 0;
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2848$0 , \port$2849$0 , \port$2850$0 , \port$2851$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
   reg [31:0] \$3 ;
@@ -12997,14 +11679,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$3086$0 ;
-  wire \port$3086$0 ;
-  input \port$3087$0 ;
-  wire \port$3087$0 ;
-  input \port$3088$0 ;
-  wire \port$3088$0 ;
-  input \port$3089$0 ;
-  wire \port$3089$0 ;
+  input \port$2848$0 ;
+  wire \port$2848$0 ;
+  input \port$2849$0 ;
+  wire \port$2849$0 ;
+  input \port$2850$0 ;
+  wire \port$2850$0 ;
+  input \port$2851$0 ;
+  wire \port$2851$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -13018,48 +11700,48 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087
   always @(posedge engine_clk)
     lane0_d1 <= \$1 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$3086$0 ) begin
+    if (\port$2848$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$3087$0 ) begin
+    if (\port$2849$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$3087$0 ) begin
+    if (\port$2849$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$3088$0 ) begin
+    if (\port$2850$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$3086$0 ) begin
+    if (\port$2848$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$12 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$3086$0 ) begin
+    if (\port$2848$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$3089$0 , \port$3088$0 , \port$3087$0 , \port$3086$0  };
+  assign en = { \port$2851$0 , \port$2850$0 , \port$2849$0 , \port$2848$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -13088,8 +11770,8 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$3086$0 , \port$3087
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3539$0 , \port$3540$0 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3301$0 , \port$3302$0 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13128,10 +11810,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3539$0 ;
-  wire [2:0] \port$3539$0 ;
-  input [1:0] \port$3540$0 ;
-  wire [1:0] \port$3540$0 ;
+  input [2:0] \port$3301$0 ;
+  wire [2:0] \port$3301$0 ;
+  input [1:0] \port$3302$0 ;
+  wire [1:0] \port$3302$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -13156,11 +11838,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3540$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3302$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3540$0 [0] & \port$3540$0 [1];
+  assign \$4  = \port$3302$0 [0] & \port$3302$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13184,82 +11866,82 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3539$0 [0];
+      \$11  = \port$3301$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3539$0 [1];
+      \$12  = \port$3301$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3540$0 [1];
+      \$13  = \port$3302$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3539$0 [2];
+      \$14  = \port$3301$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13270,17 +11952,17 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3540$0 [1];
-  assign valid_next = \port$3540$0 [0];
-  assign valid_in = \port$3539$0 [0];
-  assign first_in = \port$3539$0 [1];
-  assign last_in = \port$3539$0 [2];
+  assign first_next = \port$3302$0 [1];
+  assign valid_next = \port$3302$0 [0];
+  assign valid_in = \port$3301$0 [0];
+  assign first_in = \port$3301$0 [1];
+  assign last_in = \port$3301$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_next, valid_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$14  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13376,35 +12058,35 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13414,7 +12096,7 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13424,7 +12106,7 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13434,7 +12116,7 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13444,14 +12126,14 @@ module \accelerator.engine.core.pe_0_1 (rst_pe_0_1, en, w_shift, a_in, valid_in,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$14 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13467,7 +12149,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13563,35 +12245,35 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13601,7 +12283,7 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13611,7 +12293,7 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13621,7 +12303,7 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13631,14 +12313,14 @@ module \accelerator.engine.core.pe_0_2 (rst_pe_0_2, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$15 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13654,7 +12336,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, w_in, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13745,35 +12427,35 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -13783,7 +12465,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -13793,7 +12475,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -13803,7 +12485,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -13813,14 +12495,14 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -13835,8 +12517,8 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$3 , \port$3540$3 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3301$3 , \port$3302$3 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -13875,10 +12557,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3539$3 ;
-  wire [2:0] \port$3539$3 ;
-  input [1:0] \port$3540$3 ;
-  wire [1:0] \port$3540$3 ;
+  input [2:0] \port$3301$3 ;
+  wire [2:0] \port$3301$3 ;
+  input [1:0] \port$3302$3 ;
+  wire [1:0] \port$3302$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13904,11 +12586,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3540$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3302$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3540$3 [0] & \port$3540$3 [1];
+  assign \$4  = \port$3302$3 [0] & \port$3302$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13932,82 +12614,82 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3539$3 [0];
+      \$11  = \port$3301$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3539$3 [1];
+      \$12  = \port$3301$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3540$3 [1];
+      \$13  = \port$3302$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3539$3 [2];
+      \$14  = \port$3301$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14018,17 +12700,17 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3540$3 [1];
-  assign valid_next = \port$3540$3 [0];
-  assign valid_in = \port$3539$3 [0];
-  assign first_in = \port$3539$3 [1];
-  assign last_in = \port$3539$3 [2];
+  assign first_next = \port$3302$3 [1];
+  assign valid_next = \port$3302$3 [0];
+  assign valid_in = \port$3301$3 [0];
+  assign first_in = \port$3301$3 [1];
+  assign last_in = \port$3301$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14125,35 +12807,35 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14163,7 +12845,7 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14173,7 +12855,7 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14183,7 +12865,7 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14193,14 +12875,14 @@ module \accelerator.engine.core.pe_1_1 (rst_pe_1_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14216,7 +12898,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14313,35 +12995,35 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14351,7 +13033,7 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14361,7 +13043,7 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14371,7 +13053,7 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14381,14 +13063,14 @@ module \accelerator.engine.core.pe_1_2 (rst_pe_1_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14403,7 +13085,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14495,35 +13177,35 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14533,7 +13215,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14543,7 +13225,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14553,7 +13235,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14563,14 +13245,14 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14584,8 +13266,8 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3539$6 , \port$3540$6 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3301$6 , \port$3302$6 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14624,10 +13306,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3539$6 ;
-  wire [2:0] \port$3539$6 ;
-  input [1:0] \port$3540$6 ;
-  wire [1:0] \port$3540$6 ;
+  input [2:0] \port$3301$6 ;
+  wire [2:0] \port$3301$6 ;
+  input [1:0] \port$3302$6 ;
+  wire [1:0] \port$3302$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14653,11 +13335,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3540$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3302$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3540$6 [0] & \port$3540$6 [1];
+  assign \$4  = \port$3302$6 [0] & \port$3302$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14681,82 +13363,82 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3539$6 [0];
+      \$11  = \port$3301$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3539$6 [1];
+      \$12  = \port$3301$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3540$6 [1];
+      \$13  = \port$3302$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3539$6 [2];
+      \$14  = \port$3301$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14767,17 +13449,17 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3540$6 [1];
-  assign valid_next = \port$3540$6 [0];
-  assign valid_in = \port$3539$6 [0];
-  assign first_in = \port$3539$6 [1];
-  assign last_in = \port$3539$6 [2];
+  assign first_next = \port$3302$6 [1];
+  assign valid_next = \port$3302$6 [0];
+  assign valid_in = \port$3301$6 [0];
+  assign first_in = \port$3301$6 [1];
+  assign last_in = \port$3301$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_next, valid_next, units_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$22  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -14874,35 +13556,35 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -14912,7 +13594,7 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -14922,7 +13604,7 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -14932,7 +13614,7 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -14942,14 +13624,14 @@ module \accelerator.engine.core.pe_2_1 (rst_pe_2_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$22 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -14965,7 +13647,7 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, units_sync_clk
 );
-  reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15062,35 +13744,35 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15100,7 +13782,7 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15110,7 +13792,7 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15120,7 +13802,7 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15130,14 +13812,14 @@ module \accelerator.engine.core.pe_2_2 (rst_pe_2_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$23 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15152,7 +13834,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, psum_out, w_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$24  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15244,35 +13926,35 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15282,7 +13964,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15292,7 +13974,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15302,7 +13984,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15312,14 +13994,14 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$24 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15333,8 +14015,8 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3539$9 , \port$3540$9 , units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3301$9 , \port$3302$9 , units_sync_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15373,10 +14055,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3539$9 ;
-  wire [2:0] \port$3539$9 ;
-  input [1:0] \port$3540$9 ;
-  wire [1:0] \port$3540$9 ;
+  input [2:0] \port$3301$9 ;
+  wire [2:0] \port$3301$9 ;
+  input [1:0] \port$3302$9 ;
+  wire [1:0] \port$3302$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -15401,11 +14083,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3540$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3302$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3540$9 [0] & \port$3540$9 [1];
+  assign \$4  = \port$3302$9 [0] & \port$3302$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -15429,82 +14111,82 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3539$9 [0];
+      \$11  = \port$3301$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3539$9 [1];
+      \$12  = \port$3301$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3540$9 [1];
+      \$13  = \port$3302$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3539$9 [2];
+      \$14  = \port$3301$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15515,16 +14197,16 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3540$9 [1];
-  assign valid_next = \port$3540$9 [0];
-  assign valid_in = \port$3539$9 [0];
-  assign first_in = \port$3539$9 [1];
-  assign last_in = \port$3539$9 [2];
+  assign first_next = \port$3302$9 [1];
+  assign valid_next = \port$3302$9 [0];
+  assign valid_in = \port$3301$9 [0];
+  assign first_in = \port$3301$9 [1];
+  assign last_in = \port$3301$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_next, valid_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$26  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15620,35 +14302,35 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15658,7 +14340,7 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15668,7 +14350,7 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15678,7 +14360,7 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15688,14 +14370,14 @@ module \accelerator.engine.core.pe_3_1 (rst_pe_3_1, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$26 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15710,7 +14392,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15806,35 +14488,35 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -15844,7 +14526,7 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -15854,7 +14536,7 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -15864,7 +14546,7 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -15874,14 +14556,14 @@ module \accelerator.engine.core.pe_3_2 (rst_pe_3_2, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$27 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -15896,7 +14578,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, a_next, valid_next, a_in, valid_in, first_in, first_next, last_in, valid_out, last_out, psum_out, capture_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$28  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
   reg \$11 ;
@@ -15989,35 +14671,35 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
   always @(posedge units_sync_clk)
     w_out <= \$16 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$7  = product;
     if (en) begin
       \$7  = \$1 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$8  = shadow_next;
     if (en) begin
       \$8  = \$3 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$9  = active_next;
     if (en) begin
       \$9  = \$5 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$10  = a_out;
     if (en) begin
       \$10  = a_in;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$11  = valid_out;
     if (en) begin
       \$11  = valid_in;
@@ -16027,7 +14709,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$12  = first_out;
     if (en) begin
       \$12  = first_in;
@@ -16037,7 +14719,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$13  = first_next_out;
     if (en) begin
       \$13  = first_next;
@@ -16047,7 +14729,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$14  = last_out;
     if (en) begin
       \$14  = last_in;
@@ -16057,14 +14739,14 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$15  = psum_out;
     if (en) begin
       \$15  = \$6 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$28 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
     \$16  = w_out;
     if (en) begin
       if (w_shift) begin
@@ -16078,8 +14760,8 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$3124$0 , \port$3125$0 , \port$3126$0 , \port$3127$0 , o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2886$0 , \port$2887$0 , \port$2888$0 , \port$2889$0 , o, o_next, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -16121,14 +14803,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$3124$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3124$0 ;
-  wire \port$3124$0 ;
-  input \port$3125$0 ;
-  wire \port$3125$0 ;
-  input \port$3126$0 ;
-  wire \port$3126$0 ;
-  input \port$3127$0 ;
-  wire \port$3127$0 ;
+  input \port$2886$0 ;
+  wire \port$2886$0 ;
+  input \port$2887$0 ;
+  wire \port$2887$0 ;
+  input \port$2888$0 ;
+  wire \port$2888$0 ;
+  input \port$2889$0 ;
+  wire \port$2889$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16142,48 +14824,48 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$3124$0 , \p
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$3126$0 ) begin
+    if (\port$2888$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$3126$0 ) begin
+    if (\port$2888$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$3127$0 ) begin
+    if (\port$2889$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$3127$0 ) begin
+    if (\port$2889$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$3127$0 ) begin
+    if (\port$2889$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$3125$0 ) begin
+    if (\port$2887$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$3127$0 , \port$3126$0 , \port$3125$0 , \port$3124$0  };
+  assign en = { \port$2889$0 , \port$2888$0 , \port$2887$0 , \port$2886$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16212,7 +14894,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_next, units_sync_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$30  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [2:0] \$1 ;
   reg [2:0] \$2 ;
   reg [2:0] \$3 ;
@@ -16334,7 +15016,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
   always @(posedge units_sync_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[8:6];
@@ -16344,7 +15026,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -16354,7 +15036,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[11:9];
@@ -16364,7 +15046,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -16374,7 +15056,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -16384,7 +15066,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$30 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[5:3];
@@ -16486,8 +15168,8 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$3119$0 , \port$3120$0 , \port$3121$0 , \port$3122$0 , o, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2881$0 , \port$2882$0 , \port$2883$0 , \port$2884$0 , o, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
   reg [7:0] \$3 ;
@@ -16527,14 +15209,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3119$0 , \port$3120
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$3119$0 ;
-  wire \port$3119$0 ;
-  input \port$3120$0 ;
-  wire \port$3120$0 ;
-  input \port$3121$0 ;
-  wire \port$3121$0 ;
-  input \port$3122$0 ;
-  wire \port$3122$0 ;
+  input \port$2881$0 ;
+  wire \port$2881$0 ;
+  input \port$2882$0 ;
+  wire \port$2882$0 ;
+  input \port$2883$0 ;
+  wire \port$2883$0 ;
+  input \port$2884$0 ;
+  wire \port$2884$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -16548,49 +15230,49 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$3119$0 , \port$3120
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$3121$0 ) begin
+    if (\port$2883$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$3121$0 ) begin
+    if (\port$2883$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$3122$0 ) begin
+    if (\port$2884$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$3122$0 ) begin
+    if (\port$2884$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$3122$0 ) begin
+    if (\port$2884$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$31 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$3120$0 ) begin
+    if (\port$2882$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$3122$0 , \port$3121$0 , \port$3120$0 , \port$3119$0  };
+  assign en = { \port$2884$0 , \port$2883$0 , \port$2882$0 , \port$2881$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16619,7 +15301,7 @@ endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$32  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
   reg [1:0] \$1 ;
   reg [1:0] \$2 ;
   reg [1:0] \$3 ;
@@ -16719,7 +15401,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
   always @(posedge engine_clk)
     lane3_d3 <= \$6 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$2  = lane2_d1;
     if (en) begin
       \$2  = i[5:4];
@@ -16729,7 +15411,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$3  = lane2_d2;
     if (en) begin
       \$3  = lane2_d1;
@@ -16739,7 +15421,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$4  = lane3_d1;
     if (en) begin
       \$4  = i[7:6];
@@ -16749,7 +15431,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$5  = lane3_d2;
     if (en) begin
       \$5  = lane3_d1;
@@ -16759,7 +15441,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$6  = lane3_d3;
     if (en) begin
       \$6  = lane3_d2;
@@ -16769,7 +15451,7 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$32 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
     \$1  = lane1_d1;
     if (en) begin
       \$1  = i[3:2];
@@ -16849,116 +15531,966 @@ module \accelerator.engine.core.skew_wctl (engine_rst, i, i_next, en, o, o_next,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feed_walk (engine_rst, rows, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
+module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, busy, clear, counters__cycles, counters__mac_cycles, counters__stall_load, counters__stall_store, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+  wire [32:0] \$1 ;
+  wire [32:0] \$2 ;
+  wire [32:0] \$3 ;
+  wire [32:0] \$4 ;
+  reg [31:0] \$5 ;
+  reg [31:0] \$6 ;
+  reg [31:0] \$7 ;
+  reg [31:0] \$8 ;
+  input busy;
+  wire busy;
+  input clear;
+  wire clear;
+  output [31:0] counters__cycles;
+  reg [31:0] counters__cycles = 32'd0;
+  output [31:0] counters__mac_cycles;
+  reg [31:0] counters__mac_cycles = 32'd0;
+  output [31:0] counters__stall_load;
+  reg [31:0] counters__stall_load = 32'd0;
+  output [31:0] counters__stall_store;
+  reg [31:0] counters__stall_store = 32'd0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input mac;
+  wire mac;
+  input stall_load;
+  wire stall_load;
+  input stall_store;
+  wire stall_store;
+  assign \$2  = counters__mac_cycles + 1'h1;
+  assign \$3  = counters__stall_load + 1'h1;
+  assign \$4  = counters__stall_store + 1'h1;
+  always @(posedge engine_clk)
+    counters__cycles <= \$5 ;
+  always @(posedge engine_clk)
+    counters__mac_cycles <= \$6 ;
+  always @(posedge engine_clk)
+    counters__stall_load <= \$7 ;
+  always @(posedge engine_clk)
+    counters__stall_store <= \$8 ;
+  assign \$1  = counters__cycles + 1'h1;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$5  = counters__cycles;
+    if (clear) begin
+      \$5  = 32'd0;
+    end
+    if (busy) begin
+      \$5  = \$1 [31:0];
+    end
+    if (engine_rst) begin
+      \$5  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$6  = counters__mac_cycles;
+    if (clear) begin
+      \$6  = 32'd0;
+    end
+    if (mac) begin
+      \$6  = \$2 [31:0];
+    end
+    if (engine_rst) begin
+      \$6  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$7  = counters__stall_load;
+    if (clear) begin
+      \$7  = 32'd0;
+    end
+    if (stall_load) begin
+      \$7  = \$3 [31:0];
+    end
+    if (engine_rst) begin
+      \$7  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    \$8  = counters__stall_store;
+    if (clear) begin
+      \$8  = 32'd0;
+    end
+    if (stall_store) begin
+      \$8  = \$4 [31:0];
+    end
+    if (engine_rst) begin
+      \$8  = 32'd0;
+    end
+  end
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, a_rd__0__addr, a_rd__1__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims
+, passes__valid, passes__payload, flags__a_release, flags__b_use, done, flags__b_used, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
-  wire [16:0] \$2 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire [3:0] \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [9:0] \$19 ;
+  wire \$2 ;
+  wire [16:0] \$20 ;
+  wire [31:0] \$21 ;
+  wire [32:0] \$22 ;
+  wire [9:0] \$23 ;
+  wire [9:0] \$24 ;
+  wire [6:0] \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [16:0] \$4 ;
+  wire \$30 ;
+  wire [32:0] \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire [16:0] \$34 ;
+  wire \$35 ;
+  wire [32:0] \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire [16:0] \$40 ;
+  wire \$41 ;
+  wire [16:0] \$42 ;
+  wire \$43 ;
+  wire [32:0] \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
-  wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
-  input advance;
+  wire [32:0] \$50 ;
+  wire [16:0] \$51 ;
+  wire [16:0] \$52 ;
+  reg \$53 ;
+  reg \$54 ;
+  reg [2:0] \$55 ;
+  reg [15:0] \$56 ;
+  reg [15:0] \$57 ;
+  reg [31:0] \$58 ;
+  reg \$59 ;
+  wire \$6 ;
+  reg \$60 ;
+  wire \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  output [8:0] a_rd__0__addr;
+  wire [8:0] a_rd__0__addr;
+  input [63:0] a_rd__0__data;
+  wire [63:0] a_rd__0__data;
+  wire [7:0] \a_rd__0__data[0] ;
+  wire [7:0] \a_rd__0__data[1] ;
+  wire [7:0] \a_rd__0__data[2] ;
+  wire [7:0] \a_rd__0__data[3] ;
+  wire [7:0] \a_rd__0__data[4] ;
+  wire [7:0] \a_rd__0__data[5] ;
+  wire [7:0] \a_rd__0__data[6] ;
+  wire [7:0] \a_rd__0__data[7] ;
+  wire a_rd__0__en;
+  output [8:0] a_rd__1__addr;
+  wire [8:0] a_rd__1__addr;
+  input [63:0] a_rd__1__data;
+  wire [63:0] a_rd__1__data;
+  wire [7:0] \a_rd__1__data[0] ;
+  wire [7:0] \a_rd__1__data[1] ;
+  wire [7:0] \a_rd__1__data[2] ;
+  wire [7:0] \a_rd__1__data[3] ;
+  wire [7:0] \a_rd__1__data[4] ;
+  wire [7:0] \a_rd__1__data[5] ;
+  wire [7:0] \a_rd__1__data[6] ;
+  wire [7:0] \a_rd__1__data[7] ;
+  wire a_rd__1__en;
+  reg apar = 1'h0;
+  output behind;
+  wire behind;
+  reg bpar = 1'h0;
+  input [31:0] claims;
+  wire [31:0] claims;
+  output done;
+  wire done;
+  wire \done$19 ;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  wire [8:0] first_word;
+  input [1:0] flags__a_full;
+  wire [1:0] flags__a_full;
+  output [1:0] flags__a_release;
+  reg [1:0] flags__a_release;
+  input [1:0] flags__b_full;
+  wire [1:0] flags__b_full;
+  output [1:0] flags__b_use;
+  reg [1:0] flags__b_use;
+  input [1:0] flags__b_used;
+  wire [1:0] flags__b_used;
+  input [1:0] flags__c_ready;
+  wire [1:0] flags__c_ready;
+  wire [31:0] index;
+  output issue;
+  wire issue;
+  wire k_last;
+  wire [31:0] k_len;
+  wire [31:0] kc0;
+  reg [31:0] kr = 32'd0;
+  wire last_in_panel;
+  wire [2:0] level;
+  reg [15:0] m_idx = 16'h0000;
+  reg meta_last = 1'h0;
+  reg [2:0] meta_off = 3'h0;
+  output [32:0] operands__payload;
+  wire [32:0] operands__payload;
+  wire [31:0] \operands__payload.a ;
+  wire [7:0] \operands__payload.a[0] ;
+  wire [7:0] \operands__payload.a[1] ;
+  wire [7:0] \operands__payload.a[2] ;
+  wire [7:0] \operands__payload.a[3] ;
+  wire \operands__payload.last ;
+  wire operands__ready;
+  output operands__valid;
+  wire operands__valid;
+  output [18:0] passes__payload;
+  reg [18:0] passes__payload;
+  wire \passes__payload.half ;
+  wire \passes__payload.last ;
+  wire \passes__payload.read_old ;
+  wire [15:0] \passes__payload.rows ;
+  input passes__ready;
+  wire passes__ready;
+  output passes__valid;
+  reg passes__valid;
+  reg pending = 1'h0;
+  wire [32:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  reg [15:0] row_word = 16'h0000;
+  wire [15:0] rows;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  wire [127:0] shifted;
+  reg step;
+  wire [32:0] w_data;
+  (* init = 1'h0 *)
+  wire w_en;
+  assign \$37  = \$36  >= k_len;
+  assign \$38  = last_in_panel & k_last;
+  assign \$39  = run__split | \$38 ;
+  assign \$40  = rows - 1'h1;
+  assign \$41  = m_idx == \$40 ;
+  assign \$42  = rows - 1'h1;
+  assign \$43  = m_idx == \$42 ;
+  assign \$44  = kr + 3'h4;
+  assign \$45  = \$44  >= k_len;
+  assign \$46  = ~ apar;
+  assign \$47  = last_in_panel & k_last;
+  assign \$48  = run__split | \$47 ;
+  assign \$49  = ~ bpar;
+  assign \$50  = kr + 3'h4;
+  assign \$51  = m_idx + 1'h1;
+  assign \$52  = row_word + run__words;
+  always @(posedge engine_clk)
+    pending <= \$53 ;
+  always @(posedge engine_clk)
+    meta_last <= \$54 ;
+  always @(posedge engine_clk)
+    meta_off <= \$55 ;
+  always @(posedge engine_clk)
+    m_idx <= \$56 ;
+  always @(posedge engine_clk)
+    row_word <= \$57 ;
+  always @(posedge engine_clk)
+    kr <= \$58 ;
+  always @(posedge engine_clk)
+    apar <= \$59 ;
+  always @(posedge engine_clk)
+    bpar <= \$60 ;
+  assign behind = index >= claims;
+  assign \$1  = ~ done;
+  assign \$2  = run__running & \$1 ;
+  assign \$3  = flags__a_full >> apar;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = flags__b_full >> bpar;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = flags__b_used >> bpar;
+  assign \$8  = ~ \$7 ;
+  assign \$9  = \$6  & \$8 ;
+  assign \$10  = flags__c_ready >> index[0];
+  assign \$11  = \$9  & \$10 ;
+  assign \$12  = index < claims;
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = level + pending;
+  assign \$15  = \$14  < 2'h3;
+  assign \$16  = \$13  & \$15 ;
+  assign \$17  = | m_idx;
+  assign \$18  = \$17  | passes__ready;
+  assign issue = \$16  & \$18 ;
+  assign \$19  = apar * 9'h100;
+  assign \$20  = \$19  + row_word;
+  assign \$22  = \$20  + \$21 ;
+  assign \$23  = \$22 [8:0] + 1'h0;
+  assign \$24  = \$22 [8:0] + 1'h1;
+  assign \$25  = meta_off * 4'h8;
+  assign shifted = { a_rd__1__data, a_rd__0__data } >> \$25 ;
+  assign \$26  = ! m_idx;
+  assign \$27  = | kr;
+  assign \$28  = run__cmd[352] | \$27 ;
+  assign \$29  = | kc0;
+  assign \$30  = \$28  | \$29 ;
+  assign \$31  = kr + 3'h4;
+  assign \$32  = \$31  >= k_len;
+  assign \$33  = \$32  & k_last;
+  assign \$34  = rows - 1'h1;
+  assign \$35  = m_idx == \$34 ;
+  assign \$36  = kr + 3'h4;
+  \accelerator.engine.feeder.feed_walk  feed_walk (
+    .chunk(run__chunk),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(index),
+    .k_last(k_last),
+    .k_len(k_len),
+    .kc0(kc0),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .rows(rows),
+    .run__cmd(run__cmd),
+    .step(step)
+  );
+  \accelerator.engine.feeder.opq  opq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(level),
+    .r_data(operands__payload),
+    .r_en(r_en),
+    .r_rdy(operands__valid),
+    .w_en(pending),
+    .w_port__data(w_data)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    passes__valid = 1'h0;
+    if (issue) begin
+      if (\$26 ) begin
+        passes__valid = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    passes__payload = 19'h00000;
+    if (issue) begin
+      if (\$26 ) begin
+        passes__payload[0] = index[0];
+        passes__payload[16:1] = rows;
+        passes__payload[17] = \$30 ;
+        passes__payload[18] = \$33 ;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    step = 1'h0;
+    if (issue) begin
+      if (\$35 ) begin
+        if (\$37 ) begin
+          step = 1'h1;
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    flags__a_release = 2'h0;
+    if (issue) begin
+      if (\$35 ) begin
+        if (\$37 ) begin
+          (* full_case = 32'd1 *)
+          casez (apar)
+            1'h0:
+                flags__a_release[0] = 1'h1;
+            1'h1:
+                flags__a_release[1] = 1'h1;
+          endcase
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    flags__b_use = 2'h0;
+    if (issue) begin
+      if (\$35 ) begin
+        if (\$37 ) begin
+          if (\$39 ) begin
+            (* full_case = 32'd1 *)
+            casez (bpar)
+              1'h0:
+                  flags__b_use[0] = 1'h1;
+              1'h1:
+                  flags__b_use[1] = 1'h1;
+            endcase
+          end
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$53  = issue;
+    if (engine_rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$54  = meta_last;
+    if (issue) begin
+      \$54  = \$41 ;
+    end
+    if (engine_rst) begin
+      \$54  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$55  = meta_off;
+    if (issue) begin
+      \$55  = kr[2:0];
+    end
+    if (engine_rst) begin
+      \$55  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$56  = m_idx;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$43 ) begin
+        \$56  = 16'h0000;
+      end else begin
+        \$56  = \$51 [15:0];
+      end
+    end
+    if (run__restart) begin
+      \$56  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$56  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$57  = row_word;
+    if (issue) begin
+      (* full_case = 32'd1 *)
+      if (\$43 ) begin
+        \$57  = 16'h0000;
+      end else begin
+        \$57  = \$52 [15:0];
+      end
+    end
+    if (run__restart) begin
+      \$57  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$57  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$58  = kr;
+    if (issue) begin
+      if (\$43 ) begin
+        (* full_case = 32'd1 *)
+        if (\$45 ) begin
+          \$58  = 32'd0;
+        end else begin
+          \$58  = \$50 [31:0];
+        end
+      end
+    end
+    if (run__restart) begin
+      \$58  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$58  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$59  = apar;
+    if (issue) begin
+      if (\$43 ) begin
+        if (\$45 ) begin
+          \$59  = \$46 ;
+        end
+      end
+    end
+    if (run__restart) begin
+      \$59  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$59  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
+    \$60  = bpar;
+    if (issue) begin
+      if (\$43 ) begin
+        if (\$45 ) begin
+          if (\$48 ) begin
+            \$60  = \$49 ;
+          end
+        end
+      end
+    end
+    if (run__restart) begin
+      \$60  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign \done$19  = done;
+  assign r_rdy = operands__valid;
+  assign r_data = operands__payload;
+  assign operands__ready = r_en;
+  assign first_word = \$22 [8:0];
+  assign a_rd__0__en = issue;
+  assign a_rd__1__en = issue;
+  assign w_en = pending;
+  assign a_rd__0__addr = \$23 [8:0];
+  assign a_rd__1__addr = \$24 [8:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \operands__payload.a  = operands__payload[31:0];
+  assign \operands__payload.a[0]  = operands__payload[7:0];
+  assign \operands__payload.a[1]  = operands__payload[15:8];
+  assign \operands__payload.a[2]  = operands__payload[23:16];
+  assign \operands__payload.a[3]  = operands__payload[31:24];
+  assign \operands__payload.last  = operands__payload[32];
+  assign \a_rd__0__data[0]  = a_rd__0__data[7:0];
+  assign \a_rd__0__data[1]  = a_rd__0__data[15:8];
+  assign \a_rd__0__data[2]  = a_rd__0__data[23:16];
+  assign \a_rd__0__data[3]  = a_rd__0__data[31:24];
+  assign \a_rd__0__data[4]  = a_rd__0__data[39:32];
+  assign \a_rd__0__data[5]  = a_rd__0__data[47:40];
+  assign \a_rd__0__data[6]  = a_rd__0__data[55:48];
+  assign \a_rd__0__data[7]  = a_rd__0__data[63:56];
+  assign \a_rd__1__data[0]  = a_rd__1__data[7:0];
+  assign \a_rd__1__data[1]  = a_rd__1__data[15:8];
+  assign \a_rd__1__data[2]  = a_rd__1__data[23:16];
+  assign \a_rd__1__data[3]  = a_rd__1__data[31:24];
+  assign \a_rd__1__data[4]  = a_rd__1__data[39:32];
+  assign \a_rd__1__data[5]  = a_rd__1__data[47:40];
+  assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
+  assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
+  assign \passes__payload.half  = passes__payload[0];
+  assign \passes__payload.rows  = passes__payload[16:1];
+  assign \passes__payload.read_old  = passes__payload[17];
+  assign \passes__payload.last  = passes__payload[18];
+  assign w_data[32] = meta_last;
+  assign w_data[31:24] = shifted[31:24];
+  assign w_data[23:16] = shifted[23:16];
+  assign w_data[15:8] = shifted[15:8];
+  assign w_data[7:0] = shifted[7:0];
+  assign \$21  = { 3'h0, kr[31:3] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+  wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire [32:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire \$15 ;
+  wire [32:0] \$16 ;
+  wire \$17 ;
+  wire [32:0] \$18 ;
+  wire [32:0] \$19 ;
+  wire \$2 ;
+  wire [32:0] \$20 ;
+  wire \$21 ;
+  wire [32:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [33:0] \$24 ;
+  wire \$25 ;
+  reg [31:0] \$26 ;
+  reg [31:0] \$27 ;
+  reg \$28 ;
+  reg [31:0] \$29 ;
+  wire [32:0] \$3 ;
+  reg [31:0] \$30 ;
+  reg \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [31:0] \$8 ;
+  wire \$9 ;
   wire advance;
+  wire \advance$8 ;
   input [15:0] chunk;
   wire [15:0] chunk;
-  reg [15:0] col0 = 16'h0000;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
   wire [15:0] cols;
-  wire [16:0] cols_left;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
   wire first_in_panel;
+  wire \first_in_panel$20 ;
   output [31:0] index;
-  reg [31:0] index = 32'd0;
-  output last;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  output k_last;
+  reg k_last = 1'h1;
+  output [31:0] k_len;
+  reg [31:0] k_len = 32'd0;
+  reg [31:0] k_len_m1 = 32'd0;
+  output [31:0] kc0;
+  reg [31:0] kc0 = 32'd0;
+  reg [31:0] kc0_next;
   wire last;
+  wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
-  input [15:0] m;
+  wire \last_in_panel$22 ;
+  reg [31:0] left = 32'd0;
   wire [15:0] m;
-  input [15:0] n;
   wire [15:0] n;
   input restart;
   wire restart;
-  reg [15:0] row0 = 16'h0000;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
   output [15:0] rows;
   wire [15:0] rows;
-  wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
-  assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  input step;
+  wire step;
+  assign advance = step & k_last;
+  assign \$1  = step & k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = kc0 + 10'h200;
+  assign \$4  = step & k_last;
+  assign \$5  = restart | \$4 ;
+  assign \$6  = run__cmd[191:160] <= 10'h200;
+  assign \$7  = run__cmd[191:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
+  assign \$9  = run__cmd[191:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$11  = \$10  - 1'h1;
+  assign \$12  = kc0 + 10'h200;
+  assign \$13  = left - 10'h200;
+  assign \$14  = left - 10'h200;
+  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$16  = left - 10'h200;
+  assign \$17  = $signed(\$16 ) < $signed(11'h200);
+  assign \$18  = left - 10'h200;
+  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$20  = left - 10'h200;
+  assign \$21  = $signed(\$20 ) < $signed(11'h200);
+  assign \$22  = left - 10'h200;
+  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$24  = $signed(\$23 ) - $signed(2'h1);
+  assign \$25  = advance & last;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    kc0 <= \$26 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    left <= \$27 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    k_last <= \$28 ;
+  always @(posedge engine_clk)
+    k_len <= \$29 ;
+  always @(posedge engine_clk)
+    k_len_m1 <= \$30 ;
+  always @(posedge engine_clk)
+    done <= \$31 ;
+  \accelerator.engine.feeder.feed_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$9  = row0;
-    if (restart) begin
-      \$9  = 16'h0000;
-    end else if (advance) begin
-      (* full_case = 32'd1 *)
-      if (last_in_panel) begin
-        \$9  = 16'h0000;
-      end else begin
-        \$9  = \$8 [15:0];
-      end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    kc0_next = kc0;
+    if (\$2 ) begin
+      kc0_next = 32'd0;
+    end else if (step) begin
+      kc0_next = \$3 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$10  = col0;
-    if (restart) begin
-      \$10  = 16'h0000;
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$10  = \$7 [15:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$26  = kc0;
+    if (\$5 ) begin
+      \$26  = 32'd0;
+    end else if (step) begin
+      \$26  = \$12 [31:0];
     end
     if (engine_rst) begin
-      \$10  = 16'h0000;
+      \$26  = 32'd0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
-    \$11  = index;
-    if (restart) begin
-      \$11  = 32'd0;
-    end else if (advance) begin
-      \$11  = \$6 [31:0];
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$27  = left;
+    if (\$5 ) begin
+      \$27  = run__cmd[191:160];
+    end else if (step) begin
+      \$27  = \$13 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$27  = 32'd0;
     end
   end
-  assign cols = \$4 [15:0];
-  assign rows = \$2 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$28  = k_last;
+    if (\$5 ) begin
+      \$28  = \$6 ;
+    end else if (step) begin
+      \$28  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$28  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$29  = k_len;
+    if (\$5 ) begin
+      \$29  = \$8 ;
+    end else if (step) begin
+      \$29  = \$19 [31:0];
+    end
+    if (engine_rst) begin
+      \$29  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$30  = k_len_m1;
+    if (\$5 ) begin
+      \$30  = \$11 [31:0];
+    end else if (step) begin
+      \$30  = \$24 [31:0];
+    end
+    if (engine_rst) begin
+      \$30  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$31  = done;
+    if (\$25 ) begin
+      \$31  = 1'h1;
+    end
+    if (restart) begin
+      \$31  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -16974,6 +16506,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
+  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -16996,6 +16529,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   wire [15:0] n;
   input restart;
   wire restart;
+  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -17020,7 +16554,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -17037,7 +16571,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -17051,7 +16585,7 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -17067,8 +16601,8 @@ module \accelerator.engine.load_walk (engine_rst, rows, cols, first_in_panel, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
+module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -17152,7 +16686,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -17162,7 +16696,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -17172,7 +16706,7 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -17193,19 +16727,1595 @@ module \accelerator.engine.opq (engine_rst, r_en, r_rdy, r_data, w_port__data, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$36  = 0;
-  wire \$1 ;
+module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr__addr, a_wr__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait
+, flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+  wire [32:0] \$1 ;
   wire \$10 ;
-  wire [3:0] \$11 ;
-  wire [3:0] \$12 ;
+  reg [31:0] \$100 ;
+  reg [1:0] \$101 ;
+  reg \$102 ;
+  reg \$103 ;
+  reg [31:0] \$104 ;
+  reg [15:0] \$105 ;
+  reg [15:0] \$106 ;
+  reg [15:0] \$107 ;
+  wire \$11 ;
+  wire \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
   wire \$17 ;
   wire \$18 ;
-  wire [3:0] \$19 ;
+  wire \$19 ;
+  wire [32:0] \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire [18:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire [9:0] \$27 ;
+  wire [16:0] \$28 ;
+  wire [17:0] \$29 ;
+  wire [32:0] \$3 ;
+  wire \$30 ;
+  wire [10:0] \$31 ;
+  wire [16:0] \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
+  wire \$39 ;
+  wire [32:0] \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire \$43 ;
+  wire \$44 ;
+  wire \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  wire [10:0] \$49 ;
+  wire [32:0] \$5 ;
+  wire [16:0] \$50 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire \$53 ;
+  wire \$54 ;
+  wire \$55 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire \$58 ;
+  wire \$59 ;
+  wire [32:0] \$6 ;
+  wire \$60 ;
+  wire \$61 ;
+  wire \$62 ;
+  wire \$63 ;
+  wire \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire [32:0] \$67 ;
+  wire [32:0] \$68 ;
+  wire [32:0] \$69 ;
+  wire [46:0] \$7 ;
+  wire [32:0] \$70 ;
+  wire [32:0] \$71 ;
+  wire \$72 ;
+  wire \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire \$76 ;
+  wire \$77 ;
+  wire \$78 ;
+  wire \$79 ;
+  wire [47:0] \$8 ;
+  wire \$80 ;
+  wire \$81 ;
+  wire \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [32:0] \$87 ;
+  wire \$88 ;
+  wire [16:0] \$89 ;
+  wire [47:0] \$9 ;
+  wire [16:0] \$90 ;
+  wire [16:0] \$91 ;
+  reg [31:0] \$92 ;
+  reg [31:0] \$93 ;
+  reg [31:0] \$94 ;
+  reg [31:0] \$95 ;
+  reg [31:0] \$96 ;
+  reg [31:0] \$97 ;
+  reg [31:0] \$98 ;
+  reg [31:0] \$99 ;
+  reg [31:0] a_load = 32'd0;
+  output [8:0] a_wr__addr;
+  wire [8:0] a_wr__addr;
+  wire [63:0] a_wr__data;
+  wire [7:0] \a_wr__data[0] ;
+  wire [7:0] \a_wr__data[1] ;
+  wire [7:0] \a_wr__data[2] ;
+  wire [7:0] \a_wr__data[3] ;
+  wire [7:0] \a_wr__data[4] ;
+  wire [7:0] \a_wr__data[5] ;
+  wire [7:0] \a_wr__data[6] ;
+  wire [7:0] \a_wr__data[7] ;
+  output a_wr__en;
+  wire a_wr__en;
+  wire advance;
+  reg [31:0] b_koff = 32'd0;
+  reg [31:0] b_koff_next;
+  reg [31:0] b_load = 32'd0;
+  output [9:0] b_wr__addr;
+  wire [9:0] b_wr__addr;
+  output [31:0] b_wr__data;
+  wire [31:0] b_wr__data;
+  wire [7:0] \b_wr__data[0] ;
+  wire [7:0] \b_wr__data[1] ;
+  wire [7:0] \b_wr__data[2] ;
+  wire [7:0] \b_wr__data[3] ;
+  output [3:0] b_wr__en;
+  wire [3:0] b_wr__en;
+  reg [15:0] beat = 16'h0000;
+  wire beat_ok;
+  output c_wait;
+  reg c_wait;
+  output [9:0] cin__addr;
+  wire [9:0] cin__addr;
+  input cin__blocked;
+  wire cin__blocked;
+  output [127:0] cin__data;
+  wire [127:0] cin__data;
+  wire [31:0] \cin__data[0] ;
+  wire [31:0] \cin__data[1] ;
+  wire [31:0] \cin__data[2] ;
+  wire [31:0] \cin__data[3] ;
+  output [3:0] cin__en;
+  wire [3:0] cin__en;
+  reg claimed;
+  output [31:0] claims;
+  reg [31:0] claims = 32'd0;
+  wire [15:0] cols;
+  wire done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  wire first_in_panel;
+  input [1:0] flags__a_busy;
+  wire [1:0] flags__a_busy;
+  output [1:0] flags__a_claim;
+  reg [1:0] flags__a_claim;
+  output [1:0] flags__a_filled;
+  reg [1:0] flags__a_filled;
+  input [1:0] flags__b_busy;
+  wire [1:0] flags__b_busy;
+  output [1:0] flags__b_claim;
+  reg [1:0] flags__b_claim;
+  output [1:0] flags__b_filled;
+  reg [1:0] flags__b_filled;
+  input [1:0] flags__c_busy;
+  wire [1:0] flags__c_busy;
+  output [1:0] flags__c_claim;
+  reg [1:0] flags__c_claim;
+  output [1:0] flags__c_ready;
+  reg [1:0] flags__c_ready;
+  wire [31:0] index;
+  wire is_cin;
+  wire k_last;
+  wire [31:0] k_len;
+  wire [31:0] kc0;
+  wire [31:0] kc0_next;
+  reg l_apar = 1'h0;
+  reg l_bpar = 1'h0;
+  wire last;
+  wire last_in_panel;
+  reg [31:0] load_a_addr = 32'd0;
+  reg [31:0] load_a_next;
+  reg [31:0] load_a_panel = 32'd0;
+  reg [31:0] load_b_addr = 32'd0;
+  reg [31:0] load_b_next;
+  reg [31:0] load_b_panel = 32'd0;
+  reg [31:0] load_cin_addr = 32'd0;
+  reg [31:0] load_cin_next;
+  reg [31:0] load_cin_panel = 32'd0;
+  reg [1:0] loader_state = 2'h0;
+  wire [2:0] r_data;
+  reg r_en;
+  wire r_rdy;
+  output [99:0] rd_cmd__payload;
+  reg [99:0] rd_cmd__payload;
+  wire [31:0] \rd_cmd__payload.addr ;
+  wire [19:0] \rd_cmd__payload.row_bytes ;
+  wire [15:0] \rd_cmd__payload.rows ;
+  wire [31:0] \rd_cmd__payload.stride ;
+  input rd_cmd__ready;
+  wire rd_cmd__ready;
+  output rd_cmd__valid;
+  reg rd_cmd__valid;
+  input [70:0] rd_data__payload;
+  wire [70:0] rd_data__payload;
+  wire [3:0] \rd_data__payload.bytes ;
+  wire [63:0] \rd_data__payload.data ;
+  wire [7:0] \rd_data__payload.data[0] ;
+  wire [7:0] \rd_data__payload.data[1] ;
+  wire [7:0] \rd_data__payload.data[2] ;
+  wire [7:0] \rd_data__payload.data[3] ;
+  wire [7:0] \rd_data__payload.data[4] ;
+  wire [7:0] \rd_data__payload.data[5] ;
+  wire [7:0] \rd_data__payload.data[6] ;
+  wire [7:0] \rd_data__payload.data[7] ;
+  wire \rd_data__payload.end ;
+  wire \rd_data__payload.first ;
+  wire \rd_data__payload.last ;
+  output rd_data__ready;
+  wire rd_data__ready;
+  input rd_data__valid;
+  wire rd_data__valid;
+  reg [15:0] row = 16'h0000;
+  reg [15:0] row_base = 16'h0000;
+  wire [15:0] rows;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg step;
+  reg [2:0] w_data;
+  reg w_en;
+  wire w_rdy;
+  assign \$1  = load_a_panel + 1'h0;
+  assign \$2  = load_a_addr + run__chunk_lda;
+  assign \$3  = load_b_panel + 3'h4;
+  assign \$4  = load_b_addr + 1'h0;
+  assign \$5  = load_cin_panel + 5'h10;
+  assign \$6  = load_cin_addr + run__chunk_ldcin;
+  assign \$8  = b_koff + \$7 ;
+  assign \$9  = k_last ? 48'h000000000000 : \$8 ;
+  assign \$10  = ~ run__split;
+  assign \$11  = ~ first_in_panel;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = flags__b_busy >> l_bpar;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$14  & w_rdy;
+  assign \$16  = flags__a_busy >> l_apar;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$17  & w_rdy;
+  assign \$19  = ! kc0;
+  assign \$20  = flags__c_busy >> index[0];
+  assign \$21  = flags__c_busy >> index[0];
+  assign \$22  = ~ \$21 ;
+  assign \$23  = ~ run__cmd[352];
+  assign is_cin = r_data[1:0] == 2'h2;
+  assign \$25  = is_cin & cin__blocked;
+  assign \$26  = ~ \$25 ;
+  assign rd_data__ready = r_rdy & \$26 ;
+  assign beat_ok = rd_data__valid & rd_data__ready;
+  assign \$27  = r_data[2] * 9'h100;
+  assign \$28  = \$27  + row_base;
+  assign \$29  = \$28  + beat;
+  assign \$30  = ! r_data[1:0];
+  assign a_wr__en = beat_ok & \$30 ;
+  assign \$31  = r_data[2] * 10'h200;
+  assign \$32  = \$31  + row;
+  assign \$33  = r_data[1:0] == 1'h1;
+  assign \$34  = beat_ok & \$33 ;
+  assign \$35  = ! beat;
+  assign \$36  = \$34  & \$35 ;
+  assign \$37  = r_data[1:0] == 1'h1;
+  assign \$38  = beat_ok & \$37 ;
+  assign \$39  = ! beat;
+  assign \$40  = \$38  & \$39 ;
+  assign \$41  = r_data[1:0] == 1'h1;
+  assign \$42  = beat_ok & \$41 ;
+  assign \$43  = ! beat;
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = r_data[1:0] == 1'h1;
+  assign \$46  = beat_ok & \$45 ;
+  assign \$47  = ! beat;
+  assign \$48  = \$46  & \$47 ;
+  assign \$49  = r_data[2] * 10'h200;
+  assign \$50  = \$49  + row;
+  assign \$51  = beat_ok & is_cin;
+  assign \$52  = ! beat;
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = beat_ok & is_cin;
+  assign \$55  = ! beat;
+  assign \$56  = \$54  & \$55 ;
+  assign \$57  = beat_ok & is_cin;
+  assign \$58  = beat == 1'h1;
+  assign \$59  = \$57  & \$58 ;
+  assign \$60  = beat_ok & is_cin;
+  assign \$61  = beat == 1'h1;
+  assign \$62  = \$60  & \$61 ;
+  assign \$63  = ! loader_state;
+  assign \$64  = loader_state == 1'h1;
+  assign \$65  = loader_state == 2'h2;
+  assign \$66  = loader_state == 2'h3;
+  assign \$67  = load_a_panel + 1'h0;
+  assign \$68  = load_b_panel + 3'h4;
+  assign \$69  = load_cin_panel + 5'h10;
+  assign \$70  = load_a_next + kc0_next;
+  assign \$71  = load_b_next + b_koff_next;
+  assign \$72  = ~ done;
+  assign \$73  = run__running & \$72 ;
+  assign \$74  = ~ run__split;
+  assign \$75  = ~ first_in_panel;
+  assign \$76  = \$74  & \$75 ;
+  assign \$77  = flags__b_busy >> l_bpar;
+  assign \$78  = ~ \$77 ;
+  assign \$79  = \$78  & w_rdy;
+  assign \$80  = ~ l_bpar;
+  assign \$81  = flags__a_busy >> l_apar;
+  assign \$82  = ~ \$81 ;
+  assign \$83  = \$82  & w_rdy;
+  assign \$84  = ~ l_apar;
+  assign \$85  = ! kc0;
+  assign \$86  = k_last & last;
+  assign \$87  = claims + 1'h1;
+  assign \$88  = k_last & last;
+  assign \$89  = row + 1'h1;
+  assign \$90  = row_base + run__words;
+  assign \$91  = beat + 1'h1;
+  always @(posedge engine_clk)
+    load_a_panel <= \$92 ;
+  always @(posedge engine_clk)
+    load_a_addr <= \$93 ;
+  always @(posedge engine_clk)
+    load_b_panel <= \$94 ;
+  always @(posedge engine_clk)
+    load_b_addr <= \$95 ;
+  always @(posedge engine_clk)
+    load_cin_panel <= \$96 ;
+  always @(posedge engine_clk)
+    load_cin_addr <= \$97 ;
+  always @(posedge engine_clk)
+    b_koff <= \$98 ;
+  always @(posedge engine_clk)
+    a_load <= \$99 ;
+  always @(posedge engine_clk)
+    b_load <= \$100 ;
+  always @(posedge engine_clk)
+    loader_state <= \$101 ;
+  always @(posedge engine_clk)
+    l_bpar <= \$102 ;
+  always @(posedge engine_clk)
+    l_apar <= \$103 ;
+  always @(posedge engine_clk)
+    claims <= \$104 ;
+  always @(posedge engine_clk)
+    row <= \$105 ;
+  always @(posedge engine_clk)
+    beat <= \$106 ;
+  always @(posedge engine_clk)
+    row_base <= \$107 ;
+  \accelerator.engine.loader.load_walk  load_walk (
+    .advance(advance),
+    .chunk(run__chunk),
+    .cols(cols),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .k_last(k_last),
+    .k_len(k_len),
+    .kc0(kc0),
+    .kc0_next(kc0_next),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .rows(rows),
+    .run__cmd(run__cmd),
+    .step(step)
+  );
+  \accelerator.engine.loader.route  route (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(r_rdy),
+    .w_en(w_en),
+    .w_port__data(w_data),
+    .w_rdy(w_rdy)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    load_a_next = load_a_addr;
+    if (run__restart) begin
+      load_a_next = run__cmd[31:0];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_a_next = \$1 [31:0];
+      end else begin
+        load_a_next = \$2 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    load_b_next = load_b_addr;
+    if (run__restart) begin
+      load_b_next = run__cmd[63:32];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_b_next = \$3 [31:0];
+      end else begin
+        load_b_next = \$4 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    load_cin_next = load_cin_addr;
+    if (run__restart) begin
+      load_cin_next = run__cmd[127:96];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        load_cin_next = \$5 [31:0];
+      end else begin
+        load_cin_next = \$6 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    b_koff_next = b_koff;
+    if (run__restart) begin
+      b_koff_next = 32'd0;
+    end else if (step) begin
+      b_koff_next = \$9 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    rd_cmd__valid = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h2:
+          if (\$18 ) begin
+            rd_cmd__valid = 1'h1;
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__valid = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    rd_cmd__payload = 100'h0000000000000000000000000;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            rd_cmd__payload[31:0] = b_load;
+            rd_cmd__payload[47:32] = k_len[15:0];
+            rd_cmd__payload[67:48] = { 4'h0, cols };
+            rd_cmd__payload[99:68] = run__cmd[287:256];
+          end
+      2'h2:
+          if (\$18 ) begin
+            rd_cmd__payload[31:0] = a_load;
+            rd_cmd__payload[47:32] = rows;
+            rd_cmd__payload[67:48] = k_len[19:0];
+            rd_cmd__payload[99:68] = run__cmd[255:224];
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              rd_cmd__payload[31:0] = load_cin_addr;
+              rd_cmd__payload[47:32] = rows;
+              rd_cmd__payload[67:48] = { 1'h0, \$24  };
+              rd_cmd__payload[99:68] = run__cmd[351:320];
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    w_data = 3'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            w_data = { l_bpar, 2'h1 };
+          end
+      2'h2:
+          if (\$18 ) begin
+            w_data = { l_apar, 2'h0 };
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              w_data = { index[0], 2'h2 };
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    w_en = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h2:
+          if (\$18 ) begin
+            w_en = rd_cmd__ready;
+          end
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+            end else if (w_rdy) begin
+              w_en = rd_cmd__ready;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__b_claim = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$12 ) begin
+          end else if (\$15 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_bpar)
+                1'h0:
+                    flags__b_claim[0] = 1'h1;
+                1'h1:
+                    flags__b_claim[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__a_claim = 2'h0;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$18 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              casez (l_apar)
+                1'h0:
+                    flags__a_claim[0] = 1'h1;
+                1'h1:
+                    flags__a_claim[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    step = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$18 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$19 ) begin
+              end else begin
+                step = 1'h1;
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            step = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    c_wait = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          c_wait = \$20 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__c_claim = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_claim[0] = 1'h1;
+                1'h1:
+                    flags__c_claim[1] = 1'h1;
+              endcase
+            end else if (w_rdy) begin
+              if (rd_cmd__ready) begin
+                (* full_case = 32'd1 *)
+                casez (index[0])
+                  1'h0:
+                      flags__c_claim[0] = 1'h1;
+                  1'h1:
+                      flags__c_claim[1] = 1'h1;
+                endcase
+              end
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__c_ready = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_ready[0] = 1'h1;
+                1'h1:
+                    flags__c_ready[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              /* empty */;
+          2'h1:
+              /* empty */;
+          2'h2:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__c_ready[0] = 1'h1;
+                1'h1:
+                    flags__c_ready[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    claimed = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (\$22 ) begin
+            if (\$23 ) begin
+              claimed = 1'h1;
+            end else if (w_rdy) begin
+              if (rd_cmd__ready) begin
+                claimed = 1'h1;
+              end
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    r_en = 1'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        r_en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__a_filled = 2'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__a_filled[0] = 1'h1;
+                1'h1:
+                    flags__a_filled[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    flags__b_filled = 2'h0;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        casez (r_data[1:0])
+          2'h0:
+              /* empty */;
+          2'h1:
+              (* full_case = 32'd1 *)
+              casez (r_data[2])
+                1'h0:
+                    flags__b_filled[0] = 1'h1;
+                1'h1:
+                    flags__b_filled[1] = 1'h1;
+              endcase
+        endcase
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$92  = load_a_panel;
+    if (run__restart) begin
+      \$92  = run__cmd[31:0];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$92  = \$67 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$92  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$93  = load_a_next;
+    if (engine_rst) begin
+      \$93  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$94  = load_b_panel;
+    if (run__restart) begin
+      \$94  = run__cmd[63:32];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$94  = \$68 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$94  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$95  = load_b_next;
+    if (engine_rst) begin
+      \$95  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$96  = load_cin_panel;
+    if (run__restart) begin
+      \$96  = run__cmd[127:96];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$96  = \$69 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$96  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$97  = load_cin_next;
+    if (engine_rst) begin
+      \$97  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$98  = b_koff_next;
+    if (engine_rst) begin
+      \$98  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$99  = \$70 [31:0];
+    if (engine_rst) begin
+      \$99  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$100  = \$71 [31:0];
+    if (engine_rst) begin
+      \$100  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$101  = loader_state;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          if (\$73 ) begin
+            \$101  = 2'h1;
+          end
+      2'h1:
+          if (\$76 ) begin
+            \$101  = 2'h2;
+          end else if (\$79 ) begin
+            if (rd_cmd__ready) begin
+              \$101  = 2'h2;
+            end
+          end
+      2'h2:
+          if (\$83 ) begin
+            if (rd_cmd__ready) begin
+              (* full_case = 32'd1 *)
+              if (\$85 ) begin
+                \$101  = 2'h3;
+              end else begin
+                (* full_case = 32'd1 *)
+                if (\$86 ) begin
+                  \$101  = 2'h0;
+                end else begin
+                  \$101  = 2'h1;
+                end
+              end
+            end
+          end
+      2'h3:
+          if (claimed) begin
+            (* full_case = 32'd1 *)
+            if (\$88 ) begin
+              \$101  = 2'h0;
+            end else begin
+              \$101  = 2'h1;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$101  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$102  = l_bpar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          if (\$76 ) begin
+          end else if (\$79 ) begin
+            if (rd_cmd__ready) begin
+              \$102  = \$80 ;
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$102  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$102  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$103  = l_apar;
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          if (\$83 ) begin
+            if (rd_cmd__ready) begin
+              \$103  = \$84 ;
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$103  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$104  = claims;
+    (* full_case = 32'd1 *)
+    casez (loader_state)
+      2'h0:
+          /* empty */;
+      2'h1:
+          /* empty */;
+      2'h2:
+          /* empty */;
+      2'h3:
+          if (claimed) begin
+            \$104  = \$87 [31:0];
+          end
+    endcase
+    if (run__restart) begin
+      \$104  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$104  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$105  = row;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$105  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$105  = \$89 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$105  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$106  = beat;
+    if (beat_ok) begin
+      (* full_case = 32'd1 *)
+      if (rd_data__payload[70]) begin
+        \$106  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$106  = 16'h0000;
+      end else begin
+        \$106  = \$91 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$106  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    \$107  = row_base;
+    if (beat_ok) begin
+      if (rd_data__payload[70]) begin
+        \$107  = 16'h0000;
+      end else if (rd_data__payload[69]) begin
+        \$107  = \$90 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$107  = 16'h0000;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign a_wr__data = rd_data__payload[63:0];
+  assign a_wr__addr = \$29 [8:0];
+  assign b_wr__addr = \$32 [9:0];
+  assign cin__addr = \$50 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_data__payload.data  = rd_data__payload[63:0];
+  assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
+  assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
+  assign \rd_data__payload.data[2]  = rd_data__payload[23:16];
+  assign \rd_data__payload.data[3]  = rd_data__payload[31:24];
+  assign \rd_data__payload.data[4]  = rd_data__payload[39:32];
+  assign \rd_data__payload.data[5]  = rd_data__payload[47:40];
+  assign \rd_data__payload.data[6]  = rd_data__payload[55:48];
+  assign \rd_data__payload.data[7]  = rd_data__payload[63:56];
+  assign \rd_data__payload.bytes  = rd_data__payload[67:64];
+  assign \rd_data__payload.first  = rd_data__payload[68];
+  assign \rd_data__payload.last  = rd_data__payload[69];
+  assign \rd_data__payload.end  = rd_data__payload[70];
+  assign \a_wr__data[0]  = rd_data__payload[7:0];
+  assign \a_wr__data[1]  = rd_data__payload[15:8];
+  assign \a_wr__data[2]  = rd_data__payload[23:16];
+  assign \a_wr__data[3]  = rd_data__payload[31:24];
+  assign \a_wr__data[4]  = rd_data__payload[39:32];
+  assign \a_wr__data[5]  = rd_data__payload[47:40];
+  assign \a_wr__data[6]  = rd_data__payload[55:48];
+  assign \a_wr__data[7]  = rd_data__payload[63:56];
+  assign \b_wr__data[0]  = b_wr__data[7:0];
+  assign \b_wr__data[1]  = b_wr__data[15:8];
+  assign \b_wr__data[2]  = b_wr__data[23:16];
+  assign \b_wr__data[3]  = b_wr__data[31:24];
+  assign \cin__data[0]  = cin__data[31:0];
+  assign \cin__data[1]  = cin__data[63:32];
+  assign \cin__data[2]  = cin__data[95:64];
+  assign \cin__data[3]  = cin__data[127:96];
+  assign cin__en[3] = \$62 ;
+  assign cin__en[2] = \$59 ;
+  assign cin__en[1] = \$56 ;
+  assign cin__en[0] = \$53 ;
+  assign cin__data[127:96] = rd_data__payload[63:32];
+  assign cin__data[95:64] = rd_data__payload[31:0];
+  assign cin__data[63:32] = rd_data__payload[63:32];
+  assign cin__data[31:0] = rd_data__payload[31:0];
+  assign b_wr__en[3] = \$48 ;
+  assign b_wr__en[2] = \$44 ;
+  assign b_wr__en[1] = \$40 ;
+  assign b_wr__en[0] = \$36 ;
+  assign b_wr__data[31:24] = rd_data__payload[31:24];
+  assign b_wr__data[23:16] = rd_data__payload[23:16];
+  assign b_wr__data[15:8] = rd_data__payload[15:8];
+  assign b_wr__data[7:0] = rd_data__payload[7:0];
+  assign \$7  = { 6'h00, run__cmd[287:256], 9'h000 };
+  assign \$24  = { 1'h0, cols, 2'h0 };
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+  wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire [32:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire \$15 ;
+  wire [32:0] \$16 ;
+  wire \$17 ;
+  wire [32:0] \$18 ;
+  wire [32:0] \$19 ;
+  wire \$2 ;
+  wire [32:0] \$20 ;
+  wire \$21 ;
+  wire [32:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [33:0] \$24 ;
+  wire \$25 ;
+  reg [31:0] \$26 ;
+  reg [31:0] \$27 ;
+  reg \$28 ;
+  reg [31:0] \$29 ;
+  wire [32:0] \$3 ;
+  reg [31:0] \$30 ;
+  reg \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [31:0] \$8 ;
+  wire \$9 ;
+  output advance;
+  wire advance;
+  wire \advance$8 ;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output first_in_panel;
+  wire first_in_panel;
+  wire \first_in_panel$20 ;
+  output [31:0] index;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  output k_last;
+  reg k_last = 1'h1;
+  output [31:0] k_len;
+  reg [31:0] k_len = 32'd0;
+  reg [31:0] k_len_m1 = 32'd0;
+  output [31:0] kc0;
+  reg [31:0] kc0 = 32'd0;
+  output [31:0] kc0_next;
+  reg [31:0] kc0_next;
+  output last;
+  wire last;
+  wire \last$24 ;
+  output last_in_panel;
+  wire last_in_panel;
+  wire \last_in_panel$22 ;
+  reg [31:0] left = 32'd0;
+  wire [15:0] m;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  input step;
+  wire step;
+  assign advance = step & k_last;
+  assign \$1  = step & k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = kc0 + 10'h200;
+  assign \$4  = step & k_last;
+  assign \$5  = restart | \$4 ;
+  assign \$6  = run__cmd[191:160] <= 10'h200;
+  assign \$7  = run__cmd[191:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
+  assign \$9  = run__cmd[191:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$11  = \$10  - 1'h1;
+  assign \$12  = kc0 + 10'h200;
+  assign \$13  = left - 10'h200;
+  assign \$14  = left - 10'h200;
+  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$16  = left - 10'h200;
+  assign \$17  = $signed(\$16 ) < $signed(11'h200);
+  assign \$18  = left - 10'h200;
+  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$20  = left - 10'h200;
+  assign \$21  = $signed(\$20 ) < $signed(11'h200);
+  assign \$22  = left - 10'h200;
+  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$24  = $signed(\$23 ) - $signed(2'h1);
+  assign \$25  = advance & last;
+  always @(posedge engine_clk)
+    kc0 <= \$26 ;
+  always @(posedge engine_clk)
+    left <= \$27 ;
+  always @(posedge engine_clk)
+    k_last <= \$28 ;
+  always @(posedge engine_clk)
+    k_len <= \$29 ;
+  always @(posedge engine_clk)
+    k_len_m1 <= \$30 ;
+  always @(posedge engine_clk)
+    done <= \$31 ;
+  \accelerator.engine.loader.load_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    kc0_next = kc0;
+    if (\$2 ) begin
+      kc0_next = 32'd0;
+    end else if (step) begin
+      kc0_next = \$3 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$26  = kc0;
+    if (\$5 ) begin
+      \$26  = 32'd0;
+    end else if (step) begin
+      \$26  = \$12 [31:0];
+    end
+    if (engine_rst) begin
+      \$26  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$27  = left;
+    if (\$5 ) begin
+      \$27  = run__cmd[191:160];
+    end else if (step) begin
+      \$27  = \$13 [31:0];
+    end
+    if (engine_rst) begin
+      \$27  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$28  = k_last;
+    if (\$5 ) begin
+      \$28  = \$6 ;
+    end else if (step) begin
+      \$28  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$28  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$29  = k_len;
+    if (\$5 ) begin
+      \$29  = \$8 ;
+    end else if (step) begin
+      \$29  = \$19 [31:0];
+    end
+    if (engine_rst) begin
+      \$29  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$30  = k_len_m1;
+    if (\$5 ) begin
+      \$30  = \$11 [31:0];
+    end else if (step) begin
+      \$30  = \$24 [31:0];
+    end
+    if (engine_rst) begin
+      \$30  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$31  = done;
+    if (\$25 ) begin
+      \$31  = 1'h1;
+    end
+    if (restart) begin
+      \$31  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
+  wire [16:0] \$2 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
+  wire \$5 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
+  wire [16:0] \$8 ;
+  reg [15:0] \$9 ;
+  input advance;
+  wire advance;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  output [15:0] col0;
+  reg [15:0] col0 = 16'h0000;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [16:0] cols_left;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output first_in_panel;
+  wire first_in_panel;
+  output [31:0] index;
+  reg [31:0] index = 32'd0;
+  output last;
+  wire last;
+  output last_in_panel;
+  wire last_in_panel;
+  input [15:0] m;
+  wire [15:0] m;
+  input [15:0] n;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  output [15:0] row0;
+  reg [15:0] row0 = 16'h0000;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [16:0] rows_left;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign first_in_panel = ! row0;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
+  always @(posedge engine_clk)
+    row0 <= \$9 ;
+  always @(posedge engine_clk)
+    col0 <= \$10 ;
+  always @(posedge engine_clk)
+    index <= \$11 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$9  = row0;
+    if (restart) begin
+      \$9  = 16'h0000;
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        \$9  = 16'h0000;
+      end else begin
+        \$9  = \$8 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$10  = col0;
+    if (restart) begin
+      \$10  = 16'h0000;
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$10  = \$7 [15:0];
+      end
+    end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$11  = index;
+    if (restart) begin
+      \$11  = 32'd0;
+    end else if (advance) begin
+      \$11  = \$6 [31:0];
+    end
+    if (engine_rst) begin
+      \$11  = 32'd0;
+    end
+  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [2:0] \$11 ;
+  wire [2:0] \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [2:0] \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -17213,74 +18323,70 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
-  wire [3:0] \$26 ;
+  wire [2:0] \$26 ;
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
   wire \$3 ;
-  reg [2:0] \$30 ;
-  reg [2:0] \$31 ;
-  reg [2:0] \$32 ;
+  reg [1:0] \$30 ;
+  reg [1:0] \$31 ;
+  reg [1:0] \$32 ;
   reg \$33 ;
   wire \$4 ;
-  wire [3:0] \$5 ;
-  wire [3:0] \$6 ;
+  wire [2:0] \$5 ;
+  wire [2:0] \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
-  (* init = 3'h0 *)
-  wire [2:0] consume;
+  (* init = 2'h0 *)
+  wire [1:0] consume;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  reg [2:0] inner_level = 3'h0;
+  reg [1:0] inner_level = 2'h0;
   wire inner_r_rdy;
-  wire [3:0] level;
-  (* init = 3'h0 *)
-  wire [2:0] produce;
-  output [18:0] r_data;
-  wire [18:0] r_data;
+  wire [2:0] level;
+  (* init = 2'h0 *)
+  wire [1:0] produce;
+  output [2:0] r_data;
+  wire [2:0] r_data;
   input r_en;
   wire r_en;
-  wire [3:0] r_level;
-  reg [2:0] r_port__addr = 3'h0;
-  wire [18:0] r_port__data;
+  wire [2:0] r_level;
+  reg [1:0] r_port__addr = 2'h0;
+  wire [2:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  wire [18:0] w_data;
+  wire [2:0] w_data;
   input w_en;
   wire w_en;
-  wire [3:0] w_level;
-  reg [2:0] w_port__addr = 3'h0;
-  input [18:0] w_port__data;
-  wire [18:0] w_port__data;
+  wire [2:0] w_level;
+  reg [1:0] w_port__addr = 2'h0;
+  input [2:0] w_port__data;
+  wire [2:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [18:0] storage [6:0];
+  reg [2:0] storage [2:0];
   initial begin
-    storage[0] = 19'h00000;
-    storage[1] = 19'h00000;
-    storage[2] = 19'h00000;
-    storage[3] = 19'h00000;
-    storage[4] = 19'h00000;
-    storage[5] = 19'h00000;
-    storage[6] = 19'h00000;
+    storage[0] = 3'h0;
+    storage[1] = 3'h0;
+    storage[2] = 3'h0;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [18:0] _0_;
+  reg [2:0] _0_;
   always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
     end
   end
   assign r_data = _0_;
-  assign w_rdy = inner_level != 3'h7;
+  assign w_rdy = inner_level != 2'h3;
   assign inner_r_rdy = | inner_level;
   assign w_port__en = w_rdy & w_en;
   assign \$1  = ~ r_rdy;
@@ -17288,15 +18394,15 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   assign r_port__en = inner_r_rdy & \$2 ;
   assign w_level = inner_level + r_rdy;
   assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 3'h6;
+  assign \$4  = w_port__addr == 2'h2;
   assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 4'h0 : \$5 ;
+  assign \$6  = \$4  ? 3'h0 : \$5 ;
   assign \$7  = ~ r_rdy;
   assign \$8  = \$7  | r_en;
   assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 3'h6;
+  assign \$10  = r_port__addr == 2'h2;
   assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 4'h0 : \$11 ;
+  assign \$12  = \$10  ? 3'h0 : \$11 ;
   assign \$13  = w_rdy & w_en;
   assign \$14  = ~ r_rdy;
   assign \$15  = \$14  | r_en;
@@ -17323,40 +18429,40 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
   always @(posedge engine_clk)
     r_rdy <= \$33 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$30  = w_port__addr;
     if (\$3 ) begin
-      \$30  = \$6 [2:0];
+      \$30  = \$6 [1:0];
     end
     if (engine_rst) begin
-      \$30  = 3'h0;
+      \$30  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$31  = r_port__addr;
     if (\$9 ) begin
-      \$31  = \$12 [2:0];
+      \$31  = \$12 [1:0];
     end
     if (engine_rst) begin
-      \$31  = 3'h0;
+      \$31  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$32  = inner_level;
     if (\$18 ) begin
-      \$32  = \$19 [2:0];
+      \$32  = \$19 [1:0];
     end
     if (\$25 ) begin
-      \$32  = \$26 [2:0];
+      \$32  = \$26 [1:0];
     end
     if (engine_rst) begin
-      \$32  = 3'h0;
+      \$32  = 2'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$36 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     \$33  = r_rdy;
     if (\$29 ) begin
       \$33  = 1'h1;
@@ -17376,8 +18482,678 @@ module \accelerator.engine.passes (engine_rst, w_rdy, r_data, w_en, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__payload, o__ready, \port$3018$354 , o__payload, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
+module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+, wr_data__ready, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
+  wire [4:0] \$1 ;
+  wire [3:0] \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire [16:0] \$13 ;
+  wire \$14 ;
+  wire [10:0] \$15 ;
+  wire [16:0] \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire [32:0] \$2 ;
+  wire [16:0] \$20 ;
+  wire \$21 ;
+  wire [5:0] \$22 ;
+  wire [5:0] \$23 ;
+  wire [5:0] \$24 ;
+  wire [5:0] \$25 ;
+  wire [63:0] \$26 ;
+  wire \$27 ;
+  wire [4:0] \$28 ;
+  wire \$29 ;
+  wire [32:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [4:0] \$37 ;
+  wire [32:0] \$38 ;
+  wire \$39 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire \$41 ;
+  wire \$42 ;
+  wire [16:0] \$43 ;
+  wire \$44 ;
+  wire [16:0] \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire [2:0] \$48 ;
+  reg [31:0] \$49 ;
+  wire \$5 ;
+  reg [31:0] \$50 ;
+  reg \$51 ;
+  reg [15:0] \$52 ;
+  reg \$53 ;
+  reg [1:0] \$54 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [18:0] \$8 ;
+  wire [8:0] \$82 ;
+  wire [18:0] \$9 ;
+  reg advance;
+  reg byte_ready;
+  reg [127:0] byte_row;
+  reg byte_valid;
+  output [9:0] c_rd__addr;
+  wire [9:0] c_rd__addr;
+  wire [127:0] c_rd__data;
+  wire [31:0] \c_rd__data[0] ;
+  wire [31:0] \c_rd__data[1] ;
+  wire [31:0] \c_rd__data[2] ;
+  wire [31:0] \c_rd__data[3] ;
+  wire c_rd__en;
+  wire [15:0] cols;
+  wire done;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  output finished;
+  wire finished;
+  input [1:0] flags__c_done;
+  wire [1:0] flags__c_done;
+  output [1:0] flags__c_release;
+  reg [1:0] flags__c_release;
+  reg [128:0] i__payload;
+  wire [127:0] \i__payload.c ;
+  wire [31:0] \i__payload.c[0] ;
+  wire [31:0] \i__payload.c[1] ;
+  wire [31:0] \i__payload.c[2] ;
+  wire [31:0] \i__payload.c[3] ;
+  wire \i__payload.last ;
+  wire i__ready;
+  reg i__valid;
+  wire [31:0] index;
+  output issue;
+  reg issue;
+  wire last_in_panel;
+  wire [2:0] level;
+  wire [30:0] multiplier;
+  wire [4:0] nbytes;
+  wire [32:0] o__payload;
+  wire [31:0] \o__payload.c ;
+  wire [7:0] \o__payload.c[0] ;
+  wire [7:0] \o__payload.c[1] ;
+  wire [7:0] \o__payload.c[2] ;
+  wire [7:0] \o__payload.c[3] ;
+  wire \o__payload.last ;
+  reg o__ready;
+  wire o__valid;
+  reg pending = 1'h0;
+  reg [15:0] r = 16'h0000;
+  wire [127:0] r_data;
+  wire [3:0] \r_data$64 ;
+  reg r_en;
+  reg \r_en$71 ;
+  wire r_rdy;
+  wire \r_rdy$52 ;
+  wire relu;
+  wire [4:0] remaining;
+  wire [15:0] rows;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg [1:0] s_beat = 2'h0;
+  wire [4:0] sent;
+  wire [4:0] shift;
+  wire step;
+  reg [31:0] store_c_addr = 32'd0;
+  reg [31:0] store_c_next;
+  reg [31:0] store_c_panel = 32'd0;
+  reg store_state = 1'h0;
+  wire [3:0] w_data;
+  input [127:0] \w_data$44 ;
+  wire [127:0] \w_data$44 ;
+  wire w_en;
+  (* init = 1'h0 *)
+  wire \w_en$46 ;
+  wire w_rdy;
+  output [99:0] wr_cmd__payload;
+  reg [99:0] wr_cmd__payload;
+  wire [31:0] \wr_cmd__payload.addr ;
+  wire [19:0] \wr_cmd__payload.row_bytes ;
+  wire [15:0] \wr_cmd__payload.rows ;
+  wire [31:0] \wr_cmd__payload.stride ;
+  input wr_cmd__ready;
+  wire wr_cmd__ready;
+  output wr_cmd__valid;
+  reg wr_cmd__valid;
+  output [70:0] wr_data__payload;
+  wire [70:0] wr_data__payload;
+  wire [3:0] \wr_data__payload.bytes ;
+  wire [63:0] \wr_data__payload.data ;
+  wire [7:0] \wr_data__payload.data[0] ;
+  wire [7:0] \wr_data__payload.data[1] ;
+  wire [7:0] \wr_data__payload.data[2] ;
+  wire [7:0] \wr_data__payload.data[3] ;
+  wire [7:0] \wr_data__payload.data[4] ;
+  wire [7:0] \wr_data__payload.data[5] ;
+  wire [7:0] \wr_data__payload.data[6] ;
+  wire [7:0] \wr_data__payload.data[7] ;
+  wire \wr_data__payload.end ;
+  wire \wr_data__payload.first ;
+  wire \wr_data__payload.last ;
+  input wr_data__ready;
+  wire wr_data__ready;
+  output wr_data__valid;
+  wire wr_data__valid;
+  wire [7:0] zero_point;
+  assign \$42  = \$40  & \$41 ;
+  assign \$43  = rows - 1'h1;
+  assign \$44  = r == \$43 ;
+  assign \$45  = r + 1'h1;
+  assign \$46  = wr_data__valid & wr_data__ready;
+  assign \$47  = \$25 [4:0] <= 4'h8;
+  assign \$48  = s_beat + 1'h1;
+  always @(posedge engine_clk)
+    store_c_panel <= \$49 ;
+  always @(posedge engine_clk)
+    store_c_addr <= \$50 ;
+  always @(posedge engine_clk)
+    store_state <= \$51 ;
+  always @(posedge engine_clk)
+    r <= \$52 ;
+  always @(posedge engine_clk)
+    pending <= \$53 ;
+  always @(posedge engine_clk)
+    s_beat <= \$54 ;
+  assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$2  = store_c_panel + \$1 ;
+  assign \$3  = store_c_addr + run__chunk_ldc;
+  assign \$4  = ~ done;
+  assign \$5  = run__running & \$4 ;
+  assign \$6  = flags__c_done >> index[0];
+  assign \$7  = \$5  & \$6 ;
+  assign \$9  = run__cmd[353] ? { 3'h0, cols } : \$8 ;
+  assign \$10  = level + pending;
+  assign \$11  = \$10  < 2'h3;
+  assign \$12  = \$11  & w_rdy;
+  assign \$13  = rows - 1'h1;
+  assign \$14  = r == \$13 ;
+  assign \$15  = index[0] * 10'h200;
+  assign \$16  = \$15  + r;
+  assign \$17  = ~ r_rdy;
+  assign \$18  = done & \$17 ;
+  assign \$19  = ~ issue;
+  assign finished = \$18  & \$19 ;
+  assign \$20  = rows - 1'h1;
+  assign \$21  = r == \$20 ;
+  assign \$23  = run__cmd[353] ? { 3'h0, \r_data$64 [2:0] } : \$22 ;
+  assign \$24  = s_beat * 4'h8;
+  assign \$25  = \$23 [4:0] - \$24 [4:0];
+  assign wr_data__valid = byte_valid & r_rdy;
+  assign \$82  = s_beat * 7'h40;
+  assign \$26  = byte_row >> \$82 ;
+  assign \$27  = \$25 [4:0] <= 4'h8;
+  assign \$28  = \$27  ? \$25 [4:0] : 5'h08;
+  assign \$29  = ! s_beat;
+  assign \$30  = \$25 [4:0] <= 4'h8;
+  assign \$31  = \$25 [4:0] <= 4'h8;
+  assign \$32  = \$31  & \r_data$64 [3];
+  assign \$33  = wr_data__valid & wr_data__ready;
+  assign \$34  = \$25 [4:0] <= 4'h8;
+  assign \$35  = ! store_state;
+  assign \$37  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$38  = store_c_panel + \$37 ;
+  assign \$39  = ~ done;
+  assign \$40  = run__running & \$39 ;
+  assign \$41  = flags__c_done >> index[0];
+  \accelerator.engine.store.requant  requant (
+    .en(i__ready),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .i__payload(i__payload),
+    .i__valid(i__valid),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(o__valid),
+    .\port$3327$354 (run__cmd[398:354])
+  );
+  \accelerator.engine.store.rowq  rowq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(level),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(\r_rdy$52 ),
+    .w_en(pending),
+    .w_port__data(\w_data$44 )
+  );
+  \accelerator.engine.store.store_walk  store_walk (
+    .advance(advance),
+    .chunk(run__chunk),
+    .cols(cols),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .index(index),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .rows(rows),
+    .run__cmd(run__cmd)
+  );
+  \accelerator.engine.store.tagq  tagq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .r_data(\r_data$64 ),
+    .r_en(\r_en$71 ),
+    .r_rdy(r_rdy),
+    .w_en(issue),
+    .w_port__data(w_data),
+    .w_rdy(w_rdy)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    store_c_next = store_c_addr;
+    if (run__restart) begin
+      store_c_next = run__cmd[95:64];
+    end else if (advance) begin
+      (* full_case = 32'd1 *)
+      if (last_in_panel) begin
+        store_c_next = \$2 [31:0];
+      end else begin
+        store_c_next = \$3 [31:0];
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    wr_cmd__valid = 1'h0;
+    casez (store_state)
+      1'h0:
+          if (\$7 ) begin
+            wr_cmd__valid = 1'h1;
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    wr_cmd__payload = 100'h0000000000000000000000000;
+    casez (store_state)
+      1'h0:
+          if (\$7 ) begin
+            wr_cmd__payload[31:0] = store_c_addr;
+            wr_cmd__payload[47:32] = rows;
+            wr_cmd__payload[67:48] = { 1'h0, \$9  };
+            wr_cmd__payload[99:68] = run__cmd[319:288];
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    issue = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          issue = \$12 ;
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    flags__c_release = 2'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            if (\$14 ) begin
+              (* full_case = 32'd1 *)
+              casez (index[0])
+                1'h0:
+                    flags__c_release[0] = 1'h1;
+                1'h1:
+                    flags__c_release[1] = 1'h1;
+              endcase
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    advance = 1'h0;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            if (\$14 ) begin
+              advance = 1'h1;
+            end
+          end
+    endcase
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    i__valid = 1'h0;
+    if (run__cmd[353]) begin
+      i__valid = \r_rdy$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    i__payload = 129'h000000000000000000000000000000000;
+    if (run__cmd[353]) begin
+      i__payload[127:0] = r_data;
+      i__payload[128] = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      r_en = i__ready;
+    end else begin
+      r_en = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
+    end else begin
+      byte_row = r_data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_valid = o__valid;
+    end else begin
+      byte_valid = \r_rdy$52 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    o__ready = 1'h0;
+    if (run__cmd[353]) begin
+      o__ready = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    byte_ready = 1'h0;
+    if (\$33 ) begin
+      if (\$34 ) begin
+        byte_ready = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \r_en$71  = 1'h0;
+    if (\$33 ) begin
+      if (\$34 ) begin
+        \r_en$71  = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$49  = store_c_panel;
+    if (run__restart) begin
+      \$49  = run__cmd[95:64];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$49  = \$38 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$49  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$50  = store_c_next;
+    if (engine_rst) begin
+      \$50  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$51  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$42 ) begin
+            if (wr_cmd__ready) begin
+              \$51  = 1'h1;
+            end
+          end
+      1'h1:
+          if (issue) begin
+            if (\$44 ) begin
+              \$51  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$51  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$52  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            (* full_case = 32'd1 *)
+            if (\$44 ) begin
+              \$52  = 16'h0000;
+            end else begin
+              \$52  = \$45 [15:0];
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$52  = 16'h0000;
+    end
+    if (engine_rst) begin
+      \$52  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$53  = issue;
+    if (engine_rst) begin
+      \$53  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$54  = s_beat;
+    if (\$46 ) begin
+      (* full_case = 32'd1 *)
+      if (\$47 ) begin
+        \$54  = 2'h0;
+      end else begin
+        \$54  = \$48 [1:0];
+      end
+    end
+    if (engine_rst) begin
+      \$54  = 2'h0;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign step = advance;
+  assign c_rd__en = issue;
+  assign w_en = issue;
+  assign c_rd__data = \w_data$44 ;
+  assign \w_en$46  = pending;
+  assign multiplier = run__cmd[385:355];
+  assign shift = run__cmd[390:386];
+  assign zero_point = run__cmd[398:391];
+  assign relu = run__cmd[354];
+  assign nbytes = \$23 [4:0];
+  assign sent = \$24 [4:0];
+  assign remaining = \$25 [4:0];
+  assign c_rd__addr = \$16 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \c_rd__data[0]  = \w_data$44 [31:0];
+  assign \c_rd__data[1]  = \w_data$44 [63:32];
+  assign \c_rd__data[2]  = \w_data$44 [95:64];
+  assign \c_rd__data[3]  = \w_data$44 [127:96];
+  assign \i__payload.c  = i__payload[127:0];
+  assign \i__payload.c[0]  = i__payload[31:0];
+  assign \i__payload.c[1]  = i__payload[63:32];
+  assign \i__payload.c[2]  = i__payload[95:64];
+  assign \i__payload.c[3]  = i__payload[127:96];
+  assign \i__payload.last  = i__payload[128];
+  assign \o__payload.c  = o__payload[31:0];
+  assign \o__payload.c[0]  = o__payload[7:0];
+  assign \o__payload.c[1]  = o__payload[15:8];
+  assign \o__payload.c[2]  = o__payload[23:16];
+  assign \o__payload.c[3]  = o__payload[31:24];
+  assign \o__payload.last  = o__payload[32];
+  assign \wr_data__payload.data  = wr_data__payload[63:0];
+  assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
+  assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
+  assign \wr_data__payload.data[2]  = wr_data__payload[23:16];
+  assign \wr_data__payload.data[3]  = wr_data__payload[31:24];
+  assign \wr_data__payload.data[4]  = wr_data__payload[39:32];
+  assign \wr_data__payload.data[5]  = wr_data__payload[47:40];
+  assign \wr_data__payload.data[6]  = wr_data__payload[55:48];
+  assign \wr_data__payload.data[7]  = wr_data__payload[63:56];
+  assign \wr_data__payload.bytes  = wr_data__payload[67:64];
+  assign \wr_data__payload.first  = wr_data__payload[68];
+  assign \wr_data__payload.last  = wr_data__payload[69];
+  assign \wr_data__payload.end  = wr_data__payload[70];
+  assign wr_data__payload[70] = \$32 ;
+  assign wr_data__payload[69] = \$30 ;
+  assign wr_data__payload[68] = \$29 ;
+  assign wr_data__payload[67:64] = \$28 [3:0];
+  assign wr_data__payload[63:0] = \$26 ;
+  assign w_data[3] = \$21 ;
+  assign w_data[2:0] = cols[2:0];
+  assign \$8  = { 1'h0, cols, 2'h0 };
+  assign \$22  = { 1'h0, \r_data$64 [2:0], 2'h0 };
+  assign \$36  = store_state;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
   wire \$100 ;
@@ -17580,8 +19356,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3018$354 ;
-  wire [44:0] \port$3018$354 ;
+  input [44:0] \port$3327$354 ;
+  wire [44:0] \port$3327$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -17656,13 +19432,13 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3018$354 [36:32];
-  assign lower = \port$3018$354 [0] ? \port$3018$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3327$354 [36:32];
+  assign lower = \port$3327$354 [0] ? \port$3327$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3018$354 [36:32];
+  assign \$11  = ! \port$3327$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -17677,8 +19453,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3018$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3018$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3327$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3327$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -17693,8 +19469,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3018$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3018$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3327$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3327$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -17709,8 +19485,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3018$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3018$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3327$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3327$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -17725,8 +19501,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3018$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3018$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3327$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3327$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -17862,7 +19638,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   always @(posedge engine_clk)
     skid_o_3 <= \$167 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$102  = s1_valid;
     if (en) begin
       \$102  = i__valid;
@@ -17872,14 +19648,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$103  = s1_last;
     if (en) begin
       \$103  = i__payload[128];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$104  = s2_valid;
     if (en) begin
       \$104  = s1_valid;
@@ -17889,14 +19665,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$105  = s2_last;
     if (en) begin
       \$105  = s1_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$106  = s3_valid;
     if (en) begin
       \$106  = s2_valid;
@@ -17906,14 +19682,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$107  = s3_last;
     if (en) begin
       \$107  = s2_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$108  = s4_valid;
     if (en) begin
       \$108  = s3_valid;
@@ -17923,14 +19699,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$109  = s4_last;
     if (en) begin
       \$109  = s3_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$110  = s5_valid;
     if (en) begin
       \$110  = s4_valid;
@@ -17940,14 +19716,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$111  = s5_last;
     if (en) begin
       \$111  = s4_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$112  = s6_valid;
     if (en) begin
       \$112  = s5_valid;
@@ -17957,14 +19733,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$113  = s6_last;
     if (en) begin
       \$113  = s5_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$114  = s7_valid;
     if (en) begin
       \$114  = s6_valid;
@@ -17974,14 +19750,14 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$115  = s7_last;
     if (en) begin
       \$115  = s6_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$116  = skid_valid;
     if (capture) begin
       \$116  = 1'h1;
@@ -17993,98 +19769,98 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$117  = skid_last;
     if (capture) begin
       \$117  = s7_last;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$118  = \$6 [30:0];
     if (engine_rst) begin
       \$118  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$119  = \$13 [30:0];
     if (engine_rst) begin
       \$119  = 31'h00000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$120  = s2_p0_0;
     if (en) begin
       \$120  = \$14 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$121  = s2_p1_0;
     if (en) begin
       \$121  = \$15 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$122  = s2_p2_0;
     if (en) begin
       \$122  = \$16 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$123  = s2_p3_0;
     if (en) begin
       \$123  = \$17 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$124  = s1_acc_0;
     if (en) begin
       \$124  = i__payload[31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3018$354 [31:1];
+      \$125  = \port$3327$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$126  = s3_p_0;
     if (en) begin
       \$126  = \$25 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$127  = s4_x_0;
     if (en) begin
       \$127  = \$28 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$128  = s5_t_0;
     if (en) begin
       \$128  = \$31 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$129  = s6_z_0;
     if (en) begin
       \$129  = \$33 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$130  = s7_o_0;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18098,84 +19874,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$131  = skid_o_0;
     if (capture) begin
       \$131  = s7_o_0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$132  = s2_p0_1;
     if (en) begin
       \$132  = \$36 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$133  = s2_p1_1;
     if (en) begin
       \$133  = \$37 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$134  = s2_p2_1;
     if (en) begin
       \$134  = \$38 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$135  = s2_p3_1;
     if (en) begin
       \$135  = \$39 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$136  = s1_acc_1;
     if (en) begin
       \$136  = i__payload[63:32];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3018$354 [31:1];
+      \$137  = \port$3327$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$138  = s3_p_1;
     if (en) begin
       \$138  = \$47 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$139  = s4_x_1;
     if (en) begin
       \$139  = \$50 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$140  = s5_t_1;
     if (en) begin
       \$140  = \$53 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$141  = s6_z_1;
     if (en) begin
       \$141  = \$55 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$142  = s7_o_1;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18189,84 +19965,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$143  = skid_o_1;
     if (capture) begin
       \$143  = s7_o_1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$144  = s2_p0_2;
     if (en) begin
       \$144  = \$58 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$145  = s2_p1_2;
     if (en) begin
       \$145  = \$59 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$146  = s2_p2_2;
     if (en) begin
       \$146  = \$60 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$147  = s2_p3_2;
     if (en) begin
       \$147  = \$61 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$148  = s1_acc_2;
     if (en) begin
       \$148  = i__payload[95:64];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3018$354 [31:1];
+      \$149  = \port$3327$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$150  = s3_p_2;
     if (en) begin
       \$150  = \$69 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$151  = s4_x_2;
     if (en) begin
       \$151  = \$72 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$152  = s5_t_2;
     if (en) begin
       \$152  = \$75 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$153  = s6_z_2;
     if (en) begin
       \$153  = \$77 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$154  = s7_o_2;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18280,84 +20056,84 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$155  = skid_o_2;
     if (capture) begin
       \$155  = s7_o_2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$156  = s2_p0_3;
     if (en) begin
       \$156  = \$80 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$157  = s2_p1_3;
     if (en) begin
       \$157  = \$81 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$158  = s2_p2_3;
     if (en) begin
       \$158  = \$82 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$159  = s2_p3_3;
     if (en) begin
       \$159  = \$83 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$160  = s1_acc_3;
     if (en) begin
       \$160  = i__payload[127:96];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3018$354 [31:1];
+      \$161  = \port$3327$354 [31:1];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$162  = s3_p_3;
     if (en) begin
       \$162  = \$91 [62:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$163  = s4_x_3;
     if (en) begin
       \$163  = \$94 [31:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$164  = s5_t_3;
     if (en) begin
       \$164  = \$97 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$165  = s6_z_3;
     if (en) begin
       \$165  = \$99 [32:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$166  = s7_o_3;
     if (en) begin
       (* full_case = 32'd1 *)
@@ -18371,7 +20147,7 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$167  = skid_o_3;
     if (capture) begin
       \$167  = s7_o_3;
@@ -18379,10 +20155,10 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3018$354 [36:32];
-  assign relu = \port$3018$354 [0];
-  assign zero_point = \port$3018$354 [44:37];
-  assign multiplier = \port$3018$354 [31:1];
+  assign shift = \port$3327$354 [36:32];
+  assign relu = \port$3327$354 [0];
+  assign zero_point = \port$3327$354 [44:37];
+  assign multiplier = \port$3327$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -18428,187 +20204,8 @@ module \accelerator.engine.requant (engine_rst, en, o__valid, i__valid, i__paylo
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.route (engine_rst, w_rdy, r_data, w_port__data, w_en, r_en, r_rdy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire [2:0] \$11 ;
-  wire [2:0] \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
-  wire [2:0] \$19 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire \$21 ;
-  wire \$22 ;
-  wire \$23 ;
-  wire \$24 ;
-  wire \$25 ;
-  wire [2:0] \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire \$29 ;
-  wire \$3 ;
-  reg [1:0] \$30 ;
-  reg [1:0] \$31 ;
-  reg [1:0] \$32 ;
-  reg \$33 ;
-  wire \$4 ;
-  wire [2:0] \$5 ;
-  wire [2:0] \$6 ;
-  wire \$7 ;
-  wire \$8 ;
-  wire \$9 ;
-  (* init = 2'h0 *)
-  wire [1:0] consume;
-  input engine_clk;
-  wire engine_clk;
-  input engine_rst;
-  wire engine_rst;
-  reg [1:0] inner_level = 2'h0;
-  wire inner_r_rdy;
-  wire [2:0] level;
-  (* init = 2'h0 *)
-  wire [1:0] produce;
-  output [2:0] r_data;
-  wire [2:0] r_data;
-  input r_en;
-  wire r_en;
-  wire [2:0] r_level;
-  reg [1:0] r_port__addr = 2'h0;
-  wire [2:0] r_port__data;
-  wire r_port__en;
-  output r_rdy;
-  reg r_rdy = 1'h0;
-  wire [2:0] w_data;
-  input w_en;
-  wire w_en;
-  wire [2:0] w_level;
-  reg [1:0] w_port__addr = 2'h0;
-  input [2:0] w_port__data;
-  wire [2:0] w_port__data;
-  wire w_port__en;
-  output w_rdy;
-  wire w_rdy;
-  reg [2:0] storage [2:0];
-  initial begin
-    storage[0] = 3'h0;
-    storage[1] = 3'h0;
-    storage[2] = 3'h0;
-  end
-  always @(posedge engine_clk) begin
-    if (w_port__en)
-      storage[w_port__addr] <= w_port__data;
-  end
-  reg [2:0] _0_;
-  always @(posedge engine_clk) begin
-    if (r_port__en) begin
-      _0_ <= storage[r_port__addr];
-    end
-  end
-  assign r_data = _0_;
-  assign w_rdy = inner_level != 2'h3;
-  assign inner_r_rdy = | inner_level;
-  assign w_port__en = w_rdy & w_en;
-  assign \$1  = ~ r_rdy;
-  assign \$2  = \$1  | r_en;
-  assign r_port__en = inner_r_rdy & \$2 ;
-  assign w_level = inner_level + r_rdy;
-  assign \$3  = w_rdy & w_en;
-  assign \$4  = w_port__addr == 2'h2;
-  assign \$5  = w_port__addr + 1'h1;
-  assign \$6  = \$4  ? 3'h0 : \$5 ;
-  assign \$7  = ~ r_rdy;
-  assign \$8  = \$7  | r_en;
-  assign \$9  = inner_r_rdy & \$8 ;
-  assign \$10  = r_port__addr == 2'h2;
-  assign \$11  = r_port__addr + 1'h1;
-  assign \$12  = \$10  ? 3'h0 : \$11 ;
-  assign \$13  = w_rdy & w_en;
-  assign \$14  = ~ r_rdy;
-  assign \$15  = \$14  | r_en;
-  assign \$16  = inner_r_rdy & \$15 ;
-  assign \$17  = ~ \$16 ;
-  assign \$18  = \$13  & \$17 ;
-  assign \$19  = inner_level + 1'h1;
-  assign \$20  = ~ r_rdy;
-  assign \$21  = \$20  | r_en;
-  assign \$22  = inner_r_rdy & \$21 ;
-  assign \$23  = w_rdy & w_en;
-  assign \$24  = ~ \$23 ;
-  assign \$25  = \$22  & \$24 ;
-  assign \$26  = inner_level - 1'h1;
-  assign \$27  = ~ r_rdy;
-  assign \$28  = \$27  | r_en;
-  assign \$29  = inner_r_rdy & \$28 ;
-  always @(posedge engine_clk)
-    w_port__addr <= \$30 ;
-  always @(posedge engine_clk)
-    r_port__addr <= \$31 ;
-  always @(posedge engine_clk)
-    inner_level <= \$32 ;
-  always @(posedge engine_clk)
-    r_rdy <= \$33 ;
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$30  = w_port__addr;
-    if (\$3 ) begin
-      \$30  = \$6 [1:0];
-    end
-    if (engine_rst) begin
-      \$30  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$31  = r_port__addr;
-    if (\$9 ) begin
-      \$31  = \$12 [1:0];
-    end
-    if (engine_rst) begin
-      \$31  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$32  = inner_level;
-    if (\$18 ) begin
-      \$32  = \$19 [1:0];
-    end
-    if (\$25 ) begin
-      \$32  = \$26 [1:0];
-    end
-    if (engine_rst) begin
-      \$32  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    \$33  = r_rdy;
-    if (\$29 ) begin
-      \$33  = 1'h1;
-    end else if (r_en) begin
-      \$33  = 1'h0;
-    end
-    if (engine_rst) begin
-      \$33  = 1'h0;
-    end
-  end
-  assign level = w_level;
-  assign r_level = w_level;
-  assign produce = w_port__addr;
-  assign w_data = w_port__data;
-  assign consume = r_port__addr;
-  assign r_port__data = r_data;
-endmodule
-
-(* generator = "Amaranth" *)
-module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
+module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, r_en, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -18692,7 +20289,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -18702,7 +20299,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -18712,7 +20309,7 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$48 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -18733,107 +20330,136 @@ module \accelerator.engine.rowq (engine_rst, w_port__data, r_rdy, r_data, r_en, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.setup_mul (engine_rst, start, a, b, addend, result, busy, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
-  reg [15:0] \$10 ;
-  reg \$11 ;
-  wire \$2 ;
-  wire [49:0] \$3 ;
-  wire [49:0] \$4 ;
-  wire [15:0] \$5 ;
-  wire [15:0] \$6 ;
-  wire \$7 ;
-  reg [48:0] \$8 ;
-  reg [48:0] \$9 ;
-  input [15:0] a;
-  wire [15:0] a;
-  input [33:0] addend;
-  wire [33:0] addend;
-  input [31:0] b;
-  wire [31:0] b;
-  output busy;
-  reg busy = 1'h0;
+  reg \$2 ;
+  input advance;
+  wire advance;
+  wire \advance$8 ;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
+  output [15:0] cols;
+  wire [15:0] cols;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  reg [48:0] multiplicand = 49'h0000000000000;
-  reg [15:0] multiplier = 16'h0000;
-  output [48:0] result;
-  reg [48:0] result = 49'h0000000000000;
-  input start;
-  wire start;
-  assign \$1  = ~ busy;
-  assign \$2  = start & \$1 ;
-  assign \$3  = result + multiplicand;
-  assign \$7  = | \$6 ;
+  wire first_in_panel;
+  wire \first_in_panel$20 ;
+  output [31:0] index;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  wire last;
+  wire \last$24 ;
+  output last_in_panel;
+  wire last_in_panel;
+  wire \last_in_panel$22 ;
+  wire [15:0] m;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
+  output [15:0] rows;
+  wire [15:0] rows;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  wire step;
+  assign \$1  = advance & last;
   always @(posedge engine_clk)
-    result <= \$8 ;
-  always @(posedge engine_clk)
-    multiplicand <= \$9 ;
-  always @(posedge engine_clk)
-    multiplier <= \$10 ;
-  always @(posedge engine_clk)
-    busy <= \$11 ;
+    done <= \$2 ;
+  \accelerator.engine.store.store_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$8  = result;
-    if (\$2 ) begin
-      \$8  = { 15'h0000, addend };
-    end else if (busy) begin
-      if (multiplier[0]) begin
-        \$8  = \$3 [48:0];
-      end
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$2  = done;
+    if (\$1 ) begin
+      \$2  = 1'h1;
+    end
+    if (restart) begin
+      \$2  = 1'h0;
     end
     if (engine_rst) begin
-      \$8  = 49'h0000000000000;
+      \$2  = 1'h0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = multiplicand;
-    if (\$2 ) begin
-      \$9  = { 17'h00000, b };
-    end else if (busy) begin
-      \$9  = \$4 [48:0];
-    end
-    if (engine_rst) begin
-      \$9  = 49'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = multiplier;
-    if (\$2 ) begin
-      \$10  = a;
-    end else if (busy) begin
-      \$10  = \$5 ;
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = busy;
-    if (\$2 ) begin
-      \$11  = 1'h1;
-    end else if (busy) begin
-      \$11  = \$7 ;
-    end
-    if (engine_rst) begin
-      \$11  = 1'h0;
-    end
-  end
-  assign \$4  = { multiplicand, 1'h0 };
-  assign \$5  = { 1'h0, multiplier[15:1] };
-  assign \$6  = { 1'h0, multiplier[15:1] };
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign step = advance;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, last, advance, restart, m, n, chunk, index, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
+module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -18849,6 +20475,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
+  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
   output [15:0] cols;
   wire [15:0] cols;
@@ -18857,6 +20484,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
+  output first_in_panel;
   wire first_in_panel;
   output [31:0] index;
   reg [31:0] index = 32'd0;
@@ -18870,6 +20498,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   wire [15:0] n;
   input restart;
   wire restart;
+  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
   output [15:0] rows;
   wire [15:0] rows;
@@ -18894,7 +20523,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -18911,7 +20540,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -18925,7 +20554,7 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -18941,8 +20570,8 @@ module \accelerator.engine.store_walk (engine_rst, rows, cols, last_in_panel, la
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
+module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19038,7 +20667,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [3:0];
@@ -19048,7 +20677,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [3:0];
@@ -19058,7 +20687,7 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$51 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [4:0];
@@ -19079,8 +20708,683 @@ module \accelerator.engine.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance, restart, m, n, chunk, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
+module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue, b_rd__addr, weights__valid, weights__payload, b_rd__data, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, flags__b_used, flags__b_full, flags__b_use, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
+  wire \$1 ;
+  wire [10:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [7:0] \$12 ;
+  wire [7:0] \$13 ;
+  wire [7:0] \$14 ;
+  wire [7:0] \$15 ;
+  wire \$16 ;
+  wire [32:0] \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire [32:0] \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [32:0] \$28 ;
+  wire [32:0] \$29 ;
+  wire \$3 ;
+  wire [3:0] \$30 ;
+  wire [32:0] \$31 ;
+  reg \$32 ;
+  reg \$33 ;
+  reg [2:0] \$34 ;
+  reg [31:0] \$35 ;
+  reg [31:0] \$36 ;
+  reg \$37 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [3:0] \$8 ;
+  wire \$9 ;
+  output [9:0] b_rd__addr;
+  wire [9:0] b_rd__addr;
+  input [31:0] b_rd__data;
+  wire [31:0] b_rd__data;
+  wire [7:0] \b_rd__data[0] ;
+  wire [7:0] \b_rd__data[1] ;
+  wire [7:0] \b_rd__data[2] ;
+  wire [7:0] \b_rd__data[3] ;
+  wire b_rd__en;
+  wire done;
+  wire \done$19 ;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  input [1:0] flags__b_full;
+  wire [1:0] flags__b_full;
+  output [1:0] flags__b_use;
+  reg [1:0] flags__b_use;
+  input [1:0] flags__b_used;
+  wire [1:0] flags__b_used;
+  wire k_last;
+  wire [31:0] k_len;
+  wire last_in_panel;
+  wire [2:0] level;
+  wire [31:0] r_data;
+  input r_en;
+  wire r_en;
+  wire r_rdy;
+  input [15:0] run__chunk;
+  wire [15:0] run__chunk;
+  wire [15:0] \run__chunk$1 ;
+  input [31:0] run__chunk_lda;
+  wire [31:0] run__chunk_lda;
+  wire [31:0] \run__chunk_lda$3 ;
+  input [31:0] run__chunk_ldc;
+  wire [31:0] run__chunk_ldc;
+  wire [31:0] \run__chunk_ldc$5 ;
+  input [31:0] run__chunk_ldcin;
+  wire [31:0] run__chunk_ldcin;
+  wire [31:0] \run__chunk_ldcin$7 ;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [398:0] \run__cmd$9 ;
+  wire [31:0] \run__cmd$9.a_addr ;
+  wire \run__cmd$9.accumulate ;
+  wire [31:0] \run__cmd$9.b_addr ;
+  wire [31:0] \run__cmd$9.c_addr ;
+  wire [31:0] \run__cmd$9.cin_addr ;
+  wire [31:0] \run__cmd$9.k ;
+  wire [31:0] \run__cmd$9.lda ;
+  wire [31:0] \run__cmd$9.ldb ;
+  wire [31:0] \run__cmd$9.ldc ;
+  wire [31:0] \run__cmd$9.ldcin ;
+  wire [31:0] \run__cmd$9.m ;
+  wire [31:0] \run__cmd$9.n ;
+  wire \run__cmd$9.relu ;
+  wire \run__cmd$9.requant ;
+  wire [30:0] \run__cmd$9.rq_mult ;
+  wire [4:0] \run__cmd$9.rq_shift ;
+  wire [7:0] \run__cmd$9.rq_zp ;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  input run__restart;
+  wire run__restart;
+  wire \run__restart$11 ;
+  input run__running;
+  wire run__running;
+  wire \run__running$13 ;
+  input run__split;
+  wire run__split;
+  wire \run__split$15 ;
+  input [15:0] run__words;
+  wire [15:0] run__words;
+  wire [15:0] \run__words$17 ;
+  reg step;
+  reg w_bpar = 1'h0;
+  wire [31:0] w_data;
+  (* init = 1'h0 *)
+  wire w_en;
+  output w_issue;
+  wire w_issue;
+  reg [31:0] w_k = 32'd0;
+  reg [31:0] w_kr = 32'd0;
+  reg w_pending = 1'h0;
+  reg [2:0] w_r = 3'h0;
+  reg w_zero = 1'h0;
+  output [31:0] weights__payload;
+  wire [31:0] weights__payload;
+  wire [31:0] \weights__payload.w ;
+  wire [7:0] \weights__payload.w[0] ;
+  wire [7:0] \weights__payload.w[1] ;
+  wire [7:0] \weights__payload.w[2] ;
+  wire [7:0] \weights__payload.w[3] ;
+  wire weights__ready;
+  output weights__valid;
+  wire weights__valid;
+  assign \$1  = ~ done;
+  assign \$2  = run__running & \$1 ;
+  assign \$3  = flags__b_full >> w_bpar;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = flags__b_used >> w_bpar;
+  assign \$6  = ~ \$5 ;
+  assign \$7  = \$4  & \$6 ;
+  assign \$8  = level + w_pending;
+  assign \$9  = \$8  < 2'h3;
+  assign w_issue = \$7  & \$9 ;
+  assign \$10  = w_bpar * 10'h200;
+  assign \$11  = \$10  + w_k;
+  assign \$12  = w_zero ? 8'h00 : b_rd__data[7:0];
+  assign \$13  = w_zero ? 8'h00 : b_rd__data[15:8];
+  assign \$14  = w_zero ? 8'h00 : b_rd__data[23:16];
+  assign \$15  = w_zero ? 8'h00 : b_rd__data[31:24];
+  assign \$16  = w_r == 2'h3;
+  assign \$17  = w_kr + 3'h4;
+  assign \$18  = \$17  >= k_len;
+  assign \$19  = last_in_panel & k_last;
+  assign \$20  = run__split | \$19 ;
+  assign \$21  = w_k >= k_len;
+  assign \$22  = w_r == 2'h3;
+  assign \$23  = w_kr + 3'h4;
+  assign \$24  = \$23  >= k_len;
+  assign \$25  = last_in_panel & k_last;
+  assign \$26  = run__split | \$25 ;
+  assign \$27  = ~ w_bpar;
+  assign \$28  = w_kr + 3'h4;
+  assign \$29  = w_k + 1'h1;
+  assign \$30  = w_r + 1'h1;
+  assign \$31  = w_k + 1'h1;
+  always @(posedge engine_clk)
+    w_pending <= \$32 ;
+  always @(posedge engine_clk)
+    w_zero <= \$33 ;
+  always @(posedge engine_clk)
+    w_r <= \$34 ;
+  always @(posedge engine_clk)
+    w_kr <= \$35 ;
+  always @(posedge engine_clk)
+    w_k <= \$36 ;
+  always @(posedge engine_clk)
+    w_bpar <= \$37 ;
+  \accelerator.engine.weight_feeder.weight_walk  weight_walk (
+    .chunk(run__chunk),
+    .done(done),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .k_last(k_last),
+    .k_len(k_len),
+    .last_in_panel(last_in_panel),
+    .restart(run__restart),
+    .run__cmd(run__cmd),
+    .step(step)
+  );
+  \accelerator.engine.weight_feeder.wq  wq (
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .level(level),
+    .r_data(weights__payload),
+    .r_en(r_en),
+    .r_rdy(weights__valid),
+    .w_en(w_pending),
+    .w_port__data(w_data)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    step = 1'h0;
+    if (w_issue) begin
+      if (\$16 ) begin
+        if (\$18 ) begin
+          step = 1'h1;
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    flags__b_use = 2'h0;
+    if (w_issue) begin
+      if (\$16 ) begin
+        if (\$18 ) begin
+          if (\$20 ) begin
+            (* full_case = 32'd1 *)
+            casez (w_bpar)
+              1'h0:
+                  flags__b_use[0] = 1'h1;
+              1'h1:
+                  flags__b_use[1] = 1'h1;
+            endcase
+          end
+        end
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$32  = w_issue;
+    if (engine_rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$33  = w_zero;
+    if (w_issue) begin
+      \$33  = \$21 ;
+    end
+    if (engine_rst) begin
+      \$33  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$34  = w_r;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$22 ) begin
+        \$34  = 3'h0;
+      end else begin
+        \$34  = \$30 [2:0];
+      end
+    end
+    if (run__restart) begin
+      \$34  = 3'h0;
+    end
+    if (engine_rst) begin
+      \$34  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$35  = w_kr;
+    if (w_issue) begin
+      if (\$22 ) begin
+        (* full_case = 32'd1 *)
+        if (\$24 ) begin
+          \$35  = 32'd0;
+        end else begin
+          \$35  = \$28 [31:0];
+        end
+      end
+    end
+    if (run__restart) begin
+      \$35  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$35  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$36  = w_k;
+    if (w_issue) begin
+      (* full_case = 32'd1 *)
+      if (\$22 ) begin
+        (* full_case = 32'd1 *)
+        if (\$24 ) begin
+          \$36  = 32'd0;
+        end else begin
+          \$36  = \$29 [31:0];
+        end
+      end else begin
+        \$36  = \$31 [31:0];
+      end
+    end
+    if (run__restart) begin
+      \$36  = 32'd0;
+    end
+    if (engine_rst) begin
+      \$36  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$52 ) begin end
+    \$37  = w_bpar;
+    if (w_issue) begin
+      if (\$22 ) begin
+        if (\$24 ) begin
+          if (\$26 ) begin
+            \$37  = \$27 ;
+          end
+        end
+      end
+    end
+    if (run__restart) begin
+      \$37  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$37  = 1'h0;
+    end
+  end
+  assign \run__chunk$1  = run__chunk;
+  assign \run__chunk_lda$3  = run__chunk_lda;
+  assign \run__chunk_ldc$5  = run__chunk_ldc;
+  assign \run__chunk_ldcin$7  = run__chunk_ldcin;
+  assign \run__cmd$9  = run__cmd;
+  assign \run__restart$11  = run__restart;
+  assign \run__running$13  = run__running;
+  assign \run__split$15  = run__split;
+  assign \run__words$17  = run__words;
+  assign \done$19  = done;
+  assign r_rdy = weights__valid;
+  assign r_data = weights__payload;
+  assign weights__ready = r_en;
+  assign b_rd__en = w_issue;
+  assign w_en = w_pending;
+  assign b_rd__addr = \$11 [9:0];
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+  assign \run__cmd$9.a_addr  = run__cmd[31:0];
+  assign \run__cmd$9.b_addr  = run__cmd[63:32];
+  assign \run__cmd$9.c_addr  = run__cmd[95:64];
+  assign \run__cmd$9.cin_addr  = run__cmd[127:96];
+  assign \run__cmd$9.m  = run__cmd[159:128];
+  assign \run__cmd$9.k  = run__cmd[191:160];
+  assign \run__cmd$9.n  = run__cmd[223:192];
+  assign \run__cmd$9.lda  = run__cmd[255:224];
+  assign \run__cmd$9.ldb  = run__cmd[287:256];
+  assign \run__cmd$9.ldc  = run__cmd[319:288];
+  assign \run__cmd$9.ldcin  = run__cmd[351:320];
+  assign \run__cmd$9.accumulate  = run__cmd[352];
+  assign \run__cmd$9.requant  = run__cmd[353];
+  assign \run__cmd$9.relu  = run__cmd[354];
+  assign \run__cmd$9.rq_mult  = run__cmd[385:355];
+  assign \run__cmd$9.rq_shift  = run__cmd[390:386];
+  assign \run__cmd$9.rq_zp  = run__cmd[398:391];
+  assign \weights__payload.w  = weights__payload;
+  assign \weights__payload.w[0]  = weights__payload[7:0];
+  assign \weights__payload.w[1]  = weights__payload[15:8];
+  assign \weights__payload.w[2]  = weights__payload[23:16];
+  assign \weights__payload.w[3]  = weights__payload[31:24];
+  assign \b_rd__data[0]  = b_rd__data[7:0];
+  assign \b_rd__data[1]  = b_rd__data[15:8];
+  assign \b_rd__data[2]  = b_rd__data[23:16];
+  assign \b_rd__data[3]  = b_rd__data[31:24];
+  assign w_data[31:24] = \$15 ;
+  assign w_data[23:16] = \$14 ;
+  assign w_data[15:8] = \$13 ;
+  assign w_data[7:0] = \$12 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, k_last, k_len, done, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
+  wire \$1 ;
+  wire [31:0] \$10 ;
+  wire [32:0] \$11 ;
+  wire [32:0] \$12 ;
+  wire [32:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire \$15 ;
+  wire [32:0] \$16 ;
+  wire \$17 ;
+  wire [32:0] \$18 ;
+  wire [32:0] \$19 ;
+  wire \$2 ;
+  wire [32:0] \$20 ;
+  wire \$21 ;
+  wire [32:0] \$22 ;
+  wire [32:0] \$23 ;
+  wire [33:0] \$24 ;
+  wire \$25 ;
+  reg [31:0] \$26 ;
+  reg [31:0] \$27 ;
+  reg \$28 ;
+  reg [31:0] \$29 ;
+  wire [32:0] \$3 ;
+  reg [31:0] \$30 ;
+  reg \$31 ;
+  wire \$4 ;
+  wire \$5 ;
+  wire \$6 ;
+  wire \$7 ;
+  wire [31:0] \$8 ;
+  wire \$9 ;
+  wire advance;
+  wire \advance$8 ;
+  input [15:0] chunk;
+  wire [15:0] chunk;
+  wire [15:0] col0;
+  wire [15:0] \col0$18 ;
+  wire [15:0] cols;
+  wire [15:0] \cols$14 ;
+  output done;
+  reg done = 1'h0;
+  input engine_clk;
+  wire engine_clk;
+  input engine_rst;
+  wire engine_rst;
+  wire first_in_panel;
+  wire \first_in_panel$20 ;
+  wire [31:0] index;
+  wire [31:0] \index$10 ;
+  output k_last;
+  reg k_last = 1'h1;
+  output [31:0] k_len;
+  reg [31:0] k_len = 32'd0;
+  reg [31:0] k_len_m1 = 32'd0;
+  reg [31:0] kc0 = 32'd0;
+  reg [31:0] kc0_next;
+  wire last;
+  wire \last$24 ;
+  output last_in_panel;
+  wire last_in_panel;
+  wire \last_in_panel$22 ;
+  reg [31:0] left = 32'd0;
+  wire [15:0] m;
+  wire [15:0] n;
+  input restart;
+  wire restart;
+  wire [15:0] row0;
+  wire [15:0] \row0$16 ;
+  wire [15:0] rows;
+  wire [15:0] \rows$12 ;
+  wire [15:0] run__chunk;
+  input [398:0] run__cmd;
+  wire [398:0] run__cmd;
+  wire [31:0] \run__cmd.a_addr ;
+  wire \run__cmd.accumulate ;
+  wire [31:0] \run__cmd.b_addr ;
+  wire [31:0] \run__cmd.c_addr ;
+  wire [31:0] \run__cmd.cin_addr ;
+  wire [31:0] \run__cmd.k ;
+  wire [31:0] \run__cmd.lda ;
+  wire [31:0] \run__cmd.ldb ;
+  wire [31:0] \run__cmd.ldc ;
+  wire [31:0] \run__cmd.ldcin ;
+  wire [31:0] \run__cmd.m ;
+  wire [31:0] \run__cmd.n ;
+  wire \run__cmd.relu ;
+  wire \run__cmd.requant ;
+  wire [30:0] \run__cmd.rq_mult ;
+  wire [4:0] \run__cmd.rq_shift ;
+  wire [7:0] \run__cmd.rq_zp ;
+  wire run__restart;
+  input step;
+  wire step;
+  assign advance = step & k_last;
+  assign \$1  = step & k_last;
+  assign \$2  = restart | \$1 ;
+  assign \$3  = kc0 + 10'h200;
+  assign \$4  = step & k_last;
+  assign \$5  = restart | \$4 ;
+  assign \$6  = run__cmd[191:160] <= 10'h200;
+  assign \$7  = run__cmd[191:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
+  assign \$9  = run__cmd[191:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$11  = \$10  - 1'h1;
+  assign \$12  = kc0 + 10'h200;
+  assign \$13  = left - 10'h200;
+  assign \$14  = left - 10'h200;
+  assign \$15  = $signed(\$14 ) <= $signed(11'h200);
+  assign \$16  = left - 10'h200;
+  assign \$17  = $signed(\$16 ) < $signed(11'h200);
+  assign \$18  = left - 10'h200;
+  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$20  = left - 10'h200;
+  assign \$21  = $signed(\$20 ) < $signed(11'h200);
+  assign \$22  = left - 10'h200;
+  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$24  = $signed(\$23 ) - $signed(2'h1);
+  assign \$25  = advance & last;
+  always @(posedge engine_clk)
+    kc0 <= \$26 ;
+  always @(posedge engine_clk)
+    left <= \$27 ;
+  always @(posedge engine_clk)
+    k_last <= \$28 ;
+  always @(posedge engine_clk)
+    k_len <= \$29 ;
+  always @(posedge engine_clk)
+    k_len_m1 <= \$30 ;
+  always @(posedge engine_clk)
+    done <= \$31 ;
+  \accelerator.engine.weight_feeder.weight_walk.chunks  chunks (
+    .advance(advance),
+    .chunk(chunk),
+    .col0(col0),
+    .cols(cols),
+    .engine_clk(engine_clk),
+    .engine_rst(engine_rst),
+    .first_in_panel(first_in_panel),
+    .index(index),
+    .last(last),
+    .last_in_panel(last_in_panel),
+    .m(run__cmd[143:128]),
+    .n(run__cmd[207:192]),
+    .restart(restart),
+    .row0(row0),
+    .rows(rows)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    kc0_next = kc0;
+    if (\$2 ) begin
+      kc0_next = 32'd0;
+    end else if (step) begin
+      kc0_next = \$3 [31:0];
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$26  = kc0;
+    if (\$5 ) begin
+      \$26  = 32'd0;
+    end else if (step) begin
+      \$26  = \$12 [31:0];
+    end
+    if (engine_rst) begin
+      \$26  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$27  = left;
+    if (\$5 ) begin
+      \$27  = run__cmd[191:160];
+    end else if (step) begin
+      \$27  = \$13 [31:0];
+    end
+    if (engine_rst) begin
+      \$27  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$28  = k_last;
+    if (\$5 ) begin
+      \$28  = \$6 ;
+    end else if (step) begin
+      \$28  = \$15 ;
+    end
+    if (engine_rst) begin
+      \$28  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$29  = k_len;
+    if (\$5 ) begin
+      \$29  = \$8 ;
+    end else if (step) begin
+      \$29  = \$19 [31:0];
+    end
+    if (engine_rst) begin
+      \$29  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$30  = k_len_m1;
+    if (\$5 ) begin
+      \$30  = \$11 [31:0];
+    end else if (step) begin
+      \$30  = \$24 [31:0];
+    end
+    if (engine_rst) begin
+      \$30  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
+    \$31  = done;
+    if (\$25 ) begin
+      \$31  = 1'h1;
+    end
+    if (restart) begin
+      \$31  = 1'h0;
+    end
+    if (engine_rst) begin
+      \$31  = 1'h0;
+    end
+  end
+  assign m = run__cmd[143:128];
+  assign n = run__cmd[207:192];
+  assign run__chunk = chunk;
+  assign run__restart = restart;
+  assign \advance$8  = advance;
+  assign \index$10  = index;
+  assign \rows$12  = rows;
+  assign \cols$14  = cols;
+  assign \row0$16  = row0;
+  assign \col0$18  = col0;
+  assign \first_in_panel$20  = first_in_panel;
+  assign \last_in_panel$22  = last_in_panel;
+  assign \last$24  = last;
+  assign \run__cmd.a_addr  = run__cmd[31:0];
+  assign \run__cmd.b_addr  = run__cmd[63:32];
+  assign \run__cmd.c_addr  = run__cmd[95:64];
+  assign \run__cmd.cin_addr  = run__cmd[127:96];
+  assign \run__cmd.m  = run__cmd[159:128];
+  assign \run__cmd.k  = run__cmd[191:160];
+  assign \run__cmd.n  = run__cmd[223:192];
+  assign \run__cmd.lda  = run__cmd[255:224];
+  assign \run__cmd.ldb  = run__cmd[287:256];
+  assign \run__cmd.ldc  = run__cmd[319:288];
+  assign \run__cmd.ldcin  = run__cmd[351:320];
+  assign \run__cmd.accumulate  = run__cmd[352];
+  assign \run__cmd.requant  = run__cmd[353];
+  assign \run__cmd.relu  = run__cmd[354];
+  assign \run__cmd.rq_mult  = run__cmd[385:355];
+  assign \run__cmd.rq_shift  = run__cmd[390:386];
+  assign \run__cmd.rq_zp  = run__cmd[398:391];
+endmodule
+
+(* generator = "Amaranth" *)
+module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
   wire \$1 ;
   reg [15:0] \$10 ;
   reg [31:0] \$11 ;
@@ -19096,14 +21400,18 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
+  output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  output [15:0] cols;
   wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
+  output first_in_panel;
   wire first_in_panel;
+  output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
   wire last;
@@ -19115,7 +21423,9 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
   wire [15:0] n;
   input restart;
   wire restart;
+  output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  output [15:0] rows;
   wire [15:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
@@ -19138,7 +21448,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
   always @(posedge engine_clk)
     index <= \$11 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$9  = row0;
     if (restart) begin
       \$9  = 16'h0000;
@@ -19155,7 +21465,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$10  = col0;
     if (restart) begin
       \$10  = 16'h0000;
@@ -19169,7 +21479,7 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
     \$11  = index;
     if (restart) begin
       \$11  = 32'd0;
@@ -19185,8 +21495,8 @@ module \accelerator.engine.weight_walk (engine_rst, last_in_panel, last, advance
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
+module \accelerator.engine.weight_feeder.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_en, level, engine_clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$55  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -19270,7 +21580,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
   always @(posedge engine_clk)
     level <= \$17 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$15  = w_port__addr;
     if (\$1 ) begin
       \$15  = \$2 [1:0];
@@ -19280,7 +21590,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$16  = r_port__addr;
     if (\$3 ) begin
       \$16  = \$4 [1:0];
@@ -19290,7 +21600,7 @@ module \accelerator.engine.wq (engine_rst, r_en, r_rdy, r_data, w_port__data, w_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$55 ) begin end
     \$17  = level;
     if (\$8 ) begin
       \$17  = \$9 [2:0];
@@ -19314,7 +21624,7 @@ endmodule
 module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil__wvalid, s_axil__bready, s_axil__araddr, s_axil__arvalid, s_axil__rready, clk, rst, busy, set_done, irq, s_axil__awready, s_axil__wready, s_axil__arready, s_axil__bvalid, s_axil__bresp, start, abort, mode
 , a_addr, b_addr, c_addr, cin_addr, m, k, n, lda, ldb, ldc, ldcin, rq_mult, rq_shift, rq_zp, s_axil__rvalid, s_axil__rresp, s_axil__rdata, error_code, cycles, mac_cycles, stall_load
 , stall_store, dma_rd_bytes, dma_wr_bytes, s_axil__awaddr);
-  reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
+  reg \$auto$verilog_backend.cc:2355:dump_module$56  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
@@ -20574,7 +22884,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   assign \$417  = \$384  & { \$416 , \$415 , \$414 , \$413 , \$412 , \$411 , \$410 , \$409 , \$408 , \$407 , \$406 , \$405 , \$404 , \$403 , \$402 , \$401 , \$400 , \$399 , \$398 , \$397 , \$396 , \$395 , \$394 , \$393 , \$392 , \$391 , \$390 , \$389 , \$388 , \$387 , \$386 , \$385  };
   assign \$418  = \$377  | \$417 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$545  = aw_full;
     if (\$9 ) begin
       \$545  = 1'h1;
@@ -20587,7 +22897,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$546  = aw_index;
     if (\$9 ) begin
       \$546  = s_axil__awaddr[6:2];
@@ -20597,7 +22907,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$547  = aw_mapped;
     if (\$9 ) begin
       \$547  = \$22 ;
@@ -20607,7 +22917,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$548  = w_full;
     if (\$23 ) begin
       \$548  = 1'h1;
@@ -20620,7 +22930,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$549  = w_data;
     if (\$23 ) begin
       \$549  = s_axil__wdata;
@@ -20630,7 +22940,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$550  = w_strb;
     if (\$23 ) begin
       \$550  = s_axil__wstrb;
@@ -20640,7 +22950,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$551  = s_axil__bvalid;
     if (\$24 ) begin
       \$551  = 1'h0;
@@ -20653,7 +22963,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$552  = s_axil__bresp;
     if (do_write) begin
       \$552  = \$25 ;
@@ -20663,21 +22973,21 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$553  = \$35 ;
     if (rst) begin
       \$553  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$554  = \$40 ;
     if (rst) begin
       \$554  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$555  = mode;
     if (\$44 ) begin
       \$555 [3:0] = w_data[3:0];
@@ -20687,7 +22997,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$556  = a_addr;
     if (\$48 ) begin
       \$556 [7:0] = w_data[7:0];
@@ -20706,7 +23016,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$557  = b_addr;
     if (\$64 ) begin
       \$557 [7:0] = w_data[7:0];
@@ -20725,7 +23035,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$558  = c_addr;
     if (\$80 ) begin
       \$558 [7:0] = w_data[7:0];
@@ -20744,7 +23054,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$559  = cin_addr;
     if (\$96 ) begin
       \$559 [7:0] = w_data[7:0];
@@ -20763,7 +23073,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$560  = m;
     if (\$112 ) begin
       \$560 [7:0] = w_data[7:0];
@@ -20782,7 +23092,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$561  = k;
     if (\$128 ) begin
       \$561 [7:0] = w_data[7:0];
@@ -20801,7 +23111,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$562  = n;
     if (\$144 ) begin
       \$562 [7:0] = w_data[7:0];
@@ -20820,7 +23130,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$563  = lda;
     if (\$160 ) begin
       \$563 [7:0] = w_data[7:0];
@@ -20839,7 +23149,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$564  = ldb;
     if (\$176 ) begin
       \$564 [7:0] = w_data[7:0];
@@ -20858,7 +23168,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$565  = ldc;
     if (\$192 ) begin
       \$565 [7:0] = w_data[7:0];
@@ -20877,7 +23187,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$566  = ldcin;
     if (\$208 ) begin
       \$566 [7:0] = w_data[7:0];
@@ -20896,7 +23206,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$567  = rq_mult;
     if (\$224 ) begin
       \$567 [7:0] = w_data[7:0];
@@ -20915,7 +23225,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$568  = rq_shift;
     if (\$240 ) begin
       \$568 [4:0] = w_data[4:0];
@@ -20925,7 +23235,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$569  = rq_zp;
     if (\$244 ) begin
       \$569 [7:0] = w_data[7:0];
@@ -20935,7 +23245,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$570  = done;
     if (clear_done) begin
       \$570  = 1'h0;
@@ -20951,7 +23261,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$571  = error;
     if (\$245 ) begin
       \$571  = 8'h00;
@@ -20964,7 +23274,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$572  = s_axil__rvalid;
     if (\$246 ) begin
       \$572  = 1'h0;
@@ -20977,7 +23287,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$573  = s_axil__rresp;
     if (\$247 ) begin
       \$573  = \$261 ;
@@ -20987,7 +23297,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$574  = s_axil__rdata;
     if (\$247 ) begin
       \$574  = \$541 ;

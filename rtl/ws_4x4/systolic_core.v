@@ -101,49 +101,49 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg [2:0] \$95 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$100 ;
-  wire [7:0] \a_in$120 ;
-  wire [7:0] \a_in$140 ;
+  wire [7:0] \a_in$116 ;
+  wire [7:0] \a_in$136 ;
   wire [7:0] \a_in$159 ;
-  wire [7:0] \a_in$177 ;
-  wire [7:0] \a_in$199 ;
-  wire [7:0] \a_in$221 ;
+  wire [7:0] \a_in$173 ;
+  wire [7:0] \a_in$195 ;
+  wire [7:0] \a_in$217 ;
   wire [7:0] \a_in$242 ;
-  wire [7:0] \a_in$260 ;
-  wire [7:0] \a_in$282 ;
-  wire [7:0] \a_in$304 ;
+  wire [7:0] \a_in$256 ;
+  wire [7:0] \a_in$278 ;
+  wire [7:0] \a_in$300 ;
   wire [7:0] \a_in$325 ;
-  wire [7:0] \a_in$343 ;
-  wire [7:0] \a_in$365 ;
-  wire [7:0] \a_in$387 ;
+  wire [7:0] \a_in$339 ;
+  wire [7:0] \a_in$361 ;
+  wire [7:0] \a_in$383 ;
+  wire [7:0] \a_in$96 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$116 ;
-  wire [7:0] \a_next$136 ;
+  wire [7:0] \a_next$118 ;
+  wire [7:0] \a_next$138 ;
   wire [7:0] \a_next$156 ;
-  wire [7:0] \a_next$173 ;
-  wire [7:0] \a_next$195 ;
-  wire [7:0] \a_next$217 ;
+  wire [7:0] \a_next$175 ;
+  wire [7:0] \a_next$197 ;
+  wire [7:0] \a_next$219 ;
   wire [7:0] \a_next$239 ;
-  wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$278 ;
-  wire [7:0] \a_next$300 ;
+  wire [7:0] \a_next$258 ;
+  wire [7:0] \a_next$280 ;
+  wire [7:0] \a_next$302 ;
   wire [7:0] \a_next$322 ;
-  wire [7:0] \a_next$339 ;
-  wire [7:0] \a_next$361 ;
-  wire [7:0] \a_next$383 ;
-  wire [7:0] \a_next$96 ;
+  wire [7:0] \a_next$341 ;
+  wire [7:0] \a_next$363 ;
+  wire [7:0] \a_next$385 ;
+  wire [7:0] \a_next$98 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$121 ;
-  wire [7:0] \a_out$141 ;
-  wire [7:0] \a_out$178 ;
-  wire [7:0] \a_out$200 ;
-  wire [7:0] \a_out$222 ;
-  wire [7:0] \a_out$261 ;
-  wire [7:0] \a_out$283 ;
-  wire [7:0] \a_out$305 ;
-  wire [7:0] \a_out$344 ;
-  wire [7:0] \a_out$366 ;
-  wire [7:0] \a_out$388 ;
+  wire [7:0] \a_out$117 ;
+  wire [7:0] \a_out$137 ;
+  wire [7:0] \a_out$174 ;
+  wire [7:0] \a_out$196 ;
+  wire [7:0] \a_out$218 ;
+  wire [7:0] \a_out$257 ;
+  wire [7:0] \a_out$279 ;
+  wire [7:0] \a_out$301 ;
+  wire [7:0] \a_out$340 ;
+  wire [7:0] \a_out$362 ;
+  wire [7:0] \a_out$384 ;
   output busy;
   wire busy;
   wire capture;
@@ -261,61 +261,61 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$104 ;
-  wire \first_in$124 ;
-  wire \first_in$144 ;
+  wire \first_in$119 ;
+  wire \first_in$139 ;
   wire \first_in$161 ;
-  wire \first_in$181 ;
-  wire \first_in$203 ;
-  wire \first_in$225 ;
+  wire \first_in$176 ;
+  wire \first_in$198 ;
+  wire \first_in$220 ;
   wire \first_in$244 ;
-  wire \first_in$264 ;
-  wire \first_in$286 ;
-  wire \first_in$308 ;
+  wire \first_in$259 ;
+  wire \first_in$281 ;
+  wire \first_in$303 ;
   wire \first_in$327 ;
-  wire \first_in$347 ;
-  wire \first_in$369 ;
-  wire \first_in$391 ;
+  wire \first_in$342 ;
+  wire \first_in$364 ;
+  wire \first_in$386 ;
+  wire \first_in$99 ;
   wire first_next;
-  wire \first_next$117 ;
-  wire \first_next$137 ;
+  wire \first_next$101 ;
+  wire \first_next$121 ;
+  wire \first_next$141 ;
   wire \first_next$157 ;
-  wire \first_next$174 ;
-  wire \first_next$196 ;
-  wire \first_next$218 ;
+  wire \first_next$178 ;
+  wire \first_next$200 ;
+  wire \first_next$222 ;
   wire \first_next$240 ;
-  wire \first_next$257 ;
-  wire \first_next$279 ;
-  wire \first_next$301 ;
+  wire \first_next$261 ;
+  wire \first_next$283 ;
+  wire \first_next$305 ;
   wire \first_next$323 ;
-  wire \first_next$340 ;
-  wire \first_next$362 ;
-  wire \first_next$384 ;
-  wire \first_next$97 ;
+  wire \first_next$344 ;
+  wire \first_next$366 ;
+  wire \first_next$388 ;
   wire first_next_out;
-  wire \first_next_out$118 ;
-  wire \first_next_out$138 ;
-  wire \first_next_out$175 ;
-  wire \first_next_out$197 ;
-  wire \first_next_out$219 ;
-  wire \first_next_out$258 ;
-  wire \first_next_out$280 ;
-  wire \first_next_out$302 ;
-  wire \first_next_out$341 ;
-  wire \first_next_out$363 ;
-  wire \first_next_out$385 ;
+  wire \first_next_out$122 ;
+  wire \first_next_out$142 ;
+  wire \first_next_out$179 ;
+  wire \first_next_out$201 ;
+  wire \first_next_out$223 ;
+  wire \first_next_out$262 ;
+  wire \first_next_out$284 ;
+  wire \first_next_out$306 ;
+  wire \first_next_out$345 ;
+  wire \first_next_out$367 ;
+  wire \first_next_out$389 ;
   wire first_out;
-  wire \first_out$125 ;
-  wire \first_out$145 ;
-  wire \first_out$182 ;
-  wire \first_out$204 ;
-  wire \first_out$226 ;
-  wire \first_out$265 ;
-  wire \first_out$287 ;
-  wire \first_out$309 ;
-  wire \first_out$348 ;
-  wire \first_out$370 ;
-  wire \first_out$392 ;
+  wire \first_out$120 ;
+  wire \first_out$140 ;
+  wire \first_out$177 ;
+  wire \first_out$199 ;
+  wire \first_out$221 ;
+  wire \first_out$260 ;
+  wire \first_out$282 ;
+  wire \first_out$304 ;
+  wire \first_out$343 ;
+  wire \first_out$365 ;
+  wire \first_out$387 ;
   wire held;
   wire [127:0] i;
   reg [31:0] \i$57  = 32'd0;
@@ -416,34 +416,34 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$106 ;
-  wire \last_in$126 ;
-  wire \last_in$146 ;
+  wire \last_in$103 ;
+  wire \last_in$123 ;
+  wire \last_in$143 ;
   wire \last_in$162 ;
-  wire \last_in$183 ;
-  wire \last_in$205 ;
-  wire \last_in$227 ;
+  wire \last_in$180 ;
+  wire \last_in$202 ;
+  wire \last_in$224 ;
   wire \last_in$245 ;
-  wire \last_in$266 ;
-  wire \last_in$288 ;
-  wire \last_in$310 ;
+  wire \last_in$263 ;
+  wire \last_in$285 ;
+  wire \last_in$307 ;
   wire \last_in$328 ;
-  wire \last_in$349 ;
-  wire \last_in$371 ;
-  wire \last_in$393 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
+  wire \last_in$390 ;
   wire last_out;
-  wire \last_out$107 ;
-  wire \last_out$127 ;
-  wire \last_out$147 ;
-  wire \last_out$184 ;
-  wire \last_out$206 ;
-  wire \last_out$228 ;
-  wire \last_out$267 ;
-  wire \last_out$289 ;
-  wire \last_out$311 ;
-  wire \last_out$350 ;
-  wire \last_out$372 ;
-  wire \last_out$394 ;
+  wire \last_out$104 ;
+  wire \last_out$124 ;
+  wire \last_out$144 ;
+  wire \last_out$181 ;
+  wire \last_out$203 ;
+  wire \last_out$225 ;
+  wire \last_out$264 ;
+  wire \last_out$286 ;
+  wire \last_out$308 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
+  wire \last_out$391 ;
   reg [2:0] loaded = 3'h0;
   wire [127:0] o;
   wire [7:0] \o$73 ;
@@ -661,50 +661,50 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_3 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$102 ;
-  wire \valid_in$122 ;
-  wire \valid_in$142 ;
+  wire \valid_in$105 ;
+  wire \valid_in$125 ;
+  wire \valid_in$145 ;
   wire \valid_in$160 ;
-  wire \valid_in$179 ;
-  wire \valid_in$201 ;
-  wire \valid_in$223 ;
+  wire \valid_in$182 ;
+  wire \valid_in$204 ;
+  wire \valid_in$226 ;
   wire \valid_in$243 ;
-  wire \valid_in$262 ;
-  wire \valid_in$284 ;
-  wire \valid_in$306 ;
+  wire \valid_in$265 ;
+  wire \valid_in$287 ;
+  wire \valid_in$309 ;
   wire \valid_in$326 ;
-  wire \valid_in$345 ;
-  wire \valid_in$367 ;
-  wire \valid_in$389 ;
+  wire \valid_in$348 ;
+  wire \valid_in$370 ;
+  wire \valid_in$392 ;
   wire valid_next;
-  wire \valid_next$119 ;
-  wire \valid_next$139 ;
+  wire \valid_next$107 ;
+  wire \valid_next$127 ;
+  wire \valid_next$147 ;
   wire \valid_next$158 ;
-  wire \valid_next$176 ;
-  wire \valid_next$198 ;
-  wire \valid_next$220 ;
+  wire \valid_next$184 ;
+  wire \valid_next$206 ;
+  wire \valid_next$228 ;
   wire \valid_next$241 ;
-  wire \valid_next$259 ;
-  wire \valid_next$281 ;
-  wire \valid_next$303 ;
+  wire \valid_next$267 ;
+  wire \valid_next$289 ;
+  wire \valid_next$311 ;
   wire \valid_next$324 ;
-  wire \valid_next$342 ;
-  wire \valid_next$364 ;
-  wire \valid_next$386 ;
-  wire \valid_next$99 ;
+  wire \valid_next$350 ;
+  wire \valid_next$372 ;
+  wire \valid_next$394 ;
   wire valid_out;
-  wire \valid_out$103 ;
-  wire \valid_out$123 ;
-  wire \valid_out$143 ;
-  wire \valid_out$180 ;
-  wire \valid_out$202 ;
-  wire \valid_out$224 ;
-  wire \valid_out$263 ;
-  wire \valid_out$285 ;
-  wire \valid_out$307 ;
-  wire \valid_out$346 ;
-  wire \valid_out$368 ;
-  wire \valid_out$390 ;
+  wire \valid_out$106 ;
+  wire \valid_out$126 ;
+  wire \valid_out$146 ;
+  wire \valid_out$183 ;
+  wire \valid_out$205 ;
+  wire \valid_out$227 ;
+  wire \valid_out$266 ;
+  wire \valid_out$288 ;
+  wire \valid_out$310 ;
+  wire \valid_out$349 ;
+  wire \valid_out$371 ;
+  wire \valid_out$393 ;
   wire w_accept;
   wire [7:0] w_in;
   wire [7:0] \w_in$109 ;
@@ -782,7 +782,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = \$17  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$18  = in_flags[0] | results__valid;
-  assign \$19  = | { \valid_in$389 , \valid_in$367 , \valid_in$345 , \o$84 [9], \valid_in$306 , \valid_in$284 , \valid_in$262 , \o$84 [6], \valid_in$223 , \valid_in$201 , \valid_in$179 , \o$84 [3], \valid_in$142 , \valid_in$122 , \valid_in$102 , \o$84 [0] };
+  assign \$19  = | { \valid_in$392 , \valid_in$370 , \valid_in$348 , \o$84 [9], \valid_in$309 , \valid_in$287 , \valid_in$265 , \o$84 [6], \valid_in$226 , \valid_in$204 , \valid_in$182 , \o$84 [3], \valid_in$145 , \valid_in$125 , \valid_in$105 , \o$84 [0] };
   assign busy = \$18  | \$19 ;
   assign \$20  = ~ skid_valid;
   assign \$21  = ~ skid_valid_0;
@@ -1050,79 +1050,79 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_0_0  pe_0_0 (
     .a_in(\o$82 [7:0]),
     .a_next(\o_next$77 [7:0]),
-    .a_out(\a_in$100 ),
+    .a_out(\a_in$96 ),
     .capture_next(o_next[1]),
     .en(\en$68 ),
-    .first_next_out(\first_next$97 ),
-    .first_out(\first_in$104 ),
-    .last_out(\last_in$106 ),
+    .first_next_out(\first_next$101 ),
+    .first_out(\first_in$99 ),
+    .last_out(\last_in$103 ),
     .\port$890$0 (\o$84 [2:0]),
     .\port$891$0 (\o_next$79 [1:0]),
     .psum_out(\psum_in$163 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$102 ),
+    .valid_out(\valid_in$105 ),
     .w_in(\o$89 [7:0]),
     .w_out(\w_in$165 ),
     .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$100 ),
+    .a_in(\a_in$96 ),
     .a_next(\o$82 [7:0]),
-    .a_out(\a_in$120 ),
+    .a_out(\a_in$116 ),
     .capture_next(o_next[3]),
     .en(\en$90 ),
-    .first_in(\first_in$104 ),
-    .first_next(\first_next$97 ),
-    .first_next_out(\first_next$117 ),
-    .first_out(\first_in$124 ),
-    .last_in(\last_in$106 ),
-    .last_out(\last_in$126 ),
+    .first_in(\first_in$99 ),
+    .first_next(\first_next$101 ),
+    .first_next_out(\first_next$121 ),
+    .first_out(\first_in$119 ),
+    .last_in(\last_in$103 ),
+    .last_out(\last_in$123 ),
     .psum_out(\psum_in$185 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$102 ),
+    .valid_in(\valid_in$105 ),
     .valid_next(\o$84 [0]),
-    .valid_out(\valid_in$122 ),
+    .valid_out(\valid_in$125 ),
     .w_in(\o$89 [15:8]),
     .w_out(\w_in$187 ),
     .w_shift(\w_shift$92 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$120 ),
-    .a_next(\a_in$100 ),
-    .a_out(\a_in$140 ),
+    .a_in(\a_in$116 ),
+    .a_next(\a_in$96 ),
+    .a_out(\a_in$136 ),
     .capture_next(o_next[5]),
     .en(\en$110 ),
-    .first_in(\first_in$124 ),
-    .first_next(\first_next$117 ),
-    .first_next_out(\first_next$137 ),
-    .first_out(\first_in$144 ),
-    .last_in(\last_in$126 ),
-    .last_out(\last_in$146 ),
+    .first_in(\first_in$119 ),
+    .first_next(\first_next$121 ),
+    .first_next_out(\first_next$141 ),
+    .first_out(\first_in$139 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
     .psum_out(\psum_in$207 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$122 ),
-    .valid_next(\valid_in$102 ),
-    .valid_out(\valid_in$142 ),
+    .valid_in(\valid_in$125 ),
+    .valid_next(\valid_in$105 ),
+    .valid_out(\valid_in$145 ),
     .w_in(\o$89 [23:16]),
     .w_out(\w_in$209 ),
     .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$140 ),
-    .a_next(\a_in$120 ),
+    .a_in(\a_in$136 ),
+    .a_next(\a_in$116 ),
     .capture_next(o_next[7]),
     .en(\en$130 ),
-    .first_in(\first_in$144 ),
-    .first_next(\first_next$137 ),
-    .last_in(\last_in$146 ),
+    .first_in(\first_in$139 ),
+    .first_next(\first_next$141 ),
+    .last_in(\last_in$143 ),
     .psum_out(\psum_in$229 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$142 ),
-    .valid_next(\valid_in$122 ),
+    .valid_in(\valid_in$145 ),
+    .valid_next(\valid_in$125 ),
     .w_in(\o$89 [31:24]),
     .w_out(\w_in$231 ),
     .w_shift(\w_shift$132 )
@@ -1130,83 +1130,83 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$82 [15:8]),
     .a_next(\o_next$77 [15:8]),
-    .a_out(\a_in$177 ),
+    .a_out(\a_in$173 ),
     .capture_next(o_next[1]),
     .en(\en$150 ),
-    .first_next_out(\first_next$174 ),
-    .first_out(\first_in$181 ),
-    .last_out(\last_in$183 ),
+    .first_next_out(\first_next$178 ),
+    .first_out(\first_in$176 ),
+    .last_out(\last_in$180 ),
     .\port$890$3 (\o$84 [5:3]),
     .\port$891$3 (\o_next$79 [4:3]),
     .psum_in(\psum_in$163 ),
     .psum_out(\psum_in$246 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$179 ),
+    .valid_out(\valid_in$182 ),
     .w_in(\w_in$165 ),
     .w_out(\w_in$248 ),
     .w_shift(\w_shift$152 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$177 ),
+    .a_in(\a_in$173 ),
     .a_next(\o$82 [15:8]),
-    .a_out(\a_in$199 ),
+    .a_out(\a_in$195 ),
     .capture_next(o_next[3]),
     .en(\en$167 ),
-    .first_in(\first_in$181 ),
-    .first_next(\first_next$174 ),
-    .first_next_out(\first_next$196 ),
-    .first_out(\first_in$203 ),
-    .last_in(\last_in$183 ),
-    .last_out(\last_in$205 ),
+    .first_in(\first_in$176 ),
+    .first_next(\first_next$178 ),
+    .first_next_out(\first_next$200 ),
+    .first_out(\first_in$198 ),
+    .last_in(\last_in$180 ),
+    .last_out(\last_in$202 ),
     .psum_in(\psum_in$185 ),
     .psum_out(\psum_in$268 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$179 ),
+    .valid_in(\valid_in$182 ),
     .valid_next(\o$84 [3]),
-    .valid_out(\valid_in$201 ),
+    .valid_out(\valid_in$204 ),
     .w_in(\w_in$187 ),
     .w_out(\w_in$270 ),
     .w_shift(\w_shift$169 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$199 ),
-    .a_next(\a_in$177 ),
-    .a_out(\a_in$221 ),
+    .a_in(\a_in$195 ),
+    .a_next(\a_in$173 ),
+    .a_out(\a_in$217 ),
     .capture_next(o_next[5]),
     .en(\en$189 ),
-    .first_in(\first_in$203 ),
-    .first_next(\first_next$196 ),
-    .first_next_out(\first_next$218 ),
-    .first_out(\first_in$225 ),
-    .last_in(\last_in$205 ),
-    .last_out(\last_in$227 ),
+    .first_in(\first_in$198 ),
+    .first_next(\first_next$200 ),
+    .first_next_out(\first_next$222 ),
+    .first_out(\first_in$220 ),
+    .last_in(\last_in$202 ),
+    .last_out(\last_in$224 ),
     .psum_in(\psum_in$207 ),
     .psum_out(\psum_in$290 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$201 ),
-    .valid_next(\valid_in$179 ),
-    .valid_out(\valid_in$223 ),
+    .valid_in(\valid_in$204 ),
+    .valid_next(\valid_in$182 ),
+    .valid_out(\valid_in$226 ),
     .w_in(\w_in$209 ),
     .w_out(\w_in$292 ),
     .w_shift(\w_shift$191 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$221 ),
-    .a_next(\a_in$199 ),
+    .a_in(\a_in$217 ),
+    .a_next(\a_in$195 ),
     .capture_next(o_next[7]),
     .en(\en$211 ),
-    .first_in(\first_in$225 ),
-    .first_next(\first_next$218 ),
-    .last_in(\last_in$227 ),
+    .first_in(\first_in$220 ),
+    .first_next(\first_next$222 ),
+    .last_in(\last_in$224 ),
     .psum_in(\psum_in$229 ),
     .psum_out(\psum_in$312 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$223 ),
-    .valid_next(\valid_in$201 ),
+    .valid_in(\valid_in$226 ),
+    .valid_next(\valid_in$204 ),
     .w_in(\w_in$231 ),
     .w_out(\w_in$314 ),
     .w_shift(\w_shift$213 )
@@ -1214,83 +1214,83 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$82 [23:16]),
     .a_next(\o_next$77 [23:16]),
-    .a_out(\a_in$260 ),
+    .a_out(\a_in$256 ),
     .capture_next(o_next[1]),
     .en(\en$233 ),
-    .first_next_out(\first_next$257 ),
-    .first_out(\first_in$264 ),
-    .last_out(\last_in$266 ),
+    .first_next_out(\first_next$261 ),
+    .first_out(\first_in$259 ),
+    .last_out(\last_in$263 ),
     .\port$890$6 (\o$84 [8:6]),
     .\port$891$6 (\o_next$79 [7:6]),
     .psum_in(\psum_in$246 ),
     .psum_out(\psum_in$329 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$262 ),
+    .valid_out(\valid_in$265 ),
     .w_in(\w_in$248 ),
     .w_out(\w_in$331 ),
     .w_shift(\w_shift$235 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$260 ),
+    .a_in(\a_in$256 ),
     .a_next(\o$82 [23:16]),
-    .a_out(\a_in$282 ),
+    .a_out(\a_in$278 ),
     .capture_next(o_next[3]),
     .en(\en$250 ),
-    .first_in(\first_in$264 ),
-    .first_next(\first_next$257 ),
-    .first_next_out(\first_next$279 ),
-    .first_out(\first_in$286 ),
-    .last_in(\last_in$266 ),
-    .last_out(\last_in$288 ),
+    .first_in(\first_in$259 ),
+    .first_next(\first_next$261 ),
+    .first_next_out(\first_next$283 ),
+    .first_out(\first_in$281 ),
+    .last_in(\last_in$263 ),
+    .last_out(\last_in$285 ),
     .psum_in(\psum_in$268 ),
     .psum_out(\psum_in$351 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$262 ),
+    .valid_in(\valid_in$265 ),
     .valid_next(\o$84 [6]),
-    .valid_out(\valid_in$284 ),
+    .valid_out(\valid_in$287 ),
     .w_in(\w_in$270 ),
     .w_out(\w_in$353 ),
     .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$282 ),
-    .a_next(\a_in$260 ),
-    .a_out(\a_in$304 ),
+    .a_in(\a_in$278 ),
+    .a_next(\a_in$256 ),
+    .a_out(\a_in$300 ),
     .capture_next(o_next[5]),
     .en(\en$272 ),
-    .first_in(\first_in$286 ),
-    .first_next(\first_next$279 ),
-    .first_next_out(\first_next$301 ),
-    .first_out(\first_in$308 ),
-    .last_in(\last_in$288 ),
-    .last_out(\last_in$310 ),
+    .first_in(\first_in$281 ),
+    .first_next(\first_next$283 ),
+    .first_next_out(\first_next$305 ),
+    .first_out(\first_in$303 ),
+    .last_in(\last_in$285 ),
+    .last_out(\last_in$307 ),
     .psum_in(\psum_in$290 ),
     .psum_out(\psum_in$373 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$284 ),
-    .valid_next(\valid_in$262 ),
-    .valid_out(\valid_in$306 ),
+    .valid_in(\valid_in$287 ),
+    .valid_next(\valid_in$265 ),
+    .valid_out(\valid_in$309 ),
     .w_in(\w_in$292 ),
     .w_out(\w_in$375 ),
     .w_shift(\w_shift$274 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$304 ),
-    .a_next(\a_in$282 ),
+    .a_in(\a_in$300 ),
+    .a_next(\a_in$278 ),
     .capture_next(o_next[7]),
     .en(\en$294 ),
-    .first_in(\first_in$308 ),
-    .first_next(\first_next$301 ),
-    .last_in(\last_in$310 ),
+    .first_in(\first_in$303 ),
+    .first_next(\first_next$305 ),
+    .last_in(\last_in$307 ),
     .psum_in(\psum_in$312 ),
     .psum_out(\psum_in$395 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$306 ),
-    .valid_next(\valid_in$284 ),
+    .valid_in(\valid_in$309 ),
+    .valid_next(\valid_in$287 ),
     .w_in(\w_in$314 ),
     .w_out(\w_in$397 ),
     .w_shift(\w_shift$296 )
@@ -1298,81 +1298,81 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$82 [31:24]),
     .a_next(\o_next$77 [31:24]),
-    .a_out(\a_in$343 ),
+    .a_out(\a_in$339 ),
     .capture_next(o_next[1]),
     .en(\en$316 ),
-    .first_next_out(\first_next$340 ),
-    .first_out(\first_in$347 ),
-    .last_out(\last_in$349 ),
+    .first_next_out(\first_next$344 ),
+    .first_out(\first_in$342 ),
+    .last_out(\last_in$346 ),
     .\port$890$9 (\o$84 [11:9]),
     .\port$891$9 (\o_next$79 [10:9]),
     .psum_in(\psum_in$329 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$345 ),
+    .valid_out(\valid_in$348 ),
     .w_in(\w_in$331 ),
     .w_shift(\w_shift$318 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$343 ),
+    .a_in(\a_in$339 ),
     .a_next(\o$82 [31:24]),
-    .a_out(\a_in$365 ),
+    .a_out(\a_in$361 ),
     .capture_next(o_next[3]),
     .en(\en$333 ),
-    .first_in(\first_in$347 ),
-    .first_next(\first_next$340 ),
-    .first_next_out(\first_next$362 ),
-    .first_out(\first_in$369 ),
-    .last_in(\last_in$349 ),
-    .last_out(\last_in$371 ),
+    .first_in(\first_in$342 ),
+    .first_next(\first_next$344 ),
+    .first_next_out(\first_next$366 ),
+    .first_out(\first_in$364 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
     .psum_in(\psum_in$351 ),
     .psum_out(\psum_out$15 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$345 ),
+    .valid_in(\valid_in$348 ),
     .valid_next(\o$84 [9]),
-    .valid_out(\valid_in$367 ),
+    .valid_out(\valid_in$370 ),
     .w_in(\w_in$353 ),
     .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$365 ),
-    .a_next(\a_in$343 ),
-    .a_out(\a_in$387 ),
+    .a_in(\a_in$361 ),
+    .a_next(\a_in$339 ),
+    .a_out(\a_in$383 ),
     .capture_next(o_next[5]),
     .en(\en$355 ),
-    .first_in(\first_in$369 ),
-    .first_next(\first_next$362 ),
-    .first_next_out(\first_next$384 ),
-    .first_out(\first_in$391 ),
-    .last_in(\last_in$371 ),
-    .last_out(\last_in$393 ),
+    .first_in(\first_in$364 ),
+    .first_next(\first_next$366 ),
+    .first_next_out(\first_next$388 ),
+    .first_out(\first_in$386 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$390 ),
     .psum_in(\psum_in$373 ),
     .psum_out(\psum_out$16 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$367 ),
-    .valid_next(\valid_in$345 ),
-    .valid_out(\valid_in$389 ),
+    .valid_in(\valid_in$370 ),
+    .valid_next(\valid_in$348 ),
+    .valid_out(\valid_in$392 ),
     .w_in(\w_in$375 ),
     .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$387 ),
-    .a_next(\a_in$365 ),
+    .a_in(\a_in$383 ),
+    .a_next(\a_in$361 ),
     .capture_next(o_next[7]),
     .en(\en$377 ),
-    .first_in(\first_in$391 ),
-    .first_next(\first_next$384 ),
-    .last_in(\last_in$393 ),
+    .first_in(\first_in$386 ),
+    .first_next(\first_next$388 ),
+    .last_in(\last_in$390 ),
     .last_out(last_out),
     .psum_in(\psum_in$395 ),
     .psum_out(\psum_out$17 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$389 ),
-    .valid_next(\valid_in$367 ),
+    .valid_in(\valid_in$392 ),
+    .valid_next(\valid_in$370 ),
     .valid_out(valid_out),
     .w_in(\w_in$397 ),
     .w_shift(\w_shift$379 )
@@ -1583,39 +1583,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_0_1 = \w_shift$92 ;
   assign \capture$94  = \o$73 [3];
   assign \capture_next$95  = o_next[3];
-  assign \a_next$96  = \o$82 [7:0];
-  assign first_next_out = \first_next$97 ;
-  assign \valid_next$99  = \o$84 [0];
-  assign a_out = \a_in$100 ;
-  assign \valid_out$103  = \valid_in$102 ;
-  assign first_out = \first_in$104 ;
-  assign \last_out$107  = \last_in$106 ;
+  assign a_out = \a_in$96 ;
+  assign \a_next$98  = \o$82 [7:0];
+  assign first_out = \first_in$99 ;
+  assign first_next_out = \first_next$101 ;
+  assign \last_out$104  = \last_in$103 ;
+  assign \valid_out$106  = \valid_in$105 ;
+  assign \valid_next$107  = \o$84 [0];
   assign \psum_in$108  = 32'd0;
   assign \w_in$109  = \o$89 [15:8];
   assign en_pe_0_2 = \en$110 ;
   assign shift_0_2 = \w_shift$112 ;
   assign \capture$114  = \o$73 [5];
   assign \capture_next$115  = o_next[5];
-  assign \a_next$116  = \a_in$100 ;
-  assign \first_next_out$118  = \first_next$117 ;
-  assign \valid_next$119  = \valid_in$102 ;
-  assign \a_out$121  = \a_in$120 ;
-  assign \valid_out$123  = \valid_in$122 ;
-  assign \first_out$125  = \first_in$124 ;
-  assign \last_out$127  = \last_in$126 ;
+  assign \a_out$117  = \a_in$116 ;
+  assign \a_next$118  = \a_in$96 ;
+  assign \first_out$120  = \first_in$119 ;
+  assign \first_next_out$122  = \first_next$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \valid_out$126  = \valid_in$125 ;
+  assign \valid_next$127  = \valid_in$105 ;
   assign \psum_in$128  = 32'd0;
   assign \w_in$129  = \o$89 [23:16];
   assign en_pe_0_3 = \en$130 ;
   assign shift_0_3 = \w_shift$132 ;
   assign \capture$134  = \o$73 [7];
   assign \capture_next$135  = o_next[7];
-  assign \a_next$136  = \a_in$120 ;
-  assign \first_next_out$138  = \first_next$137 ;
-  assign \valid_next$139  = \valid_in$122 ;
-  assign \a_out$141  = \a_in$140 ;
-  assign \valid_out$143  = \valid_in$142 ;
-  assign \first_out$145  = \first_in$144 ;
-  assign \last_out$147  = \last_in$146 ;
+  assign \a_out$137  = \a_in$136 ;
+  assign \a_next$138  = \a_in$116 ;
+  assign \first_out$140  = \first_in$139 ;
+  assign \first_next_out$142  = \first_next$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \valid_out$146  = \valid_in$145 ;
+  assign \valid_next$147  = \valid_in$125 ;
   assign \psum_in$148  = 32'd0;
   assign \w_in$149  = \o$89 [31:24];
   assign en_pe_1_0 = \en$150 ;
@@ -1635,39 +1635,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_1_1 = \w_shift$169 ;
   assign \capture$171  = \o$73 [3];
   assign \capture_next$172  = o_next[3];
-  assign \a_next$173  = \o$82 [15:8];
-  assign \first_next_out$175  = \first_next$174 ;
-  assign \valid_next$176  = \o$84 [3];
-  assign \a_out$178  = \a_in$177 ;
-  assign \valid_out$180  = \valid_in$179 ;
-  assign \first_out$182  = \first_in$181 ;
-  assign \last_out$184  = \last_in$183 ;
+  assign \a_out$174  = \a_in$173 ;
+  assign \a_next$175  = \o$82 [15:8];
+  assign \first_out$177  = \first_in$176 ;
+  assign \first_next_out$179  = \first_next$178 ;
+  assign \last_out$181  = \last_in$180 ;
+  assign \valid_out$183  = \valid_in$182 ;
+  assign \valid_next$184  = \o$84 [3];
   assign \psum_out$186  = \psum_in$185 ;
   assign \w_out$188  = \w_in$187 ;
   assign en_pe_1_2 = \en$189 ;
   assign shift_1_2 = \w_shift$191 ;
   assign \capture$193  = \o$73 [5];
   assign \capture_next$194  = o_next[5];
-  assign \a_next$195  = \a_in$177 ;
-  assign \first_next_out$197  = \first_next$196 ;
-  assign \valid_next$198  = \valid_in$179 ;
-  assign \a_out$200  = \a_in$199 ;
-  assign \valid_out$202  = \valid_in$201 ;
-  assign \first_out$204  = \first_in$203 ;
-  assign \last_out$206  = \last_in$205 ;
+  assign \a_out$196  = \a_in$195 ;
+  assign \a_next$197  = \a_in$173 ;
+  assign \first_out$199  = \first_in$198 ;
+  assign \first_next_out$201  = \first_next$200 ;
+  assign \last_out$203  = \last_in$202 ;
+  assign \valid_out$205  = \valid_in$204 ;
+  assign \valid_next$206  = \valid_in$182 ;
   assign \psum_out$208  = \psum_in$207 ;
   assign \w_out$210  = \w_in$209 ;
   assign en_pe_1_3 = \en$211 ;
   assign shift_1_3 = \w_shift$213 ;
   assign \capture$215  = \o$73 [7];
   assign \capture_next$216  = o_next[7];
-  assign \a_next$217  = \a_in$199 ;
-  assign \first_next_out$219  = \first_next$218 ;
-  assign \valid_next$220  = \valid_in$201 ;
-  assign \a_out$222  = \a_in$221 ;
-  assign \valid_out$224  = \valid_in$223 ;
-  assign \first_out$226  = \first_in$225 ;
-  assign \last_out$228  = \last_in$227 ;
+  assign \a_out$218  = \a_in$217 ;
+  assign \a_next$219  = \a_in$195 ;
+  assign \first_out$221  = \first_in$220 ;
+  assign \first_next_out$223  = \first_next$222 ;
+  assign \last_out$225  = \last_in$224 ;
+  assign \valid_out$227  = \valid_in$226 ;
+  assign \valid_next$228  = \valid_in$204 ;
   assign \psum_out$230  = \psum_in$229 ;
   assign \w_out$232  = \w_in$231 ;
   assign en_pe_2_0 = \en$233 ;
@@ -1687,39 +1687,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_2_1 = \w_shift$252 ;
   assign \capture$254  = \o$73 [3];
   assign \capture_next$255  = o_next[3];
-  assign \a_next$256  = \o$82 [23:16];
-  assign \first_next_out$258  = \first_next$257 ;
-  assign \valid_next$259  = \o$84 [6];
-  assign \a_out$261  = \a_in$260 ;
-  assign \valid_out$263  = \valid_in$262 ;
-  assign \first_out$265  = \first_in$264 ;
-  assign \last_out$267  = \last_in$266 ;
+  assign \a_out$257  = \a_in$256 ;
+  assign \a_next$258  = \o$82 [23:16];
+  assign \first_out$260  = \first_in$259 ;
+  assign \first_next_out$262  = \first_next$261 ;
+  assign \last_out$264  = \last_in$263 ;
+  assign \valid_out$266  = \valid_in$265 ;
+  assign \valid_next$267  = \o$84 [6];
   assign \psum_out$269  = \psum_in$268 ;
   assign \w_out$271  = \w_in$270 ;
   assign en_pe_2_2 = \en$272 ;
   assign shift_2_2 = \w_shift$274 ;
   assign \capture$276  = \o$73 [5];
   assign \capture_next$277  = o_next[5];
-  assign \a_next$278  = \a_in$260 ;
-  assign \first_next_out$280  = \first_next$279 ;
-  assign \valid_next$281  = \valid_in$262 ;
-  assign \a_out$283  = \a_in$282 ;
-  assign \valid_out$285  = \valid_in$284 ;
-  assign \first_out$287  = \first_in$286 ;
-  assign \last_out$289  = \last_in$288 ;
+  assign \a_out$279  = \a_in$278 ;
+  assign \a_next$280  = \a_in$256 ;
+  assign \first_out$282  = \first_in$281 ;
+  assign \first_next_out$284  = \first_next$283 ;
+  assign \last_out$286  = \last_in$285 ;
+  assign \valid_out$288  = \valid_in$287 ;
+  assign \valid_next$289  = \valid_in$265 ;
   assign \psum_out$291  = \psum_in$290 ;
   assign \w_out$293  = \w_in$292 ;
   assign en_pe_2_3 = \en$294 ;
   assign shift_2_3 = \w_shift$296 ;
   assign \capture$298  = \o$73 [7];
   assign \capture_next$299  = o_next[7];
-  assign \a_next$300  = \a_in$282 ;
-  assign \first_next_out$302  = \first_next$301 ;
-  assign \valid_next$303  = \valid_in$284 ;
-  assign \a_out$305  = \a_in$304 ;
-  assign \valid_out$307  = \valid_in$306 ;
-  assign \first_out$309  = \first_in$308 ;
-  assign \last_out$311  = \last_in$310 ;
+  assign \a_out$301  = \a_in$300 ;
+  assign \a_next$302  = \a_in$278 ;
+  assign \first_out$304  = \first_in$303 ;
+  assign \first_next_out$306  = \first_next$305 ;
+  assign \last_out$308  = \last_in$307 ;
+  assign \valid_out$310  = \valid_in$309 ;
+  assign \valid_next$311  = \valid_in$287 ;
   assign \psum_out$313  = \psum_in$312 ;
   assign \w_out$315  = \w_in$314 ;
   assign en_pe_3_0 = \en$316 ;
@@ -1739,39 +1739,39 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_3_1 = \w_shift$335 ;
   assign \capture$337  = \o$73 [3];
   assign \capture_next$338  = o_next[3];
-  assign \a_next$339  = \o$82 [31:24];
-  assign \first_next_out$341  = \first_next$340 ;
-  assign \valid_next$342  = \o$84 [9];
-  assign \a_out$344  = \a_in$343 ;
-  assign \valid_out$346  = \valid_in$345 ;
-  assign \first_out$348  = \first_in$347 ;
-  assign \last_out$350  = \last_in$349 ;
+  assign \a_out$340  = \a_in$339 ;
+  assign \a_next$341  = \o$82 [31:24];
+  assign \first_out$343  = \first_in$342 ;
+  assign \first_next_out$345  = \first_next$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \valid_next$350  = \o$84 [9];
   assign \psum_out$352  = \psum_in$351 ;
   assign \w_out$354  = \w_in$353 ;
   assign en_pe_3_2 = \en$355 ;
   assign shift_3_2 = \w_shift$357 ;
   assign \capture$359  = \o$73 [5];
   assign \capture_next$360  = o_next[5];
-  assign \a_next$361  = \a_in$343 ;
-  assign \first_next_out$363  = \first_next$362 ;
-  assign \valid_next$364  = \valid_in$345 ;
-  assign \a_out$366  = \a_in$365 ;
-  assign \valid_out$368  = \valid_in$367 ;
-  assign \first_out$370  = \first_in$369 ;
-  assign \last_out$372  = \last_in$371 ;
+  assign \a_out$362  = \a_in$361 ;
+  assign \a_next$363  = \a_in$339 ;
+  assign \first_out$365  = \first_in$364 ;
+  assign \first_next_out$367  = \first_next$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \valid_out$371  = \valid_in$370 ;
+  assign \valid_next$372  = \valid_in$348 ;
   assign \psum_out$374  = \psum_in$373 ;
   assign \w_out$376  = \w_in$375 ;
   assign en_pe_3_3 = \en$377 ;
   assign shift_3_3 = \w_shift$379 ;
   assign \capture$381  = \o$73 [7];
   assign \capture_next$382  = o_next[7];
-  assign \a_next$383  = \a_in$365 ;
-  assign \first_next_out$385  = \first_next$384 ;
-  assign \valid_next$386  = \valid_in$367 ;
-  assign \a_out$388  = \a_in$387 ;
-  assign \valid_out$390  = \valid_in$389 ;
-  assign \first_out$392  = \first_in$391 ;
-  assign \last_out$394  = \last_in$393 ;
+  assign \a_out$384  = \a_in$383 ;
+  assign \a_next$385  = \a_in$361 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \first_next_out$389  = \first_next$388 ;
+  assign \last_out$391  = \last_in$390 ;
+  assign \valid_out$393  = \valid_in$392 ;
+  assign \valid_next$394  = \valid_in$370 ;
   assign \psum_out$396  = \psum_in$395 ;
   assign \w_out$398  = \w_in$397 ;
   assign \results__payload.c  = results__payload[127:0];

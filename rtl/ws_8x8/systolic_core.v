@@ -225,189 +225,189 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \$99 ;
   wire a_accept;
   wire [7:0] a_in;
-  wire [7:0] \a_in$1005 ;
-  wire [7:0] \a_in$1027 ;
-  wire [7:0] \a_in$1049 ;
-  wire [7:0] \a_in$1071 ;
-  wire [7:0] \a_in$1093 ;
+  wire [7:0] \a_in$1001 ;
+  wire [7:0] \a_in$1023 ;
+  wire [7:0] \a_in$1045 ;
+  wire [7:0] \a_in$1067 ;
+  wire [7:0] \a_in$1089 ;
   wire [7:0] \a_in$1114 ;
-  wire [7:0] \a_in$1132 ;
-  wire [7:0] \a_in$1154 ;
-  wire [7:0] \a_in$1176 ;
-  wire [7:0] \a_in$1198 ;
-  wire [7:0] \a_in$120 ;
-  wire [7:0] \a_in$1220 ;
-  wire [7:0] \a_in$1242 ;
-  wire [7:0] \a_in$1264 ;
+  wire [7:0] \a_in$1128 ;
+  wire [7:0] \a_in$1150 ;
+  wire [7:0] \a_in$116 ;
+  wire [7:0] \a_in$1172 ;
+  wire [7:0] \a_in$1194 ;
+  wire [7:0] \a_in$1216 ;
+  wire [7:0] \a_in$1238 ;
+  wire [7:0] \a_in$1260 ;
   wire [7:0] \a_in$1285 ;
-  wire [7:0] \a_in$1303 ;
-  wire [7:0] \a_in$1325 ;
-  wire [7:0] \a_in$1347 ;
-  wire [7:0] \a_in$1369 ;
-  wire [7:0] \a_in$1391 ;
-  wire [7:0] \a_in$140 ;
-  wire [7:0] \a_in$1413 ;
-  wire [7:0] \a_in$1435 ;
-  wire [7:0] \a_in$160 ;
-  wire [7:0] \a_in$180 ;
-  wire [7:0] \a_in$200 ;
-  wire [7:0] \a_in$220 ;
-  wire [7:0] \a_in$240 ;
+  wire [7:0] \a_in$1299 ;
+  wire [7:0] \a_in$1321 ;
+  wire [7:0] \a_in$1343 ;
+  wire [7:0] \a_in$136 ;
+  wire [7:0] \a_in$1365 ;
+  wire [7:0] \a_in$1387 ;
+  wire [7:0] \a_in$1409 ;
+  wire [7:0] \a_in$1431 ;
+  wire [7:0] \a_in$156 ;
+  wire [7:0] \a_in$176 ;
+  wire [7:0] \a_in$196 ;
+  wire [7:0] \a_in$216 ;
+  wire [7:0] \a_in$236 ;
   wire [7:0] \a_in$259 ;
-  wire [7:0] \a_in$277 ;
-  wire [7:0] \a_in$299 ;
-  wire [7:0] \a_in$321 ;
-  wire [7:0] \a_in$343 ;
-  wire [7:0] \a_in$365 ;
-  wire [7:0] \a_in$387 ;
-  wire [7:0] \a_in$409 ;
+  wire [7:0] \a_in$273 ;
+  wire [7:0] \a_in$295 ;
+  wire [7:0] \a_in$317 ;
+  wire [7:0] \a_in$339 ;
+  wire [7:0] \a_in$361 ;
+  wire [7:0] \a_in$383 ;
+  wire [7:0] \a_in$405 ;
   wire [7:0] \a_in$430 ;
-  wire [7:0] \a_in$448 ;
-  wire [7:0] \a_in$470 ;
-  wire [7:0] \a_in$492 ;
-  wire [7:0] \a_in$514 ;
-  wire [7:0] \a_in$536 ;
-  wire [7:0] \a_in$558 ;
-  wire [7:0] \a_in$580 ;
+  wire [7:0] \a_in$444 ;
+  wire [7:0] \a_in$466 ;
+  wire [7:0] \a_in$488 ;
+  wire [7:0] \a_in$510 ;
+  wire [7:0] \a_in$532 ;
+  wire [7:0] \a_in$554 ;
+  wire [7:0] \a_in$576 ;
   wire [7:0] \a_in$601 ;
-  wire [7:0] \a_in$619 ;
-  wire [7:0] \a_in$641 ;
-  wire [7:0] \a_in$663 ;
-  wire [7:0] \a_in$685 ;
-  wire [7:0] \a_in$707 ;
-  wire [7:0] \a_in$729 ;
-  wire [7:0] \a_in$751 ;
+  wire [7:0] \a_in$615 ;
+  wire [7:0] \a_in$637 ;
+  wire [7:0] \a_in$659 ;
+  wire [7:0] \a_in$681 ;
+  wire [7:0] \a_in$703 ;
+  wire [7:0] \a_in$725 ;
+  wire [7:0] \a_in$747 ;
   wire [7:0] \a_in$772 ;
-  wire [7:0] \a_in$790 ;
-  wire [7:0] \a_in$812 ;
-  wire [7:0] \a_in$834 ;
-  wire [7:0] \a_in$856 ;
-  wire [7:0] \a_in$878 ;
-  wire [7:0] \a_in$900 ;
-  wire [7:0] \a_in$922 ;
+  wire [7:0] \a_in$786 ;
+  wire [7:0] \a_in$808 ;
+  wire [7:0] \a_in$830 ;
+  wire [7:0] \a_in$852 ;
+  wire [7:0] \a_in$874 ;
+  wire [7:0] \a_in$896 ;
+  wire [7:0] \a_in$918 ;
   wire [7:0] \a_in$943 ;
-  wire [7:0] \a_in$961 ;
-  wire [7:0] \a_in$983 ;
+  wire [7:0] \a_in$957 ;
+  wire [7:0] \a_in$979 ;
   wire [7:0] a_next;
-  wire [7:0] \a_next$1001 ;
-  wire [7:0] \a_next$1023 ;
-  wire [7:0] \a_next$1045 ;
-  wire [7:0] \a_next$1067 ;
-  wire [7:0] \a_next$1089 ;
+  wire [7:0] \a_next$1003 ;
+  wire [7:0] \a_next$1025 ;
+  wire [7:0] \a_next$1047 ;
+  wire [7:0] \a_next$1069 ;
+  wire [7:0] \a_next$1091 ;
   wire [7:0] \a_next$1111 ;
-  wire [7:0] \a_next$1128 ;
-  wire [7:0] \a_next$1150 ;
-  wire [7:0] \a_next$116 ;
-  wire [7:0] \a_next$1172 ;
-  wire [7:0] \a_next$1194 ;
-  wire [7:0] \a_next$1216 ;
-  wire [7:0] \a_next$1238 ;
-  wire [7:0] \a_next$1260 ;
+  wire [7:0] \a_next$1130 ;
+  wire [7:0] \a_next$1152 ;
+  wire [7:0] \a_next$1174 ;
+  wire [7:0] \a_next$118 ;
+  wire [7:0] \a_next$1196 ;
+  wire [7:0] \a_next$1218 ;
+  wire [7:0] \a_next$1240 ;
+  wire [7:0] \a_next$1262 ;
   wire [7:0] \a_next$1282 ;
-  wire [7:0] \a_next$1299 ;
-  wire [7:0] \a_next$1321 ;
-  wire [7:0] \a_next$1343 ;
-  wire [7:0] \a_next$136 ;
-  wire [7:0] \a_next$1365 ;
-  wire [7:0] \a_next$1387 ;
-  wire [7:0] \a_next$1409 ;
-  wire [7:0] \a_next$1431 ;
-  wire [7:0] \a_next$156 ;
-  wire [7:0] \a_next$176 ;
-  wire [7:0] \a_next$196 ;
-  wire [7:0] \a_next$216 ;
-  wire [7:0] \a_next$236 ;
+  wire [7:0] \a_next$1301 ;
+  wire [7:0] \a_next$1323 ;
+  wire [7:0] \a_next$1345 ;
+  wire [7:0] \a_next$1367 ;
+  wire [7:0] \a_next$138 ;
+  wire [7:0] \a_next$1389 ;
+  wire [7:0] \a_next$1411 ;
+  wire [7:0] \a_next$1433 ;
+  wire [7:0] \a_next$158 ;
+  wire [7:0] \a_next$178 ;
+  wire [7:0] \a_next$198 ;
+  wire [7:0] \a_next$218 ;
+  wire [7:0] \a_next$238 ;
   wire [7:0] \a_next$256 ;
-  wire [7:0] \a_next$273 ;
-  wire [7:0] \a_next$295 ;
-  wire [7:0] \a_next$317 ;
-  wire [7:0] \a_next$339 ;
-  wire [7:0] \a_next$361 ;
-  wire [7:0] \a_next$383 ;
-  wire [7:0] \a_next$405 ;
+  wire [7:0] \a_next$275 ;
+  wire [7:0] \a_next$297 ;
+  wire [7:0] \a_next$319 ;
+  wire [7:0] \a_next$341 ;
+  wire [7:0] \a_next$363 ;
+  wire [7:0] \a_next$385 ;
+  wire [7:0] \a_next$407 ;
   wire [7:0] \a_next$427 ;
-  wire [7:0] \a_next$444 ;
-  wire [7:0] \a_next$466 ;
-  wire [7:0] \a_next$488 ;
-  wire [7:0] \a_next$510 ;
-  wire [7:0] \a_next$532 ;
-  wire [7:0] \a_next$554 ;
-  wire [7:0] \a_next$576 ;
+  wire [7:0] \a_next$446 ;
+  wire [7:0] \a_next$468 ;
+  wire [7:0] \a_next$490 ;
+  wire [7:0] \a_next$512 ;
+  wire [7:0] \a_next$534 ;
+  wire [7:0] \a_next$556 ;
+  wire [7:0] \a_next$578 ;
   wire [7:0] \a_next$598 ;
-  wire [7:0] \a_next$615 ;
-  wire [7:0] \a_next$637 ;
-  wire [7:0] \a_next$659 ;
-  wire [7:0] \a_next$681 ;
-  wire [7:0] \a_next$703 ;
-  wire [7:0] \a_next$725 ;
-  wire [7:0] \a_next$747 ;
+  wire [7:0] \a_next$617 ;
+  wire [7:0] \a_next$639 ;
+  wire [7:0] \a_next$661 ;
+  wire [7:0] \a_next$683 ;
+  wire [7:0] \a_next$705 ;
+  wire [7:0] \a_next$727 ;
+  wire [7:0] \a_next$749 ;
   wire [7:0] \a_next$769 ;
-  wire [7:0] \a_next$786 ;
-  wire [7:0] \a_next$808 ;
-  wire [7:0] \a_next$830 ;
-  wire [7:0] \a_next$852 ;
-  wire [7:0] \a_next$874 ;
-  wire [7:0] \a_next$896 ;
-  wire [7:0] \a_next$918 ;
+  wire [7:0] \a_next$788 ;
+  wire [7:0] \a_next$810 ;
+  wire [7:0] \a_next$832 ;
+  wire [7:0] \a_next$854 ;
+  wire [7:0] \a_next$876 ;
+  wire [7:0] \a_next$898 ;
+  wire [7:0] \a_next$920 ;
   wire [7:0] \a_next$940 ;
-  wire [7:0] \a_next$957 ;
-  wire [7:0] \a_next$979 ;
+  wire [7:0] \a_next$959 ;
+  wire [7:0] \a_next$981 ;
   wire [7:0] a_out;
-  wire [7:0] \a_out$1006 ;
-  wire [7:0] \a_out$1028 ;
-  wire [7:0] \a_out$1050 ;
-  wire [7:0] \a_out$1072 ;
-  wire [7:0] \a_out$1094 ;
-  wire [7:0] \a_out$1133 ;
-  wire [7:0] \a_out$1155 ;
-  wire [7:0] \a_out$1177 ;
-  wire [7:0] \a_out$1199 ;
-  wire [7:0] \a_out$1221 ;
-  wire [7:0] \a_out$1243 ;
-  wire [7:0] \a_out$1265 ;
-  wire [7:0] \a_out$1304 ;
-  wire [7:0] \a_out$1326 ;
-  wire [7:0] \a_out$1348 ;
-  wire [7:0] \a_out$1370 ;
-  wire [7:0] \a_out$1392 ;
-  wire [7:0] \a_out$141 ;
-  wire [7:0] \a_out$1414 ;
-  wire [7:0] \a_out$1436 ;
-  wire [7:0] \a_out$161 ;
-  wire [7:0] \a_out$181 ;
-  wire [7:0] \a_out$201 ;
-  wire [7:0] \a_out$221 ;
-  wire [7:0] \a_out$241 ;
-  wire [7:0] \a_out$278 ;
-  wire [7:0] \a_out$300 ;
-  wire [7:0] \a_out$322 ;
-  wire [7:0] \a_out$344 ;
-  wire [7:0] \a_out$366 ;
-  wire [7:0] \a_out$388 ;
-  wire [7:0] \a_out$410 ;
-  wire [7:0] \a_out$449 ;
-  wire [7:0] \a_out$471 ;
-  wire [7:0] \a_out$493 ;
-  wire [7:0] \a_out$515 ;
-  wire [7:0] \a_out$537 ;
-  wire [7:0] \a_out$559 ;
-  wire [7:0] \a_out$581 ;
-  wire [7:0] \a_out$620 ;
-  wire [7:0] \a_out$642 ;
-  wire [7:0] \a_out$664 ;
-  wire [7:0] \a_out$686 ;
-  wire [7:0] \a_out$708 ;
-  wire [7:0] \a_out$730 ;
-  wire [7:0] \a_out$752 ;
-  wire [7:0] \a_out$791 ;
-  wire [7:0] \a_out$813 ;
-  wire [7:0] \a_out$835 ;
-  wire [7:0] \a_out$857 ;
-  wire [7:0] \a_out$879 ;
-  wire [7:0] \a_out$901 ;
-  wire [7:0] \a_out$923 ;
-  wire [7:0] \a_out$962 ;
-  wire [7:0] \a_out$984 ;
+  wire [7:0] \a_out$1002 ;
+  wire [7:0] \a_out$1024 ;
+  wire [7:0] \a_out$1046 ;
+  wire [7:0] \a_out$1068 ;
+  wire [7:0] \a_out$1090 ;
+  wire [7:0] \a_out$1129 ;
+  wire [7:0] \a_out$1151 ;
+  wire [7:0] \a_out$1173 ;
+  wire [7:0] \a_out$1195 ;
+  wire [7:0] \a_out$1217 ;
+  wire [7:0] \a_out$1239 ;
+  wire [7:0] \a_out$1261 ;
+  wire [7:0] \a_out$1300 ;
+  wire [7:0] \a_out$1322 ;
+  wire [7:0] \a_out$1344 ;
+  wire [7:0] \a_out$1366 ;
+  wire [7:0] \a_out$137 ;
+  wire [7:0] \a_out$1388 ;
+  wire [7:0] \a_out$1410 ;
+  wire [7:0] \a_out$1432 ;
+  wire [7:0] \a_out$157 ;
+  wire [7:0] \a_out$177 ;
+  wire [7:0] \a_out$197 ;
+  wire [7:0] \a_out$217 ;
+  wire [7:0] \a_out$237 ;
+  wire [7:0] \a_out$274 ;
+  wire [7:0] \a_out$296 ;
+  wire [7:0] \a_out$318 ;
+  wire [7:0] \a_out$340 ;
+  wire [7:0] \a_out$362 ;
+  wire [7:0] \a_out$384 ;
+  wire [7:0] \a_out$406 ;
+  wire [7:0] \a_out$445 ;
+  wire [7:0] \a_out$467 ;
+  wire [7:0] \a_out$489 ;
+  wire [7:0] \a_out$511 ;
+  wire [7:0] \a_out$533 ;
+  wire [7:0] \a_out$555 ;
+  wire [7:0] \a_out$577 ;
+  wire [7:0] \a_out$616 ;
+  wire [7:0] \a_out$638 ;
+  wire [7:0] \a_out$660 ;
+  wire [7:0] \a_out$682 ;
+  wire [7:0] \a_out$704 ;
+  wire [7:0] \a_out$726 ;
+  wire [7:0] \a_out$748 ;
+  wire [7:0] \a_out$787 ;
+  wire [7:0] \a_out$809 ;
+  wire [7:0] \a_out$831 ;
+  wire [7:0] \a_out$853 ;
+  wire [7:0] \a_out$875 ;
+  wire [7:0] \a_out$897 ;
+  wire [7:0] \a_out$919 ;
+  wire [7:0] \a_out$958 ;
+  wire [7:0] \a_out$980 ;
   output busy;
   wire busy;
   wire capture;
@@ -785,245 +785,245 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire en_skew_wctl;
   reg first = 1'h1;
   wire first_in;
-  wire \first_in$1009 ;
-  wire \first_in$1031 ;
-  wire \first_in$1053 ;
-  wire \first_in$1075 ;
-  wire \first_in$1097 ;
+  wire \first_in$1004 ;
+  wire \first_in$1026 ;
+  wire \first_in$1048 ;
+  wire \first_in$1070 ;
+  wire \first_in$1092 ;
   wire \first_in$1116 ;
-  wire \first_in$1136 ;
-  wire \first_in$1158 ;
-  wire \first_in$1180 ;
-  wire \first_in$1202 ;
-  wire \first_in$1224 ;
-  wire \first_in$124 ;
-  wire \first_in$1246 ;
-  wire \first_in$1268 ;
+  wire \first_in$1131 ;
+  wire \first_in$1153 ;
+  wire \first_in$1175 ;
+  wire \first_in$119 ;
+  wire \first_in$1197 ;
+  wire \first_in$1219 ;
+  wire \first_in$1241 ;
+  wire \first_in$1263 ;
   wire \first_in$1287 ;
-  wire \first_in$1307 ;
-  wire \first_in$1329 ;
-  wire \first_in$1351 ;
-  wire \first_in$1373 ;
-  wire \first_in$1395 ;
-  wire \first_in$1417 ;
-  wire \first_in$1439 ;
-  wire \first_in$144 ;
-  wire \first_in$164 ;
-  wire \first_in$184 ;
-  wire \first_in$204 ;
-  wire \first_in$224 ;
-  wire \first_in$244 ;
+  wire \first_in$1302 ;
+  wire \first_in$1324 ;
+  wire \first_in$1346 ;
+  wire \first_in$1368 ;
+  wire \first_in$139 ;
+  wire \first_in$1390 ;
+  wire \first_in$1412 ;
+  wire \first_in$1434 ;
+  wire \first_in$159 ;
+  wire \first_in$179 ;
+  wire \first_in$199 ;
+  wire \first_in$219 ;
+  wire \first_in$239 ;
   wire \first_in$261 ;
-  wire \first_in$281 ;
-  wire \first_in$303 ;
-  wire \first_in$325 ;
-  wire \first_in$347 ;
-  wire \first_in$369 ;
-  wire \first_in$391 ;
-  wire \first_in$413 ;
+  wire \first_in$276 ;
+  wire \first_in$298 ;
+  wire \first_in$320 ;
+  wire \first_in$342 ;
+  wire \first_in$364 ;
+  wire \first_in$386 ;
+  wire \first_in$408 ;
   wire \first_in$432 ;
-  wire \first_in$452 ;
-  wire \first_in$474 ;
-  wire \first_in$496 ;
-  wire \first_in$518 ;
-  wire \first_in$540 ;
-  wire \first_in$562 ;
-  wire \first_in$584 ;
+  wire \first_in$447 ;
+  wire \first_in$469 ;
+  wire \first_in$491 ;
+  wire \first_in$513 ;
+  wire \first_in$535 ;
+  wire \first_in$557 ;
+  wire \first_in$579 ;
   wire \first_in$603 ;
-  wire \first_in$623 ;
-  wire \first_in$645 ;
-  wire \first_in$667 ;
-  wire \first_in$689 ;
-  wire \first_in$711 ;
-  wire \first_in$733 ;
-  wire \first_in$755 ;
+  wire \first_in$618 ;
+  wire \first_in$640 ;
+  wire \first_in$662 ;
+  wire \first_in$684 ;
+  wire \first_in$706 ;
+  wire \first_in$728 ;
+  wire \first_in$750 ;
   wire \first_in$774 ;
-  wire \first_in$794 ;
-  wire \first_in$816 ;
-  wire \first_in$838 ;
-  wire \first_in$860 ;
-  wire \first_in$882 ;
-  wire \first_in$904 ;
-  wire \first_in$926 ;
+  wire \first_in$789 ;
+  wire \first_in$811 ;
+  wire \first_in$833 ;
+  wire \first_in$855 ;
+  wire \first_in$877 ;
+  wire \first_in$899 ;
+  wire \first_in$921 ;
   wire \first_in$945 ;
-  wire \first_in$965 ;
-  wire \first_in$987 ;
+  wire \first_in$960 ;
+  wire \first_in$982 ;
   wire first_next;
-  wire \first_next$1002 ;
-  wire \first_next$1024 ;
-  wire \first_next$1046 ;
-  wire \first_next$1068 ;
-  wire \first_next$1090 ;
+  wire \first_next$1006 ;
+  wire \first_next$1028 ;
+  wire \first_next$1050 ;
+  wire \first_next$1072 ;
+  wire \first_next$1094 ;
   wire \first_next$1112 ;
-  wire \first_next$1129 ;
-  wire \first_next$1151 ;
-  wire \first_next$117 ;
-  wire \first_next$1173 ;
-  wire \first_next$1195 ;
-  wire \first_next$1217 ;
-  wire \first_next$1239 ;
-  wire \first_next$1261 ;
+  wire \first_next$1133 ;
+  wire \first_next$1155 ;
+  wire \first_next$1177 ;
+  wire \first_next$1199 ;
+  wire \first_next$121 ;
+  wire \first_next$1221 ;
+  wire \first_next$1243 ;
+  wire \first_next$1265 ;
   wire \first_next$1283 ;
-  wire \first_next$1300 ;
-  wire \first_next$1322 ;
-  wire \first_next$1344 ;
-  wire \first_next$1366 ;
-  wire \first_next$137 ;
-  wire \first_next$1388 ;
-  wire \first_next$1410 ;
-  wire \first_next$1432 ;
-  wire \first_next$157 ;
-  wire \first_next$177 ;
-  wire \first_next$197 ;
-  wire \first_next$217 ;
-  wire \first_next$237 ;
+  wire \first_next$1304 ;
+  wire \first_next$1326 ;
+  wire \first_next$1348 ;
+  wire \first_next$1370 ;
+  wire \first_next$1392 ;
+  wire \first_next$141 ;
+  wire \first_next$1414 ;
+  wire \first_next$1436 ;
+  wire \first_next$161 ;
+  wire \first_next$181 ;
+  wire \first_next$201 ;
+  wire \first_next$221 ;
+  wire \first_next$241 ;
   wire \first_next$257 ;
-  wire \first_next$274 ;
-  wire \first_next$296 ;
-  wire \first_next$318 ;
-  wire \first_next$340 ;
-  wire \first_next$362 ;
-  wire \first_next$384 ;
-  wire \first_next$406 ;
+  wire \first_next$278 ;
+  wire \first_next$300 ;
+  wire \first_next$322 ;
+  wire \first_next$344 ;
+  wire \first_next$366 ;
+  wire \first_next$388 ;
+  wire \first_next$410 ;
   wire \first_next$428 ;
-  wire \first_next$445 ;
-  wire \first_next$467 ;
-  wire \first_next$489 ;
-  wire \first_next$511 ;
-  wire \first_next$533 ;
-  wire \first_next$555 ;
-  wire \first_next$577 ;
+  wire \first_next$449 ;
+  wire \first_next$471 ;
+  wire \first_next$493 ;
+  wire \first_next$515 ;
+  wire \first_next$537 ;
+  wire \first_next$559 ;
+  wire \first_next$581 ;
   wire \first_next$599 ;
-  wire \first_next$616 ;
-  wire \first_next$638 ;
-  wire \first_next$660 ;
-  wire \first_next$682 ;
-  wire \first_next$704 ;
-  wire \first_next$726 ;
-  wire \first_next$748 ;
+  wire \first_next$620 ;
+  wire \first_next$642 ;
+  wire \first_next$664 ;
+  wire \first_next$686 ;
+  wire \first_next$708 ;
+  wire \first_next$730 ;
+  wire \first_next$752 ;
   wire \first_next$770 ;
-  wire \first_next$787 ;
-  wire \first_next$809 ;
-  wire \first_next$831 ;
-  wire \first_next$853 ;
-  wire \first_next$875 ;
-  wire \first_next$897 ;
-  wire \first_next$919 ;
+  wire \first_next$791 ;
+  wire \first_next$813 ;
+  wire \first_next$835 ;
+  wire \first_next$857 ;
+  wire \first_next$879 ;
+  wire \first_next$901 ;
+  wire \first_next$923 ;
   wire \first_next$941 ;
-  wire \first_next$958 ;
-  wire \first_next$980 ;
+  wire \first_next$962 ;
+  wire \first_next$984 ;
   wire first_next_out;
-  wire \first_next_out$1003 ;
-  wire \first_next_out$1025 ;
-  wire \first_next_out$1047 ;
-  wire \first_next_out$1069 ;
-  wire \first_next_out$1091 ;
-  wire \first_next_out$1130 ;
-  wire \first_next_out$1152 ;
-  wire \first_next_out$1174 ;
-  wire \first_next_out$1196 ;
-  wire \first_next_out$1218 ;
-  wire \first_next_out$1240 ;
-  wire \first_next_out$1262 ;
-  wire \first_next_out$1301 ;
-  wire \first_next_out$1323 ;
-  wire \first_next_out$1345 ;
-  wire \first_next_out$1367 ;
-  wire \first_next_out$138 ;
-  wire \first_next_out$1389 ;
-  wire \first_next_out$1411 ;
-  wire \first_next_out$1433 ;
-  wire \first_next_out$158 ;
-  wire \first_next_out$178 ;
-  wire \first_next_out$198 ;
-  wire \first_next_out$218 ;
-  wire \first_next_out$238 ;
-  wire \first_next_out$275 ;
-  wire \first_next_out$297 ;
-  wire \first_next_out$319 ;
-  wire \first_next_out$341 ;
-  wire \first_next_out$363 ;
-  wire \first_next_out$385 ;
-  wire \first_next_out$407 ;
-  wire \first_next_out$446 ;
-  wire \first_next_out$468 ;
-  wire \first_next_out$490 ;
-  wire \first_next_out$512 ;
-  wire \first_next_out$534 ;
-  wire \first_next_out$556 ;
-  wire \first_next_out$578 ;
-  wire \first_next_out$617 ;
-  wire \first_next_out$639 ;
-  wire \first_next_out$661 ;
-  wire \first_next_out$683 ;
-  wire \first_next_out$705 ;
-  wire \first_next_out$727 ;
-  wire \first_next_out$749 ;
-  wire \first_next_out$788 ;
-  wire \first_next_out$810 ;
-  wire \first_next_out$832 ;
-  wire \first_next_out$854 ;
-  wire \first_next_out$876 ;
-  wire \first_next_out$898 ;
-  wire \first_next_out$920 ;
-  wire \first_next_out$959 ;
-  wire \first_next_out$981 ;
+  wire \first_next_out$1007 ;
+  wire \first_next_out$1029 ;
+  wire \first_next_out$1051 ;
+  wire \first_next_out$1073 ;
+  wire \first_next_out$1095 ;
+  wire \first_next_out$1134 ;
+  wire \first_next_out$1156 ;
+  wire \first_next_out$1178 ;
+  wire \first_next_out$1200 ;
+  wire \first_next_out$1222 ;
+  wire \first_next_out$1244 ;
+  wire \first_next_out$1266 ;
+  wire \first_next_out$1305 ;
+  wire \first_next_out$1327 ;
+  wire \first_next_out$1349 ;
+  wire \first_next_out$1371 ;
+  wire \first_next_out$1393 ;
+  wire \first_next_out$1415 ;
+  wire \first_next_out$142 ;
+  wire \first_next_out$1437 ;
+  wire \first_next_out$162 ;
+  wire \first_next_out$182 ;
+  wire \first_next_out$202 ;
+  wire \first_next_out$222 ;
+  wire \first_next_out$242 ;
+  wire \first_next_out$279 ;
+  wire \first_next_out$301 ;
+  wire \first_next_out$323 ;
+  wire \first_next_out$345 ;
+  wire \first_next_out$367 ;
+  wire \first_next_out$389 ;
+  wire \first_next_out$411 ;
+  wire \first_next_out$450 ;
+  wire \first_next_out$472 ;
+  wire \first_next_out$494 ;
+  wire \first_next_out$516 ;
+  wire \first_next_out$538 ;
+  wire \first_next_out$560 ;
+  wire \first_next_out$582 ;
+  wire \first_next_out$621 ;
+  wire \first_next_out$643 ;
+  wire \first_next_out$665 ;
+  wire \first_next_out$687 ;
+  wire \first_next_out$709 ;
+  wire \first_next_out$731 ;
+  wire \first_next_out$753 ;
+  wire \first_next_out$792 ;
+  wire \first_next_out$814 ;
+  wire \first_next_out$836 ;
+  wire \first_next_out$858 ;
+  wire \first_next_out$880 ;
+  wire \first_next_out$902 ;
+  wire \first_next_out$924 ;
+  wire \first_next_out$963 ;
+  wire \first_next_out$985 ;
   wire first_out;
-  wire \first_out$1010 ;
-  wire \first_out$1032 ;
-  wire \first_out$1054 ;
-  wire \first_out$1076 ;
-  wire \first_out$1098 ;
-  wire \first_out$1137 ;
-  wire \first_out$1159 ;
-  wire \first_out$1181 ;
-  wire \first_out$1203 ;
-  wire \first_out$1225 ;
-  wire \first_out$1247 ;
-  wire \first_out$1269 ;
-  wire \first_out$1308 ;
-  wire \first_out$1330 ;
-  wire \first_out$1352 ;
-  wire \first_out$1374 ;
-  wire \first_out$1396 ;
-  wire \first_out$1418 ;
-  wire \first_out$1440 ;
-  wire \first_out$145 ;
-  wire \first_out$165 ;
-  wire \first_out$185 ;
-  wire \first_out$205 ;
-  wire \first_out$225 ;
-  wire \first_out$245 ;
-  wire \first_out$282 ;
-  wire \first_out$304 ;
-  wire \first_out$326 ;
-  wire \first_out$348 ;
-  wire \first_out$370 ;
-  wire \first_out$392 ;
-  wire \first_out$414 ;
-  wire \first_out$453 ;
-  wire \first_out$475 ;
-  wire \first_out$497 ;
-  wire \first_out$519 ;
-  wire \first_out$541 ;
-  wire \first_out$563 ;
-  wire \first_out$585 ;
-  wire \first_out$624 ;
-  wire \first_out$646 ;
-  wire \first_out$668 ;
-  wire \first_out$690 ;
-  wire \first_out$712 ;
-  wire \first_out$734 ;
-  wire \first_out$756 ;
-  wire \first_out$795 ;
-  wire \first_out$817 ;
-  wire \first_out$839 ;
-  wire \first_out$861 ;
-  wire \first_out$883 ;
-  wire \first_out$905 ;
-  wire \first_out$927 ;
-  wire \first_out$966 ;
-  wire \first_out$988 ;
+  wire \first_out$1005 ;
+  wire \first_out$1027 ;
+  wire \first_out$1049 ;
+  wire \first_out$1071 ;
+  wire \first_out$1093 ;
+  wire \first_out$1132 ;
+  wire \first_out$1154 ;
+  wire \first_out$1176 ;
+  wire \first_out$1198 ;
+  wire \first_out$1220 ;
+  wire \first_out$1242 ;
+  wire \first_out$1264 ;
+  wire \first_out$1303 ;
+  wire \first_out$1325 ;
+  wire \first_out$1347 ;
+  wire \first_out$1369 ;
+  wire \first_out$1391 ;
+  wire \first_out$140 ;
+  wire \first_out$1413 ;
+  wire \first_out$1435 ;
+  wire \first_out$160 ;
+  wire \first_out$180 ;
+  wire \first_out$200 ;
+  wire \first_out$220 ;
+  wire \first_out$240 ;
+  wire \first_out$277 ;
+  wire \first_out$299 ;
+  wire \first_out$321 ;
+  wire \first_out$343 ;
+  wire \first_out$365 ;
+  wire \first_out$387 ;
+  wire \first_out$409 ;
+  wire \first_out$448 ;
+  wire \first_out$470 ;
+  wire \first_out$492 ;
+  wire \first_out$514 ;
+  wire \first_out$536 ;
+  wire \first_out$558 ;
+  wire \first_out$580 ;
+  wire \first_out$619 ;
+  wire \first_out$641 ;
+  wire \first_out$663 ;
+  wire \first_out$685 ;
+  wire \first_out$707 ;
+  wire \first_out$729 ;
+  wire \first_out$751 ;
+  wire \first_out$790 ;
+  wire \first_out$812 ;
+  wire \first_out$834 ;
+  wire \first_out$856 ;
+  wire \first_out$878 ;
+  wire \first_out$900 ;
+  wire \first_out$922 ;
+  wire \first_out$961 ;
+  wire \first_out$983 ;
   wire held;
   wire [255:0] i;
   reg [63:0] \i$77  = 64'h0000000000000000;
@@ -1204,126 +1204,126 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   wire \in_wctl.capture ;
   wire \in_wctl.shift ;
   wire last_in;
-  wire \last_in$1011 ;
-  wire \last_in$1033 ;
-  wire \last_in$1055 ;
-  wire \last_in$1077 ;
-  wire \last_in$1099 ;
+  wire \last_in$1008 ;
+  wire \last_in$1030 ;
+  wire \last_in$1052 ;
+  wire \last_in$1074 ;
+  wire \last_in$1096 ;
   wire \last_in$1117 ;
-  wire \last_in$1138 ;
-  wire \last_in$1160 ;
-  wire \last_in$1182 ;
-  wire \last_in$1204 ;
-  wire \last_in$1226 ;
-  wire \last_in$1248 ;
-  wire \last_in$126 ;
-  wire \last_in$1270 ;
+  wire \last_in$1135 ;
+  wire \last_in$1157 ;
+  wire \last_in$1179 ;
+  wire \last_in$1201 ;
+  wire \last_in$1223 ;
+  wire \last_in$123 ;
+  wire \last_in$1245 ;
+  wire \last_in$1267 ;
   wire \last_in$1288 ;
-  wire \last_in$1309 ;
-  wire \last_in$1331 ;
-  wire \last_in$1353 ;
-  wire \last_in$1375 ;
-  wire \last_in$1397 ;
-  wire \last_in$1419 ;
-  wire \last_in$1441 ;
-  wire \last_in$146 ;
-  wire \last_in$166 ;
-  wire \last_in$186 ;
-  wire \last_in$206 ;
-  wire \last_in$226 ;
-  wire \last_in$246 ;
+  wire \last_in$1306 ;
+  wire \last_in$1328 ;
+  wire \last_in$1350 ;
+  wire \last_in$1372 ;
+  wire \last_in$1394 ;
+  wire \last_in$1416 ;
+  wire \last_in$143 ;
+  wire \last_in$1438 ;
+  wire \last_in$163 ;
+  wire \last_in$183 ;
+  wire \last_in$203 ;
+  wire \last_in$223 ;
+  wire \last_in$243 ;
   wire \last_in$262 ;
-  wire \last_in$283 ;
-  wire \last_in$305 ;
-  wire \last_in$327 ;
-  wire \last_in$349 ;
-  wire \last_in$371 ;
-  wire \last_in$393 ;
-  wire \last_in$415 ;
+  wire \last_in$280 ;
+  wire \last_in$302 ;
+  wire \last_in$324 ;
+  wire \last_in$346 ;
+  wire \last_in$368 ;
+  wire \last_in$390 ;
+  wire \last_in$412 ;
   wire \last_in$433 ;
-  wire \last_in$454 ;
-  wire \last_in$476 ;
-  wire \last_in$498 ;
-  wire \last_in$520 ;
-  wire \last_in$542 ;
-  wire \last_in$564 ;
-  wire \last_in$586 ;
+  wire \last_in$451 ;
+  wire \last_in$473 ;
+  wire \last_in$495 ;
+  wire \last_in$517 ;
+  wire \last_in$539 ;
+  wire \last_in$561 ;
+  wire \last_in$583 ;
   wire \last_in$604 ;
-  wire \last_in$625 ;
-  wire \last_in$647 ;
-  wire \last_in$669 ;
-  wire \last_in$691 ;
-  wire \last_in$713 ;
-  wire \last_in$735 ;
-  wire \last_in$757 ;
+  wire \last_in$622 ;
+  wire \last_in$644 ;
+  wire \last_in$666 ;
+  wire \last_in$688 ;
+  wire \last_in$710 ;
+  wire \last_in$732 ;
+  wire \last_in$754 ;
   wire \last_in$775 ;
-  wire \last_in$796 ;
-  wire \last_in$818 ;
-  wire \last_in$840 ;
-  wire \last_in$862 ;
-  wire \last_in$884 ;
-  wire \last_in$906 ;
-  wire \last_in$928 ;
+  wire \last_in$793 ;
+  wire \last_in$815 ;
+  wire \last_in$837 ;
+  wire \last_in$859 ;
+  wire \last_in$881 ;
+  wire \last_in$903 ;
+  wire \last_in$925 ;
   wire \last_in$946 ;
-  wire \last_in$967 ;
-  wire \last_in$989 ;
+  wire \last_in$964 ;
+  wire \last_in$986 ;
   wire last_out;
-  wire \last_out$1012 ;
-  wire \last_out$1034 ;
-  wire \last_out$1056 ;
-  wire \last_out$1078 ;
-  wire \last_out$1100 ;
-  wire \last_out$1139 ;
-  wire \last_out$1161 ;
-  wire \last_out$1183 ;
-  wire \last_out$1205 ;
-  wire \last_out$1227 ;
-  wire \last_out$1249 ;
-  wire \last_out$127 ;
-  wire \last_out$1271 ;
-  wire \last_out$1310 ;
-  wire \last_out$1332 ;
-  wire \last_out$1354 ;
-  wire \last_out$1376 ;
-  wire \last_out$1398 ;
-  wire \last_out$1420 ;
-  wire \last_out$1442 ;
-  wire \last_out$147 ;
-  wire \last_out$167 ;
-  wire \last_out$187 ;
-  wire \last_out$207 ;
-  wire \last_out$227 ;
-  wire \last_out$247 ;
-  wire \last_out$284 ;
-  wire \last_out$306 ;
-  wire \last_out$328 ;
-  wire \last_out$350 ;
-  wire \last_out$372 ;
-  wire \last_out$394 ;
-  wire \last_out$416 ;
-  wire \last_out$455 ;
-  wire \last_out$477 ;
-  wire \last_out$499 ;
-  wire \last_out$521 ;
-  wire \last_out$543 ;
-  wire \last_out$565 ;
-  wire \last_out$587 ;
-  wire \last_out$626 ;
-  wire \last_out$648 ;
-  wire \last_out$670 ;
-  wire \last_out$692 ;
-  wire \last_out$714 ;
-  wire \last_out$736 ;
-  wire \last_out$758 ;
-  wire \last_out$797 ;
-  wire \last_out$819 ;
-  wire \last_out$841 ;
-  wire \last_out$863 ;
-  wire \last_out$885 ;
-  wire \last_out$907 ;
-  wire \last_out$929 ;
-  wire \last_out$968 ;
-  wire \last_out$990 ;
+  wire \last_out$1009 ;
+  wire \last_out$1031 ;
+  wire \last_out$1053 ;
+  wire \last_out$1075 ;
+  wire \last_out$1097 ;
+  wire \last_out$1136 ;
+  wire \last_out$1158 ;
+  wire \last_out$1180 ;
+  wire \last_out$1202 ;
+  wire \last_out$1224 ;
+  wire \last_out$124 ;
+  wire \last_out$1246 ;
+  wire \last_out$1268 ;
+  wire \last_out$1307 ;
+  wire \last_out$1329 ;
+  wire \last_out$1351 ;
+  wire \last_out$1373 ;
+  wire \last_out$1395 ;
+  wire \last_out$1417 ;
+  wire \last_out$1439 ;
+  wire \last_out$144 ;
+  wire \last_out$164 ;
+  wire \last_out$184 ;
+  wire \last_out$204 ;
+  wire \last_out$224 ;
+  wire \last_out$244 ;
+  wire \last_out$281 ;
+  wire \last_out$303 ;
+  wire \last_out$325 ;
+  wire \last_out$347 ;
+  wire \last_out$369 ;
+  wire \last_out$391 ;
+  wire \last_out$413 ;
+  wire \last_out$452 ;
+  wire \last_out$474 ;
+  wire \last_out$496 ;
+  wire \last_out$518 ;
+  wire \last_out$540 ;
+  wire \last_out$562 ;
+  wire \last_out$584 ;
+  wire \last_out$623 ;
+  wire \last_out$645 ;
+  wire \last_out$667 ;
+  wire \last_out$689 ;
+  wire \last_out$711 ;
+  wire \last_out$733 ;
+  wire \last_out$755 ;
+  wire \last_out$794 ;
+  wire \last_out$816 ;
+  wire \last_out$838 ;
+  wire \last_out$860 ;
+  wire \last_out$882 ;
+  wire \last_out$904 ;
+  wire \last_out$926 ;
+  wire \last_out$965 ;
+  wire \last_out$987 ;
   reg [3:0] loaded = 4'h0;
   wire [255:0] o;
   wire [63:0] \o$102 ;
@@ -1877,190 +1877,190 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   reg skid_valid_7 = 1'h0;
   wire units_sync_clk;
   wire valid_in;
-  wire \valid_in$1007 ;
-  wire \valid_in$1029 ;
-  wire \valid_in$1051 ;
-  wire \valid_in$1073 ;
-  wire \valid_in$1095 ;
+  wire \valid_in$1010 ;
+  wire \valid_in$1032 ;
+  wire \valid_in$1054 ;
+  wire \valid_in$1076 ;
+  wire \valid_in$1098 ;
   wire \valid_in$1115 ;
-  wire \valid_in$1134 ;
-  wire \valid_in$1156 ;
-  wire \valid_in$1178 ;
-  wire \valid_in$1200 ;
-  wire \valid_in$122 ;
-  wire \valid_in$1222 ;
-  wire \valid_in$1244 ;
-  wire \valid_in$1266 ;
+  wire \valid_in$1137 ;
+  wire \valid_in$1159 ;
+  wire \valid_in$1181 ;
+  wire \valid_in$1203 ;
+  wire \valid_in$1225 ;
+  wire \valid_in$1247 ;
+  wire \valid_in$125 ;
+  wire \valid_in$1269 ;
   wire \valid_in$1286 ;
-  wire \valid_in$1305 ;
-  wire \valid_in$1327 ;
-  wire \valid_in$1349 ;
-  wire \valid_in$1371 ;
-  wire \valid_in$1393 ;
-  wire \valid_in$1415 ;
-  wire \valid_in$142 ;
-  wire \valid_in$1437 ;
-  wire \valid_in$162 ;
-  wire \valid_in$182 ;
-  wire \valid_in$202 ;
-  wire \valid_in$222 ;
-  wire \valid_in$242 ;
+  wire \valid_in$1308 ;
+  wire \valid_in$1330 ;
+  wire \valid_in$1352 ;
+  wire \valid_in$1374 ;
+  wire \valid_in$1396 ;
+  wire \valid_in$1418 ;
+  wire \valid_in$1440 ;
+  wire \valid_in$145 ;
+  wire \valid_in$165 ;
+  wire \valid_in$185 ;
+  wire \valid_in$205 ;
+  wire \valid_in$225 ;
+  wire \valid_in$245 ;
   wire \valid_in$260 ;
-  wire \valid_in$279 ;
-  wire \valid_in$301 ;
-  wire \valid_in$323 ;
-  wire \valid_in$345 ;
-  wire \valid_in$367 ;
-  wire \valid_in$389 ;
-  wire \valid_in$411 ;
+  wire \valid_in$282 ;
+  wire \valid_in$304 ;
+  wire \valid_in$326 ;
+  wire \valid_in$348 ;
+  wire \valid_in$370 ;
+  wire \valid_in$392 ;
+  wire \valid_in$414 ;
   wire \valid_in$431 ;
-  wire \valid_in$450 ;
-  wire \valid_in$472 ;
-  wire \valid_in$494 ;
-  wire \valid_in$516 ;
-  wire \valid_in$538 ;
-  wire \valid_in$560 ;
-  wire \valid_in$582 ;
+  wire \valid_in$453 ;
+  wire \valid_in$475 ;
+  wire \valid_in$497 ;
+  wire \valid_in$519 ;
+  wire \valid_in$541 ;
+  wire \valid_in$563 ;
+  wire \valid_in$585 ;
   wire \valid_in$602 ;
-  wire \valid_in$621 ;
-  wire \valid_in$643 ;
-  wire \valid_in$665 ;
-  wire \valid_in$687 ;
-  wire \valid_in$709 ;
-  wire \valid_in$731 ;
-  wire \valid_in$753 ;
+  wire \valid_in$624 ;
+  wire \valid_in$646 ;
+  wire \valid_in$668 ;
+  wire \valid_in$690 ;
+  wire \valid_in$712 ;
+  wire \valid_in$734 ;
+  wire \valid_in$756 ;
   wire \valid_in$773 ;
-  wire \valid_in$792 ;
-  wire \valid_in$814 ;
-  wire \valid_in$836 ;
-  wire \valid_in$858 ;
-  wire \valid_in$880 ;
-  wire \valid_in$902 ;
-  wire \valid_in$924 ;
+  wire \valid_in$795 ;
+  wire \valid_in$817 ;
+  wire \valid_in$839 ;
+  wire \valid_in$861 ;
+  wire \valid_in$883 ;
+  wire \valid_in$905 ;
+  wire \valid_in$927 ;
   wire \valid_in$944 ;
-  wire \valid_in$963 ;
-  wire \valid_in$985 ;
+  wire \valid_in$966 ;
+  wire \valid_in$988 ;
   wire valid_next;
-  wire \valid_next$1004 ;
-  wire \valid_next$1026 ;
-  wire \valid_next$1048 ;
-  wire \valid_next$1070 ;
-  wire \valid_next$1092 ;
+  wire \valid_next$1012 ;
+  wire \valid_next$1034 ;
+  wire \valid_next$1056 ;
+  wire \valid_next$1078 ;
+  wire \valid_next$1100 ;
   wire \valid_next$1113 ;
-  wire \valid_next$1131 ;
-  wire \valid_next$1153 ;
-  wire \valid_next$1175 ;
-  wire \valid_next$119 ;
-  wire \valid_next$1197 ;
-  wire \valid_next$1219 ;
-  wire \valid_next$1241 ;
-  wire \valid_next$1263 ;
+  wire \valid_next$1139 ;
+  wire \valid_next$1161 ;
+  wire \valid_next$1183 ;
+  wire \valid_next$1205 ;
+  wire \valid_next$1227 ;
+  wire \valid_next$1249 ;
+  wire \valid_next$127 ;
+  wire \valid_next$1271 ;
   wire \valid_next$1284 ;
-  wire \valid_next$1302 ;
-  wire \valid_next$1324 ;
-  wire \valid_next$1346 ;
-  wire \valid_next$1368 ;
-  wire \valid_next$139 ;
-  wire \valid_next$1390 ;
-  wire \valid_next$1412 ;
-  wire \valid_next$1434 ;
-  wire \valid_next$159 ;
-  wire \valid_next$179 ;
-  wire \valid_next$199 ;
-  wire \valid_next$219 ;
-  wire \valid_next$239 ;
+  wire \valid_next$1310 ;
+  wire \valid_next$1332 ;
+  wire \valid_next$1354 ;
+  wire \valid_next$1376 ;
+  wire \valid_next$1398 ;
+  wire \valid_next$1420 ;
+  wire \valid_next$1442 ;
+  wire \valid_next$147 ;
+  wire \valid_next$167 ;
+  wire \valid_next$187 ;
+  wire \valid_next$207 ;
+  wire \valid_next$227 ;
+  wire \valid_next$247 ;
   wire \valid_next$258 ;
-  wire \valid_next$276 ;
-  wire \valid_next$298 ;
-  wire \valid_next$320 ;
-  wire \valid_next$342 ;
-  wire \valid_next$364 ;
-  wire \valid_next$386 ;
-  wire \valid_next$408 ;
+  wire \valid_next$284 ;
+  wire \valid_next$306 ;
+  wire \valid_next$328 ;
+  wire \valid_next$350 ;
+  wire \valid_next$372 ;
+  wire \valid_next$394 ;
+  wire \valid_next$416 ;
   wire \valid_next$429 ;
-  wire \valid_next$447 ;
-  wire \valid_next$469 ;
-  wire \valid_next$491 ;
-  wire \valid_next$513 ;
-  wire \valid_next$535 ;
-  wire \valid_next$557 ;
-  wire \valid_next$579 ;
+  wire \valid_next$455 ;
+  wire \valid_next$477 ;
+  wire \valid_next$499 ;
+  wire \valid_next$521 ;
+  wire \valid_next$543 ;
+  wire \valid_next$565 ;
+  wire \valid_next$587 ;
   wire \valid_next$600 ;
-  wire \valid_next$618 ;
-  wire \valid_next$640 ;
-  wire \valid_next$662 ;
-  wire \valid_next$684 ;
-  wire \valid_next$706 ;
-  wire \valid_next$728 ;
-  wire \valid_next$750 ;
+  wire \valid_next$626 ;
+  wire \valid_next$648 ;
+  wire \valid_next$670 ;
+  wire \valid_next$692 ;
+  wire \valid_next$714 ;
+  wire \valid_next$736 ;
+  wire \valid_next$758 ;
   wire \valid_next$771 ;
-  wire \valid_next$789 ;
-  wire \valid_next$811 ;
-  wire \valid_next$833 ;
-  wire \valid_next$855 ;
-  wire \valid_next$877 ;
-  wire \valid_next$899 ;
-  wire \valid_next$921 ;
+  wire \valid_next$797 ;
+  wire \valid_next$819 ;
+  wire \valid_next$841 ;
+  wire \valid_next$863 ;
+  wire \valid_next$885 ;
+  wire \valid_next$907 ;
+  wire \valid_next$929 ;
   wire \valid_next$942 ;
-  wire \valid_next$960 ;
-  wire \valid_next$982 ;
+  wire \valid_next$968 ;
+  wire \valid_next$990 ;
   wire valid_out;
-  wire \valid_out$1008 ;
-  wire \valid_out$1030 ;
-  wire \valid_out$1052 ;
-  wire \valid_out$1074 ;
-  wire \valid_out$1096 ;
-  wire \valid_out$1135 ;
-  wire \valid_out$1157 ;
-  wire \valid_out$1179 ;
-  wire \valid_out$1201 ;
-  wire \valid_out$1223 ;
-  wire \valid_out$123 ;
-  wire \valid_out$1245 ;
-  wire \valid_out$1267 ;
-  wire \valid_out$1306 ;
-  wire \valid_out$1328 ;
-  wire \valid_out$1350 ;
-  wire \valid_out$1372 ;
-  wire \valid_out$1394 ;
-  wire \valid_out$1416 ;
-  wire \valid_out$143 ;
-  wire \valid_out$1438 ;
-  wire \valid_out$163 ;
-  wire \valid_out$183 ;
-  wire \valid_out$203 ;
-  wire \valid_out$223 ;
-  wire \valid_out$243 ;
-  wire \valid_out$280 ;
-  wire \valid_out$302 ;
-  wire \valid_out$324 ;
-  wire \valid_out$346 ;
-  wire \valid_out$368 ;
-  wire \valid_out$390 ;
-  wire \valid_out$412 ;
-  wire \valid_out$451 ;
-  wire \valid_out$473 ;
-  wire \valid_out$495 ;
-  wire \valid_out$517 ;
-  wire \valid_out$539 ;
-  wire \valid_out$561 ;
-  wire \valid_out$583 ;
-  wire \valid_out$622 ;
-  wire \valid_out$644 ;
-  wire \valid_out$666 ;
-  wire \valid_out$688 ;
-  wire \valid_out$710 ;
-  wire \valid_out$732 ;
-  wire \valid_out$754 ;
-  wire \valid_out$793 ;
-  wire \valid_out$815 ;
-  wire \valid_out$837 ;
-  wire \valid_out$859 ;
-  wire \valid_out$881 ;
-  wire \valid_out$903 ;
-  wire \valid_out$925 ;
-  wire \valid_out$964 ;
-  wire \valid_out$986 ;
+  wire \valid_out$1011 ;
+  wire \valid_out$1033 ;
+  wire \valid_out$1055 ;
+  wire \valid_out$1077 ;
+  wire \valid_out$1099 ;
+  wire \valid_out$1138 ;
+  wire \valid_out$1160 ;
+  wire \valid_out$1182 ;
+  wire \valid_out$1204 ;
+  wire \valid_out$1226 ;
+  wire \valid_out$1248 ;
+  wire \valid_out$126 ;
+  wire \valid_out$1270 ;
+  wire \valid_out$1309 ;
+  wire \valid_out$1331 ;
+  wire \valid_out$1353 ;
+  wire \valid_out$1375 ;
+  wire \valid_out$1397 ;
+  wire \valid_out$1419 ;
+  wire \valid_out$1441 ;
+  wire \valid_out$146 ;
+  wire \valid_out$166 ;
+  wire \valid_out$186 ;
+  wire \valid_out$206 ;
+  wire \valid_out$226 ;
+  wire \valid_out$246 ;
+  wire \valid_out$283 ;
+  wire \valid_out$305 ;
+  wire \valid_out$327 ;
+  wire \valid_out$349 ;
+  wire \valid_out$371 ;
+  wire \valid_out$393 ;
+  wire \valid_out$415 ;
+  wire \valid_out$454 ;
+  wire \valid_out$476 ;
+  wire \valid_out$498 ;
+  wire \valid_out$520 ;
+  wire \valid_out$542 ;
+  wire \valid_out$564 ;
+  wire \valid_out$586 ;
+  wire \valid_out$625 ;
+  wire \valid_out$647 ;
+  wire \valid_out$669 ;
+  wire \valid_out$691 ;
+  wire \valid_out$713 ;
+  wire \valid_out$735 ;
+  wire \valid_out$757 ;
+  wire \valid_out$796 ;
+  wire \valid_out$818 ;
+  wire \valid_out$840 ;
+  wire \valid_out$862 ;
+  wire \valid_out$884 ;
+  wire \valid_out$906 ;
+  wire \valid_out$928 ;
+  wire \valid_out$967 ;
+  wire \valid_out$989 ;
   wire w_accept;
   wire [7:0] w_in;
   wire [7:0] \w_in$1015 ;
@@ -2290,7 +2290,7 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign weights__ready = \$21  & released;
   assign w_accept = weights__valid & weights__ready;
   assign \$22  = in_flags[0] | results__valid;
-  assign \$23  = | { \valid_in$1437 , \valid_in$1415 , \valid_in$1393 , \valid_in$1371 , \valid_in$1349 , \valid_in$1327 , \valid_in$1305 , \o$104 [21], \valid_in$1266 , \valid_in$1244 , \valid_in$1222 , \valid_in$1200 , \valid_in$1178 , \valid_in$1156 , \valid_in$1134 , \o$104 [18], \valid_in$1095 , \valid_in$1073 , \valid_in$1051 , \valid_in$1029 , \valid_in$1007 , \valid_in$985 , \valid_in$963 , \o$104 [15], \valid_in$924 , \valid_in$902 , \valid_in$880 , \valid_in$858 , \valid_in$836 , \valid_in$814 , \valid_in$792 , \o$104 [12], \valid_in$753 , \valid_in$731 , \valid_in$709 , \valid_in$687 , \valid_in$665 , \valid_in$643 , \valid_in$621 , \o$104 [9], \valid_in$582 , \valid_in$560 , \valid_in$538 , \valid_in$516 , \valid_in$494 , \valid_in$472 , \valid_in$450 , \o$104 [6], \valid_in$411 , \valid_in$389 , \valid_in$367 , \valid_in$345 , \valid_in$323 , \valid_in$301 , \valid_in$279 , \o$104 [3], \valid_in$242 , \valid_in$222 , \valid_in$202 , \valid_in$182 , \valid_in$162 , \valid_in$142 , \valid_in$122 , \o$104 [0] };
+  assign \$23  = | { \valid_in$1440 , \valid_in$1418 , \valid_in$1396 , \valid_in$1374 , \valid_in$1352 , \valid_in$1330 , \valid_in$1308 , \o$104 [21], \valid_in$1269 , \valid_in$1247 , \valid_in$1225 , \valid_in$1203 , \valid_in$1181 , \valid_in$1159 , \valid_in$1137 , \o$104 [18], \valid_in$1098 , \valid_in$1076 , \valid_in$1054 , \valid_in$1032 , \valid_in$1010 , \valid_in$988 , \valid_in$966 , \o$104 [15], \valid_in$927 , \valid_in$905 , \valid_in$883 , \valid_in$861 , \valid_in$839 , \valid_in$817 , \valid_in$795 , \o$104 [12], \valid_in$756 , \valid_in$734 , \valid_in$712 , \valid_in$690 , \valid_in$668 , \valid_in$646 , \valid_in$624 , \o$104 [9], \valid_in$585 , \valid_in$563 , \valid_in$541 , \valid_in$519 , \valid_in$497 , \valid_in$475 , \valid_in$453 , \o$104 [6], \valid_in$414 , \valid_in$392 , \valid_in$370 , \valid_in$348 , \valid_in$326 , \valid_in$304 , \valid_in$282 , \o$104 [3], \valid_in$245 , \valid_in$225 , \valid_in$205 , \valid_in$185 , \valid_in$165 , \valid_in$145 , \valid_in$125 , \o$104 [0] };
   assign busy = \$22  | \$23 ;
   assign \$24  = ~ skid_valid;
   assign \$25  = ~ skid_valid_0;
@@ -3022,167 +3022,167 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_0_0  pe_0_0 (
     .a_in(\o$102 [7:0]),
     .a_next(\o_next$97 [7:0]),
-    .a_out(\a_in$120 ),
+    .a_out(\a_in$116 ),
     .capture_next(o_next[1]),
     .en(\en$88 ),
-    .first_next_out(\first_next$117 ),
-    .first_out(\first_in$124 ),
-    .last_out(\last_in$126 ),
+    .first_next_out(\first_next$121 ),
+    .first_out(\first_in$119 ),
+    .last_out(\last_in$123 ),
     .\port$3090$0 (\o$104 [2:0]),
     .\port$3091$0 (\o_next$99 [1:0]),
     .psum_out(\psum_in$263 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$122 ),
+    .valid_out(\valid_in$125 ),
     .w_in(\o$109 [7:0]),
     .w_out(\w_in$265 ),
     .w_shift(w_shift)
   );
   \systolic_core.pe_0_1  pe_0_1 (
-    .a_in(\a_in$120 ),
+    .a_in(\a_in$116 ),
     .a_next(\o$102 [7:0]),
-    .a_out(\a_in$140 ),
+    .a_out(\a_in$136 ),
     .capture_next(o_next[3]),
     .en(\en$110 ),
-    .first_in(\first_in$124 ),
-    .first_next(\first_next$117 ),
-    .first_next_out(\first_next$137 ),
-    .first_out(\first_in$144 ),
-    .last_in(\last_in$126 ),
-    .last_out(\last_in$146 ),
+    .first_in(\first_in$119 ),
+    .first_next(\first_next$121 ),
+    .first_next_out(\first_next$141 ),
+    .first_out(\first_in$139 ),
+    .last_in(\last_in$123 ),
+    .last_out(\last_in$143 ),
     .psum_out(\psum_in$285 ),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$122 ),
+    .valid_in(\valid_in$125 ),
     .valid_next(\o$104 [0]),
-    .valid_out(\valid_in$142 ),
+    .valid_out(\valid_in$145 ),
     .w_in(\o$109 [15:8]),
     .w_out(\w_in$287 ),
     .w_shift(\w_shift$112 )
   );
   \systolic_core.pe_0_2  pe_0_2 (
-    .a_in(\a_in$140 ),
-    .a_next(\a_in$120 ),
-    .a_out(\a_in$160 ),
+    .a_in(\a_in$136 ),
+    .a_next(\a_in$116 ),
+    .a_out(\a_in$156 ),
     .capture_next(o_next[5]),
     .en(\en$130 ),
-    .first_in(\first_in$144 ),
-    .first_next(\first_next$137 ),
-    .first_next_out(\first_next$157 ),
-    .first_out(\first_in$164 ),
-    .last_in(\last_in$146 ),
-    .last_out(\last_in$166 ),
+    .first_in(\first_in$139 ),
+    .first_next(\first_next$141 ),
+    .first_next_out(\first_next$161 ),
+    .first_out(\first_in$159 ),
+    .last_in(\last_in$143 ),
+    .last_out(\last_in$163 ),
     .psum_out(\psum_in$307 ),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$142 ),
-    .valid_next(\valid_in$122 ),
-    .valid_out(\valid_in$162 ),
+    .valid_in(\valid_in$145 ),
+    .valid_next(\valid_in$125 ),
+    .valid_out(\valid_in$165 ),
     .w_in(\o$109 [23:16]),
     .w_out(\w_in$309 ),
     .w_shift(\w_shift$132 )
   );
   \systolic_core.pe_0_3  pe_0_3 (
-    .a_in(\a_in$160 ),
-    .a_next(\a_in$140 ),
-    .a_out(\a_in$180 ),
+    .a_in(\a_in$156 ),
+    .a_next(\a_in$136 ),
+    .a_out(\a_in$176 ),
     .capture_next(o_next[7]),
     .en(\en$150 ),
-    .first_in(\first_in$164 ),
-    .first_next(\first_next$157 ),
-    .first_next_out(\first_next$177 ),
-    .first_out(\first_in$184 ),
-    .last_in(\last_in$166 ),
-    .last_out(\last_in$186 ),
+    .first_in(\first_in$159 ),
+    .first_next(\first_next$161 ),
+    .first_next_out(\first_next$181 ),
+    .first_out(\first_in$179 ),
+    .last_in(\last_in$163 ),
+    .last_out(\last_in$183 ),
     .psum_out(\psum_in$329 ),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$162 ),
-    .valid_next(\valid_in$142 ),
-    .valid_out(\valid_in$182 ),
+    .valid_in(\valid_in$165 ),
+    .valid_next(\valid_in$145 ),
+    .valid_out(\valid_in$185 ),
     .w_in(\o$109 [31:24]),
     .w_out(\w_in$331 ),
     .w_shift(\w_shift$152 )
   );
   \systolic_core.pe_0_4  pe_0_4 (
-    .a_in(\a_in$180 ),
-    .a_next(\a_in$160 ),
-    .a_out(\a_in$200 ),
+    .a_in(\a_in$176 ),
+    .a_next(\a_in$156 ),
+    .a_out(\a_in$196 ),
     .capture_next(o_next[9]),
     .en(\en$170 ),
-    .first_in(\first_in$184 ),
-    .first_next(\first_next$177 ),
-    .first_next_out(\first_next$197 ),
-    .first_out(\first_in$204 ),
-    .last_in(\last_in$186 ),
-    .last_out(\last_in$206 ),
+    .first_in(\first_in$179 ),
+    .first_next(\first_next$181 ),
+    .first_next_out(\first_next$201 ),
+    .first_out(\first_in$199 ),
+    .last_in(\last_in$183 ),
+    .last_out(\last_in$203 ),
     .psum_out(\psum_in$351 ),
     .rst_pe_0_4(rst_pe_0_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$182 ),
-    .valid_next(\valid_in$162 ),
-    .valid_out(\valid_in$202 ),
+    .valid_in(\valid_in$185 ),
+    .valid_next(\valid_in$165 ),
+    .valid_out(\valid_in$205 ),
     .w_in(\o$109 [39:32]),
     .w_out(\w_in$353 ),
     .w_shift(\w_shift$172 )
   );
   \systolic_core.pe_0_5  pe_0_5 (
-    .a_in(\a_in$200 ),
-    .a_next(\a_in$180 ),
-    .a_out(\a_in$220 ),
+    .a_in(\a_in$196 ),
+    .a_next(\a_in$176 ),
+    .a_out(\a_in$216 ),
     .capture_next(o_next[11]),
     .en(\en$190 ),
-    .first_in(\first_in$204 ),
-    .first_next(\first_next$197 ),
-    .first_next_out(\first_next$217 ),
-    .first_out(\first_in$224 ),
-    .last_in(\last_in$206 ),
-    .last_out(\last_in$226 ),
+    .first_in(\first_in$199 ),
+    .first_next(\first_next$201 ),
+    .first_next_out(\first_next$221 ),
+    .first_out(\first_in$219 ),
+    .last_in(\last_in$203 ),
+    .last_out(\last_in$223 ),
     .psum_out(\psum_in$373 ),
     .rst_pe_0_5(rst_pe_0_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$202 ),
-    .valid_next(\valid_in$182 ),
-    .valid_out(\valid_in$222 ),
+    .valid_in(\valid_in$205 ),
+    .valid_next(\valid_in$185 ),
+    .valid_out(\valid_in$225 ),
     .w_in(\o$109 [47:40]),
     .w_out(\w_in$375 ),
     .w_shift(\w_shift$192 )
   );
   \systolic_core.pe_0_6  pe_0_6 (
-    .a_in(\a_in$220 ),
-    .a_next(\a_in$200 ),
-    .a_out(\a_in$240 ),
+    .a_in(\a_in$216 ),
+    .a_next(\a_in$196 ),
+    .a_out(\a_in$236 ),
     .capture_next(o_next[13]),
     .en(\en$210 ),
-    .first_in(\first_in$224 ),
-    .first_next(\first_next$217 ),
-    .first_next_out(\first_next$237 ),
-    .first_out(\first_in$244 ),
-    .last_in(\last_in$226 ),
-    .last_out(\last_in$246 ),
+    .first_in(\first_in$219 ),
+    .first_next(\first_next$221 ),
+    .first_next_out(\first_next$241 ),
+    .first_out(\first_in$239 ),
+    .last_in(\last_in$223 ),
+    .last_out(\last_in$243 ),
     .psum_out(\psum_in$395 ),
     .rst_pe_0_6(rst_pe_0_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$222 ),
-    .valid_next(\valid_in$202 ),
-    .valid_out(\valid_in$242 ),
+    .valid_in(\valid_in$225 ),
+    .valid_next(\valid_in$205 ),
+    .valid_out(\valid_in$245 ),
     .w_in(\o$109 [55:48]),
     .w_out(\w_in$397 ),
     .w_shift(\w_shift$212 )
   );
   \systolic_core.pe_0_7  pe_0_7 (
-    .a_in(\a_in$240 ),
-    .a_next(\a_in$220 ),
+    .a_in(\a_in$236 ),
+    .a_next(\a_in$216 ),
     .capture_next(o_next[15]),
     .en(\en$230 ),
-    .first_in(\first_in$244 ),
-    .first_next(\first_next$237 ),
-    .last_in(\last_in$246 ),
+    .first_in(\first_in$239 ),
+    .first_next(\first_next$241 ),
+    .last_in(\last_in$243 ),
     .psum_out(\psum_in$417 ),
     .rst_pe_0_7(rst_pe_0_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$242 ),
-    .valid_next(\valid_in$222 ),
+    .valid_in(\valid_in$245 ),
+    .valid_next(\valid_in$225 ),
     .w_in(\o$109 [63:56]),
     .w_out(\w_in$419 ),
     .w_shift(\w_shift$232 )
@@ -3190,175 +3190,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_1_0  pe_1_0 (
     .a_in(\o$102 [15:8]),
     .a_next(\o_next$97 [15:8]),
-    .a_out(\a_in$277 ),
+    .a_out(\a_in$273 ),
     .capture_next(o_next[1]),
     .en(\en$250 ),
-    .first_next_out(\first_next$274 ),
-    .first_out(\first_in$281 ),
-    .last_out(\last_in$283 ),
+    .first_next_out(\first_next$278 ),
+    .first_out(\first_in$276 ),
+    .last_out(\last_in$280 ),
     .\port$3090$3 (\o$104 [5:3]),
     .\port$3091$3 (\o_next$99 [4:3]),
     .psum_in(\psum_in$263 ),
     .psum_out(\psum_in$434 ),
     .rst_pe_1_0(rst_pe_1_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$279 ),
+    .valid_out(\valid_in$282 ),
     .w_in(\w_in$265 ),
     .w_out(\w_in$436 ),
     .w_shift(\w_shift$252 )
   );
   \systolic_core.pe_1_1  pe_1_1 (
-    .a_in(\a_in$277 ),
+    .a_in(\a_in$273 ),
     .a_next(\o$102 [15:8]),
-    .a_out(\a_in$299 ),
+    .a_out(\a_in$295 ),
     .capture_next(o_next[3]),
     .en(\en$267 ),
-    .first_in(\first_in$281 ),
-    .first_next(\first_next$274 ),
-    .first_next_out(\first_next$296 ),
-    .first_out(\first_in$303 ),
-    .last_in(\last_in$283 ),
-    .last_out(\last_in$305 ),
+    .first_in(\first_in$276 ),
+    .first_next(\first_next$278 ),
+    .first_next_out(\first_next$300 ),
+    .first_out(\first_in$298 ),
+    .last_in(\last_in$280 ),
+    .last_out(\last_in$302 ),
     .psum_in(\psum_in$285 ),
     .psum_out(\psum_in$456 ),
     .rst_pe_1_1(rst_pe_1_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$279 ),
+    .valid_in(\valid_in$282 ),
     .valid_next(\o$104 [3]),
-    .valid_out(\valid_in$301 ),
+    .valid_out(\valid_in$304 ),
     .w_in(\w_in$287 ),
     .w_out(\w_in$458 ),
     .w_shift(\w_shift$269 )
   );
   \systolic_core.pe_1_2  pe_1_2 (
-    .a_in(\a_in$299 ),
-    .a_next(\a_in$277 ),
-    .a_out(\a_in$321 ),
+    .a_in(\a_in$295 ),
+    .a_next(\a_in$273 ),
+    .a_out(\a_in$317 ),
     .capture_next(o_next[5]),
     .en(\en$289 ),
-    .first_in(\first_in$303 ),
-    .first_next(\first_next$296 ),
-    .first_next_out(\first_next$318 ),
-    .first_out(\first_in$325 ),
-    .last_in(\last_in$305 ),
-    .last_out(\last_in$327 ),
+    .first_in(\first_in$298 ),
+    .first_next(\first_next$300 ),
+    .first_next_out(\first_next$322 ),
+    .first_out(\first_in$320 ),
+    .last_in(\last_in$302 ),
+    .last_out(\last_in$324 ),
     .psum_in(\psum_in$307 ),
     .psum_out(\psum_in$478 ),
     .rst_pe_1_2(rst_pe_1_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$301 ),
-    .valid_next(\valid_in$279 ),
-    .valid_out(\valid_in$323 ),
+    .valid_in(\valid_in$304 ),
+    .valid_next(\valid_in$282 ),
+    .valid_out(\valid_in$326 ),
     .w_in(\w_in$309 ),
     .w_out(\w_in$480 ),
     .w_shift(\w_shift$291 )
   );
   \systolic_core.pe_1_3  pe_1_3 (
-    .a_in(\a_in$321 ),
-    .a_next(\a_in$299 ),
-    .a_out(\a_in$343 ),
+    .a_in(\a_in$317 ),
+    .a_next(\a_in$295 ),
+    .a_out(\a_in$339 ),
     .capture_next(o_next[7]),
     .en(\en$311 ),
-    .first_in(\first_in$325 ),
-    .first_next(\first_next$318 ),
-    .first_next_out(\first_next$340 ),
-    .first_out(\first_in$347 ),
-    .last_in(\last_in$327 ),
-    .last_out(\last_in$349 ),
+    .first_in(\first_in$320 ),
+    .first_next(\first_next$322 ),
+    .first_next_out(\first_next$344 ),
+    .first_out(\first_in$342 ),
+    .last_in(\last_in$324 ),
+    .last_out(\last_in$346 ),
     .psum_in(\psum_in$329 ),
     .psum_out(\psum_in$500 ),
     .rst_pe_1_3(rst_pe_1_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$323 ),
-    .valid_next(\valid_in$301 ),
-    .valid_out(\valid_in$345 ),
+    .valid_in(\valid_in$326 ),
+    .valid_next(\valid_in$304 ),
+    .valid_out(\valid_in$348 ),
     .w_in(\w_in$331 ),
     .w_out(\w_in$502 ),
     .w_shift(\w_shift$313 )
   );
   \systolic_core.pe_1_4  pe_1_4 (
-    .a_in(\a_in$343 ),
-    .a_next(\a_in$321 ),
-    .a_out(\a_in$365 ),
+    .a_in(\a_in$339 ),
+    .a_next(\a_in$317 ),
+    .a_out(\a_in$361 ),
     .capture_next(o_next[9]),
     .en(\en$333 ),
-    .first_in(\first_in$347 ),
-    .first_next(\first_next$340 ),
-    .first_next_out(\first_next$362 ),
-    .first_out(\first_in$369 ),
-    .last_in(\last_in$349 ),
-    .last_out(\last_in$371 ),
+    .first_in(\first_in$342 ),
+    .first_next(\first_next$344 ),
+    .first_next_out(\first_next$366 ),
+    .first_out(\first_in$364 ),
+    .last_in(\last_in$346 ),
+    .last_out(\last_in$368 ),
     .psum_in(\psum_in$351 ),
     .psum_out(\psum_in$522 ),
     .rst_pe_1_4(rst_pe_1_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$345 ),
-    .valid_next(\valid_in$323 ),
-    .valid_out(\valid_in$367 ),
+    .valid_in(\valid_in$348 ),
+    .valid_next(\valid_in$326 ),
+    .valid_out(\valid_in$370 ),
     .w_in(\w_in$353 ),
     .w_out(\w_in$524 ),
     .w_shift(\w_shift$335 )
   );
   \systolic_core.pe_1_5  pe_1_5 (
-    .a_in(\a_in$365 ),
-    .a_next(\a_in$343 ),
-    .a_out(\a_in$387 ),
+    .a_in(\a_in$361 ),
+    .a_next(\a_in$339 ),
+    .a_out(\a_in$383 ),
     .capture_next(o_next[11]),
     .en(\en$355 ),
-    .first_in(\first_in$369 ),
-    .first_next(\first_next$362 ),
-    .first_next_out(\first_next$384 ),
-    .first_out(\first_in$391 ),
-    .last_in(\last_in$371 ),
-    .last_out(\last_in$393 ),
+    .first_in(\first_in$364 ),
+    .first_next(\first_next$366 ),
+    .first_next_out(\first_next$388 ),
+    .first_out(\first_in$386 ),
+    .last_in(\last_in$368 ),
+    .last_out(\last_in$390 ),
     .psum_in(\psum_in$373 ),
     .psum_out(\psum_in$544 ),
     .rst_pe_1_5(rst_pe_1_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$367 ),
-    .valid_next(\valid_in$345 ),
-    .valid_out(\valid_in$389 ),
+    .valid_in(\valid_in$370 ),
+    .valid_next(\valid_in$348 ),
+    .valid_out(\valid_in$392 ),
     .w_in(\w_in$375 ),
     .w_out(\w_in$546 ),
     .w_shift(\w_shift$357 )
   );
   \systolic_core.pe_1_6  pe_1_6 (
-    .a_in(\a_in$387 ),
-    .a_next(\a_in$365 ),
-    .a_out(\a_in$409 ),
+    .a_in(\a_in$383 ),
+    .a_next(\a_in$361 ),
+    .a_out(\a_in$405 ),
     .capture_next(o_next[13]),
     .en(\en$377 ),
-    .first_in(\first_in$391 ),
-    .first_next(\first_next$384 ),
-    .first_next_out(\first_next$406 ),
-    .first_out(\first_in$413 ),
-    .last_in(\last_in$393 ),
-    .last_out(\last_in$415 ),
+    .first_in(\first_in$386 ),
+    .first_next(\first_next$388 ),
+    .first_next_out(\first_next$410 ),
+    .first_out(\first_in$408 ),
+    .last_in(\last_in$390 ),
+    .last_out(\last_in$412 ),
     .psum_in(\psum_in$395 ),
     .psum_out(\psum_in$566 ),
     .rst_pe_1_6(rst_pe_1_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$389 ),
-    .valid_next(\valid_in$367 ),
-    .valid_out(\valid_in$411 ),
+    .valid_in(\valid_in$392 ),
+    .valid_next(\valid_in$370 ),
+    .valid_out(\valid_in$414 ),
     .w_in(\w_in$397 ),
     .w_out(\w_in$568 ),
     .w_shift(\w_shift$379 )
   );
   \systolic_core.pe_1_7  pe_1_7 (
-    .a_in(\a_in$409 ),
-    .a_next(\a_in$387 ),
+    .a_in(\a_in$405 ),
+    .a_next(\a_in$383 ),
     .capture_next(o_next[15]),
     .en(\en$399 ),
-    .first_in(\first_in$413 ),
-    .first_next(\first_next$406 ),
-    .last_in(\last_in$415 ),
+    .first_in(\first_in$408 ),
+    .first_next(\first_next$410 ),
+    .last_in(\last_in$412 ),
     .psum_in(\psum_in$417 ),
     .psum_out(\psum_in$588 ),
     .rst_pe_1_7(rst_pe_1_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$411 ),
-    .valid_next(\valid_in$389 ),
+    .valid_in(\valid_in$414 ),
+    .valid_next(\valid_in$392 ),
     .w_in(\w_in$419 ),
     .w_out(\w_in$590 ),
     .w_shift(\w_shift$401 )
@@ -3366,175 +3366,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_2_0  pe_2_0 (
     .a_in(\o$102 [23:16]),
     .a_next(\o_next$97 [23:16]),
-    .a_out(\a_in$448 ),
+    .a_out(\a_in$444 ),
     .capture_next(o_next[1]),
     .en(\en$421 ),
-    .first_next_out(\first_next$445 ),
-    .first_out(\first_in$452 ),
-    .last_out(\last_in$454 ),
+    .first_next_out(\first_next$449 ),
+    .first_out(\first_in$447 ),
+    .last_out(\last_in$451 ),
     .\port$3090$6 (\o$104 [8:6]),
     .\port$3091$6 (\o_next$99 [7:6]),
     .psum_in(\psum_in$434 ),
     .psum_out(\psum_in$605 ),
     .rst_pe_2_0(rst_pe_2_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$450 ),
+    .valid_out(\valid_in$453 ),
     .w_in(\w_in$436 ),
     .w_out(\w_in$607 ),
     .w_shift(\w_shift$423 )
   );
   \systolic_core.pe_2_1  pe_2_1 (
-    .a_in(\a_in$448 ),
+    .a_in(\a_in$444 ),
     .a_next(\o$102 [23:16]),
-    .a_out(\a_in$470 ),
+    .a_out(\a_in$466 ),
     .capture_next(o_next[3]),
     .en(\en$438 ),
-    .first_in(\first_in$452 ),
-    .first_next(\first_next$445 ),
-    .first_next_out(\first_next$467 ),
-    .first_out(\first_in$474 ),
-    .last_in(\last_in$454 ),
-    .last_out(\last_in$476 ),
+    .first_in(\first_in$447 ),
+    .first_next(\first_next$449 ),
+    .first_next_out(\first_next$471 ),
+    .first_out(\first_in$469 ),
+    .last_in(\last_in$451 ),
+    .last_out(\last_in$473 ),
     .psum_in(\psum_in$456 ),
     .psum_out(\psum_in$627 ),
     .rst_pe_2_1(rst_pe_2_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$450 ),
+    .valid_in(\valid_in$453 ),
     .valid_next(\o$104 [6]),
-    .valid_out(\valid_in$472 ),
+    .valid_out(\valid_in$475 ),
     .w_in(\w_in$458 ),
     .w_out(\w_in$629 ),
     .w_shift(\w_shift$440 )
   );
   \systolic_core.pe_2_2  pe_2_2 (
-    .a_in(\a_in$470 ),
-    .a_next(\a_in$448 ),
-    .a_out(\a_in$492 ),
+    .a_in(\a_in$466 ),
+    .a_next(\a_in$444 ),
+    .a_out(\a_in$488 ),
     .capture_next(o_next[5]),
     .en(\en$460 ),
-    .first_in(\first_in$474 ),
-    .first_next(\first_next$467 ),
-    .first_next_out(\first_next$489 ),
-    .first_out(\first_in$496 ),
-    .last_in(\last_in$476 ),
-    .last_out(\last_in$498 ),
+    .first_in(\first_in$469 ),
+    .first_next(\first_next$471 ),
+    .first_next_out(\first_next$493 ),
+    .first_out(\first_in$491 ),
+    .last_in(\last_in$473 ),
+    .last_out(\last_in$495 ),
     .psum_in(\psum_in$478 ),
     .psum_out(\psum_in$649 ),
     .rst_pe_2_2(rst_pe_2_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$472 ),
-    .valid_next(\valid_in$450 ),
-    .valid_out(\valid_in$494 ),
+    .valid_in(\valid_in$475 ),
+    .valid_next(\valid_in$453 ),
+    .valid_out(\valid_in$497 ),
     .w_in(\w_in$480 ),
     .w_out(\w_in$651 ),
     .w_shift(\w_shift$462 )
   );
   \systolic_core.pe_2_3  pe_2_3 (
-    .a_in(\a_in$492 ),
-    .a_next(\a_in$470 ),
-    .a_out(\a_in$514 ),
+    .a_in(\a_in$488 ),
+    .a_next(\a_in$466 ),
+    .a_out(\a_in$510 ),
     .capture_next(o_next[7]),
     .en(\en$482 ),
-    .first_in(\first_in$496 ),
-    .first_next(\first_next$489 ),
-    .first_next_out(\first_next$511 ),
-    .first_out(\first_in$518 ),
-    .last_in(\last_in$498 ),
-    .last_out(\last_in$520 ),
+    .first_in(\first_in$491 ),
+    .first_next(\first_next$493 ),
+    .first_next_out(\first_next$515 ),
+    .first_out(\first_in$513 ),
+    .last_in(\last_in$495 ),
+    .last_out(\last_in$517 ),
     .psum_in(\psum_in$500 ),
     .psum_out(\psum_in$671 ),
     .rst_pe_2_3(rst_pe_2_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$494 ),
-    .valid_next(\valid_in$472 ),
-    .valid_out(\valid_in$516 ),
+    .valid_in(\valid_in$497 ),
+    .valid_next(\valid_in$475 ),
+    .valid_out(\valid_in$519 ),
     .w_in(\w_in$502 ),
     .w_out(\w_in$673 ),
     .w_shift(\w_shift$484 )
   );
   \systolic_core.pe_2_4  pe_2_4 (
-    .a_in(\a_in$514 ),
-    .a_next(\a_in$492 ),
-    .a_out(\a_in$536 ),
+    .a_in(\a_in$510 ),
+    .a_next(\a_in$488 ),
+    .a_out(\a_in$532 ),
     .capture_next(o_next[9]),
     .en(\en$504 ),
-    .first_in(\first_in$518 ),
-    .first_next(\first_next$511 ),
-    .first_next_out(\first_next$533 ),
-    .first_out(\first_in$540 ),
-    .last_in(\last_in$520 ),
-    .last_out(\last_in$542 ),
+    .first_in(\first_in$513 ),
+    .first_next(\first_next$515 ),
+    .first_next_out(\first_next$537 ),
+    .first_out(\first_in$535 ),
+    .last_in(\last_in$517 ),
+    .last_out(\last_in$539 ),
     .psum_in(\psum_in$522 ),
     .psum_out(\psum_in$693 ),
     .rst_pe_2_4(rst_pe_2_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$516 ),
-    .valid_next(\valid_in$494 ),
-    .valid_out(\valid_in$538 ),
+    .valid_in(\valid_in$519 ),
+    .valid_next(\valid_in$497 ),
+    .valid_out(\valid_in$541 ),
     .w_in(\w_in$524 ),
     .w_out(\w_in$695 ),
     .w_shift(\w_shift$506 )
   );
   \systolic_core.pe_2_5  pe_2_5 (
-    .a_in(\a_in$536 ),
-    .a_next(\a_in$514 ),
-    .a_out(\a_in$558 ),
+    .a_in(\a_in$532 ),
+    .a_next(\a_in$510 ),
+    .a_out(\a_in$554 ),
     .capture_next(o_next[11]),
     .en(\en$526 ),
-    .first_in(\first_in$540 ),
-    .first_next(\first_next$533 ),
-    .first_next_out(\first_next$555 ),
-    .first_out(\first_in$562 ),
-    .last_in(\last_in$542 ),
-    .last_out(\last_in$564 ),
+    .first_in(\first_in$535 ),
+    .first_next(\first_next$537 ),
+    .first_next_out(\first_next$559 ),
+    .first_out(\first_in$557 ),
+    .last_in(\last_in$539 ),
+    .last_out(\last_in$561 ),
     .psum_in(\psum_in$544 ),
     .psum_out(\psum_in$715 ),
     .rst_pe_2_5(rst_pe_2_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$538 ),
-    .valid_next(\valid_in$516 ),
-    .valid_out(\valid_in$560 ),
+    .valid_in(\valid_in$541 ),
+    .valid_next(\valid_in$519 ),
+    .valid_out(\valid_in$563 ),
     .w_in(\w_in$546 ),
     .w_out(\w_in$717 ),
     .w_shift(\w_shift$528 )
   );
   \systolic_core.pe_2_6  pe_2_6 (
-    .a_in(\a_in$558 ),
-    .a_next(\a_in$536 ),
-    .a_out(\a_in$580 ),
+    .a_in(\a_in$554 ),
+    .a_next(\a_in$532 ),
+    .a_out(\a_in$576 ),
     .capture_next(o_next[13]),
     .en(\en$548 ),
-    .first_in(\first_in$562 ),
-    .first_next(\first_next$555 ),
-    .first_next_out(\first_next$577 ),
-    .first_out(\first_in$584 ),
-    .last_in(\last_in$564 ),
-    .last_out(\last_in$586 ),
+    .first_in(\first_in$557 ),
+    .first_next(\first_next$559 ),
+    .first_next_out(\first_next$581 ),
+    .first_out(\first_in$579 ),
+    .last_in(\last_in$561 ),
+    .last_out(\last_in$583 ),
     .psum_in(\psum_in$566 ),
     .psum_out(\psum_in$737 ),
     .rst_pe_2_6(rst_pe_2_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$560 ),
-    .valid_next(\valid_in$538 ),
-    .valid_out(\valid_in$582 ),
+    .valid_in(\valid_in$563 ),
+    .valid_next(\valid_in$541 ),
+    .valid_out(\valid_in$585 ),
     .w_in(\w_in$568 ),
     .w_out(\w_in$739 ),
     .w_shift(\w_shift$550 )
   );
   \systolic_core.pe_2_7  pe_2_7 (
-    .a_in(\a_in$580 ),
-    .a_next(\a_in$558 ),
+    .a_in(\a_in$576 ),
+    .a_next(\a_in$554 ),
     .capture_next(o_next[15]),
     .en(\en$570 ),
-    .first_in(\first_in$584 ),
-    .first_next(\first_next$577 ),
-    .last_in(\last_in$586 ),
+    .first_in(\first_in$579 ),
+    .first_next(\first_next$581 ),
+    .last_in(\last_in$583 ),
     .psum_in(\psum_in$588 ),
     .psum_out(\psum_in$759 ),
     .rst_pe_2_7(rst_pe_2_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$582 ),
-    .valid_next(\valid_in$560 ),
+    .valid_in(\valid_in$585 ),
+    .valid_next(\valid_in$563 ),
     .w_in(\w_in$590 ),
     .w_out(\w_in$761 ),
     .w_shift(\w_shift$572 )
@@ -3542,175 +3542,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_3_0  pe_3_0 (
     .a_in(\o$102 [31:24]),
     .a_next(\o_next$97 [31:24]),
-    .a_out(\a_in$619 ),
+    .a_out(\a_in$615 ),
     .capture_next(o_next[1]),
     .en(\en$592 ),
-    .first_next_out(\first_next$616 ),
-    .first_out(\first_in$623 ),
-    .last_out(\last_in$625 ),
+    .first_next_out(\first_next$620 ),
+    .first_out(\first_in$618 ),
+    .last_out(\last_in$622 ),
     .\port$3090$9 (\o$104 [11:9]),
     .\port$3091$9 (\o_next$99 [10:9]),
     .psum_in(\psum_in$605 ),
     .psum_out(\psum_in$776 ),
     .rst_pe_3_0(rst_pe_3_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$621 ),
+    .valid_out(\valid_in$624 ),
     .w_in(\w_in$607 ),
     .w_out(\w_in$778 ),
     .w_shift(\w_shift$594 )
   );
   \systolic_core.pe_3_1  pe_3_1 (
-    .a_in(\a_in$619 ),
+    .a_in(\a_in$615 ),
     .a_next(\o$102 [31:24]),
-    .a_out(\a_in$641 ),
+    .a_out(\a_in$637 ),
     .capture_next(o_next[3]),
     .en(\en$609 ),
-    .first_in(\first_in$623 ),
-    .first_next(\first_next$616 ),
-    .first_next_out(\first_next$638 ),
-    .first_out(\first_in$645 ),
-    .last_in(\last_in$625 ),
-    .last_out(\last_in$647 ),
+    .first_in(\first_in$618 ),
+    .first_next(\first_next$620 ),
+    .first_next_out(\first_next$642 ),
+    .first_out(\first_in$640 ),
+    .last_in(\last_in$622 ),
+    .last_out(\last_in$644 ),
     .psum_in(\psum_in$627 ),
     .psum_out(\psum_in$798 ),
     .rst_pe_3_1(rst_pe_3_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$621 ),
+    .valid_in(\valid_in$624 ),
     .valid_next(\o$104 [9]),
-    .valid_out(\valid_in$643 ),
+    .valid_out(\valid_in$646 ),
     .w_in(\w_in$629 ),
     .w_out(\w_in$800 ),
     .w_shift(\w_shift$611 )
   );
   \systolic_core.pe_3_2  pe_3_2 (
-    .a_in(\a_in$641 ),
-    .a_next(\a_in$619 ),
-    .a_out(\a_in$663 ),
+    .a_in(\a_in$637 ),
+    .a_next(\a_in$615 ),
+    .a_out(\a_in$659 ),
     .capture_next(o_next[5]),
     .en(\en$631 ),
-    .first_in(\first_in$645 ),
-    .first_next(\first_next$638 ),
-    .first_next_out(\first_next$660 ),
-    .first_out(\first_in$667 ),
-    .last_in(\last_in$647 ),
-    .last_out(\last_in$669 ),
+    .first_in(\first_in$640 ),
+    .first_next(\first_next$642 ),
+    .first_next_out(\first_next$664 ),
+    .first_out(\first_in$662 ),
+    .last_in(\last_in$644 ),
+    .last_out(\last_in$666 ),
     .psum_in(\psum_in$649 ),
     .psum_out(\psum_in$820 ),
     .rst_pe_3_2(rst_pe_3_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$643 ),
-    .valid_next(\valid_in$621 ),
-    .valid_out(\valid_in$665 ),
+    .valid_in(\valid_in$646 ),
+    .valid_next(\valid_in$624 ),
+    .valid_out(\valid_in$668 ),
     .w_in(\w_in$651 ),
     .w_out(\w_in$822 ),
     .w_shift(\w_shift$633 )
   );
   \systolic_core.pe_3_3  pe_3_3 (
-    .a_in(\a_in$663 ),
-    .a_next(\a_in$641 ),
-    .a_out(\a_in$685 ),
+    .a_in(\a_in$659 ),
+    .a_next(\a_in$637 ),
+    .a_out(\a_in$681 ),
     .capture_next(o_next[7]),
     .en(\en$653 ),
-    .first_in(\first_in$667 ),
-    .first_next(\first_next$660 ),
-    .first_next_out(\first_next$682 ),
-    .first_out(\first_in$689 ),
-    .last_in(\last_in$669 ),
-    .last_out(\last_in$691 ),
+    .first_in(\first_in$662 ),
+    .first_next(\first_next$664 ),
+    .first_next_out(\first_next$686 ),
+    .first_out(\first_in$684 ),
+    .last_in(\last_in$666 ),
+    .last_out(\last_in$688 ),
     .psum_in(\psum_in$671 ),
     .psum_out(\psum_in$842 ),
     .rst_pe_3_3(rst_pe_3_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$665 ),
-    .valid_next(\valid_in$643 ),
-    .valid_out(\valid_in$687 ),
+    .valid_in(\valid_in$668 ),
+    .valid_next(\valid_in$646 ),
+    .valid_out(\valid_in$690 ),
     .w_in(\w_in$673 ),
     .w_out(\w_in$844 ),
     .w_shift(\w_shift$655 )
   );
   \systolic_core.pe_3_4  pe_3_4 (
-    .a_in(\a_in$685 ),
-    .a_next(\a_in$663 ),
-    .a_out(\a_in$707 ),
+    .a_in(\a_in$681 ),
+    .a_next(\a_in$659 ),
+    .a_out(\a_in$703 ),
     .capture_next(o_next[9]),
     .en(\en$675 ),
-    .first_in(\first_in$689 ),
-    .first_next(\first_next$682 ),
-    .first_next_out(\first_next$704 ),
-    .first_out(\first_in$711 ),
-    .last_in(\last_in$691 ),
-    .last_out(\last_in$713 ),
+    .first_in(\first_in$684 ),
+    .first_next(\first_next$686 ),
+    .first_next_out(\first_next$708 ),
+    .first_out(\first_in$706 ),
+    .last_in(\last_in$688 ),
+    .last_out(\last_in$710 ),
     .psum_in(\psum_in$693 ),
     .psum_out(\psum_in$864 ),
     .rst_pe_3_4(rst_pe_3_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$687 ),
-    .valid_next(\valid_in$665 ),
-    .valid_out(\valid_in$709 ),
+    .valid_in(\valid_in$690 ),
+    .valid_next(\valid_in$668 ),
+    .valid_out(\valid_in$712 ),
     .w_in(\w_in$695 ),
     .w_out(\w_in$866 ),
     .w_shift(\w_shift$677 )
   );
   \systolic_core.pe_3_5  pe_3_5 (
-    .a_in(\a_in$707 ),
-    .a_next(\a_in$685 ),
-    .a_out(\a_in$729 ),
+    .a_in(\a_in$703 ),
+    .a_next(\a_in$681 ),
+    .a_out(\a_in$725 ),
     .capture_next(o_next[11]),
     .en(\en$697 ),
-    .first_in(\first_in$711 ),
-    .first_next(\first_next$704 ),
-    .first_next_out(\first_next$726 ),
-    .first_out(\first_in$733 ),
-    .last_in(\last_in$713 ),
-    .last_out(\last_in$735 ),
+    .first_in(\first_in$706 ),
+    .first_next(\first_next$708 ),
+    .first_next_out(\first_next$730 ),
+    .first_out(\first_in$728 ),
+    .last_in(\last_in$710 ),
+    .last_out(\last_in$732 ),
     .psum_in(\psum_in$715 ),
     .psum_out(\psum_in$886 ),
     .rst_pe_3_5(rst_pe_3_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$709 ),
-    .valid_next(\valid_in$687 ),
-    .valid_out(\valid_in$731 ),
+    .valid_in(\valid_in$712 ),
+    .valid_next(\valid_in$690 ),
+    .valid_out(\valid_in$734 ),
     .w_in(\w_in$717 ),
     .w_out(\w_in$888 ),
     .w_shift(\w_shift$699 )
   );
   \systolic_core.pe_3_6  pe_3_6 (
-    .a_in(\a_in$729 ),
-    .a_next(\a_in$707 ),
-    .a_out(\a_in$751 ),
+    .a_in(\a_in$725 ),
+    .a_next(\a_in$703 ),
+    .a_out(\a_in$747 ),
     .capture_next(o_next[13]),
     .en(\en$719 ),
-    .first_in(\first_in$733 ),
-    .first_next(\first_next$726 ),
-    .first_next_out(\first_next$748 ),
-    .first_out(\first_in$755 ),
-    .last_in(\last_in$735 ),
-    .last_out(\last_in$757 ),
+    .first_in(\first_in$728 ),
+    .first_next(\first_next$730 ),
+    .first_next_out(\first_next$752 ),
+    .first_out(\first_in$750 ),
+    .last_in(\last_in$732 ),
+    .last_out(\last_in$754 ),
     .psum_in(\psum_in$737 ),
     .psum_out(\psum_in$908 ),
     .rst_pe_3_6(rst_pe_3_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$731 ),
-    .valid_next(\valid_in$709 ),
-    .valid_out(\valid_in$753 ),
+    .valid_in(\valid_in$734 ),
+    .valid_next(\valid_in$712 ),
+    .valid_out(\valid_in$756 ),
     .w_in(\w_in$739 ),
     .w_out(\w_in$910 ),
     .w_shift(\w_shift$721 )
   );
   \systolic_core.pe_3_7  pe_3_7 (
-    .a_in(\a_in$751 ),
-    .a_next(\a_in$729 ),
+    .a_in(\a_in$747 ),
+    .a_next(\a_in$725 ),
     .capture_next(o_next[15]),
     .en(\en$741 ),
-    .first_in(\first_in$755 ),
-    .first_next(\first_next$748 ),
-    .last_in(\last_in$757 ),
+    .first_in(\first_in$750 ),
+    .first_next(\first_next$752 ),
+    .last_in(\last_in$754 ),
     .psum_in(\psum_in$759 ),
     .psum_out(\psum_in$930 ),
     .rst_pe_3_7(rst_pe_3_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$753 ),
-    .valid_next(\valid_in$731 ),
+    .valid_in(\valid_in$756 ),
+    .valid_next(\valid_in$734 ),
     .w_in(\w_in$761 ),
     .w_out(\w_in$932 ),
     .w_shift(\w_shift$743 )
@@ -3718,175 +3718,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_4_0  pe_4_0 (
     .a_in(\o$102 [39:32]),
     .a_next(\o_next$97 [39:32]),
-    .a_out(\a_in$790 ),
+    .a_out(\a_in$786 ),
     .capture_next(o_next[1]),
     .en(\en$763 ),
-    .first_next_out(\first_next$787 ),
-    .first_out(\first_in$794 ),
-    .last_out(\last_in$796 ),
+    .first_next_out(\first_next$791 ),
+    .first_out(\first_in$789 ),
+    .last_out(\last_in$793 ),
     .\port$3090$12 (\o$104 [14:12]),
     .\port$3091$12 (\o_next$99 [13:12]),
     .psum_in(\psum_in$776 ),
     .psum_out(\psum_in$947 ),
     .rst_pe_4_0(rst_pe_4_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$792 ),
+    .valid_out(\valid_in$795 ),
     .w_in(\w_in$778 ),
     .w_out(\w_in$949 ),
     .w_shift(\w_shift$765 )
   );
   \systolic_core.pe_4_1  pe_4_1 (
-    .a_in(\a_in$790 ),
+    .a_in(\a_in$786 ),
     .a_next(\o$102 [39:32]),
-    .a_out(\a_in$812 ),
+    .a_out(\a_in$808 ),
     .capture_next(o_next[3]),
     .en(\en$780 ),
-    .first_in(\first_in$794 ),
-    .first_next(\first_next$787 ),
-    .first_next_out(\first_next$809 ),
-    .first_out(\first_in$816 ),
-    .last_in(\last_in$796 ),
-    .last_out(\last_in$818 ),
+    .first_in(\first_in$789 ),
+    .first_next(\first_next$791 ),
+    .first_next_out(\first_next$813 ),
+    .first_out(\first_in$811 ),
+    .last_in(\last_in$793 ),
+    .last_out(\last_in$815 ),
     .psum_in(\psum_in$798 ),
     .psum_out(\psum_in$969 ),
     .rst_pe_4_1(rst_pe_4_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$792 ),
+    .valid_in(\valid_in$795 ),
     .valid_next(\o$104 [12]),
-    .valid_out(\valid_in$814 ),
+    .valid_out(\valid_in$817 ),
     .w_in(\w_in$800 ),
     .w_out(\w_in$971 ),
     .w_shift(\w_shift$782 )
   );
   \systolic_core.pe_4_2  pe_4_2 (
-    .a_in(\a_in$812 ),
-    .a_next(\a_in$790 ),
-    .a_out(\a_in$834 ),
+    .a_in(\a_in$808 ),
+    .a_next(\a_in$786 ),
+    .a_out(\a_in$830 ),
     .capture_next(o_next[5]),
     .en(\en$802 ),
-    .first_in(\first_in$816 ),
-    .first_next(\first_next$809 ),
-    .first_next_out(\first_next$831 ),
-    .first_out(\first_in$838 ),
-    .last_in(\last_in$818 ),
-    .last_out(\last_in$840 ),
+    .first_in(\first_in$811 ),
+    .first_next(\first_next$813 ),
+    .first_next_out(\first_next$835 ),
+    .first_out(\first_in$833 ),
+    .last_in(\last_in$815 ),
+    .last_out(\last_in$837 ),
     .psum_in(\psum_in$820 ),
     .psum_out(\psum_in$991 ),
     .rst_pe_4_2(rst_pe_4_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$814 ),
-    .valid_next(\valid_in$792 ),
-    .valid_out(\valid_in$836 ),
+    .valid_in(\valid_in$817 ),
+    .valid_next(\valid_in$795 ),
+    .valid_out(\valid_in$839 ),
     .w_in(\w_in$822 ),
     .w_out(\w_in$993 ),
     .w_shift(\w_shift$804 )
   );
   \systolic_core.pe_4_3  pe_4_3 (
-    .a_in(\a_in$834 ),
-    .a_next(\a_in$812 ),
-    .a_out(\a_in$856 ),
+    .a_in(\a_in$830 ),
+    .a_next(\a_in$808 ),
+    .a_out(\a_in$852 ),
     .capture_next(o_next[7]),
     .en(\en$824 ),
-    .first_in(\first_in$838 ),
-    .first_next(\first_next$831 ),
-    .first_next_out(\first_next$853 ),
-    .first_out(\first_in$860 ),
-    .last_in(\last_in$840 ),
-    .last_out(\last_in$862 ),
+    .first_in(\first_in$833 ),
+    .first_next(\first_next$835 ),
+    .first_next_out(\first_next$857 ),
+    .first_out(\first_in$855 ),
+    .last_in(\last_in$837 ),
+    .last_out(\last_in$859 ),
     .psum_in(\psum_in$842 ),
     .psum_out(\psum_in$1013 ),
     .rst_pe_4_3(rst_pe_4_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$836 ),
-    .valid_next(\valid_in$814 ),
-    .valid_out(\valid_in$858 ),
+    .valid_in(\valid_in$839 ),
+    .valid_next(\valid_in$817 ),
+    .valid_out(\valid_in$861 ),
     .w_in(\w_in$844 ),
     .w_out(\w_in$1015 ),
     .w_shift(\w_shift$826 )
   );
   \systolic_core.pe_4_4  pe_4_4 (
-    .a_in(\a_in$856 ),
-    .a_next(\a_in$834 ),
-    .a_out(\a_in$878 ),
+    .a_in(\a_in$852 ),
+    .a_next(\a_in$830 ),
+    .a_out(\a_in$874 ),
     .capture_next(o_next[9]),
     .en(\en$846 ),
-    .first_in(\first_in$860 ),
-    .first_next(\first_next$853 ),
-    .first_next_out(\first_next$875 ),
-    .first_out(\first_in$882 ),
-    .last_in(\last_in$862 ),
-    .last_out(\last_in$884 ),
+    .first_in(\first_in$855 ),
+    .first_next(\first_next$857 ),
+    .first_next_out(\first_next$879 ),
+    .first_out(\first_in$877 ),
+    .last_in(\last_in$859 ),
+    .last_out(\last_in$881 ),
     .psum_in(\psum_in$864 ),
     .psum_out(\psum_in$1035 ),
     .rst_pe_4_4(rst_pe_4_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$858 ),
-    .valid_next(\valid_in$836 ),
-    .valid_out(\valid_in$880 ),
+    .valid_in(\valid_in$861 ),
+    .valid_next(\valid_in$839 ),
+    .valid_out(\valid_in$883 ),
     .w_in(\w_in$866 ),
     .w_out(\w_in$1037 ),
     .w_shift(\w_shift$848 )
   );
   \systolic_core.pe_4_5  pe_4_5 (
-    .a_in(\a_in$878 ),
-    .a_next(\a_in$856 ),
-    .a_out(\a_in$900 ),
+    .a_in(\a_in$874 ),
+    .a_next(\a_in$852 ),
+    .a_out(\a_in$896 ),
     .capture_next(o_next[11]),
     .en(\en$868 ),
-    .first_in(\first_in$882 ),
-    .first_next(\first_next$875 ),
-    .first_next_out(\first_next$897 ),
-    .first_out(\first_in$904 ),
-    .last_in(\last_in$884 ),
-    .last_out(\last_in$906 ),
+    .first_in(\first_in$877 ),
+    .first_next(\first_next$879 ),
+    .first_next_out(\first_next$901 ),
+    .first_out(\first_in$899 ),
+    .last_in(\last_in$881 ),
+    .last_out(\last_in$903 ),
     .psum_in(\psum_in$886 ),
     .psum_out(\psum_in$1057 ),
     .rst_pe_4_5(rst_pe_4_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$880 ),
-    .valid_next(\valid_in$858 ),
-    .valid_out(\valid_in$902 ),
+    .valid_in(\valid_in$883 ),
+    .valid_next(\valid_in$861 ),
+    .valid_out(\valid_in$905 ),
     .w_in(\w_in$888 ),
     .w_out(\w_in$1059 ),
     .w_shift(\w_shift$870 )
   );
   \systolic_core.pe_4_6  pe_4_6 (
-    .a_in(\a_in$900 ),
-    .a_next(\a_in$878 ),
-    .a_out(\a_in$922 ),
+    .a_in(\a_in$896 ),
+    .a_next(\a_in$874 ),
+    .a_out(\a_in$918 ),
     .capture_next(o_next[13]),
     .en(\en$890 ),
-    .first_in(\first_in$904 ),
-    .first_next(\first_next$897 ),
-    .first_next_out(\first_next$919 ),
-    .first_out(\first_in$926 ),
-    .last_in(\last_in$906 ),
-    .last_out(\last_in$928 ),
+    .first_in(\first_in$899 ),
+    .first_next(\first_next$901 ),
+    .first_next_out(\first_next$923 ),
+    .first_out(\first_in$921 ),
+    .last_in(\last_in$903 ),
+    .last_out(\last_in$925 ),
     .psum_in(\psum_in$908 ),
     .psum_out(\psum_in$1079 ),
     .rst_pe_4_6(rst_pe_4_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$902 ),
-    .valid_next(\valid_in$880 ),
-    .valid_out(\valid_in$924 ),
+    .valid_in(\valid_in$905 ),
+    .valid_next(\valid_in$883 ),
+    .valid_out(\valid_in$927 ),
     .w_in(\w_in$910 ),
     .w_out(\w_in$1081 ),
     .w_shift(\w_shift$892 )
   );
   \systolic_core.pe_4_7  pe_4_7 (
-    .a_in(\a_in$922 ),
-    .a_next(\a_in$900 ),
+    .a_in(\a_in$918 ),
+    .a_next(\a_in$896 ),
     .capture_next(o_next[15]),
     .en(\en$912 ),
-    .first_in(\first_in$926 ),
-    .first_next(\first_next$919 ),
-    .last_in(\last_in$928 ),
+    .first_in(\first_in$921 ),
+    .first_next(\first_next$923 ),
+    .last_in(\last_in$925 ),
     .psum_in(\psum_in$930 ),
     .psum_out(\psum_in$1101 ),
     .rst_pe_4_7(rst_pe_4_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$924 ),
-    .valid_next(\valid_in$902 ),
+    .valid_in(\valid_in$927 ),
+    .valid_next(\valid_in$905 ),
     .w_in(\w_in$932 ),
     .w_out(\w_in$1103 ),
     .w_shift(\w_shift$914 )
@@ -3894,175 +3894,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_5_0  pe_5_0 (
     .a_in(\o$102 [47:40]),
     .a_next(\o_next$97 [47:40]),
-    .a_out(\a_in$961 ),
+    .a_out(\a_in$957 ),
     .capture_next(o_next[1]),
     .en(\en$934 ),
-    .first_next_out(\first_next$958 ),
-    .first_out(\first_in$965 ),
-    .last_out(\last_in$967 ),
+    .first_next_out(\first_next$962 ),
+    .first_out(\first_in$960 ),
+    .last_out(\last_in$964 ),
     .\port$3090$15 (\o$104 [17:15]),
     .\port$3091$15 (\o_next$99 [16:15]),
     .psum_in(\psum_in$947 ),
     .psum_out(\psum_in$1118 ),
     .rst_pe_5_0(rst_pe_5_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$963 ),
+    .valid_out(\valid_in$966 ),
     .w_in(\w_in$949 ),
     .w_out(\w_in$1120 ),
     .w_shift(\w_shift$936 )
   );
   \systolic_core.pe_5_1  pe_5_1 (
-    .a_in(\a_in$961 ),
+    .a_in(\a_in$957 ),
     .a_next(\o$102 [47:40]),
-    .a_out(\a_in$983 ),
+    .a_out(\a_in$979 ),
     .capture_next(o_next[3]),
     .en(\en$951 ),
-    .first_in(\first_in$965 ),
-    .first_next(\first_next$958 ),
-    .first_next_out(\first_next$980 ),
-    .first_out(\first_in$987 ),
-    .last_in(\last_in$967 ),
-    .last_out(\last_in$989 ),
+    .first_in(\first_in$960 ),
+    .first_next(\first_next$962 ),
+    .first_next_out(\first_next$984 ),
+    .first_out(\first_in$982 ),
+    .last_in(\last_in$964 ),
+    .last_out(\last_in$986 ),
     .psum_in(\psum_in$969 ),
     .psum_out(\psum_in$1140 ),
     .rst_pe_5_1(rst_pe_5_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$963 ),
+    .valid_in(\valid_in$966 ),
     .valid_next(\o$104 [15]),
-    .valid_out(\valid_in$985 ),
+    .valid_out(\valid_in$988 ),
     .w_in(\w_in$971 ),
     .w_out(\w_in$1142 ),
     .w_shift(\w_shift$953 )
   );
   \systolic_core.pe_5_2  pe_5_2 (
-    .a_in(\a_in$983 ),
-    .a_next(\a_in$961 ),
-    .a_out(\a_in$1005 ),
+    .a_in(\a_in$979 ),
+    .a_next(\a_in$957 ),
+    .a_out(\a_in$1001 ),
     .capture_next(o_next[5]),
     .en(\en$973 ),
-    .first_in(\first_in$987 ),
-    .first_next(\first_next$980 ),
-    .first_next_out(\first_next$1002 ),
-    .first_out(\first_in$1009 ),
-    .last_in(\last_in$989 ),
-    .last_out(\last_in$1011 ),
+    .first_in(\first_in$982 ),
+    .first_next(\first_next$984 ),
+    .first_next_out(\first_next$1006 ),
+    .first_out(\first_in$1004 ),
+    .last_in(\last_in$986 ),
+    .last_out(\last_in$1008 ),
     .psum_in(\psum_in$991 ),
     .psum_out(\psum_in$1162 ),
     .rst_pe_5_2(rst_pe_5_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$985 ),
-    .valid_next(\valid_in$963 ),
-    .valid_out(\valid_in$1007 ),
+    .valid_in(\valid_in$988 ),
+    .valid_next(\valid_in$966 ),
+    .valid_out(\valid_in$1010 ),
     .w_in(\w_in$993 ),
     .w_out(\w_in$1164 ),
     .w_shift(\w_shift$975 )
   );
   \systolic_core.pe_5_3  pe_5_3 (
-    .a_in(\a_in$1005 ),
-    .a_next(\a_in$983 ),
-    .a_out(\a_in$1027 ),
+    .a_in(\a_in$1001 ),
+    .a_next(\a_in$979 ),
+    .a_out(\a_in$1023 ),
     .capture_next(o_next[7]),
     .en(\en$995 ),
-    .first_in(\first_in$1009 ),
-    .first_next(\first_next$1002 ),
-    .first_next_out(\first_next$1024 ),
-    .first_out(\first_in$1031 ),
-    .last_in(\last_in$1011 ),
-    .last_out(\last_in$1033 ),
+    .first_in(\first_in$1004 ),
+    .first_next(\first_next$1006 ),
+    .first_next_out(\first_next$1028 ),
+    .first_out(\first_in$1026 ),
+    .last_in(\last_in$1008 ),
+    .last_out(\last_in$1030 ),
     .psum_in(\psum_in$1013 ),
     .psum_out(\psum_in$1184 ),
     .rst_pe_5_3(rst_pe_5_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1007 ),
-    .valid_next(\valid_in$985 ),
-    .valid_out(\valid_in$1029 ),
+    .valid_in(\valid_in$1010 ),
+    .valid_next(\valid_in$988 ),
+    .valid_out(\valid_in$1032 ),
     .w_in(\w_in$1015 ),
     .w_out(\w_in$1186 ),
     .w_shift(\w_shift$997 )
   );
   \systolic_core.pe_5_4  pe_5_4 (
-    .a_in(\a_in$1027 ),
-    .a_next(\a_in$1005 ),
-    .a_out(\a_in$1049 ),
+    .a_in(\a_in$1023 ),
+    .a_next(\a_in$1001 ),
+    .a_out(\a_in$1045 ),
     .capture_next(o_next[9]),
     .en(\en$1017 ),
-    .first_in(\first_in$1031 ),
-    .first_next(\first_next$1024 ),
-    .first_next_out(\first_next$1046 ),
-    .first_out(\first_in$1053 ),
-    .last_in(\last_in$1033 ),
-    .last_out(\last_in$1055 ),
+    .first_in(\first_in$1026 ),
+    .first_next(\first_next$1028 ),
+    .first_next_out(\first_next$1050 ),
+    .first_out(\first_in$1048 ),
+    .last_in(\last_in$1030 ),
+    .last_out(\last_in$1052 ),
     .psum_in(\psum_in$1035 ),
     .psum_out(\psum_in$1206 ),
     .rst_pe_5_4(rst_pe_5_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1029 ),
-    .valid_next(\valid_in$1007 ),
-    .valid_out(\valid_in$1051 ),
+    .valid_in(\valid_in$1032 ),
+    .valid_next(\valid_in$1010 ),
+    .valid_out(\valid_in$1054 ),
     .w_in(\w_in$1037 ),
     .w_out(\w_in$1208 ),
     .w_shift(\w_shift$1019 )
   );
   \systolic_core.pe_5_5  pe_5_5 (
-    .a_in(\a_in$1049 ),
-    .a_next(\a_in$1027 ),
-    .a_out(\a_in$1071 ),
+    .a_in(\a_in$1045 ),
+    .a_next(\a_in$1023 ),
+    .a_out(\a_in$1067 ),
     .capture_next(o_next[11]),
     .en(\en$1039 ),
-    .first_in(\first_in$1053 ),
-    .first_next(\first_next$1046 ),
-    .first_next_out(\first_next$1068 ),
-    .first_out(\first_in$1075 ),
-    .last_in(\last_in$1055 ),
-    .last_out(\last_in$1077 ),
+    .first_in(\first_in$1048 ),
+    .first_next(\first_next$1050 ),
+    .first_next_out(\first_next$1072 ),
+    .first_out(\first_in$1070 ),
+    .last_in(\last_in$1052 ),
+    .last_out(\last_in$1074 ),
     .psum_in(\psum_in$1057 ),
     .psum_out(\psum_in$1228 ),
     .rst_pe_5_5(rst_pe_5_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1051 ),
-    .valid_next(\valid_in$1029 ),
-    .valid_out(\valid_in$1073 ),
+    .valid_in(\valid_in$1054 ),
+    .valid_next(\valid_in$1032 ),
+    .valid_out(\valid_in$1076 ),
     .w_in(\w_in$1059 ),
     .w_out(\w_in$1230 ),
     .w_shift(\w_shift$1041 )
   );
   \systolic_core.pe_5_6  pe_5_6 (
-    .a_in(\a_in$1071 ),
-    .a_next(\a_in$1049 ),
-    .a_out(\a_in$1093 ),
+    .a_in(\a_in$1067 ),
+    .a_next(\a_in$1045 ),
+    .a_out(\a_in$1089 ),
     .capture_next(o_next[13]),
     .en(\en$1061 ),
-    .first_in(\first_in$1075 ),
-    .first_next(\first_next$1068 ),
-    .first_next_out(\first_next$1090 ),
-    .first_out(\first_in$1097 ),
-    .last_in(\last_in$1077 ),
-    .last_out(\last_in$1099 ),
+    .first_in(\first_in$1070 ),
+    .first_next(\first_next$1072 ),
+    .first_next_out(\first_next$1094 ),
+    .first_out(\first_in$1092 ),
+    .last_in(\last_in$1074 ),
+    .last_out(\last_in$1096 ),
     .psum_in(\psum_in$1079 ),
     .psum_out(\psum_in$1250 ),
     .rst_pe_5_6(rst_pe_5_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1073 ),
-    .valid_next(\valid_in$1051 ),
-    .valid_out(\valid_in$1095 ),
+    .valid_in(\valid_in$1076 ),
+    .valid_next(\valid_in$1054 ),
+    .valid_out(\valid_in$1098 ),
     .w_in(\w_in$1081 ),
     .w_out(\w_in$1252 ),
     .w_shift(\w_shift$1063 )
   );
   \systolic_core.pe_5_7  pe_5_7 (
-    .a_in(\a_in$1093 ),
-    .a_next(\a_in$1071 ),
+    .a_in(\a_in$1089 ),
+    .a_next(\a_in$1067 ),
     .capture_next(o_next[15]),
     .en(\en$1083 ),
-    .first_in(\first_in$1097 ),
-    .first_next(\first_next$1090 ),
-    .last_in(\last_in$1099 ),
+    .first_in(\first_in$1092 ),
+    .first_next(\first_next$1094 ),
+    .last_in(\last_in$1096 ),
     .psum_in(\psum_in$1101 ),
     .psum_out(\psum_in$1272 ),
     .rst_pe_5_7(rst_pe_5_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1095 ),
-    .valid_next(\valid_in$1073 ),
+    .valid_in(\valid_in$1098 ),
+    .valid_next(\valid_in$1076 ),
     .w_in(\w_in$1103 ),
     .w_out(\w_in$1274 ),
     .w_shift(\w_shift$1085 )
@@ -4070,175 +4070,175 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_6_0  pe_6_0 (
     .a_in(\o$102 [55:48]),
     .a_next(\o_next$97 [55:48]),
-    .a_out(\a_in$1132 ),
+    .a_out(\a_in$1128 ),
     .capture_next(o_next[1]),
     .en(\en$1105 ),
-    .first_next_out(\first_next$1129 ),
-    .first_out(\first_in$1136 ),
-    .last_out(\last_in$1138 ),
+    .first_next_out(\first_next$1133 ),
+    .first_out(\first_in$1131 ),
+    .last_out(\last_in$1135 ),
     .\port$3090$18 (\o$104 [20:18]),
     .\port$3091$18 (\o_next$99 [19:18]),
     .psum_in(\psum_in$1118 ),
     .psum_out(\psum_in$1289 ),
     .rst_pe_6_0(rst_pe_6_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$1134 ),
+    .valid_out(\valid_in$1137 ),
     .w_in(\w_in$1120 ),
     .w_out(\w_in$1291 ),
     .w_shift(\w_shift$1107 )
   );
   \systolic_core.pe_6_1  pe_6_1 (
-    .a_in(\a_in$1132 ),
+    .a_in(\a_in$1128 ),
     .a_next(\o$102 [55:48]),
-    .a_out(\a_in$1154 ),
+    .a_out(\a_in$1150 ),
     .capture_next(o_next[3]),
     .en(\en$1122 ),
-    .first_in(\first_in$1136 ),
-    .first_next(\first_next$1129 ),
-    .first_next_out(\first_next$1151 ),
-    .first_out(\first_in$1158 ),
-    .last_in(\last_in$1138 ),
-    .last_out(\last_in$1160 ),
+    .first_in(\first_in$1131 ),
+    .first_next(\first_next$1133 ),
+    .first_next_out(\first_next$1155 ),
+    .first_out(\first_in$1153 ),
+    .last_in(\last_in$1135 ),
+    .last_out(\last_in$1157 ),
     .psum_in(\psum_in$1140 ),
     .psum_out(\psum_in$1311 ),
     .rst_pe_6_1(rst_pe_6_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1134 ),
+    .valid_in(\valid_in$1137 ),
     .valid_next(\o$104 [18]),
-    .valid_out(\valid_in$1156 ),
+    .valid_out(\valid_in$1159 ),
     .w_in(\w_in$1142 ),
     .w_out(\w_in$1313 ),
     .w_shift(\w_shift$1124 )
   );
   \systolic_core.pe_6_2  pe_6_2 (
-    .a_in(\a_in$1154 ),
-    .a_next(\a_in$1132 ),
-    .a_out(\a_in$1176 ),
+    .a_in(\a_in$1150 ),
+    .a_next(\a_in$1128 ),
+    .a_out(\a_in$1172 ),
     .capture_next(o_next[5]),
     .en(\en$1144 ),
-    .first_in(\first_in$1158 ),
-    .first_next(\first_next$1151 ),
-    .first_next_out(\first_next$1173 ),
-    .first_out(\first_in$1180 ),
-    .last_in(\last_in$1160 ),
-    .last_out(\last_in$1182 ),
+    .first_in(\first_in$1153 ),
+    .first_next(\first_next$1155 ),
+    .first_next_out(\first_next$1177 ),
+    .first_out(\first_in$1175 ),
+    .last_in(\last_in$1157 ),
+    .last_out(\last_in$1179 ),
     .psum_in(\psum_in$1162 ),
     .psum_out(\psum_in$1333 ),
     .rst_pe_6_2(rst_pe_6_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1156 ),
-    .valid_next(\valid_in$1134 ),
-    .valid_out(\valid_in$1178 ),
+    .valid_in(\valid_in$1159 ),
+    .valid_next(\valid_in$1137 ),
+    .valid_out(\valid_in$1181 ),
     .w_in(\w_in$1164 ),
     .w_out(\w_in$1335 ),
     .w_shift(\w_shift$1146 )
   );
   \systolic_core.pe_6_3  pe_6_3 (
-    .a_in(\a_in$1176 ),
-    .a_next(\a_in$1154 ),
-    .a_out(\a_in$1198 ),
+    .a_in(\a_in$1172 ),
+    .a_next(\a_in$1150 ),
+    .a_out(\a_in$1194 ),
     .capture_next(o_next[7]),
     .en(\en$1166 ),
-    .first_in(\first_in$1180 ),
-    .first_next(\first_next$1173 ),
-    .first_next_out(\first_next$1195 ),
-    .first_out(\first_in$1202 ),
-    .last_in(\last_in$1182 ),
-    .last_out(\last_in$1204 ),
+    .first_in(\first_in$1175 ),
+    .first_next(\first_next$1177 ),
+    .first_next_out(\first_next$1199 ),
+    .first_out(\first_in$1197 ),
+    .last_in(\last_in$1179 ),
+    .last_out(\last_in$1201 ),
     .psum_in(\psum_in$1184 ),
     .psum_out(\psum_in$1355 ),
     .rst_pe_6_3(rst_pe_6_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1178 ),
-    .valid_next(\valid_in$1156 ),
-    .valid_out(\valid_in$1200 ),
+    .valid_in(\valid_in$1181 ),
+    .valid_next(\valid_in$1159 ),
+    .valid_out(\valid_in$1203 ),
     .w_in(\w_in$1186 ),
     .w_out(\w_in$1357 ),
     .w_shift(\w_shift$1168 )
   );
   \systolic_core.pe_6_4  pe_6_4 (
-    .a_in(\a_in$1198 ),
-    .a_next(\a_in$1176 ),
-    .a_out(\a_in$1220 ),
+    .a_in(\a_in$1194 ),
+    .a_next(\a_in$1172 ),
+    .a_out(\a_in$1216 ),
     .capture_next(o_next[9]),
     .en(\en$1188 ),
-    .first_in(\first_in$1202 ),
-    .first_next(\first_next$1195 ),
-    .first_next_out(\first_next$1217 ),
-    .first_out(\first_in$1224 ),
-    .last_in(\last_in$1204 ),
-    .last_out(\last_in$1226 ),
+    .first_in(\first_in$1197 ),
+    .first_next(\first_next$1199 ),
+    .first_next_out(\first_next$1221 ),
+    .first_out(\first_in$1219 ),
+    .last_in(\last_in$1201 ),
+    .last_out(\last_in$1223 ),
     .psum_in(\psum_in$1206 ),
     .psum_out(\psum_in$1377 ),
     .rst_pe_6_4(rst_pe_6_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1200 ),
-    .valid_next(\valid_in$1178 ),
-    .valid_out(\valid_in$1222 ),
+    .valid_in(\valid_in$1203 ),
+    .valid_next(\valid_in$1181 ),
+    .valid_out(\valid_in$1225 ),
     .w_in(\w_in$1208 ),
     .w_out(\w_in$1379 ),
     .w_shift(\w_shift$1190 )
   );
   \systolic_core.pe_6_5  pe_6_5 (
-    .a_in(\a_in$1220 ),
-    .a_next(\a_in$1198 ),
-    .a_out(\a_in$1242 ),
+    .a_in(\a_in$1216 ),
+    .a_next(\a_in$1194 ),
+    .a_out(\a_in$1238 ),
     .capture_next(o_next[11]),
     .en(\en$1210 ),
-    .first_in(\first_in$1224 ),
-    .first_next(\first_next$1217 ),
-    .first_next_out(\first_next$1239 ),
-    .first_out(\first_in$1246 ),
-    .last_in(\last_in$1226 ),
-    .last_out(\last_in$1248 ),
+    .first_in(\first_in$1219 ),
+    .first_next(\first_next$1221 ),
+    .first_next_out(\first_next$1243 ),
+    .first_out(\first_in$1241 ),
+    .last_in(\last_in$1223 ),
+    .last_out(\last_in$1245 ),
     .psum_in(\psum_in$1228 ),
     .psum_out(\psum_in$1399 ),
     .rst_pe_6_5(rst_pe_6_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1222 ),
-    .valid_next(\valid_in$1200 ),
-    .valid_out(\valid_in$1244 ),
+    .valid_in(\valid_in$1225 ),
+    .valid_next(\valid_in$1203 ),
+    .valid_out(\valid_in$1247 ),
     .w_in(\w_in$1230 ),
     .w_out(\w_in$1401 ),
     .w_shift(\w_shift$1212 )
   );
   \systolic_core.pe_6_6  pe_6_6 (
-    .a_in(\a_in$1242 ),
-    .a_next(\a_in$1220 ),
-    .a_out(\a_in$1264 ),
+    .a_in(\a_in$1238 ),
+    .a_next(\a_in$1216 ),
+    .a_out(\a_in$1260 ),
     .capture_next(o_next[13]),
     .en(\en$1232 ),
-    .first_in(\first_in$1246 ),
-    .first_next(\first_next$1239 ),
-    .first_next_out(\first_next$1261 ),
-    .first_out(\first_in$1268 ),
-    .last_in(\last_in$1248 ),
-    .last_out(\last_in$1270 ),
+    .first_in(\first_in$1241 ),
+    .first_next(\first_next$1243 ),
+    .first_next_out(\first_next$1265 ),
+    .first_out(\first_in$1263 ),
+    .last_in(\last_in$1245 ),
+    .last_out(\last_in$1267 ),
     .psum_in(\psum_in$1250 ),
     .psum_out(\psum_in$1421 ),
     .rst_pe_6_6(rst_pe_6_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1244 ),
-    .valid_next(\valid_in$1222 ),
-    .valid_out(\valid_in$1266 ),
+    .valid_in(\valid_in$1247 ),
+    .valid_next(\valid_in$1225 ),
+    .valid_out(\valid_in$1269 ),
     .w_in(\w_in$1252 ),
     .w_out(\w_in$1423 ),
     .w_shift(\w_shift$1234 )
   );
   \systolic_core.pe_6_7  pe_6_7 (
-    .a_in(\a_in$1264 ),
-    .a_next(\a_in$1242 ),
+    .a_in(\a_in$1260 ),
+    .a_next(\a_in$1238 ),
     .capture_next(o_next[15]),
     .en(\en$1254 ),
-    .first_in(\first_in$1268 ),
-    .first_next(\first_next$1261 ),
-    .last_in(\last_in$1270 ),
+    .first_in(\first_in$1263 ),
+    .first_next(\first_next$1265 ),
+    .last_in(\last_in$1267 ),
     .psum_in(\psum_in$1272 ),
     .psum_out(\psum_in$1443 ),
     .rst_pe_6_7(rst_pe_6_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1266 ),
-    .valid_next(\valid_in$1244 ),
+    .valid_in(\valid_in$1269 ),
+    .valid_next(\valid_in$1247 ),
     .w_in(\w_in$1274 ),
     .w_out(\w_in$1445 ),
     .w_shift(\w_shift$1256 )
@@ -4246,169 +4246,169 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   \systolic_core.pe_7_0  pe_7_0 (
     .a_in(\o$102 [63:56]),
     .a_next(\o_next$97 [63:56]),
-    .a_out(\a_in$1303 ),
+    .a_out(\a_in$1299 ),
     .capture_next(o_next[1]),
     .en(\en$1276 ),
-    .first_next_out(\first_next$1300 ),
-    .first_out(\first_in$1307 ),
-    .last_out(\last_in$1309 ),
+    .first_next_out(\first_next$1304 ),
+    .first_out(\first_in$1302 ),
+    .last_out(\last_in$1306 ),
     .\port$3090$21 (\o$104 [23:21]),
     .\port$3091$21 (\o_next$99 [22:21]),
     .psum_in(\psum_in$1289 ),
     .psum_out(psum_out),
     .rst_pe_7_0(rst_pe_7_0),
     .units_sync_clk(clk),
-    .valid_out(\valid_in$1305 ),
+    .valid_out(\valid_in$1308 ),
     .w_in(\w_in$1291 ),
     .w_shift(\w_shift$1278 )
   );
   \systolic_core.pe_7_1  pe_7_1 (
-    .a_in(\a_in$1303 ),
+    .a_in(\a_in$1299 ),
     .a_next(\o$102 [63:56]),
-    .a_out(\a_in$1325 ),
+    .a_out(\a_in$1321 ),
     .capture_next(o_next[3]),
     .en(\en$1293 ),
-    .first_in(\first_in$1307 ),
-    .first_next(\first_next$1300 ),
-    .first_next_out(\first_next$1322 ),
-    .first_out(\first_in$1329 ),
-    .last_in(\last_in$1309 ),
-    .last_out(\last_in$1331 ),
+    .first_in(\first_in$1302 ),
+    .first_next(\first_next$1304 ),
+    .first_next_out(\first_next$1326 ),
+    .first_out(\first_in$1324 ),
+    .last_in(\last_in$1306 ),
+    .last_out(\last_in$1328 ),
     .psum_in(\psum_in$1311 ),
     .psum_out(\psum_out$15 ),
     .rst_pe_7_1(rst_pe_7_1),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1305 ),
+    .valid_in(\valid_in$1308 ),
     .valid_next(\o$104 [21]),
-    .valid_out(\valid_in$1327 ),
+    .valid_out(\valid_in$1330 ),
     .w_in(\w_in$1313 ),
     .w_shift(\w_shift$1295 )
   );
   \systolic_core.pe_7_2  pe_7_2 (
-    .a_in(\a_in$1325 ),
-    .a_next(\a_in$1303 ),
-    .a_out(\a_in$1347 ),
+    .a_in(\a_in$1321 ),
+    .a_next(\a_in$1299 ),
+    .a_out(\a_in$1343 ),
     .capture_next(o_next[5]),
     .en(\en$1315 ),
-    .first_in(\first_in$1329 ),
-    .first_next(\first_next$1322 ),
-    .first_next_out(\first_next$1344 ),
-    .first_out(\first_in$1351 ),
-    .last_in(\last_in$1331 ),
-    .last_out(\last_in$1353 ),
+    .first_in(\first_in$1324 ),
+    .first_next(\first_next$1326 ),
+    .first_next_out(\first_next$1348 ),
+    .first_out(\first_in$1346 ),
+    .last_in(\last_in$1328 ),
+    .last_out(\last_in$1350 ),
     .psum_in(\psum_in$1333 ),
     .psum_out(\psum_out$16 ),
     .rst_pe_7_2(rst_pe_7_2),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1327 ),
-    .valid_next(\valid_in$1305 ),
-    .valid_out(\valid_in$1349 ),
+    .valid_in(\valid_in$1330 ),
+    .valid_next(\valid_in$1308 ),
+    .valid_out(\valid_in$1352 ),
     .w_in(\w_in$1335 ),
     .w_shift(\w_shift$1317 )
   );
   \systolic_core.pe_7_3  pe_7_3 (
-    .a_in(\a_in$1347 ),
-    .a_next(\a_in$1325 ),
-    .a_out(\a_in$1369 ),
+    .a_in(\a_in$1343 ),
+    .a_next(\a_in$1321 ),
+    .a_out(\a_in$1365 ),
     .capture_next(o_next[7]),
     .en(\en$1337 ),
-    .first_in(\first_in$1351 ),
-    .first_next(\first_next$1344 ),
-    .first_next_out(\first_next$1366 ),
-    .first_out(\first_in$1373 ),
-    .last_in(\last_in$1353 ),
-    .last_out(\last_in$1375 ),
+    .first_in(\first_in$1346 ),
+    .first_next(\first_next$1348 ),
+    .first_next_out(\first_next$1370 ),
+    .first_out(\first_in$1368 ),
+    .last_in(\last_in$1350 ),
+    .last_out(\last_in$1372 ),
     .psum_in(\psum_in$1355 ),
     .psum_out(\psum_out$17 ),
     .rst_pe_7_3(rst_pe_7_3),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1349 ),
-    .valid_next(\valid_in$1327 ),
-    .valid_out(\valid_in$1371 ),
+    .valid_in(\valid_in$1352 ),
+    .valid_next(\valid_in$1330 ),
+    .valid_out(\valid_in$1374 ),
     .w_in(\w_in$1357 ),
     .w_shift(\w_shift$1339 )
   );
   \systolic_core.pe_7_4  pe_7_4 (
-    .a_in(\a_in$1369 ),
-    .a_next(\a_in$1347 ),
-    .a_out(\a_in$1391 ),
+    .a_in(\a_in$1365 ),
+    .a_next(\a_in$1343 ),
+    .a_out(\a_in$1387 ),
     .capture_next(o_next[9]),
     .en(\en$1359 ),
-    .first_in(\first_in$1373 ),
-    .first_next(\first_next$1366 ),
-    .first_next_out(\first_next$1388 ),
-    .first_out(\first_in$1395 ),
-    .last_in(\last_in$1375 ),
-    .last_out(\last_in$1397 ),
+    .first_in(\first_in$1368 ),
+    .first_next(\first_next$1370 ),
+    .first_next_out(\first_next$1392 ),
+    .first_out(\first_in$1390 ),
+    .last_in(\last_in$1372 ),
+    .last_out(\last_in$1394 ),
     .psum_in(\psum_in$1377 ),
     .psum_out(\psum_out$18 ),
     .rst_pe_7_4(rst_pe_7_4),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1371 ),
-    .valid_next(\valid_in$1349 ),
-    .valid_out(\valid_in$1393 ),
+    .valid_in(\valid_in$1374 ),
+    .valid_next(\valid_in$1352 ),
+    .valid_out(\valid_in$1396 ),
     .w_in(\w_in$1379 ),
     .w_shift(\w_shift$1361 )
   );
   \systolic_core.pe_7_5  pe_7_5 (
-    .a_in(\a_in$1391 ),
-    .a_next(\a_in$1369 ),
-    .a_out(\a_in$1413 ),
+    .a_in(\a_in$1387 ),
+    .a_next(\a_in$1365 ),
+    .a_out(\a_in$1409 ),
     .capture_next(o_next[11]),
     .en(\en$1381 ),
-    .first_in(\first_in$1395 ),
-    .first_next(\first_next$1388 ),
-    .first_next_out(\first_next$1410 ),
-    .first_out(\first_in$1417 ),
-    .last_in(\last_in$1397 ),
-    .last_out(\last_in$1419 ),
+    .first_in(\first_in$1390 ),
+    .first_next(\first_next$1392 ),
+    .first_next_out(\first_next$1414 ),
+    .first_out(\first_in$1412 ),
+    .last_in(\last_in$1394 ),
+    .last_out(\last_in$1416 ),
     .psum_in(\psum_in$1399 ),
     .psum_out(\psum_out$19 ),
     .rst_pe_7_5(rst_pe_7_5),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1393 ),
-    .valid_next(\valid_in$1371 ),
-    .valid_out(\valid_in$1415 ),
+    .valid_in(\valid_in$1396 ),
+    .valid_next(\valid_in$1374 ),
+    .valid_out(\valid_in$1418 ),
     .w_in(\w_in$1401 ),
     .w_shift(\w_shift$1383 )
   );
   \systolic_core.pe_7_6  pe_7_6 (
-    .a_in(\a_in$1413 ),
-    .a_next(\a_in$1391 ),
-    .a_out(\a_in$1435 ),
+    .a_in(\a_in$1409 ),
+    .a_next(\a_in$1387 ),
+    .a_out(\a_in$1431 ),
     .capture_next(o_next[13]),
     .en(\en$1403 ),
-    .first_in(\first_in$1417 ),
-    .first_next(\first_next$1410 ),
-    .first_next_out(\first_next$1432 ),
-    .first_out(\first_in$1439 ),
-    .last_in(\last_in$1419 ),
-    .last_out(\last_in$1441 ),
+    .first_in(\first_in$1412 ),
+    .first_next(\first_next$1414 ),
+    .first_next_out(\first_next$1436 ),
+    .first_out(\first_in$1434 ),
+    .last_in(\last_in$1416 ),
+    .last_out(\last_in$1438 ),
     .psum_in(\psum_in$1421 ),
     .psum_out(\psum_out$20 ),
     .rst_pe_7_6(rst_pe_7_6),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1415 ),
-    .valid_next(\valid_in$1393 ),
-    .valid_out(\valid_in$1437 ),
+    .valid_in(\valid_in$1418 ),
+    .valid_next(\valid_in$1396 ),
+    .valid_out(\valid_in$1440 ),
     .w_in(\w_in$1423 ),
     .w_shift(\w_shift$1405 )
   );
   \systolic_core.pe_7_7  pe_7_7 (
-    .a_in(\a_in$1435 ),
-    .a_next(\a_in$1413 ),
+    .a_in(\a_in$1431 ),
+    .a_next(\a_in$1409 ),
     .capture_next(o_next[15]),
     .en(\en$1425 ),
-    .first_in(\first_in$1439 ),
-    .first_next(\first_next$1432 ),
-    .last_in(\last_in$1441 ),
+    .first_in(\first_in$1434 ),
+    .first_next(\first_next$1436 ),
+    .last_in(\last_in$1438 ),
     .last_out(last_out),
     .psum_in(\psum_in$1443 ),
     .psum_out(\psum_out$21 ),
     .rst_pe_7_7(rst_pe_7_7),
     .units_sync_clk(clk),
-    .valid_in(\valid_in$1437 ),
-    .valid_next(\valid_in$1415 ),
+    .valid_in(\valid_in$1440 ),
+    .valid_next(\valid_in$1418 ),
     .valid_out(valid_out),
     .w_in(\w_in$1445 ),
     .w_shift(\w_shift$1427 )
@@ -4663,91 +4663,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_0_1 = \w_shift$112 ;
   assign \capture$114  = \o$93 [3];
   assign \capture_next$115  = o_next[3];
-  assign \a_next$116  = \o$102 [7:0];
-  assign first_next_out = \first_next$117 ;
-  assign \valid_next$119  = \o$104 [0];
-  assign a_out = \a_in$120 ;
-  assign \valid_out$123  = \valid_in$122 ;
-  assign first_out = \first_in$124 ;
-  assign \last_out$127  = \last_in$126 ;
+  assign a_out = \a_in$116 ;
+  assign \a_next$118  = \o$102 [7:0];
+  assign first_out = \first_in$119 ;
+  assign first_next_out = \first_next$121 ;
+  assign \last_out$124  = \last_in$123 ;
+  assign \valid_out$126  = \valid_in$125 ;
+  assign \valid_next$127  = \o$104 [0];
   assign \psum_in$128  = 32'd0;
   assign \w_in$129  = \o$109 [15:8];
   assign en_pe_0_2 = \en$130 ;
   assign shift_0_2 = \w_shift$132 ;
   assign \capture$134  = \o$93 [5];
   assign \capture_next$135  = o_next[5];
-  assign \a_next$136  = \a_in$120 ;
-  assign \first_next_out$138  = \first_next$137 ;
-  assign \valid_next$139  = \valid_in$122 ;
-  assign \a_out$141  = \a_in$140 ;
-  assign \valid_out$143  = \valid_in$142 ;
-  assign \first_out$145  = \first_in$144 ;
-  assign \last_out$147  = \last_in$146 ;
+  assign \a_out$137  = \a_in$136 ;
+  assign \a_next$138  = \a_in$116 ;
+  assign \first_out$140  = \first_in$139 ;
+  assign \first_next_out$142  = \first_next$141 ;
+  assign \last_out$144  = \last_in$143 ;
+  assign \valid_out$146  = \valid_in$145 ;
+  assign \valid_next$147  = \valid_in$125 ;
   assign \psum_in$148  = 32'd0;
   assign \w_in$149  = \o$109 [23:16];
   assign en_pe_0_3 = \en$150 ;
   assign shift_0_3 = \w_shift$152 ;
   assign \capture$154  = \o$93 [7];
   assign \capture_next$155  = o_next[7];
-  assign \a_next$156  = \a_in$140 ;
-  assign \first_next_out$158  = \first_next$157 ;
-  assign \valid_next$159  = \valid_in$142 ;
-  assign \a_out$161  = \a_in$160 ;
-  assign \valid_out$163  = \valid_in$162 ;
-  assign \first_out$165  = \first_in$164 ;
-  assign \last_out$167  = \last_in$166 ;
+  assign \a_out$157  = \a_in$156 ;
+  assign \a_next$158  = \a_in$136 ;
+  assign \first_out$160  = \first_in$159 ;
+  assign \first_next_out$162  = \first_next$161 ;
+  assign \last_out$164  = \last_in$163 ;
+  assign \valid_out$166  = \valid_in$165 ;
+  assign \valid_next$167  = \valid_in$145 ;
   assign \psum_in$168  = 32'd0;
   assign \w_in$169  = \o$109 [31:24];
   assign en_pe_0_4 = \en$170 ;
   assign shift_0_4 = \w_shift$172 ;
   assign \capture$174  = \o$93 [9];
   assign \capture_next$175  = o_next[9];
-  assign \a_next$176  = \a_in$160 ;
-  assign \first_next_out$178  = \first_next$177 ;
-  assign \valid_next$179  = \valid_in$162 ;
-  assign \a_out$181  = \a_in$180 ;
-  assign \valid_out$183  = \valid_in$182 ;
-  assign \first_out$185  = \first_in$184 ;
-  assign \last_out$187  = \last_in$186 ;
+  assign \a_out$177  = \a_in$176 ;
+  assign \a_next$178  = \a_in$156 ;
+  assign \first_out$180  = \first_in$179 ;
+  assign \first_next_out$182  = \first_next$181 ;
+  assign \last_out$184  = \last_in$183 ;
+  assign \valid_out$186  = \valid_in$185 ;
+  assign \valid_next$187  = \valid_in$165 ;
   assign \psum_in$188  = 32'd0;
   assign \w_in$189  = \o$109 [39:32];
   assign en_pe_0_5 = \en$190 ;
   assign shift_0_5 = \w_shift$192 ;
   assign \capture$194  = \o$93 [11];
   assign \capture_next$195  = o_next[11];
-  assign \a_next$196  = \a_in$180 ;
-  assign \first_next_out$198  = \first_next$197 ;
-  assign \valid_next$199  = \valid_in$182 ;
-  assign \a_out$201  = \a_in$200 ;
-  assign \valid_out$203  = \valid_in$202 ;
-  assign \first_out$205  = \first_in$204 ;
-  assign \last_out$207  = \last_in$206 ;
+  assign \a_out$197  = \a_in$196 ;
+  assign \a_next$198  = \a_in$176 ;
+  assign \first_out$200  = \first_in$199 ;
+  assign \first_next_out$202  = \first_next$201 ;
+  assign \last_out$204  = \last_in$203 ;
+  assign \valid_out$206  = \valid_in$205 ;
+  assign \valid_next$207  = \valid_in$185 ;
   assign \psum_in$208  = 32'd0;
   assign \w_in$209  = \o$109 [47:40];
   assign en_pe_0_6 = \en$210 ;
   assign shift_0_6 = \w_shift$212 ;
   assign \capture$214  = \o$93 [13];
   assign \capture_next$215  = o_next[13];
-  assign \a_next$216  = \a_in$200 ;
-  assign \first_next_out$218  = \first_next$217 ;
-  assign \valid_next$219  = \valid_in$202 ;
-  assign \a_out$221  = \a_in$220 ;
-  assign \valid_out$223  = \valid_in$222 ;
-  assign \first_out$225  = \first_in$224 ;
-  assign \last_out$227  = \last_in$226 ;
+  assign \a_out$217  = \a_in$216 ;
+  assign \a_next$218  = \a_in$196 ;
+  assign \first_out$220  = \first_in$219 ;
+  assign \first_next_out$222  = \first_next$221 ;
+  assign \last_out$224  = \last_in$223 ;
+  assign \valid_out$226  = \valid_in$225 ;
+  assign \valid_next$227  = \valid_in$205 ;
   assign \psum_in$228  = 32'd0;
   assign \w_in$229  = \o$109 [55:48];
   assign en_pe_0_7 = \en$230 ;
   assign shift_0_7 = \w_shift$232 ;
   assign \capture$234  = \o$93 [15];
   assign \capture_next$235  = o_next[15];
-  assign \a_next$236  = \a_in$220 ;
-  assign \first_next_out$238  = \first_next$237 ;
-  assign \valid_next$239  = \valid_in$222 ;
-  assign \a_out$241  = \a_in$240 ;
-  assign \valid_out$243  = \valid_in$242 ;
-  assign \first_out$245  = \first_in$244 ;
-  assign \last_out$247  = \last_in$246 ;
+  assign \a_out$237  = \a_in$236 ;
+  assign \a_next$238  = \a_in$216 ;
+  assign \first_out$240  = \first_in$239 ;
+  assign \first_next_out$242  = \first_next$241 ;
+  assign \last_out$244  = \last_in$243 ;
+  assign \valid_out$246  = \valid_in$245 ;
+  assign \valid_next$247  = \valid_in$225 ;
   assign \psum_in$248  = 32'd0;
   assign \w_in$249  = \o$109 [63:56];
   assign en_pe_1_0 = \en$250 ;
@@ -4767,91 +4767,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_1_1 = \w_shift$269 ;
   assign \capture$271  = \o$93 [3];
   assign \capture_next$272  = o_next[3];
-  assign \a_next$273  = \o$102 [15:8];
-  assign \first_next_out$275  = \first_next$274 ;
-  assign \valid_next$276  = \o$104 [3];
-  assign \a_out$278  = \a_in$277 ;
-  assign \valid_out$280  = \valid_in$279 ;
-  assign \first_out$282  = \first_in$281 ;
-  assign \last_out$284  = \last_in$283 ;
+  assign \a_out$274  = \a_in$273 ;
+  assign \a_next$275  = \o$102 [15:8];
+  assign \first_out$277  = \first_in$276 ;
+  assign \first_next_out$279  = \first_next$278 ;
+  assign \last_out$281  = \last_in$280 ;
+  assign \valid_out$283  = \valid_in$282 ;
+  assign \valid_next$284  = \o$104 [3];
   assign \psum_out$286  = \psum_in$285 ;
   assign \w_out$288  = \w_in$287 ;
   assign en_pe_1_2 = \en$289 ;
   assign shift_1_2 = \w_shift$291 ;
   assign \capture$293  = \o$93 [5];
   assign \capture_next$294  = o_next[5];
-  assign \a_next$295  = \a_in$277 ;
-  assign \first_next_out$297  = \first_next$296 ;
-  assign \valid_next$298  = \valid_in$279 ;
-  assign \a_out$300  = \a_in$299 ;
-  assign \valid_out$302  = \valid_in$301 ;
-  assign \first_out$304  = \first_in$303 ;
-  assign \last_out$306  = \last_in$305 ;
+  assign \a_out$296  = \a_in$295 ;
+  assign \a_next$297  = \a_in$273 ;
+  assign \first_out$299  = \first_in$298 ;
+  assign \first_next_out$301  = \first_next$300 ;
+  assign \last_out$303  = \last_in$302 ;
+  assign \valid_out$305  = \valid_in$304 ;
+  assign \valid_next$306  = \valid_in$282 ;
   assign \psum_out$308  = \psum_in$307 ;
   assign \w_out$310  = \w_in$309 ;
   assign en_pe_1_3 = \en$311 ;
   assign shift_1_3 = \w_shift$313 ;
   assign \capture$315  = \o$93 [7];
   assign \capture_next$316  = o_next[7];
-  assign \a_next$317  = \a_in$299 ;
-  assign \first_next_out$319  = \first_next$318 ;
-  assign \valid_next$320  = \valid_in$301 ;
-  assign \a_out$322  = \a_in$321 ;
-  assign \valid_out$324  = \valid_in$323 ;
-  assign \first_out$326  = \first_in$325 ;
-  assign \last_out$328  = \last_in$327 ;
+  assign \a_out$318  = \a_in$317 ;
+  assign \a_next$319  = \a_in$295 ;
+  assign \first_out$321  = \first_in$320 ;
+  assign \first_next_out$323  = \first_next$322 ;
+  assign \last_out$325  = \last_in$324 ;
+  assign \valid_out$327  = \valid_in$326 ;
+  assign \valid_next$328  = \valid_in$304 ;
   assign \psum_out$330  = \psum_in$329 ;
   assign \w_out$332  = \w_in$331 ;
   assign en_pe_1_4 = \en$333 ;
   assign shift_1_4 = \w_shift$335 ;
   assign \capture$337  = \o$93 [9];
   assign \capture_next$338  = o_next[9];
-  assign \a_next$339  = \a_in$321 ;
-  assign \first_next_out$341  = \first_next$340 ;
-  assign \valid_next$342  = \valid_in$323 ;
-  assign \a_out$344  = \a_in$343 ;
-  assign \valid_out$346  = \valid_in$345 ;
-  assign \first_out$348  = \first_in$347 ;
-  assign \last_out$350  = \last_in$349 ;
+  assign \a_out$340  = \a_in$339 ;
+  assign \a_next$341  = \a_in$317 ;
+  assign \first_out$343  = \first_in$342 ;
+  assign \first_next_out$345  = \first_next$344 ;
+  assign \last_out$347  = \last_in$346 ;
+  assign \valid_out$349  = \valid_in$348 ;
+  assign \valid_next$350  = \valid_in$326 ;
   assign \psum_out$352  = \psum_in$351 ;
   assign \w_out$354  = \w_in$353 ;
   assign en_pe_1_5 = \en$355 ;
   assign shift_1_5 = \w_shift$357 ;
   assign \capture$359  = \o$93 [11];
   assign \capture_next$360  = o_next[11];
-  assign \a_next$361  = \a_in$343 ;
-  assign \first_next_out$363  = \first_next$362 ;
-  assign \valid_next$364  = \valid_in$345 ;
-  assign \a_out$366  = \a_in$365 ;
-  assign \valid_out$368  = \valid_in$367 ;
-  assign \first_out$370  = \first_in$369 ;
-  assign \last_out$372  = \last_in$371 ;
+  assign \a_out$362  = \a_in$361 ;
+  assign \a_next$363  = \a_in$339 ;
+  assign \first_out$365  = \first_in$364 ;
+  assign \first_next_out$367  = \first_next$366 ;
+  assign \last_out$369  = \last_in$368 ;
+  assign \valid_out$371  = \valid_in$370 ;
+  assign \valid_next$372  = \valid_in$348 ;
   assign \psum_out$374  = \psum_in$373 ;
   assign \w_out$376  = \w_in$375 ;
   assign en_pe_1_6 = \en$377 ;
   assign shift_1_6 = \w_shift$379 ;
   assign \capture$381  = \o$93 [13];
   assign \capture_next$382  = o_next[13];
-  assign \a_next$383  = \a_in$365 ;
-  assign \first_next_out$385  = \first_next$384 ;
-  assign \valid_next$386  = \valid_in$367 ;
-  assign \a_out$388  = \a_in$387 ;
-  assign \valid_out$390  = \valid_in$389 ;
-  assign \first_out$392  = \first_in$391 ;
-  assign \last_out$394  = \last_in$393 ;
+  assign \a_out$384  = \a_in$383 ;
+  assign \a_next$385  = \a_in$361 ;
+  assign \first_out$387  = \first_in$386 ;
+  assign \first_next_out$389  = \first_next$388 ;
+  assign \last_out$391  = \last_in$390 ;
+  assign \valid_out$393  = \valid_in$392 ;
+  assign \valid_next$394  = \valid_in$370 ;
   assign \psum_out$396  = \psum_in$395 ;
   assign \w_out$398  = \w_in$397 ;
   assign en_pe_1_7 = \en$399 ;
   assign shift_1_7 = \w_shift$401 ;
   assign \capture$403  = \o$93 [15];
   assign \capture_next$404  = o_next[15];
-  assign \a_next$405  = \a_in$387 ;
-  assign \first_next_out$407  = \first_next$406 ;
-  assign \valid_next$408  = \valid_in$389 ;
-  assign \a_out$410  = \a_in$409 ;
-  assign \valid_out$412  = \valid_in$411 ;
-  assign \first_out$414  = \first_in$413 ;
-  assign \last_out$416  = \last_in$415 ;
+  assign \a_out$406  = \a_in$405 ;
+  assign \a_next$407  = \a_in$383 ;
+  assign \first_out$409  = \first_in$408 ;
+  assign \first_next_out$411  = \first_next$410 ;
+  assign \last_out$413  = \last_in$412 ;
+  assign \valid_out$415  = \valid_in$414 ;
+  assign \valid_next$416  = \valid_in$392 ;
   assign \psum_out$418  = \psum_in$417 ;
   assign \w_out$420  = \w_in$419 ;
   assign en_pe_2_0 = \en$421 ;
@@ -4871,91 +4871,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_2_1 = \w_shift$440 ;
   assign \capture$442  = \o$93 [3];
   assign \capture_next$443  = o_next[3];
-  assign \a_next$444  = \o$102 [23:16];
-  assign \first_next_out$446  = \first_next$445 ;
-  assign \valid_next$447  = \o$104 [6];
-  assign \a_out$449  = \a_in$448 ;
-  assign \valid_out$451  = \valid_in$450 ;
-  assign \first_out$453  = \first_in$452 ;
-  assign \last_out$455  = \last_in$454 ;
+  assign \a_out$445  = \a_in$444 ;
+  assign \a_next$446  = \o$102 [23:16];
+  assign \first_out$448  = \first_in$447 ;
+  assign \first_next_out$450  = \first_next$449 ;
+  assign \last_out$452  = \last_in$451 ;
+  assign \valid_out$454  = \valid_in$453 ;
+  assign \valid_next$455  = \o$104 [6];
   assign \psum_out$457  = \psum_in$456 ;
   assign \w_out$459  = \w_in$458 ;
   assign en_pe_2_2 = \en$460 ;
   assign shift_2_2 = \w_shift$462 ;
   assign \capture$464  = \o$93 [5];
   assign \capture_next$465  = o_next[5];
-  assign \a_next$466  = \a_in$448 ;
-  assign \first_next_out$468  = \first_next$467 ;
-  assign \valid_next$469  = \valid_in$450 ;
-  assign \a_out$471  = \a_in$470 ;
-  assign \valid_out$473  = \valid_in$472 ;
-  assign \first_out$475  = \first_in$474 ;
-  assign \last_out$477  = \last_in$476 ;
+  assign \a_out$467  = \a_in$466 ;
+  assign \a_next$468  = \a_in$444 ;
+  assign \first_out$470  = \first_in$469 ;
+  assign \first_next_out$472  = \first_next$471 ;
+  assign \last_out$474  = \last_in$473 ;
+  assign \valid_out$476  = \valid_in$475 ;
+  assign \valid_next$477  = \valid_in$453 ;
   assign \psum_out$479  = \psum_in$478 ;
   assign \w_out$481  = \w_in$480 ;
   assign en_pe_2_3 = \en$482 ;
   assign shift_2_3 = \w_shift$484 ;
   assign \capture$486  = \o$93 [7];
   assign \capture_next$487  = o_next[7];
-  assign \a_next$488  = \a_in$470 ;
-  assign \first_next_out$490  = \first_next$489 ;
-  assign \valid_next$491  = \valid_in$472 ;
-  assign \a_out$493  = \a_in$492 ;
-  assign \valid_out$495  = \valid_in$494 ;
-  assign \first_out$497  = \first_in$496 ;
-  assign \last_out$499  = \last_in$498 ;
+  assign \a_out$489  = \a_in$488 ;
+  assign \a_next$490  = \a_in$466 ;
+  assign \first_out$492  = \first_in$491 ;
+  assign \first_next_out$494  = \first_next$493 ;
+  assign \last_out$496  = \last_in$495 ;
+  assign \valid_out$498  = \valid_in$497 ;
+  assign \valid_next$499  = \valid_in$475 ;
   assign \psum_out$501  = \psum_in$500 ;
   assign \w_out$503  = \w_in$502 ;
   assign en_pe_2_4 = \en$504 ;
   assign shift_2_4 = \w_shift$506 ;
   assign \capture$508  = \o$93 [9];
   assign \capture_next$509  = o_next[9];
-  assign \a_next$510  = \a_in$492 ;
-  assign \first_next_out$512  = \first_next$511 ;
-  assign \valid_next$513  = \valid_in$494 ;
-  assign \a_out$515  = \a_in$514 ;
-  assign \valid_out$517  = \valid_in$516 ;
-  assign \first_out$519  = \first_in$518 ;
-  assign \last_out$521  = \last_in$520 ;
+  assign \a_out$511  = \a_in$510 ;
+  assign \a_next$512  = \a_in$488 ;
+  assign \first_out$514  = \first_in$513 ;
+  assign \first_next_out$516  = \first_next$515 ;
+  assign \last_out$518  = \last_in$517 ;
+  assign \valid_out$520  = \valid_in$519 ;
+  assign \valid_next$521  = \valid_in$497 ;
   assign \psum_out$523  = \psum_in$522 ;
   assign \w_out$525  = \w_in$524 ;
   assign en_pe_2_5 = \en$526 ;
   assign shift_2_5 = \w_shift$528 ;
   assign \capture$530  = \o$93 [11];
   assign \capture_next$531  = o_next[11];
-  assign \a_next$532  = \a_in$514 ;
-  assign \first_next_out$534  = \first_next$533 ;
-  assign \valid_next$535  = \valid_in$516 ;
-  assign \a_out$537  = \a_in$536 ;
-  assign \valid_out$539  = \valid_in$538 ;
-  assign \first_out$541  = \first_in$540 ;
-  assign \last_out$543  = \last_in$542 ;
+  assign \a_out$533  = \a_in$532 ;
+  assign \a_next$534  = \a_in$510 ;
+  assign \first_out$536  = \first_in$535 ;
+  assign \first_next_out$538  = \first_next$537 ;
+  assign \last_out$540  = \last_in$539 ;
+  assign \valid_out$542  = \valid_in$541 ;
+  assign \valid_next$543  = \valid_in$519 ;
   assign \psum_out$545  = \psum_in$544 ;
   assign \w_out$547  = \w_in$546 ;
   assign en_pe_2_6 = \en$548 ;
   assign shift_2_6 = \w_shift$550 ;
   assign \capture$552  = \o$93 [13];
   assign \capture_next$553  = o_next[13];
-  assign \a_next$554  = \a_in$536 ;
-  assign \first_next_out$556  = \first_next$555 ;
-  assign \valid_next$557  = \valid_in$538 ;
-  assign \a_out$559  = \a_in$558 ;
-  assign \valid_out$561  = \valid_in$560 ;
-  assign \first_out$563  = \first_in$562 ;
-  assign \last_out$565  = \last_in$564 ;
+  assign \a_out$555  = \a_in$554 ;
+  assign \a_next$556  = \a_in$532 ;
+  assign \first_out$558  = \first_in$557 ;
+  assign \first_next_out$560  = \first_next$559 ;
+  assign \last_out$562  = \last_in$561 ;
+  assign \valid_out$564  = \valid_in$563 ;
+  assign \valid_next$565  = \valid_in$541 ;
   assign \psum_out$567  = \psum_in$566 ;
   assign \w_out$569  = \w_in$568 ;
   assign en_pe_2_7 = \en$570 ;
   assign shift_2_7 = \w_shift$572 ;
   assign \capture$574  = \o$93 [15];
   assign \capture_next$575  = o_next[15];
-  assign \a_next$576  = \a_in$558 ;
-  assign \first_next_out$578  = \first_next$577 ;
-  assign \valid_next$579  = \valid_in$560 ;
-  assign \a_out$581  = \a_in$580 ;
-  assign \valid_out$583  = \valid_in$582 ;
-  assign \first_out$585  = \first_in$584 ;
-  assign \last_out$587  = \last_in$586 ;
+  assign \a_out$577  = \a_in$576 ;
+  assign \a_next$578  = \a_in$554 ;
+  assign \first_out$580  = \first_in$579 ;
+  assign \first_next_out$582  = \first_next$581 ;
+  assign \last_out$584  = \last_in$583 ;
+  assign \valid_out$586  = \valid_in$585 ;
+  assign \valid_next$587  = \valid_in$563 ;
   assign \psum_out$589  = \psum_in$588 ;
   assign \w_out$591  = \w_in$590 ;
   assign en_pe_3_0 = \en$592 ;
@@ -4975,91 +4975,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_3_1 = \w_shift$611 ;
   assign \capture$613  = \o$93 [3];
   assign \capture_next$614  = o_next[3];
-  assign \a_next$615  = \o$102 [31:24];
-  assign \first_next_out$617  = \first_next$616 ;
-  assign \valid_next$618  = \o$104 [9];
-  assign \a_out$620  = \a_in$619 ;
-  assign \valid_out$622  = \valid_in$621 ;
-  assign \first_out$624  = \first_in$623 ;
-  assign \last_out$626  = \last_in$625 ;
+  assign \a_out$616  = \a_in$615 ;
+  assign \a_next$617  = \o$102 [31:24];
+  assign \first_out$619  = \first_in$618 ;
+  assign \first_next_out$621  = \first_next$620 ;
+  assign \last_out$623  = \last_in$622 ;
+  assign \valid_out$625  = \valid_in$624 ;
+  assign \valid_next$626  = \o$104 [9];
   assign \psum_out$628  = \psum_in$627 ;
   assign \w_out$630  = \w_in$629 ;
   assign en_pe_3_2 = \en$631 ;
   assign shift_3_2 = \w_shift$633 ;
   assign \capture$635  = \o$93 [5];
   assign \capture_next$636  = o_next[5];
-  assign \a_next$637  = \a_in$619 ;
-  assign \first_next_out$639  = \first_next$638 ;
-  assign \valid_next$640  = \valid_in$621 ;
-  assign \a_out$642  = \a_in$641 ;
-  assign \valid_out$644  = \valid_in$643 ;
-  assign \first_out$646  = \first_in$645 ;
-  assign \last_out$648  = \last_in$647 ;
+  assign \a_out$638  = \a_in$637 ;
+  assign \a_next$639  = \a_in$615 ;
+  assign \first_out$641  = \first_in$640 ;
+  assign \first_next_out$643  = \first_next$642 ;
+  assign \last_out$645  = \last_in$644 ;
+  assign \valid_out$647  = \valid_in$646 ;
+  assign \valid_next$648  = \valid_in$624 ;
   assign \psum_out$650  = \psum_in$649 ;
   assign \w_out$652  = \w_in$651 ;
   assign en_pe_3_3 = \en$653 ;
   assign shift_3_3 = \w_shift$655 ;
   assign \capture$657  = \o$93 [7];
   assign \capture_next$658  = o_next[7];
-  assign \a_next$659  = \a_in$641 ;
-  assign \first_next_out$661  = \first_next$660 ;
-  assign \valid_next$662  = \valid_in$643 ;
-  assign \a_out$664  = \a_in$663 ;
-  assign \valid_out$666  = \valid_in$665 ;
-  assign \first_out$668  = \first_in$667 ;
-  assign \last_out$670  = \last_in$669 ;
+  assign \a_out$660  = \a_in$659 ;
+  assign \a_next$661  = \a_in$637 ;
+  assign \first_out$663  = \first_in$662 ;
+  assign \first_next_out$665  = \first_next$664 ;
+  assign \last_out$667  = \last_in$666 ;
+  assign \valid_out$669  = \valid_in$668 ;
+  assign \valid_next$670  = \valid_in$646 ;
   assign \psum_out$672  = \psum_in$671 ;
   assign \w_out$674  = \w_in$673 ;
   assign en_pe_3_4 = \en$675 ;
   assign shift_3_4 = \w_shift$677 ;
   assign \capture$679  = \o$93 [9];
   assign \capture_next$680  = o_next[9];
-  assign \a_next$681  = \a_in$663 ;
-  assign \first_next_out$683  = \first_next$682 ;
-  assign \valid_next$684  = \valid_in$665 ;
-  assign \a_out$686  = \a_in$685 ;
-  assign \valid_out$688  = \valid_in$687 ;
-  assign \first_out$690  = \first_in$689 ;
-  assign \last_out$692  = \last_in$691 ;
+  assign \a_out$682  = \a_in$681 ;
+  assign \a_next$683  = \a_in$659 ;
+  assign \first_out$685  = \first_in$684 ;
+  assign \first_next_out$687  = \first_next$686 ;
+  assign \last_out$689  = \last_in$688 ;
+  assign \valid_out$691  = \valid_in$690 ;
+  assign \valid_next$692  = \valid_in$668 ;
   assign \psum_out$694  = \psum_in$693 ;
   assign \w_out$696  = \w_in$695 ;
   assign en_pe_3_5 = \en$697 ;
   assign shift_3_5 = \w_shift$699 ;
   assign \capture$701  = \o$93 [11];
   assign \capture_next$702  = o_next[11];
-  assign \a_next$703  = \a_in$685 ;
-  assign \first_next_out$705  = \first_next$704 ;
-  assign \valid_next$706  = \valid_in$687 ;
-  assign \a_out$708  = \a_in$707 ;
-  assign \valid_out$710  = \valid_in$709 ;
-  assign \first_out$712  = \first_in$711 ;
-  assign \last_out$714  = \last_in$713 ;
+  assign \a_out$704  = \a_in$703 ;
+  assign \a_next$705  = \a_in$681 ;
+  assign \first_out$707  = \first_in$706 ;
+  assign \first_next_out$709  = \first_next$708 ;
+  assign \last_out$711  = \last_in$710 ;
+  assign \valid_out$713  = \valid_in$712 ;
+  assign \valid_next$714  = \valid_in$690 ;
   assign \psum_out$716  = \psum_in$715 ;
   assign \w_out$718  = \w_in$717 ;
   assign en_pe_3_6 = \en$719 ;
   assign shift_3_6 = \w_shift$721 ;
   assign \capture$723  = \o$93 [13];
   assign \capture_next$724  = o_next[13];
-  assign \a_next$725  = \a_in$707 ;
-  assign \first_next_out$727  = \first_next$726 ;
-  assign \valid_next$728  = \valid_in$709 ;
-  assign \a_out$730  = \a_in$729 ;
-  assign \valid_out$732  = \valid_in$731 ;
-  assign \first_out$734  = \first_in$733 ;
-  assign \last_out$736  = \last_in$735 ;
+  assign \a_out$726  = \a_in$725 ;
+  assign \a_next$727  = \a_in$703 ;
+  assign \first_out$729  = \first_in$728 ;
+  assign \first_next_out$731  = \first_next$730 ;
+  assign \last_out$733  = \last_in$732 ;
+  assign \valid_out$735  = \valid_in$734 ;
+  assign \valid_next$736  = \valid_in$712 ;
   assign \psum_out$738  = \psum_in$737 ;
   assign \w_out$740  = \w_in$739 ;
   assign en_pe_3_7 = \en$741 ;
   assign shift_3_7 = \w_shift$743 ;
   assign \capture$745  = \o$93 [15];
   assign \capture_next$746  = o_next[15];
-  assign \a_next$747  = \a_in$729 ;
-  assign \first_next_out$749  = \first_next$748 ;
-  assign \valid_next$750  = \valid_in$731 ;
-  assign \a_out$752  = \a_in$751 ;
-  assign \valid_out$754  = \valid_in$753 ;
-  assign \first_out$756  = \first_in$755 ;
-  assign \last_out$758  = \last_in$757 ;
+  assign \a_out$748  = \a_in$747 ;
+  assign \a_next$749  = \a_in$725 ;
+  assign \first_out$751  = \first_in$750 ;
+  assign \first_next_out$753  = \first_next$752 ;
+  assign \last_out$755  = \last_in$754 ;
+  assign \valid_out$757  = \valid_in$756 ;
+  assign \valid_next$758  = \valid_in$734 ;
   assign \psum_out$760  = \psum_in$759 ;
   assign \w_out$762  = \w_in$761 ;
   assign en_pe_4_0 = \en$763 ;
@@ -5079,91 +5079,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_4_1 = \w_shift$782 ;
   assign \capture$784  = \o$93 [3];
   assign \capture_next$785  = o_next[3];
-  assign \a_next$786  = \o$102 [39:32];
-  assign \first_next_out$788  = \first_next$787 ;
-  assign \valid_next$789  = \o$104 [12];
-  assign \a_out$791  = \a_in$790 ;
-  assign \valid_out$793  = \valid_in$792 ;
-  assign \first_out$795  = \first_in$794 ;
-  assign \last_out$797  = \last_in$796 ;
+  assign \a_out$787  = \a_in$786 ;
+  assign \a_next$788  = \o$102 [39:32];
+  assign \first_out$790  = \first_in$789 ;
+  assign \first_next_out$792  = \first_next$791 ;
+  assign \last_out$794  = \last_in$793 ;
+  assign \valid_out$796  = \valid_in$795 ;
+  assign \valid_next$797  = \o$104 [12];
   assign \psum_out$799  = \psum_in$798 ;
   assign \w_out$801  = \w_in$800 ;
   assign en_pe_4_2 = \en$802 ;
   assign shift_4_2 = \w_shift$804 ;
   assign \capture$806  = \o$93 [5];
   assign \capture_next$807  = o_next[5];
-  assign \a_next$808  = \a_in$790 ;
-  assign \first_next_out$810  = \first_next$809 ;
-  assign \valid_next$811  = \valid_in$792 ;
-  assign \a_out$813  = \a_in$812 ;
-  assign \valid_out$815  = \valid_in$814 ;
-  assign \first_out$817  = \first_in$816 ;
-  assign \last_out$819  = \last_in$818 ;
+  assign \a_out$809  = \a_in$808 ;
+  assign \a_next$810  = \a_in$786 ;
+  assign \first_out$812  = \first_in$811 ;
+  assign \first_next_out$814  = \first_next$813 ;
+  assign \last_out$816  = \last_in$815 ;
+  assign \valid_out$818  = \valid_in$817 ;
+  assign \valid_next$819  = \valid_in$795 ;
   assign \psum_out$821  = \psum_in$820 ;
   assign \w_out$823  = \w_in$822 ;
   assign en_pe_4_3 = \en$824 ;
   assign shift_4_3 = \w_shift$826 ;
   assign \capture$828  = \o$93 [7];
   assign \capture_next$829  = o_next[7];
-  assign \a_next$830  = \a_in$812 ;
-  assign \first_next_out$832  = \first_next$831 ;
-  assign \valid_next$833  = \valid_in$814 ;
-  assign \a_out$835  = \a_in$834 ;
-  assign \valid_out$837  = \valid_in$836 ;
-  assign \first_out$839  = \first_in$838 ;
-  assign \last_out$841  = \last_in$840 ;
+  assign \a_out$831  = \a_in$830 ;
+  assign \a_next$832  = \a_in$808 ;
+  assign \first_out$834  = \first_in$833 ;
+  assign \first_next_out$836  = \first_next$835 ;
+  assign \last_out$838  = \last_in$837 ;
+  assign \valid_out$840  = \valid_in$839 ;
+  assign \valid_next$841  = \valid_in$817 ;
   assign \psum_out$843  = \psum_in$842 ;
   assign \w_out$845  = \w_in$844 ;
   assign en_pe_4_4 = \en$846 ;
   assign shift_4_4 = \w_shift$848 ;
   assign \capture$850  = \o$93 [9];
   assign \capture_next$851  = o_next[9];
-  assign \a_next$852  = \a_in$834 ;
-  assign \first_next_out$854  = \first_next$853 ;
-  assign \valid_next$855  = \valid_in$836 ;
-  assign \a_out$857  = \a_in$856 ;
-  assign \valid_out$859  = \valid_in$858 ;
-  assign \first_out$861  = \first_in$860 ;
-  assign \last_out$863  = \last_in$862 ;
+  assign \a_out$853  = \a_in$852 ;
+  assign \a_next$854  = \a_in$830 ;
+  assign \first_out$856  = \first_in$855 ;
+  assign \first_next_out$858  = \first_next$857 ;
+  assign \last_out$860  = \last_in$859 ;
+  assign \valid_out$862  = \valid_in$861 ;
+  assign \valid_next$863  = \valid_in$839 ;
   assign \psum_out$865  = \psum_in$864 ;
   assign \w_out$867  = \w_in$866 ;
   assign en_pe_4_5 = \en$868 ;
   assign shift_4_5 = \w_shift$870 ;
   assign \capture$872  = \o$93 [11];
   assign \capture_next$873  = o_next[11];
-  assign \a_next$874  = \a_in$856 ;
-  assign \first_next_out$876  = \first_next$875 ;
-  assign \valid_next$877  = \valid_in$858 ;
-  assign \a_out$879  = \a_in$878 ;
-  assign \valid_out$881  = \valid_in$880 ;
-  assign \first_out$883  = \first_in$882 ;
-  assign \last_out$885  = \last_in$884 ;
+  assign \a_out$875  = \a_in$874 ;
+  assign \a_next$876  = \a_in$852 ;
+  assign \first_out$878  = \first_in$877 ;
+  assign \first_next_out$880  = \first_next$879 ;
+  assign \last_out$882  = \last_in$881 ;
+  assign \valid_out$884  = \valid_in$883 ;
+  assign \valid_next$885  = \valid_in$861 ;
   assign \psum_out$887  = \psum_in$886 ;
   assign \w_out$889  = \w_in$888 ;
   assign en_pe_4_6 = \en$890 ;
   assign shift_4_6 = \w_shift$892 ;
   assign \capture$894  = \o$93 [13];
   assign \capture_next$895  = o_next[13];
-  assign \a_next$896  = \a_in$878 ;
-  assign \first_next_out$898  = \first_next$897 ;
-  assign \valid_next$899  = \valid_in$880 ;
-  assign \a_out$901  = \a_in$900 ;
-  assign \valid_out$903  = \valid_in$902 ;
-  assign \first_out$905  = \first_in$904 ;
-  assign \last_out$907  = \last_in$906 ;
+  assign \a_out$897  = \a_in$896 ;
+  assign \a_next$898  = \a_in$874 ;
+  assign \first_out$900  = \first_in$899 ;
+  assign \first_next_out$902  = \first_next$901 ;
+  assign \last_out$904  = \last_in$903 ;
+  assign \valid_out$906  = \valid_in$905 ;
+  assign \valid_next$907  = \valid_in$883 ;
   assign \psum_out$909  = \psum_in$908 ;
   assign \w_out$911  = \w_in$910 ;
   assign en_pe_4_7 = \en$912 ;
   assign shift_4_7 = \w_shift$914 ;
   assign \capture$916  = \o$93 [15];
   assign \capture_next$917  = o_next[15];
-  assign \a_next$918  = \a_in$900 ;
-  assign \first_next_out$920  = \first_next$919 ;
-  assign \valid_next$921  = \valid_in$902 ;
-  assign \a_out$923  = \a_in$922 ;
-  assign \valid_out$925  = \valid_in$924 ;
-  assign \first_out$927  = \first_in$926 ;
-  assign \last_out$929  = \last_in$928 ;
+  assign \a_out$919  = \a_in$918 ;
+  assign \a_next$920  = \a_in$896 ;
+  assign \first_out$922  = \first_in$921 ;
+  assign \first_next_out$924  = \first_next$923 ;
+  assign \last_out$926  = \last_in$925 ;
+  assign \valid_out$928  = \valid_in$927 ;
+  assign \valid_next$929  = \valid_in$905 ;
   assign \psum_out$931  = \psum_in$930 ;
   assign \w_out$933  = \w_in$932 ;
   assign en_pe_5_0 = \en$934 ;
@@ -5183,91 +5183,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_5_1 = \w_shift$953 ;
   assign \capture$955  = \o$93 [3];
   assign \capture_next$956  = o_next[3];
-  assign \a_next$957  = \o$102 [47:40];
-  assign \first_next_out$959  = \first_next$958 ;
-  assign \valid_next$960  = \o$104 [15];
-  assign \a_out$962  = \a_in$961 ;
-  assign \valid_out$964  = \valid_in$963 ;
-  assign \first_out$966  = \first_in$965 ;
-  assign \last_out$968  = \last_in$967 ;
+  assign \a_out$958  = \a_in$957 ;
+  assign \a_next$959  = \o$102 [47:40];
+  assign \first_out$961  = \first_in$960 ;
+  assign \first_next_out$963  = \first_next$962 ;
+  assign \last_out$965  = \last_in$964 ;
+  assign \valid_out$967  = \valid_in$966 ;
+  assign \valid_next$968  = \o$104 [15];
   assign \psum_out$970  = \psum_in$969 ;
   assign \w_out$972  = \w_in$971 ;
   assign en_pe_5_2 = \en$973 ;
   assign shift_5_2 = \w_shift$975 ;
   assign \capture$977  = \o$93 [5];
   assign \capture_next$978  = o_next[5];
-  assign \a_next$979  = \a_in$961 ;
-  assign \first_next_out$981  = \first_next$980 ;
-  assign \valid_next$982  = \valid_in$963 ;
-  assign \a_out$984  = \a_in$983 ;
-  assign \valid_out$986  = \valid_in$985 ;
-  assign \first_out$988  = \first_in$987 ;
-  assign \last_out$990  = \last_in$989 ;
+  assign \a_out$980  = \a_in$979 ;
+  assign \a_next$981  = \a_in$957 ;
+  assign \first_out$983  = \first_in$982 ;
+  assign \first_next_out$985  = \first_next$984 ;
+  assign \last_out$987  = \last_in$986 ;
+  assign \valid_out$989  = \valid_in$988 ;
+  assign \valid_next$990  = \valid_in$966 ;
   assign \psum_out$992  = \psum_in$991 ;
   assign \w_out$994  = \w_in$993 ;
   assign en_pe_5_3 = \en$995 ;
   assign shift_5_3 = \w_shift$997 ;
   assign \capture$999  = \o$93 [7];
   assign \capture_next$1000  = o_next[7];
-  assign \a_next$1001  = \a_in$983 ;
-  assign \first_next_out$1003  = \first_next$1002 ;
-  assign \valid_next$1004  = \valid_in$985 ;
-  assign \a_out$1006  = \a_in$1005 ;
-  assign \valid_out$1008  = \valid_in$1007 ;
-  assign \first_out$1010  = \first_in$1009 ;
-  assign \last_out$1012  = \last_in$1011 ;
+  assign \a_out$1002  = \a_in$1001 ;
+  assign \a_next$1003  = \a_in$979 ;
+  assign \first_out$1005  = \first_in$1004 ;
+  assign \first_next_out$1007  = \first_next$1006 ;
+  assign \last_out$1009  = \last_in$1008 ;
+  assign \valid_out$1011  = \valid_in$1010 ;
+  assign \valid_next$1012  = \valid_in$988 ;
   assign \psum_out$1014  = \psum_in$1013 ;
   assign \w_out$1016  = \w_in$1015 ;
   assign en_pe_5_4 = \en$1017 ;
   assign shift_5_4 = \w_shift$1019 ;
   assign \capture$1021  = \o$93 [9];
   assign \capture_next$1022  = o_next[9];
-  assign \a_next$1023  = \a_in$1005 ;
-  assign \first_next_out$1025  = \first_next$1024 ;
-  assign \valid_next$1026  = \valid_in$1007 ;
-  assign \a_out$1028  = \a_in$1027 ;
-  assign \valid_out$1030  = \valid_in$1029 ;
-  assign \first_out$1032  = \first_in$1031 ;
-  assign \last_out$1034  = \last_in$1033 ;
+  assign \a_out$1024  = \a_in$1023 ;
+  assign \a_next$1025  = \a_in$1001 ;
+  assign \first_out$1027  = \first_in$1026 ;
+  assign \first_next_out$1029  = \first_next$1028 ;
+  assign \last_out$1031  = \last_in$1030 ;
+  assign \valid_out$1033  = \valid_in$1032 ;
+  assign \valid_next$1034  = \valid_in$1010 ;
   assign \psum_out$1036  = \psum_in$1035 ;
   assign \w_out$1038  = \w_in$1037 ;
   assign en_pe_5_5 = \en$1039 ;
   assign shift_5_5 = \w_shift$1041 ;
   assign \capture$1043  = \o$93 [11];
   assign \capture_next$1044  = o_next[11];
-  assign \a_next$1045  = \a_in$1027 ;
-  assign \first_next_out$1047  = \first_next$1046 ;
-  assign \valid_next$1048  = \valid_in$1029 ;
-  assign \a_out$1050  = \a_in$1049 ;
-  assign \valid_out$1052  = \valid_in$1051 ;
-  assign \first_out$1054  = \first_in$1053 ;
-  assign \last_out$1056  = \last_in$1055 ;
+  assign \a_out$1046  = \a_in$1045 ;
+  assign \a_next$1047  = \a_in$1023 ;
+  assign \first_out$1049  = \first_in$1048 ;
+  assign \first_next_out$1051  = \first_next$1050 ;
+  assign \last_out$1053  = \last_in$1052 ;
+  assign \valid_out$1055  = \valid_in$1054 ;
+  assign \valid_next$1056  = \valid_in$1032 ;
   assign \psum_out$1058  = \psum_in$1057 ;
   assign \w_out$1060  = \w_in$1059 ;
   assign en_pe_5_6 = \en$1061 ;
   assign shift_5_6 = \w_shift$1063 ;
   assign \capture$1065  = \o$93 [13];
   assign \capture_next$1066  = o_next[13];
-  assign \a_next$1067  = \a_in$1049 ;
-  assign \first_next_out$1069  = \first_next$1068 ;
-  assign \valid_next$1070  = \valid_in$1051 ;
-  assign \a_out$1072  = \a_in$1071 ;
-  assign \valid_out$1074  = \valid_in$1073 ;
-  assign \first_out$1076  = \first_in$1075 ;
-  assign \last_out$1078  = \last_in$1077 ;
+  assign \a_out$1068  = \a_in$1067 ;
+  assign \a_next$1069  = \a_in$1045 ;
+  assign \first_out$1071  = \first_in$1070 ;
+  assign \first_next_out$1073  = \first_next$1072 ;
+  assign \last_out$1075  = \last_in$1074 ;
+  assign \valid_out$1077  = \valid_in$1076 ;
+  assign \valid_next$1078  = \valid_in$1054 ;
   assign \psum_out$1080  = \psum_in$1079 ;
   assign \w_out$1082  = \w_in$1081 ;
   assign en_pe_5_7 = \en$1083 ;
   assign shift_5_7 = \w_shift$1085 ;
   assign \capture$1087  = \o$93 [15];
   assign \capture_next$1088  = o_next[15];
-  assign \a_next$1089  = \a_in$1071 ;
-  assign \first_next_out$1091  = \first_next$1090 ;
-  assign \valid_next$1092  = \valid_in$1073 ;
-  assign \a_out$1094  = \a_in$1093 ;
-  assign \valid_out$1096  = \valid_in$1095 ;
-  assign \first_out$1098  = \first_in$1097 ;
-  assign \last_out$1100  = \last_in$1099 ;
+  assign \a_out$1090  = \a_in$1089 ;
+  assign \a_next$1091  = \a_in$1067 ;
+  assign \first_out$1093  = \first_in$1092 ;
+  assign \first_next_out$1095  = \first_next$1094 ;
+  assign \last_out$1097  = \last_in$1096 ;
+  assign \valid_out$1099  = \valid_in$1098 ;
+  assign \valid_next$1100  = \valid_in$1076 ;
   assign \psum_out$1102  = \psum_in$1101 ;
   assign \w_out$1104  = \w_in$1103 ;
   assign en_pe_6_0 = \en$1105 ;
@@ -5287,91 +5287,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_6_1 = \w_shift$1124 ;
   assign \capture$1126  = \o$93 [3];
   assign \capture_next$1127  = o_next[3];
-  assign \a_next$1128  = \o$102 [55:48];
-  assign \first_next_out$1130  = \first_next$1129 ;
-  assign \valid_next$1131  = \o$104 [18];
-  assign \a_out$1133  = \a_in$1132 ;
-  assign \valid_out$1135  = \valid_in$1134 ;
-  assign \first_out$1137  = \first_in$1136 ;
-  assign \last_out$1139  = \last_in$1138 ;
+  assign \a_out$1129  = \a_in$1128 ;
+  assign \a_next$1130  = \o$102 [55:48];
+  assign \first_out$1132  = \first_in$1131 ;
+  assign \first_next_out$1134  = \first_next$1133 ;
+  assign \last_out$1136  = \last_in$1135 ;
+  assign \valid_out$1138  = \valid_in$1137 ;
+  assign \valid_next$1139  = \o$104 [18];
   assign \psum_out$1141  = \psum_in$1140 ;
   assign \w_out$1143  = \w_in$1142 ;
   assign en_pe_6_2 = \en$1144 ;
   assign shift_6_2 = \w_shift$1146 ;
   assign \capture$1148  = \o$93 [5];
   assign \capture_next$1149  = o_next[5];
-  assign \a_next$1150  = \a_in$1132 ;
-  assign \first_next_out$1152  = \first_next$1151 ;
-  assign \valid_next$1153  = \valid_in$1134 ;
-  assign \a_out$1155  = \a_in$1154 ;
-  assign \valid_out$1157  = \valid_in$1156 ;
-  assign \first_out$1159  = \first_in$1158 ;
-  assign \last_out$1161  = \last_in$1160 ;
+  assign \a_out$1151  = \a_in$1150 ;
+  assign \a_next$1152  = \a_in$1128 ;
+  assign \first_out$1154  = \first_in$1153 ;
+  assign \first_next_out$1156  = \first_next$1155 ;
+  assign \last_out$1158  = \last_in$1157 ;
+  assign \valid_out$1160  = \valid_in$1159 ;
+  assign \valid_next$1161  = \valid_in$1137 ;
   assign \psum_out$1163  = \psum_in$1162 ;
   assign \w_out$1165  = \w_in$1164 ;
   assign en_pe_6_3 = \en$1166 ;
   assign shift_6_3 = \w_shift$1168 ;
   assign \capture$1170  = \o$93 [7];
   assign \capture_next$1171  = o_next[7];
-  assign \a_next$1172  = \a_in$1154 ;
-  assign \first_next_out$1174  = \first_next$1173 ;
-  assign \valid_next$1175  = \valid_in$1156 ;
-  assign \a_out$1177  = \a_in$1176 ;
-  assign \valid_out$1179  = \valid_in$1178 ;
-  assign \first_out$1181  = \first_in$1180 ;
-  assign \last_out$1183  = \last_in$1182 ;
+  assign \a_out$1173  = \a_in$1172 ;
+  assign \a_next$1174  = \a_in$1150 ;
+  assign \first_out$1176  = \first_in$1175 ;
+  assign \first_next_out$1178  = \first_next$1177 ;
+  assign \last_out$1180  = \last_in$1179 ;
+  assign \valid_out$1182  = \valid_in$1181 ;
+  assign \valid_next$1183  = \valid_in$1159 ;
   assign \psum_out$1185  = \psum_in$1184 ;
   assign \w_out$1187  = \w_in$1186 ;
   assign en_pe_6_4 = \en$1188 ;
   assign shift_6_4 = \w_shift$1190 ;
   assign \capture$1192  = \o$93 [9];
   assign \capture_next$1193  = o_next[9];
-  assign \a_next$1194  = \a_in$1176 ;
-  assign \first_next_out$1196  = \first_next$1195 ;
-  assign \valid_next$1197  = \valid_in$1178 ;
-  assign \a_out$1199  = \a_in$1198 ;
-  assign \valid_out$1201  = \valid_in$1200 ;
-  assign \first_out$1203  = \first_in$1202 ;
-  assign \last_out$1205  = \last_in$1204 ;
+  assign \a_out$1195  = \a_in$1194 ;
+  assign \a_next$1196  = \a_in$1172 ;
+  assign \first_out$1198  = \first_in$1197 ;
+  assign \first_next_out$1200  = \first_next$1199 ;
+  assign \last_out$1202  = \last_in$1201 ;
+  assign \valid_out$1204  = \valid_in$1203 ;
+  assign \valid_next$1205  = \valid_in$1181 ;
   assign \psum_out$1207  = \psum_in$1206 ;
   assign \w_out$1209  = \w_in$1208 ;
   assign en_pe_6_5 = \en$1210 ;
   assign shift_6_5 = \w_shift$1212 ;
   assign \capture$1214  = \o$93 [11];
   assign \capture_next$1215  = o_next[11];
-  assign \a_next$1216  = \a_in$1198 ;
-  assign \first_next_out$1218  = \first_next$1217 ;
-  assign \valid_next$1219  = \valid_in$1200 ;
-  assign \a_out$1221  = \a_in$1220 ;
-  assign \valid_out$1223  = \valid_in$1222 ;
-  assign \first_out$1225  = \first_in$1224 ;
-  assign \last_out$1227  = \last_in$1226 ;
+  assign \a_out$1217  = \a_in$1216 ;
+  assign \a_next$1218  = \a_in$1194 ;
+  assign \first_out$1220  = \first_in$1219 ;
+  assign \first_next_out$1222  = \first_next$1221 ;
+  assign \last_out$1224  = \last_in$1223 ;
+  assign \valid_out$1226  = \valid_in$1225 ;
+  assign \valid_next$1227  = \valid_in$1203 ;
   assign \psum_out$1229  = \psum_in$1228 ;
   assign \w_out$1231  = \w_in$1230 ;
   assign en_pe_6_6 = \en$1232 ;
   assign shift_6_6 = \w_shift$1234 ;
   assign \capture$1236  = \o$93 [13];
   assign \capture_next$1237  = o_next[13];
-  assign \a_next$1238  = \a_in$1220 ;
-  assign \first_next_out$1240  = \first_next$1239 ;
-  assign \valid_next$1241  = \valid_in$1222 ;
-  assign \a_out$1243  = \a_in$1242 ;
-  assign \valid_out$1245  = \valid_in$1244 ;
-  assign \first_out$1247  = \first_in$1246 ;
-  assign \last_out$1249  = \last_in$1248 ;
+  assign \a_out$1239  = \a_in$1238 ;
+  assign \a_next$1240  = \a_in$1216 ;
+  assign \first_out$1242  = \first_in$1241 ;
+  assign \first_next_out$1244  = \first_next$1243 ;
+  assign \last_out$1246  = \last_in$1245 ;
+  assign \valid_out$1248  = \valid_in$1247 ;
+  assign \valid_next$1249  = \valid_in$1225 ;
   assign \psum_out$1251  = \psum_in$1250 ;
   assign \w_out$1253  = \w_in$1252 ;
   assign en_pe_6_7 = \en$1254 ;
   assign shift_6_7 = \w_shift$1256 ;
   assign \capture$1258  = \o$93 [15];
   assign \capture_next$1259  = o_next[15];
-  assign \a_next$1260  = \a_in$1242 ;
-  assign \first_next_out$1262  = \first_next$1261 ;
-  assign \valid_next$1263  = \valid_in$1244 ;
-  assign \a_out$1265  = \a_in$1264 ;
-  assign \valid_out$1267  = \valid_in$1266 ;
-  assign \first_out$1269  = \first_in$1268 ;
-  assign \last_out$1271  = \last_in$1270 ;
+  assign \a_out$1261  = \a_in$1260 ;
+  assign \a_next$1262  = \a_in$1238 ;
+  assign \first_out$1264  = \first_in$1263 ;
+  assign \first_next_out$1266  = \first_next$1265 ;
+  assign \last_out$1268  = \last_in$1267 ;
+  assign \valid_out$1270  = \valid_in$1269 ;
+  assign \valid_next$1271  = \valid_in$1247 ;
   assign \psum_out$1273  = \psum_in$1272 ;
   assign \w_out$1275  = \w_in$1274 ;
   assign en_pe_7_0 = \en$1276 ;
@@ -5391,91 +5391,91 @@ module systolic_core(weights__payload, weights__valid, operands__payload, operan
   assign shift_7_1 = \w_shift$1295 ;
   assign \capture$1297  = \o$93 [3];
   assign \capture_next$1298  = o_next[3];
-  assign \a_next$1299  = \o$102 [63:56];
-  assign \first_next_out$1301  = \first_next$1300 ;
-  assign \valid_next$1302  = \o$104 [21];
-  assign \a_out$1304  = \a_in$1303 ;
-  assign \valid_out$1306  = \valid_in$1305 ;
-  assign \first_out$1308  = \first_in$1307 ;
-  assign \last_out$1310  = \last_in$1309 ;
+  assign \a_out$1300  = \a_in$1299 ;
+  assign \a_next$1301  = \o$102 [63:56];
+  assign \first_out$1303  = \first_in$1302 ;
+  assign \first_next_out$1305  = \first_next$1304 ;
+  assign \last_out$1307  = \last_in$1306 ;
+  assign \valid_out$1309  = \valid_in$1308 ;
+  assign \valid_next$1310  = \o$104 [21];
   assign \psum_out$1312  = \psum_in$1311 ;
   assign \w_out$1314  = \w_in$1313 ;
   assign en_pe_7_2 = \en$1315 ;
   assign shift_7_2 = \w_shift$1317 ;
   assign \capture$1319  = \o$93 [5];
   assign \capture_next$1320  = o_next[5];
-  assign \a_next$1321  = \a_in$1303 ;
-  assign \first_next_out$1323  = \first_next$1322 ;
-  assign \valid_next$1324  = \valid_in$1305 ;
-  assign \a_out$1326  = \a_in$1325 ;
-  assign \valid_out$1328  = \valid_in$1327 ;
-  assign \first_out$1330  = \first_in$1329 ;
-  assign \last_out$1332  = \last_in$1331 ;
+  assign \a_out$1322  = \a_in$1321 ;
+  assign \a_next$1323  = \a_in$1299 ;
+  assign \first_out$1325  = \first_in$1324 ;
+  assign \first_next_out$1327  = \first_next$1326 ;
+  assign \last_out$1329  = \last_in$1328 ;
+  assign \valid_out$1331  = \valid_in$1330 ;
+  assign \valid_next$1332  = \valid_in$1308 ;
   assign \psum_out$1334  = \psum_in$1333 ;
   assign \w_out$1336  = \w_in$1335 ;
   assign en_pe_7_3 = \en$1337 ;
   assign shift_7_3 = \w_shift$1339 ;
   assign \capture$1341  = \o$93 [7];
   assign \capture_next$1342  = o_next[7];
-  assign \a_next$1343  = \a_in$1325 ;
-  assign \first_next_out$1345  = \first_next$1344 ;
-  assign \valid_next$1346  = \valid_in$1327 ;
-  assign \a_out$1348  = \a_in$1347 ;
-  assign \valid_out$1350  = \valid_in$1349 ;
-  assign \first_out$1352  = \first_in$1351 ;
-  assign \last_out$1354  = \last_in$1353 ;
+  assign \a_out$1344  = \a_in$1343 ;
+  assign \a_next$1345  = \a_in$1321 ;
+  assign \first_out$1347  = \first_in$1346 ;
+  assign \first_next_out$1349  = \first_next$1348 ;
+  assign \last_out$1351  = \last_in$1350 ;
+  assign \valid_out$1353  = \valid_in$1352 ;
+  assign \valid_next$1354  = \valid_in$1330 ;
   assign \psum_out$1356  = \psum_in$1355 ;
   assign \w_out$1358  = \w_in$1357 ;
   assign en_pe_7_4 = \en$1359 ;
   assign shift_7_4 = \w_shift$1361 ;
   assign \capture$1363  = \o$93 [9];
   assign \capture_next$1364  = o_next[9];
-  assign \a_next$1365  = \a_in$1347 ;
-  assign \first_next_out$1367  = \first_next$1366 ;
-  assign \valid_next$1368  = \valid_in$1349 ;
-  assign \a_out$1370  = \a_in$1369 ;
-  assign \valid_out$1372  = \valid_in$1371 ;
-  assign \first_out$1374  = \first_in$1373 ;
-  assign \last_out$1376  = \last_in$1375 ;
+  assign \a_out$1366  = \a_in$1365 ;
+  assign \a_next$1367  = \a_in$1343 ;
+  assign \first_out$1369  = \first_in$1368 ;
+  assign \first_next_out$1371  = \first_next$1370 ;
+  assign \last_out$1373  = \last_in$1372 ;
+  assign \valid_out$1375  = \valid_in$1374 ;
+  assign \valid_next$1376  = \valid_in$1352 ;
   assign \psum_out$1378  = \psum_in$1377 ;
   assign \w_out$1380  = \w_in$1379 ;
   assign en_pe_7_5 = \en$1381 ;
   assign shift_7_5 = \w_shift$1383 ;
   assign \capture$1385  = \o$93 [11];
   assign \capture_next$1386  = o_next[11];
-  assign \a_next$1387  = \a_in$1369 ;
-  assign \first_next_out$1389  = \first_next$1388 ;
-  assign \valid_next$1390  = \valid_in$1371 ;
-  assign \a_out$1392  = \a_in$1391 ;
-  assign \valid_out$1394  = \valid_in$1393 ;
-  assign \first_out$1396  = \first_in$1395 ;
-  assign \last_out$1398  = \last_in$1397 ;
+  assign \a_out$1388  = \a_in$1387 ;
+  assign \a_next$1389  = \a_in$1365 ;
+  assign \first_out$1391  = \first_in$1390 ;
+  assign \first_next_out$1393  = \first_next$1392 ;
+  assign \last_out$1395  = \last_in$1394 ;
+  assign \valid_out$1397  = \valid_in$1396 ;
+  assign \valid_next$1398  = \valid_in$1374 ;
   assign \psum_out$1400  = \psum_in$1399 ;
   assign \w_out$1402  = \w_in$1401 ;
   assign en_pe_7_6 = \en$1403 ;
   assign shift_7_6 = \w_shift$1405 ;
   assign \capture$1407  = \o$93 [13];
   assign \capture_next$1408  = o_next[13];
-  assign \a_next$1409  = \a_in$1391 ;
-  assign \first_next_out$1411  = \first_next$1410 ;
-  assign \valid_next$1412  = \valid_in$1393 ;
-  assign \a_out$1414  = \a_in$1413 ;
-  assign \valid_out$1416  = \valid_in$1415 ;
-  assign \first_out$1418  = \first_in$1417 ;
-  assign \last_out$1420  = \last_in$1419 ;
+  assign \a_out$1410  = \a_in$1409 ;
+  assign \a_next$1411  = \a_in$1387 ;
+  assign \first_out$1413  = \first_in$1412 ;
+  assign \first_next_out$1415  = \first_next$1414 ;
+  assign \last_out$1417  = \last_in$1416 ;
+  assign \valid_out$1419  = \valid_in$1418 ;
+  assign \valid_next$1420  = \valid_in$1396 ;
   assign \psum_out$1422  = \psum_in$1421 ;
   assign \w_out$1424  = \w_in$1423 ;
   assign en_pe_7_7 = \en$1425 ;
   assign shift_7_7 = \w_shift$1427 ;
   assign \capture$1429  = \o$93 [15];
   assign \capture_next$1430  = o_next[15];
-  assign \a_next$1431  = \a_in$1413 ;
-  assign \first_next_out$1433  = \first_next$1432 ;
-  assign \valid_next$1434  = \valid_in$1415 ;
-  assign \a_out$1436  = \a_in$1435 ;
-  assign \valid_out$1438  = \valid_in$1437 ;
-  assign \first_out$1440  = \first_in$1439 ;
-  assign \last_out$1442  = \last_in$1441 ;
+  assign \a_out$1432  = \a_in$1431 ;
+  assign \a_next$1433  = \a_in$1409 ;
+  assign \first_out$1435  = \first_in$1434 ;
+  assign \first_next_out$1437  = \first_next$1436 ;
+  assign \last_out$1439  = \last_in$1438 ;
+  assign \valid_out$1441  = \valid_in$1440 ;
+  assign \valid_next$1442  = \valid_in$1418 ;
   assign \psum_out$1444  = \psum_in$1443 ;
   assign \w_out$1446  = \w_in$1445 ;
   assign \results__payload.c  = results__payload[255:0];
