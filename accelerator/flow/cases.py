@@ -180,7 +180,7 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
 #: CTRL.reset in the regression: a 64x64x64 GEMM aborted (cycles after it starts, bus
 #: back-pressure) at each of these points, then ``RANDOM_ABORTS`` random GEMMs at random points;
 #: each abort is followed by a GEMM that must be correct.
-DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((50, 0.0), (700, 0.5), (3000, 0.3))
+DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((0, 0.0), (50, 0.0), (700, 0.5), (3000, 0.3))
 RANDOM_ABORTS = 3
 
 #: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
@@ -199,21 +199,42 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("int32 C misaligned", {"c": 0x8002}, "MISALIGNED"),
     ("A past the end of the address space", {"a": 0xFFFFFFFF}, "ADDR_RANGE"),
     ("k beyond the scratchpads", {"k": 70000, "lda": 70000}, "TOO_LARGE"),
+    # every other register each check reads (C_in at 0x9000 with a stride of 16 is legal)
+    ("m beyond MAX_DIM", {"m": 70000}, "TOO_LARGE"),
+    ("n beyond MAX_DIM", {"n": 70000, "ldb": 70000, "ldc": 280000}, "TOO_LARGE"),
+    ("ldb smaller than the row", {"ldb": 2}, "STRIDE"),
+    ("ldcin smaller than the row", {"c_in": 0x9000, "ldcin": 8}, "STRIDE"),
+    ("int32 C_in misaligned", {"c_in": 0x9002, "ldcin": 16}, "MISALIGNED"),
+    ("ldc not a multiple of 4", {"ldc": 18}, "MISALIGNED"),
+    ("ldcin not a multiple of 4", {"c_in": 0x9000, "ldcin": 18}, "MISALIGNED"),
+    ("B past the end of the address space", {"b": 0xFFFFFFF0}, "ADDR_RANGE"),
+    ("C past the end of the address space", {"c": 0xFFFFFFF0}, "ADDR_RANGE"),
+    ("C_in past the end of the address space", {"c_in": 0xFFFFFFF0, "ldcin": 16}, "ADDR_RANGE"),
 )
 
 
 def verify_total(count: int) -> int:
     """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
     GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
-    return (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
-            + RANDOM_ABORTS + 1)
+    return (count + _directed() + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS)
+            + len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS + 1)
+
+
+#: CTRL.reset with no command running, in the regression.
+IDLE_ABORTS = 1
+
+
+def _directed() -> int:
+    """The directed GEMMs of the regression (as many for every config)."""
+    from .coverage import directed_cases
+    return len(directed_cases(AcceleratorConfig(), 0))
 
 
 def verify_summary(count: int) -> str:
     """What the regression runs, in words."""
-    return (f"{count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
-            f"{len(BUS_ERROR_AREAS)} bus errors, {len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, "
-            f"a reset mid-GEMM")
+    return (f"{count} random GEMMs, {_directed()} directed GEMMs, "
+            f"{len(ILLEGAL_COMMANDS)} illegal commands, {len(BUS_ERROR_AREAS)} bus errors, "
+            f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS} aborts, a reset mid-GEMM")
 
 
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:
