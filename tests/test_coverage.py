@@ -12,7 +12,7 @@ import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, DATAFLOWS, AcceleratorConfig
 from accelerator.driver.driver import Accelerator, _check_against, _check_command
-from accelerator.flow.cases import BENCH_MEMORY, GemmCase, make_data
+from accelerator.flow.cases import BENCH_MEMORY, MAX_DIM_GEMMS, GemmCase, make_data
 from accelerator.flow.coverage import (
     Coverage,
     CoverageError,
@@ -22,6 +22,7 @@ from accelerator.flow.coverage import (
     command_of,
     directed_cases,
     format_table,
+    max_dim_cases,
 )
 from accelerator.hw.dma import AXI4_MAX_BURST
 from accelerator.hw.registers import MAX_DIM, ErrorCode, id_values, offset, register
@@ -289,7 +290,7 @@ CONFIGS = [AcceleratorConfig(), AcceleratorConfig(dataflow="ws"),
 def test_directed_cases_are_legal_and_fit_the_bench(config):
     cases = directed_cases(config, 5)
     assert len(cases) == len(directed_cases(AcceleratorConfig(), 1))  # verify_total relies on it
-    for directed in cases:
+    for directed in cases + max_dim_cases(config, 5):
         case = directed.case
         data = adjust(config, directed, make_data(config, case))
         args = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"], "m": case.m,
@@ -318,8 +319,12 @@ def test_directed_cases_alone_hit_the_layout_and_mode_bins():
     for point in ("m × n", "mode", "k × output", "m × mode", "rq_shift", "rq_zp", "rq_mult",
                   "row bytes", "stride", "alignment", "4 KiB", "latency"):
         assert db.holes(point) == [], point
-    # the MAX_DIM bins are the regression's known holes: no directed case reaches them
+    # the MAX_DIM bins are the default regression's known holes; --max-dims closes them
     assert db.holes("m") == db.holes("n") == db.holes("k") == ["MAX_DIM"]
+    more = [gemm_record(config, d.case, d) for d in max_dim_cases(config, 1)]
+    db = db.merge(CoverageModel.of(config).sample(more))
+    assert db.holes("m") == db.holes("n") == db.holes("k") == []
+    assert len(more) == MAX_DIM_GEMMS
 
 
 # -- the command line's input checks (before any build) -----------------------------------------
@@ -343,7 +348,7 @@ def test_verify_coverage_merge_checks_its_files(accel, tmp_path):
     assert_usage_error(accel("verify", "--coverage", "--coverage-merge", str(other)),
                        "a different coverage model")
     assert_usage_error(accel("verify", "--coverage", "--rtl", str(other)),
-                       "--coverage and --json are not available with --rtl")
+                       "--coverage, --json and --max-dims are not available with --rtl")
 
 
 def test_accel_coverage_merges_and_reports(accel, tmp_path):

@@ -59,3 +59,16 @@ def test_default_regression_hits_95_percent_of_the_bins(accel, build_root, dataf
     assert coverage["percent"] >= 95
     assert coverage["points"]["dataflow"]["excluded"] == {
         other: f"the hardware is {dataflow}" for other in DATAFLOWS if other != dataflow}
+
+
+@pytest.mark.slow
+def test_max_dims_closes_the_known_holes(accel, build_root):
+    """`accel verify --max-dims`: M, K and N at MAX_DIM in turn close the default regression's
+    MAX_DIM holes (some 400,000 cycles on the cocotb bench: the slow tier)."""
+    code, out, err = accel("verify", "--max-dims", "--coverage", "--json", "--build-root",
+                           str(build_root))
+    assert code in (0, None), out + err
+    coverage = json.loads(out)["coverage"]
+    for dim in ("m", "k", "n"):
+        assert coverage["points"][dim]["holes"] == []
+        assert coverage["points"][dim]["counts"]["MAX_DIM"] == 1

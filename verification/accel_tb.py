@@ -39,7 +39,13 @@ from accelerator.flow.cases import (
     make_data,
     random_case,
 )
-from accelerator.flow.coverage import Directed, adjust, command_of, directed_cases
+from accelerator.flow.coverage import (
+    Directed,
+    adjust,
+    command_of,
+    directed_cases,
+    max_dim_cases,
+)
 from accelerator.hw.registers import ErrorCode, register
 from accelerator.hw.top import abort_bound
 from accelerator.model.perf import estimate
@@ -453,7 +459,10 @@ async def verify_regression(dut):
         tb.report(record)
 
     # directed GEMMs: what random cases rarely reach (accelerator/flow/coverage.py)
-    for index, directed in enumerate(directed_cases(tb.config, spec["seed"])):
+    directed_list = directed_cases(tb.config, spec["seed"])
+    if spec.get("max_dims"):
+        directed_list += max_dim_cases(tb.config, spec["seed"])
+    for index, directed in enumerate(directed_list):
         case = directed.case
         try:
             record = await tb.run_case(case, directed=directed)

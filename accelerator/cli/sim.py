@@ -288,11 +288,14 @@ def _failure_text(record: dict) -> str:
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
 @_RTL_OPTION
+@click.option("--max-dims", is_flag=True,
+              help="also GEMMs with M, K and N at MAX_DIM (65535) in turn: about 400,000 cycles "
+                   "more on the default config")
 @coverage_options
 @click.option("--json", "as_json", is_flag=True,
               help="print the result as JSON (with --coverage, the coverage report in it)")
 def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
-           build_root: Path, rtl: Path | None, coverage_file: str | None,
+           build_root: Path, rtl: Path | None, max_dims: bool, coverage_file: str | None,
            coverage_merge: tuple[Path, ...], coverage_goal: float | None,
            as_json: bool) -> None:
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
@@ -312,22 +315,23 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
         writable_file(junit, "--junit")
     writable_dir(build_root, "--build-root")
     if rtl is not None:
-        if coverage_file is not None or as_json:
-            fail_usage("--coverage and --json are not available with --rtl")
+        if coverage_file is not None or as_json or max_dims:
+            fail_usage("--coverage, --json and --max-dims are not available with --rtl")
         _verify_rtl(config, rtl, count, seed, junit, build_root)
         return
     console = Console(highlight=False, stderr=as_json)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = verify_total(count)
+    total = verify_total(count, max_dims)
     holder: dict = {}
 
     def work() -> None:
         holder["outcome"] = run_tests(
             model, "accel_tb", seed=seed, testcase="verify_regression",
             results_name=f"verify_{seed}",
-            extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed}),
+            extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed,
+                                                   "max_dims": max_dims}),
                        "ACCEL_REPORT": str(report)})
 
     start = time.monotonic()
@@ -339,7 +343,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
     with (bar if console.is_terminal else lines_progress):
         task = bar.add_task("verify", total=total, failed=0)
-        lines_progress.step(f"{total} cases ({verify_summary(count)})")
+        lines_progress.step(f"{total} cases ({verify_summary(count, max_dims)})")
         while thread.is_alive():
             thread.join(0.5)
             lines = report.read_text().splitlines() if report.is_file() else []
@@ -368,7 +372,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     if as_json:
         click.echo(json.dumps({
             "passed": len(records) - len(failures), "failed": len(failures),
-            "cases": len(records), "summary": verify_summary(count), "seed": seed,
+            "cases": len(records), "summary": verify_summary(count, max_dims), "seed": seed,
             "seconds": round(seconds, 1), "cycles": cycles, "config": config.to_dict(),
             "junit": str(junit) if junit else None,
             "failures": [{"name": r.get("name") or r.get("index"), "why": _failure_text(r)}
@@ -378,7 +382,8 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
         print_report(console, cov, f"accel verify --coverage: {config.name}, seed {seed}"
                      + (f", merged with {len(earlier)}" if earlier else ""))
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count, max_dims)}) in {seconds:.1f} s, "
+                  f"{cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "

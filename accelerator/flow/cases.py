@@ -213,15 +213,18 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
 )
 
 
-def verify_total(count: int) -> int:
+def verify_total(count: int, max_dims: bool = False) -> int:
     """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
     GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
-    return (count + _directed() + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS)
-            + len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS + 1)
+    return (count + _directed() + MAX_DIM_GEMMS * max_dims + len(ILLEGAL_COMMANDS)
+            + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS + 1)
 
 
 #: CTRL.reset with no command running, in the regression.
 IDLE_ABORTS = 1
+
+#: GEMMs of ``accel verify --max-dims``: M, K and N at MAX_DIM in turn.
+MAX_DIM_GEMMS = 3
 
 
 def _directed() -> int:
@@ -230,9 +233,9 @@ def _directed() -> int:
     return len(directed_cases(AcceleratorConfig(), 0))
 
 
-def verify_summary(count: int) -> str:
+def verify_summary(count: int, max_dims: bool = False) -> str:
     """What the regression runs, in words."""
-    return (f"{count} random GEMMs, {_directed()} directed GEMMs, "
+    return (f"{count} random GEMMs, {_directed() + MAX_DIM_GEMMS * max_dims} directed GEMMs, "
             f"{len(ILLEGAL_COMMANDS)} illegal commands, {len(BUS_ERROR_AREAS)} bus errors, "
             f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS} aborts, a reset mid-GEMM")
 

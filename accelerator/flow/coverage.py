@@ -32,7 +32,7 @@ from ..hw.registers import COUNTERS, MAX_DIM, REGISTERS, ErrorCode, element_byte
 from ..model.geometry import Geometry
 
 __all__ = ["FORMAT", "Coverage", "CoverageError", "CoverageModel", "Coverpoint", "Directed",
-           "adjust", "command_of", "directed_cases", "format_table"]
+           "adjust", "command_of", "directed_cases", "format_table", "max_dim_cases"]
 
 #: The database format's version (a database of another version does not merge).
 FORMAT = 1
@@ -634,6 +634,15 @@ def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
     out.append(Directed(case(2 * R, 17, 2 * C + 1, requant=True, backpressure=0.5),
                         latency=(2, 7)))
     return out
+
+
+def max_dim_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
+    """GEMMs with M, K and N at ``MAX_DIM`` in turn, the others 1 (``accel verify --max-dims``:
+    some 400,000 cycles on the default config, too many for the default regression)."""
+    from .cases import GemmCase
+
+    return [Directed(GemmCase(m=m, k=k, n=n, seed=seed + i))
+            for i, (m, k, n) in enumerate(((MAX_DIM, 1, 1), (1, MAX_DIM, 1), (1, 1, MAX_DIM)))]
 
 
 # -- the database ---------------------------------------------------------------------------------
