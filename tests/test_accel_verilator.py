@@ -15,6 +15,7 @@ import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
 from accelerator.flow.cases import (
+    ABORTS_ON_WRITE,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
     IDLE_ABORTS,
@@ -27,7 +28,7 @@ from accelerator.flow.cases import (
 from accelerator.flow.coverage import directed_cases
 
 #: CTRL.reset cases of every regression (directed, random, with nothing running).
-ABORTS = len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS
+ABORTS = len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE) + IDLE_ABORTS
 
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}

@@ -30,6 +30,7 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
 from accelerator.flow.cases import (
+    ABORTS_ON_WRITE,
     BENCH_MEMORY,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
@@ -57,6 +58,8 @@ MEMORY_SIZE = BENCH_MEMORY["cocotb"]
 BUS_LATENCY = 8
 #: The longest back-pressure pause on any channel in the abort cases.
 ABORT_WAIT = 3
+#: The longest pause of the AW channel in the aborts as a write is requested (ABORTS_ON_WRITE).
+AW_WAIT = 8
 
 
 class SlvErrRam(AxiRam):
@@ -295,18 +298,23 @@ class AccelTB:
         return {"abort_cycles": cycles, "waiting": waiting, "after": counts,
                 "dropped": dropped}
 
-    async def abort_case(self, case: GemmCase, delay: int) -> dict:
+    async def abort_case(self, case: GemmCase, delay: int, on_write: bool = False) -> dict:
         """Start ``case``, write CTRL.reset ``delay`` cycles after STATUS.busy rises (under
-        back-pressure of at most ABORT_WAIT cycles), check the abort, then run a GEMM."""
+        back-pressure of at most ABORT_WAIT cycles), check the abort, then run a GEMM.
+        ``on_write``: write it as the first write burst is requested instead, the back-pressure
+        on AW only (at most AW_WAIT cycles), so that the abort finds writes in flight."""
         data = self.lay_out(case)
-        self.backpressure(case.backpressure, ABORT_WAIT)
+        wait = AW_WAIT if on_write else ABORT_WAIT
+        self.backpressure(case.backpressure, wait, channels="aw" if on_write else "aw w b ar r")
         gemm = cocotb.start_soon(self.driver.gemm(**self.gemm_args(case, data),
                                                   timeout_polls=1 << 30))
         await RisingEdge(self.dut.regs.busy)
         await ClockCycles(self.dut.clk, delay)
+        while on_write and not self._bus("awvalid") and int(self.dut.regs.busy.value):
+            await RisingEdge(self.dut.clk)
         watch = cocotb.start_soon(self._watch_abort())
         bound = abort_bound(self.config, latency=BUS_LATENCY,
-                            wait=ABORT_WAIT if case.backpressure else 0)
+                            wait=wait if case.backpressure else 0)
         problems = []
         if int(self.dut.regs.busy.value) == 0:
             problems.append(f"the command ended before the abort ({delay} cycles)")
@@ -530,15 +538,18 @@ async def verify_regression(dut):
             if model >= 400:
                 break
         aborts.append((case, int(rng.integers(1, model // 2))))
+    aborts += [(GemmCase(m=64, k=64, n=64, seed=spec["seed"], backpressure=bp), -1)
+               for bp in ABORTS_ON_WRITE]
     for case, delay in aborts:
         try:
-            record = await tb.abort_case(case, delay)
+            record = await tb.abort_case(case, max(delay, 0), on_write=delay < 0)
         except Exception as exc:
             record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
                       "case": case.to_json(), "delay": delay}
             await tb.reset()
-        record.update(kind="abort", name=f"CTRL.reset {delay} cycles into "
-                                         f"{case.m}x{case.k}x{case.n}")
+        record.update(kind="abort", name=(f"CTRL.reset {delay} cycles into " if delay >= 0 else
+                                          "CTRL.reset at the first write request of ")
+                      + f"{case.m}x{case.k}x{case.n}")
         failures += not record["passed"]
         tb.report(record)
 

@@ -182,6 +182,9 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
 #: each abort is followed by a GEMM that must be correct.
 DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((0, 0.0), (50, 0.0), (700, 0.5), (3000, 0.3))
 RANDOM_ABORTS = 3
+#: CTRL.reset of a 64x64x64 GEMM as its first write burst is requested, with the AW channel
+#: pausing with each of these probabilities (so the abort finds writes in flight).
+ABORTS_ON_WRITE: tuple[float, ...] = (0.0, 0.9)
 
 #: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
 #: (reads) or of C (writes) is in the error region; each must end with ErrorCode.BUS_ERROR.
@@ -217,7 +220,8 @@ def verify_total(count: int, max_dims: bool = False) -> int:
     """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
     GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
     return (count + _directed() + MAX_DIM_GEMMS * max_dims + len(ILLEGAL_COMMANDS)
-            + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS + 1)
+            + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE)
+            + IDLE_ABORTS + 1)
 
 
 #: CTRL.reset with no command running, in the regression.
@@ -237,7 +241,8 @@ def verify_summary(count: int, max_dims: bool = False) -> str:
     """What the regression runs, in words."""
     return (f"{count} random GEMMs, {_directed() + MAX_DIM_GEMMS * max_dims} directed GEMMs, "
             f"{len(ILLEGAL_COMMANDS)} illegal commands, {len(BUS_ERROR_AREAS)} bus errors, "
-            f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS + IDLE_ABORTS} aborts, a reset mid-GEMM")
+            f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE) + IDLE_ABORTS} "
+            f"aborts, a reset mid-GEMM")
 
 
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:

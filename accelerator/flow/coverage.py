@@ -629,6 +629,9 @@ def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
     burst = AXI4_MAX_BURST * bus
     out.append(Directed(case(2, burst + 1, 2)))
     out.append(Directed(case(1, 2, burst + 1, accumulate=True)))
+    # results that wait to be written (STALL_STORE) under back-pressure: long rows of C
+    out.append(Directed(case(1, 2, burst + 1, backpressure=0.2)))
+    out.append(Directed(case(1, 3, burst + 1, backpressure=0.3)))
     # the memory's latency, with and without back-pressure
     out.append(Directed(case(R + 1, 9, C + 1), latency=(5, 3)))
     out.append(Directed(case(2 * R, 17, 2 * C + 1, requant=True, backpressure=0.5),
