@@ -310,10 +310,11 @@ def test_directed_cases_are_legal_and_fit_the_bench(config):
         assert all(a[1] <= b[0] for a, b in pairwise(ordered)), spans
 
 
-def test_directed_cases_alone_hit_the_layout_and_mode_bins():
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.name for c in CONFIGS])
+def test_directed_cases_alone_hit_the_layout_and_mode_bins(config):
     """The commands of the directed cases, had they all passed, hit every bin of the points
-    that depend only on the command (the bench's observations aside)."""
-    config = AcceleratorConfig()
+    that depend only on the command (the bench's observations aside), on every config: a bin
+    no command can reach there would have to be excluded."""
     records = [gemm_record(config, d.case, d) for d in directed_cases(config, 1)]
     db = CoverageModel.of(config).sample(records)
     for point in ("m × n", "mode", "k × output", "m × mode", "rq_shift", "rq_zp", "rq_mult",

@@ -149,6 +149,8 @@ def _points(config: AcceleratorConfig) -> list[Coverpoint]:
     geo = Geometry.of(config)
     bus = config.axi_bytes
     ebytes = element_bytes(config)
+    # A, B and a requantized C may start at any byte; int32 C and C_in on their elements
+    c_step = 1 if config.requant_unit else ebytes["c"]
     points: list[Coverpoint] = []
 
     def add(name: str, doc: str, bins: Iterable[str], sample: Callable[[Record], Iterable[str]],
@@ -366,8 +368,8 @@ def _points(config: AcceleratorConfig) -> list[Coverpoint]:
 
     add("row bytes", f"a row's bytes against the AXI data width ({bus} bytes) and the longest "
                      f"burst ({AXI4_MAX_BURST} beats, {max_burst} bytes)", row_bins, row_bin,
-        {f"c_in: {b}": f"an int32 row of C_in is at least {ebytes['c_in']} bytes"
-         for b in ("below a beat",) if ebytes["c_in"] >= bus})
+        {f"{x}: below a beat": f"a row of {x} is at least {size} bytes, the bus's width"
+         for x, size in (("c", c_step), ("c_in", ebytes["c_in"])) if size >= bus})
     stride_bins = tuple(f"{x}: {b}" for x in MATRICES for b in ("tight", "padded"))
 
     def stride(r: Record) -> list[str]:
@@ -377,8 +379,7 @@ def _points(config: AcceleratorConfig) -> list[Coverpoint]:
                 for x, (_, ld, nbytes, _) in rows_of(_command(r)).items()]
 
     add("stride", "row strides equal to the row (tight) or longer (padded)", stride_bins, stride)
-    lanes = {"a": ebytes["a"], "b": ebytes["b"], "c": ebytes["c_q"] if config.requant_unit
-             else ebytes["c"], "c_in": ebytes["c_in"]}
+    lanes = {"a": 1, "b": 1, "c": c_step, "c_in": ebytes["c_in"]}
     align_bins = tuple(f"{x} at +{off}" for x in MATRICES for off in range(0, bus, lanes[x]))
 
     def align(r: Record) -> list[str]:
@@ -390,7 +391,8 @@ def _points(config: AcceleratorConfig) -> list[Coverpoint]:
         return sorted(lanes_hit)
 
     add("alignment", f"the byte lanes (address modulo the AXI data width, {bus} bytes) at which "
-                     f"rows of each matrix start, in steps of its element (int8 C with requant)",
+                     f"rows of each matrix start: any for A, B and int8 C, in steps of the "
+                     f"element for int32 C and C_in",
         align_bins, align)
     page_bins = tuple(f"{x}: {b}" for x in MATRICES for b in ("a row crosses 4 KiB",
                                                              "a row ends at 4 KiB"))
@@ -598,6 +600,8 @@ def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
     for k in (1, max(2, R - 1), R, 2 * R + 1, geo.k_step, geo.k_step + R + 1):
         for rq in (False, True):
             out.append(Directed(case(2, k, C + 1, requant=rq)))
+    # one more row of A than a chunk holds at a full K step (ws: two chunks; os: two blocks)
+    out.append(Directed(case(geo.m_chunk(config, MAX_DIM, geo.k_step) + 1, geo.k_step, 2)))
     # the requantizer's fields: (multiplier, shift, zero point) at and between their ends
     top = (1 << register("RQ_MULT").fields[0].width) - 1
     zp = register("RQ_ZP").fields[0]
@@ -623,8 +627,10 @@ def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
                 for x in MATRICES}
         out.append(Directed(case(m, k, n, accumulate=True), addr=addr,
                             ld={"a": k, "b": n, "c": 4 * n, "c_in": 4 * n}))
-    # rows of one bus beat: A, B, C and C_in
-    out.append(Directed(case(R + 1, bus, bus // ebytes["c"], accumulate=True)))
+    # rows of one bus beat: A and B; C and C_in; rows of B, int8 C, C_in of several beats
+    out.append(Directed(case(R + 1, bus, bus)))
+    out.append(Directed(case(R + 1, 3, bus // ebytes["c"], accumulate=True)))
+    out.append(Directed(case(2, 3, 2 * bus + 1, accumulate=True, requant=True)))
     # rows longer than one burst: A (K), B and C (N)
     burst = AXI4_MAX_BURST * bus
     out.append(Directed(case(2, burst + 1, 2)))
