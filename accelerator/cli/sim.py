@@ -289,8 +289,8 @@ def _failure_text(record: dict) -> str:
               default=Path("build"), show_default=True)
 @_RTL_OPTION
 @click.option("--max-dims", is_flag=True,
-              help="also GEMMs with M, K and N at MAX_DIM (65535) in turn: about 400,000 cycles "
-                   "more on the default config")
+              help="also GEMMs with M, K and N in turn at MAX_DIM, the largest the hardware "
+                   "takes: about 400,000 cycles more on the default config")
 @coverage_options
 @click.option("--json", "as_json", is_flag=True,
               help="print the result as JSON (with --coverage, the coverage report in it)")
