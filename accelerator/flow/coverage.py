@@ -594,9 +594,9 @@ def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
         out.append(Directed(case(m, 3 + i % (2 * R), n, accumulate=acc, requant=rq),
                             requant=relu_params if rq and relu and unit else None))
     for m in (1, R, 2 * R + 1):
-        for acc, rq, relu in modes:
+        for acc, rq, relu in modes:  # ReLU as the mode says (make_data draws it at random)
             out.append(Directed(case(m, R + 1, C + 1, accumulate=acc, requant=rq),
-                                requant=relu_params if rq and relu and unit else None))
+                                requant=(*relu_params[:3], relu) if rq and unit else None))
     for k in (1, max(2, R - 1), R, 2 * R + 1, geo.k_step, geo.k_step + R + 1):
         for rq in (False, True):
             out.append(Directed(case(2, k, C + 1, requant=rq)))
