@@ -128,6 +128,7 @@ class AccelTB:
         self.report_path = os.environ.get("ACCEL_REPORT")
         memory = json.loads(os.environ.get("ACCEL_MEMORY") or "{}")
         self.read_latency = self.write_latency = 0
+        self._latency_hooks = False
         self.latency(memory.get("read_latency", 0), memory.get("write_latency", 0))
 
     def latency(self, read: int, write: int) -> None:
@@ -136,10 +137,10 @@ class AccelTB:
         answers. AxiRam has no latency of its own: the channel methods its processes call are
         wrapped (on this instance) with a wait, as the C++ harness waits."""
         clk = self.dut.clk
-        installed = self.read_latency or self.write_latency
         self.read_latency, self.write_latency = read, write
-        if installed or not (read or write):
+        if self._latency_hooks or not (read or write):
             return  # the wrappers read the latencies at every burst
+        self._latency_hooks = True
         ar = self.ram.read_if.ar_channel
         recv = type(ar).recv.__get__(ar)
 
