@@ -346,7 +346,9 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
         lines_progress.step(f"{total} cases ({verify_summary(count, max_dims)})")
         while thread.is_alive():
             thread.join(0.5)
-            lines = report.read_text().splitlines() if report.is_file() else []
+            text = report.read_text() if report.is_file() else ""
+            # the bench may be writing its last line: count the complete ones
+            lines = text.splitlines()[:text.count("\n")]
             failed = sum(not json.loads(line)["passed"] for line in lines)
             bar.update(task, completed=len(lines), failed=failed)
             lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
