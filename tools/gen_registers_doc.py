@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+import generated_page
 
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import COMMAND_REGISTERS, DEFAULT_TIMEOUT_POLLS
@@ -201,23 +202,11 @@ def render() -> str:
 
 
 def stale(path: Path = DOC) -> bool:
-    return not path.is_file() or path.read_text(encoding="utf-8") != render()
+    return generated_page.stale(path, render)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether it is stale")
-    args = parser.parse_args()
-    if args.check:
-        if stale():
-            print(f"stale: {DOC.relative_to(DOC.parents[1])}", file=sys.stderr)
-            print("run: python tools/gen_registers_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render(), encoding="utf-8")
-    print(DOC.relative_to(DOC.parents[1]))
-    return 0
+    return generated_page.main(DOC, render, "gen_registers_doc.py", __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":
