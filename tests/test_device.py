@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_board import RAM_BASE, FakeBoard, serve_on_pty
 
 from accelerator import AcceleratorConfig, connect
 from accelerator.device import MODEL_COUNTERS, Command, ModelTarget
-from accelerator.driver.transport import TransportError
-from accelerator.hw.board import board_info_addr
-from accelerator.hw.registers import MAX_DIM, field, id_values, offset, register
+from accelerator.hw.registers import MAX_DIM
 from accelerator.model import reference
 from accelerator.model.perf import estimate
 from accelerator.model.reference import RequantParams
@@ -93,6 +92,30 @@ def test_model_cycles_are_the_estimate_for_where_the_matrices_are():
     assert counters["cycles"] == estimate(config, 9, 13, 6, layout=command.layout()).cycles
     c = np.frombuffer(target.read(0x3000, 9 * 24), dtype="<i4").reshape(9, 6)
     assert np.array_equal(c, reference.gemm(a, b))
+
+
+@pytest.mark.parametrize("config", [AcceleratorConfig(rows=8, cols=8),
+                                    AcceleratorConfig(rows=3, cols=5, dataflow="ws"),
+                                    AcceleratorConfig(engine="compact", requant_unit=False,
+                                                      axi_data_width=32)],
+                         ids=lambda c: c.name)
+def test_model_cycles_without_the_data(config, seed):
+    """device.model_cycles: the model backend's cycles for a call, computed without its data
+    (the performance model on the commands the device would run, where it would place them)."""
+    from accelerator.device import model_cycles
+
+    rng = np.random.default_rng(seed)
+    shapes = [(1, 1, 1), (37, 29, 41), (12, MAX_DIM + 3, 2)]
+    modes = [(False, False), (True, False)] + ([(False, True), (True, True)]
+                                               if config.requant_unit else [])
+    with connect(config) as dev:
+        for m, k, n in shapes:
+            a, b, cin = operands(rng, config, m, k, n, c_in=True)
+            for accumulate, requant in modes:
+                dev.matmul(a, b, c_in=cin if accumulate else None,
+                           requant=RQ if requant else None)
+                assert model_cycles(config, m, k, n, accumulate=accumulate,
+                                    requant=requant) == dev.last.cycles, (m, k, n, accumulate)
 
 
 @pytest.mark.parametrize("max_dim", [1, 2, 5, 16])
@@ -252,80 +275,6 @@ def test_matmul_inside_a_running_event_loop():
 
 # -- the board backend over a software board -----------------------------------------------------
 
-RAM_BASE = 0x1000_0000
-
-
-class FakeBoard:
-    """A board top as its transport sees it: the register map (ID block of ``config``), the
-    board information words and a RAM; CTRL.start computes the command with the reference and
-    sets CYCLES to M·K·N. Unmapped addresses raise TransportError (a DECERR)."""
-
-    def __init__(self, config: AcceleratorConfig, *, ram_bytes: int = 16384):
-        self.config = config
-        self.regs = {offset(name): value for name, value in id_values(config).items()}
-        self.info = {board_info_addr("RAM_BASE"): RAM_BASE,
-                     board_info_addr("RAM_BYTES"): ram_bytes}
-        self.ram = bytearray(ram_bytes)
-        self.commands: list[dict[str, int]] = []
-        self.closed = False
-
-    def reg(self, name: str) -> int:
-        return self.regs.get(offset(name), 0)
-
-    def matrix(self, addr: int, rows: int, cols: int, ld: int, size: int) -> np.ndarray:
-        base = addr - RAM_BASE
-        assert base >= 0 and base + (rows - 1) * ld + cols * size <= len(self.ram)
-        return np.stack([np.frombuffer(bytes(self.ram[base + r * ld:base + r * ld + cols * size]),
-                                       dtype=f"<i{size}") for r in range(rows)]).astype(np.int64)
-
-    def start(self) -> None:
-        m, k, n = self.reg("M"), self.reg("K"), self.reg("N")
-        mode = register("MODE").decode(self.reg("MODE"))
-        size = 1 if self.config.in_width <= 8 else 2
-        a = self.matrix(self.reg("A_ADDR"), m, k, self.reg("LDA"), size)
-        b = self.matrix(self.reg("B_ADDR"), k, n, self.reg("LDB"), size)
-        c_in = (self.matrix(self.reg("CIN_ADDR"), m, n, self.reg("LDCIN"), 4)
-                if mode["accumulate"] else None)
-        if mode["requant"]:
-            zp = register("RQ_ZP").decode(self.reg("RQ_ZP"))["zero_point"]
-            rq = RequantParams(self.reg("RQ_MULT"), self.reg("RQ_SHIFT"),
-                               zp - 256 if zp > 127 else zp, relu=bool(mode["relu"]))
-            c, out = reference.gemm_requant(a, b, c_in, rq, self.config.acc_width), "<i1"
-        else:
-            c, out = reference.gemm(a, b, c_in, acc_width=self.config.acc_width), "<i4"
-        base, ldc = self.reg("C_ADDR") - RAM_BASE, self.reg("LDC")
-        for r, row in enumerate(c.astype(out)):
-            self.ram[base + r * ldc:base + r * ldc + row.nbytes] = row.tobytes()
-        self.commands.append({"m": m, "k": k, "n": n, **mode})
-        self.regs[offset("CYCLES")] = m * k * n
-        self.regs[offset("STATUS")] = register("STATUS").encode(done=1)
-
-    async def read32(self, addr: int) -> int:
-        if RAM_BASE <= addr < RAM_BASE + len(self.ram):
-            return int.from_bytes(self.ram[addr - RAM_BASE:addr - RAM_BASE + 4], "little")
-        if addr in self.info:
-            return self.info[addr]
-        if addr < 0x1000:
-            return self.regs.get(addr, 0)
-        raise TransportError(f"DECERR at {addr:#x}")
-
-    async def write32(self, addr: int, value: int) -> None:
-        if RAM_BASE <= addr < RAM_BASE + len(self.ram):
-            self.ram[addr - RAM_BASE:addr - RAM_BASE + 4] = value.to_bytes(4, "little")
-        elif addr == offset("CTRL"):
-            if field("CTRL", "start").extract(value):
-                self.start()
-        elif addr == offset("STATUS"):
-            self.regs[addr] = 0
-        elif addr < 0x1000:
-            self.regs[addr] = value
-        else:
-            raise TransportError(f"DECERR at {addr:#x}")
-
-    def close(self) -> None:
-        self.closed = True
-
-
 def test_board_backend(seed):
     config = AcceleratorConfig()
     board = FakeBoard(config)
@@ -362,52 +311,14 @@ def test_board_backend_tiles_to_its_ram(seed):
 
 def test_board_backend_over_a_serial_port(seed):
     """``port=``: pyserial on a pty, the bridge's framed protocol, the same software board."""
-    import asyncio
-    import os
-    import pty
-    import threading
-
-    from accelerator.driver.serial import RequestParser, Response, UartProtocol
-    from accelerator.hw.uart import OP_READ
-
     board = FakeBoard(AcceleratorConfig(), ram_bytes=4096)
-    master, slave = pty.openpty()
-
-    def serve() -> None:
-        parser = RequestParser()
-        while True:
-            try:
-                data = os.read(master, 256)
-            except OSError:
-                return
-            for request, response in parser.feed(data):
-                if request is not None:
-                    try:
-                        if request.op == OP_READ:
-                            response = Response(0, asyncio.run(board.read32(request.addr)))
-                        else:
-                            asyncio.run(board.write32(request.addr, request.data))
-                            response = Response(0)
-                    except TransportError:
-                        response = Response(2)
-                os.write(master, UartProtocol.encode_response(response.status, response.data))
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
     rng = np.random.default_rng(seed)
     a, b, cin = operands(rng, board.config, 9, 20, 11, c_in=True)
-    with connect(port=os.ttyname(slave)) as dev:
+    with serve_on_pty(board) as port, connect(port=port) as dev:
         assert dev.backend == "board" and dev.memory == (RAM_BASE, 4096)
         y = dev.matmul(a, b, c_in=cin, requant=RQ)
         assert np.array_equal(y, reference.gemm_requant(a, b, cin, RQ))
         assert dev.last.cycles == 9 * 20 * 11
-    # With every slave descriptor closed the master's read fails (EIO) and the server returns;
-    # the master is closed only after that, so no later test's file can reuse its number while
-    # the server still reads from it.
-    os.close(slave)
-    server.join(timeout=10)
-    assert not server.is_alive()
-    os.close(master)
 
 
 def test_board_backend_refuses_a_board_built_differently():

@@ -6,6 +6,8 @@ The Verilator-marked tests share one 4×4 build (cached by digest under the buil
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,16 +16,18 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.harness import HarnessTransport, run_case
 from accelerator.driver.transport import Transport
-from accelerator.flow.cases import GemmCase, make_data
+from accelerator.flow import harness as harness_module
 from accelerator.flow.harness import (
     CycleLimitError,
     Harness,
     HarnessBusError,
     HarnessError,
     build_harness,
+    harness_key,
 )
 from accelerator.hw.registers import ErrorCode, register
 from accelerator.model import reference
+from accelerator.model.cases import GemmCase, make_data
 
 CONFIG = AcceleratorConfig()  # 4×4, os, 64-bit AXI
 
@@ -40,6 +44,95 @@ def test_missing_library_is_a_clear_error(tmp_path):
 def test_transport_rejects_bad_cycle_limit(bad):
     with pytest.raises(ValueError, match="max_cycles"):
         HarnessTransport(object(), max_cycles=bad)
+
+
+def test_every_build_option_changes_the_cache_key(monkeypatch):
+    base = harness_key(CONFIG)
+    changed = {
+        "waves": harness_key(CONFIG, waves=True),
+        "compiler_opt": harness_key(CONFIG, compiler_opt="-O3"),
+        "config": harness_key(AcceleratorConfig(rows=4, cols=4, axi_data_width=128)),
+    }
+    monkeypatch.setattr(harness_module, "YOSYS_PASSES", ("proc",))
+    changed["yosys passes"] = harness_key(CONFIG)
+    monkeypatch.undo()
+    original = harness_module.harness_build_args
+    monkeypatch.setattr(harness_module, "harness_build_args",
+                        lambda waves: [*original(waves), "--noassert"])
+    changed["verilator args"] = harness_key(CONFIG)
+    monkeypatch.undo()
+    for tool in ("_compiler_version", "_yosys_version"):
+        monkeypatch.setattr(harness_module, tool, lambda program: "another version")
+        changed[tool] = harness_key(CONFIG)
+        monkeypatch.undo()
+    assert harness_key(CONFIG) == base
+    for what, key in changed.items():
+        assert key != base, what
+
+
+class _FakeTools:
+    """Stands in for Verilator and make: records each command line; make "compiles" the runtime
+    objects only when they are not in obj/ already."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+        self.compiled: list[str] = []
+
+    def run(self, argv, **kwargs):
+        self.calls.append(list(argv))
+        if argv[0] == "verilator":
+            obj = Path(argv[argv.index("--Mdir") + 1])
+            obj.mkdir(parents=True)
+            (obj / "Vaccelerator.mk").write_text("")
+        else:
+            obj = Path(argv[argv.index("-C") + 1])
+            for name in ("verilated.o", "verilated_threads.o"):
+                if not (obj / name).is_file():
+                    (obj / name).write_text("runtime")
+                    self.compiled.append(name)
+            (obj / "libharness.so").write_text("")
+        return subprocess.CompletedProcess(argv, 0)
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    harness_key(CONFIG)  # the tools' versions are cached from here on
+    tools = _FakeTools()
+
+    def fake_verilog(config, build_dir, env):
+        build_dir.mkdir(parents=True, exist_ok=True)
+        return build_dir / "accelerator.v"
+
+    monkeypatch.setattr(harness_module, "harness_verilog", fake_verilog)
+    monkeypatch.setattr(harness_module.subprocess, "run", tools.run)
+    return tools
+
+
+def test_the_build_uses_only_options_in_the_cache_key(fake_tools, tmp_path):
+    """Every flag on the Verilator and make command lines (including those Verilator passes to
+    the compiler) comes from the key, so a build cannot change without its key."""
+    key = harness_key(CONFIG)
+    build_harness(CONFIG, root=tmp_path)
+    verilator, make = fake_tools.calls
+    fixed = {"verilator", "--cc", "--exe", "-j", "--top-module", "accelerator", "--prefix",
+             "Vaccelerator", "--Mdir", "-o", "libharness.so", "-CFLAGS", "-LDFLAGS", "make", "-C",
+             "-f", "Vaccelerator.mk"}
+    from_key = {*key["args"], *key["cflags"], *key["ldflags"], *key["make"].split()}
+    options = [a for a in verilator[1:] + make[1:]
+               if a not in fixed and not a.isdigit() and "/" not in a[1:]]
+    assert options and set(options) <= from_key, set(options) - from_key
+    assert from_key <= set(verilator) | set(make)
+
+
+def test_runtime_objects_are_compiled_once_per_tools_and_flags(fake_tools, tmp_path):
+    first = build_harness(CONFIG, root=tmp_path)
+    assert fake_tools.compiled == ["verilated.o", "verilated_threads.o"]
+    other = build_harness(AcceleratorConfig(rows=2, cols=2), root=tmp_path)  # same flags
+    assert other != first and len(fake_tools.compiled) == 2
+    assert "runtime objects reused" in (other.parent / "build.log").read_text()
+    build_harness(CONFIG, root=tmp_path, compiler_opt="-O1")  # other flags: compiled again
+    assert len(fake_tools.compiled) == 4
+    assert len(list((tmp_path / "harness").glob("runtime_*"))) == 2
 
 
 # -- Verilator -----------------------------------------------------------------------------------
@@ -81,6 +174,10 @@ def test_input_checks(harness):
         harness.set_pause_pattern("x", [True])
     with pytest.raises(ValueError, match="hi = 0x0 is out of range"):
         harness.set_error_range(16, 0)
+    with pytest.raises(ValueError, match="cycles = -1 is out of range"):
+        harness.set_register_wait(-1)
+    with pytest.raises(ValueError, match="cycles = 0x10001 is out of range"):
+        harness.set_register_wait((1 << 16) + 1)
     with pytest.raises(ValueError, match="limit = 0"):
         harness.run_until_irq(0)
     with pytest.raises(HarnessError, match="built without waveforms"):
@@ -141,6 +238,24 @@ def _gemm_at(harness, a, b, c, m=5, k=7, n=6, seed=5):
 def test_gemm_far_apart_in_the_address_space(harness):
     got, expected, _ = _gemm_at(harness, a=0x3FFF_FF00, b=0x4000_1003, c=0xF000_0000)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("wait", [0, 1, 5, 1000])
+def test_register_answers_held(harness, wait):
+    """RREADY and BREADY raised in the ``wait``-th cycle that RVALID or BVALID is seen: the
+    same values, each access ``wait - 1`` cycles longer (the slave holds its answer), and an
+    unmapped offset still answers SLVERR."""
+    start = harness.cycle
+    harness.reg_write(0x20, 0x1234_5678)   # A_ADDR
+    assert harness.reg_read(0x20) == 0x1234_5678
+    plain = harness.cycle - start
+    harness.set_register_wait(wait)
+    start = harness.cycle
+    harness.reg_write(0x20, 0x0BAD_CAFE)
+    assert harness.reg_read(0x20) == 0x0BAD_CAFE
+    assert harness.cycle - start == plain + 2 * max(wait - 1, 0)
+    assert harness.reg_read_resp(0x70)[1] == 2 and harness.reg_write_resp(0x70, 1) == 2
 
 
 @pytest.mark.verilator

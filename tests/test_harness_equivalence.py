@@ -10,10 +10,10 @@ import pytest
 
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.harness import run_case
-from accelerator.flow.cases import GemmCase
 from accelerator.flow.harness import Harness, build_harness
 from accelerator.flow.rtl import ACCEL_TOP
 from accelerator.flow.sim import build_model, run_gemms
+from accelerator.model.cases import GemmCase
 from accelerator.model.geometry import Geometry
 
 CONFIGS = {"os": AcceleratorConfig(), "ws": AcceleratorConfig(dataflow="ws")}

@@ -82,3 +82,19 @@ def test_cli_infer_rtl(accel, build_root, tmp_path):
     (layer,) = report["layers"]
     assert (layer["m"], layer["k"], layer["n"]) == (33, 20, 7)
     assert layer["cycles"] > 0 and abs(layer["model_error"]) <= 0.02
+
+
+def test_int8_residual_block_rtl(build_root, tmp_path, seed):
+    """quantize_static's default int8 activations on a ResNet basic block: the convolutions
+    onnxruntime runs in float (next to the residual it keeps int8) run on the RTL and are
+    corrected near ties on the host, bit-exact."""
+    from test_nn import QINT8, _cases, float_model, quantized
+
+    rng = np.random.default_rng(seed)
+    nodes, inits, shape = _cases(rng)["resblock"]
+    path = quantized(tmp_path, float_model(nodes, inits, list(shape)), shape, rng, QINT8)
+    x = (rng.normal(size=shape) * 1.5).astype(np.float32)
+    got, expected, stats = run_both(path, x, build_root)
+    assert np.array_equal(got, expected)
+    assert "host (float)" in {s.requant for s in stats}
+    assert all(s.cycles > 0 and abs(s.model_cycles - s.cycles) <= 0.02 * s.cycles for s in stats)

@@ -106,7 +106,7 @@ def test_1024_cubed_fits_the_harness_not_the_cocotb_bench():
     from click import UsageError
 
     from accelerator.cli.sim import DEFAULT_MAX_CYCLES, _check_size
-    from accelerator.flow.cases import GemmCase
+    from accelerator.model.cases import GemmCase
 
     config, case = AcceleratorConfig(), GemmCase(m=1024, k=1024, n=1024)
     assert _check_size(config, case, "harness", DEFAULT_MAX_CYCLES) == \

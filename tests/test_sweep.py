@@ -32,7 +32,7 @@ from accelerator.dse.workloads import (
     resnet18,
     vit_b16,
 )
-from accelerator.flow.cases import GemmCase, make_data
+from accelerator.model.cases import GemmCase, make_data
 from accelerator.model.perf import estimate
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "

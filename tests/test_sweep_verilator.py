@@ -20,7 +20,7 @@ from accelerator.dse.space import ConfigPoint
 from accelerator.dse.store import Store
 from accelerator.dse.table import rows_from_records
 from accelerator.dse.workloads import Layer, Workload, parse_gemm
-from accelerator.flow.cases import GemmCase, bench_layout
+from accelerator.model.cases import GemmCase, bench_layout
 from accelerator.model.perf import estimate
 
 pytestmark = pytest.mark.verilator

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.cases import GemmCase, bench_layout
 from accelerator.flow.rtl import ACCEL_TOP
 from accelerator.flow.sim import build_model, run_tests
+from accelerator.model.cases import GemmCase, bench_layout
 from accelerator.model.perf import estimate
 
 

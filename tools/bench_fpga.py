@@ -20,7 +20,7 @@ from pathlib import Path
 
 from accelerator.config import AcceleratorConfig
 from accelerator.flow import build as flow
-from accelerator.flow.rtl import write_atomic
+from accelerator.flow.files import write_atomic
 
 #: board → (sizes to try for the board top, largest first; clock to ask for in MHz)
 LARGEST: dict[str, tuple[list[int], float]] = {

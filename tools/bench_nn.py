@@ -3,6 +3,8 @@
 
     python tools/bench_nn.py                       # digits-mlp and digits-cnn on 8x8 rtl, resnet18
     python tools/bench_nn.py --demos digits-mlp --no-resnet
+    python tools/bench_nn.py --demos "" --resnet-layers   # ResNet-18's layers against the sweep
+    python tools/bench_nn.py --demos "" --resnet-activations int8   # quantize_static's default
 
 For each demo: train and quantize (not timed), then run the whole held-out set (539 images, one
 batch: a few large GEMMs) on the RTL backend; the harness is built first (cached under --root,
@@ -35,6 +37,12 @@ def main() -> int:
     parser.add_argument("--no-resnet", action="store_true")
     parser.add_argument("--resnet-backend", default="model", choices=["model", "rtl"])
     parser.add_argument("--root", type=Path, default=Path("build"))
+    parser.add_argument("--resnet-activations", default="uint8", choices=["uint8", "int8"],
+                        help="int8: the convolutions next to each residual run in float in "
+                             "onnxruntime, reproduced on the host near ties")
+    parser.add_argument("--resnet-layers", action="store_true",
+                        help="after the run, ResNet-18's cycles per layer against accel sweep's "
+                             "model of the same GEMM: its default and as the network runs it")
     args = parser.parse_args()
     rows, cols = (int(x) for x in args.size.split("x"))
     config = AcceleratorConfig(rows=rows, cols=cols)
@@ -59,7 +67,7 @@ def main() -> int:
             _row(name, args.backend, len(data.x_test), built, seconds, stats, config,
                  bool(np.array_equal(outputs[0], expected)))
     if not args.no_resnet:
-        model = resnet18()
+        model = resnet18(activations=args.resnet_activations)
         x = np.random.default_rng(0).normal(size=(1, 3, 224, 224)).astype(np.float32)
         session = ort.InferenceSession(model.SerializeToString(),
                                        providers=["CPUExecutionProvider"])
@@ -72,9 +80,44 @@ def main() -> int:
             outputs, stats = load(model).run(
                 x, device, shadow=shadow if args.resnet_backend == "rtl" else None)
             seconds = time.perf_counter() - started
-        _row("resnet18", args.resnet_backend, 1, built, seconds, stats, config,
-             bool(np.array_equal(outputs[0], expected)))
+        _row(f"resnet18 ({args.resnet_activations})", args.resnet_backend, 1, built, seconds,
+             stats, config, bool(np.array_equal(outputs[0], expected)))
+        floats = [s for s in stats if s.requant == "host (float)"]
+        if floats:
+            total = sum(s.m * s.n * s.groups for s in floats)
+            near = sum(s.host_outputs for s in floats)
+            print(f"\n{len(floats)} layers run in float by onnxruntime: {near:,} of their "
+                  f"{total:,} outputs ({near / total:.2%}) recomputed on the host near a tie")
+        if args.resnet_layers:
+            _layers(config, stats)
     return 0
+
+
+def _layers(config: AcceleratorConfig, stats: list) -> None:
+    """Each distinct ResNet-18 layer: the sweep's default model (bare GEMM, rows anywhere in a
+    bus word), the device API's placement for the bare GEMM, with C_in (the bias), and the
+    cycles the network's run reported."""
+    from accelerator.device import model_cycles
+    from accelerator.dse.runner import evaluate_model
+    from accelerator.dse.workloads import resnet18 as workload
+
+    mean = {(r["m"], r["k"], r["n"]): r["model_cycles"]
+            for r in evaluate_model(config, workload())["layers"]}
+    bare = {shape: model_cycles(config, *shape) for shape in mean}
+    biased = {shape: model_cycles(config, *shape, accumulate=True) for shape in mean}
+    print("\n| layer | M×K×N | sweep default | device placement | + C_in (bias) | run | requant |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    seen = set()
+    totals = [0, 0, 0, 0]
+    for s in stats:
+        shape = (s.m, s.k, s.n)
+        row = [mean[shape], bare[shape], biased[shape], s.cycles]
+        totals = [t + r for t, r in zip(totals, row, strict=True)]
+        if shape not in seen:
+            seen.add(shape)
+            print(f"| {s.name} | {s.m}×{s.k}×{s.n} | " + " | ".join(f"{r:,}" for r in row)
+                  + f" | {s.requant} |")
+    print("| all 21 layers | | " + " | ".join(f"{t:,}" for t in totals) + " | |")
 
 
 def _row(name: str, backend: str, images: int, built: float, seconds: float, stats: list,

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from accelerator.config import AcceleratorConfig
-from accelerator.flow.cases import GemmCase, bench_layout
 from accelerator.flow.rtl import ACCEL_TOP
 from accelerator.flow.sim import build_model, run_gemms, source_digest
+from accelerator.model.cases import GemmCase, bench_layout
 from accelerator.model.geometry import Geometry
 from accelerator.model.perf import TOLERANCE, covered, estimate
 

@@ -29,27 +29,25 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
-from accelerator.flow.cases import (
+from accelerator.hw.top import abort_bound
+from accelerator.model.cases import (
     ABORTS_ON_WRITE,
     BENCH_MEMORY,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
     ILLEGAL_COMMANDS,
     RANDOM_ABORTS,
+    Directed,
     GemmCase,
+    adjust,
+    directed_cases,
     make_data,
+    max_dim_cases,
     random_case,
 )
-from accelerator.flow.coverage import (
-    Directed,
-    adjust,
-    command_of,
-    directed_cases,
-    max_dim_cases,
-)
-from accelerator.hw.registers import ErrorCode, register
-from accelerator.hw.top import abort_bound
+from accelerator.model.coverage import command_of
 from accelerator.model.perf import estimate
+from accelerator.model.regmap import ErrorCode, register
 
 PERIOD_NS = 10
 MEMORY_SIZE = BENCH_MEMORY["cocotb"]
@@ -254,7 +252,7 @@ class AccelTB:
             "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
             "utilization": macs / (cycles * self.config.pes) if cycles else 0.0,
             "counters": counters,
-            # what ran, for coverage (accelerator/flow/coverage.py)
+            # what ran, for coverage (accelerator/model/coverage.py)
             "command": command_of(self.writes), "latency": list(latency),
             "backpressure": case.backpressure,
             "a_range": [int(data.a.min()), int(data.a.max())],
@@ -467,7 +465,7 @@ async def verify_regression(dut):
         failures += not record["passed"]
         tb.report(record)
 
-    # directed GEMMs: what random cases rarely reach (accelerator/flow/coverage.py)
+    # directed GEMMs: what random cases rarely reach (accelerator/model/coverage.py)
     directed_list = directed_cases(tb.config, spec["seed"])
     if spec.get("max_dims"):
         directed_list += max_dim_cases(tb.config, spec["seed"])

@@ -24,7 +24,6 @@ from accelerator.driver.board import read_board_ram, run_gemm_on_board
 from accelerator.driver.driver import Accelerator
 from accelerator.driver.serial import UartProtocol, UartSimTransport
 from accelerator.driver.transport import TransportError
-from accelerator.flow.cases import GemmCase, make_data
 from accelerator.hw.board import BOARD_INFO, BOARD_INFO_BASE, board_info_addr
 from accelerator.hw.registers import MAGIC, register
 from accelerator.hw.uart import (
@@ -34,6 +33,7 @@ from accelerator.hw.uart import (
     STATUS_BUS_ERROR,
     STATUS_OK,
 )
+from accelerator.model.cases import GemmCase, make_data
 
 
 class BoardTB:

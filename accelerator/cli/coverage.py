@@ -47,7 +47,7 @@ def load_databases(paths: tuple[Path, ...] | list[Path], option: str,
                    signature: dict | None = None) -> list:
     """Read the databases (one line, exit status 2, for a missing, unreadable or foreign one;
     ``signature``: the coverpoints and bins they must have)."""
-    from ..flow.coverage import Coverage, CoverageError
+    from ..model.coverage import Coverage, CoverageError
 
     out = []
     for path in paths:

@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..hw.registers import MAX_DIM
 from ..model.perf import estimate
+from ..model.regmap import MAX_DIM
 from . import cli
 from .options import check_dimensions, config_options, fail_usage
 

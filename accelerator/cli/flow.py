@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 from . import cli
 from .options import check_seed, config_options, writable_dir
 from .progress import Progress, tool_report_seconds
@@ -59,9 +59,9 @@ def _rtl(config: AcceleratorConfig, out: Path) -> Step:
 
 def _accel_sim(config: AcceleratorConfig, out: Path, seed: int, m: int, k: int,
                n: int) -> Step:
-    from ..flow.cases import GemmCase
     from ..flow.rtl import ACCEL_TOP
     from ..flow.sim import build_model, run_tests
+    from ..model.cases import GemmCase
 
     model = build_model(config, top=ACCEL_TOP, root=Path("build"))
     report = out / "accel_sim.jsonl"
@@ -81,9 +81,9 @@ def _accel_sim(config: AcceleratorConfig, out: Path, seed: int, m: int, k: int,
 
 
 def _verify(config: AcceleratorConfig, out: Path, seed: int, count: int) -> Step:
-    from ..flow.cases import verify_summary, verify_total
     from ..flow.rtl import ACCEL_TOP
     from ..flow.sim import build_model, run_tests
+    from ..model.cases import verify_summary, verify_total
 
     model = build_model(config, top=ACCEL_TOP, root=Path("build"))
     report = out / "verify.jsonl"

@@ -1,10 +1,12 @@
-"""`accel infer`: an int8 ONNX model on the accelerator (model or RTL backend), its output as
-onnxruntime's, and per-layer cycles and utilization; ``--demo`` trains and runs the digits demos."""
+"""`accel infer`: an int8 ONNX model on the accelerator (the model, the RTL, or a board with
+``--port``), its output as onnxruntime's, and per-layer cycles and utilization; ``--demo``
+trains and runs the digits demos."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 
 from ..config import AcceleratorConfig
 from . import cli
-from .options import config_options, fail_usage
+from .options import board_options, config_options, fail_usage
 
 __all__ = ["infer_command"]
 
@@ -27,9 +29,10 @@ _ONNX_TO_NUMPY = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int
               help="the model's input (one .npy; its dtype and rank as the model's input)")
 @click.option("--output", "output_path", type=click.Path(dir_okay=False), metavar="Y.npy",
               help="write the model's output here (.npy; .npz of all outputs if several)")
-@click.option("--backend", type=click.Choice(["model", "rtl"]), default="model",
-              show_default=True, help="model: the reference and the performance model; "
-                                      "rtl: the Verilog in Verilator")
+@click.option("--backend", type=click.Choice(["model", "rtl"]), default=None,
+              help="model: the reference and the performance model (the default without "
+                   "--port); rtl: the Verilog in Verilator")
+@board_options(required=False)
 @click.option("--demo", type=click.Choice(["digits-mlp", "digits-cnn"]), default=None,
               help="train a demo network on scikit-learn's digits, quantize it with "
                    "onnxruntime and run the held-out set (instead of MODEL)")
@@ -39,11 +42,16 @@ _ONNX_TO_NUMPY = {1: np.float32, 2: np.uint8, 3: np.int8, 6: np.int32, 7: np.int
               show_default=True, help="where the RTL backend's harness is built (cached)")
 @click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
 def infer_command(config: AcceleratorConfig, model: str | None, input_path: str | None,
-                  output_path: str | None, backend: str, demo: str | None, out_dir: str | None,
-                  build_root: str, as_json: bool) -> None:
-    """Run an int8 ONNX MODEL (QDQ or QOperator) on the accelerator."""
+                  output_path: str | None, backend: str | None, port: str | None, baud: int,
+                  demo: str | None, out_dir: str | None, build_root: str, as_json: bool) -> None:
+    """Run an int8 ONNX MODEL (QDQ or QOperator) on the accelerator: the performance model, the
+    RTL, or a board (`accel build --top board`) at --port, built with the config options given."""
     from ..nn.graph import check_config
 
+    if port is not None and backend is not None:
+        fail_usage(f"--backend {backend} and --port are given: give one (--port runs on the "
+                   f"board)")
+    target = _Target("board" if port is not None else backend or "model", port, baud)
     try:
         check_config(config)
     except ValueError as exc:
@@ -51,7 +59,7 @@ def infer_command(config: AcceleratorConfig, model: str | None, input_path: str 
     if demo is not None:
         if model is not None or input_path is not None or output_path is not None:
             fail_usage("--demo runs its own model and data: give no MODEL, --input or --output")
-        _run_demo(config, demo, backend, out_dir, build_root, as_json)
+        _run_demo(config, demo, target, out_dir, build_root, as_json)
         return
     if model is None:
         fail_usage("give a MODEL (an int8 .onnx file) or --demo")
@@ -67,14 +75,14 @@ def infer_command(config: AcceleratorConfig, model: str | None, input_path: str 
         fail_usage(str(exc))
     x = _load_input(input_path, net)
     started = time.perf_counter()
-    outputs, stats = _run(net, x, config, backend, build_root)
+    outputs, stats = _run(net, x, config, target, build_root)
     seconds = time.perf_counter() - started
     if output_path is not None:
         if len(outputs) == 1:
             np.save(output_path, outputs[0])
         else:
             np.savez(output_path, **dict(zip(net.outputs, outputs, strict=True)))
-    _report(config, backend, Path(model).name, stats, out_dir, as_json, seconds, extra={
+    _report(config, target, Path(model).name, stats, out_dir, as_json, seconds, extra={
         "model": model, "outputs": [{"name": n, "shape": list(o.shape), "dtype": str(o.dtype)}
                                     for n, o in zip(net.outputs, outputs, strict=True)]})
 
@@ -104,34 +112,60 @@ def _load_input(path: str, net: Any) -> np.ndarray:
     return x
 
 
-def _run(net: Any, x: np.ndarray, config: AcceleratorConfig, backend: str, build_root: str
+@dataclass(frozen=True)
+class _Target:
+    """Where the model runs: a backend by name, or the board at ``port``."""
+
+    backend: str          # "model", "rtl" or "board"
+    port: str | None = None
+    baud: int = 115200
+
+    @property
+    def label(self) -> str:
+        return f"board at {self.port}" if self.port else self.backend
+
+
+def _run(net: Any, x: np.ndarray, config: AcceleratorConfig, target: _Target, build_root: str
          ) -> tuple[list[np.ndarray], list[Any]]:
     from ..device import connect
+    from ..driver.driver import AcceleratorError, IdentificationError
+    from ..driver.transport import TransportError
 
     try:
-        device = connect(config, backend=backend, build_root=build_root)
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(f"cannot start the {backend} backend: {exc}") from None
-    shadow = connect(config, backend="model") if backend != "model" else None
+        if target.port is not None:
+            device = connect(config, port=target.port, baud=target.baud)
+        else:
+            device = connect(config, backend=target.backend, build_root=build_root)
+    except (OSError, RuntimeError, ValueError, TransportError, IdentificationError,
+            TimeoutError) as exc:
+        raise click.ClickException(f"cannot start the {target.label}: "
+                                   f"{' '.join(str(exc).split())}") from None
+    # the performance model runs the same commands: a memory as small as the board's stages
+    # them the same way
+    shadow = (connect(device.config, backend="model", memory_bytes=device.memory[1])
+              if target.backend != "model" else None)
     try:
         return net.run(x, device, shadow=shadow)
     except ValueError as exc:  # a shape the graph's operators cannot take, found while running
         raise click.ClickException(f"{exc}") from None
+    except (TransportError, AcceleratorError, TimeoutError) as exc:
+        raise click.ClickException(f"{target.label}: {' '.join(str(exc).split())}") from None
     finally:
         device.close()
         if shadow is not None:
             shadow.close()
 
 
-def _report(config: AcceleratorConfig, backend: str, title: str, stats: list[Any],
+def _report(config: AcceleratorConfig, target: _Target, title: str, stats: list[Any],
             out_dir: str | None, as_json: bool, seconds: float, extra: dict[str, Any],
             lines: list[str] | None = None) -> None:
     from ..nn import report
 
     rows = report.layer_rows(stats, config)
-    heading = f"{title} on {config.rows}×{config.cols} {config.dataflow.upper()} ({backend})"
-    meta = {**extra, "backend": backend, "config": config.name, "rows_pe": config.rows,
-            "cols_pe": config.cols, "seconds": seconds}
+    heading = (f"{title} on {config.rows}×{config.cols} {config.dataflow.upper()} "
+               f"({target.label})")
+    meta = {**extra, "backend": target.backend, "port": target.port, "config": config.name,
+            "rows_pe": config.rows, "cols_pe": config.cols, "seconds": seconds}
     if out_dir is not None:
         path = Path(out_dir)
         path.mkdir(parents=True, exist_ok=True)
@@ -155,7 +189,7 @@ def _report(config: AcceleratorConfig, backend: str, title: str, stats: list[Any
                   f"wall time {seconds:.1f} s", highlight=False)
 
 
-def _run_demo(config: AcceleratorConfig, name: str, backend: str, out_dir: str | None,
+def _run_demo(config: AcceleratorConfig, name: str, target: _Target, out_dir: str | None,
               build_root: str, as_json: bool) -> None:
     import tempfile
 
@@ -180,7 +214,8 @@ def _run_demo(config: AcceleratorConfig, name: str, backend: str, out_dir: str |
         float_logits, int8_logits = ort_run(data.float_model), ort_run(data.int8_model)
         net = load(data.int8_model)
     run_started = time.perf_counter()
-    outputs, stats = _run(net, data.x_test, config, backend, build_root)
+    outputs, stats = _run(net, data.x_test, config, target, build_root)
+    backend = target.backend
     run_seconds = time.perf_counter() - run_started
     ours = outputs[0]
     same = int(np.sum(ours == int8_logits))
@@ -197,7 +232,7 @@ def _run_demo(config: AcceleratorConfig, name: str, backend: str, out_dir: str |
               f"{acc['int8_onnxruntime']:.2%}, int8 {backend} {acc[f'int8_{backend}']:.2%}"),
              (f"int8 {backend} equals onnxruntime in every logit: "
               f"{'yes' if identical else 'NO'} ({same:,} of {int8_logits.size:,})")]
-    _report(config, backend, name, stats, out_dir, as_json, run_seconds, extra={
+    _report(config, target, name, stats, out_dir, as_json, run_seconds, extra={
         "demo": name, "images": len(data.y_test), "accuracy": acc, "identical": identical,
         "logits_equal": same, "logits": int(int8_logits.size), "train_seconds": trained},
         lines=lines)

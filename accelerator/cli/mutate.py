@@ -33,7 +33,7 @@ def mutate(config: AcceleratorConfig, count: int, seed: int, cases: int,
     """Mutants of the accelerator (yosys mutate) run through the regression on the C++
     harness: killed, survived and timed-out mutants per area, survivors with their source."""
     from ..flow.harness import HarnessError
-    from ..flow.mutate import Mutant, MutationError, format_table
+    from ..mutation import Mutant, MutationError, format_table
 
     if not 1 <= count <= 100_000:
         fail_usage(f"--count {count} is out of range (allowed: 1 to 100000)")
@@ -43,7 +43,7 @@ def mutate(config: AcceleratorConfig, count: int, seed: int, cases: int,
         fail_usage(f"--cases {cases} is out of range (allowed: 1 to 10000)")
     if config.engine != "pipelined":
         fail_usage("accel mutate runs the pipelined engine only (the harness's regression)")
-    from ..flow.mutate import run_mutation
+    from ..mutation import run_mutation
 
     def progress(line: str) -> None:
         click.echo(line, err=True)

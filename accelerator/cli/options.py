@@ -14,9 +14,10 @@ from typing import Any
 import click
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
+from ..model.regmap import MAX_DIM
 
-__all__ = ["MAX_SEED", "check_dimensions", "check_seed", "config_options", "fail_usage",
-           "writable_dir", "writable_file"]
+__all__ = ["MAX_SEED", "board_options", "check_dimensions", "check_seed", "config_options",
+           "fail_usage", "writable_dir", "writable_file"]
 
 #: Seeds are 31-bit: what every random source seeded from them (NumPy, cocotb, nextpnr) takes.
 MAX_SEED = 2**31 - 1
@@ -29,8 +30,6 @@ def fail_usage(message: str) -> None:
 
 def check_dimensions(**dims: int) -> None:
     """GEMM dimensions (``m=..., k=..., n=...``) within what one hardware command takes."""
-    from ..hw.registers import MAX_DIM
-
     for name, value in dims.items():
         if not 1 <= value <= MAX_DIM:
             fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
@@ -76,6 +75,19 @@ def writable_file(path: Path, option: str) -> Path:
     if reason:
         fail_usage(f"{option} {path}: cannot write there ({reason})")
     return path
+
+
+def board_options(*, required: bool) -> Callable[[Callable], Callable]:
+    """``--port`` (a board's serial port) and ``--baud``, as every command that talks to a board
+    over its UART bridge takes them; the command gets ``port`` and ``baud``."""
+
+    def add(command: Callable) -> Callable:
+        command = click.option("--baud", type=click.IntRange(300, 12_000_000), default=115200,
+                               show_default=True, help="the serial port's baud rate")(command)
+        return click.option("--port", required=required, default=None,
+                            help="serial port of the board, e.g. /dev/ttyUSB0")(command)
+
+    return add
 
 
 def _option_for(field) -> Callable:

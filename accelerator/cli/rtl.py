@@ -8,6 +8,7 @@ import click
 
 from ..config import AcceleratorConfig
 from ..flow.rtl import ACCEL_TOP, BOARD_TOP, CORE_TOP, DMA_TOP, emit
+from ..model.protocol import uart_divisor
 from . import cli
 from .options import config_options, fail_usage, writable_dir
 
@@ -49,7 +50,6 @@ def rtl(config: AcceleratorConfig, out_dir: Path, top: str, freq_mhz: float | No
             fail_usage(f"--freq {freq_mhz:g} is out of range (allowed: more than 0 up to "
                        f"1000 MHz)")
         params = {"clk_freq": freq_mhz * 1e6, "baud": baud}
-        from ..hw.uart import uart_divisor
         try:
             uart_divisor(params["clk_freq"], baud)  # checked before the long elaboration
         except ValueError as exc:

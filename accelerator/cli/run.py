@@ -8,17 +8,16 @@ import json
 import click
 
 from ..config import AcceleratorConfig
-from ..flow.cases import GemmCase
+from ..model.cases import GemmCase
 from . import cli
-from .options import check_dimensions, check_seed, config_options, fail_usage
+from .options import board_options, check_dimensions, check_seed, config_options, fail_usage
 
 __all__ = ["run"]
 
 
 @cli.command()
 @config_options
-@click.option("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB0")
-@click.option("--baud", type=click.IntRange(300, 12_000_000), default=115200, show_default=True)
+@board_options(required=True)
 @click.option("--m", "m", type=int, required=True)
 @click.option("--k", "k", type=int, required=True)
 @click.option("--n", "n", type=int, required=True)

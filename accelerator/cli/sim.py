@@ -14,8 +14,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..config import AcceleratorConfig
-from ..flow.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
-from ..flow.rtl import ACCEL_TOP, write_atomic
+from ..flow.files import write_atomic
+from ..flow.rtl import ACCEL_TOP
+from ..model.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from . import cli
 from .coverage import check_goal, coverage_options, load_databases, print_report
 from .options import (
@@ -51,7 +52,7 @@ _RTL_OPTION = click.option(
 
 
 def _check_rtl(config: AcceleratorConfig, rtl: Path) -> None:
-    from ..flow.mutate import check_rtl_file
+    from ..mutation import check_rtl_file
     problem = check_rtl_file(config, rtl)
     if problem:
         fail_usage(problem)
@@ -64,7 +65,7 @@ def _verify_rtl(config: AcceleratorConfig, rtl: Path, count: int, seed: int,
     range, bytes around C untouched, registers, illegal commands; counters equal to the emitted
     design's)."""
     from ..flow.harness import HarnessError
-    from ..flow.mutate import MutationError, verify_rtl
+    from ..mutation import MutationError, verify_rtl
 
     _check_rtl(config, rtl)
     if junit is not None:
@@ -98,7 +99,7 @@ DEFAULT_MAX_CYCLES = 1_000_000_000
 def _check_size(config: AcceleratorConfig, case: GemmCase, bench: str, max_cycles: int) -> int:
     """Refuse, before any build, a case the bench cannot hold or that would run too long;
     return the model's estimate of its cycles."""
-    from ..flow.cases import BENCH_MEMORY, memory_bound
+    from ..model.cases import BENCH_MEMORY, memory_bound
     from ..model.perf import estimate
 
     need = memory_bound(case)
@@ -127,7 +128,7 @@ def _run_harness(config: AcceleratorConfig, case: GemmCase, build_root: Path, wa
                         "(cached after the first time) ..."):
         try:
             if rtl is not None:
-                from ..flow.mutate import build_user_harness
+                from ..mutation import build_user_harness
                 library = build_user_harness(config, rtl, root=build_root)
             else:
                 library = build_harness(config, root=build_root, waves=waves)
@@ -299,8 +300,8 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
            coverage_merge: tuple[Path, ...], coverage_goal: float | None,
            as_json: bool) -> None:
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
-    from ..flow.coverage import CoverageModel
     from ..flow.sim import run_tests
+    from ..model.coverage import CoverageModel
 
     check_seed(seed)
     if coverage_file is None and (coverage_merge or coverage_goal is not None):

@@ -3,7 +3,7 @@
 The same function serves ``accel run`` (over a serial port) and the Verilator test of the board
 top (over the simulated UART pins), so the host code a board sees is the code the tests ran.
 Where the RAM is and how big it is, the board says (its information words,
-:data:`accelerator.hw.board.BOARD_INFO`): nobody passes them.
+:data:`accelerator.model.protocol.BOARD_INFO`): nobody passes them.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..config import AcceleratorConfig
-from ..flow.cases import GemmCase, make_data
-from ..hw.board import board_info_addr
+from ..model.cases import GemmCase, make_data
+from ..model.protocol import board_info_addr
 from .driver import Accelerator
 from .transport import Transport
 

@@ -1,6 +1,6 @@
 """The host driver: registers by name, identification, and a checked GEMM call.
 
-Every offset and bit position comes from :mod:`accelerator.hw.registers`; this module never
+Every offset and bit position comes from :mod:`accelerator.model.regmap`; this module never
 writes a number that the register map defines.
 
     acc = Accelerator(transport, base=0x4000_0000)
@@ -14,20 +14,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..hw.registers import (
+from ..model.command import Command
+from ..model.command import check as check_command
+from ..model.reference import RequantParams
+from ..model.regmap import COMMAND_REGISTERS as ALL_COMMAND_REGISTERS
+from ..model.regmap import (
     COUNTERS,
     ID_BLOCK,
     MAGIC,
     MAX_DIM,
-    REGISTERS,
     ErrorCode,
+    command_words,
     config_from_id,
-    element_bytes,
     field,
     register,
     version_tuple,
 )
-from ..model.reference import RequantParams
 from .transport import Transport
 
 __all__ = [
@@ -41,18 +43,16 @@ __all__ = [
 DEFAULT_TIMEOUT_POLLS = 1_000_000
 
 _WORD = 0xFFFF_FFFF
-_SPACE = 1 << 32
 
-#: The registers one command programs, in address order: :meth:`Accelerator.gemm` writes all of
-#: them (unused ones as 0), then MODE, then CTRL.start.
-COMMAND_REGISTERS: tuple[str, ...] = tuple(
-    r.name for r in REGISTERS if r.group in ("command", "requant"))
+#: The registers one command programs besides MODE, in address order: :meth:`Accelerator.gemm`
+#: writes all of them (unused ones as 0), then MODE, then CTRL.start.
+COMMAND_REGISTERS: tuple[str, ...] = tuple(r for r in ALL_COMMAND_REGISTERS if r != "MODE")
 
 
 class AcceleratorError(RuntimeError):
     """The hardware finished a command with a non-zero ``STATUS.error``.
 
-    ``code`` is an :class:`~accelerator.hw.registers.ErrorCode`, or a plain ``int`` for a code
+    ``code`` is an :class:`~accelerator.model.regmap.ErrorCode`, or a plain ``int`` for a code
     this software does not know.
     """
 
@@ -69,10 +69,6 @@ class AcceleratorError(RuntimeError):
 
 class IdentificationError(RuntimeError):
     """The ID block does not describe an accelerator this driver knows."""
-
-
-def _element_name(size: int) -> str:
-    return f"int{8 * size}"
 
 
 class Accelerator:
@@ -173,7 +169,7 @@ class Accelerator:
 
         Addresses (``a``, ``b``, ``c``, ``c_in``) and row strides (``lda``, ``ldb``, ``ldc``,
         ``ldcin``) are in bytes; the element sizes are those of
-        :func:`~accelerator.hw.registers.element_bytes` (int8 A and B, int32 C and C_in, int8 C
+        :func:`~accelerator.model.regmap.element_bytes` (int8 A and B, int32 C and C_in, int8 C
         with ``requant``). ``c_in`` and ``ldcin`` go together.
 
         With ``check`` (the default), every argument is validated before the first write, and a
@@ -199,29 +195,33 @@ class Accelerator:
         if check:
             _check_command(a=a, b=b, c=c, m=m, k=k, n=n, lda=lda, ldb=ldb, ldc=ldc,
                            c_in=c_in, ldcin=ldcin, requant=requant)
-            config = self.config if self.config is not None else await self.identify()
-            _check_against(config, a=a, b=b, c=c, m=m, k=k, n=n, lda=lda, ldb=ldb, ldc=ldc,
-                           c_in=c_in, ldcin=ldcin, requant=requant)
 
         rq = requant
-        values = {
-            "A_ADDR": a, "B_ADDR": b, "C_ADDR": c, "CIN_ADDR": 0 if c_in is None else c_in,
-            "M": m, "K": k, "N": n, "LDA": lda, "LDB": ldb, "LDC": ldc,
-            "LDCIN": 0 if ldcin is None else ldcin,
-            "RQ_MULT": register("RQ_MULT").encode(multiplier=rq.multiplier) if rq else 0,
-            "RQ_SHIFT": register("RQ_SHIFT").encode(shift=rq.shift) if rq else 0,
-            "RQ_ZP": register("RQ_ZP").encode(zero_point=rq.zero_point) if rq else 0,
+        # the arguments as the command table's fields (accelerator.model.regmap.COMMAND)
+        fields = {
+            "a_addr": a, "b_addr": b, "c_addr": c, "cin_addr": 0 if c_in is None else c_in,
+            "m": m, "k": k, "n": n, "lda": lda, "ldb": ldb, "ldc": ldc,
+            "ldcin": 0 if ldcin is None else ldcin,
+            "accumulate": int(c_in is not None), "requant": int(rq is not None),
+            "relu": int(bool(rq and rq.relu)),
+            "rq_mult": rq.multiplier if rq else 0, "rq_shift": rq.shift if rq else 0,
+            "rq_zp": rq.zero_point if rq else 0,
         }
-        assert tuple(values) == COMMAND_REGISTERS, "a command register is not programmed"
-        mode = register("MODE").encode(accumulate=c_in is not None, requant=rq is not None,
-                                       relu=bool(rq and rq.relu), irq_enable=irq)
+        if check:
+            # the rest is the hardware's own checks, which the command checker models
+            config = self.config if self.config is not None else await self.identify()
+            violation = check_command(config, Command(**fields))
+            if violation is not None:
+                raise ValueError(f"gemm: {violation.message}")
+        words = command_words(fields)
+        words["MODE"] |= register("MODE").encode(irq_enable=irq)
 
         if (await self.status())["busy"]:
             raise RuntimeError("gemm: the accelerator is busy with an earlier command "
                                "(STATUS.busy = 1); wait for it or call abort()")
-        for name in COMMAND_REGISTERS:
-            await self.write(name, int(values[name]) & _WORD)
-        await self.write("MODE", mode)
+        # MODE last of the command, then CTRL.start
+        for name in (*COMMAND_REGISTERS, "MODE"):
+            await self.write(name, words[name])
         await self.write("CTRL", register("CTRL").encode(start=1))
 
         done = field("STATUS", "done")
@@ -280,41 +280,3 @@ def _check_command(*, a, b, c, m, k, n, lda, ldb, ldc, c_in, ldcin, requant) -> 
     if requant is not None and requant.out_width != 8:
         raise ValueError(f"gemm: requant.out_width = {requant.out_width} is not supported "
                          f"(allowed: 8, the hardware's requantizer emits int8)")
-
-
-def _check_against(config: AcceleratorConfig, *, a, b, c, m, k, n, lda, ldb, ldc, c_in, ldcin,
-                   requant) -> None:
-    """The checks that depend on the hardware: requant unit, strides, alignment, extents."""
-    if requant is not None and not config.requant_unit:
-        raise ValueError("gemm: requant is given but the hardware has no requantization unit "
-                         "(CONFIG0.requant_unit = 0)")
-    size = element_bytes(config)
-    c_size = size["c_q"] if requant is not None else size["c"]
-    # (matrix, address name, address, stride name, stride, rows' name, rows, columns' name,
-    #  columns, element size, must be aligned)
-    matrices = [
-        ("A", "a", a, "lda", lda, "m", m, "k", k, size["a"], False),
-        ("B", "b", b, "ldb", ldb, "k", k, "n", n, size["b"], False),
-        ("C", "c", c, "ldc", ldc, "m", m, "n", n, c_size, requant is None),
-    ]
-    if c_in is not None:
-        matrices.append(("C_in", "c_in", c_in, "ldcin", ldcin, "m", m, "n", n, size["c_in"],
-                         True))
-    for matrix, aname, addr, sname, stride, rname, rows, cname, cols, esize, aligned in matrices:
-        row = cols * esize
-        if stride < row:
-            raise ValueError(f"gemm: {sname} = {stride} is smaller than a row of {matrix} "
-                             f"(allowed: at least {cname} × {esize} = {row} bytes)")
-        if aligned:
-            kind = _element_name(esize)
-            if addr % esize:
-                raise ValueError(f"gemm: {aname} = {addr:#x} is not a multiple of {esize} "
-                                 f"({matrix} holds {kind} elements)")
-            if stride % esize:
-                raise ValueError(f"gemm: {sname} = {stride} is not a multiple of {esize} "
-                                 f"({matrix} holds {kind} elements)")
-        end = addr + (rows - 1) * stride + row
-        if end > _SPACE:
-            raise ValueError(
-                f"gemm: {matrix} extends past the 32-bit address space: {aname} + ({rname} - 1) "
-                f"× {sname} + {cname} × {esize} = {end:#x} (allowed: at most {_SPACE:#x})")

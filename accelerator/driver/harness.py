@@ -12,8 +12,14 @@ The harness is any object with ``reg_read_resp``, ``reg_write_resp`` and ``run_u
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from typing import Any
 
+import numpy as np
+
+from ..model.cases import make_data
+from .driver import Accelerator
 from .transport import TransportError
 
 __all__ = ["DEFAULT_IRQ_CYCLES", "HarnessTransport", "run_case"]
@@ -59,11 +65,9 @@ def _name(resp: int) -> str:
 
 
 def write_operands(harness: Any, data: Any, addr: dict[str, int]) -> None:
-    """Write A, B and C_in (if any) of a :class:`~accelerator.flow.cases.GemmData` into the
+    """Write A, B and C_in (if any) of a :class:`~accelerator.model.cases.GemmData` into the
     harness's memory at ``addr``, row by row at their strides (in one write where the rows are
     contiguous)."""
-    import numpy as np
-
     for name, matrix, dtype in (("a", data.a, np.int8), ("b", data.b, np.int8),
                                 ("c_in", data.c_in, np.int32)):
         if matrix is None:
@@ -79,19 +83,11 @@ def write_operands(harness: Any, data: Any, addr: dict[str, int]) -> None:
 
 def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_IRQ_CYCLES
              ) -> dict:
-    """Run a :class:`~accelerator.flow.cases.GemmCase` on a reset harness through the driver,
+    """Run a :class:`~accelerator.model.cases.GemmCase` on a reset harness through the driver,
     as the cocotb bench's ``run_case`` does (same layout, same poisoned C, same record): lay out
     the matrices, run the GEMM with ``irq``, read C back and compare it with the reference.
     ``case.backpressure`` becomes the harness's random pauses, seeded with ``case.seed``.
     """
-    import asyncio
-    import hashlib
-
-    import numpy as np
-
-    from ..flow.cases import make_data
-    from .driver import Accelerator
-
     data = make_data(config, case)
     harness.set_backpressure(case.backpressure, case.seed)
     write_operands(harness, data, data.addr)

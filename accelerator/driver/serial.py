@@ -1,5 +1,5 @@
-"""The host side of the board's serial protocol (:mod:`accelerator.hw.uart`), on hardware and in
-simulation.
+"""The host side of the board's serial protocol (:mod:`accelerator.model.protocol`), on hardware
+and in simulation.
 
 :class:`UartProtocol` encodes and decodes frames (pure functions); :class:`RequestParser` is a
 software model of the bridge's receiver (resynchronisation included), used by the tests. Two
@@ -14,7 +14,7 @@ software model of the bridge's receiver (resynchronisation included), used by th
 * :class:`UartSimTransport` — a cocotbext-uart ``UartSource`` / ``UartSink`` pair driving the
   board's ``uart_rx`` / watching its ``uart_tx`` in a cocotb simulation.
 
-Every frame constant comes from :mod:`accelerator.hw.uart`.
+Every frame constant comes from :mod:`accelerator.model.protocol`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from ..hw.uart import (
+from ..model.protocol import (
     OP_READ,
     OP_WRITE,
     REQUEST_HEADER,
@@ -86,7 +86,7 @@ def _check_word(name: str, value: Any) -> int:
 
 
 class UartProtocol:
-    """Frame encoding and decoding (see :mod:`accelerator.hw.uart` for the format)."""
+    """Frame encoding and decoding (see :mod:`accelerator.model.protocol` for the format)."""
 
     @staticmethod
     def checksum(data: bytes | bytearray) -> int:

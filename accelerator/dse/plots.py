@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import FIELDS
+
 __all__ = ["PLOTS", "PlotReport", "describe", "figures", "make_plots"]
 
 Row = Mapping[str, Any]
@@ -163,8 +165,6 @@ def _by_size(plt: Any, rows: Sequence[Row], metric: str, best: Callable, ylabel:
     fig, ax = plt.subplots(figsize=(7, 4.8))
     shown = rows
     if not per_workload:
-        from ..config import FIELDS
-
         first: dict[tuple, Row] = {}
         for r in rows:  # one row per build: its config
             first.setdefault(tuple(r.get(f.name) for f in FIELDS), r)

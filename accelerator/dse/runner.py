@@ -39,7 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..flow.sim import sources_digest
+from ..driver.harness import run_case
+from ..flow.files import sources_digest
+from ..model.cases import BENCH_MEMORY, GemmCase, bench_layout, memory_bound
+from ..model.perf import estimate
+from ..model.regmap import MAX_DIM
 from .space import ConfigPoint
 from .store import Store, point_key
 from .workloads import Workload
@@ -71,7 +75,7 @@ DASK_CONNECT_TIMEOUT = "10s"
 #: the model's numbers, so the model's sources are in all three.
 _SOURCES = {
     "model": ("config.py", "model/*.py"),
-    "rtl": ("config.py", "model/*.py", "hw/*.py", "flow/cases.py", "flow/harness.py",
+    "rtl": ("config.py", "model/*.py", "hw/*.py", "flow/harness.py",
             "flow/harness/*.cpp", "driver/driver.py", "driver/harness.py"),
     "synth": ("config.py", "model/*.py", "hw/*.py", "flow/build.py", "flow/synth_top.py"),
 }
@@ -145,12 +149,9 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
     """The model's totals over a workload's layers (each distinct shape estimated once).
 
     ``bench_seed``: estimate each layer for the matrices where the RTL bench puts them with that
-    seed (:func:`accelerator.flow.cases.bench_layout`), so that the model's error against the
+    seed (:func:`accelerator.model.cases.bench_layout`), so that the model's error against the
     RTL is the model's, not the spread of alignment costs over placements.
     """
-    from ..flow.cases import GemmCase, bench_layout
-    from ..model.perf import estimate
-
     totals = {"cycles": 0, "compute_cycles": 0, "memory_read_cycles": 0,
               "memory_write_cycles": 0, "read_bytes": 0, "write_bytes": 0}
     layers = []
@@ -171,14 +172,9 @@ def evaluate_model(config: AcceleratorConfig, workload: Workload, *,
 
 
 def rtl_memory_needed(m: int, k: int, n: int) -> int:
-    """At most the bytes of bench memory :func:`accelerator.flow.cases.make_data` lays a GEMM
-    out in: A, B and int32 C with the widest seeded padding, alignment and gaps."""
-    sizes = (m * (k + 17), k * (n + 17), m * ((4 * n + 17 + 3) // 4 * 4), 0)  # A, B, C, C_in
-    cursor = 0x100
-    for index, size in enumerate(sizes):
-        start = cursor + (63 if index < 2 else 0)
-        cursor = (start + size + 0xFF) // 0x100 * 0x100 + 0x100
-    return cursor
+    """At most the bytes of bench memory :func:`accelerator.model.cases.make_data` lays a GEMM
+    out in (int32 C, no C_in): :func:`~accelerator.model.cases.memory_bound`."""
+    return memory_bound(GemmCase(m=m, k=k, n=n))
 
 
 @dataclass
@@ -290,7 +286,7 @@ def _run_model_task(task: Task, rec: _Recorder) -> None:
 
 
 #: The RTL's memory: the harness's sparse 32-bit address space.
-RTL_MEMORY = 1 << 32
+RTL_MEMORY = BENCH_MEMORY["harness"]
 
 
 #: The most PEs an RTL point simulates: the accelerator's Verilator build grows with the array
@@ -301,8 +297,6 @@ RTL_MAX_PES = 32 * 32
 
 def _rtl_problem(spec: PointSpec) -> str | None:
     """Why the RTL harness cannot run the workload as one command per layer, or None."""
-    from ..hw.registers import MAX_DIM
-
     config = spec.accelerator_config()
     if config.pes > RTL_MAX_PES:
         return (f"a {config.rows}×{config.cols} array ({config.pes:,} PEs) is beyond the RTL "
@@ -323,10 +317,9 @@ def _rtl_problem(spec: PointSpec) -> str | None:
 def _run_rtl_task(task: Task, rec: _Recorder) -> None:
     """All the points of one config: build its harness once, then run every distinct layer
     shape once on it (:func:`accelerator.driver.harness.run_case`: the matrices where
-    :func:`accelerator.flow.cases.make_data` puts them for the point's seed, the host driver,
+    :func:`accelerator.model.cases.make_data` puts them for the point's seed, the host driver,
     C read back and compared with NumPy), storing each point as soon as its layers are done."""
-    from ..driver.harness import run_case
-    from ..flow.cases import GemmCase
+    # the flow (and with it Amaranth) only in the workers of an rtl sweep
     from ..flow.harness import Harness, build_harness, build_seconds
 
     runnable: list[tuple[PointSpec, dict]] = []

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 
 __all__ = ["Store", "point_key"]
 

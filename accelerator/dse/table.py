@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FIELDS
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 
 __all__ = ["COLUMNS", "DEFAULT_FREQ_MHZ", "row_from_record", "rows_from_records", "write_csv",
            "write_json"]

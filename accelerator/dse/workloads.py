@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..model.regmap import MAX_DIM
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -94,8 +96,6 @@ def parse_gemm(text: str) -> Workload:
     """``MxKxN`` (``×`` also accepted) as a one-layer workload named ``MxKxN``: one GEMM, so
     within what one hardware command takes (a network's layers may be larger: software splits
     them)."""
-    from ..hw.registers import MAX_DIM
-
     match = _GEMM_RE.match(text)
     if not match:
         raise WorkloadError(f"--gemm {text}: expected MxKxN, e.g. 128x96x64")

@@ -43,18 +43,14 @@ from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any, ClassVar
-
-from amaranth.build import Attrs
-from amaranth_boards.icebreaker import ICEBreakerPlatform
-from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform, OrangeCrabR0_2_85FPlatform
-from amaranth_boards.resources import UARTResource
-from amaranth_boards.ulx3s import ULX3S_25F_Platform, ULX3S_85F_Platform
+from typing import Any
 
 from ..config import AcceleratorConfig
 from ..hw.clocking import PllClockedTop, PllPlan, plan_pll
 from ..hw.pe import pes_per_dsp
 from . import toolchain
+from .boards import BOARDS
+from .files import sources_digest, write_atomic
 
 __all__ = [
     "BOARDS",
@@ -108,41 +104,6 @@ DEVICES: dict[str, DeviceResources] = {
     "LFE5U-25F": DeviceResources("ecp5", 24288, 24288, 56, 28, "DP16KD", "MULT18X18D"),
     "LFE5U-85F": DeviceResources("ecp5", 83640, 83640, 208, 156, "DP16KD", "MULT18X18D"),
 }
-
-def _orangecrab(platform: type) -> type:
-    """The OrangeCrab r0.2 as the board top needs it.
-
-    * It has USB but no UART: the serial port goes on the Feather header's D0 (RX) and D1 (TX),
-      where every Feather board has it (3.3 V).
-    * Its flow ends with ``dfu-suffix`` (for the DFU bootloader), which is not on PyPI: the
-      build stops at the ``.bit``; ``dfu-suffix -v 1209 -p 5af0 -a top.bit`` adds it.
-    """
-    uart = UARTResource(0, rx="0", tx="1", conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33"))
-
-    class OrangeCrab(platform):
-        resources: ClassVar[list] = [*platform.resources, uart]
-
-        @property
-        def required_tools(self):
-            return [tool for tool in super().required_tools if tool != "dfu-suffix"]
-
-        @property
-        def command_templates(self):
-            return [step for step in super().command_templates if "dfu-suffix" not in step]
-
-    OrangeCrab.__name__ = OrangeCrab.__qualname__ = platform.__name__
-    return OrangeCrab
-
-
-#: The boards ``accel build`` knows: name → amaranth-boards platform class.
-BOARDS: dict[str, type] = {
-    "icebreaker": ICEBreakerPlatform,
-    "orangecrab-25f": _orangecrab(OrangeCrabR0_2_25FPlatform),
-    "orangecrab-85f": _orangecrab(OrangeCrabR0_2_85FPlatform),
-    "ulx3s-25f": ULX3S_25F_Platform,
-    "ulx3s-85f": ULX3S_85F_Platform,
-}
-
 
 #: DSP blocks one lane of the requantizer takes: its int32 × Q31 product is four 16×16 SB_MAC16
 #: or four 18×18 MULT18X18D (yosys splits a wide ``*`` into the device's block size).
@@ -449,7 +410,6 @@ def _sha256(path: Path) -> str:
 
 
 def _sources_digest() -> str:
-    from .sim import sources_digest
     return sources_digest(*_SOURCE_GLOBS)
 
 
@@ -476,7 +436,6 @@ def _copy_atomic(src: Path, dst: Path) -> None:
 
 
 def _write_json_atomic(path: Path, values: dict) -> None:
-    from .rtl import write_atomic
     write_atomic(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
 
 

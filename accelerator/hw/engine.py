@@ -21,13 +21,14 @@ runs to its end (the bus still answers every beat), so the engine never hangs.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from ..model.geometry import Geometry
+from ..model.geometry import STORE_FIFO_DEPTH, Geometry
+from ..model.regmap import COMMAND, DIM_WIDTH
 from .core import SystolicCore
 from .dma import CMD_LAYOUT, data_layout
 from .registers import MAX_DIM, ErrorCode
@@ -43,13 +44,10 @@ EngineError = ErrorCode
 
 
 def command_layout() -> data.StructLayout:
-    return data.StructLayout({
-        "a_addr": 32, "b_addr": 32, "c_addr": 32, "cin_addr": 32,
-        "m": 32, "k": 32, "n": 32,
-        "lda": 32, "ldb": 32, "ldc": 32, "ldcin": 32,
-        "accumulate": 1, "requant": 1, "relu": 1,
-        "rq_mult": 31, "rq_shift": 5, "rq_zp": signed(8),
-    })
+    """The command as the engine latches it: a member per field of the register map's
+    :data:`~accelerator.model.regmap.COMMAND`, with its register field's width and sign."""
+    return data.StructLayout({f.name: signed(f.width) if f.signed else unsigned(f.width)
+                              for f in COMMAND})
 
 
 def _log2(x: int) -> int:
@@ -514,7 +512,7 @@ class GemmEngine(wiring.Component):
         # The set-up products go through one serial multiplier, a state each (its cycles are
         # in docs/performance-model.md): first where the four areas end, for the range check,
         # then (ws, where the chunk is known only after SETUP) the address steps per chunk.
-        m.submodules.setup_mul = mul = SerialMulAdd(a_width=16, b_width=32)
+        m.submodules.setup_mul = mul = SerialMulAdd(a_width=DIM_WIDTH, b_width=32)
         launched = Signal()
 
         def product(name: str, after: str, a, b, addend, sink, needed=None):
@@ -826,7 +824,7 @@ class GemmEngine(wiring.Component):
         r = Signal(16)
         pending = Signal()
         pending_tag = Signal(data.StructLayout({"cols": range(C + 1), "end": 1}))
-        m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=4)
+        m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=STORE_FIFO_DEPTH)
         m.submodules.tagq = tagq = fifo.SyncFIFO(width=len(pending_tag.as_value()), depth=16)
         issue = Signal()
         c_row = _RowAddress(m, "store_c", sw, c.c_addr, chunk_ldc, Mux(c.requant, C, 4 * C),

@@ -12,13 +12,14 @@ from amaranth.lib.wiring import Out
 
 from ..config import AcceleratorConfig
 from ..model.geometry import Geometry
+from ..model.regmap import COMMAND, register
 from .axi import AXI4Signature
 from .axil import AXI4LiteSignature
 from .compact import READS_IN_FLIGHT, CompactEngine
 from .dma import AXI4_MAX_BURST, DMA, OUTSTANDING
 from .engine import GemmEngine
 from .pe import pipelined_on
-from .registers import ADDR_WIDTH, RegisterBlock, field
+from .registers import ADDR_WIDTH, RegisterBlock
 
 __all__ = ["Accelerator", "abort_bound"]
 
@@ -137,18 +138,10 @@ class Accelerator(wiring.Component):
             ]
 
         if self._config.engine != "compact":
-            cmd = engine.cmd
-            for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "m", "k", "n",
-                         "lda", "ldb", "ldc", "ldcin"):
-                m.d.comb += getattr(cmd, name).eq(getattr(regs, name))
-            m.d.comb += [
-                cmd.accumulate.eq(field("MODE", "accumulate").extract(regs.mode)),
-                cmd.requant.eq(field("MODE", "requant").extract(regs.mode)),
-                cmd.relu.eq(field("MODE", "relu").extract(regs.mode)),
-                cmd.rq_mult.eq(regs.rq_mult),
-                cmd.rq_shift.eq(regs.rq_shift),
-                cmd.rq_zp.eq(regs.rq_zp),
-            ]
+            # every command field from its register field (the register map's COMMAND table)
+            m.d.comb += [getattr(engine.cmd, f.name).eq(
+                             f.source.extract(getattr(regs, register(f.register).port)))
+                         for f in COMMAND]
         m.d.comb += [
             engine.start.eq(regs.start),
             regs.set_done.eq(engine.done & ~abort),

@@ -8,11 +8,21 @@ from math import ceil
 
 from ..config import AcceleratorConfig
 
-__all__ = ["REQUANT_LATENCY", "Geometry", "serial_cycles"]
+__all__ = ["AXI4_BOUNDARY", "AXI4_MAX_BURST", "REQUANT_LATENCY", "STORE_FIFO_DEPTH", "Geometry",
+           "serial_cycles"]
+
+#: Longest burst AXI4 allows for INCR bursts, and the boundary no burst may cross.
+AXI4_MAX_BURST = 256
+AXI4_BOUNDARY = 4096
 
 #: Clock cycles from a handshake on the requantizer's input to the same row's output, when never
 #: stalled (:class:`accelerator.hw.requant.Requantizer`).
 REQUANT_LATENCY = 7
+
+#: Entries of the pipelined engine's store FIFO of C rows (:class:`accelerator.hw.engine.
+#: GemmEngine`): the store reads a row only while one entry stays free, so it reads at most
+#: ``STORE_FIFO_DEPTH - 1`` rows ahead of the DMA writer (the performance model's hold).
+STORE_FIFO_DEPTH = 4
 
 
 def serial_cycles(a: int) -> int:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from math import ceil, gcd
 
 from ..config import AcceleratorConfig
-from .geometry import REQUANT_LATENCY, Geometry, serial_cycles
+from .geometry import REQUANT_LATENCY, STORE_FIFO_DEPTH, Geometry, serial_cycles
 
 __all__ = ["COVERED", "TOLERANCE", "Estimate", "Layout", "core_cycles", "core_latency", "covered",
            "estimate", "tile_grid"]
@@ -156,7 +156,7 @@ _DONE = 2             # the accumulator's last row → the store sees the chunk
 _WD_LAT = 3           # the store reads a C row → its first W beat, the writer ready
 _RQ_LAT = REQUANT_LATENCY  # the requantizer's pipeline (hw/requant.py)
 _WR_DESC = 6          # write command accepted → its first W beat, the data ready
-_ROWQ = 3             # rows the store reads ahead of the writer (its row FIFO), + _RQ_LAT
+_ROWQ = STORE_FIFO_DEPTH - 1  # rows the store reads ahead of the writer (+ _RQ_LAT)
 _END = 4              # the last W beat → B response → the control FSM sees the writer idle
 
 

@@ -19,10 +19,18 @@ from pathlib import Path
 
 import onnx
 
-from .graph import GEMM_OPS, HOST_OPS, QOPERATOR_OPS, LayerStats, Network, UnsupportedModel
+from .graph import (
+    GEMM_OPS,
+    HOST_OPS,
+    QOPERATOR_HOST_OPS,
+    QOPERATOR_OPS,
+    LayerStats,
+    Network,
+    UnsupportedModel,
+)
 
-__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel",
-           "load"]
+__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network",
+           "UnsupportedModel", "load"]
 
 
 def load(model: onnx.ModelProto | str | Path) -> Network:

@@ -28,13 +28,15 @@ from onnx import numpy_helper
 from ..model.perf import estimate
 from . import kernels
 
-__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network", "UnsupportedModel",
-           "check_config"]
+__all__ = ["GEMM_OPS", "HOST_OPS", "QOPERATOR_HOST_OPS", "QOPERATOR_OPS", "LayerStats", "Network",
+           "UnsupportedModel", "check_config"]
 
 #: Float operators lowered to accelerator GEMMs when quantized (QDQ form).
 GEMM_OPS = ("MatMul", "Gemm", "Conv")
 #: QOperator nodes lowered to accelerator GEMMs.
 QOPERATOR_OPS = ("QLinearMatMul", "QGemm", "QLinearConv", "MatMulInteger", "ConvInteger")
+#: QOperator nodes run on the host, with the arithmetic of onnxruntime's kernels (:mod:`.kernels`).
+QOPERATOR_HOST_OPS = ("QLinearAdd", "QLinearAveragePool", "QLinearGlobalAveragePool")
 #: Operators run on the host.
 HOST_OPS = ("QuantizeLinear", "DequantizeLinear", "Relu", "Add", "Reshape", "Flatten",
             "Transpose", "MaxPool", "AveragePool", "GlobalAveragePool", "Softmax")
@@ -64,6 +66,11 @@ class LayerStats:
     estimate_cycles: int = 0
     requant: str = "hardware"
     seconds: float = 0.0
+    #: Whether its commands read C_in (the bias and the zero points' corrections).
+    accumulate: bool = False
+    #: Outputs recomputed on the host in onnxruntime's float arithmetic (near a rounding tie,
+    #: in a layer onnxruntime runs in float: :func:`_float_conv_output`).
+    host_outputs: int = 0
 
     def utilization(self, pes: int) -> float:
         return self.macs / (self.cycles * pes) if self.cycles else 0.0
@@ -137,6 +144,10 @@ class GemmStep:
     trans_b: bool = False
     conv: dict[str, Any] = field(default_factory=dict)
     skip: tuple[str, ...] = ()    # nodes folded into this one (its Q, a Relu)
+    #: onnxruntime computes this convolution in float (MLAS's SGEMM), which the lowering then
+    #: reproduces (:func:`_float_conv_output`).
+    float_conv: bool = False
+    bias_scale: Any = None        # the bias's DequantizeLinear scale (QDQ)
 
     @property
     def name(self) -> str:
@@ -162,7 +173,9 @@ class QHostStep:
 
     @property
     def op_type(self) -> str:
-        return self.node.op_type
+        """The float operator whose quantized form this is (QLinearAdd: Add, ...)."""
+        op = self.node.op_type
+        return op[len("QLinear"):] if op in QOPERATOR_HOST_OPS else op
 
 
 #: Host operators onnxruntime fuses with their DequantizeLinear inputs and QuantizeLinear output.
@@ -225,6 +238,8 @@ class Network:
                 self.steps.append(step)
             elif node.op_type in QOPERATOR_OPS:
                 self.steps.append(self._qoperator(node))
+            elif node.op_type in QOPERATOR_HOST_OPS:
+                self.steps.append(self._qoperator_host(node))
             elif node.op_type in HOST_OPS:
                 self._check_host(node)
                 fused_host = self._fuse_host(node)
@@ -234,8 +249,9 @@ class Network:
                 else:
                     self.steps.append(node)
             else:
+                supported = GEMM_OPS + QOPERATOR_OPS + QOPERATOR_HOST_OPS + HOST_OPS
                 raise _fail(node, f"operator {node.op_type} is not supported (supported: "
-                                  f"{', '.join(GEMM_OPS + QOPERATOR_OPS + HOST_OPS)})")
+                                  f"{', '.join(supported)})")
         # A DequantizeLinear whose only consumers were folded into a GEMM need not run.
         needed = set(self.outputs)
         kept: list[GemmStep | QHostStep | onnx.NodeProto] = []
@@ -288,14 +304,14 @@ class Network:
         for q, what in ((x_q, "input"), (w_q, "weight")):
             if q.dtype not in kernels.QRANGE:
                 raise _fail(node, f"{what} data type {q.dtype} is not supported (int8, uint8)")
-        bias = None
+        bias = bias_scale = None
         if len(node.input) > 2 and node.input[2]:
             bias_src, bias_q = self._dq_source(node, node.input[2], "bias")
             bias_value = self._const(node, bias_src, "bias")
             if bias_value.dtype != np.int32 or np.any(np.asarray(bias_q.zero_point) != 0):
                 raise _fail(node, f"bias data type {bias_value.dtype} is not supported (int32 "
                                   f"with zero point 0)")
-            bias = bias_src
+            bias, bias_scale = bias_src, bias_q.scale
         skip: list[str] = []
         out = node.output[0]
         relu = False
@@ -325,20 +341,24 @@ class Network:
                               f"{int(y_zp.reshape(-1)[0])} (not "
                               f"{kernels.QRANGE[y_zp.dtype][0]}) is not supported "
                               f"(onnxruntime computes that layer in float)")
-        for name, q in ((x, x_q), (qnode.output[0], _QTensor(y_scale, y_zp, y_zp.dtype))):
-            if q.dtype == np.int8 and not self._moved_to_uint8(name):
-                # onnxruntime's x86 graph keeps such a tensor int8 while it moves its
-                # neighbours to uint8; the layer's types then do not match and it runs in float
-                # (MLAS's float convolution or SGEMM), whose rounding near ties the exact
-                # integer GEMM does not reproduce.
-                raise _fail(node, f"int8 activation {name!r} is read by more than one node "
-                                  f"(or is a graph input/output): onnxruntime computes this "
-                                  f"layer in float, which is not reproduced bit for bit; "
-                                  f"quantize with uint8 activations")
         step = GemmStep(node=node, kind=kind, x=x, w=w, x_q=x_q, w_q=w_q, bias=bias,
                         output=qnode.output[0], out_q=_QTensor(y_scale, y_zp, y_zp.dtype),
-                        relu=relu, skip=tuple(skip))
+                        relu=relu, skip=tuple(skip), bias_scale=bias_scale)
         self._layer_attrs(node, step, _attrs(node))
+        # onnxruntime's x86 graph keeps an int8 tensor read by several nodes (a residual) int8
+        # while it moves its neighbours to uint8; a layer between the two types is not fused and
+        # runs in float: DequantizeLinear, MLAS's float convolution, QuantizeLinear.
+        unmoved = [name for name, dtype in ((x, x_q.dtype), (qnode.output[0], y_zp.dtype))
+                   if dtype == np.int8 and not self._moved_to_uint8(name)]
+        if unmoved:
+            if kind != "conv" or len(unmoved) != 1 or \
+                    self.constants[w].shape[0] == step.conv["group"]:   # one filter per group
+                raise _fail(node, f"int8 activation {unmoved[0]!r} is read by more than one "
+                                  f"node (or is a graph input/output): onnxruntime computes "
+                                  f"this layer in float, which is reproduced for convolutions "
+                                  f"(more than one filter per group) between an int8 and a "
+                                  f"uint8 tensor only; quantize with uint8 activations")
+            step.float_conv = True
         return step
 
     def _fuse_host(self, node: onnx.NodeProto) -> QHostStep | None:
@@ -440,6 +460,46 @@ class Network:
             raise _fail(node, "bias data type is not supported (int32)")
         self._layer_attrs(node, step, attrs)
         return step
+
+    def _qoperator_host(self, node: onnx.NodeProto) -> QHostStep:
+        """QLinearAdd (com.microsoft: A, its scale and zero point, B, ..., C's), and
+        QLinearAveragePool / QLinearGlobalAveragePool (X, x_scale, x_zp, y_scale, y_zp): the
+        quantized tensors keep their types (no uint8 move: that is QDQ's), so each runs as
+        onnxruntime's kernel runs on them."""
+        ins = list(node.input) + [""] * 8
+        attrs = _attrs(node)
+        if attrs.get("channels_last", 0):
+            raise _fail(node, "channels_last = 1 is not supported (NCHW)")
+        if node.op_type == "QLinearAveragePool":
+            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise _fail(node, "auto_pad is not supported (give pads)")
+            if attrs.get("ceil_mode", 0):
+                raise _fail(node, "ceil_mode = 1 is not supported")
+            if len(attrs.get("kernel_shape", ())) != 2:
+                raise _fail(node, "only 2-D pooling is supported")
+        groups = [(0, 1, 2), (3, 4, 5)] if node.op_type == "QLinearAdd" else [(0, 1, 2)]
+        out = (6, 7) if node.op_type == "QLinearAdd" else (3, 4)
+        dtypes = set()
+        inputs = []
+        for data, scale, zp in groups:
+            z = (self._const(node, ins[zp], "zero point") if ins[zp]
+                 else np.array(0, self._dtype_of(node, ins[data])))
+            dtype = z.dtype
+            sc = self._const(node, ins[scale], "scale")
+            if sc.size != 1 or z.size != 1:
+                raise _fail(node, "a per-axis scale or zero point is not supported")
+            inputs.append((ins[data], sc, int(z.reshape(-1)[0])))
+            dtypes.update((dtype, z.dtype))
+        y_scale = self._const(node, ins[out[0]], "scale")
+        y_zp = (self._const(node, ins[out[1]], "zero point") if ins[out[1]]
+                else np.array(0, next(iter(dtypes))))
+        dtypes.add(y_zp.dtype)
+        if len(dtypes) != 1 or y_zp.dtype not in kernels.QRANGE or y_scale.size != 1 \
+                or y_zp.size != 1:
+            raise _fail(node, f"data types {', '.join(sorted(map(str, dtypes)))} / per-axis "
+                              f"output scale are not supported (one of int8, uint8, per tensor)")
+        return QHostStep(node, inputs, node.output[0], y_scale, int(y_zp.reshape(-1)[0]),
+                         y_zp.dtype)
 
     def _dtype_of(self, node: onnx.NodeProto, name: str) -> np.dtype:
         if name in self.constants:
@@ -579,16 +639,17 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
                                   divide=_value(env, step.out_q.scale).reshape(-1)[0])
         out_dtype = step.out_q.dtype
         zy = int(_value(env, step.out_q.zero_point).reshape(-1)[0])
-        if scale.size == 1 and device.config.requant_unit:
+        if scale.size == 1 and device.config.requant_unit and not step.float_conv:
             params = kernels.hardware_requant_exact(scale.reshape(-1)[0], zy, out_dtype,
                                                     step.relu)
-        stats.requant = "hardware" if params is not None else "host"
+        stats.requant = ("hardware" if params is not None else "host (float)" if step.float_conv
+                         else "host")
     else:
         stats.requant = "none (int32 out)"
     for index, (a, b) in enumerate(groups):
         k = a.shape[1]
         c_in = np.zeros((a.shape[0], b.shape[1]), dtype=np.int64)
-        if bias is not None:
+        if bias is not None and not step.float_conv:
             c_in += bias.reshape(-1)[index * b.shape[1]:(index + 1) * b.shape[1]][None, :]
         zw = zw_all if zw_all.size == 1 else zw_all[index * b.shape[1]:(index + 1) * b.shape[1]]
         if zx:
@@ -600,6 +661,7 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
         c_in = ((c_in + (1 << 31)) % (1 << 32)) - (1 << 31)
         cin_arg = c_in if c_in.any() else None
         result = device.matmul(a, b, c_in=cin_arg, requant=params)
+        stats.accumulate |= cin_arg is not None
         last = device.last
         stats.commands += last.commands
         stats.cycles += last.cycles
@@ -612,6 +674,10 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
         if params is not None:
             result = (result.astype(np.int32) + (128 if out_dtype == np.uint8 else 0)
                       ).astype(out_dtype)
+        elif step.float_conv:
+            result, near = _float_conv_output(step, env, a, b, zx, zw, result, images=n_img,
+                                              groups=len(groups))
+            stats.host_outputs += near
         elif step.out_q is not None:
             col_scale = scale if scale.size == 1 else scale.reshape(-1)[
                 index * b.shape[1]:(index + 1) * b.shape[1]]
@@ -627,6 +693,74 @@ def _run_gemm(step: GemmStep, env: dict[str, NDArray[Any]], device: Any, shadow:
     env[step.output] = np.ascontiguousarray(y)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+#: Unit roundoff of float32.
+_U32 = 2.0 ** -24
+
+
+def _float_conv_output(step: GemmStep, env: dict[str, NDArray[Any]], a: NDArray[np.int64],
+                       b: NDArray[np.int64], zx: int, zw: NDArray[np.int64], acc: NDArray[Any],
+                       *, images: int, groups: int) -> tuple[NDArray[Any], int]:
+    """A convolution onnxruntime computes in float (:attr:`GemmStep.float_conv`), quantized as
+    it is, from the accelerator's exact accumulators ``acc = Σ (a − zx)(b − zw)`` (no bias) of
+    one group.
+
+    onnxruntime's float result differs from the exact ``y = sx·sw·acc + bias`` by its
+    roundings only: at most ``(2K + 16)·2⁻²⁴·(Σ|x·w| + |bias|)`` (the dequantized operands, K
+    FMAs, the chunks' adds and the bias; ``Σ|x·w|`` bounded from the rows' and columns' sums
+    and maxima). Where that interval, divided by the output scale, holds no rounding boundary
+    (k + ½), the quantized value is ``round(y / sy)``; the other elements (a few near ties) are
+    computed as MLAS computes them (:func:`kernels.mlas_dot`, in the K chunks of
+    :func:`kernels.mlas_conv_chunks`), then quantized as QuantizeLinear does. Returns the
+    quantized outputs and how many of them were recomputed."""
+    assert step.out_q is not None
+    sx = np.float32(_value(env, step.x_q.scale).reshape(-1)[0])
+    sw = _value(env, step.w_q.scale).astype(np.float32).reshape(-1)
+    sy = np.float32(_value(env, step.out_q.scale).reshape(-1)[0])
+    zy = int(_value(env, step.out_q.zero_point).reshape(-1)[0])
+    dtype = step.out_q.dtype
+    m, k = a.shape
+    n = b.shape[1]
+    sw = np.broadcast_to(sw, (n,)) if sw.size == 1 else sw
+    bias = (kernels.dequantize(env[step.bias].reshape(-1), _value(env, step.bias_scale), 0)
+            if step.bias else np.zeros(n, np.float32))
+    da = a - zx                                            # the quantized input's q − z
+    db = b - zw.reshape(1, -1)                             # the weights' q − z
+    scale = np.float64(sx) * sw.astype(np.float64)
+    exact = acc.astype(np.float64) * scale[None, :] + bias.astype(np.float64)[None, :]
+    ad, bd = np.abs(da), np.abs(db)
+    total = np.minimum(ad.sum(axis=1)[:, None] * bd.max(axis=0)[None, :],
+                       ad.max(axis=1)[:, None] * bd.sum(axis=0)[None, :]).astype(np.float64)
+    bound = (2 * k + 16) * _U32 * 1.01 * (total * scale[None, :] + np.abs(bias)[None, :])
+    value = exact / np.float64(sy)
+    tie = np.abs(value - np.floor(value) - 0.5)
+    near = tie <= bound / np.float64(sy) + 4 * _U32 * np.abs(value) + 1e-9
+    if step.relu:
+        value = np.maximum(value, 0.0)
+    qmin, qmax = kernels.QRANGE[np.dtype(dtype)]
+    out = np.clip(np.rint(value) + zy, qmin, qmax).astype(dtype)
+    rows, cols = np.nonzero(near)
+    if rows.size:
+        cv = step.conv
+        pixels = m // images
+        direct = (tuple(cv["kernel"]) == (1, 1) and tuple(cv["strides"]) == (1, 1)
+                  and not any(cv["pads"]))
+        chunks = kernels.mlas_conv_chunks(images, groups, n, pixels, k, direct)
+        if chunks is None:
+            raise ValueError(f"{step.name}: a 1×1 output of a convolution onnxruntime computes "
+                             f"in float is not reproduced (its GEMV kernel)")
+        w_hat = (db.astype(np.float32) * sw[None, :]).astype(np.float32)   # DequantizeLinear
+        per = chunks[rows % pixels]
+        y = np.empty(rows.size, np.float32)
+        for chunk in np.unique(per):
+            sel = per == chunk
+            x_hat = (da[rows[sel]].astype(np.float32) * sx).astype(np.float32)
+            y[sel] = kernels.mlas_dot(x_hat, w_hat[:, cols[sel]].T, bias[cols[sel]], int(chunk))
+        if step.relu:
+            y = np.maximum(y, np.float32(0))
+        out[rows, cols] = kernels.quantize(y, sy, np.array(zy), dtype)
+    return out, int(rows.size)
 
 
 def _to_uint8(q: NDArray[Any]) -> NDArray[np.uint8]:
@@ -646,7 +780,8 @@ def _run_qhost(step: QHostStep, env: dict[str, NDArray[Any]]) -> NDArray[Any]:
             value = kernels.dequantize(env[name], scale, zp)
             total = value if total is None else (total + value).astype(np.float32)
         return kernels.quantize(total, step.out_scale, np.array(step.out_zp, np.int8), step.dtype)
-    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8 and all(step.moved):
+    if step.op_type in ("Add", "AveragePool") and step.dtype == np.int8 and step.moved and \
+            all(step.moved):
         # onnxruntime's x86 CPU graph moves int8 activations of QDQ pairs to uint8 (zero
         # points + 128: QDQS8ToU8Transformer); these two kernels add the zero point in float
         # before rounding, so the move changes ties: compute as they do, in uint8.

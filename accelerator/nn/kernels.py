@@ -13,6 +13,7 @@ is not saturated in both (both are monotonic, so that settles all int32 values).
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from numpy.typing import NDArray
 from ..model.reference import RequantParams, quantize_multiplier
 
 __all__ = ["HOST_CHECK_LIMIT", "QRANGE", "dequantize", "fma32", "hardware_requant_exact", "im2col",
-           "ort_requant", "ort_scale", "quantize"]
+           "mlas_conv", "mlas_conv_chunks", "mlas_dot", "ort_requant", "ort_scale", "ort_threads",
+           "quantize"]
 
 #: Integer range of each quantized ONNX element type.
 QRANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
@@ -307,3 +309,124 @@ def qlinear_softmax(x: NDArray[Any], sx: Any, sy: Any, zy: int, dtype: np.dtype,
     else:
         out = np.minimum(q, 255).astype(np.uint8)
     return np.moveaxis(out, -1, axis)
+
+
+# -- onnxruntime's float convolution (MLAS), for layers it does not fuse ---------------------
+
+#: MLAS's SGEMM panel strides (``MLAS_SGEMM_STRIDEN``, ``MLAS_SGEMM_STRIDEK``).
+SGEMM_STRIDE = 128
+#: Multiplies per thread before MLAS uses another (``MLAS_SGEMM_THREAD_COMPLEXITY``).
+SGEMM_THREAD_COMPLEXITY = 64 * 1024
+#: ``MLAS_MAXIMUM_THREAD_COUNT`` and ``MLAS_SGEMM_STRIDEN_THREAD_ALIGN``.
+MLAS_MAX_THREADS, SGEMM_THREAD_ALIGN = 16, 16
+
+
+def ort_threads() -> int:
+    """The threads of onnxruntime's default intra-op pool (one per core): how MLAS splits a
+    convolution, and so where its K chunks start, depends on it."""
+    return os.cpu_count() or 1
+
+
+def _stride_k(n: int, k: int) -> int:
+    """The K stride MLAS's SGEMM (and its im2col convolution) takes for ``n`` columns and depth
+    ``k``: a wider N panel for small K, a deeper K panel for small N."""
+    stride_n, stride_k = SGEMM_STRIDE, SGEMM_STRIDE
+    if n >= k:
+        while stride_k // 2 >= k:
+            stride_n, stride_k = stride_n * 2, stride_k // 2
+    else:
+        while stride_n > 16 and stride_n // 2 >= n:
+            stride_n, stride_k = stride_n // 2, stride_k * 2
+    return stride_k
+
+
+def _partition(count: int, parts: int) -> list[int]:
+    """``MlasPartitionWork``: the sizes of ``parts`` nearly equal ranges, the larger first."""
+    base, extra = divmod(count, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
+def mlas_conv_chunks(batch: int, groups: int, filters: int, pixels: int, k: int,
+                     direct: bool, threads: int | None = None) -> NDArray[np.int64] | None:
+    """The K chunk length MLAS's float convolution uses for each output pixel of an image (its
+    SGEMM sums each chunk from zero, then adds it to the output), as ``MlasConvPrepare`` and
+    ``MlasConv`` split the work over ``threads``; ``filters`` per group, ``k`` = channels per
+    group × kernel size, ``direct`` for a 1×1 convolution with stride 1 and no padding (the
+    GEMM on the input itself). ``None`` where MLAS takes a kernel of another arithmetic (one
+    filter per group or a 1×1 output: its M = 1 / N = 1 GEMV kernels)."""
+    if filters == 1 or pixels == 1:
+        return None
+    threads = ort_threads() if threads is None else threads
+    chunks = np.empty(pixels, np.int64)
+    if direct and batch * groups > 1:
+        chunks[:] = _stride_k(pixels, k)            # one SGEMM per image and group
+        return chunks
+    if direct or filters > pixels:
+        # MlasGemm: threads by complexity; N (the pixels) split in blocks of 16 when N > M
+        count = min(int(filters * pixels * k / SGEMM_THREAD_COMPLEXITY) + 1, threads)
+        if pixels <= filters:
+            chunks[:] = _stride_k(pixels, k)
+            return chunks
+        blocks = -(-pixels // SGEMM_THREAD_ALIGN)
+        start = 0
+        for size in _partition(blocks, min(count, blocks)):
+            width = min(size * SGEMM_THREAD_ALIGN, pixels - start)
+            chunks[start:start + width] = _stride_k(width, k)
+            start += width
+        return chunks
+    complexity = filters * pixels * k
+    count = (int(complexity / SGEMM_THREAD_COMPLEXITY) + 1
+             if complexity < SGEMM_THREAD_COMPLEXITY * MLAS_MAX_THREADS else MLAS_MAX_THREADS)
+    count = min(count, threads)
+    stride = -(-pixels // count)
+    if count > 1:
+        stride = -(-stride // SGEMM_THREAD_ALIGN) * SGEMM_THREAD_ALIGN
+    if batch * groups > 1 or stride >= pixels:
+        chunks[:] = _stride_k(pixels, k)
+        return chunks
+    for start in range(0, pixels, stride):              # one segment per thread
+        width = min(stride, pixels - start)
+        chunks[start:start + width] = _stride_k(width, k)
+    return chunks
+
+
+def mlas_dot(x: NDArray[np.float32], w: NDArray[np.float32], bias: NDArray[np.float32],
+             chunk: int) -> NDArray[np.float32]:
+    """Rows of ``x`` · rows of ``w`` (float32, pair by pair) + ``bias`` as MLAS's SGEMM kernels
+    and its convolution compute them: K in chunks of ``chunk``, each summed from zero with FMAs
+    (one rounding each) and then added to the sum so far, the bias added last."""
+    out = None
+    for k0 in range(0, x.shape[1], chunk):
+        block = np.zeros(x.shape[0], np.float32)
+        for k in range(k0, min(x.shape[1], k0 + chunk)):
+            block = fma32(x[:, k], w[:, k], block)
+        out = block if out is None else (block + out).astype(np.float32)
+    assert out is not None
+    return (out + bias.astype(np.float32)).astype(np.float32)
+
+
+def mlas_conv(x: NDArray[np.float32], w: NDArray[np.float32], bias: NDArray[np.float32] | None,
+              strides: tuple[int, int], pads: tuple[int, int, int, int],
+              dilations: tuple[int, int], threads: int | None = None) -> NDArray[np.float32]:
+    """A whole float32 convolution (NCHW, one group) as onnxruntime's MLAS computes it when its
+    weights are not a constant (:func:`mlas_conv_chunks`, :func:`mlas_dot`); ``ValueError``
+    where that is not emulated."""
+    n, c, _, _ = x.shape
+    oc = w.shape[0]
+    kh, kw = w.shape[2:]
+    cols, oh, ow = im2col(x, (kh, kw), strides, pads, dilations, 0)   # (N·OH·OW, C·KH·KW)
+    direct = (kh, kw) == (1, 1) and tuple(strides) == (1, 1) and not any(pads)
+    chunks = mlas_conv_chunks(n, 1, oc, oh * ow, c * kh * kw, direct, threads)
+    if chunks is None:
+        raise ValueError("not emulated: one filter or a 1×1 output")
+    rows = np.repeat(np.arange(n * oh * ow), oc)
+    cols_o = np.tile(np.arange(oc), n * oh * ow)
+    per = np.tile(np.repeat(chunks, oc), n)
+    b = np.zeros(oc, np.float32) if bias is None else bias.astype(np.float32)
+    out = np.empty(rows.size, np.float32)
+    wm = w.reshape(oc, -1).astype(np.float32)
+    for chunk in np.unique(per):
+        sel = per == chunk
+        out[sel] = mlas_dot(cols[rows[sel]].astype(np.float32), wm[cols_o[sel]],
+                            b[cols_o[sel]], int(chunk))
+    return np.ascontiguousarray(out.reshape(n, oh, ow, oc).transpose(0, 3, 1, 2))

@@ -12,10 +12,12 @@ cycles           the backend's CYCLES counters summed (measured in Verilator on 
 utilization      macs / (cycles · rows · cols)
 model_cycles     the performance model's cycles for the same commands at the same addresses
 model_error      (model_cycles − cycles) / cycles
-estimate_cycles  the performance model for the layer's GEMM shape alone (int32 out, the mean
-                 over placements): what ``accel sweep`` reports for a layer of that shape
+estimate_cycles  the performance model for the layer's GEMM shape alone (int32 out, no C_in,
+                 the mean over placements): ``accel sweep``'s default for that shape
 requant          ``hardware`` (the requantizer, proven equal to onnxruntime's for this layer),
-                 ``host`` (int32 out, requantized on the host) or ``none (int32 out)``
+                 ``host`` (int32 out, requantized on the host), ``host (float)`` (a layer
+                 onnxruntime runs in float: its result reproduced on the host) or
+                 ``none (int32 out)``
 seconds          wall time of the layer (host work and simulation)
 ================ ==================================================================================
 """
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..flow.rtl import write_atomic
+from ..flow.files import write_atomic
 from .graph import LayerStats
 
 __all__ = ["COLUMNS", "layer_rows", "plot_utilization", "render_table", "write_csv",

