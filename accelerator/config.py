@@ -20,11 +20,16 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["DATAFLOWS", "ENGINES", "FIELDS", "AcceleratorConfig", "ConfigError", "Field"]
+__all__ = ["DATAFLOWS", "ENGINES", "FIELDS", "REGISTERED_DSP_LATENCY", "AcceleratorConfig",
+           "ConfigError", "Field"]
 
 DATAFLOWS = ("os", "ws")
 ENGINES = ("pipelined", "compact")
 AXI_DATA_WIDTHS = (32, 64, 128, 256)
+#: The cycles a registered DSP multiplier adds (:attr:`AcceleratorConfig.product_latency`): its
+#: input registers take the place of a pipelined PE's product register, its pipeline and output
+#: registers are two more.
+REGISTERED_DSP_LATENCY = 2
 
 
 class ConfigError(ValueError):
@@ -108,12 +113,16 @@ FIELDS: tuple[Field, ...] = (
           "pipelined: scratchpads, burst DMA and overlapped stages; compact: one operand byte "
           "per bus read, one stage at a time, for small FPGAs (os, int8, int32 C, no requant unit)",
           choices=ENGINES),
+    Field("registered_dsp", bool, False,
+          "PE multipliers with the DSP block's input, pipeline and output registers on (the "
+          "ECP5 MULT18X18D; elsewhere an equivalent register pipeline): a faster clock, "
+          "product_latency more cycles per tile (pipelined engine only)"),
 )
 
 #: Fields added after configs were first hashed: they enter :attr:`AcceleratorConfig.digest`
 #: only when they differ from their default, so the digests of earlier configs (in baselines,
 #: build caches and ID registers of built hardware) stay what they were.
-_LATE_FIELDS = ("engine",)
+_LATE_FIELDS = ("engine", "registered_dsp")
 
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -133,6 +142,7 @@ class AcceleratorConfig:
     axi_data_width: int = 64
     requant_unit: bool = True
     engine: str = "pipelined"
+    registered_dsp: bool = False
 
     def __post_init__(self) -> None:
         for field in FIELDS:
@@ -147,7 +157,8 @@ class AcceleratorConfig:
             for name, ok, allowed in (("dataflow", self.dataflow == "os", "os"),
                                       ("in_width", self.in_width <= 8, "2 to 8"),
                                       ("acc_width", self.acc_width <= 32, "up to 32"),
-                                      ("requant_unit", not self.requant_unit, "false")):
+                                      ("requant_unit", not self.requant_unit, "false"),
+                                      ("registered_dsp", not self.registered_dsp, "false")):
                 if not ok:
                     raise ConfigError(name, f"{name} = {getattr(self, name)!r} is not allowed "
                                             f"with engine = 'compact' (allowed: {allowed})")
@@ -226,6 +237,14 @@ class AcceleratorConfig:
     @property
     def pes(self) -> int:
         return self.rows * self.cols
+
+    @property
+    def product_latency(self) -> int:
+        """Cycles a PE's product arrives after its operands, beyond the one product register of
+        every pipelined PE: the registered DSP's pipeline and output registers
+        (:mod:`accelerator.hw.pe_ecp5`). The core's latency, and so the performance model's,
+        grows by as much."""
+        return REGISTERED_DSP_LATENCY if self.registered_dsp else 0
 
     @property
     def in_min(self) -> int:

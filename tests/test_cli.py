@@ -12,7 +12,7 @@ from accelerator import __version__
 from accelerator.config import FIELDS, AcceleratorConfig, ConfigError
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "
-         "axi_data_width, requant_unit, engine")
+         "axi_data_width, requant_unit, engine, registered_dsp")
 GEMM = ["--m", "1", "--k", "1", "--n", "1"]
 
 

@@ -7,10 +7,10 @@ import dataclasses
 
 import pytest
 
-from accelerator.config import FIELDS, AcceleratorConfig, ConfigError
+from accelerator.config import FIELDS, REGISTERED_DSP_LATENCY, AcceleratorConfig, ConfigError
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "
-         "axi_data_width, requant_unit, engine")
+         "axi_data_width, requant_unit, engine, registered_dsp")
 
 #: The digest of the default config. If this changes, every build directory name and cached
 #: artifact keyed on it changes too: update it only on purpose.
@@ -56,13 +56,15 @@ BAD_VALUES = [
     ("requant_unit", "true", "requant_unit = 'true' is not a boolean (allowed: true, false)"),
     ("engine", "tiny", "engine = 'tiny' is not allowed (allowed: pipelined, compact)"),
     ("requant_unit", None, "requant_unit = None is not a boolean (allowed: true, false)"),
+    ("registered_dsp", 1, "registered_dsp = 1 is not a boolean (allowed: true, false)"),
+    ("registered_dsp", "on", "registered_dsp = 'on' is not a boolean (allowed: true, false)"),
 ]
 
 # A valid value different from the default, for every field.
 OTHER_VALUES = {
     "rows": 8, "cols": 2, "dataflow": "ws", "in_width": 4, "acc_width": 24,
     "spad_a_depth": 16, "spad_b_depth": 65536, "spad_c_depth": 2048, "axi_data_width": 128,
-    "requant_unit": False,
+    "requant_unit": False, "registered_dsp": True,
 }
 
 
@@ -162,10 +164,20 @@ def test_compact_engine_limits():
          "acc_width = 33 is not allowed with engine = 'compact' (allowed: up to 32)"),
         ({"requant_unit": True}, "requant_unit",
          "requant_unit = True is not allowed with engine = 'compact' (allowed: false)"),
+        ({"registered_dsp": True}, "registered_dsp",
+         "registered_dsp = True is not allowed with engine = 'compact' (allowed: false)"),
     ]:
         with raises(message, field):
             AcceleratorConfig(**{**compact, **changes})
     assert AcceleratorConfig(**compact, in_width=6, acc_width=20).engine == "compact"
+
+
+def test_registered_dsp_enters_the_digest_only_when_on_and_sets_the_latency():
+    assert AcceleratorConfig(registered_dsp=False).digest == DEFAULT_DIGEST
+    registered = AcceleratorConfig(registered_dsp=True)
+    assert registered.digest != DEFAULT_DIGEST
+    assert AcceleratorConfig().product_latency == 0
+    assert registered.product_latency == REGISTERED_DSP_LATENCY == 2
 
 
 def test_engine_enters_the_digest_only_when_not_the_default():
@@ -302,6 +314,7 @@ def test_to_toml_default_text():
         "axi_data_width = 64\n"
         "requant_unit = true\n"
         'engine = "pipelined"\n'
+        "registered_dsp = false\n"
     )
 
 

@@ -98,7 +98,7 @@ def test_the_specified_fields():
 
     assert layout("CONFIG0") == {"rows": (7, 0), "cols": (15, 8), "dataflow": (16, 16),
                                  "requant_unit": (17, 17), "compact": (18, 18),
-                                 "in_width": (28, 24)}
+                                 "registered_dsp": (19, 19), "in_width": (28, 24)}
     assert layout("CONFIG1") == {"acc_width": (7, 0), "axi_bytes": (15, 8),
                                  "log2_spad_a_depth": (20, 16), "log2_spad_b_depth": (25, 21),
                                  "log2_spad_c_depth": (30, 26)}
@@ -204,6 +204,9 @@ def test_id_values_bit_positions():
     assert values["VERSION"] == 0x010203
     assert values["CONFIG0"] == 8 | 4 << 8 | 1 << 16 | 1 << 17 | 8 << 24
     assert values["CONFIG1"] == 32 | 16 << 8 | 10 << 16 | 11 << 21 | 9 << 26
+    registered = id_values(config.replace(registered_dsp=True), version="1.2.3")
+    assert registered["CONFIG0"] == values["CONFIG0"] | 1 << 19
+    assert config_from_id(registered) == config.replace(registered_dsp=True)
 
 
 def test_version_tuple():

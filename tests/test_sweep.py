@@ -36,7 +36,7 @@ from accelerator.model.cases import GemmCase, make_data
 from accelerator.model.perf import estimate
 
 KNOWN = ("rows, cols, dataflow, in_width, acc_width, spad_a_depth, spad_b_depth, spad_c_depth, "
-         "axi_data_width, requant_unit, engine")
+         "axi_data_width, requant_unit, engine, registered_dsp")
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -23,6 +23,8 @@ buffer on ``results`` (:meth:`SystolicCore._flow_control`); the cycles are the s
 
 from __future__ import annotations
 
+import itertools
+
 from amaranth.hdl import (
     Array,
     Cat,
@@ -45,6 +47,7 @@ from amaranth.lib.wiring import In, Out
 from ..config import AcceleratorConfig
 from .floorplan import dsp_floorplan
 from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, pipelined_on
+from .pe_ecp5 import pe_class as registered_pe_class
 from .skew import Skew
 
 __all__ = ["InPlaceCore", "SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
@@ -146,6 +149,7 @@ class SystolicCore(wiring.Component):
         cfg = self._config
         R, C = cfg.rows, cfg.cols
         paired = self._paired_pes
+        pe_class = registered_pe_class(pe_class, cfg)
         sites = None
         if (_is_ecp5(platform) and self._dsp_pes == R * C and not paired
                 and cfg.in_width <= 18):
@@ -168,6 +172,10 @@ class SystolicCore(wiring.Component):
         return [flat[p * C:(p + 1) * C] for p in range(R)]
 
     def elaborate(self, platform) -> Module:
+        if self._config.registered_dsp and not (self.is_pipelined(platform)
+                                                and not self._paired_pes):
+            raise ValueError("registered_dsp needs a pipelined core without paired PEs "
+                             "(not an iCE40's)")
         self._reset_groups: dict[str, Signal] = {}
         if self._config.dataflow == "os":
             return self._elaborate_os(platform)
@@ -296,8 +304,12 @@ class SystolicCore(wiring.Component):
         # R-1-i: then row 0 of C is the first to come out.
         bottom = pes[R - 1]
         drains = [Signal(name=f"drain_{j}") for j in range(C)]
+        # A PE that accumulates on its own copy of the flags (flag_lag) loads its output slot
+        # in the cycle they show `last`, not the cycle after: the drain comes a cycle later.
+        flag_lag = getattr(bottom[0], "flag_lag", 0)
         for j in range(C):
-            m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
+            if not flag_lag:
+                m.d.comb += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         out_row = Signal(range(max(R, 2)))  # a 1-bit counter even for R = 1: no [-1:0] ports
         enable = self._flow_control(
@@ -309,6 +321,10 @@ class SystolicCore(wiring.Component):
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
+        for j in range(C):
+            if flag_lag:
+                with m.If(enable(f"en_drain_{j}")):
+                    m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
         first = Signal(init=1)          # the next beat starts a tile
@@ -354,8 +370,11 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
         m.d.comb += skew_b.i.eq(in_b)
+        # A registered DSP's products come product_latency cycles late: so do their flags.
+        late_flags, flag_stages = _delayed(m, en, in_flags, cfg.product_latency - flag_lag,
+                                           "flags")
         for j in range(C):
-            m.d.comb += skew_f.i[j].eq(in_flags)
+            m.d.comb += skew_f.i[j].eq(late_flags)
         # what in_a and in_b take at the next enabled edge (the PEs multiply a cycle ahead)
         for p in range(R):
             m.d.comb += skew_a.i_next[p].eq(op.payload.a[R - 1 - p])
@@ -390,10 +409,12 @@ class SystolicCore(wiring.Component):
                     ]
                 m.d.comb += pe.drain.eq(drains[j])
 
-        m.d.comb += self.busy.eq(
-            in_flags.valid | ~first | self.results.valid
-            | _any(pes[p][j].valid_in for p in range(R) for j in range(C))
-            | _any(pes[p][j].chain_valid_out for p in range(R) for j in range(C)))
+        busy = (in_flags.valid | ~first | self.results.valid
+                | _any(pes[p][j].valid_in for p in range(R) for j in range(C))
+                | _any(pes[p][j].chain_valid_out for p in range(R) for j in range(C)))
+        if flag_stages:
+            busy = busy | _any(stage.valid for stage in flag_stages)
+        m.d.comb += self.busy.eq(busy)
         return m
 
     # -- weight-stationary ------------------------------------------------------------------------
@@ -407,13 +428,23 @@ class SystolicCore(wiring.Component):
         pes = self._make_pes(m, WeightStationaryPE, platform)
         bottom = pes[R - 1]
 
+        # A registered DSP's sums leave product_latency cycles after their flags.
+        column_valid, column_last = bottom[C - 1].valid_out, bottom[C - 1].last_out
+        flag_stages = []
+        if cfg.product_latency:
+            late_en = Signal(name="en_late_flags")
+            late, flag_stages = _delayed(m, late_en, Cat(column_valid, column_last),
+                                         cfg.product_latency, "late_flags")
+            column_valid, column_last = late[0], late[1]
         enable = self._flow_control(
             m, platform,
             [bottom[j].psum_out for j in range(C)],
-            bottom[C - 1].valid_out,
-            bottom[C - 1].last_out,
+            column_valid,
+            column_last,
         )
         en = enable("en")
+        if flag_stages:
+            m.d.comb += late_en.eq(enable("en_late_flags"))
 
         # Weights: a row shifted in R times ends at the bottom, so row k of W sits in physical
         # row R-1-k, and so must element k of each activation vector.
@@ -541,9 +572,11 @@ class SystolicCore(wiring.Component):
                     above = pes[p - 1][j]
                     m.d.comb += [pe.psum_in.eq(above.psum_out), pe.w_in.eq(above.w_out)]
 
-        m.d.comb += self.busy.eq(
-            in_flags.valid | self.results.valid
-            | _any(pes[p][j].valid_in for p in range(R) for j in range(C)))
+        busy = (in_flags.valid | self.results.valid
+                | _any(pes[p][j].valid_in for p in range(R) for j in range(C)))
+        if flag_stages:
+            busy = busy | _any(stage[0] for stage in flag_stages)
+        m.d.comb += self.busy.eq(busy)
         return m
 
 
@@ -588,6 +621,15 @@ def _lanes(m: Module, enable, name: str, target, source) -> None:
     for k in range(len(target)):
         with m.If(enable(f"{name}_{k}")):
             m.d.sync += target[k].eq(source[k])
+
+
+def _delayed(m: Module, en, value, latency: int, name: str) -> tuple[Value, list[Signal]]:
+    """``value`` delayed by ``latency`` cycles in which ``en`` is high, and the registers of
+    the delay (reset: they carry flags)."""
+    stages = [Signal(value.shape(), name=f"{name}_d{k + 1}") for k in range(latency)]
+    with m.If(en):
+        m.d.sync += [stage.eq(earlier) for earlier, stage in itertools.pairwise([value, *stages])]
+    return (stages[-1] if stages else value), stages
 
 
 def _any(values) -> Value:

@@ -99,6 +99,13 @@ def _product(pe, m: Module, a, b):
     return a * b if pe._dsp else lut_product(a, b)
 
 
+def _product_register(pe, m: Module, product: Signal, a, b) -> list:
+    """A pipelined PE's product register: the statements that load ``product`` with ``a·b``
+    at an enabled edge (:mod:`accelerator.hw.pe_ecp5` puts a registered DSP block there)."""
+    # the product outside the PE's `If`: the product port's wiring would otherwise be gated
+    return [product.eq(_product(pe, m, a, b))]
+
+
 class PlacedProduct(wiring.Component):
     """``p = a·b`` (signed) in the ECP5 MULT18X18D at ``site`` (a nextpnr BEL name).
 
@@ -273,6 +280,8 @@ class OutputStationaryPE(wiring.Component):
             **_product_members(config, product_port),
         })
 
+    _product_register = _product_register
+
     def elaborate(self, platform) -> Module:
         m = Module()
         acc_shape = signed(self._config.acc_width)
@@ -283,10 +292,9 @@ class OutputStationaryPE(wiring.Component):
         product = Signal(signed(2 * self._config.in_width), reset_less=True)  # always a_in·b_in
         a_out, b_out = (_data_register(m, port, pipelined) for port in (self.a_out, self.b_out))
         if pipelined:
-            # outside the `If`: the product port's wiring would otherwise be gated by `en`
-            upcoming = _product(self, m, self.a_next, self.b_next)
+            updates = self._product_register(m, product, self.a_next, self.b_next)
             with m.If(self.en):
-                m.d.sync += product.eq(upcoming)
+                m.d.sync += updates
         else:
             m.d.comb += product.eq(_product(self, m, self.a_in, self.b_in))
         # Truncation to acc_width is the two's-complement wrap of the reference model.
@@ -383,6 +391,8 @@ class WeightStationaryPE(wiring.Component):
             **_product_members(config, product_port),
         })
 
+    _product_register = _product_register
+
     def elaborate(self, platform) -> Module:
         m = Module()
         op = signed(self._config.in_width)
@@ -402,10 +412,10 @@ class WeightStationaryPE(wiring.Component):
             w_out_next = Mux(self.w_shift, self.w_in, self.w_out)
             weight_next = Signal(op)
             m.d.comb += weight_next.eq(Mux(self.first_next, shadow_next, active_next))
-            upcoming = _product(self, m, self.a_next, weight_next)  # outside the `If`, as above
+            updates = self._product_register(m, product, self.a_next, weight_next)
             with m.If(self.en):
                 m.d.sync += [
-                    product.eq(upcoming),
+                    *updates,
                     shadow_next.eq(Mux(self.capture_next, w_out_next, shadow_next)),
                     active_next.eq(Mux(self.valid_next & self.first_next, shadow_next,
                                        active_next)),

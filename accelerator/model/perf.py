@@ -43,9 +43,10 @@ def core_latency(config: AcceleratorConfig) -> int:
     column) + 1 (load into the output slot) + 1 (the drain pulse) + C-1-j+j (de-skew): R + C.
     Weight-stationary: 1 (input register) + R (the partial sum crossing R rows) + C-1 (skew and
     de-skew of the columns): R + C. The last row then follows R-1 cycles later (os) or with the
-    last activation (ws).
+    last activation (ws). A registered DSP's products come ``config.product_latency`` cycles
+    later, and so does every result.
     """
-    return config.rows + config.cols
+    return config.rows + config.cols + config.product_latency
 
 
 def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
@@ -55,18 +56,18 @@ def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
 
     Output-stationary: tile ``n``'s last beat enters at ``L_n = L_(n-1) + max(K_n, R)`` (the
     output chain drains one row per cycle, so last beats are at least R apart), ``L_0 = K_0 - 1``;
-    its rows leave at ``L_n + R + C`` … ``L_n + 2R + C - 1``.
+    its rows leave at ``L_n + R + C`` … ``L_n + 2R + C - 1`` (plus a registered DSP's latency).
 
     Weight-stationary: the first tile's R weight rows enter at cycles 0 … R-1, are captured at
     cycle R and its first activation enters at ``f_0 = R + 1``. Tile n's weights are captured at
     ``c_n = max(c_(n-1) + R, f_(n-1) + R - 1)`` (R more rows loaded, and the previous tile's
     first activation past the bottom row), and its first activation enters at
-    ``f_n = max(c_n + 1, f_(n-1) + M_(n-1))``. The last activation's row leaves R + C cycles
-    after it enters.
+    ``f_n = max(c_n + 1, f_(n-1) + M_(n-1))``. The last activation's row leaves
+    :func:`core_latency` (R + C, and a registered DSP's latency) cycles after it enters.
     """
     if not lengths or any(n < 1 for n in lengths):
         raise ValueError(f"core_cycles needs at least one tile with length ≥ 1, not {lengths!r}")
-    R, C = config.rows, config.cols
+    R = config.rows
     if config.dataflow == "os":
         last = lengths[0] - 1
         for k in lengths[1:]:
@@ -76,7 +77,7 @@ def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:
     for previous, _ in itertools.pairwise(lengths):
         capture = max(capture + R, first + R - 1)
         first = max(capture + 1, first + previous)
-    return first + lengths[-1] - 1 + R + C + 1
+    return first + lengths[-1] - 1 + core_latency(config) + 1
 
 
 @dataclass(frozen=True)
@@ -258,6 +259,7 @@ class _Timeline:
     def __init__(self, config: AcceleratorConfig, m: int, k: int, n: int, accumulate: bool,
                  requant: bool, layout: Layout | None, placement: str = "random"):
         self.R, self.C, self.bus = config.rows, config.cols, config.axi_bytes
+        self.latency = core_latency(config)
         self.m, self.n = m, n
         self.os_flow = config.dataflow == "os"
         geo = Geometry.of(config)
@@ -369,8 +371,9 @@ class _Timeline:
                     # a tile's last beats are at least R apart (the output chain)
                     op_last = max(op_last, self.tile_last + R)
                     self.tile_last = op_last
-                    self.res_last = op_last + 2 * R + C - 1
-                    self.win0, self.win1, self.duty = op_last + R + C + 1, self.res_last + 1, 1.0
+                    self.res_last = op_last + R - 1 + self.latency
+                    self.win0, self.win1 = op_last + self.latency + 1, self.res_last + 1
+                    self.duty = 1.0
             else:
                 tiles = ceil(k_len / R)
                 period = max(rows, R)
@@ -381,8 +384,9 @@ class _Timeline:
                     capture = max(capture + (tiles - 1) * R, first - period + R - 1)
                 self.capture, self.first, self.prev_rows = capture, first, rows
                 op_last = first + rows - 1
-                self.res_last = op_last + R + C
-                self.win0, self.win1, self.duty = f0 + R + C + 1, self.res_last + 1, rows / period
+                self.res_last = op_last + self.latency
+                self.win0, self.win1 = f0 + self.latency + 1, self.res_last + 1
+                self.duty = rows / period
             self.op_last = op_last
             if self.apar:
                 self.a_free1 = op_last + _FREE

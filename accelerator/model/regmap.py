@@ -242,6 +242,8 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
         Field("dataflow", 16, 1, "0: output-stationary (os), 1: weight-stationary (ws)"),
         Field("requant_unit", 17, 1, "1: the int8 requantization stage is present"),
         Field("compact", 18, 1, "1: the compact engine, 0: the pipelined one (config `engine`)"),
+        Field("registered_dsp", 19, 1, "1: the PEs multiply in registered DSP blocks, "
+                                       "`product_latency` cycles more per tile"),
         Field("in_width", 24, 5, "operand width in bits"),
     )),
     ("id", "CONFIG1", "ro", "Memory parameters.", (
@@ -507,7 +509,8 @@ def id_values(config: AcceleratorConfig, *, version: str = __version__) -> dict[
         "CONFIG0": register("CONFIG0").encode(
             rows=config.rows, cols=config.cols, dataflow=int(config.dataflow == "ws"),
             requant_unit=int(config.requant_unit), in_width=config.in_width,
-            compact=int(config.engine == "compact")),
+            compact=int(config.engine == "compact"),
+            registered_dsp=int(config.registered_dsp)),
         "CONFIG1": register("CONFIG1").encode(
             acc_width=config.acc_width, axi_bytes=config.axi_bytes,
             log2_spad_a_depth=config.spad_a_depth.bit_length() - 1,
@@ -542,6 +545,7 @@ def config_from_id(values: dict[str, int]) -> AcceleratorConfig:
         spad_a_depth=1 << c1["log2_spad_a_depth"], spad_b_depth=1 << c1["log2_spad_b_depth"],
         spad_c_depth=1 << c1["log2_spad_c_depth"],
         engine="compact" if c0["compact"] else "pipelined",
+        registered_dsp=bool(c0["registered_dsp"]),
     )
     digest = register("DIGEST").decode(values["DIGEST"])["digest"]
     if digest != int(config.digest[:8], 16):
