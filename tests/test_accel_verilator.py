@@ -14,7 +14,21 @@ from pathlib import Path
 import pytest
 
 from accelerator.config import AXI_DATA_WIDTHS, AcceleratorConfig
-from accelerator.model.cases import ILLEGAL_COMMANDS, GemmCase, verify_total
+from accelerator.model.cases import (
+    ABORTS_ON_WRITE,
+    BUS_ERROR_AREAS,
+    DIRECTED_ABORTS,
+    IDLE_ABORTS,
+    ILLEGAL_COMMANDS,
+    RANDOM_ABORTS,
+    GemmCase,
+    directed_cases,
+    verify_summary,
+    verify_total,
+)
+
+#: CTRL.reset cases of every regression (directed, random, with nothing running).
+ABORTS = len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE) + IDLE_ABORTS
 
 CONFIGS = {"os": ["--rows", "4", "--cols", "4", "--dataflow", "os"],
            "ws": ["--rows", "4", "--cols", "4", "--dataflow", "ws"]}
@@ -58,10 +72,10 @@ def test_accel_verify_200(accel, build_root, tmp_path, seed, dataflow):
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == str(verify_total(200)) and suite.get("failures") == "0"
     names = [case.get("classname") for case in suite.iter("testcase")]
-    assert names.count("accel.gemm") == 200
-    assert names.count("accel.illegal") == 8
-    assert names.count("accel.bus_error") == 4
-    assert names.count("accel.abort") == 6
+    assert names.count("accel.gemm") == 200 + len(directed_cases(AcceleratorConfig(), seed))
+    assert names.count("accel.illegal") == len(ILLEGAL_COMMANDS)
+    assert names.count("accel.bus_error") == len(BUS_ERROR_AREAS)
+    assert names.count("accel.abort") == ABORTS
     assert names.count("accel.reset") == 1
 
 
@@ -81,7 +95,8 @@ def test_accel_verify_compact(accel, build_root, tmp_path, seed, config):
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == str(verify_total(60)) and suite.get("failures") == "0"
     names = [case.get("classname") for case in suite.iter("testcase")]
-    assert names.count("accel.bus_error") == 4 and names.count("accel.abort") == 6
+    assert names.count("accel.bus_error") == len(BUS_ERROR_AREAS)
+    assert names.count("accel.abort") == ABORTS
 
 
 #: Non-default configs CI verifies briefly (docs/ci.md): odd array shapes, narrow operands
@@ -250,7 +265,5 @@ def test_accel_verify_in_a_log_reports_its_steps(accel, build_root, tmp_path, se
     assert steps == [
         (f"accel verify [t] building the {name} accelerator in Verilator (cached after the "
          "first time)"),
-        (f"accel verify [t] {verify_total(2)} cases (2 random GEMMs, {len(ILLEGAL_COMMANDS)} "
-         "illegal commands, "
-         "4 bus errors, 6 aborts, a reset mid-GEMM)")]
+        f"accel verify [t] {verify_total(2)} cases ({verify_summary(2)})"]
     assert f"\n{verify_total(2)} passed, 0 failed" in out

@@ -29,19 +29,25 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import Accelerator, AcceleratorError
 from accelerator.driver.sim import AxiLiteTransport
-from accelerator.hw.registers import ErrorCode
 from accelerator.hw.top import abort_bound
 from accelerator.model.cases import (
+    ABORTS_ON_WRITE,
     BENCH_MEMORY,
     BUS_ERROR_AREAS,
     DIRECTED_ABORTS,
     ILLEGAL_COMMANDS,
     RANDOM_ABORTS,
+    Directed,
     GemmCase,
+    adjust,
+    directed_cases,
     make_data,
+    max_dim_cases,
     random_case,
 )
+from accelerator.model.coverage import command_of
 from accelerator.model.perf import estimate
+from accelerator.model.regmap import ErrorCode, register
 
 PERIOD_NS = 10
 MEMORY_SIZE = BENCH_MEMORY["cocotb"]
@@ -50,6 +56,8 @@ MEMORY_SIZE = BENCH_MEMORY["cocotb"]
 BUS_LATENCY = 8
 #: The longest back-pressure pause on any channel in the abort cases.
 ABORT_WAIT = 3
+#: The longest pause of the AW channel in the aborts as a write is requested (ABORTS_ON_WRITE).
+AW_WAIT = 8
 
 
 class SlvErrRam(AxiRam):
@@ -60,14 +68,17 @@ class SlvErrRam(AxiRam):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.error_region: range | None = None
+        #: (address, bytes, is a write) of every access answered SLVERR (coverage samples it)
+        self.faults: list[tuple[int, int, bool]] = []
         for side, hook in ((self.read_if, "_read"), (self.write_if, "_write")):
-            setattr(side, hook, self._guard(getattr(side, hook)))
+            setattr(side, hook, self._guard(getattr(side, hook), side is self.write_if))
 
-    def _guard(self, inner):
+    def _guard(self, inner, write: bool):
         async def guarded(address, arg):
             length = arg if isinstance(arg, int) else len(arg)
             region = self.error_region
             if region is not None and address < region.stop and region.start < address + length:
+                self.faults.append((address, length, write))
                 raise OSError(f"SLVERR region {region.start:#x}-{region.stop:#x}")
             return await inner(address, arg)
         return guarded
@@ -100,11 +111,22 @@ class AccelTB:
         self.master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil", bus_separator="__"),
                                     dut.clk, dut.rst)
         self.driver = Accelerator(AxiLiteTransport(self.master, irq=dut.irq))
+        #: register name → the last value the driver wrote (a record's command comes from it)
+        self.writes: dict[str, int] = {}
+        write = self.driver.write
+
+        async def logged(name: str, value: int) -> None:
+            self.writes[name] = value
+            await write(name, value)
+
+        self.driver.write = logged
         # cocotbext-axi logs every transaction at INFO: thousands of lines, and slow
         for bus in ("m_axi", "s_axil"):
             logging.getLogger(f"cocotb.{dut._name}.{bus}").setLevel(logging.WARNING)
         self.report_path = os.environ.get("ACCEL_REPORT")
         memory = json.loads(os.environ.get("ACCEL_MEMORY") or "{}")
+        self.read_latency = self.write_latency = 0
+        self._latency_hooks = False
         self.latency(memory.get("read_latency", 0), memory.get("write_latency", 0))
 
     def latency(self, read: int, write: int) -> None:
@@ -113,25 +135,29 @@ class AccelTB:
         answers. AxiRam has no latency of its own: the channel methods its processes call are
         wrapped (on this instance) with a wait, as the C++ harness waits."""
         clk = self.dut.clk
-        if read:
-            ar = self.ram.read_if.ar_channel
-            recv = type(ar).recv.__get__(ar)
+        self.read_latency, self.write_latency = read, write
+        if self._latency_hooks or not (read or write):
+            return  # the wrappers read the latencies at every burst
+        self._latency_hooks = True
+        ar = self.ram.read_if.ar_channel
+        recv = type(ar).recv.__get__(ar)
 
-            async def delayed_recv():
-                item = await recv()
-                await ClockCycles(clk, read)
-                return item
+        async def delayed_recv():
+            item = await recv()
+            if self.read_latency:
+                await ClockCycles(clk, self.read_latency)
+            return item
 
-            ar.recv = delayed_recv
-        if write:
-            b = self.ram.write_if.b_channel
-            send = type(b).send.__get__(b)
+        ar.recv = delayed_recv
+        b = self.ram.write_if.b_channel
+        send = type(b).send.__get__(b)
 
-            async def delayed_send(obj):
-                await ClockCycles(clk, write)
-                await send(obj)
+        async def delayed_send(obj):
+            if self.write_latency:
+                await ClockCycles(clk, self.write_latency)
+            await send(obj)
 
-            b.send = delayed_send
+        b.send = delayed_send
 
     async def reset(self) -> None:
         self.dut.rst.value = 1
@@ -161,9 +187,13 @@ class AccelTB:
                          requant=case.requant).cycles
         return int((model * 4 + 20_000) / (1 - case.backpressure) ** 2) * PERIOD_NS
 
-    def lay_out(self, case: GemmCase, keep_backpressure: bool = False):
-        """Write the case's operands into memory and poison its result area; its data."""
+    def lay_out(self, case: GemmCase, keep_backpressure: bool = False,
+                directed: Directed | None = None):
+        """Write the case's operands into memory and poison its result area; its data
+        (``directed``: with its requantization, addresses and strides)."""
         data = make_data(self.config, case)
+        if directed is not None:
+            data = adjust(self.config, directed, data)
         if data.memory_size > MEMORY_SIZE:
             raise ValueError(f"case needs {data.memory_size} bytes of memory, the bench has "
                              f"{MEMORY_SIZE}")
@@ -187,14 +217,24 @@ class AccelTB:
                 "ldc": data.ld["c"], "c_in": data.addr["c_in"] if case.accumulate else None,
                 "ldcin": data.ld["c_in"] if case.accumulate else None, "requant": data.requant}
 
-    async def run_case(self, case: GemmCase, keep_backpressure: bool = False) -> dict:
+    async def run_case(self, case: GemmCase, keep_backpressure: bool = False,
+                       directed: Directed | None = None) -> dict:
         """Lay out the case in memory, run it with the driver, compare; return a record.
-        ``keep_backpressure``: the pauses set before, not the case's."""
-        data = self.lay_out(case, keep_backpressure)
+        ``keep_backpressure``: the pauses set before, not the case's; ``directed``: a directed
+        case's requantization, layout and memory latency."""
+        data = self.lay_out(case, keep_backpressure, directed)
         out_dtype = np.int8 if data.requant else np.int32
+        latency = directed.latency if directed is not None else (0, 0)
+        saved = (self.read_latency, self.write_latency)
+        self.latency(*latency)
+        self.writes.clear()
         start = cocotb.utils.get_sim_time("ns")
-        counters = await with_timeout(self.driver.gemm(**self.gemm_args(case, data), irq=True),
-                                      self._timeout_ns(case), "ns")
+        try:
+            counters = await with_timeout(
+                self.driver.gemm(**self.gemm_args(case, data), irq=True),
+                self._timeout_ns(case) * (1 + max(latency)), "ns")
+        finally:
+            self.latency(*saved)
         wall_cycles = round((cocotb.utils.get_sim_time("ns") - start) / PERIOD_NS)
         size = np.dtype(out_dtype).itemsize
         got = np.stack([
@@ -212,6 +252,12 @@ class AccelTB:
             "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
             "utilization": macs / (cycles * self.config.pes) if cycles else 0.0,
             "counters": counters,
+            # what ran, for coverage (accelerator/model/coverage.py)
+            "command": command_of(self.writes), "latency": list(latency),
+            "backpressure": case.backpressure,
+            "a_range": [int(data.a.min()), int(data.a.max())],
+            "b_range": [int(data.b.min()), int(data.b.max())],
+            "c_range": [int(got.min()), int(got.max())],
         }
 
 
@@ -251,18 +297,23 @@ class AccelTB:
         return {"abort_cycles": cycles, "waiting": waiting, "after": counts,
                 "dropped": dropped}
 
-    async def abort_case(self, case: GemmCase, delay: int) -> dict:
+    async def abort_case(self, case: GemmCase, delay: int, on_write: bool = False) -> dict:
         """Start ``case``, write CTRL.reset ``delay`` cycles after STATUS.busy rises (under
-        back-pressure of at most ABORT_WAIT cycles), check the abort, then run a GEMM."""
+        back-pressure of at most ABORT_WAIT cycles), check the abort, then run a GEMM.
+        ``on_write``: write it as the first write burst is requested instead, the back-pressure
+        on AW only (at most AW_WAIT cycles), so that the abort finds writes in flight."""
         data = self.lay_out(case)
-        self.backpressure(case.backpressure, ABORT_WAIT)
+        wait = AW_WAIT if on_write else ABORT_WAIT
+        self.backpressure(case.backpressure, wait, channels="aw" if on_write else "aw w b ar r")
         gemm = cocotb.start_soon(self.driver.gemm(**self.gemm_args(case, data),
                                                   timeout_polls=1 << 30))
         await RisingEdge(self.dut.regs.busy)
         await ClockCycles(self.dut.clk, delay)
+        while on_write and not self._bus("awvalid") and int(self.dut.regs.busy.value):
+            await RisingEdge(self.dut.clk)
         watch = cocotb.start_soon(self._watch_abort())
         bound = abort_bound(self.config, latency=BUS_LATENCY,
-                            wait=ABORT_WAIT if case.backpressure else 0)
+                            wait=wait if case.backpressure else 0)
         problems = []
         if int(self.dut.regs.busy.value) == 0:
             problems.append(f"the command ended before the abort ({delay} cycles)")
@@ -290,7 +341,34 @@ class AccelTB:
         if not after["passed"]:
             problems.append(f"the next GEMM: {after['mismatches']} elements differ")
         return {"passed": not problems, "problems": problems, "delay": delay,
-                "bound": bound, **seen, "case": case.to_json(), "seed": case.seed}
+                "bound": bound, **seen, "case": case.to_json(), "seed": case.seed,
+                "backpressure": case.backpressure}
+
+    async def idle_abort_case(self, case: GemmCase) -> dict:
+        """CTRL.reset with no command running, after a GEMM left STATUS.done set: STATUS is
+        cleared, nothing moves on the memory port, and the next GEMM is correct."""
+        data = self.lay_out(case)
+        args = self.gemm_args(case, data)
+        # start and wait for done without the driver's final clear of STATUS.done
+        await self.driver.gemm(**args)
+        await self.driver.write("CTRL", register("CTRL").encode(start=1))  # done left set
+        while not (await self.driver.status())["done"]:
+            await ClockCycles(self.dut.clk, 10)
+        problems = []
+        watch = cocotb.start_soon(self._watch_abort())
+        await self.driver.abort()
+        seen = await with_timeout(watch, 1000 * PERIOD_NS, "ns")
+        problems += seen.pop("dropped")
+        if any(seen["after"].values()) or any(seen["waiting"].values()):
+            problems.append(f"the memory port moved after an idle abort: {seen}")
+        status = await self.driver.status()
+        if status["busy"] or status["done"] or status["error"]:
+            problems.append(f"STATUS after an idle abort: {status}")
+        after = await self.run_case(replace(case, seed=case.seed + 1))
+        if not after["passed"]:
+            problems.append(f"the next GEMM: {after['mismatches']} elements differ")
+        return {"passed": not problems, "problems": problems, "idle": True, **seen,
+                "case": case.to_json(), "seed": case.seed}
 
     async def bus_error_case(self, case: GemmCase, area: str) -> dict:
         """Run ``case`` with the first row of ``area`` (a, b, c_in or c) answering SLVERR:
@@ -299,6 +377,7 @@ class AccelTB:
         row = {"a": case.k, "b": case.n, "c_in": 4 * case.n,
                "c": case.n * (1 if data.requant else 4)}[area]
         self.ram.error_region = range(data.addr[area], data.addr[area] + row)
+        self.ram.faults.clear()
         logging.getLogger(f"cocotb.{self.dut._name}.m_axi").setLevel(logging.ERROR)
         try:
             await with_timeout(self.driver.gemm(**self.gemm_args(case, data)),
@@ -309,10 +388,24 @@ class AccelTB:
         finally:
             self.ram.error_region = None
             logging.getLogger(f"cocotb.{self.dut._name}.m_axi").setLevel(logging.WARNING)
+        faults = list(self.ram.faults)
         after = await self.run_case(GemmCase(m=case.m, k=case.k, n=case.n, seed=case.seed + 1))
         passed = got == "BUS_ERROR" and after["passed"]
+        slverr = None
+        if faults:  # the matrix whose rows the first access answered SLVERR overlaps
+            address, length, write = faults[0]
+            rows = {"a": (case.m, case.k), "b": (case.k, case.n),
+                    "c_in": (case.m, 4 * case.n) if case.accumulate else (0, 0),
+                    "c": (case.m, case.n * (1 if data.requant else 4))}
+            for name, (count, nbytes) in rows.items():
+                start = data.addr[name]
+                if any(address < start + r * data.ld[name] + nbytes
+                       and start + r * data.ld[name] < address + length for r in range(count)):
+                    slverr = {"address": address, "write": write, "matrix": name}
+                    break
         return {"passed": passed, "expected": "BUS_ERROR", "got": got, "area": area,
-                "next_passed": after["passed"], "case": case.to_json(), "seed": case.seed}
+                "next_passed": after["passed"], "case": case.to_json(), "seed": case.seed,
+                "slverr": slverr}
 
 
 def _needs(variable: str, command: str) -> None:
@@ -372,14 +465,37 @@ async def verify_regression(dut):
         failures += not record["passed"]
         tb.report(record)
 
+    # directed GEMMs: what random cases rarely reach (accelerator/model/coverage.py)
+    directed_list = directed_cases(tb.config, spec["seed"])
+    if spec.get("max_dims"):
+        directed_list += max_dim_cases(tb.config, spec["seed"])
+    for index, directed in enumerate(directed_list):
+        case = directed.case
+        try:
+            record = await tb.run_case(case, directed=directed)
+        except Exception as exc:
+            record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
+                      "case": case.to_json(), "seed": case.seed}
+            await tb.reset()
+        record.update(kind="gemm", name=f"directed {index}: {case.m}x{case.k}x{case.n}",
+                      directed=directed.to_json())
+        failures += not record["passed"]
+        tb.report(record)
+
     # illegal commands: each sets its error code and the accelerator stays usable
     good = GemmCase(m=3, k=5, n=4, seed=spec["seed"])
     data = make_data(tb.config, good)
+    base = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"],
+            "m": 3, "k": 5, "n": 4,
+            "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"]}
+    good_writes = []  # the register writes of legal commands, without and with C_in
+    for extra in ({}, {"c_in": 0x9000, "ldcin": 16}):
+        tb.writes.clear()
+        await with_timeout(tb.driver.gemm(**base, **extra, check=False), 100_000, "ns")
+        good_writes.append(dict(tb.writes))
     for name, change, code in ILLEGAL_COMMANDS:
-        args = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"],
-                "m": 3, "k": 5, "n": 4,
-                "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"]}
-        args.update(change)
+        args = dict(base, **change)
+        tb.writes.clear()
         try:
             await with_timeout(tb.driver.gemm(**args, check=False), 100_000, "ns")
             got = "NONE"
@@ -389,8 +505,11 @@ async def verify_regression(dut):
             got = f"{type(exc).__name__}: {exc}"
         passed = got == code
         failures += not passed
+        changed = min((sorted(reg for reg, value in tb.writes.items()
+                              if reg != "CTRL" and good.get(reg) != value)
+                       for good in good_writes), key=len)
         tb.report({"kind": "illegal", "name": name, "passed": passed, "expected": code,
-                   "got": got})
+                   "got": got, "changed": changed})
 
     # AXI error responses: on a read of A, B or C_in, or on a write of C
     for index, area in enumerate(BUS_ERROR_AREAS):
@@ -418,17 +537,31 @@ async def verify_regression(dut):
             if model >= 400:
                 break
         aborts.append((case, int(rng.integers(1, model // 2))))
+    aborts += [(GemmCase(m=64, k=64, n=64, seed=spec["seed"], backpressure=bp), -1)
+               for bp in ABORTS_ON_WRITE]
     for case, delay in aborts:
         try:
-            record = await tb.abort_case(case, delay)
+            record = await tb.abort_case(case, max(delay, 0), on_write=delay < 0)
         except Exception as exc:
             record = {"passed": False, "error": f"{type(exc).__name__}: {exc}",
                       "case": case.to_json(), "delay": delay}
             await tb.reset()
-        record.update(kind="abort", name=f"CTRL.reset {delay} cycles into "
-                                         f"{case.m}x{case.k}x{case.n}")
+        record.update(kind="abort", name=(f"CTRL.reset {delay} cycles into " if delay >= 0 else
+                                          "CTRL.reset at the first write request of ")
+                      + f"{case.m}x{case.k}x{case.n}")
         failures += not record["passed"]
         tb.report(record)
+
+    # CTRL.reset with nothing running
+    case = GemmCase(m=tb.config.rows + 1, k=7, n=tb.config.cols + 1, seed=spec["seed"])
+    try:
+        record = await tb.idle_abort_case(case)
+    except Exception as exc:
+        record = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
+        await tb.reset()
+    record.update(kind="abort", name="CTRL.reset while idle")
+    failures += not record["passed"]
+    tb.report(record)
 
     # a reset in the middle of a GEMM, then a correct GEMM
     case = GemmCase(m=3 * tb.config.rows + 1, k=37, n=2 * tb.config.cols + 1, seed=spec["seed"])

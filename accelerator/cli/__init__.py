@@ -50,6 +50,7 @@ def _command_path(argv: list[str] | None) -> str:
 
 # Importing the command modules registers them with the group.
 from . import build  # noqa: E402,F401,I001
+from . import coverage  # noqa: E402,F401
 from . import doctor  # noqa: E402,F401
 from . import estimate  # noqa: E402,F401
 from . import flow  # noqa: E402,F401

@@ -18,6 +18,7 @@ from ..flow.files import write_atomic
 from ..flow.rtl import ACCEL_TOP
 from ..model.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from . import cli
+from .coverage import check_goal, coverage_options, load_databases, print_report
 from .options import (
     check_dimensions,
     check_seed,
@@ -288,30 +289,50 @@ def _failure_text(record: dict) -> str:
 @click.option("--build-root", type=click.Path(file_okay=False, path_type=Path),
               default=Path("build"), show_default=True)
 @_RTL_OPTION
+@click.option("--max-dims", is_flag=True,
+              help="also GEMMs with M, K and N in turn at MAX_DIM, the largest the hardware "
+                   "takes: about 400,000 cycles more on the default config")
+@coverage_options
+@click.option("--json", "as_json", is_flag=True,
+              help="print the result as JSON (with --coverage, the coverage report in it)")
 def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
-           build_root: Path, rtl: Path | None) -> None:
+           build_root: Path, rtl: Path | None, max_dims: bool, coverage_file: str | None,
+           coverage_merge: tuple[Path, ...], coverage_goal: float | None,
+           as_json: bool) -> None:
     """A constrained-random regression of the accelerator in Verilator, against NumPy."""
     from ..flow.sim import run_tests
+    from ..model.coverage import CoverageModel
 
     check_seed(seed)
+    if coverage_file is None and (coverage_merge or coverage_goal is not None):
+        fail_usage("--coverage-merge and --coverage-goal need --coverage")
+    check_goal(coverage_goal)
+    model_cov = CoverageModel.of(config) if coverage_file is not None else None
+    earlier = load_databases(coverage_merge, "--coverage-merge",
+                             model_cov.signature) if model_cov else []
+    if coverage_file not in (None, "-"):
+        writable_file(Path(coverage_file), "--coverage")
     if junit is not None:
         writable_file(junit, "--junit")
     writable_dir(build_root, "--build-root")
     if rtl is not None:
+        if coverage_file is not None or as_json or max_dims:
+            fail_usage("--coverage, --json and --max-dims are not available with --rtl")
         _verify_rtl(config, rtl, count, seed, junit, build_root)
         return
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=as_json)
     model = _build(config, build_root, False, console)
     report = model.build_dir / f"verify_{seed}.jsonl"
     report.unlink(missing_ok=True)
-    total = verify_total(count)
+    total = verify_total(count, max_dims)
     holder: dict = {}
 
     def work() -> None:
         holder["outcome"] = run_tests(
             model, "accel_tb", seed=seed, testcase="verify_regression",
             results_name=f"verify_{seed}",
-            extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed}),
+            extra_env={"ACCEL_VERIFY": json.dumps({"count": count, "seed": seed,
+                                                   "max_dims": max_dims}),
                        "ACCEL_REPORT": str(report)})
 
     start = time.monotonic()
@@ -323,10 +344,12 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     lines_progress = _LineProgress("accel verify", console)  # a log: lines, not a bar
     with (bar if console.is_terminal else lines_progress):
         task = bar.add_task("verify", total=total, failed=0)
-        lines_progress.step(f"{total} cases ({verify_summary(count)})")
+        lines_progress.step(f"{total} cases ({verify_summary(count, max_dims)})")
         while thread.is_alive():
             thread.join(0.5)
-            lines = report.read_text().splitlines() if report.is_file() else []
+            text = report.read_text() if report.is_file() else ""
+            # the bench may be writing its last line: count the complete ones
+            lines = text.splitlines()[:text.count("\n")]
             failed = sum(not json.loads(line)["passed"] for line in lines)
             bar.update(task, completed=len(lines), failed=failed)
             lines_progress.note(f"{len(lines)}/{total} cases, {failed} failed")
@@ -342,11 +365,34 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
         _junit(junit, records, seconds)
     failures = [r for r in records if not r["passed"]]
     cycles = sum(r.get("cycles", 0) for r in records)
+    cov = None
+    if model_cov is not None:
+        cov = model_cov.sample(records, run={"seed": seed, "count": count})
+        for db in earlier:
+            cov = cov.merge(db)
+        if coverage_file != "-":
+            cov.write(Path(coverage_file))
+    if as_json:
+        click.echo(json.dumps({
+            "passed": len(records) - len(failures), "failed": len(failures),
+            "cases": len(records), "summary": verify_summary(count, max_dims), "seed": seed,
+            "seconds": round(seconds, 1), "cycles": cycles, "config": config.to_dict(),
+            "junit": str(junit) if junit else None,
+            "failures": [{"name": r.get("name") or r.get("index"), "why": _failure_text(r)}
+                         for r in failures],
+            **({"coverage": cov.to_dict()} if cov is not None else {})}, indent=1))
+    elif cov is not None:
+        print_report(console, cov, f"accel verify --coverage: {config.name}, seed {seed}"
+                     + (f", merged with {len(earlier)}" if earlier else ""))
     console.print(f"{len(records) - len(failures)} passed, {len(failures)} failed "
-                  f"({verify_summary(count)}) in {seconds:.1f} s, {cycles:,} accelerator cycles"
+                  f"({verify_summary(count, max_dims)}) in {seconds:.1f} s, "
+                  f"{cycles:,} accelerator cycles"
                   + (f"; JUnit XML: {junit}" if junit else ""))
     for record in failures:
         console.print(f"[red]FAIL[/red] {record.get('name') or record.get('index')}: "
                       f"{_failure_text(record)}")
     if failures:
         raise click.ClickException(f"{len(failures)} of {len(records)} cases failed")
+    if cov is not None and coverage_goal is not None and cov.percent < coverage_goal:
+        raise click.ClickException(f"coverage {cov.percent:.1f}% is below --coverage-goal "
+                                   f"{coverage_goal}%")

@@ -40,6 +40,9 @@ from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
+
+# AXI4's longest INCR burst and the boundary no burst may cross: the coverage bins need them too
+from ..model.geometry import AXI4_BOUNDARY, AXI4_MAX_BURST
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature, connect_part
 
 __all__ = [
@@ -59,9 +62,6 @@ __all__ = [
 #: is accepted and ignored: no beat, no ``end``, no ``done`` (do not wait for one).
 CMD_LAYOUT = data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride": 32})
 
-#: Longest burst AXI4 allows for INCR bursts, and the boundary no burst may cross.
-AXI4_MAX_BURST = 256
-AXI4_BOUNDARY = 4096
 
 #: Bursts a reader or a writer has requested and not finished, at most (the default).
 OUTSTANDING = 8

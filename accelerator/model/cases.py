@@ -8,17 +8,33 @@ back-pressure all follow from the case's fields.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from itertools import product
+from typing import Any
 
 import numpy as np
 
 from ..config import FIELDS, AcceleratorConfig
 from . import reference
-from .geometry import Geometry
+from .geometry import AXI4_BOUNDARY, AXI4_MAX_BURST, Geometry
 from .perf import Layout
+from .regmap import MAX_DIM, element_bytes, register
 
-__all__ = ["BENCH_MEMORY", "ILLEGAL_COMMANDS", "VALUE_KINDS", "GemmCase", "GemmData", "make_data",
-           "memory_bound", "random_case"]
+__all__ = [
+    "BENCH_MEMORY",
+    "ILLEGAL_COMMANDS",
+    "VALUE_KINDS",
+    "Directed",
+    "GemmCase",
+    "GemmData",
+    "adjust",
+    "directed_cases",
+    "make_data",
+    "max_dim_cases",
+    "memory_bound",
+    "random_case",
+]
 
 #: Bytes of memory each bench gives a case (the cocotb bench's AxiRam is a bytearray; the C++
 #: harness's memory is the whole 32-bit address space, allocated on touch).
@@ -180,8 +196,11 @@ def random_case(config: AcceleratorConfig, rng: np.random.Generator, *,
 #: CTRL.reset in the regression: a 64x64x64 GEMM aborted (cycles after it starts, bus
 #: back-pressure) at each of these points, then ``RANDOM_ABORTS`` random GEMMs at random points;
 #: each abort is followed by a GEMM that must be correct.
-DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((50, 0.0), (700, 0.5), (3000, 0.3))
+DIRECTED_ABORTS: tuple[tuple[int, float], ...] = ((0, 0.0), (50, 0.0), (700, 0.5), (3000, 0.3))
 RANDOM_ABORTS = 3
+#: CTRL.reset of a 64x64x64 GEMM as its first write burst is requested, with the AW channel
+#: pausing with each of these probabilities (so the abort finds writes in flight).
+ABORTS_ON_WRITE: tuple[float, ...] = (0.0, 0.9)
 
 #: The regression's commands answered with AXI SLVERR: one whose first row of A, of B, of C_in
 #: (reads) or of C (writes) is in the error region; each must end with ErrorCode.BUS_ERROR.
@@ -212,21 +231,36 @@ ILLEGAL_COMMANDS: tuple[tuple[str, dict, str], ...] = (
     ("ldc not a multiple of 4", {"ldc": 18}, "MISALIGNED"),
     ("m past the largest", {"m": 65536}, "TOO_LARGE"),
     ("n past the largest", {"n": 65536, "ldb": 65536, "ldc": 262144}, "TOO_LARGE"),
+    ("ldcin not a multiple of 4", {"c_in": 0x9000, "ldcin": 18}, "MISALIGNED"),
 )
 
 
-def verify_total(count: int) -> int:
+def verify_total(count: int, max_dims: bool = False) -> int:
     """The records the regression (``accel_tb.verify_regression``) reports for ``count`` random
     GEMMs: those, every illegal command, the bus errors, the aborts and a reset mid-GEMM."""
-    return (count + len(ILLEGAL_COMMANDS) + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS)
-            + RANDOM_ABORTS + 1)
+    return (count + _directed() + MAX_DIM_GEMMS * max_dims + len(ILLEGAL_COMMANDS)
+            + len(BUS_ERROR_AREAS) + len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE)
+            + IDLE_ABORTS + 1)
 
 
-def verify_summary(count: int) -> str:
+#: CTRL.reset with no command running, in the regression.
+IDLE_ABORTS = 1
+
+#: GEMMs of ``accel verify --max-dims``: M, K and N at MAX_DIM in turn.
+MAX_DIM_GEMMS = 3
+
+
+def _directed() -> int:
+    """The directed GEMMs of the regression (as many for every config)."""
+    return len(directed_cases(AcceleratorConfig(), 0))
+
+
+def verify_summary(count: int, max_dims: bool = False) -> str:
     """What the regression runs, in words."""
-    return (f"{count} random GEMMs, {len(ILLEGAL_COMMANDS)} illegal commands, "
-            f"{len(BUS_ERROR_AREAS)} bus errors, {len(DIRECTED_ABORTS) + RANDOM_ABORTS} aborts, "
-            f"a reset mid-GEMM")
+    return (f"{count} random GEMMs, {_directed() + MAX_DIM_GEMMS * max_dims} directed GEMMs, "
+            f"{len(ILLEGAL_COMMANDS)} illegal commands, {len(BUS_ERROR_AREAS)} bus errors, "
+            f"{len(DIRECTED_ABORTS) + RANDOM_ABORTS + len(ABORTS_ON_WRITE) + IDLE_ABORTS} "
+            f"aborts, a reset mid-GEMM")
 
 
 def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:
@@ -235,3 +269,134 @@ def bench_layout(config: AcceleratorConfig, case: GemmCase) -> Layout:
     data = make_data(config, case)
     return Layout(a=data.addr["a"], b=data.addr["b"], c=data.addr["c"], c_in=data.addr["c_in"],
                   lda=data.ld["a"], ldb=data.ld["b"], ldc=data.ld["c"], ldcin=data.ld["c_in"])
+
+
+# -- directed cases: what closes the bins that random cases rarely reach -------------------------
+
+@dataclass(frozen=True)
+class Directed:
+    """A directed GEMM: a :class:`~accelerator.model.cases.GemmCase` (shape, mode, values,
+    back-pressure) and what the random layout does not choose: requantization parameters
+    ``(multiplier, shift, zero point, relu)``, addresses and strides per matrix, and the
+    memory's latency ``(read, write)`` in cycles."""
+
+    case: GemmCase
+    requant: tuple[int, int, int, bool] | None = None
+    addr: Mapping[str, int] = field(default_factory=dict)
+    ld: Mapping[str, int] = field(default_factory=dict)
+    latency: tuple[int, int] = (0, 0)
+
+    def to_json(self) -> dict:
+        return {"case": json.loads(self.case.to_json()), "requant": self.requant,
+                "addr": dict(self.addr), "ld": dict(self.ld), "latency": list(self.latency)}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> Directed:
+        return cls(GemmCase(**data["case"]),
+                   tuple(data["requant"]) if data["requant"] else None,
+                   dict(data["addr"]), dict(data["ld"]), tuple(data["latency"]))
+
+
+def adjust(config: AcceleratorConfig, directed: Directed, data: Any) -> Any:
+    """``data`` (:func:`~accelerator.model.cases.make_data` of the directed case) with its
+    requantization, addresses and strides replaced by the directed ones, the expected result
+    recomputed."""
+    if directed.requant is not None:
+        multiplier, shift, zero_point, relu = directed.requant
+        data.requant = reference.RequantParams(multiplier, shift, zero_point, relu)
+        acc = reference.gemm(data.a, data.b, data.c_in, acc_width=config.acc_width,
+                             in_width=config.in_width)
+        data.expected = data.requant.apply(acc)
+    data.addr.update(directed.addr)
+    data.ld.update(directed.ld)
+    return data
+
+
+#: Where directed placements put each matrix (1 MiB apart, past what random cases use).
+_REGION = {"a": 0x10_0000, "b": 0x18_0000, "c": 0x20_0000, "c_in": 0x28_0000}
+
+
+def directed_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
+    """The directed GEMMs of the regression, from the same geometry as the bins: every pair of
+    M and N classes, M's edges in every mode, K's classes (the scratchpads' K step too) in both
+    output widths, the requantizer's fields at their ends, every byte lane of every matrix, rows
+    ending on and crossing 4 KiB, tight strides, rows longer than a burst, memory latency."""
+    R, C = config.rows, config.cols
+    geo = Geometry.of(config)
+    bus = config.axi_bytes
+    unit = config.requant_unit
+    ebytes = element_bytes(config)
+    out: list[Directed] = []
+
+    def case(m: int, k: int, n: int, *, accumulate: bool = False, requant: bool = False,
+             values: str = "random", backpressure: float = 0.0) -> Any:
+        return GemmCase(m=m, k=k, n=n, seed=seed + len(out), accumulate=accumulate,
+                        requant=requant and unit, values=values, backpressure=backpressure)
+
+    def classes(edge: int) -> list[int]:
+        return [1, max(2, edge - 1), edge, 2 * edge, 2 * edge + 1]
+
+    modes = [(False, False, False), (True, False, False), (False, True, False),
+             (False, True, True), (True, True, False), (True, True, True)]
+    relu_params = (1 << 30, 6, 3, True)
+    for i, (m, n) in enumerate(product(classes(R), classes(C))):
+        acc, rq, relu = modes[i % len(modes)]
+        out.append(Directed(case(m, 3 + i % (2 * R), n, accumulate=acc, requant=rq),
+                            requant=relu_params if rq and relu and unit else None))
+    for m in (1, R, 2 * R + 1):
+        for acc, rq, relu in modes:  # ReLU as the mode says (make_data draws it at random)
+            out.append(Directed(case(m, R + 1, C + 1, accumulate=acc, requant=rq),
+                                requant=(*relu_params[:3], relu) if rq and unit else None))
+    for k in (1, max(2, R - 1), R, 2 * R + 1, geo.k_step, geo.k_step + R + 1):
+        for rq in (False, True):
+            out.append(Directed(case(2, k, C + 1, requant=rq)))
+    # one more row of A than a chunk holds at a full K step (ws: two chunks; os: two blocks)
+    out.append(Directed(case(geo.m_chunk(config, MAX_DIM, geo.k_step) + 1, geo.k_step, 2)))
+    # the requantizer's fields: (multiplier, shift, zero point) at and between their ends
+    top = (1 << register("RQ_MULT").fields[0].width) - 1
+    zp = register("RQ_ZP").fields[0]
+    lo, hi = -(1 << (zp.width - 1)), (1 << (zp.width - 1)) - 1
+    smax = (1 << register("RQ_SHIFT").fields[0].width) - 1
+    for mult, shift, zero in ((top, 0, lo), (1 << 28, 4, -5), (0, 12, 0),
+                              ((1 << 30) + 12345, 20, 7), (top, smax - 3, hi), (top, smax, 0)):
+        out.append(Directed(case(R + 1, 2 * R, C + 2, requant=True, values="extreme"),
+                            requant=(mult, shift, zero, False) if unit else None))
+    # rows starting at every byte lane: odd strides (int8), strides of an odd number of
+    # int32 (C, C_in), tight (a stride equal to the row), over more rows than the bus has lanes
+    m, k, n = bus + 1, bus + 1, C + 1 + C % 2
+    out.append(Directed(case(m, k, n, requant=True), addr={x: _REGION[x] for x in "abc"},
+                        ld={"a": k, "b": n, "c": n if unit else 4 * n}))
+    out.append(Directed(case(m, k, n, accumulate=True), addr=dict(_REGION),
+                        ld={"a": k, "b": n, "c": 4 * n, "c_in": 4 * n}))
+    # row 0 of every matrix ending exactly on a 4 KiB boundary, then crossing one
+    for how in ("ends", "crosses"):
+        m, k, n = R + 1, 2 * bus + 3, C + 5
+        rows = {"a": k, "b": n, "c": 4 * n, "c_in": 4 * n}
+        addr = {x: _REGION[x] + AXI4_BOUNDARY - (rows[x] if how == "ends"
+                                                   else rows[x] // 2 // 4 * 4)
+                for x in _REGION}
+        out.append(Directed(case(m, k, n, accumulate=True), addr=addr,
+                            ld={"a": k, "b": n, "c": 4 * n, "c_in": 4 * n}))
+    # rows of one bus beat: A and B; C and C_in; rows of B, int8 C, C_in of several beats
+    out.append(Directed(case(R + 1, bus, bus)))
+    out.append(Directed(case(R + 1, 3, bus // ebytes["c"], accumulate=True)))
+    out.append(Directed(case(2, 3, 2 * bus + 1, accumulate=True, requant=True)))
+    # rows longer than one burst: A (K), B and C (N)
+    burst = AXI4_MAX_BURST * bus
+    out.append(Directed(case(2, burst + 1, 2)))
+    out.append(Directed(case(1, 2, burst + 1, accumulate=True)))
+    # results that wait to be written (STALL_STORE) under back-pressure: long rows of C
+    out.append(Directed(case(1, 2, burst + 1, backpressure=0.2)))
+    out.append(Directed(case(1, 3, burst + 1, backpressure=0.3)))
+    # the memory's latency, with and without back-pressure
+    out.append(Directed(case(R + 1, 9, C + 1), latency=(5, 3)))
+    out.append(Directed(case(2 * R, 17, 2 * C + 1, requant=True, backpressure=0.5),
+                        latency=(2, 7)))
+    return out
+
+
+def max_dim_cases(config: AcceleratorConfig, seed: int) -> list[Directed]:
+    """GEMMs with M, K and N at ``MAX_DIM`` in turn, the others 1 (``accel verify --max-dims``:
+    some 400,000 cycles on the default config, too many for the default regression)."""
+    return [Directed(GemmCase(m=m, k=k, n=n, seed=seed + i))
+            for i, (m, k, n) in enumerate(((MAX_DIM, 1, 1), (1, MAX_DIM, 1), (1, 1, MAX_DIM)))]

@@ -8,7 +8,12 @@ from math import ceil
 
 from ..config import AcceleratorConfig
 
-__all__ = ["REQUANT_LATENCY", "STORE_FIFO_DEPTH", "Geometry", "serial_cycles"]
+__all__ = ["AXI4_BOUNDARY", "AXI4_MAX_BURST", "REQUANT_LATENCY", "STORE_FIFO_DEPTH", "Geometry",
+           "serial_cycles"]
+
+#: Longest burst AXI4 allows for INCR bursts, and the boundary no burst may cross.
+AXI4_MAX_BURST = 256
+AXI4_BOUNDARY = 4096
 
 #: Clock cycles from a handshake on the requantizer's input to the same row's output, when never
 #: stalled (:class:`accelerator.hw.requant.Requantizer`).
