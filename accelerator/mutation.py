@@ -491,6 +491,9 @@ _FAULT_MARGIN = 0x1000
 _GUARD = 256
 _POISON = 0xA5
 _STATUS = next(r.offset for r in REGISTERS if r.name == "STATUS")
+_CTRL = next(r.offset for r in REGISTERS if r.name == "CTRL")
+_START_AND_RESET = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1, reset=1)
+_START = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1)
 
 #: Register offsets with no register (each read and written; the answers must match the
 #: unmapped design's, SLVERR): the gap after the map, the 4 KiB window's end, beyond it and an
@@ -862,6 +865,11 @@ def _registers(harness: Any, seed: int) -> list:
     harness.set_register_wait(0)
     for r in writable:
         harness.reg_write(r.offset, 0)
+    # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once
+    # with ZERO_DIM and set STATUS.done)
+    harness.reg_write(_CTRL, _START_AND_RESET)
+    harness.tick(64)
+    seen.append((harness.reg_read(_STATUS), harness.irq))
     return seen
 
 
@@ -878,6 +886,8 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     class Interrupting(HarnessTransport):
         async def wait_interrupt(self) -> None:
             self.harness.tick(delay)
+            # a start written while busy is ignored (it would clear the counters)
+            self.harness.reg_write(_CTRL, _START)
             raise _Started
 
     data = make_data(config, case)
@@ -899,7 +909,8 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     harness.tick(20)
     status = asyncio.run(driver.status())
     return {"ended": ended, "busy": busy, "abort_cycles": abort_cycles, "irq": harness.irq,
-            "status": {k: int(v) for k, v in status.items()}}
+            "status": {k: int(v) for k, v in status.items()},
+            "counters": asyncio.run(driver.counters())}
 
 
 def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, last: bool, *,
