@@ -181,7 +181,7 @@ def render() -> str:
       "have changed, each of its bytes either unchanged or already the result's (the compact "
       "engine writes whole elements); nothing else is written. `accel verify` aborts GEMMs "
       "at fixed and random points, under back-pressure, "
-      "and checks the bound, the bus and the next GEMM.")
+      "and checks the bound, the bus, the memory and the next GEMM.")
     w("")
     w("The host driver does all of this and checks the arguments first, with a message naming "
       "the argument, its value and the rule:")
