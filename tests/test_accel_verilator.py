@@ -271,8 +271,8 @@ def test_a_bench_test_without_its_input_is_skipped_not_passed(build_root, testca
     from accelerator.flow.rtl import ACCEL_TOP
     from accelerator.flow.sim import build_model, run_tests
 
-    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root,
-                        waves=True)  # the model test_accel_sim_waves_writes_a_vcd builds
+    # the model `accel verify --rows 2 --cols 2` builds (test_accel_verify_in_a_log_...)
+    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root)
     outcome = run_tests(model, "accel_tb", seed=1, testcase=testcase,
                         results_name=f"no_input_{testcase}")
     assert (outcome.passed, outcome.failed, outcome.skipped) == (0, 0, 1)
