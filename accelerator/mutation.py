@@ -373,6 +373,9 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
     script = "\n".join([
         f"read_rtlil {os.path.relpath(design, here)}", f"hierarchy -top {ACCEL_TOP}", "proc",
         "opt_clean", "memory_collect", f"copy {module} gold", f"copy {module} gate", command,
+        # the submodules inlined (yosys has no SAT model of a module instance) and the
+        # memories turned into flip-flops and logic (nor of a memory): the same circuit
+        "flatten gold gate", "memory_map gold gate", "opt_clean gold gate",
         "equiv_make gold gate equiv", "hierarchy -top equiv", f"equiv_simple -seq {depth}",
         f"equiv_induct -seq {depth}", "equiv_status -assert", ""])
     try:
