@@ -647,6 +647,13 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
         cases.append(GemmCase(m=R + 2, k=R + 1, n=C + 3, seed=seed + 20 + j,
                               accumulate=area == "c_in"))
         layouts.append(f"top:{area}")
+    # a C and a C_in ending exactly at 2^32 whose first rows end with a low bit clear (bit 5
+    # of C's, bit 9 of C_in's): the range check's first-row sums just below the top
+    wide = {}
+    for j, (area, ld) in enumerate((("c", 32), ("c_in", 512))):
+        wide[len(cases)] = {"ld": {area: ld}}
+        cases.append(GemmCase(m=3, k=R + 1, n=5, seed=seed + 24 + j, accumulate=area == "c_in"))
+        layouts.append(f"top:{area}")
     offsets, requant, operands = [], [], []
     for i, case in enumerate(cases):
         offsets.append({name: (quarter << 30) + (int(rng.integers(0, 1 << 13)) << 16)
@@ -661,7 +668,7 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
                 relu=bool(rng.integers(0, 2))))
         else:
             requant.append(None)
-        operands.append(None)
+        operands.append(wide.get(i))
     # strides with high bits (the walkers' chunk steps, the set-up multiplier's high product
     # bits), each matrix in its own quarter of the address space
     def stride(j: int, lo: int, hi: int) -> int:
@@ -915,6 +922,33 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
             "counters": asyncio.run(driver.counters())}
 
 
+def _pin_reset(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, limit: int
+               ) -> dict:
+    """Start ``case`` and hold the ``rst`` pin ``delay`` cycles after CTRL.start (under its
+    back-pressure): STATUS, ``irq`` and the counters after it (compared with the unmutated
+    design's), then a good GEMM."""
+
+    class Interrupting(HarnessTransport):
+        async def wait_interrupt(self) -> None:
+            self.harness.tick(delay)
+            raise _Started
+
+    data = make_data(config, case)
+    harness.set_backpressure(case.backpressure, case.seed)
+    write_operands(harness, data, data.addr)
+    driver = Accelerator(Interrupting(harness, max_cycles=limit))
+    try:
+        asyncio.run(driver.gemm(**_gemm_args(case, data, data.addr, data.requant), irq=True))
+        ended = True
+    except _Started:
+        ended = False
+    harness.reset()
+    harness.set_backpressure(0.0, case.seed)
+    status = asyncio.run(driver.status())
+    return {"ended": ended, "irq": harness.irq, "status": {k: int(v) for k, v in status.items()},
+            "counters": asyncio.run(driver.counters())}
+
+
 def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, last: bool, *,
                limit: int) -> dict:
     """``case`` with the first (or last) row of ``area`` answering SLVERR: the error code and
@@ -940,11 +974,16 @@ def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, la
             "status_after": harness.reg_read(_STATUS), "irq_after": harness.irq}
 
 
+#: accel verify's illegal commands, and an M with bits past the set-up multiplier's 16 (the
+#: range check's products are computed before the checks: their cycles must not depend on them)
+_ILLEGAL = (*ILLEGAL_COMMANDS, ("m past 2^24", {"m": (1 << 24) + 1}, "TOO_LARGE"))
+
+
 def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list:
     data = make_data(config, GemmCase(m=3, k=5, n=4, seed=seed))
     driver = Accelerator(HarnessTransport(harness, max_cycles=limit))
     got = []
-    for _name, change, _code in ILLEGAL_COMMANDS:
+    for _name, change, _code in _ILLEGAL:
         args = {"a": data.addr["a"], "b": data.addr["b"], "c": data.addr["c"], "m": 3, "k": 5,
                 "n": 4, "lda": data.ld["a"], "ldb": data.ld["b"], "ldc": data.ld["c"]}
         args.update(change)
@@ -1016,6 +1055,17 @@ def _steps(config: AcceleratorConfig, regression: Regression
                        seed=case.seed + 1, accumulate=case.accumulate)
         steps.append((name, abort))
         steps.append((f"{name}, then a GEMM", lambda h, b, nxt=nxt: then(h, b, nxt)))
+    # the rst pin during the directed aborts' GEMMs (the regression resets only at its start)
+    for case, delay in r.aborts[:len(DIRECTED_ABORTS)]:
+        def pin(h: Any, bound: int, case: Any = case, delay: int = delay) -> dict:
+            start = h.cycle
+            seen = _pin_reset(h, config, case, delay, limit=bound)
+            ok = not seen["ended"] and not any(seen["status"].values())
+            return {"passed": ok, "why": f"{seen}", "wall": h.cycle - start, "seen": seen}
+        name = f"rst {delay} cycles into {case.m}x{case.k}x{case.n}"
+        nxt = GemmCase(m=3 * R + 1, k=37, n=2 * C + 1, seed=case.seed + 2)
+        steps.append((name, pin))
+        steps.append((f"{name}, then a GEMM", lambda h, b, nxt=nxt: then(h, b, nxt)))
     return steps
 
 
@@ -1066,9 +1116,9 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
             except Exception as exc:
                 return _outcome(exc), f"illegal commands: {type(exc).__name__}: {exc}"
             codes = got[0::2]
-            expected = [code for _n, _c, code in ILLEGAL_COMMANDS]
+            expected = [code for _n, _c, code in _ILLEGAL]
             if codes != expected:
-                bad = [(n, g) for (n, _c, e), g in zip(ILLEGAL_COMMANDS, codes, strict=True)
+                bad = [(n, g) for (n, _c, e), g in zip(_ILLEGAL, codes, strict=True)
                        if g != e]
                 return "killed", f"illegal commands: {bad}"
             if golden:

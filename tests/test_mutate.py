@@ -4,19 +4,25 @@ run on the C++ harness (verilator tier)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from accelerator.config import AcceleratorConfig
+from accelerator.model.cases import DIRECTED_ABORTS, make_data
 from accelerator.mutation import (
+    _ILLEGAL,
     AREAS,
     Mutant,
     _fanout,
     _instance_and_cell,
+    _place,
     _ports,
+    _steps,
     area_of,
     format_table,
     list_mutants,
+    make_regression,
     parse_mutants,
     score,
     summarize,
@@ -136,6 +142,34 @@ def test_unobservable_on_the_design(tmp_path):
     assert unobservable(design, mutants[1:], tmp_path) == {mutants[1].index}
 
 
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_regression_corners(dataflow):
+    """The regression's directed corners: a C and a C_in ending exactly at 2^32 whose first
+    rows end with bit 5 (C) and bit 9 (C_in) clear (the range check's first-row sums, one bit
+    set too many, pass the top); an M with bit 24 set (TOO_LARGE, in the unmutated cycles);
+    the rst pin during each directed abort's GEMM, each followed by a GEMM."""
+    config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow)
+    r = make_regression(config, count=2, seed=1)
+    for area, bit in (("c", 5), ("c_in", 9)):
+        ends = []
+        for case, layout, ops in zip(r.cases, r.layouts, r.operands, strict=True):
+            if layout != f"top:{area}":
+                continue
+            data = make_data(config, case)
+            data = replace(data, ld={**data.ld, **(ops or {}).get("ld", {})})
+            addr, _ = _place(data, case, layout, {}, 4)
+            row = 4 * case.n
+            assert addr[area] + (case.m - 1) * data.ld[area] + row == 1 << 32
+            ends.append(addr[area] + row)
+        assert any(not end >> bit & 1 for end in ends), ends
+    assert ("m past 2^24", {"m": (1 << 24) + 1}, "TOO_LARGE") in _ILLEGAL
+    names = [name for name, _ in _steps(config, r)]
+    pins = [name for name in names if name.startswith("rst ")]
+    assert len(pins) == 2 * len(DIRECTED_ABORTS)
+    assert all(names.index(f"{p}, then a GEMM") == names.index(p) + 1 for p in pins
+               if not p.endswith("then a GEMM"))
+
+
 def _with(outcomes: list[str]) -> list[Mutant]:
     mutants = parse_mutants(LIST)
     for m, outcome in zip(mutants, outcomes, strict=True):
@@ -176,12 +210,14 @@ DEADLY = "-mode inv -wire engine.core.pe_0_0.acc -wirebit 3"
 #: Mutants that only the regression's newer checks kill, with what must catch each: WLAST on
 #: every beat (the harness's memory answers SLVERR), the engine never reset by CTRL.reset (the abort
 #: check), a high bit of STALL_STORE stuck (the counters, on the tall M under write latency),
-#: unmapped register writes answered OKAY (the register probes).
+#: unmapped register writes answered OKAY (the register probes), the engine's reset without the
+#: rst pin (cell $5 is hw/top.py's ``sync_reset | engine_reset``: the rst pin during a GEMM).
 TARGETED = (
     ("-mode const1 -wire m_axi__wlast", ("killed",), "case "),
     ("-mode const0 -wire resetting", ("killed", "timed out"), "CTRL.reset"),
     ("-mode const0 -wire stall_store -wirebit 15", ("killed",), "stall_store"),
     ("-mode const1 -wire regs.aw_mapped", ("killed",), "registers"),
+    ("-mode const0 -cell $5 -port A -portbit 0", ("killed", "timed out"), "rst "),
 )
 
 
