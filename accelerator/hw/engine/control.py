@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -86,6 +86,8 @@ class Control(wiring.Component):
             return lambda end: beyond[i].eq(end > (1 << 32))
 
         out_row = out_row_bytes(c.requant, c.n)
+        early = Signal(8)
+        m.d.sync += early.eq(check_command(m, c, Const(0, 4), requant_unit=cfg.requant_unit))
         if os_flow:  # the chunk is R rows: constant steps, no set-up cycles
             m.d.comb += [run.chunk_lda.eq(const_mul(c.lda, R)),
                          run.chunk_ldc.eq(const_mul(c.ldc, R)),
@@ -102,7 +104,12 @@ class Control(wiring.Component):
             product("RANGE_CIN", "CHECK", c.m - 1, c.ldcin, c.cin_addr + (c.n << 2),
                     ends_beyond(3), needed=c.accumulate)
             with m.State("CHECK"):
-                code = check_command(m, c, beyond, requant_unit=cfg.requant_unit)
+                # The checks of the command alone are registers, decoded while the range
+                # products run (the command is latched at least as many cycles before CHECK):
+                # decoded here, its compares and their priority ended the board tops' longest
+                # path. Only the range check, the lowest priority, is decided in CHECK.
+                code = Mux(early != 0, early,
+                           Mux(beyond.any(), EngineError.ADDR_RANGE, 0))
                 k_fit = Mux(run.split, geo.k_step, c.k)
                 m.d.sync += [error.eq(code), run.words.eq((k_fit + B - 1) >> lb), used.eq(0),
                              chunk.eq(R if os_flow else 0)]
