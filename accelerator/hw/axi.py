@@ -9,11 +9,11 @@ FPGA vendor's interface inference recognises after a rename of the separator.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Value
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BURST_INCR", "RESP_OKAY", "AXI4Signature", "connect_part"]
+__all__ = ["BURST_INCR", "RESP_OKAY", "AXI4Signature", "AxiReadSlice", "connect_part"]
 
 #: AxBURST encoding of an incrementing burst.
 BURST_INCR = 0b01
@@ -143,3 +143,55 @@ def connect_part(m: Module, part, whole) -> None:
             m.d.comb += dst.eq(src)
         else:
             m.d.comb += src.eq(dst)
+
+
+#: The R channel's payload members.
+_R_PAYLOAD = ("rdata", "rresp", "rlast", "rid")
+
+
+class AxiReadSlice(wiring.Component):
+    """An AXI4 link whose R channel goes through a skid buffer; every other member passes.
+
+    The slave sees ``rready`` from a register and the master's ``rvalid`` and R payload are
+    registers, still one beat per cycle: the master's ``rready`` logic no longer reaches the
+    slave's read port in the same cycle. Each beat arrives a cycle later.
+
+    Members
+    -------
+    s_axi : In(signature)
+        To the master.
+    m_axi : Out(signature)
+        To the slave.
+    """
+
+    def __init__(self, signature: AXI4Signature):
+        if not signature.read:
+            raise ValueError("the signature has no read channels")
+        super().__init__({"s_axi": In(signature), "m_axi": Out(signature)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        up, down = self.s_axi, self.m_axi
+        for name, member in self.m_axi.signature.members.items():
+            if name in (*_R_PAYLOAD, "rvalid", "rready"):
+                continue
+            if member.flow == Out:
+                m.d.comb += getattr(down, name).eq(getattr(up, name))
+            else:
+                m.d.comb += getattr(up, name).eq(getattr(down, name))
+
+        skid = {name: Signal.like(getattr(down, name), name=f"skid_{name}")
+                for name in _R_PAYLOAD}
+        skid_valid = Signal()
+        m.d.comb += down.rready.eq(~skid_valid)
+        with m.If(~up.rvalid | up.rready):
+            with m.If(skid_valid):
+                m.d.sync += [getattr(up, n).eq(skid[n]) for n in _R_PAYLOAD]
+                m.d.sync += [up.rvalid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += up.rvalid.eq(down.rvalid)
+                m.d.sync += [getattr(up, n).eq(getattr(down, n)) for n in _R_PAYLOAD]
+        with m.Elif(down.rvalid & ~skid_valid):
+            m.d.sync += [skid[n].eq(getattr(down, n)) for n in _R_PAYLOAD]
+            m.d.sync += skid_valid.eq(1)
+        return m
