@@ -7,6 +7,10 @@
                                                          └─► DECERR
                Accelerator.m_axi ─(AXI4)─► AxiRam.s_axi
 
+On an FPGA other than an iCE40 each of these links goes through a register slice (``slices``):
+the host's AXI4-Lite links through :class:`~accelerator.hw.axil.AxiLiteSlice`, the R channel
+through :class:`~accelerator.hw.axi.AxiReadSlice`.
+
 Host address map (the addresses of the serial protocol's requests, :mod:`accelerator.hw.uart`):
 
 =============================================  ==============================================
