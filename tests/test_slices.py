@@ -1,4 +1,4 @@
-"""The register slices in Amaranth's simulator (AXI4-Lite, every channel; AXI4, the R channel):
+"""The register slices in Amaranth's simulator (AXI4-Lite, every channel; AXI4, R and W):
 every transfer passes in order and unchanged, and no ready or valid depends on the other side
 in the same cycle."""
 
@@ -9,7 +9,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from accelerator.hw.axi import AXI4Signature, AxiReadSlice
+from accelerator.hw.axi import AXI4Signature, AxiSlice
 from accelerator.hw.axil import _CHANNELS, AxiLiteSlice
 
 
@@ -64,39 +64,47 @@ def test_slice_passes_every_transfer_in_order(seed):
 
 
 @pytest.mark.parametrize("ready_p", [1.0, 0.5])
-def test_read_slice_passes_every_beat_in_order_one_per_cycle(ready_p):
-    sig = AXI4Signature(32, 64, 2)
-    dut = AxiReadSlice(sig)
+@pytest.mark.parametrize("channel", ["r", "w"])
+def test_axi_slice_passes_every_beat_in_order_one_per_cycle(channel, ready_p):
+    dut = AxiSlice(AXI4Signature(32, 64, 2))
     rng = random.Random(7)
-    beats = [{"rdata": rng.randrange(1 << 64), "rresp": rng.randrange(4),
-              "rlast": rng.randrange(2), "rid": rng.randrange(4)} for _ in range(60)]
-    got, cycles = [], []
     up, down = dut.s_axi, dut.m_axi
+    if channel == "r":  # from the slave (m_axi) to the master (s_axi)
+        src, dst = down, up
+        beats = [{"rdata": rng.randrange(1 << 64), "rresp": rng.randrange(4),
+                  "rlast": rng.randrange(2), "rid": rng.randrange(4)} for _ in range(60)]
+    else:
+        src, dst = up, down
+        beats = [{"wdata": rng.randrange(1 << 64), "wstrb": rng.randrange(256),
+                  "wlast": rng.randrange(2)} for _ in range(60)]
+    valid, ready = f"{channel}valid", f"{channel}ready"
+    got, cycles = [], []
 
     async def bench(ctx):
         todo = list(beats)
         for cycle in range(400):
-            ctx.set(down.rvalid, bool(todo))
+            ctx.set(getattr(src, valid), bool(todo))
             if todo:
                 for name, value in todo[0].items():
-                    ctx.set(getattr(down, name), value)
-            ctx.set(up.rready, rng.random() < ready_p)
-            # the slave's rready and the master's R do not follow the other side in the cycle
-            outputs = (down.rready, up.rvalid, up.rdata)
+                    ctx.set(getattr(src, name), value)
+            ctx.set(getattr(dst, ready), rng.random() < ready_p)
+            # each side's ready, valid and data do not follow the other side in the cycle
+            outputs = (getattr(src, ready), getattr(dst, valid),
+                       getattr(dst, f"{channel}data"))
             before = [ctx.get(x) for x in outputs]
-            for sig_ in (up.rready, down.rvalid):
+            for sig_ in (getattr(dst, ready), getattr(src, valid)):
                 ctx.set(sig_, 1 - ctx.get(sig_))
                 assert [ctx.get(x) for x in outputs] == before
                 ctx.set(sig_, 1 - ctx.get(sig_))
-            # the other channels pass through in the same cycle
+            # the address channels pass through in the same cycle
             araddr = rng.randrange(1 << 32)
             ctx.set(up.araddr, araddr)
-            ctx.set(down.arready, cycle % 2)
-            assert ctx.get(down.araddr) == araddr and ctx.get(up.arready) == cycle % 2
-            if ctx.get(down.rvalid) and ctx.get(down.rready):
+            ctx.set(down.awready, cycle % 2)
+            assert ctx.get(down.araddr) == araddr and ctx.get(up.awready) == cycle % 2
+            if ctx.get(getattr(src, valid)) and ctx.get(getattr(src, ready)):
                 todo.pop(0)
-            if ctx.get(up.rvalid) and ctx.get(up.rready):
-                got.append({name: ctx.get(getattr(up, name)) for name in beats[0]})
+            if ctx.get(getattr(dst, valid)) and ctx.get(getattr(dst, ready)):
+                got.append({name: ctx.get(getattr(dst, name)) for name in beats[0]})
                 cycles.append(cycle)
             await ctx.tick()
 
@@ -105,5 +113,5 @@ def test_read_slice_passes_every_beat_in_order_one_per_cycle(ready_p):
     sim.add_testbench(bench)
     sim.run()
     assert got == beats
-    if ready_p == 1.0:  # a beat a cycle, each a cycle after the slave offered it
+    if ready_p == 1.0:  # a beat a cycle, each a cycle after it was offered
         assert cycles == list(range(1, 1 + len(beats)))

@@ -8,8 +8,8 @@
                Accelerator.m_axi ─(AXI4)─► AxiRam.s_axi
 
 On an FPGA other than an iCE40 each of these links goes through a register slice (``slices``):
-the host's AXI4-Lite links through :class:`~accelerator.hw.axil.AxiLiteSlice`, the R channel
-through :class:`~accelerator.hw.axi.AxiReadSlice`.
+the host's AXI4-Lite links through :class:`~accelerator.hw.axil.AxiLiteSlice`, the R and W
+channels through :class:`~accelerator.hw.axi.AxiSlice`.
 
 Host address map (the addresses of the serial protocol's requests, :mod:`accelerator.hw.uart`):
 
@@ -60,7 +60,7 @@ from ..model.protocol import (
     REGISTER_WINDOW,
     board_info_addr,
 )
-from .axi import AxiReadSlice
+from .axi import AxiSlice
 from .axil import AXI4LiteSignature, AxiLiteSlice, AxiResp
 from .axiram import AxiRam, check_geometry, in_window
 from .spram import SPRAM_DEPTH, spram_blocks, spram_tiles
@@ -235,10 +235,10 @@ class BoardTop(wiring.Component):
     slices : bool or None
         Register slices on the long routes: an :class:`~accelerator.hw.axil.AxiLiteSlice`
         between the UART bridge and the decoder and between the decoder and each of its slaves,
-        and an :class:`~accelerator.hw.axi.AxiReadSlice` on the accelerator's R channel, so that
-        the DMA reader's ``rready`` does not reach the RAM's read port in the same cycle (the
-        board tops' longest paths). ``None``: on, except on an iCE40, which is full without
-        them.
+        and an :class:`~accelerator.hw.axi.AxiSlice` on the accelerator's R and W channels, so
+        that the DMA reader's ``rready`` does not reach the RAM's read port in the same cycle,
+        nor the RAM's ``wready`` the store's pipeline (the board tops' longest paths).
+        ``None``: on, except on an iCE40, which is full without them.
 
     Ports (simulation, ``platform is None``): ``uart_rx`` In(1), ``uart_tx`` Out(1), ``leds``
     Out(4). On an amaranth-boards platform the ports are left unused and the design requests
@@ -320,7 +320,7 @@ class BoardTop(wiring.Component):
         wiring.connect(m, sliced("host_slice", bridge.m_axil), decoder.s_axil)
         wiring.connect(m, sliced("ram_slice", decoder.m1), ram.s_axil)
         if slices:
-            m.submodules.r_slice = r_slice = AxiReadSlice(accel.m_axi.signature)
+            m.submodules.data_slice = r_slice = AxiSlice(accel.m_axi.signature)
             wiring.connect(m, accel.m_axi, r_slice.s_axi)
             wiring.connect(m, r_slice.m_axi, ram.s_axi)
         else:
