@@ -421,8 +421,11 @@ class SystolicCore(wiring.Component):
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
+        # A registered PE's drain is a register of its own, a copy of its column's: one
+        # register per column reached the 12 output slots' multiplexers of the column.
+        drain_copies = flag_lag and cfg.registered_dsp
         for j in range(C):
-            if flag_lag:
+            if flag_lag and not drain_copies:
                 with m.If(enable(f"en_drain_{j}", (R - 1, j))):
                     m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
@@ -483,7 +486,8 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}", (p, j)))
+                pe_en = enable(f"en_pe_{p}_{j}", (p, j))
+                m.d.comb += pe.en.eq(pe_en)
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
                 else:
@@ -501,7 +505,11 @@ class SystolicCore(wiring.Component):
                     ]
                 else:
                     _link(m, pes, p, j, "north")
-                m.d.comb += pe.drain.eq(drains[j])
+                drain = drains[j]
+                if drain_copies:
+                    drain = register_copy(m, platform, bottom[j].valid_out & bottom[j].last_out,
+                                          f"drain_{p}_{j}", init=0, enable=pe_en)
+                m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid
                 | _any(pes[p][j].valid_in for p in range(R) for j in range(C))
