@@ -587,29 +587,13 @@ class SystolicCore(wiring.Component):
             w_accept.eq(w.valid & w.ready),
         ]
         if ahead is not None:
-            # `loaded` one-hot and `since_first` as a thermometer beside the counters, so that
-            # the rule's next inputs are a LUT each: through the counters' adders and compares
-            # it was the 12×13 core's longest path (143.5 MHz).
             starts = a_accept & first
-            loaded_is = [Signal(name=f"loaded_is_{k}", init=int(k == 0)) for k in range(R + 1)]
-            since_ge = [Signal(name=f"since_first_ge_{k}", init=1) for k in range(R + 1)]
-            with m.If(en):
-                with m.If(capture):
-                    m.d.sync += [loaded_is[k].eq(w_accept if k == 1 else ~w_accept if k == 0
-                                                 else 0) for k in range(R + 1)]
-                with m.Elif(w_accept):
-                    m.d.sync += [loaded_is[k].eq(loaded_is[k - 1] if k else 0)
-                                 for k in range(R + 1)]
-                with m.If(starts):
-                    m.d.sync += [since_ge[k].eq(int(k <= 1)) for k in range(1, R + 1)]
-                with m.Else():
-                    m.d.sync += [since_ge[k].eq(since_ge[k - 1]) for k in range(1, R + 1)]
-            loaded_next_full = Mux(en, Mux(capture, 0, Mux(w_accept, loaded_is[R - 1],
-                                                           loaded_is[R])), loaded_is[R])
+            loaded_next = Mux(en, Mux(capture, w_accept, loaded + w_accept), loaded)
             full_next = Mux(en & capture, 1, Mux(en & starts, 0, shadow_full))
-            since_next_ge = Mux(en & starts, int(R - 1 <= 1),
-                                Mux(en, since_ge[R - 2], since_ge[R - 1]))
-            m.d.sync += capture.eq(ahead & loaded_next_full & ~full_next & since_next_ge)
+            since_next = Mux(en & starts, 1,
+                             Mux(en & (since_first < R), since_first + 1, since_first))
+            m.d.sync += capture.eq(ahead & (loaded_next == R) & ~full_next
+                                   & (since_next >= R - 1))
         with m.If(en):
             with m.If(capture):
                 m.d.sync += loaded.eq(w_accept)
