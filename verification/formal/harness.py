@@ -57,6 +57,9 @@ class FormalHarness(Elaboratable):
         self.extra = {name: Signal(width, name=f"f_{name}")
                       for name, width in (extra_inputs or {}).items()}
         self.past_valid = Signal(name="f_past_valid")
+        #: Registers whose initial value the solver chooses (``module/wire`` selections of the
+        #: netlist, made free by the SBY script): see :meth:`free_initial`.
+        self.free_init: list[str] = []
         self._module: Module | None = None
 
     def internal(self, name: str) -> Signal:
@@ -70,6 +73,19 @@ class FormalHarness(Elaboratable):
             raise KeyError(f"{type(self.dut).__name__} drives {len(found)} signals named "
                            f"{name!r} in its top module (expected one)")
         return found[0]
+
+    def submodule(self, name: str):
+        """The design's submodule called ``name`` (as its ``elaborate`` added it)."""
+        if self._module is None:
+            raise RuntimeError("submodule() is available while the harness elaborates")
+        return self._module._named_submodules[name][0]
+
+    def free_initial(self, submodule: str, names: list[str]) -> None:
+        """Let the solver choose the initial value of the registers ``names`` of the design's
+        submodule ``submodule`` (its ports, say): a state software could have written before
+        the check begins, which ``Assume`` s in the first cycle (``~past_valid``) narrow. The
+        registers keep their init values in the simulator's replay."""
+        self.free_init += [f"top.dut.{submodule}/w:{name}" for name in names]
 
     def ports(self) -> dict[str, Signal | Value]:
         """The top-level inputs, by the name the netlist (and so the witness) gives them."""
