@@ -7,7 +7,7 @@ legal GEMM). Software writes ``CTRL.start`` in the first cycle and ``CTRL.reset`
 cycle up to ``window`` (the abort may find the command at any point: loading, computing,
 storing, or already done). The memory is any AXI4 slave that answers a request's first beat (R,
 B) at most ``latency`` cycles after it can and holds every other handshake at most ``wait``
-cycles, with any data and response codes.
+cycles, with any response codes (and zeros for data: the control does not look at it).
 
 Asserted, besides the AXI4 master's rules throughout (VALID and payload held until READY, legal
 INCR bursts within 4 KiB, WLAST on a burst's last beat only, at most 8 bursts outstanding each
@@ -15,8 +15,10 @@ way):
 
 * no read or write burst is requested after the abort, and every W beat presented after it has
   WSTRB 0 (no byte written);
-* ``STATUS.busy`` is low within ``abort_bound(config, latency, wait)`` cycles of the abort pulse,
-  and stays low;
+* ``STATUS.busy`` is low within ``drain`` cycles of the abort pulse, and stays low: a bound
+  tighter than ``abort_bound(config, latency, wait)`` (47 cycles here), which a GEMM this small
+  leaves far from reached (a handful of single- and two-beat bursts in flight at most), so
+  that the check of the bound fits the depth after an abort late in the command;
 * then every burst requested is complete (its last R beat, its B taken), nothing is offered on
   the bus, and STATUS and the counters read as docs/registers.md says: ``done`` is never set
   after the abort (it cleared ``done`` and ``error``, which only ``set_done`` sets: the
@@ -40,24 +42,28 @@ ABORT_CONFIG = AcceleratorConfig(rows=2, cols=2, requant_unit=False, axi_data_wi
                                  spad_a_depth=64, spad_b_depth=16, spad_c_depth=16)
 #: The memory's latency and back-pressure the set assumes (``abort_bound``'s L and W).
 LATENCY, WAIT = 1, 0
-#: The last cycle the abort pulse may come in.
-WINDOW = 24
+#: The last cycle the abort pulse may come in: past the command's last W beat (a 2×2×2 GEMM
+#: started in cycle 0 reads from cycle 20 on and writes C in cycles 42 to 47 on this memory).
+WINDOW = 48
+#: Cycles from the abort pulse within which STATUS.busy must be low (at most abort_bound).
+DRAIN = 24
 
 
-def abort_depth(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LATENCY,
-                wait: int = WAIT, window: int = WINDOW) -> int:
-    """Cycles to check: an abort in the last cycle of the window, its bound, one more."""
-    return window + abort_bound(config, latency=latency, wait=wait) + 2
+def abort_depth(*, window: int = WINDOW, drain: int = DRAIN) -> int:
+    """Cycles to check: an abort in the last cycle of the window, its drain, one more."""
+    return window + drain + 2
 
 
 def _at_most(m: Module, cond, cycles: int, name: str, what: str) -> None:
-    """``cond`` holds at most ``cycles`` cycles in a row (assumed of the memory)."""
+    """``cond`` holds at most ``cycles`` cycles in a row (assumed of the memory).
+
+    The set's assumptions are checked at the clock edges, where a replay's inputs are settled
+    (a combinational one would see the registers' new values with the last cycle's inputs)."""
     if cycles == 0:
-        m.d.comb += Assume(~cond, what)
+        m.d.sync += Assume(~cond, what)
         return
     run = Signal(range(cycles + 1), name=f"f_{name}_run")
-    m.d.sync += run.eq(Mux(cond, run + 1, 0))
-    m.d.comb += Assume(~cond | (run < cycles), what)
+    m.d.sync += [run.eq(Mux(cond, run + 1, 0)), Assume(~cond | (run < cycles), what)]
 
 
 class _BusyEarly(Accelerator):
@@ -73,8 +79,11 @@ class _BusyEarly(Accelerator):
 
 
 def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LATENCY,
-                  wait: int = WAIT, window: int = WINDOW, broken: bool = False) -> FormalHarness:
+                  wait: int = WAIT, window: int = WINDOW, drain: int = DRAIN,
+                  broken: bool = False) -> FormalHarness:
     bound = abort_bound(config, latency=latency, wait=wait)
+    if drain > bound:
+        raise ValueError(f"drain = {drain} is past abort_bound = {bound}")
     b = config.axi_bytes
 
     def properties(m: Module, dut: Accelerator, h: FormalHarness) -> None:
@@ -84,21 +93,22 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
         h.free_initial("regs", [register(name).port for name in COMMAND_REGISTERS])
         cmd = {f.name: f.source.extract(getattr(regs, register(f.register).port))
                for f in COMMAND}
-        with m.If(~pv):
-            m.d.comb += [
-                Assume((cmd["m"] >= 1) & (cmd["m"] <= 2) & (cmd["k"] >= 1) & (cmd["k"] <= 2)
-                       & (cmd["n"] >= 1) & (cmd["n"] <= 2), "M, K, N of 1 or 2"),
-                Assume(~cmd["requant"] & ~cmd["relu"], "int32 C (no requantizer)"),
-                Assume((cmd["lda"] >= cmd["k"]) & (cmd["ldb"] >= cmd["n"])
-                       & (cmd["ldc"] >= 4 * cmd["n"]) & (cmd["ldcin"] >= 4 * cmd["n"]),
-                       "strides of a row at least"),
-                Assume((cmd["c_addr"][:2] == 0) & (cmd["ldc"][:2] == 0)
-                       & (cmd["cin_addr"][:2] == 0) & (cmd["ldcin"][:2] == 0),
-                       "C and C_in aligned"),
-            ]
-            for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "lda", "ldb", "ldc",
-                         "ldcin"):
-                m.d.comb += Assume(cmd[name] < (1 << 16), "below 64 KiB")
+        # (assumed at the clock edges, as the software's writes below: a replay sets the
+        # registers and inputs before the first edge)
+        m.d.sync += [
+            Assume((cmd["m"] >= 1) & (cmd["m"] <= 2) & (cmd["k"] >= 1) & (cmd["k"] <= 2)
+                   & (cmd["n"] >= 1) & (cmd["n"] <= 2), "M, K, N of 1 or 2"),
+            Assume(~cmd["requant"] & ~cmd["relu"], "int32 C (no requantizer)"),
+            Assume((cmd["lda"] >= cmd["k"]) & (cmd["ldb"] >= cmd["n"])
+                   & (cmd["ldc"] >= 4 * cmd["n"]) & (cmd["ldcin"] >= 4 * cmd["n"]),
+                   "strides of a row at least"),
+            Assume((cmd["c_addr"][:2] == 0) & (cmd["ldc"][:2] == 0)
+                   & (cmd["cin_addr"][:2] == 0) & (cmd["ldcin"][:2] == 0),
+                   "C and C_in aligned"),
+        ]
+        for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "lda", "ldb", "ldc",
+                     "ldcin"):
+            m.d.sync += Assume(cmd[name] < (1 << 16), "below 64 KiB")
         # -- software: CTRL.start in the first cycle, CTRL.reset by the window's end ----------
         lite = dut.s_axil
         writes = Signal(2, name="f_writes")
@@ -109,7 +119,7 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
         with m.If(aw_hs):
             m.d.sync += writes.eq(writes + 1)
         start, reset = field("CTRL", "start"), field("CTRL", "reset")
-        m.d.comb += [
+        m.d.sync += [
             Assume(lite.awvalid == lite.wvalid, "AW and W together"),
             Assume(lite.awaddr == offset("CTRL"), "writes to CTRL"),
             Assume(lite.wstrb == 0b1111, "whole words"),
@@ -145,12 +155,16 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
         m.d.sync += [aw_out.eq(aw_out + aw_hs - b_hs),
                      w_done.eq(w_done + (w_hs & axi.wlast) - b_hs)]
         b_can = (aw_out != 0) & (w_done != 0)
-        m.d.comb += [
+        m.d.sync += [
             Assume(~axi.rvalid | (reads.count != 0), "R only for a burst asked for"),
             Assume(~axi.rvalid | (axi.rlast == (r_beat == reads.first)),
                    "RLAST on each burst's last beat"),
             Assume(~axi.bvalid | b_can, "B only for a burst whose AW and last W were taken"),
             Assume((axi.rid == 0) & (axi.bid == 0), "ID 0"),
+            # Data independence: what the engine does with the bytes it reads (the array's
+            # products) decides no request, stall or end, so the memory returns zeros; the
+            # responses (OKAY, SLVERR, …) stay free, since an error does change the control.
+            Assume(axi.rdata == 0, "read data 0"),
         ]
         _at_most(m, (reads.count != 0) & ~axi.rvalid & (r_beat == 0), latency, "r_first",
                  f"a burst's first R beat at most {latency} cycles late")
@@ -183,11 +197,11 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
         ]
         # -- the abort ---------------------------------------------------------------------------
         aborted = Signal(name="f_aborted")      # from the cycle after the abort pulse
-        elapsed = Signal(range(bound + 2), name="f_elapsed")
+        elapsed = Signal(range(drain + 2), name="f_elapsed")
         idle = Signal(name="f_idle")            # busy has been low since the abort
         with m.If(regs.abort):
             m.d.sync += aborted.eq(1)
-        with m.If(aborted & (elapsed <= bound)):
+        with m.If(aborted & (elapsed <= drain)):
             m.d.sync += elapsed.eq(elapsed + 1)
         new_ar = axi.arvalid & (~past(m, axi.arvalid, "arvalid") | past(m, ar_hs, "ar_hs"))
         new_w = axi.wvalid & (~past(m, axi.wvalid, "wvalid") | past(m, w_hs, "w_hs"))
@@ -197,8 +211,9 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
                 Assert(~new_ar & ~presented, "no burst requested after the abort"),
                 Assert(~new_w | (axi.wstrb == 0), "W beats after the abort without strobes"),
                 Assert(~regs.set_done, "the aborted command never sets STATUS.done"),
-                Assert(~busy | (elapsed < bound - 1),
-                       f"STATUS.busy low within {bound} cycles of the abort pulse"),
+                Assert(~busy | (elapsed < drain - 1),
+                       f"STATUS.busy low within {drain} cycles of the abort pulse "
+                       f"(abort_bound: {bound})"),
             ]
             with m.If(~busy):
                 m.d.sync += idle.eq(1)

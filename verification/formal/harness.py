@@ -60,6 +60,8 @@ class FormalHarness(Elaboratable):
         #: Registers whose initial value the solver chooses (``module/wire`` selections of the
         #: netlist, made free by the SBY script): see :meth:`free_initial`.
         self.free_init: list[str] = []
+        #: The same registers by their witness path (``("dut", submodule, name)``), for a replay.
+        self.free_signals: dict[tuple[str, ...], Signal] = {}
         self._module: Module | None = None
 
     def internal(self, name: str) -> Signal:
@@ -83,9 +85,12 @@ class FormalHarness(Elaboratable):
     def free_initial(self, submodule: str, names: list[str]) -> None:
         """Let the solver choose the initial value of the registers ``names`` of the design's
         submodule ``submodule`` (its ports, say): a state software could have written before
-        the check begins, which ``Assume`` s in the first cycle (``~past_valid``) narrow. The
-        registers keep their init values in the simulator's replay."""
+        the check begins, which ``Assume`` s in the first cycle (``~past_valid``) narrow. A
+        replay sets them to the witness's initial values."""
         self.free_init += [f"top.dut.{submodule}/w:{name}" for name in names]
+        design = self.submodule(submodule)
+        self.free_signals.update({("dut", submodule, name): getattr(design, name)
+                                  for name in names})
 
     def ports(self) -> dict[str, Signal | Value]:
         """The top-level inputs, by the name the netlist (and so the witness) gives them."""
