@@ -11,7 +11,6 @@ go as JSON lines to ``ACCEL_REPORT``. ``ACCEL_MEMORY`` (JSON, optional): ``read_
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -44,6 +43,7 @@ from accelerator.model.cases import (
     make_data,
     max_dim_cases,
     random_case,
+    result_record,
 )
 from accelerator.model.coverage import command_of
 from accelerator.model.perf import estimate
@@ -241,18 +241,8 @@ class AccelTB:
         got = np.stack([
             np.frombuffer(self.ram.read(data.addr["c"] + r * data.ld["c"], case.n * size),
                           dtype=out_dtype) for r in range(case.m)])
-        mismatches = np.argwhere(got != data.expected)
-        first = [{"row": int(r), "col": int(c), "got": int(got[r, c]),
-                  "expected": int(data.expected[r, c])} for r, c in mismatches[:5]]
-        macs = case.m * case.k * case.n
-        cycles = counters["cycles"]
         return {
-            "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
-            "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
-            "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
-            "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
-            "utilization": macs / (cycles * self.config.pes) if cycles else 0.0,
-            "counters": counters,
+            **result_record(self.config, case, data, got, counters, wall_cycles),
             # what ran, for coverage (accelerator/model/coverage.py)
             "command": command_of(self.writes), "latency": list(latency),
             "backpressure": case.backpressure,

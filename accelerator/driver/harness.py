@@ -13,12 +13,11 @@ The harness is any object with ``reg_read_resp``, ``reg_write_resp`` and ``run_u
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from typing import Any
 
 import numpy as np
 
-from ..model.cases import make_data
+from ..model.cases import make_data, result_record
 from .driver import Accelerator
 from .transport import TransportError
 
@@ -106,16 +105,4 @@ def run_case(harness: Any, config: Any, case: Any, *, max_cycles: int = DEFAULT_
     size = np.dtype(out_dtype).itemsize
     raw = np.frombuffer(harness.mem_read(data.addr["c"], case.m * data.ld["c"]), dtype=np.uint8)
     got = raw.reshape(case.m, data.ld["c"])[:, :case.n * size].copy().view(out_dtype)
-    mismatches = np.argwhere(got != data.expected)
-    first = [{"row": int(r), "col": int(c), "got": int(got[r, c]),
-              "expected": int(data.expected[r, c])} for r, c in mismatches[:5]]
-    macs = case.m * case.k * case.n
-    cycles = counters["cycles"]
-    return {
-        "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
-        "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
-        "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
-        "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
-        "utilization": macs / (cycles * config.pes) if cycles else 0.0,
-        "counters": counters, "result": got,
-    }
+    return {**result_record(config, case, data, got, counters, wall_cycles), "result": got}

@@ -115,21 +115,22 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
+def write_csv(rows: Sequence[Mapping[str, Any]], path: Path, *,
+              columns: Sequence[str] = COLUMNS) -> Path:
     """The table as CSV (empty cells for absent values), written atomically."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({c: _cell(row.get(c)) for c in COLUMNS})
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
     write_atomic(path, buffer.getvalue())
     return path
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], path: Path, *,
-               meta: Mapping[str, Any] | None = None) -> Path:
+               meta: Mapping[str, Any] | None = None, columns: Sequence[str] = COLUMNS) -> Path:
     """The table as JSON: ``{"columns": [...], "rows": [{column: value}], ...meta}``."""
-    document = {**(meta or {}), "columns": list(COLUMNS),
-                "rows": [{c: row.get(c) for c in COLUMNS} for row in rows]}
+    document = {**(meta or {}), "columns": list(columns),
+                "rows": [{c: row.get(c) for c in columns} for row in rows]}
     write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
     return path

@@ -7,6 +7,7 @@ back-pressure all follow from the case's fields.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -148,6 +149,25 @@ def make_data(config: AcceleratorConfig, case: GemmCase) -> GemmData:
         cursor = (start + sizes[name] + 0xFF) // 0x100 * 0x100 + 0x100
     return GemmData(a=a, b=b, c_in=c_in, requant=params, expected=expected, addr=addr, ld=ld,
                     memory_size=cursor)
+
+
+def result_record(config: AcceleratorConfig, case: GemmCase, data: GemmData, got: np.ndarray,
+                  counters: Mapping[str, int], wall_cycles: int) -> dict[str, Any]:
+    """The record every bench returns for a GEMM it ran: C's digest, the first mismatches
+    against the reference, the case, and the cycles and counters the hardware reported."""
+    mismatches = np.argwhere(got != data.expected)
+    first = [{"row": int(r), "col": int(c), "got": int(got[r, c]),
+              "expected": int(data.expected[r, c])} for r, c in mismatches[:5]]
+    macs = case.m * case.k * case.n
+    cycles = counters["cycles"]
+    return {
+        "c_sha256": hashlib.sha256(got.tobytes()).hexdigest(),
+        "passed": len(mismatches) == 0, "mismatches": len(mismatches), "first": first,
+        "m": case.m, "k": case.k, "n": case.n, "seed": case.seed, "case": case.to_json(),
+        "cycles": cycles, "wall_cycles": wall_cycles, "macs": macs,
+        "utilization": macs / (cycles * config.pes) if cycles else 0.0,
+        "counters": counters,
+    }
 
 
 def memory_bound(case: GemmCase) -> int:

@@ -24,15 +24,12 @@ seconds          wall time of the layer (host work and simulation)
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..config import AcceleratorConfig
-from ..flow.files import write_atomic
+from ..dse import table
 from .graph import LayerStats
 
 __all__ = ["COLUMNS", "layer_rows", "plot_utilization", "render_table", "write_csv",
@@ -77,22 +74,14 @@ def render_table(rows: Sequence[Mapping[str, Any]], title: str) -> Any:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: "" if row.get(c) is None else row.get(c) for c in COLUMNS})
-    write_atomic(path, buffer.getvalue())
-    return path
+    """The layers as CSV, written atomically, as ``accel sweep``'s sweep.csv."""
+    return table.write_csv(rows, path, columns=COLUMNS)
 
 
 def write_json(rows: Sequence[Mapping[str, Any]], path: Path, *,
                meta: Mapping[str, Any] | None = None) -> Path:
     """``{...meta, "columns": [...], "rows": [...]}``, as ``accel sweep``'s table.json."""
-    document = {**(meta or {}), "columns": list(COLUMNS),
-                "rows": [{c: row.get(c) for c in COLUMNS} for row in rows]}
-    write_atomic(path, json.dumps(document, indent=1, default=str) + "\n")
-    return path
+    return table.write_json(rows, path, meta=meta, columns=COLUMNS)
 
 
 def plot_utilization(rows: Sequence[Mapping[str, Any]], out_dir: Path, title: str
