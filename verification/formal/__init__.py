@@ -81,6 +81,9 @@ def _sets() -> tuple[PropertySet, ...]:
         PropertySet("requant-product-ice40", "the same for the iCE40 variant, whose S2 is "
                     "the whole product acc·multiplier",
                     "bmc", 10, lambda broken: requant_harness(product=True, family="iCE40")),
+        PropertySet("requant-ice40", "the iCE40 variant from its product register to the "
+                    "output (requant on the iCE40 elaboration)",
+                    "bmc", 10, lambda broken: requant_harness(family="iCE40")),
         PropertySet("core", "2×2 output-stationary core (4-bit operands): every result row is "
                     "the sum of its products, tiles back to back, any back-pressure",
                     "bmc", 10, lambda broken: core_harness()),
