@@ -47,7 +47,7 @@ from .driver.serial import SerialTransport
 from .model import reference
 from .model.perf import Layout, estimate, tile_grid
 from .model.reference import RequantParams
-from .model.regmap import MAX_DIM, element_bytes
+from .model.regmap import MAX_DIM, accelerator_width_error, element_bytes
 
 __all__ = ["BACKENDS", "MODEL_COUNTERS", "CallStats", "Command", "Device", "connect",
            "model_cycles"]
@@ -658,6 +658,9 @@ def connect(config: AcceleratorConfig | None = None, backend: str | None = None,
         if backend == "model":
             target = ModelTarget(config)
         elif backend == "rtl":
+            problem = accelerator_width_error(config)
+            if problem:  # before the harness build, not after it
+                raise ValueError(f"connect: {problem}")
             target = _rtl_target(config, Path(build_root))
         else:
             raise ValueError(f"connect: backend = {backend!r} is not known (allowed: "

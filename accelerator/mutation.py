@@ -62,6 +62,7 @@ from .model.cases import (
     make_data,
     random_case,
 )
+from .model.geometry import Geometry
 from .model.perf import estimate
 from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
 from .model.regmap import REGISTERS, ErrorCode
@@ -381,6 +382,102 @@ def prove_equivalent(design: Path, mutant: Mutant, work: Path, *, depth: int = 8
     return True
 
 
+_BITWISE = {"$and", "$or", "$xor", "$xnor", "$not", "$pos"}
+_ARITH = {"$add", "$sub", "$mul", "$neg"}
+_SHIFTS = {"$shl", "$sshl", "$shr", "$sshr", "$shift", "$shiftx"}
+
+
+def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
+    """The output bits of ``cell`` (yosys JSON) that bit ``bit`` of its input ``port`` can
+    change: exact for bitwise logic, multiplexers, flip-flops' data, adders and multipliers
+    (carries only go up) and shifts by a constant; every output bit for anything else (so the
+    answer may be too large, never too small)."""
+    kind = cell["type"]
+    params = {k: int(v, 2) if set(v) <= {"0", "1"} else v for k, v in cell["parameters"].items()}
+    conns, dirs = cell["connections"], cell["port_directions"]
+    outs = [(q, i) for q, d in dirs.items() if d == "output" for i in range(len(conns[q]))]
+    if kind in _BITWISE and port in ("A", "B"):
+        width = len(conns[port])
+        other = conns.get("B" if port == "A" else "A", [])
+        if kind == "$and" and bit < len(other) and other[bit] == "0":
+            return []
+        if kind == "$or" and bit < len(other) and other[bit] == "1":
+            return []
+        hits = [bit]
+        if params.get(f"{port}_SIGNED") and bit == width - 1:  # sign extension
+            hits = range(bit, len(conns["Y"]))
+        return [("Y", i) for i in hits if i < len(conns["Y"])]
+    if kind == "$mux" and port in ("A", "B"):
+        return [("Y", bit)]
+    if kind == "$pmux" and port in ("A", "B"):
+        return [("Y", bit % params["WIDTH"])]
+    if kind in _ARITH and port in ("A", "B"):
+        return [("Y", i) for i in range(bit, len(conns["Y"]))]
+    if kind in _SHIFTS and port == "A" and all(b in ("0", "1") for b in conns["B"]):
+        amount = int("".join(reversed(conns["B"])), 2)
+        if params.get("B_SIGNED") and conns["B"][-1] == "1":
+            amount -= 1 << len(conns["B"])
+        if kind in ("$shl", "$sshl"):
+            amount = -amount
+        width, ywidth = len(conns["A"]), len(conns["Y"])
+        if params.get("A_SIGNED") and bit == width - 1:  # the sign fills the top
+            return [("Y", i) for i in range(max(0, bit - amount), ywidth)]
+        return [("Y", bit - amount)] if 0 <= bit - amount < ywidth else []
+    if "Q" in conns and "D" in conns:  # flip-flops: data bit to data bit, controls to all
+        return [("Q", bit)] if port == "D" else outs
+    return outs
+
+
+def unobservable(design: Path, mutants: list[Mutant], work: Path) -> set[int]:
+    """The mutants whose mutated bit reaches no output of the flattened top, through any
+    path (a bit-level fan-out of the netlist, :func:`_fanout` per cell): equivalent in the
+    design, whatever the inputs (a structural proof; a mutant it does not list may still be
+    equivalent)."""
+    here = work / "fanout"
+    here.mkdir(parents=True, exist_ok=True)
+    _yosys("\n".join([f"read_rtlil {os.path.relpath(design, here)}",
+                      f"hierarchy -top {ACCEL_TOP}", "proc", "flatten", "opt_clean",
+                      "memory_collect", "write_json design.json", ""]), here, here / "json.log")
+    top = json.loads((here / "design.json").read_text())["modules"][ACCEL_TOP]
+    cells = top["cells"]
+    readers: dict[int, list[tuple[str, str, int]]] = {}
+    for name, cell in cells.items():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "input":
+                for i, b in enumerate(bits):
+                    if isinstance(b, int):
+                        readers.setdefault(b, []).append((name, port, i))
+    outputs = {b for p in top["ports"].values() if p["direction"] != "input"
+               for b in p["bits"] if isinstance(b, int)}
+    found = set()
+    for m in mutants:
+        cell = cells.get(m.cell)
+        if cell is None or m.port not in cell["connections"]:
+            continue
+        if cell["port_directions"][m.port] == "input":
+            start = [cell["connections"][q][i] for q, i in _fanout(cell, m.port, m.bit)]
+        else:
+            start = [cell["connections"][m.port][m.bit]]
+        seen: set[int] = set()
+        todo = [b for b in start if isinstance(b, int)]
+        reached = False
+        while todo and not reached:
+            b = todo.pop()
+            if b in seen:
+                continue
+            seen.add(b)
+            if b in outputs:
+                reached = True
+                break
+            for name, port, i in readers.get(b, ()):
+                c = cells[name]
+                todo += [x for q, j in _fanout(c, port, i)
+                         if isinstance(x := c["connections"][q][j], int) and x not in seen]
+        if not reached:
+            found.add(m.index)
+    return found
+
+
 # -- the regression ---------------------------------------------------------------------------
 
 #: Where a case's matrices lie: ``low`` (make_data's addresses; every word above them answers
@@ -393,6 +490,10 @@ _SPACE = 1 << 32
 _FAULT_MARGIN = 0x1000
 _GUARD = 256
 _POISON = 0xA5
+_STATUS = next(r.offset for r in REGISTERS if r.name == "STATUS")
+_CTRL = next(r.offset for r in REGISTERS if r.name == "CTRL")
+_START_AND_RESET = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1, reset=1)
+_START = next(r for r in REGISTERS if r.name == "CTRL").encode(start=1)
 
 #: Register offsets with no register (each read and written; the answers must match the
 #: unmapped design's, SLVERR): the gap after the map, the 4 KiB window's end, beyond it and an
@@ -457,6 +558,67 @@ def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed:
     return out
 
 
+def _rounding_points(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                     ) -> list[tuple[Any, Any, dict]]:
+    """Requantized GEMMs whose products acc·mult lie just below and just above the SRDHM
+    rounding point (acc·mult ≡ 2^30 ± d mod 2^31, d from 1 to about 2^24) in every lane, at
+    shift 0 and small outputs, so that a fault in a partial product, or in a bit of their sum,
+    moves an element by one. The multiplier is an odd multiple of 2^(30-t) plus an offset e
+    (2^3 to 2^17): then acc = u·2^t with u odd puts acc·mult at 2^30 + u·2^t·e mod 2^31, and
+    x = round(acc·mult / 2^31) stays within int8."""
+    m, n = 4 * config.rows, 4 * config.cols
+    out = []
+    for j, t in enumerate((0, 0, 1, 0, 2, 0, 3, 1)):
+        odd = int(rng.integers(0, 1 << t)) * 2 + 1
+        e = int(rng.choice([-1, 1])) * int(rng.integers(1 << (3 + 2 * j), 1 << (4 + 2 * j)))
+        mult = (odd << (30 - t)) + e
+        reach = 250 // odd
+        us = np.arange(-reach, reach + 1)
+        us = us[us % 2 == 1]
+        accs = rng.permutation(np.resize(us, m * n)) << t
+        params = RequantParams(multiplier=mult, shift=0, zero_point=int(rng.integers(-2, 3)))
+        case = GemmCase(m=m, k=1, n=n, seed=seed + 160 + j, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
+                                   "c_in": accs.reshape(m, n).astype(np.int64)}))
+    return out
+
+
+def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                   ) -> list[tuple[Any, str, dict[str, int], Any, dict | None]]:
+    """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
+    operands). int8 C at every byte offset with odd strides; huge strides over several chunks
+    of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29; DMA commands of exactly
+    256 rows of A and of B; M past 2^15."""
+    R, C = config.rows, config.cols
+    geometry = Geometry.of(config)
+    far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
+    out: list[tuple[Any, str, dict[str, int], Any, dict | None]] = []
+    if config.requant_unit:
+        for j in range(4):
+            case = GemmCase(m=R + 1, k=3, n=2 * C + 3 + j, seed=seed + 60 + j, requant=True)
+            out.append((case, "scatter", {**far, "c": far["c"] + 1 + 2 * j}, None,
+                        {"ld": {"c": case.n + 2 * j + 1}}))
+    k = geometry.k_step + 1
+    m = 2 * geometry.m_chunk(config, 1 << 16, k) + 1
+    case = GemmCase(m=m, k=k, n=C + 3, seed=seed + 64, accumulate=True)
+    out.append((case, "scatter", {"a": 2 << 30, "b": 0x10000, "c": 3 << 30, "c_in": 1 << 30},
+                None, {"ld": {"a": (1 << 26) - int(rng.integers(1, 1 << 16)),
+                              "b": (1 << 20) + 0x5555,
+                              "c": ((1 << 26) - int(rng.integers(1, 1 << 16))) & ~3,
+                              "c_in": ((1 << 25) + 0xAAAAA8) & ~3}}))
+    if config.requant_unit:
+        for j, mult in enumerate(((1 << 28) - 12345, (1 << 29) + (1 << 28) + 54321)):
+            case = GemmCase(m=R + 1, k=3 + 2 * j, n=C + 1, seed=seed + 66 + j, requant=True)
+            params = RequantParams(multiplier=mult, shift=30 - j, zero_point=3 * j - 2)
+            out.append((case, "scatter", {"a": 3 << 30, "b": 0x10000, "c": (3 << 30) + (1 << 29),
+                                          "c_in": 0},
+                        params, {"ld": {"b": (1 << 29) + (1 << 28) * j + 0x1357 * (j + 1)}}))
+    out.append((GemmCase(m=256, k=3, n=C + 1, seed=seed + 68), "low", {}, None, None))
+    out.append((GemmCase(m=R + 1, k=256, n=C - 1 or 1, seed=seed + 69), "high", {}, None, None))
+    out.append((GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 70), "low", {}, None, None))
+    return out
+
+
 def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regression:
     rng = np.random.default_rng(seed)
     R, C = config.rows, config.cols
@@ -515,9 +677,17 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
                                 "b": stride(j, 1 << 24, 1 << 27),
                                 "c": stride(j, 1 << 24, 1 << 25) * 4,
                                 "c_in": stride(j, 1 << 24, 1 << 25) * 4}})
+    for case, layout, offset, params, ops in _corner_shapes(config, rng, seed):
+        cases.append(case)
+        layouts.append(layout)
+        offsets.append(offset or dict.fromkeys(("a", "b", "c", "c_in"), 0))
+        requant.append(params)
+        operands.append(ops)
     if config.requant_unit:
-        # every shift, rounding ties, saturation and the zero points' ends
-        for j, (case, params, ops) in enumerate(_directed_requant(config, rng, seed)):
+        # every shift, rounding ties, saturation and the zero points' ends; products at the
+        # SRDHM rounding point
+        for j, (case, params, ops) in enumerate(_directed_requant(config, rng, seed)
+                                                + _rounding_points(config, rng, seed)):
             cases.append(case)
             layouts.append(LAYOUTS[j % len(LAYOUTS)])
             offsets.append({"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0})
@@ -641,6 +811,9 @@ def run_gemm(harness: Any, config: AcceleratorConfig, case: Any, offsets: dict[s
     finally:
         harness.set_error_range(0, 0)
     wall = harness.cycle - start
+    # STATUS and irq right after the driver's clear of STATUS.done (before the next start,
+    # which clears it too)
+    counters = {**counters, "status_after": harness.reg_read(_STATUS), "irq_after": harness.irq}
     got = np.zeros((case.m, case.n), dtype=out_dtype)
     untouched = True
     r = 0
@@ -692,6 +865,11 @@ def _registers(harness: Any, seed: int) -> list:
     harness.set_register_wait(0)
     for r in writable:
         harness.reg_write(r.offset, 0)
+    # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once
+    # with ZERO_DIM and set STATUS.done)
+    harness.reg_write(_CTRL, _START_AND_RESET)
+    harness.tick(64)
+    seen.append((harness.reg_read(_STATUS), harness.irq))
     return seen
 
 
@@ -708,6 +886,8 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     class Interrupting(HarnessTransport):
         async def wait_interrupt(self) -> None:
             self.harness.tick(delay)
+            # a start written while busy is ignored (it would clear the counters)
+            self.harness.reg_write(_CTRL, _START)
             raise _Started
 
     data = make_data(config, case)
@@ -729,7 +909,8 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     harness.tick(20)
     status = asyncio.run(driver.status())
     return {"ended": ended, "busy": busy, "abort_cycles": abort_cycles, "irq": harness.irq,
-            "status": {k: int(v) for k, v in status.items()}}
+            "status": {k: int(v) for k, v in status.items()},
+            "counters": asyncio.run(driver.counters())}
 
 
 def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, last: bool, *,
@@ -753,7 +934,8 @@ def _bus_error(harness: Any, config: AcceleratorConfig, case: Any, area: str, la
         got = ErrorCode(exc.code).name if isinstance(exc.code, ErrorCode) else str(exc.code)
     finally:
         harness.set_error_range(0, 0)
-    return {"got": got, "counters": asyncio.run(driver.counters())}
+    return {"got": got, "counters": asyncio.run(driver.counters()),
+            "status_after": harness.reg_read(_STATUS), "irq_after": harness.irq}
 
 
 def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> list:
@@ -1068,8 +1250,12 @@ def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int
         progress(f"[{done}/{len(mutants)}] #{m.index} {m.area}: {m.outcome}"
                  f"{' - ' + reason if reason else ''}")
     survivors = [m for m in mutants if m.outcome == "survived"]
+    unread = unobservable(design, survivors, work)
     for done, m in enumerate(survivors, 1):
-        if prove_equivalent(design, m, work):
+        if m.index in unread:
+            m.outcome = "equivalent"
+            m.reason = "proved equivalent (its mutated bit reaches no output: fan-out of the top)"
+        elif prove_equivalent(design, m, work):
             m.outcome = "equivalent"
             m.reason = "proved equivalent (equiv_induct on its module, inputs free)"
         progress(f"[{done}/{len(survivors)}] survivor #{m.index}: {m.outcome}")

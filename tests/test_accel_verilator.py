@@ -146,6 +146,37 @@ def test_accumulate_at_acc_width_20_regression(accel, build_root, dataflow):
     assert json.loads(out)["passed"] is True
 
 
+def test_the_abort_memory_check_catches_stray_and_wrong_bytes():
+    """The bench's check of docs/registers.md's "Abort" memory rule (run by every abort of
+    `accel verify`): C bytes may be old or the result's; any other change is reported."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    from accelerator.verification.accel_tb import MEMORY_SIZE, AccelTB
+
+    from accelerator.model.cases import make_data
+
+    config = AcceleratorConfig(rows=2, cols=2)
+    case = GemmCase(m=3, k=2, n=3, seed=1)
+    data = make_data(config, case)
+    memory = bytearray(MEMORY_SIZE)
+    bench = SimpleNamespace(ram=SimpleNamespace(read=lambda addr, n: bytes(memory[addr:addr + n])))
+    before = np.frombuffer(bytes(memory), dtype=np.uint8).copy()
+    check = AccelTB._abort_writes
+    assert check(bench, case, data, before) == []              # nothing written
+    c = data.addr["c"] + data.ld["c"]                           # row 1 of C
+    row = np.asarray(data.expected[1], dtype="<i4").tobytes()
+    memory[c:c + 6] = row[:6]                                   # part of a row: the result's
+    assert check(bench, case, data, before) == []
+    memory[c + 6] = (row[6] ^ 0x80) | 1                         # neither old (0) nor result
+    assert check(bench, case, data, before) == [
+        (f"the abort left 1 bytes that are neither the old ones nor the result's (first at "
+         f"{c + 6:#x})")]
+    memory[c + 6] = 0
+    memory[data.addr["a"]] ^= 0xFF                              # outside C
+    assert len(check(bench, case, data, before)) == 1
+
+
 def _paused_runs(build_root, config: AcceleratorConfig, runs: list[tuple[GemmCase, str]],
                  name: str) -> list[dict]:
     """``runs`` (a case, the AXI channels its back-pressure pauses) in one simulation."""
@@ -240,8 +271,8 @@ def test_a_bench_test_without_its_input_is_skipped_not_passed(build_root, testca
     from accelerator.flow.rtl import ACCEL_TOP
     from accelerator.flow.sim import build_model, run_tests
 
-    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root,
-                        waves=True)  # the model test_accel_sim_waves_writes_a_vcd builds
+    # the model `accel verify --rows 2 --cols 2` builds (test_accel_verify_in_a_log_...)
+    model = build_model(AcceleratorConfig(rows=2, cols=2), top=ACCEL_TOP, root=build_root)
     outcome = run_tests(model, "accel_tb", seed=1, testcase=testcase,
                         results_name=f"no_input_{testcase}")
     assert (outcome.passed, outcome.failed, outcome.skipped) == (0, 0, 1)

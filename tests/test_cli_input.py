@@ -164,3 +164,76 @@ def test_build_numbers(accel, here, option, value, line):
     assert_usage_error(accel("build", "--board", "icebreaker", option, value, "--out", "o"),
                        f"accel build: error: {line}")
     assert not (here / "o").exists()
+
+
+# -- widths the systolic core takes and the accelerator does not ---------------------------------
+
+WIDE = {"in_width": ("--in-width", "9", (
+            "in_width = 9 is out of range for the accelerator (allowed: up to 8; its memory "
+            "holds int8 operands; the systolic core alone takes up to 16)")),
+        "acc_width": ("--acc-width", "33", (
+            "acc_width = 33 is out of range for the accelerator (allowed: up to 32; its memory "
+            "holds int32 accumulators; the systolic core alone takes up to 64)"))}
+
+
+@pytest.mark.parametrize("width", list(WIDE))
+@pytest.mark.parametrize("command,prefix", [
+    (["rtl", "--top", "accelerator", "-o", "o"], "--top accelerator: "),
+    (["rtl", "--top", "board_top", "-o", "o"], "--top board_top: "),
+    (["sim", *GEMM, "--build-root", "o"], ""),
+    (["verify", "--build-root", "o"], ""),
+    (["flow", "--out", "o"], ""),
+    (["build", "--board", "ulx3s-85f", "--top", "board", "--out", "o"], "")])
+def test_wide_widths_are_refused_where_the_accelerator_is_built(accel, here, command, prefix,
+                                                                width):
+    """The engines and the DMA move int8 operands and int32 accumulators: a wider width once
+    gave wrong results (1000 · −7 read back as 57768), or a wall of warnings from the
+    requantizer; now one line before any work."""
+    option, value, line = WIDE[width]
+    assert_usage_error(accel(*command, option, value, "--no-requant-unit"),
+                       f"accel {command[0]}: error: {prefix}{line}")
+    assert not (here / "o").exists() or not any((here / "o").iterdir())
+
+
+def test_the_requant_unit_and_wide_accumulators_are_one_line(accel, here):
+    """acc_width 64 with the default requant_unit: the width's message, no warnings after it."""
+    assert_usage_error(accel("rtl", "--top", "accelerator", "--acc-width", "64", "-o", "o"),
+                       "accel rtl: error: --top accelerator: " + WIDE["acc_width"][2].replace(
+                           "33", "64"))
+
+
+def test_the_core_takes_the_widest_widths(accel, here):
+    code, out, err = accel("rtl", "--top", "systolic_core", "--rows", "2", "--cols", "2",
+                           "--in-width", "16", "--acc-width", "64", "-o", "core")
+    assert (code, err) in ((0, ""), (None, ""))
+    assert out.splitlines()[0].startswith("core/systolic_core.v (")
+
+
+def test_the_rtl_device_refuses_wide_widths_before_building(tmp_path):
+    from accelerator import AcceleratorConfig, connect
+
+    config = AcceleratorConfig(in_width=12, acc_width=40, requant_unit=False)
+    with pytest.raises(ValueError, match=r"^connect: in_width = 12 is out of range for the "
+                                         r"accelerator \(allowed: up to 8;"):
+        connect(config, backend="rtl", build_root=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("top", ["accelerator", "board"])
+def test_the_gateware_refuses_wide_widths_itself(top):
+    """For a script that builds the component directly: the same message, and no warning that
+    the refused component was never used (warnings are errors here)."""
+    import gc
+
+    from accelerator import AcceleratorConfig
+
+    config = AcceleratorConfig(acc_width=48, requant_unit=False)
+    if top == "board":
+        from accelerator.hw.board import BoardTop as make
+        kwargs = {"clk_freq": 12e6}
+    else:
+        from accelerator.hw.top import Accelerator as make
+        kwargs = {}
+    with pytest.raises(ValueError, match=r"^acc_width = 48 is out of range for the accelerator"):
+        make(config, **kwargs)
+    gc.collect()

@@ -35,6 +35,16 @@ CONFIG = AcceleratorConfig()  # 4×4, os, 64-bit AXI
 # -- fast: no build ------------------------------------------------------------------------------
 
 
+def test_the_waves_build_traces_as_accel_doctor_checks():
+    """`accel sim --waves` builds the harness with the tracing `accel doctor` tries (VCD: the
+    wheel's FST writer needs lz4.h), not a list of its own."""
+    from accelerator.flow.toolchain import TRACE_ARGS
+
+    traced = harness_module.harness_build_args(True)
+    assert traced == harness_module.harness_build_args(False) + list(TRACE_ARGS)
+    assert "--trace-fst" not in traced
+
+
 def test_missing_library_is_a_clear_error(tmp_path):
     with pytest.raises(HarnessError, match=r"cannot load the harness .*nothing\.so"):
         Harness(tmp_path / "nothing.so")

@@ -7,16 +7,20 @@ import json
 
 import pytest
 
+from accelerator.config import AcceleratorConfig
 from accelerator.mutation import (
     AREAS,
     Mutant,
+    _fanout,
     _instance_and_cell,
     _ports,
     area_of,
     format_table,
+    list_mutants,
     parse_mutants,
     score,
     summarize,
+    unobservable,
 )
 
 _M = "mutate -ctrl mutsel 7 {} -module accelerator -cell $flatten\\{} -src /x/accelerator/hw/{}"
@@ -83,6 +87,53 @@ def test_ports_of_a_module_with_functions():
             "  function f;\n    input [2:0] a;\n    input s;\n  endfunction\nendmodule\n")
     assert _ports(text, "top") == [("input", "", "clk"), ("input", "[3:0]", "a"),
                                    ("output", "[7:0]", "y")]
+
+
+def _cell(kind: str, params: dict[str, int], **ports: list) -> dict:
+    outputs = {"Y", "Q"}
+    return {"type": kind, "parameters": {k: format(v, "032b") for k, v in params.items()},
+            "port_directions": {q: "output" if q in outputs else "input" for q in ports},
+            "connections": ports}
+
+
+def test_fanout_rules():
+    """Each cell kind's input bit reaches the output bits it can change, never fewer."""
+    a, b, y = [10, 11, 12, 13], [20, 21, 22, 23], [30, 31, 32, 33]
+    anded = _cell("$and", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=[20, "0", 22, "1"], Y=y)
+    assert _fanout(anded, "A", 0) == [("Y", 0)]
+    assert _fanout(anded, "A", 1) == []          # masked by a constant 0
+    assert _fanout(anded, "A", 3) == [("Y", 3)]
+    ored = _cell("$or", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=[20, "0", 22, "1"], Y=y)
+    assert _fanout(ored, "A", 3) == [] and _fanout(ored, "A", 1) == [("Y", 1)]
+    mux = _cell("$mux", {"WIDTH": 4}, A=a, B=b, S=[40], Y=y)
+    assert _fanout(mux, "B", 2) == [("Y", 2)]
+    assert sorted(_fanout(mux, "S", 0)) == [("Y", i) for i in range(4)]
+    add = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=b, Y=y)
+    assert _fanout(add, "A", 1) == [("Y", 1), ("Y", 2), ("Y", 3)]  # carries go up only
+    shr = _cell("$sshr", {"A_SIGNED": 1, "B_SIGNED": 0}, A=a, B=["0", "1"], Y=y[:2])
+    assert _fanout(shr, "A", 0) == [] and _fanout(shr, "A", 1) == []   # shifted out
+    assert _fanout(shr, "A", 2) == [("Y", 0)]
+    assert _fanout(shr, "A", 3) == [("Y", 1)]                           # the sign
+    shl = _cell("$shl", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=["1"], Y=y)
+    assert _fanout(shl, "A", 3) == [] and _fanout(shl, "A", 0) == [("Y", 1)]
+    var = _cell("$shr", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=[40], Y=y)
+    assert len(_fanout(var, "A", 3)) == 4                               # a variable shift
+    dff = _cell("$dffe", {"WIDTH": 4}, CLK=[1], EN=[2], D=a, Q=y)
+    assert _fanout(dff, "D", 2) == [("Q", 2)] and len(_fanout(dff, "EN", 0)) == 4
+    eq = _cell("$eq", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=b, Y=[30])
+    assert _fanout(eq, "A", 3) == [("Y", 0)]
+
+
+def test_unobservable_on_the_design(tmp_path):
+    """The fan-out proof on the 4×4 accelerator: a bit of the requantizer's product below the
+    SRDHM's 2^30 (the next stage shifts it out) reaches no output; bit 40 does, and so does a
+    PE's accumulator bit."""
+    config = AcceleratorConfig(rows=4, cols=4)
+    design, mutants = list_mutants(config, tmp_path, count=1, seed=1, extra=(
+        "-mode const0 -wire engine.store.requant.s3_p_0 -wirebit 15",
+        "-mode const0 -wire engine.store.requant.s3_p_0 -wirebit 40",
+        "-mode inv -wire engine.core.pe_0_0.acc -wirebit 3"))
+    assert unobservable(design, mutants[1:], tmp_path) == {mutants[1].index}
 
 
 def _with(outcomes: list[str]) -> list[Mutant]:
@@ -174,7 +225,7 @@ def test_mutate_extra_without_match(accel, tmp_path):
 
 
 #: The scores docs/verification.md measured (120 mutants, seed 1), less 0.05.
-MIN_SCORE = {"os": 0.81, "ws": 0.72}
+MIN_SCORE = {"os": 0.80, "ws": 0.85}
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def test_accel_rtl_64x64_accelerator(accel, tmp_path, args):
 @pytest.mark.parametrize(("size", "dataflow"), [(24, "os"), (24, "ws"), (32, "os"), (32, "ws")])
 def test_large_array_gemm_in_verilator(accel, build_root, size, dataflow):
     """A GEMM of several tiles in each direction, with ragged edges, through ``accel sim`` (the
-    accelerator's cocotb bench), bit-exact against NumPy."""
+    C++ harness, its default bench), bit-exact against NumPy."""
     m, k, n = 2 * size + 3, size + 5, 2 * size - 1
     code, out, err = accel("sim", "--rows", str(size), "--cols", str(size),
                            "--dataflow", dataflow, "--m", str(m), "--k", str(k), "--n", str(n),

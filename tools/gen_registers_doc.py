@@ -16,6 +16,8 @@ from accelerator.config import AcceleratorConfig
 from accelerator.driver.driver import COMMAND_REGISTERS, DEFAULT_TIMEOUT_POLLS
 from accelerator.hw.top import abort_bound
 from accelerator.model.regmap import (
+    ACCEL_ACC_WIDTH,
+    ACCEL_IN_WIDTH,
     ACCESS,
     ADDR_WIDTH,
     GROUPS,
@@ -114,8 +116,9 @@ def render() -> str:
     w("")
     w("Matrices are row-major in memory, each with its own row stride in bytes: A is M×K int8, "
       "B is K×N int8, C is M×N int32 (or int8 when `MODE.requant` is set) and C_in is M×N int32 "
-      "(with `in_width` > 8 an operand takes 2 bytes, with `acc_width` > 32 an accumulator "
-      f"takes 8: see `element_bytes`). M, K and N are 1 to {MAX_DIM}. `CIN_ADDR` and `LDCIN` "
+      f"(the accelerator takes `in_width` up to {ACCEL_IN_WIDTH} and `acc_width` up to "
+      f"{ACCEL_ACC_WIDTH}: `accelerator_width_error`; narrower values are sign-extended in "
+      f"these formats). M, K and N are 1 to {MAX_DIM}. `CIN_ADDR` and `LDCIN` "
       "are used, and checked, only when `MODE.accumulate` is set; `RQ_MULT`, `RQ_SHIFT` and "
       "`RQ_ZP` only when `MODE.requant` is set.")
     w("")
@@ -178,7 +181,7 @@ def render() -> str:
       "have changed, each of its bytes either unchanged or already the result's (the compact "
       "engine writes whole elements); nothing else is written. `accel verify` aborts GEMMs "
       "at fixed and random points, under back-pressure, "
-      "and checks the bound, the bus and the next GEMM.")
+      "and checks the bound, the bus, the memory and the next GEMM.")
     w("")
     w("The host driver does all of this and checks the arguments first, with a message naming "
       "the argument, its value and the rule:")

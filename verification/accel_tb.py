@@ -294,6 +294,7 @@ class AccelTB:
         ``on_write``: write it as the first write burst is requested instead, the back-pressure
         on AW only (at most AW_WAIT cycles), so that the abort finds writes in flight."""
         data = self.lay_out(case)
+        before = np.frombuffer(self.ram.read(0, MEMORY_SIZE), dtype=np.uint8).copy()
         wait = AW_WAIT if on_write else ABORT_WAIT
         self.backpressure(case.backpressure, wait, channels="aw" if on_write else "aw w b ar r")
         gemm = cocotb.start_soon(self.driver.gemm(**self.gemm_args(case, data),
@@ -316,6 +317,7 @@ class AccelTB:
                 seen["after"]["aw"] > seen["waiting"]["aw"]:
             problems.append("a request was issued after the abort")
         problems += seen.pop("dropped")
+        problems += self._abort_writes(case, data, before)
         if self._bus("rvalid") or self._bus("bvalid"):
             problems.append("a read beat or write response was left untaken")
         if seen["abort_cycles"] > bound:
@@ -334,6 +336,22 @@ class AccelTB:
         return {"passed": not problems, "problems": problems, "delay": delay,
                 "bound": bound, **seen, "case": case.to_json(), "seed": case.seed,
                 "backpressure": case.backpressure}
+
+    def _abort_writes(self, case: GemmCase, data, before: np.ndarray) -> list[str]:
+        """docs/registers.md, "Abort": only the aborted command's C area may have changed, each
+        byte either unchanged or already the result's; nothing else is written."""
+        after = np.frombuffer(self.ram.read(0, MEMORY_SIZE), dtype=np.uint8)
+        result = before.copy()  # memory as it would be had the command finished
+        rows = np.asarray(data.expected, dtype=np.int8 if data.requant else "<i4")
+        for r, row in enumerate(rows):
+            start = data.addr["c"] + r * data.ld["c"]
+            result[start:start + row.nbytes] = np.frombuffer(row.tobytes(), dtype=np.uint8)
+        changed = np.flatnonzero(after != before)
+        wrong = changed[after[changed] != result[changed]]
+        if len(wrong):
+            return [(f"the abort left {len(wrong)} bytes that are neither the old ones nor the "
+                     f"result's (first at {int(wrong[0]):#x})")]
+        return []
 
     async def idle_abort_case(self, case: GemmCase) -> dict:
         """CTRL.reset with no command running, after a GEMM left STATUS.done set: STATUS is

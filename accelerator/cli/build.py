@@ -10,7 +10,7 @@ import click
 from ..config import AcceleratorConfig
 from ..flow import build as flow
 from . import cli
-from .options import check_seed, config_options, fail_usage, writable_dir
+from .options import check_accelerator, check_seed, config_options, fail_usage, writable_dir
 from .progress import Progress, tool_report_seconds
 
 __all__ = ["build"]
@@ -60,6 +60,8 @@ def build(config: AcceleratorConfig, board: str, top: str, freq_mhz: float | Non
         fail_usage(f"--max-dsp-pes {max_dsp_pes} is out of range (allowed: 0 or more)")
     if not 0 <= tolerance <= 100:
         fail_usage(f"--tolerance {tolerance:g} is out of range (allowed: 0 to 100)")
+    if top == "board":  # the core alone takes every width; the board top holds the accelerator
+        check_accelerator(config)
     problem = flow.fit_problem(config, board, top=top, max_dsp_pes=max_dsp_pes)
     if problem:
         fail_usage(problem)

@@ -16,7 +16,7 @@ from rich.table import Table
 from ..config import AcceleratorConfig
 from ..flow.files import write_atomic
 from . import cli
-from .options import check_seed, config_options, writable_dir
+from .options import check_accelerator, check_seed, config_options, writable_dir
 from .progress import Progress, tool_report_seconds
 
 __all__ = ["flow"]
@@ -156,6 +156,7 @@ def _estimate(config: AcceleratorConfig, out: Path, m: int, k: int, n: int) -> S
 def flow(config: AcceleratorConfig, out_dir: Path, seed: int) -> None:
     """Run the whole path: doctor, RTL, the core and the accelerator verified in Verilator
     against NumPy, a short regression, an iCEBreaker bitstream and the performance model."""
+    check_accelerator(config)
     check_seed(seed)
     writable_dir(out_dir, "--out")
     console = Console(highlight=False)

@@ -14,9 +14,10 @@ from typing import Any
 import click
 
 from ..config import FIELDS, AcceleratorConfig, ConfigError
-from ..model.regmap import MAX_DIM
+from ..model.regmap import MAX_DIM, accelerator_width_error
 
-__all__ = ["MAX_SEED", "board_options", "check_dimensions", "check_seed", "config_options",
+__all__ = ["MAX_SEED", "board_options", "check_accelerator", "check_dimensions", "check_seed",
+           "config_options",
            "fail_usage", "writable_dir", "writable_file"]
 
 #: Seeds are 31-bit: what every random source seeded from them (NumPy, cocotb, nextpnr) takes.
@@ -33,6 +34,14 @@ def check_dimensions(**dims: int) -> None:
     for name, value in dims.items():
         if not 1 <= value <= MAX_DIM:
             fail_usage(f"--{name} = {value} is out of range (allowed: 1 to {MAX_DIM})")
+
+
+def check_accelerator(config: AcceleratorConfig) -> None:
+    """A command that builds the whole accelerator refuses, before any work, widths that only
+    the systolic core takes."""
+    problem = accelerator_width_error(config)
+    if problem:
+        fail_usage(problem)
 
 
 def check_seed(seed: int, option: str = "--seed") -> None:

@@ -20,6 +20,7 @@ from ..model.cases import VALUE_KINDS, GemmCase, verify_summary, verify_total
 from . import cli
 from .coverage import check_goal, coverage_options, load_databases, print_report
 from .options import (
+    check_accelerator,
     check_dimensions,
     check_seed,
     config_options,
@@ -202,6 +203,7 @@ def sim(config: AcceleratorConfig, m: int, k: int, n: int, seed: int, accumulate
         requant: bool, values: str, backpressure: float, bench: str, max_cycles: int,
         waves: bool, as_json: bool, build_root: Path, rtl: Path | None) -> None:
     """Run one GEMM on the accelerator in Verilator and check it against NumPy."""
+    check_accelerator(config)
     _check_dims(config, m, k, n, requant)
     check_seed(seed)
     if not 0 <= backpressure <= 0.9:  # click's range lets nan through
@@ -303,6 +305,7 @@ def verify(config: AcceleratorConfig, count: int, seed: int, junit: Path | None,
     from ..flow.sim import run_tests
     from ..model.coverage import CoverageModel
 
+    check_accelerator(config)
     check_seed(seed)
     if coverage_file is None and (coverage_merge or coverage_goal is not None):
         fail_usage("--coverage-merge and --coverage-goal need --coverage")

@@ -34,7 +34,7 @@ from ..config import AcceleratorConfig
 from .files import file_lock, source_digest, sources_digest, write_atomic
 from .rtl import ACCEL_TOP, build_component, lint_flags
 from .sim import _verilator_version
-from .toolchain import setup_environment
+from .toolchain import TRACE_ARGS, setup_environment
 
 __all__ = [
     "CHANNELS",
@@ -108,8 +108,8 @@ def harness_build_args(waves: bool) -> list[str]:
             # the per-cycle code in functions of ~1000 statements instead of two huge ones: the
             # compiler keeps more in registers (docs/performance.md measures it)
             "--output-split-cfuncs", "1000"]
-    if waves:
-        args += ["--trace", "--trace-structs"]
+    if waves:  # the tracing `accel doctor` checks (VCD: FST needs a system header)
+        args += TRACE_ARGS
     return args
 
 

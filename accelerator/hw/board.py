@@ -55,6 +55,7 @@ from ..model.protocol import (
     REGISTER_WINDOW,
     board_info_addr,
 )
+from ..model.regmap import accelerator_width_error
 from .axil import AXI4LiteSignature, AxiResp
 from .axiram import AxiRam, check_geometry, in_window
 from .spram import SPRAM_DEPTH, spram_blocks, spram_tiles
@@ -239,6 +240,10 @@ class BoardTop(wiring.Component):
     def __init__(self, config: AcceleratorConfig, *, clk_freq: float, baud: int = 115200,
                  ram_bytes: int | None = None, ram_base: int = DEFAULT_RAM_BASE,
                  timeout_bytes: int = 4, dsp_pes: int | None = None, paired_pes: int = 0):
+        problem = accelerator_width_error(config)
+        if problem:  # the accelerator inside is made at elaboration: say it now
+            self._MustUse__used = True  # refused, not forgotten: no "never used" warning
+            raise ValueError(problem)
         reserved = BOARD_INFO_BASE + 4 * len(BOARD_INFO)
         if ram_base < reserved:
             raise ValueError(f"ram_base = {ram_base:#x} overlaps the register window or the "

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import Out
 
 from ..config import AcceleratorConfig
 from ..model.geometry import Geometry
-from ..model.regmap import COMMAND, register
+from ..model.regmap import COMMAND, accelerator_width_error, register
 from .axi import AXI4Signature
 from .axil import AXI4LiteSignature
 from .compact import READS_IN_FLIGHT, CommandReadSignature, CompactEngine
@@ -74,6 +74,10 @@ class Accelerator(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, dsp_pes: int | None = None,
                  paired_pes: int = 0):
+        problem = accelerator_width_error(config)
+        if problem:  # before any submodule exists: one message, nothing left unelaborated
+            self._MustUse__used = True  # refused, not forgotten: no "never used" warning
+            raise ValueError(problem)
         self._config = config
         self._dsp_pes = dsp_pes  # PEs with a DSP multiplier (SystolicCore); None: all
         self._paired_pes = paired_pes  # of those, sharing a block two by two

@@ -29,10 +29,12 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ..config import AcceleratorConfig
+from ..config import FIELDS, AcceleratorConfig
 from ..version import __version__
 
 __all__ = [
+    "ACCEL_ACC_WIDTH",
+    "ACCEL_IN_WIDTH",
     "ACCESS",
     "ADDR_WIDTH",
     "COMMAND",
@@ -51,6 +53,7 @@ __all__ = [
     "ErrorCode",
     "Field",
     "Register",
+    "accelerator_width_error",
     "command_fields",
     "command_words",
     "config_from_id",
@@ -553,6 +556,32 @@ def config_from_id(values: dict[str, int]) -> AcceleratorConfig:
                          f"describes ({config.digest[:8]}): the config or the register map "
                          f"differs from this software's")
     return config
+
+
+#: The widest operand and accumulator the whole accelerator takes (its engines, DMA and
+#: scratchpads move int8 operands and int32 accumulators); the systolic core alone takes every
+#: width the config allows.
+ACCEL_IN_WIDTH = 8
+ACCEL_ACC_WIDTH = 32
+
+
+def accelerator_width_error(config: AcceleratorConfig) -> str | None:
+    """Why the whole accelerator (and so the board top, ``accel sim`` and ``accel verify``)
+    cannot be built with ``config``'s widths, in one line; None when it can.
+
+    The engines and the DMA keep one byte per operand and four per accumulator, so an operand
+    wider than :data:`ACCEL_IN_WIDTH` bits or an accumulator wider than :data:`ACCEL_ACC_WIDTH`
+    bits would be cut, and the results be wrong: such a config is refused instead.
+    """
+    fields = {f.name: f for f in FIELDS}
+    for name, widest, kind in (("in_width", ACCEL_IN_WIDTH, "int8 operands"),
+                               ("acc_width", ACCEL_ACC_WIDTH, "int32 accumulators")):
+        value = getattr(config, name)
+        if value > widest:
+            return (f"{name} = {value} is out of range for the accelerator (allowed: up to "
+                    f"{widest}; its memory holds {kind}; the systolic core alone takes up to "
+                    f"{fields[name].hi})")
+    return None
 
 
 def element_bytes(config: AcceleratorConfig) -> dict[str, int]:
