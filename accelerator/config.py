@@ -242,9 +242,12 @@ class AcceleratorConfig:
     def product_latency(self) -> int:
         """Cycles a PE's product arrives after its operands, beyond the one product register of
         every pipelined PE: the registered DSP's pipeline and output registers
-        (:mod:`accelerator.hw.pe_ecp5`). The core's latency, and so the performance model's,
-        grows by as much."""
-        return REGISTERED_DSP_LATENCY if self.registered_dsp else 0
+        (:mod:`accelerator.hw.pe_ecp5`), and weight-stationary one more, since its PEs give the
+        block the weight they hold rather than the next one. The core's latency, and so the
+        performance model's, grows by as much."""
+        if not self.registered_dsp:
+            return 0
+        return REGISTERED_DSP_LATENCY + (self.dataflow == "ws")
 
     @property
     def in_min(self) -> int:

@@ -428,6 +428,22 @@ def test_core_synth_top_elaborates(board, dataflow):
     assert "top.il" in plan.files
 
 
+@pytest.mark.parametrize("registered", [False, True])
+def test_core_synth_top_stages_the_registered_cores_results(registered):
+    # the registered-DSP core's results pass a staging register and a copy of the accepted
+    # flag per 32 bits of the output register; the others load straight from the core
+    from amaranth.back import rtlil
+    from amaranth_boards.ulx3s import ULX3S_85F_Platform
+
+    from accelerator.flow.synth_top import CoreSynthTop
+
+    config = SMALL.replace(rows=2, cols=3, registered_dsp=registered)
+    il = rtlil.convert(CoreSynthTop(config), platform=ULX3S_85F_Platform(), ports=[])
+    copies = set(re.findall(r"cell \\TRELLIS_FF \\(results_taken_\d+)_ff", il))
+    assert len(copies) == (-(-(3 * config.acc_width + 1) // 32) if registered else 0)
+    assert ("wire width 97 \\staged_again" in il) == registered
+
+
 # --------------------------------------------------------------------------------------------
 # Clocks and multipliers
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from test_core_amaranth import stream_through_core
 
 from accelerator.config import AcceleratorConfig
 from accelerator.flow.rtl import cell_models
-from accelerator.hw.core import SystolicCore
+from accelerator.hw.core import ENABLE_LEVELS, SystolicCore
 from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE
 from accelerator.hw.pe_ecp5 import (
     MULT18X18D_REGISTERS,
@@ -150,12 +151,44 @@ def test_registered_core_matches_reference_and_model(dataflow, rows, cols, dsp_p
     got, cycles = stream_through_core(cfg, stream, rng, dsp_pes=dsp_pes)
     assert [beat["c"] for beat in got] == stream.results
     assert cycles == core_cycles(cfg, lengths)
-    assert cycles == core_cycles(cfg.replace(registered_dsp=False), lengths) + 2
+    assert cycles == core_cycles(cfg.replace(registered_dsp=False), lengths) + cfg.product_latency
     got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
                                  dsp_pes=dsp_pes)
     expected = [{"c": row, "last": last}
                 for row, last in zip(stream.results, stream.last, strict=True)]
     assert got == expected
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_registered_core_keeps_every_result_when_the_output_stalls(dataflow):
+    # the output ready one cycle in four: the PEs learn of it ENABLE_LEVELS cycles late, and
+    # the buffer behind the de-skew must keep every result the array makes meanwhile, none
+    # lost or repeated, `last` with its row
+    cfg = AcceleratorConfig(rows=3, cols=2, dataflow=dataflow, registered_dsp=True)
+    rng = np.random.default_rng(7)
+    lengths = [4, 1, 6, 3, 3, 2]
+    stream = tile_stream(cfg, [random_operands(cfg, rng, n) for n in lengths])
+    got, cycles = stream_through_core(cfg, stream, rng, in_pause=0.2, out_pause=0.75)
+    assert got == [{"c": row, "last": last}
+                   for row, last in zip(stream.results, stream.last, strict=True)]
+    assert cycles > core_cycles(cfg, lengths)
+
+
+def test_registered_core_enables_come_through_a_tree_of_copies():
+    # every enable is a copy of a region's copy of one root register (ENABLE_LEVELS of them
+    # in a row), so no net of the flow control reaches more than a region of the array
+    cfg = AcceleratorConfig(rows=6, cols=8, dataflow="os", registered_dsp=True)
+    il = rtlil.convert(SystolicCore(cfg), name="core", platform=_ecp5())
+    assert ENABLE_LEVELS == 3
+    # the root and one copy per region: 3 bands of rows × 4 of columns, and the control's
+    assert il.count("cell \\TRELLIS_FF \\en_root_ff") == 1
+    assert len(set(re.findall(r"cell \\TRELLIS_FF \\(en_region_\w+_ff)", il))) == 3 * 4 + 1
+
+
+def test_weight_stationary_registered_pes_take_one_cycle_more():
+    # its PEs give the block the weight they hold, not the next one
+    assert AcceleratorConfig(registered_dsp=True, dataflow="ws").product_latency == 3
+    assert AcceleratorConfig(registered_dsp=True, dataflow="os").product_latency == 2
 
 
 def _ecp5_netlist(tmp_path: Path, config: AcceleratorConfig) -> Path:

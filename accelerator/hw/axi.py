@@ -9,11 +9,11 @@ FPGA vendor's interface inference recognises after a rename of the separator.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Value
+from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BURST_INCR", "RESP_OKAY", "AXI4Signature", "connect_part"]
+__all__ = ["BURST_INCR", "RESP_OKAY", "AXI4Signature", "AxiSlice", "connect_part"]
 
 #: AxBURST encoding of an incrementing burst.
 BURST_INCR = 0b01
@@ -143,3 +143,68 @@ def connect_part(m: Module, part, whole) -> None:
             m.d.comb += dst.eq(src)
         else:
             m.d.comb += src.eq(dst)
+
+
+#: The payload members of the channels :class:`AxiSlice` buffers: (valid, ready, payload).
+_R_CHANNEL = ("rvalid", "rready", ("rdata", "rresp", "rlast", "rid"))
+_W_CHANNEL = ("wvalid", "wready", ("wdata", "wstrb", "wlast"))
+
+
+def _skid(m: Module, src, dst, channel) -> None:
+    """``channel`` from ``src`` to ``dst`` through a skid buffer: ``dst``'s valid and payload
+    and ``src``'s ready are registers, one transfer per cycle."""
+    valid, ready, payload = channel
+    skid = {name: Signal.like(getattr(dst, name), name=f"skid_{name}") for name in payload}
+    skid_valid = Signal(name=f"skid_{valid}")
+    m.d.comb += getattr(src, ready).eq(~skid_valid)
+    with m.If(~getattr(dst, valid) | getattr(dst, ready)):
+        with m.If(skid_valid):
+            m.d.sync += [getattr(dst, n).eq(skid[n]) for n in payload]
+            m.d.sync += [getattr(dst, valid).eq(1), skid_valid.eq(0)]
+        with m.Else():
+            m.d.sync += getattr(dst, valid).eq(getattr(src, valid))
+            m.d.sync += [getattr(dst, n).eq(getattr(src, n)) for n in payload]
+    with m.Elif(getattr(src, valid) & ~skid_valid):
+        m.d.sync += [skid[n].eq(getattr(src, n)) for n in payload]
+        m.d.sync += skid_valid.eq(1)
+
+
+class AxiSlice(wiring.Component):
+    """An AXI4 link whose data channels (R, and W if the link writes) go through skid buffers;
+    every other member passes.
+
+    Each side sees the other's ready, valid and payload of a data channel from registers, still
+    one beat per cycle: the master's ``rready`` logic no longer reaches the slave's read port in
+    the same cycle, nor the slave's ``wready`` the master's write pipeline. Each beat arrives a
+    cycle later.
+
+    Members
+    -------
+    s_axi : In(signature)
+        To the master.
+    m_axi : Out(signature)
+        To the slave.
+    """
+
+    def __init__(self, signature: AXI4Signature):
+        super().__init__({"s_axi": In(signature), "m_axi": Out(signature)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        up, down = self.s_axi, self.m_axi
+        sig = self.m_axi.signature
+        channels = [(_R_CHANNEL, down, up)] if sig.read else []
+        if sig.write:
+            channels.append((_W_CHANNEL, up, down))
+        buffered = {name for (valid, ready, payload), _, _ in channels
+                    for name in (valid, ready, *payload)}
+        for name, member in sig.members.items():
+            if name in buffered:
+                continue
+            if member.flow == Out:
+                m.d.comb += getattr(down, name).eq(getattr(up, name))
+            else:
+                m.d.comb += getattr(up, name).eq(getattr(down, name))
+        for channel, src, dst in channels:
+            _skid(m, src, dst, channel)
+        return m

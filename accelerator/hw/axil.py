@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AXI4LiteSignature", "AxiResp"]
+__all__ = ["AXI4LiteSignature", "AxiLiteSlice", "AxiResp"]
 
 
 class AxiResp(IntEnum):
@@ -91,3 +92,45 @@ class AXI4LiteSignature(wiring.Signature):
 
     def __repr__(self) -> str:
         return f"AXI4LiteSignature(addr_width={self._addr_width}, data_width={self._data_width})"
+
+
+#: Each AXI4-Lite channel: its valid, its ready, its payload members; whether the master drives it.
+_CHANNELS = (("aw", ("awaddr", "awprot"), True), ("w", ("wdata", "wstrb"), True),
+             ("b", ("bresp",), False), ("ar", ("araddr", "arprot"), True),
+             ("r", ("rdata", "rresp"), False))
+
+
+class AxiLiteSlice(wiring.Component):
+    """A register slice: every channel of an AXI4-Lite link through one register, both ways.
+
+    Each channel's valid, payload and ready are registers on both sides (a channel takes a
+    transfer every other cycle), so no path crosses the slice: it cuts a long route in two.
+    A host's accesses come at UART speed, so the cycles it adds are not seen.
+
+    Members
+    -------
+    s_axil : Out(AXI4LiteSignature(addr_width, data_width))
+        To the master.
+    m_axil : In(AXI4LiteSignature(addr_width, data_width))
+        To the slave.
+    """
+
+    def __init__(self, addr_width: int = 32, data_width: int = 32):
+        sig = AXI4LiteSignature(addr_width, data_width)
+        super().__init__({"s_axil": Out(sig), "m_axil": In(sig)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        up, down = self.s_axil, self.m_axil
+        for channel, payload, forward in _CHANNELS:
+            src, dst = (up, down) if forward else (down, up)
+            valid, ready = f"{channel}valid", f"{channel}ready"
+            full = getattr(dst, valid)  # the register is the receiving side's valid
+            m.d.comb += getattr(src, ready).eq(~full)
+            with m.If(full & getattr(dst, ready)):
+                m.d.sync += full.eq(0)
+            with m.If(~full & getattr(src, valid)):
+                m.d.sync += full.eq(1)
+                for name in payload:
+                    m.d.sync += getattr(dst, name).eq(getattr(src, name))
+        return m

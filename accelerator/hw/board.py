@@ -7,6 +7,10 @@
                                                          └─► DECERR
                Accelerator.m_axi ─(AXI4)─► AxiRam.s_axi
 
+On an FPGA other than an iCE40 each of these links goes through a register slice (``slices``):
+the host's AXI4-Lite links through :class:`~accelerator.hw.axil.AxiLiteSlice`, the R and W
+channels through :class:`~accelerator.hw.axi.AxiSlice`.
+
 Host address map (the addresses of the serial protocol's requests, :mod:`accelerator.hw.uart`):
 
 =============================================  ==============================================
@@ -46,6 +50,7 @@ from amaranth.build import ResourceError
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.vendor import LatticeICE40Platform
 
 from ..config import AcceleratorConfig
 from ..model.protocol import (
@@ -56,7 +61,8 @@ from ..model.protocol import (
     board_info_addr,
 )
 from ..model.regmap import accelerator_width_error
-from .axil import AXI4LiteSignature, AxiResp
+from .axi import AxiSlice
+from .axil import AXI4LiteSignature, AxiLiteSlice, AxiResp
 from .axiram import AxiRam, check_geometry, in_window
 from .spram import SPRAM_DEPTH, spram_blocks, spram_tiles
 from .top import Accelerator
@@ -227,6 +233,13 @@ class BoardTop(wiring.Component):
     dsp_pes : int or None; paired_pes : int
         PEs with a DSP multiplier, the rest in LUTs; how many of them share a block two by two
         (:class:`~accelerator.hw.core.SystolicCore`).
+    slices : bool or None
+        Register slices on the long routes: an :class:`~accelerator.hw.axil.AxiLiteSlice`
+        between the UART bridge and the decoder and between the decoder and each of its slaves,
+        and an :class:`~accelerator.hw.axi.AxiSlice` on the accelerator's R and W channels, so
+        that the DMA reader's ``rready`` does not reach the RAM's read port in the same cycle,
+        nor the RAM's ``wready`` the store's pipeline (the board tops' longest paths).
+        ``None``: on, except on an iCE40, which is full without them.
 
     Ports (simulation, ``platform is None``): ``uart_rx`` In(1), ``uart_tx`` Out(1), ``leds``
     Out(4). On an amaranth-boards platform the ports are left unused and the design requests
@@ -239,7 +252,8 @@ class BoardTop(wiring.Component):
 
     def __init__(self, config: AcceleratorConfig, *, clk_freq: float, baud: int = 115200,
                  ram_bytes: int | None = None, ram_base: int = DEFAULT_RAM_BASE,
-                 timeout_bytes: int = 4, dsp_pes: int | None = None, paired_pes: int = 0):
+                 timeout_bytes: int = 4, dsp_pes: int | None = None, paired_pes: int = 0,
+                 slices: bool | None = None):
         problem = accelerator_width_error(config)
         if problem:  # the accelerator inside is made at elaboration: say it now
             self._MustUse__used = True  # refused, not forgotten: no "never used" warning
@@ -257,6 +271,7 @@ class BoardTop(wiring.Component):
         self._timeout_bytes = timeout_bytes
         self._dsp_pes = dsp_pes
         self._paired_pes = paired_pes
+        self._slices = slices
         check_geometry(config, DEFAULT_RAM_BYTES if ram_bytes is None else ram_bytes, ram_base)
         super().__init__()
 
@@ -295,10 +310,27 @@ class BoardTop(wiring.Component):
         m.submodules.ram = ram = AxiRam(self._config, plan.bytes, base=self._ram_base,
                                         single_port=plan.single_port)
 
-        wiring.connect(m, bridge.m_axil, decoder.s_axil)
-        wiring.connect(m, decoder.m1, ram.s_axil)
-        wiring.connect(m, accel.m_axi, ram.s_axi)
-        regs, down = accel.s_axil, decoder.m0
+        slices = self._slices
+        if slices is None:
+            slices = not isinstance(platform, LatticeICE40Platform)
+
+        def sliced(name: str, master):
+            """``master``, through a register slice if the top has them."""
+            if not slices:
+                return master
+            m.submodules[name] = cut = AxiLiteSlice()
+            wiring.connect(m, master, cut.s_axil)
+            return cut.m_axil
+
+        wiring.connect(m, sliced("host_slice", bridge.m_axil), decoder.s_axil)
+        wiring.connect(m, sliced("ram_slice", decoder.m1), ram.s_axil)
+        if slices:
+            m.submodules.data_slice = r_slice = AxiSlice(accel.m_axi.signature)
+            wiring.connect(m, accel.m_axi, r_slice.s_axi)
+            wiring.connect(m, r_slice.m_axi, ram.s_axi)
+        else:
+            wiring.connect(m, accel.m_axi, ram.s_axi)
+        regs, down = accel.s_axil, sliced("regs_slice", decoder.m0)
         for name, member in down.signature.members.items():
             ours, theirs = getattr(down, name), getattr(regs, name)
             if member.flow == Out:  # driven by the decoder (a master member of a flipped port)

@@ -50,7 +50,12 @@ from .pe import OutputStationaryPE, ProductPair, WeightStationaryPE, _is_ecp5, p
 from .pe_ecp5 import pe_class as registered_pe_class
 from .skew import Skew
 
-__all__ = ["InPlaceCore", "SystolicCore", "core_layouts", "register_copy", "trellis_ff_params"]
+#: Registers between the registered-DSP core's flow control and a PE's enable
+#: (:meth:`SystolicCore._enable_tree`): the results its output buffer keeps.
+ENABLE_LEVELS = 3
+
+__all__ = ["ENABLE_LEVELS", "InPlaceCore", "SystolicCore", "core_layouts", "register_copy",
+           "trellis_ff_params"]
 
 
 def core_layouts(config: AcceleratorConfig) -> dict[str, data.StructLayout]:
@@ -183,7 +188,8 @@ class SystolicCore(wiring.Component):
 
     # -- shared pieces --------------------------------------------------------------------------
 
-    def _flow_control(self, m: Module, platform, column_values, column_valid, column_last):
+    def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
+                      stored_last: bool = True):
         """Realign the columns' results, drive ``results``; return the enables.
 
         Returns ``enable(name)``, which gives a signal that is high when the array advances.
@@ -218,7 +224,11 @@ class SystolicCore(wiring.Component):
                 results.valid.eq(column_valid),
                 deskew.en.eq(en.replicate(cfg.cols)),
             ]
-            return lambda name: en
+            return lambda name, near=None: en
+
+        if cfg.registered_dsp:
+            return self._enable_tree(m, platform, deskew, out, column_valid,
+                                     stored_last=stored_last)
 
         skid = Signal.like(out, reset_less=no_reset)
         skid_valid = Signal()
@@ -240,10 +250,106 @@ class SystolicCore(wiring.Component):
             with m.If(~full):
                 m.d.sync += skid.c[j].eq(out.c[j])
 
-        def enable(name: str) -> Signal:
+        def enable(name: str, near: tuple[int, int] | None = None) -> Signal:
             return register_copy(m, platform, ~held, name, init=1)
 
         m.d.comb += deskew.en.eq(_copies(enable, "en_deskew", cfg.cols))
+        return enable
+
+    def _enable_tree(self, m: Module, platform, deskew: Skew, out, column_valid, *,
+                     stored_last: bool):
+        """The registered-DSP core's flow control: the enable through ``ENABLE_LEVELS``
+        registers (a root, a copy per region of the array, a copy per PE or lane), and a
+        buffer of as many results behind the de-skew. Returns ``enable(name, near)``.
+
+        At 112 MHz the one-level copies were the 12×13 core's longest path on an LFE5U-85F:
+        the bottom-right PE's valid flag, through ``results.ready``'s LUT, to a copy across the
+        die (6.3 ns of routing in 8.9 ns). Here the enable a PE sees in cycle t was decided in
+        cycle t - ENABLE_LEVELS, from the buffer's fill alone: it is high when the buffer would
+        be empty after that cycle, so the results the array can make before the decision
+        arrives (at most one per cycle, ENABLE_LEVELS of them) always find a slot. Each route
+        of the tree ends at flip-flops with no logic in between, and the buffer's slots load
+        whatever the columns show at their write slot (the pointers advance only on a result
+        that stays), so no signal of the control reaches the data lanes but a copy per column.
+        When ``results`` is always ready the buffer stays empty, every enable stays high and
+        the cycles are the core's without it.
+
+        ``stored_last``: the column's ``last`` goes through the buffer with its results
+        (weight-stationary); otherwise (output-stationary) it counts the rows handed out
+        already, so it stays what the output shows.
+        """
+        cfg = self._config
+        results = self.results
+        levels = ENABLE_LEVELS
+        slots = levels + 1                     # the write slot never holds a waiting result
+        count = Signal(range(levels + 1))      # results waiting in the buffer
+        wptr = Signal(range(slots))
+        rptr = Signal(range(slots))
+        roots: dict[object, Signal] = {}
+
+        def enable(name: str, near: tuple[int, int] | None = None) -> Signal:
+            group = ("ctl" if near is None
+                     else (near[0] * 3 // cfg.rows, near[1] * 4 // cfg.cols))
+            if group not in roots:
+                label = "ctl" if near is None else f"{group[0]}_{group[1]}"
+                roots[group] = register_copy(m, platform, root, f"en_region_{label}", init=1)
+            return register_copy(m, platform, roots[group], name, init=1)
+
+        go = Signal()
+        root = register_copy(m, platform, go, "en_root", init=1)
+        en_here = enable("en_buffer")
+        enable.ahead = roots["ctl"]           # what every enable is in the next cycle
+        waiting = Signal()
+        direct = Signal()
+        push = Signal()
+        pop = Signal()
+        count_next = Signal.like(count)
+        m.d.comb += [
+            waiting.eq(count != 0),
+            results.valid.eq(waiting | (column_valid & en_here)),
+            pop.eq(waiting & results.ready),
+            direct.eq(~waiting & results.ready),
+            push.eq(en_here & column_valid & ~direct),
+            count_next.eq(count + push - pop),
+            go.eq(count_next == 0),
+        ]
+        wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
+        rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
+        m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+
+        def copies(value, name: str) -> Value:
+            """A copy of the register ``value`` will be next, per bit, for one column."""
+            return Cat(register_copy(m, platform, value[k], f"{name}_{k}", init=0)
+                       for k in range(len(value)))
+
+        last_slots = [Signal(name=f"buffer_last_{e}") for e in range(slots)]
+        if stored_last:
+            for e in range(slots):
+                with m.If(wptr == e):
+                    m.d.sync += last_slots[e].eq(out.last)
+            m.d.comb += results.payload.last.eq(
+                Mux(waiting, Array(last_slots)[rptr], out.last))
+        else:
+            m.d.comb += results.payload.last.eq(out.last)
+        for j in range(cfg.cols):
+            # per byte of the lane: with a copy per column, one copy of the read pointer
+            # reached its 32 read multiplexers through 3.3 ns of routing (134.9 MHz, ws)
+            for lo in range(0, cfg.acc_width, 8):
+                hi = min(lo + 8, cfg.acc_width)
+                name = f"{j}_{lo // 8}"
+                w_j = copies(wptr_next, f"buffer_wptr_{name}")
+                r_j = copies(rptr_next, f"buffer_rptr_{name}")
+                full_j = register_copy(m, platform, count_next != 0, f"buffer_waiting_{name}",
+                                       init=0)
+                lane = [Signal(hi - lo, name=f"buffer_{name}_{e}", reset_less=True)
+                        for e in range(slots)]
+                for e in range(slots):
+                    with m.If(w_j == e):
+                        m.d.sync += lane[e].eq(out.c[j][lo:hi])
+                m.d.comb += results.payload.c[j][lo:hi].eq(
+                    Mux(full_j, Array(lane)[r_j], out.c[j][lo:hi]))
+        m.d.comb += deskew.en.eq(Cat(enable(f"en_deskew_{j}", (cfg.rows - 1, j))
+                                     for j in range(cfg.cols)))
         return enable
 
     def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
@@ -317,13 +423,17 @@ class SystolicCore(wiring.Component):
             [bottom[j].chain_out for j in range(C)],
             bottom[C - 1].chain_valid_out,
             out_row == R - 1,
+            stored_last=False,
         )
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
         en = enable("en")
+        # A registered PE's drain is a register of its own, a copy of its column's: one
+        # register per column reached the 12 output slots' multiplexers of the column.
+        drain_copies = flag_lag and cfg.registered_dsp
         for j in range(C):
-            if flag_lag:
-                with m.If(enable(f"en_drain_{j}")):
+            if flag_lag and not drain_copies:
+                with m.If(enable(f"en_drain_{j}", (R - 1, j))):
                     m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
         # Input: a beat is registered once, then skewed: physical row p and column j by p and j.
@@ -342,8 +452,8 @@ class SystolicCore(wiring.Component):
         in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R), reset_less=no_reset)
         in_b = Signal(data.ArrayLayout(signed(cfg.in_width), C), reset_less=no_reset)
         in_flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
-        _lanes(m, enable, "en_in_a", in_a, op.payload.a)
-        _lanes(m, enable, "en_in_b", in_b, op.payload.b)
+        _lanes(m, enable, "en_in_a", in_a, op.payload.a, lambda k: (R - 1 - k, 0))
+        _lanes(m, enable, "en_in_b", in_b, op.payload.b, lambda k: (0, k))
         with m.If(en):
             m.d.sync += [
                 in_flags.valid.eq(accept),
@@ -364,8 +474,8 @@ class SystolicCore(wiring.Component):
         skew_f = Skew(in_flags.shape(), list(range(C)))
         m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
                                                            group="skew_flags")
-        m.d.comb += [skew_a.en.eq(_copies(enable, "en_skew_a", R)),
-                     skew_b.en.eq(_copies(enable, "en_skew_b", C)),
+        m.d.comb += [skew_a.en.eq(_copies(enable, "en_skew_a", R, lambda k: (k, 0))),
+                     skew_b.en.eq(_copies(enable, "en_skew_b", C, lambda k: (0, k))),
                      skew_f.en.eq(enable("en_skew_flags"))]
         for p in range(R):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
@@ -383,7 +493,8 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                m.d.comb += pe.en.eq(enable(f"en_pe_{p}_{j}"))
+                pe_en = enable(f"en_pe_{p}_{j}", (p, j))
+                m.d.comb += pe.en.eq(pe_en)
                 if j == 0:
                     m.d.comb += [pe.a_in.eq(skew_a.o[p]), pe.a_next.eq(skew_a.o_next[p])]
                 else:
@@ -401,7 +512,11 @@ class SystolicCore(wiring.Component):
                     ]
                 else:
                     _link(m, pes, p, j, "north")
-                m.d.comb += pe.drain.eq(drains[j])
+                drain = drains[j]
+                if drain_copies:
+                    drain = register_copy(m, platform, bottom[j].valid_out & bottom[j].last_out,
+                                          f"drain_{p}_{j}", init=0, enable=pe_en)
+                m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid
                 | _any(pes[p][j].valid_in for p in range(R) for j in range(C))
@@ -456,14 +571,29 @@ class SystolicCore(wiring.Component):
         # one row that is the very cycle the tile starts.
         taken = ~shadow_full | (a_accept & first) if R == 1 else ~shadow_full
         released = self._released(m, platform)
+        # Registered DSPs: `capture` is a register, loaded with what the rule below gives in
+        # the next cycle (the next values of its inputs, and the enable a cycle ahead); as a
+        # comb of `loaded` it reached each PE's shadow weights (a 12×13 core's longest path).
+        ahead = getattr(enable, "ahead", None) if R > 1 else None
         m.d.comb += [
             op.ready.eq(en & (~first | shadow_full) & released),
             a_accept.eq(op.valid & op.ready),
-            capture.eq(en & (loaded == R) & taken
-                       & (since_first >= R - 1 if R > 1 else Const(1))),
+        ]
+        if ahead is None:
+            m.d.comb += capture.eq(en & (loaded == R) & taken
+                                   & (since_first >= R - 1 if R > 1 else Const(1)))
+        m.d.comb += [
             w.ready.eq(en & ((loaded < R) | capture) & released),
             w_accept.eq(w.valid & w.ready),
         ]
+        if ahead is not None:
+            starts = a_accept & first
+            loaded_next = Mux(en, Mux(capture, w_accept, loaded + w_accept), loaded)
+            full_next = Mux(en & capture, 1, Mux(en & starts, 0, shadow_full))
+            since_next = Mux(en & starts, 1,
+                             Mux(en & (since_first < R), since_first + 1, since_first))
+            m.d.sync += capture.eq(ahead & (loaded_next == R) & ~full_next
+                                   & (since_next >= R - 1))
         with m.If(en):
             with m.If(capture):
                 m.d.sync += loaded.eq(w_accept)
@@ -484,8 +614,8 @@ class SystolicCore(wiring.Component):
         in_wctl = Signal(data.StructLayout({"shift": 1, "capture": 1}))
         in_a = Signal(data.ArrayLayout(signed(cfg.in_width), R), reset_less=no_reset)
         in_flags = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1}))
-        _lanes(m, enable, "en_in_w", in_w, w.payload.w)
-        _lanes(m, enable, "en_in_a", in_a, op.payload.a)
+        _lanes(m, enable, "en_in_w", in_w, w.payload.w, lambda k: (0, k))
+        _lanes(m, enable, "en_in_a", in_a, op.payload.a, lambda k: (R - 1 - k, 0))
         with m.If(en):
             m.d.sync += [
                 in_wctl.shift.eq(w_accept),
@@ -503,9 +633,9 @@ class SystolicCore(wiring.Component):
         skew_f = Skew(in_flags.shape(), list(range(R)))
         m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
                                                            group="skew_flags")
-        m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C)),
+        m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C, lambda k: (0, k))),
                      skew_wctl.en.eq(enable("en_skew_wctl")),
-                     skew_a.en.eq(_copies(enable, "en_skew_a", R)),
+                     skew_a.en.eq(_copies(enable, "en_skew_a", R, lambda k: (k, 0))),
                      skew_f.en.eq(enable("en_skew_flags"))]
         m.d.comb += skew_w.i.eq(in_w)
         for j in range(C):
@@ -527,7 +657,7 @@ class SystolicCore(wiring.Component):
         for p in range(R):
             for j in range(C):
                 pe = pes[p][j]
-                pe_en = enable(f"en_pe_{p}_{j}")
+                pe_en = enable(f"en_pe_{p}_{j}", (p, j))
                 ctl = skew_wctl.o[j]
                 shift = ctl.shift
                 if no_reset:  # pipelined
@@ -536,7 +666,13 @@ class SystolicCore(wiring.Component):
                     # read a cycle ahead, the 12×12 weight-stationary core's longest path).
                     shift = register_copy(m, platform, skew_wctl.o_next[j].shift,
                                           f"shift_{p}_{j}", init=0, enable=pe_en)
-                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(ctl.capture),
+                pe_capture = ctl.capture
+                if cfg.registered_dsp:
+                    # a copy of the column's `capture` per PE too (the PE loads its shadow
+                    # weight on it: pe_ecp5.RegisteredWeightStationaryPE)
+                    pe_capture = register_copy(m, platform, skew_wctl.o_next[j].capture,
+                                               f"capture_{p}_{j}", init=0, enable=pe_en)
+                m.d.comb += [pe.en.eq(pe_en), pe.w_shift.eq(shift), pe.capture.eq(pe_capture),
                              pe.capture_next.eq(skew_wctl.o_next[j].capture)]
                 if j == 0:
                     flags = skew_f.o[p]
@@ -595,15 +731,17 @@ def trellis_ff_params(init: int) -> dict[str, str]:
             "p_REGSET": "SET" if init else "RESET"}
 
 
-def _copies(enable, name: str, count: int):
-    """``count`` copies of the array's enable, one per lane, as a vector."""
-    return Cat(enable(f"{name}_{k}") for k in range(count))
+def _copies(enable, name: str, count: int, near=lambda k: None):
+    """``count`` copies of the array's enable, one per lane (lane ``k`` next to the PE
+    ``near(k)``), as a vector."""
+    return Cat(enable(f"{name}_{k}", near(k)) for k in range(count))
 
 
-def _lanes(m: Module, enable, name: str, target, source) -> None:
-    """``target[k] <= source[k]`` on lane ``k``'s own copy of the enable."""
+def _lanes(m: Module, enable, name: str, target, source, near=lambda k: None) -> None:
+    """``target[k] <= source[k]`` on lane ``k``'s own copy of the enable (``near(k)``: the PE
+    the lane feeds)."""
     for k in range(len(target)):
-        with m.If(enable(f"{name}_{k}")):
+        with m.If(enable(f"{name}_{k}", near(k))):
             m.d.sync += target[k].eq(source[k])
 
 

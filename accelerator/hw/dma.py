@@ -168,8 +168,10 @@ class BurstSplitter(wiring.Component):
         active = Signal()
         cur = Signal(32)                    # bus-aligned address of the next burst
         beats_left = Signal(range((1 << 20) // b + 3))  # beats of the current row still to cut
+        page_left = Signal(range(AXI4_BOUNDARY // b + 1))  # beats from `cur` to the 4 KiB page
         rows_left = Signal(16)              # rows including the current one
-        row_addr = Signal(32)               # start address of the current row
+        last_row = Signal()                 # rows_left == 1
+        next_addr = Signal(32)              # start address of the row after the current one
         row_bytes = Signal(20)
         stride = Signal(32)
         offset = Signal(max(1, s))
@@ -182,25 +184,24 @@ class BurstSplitter(wiring.Component):
                 offset.eq(addr[:s]),
                 # covering beats: ⌈(addr mod B + nbytes) / B⌉
                 beats_left.eq((addr[:s] + nbytes + (b - 1)) >> s),
+                page_left.eq((AXI4_BOUNDARY >> s) - addr[s:12]),
                 row_first.eq(1),
             ]
 
-        # The next row's address is added from registers, not from the command: the command's
-        # address comes through the engine's own adders and muxes, and one more 32-bit adder
-        # behind them was the board tops' longest path.
-        next_row = Signal(32)
-        m.d.comb += next_row.eq(row_addr + stride)
-
-        # The burst length: as long as the row, the AXI limit and the 4 KiB page all allow.
-        to_boundary = Signal(range(AXI4_BOUNDARY // b + 1))
-        capped = Signal(range(max_burst + 1))
-        length = Signal(range(max_burst + 1))
+        # Each value a burst decides is a register or comes from registers through one adder or
+        # compare: the burst length was `min` of the row, 256 beats and the 4 KiB page chained
+        # into the row's end and from there into the next row's start (the board tops' longest
+        # path). A burst that does not end its row is as long as the AXI limit and the page
+        # allow, whatever the row; the row ends when its rest fits both. The page's beats left
+        # and the next row's address are kept, not derived from `cur` and the current row.
+        mid = Signal(range(max_burst + 1))  # the burst's length if the row goes on after it
+        page_short = Signal()
+        row_done = Signal()
         m.d.comb += [
-            to_boundary.eq((AXI4_BOUNDARY >> s) - cur[s:12]),
-            capped.eq(Mux(beats_left < max_burst, beats_left, max_burst)),
-            length.eq(Mux(to_boundary < capped, to_boundary, capped)),
+            page_short.eq(page_left <= max_burst),
+            mid.eq(Mux(page_short, page_left, max_burst)),
+            row_done.eq((beats_left <= max_burst) & (beats_left <= page_left)),
         ]
-        row_done = beats_left == length
 
         out = self.burst.payload
         with m.If(self.burst.ready | ~self.burst.valid):
@@ -209,23 +210,27 @@ class BurstSplitter(wiring.Component):
                 m.d.sync += [
                     self.burst.valid.eq(1),
                     out.addr.eq(cur),
-                    out.len.eq(length),
+                    out.len.eq(Mux(row_done, beats_left, mid)),
                     out.row_first.eq(row_first),
                     out.row_last.eq(row_done),
-                    out.last_row.eq(rows_left == 1),
-                    out.end.eq(row_done & (rows_left == 1)),
+                    out.last_row.eq(last_row),
+                    out.end.eq(row_done & last_row),
                     out.offset.eq(offset),
                     out.row_bytes.eq(row_bytes),
                 ]
                 with m.If(row_done):
-                    with m.If(rows_left == 1):
+                    with m.If(last_row):
                         m.d.sync += active.eq(0)
                     with m.Else():
-                        m.d.sync += start_row(next_row, row_bytes)
-                        m.d.sync += [row_addr.eq(next_row), rows_left.eq(rows_left - 1)]
+                        m.d.sync += start_row(next_addr, row_bytes)
+                        m.d.sync += [next_addr.eq(next_addr + stride),
+                                     rows_left.eq(rows_left - 1),
+                                     last_row.eq(rows_left == 2)]
                 with m.Else():
-                    m.d.sync += [cur.eq(cur + (length << s)),
-                                 beats_left.eq(beats_left - length),
+                    m.d.sync += [cur.eq(cur + (mid << s)),
+                                 beats_left.eq(beats_left - mid),
+                                 page_left.eq(Mux(page_short, AXI4_BOUNDARY >> s,
+                                                  page_left - max_burst)),
                                  row_first.eq(0)]
 
         # A command is registered as it is taken and split from the register: computed from the
@@ -241,9 +246,9 @@ class BurstSplitter(wiring.Component):
             m.d.sync += pending.eq(0)
             with m.If((cmd.rows != 0) & (cmd.row_bytes != 0)):
                 m.d.sync += start_row(cmd.addr, cmd.row_bytes)
-                m.d.sync += [active.eq(1), row_addr.eq(cmd.addr),
-                             rows_left.eq(cmd.rows), row_bytes.eq(cmd.row_bytes),
-                             stride.eq(cmd.stride)]
+                m.d.sync += [active.eq(1), next_addr.eq(cmd.addr + cmd.stride),
+                             rows_left.eq(cmd.rows), last_row.eq(cmd.rows == 1),
+                             row_bytes.eq(cmd.row_bytes), stride.eq(cmd.stride)]
 
         with m.If(self.abort):
             m.d.sync += [active.eq(0), pending.eq(0), self.burst.valid.eq(0)]

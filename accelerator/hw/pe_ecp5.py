@@ -103,13 +103,16 @@ class RegisteredProduct(wiring.Component):
         return m
 
 
-def _product_register(pe, m: Module, product: Signal, a, b) -> list:
-    """``product`` is ``a·b`` of ``1 + product_latency`` enabled edges ago, from a
-    :class:`RegisteredProduct` (which takes the place of the PE's own product register, so
-    there is nothing left to load at an enabled edge)."""
+def _product_register(pe, m: Module, product: Signal, a, b, *,
+                      latency: int | None = None) -> list:
+    """``product`` is ``a·b`` of ``1 + latency`` (default ``product_latency``) enabled edges
+    ago, from a :class:`RegisteredProduct` (which takes the place of the PE's own product
+    register, so there is nothing left to load at an enabled edge)."""
     if pe._product_port:
         raise ValueError("a registered-DSP PE has no product port (it pairs no multipliers)")
-    m.submodules.mult = mult = RegisteredProduct(pe._config.in_width, pe._config.product_latency,
+    if latency is None:
+        latency = pe._config.product_latency
+    m.submodules.mult = mult = RegisteredProduct(pe._config.in_width, latency,
                                                  dsp=pe._dsp, site=pe._dsp_site)
     m.d.comb += [mult.en.eq(pe.en), mult.a.eq(a), mult.b.eq(b), product.eq(mult.p)]
     return []
@@ -177,9 +180,50 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
 class RegisteredWeightStationaryPE(WeightStationaryPE):
     """:class:`~accelerator.hw.pe.WeightStationaryPE` on a :class:`RegisteredProduct`: its
     partial sum meets a product ``product_latency`` cycles late, as does the one from above
-    (each PE of a column adds the same delay), so the column's sums leave that much later."""
+    (each PE of a column adds the same delay), so the column's sums leave that much later.
+
+    The block's input registers take the activation and the weight it meets as the PE holds
+    them (``a_in``; ``first_in ? shadow : active``), not a cycle ahead as the pipelined PE: a
+    cycle ahead, the shadow weight had to be loaded on ``capture_next``, which the core decides
+    in the cycle before from the weight chain's fill, and that decision's route down a column
+    was the 12×13 core's longest path (three LUTs and 4.2 ns of routing, 111.6 MHz on an
+    LFE5U-85F). The product then comes one cycle later (``product_latency`` is one more than
+    the output-stationary core's), and the PE loads ``shadow`` on ``capture``, which the core
+    gives each PE as a register of its own.
+    """
 
     _product_register = _product_register
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        op = signed(self._config.in_width)
+        a_out, psum_out, w_out = (_data_register(m, port, True)
+                                  for port in (self.a_out, self.psum_out, self.w_out))
+        shadow = Signal(op, reset_less=True)
+        active = Signal(op, reset_less=True)
+        product = Signal(signed(2 * self._config.in_width), reset_less=True)
+        weight = Signal(op)
+        m.d.comb += weight.eq(Mux(self.first_in, shadow, active))
+        # the block's input registers are the first of the latency's stages here
+        m.d.comb += self._product_register(m, product, self.a_in, weight,
+                                           latency=self._config.product_latency - 1)
+        with m.If(self.en):
+            m.d.sync += [
+                a_out.eq(self.a_in),
+                self.valid_out.eq(self.valid_in),
+                self.first_out.eq(self.first_in),
+                self.first_next_out.eq(self.first_next),
+                self.last_out.eq(self.last_in),
+                # Truncation to acc_width is the two's-complement wrap of the reference model.
+                psum_out.eq(self.psum_in + product),
+            ]
+            with m.If(self.w_shift):
+                m.d.sync += w_out.eq(self.w_in)
+            with m.If(self.capture):
+                m.d.sync += shadow.eq(w_out)
+            with m.If(self.valid_in & self.first_in):
+                m.d.sync += active.eq(shadow)
+        return m
 
 
 def pe_class(base: type, config: AcceleratorConfig) -> type:

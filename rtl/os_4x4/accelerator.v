@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3613$43 (burst__payload[43]),
-    .\port$3613$45 (burst__payload[67:45]),
+    .\port$3611$43 (burst__payload[43]),
+    .\port$3611$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3613$43 , \port$3613$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3611$43 , \port$3611$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3613$43 ;
-  wire \port$3613$43 ;
-  input [22:0] \port$3613$45 ;
-  wire [22:0] \port$3613$45 ;
+  input \port$3611$43 ;
+  wire \port$3611$43 ;
+  input [22:0] \port$3611$45 ;
+  wire [22:0] \port$3611$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3613$43 , \port$3613$45  };
+      storage[w_port__addr] <= { \port$3611$43 , \port$3611$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3613$43 , \port$3613$45  };
-  assign w_data = { \port$3613$43 , \port$3613$45  };
+  assign w_port__data = { \port$3611$43 , \port$3611$45  };
+  assign w_data = { \port$3611$43 , \port$3611$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1844,50 +1844,52 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [32:0] \$1 ;
+  wire [9:0] \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [17:0] \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
+  wire [20:0] \$13 ;
+  wire [21:0] \$14 ;
+  wire [21:0] \$15 ;
+  wire [10:0] \$16 ;
+  wire [32:0] \$17 ;
+  wire [16:0] \$18 ;
   wire \$19 ;
-  wire [10:0] \$2 ;
-  wire \$20 ;
-  wire [20:0] \$21 ;
-  wire [21:0] \$22 ;
-  wire [21:0] \$23 ;
-  wire [16:0] \$24 ;
-  wire [11:0] \$25 ;
-  wire [32:0] \$26 ;
-  wire [18:0] \$27 ;
+  wire \$2 ;
+  wire [11:0] \$20 ;
+  wire [32:0] \$21 ;
+  wire [18:0] \$22 ;
+  wire [10:0] \$23 ;
+  wire [10:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [20:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire [20:0] \$32 ;
-  wire [21:0] \$33 ;
-  wire [21:0] \$34 ;
+  wire [21:0] \$30 ;
+  wire [21:0] \$31 ;
+  wire [10:0] \$32 ;
+  wire [32:0] \$33 ;
+  wire \$34 ;
   reg \$35 ;
   reg [67:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
   reg [2:0] \$39 ;
-  wire [17:0] \$4 ;
+  wire \$4 ;
   reg [17:0] \$40 ;
-  reg \$41 ;
-  reg [31:0] \$42 ;
-  reg [15:0] \$43 ;
-  reg \$44 ;
-  reg [99:0] \$45 ;
-  reg [19:0] \$46 ;
-  reg [31:0] \$47 ;
+  reg [9:0] \$41 ;
+  reg \$42 ;
+  reg [31:0] \$43 ;
+  reg [15:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [99:0] \$47 ;
+  reg [19:0] \$48 ;
+  reg [31:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1911,7 +1913,6 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   reg burst__valid = 1'h0;
   output busy;
   wire busy;
-  wire [8:0] capped;
   input clk;
   wire clk;
   reg [99:0] cmd = 100'h0000000000000000000000000;
@@ -1930,61 +1931,73 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   input cmd__valid;
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
-  wire [8:0] length;
-  wire [31:0] next_row;
+  reg last_row = 1'h0;
+  wire [8:0] mid;
+  reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
+  reg [9:0] page_left = 10'h000;
+  wire page_short;
   reg pending = 1'h0;
-  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
+  wire row_done;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
-  wire [9:0] to_boundary;
   always @(posedge clk)
-    rows_left <= \$43 ;
+    page_left <= \$41 ;
   always @(posedge clk)
-    pending <= \$44 ;
+    row_first <= \$42 ;
   always @(posedge clk)
-    cmd <= \$45 ;
+    next_addr <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$46 ;
+    rows_left <= \$44 ;
   always @(posedge clk)
-    stride <= \$47 ;
-  assign \$1  = row_addr + stride;
-  assign \$2  = 10'h200 - cur[11:3];
-  assign \$3  = beats_left < 9'h100;
-  assign \$4  = \$3  ? beats_left : 18'h00100;
-  assign \$5  = \$2 [9:0] < \$4 [8:0];
-  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign \$7  = ~ active;
-  assign \$8  = ~ pending;
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = ~ abort;
-  assign cmd__ready = \$9  & \$10 ;
-  assign \$11  = pending | active;
-  assign busy = \$11  | burst__valid;
-  assign \$12  = ~ burst__valid;
-  assign \$13  = burst__ready | \$12 ;
-  assign \$14  = beats_left == \$6 [8:0];
-  assign \$15  = rows_left == 1'h1;
-  assign \$16  = beats_left == \$6 [8:0];
-  assign \$17  = rows_left == 1'h1;
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = beats_left == \$6 [8:0];
-  assign \$20  = rows_left == 1'h1;
-  assign \$21  = \$1 [2:0] + row_bytes;
-  assign \$22  = \$21  + 3'h7;
-  assign \$24  = rows_left - 1'h1;
-  assign \$26  = cur + \$25 ;
-  assign \$27  = beats_left - \$6 [8:0];
-  assign \$28  = cmd__valid & cmd__ready;
-  assign \$29  = | cmd[47:32];
-  assign \$30  = | cmd[67:48];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = cmd[2:0] + cmd[67:48];
-  assign \$33  = \$32  + 3'h7;
+    last_row <= \$45 ;
+  always @(posedge clk)
+    pending <= \$46 ;
+  always @(posedge clk)
+    cmd <= \$47 ;
+  always @(posedge clk)
+    row_bytes <= \$48 ;
+  always @(posedge clk)
+    stride <= \$49 ;
+  assign page_short = page_left <= 9'h100;
+  assign \$1  = page_short ? page_left : 10'h100;
+  assign \$2  = beats_left <= 9'h100;
+  assign \$3  = beats_left <= page_left;
+  assign row_done = \$2  & \$3 ;
+  assign \$4  = ~ active;
+  assign \$5  = ~ pending;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = ~ abort;
+  assign cmd__ready = \$6  & \$7 ;
+  assign \$8  = pending | active;
+  assign busy = \$8  | burst__valid;
+  assign \$9  = ~ burst__valid;
+  assign \$10  = burst__ready | \$9 ;
+  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
+  assign \$12  = row_done & last_row;
+  assign \$13  = next_addr[2:0] + row_bytes;
+  assign \$14  = \$13  + 3'h7;
+  assign \$16  = 10'h200 - next_addr[11:3];
+  assign \$17  = next_addr + stride;
+  assign \$18  = rows_left - 1'h1;
+  assign \$19  = rows_left == 2'h2;
+  assign \$21  = cur + \$20 ;
+  assign \$22  = beats_left - \$1 [8:0];
+  assign \$23  = page_left - 9'h100;
+  assign \$24  = page_short ? 11'h200 : \$23 ;
+  assign \$25  = cmd__valid & cmd__ready;
+  assign \$26  = | cmd[47:32];
+  assign \$27  = | cmd[67:48];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cmd[2:0] + cmd[67:48];
+  assign \$30  = \$29  + 3'h7;
+  assign \$32  = 10'h200 - cmd[11:3];
+  assign \$33  = cmd[31:0] + cmd[99:68];
+  assign \$34  = cmd[47:32] == 1'h1;
   always @(posedge clk)
     burst__valid <= \$35 ;
   always @(posedge clk)
@@ -1997,87 +2010,181 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     offset <= \$39 ;
   always @(posedge clk)
     beats_left <= \$40 ;
-  always @(posedge clk)
-    row_first <= \$41 ;
-  always @(posedge clk)
-    row_addr <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$43  = rows_left;
-    if (\$13 ) begin
+    \$41  = page_left;
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$43  = \$24 [15:0];
+            \$41  = \$16 [9:0];
+          end
+        end else begin
+          \$41  = \$24 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$41  = \$32 [9:0];
+      end
+    end
+    if (rst) begin
+      \$41  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$42  = row_first;
+    if (\$10 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$42  = 1'h1;
+          end
+        end else begin
+          \$42  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$42  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = next_addr;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$43  = \$17 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$43  = cmd[47:32];
+      if (\$28 ) begin
+        \$43  = \$33 [31:0];
       end
     end
     if (rst) begin
-      \$43  = 16'h0000;
+      \$43  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = pending;
-    if (\$28 ) begin
-      \$44  = 1'h1;
+    \$44  = rows_left;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$44  = \$18 [15:0];
+          end
+        end
+      end
     end
     if (pending) begin
-      \$44  = 1'h0;
+      if (\$28 ) begin
+        \$44  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$44  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$45  = last_row;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$45  = \$19 ;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$45  = \$34 ;
+      end
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$46  = pending;
+    if (\$25 ) begin
+      \$46  = 1'h1;
+    end
+    if (pending) begin
+      \$46  = 1'h0;
     end
     if (abort) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$45  = cmd;
-    if (\$28 ) begin
-      \$45  = cmd__payload;
+    \$47  = cmd;
+    if (\$25 ) begin
+      \$47  = cmd__payload;
     end
     if (rst) begin
-      \$45  = 100'h0000000000000000000000000;
+      \$47  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$46  = row_bytes;
+    \$48  = row_bytes;
     if (pending) begin
-      if (\$31 ) begin
-        \$46  = cmd[67:48];
+      if (\$28 ) begin
+        \$48  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$46  = 20'h00000;
+      \$48  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$47  = stride;
+    \$49  = stride;
     if (pending) begin
-      if (\$31 ) begin
-        \$47  = cmd[99:68];
+      if (\$28 ) begin
+        \$49  = cmd[99:68];
       end
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$49  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$35  = burst__valid;
-    if (\$13 ) begin
+    if (\$10 ) begin
       \$35  = 1'h0;
       if (active) begin
         \$35  = 1'h1;
@@ -2093,14 +2200,14 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$36  = burst__payload;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         \$36 [31:0] = cur;
-        \$36 [40:32] = \$6 [8:0];
+        \$36 [40:32] = \$11 [8:0];
         \$36 [41] = row_first;
-        \$36 [42] = \$14 ;
-        \$36 [43] = \$15 ;
-        \$36 [44] = \$18 ;
+        \$36 [42] = row_done;
+        \$36 [43] = last_row;
+        \$36 [44] = \$12 ;
         \$36 [47:45] = offset;
         \$36 [67:48] = row_bytes;
       end
@@ -2112,17 +2219,17 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$37  = active;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
-          if (\$20 ) begin
+        if (row_done) begin
+          if (last_row) begin
             \$37  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$37  = 1'h1;
       end
     end
@@ -2136,22 +2243,22 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$38  = cur;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$38  = { \$1 [31:3], 3'h0 };
+            \$38  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$38  = \$26 [31:0];
+          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$38  = { cmd[31:3], 3'h0 };
       end
     end
@@ -2162,19 +2269,19 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$39  = offset;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$39  = \$1 [2:0];
+            \$39  = next_addr[2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$39  = cmd[2:0];
       end
     end
@@ -2185,82 +2292,30 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$40  = beats_left;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$40  = \$23 [17:0];
+            \$40  = \$15 [17:0];
           end
         end else begin
-          \$40  = \$27 [17:0];
+          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$40  = \$34 [17:0];
+      if (\$28 ) begin
+        \$40  = \$31 [17:0];
       end
     end
     if (rst) begin
       \$40  = 18'h00000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$41  = row_first;
-    if (\$13 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$41  = 1'h1;
-          end
-        end else begin
-          \$41  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$41  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$41  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$42  = row_addr;
-    if (\$13 ) begin
-      if (active) begin
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$42  = \$1 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$42  = cmd[31:0];
-      end
-    end
-    if (rst) begin
-      \$42  = 32'd0;
-    end
-  end
-  assign next_row = \$1 [31:0];
-  assign to_boundary = \$2 [9:0];
-  assign capped = \$4 [8:0];
-  assign length = \$6 [8:0];
+  assign mid = \$1 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -2277,9 +2332,9 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$23  = { 3'h0, \$22 [21:3] };
-  assign \$25  = { \$6 [8:0], 3'h0 };
-  assign \$34  = { 3'h0, \$33 [21:3] };
+  assign \$15  = { 3'h0, \$14 [21:3] };
+  assign \$20  = { \$1 [8:0], 3'h0 };
+  assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3071,50 +3126,52 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [32:0] \$1 ;
+  wire [9:0] \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [17:0] \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
+  wire [20:0] \$13 ;
+  wire [21:0] \$14 ;
+  wire [21:0] \$15 ;
+  wire [10:0] \$16 ;
+  wire [32:0] \$17 ;
+  wire [16:0] \$18 ;
   wire \$19 ;
-  wire [10:0] \$2 ;
-  wire \$20 ;
-  wire [20:0] \$21 ;
-  wire [21:0] \$22 ;
-  wire [21:0] \$23 ;
-  wire [16:0] \$24 ;
-  wire [11:0] \$25 ;
-  wire [32:0] \$26 ;
-  wire [18:0] \$27 ;
+  wire \$2 ;
+  wire [11:0] \$20 ;
+  wire [32:0] \$21 ;
+  wire [18:0] \$22 ;
+  wire [10:0] \$23 ;
+  wire [10:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [20:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire [20:0] \$32 ;
-  wire [21:0] \$33 ;
-  wire [21:0] \$34 ;
+  wire [21:0] \$30 ;
+  wire [21:0] \$31 ;
+  wire [10:0] \$32 ;
+  wire [32:0] \$33 ;
+  wire \$34 ;
   reg \$35 ;
   reg [67:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
   reg [2:0] \$39 ;
-  wire [17:0] \$4 ;
+  wire \$4 ;
   reg [17:0] \$40 ;
-  reg \$41 ;
-  reg [31:0] \$42 ;
-  reg [15:0] \$43 ;
-  reg \$44 ;
-  reg [99:0] \$45 ;
-  reg [19:0] \$46 ;
-  reg [31:0] \$47 ;
+  reg [9:0] \$41 ;
+  reg \$42 ;
+  reg [31:0] \$43 ;
+  reg [15:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [99:0] \$47 ;
+  reg [19:0] \$48 ;
+  reg [31:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -3138,7 +3195,6 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   reg burst__valid = 1'h0;
   output busy;
   wire busy;
-  wire [8:0] capped;
   input clk;
   wire clk;
   reg [99:0] cmd = 100'h0000000000000000000000000;
@@ -3157,61 +3213,73 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   input cmd__valid;
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
-  wire [8:0] length;
-  wire [31:0] next_row;
+  reg last_row = 1'h0;
+  wire [8:0] mid;
+  reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
+  reg [9:0] page_left = 10'h000;
+  wire page_short;
   reg pending = 1'h0;
-  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
+  wire row_done;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
-  wire [9:0] to_boundary;
   always @(posedge clk)
-    rows_left <= \$43 ;
+    page_left <= \$41 ;
   always @(posedge clk)
-    pending <= \$44 ;
+    row_first <= \$42 ;
   always @(posedge clk)
-    cmd <= \$45 ;
+    next_addr <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$46 ;
+    rows_left <= \$44 ;
   always @(posedge clk)
-    stride <= \$47 ;
-  assign \$1  = row_addr + stride;
-  assign \$2  = 10'h200 - cur[11:3];
-  assign \$3  = beats_left < 9'h100;
-  assign \$4  = \$3  ? beats_left : 18'h00100;
-  assign \$5  = \$2 [9:0] < \$4 [8:0];
-  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign \$7  = ~ active;
-  assign \$8  = ~ pending;
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = ~ abort;
-  assign cmd__ready = \$9  & \$10 ;
-  assign \$11  = pending | active;
-  assign busy = \$11  | burst__valid;
-  assign \$12  = ~ burst__valid;
-  assign \$13  = burst__ready | \$12 ;
-  assign \$14  = beats_left == \$6 [8:0];
-  assign \$15  = rows_left == 1'h1;
-  assign \$16  = beats_left == \$6 [8:0];
-  assign \$17  = rows_left == 1'h1;
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = beats_left == \$6 [8:0];
-  assign \$20  = rows_left == 1'h1;
-  assign \$21  = \$1 [2:0] + row_bytes;
-  assign \$22  = \$21  + 3'h7;
-  assign \$24  = rows_left - 1'h1;
-  assign \$26  = cur + \$25 ;
-  assign \$27  = beats_left - \$6 [8:0];
-  assign \$28  = cmd__valid & cmd__ready;
-  assign \$29  = | cmd[47:32];
-  assign \$30  = | cmd[67:48];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = cmd[2:0] + cmd[67:48];
-  assign \$33  = \$32  + 3'h7;
+    last_row <= \$45 ;
+  always @(posedge clk)
+    pending <= \$46 ;
+  always @(posedge clk)
+    cmd <= \$47 ;
+  always @(posedge clk)
+    row_bytes <= \$48 ;
+  always @(posedge clk)
+    stride <= \$49 ;
+  assign page_short = page_left <= 9'h100;
+  assign \$1  = page_short ? page_left : 10'h100;
+  assign \$2  = beats_left <= 9'h100;
+  assign \$3  = beats_left <= page_left;
+  assign row_done = \$2  & \$3 ;
+  assign \$4  = ~ active;
+  assign \$5  = ~ pending;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = ~ abort;
+  assign cmd__ready = \$6  & \$7 ;
+  assign \$8  = pending | active;
+  assign busy = \$8  | burst__valid;
+  assign \$9  = ~ burst__valid;
+  assign \$10  = burst__ready | \$9 ;
+  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
+  assign \$12  = row_done & last_row;
+  assign \$13  = next_addr[2:0] + row_bytes;
+  assign \$14  = \$13  + 3'h7;
+  assign \$16  = 10'h200 - next_addr[11:3];
+  assign \$17  = next_addr + stride;
+  assign \$18  = rows_left - 1'h1;
+  assign \$19  = rows_left == 2'h2;
+  assign \$21  = cur + \$20 ;
+  assign \$22  = beats_left - \$1 [8:0];
+  assign \$23  = page_left - 9'h100;
+  assign \$24  = page_short ? 11'h200 : \$23 ;
+  assign \$25  = cmd__valid & cmd__ready;
+  assign \$26  = | cmd[47:32];
+  assign \$27  = | cmd[67:48];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cmd[2:0] + cmd[67:48];
+  assign \$30  = \$29  + 3'h7;
+  assign \$32  = 10'h200 - cmd[11:3];
+  assign \$33  = cmd[31:0] + cmd[99:68];
+  assign \$34  = cmd[47:32] == 1'h1;
   always @(posedge clk)
     burst__valid <= \$35 ;
   always @(posedge clk)
@@ -3224,87 +3292,181 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     offset <= \$39 ;
   always @(posedge clk)
     beats_left <= \$40 ;
-  always @(posedge clk)
-    row_first <= \$41 ;
-  always @(posedge clk)
-    row_addr <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$43  = rows_left;
-    if (\$13 ) begin
+    \$41  = page_left;
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$43  = \$24 [15:0];
+            \$41  = \$16 [9:0];
+          end
+        end else begin
+          \$41  = \$24 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$41  = \$32 [9:0];
+      end
+    end
+    if (rst) begin
+      \$41  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$42  = row_first;
+    if (\$10 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$42  = 1'h1;
+          end
+        end else begin
+          \$42  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$42  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = next_addr;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$43  = \$17 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$43  = cmd[47:32];
+      if (\$28 ) begin
+        \$43  = \$33 [31:0];
       end
     end
     if (rst) begin
-      \$43  = 16'h0000;
+      \$43  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$44  = pending;
-    if (\$28 ) begin
-      \$44  = 1'h1;
+    \$44  = rows_left;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$44  = \$18 [15:0];
+          end
+        end
+      end
     end
     if (pending) begin
-      \$44  = 1'h0;
+      if (\$28 ) begin
+        \$44  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$44  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$45  = last_row;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$45  = \$19 ;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$45  = \$34 ;
+      end
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$46  = pending;
+    if (\$25 ) begin
+      \$46  = 1'h1;
+    end
+    if (pending) begin
+      \$46  = 1'h0;
     end
     if (abort) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$45  = cmd;
-    if (\$28 ) begin
-      \$45  = cmd__payload;
+    \$47  = cmd;
+    if (\$25 ) begin
+      \$47  = cmd__payload;
     end
     if (rst) begin
-      \$45  = 100'h0000000000000000000000000;
+      \$47  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$46  = row_bytes;
+    \$48  = row_bytes;
     if (pending) begin
-      if (\$31 ) begin
-        \$46  = cmd[67:48];
+      if (\$28 ) begin
+        \$48  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$46  = 20'h00000;
+      \$48  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$47  = stride;
+    \$49  = stride;
     if (pending) begin
-      if (\$31 ) begin
-        \$47  = cmd[99:68];
+      if (\$28 ) begin
+        \$49  = cmd[99:68];
       end
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$49  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$35  = burst__valid;
-    if (\$13 ) begin
+    if (\$10 ) begin
       \$35  = 1'h0;
       if (active) begin
         \$35  = 1'h1;
@@ -3320,14 +3482,14 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$36  = burst__payload;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         \$36 [31:0] = cur;
-        \$36 [40:32] = \$6 [8:0];
+        \$36 [40:32] = \$11 [8:0];
         \$36 [41] = row_first;
-        \$36 [42] = \$14 ;
-        \$36 [43] = \$15 ;
-        \$36 [44] = \$18 ;
+        \$36 [42] = row_done;
+        \$36 [43] = last_row;
+        \$36 [44] = \$12 ;
         \$36 [47:45] = offset;
         \$36 [67:48] = row_bytes;
       end
@@ -3339,17 +3501,17 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$37  = active;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
-          if (\$20 ) begin
+        if (row_done) begin
+          if (last_row) begin
             \$37  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$37  = 1'h1;
       end
     end
@@ -3363,22 +3525,22 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$38  = cur;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$38  = { \$1 [31:3], 3'h0 };
+            \$38  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$38  = \$26 [31:0];
+          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$38  = { cmd[31:3], 3'h0 };
       end
     end
@@ -3389,19 +3551,19 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$39  = offset;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$39  = \$1 [2:0];
+            \$39  = next_addr[2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$39  = cmd[2:0];
       end
     end
@@ -3412,82 +3574,30 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$40  = beats_left;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$40  = \$23 [17:0];
+            \$40  = \$15 [17:0];
           end
         end else begin
-          \$40  = \$27 [17:0];
+          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$40  = \$34 [17:0];
+      if (\$28 ) begin
+        \$40  = \$31 [17:0];
       end
     end
     if (rst) begin
       \$40  = 18'h00000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$41  = row_first;
-    if (\$13 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$41  = 1'h1;
-          end
-        end else begin
-          \$41  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$41  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$41  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$42  = row_addr;
-    if (\$13 ) begin
-      if (active) begin
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$42  = \$1 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$42  = cmd[31:0];
-      end
-    end
-    if (rst) begin
-      \$42  = 32'd0;
-    end
-  end
-  assign next_row = \$1 [31:0];
-  assign to_boundary = \$2 [9:0];
-  assign capped = \$4 [8:0];
-  assign length = \$6 [8:0];
+  assign mid = \$1 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -3504,9 +3614,9 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$23  = { 3'h0, \$22 [21:3] };
-  assign \$25  = { \$6 [8:0], 3'h0 };
-  assign \$34  = { 3'h0, \$33 [21:3] };
+  assign \$15  = { 3'h0, \$14 [21:3] };
+  assign \$20  = { \$1 [8:0], 3'h0 };
+  assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8555,21 +8665,23 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__words, run__chunk, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
-  wire [34:0] \$1 ;
-  wire [32:0] \$10 ;
-  wire [32:0] \$11 ;
+  wire \$1 ;
+  wire \$10 ;
+  reg [31:0] \$100 ;
+  reg [15:0] \$101 ;
+  wire \$11 ;
   wire \$12 ;
   wire \$13 ;
-  wire [32:0] \$14 ;
+  wire \$14 ;
   wire [34:0] \$15 ;
   wire [34:0] \$16 ;
-  wire [35:0] \$17 ;
+  wire \$17 ;
   wire \$18 ;
-  wire \$19 ;
-  wire [34:0] \$2 ;
-  wire [32:0] \$20 ;
-  wire [34:0] \$21 ;
-  wire [35:0] \$22 ;
+  wire [34:0] \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
   wire \$23 ;
   wire \$24 ;
   wire \$25 ;
@@ -8577,51 +8689,51 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [34:0] \$3 ;
+  wire \$3 ;
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire [34:0] \$37 ;
-  wire [34:0] \$38 ;
+  wire [34:0] \$34 ;
+  wire [34:0] \$35 ;
+  wire [34:0] \$36 ;
+  wire \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire \$40 ;
-  wire [34:0] \$41 ;
+  wire \$41 ;
   wire \$42 ;
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire \$46 ;
-  wire \$47 ;
+  wire [32:0] \$46 ;
+  wire [32:0] \$47 ;
   wire \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire \$52 ;
-  wire \$53 ;
+  wire [32:0] \$52 ;
+  wire [32:0] \$53 ;
   wire \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
-  wire \$58 ;
-  wire \$59 ;
-  wire [32:0] \$6 ;
-  wire \$60 ;
-  wire \$61 ;
+  wire [32:0] \$58 ;
+  wire [34:0] \$59 ;
+  wire \$6 ;
+  wire [34:0] \$60 ;
+  wire [35:0] \$61 ;
   wire \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
-  wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
+  wire [32:0] \$66 ;
+  wire [34:0] \$67 ;
+  wire [35:0] \$68 ;
   wire \$69 ;
-  wire [32:0] \$7 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -8629,26 +8741,40 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire [31:0] \$77 ;
-  wire [32:0] \$78 ;
-  wire [33:0] \$79 ;
+  wire [2:0] \$77 ;
+  wire [7:0] \$78 ;
+  wire [31:0] \$79 ;
   wire \$8 ;
-  wire [33:0] \$80 ;
-  wire \$81 ;
-  wire \$82 ;
+  wire [32:0] \$80 ;
+  wire [33:0] \$81 ;
+  wire [33:0] \$82 ;
   wire \$83 ;
-  reg [398:0] \$84 ;
-  reg [7:0] \$85 ;
-  reg [3:0] \$86 ;
-  reg \$87 ;
-  reg [3:0] \$88 ;
-  reg [15:0] \$89 ;
+  wire \$84 ;
+  wire [2:0] \$85 ;
+  wire [7:0] \$86 ;
+  wire \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  reg [31:0] \$90 ;
-  reg [15:0] \$91 ;
-  reg [15:0] a;
-  reg [33:0] addend;
-  reg [31:0] b;
+  reg \$90 ;
+  reg [7:0] \$91 ;
+  reg [398:0] \$92 ;
+  reg [7:0] \$93 ;
+  reg [3:0] \$94 ;
+  reg [3:0] \$95 ;
+  reg [15:0] \$96 ;
+  reg [31:0] \$97 ;
+  reg [33:0] \$98 ;
+  reg [15:0] \$99 ;
+  (* init = 16'h0000 *)
+  wire [15:0] \$signal ;
+  (* init = 34'h000000000 *)
+  wire [33:0] \$signal$11 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signal$9 ;
+  reg [15:0] a = 16'h0000;
+  reg [33:0] addend = 34'h000000000;
+  reg [31:0] b = 32'd0;
   reg [3:0] beyond = 4'h0;
   wire busy;
   input [398:0] cmd;
@@ -8684,6 +8810,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire dma_busy;
   input dma_error;
   wire dma_error;
+  reg [7:0] early = 8'h00;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -8692,7 +8819,8 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire [7:0] error;
   input finished;
   wire finished;
-  reg launched = 1'h0;
+  (* init = 1'h0 *)
+  wire launch;
   wire [48:0] result;
   output [15:0] run__chunk;
   reg [15:0] run__chunk = 16'h0000;
@@ -8729,102 +8857,115 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire run__split;
   output [15:0] run__words;
   reg [15:0] run__words = 16'h0000;
-  reg start;
+  reg start = 1'h0;
   output started;
   reg started;
   reg [31:0] used = 32'd0;
-  assign \$8  = ~ launched;
-  assign \$9  = ~ busy;
-  assign \$10  = run__cmd[191:160] - 1'h1;
-  assign \$11  = run__cmd[63:32] + run__cmd[223:192];
-  assign \$12  = ~ launched;
-  assign \$13  = ~ busy;
-  assign \$14  = run__cmd[159:128] - 1'h1;
-  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
-  assign \$17  = run__cmd[95:64] + \$16 ;
-  assign \$18  = ~ launched;
-  assign \$19  = ~ busy;
-  assign \$20  = run__cmd[159:128] - 1'h1;
-  assign \$22  = run__cmd[127:96] + \$21 ;
-  assign \$23  = ! run__cmd[159:128];
-  assign \$24  = ! run__cmd[191:160];
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = ! run__cmd[223:192];
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = run__cmd[159:128] > 16'hffff;
-  assign \$29  = run__cmd[223:192] > 16'hffff;
-  assign \$30  = \$28  | \$29 ;
-  assign \$31  = run__cmd[191:160] > 16'hffff;
-  assign \$32  = \$30  | \$31 ;
-  assign \$34  = run__cmd[255:224] < run__cmd[191:160];
-  assign \$35  = run__cmd[287:256] < run__cmd[223:192];
-  assign \$36  = \$34  | \$35 ;
-  assign \$38  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$37 ;
-  assign \$39  = run__cmd[319:288] < \$38 ;
-  assign \$40  = \$36  | \$39 ;
-  assign \$42  = run__cmd[351:320] < \$41 ;
-  assign \$43  = run__cmd[352] & \$42 ;
-  assign \$44  = \$40  | \$43 ;
-  assign \$45  = ~ run__cmd[353];
-  assign \$46  = | run__cmd[65:64];
-  assign \$47  = | run__cmd[289:288];
-  assign \$48  = \$46  | \$47 ;
-  assign \$49  = \$45  & \$48 ;
-  assign \$50  = | run__cmd[97:96];
-  assign \$51  = | run__cmd[321:320];
-  assign \$52  = \$50  | \$51 ;
-  assign \$53  = run__cmd[352] & \$52 ;
-  assign \$54  = \$49  | \$53 ;
-  assign \$55  = | beyond;
-  assign control__busy = ~ \$56 ;
-  assign \$56  = ! control_state;
-  assign \$57  = control_state == 1'h1;
-  assign \$58  = control_state == 2'h2;
-  assign \$59  = control_state == 2'h3;
-  assign \$60  = control_state == 3'h4;
-  assign \$61  = control_state == 3'h5;
-  assign \$62  = control_state == 3'h6;
-  assign \$63  = control_state == 3'h7;
-  assign \$64  = control_state == 4'h8;
-  assign \$65  = ~ launched;
-  assign \$66  = ~ busy;
-  assign \$67  = result > 33'h100000000;
-  assign \$68  = ~ launched;
-  assign \$69  = ~ busy;
-  assign \$70  = result > 33'h100000000;
-  assign \$71  = ~ launched;
-  assign \$72  = ~ busy;
-  assign \$73  = result > 33'h100000000;
-  assign \$74  = ~ launched;
-  assign \$75  = ~ busy;
-  assign \$76  = result > 33'h100000000;
-  assign \$77  = run__split ? 32'd512 : run__cmd[191:160];
-  assign \$78  = \$77  + 4'h8;
-  assign \$79  = \$78  - 1'h1;
-  assign \$81  = | code;
-  assign \$82  = ~ dma_busy;
-  assign \$83  = finished & \$82 ;
-  always @(posedge engine_clk)
-    run__cmd <= \$84 ;
-  always @(posedge engine_clk)
-    control__error <= \$85 ;
-  always @(posedge engine_clk)
-    beyond <= \$86 ;
-  always @(posedge engine_clk)
-    launched <= \$87 ;
-  always @(posedge engine_clk)
-    control_state <= \$88 ;
-  always @(posedge engine_clk)
-    run__words <= \$89 ;
-  always @(posedge engine_clk)
-    used <= \$90 ;
-  always @(posedge engine_clk)
-    run__chunk <= \$91 ;
   assign run__split = run__cmd[191:160] > 10'h200;
-  assign \$4  = ~ launched;
-  assign \$5  = ~ busy;
-  assign \$6  = run__cmd[159:128] - 1'h1;
-  assign \$7  = run__cmd[31:0] + run__cmd[191:160];
+  assign \$1  = ! run__cmd[159:128];
+  assign \$2  = ! run__cmd[191:160];
+  assign \$3  = \$1  | \$2 ;
+  assign \$4  = ! run__cmd[223:192];
+  assign \$5  = \$3  | \$4 ;
+  assign \$6  = run__cmd[159:128] > 16'hffff;
+  assign \$7  = run__cmd[223:192] > 16'hffff;
+  assign \$8  = \$6  | \$7 ;
+  assign \$9  = run__cmd[191:160] > 16'hffff;
+  assign \$10  = \$8  | \$9 ;
+  assign \$12  = run__cmd[255:224] < run__cmd[191:160];
+  assign \$13  = run__cmd[287:256] < run__cmd[223:192];
+  assign \$14  = \$12  | \$13 ;
+  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
+  assign \$17  = run__cmd[319:288] < \$16 ;
+  assign \$18  = \$14  | \$17 ;
+  assign \$20  = run__cmd[351:320] < \$19 ;
+  assign \$21  = run__cmd[352] & \$20 ;
+  assign \$22  = \$18  | \$21 ;
+  assign \$23  = ~ run__cmd[353];
+  assign \$24  = | run__cmd[65:64];
+  assign \$25  = | run__cmd[289:288];
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = \$23  & \$26 ;
+  assign \$28  = | run__cmd[97:96];
+  assign \$29  = | run__cmd[321:320];
+  assign \$30  = \$28  | \$29 ;
+  assign \$31  = run__cmd[352] & \$30 ;
+  assign \$32  = \$27  | \$31 ;
+  assign control__busy = ~ \$37 ;
+  assign \$37  = ! control_state;
+  assign \$38  = control_state == 1'h1;
+  assign \$39  = control_state == 2'h2;
+  assign \$40  = control_state == 2'h3;
+  assign \$41  = control_state == 3'h4;
+  assign \$42  = control_state == 3'h5;
+  assign \$43  = control_state == 3'h6;
+  assign \$44  = control_state == 3'h7;
+  assign \$45  = control_state == 4'h8;
+  assign \$46  = cmd[159:128] - 1'h1;
+  assign \$47  = cmd[31:0] + cmd[191:160];
+  assign \$48  = ~ start;
+  assign \$49  = ~ busy;
+  assign \$50  = \$48  & \$49 ;
+  assign \$51  = result > 33'h100000000;
+  assign \$52  = run__cmd[191:160] - 1'h1;
+  assign \$53  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$54  = ~ start;
+  assign \$55  = ~ busy;
+  assign \$56  = \$54  & \$55 ;
+  assign \$57  = result > 33'h100000000;
+  assign \$58  = run__cmd[159:128] - 1'h1;
+  assign \$60  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$59 ;
+  assign \$61  = run__cmd[95:64] + \$60 ;
+  assign \$62  = ~ start;
+  assign \$63  = ~ busy;
+  assign \$64  = \$62  & \$63 ;
+  assign \$65  = result > 33'h100000000;
+  assign \$66  = run__cmd[159:128] - 1'h1;
+  assign \$68  = run__cmd[127:96] + \$67 ;
+  assign \$69  = ~ start;
+  assign \$70  = ~ busy;
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = ~ run__cmd[352];
+  assign \$73  = \$71  | \$72 ;
+  assign \$74  = result > 33'h100000000;
+  assign \$75  = | early;
+  assign \$76  = | beyond;
+  assign \$77  = \$76  ? 3'h3 : 3'h0;
+  assign \$78  = \$75  ? early : { 5'h00, \$77  };
+  assign \$79  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$80  = \$79  + 4'h8;
+  assign \$81  = \$80  - 1'h1;
+  assign \$83  = | early;
+  assign \$84  = | beyond;
+  assign \$85  = \$84  ? 3'h3 : 3'h0;
+  assign \$86  = \$83  ? early : { 5'h00, \$85  };
+  assign \$87  = | \$86 ;
+  assign \$88  = ~ dma_busy;
+  assign \$89  = finished & \$88 ;
+  always @(posedge engine_clk)
+    start <= \$90 ;
+  always @(posedge engine_clk)
+    early <= \$91 ;
+  always @(posedge engine_clk)
+    run__cmd <= \$92 ;
+  always @(posedge engine_clk)
+    control__error <= \$93 ;
+  always @(posedge engine_clk)
+    beyond <= \$94 ;
+  always @(posedge engine_clk)
+    control_state <= \$95 ;
+  always @(posedge engine_clk)
+    a <= \$96 ;
+  always @(posedge engine_clk)
+    b <= \$97 ;
+  always @(posedge engine_clk)
+    addend <= \$98 ;
+  always @(posedge engine_clk)
+    run__words <= \$99 ;
+  always @(posedge engine_clk)
+    used <= \$100 ;
+  always @(posedge engine_clk)
+    run__chunk <= \$101 ;
   \accelerator.engine.control.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
@@ -8837,145 +8978,28 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    code = 8'h00;
+    if (\$5 ) begin
+      code = 8'h01;
+    end else if (\$10 ) begin
+      code = 8'h07;
+    end else if (\$11 ) begin
+      code = 8'h05;
+    end else if (\$22 ) begin
+      code = 8'h04;
+    end else if (\$32 ) begin
+      code = 8'h02;
+    end else if (\$33 ) begin
+      code = 8'h03;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     started = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
             started = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    start = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$4 ) begin
-            start = 1'h1;
-          end
-      4'h2:
-          if (\$8 ) begin
-            start = 1'h1;
-          end
-      4'h3:
-          if (\$12 ) begin
-            start = 1'h1;
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$18 ) begin
-              start = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    a = 16'h0000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$4 ) begin
-            a = \$6 [15:0];
-          end
-      4'h2:
-          if (\$8 ) begin
-            a = \$10 [15:0];
-          end
-      4'h3:
-          if (\$12 ) begin
-            a = \$14 [15:0];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$18 ) begin
-              a = \$20 [15:0];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    b = 32'd0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$4 ) begin
-            b = run__cmd[255:224];
-          end
-      4'h2:
-          if (\$8 ) begin
-            b = run__cmd[287:256];
-          end
-      4'h3:
-          if (\$12 ) begin
-            b = run__cmd[319:288];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$18 ) begin
-              b = run__cmd[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    addend = 34'h000000000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$4 ) begin
-            addend = { 1'h0, \$7  };
-          end
-      4'h2:
-          if (\$8 ) begin
-            addend = { 1'h0, \$11  };
-          end
-      4'h3:
-          if (\$12 ) begin
-            addend = \$17 [33:0];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$18 ) begin
-              addend = \$22 [33:0];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    code = 8'h00;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          if (\$27 ) begin
-            code = 8'h01;
-          end else if (\$32 ) begin
-            code = 8'h07;
-          end else if (\$33 ) begin
-            code = 8'h05;
-          end else if (\$44 ) begin
-            code = 8'h04;
-          end else if (\$54 ) begin
-            code = 8'h02;
-          end else if (\$55 ) begin
-            code = 8'h03;
           end
     endcase
   end
@@ -9047,24 +9071,56 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$84  = run__cmd;
+    \$90  = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$84  = cmd;
+            \$90  = 1'h1;
+          end
+      4'h1:
+          if (\$50 ) begin
+            \$90  = 1'h1;
+          end
+      4'h2:
+          if (\$56 ) begin
+            \$90  = 1'h1;
+          end
+      4'h3:
+          if (\$64 ) begin
+            \$90  = run__cmd[352];
           end
     endcase
     if (engine_rst) begin
-      \$84  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$85  = control__error;
+    \$91  = code;
+    if (engine_rst) begin
+      \$91  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$92  = run__cmd;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$85  = 8'h00;
+            \$92  = cmd;
+          end
+    endcase
+    if (engine_rst) begin
+      \$92  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$93  = control__error;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$93  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -9075,148 +9131,171 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$85  = code;
+          \$93  = \$78 ;
       4'h7:
           /* empty */;
       4'h8:
           if (dma_error) begin
-            \$85  = 8'h06;
+            \$93  = 8'h06;
           end
     endcase
     if (engine_rst) begin
-      \$85  = 8'h00;
+      \$93  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$86  = beyond;
+    \$94  = beyond;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$86  = 4'h0;
+            \$94  = 4'h0;
           end
       4'h1:
-          if (\$65 ) begin
-          end else if (\$66 ) begin
-            \$86 [0] = \$67 ;
+          if (\$50 ) begin
+            \$94 [0] = \$51 ;
           end
       4'h2:
-          if (\$68 ) begin
-          end else if (\$69 ) begin
-            \$86 [1] = \$70 ;
+          if (\$56 ) begin
+            \$94 [1] = \$57 ;
           end
       4'h3:
-          if (\$71 ) begin
-          end else if (\$72 ) begin
-            \$86 [2] = \$73 ;
+          if (\$64 ) begin
+            \$94 [2] = \$65 ;
           end
       4'h4:
-          if (run__cmd[352]) begin
-            if (\$74 ) begin
-            end else if (\$75 ) begin
-              \$86 [3] = \$76 ;
+          if (\$73 ) begin
+            if (run__cmd[352]) begin
+              \$94 [3] = \$74 ;
             end
           end
     endcase
     if (engine_rst) begin
-      \$86  = 4'h0;
+      \$94  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$87  = launched;
+    \$95  = control_state;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$87  = 1'h0;
+            \$95  = 4'h1;
           end
       4'h1:
-          if (\$65 ) begin
-            \$87  = 1'h1;
-          end else if (\$66 ) begin
-            \$87  = 1'h0;
+          if (\$50 ) begin
+            \$95  = 4'h2;
           end
       4'h2:
-          if (\$68 ) begin
-            \$87  = 1'h1;
-          end else if (\$69 ) begin
-            \$87  = 1'h0;
+          if (\$56 ) begin
+            \$95  = 4'h3;
           end
       4'h3:
-          if (\$71 ) begin
-            \$87  = 1'h1;
-          end else if (\$72 ) begin
-            \$87  = 1'h0;
+          if (\$64 ) begin
+            \$95  = 4'h4;
           end
       4'h4:
-          if (run__cmd[352]) begin
-            if (\$74 ) begin
-              \$87  = 1'h1;
-            end else if (\$75 ) begin
-              \$87  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$87  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$88  = control_state;
-    casez (control_state)
-      4'h0:
-          if (control__start) begin
-            \$88  = 4'h1;
-          end
-      4'h1:
-          if (\$65 ) begin
-          end else if (\$66 ) begin
-            \$88  = 4'h2;
-          end
-      4'h2:
-          if (\$68 ) begin
-          end else if (\$69 ) begin
-            \$88  = 4'h3;
-          end
-      4'h3:
-          if (\$71 ) begin
-          end else if (\$72 ) begin
-            \$88  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (run__cmd[352]) begin
-            if (\$74 ) begin
-            end else if (\$75 ) begin
-              \$88  = 4'h5;
-            end
-          end else begin
-            \$88  = 4'h5;
+          if (\$73 ) begin
+            \$95  = 4'h5;
           end
       4'h5:
           (* full_case = 32'd1 *)
-          if (\$81 ) begin
-            \$88  = 4'h6;
+          if (\$87 ) begin
+            \$95  = 4'h6;
           end else begin
-            \$88  = 4'h7;
+            \$95  = 4'h7;
           end
       4'h7:
-          \$88  = 4'h8;
+          \$95  = 4'h8;
       4'h8:
-          if (\$83 ) begin
-            \$88  = 4'h6;
+          if (\$89 ) begin
+            \$95  = 4'h6;
           end
       4'h6:
-          \$88  = 4'h0;
+          \$95  = 4'h0;
     endcase
     if (engine_rst) begin
-      \$88  = 4'h0;
+      \$95  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$89  = run__words;
+    \$96  = a;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$96  = \$46 [15:0];
+          end
+      4'h1:
+          if (\$50 ) begin
+            \$96  = \$52 [15:0];
+          end
+      4'h2:
+          if (\$56 ) begin
+            \$96  = \$58 [15:0];
+          end
+      4'h3:
+          if (\$64 ) begin
+            \$96  = \$66 [15:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$96  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$97  = b;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$97  = cmd[255:224];
+          end
+      4'h1:
+          if (\$50 ) begin
+            \$97  = run__cmd[287:256];
+          end
+      4'h2:
+          if (\$56 ) begin
+            \$97  = run__cmd[319:288];
+          end
+      4'h3:
+          if (\$64 ) begin
+            \$97  = run__cmd[351:320];
+          end
+    endcase
+    if (engine_rst) begin
+      \$97  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$98  = addend;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$98  = { 1'h0, \$47  };
+          end
+      4'h1:
+          if (\$50 ) begin
+            \$98  = { 1'h0, \$53  };
+          end
+      4'h2:
+          if (\$56 ) begin
+            \$98  = \$61 [33:0];
+          end
+      4'h3:
+          if (\$64 ) begin
+            \$98  = \$68 [33:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$98  = 34'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$99  = run__words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9229,15 +9308,15 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$89  = \$80 [15:0];
+          \$99  = \$82 [15:0];
     endcase
     if (engine_rst) begin
-      \$89  = 16'h0000;
+      \$99  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$90  = used;
+    \$100  = used;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9250,15 +9329,15 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$90  = 32'd0;
+          \$100  = 32'd0;
     endcase
     if (engine_rst) begin
-      \$90  = 32'd0;
+      \$100  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$91  = run__chunk;
+    \$101  = run__chunk;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9271,16 +9350,20 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$91  = 16'h0004;
+          \$101  = 16'h0004;
     endcase
     if (engine_rst) begin
-      \$91  = 16'h0000;
+      \$101  = 16'h0000;
     end
   end
   assign error = control__error;
-  assign run__chunk_lda = \$1 [31:0];
-  assign run__chunk_ldc = \$2 [31:0];
-  assign run__chunk_ldcin = \$3 [31:0];
+  assign launch = start;
+  assign \$signal  = a;
+  assign \$signal$9  = b;
+  assign \$signal$11  = addend;
+  assign run__chunk_lda = \$34 [31:0];
+  assign run__chunk_ldc = \$35 [31:0];
+  assign run__chunk_ldcin = \$36 [31:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -9315,15 +9398,16 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign \$1  = { 1'h0, run__cmd[255:224], 2'h0 };
-  assign \$2  = { 1'h0, run__cmd[319:288], 2'h0 };
-  assign \$3  = { 1'h0, run__cmd[351:320], 2'h0 };
+  assign \$11  = 1'h0;
   assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$21  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$19  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$33  = 1'h0;
-  assign \$37  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$41  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$80  = { \$79 [33], \$79 [33], \$79 [33], \$79 [33:3] };
+  assign \$34  = { 1'h0, run__cmd[255:224], 2'h0 };
+  assign \$35  = { 1'h0, run__cmd[319:288], 2'h0 };
+  assign \$36  = { 1'h0, run__cmd[351:320], 2'h0 };
+  assign \$59  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$67  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$82  = { \$81 [33], \$81 [33], \$81 [33], \$81 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10251,10 +10335,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2717$0 (en_deskew_0),
-    .\port$2718$0 (en_deskew_1),
-    .\port$2719$0 (en_deskew_2),
-    .\port$2720$0 (en_deskew_3)
+    .\port$2711$0 (en_deskew_0),
+    .\port$2712$0 (en_deskew_1),
+    .\port$2713$0 (en_deskew_2),
+    .\port$2714$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10269,7 +10353,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3133$0 (\o$77 [2:0]),
+    .\port$3127$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10287,7 +10371,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3133$3 (\o$77 [5:3]),
+    .\port$3127$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10305,7 +10389,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3133$6 (\o$77 [8:6]),
+    .\port$3127$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10322,7 +10406,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3133$9 (\o$77 [11:9]),
+    .\port$3127$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10587,10 +10671,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2746$0 (en_skew_a_0),
-    .\port$2747$0 (en_skew_a_1),
-    .\port$2748$0 (en_skew_a_2),
-    .\port$2749$0 (en_skew_a_3)
+    .\port$2740$0 (en_skew_a_0),
+    .\port$2741$0 (en_skew_a_1),
+    .\port$2742$0 (en_skew_a_2),
+    .\port$2743$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10599,10 +10683,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2750$0 (en_skew_b_0),
-    .\port$2751$0 (en_skew_b_1),
-    .\port$2752$0 (en_skew_b_2),
-    .\port$2753$0 (en_skew_b_3)
+    .\port$2744$0 (en_skew_b_0),
+    .\port$2745$0 (en_skew_b_1),
+    .\port$2746$0 (en_skew_b_2),
+    .\port$2747$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11045,7 +11129,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2717$0 , \port$2718$0 , \port$2719$0 , \port$2720$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712$0 , \port$2713$0 , \port$2714$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11086,14 +11170,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2717$0 , \port$2718
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2717$0 ;
-  wire \port$2717$0 ;
-  input \port$2718$0 ;
-  wire \port$2718$0 ;
-  input \port$2719$0 ;
-  wire \port$2719$0 ;
-  input \port$2720$0 ;
-  wire \port$2720$0 ;
+  input \port$2711$0 ;
+  wire \port$2711$0 ;
+  input \port$2712$0 ;
+  wire \port$2712$0 ;
+  input \port$2713$0 ;
+  wire \port$2713$0 ;
+  input \port$2714$0 ;
+  wire \port$2714$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11109,46 +11193,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2717$0 , \port$2718
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2717$0 ) begin
+    if (\port$2711$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2718$0 ) begin
+    if (\port$2712$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2718$0 ) begin
+    if (\port$2712$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2719$0 ) begin
+    if (\port$2713$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2717$0 ) begin
+    if (\port$2711$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2717$0 ) begin
+    if (\port$2711$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2720$0 , \port$2719$0 , \port$2718$0 , \port$2717$0  };
+  assign en = { \port$2714$0 , \port$2713$0 , \port$2712$0 , \port$2711$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11177,7 +11261,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2717$0 , \port$2718
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3133$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3127$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11232,8 +11316,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3133$0 ;
-  wire [2:0] \port$3133$0 ;
+  input [2:0] \port$3127$0 ;
+  wire [2:0] \port$3127$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11242,10 +11326,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3133$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3127$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3133$0 [0] & \port$3133$0 [2];
+  assign \$4  = \port$3127$0 [0] & \port$3127$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11293,7 +11377,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3133$0 [0];
+      \$10  = \port$3127$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11303,7 +11387,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3133$0 [1];
+      \$11  = \port$3127$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11313,7 +11397,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3133$0 [2];
+      \$12  = \port$3127$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11323,7 +11407,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3133$0 [0]) begin
+      if (\port$3127$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11370,16 +11454,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3133$0 [1];
+  assign first_in = \port$3127$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3133$0 [0];
-  assign last_in = \port$3133$0 [2];
+  assign valid_in = \port$3127$0 [0];
+  assign last_in = \port$3127$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3133$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3127$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11434,8 +11518,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3133$3 ;
-  wire [2:0] \port$3133$3 ;
+  input [2:0] \port$3127$3 ;
+  wire [2:0] \port$3127$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11444,10 +11528,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3133$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3127$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3133$3 [0] & \port$3133$3 [2];
+  assign \$4  = \port$3127$3 [0] & \port$3127$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11495,7 +11579,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3133$3 [0];
+      \$10  = \port$3127$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11505,7 +11589,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3133$3 [1];
+      \$11  = \port$3127$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11515,7 +11599,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3133$3 [2];
+      \$12  = \port$3127$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11525,7 +11609,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3133$3 [0]) begin
+      if (\port$3127$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11572,16 +11656,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3133$3 [1];
+  assign first_in = \port$3127$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3133$3 [0];
-  assign last_in = \port$3133$3 [2];
+  assign valid_in = \port$3127$3 [0];
+  assign last_in = \port$3127$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3133$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11636,8 +11720,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3133$6 ;
-  wire [2:0] \port$3133$6 ;
+  input [2:0] \port$3127$6 ;
+  wire [2:0] \port$3127$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11646,10 +11730,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3133$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3127$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3133$6 [0] & \port$3133$6 [2];
+  assign \$4  = \port$3127$6 [0] & \port$3127$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11697,7 +11781,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3133$6 [0];
+      \$10  = \port$3127$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11707,7 +11791,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3133$6 [1];
+      \$11  = \port$3127$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11717,7 +11801,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3133$6 [2];
+      \$12  = \port$3127$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11727,7 +11811,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3133$6 [0]) begin
+      if (\port$3127$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11774,16 +11858,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3133$6 [1];
+  assign first_in = \port$3127$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3133$6 [0];
-  assign last_in = \port$3133$6 [2];
+  assign valid_in = \port$3127$6 [0];
+  assign last_in = \port$3127$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3133$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11837,8 +11921,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3133$9 ;
-  wire [2:0] \port$3133$9 ;
+  input [2:0] \port$3127$9 ;
+  wire [2:0] \port$3127$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11847,10 +11931,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3133$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3127$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3133$9 [0] & \port$3133$9 [2];
+  assign \$4  = \port$3127$9 [0] & \port$3127$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11898,7 +11982,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3133$9 [0];
+      \$10  = \port$3127$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -11908,7 +11992,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3133$9 [1];
+      \$11  = \port$3127$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -11918,7 +12002,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3133$9 [2];
+      \$12  = \port$3127$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -11928,7 +12012,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3133$9 [0]) begin
+      if (\port$3127$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11975,10 +12059,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3133$9 [1];
+  assign first_in = \port$3127$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3133$9 [0];
-  assign last_in = \port$3133$9 [2];
+  assign valid_in = \port$3127$9 [0];
+  assign last_in = \port$3127$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14373,7 +14457,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2746$0 , \port$2747$0 , \port$2748$0 , \port$2749$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \port$2741$0 , \port$2742$0 , \port$2743$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14416,14 +14500,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2746$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2746$0 ;
-  wire \port$2746$0 ;
-  input \port$2747$0 ;
-  wire \port$2747$0 ;
-  input \port$2748$0 ;
-  wire \port$2748$0 ;
-  input \port$2749$0 ;
-  wire \port$2749$0 ;
+  input \port$2740$0 ;
+  wire \port$2740$0 ;
+  input \port$2741$0 ;
+  wire \port$2741$0 ;
+  input \port$2742$0 ;
+  wire \port$2742$0 ;
+  input \port$2743$0 ;
+  wire \port$2743$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14439,46 +14523,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2746$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2748$0 ) begin
+    if (\port$2742$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2748$0 ) begin
+    if (\port$2742$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2749$0 ) begin
+    if (\port$2743$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2749$0 ) begin
+    if (\port$2743$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2749$0 ) begin
+    if (\port$2743$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2747$0 ) begin
+    if (\port$2741$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2749$0 , \port$2748$0 , \port$2747$0 , \port$2746$0  };
+  assign en = { \port$2743$0 , \port$2742$0 , \port$2741$0 , \port$2740$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14506,7 +14590,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2746$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2750$0 , \port$2751$0 , \port$2752$0 , \port$2753$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \port$2745$0 , \port$2746$0 , \port$2747$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14549,14 +14633,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2750$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2750$0 ;
-  wire \port$2750$0 ;
-  input \port$2751$0 ;
-  wire \port$2751$0 ;
-  input \port$2752$0 ;
-  wire \port$2752$0 ;
-  input \port$2753$0 ;
-  wire \port$2753$0 ;
+  input \port$2744$0 ;
+  wire \port$2744$0 ;
+  input \port$2745$0 ;
+  wire \port$2745$0 ;
+  input \port$2746$0 ;
+  wire \port$2746$0 ;
+  input \port$2747$0 ;
+  wire \port$2747$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14572,46 +14656,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2750$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2752$0 ) begin
+    if (\port$2746$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2752$0 ) begin
+    if (\port$2746$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2753$0 ) begin
+    if (\port$2747$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2753$0 ) begin
+    if (\port$2747$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2753$0 ) begin
+    if (\port$2747$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2751$0 ) begin
+    if (\port$2745$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2753$0 , \port$2752$0 , \port$2751$0 , \port$2750$0  };
+  assign en = { \port$2747$0 , \port$2746$0 , \port$2745$0 , \port$2744$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18276,7 +18360,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3159$354 (run__cmd[398:354])
+    .\port$3153$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18653,7 +18737,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18857,8 +18941,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3159$354 ;
-  wire [44:0] \port$3159$354 ;
+  input [44:0] \port$3153$354 ;
+  wire [44:0] \port$3153$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -18933,13 +19017,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3159$354 [36:32];
-  assign lower = \port$3159$354 [0] ? \port$3159$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3153$354 [36:32];
+  assign lower = \port$3153$354 [0] ? \port$3153$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3159$354 [36:32];
+  assign \$11  = ! \port$3153$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -18954,8 +19038,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3159$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3159$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3153$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3153$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -18970,8 +19054,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3159$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3159$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3153$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3153$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -18986,8 +19070,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3159$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3159$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3153$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3153$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19002,8 +19086,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3159$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3159$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3153$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3153$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19329,7 +19413,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3159$354 [31:1];
+      \$125  = \port$3153$354 [31:1];
     end
   end
   always @* begin
@@ -19420,7 +19504,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3159$354 [31:1];
+      \$137  = \port$3153$354 [31:1];
     end
   end
   always @* begin
@@ -19511,7 +19595,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3159$354 [31:1];
+      \$149  = \port$3153$354 [31:1];
     end
   end
   always @* begin
@@ -19602,7 +19686,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3159$354 [31:1];
+      \$161  = \port$3153$354 [31:1];
     end
   end
   always @* begin
@@ -19656,10 +19740,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3159$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3159$354 [36:32];
-  assign relu = \port$3159$354 [0];
-  assign zero_point = \port$3159$354 [44:37];
-  assign multiplier = \port$3159$354 [31:1];
+  assign shift = \port$3153$354 [36:32];
+  assign relu = \port$3153$354 [0];
+  assign zero_point = \port$3153$354 [44:37];
+  assign multiplier = \port$3153$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

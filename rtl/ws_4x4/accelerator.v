@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3843$43 (burst__payload[43]),
-    .\port$3843$45 (burst__payload[67:45]),
+    .\port$3828$43 (burst__payload[43]),
+    .\port$3828$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3843$43 , \port$3843$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3828$43 , \port$3828$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3843$43 ;
-  wire \port$3843$43 ;
-  input [22:0] \port$3843$45 ;
-  wire [22:0] \port$3843$45 ;
+  input \port$3828$43 ;
+  wire \port$3828$43 ;
+  input [22:0] \port$3828$45 ;
+  wire [22:0] \port$3828$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3843$43 , \port$3843$45  };
+      storage[w_port__addr] <= { \port$3828$43 , \port$3828$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3843$43 , \port$3843$45  };
-  assign w_data = { \port$3843$43 , \port$3843$45  };
+  assign w_port__data = { \port$3828$43 , \port$3828$45  };
+  assign w_data = { \port$3828$43 , \port$3828$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1844,50 +1844,52 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [32:0] \$1 ;
+  wire [9:0] \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [17:0] \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
+  wire [20:0] \$13 ;
+  wire [21:0] \$14 ;
+  wire [21:0] \$15 ;
+  wire [10:0] \$16 ;
+  wire [32:0] \$17 ;
+  wire [16:0] \$18 ;
   wire \$19 ;
-  wire [10:0] \$2 ;
-  wire \$20 ;
-  wire [20:0] \$21 ;
-  wire [21:0] \$22 ;
-  wire [21:0] \$23 ;
-  wire [16:0] \$24 ;
-  wire [11:0] \$25 ;
-  wire [32:0] \$26 ;
-  wire [18:0] \$27 ;
+  wire \$2 ;
+  wire [11:0] \$20 ;
+  wire [32:0] \$21 ;
+  wire [18:0] \$22 ;
+  wire [10:0] \$23 ;
+  wire [10:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [20:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire [20:0] \$32 ;
-  wire [21:0] \$33 ;
-  wire [21:0] \$34 ;
+  wire [21:0] \$30 ;
+  wire [21:0] \$31 ;
+  wire [10:0] \$32 ;
+  wire [32:0] \$33 ;
+  wire \$34 ;
   reg \$35 ;
   reg [67:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
   reg [2:0] \$39 ;
-  wire [17:0] \$4 ;
+  wire \$4 ;
   reg [17:0] \$40 ;
-  reg \$41 ;
-  reg [31:0] \$42 ;
-  reg [15:0] \$43 ;
-  reg \$44 ;
-  reg [99:0] \$45 ;
-  reg [19:0] \$46 ;
-  reg [31:0] \$47 ;
+  reg [9:0] \$41 ;
+  reg \$42 ;
+  reg [31:0] \$43 ;
+  reg [15:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [99:0] \$47 ;
+  reg [19:0] \$48 ;
+  reg [31:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1911,7 +1913,6 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   reg burst__valid = 1'h0;
   output busy;
   wire busy;
-  wire [8:0] capped;
   input clk;
   wire clk;
   reg [99:0] cmd = 100'h0000000000000000000000000;
@@ -1930,61 +1931,73 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   input cmd__valid;
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
-  wire [8:0] length;
-  wire [31:0] next_row;
+  reg last_row = 1'h0;
+  wire [8:0] mid;
+  reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
+  reg [9:0] page_left = 10'h000;
+  wire page_short;
   reg pending = 1'h0;
-  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
+  wire row_done;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
-  wire [9:0] to_boundary;
   always @(posedge clk)
-    rows_left <= \$43 ;
+    page_left <= \$41 ;
   always @(posedge clk)
-    pending <= \$44 ;
+    row_first <= \$42 ;
   always @(posedge clk)
-    cmd <= \$45 ;
+    next_addr <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$46 ;
+    rows_left <= \$44 ;
   always @(posedge clk)
-    stride <= \$47 ;
-  assign \$1  = row_addr + stride;
-  assign \$2  = 10'h200 - cur[11:3];
-  assign \$3  = beats_left < 9'h100;
-  assign \$4  = \$3  ? beats_left : 18'h00100;
-  assign \$5  = \$2 [9:0] < \$4 [8:0];
-  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign \$7  = ~ active;
-  assign \$8  = ~ pending;
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = ~ abort;
-  assign cmd__ready = \$9  & \$10 ;
-  assign \$11  = pending | active;
-  assign busy = \$11  | burst__valid;
-  assign \$12  = ~ burst__valid;
-  assign \$13  = burst__ready | \$12 ;
-  assign \$14  = beats_left == \$6 [8:0];
-  assign \$15  = rows_left == 1'h1;
-  assign \$16  = beats_left == \$6 [8:0];
-  assign \$17  = rows_left == 1'h1;
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = beats_left == \$6 [8:0];
-  assign \$20  = rows_left == 1'h1;
-  assign \$21  = \$1 [2:0] + row_bytes;
-  assign \$22  = \$21  + 3'h7;
-  assign \$24  = rows_left - 1'h1;
-  assign \$26  = cur + \$25 ;
-  assign \$27  = beats_left - \$6 [8:0];
-  assign \$28  = cmd__valid & cmd__ready;
-  assign \$29  = | cmd[47:32];
-  assign \$30  = | cmd[67:48];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = cmd[2:0] + cmd[67:48];
-  assign \$33  = \$32  + 3'h7;
+    last_row <= \$45 ;
+  always @(posedge clk)
+    pending <= \$46 ;
+  always @(posedge clk)
+    cmd <= \$47 ;
+  always @(posedge clk)
+    row_bytes <= \$48 ;
+  always @(posedge clk)
+    stride <= \$49 ;
+  assign page_short = page_left <= 9'h100;
+  assign \$1  = page_short ? page_left : 10'h100;
+  assign \$2  = beats_left <= 9'h100;
+  assign \$3  = beats_left <= page_left;
+  assign row_done = \$2  & \$3 ;
+  assign \$4  = ~ active;
+  assign \$5  = ~ pending;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = ~ abort;
+  assign cmd__ready = \$6  & \$7 ;
+  assign \$8  = pending | active;
+  assign busy = \$8  | burst__valid;
+  assign \$9  = ~ burst__valid;
+  assign \$10  = burst__ready | \$9 ;
+  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
+  assign \$12  = row_done & last_row;
+  assign \$13  = next_addr[2:0] + row_bytes;
+  assign \$14  = \$13  + 3'h7;
+  assign \$16  = 10'h200 - next_addr[11:3];
+  assign \$17  = next_addr + stride;
+  assign \$18  = rows_left - 1'h1;
+  assign \$19  = rows_left == 2'h2;
+  assign \$21  = cur + \$20 ;
+  assign \$22  = beats_left - \$1 [8:0];
+  assign \$23  = page_left - 9'h100;
+  assign \$24  = page_short ? 11'h200 : \$23 ;
+  assign \$25  = cmd__valid & cmd__ready;
+  assign \$26  = | cmd[47:32];
+  assign \$27  = | cmd[67:48];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cmd[2:0] + cmd[67:48];
+  assign \$30  = \$29  + 3'h7;
+  assign \$32  = 10'h200 - cmd[11:3];
+  assign \$33  = cmd[31:0] + cmd[99:68];
+  assign \$34  = cmd[47:32] == 1'h1;
   always @(posedge clk)
     burst__valid <= \$35 ;
   always @(posedge clk)
@@ -1997,87 +2010,181 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
     offset <= \$39 ;
   always @(posedge clk)
     beats_left <= \$40 ;
-  always @(posedge clk)
-    row_first <= \$41 ;
-  always @(posedge clk)
-    row_addr <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$43  = rows_left;
-    if (\$13 ) begin
+    \$41  = page_left;
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$43  = \$24 [15:0];
+            \$41  = \$16 [9:0];
+          end
+        end else begin
+          \$41  = \$24 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$41  = \$32 [9:0];
+      end
+    end
+    if (rst) begin
+      \$41  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$42  = row_first;
+    if (\$10 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$42  = 1'h1;
+          end
+        end else begin
+          \$42  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$42  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = next_addr;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$43  = \$17 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$43  = cmd[47:32];
+      if (\$28 ) begin
+        \$43  = \$33 [31:0];
       end
     end
     if (rst) begin
-      \$43  = 16'h0000;
+      \$43  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = pending;
-    if (\$28 ) begin
-      \$44  = 1'h1;
+    \$44  = rows_left;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$44  = \$18 [15:0];
+          end
+        end
+      end
     end
     if (pending) begin
-      \$44  = 1'h0;
+      if (\$28 ) begin
+        \$44  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$44  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$45  = last_row;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$45  = \$19 ;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$45  = \$34 ;
+      end
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$46  = pending;
+    if (\$25 ) begin
+      \$46  = 1'h1;
+    end
+    if (pending) begin
+      \$46  = 1'h0;
     end
     if (abort) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$45  = cmd;
-    if (\$28 ) begin
-      \$45  = cmd__payload;
+    \$47  = cmd;
+    if (\$25 ) begin
+      \$47  = cmd__payload;
     end
     if (rst) begin
-      \$45  = 100'h0000000000000000000000000;
+      \$47  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$46  = row_bytes;
+    \$48  = row_bytes;
     if (pending) begin
-      if (\$31 ) begin
-        \$46  = cmd[67:48];
+      if (\$28 ) begin
+        \$48  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$46  = 20'h00000;
+      \$48  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$47  = stride;
+    \$49  = stride;
     if (pending) begin
-      if (\$31 ) begin
-        \$47  = cmd[99:68];
+      if (\$28 ) begin
+        \$49  = cmd[99:68];
       end
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$49  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$35  = burst__valid;
-    if (\$13 ) begin
+    if (\$10 ) begin
       \$35  = 1'h0;
       if (active) begin
         \$35  = 1'h1;
@@ -2093,14 +2200,14 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$36  = burst__payload;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         \$36 [31:0] = cur;
-        \$36 [40:32] = \$6 [8:0];
+        \$36 [40:32] = \$11 [8:0];
         \$36 [41] = row_first;
-        \$36 [42] = \$14 ;
-        \$36 [43] = \$15 ;
-        \$36 [44] = \$18 ;
+        \$36 [42] = row_done;
+        \$36 [43] = last_row;
+        \$36 [44] = \$12 ;
         \$36 [47:45] = offset;
         \$36 [67:48] = row_bytes;
       end
@@ -2112,17 +2219,17 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$37  = active;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
-          if (\$20 ) begin
+        if (row_done) begin
+          if (last_row) begin
             \$37  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$37  = 1'h1;
       end
     end
@@ -2136,22 +2243,22 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$38  = cur;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$38  = { \$1 [31:3], 3'h0 };
+            \$38  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$38  = \$26 [31:0];
+          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$38  = { cmd[31:3], 3'h0 };
       end
     end
@@ -2162,19 +2269,19 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$39  = offset;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$39  = \$1 [2:0];
+            \$39  = next_addr[2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$39  = cmd[2:0];
       end
     end
@@ -2185,82 +2292,30 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
     \$40  = beats_left;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$40  = \$23 [17:0];
+            \$40  = \$15 [17:0];
           end
         end else begin
-          \$40  = \$27 [17:0];
+          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$40  = \$34 [17:0];
+      if (\$28 ) begin
+        \$40  = \$31 [17:0];
       end
     end
     if (rst) begin
       \$40  = 18'h00000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$41  = row_first;
-    if (\$13 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$41  = 1'h1;
-          end
-        end else begin
-          \$41  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$41  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$41  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$42  = row_addr;
-    if (\$13 ) begin
-      if (active) begin
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$42  = \$1 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$42  = cmd[31:0];
-      end
-    end
-    if (rst) begin
-      \$42  = 32'd0;
-    end
-  end
-  assign next_row = \$1 [31:0];
-  assign to_boundary = \$2 [9:0];
-  assign capped = \$4 [8:0];
-  assign length = \$6 [8:0];
+  assign mid = \$1 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -2277,9 +2332,9 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$23  = { 3'h0, \$22 [21:3] };
-  assign \$25  = { \$6 [8:0], 3'h0 };
-  assign \$34  = { 3'h0, \$33 [21:3] };
+  assign \$15  = { 3'h0, \$14 [21:3] };
+  assign \$20  = { \$1 [8:0], 3'h0 };
+  assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3071,50 +3126,52 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [32:0] \$1 ;
+  wire [9:0] \$1 ;
   wire \$10 ;
-  wire \$11 ;
+  wire [17:0] \$11 ;
   wire \$12 ;
-  wire \$13 ;
-  wire \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire \$17 ;
-  wire \$18 ;
+  wire [20:0] \$13 ;
+  wire [21:0] \$14 ;
+  wire [21:0] \$15 ;
+  wire [10:0] \$16 ;
+  wire [32:0] \$17 ;
+  wire [16:0] \$18 ;
   wire \$19 ;
-  wire [10:0] \$2 ;
-  wire \$20 ;
-  wire [20:0] \$21 ;
-  wire [21:0] \$22 ;
-  wire [21:0] \$23 ;
-  wire [16:0] \$24 ;
-  wire [11:0] \$25 ;
-  wire [32:0] \$26 ;
-  wire [18:0] \$27 ;
+  wire \$2 ;
+  wire [11:0] \$20 ;
+  wire [32:0] \$21 ;
+  wire [18:0] \$22 ;
+  wire [10:0] \$23 ;
+  wire [10:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire \$29 ;
+  wire [20:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
-  wire \$31 ;
-  wire [20:0] \$32 ;
-  wire [21:0] \$33 ;
-  wire [21:0] \$34 ;
+  wire [21:0] \$30 ;
+  wire [21:0] \$31 ;
+  wire [10:0] \$32 ;
+  wire [32:0] \$33 ;
+  wire \$34 ;
   reg \$35 ;
   reg [67:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
   reg [2:0] \$39 ;
-  wire [17:0] \$4 ;
+  wire \$4 ;
   reg [17:0] \$40 ;
-  reg \$41 ;
-  reg [31:0] \$42 ;
-  reg [15:0] \$43 ;
-  reg \$44 ;
-  reg [99:0] \$45 ;
-  reg [19:0] \$46 ;
-  reg [31:0] \$47 ;
+  reg [9:0] \$41 ;
+  reg \$42 ;
+  reg [31:0] \$43 ;
+  reg [15:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
+  reg [99:0] \$47 ;
+  reg [19:0] \$48 ;
+  reg [31:0] \$49 ;
   wire \$5 ;
-  wire [9:0] \$6 ;
+  wire \$6 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -3138,7 +3195,6 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   reg burst__valid = 1'h0;
   output busy;
   wire busy;
-  wire [8:0] capped;
   input clk;
   wire clk;
   reg [99:0] cmd = 100'h0000000000000000000000000;
@@ -3157,61 +3213,73 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   input cmd__valid;
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
-  wire [8:0] length;
-  wire [31:0] next_row;
+  reg last_row = 1'h0;
+  wire [8:0] mid;
+  reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
+  reg [9:0] page_left = 10'h000;
+  wire page_short;
   reg pending = 1'h0;
-  reg [31:0] row_addr = 32'd0;
   reg [19:0] row_bytes = 20'h00000;
+  wire row_done;
   reg row_first = 1'h0;
   reg [15:0] rows_left = 16'h0000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
-  wire [9:0] to_boundary;
   always @(posedge clk)
-    rows_left <= \$43 ;
+    page_left <= \$41 ;
   always @(posedge clk)
-    pending <= \$44 ;
+    row_first <= \$42 ;
   always @(posedge clk)
-    cmd <= \$45 ;
+    next_addr <= \$43 ;
   always @(posedge clk)
-    row_bytes <= \$46 ;
+    rows_left <= \$44 ;
   always @(posedge clk)
-    stride <= \$47 ;
-  assign \$1  = row_addr + stride;
-  assign \$2  = 10'h200 - cur[11:3];
-  assign \$3  = beats_left < 9'h100;
-  assign \$4  = \$3  ? beats_left : 18'h00100;
-  assign \$5  = \$2 [9:0] < \$4 [8:0];
-  assign \$6  = \$5  ? \$2 [9:0] : { 1'h0, \$4 [8:0] };
-  assign \$7  = ~ active;
-  assign \$8  = ~ pending;
-  assign \$9  = \$7  & \$8 ;
-  assign \$10  = ~ abort;
-  assign cmd__ready = \$9  & \$10 ;
-  assign \$11  = pending | active;
-  assign busy = \$11  | burst__valid;
-  assign \$12  = ~ burst__valid;
-  assign \$13  = burst__ready | \$12 ;
-  assign \$14  = beats_left == \$6 [8:0];
-  assign \$15  = rows_left == 1'h1;
-  assign \$16  = beats_left == \$6 [8:0];
-  assign \$17  = rows_left == 1'h1;
-  assign \$18  = \$16  & \$17 ;
-  assign \$19  = beats_left == \$6 [8:0];
-  assign \$20  = rows_left == 1'h1;
-  assign \$21  = \$1 [2:0] + row_bytes;
-  assign \$22  = \$21  + 3'h7;
-  assign \$24  = rows_left - 1'h1;
-  assign \$26  = cur + \$25 ;
-  assign \$27  = beats_left - \$6 [8:0];
-  assign \$28  = cmd__valid & cmd__ready;
-  assign \$29  = | cmd[47:32];
-  assign \$30  = | cmd[67:48];
-  assign \$31  = \$29  & \$30 ;
-  assign \$32  = cmd[2:0] + cmd[67:48];
-  assign \$33  = \$32  + 3'h7;
+    last_row <= \$45 ;
+  always @(posedge clk)
+    pending <= \$46 ;
+  always @(posedge clk)
+    cmd <= \$47 ;
+  always @(posedge clk)
+    row_bytes <= \$48 ;
+  always @(posedge clk)
+    stride <= \$49 ;
+  assign page_short = page_left <= 9'h100;
+  assign \$1  = page_short ? page_left : 10'h100;
+  assign \$2  = beats_left <= 9'h100;
+  assign \$3  = beats_left <= page_left;
+  assign row_done = \$2  & \$3 ;
+  assign \$4  = ~ active;
+  assign \$5  = ~ pending;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = ~ abort;
+  assign cmd__ready = \$6  & \$7 ;
+  assign \$8  = pending | active;
+  assign busy = \$8  | burst__valid;
+  assign \$9  = ~ burst__valid;
+  assign \$10  = burst__ready | \$9 ;
+  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
+  assign \$12  = row_done & last_row;
+  assign \$13  = next_addr[2:0] + row_bytes;
+  assign \$14  = \$13  + 3'h7;
+  assign \$16  = 10'h200 - next_addr[11:3];
+  assign \$17  = next_addr + stride;
+  assign \$18  = rows_left - 1'h1;
+  assign \$19  = rows_left == 2'h2;
+  assign \$21  = cur + \$20 ;
+  assign \$22  = beats_left - \$1 [8:0];
+  assign \$23  = page_left - 9'h100;
+  assign \$24  = page_short ? 11'h200 : \$23 ;
+  assign \$25  = cmd__valid & cmd__ready;
+  assign \$26  = | cmd[47:32];
+  assign \$27  = | cmd[67:48];
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cmd[2:0] + cmd[67:48];
+  assign \$30  = \$29  + 3'h7;
+  assign \$32  = 10'h200 - cmd[11:3];
+  assign \$33  = cmd[31:0] + cmd[99:68];
+  assign \$34  = cmd[47:32] == 1'h1;
   always @(posedge clk)
     burst__valid <= \$35 ;
   always @(posedge clk)
@@ -3224,87 +3292,181 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
     offset <= \$39 ;
   always @(posedge clk)
     beats_left <= \$40 ;
-  always @(posedge clk)
-    row_first <= \$41 ;
-  always @(posedge clk)
-    row_addr <= \$42 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$43  = rows_left;
-    if (\$13 ) begin
+    \$41  = page_left;
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$43  = \$24 [15:0];
+            \$41  = \$16 [9:0];
+          end
+        end else begin
+          \$41  = \$24 [9:0];
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$41  = \$32 [9:0];
+      end
+    end
+    if (rst) begin
+      \$41  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$42  = row_first;
+    if (\$10 ) begin
+      if (active) begin
+        (* full_case = 32'd1 *)
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$42  = 1'h1;
+          end
+        end else begin
+          \$42  = 1'h0;
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$42  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$42  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = next_addr;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$43  = \$17 [31:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$43  = cmd[47:32];
+      if (\$28 ) begin
+        \$43  = \$33 [31:0];
       end
     end
     if (rst) begin
-      \$43  = 16'h0000;
+      \$43  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$44  = pending;
-    if (\$28 ) begin
-      \$44  = 1'h1;
+    \$44  = rows_left;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$44  = \$18 [15:0];
+          end
+        end
+      end
     end
     if (pending) begin
-      \$44  = 1'h0;
+      if (\$28 ) begin
+        \$44  = cmd[47:32];
+      end
+    end
+    if (rst) begin
+      \$44  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$45  = last_row;
+    if (\$10 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$45  = \$19 ;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$28 ) begin
+        \$45  = \$34 ;
+      end
+    end
+    if (rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$46  = pending;
+    if (\$25 ) begin
+      \$46  = 1'h1;
+    end
+    if (pending) begin
+      \$46  = 1'h0;
     end
     if (abort) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
     if (rst) begin
-      \$44  = 1'h0;
+      \$46  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$45  = cmd;
-    if (\$28 ) begin
-      \$45  = cmd__payload;
+    \$47  = cmd;
+    if (\$25 ) begin
+      \$47  = cmd__payload;
     end
     if (rst) begin
-      \$45  = 100'h0000000000000000000000000;
+      \$47  = 100'h0000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$46  = row_bytes;
+    \$48  = row_bytes;
     if (pending) begin
-      if (\$31 ) begin
-        \$46  = cmd[67:48];
+      if (\$28 ) begin
+        \$48  = cmd[67:48];
       end
     end
     if (rst) begin
-      \$46  = 20'h00000;
+      \$48  = 20'h00000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$47  = stride;
+    \$49  = stride;
     if (pending) begin
-      if (\$31 ) begin
-        \$47  = cmd[99:68];
+      if (\$28 ) begin
+        \$49  = cmd[99:68];
       end
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$49  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$35  = burst__valid;
-    if (\$13 ) begin
+    if (\$10 ) begin
       \$35  = 1'h0;
       if (active) begin
         \$35  = 1'h1;
@@ -3320,14 +3482,14 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$36  = burst__payload;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         \$36 [31:0] = cur;
-        \$36 [40:32] = \$6 [8:0];
+        \$36 [40:32] = \$11 [8:0];
         \$36 [41] = row_first;
-        \$36 [42] = \$14 ;
-        \$36 [43] = \$15 ;
-        \$36 [44] = \$18 ;
+        \$36 [42] = row_done;
+        \$36 [43] = last_row;
+        \$36 [44] = \$12 ;
         \$36 [47:45] = offset;
         \$36 [67:48] = row_bytes;
       end
@@ -3339,17 +3501,17 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$37  = active;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
-          if (\$20 ) begin
+        if (row_done) begin
+          if (last_row) begin
             \$37  = 1'h0;
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$37  = 1'h1;
       end
     end
@@ -3363,22 +3525,22 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$38  = cur;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$38  = { \$1 [31:3], 3'h0 };
+            \$38  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$38  = \$26 [31:0];
+          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$38  = { cmd[31:3], 3'h0 };
       end
     end
@@ -3389,19 +3551,19 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$39  = offset;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$39  = \$1 [2:0];
+            \$39  = next_addr[2:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
+      if (\$28 ) begin
         \$39  = cmd[2:0];
       end
     end
@@ -3412,82 +3574,30 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
     \$40  = beats_left;
-    if (\$13 ) begin
+    if (\$10 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
-        if (\$19 ) begin
+        if (row_done) begin
           (* full_case = 32'd1 *)
-          if (\$20 ) begin
+          if (last_row) begin
           end else begin
-            \$40  = \$23 [17:0];
+            \$40  = \$15 [17:0];
           end
         end else begin
-          \$40  = \$27 [17:0];
+          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$31 ) begin
-        \$40  = \$34 [17:0];
+      if (\$28 ) begin
+        \$40  = \$31 [17:0];
       end
     end
     if (rst) begin
       \$40  = 18'h00000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$41  = row_first;
-    if (\$13 ) begin
-      if (active) begin
-        (* full_case = 32'd1 *)
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$41  = 1'h1;
-          end
-        end else begin
-          \$41  = 1'h0;
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$41  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$41  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$42  = row_addr;
-    if (\$13 ) begin
-      if (active) begin
-        if (\$19 ) begin
-          (* full_case = 32'd1 *)
-          if (\$20 ) begin
-          end else begin
-            \$42  = \$1 [31:0];
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$31 ) begin
-        \$42  = cmd[31:0];
-      end
-    end
-    if (rst) begin
-      \$42  = 32'd0;
-    end
-  end
-  assign next_row = \$1 [31:0];
-  assign to_boundary = \$2 [9:0];
-  assign capped = \$4 [8:0];
-  assign length = \$6 [8:0];
+  assign mid = \$1 [8:0];
   assign \burst__payload.addr  = burst__payload[31:0];
   assign \burst__payload.len  = burst__payload[40:32];
   assign \burst__payload.row_first  = burst__payload[41];
@@ -3504,9 +3614,9 @@ module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
   assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$23  = { 3'h0, \$22 [21:3] };
-  assign \$25  = { \$6 [8:0], 3'h0 };
-  assign \$34  = { 3'h0, \$33 [21:3] };
+  assign \$15  = { 3'h0, \$14 [21:3] };
+  assign \$20  = { \$1 [8:0], 3'h0 };
+  assign \$31  = { 3'h0, \$30 [21:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8465,26 +8575,35 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$102 ;
   wire \$103 ;
   wire \$104 ;
-  reg [398:0] \$105 ;
-  reg [7:0] \$106 ;
-  reg [3:0] \$107 ;
-  reg \$108 ;
-  reg [3:0] \$109 ;
-  wire [32:0] \$11 ;
-  reg [15:0] \$110 ;
-  reg [31:0] \$111 ;
-  reg [15:0] \$112 ;
-  reg [31:0] \$113 ;
-  reg [31:0] \$114 ;
-  reg [31:0] \$115 ;
-  wire [34:0] \$12 ;
-  wire [34:0] \$13 ;
-  wire [35:0] \$14 ;
-  wire \$15 ;
-  wire \$16 ;
-  wire [32:0] \$17 ;
-  wire [34:0] \$18 ;
-  wire [35:0] \$19 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire \$11 ;
+  reg \$110 ;
+  reg [7:0] \$111 ;
+  reg [398:0] \$112 ;
+  reg [7:0] \$113 ;
+  reg [3:0] \$114 ;
+  reg [3:0] \$115 ;
+  reg [15:0] \$116 ;
+  reg [31:0] \$117 ;
+  reg [33:0] \$118 ;
+  reg [15:0] \$119 ;
+  wire \$12 ;
+  reg [31:0] \$120 ;
+  reg [15:0] \$121 ;
+  reg [31:0] \$122 ;
+  reg [31:0] \$123 ;
+  reg [31:0] \$124 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire [34:0] \$15 ;
+  wire [34:0] \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire [34:0] \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -8496,18 +8615,18 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$27 ;
   wire \$28 ;
   wire \$29 ;
-  wire [32:0] \$3 ;
+  wire \$3 ;
   wire \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire [34:0] \$34 ;
-  wire [34:0] \$35 ;
+  wire \$34 ;
+  wire \$35 ;
   wire \$36 ;
   wire \$37 ;
-  wire [34:0] \$38 ;
+  wire \$38 ;
   wire \$39 ;
-  wire [32:0] \$4 ;
+  wire \$4 ;
   wire \$40 ;
   wire \$41 ;
   wire \$42 ;
@@ -8515,32 +8634,32 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire \$47 ;
-  wire \$48 ;
+  wire [32:0] \$47 ;
+  wire [32:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire \$53 ;
-  wire \$54 ;
+  wire [32:0] \$53 ;
+  wire [32:0] \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire \$59 ;
+  wire [32:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
+  wire [34:0] \$60 ;
+  wire [34:0] \$61 ;
+  wire [35:0] \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire \$69 ;
-  wire [32:0] \$7 ;
+  wire [32:0] \$67 ;
+  wire [34:0] \$68 ;
+  wire [35:0] \$69 ;
+  wire \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
@@ -8549,17 +8668,17 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
-  wire [32:0] \$8 ;
-  wire \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire [31:0] \$84 ;
-  wire [32:0] \$85 ;
-  wire [33:0] \$86 ;
-  wire [33:0] \$87 ;
+  wire [2:0] \$78 ;
+  wire [7:0] \$79 ;
+  wire \$8 ;
+  wire [31:0] \$80 ;
+  wire [32:0] \$81 ;
+  wire [33:0] \$82 ;
+  wire [33:0] \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire [2:0] \$86 ;
+  wire [7:0] \$87 ;
   wire \$88 ;
   wire [32:0] \$89 ;
   wire \$9 ;
@@ -8573,9 +8692,15 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$97 ;
   wire \$98 ;
   wire \$99 ;
-  reg [15:0] a;
-  reg [33:0] addend;
-  reg [31:0] b;
+  (* init = 16'h0000 *)
+  wire [15:0] \$signal ;
+  (* init = 34'h000000000 *)
+  wire [33:0] \$signal$11 ;
+  (* init = 32'd0 *)
+  wire [31:0] \$signal$9 ;
+  reg [15:0] a = 16'h0000;
+  reg [33:0] addend = 34'h000000000;
+  reg [31:0] b = 32'd0;
   reg [3:0] beyond = 4'h0;
   wire busy;
   input [398:0] cmd;
@@ -8611,6 +8736,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire dma_busy;
   input dma_error;
   wire dma_error;
+  reg [7:0] early = 8'h00;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
@@ -8619,7 +8745,8 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire [7:0] error;
   input finished;
   wire finished;
-  reg launched = 1'h0;
+  (* init = 1'h0 *)
+  wire launch;
   wire [48:0] result;
   output [15:0] run__chunk;
   reg [15:0] run__chunk = 16'h0000;
@@ -8656,94 +8783,93 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire run__split;
   output [15:0] run__words;
   reg [15:0] run__words = 16'h0000;
-  reg start;
+  reg start = 1'h0;
   output started;
   reg started;
   reg [31:0] used = 32'd0;
   assign run__split = run__cmd[191:160] > 10'h200;
-  assign \$1  = ~ launched;
-  assign \$2  = ~ busy;
-  assign \$3  = run__cmd[159:128] - 1'h1;
-  assign \$4  = run__cmd[31:0] + run__cmd[191:160];
-  assign \$5  = ~ launched;
-  assign \$6  = ~ busy;
-  assign \$7  = run__cmd[191:160] - 1'h1;
-  assign \$8  = run__cmd[63:32] + run__cmd[223:192];
-  assign \$9  = ~ launched;
-  assign \$10  = ~ busy;
-  assign \$11  = run__cmd[159:128] - 1'h1;
-  assign \$13  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$12 ;
-  assign \$14  = run__cmd[95:64] + \$13 ;
-  assign \$15  = ~ launched;
-  assign \$16  = ~ busy;
-  assign \$17  = run__cmd[159:128] - 1'h1;
-  assign \$19  = run__cmd[127:96] + \$18 ;
-  assign \$20  = ! run__cmd[159:128];
-  assign \$21  = ! run__cmd[191:160];
-  assign \$22  = \$20  | \$21 ;
-  assign \$23  = ! run__cmd[223:192];
-  assign \$24  = \$22  | \$23 ;
-  assign \$25  = run__cmd[159:128] > 16'hffff;
-  assign \$26  = run__cmd[223:192] > 16'hffff;
-  assign \$27  = \$25  | \$26 ;
-  assign \$28  = run__cmd[191:160] > 16'hffff;
-  assign \$29  = \$27  | \$28 ;
-  assign \$31  = run__cmd[255:224] < run__cmd[191:160];
-  assign \$32  = run__cmd[287:256] < run__cmd[223:192];
-  assign \$33  = \$31  | \$32 ;
-  assign \$35  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$34 ;
-  assign \$36  = run__cmd[319:288] < \$35 ;
-  assign \$37  = \$33  | \$36 ;
-  assign \$39  = run__cmd[351:320] < \$38 ;
-  assign \$40  = run__cmd[352] & \$39 ;
-  assign \$41  = \$37  | \$40 ;
-  assign \$42  = ~ run__cmd[353];
-  assign \$43  = | run__cmd[65:64];
-  assign \$44  = | run__cmd[289:288];
-  assign \$45  = \$43  | \$44 ;
-  assign \$46  = \$42  & \$45 ;
-  assign \$47  = | run__cmd[97:96];
-  assign \$48  = | run__cmd[321:320];
-  assign \$49  = \$47  | \$48 ;
-  assign \$50  = run__cmd[352] & \$49 ;
-  assign \$51  = \$46  | \$50 ;
-  assign \$52  = | beyond;
-  assign \$53  = ~ launched;
-  assign \$54  = ~ busy;
-  assign \$55  = ~ launched;
+  assign \$1  = ! run__cmd[159:128];
+  assign \$2  = ! run__cmd[191:160];
+  assign \$3  = \$1  | \$2 ;
+  assign \$4  = ! run__cmd[223:192];
+  assign \$5  = \$3  | \$4 ;
+  assign \$6  = run__cmd[159:128] > 16'hffff;
+  assign \$7  = run__cmd[223:192] > 16'hffff;
+  assign \$8  = \$6  | \$7 ;
+  assign \$9  = run__cmd[191:160] > 16'hffff;
+  assign \$10  = \$8  | \$9 ;
+  assign \$12  = run__cmd[255:224] < run__cmd[191:160];
+  assign \$13  = run__cmd[287:256] < run__cmd[223:192];
+  assign \$14  = \$12  | \$13 ;
+  assign \$16  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$15 ;
+  assign \$17  = run__cmd[319:288] < \$16 ;
+  assign \$18  = \$14  | \$17 ;
+  assign \$20  = run__cmd[351:320] < \$19 ;
+  assign \$21  = run__cmd[352] & \$20 ;
+  assign \$22  = \$18  | \$21 ;
+  assign \$23  = ~ run__cmd[353];
+  assign \$24  = | run__cmd[65:64];
+  assign \$25  = | run__cmd[289:288];
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = \$23  & \$26 ;
+  assign \$28  = | run__cmd[97:96];
+  assign \$29  = | run__cmd[321:320];
+  assign \$30  = \$28  | \$29 ;
+  assign \$31  = run__cmd[352] & \$30 ;
+  assign \$32  = \$27  | \$31 ;
+  assign control__busy = ~ \$34 ;
+  assign \$34  = ! control_state;
+  assign \$35  = control_state == 1'h1;
+  assign \$36  = control_state == 2'h2;
+  assign \$37  = control_state == 2'h3;
+  assign \$38  = control_state == 3'h4;
+  assign \$39  = control_state == 3'h5;
+  assign \$40  = control_state == 3'h6;
+  assign \$41  = control_state == 3'h7;
+  assign \$42  = control_state == 4'h8;
+  assign \$43  = control_state == 4'h9;
+  assign \$44  = control_state == 4'ha;
+  assign \$45  = control_state == 4'hb;
+  assign \$46  = control_state == 4'hc;
+  assign \$47  = cmd[159:128] - 1'h1;
+  assign \$48  = cmd[31:0] + cmd[191:160];
+  assign \$49  = ~ start;
+  assign \$50  = ~ busy;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = result > 33'h100000000;
+  assign \$53  = run__cmd[191:160] - 1'h1;
+  assign \$54  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$55  = ~ start;
   assign \$56  = ~ busy;
-  assign \$57  = ~ launched;
-  assign \$58  = ~ busy;
-  assign control__busy = ~ \$59 ;
-  assign \$59  = ! control_state;
-  assign \$60  = control_state == 1'h1;
-  assign \$61  = control_state == 2'h2;
-  assign \$62  = control_state == 2'h3;
-  assign \$63  = control_state == 3'h4;
-  assign \$64  = control_state == 3'h5;
-  assign \$65  = control_state == 3'h6;
-  assign \$66  = control_state == 3'h7;
-  assign \$67  = control_state == 4'h8;
-  assign \$68  = control_state == 4'h9;
-  assign \$69  = control_state == 4'ha;
-  assign \$70  = control_state == 4'hb;
-  assign \$71  = control_state == 4'hc;
-  assign \$72  = ~ launched;
-  assign \$73  = ~ busy;
-  assign \$74  = result > 33'h100000000;
-  assign \$75  = ~ launched;
-  assign \$76  = ~ busy;
-  assign \$77  = result > 33'h100000000;
-  assign \$78  = ~ launched;
-  assign \$79  = ~ busy;
-  assign \$80  = result > 33'h100000000;
-  assign \$81  = ~ launched;
-  assign \$82  = ~ busy;
-  assign \$83  = result > 33'h100000000;
-  assign \$84  = run__split ? 32'd512 : run__cmd[191:160];
-  assign \$85  = \$84  + 4'h8;
-  assign \$86  = \$85  - 1'h1;
-  assign \$88  = | code;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = result > 33'h100000000;
+  assign \$59  = run__cmd[159:128] - 1'h1;
+  assign \$61  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$60 ;
+  assign \$62  = run__cmd[95:64] + \$61 ;
+  assign \$63  = ~ start;
+  assign \$64  = ~ busy;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = result > 33'h100000000;
+  assign \$67  = run__cmd[159:128] - 1'h1;
+  assign \$69  = run__cmd[127:96] + \$68 ;
+  assign \$70  = ~ start;
+  assign \$71  = ~ busy;
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = ~ run__cmd[352];
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = result > 33'h100000000;
+  assign \$76  = | early;
+  assign \$77  = | beyond;
+  assign \$78  = \$77  ? 3'h3 : 3'h0;
+  assign \$79  = \$76  ? early : { 5'h00, \$78  };
+  assign \$80  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$81  = \$80  + 4'h8;
+  assign \$82  = \$81  - 1'h1;
+  assign \$84  = | early;
+  assign \$85  = | beyond;
+  assign \$86  = \$85  ? 3'h3 : 3'h0;
+  assign \$87  = \$84  ? early : { 5'h00, \$86  };
+  assign \$88  = | \$87 ;
   assign \$89  = used + run__words;
   assign \$90  = \$89  <= 9'h100;
   assign \$91  = run__chunk < run__cmd[159:128];
@@ -8752,36 +8878,49 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   assign \$94  = \$92  & \$93 ;
   assign \$95  = used + run__words;
   assign \$96  = run__chunk + 1'h1;
-  assign \$97  = ~ launched;
+  assign \$97  = ~ start;
   assign \$98  = ~ busy;
-  assign \$99  = ~ launched;
-  assign \$100  = ~ busy;
-  assign \$101  = ~ launched;
-  assign \$102  = ~ busy;
-  assign \$103  = ~ dma_busy;
-  assign \$104  = finished & \$103 ;
+  assign \$99  = \$97  & \$98 ;
+  assign \$100  = ~ start;
+  assign \$101  = ~ busy;
+  assign \$102  = \$100  & \$101 ;
+  assign \$103  = ~ start;
+  assign \$104  = ~ busy;
+  assign \$105  = \$103  & \$104 ;
+  assign \$106  = ~ run__cmd[352];
+  assign \$107  = \$105  | \$106 ;
+  assign \$108  = ~ dma_busy;
+  assign \$109  = finished & \$108 ;
   always @(posedge engine_clk)
-    run__cmd <= \$105 ;
+    start <= \$110 ;
   always @(posedge engine_clk)
-    control__error <= \$106 ;
+    early <= \$111 ;
   always @(posedge engine_clk)
-    beyond <= \$107 ;
+    run__cmd <= \$112 ;
   always @(posedge engine_clk)
-    launched <= \$108 ;
+    control__error <= \$113 ;
   always @(posedge engine_clk)
-    control_state <= \$109 ;
+    beyond <= \$114 ;
   always @(posedge engine_clk)
-    run__words <= \$110 ;
+    control_state <= \$115 ;
   always @(posedge engine_clk)
-    used <= \$111 ;
+    a <= \$116 ;
   always @(posedge engine_clk)
-    run__chunk <= \$112 ;
+    b <= \$117 ;
   always @(posedge engine_clk)
-    run__chunk_lda <= \$113 ;
+    addend <= \$118 ;
   always @(posedge engine_clk)
-    run__chunk_ldc <= \$114 ;
+    run__words <= \$119 ;
   always @(posedge engine_clk)
-    run__chunk_ldcin <= \$115 ;
+    used <= \$120 ;
+  always @(posedge engine_clk)
+    run__chunk <= \$121 ;
+  always @(posedge engine_clk)
+    run__chunk_lda <= \$122 ;
+  always @(posedge engine_clk)
+    run__chunk_ldc <= \$123 ;
+  always @(posedge engine_clk)
+    run__chunk_ldcin <= \$124 ;
   \accelerator.engine.control.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
@@ -8794,217 +8933,28 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    code = 8'h00;
+    if (\$5 ) begin
+      code = 8'h01;
+    end else if (\$10 ) begin
+      code = 8'h07;
+    end else if (\$11 ) begin
+      code = 8'h05;
+    end else if (\$22 ) begin
+      code = 8'h04;
+    end else if (\$32 ) begin
+      code = 8'h02;
+    end else if (\$33 ) begin
+      code = 8'h03;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     started = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
             started = 1'h1;
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    start = 1'h0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$1 ) begin
-            start = 1'h1;
-          end
-      4'h2:
-          if (\$5 ) begin
-            start = 1'h1;
-          end
-      4'h3:
-          if (\$9 ) begin
-            start = 1'h1;
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$15 ) begin
-              start = 1'h1;
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$53 ) begin
-            start = 1'h1;
-          end
-      4'h9:
-          if (\$55 ) begin
-            start = 1'h1;
-          end
-      4'ha:
-          if (run__cmd[352]) begin
-            if (\$57 ) begin
-              start = 1'h1;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    a = 16'h0000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$1 ) begin
-            a = \$3 [15:0];
-          end
-      4'h2:
-          if (\$5 ) begin
-            a = \$7 [15:0];
-          end
-      4'h3:
-          if (\$9 ) begin
-            a = \$11 [15:0];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$15 ) begin
-              a = \$17 [15:0];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$53 ) begin
-            a = run__chunk;
-          end
-      4'h9:
-          if (\$55 ) begin
-            a = run__chunk;
-          end
-      4'ha:
-          if (run__cmd[352]) begin
-            if (\$57 ) begin
-              a = run__chunk;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    b = 32'd0;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$1 ) begin
-            b = run__cmd[255:224];
-          end
-      4'h2:
-          if (\$5 ) begin
-            b = run__cmd[287:256];
-          end
-      4'h3:
-          if (\$9 ) begin
-            b = run__cmd[319:288];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$15 ) begin
-              b = run__cmd[351:320];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$53 ) begin
-            b = run__cmd[255:224];
-          end
-      4'h9:
-          if (\$55 ) begin
-            b = run__cmd[319:288];
-          end
-      4'ha:
-          if (run__cmd[352]) begin
-            if (\$57 ) begin
-              b = run__cmd[351:320];
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    addend = 34'h000000000;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          if (\$1 ) begin
-            addend = { 1'h0, \$4  };
-          end
-      4'h2:
-          if (\$5 ) begin
-            addend = { 1'h0, \$8  };
-          end
-      4'h3:
-          if (\$9 ) begin
-            addend = \$14 [33:0];
-          end
-      4'h4:
-          if (run__cmd[352]) begin
-            if (\$15 ) begin
-              addend = \$19 [33:0];
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$53 ) begin
-            addend = 34'h000000000;
-          end
-      4'h9:
-          if (\$55 ) begin
-            addend = 34'h000000000;
-          end
-      4'ha:
-          if (run__cmd[352]) begin
-            if (\$57 ) begin
-              addend = 34'h000000000;
-            end
-          end
-    endcase
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    code = 8'h00;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          if (\$24 ) begin
-            code = 8'h01;
-          end else if (\$29 ) begin
-            code = 8'h07;
-          end else if (\$30 ) begin
-            code = 8'h05;
-          end else if (\$41 ) begin
-            code = 8'h04;
-          end else if (\$51 ) begin
-            code = 8'h02;
-          end else if (\$52 ) begin
-            code = 8'h03;
           end
     endcase
   end
@@ -9100,24 +9050,74 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$105  = run__cmd;
+    \$110  = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$105  = cmd;
+            \$110  = 1'h1;
+          end
+      4'h1:
+          if (\$51 ) begin
+            \$110  = 1'h1;
+          end
+      4'h2:
+          if (\$57 ) begin
+            \$110  = 1'h1;
+          end
+      4'h3:
+          if (\$65 ) begin
+            \$110  = run__cmd[352];
+          end
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$94 ) begin
+          end else begin
+            \$110  = 1'h1;
+          end
+      4'h8:
+          if (\$99 ) begin
+            \$110  = 1'h1;
+          end
+      4'h9:
+          if (\$102 ) begin
+            \$110  = run__cmd[352];
           end
     endcase
     if (engine_rst) begin
-      \$105  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$106  = control__error;
+    \$111  = code;
+    if (engine_rst) begin
+      \$111  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$112  = run__cmd;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$106  = 8'h00;
+            \$112  = cmd;
+          end
+    endcase
+    if (engine_rst) begin
+      \$112  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$113  = control__error;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$113  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -9128,7 +9128,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h4:
           /* empty */;
       4'h5:
-          \$106  = code;
+          \$113  = \$79 ;
       4'h7:
           /* empty */;
       4'h8:
@@ -9141,239 +9141,238 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$106  = 8'h06;
+            \$113  = 8'h06;
           end
     endcase
     if (engine_rst) begin
-      \$106  = 8'h00;
+      \$113  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$107  = beyond;
+    \$114  = beyond;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$107  = 4'h0;
+            \$114  = 4'h0;
           end
       4'h1:
-          if (\$72 ) begin
-          end else if (\$73 ) begin
-            \$107 [0] = \$74 ;
+          if (\$51 ) begin
+            \$114 [0] = \$52 ;
           end
       4'h2:
-          if (\$75 ) begin
-          end else if (\$76 ) begin
-            \$107 [1] = \$77 ;
+          if (\$57 ) begin
+            \$114 [1] = \$58 ;
           end
       4'h3:
-          if (\$78 ) begin
-          end else if (\$79 ) begin
-            \$107 [2] = \$80 ;
+          if (\$65 ) begin
+            \$114 [2] = \$66 ;
           end
       4'h4:
-          if (run__cmd[352]) begin
-            if (\$81 ) begin
-            end else if (\$82 ) begin
-              \$107 [3] = \$83 ;
+          if (\$74 ) begin
+            if (run__cmd[352]) begin
+              \$114 [3] = \$75 ;
             end
           end
     endcase
     if (engine_rst) begin
-      \$107  = 4'h0;
+      \$114  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$108  = launched;
+    \$115  = control_state;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$108  = 1'h0;
+            \$115  = 4'h1;
           end
       4'h1:
-          if (\$72 ) begin
-            \$108  = 1'h1;
-          end else if (\$73 ) begin
-            \$108  = 1'h0;
+          if (\$51 ) begin
+            \$115  = 4'h2;
           end
       4'h2:
-          if (\$75 ) begin
-            \$108  = 1'h1;
-          end else if (\$76 ) begin
-            \$108  = 1'h0;
+          if (\$57 ) begin
+            \$115  = 4'h3;
           end
       4'h3:
-          if (\$78 ) begin
-            \$108  = 1'h1;
-          end else if (\$79 ) begin
-            \$108  = 1'h0;
+          if (\$65 ) begin
+            \$115  = 4'h4;
           end
       4'h4:
-          if (run__cmd[352]) begin
-            if (\$81 ) begin
-              \$108  = 1'h1;
-            end else if (\$82 ) begin
-              \$108  = 1'h0;
-            end
-          end
-      4'h5:
-          /* empty */;
-      4'h7:
-          /* empty */;
-      4'h8:
-          if (\$97 ) begin
-            \$108  = 1'h1;
-          end else if (\$98 ) begin
-            \$108  = 1'h0;
-          end
-      4'h9:
-          if (\$99 ) begin
-            \$108  = 1'h1;
-          end else if (\$100 ) begin
-            \$108  = 1'h0;
-          end
-      4'ha:
-          if (run__cmd[352]) begin
-            if (\$101 ) begin
-              \$108  = 1'h1;
-            end else if (\$102 ) begin
-              \$108  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$108  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$109  = control_state;
-    casez (control_state)
-      4'h0:
-          if (control__start) begin
-            \$109  = 4'h1;
-          end
-      4'h1:
-          if (\$72 ) begin
-          end else if (\$73 ) begin
-            \$109  = 4'h2;
-          end
-      4'h2:
-          if (\$75 ) begin
-          end else if (\$76 ) begin
-            \$109  = 4'h3;
-          end
-      4'h3:
-          if (\$78 ) begin
-          end else if (\$79 ) begin
-            \$109  = 4'h4;
-          end
-      4'h4:
-          (* full_case = 32'd1 *)
-          if (run__cmd[352]) begin
-            if (\$81 ) begin
-            end else if (\$82 ) begin
-              \$109  = 4'h5;
-            end
-          end else begin
-            \$109  = 4'h5;
+          if (\$74 ) begin
+            \$115  = 4'h5;
           end
       4'h5:
           (* full_case = 32'd1 *)
           if (\$88 ) begin
-            \$109  = 4'h6;
+            \$115  = 4'h6;
           end else begin
-            \$109  = 4'h7;
+            \$115  = 4'h7;
           end
       4'h7:
           (* full_case = 32'd1 *)
           if (\$94 ) begin
           end else begin
-            \$109  = 4'h8;
+            \$115  = 4'h8;
           end
       4'h8:
-          if (\$97 ) begin
-          end else if (\$98 ) begin
-            \$109  = 4'h9;
+          if (\$99 ) begin
+            \$115  = 4'h9;
           end
       4'h9:
-          if (\$99 ) begin
-          end else if (\$100 ) begin
-            \$109  = 4'ha;
+          if (\$102 ) begin
+            \$115  = 4'ha;
           end
       4'ha:
-          (* full_case = 32'd1 *)
-          if (run__cmd[352]) begin
-            if (\$101 ) begin
-            end else if (\$102 ) begin
-              \$109  = 4'hb;
-            end
-          end else begin
-            \$109  = 4'hb;
+          if (\$107 ) begin
+            \$115  = 4'hb;
           end
       4'hb:
-          \$109  = 4'hc;
+          \$115  = 4'hc;
       4'hc:
-          if (\$104 ) begin
-            \$109  = 4'h6;
+          if (\$109 ) begin
+            \$115  = 4'h6;
           end
       4'h6:
-          \$109  = 4'h0;
+          \$115  = 4'h0;
     endcase
     if (engine_rst) begin
-      \$109  = 4'h0;
+      \$115  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$110  = run__words;
+    \$116  = a;
     casez (control_state)
       4'h0:
-          /* empty */;
+          if (control__start) begin
+            \$116  = \$47 [15:0];
+          end
       4'h1:
-          /* empty */;
+          if (\$51 ) begin
+            \$116  = \$53 [15:0];
+          end
       4'h2:
-          /* empty */;
+          if (\$57 ) begin
+            \$116  = \$59 [15:0];
+          end
       4'h3:
-          /* empty */;
+          if (\$65 ) begin
+            \$116  = \$67 [15:0];
+          end
       4'h4:
           /* empty */;
       4'h5:
-          \$110  = \$87 [15:0];
-    endcase
-    if (engine_rst) begin
-      \$110  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$111  = used;
-    casez (control_state)
-      4'h0:
           /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$111  = 32'd0;
       4'h7:
+          (* full_case = 32'd1 *)
           if (\$94 ) begin
-            \$111  = \$95 [31:0];
+          end else begin
+            \$116  = run__chunk;
+          end
+      4'h8:
+          if (\$99 ) begin
+            \$116  = run__chunk;
+          end
+      4'h9:
+          if (\$102 ) begin
+            \$116  = run__chunk;
           end
     endcase
     if (engine_rst) begin
-      \$111  = 32'd0;
+      \$116  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$112  = run__chunk;
+    \$117  = b;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$117  = cmd[255:224];
+          end
+      4'h1:
+          if (\$51 ) begin
+            \$117  = run__cmd[287:256];
+          end
+      4'h2:
+          if (\$57 ) begin
+            \$117  = run__cmd[319:288];
+          end
+      4'h3:
+          if (\$65 ) begin
+            \$117  = run__cmd[351:320];
+          end
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$94 ) begin
+          end else begin
+            \$117  = run__cmd[255:224];
+          end
+      4'h8:
+          if (\$99 ) begin
+            \$117  = run__cmd[319:288];
+          end
+      4'h9:
+          if (\$102 ) begin
+            \$117  = run__cmd[351:320];
+          end
+    endcase
+    if (engine_rst) begin
+      \$117  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$118  = addend;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$118  = { 1'h0, \$48  };
+          end
+      4'h1:
+          if (\$51 ) begin
+            \$118  = { 1'h0, \$54  };
+          end
+      4'h2:
+          if (\$57 ) begin
+            \$118  = \$62 [33:0];
+          end
+      4'h3:
+          if (\$65 ) begin
+            \$118  = \$69 [33:0];
+          end
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$94 ) begin
+          end else begin
+            \$118  = 34'h000000000;
+          end
+      4'h8:
+          if (\$99 ) begin
+            \$118  = 34'h000000000;
+          end
+      4'h9:
+          if (\$102 ) begin
+            \$118  = 34'h000000000;
+          end
+    endcase
+    if (engine_rst) begin
+      \$118  = 34'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$119  = run__words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9386,19 +9385,65 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h4:
           /* empty */;
       4'h5:
-          \$112  = 16'h0000;
-      4'h7:
-          if (\$94 ) begin
-            \$112  = \$96 [15:0];
-          end
+          \$119  = \$83 [15:0];
     endcase
     if (engine_rst) begin
-      \$112  = 16'h0000;
+      \$119  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$113  = run__chunk_lda;
+    \$120  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$120  = 32'd0;
+      4'h7:
+          if (\$94 ) begin
+            \$120  = \$95 [31:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$120  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$121  = run__chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$121  = 16'h0000;
+      4'h7:
+          if (\$94 ) begin
+            \$121  = \$96 [15:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$121  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$122  = run__chunk_lda;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9415,18 +9460,17 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h7:
           /* empty */;
       4'h8:
-          if (\$97 ) begin
-          end else if (\$98 ) begin
-            \$113  = result[31:0];
+          if (\$99 ) begin
+            \$122  = result[31:0];
           end
     endcase
     if (engine_rst) begin
-      \$113  = 32'd0;
+      \$122  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$114  = run__chunk_ldc;
+    \$123  = run__chunk_ldc;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9445,18 +9489,17 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h8:
           /* empty */;
       4'h9:
-          if (\$99 ) begin
-          end else if (\$100 ) begin
-            \$114  = result[31:0];
+          if (\$102 ) begin
+            \$123  = result[31:0];
           end
     endcase
     if (engine_rst) begin
-      \$114  = 32'd0;
+      \$123  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$115  = run__chunk_ldcin;
+    \$124  = run__chunk_ldcin;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9477,18 +9520,21 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h9:
           /* empty */;
       4'ha:
-          if (run__cmd[352]) begin
-            if (\$101 ) begin
-            end else if (\$102 ) begin
-              \$115  = result[31:0];
+          if (\$107 ) begin
+            if (run__cmd[352]) begin
+              \$124  = result[31:0];
             end
           end
     endcase
     if (engine_rst) begin
-      \$115  = 32'd0;
+      \$124  = 32'd0;
     end
   end
   assign error = control__error;
+  assign launch = start;
+  assign \$signal  = a;
+  assign \$signal$9  = b;
+  assign \$signal$11  = addend;
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -9523,12 +9569,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   assign \cmd.rq_mult  = cmd[385:355];
   assign \cmd.rq_shift  = cmd[390:386];
   assign \cmd.rq_zp  = cmd[398:391];
-  assign \$12  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$18  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$30  = 1'h0;
-  assign \$34  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$38  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$87  = { \$86 [33], \$86 [33], \$86 [33], \$86 [33:3] };
+  assign \$11  = 1'h0;
+  assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$19  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$33  = 1'h0;
+  assign \$60  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$68  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$83  = { \$82 [33], \$82 [33], \$82 [33], \$82 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10670,10 +10717,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2848$0 (en_deskew_0),
-    .\port$2849$0 (en_deskew_1),
-    .\port$2850$0 (en_deskew_2),
-    .\port$2851$0 (en_deskew_3)
+    .\port$2829$0 (en_deskew_0),
+    .\port$2830$0 (en_deskew_1),
+    .\port$2831$0 (en_deskew_2),
+    .\port$2832$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10684,8 +10731,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3301$0 (\o$81 [2:0]),
-    .\port$3302$0 (\o_next$76 [1:0]),
+    .\port$3282$0 (\o$81 [2:0]),
+    .\port$3283$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10764,8 +10811,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3301$3 (\o$81 [5:3]),
-    .\port$3302$3 (\o_next$76 [4:3]),
+    .\port$3282$3 (\o$81 [5:3]),
+    .\port$3283$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10848,8 +10895,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3301$6 (\o$81 [8:6]),
-    .\port$3302$6 (\o_next$76 [7:6]),
+    .\port$3282$6 (\o$81 [8:6]),
+    .\port$3283$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10932,8 +10979,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3301$9 (\o$81 [11:9]),
-    .\port$3302$9 (\o_next$76 [10:9]),
+    .\port$3282$9 (\o$81 [11:9]),
+    .\port$3283$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11012,10 +11059,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2886$0 (en_skew_a_0),
-    .\port$2887$0 (en_skew_a_1),
-    .\port$2888$0 (en_skew_a_2),
-    .\port$2889$0 (en_skew_a_3)
+    .\port$2867$0 (en_skew_a_0),
+    .\port$2868$0 (en_skew_a_1),
+    .\port$2869$0 (en_skew_a_2),
+    .\port$2870$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11031,10 +11078,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2881$0 (en_skew_w_0),
-    .\port$2882$0 (en_skew_w_1),
-    .\port$2883$0 (en_skew_w_2),
-    .\port$2884$0 (en_skew_w_3)
+    .\port$2862$0 (en_skew_w_0),
+    .\port$2863$0 (en_skew_w_1),
+    .\port$2864$0 (en_skew_w_2),
+    .\port$2865$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11638,7 +11685,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2848$0 , \port$2849$0 , \port$2850$0 , \port$2851$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830$0 , \port$2831$0 , \port$2832$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11679,14 +11726,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2848$0 , \port$2849
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2848$0 ;
-  wire \port$2848$0 ;
-  input \port$2849$0 ;
-  wire \port$2849$0 ;
-  input \port$2850$0 ;
-  wire \port$2850$0 ;
-  input \port$2851$0 ;
-  wire \port$2851$0 ;
+  input \port$2829$0 ;
+  wire \port$2829$0 ;
+  input \port$2830$0 ;
+  wire \port$2830$0 ;
+  input \port$2831$0 ;
+  wire \port$2831$0 ;
+  input \port$2832$0 ;
+  wire \port$2832$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11702,46 +11749,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2848$0 , \port$2849
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2848$0 ) begin
+    if (\port$2829$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2849$0 ) begin
+    if (\port$2830$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2849$0 ) begin
+    if (\port$2830$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2850$0 ) begin
+    if (\port$2831$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2848$0 ) begin
+    if (\port$2829$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2848$0 ) begin
+    if (\port$2829$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2851$0 , \port$2850$0 , \port$2849$0 , \port$2848$0  };
+  assign en = { \port$2832$0 , \port$2831$0 , \port$2830$0 , \port$2829$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11770,7 +11817,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2848$0 , \port$2849
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3301$0 , \port$3302$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3282$0 , \port$3283$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11810,10 +11857,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3301$0 ;
-  wire [2:0] \port$3301$0 ;
-  input [1:0] \port$3302$0 ;
-  wire [1:0] \port$3302$0 ;
+  input [2:0] \port$3282$0 ;
+  wire [2:0] \port$3282$0 ;
+  input [1:0] \port$3283$0 ;
+  wire [1:0] \port$3283$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11838,11 +11885,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3302$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3283$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3302$0 [0] & \port$3302$0 [1];
+  assign \$4  = \port$3283$0 [0] & \port$3283$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11897,7 +11944,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3301$0 [0];
+      \$11  = \port$3282$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11907,7 +11954,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3301$0 [1];
+      \$12  = \port$3282$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11917,7 +11964,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3302$0 [1];
+      \$13  = \port$3283$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -11927,7 +11974,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3301$0 [2];
+      \$14  = \port$3282$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -11952,11 +11999,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3302$0 [1];
-  assign valid_next = \port$3302$0 [0];
-  assign valid_in = \port$3301$0 [0];
-  assign first_in = \port$3301$0 [1];
-  assign last_in = \port$3301$0 [2];
+  assign first_next = \port$3283$0 [1];
+  assign valid_next = \port$3283$0 [0];
+  assign valid_in = \port$3282$0 [0];
+  assign first_in = \port$3282$0 [1];
+  assign last_in = \port$3282$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12517,7 +12564,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3301$3 , \port$3302$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$3 , \port$3283$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12557,10 +12604,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3301$3 ;
-  wire [2:0] \port$3301$3 ;
-  input [1:0] \port$3302$3 ;
-  wire [1:0] \port$3302$3 ;
+  input [2:0] \port$3282$3 ;
+  wire [2:0] \port$3282$3 ;
+  input [1:0] \port$3283$3 ;
+  wire [1:0] \port$3283$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12586,11 +12633,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3302$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3283$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3302$3 [0] & \port$3302$3 [1];
+  assign \$4  = \port$3283$3 [0] & \port$3283$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12645,7 +12692,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3301$3 [0];
+      \$11  = \port$3282$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12655,7 +12702,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3301$3 [1];
+      \$12  = \port$3282$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12665,7 +12712,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3302$3 [1];
+      \$13  = \port$3283$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12675,7 +12722,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3301$3 [2];
+      \$14  = \port$3282$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12700,11 +12747,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3302$3 [1];
-  assign valid_next = \port$3302$3 [0];
-  assign valid_in = \port$3301$3 [0];
-  assign first_in = \port$3301$3 [1];
-  assign last_in = \port$3301$3 [2];
+  assign first_next = \port$3283$3 [1];
+  assign valid_next = \port$3283$3 [0];
+  assign valid_in = \port$3282$3 [0];
+  assign first_in = \port$3282$3 [1];
+  assign last_in = \port$3282$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13266,7 +13313,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3301$6 , \port$3302$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$6 , \port$3283$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13306,10 +13353,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3301$6 ;
-  wire [2:0] \port$3301$6 ;
-  input [1:0] \port$3302$6 ;
-  wire [1:0] \port$3302$6 ;
+  input [2:0] \port$3282$6 ;
+  wire [2:0] \port$3282$6 ;
+  input [1:0] \port$3283$6 ;
+  wire [1:0] \port$3283$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13335,11 +13382,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3302$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3283$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3302$6 [0] & \port$3302$6 [1];
+  assign \$4  = \port$3283$6 [0] & \port$3283$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13394,7 +13441,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3301$6 [0];
+      \$11  = \port$3282$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13404,7 +13451,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3301$6 [1];
+      \$12  = \port$3282$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13414,7 +13461,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3302$6 [1];
+      \$13  = \port$3283$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13424,7 +13471,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3301$6 [2];
+      \$14  = \port$3282$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13449,11 +13496,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3302$6 [1];
-  assign valid_next = \port$3302$6 [0];
-  assign valid_in = \port$3301$6 [0];
-  assign first_in = \port$3301$6 [1];
-  assign last_in = \port$3301$6 [2];
+  assign first_next = \port$3283$6 [1];
+  assign valid_next = \port$3283$6 [0];
+  assign valid_in = \port$3282$6 [0];
+  assign first_in = \port$3282$6 [1];
+  assign last_in = \port$3282$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14015,7 +14062,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3301$9 , \port$3302$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3282$9 , \port$3283$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14055,10 +14102,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3301$9 ;
-  wire [2:0] \port$3301$9 ;
-  input [1:0] \port$3302$9 ;
-  wire [1:0] \port$3302$9 ;
+  input [2:0] \port$3282$9 ;
+  wire [2:0] \port$3282$9 ;
+  input [1:0] \port$3283$9 ;
+  wire [1:0] \port$3283$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14083,11 +14130,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3302$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3283$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3302$9 [0] & \port$3302$9 [1];
+  assign \$4  = \port$3283$9 [0] & \port$3283$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14142,7 +14189,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3301$9 [0];
+      \$11  = \port$3282$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14152,7 +14199,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3301$9 [1];
+      \$12  = \port$3282$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14162,7 +14209,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3302$9 [1];
+      \$13  = \port$3283$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14172,7 +14219,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3301$9 [2];
+      \$14  = \port$3282$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14197,11 +14244,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3302$9 [1];
-  assign valid_next = \port$3302$9 [0];
-  assign valid_in = \port$3301$9 [0];
-  assign first_in = \port$3301$9 [1];
-  assign last_in = \port$3301$9 [2];
+  assign first_next = \port$3283$9 [1];
+  assign valid_next = \port$3283$9 [0];
+  assign valid_in = \port$3282$9 [0];
+  assign first_in = \port$3282$9 [1];
+  assign last_in = \port$3282$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14760,7 +14807,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2886$0 , \port$2887$0 , \port$2888$0 , \port$2889$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \port$2868$0 , \port$2869$0 , \port$2870$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14803,14 +14850,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2886$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2886$0 ;
-  wire \port$2886$0 ;
-  input \port$2887$0 ;
-  wire \port$2887$0 ;
-  input \port$2888$0 ;
-  wire \port$2888$0 ;
-  input \port$2889$0 ;
-  wire \port$2889$0 ;
+  input \port$2867$0 ;
+  wire \port$2867$0 ;
+  input \port$2868$0 ;
+  wire \port$2868$0 ;
+  input \port$2869$0 ;
+  wire \port$2869$0 ;
+  input \port$2870$0 ;
+  wire \port$2870$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14826,46 +14873,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2886$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2888$0 ) begin
+    if (\port$2869$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2888$0 ) begin
+    if (\port$2869$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2889$0 ) begin
+    if (\port$2870$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2889$0 ) begin
+    if (\port$2870$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2889$0 ) begin
+    if (\port$2870$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2887$0 ) begin
+    if (\port$2868$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2889$0 , \port$2888$0 , \port$2887$0 , \port$2886$0  };
+  assign en = { \port$2870$0 , \port$2869$0 , \port$2868$0 , \port$2867$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15168,7 +15215,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2881$0 , \port$2882$0 , \port$2883$0 , \port$2884$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863$0 , \port$2864$0 , \port$2865$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15209,14 +15256,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2881$0 , \port$2882
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2881$0 ;
-  wire \port$2881$0 ;
-  input \port$2882$0 ;
-  wire \port$2882$0 ;
-  input \port$2883$0 ;
-  wire \port$2883$0 ;
-  input \port$2884$0 ;
-  wire \port$2884$0 ;
+  input \port$2862$0 ;
+  wire \port$2862$0 ;
+  input \port$2863$0 ;
+  wire \port$2863$0 ;
+  input \port$2864$0 ;
+  wire \port$2864$0 ;
+  input \port$2865$0 ;
+  wire \port$2865$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15232,47 +15279,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2881$0 , \port$2882
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2883$0 ) begin
+    if (\port$2864$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2883$0 ) begin
+    if (\port$2864$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2884$0 ) begin
+    if (\port$2865$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2884$0 ) begin
+    if (\port$2865$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2884$0 ) begin
+    if (\port$2865$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2882$0 ) begin
+    if (\port$2863$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2884$0 , \port$2883$0 , \port$2882$0 , \port$2881$0  };
+  assign en = { \port$2865$0 , \port$2864$0 , \port$2863$0 , \port$2862$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18775,7 +18822,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3327$354 (run__cmd[398:354])
+    .\port$3308$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19152,7 +19199,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19356,8 +19403,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3327$354 ;
-  wire [44:0] \port$3327$354 ;
+  input [44:0] \port$3308$354 ;
+  wire [44:0] \port$3308$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19432,13 +19479,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3327$354 [36:32];
-  assign lower = \port$3327$354 [0] ? \port$3327$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3308$354 [36:32];
+  assign lower = \port$3308$354 [0] ? \port$3308$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3327$354 [36:32];
+  assign \$11  = ! \port$3308$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19453,8 +19500,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3327$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3327$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3308$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3308$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19469,8 +19516,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3327$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3327$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3308$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3308$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19485,8 +19532,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3327$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3327$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3308$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3308$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19501,8 +19548,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3327$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3327$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3308$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3308$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19828,7 +19875,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3327$354 [31:1];
+      \$125  = \port$3308$354 [31:1];
     end
   end
   always @* begin
@@ -19919,7 +19966,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3327$354 [31:1];
+      \$137  = \port$3308$354 [31:1];
     end
   end
   always @* begin
@@ -20010,7 +20057,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3327$354 [31:1];
+      \$149  = \port$3308$354 [31:1];
     end
   end
   always @* begin
@@ -20101,7 +20148,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3327$354 [31:1];
+      \$161  = \port$3308$354 [31:1];
     end
   end
   always @* begin
@@ -20155,10 +20202,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3327$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3327$354 [36:32];
-  assign relu = \port$3327$354 [0];
-  assign zero_point = \port$3327$354 [44:37];
-  assign multiplier = \port$3327$354 [31:1];
+  assign shift = \port$3308$354 [36:32];
+  assign relu = \port$3308$354 [0];
+  assign zero_point = \port$3308$354 [44:37];
+  assign multiplier = \port$3308$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

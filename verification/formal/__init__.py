@@ -38,6 +38,7 @@ class PropertySet:
 
 def _sets() -> tuple[PropertySet, ...]:
     from ...config import AcceleratorConfig
+    from .abort import abort_depth, abort_harness
     from .axil import axil_harness
     from .core import core_harness
     from .dma import dma_read_harness, dma_write_harness
@@ -73,9 +74,23 @@ def _sets() -> tuple[PropertySet, ...]:
         PropertySet("requant", "requantizer: from its product register to the output equal to "
                     "gemmlowp's formula for every product and parameter, under back-pressure",
                     "bmc", 10, lambda broken: requant_harness()),
+        PropertySet("requant-product", "requantizer: S1 holds the row's accumulator and the "
+                    "multiplier, S3 the sum of their partial products, under back-pressure",
+                    "bmc", 10, lambda broken: requant_harness(product=True, broken=broken),
+                    has_bug=True),
+        PropertySet("requant-product-ice40", "the same for the iCE40 variant, whose S2 is "
+                    "the whole product acc·multiplier",
+                    "bmc", 10, lambda broken: requant_harness(product=True, family="iCE40")),
+        PropertySet("requant-ice40", "the iCE40 variant from its product register to the "
+                    "output (requant on the iCE40 elaboration)",
+                    "bmc", 10, lambda broken: requant_harness(family="iCE40")),
         PropertySet("core", "2×2 output-stationary core (4-bit operands): every result row is "
                     "the sum of its products, tiles back to back, any back-pressure",
                     "bmc", 10, lambda broken: core_harness()),
+        PropertySet("core-ws", "2×2 weight-stationary core (4-bit operands): every result row "
+                    "is the sum of its products against its tile's weights, any back-pressure",
+                    "bmc", 10, lambda broken: core_harness(dataflow="ws", broken=broken),
+                    has_bug=True),
         PropertySet("engine-gemm", "GEMM engine with an ideal DMA: a legal 1×1×1 command "
                     "ends without error within the performance model's cycles",
                     "bmc", gemm_bound() + 2, lambda broken: engine_gemm_harness()),
@@ -87,6 +102,11 @@ def _sets() -> tuple[PropertySet, ...]:
                     "large ends within the model's bound with its error code and no DMA "
                     "command", "bmc", engine_bound() + 2, lambda broken: engine_harness(),
                     ci=False),
+        PropertySet("abort", "CTRL.reset at any cycle of a small GEMM (up to the window): "
+                    "STATUS.busy low within abort_bound, nothing requested after it, every "
+                    "burst completed by the AXI rules, STATUS and counters clear",
+                    "bmc", abort_depth(), lambda broken: abort_harness(broken=broken),
+                    ci=False, has_bug=True),
     )
 
 

@@ -57,6 +57,11 @@ class FormalHarness(Elaboratable):
         self.extra = {name: Signal(width, name=f"f_{name}")
                       for name, width in (extra_inputs or {}).items()}
         self.past_valid = Signal(name="f_past_valid")
+        #: Registers whose initial value the solver chooses (``module/wire`` selections of the
+        #: netlist, made free by the SBY script): see :meth:`free_initial`.
+        self.free_init: list[str] = []
+        #: The same registers by their witness path (``("dut", submodule, name)``), for a replay.
+        self.free_signals: dict[tuple[str, ...], Signal] = {}
         self._module: Module | None = None
 
     def internal(self, name: str) -> Signal:
@@ -70,6 +75,22 @@ class FormalHarness(Elaboratable):
             raise KeyError(f"{type(self.dut).__name__} drives {len(found)} signals named "
                            f"{name!r} in its top module (expected one)")
         return found[0]
+
+    def submodule(self, name: str):
+        """The design's submodule called ``name`` (as its ``elaborate`` added it)."""
+        if self._module is None:
+            raise RuntimeError("submodule() is available while the harness elaborates")
+        return self._module._named_submodules[name][0]
+
+    def free_initial(self, submodule: str, names: list[str]) -> None:
+        """Let the solver choose the initial value of the registers ``names`` of the design's
+        submodule ``submodule`` (its ports, say): a state software could have written before
+        the check begins, which ``Assume`` s in the first cycle (``~past_valid``) narrow. A
+        replay sets them to the witness's initial values."""
+        self.free_init += [f"top.dut.{submodule}/w:{name}" for name in names]
+        design = self.submodule(submodule)
+        self.free_signals.update({("dut", submodule, name): getattr(design, name)
+                                  for name in names})
 
     def ports(self) -> dict[str, Signal | Value]:
         """The top-level inputs, by the name the netlist (and so the witness) gives them."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from amaranth.sim import Simulator
 
 from .harness import FormalHarness
-from .witness import read_witness
+from .witness import read_initial, read_witness
 
 __all__ = ["ReplayResult", "replay"]
 
@@ -46,7 +46,12 @@ def replay(harness: FormalHarness, witness: str | Path, *, vcd: str | Path | Non
     sim.add_clock(1e-6)
     reached = [0]
 
+    initial = read_initial(witness)
+
     async def bench(ctx):
+        # the registers the solver chose the initial values of (the harness's free_initial)
+        for path, sig in harness.free_signals.items():
+            ctx.set(sig, initial.get(path, 0))
         for t, values in enumerate(steps):
             reached[0] = t
             for name, sig in ports.items():

@@ -16,7 +16,7 @@ from __future__ import annotations
 from amaranth.hdl import Assert, Assume, Cat, Const, Cover, Module, Mux, Signal, signed
 
 from ...config import AcceleratorConfig
-from ...hw.requant import LATENCY, Requantizer
+from ...hw.requant import LATENCY, PIECE_WIDTH, Requantizer, partial_products
 from .harness import FormalHarness, past
 
 __all__ = ["reference_scale", "requant_harness"]
@@ -53,7 +53,27 @@ class _Family:
         self.family = family
 
 
-def requant_harness(*, product: bool = False, family: str | None = None) -> FormalHarness:
+class _PartMisplaced(Requantizer):
+    """A deliberately broken requantizer: S3 adds the second partial product one bit too low
+    (its last statement overrides the requantizer's own)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+
+        def own(name: str):
+            (found,) = [sig for sig in m._driving if sig.name == name]
+            return found
+
+        parts = [own(f"s2_p{k}_0") for k in range(4)]
+        shifts = [0, PIECE_WIDTH - 1, PIECE_WIDTH, 2 * PIECE_WIDTH]
+        with m.If(own("en")):
+            m.d.sync += own("s3_p_0").eq(sum(part << shift
+                                             for part, shift in zip(parts, shifts, strict=True)))
+        return m
+
+
+def requant_harness(*, product: bool = False, family: str | None = None,
+                    broken: bool = False) -> FormalHarness:
     """``product=False``: the scaling from the product register S3 to the output, for every
     product and every parameter; ``product=True``: S3 holds ``acc·multiplier`` of the row
     (``family="iCE40"``: the single-product variant; None: the four 17-bit partial products)."""
@@ -89,10 +109,25 @@ def requant_harness(*, product: bool = False, family: str | None = None) -> Form
         s3_p = h.internal("s3_p_0")
         with m.If(tracking & (stage == 3)):
             m.d.sync += p.eq(s3_p)
-            if product:
-                m.d.sync += Assert(s3_p == acc * dut.multiplier,
-                                   "S3 holds the row's acc·multiplier")
+        if product:
+            # S1 holds the row's operands; S3 the sum of the partial products of what S1 held
+            # as the row left it. The harness's partial products are the hardware's function
+            # applied to S1's registers; that their sum is the product is `requant-identity`.
+            s1_acc, s1_mul = h.internal("s1_acc_0"), h.internal("s1_mul_0")
+            split = None if family == "iCE40" else PIECE_WIDTH
+            summed = Signal(signed(63), name="f_summed")
+            with m.If(tracking & (stage == 1)):
+                m.d.sync += Assert((s1_acc == acc) & (s1_mul == dut.multiplier),
+                                   "S1 holds the row's acc and the multiplier")
+                with m.If(en):
+                    m.d.sync += summed.eq(sum(part << shift for shift, part
+                                              in partial_products(s1_acc, s1_mul, split)))
+            with m.If(tracking & (stage == 3)):
+                m.d.sync += Assert(s3_p == summed,
+                                   "S3 holds the sum of the row's partial products")
         leaving = tracking & o_hs & (ahead == 0)
+        if product:
+            m.d.comb += Cover(leaving, "a tracked row leaves")
         with m.If(leaving):
             m.d.sync += tracking.eq(0)
         m.d.sync += Assert(inflight <= LATENCY + 1,
@@ -108,6 +143,7 @@ def requant_harness(*, product: bool = False, family: str | None = None) -> Form
                 ]
             m.d.comb += Cover(leaving & (expected == -128) & ~dut.relu, "a saturated row")
 
-    harness = FormalHarness(Requantizer(config), properties, extra_inputs={"pick": 1},
+    dut = (_PartMisplaced if broken else Requantizer)(config)
+    harness = FormalHarness(dut, properties, extra_inputs={"pick": 1},
                             platform=_Family(family) if family else None)
     return harness

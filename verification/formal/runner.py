@@ -104,7 +104,8 @@ def write_job(harness: FormalHarness, workdir: Path, *, method: str, depth: int,
         f"smtbmc {solver}\n"
         "\n[script]\n"
         "read_rtlil top.il\n"
-        "prep -top top\n"
+        + "".join(f"setattr -unset init {sel}\n" for sel in harness.free_init)
+        + "prep -top top\n"
         "\n[files]\n"
         "top.il\n")
     return sby

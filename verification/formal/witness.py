@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-__all__ = ["read_witness"]
+__all__ = ["read_initial", "read_witness"]
 
 
 def read_witness(path: str | Path) -> list[dict[str, int]]:
@@ -38,3 +38,26 @@ def read_witness(path: str | Path) -> list[dict[str, int]]:
             values[name] = value
         steps.append(values)
     return steps
+
+
+def read_initial(path: str | Path) -> dict[tuple[str, ...], int]:
+    """The initial values the witness at ``path`` gives registers inside the hierarchy (those a
+    harness left free: :meth:`FormalHarness.free_initial`), by their path of names."""
+    data = json.loads(Path(path).read_text())
+    if not data["steps"]:
+        return {}
+    bits = data["steps"][0]["bits"][::-1]
+    pos = 0
+    values: dict[tuple[str, ...], int] = {}
+    for sig in data["signals"]:
+        chunk = bits[pos:pos + sig["width"]]
+        pos += sig["width"]
+        if not sig.get("init_only") or len(sig["path"]) == 1:
+            continue
+        name = tuple(part.lstrip("\\") for part in sig["path"])
+        value = values.get(name, 0)
+        for i, bit in enumerate(chunk):
+            if bit == "1":
+                value |= 1 << (sig["offset"] + i)
+        values[name] = value
+    return values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -61,31 +61,47 @@ class Control(wiring.Component):
         beyond = Signal(4)           # the A, B, C and C_in areas end past 4 GiB
         m.d.comb += [ctl.error.eq(error), run.split.eq(c.k > geo.k_step)]
         m.submodules.setup_mul = mul = SerialMulAdd(a_width=DIM_WIDTH, b_width=32)
-        launched = Signal()
+        # The multiplier's start and operands are registers, set as the FSM enters a product's
+        # state: selected in that state, the state's decode fanned out to every operand bit of
+        # the multiplier (the OrangeCrab board top's longest path). The cycles are the same.
+        launch = Signal()
+        op_a, op_b, op_add = Signal(len(mul.a)), Signal(len(mul.b)), Signal(len(mul.addend))
+        m.d.comb += [mul.start.eq(launch), mul.a.eq(op_a), mul.b.eq(op_b),
+                     mul.addend.eq(op_add)]
+        m.d.sync += launch.eq(0)
+        operands = {}  # a product's state: its operands from a command, and whether it runs
 
-        def product(name: str, after: str, a, b, addend, sink, needed=None):
-            def go():
-                with m.If(~launched):
-                    m.d.comb += [mul.start.eq(1), mul.a.eq(a), mul.b.eq(b),
-                                 mul.addend.eq(addend)]
-                    m.d.sync += launched.eq(1)
-                with m.Elif(~mul.busy):
-                    m.d.sync += [sink(mul.result), launched.eq(0)]
-                    m.next = after
+        def enter(name: str, cmd=c):
+            m.next = name
+            if name in operands:
+                a, b, addend, needed = operands[name](cmd)
+                m.d.sync += [op_a.eq(a), op_b.eq(b), op_add.eq(addend), launch.eq(needed)]
 
+        def product(name: str, after: str, sink, needed=None):
             with m.State(name):
-                if needed is None:
-                    go()
-                else:
-                    with m.If(needed):
-                        go()
-                    with m.Else():
-                        m.next = after
+                ready = ~launch & ~mul.busy
+                with m.If(ready if needed is None else ready | ~needed):
+                    if needed is None:
+                        m.d.sync += sink(mul.result)
+                    else:
+                        with m.If(needed):
+                            m.d.sync += sink(mul.result)
+                    enter(after)
 
         def ends_beyond(i: int):
             return lambda end: beyond[i].eq(end > (1 << 32))
 
-        out_row = out_row_bytes(c.requant, c.n)
+        operands.update({
+            "RANGE_A": lambda x: (x.m - 1, x.lda, x.a_addr + x.k, 1),
+            "RANGE_B": lambda x: (x.k - 1, x.ldb, x.b_addr + x.n, 1),
+            "RANGE_C": lambda x: (x.m - 1, x.ldc, x.c_addr + out_row_bytes(x.requant, x.n), 1),
+            "RANGE_CIN": lambda x: (x.m - 1, x.ldcin, x.cin_addr + (x.n << 2), x.accumulate),
+            "STEP_A": lambda x: (chunk, x.lda, 0, 1),
+            "STEP_C": lambda x: (chunk, x.ldc, 0, 1),
+            "STEP_CIN": lambda x: (chunk, x.ldcin, 0, x.accumulate),
+        })
+        early = Signal(8)
+        m.d.sync += early.eq(check_command(m, c, Const(0, 4), requant_unit=cfg.requant_unit))
         if os_flow:  # the chunk is R rows: constant steps, no set-up cycles
             m.d.comb += [run.chunk_lda.eq(const_mul(c.lda, R)),
                          run.chunk_ldc.eq(const_mul(c.ldc, R)),
@@ -94,15 +110,19 @@ class Control(wiring.Component):
             with m.State("IDLE"):
                 with m.If(ctl.start):
                     m.d.comb += self.started.eq(1)
-                    m.d.sync += [c.eq(self.cmd), error.eq(0), beyond.eq(0), launched.eq(0)]
-                    m.next = "RANGE_A"
-            product("RANGE_A", "RANGE_B", c.m - 1, c.lda, c.a_addr + c.k, ends_beyond(0))
-            product("RANGE_B", "RANGE_C", c.k - 1, c.ldb, c.b_addr + c.n, ends_beyond(1))
-            product("RANGE_C", "RANGE_CIN", c.m - 1, c.ldc, c.c_addr + out_row, ends_beyond(2))
-            product("RANGE_CIN", "CHECK", c.m - 1, c.ldcin, c.cin_addr + (c.n << 2),
-                    ends_beyond(3), needed=c.accumulate)
+                    m.d.sync += [c.eq(self.cmd), error.eq(0), beyond.eq(0)]
+                    enter("RANGE_A", self.cmd)
+            product("RANGE_A", "RANGE_B", ends_beyond(0))
+            product("RANGE_B", "RANGE_C", ends_beyond(1))
+            product("RANGE_C", "RANGE_CIN", ends_beyond(2))
+            product("RANGE_CIN", "CHECK", ends_beyond(3), needed=c.accumulate)
             with m.State("CHECK"):
-                code = check_command(m, c, beyond, requant_unit=cfg.requant_unit)
+                # The checks of the command alone are registers, decoded while the range
+                # products run (the command is latched at least as many cycles before CHECK):
+                # decoded here, its compares and their priority ended the board tops' longest
+                # path. Only the range check, the lowest priority, is decided in CHECK.
+                code = Mux(early != 0, early,
+                           Mux(beyond.any(), EngineError.ADDR_RANGE, 0))
                 k_fit = Mux(run.split, geo.k_step, c.k)
                 m.d.sync += [error.eq(code), run.words.eq((k_fit + B - 1) >> lb), used.eq(0),
                              chunk.eq(R if os_flow else 0)]
@@ -118,11 +138,10 @@ class Control(wiring.Component):
                     with m.If(room):
                         m.d.sync += [used.eq(used + run.words), chunk.eq(chunk + 1)]
                     with m.Else():
-                        m.next = "STEP_A"
-                product("STEP_A", "STEP_C", chunk, c.lda, 0, run.chunk_lda.eq)
-                product("STEP_C", "STEP_CIN", chunk, c.ldc, 0, run.chunk_ldc.eq)
-                product("STEP_CIN", "START", chunk, c.ldcin, 0, run.chunk_ldcin.eq,
-                        needed=c.accumulate)
+                        enter("STEP_A")
+                product("STEP_A", "STEP_C", run.chunk_lda.eq)
+                product("STEP_C", "STEP_CIN", run.chunk_ldc.eq)
+                product("STEP_CIN", "START", run.chunk_ldcin.eq, needed=c.accumulate)
             with m.State("START"):
                 m.d.comb += run.restart.eq(1)
                 m.next = "RUN"
