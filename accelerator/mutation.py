@@ -886,17 +886,17 @@ class _Started(Exception):
     """The command is running: the abort case takes over from the driver."""
 
 
-def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, limit: int
-           ) -> dict:
-    """Start ``case``, write CTRL.reset ``delay`` cycles after CTRL.start (under its
-    back-pressure), poll STATUS until busy falls: what was seen (compared with the unmutated
-    design's), then a good GEMM."""
+def _start_interrupted(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *,
+                       limit: int, restart: bool = False) -> tuple[Accelerator, bool]:
+    """Start ``case`` under its back-pressure and take over from the driver ``delay`` cycles
+    after CTRL.start (writing CTRL.start again then if ``restart``): the driver, and whether
+    the command had ended by then."""
 
     class Interrupting(HarnessTransport):
         async def wait_interrupt(self) -> None:
             self.harness.tick(delay)
-            # a start written while busy is ignored (it would clear the counters)
-            self.harness.reg_write(_CTRL, _START)
+            if restart:  # a start written while busy is ignored (it would clear the counters)
+                self.harness.reg_write(_CTRL, _START)
             raise _Started
 
     data = make_data(config, case)
@@ -905,9 +905,17 @@ def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, li
     driver = Accelerator(Interrupting(harness, max_cycles=limit))
     try:
         asyncio.run(driver.gemm(**_gemm_args(case, data, data.addr, data.requant), irq=True))
-        ended = True
     except _Started:
-        ended = False
+        return driver, False
+    return driver, True
+
+
+def _abort(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *, limit: int
+           ) -> dict:
+    """Start ``case``, write CTRL.reset ``delay`` cycles after CTRL.start (under its
+    back-pressure), poll STATUS until busy falls: what was seen (compared with the unmutated
+    design's), then a good GEMM."""
+    driver, ended = _start_interrupted(harness, config, case, delay, limit=limit, restart=True)
     busy = asyncio.run(driver.status())["busy"]
     start = harness.cycle
     asyncio.run(driver.abort())
@@ -927,21 +935,7 @@ def _pin_reset(harness: Any, config: AcceleratorConfig, case: Any, delay: int, *
     """Start ``case`` and hold the ``rst`` pin ``delay`` cycles after CTRL.start (under its
     back-pressure): STATUS, ``irq`` and the counters after it (compared with the unmutated
     design's), then a good GEMM."""
-
-    class Interrupting(HarnessTransport):
-        async def wait_interrupt(self) -> None:
-            self.harness.tick(delay)
-            raise _Started
-
-    data = make_data(config, case)
-    harness.set_backpressure(case.backpressure, case.seed)
-    write_operands(harness, data, data.addr)
-    driver = Accelerator(Interrupting(harness, max_cycles=limit))
-    try:
-        asyncio.run(driver.gemm(**_gemm_args(case, data, data.addr, data.requant), irq=True))
-        ended = True
-    except _Started:
-        ended = False
+    driver, ended = _start_interrupted(harness, config, case, delay, limit=limit)
     harness.reset()
     harness.set_backpressure(0.0, case.seed)
     status = asyncio.run(driver.status())

@@ -14,7 +14,6 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 
 from ..config import AcceleratorConfig
-from ..model.regmap import accelerator_width_error
 from ..version import __version__
 from .files import write_atomic
 
@@ -116,11 +115,6 @@ def port_list(component: wiring.Component) -> list[dict[str, Any]]:
 def build_component(config: AcceleratorConfig, top: str = CORE_TOP,
                     **params: Any) -> wiring.Component:
     """The component a top name stands for; ``params`` go to its constructor (board top)."""
-    if top in (ACCEL_TOP, BOARD_TOP):
-        # checked before the component exists: a half-made one warns that it was never used
-        problem = accelerator_width_error(config)
-        if problem:
-            raise ValueError(problem)
     if top == CORE_TOP:
         from ..hw.core import SystolicCore
         return SystolicCore(config)
