@@ -24,7 +24,7 @@ def _params():
 @pytest.mark.parametrize("name", list(_params()))
 def test_property_set_passes(name, tmp_path):
     s = property_set(name)
-    result = run_sby(name, s.build(False), tmp_path / name, method=s.method, depth=s.depth)
+    result = s.run(name, tmp_path / name)
     assert (result.method, result.depth) == (s.method, s.depth)
     assert result.result == "pass", (result.failed, result.log)
     assert result.failed == []
@@ -37,8 +37,11 @@ def test_property_set_passes(name, tmp_path):
 def test_every_set_listed_once_with_a_method():
     names = [s.name for s in PROPERTY_SETS]
     assert len(names) == len(set(names))
-    assert {s.method for s in PROPERTY_SETS} <= {"prove", "bmc", "cover"}
-    assert all(s.depth >= 1 for s in PROPERTY_SETS)
+    assert {s.method for s in PROPERTY_SETS} <= {"prove", "bmc", "cover", "ring"}
+    # Every SBY set checks at least a cycle; a `ring` set is combinational (depth 0).
+    assert all(s.depth >= 1 for s in PROPERTY_SETS if s.method != "ring")
+    assert all((s.depth, s.build) == (0, None) and s.check for s in PROPERTY_SETS
+               if s.method == "ring")
 
 
 def test_injected_dma_bug_is_caught(tmp_path):
@@ -92,6 +95,7 @@ def test_json_fields(accel, tmp_path):
     (("--replay", "x.yw"), "--replay needs exactly one --only NAME"),
     (("--only", "axil", "--replay", "missing.yw"), "does not exist"),
     (("--only", "axil-cover", "--inject-bug"), "none of the chosen sets has a broken variant"),
+    (("--only", "requant-identity", "--replay", "x.yw"), "requant-identity has no trace"),
     (("--timeout", "0"), "--timeout"),
 ])
 def test_bad_input_is_one_line_and_status_2(accel, args, message, tmp_path):
@@ -162,3 +166,79 @@ def test_injected_abort_bug_is_caught(tmp_path):
     replayed = replay(build(True), result.witness)
     assert replayed.failed and replayed.message == message
     assert not replay(build(False), result.witness).failed
+
+
+def _identity_values(acc: int, multiplier: int, misplaced: bool) -> tuple[int, int]:
+    """The hardware's sum of partial products (as S3 keeps it) and acc·multiplier at one
+    point, evaluated by the Amaranth simulator: no formal tool involved."""
+    from accelerator.verification.formal.requant import summed_partial_products
+    from amaranth.hdl import Module, Signal, signed
+    from amaranth.sim import Simulator
+
+    from accelerator.config import AcceleratorConfig
+    from accelerator.hw.requant import PIECE_WIDTH, Requantizer
+
+    dut = Requantizer(AcceleratorConfig(rows=1, cols=1))
+    dut._MustUse__silence = True  # only its port shapes are used
+    a = Signal(dut.i.payload.c[0].shape())
+    b = Signal(dut.multiplier.shape())
+    summed, product = Signal(signed(63)), Signal(signed(63))
+    m = Module()
+    m.d.comb += [summed.eq(summed_partial_products(a, b, PIECE_WIDTH, misplaced=misplaced)),
+                 product.eq(a * b)]
+    got = {}
+
+    async def bench(ctx):
+        ctx.set(a, acc)
+        ctx.set(b, multiplier)
+        got["values"] = ctx.get(summed), ctx.get(product)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    return got["values"]
+
+
+def test_requant_identity_catches_a_misplaced_partial_product(accel, tmp_path):
+    """The broken sum (the second partial product one bit too low) fails with a counterexample
+    whose operands, simulated, give a sum other than the product; the intact sum is the
+    product there, and at the operands' extremes."""
+    code, out, _err = accel("formal", "--only", "requant-identity", "--inject-bug",
+                           "--out", str(tmp_path))
+    assert code == 1 and "requant-identity-bug: FAIL" in out
+    line = next(line for line in out.splitlines() if "counterexample" in line)
+    values = dict(part.split(" = ") for part in line.split("counterexample ")[1].split(", "))
+    acc, multiplier = int(values["acc"]), int(values["multiplier"])
+    summed, product = _identity_values(acc, multiplier, misplaced=True)
+    assert product == acc * multiplier and summed != product
+    assert _identity_values(acc, multiplier, misplaced=False) == (product, product)
+    for acc, multiplier in [(-2**31, 2**31 - 1), (2**31 - 1, 2**31 - 1), (-1, 1), (0, 0)]:
+        assert _identity_values(acc, multiplier, misplaced=False) == (acc * multiplier,) * 2
+
+
+def test_identity_refuses_a_register_too_narrow_and_what_it_cannot_model():
+    """Part 1 is not vacuous: with a 62-bit register the product's range escapes it, and the
+    check says so instead of passing. An operator it has no integer model for is refused."""
+    from accelerator.verification.formal.identity import check_identity
+    from accelerator.verification.formal.requant import summed_partial_products
+    from amaranth.hdl import Signal, signed, unsigned
+
+    from accelerator.hw.requant import PIECE_WIDTH
+
+    a, b = Signal(signed(32), name="a"), Signal(unsigned(31), name="b")
+    lhs = summed_partial_products(a, b, PIECE_WIDTH)
+    assert check_identity(lhs, a * b, signed(63)).result == "pass"
+    narrow = check_identity(lhs, a * b, signed(62))
+    assert narrow.result == "unknown" and "outside the register's signed(62)" in narrow.steps[0]
+    with pytest.raises(NotImplementedError, match="operator"):
+        check_identity(a ^ b, a * b, signed(63))
+
+
+def test_a_missing_z3_is_status_1_naming_its_package(accel, monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "z3", None)  # `import z3` raises ImportError
+    monkeypatch.delitem(sys.modules, "accelerator.verification.formal.identity", raising=False)
+    code, _out, err = accel("formal", "--only", "requant-identity", "--out", str(tmp_path))
+    assert code == 1
+    assert "z3 not found: install z3-solver" in err

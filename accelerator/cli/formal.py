@@ -40,7 +40,7 @@ def formal(only: tuple[str, ...], ci_only: bool, list_sets: bool, as_json: bool,
     it in the Amaranth simulator. Exit status: 0 when every set passes, 1 otherwise.
     """
     from ..verification.formal import PROPERTY_SETS
-    from ..verification.formal.runner import ToolError, run_sby, sby_env
+    from ..verification.formal.runner import ToolError, sby_env
 
     names = [s.name for s in PROPERTY_SETS]
     unknown = [n for n in only if n not in names]
@@ -61,6 +61,9 @@ def formal(only: tuple[str, ...], ci_only: bool, list_sets: bool, as_json: bool,
     if witness is not None:
         if len(chosen) != 1:
             fail_usage("--replay needs exactly one --only NAME (the set whose trace it is)")
+        if chosen[0].build is None:
+            fail_usage(f"--replay: {chosen[0].name} has no trace to replay (its counterexample "
+                       "is the values it prints)")
         if not witness.exists():
             fail_usage(f"--replay: {witness} does not exist")
         _replay(chosen[0], witness, inject_bug)
@@ -68,7 +71,8 @@ def formal(only: tuple[str, ...], ci_only: bool, list_sets: bool, as_json: bool,
     if not chosen:
         fail_usage("no property set selected")
     try:
-        sby_env()
+        if any(s.check is None for s in chosen):  # the sets SBY runs
+            sby_env()
     except ToolError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -76,8 +80,10 @@ def formal(only: tuple[str, ...], ci_only: bool, list_sets: bool, as_json: bool,
     for s in chosen:
         tag = f"{s.name}{'-bug' if inject_bug else ''}"
         click.echo(f"formal: {tag}: {s.method}, depth {s.depth} …", err=as_json)
-        result = run_sby(tag, s.build(inject_bug), out_dir / tag, method=s.method,
-                         depth=s.depth, timeout=timeout)
+        try:
+            result = s.run(tag, out_dir / tag, broken=inject_bug, timeout=timeout)
+        except ToolError as exc:
+            raise click.ClickException(str(exc)) from None
         results.append(result)
         click.echo(f"formal: {tag}: {result.result.upper()} in {result.seconds:.1f} s",
                    err=as_json)

@@ -3,7 +3,9 @@
 Each :class:`PropertySet` is a harness (the block, its free inputs and the ``Assert`` /
 ``Assume`` / ``Cover`` statements written in Amaranth), a method (``prove``: k-induction, an
 unbounded proof; ``bmc``: no failure within ``depth`` cycles of reset; ``cover``: every
-``Cover`` reached within ``depth``) and a depth. :data:`PROPERTY_SETS` lists them in the order
+``Cover`` reached within ``depth``) and a depth. One set is not a harness: ``requant-identity``
+(method ``ring``, depth 0: a combinational identity for all inputs) is proved with Z3 in parts
+that each is easy (identity.py). :data:`PROPERTY_SETS` lists them in the order
 ``accel formal`` runs them; docs/verification.md says what each proves and how long it takes.
 
 A set with a ``broken`` variant builds the same harness around a deliberately broken copy of
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .harness import FormalHarness
+from .runner import FormalResult, ToolError, run_sby
 
 __all__ = ["PROPERTY_SETS", "FormalHarness", "PropertySet", "property_set"]
 
@@ -25,15 +29,39 @@ __all__ = ["PROPERTY_SETS", "FormalHarness", "PropertySet", "property_set"]
 @dataclass(frozen=True)
 class PropertySet:
     """``build(broken)`` makes the harness; ``ci``: in the set CI runs (measured ≤ 5 min in
-    all); ``has_bug``: ``build(True)`` gives a broken variant."""
+    all); ``has_bug``: ``build(True)`` gives a broken variant. ``check`` replaces SBY for a set
+    that is not a harness (``requant-identity``: ``build`` is then None, and a counterexample
+    is a set of values, with no trace to replay)."""
 
     name: str
     doc: str
     method: str
     depth: int
-    build: Callable[[bool], FormalHarness]
+    build: Callable[[bool], FormalHarness] | None
     ci: bool = True
     has_bug: bool = False
+    check: Callable[..., FormalResult] | None = None
+
+    def run(self, tag: str, workdir: Path, *, broken: bool = False,
+            timeout: float | None = None) -> FormalResult:
+        """Run the set (its broken variant if ``broken``) in ``workdir``, tagged ``tag``."""
+        if self.check is not None:
+            return self.check(tag, workdir, broken=broken, timeout=timeout)
+        return run_sby(tag, self.build(broken), workdir, method=self.method, depth=self.depth,
+                       timeout=timeout)
+
+
+def _requant_identity(tag: str, workdir: Path, **options) -> FormalResult:
+    # Z3 only when the set runs, so that a missing wheel is one line naming it (as a missing
+    # program is for SBY's sets), not an import error of the whole package.
+    try:
+        from .identity import requant_identity
+    except ImportError as exc:
+        if exc.name != "z3":
+            raise
+        raise ToolError("z3 not found: install z3-solver (pip install 'accelerator[formal]')"
+                        ) from None
+    return requant_identity(tag, workdir, **options)
 
 
 def _sets() -> tuple[PropertySet, ...]:
@@ -78,6 +106,10 @@ def _sets() -> tuple[PropertySet, ...]:
                     "multiplier, S3 the sum of their partial products, under back-pressure",
                     "bmc", 10, lambda broken: requant_harness(product=True, broken=broken),
                     has_bug=True),
+        PropertySet("requant-identity", "requantizer: the sum of the partial products S3 "
+                    "registers equals acc·multiplier for every operand (Z3: no wrap, the "
+                    "slices recombine, the ring identity)",
+                    "ring", 0, None, has_bug=True, check=_requant_identity),
         PropertySet("requant-product-ice40", "the same for the iCE40 variant, whose S2 is "
                     "the whole product acc·multiplier",
                     "bmc", 10, lambda broken: requant_harness(product=True, family="iCE40")),

@@ -19,7 +19,7 @@ from ...config import AcceleratorConfig
 from ...hw.requant import LATENCY, PIECE_WIDTH, Requantizer, partial_products
 from .harness import FormalHarness, past
 
-__all__ = ["reference_scale", "requant_harness"]
+__all__ = ["reference_scale", "requant_harness", "summed_partial_products"]
 
 
 def reference_scale(m: Module, ab, shift, zero_point, relu):
@@ -44,6 +44,14 @@ def reference_scale(m: Module, ab, shift, zero_point, relu):
     out = Signal(signed(8), name="f_expected")
     m.d.comb += out.eq(Mux(z > 127, 127, Mux(z < lower, lower, z)))
     return out
+
+
+def summed_partial_products(acc, multiplier, split: int | None, *, misplaced: bool = False):
+    """``Σ product << shift`` over :func:`~accelerator.hw.requant.partial_products`, the sum S3
+    registers; ``misplaced``: the second partial product one bit too low (a broken sum)."""
+    parts = partial_products(acc, multiplier, split)
+    low = [1 if misplaced and k == 1 else 0 for k in range(len(parts))]
+    return sum(part << (shift - d) for d, (shift, part) in zip(low, parts, strict=True))
 
 
 class _Family:
@@ -112,7 +120,8 @@ def requant_harness(*, product: bool = False, family: str | None = None,
         if product:
             # S1 holds the row's operands; S3 the sum of the partial products of what S1 held
             # as the row left it. The harness's partial products are the hardware's function
-            # applied to S1's registers; that their sum is the product is `requant-identity`.
+            # applied to S1's registers; that their sum is the product is `requant-identity`
+            # (identity.py).
             s1_acc, s1_mul = h.internal("s1_acc_0"), h.internal("s1_mul_0")
             split = None if family == "iCE40" else PIECE_WIDTH
             summed = Signal(signed(63), name="f_summed")
@@ -120,8 +129,7 @@ def requant_harness(*, product: bool = False, family: str | None = None,
                 m.d.sync += Assert((s1_acc == acc) & (s1_mul == dut.multiplier),
                                    "S1 holds the row's acc and the multiplier")
                 with m.If(en):
-                    m.d.sync += summed.eq(sum(part << shift for shift, part
-                                              in partial_products(s1_acc, s1_mul, split)))
+                    m.d.sync += summed.eq(summed_partial_products(s1_acc, s1_mul, split))
             with m.If(tracking & (stage == 3)):
                 m.d.sync += Assert(s3_p == summed,
                                    "S3 holds the sum of the row's partial products")
