@@ -65,7 +65,7 @@ from .model.cases import (
 from .model.geometry import Geometry
 from .model.perf import estimate
 from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-from .model.regmap import REGISTERS, ErrorCode
+from .model.regmap import REGISTERS, ErrorCode, register
 
 __all__ = [
     "AREAS",
@@ -872,6 +872,11 @@ def _registers(harness: Any, seed: int) -> list:
                 harness.reg_write(r.offset, pattern)
             seen += [harness.reg_read(r.offset) for r in REGISTERS]
     harness.set_register_wait(0)
+    # W beats ahead of their addresses: the second waits while the first has no address, then
+    # while the first waits for its answer (a slave that takes it loses or moves a write)
+    a_addr, b_addr = (register(name).offset for name in ("A_ADDR", "B_ADDR"))
+    seen.append(harness.reg_write_pair_resp((a_addr, 0x12345678), (b_addr, 0x9ABCDEF0)))
+    seen += [harness.reg_read(a_addr), harness.reg_read(b_addr)]
     for r in writable:
         harness.reg_write(r.offset, 0)
     # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once
