@@ -10,6 +10,8 @@ import pytest
 
 from accelerator.config import AcceleratorConfig
 from accelerator.model.cases import DIRECTED_ABORTS, make_data
+from accelerator.model.command import error_code
+from accelerator.model.regmap import DIM_WIDTH, MAX_DIM
 from accelerator.mutation import (
     _ILLEGAL,
     AREAS,
@@ -20,6 +22,7 @@ from accelerator.mutation import (
     _ports,
     _steps,
     area_of,
+    command_probes,
     format_table,
     list_mutants,
     make_regression,
@@ -168,6 +171,27 @@ def test_regression_corners(dataflow):
     assert len(pins) == 2 * len(DIRECTED_ABORTS)
     assert all(names.index(f"{p}, then a GEMM") == names.index(p) + 1 for p in pins
                if not p.endswith("then a GEMM"))
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_command_probes_set_each_bit(dataflow):
+    """The command probes: every dimension bit past DIM_WIDTH alone (TOO_LARGE); each stride
+    one below its row (STRIDE) and at it (legal) for every dimension bit alone; every matrix
+    ending exactly at 2^32 (legal) and 4 bytes past it (ADDR_RANGE); the registers hold every
+    field as it is."""
+    config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow)
+    probes = command_probes(config)
+    codes = [error_code(config, p) for p in probes]
+    assert {c.name for c in codes} == {"NONE", "TOO_LARGE", "STRIDE", "ADDR_RANGE"}
+    for f in ("m", "k", "n"):
+        bits = {getattr(p, f).bit_length() - 1 for p, c in zip(probes, codes, strict=True)
+                if c.name == "TOO_LARGE" and getattr(p, f) > MAX_DIM}
+        assert bits == set(range(DIM_WIDTH, 32))
+    ends = [(p, c) for p, c in zip(probes, codes, strict=True) if c.name == "ADDR_RANGE"]
+    assert len(ends) == 4 * 29
+    for p in probes:
+        assert all(0 <= getattr(p, f) < 1 << 32 for f in p.__dataclass_fields__)
+    assert len(probes) == 566
 
 
 def _with(outcomes: list[str]) -> list[Mutant]:
