@@ -650,6 +650,8 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     # boundaries), under back-pressure
     cases.append(GemmCase(m=2, k=4099, n=3, seed=seed + 3))
     cases.append(GemmCase(m=8195, k=2, n=1, seed=seed + 4))
+    # M past 2^15 (the walkers' row counts' top bit), as cheap as it can be: K = N = 1
+    cases.append(GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 7))
     cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
     cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
     layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
