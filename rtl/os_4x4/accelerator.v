@@ -7973,15 +7973,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire \$16 ;
   wire [16:0] \$17 ;
   wire \$18 ;
-  wire [16:0] \$19 ;
-  wire [16:0] \$2 ;
+  wire [2:0] \$19 ;
+  wire [11:0] \$2 ;
   reg [127:0] \$20 ;
   reg \$21 ;
   reg [9:0] \$22 ;
   reg \$23 ;
   reg \$24 ;
   reg \$25 ;
-  reg [15:0] \$26 ;
+  reg [1:0] \$26 ;
   wire [16:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
@@ -7989,7 +7989,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$7 ;
   wire [32:0] \$8 ;
   wire [31:0] \$9 ;
-  reg [15:0] acc_row = 16'h0000;
+  reg [1:0] acc_row = 2'h0;
   output [9:0] addr;
   wire [9:0] addr;
   wire [9:0] c_rd__addr;
@@ -8218,16 +8218,16 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
     if (got) begin
       (* full_case = 32'd1 *)
       if (\$18 ) begin
-        \$26  = 16'h0000;
+        \$26  = 2'h0;
       end else begin
-        \$26  = \$19 [15:0];
+        \$26  = \$19 [1:0];
       end
     end
     if (run__restart) begin
-      \$26  = 16'h0000;
+      \$26  = 2'h0;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$26  = 2'h0;
     end
   end
   assign passes__payload = w_data;
@@ -18109,7 +18109,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   wire \$42 ;
   wire [16:0] \$43 ;
   wire \$44 ;
-  wire [9:0] \$45 ;
+  wire [2:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire [2:0] \$48 ;
@@ -18117,7 +18117,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   wire \$5 ;
   reg [31:0] \$50 ;
   reg \$51 ;
-  reg [8:0] \$52 ;
+  reg [1:0] \$52 ;
   reg \$53 ;
   reg [1:0] \$54 ;
   wire \$6 ;
@@ -18175,7 +18175,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   reg o__ready;
   wire o__valid;
   reg pending = 1'h0;
-  reg [8:0] r = 9'h000;
+  reg [1:0] r = 2'h0;
   wire [127:0] r_data;
   wire [3:0] \r_data$64 ;
   reg r_en;
@@ -18600,17 +18600,17 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
           if (issue) begin
             (* full_case = 32'd1 *)
             if (\$44 ) begin
-              \$52  = 9'h000;
+              \$52  = 2'h0;
             end else begin
-              \$52  = \$45 [8:0];
+              \$52  = \$45 [1:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 9'h000;
+      \$52  = 2'h0;
     end
     if (engine_rst) begin
-      \$52  = 9'h000;
+      \$52  = 2'h0;
     end
   end
   always @* begin

@@ -7816,15 +7816,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire \$16 ;
   wire [16:0] \$17 ;
   wire \$18 ;
-  wire [16:0] \$19 ;
-  wire [16:0] \$2 ;
+  wire [8:0] \$19 ;
+  wire [11:0] \$2 ;
   reg [127:0] \$20 ;
   reg \$21 ;
   reg [9:0] \$22 ;
   reg \$23 ;
   reg \$24 ;
   reg \$25 ;
-  reg [15:0] \$26 ;
+  reg [7:0] \$26 ;
   wire [16:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
@@ -7832,7 +7832,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$7 ;
   wire [32:0] \$8 ;
   wire [31:0] \$9 ;
-  reg [15:0] acc_row = 16'h0000;
+  reg [7:0] acc_row = 8'h00;
   output [9:0] addr;
   wire [9:0] addr;
   wire [9:0] c_rd__addr;
@@ -8061,16 +8061,16 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
     if (got) begin
       (* full_case = 32'd1 *)
       if (\$18 ) begin
-        \$26  = 16'h0000;
+        \$26  = 8'h00;
       end else begin
-        \$26  = \$19 [15:0];
+        \$26  = \$19 [7:0];
       end
     end
     if (run__restart) begin
-      \$26  = 16'h0000;
+      \$26  = 8'h00;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$26  = 8'h00;
     end
   end
   assign passes__payload = w_data;
@@ -15726,12 +15726,12 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   wire \$49 ;
   wire \$5 ;
   wire [9:0] \$50 ;
-  wire [16:0] \$51 ;
+  wire [8:0] \$51 ;
   wire [16:0] \$52 ;
   reg \$53 ;
   reg \$54 ;
   reg [2:0] \$55 ;
-  reg [15:0] \$56 ;
+  reg [7:0] \$56 ;
   reg [15:0] \$57 ;
   reg [8:0] \$58 ;
   reg \$59 ;
@@ -15801,7 +15801,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   reg [8:0] kr = 9'h000;
   wire last_in_panel;
   wire [2:0] level;
-  reg [15:0] m_idx = 16'h0000;
+  reg [7:0] m_idx = 8'h00;
   reg meta_last = 1'h0;
   reg [2:0] meta_off = 3'h0;
   output [32:0] operands__payload;
@@ -16094,16 +16094,16 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
     if (issue) begin
       (* full_case = 32'd1 *)
       if (\$43 ) begin
-        \$56  = 16'h0000;
+        \$56  = 8'h00;
       end else begin
-        \$56  = \$51 [15:0];
+        \$56  = \$51 [7:0];
       end
     end
     if (run__restart) begin
-      \$56  = 16'h0000;
+      \$56  = 8'h00;
     end
     if (engine_rst) begin
-      \$56  = 16'h0000;
+      \$56  = 8'h00;
     end
   end
   always @* begin
@@ -18571,7 +18571,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   wire \$42 ;
   wire [16:0] \$43 ;
   wire \$44 ;
-  wire [9:0] \$45 ;
+  wire [8:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire [2:0] \$48 ;
@@ -18579,7 +18579,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   wire \$5 ;
   reg [31:0] \$50 ;
   reg \$51 ;
-  reg [8:0] \$52 ;
+  reg [7:0] \$52 ;
   reg \$53 ;
   reg [1:0] \$54 ;
   wire \$6 ;
@@ -18637,7 +18637,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   reg o__ready;
   wire o__valid;
   reg pending = 1'h0;
-  reg [8:0] r = 9'h000;
+  reg [7:0] r = 8'h00;
   wire [127:0] r_data;
   wire [3:0] \r_data$64 ;
   reg r_en;
@@ -19062,17 +19062,17 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
           if (issue) begin
             (* full_case = 32'd1 *)
             if (\$44 ) begin
-              \$52  = 9'h000;
+              \$52  = 8'h00;
             end else begin
-              \$52  = \$45 [8:0];
+              \$52  = \$45 [7:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 9'h000;
+      \$52  = 8'h00;
     end
     if (engine_rst) begin
-      \$52  = 9'h000;
+      \$52  = 8'h00;
     end
   end
   always @* begin
