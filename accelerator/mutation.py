@@ -650,8 +650,10 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     # boundaries), under back-pressure
     cases.append(GemmCase(m=2, k=4099, n=3, seed=seed + 3))
     cases.append(GemmCase(m=8195, k=2, n=1, seed=seed + 4))
-    # M past 2^15 (the walkers' row counts' top bit), as cheap as it can be: K = N = 1
+    # M, K and N past 2^15 (the top bits of the walkers' counts), each as cheap as it can be
     cases.append(GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 7))
+    cases.append(GemmCase(m=1, k=(1 << 15) + 5, n=1, seed=seed + 8))
+    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9))
     cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
     cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
     layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
@@ -1028,7 +1030,8 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
     many bits of each field at once, so a check that ignores one bit passes them): every
     dimension with one bit set past DIM_WIDTH; every stride one below and at its row for a
     dimension with one bit set; every stride with one bit set; every matrix ending exactly at
-    2^32 (and one element past it) from an address with the bits up to one bit clear."""
+    2^32 (and 4 bytes past it) from an address with the bits up to one bit clear, and with rows
+    of one dimension bit each."""
     base = _with_rows(config, Command(m=2, k=1, n=1))
     out = [replace(base, **{f: 1 << b}) for f in ("m", "k", "n") for b in range(DIM_WIDTH, 32)]
     dims = {"lda": "k", "ldb": "n", "ldc": "n", "ldcin": "n"}
@@ -1051,6 +1054,15 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
             cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - (1 << (b + 1)),
                                   strides[matrix]: step})
             out += [cmd, replace(cmd, **{strides[matrix]: step + 4})]
+        # and ending there with rows of one bit of the dimension each (every bit of the sum of
+        # the address and the row)
+        cols = {"a": "k", "b": "n", "c": "n", "c_in": "n"}[matrix]
+        for b in range(DIM_WIDTH):
+            cmd = _with_rows(config, replace(base, **{"m": 1, rows_name: 2, cols: 1 << b},
+                                             accumulate=int(matrix == "c_in")))
+            row = getattr(cmd, strides[matrix])
+            cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - 2 * row})
+            out += [cmd, replace(cmd, **{strides[matrix]: row + 4})]
     return out
 
 

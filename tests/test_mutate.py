@@ -177,8 +177,8 @@ def test_regression_corners(dataflow):
 def test_command_probes_set_each_bit(dataflow):
     """The command probes: every dimension bit past DIM_WIDTH alone (TOO_LARGE); each stride
     one below its row (STRIDE) and at it (legal) for every dimension bit alone; every matrix
-    ending exactly at 2^32 (legal) and 4 bytes past it (ADDR_RANGE); the registers hold every
-    field as it is."""
+    ending exactly at 2^32 (legal) and 4 bytes past it (ADDR_RANGE), from addresses with their
+    low bits clear and with rows of each dimension bit; the registers hold every field."""
     config = AcceleratorConfig(rows=4, cols=4, dataflow=dataflow)
     probes = command_probes(config)
     codes = [error_code(config, p) for p in probes]
@@ -188,10 +188,10 @@ def test_command_probes_set_each_bit(dataflow):
                 if c.name == "TOO_LARGE" and getattr(p, f) > MAX_DIM}
         assert bits == set(range(DIM_WIDTH, 32))
     ends = [(p, c) for p, c in zip(probes, codes, strict=True) if c.name == "ADDR_RANGE"]
-    assert len(ends) == 4 * 29
+    assert len(ends) == 4 * (29 + DIM_WIDTH)
     for p in probes:
         assert all(0 <= getattr(p, f) < 1 << 32 for f in p.__dataclass_fields__)
-    assert len(probes) == 566
+    assert len(probes) == 566 + 4 * 2 * DIM_WIDTH
 
 
 def _with(outcomes: list[str]) -> list[Mutant]:
