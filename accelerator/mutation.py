@@ -1057,9 +1057,11 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
         # and ending there with rows of one bit of the dimension each (every bit of the sum of
         # the address and the row)
         cols = {"a": "k", "b": "n", "c": "n", "c_in": "n"}[matrix]
-        for b in range(DIM_WIDTH):
+        requants = (0, 1) if matrix == "c" and config.requant_unit else (0,)
+        for b, requant in ((b, q) for b in range(DIM_WIDTH) for q in requants):
             cmd = _with_rows(config, replace(base, **{"m": 1, rows_name: 2, cols: 1 << b},
-                                             accumulate=int(matrix == "c_in")))
+                                             accumulate=int(matrix == "c_in"),
+                                             requant=requant))
             row = getattr(cmd, strides[matrix])
             cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - 2 * row})
             out += [cmd, replace(cmd, **{strides[matrix]: row + 4})]

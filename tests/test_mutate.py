@@ -188,10 +188,10 @@ def test_command_probes_set_each_bit(dataflow):
                 if c.name == "TOO_LARGE" and getattr(p, f) > MAX_DIM}
         assert bits == set(range(DIM_WIDTH, 32))
     ends = [(p, c) for p, c in zip(probes, codes, strict=True) if c.name == "ADDR_RANGE"]
-    assert len(ends) == 4 * (29 + DIM_WIDTH)
+    assert len(ends) == 4 * 29 + 5 * DIM_WIDTH   # C's rows of int32 and of int8
     for p in probes:
         assert all(0 <= getattr(p, f) < 1 << 32 for f in p.__dataclass_fields__)
-    assert len(probes) == 566 + 4 * 2 * DIM_WIDTH
+    assert len(probes) == 566 + 5 * 2 * DIM_WIDTH
 
 
 def _with(outcomes: list[str]) -> list[Mutant]:
