@@ -167,7 +167,7 @@ class WsFeeder(_Feeder):
         apar = Signal()
         bpar = Signal()
         kr = Signal(range(geo.k_step))      # first k of the tile within the step
-        m_idx = Signal(range(geo.max_chunk(cfg)))
+        m_idx = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         row_word = Signal(16)        # m_idx·words
         pending = Signal()
         meta_last = Signal()
