@@ -62,10 +62,20 @@ from .model.cases import (
     make_data,
     random_case,
 )
+from .model.command import Command, error_code
 from .model.geometry import Geometry
 from .model.perf import estimate
 from .model.reference import MULTIPLIER_RANGE, SHIFT_RANGE, RequantParams
-from .model.regmap import REGISTERS, ErrorCode
+from .model.regmap import (
+    COMMAND_REGISTERS,
+    DIM_WIDTH,
+    REGISTERS,
+    ErrorCode,
+    command_words,
+    element_bytes,
+    register,
+)
+from .model.regmap import field as reg_field
 
 __all__ = [
     "AREAS",
@@ -74,6 +84,7 @@ __all__ = [
     "area_of",
     "build_mutant_harness",
     "build_rtl_harness",
+    "command_probes",
     "format_table",
     "list_mutants",
     "parse_mutants",
@@ -639,6 +650,10 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     # boundaries), under back-pressure
     cases.append(GemmCase(m=2, k=4099, n=3, seed=seed + 3))
     cases.append(GemmCase(m=8195, k=2, n=1, seed=seed + 4))
+    # M, K and N past 2^15 (the top bits of the walkers' counts), each as cheap as it can be
+    cases.append(GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 7))
+    cases.append(GemmCase(m=1, k=(1 << 15) + 5, n=1, seed=seed + 8))
+    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9))
     cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
     cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
     layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
@@ -872,6 +887,11 @@ def _registers(harness: Any, seed: int) -> list:
                 harness.reg_write(r.offset, pattern)
             seen += [harness.reg_read(r.offset) for r in REGISTERS]
     harness.set_register_wait(0)
+    # W beats ahead of their addresses: the second waits while the first has no address, then
+    # while the first waits for its answer (a slave that takes it loses or moves a write)
+    a_addr, b_addr = (register(name).offset for name in ("A_ADDR", "B_ADDR"))
+    seen.append(harness.reg_write_pair_resp((a_addr, 0x12345678), (b_addr, 0x9ABCDEF0)))
+    seen += [harness.reg_read(a_addr), harness.reg_read(b_addr)]
     for r in writable:
         harness.reg_write(r.offset, 0)
     # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once
@@ -989,6 +1009,101 @@ def _illegal(harness: Any, config: AcceleratorConfig, seed: int, limit: int) -> 
             got.append(ErrorCode(exc.code).name if isinstance(exc.code, ErrorCode)
                        else str(exc.code))
         got.append(harness.cycle - start)
+    return got
+
+
+#: Cycles a command probe waits for the check's verdict: the four range products (at most
+#: 1 + DIM_WIDTH cycles each) and the decision.
+_PROBE_SETTLE = 4 * (DIM_WIDTH + 1) + 32
+
+
+def _with_rows(config: AcceleratorConfig, cmd: Any) -> Any:
+    """``cmd`` with every stride at its matrix's row (the least legal stride)."""
+    size = element_bytes(config)
+    return replace(cmd, lda=cmd.k * size["a"], ldb=cmd.n * size["b"],
+                   ldc=cmd.n * (size["c_q"] if cmd.requant else size["c"]),
+                   ldcin=cmd.n * size["c_in"])
+
+
+def command_probes(config: AcceleratorConfig) -> list[Any]:
+    """Commands that exercise the command check bit by bit (the random and directed GEMMs set
+    many bits of each field at once, so a check that ignores one bit passes them): every
+    dimension with one bit set past DIM_WIDTH; every stride one below and at its row for a
+    dimension with one bit set; every stride with one bit set; every matrix ending exactly at
+    2^32 (and 4 bytes past it) from an address with the bits up to one bit clear, and with rows
+    of one dimension bit each."""
+    base = _with_rows(config, Command(m=2, k=1, n=1))
+    out = [replace(base, **{f: 1 << b}) for f in ("m", "k", "n") for b in range(DIM_WIDTH, 32)]
+    dims = {"lda": "k", "ldb": "n", "ldc": "n", "ldcin": "n"}
+    for requant in (False, True) if config.requant_unit else (False,):
+        for stride, dim in dims.items():
+            for b in range(DIM_WIDTH):
+                cmd = _with_rows(config, replace(base, **{dim: 1 << b}, requant=int(requant),
+                                                 accumulate=int(stride == "ldcin")))
+                out += [cmd, replace(cmd, **{stride: getattr(cmd, stride) - 1})]
+    out += [replace(base, accumulate=1, **dict.fromkeys(dims, 1 << b)) for b in range(2, 32)]
+    rows = {"a": "m", "b": "k", "c": "m", "c_in": "m"}
+    addrs = {"a": "a_addr", "b": "b_addr", "c": "c_addr", "c_in": "cin_addr"}
+    strides = {"a": "lda", "b": "ldb", "c": "ldc", "c_in": "ldcin"}
+    for matrix, rows_name in rows.items():
+        for b in range(2, 31):
+            cmd = _with_rows(config, replace(base, **{"m": 1, rows_name: 2},
+                                             accumulate=int(matrix == "c_in")))
+            row = getattr(cmd, strides[matrix])
+            step = (1 << (b + 1)) - row
+            cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - (1 << (b + 1)),
+                                  strides[matrix]: step})
+            out += [cmd, replace(cmd, **{strides[matrix]: step + 4})]
+        # and ending there with rows of one bit of the dimension each (every bit of the sum of
+        # the address and the row)
+        cols = {"a": "k", "b": "n", "c": "n", "c_in": "n"}[matrix]
+        requants = (0, 1) if matrix == "c" and config.requant_unit else (0,)
+        for b, requant in ((b, q) for b in range(DIM_WIDTH) for q in requants):
+            cmd = _with_rows(config, replace(base, **{"m": 1, rows_name: 2, cols: 1 << b},
+                                             accumulate=int(matrix == "c_in"),
+                                             requant=requant))
+            row = getattr(cmd, strides[matrix])
+            cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - 2 * row})
+            out += [cmd, replace(cmd, **{strides[matrix]: row + 4})]
+    return out
+
+
+def _probe(harness: Any, config: AcceleratorConfig, limit: int) -> list:
+    """Each of :func:`command_probes` started: its STATUS once the check has decided (or at
+    its irq), then an abort (CTRL.reset) for a command still running. Only the registers that
+    change are written. The list of (error code, cycles to irq or -1)."""
+    got: list = []
+    written: dict[str, int] = {}
+    irq_on = register("MODE").encode(irq_enable=1)
+    error, done = reg_field("STATUS", "error"), reg_field("STATUS", "done")
+    busy = reg_field("STATUS", "busy")
+    for cmd in command_probes(config):
+        words = command_words({f: getattr(cmd, f) for f in cmd.__dataclass_fields__})
+        words["MODE"] |= irq_on
+        for name in (*COMMAND_REGISTERS, "MODE"):
+            if written.get(name) != words[name]:
+                harness.reg_write(register(name).offset, words[name])
+                written[name] = words[name]
+        start = harness.cycle
+        harness.reg_write(_CTRL, _START)
+        try:
+            harness.run_until_irq(_PROBE_SETTLE)
+            ended = True
+        except CycleLimitError:
+            ended = False
+        status = harness.reg_read(_STATUS)
+        got.append((error.extract(status), harness.cycle - start if ended else -1))
+        if done.extract(status):
+            harness.reg_write(_STATUS, register("STATUS").encode(done=1))
+        else:
+            harness.reg_write(_CTRL, register("CTRL").encode(reset=1))
+            for _ in range(limit):
+                if not busy.extract(harness.reg_read(_STATUS)):
+                    break
+            else:
+                raise CycleLimitError("an aborted command probe stays busy")
+            if harness.irq or harness.reg_read(_STATUS):
+                raise AssertionError("an aborted command probe left STATUS or irq set")
     return got
 
 
@@ -1120,6 +1235,19 @@ def run_regression(library: Path, config: AcceleratorConfig, regression: Regress
             elif got != regression.golden["illegal"]:
                 return "killed", (f"illegal commands' cycles {got[1::2]}, the design "
                                   f"{regression.golden['illegal'][1::2]}")
+            try:
+                got = _probe(h, config, 200)
+            except Exception as exc:
+                return _outcome(exc), f"command probes: {type(exc).__name__}: {exc}"
+            wrong = [(cmd, code) for cmd, (code, _) in zip(command_probes(config), got,
+                                                           strict=True)
+                     if code != error_code(config, cmd)]
+            if wrong:
+                return "killed", f"command probes: {len(wrong)} wrong codes, first {wrong[0]}"
+            if golden:
+                regression.golden["probes"] = got
+            elif got != regression.golden["probes"]:
+                return "killed", "command probes: the same codes in other cycles"
     finally:
         select(0)
     return "passed", ""

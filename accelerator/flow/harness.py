@@ -328,6 +328,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "h_set_register_wait": (None, [ctypes.c_void_p, ctypes.c_uint64]),
     "h_reg_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                    ctypes.c_uint64]),
+    "h_reg_write_pair": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                        ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]),
     "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
                                   ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint64]),
     "h_run_until_irq": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint64]),
@@ -510,6 +512,19 @@ class Harness:
         _check_int("addr", addr, 0, _SPACE - 1)
         _check_int("value", value, 0, _SPACE - 1)
         return int(self._lib.h_reg_write(self._handle(), addr, value, self.reg_cycles))
+
+    def reg_write_pair_resp(self, first: tuple[int, int], second: tuple[int, int]
+                            ) -> tuple[int, int]:
+        """Two AXI4-Lite writes ``(addr, value)`` with their W beats first, back to back: the
+        second W beat is offered while the first write has no address yet, then while it waits
+        for its answer (AXI4-Lite lets W lead AW; a slave must hold it off). Their response
+        codes, or ``(-1, -1)`` when the writes were not both answered."""
+        for addr, value in (first, second):
+            _check_int("addr", addr, 0, _SPACE - 1)
+            _check_int("value", value, 0, _SPACE - 1)
+        out = int(self._lib.h_reg_write_pair(self._handle(), *first, *second,
+                                             self.reg_cycles))
+        return (-1, -1) if out < 0 else (out & 0xFF, out >> 8)
 
     def reg_read_resp(self, addr: int) -> tuple[int, int]:
         """One AXI4-Lite read: ``(value, response code)``."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from math import ceil
 
 from ..config import AcceleratorConfig
+from .regmap import MAX_DIM
 
 __all__ = ["AXI4_BOUNDARY", "AXI4_MAX_BURST", "REQUANT_LATENCY", "STORE_FIFO_DEPTH", "Geometry",
            "serial_cycles"]
@@ -69,6 +70,11 @@ class Geometry:
     def row_words(self, k: int) -> int:
         """Bus words one row of A (k bytes) takes in the weight-stationary scratchpad."""
         return ceil(k / self.bus)
+
+    def max_chunk(self, config: AcceleratorConfig) -> int:
+        """The most rows of A a chunk can have (any M and K the command check accepts): what
+        sizes the stages' row counters."""
+        return self.m_chunk(config, MAX_DIM, 1)
 
     def m_chunk(self, config: AcceleratorConfig, m: int, k: int) -> int:
         """Rows of A per chunk: R (os), or what half the A and C scratchpads hold (ws)."""

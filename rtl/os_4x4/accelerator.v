@@ -7973,15 +7973,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire \$16 ;
   wire [16:0] \$17 ;
   wire \$18 ;
-  wire [16:0] \$19 ;
-  wire [16:0] \$2 ;
+  wire [2:0] \$19 ;
+  wire [11:0] \$2 ;
   reg [127:0] \$20 ;
   reg \$21 ;
   reg [9:0] \$22 ;
   reg \$23 ;
   reg \$24 ;
   reg \$25 ;
-  reg [15:0] \$26 ;
+  reg [1:0] \$26 ;
   wire [16:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
@@ -7989,7 +7989,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$7 ;
   wire [32:0] \$8 ;
   wire [31:0] \$9 ;
-  reg [15:0] acc_row = 16'h0000;
+  reg [1:0] acc_row = 2'h0;
   output [9:0] addr;
   wire [9:0] addr;
   wire [9:0] c_rd__addr;
@@ -8218,16 +8218,16 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
     if (got) begin
       (* full_case = 32'd1 *)
       if (\$18 ) begin
-        \$26  = 16'h0000;
+        \$26  = 2'h0;
       end else begin
-        \$26  = \$19 [15:0];
+        \$26  = \$19 [1:0];
       end
     end
     if (run__restart) begin
-      \$26  = 16'h0000;
+      \$26  = 2'h0;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$26  = 2'h0;
     end
   end
   assign passes__payload = w_data;
@@ -15112,20 +15112,20 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
   wire \$18 ;
   wire [7:0] \$19 ;
   wire \$2 ;
-  wire [15:0] \$20 ;
-  wire [16:0] \$21 ;
+  wire [8:0] \$20 ;
+  wire [9:0] \$21 ;
   wire [7:0] \$22 ;
-  wire [15:0] \$23 ;
-  wire [16:0] \$24 ;
+  wire [8:0] \$23 ;
+  wire [9:0] \$24 ;
   wire [7:0] \$25 ;
-  wire [15:0] \$26 ;
-  wire [16:0] \$27 ;
+  wire [8:0] \$26 ;
+  wire [9:0] \$27 ;
   wire [7:0] \$28 ;
-  wire [15:0] \$29 ;
+  wire [8:0] \$29 ;
   wire \$3 ;
-  wire [16:0] \$30 ;
+  wire [9:0] \$30 ;
   wire [10:0] \$31 ;
-  wire [16:0] \$32 ;
+  wire [11:0] \$32 ;
   wire [7:0] \$33 ;
   wire [7:0] \$34 ;
   wire [7:0] \$35 ;
@@ -15145,11 +15145,11 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
   wire \$48 ;
   wire \$49 ;
   wire \$5 ;
-  wire [16:0] \$50 ;
+  wire [9:0] \$50 ;
   reg \$51 ;
   reg \$52 ;
   reg [2:0] \$53 ;
-  reg [15:0] \$54 ;
+  reg [8:0] \$54 ;
   reg \$55 ;
   reg \$56 ;
   wire \$6 ;
@@ -15246,10 +15246,10 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
   wire [31:0] index;
   output issue;
   wire issue;
-  reg [15:0] k_idx = 16'h0000;
+  reg [8:0] k_idx = 9'h000;
   wire k_last;
-  wire [31:0] k_len_m1;
-  wire [31:0] kc0;
+  wire [8:0] k_len_m1;
+  wire [15:0] kc0;
   wire last_in_panel;
   wire [2:0] level;
   reg meta_last = 1'h0;
@@ -15533,16 +15533,16 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
     if (issue) begin
       (* full_case = 32'd1 *)
       if (\$45 ) begin
-        \$54  = 16'h0000;
+        \$54  = 9'h000;
       end else begin
-        \$54  = \$50 [15:0];
+        \$54  = \$50 [8:0];
       end
     end
     if (run__restart) begin
-      \$54  = 16'h0000;
+      \$54  = 9'h000;
     end
     if (engine_rst) begin
-      \$54  = 16'h0000;
+      \$54  = 9'h000;
     end
   end
   always @* begin
@@ -15695,45 +15695,45 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
   assign w_data[23:16] = \$35 ;
   assign w_data[15:8] = \$34 ;
   assign w_data[7:0] = \$33 ;
-  assign \$20  = { 3'h0, k_idx[15:3] };
-  assign \$23  = { 3'h0, k_idx[15:3] };
-  assign \$26  = { 3'h0, k_idx[15:3] };
-  assign \$29  = { 3'h0, k_idx[15:3] };
+  assign \$20  = { 3'h0, k_idx[8:3] };
+  assign \$23  = { 3'h0, k_idx[8:3] };
+  assign \$26  = { 3'h0, k_idx[8:3] };
+  assign \$29  = { 3'h0, k_idx[8:3] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [32:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
+  wire [15:0] \$10 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
+  wire [16:0] \$13 ;
+  wire [16:0] \$14 ;
   wire \$15 ;
-  wire [32:0] \$16 ;
+  wire [16:0] \$16 ;
   wire \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire [16:0] \$18 ;
+  wire [16:0] \$19 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
+  wire [16:0] \$20 ;
   wire \$21 ;
-  wire [32:0] \$22 ;
-  wire [32:0] \$23 ;
-  wire [33:0] \$24 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire [17:0] \$24 ;
   wire \$25 ;
-  reg [31:0] \$26 ;
-  reg [31:0] \$27 ;
+  reg [15:0] \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg [31:0] \$29 ;
-  wire [32:0] \$3 ;
-  reg [31:0] \$30 ;
+  reg [9:0] \$29 ;
+  wire [16:0] \$3 ;
+  reg [8:0] \$30 ;
   reg \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [31:0] \$8 ;
+  wire [15:0] \$8 ;
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
@@ -15756,18 +15756,18 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   wire [31:0] \index$10 ;
   output k_last;
   reg k_last = 1'h1;
-  reg [31:0] k_len = 32'd0;
-  output [31:0] k_len_m1;
-  reg [31:0] k_len_m1 = 32'd0;
-  output [31:0] kc0;
-  reg [31:0] kc0 = 32'd0;
-  reg [31:0] kc0_next;
+  reg [9:0] k_len = 10'h000;
+  output [8:0] k_len_m1;
+  reg [8:0] k_len_m1 = 9'h000;
+  output [15:0] kc0;
+  reg [15:0] kc0 = 16'h0000;
+  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
   wire \last_in_panel$22 ;
-  reg [31:0] left = 32'd0;
+  reg [15:0] left = 16'h0000;
   wire [15:0] m;
   wire [15:0] n;
   input restart;
@@ -15805,11 +15805,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   assign \$3  = kc0 + 10'h200;
   assign \$4  = step & k_last;
   assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[191:160] <= 10'h200;
-  assign \$7  = run__cmd[191:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
-  assign \$9  = run__cmd[191:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$6  = run__cmd[175:160] <= 10'h200;
+  assign \$7  = run__cmd[175:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
+  assign \$9  = run__cmd[175:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
   assign \$12  = kc0 + 10'h200;
   assign \$13  = left - 10'h200;
@@ -15818,11 +15818,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$19  = \$17  ? \$18  : 17'h00200;
   assign \$20  = left - 10'h200;
   assign \$21  = $signed(\$20 ) < $signed(11'h200);
   assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$23  = \$21  ? \$22  : 17'h00200;
   assign \$24  = $signed(\$23 ) - $signed(2'h1);
   assign \$25  = advance & last;
   always @(posedge engine_clk)
@@ -15858,33 +15858,33 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
-      kc0_next = 32'd0;
+      kc0_next = 16'h0000;
     end else if (step) begin
-      kc0_next = \$3 [31:0];
+      kc0_next = \$3 [15:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end else if (step) begin
-      \$26  = \$12 [31:0];
+      \$26  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$27  = left;
     if (\$5 ) begin
-      \$27  = run__cmd[191:160];
+      \$27  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [31:0];
+      \$27  = \$13 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 32'd0;
+      \$27  = 16'h0000;
     end
   end
   always @* begin
@@ -15903,24 +15903,24 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
-      \$29  = \$8 ;
+      \$29  = \$8 [9:0];
     end else if (step) begin
-      \$29  = \$19 [31:0];
+      \$29  = \$19 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 32'd0;
+      \$29  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
-      \$30  = \$11 [31:0];
+      \$30  = \$11 [8:0];
     end else if (step) begin
-      \$30  = \$24 [31:0];
+      \$30  = \$24 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 32'd0;
+      \$30  = 9'h000;
     end
   end
   always @* begin
@@ -16312,7 +16312,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [47:0] \$8 ;
+  wire [32:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -16323,7 +16323,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
   wire [32:0] \$87 ;
   wire \$88 ;
   wire \$89 ;
-  wire [47:0] \$9 ;
+  wire [32:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -16448,9 +16448,9 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
   wire [31:0] index;
   wire is_cin;
   wire k_last;
-  wire [31:0] k_len;
-  wire [31:0] kc0;
-  wire [31:0] kc0_next;
+  wire [9:0] k_len;
+  wire [15:0] kc0;
+  wire [15:0] kc0_next;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   wire last;
@@ -16571,8 +16571,8 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
   assign \$4  = load_b_addr + 1'h0;
   assign \$5  = load_cin_panel + 5'h10;
   assign \$6  = load_cin_addr + run__chunk_ldcin;
-  assign \$8  = b_koff + \$7 ;
-  assign \$9  = k_last ? 48'h000000000000 : \$8 ;
+  assign \$8  = b_koff + \$7 [31:0];
+  assign \$9  = k_last ? 33'h000000000 : \$8 ;
   assign \$10  = ~ run__split;
   assign \$11  = ~ first_in_panel;
   assign \$12  = \$10  & \$11 ;
@@ -16826,7 +16826,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
           if (\$12 ) begin
           end else if (\$15 ) begin
             rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = k_len[15:0];
+            rd_cmd__payload[47:32] = { 6'h00, k_len };
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = run__cmd[287:256];
           end
@@ -16834,7 +16834,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
           if (\$18 ) begin
             rd_cmd__payload[31:0] = a_load;
             rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = k_len[19:0];
+            rd_cmd__payload[67:48] = { 10'h000, k_len };
             rd_cmd__payload[99:68] = run__cmd[255:224];
           end
       2'h3:
@@ -17506,35 +17506,35 @@ endmodule
 module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [32:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
+  wire [15:0] \$10 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
+  wire [16:0] \$13 ;
+  wire [16:0] \$14 ;
   wire \$15 ;
-  wire [32:0] \$16 ;
+  wire [16:0] \$16 ;
   wire \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire [16:0] \$18 ;
+  wire [16:0] \$19 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
+  wire [16:0] \$20 ;
   wire \$21 ;
-  wire [32:0] \$22 ;
-  wire [32:0] \$23 ;
-  wire [33:0] \$24 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire [17:0] \$24 ;
   wire \$25 ;
-  reg [31:0] \$26 ;
-  reg [31:0] \$27 ;
+  reg [15:0] \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg [31:0] \$29 ;
-  wire [32:0] \$3 ;
-  reg [31:0] \$30 ;
+  reg [9:0] \$29 ;
+  wire [16:0] \$3 ;
+  reg [8:0] \$30 ;
   reg \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [31:0] \$8 ;
+  wire [15:0] \$8 ;
   wire \$9 ;
   output advance;
   wire advance;
@@ -17560,20 +17560,20 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   wire [31:0] \index$10 ;
   output k_last;
   reg k_last = 1'h1;
-  output [31:0] k_len;
-  reg [31:0] k_len = 32'd0;
-  reg [31:0] k_len_m1 = 32'd0;
-  output [31:0] kc0;
-  reg [31:0] kc0 = 32'd0;
-  output [31:0] kc0_next;
-  reg [31:0] kc0_next;
+  output [9:0] k_len;
+  reg [9:0] k_len = 10'h000;
+  reg [8:0] k_len_m1 = 9'h000;
+  output [15:0] kc0;
+  reg [15:0] kc0 = 16'h0000;
+  output [15:0] kc0_next;
+  reg [15:0] kc0_next;
   output last;
   wire last;
   wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
   wire \last_in_panel$22 ;
-  reg [31:0] left = 32'd0;
+  reg [15:0] left = 16'h0000;
   wire [15:0] m;
   wire [15:0] n;
   input restart;
@@ -17612,11 +17612,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$3  = kc0 + 10'h200;
   assign \$4  = step & k_last;
   assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[191:160] <= 10'h200;
-  assign \$7  = run__cmd[191:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
-  assign \$9  = run__cmd[191:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$6  = run__cmd[175:160] <= 10'h200;
+  assign \$7  = run__cmd[175:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
+  assign \$9  = run__cmd[175:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
   assign \$12  = kc0 + 10'h200;
   assign \$13  = left - 10'h200;
@@ -17625,11 +17625,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$19  = \$17  ? \$18  : 17'h00200;
   assign \$20  = left - 10'h200;
   assign \$21  = $signed(\$20 ) < $signed(11'h200);
   assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$23  = \$21  ? \$22  : 17'h00200;
   assign \$24  = $signed(\$23 ) - $signed(2'h1);
   assign \$25  = advance & last;
   always @(posedge engine_clk)
@@ -17665,33 +17665,33 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
-      kc0_next = 32'd0;
+      kc0_next = 16'h0000;
     end else if (step) begin
-      kc0_next = \$3 [31:0];
+      kc0_next = \$3 [15:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end else if (step) begin
-      \$26  = \$12 [31:0];
+      \$26  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$27  = left;
     if (\$5 ) begin
-      \$27  = run__cmd[191:160];
+      \$27  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [31:0];
+      \$27  = \$13 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 32'd0;
+      \$27  = 16'h0000;
     end
   end
   always @* begin
@@ -17710,24 +17710,24 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
-      \$29  = \$8 ;
+      \$29  = \$8 [9:0];
     end else if (step) begin
-      \$29  = \$19 [31:0];
+      \$29  = \$19 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 32'd0;
+      \$29  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
-      \$30  = \$11 [31:0];
+      \$30  = \$11 [8:0];
     end else if (step) begin
-      \$30  = \$24 [31:0];
+      \$30  = \$24 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 32'd0;
+      \$30  = 9'h000;
     end
   end
   always @* begin
@@ -18077,7 +18077,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   wire [16:0] \$13 ;
   wire \$14 ;
   wire [10:0] \$15 ;
-  wire [16:0] \$16 ;
+  wire [11:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -18109,7 +18109,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   wire \$42 ;
   wire [16:0] \$43 ;
   wire \$44 ;
-  wire [16:0] \$45 ;
+  wire [2:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire [2:0] \$48 ;
@@ -18117,7 +18117,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   wire \$5 ;
   reg [31:0] \$50 ;
   reg \$51 ;
-  reg [15:0] \$52 ;
+  reg [1:0] \$52 ;
   reg \$53 ;
   reg [1:0] \$54 ;
   wire \$6 ;
@@ -18175,7 +18175,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
   reg o__ready;
   wire o__valid;
   reg pending = 1'h0;
-  reg [15:0] r = 16'h0000;
+  reg [1:0] r = 2'h0;
   wire [127:0] r_data;
   wire [3:0] \r_data$64 ;
   reg r_en;
@@ -18600,17 +18600,17 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
           if (issue) begin
             (* full_case = 32'd1 *)
             if (\$44 ) begin
-              \$52  = 16'h0000;
+              \$52  = 2'h0;
             end else begin
-              \$52  = \$45 [15:0];
+              \$52  = \$45 [1:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 16'h0000;
+      \$52  = 2'h0;
     end
     if (engine_rst) begin
-      \$52  = 16'h0000;
+      \$52  = 2'h0;
     end
   end
   always @* begin

@@ -7816,15 +7816,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire \$16 ;
   wire [16:0] \$17 ;
   wire \$18 ;
-  wire [16:0] \$19 ;
-  wire [16:0] \$2 ;
+  wire [8:0] \$19 ;
+  wire [11:0] \$2 ;
   reg [127:0] \$20 ;
   reg \$21 ;
   reg [9:0] \$22 ;
   reg \$23 ;
   reg \$24 ;
   reg \$25 ;
-  reg [15:0] \$26 ;
+  reg [7:0] \$26 ;
   wire [16:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
@@ -7832,7 +7832,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$7 ;
   wire [32:0] \$8 ;
   wire [31:0] \$9 ;
-  reg [15:0] acc_row = 16'h0000;
+  reg [7:0] acc_row = 8'h00;
   output [9:0] addr;
   wire [9:0] addr;
   wire [9:0] c_rd__addr;
@@ -8061,16 +8061,16 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
     if (got) begin
       (* full_case = 32'd1 *)
       if (\$18 ) begin
-        \$26  = 16'h0000;
+        \$26  = 8'h00;
       end else begin
-        \$26  = \$19 [15:0];
+        \$26  = \$19 [7:0];
       end
     end
     if (run__restart) begin
-      \$26  = 16'h0000;
+      \$26  = 8'h00;
     end
     if (engine_rst) begin
-      \$26  = 16'h0000;
+      \$26  = 8'h00;
     end
   end
   assign passes__payload = w_data;
@@ -15693,8 +15693,8 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   wire [9:0] \$19 ;
   wire \$2 ;
   wire [16:0] \$20 ;
-  wire [31:0] \$21 ;
-  wire [32:0] \$22 ;
+  wire [8:0] \$21 ;
+  wire [17:0] \$22 ;
   wire [9:0] \$23 ;
   wire [9:0] \$24 ;
   wire [6:0] \$25 ;
@@ -15704,12 +15704,12 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   wire \$29 ;
   wire \$3 ;
   wire \$30 ;
-  wire [32:0] \$31 ;
+  wire [9:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire [16:0] \$34 ;
   wire \$35 ;
-  wire [32:0] \$36 ;
+  wire [9:0] \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
@@ -15718,22 +15718,22 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   wire \$41 ;
   wire [16:0] \$42 ;
   wire \$43 ;
-  wire [32:0] \$44 ;
+  wire [9:0] \$44 ;
   wire \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire \$48 ;
   wire \$49 ;
   wire \$5 ;
-  wire [32:0] \$50 ;
-  wire [16:0] \$51 ;
+  wire [9:0] \$50 ;
+  wire [8:0] \$51 ;
   wire [16:0] \$52 ;
   reg \$53 ;
   reg \$54 ;
   reg [2:0] \$55 ;
-  reg [15:0] \$56 ;
+  reg [7:0] \$56 ;
   reg [15:0] \$57 ;
-  reg [31:0] \$58 ;
+  reg [8:0] \$58 ;
   reg \$59 ;
   wire \$6 ;
   reg \$60 ;
@@ -15796,12 +15796,12 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   output issue;
   wire issue;
   wire k_last;
-  wire [31:0] k_len;
-  wire [31:0] kc0;
-  reg [31:0] kr = 32'd0;
+  wire [9:0] k_len;
+  wire [15:0] kc0;
+  reg [8:0] kr = 9'h000;
   wire last_in_panel;
   wire [2:0] level;
-  reg [15:0] m_idx = 16'h0000;
+  reg [7:0] m_idx = 8'h00;
   reg meta_last = 1'h0;
   reg [2:0] meta_off = 3'h0;
   output [32:0] operands__payload;
@@ -16094,16 +16094,16 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
     if (issue) begin
       (* full_case = 32'd1 *)
       if (\$43 ) begin
-        \$56  = 16'h0000;
+        \$56  = 8'h00;
       end else begin
-        \$56  = \$51 [15:0];
+        \$56  = \$51 [7:0];
       end
     end
     if (run__restart) begin
-      \$56  = 16'h0000;
+      \$56  = 8'h00;
     end
     if (engine_rst) begin
-      \$56  = 16'h0000;
+      \$56  = 8'h00;
     end
   end
   always @* begin
@@ -16131,17 +16131,17 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
       if (\$43 ) begin
         (* full_case = 32'd1 *)
         if (\$45 ) begin
-          \$58  = 32'd0;
+          \$58  = 9'h000;
         end else begin
-          \$58  = \$50 [31:0];
+          \$58  = \$50 [8:0];
         end
       end
     end
     if (run__restart) begin
-      \$58  = 32'd0;
+      \$58  = 9'h000;
     end
     if (engine_rst) begin
-      \$58  = 32'd0;
+      \$58  = 9'h000;
     end
   end
   always @* begin
@@ -16264,42 +16264,42 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
   assign w_data[23:16] = shifted[23:16];
   assign w_data[15:8] = shifted[15:8];
   assign w_data[7:0] = shifted[7:0];
-  assign \$21  = { 3'h0, kr[31:3] };
+  assign \$21  = { 3'h0, kr[8:3] };
 endmodule
 
 (* generator = "Amaranth" *)
 module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [32:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
+  wire [15:0] \$10 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
+  wire [16:0] \$13 ;
+  wire [16:0] \$14 ;
   wire \$15 ;
-  wire [32:0] \$16 ;
+  wire [16:0] \$16 ;
   wire \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire [16:0] \$18 ;
+  wire [16:0] \$19 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
+  wire [16:0] \$20 ;
   wire \$21 ;
-  wire [32:0] \$22 ;
-  wire [32:0] \$23 ;
-  wire [33:0] \$24 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire [17:0] \$24 ;
   wire \$25 ;
-  reg [31:0] \$26 ;
-  reg [31:0] \$27 ;
+  reg [15:0] \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg [31:0] \$29 ;
-  wire [32:0] \$3 ;
-  reg [31:0] \$30 ;
+  reg [9:0] \$29 ;
+  wire [16:0] \$3 ;
+  reg [8:0] \$30 ;
   reg \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [31:0] \$8 ;
+  wire [15:0] \$8 ;
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
@@ -16322,18 +16322,18 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   wire [31:0] \index$10 ;
   output k_last;
   reg k_last = 1'h1;
-  output [31:0] k_len;
-  reg [31:0] k_len = 32'd0;
-  reg [31:0] k_len_m1 = 32'd0;
-  output [31:0] kc0;
-  reg [31:0] kc0 = 32'd0;
-  reg [31:0] kc0_next;
+  output [9:0] k_len;
+  reg [9:0] k_len = 10'h000;
+  reg [8:0] k_len_m1 = 9'h000;
+  output [15:0] kc0;
+  reg [15:0] kc0 = 16'h0000;
+  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
   wire \last_in_panel$22 ;
-  reg [31:0] left = 32'd0;
+  reg [15:0] left = 16'h0000;
   wire [15:0] m;
   wire [15:0] n;
   input restart;
@@ -16372,11 +16372,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   assign \$3  = kc0 + 10'h200;
   assign \$4  = step & k_last;
   assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[191:160] <= 10'h200;
-  assign \$7  = run__cmd[191:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
-  assign \$9  = run__cmd[191:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$6  = run__cmd[175:160] <= 10'h200;
+  assign \$7  = run__cmd[175:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
+  assign \$9  = run__cmd[175:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
   assign \$12  = kc0 + 10'h200;
   assign \$13  = left - 10'h200;
@@ -16385,11 +16385,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$19  = \$17  ? \$18  : 17'h00200;
   assign \$20  = left - 10'h200;
   assign \$21  = $signed(\$20 ) < $signed(11'h200);
   assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$23  = \$21  ? \$22  : 17'h00200;
   assign \$24  = $signed(\$23 ) - $signed(2'h1);
   assign \$25  = advance & last;
   always @(posedge engine_clk)
@@ -16425,33 +16425,33 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
-      kc0_next = 32'd0;
+      kc0_next = 16'h0000;
     end else if (step) begin
-      kc0_next = \$3 [31:0];
+      kc0_next = \$3 [15:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end else if (step) begin
-      \$26  = \$12 [31:0];
+      \$26  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$27  = left;
     if (\$5 ) begin
-      \$27  = run__cmd[191:160];
+      \$27  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [31:0];
+      \$27  = \$13 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 32'd0;
+      \$27  = 16'h0000;
     end
   end
   always @* begin
@@ -16470,24 +16470,24 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
-      \$29  = \$8 ;
+      \$29  = \$8 [9:0];
     end else if (step) begin
-      \$29  = \$19 [31:0];
+      \$29  = \$19 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 32'd0;
+      \$29  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
-      \$30  = \$11 [31:0];
+      \$30  = \$11 [8:0];
     end else if (step) begin
-      \$30  = \$24 [31:0];
+      \$30  = \$24 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 32'd0;
+      \$30  = 9'h000;
     end
   end
   always @* begin
@@ -16862,7 +16862,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
   wire \$77 ;
   wire \$78 ;
   wire \$79 ;
-  wire [47:0] \$8 ;
+  wire [32:0] \$8 ;
   wire \$80 ;
   wire \$81 ;
   wire \$82 ;
@@ -16873,7 +16873,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
   wire [32:0] \$87 ;
   wire \$88 ;
   wire [16:0] \$89 ;
-  wire [47:0] \$9 ;
+  wire [32:0] \$9 ;
   wire [16:0] \$90 ;
   wire [16:0] \$91 ;
   reg [31:0] \$92 ;
@@ -16959,9 +16959,9 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
   wire [31:0] index;
   wire is_cin;
   wire k_last;
-  wire [31:0] k_len;
-  wire [31:0] kc0;
-  wire [31:0] kc0_next;
+  wire [9:0] k_len;
+  wire [15:0] kc0;
+  wire [15:0] kc0_next;
   reg l_apar = 1'h0;
   reg l_bpar = 1'h0;
   wire last;
@@ -17082,8 +17082,8 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
   assign \$4  = load_b_addr + 1'h0;
   assign \$5  = load_cin_panel + 5'h10;
   assign \$6  = load_cin_addr + run__chunk_ldcin;
-  assign \$8  = b_koff + \$7 ;
-  assign \$9  = k_last ? 48'h000000000000 : \$8 ;
+  assign \$8  = b_koff + \$7 [31:0];
+  assign \$9  = k_last ? 33'h000000000 : \$8 ;
   assign \$10  = ~ run__split;
   assign \$11  = ~ first_in_panel;
   assign \$12  = \$10  & \$11 ;
@@ -17318,7 +17318,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
           if (\$12 ) begin
           end else if (\$15 ) begin
             rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = k_len[15:0];
+            rd_cmd__payload[47:32] = { 6'h00, k_len };
             rd_cmd__payload[67:48] = { 4'h0, cols };
             rd_cmd__payload[99:68] = run__cmd[287:256];
           end
@@ -17326,7 +17326,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
           if (\$18 ) begin
             rd_cmd__payload[31:0] = a_load;
             rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = k_len[19:0];
+            rd_cmd__payload[67:48] = { 10'h000, k_len };
             rd_cmd__payload[99:68] = run__cmd[255:224];
           end
       2'h3:
@@ -17968,35 +17968,35 @@ endmodule
 module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [32:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
+  wire [15:0] \$10 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
+  wire [16:0] \$13 ;
+  wire [16:0] \$14 ;
   wire \$15 ;
-  wire [32:0] \$16 ;
+  wire [16:0] \$16 ;
   wire \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire [16:0] \$18 ;
+  wire [16:0] \$19 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
+  wire [16:0] \$20 ;
   wire \$21 ;
-  wire [32:0] \$22 ;
-  wire [32:0] \$23 ;
-  wire [33:0] \$24 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire [17:0] \$24 ;
   wire \$25 ;
-  reg [31:0] \$26 ;
-  reg [31:0] \$27 ;
+  reg [15:0] \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg [31:0] \$29 ;
-  wire [32:0] \$3 ;
-  reg [31:0] \$30 ;
+  reg [9:0] \$29 ;
+  wire [16:0] \$3 ;
+  reg [8:0] \$30 ;
   reg \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [31:0] \$8 ;
+  wire [15:0] \$8 ;
   wire \$9 ;
   output advance;
   wire advance;
@@ -18022,20 +18022,20 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   wire [31:0] \index$10 ;
   output k_last;
   reg k_last = 1'h1;
-  output [31:0] k_len;
-  reg [31:0] k_len = 32'd0;
-  reg [31:0] k_len_m1 = 32'd0;
-  output [31:0] kc0;
-  reg [31:0] kc0 = 32'd0;
-  output [31:0] kc0_next;
-  reg [31:0] kc0_next;
+  output [9:0] k_len;
+  reg [9:0] k_len = 10'h000;
+  reg [8:0] k_len_m1 = 9'h000;
+  output [15:0] kc0;
+  reg [15:0] kc0 = 16'h0000;
+  output [15:0] kc0_next;
+  reg [15:0] kc0_next;
   output last;
   wire last;
   wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
   wire \last_in_panel$22 ;
-  reg [31:0] left = 32'd0;
+  reg [15:0] left = 16'h0000;
   wire [15:0] m;
   wire [15:0] n;
   input restart;
@@ -18074,11 +18074,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$3  = kc0 + 10'h200;
   assign \$4  = step & k_last;
   assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[191:160] <= 10'h200;
-  assign \$7  = run__cmd[191:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
-  assign \$9  = run__cmd[191:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$6  = run__cmd[175:160] <= 10'h200;
+  assign \$7  = run__cmd[175:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
+  assign \$9  = run__cmd[175:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
   assign \$12  = kc0 + 10'h200;
   assign \$13  = left - 10'h200;
@@ -18087,11 +18087,11 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$19  = \$17  ? \$18  : 17'h00200;
   assign \$20  = left - 10'h200;
   assign \$21  = $signed(\$20 ) < $signed(11'h200);
   assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$23  = \$21  ? \$22  : 17'h00200;
   assign \$24  = $signed(\$23 ) - $signed(2'h1);
   assign \$25  = advance & last;
   always @(posedge engine_clk)
@@ -18127,33 +18127,33 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
-      kc0_next = 32'd0;
+      kc0_next = 16'h0000;
     end else if (step) begin
-      kc0_next = \$3 [31:0];
+      kc0_next = \$3 [15:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end else if (step) begin
-      \$26  = \$12 [31:0];
+      \$26  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$27  = left;
     if (\$5 ) begin
-      \$27  = run__cmd[191:160];
+      \$27  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [31:0];
+      \$27  = \$13 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 32'd0;
+      \$27  = 16'h0000;
     end
   end
   always @* begin
@@ -18172,24 +18172,24 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
-      \$29  = \$8 ;
+      \$29  = \$8 [9:0];
     end else if (step) begin
-      \$29  = \$19 [31:0];
+      \$29  = \$19 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 32'd0;
+      \$29  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
-      \$30  = \$11 [31:0];
+      \$30  = \$11 [8:0];
     end else if (step) begin
-      \$30  = \$24 [31:0];
+      \$30  = \$24 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 32'd0;
+      \$30  = 9'h000;
     end
   end
   always @* begin
@@ -18539,7 +18539,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   wire [16:0] \$13 ;
   wire \$14 ;
   wire [10:0] \$15 ;
-  wire [16:0] \$16 ;
+  wire [11:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -18571,7 +18571,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   wire \$42 ;
   wire [16:0] \$43 ;
   wire \$44 ;
-  wire [16:0] \$45 ;
+  wire [8:0] \$45 ;
   wire \$46 ;
   wire \$47 ;
   wire [2:0] \$48 ;
@@ -18579,7 +18579,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   wire \$5 ;
   reg [31:0] \$50 ;
   reg \$51 ;
-  reg [15:0] \$52 ;
+  reg [7:0] \$52 ;
   reg \$53 ;
   reg [1:0] \$54 ;
   wire \$6 ;
@@ -18637,7 +18637,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
   reg o__ready;
   wire o__valid;
   reg pending = 1'h0;
-  reg [15:0] r = 16'h0000;
+  reg [7:0] r = 8'h00;
   wire [127:0] r_data;
   wire [3:0] \r_data$64 ;
   reg r_en;
@@ -19062,17 +19062,17 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
           if (issue) begin
             (* full_case = 32'd1 *)
             if (\$44 ) begin
-              \$52  = 16'h0000;
+              \$52  = 8'h00;
             end else begin
-              \$52  = \$45 [15:0];
+              \$52  = \$45 [7:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 16'h0000;
+      \$52  = 8'h00;
     end
     if (engine_rst) begin
-      \$52  = 16'h0000;
+      \$52  = 8'h00;
     end
   end
   always @* begin
@@ -20759,34 +20759,34 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire \$1 ;
   wire [10:0] \$10 ;
-  wire [32:0] \$11 ;
+  wire [11:0] \$11 ;
   wire [7:0] \$12 ;
   wire [7:0] \$13 ;
   wire [7:0] \$14 ;
   wire [7:0] \$15 ;
   wire \$16 ;
-  wire [32:0] \$17 ;
+  wire [9:0] \$17 ;
   wire \$18 ;
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire [32:0] \$23 ;
+  wire [9:0] \$23 ;
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [32:0] \$28 ;
-  wire [32:0] \$29 ;
+  wire [9:0] \$28 ;
+  wire [10:0] \$29 ;
   wire \$3 ;
   wire [3:0] \$30 ;
-  wire [32:0] \$31 ;
+  wire [10:0] \$31 ;
   reg \$32 ;
   reg \$33 ;
   reg [2:0] \$34 ;
-  reg [31:0] \$35 ;
-  reg [31:0] \$36 ;
+  reg [8:0] \$35 ;
+  reg [9:0] \$36 ;
   reg \$37 ;
   wire \$4 ;
   wire \$5 ;
@@ -20816,7 +20816,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
   input [1:0] flags__b_used;
   wire [1:0] flags__b_used;
   wire k_last;
-  wire [31:0] k_len;
+  wire [9:0] k_len;
   wire last_in_panel;
   wire [2:0] level;
   wire [31:0] r_data;
@@ -20891,8 +20891,8 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
   wire w_en;
   output w_issue;
   wire w_issue;
-  reg [31:0] w_k = 32'd0;
-  reg [31:0] w_kr = 32'd0;
+  reg [9:0] w_k = 10'h000;
+  reg [8:0] w_kr = 9'h000;
   reg w_pending = 1'h0;
   reg [2:0] w_r = 3'h0;
   reg w_zero = 1'h0;
@@ -21044,17 +21044,17 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
       if (\$22 ) begin
         (* full_case = 32'd1 *)
         if (\$24 ) begin
-          \$35  = 32'd0;
+          \$35  = 9'h000;
         end else begin
-          \$35  = \$28 [31:0];
+          \$35  = \$28 [8:0];
         end
       end
     end
     if (run__restart) begin
-      \$35  = 32'd0;
+      \$35  = 9'h000;
     end
     if (engine_rst) begin
-      \$35  = 32'd0;
+      \$35  = 9'h000;
     end
   end
   always @* begin
@@ -21065,19 +21065,19 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
       if (\$22 ) begin
         (* full_case = 32'd1 *)
         if (\$24 ) begin
-          \$36  = 32'd0;
+          \$36  = 10'h000;
         end else begin
-          \$36  = \$29 [31:0];
+          \$36  = \$29 [9:0];
         end
       end else begin
-        \$36  = \$31 [31:0];
+        \$36  = \$31 [9:0];
       end
     end
     if (run__restart) begin
-      \$36  = 32'd0;
+      \$36  = 10'h000;
     end
     if (engine_rst) begin
-      \$36  = 32'd0;
+      \$36  = 10'h000;
     end
   end
   always @* begin
@@ -21168,35 +21168,35 @@ endmodule
 module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, k_last, k_len, done, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
-  wire [31:0] \$10 ;
-  wire [32:0] \$11 ;
-  wire [32:0] \$12 ;
-  wire [32:0] \$13 ;
-  wire [32:0] \$14 ;
+  wire [15:0] \$10 ;
+  wire [16:0] \$11 ;
+  wire [16:0] \$12 ;
+  wire [16:0] \$13 ;
+  wire [16:0] \$14 ;
   wire \$15 ;
-  wire [32:0] \$16 ;
+  wire [16:0] \$16 ;
   wire \$17 ;
-  wire [32:0] \$18 ;
-  wire [32:0] \$19 ;
+  wire [16:0] \$18 ;
+  wire [16:0] \$19 ;
   wire \$2 ;
-  wire [32:0] \$20 ;
+  wire [16:0] \$20 ;
   wire \$21 ;
-  wire [32:0] \$22 ;
-  wire [32:0] \$23 ;
-  wire [33:0] \$24 ;
+  wire [16:0] \$22 ;
+  wire [16:0] \$23 ;
+  wire [17:0] \$24 ;
   wire \$25 ;
-  reg [31:0] \$26 ;
-  reg [31:0] \$27 ;
+  reg [15:0] \$26 ;
+  reg [15:0] \$27 ;
   reg \$28 ;
-  reg [31:0] \$29 ;
-  wire [32:0] \$3 ;
-  reg [31:0] \$30 ;
+  reg [9:0] \$29 ;
+  wire [16:0] \$3 ;
+  reg [8:0] \$30 ;
   reg \$31 ;
   wire \$4 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire [31:0] \$8 ;
+  wire [15:0] \$8 ;
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
@@ -21218,17 +21218,17 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   wire [31:0] \index$10 ;
   output k_last;
   reg k_last = 1'h1;
-  output [31:0] k_len;
-  reg [31:0] k_len = 32'd0;
-  reg [31:0] k_len_m1 = 32'd0;
-  reg [31:0] kc0 = 32'd0;
-  reg [31:0] kc0_next;
+  output [9:0] k_len;
+  reg [9:0] k_len = 10'h000;
+  reg [8:0] k_len_m1 = 9'h000;
+  reg [15:0] kc0 = 16'h0000;
+  reg [15:0] kc0_next;
   wire last;
   wire \last$24 ;
   output last_in_panel;
   wire last_in_panel;
   wire \last_in_panel$22 ;
-  reg [31:0] left = 32'd0;
+  reg [15:0] left = 16'h0000;
   wire [15:0] m;
   wire [15:0] n;
   input restart;
@@ -21266,11 +21266,11 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   assign \$3  = kc0 + 10'h200;
   assign \$4  = step & k_last;
   assign \$5  = restart | \$4 ;
-  assign \$6  = run__cmd[191:160] <= 10'h200;
-  assign \$7  = run__cmd[191:160] < 10'h200;
-  assign \$8  = \$7  ? run__cmd[191:160] : 32'd512;
-  assign \$9  = run__cmd[191:160] < 10'h200;
-  assign \$10  = \$9  ? run__cmd[191:160] : 32'd512;
+  assign \$6  = run__cmd[175:160] <= 10'h200;
+  assign \$7  = run__cmd[175:160] < 10'h200;
+  assign \$8  = \$7  ? run__cmd[175:160] : 16'h0200;
+  assign \$9  = run__cmd[175:160] < 10'h200;
+  assign \$10  = \$9  ? run__cmd[175:160] : 16'h0200;
   assign \$11  = \$10  - 1'h1;
   assign \$12  = kc0 + 10'h200;
   assign \$13  = left - 10'h200;
@@ -21279,11 +21279,11 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   assign \$16  = left - 10'h200;
   assign \$17  = $signed(\$16 ) < $signed(11'h200);
   assign \$18  = left - 10'h200;
-  assign \$19  = \$17  ? \$18  : 33'h000000200;
+  assign \$19  = \$17  ? \$18  : 17'h00200;
   assign \$20  = left - 10'h200;
   assign \$21  = $signed(\$20 ) < $signed(11'h200);
   assign \$22  = left - 10'h200;
-  assign \$23  = \$21  ? \$22  : 33'h000000200;
+  assign \$23  = \$21  ? \$22  : 17'h00200;
   assign \$24  = $signed(\$23 ) - $signed(2'h1);
   assign \$25  = advance & last;
   always @(posedge engine_clk)
@@ -21319,33 +21319,33 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     kc0_next = kc0;
     if (\$2 ) begin
-      kc0_next = 32'd0;
+      kc0_next = 16'h0000;
     end else if (step) begin
-      kc0_next = \$3 [31:0];
+      kc0_next = \$3 [15:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$26  = kc0;
     if (\$5 ) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end else if (step) begin
-      \$26  = \$12 [31:0];
+      \$26  = \$12 [15:0];
     end
     if (engine_rst) begin
-      \$26  = 32'd0;
+      \$26  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$27  = left;
     if (\$5 ) begin
-      \$27  = run__cmd[191:160];
+      \$27  = run__cmd[175:160];
     end else if (step) begin
-      \$27  = \$13 [31:0];
+      \$27  = \$13 [15:0];
     end
     if (engine_rst) begin
-      \$27  = 32'd0;
+      \$27  = 16'h0000;
     end
   end
   always @* begin
@@ -21364,24 +21364,24 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$29  = k_len;
     if (\$5 ) begin
-      \$29  = \$8 ;
+      \$29  = \$8 [9:0];
     end else if (step) begin
-      \$29  = \$19 [31:0];
+      \$29  = \$19 [9:0];
     end
     if (engine_rst) begin
-      \$29  = 32'd0;
+      \$29  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$53 ) begin end
     \$30  = k_len_m1;
     if (\$5 ) begin
-      \$30  = \$11 [31:0];
+      \$30  = \$11 [8:0];
     end else if (step) begin
-      \$30  = \$24 [31:0];
+      \$30  = \$24 [8:0];
     end
     if (engine_rst) begin
-      \$30  = 32'd0;
+      \$30  = 9'h000;
     end
   end
   always @* begin

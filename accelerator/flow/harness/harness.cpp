@@ -479,6 +479,51 @@ int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) 
     return -1;
 }
 
+// Two AXI4-Lite writes with their W beats first, back to back (AXI4-Lite lets W lead AW): the
+// second W beat waits at the slave while the first write has no address yet, then while it
+// waits for its answer. Each address goes two cycles after its W beat is taken and once the
+// writes before it are answered. The two response codes (second in bits 8 up), or -1 when the
+// slave did not answer within max_cycles.
+int h_reg_write_pair(Harness* h, uint32_t addr0, uint32_t value0, uint32_t addr1,
+                     uint32_t value1, uint64_t max_cycles) {
+    auto* t = h->top.get();
+    const uint32_t addr[2] = {addr0, addr1}, value[2] = {value0, value1};
+    uint64_t w_at[2] = {0, 0};
+    int w = 0, aw = 0, b = 0, resp[2] = {0, 0};
+    t->s_axil___05Fawprot = 0;
+    t->s_axil___05Fwstrb = 0xF;
+    t->s_axil___05Fwdata = value[0];
+    t->s_axil___05Fwvalid = 1;
+    t->s_axil___05Fawvalid = 0;
+    t->s_axil___05Fbready = 1;
+    t->eval();
+    for (uint64_t i = 0; i < max_cycles; ++i) {
+        const bool aw_now = t->s_axil___05Fawvalid && t->s_axil___05Fawready;
+        const bool w_now = t->s_axil___05Fwvalid && t->s_axil___05Fwready;
+        const bool b_now = t->s_axil___05Fbvalid && t->s_axil___05Fbready;
+        const int r = t->s_axil___05Fbresp;
+        h->tick();
+        if (w_now) {
+            w_at[w++] = i;
+            t->s_axil___05Fwdata = w < 2 ? value[1] : ~value[1];
+            t->s_axil___05Fwvalid = w < 2;
+        }
+        if (aw_now) { ++aw; t->s_axil___05Fawvalid = 0; }
+        if (b_now && b < aw) {
+            resp[b++] = r;
+            if (b == 2) break;
+        }
+        if (!t->s_axil___05Fawvalid && aw < w && aw == b && i >= w_at[aw] + 2) {
+            t->s_axil___05Fawaddr = addr[aw];
+            t->s_axil___05Fawvalid = 1;
+        }
+        t->eval();
+    }
+    t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
+    t->eval();
+    return b == 2 ? resp[0] | resp[1] << 8 : -1;
+}
+
 int h_reg_read(Harness* h, uint32_t addr, uint32_t* value, uint64_t max_cycles) {
     auto* t = h->top.get();
     t->s_axil___05Faraddr = addr;

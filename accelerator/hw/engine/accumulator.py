@@ -67,7 +67,7 @@ class Accumulator(wiring.Component):
         m.d.comb += [passes.w_data.eq(self.passes.payload), passes.w_en.eq(self.passes.valid),
                      self.passes.ready.eq(passes.w_rdy)]
         pass_r = data.View(pass_layout(), passes.r_data)
-        acc_row = Signal(16)
+        acc_row = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         got = Signal()
         m.d.comb += [results.ready.eq(passes.r_rdy), got.eq(results.valid & results.ready)]
         addr = Signal(range(cfg.spad_c_depth))

@@ -96,7 +96,7 @@ class OsFeeder(_Feeder):
         opq = self._queue(m, "opq")
         apar = Signal()              # A half of this step
         bpar = Signal()              # B half of this step
-        k_idx = Signal(16)           # beat within the step
+        k_idx = Signal(range(geo.k_step))   # beat within the step
         pending = Signal()
         meta_last = Signal()
         meta_sel = Signal(range(B))
@@ -166,8 +166,8 @@ class WsFeeder(_Feeder):
         opq = self._queue(m, "opq")
         apar = Signal()
         bpar = Signal()
-        kr = Signal(32)              # first k of the tile within the step
-        m_idx = Signal(16)
+        kr = Signal(range(geo.k_step))      # first k of the tile within the step
+        m_idx = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         row_word = Signal(16)        # m_idx·words
         pending = Signal()
         meta_last = Signal()
@@ -235,9 +235,9 @@ class WeightFeeder(_Feeder):
         ww = self._walk(m, "weight_walk")
         wq = self._queue(m, "wq")
         w_bpar = Signal()
-        w_kr = Signal(32)            # first row of the tile within the step
+        w_kr = Signal(range(geo.k_step))    # first row of the tile within the step
         w_r = Signal(range(R + 1))
-        w_k = Signal(32)             # w_kr + w_r
+        w_k = Signal(range(geo.k_step + R))  # w_kr + w_r
         w_pending = Signal()
         w_zero = Signal()
         w_issue = Signal()

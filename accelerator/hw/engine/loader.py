@@ -92,7 +92,9 @@ class Loader(wiring.Component):
         with m.If(restart):
             m.d.comb += b_koff_next.eq(0)
         with m.Elif(lw.step):
-            m.d.comb += b_koff_next.eq(Mux(lw.k_last, 0, b_koff + const_mul(c.ldb, geo.k_step)))
+            # not the last step: (kc0 + k_step)·ldb < K·ldb, within B's checked range (32 bits)
+            m.d.comb += b_koff_next.eq(Mux(lw.k_last, 0,
+                                           b_koff + const_mul(c.ldb, geo.k_step)[:32]))
         m.d.sync += b_koff.eq(b_koff_next)
         # The A and B load addresses are registers, summed from the next values of their parts:
         # summed when issued, they reached through the DMA splitter's start of a row in one

@@ -55,7 +55,7 @@ class Store(wiring.Component):
         wiring.connect(m, wiring.flipped(run), sw.run)
         row_layout = data.ArrayLayout(signed(32), C)
         half = sw.index[0]
-        r = Signal(16)
+        r = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         pending = Signal()
         pending_tag = Signal(data.StructLayout({"cols": range(C + 1), "end": 1}))
         m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=STORE_FIFO_DEPTH)

@@ -10,6 +10,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ...model.regmap import DIM_WIDTH
 from ..walker import ChunkWalker
 from .signatures import RunSignature
 
@@ -32,13 +33,14 @@ class StageWalk(wiring.Component):
         The walk has passed its last chunk (until ``restart``).
     index, rows, cols, row0, col0, first_in_panel, last_in_panel, last
         The current chunk, as :class:`~accelerator.hw.walker.ChunkWalker`'s.
-    kc0, k_len, k_len_m1, k_last : Out(32), Out(32), Out(32), Out(1)
+    kc0, k_len, k_len_m1, k_last : Out(DIM_WIDTH), Out(range(k_step + 1)), ..., Out(1)
         With ``k_step``: the first k of this step, its length (and less one), whether it is the
-        last. Registers, loaded with the next step's values when the walk restarts or advances:
+        last (sized by the largest K the command check accepts, and by ``k_step``). Registers,
+        loaded with the next step's values when the walk restarts or advances:
         computed from ``k - kc0`` combinationally they were the longest path of the design (a
         32-bit subtraction, then a comparison, then the feeder's control). K must not change
         between a restart and the end of the walk.
-    kc0_next : Out(32)
+    kc0_next : Out(DIM_WIDTH)
         The value ``kc0`` takes at the next edge.
     """
 
@@ -53,8 +55,9 @@ class StageWalk(wiring.Component):
             "first_in_panel": Out(1), "last_in_panel": Out(1), "last": Out(1),
         }
         if k_step is not None:
-            members |= {"kc0": Out(32), "kc0_next": Out(32), "k_len": Out(32),
-                        "k_len_m1": Out(32), "k_last": Out(1, init=1)}
+            members |= {"kc0": Out(DIM_WIDTH), "kc0_next": Out(DIM_WIDTH),
+                        "k_len": Out(range(k_step + 1)), "k_len_m1": Out(range(k_step)),
+                        "k_last": Out(1, init=1)}
         super().__init__(members)
 
     def elaborate(self, platform) -> Module:
@@ -77,8 +80,9 @@ class StageWalk(wiring.Component):
         return m
 
     def _k_walk(self, m: Module) -> None:
-        step, k = self._k_step, self.run.cmd.k
-        left = Signal(32)            # k - kc0
+        # the command check refuses a K above MAX_DIM before any walk restarts
+        step, k = self._k_step, self.run.cmd.k[:DIM_WIDTH]
+        left = Signal(DIM_WIDTH)     # k - kc0
 
         def load(value):
             length = Mux(value < step, value, step)
