@@ -478,12 +478,17 @@ class DMAWriter(wiring.Component):
         # -- AW: one request per burst; its W-side description goes into `wq` at the same time.
         # W never waits for AWREADY and AW never waits for W data, so neither a slave that wants
         # AW first nor one that wants W first can deadlock the two.
+        # The W side's decisions on a descriptor are made as it enters the queue, so that the
+        # queue's output reaches the W beat's enable through no carry chain: the burst's last
+        # beat index (an equality with `beat`, not `len - 1`) and whether the row's last bus word
+        # is only the kept input beat's (`tail <= offset`).
         w_layout = data.StructLayout({
-            "len": range(1, max_burst + 1),
+            "last_beat": range(max_burst),  # len - 1 (AxLEN)
             "row_first": 1,
             "row_last": 1,
             "offset": max(1, s),        # the row's address mod B
             "tail": range(1, b + 1),    # valid lanes of the row's last bus word
+            "spill": 1,                 # tail <= offset: that word takes no new input beat
         })
         m.submodules.wq = wq = SyncFIFOBuffered(width=w_layout.size, depth=limit)
         # One bit per burst awaiting its B response: "last burst of its command" (B is in order).
@@ -498,11 +503,12 @@ class DMAWriter(wiring.Component):
                     & wq.w_rdy & ends.w_rdy & ~self.abort),
             split.burst.ready.eq(take),
             tail.eq(((d.offset + d.row_bytes - 1) & (b - 1)) + 1),
-            desc.len.eq(d.len),
+            desc.last_beat.eq(d.len - 1),
             desc.row_first.eq(d.row_first),
             desc.row_last.eq(d.row_last),
             desc.offset.eq(d.offset),
             desc.tail.eq(tail),
+            desc.spill.eq(tail <= d.offset),
             wq.w_en.eq(take),
             wq.w_data.eq(desc),
             ends.w_en.eq(take),
@@ -539,11 +545,11 @@ class DMAWriter(wiring.Component):
         flush = Signal()
         m.d.comb += [
             first.eq(w.row_first & _is_zero(beat)),
-            last_in_burst.eq(beat == w.len - 1),
+            last_in_burst.eq(beat == w.last_beat),
             last.eq(w.row_last & last_in_burst),
             # The row's last bus word holds only bytes of the previous input beat
             # (tail ≤ offset): emit it from `prev` without taking a new input beat.
-            flush.eq(last & ~first & (w.tail <= w.offset)),
+            flush.eq(last & ~first & w.spill),
         ]
         can_load = ~axi.wvalid | axi.wready
         step = Signal()
