@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3611$43 (burst__payload[43]),
-    .\port$3611$45 (burst__payload[67:45]),
+    .\port$3653$43 (burst__payload[43]),
+    .\port$3653$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3611$43 , \port$3611$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3653$43 , \port$3653$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3611$43 ;
-  wire \port$3611$43 ;
-  input [22:0] \port$3611$45 ;
-  wire [22:0] \port$3611$45 ;
+  input \port$3653$43 ;
+  wire \port$3653$43 ;
+  input [22:0] \port$3653$45 ;
+  wire [22:0] \port$3653$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3611$43 , \port$3611$45  };
+      storage[w_port__addr] <= { \port$3653$43 , \port$3653$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3611$43 , \port$3611$45  };
-  assign w_data = { \port$3611$43 , \port$3611$45  };
+  assign w_port__data = { \port$3653$43 , \port$3653$45  };
+  assign w_data = { \port$3653$43 , \port$3653$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10338,10 +10338,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2711$0 (en_deskew_0),
-    .\port$2712$0 (en_deskew_1),
-    .\port$2713$0 (en_deskew_2),
-    .\port$2714$0 (en_deskew_3)
+    .\port$2723$0 (en_deskew_0),
+    .\port$2724$0 (en_deskew_1),
+    .\port$2725$0 (en_deskew_2),
+    .\port$2726$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10356,7 +10356,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3127$0 (\o$77 [2:0]),
+    .\port$3139$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10374,7 +10374,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3127$3 (\o$77 [5:3]),
+    .\port$3139$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10392,7 +10392,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3127$6 (\o$77 [8:6]),
+    .\port$3139$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10409,7 +10409,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3127$9 (\o$77 [11:9]),
+    .\port$3139$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10674,10 +10674,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2740$0 (en_skew_a_0),
-    .\port$2741$0 (en_skew_a_1),
-    .\port$2742$0 (en_skew_a_2),
-    .\port$2743$0 (en_skew_a_3)
+    .\port$2752$0 (en_skew_a_0),
+    .\port$2753$0 (en_skew_a_1),
+    .\port$2754$0 (en_skew_a_2),
+    .\port$2755$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10686,10 +10686,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2744$0 (en_skew_b_0),
-    .\port$2745$0 (en_skew_b_1),
-    .\port$2746$0 (en_skew_b_2),
-    .\port$2747$0 (en_skew_b_3)
+    .\port$2756$0 (en_skew_b_0),
+    .\port$2757$0 (en_skew_b_1),
+    .\port$2758$0 (en_skew_b_2),
+    .\port$2759$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11132,7 +11132,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712$0 , \port$2713$0 , \port$2714$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2723$0 , \port$2724$0 , \port$2725$0 , \port$2726$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11173,14 +11173,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2711$0 ;
-  wire \port$2711$0 ;
-  input \port$2712$0 ;
-  wire \port$2712$0 ;
-  input \port$2713$0 ;
-  wire \port$2713$0 ;
-  input \port$2714$0 ;
-  wire \port$2714$0 ;
+  input \port$2723$0 ;
+  wire \port$2723$0 ;
+  input \port$2724$0 ;
+  wire \port$2724$0 ;
+  input \port$2725$0 ;
+  wire \port$2725$0 ;
+  input \port$2726$0 ;
+  wire \port$2726$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11196,46 +11196,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2711$0 ) begin
+    if (\port$2723$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2712$0 ) begin
+    if (\port$2724$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2712$0 ) begin
+    if (\port$2724$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2713$0 ) begin
+    if (\port$2725$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2711$0 ) begin
+    if (\port$2723$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2711$0 ) begin
+    if (\port$2723$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2714$0 , \port$2713$0 , \port$2712$0 , \port$2711$0  };
+  assign en = { \port$2726$0 , \port$2725$0 , \port$2724$0 , \port$2723$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11264,7 +11264,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3127$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3139$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11319,8 +11319,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$0 ;
-  wire [2:0] \port$3127$0 ;
+  input [2:0] \port$3139$0 ;
+  wire [2:0] \port$3139$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11329,10 +11329,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3139$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$0 [0] & \port$3127$0 [2];
+  assign \$4  = \port$3139$0 [0] & \port$3139$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11380,7 +11380,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$0 [0];
+      \$10  = \port$3139$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11390,7 +11390,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$0 [1];
+      \$11  = \port$3139$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11400,7 +11400,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$0 [2];
+      \$12  = \port$3139$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11410,7 +11410,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$0 [0]) begin
+      if (\port$3139$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11457,16 +11457,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$0 [1];
+  assign first_in = \port$3139$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$0 [0];
-  assign last_in = \port$3127$0 [2];
+  assign valid_in = \port$3139$0 [0];
+  assign last_in = \port$3139$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3127$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3139$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11521,8 +11521,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$3 ;
-  wire [2:0] \port$3127$3 ;
+  input [2:0] \port$3139$3 ;
+  wire [2:0] \port$3139$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11531,10 +11531,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3139$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$3 [0] & \port$3127$3 [2];
+  assign \$4  = \port$3139$3 [0] & \port$3139$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11582,7 +11582,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$3 [0];
+      \$10  = \port$3139$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11592,7 +11592,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$3 [1];
+      \$11  = \port$3139$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11602,7 +11602,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$3 [2];
+      \$12  = \port$3139$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11612,7 +11612,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$3 [0]) begin
+      if (\port$3139$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11659,16 +11659,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$3 [1];
+  assign first_in = \port$3139$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$3 [0];
-  assign last_in = \port$3127$3 [2];
+  assign valid_in = \port$3139$3 [0];
+  assign last_in = \port$3139$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3139$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11723,8 +11723,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$6 ;
-  wire [2:0] \port$3127$6 ;
+  input [2:0] \port$3139$6 ;
+  wire [2:0] \port$3139$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11733,10 +11733,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3139$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$6 [0] & \port$3127$6 [2];
+  assign \$4  = \port$3139$6 [0] & \port$3139$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11784,7 +11784,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$6 [0];
+      \$10  = \port$3139$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11794,7 +11794,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$6 [1];
+      \$11  = \port$3139$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11804,7 +11804,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$6 [2];
+      \$12  = \port$3139$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11814,7 +11814,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$6 [0]) begin
+      if (\port$3139$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11861,16 +11861,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$6 [1];
+  assign first_in = \port$3139$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$6 [0];
-  assign last_in = \port$3127$6 [2];
+  assign valid_in = \port$3139$6 [0];
+  assign last_in = \port$3139$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3139$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11924,8 +11924,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$9 ;
-  wire [2:0] \port$3127$9 ;
+  input [2:0] \port$3139$9 ;
+  wire [2:0] \port$3139$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11934,10 +11934,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3139$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$9 [0] & \port$3127$9 [2];
+  assign \$4  = \port$3139$9 [0] & \port$3139$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11985,7 +11985,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$9 [0];
+      \$10  = \port$3139$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -11995,7 +11995,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$9 [1];
+      \$11  = \port$3139$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12005,7 +12005,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$9 [2];
+      \$12  = \port$3139$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12015,7 +12015,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$9 [0]) begin
+      if (\port$3139$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12062,10 +12062,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$9 [1];
+  assign first_in = \port$3139$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$9 [0];
-  assign last_in = \port$3127$9 [2];
+  assign valid_in = \port$3139$9 [0];
+  assign last_in = \port$3139$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14460,7 +14460,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \port$2741$0 , \port$2742$0 , \port$2743$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2752$0 , \port$2753$0 , \port$2754$0 , \port$2755$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14503,14 +14503,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2740$0 ;
-  wire \port$2740$0 ;
-  input \port$2741$0 ;
-  wire \port$2741$0 ;
-  input \port$2742$0 ;
-  wire \port$2742$0 ;
-  input \port$2743$0 ;
-  wire \port$2743$0 ;
+  input \port$2752$0 ;
+  wire \port$2752$0 ;
+  input \port$2753$0 ;
+  wire \port$2753$0 ;
+  input \port$2754$0 ;
+  wire \port$2754$0 ;
+  input \port$2755$0 ;
+  wire \port$2755$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14526,46 +14526,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2742$0 ) begin
+    if (\port$2754$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2742$0 ) begin
+    if (\port$2754$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2743$0 ) begin
+    if (\port$2755$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2743$0 ) begin
+    if (\port$2755$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2743$0 ) begin
+    if (\port$2755$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2741$0 ) begin
+    if (\port$2753$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2743$0 , \port$2742$0 , \port$2741$0 , \port$2740$0  };
+  assign en = { \port$2755$0 , \port$2754$0 , \port$2753$0 , \port$2752$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14593,7 +14593,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \port$2745$0 , \port$2746$0 , \port$2747$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2756$0 , \port$2757$0 , \port$2758$0 , \port$2759$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14636,14 +14636,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2744$0 ;
-  wire \port$2744$0 ;
-  input \port$2745$0 ;
-  wire \port$2745$0 ;
-  input \port$2746$0 ;
-  wire \port$2746$0 ;
-  input \port$2747$0 ;
-  wire \port$2747$0 ;
+  input \port$2756$0 ;
+  wire \port$2756$0 ;
+  input \port$2757$0 ;
+  wire \port$2757$0 ;
+  input \port$2758$0 ;
+  wire \port$2758$0 ;
+  input \port$2759$0 ;
+  wire \port$2759$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14659,46 +14659,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2746$0 ) begin
+    if (\port$2758$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2746$0 ) begin
+    if (\port$2758$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2747$0 ) begin
+    if (\port$2759$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2747$0 ) begin
+    if (\port$2759$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2747$0 ) begin
+    if (\port$2759$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2745$0 ) begin
+    if (\port$2757$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2747$0 , \port$2746$0 , \port$2745$0 , \port$2744$0  };
+  assign en = { \port$2759$0 , \port$2758$0 , \port$2757$0 , \port$2756$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15705,7 +15705,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, last_in_panel, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -15972,27 +15972,36 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16003,9 +16012,9 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -16014,73 +16023,130 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17506,7 +17572,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -17779,27 +17845,36 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -17810,9 +17885,9 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -17821,73 +17896,130 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18363,7 +18495,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3153$354 (run__cmd[398:354])
+    .\port$3165$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18740,7 +18872,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3165$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18944,8 +19076,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3153$354 ;
-  wire [44:0] \port$3153$354 ;
+  input [44:0] \port$3165$354 ;
+  wire [44:0] \port$3165$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19020,13 +19152,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3153$354 [36:32];
-  assign lower = \port$3153$354 [0] ? \port$3153$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3165$354 [36:32];
+  assign lower = \port$3165$354 [0] ? \port$3165$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3153$354 [36:32];
+  assign \$11  = ! \port$3165$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19041,8 +19173,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3153$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3153$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3165$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3165$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19057,8 +19189,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3153$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3153$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3165$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3165$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19073,8 +19205,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3153$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3153$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3165$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3165$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19089,8 +19221,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3153$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3153$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3165$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3165$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19416,7 +19548,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3153$354 [31:1];
+      \$125  = \port$3165$354 [31:1];
     end
   end
   always @* begin
@@ -19507,7 +19639,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3153$354 [31:1];
+      \$137  = \port$3165$354 [31:1];
     end
   end
   always @* begin
@@ -19598,7 +19730,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3153$354 [31:1];
+      \$149  = \port$3165$354 [31:1];
     end
   end
   always @* begin
@@ -19689,7 +19821,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3153$354 [31:1];
+      \$161  = \port$3165$354 [31:1];
     end
   end
   always @* begin
@@ -19743,10 +19875,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3153$354 [36:32];
-  assign relu = \port$3153$354 [0];
-  assign zero_point = \port$3153$354 [44:37];
-  assign multiplier = \port$3153$354 [31:1];
+  assign shift = \port$3165$354 [36:32];
+  assign relu = \port$3165$354 [0];
+  assign zero_point = \port$3165$354 [44:37];
+  assign multiplier = \port$3165$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19918,7 +20050,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chunk, advance, done, index, rows, cols, last_in_panel, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   reg \$2 ;
@@ -20046,27 +20178,36 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
+module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, restart, m, n, chunk, advance, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20077,9 +20218,9 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -20088,73 +20229,130 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)

@@ -1367,8 +1367,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$36  = left <= 4'h8;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3828$43 (burst__payload[43]),
-    .\port$3828$45 (burst__payload[67:45]),
+    .\port$3884$43 (burst__payload[43]),
+    .\port$3884$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1650,7 +1650,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3828$43 , \port$3828$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3884$43 , \port$3884$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,10 +1693,10 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3828$43 ;
-  wire \port$3828$43 ;
-  input [22:0] \port$3828$45 ;
-  wire [22:0] \port$3828$45 ;
+  input \port$3884$43 ;
+  wire \port$3884$43 ;
+  input [22:0] \port$3884$45 ;
+  wire [22:0] \port$3884$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [23:0] r_data;
@@ -1735,7 +1735,7 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3828$43 , \port$3828$45  };
+      storage[w_port__addr] <= { \port$3884$43 , \port$3884$45  };
   end
   reg [23:0] _0_;
   always @(posedge clk) begin
@@ -1834,8 +1834,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3828$43 , \port$3828$45  };
-  assign w_data = { \port$3828$43 , \port$3828$45  };
+  assign w_port__data = { \port$3884$43 , \port$3884$45  };
+  assign w_data = { \port$3884$43 , \port$3884$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10720,10 +10720,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2829$0 (en_deskew_0),
-    .\port$2830$0 (en_deskew_1),
-    .\port$2831$0 (en_deskew_2),
-    .\port$2832$0 (en_deskew_3)
+    .\port$2845$0 (en_deskew_0),
+    .\port$2846$0 (en_deskew_1),
+    .\port$2847$0 (en_deskew_2),
+    .\port$2848$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10734,8 +10734,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3282$0 (\o$81 [2:0]),
-    .\port$3283$0 (\o_next$76 [1:0]),
+    .\port$3298$0 (\o$81 [2:0]),
+    .\port$3299$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10814,8 +10814,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3282$3 (\o$81 [5:3]),
-    .\port$3283$3 (\o_next$76 [4:3]),
+    .\port$3298$3 (\o$81 [5:3]),
+    .\port$3299$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10898,8 +10898,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3282$6 (\o$81 [8:6]),
-    .\port$3283$6 (\o_next$76 [7:6]),
+    .\port$3298$6 (\o$81 [8:6]),
+    .\port$3299$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10982,8 +10982,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3282$9 (\o$81 [11:9]),
-    .\port$3283$9 (\o_next$76 [10:9]),
+    .\port$3298$9 (\o$81 [11:9]),
+    .\port$3299$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11062,10 +11062,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2867$0 (en_skew_a_0),
-    .\port$2868$0 (en_skew_a_1),
-    .\port$2869$0 (en_skew_a_2),
-    .\port$2870$0 (en_skew_a_3)
+    .\port$2883$0 (en_skew_a_0),
+    .\port$2884$0 (en_skew_a_1),
+    .\port$2885$0 (en_skew_a_2),
+    .\port$2886$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11081,10 +11081,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2862$0 (en_skew_w_0),
-    .\port$2863$0 (en_skew_w_1),
-    .\port$2864$0 (en_skew_w_2),
-    .\port$2865$0 (en_skew_w_3)
+    .\port$2878$0 (en_skew_w_0),
+    .\port$2879$0 (en_skew_w_1),
+    .\port$2880$0 (en_skew_w_2),
+    .\port$2881$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11688,7 +11688,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830$0 , \port$2831$0 , \port$2832$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2845$0 , \port$2846$0 , \port$2847$0 , \port$2848$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11729,14 +11729,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2829$0 ;
-  wire \port$2829$0 ;
-  input \port$2830$0 ;
-  wire \port$2830$0 ;
-  input \port$2831$0 ;
-  wire \port$2831$0 ;
-  input \port$2832$0 ;
-  wire \port$2832$0 ;
+  input \port$2845$0 ;
+  wire \port$2845$0 ;
+  input \port$2846$0 ;
+  wire \port$2846$0 ;
+  input \port$2847$0 ;
+  wire \port$2847$0 ;
+  input \port$2848$0 ;
+  wire \port$2848$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11752,46 +11752,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2829$0 ) begin
+    if (\port$2845$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2830$0 ) begin
+    if (\port$2846$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2830$0 ) begin
+    if (\port$2846$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2831$0 ) begin
+    if (\port$2847$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2829$0 ) begin
+    if (\port$2845$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2829$0 ) begin
+    if (\port$2845$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2832$0 , \port$2831$0 , \port$2830$0 , \port$2829$0  };
+  assign en = { \port$2848$0 , \port$2847$0 , \port$2846$0 , \port$2845$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11820,7 +11820,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3282$0 , \port$3283$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3298$0 , \port$3299$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11860,10 +11860,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$0 ;
-  wire [2:0] \port$3282$0 ;
-  input [1:0] \port$3283$0 ;
-  wire [1:0] \port$3283$0 ;
+  input [2:0] \port$3298$0 ;
+  wire [2:0] \port$3298$0 ;
+  input [1:0] \port$3299$0 ;
+  wire [1:0] \port$3299$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11888,11 +11888,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3299$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$0 [0] & \port$3283$0 [1];
+  assign \$4  = \port$3299$0 [0] & \port$3299$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11947,7 +11947,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$0 [0];
+      \$11  = \port$3298$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11957,7 +11957,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$0 [1];
+      \$12  = \port$3298$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11967,7 +11967,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$0 [1];
+      \$13  = \port$3299$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -11977,7 +11977,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$0 [2];
+      \$14  = \port$3298$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12002,11 +12002,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$0 [1];
-  assign valid_next = \port$3283$0 [0];
-  assign valid_in = \port$3282$0 [0];
-  assign first_in = \port$3282$0 [1];
-  assign last_in = \port$3282$0 [2];
+  assign first_next = \port$3299$0 [1];
+  assign valid_next = \port$3299$0 [0];
+  assign valid_in = \port$3298$0 [0];
+  assign first_in = \port$3298$0 [1];
+  assign last_in = \port$3298$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12567,7 +12567,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$3 , \port$3283$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3298$3 , \port$3299$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12607,10 +12607,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$3 ;
-  wire [2:0] \port$3282$3 ;
-  input [1:0] \port$3283$3 ;
-  wire [1:0] \port$3283$3 ;
+  input [2:0] \port$3298$3 ;
+  wire [2:0] \port$3298$3 ;
+  input [1:0] \port$3299$3 ;
+  wire [1:0] \port$3299$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12636,11 +12636,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3299$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$3 [0] & \port$3283$3 [1];
+  assign \$4  = \port$3299$3 [0] & \port$3299$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12695,7 +12695,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$3 [0];
+      \$11  = \port$3298$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12705,7 +12705,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$3 [1];
+      \$12  = \port$3298$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12715,7 +12715,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$3 [1];
+      \$13  = \port$3299$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12725,7 +12725,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$3 [2];
+      \$14  = \port$3298$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12750,11 +12750,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$3 [1];
-  assign valid_next = \port$3283$3 [0];
-  assign valid_in = \port$3282$3 [0];
-  assign first_in = \port$3282$3 [1];
-  assign last_in = \port$3282$3 [2];
+  assign first_next = \port$3299$3 [1];
+  assign valid_next = \port$3299$3 [0];
+  assign valid_in = \port$3298$3 [0];
+  assign first_in = \port$3298$3 [1];
+  assign last_in = \port$3298$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13316,7 +13316,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$6 , \port$3283$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3298$6 , \port$3299$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13356,10 +13356,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$6 ;
-  wire [2:0] \port$3282$6 ;
-  input [1:0] \port$3283$6 ;
-  wire [1:0] \port$3283$6 ;
+  input [2:0] \port$3298$6 ;
+  wire [2:0] \port$3298$6 ;
+  input [1:0] \port$3299$6 ;
+  wire [1:0] \port$3299$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13385,11 +13385,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3299$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$6 [0] & \port$3283$6 [1];
+  assign \$4  = \port$3299$6 [0] & \port$3299$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13444,7 +13444,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$6 [0];
+      \$11  = \port$3298$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13454,7 +13454,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$6 [1];
+      \$12  = \port$3298$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13464,7 +13464,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$6 [1];
+      \$13  = \port$3299$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13474,7 +13474,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$6 [2];
+      \$14  = \port$3298$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13499,11 +13499,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$6 [1];
-  assign valid_next = \port$3283$6 [0];
-  assign valid_in = \port$3282$6 [0];
-  assign first_in = \port$3282$6 [1];
-  assign last_in = \port$3282$6 [2];
+  assign first_next = \port$3299$6 [1];
+  assign valid_next = \port$3299$6 [0];
+  assign valid_in = \port$3298$6 [0];
+  assign first_in = \port$3298$6 [1];
+  assign last_in = \port$3298$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14065,7 +14065,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3282$9 , \port$3283$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3298$9 , \port$3299$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14105,10 +14105,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$9 ;
-  wire [2:0] \port$3282$9 ;
-  input [1:0] \port$3283$9 ;
-  wire [1:0] \port$3283$9 ;
+  input [2:0] \port$3298$9 ;
+  wire [2:0] \port$3298$9 ;
+  input [1:0] \port$3299$9 ;
+  wire [1:0] \port$3299$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14133,11 +14133,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3299$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$9 [0] & \port$3283$9 [1];
+  assign \$4  = \port$3299$9 [0] & \port$3299$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14192,7 +14192,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$9 [0];
+      \$11  = \port$3298$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14202,7 +14202,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$9 [1];
+      \$12  = \port$3298$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14212,7 +14212,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$9 [1];
+      \$13  = \port$3299$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14222,7 +14222,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$9 [2];
+      \$14  = \port$3298$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14247,11 +14247,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$9 [1];
-  assign valid_next = \port$3283$9 [0];
-  assign valid_in = \port$3282$9 [0];
-  assign first_in = \port$3282$9 [1];
-  assign last_in = \port$3282$9 [2];
+  assign first_next = \port$3299$9 [1];
+  assign valid_next = \port$3299$9 [0];
+  assign valid_in = \port$3298$9 [0];
+  assign first_in = \port$3298$9 [1];
+  assign last_in = \port$3298$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14810,7 +14810,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \port$2868$0 , \port$2869$0 , \port$2870$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2883$0 , \port$2884$0 , \port$2885$0 , \port$2886$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14853,14 +14853,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2867$0 ;
-  wire \port$2867$0 ;
-  input \port$2868$0 ;
-  wire \port$2868$0 ;
-  input \port$2869$0 ;
-  wire \port$2869$0 ;
-  input \port$2870$0 ;
-  wire \port$2870$0 ;
+  input \port$2883$0 ;
+  wire \port$2883$0 ;
+  input \port$2884$0 ;
+  wire \port$2884$0 ;
+  input \port$2885$0 ;
+  wire \port$2885$0 ;
+  input \port$2886$0 ;
+  wire \port$2886$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14876,46 +14876,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2869$0 ) begin
+    if (\port$2885$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2869$0 ) begin
+    if (\port$2885$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2886$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2870$0 ) begin
+    if (\port$2886$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2870$0 ) begin
+    if (\port$2886$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2868$0 ) begin
+    if (\port$2884$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2870$0 , \port$2869$0 , \port$2868$0 , \port$2867$0  };
+  assign en = { \port$2886$0 , \port$2885$0 , \port$2884$0 , \port$2883$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15218,7 +15218,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863$0 , \port$2864$0 , \port$2865$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2878$0 , \port$2879$0 , \port$2880$0 , \port$2881$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15259,14 +15259,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2862$0 ;
-  wire \port$2862$0 ;
-  input \port$2863$0 ;
-  wire \port$2863$0 ;
-  input \port$2864$0 ;
-  wire \port$2864$0 ;
-  input \port$2865$0 ;
-  wire \port$2865$0 ;
+  input \port$2878$0 ;
+  wire \port$2878$0 ;
+  input \port$2879$0 ;
+  wire \port$2879$0 ;
+  input \port$2880$0 ;
+  wire \port$2880$0 ;
+  input \port$2881$0 ;
+  wire \port$2881$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15282,47 +15282,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2864$0 ) begin
+    if (\port$2880$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2864$0 ) begin
+    if (\port$2880$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2865$0 ) begin
+    if (\port$2881$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2865$0 ) begin
+    if (\port$2881$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2865$0 ) begin
+    if (\port$2881$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2863$0 ) begin
+    if (\port$2879$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2865$0 , \port$2864$0 , \port$2863$0 , \port$2862$0  };
+  assign en = { \port$2881$0 , \port$2880$0 , \port$2879$0 , \port$2878$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16271,7 +16271,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, rows, last_in_panel, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -16539,27 +16539,36 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16570,9 +16579,9 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -16581,73 +16590,130 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17968,7 +18034,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -18241,27 +18307,36 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -18272,9 +18347,9 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -18283,73 +18358,130 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18825,7 +18957,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3308$354 (run__cmd[398:354])
+    .\port$3324$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19202,7 +19334,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19406,8 +19538,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3308$354 ;
-  wire [44:0] \port$3308$354 ;
+  input [44:0] \port$3324$354 ;
+  wire [44:0] \port$3324$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19482,13 +19614,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3308$354 [36:32];
-  assign lower = \port$3308$354 [0] ? \port$3308$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3324$354 [36:32];
+  assign lower = \port$3324$354 [0] ? \port$3324$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3308$354 [36:32];
+  assign \$11  = ! \port$3324$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19503,8 +19635,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3308$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3308$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3324$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3324$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19519,8 +19651,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3308$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3308$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3324$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3324$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19535,8 +19667,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3308$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3308$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3324$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3324$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19551,8 +19683,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3308$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3308$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3324$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3324$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19878,7 +20010,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3308$354 [31:1];
+      \$125  = \port$3324$354 [31:1];
     end
   end
   always @* begin
@@ -19969,7 +20101,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3308$354 [31:1];
+      \$137  = \port$3324$354 [31:1];
     end
   end
   always @* begin
@@ -20060,7 +20192,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3308$354 [31:1];
+      \$149  = \port$3324$354 [31:1];
     end
   end
   always @* begin
@@ -20151,7 +20283,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3308$354 [31:1];
+      \$161  = \port$3324$354 [31:1];
     end
   end
   always @* begin
@@ -20205,10 +20337,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3308$354 [36:32];
-  assign relu = \port$3308$354 [0];
-  assign zero_point = \port$3308$354 [44:37];
-  assign multiplier = \port$3308$354 [31:1];
+  assign shift = \port$3324$354 [36:32];
+  assign relu = \port$3324$354 [0];
+  assign zero_point = \port$3324$354 [44:37];
+  assign multiplier = \port$3324$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20380,7 +20512,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chunk, advance, done, index, rows, cols, last_in_panel, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   reg \$2 ;
@@ -20508,27 +20640,36 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
+module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, restart, m, n, chunk, advance, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20539,9 +20680,9 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -20550,73 +20691,130 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
@@ -21168,7 +21366,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, k_last, k_len, done, engine_clk);
+module \accelerator.engine.weight_feeder.weight_walk (engine_rst, restart, run__cmd, chunk, step, k_last, k_len, done, last_in_panel, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -21433,27 +21631,36 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
+module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire \$1 ;
-  reg [15:0] \$10 ;
-  reg [31:0] \$11 ;
+  wire [16:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  reg [31:0] \$13 ;
+  reg [15:0] \$14 ;
+  reg [15:0] \$15 ;
+  reg [15:0] \$16 ;
+  reg [15:0] \$17 ;
+  reg \$18 ;
+  reg \$19 ;
   wire [16:0] \$2 ;
-  wire \$3 ;
-  wire [16:0] \$4 ;
+  wire [32:0] \$3 ;
+  wire \$4 ;
   wire \$5 ;
-  wire [32:0] \$6 ;
-  wire [16:0] \$7 ;
+  wire [16:0] \$6 ;
+  wire \$7 ;
   wire [16:0] \$8 ;
-  reg [15:0] \$9 ;
+  wire \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
+  reg [15:0] col0_next;
   output [15:0] cols;
-  wire [15:0] cols;
+  reg [15:0] cols = 16'h0000;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -21464,9 +21671,9 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  wire last;
+  reg last = 1'h0;
   output last_in_panel;
-  wire last_in_panel;
+  reg last_in_panel = 1'h0;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -21475,73 +21682,130 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
+  reg [15:0] row0_next;
   output [15:0] rows;
-  wire [15:0] rows;
+  reg [15:0] rows = 16'h0000;
   wire [16:0] rows_left;
-  assign rows_left = m - row0;
-  assign cols_left = n - col0;
-  assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
-  assign \$3  = cols_left < 3'h4;
-  assign \$4  = \$3  ? cols_left : 17'h00004;
+  assign \$1  = col0 + 3'h4;
+  assign \$2  = row0 + chunk;
+  assign rows_left = m - row0_next;
+  assign cols_left = n - col0_next;
   assign first_in_panel = ! row0;
-  assign last_in_panel = rows_left <= chunk;
-  assign \$5  = cols_left <= 3'h4;
-  assign last = last_in_panel & \$5 ;
-  assign \$6  = index + 1'h1;
-  assign \$7  = col0 + 3'h4;
-  assign \$8  = row0 + chunk;
+  assign \$3  = index + 1'h1;
+  assign \$4  = restart | advance;
+  assign \$5  = rows_left < chunk;
+  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
+  assign \$7  = cols_left < 3'h4;
+  assign \$8  = \$7  ? cols_left : 17'h00004;
+  assign \$9  = rows_left <= chunk;
+  assign \$10  = rows_left <= chunk;
+  assign \$11  = cols_left <= 3'h4;
+  assign \$12  = \$10  & \$11 ;
   always @(posedge engine_clk)
-    row0 <= \$9 ;
+    index <= \$13 ;
   always @(posedge engine_clk)
-    col0 <= \$10 ;
+    row0 <= \$14 ;
   always @(posedge engine_clk)
-    index <= \$11 ;
+    col0 <= \$15 ;
+  always @(posedge engine_clk)
+    rows <= \$16 ;
+  always @(posedge engine_clk)
+    cols <= \$17 ;
+  always @(posedge engine_clk)
+    last_in_panel <= \$18 ;
+  always @(posedge engine_clk)
+    last <= \$19 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$9  = row0;
+    row0_next = row0;
     if (restart) begin
-      \$9  = 16'h0000;
+      row0_next = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        \$9  = 16'h0000;
+        row0_next = 16'h0000;
       end else begin
-        \$9  = \$8 [15:0];
+        row0_next = \$2 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$10  = col0;
+    col0_next = col0;
     if (restart) begin
-      \$10  = 16'h0000;
+      col0_next = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        \$10  = \$7 [15:0];
+        col0_next = \$1 [15:0];
       end
-    end
-    if (engine_rst) begin
-      \$10  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$11  = index;
+    \$13  = index;
     if (restart) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end else if (advance) begin
-      \$11  = \$6 [31:0];
+      \$13  = \$3 [31:0];
     end
     if (engine_rst) begin
-      \$11  = 32'd0;
+      \$13  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$14  = row0_next;
+    if (engine_rst) begin
+      \$14  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$15  = col0_next;
+    if (engine_rst) begin
+      \$15  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$16  = rows;
+    if (\$4 ) begin
+      \$16  = \$6 [15:0];
+    end
+    if (engine_rst) begin
+      \$16  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$17  = cols;
+    if (\$4 ) begin
+      \$17  = \$8 [15:0];
+    end
+    if (engine_rst) begin
+      \$17  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$18  = last_in_panel;
+    if (\$4 ) begin
+      \$18  = \$9 ;
+    end
+    if (engine_rst) begin
+      \$18  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
+    \$19  = last;
+    if (\$4 ) begin
+      \$19  = \$12 ;
+    end
+    if (engine_rst) begin
+      \$19  = 1'h0;
+    end
+  end
 endmodule
 
 (* generator = "Amaranth" *)
