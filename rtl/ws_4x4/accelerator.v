@@ -1131,11 +1131,11 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [21:0] \$12 ;
+  wire [20:0] \$12 ;
   wire \$13 ;
-  wire [63:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [63:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -1148,40 +1148,45 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [9:0] \$28 ;
-  wire [4:0] \$29 ;
+  wire \$28 ;
+  wire [9:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [4:0] \$30 ;
   wire \$31 ;
-  wire [5:0] \$32 ;
-  wire \$33 ;
+  wire \$32 ;
+  wire [5:0] \$33 ;
   wire [20:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire \$37 ;
+  wire [21:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire [21:0] \$40 ;
   wire \$41 ;
-  wire [32:0] \$42 ;
+  wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire \$45 ;
-  reg \$46 ;
-  reg [31:0] \$47 ;
-  reg [7:0] \$48 ;
-  reg [3:0] \$49 ;
+  wire [32:0] \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  reg \$49 ;
   wire \$5 ;
-  reg [63:0] \$50 ;
-  reg \$51 ;
-  reg [70:0] \$52 ;
-  reg \$53 ;
+  reg [31:0] \$50 ;
+  reg [7:0] \$51 ;
+  reg [3:0] \$52 ;
+  reg [63:0] \$53 ;
   reg \$54 ;
-  reg [20:0] \$55 ;
+  reg [70:0] \$55 ;
   reg \$56 ;
-  reg [31:0] \$57 ;
+  reg \$57 ;
+  reg [20:0] \$58 ;
+  reg \$59 ;
   wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg [31:0] \$62 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1201,7 +1206,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$42 ;
+  wire \busy$45 ;
   reg [20:0] bytes_left = 21'h000000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
@@ -1250,6 +1255,9 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   output error;
   reg error = 1'h0;
   wire fits;
+  reg fits_left = 1'h0;
+  wire last;
+  reg last_left = 1'h0;
   wire [20:0] left;
   output [31:0] m_axi__araddr;
   reg [31:0] m_axi__araddr = 32'd0;
@@ -1278,7 +1286,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   reg primed = 1'h0;
-  wire [23:0] r_data;
+  wire [25:0] r_data;
   reg r_en;
   wire [3:0] r_level;
   wire r_rdy;
@@ -1287,42 +1295,55 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire rst;
   reg started = 1'h0;
   wire take;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   wire w_en;
   wire w_rdy;
-  assign \$37  = left <= 4'h8;
-  assign \$38  = \$37  & r_data[23];
-  assign \$39  = left <= 4'h8;
-  assign \$40  = left - 4'h8;
-  assign \$41  = data__valid & data__ready;
-  assign \$42  = bytes_read + data__payload[67:64];
-  assign \$43  = m_axi__rvalid & m_axi__rready;
-  assign \$44  = | m_axi__rresp;
-  assign \$45  = \$43  & \$44 ;
+  assign \$31  = m_axi__rvalid & m_axi__rready;
+  assign \$32  = \$31  & m_axi__rlast;
+  assign \$33  = \$30  - \$32 ;
+  assign \$34  = last ? left : 21'h000008;
+  assign \$35  = left == r_data[22:3];
+  assign \$36  = last & r_data[23];
+  assign \$37  = left - 4'h8;
+  assign \$38  = | r_data[2:0];
+  assign \$39  = ~ \$38 ;
+  assign \$40  = left + r_data[2:0];
+  assign \$41  = \$40  <= 5'h10;
+  assign \$42  = \$39  | \$41 ;
+  assign \$43  = left <= 5'h10;
+  assign \$44  = data__valid & data__ready;
+  assign \$45  = bytes_read + data__payload[67:64];
+  assign \$46  = m_axi__rvalid & m_axi__rready;
+  assign \$47  = | m_axi__rresp;
+  assign \$48  = \$46  & \$47 ;
   always @(posedge clk)
-    m_axi__arvalid <= \$46 ;
+    m_axi__arvalid <= \$49 ;
   always @(posedge clk)
-    m_axi__araddr <= \$47 ;
+    m_axi__araddr <= \$50 ;
   always @(posedge clk)
-    m_axi__arlen <= \$48 ;
+    m_axi__arlen <= \$51 ;
   always @(posedge clk)
-    pending <= \$49 ;
+    pending <= \$52 ;
   always @(posedge clk)
-    prev <= \$50 ;
+    prev <= \$53 ;
   always @(posedge clk)
-    data__valid <= \$51 ;
+    data__valid <= \$54 ;
   always @(posedge clk)
-    data__payload <= \$52 ;
+    data__payload <= \$55 ;
   always @(posedge clk)
-    primed <= \$53 ;
+    primed <= \$56 ;
   always @(posedge clk)
-    started <= \$54 ;
+    started <= \$57 ;
   always @(posedge clk)
-    bytes_left <= \$55 ;
+    bytes_left <= \$58 ;
   always @(posedge clk)
-    error <= \$56 ;
+    fits_left <= \$59 ;
   always @(posedge clk)
-    bytes_read <= \$57 ;
+    last_left <= \$60 ;
+  always @(posedge clk)
+    error <= \$61 ;
+  always @(posedge clk)
+    bytes_read <= \$62 ;
   assign \$1  = ~ m_axi__arvalid;
   assign \$2  = \$1  | m_axi__arready;
   assign \$3  = burst__valid & \$2 ;
@@ -1334,41 +1355,38 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$9  = ~ abort;
   assign take = \$8  & \$9 ;
   assign w_en = take & burst__payload[41];
-  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign \$10  = | r_data[2:0];
+  assign \$10  = | burst__payload[47:45];
   assign \$11  = ~ \$10 ;
-  assign \$12  = left + r_data[2:0];
+  assign \$12  = burst__payload[67:48] + burst__payload[47:45];
   assign \$13  = \$12  <= 4'h8;
-  assign fits = \$11  | \$13 ;
-  assign \$14  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$14  } >> { r_data[2:0], 3'h0 };
-  assign \$15  = primed & fits;
-  assign \$16  = primed | fits;
-  assign \$17  = ~ data__valid;
-  assign \$18  = \$17  | data__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = burst__payload[67:48] <= 4'h8;
+  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
+  assign fits = started ? fits_left : r_data[24];
+  assign last = started ? last_left : r_data[25];
+  assign \$16  = primed ? prev : m_axi__rdata;
+  assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
+  assign \$17  = primed & fits;
+  assign \$18  = primed | fits;
   assign \$19  = ~ data__valid;
   assign \$20  = \$19  | data__ready;
-  assign \$21  = m_axi__rvalid & \$20 ;
-  assign \$22  = left <= 4'h8;
-  assign \$23  = \busy$42  | m_axi__arvalid;
-  assign \$24  = | pending;
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = | r_level;
-  assign \$27  = \$25  | \$26 ;
-  assign busy = \$27  | data__valid;
-  assign \$28  = burst__payload[40:32] - 1'h1;
-  assign \$29  = pending + take;
-  assign \$30  = m_axi__rvalid & m_axi__rready;
-  assign \$31  = \$30  & m_axi__rlast;
-  assign \$32  = \$29  - \$31 ;
-  assign \$33  = left <= 4'h8;
-  assign \$34  = \$33  ? left : 21'h000008;
-  assign \$35  = left == r_data[22:3];
-  assign \$36  = left <= 4'h8;
+  assign \$21  = ~ data__valid;
+  assign \$22  = \$21  | data__ready;
+  assign \$23  = m_axi__rvalid & \$22 ;
+  assign \$24  = \busy$45  | m_axi__arvalid;
+  assign \$25  = | pending;
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = | r_level;
+  assign \$28  = \$26  | \$27 ;
+  assign busy = \$28  | data__valid;
+  assign \$29  = burst__payload[40:32] - 1'h1;
+  assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3884$43 (burst__payload[43]),
-    .\port$3884$45 (burst__payload[67:45]),
+    .\port$2308$0 (\$14 ),
+    .\port$2309$0 (\$15 ),
+    .\port$3890$43 (burst__payload[43]),
+    .\port$3890$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1382,7 +1400,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$42 ),
+    .busy(\busy$45 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1393,10 +1411,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
-      if (\$15 ) begin
-        emit = \$18 ;
-      end else if (\$16 ) begin
-        emit = \$21 ;
+      if (\$17 ) begin
+        emit = \$20 ;
+      end else if (\$18 ) begin
+        emit = \$23 ;
       end
     end
     if (abort) begin
@@ -1408,8 +1426,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
-      if (\$15 ) begin
-      end else if (\$16 ) begin
+      if (\$17 ) begin
+      end else if (\$18 ) begin
         consume = emit;
       end else begin
         consume = m_axi__rvalid;
@@ -1427,7 +1445,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
-      if (\$22 ) begin
+      if (last) begin
         r_en = 1'h1;
       end
     end
@@ -1437,119 +1455,62 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$46  = m_axi__arvalid;
+    \$49  = m_axi__arvalid;
     if (take) begin
-      \$46  = 1'h1;
+      \$49  = 1'h1;
     end else if (m_axi__arready) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
     if (rst) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$47  = m_axi__araddr;
+    \$50  = m_axi__araddr;
     if (take) begin
-      \$47  = burst__payload[31:0];
+      \$50  = burst__payload[31:0];
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$50  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$48  = m_axi__arlen;
+    \$51  = m_axi__arlen;
     if (take) begin
-      \$48  = \$28 [7:0];
+      \$51  = \$29 [7:0];
     end
     if (rst) begin
-      \$48  = 8'h00;
+      \$51  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$49  = \$32 [3:0];
+    \$52  = \$33 [3:0];
     if (rst) begin
-      \$49  = 4'h0;
+      \$52  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$50  = prev;
+    \$53  = prev;
     if (consume) begin
-      \$50  = m_axi__rdata;
+      \$53  = m_axi__rdata;
     end
     if (rst) begin
-      \$50  = 64'h0000000000000000;
+      \$53  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$51  = data__valid;
+    \$54  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
-      \$51  = 1'h1;
+      \$54  = 1'h1;
     end else begin
       if (data__ready) begin
-        \$51  = 1'h0;
-      end
-    end
-    if (abort) begin
-      \$51  = 1'h0;
-    end
-    if (rst) begin
-      \$51  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$52  = data__payload;
-    if (emit) begin
-      \$52 [63:0] = realign_wide[63:0];
-      \$52 [67:64] = \$34 [3:0];
-      \$52 [68] = \$35 ;
-      \$52 [69] = \$36 ;
-      \$52 [70] = \$38 ;
-    end
-    if (rst) begin
-      \$52  = 71'h000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = primed;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      if (\$39 ) begin
-        \$53  = 1'h0;
-      end
-    end else begin
-      if (consume) begin
-        \$53  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$53  = 1'h0;
-    end
-    if (rst) begin
-      \$53  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = started;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
         \$54  = 1'h0;
-      end else begin
-        \$54  = 1'h1;
-      end
-    end else begin
-      if (consume) begin
-        \$54  = 1'h1;
       end
     end
     if (abort) begin
@@ -1561,49 +1522,144 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = bytes_left;
+    \$55  = data__payload;
+    if (emit) begin
+      \$55 [63:0] = realign_wide[63:0];
+      \$55 [67:64] = \$34 [3:0];
+      \$55 [68] = \$35 ;
+      \$55 [69] = last;
+      \$55 [70] = \$36 ;
+    end
+    if (rst) begin
+      \$55  = 71'h000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
-      end else begin
-        \$55  = \$40 [20:0];
+      if (last) begin
+        \$56  = 1'h0;
       end
     end else begin
       if (consume) begin
-        \$55  = left;
+        \$56  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$56  = 1'h0;
+    end
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = started;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+        \$57  = 1'h0;
+      end else begin
+        \$57  = 1'h1;
+      end
+    end else begin
+      if (consume) begin
+        \$57  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$57  = 1'h0;
+    end
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$58  = bytes_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$58  = \$37 [20:0];
+      end
+    end else begin
+      if (consume) begin
+        \$58  = left;
       end
     end
     if (rst) begin
-      \$55  = 21'h000000;
+      \$58  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$56  = error;
-    if (clear) begin
-      \$56  = 1'h0;
-    end
-    if (\$45 ) begin
-      \$56  = 1'h1;
+    \$59  = fits_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$59  = \$42 ;
+      end
+    end else begin
+      if (consume) begin
+        \$59  = fits;
+      end
     end
     if (rst) begin
-      \$56  = 1'h0;
+      \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$57  = bytes_read;
+    \$60  = last_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$60  = \$43 ;
+      end
+    end else begin
+      if (consume) begin
+        \$60  = last;
+      end
+    end
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$61  = error;
+    if (clear) begin
+      \$61  = 1'h0;
+    end
+    if (\$48 ) begin
+      \$61  = 1'h1;
+    end
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$62  = bytes_read;
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end else begin
-      if (\$41 ) begin
-        \$57  = \$42 [31:0];
+      if (\$44 ) begin
+        \$62  = \$45 [31:0];
       end
     end
     if (rst) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
@@ -1611,7 +1667,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \cmd__valid$5  = cmd__valid;
   assign \abort$7  = abort;
   assign burst__ready = take;
-  assign w_data = { burst__payload[43], burst__payload[67:45] };
+  assign w_data = { \$15 , \$14 , burst__payload[43], burst__payload[67:45] };
   assign m_axi__arid = 1'h0;
   assign m_axi__arsize = 3'h3;
   assign m_axi__arburst = 2'h1;
@@ -1650,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3884$43 , \port$3884$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2308$0 , \port$2309$0 , w_rdy, w_level, r_data, r_en, \port$3890$43 , \port$3890$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,51 +1749,55 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3884$43 ;
-  wire \port$3884$43 ;
-  input [22:0] \port$3884$45 ;
-  wire [22:0] \port$3884$45 ;
+  input \port$2308$0 ;
+  wire \port$2308$0 ;
+  input \port$2309$0 ;
+  wire \port$2309$0 ;
+  input \port$3890$43 ;
+  wire \port$3890$43 ;
+  input [22:0] \port$3890$45 ;
+  wire [22:0] \port$3890$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [23:0] r_data;
-  wire [23:0] r_data;
+  output [25:0] r_data;
+  wire [25:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [23:0] r_port__data;
+  wire [25:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  wire [23:0] w_port__data;
+  wire [25:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [23:0] storage [8:0];
+  reg [25:0] storage [8:0];
   initial begin
-    storage[0] = 24'h000000;
-    storage[1] = 24'h000000;
-    storage[2] = 24'h000000;
-    storage[3] = 24'h000000;
-    storage[4] = 24'h000000;
-    storage[5] = 24'h000000;
-    storage[6] = 24'h000000;
-    storage[7] = 24'h000000;
-    storage[8] = 24'h000000;
+    storage[0] = 26'h0000000;
+    storage[1] = 26'h0000000;
+    storage[2] = 26'h0000000;
+    storage[3] = 26'h0000000;
+    storage[4] = 26'h0000000;
+    storage[5] = 26'h0000000;
+    storage[6] = 26'h0000000;
+    storage[7] = 26'h0000000;
+    storage[8] = 26'h0000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3884$43 , \port$3884$45  };
+      storage[w_port__addr] <= { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
   end
-  reg [23:0] _0_;
+  reg [25:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -1834,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3884$43 , \port$3884$45  };
-  assign w_data = { \port$3884$43 , \port$3884$45  };
+  assign w_port__data = { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
+  assign w_data = { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10720,10 +10780,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2845$0 (en_deskew_0),
-    .\port$2846$0 (en_deskew_1),
-    .\port$2847$0 (en_deskew_2),
-    .\port$2848$0 (en_deskew_3)
+    .\port$2847$0 (en_deskew_0),
+    .\port$2848$0 (en_deskew_1),
+    .\port$2849$0 (en_deskew_2),
+    .\port$2850$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10734,8 +10794,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3298$0 (\o$81 [2:0]),
-    .\port$3299$0 (\o_next$76 [1:0]),
+    .\port$3300$0 (\o$81 [2:0]),
+    .\port$3301$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10814,8 +10874,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3298$3 (\o$81 [5:3]),
-    .\port$3299$3 (\o_next$76 [4:3]),
+    .\port$3300$3 (\o$81 [5:3]),
+    .\port$3301$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10898,8 +10958,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3298$6 (\o$81 [8:6]),
-    .\port$3299$6 (\o_next$76 [7:6]),
+    .\port$3300$6 (\o$81 [8:6]),
+    .\port$3301$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10982,8 +11042,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3298$9 (\o$81 [11:9]),
-    .\port$3299$9 (\o_next$76 [10:9]),
+    .\port$3300$9 (\o$81 [11:9]),
+    .\port$3301$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11062,10 +11122,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2883$0 (en_skew_a_0),
-    .\port$2884$0 (en_skew_a_1),
-    .\port$2885$0 (en_skew_a_2),
-    .\port$2886$0 (en_skew_a_3)
+    .\port$2885$0 (en_skew_a_0),
+    .\port$2886$0 (en_skew_a_1),
+    .\port$2887$0 (en_skew_a_2),
+    .\port$2888$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11081,10 +11141,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2878$0 (en_skew_w_0),
-    .\port$2879$0 (en_skew_w_1),
-    .\port$2880$0 (en_skew_w_2),
-    .\port$2881$0 (en_skew_w_3)
+    .\port$2880$0 (en_skew_w_0),
+    .\port$2881$0 (en_skew_w_1),
+    .\port$2882$0 (en_skew_w_2),
+    .\port$2883$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11688,7 +11748,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2845$0 , \port$2846$0 , \port$2847$0 , \port$2848$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2847$0 , \port$2848$0 , \port$2849$0 , \port$2850$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11729,14 +11789,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2845$0 , \port$2846
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2845$0 ;
-  wire \port$2845$0 ;
-  input \port$2846$0 ;
-  wire \port$2846$0 ;
   input \port$2847$0 ;
   wire \port$2847$0 ;
   input \port$2848$0 ;
   wire \port$2848$0 ;
+  input \port$2849$0 ;
+  wire \port$2849$0 ;
+  input \port$2850$0 ;
+  wire \port$2850$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11752,46 +11812,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2845$0 , \port$2846
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2845$0 ) begin
+    if (\port$2847$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2846$0 ) begin
+    if (\port$2848$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2846$0 ) begin
+    if (\port$2848$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2847$0 ) begin
+    if (\port$2849$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2845$0 ) begin
+    if (\port$2847$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2845$0 ) begin
+    if (\port$2847$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2848$0 , \port$2847$0 , \port$2846$0 , \port$2845$0  };
+  assign en = { \port$2850$0 , \port$2849$0 , \port$2848$0 , \port$2847$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11820,7 +11880,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2845$0 , \port$2846
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3298$0 , \port$3299$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3300$0 , \port$3301$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11860,10 +11920,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3298$0 ;
-  wire [2:0] \port$3298$0 ;
-  input [1:0] \port$3299$0 ;
-  wire [1:0] \port$3299$0 ;
+  input [2:0] \port$3300$0 ;
+  wire [2:0] \port$3300$0 ;
+  input [1:0] \port$3301$0 ;
+  wire [1:0] \port$3301$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11888,11 +11948,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3299$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3301$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3299$0 [0] & \port$3299$0 [1];
+  assign \$4  = \port$3301$0 [0] & \port$3301$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11947,7 +12007,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3298$0 [0];
+      \$11  = \port$3300$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11957,7 +12017,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3298$0 [1];
+      \$12  = \port$3300$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11967,7 +12027,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3299$0 [1];
+      \$13  = \port$3301$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -11977,7 +12037,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3298$0 [2];
+      \$14  = \port$3300$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12002,11 +12062,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3299$0 [1];
-  assign valid_next = \port$3299$0 [0];
-  assign valid_in = \port$3298$0 [0];
-  assign first_in = \port$3298$0 [1];
-  assign last_in = \port$3298$0 [2];
+  assign first_next = \port$3301$0 [1];
+  assign valid_next = \port$3301$0 [0];
+  assign valid_in = \port$3300$0 [0];
+  assign first_in = \port$3300$0 [1];
+  assign last_in = \port$3300$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12567,7 +12627,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3298$3 , \port$3299$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3300$3 , \port$3301$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12607,10 +12667,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3298$3 ;
-  wire [2:0] \port$3298$3 ;
-  input [1:0] \port$3299$3 ;
-  wire [1:0] \port$3299$3 ;
+  input [2:0] \port$3300$3 ;
+  wire [2:0] \port$3300$3 ;
+  input [1:0] \port$3301$3 ;
+  wire [1:0] \port$3301$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12636,11 +12696,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3299$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3301$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3299$3 [0] & \port$3299$3 [1];
+  assign \$4  = \port$3301$3 [0] & \port$3301$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12695,7 +12755,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3298$3 [0];
+      \$11  = \port$3300$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12705,7 +12765,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3298$3 [1];
+      \$12  = \port$3300$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12715,7 +12775,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3299$3 [1];
+      \$13  = \port$3301$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12725,7 +12785,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3298$3 [2];
+      \$14  = \port$3300$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12750,11 +12810,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3299$3 [1];
-  assign valid_next = \port$3299$3 [0];
-  assign valid_in = \port$3298$3 [0];
-  assign first_in = \port$3298$3 [1];
-  assign last_in = \port$3298$3 [2];
+  assign first_next = \port$3301$3 [1];
+  assign valid_next = \port$3301$3 [0];
+  assign valid_in = \port$3300$3 [0];
+  assign first_in = \port$3300$3 [1];
+  assign last_in = \port$3300$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13316,7 +13376,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3298$6 , \port$3299$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3300$6 , \port$3301$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13356,10 +13416,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3298$6 ;
-  wire [2:0] \port$3298$6 ;
-  input [1:0] \port$3299$6 ;
-  wire [1:0] \port$3299$6 ;
+  input [2:0] \port$3300$6 ;
+  wire [2:0] \port$3300$6 ;
+  input [1:0] \port$3301$6 ;
+  wire [1:0] \port$3301$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13385,11 +13445,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3299$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3301$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3299$6 [0] & \port$3299$6 [1];
+  assign \$4  = \port$3301$6 [0] & \port$3301$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13444,7 +13504,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3298$6 [0];
+      \$11  = \port$3300$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13454,7 +13514,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3298$6 [1];
+      \$12  = \port$3300$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13464,7 +13524,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3299$6 [1];
+      \$13  = \port$3301$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13474,7 +13534,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3298$6 [2];
+      \$14  = \port$3300$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13499,11 +13559,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3299$6 [1];
-  assign valid_next = \port$3299$6 [0];
-  assign valid_in = \port$3298$6 [0];
-  assign first_in = \port$3298$6 [1];
-  assign last_in = \port$3298$6 [2];
+  assign first_next = \port$3301$6 [1];
+  assign valid_next = \port$3301$6 [0];
+  assign valid_in = \port$3300$6 [0];
+  assign first_in = \port$3300$6 [1];
+  assign last_in = \port$3300$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14065,7 +14125,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3298$9 , \port$3299$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3300$9 , \port$3301$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14105,10 +14165,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3298$9 ;
-  wire [2:0] \port$3298$9 ;
-  input [1:0] \port$3299$9 ;
-  wire [1:0] \port$3299$9 ;
+  input [2:0] \port$3300$9 ;
+  wire [2:0] \port$3300$9 ;
+  input [1:0] \port$3301$9 ;
+  wire [1:0] \port$3301$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14133,11 +14193,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3299$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3301$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3299$9 [0] & \port$3299$9 [1];
+  assign \$4  = \port$3301$9 [0] & \port$3301$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14192,7 +14252,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3298$9 [0];
+      \$11  = \port$3300$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14202,7 +14262,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3298$9 [1];
+      \$12  = \port$3300$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14212,7 +14272,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3299$9 [1];
+      \$13  = \port$3301$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14222,7 +14282,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3298$9 [2];
+      \$14  = \port$3300$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14247,11 +14307,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3299$9 [1];
-  assign valid_next = \port$3299$9 [0];
-  assign valid_in = \port$3298$9 [0];
-  assign first_in = \port$3298$9 [1];
-  assign last_in = \port$3298$9 [2];
+  assign first_next = \port$3301$9 [1];
+  assign valid_next = \port$3301$9 [0];
+  assign valid_in = \port$3300$9 [0];
+  assign first_in = \port$3300$9 [1];
+  assign last_in = \port$3300$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14810,7 +14870,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2883$0 , \port$2884$0 , \port$2885$0 , \port$2886$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2885$0 , \port$2886$0 , \port$2887$0 , \port$2888$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14853,14 +14913,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2883$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2883$0 ;
-  wire \port$2883$0 ;
-  input \port$2884$0 ;
-  wire \port$2884$0 ;
   input \port$2885$0 ;
   wire \port$2885$0 ;
   input \port$2886$0 ;
   wire \port$2886$0 ;
+  input \port$2887$0 ;
+  wire \port$2887$0 ;
+  input \port$2888$0 ;
+  wire \port$2888$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14876,46 +14936,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2883$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2885$0 ) begin
+    if (\port$2887$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2885$0 ) begin
+    if (\port$2887$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2886$0 ) begin
+    if (\port$2888$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2886$0 ) begin
+    if (\port$2888$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2886$0 ) begin
+    if (\port$2888$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2884$0 ) begin
+    if (\port$2886$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2886$0 , \port$2885$0 , \port$2884$0 , \port$2883$0  };
+  assign en = { \port$2888$0 , \port$2887$0 , \port$2886$0 , \port$2885$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15218,7 +15278,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2878$0 , \port$2879$0 , \port$2880$0 , \port$2881$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2880$0 , \port$2881$0 , \port$2882$0 , \port$2883$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15259,14 +15319,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2878$0 , \port$2879
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2878$0 ;
-  wire \port$2878$0 ;
-  input \port$2879$0 ;
-  wire \port$2879$0 ;
   input \port$2880$0 ;
   wire \port$2880$0 ;
   input \port$2881$0 ;
   wire \port$2881$0 ;
+  input \port$2882$0 ;
+  wire \port$2882$0 ;
+  input \port$2883$0 ;
+  wire \port$2883$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15282,47 +15342,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2878$0 , \port$2879
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2880$0 ) begin
+    if (\port$2882$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2880$0 ) begin
+    if (\port$2882$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2881$0 ) begin
+    if (\port$2883$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2881$0 ) begin
+    if (\port$2883$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2881$0 ) begin
+    if (\port$2883$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2879$0 ) begin
+    if (\port$2881$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2881$0 , \port$2880$0 , \port$2879$0 , \port$2878$0  };
+  assign en = { \port$2883$0 , \port$2882$0 , \port$2881$0 , \port$2880$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18957,7 +19017,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3324$354 (run__cmd[398:354])
+    .\port$3326$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19334,7 +19394,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19538,8 +19598,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3324$354 ;
-  wire [44:0] \port$3324$354 ;
+  input [44:0] \port$3326$354 ;
+  wire [44:0] \port$3326$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19614,13 +19674,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3324$354 [36:32];
-  assign lower = \port$3324$354 [0] ? \port$3324$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3326$354 [36:32];
+  assign lower = \port$3326$354 [0] ? \port$3326$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3324$354 [36:32];
+  assign \$11  = ! \port$3326$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19635,8 +19695,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3324$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3324$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3326$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3326$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19651,8 +19711,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3324$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3324$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3326$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3326$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19667,8 +19727,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3324$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3324$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3326$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3326$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19683,8 +19743,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3324$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3324$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3326$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3326$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -20010,7 +20070,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3324$354 [31:1];
+      \$125  = \port$3326$354 [31:1];
     end
   end
   always @* begin
@@ -20101,7 +20161,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3324$354 [31:1];
+      \$137  = \port$3326$354 [31:1];
     end
   end
   always @* begin
@@ -20192,7 +20252,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3324$354 [31:1];
+      \$149  = \port$3326$354 [31:1];
     end
   end
   always @* begin
@@ -20283,7 +20343,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3324$354 [31:1];
+      \$161  = \port$3326$354 [31:1];
     end
   end
   always @* begin
@@ -20337,10 +20397,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3324$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3324$354 [36:32];
-  assign relu = \port$3324$354 [0];
-  assign zero_point = \port$3324$354 [44:37];
-  assign multiplier = \port$3324$354 [31:1];
+  assign shift = \port$3326$354 [36:32];
+  assign relu = \port$3326$354 [0];
+  assign zero_point = \port$3326$354 [44:37];
+  assign multiplier = \port$3326$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
