@@ -20,8 +20,7 @@ class ChunkWalker(wiring.Component):
     Members
     -------
     restart : In(1)
-        Go back to the first chunk (with ``m``, ``n`` and ``chunk`` stable from now on: the
-        outputs hold what they were loaded with, until the next restart or advance).
+        Go back to the first chunk (with ``m``, ``n`` and ``chunk`` stable from now on).
     advance : In(1)
         Move to the next chunk.
     m, n, chunk : In(16)
@@ -49,32 +48,23 @@ class ChunkWalker(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         C = self._cols
-        row0_next = Signal(16)
-        col0_next = Signal(16)
-        m.d.comb += [row0_next.eq(self.row0), col0_next.eq(self.col0)]
+        rows_left = Signal(17)
+        cols_left = Signal(17)
+        m.d.comb += [
+            rows_left.eq(self.m - self.row0),
+            cols_left.eq(self.n - self.col0),
+            self.rows.eq(Mux(rows_left < self.chunk, rows_left, self.chunk)),
+            self.cols.eq(Mux(cols_left < C, cols_left, C)),
+            self.first_in_panel.eq(self.row0 == 0),
+            self.last_in_panel.eq(rows_left <= self.chunk),
+            self.last.eq(self.last_in_panel & (cols_left <= C)),
+        ]
         with m.If(self.restart):
-            m.d.comb += [row0_next.eq(0), col0_next.eq(0)]
-            m.d.sync += self.index.eq(0)
+            m.d.sync += [self.row0.eq(0), self.col0.eq(0), self.index.eq(0)]
         with m.Elif(self.advance):
             m.d.sync += self.index.eq(self.index + 1)
             with m.If(self.last_in_panel):
-                m.d.comb += [row0_next.eq(0), col0_next.eq(self.col0 + C)]
+                m.d.sync += [self.row0.eq(0), self.col0.eq(self.col0 + C)]
             with m.Else():
-                m.d.comb += row0_next.eq(self.row0 + self.chunk)
-        m.d.sync += [self.row0.eq(row0_next), self.col0.eq(col0_next)]
-        # The chunk's size and place are registers, loaded with the next chunk's as the walk
-        # restarts or advances (``m``, ``n`` and ``chunk`` are stable from the restart on):
-        # computed from ``m - row0`` in the cycle, they began a board top's longest path (the
-        # store's row count through its last-row compare into its address enables).
-        rows_left = Signal(17)
-        cols_left = Signal(17)
-        m.d.comb += [rows_left.eq(self.m - row0_next), cols_left.eq(self.n - col0_next)]
-        with m.If(self.restart | self.advance):
-            m.d.sync += [
-                self.rows.eq(Mux(rows_left < self.chunk, rows_left, self.chunk)),
-                self.cols.eq(Mux(cols_left < C, cols_left, C)),
-                self.last_in_panel.eq(rows_left <= self.chunk),
-                self.last.eq((rows_left <= self.chunk) & (cols_left <= C)),
-            ]
-        m.d.comb += self.first_in_panel.eq(self.row0 == 0)
+                m.d.sync += self.row0.eq(self.row0 + self.chunk)
         return m

@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2189$0 (\$14 ),
-    .\port$2190$0 (\$15 ),
-    .\port$3659$43 (burst__payload[43]),
-    .\port$3659$45 (burst__payload[67:45]),
+    .\port$2177$0 (\$14 ),
+    .\port$2178$0 (\$15 ),
+    .\port$3617$43 (burst__payload[43]),
+    .\port$3617$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2189$0 , \port$2190$0 , w_rdy, w_level, r_data, r_en, \port$3659$43 , \port$3659$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_rdy, w_level, r_data, r_en, \port$3617$43 , \port$3617$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2189$0 , \port$2190$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2189$0 ;
-  wire \port$2189$0 ;
-  input \port$2190$0 ;
-  wire \port$2190$0 ;
-  input \port$3659$43 ;
-  wire \port$3659$43 ;
-  input [22:0] \port$3659$45 ;
-  wire [22:0] \port$3659$45 ;
+  input \port$2177$0 ;
+  wire \port$2177$0 ;
+  input \port$2178$0 ;
+  wire \port$2178$0 ;
+  input \port$3617$43 ;
+  wire \port$3617$43 ;
+  input [22:0] \port$3617$45 ;
+  wire [22:0] \port$3617$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [25:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2189$0 , \port$2190$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2190$0 , \port$2189$0 , \port$3659$43 , \port$3659$45  };
+      storage[w_port__addr] <= { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
   end
   reg [25:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2189$0 , \port$2190$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2190$0 , \port$2189$0 , \port$3659$43 , \port$3659$45  };
-  assign w_data = { \port$2190$0 , \port$2189$0 , \port$3659$43 , \port$3659$45  };
+  assign w_port__data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
+  assign w_data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10398,10 +10398,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2725$0 (en_deskew_0),
-    .\port$2726$0 (en_deskew_1),
-    .\port$2727$0 (en_deskew_2),
-    .\port$2728$0 (en_deskew_3)
+    .\port$2713$0 (en_deskew_0),
+    .\port$2714$0 (en_deskew_1),
+    .\port$2715$0 (en_deskew_2),
+    .\port$2716$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10416,7 +10416,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3141$0 (\o$77 [2:0]),
+    .\port$3129$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10434,7 +10434,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3141$3 (\o$77 [5:3]),
+    .\port$3129$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10452,7 +10452,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3141$6 (\o$77 [8:6]),
+    .\port$3129$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10469,7 +10469,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3141$9 (\o$77 [11:9]),
+    .\port$3129$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10734,10 +10734,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2754$0 (en_skew_a_0),
-    .\port$2755$0 (en_skew_a_1),
-    .\port$2756$0 (en_skew_a_2),
-    .\port$2757$0 (en_skew_a_3)
+    .\port$2742$0 (en_skew_a_0),
+    .\port$2743$0 (en_skew_a_1),
+    .\port$2744$0 (en_skew_a_2),
+    .\port$2745$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10746,10 +10746,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2758$0 (en_skew_b_0),
-    .\port$2759$0 (en_skew_b_1),
-    .\port$2760$0 (en_skew_b_2),
-    .\port$2761$0 (en_skew_b_3)
+    .\port$2746$0 (en_skew_b_0),
+    .\port$2747$0 (en_skew_b_1),
+    .\port$2748$0 (en_skew_b_2),
+    .\port$2749$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11192,7 +11192,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2725$0 , \port$2726$0 , \port$2727$0 , \port$2728$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714$0 , \port$2715$0 , \port$2716$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11233,14 +11233,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2725$0 , \port$2726
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2725$0 ;
-  wire \port$2725$0 ;
-  input \port$2726$0 ;
-  wire \port$2726$0 ;
-  input \port$2727$0 ;
-  wire \port$2727$0 ;
-  input \port$2728$0 ;
-  wire \port$2728$0 ;
+  input \port$2713$0 ;
+  wire \port$2713$0 ;
+  input \port$2714$0 ;
+  wire \port$2714$0 ;
+  input \port$2715$0 ;
+  wire \port$2715$0 ;
+  input \port$2716$0 ;
+  wire \port$2716$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11256,46 +11256,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2725$0 , \port$2726
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2725$0 ) begin
+    if (\port$2713$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2726$0 ) begin
+    if (\port$2714$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2726$0 ) begin
+    if (\port$2714$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2727$0 ) begin
+    if (\port$2715$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2725$0 ) begin
+    if (\port$2713$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2725$0 ) begin
+    if (\port$2713$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2728$0 , \port$2727$0 , \port$2726$0 , \port$2725$0  };
+  assign en = { \port$2716$0 , \port$2715$0 , \port$2714$0 , \port$2713$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11324,7 +11324,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2725$0 , \port$2726
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3141$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3129$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11379,8 +11379,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3141$0 ;
-  wire [2:0] \port$3141$0 ;
+  input [2:0] \port$3129$0 ;
+  wire [2:0] \port$3129$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11389,10 +11389,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3141$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3141$0 [0] & \port$3141$0 [2];
+  assign \$4  = \port$3129$0 [0] & \port$3129$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11440,7 +11440,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3141$0 [0];
+      \$10  = \port$3129$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11450,7 +11450,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3141$0 [1];
+      \$11  = \port$3129$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11460,7 +11460,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3141$0 [2];
+      \$12  = \port$3129$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11470,7 +11470,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3141$0 [0]) begin
+      if (\port$3129$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11517,16 +11517,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3141$0 [1];
+  assign first_in = \port$3129$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3141$0 [0];
-  assign last_in = \port$3141$0 [2];
+  assign valid_in = \port$3129$0 [0];
+  assign last_in = \port$3129$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3141$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3129$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11581,8 +11581,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3141$3 ;
-  wire [2:0] \port$3141$3 ;
+  input [2:0] \port$3129$3 ;
+  wire [2:0] \port$3129$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11591,10 +11591,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3141$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3141$3 [0] & \port$3141$3 [2];
+  assign \$4  = \port$3129$3 [0] & \port$3129$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11642,7 +11642,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3141$3 [0];
+      \$10  = \port$3129$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11652,7 +11652,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3141$3 [1];
+      \$11  = \port$3129$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11662,7 +11662,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3141$3 [2];
+      \$12  = \port$3129$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11672,7 +11672,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3141$3 [0]) begin
+      if (\port$3129$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11719,16 +11719,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3141$3 [1];
+  assign first_in = \port$3129$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3141$3 [0];
-  assign last_in = \port$3141$3 [2];
+  assign valid_in = \port$3129$3 [0];
+  assign last_in = \port$3129$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3141$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11783,8 +11783,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3141$6 ;
-  wire [2:0] \port$3141$6 ;
+  input [2:0] \port$3129$6 ;
+  wire [2:0] \port$3129$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11793,10 +11793,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3141$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3141$6 [0] & \port$3141$6 [2];
+  assign \$4  = \port$3129$6 [0] & \port$3129$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11844,7 +11844,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3141$6 [0];
+      \$10  = \port$3129$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11854,7 +11854,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3141$6 [1];
+      \$11  = \port$3129$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11864,7 +11864,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3141$6 [2];
+      \$12  = \port$3129$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11874,7 +11874,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3141$6 [0]) begin
+      if (\port$3129$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11921,16 +11921,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3141$6 [1];
+  assign first_in = \port$3129$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3141$6 [0];
-  assign last_in = \port$3141$6 [2];
+  assign valid_in = \port$3129$6 [0];
+  assign last_in = \port$3129$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3141$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11984,8 +11984,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3141$9 ;
-  wire [2:0] \port$3141$9 ;
+  input [2:0] \port$3129$9 ;
+  wire [2:0] \port$3129$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11994,10 +11994,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3141$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3141$9 [0] & \port$3141$9 [2];
+  assign \$4  = \port$3129$9 [0] & \port$3129$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12045,7 +12045,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3141$9 [0];
+      \$10  = \port$3129$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -12055,7 +12055,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3141$9 [1];
+      \$11  = \port$3129$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12065,7 +12065,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3141$9 [2];
+      \$12  = \port$3129$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12075,7 +12075,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3141$9 [0]) begin
+      if (\port$3129$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12122,10 +12122,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3141$9 [1];
+  assign first_in = \port$3129$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3141$9 [0];
-  assign last_in = \port$3141$9 [2];
+  assign valid_in = \port$3129$9 [0];
+  assign last_in = \port$3129$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14520,7 +14520,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2754$0 , \port$2755$0 , \port$2756$0 , \port$2757$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \port$2743$0 , \port$2744$0 , \port$2745$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14563,14 +14563,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2754$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2754$0 ;
-  wire \port$2754$0 ;
-  input \port$2755$0 ;
-  wire \port$2755$0 ;
-  input \port$2756$0 ;
-  wire \port$2756$0 ;
-  input \port$2757$0 ;
-  wire \port$2757$0 ;
+  input \port$2742$0 ;
+  wire \port$2742$0 ;
+  input \port$2743$0 ;
+  wire \port$2743$0 ;
+  input \port$2744$0 ;
+  wire \port$2744$0 ;
+  input \port$2745$0 ;
+  wire \port$2745$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14586,46 +14586,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2754$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2756$0 ) begin
+    if (\port$2744$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2756$0 ) begin
+    if (\port$2744$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2757$0 ) begin
+    if (\port$2745$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2757$0 ) begin
+    if (\port$2745$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2757$0 ) begin
+    if (\port$2745$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2755$0 ) begin
+    if (\port$2743$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2757$0 , \port$2756$0 , \port$2755$0 , \port$2754$0  };
+  assign en = { \port$2745$0 , \port$2744$0 , \port$2743$0 , \port$2742$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14653,7 +14653,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2754$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2758$0 , \port$2759$0 , \port$2760$0 , \port$2761$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2746$0 , \port$2747$0 , \port$2748$0 , \port$2749$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14696,14 +14696,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2758$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2758$0 ;
-  wire \port$2758$0 ;
-  input \port$2759$0 ;
-  wire \port$2759$0 ;
-  input \port$2760$0 ;
-  wire \port$2760$0 ;
-  input \port$2761$0 ;
-  wire \port$2761$0 ;
+  input \port$2746$0 ;
+  wire \port$2746$0 ;
+  input \port$2747$0 ;
+  wire \port$2747$0 ;
+  input \port$2748$0 ;
+  wire \port$2748$0 ;
+  input \port$2749$0 ;
+  wire \port$2749$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14719,46 +14719,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2758$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2760$0 ) begin
+    if (\port$2748$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2760$0 ) begin
+    if (\port$2748$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2761$0 ) begin
+    if (\port$2749$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2761$0 ) begin
+    if (\port$2749$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2761$0 ) begin
+    if (\port$2749$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2759$0 ) begin
+    if (\port$2747$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2761$0 , \port$2760$0 , \port$2759$0 , \port$2758$0  };
+  assign en = { \port$2749$0 , \port$2748$0 , \port$2747$0 , \port$2746$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15765,7 +15765,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, last_in_panel, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -16032,36 +16032,27 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chun
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16072,9 +16063,9 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_i
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -16083,130 +16074,73 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_i
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$39 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -17632,7 +17566,7 @@ module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -17905,36 +17839,27 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -17945,9 +17870,9 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_i
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -17956,130 +17881,73 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_i
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$43 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18555,7 +18423,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3167$354 (run__cmd[398:354])
+    .\port$3155$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18932,7 +18800,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19136,8 +19004,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3167$354 ;
-  wire [44:0] \port$3167$354 ;
+  input [44:0] \port$3155$354 ;
+  wire [44:0] \port$3155$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19212,13 +19080,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3167$354 [36:32];
-  assign lower = \port$3167$354 [0] ? \port$3167$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3155$354 [36:32];
+  assign lower = \port$3155$354 [0] ? \port$3155$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3167$354 [36:32];
+  assign \$11  = ! \port$3155$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19233,8 +19101,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3167$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3167$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3155$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3155$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19249,8 +19117,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3167$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3167$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3155$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3155$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19265,8 +19133,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3167$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3167$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3155$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3155$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19281,8 +19149,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3167$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3167$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3155$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3155$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19608,7 +19476,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3167$354 [31:1];
+      \$125  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19699,7 +19567,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3167$354 [31:1];
+      \$137  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19790,7 +19658,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3167$354 [31:1];
+      \$149  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19881,7 +19749,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3167$354 [31:1];
+      \$161  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19935,10 +19803,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3167$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3167$354 [36:32];
-  assign relu = \port$3167$354 [0];
-  assign zero_point = \port$3167$354 [44:37];
-  assign multiplier = \port$3167$354 [31:1];
+  assign shift = \port$3155$354 [36:32];
+  assign relu = \port$3155$354 [0];
+  assign zero_point = \port$3155$354 [44:37];
+  assign multiplier = \port$3155$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20110,7 +19978,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chunk, advance, done, index, rows, cols, last_in_panel, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   reg \$2 ;
@@ -20238,36 +20106,27 @@ module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chun
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, restart, m, n, chunk, advance, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20278,9 +20137,9 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, 
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -20289,130 +20148,73 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, 
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$49 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)

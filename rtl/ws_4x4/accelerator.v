@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2308$0 (\$14 ),
-    .\port$2309$0 (\$15 ),
-    .\port$3890$43 (burst__payload[43]),
-    .\port$3890$45 (burst__payload[67:45]),
+    .\port$2292$0 (\$14 ),
+    .\port$2293$0 (\$15 ),
+    .\port$3834$43 (burst__payload[43]),
+    .\port$3834$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2308$0 , \port$2309$0 , w_rdy, w_level, r_data, r_en, \port$3890$43 , \port$3890$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_rdy, w_level, r_data, r_en, \port$3834$43 , \port$3834$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2308$0 , \port$2309$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2308$0 ;
-  wire \port$2308$0 ;
-  input \port$2309$0 ;
-  wire \port$2309$0 ;
-  input \port$3890$43 ;
-  wire \port$3890$43 ;
-  input [22:0] \port$3890$45 ;
-  wire [22:0] \port$3890$45 ;
+  input \port$2292$0 ;
+  wire \port$2292$0 ;
+  input \port$2293$0 ;
+  wire \port$2293$0 ;
+  input \port$3834$43 ;
+  wire \port$3834$43 ;
+  input [22:0] \port$3834$45 ;
+  wire [22:0] \port$3834$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [25:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2308$0 , \port$2309$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
+      storage[w_port__addr] <= { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
   end
   reg [25:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2308$0 , \port$2309$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
-  assign w_data = { \port$2309$0 , \port$2308$0 , \port$3890$43 , \port$3890$45  };
+  assign w_port__data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
+  assign w_data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10780,10 +10780,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2847$0 (en_deskew_0),
-    .\port$2848$0 (en_deskew_1),
-    .\port$2849$0 (en_deskew_2),
-    .\port$2850$0 (en_deskew_3)
+    .\port$2831$0 (en_deskew_0),
+    .\port$2832$0 (en_deskew_1),
+    .\port$2833$0 (en_deskew_2),
+    .\port$2834$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10794,8 +10794,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3300$0 (\o$81 [2:0]),
-    .\port$3301$0 (\o_next$76 [1:0]),
+    .\port$3284$0 (\o$81 [2:0]),
+    .\port$3285$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10874,8 +10874,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3300$3 (\o$81 [5:3]),
-    .\port$3301$3 (\o_next$76 [4:3]),
+    .\port$3284$3 (\o$81 [5:3]),
+    .\port$3285$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10958,8 +10958,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3300$6 (\o$81 [8:6]),
-    .\port$3301$6 (\o_next$76 [7:6]),
+    .\port$3284$6 (\o$81 [8:6]),
+    .\port$3285$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -11042,8 +11042,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3300$9 (\o$81 [11:9]),
-    .\port$3301$9 (\o_next$76 [10:9]),
+    .\port$3284$9 (\o$81 [11:9]),
+    .\port$3285$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11122,10 +11122,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2885$0 (en_skew_a_0),
-    .\port$2886$0 (en_skew_a_1),
-    .\port$2887$0 (en_skew_a_2),
-    .\port$2888$0 (en_skew_a_3)
+    .\port$2869$0 (en_skew_a_0),
+    .\port$2870$0 (en_skew_a_1),
+    .\port$2871$0 (en_skew_a_2),
+    .\port$2872$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11141,10 +11141,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2880$0 (en_skew_w_0),
-    .\port$2881$0 (en_skew_w_1),
-    .\port$2882$0 (en_skew_w_2),
-    .\port$2883$0 (en_skew_w_3)
+    .\port$2864$0 (en_skew_w_0),
+    .\port$2865$0 (en_skew_w_1),
+    .\port$2866$0 (en_skew_w_2),
+    .\port$2867$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11748,7 +11748,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2847$0 , \port$2848$0 , \port$2849$0 , \port$2850$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832$0 , \port$2833$0 , \port$2834$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11789,14 +11789,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2847$0 , \port$2848
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2847$0 ;
-  wire \port$2847$0 ;
-  input \port$2848$0 ;
-  wire \port$2848$0 ;
-  input \port$2849$0 ;
-  wire \port$2849$0 ;
-  input \port$2850$0 ;
-  wire \port$2850$0 ;
+  input \port$2831$0 ;
+  wire \port$2831$0 ;
+  input \port$2832$0 ;
+  wire \port$2832$0 ;
+  input \port$2833$0 ;
+  wire \port$2833$0 ;
+  input \port$2834$0 ;
+  wire \port$2834$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11812,46 +11812,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2847$0 , \port$2848
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2847$0 ) begin
+    if (\port$2831$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2848$0 ) begin
+    if (\port$2832$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2848$0 ) begin
+    if (\port$2832$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2849$0 ) begin
+    if (\port$2833$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2847$0 ) begin
+    if (\port$2831$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2847$0 ) begin
+    if (\port$2831$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2850$0 , \port$2849$0 , \port$2848$0 , \port$2847$0  };
+  assign en = { \port$2834$0 , \port$2833$0 , \port$2832$0 , \port$2831$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11880,7 +11880,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2847$0 , \port$2848
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3300$0 , \port$3301$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3284$0 , \port$3285$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11920,10 +11920,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3300$0 ;
-  wire [2:0] \port$3300$0 ;
-  input [1:0] \port$3301$0 ;
-  wire [1:0] \port$3301$0 ;
+  input [2:0] \port$3284$0 ;
+  wire [2:0] \port$3284$0 ;
+  input [1:0] \port$3285$0 ;
+  wire [1:0] \port$3285$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11948,11 +11948,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3301$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3301$0 [0] & \port$3301$0 [1];
+  assign \$4  = \port$3285$0 [0] & \port$3285$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12007,7 +12007,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3300$0 [0];
+      \$11  = \port$3284$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -12017,7 +12017,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3300$0 [1];
+      \$12  = \port$3284$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -12027,7 +12027,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3301$0 [1];
+      \$13  = \port$3285$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -12037,7 +12037,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3300$0 [2];
+      \$14  = \port$3284$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12062,11 +12062,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3301$0 [1];
-  assign valid_next = \port$3301$0 [0];
-  assign valid_in = \port$3300$0 [0];
-  assign first_in = \port$3300$0 [1];
-  assign last_in = \port$3300$0 [2];
+  assign first_next = \port$3285$0 [1];
+  assign valid_next = \port$3285$0 [0];
+  assign valid_in = \port$3284$0 [0];
+  assign first_in = \port$3284$0 [1];
+  assign last_in = \port$3284$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12627,7 +12627,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3300$3 , \port$3301$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$3 , \port$3285$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12667,10 +12667,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3300$3 ;
-  wire [2:0] \port$3300$3 ;
-  input [1:0] \port$3301$3 ;
-  wire [1:0] \port$3301$3 ;
+  input [2:0] \port$3284$3 ;
+  wire [2:0] \port$3284$3 ;
+  input [1:0] \port$3285$3 ;
+  wire [1:0] \port$3285$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12696,11 +12696,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3301$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3301$3 [0] & \port$3301$3 [1];
+  assign \$4  = \port$3285$3 [0] & \port$3285$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12755,7 +12755,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3300$3 [0];
+      \$11  = \port$3284$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12765,7 +12765,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3300$3 [1];
+      \$12  = \port$3284$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12775,7 +12775,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3301$3 [1];
+      \$13  = \port$3285$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12785,7 +12785,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3300$3 [2];
+      \$14  = \port$3284$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12810,11 +12810,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3301$3 [1];
-  assign valid_next = \port$3301$3 [0];
-  assign valid_in = \port$3300$3 [0];
-  assign first_in = \port$3300$3 [1];
-  assign last_in = \port$3300$3 [2];
+  assign first_next = \port$3285$3 [1];
+  assign valid_next = \port$3285$3 [0];
+  assign valid_in = \port$3284$3 [0];
+  assign first_in = \port$3284$3 [1];
+  assign last_in = \port$3284$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13376,7 +13376,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3300$6 , \port$3301$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$6 , \port$3285$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13416,10 +13416,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3300$6 ;
-  wire [2:0] \port$3300$6 ;
-  input [1:0] \port$3301$6 ;
-  wire [1:0] \port$3301$6 ;
+  input [2:0] \port$3284$6 ;
+  wire [2:0] \port$3284$6 ;
+  input [1:0] \port$3285$6 ;
+  wire [1:0] \port$3285$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13445,11 +13445,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3301$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3301$6 [0] & \port$3301$6 [1];
+  assign \$4  = \port$3285$6 [0] & \port$3285$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13504,7 +13504,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3300$6 [0];
+      \$11  = \port$3284$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13514,7 +13514,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3300$6 [1];
+      \$12  = \port$3284$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13524,7 +13524,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3301$6 [1];
+      \$13  = \port$3285$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13534,7 +13534,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3300$6 [2];
+      \$14  = \port$3284$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13559,11 +13559,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3301$6 [1];
-  assign valid_next = \port$3301$6 [0];
-  assign valid_in = \port$3300$6 [0];
-  assign first_in = \port$3300$6 [1];
-  assign last_in = \port$3300$6 [2];
+  assign first_next = \port$3285$6 [1];
+  assign valid_next = \port$3285$6 [0];
+  assign valid_in = \port$3284$6 [0];
+  assign first_in = \port$3284$6 [1];
+  assign last_in = \port$3284$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14125,7 +14125,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3300$9 , \port$3301$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3284$9 , \port$3285$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14165,10 +14165,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3300$9 ;
-  wire [2:0] \port$3300$9 ;
-  input [1:0] \port$3301$9 ;
-  wire [1:0] \port$3301$9 ;
+  input [2:0] \port$3284$9 ;
+  wire [2:0] \port$3284$9 ;
+  input [1:0] \port$3285$9 ;
+  wire [1:0] \port$3285$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14193,11 +14193,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3301$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3301$9 [0] & \port$3301$9 [1];
+  assign \$4  = \port$3285$9 [0] & \port$3285$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14252,7 +14252,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3300$9 [0];
+      \$11  = \port$3284$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14262,7 +14262,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3300$9 [1];
+      \$12  = \port$3284$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14272,7 +14272,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3301$9 [1];
+      \$13  = \port$3285$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14282,7 +14282,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3300$9 [2];
+      \$14  = \port$3284$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14307,11 +14307,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3301$9 [1];
-  assign valid_next = \port$3301$9 [0];
-  assign valid_in = \port$3300$9 [0];
-  assign first_in = \port$3300$9 [1];
-  assign last_in = \port$3300$9 [2];
+  assign first_next = \port$3285$9 [1];
+  assign valid_next = \port$3285$9 [0];
+  assign valid_in = \port$3284$9 [0];
+  assign first_in = \port$3284$9 [1];
+  assign last_in = \port$3284$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14870,7 +14870,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2885$0 , \port$2886$0 , \port$2887$0 , \port$2888$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2869$0 , \port$2870$0 , \port$2871$0 , \port$2872$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14913,14 +14913,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2885$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2885$0 ;
-  wire \port$2885$0 ;
-  input \port$2886$0 ;
-  wire \port$2886$0 ;
-  input \port$2887$0 ;
-  wire \port$2887$0 ;
-  input \port$2888$0 ;
-  wire \port$2888$0 ;
+  input \port$2869$0 ;
+  wire \port$2869$0 ;
+  input \port$2870$0 ;
+  wire \port$2870$0 ;
+  input \port$2871$0 ;
+  wire \port$2871$0 ;
+  input \port$2872$0 ;
+  wire \port$2872$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14936,46 +14936,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2885$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2887$0 ) begin
+    if (\port$2871$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2887$0 ) begin
+    if (\port$2871$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2888$0 ) begin
+    if (\port$2872$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2888$0 ) begin
+    if (\port$2872$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2888$0 ) begin
+    if (\port$2872$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2886$0 ) begin
+    if (\port$2870$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2888$0 , \port$2887$0 , \port$2886$0 , \port$2885$0  };
+  assign en = { \port$2872$0 , \port$2871$0 , \port$2870$0 , \port$2869$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15278,7 +15278,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2880$0 , \port$2881$0 , \port$2882$0 , \port$2883$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2864$0 , \port$2865$0 , \port$2866$0 , \port$2867$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15319,14 +15319,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2880$0 , \port$2881
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2880$0 ;
-  wire \port$2880$0 ;
-  input \port$2881$0 ;
-  wire \port$2881$0 ;
-  input \port$2882$0 ;
-  wire \port$2882$0 ;
-  input \port$2883$0 ;
-  wire \port$2883$0 ;
+  input \port$2864$0 ;
+  wire \port$2864$0 ;
+  input \port$2865$0 ;
+  wire \port$2865$0 ;
+  input \port$2866$0 ;
+  wire \port$2866$0 ;
+  input \port$2867$0 ;
+  wire \port$2867$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15342,47 +15342,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2880$0 , \port$2881
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2882$0 ) begin
+    if (\port$2866$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2882$0 ) begin
+    if (\port$2866$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2883$0 ) begin
+    if (\port$2867$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2883$0 ) begin
+    if (\port$2867$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2883$0 ) begin
+    if (\port$2867$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2881$0 ) begin
+    if (\port$2865$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2883$0 , \port$2882$0 , \port$2881$0 , \port$2880$0  };
+  assign en = { \port$2867$0 , \port$2866$0 , \port$2865$0 , \port$2864$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -16331,7 +16331,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, rows, last_in_panel, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -16599,36 +16599,27 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, restart, run__cmd, chun
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$40  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16639,9 +16630,9 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_i
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -16650,130 +16641,73 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, first_i
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$40 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18094,7 +18028,7 @@ module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -18367,36 +18301,27 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, first_in_panel
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$44  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -18407,9 +18332,9 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_i
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -18418,130 +18343,73 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, first_i
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$44 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -19017,7 +18885,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3326$354 (run__cmd[398:354])
+    .\port$3310$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19394,7 +19262,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19598,8 +19466,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3326$354 ;
-  wire [44:0] \port$3326$354 ;
+  input [44:0] \port$3310$354 ;
+  wire [44:0] \port$3310$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19674,13 +19542,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3326$354 [36:32];
-  assign lower = \port$3326$354 [0] ? \port$3326$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3310$354 [36:32];
+  assign lower = \port$3310$354 [0] ? \port$3310$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3326$354 [36:32];
+  assign \$11  = ! \port$3310$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19695,8 +19563,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3326$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3326$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3310$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3310$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19711,8 +19579,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3326$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3326$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3310$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3310$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19727,8 +19595,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3326$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3326$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3310$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3310$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19743,8 +19611,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3326$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3326$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3310$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3310$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -20070,7 +19938,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3326$354 [31:1];
+      \$125  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20161,7 +20029,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3326$354 [31:1];
+      \$137  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20252,7 +20120,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3326$354 [31:1];
+      \$149  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20343,7 +20211,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3326$354 [31:1];
+      \$161  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20397,10 +20265,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3326$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3326$354 [36:32];
-  assign relu = \port$3326$354 [0];
-  assign zero_point = \port$3326$354 [44:37];
-  assign multiplier = \port$3326$354 [31:1];
+  assign shift = \port$3310$354 [36:32];
+  assign relu = \port$3310$354 [0];
+  assign zero_point = \port$3310$354 [44:37];
+  assign multiplier = \port$3310$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20572,7 +20440,7 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chunk, advance, done, index, rows, cols, last_in_panel, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   reg \$2 ;
@@ -20700,36 +20568,27 @@ module \accelerator.engine.store.store_walk (engine_rst, restart, run__cmd, chun
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, restart, m, n, chunk, advance, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, advance, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20740,9 +20599,9 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, 
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -20751,130 +20610,73 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, first_in_panel, 
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$50 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -21426,7 +21228,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder.weight_walk (engine_rst, restart, run__cmd, chunk, step, k_last, k_len, done, last_in_panel, engine_clk);
+module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, k_last, k_len, done, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire [31:0] \$10 ;
@@ -21691,36 +21493,27 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, restart, run__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, first_in_panel, restart, m, n, chunk, index, row0, col0, rows, cols, last_in_panel, last, engine_clk);
+module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, m, n, chunk, row0, col0, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$54  = 0;
-  wire [16:0] \$1 ;
-  wire \$10 ;
-  wire \$11 ;
-  wire \$12 ;
-  reg [31:0] \$13 ;
-  reg [15:0] \$14 ;
-  reg [15:0] \$15 ;
-  reg [15:0] \$16 ;
-  reg [15:0] \$17 ;
-  reg \$18 ;
-  reg \$19 ;
+  wire \$1 ;
+  reg [15:0] \$10 ;
+  reg [31:0] \$11 ;
   wire [16:0] \$2 ;
-  wire [32:0] \$3 ;
-  wire \$4 ;
+  wire \$3 ;
+  wire [16:0] \$4 ;
   wire \$5 ;
-  wire [16:0] \$6 ;
-  wire \$7 ;
+  wire [32:0] \$6 ;
+  wire [16:0] \$7 ;
   wire [16:0] \$8 ;
-  wire \$9 ;
+  reg [15:0] \$9 ;
   input advance;
   wire advance;
   input [15:0] chunk;
   wire [15:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  reg [15:0] col0_next;
   output [15:0] cols;
-  reg [15:0] cols = 16'h0000;
+  wire [15:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -21731,9 +21524,9 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   output [31:0] index;
   reg [31:0] index = 32'd0;
   output last;
-  reg last = 1'h0;
+  wire last;
   output last_in_panel;
-  reg last_in_panel = 1'h0;
+  wire last_in_panel;
   input [15:0] m;
   wire [15:0] m;
   input [15:0] n;
@@ -21742,130 +21535,73 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  reg [15:0] row0_next;
   output [15:0] rows;
-  reg [15:0] rows = 16'h0000;
+  wire [15:0] rows;
   wire [16:0] rows_left;
-  assign \$1  = col0 + 3'h4;
-  assign \$2  = row0 + chunk;
-  assign rows_left = m - row0_next;
-  assign cols_left = n - col0_next;
+  assign rows_left = m - row0;
+  assign cols_left = n - col0;
+  assign \$1  = rows_left < chunk;
+  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$3  = cols_left < 3'h4;
+  assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
-  assign \$3  = index + 1'h1;
-  assign \$4  = restart | advance;
-  assign \$5  = rows_left < chunk;
-  assign \$6  = \$5  ? rows_left : { 1'h0, chunk };
-  assign \$7  = cols_left < 3'h4;
-  assign \$8  = \$7  ? cols_left : 17'h00004;
-  assign \$9  = rows_left <= chunk;
-  assign \$10  = rows_left <= chunk;
-  assign \$11  = cols_left <= 3'h4;
-  assign \$12  = \$10  & \$11 ;
+  assign last_in_panel = rows_left <= chunk;
+  assign \$5  = cols_left <= 3'h4;
+  assign last = last_in_panel & \$5 ;
+  assign \$6  = index + 1'h1;
+  assign \$7  = col0 + 3'h4;
+  assign \$8  = row0 + chunk;
   always @(posedge engine_clk)
-    index <= \$13 ;
+    row0 <= \$9 ;
   always @(posedge engine_clk)
-    row0 <= \$14 ;
+    col0 <= \$10 ;
   always @(posedge engine_clk)
-    col0 <= \$15 ;
-  always @(posedge engine_clk)
-    rows <= \$16 ;
-  always @(posedge engine_clk)
-    cols <= \$17 ;
-  always @(posedge engine_clk)
-    last_in_panel <= \$18 ;
-  always @(posedge engine_clk)
-    last <= \$19 ;
+    index <= \$11 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    row0_next = row0;
+    \$9  = row0;
     if (restart) begin
-      row0_next = 16'h0000;
+      \$9  = 16'h0000;
     end else if (advance) begin
       (* full_case = 32'd1 *)
       if (last_in_panel) begin
-        row0_next = 16'h0000;
+        \$9  = 16'h0000;
       end else begin
-        row0_next = \$2 [15:0];
+        \$9  = \$8 [15:0];
       end
+    end
+    if (engine_rst) begin
+      \$9  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    col0_next = col0;
+    \$10  = col0;
     if (restart) begin
-      col0_next = 16'h0000;
+      \$10  = 16'h0000;
     end else if (advance) begin
       if (last_in_panel) begin
-        col0_next = \$1 [15:0];
+        \$10  = \$7 [15:0];
       end
     end
+    if (engine_rst) begin
+      \$10  = 16'h0000;
+    end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$13  = index;
+    \$11  = index;
     if (restart) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end else if (advance) begin
-      \$13  = \$3 [31:0];
+      \$11  = \$6 [31:0];
     end
     if (engine_rst) begin
-      \$13  = 32'd0;
+      \$11  = 32'd0;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$14  = row0_next;
-    if (engine_rst) begin
-      \$14  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$15  = col0_next;
-    if (engine_rst) begin
-      \$15  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$16  = rows;
-    if (\$4 ) begin
-      \$16  = \$6 [15:0];
-    end
-    if (engine_rst) begin
-      \$16  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$17  = cols;
-    if (\$4 ) begin
-      \$17  = \$8 [15:0];
-    end
-    if (engine_rst) begin
-      \$17  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$18  = last_in_panel;
-    if (\$4 ) begin
-      \$18  = \$9 ;
-    end
-    if (engine_rst) begin
-      \$18  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$54 ) begin end
-    \$19  = last;
-    if (\$4 ) begin
-      \$19  = \$12 ;
-    end
-    if (engine_rst) begin
-      \$19  = 1'h0;
-    end
-  end
+  assign rows = \$2 [15:0];
+  assign cols = \$4 [15:0];
 endmodule
 
 (* generator = "Amaranth" *)
