@@ -293,6 +293,65 @@ def test_array_floor_is_below_every_measured_build(path):
     assert flow.fit_problem(config, report["board"], top=report["top"]) is None
 
 
+BASELINES = sorted((Path(__file__).parents[1] / "baselines").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
+def test_every_baseline_is_its_own_recipe(path):
+    """Each file in baselines/ carries what rebuilding it takes (the slow gate below reads
+    nothing else): its config is the recorded one, its multiplier plan is reproduced, and the
+    clock it asked for is one the board's PLL makes."""
+    baseline = json.loads(path.read_text())
+    config, board, options = flow.baseline_build(baseline)
+    assert board == baseline["board"] and options["top"] == baseline["top"]
+    assert config.digest == baseline["config_digest"]
+    assert options["seed"] == baseline["seed"]
+    assert options["freq_mhz"] == baseline["freq_mhz_requested"]
+    plan = flow.multiplier_plan(config, DEVICES[BOARDS[board].device], options["max_dsp_pes"],
+                                requantizer=options["top"] != "core")
+    assert {key: plan[key] for key in baseline["multipliers"]} == baseline["multipliers"]
+    flow.clock_plan(board, options["freq_mhz"])  # raises for a clock the board cannot make
+    assert flow.fit_problem(config, board, top=options["top"],
+                            max_dsp_pes=options["max_dsp_pes"]) is None
+
+
+def test_baseline_recipe_checks():
+    baseline = json.loads((Path(__file__).parents[1] / "baselines"
+                           / "icebreaker_core_2x2.json").read_text())
+    config, board, options = flow.baseline_build(baseline)
+    assert (config, board) == (SMALL, "icebreaker")
+    assert options == {"top": "core", "freq_mhz": 30.0, "seed": 1, "max_dsp_pes": None}
+    # a capped plan is found again: 3 of the 4 PEs in SB_MAC16 blocks
+    capped = {**baseline, "multipliers": {"pe_dsp": 3, "pe_lut": 1, "requant_dsp": 0}}
+    assert flow.baseline_build(capped)[2]["max_dsp_pes"] == 3
+    for broken, message in [
+        ({k: v for k, v in baseline.items() if k not in ("seed", "top")},
+         "the baseline lacks top, seed"),
+        ({**baseline, "board": "nexys"}, "unknown board 'nexys' in the baseline"),
+        ({**baseline, "top": "soc"}, "unknown top 'soc' in the baseline"),
+        ({**baseline, "config": {**baseline["config"], "rows": 3}},
+         "the baseline's config has digest"),
+        ({**baseline, "multipliers": {"pe_dsp": 4, "pe_lut": 1}}, "no DSP cap gives"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            flow.baseline_build(broken)
+    with pytest.raises(ValueError, match="unknown config field 'colour' in the baseline"):
+        flow.baseline_build({**baseline, "config": {**baseline["config"], "colour": 1}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", BASELINES, ids=lambda p: p.stem)
+def test_baseline_rebuilds_within_tolerance(path, tmp_path):
+    """The QoR gate: every baseline rebuilt from its own record (:func:`flow.baseline_build`)
+    on today's gateware, its Fmax and resources within 5% (:func:`compare_baseline`). Minutes
+    to most of an hour each (docs/ci.md); the build cache (``build/fpga``) serves a rebuild of
+    unchanged sources at once."""
+    baseline = json.loads(path.read_text())
+    config, board, options = flow.baseline_build(baseline)
+    report = flow.build(config, board, out_dir=tmp_path, allow_timing_fail=True, **options)
+    assert compare_baseline(report.to_dict(), baseline) == []
+
+
 def test_cli_missing_baseline(accel, tmp_path):
     code, _out, err = accel("build", "--board", "icebreaker", "--out", str(tmp_path),
                             "--baseline", str(tmp_path / "none.json"))

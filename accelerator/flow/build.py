@@ -23,7 +23,7 @@ returns the cached report without running any tool.
 
 Public API: :data:`BOARDS`, :data:`DEVICES`, :data:`TOPS`, :func:`build`, :class:`BuildReport`,
 :class:`BuildError`, :func:`fit_problem`, :func:`parse_nextpnr_log`, :func:`parse_yosys_log`,
-:func:`compare_baseline`.
+:func:`compare_baseline`, :func:`baseline_build`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ __all__ = [
     "BuildReport",
     "DeviceResources",
     "array_floor",
+    "baseline_build",
     "build",
     "clock_plan",
     "compare_baseline",
@@ -395,6 +396,43 @@ def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], *,
         if name in base_used and used.get(name, 0) > base_used[name] * (1 + tolerance):
             problems.append(f"{name} {used.get(name, 0)} > baseline {base_used[name]} + {pct}")
     return problems
+
+
+def baseline_build(baseline: dict[str, Any]) -> tuple[AcceleratorConfig, str, dict[str, Any]]:
+    """How to build ``baseline`` (a ``report.json`` dict) again: ``(config, board, options)``,
+    where ``options`` are :func:`build`'s ``top``, ``freq_mhz``, ``seed`` and ``max_dsp_pes``.
+
+    A baseline is its own recipe: the board, the top, the whole config, the clock asked and the
+    seed are fields of the report, and ``max_dsp_pes`` is the cap that reproduces its
+    ``multipliers`` (None when the default plan does). Raises :class:`ValueError` naming what
+    is missing or does not agree (a config whose digest is not the recorded one, a multiplier
+    plan no cap reproduces).
+    """
+    missing = [key for key in ("board", "top", "config", "config_digest", "seed",
+                               "freq_mhz_requested", "multipliers") if key not in baseline]
+    if missing:
+        raise ValueError(f"the baseline lacks {', '.join(missing)}")
+    board, top = baseline["board"], baseline["top"]
+    if board not in BOARDS:
+        raise ValueError(f"unknown board {board!r} in the baseline")
+    if top not in TOPS:
+        raise ValueError(f"unknown top {top!r} in the baseline")
+    config = AcceleratorConfig.from_dict(baseline["config"], source="the baseline")
+    if config.digest != baseline["config_digest"]:
+        raise ValueError(f"the baseline's config has digest {config.digest}, not the recorded "
+                         f"{baseline['config_digest']}")
+    device = DEVICES[BOARDS[board].device]
+    recorded = baseline["multipliers"]
+    max_dsp_pes = None
+    for cap in (None, recorded.get("pe_dsp")):
+        plan = multiplier_plan(config, device, cap, requantizer=top != "core")
+        if all(plan.get(key) == value for key, value in recorded.items()):
+            max_dsp_pes = cap
+            break
+    else:
+        raise ValueError(f"no DSP cap gives the baseline's multipliers {recorded}")
+    return config, board, {"top": top, "freq_mhz": float(baseline["freq_mhz_requested"]),
+                           "seed": baseline["seed"], "max_dsp_pes": max_dsp_pes}
 
 
 # --------------------------------------------------------------------------------------------

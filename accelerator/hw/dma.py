@@ -315,7 +315,10 @@ class DMAReader(wiring.Component):
         # -- AR: one request per burst, registered, up to `limit` bursts awaiting data ---------
         # What the R side needs of each row, pushed with the row's first burst. Every row in the
         # FIFO has a burst in flight or is being finished, so `limit + 2` entries never stall AR.
-        row_layout = data.StructLayout({"offset": max(1, s), "row_bytes": 20, "end": 1})
+        # `fits` and `short` are the row's first `fits` and `last` (below), compared here so that
+        # the FIFO's output reaches `rready` through no carry chain.
+        row_layout = data.StructLayout({"offset": max(1, s), "row_bytes": 20, "end": 1,
+                                        "fits": 1, "short": 1})
         m.submodules.rows = rows = SyncFIFOBuffered(width=row_layout.size, depth=limit + 2)
         pending = Signal(range(limit + 1))  # bursts requested whose last beat has not arrived
         d = split.burst.payload
@@ -325,7 +328,9 @@ class DMAReader(wiring.Component):
                     & (~d.row_first | rows.w_rdy) & ~self.abort),
             split.burst.ready.eq(take),
             rows.w_en.eq(take & d.row_first),
-            rows.w_data.eq(Cat(d.offset, d.row_bytes, d.last_row)),
+            rows.w_data.eq(Cat(d.offset, d.row_bytes, d.last_row,
+                               _is_zero(d.offset) | (d.row_bytes + d.offset <= b),
+                               d.row_bytes <= b)),
             axi.arid.eq(0),
             axi.arsize.eq(s),
             axi.arburst.eq(BURST_INCR),
@@ -351,9 +356,14 @@ class DMAReader(wiring.Component):
         left = Signal(21)
         m.d.comb += left.eq(Mux(started, bytes_left, row.row_bytes))
         # The rest of the row lies in one input beat from lane `offset` on: emit it from that
-        # beat alone. (Aligned rows never need a second beat.)
+        # beat alone. (Aligned rows never need a second beat.) Once the row has started, `fits`
+        # and `last` (the rest is one output beat) are registers set with `bytes_left`.
         fits = Signal()
-        m.d.comb += fits.eq(_is_zero(offset) | (left + offset <= b))
+        fits_left = Signal()
+        last = Signal()
+        last_left = Signal()
+        m.d.comb += [fits.eq(Mux(started, fits_left, row.fits)),
+                     last.eq(Mux(started, last_left, row.short))]
         lo = Mux(primed, prev, axi.rdata)
         # Output lane j = byte offset+j of (lo ‖ rdata).
         window = _shift_bytes(m, "realign", Cat(lo, axi.rdata), offset, 8 * b)
@@ -374,7 +384,6 @@ class DMAReader(wiring.Component):
 
         with m.If(consume):
             m.d.sync += prev.eq(axi.rdata)
-        last = left <= b
         out = self.data.payload
         with m.If(emit):
             m.d.sync += [
@@ -388,13 +397,16 @@ class DMAReader(wiring.Component):
             with m.If(last):
                 m.d.comb += rows.r_en.eq(1)
                 m.d.sync += [primed.eq(0), started.eq(0)]
-            with m.Else():
-                m.d.sync += [bytes_left.eq(left - b), started.eq(1)]
+            with m.Else():  # `left - b` bytes are left: does that fit, is it the last beat?
+                m.d.sync += [bytes_left.eq(left - b), started.eq(1),
+                             fits_left.eq(_is_zero(offset) | (left + offset <= 2 * b)),
+                             last_left.eq(left <= 2 * b)]
         with m.Else():
             with m.If(self.data.ready):
                 m.d.sync += self.data.valid.eq(0)
             with m.If(consume):  # priming
-                m.d.sync += [primed.eq(1), bytes_left.eq(left), started.eq(1)]
+                m.d.sync += [primed.eq(1), bytes_left.eq(left), started.eq(1),
+                             fits_left.eq(fits), last_left.eq(last)]
 
         # abort: the requested bursts' beats are taken and dropped, the rows forgotten
         with m.If(self.abort):
@@ -478,12 +490,17 @@ class DMAWriter(wiring.Component):
         # -- AW: one request per burst; its W-side description goes into `wq` at the same time.
         # W never waits for AWREADY and AW never waits for W data, so neither a slave that wants
         # AW first nor one that wants W first can deadlock the two.
+        # The W side's decisions on a descriptor are made as it enters the queue, so that the
+        # queue's output reaches the W beat's enable through no carry chain: the burst's last
+        # beat index (an equality with `beat`, not `len - 1`) and whether the row's last bus word
+        # is only the kept input beat's (`tail <= offset`).
         w_layout = data.StructLayout({
-            "len": range(1, max_burst + 1),
+            "last_beat": range(max_burst),  # len - 1 (AxLEN)
             "row_first": 1,
             "row_last": 1,
             "offset": max(1, s),        # the row's address mod B
             "tail": range(1, b + 1),    # valid lanes of the row's last bus word
+            "spill": 1,                 # tail <= offset: that word takes no new input beat
         })
         m.submodules.wq = wq = SyncFIFOBuffered(width=w_layout.size, depth=limit)
         # One bit per burst awaiting its B response: "last burst of its command" (B is in order).
@@ -498,11 +515,12 @@ class DMAWriter(wiring.Component):
                     & wq.w_rdy & ends.w_rdy & ~self.abort),
             split.burst.ready.eq(take),
             tail.eq(((d.offset + d.row_bytes - 1) & (b - 1)) + 1),
-            desc.len.eq(d.len),
+            desc.last_beat.eq(d.len - 1),
             desc.row_first.eq(d.row_first),
             desc.row_last.eq(d.row_last),
             desc.offset.eq(d.offset),
             desc.tail.eq(tail),
+            desc.spill.eq(tail <= d.offset),
             wq.w_en.eq(take),
             wq.w_data.eq(desc),
             ends.w_en.eq(take),
@@ -539,11 +557,11 @@ class DMAWriter(wiring.Component):
         flush = Signal()
         m.d.comb += [
             first.eq(w.row_first & _is_zero(beat)),
-            last_in_burst.eq(beat == w.len - 1),
+            last_in_burst.eq(beat == w.last_beat),
             last.eq(w.row_last & last_in_burst),
             # The row's last bus word holds only bytes of the previous input beat
             # (tail ≤ offset): emit it from `prev` without taking a new input beat.
-            flush.eq(last & ~first & (w.tail <= w.offset)),
+            flush.eq(last & ~first & w.spill),
         ]
         can_load = ~axi.wvalid | axi.wready
         step = Signal()

@@ -1131,11 +1131,11 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [21:0] \$12 ;
+  wire [20:0] \$12 ;
   wire \$13 ;
-  wire [63:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [63:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -1148,40 +1148,45 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [9:0] \$28 ;
-  wire [4:0] \$29 ;
+  wire \$28 ;
+  wire [9:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [4:0] \$30 ;
   wire \$31 ;
-  wire [5:0] \$32 ;
-  wire \$33 ;
+  wire \$32 ;
+  wire [5:0] \$33 ;
   wire [20:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire \$37 ;
+  wire [21:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire [21:0] \$40 ;
   wire \$41 ;
-  wire [32:0] \$42 ;
+  wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire \$45 ;
-  reg \$46 ;
-  reg [31:0] \$47 ;
-  reg [7:0] \$48 ;
-  reg [3:0] \$49 ;
+  wire [32:0] \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  reg \$49 ;
   wire \$5 ;
-  reg [63:0] \$50 ;
-  reg \$51 ;
-  reg [70:0] \$52 ;
-  reg \$53 ;
+  reg [31:0] \$50 ;
+  reg [7:0] \$51 ;
+  reg [3:0] \$52 ;
+  reg [63:0] \$53 ;
   reg \$54 ;
-  reg [20:0] \$55 ;
+  reg [70:0] \$55 ;
   reg \$56 ;
-  reg [31:0] \$57 ;
+  reg \$57 ;
+  reg [20:0] \$58 ;
+  reg \$59 ;
   wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg [31:0] \$62 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1201,7 +1206,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$42 ;
+  wire \busy$45 ;
   reg [20:0] bytes_left = 21'h000000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
@@ -1250,6 +1255,9 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   output error;
   reg error = 1'h0;
   wire fits;
+  reg fits_left = 1'h0;
+  wire last;
+  reg last_left = 1'h0;
   wire [20:0] left;
   output [31:0] m_axi__araddr;
   reg [31:0] m_axi__araddr = 32'd0;
@@ -1278,7 +1286,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   reg primed = 1'h0;
-  wire [23:0] r_data;
+  wire [25:0] r_data;
   reg r_en;
   wire [3:0] r_level;
   wire r_rdy;
@@ -1287,42 +1295,55 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire rst;
   reg started = 1'h0;
   wire take;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   wire w_en;
   wire w_rdy;
-  assign \$37  = left <= 4'h8;
-  assign \$38  = \$37  & r_data[23];
-  assign \$39  = left <= 4'h8;
-  assign \$40  = left - 4'h8;
-  assign \$41  = data__valid & data__ready;
-  assign \$42  = bytes_read + data__payload[67:64];
-  assign \$43  = m_axi__rvalid & m_axi__rready;
-  assign \$44  = | m_axi__rresp;
-  assign \$45  = \$43  & \$44 ;
+  assign \$31  = m_axi__rvalid & m_axi__rready;
+  assign \$32  = \$31  & m_axi__rlast;
+  assign \$33  = \$30  - \$32 ;
+  assign \$34  = last ? left : 21'h000008;
+  assign \$35  = left == r_data[22:3];
+  assign \$36  = last & r_data[23];
+  assign \$37  = left - 4'h8;
+  assign \$38  = | r_data[2:0];
+  assign \$39  = ~ \$38 ;
+  assign \$40  = left + r_data[2:0];
+  assign \$41  = \$40  <= 5'h10;
+  assign \$42  = \$39  | \$41 ;
+  assign \$43  = left <= 5'h10;
+  assign \$44  = data__valid & data__ready;
+  assign \$45  = bytes_read + data__payload[67:64];
+  assign \$46  = m_axi__rvalid & m_axi__rready;
+  assign \$47  = | m_axi__rresp;
+  assign \$48  = \$46  & \$47 ;
   always @(posedge clk)
-    m_axi__arvalid <= \$46 ;
+    m_axi__arvalid <= \$49 ;
   always @(posedge clk)
-    m_axi__araddr <= \$47 ;
+    m_axi__araddr <= \$50 ;
   always @(posedge clk)
-    m_axi__arlen <= \$48 ;
+    m_axi__arlen <= \$51 ;
   always @(posedge clk)
-    pending <= \$49 ;
+    pending <= \$52 ;
   always @(posedge clk)
-    prev <= \$50 ;
+    prev <= \$53 ;
   always @(posedge clk)
-    data__valid <= \$51 ;
+    data__valid <= \$54 ;
   always @(posedge clk)
-    data__payload <= \$52 ;
+    data__payload <= \$55 ;
   always @(posedge clk)
-    primed <= \$53 ;
+    primed <= \$56 ;
   always @(posedge clk)
-    started <= \$54 ;
+    started <= \$57 ;
   always @(posedge clk)
-    bytes_left <= \$55 ;
+    bytes_left <= \$58 ;
   always @(posedge clk)
-    error <= \$56 ;
+    fits_left <= \$59 ;
   always @(posedge clk)
-    bytes_read <= \$57 ;
+    last_left <= \$60 ;
+  always @(posedge clk)
+    error <= \$61 ;
+  always @(posedge clk)
+    bytes_read <= \$62 ;
   assign \$1  = ~ m_axi__arvalid;
   assign \$2  = \$1  | m_axi__arready;
   assign \$3  = burst__valid & \$2 ;
@@ -1334,41 +1355,38 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$9  = ~ abort;
   assign take = \$8  & \$9 ;
   assign w_en = take & burst__payload[41];
-  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign \$10  = | r_data[2:0];
+  assign \$10  = | burst__payload[47:45];
   assign \$11  = ~ \$10 ;
-  assign \$12  = left + r_data[2:0];
+  assign \$12  = burst__payload[67:48] + burst__payload[47:45];
   assign \$13  = \$12  <= 4'h8;
-  assign fits = \$11  | \$13 ;
-  assign \$14  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$14  } >> { r_data[2:0], 3'h0 };
-  assign \$15  = primed & fits;
-  assign \$16  = primed | fits;
-  assign \$17  = ~ data__valid;
-  assign \$18  = \$17  | data__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = burst__payload[67:48] <= 4'h8;
+  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
+  assign fits = started ? fits_left : r_data[24];
+  assign last = started ? last_left : r_data[25];
+  assign \$16  = primed ? prev : m_axi__rdata;
+  assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
+  assign \$17  = primed & fits;
+  assign \$18  = primed | fits;
   assign \$19  = ~ data__valid;
   assign \$20  = \$19  | data__ready;
-  assign \$21  = m_axi__rvalid & \$20 ;
-  assign \$22  = left <= 4'h8;
-  assign \$23  = \busy$42  | m_axi__arvalid;
-  assign \$24  = | pending;
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = | r_level;
-  assign \$27  = \$25  | \$26 ;
-  assign busy = \$27  | data__valid;
-  assign \$28  = burst__payload[40:32] - 1'h1;
-  assign \$29  = pending + take;
-  assign \$30  = m_axi__rvalid & m_axi__rready;
-  assign \$31  = \$30  & m_axi__rlast;
-  assign \$32  = \$29  - \$31 ;
-  assign \$33  = left <= 4'h8;
-  assign \$34  = \$33  ? left : 21'h000008;
-  assign \$35  = left == r_data[22:3];
-  assign \$36  = left <= 4'h8;
+  assign \$21  = ~ data__valid;
+  assign \$22  = \$21  | data__ready;
+  assign \$23  = m_axi__rvalid & \$22 ;
+  assign \$24  = \busy$45  | m_axi__arvalid;
+  assign \$25  = | pending;
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = | r_level;
+  assign \$28  = \$26  | \$27 ;
+  assign busy = \$28  | data__valid;
+  assign \$29  = burst__payload[40:32] - 1'h1;
+  assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3611$43 (burst__payload[43]),
-    .\port$3611$45 (burst__payload[67:45]),
+    .\port$2177$0 (\$14 ),
+    .\port$2178$0 (\$15 ),
+    .\port$3617$43 (burst__payload[43]),
+    .\port$3617$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1382,7 +1400,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$42 ),
+    .busy(\busy$45 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1393,10 +1411,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
-      if (\$15 ) begin
-        emit = \$18 ;
-      end else if (\$16 ) begin
-        emit = \$21 ;
+      if (\$17 ) begin
+        emit = \$20 ;
+      end else if (\$18 ) begin
+        emit = \$23 ;
       end
     end
     if (abort) begin
@@ -1408,8 +1426,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
-      if (\$15 ) begin
-      end else if (\$16 ) begin
+      if (\$17 ) begin
+      end else if (\$18 ) begin
         consume = emit;
       end else begin
         consume = m_axi__rvalid;
@@ -1427,7 +1445,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
-      if (\$22 ) begin
+      if (last) begin
         r_en = 1'h1;
       end
     end
@@ -1437,119 +1455,62 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$46  = m_axi__arvalid;
+    \$49  = m_axi__arvalid;
     if (take) begin
-      \$46  = 1'h1;
+      \$49  = 1'h1;
     end else if (m_axi__arready) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
     if (rst) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$47  = m_axi__araddr;
+    \$50  = m_axi__araddr;
     if (take) begin
-      \$47  = burst__payload[31:0];
+      \$50  = burst__payload[31:0];
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$50  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$48  = m_axi__arlen;
+    \$51  = m_axi__arlen;
     if (take) begin
-      \$48  = \$28 [7:0];
+      \$51  = \$29 [7:0];
     end
     if (rst) begin
-      \$48  = 8'h00;
+      \$51  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$49  = \$32 [3:0];
+    \$52  = \$33 [3:0];
     if (rst) begin
-      \$49  = 4'h0;
+      \$52  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$50  = prev;
+    \$53  = prev;
     if (consume) begin
-      \$50  = m_axi__rdata;
+      \$53  = m_axi__rdata;
     end
     if (rst) begin
-      \$50  = 64'h0000000000000000;
+      \$53  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$51  = data__valid;
+    \$54  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
-      \$51  = 1'h1;
+      \$54  = 1'h1;
     end else begin
       if (data__ready) begin
-        \$51  = 1'h0;
-      end
-    end
-    if (abort) begin
-      \$51  = 1'h0;
-    end
-    if (rst) begin
-      \$51  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$52  = data__payload;
-    if (emit) begin
-      \$52 [63:0] = realign_wide[63:0];
-      \$52 [67:64] = \$34 [3:0];
-      \$52 [68] = \$35 ;
-      \$52 [69] = \$36 ;
-      \$52 [70] = \$38 ;
-    end
-    if (rst) begin
-      \$52  = 71'h000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = primed;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      if (\$39 ) begin
-        \$53  = 1'h0;
-      end
-    end else begin
-      if (consume) begin
-        \$53  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$53  = 1'h0;
-    end
-    if (rst) begin
-      \$53  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = started;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
         \$54  = 1'h0;
-      end else begin
-        \$54  = 1'h1;
-      end
-    end else begin
-      if (consume) begin
-        \$54  = 1'h1;
       end
     end
     if (abort) begin
@@ -1561,49 +1522,144 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = bytes_left;
+    \$55  = data__payload;
+    if (emit) begin
+      \$55 [63:0] = realign_wide[63:0];
+      \$55 [67:64] = \$34 [3:0];
+      \$55 [68] = \$35 ;
+      \$55 [69] = last;
+      \$55 [70] = \$36 ;
+    end
+    if (rst) begin
+      \$55  = 71'h000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
-      end else begin
-        \$55  = \$40 [20:0];
+      if (last) begin
+        \$56  = 1'h0;
       end
     end else begin
       if (consume) begin
-        \$55  = left;
+        \$56  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$56  = 1'h0;
+    end
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = started;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+        \$57  = 1'h0;
+      end else begin
+        \$57  = 1'h1;
+      end
+    end else begin
+      if (consume) begin
+        \$57  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$57  = 1'h0;
+    end
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$58  = bytes_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$58  = \$37 [20:0];
+      end
+    end else begin
+      if (consume) begin
+        \$58  = left;
       end
     end
     if (rst) begin
-      \$55  = 21'h000000;
+      \$58  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$56  = error;
-    if (clear) begin
-      \$56  = 1'h0;
-    end
-    if (\$45 ) begin
-      \$56  = 1'h1;
+    \$59  = fits_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$59  = \$42 ;
+      end
+    end else begin
+      if (consume) begin
+        \$59  = fits;
+      end
     end
     if (rst) begin
-      \$56  = 1'h0;
+      \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$57  = bytes_read;
+    \$60  = last_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$60  = \$43 ;
+      end
+    end else begin
+      if (consume) begin
+        \$60  = last;
+      end
+    end
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$61  = error;
+    if (clear) begin
+      \$61  = 1'h0;
+    end
+    if (\$48 ) begin
+      \$61  = 1'h1;
+    end
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$62  = bytes_read;
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end else begin
-      if (\$41 ) begin
-        \$57  = \$42 [31:0];
+      if (\$44 ) begin
+        \$62  = \$45 [31:0];
       end
     end
     if (rst) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
@@ -1611,7 +1667,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \cmd__valid$5  = cmd__valid;
   assign \abort$7  = abort;
   assign burst__ready = take;
-  assign w_data = { burst__payload[43], burst__payload[67:45] };
+  assign w_data = { \$15 , \$14 , burst__payload[43], burst__payload[67:45] };
   assign m_axi__arid = 1'h0;
   assign m_axi__arsize = 3'h3;
   assign m_axi__arburst = 2'h1;
@@ -1650,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3611$43 , \port$3611$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_rdy, w_level, r_data, r_en, \port$3617$43 , \port$3617$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,51 +1749,55 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3611$43 ;
-  wire \port$3611$43 ;
-  input [22:0] \port$3611$45 ;
-  wire [22:0] \port$3611$45 ;
+  input \port$2177$0 ;
+  wire \port$2177$0 ;
+  input \port$2178$0 ;
+  wire \port$2178$0 ;
+  input \port$3617$43 ;
+  wire \port$3617$43 ;
+  input [22:0] \port$3617$45 ;
+  wire [22:0] \port$3617$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [23:0] r_data;
-  wire [23:0] r_data;
+  output [25:0] r_data;
+  wire [25:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [23:0] r_port__data;
+  wire [25:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  wire [23:0] w_port__data;
+  wire [25:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [23:0] storage [8:0];
+  reg [25:0] storage [8:0];
   initial begin
-    storage[0] = 24'h000000;
-    storage[1] = 24'h000000;
-    storage[2] = 24'h000000;
-    storage[3] = 24'h000000;
-    storage[4] = 24'h000000;
-    storage[5] = 24'h000000;
-    storage[6] = 24'h000000;
-    storage[7] = 24'h000000;
-    storage[8] = 24'h000000;
+    storage[0] = 26'h0000000;
+    storage[1] = 26'h0000000;
+    storage[2] = 26'h0000000;
+    storage[3] = 26'h0000000;
+    storage[4] = 26'h0000000;
+    storage[5] = 26'h0000000;
+    storage[6] = 26'h0000000;
+    storage[7] = 26'h0000000;
+    storage[8] = 26'h0000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3611$43 , \port$3611$45  };
+      storage[w_port__addr] <= { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
   end
-  reg [23:0] _0_;
+  reg [25:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -1834,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3611$43 , \port$3611$45  };
-  assign w_data = { \port$3611$43 , \port$3611$45  };
+  assign w_port__data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
+  assign w_data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -2367,10 +2427,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [22:0] \$12 ;
   reg \$120 ;
   reg [31:0] \$121 ;
-  wire \$13 ;
+  wire [9:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [9:0] \$16 ;
+  wire \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -2525,10 +2585,11 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   input data__valid;
   wire data__valid;
   wire [17:0] desc;
-  wire [8:0] \desc.len ;
+  wire [7:0] \desc.last_beat ;
   wire [2:0] \desc.offset ;
   wire \desc.row_first ;
   wire \desc.row_last ;
+  wire \desc.spill ;
   wire [3:0] \desc.tail ;
   output done;
   wire done;
@@ -2601,17 +2662,17 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$9  = burst__payload[47:45] + burst__payload[67:48];
   assign \$10  = \$9  - 1'h1;
   assign \$12  = $signed(\$11 ) + $signed(2'h1);
-  assign done = \$13  & r_data;
-  assign \$14  = | beat;
-  assign \$15  = ~ \$14 ;
-  assign first = \r_data$35 [9] & \$15 ;
-  assign \$16  = \r_data$35 [8:0] - 1'h1;
-  assign last_in_burst = beat == \$16 ;
-  assign last = \r_data$35 [10] & last_in_burst;
-  assign \$17  = ~ first;
-  assign \$18  = last & \$17 ;
-  assign \$19  = \r_data$35 [17:14] <= \r_data$35 [13:11];
-  assign flush = \$18  & \$19 ;
+  assign \$13  = burst__payload[40:32] - 1'h1;
+  assign \$14  = \$12 [3:0] <= burst__payload[47:45];
+  assign done = \$15  & r_data;
+  assign \$16  = | beat;
+  assign \$17  = ~ \$16 ;
+  assign first = \r_data$35 [8] & \$17 ;
+  assign last_in_burst = beat == \r_data$35 [7:0];
+  assign last = \r_data$35 [9] & last_in_burst;
+  assign \$18  = ~ first;
+  assign \$19  = last & \$18 ;
+  assign flush = \$19  & \r_data$35 [17];
   assign \$20  = ~ m_axi__wvalid;
   assign \$21  = \$20  | m_axi__wready;
   assign \$22  = r_rdy & \$21 ;
@@ -2623,63 +2684,63 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$28  = ~ flush;
   assign \$29  = \$27  & \$28 ;
   assign \r_en$46  = step & last_in_burst;
-  assign \$30  = 4'h8 - \r_data$35 [13:11];
+  assign \$30  = 4'h8 - \r_data$35 [12:10];
   assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
   assign \$31  = ~ first;
-  assign \$32  = \r_data$35 [13:11] <= 1'h0;
+  assign \$32  = \r_data$35 [12:10] <= 1'h0;
   assign \$33  = \$31  | \$32 ;
   assign \$34  = ~ last;
-  assign \$35  = \r_data$35 [17:14] > 1'h0;
+  assign \$35  = \r_data$35 [16:13] > 1'h0;
   assign \$36  = \$34  | \$35 ;
   assign \$37  = \$33  & \$36 ;
   assign \$38  = ~ first;
-  assign \$39  = \r_data$35 [13:11] <= 1'h1;
+  assign \$39  = \r_data$35 [12:10] <= 1'h1;
   assign \$40  = \$38  | \$39 ;
   assign \$41  = ~ last;
-  assign \$42  = \r_data$35 [17:14] > 1'h1;
+  assign \$42  = \r_data$35 [16:13] > 1'h1;
   assign \$43  = \$41  | \$42 ;
   assign \$44  = \$40  & \$43 ;
   assign \$45  = ~ first;
-  assign \$46  = \r_data$35 [13:11] <= 2'h2;
+  assign \$46  = \r_data$35 [12:10] <= 2'h2;
   assign \$47  = \$45  | \$46 ;
   assign \$48  = ~ last;
-  assign \$49  = \r_data$35 [17:14] > 2'h2;
+  assign \$49  = \r_data$35 [16:13] > 2'h2;
   assign \$50  = \$48  | \$49 ;
   assign \$51  = \$47  & \$50 ;
   assign \$52  = ~ first;
-  assign \$53  = \r_data$35 [13:11] <= 2'h3;
+  assign \$53  = \r_data$35 [12:10] <= 2'h3;
   assign \$54  = \$52  | \$53 ;
   assign \$55  = ~ last;
-  assign \$56  = \r_data$35 [17:14] > 2'h3;
+  assign \$56  = \r_data$35 [16:13] > 2'h3;
   assign \$57  = \$55  | \$56 ;
   assign \$58  = \$54  & \$57 ;
   assign \$59  = ~ first;
-  assign \$60  = \r_data$35 [13:11] <= 3'h4;
+  assign \$60  = \r_data$35 [12:10] <= 3'h4;
   assign \$61  = \$59  | \$60 ;
   assign \$62  = ~ last;
-  assign \$63  = \r_data$35 [17:14] > 3'h4;
+  assign \$63  = \r_data$35 [16:13] > 3'h4;
   assign \$64  = \$62  | \$63 ;
   assign \$65  = \$61  & \$64 ;
   assign \$66  = ~ first;
-  assign \$67  = \r_data$35 [13:11] <= 3'h5;
+  assign \$67  = \r_data$35 [12:10] <= 3'h5;
   assign \$68  = \$66  | \$67 ;
   assign \$69  = ~ last;
-  assign \$70  = \r_data$35 [17:14] > 3'h5;
+  assign \$70  = \r_data$35 [16:13] > 3'h5;
   assign \$71  = \$69  | \$70 ;
   assign \$72  = \$68  & \$71 ;
   assign \$73  = ~ first;
-  assign \$74  = \r_data$35 [13:11] <= 3'h6;
+  assign \$74  = \r_data$35 [12:10] <= 3'h6;
   assign \$75  = \$73  | \$74 ;
   assign \$76  = ~ last;
-  assign \$77  = \r_data$35 [17:14] > 3'h6;
+  assign \$77  = \r_data$35 [16:13] > 3'h6;
   assign \$78  = \$76  | \$77 ;
   assign \$79  = \$75  & \$78 ;
   assign \$80  = ~ first;
   assign \$82  = ~ last;
-  assign \$83  = \r_data$35 [17:14] > 3'h7;
+  assign \$83  = \r_data$35 [16:13] > 3'h7;
   assign \$84  = \$82  | \$83 ;
-  assign \$86  = last ? \r_data$35 [17:14] : 4'h8;
-  assign \$87  = first ? \r_data$35 [13:11] : 3'h0;
+  assign \$86  = last ? \r_data$35 [16:13] : 4'h8;
+  assign \$87  = first ? \r_data$35 [12:10] : 3'h0;
   assign \$88  = \$86  - \$87 ;
   assign \$89  = ~ m_axi__wvalid;
   assign \$90  = \$89  | m_axi__wready;
@@ -2961,11 +3022,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
-  assign \desc.len  = desc[8:0];
-  assign \desc.row_first  = desc[9];
-  assign \desc.row_last  = desc[10];
-  assign \desc.offset  = desc[13:11];
-  assign \desc.tail  = desc[17:14];
+  assign \desc.last_beat  = desc[7:0];
+  assign \desc.row_first  = desc[8];
+  assign \desc.row_last  = desc[9];
+  assign \desc.offset  = desc[12:10];
+  assign \desc.tail  = desc[16:13];
+  assign \desc.spill  = desc[17];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -2979,15 +3041,16 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17:14] = \$12 [3:0];
-  assign desc[13:11] = burst__payload[47:45];
-  assign desc[10] = burst__payload[42];
-  assign desc[9] = burst__payload[41];
-  assign desc[8:0] = burst__payload[40:32];
+  assign desc[17] = \$14 ;
+  assign desc[16:13] = \$12 [3:0];
+  assign desc[12:10] = burst__payload[47:45];
+  assign desc[9] = burst__payload[42];
+  assign desc[8] = burst__payload[41];
+  assign desc[7:0] = \$13 [7:0];
   assign \$11 [21:3] = 19'h00000;
   assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
-  assign \$13  = m_axi__bvalid;
+  assign \$15  = m_axi__bvalid;
   assign \$81  = 1'h1;
   assign \$85  = \$84 ;
   assign \$99  = m_axi__bvalid;
@@ -10335,10 +10398,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2711$0 (en_deskew_0),
-    .\port$2712$0 (en_deskew_1),
-    .\port$2713$0 (en_deskew_2),
-    .\port$2714$0 (en_deskew_3)
+    .\port$2713$0 (en_deskew_0),
+    .\port$2714$0 (en_deskew_1),
+    .\port$2715$0 (en_deskew_2),
+    .\port$2716$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10353,7 +10416,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3127$0 (\o$77 [2:0]),
+    .\port$3129$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10371,7 +10434,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3127$3 (\o$77 [5:3]),
+    .\port$3129$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10389,7 +10452,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3127$6 (\o$77 [8:6]),
+    .\port$3129$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10406,7 +10469,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3127$9 (\o$77 [11:9]),
+    .\port$3129$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10671,10 +10734,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2740$0 (en_skew_a_0),
-    .\port$2741$0 (en_skew_a_1),
-    .\port$2742$0 (en_skew_a_2),
-    .\port$2743$0 (en_skew_a_3)
+    .\port$2742$0 (en_skew_a_0),
+    .\port$2743$0 (en_skew_a_1),
+    .\port$2744$0 (en_skew_a_2),
+    .\port$2745$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10683,10 +10746,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2744$0 (en_skew_b_0),
-    .\port$2745$0 (en_skew_b_1),
-    .\port$2746$0 (en_skew_b_2),
-    .\port$2747$0 (en_skew_b_3)
+    .\port$2746$0 (en_skew_b_0),
+    .\port$2747$0 (en_skew_b_1),
+    .\port$2748$0 (en_skew_b_2),
+    .\port$2749$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11129,7 +11192,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712$0 , \port$2713$0 , \port$2714$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714$0 , \port$2715$0 , \port$2716$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11170,14 +11233,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2711$0 ;
-  wire \port$2711$0 ;
-  input \port$2712$0 ;
-  wire \port$2712$0 ;
   input \port$2713$0 ;
   wire \port$2713$0 ;
   input \port$2714$0 ;
   wire \port$2714$0 ;
+  input \port$2715$0 ;
+  wire \port$2715$0 ;
+  input \port$2716$0 ;
+  wire \port$2716$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11193,46 +11256,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2711$0 ) begin
+    if (\port$2713$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2712$0 ) begin
+    if (\port$2714$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2712$0 ) begin
+    if (\port$2714$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2713$0 ) begin
+    if (\port$2715$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2711$0 ) begin
+    if (\port$2713$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2711$0 ) begin
+    if (\port$2713$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2714$0 , \port$2713$0 , \port$2712$0 , \port$2711$0  };
+  assign en = { \port$2716$0 , \port$2715$0 , \port$2714$0 , \port$2713$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11261,7 +11324,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2711$0 , \port$2712
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3127$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3129$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11316,8 +11379,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$0 ;
-  wire [2:0] \port$3127$0 ;
+  input [2:0] \port$3129$0 ;
+  wire [2:0] \port$3129$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11326,10 +11389,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$0 [0] & \port$3127$0 [2];
+  assign \$4  = \port$3129$0 [0] & \port$3129$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11377,7 +11440,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$0 [0];
+      \$10  = \port$3129$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11387,7 +11450,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$0 [1];
+      \$11  = \port$3129$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11397,7 +11460,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$0 [2];
+      \$12  = \port$3129$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11407,7 +11470,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$0 [0]) begin
+      if (\port$3129$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11454,16 +11517,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$0 [1];
+  assign first_in = \port$3129$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$0 [0];
-  assign last_in = \port$3127$0 [2];
+  assign valid_in = \port$3129$0 [0];
+  assign last_in = \port$3129$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3127$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3129$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11518,8 +11581,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$3 ;
-  wire [2:0] \port$3127$3 ;
+  input [2:0] \port$3129$3 ;
+  wire [2:0] \port$3129$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11528,10 +11591,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$3 [0] & \port$3127$3 [2];
+  assign \$4  = \port$3129$3 [0] & \port$3129$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11579,7 +11642,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$3 [0];
+      \$10  = \port$3129$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11589,7 +11652,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$3 [1];
+      \$11  = \port$3129$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11599,7 +11662,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$3 [2];
+      \$12  = \port$3129$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11609,7 +11672,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$3 [0]) begin
+      if (\port$3129$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11656,16 +11719,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$3 [1];
+  assign first_in = \port$3129$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$3 [0];
-  assign last_in = \port$3127$3 [2];
+  assign valid_in = \port$3129$3 [0];
+  assign last_in = \port$3129$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11720,8 +11783,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$6 ;
-  wire [2:0] \port$3127$6 ;
+  input [2:0] \port$3129$6 ;
+  wire [2:0] \port$3129$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11730,10 +11793,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$6 [0] & \port$3127$6 [2];
+  assign \$4  = \port$3129$6 [0] & \port$3129$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11781,7 +11844,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$6 [0];
+      \$10  = \port$3129$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11791,7 +11854,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$6 [1];
+      \$11  = \port$3129$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11801,7 +11864,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$6 [2];
+      \$12  = \port$3129$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11811,7 +11874,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$6 [0]) begin
+      if (\port$3129$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11858,16 +11921,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$6 [1];
+  assign first_in = \port$3129$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$6 [0];
-  assign last_in = \port$3127$6 [2];
+  assign valid_in = \port$3129$6 [0];
+  assign last_in = \port$3129$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3127$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11921,8 +11984,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3127$9 ;
-  wire [2:0] \port$3127$9 ;
+  input [2:0] \port$3129$9 ;
+  wire [2:0] \port$3129$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11931,10 +11994,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3127$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3129$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3127$9 [0] & \port$3127$9 [2];
+  assign \$4  = \port$3129$9 [0] & \port$3129$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11982,7 +12045,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3127$9 [0];
+      \$10  = \port$3129$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -11992,7 +12055,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3127$9 [1];
+      \$11  = \port$3129$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12002,7 +12065,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3127$9 [2];
+      \$12  = \port$3129$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12012,7 +12075,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3127$9 [0]) begin
+      if (\port$3129$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12059,10 +12122,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3127$9 [1];
+  assign first_in = \port$3129$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3127$9 [0];
-  assign last_in = \port$3127$9 [2];
+  assign valid_in = \port$3129$9 [0];
+  assign last_in = \port$3129$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14457,7 +14520,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \port$2741$0 , \port$2742$0 , \port$2743$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \port$2743$0 , \port$2744$0 , \port$2745$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14500,14 +14563,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2740$0 ;
-  wire \port$2740$0 ;
-  input \port$2741$0 ;
-  wire \port$2741$0 ;
   input \port$2742$0 ;
   wire \port$2742$0 ;
   input \port$2743$0 ;
   wire \port$2743$0 ;
+  input \port$2744$0 ;
+  wire \port$2744$0 ;
+  input \port$2745$0 ;
+  wire \port$2745$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14523,46 +14586,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2742$0 ) begin
+    if (\port$2744$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2742$0 ) begin
+    if (\port$2744$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2743$0 ) begin
+    if (\port$2745$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2743$0 ) begin
+    if (\port$2745$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2743$0 ) begin
+    if (\port$2745$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2741$0 ) begin
+    if (\port$2743$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2743$0 , \port$2742$0 , \port$2741$0 , \port$2740$0  };
+  assign en = { \port$2745$0 , \port$2744$0 , \port$2743$0 , \port$2742$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14590,7 +14653,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2740$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \port$2745$0 , \port$2746$0 , \port$2747$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2746$0 , \port$2747$0 , \port$2748$0 , \port$2749$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14633,14 +14696,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2744$0 ;
-  wire \port$2744$0 ;
-  input \port$2745$0 ;
-  wire \port$2745$0 ;
   input \port$2746$0 ;
   wire \port$2746$0 ;
   input \port$2747$0 ;
   wire \port$2747$0 ;
+  input \port$2748$0 ;
+  wire \port$2748$0 ;
+  input \port$2749$0 ;
+  wire \port$2749$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14656,46 +14719,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2744$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2746$0 ) begin
+    if (\port$2748$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2746$0 ) begin
+    if (\port$2748$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2747$0 ) begin
+    if (\port$2749$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2747$0 ) begin
+    if (\port$2749$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2747$0 ) begin
+    if (\port$2749$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2745$0 ) begin
+    if (\port$2747$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2747$0 , \port$2746$0 , \port$2745$0 , \port$2744$0  };
+  assign en = { \port$2749$0 , \port$2748$0 , \port$2747$0 , \port$2746$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18360,7 +18423,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3153$354 (run__cmd[398:354])
+    .\port$3155$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18737,7 +18800,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -18941,8 +19004,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3153$354 ;
-  wire [44:0] \port$3153$354 ;
+  input [44:0] \port$3155$354 ;
+  wire [44:0] \port$3155$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19017,13 +19080,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3153$354 [36:32];
-  assign lower = \port$3153$354 [0] ? \port$3153$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3155$354 [36:32];
+  assign lower = \port$3155$354 [0] ? \port$3155$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3153$354 [36:32];
+  assign \$11  = ! \port$3155$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19038,8 +19101,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3153$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3153$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3155$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3155$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19054,8 +19117,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3153$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3153$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3155$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3155$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19070,8 +19133,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3153$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3153$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3155$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3155$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19086,8 +19149,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3153$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3153$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3155$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3155$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19413,7 +19476,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3153$354 [31:1];
+      \$125  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19504,7 +19567,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3153$354 [31:1];
+      \$137  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19595,7 +19658,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3153$354 [31:1];
+      \$149  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19686,7 +19749,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3153$354 [31:1];
+      \$161  = \port$3155$354 [31:1];
     end
   end
   always @* begin
@@ -19740,10 +19803,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3153$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3153$354 [36:32];
-  assign relu = \port$3153$354 [0];
-  assign zero_point = \port$3153$354 [44:37];
-  assign multiplier = \port$3153$354 [31:1];
+  assign shift = \port$3155$354 [36:32];
+  assign relu = \port$3155$354 [0];
+  assign zero_point = \port$3155$354 [44:37];
+  assign multiplier = \port$3155$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

@@ -1131,11 +1131,11 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [21:0] \$12 ;
+  wire [20:0] \$12 ;
   wire \$13 ;
-  wire [63:0] \$14 ;
+  wire \$14 ;
   wire \$15 ;
-  wire \$16 ;
+  wire [63:0] \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -1148,40 +1148,45 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$25 ;
   wire \$26 ;
   wire \$27 ;
-  wire [9:0] \$28 ;
-  wire [4:0] \$29 ;
+  wire \$28 ;
+  wire [9:0] \$29 ;
   wire \$3 ;
-  wire \$30 ;
+  wire [4:0] \$30 ;
   wire \$31 ;
-  wire [5:0] \$32 ;
-  wire \$33 ;
+  wire \$32 ;
+  wire [5:0] \$33 ;
   wire [20:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire \$37 ;
+  wire [21:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
   wire [21:0] \$40 ;
   wire \$41 ;
-  wire [32:0] \$42 ;
+  wire \$42 ;
   wire \$43 ;
   wire \$44 ;
-  wire \$45 ;
-  reg \$46 ;
-  reg [31:0] \$47 ;
-  reg [7:0] \$48 ;
-  reg [3:0] \$49 ;
+  wire [32:0] \$45 ;
+  wire \$46 ;
+  wire \$47 ;
+  wire \$48 ;
+  reg \$49 ;
   wire \$5 ;
-  reg [63:0] \$50 ;
-  reg \$51 ;
-  reg [70:0] \$52 ;
-  reg \$53 ;
+  reg [31:0] \$50 ;
+  reg [7:0] \$51 ;
+  reg [3:0] \$52 ;
+  reg [63:0] \$53 ;
   reg \$54 ;
-  reg [20:0] \$55 ;
+  reg [70:0] \$55 ;
   reg \$56 ;
-  reg [31:0] \$57 ;
+  reg \$57 ;
+  reg [20:0] \$58 ;
+  reg \$59 ;
   wire \$6 ;
+  reg \$60 ;
+  reg \$61 ;
+  reg [31:0] \$62 ;
   wire \$7 ;
   wire \$8 ;
   wire \$9 ;
@@ -1201,7 +1206,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire burst__valid;
   output busy;
   wire busy;
-  wire \busy$42 ;
+  wire \busy$45 ;
   reg [20:0] bytes_left = 21'h000000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
@@ -1250,6 +1255,9 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   output error;
   reg error = 1'h0;
   wire fits;
+  reg fits_left = 1'h0;
+  wire last;
+  reg last_left = 1'h0;
   wire [20:0] left;
   output [31:0] m_axi__araddr;
   reg [31:0] m_axi__araddr = 32'd0;
@@ -1278,7 +1286,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   reg primed = 1'h0;
-  wire [23:0] r_data;
+  wire [25:0] r_data;
   reg r_en;
   wire [3:0] r_level;
   wire r_rdy;
@@ -1287,42 +1295,55 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire rst;
   reg started = 1'h0;
   wire take;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   wire w_en;
   wire w_rdy;
-  assign \$37  = left <= 4'h8;
-  assign \$38  = \$37  & r_data[23];
-  assign \$39  = left <= 4'h8;
-  assign \$40  = left - 4'h8;
-  assign \$41  = data__valid & data__ready;
-  assign \$42  = bytes_read + data__payload[67:64];
-  assign \$43  = m_axi__rvalid & m_axi__rready;
-  assign \$44  = | m_axi__rresp;
-  assign \$45  = \$43  & \$44 ;
+  assign \$31  = m_axi__rvalid & m_axi__rready;
+  assign \$32  = \$31  & m_axi__rlast;
+  assign \$33  = \$30  - \$32 ;
+  assign \$34  = last ? left : 21'h000008;
+  assign \$35  = left == r_data[22:3];
+  assign \$36  = last & r_data[23];
+  assign \$37  = left - 4'h8;
+  assign \$38  = | r_data[2:0];
+  assign \$39  = ~ \$38 ;
+  assign \$40  = left + r_data[2:0];
+  assign \$41  = \$40  <= 5'h10;
+  assign \$42  = \$39  | \$41 ;
+  assign \$43  = left <= 5'h10;
+  assign \$44  = data__valid & data__ready;
+  assign \$45  = bytes_read + data__payload[67:64];
+  assign \$46  = m_axi__rvalid & m_axi__rready;
+  assign \$47  = | m_axi__rresp;
+  assign \$48  = \$46  & \$47 ;
   always @(posedge clk)
-    m_axi__arvalid <= \$46 ;
+    m_axi__arvalid <= \$49 ;
   always @(posedge clk)
-    m_axi__araddr <= \$47 ;
+    m_axi__araddr <= \$50 ;
   always @(posedge clk)
-    m_axi__arlen <= \$48 ;
+    m_axi__arlen <= \$51 ;
   always @(posedge clk)
-    pending <= \$49 ;
+    pending <= \$52 ;
   always @(posedge clk)
-    prev <= \$50 ;
+    prev <= \$53 ;
   always @(posedge clk)
-    data__valid <= \$51 ;
+    data__valid <= \$54 ;
   always @(posedge clk)
-    data__payload <= \$52 ;
+    data__payload <= \$55 ;
   always @(posedge clk)
-    primed <= \$53 ;
+    primed <= \$56 ;
   always @(posedge clk)
-    started <= \$54 ;
+    started <= \$57 ;
   always @(posedge clk)
-    bytes_left <= \$55 ;
+    bytes_left <= \$58 ;
   always @(posedge clk)
-    error <= \$56 ;
+    fits_left <= \$59 ;
   always @(posedge clk)
-    bytes_read <= \$57 ;
+    last_left <= \$60 ;
+  always @(posedge clk)
+    error <= \$61 ;
+  always @(posedge clk)
+    bytes_read <= \$62 ;
   assign \$1  = ~ m_axi__arvalid;
   assign \$2  = \$1  | m_axi__arready;
   assign \$3  = burst__valid & \$2 ;
@@ -1334,41 +1355,38 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$9  = ~ abort;
   assign take = \$8  & \$9 ;
   assign w_en = take & burst__payload[41];
-  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign \$10  = | r_data[2:0];
+  assign \$10  = | burst__payload[47:45];
   assign \$11  = ~ \$10 ;
-  assign \$12  = left + r_data[2:0];
+  assign \$12  = burst__payload[67:48] + burst__payload[47:45];
   assign \$13  = \$12  <= 4'h8;
-  assign fits = \$11  | \$13 ;
-  assign \$14  = primed ? prev : m_axi__rdata;
-  assign realign_wide = { m_axi__rdata, \$14  } >> { r_data[2:0], 3'h0 };
-  assign \$15  = primed & fits;
-  assign \$16  = primed | fits;
-  assign \$17  = ~ data__valid;
-  assign \$18  = \$17  | data__ready;
+  assign \$14  = \$11  | \$13 ;
+  assign \$15  = burst__payload[67:48] <= 4'h8;
+  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
+  assign fits = started ? fits_left : r_data[24];
+  assign last = started ? last_left : r_data[25];
+  assign \$16  = primed ? prev : m_axi__rdata;
+  assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
+  assign \$17  = primed & fits;
+  assign \$18  = primed | fits;
   assign \$19  = ~ data__valid;
   assign \$20  = \$19  | data__ready;
-  assign \$21  = m_axi__rvalid & \$20 ;
-  assign \$22  = left <= 4'h8;
-  assign \$23  = \busy$42  | m_axi__arvalid;
-  assign \$24  = | pending;
-  assign \$25  = \$23  | \$24 ;
-  assign \$26  = | r_level;
-  assign \$27  = \$25  | \$26 ;
-  assign busy = \$27  | data__valid;
-  assign \$28  = burst__payload[40:32] - 1'h1;
-  assign \$29  = pending + take;
-  assign \$30  = m_axi__rvalid & m_axi__rready;
-  assign \$31  = \$30  & m_axi__rlast;
-  assign \$32  = \$29  - \$31 ;
-  assign \$33  = left <= 4'h8;
-  assign \$34  = \$33  ? left : 21'h000008;
-  assign \$35  = left == r_data[22:3];
-  assign \$36  = left <= 4'h8;
+  assign \$21  = ~ data__valid;
+  assign \$22  = \$21  | data__ready;
+  assign \$23  = m_axi__rvalid & \$22 ;
+  assign \$24  = \busy$45  | m_axi__arvalid;
+  assign \$25  = | pending;
+  assign \$26  = \$24  | \$25 ;
+  assign \$27  = | r_level;
+  assign \$28  = \$26  | \$27 ;
+  assign busy = \$28  | data__valid;
+  assign \$29  = burst__payload[40:32] - 1'h1;
+  assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$3828$43 (burst__payload[43]),
-    .\port$3828$45 (burst__payload[67:45]),
+    .\port$2292$0 (\$14 ),
+    .\port$2293$0 (\$15 ),
+    .\port$3834$43 (burst__payload[43]),
+    .\port$3834$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1382,7 +1400,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     .burst__payload(burst__payload),
     .burst__ready(take),
     .burst__valid(burst__valid),
-    .busy(\busy$42 ),
+    .busy(\busy$45 ),
     .clk(clk),
     .cmd__payload(cmd__payload),
     .cmd__ready(cmd__ready),
@@ -1393,10 +1411,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     emit = 1'h0;
     if (r_rdy) begin
-      if (\$15 ) begin
-        emit = \$18 ;
-      end else if (\$16 ) begin
-        emit = \$21 ;
+      if (\$17 ) begin
+        emit = \$20 ;
+      end else if (\$18 ) begin
+        emit = \$23 ;
       end
     end
     if (abort) begin
@@ -1408,8 +1426,8 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     consume = 1'h0;
     if (r_rdy) begin
       (* full_case = 32'd1 *)
-      if (\$15 ) begin
-      end else if (\$16 ) begin
+      if (\$17 ) begin
+      end else if (\$18 ) begin
         consume = emit;
       end else begin
         consume = m_axi__rvalid;
@@ -1427,7 +1445,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     r_en = 1'h0;
     if (emit) begin
-      if (\$22 ) begin
+      if (last) begin
         r_en = 1'h1;
       end
     end
@@ -1437,119 +1455,62 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$46  = m_axi__arvalid;
+    \$49  = m_axi__arvalid;
     if (take) begin
-      \$46  = 1'h1;
+      \$49  = 1'h1;
     end else if (m_axi__arready) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
     if (rst) begin
-      \$46  = 1'h0;
+      \$49  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$47  = m_axi__araddr;
+    \$50  = m_axi__araddr;
     if (take) begin
-      \$47  = burst__payload[31:0];
+      \$50  = burst__payload[31:0];
     end
     if (rst) begin
-      \$47  = 32'd0;
+      \$50  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$48  = m_axi__arlen;
+    \$51  = m_axi__arlen;
     if (take) begin
-      \$48  = \$28 [7:0];
+      \$51  = \$29 [7:0];
     end
     if (rst) begin
-      \$48  = 8'h00;
+      \$51  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$49  = \$32 [3:0];
+    \$52  = \$33 [3:0];
     if (rst) begin
-      \$49  = 4'h0;
+      \$52  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$50  = prev;
+    \$53  = prev;
     if (consume) begin
-      \$50  = m_axi__rdata;
+      \$53  = m_axi__rdata;
     end
     if (rst) begin
-      \$50  = 64'h0000000000000000;
+      \$53  = 64'h0000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$51  = data__valid;
+    \$54  = data__valid;
     (* full_case = 32'd1 *)
     if (emit) begin
-      \$51  = 1'h1;
+      \$54  = 1'h1;
     end else begin
       if (data__ready) begin
-        \$51  = 1'h0;
-      end
-    end
-    if (abort) begin
-      \$51  = 1'h0;
-    end
-    if (rst) begin
-      \$51  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$52  = data__payload;
-    if (emit) begin
-      \$52 [63:0] = realign_wide[63:0];
-      \$52 [67:64] = \$34 [3:0];
-      \$52 [68] = \$35 ;
-      \$52 [69] = \$36 ;
-      \$52 [70] = \$38 ;
-    end
-    if (rst) begin
-      \$52  = 71'h000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$53  = primed;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      if (\$39 ) begin
-        \$53  = 1'h0;
-      end
-    end else begin
-      if (consume) begin
-        \$53  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$53  = 1'h0;
-    end
-    if (rst) begin
-      \$53  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$54  = started;
-    (* full_case = 32'd1 *)
-    if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
         \$54  = 1'h0;
-      end else begin
-        \$54  = 1'h1;
-      end
-    end else begin
-      if (consume) begin
-        \$54  = 1'h1;
       end
     end
     if (abort) begin
@@ -1561,49 +1522,144 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$55  = bytes_left;
+    \$55  = data__payload;
+    if (emit) begin
+      \$55 [63:0] = realign_wide[63:0];
+      \$55 [67:64] = \$34 [3:0];
+      \$55 [68] = \$35 ;
+      \$55 [69] = last;
+      \$55 [70] = \$36 ;
+    end
+    if (rst) begin
+      \$55  = 71'h000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$56  = primed;
     (* full_case = 32'd1 *)
     if (emit) begin
-      (* full_case = 32'd1 *)
-      if (\$39 ) begin
-      end else begin
-        \$55  = \$40 [20:0];
+      if (last) begin
+        \$56  = 1'h0;
       end
     end else begin
       if (consume) begin
-        \$55  = left;
+        \$56  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$56  = 1'h0;
+    end
+    if (rst) begin
+      \$56  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$57  = started;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+        \$57  = 1'h0;
+      end else begin
+        \$57  = 1'h1;
+      end
+    end else begin
+      if (consume) begin
+        \$57  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$57  = 1'h0;
+    end
+    if (rst) begin
+      \$57  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$58  = bytes_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$58  = \$37 [20:0];
+      end
+    end else begin
+      if (consume) begin
+        \$58  = left;
       end
     end
     if (rst) begin
-      \$55  = 21'h000000;
+      \$58  = 21'h000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$56  = error;
-    if (clear) begin
-      \$56  = 1'h0;
-    end
-    if (\$45 ) begin
-      \$56  = 1'h1;
+    \$59  = fits_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$59  = \$42 ;
+      end
+    end else begin
+      if (consume) begin
+        \$59  = fits;
+      end
     end
     if (rst) begin
-      \$56  = 1'h0;
+      \$59  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$57  = bytes_read;
+    \$60  = last_left;
+    (* full_case = 32'd1 *)
+    if (emit) begin
+      (* full_case = 32'd1 *)
+      if (last) begin
+      end else begin
+        \$60  = \$43 ;
+      end
+    end else begin
+      if (consume) begin
+        \$60  = last;
+      end
+    end
+    if (rst) begin
+      \$60  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$61  = error;
+    if (clear) begin
+      \$61  = 1'h0;
+    end
+    if (\$48 ) begin
+      \$61  = 1'h1;
+    end
+    if (rst) begin
+      \$61  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$62  = bytes_read;
     (* full_case = 32'd1 *)
     if (clear) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end else begin
-      if (\$41 ) begin
-        \$57  = \$42 [31:0];
+      if (\$44 ) begin
+        \$62  = \$45 [31:0];
       end
     end
     if (rst) begin
-      \$57  = 32'd0;
+      \$62  = 32'd0;
     end
   end
   assign \cmd__payload$1  = cmd__payload;
@@ -1611,7 +1667,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \cmd__valid$5  = cmd__valid;
   assign \abort$7  = abort;
   assign burst__ready = take;
-  assign w_data = { burst__payload[43], burst__payload[67:45] };
+  assign w_data = { \$15 , \$14 , burst__payload[43], burst__payload[67:45] };
   assign m_axi__arid = 1'h0;
   assign m_axi__arsize = 3'h3;
   assign m_axi__arburst = 2'h1;
@@ -1650,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \port$3828$43 , \port$3828$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_rdy, w_level, r_data, r_en, \port$3834$43 , \port$3834$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1693,51 +1749,55 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$3828$43 ;
-  wire \port$3828$43 ;
-  input [22:0] \port$3828$45 ;
-  wire [22:0] \port$3828$45 ;
+  input \port$2292$0 ;
+  wire \port$2292$0 ;
+  input \port$2293$0 ;
+  wire \port$2293$0 ;
+  input \port$3834$43 ;
+  wire \port$3834$43 ;
+  input [22:0] \port$3834$45 ;
+  wire [22:0] \port$3834$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [23:0] r_data;
-  wire [23:0] r_data;
+  output [25:0] r_data;
+  wire [25:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [23:0] r_port__data;
+  wire [25:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [23:0] w_data;
+  wire [25:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  wire [23:0] w_port__data;
+  wire [25:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [23:0] storage [8:0];
+  reg [25:0] storage [8:0];
   initial begin
-    storage[0] = 24'h000000;
-    storage[1] = 24'h000000;
-    storage[2] = 24'h000000;
-    storage[3] = 24'h000000;
-    storage[4] = 24'h000000;
-    storage[5] = 24'h000000;
-    storage[6] = 24'h000000;
-    storage[7] = 24'h000000;
-    storage[8] = 24'h000000;
+    storage[0] = 26'h0000000;
+    storage[1] = 26'h0000000;
+    storage[2] = 26'h0000000;
+    storage[3] = 26'h0000000;
+    storage[4] = 26'h0000000;
+    storage[5] = 26'h0000000;
+    storage[6] = 26'h0000000;
+    storage[7] = 26'h0000000;
+    storage[8] = 26'h0000000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$3828$43 , \port$3828$45  };
+      storage[w_port__addr] <= { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
   end
-  reg [23:0] _0_;
+  reg [25:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -1834,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, w_rdy, w_level, r_data, r_en, \p
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$3828$43 , \port$3828$45  };
-  assign w_data = { \port$3828$43 , \port$3828$45  };
+  assign w_port__data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
+  assign w_data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -2367,10 +2427,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [22:0] \$12 ;
   reg \$120 ;
   reg [31:0] \$121 ;
-  wire \$13 ;
+  wire [9:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
-  wire [9:0] \$16 ;
+  wire \$16 ;
   wire \$17 ;
   wire \$18 ;
   wire \$19 ;
@@ -2525,10 +2585,11 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   input data__valid;
   wire data__valid;
   wire [17:0] desc;
-  wire [8:0] \desc.len ;
+  wire [7:0] \desc.last_beat ;
   wire [2:0] \desc.offset ;
   wire \desc.row_first ;
   wire \desc.row_last ;
+  wire \desc.spill ;
   wire [3:0] \desc.tail ;
   output done;
   wire done;
@@ -2601,17 +2662,17 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$9  = burst__payload[47:45] + burst__payload[67:48];
   assign \$10  = \$9  - 1'h1;
   assign \$12  = $signed(\$11 ) + $signed(2'h1);
-  assign done = \$13  & r_data;
-  assign \$14  = | beat;
-  assign \$15  = ~ \$14 ;
-  assign first = \r_data$35 [9] & \$15 ;
-  assign \$16  = \r_data$35 [8:0] - 1'h1;
-  assign last_in_burst = beat == \$16 ;
-  assign last = \r_data$35 [10] & last_in_burst;
-  assign \$17  = ~ first;
-  assign \$18  = last & \$17 ;
-  assign \$19  = \r_data$35 [17:14] <= \r_data$35 [13:11];
-  assign flush = \$18  & \$19 ;
+  assign \$13  = burst__payload[40:32] - 1'h1;
+  assign \$14  = \$12 [3:0] <= burst__payload[47:45];
+  assign done = \$15  & r_data;
+  assign \$16  = | beat;
+  assign \$17  = ~ \$16 ;
+  assign first = \r_data$35 [8] & \$17 ;
+  assign last_in_burst = beat == \r_data$35 [7:0];
+  assign last = \r_data$35 [9] & last_in_burst;
+  assign \$18  = ~ first;
+  assign \$19  = last & \$18 ;
+  assign flush = \$19  & \r_data$35 [17];
   assign \$20  = ~ m_axi__wvalid;
   assign \$21  = \$20  | m_axi__wready;
   assign \$22  = r_rdy & \$21 ;
@@ -2623,63 +2684,63 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$28  = ~ flush;
   assign \$29  = \$27  & \$28 ;
   assign \r_en$46  = step & last_in_burst;
-  assign \$30  = 4'h8 - \r_data$35 [13:11];
+  assign \$30  = 4'h8 - \r_data$35 [12:10];
   assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
   assign \$31  = ~ first;
-  assign \$32  = \r_data$35 [13:11] <= 1'h0;
+  assign \$32  = \r_data$35 [12:10] <= 1'h0;
   assign \$33  = \$31  | \$32 ;
   assign \$34  = ~ last;
-  assign \$35  = \r_data$35 [17:14] > 1'h0;
+  assign \$35  = \r_data$35 [16:13] > 1'h0;
   assign \$36  = \$34  | \$35 ;
   assign \$37  = \$33  & \$36 ;
   assign \$38  = ~ first;
-  assign \$39  = \r_data$35 [13:11] <= 1'h1;
+  assign \$39  = \r_data$35 [12:10] <= 1'h1;
   assign \$40  = \$38  | \$39 ;
   assign \$41  = ~ last;
-  assign \$42  = \r_data$35 [17:14] > 1'h1;
+  assign \$42  = \r_data$35 [16:13] > 1'h1;
   assign \$43  = \$41  | \$42 ;
   assign \$44  = \$40  & \$43 ;
   assign \$45  = ~ first;
-  assign \$46  = \r_data$35 [13:11] <= 2'h2;
+  assign \$46  = \r_data$35 [12:10] <= 2'h2;
   assign \$47  = \$45  | \$46 ;
   assign \$48  = ~ last;
-  assign \$49  = \r_data$35 [17:14] > 2'h2;
+  assign \$49  = \r_data$35 [16:13] > 2'h2;
   assign \$50  = \$48  | \$49 ;
   assign \$51  = \$47  & \$50 ;
   assign \$52  = ~ first;
-  assign \$53  = \r_data$35 [13:11] <= 2'h3;
+  assign \$53  = \r_data$35 [12:10] <= 2'h3;
   assign \$54  = \$52  | \$53 ;
   assign \$55  = ~ last;
-  assign \$56  = \r_data$35 [17:14] > 2'h3;
+  assign \$56  = \r_data$35 [16:13] > 2'h3;
   assign \$57  = \$55  | \$56 ;
   assign \$58  = \$54  & \$57 ;
   assign \$59  = ~ first;
-  assign \$60  = \r_data$35 [13:11] <= 3'h4;
+  assign \$60  = \r_data$35 [12:10] <= 3'h4;
   assign \$61  = \$59  | \$60 ;
   assign \$62  = ~ last;
-  assign \$63  = \r_data$35 [17:14] > 3'h4;
+  assign \$63  = \r_data$35 [16:13] > 3'h4;
   assign \$64  = \$62  | \$63 ;
   assign \$65  = \$61  & \$64 ;
   assign \$66  = ~ first;
-  assign \$67  = \r_data$35 [13:11] <= 3'h5;
+  assign \$67  = \r_data$35 [12:10] <= 3'h5;
   assign \$68  = \$66  | \$67 ;
   assign \$69  = ~ last;
-  assign \$70  = \r_data$35 [17:14] > 3'h5;
+  assign \$70  = \r_data$35 [16:13] > 3'h5;
   assign \$71  = \$69  | \$70 ;
   assign \$72  = \$68  & \$71 ;
   assign \$73  = ~ first;
-  assign \$74  = \r_data$35 [13:11] <= 3'h6;
+  assign \$74  = \r_data$35 [12:10] <= 3'h6;
   assign \$75  = \$73  | \$74 ;
   assign \$76  = ~ last;
-  assign \$77  = \r_data$35 [17:14] > 3'h6;
+  assign \$77  = \r_data$35 [16:13] > 3'h6;
   assign \$78  = \$76  | \$77 ;
   assign \$79  = \$75  & \$78 ;
   assign \$80  = ~ first;
   assign \$82  = ~ last;
-  assign \$83  = \r_data$35 [17:14] > 3'h7;
+  assign \$83  = \r_data$35 [16:13] > 3'h7;
   assign \$84  = \$82  | \$83 ;
-  assign \$86  = last ? \r_data$35 [17:14] : 4'h8;
-  assign \$87  = first ? \r_data$35 [13:11] : 3'h0;
+  assign \$86  = last ? \r_data$35 [16:13] : 4'h8;
+  assign \$87  = first ? \r_data$35 [12:10] : 3'h0;
   assign \$88  = \$86  - \$87 ;
   assign \$89  = ~ m_axi__wvalid;
   assign \$90  = \$89  | m_axi__wready;
@@ -2961,11 +3022,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \burst__payload.end  = burst__payload[44];
   assign \burst__payload.offset  = burst__payload[47:45];
   assign \burst__payload.row_bytes  = burst__payload[67:48];
-  assign \desc.len  = desc[8:0];
-  assign \desc.row_first  = desc[9];
-  assign \desc.row_last  = desc[10];
-  assign \desc.offset  = desc[13:11];
-  assign \desc.tail  = desc[17:14];
+  assign \desc.last_beat  = desc[7:0];
+  assign \desc.row_first  = desc[8];
+  assign \desc.row_last  = desc[9];
+  assign \desc.offset  = desc[12:10];
+  assign \desc.tail  = desc[16:13];
+  assign \desc.spill  = desc[17];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -2979,15 +3041,16 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17:14] = \$12 [3:0];
-  assign desc[13:11] = burst__payload[47:45];
-  assign desc[10] = burst__payload[42];
-  assign desc[9] = burst__payload[41];
-  assign desc[8:0] = burst__payload[40:32];
+  assign desc[17] = \$14 ;
+  assign desc[16:13] = \$12 [3:0];
+  assign desc[12:10] = burst__payload[47:45];
+  assign desc[9] = burst__payload[42];
+  assign desc[8] = burst__payload[41];
+  assign desc[7:0] = \$13 [7:0];
   assign \$11 [21:3] = 19'h00000;
   assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
-  assign \$13  = m_axi__bvalid;
+  assign \$15  = m_axi__bvalid;
   assign \$81  = 1'h1;
   assign \$85  = \$84 ;
   assign \$99  = m_axi__bvalid;
@@ -10717,10 +10780,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2829$0 (en_deskew_0),
-    .\port$2830$0 (en_deskew_1),
-    .\port$2831$0 (en_deskew_2),
-    .\port$2832$0 (en_deskew_3)
+    .\port$2831$0 (en_deskew_0),
+    .\port$2832$0 (en_deskew_1),
+    .\port$2833$0 (en_deskew_2),
+    .\port$2834$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10731,8 +10794,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3282$0 (\o$81 [2:0]),
-    .\port$3283$0 (\o_next$76 [1:0]),
+    .\port$3284$0 (\o$81 [2:0]),
+    .\port$3285$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10811,8 +10874,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3282$3 (\o$81 [5:3]),
-    .\port$3283$3 (\o_next$76 [4:3]),
+    .\port$3284$3 (\o$81 [5:3]),
+    .\port$3285$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10895,8 +10958,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3282$6 (\o$81 [8:6]),
-    .\port$3283$6 (\o_next$76 [7:6]),
+    .\port$3284$6 (\o$81 [8:6]),
+    .\port$3285$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -10979,8 +11042,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3282$9 (\o$81 [11:9]),
-    .\port$3283$9 (\o_next$76 [10:9]),
+    .\port$3284$9 (\o$81 [11:9]),
+    .\port$3285$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11059,10 +11122,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2867$0 (en_skew_a_0),
-    .\port$2868$0 (en_skew_a_1),
-    .\port$2869$0 (en_skew_a_2),
-    .\port$2870$0 (en_skew_a_3)
+    .\port$2869$0 (en_skew_a_0),
+    .\port$2870$0 (en_skew_a_1),
+    .\port$2871$0 (en_skew_a_2),
+    .\port$2872$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11078,10 +11141,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2862$0 (en_skew_w_0),
-    .\port$2863$0 (en_skew_w_1),
-    .\port$2864$0 (en_skew_w_2),
-    .\port$2865$0 (en_skew_w_3)
+    .\port$2864$0 (en_skew_w_0),
+    .\port$2865$0 (en_skew_w_1),
+    .\port$2866$0 (en_skew_w_2),
+    .\port$2867$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11685,7 +11748,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830$0 , \port$2831$0 , \port$2832$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832$0 , \port$2833$0 , \port$2834$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11726,14 +11789,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2829$0 ;
-  wire \port$2829$0 ;
-  input \port$2830$0 ;
-  wire \port$2830$0 ;
   input \port$2831$0 ;
   wire \port$2831$0 ;
   input \port$2832$0 ;
   wire \port$2832$0 ;
+  input \port$2833$0 ;
+  wire \port$2833$0 ;
+  input \port$2834$0 ;
+  wire \port$2834$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11749,46 +11812,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2829$0 ) begin
+    if (\port$2831$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2830$0 ) begin
+    if (\port$2832$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2830$0 ) begin
+    if (\port$2832$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2831$0 ) begin
+    if (\port$2833$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2829$0 ) begin
+    if (\port$2831$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2829$0 ) begin
+    if (\port$2831$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2832$0 , \port$2831$0 , \port$2830$0 , \port$2829$0  };
+  assign en = { \port$2834$0 , \port$2833$0 , \port$2832$0 , \port$2831$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11817,7 +11880,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2829$0 , \port$2830
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3282$0 , \port$3283$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3284$0 , \port$3285$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11857,10 +11920,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$0 ;
-  wire [2:0] \port$3282$0 ;
-  input [1:0] \port$3283$0 ;
-  wire [1:0] \port$3283$0 ;
+  input [2:0] \port$3284$0 ;
+  wire [2:0] \port$3284$0 ;
+  input [1:0] \port$3285$0 ;
+  wire [1:0] \port$3285$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11885,11 +11948,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$0 [0] & \port$3283$0 [1];
+  assign \$4  = \port$3285$0 [0] & \port$3285$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -11944,7 +12007,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$0 [0];
+      \$11  = \port$3284$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11954,7 +12017,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$0 [1];
+      \$12  = \port$3284$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11964,7 +12027,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$0 [1];
+      \$13  = \port$3285$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -11974,7 +12037,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$0 [2];
+      \$14  = \port$3284$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -11999,11 +12062,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$0 [1];
-  assign valid_next = \port$3283$0 [0];
-  assign valid_in = \port$3282$0 [0];
-  assign first_in = \port$3282$0 [1];
-  assign last_in = \port$3282$0 [2];
+  assign first_next = \port$3285$0 [1];
+  assign valid_next = \port$3285$0 [0];
+  assign valid_in = \port$3284$0 [0];
+  assign first_in = \port$3284$0 [1];
+  assign last_in = \port$3284$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12564,7 +12627,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$3 , \port$3283$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$3 , \port$3285$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12604,10 +12667,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$3 ;
-  wire [2:0] \port$3282$3 ;
-  input [1:0] \port$3283$3 ;
-  wire [1:0] \port$3283$3 ;
+  input [2:0] \port$3284$3 ;
+  wire [2:0] \port$3284$3 ;
+  input [1:0] \port$3285$3 ;
+  wire [1:0] \port$3285$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12633,11 +12696,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$3 [0] & \port$3283$3 [1];
+  assign \$4  = \port$3285$3 [0] & \port$3285$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12692,7 +12755,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$3 [0];
+      \$11  = \port$3284$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12702,7 +12765,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$3 [1];
+      \$12  = \port$3284$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12712,7 +12775,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$3 [1];
+      \$13  = \port$3285$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12722,7 +12785,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$3 [2];
+      \$14  = \port$3284$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12747,11 +12810,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$3 [1];
-  assign valid_next = \port$3283$3 [0];
-  assign valid_in = \port$3282$3 [0];
-  assign first_in = \port$3282$3 [1];
-  assign last_in = \port$3282$3 [2];
+  assign first_next = \port$3285$3 [1];
+  assign valid_next = \port$3285$3 [0];
+  assign valid_in = \port$3284$3 [0];
+  assign first_in = \port$3284$3 [1];
+  assign last_in = \port$3284$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13313,7 +13376,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3282$6 , \port$3283$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$6 , \port$3285$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13353,10 +13416,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$6 ;
-  wire [2:0] \port$3282$6 ;
-  input [1:0] \port$3283$6 ;
-  wire [1:0] \port$3283$6 ;
+  input [2:0] \port$3284$6 ;
+  wire [2:0] \port$3284$6 ;
+  input [1:0] \port$3285$6 ;
+  wire [1:0] \port$3285$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13382,11 +13445,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$6 [0] & \port$3283$6 [1];
+  assign \$4  = \port$3285$6 [0] & \port$3285$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13441,7 +13504,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$6 [0];
+      \$11  = \port$3284$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13451,7 +13514,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$6 [1];
+      \$12  = \port$3284$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13461,7 +13524,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$6 [1];
+      \$13  = \port$3285$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13471,7 +13534,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$6 [2];
+      \$14  = \port$3284$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13496,11 +13559,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$6 [1];
-  assign valid_next = \port$3283$6 [0];
-  assign valid_in = \port$3282$6 [0];
-  assign first_in = \port$3282$6 [1];
-  assign last_in = \port$3282$6 [2];
+  assign first_next = \port$3285$6 [1];
+  assign valid_next = \port$3285$6 [0];
+  assign valid_in = \port$3284$6 [0];
+  assign first_in = \port$3284$6 [1];
+  assign last_in = \port$3284$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14062,7 +14125,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3282$9 , \port$3283$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3284$9 , \port$3285$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14102,10 +14165,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3282$9 ;
-  wire [2:0] \port$3282$9 ;
-  input [1:0] \port$3283$9 ;
-  wire [1:0] \port$3283$9 ;
+  input [2:0] \port$3284$9 ;
+  wire [2:0] \port$3284$9 ;
+  input [1:0] \port$3285$9 ;
+  wire [1:0] \port$3285$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14130,11 +14193,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3283$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3285$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3283$9 [0] & \port$3283$9 [1];
+  assign \$4  = \port$3285$9 [0] & \port$3285$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14189,7 +14252,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3282$9 [0];
+      \$11  = \port$3284$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14199,7 +14262,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3282$9 [1];
+      \$12  = \port$3284$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14209,7 +14272,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3283$9 [1];
+      \$13  = \port$3285$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14219,7 +14282,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3282$9 [2];
+      \$14  = \port$3284$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14244,11 +14307,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3283$9 [1];
-  assign valid_next = \port$3283$9 [0];
-  assign valid_in = \port$3282$9 [0];
-  assign first_in = \port$3282$9 [1];
-  assign last_in = \port$3282$9 [2];
+  assign first_next = \port$3285$9 [1];
+  assign valid_next = \port$3285$9 [0];
+  assign valid_in = \port$3284$9 [0];
+  assign first_in = \port$3284$9 [1];
+  assign last_in = \port$3284$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14807,7 +14870,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \port$2868$0 , \port$2869$0 , \port$2870$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2869$0 , \port$2870$0 , \port$2871$0 , \port$2872$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14850,14 +14913,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2867$0 ;
-  wire \port$2867$0 ;
-  input \port$2868$0 ;
-  wire \port$2868$0 ;
   input \port$2869$0 ;
   wire \port$2869$0 ;
   input \port$2870$0 ;
   wire \port$2870$0 ;
+  input \port$2871$0 ;
+  wire \port$2871$0 ;
+  input \port$2872$0 ;
+  wire \port$2872$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14873,46 +14936,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2867$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2869$0 ) begin
+    if (\port$2871$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2869$0 ) begin
+    if (\port$2871$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2872$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2870$0 ) begin
+    if (\port$2872$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2870$0 ) begin
+    if (\port$2872$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2868$0 ) begin
+    if (\port$2870$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2870$0 , \port$2869$0 , \port$2868$0 , \port$2867$0  };
+  assign en = { \port$2872$0 , \port$2871$0 , \port$2870$0 , \port$2869$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15215,7 +15278,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863$0 , \port$2864$0 , \port$2865$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2864$0 , \port$2865$0 , \port$2866$0 , \port$2867$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15256,14 +15319,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2862$0 ;
-  wire \port$2862$0 ;
-  input \port$2863$0 ;
-  wire \port$2863$0 ;
   input \port$2864$0 ;
   wire \port$2864$0 ;
   input \port$2865$0 ;
   wire \port$2865$0 ;
+  input \port$2866$0 ;
+  wire \port$2866$0 ;
+  input \port$2867$0 ;
+  wire \port$2867$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15279,47 +15342,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2862$0 , \port$2863
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2864$0 ) begin
+    if (\port$2866$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2864$0 ) begin
+    if (\port$2866$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2865$0 ) begin
+    if (\port$2867$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2865$0 ) begin
+    if (\port$2867$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2865$0 ) begin
+    if (\port$2867$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2863$0 ) begin
+    if (\port$2865$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2865$0 , \port$2864$0 , \port$2863$0 , \port$2862$0  };
+  assign en = { \port$2867$0 , \port$2866$0 , \port$2865$0 , \port$2864$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18822,7 +18885,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3308$354 (run__cmd[398:354])
+    .\port$3310$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19199,7 +19262,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19403,8 +19466,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3308$354 ;
-  wire [44:0] \port$3308$354 ;
+  input [44:0] \port$3310$354 ;
+  wire [44:0] \port$3310$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19479,13 +19542,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3308$354 [36:32];
-  assign lower = \port$3308$354 [0] ? \port$3308$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3310$354 [36:32];
+  assign lower = \port$3310$354 [0] ? \port$3310$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3308$354 [36:32];
+  assign \$11  = ! \port$3310$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19500,8 +19563,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3308$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3308$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3310$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3310$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19516,8 +19579,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3308$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3308$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3310$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3310$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19532,8 +19595,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3308$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3308$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3310$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3310$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19548,8 +19611,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3308$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3308$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3310$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3310$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19875,7 +19938,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3308$354 [31:1];
+      \$125  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -19966,7 +20029,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3308$354 [31:1];
+      \$137  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20057,7 +20120,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3308$354 [31:1];
+      \$149  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20148,7 +20211,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3308$354 [31:1];
+      \$161  = \port$3310$354 [31:1];
     end
   end
   always @* begin
@@ -20202,10 +20265,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3308$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3308$354 [36:32];
-  assign relu = \port$3308$354 [0];
-  assign zero_point = \port$3308$354 [44:37];
-  assign multiplier = \port$3308$354 [31:1];
+  assign shift = \port$3310$354 [36:32];
+  assign relu = \port$3310$354 [0];
+  assign zero_point = \port$3310$354 [44:37];
+  assign multiplier = \port$3310$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
