@@ -431,8 +431,10 @@ class SystolicCore(wiring.Component):
         # A registered PE's drain is a register of its own, a copy of its column's: one
         # register per column reached the 12 output slots' multiplexers of the column.
         drain_copies = flag_lag and cfg.registered_dsp
+        # A PE whose slot loads slot_latency cycles after its last sum drains a cycle later
+        # again: the copies then take a register of the bottom PE's flags.
         for j in range(C):
-            if flag_lag and not drain_copies:
+            if flag_lag and (cfg.slot_latency or not drain_copies):
                 with m.If(enable(f"en_drain_{j}", (R - 1, j))):
                     m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
@@ -514,8 +516,10 @@ class SystolicCore(wiring.Component):
                     _link(m, pes, p, j, "north")
                 drain = drains[j]
                 if drain_copies:
-                    drain = register_copy(m, platform, bottom[j].valid_out & bottom[j].last_out,
-                                          f"drain_{p}_{j}", init=0, enable=pe_en)
+                    source = (drains[j] if cfg.slot_latency
+                              else bottom[j].valid_out & bottom[j].last_out)
+                    drain = register_copy(m, platform, source, f"drain_{p}_{j}", init=0,
+                                          enable=pe_en)
                 m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid
@@ -523,6 +527,8 @@ class SystolicCore(wiring.Component):
                 | _any(pes[p][j].chain_valid_out for p in range(R) for j in range(C)))
         if flag_stages:
             busy = busy | _any(stage.valid for stage in flag_stages)
+        if cfg.slot_latency:  # a finished sum on its way to the slots
+            busy = busy | _any(drains)
         m.d.comb += self.busy.eq(busy)
         return m
 
@@ -625,12 +631,17 @@ class SystolicCore(wiring.Component):
                 in_flags.last.eq(op.payload.last),
             ]
 
-        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), list(range(C)),
+        # input_latency: every lane one register more, so that column 0's copies of `shift`
+        # and `capture` take a register (from the handshake's logic and `capture`'s fan-out,
+        # they were a 12×13 core's longest path), and the activations follow
+        extra = cfg.input_latency
+        columns, rows = list(range(extra, C + extra)), list(range(extra, R + extra))
+        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), columns,
                                             lane_enables=True, reset_less=no_reset)
-        m.submodules.skew_wctl = skew_wctl = Skew(in_wctl.shape(), list(range(C)))
-        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)),
+        m.submodules.skew_wctl = skew_wctl = Skew(in_wctl.shape(), columns)
+        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), rows,
                                             lane_enables=True, reset_less=no_reset)
-        skew_f = Skew(in_flags.shape(), list(range(R)))
+        skew_f = Skew(in_flags.shape(), rows)
         m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
                                                            group="skew_flags")
         m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C, lambda k: (0, k))),
