@@ -182,6 +182,7 @@ class SystolicCore(wiring.Component):
             raise ValueError("registered_dsp needs a pipelined core without paired PEs "
                              "(not an iCE40's)")
         self._reset_groups: dict[str, Signal] = {}
+        self._reset_root: Signal | None = None
         if self._config.dataflow == "os":
             return self._elaborate_os(platform)
         return self._elaborate_ws(platform)
@@ -297,25 +298,42 @@ class SystolicCore(wiring.Component):
 
         go = Signal()
         root = register_copy(m, platform, go, "en_root", init=1)
+
+        def control(suffix: str, en_here, count, wptr, rptr):
+            """The buffer's pointers and fill, next: (waiting, count_next, wptr_next,
+            rptr_next)."""
+            waiting, direct, push, pop = (Signal(name=f"{n}{suffix}")
+                                          for n in ("waiting", "direct", "push", "pop"))
+            count_next = Signal.like(count, name=f"count_next{suffix}")
+            m.d.comb += [
+                waiting.eq(count != 0),
+                pop.eq(waiting & results.ready),
+                direct.eq(~waiting & results.ready),
+                push.eq(en_here & column_valid & ~direct),
+                count_next.eq(count + push - pop),
+            ]
+            wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
+            rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
+            m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+            return waiting, count_next, wptr_next, rptr_next
+
         en_here = enable("en_buffer")
         enable.ahead = roots["ctl"]           # what every enable is in the next cycle
-        waiting = Signal()
-        direct = Signal()
-        push = Signal()
-        pop = Signal()
-        count_next = Signal.like(count)
-        m.d.comb += [
-            waiting.eq(count != 0),
-            results.valid.eq(waiting | (column_valid & en_here)),
-            pop.eq(waiting & results.ready),
-            direct.eq(~waiting & results.ready),
-            push.eq(en_here & column_valid & ~direct),
-            count_next.eq(count + push - pop),
-            go.eq(count_next == 0),
-        ]
-        wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
-        rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
-        m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+        waiting, count_next, wptr_next, rptr_next = control("", en_here, count, wptr, rptr)
+        m.d.comb += [results.valid.eq(waiting | (column_valid & en_here)),
+                     go.eq(count_next == 0)]
+        # A replica of the pointers and the fill per region of columns, on the region's own
+        # copy of the enable (so yosys keeps them apart), for that region's copies: from the
+        # one control, the read pointer reached copies across the die (5.5 ns of routing,
+        # 125.3 MHz, os). They see the same inputs from the same reset, so they stay equal.
+        regions = {}
+        for j in range(cfg.cols):
+            q = j * 4 // cfg.cols
+            if q not in regions:
+                regions[q] = control(f"_{q}", enable(f"en_buffer_{q}", (cfg.rows - 1, j)),
+                                     Signal.like(count, name=f"count_{q}"),
+                                     Signal.like(wptr, name=f"wptr_{q}"),
+                                     Signal.like(rptr, name=f"rptr_{q}"))
 
         def copies(value, name: str) -> Value:
             """A copy of the register ``value`` will be next, per bit, for one column."""
@@ -332,14 +350,15 @@ class SystolicCore(wiring.Component):
         else:
             m.d.comb += results.payload.last.eq(out.last)
         for j in range(cfg.cols):
+            _, count_q, wptr_q, rptr_q = regions[j * 4 // cfg.cols]
             # per byte of the lane: with a copy per column, one copy of the read pointer
             # reached its 32 read multiplexers through 3.3 ns of routing (134.9 MHz, ws)
             for lo in range(0, cfg.acc_width, 8):
                 hi = min(lo + 8, cfg.acc_width)
                 name = f"{j}_{lo // 8}"
-                w_j = copies(wptr_next, f"buffer_wptr_{name}")
-                r_j = copies(rptr_next, f"buffer_rptr_{name}")
-                full_j = register_copy(m, platform, count_next != 0, f"buffer_waiting_{name}",
+                w_j = copies(wptr_q, f"buffer_wptr_{name}")
+                r_j = copies(rptr_q, f"buffer_rptr_{name}")
+                full_j = register_copy(m, platform, count_q != 0, f"buffer_waiting_{name}",
                                        init=0)
                 lane = [Signal(hi - lo, name=f"buffer_{name}_{e}", reset_less=True)
                         for e in range(slots)]
@@ -360,7 +379,8 @@ class SystolicCore(wiring.Component):
         of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
         routing on an LFE5U-85F); with a copy per PE, the net from the core's reset to the
         copies was (11.1 ns in the weight-stationary core), hence the copy per group in between.
-        A unit is released two cycles after the rest of the core; :meth:`_released` keeps the
+        A unit is released two cycles after the rest of the core (three on registered DSPs,
+        whose groups take a root copy); :meth:`_released` keeps the
         inputs closed for the first of them, so no valid beat reaches a unit still in reset.
         """
         if not self.is_pipelined(platform):
@@ -373,9 +393,16 @@ class SystolicCore(wiring.Component):
             m.domains += ClockDomain(domain, local=True, reset_less=True)
             m.d.comb += ClockSignal(domain).eq(ClockSignal("sync"))
         if group not in self._reset_groups:
-            self._reset_groups[group] = register_copy(
-                m, platform, ResetSignal("sync", allow_reset_less=True), f"rst_group_{group}",
-                init=1)
+            source = ResetSignal("sync", allow_reset_less=True)
+            if self._config.registered_dsp:
+                # one register more in front of the groups: from the reset's source (beside the
+                # PLL), the route to a group's copy was the 12×13 core's longest path (8.6 ns of
+                # routing, 110.0 MHz, ws)
+                if self._reset_root is None:
+                    self._reset_root = register_copy(m, platform, source, "rst_root", init=1)
+                source = self._reset_root
+            self._reset_groups[group] = register_copy(m, platform, source,
+                                                      f"rst_group_{group}", init=1)
         reset = register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
         return DomainRenamer({"sync": domain})(ResetInserter({"sync": reset})(unit))
 
@@ -383,13 +410,18 @@ class SystolicCore(wiring.Component):
         """High from the second cycle after a reset: the inputs may take a beat.
 
         A beat taken in cycle ``c`` after the reset reaches the first PE and the flags skew's
-        registers at the end of cycle ``c + 1``, which must be at least 2, when the units'
+        registers at the end of cycle ``c + 1``, which must be at least 2 (3 on registered DSPs),
+        when the units'
         two-level reset copies (:meth:`_with_own_reset`) have released them.
         """
         if not self.is_pipelined(platform):
             return Const(1)
         released = Signal()
-        m.d.sync += released.eq(1)
+        if self._config.registered_dsp:   # the units' reset has a root register more
+            early = Signal()
+            m.d.sync += [early.eq(1), released.eq(early)]
+        else:
+            m.d.sync += released.eq(1)
         return released
 
     def is_pipelined(self, platform) -> bool:
