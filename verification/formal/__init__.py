@@ -97,7 +97,7 @@ def _sets() -> tuple[PropertySet, ...]:
         PropertySet("engine-gemm-fair", "the same with a DMA that may stall each handshake "
                     "for a cycle at a time: it ends within twice the model's cycles",
                     "bmc", 2 * gemm_bound() + 2,
-                    lambda broken: engine_gemm_harness(fair=True), ci=False),
+                    lambda broken: engine_gemm_harness(fair=True)),
         PropertySet("engine-illegal", "GEMM engine: a command with M, K or N zero or too "
                     "large ends within the model's bound with its error code and no DMA "
                     "command", "bmc", engine_bound() + 2, lambda broken: engine_harness(),
