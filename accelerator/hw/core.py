@@ -190,7 +190,7 @@ class SystolicCore(wiring.Component):
     # -- shared pieces --------------------------------------------------------------------------
 
     def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
-                      stored_last: bool = True):
+                      stored_last: bool = True, column_valids=None):
         """Realign the columns' results, drive ``results``; return the enables.
 
         Returns ``enable(name)``, which gives a signal that is high when the array advances.
@@ -228,8 +228,17 @@ class SystolicCore(wiring.Component):
             return lambda name, near=None: en
 
         if cfg.registered_dsp:
+            valids = None
+            if column_valids is not None:
+                # each column's valid flag realigned as its results: column j's flags are the
+                # last column's, C-1-j enabled cycles early, so lane j equals `column_valid`
+                valids = Skew(1, [cfg.cols - 1 - j for j in range(cfg.cols)], lane_enables=True)
+                m.submodules.deskew_valid = self._with_own_reset(m, platform, "deskew_valid",
+                                                                 valids, group="deskew_valid")
+                for j in range(cfg.cols):
+                    m.d.comb += valids.i[j].eq(column_valids[j])
             return self._enable_tree(m, platform, deskew, out, column_valid,
-                                     stored_last=stored_last)
+                                     stored_last=stored_last, valids=valids)
 
         skid = Signal.like(out, reset_less=no_reset)
         skid_valid = Signal()
@@ -258,7 +267,7 @@ class SystolicCore(wiring.Component):
         return enable
 
     def _enable_tree(self, m: Module, platform, deskew: Skew, out, column_valid, *,
-                     stored_last: bool):
+                     stored_last: bool, valids: Skew | None = None):
         """The registered-DSP core's flow control: the enable through ``ENABLE_LEVELS``
         registers (a root, a copy per region of the array, a copy per PE or lane), and a
         buffer of as many results behind the de-skew. Returns ``enable(name, near)``.
@@ -299,7 +308,7 @@ class SystolicCore(wiring.Component):
         go = Signal()
         root = register_copy(m, platform, go, "en_root", init=1)
 
-        def control(suffix: str, en_here, count, wptr, rptr):
+        def control(suffix: str, en_here, count, wptr, rptr, column_valid=column_valid):
             """The buffer's pointers and fill, next: (waiting, count_next, wptr_next,
             rptr_next)."""
             waiting, direct, push, pop = (Signal(name=f"{n}{suffix}")
@@ -326,6 +335,8 @@ class SystolicCore(wiring.Component):
         # copy of the enable (so yosys keeps them apart), for that region's copies: from the
         # one control, the read pointer reached copies across the die (5.5 ns of routing,
         # 125.3 MHz, os). They see the same inputs from the same reset, so they stay equal.
+        # With `valids`, each reads the valid flag of a column of its own region: the last
+        # column's, read by every replica, crossed the die instead (3.6 ns, 123.8 MHz, os).
         regions = {}
         for j in range(cfg.cols):
             q = j * 4 // cfg.cols
@@ -333,7 +344,8 @@ class SystolicCore(wiring.Component):
                 regions[q] = control(f"_{q}", enable(f"en_buffer_{q}", (cfg.rows - 1, j)),
                                      Signal.like(count, name=f"count_{q}"),
                                      Signal.like(wptr, name=f"wptr_{q}"),
-                                     Signal.like(rptr, name=f"rptr_{q}"))
+                                     Signal.like(rptr, name=f"rptr_{q}"),
+                                     column_valid if valids is None else valids.o[j])
 
         def copies(value, name: str) -> Value:
             """A copy of the register ``value`` will be next, per bit, for one column."""
@@ -369,6 +381,9 @@ class SystolicCore(wiring.Component):
                     Mux(full_j, Array(lane)[r_j], out.c[j][lo:hi]))
         m.d.comb += deskew.en.eq(Cat(enable(f"en_deskew_{j}", (cfg.rows - 1, j))
                                      for j in range(cfg.cols)))
+        if valids is not None:
+            m.d.comb += valids.en.eq(Cat(enable(f"en_deskew_valid_{j}", (cfg.rows - 1, j))
+                                         for j in range(cfg.cols)))
         return enable
 
     def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
@@ -405,6 +420,19 @@ class SystolicCore(wiring.Component):
                                                       f"rst_group_{group}", init=1)
         reset = register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
         return DomainRenamer({"sync": domain})(ResetInserter({"sync": reset})(unit))
+
+    def _delayed(self, m: Module, platform, en, value, latency: int,
+                 name: str) -> tuple[Value, list[Signal]]:
+        """``value`` delayed by ``latency`` cycles in which ``en`` is high, and the registers of
+        the delay (reset: they carry flags), a unit with a reset of its own
+        (:meth:`_with_own_reset`): from the reset's source, the route to the weight-stationary
+        core's delayed flags was its longest path (7.0 ns of routing, 126.6 MHz)."""
+        if not latency:
+            return value, []
+        line = _DelayLine(value.shape(), latency, name)
+        m.submodules[name] = self._with_own_reset(m, platform, name, line, group=name)
+        m.d.comb += [line.en.eq(en), line.i.eq(value)]
+        return line.stages[-1], line.stages
 
     def _released(self, m: Module, platform):
         """High from the second cycle after a reset: the inputs may take a beat.
@@ -456,6 +484,7 @@ class SystolicCore(wiring.Component):
             bottom[C - 1].chain_valid_out,
             out_row == R - 1,
             stored_last=False,
+            column_valids=[bottom[j].chain_valid_out for j in range(C)],
         )
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
@@ -515,8 +544,8 @@ class SystolicCore(wiring.Component):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
         m.d.comb += skew_b.i.eq(in_b)
         # A registered DSP's products come product_latency cycles late: so do their flags.
-        late_flags, flag_stages = _delayed(m, en, in_flags, cfg.product_latency - flag_lag,
-                                           "flags")
+        late_flags, flag_stages = self._delayed(m, platform, en, in_flags,
+                                                cfg.product_latency - flag_lag, "flags")
         for j in range(C):
             m.d.comb += skew_f.i[j].eq(late_flags)
         # what in_a and in_b take at the next enabled edge (the PEs multiply a cycle ahead)
@@ -580,8 +609,9 @@ class SystolicCore(wiring.Component):
         flag_stages = []
         if cfg.product_latency:
             late_en = Signal(name="en_late_flags")
-            late, flag_stages = _delayed(m, late_en, Cat(column_valid, column_last),
-                                         cfg.product_latency, "late_flags")
+            late, flag_stages = self._delayed(m, platform, late_en,
+                                              Cat(column_valid, column_last),
+                                              cfg.product_latency, "late_flags")
             column_valid, column_last = late[0], late[1]
         enable = self._flow_control(
             m, platform,
@@ -788,13 +818,20 @@ def _lanes(m: Module, enable, name: str, target, source, near=lambda k: None) ->
             m.d.sync += target[k].eq(source[k])
 
 
-def _delayed(m: Module, en, value, latency: int, name: str) -> tuple[Value, list[Signal]]:
-    """``value`` delayed by ``latency`` cycles in which ``en`` is high, and the registers of
-    the delay (reset: they carry flags)."""
-    stages = [Signal(value.shape(), name=f"{name}_d{k + 1}") for k in range(latency)]
-    with m.If(en):
-        m.d.sync += [stage.eq(earlier) for earlier, stage in itertools.pairwise([value, *stages])]
-    return (stages[-1] if stages else value), stages
+class _DelayLine(wiring.Component):
+    """``i`` delayed by ``latency`` cycles in which ``en`` is high: ``stages`` are the
+    registers (reset: they carry flags)."""
+
+    def __init__(self, shape, latency: int, name: str):
+        self.stages = [Signal(shape, name=f"{name}_d{k + 1}") for k in range(latency)]
+        super().__init__({"en": In(1), "i": In(shape)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += [stage.eq(earlier)
+                         for earlier, stage in itertools.pairwise([self.i, *self.stages])]
+        return m
 
 
 def _link(m: Module, pes: list[list], p: int, j: int, side: str) -> None:
