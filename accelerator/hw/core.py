@@ -328,7 +328,7 @@ class SystolicCore(wiring.Component):
 
         en_here = enable("en_buffer")
         enable.ahead = roots["ctl"]           # what every enable is in the next cycle
-        waiting, count_next, wptr_next, rptr_next = control("", en_here, count, wptr, rptr)
+        waiting, count_next, _, _ = control("", en_here, count, wptr, rptr)
         m.d.comb += [results.valid.eq(waiting | (column_valid & en_here)),
                      go.eq(count_next == 0)]
         # A replica of the pointers and the fill per region of columns, on the region's own
