@@ -28,8 +28,9 @@ ENGINES = ("pipelined", "compact")
 AXI_DATA_WIDTHS = (32, 64, 128, 256)
 #: The cycles a registered DSP multiplier adds (:attr:`AcceleratorConfig.product_latency`): its
 #: input registers take the place of a pipelined PE's product register, its pipeline and output
-#: registers are two more.
-REGISTERED_DSP_LATENCY = 2
+#: registers are two more, and a fabric register of the product a third (the route from the
+#: block to the PE's adder is a path of its own).
+REGISTERED_DSP_LATENCY = 3
 
 
 class ConfigError(ValueError):
@@ -116,7 +117,7 @@ FIELDS: tuple[Field, ...] = (
     Field("registered_dsp", bool, False,
           "PE multipliers with the DSP block's input, pipeline and output registers on (the "
           "ECP5 MULT18X18D; elsewhere an equivalent register pipeline): a faster clock, "
-          "product_latency more cycles per tile (pipelined engine only)"),
+          "result_latency more cycles per tile (pipelined engine only)"),
 )
 
 #: Fields added after configs were first hashed: they enter :attr:`AcceleratorConfig.digest`
@@ -248,6 +249,28 @@ class AcceleratorConfig:
         if not self.registered_dsp:
             return 0
         return REGISTERED_DSP_LATENCY + (self.dataflow == "ws")
+
+    @property
+    def slot_latency(self) -> int:
+        """Cycles an output-stationary PE's output slot loads after its last sum, beyond the
+        plain PE's: 1 on registered DSPs, whose slot takes the accumulator's register (so the
+        carry chain ends at the accumulator alone), else 0."""
+        return int(self.registered_dsp and self.dataflow == "os")
+
+    @property
+    def input_latency(self) -> int:
+        """Cycles a weight-stationary core's inputs take beyond the plain core's input
+        register: 1 on registered DSPs, where every lane of the skews has a register, column 0's
+        too (its weight chain's control then comes from a register, not from the handshake's
+        logic), else 0."""
+        return int(self.registered_dsp and self.dataflow == "ws")
+
+    @property
+    def result_latency(self) -> int:
+        """Cycles a core's results leave later than the plain pipelined core's:
+        :attr:`product_latency`, :attr:`slot_latency` and :attr:`input_latency`. The
+        performance model reads it."""
+        return self.product_latency + self.slot_latency + self.input_latency
 
     @property
     def in_min(self) -> int:

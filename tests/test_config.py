@@ -177,7 +177,7 @@ def test_registered_dsp_enters_the_digest_only_when_on_and_sets_the_latency():
     registered = AcceleratorConfig(registered_dsp=True)
     assert registered.digest != DEFAULT_DIGEST
     assert AcceleratorConfig().product_latency == 0
-    assert registered.product_latency == REGISTERED_DSP_LATENCY == 2
+    assert registered.product_latency == REGISTERED_DSP_LATENCY == 3
 
 
 def test_engine_enters_the_digest_only_when_not_the_default():

@@ -15,7 +15,7 @@ import pytest
 from amaranth.back import rtlil
 from test_core_amaranth import stream_through_core
 
-from accelerator.config import AcceleratorConfig
+from accelerator.config import DATAFLOWS, AcceleratorConfig
 from accelerator.flow.rtl import cell_models
 from accelerator.hw.core import ENABLE_LEVELS, SystolicCore
 from accelerator.hw.pe import OutputStationaryPE, WeightStationaryPE
@@ -106,8 +106,8 @@ def test_registered_product_refuses_what_the_block_cannot_do():
         RegisteredProduct(8, 0)
     with pytest.raises(ValueError, match="does not fit a MULT18X18D"):
         RegisteredProduct(19, 2)
-    with pytest.raises(ValueError, match="not latency = 3"):
-        rtlil.convert(RegisteredProduct(8, 3), name="top", platform=_ecp5())
+    with pytest.raises(ValueError, match="more than latency = 1"):
+        rtlil.convert(RegisteredProduct(8, 1), name="top", platform=_ecp5())
 
 
 def test_the_config_selects_the_registered_pes():
@@ -141,7 +141,7 @@ def test_registered_core_matches_reference_and_model(dataflow, rows, cols, dsp_p
     # the model's cycles include the added latency; results with pauses on both sides too
     # (the stall must hold the blocks' pipelines); dsp_pes: the rest multiply in LUTs
     cfg = AcceleratorConfig(rows=rows, cols=cols, dataflow=dataflow, registered_dsp=True)
-    assert core_latency(cfg) == rows + cols + cfg.product_latency
+    assert core_latency(cfg) == rows + cols + cfg.result_latency
     rng = np.random.default_rng(5)
     lengths = [1, 5, 2, 3, 7, 1, rows, rows + 1]
     tiles = [random_operands(cfg, rng, n) for n in lengths]
@@ -151,7 +151,7 @@ def test_registered_core_matches_reference_and_model(dataflow, rows, cols, dsp_p
     got, cycles = stream_through_core(cfg, stream, rng, dsp_pes=dsp_pes)
     assert [beat["c"] for beat in got] == stream.results
     assert cycles == core_cycles(cfg, lengths)
-    assert cycles == core_cycles(cfg.replace(registered_dsp=False), lengths) + cfg.product_latency
+    assert cycles == core_cycles(cfg.replace(registered_dsp=False), lengths) + cfg.result_latency
     got, _ = stream_through_core(cfg, stream, rng, in_pause=0.3, out_pause=0.3,
                                  dsp_pes=dsp_pes)
     expected = [{"c": row, "last": last}
@@ -187,8 +187,40 @@ def test_registered_core_enables_come_through_a_tree_of_copies():
 
 def test_weight_stationary_registered_pes_take_one_cycle_more():
     # its PEs give the block the weight they hold, not the next one
-    assert AcceleratorConfig(registered_dsp=True, dataflow="ws").product_latency == 3
-    assert AcceleratorConfig(registered_dsp=True, dataflow="os").product_latency == 2
+    assert AcceleratorConfig(registered_dsp=True, dataflow="ws").product_latency == 4
+    assert AcceleratorConfig(registered_dsp=True, dataflow="os").product_latency == 3
+
+
+def test_registered_results_add_the_slot_or_the_input_register():
+    # os: the slot takes the accumulator's register, not the adder's sum; ws: every lane of
+    # the skews has a register, column 0's too. Either is a cycle after the products' latency
+    os_cfg = AcceleratorConfig(registered_dsp=True, dataflow="os")
+    ws_cfg = AcceleratorConfig(registered_dsp=True, dataflow="ws")
+    assert (os_cfg.slot_latency, os_cfg.input_latency, os_cfg.result_latency) == (1, 0, 4)
+    assert (ws_cfg.slot_latency, ws_cfg.input_latency, ws_cfg.result_latency) == (0, 1, 5)
+    for dataflow in DATAFLOWS:
+        plain = AcceleratorConfig(dataflow=dataflow)
+        assert (plain.slot_latency, plain.input_latency, plain.result_latency) == (0, 0, 0)
+
+
+def test_registered_ws_column_0_takes_its_weight_control_from_a_register():
+    # no lane of the weight control's skew is combinational: column 0's copies of `shift`
+    # and `capture` read a register, not `w_accept` and `capture`'s logic
+    cfg = AcceleratorConfig(rows=3, cols=2, dataflow="ws", registered_dsp=True)
+    core = SystolicCore(cfg)
+    il = rtlil.convert(core, name="core", platform=_ecp5())
+    module = il.split("module \\core.skew_wctl\n")[1].split("\nend\n")[0]
+    assert len(re.findall(r"wire width 2 \\lane\d_d\d\b", module)) == 1 + 2
+
+
+def test_an_ecp5_block_feeds_its_pe_through_fabric_registers():
+    # the MULT18X18D's two product stages, then product_latency - 2 fabric registers of the
+    # product (os; ws one fewer, its block takes the weight a cycle late), enabled with it
+    for dataflow in DATAFLOWS:
+        cfg = AcceleratorConfig(rows=2, cols=2, dataflow=dataflow, registered_dsp=True)
+        il = rtlil.convert(SystolicCore(cfg), name="top", platform=_ecp5())
+        assert len(re.findall(r"wire width 16 signed \\fabric0\b", il)) == cfg.pes
+        assert "fabric1" not in il
 
 
 def _ecp5_netlist(tmp_path: Path, config: AcceleratorConfig) -> Path:

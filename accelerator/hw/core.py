@@ -182,6 +182,7 @@ class SystolicCore(wiring.Component):
             raise ValueError("registered_dsp needs a pipelined core without paired PEs "
                              "(not an iCE40's)")
         self._reset_groups: dict[str, Signal] = {}
+        self._reset_root: Signal | None = None
         if self._config.dataflow == "os":
             return self._elaborate_os(platform)
         return self._elaborate_ws(platform)
@@ -189,7 +190,7 @@ class SystolicCore(wiring.Component):
     # -- shared pieces --------------------------------------------------------------------------
 
     def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
-                      stored_last: bool = True):
+                      stored_last: bool = True, column_valids=None):
         """Realign the columns' results, drive ``results``; return the enables.
 
         Returns ``enable(name)``, which gives a signal that is high when the array advances.
@@ -227,8 +228,17 @@ class SystolicCore(wiring.Component):
             return lambda name, near=None: en
 
         if cfg.registered_dsp:
+            valids = None
+            if column_valids is not None:
+                # each column's valid flag realigned as its results: column j's flags are the
+                # last column's, C-1-j enabled cycles early, so lane j equals `column_valid`
+                valids = Skew(1, [cfg.cols - 1 - j for j in range(cfg.cols)], lane_enables=True)
+                m.submodules.deskew_valid = self._with_own_reset(m, platform, "deskew_valid",
+                                                                 valids, group="deskew_valid")
+                for j in range(cfg.cols):
+                    m.d.comb += valids.i[j].eq(column_valids[j])
             return self._enable_tree(m, platform, deskew, out, column_valid,
-                                     stored_last=stored_last)
+                                     stored_last=stored_last, valids=valids)
 
         skid = Signal.like(out, reset_less=no_reset)
         skid_valid = Signal()
@@ -257,7 +267,7 @@ class SystolicCore(wiring.Component):
         return enable
 
     def _enable_tree(self, m: Module, platform, deskew: Skew, out, column_valid, *,
-                     stored_last: bool):
+                     stored_last: bool, valids: Skew | None = None):
         """The registered-DSP core's flow control: the enable through ``ENABLE_LEVELS``
         registers (a root, a copy per region of the array, a copy per PE or lane), and a
         buffer of as many results behind the de-skew. Returns ``enable(name, near)``.
@@ -297,25 +307,45 @@ class SystolicCore(wiring.Component):
 
         go = Signal()
         root = register_copy(m, platform, go, "en_root", init=1)
+
+        def control(suffix: str, en_here, count, wptr, rptr, column_valid=column_valid):
+            """The buffer's pointers and fill, next: (waiting, count_next, wptr_next,
+            rptr_next)."""
+            waiting, direct, push, pop = (Signal(name=f"{n}{suffix}")
+                                          for n in ("waiting", "direct", "push", "pop"))
+            count_next = Signal.like(count, name=f"count_next{suffix}")
+            m.d.comb += [
+                waiting.eq(count != 0),
+                pop.eq(waiting & results.ready),
+                direct.eq(~waiting & results.ready),
+                push.eq(en_here & column_valid & ~direct),
+                count_next.eq(count + push - pop),
+            ]
+            wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
+            rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
+            m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+            return waiting, count_next, wptr_next, rptr_next
+
         en_here = enable("en_buffer")
         enable.ahead = roots["ctl"]           # what every enable is in the next cycle
-        waiting = Signal()
-        direct = Signal()
-        push = Signal()
-        pop = Signal()
-        count_next = Signal.like(count)
-        m.d.comb += [
-            waiting.eq(count != 0),
-            results.valid.eq(waiting | (column_valid & en_here)),
-            pop.eq(waiting & results.ready),
-            direct.eq(~waiting & results.ready),
-            push.eq(en_here & column_valid & ~direct),
-            count_next.eq(count + push - pop),
-            go.eq(count_next == 0),
-        ]
-        wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
-        rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
-        m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+        waiting, count_next, _, _ = control("", en_here, count, wptr, rptr)
+        m.d.comb += [results.valid.eq(waiting | (column_valid & en_here)),
+                     go.eq(count_next == 0)]
+        # A replica of the pointers and the fill per region of columns, on the region's own
+        # copy of the enable (so yosys keeps them apart), for that region's copies: from the
+        # one control, the read pointer reached copies across the die (5.5 ns of routing,
+        # 125.3 MHz, os). They see the same inputs from the same reset, so they stay equal.
+        # With `valids`, each reads the valid flag of a column of its own region: the last
+        # column's, read by every replica, crossed the die instead (3.6 ns, 123.8 MHz, os).
+        regions = {}
+        for j in range(cfg.cols):
+            q = j * 4 // cfg.cols
+            if q not in regions:
+                regions[q] = control(f"_{q}", enable(f"en_buffer_{q}", (cfg.rows - 1, j)),
+                                     Signal.like(count, name=f"count_{q}"),
+                                     Signal.like(wptr, name=f"wptr_{q}"),
+                                     Signal.like(rptr, name=f"rptr_{q}"),
+                                     column_valid if valids is None else valids.o[j])
 
         def copies(value, name: str) -> Value:
             """A copy of the register ``value`` will be next, per bit, for one column."""
@@ -332,14 +362,15 @@ class SystolicCore(wiring.Component):
         else:
             m.d.comb += results.payload.last.eq(out.last)
         for j in range(cfg.cols):
+            _, count_q, wptr_q, rptr_q = regions[j * 4 // cfg.cols]
             # per byte of the lane: with a copy per column, one copy of the read pointer
             # reached its 32 read multiplexers through 3.3 ns of routing (134.9 MHz, ws)
             for lo in range(0, cfg.acc_width, 8):
                 hi = min(lo + 8, cfg.acc_width)
                 name = f"{j}_{lo // 8}"
-                w_j = copies(wptr_next, f"buffer_wptr_{name}")
-                r_j = copies(rptr_next, f"buffer_rptr_{name}")
-                full_j = register_copy(m, platform, count_next != 0, f"buffer_waiting_{name}",
+                w_j = copies(wptr_q, f"buffer_wptr_{name}")
+                r_j = copies(rptr_q, f"buffer_rptr_{name}")
+                full_j = register_copy(m, platform, count_q != 0, f"buffer_waiting_{name}",
                                        init=0)
                 lane = [Signal(hi - lo, name=f"buffer_{name}_{e}", reset_less=True)
                         for e in range(slots)]
@@ -350,6 +381,9 @@ class SystolicCore(wiring.Component):
                     Mux(full_j, Array(lane)[r_j], out.c[j][lo:hi]))
         m.d.comb += deskew.en.eq(Cat(enable(f"en_deskew_{j}", (cfg.rows - 1, j))
                                      for j in range(cfg.cols)))
+        if valids is not None:
+            m.d.comb += valids.en.eq(Cat(enable(f"en_deskew_valid_{j}", (cfg.rows - 1, j))
+                                         for j in range(cfg.cols)))
         return enable
 
     def _with_own_reset(self, m: Module, platform, name: str, unit, *, group: str):
@@ -360,7 +394,8 @@ class SystolicCore(wiring.Component):
         of every PE, one net across the die, was the 12×12 core's longest path (10.2 ns of
         routing on an LFE5U-85F); with a copy per PE, the net from the core's reset to the
         copies was (11.1 ns in the weight-stationary core), hence the copy per group in between.
-        A unit is released two cycles after the rest of the core; :meth:`_released` keeps the
+        A unit is released two cycles after the rest of the core (three on registered DSPs,
+        whose groups take a root copy); :meth:`_released` keeps the
         inputs closed for the first of them, so no valid beat reaches a unit still in reset.
         """
         if not self.is_pipelined(platform):
@@ -373,23 +408,48 @@ class SystolicCore(wiring.Component):
             m.domains += ClockDomain(domain, local=True, reset_less=True)
             m.d.comb += ClockSignal(domain).eq(ClockSignal("sync"))
         if group not in self._reset_groups:
-            self._reset_groups[group] = register_copy(
-                m, platform, ResetSignal("sync", allow_reset_less=True), f"rst_group_{group}",
-                init=1)
+            source = ResetSignal("sync", allow_reset_less=True)
+            if self._config.registered_dsp:
+                # one register more in front of the groups: from the reset's source (beside the
+                # PLL), the route to a group's copy was the 12×13 core's longest path (8.6 ns of
+                # routing, 110.0 MHz, ws)
+                if self._reset_root is None:
+                    self._reset_root = register_copy(m, platform, source, "rst_root", init=1)
+                source = self._reset_root
+            self._reset_groups[group] = register_copy(m, platform, source,
+                                                      f"rst_group_{group}", init=1)
         reset = register_copy(m, platform, self._reset_groups[group], f"rst_{name}", init=1)
         return DomainRenamer({"sync": domain})(ResetInserter({"sync": reset})(unit))
+
+    def _delayed(self, m: Module, platform, en, value, latency: int,
+                 name: str) -> tuple[Value, list[Signal]]:
+        """``value`` delayed by ``latency`` cycles in which ``en`` is high, and the registers of
+        the delay (reset: they carry flags), a unit with a reset of its own
+        (:meth:`_with_own_reset`): from the reset's source, the route to the weight-stationary
+        core's delayed flags was its longest path (7.0 ns of routing, 126.6 MHz)."""
+        if not latency:
+            return value, []
+        line = _DelayLine(value.shape(), latency, name)
+        m.submodules[name] = self._with_own_reset(m, platform, name, line, group=name)
+        m.d.comb += [line.en.eq(en), line.i.eq(value)]
+        return line.stages[-1], line.stages
 
     def _released(self, m: Module, platform):
         """High from the second cycle after a reset: the inputs may take a beat.
 
         A beat taken in cycle ``c`` after the reset reaches the first PE and the flags skew's
-        registers at the end of cycle ``c + 1``, which must be at least 2, when the units'
+        registers at the end of cycle ``c + 1``, which must be at least 2 (3 on registered DSPs),
+        when the units'
         two-level reset copies (:meth:`_with_own_reset`) have released them.
         """
         if not self.is_pipelined(platform):
             return Const(1)
         released = Signal()
-        m.d.sync += released.eq(1)
+        if self._config.registered_dsp:   # the units' reset has a root register more
+            early = Signal()
+            m.d.sync += [early.eq(1), released.eq(early)]
+        else:
+            m.d.sync += released.eq(1)
         return released
 
     def is_pipelined(self, platform) -> bool:
@@ -424,6 +484,7 @@ class SystolicCore(wiring.Component):
             bottom[C - 1].chain_valid_out,
             out_row == R - 1,
             stored_last=False,
+            column_valids=[bottom[j].chain_valid_out for j in range(C)],
         )
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
@@ -431,8 +492,10 @@ class SystolicCore(wiring.Component):
         # A registered PE's drain is a register of its own, a copy of its column's: one
         # register per column reached the 12 output slots' multiplexers of the column.
         drain_copies = flag_lag and cfg.registered_dsp
+        # A PE whose slot loads slot_latency cycles after its last sum drains a cycle later
+        # again: the copies then take a register of the bottom PE's flags.
         for j in range(C):
-            if flag_lag and not drain_copies:
+            if flag_lag and (cfg.slot_latency or not drain_copies):
                 with m.If(enable(f"en_drain_{j}", (R - 1, j))):
                     m.d.sync += drains[j].eq(bottom[j].valid_out & bottom[j].last_out)
 
@@ -481,8 +544,8 @@ class SystolicCore(wiring.Component):
             m.d.comb += skew_a.i[p].eq(in_a[R - 1 - p])
         m.d.comb += skew_b.i.eq(in_b)
         # A registered DSP's products come product_latency cycles late: so do their flags.
-        late_flags, flag_stages = _delayed(m, en, in_flags, cfg.product_latency - flag_lag,
-                                           "flags")
+        late_flags, flag_stages = self._delayed(m, platform, en, in_flags,
+                                                cfg.product_latency - flag_lag, "flags")
         for j in range(C):
             m.d.comb += skew_f.i[j].eq(late_flags)
         # what in_a and in_b take at the next enabled edge (the PEs multiply a cycle ahead)
@@ -514,8 +577,10 @@ class SystolicCore(wiring.Component):
                     _link(m, pes, p, j, "north")
                 drain = drains[j]
                 if drain_copies:
-                    drain = register_copy(m, platform, bottom[j].valid_out & bottom[j].last_out,
-                                          f"drain_{p}_{j}", init=0, enable=pe_en)
+                    source = (drains[j] if cfg.slot_latency
+                              else bottom[j].valid_out & bottom[j].last_out)
+                    drain = register_copy(m, platform, source, f"drain_{p}_{j}", init=0,
+                                          enable=pe_en)
                 m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid
@@ -523,6 +588,8 @@ class SystolicCore(wiring.Component):
                 | _any(pes[p][j].chain_valid_out for p in range(R) for j in range(C)))
         if flag_stages:
             busy = busy | _any(stage.valid for stage in flag_stages)
+        if cfg.slot_latency:  # a finished sum on its way to the slots
+            busy = busy | _any(drains)
         m.d.comb += self.busy.eq(busy)
         return m
 
@@ -542,8 +609,9 @@ class SystolicCore(wiring.Component):
         flag_stages = []
         if cfg.product_latency:
             late_en = Signal(name="en_late_flags")
-            late, flag_stages = _delayed(m, late_en, Cat(column_valid, column_last),
-                                         cfg.product_latency, "late_flags")
+            late, flag_stages = self._delayed(m, platform, late_en,
+                                              Cat(column_valid, column_last),
+                                              cfg.product_latency, "late_flags")
             column_valid, column_last = late[0], late[1]
         enable = self._flow_control(
             m, platform,
@@ -625,12 +693,17 @@ class SystolicCore(wiring.Component):
                 in_flags.last.eq(op.payload.last),
             ]
 
-        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), list(range(C)),
+        # input_latency: every lane one register more, so that column 0's copies of `shift`
+        # and `capture` take a register (from the handshake's logic and `capture`'s fan-out,
+        # they were a 12×13 core's longest path), and the activations follow
+        extra = cfg.input_latency
+        columns, rows = list(range(extra, C + extra)), list(range(extra, R + extra))
+        m.submodules.skew_w = skew_w = Skew(signed(cfg.in_width), columns,
                                             lane_enables=True, reset_less=no_reset)
-        m.submodules.skew_wctl = skew_wctl = Skew(in_wctl.shape(), list(range(C)))
-        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), list(range(R)),
+        m.submodules.skew_wctl = skew_wctl = Skew(in_wctl.shape(), columns)
+        m.submodules.skew_a = skew_a = Skew(signed(cfg.in_width), rows,
                                             lane_enables=True, reset_less=no_reset)
-        skew_f = Skew(in_flags.shape(), list(range(R)))
+        skew_f = Skew(in_flags.shape(), rows)
         m.submodules.skew_flags = self._with_own_reset(m, platform, "skew_flags", skew_f,
                                                            group="skew_flags")
         m.d.comb += [skew_w.en.eq(_copies(enable, "en_skew_w", C, lambda k: (0, k))),
@@ -745,13 +818,20 @@ def _lanes(m: Module, enable, name: str, target, source, near=lambda k: None) ->
             m.d.sync += target[k].eq(source[k])
 
 
-def _delayed(m: Module, en, value, latency: int, name: str) -> tuple[Value, list[Signal]]:
-    """``value`` delayed by ``latency`` cycles in which ``en`` is high, and the registers of
-    the delay (reset: they carry flags)."""
-    stages = [Signal(value.shape(), name=f"{name}_d{k + 1}") for k in range(latency)]
-    with m.If(en):
-        m.d.sync += [stage.eq(earlier) for earlier, stage in itertools.pairwise([value, *stages])]
-    return (stages[-1] if stages else value), stages
+class _DelayLine(wiring.Component):
+    """``i`` delayed by ``latency`` cycles in which ``en`` is high: ``stages`` are the
+    registers (reset: they carry flags)."""
+
+    def __init__(self, shape, latency: int, name: str):
+        self.stages = [Signal(shape, name=f"{name}_d{k + 1}") for k in range(latency)]
+        super().__init__({"en": In(1), "i": In(shape)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        with m.If(self.en):
+            m.d.sync += [stage.eq(earlier)
+                         for earlier, stage in itertools.pairwise([self.i, *self.stages])]
+        return m
 
 
 def _link(m: Module, pes: list[list], p: int, j: int, side: str) -> None:

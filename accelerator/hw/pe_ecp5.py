@@ -8,10 +8,11 @@ clocked by the core's clock and enabled by the PE's ``en`` (the array's stall), 
 holds its pipeline exactly when the PE holds its registers.
 
 The input registers take the place of a pipelined PE's product register (they take the PE's
-``a_next``/``b_next`` at the same edge); the pipeline and output registers are
-``config.product_latency`` more cycles, after which the product meets the accumulator: the
-core delays the flags that go with it by as much (:class:`~accelerator.hw.core.SystolicCore`),
-and the performance model reads the same property.
+``a_next``/``b_next`` at the same edge); the pipeline and output registers, and a fabric
+register behind the block, are ``config.product_latency`` more cycles, after which the product
+meets the accumulator: the core delays the flags that go with it by as much
+(:class:`~accelerator.hw.core.SystolicCore`), and the performance model reads the same property
+(through ``config.result_latency``).
 
 :class:`RegisteredProduct` is the block on an ECP5; elsewhere (Amaranth's simulator, the
 emitted Verilog, other devices) it is the same register pipeline in Amaranth, cycle for cycle
@@ -40,12 +41,15 @@ MULT18X18D_REGISTERS = ("REG_INPUTA", "REG_INPUTB", "REG_PIPELINE", "REG_OUTPUT"
 class RegisteredProduct(wiring.Component):
     """``p`` is ``a·b`` (signed) of the operands taken ``1 + latency`` enabled edges ago.
 
-    Stages: the operands' registers, ``latency - 1`` registers of the product, the output
-    register (``latency`` = :attr:`AcceleratorConfig.product_latency`, which the MULT18X18D's
-    three register stages fix at 2). Every register advances only when ``en`` is high and has no
-    reset (a product means something only when the flags that travel with it say so).
+    Stages: the operands' registers, ``latency`` registers of the product (``latency`` =
+    :attr:`AcceleratorConfig.product_latency`, or one less in a weight-stationary PE). Every
+    register advances only when ``en`` is high and has no reset (a product means something only
+    when the flags that travel with it say so).
 
-    On an ECP5 with ``dsp``, a MULT18X18D at ``site`` (a nextpnr BEL, or None: anywhere); else
+    On an ECP5 with ``dsp``, a MULT18X18D at ``site`` (a nextpnr BEL, or None: anywhere), whose
+    pipeline and output registers are the first two of the product's, and the rest fabric
+    registers after it: the route from the block to the PE's adder is then a path of its own
+    (4.2 ns of routing before the 32-bit carry chain was the 12×13 core's longest path). Else
     Amaranth registers around a ``*`` (``dsp``) or :func:`~accelerator.hw.pe.lut_product`.
     """
 
@@ -80,13 +84,20 @@ class RegisteredProduct(wiring.Component):
         return m
 
     def _primitive(self) -> Module:
-        if self._latency != 2:
-            raise ValueError(f"a MULT18X18D has two register stages after its inputs, not "
-                             f"latency = {self._latency}")
+        if self._latency < 2:
+            raise ValueError(f"a MULT18X18D has two register stages after its inputs, more "
+                             f"than latency = {self._latency}")
         m = Module()
         a, b = Signal(signed(18)), Signal(signed(18))   # sign-extended, as yosys's mapping
         out = Signal(36)
-        m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(out[:2 * self._width].as_signed())]
+        block_p = Signal(signed(2 * self._width))
+        m.d.comb += [a.eq(self.a), b.eq(self.b), block_p.eq(out[:2 * self._width].as_signed())]
+        fabric = [Signal(signed(2 * self._width), reset_less=True, name=f"fabric{k}")
+                  for k in range(self._latency - 2)]
+        with m.If(self.en):
+            m.d.sync += [later.eq(earlier)
+                         for earlier, later in itertools.pairwise([block_p, *fabric])]
+        m.d.comb += self.p.eq(fabric[-1] if fabric else block_p)
         ports = {f"i_A{i}": a[i] for i in range(18)}
         ports |= {f"i_B{i}": b[i] for i in range(18)}
         ports |= {f"i_C{i}": 0 for i in range(18)}
@@ -133,7 +144,12 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
       PE ends at the adder;
     * a new tile's first product replaces the sum after the adder (``first ? p : acc + p``)
       rather than clearing the accumulator in front of it, so the carry chain starts at the
-      accumulator's own flip-flops.
+      accumulator's own flip-flops;
+    * the output slot loads the finished sum from the accumulator's register a cycle after the
+      last product (``config.slot_latency``), as the compact core's PEs do, so the carry chain
+      ends at the accumulator alone (with the slot's multiplexers behind it, the 12×13 core's
+      longest path was the product, the carry chain and two multiplexers: 108.2 MHz); the core
+      drains the column a cycle later.
     """
 
     #: The PE accumulates on its flags a cycle after they arrive (SystolicCore reads this).
@@ -166,8 +182,16 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
             ]
             with m.If(valid):
                 m.d.sync += acc.eq(acc_next)
-            with m.If(valid & last):
-                m.d.sync += [chain_out.eq(acc_next), self.chain_valid_out.eq(1), held.eq(1)]
+            if self._config.slot_latency:
+                # the slot takes the finished sum from the accumulator's register a cycle
+                # later (a next tile's first product replaces it only at that same edge)
+                load = Signal()
+                m.d.sync += load.eq(valid & last)
+                slot = acc
+            else:
+                load, slot = valid & last, acc_next
+            with m.If(load):
+                m.d.sync += [chain_out.eq(slot), self.chain_valid_out.eq(1), held.eq(1)]
             with m.Elif(~held | self.drain):
                 m.d.sync += [
                     chain_out.eq(self.chain_in),

@@ -43,10 +43,10 @@ def core_latency(config: AcceleratorConfig) -> int:
     column) + 1 (load into the output slot) + 1 (the drain pulse) + C-1-j+j (de-skew): R + C.
     Weight-stationary: 1 (input register) + R (the partial sum crossing R rows) + C-1 (skew and
     de-skew of the columns): R + C. The last row then follows R-1 cycles later (os) or with the
-    last activation (ws). A registered DSP's products come ``config.product_latency`` cycles
-    later, and so does every result.
+    last activation (ws). A registered DSP's results come ``config.result_latency`` cycles
+    later (its products' latency, and os the output slot's).
     """
-    return config.rows + config.cols + config.product_latency
+    return config.rows + config.cols + config.result_latency
 
 
 def core_cycles(config: AcceleratorConfig, lengths: Sequence[int]) -> int:

@@ -246,7 +246,7 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
         Field("requant_unit", 17, 1, "1: the int8 requantization stage is present"),
         Field("compact", 18, 1, "1: the compact engine, 0: the pipelined one (config `engine`)"),
         Field("registered_dsp", 19, 1, "1: the PEs multiply in registered DSP blocks, "
-                                       "`product_latency` cycles more per tile"),
+                                       "`result_latency` cycles more per tile"),
         Field("in_width", 24, 5, "operand width in bits"),
     )),
     ("id", "CONFIG1", "ro", "Memory parameters.", (
