@@ -40,7 +40,7 @@ from typing import Any
 
 from ..config import AcceleratorConfig
 from ..driver.harness import run_case
-from ..flow.files import sources_digest
+from ..flow.files import GATEWARE_GLOBS, sources_digest
 from ..model.cases import BENCH_MEMORY, GemmCase, bench_layout, memory_bound
 from ..model.perf import estimate
 from ..model.regmap import MAX_DIM
@@ -75,9 +75,9 @@ DASK_CONNECT_TIMEOUT = "10s"
 #: the model's numbers, so the model's sources are in all three.
 _SOURCES = {
     "model": ("config.py", "model/*.py"),
-    "rtl": ("config.py", "model/*.py", "hw/*.py", "flow/harness.py",
+    "rtl": ("config.py", "model/*.py", *GATEWARE_GLOBS, "flow/harness.py",
             "flow/harness/*.cpp", "driver/driver.py", "driver/harness.py"),
-    "synth": ("config.py", "model/*.py", "hw/*.py", "flow/build.py", "flow/synth_top.py"),
+    "synth": ("config.py", "model/*.py", *GATEWARE_GLOBS, "flow/build.py", "flow/synth_top.py"),
 }
 
 

@@ -50,7 +50,7 @@ from ..hw.clocking import PllClockedTop, PllPlan, plan_pll
 from ..hw.pe import pes_per_dsp
 from . import toolchain
 from .boards import BOARDS
-from .files import sources_digest, write_atomic
+from .files import GATEWARE_GLOBS, sources_digest, write_atomic
 
 __all__ = [
     "BOARDS",
@@ -201,7 +201,7 @@ def _board_top(config: AcceleratorConfig, *, clk_freq: float, dsp_pes: int | Non
 TOPS: dict[str, Callable[..., Any]] = {"core": _core_top, "board": _board_top}
 
 #: What the cache key hashes besides versions and options: every source of the gateware.
-_SOURCE_GLOBS = ("hw/*.py", "config.py", "flow/build.py", "flow/synth_top.py")
+_SOURCE_GLOBS = (*GATEWARE_GLOBS, "config.py", "flow/build.py", "flow/synth_top.py")
 
 #: Tools whose versions go into the report and the cache key.
 _TOOLS = ("yosys", "nextpnr-ice40", "icepack", "nextpnr-ecp5", "ecppack", "amaranth")

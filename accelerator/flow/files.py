@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["VERIFICATION_DIR", "file_lock", "source_digest", "sources_digest", "write_atomic"]
+__all__ = ["GATEWARE_GLOBS", "VERIFICATION_DIR", "file_lock", "source_digest", "sources_digest",
+           "write_atomic"]
 
 #: The cocotb testbench modules (verification/ in the source tree, ``accelerator.verification``
 #: when installed): found, not imported, since the testbenches sit above the flow.
@@ -46,6 +47,12 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
+#: The gateware's sources: ``hw/`` with its packages (``hw/*.py`` alone missed the engine's,
+#: ``hw/engine/``, so a cached model or bitstream outlived a change to it) and the model's
+#: modules the gateware is built from.
+GATEWARE_GLOBS = ("hw/**/*.py", "model/regmap.py", "model/geometry.py", "model/protocol.py")
+
+
 @functools.lru_cache(maxsize=16)
 def sources_digest(*globs: str) -> str:
     """A digest of the sources matching ``globs`` (relative to the package; ``verification/…``
@@ -67,7 +74,7 @@ def sources_digest(*globs: str) -> str:
 def source_digest() -> str:
     """A digest of the gateware's source and of our primitive models: a change to either
     invalidates cached models."""
-    return sources_digest("hw/*.py", "flow/cells/*.v")
+    return sources_digest(*GATEWARE_GLOBS, "flow/cells/*.v")
 
 
 @contextlib.contextmanager
