@@ -352,6 +352,32 @@ def test_baseline_rebuilds_within_tolerance(path, tmp_path):
     assert compare_baseline(report.to_dict(), baseline) == []
 
 
+def test_cache_keys_hash_every_gateware_source(tmp_path, monkeypatch):
+    """A bitstream's and a model's cache keys change with any source of the gateware, the
+    engine's package (``hw/engine/``) included: ``hw/*.py`` alone missed it."""
+    import accelerator
+    from accelerator.flow import files
+
+    package = Path(accelerator.__file__).parent
+    sources = sorted((package / "hw").rglob("*.py"))
+    assert any(p.parent.name == "engine" for p in sources)
+    copy = tmp_path / "accelerator"
+    for path in [*sources, *(package / "model").glob("*.py"), package / "config.py",
+                 *(package / "flow").glob("*.py"), *(package / "flow" / "cells").glob("*.v")]:
+        target = copy / path.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    monkeypatch.setattr(files, "_PACKAGE", copy)
+    for source in (copy / "hw" / "engine" / "control.py", copy / "model" / "regmap.py"):
+        files.sources_digest.cache_clear()
+        before = (files.source_digest(), flow._sources_digest())
+        source.write_text(source.read_text() + "\n# changed\n")
+        files.sources_digest.cache_clear()
+        after = (files.source_digest(), flow._sources_digest())
+        assert before[0] != after[0] and before[1] != after[1], source
+    files.sources_digest.cache_clear()
+
+
 def test_cli_missing_baseline(accel, tmp_path):
     code, _out, err = accel("build", "--board", "icebreaker", "--out", str(tmp_path),
                             "--baseline", str(tmp_path / "none.json"))
