@@ -59,7 +59,7 @@ class Control(wiring.Component):
         error = Signal(8)
         used = Signal(32)            # setup: words of half the A scratchpad given to rows
         beyond = Signal(4)           # the A, B, C and C_in areas end past 4 GiB
-        m.d.comb += [ctl.error.eq(error), run.split.eq(c.k > geo.k_step)]
+        m.d.comb += ctl.error.eq(error)
         m.submodules.setup_mul = mul = SerialMulAdd(a_width=DIM_WIDTH, b_width=32)
         # The multiplier's start and operands are registers, set as the FSM enters a product's
         # state: selected in that state, the state's decode fanned out to every operand bit of
@@ -110,7 +110,11 @@ class Control(wiring.Component):
             with m.State("IDLE"):
                 with m.If(ctl.start):
                     m.d.comb += self.started.eq(1)
-                    m.d.sync += [c.eq(self.cmd), error.eq(0), beyond.eq(0)]
+                    # `split` is latched with the command, not compared from it: first read
+                    # in CHECK, cycles later, its 32-bit compare ended the OrangeCrab board
+                    # top's longest path on its way to the loader's and the DMA's commands.
+                    m.d.sync += [c.eq(self.cmd), error.eq(0), beyond.eq(0),
+                                 run.split.eq(self.cmd.k > geo.k_step)]
                     enter("RANGE_A", self.cmd)
             product("RANGE_A", "RANGE_B", ends_beyond(0))
             product("RANGE_B", "RANGE_C", ends_beyond(1))
