@@ -155,12 +155,16 @@ def render() -> str:
       "it has requested: the data of reads already requested is taken and dropped, the "
       "remaining beats of writes already requested are sent with `WSTRB` 0 (no byte written), "
       "every write response is taken. Then the engine and its DMA are back at idle, as after a "
-      "reset, and the next command runs as on a fresh device. From the write of `CTRL.reset` "
+      "reset, and the next command runs as on a fresh device. The pipelined engine's DMA sees "
+      "the abort a cycle after the register block makes it (through a register of its own): a "
+      "read or write burst it took in that cycle is still requested, and a write beat it took "
+      "then is still sent with its strobes (the command's own C bytes). From the write of "
+      "`CTRL.reset` "
       "to `STATUS.busy` = 0 takes at most `accelerator.hw.top.abort_bound(config, latency=L, "
       "wait=W)` cycles, for a memory that answers a request's first beat (read data, write "
       "response) at most L cycles after it can and holds any other handshake at most W cycles:")
     w("")
-    w("- pipelined engine (os and ws): `7 + 8·(L + (W+1)·(beats+1))`, where 8 is the DMA's "
+    w("- pipelined engine (os and ws): `8 + 8·(L + (W+1)·(beats+1))`, where 8 is the DMA's "
       "bursts in flight each way and `beats` the longest burst, `min(256, ⌈max(k_step, 4·cols) "
       "/ axi_bytes⌉ + 1)` (`k_step` from `Geometry`: the longest A row the engine reads);")
     w("- compact engine: `7 + (READS_IN_FLIGHT + 1)·(L + 2·(W+1))`, its single-beat reads in "

@@ -639,12 +639,15 @@ class DMA(wiring.Component):
     clear : In(1)
         Clears both error flags and both byte counters.
     abort : In(1)
-        Pulse: drop every command, taken or not, and finish the AXI bursts already requested
-        (reads: every R beat taken and dropped; writes: the remaining W beats with WSTRB 0, every
-        B response taken), requesting no new one. ``aborting`` is high from the next cycle until
-        the last of them is done; give no command meanwhile. The bursts in flight are at most
-        ``outstanding`` reads and ``outstanding`` writes, so this takes a bounded time
-        (:func:`accelerator.model.perf.abort_bound`).
+        Pulse: from the next cycle, drop every command, taken or not, and finish the AXI bursts
+        already requested (reads: every R beat taken and dropped; writes: the remaining W beats
+        with WSTRB 0, every B response taken), requesting no new one. In the pulse's cycle the
+        DMA still works as before it (it sees the abort through a register of its own), so a
+        burst taken then is requested in the next cycle, and a W beat taken then keeps its
+        strobes. ``aborting`` is high from the next cycle until the last of them is done; give
+        no command meanwhile. The bursts in flight are at most ``outstanding`` reads and
+        ``outstanding`` writes, so this takes a bounded time
+        (:func:`accelerator.hw.top.abort_bound`).
     aborting : Out(1)
     """
 
@@ -697,9 +700,11 @@ class DMA(wiring.Component):
             reader.clear.eq(self.clear),
             writer.clear.eq(self.clear),
         ]
-        draining = Signal()
-        m.d.comb += [draining.eq(self.abort | self.aborting),
-                     reader.abort.eq(draining), writer.abort.eq(draining)]
+        # The reader and the writer drain on `aborting`, the DMA's own register of the abort,
+        # not on the register block's pulse: from there, across the die, through `take` into
+        # the splitters' next row and address, it was the ULX3S-25F board top's longest path.
+        # A command or a burst may so still be taken in the pulse's cycle, and is drained.
+        m.d.comb += [reader.abort.eq(self.aborting), writer.abort.eq(self.aborting)]
         with m.If(self.abort):
             m.d.sync += self.aborting.eq(1)
         with m.Elif(~reader.busy & ~writer.busy):

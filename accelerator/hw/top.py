@@ -39,13 +39,15 @@ def abort_bound(config: AcceleratorConfig, *, latency: int, wait: int = 0) -> in
     at most :data:`~accelerator.hw.compact.READS_IN_FLIGHT` single-beat reads, or one C_in read,
     or one write, in flight: each within ``latency + 2·(wait + 1)``. Seven cycles more: the abort
     pulse, the DMA's or the engine's draining flag, the reset and the busy flag, and the three
-    the reset is held for a pipelined core (none on an iCE40: the bound is then 3 high).
+    the reset is held for a pipelined core (none on an iCE40: the bound is then 3 high); and
+    one more for the pipelined engine's DMA, which sees the pulse through a register of its own
+    (a burst it takes in the pulse's cycle is requested in the next).
     """
     if config.engine == "compact":
         return 7 + (READS_IN_FLIGHT + 1) * (latency + 2 * (wait + 1))
     longest = max(Geometry.of(config).k_step, 4 * config.cols)
     beats = min(AXI4_MAX_BURST, -(-longest // config.axi_bytes) + 1)
-    return 7 + OUTSTANDING * (latency + (wait + 1) * (beats + 1))
+    return 8 + OUTSTANDING * (latency + (wait + 1) * (beats + 1))
 
 
 class Accelerator(wiring.Component):

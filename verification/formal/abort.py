@@ -15,9 +15,10 @@ INCR bursts within 4 KiB, WLAST on a burst's last beat only, at most 8 bursts ou
 way):
 
 * no read or write burst is requested after the abort, and every W beat presented after it has
-  WSTRB 0 (no byte written);
+  WSTRB 0 (no byte written), from the second cycle after the pulse (the DMA sees the pulse
+  through a register: what it takes in the pulse's cycle is presented in the next);
 * ``STATUS.busy`` is low within ``drain`` cycles of the abort pulse, and stays low: a bound
-  tighter than ``abort_bound(config, latency, wait)`` (47 cycles here), which a GEMM this small
+  tighter than ``abort_bound(config, latency, wait)`` (40 cycles here), which a GEMM this small
   leaves far from reached (a handful of single- and two-beat bursts in flight at most), so
   that the check of the bound fits the depth after an abort late in the command;
 * then every burst requested is complete (its last R beat, its B taken), nothing is offered on
@@ -211,19 +212,27 @@ def abort_harness(config: AcceleratorConfig = ABORT_CONFIG, *, latency: int = LA
         ]
         # -- the abort ---------------------------------------------------------------------------
         aborted = Signal(name="f_aborted")      # from the cycle after the abort pulse
+        quiet = Signal(name="f_quiet")          # from the cycle after that: the DMA's
         elapsed = Signal(range(drain + 2), name="f_elapsed")
         idle = Signal(name="f_idle")            # busy has been low since the abort
         with m.If(regs.abort):
             m.d.sync += aborted.eq(1)
+        with m.If(aborted):
+            m.d.sync += quiet.eq(1)
         with m.If(aborted & (elapsed <= drain)):
             m.d.sync += elapsed.eq(elapsed + 1)
         new_ar = axi.arvalid & (~past(m, axi.arvalid, "arvalid") | past(m, ar_hs, "ar_hs"))
         new_w = axi.wvalid & (~past(m, axi.wvalid, "wvalid") | past(m, w_hs, "w_hs"))
         busy = regs.busy
-        with m.If(aborted):
+        # The DMA sees the pulse through a register of its own: a burst or a W beat it takes
+        # in the pulse's cycle is presented in the next, the last that may be.
+        with m.If(quiet):
             m.d.sync += [
                 Assert(~new_ar & ~presented, "no burst requested after the abort"),
                 Assert(~new_w | (axi.wstrb == 0), "W beats after the abort without strobes"),
+            ]
+        with m.If(aborted):
+            m.d.sync += [
                 Assert(~regs.set_done, "the aborted command never sets STATUS.done"),
                 # drain <= abort_bound (checked above): within the drain is within the bound
                 Assert(~busy | (elapsed < drain - 1),
