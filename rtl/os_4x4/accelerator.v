@@ -351,8 +351,8 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign dma_error = rd_error | wr_error;
   assign \$1  = control__busy | aborting;
   \accelerator.dma  dma (
-    .abort(request),
-    .aborting(aborting),
+    .abort(aborting),
+    .\abort$116 (request),
     .clear(clear),
     .clk(clk),
     .cmd__payload(rd_cmd__payload),
@@ -676,20 +676,22 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
-, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
+module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, \abort$116 , cmd__valid, cmd__payload
+, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , abort, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
 , wr_bytes, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$2 ;
   wire \$3 ;
   reg \$4 ;
-  input abort;
-  wire abort;
-  wire \abort$114 ;
-  wire \abort$115 ;
-  output aborting;
-  reg aborting = 1'h0;
+  output abort;
+  reg abort = 1'h0;
+  (* init = 1'h0 *)
+  wire \abort$113 ;
+  input \abort$116 ;
+  wire \abort$116 ;
+  (* init = 1'h0 *)
+  wire aborting;
   wire busy;
   wire \busy$101 ;
   wire [31:0] bytes_read;
@@ -754,7 +756,6 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   input \data__valid$22 ;
   wire \data__valid$22 ;
   wire done;
-  wire draining;
   wire error;
   wire \error$105 ;
   output [31:0] m_axi__araddr;
@@ -914,14 +915,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_done;
   output wr_error;
   wire wr_error;
-  always @(posedge clk)
-    aborting <= \$4 ;
-  assign draining = abort | aborting;
   assign \$1  = ~ rd_busy;
   assign \$2  = ~ wr_busy;
   assign \$3  = \$1  & \$2 ;
+  always @(posedge clk)
+    abort <= \$4 ;
   \accelerator.dma.reader  reader (
-    .abort(draining),
+    .abort(abort),
     .busy(rd_busy),
     .bytes_read(rd_bytes),
     .clear(clear),
@@ -945,7 +945,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .rst(rst)
   );
   \accelerator.dma.writer  writer (
-    .abort(draining),
+    .abort(abort),
     .busy(wr_busy),
     .bytes_written(wr_bytes),
     .clear(clear),
@@ -973,8 +973,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$4  = aborting;
-    if (abort) begin
+    \$4  = abort;
+    if (\abort$116 ) begin
       \$4  = 1'h1;
     end else if (\$3 ) begin
       \$4  = 1'h0;
@@ -1052,8 +1052,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign bytes_written = wr_bytes;
   assign \clear$109  = clear;
   assign \clear$110  = clear;
-  assign \abort$114  = draining;
-  assign \abort$115  = draining;
+  assign aborting = abort;
+  assign \abort$113  = abort;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1125,7 +1125,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
+module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, abort, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
 , m_axi__arready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2177$0 (\$14 ),
-    .\port$2178$0 (\$15 ),
-    .\port$3617$43 (burst__payload[43]),
-    .\port$3617$45 (burst__payload[67:45]),
+    .\port$2176$0 (\$14 ),
+    .\port$2177$0 (\$15 ),
+    .\port$3618$43 (burst__payload[43]),
+    .\port$3618$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_rdy, w_level, r_data, r_en, \port$3617$43 , \port$3617$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_rdy, w_level, r_data, r_en, \port$3618$43 , \port$3618$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
+  input \port$2176$0 ;
+  wire \port$2176$0 ;
   input \port$2177$0 ;
   wire \port$2177$0 ;
-  input \port$2178$0 ;
-  wire \port$2178$0 ;
-  input \port$3617$43 ;
-  wire \port$3617$43 ;
-  input [22:0] \port$3617$45 ;
-  wire [22:0] \port$3617$45 ;
+  input \port$3618$43 ;
+  wire \port$3618$43 ;
+  input [22:0] \port$3618$45 ;
+  wire [22:0] \port$3618$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [25:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
+      storage[w_port__addr] <= { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
   end
   reg [25:0] _0_;
   always @(posedge clk) begin
@@ -1894,15 +1894,15 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2177$0 , \port$2178$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
-  assign w_data = { \port$2178$0 , \port$2177$0 , \port$3617$43 , \port$3617$45  };
+  assign w_port__data = { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
+  assign w_data = { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [9:0] \$1 ;
   wire \$10 ;
@@ -2398,7 +2398,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
+module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, abort, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, error, bytes_written, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
@@ -3187,7 +3187,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [9:0] \$1 ;
   wire \$10 ;
@@ -8726,12 +8726,14 @@ module \accelerator.engine.buffers (engine_rst, run__restart, loader__b_claim, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__words, run__chunk, engine_clk);
+module \accelerator.engine.control (engine_rst, dma_error, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__split, run__words, run__chunk, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg [31:0] \$100 ;
+  reg [33:0] \$100 ;
   reg [15:0] \$101 ;
+  reg [31:0] \$102 ;
+  reg [15:0] \$103 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -8770,32 +8772,32 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire \$43 ;
   wire \$44 ;
   wire \$45 ;
-  wire [32:0] \$46 ;
+  wire \$46 ;
   wire [32:0] \$47 ;
-  wire \$48 ;
+  wire [32:0] \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
-  wire [32:0] \$52 ;
+  wire \$52 ;
   wire [32:0] \$53 ;
-  wire \$54 ;
+  wire [32:0] \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
-  wire [32:0] \$58 ;
-  wire [34:0] \$59 ;
+  wire \$58 ;
+  wire [32:0] \$59 ;
   wire \$6 ;
   wire [34:0] \$60 ;
-  wire [35:0] \$61 ;
-  wire \$62 ;
+  wire [34:0] \$61 ;
+  wire [35:0] \$62 ;
   wire \$63 ;
   wire \$64 ;
   wire \$65 ;
-  wire [32:0] \$66 ;
-  wire [34:0] \$67 ;
-  wire [35:0] \$68 ;
-  wire \$69 ;
+  wire \$66 ;
+  wire [32:0] \$67 ;
+  wire [34:0] \$68 ;
+  wire [35:0] \$69 ;
   wire \$7 ;
   wire \$70 ;
   wire \$71 ;
@@ -8804,37 +8806,37 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   wire \$74 ;
   wire \$75 ;
   wire \$76 ;
-  wire [2:0] \$77 ;
-  wire [7:0] \$78 ;
-  wire [31:0] \$79 ;
+  wire \$77 ;
+  wire [2:0] \$78 ;
+  wire [7:0] \$79 ;
   wire \$8 ;
-  wire [32:0] \$80 ;
-  wire [33:0] \$81 ;
+  wire [31:0] \$80 ;
+  wire [32:0] \$81 ;
   wire [33:0] \$82 ;
-  wire \$83 ;
+  wire [33:0] \$83 ;
   wire \$84 ;
-  wire [2:0] \$85 ;
-  wire [7:0] \$86 ;
-  wire \$87 ;
+  wire \$85 ;
+  wire [2:0] \$86 ;
+  wire [7:0] \$87 ;
   wire \$88 ;
   wire \$89 ;
   wire \$9 ;
-  reg \$90 ;
-  reg [7:0] \$91 ;
-  reg [398:0] \$92 ;
-  reg [7:0] \$93 ;
-  reg [3:0] \$94 ;
+  wire \$90 ;
+  reg \$91 ;
+  reg [7:0] \$92 ;
+  reg [398:0] \$93 ;
+  reg [7:0] \$94 ;
   reg [3:0] \$95 ;
-  reg [15:0] \$96 ;
-  reg [31:0] \$97 ;
-  reg [33:0] \$98 ;
-  reg [15:0] \$99 ;
+  reg \$96 ;
+  reg [3:0] \$97 ;
+  reg [15:0] \$98 ;
+  reg [31:0] \$99 ;
   (* init = 16'h0000 *)
   wire [15:0] \$signal ;
-  (* init = 34'h000000000 *)
-  wire [33:0] \$signal$11 ;
   (* init = 32'd0 *)
-  wire [31:0] \$signal$9 ;
+  wire [31:0] \$signal$7 ;
+  (* init = 34'h000000000 *)
+  wire [33:0] \$signal$9 ;
   reg [15:0] a = 16'h0000;
   reg [33:0] addend = 34'h000000000;
   reg [31:0] b = 32'd0;
@@ -8917,14 +8919,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   output run__running;
   reg run__running;
   output run__split;
-  wire run__split;
+  reg run__split = 1'h0;
   output [15:0] run__words;
   reg [15:0] run__words = 16'h0000;
   reg start = 1'h0;
   output started;
   reg started;
   reg [31:0] used = 32'd0;
-  assign run__split = run__cmd[191:160] > 10'h200;
   assign \$1  = ! run__cmd[159:128];
   assign \$2  = ! run__cmd[191:160];
   assign \$3  = \$1  | \$2 ;
@@ -8964,71 +8965,74 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   assign \$43  = control_state == 3'h6;
   assign \$44  = control_state == 3'h7;
   assign \$45  = control_state == 4'h8;
-  assign \$46  = cmd[159:128] - 1'h1;
-  assign \$47  = cmd[31:0] + cmd[191:160];
-  assign \$48  = ~ start;
-  assign \$49  = ~ busy;
-  assign \$50  = \$48  & \$49 ;
-  assign \$51  = result > 33'h100000000;
-  assign \$52  = run__cmd[191:160] - 1'h1;
-  assign \$53  = run__cmd[63:32] + run__cmd[223:192];
-  assign \$54  = ~ start;
-  assign \$55  = ~ busy;
-  assign \$56  = \$54  & \$55 ;
-  assign \$57  = result > 33'h100000000;
-  assign \$58  = run__cmd[159:128] - 1'h1;
-  assign \$60  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$59 ;
-  assign \$61  = run__cmd[95:64] + \$60 ;
-  assign \$62  = ~ start;
-  assign \$63  = ~ busy;
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = result > 33'h100000000;
-  assign \$66  = run__cmd[159:128] - 1'h1;
-  assign \$68  = run__cmd[127:96] + \$67 ;
-  assign \$69  = ~ start;
-  assign \$70  = ~ busy;
-  assign \$71  = \$69  & \$70 ;
-  assign \$72  = ~ run__cmd[352];
-  assign \$73  = \$71  | \$72 ;
-  assign \$74  = result > 33'h100000000;
-  assign \$75  = | early;
-  assign \$76  = | beyond;
-  assign \$77  = \$76  ? 3'h3 : 3'h0;
-  assign \$78  = \$75  ? early : { 5'h00, \$77  };
-  assign \$79  = run__split ? 32'd512 : run__cmd[191:160];
-  assign \$80  = \$79  + 4'h8;
-  assign \$81  = \$80  - 1'h1;
-  assign \$83  = | early;
-  assign \$84  = | beyond;
-  assign \$85  = \$84  ? 3'h3 : 3'h0;
-  assign \$86  = \$83  ? early : { 5'h00, \$85  };
-  assign \$87  = | \$86 ;
-  assign \$88  = ~ dma_busy;
-  assign \$89  = finished & \$88 ;
+  assign \$46  = cmd[191:160] > 10'h200;
+  assign \$47  = cmd[159:128] - 1'h1;
+  assign \$48  = cmd[31:0] + cmd[191:160];
+  assign \$49  = ~ start;
+  assign \$50  = ~ busy;
+  assign \$51  = \$49  & \$50 ;
+  assign \$52  = result > 33'h100000000;
+  assign \$53  = run__cmd[191:160] - 1'h1;
+  assign \$54  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$55  = ~ start;
+  assign \$56  = ~ busy;
+  assign \$57  = \$55  & \$56 ;
+  assign \$58  = result > 33'h100000000;
+  assign \$59  = run__cmd[159:128] - 1'h1;
+  assign \$61  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$60 ;
+  assign \$62  = run__cmd[95:64] + \$61 ;
+  assign \$63  = ~ start;
+  assign \$64  = ~ busy;
+  assign \$65  = \$63  & \$64 ;
+  assign \$66  = result > 33'h100000000;
+  assign \$67  = run__cmd[159:128] - 1'h1;
+  assign \$69  = run__cmd[127:96] + \$68 ;
+  assign \$70  = ~ start;
+  assign \$71  = ~ busy;
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = ~ run__cmd[352];
+  assign \$74  = \$72  | \$73 ;
+  assign \$75  = result > 33'h100000000;
+  assign \$76  = | early;
+  assign \$77  = | beyond;
+  assign \$78  = \$77  ? 3'h3 : 3'h0;
+  assign \$79  = \$76  ? early : { 5'h00, \$78  };
+  assign \$80  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$81  = \$80  + 4'h8;
+  assign \$82  = \$81  - 1'h1;
+  assign \$84  = | early;
+  assign \$85  = | beyond;
+  assign \$86  = \$85  ? 3'h3 : 3'h0;
+  assign \$87  = \$84  ? early : { 5'h00, \$86  };
+  assign \$88  = | \$87 ;
+  assign \$89  = ~ dma_busy;
+  assign \$90  = finished & \$89 ;
   always @(posedge engine_clk)
-    start <= \$90 ;
+    start <= \$91 ;
   always @(posedge engine_clk)
-    early <= \$91 ;
+    early <= \$92 ;
   always @(posedge engine_clk)
-    run__cmd <= \$92 ;
+    run__cmd <= \$93 ;
   always @(posedge engine_clk)
-    control__error <= \$93 ;
+    control__error <= \$94 ;
   always @(posedge engine_clk)
-    beyond <= \$94 ;
+    beyond <= \$95 ;
   always @(posedge engine_clk)
-    control_state <= \$95 ;
+    run__split <= \$96 ;
   always @(posedge engine_clk)
-    a <= \$96 ;
+    control_state <= \$97 ;
   always @(posedge engine_clk)
-    b <= \$97 ;
+    a <= \$98 ;
   always @(posedge engine_clk)
-    addend <= \$98 ;
+    b <= \$99 ;
   always @(posedge engine_clk)
-    run__words <= \$99 ;
+    addend <= \$100 ;
   always @(posedge engine_clk)
-    used <= \$100 ;
+    run__words <= \$101 ;
   always @(posedge engine_clk)
-    run__chunk <= \$101 ;
+    used <= \$102 ;
+  always @(posedge engine_clk)
+    run__chunk <= \$103 ;
   \accelerator.engine.control.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
@@ -9134,56 +9138,56 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$90  = 1'h0;
+    \$91  = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$90  = 1'h1;
+            \$91  = 1'h1;
           end
       4'h1:
-          if (\$50 ) begin
-            \$90  = 1'h1;
+          if (\$51 ) begin
+            \$91  = 1'h1;
           end
       4'h2:
-          if (\$56 ) begin
-            \$90  = 1'h1;
+          if (\$57 ) begin
+            \$91  = 1'h1;
           end
       4'h3:
-          if (\$64 ) begin
-            \$90  = run__cmd[352];
+          if (\$65 ) begin
+            \$91  = run__cmd[352];
           end
     endcase
     if (engine_rst) begin
-      \$90  = 1'h0;
+      \$91  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$91  = code;
+    \$92  = code;
     if (engine_rst) begin
-      \$91  = 8'h00;
+      \$92  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$92  = run__cmd;
+    \$93  = run__cmd;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$92  = cmd;
+            \$93  = cmd;
           end
     endcase
     if (engine_rst) begin
-      \$92  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$93  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$93  = control__error;
+    \$94  = control__error;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$93  = 8'h00;
+            \$94  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -9194,88 +9198,44 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$93  = \$78 ;
+          \$94  = \$79 ;
       4'h7:
           /* empty */;
       4'h8:
           if (dma_error) begin
-            \$93  = 8'h06;
+            \$94  = 8'h06;
           end
     endcase
     if (engine_rst) begin
-      \$93  = 8'h00;
+      \$94  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$94  = beyond;
+    \$95  = beyond;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$94  = 4'h0;
+            \$95  = 4'h0;
           end
       4'h1:
-          if (\$50 ) begin
-            \$94 [0] = \$51 ;
+          if (\$51 ) begin
+            \$95 [0] = \$52 ;
           end
       4'h2:
-          if (\$56 ) begin
-            \$94 [1] = \$57 ;
+          if (\$57 ) begin
+            \$95 [1] = \$58 ;
           end
       4'h3:
-          if (\$64 ) begin
-            \$94 [2] = \$65 ;
+          if (\$65 ) begin
+            \$95 [2] = \$66 ;
           end
       4'h4:
-          if (\$73 ) begin
+          if (\$74 ) begin
             if (run__cmd[352]) begin
-              \$94 [3] = \$74 ;
+              \$95 [3] = \$75 ;
             end
           end
-    endcase
-    if (engine_rst) begin
-      \$94  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$95  = control_state;
-    casez (control_state)
-      4'h0:
-          if (control__start) begin
-            \$95  = 4'h1;
-          end
-      4'h1:
-          if (\$50 ) begin
-            \$95  = 4'h2;
-          end
-      4'h2:
-          if (\$56 ) begin
-            \$95  = 4'h3;
-          end
-      4'h3:
-          if (\$64 ) begin
-            \$95  = 4'h4;
-          end
-      4'h4:
-          if (\$73 ) begin
-            \$95  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$87 ) begin
-            \$95  = 4'h6;
-          end else begin
-            \$95  = 4'h7;
-          end
-      4'h7:
-          \$95  = 4'h8;
-      4'h8:
-          if (\$89 ) begin
-            \$95  = 4'h6;
-          end
-      4'h6:
-          \$95  = 4'h0;
     endcase
     if (engine_rst) begin
       \$95  = 4'h0;
@@ -9283,82 +9243,139 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$96  = a;
+    \$96  = run__split;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$96  = \$46 [15:0];
-          end
-      4'h1:
-          if (\$50 ) begin
-            \$96  = \$52 [15:0];
-          end
-      4'h2:
-          if (\$56 ) begin
-            \$96  = \$58 [15:0];
-          end
-      4'h3:
-          if (\$64 ) begin
-            \$96  = \$66 [15:0];
+            \$96  = \$46 ;
           end
     endcase
     if (engine_rst) begin
-      \$96  = 16'h0000;
+      \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$97  = b;
+    \$97  = control_state;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$97  = cmd[255:224];
+            \$97  = 4'h1;
           end
       4'h1:
-          if (\$50 ) begin
-            \$97  = run__cmd[287:256];
+          if (\$51 ) begin
+            \$97  = 4'h2;
           end
       4'h2:
-          if (\$56 ) begin
-            \$97  = run__cmd[319:288];
+          if (\$57 ) begin
+            \$97  = 4'h3;
           end
       4'h3:
-          if (\$64 ) begin
-            \$97  = run__cmd[351:320];
+          if (\$65 ) begin
+            \$97  = 4'h4;
           end
+      4'h4:
+          if (\$74 ) begin
+            \$97  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$88 ) begin
+            \$97  = 4'h6;
+          end else begin
+            \$97  = 4'h7;
+          end
+      4'h7:
+          \$97  = 4'h8;
+      4'h8:
+          if (\$90 ) begin
+            \$97  = 4'h6;
+          end
+      4'h6:
+          \$97  = 4'h0;
     endcase
     if (engine_rst) begin
-      \$97  = 32'd0;
+      \$97  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$98  = addend;
+    \$98  = a;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$98  = { 1'h0, \$47  };
+            \$98  = \$47 [15:0];
           end
       4'h1:
-          if (\$50 ) begin
-            \$98  = { 1'h0, \$53  };
+          if (\$51 ) begin
+            \$98  = \$53 [15:0];
           end
       4'h2:
-          if (\$56 ) begin
-            \$98  = \$61 [33:0];
+          if (\$57 ) begin
+            \$98  = \$59 [15:0];
           end
       4'h3:
-          if (\$64 ) begin
-            \$98  = \$68 [33:0];
+          if (\$65 ) begin
+            \$98  = \$67 [15:0];
           end
     endcase
     if (engine_rst) begin
-      \$98  = 34'h000000000;
+      \$98  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$99  = run__words;
+    \$99  = b;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$99  = cmd[255:224];
+          end
+      4'h1:
+          if (\$51 ) begin
+            \$99  = run__cmd[287:256];
+          end
+      4'h2:
+          if (\$57 ) begin
+            \$99  = run__cmd[319:288];
+          end
+      4'h3:
+          if (\$65 ) begin
+            \$99  = run__cmd[351:320];
+          end
+    endcase
+    if (engine_rst) begin
+      \$99  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$100  = addend;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$100  = { 1'h0, \$48  };
+          end
+      4'h1:
+          if (\$51 ) begin
+            \$100  = { 1'h0, \$54  };
+          end
+      4'h2:
+          if (\$57 ) begin
+            \$100  = \$62 [33:0];
+          end
+      4'h3:
+          if (\$65 ) begin
+            \$100  = \$69 [33:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$100  = 34'h000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$101  = run__words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9371,59 +9388,59 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
       4'h4:
           /* empty */;
       4'h5:
-          \$99  = \$82 [15:0];
-    endcase
-    if (engine_rst) begin
-      \$99  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$100  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$100  = 32'd0;
-    endcase
-    if (engine_rst) begin
-      \$100  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$101  = run__chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$101  = 16'h0004;
+          \$101  = \$83 [15:0];
     endcase
     if (engine_rst) begin
       \$101  = 16'h0000;
     end
   end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$102  = used;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$102  = 32'd0;
+    endcase
+    if (engine_rst) begin
+      \$102  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$103  = run__chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$103  = 16'h0004;
+    endcase
+    if (engine_rst) begin
+      \$103  = 16'h0000;
+    end
+  end
   assign error = control__error;
   assign launch = start;
   assign \$signal  = a;
-  assign \$signal$9  = b;
-  assign \$signal$11  = addend;
+  assign \$signal$7  = b;
+  assign \$signal$9  = addend;
   assign run__chunk_lda = \$34 [31:0];
   assign run__chunk_ldc = \$35 [31:0];
   assign run__chunk_ldcin = \$36 [31:0];
@@ -9468,9 +9485,9 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, run__chun
   assign \$34  = { 1'h0, run__cmd[255:224], 2'h0 };
   assign \$35  = { 1'h0, run__cmd[319:288], 2'h0 };
   assign \$36  = { 1'h0, run__cmd[351:320], 2'h0 };
-  assign \$59  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$67  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$82  = { \$81 [33], \$81 [33], \$81 [33], \$81 [33:3] };
+  assign \$60  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$68  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$83  = { \$82 [33], \$82 [33], \$82 [33], \$82 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10398,10 +10415,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2713$0 (en_deskew_0),
-    .\port$2714$0 (en_deskew_1),
-    .\port$2715$0 (en_deskew_2),
-    .\port$2716$0 (en_deskew_3)
+    .\port$2712$0 (en_deskew_0),
+    .\port$2713$0 (en_deskew_1),
+    .\port$2714$0 (en_deskew_2),
+    .\port$2715$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10416,7 +10433,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3129$0 (\o$77 [2:0]),
+    .\port$3128$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10434,7 +10451,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3129$3 (\o$77 [5:3]),
+    .\port$3128$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10452,7 +10469,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3129$6 (\o$77 [8:6]),
+    .\port$3128$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10469,7 +10486,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3129$9 (\o$77 [11:9]),
+    .\port$3128$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10734,10 +10751,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2742$0 (en_skew_a_0),
-    .\port$2743$0 (en_skew_a_1),
-    .\port$2744$0 (en_skew_a_2),
-    .\port$2745$0 (en_skew_a_3)
+    .\port$2741$0 (en_skew_a_0),
+    .\port$2742$0 (en_skew_a_1),
+    .\port$2743$0 (en_skew_a_2),
+    .\port$2744$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10746,10 +10763,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2746$0 (en_skew_b_0),
-    .\port$2747$0 (en_skew_b_1),
-    .\port$2748$0 (en_skew_b_2),
-    .\port$2749$0 (en_skew_b_3)
+    .\port$2745$0 (en_skew_b_0),
+    .\port$2746$0 (en_skew_b_1),
+    .\port$2747$0 (en_skew_b_2),
+    .\port$2748$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11192,7 +11209,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714$0 , \port$2715$0 , \port$2716$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2712$0 , \port$2713$0 , \port$2714$0 , \port$2715$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11233,14 +11250,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$2712$0 ;
+  wire \port$2712$0 ;
   input \port$2713$0 ;
   wire \port$2713$0 ;
   input \port$2714$0 ;
   wire \port$2714$0 ;
   input \port$2715$0 ;
   wire \port$2715$0 ;
-  input \port$2716$0 ;
-  wire \port$2716$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11256,46 +11273,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2713$0 ) begin
+    if (\port$2712$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2714$0 ) begin
+    if (\port$2713$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2714$0 ) begin
+    if (\port$2713$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2715$0 ) begin
+    if (\port$2714$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2713$0 ) begin
+    if (\port$2712$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2713$0 ) begin
+    if (\port$2712$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2716$0 , \port$2715$0 , \port$2714$0 , \port$2713$0  };
+  assign en = { \port$2715$0 , \port$2714$0 , \port$2713$0 , \port$2712$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11324,7 +11341,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2713$0 , \port$2714
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3129$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3128$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11379,8 +11396,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3129$0 ;
-  wire [2:0] \port$3129$0 ;
+  input [2:0] \port$3128$0 ;
+  wire [2:0] \port$3128$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11389,10 +11406,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3129$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3128$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3129$0 [0] & \port$3129$0 [2];
+  assign \$4  = \port$3128$0 [0] & \port$3128$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11440,7 +11457,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3129$0 [0];
+      \$10  = \port$3128$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11450,7 +11467,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3129$0 [1];
+      \$11  = \port$3128$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11460,7 +11477,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3129$0 [2];
+      \$12  = \port$3128$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11470,7 +11487,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3129$0 [0]) begin
+      if (\port$3128$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11517,16 +11534,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3129$0 [1];
+  assign first_in = \port$3128$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3129$0 [0];
-  assign last_in = \port$3129$0 [2];
+  assign valid_in = \port$3128$0 [0];
+  assign last_in = \port$3128$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3129$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3128$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11581,8 +11598,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3129$3 ;
-  wire [2:0] \port$3129$3 ;
+  input [2:0] \port$3128$3 ;
+  wire [2:0] \port$3128$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11591,10 +11608,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3129$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3128$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3129$3 [0] & \port$3129$3 [2];
+  assign \$4  = \port$3128$3 [0] & \port$3128$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11642,7 +11659,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3129$3 [0];
+      \$10  = \port$3128$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11652,7 +11669,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3129$3 [1];
+      \$11  = \port$3128$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11662,7 +11679,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3129$3 [2];
+      \$12  = \port$3128$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11672,7 +11689,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3129$3 [0]) begin
+      if (\port$3128$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11719,16 +11736,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3129$3 [1];
+  assign first_in = \port$3128$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3129$3 [0];
-  assign last_in = \port$3129$3 [2];
+  assign valid_in = \port$3128$3 [0];
+  assign last_in = \port$3128$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3128$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11783,8 +11800,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3129$6 ;
-  wire [2:0] \port$3129$6 ;
+  input [2:0] \port$3128$6 ;
+  wire [2:0] \port$3128$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11793,10 +11810,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3129$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3128$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3129$6 [0] & \port$3129$6 [2];
+  assign \$4  = \port$3128$6 [0] & \port$3128$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11844,7 +11861,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3129$6 [0];
+      \$10  = \port$3128$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11854,7 +11871,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3129$6 [1];
+      \$11  = \port$3128$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11864,7 +11881,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3129$6 [2];
+      \$12  = \port$3128$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11874,7 +11891,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3129$6 [0]) begin
+      if (\port$3128$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11921,16 +11938,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3129$6 [1];
+  assign first_in = \port$3128$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3129$6 [0];
-  assign last_in = \port$3129$6 [2];
+  assign valid_in = \port$3128$6 [0];
+  assign last_in = \port$3128$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3129$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3128$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11984,8 +12001,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3129$9 ;
-  wire [2:0] \port$3129$9 ;
+  input [2:0] \port$3128$9 ;
+  wire [2:0] \port$3128$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11994,10 +12011,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3129$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3128$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3129$9 [0] & \port$3129$9 [2];
+  assign \$4  = \port$3128$9 [0] & \port$3128$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12045,7 +12062,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3129$9 [0];
+      \$10  = \port$3128$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -12055,7 +12072,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3129$9 [1];
+      \$11  = \port$3128$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12065,7 +12082,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3129$9 [2];
+      \$12  = \port$3128$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12075,7 +12092,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3129$9 [0]) begin
+      if (\port$3128$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12122,10 +12139,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3129$9 [1];
+  assign first_in = \port$3128$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3129$9 [0];
-  assign last_in = \port$3129$9 [2];
+  assign valid_in = \port$3128$9 [0];
+  assign last_in = \port$3128$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14520,7 +14537,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \port$2743$0 , \port$2744$0 , \port$2745$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2741$0 , \port$2742$0 , \port$2743$0 , \port$2744$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14563,14 +14580,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2741$0 ;
+  wire \port$2741$0 ;
   input \port$2742$0 ;
   wire \port$2742$0 ;
   input \port$2743$0 ;
   wire \port$2743$0 ;
   input \port$2744$0 ;
   wire \port$2744$0 ;
-  input \port$2745$0 ;
-  wire \port$2745$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14586,46 +14603,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2744$0 ) begin
+    if (\port$2743$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2744$0 ) begin
+    if (\port$2743$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2745$0 ) begin
+    if (\port$2744$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2745$0 ) begin
+    if (\port$2744$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2745$0 ) begin
+    if (\port$2744$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2743$0 ) begin
+    if (\port$2742$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2745$0 , \port$2744$0 , \port$2743$0 , \port$2742$0  };
+  assign en = { \port$2744$0 , \port$2743$0 , \port$2742$0 , \port$2741$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14653,7 +14670,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2742$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2746$0 , \port$2747$0 , \port$2748$0 , \port$2749$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2745$0 , \port$2746$0 , \port$2747$0 , \port$2748$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14696,14 +14713,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2746$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2745$0 ;
+  wire \port$2745$0 ;
   input \port$2746$0 ;
   wire \port$2746$0 ;
   input \port$2747$0 ;
   wire \port$2747$0 ;
   input \port$2748$0 ;
   wire \port$2748$0 ;
-  input \port$2749$0 ;
-  wire \port$2749$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14719,46 +14736,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2746$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2748$0 ) begin
+    if (\port$2747$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2748$0 ) begin
+    if (\port$2747$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2749$0 ) begin
+    if (\port$2748$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2749$0 ) begin
+    if (\port$2748$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2749$0 ) begin
+    if (\port$2748$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2747$0 ) begin
+    if (\port$2746$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2749$0 , \port$2748$0 , \port$2747$0 , \port$2746$0  };
+  assign en = { \port$2748$0 , \port$2747$0 , \port$2746$0 , \port$2745$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15159,8 +15176,8 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder (engine_rst, r_en, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, behind, issue, a_rd__0__addr, a_rd__1__addr, a_rd__2__addr, a_rd__3__addr, b_rd__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, a_rd__2__data, a_rd__3__data, b_rd__data
-, run__restart, run__running, run__cmd, run__words, run__chunk, claims, passes__valid, passes__payload, flags__a_release, flags__b_release, done, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
+module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, behind, issue, a_rd__0__addr, a_rd__1__addr, a_rd__2__addr, a_rd__3__addr, b_rd__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, a_rd__2__data, a_rd__3__data, b_rd__data, run__restart
+, run__running, run__cmd, run__split, run__words, run__chunk, claims, passes__valid, passes__payload, flags__a_release, flags__b_release, done, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$37  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -16270,7 +16287,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader (engine_rst, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_data__ready, a_wr__0__addr, a_wr__0__en, a_wr__1__addr, a_wr__1__en, a_wr__2__addr, a_wr__2__en, a_wr__3__addr, a_wr__3__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__words
+module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_data__ready, a_wr__0__addr, a_wr__0__en, a_wr__1__addr, a_wr__1__en, a_wr__2__addr, a_wr__2__en, a_wr__3__addr, a_wr__3__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words
 , run__chunk, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait, flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload
 , engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$41  = 0;
@@ -18130,7 +18147,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [4:0] \$1 ;
@@ -18423,7 +18440,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3155$354 (run__cmd[398:354])
+    .\port$3154$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18800,7 +18817,7 @@ module \accelerator.engine.store (engine_rst, run__split, run__chunk_lda, run__c
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19004,8 +19021,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3155$354 ;
-  wire [44:0] \port$3155$354 ;
+  input [44:0] \port$3154$354 ;
+  wire [44:0] \port$3154$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19080,13 +19097,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3155$354 [36:32];
-  assign lower = \port$3155$354 [0] ? \port$3155$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3154$354 [36:32];
+  assign lower = \port$3154$354 [0] ? \port$3154$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3155$354 [36:32];
+  assign \$11  = ! \port$3154$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19101,8 +19118,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3155$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3155$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3154$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3154$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19117,8 +19134,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3155$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3155$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3154$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3154$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19133,8 +19150,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3155$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3155$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3154$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3154$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19149,8 +19166,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3155$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3155$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3154$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3154$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19476,7 +19493,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3155$354 [31:1];
+      \$125  = \port$3154$354 [31:1];
     end
   end
   always @* begin
@@ -19567,7 +19584,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3155$354 [31:1];
+      \$137  = \port$3154$354 [31:1];
     end
   end
   always @* begin
@@ -19658,7 +19675,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3155$354 [31:1];
+      \$149  = \port$3154$354 [31:1];
     end
   end
   always @* begin
@@ -19749,7 +19766,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3155$354 [31:1];
+      \$161  = \port$3154$354 [31:1];
     end
   end
   always @* begin
@@ -19803,10 +19820,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3155$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3155$354 [36:32];
-  assign relu = \port$3155$354 [0];
-  assign zero_point = \port$3155$354 [44:37];
-  assign multiplier = \port$3155$354 [31:1];
+  assign shift = \port$3154$354 [36:32];
+  assign relu = \port$3154$354 [0];
+  assign zero_point = \port$3154$354 [44:37];
+  assign multiplier = \port$3154$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];

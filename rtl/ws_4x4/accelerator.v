@@ -351,8 +351,8 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign dma_error = rd_error | wr_error;
   assign \$1  = control__busy | aborting;
   \accelerator.dma  dma (
-    .abort(request),
-    .aborting(aborting),
+    .abort(aborting),
+    .\abort$116 (request),
     .clear(clear),
     .clk(clk),
     .cmd__payload(rd_cmd__payload),
@@ -676,20 +676,22 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, abort, cmd__valid, cmd__payload
-, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , aborting, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
+module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid, m_axi__arready, m_axi__rid, m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, \data__valid$22 , rd_cmd__ready, wr_busy, wr_cmd__ready, clear, \abort$116 , cmd__valid, cmd__payload
+, \cmd__valid$16 , \cmd__payload$12 , \data__payload$18 , abort, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, rd_data__valid, rd_data__payload, rd_error, rd_bytes, wr_data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb, m_axi__wlast, wr_error
 , wr_bytes, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
   wire \$1 ;
   wire \$2 ;
   wire \$3 ;
   reg \$4 ;
-  input abort;
-  wire abort;
-  wire \abort$114 ;
-  wire \abort$115 ;
-  output aborting;
-  reg aborting = 1'h0;
+  output abort;
+  reg abort = 1'h0;
+  (* init = 1'h0 *)
+  wire \abort$113 ;
+  input \abort$116 ;
+  wire \abort$116 ;
+  (* init = 1'h0 *)
+  wire aborting;
   wire busy;
   wire \busy$101 ;
   wire [31:0] bytes_read;
@@ -754,7 +756,6 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   input \data__valid$22 ;
   wire \data__valid$22 ;
   wire done;
-  wire draining;
   wire error;
   wire \error$105 ;
   output [31:0] m_axi__araddr;
@@ -914,14 +915,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_done;
   output wr_error;
   wire wr_error;
-  always @(posedge clk)
-    aborting <= \$4 ;
-  assign draining = abort | aborting;
   assign \$1  = ~ rd_busy;
   assign \$2  = ~ wr_busy;
   assign \$3  = \$1  & \$2 ;
+  always @(posedge clk)
+    abort <= \$4 ;
   \accelerator.dma.reader  reader (
-    .abort(draining),
+    .abort(abort),
     .busy(rd_busy),
     .bytes_read(rd_bytes),
     .clear(clear),
@@ -945,7 +945,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
     .rst(rst)
   );
   \accelerator.dma.writer  writer (
-    .abort(draining),
+    .abort(abort),
     .busy(wr_busy),
     .bytes_written(wr_bytes),
     .clear(clear),
@@ -973,8 +973,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$4  = aborting;
-    if (abort) begin
+    \$4  = abort;
+    if (\abort$116 ) begin
       \$4  = 1'h1;
     end else if (\$3 ) begin
       \$4  = 1'h0;
@@ -1052,8 +1052,8 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign bytes_written = wr_bytes;
   assign \clear$109  = clear;
   assign \clear$110  = clear;
-  assign \abort$114  = draining;
-  assign \abort$115  = draining;
+  assign aborting = abort;
+  assign \abort$113  = abort;
   assign \cmd__payload.addr  = cmd__payload[31:0];
   assign \cmd__payload.rows  = cmd__payload[47:32];
   assign \cmd__payload.row_bytes  = cmd__payload[67:48];
@@ -1125,7 +1125,7 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, abort, busy, cmd__ready, clear, cmd__valid, cmd__payload, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
+module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi__rvalid, clk, rst, data__ready, busy, cmd__ready, clear, cmd__valid, cmd__payload, abort, m_axi__rready, m_axi__arvalid, m_axi__araddr, m_axi__arlen, data__valid, data__payload, error, bytes_read
 , m_axi__arready);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2292$0 (\$14 ),
-    .\port$2293$0 (\$15 ),
-    .\port$3834$43 (burst__payload[43]),
-    .\port$3834$45 (burst__payload[67:45]),
+    .\port$2291$0 (\$14 ),
+    .\port$2292$0 (\$15 ),
+    .\port$3835$43 (burst__payload[43]),
+    .\port$3835$45 (burst__payload[67:45]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_rdy, w_level, r_data, r_en, \port$3834$43 , \port$3834$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2291$0 , \port$2292$0 , w_rdy, w_level, r_data, r_en, \port$3835$43 , \port$3835$45 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
+  input \port$2291$0 ;
+  wire \port$2291$0 ;
   input \port$2292$0 ;
   wire \port$2292$0 ;
-  input \port$2293$0 ;
-  wire \port$2293$0 ;
-  input \port$3834$43 ;
-  wire \port$3834$43 ;
-  input [22:0] \port$3834$45 ;
-  wire [22:0] \port$3834$45 ;
+  input \port$3835$43 ;
+  wire \port$3835$43 ;
+  input [22:0] \port$3835$45 ;
+  wire [22:0] \port$3835$45 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [25:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
+      storage[w_port__addr] <= { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
   end
   reg [25:0] _0_;
   always @(posedge clk) begin
@@ -1894,15 +1894,15 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2292$0 , \port$2293$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
-  assign w_data = { \port$2293$0 , \port$2292$0 , \port$3834$43 , \port$3834$45  };
+  assign w_port__data = { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
+  assign w_data = { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [9:0] \$1 ;
   wire \$10 ;
@@ -2398,7 +2398,7 @@ module \accelerator.dma.reader.split (rst, abort, burst__ready, cmd__ready, busy
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, abort, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
+module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk, rst, data__valid, done, busy, cmd__ready, clear, cmd__valid, cmd__payload, data__payload, abort, data__ready, m_axi__awvalid, m_axi__awaddr, m_axi__awlen, m_axi__wvalid, m_axi__wdata, m_axi__wstrb
 , m_axi__wlast, error, bytes_written, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
@@ -3187,7 +3187,7 @@ module \accelerator.dma.writer.ends (rst, w_en, r_en, w_rdy, r_data, w_port__dat
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.writer.split (rst, abort, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, burst__valid, burst__payload, clk);
+module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
   wire [9:0] \$1 ;
   wire \$10 ;
@@ -8629,7 +8629,7 @@ module \accelerator.engine.buffers (engine_rst, run__restart, loader__b_claim, l
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.control (engine_rst, dma_error, run__split, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, engine_clk);
+module \accelerator.engine.control (engine_rst, dma_error, control__busy, finished, dma_busy, cmd, control__start, started, run__restart, run__running, control__done, run__cmd, control__error, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -8644,22 +8644,24 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$108 ;
   wire \$109 ;
   wire \$11 ;
-  reg \$110 ;
-  reg [7:0] \$111 ;
-  reg [398:0] \$112 ;
-  reg [7:0] \$113 ;
-  reg [3:0] \$114 ;
+  wire \$110 ;
+  reg \$111 ;
+  reg [7:0] \$112 ;
+  reg [398:0] \$113 ;
+  reg [7:0] \$114 ;
   reg [3:0] \$115 ;
-  reg [15:0] \$116 ;
-  reg [31:0] \$117 ;
-  reg [33:0] \$118 ;
-  reg [15:0] \$119 ;
+  reg \$116 ;
+  reg [3:0] \$117 ;
+  reg [15:0] \$118 ;
+  reg [31:0] \$119 ;
   wire \$12 ;
-  reg [31:0] \$120 ;
+  reg [33:0] \$120 ;
   reg [15:0] \$121 ;
   reg [31:0] \$122 ;
-  reg [31:0] \$123 ;
+  reg [15:0] \$123 ;
   reg [31:0] \$124 ;
+  reg [31:0] \$125 ;
+  reg [31:0] \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire [34:0] \$15 ;
@@ -8697,33 +8699,33 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$44 ;
   wire \$45 ;
   wire \$46 ;
-  wire [32:0] \$47 ;
+  wire \$47 ;
   wire [32:0] \$48 ;
-  wire \$49 ;
+  wire [32:0] \$49 ;
   wire \$5 ;
   wire \$50 ;
   wire \$51 ;
   wire \$52 ;
-  wire [32:0] \$53 ;
+  wire \$53 ;
   wire [32:0] \$54 ;
-  wire \$55 ;
+  wire [32:0] \$55 ;
   wire \$56 ;
   wire \$57 ;
   wire \$58 ;
-  wire [32:0] \$59 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [34:0] \$60 ;
+  wire [32:0] \$60 ;
   wire [34:0] \$61 ;
-  wire [35:0] \$62 ;
-  wire \$63 ;
+  wire [34:0] \$62 ;
+  wire [35:0] \$63 ;
   wire \$64 ;
   wire \$65 ;
   wire \$66 ;
-  wire [32:0] \$67 ;
-  wire [34:0] \$68 ;
-  wire [35:0] \$69 ;
+  wire \$67 ;
+  wire [32:0] \$68 ;
+  wire [34:0] \$69 ;
   wire \$7 ;
-  wire \$70 ;
+  wire [35:0] \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
@@ -8731,36 +8733,36 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
-  wire [2:0] \$78 ;
-  wire [7:0] \$79 ;
+  wire \$78 ;
+  wire [2:0] \$79 ;
   wire \$8 ;
-  wire [31:0] \$80 ;
-  wire [32:0] \$81 ;
-  wire [33:0] \$82 ;
+  wire [7:0] \$80 ;
+  wire [31:0] \$81 ;
+  wire [32:0] \$82 ;
   wire [33:0] \$83 ;
-  wire \$84 ;
+  wire [33:0] \$84 ;
   wire \$85 ;
-  wire [2:0] \$86 ;
-  wire [7:0] \$87 ;
-  wire \$88 ;
-  wire [32:0] \$89 ;
+  wire \$86 ;
+  wire [2:0] \$87 ;
+  wire [7:0] \$88 ;
+  wire \$89 ;
   wire \$9 ;
-  wire \$90 ;
+  wire [32:0] \$90 ;
   wire \$91 ;
   wire \$92 ;
   wire \$93 ;
   wire \$94 ;
-  wire [32:0] \$95 ;
-  wire [16:0] \$96 ;
-  wire \$97 ;
+  wire \$95 ;
+  wire [32:0] \$96 ;
+  wire [16:0] \$97 ;
   wire \$98 ;
   wire \$99 ;
   (* init = 16'h0000 *)
   wire [15:0] \$signal ;
-  (* init = 34'h000000000 *)
-  wire [33:0] \$signal$11 ;
   (* init = 32'd0 *)
-  wire [31:0] \$signal$9 ;
+  wire [31:0] \$signal$7 ;
+  (* init = 34'h000000000 *)
+  wire [33:0] \$signal$9 ;
   reg [15:0] a = 16'h0000;
   reg [33:0] addend = 34'h000000000;
   reg [31:0] b = 32'd0;
@@ -8843,14 +8845,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   output run__running;
   reg run__running;
   output run__split;
-  wire run__split;
+  reg run__split = 1'h0;
   output [15:0] run__words;
   reg [15:0] run__words = 16'h0000;
   reg start = 1'h0;
   output started;
   reg started;
   reg [31:0] used = 32'd0;
-  assign run__split = run__cmd[191:160] > 10'h200;
   assign \$1  = ! run__cmd[159:128];
   assign \$2  = ! run__cmd[191:160];
   assign \$3  = \$1  | \$2 ;
@@ -8894,96 +8895,99 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   assign \$44  = control_state == 4'ha;
   assign \$45  = control_state == 4'hb;
   assign \$46  = control_state == 4'hc;
-  assign \$47  = cmd[159:128] - 1'h1;
-  assign \$48  = cmd[31:0] + cmd[191:160];
-  assign \$49  = ~ start;
-  assign \$50  = ~ busy;
-  assign \$51  = \$49  & \$50 ;
-  assign \$52  = result > 33'h100000000;
-  assign \$53  = run__cmd[191:160] - 1'h1;
-  assign \$54  = run__cmd[63:32] + run__cmd[223:192];
-  assign \$55  = ~ start;
-  assign \$56  = ~ busy;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = result > 33'h100000000;
-  assign \$59  = run__cmd[159:128] - 1'h1;
-  assign \$61  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$60 ;
-  assign \$62  = run__cmd[95:64] + \$61 ;
-  assign \$63  = ~ start;
-  assign \$64  = ~ busy;
-  assign \$65  = \$63  & \$64 ;
-  assign \$66  = result > 33'h100000000;
-  assign \$67  = run__cmd[159:128] - 1'h1;
-  assign \$69  = run__cmd[127:96] + \$68 ;
-  assign \$70  = ~ start;
-  assign \$71  = ~ busy;
-  assign \$72  = \$70  & \$71 ;
-  assign \$73  = ~ run__cmd[352];
-  assign \$74  = \$72  | \$73 ;
-  assign \$75  = result > 33'h100000000;
-  assign \$76  = | early;
-  assign \$77  = | beyond;
-  assign \$78  = \$77  ? 3'h3 : 3'h0;
-  assign \$79  = \$76  ? early : { 5'h00, \$78  };
-  assign \$80  = run__split ? 32'd512 : run__cmd[191:160];
-  assign \$81  = \$80  + 4'h8;
-  assign \$82  = \$81  - 1'h1;
-  assign \$84  = | early;
-  assign \$85  = | beyond;
-  assign \$86  = \$85  ? 3'h3 : 3'h0;
-  assign \$87  = \$84  ? early : { 5'h00, \$86  };
-  assign \$88  = | \$87 ;
-  assign \$89  = used + run__words;
-  assign \$90  = \$89  <= 9'h100;
-  assign \$91  = run__chunk < run__cmd[159:128];
-  assign \$92  = \$90  & \$91 ;
-  assign \$93  = run__chunk < 10'h200;
-  assign \$94  = \$92  & \$93 ;
-  assign \$95  = used + run__words;
-  assign \$96  = run__chunk + 1'h1;
-  assign \$97  = ~ start;
-  assign \$98  = ~ busy;
-  assign \$99  = \$97  & \$98 ;
-  assign \$100  = ~ start;
-  assign \$101  = ~ busy;
-  assign \$102  = \$100  & \$101 ;
-  assign \$103  = ~ start;
-  assign \$104  = ~ busy;
-  assign \$105  = \$103  & \$104 ;
-  assign \$106  = ~ run__cmd[352];
-  assign \$107  = \$105  | \$106 ;
-  assign \$108  = ~ dma_busy;
-  assign \$109  = finished & \$108 ;
+  assign \$47  = cmd[191:160] > 10'h200;
+  assign \$48  = cmd[159:128] - 1'h1;
+  assign \$49  = cmd[31:0] + cmd[191:160];
+  assign \$50  = ~ start;
+  assign \$51  = ~ busy;
+  assign \$52  = \$50  & \$51 ;
+  assign \$53  = result > 33'h100000000;
+  assign \$54  = run__cmd[191:160] - 1'h1;
+  assign \$55  = run__cmd[63:32] + run__cmd[223:192];
+  assign \$56  = ~ start;
+  assign \$57  = ~ busy;
+  assign \$58  = \$56  & \$57 ;
+  assign \$59  = result > 33'h100000000;
+  assign \$60  = run__cmd[159:128] - 1'h1;
+  assign \$62  = run__cmd[353] ? { 3'h0, run__cmd[223:192] } : \$61 ;
+  assign \$63  = run__cmd[95:64] + \$62 ;
+  assign \$64  = ~ start;
+  assign \$65  = ~ busy;
+  assign \$66  = \$64  & \$65 ;
+  assign \$67  = result > 33'h100000000;
+  assign \$68  = run__cmd[159:128] - 1'h1;
+  assign \$70  = run__cmd[127:96] + \$69 ;
+  assign \$71  = ~ start;
+  assign \$72  = ~ busy;
+  assign \$73  = \$71  & \$72 ;
+  assign \$74  = ~ run__cmd[352];
+  assign \$75  = \$73  | \$74 ;
+  assign \$76  = result > 33'h100000000;
+  assign \$77  = | early;
+  assign \$78  = | beyond;
+  assign \$79  = \$78  ? 3'h3 : 3'h0;
+  assign \$80  = \$77  ? early : { 5'h00, \$79  };
+  assign \$81  = run__split ? 32'd512 : run__cmd[191:160];
+  assign \$82  = \$81  + 4'h8;
+  assign \$83  = \$82  - 1'h1;
+  assign \$85  = | early;
+  assign \$86  = | beyond;
+  assign \$87  = \$86  ? 3'h3 : 3'h0;
+  assign \$88  = \$85  ? early : { 5'h00, \$87  };
+  assign \$89  = | \$88 ;
+  assign \$90  = used + run__words;
+  assign \$91  = \$90  <= 9'h100;
+  assign \$92  = run__chunk < run__cmd[159:128];
+  assign \$93  = \$91  & \$92 ;
+  assign \$94  = run__chunk < 10'h200;
+  assign \$95  = \$93  & \$94 ;
+  assign \$96  = used + run__words;
+  assign \$97  = run__chunk + 1'h1;
+  assign \$98  = ~ start;
+  assign \$99  = ~ busy;
+  assign \$100  = \$98  & \$99 ;
+  assign \$101  = ~ start;
+  assign \$102  = ~ busy;
+  assign \$103  = \$101  & \$102 ;
+  assign \$104  = ~ start;
+  assign \$105  = ~ busy;
+  assign \$106  = \$104  & \$105 ;
+  assign \$107  = ~ run__cmd[352];
+  assign \$108  = \$106  | \$107 ;
+  assign \$109  = ~ dma_busy;
+  assign \$110  = finished & \$109 ;
   always @(posedge engine_clk)
-    start <= \$110 ;
+    start <= \$111 ;
   always @(posedge engine_clk)
-    early <= \$111 ;
+    early <= \$112 ;
   always @(posedge engine_clk)
-    run__cmd <= \$112 ;
+    run__cmd <= \$113 ;
   always @(posedge engine_clk)
-    control__error <= \$113 ;
+    control__error <= \$114 ;
   always @(posedge engine_clk)
-    beyond <= \$114 ;
+    beyond <= \$115 ;
   always @(posedge engine_clk)
-    control_state <= \$115 ;
+    run__split <= \$116 ;
   always @(posedge engine_clk)
-    a <= \$116 ;
+    control_state <= \$117 ;
   always @(posedge engine_clk)
-    b <= \$117 ;
+    a <= \$118 ;
   always @(posedge engine_clk)
-    addend <= \$118 ;
+    b <= \$119 ;
   always @(posedge engine_clk)
-    run__words <= \$119 ;
+    addend <= \$120 ;
   always @(posedge engine_clk)
-    used <= \$120 ;
+    run__words <= \$121 ;
   always @(posedge engine_clk)
-    run__chunk <= \$121 ;
+    used <= \$122 ;
   always @(posedge engine_clk)
-    run__chunk_lda <= \$122 ;
+    run__chunk <= \$123 ;
   always @(posedge engine_clk)
-    run__chunk_ldc <= \$123 ;
+    run__chunk_lda <= \$124 ;
   always @(posedge engine_clk)
-    run__chunk_ldcin <= \$124 ;
+    run__chunk_ldc <= \$125 ;
+  always @(posedge engine_clk)
+    run__chunk_ldcin <= \$126 ;
   \accelerator.engine.control.setup_mul  setup_mul (
     .a(a),
     .addend(addend),
@@ -9113,23 +9117,23 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$110  = 1'h0;
+    \$111  = 1'h0;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$110  = 1'h1;
+            \$111  = 1'h1;
           end
       4'h1:
-          if (\$51 ) begin
-            \$110  = 1'h1;
+          if (\$52 ) begin
+            \$111  = 1'h1;
           end
       4'h2:
-          if (\$57 ) begin
-            \$110  = 1'h1;
+          if (\$58 ) begin
+            \$111  = 1'h1;
           end
       4'h3:
-          if (\$65 ) begin
-            \$110  = run__cmd[352];
+          if (\$66 ) begin
+            \$111  = run__cmd[352];
           end
       4'h4:
           /* empty */;
@@ -9137,50 +9141,50 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$94 ) begin
+          if (\$95 ) begin
           end else begin
-            \$110  = 1'h1;
+            \$111  = 1'h1;
           end
       4'h8:
-          if (\$99 ) begin
-            \$110  = 1'h1;
+          if (\$100 ) begin
+            \$111  = 1'h1;
           end
       4'h9:
-          if (\$102 ) begin
-            \$110  = run__cmd[352];
+          if (\$103 ) begin
+            \$111  = run__cmd[352];
           end
     endcase
     if (engine_rst) begin
-      \$110  = 1'h0;
+      \$111  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$111  = code;
+    \$112  = code;
     if (engine_rst) begin
-      \$111  = 8'h00;
+      \$112  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$112  = run__cmd;
+    \$113  = run__cmd;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$112  = cmd;
+            \$113  = cmd;
           end
     endcase
     if (engine_rst) begin
-      \$112  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$113  = 399'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$113  = control__error;
+    \$114  = control__error;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$113  = 8'h00;
+            \$114  = 8'h00;
           end
       4'h1:
           /* empty */;
@@ -9191,7 +9195,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h4:
           /* empty */;
       4'h5:
-          \$113  = \$79 ;
+          \$114  = \$80 ;
       4'h7:
           /* empty */;
       4'h8:
@@ -9204,101 +9208,39 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$113  = 8'h06;
+            \$114  = 8'h06;
           end
     endcase
     if (engine_rst) begin
-      \$113  = 8'h00;
+      \$114  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$114  = beyond;
+    \$115  = beyond;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$114  = 4'h0;
+            \$115  = 4'h0;
           end
       4'h1:
-          if (\$51 ) begin
-            \$114 [0] = \$52 ;
+          if (\$52 ) begin
+            \$115 [0] = \$53 ;
           end
       4'h2:
-          if (\$57 ) begin
-            \$114 [1] = \$58 ;
+          if (\$58 ) begin
+            \$115 [1] = \$59 ;
           end
       4'h3:
-          if (\$65 ) begin
-            \$114 [2] = \$66 ;
+          if (\$66 ) begin
+            \$115 [2] = \$67 ;
           end
       4'h4:
-          if (\$74 ) begin
+          if (\$75 ) begin
             if (run__cmd[352]) begin
-              \$114 [3] = \$75 ;
+              \$115 [3] = \$76 ;
             end
           end
-    endcase
-    if (engine_rst) begin
-      \$114  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$115  = control_state;
-    casez (control_state)
-      4'h0:
-          if (control__start) begin
-            \$115  = 4'h1;
-          end
-      4'h1:
-          if (\$51 ) begin
-            \$115  = 4'h2;
-          end
-      4'h2:
-          if (\$57 ) begin
-            \$115  = 4'h3;
-          end
-      4'h3:
-          if (\$65 ) begin
-            \$115  = 4'h4;
-          end
-      4'h4:
-          if (\$74 ) begin
-            \$115  = 4'h5;
-          end
-      4'h5:
-          (* full_case = 32'd1 *)
-          if (\$88 ) begin
-            \$115  = 4'h6;
-          end else begin
-            \$115  = 4'h7;
-          end
-      4'h7:
-          (* full_case = 32'd1 *)
-          if (\$94 ) begin
-          end else begin
-            \$115  = 4'h8;
-          end
-      4'h8:
-          if (\$99 ) begin
-            \$115  = 4'h9;
-          end
-      4'h9:
-          if (\$102 ) begin
-            \$115  = 4'ha;
-          end
-      4'ha:
-          if (\$107 ) begin
-            \$115  = 4'hb;
-          end
-      4'hb:
-          \$115  = 4'hc;
-      4'hc:
-          if (\$109 ) begin
-            \$115  = 4'h6;
-          end
-      4'h6:
-          \$115  = 4'h0;
     endcase
     if (engine_rst) begin
       \$115  = 4'h0;
@@ -9306,23 +9248,98 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$116  = a;
+    \$116  = run__split;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$116  = \$47 [15:0];
+            \$116  = \$47 ;
+          end
+    endcase
+    if (engine_rst) begin
+      \$116  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$117  = control_state;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$117  = 4'h1;
           end
       4'h1:
-          if (\$51 ) begin
-            \$116  = \$53 [15:0];
+          if (\$52 ) begin
+            \$117  = 4'h2;
           end
       4'h2:
-          if (\$57 ) begin
-            \$116  = \$59 [15:0];
+          if (\$58 ) begin
+            \$117  = 4'h3;
           end
       4'h3:
-          if (\$65 ) begin
-            \$116  = \$67 [15:0];
+          if (\$66 ) begin
+            \$117  = 4'h4;
+          end
+      4'h4:
+          if (\$75 ) begin
+            \$117  = 4'h5;
+          end
+      4'h5:
+          (* full_case = 32'd1 *)
+          if (\$89 ) begin
+            \$117  = 4'h6;
+          end else begin
+            \$117  = 4'h7;
+          end
+      4'h7:
+          (* full_case = 32'd1 *)
+          if (\$95 ) begin
+          end else begin
+            \$117  = 4'h8;
+          end
+      4'h8:
+          if (\$100 ) begin
+            \$117  = 4'h9;
+          end
+      4'h9:
+          if (\$103 ) begin
+            \$117  = 4'ha;
+          end
+      4'ha:
+          if (\$108 ) begin
+            \$117  = 4'hb;
+          end
+      4'hb:
+          \$117  = 4'hc;
+      4'hc:
+          if (\$110 ) begin
+            \$117  = 4'h6;
+          end
+      4'h6:
+          \$117  = 4'h0;
+    endcase
+    if (engine_rst) begin
+      \$117  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$118  = a;
+    casez (control_state)
+      4'h0:
+          if (control__start) begin
+            \$118  = \$48 [15:0];
+          end
+      4'h1:
+          if (\$52 ) begin
+            \$118  = \$54 [15:0];
+          end
+      4'h2:
+          if (\$58 ) begin
+            \$118  = \$60 [15:0];
+          end
+      4'h3:
+          if (\$66 ) begin
+            \$118  = \$68 [15:0];
           end
       4'h4:
           /* empty */;
@@ -9330,42 +9347,42 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$94 ) begin
+          if (\$95 ) begin
           end else begin
-            \$116  = run__chunk;
+            \$118  = run__chunk;
           end
       4'h8:
-          if (\$99 ) begin
-            \$116  = run__chunk;
+          if (\$100 ) begin
+            \$118  = run__chunk;
           end
       4'h9:
-          if (\$102 ) begin
-            \$116  = run__chunk;
+          if (\$103 ) begin
+            \$118  = run__chunk;
           end
     endcase
     if (engine_rst) begin
-      \$116  = 16'h0000;
+      \$118  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$117  = b;
+    \$119  = b;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$117  = cmd[255:224];
+            \$119  = cmd[255:224];
           end
       4'h1:
-          if (\$51 ) begin
-            \$117  = run__cmd[287:256];
+          if (\$52 ) begin
+            \$119  = run__cmd[287:256];
           end
       4'h2:
-          if (\$57 ) begin
-            \$117  = run__cmd[319:288];
+          if (\$58 ) begin
+            \$119  = run__cmd[319:288];
           end
       4'h3:
-          if (\$65 ) begin
-            \$117  = run__cmd[351:320];
+          if (\$66 ) begin
+            \$119  = run__cmd[351:320];
           end
       4'h4:
           /* empty */;
@@ -9373,42 +9390,42 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$94 ) begin
+          if (\$95 ) begin
           end else begin
-            \$117  = run__cmd[255:224];
+            \$119  = run__cmd[255:224];
           end
       4'h8:
-          if (\$99 ) begin
-            \$117  = run__cmd[319:288];
+          if (\$100 ) begin
+            \$119  = run__cmd[319:288];
           end
       4'h9:
-          if (\$102 ) begin
-            \$117  = run__cmd[351:320];
+          if (\$103 ) begin
+            \$119  = run__cmd[351:320];
           end
     endcase
     if (engine_rst) begin
-      \$117  = 32'd0;
+      \$119  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$118  = addend;
+    \$120  = addend;
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$118  = { 1'h0, \$48  };
+            \$120  = { 1'h0, \$49  };
           end
       4'h1:
-          if (\$51 ) begin
-            \$118  = { 1'h0, \$54  };
+          if (\$52 ) begin
+            \$120  = { 1'h0, \$55  };
           end
       4'h2:
-          if (\$57 ) begin
-            \$118  = \$62 [33:0];
+          if (\$58 ) begin
+            \$120  = \$63 [33:0];
           end
       4'h3:
-          if (\$65 ) begin
-            \$118  = \$69 [33:0];
+          if (\$66 ) begin
+            \$120  = \$70 [33:0];
           end
       4'h4:
           /* empty */;
@@ -9416,26 +9433,26 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'h7:
           (* full_case = 32'd1 *)
-          if (\$94 ) begin
+          if (\$95 ) begin
           end else begin
-            \$118  = 34'h000000000;
+            \$120  = 34'h000000000;
           end
       4'h8:
-          if (\$99 ) begin
-            \$118  = 34'h000000000;
+          if (\$100 ) begin
+            \$120  = 34'h000000000;
           end
       4'h9:
-          if (\$102 ) begin
-            \$118  = 34'h000000000;
+          if (\$103 ) begin
+            \$120  = 34'h000000000;
           end
     endcase
     if (engine_rst) begin
-      \$118  = 34'h000000000;
+      \$120  = 34'h000000000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$119  = run__words;
+    \$121  = run__words;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9448,57 +9465,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h4:
           /* empty */;
       4'h5:
-          \$119  = \$83 [15:0];
-    endcase
-    if (engine_rst) begin
-      \$119  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$120  = used;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$120  = 32'd0;
-      4'h7:
-          if (\$94 ) begin
-            \$120  = \$95 [31:0];
-          end
-    endcase
-    if (engine_rst) begin
-      \$120  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$121  = run__chunk;
-    casez (control_state)
-      4'h0:
-          /* empty */;
-      4'h1:
-          /* empty */;
-      4'h2:
-          /* empty */;
-      4'h3:
-          /* empty */;
-      4'h4:
-          /* empty */;
-      4'h5:
-          \$121  = 16'h0000;
-      4'h7:
-          if (\$94 ) begin
-            \$121  = \$96 [15:0];
-          end
+          \$121  = \$84 [15:0];
     endcase
     if (engine_rst) begin
       \$121  = 16'h0000;
@@ -9506,7 +9473,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$122  = run__chunk_lda;
+    \$122  = used;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9519,12 +9486,10 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h4:
           /* empty */;
       4'h5:
-          /* empty */;
+          \$122  = 32'd0;
       4'h7:
-          /* empty */;
-      4'h8:
-          if (\$99 ) begin
-            \$122  = result[31:0];
+          if (\$95 ) begin
+            \$122  = \$96 [31:0];
           end
     endcase
     if (engine_rst) begin
@@ -9533,7 +9498,59 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$123  = run__chunk_ldc;
+    \$123  = run__chunk;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          \$123  = 16'h0000;
+      4'h7:
+          if (\$95 ) begin
+            \$123  = \$97 [15:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$123  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$124  = run__chunk_lda;
+    casez (control_state)
+      4'h0:
+          /* empty */;
+      4'h1:
+          /* empty */;
+      4'h2:
+          /* empty */;
+      4'h3:
+          /* empty */;
+      4'h4:
+          /* empty */;
+      4'h5:
+          /* empty */;
+      4'h7:
+          /* empty */;
+      4'h8:
+          if (\$100 ) begin
+            \$124  = result[31:0];
+          end
+    endcase
+    if (engine_rst) begin
+      \$124  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
+    \$125  = run__chunk_ldc;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9552,17 +9569,17 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h8:
           /* empty */;
       4'h9:
-          if (\$102 ) begin
-            \$123  = result[31:0];
+          if (\$103 ) begin
+            \$125  = result[31:0];
           end
     endcase
     if (engine_rst) begin
-      \$123  = 32'd0;
+      \$125  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    \$124  = run__chunk_ldcin;
+    \$126  = run__chunk_ldcin;
     casez (control_state)
       4'h0:
           /* empty */;
@@ -9583,21 +9600,21 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
       4'h9:
           /* empty */;
       4'ha:
-          if (\$107 ) begin
+          if (\$108 ) begin
             if (run__cmd[352]) begin
-              \$124  = result[31:0];
+              \$126  = result[31:0];
             end
           end
     endcase
     if (engine_rst) begin
-      \$124  = 32'd0;
+      \$126  = 32'd0;
     end
   end
   assign error = control__error;
   assign launch = start;
   assign \$signal  = a;
-  assign \$signal$9  = b;
-  assign \$signal$11  = addend;
+  assign \$signal$7  = b;
+  assign \$signal$9  = addend;
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
   assign \run__cmd.c_addr  = run__cmd[95:64];
@@ -9636,9 +9653,9 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   assign \$15  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$19  = { 1'h0, run__cmd[223:192], 2'h0 };
   assign \$33  = 1'h0;
-  assign \$60  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$68  = { 1'h0, run__cmd[223:192], 2'h0 };
-  assign \$83  = { \$82 [33], \$82 [33], \$82 [33], \$82 [33:3] };
+  assign \$61  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$69  = { 1'h0, run__cmd[223:192], 2'h0 };
+  assign \$84  = { \$83 [33], \$83 [33], \$83 [33], \$83 [33:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -10780,10 +10797,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2831$0 (en_deskew_0),
-    .\port$2832$0 (en_deskew_1),
-    .\port$2833$0 (en_deskew_2),
-    .\port$2834$0 (en_deskew_3)
+    .\port$2830$0 (en_deskew_0),
+    .\port$2831$0 (en_deskew_1),
+    .\port$2832$0 (en_deskew_2),
+    .\port$2833$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10794,8 +10811,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3284$0 (\o$81 [2:0]),
-    .\port$3285$0 (\o_next$76 [1:0]),
+    .\port$3283$0 (\o$81 [2:0]),
+    .\port$3284$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10874,8 +10891,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3284$3 (\o$81 [5:3]),
-    .\port$3285$3 (\o_next$76 [4:3]),
+    .\port$3283$3 (\o$81 [5:3]),
+    .\port$3284$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10958,8 +10975,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3284$6 (\o$81 [8:6]),
-    .\port$3285$6 (\o_next$76 [7:6]),
+    .\port$3283$6 (\o$81 [8:6]),
+    .\port$3284$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -11042,8 +11059,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3284$9 (\o$81 [11:9]),
-    .\port$3285$9 (\o_next$76 [10:9]),
+    .\port$3283$9 (\o$81 [11:9]),
+    .\port$3284$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11122,10 +11139,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2869$0 (en_skew_a_0),
-    .\port$2870$0 (en_skew_a_1),
-    .\port$2871$0 (en_skew_a_2),
-    .\port$2872$0 (en_skew_a_3)
+    .\port$2868$0 (en_skew_a_0),
+    .\port$2869$0 (en_skew_a_1),
+    .\port$2870$0 (en_skew_a_2),
+    .\port$2871$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11141,10 +11158,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2864$0 (en_skew_w_0),
-    .\port$2865$0 (en_skew_w_1),
-    .\port$2866$0 (en_skew_w_2),
-    .\port$2867$0 (en_skew_w_3)
+    .\port$2863$0 (en_skew_w_0),
+    .\port$2864$0 (en_skew_w_1),
+    .\port$2865$0 (en_skew_w_2),
+    .\port$2866$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11748,7 +11765,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832$0 , \port$2833$0 , \port$2834$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2830$0 , \port$2831$0 , \port$2832$0 , \port$2833$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11789,14 +11806,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
+  input \port$2830$0 ;
+  wire \port$2830$0 ;
   input \port$2831$0 ;
   wire \port$2831$0 ;
   input \port$2832$0 ;
   wire \port$2832$0 ;
   input \port$2833$0 ;
   wire \port$2833$0 ;
-  input \port$2834$0 ;
-  wire \port$2834$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11812,46 +11829,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2831$0 ) begin
+    if (\port$2830$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2832$0 ) begin
+    if (\port$2831$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2832$0 ) begin
+    if (\port$2831$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2833$0 ) begin
+    if (\port$2832$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2831$0 ) begin
+    if (\port$2830$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2831$0 ) begin
+    if (\port$2830$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2834$0 , \port$2833$0 , \port$2832$0 , \port$2831$0  };
+  assign en = { \port$2833$0 , \port$2832$0 , \port$2831$0 , \port$2830$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11880,7 +11897,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2831$0 , \port$2832
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3284$0 , \port$3285$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3283$0 , \port$3284$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11920,10 +11937,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3284$0 ;
-  wire [2:0] \port$3284$0 ;
-  input [1:0] \port$3285$0 ;
-  wire [1:0] \port$3285$0 ;
+  input [2:0] \port$3283$0 ;
+  wire [2:0] \port$3283$0 ;
+  input [1:0] \port$3284$0 ;
+  wire [1:0] \port$3284$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11948,11 +11965,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3285$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3284$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3285$0 [0] & \port$3285$0 [1];
+  assign \$4  = \port$3284$0 [0] & \port$3284$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12007,7 +12024,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3284$0 [0];
+      \$11  = \port$3283$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -12017,7 +12034,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3284$0 [1];
+      \$12  = \port$3283$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -12027,7 +12044,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3285$0 [1];
+      \$13  = \port$3284$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -12037,7 +12054,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3284$0 [2];
+      \$14  = \port$3283$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12062,11 +12079,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3285$0 [1];
-  assign valid_next = \port$3285$0 [0];
-  assign valid_in = \port$3284$0 [0];
-  assign first_in = \port$3284$0 [1];
-  assign last_in = \port$3284$0 [2];
+  assign first_next = \port$3284$0 [1];
+  assign valid_next = \port$3284$0 [0];
+  assign valid_in = \port$3283$0 [0];
+  assign first_in = \port$3283$0 [1];
+  assign last_in = \port$3283$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12627,7 +12644,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$3 , \port$3285$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3283$3 , \port$3284$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12667,10 +12684,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3284$3 ;
-  wire [2:0] \port$3284$3 ;
-  input [1:0] \port$3285$3 ;
-  wire [1:0] \port$3285$3 ;
+  input [2:0] \port$3283$3 ;
+  wire [2:0] \port$3283$3 ;
+  input [1:0] \port$3284$3 ;
+  wire [1:0] \port$3284$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12696,11 +12713,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3285$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3284$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3285$3 [0] & \port$3285$3 [1];
+  assign \$4  = \port$3284$3 [0] & \port$3284$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12755,7 +12772,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3284$3 [0];
+      \$11  = \port$3283$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12765,7 +12782,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3284$3 [1];
+      \$12  = \port$3283$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12775,7 +12792,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3285$3 [1];
+      \$13  = \port$3284$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12785,7 +12802,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3284$3 [2];
+      \$14  = \port$3283$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12810,11 +12827,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3285$3 [1];
-  assign valid_next = \port$3285$3 [0];
-  assign valid_in = \port$3284$3 [0];
-  assign first_in = \port$3284$3 [1];
-  assign last_in = \port$3284$3 [2];
+  assign first_next = \port$3284$3 [1];
+  assign valid_next = \port$3284$3 [0];
+  assign valid_in = \port$3283$3 [0];
+  assign first_in = \port$3283$3 [1];
+  assign last_in = \port$3283$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13376,7 +13393,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3284$6 , \port$3285$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3283$6 , \port$3284$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13416,10 +13433,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3284$6 ;
-  wire [2:0] \port$3284$6 ;
-  input [1:0] \port$3285$6 ;
-  wire [1:0] \port$3285$6 ;
+  input [2:0] \port$3283$6 ;
+  wire [2:0] \port$3283$6 ;
+  input [1:0] \port$3284$6 ;
+  wire [1:0] \port$3284$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13445,11 +13462,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3285$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3284$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3285$6 [0] & \port$3285$6 [1];
+  assign \$4  = \port$3284$6 [0] & \port$3284$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13504,7 +13521,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3284$6 [0];
+      \$11  = \port$3283$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13514,7 +13531,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3284$6 [1];
+      \$12  = \port$3283$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13524,7 +13541,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3285$6 [1];
+      \$13  = \port$3284$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13534,7 +13551,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3284$6 [2];
+      \$14  = \port$3283$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13559,11 +13576,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3285$6 [1];
-  assign valid_next = \port$3285$6 [0];
-  assign valid_in = \port$3284$6 [0];
-  assign first_in = \port$3284$6 [1];
-  assign last_in = \port$3284$6 [2];
+  assign first_next = \port$3284$6 [1];
+  assign valid_next = \port$3284$6 [0];
+  assign valid_in = \port$3283$6 [0];
+  assign first_in = \port$3283$6 [1];
+  assign last_in = \port$3283$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14125,7 +14142,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3284$9 , \port$3285$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3283$9 , \port$3284$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14165,10 +14182,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3284$9 ;
-  wire [2:0] \port$3284$9 ;
-  input [1:0] \port$3285$9 ;
-  wire [1:0] \port$3285$9 ;
+  input [2:0] \port$3283$9 ;
+  wire [2:0] \port$3283$9 ;
+  input [1:0] \port$3284$9 ;
+  wire [1:0] \port$3284$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14193,11 +14210,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3285$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3284$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3285$9 [0] & \port$3285$9 [1];
+  assign \$4  = \port$3284$9 [0] & \port$3284$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14252,7 +14269,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3284$9 [0];
+      \$11  = \port$3283$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14262,7 +14279,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3284$9 [1];
+      \$12  = \port$3283$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14272,7 +14289,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3285$9 [1];
+      \$13  = \port$3284$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14282,7 +14299,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3284$9 [2];
+      \$14  = \port$3283$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14307,11 +14324,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3285$9 [1];
-  assign valid_next = \port$3285$9 [0];
-  assign valid_in = \port$3284$9 [0];
-  assign first_in = \port$3284$9 [1];
-  assign last_in = \port$3284$9 [2];
+  assign first_next = \port$3284$9 [1];
+  assign valid_next = \port$3284$9 [0];
+  assign valid_in = \port$3283$9 [0];
+  assign first_in = \port$3283$9 [1];
+  assign last_in = \port$3283$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14870,7 +14887,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2869$0 , \port$2870$0 , \port$2871$0 , \port$2872$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2868$0 , \port$2869$0 , \port$2870$0 , \port$2871$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14913,14 +14930,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2869$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2868$0 ;
+  wire \port$2868$0 ;
   input \port$2869$0 ;
   wire \port$2869$0 ;
   input \port$2870$0 ;
   wire \port$2870$0 ;
   input \port$2871$0 ;
   wire \port$2871$0 ;
-  input \port$2872$0 ;
-  wire \port$2872$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14936,46 +14953,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2869$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2871$0 ) begin
+    if (\port$2870$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2871$0 ) begin
+    if (\port$2870$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2872$0 ) begin
+    if (\port$2871$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2872$0 ) begin
+    if (\port$2871$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2872$0 ) begin
+    if (\port$2871$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2869$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2872$0 , \port$2871$0 , \port$2870$0 , \port$2869$0  };
+  assign en = { \port$2871$0 , \port$2870$0 , \port$2869$0 , \port$2868$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15278,7 +15295,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2864$0 , \port$2865$0 , \port$2866$0 , \port$2867$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2863$0 , \port$2864$0 , \port$2865$0 , \port$2866$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15319,14 +15336,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2864$0 , \port$2865
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
+  input \port$2863$0 ;
+  wire \port$2863$0 ;
   input \port$2864$0 ;
   wire \port$2864$0 ;
   input \port$2865$0 ;
   wire \port$2865$0 ;
   input \port$2866$0 ;
   wire \port$2866$0 ;
-  input \port$2867$0 ;
-  wire \port$2867$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15342,47 +15359,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2864$0 , \port$2865
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2866$0 ) begin
+    if (\port$2865$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2866$0 ) begin
+    if (\port$2865$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2867$0 ) begin
+    if (\port$2866$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2867$0 ) begin
+    if (\port$2866$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2867$0 ) begin
+    if (\port$2866$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2865$0 ) begin
+    if (\port$2864$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2867$0 , \port$2866$0 , \port$2865$0 , \port$2864$0  };
+  assign en = { \port$2866$0 , \port$2865$0 , \port$2864$0 , \port$2863$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15740,7 +15757,7 @@ module \accelerator.engine.counters (engine_rst, stall_store, mac, stall_load, b
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder (engine_rst, r_en, run__split, behind, issue, a_rd__0__addr, a_rd__1__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims
+module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__addr, a_rd__1__addr, operands__valid, operands__payload, passes__ready, a_rd__0__data, a_rd__1__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, claims
 , passes__valid, passes__payload, flags__a_release, flags__b_use, done, flags__b_used, flags__a_full, flags__b_full, flags__c_ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
@@ -16837,7 +16854,7 @@ module \accelerator.engine.feeder.opq (engine_rst, r_en, r_rdy, r_data, w_port__
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader (engine_rst, run__split, rd_data__ready, a_wr__addr, a_wr__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait
+module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr__en, b_wr__addr, cin__addr, rd_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, rd_cmd__valid, rd_cmd__payload, flags__b_claim, flags__a_claim, c_wait
 , flags__c_claim, flags__c_ready, flags__a_filled, flags__b_filled, b_wr__data, b_wr__en, cin__data, cin__en, claims, cin__blocked, flags__a_busy, flags__b_busy, flags__c_busy, rd_data__valid, rd_data__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire [32:0] \$1 ;
@@ -18592,7 +18609,7 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [4:0] \$1 ;
@@ -18885,7 +18902,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3310$354 (run__cmd[398:354])
+    .\port$3309$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -19262,7 +19279,7 @@ module \accelerator.engine.store (engine_rst, run__split, c_rd__addr, finished, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19466,8 +19483,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3310$354 ;
-  wire [44:0] \port$3310$354 ;
+  input [44:0] \port$3309$354 ;
+  wire [44:0] \port$3309$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19542,13 +19559,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3310$354 [36:32];
-  assign lower = \port$3310$354 [0] ? \port$3310$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3309$354 [36:32];
+  assign lower = \port$3309$354 [0] ? \port$3309$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3310$354 [36:32];
+  assign \$11  = ! \port$3309$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19563,8 +19580,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3310$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3310$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3309$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3309$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19579,8 +19596,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3310$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3310$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3309$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3309$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19595,8 +19612,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3310$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3310$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3309$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3309$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19611,8 +19628,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3310$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3310$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3309$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3309$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19938,7 +19955,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3310$354 [31:1];
+      \$125  = \port$3309$354 [31:1];
     end
   end
   always @* begin
@@ -20029,7 +20046,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3310$354 [31:1];
+      \$137  = \port$3309$354 [31:1];
     end
   end
   always @* begin
@@ -20120,7 +20137,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3310$354 [31:1];
+      \$149  = \port$3309$354 [31:1];
     end
   end
   always @* begin
@@ -20211,7 +20228,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3310$354 [31:1];
+      \$161  = \port$3309$354 [31:1];
     end
   end
   always @* begin
@@ -20265,10 +20282,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3310$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3310$354 [36:32];
-  assign relu = \port$3310$354 [0];
-  assign zero_point = \port$3310$354 [44:37];
-  assign multiplier = \port$3310$354 [31:1];
+  assign shift = \port$3309$354 [36:32];
+  assign relu = \port$3309$354 [0];
+  assign zero_point = \port$3309$354 [44:37];
+  assign multiplier = \port$3309$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20818,7 +20835,7 @@ module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder (engine_rst, r_en, run__split, w_issue, b_rd__addr, weights__valid, weights__payload, b_rd__data, run__restart, run__running, run__cmd, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, flags__b_used, flags__b_full, flags__b_use, engine_clk);
+module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr, weights__valid, weights__payload, b_rd__data, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, flags__b_used, flags__b_full, flags__b_use, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$52  = 0;
   wire \$1 ;
   wire [10:0] \$10 ;
