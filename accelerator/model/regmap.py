@@ -263,7 +263,8 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
                              "clears STATUS.done, STATUS.error and the counters"),
         Field("reset", 1, 1, "writing 1 aborts the running command (a start written with it is "
                              "ignored) and clears STATUS.done and STATUS.error: the engine "
-                             "requests nothing more from memory, finishes the AXI bursts "
+                             "requests nothing more from memory (the pipelined engine's "
+                             "DMA a cycle later), finishes the AXI bursts "
                              "already requested (read beats dropped, the remaining write beats "
                              "sent with WSTRB 0), then goes idle; STATUS.busy stays 1 until "
                              "then (within `abort_bound` cycles, see below) and STATUS.done "
