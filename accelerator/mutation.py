@@ -875,6 +875,7 @@ def _registers(harness: Any, seed: int) -> list:
             value = (pattern << i | pattern >> (32 - i)) & 0xFFFFFFFF if j < 32 else pattern
             harness.reg_write(r.offset, value)
         seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    seen += _strobes(harness, rng, writable)
     for offset in _UNMAPPED:
         seen.append(harness.reg_read_resp(offset))
         seen.append(harness.reg_write_resp(offset, 0xFFFFFFFF))
@@ -899,6 +900,34 @@ def _registers(harness: Any, seed: int) -> list:
     harness.reg_write(_CTRL, _START_AND_RESET)
     harness.tick(64)
     seen.append((harness.reg_read(_STATUS), harness.irq))
+    return seen
+
+
+#: The byte strobes of the partial writes: each byte alone, pairs, alternate bytes, none.
+_STROBES = (0x1, 0x2, 0x4, 0x8, 0x3, 0xC, 0x5, 0xA, 0x6, 0x9, 0xE, 0x7, 0x0)
+
+
+def _strobes(harness: Any, rng: np.random.Generator, writable: list) -> list:
+    """Writes with partial byte strobes (docs/registers.md: a byte whose strobe is low is not
+    written in an ``rw`` register, written as 0 in a ``w1c`` or ``wp`` field): a random word to
+    every rw register under each of :data:`_STROBES`, every register read after each round;
+    then CTRL.start and STATUS.done written with their byte's strobe low, then high (with M = 0
+    the command ends at once with ZERO_DIM)."""
+    seen: list = []
+    for strb in _STROBES:
+        for r in writable:
+            harness.reg_write(r.offset, int(rng.integers(0, 1 << 32)), strb)
+        seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    for r in writable:
+        harness.reg_write(r.offset, 0)
+    status = register("STATUS")
+    for strb in (0xE, 0x1):
+        harness.reg_write(_CTRL, _START, strb)
+        harness.tick(8)
+        seen.append((harness.reg_read(_STATUS), harness.irq))
+    for strb in (0xE, 0x1):
+        harness.reg_write(_STATUS, status.encode(done=1), strb)
+        seen.append(harness.reg_read(_STATUS))
     return seen
 
 
@@ -1031,7 +1060,8 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
     dimension with one bit set past DIM_WIDTH; every stride one below and at its row for a
     dimension with one bit set; every stride with one bit set; every matrix ending exactly at
     2^32 (and 4 bytes past it) from an address with the bits up to one bit clear, and with rows
-    of one dimension bit each."""
+    of one dimension bit each; every matrix ending 2^c bytes past 2^32 for every c (each bit
+    of the range check's end)."""
     base = _with_rows(config, Command(m=2, k=1, n=1))
     out = [replace(base, **{f: 1 << b}) for f in ("m", "k", "n") for b in range(DIM_WIDTH, 32)]
     dims = {"lda": "k", "ldb": "n", "ldc": "n", "ldcin": "n"}
@@ -1054,6 +1084,8 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
             cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - (1 << (b + 1)),
                                   strides[matrix]: step})
             out += [cmd, replace(cmd, **{strides[matrix]: step + 4})]
+            if b == 2:  # and 2^c bytes past it, for every bit c of the end past 2^32
+                out += [replace(cmd, **{strides[matrix]: step + (1 << c)}) for c in range(3, 32)]
         # and ending there with rows of one bit of the dimension each (every bit of the sum of
         # the address and the row)
         cols = {"a": "k", "b": "n", "c": "n", "c_in": "n"}[matrix]
@@ -1405,8 +1437,11 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
 
 def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
                  root: Path = Path("build"), extra: tuple[str, ...] = (),
+                 only: tuple[int, ...] = (),
                  progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """The whole run: list, build once, golden run, every mutant; the JSON report."""
+    """The whole run: list, build once, golden run, every mutant; the JSON report. ``only``:
+    run just these mutants of the sample (the harness still holds all of them, so it is the
+    full run's build, cached)."""
     start = time.monotonic()
     work = (Path(root) / "mutate" / f"{config.name}_s{seed}_n{count}"
                                     f"{'_x' + str(len(extra)) if extra else ''}").resolve()
@@ -1417,6 +1452,11 @@ def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int
     outcome, reason = run_regression(library, config, regression, 0, limit=GOLDEN_LIMIT)
     if outcome != "passed":
         raise MutationError(f"the unmutated design fails its own regression: {reason}")
+    if only:
+        unknown = sorted(set(only) - {m.index for m in mutants})
+        if unknown:
+            raise MutationError(f"no mutant {unknown[0]} in the sample (1 to {len(mutants)})")
+        mutants = [m for m in mutants if m.index in only]
     for done, m in enumerate(mutants, 1):
         outcome, reason = run_isolated(library, config, regression, m.index)
         m.outcome = "survived" if outcome == "passed" else outcome

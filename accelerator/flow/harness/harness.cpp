@@ -443,13 +443,15 @@ void h_set_error_range(Harness* h, uint64_t lo, uint64_t hi) {
     h->err_hi = hi;
 }
 
-// AXI4-Lite write: the response code, or -1 when the slave did not answer within max_cycles.
-int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) {
+// AXI4-Lite write with byte strobes: the response code, or -1 when the slave did not answer
+// within max_cycles.
+int h_reg_write_strb(Harness* h, uint32_t addr, uint32_t value, uint32_t strb,
+                     uint64_t max_cycles) {
     auto* t = h->top.get();
     t->s_axil___05Fawaddr = addr;
     t->s_axil___05Fawprot = 0;
     t->s_axil___05Fwdata = value;
-    t->s_axil___05Fwstrb = 0xF;
+    t->s_axil___05Fwstrb = strb & 0xF;
     t->s_axil___05Fawvalid = 1;
     t->s_axil___05Fwvalid = 1;
     uint64_t wait = h->axil_wait;
@@ -477,6 +479,10 @@ int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) 
     t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
     t->eval();
     return -1;
+}
+
+int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) {
+    return h_reg_write_strb(h, addr, value, 0xF, max_cycles);
 }
 
 // Two AXI4-Lite writes with their W beats first, back to back (AXI4-Lite lets W lead AW): the
