@@ -442,11 +442,25 @@ def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
     return outs
 
 
+def _no_op(mutant: Mutant, bits: list) -> bool:
+    """Whether the mutation leaves the netlist's function as it is: a bit tied to the constant
+    it already is (const0 on a constant 0, const1 on a 1), or flipped only while a control bit
+    of the same port has the value that constant bit never takes (cnot1 on a constant-0
+    control bit, cnot0 on a constant 1)."""
+    bit = bits[mutant.bit] if mutant.bit < len(bits) else None
+    if (mutant.mode, bit) in (("const0", "0"), ("const1", "1")):
+        return True
+    ctrl = re.search(r"-ctrlbit (\d+)", mutant.command)
+    if ctrl and int(ctrl.group(1)) < len(bits):
+        return (mutant.mode, bits[int(ctrl.group(1))]) in (("cnot1", "0"), ("cnot0", "1"))
+    return False
+
+
 def unobservable(design: Path, mutants: list[Mutant], work: Path) -> set[int]:
     """The mutants whose mutated bit reaches no output of the flattened top, through any
-    path (a bit-level fan-out of the netlist, :func:`_fanout` per cell): equivalent in the
-    design, whatever the inputs (a structural proof; a mutant it does not list may still be
-    equivalent)."""
+    path (a bit-level fan-out of the netlist, :func:`_fanout` per cell), and those that change
+    nothing (:func:`_no_op`): equivalent in the design, whatever the inputs (a structural
+    proof; a mutant it does not list may still be equivalent)."""
     here = work / "fanout"
     here.mkdir(parents=True, exist_ok=True)
     _yosys("\n".join([f"read_rtlil {os.path.relpath(design, here)}",
@@ -467,6 +481,9 @@ def unobservable(design: Path, mutants: list[Mutant], work: Path) -> set[int]:
     for m in mutants:
         cell = cells.get(m.cell)
         if cell is None or m.port not in cell["connections"]:
+            continue
+        if _no_op(m, cell["connections"][m.port]):
+            found.add(m.index)
             continue
         if cell["port_directions"][m.port] == "input":
             start = [cell["connections"][q][i] for q, i in _fanout(cell, m.port, m.bit)]
@@ -597,6 +614,63 @@ def _rounding_points(config: AcceleratorConfig, rng: np.random.Generator, seed: 
     return out
 
 
+def _near_rounding(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                   ) -> list[tuple[Any, Any, dict]]:
+    """Requantized GEMMs at shift 0 whose products acc·mult lie as close as the multiplier
+    allows to the SRDHM rounding point (x·2^31 + 2^30, within 2^15 for most elements) with
+    both factors wide: the multiplier from 2^14 to 2^20 (its low 17-bit piece random), the
+    accumulators up to 2^24 with random low bits, so that every bit of the low partial
+    product (acc_lo·mult_lo), faulted, moves some element by one."""
+    m, n = 4 * config.rows, 4 * config.cols
+    out = []
+    xs = np.arange(-127, 128, dtype=np.int64)
+    for j, width in enumerate((14, 15, 16, 16, 17, 17, 18, 19)):
+        mult = int(rng.integers(1 << width, 1 << (width + 1)))
+        cands = []
+        for d in rng.integers(-(1 << 14), 1 << 14, size=16):
+            target = xs * (1 << 31) + (1 << 30) + int(d)
+            acc = (target + mult // 2) // mult
+            cands.append(acc)
+        acc = np.unique(np.concatenate(cands))
+        miss = np.abs(acc * mult - (np.rint(acc * mult / (1 << 31) - 0.5) * (1 << 31)
+                                    + (1 << 30)))
+        acc = acc[np.argsort(miss, kind="stable")][:m * n]
+        acc = rng.permutation(np.resize(acc, m * n))
+        params = RequantParams(multiplier=mult, shift=0, zero_point=0)
+        case = GemmCase(m=m, k=1, n=n, seed=seed + 180 + j, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
+                                   "c_in": acc.reshape(m, n).astype(np.int64)}))
+    return out
+
+
+def _large_shifts(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                  ) -> list[tuple[Any, Any, dict]]:
+    """Requantized GEMMs at shifts 24 to 31 whose SRDHM results x lie near ±2^30 and ±2^31
+    and at the rounding ties of the shift there (one off either side too), so that the
+    rounding offset's sum x + 2^(shift-1) carries into its top bits; the multiplier
+    2^31 - 1 (x ≈ acc), at shifts 25 and 27 2^30 (x = acc / 2)."""
+    m, n = 4 * config.rows, 4 * config.cols
+    out = []
+    top = MULTIPLIER_RANGE[1]
+    for j, s in enumerate(range(24, 32)):
+        mult = 1 << 30 if s in (25, 27) else top
+        scale = (1 << 31) / mult
+        xs = []
+        for centre in (1 << 30, -(1 << 30), (1 << 31) - (1 << s), -(1 << 31), 1 << 29,
+                       -(1 << 29), 0):
+            for k in range(-3, 4):
+                tie = (centre >> s << s) + k * (1 << s) + (1 << s >> 1)
+                xs += [tie - 1, tie, tie + 1]
+        xs += list(rng.integers(-(1 << 31), 1 << 31, size=m * n))
+        acc = np.clip(np.rint(np.array(xs[:m * n], dtype=np.float64) * scale),
+                      -(1 << 31), (1 << 31) - 1).astype(np.int64)
+        params = RequantParams(multiplier=mult, shift=s, zero_point=int(rng.integers(-3, 4)))
+        case = GemmCase(m=m, k=1, n=n, seed=seed + 190 + j, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
+                                   "c_in": acc.reshape(m, n)}))
+    return out
+
+
 def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: int
                    ) -> list[tuple[Any, str, dict[str, int], Any, dict | None]]:
     """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
@@ -653,8 +727,11 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     # M, K and N past 2^15 (the top bits of the walkers' counts), each as cheap as it can be
     cases.append(GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 7))
     cases.append(GemmCase(m=1, k=(1 << 15) + 5, n=1, seed=seed + 8))
-    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9))
-    cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
+    # (with C_in: DMA reads of rows of 128 KiB and of 4,400 bytes, past 2^15 bytes and
+    # across pages from their middle)
+    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9, accumulate=True))
+    cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3,
+                          accumulate=True))
     cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
     layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
     # every matrix ending exactly at the top of the address space, one area at a time
@@ -710,8 +787,9 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     if config.requant_unit:
         # every shift, rounding ties, saturation and the zero points' ends; products at the
         # SRDHM rounding point
-        for j, (case, params, ops) in enumerate(_directed_requant(config, rng, seed)
-                                                + _rounding_points(config, rng, seed)):
+        directed = (_directed_requant(config, rng, seed) + _rounding_points(config, rng, seed)
+                    + _near_rounding(config, rng, seed) + _large_shifts(config, rng, seed))
+        for j, (case, params, ops) in enumerate(directed):
             cases.append(case)
             layouts.append(LAYOUTS[j % len(LAYOUTS)])
             offsets.append({"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0})
@@ -892,7 +970,14 @@ def _registers(harness: Any, seed: int) -> list:
     # while the first waits for its answer (a slave that takes it loses or moves a write)
     a_addr, b_addr = (register(name).offset for name in ("A_ADDR", "B_ADDR"))
     seen.append(harness.reg_write_pair_resp((a_addr, 0x12345678), (b_addr, 0x9ABCDEF0)))
-    seen += [harness.reg_read(a_addr), harness.reg_read(b_addr)]
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    # and after a write to each rw register in turn (its address still latched when the next
+    # W beat comes first: a register that loads without a new address takes that beat)
+    for i, r in enumerate(writable):
+        harness.reg_write(r.offset, 0x0F0F0F0F ^ i)
+        one, two = (writable[(i + j) % len(writable)].offset for j in (1, 2))
+        seen.append(harness.reg_write_pair_resp((one, 0x3C3C3C3C ^ i), (two, 0xC3C3C3C3 ^ i)))
+        seen += [harness.reg_read(q.offset) for q in REGISTERS]
     for r in writable:
         harness.reg_write(r.offset, 0)
     # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once

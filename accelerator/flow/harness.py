@@ -502,7 +502,8 @@ class Harness:
     def set_error_range(self, lo: int, hi: int) -> None:
         """Answer SLVERR for data words in ``[lo, hi)``: reads return zeros, writes are not
         committed. ``lo == hi`` turns it off. (The memory also answers SLVERR to a burst across
-        a 4 KiB boundary and to a write whose WLAST is not on its last beat only.)"""
+        a 4 KiB boundary, to one from an address not a multiple of the data width and to a
+        write whose WLAST is not on its last beat only.)"""
         _check_int("lo", lo, 0, _SPACE)
         _check_int("hi", hi, lo, _SPACE)
         self._lib.h_set_error_range(self._handle(), lo, hi)

@@ -332,8 +332,10 @@ struct Harness {
                 const uint64_t step = 1ull << rd.size;
                 const uint64_t addr = (rd.addr / step) * step + uint64_t(rd_beat) * step;
                 const uint64_t word = (addr / lanes) * lanes;
+                // a burst the DMA never issues (docs/memory-system.md: full-width beats
+                // from a bus-aligned address) is answered SLVERR too
                 if (rd.burst != INCR || in_error_range(word) || step > lanes
-                        || crosses_4k(rd, step)) {
+                        || rd.addr % lanes != 0 || crosses_4k(rd, step)) {
                     beat.resp = SLVERR;
                 } else {
                     mem.read(word, beat.data, lanes);
@@ -358,7 +360,8 @@ struct Harness {
                 aw_q.pop_front();
                 wr_busy = true;
                 wr_beat = 0;
-                wr_resp = (wr.burst != INCR || (1ull << wr.size) > lanes) ? SLVERR : OKAY;
+                wr_resp = (wr.burst != INCR || (1ull << wr.size) > lanes
+                           || wr.addr % lanes != 0) ? SLVERR : OKAY;
             }
             while (wr_beat < wr.beats) {
                 if (w_q.empty()) return;
