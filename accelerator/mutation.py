@@ -1008,7 +1008,7 @@ def _strobes(harness: Any, rng: np.random.Generator, writable: list) -> list:
     status = register("STATUS")
     for strb in (0xE, 0x1):
         harness.reg_write(_CTRL, _START, strb)
-        harness.tick(8)
+        harness.tick(_PROBE_SETTLE)
         seen.append((harness.reg_read(_STATUS), harness.irq))
     for strb in (0xE, 0x1):
         harness.reg_write(_STATUS, status.encode(done=1), strb)

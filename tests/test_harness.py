@@ -293,10 +293,10 @@ def test_partial_strobes(harness):
     for name in ("M", "K", "N"):
         harness.reg_write(register(name).offset, 0)
     harness.reg_write(ctrl.offset, ctrl.encode(start=1), 0xE)  # start's byte not strobed
-    harness.tick(8)
+    harness.tick(200)
     assert harness.reg_read(status.offset) == 0
-    harness.reg_write(ctrl.offset, ctrl.encode(start=1), 0x1)  # M = 0: ends at once
-    harness.tick(8)
+    harness.reg_write(ctrl.offset, ctrl.encode(start=1), 0x1)  # M = 0: ZERO_DIM
+    harness.tick(200)
     ended = status.encode(done=1, error=ErrorCode.ZERO_DIM)
     assert harness.reg_read(status.offset) == ended
     harness.reg_write(status.offset, status.encode(done=1), 0xE)  # done's byte not strobed
