@@ -426,6 +426,15 @@ def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
     if kind == "$pmux" and port in ("A", "B"):
         return [("Y", bit % params["WIDTH"])]
     if kind in _ARITH and port in ("A", "B"):
+        if (kind == "$add" or (kind == "$sub" and port == "A")) and not (
+                params.get(f"{port}_SIGNED") and bit == len(conns[port]) - 1):
+            # the other operand's bits up to this one all constant 0: no carry (or borrow)
+            # comes in or goes out at this bit, so it changes Y's bit alone
+            other = conns["B" if port == "A" else "A"]
+            fill = other[-1] if params.get(f"{'B' if port == 'A' else 'A'}_SIGNED") else "0"
+            if other and all((other[i] if i < len(other) else fill) == "0"
+                             for i in range(bit + 1)):
+                return [("Y", bit)] if bit < len(conns["Y"]) else []
         return [("Y", i) for i in range(bit, len(conns["Y"]))]
     if kind in _SHIFTS and port == "A" and all(b in ("0", "1") for b in conns["B"]):
         amount = int("".join(reversed(conns["B"])), 2)
@@ -970,6 +979,10 @@ def _registers(harness: Any, seed: int) -> list:
     # while the first waits for its answer (a slave that takes it loses or moves a write)
     a_addr, b_addr = (register(name).offset for name in ("A_ADDR", "B_ADDR"))
     seen.append(harness.reg_write_pair_resp((a_addr, 0x12345678), (b_addr, 0x9ABCDEF0)))
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    # addresses ahead of their W beats (a slave that writes without its beat takes the last)
+    for i, r in enumerate(writable):
+        seen.append(harness.reg_write_late_w_resp(r.offset, 0x5A5A5A5A ^ (i << 8), 1 + i % 3))
     seen += [harness.reg_read(r.offset) for r in REGISTERS]
     # and after a write to each rw register in turn (its address still latched when the next
     # W beat comes first: a register that loads without a new address takes that beat)

@@ -280,6 +280,18 @@ def test_write_beats_ahead_of_their_addresses(harness):
 
 
 @pytest.mark.verilator
+def test_write_address_ahead_of_its_beat(harness):
+    """A write whose W beat comes cycles after its address: answered after the beat, with the
+    beat's value."""
+    a_addr = register("A_ADDR").offset
+    harness.reg_write(register("B_ADDR").offset, 0x0BAD_0BAD)
+    for delay in (0, 1, 5):
+        assert harness.reg_write_late_w_resp(a_addr, 0x1234_0000 + delay, delay) == 0
+        assert harness.reg_read(a_addr) == 0x1234_0000 + delay
+    assert harness.reg_write_late_w_resp(0x70, 1, 3) == 2
+
+
+@pytest.mark.verilator
 def test_partial_strobes(harness):
     """docs/registers.md: a byte whose strobe is low is not written in an rw register and is
     written as 0 in a w1c or wp field."""

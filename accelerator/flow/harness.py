@@ -330,6 +330,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
                                    ctypes.c_uint64]),
     "h_reg_write_strb": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                         ctypes.c_uint32, ctypes.c_uint64]),
+    "h_reg_write_late_w": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                          ctypes.c_uint64, ctypes.c_uint64]),
     "h_reg_write_pair": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                         ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]),
     "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
@@ -518,6 +520,16 @@ class Harness:
         _check_int("strb", strb, 0, 15)
         return int(self._lib.h_reg_write_strb(self._handle(), addr, value, strb,
                                               self.reg_cycles))
+
+    def reg_write_late_w_resp(self, addr: int, value: int, delay: int) -> int:
+        """One AXI4-Lite write whose W beat comes ``delay`` cycles after its address was taken
+        (the slave must wait for it): the response code, 4 when the slave answered before it
+        took the W beat, -1 when it did not answer."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        _check_int("value", value, 0, _SPACE - 1)
+        _check_int("delay", delay, 0, 1 << 20)
+        return int(self._lib.h_reg_write_late_w(self._handle(), addr, value, delay,
+                                                self.reg_cycles))
 
     def reg_write_pair_resp(self, first: tuple[int, int], second: tuple[int, int]
                             ) -> tuple[int, int]:

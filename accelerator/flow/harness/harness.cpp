@@ -488,6 +488,44 @@ int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) 
     return h_reg_write_strb(h, addr, value, 0xF, max_cycles);
 }
 
+// An AXI4-Lite write whose W beat comes `delay` cycles after its address was taken: the
+// response code, 4 when the slave answered before it took the W beat (AXI forbids it), or -1
+// when it did not answer within max_cycles.
+int h_reg_write_late_w(Harness* h, uint32_t addr, uint32_t value, uint64_t delay,
+                       uint64_t max_cycles) {
+    auto* t = h->top.get();
+    t->s_axil___05Fawaddr = addr;
+    t->s_axil___05Fawprot = 0;
+    t->s_axil___05Fwdata = value;
+    t->s_axil___05Fwstrb = 0xF;
+    t->s_axil___05Fawvalid = 1;
+    t->s_axil___05Fwvalid = 0;
+    t->s_axil___05Fbready = 1;
+    t->eval();
+    bool aw = false, w = false;
+    uint64_t aw_at = 0;
+    for (uint64_t i = 0; i < max_cycles; ++i) {
+        const bool aw_now = t->s_axil___05Fawvalid && t->s_axil___05Fawready;
+        const bool w_now = t->s_axil___05Fwvalid && t->s_axil___05Fwready;
+        const bool b_now = t->s_axil___05Fbvalid && t->s_axil___05Fbready;
+        const int resp = t->s_axil___05Fbresp;
+        h->tick();
+        if (aw_now) { aw = true; aw_at = i; t->s_axil___05Fawvalid = 0; }
+        if (w_now) { w = true; t->s_axil___05Fwvalid = 0; }
+        if (b_now) {
+            t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
+            t->eval();
+            return w ? resp : 4;
+        }
+        if (aw && !w && !t->s_axil___05Fwvalid && i >= aw_at + delay)
+            t->s_axil___05Fwvalid = 1;
+        t->eval();
+    }
+    t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
+    t->eval();
+    return -1;
+}
+
 // Two AXI4-Lite writes with their W beats first, back to back (AXI4-Lite lets W lead AW): the
 // second W beat waits at the slave while the first write has no address yet, then while it
 // waits for its answer. Each address goes two cycles after its W beat is taken and once the
