@@ -430,10 +430,10 @@ def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
                 params.get(f"{port}_SIGNED") and bit == len(conns[port]) - 1):
             # the other operand's bits up to this one all constant 0: no carry (or borrow)
             # comes in or goes out at this bit, so it changes Y's bit alone
-            other = conns["B" if port == "A" else "A"]
-            fill = other[-1] if params.get(f"{'B' if port == 'A' else 'A'}_SIGNED") else "0"
-            if other and all((other[i] if i < len(other) else fill) == "0"
-                             for i in range(bit + 1)):
+            other = conns["B" if port == "A" else "A"]  # empty: the constant 0 of no bits
+            signed = params.get(f"{'B' if port == 'A' else 'A'}_SIGNED")
+            fill = other[-1] if other and signed else "0"
+            if all((other[i] if i < len(other) else fill) == "0" for i in range(bit + 1)):
                 return [("Y", bit)] if bit < len(conns["Y"]) else []
         return [("Y", i) for i in range(bit, len(conns["Y"]))]
     if kind in _SHIFTS and port == "A" and all(b in ("0", "1") for b in conns["B"]):

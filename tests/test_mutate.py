@@ -125,9 +125,11 @@ def test_fanout_rules():
     # the other operand 0 up to this bit (a shifted partial product): no carry in or out
     low0 = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=["0", "0", 22, 23], Y=y)
     assert _fanout(low0, "A", 1) == [("Y", 1)] and len(_fanout(low0, "A", 2)) == 2
+    empty = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=[], B=b, Y=y)  # 0 + B (a sum())
+    assert _fanout(empty, "B", 2) == [("Y", 2)]
     sub = _cell("$sub", {"A_SIGNED": 0, "B_SIGNED": 0}, A=["0", "0", 12, 13], B=b, Y=y)
     assert _fanout(sub, "B", 0) == [("Y", i) for i in range(4)]        # borrows
-    signed = _cell("$add", {"A_SIGNED": 1, "B_SIGNED": 1}, A=a, B=["0"] * 4, Y=y + [34])
+    signed = _cell("$add", {"A_SIGNED": 1, "B_SIGNED": 1}, A=a, B=["0"] * 4, Y=[*y, 34])
     assert len(_fanout(signed, "A", 3)) == 2                            # the sign extends
     shr = _cell("$sshr", {"A_SIGNED": 1, "B_SIGNED": 0}, A=a, B=["0", "1"], Y=y[:2])
     assert _fanout(shr, "A", 0) == [] and _fanout(shr, "A", 1) == []   # shifted out
