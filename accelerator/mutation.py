@@ -684,8 +684,8 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
                    ) -> list[tuple[Any, str, dict[str, int], Any, dict | None]]:
     """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
-    of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29; DMA commands of exactly
-    256 rows of A and of B."""
+    of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
+    LDCIN ≥ 2^29; DMA commands of exactly 256 rows of A and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -710,6 +710,15 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
             out.append((case, "scatter", {"a": 3 << 30, "b": 0x10000, "c": (3 << 30) + (1 << 29),
                                           "c_in": 0},
                         params, {"ld": {"b": (1 << 29) + (1 << 28) * j + 0x1357 * (j + 1)}}))
+    if config.requant_unit:
+        # a requantized GEMM with C_in rows 2^29 bytes apart (each field of the latched
+        # command next to a high stride bit), small outputs so that the zero point shows
+        case = GemmCase(m=3, k=3, n=C + 1, seed=seed + 70, accumulate=True, requant=True)
+        params = RequantParams(multiplier=(1 << 30) + 4321, shift=12, zero_point=-90)
+        c_in = rng.integers(-(1 << 16), 1 << 16, size=(case.m, case.n), dtype=np.int64)
+        out.append((case, "scatter", {"a": 2 << 30, "b": 0x20000, "c": 3 << 30,
+                                      "c_in": 0x10000},
+                    params, {"c_in": c_in, "ld": {"c_in": (1 << 29) + 0x48D0}}))
     out.append((GemmCase(m=256, k=3, n=C + 1, seed=seed + 68), "low", {}, None, None))
     out.append((GemmCase(m=R + 1, k=256, n=C - 1 or 1, seed=seed + 69), "high", {}, None, None))
     return out
