@@ -41,7 +41,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [7:0] \cmd.rq_zp ;
   wire control__busy;
   wire control__done;
-  wire [7:0] control__error;
+  wire [2:0] control__error;
   wire control__start;
   wire [31:0] counters__cycles;
   wire [31:0] counters__mac_cycles;
@@ -55,7 +55,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire engine_clk;
   wire engine_reset;
   wire engine_rst;
-  wire [7:0] error_code;
+  wire [2:0] error_code;
   reg [2:0] held = 3'h0;
   output irq;
   wire irq;
@@ -4079,9 +4079,9 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   output control__done;
   wire control__done;
   wire \control__done$23 ;
-  output [7:0] control__error;
-  wire [7:0] control__error;
-  wire [7:0] \control__error$25 ;
+  output [2:0] control__error;
+  wire [2:0] control__error;
+  wire [2:0] \control__error$25 ;
   input control__start;
   wire control__start;
   wire \control__start$27 ;
@@ -8646,9 +8646,9 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire \$11 ;
   wire \$110 ;
   reg \$111 ;
-  reg [7:0] \$112 ;
+  reg [2:0] \$112 ;
   reg [398:0] \$113 ;
-  reg [7:0] \$114 ;
+  reg [2:0] \$114 ;
   reg [3:0] \$115 ;
   reg \$116 ;
   reg [3:0] \$117 ;
@@ -8736,7 +8736,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire \$78 ;
   wire [2:0] \$79 ;
   wire \$8 ;
-  wire [7:0] \$80 ;
+  wire [2:0] \$80 ;
   wire [31:0] \$81 ;
   wire [32:0] \$82 ;
   wire [33:0] \$83 ;
@@ -8744,7 +8744,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire \$85 ;
   wire \$86 ;
   wire [2:0] \$87 ;
-  wire [7:0] \$88 ;
+  wire [2:0] \$88 ;
   wire \$89 ;
   wire \$9 ;
   wire [32:0] \$90 ;
@@ -8787,13 +8787,13 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
-  reg [7:0] code;
+  reg [2:0] code;
   output control__busy;
   wire control__busy;
   output control__done;
   reg control__done;
-  output [7:0] control__error;
-  reg [7:0] control__error = 8'h00;
+  output [2:0] control__error;
+  reg [2:0] control__error = 3'h0;
   input control__start;
   wire control__start;
   reg [3:0] control_state = 4'h0;
@@ -8801,13 +8801,13 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   wire dma_busy;
   input dma_error;
   wire dma_error;
-  reg [7:0] early = 8'h00;
+  reg [2:0] early = 3'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  (* init = 8'h00 *)
-  wire [7:0] error;
+  (* init = 3'h0 *)
+  wire [2:0] error;
   input finished;
   wire finished;
   (* init = 1'h0 *)
@@ -8926,14 +8926,14 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   assign \$77  = | early;
   assign \$78  = | beyond;
   assign \$79  = \$78  ? 3'h3 : 3'h0;
-  assign \$80  = \$77  ? early : { 5'h00, \$79  };
+  assign \$80  = \$77  ? early : \$79 ;
   assign \$81  = run__split ? 32'd512 : run__cmd[191:160];
   assign \$82  = \$81  + 4'h8;
   assign \$83  = \$82  - 1'h1;
   assign \$85  = | early;
   assign \$86  = | beyond;
   assign \$87  = \$86  ? 3'h3 : 3'h0;
-  assign \$88  = \$85  ? early : { 5'h00, \$87  };
+  assign \$88  = \$85  ? early : \$87 ;
   assign \$89  = | \$88 ;
   assign \$90  = used + run__words;
   assign \$91  = \$90  <= 9'h100;
@@ -9000,19 +9000,19 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    code = 8'h00;
+    code = 3'h0;
     if (\$5 ) begin
-      code = 8'h01;
+      code = 3'h1;
     end else if (\$10 ) begin
-      code = 8'h07;
+      code = 3'h7;
     end else if (\$11 ) begin
-      code = 8'h05;
+      code = 3'h5;
     end else if (\$22 ) begin
-      code = 8'h04;
+      code = 3'h4;
     end else if (\$32 ) begin
-      code = 8'h02;
+      code = 3'h2;
     end else if (\$33 ) begin
-      code = 8'h03;
+      code = 3'h3;
     end
   end
   always @* begin
@@ -9162,7 +9162,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$112  = code;
     if (engine_rst) begin
-      \$112  = 8'h00;
+      \$112  = 3'h0;
     end
   end
   always @* begin
@@ -9184,7 +9184,7 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$114  = 8'h00;
+            \$114  = 3'h0;
           end
       4'h1:
           /* empty */;
@@ -9208,11 +9208,11 @@ module \accelerator.engine.control (engine_rst, dma_error, control__busy, finish
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$114  = 8'h06;
+            \$114  = 3'h6;
           end
     endcase
     if (engine_rst) begin
-      \$114  = 8'h00;
+      \$114  = 3'h0;
     end
   end
   always @* begin
@@ -22276,7 +22276,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
-  reg [7:0] \$571 ;
+  reg [2:0] \$571 ;
   reg \$572 ;
   reg [1:0] \$573 ;
   reg [31:0] \$574 ;
@@ -22352,9 +22352,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] dma_wr_bytes;
   wire do_write;
   reg done = 1'h0;
-  reg [7:0] error = 8'h00;
-  input [7:0] error_code;
-  wire [7:0] error_code;
+  reg [2:0] error = 3'h0;
+  input [2:0] error_code;
+  wire [2:0] error_code;
   output irq;
   wire irq;
   output [31:0] k;
@@ -23391,13 +23391,13 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$571  = error;
     if (\$245 ) begin
-      \$571  = 8'h00;
+      \$571  = 3'h0;
     end
     if (set_done) begin
       \$571  = error_code;
     end
     if (rst) begin
-      \$571  = 8'h00;
+      \$571  = 3'h0;
     end
   end
   always @* begin
@@ -23436,10 +23436,10 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
       \$574  = 32'd0;
     end
   end
-  assign status[15:8] = error;
+  assign status[10:8] = error;
   assign status[1] = done;
   assign status[0] = busy;
-  assign { status[31:16], status[7:2] } = 22'h000000;
+  assign { status[31:11], status[7:2] } = 27'h0000000;
   assign \$17  = 1'h0;
   assign \$18  = 1'h0;
   assign \$19  = \$14 ;
