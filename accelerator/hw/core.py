@@ -300,7 +300,6 @@ class SystolicCore(wiring.Component):
         wptr = Signal(range(slots))
         rptr = Signal(range(slots))
         roots: dict[object, Signal] = {}
-        sources: dict[str, Signal] = {}
 
         def enable(name: str, near: tuple[int, int] | None = None) -> Signal:
             group = ("ctl" if near is None
@@ -308,10 +307,7 @@ class SystolicCore(wiring.Component):
             if group not in roots:
                 label = "ctl" if near is None else f"{group[0]}_{group[1]}"
                 roots[group] = register_copy(m, platform, root, f"en_region_{label}", init=1)
-            sources[name] = roots[group]
             return register_copy(m, platform, roots[group], name, init=1)
-
-        enable.next = sources               # by name: what a copy is in the next cycle
 
         go = Signal()
         root = register_copy(m, platform, go, "en_root", init=1)
@@ -599,8 +595,6 @@ class SystolicCore(wiring.Component):
                               else bottom[j].valid_out & bottom[j].last_out)
                     drain = register_copy(m, platform, source, f"drain_{p}_{j}", init=0,
                                           enable=pe_en)
-                    m.d.comb += [pe.en_next.eq(enable.next[f"en_pe_{p}_{j}"]),
-                                 pe.drain_next.eq(Mux(pe_en, source, drain))]
                 m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid
