@@ -201,20 +201,6 @@ def test_registered_os_buffer_control_resets_as_units_and_reads_its_regions_vali
         assert stages == {str(k + 1) for k in range(cfg.cols - 1 - j)}
 
 
-def test_registered_os_slot_moves_on_a_register_decided_a_cycle_ahead():
-    # the slot and the chain load on `move`, a register of each PE (from the next values of
-    # the enable, the drain and the PE's flags), not on logic of them: its results and cycles
-    # are checked by test_registered_core_matches_reference_and_model
-    cfg = AcceleratorConfig(rows=2, cols=3, dataflow="os", registered_dsp=True)
-    il = rtlil.convert(SystolicCore(cfg), name="core", platform=_ecp5())
-    for p in range(cfg.rows):
-        for j in range(cfg.cols):
-            module = il.split(f"module \\core.pe_{p}_{j}\n")[1].split("\nend\n")[0]
-            assert "connect \\Q \\move\n" in module
-            # the slot's data, its valid flag and `held` load only under `move`
-            assert module.count("switch \\move [0]") == 3
-
-
 def test_weight_stationary_registered_pes_take_one_cycle_more():
     # its PEs give the block the weight they hold, not the next one
     assert AcceleratorConfig(registered_dsp=True, dataflow="ws").product_latency == 4

@@ -300,7 +300,6 @@ class SystolicCore(wiring.Component):
         wptr = Signal(range(slots))
         rptr = Signal(range(slots))
         roots: dict[object, Signal] = {}
-        sources: dict[str, Signal] = {}
 
         def enable(name: str, near: tuple[int, int] | None = None) -> Signal:
             group = ("ctl" if near is None
@@ -308,10 +307,7 @@ class SystolicCore(wiring.Component):
             if group not in roots:
                 label = "ctl" if near is None else f"{group[0]}_{group[1]}"
                 roots[group] = register_copy(m, platform, root, f"en_region_{label}", init=1)
-            sources[name] = roots[group]
             return register_copy(m, platform, roots[group], name, init=1)
-
-        enable.next = sources               # by name: what a copy is in the next cycle
 
         go = Signal()
         root = register_copy(m, platform, go, "en_root", init=1)
@@ -486,10 +482,7 @@ class SystolicCore(wiring.Component):
         # Results leave the bottom of each column first, so logical row i sits in physical row
         # R-1-i: then row 0 of C is the first to come out.
         bottom = pes[R - 1]
-        # Registered: no reset (from its source, the route to a column's drain crossed the die,
-        # 6.3 ns, 137.7 MHz): a drain only moves a slot that holds a result, and none does
-        # after a reset before the drains have loaded the bottom PEs' reset flags.
-        drains = [Signal(name=f"drain_{j}", reset_less=cfg.registered_dsp) for j in range(C)]
+        drains = [Signal(name=f"drain_{j}") for j in range(C)]
         # A PE that accumulates on its own copy of the flags (flag_lag) loads its output slot
         # in the cycle they show `last`, not the cycle after: the drain comes a cycle later.
         flag_lag = getattr(bottom[0], "flag_lag", 0)
@@ -602,8 +595,6 @@ class SystolicCore(wiring.Component):
                               else bottom[j].valid_out & bottom[j].last_out)
                     drain = register_copy(m, platform, source, f"drain_{p}_{j}", init=0,
                                           enable=pe_en)
-                    m.d.comb += [pe.en_next.eq(enable.next[f"en_pe_{p}_{j}"]),
-                                 pe.drain_next.eq(Mux(pe_en, source, drain))]
                 m.d.comb += pe.drain.eq(drain)
 
         busy = (in_flags.valid | ~first | self.results.valid

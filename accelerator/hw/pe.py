@@ -370,9 +370,6 @@ class OutputStationaryPE(ProcessingElement):
                   "last": "last_out", "chain": "chain_out", "chain_valid": "chain_valid_out"},
     }
 
-    #: ports a variant adds (pe_ecp5.RegisteredOutputStationaryPE)
-    extra_members: ClassVar[dict] = {}
-
     def __init__(self, config: AcceleratorConfig, *, dsp: bool = True,
                  product_port: bool = False, pipelined: bool | None = None,
                  dsp_site: str | None = None, slot: bool = True):
@@ -387,7 +384,6 @@ class OutputStationaryPE(ProcessingElement):
             "chain_in": In(acc), "chain_out": Out(acc),
             "chain_valid_in": In(1), "chain_valid_out": Out(1),
             "drain": In(1),
-            **self.extra_members,
         }, dsp=dsp, product_port=product_port, pipelined=pipelined, dsp_site=dsp_site)
 
     def elaborate(self, platform) -> Module:

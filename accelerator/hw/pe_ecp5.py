@@ -22,7 +22,6 @@ emitted Verilog, other devices) it is the same register pipeline in Amaranth, cy
 from __future__ import annotations
 
 import itertools
-from typing import ClassVar
 
 from amaranth.hdl import ClockSignal, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
@@ -156,9 +155,6 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
     #: The PE accumulates on its flags a cycle after they arrive (SystolicCore reads this).
     flag_lag = 1
     _product_register = _product_register
-    #: what ``en`` and ``drain`` (the core's registers) will be after the next edge: the
-    #: output slot's shift is decided a cycle ahead from them
-    extra_members: ClassVar[dict] = {"en_next": In(1), "drain_next": In(1)}
 
     def elaborate(self, platform) -> Module:
         if not self._slot:
@@ -186,39 +182,22 @@ class RegisteredOutputStationaryPE(OutputStationaryPE):
             ]
             with m.If(valid):
                 m.d.sync += acc.eq(acc_next)
-            if not self._config.slot_latency:
+            if self._config.slot_latency:
+                # the slot takes the finished sum from the accumulator's register a cycle
+                # later (a next tile's first product replaces it only at that same edge)
+                load = Signal()
+                m.d.sync += load.eq(valid & last)
+                slot = acc
+            else:
                 load, slot = valid & last, acc_next
-                with m.If(load):
-                    m.d.sync += [chain_out.eq(slot), self.chain_valid_out.eq(1), held.eq(1)]
-                with m.Elif(~held | self.drain):
-                    m.d.sync += [
-                        chain_out.eq(self.chain_in),
-                        self.chain_valid_out.eq(self.chain_valid_in),
-                        held.eq(0),
-                    ]
-        if self._config.slot_latency:
-            # the slot takes the finished sum from the accumulator's register a cycle later (a
-            # next tile's first product replaces it only at that same edge)
-            load = Signal()
-            load_next = Mux(self.en, valid & last, load)
-            m.d.sync += load.eq(load_next)
-            # the slot and the chain move when `en & (load | ~held | drain)`, a register
-            # loaded from the next values of its inputs: as logic of `load`, `held` and the
-            # drain it reached the clock enables of the slot through 6.1 ns of routing
-            # (the 12×13 core's longest path, 146.8 MHz, os). After a reset it is high for a
-            # cycle in which nothing is valid, so whatever it moves is empty.
-            move = Signal(init=1)
-            held_next = Mux(self.en & (load | ~held | self.drain), load, held)
-            m.d.sync += move.eq(self.en_next & (load_next | ~held_next | self.drain_next))
-            with m.If(move):
-                with m.If(load):
-                    m.d.sync += [chain_out.eq(acc), self.chain_valid_out.eq(1), held.eq(1)]
-                with m.Else():
-                    m.d.sync += [
-                        chain_out.eq(self.chain_in),
-                        self.chain_valid_out.eq(self.chain_valid_in),
-                        held.eq(0),
-                    ]
+            with m.If(load):
+                m.d.sync += [chain_out.eq(slot), self.chain_valid_out.eq(1), held.eq(1)]
+            with m.Elif(~held | self.drain):
+                m.d.sync += [
+                    chain_out.eq(self.chain_in),
+                    self.chain_valid_out.eq(self.chain_valid_in),
+                    held.eq(0),
+                ]
         return m
 
 
