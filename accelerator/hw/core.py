@@ -190,7 +190,7 @@ class SystolicCore(wiring.Component):
     # -- shared pieces --------------------------------------------------------------------------
 
     def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
-                      stored_last: bool = True, column_valids=None, valid_latency: int = 0,
+                      stored_last: bool = True, column_valids=None,
                       control_reset: bool = False):
         """Realign the columns' results, drive ``results``; return the enables.
 
@@ -233,9 +233,7 @@ class SystolicCore(wiring.Component):
             if column_valids is not None:
                 # each column's valid flag realigned as its results: column j's flags are the
                 # last column's, C-1-j enabled cycles early, so lane j equals `column_valid`
-                # (`valid_latency`: the flags lead the results by that many cycles)
-                valids = Skew(1, [cfg.cols - 1 - j + valid_latency for j in range(cfg.cols)],
-                              lane_enables=True)
+                valids = Skew(1, [cfg.cols - 1 - j for j in range(cfg.cols)], lane_enables=True)
                 m.submodules.deskew_valid = self._with_own_reset(m, platform, "deskew_valid",
                                                                  valids, group="deskew_valid")
                 for j in range(cfg.cols):
@@ -634,8 +632,6 @@ class SystolicCore(wiring.Component):
             [bottom[j].psum_out for j in range(C)],
             column_valid,
             column_last,
-            column_valids=[bottom[j].valid_out for j in range(C)],
-            valid_latency=cfg.product_latency,
         )
         en = enable("en")
         if flag_stages:
