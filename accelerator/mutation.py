@@ -426,6 +426,15 @@ def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
     if kind == "$pmux" and port in ("A", "B"):
         return [("Y", bit % params["WIDTH"])]
     if kind in _ARITH and port in ("A", "B"):
+        if (kind == "$add" or (kind == "$sub" and port == "A")) and not (
+                params.get(f"{port}_SIGNED") and bit == len(conns[port]) - 1):
+            # the other operand's bits up to this one all constant 0: no carry (or borrow)
+            # comes in or goes out at this bit, so it changes Y's bit alone
+            other = conns["B" if port == "A" else "A"]  # empty: the constant 0 of no bits
+            signed = params.get(f"{'B' if port == 'A' else 'A'}_SIGNED")
+            fill = other[-1] if other and signed else "0"
+            if all((other[i] if i < len(other) else fill) == "0" for i in range(bit + 1)):
+                return [("Y", bit)] if bit < len(conns["Y"]) else []
         return [("Y", i) for i in range(bit, len(conns["Y"]))]
     if kind in _SHIFTS and port == "A" and all(b in ("0", "1") for b in conns["B"]):
         amount = int("".join(reversed(conns["B"])), 2)
@@ -442,11 +451,25 @@ def _fanout(cell: dict, port: str, bit: int) -> list[tuple[str, int]]:
     return outs
 
 
+def _no_op(mutant: Mutant, bits: list) -> bool:
+    """Whether the mutation leaves the netlist's function as it is: a bit tied to the constant
+    it already is (const0 on a constant 0, const1 on a 1), or flipped only while a control bit
+    of the same port has the value that constant bit never takes (cnot1 on a constant-0
+    control bit, cnot0 on a constant 1)."""
+    bit = bits[mutant.bit] if mutant.bit < len(bits) else None
+    if (mutant.mode, bit) in (("const0", "0"), ("const1", "1")):
+        return True
+    ctrl = re.search(r"-ctrlbit (\d+)", mutant.command)
+    if ctrl and int(ctrl.group(1)) < len(bits):
+        return (mutant.mode, bits[int(ctrl.group(1))]) in (("cnot1", "0"), ("cnot0", "1"))
+    return False
+
+
 def unobservable(design: Path, mutants: list[Mutant], work: Path) -> set[int]:
     """The mutants whose mutated bit reaches no output of the flattened top, through any
-    path (a bit-level fan-out of the netlist, :func:`_fanout` per cell): equivalent in the
-    design, whatever the inputs (a structural proof; a mutant it does not list may still be
-    equivalent)."""
+    path (a bit-level fan-out of the netlist, :func:`_fanout` per cell), and those that change
+    nothing (:func:`_no_op`): equivalent in the design, whatever the inputs (a structural
+    proof; a mutant it does not list may still be equivalent)."""
     here = work / "fanout"
     here.mkdir(parents=True, exist_ok=True)
     _yosys("\n".join([f"read_rtlil {os.path.relpath(design, here)}",
@@ -467,6 +490,9 @@ def unobservable(design: Path, mutants: list[Mutant], work: Path) -> set[int]:
     for m in mutants:
         cell = cells.get(m.cell)
         if cell is None or m.port not in cell["connections"]:
+            continue
+        if _no_op(m, cell["connections"][m.port]):
+            found.add(m.index)
             continue
         if cell["port_directions"][m.port] == "input":
             start = [cell["connections"][q][i] for q, i in _fanout(cell, m.port, m.bit)]
@@ -597,12 +623,69 @@ def _rounding_points(config: AcceleratorConfig, rng: np.random.Generator, seed: 
     return out
 
 
+def _near_rounding(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                   ) -> list[tuple[Any, Any, dict]]:
+    """Requantized GEMMs at shift 0 whose products acc·mult lie as close as the multiplier
+    allows to the SRDHM rounding point (x·2^31 + 2^30, within 2^15 for most elements) with
+    both factors wide: the multiplier from 2^14 to 2^20 (its low 17-bit piece random), the
+    accumulators up to 2^24 with random low bits, so that every bit of the low partial
+    product (acc_lo·mult_lo), faulted, moves some element by one."""
+    m, n = 4 * config.rows, 4 * config.cols
+    out = []
+    xs = np.arange(-127, 128, dtype=np.int64)
+    for j, width in enumerate((14, 15, 16, 16, 17, 17, 18, 19)):
+        mult = int(rng.integers(1 << width, 1 << (width + 1)))
+        cands = []
+        for d in rng.integers(-(1 << 14), 1 << 14, size=16):
+            target = xs * (1 << 31) + (1 << 30) + int(d)
+            acc = (target + mult // 2) // mult
+            cands.append(acc)
+        acc = np.unique(np.concatenate(cands))
+        miss = np.abs(acc * mult - (np.rint(acc * mult / (1 << 31) - 0.5) * (1 << 31)
+                                    + (1 << 30)))
+        acc = acc[np.argsort(miss, kind="stable")][:m * n]
+        acc = rng.permutation(np.resize(acc, m * n))
+        params = RequantParams(multiplier=mult, shift=0, zero_point=0)
+        case = GemmCase(m=m, k=1, n=n, seed=seed + 180 + j, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
+                                   "c_in": acc.reshape(m, n).astype(np.int64)}))
+    return out
+
+
+def _large_shifts(config: AcceleratorConfig, rng: np.random.Generator, seed: int
+                  ) -> list[tuple[Any, Any, dict]]:
+    """Requantized GEMMs at shifts 24 to 31 whose SRDHM results x lie near ±2^30 and ±2^31
+    and at the rounding ties of the shift there (one off either side too), so that the
+    rounding offset's sum x + 2^(shift-1) carries into its top bits; the multiplier
+    2^31 - 1 (x ≈ acc), at shifts 25 and 27 2^30 (x = acc / 2)."""
+    m, n = 4 * config.rows, 4 * config.cols
+    out = []
+    top = MULTIPLIER_RANGE[1]
+    for j, s in enumerate(range(24, 32)):
+        mult = 1 << 30 if s in (25, 27) else top
+        scale = (1 << 31) / mult
+        xs = []
+        for centre in (1 << 30, -(1 << 30), (1 << 31) - (1 << s), -(1 << 31), 1 << 29,
+                       -(1 << 29), 0):
+            for k in range(-3, 4):
+                tie = (centre >> s << s) + k * (1 << s) + (1 << s >> 1)
+                xs += [tie - 1, tie, tie + 1]
+        xs += list(rng.integers(-(1 << 31), 1 << 31, size=m * n))
+        acc = np.clip(np.rint(np.array(xs[:m * n], dtype=np.float64) * scale),
+                      -(1 << 31), (1 << 31) - 1).astype(np.int64)
+        params = RequantParams(multiplier=mult, shift=s, zero_point=int(rng.integers(-3, 4)))
+        case = GemmCase(m=m, k=1, n=n, seed=seed + 190 + j, accumulate=True, requant=True)
+        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
+                                   "c_in": acc.reshape(m, n)}))
+    return out
+
+
 def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: int
                    ) -> list[tuple[Any, str, dict[str, int], Any, dict | None]]:
     """Directed GEMMs at the corners the random ones miss: (case, layout, offsets, requant,
     operands). int8 C at every byte offset with odd strides; huge strides over several chunks
-    of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29; DMA commands of exactly
-    256 rows of A and of B."""
+    of A (and a K past one step); a requantized GEMM with LDB ≥ 2^29, one with C_in and
+    LDCIN ≥ 2^29; DMA commands of exactly 256 rows of A and of B."""
     R, C = config.rows, config.cols
     geometry = Geometry.of(config)
     far = {"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0x10000}
@@ -627,6 +710,15 @@ def _corner_shapes(config: AcceleratorConfig, rng: np.random.Generator, seed: in
             out.append((case, "scatter", {"a": 3 << 30, "b": 0x10000, "c": (3 << 30) + (1 << 29),
                                           "c_in": 0},
                         params, {"ld": {"b": (1 << 29) + (1 << 28) * j + 0x1357 * (j + 1)}}))
+    if config.requant_unit:
+        # a requantized GEMM with C_in rows 2^29 bytes apart (each field of the latched
+        # command next to a high stride bit), small outputs so that the zero point shows
+        case = GemmCase(m=3, k=3, n=C + 1, seed=seed + 70, accumulate=True, requant=True)
+        params = RequantParams(multiplier=(1 << 30) + 4321, shift=12, zero_point=-90)
+        c_in = rng.integers(-(1 << 16), 1 << 16, size=(case.m, case.n), dtype=np.int64)
+        out.append((case, "scatter", {"a": 2 << 30, "b": 0x20000, "c": 3 << 30,
+                                      "c_in": 0x10000},
+                    params, {"c_in": c_in, "ld": {"c_in": (1 << 29) + 0x48D0}}))
     out.append((GemmCase(m=256, k=3, n=C + 1, seed=seed + 68), "low", {}, None, None))
     out.append((GemmCase(m=R + 1, k=256, n=C - 1 or 1, seed=seed + 69), "high", {}, None, None))
     return out
@@ -653,8 +745,11 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     # M, K and N past 2^15 (the top bits of the walkers' counts), each as cheap as it can be
     cases.append(GemmCase(m=(1 << 15) + 3, k=1, n=1, seed=seed + 7))
     cases.append(GemmCase(m=1, k=(1 << 15) + 5, n=1, seed=seed + 8))
-    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9))
-    cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3))
+    # (with C_in: DMA reads of rows of 128 KiB and of 4,400 bytes, past 2^15 bytes and
+    # across pages from their middle)
+    cases.append(GemmCase(m=1, k=1, n=(1 << 15) + 7, seed=seed + 9, accumulate=True))
+    cases.append(GemmCase(m=R + 3, k=3, n=1100, seed=seed + 5, backpressure=0.3,
+                          accumulate=True))
     cases.append(GemmCase(m=3 * R + 2, k=5, n=300, seed=seed + 6, accumulate=True))
     layouts = [LAYOUTS[i % len(LAYOUTS)] for i in range(len(cases))]
     # every matrix ending exactly at the top of the address space, one area at a time
@@ -710,8 +805,9 @@ def make_regression(config: AcceleratorConfig, *, count: int, seed: int) -> Regr
     if config.requant_unit:
         # every shift, rounding ties, saturation and the zero points' ends; products at the
         # SRDHM rounding point
-        for j, (case, params, ops) in enumerate(_directed_requant(config, rng, seed)
-                                                + _rounding_points(config, rng, seed)):
+        directed = (_directed_requant(config, rng, seed) + _rounding_points(config, rng, seed)
+                    + _near_rounding(config, rng, seed) + _large_shifts(config, rng, seed))
+        for j, (case, params, ops) in enumerate(directed):
             cases.append(case)
             layouts.append(LAYOUTS[j % len(LAYOUTS)])
             offsets.append({"a": 2 << 30, "b": 1 << 30, "c": 3 << 30, "c_in": 0})
@@ -875,6 +971,7 @@ def _registers(harness: Any, seed: int) -> list:
             value = (pattern << i | pattern >> (32 - i)) & 0xFFFFFFFF if j < 32 else pattern
             harness.reg_write(r.offset, value)
         seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    seen += _strobes(harness, rng, writable)
     for offset in _UNMAPPED:
         seen.append(harness.reg_read_resp(offset))
         seen.append(harness.reg_write_resp(offset, 0xFFFFFFFF))
@@ -891,7 +988,18 @@ def _registers(harness: Any, seed: int) -> list:
     # while the first waits for its answer (a slave that takes it loses or moves a write)
     a_addr, b_addr = (register(name).offset for name in ("A_ADDR", "B_ADDR"))
     seen.append(harness.reg_write_pair_resp((a_addr, 0x12345678), (b_addr, 0x9ABCDEF0)))
-    seen += [harness.reg_read(a_addr), harness.reg_read(b_addr)]
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    # addresses ahead of their W beats (a slave that writes without its beat takes the last)
+    for i, r in enumerate(writable):
+        seen.append(harness.reg_write_late_w_resp(r.offset, 0x5A5A5A5A ^ (i << 8), 1 + i % 3))
+    seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    # and after a write to each rw register in turn (its address still latched when the next
+    # W beat comes first: a register that loads without a new address takes that beat)
+    for i, r in enumerate(writable):
+        harness.reg_write(r.offset, 0x0F0F0F0F ^ i)
+        one, two = (writable[(i + j) % len(writable)].offset for j in (1, 2))
+        seen.append(harness.reg_write_pair_resp((one, 0x3C3C3C3C ^ i), (two, 0xC3C3C3C3 ^ i)))
+        seen += [harness.reg_read(q.offset) for q in REGISTERS]
     for r in writable:
         harness.reg_write(r.offset, 0)
     # CTRL with start and reset both set: an abort only, no command (M = 0 would end at once
@@ -899,6 +1007,34 @@ def _registers(harness: Any, seed: int) -> list:
     harness.reg_write(_CTRL, _START_AND_RESET)
     harness.tick(64)
     seen.append((harness.reg_read(_STATUS), harness.irq))
+    return seen
+
+
+#: The byte strobes of the partial writes: each byte alone, pairs, alternate bytes, none.
+_STROBES = (0x1, 0x2, 0x4, 0x8, 0x3, 0xC, 0x5, 0xA, 0x6, 0x9, 0xE, 0x7, 0x0)
+
+
+def _strobes(harness: Any, rng: np.random.Generator, writable: list) -> list:
+    """Writes with partial byte strobes (docs/registers.md: a byte whose strobe is low is not
+    written in an ``rw`` register, written as 0 in a ``w1c`` or ``wp`` field): a random word to
+    every rw register under each of :data:`_STROBES`, every register read after each round;
+    then CTRL.start and STATUS.done written with their byte's strobe low, then high (with M = 0
+    the command ends at once with ZERO_DIM)."""
+    seen: list = []
+    for strb in _STROBES:
+        for r in writable:
+            harness.reg_write(r.offset, int(rng.integers(0, 1 << 32)), strb)
+        seen += [harness.reg_read(r.offset) for r in REGISTERS]
+    for r in writable:
+        harness.reg_write(r.offset, 0)
+    status = register("STATUS")
+    for strb in (0xE, 0x1):
+        harness.reg_write(_CTRL, _START, strb)
+        harness.tick(_PROBE_SETTLE)
+        seen.append((harness.reg_read(_STATUS), harness.irq))
+    for strb in (0xE, 0x1):
+        harness.reg_write(_STATUS, status.encode(done=1), strb)
+        seen.append(harness.reg_read(_STATUS))
     return seen
 
 
@@ -1031,7 +1167,8 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
     dimension with one bit set past DIM_WIDTH; every stride one below and at its row for a
     dimension with one bit set; every stride with one bit set; every matrix ending exactly at
     2^32 (and 4 bytes past it) from an address with the bits up to one bit clear, and with rows
-    of one dimension bit each."""
+    of one dimension bit each; every matrix ending 2^c bytes past 2^32 for every c (each bit
+    of the range check's end)."""
     base = _with_rows(config, Command(m=2, k=1, n=1))
     out = [replace(base, **{f: 1 << b}) for f in ("m", "k", "n") for b in range(DIM_WIDTH, 32)]
     dims = {"lda": "k", "ldb": "n", "ldc": "n", "ldcin": "n"}
@@ -1054,6 +1191,8 @@ def command_probes(config: AcceleratorConfig) -> list[Any]:
             cmd = replace(cmd, **{addrs[matrix]: (1 << 32) - (1 << (b + 1)),
                                   strides[matrix]: step})
             out += [cmd, replace(cmd, **{strides[matrix]: step + 4})]
+            if b == 2:  # and 2^c bytes past it, for every bit c of the end past 2^32
+                out += [replace(cmd, **{strides[matrix]: step + (1 << c)}) for c in range(3, 32)]
         # and ending there with rows of one bit of the dimension each (every bit of the sum of
         # the address and the row)
         cols = {"a": "k", "b": "n", "c": "n", "c_in": "n"}[matrix]
@@ -1405,8 +1544,11 @@ def run_isolated(library: Path, config: AcceleratorConfig, regression: Regressio
 
 def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int,
                  root: Path = Path("build"), extra: tuple[str, ...] = (),
+                 only: tuple[int, ...] = (),
                  progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
-    """The whole run: list, build once, golden run, every mutant; the JSON report."""
+    """The whole run: list, build once, golden run, every mutant; the JSON report. ``only``:
+    run just these mutants of the sample (the harness still holds all of them, so it is the
+    full run's build, cached)."""
     start = time.monotonic()
     work = (Path(root) / "mutate" / f"{config.name}_s{seed}_n{count}"
                                     f"{'_x' + str(len(extra)) if extra else ''}").resolve()
@@ -1417,6 +1559,11 @@ def run_mutation(config: AcceleratorConfig, *, count: int, seed: int, cases: int
     outcome, reason = run_regression(library, config, regression, 0, limit=GOLDEN_LIMIT)
     if outcome != "passed":
         raise MutationError(f"the unmutated design fails its own regression: {reason}")
+    if only:
+        unknown = sorted(set(only) - {m.index for m in mutants})
+        if unknown:
+            raise MutationError(f"no mutant {unknown[0]} in the sample (1 to {len(mutants)})")
+        mutants = [m for m in mutants if m.index in only]
     for done, m in enumerate(mutants, 1):
         outcome, reason = run_isolated(library, config, regression, m.index)
         m.outcome = "survived" if outcome == "passed" else outcome

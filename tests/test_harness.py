@@ -280,6 +280,44 @@ def test_write_beats_ahead_of_their_addresses(harness):
 
 
 @pytest.mark.verilator
+def test_write_address_ahead_of_its_beat(harness):
+    """A write whose W beat comes cycles after its address: answered after the beat, with the
+    beat's value."""
+    a_addr = register("A_ADDR").offset
+    harness.reg_write(register("B_ADDR").offset, 0x0BAD_0BAD)
+    for delay in (0, 1, 5):
+        assert harness.reg_write_late_w_resp(a_addr, 0x1234_0000 + delay, delay) == 0
+        assert harness.reg_read(a_addr) == 0x1234_0000 + delay
+    assert harness.reg_write_late_w_resp(0x70, 1, 3) == 2
+
+
+@pytest.mark.verilator
+def test_partial_strobes(harness):
+    """docs/registers.md: a byte whose strobe is low is not written in an rw register and is
+    written as 0 in a w1c or wp field."""
+    a_addr = register("A_ADDR").offset
+    harness.reg_write(a_addr, 0x1122_3344)
+    for strb, expected in ((0x1, 0x1122_33DD), (0x6, 0x11BB_CCDD), (0x8, 0xAABB_CCDD),
+                           (0x0, 0xAABB_CCDD)):
+        harness.reg_write(a_addr, 0xAABB_CCDD if strb != 0x1 else 0x5566_77DD, strb)
+        assert harness.reg_read(a_addr) == expected, hex(strb)
+    ctrl, status = register("CTRL"), register("STATUS")
+    for name in ("M", "K", "N"):
+        harness.reg_write(register(name).offset, 0)
+    harness.reg_write(ctrl.offset, ctrl.encode(start=1), 0xE)  # start's byte not strobed
+    harness.tick(200)
+    assert harness.reg_read(status.offset) == 0
+    harness.reg_write(ctrl.offset, ctrl.encode(start=1), 0x1)  # M = 0: ZERO_DIM
+    harness.tick(200)
+    ended = status.encode(done=1, error=ErrorCode.ZERO_DIM)
+    assert harness.reg_read(status.offset) == ended
+    harness.reg_write(status.offset, status.encode(done=1), 0xE)  # done's byte not strobed
+    assert harness.reg_read(status.offset) == ended
+    harness.reg_write(status.offset, status.encode(done=1), 0x1)
+    assert status.decode(harness.reg_read(status.offset))["done"] == 0
+
+
+@pytest.mark.verilator
 def test_slverr_range_gives_bus_error_and_the_accelerator_stays_usable(harness):
     harness.set_error_range(0x2_0000, 0x2_1000)
     driver = Accelerator(HarnessTransport(harness))

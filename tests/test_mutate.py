@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from accelerator.config import AcceleratorConfig
@@ -18,6 +19,8 @@ from accelerator.mutation import (
     Mutant,
     _fanout,
     _instance_and_cell,
+    _large_shifts,
+    _near_rounding,
     _place,
     _ports,
     _steps,
@@ -119,6 +122,15 @@ def test_fanout_rules():
     assert sorted(_fanout(mux, "S", 0)) == [("Y", i) for i in range(4)]
     add = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=b, Y=y)
     assert _fanout(add, "A", 1) == [("Y", 1), ("Y", 2), ("Y", 3)]  # carries go up only
+    # the other operand 0 up to this bit (a shifted partial product): no carry in or out
+    low0 = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=a, B=["0", "0", 22, 23], Y=y)
+    assert _fanout(low0, "A", 1) == [("Y", 1)] and len(_fanout(low0, "A", 2)) == 2
+    empty = _cell("$add", {"A_SIGNED": 0, "B_SIGNED": 0}, A=[], B=b, Y=y)  # 0 + B (a sum())
+    assert _fanout(empty, "B", 2) == [("Y", 2)]
+    sub = _cell("$sub", {"A_SIGNED": 0, "B_SIGNED": 0}, A=["0", "0", 12, 13], B=b, Y=y)
+    assert _fanout(sub, "B", 0) == [("Y", i) for i in range(4)]        # borrows
+    signed = _cell("$add", {"A_SIGNED": 1, "B_SIGNED": 1}, A=a, B=["0"] * 4, Y=[*y, 34])
+    assert len(_fanout(signed, "A", 3)) == 2                            # the sign extends
     shr = _cell("$sshr", {"A_SIGNED": 1, "B_SIGNED": 0}, A=a, B=["0", "1"], Y=y[:2])
     assert _fanout(shr, "A", 0) == [] and _fanout(shr, "A", 1) == []   # shifted out
     assert _fanout(shr, "A", 2) == [("Y", 0)]
@@ -188,10 +200,44 @@ def test_command_probes_set_each_bit(dataflow):
                 if c.name == "TOO_LARGE" and getattr(p, f) > MAX_DIM}
         assert bits == set(range(DIM_WIDTH, 32))
     ends = [(p, c) for p, c in zip(probes, codes, strict=True) if c.name == "ADDR_RANGE"]
-    assert len(ends) == 4 * 29 + 5 * DIM_WIDTH   # C's rows of int32 and of int8
+    # C's rows of int32 and of int8; and 2^c bytes past 2^32 for c = 3 to 31
+    assert len(ends) == 4 * 29 + 5 * DIM_WIDTH + 4 * 29
     for p in probes:
         assert all(0 <= getattr(p, f) < 1 << 32 for f in p.__dataclass_fields__)
-    assert len(probes) == 566 + 5 * 2 * DIM_WIDTH
+    assert len(probes) == 566 + 5 * 2 * DIM_WIDTH + 4 * 29
+    # every bit of every matrix's end past 2^32 alone: a range check that drops one passes
+    for addr, ld, rows, row in (("a_addr", "lda", "m", "k"), ("b_addr", "ldb", "k", "n"),
+                                ("c_addr", "ldc", "m", "n"), ("cin_addr", "ldcin", "m", "n")):
+        past = set()
+        for p, _ in ends:
+            end = getattr(p, addr) + (getattr(p, rows) - 1) * getattr(p, ld) + getattr(p, row) * (
+                4 if ld in ("ldc", "ldcin") and not p.requant else 1)
+            if getattr(p, addr) > 1 << 31 and end - (1 << 32) & (end - (1 << 32) - 1) == 0:
+                past.add((end - (1 << 32)).bit_length() - 1)
+        assert set(range(2, 32)) <= past, (addr, sorted(past))
+
+
+def test_requantizer_corners():
+    """The requantizer's directed GEMMs: products within 2^15 of the SRDHM rounding point
+    with wide factors (every GEMM, most elements; outputs within int8 without clamping);
+    results near ±2^30 at shifts 24 to 31, at and beside the ties of the shift."""
+    config = AcceleratorConfig(rows=4, cols=4, dataflow="ws")
+    rng = np.random.default_rng(1)
+    near = _near_rounding(config, rng, 1)
+    assert len(near) == 8
+    for _case, params, ops in near:
+        acc = ops["c_in"].ravel()
+        assert params.shift == 0 and params.multiplier >= 1 << 14 and len(set(acc)) == acc.size
+        miss = (acc * params.multiplier - (1 << 30)) % (1 << 31)
+        miss = np.minimum(miss, (1 << 31) - miss)
+        assert (miss < 1 << 15).sum() >= 30
+        out = params.apply(acc).astype(np.int64)
+        assert out.min() > -128 and out.max() <= 127
+    shifts = _large_shifts(config, rng, 1)
+    assert [p.shift for _, p, _ in shifts] == list(range(24, 32))
+    for _, params, ops in shifts:
+        x = ops["c_in"].ravel() * params.multiplier / (1 << 31)
+        assert (np.abs(np.abs(x) - (1 << 30)) < 4 << params.shift).sum() >= 2 * 3 * 7
 
 
 def _with(outcomes: list[str]) -> list[Mutant]:
@@ -221,7 +267,8 @@ def test_summary_and_table():
 
 
 @pytest.mark.parametrize("args", [["--count", "0"], ["--count", "100001"], ["--seed", "-1"],
-                                  ["--cases", "0"], ["--engine", "compact"], ["--rows", "0"]])
+                                  ["--cases", "0"], ["--engine", "compact"], ["--rows", "0"],
+                                  ["--count", "4", "--only", "5"], ["--only", "x"]])
 def test_mutate_bad_input(accel, args):
     code, _, err = accel("mutate", *args)
     assert code == 2
@@ -284,8 +331,9 @@ def test_mutate_extra_without_match(accel, tmp_path):
     assert "no mutation matches" in err
 
 
-#: The scores docs/verification.md measured (120 mutants, seed 1), less 0.05.
-MIN_SCORE = {"os": 0.92, "ws": 0.82}
+#: The scores docs/verification.md measured (120 mutants, seed 1: 93.7 % and 90.8 %), less
+#: 3 points.
+MIN_SCORE = {"os": 0.90, "ws": 0.87}
 
 
 @pytest.mark.slow

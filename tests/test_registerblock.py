@@ -20,6 +20,7 @@ from accelerator.hw.registers import (
     ID_BLOCK,
     MAP_SIZE,
     REGISTERS,
+    ErrorCode,
     RegisterBlock,
     field,
     id_values,
@@ -207,7 +208,7 @@ def test_ports_and_verilog_names(dut):
     for name in COUNTERS:
         assert port(name.lower()) == (In, unsigned(32)), name
     assert port("busy") == port("set_done") == (In, unsigned(1))
-    assert port("error_code") == (In, unsigned(8))
+    assert port("error_code") == (In, unsigned(max(ErrorCode).bit_length()))  # 3 bits
     assert port("start") == port("abort") == port("irq") == (Out, unsigned(1))
     assert len(members) == 1 + len(RW) + len(COUNTERS) + 6
     text = verilog.convert(dut, name="regs")

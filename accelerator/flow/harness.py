@@ -328,6 +328,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "h_set_register_wait": (None, [ctypes.c_void_p, ctypes.c_uint64]),
     "h_reg_write": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                    ctypes.c_uint64]),
+    "h_reg_write_strb": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                        ctypes.c_uint32, ctypes.c_uint64]),
+    "h_reg_write_late_w": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
+                                          ctypes.c_uint64, ctypes.c_uint64]),
     "h_reg_write_pair": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32,
                                         ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint64]),
     "h_reg_read": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_uint32,
@@ -500,18 +504,32 @@ class Harness:
     def set_error_range(self, lo: int, hi: int) -> None:
         """Answer SLVERR for data words in ``[lo, hi)``: reads return zeros, writes are not
         committed. ``lo == hi`` turns it off. (The memory also answers SLVERR to a burst across
-        a 4 KiB boundary and to a write whose WLAST is not on its last beat only.)"""
+        a 4 KiB boundary, to one from an address not a multiple of the data width and to a
+        write whose WLAST is not on its last beat only.)"""
         _check_int("lo", lo, 0, _SPACE)
         _check_int("hi", hi, lo, _SPACE)
         self._lib.h_set_error_range(self._handle(), lo, hi)
 
     # -- registers ------------------------------------------------------------------------------
 
-    def reg_write_resp(self, addr: int, value: int) -> int:
-        """One AXI4-Lite write; the response code (0 OKAY, 2 SLVERR, 3 DECERR, -1 none)."""
+    def reg_write_resp(self, addr: int, value: int, strb: int = 0xF) -> int:
+        """One AXI4-Lite write with byte strobes ``strb``; the response code (0 OKAY,
+        2 SLVERR, 3 DECERR, -1 none)."""
         _check_int("addr", addr, 0, _SPACE - 1)
         _check_int("value", value, 0, _SPACE - 1)
-        return int(self._lib.h_reg_write(self._handle(), addr, value, self.reg_cycles))
+        _check_int("strb", strb, 0, 15)
+        return int(self._lib.h_reg_write_strb(self._handle(), addr, value, strb,
+                                              self.reg_cycles))
+
+    def reg_write_late_w_resp(self, addr: int, value: int, delay: int) -> int:
+        """One AXI4-Lite write whose W beat comes ``delay`` cycles after its address was taken
+        (the slave must wait for it): the response code, 4 when the slave answered before it
+        took the W beat, -1 when it did not answer."""
+        _check_int("addr", addr, 0, _SPACE - 1)
+        _check_int("value", value, 0, _SPACE - 1)
+        _check_int("delay", delay, 0, 1 << 20)
+        return int(self._lib.h_reg_write_late_w(self._handle(), addr, value, delay,
+                                                self.reg_cycles))
 
     def reg_write_pair_resp(self, first: tuple[int, int], second: tuple[int, int]
                             ) -> tuple[int, int]:
@@ -533,9 +551,10 @@ class Harness:
         resp = self._lib.h_reg_read(self._handle(), addr, ctypes.byref(value), self.reg_cycles)
         return int(value.value), int(resp)
 
-    def reg_write(self, addr: int, value: int) -> None:
-        """Write a register; :class:`HarnessBusError` unless the answer is OKAY."""
-        resp = self.reg_write_resp(addr, value)
+    def reg_write(self, addr: int, value: int, strb: int = 0xF) -> None:
+        """Write a register (the bytes whose ``strb`` bit is set); :class:`HarnessBusError`
+        unless the answer is OKAY."""
+        resp = self.reg_write_resp(addr, value, strb)
         if resp != 0:
             raise HarnessBusError(f"AXI4-Lite write of {value:#010x} to {addr:#010x} answered "
                                   f"{self._resp_name(resp)}", resp)

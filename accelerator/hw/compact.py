@@ -34,7 +34,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import AcceleratorConfig
-from ..model.regmap import DIM_WIDTH, command_fields
+from ..model.regmap import DIM_WIDTH, ERROR_WIDTH, command_fields
 from .axi import BURST_INCR, RESP_OKAY, AXI4Signature
 from .core import InPlaceCore
 from .engine import EngineError, const_mul, error_priority, out_row_bytes
@@ -135,7 +135,7 @@ class CompactEngine(EngineMembers, wiring.Component):
         m.submodules.check = c = CommandCheck(cfg)
         wiring.connect(m, wiring.flipped(self.cmd), c.cmd)
         ctl, traffic = self.control, self.traffic
-        error = Signal(8)
+        error = Signal(ERROR_WIDTH)
         m.d.comb += ctl.error.eq(error)
 
         # -- the tile: its origin and where its rows start ---------------------------------------
@@ -424,7 +424,7 @@ class CommandCheck(wiring.Component):
         M, as the engine holds it once ``load_m`` has passed it on.
     done : Out(1)
         The check is over (a pulse); ``code`` is valid from the next cycle until ``start``.
-    code : Out(8)
+    code : Out(ERROR_WIDTH)
         The :class:`~accelerator.hw.registers.ErrorCode` of the command (0: none).
     word, load_m, load_n, load_base : Out(32), Out(1), Out(1), Out(4)
         A word read, and which register of the engine takes it: M, N or the base of area A,
@@ -438,7 +438,7 @@ class CommandCheck(wiring.Component):
         super().__init__({
             "start": In(1), "cmd": Out(CommandReadSignature()),
             "accumulate": In(1), "requant": In(1), "m": In(16),
-            "done": Out(1), "code": Out(8),
+            "done": Out(1), "code": Out(ERROR_WIDTH),
             "word": Out(32), "load_m": Out(1), "load_n": Out(1), "load_base": Out(4),
             "k": Out(DIM_WIDTH), "n": Out(DIM_WIDTH),
             **{name: Out(32) for name in ("b_addr", "lda", "ldb", "ldc", "ldcin")},

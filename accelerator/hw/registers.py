@@ -15,6 +15,7 @@ from ..model.regmap import (
     ACCESS,
     ADDR_WIDTH,
     COUNTERS,
+    ERROR_WIDTH,
     GROUPS,
     ID_BLOCK,
     INDEX_WIDTH,
@@ -143,7 +144,7 @@ class RegisterBlock(wiring.Component):
         One-cycle pulse when a command finishes, successfully or not: sets ``STATUS.done`` and
         latches ``error_code`` into ``STATUS.error``. It wins over a software clear in the same
         cycle.
-    error_code : In(8)
+    error_code : In(ERROR_WIDTH)
         The :class:`ErrorCode` of the finishing command, sampled when ``set_done`` is high.
     start : Out(1)
         One-cycle pulse after software writes 1 to ``CTRL.start`` while ``busy`` is low; the same
@@ -180,7 +181,7 @@ class RegisterBlock(wiring.Component):
         members.update({
             "busy": In(1),
             "set_done": In(1),
-            "error_code": In(8),
+            "error_code": In(ERROR_WIDTH),
             "start": Out(1),
             "abort": Out(1),
             "irq": Out(1),
@@ -220,7 +221,7 @@ class RegisterBlock(wiring.Component):
             field("STATUS", "error")
 
         done = Signal()
-        error = Signal(8)
+        error = Signal(ERROR_WIDTH)
         status = Signal(32)
         m.d.comb += [
             f_busy.extract(status).eq(self.busy),

@@ -42,6 +42,7 @@ __all__ = [
     "COMMAND_ROLES",
     "COUNTERS",
     "DIM_WIDTH",
+    "ERROR_WIDTH",
     "GROUPS",
     "ID_BLOCK",
     "INDEX_WIDTH",
@@ -226,6 +227,31 @@ class Register:
         return {f.name: f.extract(value) for f in self.fields}
 
 
+class ErrorCode(IntEnum):
+    """The values of ``STATUS.error``. ``code.doc`` is a one-line description."""
+
+    doc: str
+
+    def __new__(cls, value: int, doc: str):
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.doc = doc
+        return member
+
+    NONE = 0, "no error"
+    ZERO_DIM = 1, "M, K or N is zero"
+    MISALIGNED = 2, "C or C_in holds int32 and its address or row stride is not a multiple of 4"
+    ADDR_RANGE = 3, "a matrix extends past the end of the 32-bit address space"
+    STRIDE = 4, "a row stride is smaller than the row it steps over"
+    NO_REQUANT = 5, "MODE.requant is set but the hardware has no requantization unit"
+    BUS_ERROR = 6, "the memory answered a DMA transfer with an AXI error response"
+    TOO_LARGE = 7, f"M, K or N is larger than the hardware supports ({MAX_DIM})"
+
+
+#: The width of ``STATUS.error`` and of every error code register: the largest code's.
+ERROR_WIDTH = max(ErrorCode).bit_length()
+
+
 def _whole(name: str, doc: str, width: int = 32, *, signed: bool = False) -> tuple[Field, ...]:
     return (Field(name, 0, width, doc, signed=signed),)
 
@@ -280,8 +306,8 @@ _MAP: tuple[tuple[str, str, str, str, tuple[Field, ...]], ...] = (
         Field("done", 1, 1, "set when a command finishes (with or without an error); "
                             "cleared by writing 1, by CTRL.start and by CTRL.reset",
               access="w1c"),
-        Field("error", 8, 8, "ErrorCode of the last command (0: none); cleared by CTRL.start",
-              access="ro"),
+        Field("error", 8, ERROR_WIDTH,
+              "ErrorCode of the last command (0: none); cleared by CTRL.start", access="ro"),
     )),
     ("command", "A_ADDR", "rw", "Byte address of A (M×K, int8, row-major).",
      _whole("addr", "byte address")),
@@ -468,27 +494,6 @@ def command_words(values: dict[str, int]) -> dict[str, int]:
 
 
 # -- error codes --------------------------------------------------------------------------------
-
-
-class ErrorCode(IntEnum):
-    """The values of ``STATUS.error``. ``code.doc`` is a one-line description."""
-
-    doc: str
-
-    def __new__(cls, value: int, doc: str):
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member.doc = doc
-        return member
-
-    NONE = 0, "no error"
-    ZERO_DIM = 1, "M, K or N is zero"
-    MISALIGNED = 2, "C or C_in holds int32 and its address or row stride is not a multiple of 4"
-    ADDR_RANGE = 3, "a matrix extends past the end of the 32-bit address space"
-    STRIDE = 4, "a row stride is smaller than the row it steps over"
-    NO_REQUANT = 5, "MODE.requant is set but the hardware has no requantization unit"
-    BUS_ERROR = 6, "the memory answered a DMA transfer with an AXI error response"
-    TOO_LARGE = 7, f"M, K or N is larger than the hardware supports ({MAX_DIM})"
 
 
 # -- the ID block -------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [7:0] \cmd.rq_zp ;
   wire control__busy;
   wire control__done;
-  wire [7:0] control__error;
+  wire [2:0] control__error;
   wire control__start;
   wire [31:0] counters__cycles;
   wire [31:0] counters__mac_cycles;
@@ -55,7 +55,7 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire engine_clk;
   wire engine_reset;
   wire engine_rst;
-  wire [7:0] error_code;
+  wire [2:0] error_code;
   reg [2:0] held = 3'h0;
   output irq;
   wire irq;
@@ -4079,9 +4079,9 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   output control__done;
   wire control__done;
   wire \control__done$23 ;
-  output [7:0] control__error;
-  wire [7:0] control__error;
-  wire [7:0] \control__error$25 ;
+  output [2:0] control__error;
+  wire [2:0] control__error;
+  wire [2:0] \control__error$25 ;
   input control__start;
   wire control__start;
   wire \control__start$27 ;
@@ -8645,9 +8645,9 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$109 ;
   wire \$11 ;
   reg \$110 ;
-  reg [7:0] \$111 ;
+  reg [2:0] \$111 ;
   reg [398:0] \$112 ;
-  reg [7:0] \$113 ;
+  reg [2:0] \$113 ;
   reg [3:0] \$114 ;
   reg [3:0] \$115 ;
   reg [15:0] \$116 ;
@@ -8732,7 +8732,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$76 ;
   wire \$77 ;
   wire [2:0] \$78 ;
-  wire [7:0] \$79 ;
+  wire [2:0] \$79 ;
   wire \$8 ;
   wire [31:0] \$80 ;
   wire [32:0] \$81 ;
@@ -8741,7 +8741,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire \$84 ;
   wire \$85 ;
   wire [2:0] \$86 ;
-  wire [7:0] \$87 ;
+  wire [2:0] \$87 ;
   wire \$88 ;
   wire [32:0] \$89 ;
   wire \$9 ;
@@ -8785,13 +8785,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire [30:0] \cmd.rq_mult ;
   wire [4:0] \cmd.rq_shift ;
   wire [7:0] \cmd.rq_zp ;
-  reg [7:0] code;
+  reg [2:0] code;
   output control__busy;
   wire control__busy;
   output control__done;
   reg control__done;
-  output [7:0] control__error;
-  reg [7:0] control__error = 8'h00;
+  output [2:0] control__error;
+  reg [2:0] control__error = 3'h0;
   input control__start;
   wire control__start;
   reg [3:0] control_state = 4'h0;
@@ -8799,13 +8799,13 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   wire dma_busy;
   input dma_error;
   wire dma_error;
-  reg [7:0] early = 8'h00;
+  reg [2:0] early = 3'h0;
   input engine_clk;
   wire engine_clk;
   input engine_rst;
   wire engine_rst;
-  (* init = 8'h00 *)
-  wire [7:0] error;
+  (* init = 3'h0 *)
+  wire [2:0] error;
   input finished;
   wire finished;
   (* init = 1'h0 *)
@@ -8924,14 +8924,14 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   assign \$76  = | early;
   assign \$77  = | beyond;
   assign \$78  = \$77  ? 3'h3 : 3'h0;
-  assign \$79  = \$76  ? early : { 5'h00, \$78  };
+  assign \$79  = \$76  ? early : \$78 ;
   assign \$80  = run__split ? 32'd512 : run__cmd[191:160];
   assign \$81  = \$80  + 4'h8;
   assign \$82  = \$81  - 1'h1;
   assign \$84  = | early;
   assign \$85  = | beyond;
   assign \$86  = \$85  ? 3'h3 : 3'h0;
-  assign \$87  = \$84  ? early : { 5'h00, \$86  };
+  assign \$87  = \$84  ? early : \$86 ;
   assign \$88  = | \$87 ;
   assign \$89  = used + run__words;
   assign \$90  = \$89  <= 9'h100;
@@ -8996,19 +8996,19 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
-    code = 8'h00;
+    code = 3'h0;
     if (\$5 ) begin
-      code = 8'h01;
+      code = 3'h1;
     end else if (\$10 ) begin
-      code = 8'h07;
+      code = 3'h7;
     end else if (\$11 ) begin
-      code = 8'h05;
+      code = 3'h5;
     end else if (\$22 ) begin
-      code = 8'h04;
+      code = 3'h4;
     end else if (\$32 ) begin
-      code = 8'h02;
+      code = 3'h2;
     end else if (\$33 ) begin
-      code = 8'h03;
+      code = 3'h3;
     end
   end
   always @* begin
@@ -9158,7 +9158,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
     if (\$auto$verilog_backend.cc:2355:dump_module$13 ) begin end
     \$111  = code;
     if (engine_rst) begin
-      \$111  = 8'h00;
+      \$111  = 3'h0;
     end
   end
   always @* begin
@@ -9180,7 +9180,7 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
     casez (control_state)
       4'h0:
           if (control__start) begin
-            \$113  = 8'h00;
+            \$113  = 3'h0;
           end
       4'h1:
           /* empty */;
@@ -9204,11 +9204,11 @@ module \accelerator.engine.control (engine_rst, dma_error, run__split, control__
           /* empty */;
       4'hc:
           if (dma_error) begin
-            \$113  = 8'h06;
+            \$113  = 3'h6;
           end
     endcase
     if (engine_rst) begin
-      \$113  = 8'h00;
+      \$113  = 3'h0;
     end
   end
   always @* begin
@@ -22259,7 +22259,7 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   reg [31:0] \$569 ;
   wire \$57 ;
   reg \$570 ;
-  reg [7:0] \$571 ;
+  reg [2:0] \$571 ;
   reg \$572 ;
   reg [1:0] \$573 ;
   reg [31:0] \$574 ;
@@ -22335,9 +22335,9 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
   wire [31:0] dma_wr_bytes;
   wire do_write;
   reg done = 1'h0;
-  reg [7:0] error = 8'h00;
-  input [7:0] error_code;
-  wire [7:0] error_code;
+  reg [2:0] error = 3'h0;
+  input [2:0] error_code;
+  wire [2:0] error_code;
   output irq;
   wire irq;
   output [31:0] k;
@@ -23374,13 +23374,13 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
     if (\$auto$verilog_backend.cc:2355:dump_module$56 ) begin end
     \$571  = error;
     if (\$245 ) begin
-      \$571  = 8'h00;
+      \$571  = 3'h0;
     end
     if (set_done) begin
       \$571  = error_code;
     end
     if (rst) begin
-      \$571  = 8'h00;
+      \$571  = 3'h0;
     end
   end
   always @* begin
@@ -23419,10 +23419,10 @@ module \accelerator.regs (s_axil__awvalid, s_axil__wdata, s_axil__wstrb, s_axil_
       \$574  = 32'd0;
     end
   end
-  assign status[15:8] = error;
+  assign status[10:8] = error;
   assign status[1] = done;
   assign status[0] = busy;
-  assign { status[31:16], status[7:2] } = 22'h000000;
+  assign { status[31:11], status[7:2] } = 27'h0000000;
   assign \$17  = 1'h0;
   assign \$18  = 1'h0;
   assign \$19  = \$14 ;

@@ -332,8 +332,10 @@ struct Harness {
                 const uint64_t step = 1ull << rd.size;
                 const uint64_t addr = (rd.addr / step) * step + uint64_t(rd_beat) * step;
                 const uint64_t word = (addr / lanes) * lanes;
+                // a burst the DMA never issues (docs/memory-system.md: full-width beats
+                // from a bus-aligned address) is answered SLVERR too
                 if (rd.burst != INCR || in_error_range(word) || step > lanes
-                        || crosses_4k(rd, step)) {
+                        || rd.addr % lanes != 0 || crosses_4k(rd, step)) {
                     beat.resp = SLVERR;
                 } else {
                     mem.read(word, beat.data, lanes);
@@ -358,7 +360,8 @@ struct Harness {
                 aw_q.pop_front();
                 wr_busy = true;
                 wr_beat = 0;
-                wr_resp = (wr.burst != INCR || (1ull << wr.size) > lanes) ? SLVERR : OKAY;
+                wr_resp = (wr.burst != INCR || (1ull << wr.size) > lanes
+                           || wr.addr % lanes != 0) ? SLVERR : OKAY;
             }
             while (wr_beat < wr.beats) {
                 if (w_q.empty()) return;
@@ -443,13 +446,15 @@ void h_set_error_range(Harness* h, uint64_t lo, uint64_t hi) {
     h->err_hi = hi;
 }
 
-// AXI4-Lite write: the response code, or -1 when the slave did not answer within max_cycles.
-int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) {
+// AXI4-Lite write with byte strobes: the response code, or -1 when the slave did not answer
+// within max_cycles.
+int h_reg_write_strb(Harness* h, uint32_t addr, uint32_t value, uint32_t strb,
+                     uint64_t max_cycles) {
     auto* t = h->top.get();
     t->s_axil___05Fawaddr = addr;
     t->s_axil___05Fawprot = 0;
     t->s_axil___05Fwdata = value;
-    t->s_axil___05Fwstrb = 0xF;
+    t->s_axil___05Fwstrb = strb & 0xF;
     t->s_axil___05Fawvalid = 1;
     t->s_axil___05Fwvalid = 1;
     uint64_t wait = h->axil_wait;
@@ -472,6 +477,48 @@ int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) 
         }
         if (t->s_axil___05Fbvalid && !t->s_axil___05Fbready && --wait <= 0)
             t->s_axil___05Fbready = 1;
+        t->eval();
+    }
+    t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
+    t->eval();
+    return -1;
+}
+
+int h_reg_write(Harness* h, uint32_t addr, uint32_t value, uint64_t max_cycles) {
+    return h_reg_write_strb(h, addr, value, 0xF, max_cycles);
+}
+
+// An AXI4-Lite write whose W beat comes `delay` cycles after its address was taken: the
+// response code, 4 when the slave answered before it took the W beat (AXI forbids it), or -1
+// when it did not answer within max_cycles.
+int h_reg_write_late_w(Harness* h, uint32_t addr, uint32_t value, uint64_t delay,
+                       uint64_t max_cycles) {
+    auto* t = h->top.get();
+    t->s_axil___05Fawaddr = addr;
+    t->s_axil___05Fawprot = 0;
+    t->s_axil___05Fwdata = value;
+    t->s_axil___05Fwstrb = 0xF;
+    t->s_axil___05Fawvalid = 1;
+    t->s_axil___05Fwvalid = 0;
+    t->s_axil___05Fbready = 1;
+    t->eval();
+    bool aw = false, w = false;
+    uint64_t aw_at = 0;
+    for (uint64_t i = 0; i < max_cycles; ++i) {
+        const bool aw_now = t->s_axil___05Fawvalid && t->s_axil___05Fawready;
+        const bool w_now = t->s_axil___05Fwvalid && t->s_axil___05Fwready;
+        const bool b_now = t->s_axil___05Fbvalid && t->s_axil___05Fbready;
+        const int resp = t->s_axil___05Fbresp;
+        h->tick();
+        if (aw_now) { aw = true; aw_at = i; t->s_axil___05Fawvalid = 0; }
+        if (w_now) { w = true; t->s_axil___05Fwvalid = 0; }
+        if (b_now) {
+            t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;
+            t->eval();
+            return w ? resp : 4;
+        }
+        if (aw && !w && !t->s_axil___05Fwvalid && i >= aw_at + delay)
+            t->s_axil___05Fwvalid = 1;
         t->eval();
     }
     t->s_axil___05Fawvalid = t->s_axil___05Fwvalid = t->s_axil___05Fbready = 0;

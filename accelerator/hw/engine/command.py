@@ -10,7 +10,7 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data
 
-from ...model.regmap import COMMAND
+from ...model.regmap import COMMAND, ERROR_WIDTH
 from ..registers import MAX_DIM, ErrorCode
 
 __all__ = ["EngineError", "check_command", "command_layout", "const_mul", "error_priority",
@@ -52,7 +52,7 @@ def error_priority(m: Module, *, zero, large, no_requant, stride, misaligned, ou
 
     Both engines check the same things, each its own way; this is the one order.
     """
-    code = Signal(8)
+    code = Signal(ERROR_WIDTH)
     failed = [(zero, EngineError.ZERO_DIM), (large, EngineError.TOO_LARGE),
               (no_requant, EngineError.NO_REQUANT), (stride, EngineError.STRIDE),
               (misaligned, EngineError.MISALIGNED), (out_range, EngineError.ADDR_RANGE)]

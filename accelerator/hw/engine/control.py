@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
 from ...model.geometry import Geometry
-from ...model.regmap import DIM_WIDTH
+from ...model.regmap import DIM_WIDTH, ERROR_WIDTH
 from ..serialmul import SerialMulAdd
 from .command import EngineError, check_command, command_layout, const_mul, log2, out_row_bytes
 from .signatures import ControlSignature, CountersSignature, RunSignature
@@ -56,7 +56,7 @@ class Control(wiring.Component):
         m = Module()
         run, ctl = self.run, self.control
         c, chunk = run.cmd, run.chunk
-        error = Signal(8)
+        error = Signal(ERROR_WIDTH)
         used = Signal(32)            # setup: words of half the A scratchpad given to rows
         beyond = Signal(4)           # the A, B, C and C_in areas end past 4 GiB
         m.d.comb += [ctl.error.eq(error), run.split.eq(c.k > geo.k_step)]
@@ -100,7 +100,7 @@ class Control(wiring.Component):
             "STEP_C": lambda x: (chunk, x.ldc, 0, 1),
             "STEP_CIN": lambda x: (chunk, x.ldcin, 0, x.accumulate),
         })
-        early = Signal(8)
+        early = Signal(ERROR_WIDTH)
         m.d.sync += early.eq(check_command(m, c, Const(0, 4), requant_unit=cfg.requant_unit))
         if os_flow:  # the chunk is R rows: constant steps, no set-up cycles
             m.d.comb += [run.chunk_lda.eq(const_mul(c.lda, R)),

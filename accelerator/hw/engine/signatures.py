@@ -12,6 +12,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ...config import AcceleratorConfig
+from ...model.regmap import ERROR_WIDTH
 from .command import command_layout
 
 __all__ = ["AccumulatorFlags", "CinSignature", "ControlSignature", "CountersSignature",
@@ -38,7 +39,8 @@ class ControlSignature(_Named):
     ``error`` (the :class:`~accelerator.hw.registers.ErrorCode` of the last command) out."""
 
     def __init__(self):
-        super().__init__({"start": In(1), "busy": Out(1), "done": Out(1), "error": Out(8)})
+        super().__init__({"start": In(1), "busy": Out(1), "done": Out(1),
+                          "error": Out(ERROR_WIDTH)})
 
 
 class CountersSignature(_Named):
