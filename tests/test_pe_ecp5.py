@@ -185,6 +185,22 @@ def test_registered_core_enables_come_through_a_tree_of_copies():
     assert len(set(re.findall(r"cell \\TRELLIS_FF \\(en_region_\w+_ff)", il))) == 3 * 4 + 1
 
 
+def test_registered_os_buffer_control_resets_as_units_and_reads_its_regions_valid():
+    # output-stationary: the buffer's control and its replica per region of columns take the
+    # reset from copies of the reset's root register, not from its source (a net across the
+    # die), and each replica reads a column of its own region: the columns' valid flags
+    # through a de-skew, lane j delayed C-1-j
+    cfg = AcceleratorConfig(rows=6, cols=8, dataflow="os", registered_dsp=True)
+    il = rtlil.convert(SystolicCore(cfg), name="core", platform=_ecp5())
+    for unit in ["buffer_ctl", *(f"buffer_ctl_{q}" for q in range(4))]:
+        assert il.count(f"cell \\TRELLIS_FF \\rst_group_{unit}_ff") == 1
+        assert il.count(f"cell \\TRELLIS_FF \\rst_{unit}_ff") == 1
+    module = il.split("module \\core.deskew_valid\n")[1].split("\nend\n")[0]
+    for j in range(cfg.cols):
+        stages = set(re.findall(rf"wire width 1 \\lane{j}_d(\d+)\b", module))
+        assert stages == {str(k + 1) for k in range(cfg.cols - 1 - j)}
+
+
 def test_weight_stationary_registered_pes_take_one_cycle_more():
     # its PEs give the block the weight they hold, not the next one
     assert AcceleratorConfig(registered_dsp=True, dataflow="ws").product_latency == 4

@@ -190,7 +190,8 @@ class SystolicCore(wiring.Component):
     # -- shared pieces --------------------------------------------------------------------------
 
     def _flow_control(self, m: Module, platform, column_values, column_valid, column_last, *,
-                      stored_last: bool = True, column_valids=None):
+                      stored_last: bool = True, column_valids=None,
+                      control_reset: bool = False):
         """Realign the columns' results, drive ``results``; return the enables.
 
         Returns ``enable(name)``, which gives a signal that is high when the array advances.
@@ -238,7 +239,8 @@ class SystolicCore(wiring.Component):
                 for j in range(cfg.cols):
                     m.d.comb += valids.i[j].eq(column_valids[j])
             return self._enable_tree(m, platform, deskew, out, column_valid,
-                                     stored_last=stored_last, valids=valids)
+                                     stored_last=stored_last, valids=valids,
+                                     control_reset=control_reset)
 
         skid = Signal.like(out, reset_less=no_reset)
         skid_valid = Signal()
@@ -267,7 +269,8 @@ class SystolicCore(wiring.Component):
         return enable
 
     def _enable_tree(self, m: Module, platform, deskew: Skew, out, column_valid, *,
-                     stored_last: bool, valids: Skew | None = None):
+                     stored_last: bool, valids: Skew | None = None,
+                     control_reset: bool = False):
         """The registered-DSP core's flow control: the enable through ``ENABLE_LEVELS``
         registers (a root, a copy per region of the array, a copy per PE or lane), and a
         buffer of as many results behind the de-skew. Returns ``enable(name, near)``.
@@ -286,7 +289,8 @@ class SystolicCore(wiring.Component):
 
         ``stored_last``: the column's ``last`` goes through the buffer with its results
         (weight-stationary); otherwise (output-stationary) it counts the rows handed out
-        already, so it stays what the output shows.
+        already, so it stays what the output shows. ``control_reset``: the buffer's control
+        and its replicas are units with a reset of their own (:meth:`_with_own_reset`).
         """
         cfg = self._config
         results = self.results
@@ -323,7 +327,16 @@ class SystolicCore(wiring.Component):
             ]
             wptr_next = Mux(push, Mux(wptr == slots - 1, 0, wptr + 1), wptr)
             rptr_next = Mux(pop, Mux(rptr == slots - 1, 0, rptr + 1), rptr)
-            m.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+            # os: a unit with a reset of its own: from the reset's source, the route to a
+            # replica's pointer crossed the die (6.4 ns of routing, 135.7 MHz). The
+            # weight-stationary core built with it (and its replicas reading their regions'
+            # valid flags) was slower (132.8 MHz, by its capture's lookahead, which it did not
+            # touch, against 145.9): not there.
+            unit = Module() if control_reset else m
+            unit.d.sync += [count.eq(count_next), wptr.eq(wptr_next), rptr.eq(rptr_next)]
+            if control_reset:
+                name = f"buffer_ctl{suffix}"
+                m.submodules[name] = self._with_own_reset(m, platform, name, unit, group=name)
             return waiting, count_next, wptr_next, rptr_next
 
         en_here = enable("en_buffer")
@@ -485,6 +498,7 @@ class SystolicCore(wiring.Component):
             out_row == R - 1,
             stored_last=False,
             column_valids=[bottom[j].chain_valid_out for j in range(C)],
+            control_reset=True,
         )
         with m.If(self.results.valid & self.results.ready):
             m.d.sync += out_row.eq(Mux(out_row == R - 1, 0, out_row + 1))
