@@ -560,6 +560,16 @@ class Regression:
     aborts: list[tuple[Any, int]] = field(default_factory=list)
 
 
+def _requant_gemm(c_in: np.ndarray, params: Any, seed: int, k: int = 1
+                  ) -> tuple[Any, Any, dict]:
+    """A requantized GEMM whose result is C_in's accumulators alone (A is zero): what the
+    requantizer's directed cases need."""
+    m, n = c_in.shape
+    case = GemmCase(m=m, k=k, n=n, seed=seed, accumulate=True, requant=True)
+    return case, params, {"a": np.zeros((m, k), dtype=np.int64),
+                          "c_in": c_in.astype(np.int64)}
+
+
 def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed: int
                       ) -> list[tuple[Any, Any, dict]]:
     """One requantized GEMM per shift (0 to 31): A is zero and C_in holds accumulators at the
@@ -583,18 +593,16 @@ def _directed_requant(config: AcceleratorConfig, rng: np.random.Generator, seed:
         c_in = np.array(values[:m * n], dtype=np.int64).reshape(m, n)
         params = RequantParams(multiplier=mult, shift=s,
                                zero_point=zero_points[s % len(zero_points)], relu=bool(s % 3 == 1))
-        case = GemmCase(m=m, k=1 + s % 3, n=n, seed=seed + 100 + s, accumulate=True, requant=True)
-        out.append((case, params, {"a": np.zeros((m, case.k), dtype=np.int64), "c_in": c_in}))
+        out.append(_requant_gemm(c_in, params, seed + 100 + s, k=1 + s % 3))
     # many elements that do not saturate at small shifts, so that a fault in a partial product
     # of the multiplication moves the rounding of a few of them
     for j, s in enumerate((0, 0, 0, 0, 1, 1, 2, 3)):
         mult = int(rng.integers(1 << (30 - 3 * (j % 4)), 1 << (31 - 3 * (j % 4))))
         reach = (1 << (38 + s)) // mult
-        case = GemmCase(m=16 * config.rows, k=1, n=16 * config.cols, seed=seed + 140 + j,
-                        accumulate=True, requant=True)
-        c_in = rng.integers(-reach, reach, size=(case.m, case.n), dtype=np.int64)
+        c_in = rng.integers(-reach, reach, size=(16 * config.rows, 16 * config.cols),
+                            dtype=np.int64)
         params = RequantParams(multiplier=mult, shift=s, zero_point=int(rng.integers(-8, 8)))
-        out.append((case, params, {"a": np.zeros((case.m, 1), dtype=np.int64), "c_in": c_in}))
+        out.append(_requant_gemm(c_in, params, seed + 140 + j))
     return out
 
 
@@ -617,9 +625,7 @@ def _rounding_points(config: AcceleratorConfig, rng: np.random.Generator, seed: 
         us = us[us % 2 == 1]
         accs = rng.permutation(np.resize(us, m * n)) << t
         params = RequantParams(multiplier=mult, shift=0, zero_point=int(rng.integers(-2, 3)))
-        case = GemmCase(m=m, k=1, n=n, seed=seed + 160 + j, accumulate=True, requant=True)
-        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
-                                   "c_in": accs.reshape(m, n).astype(np.int64)}))
+        out.append(_requant_gemm(accs.reshape(m, n), params, seed + 160 + j))
     return out
 
 
@@ -646,9 +652,7 @@ def _near_rounding(config: AcceleratorConfig, rng: np.random.Generator, seed: in
         acc = acc[np.argsort(miss, kind="stable")][:m * n]
         acc = rng.permutation(np.resize(acc, m * n))
         params = RequantParams(multiplier=mult, shift=0, zero_point=0)
-        case = GemmCase(m=m, k=1, n=n, seed=seed + 180 + j, accumulate=True, requant=True)
-        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
-                                   "c_in": acc.reshape(m, n).astype(np.int64)}))
+        out.append(_requant_gemm(acc.reshape(m, n), params, seed + 180 + j))
     return out
 
 
@@ -674,9 +678,7 @@ def _large_shifts(config: AcceleratorConfig, rng: np.random.Generator, seed: int
         acc = np.clip(np.rint(np.array(xs[:m * n], dtype=np.float64) * scale),
                       -(1 << 31), (1 << 31) - 1).astype(np.int64)
         params = RequantParams(multiplier=mult, shift=s, zero_point=int(rng.integers(-3, 4)))
-        case = GemmCase(m=m, k=1, n=n, seed=seed + 190 + j, accumulate=True, requant=True)
-        out.append((case, params, {"a": np.zeros((m, 1), dtype=np.int64),
-                                   "c_in": acc.reshape(m, n)}))
+        out.append(_requant_gemm(acc.reshape(m, n), params, seed + 190 + j))
     return out
 
 
