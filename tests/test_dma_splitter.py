@@ -9,7 +9,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
-from accelerator.hw.dma import BurstSplitter
+from accelerator.hw.dma import BurstSplitter, burst_limit
 from accelerator.model.geometry import AXI4_BOUNDARY
 
 Burst = tuple[int, int, bool, bool, bool, bool, int, int]
@@ -37,9 +37,9 @@ def reference(cmd: tuple[int, int, int, int], bus: int, max_burst: int) -> list[
     return out
 
 
-def run(commands, bus: int, max_burst: int, ready_p: float, seed: int):
+def run(commands, bus: int, max_burst: int, ready_p: float, seed: int, **limits):
     """Each burst with the cycle it was taken, and the cycle each command was taken."""
-    dut = BurstSplitter(AcceleratorConfig(axi_data_width=8 * bus), max_burst)
+    dut = BurstSplitter(AcceleratorConfig(axi_data_width=8 * bus), max_burst, **limits)
     rng = random.Random(seed)
     bursts: list[tuple[int, Burst]] = []
     taken: list[int] = []
@@ -101,6 +101,29 @@ def test_splitter_cuts_every_burst_as_the_reference(bus, max_burst):
     want = [burst for c in cmds for burst in reference(c, bus, max_burst)]
     got, _ = run(cmds, bus, max_burst, ready_p=0.6, seed=bus)
     assert [burst for _, burst in got] == want
+
+
+@pytest.mark.parametrize("bus,max_burst,max_rows,max_row_bytes", [
+    (8, 256, 512, 512),    # the 4×4 engine's: a row never needs more than one burst a page
+    (8, 3, 512, 512),      # rows still cut by the AXI limit
+    (4, 256, 3, 37),
+    (32, 256, 7, 4096),
+])
+def test_splitter_sized_for_smaller_commands_cuts_the_same(bus, max_burst, max_rows,
+                                                           max_row_bytes):
+    """A splitter built for at most ``max_rows`` rows of ``max_row_bytes`` cuts every command
+    within those bounds as the full one does (rows across pages at every offset among them)."""
+    rng = random.Random(max_row_bytes)
+    cmds = [(addr, min(rows, max_rows), min(row_bytes, max_row_bytes), stride)
+            for addr, rows, row_bytes, stride in commands(rng, bus, 60)]
+    cmds += [(AXI4_BOUNDARY - back, max_rows, max_row_bytes, AXI4_BOUNDARY + 2 * bus + 1)
+             for back in (1, bus, bus + 1, max_row_bytes - 1, max_row_bytes // 2)]
+    want = [burst for c in cmds for burst in reference(c, bus, max_burst)]
+    got, _ = run(cmds, bus, max_burst, ready_p=0.6, seed=bus, max_rows=max_rows,
+                 max_row_bytes=max_row_bytes)
+    assert [burst for _, burst in got] == want
+    assert max(length for _, (_, length, *_) in got) <= burst_limit(
+        AcceleratorConfig(axi_data_width=8 * bus), max_burst, max_row_bytes)
 
 
 @pytest.mark.parametrize("bus", [4, 32])

@@ -48,19 +48,41 @@ from .axi import BURST_INCR, RESP_OKAY, AXI4Signature, connect_part
 __all__ = [
     "CMD_LAYOUT",
     "DMA",
+    "MAX_ROWS",
+    "MAX_ROW_BYTES",
     "OUTSTANDING",
     "BurstSplitter",
     "DMAReader",
     "DMAWriter",
     "burst_layout",
+    "burst_limit",
+    "cmd_layout",
     "data_layout",
     "dma_layouts",
 ]
 
-#: A 2-D transfer: ``rows`` rows of ``row_bytes`` bytes, row r at ``addr + r*stride`` (mod 2**32;
-#: a "negative" stride walks rows downwards). A command with ``rows == 0`` or ``row_bytes == 0``
-#: is accepted and ignored: no beat, no ``end``, no ``done`` (do not wait for one).
-CMD_LAYOUT = data.StructLayout({"addr": 32, "rows": 16, "row_bytes": 20, "stride": 32})
+#: The most rows and the longest row of a command, unless a DMA is built for smaller ones.
+MAX_ROWS = (1 << 16) - 1
+MAX_ROW_BYTES = (1 << 20) - 1
+
+
+def cmd_layout(max_rows: int = MAX_ROWS, max_row_bytes: int = MAX_ROW_BYTES) -> data.StructLayout:
+    """A 2-D transfer: ``rows`` rows of ``row_bytes`` bytes, row r at ``addr + r*stride``.
+
+    Addresses wrap mod 2**32 (a "negative" stride walks rows downwards). A command with
+    ``rows == 0`` or ``row_bytes == 0`` is accepted and ignored: no beat, no ``end``, no
+    ``done`` (do not wait for one). A DMA built for at most ``max_rows`` rows of at most
+    ``max_row_bytes`` bytes has counters no wider than those need: a client that never asks
+    for more (the GEMM engine) gets no logic that nothing can reach.
+    """
+    if max_rows < 1 or max_row_bytes < 1:
+        raise ValueError(f"a command needs at least one row of one byte, not {max_rows} rows "
+                         f"of {max_row_bytes} bytes")
+    return data.StructLayout({"addr": 32, "rows": range(max_rows + 1),
+                              "row_bytes": range(max_row_bytes + 1), "stride": 32})
+
+
+CMD_LAYOUT = cmd_layout()
 
 
 #: Bursts a reader or a writer has requested and not finished, at most (the default).
@@ -106,23 +128,33 @@ def data_layout(config: AcceleratorConfig) -> data.StructLayout:
     })
 
 
-def dma_layouts(config: AcceleratorConfig) -> dict[str, data.StructLayout]:
+def dma_layouts(config: AcceleratorConfig, max_rows: int = MAX_ROWS,
+                max_row_bytes: int = MAX_ROW_BYTES) -> dict[str, data.StructLayout]:
     """The payload layout of each stream of :class:`DMA`, keyed by member name."""
-    return {"rd_cmd": CMD_LAYOUT, "rd_data": data_layout(config),
-            "wr_cmd": CMD_LAYOUT, "wr_data": data_layout(config)}
+    cmd = cmd_layout(max_rows, max_row_bytes)
+    return {"rd_cmd": cmd, "rd_data": data_layout(config),
+            "wr_cmd": cmd, "wr_data": data_layout(config)}
 
 
-def burst_layout(config: AcceleratorConfig, max_burst: int) -> data.StructLayout:
+def burst_limit(config: AcceleratorConfig, max_burst: int, max_row_bytes: int) -> int:
+    """The longest burst a DMA makes: ``max_burst`` beats, or fewer if no row covers more (a row
+    of ``n`` bytes at an address ``o`` past a bus word covers ⌈(o + n) / B⌉ beats)."""
+    b = config.axi_bytes
+    return min(max_burst, (max_row_bytes + 2 * b - 2) // b)
+
+
+def burst_layout(config: AcceleratorConfig, max_burst: int,
+                 max_row_bytes: int = MAX_ROW_BYTES) -> data.StructLayout:
     """One burst of a command, as :class:`BurstSplitter` produces it."""
     return data.StructLayout({
         "addr": 32,                      # bus-aligned start address
-        "len": range(1, max_burst + 1),  # beats (AxLEN + 1)
+        "len": range(1, burst_limit(config, max_burst, max_row_bytes) + 1),  # AxLEN + 1
         "row_first": 1,                  # the row's first burst
         "row_last": 1,                   # the row's last burst
         "last_row": 1,                   # in the command's last row
         "end": 1,                        # the command's last burst
         "offset": max(1, _log2(config.axi_bytes)),  # the row's address mod B
-        "row_bytes": 20,                 # the row's length in bytes
+        "row_bytes": range(max_row_bytes + 1),  # the row's length in bytes
     })
 
 
@@ -138,7 +170,7 @@ class BurstSplitter(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(CMD_LAYOUT))
+    cmd : In(stream.Signature(cmd_layout(max_rows, max_row_bytes)))
         Commands; the next one is taken after the last burst of the current one is produced.
     burst : Out(stream.Signature(burst_layout(config, max_burst)))
         Burst descriptors in address order, one per cycle when ``ready`` (registered outputs).
@@ -148,13 +180,15 @@ class BurstSplitter(wiring.Component):
         Level: drop the command being split and any descriptor not yet taken; take no command.
     """
 
-    def __init__(self, config: AcceleratorConfig, max_burst: int = AXI4_MAX_BURST):
+    def __init__(self, config: AcceleratorConfig, max_burst: int = AXI4_MAX_BURST, *,
+                 max_rows: int = MAX_ROWS, max_row_bytes: int = MAX_ROW_BYTES):
         _check_params(max_burst, 1)
         self._config = config
-        self._max_burst = max_burst
+        self._max_burst = burst_limit(config, max_burst, max_row_bytes)
+        self._limits = (max_rows, max_row_bytes)
         super().__init__({
-            "cmd": In(stream.Signature(CMD_LAYOUT)),
-            "burst": Out(stream.Signature(burst_layout(config, max_burst))),
+            "cmd": In(stream.Signature(cmd_layout(max_rows, max_row_bytes))),
+            "burst": Out(stream.Signature(burst_layout(config, max_burst, max_row_bytes))),
             "busy": Out(1),
             "abort": In(1),
         })
@@ -167,12 +201,17 @@ class BurstSplitter(wiring.Component):
 
         active = Signal()
         cur = Signal(32)                    # bus-aligned address of the next burst
-        beats_left = Signal(range((1 << 20) // b + 3))  # beats of the current row still to cut
+        max_rows, max_row_bytes = self._limits
+        max_beats = burst_limit(self._config, AXI4_BOUNDARY, max_row_bytes)  # of a row
+        # Rows that never need more beats than a burst takes are cut at a page only: the AXI
+        # limit's cut would be logic that nothing reaches (a DMA sized for the engine's rows).
+        fits = max_beats <= max_burst
+        beats_left = Signal(range(max_beats + 1))  # beats of the current row still to cut
         page_left = Signal(range(AXI4_BOUNDARY // b + 1))  # beats from `cur` to the 4 KiB page
-        rows_left = Signal(16)              # rows including the current one
+        rows_left = Signal(range(max_rows + 1))  # rows including the current one
         last_row = Signal()                 # rows_left == 1
         next_addr = Signal(32)              # start address of the row after the current one
-        row_bytes = Signal(20)
+        row_bytes = Signal(range(max_row_bytes + 1))
         stride = Signal(32)
         offset = Signal(max(1, s))
         row_first = Signal()
@@ -195,13 +234,16 @@ class BurstSplitter(wiring.Component):
         # allow, whatever the row; the row ends when its rest fits both. The page's beats left
         # and the next row's address are kept, not derived from `cur` and the current row.
         mid = Signal(range(max_burst + 1))  # the burst's length if the row goes on after it
-        page_short = Signal()
         row_done = Signal()
-        m.d.comb += [
-            page_short.eq(page_left <= max_burst),
-            mid.eq(Mux(page_short, page_left, max_burst)),
-            row_done.eq((beats_left <= max_burst) & (beats_left <= page_left)),
-        ]
+        if fits:  # the row goes on after a burst only across a page
+            m.d.comb += [mid.eq(page_left), row_done.eq(beats_left <= page_left)]
+        else:
+            page_short = Signal()
+            m.d.comb += [
+                page_short.eq(page_left <= max_burst),
+                mid.eq(Mux(page_short, page_left, max_burst)),
+                row_done.eq((beats_left <= max_burst) & (beats_left <= page_left)),
+            ]
 
         out = self.burst.payload
         with m.If(self.burst.ready | ~self.burst.valid):
@@ -229,7 +271,8 @@ class BurstSplitter(wiring.Component):
                 with m.Else():
                     m.d.sync += [cur.eq(cur + (mid << s)),
                                  beats_left.eq(beats_left - mid),
-                                 page_left.eq(Mux(page_short, AXI4_BOUNDARY >> s,
+                                 page_left.eq(AXI4_BOUNDARY >> s if fits else
+                                              Mux(page_short, AXI4_BOUNDARY >> s,
                                                   page_left - max_burst)),
                                  row_first.eq(0)]
 
@@ -238,7 +281,7 @@ class BurstSplitter(wiring.Component):
         # muxes (the board tops' longest path once the engine's addresses were registers).
         # One cycle of latency per command; the next is taken once this one is split.
         pending = Signal()
-        cmd = Signal(CMD_LAYOUT)
+        cmd = Signal(self.cmd.payload.shape())
         m.d.comb += self.cmd.ready.eq(~active & ~pending & ~self.abort)
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.sync += [pending.eq(1), cmd.eq(self.cmd.payload)]
@@ -261,7 +304,7 @@ class DMAReader(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(CMD_LAYOUT))
+    cmd : In(stream.Signature(cmd_layout(max_rows, max_row_bytes)))
         2-D read commands, executed in order.
     data : Out(stream.Signature(data_layout(config)))
         The rows, realigned (see :func:`data_layout`); ``end`` on a command's last beat.
@@ -285,13 +328,15 @@ class DMAReader(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = OUTSTANDING, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1, max_rows: int = MAX_ROWS,
+                 max_row_bytes: int = MAX_ROW_BYTES):
         _check_params(max_burst, outstanding)
         self._config = config
         self._max_burst = max_burst
         self._outstanding = outstanding
+        self._limits = {"max_rows": max_rows, "max_row_bytes": max_row_bytes}
         super().__init__({
-            "cmd": In(stream.Signature(CMD_LAYOUT)),
+            "cmd": In(stream.Signature(cmd_layout(max_rows, max_row_bytes))),
             "data": Out(stream.Signature(data_layout(config))),
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, id_width, write=False)),
             "busy": Out(1),
@@ -308,7 +353,8 @@ class DMAReader(wiring.Component):
         axi = self.m_axi
         limit = self._outstanding
 
-        m.submodules.split = split = BurstSplitter(self._config, self._max_burst)
+        m.submodules.split = split = BurstSplitter(self._config, self._max_burst,
+                                                   **self._limits)
         wiring.connect(m, wiring.flipped(self.cmd), split.cmd)
         m.d.comb += split.abort.eq(self.abort)
 
@@ -317,7 +363,8 @@ class DMAReader(wiring.Component):
         # FIFO has a burst in flight or is being finished, so `limit + 2` entries never stall AR.
         # `fits` and `short` are the row's first `fits` and `last` (below), compared here so that
         # the FIFO's output reaches `rready` through no carry chain.
-        row_layout = data.StructLayout({"offset": max(1, s), "row_bytes": 20, "end": 1,
+        row_shape = range(self._limits["max_row_bytes"] + 1)
+        row_layout = data.StructLayout({"offset": max(1, s), "row_bytes": row_shape, "end": 1,
                                         "fits": 1, "short": 1})
         m.submodules.rows = rows = SyncFIFOBuffered(width=row_layout.size, depth=limit + 2)
         pending = Signal(range(limit + 1))  # bursts requested whose last beat has not arrived
@@ -349,11 +396,11 @@ class DMAReader(wiring.Component):
         row = row_layout(rows.r_data)
         have = rows.r_rdy
         offset = row.offset
-        bytes_left = Signal(21)     # the row's bytes not yet emitted, valid once `started`
+        bytes_left = Signal(row_shape)  # the row's bytes not yet emitted, valid once `started`
         started = Signal()
         primed = Signal()           # `prev` holds the row's previous input beat
         prev = Signal(8 * b)
-        left = Signal(21)
+        left = Signal(row_shape)
         m.d.comb += left.eq(Mux(started, bytes_left, row.row_bytes))
         # The rest of the row lies in one input beat from lane `offset` on: emit it from that
         # beat alone. (Aligned rows never need a second beat.) Once the row has started, `fits`
@@ -431,7 +478,7 @@ class DMAWriter(wiring.Component):
 
     Members
     -------
-    cmd : In(stream.Signature(CMD_LAYOUT))
+    cmd : In(stream.Signature(cmd_layout(max_rows, max_row_bytes)))
         2-D write commands, executed in order.
     data : In(stream.Signature(data_layout(config)))
         The rows, realigned to lane 0 as :class:`DMAReader` delivers them: each row is exactly
@@ -458,13 +505,15 @@ class DMAWriter(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = OUTSTANDING, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1, max_rows: int = MAX_ROWS,
+                 max_row_bytes: int = MAX_ROW_BYTES):
         _check_params(max_burst, outstanding)
         self._config = config
         self._max_burst = max_burst
         self._outstanding = outstanding
+        self._limits = {"max_rows": max_rows, "max_row_bytes": max_row_bytes}
         super().__init__({
-            "cmd": In(stream.Signature(CMD_LAYOUT)),
+            "cmd": In(stream.Signature(cmd_layout(max_rows, max_row_bytes))),
             "data": In(stream.Signature(data_layout(config))),
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, id_width, read=False)),
             "busy": Out(1),
@@ -483,7 +532,8 @@ class DMAWriter(wiring.Component):
         limit = self._outstanding
         max_burst = self._max_burst
 
-        m.submodules.split = split = BurstSplitter(self._config, max_burst)
+        m.submodules.split = split = BurstSplitter(self._config, max_burst, **self._limits)
+        max_burst = burst_limit(self._config, max_burst, self._limits["max_row_bytes"])
         wiring.connect(m, wiring.flipped(self.cmd), split.cmd)
         m.d.comb += split.abort.eq(self.abort)
 
@@ -619,16 +669,18 @@ class DMA(wiring.Component):
     """A :class:`DMAReader` and a :class:`DMAWriter` sharing one AXI4 master port.
 
     The reader owns AR/R and the writer AW/W/B, so reads and writes run concurrently.
+    ``max_rows`` and ``max_row_bytes`` bound the commands it takes (:func:`cmd_layout`); a
+    burst is no longer than a row of ``max_row_bytes`` can cover (:func:`burst_limit`).
 
     Members
     -------
     m_axi : Out(AXI4Signature(32, config.axi_data_width, id_width))
         The memory port (Verilog ``m_axi__awaddr`` …).
-    rd_cmd : In(stream.Signature(CMD_LAYOUT))
+    rd_cmd : In(stream.Signature(cmd_layout(max_rows, max_row_bytes)))
         Read commands (see :class:`DMAReader`).
     rd_data : Out(stream.Signature(data_layout(config)))
         Rows read, realigned to lane 0.
-    wr_cmd : In(stream.Signature(CMD_LAYOUT))
+    wr_cmd : In(stream.Signature(cmd_layout(max_rows, max_row_bytes)))
         Write commands (see :class:`DMAWriter`).
     wr_data : In(stream.Signature(data_layout(config)))
         Rows to write, from lane 0.
@@ -652,11 +704,13 @@ class DMA(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, *, max_burst: int = AXI4_MAX_BURST,
-                 outstanding: int = OUTSTANDING, id_width: int = 1):
+                 outstanding: int = OUTSTANDING, id_width: int = 1, max_rows: int = MAX_ROWS,
+                 max_row_bytes: int = MAX_ROW_BYTES):
         _check_params(max_burst, outstanding)
         self._config = config
-        self._params = {"max_burst": max_burst, "outstanding": outstanding, "id_width": id_width}
-        layouts = dma_layouts(config)
+        self._params = {"max_burst": max_burst, "outstanding": outstanding, "id_width": id_width,
+                        "max_rows": max_rows, "max_row_bytes": max_row_bytes}
+        layouts = dma_layouts(config, max_rows, max_row_bytes)
         super().__init__({
             "m_axi": Out(AXI4Signature(32, config.axi_data_width, id_width)),
             "rd_cmd": In(stream.Signature(layouts["rd_cmd"])),
