@@ -13,8 +13,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from accelerator.config import AcceleratorConfig
-from accelerator.hw.dma import CMD_LAYOUT, data_layout
-from accelerator.hw.engine import EngineError, GemmEngine
+from accelerator.hw.dma import data_layout
+from accelerator.hw.engine import EngineError, GemmEngine, dma_command_layout
 from accelerator.hw.payload import pack, unpack
 from accelerator.model import reference
 
@@ -38,7 +38,7 @@ class Memory:
 def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000, bus_error=False):
     eng = GemmEngine(config)
     B = config.axi_bytes
-    cmd_l, data_l = CMD_LAYOUT, data_layout(config)
+    cmd_l, data_l = dma_command_layout(config), data_layout(config)
     reads, writes = collections.deque(), collections.deque()
     result = {}
 

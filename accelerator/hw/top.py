@@ -133,7 +133,9 @@ class Accelerator(wiring.Component):
             engine = GemmEngine(self._config, dsp_pes=self._dsp_pes,
                                 paired_pes=self._paired_pes)
             m.submodules.engine = DomainRenamer({"sync": "engine"})(engine)
-            m.submodules.dma = dma = DMA(self._config)
+            max_rows, max_row_bytes = Geometry.of(self._config).dma_limits(self._config)
+            m.submodules.dma = dma = DMA(self._config, max_rows=max_rows,
+                                         max_row_bytes=max_row_bytes)
             wiring.connect(m, wiring.flipped(self.m_axi), dma.m_axi)
             for name in ("rd_cmd", "rd_data", "wr_cmd", "wr_data"):
                 wiring.connect(m, getattr(engine, name), getattr(dma, name))

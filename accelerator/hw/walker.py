@@ -23,11 +23,11 @@ class ChunkWalker(wiring.Component):
         Go back to the first chunk (with ``m``, ``n`` and ``chunk`` stable from now on).
     advance : In(1)
         Move to the next chunk.
-    m, n, chunk : In(16)
-        Rows and columns of C, and rows per chunk (≥ 1).
-    row0, rows : Out(16)
+    m, n, chunk : In(16), In(16), In(range(max_rows + 1))
+        Rows and columns of C, and rows per chunk (1 to ``max_rows``).
+    row0, rows : Out(16), Out(range(max_rows + 1))
         First row of the current chunk and how many rows it has (``min(chunk, m - row0)``).
-    col0, cols : Out(16)
+    col0, cols : Out(16), Out(range(cols + 1))
         First column of the current panel and how many columns it has.
     index : Out(32)
         How many chunks came before this one (its half of a double buffer is ``index[0]``).
@@ -35,12 +35,13 @@ class ChunkWalker(wiring.Component):
         Where the current chunk stands in its panel and in the whole walk.
     """
 
-    def __init__(self, cols: int):
+    def __init__(self, cols: int, max_rows: int = (1 << 16) - 1):
         self._cols = cols
         super().__init__({
             "restart": In(1), "advance": In(1),
-            "m": In(16), "n": In(16), "chunk": In(16),
-            "row0": Out(16), "rows": Out(16), "col0": Out(16), "cols": Out(16),
+            "m": In(16), "n": In(16), "chunk": In(range(max_rows + 1)),
+            "row0": Out(16), "rows": Out(range(max_rows + 1)), "col0": Out(16),
+            "cols": Out(range(cols + 1)),
             "index": Out(32),
             "first_in_panel": Out(1), "last_in_panel": Out(1), "last": Out(1),
         })

@@ -76,6 +76,12 @@ class Geometry:
         sizes the stages' row counters."""
         return self.m_chunk(config, MAX_DIM, 1)
 
+    def dma_limits(self, config: AcceleratorConfig) -> tuple[int, int]:
+        """The most rows and the longest row (bytes) of a DMA transfer the engine asks for: A
+        tiles (a chunk's rows of at most a K step), B panels (a K step's rows of at most C
+        bytes), C_in and C (a chunk's rows of at most C int32). They size the DMA's counters."""
+        return max(self.max_chunk(config), self.k_step), max(self.k_step, 4 * config.cols)
+
     def m_chunk(self, config: AcceleratorConfig, m: int, k: int) -> int:
         """Rows of A per chunk: R (os), or what half the A and C scratchpads hold (ws)."""
         if config.dataflow == "os":

@@ -175,15 +175,15 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
-  wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$118 ;
+  wire [83:0] rd_cmd__payload;
+  wire [83:0] \rd_cmd__payload$118 ;
   wire [31:0] \rd_cmd__payload$118.addr ;
-  wire [19:0] \rd_cmd__payload$118.row_bytes ;
-  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [9:0] \rd_cmd__payload$118.row_bytes ;
+  wire [9:0] \rd_cmd__payload$118.rows ;
   wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
   wire \rd_cmd__ready$120 ;
@@ -292,15 +292,15 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire start;
   wire wr_busy;
   wire [31:0] wr_bytes;
-  wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$130 ;
+  wire [83:0] wr_cmd__payload;
+  wire [83:0] \wr_cmd__payload$130 ;
   wire [31:0] \wr_cmd__payload$130.addr ;
-  wire [19:0] \wr_cmd__payload$130.row_bytes ;
-  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [9:0] \wr_cmd__payload$130.row_bytes ;
+  wire [9:0] \wr_cmd__payload$130.rows ;
   wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
   wire \wr_cmd__ready$132 ;
@@ -572,13 +572,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -606,13 +606,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload$124.last  = rd_data__payload[69];
   assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
   assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[83:52];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -702,17 +702,17 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire \clear$110 ;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  input [99:0] \cmd__payload$12 ;
-  wire [99:0] \cmd__payload$12 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  input [83:0] \cmd__payload$12 ;
+  wire [83:0] \cmd__payload$12 ;
   wire [31:0] \cmd__payload$12.addr ;
-  wire [19:0] \cmd__payload$12.row_bytes ;
-  wire [15:0] \cmd__payload$12.rows ;
+  wire [9:0] \cmd__payload$12.row_bytes ;
+  wire [9:0] \cmd__payload$12.rows ;
   wire [31:0] \cmd__payload$12.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   wire cmd__ready;
   wire \cmd__ready$15 ;
@@ -853,10 +853,10 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire rd_busy;
   output [31:0] rd_bytes;
   wire [31:0] rd_bytes;
-  wire [99:0] rd_cmd__payload;
+  wire [83:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   output rd_cmd__ready;
   wire rd_cmd__ready;
@@ -887,10 +887,10 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_busy;
   output [31:0] wr_bytes;
   wire [31:0] wr_bytes;
-  wire [99:0] wr_cmd__payload;
+  wire [83:0] wr_cmd__payload;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   output wr_cmd__ready;
   wire wr_cmd__ready;
@@ -1055,13 +1055,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign aborting = abort;
   assign \abort$113  = abort;
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \rd_cmd__payload.addr  = cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -1089,13 +1089,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign \data__payload.last  = rd_data__payload[69];
   assign \data__payload.end  = rd_data__payload[70];
   assign \cmd__payload$12.addr  = \cmd__payload$12 [31:0];
-  assign \cmd__payload$12.rows  = \cmd__payload$12 [47:32];
-  assign \cmd__payload$12.row_bytes  = \cmd__payload$12 [67:48];
-  assign \cmd__payload$12.stride  = \cmd__payload$12 [99:68];
+  assign \cmd__payload$12.rows  = \cmd__payload$12 [41:32];
+  assign \cmd__payload$12.row_bytes  = \cmd__payload$12 [51:42];
+  assign \cmd__payload$12.stride  = \cmd__payload$12 [83:52];
   assign \wr_cmd__payload.addr  = \cmd__payload$12 [31:0];
-  assign \wr_cmd__payload.rows  = \cmd__payload$12 [47:32];
-  assign \wr_cmd__payload.row_bytes  = \cmd__payload$12 [67:48];
-  assign \wr_cmd__payload.stride  = \cmd__payload$12 [99:68];
+  assign \wr_cmd__payload.rows  = \cmd__payload$12 [41:32];
+  assign \wr_cmd__payload.row_bytes  = \cmd__payload$12 [51:42];
+  assign \wr_cmd__payload.stride  = \cmd__payload$12 [83:52];
   assign \data__payload$18.data  = \data__payload$18 [63:0];
   assign \data__payload$18.data[0]  = \data__payload$18 [7:0];
   assign \data__payload$18.data[1]  = \data__payload$18 [15:8];
@@ -1131,7 +1131,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [20:0] \$12 ;
+  wire [10:0] \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -1149,20 +1149,20 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [9:0] \$29 ;
+  wire [7:0] \$29 ;
   wire \$3 ;
   wire [4:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire [5:0] \$33 ;
-  wire [20:0] \$34 ;
+  wire [9:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [21:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [21:0] \$40 ;
+  wire [10:0] \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
@@ -1181,7 +1181,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [70:0] \$55 ;
   reg \$56 ;
   reg \$57 ;
-  reg [20:0] \$58 ;
+  reg [9:0] \$58 ;
   reg \$59 ;
   wire \$6 ;
   reg \$60 ;
@@ -1193,13 +1193,13 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   input abort;
   wire abort;
   wire \abort$7 ;
-  wire [67:0] burst__payload;
+  wire [55:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   wire burst__ready;
@@ -1207,23 +1207,23 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   output busy;
   wire busy;
   wire \busy$45 ;
-  reg [20:0] bytes_left = 21'h000000;
+  reg [9:0] bytes_left = 10'h000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
   input clear;
   wire clear;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  wire [99:0] \cmd__payload$1 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  wire [83:0] \cmd__payload$1 ;
   wire [31:0] \cmd__payload$1.addr ;
-  wire [19:0] \cmd__payload$1.row_bytes ;
-  wire [15:0] \cmd__payload$1.rows ;
+  wire [9:0] \cmd__payload$1.row_bytes ;
+  wire [9:0] \cmd__payload$1.rows ;
   wire [31:0] \cmd__payload$1.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -1258,7 +1258,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg fits_left = 1'h0;
   wire last;
   reg last_left = 1'h0;
-  wire [20:0] left;
+  wire [9:0] left;
   output [31:0] m_axi__araddr;
   reg [31:0] m_axi__araddr = 32'd0;
   wire [1:0] m_axi__arburst;
@@ -1286,7 +1286,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   reg primed = 1'h0;
-  wire [25:0] r_data;
+  wire [15:0] r_data;
   reg r_en;
   wire [3:0] r_level;
   wire r_rdy;
@@ -1295,15 +1295,15 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire rst;
   reg started = 1'h0;
   wire take;
-  wire [25:0] w_data;
+  wire [15:0] w_data;
   wire w_en;
   wire w_rdy;
   assign \$31  = m_axi__rvalid & m_axi__rready;
   assign \$32  = \$31  & m_axi__rlast;
   assign \$33  = \$30  - \$32 ;
-  assign \$34  = last ? left : 21'h000008;
-  assign \$35  = left == r_data[22:3];
-  assign \$36  = last & r_data[23];
+  assign \$34  = last ? left : 10'h008;
+  assign \$35  = left == r_data[12:3];
+  assign \$36  = last & r_data[13];
   assign \$37  = left - 4'h8;
   assign \$38  = | r_data[2:0];
   assign \$39  = ~ \$38 ;
@@ -1349,21 +1349,21 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$3  = burst__valid & \$2 ;
   assign \$4  = pending < 4'h8;
   assign \$5  = \$3  & \$4 ;
-  assign \$6  = ~ burst__payload[41];
+  assign \$6  = ~ burst__payload[39];
   assign \$7  = \$6  | w_rdy;
   assign \$8  = \$5  & \$7 ;
   assign \$9  = ~ abort;
   assign take = \$8  & \$9 ;
-  assign w_en = take & burst__payload[41];
-  assign \$10  = | burst__payload[47:45];
+  assign w_en = take & burst__payload[39];
+  assign \$10  = | burst__payload[45:43];
   assign \$11  = ~ \$10 ;
-  assign \$12  = burst__payload[67:48] + burst__payload[47:45];
+  assign \$12  = burst__payload[55:46] + burst__payload[45:43];
   assign \$13  = \$12  <= 4'h8;
   assign \$14  = \$11  | \$13 ;
-  assign \$15  = burst__payload[67:48] <= 4'h8;
-  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign fits = started ? fits_left : r_data[24];
-  assign last = started ? last_left : r_data[25];
+  assign \$15  = burst__payload[55:46] <= 4'h8;
+  assign left = started ? bytes_left : r_data[12:3];
+  assign fits = started ? fits_left : r_data[14];
+  assign last = started ? last_left : r_data[15];
   assign \$16  = primed ? prev : m_axi__rdata;
   assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
   assign \$17  = primed & fits;
@@ -1379,14 +1379,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$27  = | r_level;
   assign \$28  = \$26  | \$27 ;
   assign busy = \$28  | data__valid;
-  assign \$29  = burst__payload[40:32] - 1'h1;
+  assign \$29  = burst__payload[38:32] - 1'h1;
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2176$0 (\$14 ),
-    .\port$2177$0 (\$15 ),
-    .\port$3618$43 (burst__payload[43]),
-    .\port$3618$45 (burst__payload[67:45]),
+    .\port$2179$0 (\$14 ),
+    .\port$2180$0 (\$15 ),
+    .\port$3609$41 (burst__payload[41]),
+    .\port$3609$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1479,7 +1479,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = m_axi__arlen;
     if (take) begin
-      \$51  = \$29 [7:0];
+      \$51  = \$29 ;
     end
     if (rst) begin
       \$51  = 8'h00;
@@ -1585,7 +1585,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
       (* full_case = 32'd1 *)
       if (last) begin
       end else begin
-        \$58  = \$37 [20:0];
+        \$58  = \$37 [9:0];
       end
     end else begin
       if (consume) begin
@@ -1593,7 +1593,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
       end
     end
     if (rst) begin
-      \$58  = 21'h000000;
+      \$58  = 10'h000;
     end
   end
   always @* begin
@@ -1667,7 +1667,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \cmd__valid$5  = cmd__valid;
   assign \abort$7  = abort;
   assign burst__ready = take;
-  assign w_data = { \$15 , \$14 , burst__payload[43], burst__payload[67:45] };
+  assign w_data = { \$15 , \$14 , burst__payload[41], burst__payload[55:43] };
   assign m_axi__arid = 1'h0;
   assign m_axi__arsize = 3'h3;
   assign m_axi__arburst = 2'h1;
@@ -1675,21 +1675,21 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \cmd__payload$1.addr  = cmd__payload[31:0];
-  assign \cmd__payload$1.rows  = cmd__payload[47:32];
-  assign \cmd__payload$1.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload$1.stride  = cmd__payload[99:68];
+  assign \cmd__payload$1.rows  = cmd__payload[41:32];
+  assign \cmd__payload$1.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload$1.stride  = cmd__payload[83:52];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_rdy, w_level, r_data, r_en, \port$3618$43 , \port$3618$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2179$0 , \port$2180$0 , w_rdy, w_level, r_data, r_en, \port$3609$41 , \port$3609$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,55 +1749,55 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2176$0 ;
-  wire \port$2176$0 ;
-  input \port$2177$0 ;
-  wire \port$2177$0 ;
-  input \port$3618$43 ;
-  wire \port$3618$43 ;
-  input [22:0] \port$3618$45 ;
-  wire [22:0] \port$3618$45 ;
+  input \port$2179$0 ;
+  wire \port$2179$0 ;
+  input \port$2180$0 ;
+  wire \port$2180$0 ;
+  input \port$3609$41 ;
+  wire \port$3609$41 ;
+  input [12:0] \port$3609$43 ;
+  wire [12:0] \port$3609$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [25:0] r_data;
-  wire [25:0] r_data;
+  output [15:0] r_data;
+  wire [15:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [25:0] r_port__data;
+  wire [15:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [25:0] w_data;
+  wire [15:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  wire [25:0] w_port__data;
+  wire [15:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [25:0] storage [8:0];
+  reg [15:0] storage [8:0];
   initial begin
-    storage[0] = 26'h0000000;
-    storage[1] = 26'h0000000;
-    storage[2] = 26'h0000000;
-    storage[3] = 26'h0000000;
-    storage[4] = 26'h0000000;
-    storage[5] = 26'h0000000;
-    storage[6] = 26'h0000000;
-    storage[7] = 26'h0000000;
-    storage[8] = 26'h0000000;
+    storage[0] = 16'h0000;
+    storage[1] = 16'h0000;
+    storage[2] = 16'h0000;
+    storage[3] = 16'h0000;
+    storage[4] = 16'h0000;
+    storage[5] = 16'h0000;
+    storage[6] = 16'h0000;
+    storage[7] = 16'h0000;
+    storage[8] = 16'h0000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
+      storage[w_port__addr] <= { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
   end
-  reg [25:0] _0_;
+  reg [15:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2176$0 , \port$2177$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
-  assign w_data = { \port$2177$0 , \port$2176$0 , \port$3618$43 , \port$3618$45  };
+  assign w_port__data = { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
+  assign w_data = { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1904,67 +1904,62 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [9:0] \$1 ;
-  wire \$10 ;
-  wire [17:0] \$11 ;
-  wire \$12 ;
-  wire [20:0] \$13 ;
-  wire [21:0] \$14 ;
-  wire [21:0] \$15 ;
-  wire [10:0] \$16 ;
-  wire [32:0] \$17 ;
-  wire [16:0] \$18 ;
-  wire \$19 ;
+  wire \$1 ;
+  wire [10:0] \$10 ;
+  wire [11:0] \$11 ;
+  wire [11:0] \$12 ;
+  wire [10:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire [10:0] \$15 ;
+  wire \$16 ;
+  wire [9:0] \$17 ;
+  wire [32:0] \$18 ;
+  wire [7:0] \$19 ;
   wire \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire [10:0] \$23 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire [10:0] \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire [20:0] \$29 ;
+  wire [11:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [10:0] \$27 ;
+  wire [32:0] \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [10:0] \$32 ;
-  wire [32:0] \$33 ;
-  wire \$34 ;
-  reg \$35 ;
-  reg [67:0] \$36 ;
+  reg \$30 ;
+  reg [55:0] \$31 ;
+  reg \$32 ;
+  reg [31:0] \$33 ;
+  reg [2:0] \$34 ;
+  reg [6:0] \$35 ;
+  reg [9:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
-  reg [2:0] \$39 ;
+  reg [9:0] \$39 ;
   wire \$4 ;
-  reg [17:0] \$40 ;
-  reg [9:0] \$41 ;
-  reg \$42 ;
-  reg [31:0] \$43 ;
-  reg [15:0] \$44 ;
-  reg \$45 ;
-  reg \$46 ;
-  reg [99:0] \$47 ;
-  reg [19:0] \$48 ;
-  reg [31:0] \$49 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg [83:0] \$42 ;
+  reg [9:0] \$43 ;
+  reg [31:0] \$44 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire \$8 ;
+  wire [6:0] \$8 ;
   wire \$9 ;
   input abort;
   wire abort;
   reg active = 1'h0;
-  reg [17:0] beats_left = 18'h00000;
-  output [67:0] burst__payload;
-  reg [67:0] burst__payload = 68'h00000000000000000;
+  reg [6:0] beats_left = 7'h00;
+  output [55:0] burst__payload;
+  reg [55:0] burst__payload = 56'h00000000000000;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   input burst__ready;
@@ -1975,16 +1970,16 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire busy;
   input clk;
   wire clk;
-  reg [99:0] cmd = 100'h0000000000000000000000000;
+  reg [83:0] cmd = 84'h000000000000000000000;
   wire [31:0] \cmd.addr ;
-  wire [19:0] \cmd.row_bytes ;
-  wire [15:0] \cmd.rows ;
+  wire [9:0] \cmd.row_bytes ;
+  wire [9:0] \cmd.rows ;
   wire [31:0] \cmd.stride ;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -1992,334 +1987,314 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   reg last_row = 1'h0;
-  wire [8:0] mid;
+  wire [6:0] mid;
   reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
   reg [9:0] page_left = 10'h000;
-  wire page_short;
   reg pending = 1'h0;
-  reg [19:0] row_bytes = 20'h00000;
+  reg [9:0] row_bytes = 10'h000;
   wire row_done;
   reg row_first = 1'h0;
-  reg [15:0] rows_left = 16'h0000;
+  reg [9:0] rows_left = 10'h000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
   always @(posedge clk)
-    page_left <= \$41 ;
+    pending <= \$41 ;
   always @(posedge clk)
-    row_first <= \$42 ;
+    cmd <= \$42 ;
   always @(posedge clk)
-    next_addr <= \$43 ;
+    row_bytes <= \$43 ;
   always @(posedge clk)
-    rows_left <= \$44 ;
+    stride <= \$44 ;
+  assign row_done = beats_left <= page_left;
+  assign \$1  = ~ active;
+  assign \$2  = ~ pending;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ abort;
+  assign cmd__ready = \$3  & \$4 ;
+  assign \$5  = pending | active;
+  assign busy = \$5  | burst__valid;
+  assign \$6  = ~ burst__valid;
+  assign \$7  = burst__ready | \$6 ;
+  assign \$8  = row_done ? beats_left : page_left[6:0];
+  assign \$9  = row_done & last_row;
+  assign \$10  = next_addr[2:0] + row_bytes;
+  assign \$11  = \$10  + 3'h7;
+  assign \$13  = 10'h200 - next_addr[11:3];
+  assign \$14  = next_addr + stride;
+  assign \$15  = rows_left - 1'h1;
+  assign \$16  = rows_left == 2'h2;
+  assign \$18  = cur + \$17 ;
+  assign \$19  = beats_left - page_left[6:0];
+  assign \$20  = cmd__valid & cmd__ready;
+  assign \$21  = | cmd[41:32];
+  assign \$22  = | cmd[51:42];
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = cmd[2:0] + cmd[51:42];
+  assign \$25  = \$24  + 3'h7;
+  assign \$27  = 10'h200 - cmd[11:3];
+  assign \$28  = cmd[31:0] + cmd[83:52];
+  assign \$29  = cmd[41:32] == 1'h1;
   always @(posedge clk)
-    last_row <= \$45 ;
+    burst__valid <= \$30 ;
   always @(posedge clk)
-    pending <= \$46 ;
+    burst__payload <= \$31 ;
   always @(posedge clk)
-    cmd <= \$47 ;
+    active <= \$32 ;
   always @(posedge clk)
-    row_bytes <= \$48 ;
+    cur <= \$33 ;
   always @(posedge clk)
-    stride <= \$49 ;
-  assign page_short = page_left <= 9'h100;
-  assign \$1  = page_short ? page_left : 10'h100;
-  assign \$2  = beats_left <= 9'h100;
-  assign \$3  = beats_left <= page_left;
-  assign row_done = \$2  & \$3 ;
-  assign \$4  = ~ active;
-  assign \$5  = ~ pending;
-  assign \$6  = \$4  & \$5 ;
-  assign \$7  = ~ abort;
-  assign cmd__ready = \$6  & \$7 ;
-  assign \$8  = pending | active;
-  assign busy = \$8  | burst__valid;
-  assign \$9  = ~ burst__valid;
-  assign \$10  = burst__ready | \$9 ;
-  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
-  assign \$12  = row_done & last_row;
-  assign \$13  = next_addr[2:0] + row_bytes;
-  assign \$14  = \$13  + 3'h7;
-  assign \$16  = 10'h200 - next_addr[11:3];
-  assign \$17  = next_addr + stride;
-  assign \$18  = rows_left - 1'h1;
-  assign \$19  = rows_left == 2'h2;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$1 [8:0];
-  assign \$23  = page_left - 9'h100;
-  assign \$24  = page_short ? 11'h200 : \$23 ;
-  assign \$25  = cmd__valid & cmd__ready;
-  assign \$26  = | cmd[47:32];
-  assign \$27  = | cmd[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd[2:0] + cmd[67:48];
-  assign \$30  = \$29  + 3'h7;
-  assign \$32  = 10'h200 - cmd[11:3];
-  assign \$33  = cmd[31:0] + cmd[99:68];
-  assign \$34  = cmd[47:32] == 1'h1;
+    offset <= \$34 ;
   always @(posedge clk)
-    burst__valid <= \$35 ;
+    beats_left <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$36 ;
+    page_left <= \$36 ;
   always @(posedge clk)
-    active <= \$37 ;
+    row_first <= \$37 ;
   always @(posedge clk)
-    cur <= \$38 ;
+    next_addr <= \$38 ;
   always @(posedge clk)
-    offset <= \$39 ;
+    rows_left <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$40 ;
+    last_row <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$41  = page_left;
-    if (\$10 ) begin
+    \$42  = cmd;
+    if (\$20 ) begin
+      \$42  = cmd__payload;
+    end
+    if (rst) begin
+      \$42  = 84'h000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = row_bytes;
+    if (pending) begin
+      if (\$23 ) begin
+        \$43  = cmd[51:42];
+      end
+    end
+    if (rst) begin
+      \$43  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = stride;
+    if (pending) begin
+      if (\$23 ) begin
+        \$44  = cmd[83:52];
+      end
+    end
+    if (rst) begin
+      \$44  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$30  = burst__valid;
+    if (\$7 ) begin
+      \$30  = 1'h0;
+      if (active) begin
+        \$30  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$30  = 1'h0;
+    end
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$31  = burst__payload;
+    if (\$7 ) begin
+      if (active) begin
+        \$31 [31:0] = cur;
+        \$31 [38:32] = \$8 ;
+        \$31 [39] = row_first;
+        \$31 [40] = row_done;
+        \$31 [41] = last_row;
+        \$31 [42] = \$9 ;
+        \$31 [45:43] = offset;
+        \$31 [55:46] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$31  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$32  = active;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          if (last_row) begin
+            \$32  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$32  = 1'h0;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$33  = cur;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$41  = \$16 [9:0];
+            \$33  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$41  = \$24 [9:0];
+          \$33  = \$18 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$41  = \$32 [9:0];
+      if (\$23 ) begin
+        \$33  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$41  = 10'h000;
+      \$33  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$42  = row_first;
-    if (\$10 ) begin
+    \$34  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$34  = next_addr[2:0];
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = beats_left;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$42  = 1'h1;
+            \$35  = \$12 [6:0];
           end
         end else begin
-          \$42  = 1'h0;
+          \$35  = \$19 [6:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$42  = 1'h1;
+      if (\$23 ) begin
+        \$35  = \$26 [6:0];
       end
     end
     if (rst) begin
-      \$42  = 1'h0;
+      \$35  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$43  = next_addr;
-    if (\$10 ) begin
+    \$36  = page_left;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$43  = \$17 [31:0];
+            \$36  = \$13 [9:0];
           end
+        end else begin
+          \$36  = 10'h200;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$43  = \$33 [31:0];
+      if (\$23 ) begin
+        \$36  = \$27 [9:0];
       end
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$36  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = rows_left;
-    if (\$10 ) begin
+    \$37  = row_first;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$44  = \$18 [15:0];
+            \$37  = 1'h1;
           end
+        end else begin
+          \$37  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$44  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$44  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$45  = last_row;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$45  = \$19 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
-        \$45  = \$34 ;
-      end
-    end
-    if (rst) begin
-      \$45  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$46  = pending;
-    if (\$25 ) begin
-      \$46  = 1'h1;
-    end
-    if (pending) begin
-      \$46  = 1'h0;
-    end
-    if (abort) begin
-      \$46  = 1'h0;
-    end
-    if (rst) begin
-      \$46  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$47  = cmd;
-    if (\$25 ) begin
-      \$47  = cmd__payload;
-    end
-    if (rst) begin
-      \$47  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$48  = row_bytes;
-    if (pending) begin
-      if (\$28 ) begin
-        \$48  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$48  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$49  = stride;
-    if (pending) begin
-      if (\$28 ) begin
-        \$49  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$49  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$35  = burst__valid;
-    if (\$10 ) begin
-      \$35  = 1'h0;
-      if (active) begin
-        \$35  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$35  = 1'h0;
-    end
-    if (rst) begin
-      \$35  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$36  = burst__payload;
-    if (\$10 ) begin
-      if (active) begin
-        \$36 [31:0] = cur;
-        \$36 [40:32] = \$11 [8:0];
-        \$36 [41] = row_first;
-        \$36 [42] = row_done;
-        \$36 [43] = last_row;
-        \$36 [44] = \$12 ;
-        \$36 [47:45] = offset;
-        \$36 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$36  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$37  = active;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          if (last_row) begin
-            \$37  = 1'h0;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
+      if (\$23 ) begin
         \$37  = 1'h1;
       end
     end
-    if (abort) begin
-      \$37  = 1'h0;
-    end
     if (rst) begin
       \$37  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$38  = cur;
-    if (\$10 ) begin
+    \$38  = next_addr;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$38  = { next_addr[31:3], 3'h0 };
+            \$38  = \$14 [31:0];
           end
-        end else begin
-          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$38  = { cmd[31:3], 3'h0 };
+      if (\$23 ) begin
+        \$38  = \$28 [31:0];
       end
     end
     if (rst) begin
@@ -2328,73 +2303,86 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$39  = offset;
-    if (\$10 ) begin
+    \$39  = rows_left;
+    if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$39  = next_addr[2:0];
+            \$39  = \$15 [9:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$39  = cmd[2:0];
+      if (\$23 ) begin
+        \$39  = cmd[41:32];
       end
     end
     if (rst) begin
-      \$39  = 3'h0;
+      \$39  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$40  = beats_left;
-    if (\$10 ) begin
+    \$40  = last_row;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$40  = \$15 [17:0];
+            \$40  = \$16 ;
           end
-        end else begin
-          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$40  = \$31 [17:0];
+      if (\$23 ) begin
+        \$40  = \$29 ;
       end
     end
     if (rst) begin
-      \$40  = 18'h00000;
+      \$40  = 1'h0;
     end
   end
-  assign mid = \$1 [8:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$41  = pending;
+    if (\$20 ) begin
+      \$41  = 1'h1;
+    end
+    if (pending) begin
+      \$41  = 1'h0;
+    end
+    if (abort) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  assign mid = page_left[6:0];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \cmd.addr  = cmd[31:0];
-  assign \cmd.rows  = cmd[47:32];
-  assign \cmd.row_bytes  = cmd[67:48];
-  assign \cmd.stride  = cmd[99:68];
+  assign \cmd.rows  = cmd[41:32];
+  assign \cmd.row_bytes  = cmd[51:42];
+  assign \cmd.stride  = cmd[83:52];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$15  = { 3'h0, \$14 [21:3] };
-  assign \$20  = { \$1 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
+  assign \$12  = { 3'h0, \$11 [11:3] };
+  assign \$17  = { page_left[6:0], 3'h0 };
+  assign \$26  = { 3'h0, \$25 [11:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2402,10 +2390,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
 , m_axi__wlast, error, bytes_written, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [21:0] \$10 ;
+  wire [11:0] \$10 ;
   wire [5:0] \$100 ;
-  wire [8:0] \$101 ;
-  wire [8:0] \$102 ;
+  wire [7:0] \$101 ;
+  wire [7:0] \$102 ;
   wire \$103 ;
   wire \$104 ;
   wire [32:0] \$105 ;
@@ -2413,7 +2401,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$107 ;
   wire \$108 ;
   reg \$109 ;
-  wire [21:0] \$11 ;
+  wire [11:0] \$11 ;
   reg [31:0] \$110 ;
   reg [7:0] \$111 ;
   reg [3:0] \$112 ;
@@ -2422,12 +2410,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [7:0] \$115 ;
   reg \$116 ;
   reg [3:0] \$117 ;
-  reg [7:0] \$118 ;
+  reg [6:0] \$118 ;
   reg [63:0] \$119 ;
-  wire [22:0] \$12 ;
+  wire [12:0] \$12 ;
   reg \$120 ;
   reg [31:0] \$121 ;
-  wire [9:0] \$13 ;
+  wire [7:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -2511,7 +2499,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [2:0] \$87 ;
   wire [4:0] \$88 ;
   wire \$89 ;
-  wire [20:0] \$9 ;
+  wire [10:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -2519,21 +2507,21 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire [9:0] \$97 ;
+  wire [7:0] \$97 ;
   wire [4:0] \$98 ;
   wire \$99 ;
   input abort;
   wire abort;
   wire \abort$7 ;
   wire [127:0] align_wide;
-  reg [7:0] beat = 8'h00;
-  wire [67:0] burst__payload;
+  reg [6:0] beat = 7'h00;
+  wire [55:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   wire burst__ready;
@@ -2547,16 +2535,16 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire clear;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  wire [99:0] \cmd__payload$1 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  wire [83:0] \cmd__payload$1 ;
   wire [31:0] \cmd__payload$1.addr ;
-  wire [19:0] \cmd__payload$1.row_bytes ;
-  wire [15:0] \cmd__payload$1.rows ;
+  wire [9:0] \cmd__payload$1.row_bytes ;
+  wire [9:0] \cmd__payload$1.rows ;
   wire [31:0] \cmd__payload$1.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -2584,8 +2572,8 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg data__ready;
   input data__valid;
   wire data__valid;
-  wire [17:0] desc;
-  wire [7:0] \desc.last_beat ;
+  wire [16:0] desc;
+  wire [6:0] \desc.last_beat ;
   wire [2:0] \desc.offset ;
   wire \desc.row_first ;
   wire \desc.row_last ;
@@ -2631,7 +2619,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   wire r_data;
-  wire [17:0] \r_data$35 ;
+  wire [16:0] \r_data$35 ;
   wire r_en;
   wire \r_en$46 ;
   wire [3:0] r_level;
@@ -2644,7 +2632,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [3:0] tail;
   wire take;
   reg [3:0] w_count = 4'h0;
-  wire [17:0] w_data;
+  wire [16:0] w_data;
   wire \w_data$22 ;
   wire w_en;
   wire \w_en$21 ;
@@ -2659,20 +2647,20 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$7  = \$6  & \w_rdy$14 ;
   assign \$8  = ~ abort;
   assign take = \$7  & \$8 ;
-  assign \$9  = burst__payload[47:45] + burst__payload[67:48];
+  assign \$9  = burst__payload[45:43] + burst__payload[55:46];
   assign \$10  = \$9  - 1'h1;
   assign \$12  = $signed(\$11 ) + $signed(2'h1);
-  assign \$13  = burst__payload[40:32] - 1'h1;
-  assign \$14  = \$12 [3:0] <= burst__payload[47:45];
+  assign \$13  = burst__payload[38:32] - 1'h1;
+  assign \$14  = \$12 [3:0] <= burst__payload[45:43];
   assign done = \$15  & r_data;
   assign \$16  = | beat;
   assign \$17  = ~ \$16 ;
-  assign first = \r_data$35 [8] & \$17 ;
-  assign last_in_burst = beat == \r_data$35 [7:0];
-  assign last = \r_data$35 [9] & last_in_burst;
+  assign first = \r_data$35 [7] & \$17 ;
+  assign last_in_burst = beat == \r_data$35 [6:0];
+  assign last = \r_data$35 [8] & last_in_burst;
   assign \$18  = ~ first;
   assign \$19  = last & \$18 ;
-  assign flush = \$19  & \r_data$35 [17];
+  assign flush = \$19  & \r_data$35 [16];
   assign \$20  = ~ m_axi__wvalid;
   assign \$21  = \$20  | m_axi__wready;
   assign \$22  = r_rdy & \$21 ;
@@ -2684,63 +2672,63 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$28  = ~ flush;
   assign \$29  = \$27  & \$28 ;
   assign \r_en$46  = step & last_in_burst;
-  assign \$30  = 4'h8 - \r_data$35 [12:10];
+  assign \$30  = 4'h8 - \r_data$35 [11:9];
   assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
   assign \$31  = ~ first;
-  assign \$32  = \r_data$35 [12:10] <= 1'h0;
+  assign \$32  = \r_data$35 [11:9] <= 1'h0;
   assign \$33  = \$31  | \$32 ;
   assign \$34  = ~ last;
-  assign \$35  = \r_data$35 [16:13] > 1'h0;
+  assign \$35  = \r_data$35 [15:12] > 1'h0;
   assign \$36  = \$34  | \$35 ;
   assign \$37  = \$33  & \$36 ;
   assign \$38  = ~ first;
-  assign \$39  = \r_data$35 [12:10] <= 1'h1;
+  assign \$39  = \r_data$35 [11:9] <= 1'h1;
   assign \$40  = \$38  | \$39 ;
   assign \$41  = ~ last;
-  assign \$42  = \r_data$35 [16:13] > 1'h1;
+  assign \$42  = \r_data$35 [15:12] > 1'h1;
   assign \$43  = \$41  | \$42 ;
   assign \$44  = \$40  & \$43 ;
   assign \$45  = ~ first;
-  assign \$46  = \r_data$35 [12:10] <= 2'h2;
+  assign \$46  = \r_data$35 [11:9] <= 2'h2;
   assign \$47  = \$45  | \$46 ;
   assign \$48  = ~ last;
-  assign \$49  = \r_data$35 [16:13] > 2'h2;
+  assign \$49  = \r_data$35 [15:12] > 2'h2;
   assign \$50  = \$48  | \$49 ;
   assign \$51  = \$47  & \$50 ;
   assign \$52  = ~ first;
-  assign \$53  = \r_data$35 [12:10] <= 2'h3;
+  assign \$53  = \r_data$35 [11:9] <= 2'h3;
   assign \$54  = \$52  | \$53 ;
   assign \$55  = ~ last;
-  assign \$56  = \r_data$35 [16:13] > 2'h3;
+  assign \$56  = \r_data$35 [15:12] > 2'h3;
   assign \$57  = \$55  | \$56 ;
   assign \$58  = \$54  & \$57 ;
   assign \$59  = ~ first;
-  assign \$60  = \r_data$35 [12:10] <= 3'h4;
+  assign \$60  = \r_data$35 [11:9] <= 3'h4;
   assign \$61  = \$59  | \$60 ;
   assign \$62  = ~ last;
-  assign \$63  = \r_data$35 [16:13] > 3'h4;
+  assign \$63  = \r_data$35 [15:12] > 3'h4;
   assign \$64  = \$62  | \$63 ;
   assign \$65  = \$61  & \$64 ;
   assign \$66  = ~ first;
-  assign \$67  = \r_data$35 [12:10] <= 3'h5;
+  assign \$67  = \r_data$35 [11:9] <= 3'h5;
   assign \$68  = \$66  | \$67 ;
   assign \$69  = ~ last;
-  assign \$70  = \r_data$35 [16:13] > 3'h5;
+  assign \$70  = \r_data$35 [15:12] > 3'h5;
   assign \$71  = \$69  | \$70 ;
   assign \$72  = \$68  & \$71 ;
   assign \$73  = ~ first;
-  assign \$74  = \r_data$35 [12:10] <= 3'h6;
+  assign \$74  = \r_data$35 [11:9] <= 3'h6;
   assign \$75  = \$73  | \$74 ;
   assign \$76  = ~ last;
-  assign \$77  = \r_data$35 [16:13] > 3'h6;
+  assign \$77  = \r_data$35 [15:12] > 3'h6;
   assign \$78  = \$76  | \$77 ;
   assign \$79  = \$75  & \$78 ;
   assign \$80  = ~ first;
   assign \$82  = ~ last;
-  assign \$83  = \r_data$35 [16:13] > 3'h7;
+  assign \$83  = \r_data$35 [15:12] > 3'h7;
   assign \$84  = \$82  | \$83 ;
-  assign \$86  = last ? \r_data$35 [16:13] : 4'h8;
-  assign \$87  = first ? \r_data$35 [12:10] : 3'h0;
+  assign \$86  = last ? \r_data$35 [15:12] : 4'h8;
+  assign \$87  = first ? \r_data$35 [11:9] : 3'h0;
   assign \$88  = \$86  - \$87 ;
   assign \$89  = ~ m_axi__wvalid;
   assign \$90  = \$89  | m_axi__wready;
@@ -2751,11 +2739,11 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$95  = | r_level;
   assign \$96  = \$94  | \$95 ;
   assign busy = \$96  | m_axi__wvalid;
-  assign \$97  = burst__payload[40:32] - 1'h1;
+  assign \$97  = burst__payload[38:32] - 1'h1;
   assign \$98  = pending + take;
   assign \$100  = \$98  - \$99 ;
   assign \$101  = beat + 1'h1;
-  assign \$102  = last_in_burst ? 9'h000 : \$101 ;
+  assign \$102  = last_in_burst ? 8'h00 : \$101 ;
   assign \$103  = ~ flush;
   assign \$104  = m_axi__wvalid & m_axi__wready;
   assign \$105  = bytes_written + w_count;
@@ -2793,7 +2781,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .r_en(r_en),
     .rst(rst),
     .w_en(take),
-    .w_port__data(burst__payload[44]),
+    .w_port__data(burst__payload[42]),
     .w_rdy(\w_rdy$14 )
   );
   \accelerator.dma.writer.split  split (
@@ -2873,7 +2861,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$111  = m_axi__awlen;
     if (take) begin
-      \$111  = \$97 [7:0];
+      \$111  = \$97 ;
     end
     if (rst) begin
       \$111  = 8'h00;
@@ -2942,10 +2930,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$118  = beat;
     if (step) begin
-      \$118  = \$102 [7:0];
+      \$118  = \$102 [6:0];
     end
     if (rst) begin
-      \$118  = 8'h00;
+      \$118  = 7'h00;
     end
   end
   always @* begin
@@ -2997,7 +2985,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign w_en = take;
   assign w_data = desc;
   assign \w_en$21  = take;
-  assign \w_data$22  = burst__payload[44];
+  assign \w_data$22  = burst__payload[42];
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -3007,27 +2995,27 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign m_axi__bready = 1'h1;
   assign shift = \$30 [3:0];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \cmd__payload$1.addr  = cmd__payload[31:0];
-  assign \cmd__payload$1.rows  = cmd__payload[47:32];
-  assign \cmd__payload$1.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload$1.stride  = cmd__payload[99:68];
+  assign \cmd__payload$1.rows  = cmd__payload[41:32];
+  assign \cmd__payload$1.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload$1.stride  = cmd__payload[83:52];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
-  assign \desc.last_beat  = desc[7:0];
-  assign \desc.row_first  = desc[8];
-  assign \desc.row_last  = desc[9];
-  assign \desc.offset  = desc[12:10];
-  assign \desc.tail  = desc[16:13];
-  assign \desc.spill  = desc[17];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
+  assign \desc.last_beat  = desc[6:0];
+  assign \desc.row_first  = desc[7];
+  assign \desc.row_last  = desc[8];
+  assign \desc.offset  = desc[11:9];
+  assign \desc.tail  = desc[15:12];
+  assign \desc.spill  = desc[16];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -3041,13 +3029,13 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17] = \$14 ;
-  assign desc[16:13] = \$12 [3:0];
-  assign desc[12:10] = burst__payload[47:45];
-  assign desc[9] = burst__payload[42];
-  assign desc[8] = burst__payload[41];
-  assign desc[7:0] = \$13 [7:0];
-  assign \$11 [21:3] = 19'h00000;
+  assign desc[16] = \$14 ;
+  assign desc[15:12] = \$12 [3:0];
+  assign desc[11:9] = burst__payload[45:43];
+  assign desc[8] = burst__payload[40];
+  assign desc[7] = burst__payload[39];
+  assign desc[6:0] = \$13 [6:0];
+  assign \$11 [11:3] = 9'h000;
   assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
   assign \$15  = m_axi__bvalid;
@@ -3189,67 +3177,62 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [9:0] \$1 ;
-  wire \$10 ;
-  wire [17:0] \$11 ;
-  wire \$12 ;
-  wire [20:0] \$13 ;
-  wire [21:0] \$14 ;
-  wire [21:0] \$15 ;
-  wire [10:0] \$16 ;
-  wire [32:0] \$17 ;
-  wire [16:0] \$18 ;
-  wire \$19 ;
+  wire \$1 ;
+  wire [10:0] \$10 ;
+  wire [11:0] \$11 ;
+  wire [11:0] \$12 ;
+  wire [10:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire [10:0] \$15 ;
+  wire \$16 ;
+  wire [9:0] \$17 ;
+  wire [32:0] \$18 ;
+  wire [7:0] \$19 ;
   wire \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire [10:0] \$23 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire [10:0] \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire [20:0] \$29 ;
+  wire [11:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [10:0] \$27 ;
+  wire [32:0] \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [10:0] \$32 ;
-  wire [32:0] \$33 ;
-  wire \$34 ;
-  reg \$35 ;
-  reg [67:0] \$36 ;
+  reg \$30 ;
+  reg [55:0] \$31 ;
+  reg \$32 ;
+  reg [31:0] \$33 ;
+  reg [2:0] \$34 ;
+  reg [6:0] \$35 ;
+  reg [9:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
-  reg [2:0] \$39 ;
+  reg [9:0] \$39 ;
   wire \$4 ;
-  reg [17:0] \$40 ;
-  reg [9:0] \$41 ;
-  reg \$42 ;
-  reg [31:0] \$43 ;
-  reg [15:0] \$44 ;
-  reg \$45 ;
-  reg \$46 ;
-  reg [99:0] \$47 ;
-  reg [19:0] \$48 ;
-  reg [31:0] \$49 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg [83:0] \$42 ;
+  reg [9:0] \$43 ;
+  reg [31:0] \$44 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire \$8 ;
+  wire [6:0] \$8 ;
   wire \$9 ;
   input abort;
   wire abort;
   reg active = 1'h0;
-  reg [17:0] beats_left = 18'h00000;
-  output [67:0] burst__payload;
-  reg [67:0] burst__payload = 68'h00000000000000000;
+  reg [6:0] beats_left = 7'h00;
+  output [55:0] burst__payload;
+  reg [55:0] burst__payload = 56'h00000000000000;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   input burst__ready;
@@ -3260,16 +3243,16 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire busy;
   input clk;
   wire clk;
-  reg [99:0] cmd = 100'h0000000000000000000000000;
+  reg [83:0] cmd = 84'h000000000000000000000;
   wire [31:0] \cmd.addr ;
-  wire [19:0] \cmd.row_bytes ;
-  wire [15:0] \cmd.rows ;
+  wire [9:0] \cmd.row_bytes ;
+  wire [9:0] \cmd.rows ;
   wire [31:0] \cmd.stride ;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -3277,334 +3260,314 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   reg last_row = 1'h0;
-  wire [8:0] mid;
+  wire [6:0] mid;
   reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
   reg [9:0] page_left = 10'h000;
-  wire page_short;
   reg pending = 1'h0;
-  reg [19:0] row_bytes = 20'h00000;
+  reg [9:0] row_bytes = 10'h000;
   wire row_done;
   reg row_first = 1'h0;
-  reg [15:0] rows_left = 16'h0000;
+  reg [9:0] rows_left = 10'h000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
   always @(posedge clk)
-    page_left <= \$41 ;
+    pending <= \$41 ;
   always @(posedge clk)
-    row_first <= \$42 ;
+    cmd <= \$42 ;
   always @(posedge clk)
-    next_addr <= \$43 ;
+    row_bytes <= \$43 ;
   always @(posedge clk)
-    rows_left <= \$44 ;
+    stride <= \$44 ;
+  assign row_done = beats_left <= page_left;
+  assign \$1  = ~ active;
+  assign \$2  = ~ pending;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ abort;
+  assign cmd__ready = \$3  & \$4 ;
+  assign \$5  = pending | active;
+  assign busy = \$5  | burst__valid;
+  assign \$6  = ~ burst__valid;
+  assign \$7  = burst__ready | \$6 ;
+  assign \$8  = row_done ? beats_left : page_left[6:0];
+  assign \$9  = row_done & last_row;
+  assign \$10  = next_addr[2:0] + row_bytes;
+  assign \$11  = \$10  + 3'h7;
+  assign \$13  = 10'h200 - next_addr[11:3];
+  assign \$14  = next_addr + stride;
+  assign \$15  = rows_left - 1'h1;
+  assign \$16  = rows_left == 2'h2;
+  assign \$18  = cur + \$17 ;
+  assign \$19  = beats_left - page_left[6:0];
+  assign \$20  = cmd__valid & cmd__ready;
+  assign \$21  = | cmd[41:32];
+  assign \$22  = | cmd[51:42];
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = cmd[2:0] + cmd[51:42];
+  assign \$25  = \$24  + 3'h7;
+  assign \$27  = 10'h200 - cmd[11:3];
+  assign \$28  = cmd[31:0] + cmd[83:52];
+  assign \$29  = cmd[41:32] == 1'h1;
   always @(posedge clk)
-    last_row <= \$45 ;
+    burst__valid <= \$30 ;
   always @(posedge clk)
-    pending <= \$46 ;
+    burst__payload <= \$31 ;
   always @(posedge clk)
-    cmd <= \$47 ;
+    active <= \$32 ;
   always @(posedge clk)
-    row_bytes <= \$48 ;
+    cur <= \$33 ;
   always @(posedge clk)
-    stride <= \$49 ;
-  assign page_short = page_left <= 9'h100;
-  assign \$1  = page_short ? page_left : 10'h100;
-  assign \$2  = beats_left <= 9'h100;
-  assign \$3  = beats_left <= page_left;
-  assign row_done = \$2  & \$3 ;
-  assign \$4  = ~ active;
-  assign \$5  = ~ pending;
-  assign \$6  = \$4  & \$5 ;
-  assign \$7  = ~ abort;
-  assign cmd__ready = \$6  & \$7 ;
-  assign \$8  = pending | active;
-  assign busy = \$8  | burst__valid;
-  assign \$9  = ~ burst__valid;
-  assign \$10  = burst__ready | \$9 ;
-  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
-  assign \$12  = row_done & last_row;
-  assign \$13  = next_addr[2:0] + row_bytes;
-  assign \$14  = \$13  + 3'h7;
-  assign \$16  = 10'h200 - next_addr[11:3];
-  assign \$17  = next_addr + stride;
-  assign \$18  = rows_left - 1'h1;
-  assign \$19  = rows_left == 2'h2;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$1 [8:0];
-  assign \$23  = page_left - 9'h100;
-  assign \$24  = page_short ? 11'h200 : \$23 ;
-  assign \$25  = cmd__valid & cmd__ready;
-  assign \$26  = | cmd[47:32];
-  assign \$27  = | cmd[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd[2:0] + cmd[67:48];
-  assign \$30  = \$29  + 3'h7;
-  assign \$32  = 10'h200 - cmd[11:3];
-  assign \$33  = cmd[31:0] + cmd[99:68];
-  assign \$34  = cmd[47:32] == 1'h1;
+    offset <= \$34 ;
   always @(posedge clk)
-    burst__valid <= \$35 ;
+    beats_left <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$36 ;
+    page_left <= \$36 ;
   always @(posedge clk)
-    active <= \$37 ;
+    row_first <= \$37 ;
   always @(posedge clk)
-    cur <= \$38 ;
+    next_addr <= \$38 ;
   always @(posedge clk)
-    offset <= \$39 ;
+    rows_left <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$40 ;
+    last_row <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$41  = page_left;
-    if (\$10 ) begin
+    \$42  = cmd;
+    if (\$20 ) begin
+      \$42  = cmd__payload;
+    end
+    if (rst) begin
+      \$42  = 84'h000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = row_bytes;
+    if (pending) begin
+      if (\$23 ) begin
+        \$43  = cmd[51:42];
+      end
+    end
+    if (rst) begin
+      \$43  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$44  = stride;
+    if (pending) begin
+      if (\$23 ) begin
+        \$44  = cmd[83:52];
+      end
+    end
+    if (rst) begin
+      \$44  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$30  = burst__valid;
+    if (\$7 ) begin
+      \$30  = 1'h0;
+      if (active) begin
+        \$30  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$30  = 1'h0;
+    end
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$31  = burst__payload;
+    if (\$7 ) begin
+      if (active) begin
+        \$31 [31:0] = cur;
+        \$31 [38:32] = \$8 ;
+        \$31 [39] = row_first;
+        \$31 [40] = row_done;
+        \$31 [41] = last_row;
+        \$31 [42] = \$9 ;
+        \$31 [45:43] = offset;
+        \$31 [55:46] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$31  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$32  = active;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          if (last_row) begin
+            \$32  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$32  = 1'h0;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$33  = cur;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$41  = \$16 [9:0];
+            \$33  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$41  = \$24 [9:0];
+          \$33  = \$18 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$41  = \$32 [9:0];
+      if (\$23 ) begin
+        \$33  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$41  = 10'h000;
+      \$33  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$42  = row_first;
-    if (\$10 ) begin
+    \$34  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$34  = next_addr[2:0];
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = beats_left;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$42  = 1'h1;
+            \$35  = \$12 [6:0];
           end
         end else begin
-          \$42  = 1'h0;
+          \$35  = \$19 [6:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$42  = 1'h1;
+      if (\$23 ) begin
+        \$35  = \$26 [6:0];
       end
     end
     if (rst) begin
-      \$42  = 1'h0;
+      \$35  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$43  = next_addr;
-    if (\$10 ) begin
+    \$36  = page_left;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$43  = \$17 [31:0];
+            \$36  = \$13 [9:0];
           end
+        end else begin
+          \$36  = 10'h200;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$43  = \$33 [31:0];
+      if (\$23 ) begin
+        \$36  = \$27 [9:0];
       end
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$36  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$44  = rows_left;
-    if (\$10 ) begin
+    \$37  = row_first;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$44  = \$18 [15:0];
+            \$37  = 1'h1;
           end
+        end else begin
+          \$37  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$44  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$44  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$45  = last_row;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$45  = \$19 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
-        \$45  = \$34 ;
-      end
-    end
-    if (rst) begin
-      \$45  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$46  = pending;
-    if (\$25 ) begin
-      \$46  = 1'h1;
-    end
-    if (pending) begin
-      \$46  = 1'h0;
-    end
-    if (abort) begin
-      \$46  = 1'h0;
-    end
-    if (rst) begin
-      \$46  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$47  = cmd;
-    if (\$25 ) begin
-      \$47  = cmd__payload;
-    end
-    if (rst) begin
-      \$47  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$48  = row_bytes;
-    if (pending) begin
-      if (\$28 ) begin
-        \$48  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$48  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$49  = stride;
-    if (pending) begin
-      if (\$28 ) begin
-        \$49  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$49  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$35  = burst__valid;
-    if (\$10 ) begin
-      \$35  = 1'h0;
-      if (active) begin
-        \$35  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$35  = 1'h0;
-    end
-    if (rst) begin
-      \$35  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$36  = burst__payload;
-    if (\$10 ) begin
-      if (active) begin
-        \$36 [31:0] = cur;
-        \$36 [40:32] = \$11 [8:0];
-        \$36 [41] = row_first;
-        \$36 [42] = row_done;
-        \$36 [43] = last_row;
-        \$36 [44] = \$12 ;
-        \$36 [47:45] = offset;
-        \$36 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$36  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$37  = active;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          if (last_row) begin
-            \$37  = 1'h0;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
+      if (\$23 ) begin
         \$37  = 1'h1;
       end
     end
-    if (abort) begin
-      \$37  = 1'h0;
-    end
     if (rst) begin
       \$37  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$38  = cur;
-    if (\$10 ) begin
+    \$38  = next_addr;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$38  = { next_addr[31:3], 3'h0 };
+            \$38  = \$14 [31:0];
           end
-        end else begin
-          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$38  = { cmd[31:3], 3'h0 };
+      if (\$23 ) begin
+        \$38  = \$28 [31:0];
       end
     end
     if (rst) begin
@@ -3613,73 +3576,86 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$39  = offset;
-    if (\$10 ) begin
+    \$39  = rows_left;
+    if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$39  = next_addr[2:0];
+            \$39  = \$15 [9:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$39  = cmd[2:0];
+      if (\$23 ) begin
+        \$39  = cmd[41:32];
       end
     end
     if (rst) begin
-      \$39  = 3'h0;
+      \$39  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$40  = beats_left;
-    if (\$10 ) begin
+    \$40  = last_row;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$40  = \$15 [17:0];
+            \$40  = \$16 ;
           end
-        end else begin
-          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$40  = \$31 [17:0];
+      if (\$23 ) begin
+        \$40  = \$29 ;
       end
     end
     if (rst) begin
-      \$40  = 18'h00000;
+      \$40  = 1'h0;
     end
   end
-  assign mid = \$1 [8:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$41  = pending;
+    if (\$20 ) begin
+      \$41  = 1'h1;
+    end
+    if (pending) begin
+      \$41  = 1'h0;
+    end
+    if (abort) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  assign mid = page_left[6:0];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \cmd.addr  = cmd[31:0];
-  assign \cmd.rows  = cmd[47:32];
-  assign \cmd.row_bytes  = cmd[67:48];
-  assign \cmd.stride  = cmd[99:68];
+  assign \cmd.rows  = cmd[41:32];
+  assign \cmd.row_bytes  = cmd[51:42];
+  assign \cmd.stride  = cmd[83:52];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$15  = { 3'h0, \$14 [21:3] };
-  assign \$20  = { \$1 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
+  assign \$12  = { 3'h0, \$11 [11:3] };
+  assign \$17  = { page_left[6:0], 3'h0 };
+  assign \$26  = { 3'h0, \$25 [11:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3727,44 +3703,44 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   wire [3:0] level;
   (* init = 3'h0 *)
   wire [2:0] produce;
-  output [17:0] r_data;
-  wire [17:0] r_data;
+  output [16:0] r_data;
+  wire [16:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [2:0] r_port__addr = 3'h0;
-  wire [17:0] r_port__data;
+  wire [16:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [17:0] w_data;
+  wire [16:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [2:0] w_port__addr = 3'h0;
-  input [17:0] w_port__data;
-  wire [17:0] w_port__data;
+  input [16:0] w_port__data;
+  wire [16:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [17:0] storage [6:0];
+  reg [16:0] storage [6:0];
   initial begin
-    storage[0] = 18'h00000;
-    storage[1] = 18'h00000;
-    storage[2] = 18'h00000;
-    storage[3] = 18'h00000;
-    storage[4] = 18'h00000;
-    storage[5] = 18'h00000;
-    storage[6] = 18'h00000;
+    storage[0] = 17'h00000;
+    storage[1] = 17'h00000;
+    storage[2] = 17'h00000;
+    storage[3] = 17'h00000;
+    storage[4] = 17'h00000;
+    storage[5] = 17'h00000;
+    storage[6] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [17:0] _0_;
+  reg [16:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -4280,30 +4256,30 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \operands__ready$133 ;
   wire operands__valid;
   wire \operands__valid$135 ;
-  wire [18:0] passes__payload;
-  wire [18:0] \passes__payload$137 ;
+  wire [5:0] passes__payload;
+  wire [5:0] \passes__payload$137 ;
   wire \passes__payload$137.half ;
   wire \passes__payload$137.last ;
   wire \passes__payload$137.read_old ;
-  wire [15:0] \passes__payload$137.rows ;
+  wire [2:0] \passes__payload$137.rows ;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [2:0] \passes__payload.rows ;
   wire passes__ready;
   wire \passes__ready$139 ;
   wire passes__valid;
   wire \passes__valid$141 ;
-  output [99:0] rd_cmd__payload;
-  wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$71 ;
+  output [83:0] rd_cmd__payload;
+  wire [83:0] rd_cmd__payload;
+  wire [83:0] \rd_cmd__payload$71 ;
   wire [31:0] \rd_cmd__payload$71.addr ;
-  wire [19:0] \rd_cmd__payload$71.row_bytes ;
-  wire [15:0] \rd_cmd__payload$71.rows ;
+  wire [9:0] \rd_cmd__payload$71.row_bytes ;
+  wire [9:0] \rd_cmd__payload$71.rows ;
   wire [31:0] \rd_cmd__payload$71.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
@@ -4527,16 +4503,16 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire [1:0] store__c_done;
   wire [1:0] store__c_release;
   wire waits_store;
-  output [99:0] wr_cmd__payload;
-  wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$83 ;
+  output [83:0] wr_cmd__payload;
+  wire [83:0] wr_cmd__payload;
+  wire [83:0] \wr_cmd__payload$83 ;
   wire [31:0] \wr_cmd__payload$83.addr ;
-  wire [19:0] \wr_cmd__payload$83.row_bytes ;
-  wire [15:0] \wr_cmd__payload$83.rows ;
+  wire [9:0] \wr_cmd__payload$83.row_bytes ;
+  wire [9:0] \wr_cmd__payload$83.rows ;
   wire [31:0] \wr_cmd__payload$83.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
@@ -7441,7 +7417,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .run__running(run__running),
     .run__split(run__split),
     .run__words(run__words),
-    .\w_data$44 (\c_rd__data$230 ),
+    .\w_data$45 (\c_rd__data$230 ),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -7736,13 +7712,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \run__cmd$45.rq_shift  = run__cmd[390:386];
   assign \run__cmd$45.rq_zp  = run__cmd[398:391];
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_cmd__payload$71.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$71.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$71.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$71.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$71.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload$71.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload$71.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -7770,13 +7746,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \rd_data__payload$77.last  = rd_data__payload[69];
   assign \rd_data__payload$77.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
   assign \wr_cmd__payload$83.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$83.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$83.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$83.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$83.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload$83.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload$83.stride  = wr_cmd__payload[83:52];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -7826,13 +7802,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \operands__payload$131.b[3]  = operands__payload[63:56];
   assign \operands__payload$131.last  = operands__payload[64];
   assign \passes__payload.half  = passes__payload[0];
-  assign \passes__payload.rows  = passes__payload[16:1];
-  assign \passes__payload.read_old  = passes__payload[17];
-  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload.rows  = passes__payload[3:1];
+  assign \passes__payload.read_old  = passes__payload[4];
+  assign \passes__payload.last  = passes__payload[5];
   assign \passes__payload$137.half  = passes__payload[0];
-  assign \passes__payload$137.rows  = passes__payload[16:1];
-  assign \passes__payload$137.read_old  = passes__payload[17];
-  assign \passes__payload$137.last  = passes__payload[18];
+  assign \passes__payload$137.rows  = passes__payload[3:1];
+  assign \passes__payload$137.read_old  = passes__payload[4];
+  assign \passes__payload$137.last  = passes__payload[5];
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -8031,10 +8007,10 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$11 ;
   wire [32:0] \$12 ;
   wire \$13 ;
-  wire [16:0] \$14 ;
+  wire [3:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire [16:0] \$17 ;
+  wire [3:0] \$17 ;
   wire \$18 ;
   wire [2:0] \$19 ;
   wire [11:0] \$2 ;
@@ -8045,7 +8021,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   reg \$24 ;
   reg \$25 ;
   reg [1:0] \$26 ;
-  wire [16:0] \$3 ;
+  wire [3:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
   wire [32:0] \$6 ;
@@ -8093,15 +8069,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   reg [1:0] flags__c_done;
   output got;
   wire got;
-  wire [18:0] passes__payload;
+  wire [5:0] passes__payload;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [2:0] \passes__payload.rows ;
   output passes__ready;
   wire passes__ready;
   wire passes__valid;
-  wire [18:0] r_data;
+  wire [5:0] r_data;
   reg r_en;
   wire r_rdy;
   input [128:0] results__payload;
@@ -8129,15 +8105,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \s1_value[1] ;
   wire [31:0] \s1_value[2] ;
   wire [31:0] \s1_value[3] ;
-  input [18:0] w_data;
-  wire [18:0] w_data;
+  input [5:0] w_data;
+  wire [5:0] w_data;
   input w_en;
   wire w_en;
   wire w_rdy;
   assign got = results__valid & results__ready;
   assign \$1  = r_data[0] * 10'h200;
   assign \$2  = \$1  + acc_row;
-  assign \$3  = r_data[16:1] - 1'h1;
+  assign \$3  = r_data[3:1] - 1'h1;
   assign \$4  = acc_row == \$3 ;
   assign \$5  = s1_read ? c_rd__data[31:0] : 32'd0;
   assign \$6  = $signed(s1_value[31:0]) + $signed(\$5 );
@@ -8147,11 +8123,11 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   assign \$10  = $signed(s1_value[95:64]) + $signed(\$9 );
   assign \$11  = s1_read ? c_rd__data[127:96] : 32'd0;
   assign \$12  = $signed(s1_value[127:96]) + $signed(\$11 );
-  assign \$13  = got & r_data[18];
-  assign \$14  = r_data[16:1] - 1'h1;
+  assign \$13  = got & r_data[5];
+  assign \$14  = r_data[3:1] - 1'h1;
   assign \$15  = acc_row == \$14 ;
   assign \$16  = \$13  & \$15 ;
-  assign \$17  = r_data[16:1] - 1'h1;
+  assign \$17  = r_data[3:1] - 1'h1;
   assign \$18  = acc_row == \$17 ;
   assign \$19  = acc_row + 1'h1;
   always @(posedge engine_clk)
@@ -8256,7 +8232,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$23  = r_data[17];
+    \$23  = r_data[4];
     if (engine_rst) begin
       \$23  = 1'h0;
     end
@@ -8302,9 +8278,9 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   assign s1_valid = cin__blocked;
   assign addr = \$2 [9:0];
   assign \passes__payload.half  = w_data[0];
-  assign \passes__payload.rows  = w_data[16:1];
-  assign \passes__payload.read_old  = w_data[17];
-  assign \passes__payload.last  = w_data[18];
+  assign \passes__payload.rows  = w_data[3:1];
+  assign \passes__payload.read_old  = w_data[4];
+  assign \passes__payload.last  = w_data[5];
   assign \c_wr__data[0]  = c_wr__data[31:0];
   assign \c_wr__data[1]  = c_wr__data[63:32];
   assign \c_wr__data[2]  = c_wr__data[95:64];
@@ -8376,41 +8352,41 @@ module \accelerator.engine.accumulator.passes (engine_rst, w_rdy, r_data, w_en, 
   wire [3:0] level;
   (* init = 3'h0 *)
   wire [2:0] produce;
-  output [18:0] r_data;
-  wire [18:0] r_data;
+  output [5:0] r_data;
+  wire [5:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [2:0] r_port__addr = 3'h0;
-  wire [18:0] r_port__data;
+  wire [5:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  wire [18:0] w_data;
+  wire [5:0] w_data;
   input w_en;
   wire w_en;
   wire [3:0] w_level;
   reg [2:0] w_port__addr = 3'h0;
-  input [18:0] w_port__data;
-  wire [18:0] w_port__data;
+  input [5:0] w_port__data;
+  wire [5:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [18:0] storage [6:0];
+  reg [5:0] storage [6:0];
   initial begin
-    storage[0] = 19'h00000;
-    storage[1] = 19'h00000;
-    storage[2] = 19'h00000;
-    storage[3] = 19'h00000;
-    storage[4] = 19'h00000;
-    storage[5] = 19'h00000;
-    storage[6] = 19'h00000;
+    storage[0] = 6'h00;
+    storage[1] = 6'h00;
+    storage[2] = 6'h00;
+    storage[3] = 6'h00;
+    storage[4] = 6'h00;
+    storage[5] = 6'h00;
+    storage[6] = 6'h00;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [18:0] _0_;
+  reg [5:0] _0_;
   always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -10415,10 +10391,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2712$0 (en_deskew_0),
-    .\port$2713$0 (en_deskew_1),
-    .\port$2714$0 (en_deskew_2),
-    .\port$2715$0 (en_deskew_3)
+    .\port$2703$0 (en_deskew_0),
+    .\port$2704$0 (en_deskew_1),
+    .\port$2705$0 (en_deskew_2),
+    .\port$2706$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10433,7 +10409,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3128$0 (\o$77 [2:0]),
+    .\port$3119$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10451,7 +10427,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3128$3 (\o$77 [5:3]),
+    .\port$3119$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10469,7 +10445,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3128$6 (\o$77 [8:6]),
+    .\port$3119$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10486,7 +10462,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3128$9 (\o$77 [11:9]),
+    .\port$3119$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10751,10 +10727,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2741$0 (en_skew_a_0),
-    .\port$2742$0 (en_skew_a_1),
-    .\port$2743$0 (en_skew_a_2),
-    .\port$2744$0 (en_skew_a_3)
+    .\port$2732$0 (en_skew_a_0),
+    .\port$2733$0 (en_skew_a_1),
+    .\port$2734$0 (en_skew_a_2),
+    .\port$2735$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10763,10 +10739,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2745$0 (en_skew_b_0),
-    .\port$2746$0 (en_skew_b_1),
-    .\port$2747$0 (en_skew_b_2),
-    .\port$2748$0 (en_skew_b_3)
+    .\port$2736$0 (en_skew_b_0),
+    .\port$2737$0 (en_skew_b_1),
+    .\port$2738$0 (en_skew_b_2),
+    .\port$2739$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11209,7 +11185,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2712$0 , \port$2713$0 , \port$2714$0 , \port$2715$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2703$0 , \port$2704$0 , \port$2705$0 , \port$2706$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11250,14 +11226,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2712$0 , \port$2713
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2712$0 ;
-  wire \port$2712$0 ;
-  input \port$2713$0 ;
-  wire \port$2713$0 ;
-  input \port$2714$0 ;
-  wire \port$2714$0 ;
-  input \port$2715$0 ;
-  wire \port$2715$0 ;
+  input \port$2703$0 ;
+  wire \port$2703$0 ;
+  input \port$2704$0 ;
+  wire \port$2704$0 ;
+  input \port$2705$0 ;
+  wire \port$2705$0 ;
+  input \port$2706$0 ;
+  wire \port$2706$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11273,46 +11249,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2712$0 , \port$2713
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2712$0 ) begin
+    if (\port$2703$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2713$0 ) begin
+    if (\port$2704$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2713$0 ) begin
+    if (\port$2704$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2714$0 ) begin
+    if (\port$2705$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2712$0 ) begin
+    if (\port$2703$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2712$0 ) begin
+    if (\port$2703$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2715$0 , \port$2714$0 , \port$2713$0 , \port$2712$0  };
+  assign en = { \port$2706$0 , \port$2705$0 , \port$2704$0 , \port$2703$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11341,7 +11317,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2712$0 , \port$2713
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3128$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3119$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11396,8 +11372,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3128$0 ;
-  wire [2:0] \port$3128$0 ;
+  input [2:0] \port$3119$0 ;
+  wire [2:0] \port$3119$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11406,10 +11382,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3128$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3119$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3128$0 [0] & \port$3128$0 [2];
+  assign \$4  = \port$3119$0 [0] & \port$3119$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11457,7 +11433,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3128$0 [0];
+      \$10  = \port$3119$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11467,7 +11443,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3128$0 [1];
+      \$11  = \port$3119$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11477,7 +11453,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3128$0 [2];
+      \$12  = \port$3119$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11487,7 +11463,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3128$0 [0]) begin
+      if (\port$3119$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11534,16 +11510,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3128$0 [1];
+  assign first_in = \port$3119$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3128$0 [0];
-  assign last_in = \port$3128$0 [2];
+  assign valid_in = \port$3119$0 [0];
+  assign last_in = \port$3119$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3128$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3119$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11598,8 +11574,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3128$3 ;
-  wire [2:0] \port$3128$3 ;
+  input [2:0] \port$3119$3 ;
+  wire [2:0] \port$3119$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11608,10 +11584,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3128$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3119$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3128$3 [0] & \port$3128$3 [2];
+  assign \$4  = \port$3119$3 [0] & \port$3119$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11659,7 +11635,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3128$3 [0];
+      \$10  = \port$3119$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11669,7 +11645,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3128$3 [1];
+      \$11  = \port$3119$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11679,7 +11655,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3128$3 [2];
+      \$12  = \port$3119$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11689,7 +11665,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3128$3 [0]) begin
+      if (\port$3119$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11736,16 +11712,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3128$3 [1];
+  assign first_in = \port$3119$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3128$3 [0];
-  assign last_in = \port$3128$3 [2];
+  assign valid_in = \port$3119$3 [0];
+  assign last_in = \port$3119$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3128$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3119$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11800,8 +11776,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3128$6 ;
-  wire [2:0] \port$3128$6 ;
+  input [2:0] \port$3119$6 ;
+  wire [2:0] \port$3119$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11810,10 +11786,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3128$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3119$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3128$6 [0] & \port$3128$6 [2];
+  assign \$4  = \port$3119$6 [0] & \port$3119$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11861,7 +11837,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3128$6 [0];
+      \$10  = \port$3119$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11871,7 +11847,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3128$6 [1];
+      \$11  = \port$3119$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11881,7 +11857,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3128$6 [2];
+      \$12  = \port$3119$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11891,7 +11867,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3128$6 [0]) begin
+      if (\port$3119$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11938,16 +11914,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3128$6 [1];
+  assign first_in = \port$3119$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3128$6 [0];
-  assign last_in = \port$3128$6 [2];
+  assign valid_in = \port$3119$6 [0];
+  assign last_in = \port$3119$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3128$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3119$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -12001,8 +11977,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3128$9 ;
-  wire [2:0] \port$3128$9 ;
+  input [2:0] \port$3119$9 ;
+  wire [2:0] \port$3119$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -12011,10 +11987,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3128$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3119$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3128$9 [0] & \port$3128$9 [2];
+  assign \$4  = \port$3119$9 [0] & \port$3119$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12062,7 +12038,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3128$9 [0];
+      \$10  = \port$3119$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -12072,7 +12048,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3128$9 [1];
+      \$11  = \port$3119$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12082,7 +12058,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3128$9 [2];
+      \$12  = \port$3119$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12092,7 +12068,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3128$9 [0]) begin
+      if (\port$3119$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12139,10 +12115,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3128$9 [1];
+  assign first_in = \port$3119$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3128$9 [0];
-  assign last_in = \port$3128$9 [2];
+  assign valid_in = \port$3119$9 [0];
+  assign last_in = \port$3119$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14537,7 +14513,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2741$0 , \port$2742$0 , \port$2743$0 , \port$2744$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2732$0 , \port$2733$0 , \port$2734$0 , \port$2735$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14580,14 +14556,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2741$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2741$0 ;
-  wire \port$2741$0 ;
-  input \port$2742$0 ;
-  wire \port$2742$0 ;
-  input \port$2743$0 ;
-  wire \port$2743$0 ;
-  input \port$2744$0 ;
-  wire \port$2744$0 ;
+  input \port$2732$0 ;
+  wire \port$2732$0 ;
+  input \port$2733$0 ;
+  wire \port$2733$0 ;
+  input \port$2734$0 ;
+  wire \port$2734$0 ;
+  input \port$2735$0 ;
+  wire \port$2735$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14603,46 +14579,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2741$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2743$0 ) begin
+    if (\port$2734$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2743$0 ) begin
+    if (\port$2734$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2744$0 ) begin
+    if (\port$2735$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2744$0 ) begin
+    if (\port$2735$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2744$0 ) begin
+    if (\port$2735$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2742$0 ) begin
+    if (\port$2733$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2744$0 , \port$2743$0 , \port$2742$0 , \port$2741$0  };
+  assign en = { \port$2735$0 , \port$2734$0 , \port$2733$0 , \port$2732$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14670,7 +14646,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2741$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2745$0 , \port$2746$0 , \port$2747$0 , \port$2748$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2736$0 , \port$2737$0 , \port$2738$0 , \port$2739$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14713,14 +14689,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2745$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2745$0 ;
-  wire \port$2745$0 ;
-  input \port$2746$0 ;
-  wire \port$2746$0 ;
-  input \port$2747$0 ;
-  wire \port$2747$0 ;
-  input \port$2748$0 ;
-  wire \port$2748$0 ;
+  input \port$2736$0 ;
+  wire \port$2736$0 ;
+  input \port$2737$0 ;
+  wire \port$2737$0 ;
+  input \port$2738$0 ;
+  wire \port$2738$0 ;
+  input \port$2739$0 ;
+  wire \port$2739$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14736,46 +14712,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2745$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2747$0 ) begin
+    if (\port$2738$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2747$0 ) begin
+    if (\port$2738$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2748$0 ) begin
+    if (\port$2739$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2748$0 ) begin
+    if (\port$2739$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2748$0 ) begin
+    if (\port$2739$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2746$0 ) begin
+    if (\port$2737$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2748$0 , \port$2747$0 , \port$2746$0 , \port$2745$0  };
+  assign en = { \port$2739$0 , \port$2738$0 , \port$2737$0 , \port$2736$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15350,12 +15326,12 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   wire operands__ready;
   output operands__valid;
   wire operands__valid;
-  output [18:0] passes__payload;
-  reg [18:0] passes__payload;
+  output [5:0] passes__payload;
+  reg [5:0] passes__payload;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [2:0] \passes__payload.rows ;
   input passes__ready;
   wire passes__ready;
   output passes__valid;
@@ -15495,7 +15471,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   assign \$97  = meta_sel * 4'h8;
   assign \$35  = a_rd__2__data >> \$97 ;
   \accelerator.engine.feeder.feed_walk  feed_walk (
-    .chunk(run__chunk),
     .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
@@ -15505,6 +15480,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
     .kc0(kc0),
     .last_in_panel(last_in_panel),
     .restart(run__restart),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd),
     .step(step)
   );
@@ -15529,13 +15505,13 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$37 ) begin end
-    passes__payload = 19'h00000;
+    passes__payload = 6'h00;
     if (issue) begin
       if (\$39 ) begin
         passes__payload[0] = index[0];
-        passes__payload[16:1] = 16'h0004;
-        passes__payload[17] = run__cmd[352];
-        passes__payload[18] = 1'h1;
+        passes__payload[3:1] = 3'h4;
+        passes__payload[4] = run__cmd[352];
+        passes__payload[5] = 1'h1;
       end
     end
   end
@@ -15763,9 +15739,9 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
   assign \b_rd__data[2]  = b_rd__data[23:16];
   assign \b_rd__data[3]  = b_rd__data[31:24];
   assign \passes__payload.half  = passes__payload[0];
-  assign \passes__payload.rows  = passes__payload[16:1];
-  assign \passes__payload.read_old  = passes__payload[17];
-  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload.rows  = passes__payload[3:1];
+  assign \passes__payload.read_old  = passes__payload[4];
+  assign \passes__payload.last  = passes__payload[5];
   assign w_data[64] = meta_last;
   assign w_data[63:56] = b_rd__data[31:24];
   assign w_data[55:48] = b_rd__data[23:16];
@@ -15782,7 +15758,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, run__chunk_lda, run__chunk_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len_m1, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$38  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
@@ -15817,12 +15793,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [2:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -15854,8 +15829,9 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  wire [2:0] rows;
+  wire [2:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -15919,7 +15895,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
     done <= \$31 ;
   \accelerator.engine.feeder.feed_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[2:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -16018,7 +15994,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, last_in_panel, restart,
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[2:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -16064,12 +16040,12 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [2:0] chunk;
+  wire [2:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16091,13 +16067,13 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [2:0] rows;
+  wire [2:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -16156,8 +16132,8 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [2:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16331,7 +16307,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire [18:0] \$24 ;
+  wire [5:0] \$24 ;
   wire \$25 ;
   wire \$26 ;
   wire [7:0] \$27 ;
@@ -16500,7 +16476,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   reg claimed;
   output [31:0] claims;
   reg [31:0] claims = 32'd0;
-  wire [15:0] cols;
+  wire [2:0] cols;
   wire done;
   input engine_clk;
   wire engine_clk;
@@ -16548,11 +16524,11 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire [2:0] r_data;
   reg r_en;
   wire r_rdy;
-  output [99:0] rd_cmd__payload;
-  reg [99:0] rd_cmd__payload;
+  output [83:0] rd_cmd__payload;
+  reg [83:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
@@ -16579,7 +16555,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   wire rd_data__valid;
   reg [15:0] row = 16'h0000;
   reg [15:0] row_base = 16'h0000;
-  wire [15:0] rows;
+  wire [2:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$1 ;
@@ -16791,7 +16767,6 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     row_base <= \$123 ;
   \accelerator.engine.loader.load_walk  load_walk (
     .advance(advance),
-    .chunk(run__chunk),
     .cols(cols),
     .done(done),
     .engine_clk(engine_clk),
@@ -16806,6 +16781,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd),
     .step(step)
   );
@@ -16897,7 +16873,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$41 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
+    rd_cmd__payload = 84'h000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -16906,25 +16882,25 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
           if (\$12 ) begin
           end else if (\$15 ) begin
             rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = { 6'h00, k_len };
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = run__cmd[287:256];
+            rd_cmd__payload[41:32] = k_len;
+            rd_cmd__payload[51:42] = { 7'h00, cols };
+            rd_cmd__payload[83:52] = run__cmd[287:256];
           end
       2'h2:
           if (\$18 ) begin
             rd_cmd__payload[31:0] = a_load;
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = { 10'h000, k_len };
-            rd_cmd__payload[99:68] = run__cmd[255:224];
+            rd_cmd__payload[41:32] = { 7'h00, rows };
+            rd_cmd__payload[51:42] = k_len;
+            rd_cmd__payload[83:52] = run__cmd[255:224];
           end
       2'h3:
           if (\$22 ) begin
             if (\$23 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$24  };
-              rd_cmd__payload[99:68] = run__cmd[351:320];
+              rd_cmd__payload[41:32] = { 7'h00, rows };
+              rd_cmd__payload[51:42] = { 4'h0, \$24  };
+              rd_cmd__payload[83:52] = run__cmd[351:320];
             end
           end
     endcase
@@ -17506,9 +17482,9 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
   assign \run__cmd$9.rq_shift  = run__cmd[390:386];
   assign \run__cmd$9.rq_zp  = run__cmd[398:391];
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -17583,7 +17559,7 @@ module \accelerator.engine.loader (engine_rst, run__chunk_lda, run__chunk_ldc, r
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$42  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
@@ -17619,13 +17595,12 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output advance;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [2:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  output [15:0] cols;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  output [2:0] cols;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -17660,9 +17635,10 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  output [15:0] rows;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  output [2:0] rows;
+  wire [2:0] rows;
+  wire [2:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -17726,7 +17702,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     done <= \$31 ;
   \accelerator.engine.loader.load_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[2:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -17825,7 +17801,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[2:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -17871,12 +17847,12 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [2:0] chunk;
+  wire [2:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -17898,13 +17874,13 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [2:0] rows;
+  wire [2:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -17963,8 +17939,8 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [2:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18147,14 +18123,14 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, c_rd__addr, finished, wr_data__valid, \w_data$45 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$45  = 0;
   wire [4:0] \$1 ;
   wire [3:0] \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire [16:0] \$13 ;
+  wire [3:0] \$13 ;
   wire \$14 ;
   wire [10:0] \$15 ;
   wire [11:0] \$16 ;
@@ -18162,49 +18138,52 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   wire \$18 ;
   wire \$19 ;
   wire [32:0] \$2 ;
-  wire [16:0] \$20 ;
-  wire \$21 ;
+  wire [5:0] \$20 ;
+  wire [5:0] \$21 ;
   wire [5:0] \$22 ;
   wire [5:0] \$23 ;
   wire [5:0] \$24 ;
   wire [5:0] \$25 ;
-  wire [63:0] \$26 ;
-  wire \$27 ;
-  wire [4:0] \$28 ;
-  wire \$29 ;
+  wire [6:0] \$26 ;
+  wire [3:0] \$27 ;
+  wire \$28 ;
+  wire [63:0] \$29 ;
   wire [32:0] \$3 ;
   wire \$30 ;
-  wire \$31 ;
+  wire [3:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [4:0] \$37 ;
-  wire [32:0] \$38 ;
+  wire \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
+  wire [4:0] \$40 ;
+  wire [32:0] \$41 ;
   wire \$42 ;
-  wire [16:0] \$43 ;
+  wire \$43 ;
   wire \$44 ;
-  wire [2:0] \$45 ;
-  wire \$46 ;
+  wire \$45 ;
+  wire [3:0] \$46 ;
   wire \$47 ;
   wire [2:0] \$48 ;
-  reg [31:0] \$49 ;
+  wire \$49 ;
   wire \$5 ;
-  reg [31:0] \$50 ;
-  reg \$51 ;
-  reg [1:0] \$52 ;
-  reg \$53 ;
-  reg [1:0] \$54 ;
+  wire \$50 ;
+  wire [1:0] \$51 ;
+  reg [31:0] \$52 ;
+  reg [31:0] \$53 ;
+  reg \$54 ;
+  reg [1:0] \$55 ;
+  reg \$56 ;
+  reg \$57 ;
   wire \$6 ;
   wire \$7 ;
-  wire [18:0] \$8 ;
-  wire [8:0] \$82 ;
-  wire [18:0] \$9 ;
+  wire [5:0] \$8 ;
+  wire [7:0] \$88 ;
+  wire [5:0] \$9 ;
   reg advance;
   reg byte_ready;
   reg [127:0] byte_row;
@@ -18217,7 +18196,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   wire [31:0] \c_rd__data[2] ;
   wire [31:0] \c_rd__data[3] ;
   wire c_rd__en;
-  wire [15:0] cols;
+  wire [2:0] cols;
   wire done;
   input engine_clk;
   wire engine_clk;
@@ -18257,14 +18236,13 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   reg pending = 1'h0;
   reg [1:0] r = 2'h0;
   wire [127:0] r_data;
-  wire [3:0] \r_data$64 ;
+  wire [5:0] \r_data$67 ;
   reg r_en;
-  reg \r_en$71 ;
+  reg \r_en$69 ;
   wire r_rdy;
-  wire \r_rdy$52 ;
+  wire \r_rdy$53 ;
   wire relu;
-  wire [4:0] remaining;
-  wire [15:0] rows;
+  wire [2:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$1 ;
@@ -18326,26 +18304,25 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   input [15:0] run__words;
   wire [15:0] run__words;
   wire [15:0] \run__words$17 ;
-  reg [1:0] s_beat = 2'h0;
-  wire [4:0] sent;
+  reg s_beat = 1'h0;
   wire [4:0] shift;
   wire step;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
-  wire [3:0] w_data;
-  input [127:0] \w_data$44 ;
-  wire [127:0] \w_data$44 ;
+  wire [5:0] w_data;
+  input [127:0] \w_data$45 ;
+  wire [127:0] \w_data$45 ;
   wire w_en;
   (* init = 1'h0 *)
-  wire \w_en$46 ;
+  wire \w_en$47 ;
   wire w_rdy;
-  output [99:0] wr_cmd__payload;
-  reg [99:0] wr_cmd__payload;
+  output [83:0] wr_cmd__payload;
+  reg [83:0] wr_cmd__payload;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
@@ -18371,25 +18348,30 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   output wr_data__valid;
   wire wr_data__valid;
   wire [7:0] zero_point;
-  assign \$42  = \$40  & \$41 ;
-  assign \$43  = rows - 1'h1;
-  assign \$44  = r == \$43 ;
-  assign \$45  = r + 1'h1;
-  assign \$46  = wr_data__valid & wr_data__ready;
-  assign \$47  = \$25 [4:0] <= 4'h8;
-  assign \$48  = s_beat + 1'h1;
+  assign \$40  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$41  = store_c_panel + \$40 ;
+  assign \$42  = ~ done;
+  assign \$43  = run__running & \$42 ;
+  assign \$44  = flags__c_done >> index[0];
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = rows - 1'h1;
+  assign \$47  = r == \$46 ;
+  assign \$48  = r + 1'h1;
+  assign \$49  = wr_data__valid & wr_data__ready;
+  assign \$50  = s_beat == \r_data$67 [0];
+  assign \$51  = s_beat + 1'h1;
   always @(posedge engine_clk)
-    store_c_panel <= \$49 ;
+    store_c_panel <= \$52 ;
   always @(posedge engine_clk)
-    store_c_addr <= \$50 ;
+    store_c_addr <= \$53 ;
   always @(posedge engine_clk)
-    store_state <= \$51 ;
+    store_state <= \$54 ;
   always @(posedge engine_clk)
-    r <= \$52 ;
+    r <= \$55 ;
   always @(posedge engine_clk)
-    pending <= \$53 ;
+    pending <= \$56 ;
   always @(posedge engine_clk)
-    s_beat <= \$54 ;
+    s_beat <= \$57 ;
   assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
   assign \$2  = store_c_panel + \$1 ;
   assign \$3  = store_c_addr + run__chunk_ldc;
@@ -18409,28 +18391,24 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign \$18  = done & \$17 ;
   assign \$19  = ~ issue;
   assign finished = \$18  & \$19 ;
-  assign \$20  = rows - 1'h1;
-  assign \$21  = r == \$20 ;
-  assign \$23  = run__cmd[353] ? { 3'h0, \r_data$64 [2:0] } : \$22 ;
-  assign \$24  = s_beat * 4'h8;
-  assign \$25  = \$23 [4:0] - \$24 [4:0];
+  assign \$21  = run__cmd[353] ? { 3'h0, cols } : \$20 ;
+  assign \$22  = \$21 [4:0] - 1'h1;
+  assign \$24  = \$21 [4:0] - 1'h1;
+  assign \$26  = $signed(\$25 ) + $signed(2'h1);
+  assign \$27  = rows - 1'h1;
+  assign \$28  = r == \$27 ;
   assign wr_data__valid = byte_valid & r_rdy;
-  assign \$82  = s_beat * 7'h40;
-  assign \$26  = byte_row >> \$82 ;
-  assign \$27  = \$25 [4:0] <= 4'h8;
-  assign \$28  = \$27  ? \$25 [4:0] : 5'h08;
-  assign \$29  = ! s_beat;
-  assign \$30  = \$25 [4:0] <= 4'h8;
-  assign \$31  = \$25 [4:0] <= 4'h8;
-  assign \$32  = \$31  & \r_data$64 [3];
-  assign \$33  = wr_data__valid & wr_data__ready;
-  assign \$34  = \$25 [4:0] <= 4'h8;
-  assign \$35  = ! store_state;
-  assign \$37  = run__cmd[353] ? 5'h04 : 5'h10;
-  assign \$38  = store_c_panel + \$37 ;
-  assign \$39  = ~ done;
-  assign \$40  = run__running & \$39 ;
-  assign \$41  = flags__c_done >> index[0];
+  assign \$88  = s_beat * 7'h40;
+  assign \$29  = byte_row >> \$88 ;
+  assign \$30  = s_beat == \r_data$67 [0];
+  assign \$31  = \$30  ? \r_data$67 [4:1] : 4'h8;
+  assign \$32  = ! s_beat;
+  assign \$33  = s_beat == \r_data$67 [0];
+  assign \$34  = s_beat == \r_data$67 [0];
+  assign \$35  = \$34  & \r_data$67 [5];
+  assign \$36  = wr_data__valid & wr_data__ready;
+  assign \$37  = s_beat == \r_data$67 [0];
+  assign \$38  = ! store_state;
   \accelerator.engine.store.requant  requant (
     .en(i__ready),
     .engine_clk(engine_clk),
@@ -18440,7 +18418,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3154$354 (run__cmd[398:354])
+    .\port$3145$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18448,13 +18426,12 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .level(level),
     .r_data(r_data),
     .r_en(r_en),
-    .r_rdy(\r_rdy$52 ),
+    .r_rdy(\r_rdy$53 ),
     .w_en(pending),
-    .w_port__data(\w_data$44 )
+    .w_port__data(\w_data$45 )
   );
   \accelerator.engine.store.store_walk  store_walk (
     .advance(advance),
-    .chunk(run__chunk),
     .cols(cols),
     .done(done),
     .engine_clk(engine_clk),
@@ -18463,13 +18440,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd)
   );
   \accelerator.engine.store.tagq  tagq (
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$64 ),
-    .r_en(\r_en$71 ),
+    .r_data(\r_data$67 ),
+    .r_en(\r_en$69 ),
     .r_rdy(r_rdy),
     .w_en(issue),
     .w_port__data(w_data),
@@ -18501,14 +18479,14 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    wr_cmd__payload = 100'h0000000000000000000000000;
+    wr_cmd__payload = 84'h000000000000000000000;
     casez (store_state)
       1'h0:
           if (\$7 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = rows;
-            wr_cmd__payload[67:48] = { 1'h0, \$9  };
-            wr_cmd__payload[99:68] = run__cmd[319:288];
+            wr_cmd__payload[41:32] = { 7'h00, rows };
+            wr_cmd__payload[51:42] = { 4'h0, \$9  };
+            wr_cmd__payload[83:52] = run__cmd[319:288];
           end
     endcase
   end
@@ -18563,7 +18541,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     i__valid = 1'h0;
     if (run__cmd[353]) begin
-      i__valid = \r_rdy$52 ;
+      i__valid = \r_rdy$53 ;
     end
   end
   always @* begin
@@ -18598,7 +18576,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     if (run__cmd[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$52 ;
+      byte_valid = \r_rdy$53 ;
     end
   end
   always @* begin
@@ -18611,67 +18589,67 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     byte_ready = 1'h0;
-    if (\$33 ) begin
-      if (\$34 ) begin
+    if (\$36 ) begin
+      if (\$37 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \r_en$71  = 1'h0;
-    if (\$33 ) begin
-      if (\$34 ) begin
-        \r_en$71  = 1'h1;
+    \r_en$69  = 1'h0;
+    if (\$36 ) begin
+      if (\$37 ) begin
+        \r_en$69  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$49  = store_c_panel;
+    \$52  = store_c_panel;
     if (run__restart) begin
-      \$49  = run__cmd[95:64];
+      \$52  = run__cmd[95:64];
     end else if (advance) begin
       if (last_in_panel) begin
-        \$49  = \$38 [31:0];
+        \$52  = \$41 [31:0];
       end
     end
     if (engine_rst) begin
-      \$49  = 32'd0;
+      \$52  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$50  = store_c_next;
+    \$53  = store_c_next;
     if (engine_rst) begin
-      \$50  = 32'd0;
+      \$53  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$51  = store_state;
+    \$54  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
-          if (\$42 ) begin
+          if (\$45 ) begin
             if (wr_cmd__ready) begin
-              \$51  = 1'h1;
+              \$54  = 1'h1;
             end
           end
       1'h1:
           if (issue) begin
-            if (\$44 ) begin
-              \$51  = 1'h0;
+            if (\$47 ) begin
+              \$54  = 1'h0;
             end
           end
     endcase
     if (engine_rst) begin
-      \$51  = 1'h0;
+      \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$52  = r;
+    \$55  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
@@ -18679,40 +18657,40 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
       1'h1:
           if (issue) begin
             (* full_case = 32'd1 *)
-            if (\$44 ) begin
-              \$52  = 2'h0;
+            if (\$47 ) begin
+              \$55  = 2'h0;
             end else begin
-              \$52  = \$45 [1:0];
+              \$55  = \$48 [1:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 2'h0;
+      \$55  = 2'h0;
     end
     if (engine_rst) begin
-      \$52  = 2'h0;
+      \$55  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$53  = issue;
+    \$56  = issue;
     if (engine_rst) begin
-      \$53  = 1'h0;
+      \$56  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$54  = s_beat;
-    if (\$46 ) begin
+    \$57  = s_beat;
+    if (\$49 ) begin
       (* full_case = 32'd1 *)
-      if (\$47 ) begin
-        \$54  = 2'h0;
+      if (\$50 ) begin
+        \$57  = 1'h0;
       end else begin
-        \$54  = \$48 [1:0];
+        \$57  = \$51 [0];
       end
     end
     if (engine_rst) begin
-      \$54  = 2'h0;
+      \$57  = 1'h0;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -18727,15 +18705,13 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign step = advance;
   assign c_rd__en = issue;
   assign w_en = issue;
-  assign c_rd__data = \w_data$44 ;
-  assign \w_en$46  = pending;
+  assign nbytes = \$21 [4:0];
+  assign c_rd__data = \w_data$45 ;
+  assign \w_en$47  = pending;
   assign multiplier = run__cmd[385:355];
   assign shift = run__cmd[390:386];
   assign zero_point = run__cmd[398:391];
   assign relu = run__cmd[354];
-  assign nbytes = \$23 [4:0];
-  assign sent = \$24 [4:0];
-  assign remaining = \$25 [4:0];
   assign c_rd__addr = \$16 [9:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
@@ -18772,13 +18748,13 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign \run__cmd$9.rq_shift  = run__cmd[390:386];
   assign \run__cmd$9.rq_zp  = run__cmd[398:391];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd__data[0]  = \w_data$44 [31:0];
-  assign \c_rd__data[1]  = \w_data$44 [63:32];
-  assign \c_rd__data[2]  = \w_data$44 [95:64];
-  assign \c_rd__data[3]  = \w_data$44 [127:96];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
+  assign \c_rd__data[0]  = \w_data$45 [31:0];
+  assign \c_rd__data[1]  = \w_data$45 [63:32];
+  assign \c_rd__data[2]  = \w_data$45 [95:64];
+  assign \c_rd__data[3]  = \w_data$45 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -18804,20 +18780,24 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign wr_data__payload[70] = \$32 ;
-  assign wr_data__payload[69] = \$30 ;
-  assign wr_data__payload[68] = \$29 ;
-  assign wr_data__payload[67:64] = \$28 [3:0];
-  assign wr_data__payload[63:0] = \$26 ;
-  assign w_data[3] = \$21 ;
-  assign w_data[2:0] = cols[2:0];
+  assign wr_data__payload[70] = \$35 ;
+  assign wr_data__payload[69] = \$33 ;
+  assign wr_data__payload[68] = \$32 ;
+  assign wr_data__payload[67:64] = \$31 ;
+  assign wr_data__payload[63:0] = \$29 ;
+  assign w_data[5] = \$28 ;
+  assign w_data[4:1] = \$26 [3:0];
+  assign w_data[0] = \$23 [0];
   assign \$8  = { 1'h0, cols, 2'h0 };
-  assign \$22  = { 1'h0, \r_data$64 [2:0], 2'h0 };
-  assign \$36  = store_state;
+  assign \$20  = { 1'h0, cols, 2'h0 };
+  assign \$23  = { \$22 [5], \$22 [5], \$22 [5], \$22 [5:3] };
+  assign \$25 [5:3] = 3'h0;
+  assign \$25 [2:0] = \$24 [2:0];
+  assign \$39  = store_state;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19021,8 +19001,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3154$354 ;
-  wire [44:0] \port$3154$354 ;
+  input [44:0] \port$3145$354 ;
+  wire [44:0] \port$3145$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19097,13 +19077,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3154$354 [36:32];
-  assign lower = \port$3154$354 [0] ? \port$3154$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3145$354 [36:32];
+  assign lower = \port$3145$354 [0] ? \port$3145$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3154$354 [36:32];
+  assign \$11  = ! \port$3145$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19118,8 +19098,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3154$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3154$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3145$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3145$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19134,8 +19114,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3154$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3154$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3145$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3145$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19150,8 +19130,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3154$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3154$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3145$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3145$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19166,8 +19146,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3154$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3154$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3145$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3145$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19493,7 +19473,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3154$354 [31:1];
+      \$125  = \port$3145$354 [31:1];
     end
   end
   always @* begin
@@ -19584,7 +19564,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3154$354 [31:1];
+      \$137  = \port$3145$354 [31:1];
     end
   end
   always @* begin
@@ -19675,7 +19655,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3154$354 [31:1];
+      \$149  = \port$3145$354 [31:1];
     end
   end
   always @* begin
@@ -19766,7 +19746,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3154$354 [31:1];
+      \$161  = \port$3145$354 [31:1];
     end
   end
   always @* begin
@@ -19820,10 +19800,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3154$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3154$354 [36:32];
-  assign relu = \port$3154$354 [0];
-  assign zero_point = \port$3154$354 [44:37];
-  assign multiplier = \port$3154$354 [31:1];
+  assign shift = \port$3145$354 [36:32];
+  assign relu = \port$3145$354 [0];
+  assign zero_point = \port$3145$354 [44:37];
+  assign multiplier = \port$3145$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -19995,20 +19975,19 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, run__chunk, advance, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$48  = 0;
   wire \$1 ;
   reg \$2 ;
   input advance;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [2:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  output [15:0] cols;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  output [2:0] cols;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -20031,9 +20010,10 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  output [15:0] rows;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  output [2:0] rows;
+  wire [2:0] rows;
+  wire [2:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -20061,7 +20041,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
     done <= \$2 ;
   \accelerator.engine.store.store_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[2:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -20091,7 +20071,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[2:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -20138,12 +20118,12 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [2:0] chunk;
+  wire [2:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20165,13 +20145,13 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [2:0] rows;
+  wire [2:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 14'h0000, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -20230,8 +20210,8 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [2:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -20263,45 +20243,45 @@ module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [3:0] r_data;
-  wire [3:0] r_data;
+  output [5:0] r_data;
+  wire [5:0] r_data;
   input r_en;
   wire r_en;
   (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [3:0] r_port__data;
+  wire [5:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  wire [3:0] w_data;
+  wire [5:0] w_data;
   input w_en;
   wire w_en;
   (* init = 5'h00 *)
   wire [4:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  input [3:0] w_port__data;
-  wire [3:0] w_port__data;
+  input [5:0] w_port__data;
+  wire [5:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [3:0] storage [15:0];
+  reg [5:0] storage [15:0];
   initial begin
-    storage[0] = 4'h0;
-    storage[1] = 4'h0;
-    storage[2] = 4'h0;
-    storage[3] = 4'h0;
-    storage[4] = 4'h0;
-    storage[5] = 4'h0;
-    storage[6] = 4'h0;
-    storage[7] = 4'h0;
-    storage[8] = 4'h0;
-    storage[9] = 4'h0;
-    storage[10] = 4'h0;
-    storage[11] = 4'h0;
-    storage[12] = 4'h0;
-    storage[13] = 4'h0;
-    storage[14] = 4'h0;
-    storage[15] = 4'h0;
+    storage[0] = 6'h00;
+    storage[1] = 6'h00;
+    storage[2] = 6'h00;
+    storage[3] = 6'h00;
+    storage[4] = 6'h00;
+    storage[5] = 6'h00;
+    storage[6] = 6'h00;
+    storage[7] = 6'h00;
+    storage[8] = 6'h00;
+    storage[9] = 6'h00;
+    storage[10] = 6'h00;
+    storage[11] = 6'h00;
+    storage[12] = 6'h00;
+    storage[13] = 6'h00;
+    storage[14] = 6'h00;
+    storage[15] = 6'h00;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)

@@ -175,15 +175,15 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire [31:0] mode;
   wire [31:0] n;
   wire [31:0] rd_bytes;
-  wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$118 ;
+  wire [83:0] rd_cmd__payload;
+  wire [83:0] \rd_cmd__payload$118 ;
   wire [31:0] \rd_cmd__payload$118.addr ;
-  wire [19:0] \rd_cmd__payload$118.row_bytes ;
-  wire [15:0] \rd_cmd__payload$118.rows ;
+  wire [9:0] \rd_cmd__payload$118.row_bytes ;
+  wire [9:0] \rd_cmd__payload$118.rows ;
   wire [31:0] \rd_cmd__payload$118.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   wire rd_cmd__ready;
   wire \rd_cmd__ready$120 ;
@@ -292,15 +292,15 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   wire start;
   wire wr_busy;
   wire [31:0] wr_bytes;
-  wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$130 ;
+  wire [83:0] wr_cmd__payload;
+  wire [83:0] \wr_cmd__payload$130 ;
   wire [31:0] \wr_cmd__payload$130.addr ;
-  wire [19:0] \wr_cmd__payload$130.row_bytes ;
-  wire [15:0] \wr_cmd__payload$130.rows ;
+  wire [9:0] \wr_cmd__payload$130.row_bytes ;
+  wire [9:0] \wr_cmd__payload$130.rows ;
   wire [31:0] \wr_cmd__payload$130.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   wire wr_cmd__ready;
   wire \wr_cmd__ready$132 ;
@@ -572,13 +572,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_cmd__payload$118.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$118.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload$118.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload$118.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -606,13 +606,13 @@ module accelerator(s_axil__awprot, s_axil__awvalid, s_axil__wdata, s_axil__wstrb
   assign \rd_data__payload$124.last  = rd_data__payload[69];
   assign \rd_data__payload$124.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
   assign \wr_cmd__payload$130.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$130.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload$130.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload$130.stride  = wr_cmd__payload[83:52];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -702,17 +702,17 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire \clear$110 ;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  input [99:0] \cmd__payload$12 ;
-  wire [99:0] \cmd__payload$12 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  input [83:0] \cmd__payload$12 ;
+  wire [83:0] \cmd__payload$12 ;
   wire [31:0] \cmd__payload$12.addr ;
-  wire [19:0] \cmd__payload$12.row_bytes ;
-  wire [15:0] \cmd__payload$12.rows ;
+  wire [9:0] \cmd__payload$12.row_bytes ;
+  wire [9:0] \cmd__payload$12.rows ;
   wire [31:0] \cmd__payload$12.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   wire cmd__ready;
   wire \cmd__ready$15 ;
@@ -853,10 +853,10 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire rd_busy;
   output [31:0] rd_bytes;
   wire [31:0] rd_bytes;
-  wire [99:0] rd_cmd__payload;
+  wire [83:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   output rd_cmd__ready;
   wire rd_cmd__ready;
@@ -887,10 +887,10 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   wire wr_busy;
   output [31:0] wr_bytes;
   wire [31:0] wr_bytes;
-  wire [99:0] wr_cmd__payload;
+  wire [83:0] wr_cmd__payload;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   output wr_cmd__ready;
   wire wr_cmd__ready;
@@ -1055,13 +1055,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign aborting = abort;
   assign \abort$113  = abort;
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \rd_cmd__payload.addr  = cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -1089,13 +1089,13 @@ module \accelerator.dma (m_axi__wready, m_axi__bid, m_axi__bresp, m_axi__bvalid,
   assign \data__payload.last  = rd_data__payload[69];
   assign \data__payload.end  = rd_data__payload[70];
   assign \cmd__payload$12.addr  = \cmd__payload$12 [31:0];
-  assign \cmd__payload$12.rows  = \cmd__payload$12 [47:32];
-  assign \cmd__payload$12.row_bytes  = \cmd__payload$12 [67:48];
-  assign \cmd__payload$12.stride  = \cmd__payload$12 [99:68];
+  assign \cmd__payload$12.rows  = \cmd__payload$12 [41:32];
+  assign \cmd__payload$12.row_bytes  = \cmd__payload$12 [51:42];
+  assign \cmd__payload$12.stride  = \cmd__payload$12 [83:52];
   assign \wr_cmd__payload.addr  = \cmd__payload$12 [31:0];
-  assign \wr_cmd__payload.rows  = \cmd__payload$12 [47:32];
-  assign \wr_cmd__payload.row_bytes  = \cmd__payload$12 [67:48];
-  assign \wr_cmd__payload.stride  = \cmd__payload$12 [99:68];
+  assign \wr_cmd__payload.rows  = \cmd__payload$12 [41:32];
+  assign \wr_cmd__payload.row_bytes  = \cmd__payload$12 [51:42];
+  assign \wr_cmd__payload.stride  = \cmd__payload$12 [83:52];
   assign \data__payload$18.data  = \data__payload$18 [63:0];
   assign \data__payload$18.data[0]  = \data__payload$18 [7:0];
   assign \data__payload$18.data[1]  = \data__payload$18 [15:8];
@@ -1131,7 +1131,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
-  wire [20:0] \$12 ;
+  wire [10:0] \$12 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -1149,20 +1149,20 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire \$26 ;
   wire \$27 ;
   wire \$28 ;
-  wire [9:0] \$29 ;
+  wire [7:0] \$29 ;
   wire \$3 ;
   wire [4:0] \$30 ;
   wire \$31 ;
   wire \$32 ;
   wire [5:0] \$33 ;
-  wire [20:0] \$34 ;
+  wire [9:0] \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [21:0] \$37 ;
+  wire [10:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [21:0] \$40 ;
+  wire [10:0] \$40 ;
   wire \$41 ;
   wire \$42 ;
   wire \$43 ;
@@ -1181,7 +1181,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [70:0] \$55 ;
   reg \$56 ;
   reg \$57 ;
-  reg [20:0] \$58 ;
+  reg [9:0] \$58 ;
   reg \$59 ;
   wire \$6 ;
   reg \$60 ;
@@ -1193,13 +1193,13 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   input abort;
   wire abort;
   wire \abort$7 ;
-  wire [67:0] burst__payload;
+  wire [55:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   wire burst__ready;
@@ -1207,23 +1207,23 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   output busy;
   wire busy;
   wire \busy$45 ;
-  reg [20:0] bytes_left = 21'h000000;
+  reg [9:0] bytes_left = 10'h000;
   output [31:0] bytes_read;
   reg [31:0] bytes_read = 32'd0;
   input clear;
   wire clear;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  wire [99:0] \cmd__payload$1 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  wire [83:0] \cmd__payload$1 ;
   wire [31:0] \cmd__payload$1.addr ;
-  wire [19:0] \cmd__payload$1.row_bytes ;
-  wire [15:0] \cmd__payload$1.rows ;
+  wire [9:0] \cmd__payload$1.row_bytes ;
+  wire [9:0] \cmd__payload$1.rows ;
   wire [31:0] \cmd__payload$1.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -1258,7 +1258,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg fits_left = 1'h0;
   wire last;
   reg last_left = 1'h0;
-  wire [20:0] left;
+  wire [9:0] left;
   output [31:0] m_axi__araddr;
   reg [31:0] m_axi__araddr = 32'd0;
   wire [1:0] m_axi__arburst;
@@ -1286,7 +1286,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   reg primed = 1'h0;
-  wire [25:0] r_data;
+  wire [15:0] r_data;
   reg r_en;
   wire [3:0] r_level;
   wire r_rdy;
@@ -1295,15 +1295,15 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   wire rst;
   reg started = 1'h0;
   wire take;
-  wire [25:0] w_data;
+  wire [15:0] w_data;
   wire w_en;
   wire w_rdy;
   assign \$31  = m_axi__rvalid & m_axi__rready;
   assign \$32  = \$31  & m_axi__rlast;
   assign \$33  = \$30  - \$32 ;
-  assign \$34  = last ? left : 21'h000008;
-  assign \$35  = left == r_data[22:3];
-  assign \$36  = last & r_data[23];
+  assign \$34  = last ? left : 10'h008;
+  assign \$35  = left == r_data[12:3];
+  assign \$36  = last & r_data[13];
   assign \$37  = left - 4'h8;
   assign \$38  = | r_data[2:0];
   assign \$39  = ~ \$38 ;
@@ -1349,21 +1349,21 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$3  = burst__valid & \$2 ;
   assign \$4  = pending < 4'h8;
   assign \$5  = \$3  & \$4 ;
-  assign \$6  = ~ burst__payload[41];
+  assign \$6  = ~ burst__payload[39];
   assign \$7  = \$6  | w_rdy;
   assign \$8  = \$5  & \$7 ;
   assign \$9  = ~ abort;
   assign take = \$8  & \$9 ;
-  assign w_en = take & burst__payload[41];
-  assign \$10  = | burst__payload[47:45];
+  assign w_en = take & burst__payload[39];
+  assign \$10  = | burst__payload[45:43];
   assign \$11  = ~ \$10 ;
-  assign \$12  = burst__payload[67:48] + burst__payload[47:45];
+  assign \$12  = burst__payload[55:46] + burst__payload[45:43];
   assign \$13  = \$12  <= 4'h8;
   assign \$14  = \$11  | \$13 ;
-  assign \$15  = burst__payload[67:48] <= 4'h8;
-  assign left = started ? bytes_left : { 1'h0, r_data[22:3] };
-  assign fits = started ? fits_left : r_data[24];
-  assign last = started ? last_left : r_data[25];
+  assign \$15  = burst__payload[55:46] <= 4'h8;
+  assign left = started ? bytes_left : r_data[12:3];
+  assign fits = started ? fits_left : r_data[14];
+  assign last = started ? last_left : r_data[15];
   assign \$16  = primed ? prev : m_axi__rdata;
   assign realign_wide = { m_axi__rdata, \$16  } >> { r_data[2:0], 3'h0 };
   assign \$17  = primed & fits;
@@ -1379,14 +1379,14 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$27  = | r_level;
   assign \$28  = \$26  | \$27 ;
   assign busy = \$28  | data__valid;
-  assign \$29  = burst__payload[40:32] - 1'h1;
+  assign \$29  = burst__payload[38:32] - 1'h1;
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2291$0 (\$14 ),
-    .\port$2292$0 (\$15 ),
-    .\port$3835$43 (burst__payload[43]),
-    .\port$3835$45 (burst__payload[67:45]),
+    .\port$2294$0 (\$14 ),
+    .\port$2295$0 (\$15 ),
+    .\port$3826$41 (burst__payload[41]),
+    .\port$3826$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1479,7 +1479,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$51  = m_axi__arlen;
     if (take) begin
-      \$51  = \$29 [7:0];
+      \$51  = \$29 ;
     end
     if (rst) begin
       \$51  = 8'h00;
@@ -1585,7 +1585,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
       (* full_case = 32'd1 *)
       if (last) begin
       end else begin
-        \$58  = \$37 [20:0];
+        \$58  = \$37 [9:0];
       end
     end else begin
       if (consume) begin
@@ -1593,7 +1593,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
       end
     end
     if (rst) begin
-      \$58  = 21'h000000;
+      \$58  = 10'h000;
     end
   end
   always @* begin
@@ -1667,7 +1667,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \cmd__valid$5  = cmd__valid;
   assign \abort$7  = abort;
   assign burst__ready = take;
-  assign w_data = { \$15 , \$14 , burst__payload[43], burst__payload[67:45] };
+  assign w_data = { \$15 , \$14 , burst__payload[41], burst__payload[55:43] };
   assign m_axi__arid = 1'h0;
   assign m_axi__arsize = 3'h3;
   assign m_axi__arburst = 2'h1;
@@ -1675,21 +1675,21 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign m_axi__arcache = 4'h3;
   assign m_axi__arprot = 3'h0;
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \cmd__payload$1.addr  = cmd__payload[31:0];
-  assign \cmd__payload$1.rows  = cmd__payload[47:32];
-  assign \cmd__payload$1.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload$1.stride  = cmd__payload[99:68];
+  assign \cmd__payload$1.rows  = cmd__payload[41:32];
+  assign \cmd__payload$1.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload$1.stride  = cmd__payload[83:52];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2291$0 , \port$2292$0 , w_rdy, w_level, r_data, r_en, \port$3835$43 , \port$3835$45 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2294$0 , \port$2295$0 , w_rdy, w_level, r_data, r_en, \port$3826$41 , \port$3826$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,55 +1749,55 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2291$0 , \port$2292$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2291$0 ;
-  wire \port$2291$0 ;
-  input \port$2292$0 ;
-  wire \port$2292$0 ;
-  input \port$3835$43 ;
-  wire \port$3835$43 ;
-  input [22:0] \port$3835$45 ;
-  wire [22:0] \port$3835$45 ;
+  input \port$2294$0 ;
+  wire \port$2294$0 ;
+  input \port$2295$0 ;
+  wire \port$2295$0 ;
+  input \port$3826$41 ;
+  wire \port$3826$41 ;
+  input [12:0] \port$3826$43 ;
+  wire [12:0] \port$3826$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [25:0] r_data;
-  wire [25:0] r_data;
+  output [15:0] r_data;
+  wire [15:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [25:0] r_port__data;
+  wire [15:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [25:0] w_data;
+  wire [15:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  wire [25:0] w_port__data;
+  wire [15:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [25:0] storage [8:0];
+  reg [15:0] storage [8:0];
   initial begin
-    storage[0] = 26'h0000000;
-    storage[1] = 26'h0000000;
-    storage[2] = 26'h0000000;
-    storage[3] = 26'h0000000;
-    storage[4] = 26'h0000000;
-    storage[5] = 26'h0000000;
-    storage[6] = 26'h0000000;
-    storage[7] = 26'h0000000;
-    storage[8] = 26'h0000000;
+    storage[0] = 16'h0000;
+    storage[1] = 16'h0000;
+    storage[2] = 16'h0000;
+    storage[3] = 16'h0000;
+    storage[4] = 16'h0000;
+    storage[5] = 16'h0000;
+    storage[6] = 16'h0000;
+    storage[7] = 16'h0000;
+    storage[8] = 16'h0000;
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
+      storage[w_port__addr] <= { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
   end
-  reg [25:0] _0_;
+  reg [15:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2291$0 , \port$2292$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
-  assign w_data = { \port$2292$0 , \port$2291$0 , \port$3835$43 , \port$3835$45  };
+  assign w_port__data = { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
+  assign w_data = { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -1904,67 +1904,62 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
-  wire [9:0] \$1 ;
-  wire \$10 ;
-  wire [17:0] \$11 ;
-  wire \$12 ;
-  wire [20:0] \$13 ;
-  wire [21:0] \$14 ;
-  wire [21:0] \$15 ;
-  wire [10:0] \$16 ;
-  wire [32:0] \$17 ;
-  wire [16:0] \$18 ;
-  wire \$19 ;
+  wire \$1 ;
+  wire [10:0] \$10 ;
+  wire [11:0] \$11 ;
+  wire [11:0] \$12 ;
+  wire [10:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire [10:0] \$15 ;
+  wire \$16 ;
+  wire [9:0] \$17 ;
+  wire [32:0] \$18 ;
+  wire [7:0] \$19 ;
   wire \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire [10:0] \$23 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire [10:0] \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire [20:0] \$29 ;
+  wire [11:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [10:0] \$27 ;
+  wire [32:0] \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [10:0] \$32 ;
-  wire [32:0] \$33 ;
-  wire \$34 ;
-  reg \$35 ;
-  reg [67:0] \$36 ;
+  reg \$30 ;
+  reg [55:0] \$31 ;
+  reg \$32 ;
+  reg [31:0] \$33 ;
+  reg [2:0] \$34 ;
+  reg [6:0] \$35 ;
+  reg [9:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
-  reg [2:0] \$39 ;
+  reg [9:0] \$39 ;
   wire \$4 ;
-  reg [17:0] \$40 ;
-  reg [9:0] \$41 ;
-  reg \$42 ;
-  reg [31:0] \$43 ;
-  reg [15:0] \$44 ;
-  reg \$45 ;
-  reg \$46 ;
-  reg [99:0] \$47 ;
-  reg [19:0] \$48 ;
-  reg [31:0] \$49 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg [83:0] \$42 ;
+  reg [9:0] \$43 ;
+  reg [31:0] \$44 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire \$8 ;
+  wire [6:0] \$8 ;
   wire \$9 ;
   input abort;
   wire abort;
   reg active = 1'h0;
-  reg [17:0] beats_left = 18'h00000;
-  output [67:0] burst__payload;
-  reg [67:0] burst__payload = 68'h00000000000000000;
+  reg [6:0] beats_left = 7'h00;
+  output [55:0] burst__payload;
+  reg [55:0] burst__payload = 56'h00000000000000;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   input burst__ready;
@@ -1975,16 +1970,16 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire busy;
   input clk;
   wire clk;
-  reg [99:0] cmd = 100'h0000000000000000000000000;
+  reg [83:0] cmd = 84'h000000000000000000000;
   wire [31:0] \cmd.addr ;
-  wire [19:0] \cmd.row_bytes ;
-  wire [15:0] \cmd.rows ;
+  wire [9:0] \cmd.row_bytes ;
+  wire [9:0] \cmd.rows ;
   wire [31:0] \cmd.stride ;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -1992,334 +1987,314 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   reg last_row = 1'h0;
-  wire [8:0] mid;
+  wire [6:0] mid;
   reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
   reg [9:0] page_left = 10'h000;
-  wire page_short;
   reg pending = 1'h0;
-  reg [19:0] row_bytes = 20'h00000;
+  reg [9:0] row_bytes = 10'h000;
   wire row_done;
   reg row_first = 1'h0;
-  reg [15:0] rows_left = 16'h0000;
+  reg [9:0] rows_left = 10'h000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
   always @(posedge clk)
-    page_left <= \$41 ;
+    pending <= \$41 ;
   always @(posedge clk)
-    row_first <= \$42 ;
+    cmd <= \$42 ;
   always @(posedge clk)
-    next_addr <= \$43 ;
+    row_bytes <= \$43 ;
   always @(posedge clk)
-    rows_left <= \$44 ;
+    stride <= \$44 ;
+  assign row_done = beats_left <= page_left;
+  assign \$1  = ~ active;
+  assign \$2  = ~ pending;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ abort;
+  assign cmd__ready = \$3  & \$4 ;
+  assign \$5  = pending | active;
+  assign busy = \$5  | burst__valid;
+  assign \$6  = ~ burst__valid;
+  assign \$7  = burst__ready | \$6 ;
+  assign \$8  = row_done ? beats_left : page_left[6:0];
+  assign \$9  = row_done & last_row;
+  assign \$10  = next_addr[2:0] + row_bytes;
+  assign \$11  = \$10  + 3'h7;
+  assign \$13  = 10'h200 - next_addr[11:3];
+  assign \$14  = next_addr + stride;
+  assign \$15  = rows_left - 1'h1;
+  assign \$16  = rows_left == 2'h2;
+  assign \$18  = cur + \$17 ;
+  assign \$19  = beats_left - page_left[6:0];
+  assign \$20  = cmd__valid & cmd__ready;
+  assign \$21  = | cmd[41:32];
+  assign \$22  = | cmd[51:42];
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = cmd[2:0] + cmd[51:42];
+  assign \$25  = \$24  + 3'h7;
+  assign \$27  = 10'h200 - cmd[11:3];
+  assign \$28  = cmd[31:0] + cmd[83:52];
+  assign \$29  = cmd[41:32] == 1'h1;
   always @(posedge clk)
-    last_row <= \$45 ;
+    burst__valid <= \$30 ;
   always @(posedge clk)
-    pending <= \$46 ;
+    burst__payload <= \$31 ;
   always @(posedge clk)
-    cmd <= \$47 ;
+    active <= \$32 ;
   always @(posedge clk)
-    row_bytes <= \$48 ;
+    cur <= \$33 ;
   always @(posedge clk)
-    stride <= \$49 ;
-  assign page_short = page_left <= 9'h100;
-  assign \$1  = page_short ? page_left : 10'h100;
-  assign \$2  = beats_left <= 9'h100;
-  assign \$3  = beats_left <= page_left;
-  assign row_done = \$2  & \$3 ;
-  assign \$4  = ~ active;
-  assign \$5  = ~ pending;
-  assign \$6  = \$4  & \$5 ;
-  assign \$7  = ~ abort;
-  assign cmd__ready = \$6  & \$7 ;
-  assign \$8  = pending | active;
-  assign busy = \$8  | burst__valid;
-  assign \$9  = ~ burst__valid;
-  assign \$10  = burst__ready | \$9 ;
-  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
-  assign \$12  = row_done & last_row;
-  assign \$13  = next_addr[2:0] + row_bytes;
-  assign \$14  = \$13  + 3'h7;
-  assign \$16  = 10'h200 - next_addr[11:3];
-  assign \$17  = next_addr + stride;
-  assign \$18  = rows_left - 1'h1;
-  assign \$19  = rows_left == 2'h2;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$1 [8:0];
-  assign \$23  = page_left - 9'h100;
-  assign \$24  = page_short ? 11'h200 : \$23 ;
-  assign \$25  = cmd__valid & cmd__ready;
-  assign \$26  = | cmd[47:32];
-  assign \$27  = | cmd[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd[2:0] + cmd[67:48];
-  assign \$30  = \$29  + 3'h7;
-  assign \$32  = 10'h200 - cmd[11:3];
-  assign \$33  = cmd[31:0] + cmd[99:68];
-  assign \$34  = cmd[47:32] == 1'h1;
+    offset <= \$34 ;
   always @(posedge clk)
-    burst__valid <= \$35 ;
+    beats_left <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$36 ;
+    page_left <= \$36 ;
   always @(posedge clk)
-    active <= \$37 ;
+    row_first <= \$37 ;
   always @(posedge clk)
-    cur <= \$38 ;
+    next_addr <= \$38 ;
   always @(posedge clk)
-    offset <= \$39 ;
+    rows_left <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$40 ;
+    last_row <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$41  = page_left;
-    if (\$10 ) begin
+    \$42  = cmd;
+    if (\$20 ) begin
+      \$42  = cmd__payload;
+    end
+    if (rst) begin
+      \$42  = 84'h000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$43  = row_bytes;
+    if (pending) begin
+      if (\$23 ) begin
+        \$43  = cmd[51:42];
+      end
+    end
+    if (rst) begin
+      \$43  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$44  = stride;
+    if (pending) begin
+      if (\$23 ) begin
+        \$44  = cmd[83:52];
+      end
+    end
+    if (rst) begin
+      \$44  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$30  = burst__valid;
+    if (\$7 ) begin
+      \$30  = 1'h0;
+      if (active) begin
+        \$30  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$30  = 1'h0;
+    end
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$31  = burst__payload;
+    if (\$7 ) begin
+      if (active) begin
+        \$31 [31:0] = cur;
+        \$31 [38:32] = \$8 ;
+        \$31 [39] = row_first;
+        \$31 [40] = row_done;
+        \$31 [41] = last_row;
+        \$31 [42] = \$9 ;
+        \$31 [45:43] = offset;
+        \$31 [55:46] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$31  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$32  = active;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          if (last_row) begin
+            \$32  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$32  = 1'h0;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$33  = cur;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$41  = \$16 [9:0];
+            \$33  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$41  = \$24 [9:0];
+          \$33  = \$18 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$41  = \$32 [9:0];
+      if (\$23 ) begin
+        \$33  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$41  = 10'h000;
+      \$33  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$42  = row_first;
-    if (\$10 ) begin
+    \$34  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$34  = next_addr[2:0];
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$35  = beats_left;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$42  = 1'h1;
+            \$35  = \$12 [6:0];
           end
         end else begin
-          \$42  = 1'h0;
+          \$35  = \$19 [6:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$42  = 1'h1;
+      if (\$23 ) begin
+        \$35  = \$26 [6:0];
       end
     end
     if (rst) begin
-      \$42  = 1'h0;
+      \$35  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$43  = next_addr;
-    if (\$10 ) begin
+    \$36  = page_left;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$43  = \$17 [31:0];
+            \$36  = \$13 [9:0];
           end
+        end else begin
+          \$36  = 10'h200;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$43  = \$33 [31:0];
+      if (\$23 ) begin
+        \$36  = \$27 [9:0];
       end
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$36  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$44  = rows_left;
-    if (\$10 ) begin
+    \$37  = row_first;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$44  = \$18 [15:0];
+            \$37  = 1'h1;
           end
+        end else begin
+          \$37  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$44  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$44  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$45  = last_row;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$45  = \$19 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
-        \$45  = \$34 ;
-      end
-    end
-    if (rst) begin
-      \$45  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$46  = pending;
-    if (\$25 ) begin
-      \$46  = 1'h1;
-    end
-    if (pending) begin
-      \$46  = 1'h0;
-    end
-    if (abort) begin
-      \$46  = 1'h0;
-    end
-    if (rst) begin
-      \$46  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$47  = cmd;
-    if (\$25 ) begin
-      \$47  = cmd__payload;
-    end
-    if (rst) begin
-      \$47  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$48  = row_bytes;
-    if (pending) begin
-      if (\$28 ) begin
-        \$48  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$48  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$49  = stride;
-    if (pending) begin
-      if (\$28 ) begin
-        \$49  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$49  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$35  = burst__valid;
-    if (\$10 ) begin
-      \$35  = 1'h0;
-      if (active) begin
-        \$35  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$35  = 1'h0;
-    end
-    if (rst) begin
-      \$35  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$36  = burst__payload;
-    if (\$10 ) begin
-      if (active) begin
-        \$36 [31:0] = cur;
-        \$36 [40:32] = \$11 [8:0];
-        \$36 [41] = row_first;
-        \$36 [42] = row_done;
-        \$36 [43] = last_row;
-        \$36 [44] = \$12 ;
-        \$36 [47:45] = offset;
-        \$36 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$36  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$37  = active;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          if (last_row) begin
-            \$37  = 1'h0;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
+      if (\$23 ) begin
         \$37  = 1'h1;
       end
     end
-    if (abort) begin
-      \$37  = 1'h0;
-    end
     if (rst) begin
       \$37  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$38  = cur;
-    if (\$10 ) begin
+    \$38  = next_addr;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$38  = { next_addr[31:3], 3'h0 };
+            \$38  = \$14 [31:0];
           end
-        end else begin
-          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$38  = { cmd[31:3], 3'h0 };
+      if (\$23 ) begin
+        \$38  = \$28 [31:0];
       end
     end
     if (rst) begin
@@ -2328,73 +2303,86 @@ module \accelerator.dma.reader.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$39  = offset;
-    if (\$10 ) begin
+    \$39  = rows_left;
+    if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$39  = next_addr[2:0];
+            \$39  = \$15 [9:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$39  = cmd[2:0];
+      if (\$23 ) begin
+        \$39  = cmd[41:32];
       end
     end
     if (rst) begin
-      \$39  = 3'h0;
+      \$39  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
-    \$40  = beats_left;
-    if (\$10 ) begin
+    \$40  = last_row;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$40  = \$15 [17:0];
+            \$40  = \$16 ;
           end
-        end else begin
-          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$40  = \$31 [17:0];
+      if (\$23 ) begin
+        \$40  = \$29 ;
       end
     end
     if (rst) begin
-      \$40  = 18'h00000;
+      \$40  = 1'h0;
     end
   end
-  assign mid = \$1 [8:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$5 ) begin end
+    \$41  = pending;
+    if (\$20 ) begin
+      \$41  = 1'h1;
+    end
+    if (pending) begin
+      \$41  = 1'h0;
+    end
+    if (abort) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  assign mid = page_left[6:0];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \cmd.addr  = cmd[31:0];
-  assign \cmd.rows  = cmd[47:32];
-  assign \cmd.row_bytes  = cmd[67:48];
-  assign \cmd.stride  = cmd[99:68];
+  assign \cmd.rows  = cmd[41:32];
+  assign \cmd.row_bytes  = cmd[51:42];
+  assign \cmd.stride  = cmd[83:52];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$15  = { 3'h0, \$14 [21:3] };
-  assign \$20  = { \$1 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
+  assign \$12  = { 3'h0, \$11 [11:3] };
+  assign \$17  = { page_left[6:0], 3'h0 };
+  assign \$26  = { 3'h0, \$25 [11:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -2402,10 +2390,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
 , m_axi__wlast, error, bytes_written, m_axi__awready);
   reg \$auto$verilog_backend.cc:2355:dump_module$6  = 0;
   wire \$1 ;
-  wire [21:0] \$10 ;
+  wire [11:0] \$10 ;
   wire [5:0] \$100 ;
-  wire [8:0] \$101 ;
-  wire [8:0] \$102 ;
+  wire [7:0] \$101 ;
+  wire [7:0] \$102 ;
   wire \$103 ;
   wire \$104 ;
   wire [32:0] \$105 ;
@@ -2413,7 +2401,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$107 ;
   wire \$108 ;
   reg \$109 ;
-  wire [21:0] \$11 ;
+  wire [11:0] \$11 ;
   reg [31:0] \$110 ;
   reg [7:0] \$111 ;
   reg [3:0] \$112 ;
@@ -2422,12 +2410,12 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [7:0] \$115 ;
   reg \$116 ;
   reg [3:0] \$117 ;
-  reg [7:0] \$118 ;
+  reg [6:0] \$118 ;
   reg [63:0] \$119 ;
-  wire [22:0] \$12 ;
+  wire [12:0] \$12 ;
   reg \$120 ;
   reg [31:0] \$121 ;
-  wire [9:0] \$13 ;
+  wire [7:0] \$13 ;
   wire \$14 ;
   wire \$15 ;
   wire \$16 ;
@@ -2511,7 +2499,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [2:0] \$87 ;
   wire [4:0] \$88 ;
   wire \$89 ;
-  wire [20:0] \$9 ;
+  wire [10:0] \$9 ;
   wire \$90 ;
   wire \$91 ;
   wire \$92 ;
@@ -2519,21 +2507,21 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire \$94 ;
   wire \$95 ;
   wire \$96 ;
-  wire [9:0] \$97 ;
+  wire [7:0] \$97 ;
   wire [4:0] \$98 ;
   wire \$99 ;
   input abort;
   wire abort;
   wire \abort$7 ;
   wire [127:0] align_wide;
-  reg [7:0] beat = 8'h00;
-  wire [67:0] burst__payload;
+  reg [6:0] beat = 7'h00;
+  wire [55:0] burst__payload;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   wire burst__ready;
@@ -2547,16 +2535,16 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire clear;
   input clk;
   wire clk;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
-  wire [99:0] \cmd__payload$1 ;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
+  wire [83:0] \cmd__payload$1 ;
   wire [31:0] \cmd__payload$1.addr ;
-  wire [19:0] \cmd__payload$1.row_bytes ;
-  wire [15:0] \cmd__payload$1.rows ;
+  wire [9:0] \cmd__payload$1.row_bytes ;
+  wire [9:0] \cmd__payload$1.rows ;
   wire [31:0] \cmd__payload$1.stride ;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -2584,8 +2572,8 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg data__ready;
   input data__valid;
   wire data__valid;
-  wire [17:0] desc;
-  wire [7:0] \desc.last_beat ;
+  wire [16:0] desc;
+  wire [6:0] \desc.last_beat ;
   wire [2:0] \desc.offset ;
   wire \desc.row_first ;
   wire \desc.row_last ;
@@ -2631,7 +2619,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   reg [3:0] pending = 4'h0;
   reg [63:0] prev = 64'h0000000000000000;
   wire r_data;
-  wire [17:0] \r_data$35 ;
+  wire [16:0] \r_data$35 ;
   wire r_en;
   wire \r_en$46 ;
   wire [3:0] r_level;
@@ -2644,7 +2632,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   wire [3:0] tail;
   wire take;
   reg [3:0] w_count = 4'h0;
-  wire [17:0] w_data;
+  wire [16:0] w_data;
   wire \w_data$22 ;
   wire w_en;
   wire \w_en$21 ;
@@ -2659,20 +2647,20 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$7  = \$6  & \w_rdy$14 ;
   assign \$8  = ~ abort;
   assign take = \$7  & \$8 ;
-  assign \$9  = burst__payload[47:45] + burst__payload[67:48];
+  assign \$9  = burst__payload[45:43] + burst__payload[55:46];
   assign \$10  = \$9  - 1'h1;
   assign \$12  = $signed(\$11 ) + $signed(2'h1);
-  assign \$13  = burst__payload[40:32] - 1'h1;
-  assign \$14  = \$12 [3:0] <= burst__payload[47:45];
+  assign \$13  = burst__payload[38:32] - 1'h1;
+  assign \$14  = \$12 [3:0] <= burst__payload[45:43];
   assign done = \$15  & r_data;
   assign \$16  = | beat;
   assign \$17  = ~ \$16 ;
-  assign first = \r_data$35 [8] & \$17 ;
-  assign last_in_burst = beat == \r_data$35 [7:0];
-  assign last = \r_data$35 [9] & last_in_burst;
+  assign first = \r_data$35 [7] & \$17 ;
+  assign last_in_burst = beat == \r_data$35 [6:0];
+  assign last = \r_data$35 [8] & last_in_burst;
   assign \$18  = ~ first;
   assign \$19  = last & \$18 ;
-  assign flush = \$19  & \r_data$35 [17];
+  assign flush = \$19  & \r_data$35 [16];
   assign \$20  = ~ m_axi__wvalid;
   assign \$21  = \$20  | m_axi__wready;
   assign \$22  = r_rdy & \$21 ;
@@ -2684,63 +2672,63 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$28  = ~ flush;
   assign \$29  = \$27  & \$28 ;
   assign \r_en$46  = step & last_in_burst;
-  assign \$30  = 4'h8 - \r_data$35 [12:10];
+  assign \$30  = 4'h8 - \r_data$35 [11:9];
   assign align_wide = { data__payload[63:0], prev } >> { \$30 [3:0], 3'h0 };
   assign \$31  = ~ first;
-  assign \$32  = \r_data$35 [12:10] <= 1'h0;
+  assign \$32  = \r_data$35 [11:9] <= 1'h0;
   assign \$33  = \$31  | \$32 ;
   assign \$34  = ~ last;
-  assign \$35  = \r_data$35 [16:13] > 1'h0;
+  assign \$35  = \r_data$35 [15:12] > 1'h0;
   assign \$36  = \$34  | \$35 ;
   assign \$37  = \$33  & \$36 ;
   assign \$38  = ~ first;
-  assign \$39  = \r_data$35 [12:10] <= 1'h1;
+  assign \$39  = \r_data$35 [11:9] <= 1'h1;
   assign \$40  = \$38  | \$39 ;
   assign \$41  = ~ last;
-  assign \$42  = \r_data$35 [16:13] > 1'h1;
+  assign \$42  = \r_data$35 [15:12] > 1'h1;
   assign \$43  = \$41  | \$42 ;
   assign \$44  = \$40  & \$43 ;
   assign \$45  = ~ first;
-  assign \$46  = \r_data$35 [12:10] <= 2'h2;
+  assign \$46  = \r_data$35 [11:9] <= 2'h2;
   assign \$47  = \$45  | \$46 ;
   assign \$48  = ~ last;
-  assign \$49  = \r_data$35 [16:13] > 2'h2;
+  assign \$49  = \r_data$35 [15:12] > 2'h2;
   assign \$50  = \$48  | \$49 ;
   assign \$51  = \$47  & \$50 ;
   assign \$52  = ~ first;
-  assign \$53  = \r_data$35 [12:10] <= 2'h3;
+  assign \$53  = \r_data$35 [11:9] <= 2'h3;
   assign \$54  = \$52  | \$53 ;
   assign \$55  = ~ last;
-  assign \$56  = \r_data$35 [16:13] > 2'h3;
+  assign \$56  = \r_data$35 [15:12] > 2'h3;
   assign \$57  = \$55  | \$56 ;
   assign \$58  = \$54  & \$57 ;
   assign \$59  = ~ first;
-  assign \$60  = \r_data$35 [12:10] <= 3'h4;
+  assign \$60  = \r_data$35 [11:9] <= 3'h4;
   assign \$61  = \$59  | \$60 ;
   assign \$62  = ~ last;
-  assign \$63  = \r_data$35 [16:13] > 3'h4;
+  assign \$63  = \r_data$35 [15:12] > 3'h4;
   assign \$64  = \$62  | \$63 ;
   assign \$65  = \$61  & \$64 ;
   assign \$66  = ~ first;
-  assign \$67  = \r_data$35 [12:10] <= 3'h5;
+  assign \$67  = \r_data$35 [11:9] <= 3'h5;
   assign \$68  = \$66  | \$67 ;
   assign \$69  = ~ last;
-  assign \$70  = \r_data$35 [16:13] > 3'h5;
+  assign \$70  = \r_data$35 [15:12] > 3'h5;
   assign \$71  = \$69  | \$70 ;
   assign \$72  = \$68  & \$71 ;
   assign \$73  = ~ first;
-  assign \$74  = \r_data$35 [12:10] <= 3'h6;
+  assign \$74  = \r_data$35 [11:9] <= 3'h6;
   assign \$75  = \$73  | \$74 ;
   assign \$76  = ~ last;
-  assign \$77  = \r_data$35 [16:13] > 3'h6;
+  assign \$77  = \r_data$35 [15:12] > 3'h6;
   assign \$78  = \$76  | \$77 ;
   assign \$79  = \$75  & \$78 ;
   assign \$80  = ~ first;
   assign \$82  = ~ last;
-  assign \$83  = \r_data$35 [16:13] > 3'h7;
+  assign \$83  = \r_data$35 [15:12] > 3'h7;
   assign \$84  = \$82  | \$83 ;
-  assign \$86  = last ? \r_data$35 [16:13] : 4'h8;
-  assign \$87  = first ? \r_data$35 [12:10] : 3'h0;
+  assign \$86  = last ? \r_data$35 [15:12] : 4'h8;
+  assign \$87  = first ? \r_data$35 [11:9] : 3'h0;
   assign \$88  = \$86  - \$87 ;
   assign \$89  = ~ m_axi__wvalid;
   assign \$90  = \$89  | m_axi__wready;
@@ -2751,11 +2739,11 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \$95  = | r_level;
   assign \$96  = \$94  | \$95 ;
   assign busy = \$96  | m_axi__wvalid;
-  assign \$97  = burst__payload[40:32] - 1'h1;
+  assign \$97  = burst__payload[38:32] - 1'h1;
   assign \$98  = pending + take;
   assign \$100  = \$98  - \$99 ;
   assign \$101  = beat + 1'h1;
-  assign \$102  = last_in_burst ? 9'h000 : \$101 ;
+  assign \$102  = last_in_burst ? 8'h00 : \$101 ;
   assign \$103  = ~ flush;
   assign \$104  = m_axi__wvalid & m_axi__wready;
   assign \$105  = bytes_written + w_count;
@@ -2793,7 +2781,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     .r_en(r_en),
     .rst(rst),
     .w_en(take),
-    .w_port__data(burst__payload[44]),
+    .w_port__data(burst__payload[42]),
     .w_rdy(\w_rdy$14 )
   );
   \accelerator.dma.writer.split  split (
@@ -2873,7 +2861,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$111  = m_axi__awlen;
     if (take) begin
-      \$111  = \$97 [7:0];
+      \$111  = \$97 ;
     end
     if (rst) begin
       \$111  = 8'h00;
@@ -2942,10 +2930,10 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
     if (\$auto$verilog_backend.cc:2355:dump_module$6 ) begin end
     \$118  = beat;
     if (step) begin
-      \$118  = \$102 [7:0];
+      \$118  = \$102 [6:0];
     end
     if (rst) begin
-      \$118  = 8'h00;
+      \$118  = 7'h00;
     end
   end
   always @* begin
@@ -2997,7 +2985,7 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign w_en = take;
   assign w_data = desc;
   assign \w_en$21  = take;
-  assign \w_data$22  = burst__payload[44];
+  assign \w_data$22  = burst__payload[42];
   assign m_axi__awid = 1'h0;
   assign m_axi__awsize = 3'h3;
   assign m_axi__awburst = 2'h1;
@@ -3007,27 +2995,27 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign m_axi__bready = 1'h1;
   assign shift = \$30 [3:0];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
   assign \cmd__payload$1.addr  = cmd__payload[31:0];
-  assign \cmd__payload$1.rows  = cmd__payload[47:32];
-  assign \cmd__payload$1.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload$1.stride  = cmd__payload[99:68];
+  assign \cmd__payload$1.rows  = cmd__payload[41:32];
+  assign \cmd__payload$1.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload$1.stride  = cmd__payload[83:52];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
-  assign \desc.last_beat  = desc[7:0];
-  assign \desc.row_first  = desc[8];
-  assign \desc.row_last  = desc[9];
-  assign \desc.offset  = desc[12:10];
-  assign \desc.tail  = desc[16:13];
-  assign \desc.spill  = desc[17];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
+  assign \desc.last_beat  = desc[6:0];
+  assign \desc.row_first  = desc[7];
+  assign \desc.row_last  = desc[8];
+  assign \desc.offset  = desc[11:9];
+  assign \desc.tail  = desc[15:12];
+  assign \desc.spill  = desc[16];
   assign \data__payload.data  = data__payload[63:0];
   assign \data__payload.data[0]  = data__payload[7:0];
   assign \data__payload.data[1]  = data__payload[15:8];
@@ -3041,13 +3029,13 @@ module \accelerator.dma.writer (m_axi__wready, m_axi__bresp, m_axi__bvalid, clk,
   assign \data__payload.first  = data__payload[68];
   assign \data__payload.last  = data__payload[69];
   assign \data__payload.end  = data__payload[70];
-  assign desc[17] = \$14 ;
-  assign desc[16:13] = \$12 [3:0];
-  assign desc[12:10] = burst__payload[47:45];
-  assign desc[9] = burst__payload[42];
-  assign desc[8] = burst__payload[41];
-  assign desc[7:0] = \$13 [7:0];
-  assign \$11 [21:3] = 19'h00000;
+  assign desc[16] = \$14 ;
+  assign desc[15:12] = \$12 [3:0];
+  assign desc[11:9] = burst__payload[45:43];
+  assign desc[8] = burst__payload[40];
+  assign desc[7] = burst__payload[39];
+  assign desc[6:0] = \$13 [6:0];
+  assign \$11 [11:3] = 9'h000;
   assign \$11 [2:0] = \$10 [2:0];
   assign r_en = m_axi__bvalid;
   assign \$15  = m_axi__bvalid;
@@ -3189,67 +3177,62 @@ endmodule
 (* generator = "Amaranth" *)
 module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__valid, cmd__payload, abort, burst__valid, burst__payload, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$8  = 0;
-  wire [9:0] \$1 ;
-  wire \$10 ;
-  wire [17:0] \$11 ;
-  wire \$12 ;
-  wire [20:0] \$13 ;
-  wire [21:0] \$14 ;
-  wire [21:0] \$15 ;
-  wire [10:0] \$16 ;
-  wire [32:0] \$17 ;
-  wire [16:0] \$18 ;
-  wire \$19 ;
+  wire \$1 ;
+  wire [10:0] \$10 ;
+  wire [11:0] \$11 ;
+  wire [11:0] \$12 ;
+  wire [10:0] \$13 ;
+  wire [32:0] \$14 ;
+  wire [10:0] \$15 ;
+  wire \$16 ;
+  wire [9:0] \$17 ;
+  wire [32:0] \$18 ;
+  wire [7:0] \$19 ;
   wire \$2 ;
-  wire [11:0] \$20 ;
-  wire [32:0] \$21 ;
-  wire [18:0] \$22 ;
-  wire [10:0] \$23 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
   wire [10:0] \$24 ;
-  wire \$25 ;
-  wire \$26 ;
-  wire \$27 ;
-  wire \$28 ;
-  wire [20:0] \$29 ;
+  wire [11:0] \$25 ;
+  wire [11:0] \$26 ;
+  wire [10:0] \$27 ;
+  wire [32:0] \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [21:0] \$30 ;
-  wire [21:0] \$31 ;
-  wire [10:0] \$32 ;
-  wire [32:0] \$33 ;
-  wire \$34 ;
-  reg \$35 ;
-  reg [67:0] \$36 ;
+  reg \$30 ;
+  reg [55:0] \$31 ;
+  reg \$32 ;
+  reg [31:0] \$33 ;
+  reg [2:0] \$34 ;
+  reg [6:0] \$35 ;
+  reg [9:0] \$36 ;
   reg \$37 ;
   reg [31:0] \$38 ;
-  reg [2:0] \$39 ;
+  reg [9:0] \$39 ;
   wire \$4 ;
-  reg [17:0] \$40 ;
-  reg [9:0] \$41 ;
-  reg \$42 ;
-  reg [31:0] \$43 ;
-  reg [15:0] \$44 ;
-  reg \$45 ;
-  reg \$46 ;
-  reg [99:0] \$47 ;
-  reg [19:0] \$48 ;
-  reg [31:0] \$49 ;
+  reg \$40 ;
+  reg \$41 ;
+  reg [83:0] \$42 ;
+  reg [9:0] \$43 ;
+  reg [31:0] \$44 ;
   wire \$5 ;
   wire \$6 ;
   wire \$7 ;
-  wire \$8 ;
+  wire [6:0] \$8 ;
   wire \$9 ;
   input abort;
   wire abort;
   reg active = 1'h0;
-  reg [17:0] beats_left = 18'h00000;
-  output [67:0] burst__payload;
-  reg [67:0] burst__payload = 68'h00000000000000000;
+  reg [6:0] beats_left = 7'h00;
+  output [55:0] burst__payload;
+  reg [55:0] burst__payload = 56'h00000000000000;
   wire [31:0] \burst__payload.addr ;
   wire \burst__payload.end ;
   wire \burst__payload.last_row ;
-  wire [8:0] \burst__payload.len ;
+  wire [6:0] \burst__payload.len ;
   wire [2:0] \burst__payload.offset ;
-  wire [19:0] \burst__payload.row_bytes ;
+  wire [9:0] \burst__payload.row_bytes ;
   wire \burst__payload.row_first ;
   wire \burst__payload.row_last ;
   input burst__ready;
@@ -3260,16 +3243,16 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire busy;
   input clk;
   wire clk;
-  reg [99:0] cmd = 100'h0000000000000000000000000;
+  reg [83:0] cmd = 84'h000000000000000000000;
   wire [31:0] \cmd.addr ;
-  wire [19:0] \cmd.row_bytes ;
-  wire [15:0] \cmd.rows ;
+  wire [9:0] \cmd.row_bytes ;
+  wire [9:0] \cmd.rows ;
   wire [31:0] \cmd.stride ;
-  input [99:0] cmd__payload;
-  wire [99:0] cmd__payload;
+  input [83:0] cmd__payload;
+  wire [83:0] cmd__payload;
   wire [31:0] \cmd__payload.addr ;
-  wire [19:0] \cmd__payload.row_bytes ;
-  wire [15:0] \cmd__payload.rows ;
+  wire [9:0] \cmd__payload.row_bytes ;
+  wire [9:0] \cmd__payload.rows ;
   wire [31:0] \cmd__payload.stride ;
   output cmd__ready;
   wire cmd__ready;
@@ -3277,334 +3260,314 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   wire cmd__valid;
   reg [31:0] cur = 32'd0;
   reg last_row = 1'h0;
-  wire [8:0] mid;
+  wire [6:0] mid;
   reg [31:0] next_addr = 32'd0;
   reg [2:0] offset = 3'h0;
   reg [9:0] page_left = 10'h000;
-  wire page_short;
   reg pending = 1'h0;
-  reg [19:0] row_bytes = 20'h00000;
+  reg [9:0] row_bytes = 10'h000;
   wire row_done;
   reg row_first = 1'h0;
-  reg [15:0] rows_left = 16'h0000;
+  reg [9:0] rows_left = 10'h000;
   input rst;
   wire rst;
   reg [31:0] stride = 32'd0;
   always @(posedge clk)
-    page_left <= \$41 ;
+    pending <= \$41 ;
   always @(posedge clk)
-    row_first <= \$42 ;
+    cmd <= \$42 ;
   always @(posedge clk)
-    next_addr <= \$43 ;
+    row_bytes <= \$43 ;
   always @(posedge clk)
-    rows_left <= \$44 ;
+    stride <= \$44 ;
+  assign row_done = beats_left <= page_left;
+  assign \$1  = ~ active;
+  assign \$2  = ~ pending;
+  assign \$3  = \$1  & \$2 ;
+  assign \$4  = ~ abort;
+  assign cmd__ready = \$3  & \$4 ;
+  assign \$5  = pending | active;
+  assign busy = \$5  | burst__valid;
+  assign \$6  = ~ burst__valid;
+  assign \$7  = burst__ready | \$6 ;
+  assign \$8  = row_done ? beats_left : page_left[6:0];
+  assign \$9  = row_done & last_row;
+  assign \$10  = next_addr[2:0] + row_bytes;
+  assign \$11  = \$10  + 3'h7;
+  assign \$13  = 10'h200 - next_addr[11:3];
+  assign \$14  = next_addr + stride;
+  assign \$15  = rows_left - 1'h1;
+  assign \$16  = rows_left == 2'h2;
+  assign \$18  = cur + \$17 ;
+  assign \$19  = beats_left - page_left[6:0];
+  assign \$20  = cmd__valid & cmd__ready;
+  assign \$21  = | cmd[41:32];
+  assign \$22  = | cmd[51:42];
+  assign \$23  = \$21  & \$22 ;
+  assign \$24  = cmd[2:0] + cmd[51:42];
+  assign \$25  = \$24  + 3'h7;
+  assign \$27  = 10'h200 - cmd[11:3];
+  assign \$28  = cmd[31:0] + cmd[83:52];
+  assign \$29  = cmd[41:32] == 1'h1;
   always @(posedge clk)
-    last_row <= \$45 ;
+    burst__valid <= \$30 ;
   always @(posedge clk)
-    pending <= \$46 ;
+    burst__payload <= \$31 ;
   always @(posedge clk)
-    cmd <= \$47 ;
+    active <= \$32 ;
   always @(posedge clk)
-    row_bytes <= \$48 ;
+    cur <= \$33 ;
   always @(posedge clk)
-    stride <= \$49 ;
-  assign page_short = page_left <= 9'h100;
-  assign \$1  = page_short ? page_left : 10'h100;
-  assign \$2  = beats_left <= 9'h100;
-  assign \$3  = beats_left <= page_left;
-  assign row_done = \$2  & \$3 ;
-  assign \$4  = ~ active;
-  assign \$5  = ~ pending;
-  assign \$6  = \$4  & \$5 ;
-  assign \$7  = ~ abort;
-  assign cmd__ready = \$6  & \$7 ;
-  assign \$8  = pending | active;
-  assign busy = \$8  | burst__valid;
-  assign \$9  = ~ burst__valid;
-  assign \$10  = burst__ready | \$9 ;
-  assign \$11  = row_done ? beats_left : { 9'h000, \$1 [8:0] };
-  assign \$12  = row_done & last_row;
-  assign \$13  = next_addr[2:0] + row_bytes;
-  assign \$14  = \$13  + 3'h7;
-  assign \$16  = 10'h200 - next_addr[11:3];
-  assign \$17  = next_addr + stride;
-  assign \$18  = rows_left - 1'h1;
-  assign \$19  = rows_left == 2'h2;
-  assign \$21  = cur + \$20 ;
-  assign \$22  = beats_left - \$1 [8:0];
-  assign \$23  = page_left - 9'h100;
-  assign \$24  = page_short ? 11'h200 : \$23 ;
-  assign \$25  = cmd__valid & cmd__ready;
-  assign \$26  = | cmd[47:32];
-  assign \$27  = | cmd[67:48];
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cmd[2:0] + cmd[67:48];
-  assign \$30  = \$29  + 3'h7;
-  assign \$32  = 10'h200 - cmd[11:3];
-  assign \$33  = cmd[31:0] + cmd[99:68];
-  assign \$34  = cmd[47:32] == 1'h1;
+    offset <= \$34 ;
   always @(posedge clk)
-    burst__valid <= \$35 ;
+    beats_left <= \$35 ;
   always @(posedge clk)
-    burst__payload <= \$36 ;
+    page_left <= \$36 ;
   always @(posedge clk)
-    active <= \$37 ;
+    row_first <= \$37 ;
   always @(posedge clk)
-    cur <= \$38 ;
+    next_addr <= \$38 ;
   always @(posedge clk)
-    offset <= \$39 ;
+    rows_left <= \$39 ;
   always @(posedge clk)
-    beats_left <= \$40 ;
+    last_row <= \$40 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$41  = page_left;
-    if (\$10 ) begin
+    \$42  = cmd;
+    if (\$20 ) begin
+      \$42  = cmd__payload;
+    end
+    if (rst) begin
+      \$42  = 84'h000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$43  = row_bytes;
+    if (pending) begin
+      if (\$23 ) begin
+        \$43  = cmd[51:42];
+      end
+    end
+    if (rst) begin
+      \$43  = 10'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$44  = stride;
+    if (pending) begin
+      if (\$23 ) begin
+        \$44  = cmd[83:52];
+      end
+    end
+    if (rst) begin
+      \$44  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$30  = burst__valid;
+    if (\$7 ) begin
+      \$30  = 1'h0;
+      if (active) begin
+        \$30  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$30  = 1'h0;
+    end
+    if (rst) begin
+      \$30  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$31  = burst__payload;
+    if (\$7 ) begin
+      if (active) begin
+        \$31 [31:0] = cur;
+        \$31 [38:32] = \$8 ;
+        \$31 [39] = row_first;
+        \$31 [40] = row_done;
+        \$31 [41] = last_row;
+        \$31 [42] = \$9 ;
+        \$31 [45:43] = offset;
+        \$31 [55:46] = row_bytes;
+      end
+    end
+    if (rst) begin
+      \$31  = 56'h00000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$32  = active;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          if (last_row) begin
+            \$32  = 1'h0;
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$32  = 1'h1;
+      end
+    end
+    if (abort) begin
+      \$32  = 1'h0;
+    end
+    if (rst) begin
+      \$32  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$33  = cur;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$41  = \$16 [9:0];
+            \$33  = { next_addr[31:3], 3'h0 };
           end
         end else begin
-          \$41  = \$24 [9:0];
+          \$33  = \$18 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$41  = \$32 [9:0];
+      if (\$23 ) begin
+        \$33  = { cmd[31:3], 3'h0 };
       end
     end
     if (rst) begin
-      \$41  = 10'h000;
+      \$33  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$42  = row_first;
-    if (\$10 ) begin
+    \$34  = offset;
+    if (\$7 ) begin
+      if (active) begin
+        if (row_done) begin
+          (* full_case = 32'd1 *)
+          if (last_row) begin
+          end else begin
+            \$34  = next_addr[2:0];
+          end
+        end
+      end
+    end
+    if (pending) begin
+      if (\$23 ) begin
+        \$34  = cmd[2:0];
+      end
+    end
+    if (rst) begin
+      \$34  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$35  = beats_left;
+    if (\$7 ) begin
       if (active) begin
         (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$42  = 1'h1;
+            \$35  = \$12 [6:0];
           end
         end else begin
-          \$42  = 1'h0;
+          \$35  = \$19 [6:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$42  = 1'h1;
+      if (\$23 ) begin
+        \$35  = \$26 [6:0];
       end
     end
     if (rst) begin
-      \$42  = 1'h0;
+      \$35  = 7'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$43  = next_addr;
-    if (\$10 ) begin
+    \$36  = page_left;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$43  = \$17 [31:0];
+            \$36  = \$13 [9:0];
           end
+        end else begin
+          \$36  = 10'h200;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$43  = \$33 [31:0];
+      if (\$23 ) begin
+        \$36  = \$27 [9:0];
       end
     end
     if (rst) begin
-      \$43  = 32'd0;
+      \$36  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$44  = rows_left;
-    if (\$10 ) begin
+    \$37  = row_first;
+    if (\$7 ) begin
       if (active) begin
+        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$44  = \$18 [15:0];
+            \$37  = 1'h1;
           end
+        end else begin
+          \$37  = 1'h0;
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$44  = cmd[47:32];
-      end
-    end
-    if (rst) begin
-      \$44  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$45  = last_row;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          (* full_case = 32'd1 *)
-          if (last_row) begin
-          end else begin
-            \$45  = \$19 ;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
-        \$45  = \$34 ;
-      end
-    end
-    if (rst) begin
-      \$45  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$46  = pending;
-    if (\$25 ) begin
-      \$46  = 1'h1;
-    end
-    if (pending) begin
-      \$46  = 1'h0;
-    end
-    if (abort) begin
-      \$46  = 1'h0;
-    end
-    if (rst) begin
-      \$46  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$47  = cmd;
-    if (\$25 ) begin
-      \$47  = cmd__payload;
-    end
-    if (rst) begin
-      \$47  = 100'h0000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$48  = row_bytes;
-    if (pending) begin
-      if (\$28 ) begin
-        \$48  = cmd[67:48];
-      end
-    end
-    if (rst) begin
-      \$48  = 20'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$49  = stride;
-    if (pending) begin
-      if (\$28 ) begin
-        \$49  = cmd[99:68];
-      end
-    end
-    if (rst) begin
-      \$49  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$35  = burst__valid;
-    if (\$10 ) begin
-      \$35  = 1'h0;
-      if (active) begin
-        \$35  = 1'h1;
-      end
-    end
-    if (abort) begin
-      \$35  = 1'h0;
-    end
-    if (rst) begin
-      \$35  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$36  = burst__payload;
-    if (\$10 ) begin
-      if (active) begin
-        \$36 [31:0] = cur;
-        \$36 [40:32] = \$11 [8:0];
-        \$36 [41] = row_first;
-        \$36 [42] = row_done;
-        \$36 [43] = last_row;
-        \$36 [44] = \$12 ;
-        \$36 [47:45] = offset;
-        \$36 [67:48] = row_bytes;
-      end
-    end
-    if (rst) begin
-      \$36  = 68'h00000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$37  = active;
-    if (\$10 ) begin
-      if (active) begin
-        if (row_done) begin
-          if (last_row) begin
-            \$37  = 1'h0;
-          end
-        end
-      end
-    end
-    if (pending) begin
-      if (\$28 ) begin
+      if (\$23 ) begin
         \$37  = 1'h1;
       end
     end
-    if (abort) begin
-      \$37  = 1'h0;
-    end
     if (rst) begin
       \$37  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$38  = cur;
-    if (\$10 ) begin
+    \$38  = next_addr;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$38  = { next_addr[31:3], 3'h0 };
+            \$38  = \$14 [31:0];
           end
-        end else begin
-          \$38  = \$21 [31:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$38  = { cmd[31:3], 3'h0 };
+      if (\$23 ) begin
+        \$38  = \$28 [31:0];
       end
     end
     if (rst) begin
@@ -3613,73 +3576,86 @@ module \accelerator.dma.writer.split (rst, burst__ready, cmd__ready, busy, cmd__
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$39  = offset;
-    if (\$10 ) begin
+    \$39  = rows_left;
+    if (\$7 ) begin
       if (active) begin
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$39  = next_addr[2:0];
+            \$39  = \$15 [9:0];
           end
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$39  = cmd[2:0];
+      if (\$23 ) begin
+        \$39  = cmd[41:32];
       end
     end
     if (rst) begin
-      \$39  = 3'h0;
+      \$39  = 10'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
-    \$40  = beats_left;
-    if (\$10 ) begin
+    \$40  = last_row;
+    if (\$7 ) begin
       if (active) begin
-        (* full_case = 32'd1 *)
         if (row_done) begin
           (* full_case = 32'd1 *)
           if (last_row) begin
           end else begin
-            \$40  = \$15 [17:0];
+            \$40  = \$16 ;
           end
-        end else begin
-          \$40  = \$22 [17:0];
         end
       end
     end
     if (pending) begin
-      if (\$28 ) begin
-        \$40  = \$31 [17:0];
+      if (\$23 ) begin
+        \$40  = \$29 ;
       end
     end
     if (rst) begin
-      \$40  = 18'h00000;
+      \$40  = 1'h0;
     end
   end
-  assign mid = \$1 [8:0];
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$8 ) begin end
+    \$41  = pending;
+    if (\$20 ) begin
+      \$41  = 1'h1;
+    end
+    if (pending) begin
+      \$41  = 1'h0;
+    end
+    if (abort) begin
+      \$41  = 1'h0;
+    end
+    if (rst) begin
+      \$41  = 1'h0;
+    end
+  end
+  assign mid = page_left[6:0];
   assign \burst__payload.addr  = burst__payload[31:0];
-  assign \burst__payload.len  = burst__payload[40:32];
-  assign \burst__payload.row_first  = burst__payload[41];
-  assign \burst__payload.row_last  = burst__payload[42];
-  assign \burst__payload.last_row  = burst__payload[43];
-  assign \burst__payload.end  = burst__payload[44];
-  assign \burst__payload.offset  = burst__payload[47:45];
-  assign \burst__payload.row_bytes  = burst__payload[67:48];
+  assign \burst__payload.len  = burst__payload[38:32];
+  assign \burst__payload.row_first  = burst__payload[39];
+  assign \burst__payload.row_last  = burst__payload[40];
+  assign \burst__payload.last_row  = burst__payload[41];
+  assign \burst__payload.end  = burst__payload[42];
+  assign \burst__payload.offset  = burst__payload[45:43];
+  assign \burst__payload.row_bytes  = burst__payload[55:46];
   assign \cmd.addr  = cmd[31:0];
-  assign \cmd.rows  = cmd[47:32];
-  assign \cmd.row_bytes  = cmd[67:48];
-  assign \cmd.stride  = cmd[99:68];
+  assign \cmd.rows  = cmd[41:32];
+  assign \cmd.row_bytes  = cmd[51:42];
+  assign \cmd.stride  = cmd[83:52];
   assign \cmd__payload.addr  = cmd__payload[31:0];
-  assign \cmd__payload.rows  = cmd__payload[47:32];
-  assign \cmd__payload.row_bytes  = cmd__payload[67:48];
-  assign \cmd__payload.stride  = cmd__payload[99:68];
-  assign \$15  = { 3'h0, \$14 [21:3] };
-  assign \$20  = { \$1 [8:0], 3'h0 };
-  assign \$31  = { 3'h0, \$30 [21:3] };
+  assign \cmd__payload.rows  = cmd__payload[41:32];
+  assign \cmd__payload.row_bytes  = cmd__payload[51:42];
+  assign \cmd__payload.stride  = cmd__payload[83:52];
+  assign \$12  = { 3'h0, \$11 [11:3] };
+  assign \$17  = { page_left[6:0], 3'h0 };
+  assign \$26  = { 3'h0, \$25 [11:3] };
 endmodule
 
 (* generator = "Amaranth" *)
@@ -3727,44 +3703,44 @@ module \accelerator.dma.writer.wq (rst, w_en, r_en, w_rdy, w_level, r_data, w_po
   wire [3:0] level;
   (* init = 3'h0 *)
   wire [2:0] produce;
-  output [17:0] r_data;
-  wire [17:0] r_data;
+  output [16:0] r_data;
+  wire [16:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [2:0] r_port__addr = 3'h0;
-  wire [17:0] r_port__data;
+  wire [16:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
   input rst;
   wire rst;
-  wire [17:0] w_data;
+  wire [16:0] w_data;
   input w_en;
   wire w_en;
   output [3:0] w_level;
   wire [3:0] w_level;
   reg [2:0] w_port__addr = 3'h0;
-  input [17:0] w_port__data;
-  wire [17:0] w_port__data;
+  input [16:0] w_port__data;
+  wire [16:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [17:0] storage [6:0];
+  reg [16:0] storage [6:0];
   initial begin
-    storage[0] = 18'h00000;
-    storage[1] = 18'h00000;
-    storage[2] = 18'h00000;
-    storage[3] = 18'h00000;
-    storage[4] = 18'h00000;
-    storage[5] = 18'h00000;
-    storage[6] = 18'h00000;
+    storage[0] = 17'h00000;
+    storage[1] = 17'h00000;
+    storage[2] = 17'h00000;
+    storage[3] = 17'h00000;
+    storage[4] = 17'h00000;
+    storage[5] = 17'h00000;
+    storage[6] = 17'h00000;
   end
   always @(posedge clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [17:0] _0_;
+  reg [16:0] _0_;
   always @(posedge clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -4165,30 +4141,30 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \operands__ready$156 ;
   wire operands__valid;
   wire \operands__valid$158 ;
-  wire [18:0] passes__payload;
-  wire [18:0] \passes__payload$160 ;
+  wire [11:0] passes__payload;
+  wire [11:0] \passes__payload$160 ;
   wire \passes__payload$160.half ;
   wire \passes__payload$160.last ;
   wire \passes__payload$160.read_old ;
-  wire [15:0] \passes__payload$160.rows ;
+  wire [8:0] \passes__payload$160.rows ;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [8:0] \passes__payload.rows ;
   wire passes__ready;
   wire \passes__ready$162 ;
   wire passes__valid;
   wire \passes__valid$164 ;
-  output [99:0] rd_cmd__payload;
-  wire [99:0] rd_cmd__payload;
-  wire [99:0] \rd_cmd__payload$92 ;
+  output [83:0] rd_cmd__payload;
+  wire [83:0] rd_cmd__payload;
+  wire [83:0] \rd_cmd__payload$92 ;
   wire [31:0] \rd_cmd__payload$92.addr ;
-  wire [19:0] \rd_cmd__payload$92.row_bytes ;
-  wire [15:0] \rd_cmd__payload$92.rows ;
+  wire [9:0] \rd_cmd__payload$92.row_bytes ;
+  wire [9:0] \rd_cmd__payload$92.rows ;
   wire [31:0] \rd_cmd__payload$92.stride ;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
@@ -4457,16 +4433,16 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   wire \weights__ready$3 ;
   wire weights__valid;
   wire \weights__valid$5 ;
-  output [99:0] wr_cmd__payload;
-  wire [99:0] wr_cmd__payload;
-  wire [99:0] \wr_cmd__payload$104 ;
+  output [83:0] wr_cmd__payload;
+  wire [83:0] wr_cmd__payload;
+  wire [83:0] \wr_cmd__payload$104 ;
   wire [31:0] \wr_cmd__payload$104.addr ;
-  wire [19:0] \wr_cmd__payload$104.row_bytes ;
-  wire [15:0] \wr_cmd__payload$104.rows ;
+  wire [9:0] \wr_cmd__payload$104.row_bytes ;
+  wire [9:0] \wr_cmd__payload$104.rows ;
   wire [31:0] \wr_cmd__payload$104.stride ;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
@@ -7329,7 +7305,7 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
     .run__running(run__running),
     .run__split(run__split),
     .run__words(run__words),
-    .\w_data$44 (\c_rd__data$223 ),
+    .\w_data$45 (\c_rd__data$223 ),
     .wr_cmd__payload(wr_cmd__payload),
     .wr_cmd__ready(wr_cmd__ready),
     .wr_cmd__valid(wr_cmd__valid),
@@ -7669,13 +7645,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \run__cmd$62.rq_shift  = run__cmd[390:386];
   assign \run__cmd$62.rq_zp  = run__cmd[398:391];
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_cmd__payload$92.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload$92.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload$92.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload$92.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload$92.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload$92.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload$92.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -7703,13 +7679,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \rd_data__payload$98.last  = rd_data__payload[69];
   assign \rd_data__payload$98.end  = rd_data__payload[70];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
   assign \wr_cmd__payload$104.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload$104.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload$104.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload$104.stride  = wr_cmd__payload[99:68];
+  assign \wr_cmd__payload$104.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload$104.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload$104.stride  = wr_cmd__payload[83:52];
   assign \wr_data__payload.data  = wr_data__payload[63:0];
   assign \wr_data__payload.data[0]  = wr_data__payload[7:0];
   assign \wr_data__payload.data[1]  = wr_data__payload[15:8];
@@ -7749,13 +7725,13 @@ module \accelerator.engine (engine_rst, dma_error, control__busy, rd_data__ready
   assign \operands__payload$154.a[3]  = operands__payload[31:24];
   assign \operands__payload$154.last  = operands__payload[32];
   assign \passes__payload.half  = passes__payload[0];
-  assign \passes__payload.rows  = passes__payload[16:1];
-  assign \passes__payload.read_old  = passes__payload[17];
-  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload.rows  = passes__payload[9:1];
+  assign \passes__payload.read_old  = passes__payload[10];
+  assign \passes__payload.last  = passes__payload[11];
   assign \passes__payload$160.half  = passes__payload[0];
-  assign \passes__payload$160.rows  = passes__payload[16:1];
-  assign \passes__payload$160.read_old  = passes__payload[17];
-  assign \passes__payload$160.last  = passes__payload[18];
+  assign \passes__payload$160.rows  = passes__payload[9:1];
+  assign \passes__payload$160.read_old  = passes__payload[10];
+  assign \passes__payload$160.last  = passes__payload[11];
   assign \results__payload.c  = results__payload[127:0];
   assign \results__payload.c[0]  = results__payload[31:0];
   assign \results__payload.c[1]  = results__payload[63:32];
@@ -7874,10 +7850,10 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \$11 ;
   wire [32:0] \$12 ;
   wire \$13 ;
-  wire [16:0] \$14 ;
+  wire [9:0] \$14 ;
   wire \$15 ;
   wire \$16 ;
-  wire [16:0] \$17 ;
+  wire [9:0] \$17 ;
   wire \$18 ;
   wire [8:0] \$19 ;
   wire [11:0] \$2 ;
@@ -7888,7 +7864,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   reg \$24 ;
   reg \$25 ;
   reg [7:0] \$26 ;
-  wire [16:0] \$3 ;
+  wire [9:0] \$3 ;
   wire \$4 ;
   wire [31:0] \$5 ;
   wire [32:0] \$6 ;
@@ -7936,15 +7912,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   reg [1:0] flags__c_done;
   output got;
   wire got;
-  wire [18:0] passes__payload;
+  wire [11:0] passes__payload;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [8:0] \passes__payload.rows ;
   output passes__ready;
   wire passes__ready;
   wire passes__valid;
-  wire [18:0] r_data;
+  wire [11:0] r_data;
   reg r_en;
   wire r_rdy;
   input [128:0] results__payload;
@@ -7972,15 +7948,15 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   wire [31:0] \s1_value[1] ;
   wire [31:0] \s1_value[2] ;
   wire [31:0] \s1_value[3] ;
-  input [18:0] w_data;
-  wire [18:0] w_data;
+  input [11:0] w_data;
+  wire [11:0] w_data;
   input w_en;
   wire w_en;
   wire w_rdy;
   assign got = results__valid & results__ready;
   assign \$1  = r_data[0] * 10'h200;
   assign \$2  = \$1  + acc_row;
-  assign \$3  = r_data[16:1] - 1'h1;
+  assign \$3  = r_data[9:1] - 1'h1;
   assign \$4  = acc_row == \$3 ;
   assign \$5  = s1_read ? c_rd__data[31:0] : 32'd0;
   assign \$6  = $signed(s1_value[31:0]) + $signed(\$5 );
@@ -7990,11 +7966,11 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   assign \$10  = $signed(s1_value[95:64]) + $signed(\$9 );
   assign \$11  = s1_read ? c_rd__data[127:96] : 32'd0;
   assign \$12  = $signed(s1_value[127:96]) + $signed(\$11 );
-  assign \$13  = got & r_data[18];
-  assign \$14  = r_data[16:1] - 1'h1;
+  assign \$13  = got & r_data[11];
+  assign \$14  = r_data[9:1] - 1'h1;
   assign \$15  = acc_row == \$14 ;
   assign \$16  = \$13  & \$15 ;
-  assign \$17  = r_data[16:1] - 1'h1;
+  assign \$17  = r_data[9:1] - 1'h1;
   assign \$18  = acc_row == \$17 ;
   assign \$19  = acc_row + 1'h1;
   always @(posedge engine_clk)
@@ -8099,7 +8075,7 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$10 ) begin end
-    \$23  = r_data[17];
+    \$23  = r_data[10];
     if (engine_rst) begin
       \$23  = 1'h0;
     end
@@ -8145,9 +8121,9 @@ module \accelerator.engine.accumulator (engine_rst, results__valid, cin__addr, g
   assign s1_valid = cin__blocked;
   assign addr = \$2 [9:0];
   assign \passes__payload.half  = w_data[0];
-  assign \passes__payload.rows  = w_data[16:1];
-  assign \passes__payload.read_old  = w_data[17];
-  assign \passes__payload.last  = w_data[18];
+  assign \passes__payload.rows  = w_data[9:1];
+  assign \passes__payload.read_old  = w_data[10];
+  assign \passes__payload.last  = w_data[11];
   assign \c_wr__data[0]  = c_wr__data[31:0];
   assign \c_wr__data[1]  = c_wr__data[63:32];
   assign \c_wr__data[2]  = c_wr__data[95:64];
@@ -8219,41 +8195,41 @@ module \accelerator.engine.accumulator.passes (engine_rst, w_rdy, r_data, w_en, 
   wire [3:0] level;
   (* init = 3'h0 *)
   wire [2:0] produce;
-  output [18:0] r_data;
-  wire [18:0] r_data;
+  output [11:0] r_data;
+  wire [11:0] r_data;
   input r_en;
   wire r_en;
   wire [3:0] r_level;
   reg [2:0] r_port__addr = 3'h0;
-  wire [18:0] r_port__data;
+  wire [11:0] r_port__data;
   wire r_port__en;
   output r_rdy;
   reg r_rdy = 1'h0;
-  wire [18:0] w_data;
+  wire [11:0] w_data;
   input w_en;
   wire w_en;
   wire [3:0] w_level;
   reg [2:0] w_port__addr = 3'h0;
-  input [18:0] w_port__data;
-  wire [18:0] w_port__data;
+  input [11:0] w_port__data;
+  wire [11:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [18:0] storage [6:0];
+  reg [11:0] storage [6:0];
   initial begin
-    storage[0] = 19'h00000;
-    storage[1] = 19'h00000;
-    storage[2] = 19'h00000;
-    storage[3] = 19'h00000;
-    storage[4] = 19'h00000;
-    storage[5] = 19'h00000;
-    storage[6] = 19'h00000;
+    storage[0] = 12'h000;
+    storage[1] = 12'h000;
+    storage[2] = 12'h000;
+    storage[3] = 12'h000;
+    storage[4] = 12'h000;
+    storage[5] = 12'h000;
+    storage[6] = 12'h000;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
       storage[w_port__addr] <= w_port__data;
   end
-  reg [18:0] _0_;
+  reg [11:0] _0_;
   always @(posedge engine_clk) begin
     if (r_port__en) begin
       _0_ <= storage[r_port__addr];
@@ -10797,10 +10773,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2830$0 (en_deskew_0),
-    .\port$2831$0 (en_deskew_1),
-    .\port$2832$0 (en_deskew_2),
-    .\port$2833$0 (en_deskew_3)
+    .\port$2821$0 (en_deskew_0),
+    .\port$2822$0 (en_deskew_1),
+    .\port$2823$0 (en_deskew_2),
+    .\port$2824$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10811,8 +10787,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3283$0 (\o$81 [2:0]),
-    .\port$3284$0 (\o_next$76 [1:0]),
+    .\port$3274$0 (\o$81 [2:0]),
+    .\port$3275$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10891,8 +10867,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3283$3 (\o$81 [5:3]),
-    .\port$3284$3 (\o_next$76 [4:3]),
+    .\port$3274$3 (\o$81 [5:3]),
+    .\port$3275$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10975,8 +10951,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3283$6 (\o$81 [8:6]),
-    .\port$3284$6 (\o_next$76 [7:6]),
+    .\port$3274$6 (\o$81 [8:6]),
+    .\port$3275$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -11059,8 +11035,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3283$9 (\o$81 [11:9]),
-    .\port$3284$9 (\o_next$76 [10:9]),
+    .\port$3274$9 (\o$81 [11:9]),
+    .\port$3275$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11139,10 +11115,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2868$0 (en_skew_a_0),
-    .\port$2869$0 (en_skew_a_1),
-    .\port$2870$0 (en_skew_a_2),
-    .\port$2871$0 (en_skew_a_3)
+    .\port$2859$0 (en_skew_a_0),
+    .\port$2860$0 (en_skew_a_1),
+    .\port$2861$0 (en_skew_a_2),
+    .\port$2862$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11158,10 +11134,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2863$0 (en_skew_w_0),
-    .\port$2864$0 (en_skew_w_1),
-    .\port$2865$0 (en_skew_w_2),
-    .\port$2866$0 (en_skew_w_3)
+    .\port$2854$0 (en_skew_w_0),
+    .\port$2855$0 (en_skew_w_1),
+    .\port$2856$0 (en_skew_w_2),
+    .\port$2857$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11765,7 +11741,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2830$0 , \port$2831$0 , \port$2832$0 , \port$2833$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2821$0 , \port$2822$0 , \port$2823$0 , \port$2824$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11806,14 +11782,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2830$0 , \port$2831
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2830$0 ;
-  wire \port$2830$0 ;
-  input \port$2831$0 ;
-  wire \port$2831$0 ;
-  input \port$2832$0 ;
-  wire \port$2832$0 ;
-  input \port$2833$0 ;
-  wire \port$2833$0 ;
+  input \port$2821$0 ;
+  wire \port$2821$0 ;
+  input \port$2822$0 ;
+  wire \port$2822$0 ;
+  input \port$2823$0 ;
+  wire \port$2823$0 ;
+  input \port$2824$0 ;
+  wire \port$2824$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11829,46 +11805,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2830$0 , \port$2831
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2830$0 ) begin
+    if (\port$2821$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2831$0 ) begin
+    if (\port$2822$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2831$0 ) begin
+    if (\port$2822$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2832$0 ) begin
+    if (\port$2823$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2830$0 ) begin
+    if (\port$2821$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2830$0 ) begin
+    if (\port$2821$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2833$0 , \port$2832$0 , \port$2831$0 , \port$2830$0  };
+  assign en = { \port$2824$0 , \port$2823$0 , \port$2822$0 , \port$2821$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11897,7 +11873,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2830$0 , \port$2831
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3283$0 , \port$3284$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3274$0 , \port$3275$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11937,10 +11913,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3283$0 ;
-  wire [2:0] \port$3283$0 ;
-  input [1:0] \port$3284$0 ;
-  wire [1:0] \port$3284$0 ;
+  input [2:0] \port$3274$0 ;
+  wire [2:0] \port$3274$0 ;
+  input [1:0] \port$3275$0 ;
+  wire [1:0] \port$3275$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11965,11 +11941,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3284$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3275$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3284$0 [0] & \port$3284$0 [1];
+  assign \$4  = \port$3275$0 [0] & \port$3275$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12024,7 +12000,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3283$0 [0];
+      \$11  = \port$3274$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -12034,7 +12010,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3283$0 [1];
+      \$12  = \port$3274$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -12044,7 +12020,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3284$0 [1];
+      \$13  = \port$3275$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -12054,7 +12030,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3283$0 [2];
+      \$14  = \port$3274$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12079,11 +12055,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3284$0 [1];
-  assign valid_next = \port$3284$0 [0];
-  assign valid_in = \port$3283$0 [0];
-  assign first_in = \port$3283$0 [1];
-  assign last_in = \port$3283$0 [2];
+  assign first_next = \port$3275$0 [1];
+  assign valid_next = \port$3275$0 [0];
+  assign valid_in = \port$3274$0 [0];
+  assign first_in = \port$3274$0 [1];
+  assign last_in = \port$3274$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12644,7 +12620,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3283$3 , \port$3284$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3274$3 , \port$3275$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12684,10 +12660,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3283$3 ;
-  wire [2:0] \port$3283$3 ;
-  input [1:0] \port$3284$3 ;
-  wire [1:0] \port$3284$3 ;
+  input [2:0] \port$3274$3 ;
+  wire [2:0] \port$3274$3 ;
+  input [1:0] \port$3275$3 ;
+  wire [1:0] \port$3275$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12713,11 +12689,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3284$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3275$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3284$3 [0] & \port$3284$3 [1];
+  assign \$4  = \port$3275$3 [0] & \port$3275$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12772,7 +12748,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3283$3 [0];
+      \$11  = \port$3274$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12782,7 +12758,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3283$3 [1];
+      \$12  = \port$3274$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12792,7 +12768,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3284$3 [1];
+      \$13  = \port$3275$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12802,7 +12778,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3283$3 [2];
+      \$14  = \port$3274$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12827,11 +12803,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3284$3 [1];
-  assign valid_next = \port$3284$3 [0];
-  assign valid_in = \port$3283$3 [0];
-  assign first_in = \port$3283$3 [1];
-  assign last_in = \port$3283$3 [2];
+  assign first_next = \port$3275$3 [1];
+  assign valid_next = \port$3275$3 [0];
+  assign valid_in = \port$3274$3 [0];
+  assign first_in = \port$3274$3 [1];
+  assign last_in = \port$3274$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13393,7 +13369,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3283$6 , \port$3284$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3274$6 , \port$3275$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13433,10 +13409,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3283$6 ;
-  wire [2:0] \port$3283$6 ;
-  input [1:0] \port$3284$6 ;
-  wire [1:0] \port$3284$6 ;
+  input [2:0] \port$3274$6 ;
+  wire [2:0] \port$3274$6 ;
+  input [1:0] \port$3275$6 ;
+  wire [1:0] \port$3275$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13462,11 +13438,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3284$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3275$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3284$6 [0] & \port$3284$6 [1];
+  assign \$4  = \port$3275$6 [0] & \port$3275$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13521,7 +13497,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3283$6 [0];
+      \$11  = \port$3274$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13531,7 +13507,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3283$6 [1];
+      \$12  = \port$3274$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13541,7 +13517,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3284$6 [1];
+      \$13  = \port$3275$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13551,7 +13527,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3283$6 [2];
+      \$14  = \port$3274$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13576,11 +13552,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3284$6 [1];
-  assign valid_next = \port$3284$6 [0];
-  assign valid_in = \port$3283$6 [0];
-  assign first_in = \port$3283$6 [1];
-  assign last_in = \port$3283$6 [2];
+  assign first_next = \port$3275$6 [1];
+  assign valid_next = \port$3275$6 [0];
+  assign valid_in = \port$3274$6 [0];
+  assign first_in = \port$3274$6 [1];
+  assign last_in = \port$3274$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14142,7 +14118,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3283$9 , \port$3284$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3274$9 , \port$3275$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14182,10 +14158,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3283$9 ;
-  wire [2:0] \port$3283$9 ;
-  input [1:0] \port$3284$9 ;
-  wire [1:0] \port$3284$9 ;
+  input [2:0] \port$3274$9 ;
+  wire [2:0] \port$3274$9 ;
+  input [1:0] \port$3275$9 ;
+  wire [1:0] \port$3275$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14210,11 +14186,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3284$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3275$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3284$9 [0] & \port$3284$9 [1];
+  assign \$4  = \port$3275$9 [0] & \port$3275$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14269,7 +14245,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3283$9 [0];
+      \$11  = \port$3274$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14279,7 +14255,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3283$9 [1];
+      \$12  = \port$3274$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14289,7 +14265,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3284$9 [1];
+      \$13  = \port$3275$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14299,7 +14275,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3283$9 [2];
+      \$14  = \port$3274$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14324,11 +14300,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3284$9 [1];
-  assign valid_next = \port$3284$9 [0];
-  assign valid_in = \port$3283$9 [0];
-  assign first_in = \port$3283$9 [1];
-  assign last_in = \port$3283$9 [2];
+  assign first_next = \port$3275$9 [1];
+  assign valid_next = \port$3275$9 [0];
+  assign valid_in = \port$3274$9 [0];
+  assign first_in = \port$3274$9 [1];
+  assign last_in = \port$3274$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14887,7 +14863,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2868$0 , \port$2869$0 , \port$2870$0 , \port$2871$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2859$0 , \port$2860$0 , \port$2861$0 , \port$2862$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14930,14 +14906,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2868$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2868$0 ;
-  wire \port$2868$0 ;
-  input \port$2869$0 ;
-  wire \port$2869$0 ;
-  input \port$2870$0 ;
-  wire \port$2870$0 ;
-  input \port$2871$0 ;
-  wire \port$2871$0 ;
+  input \port$2859$0 ;
+  wire \port$2859$0 ;
+  input \port$2860$0 ;
+  wire \port$2860$0 ;
+  input \port$2861$0 ;
+  wire \port$2861$0 ;
+  input \port$2862$0 ;
+  wire \port$2862$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14953,46 +14929,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2868$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2870$0 ) begin
+    if (\port$2861$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2870$0 ) begin
+    if (\port$2861$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2871$0 ) begin
+    if (\port$2862$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2871$0 ) begin
+    if (\port$2862$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2871$0 ) begin
+    if (\port$2862$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2869$0 ) begin
+    if (\port$2860$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2871$0 , \port$2870$0 , \port$2869$0 , \port$2868$0  };
+  assign en = { \port$2862$0 , \port$2861$0 , \port$2860$0 , \port$2859$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15295,7 +15271,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2863$0 , \port$2864$0 , \port$2865$0 , \port$2866$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2854$0 , \port$2855$0 , \port$2856$0 , \port$2857$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15336,14 +15312,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2863$0 , \port$2864
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2863$0 ;
-  wire \port$2863$0 ;
-  input \port$2864$0 ;
-  wire \port$2864$0 ;
-  input \port$2865$0 ;
-  wire \port$2865$0 ;
-  input \port$2866$0 ;
-  wire \port$2866$0 ;
+  input \port$2854$0 ;
+  wire \port$2854$0 ;
+  input \port$2855$0 ;
+  wire \port$2855$0 ;
+  input \port$2856$0 ;
+  wire \port$2856$0 ;
+  input \port$2857$0 ;
+  wire \port$2857$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15359,47 +15335,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2863$0 , \port$2864
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2865$0 ) begin
+    if (\port$2856$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2865$0 ) begin
+    if (\port$2856$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2866$0 ) begin
+    if (\port$2857$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2866$0 ) begin
+    if (\port$2857$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2866$0 ) begin
+    if (\port$2857$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2864$0 ) begin
+    if (\port$2855$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2866$0 , \port$2865$0 , \port$2864$0 , \port$2863$0  };
+  assign en = { \port$2857$0 , \port$2856$0 , \port$2855$0 , \port$2854$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15787,16 +15763,16 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire [9:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire [16:0] \$34 ;
+  wire [9:0] \$34 ;
   wire \$35 ;
   wire [9:0] \$36 ;
   wire \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [16:0] \$40 ;
+  wire [9:0] \$40 ;
   wire \$41 ;
-  wire [16:0] \$42 ;
+  wire [9:0] \$42 ;
   wire \$43 ;
   wire [9:0] \$44 ;
   wire \$45 ;
@@ -15895,12 +15871,12 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire operands__ready;
   output operands__valid;
   wire operands__valid;
-  output [18:0] passes__payload;
-  reg [18:0] passes__payload;
+  output [11:0] passes__payload;
+  reg [11:0] passes__payload;
   wire \passes__payload.half ;
   wire \passes__payload.last ;
   wire \passes__payload.read_old ;
-  wire [15:0] \passes__payload.rows ;
+  wire [8:0] \passes__payload.rows ;
   input passes__ready;
   wire passes__ready;
   output passes__valid;
@@ -15911,7 +15887,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   wire r_en;
   wire r_rdy;
   reg [15:0] row_word = 16'h0000;
-  wire [15:0] rows;
+  wire [8:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$1 ;
@@ -16049,7 +16025,6 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign \$35  = m_idx == \$34 ;
   assign \$36  = kr + 3'h4;
   \accelerator.engine.feeder.feed_walk  feed_walk (
-    .chunk(run__chunk),
     .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
@@ -16060,6 +16035,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd),
     .step(step)
   );
@@ -16084,13 +16060,13 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$38 ) begin end
-    passes__payload = 19'h00000;
+    passes__payload = 12'h000;
     if (issue) begin
       if (\$26 ) begin
         passes__payload[0] = index[0];
-        passes__payload[16:1] = rows;
-        passes__payload[17] = \$30 ;
-        passes__payload[18] = \$33 ;
+        passes__payload[9:1] = rows;
+        passes__payload[10] = \$30 ;
+        passes__payload[11] = \$33 ;
       end
     end
   end
@@ -16336,9 +16312,9 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
   assign \a_rd__1__data[6]  = a_rd__1__data[55:48];
   assign \a_rd__1__data[7]  = a_rd__1__data[63:56];
   assign \passes__payload.half  = passes__payload[0];
-  assign \passes__payload.rows  = passes__payload[16:1];
-  assign \passes__payload.read_old  = passes__payload[17];
-  assign \passes__payload.last  = passes__payload[18];
+  assign \passes__payload.rows  = passes__payload[9:1];
+  assign \passes__payload.read_old  = passes__payload[10];
+  assign \passes__payload.last  = passes__payload[11];
   assign w_data[32] = meta_last;
   assign w_data[31:24] = shifted[31:24];
   assign w_data[23:16] = shifted[23:16];
@@ -16348,7 +16324,7 @@ module \accelerator.engine.feeder (engine_rst, r_en, behind, issue, a_rd__0__add
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, chunk, step, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, restart, run__cmd, run__chunk, step, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$39  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
@@ -16383,12 +16359,11 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [8:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -16420,9 +16395,10 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  output [15:0] rows;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  output [8:0] rows;
+  wire [8:0] rows;
+  wire [8:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -16486,7 +16462,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
     done <= \$31 ;
   \accelerator.engine.feeder.feed_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[8:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -16585,7 +16561,7 @@ module \accelerator.engine.feeder.feed_walk (engine_rst, rows, last_in_panel, re
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[8:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -16631,12 +16607,12 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [8:0] chunk;
+  wire [8:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -16658,13 +16634,13 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [8:0] rows;
+  wire [8:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -16723,8 +16699,8 @@ module \accelerator.engine.feeder.feed_walk.chunks (engine_rst, advance, rows, c
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [8:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -16881,7 +16857,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire \$21 ;
   wire \$22 ;
   wire \$23 ;
-  wire [18:0] \$24 ;
+  wire [5:0] \$24 ;
   wire \$25 ;
   wire \$26 ;
   wire [9:0] \$27 ;
@@ -17011,7 +16987,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   reg claimed;
   output [31:0] claims;
   reg [31:0] claims = 32'd0;
-  wire [15:0] cols;
+  wire [2:0] cols;
   wire done;
   input engine_clk;
   wire engine_clk;
@@ -17059,11 +17035,11 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire [2:0] r_data;
   reg r_en;
   wire r_rdy;
-  output [99:0] rd_cmd__payload;
-  reg [99:0] rd_cmd__payload;
+  output [83:0] rd_cmd__payload;
+  reg [83:0] rd_cmd__payload;
   wire [31:0] \rd_cmd__payload.addr ;
-  wire [19:0] \rd_cmd__payload.row_bytes ;
-  wire [15:0] \rd_cmd__payload.rows ;
+  wire [9:0] \rd_cmd__payload.row_bytes ;
+  wire [9:0] \rd_cmd__payload.rows ;
   wire [31:0] \rd_cmd__payload.stride ;
   input rd_cmd__ready;
   wire rd_cmd__ready;
@@ -17090,7 +17066,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   wire rd_data__valid;
   reg [15:0] row = 16'h0000;
   reg [15:0] row_base = 16'h0000;
-  wire [15:0] rows;
+  wire [8:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$1 ;
@@ -17283,7 +17259,6 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     row_base <= \$107 ;
   \accelerator.engine.loader.load_walk  load_walk (
     .advance(advance),
-    .chunk(run__chunk),
     .cols(cols),
     .done(done),
     .engine_clk(engine_clk),
@@ -17298,6 +17273,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd),
     .step(step)
   );
@@ -17389,7 +17365,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$42 ) begin end
-    rd_cmd__payload = 100'h0000000000000000000000000;
+    rd_cmd__payload = 84'h000000000000000000000;
     (* full_case = 32'd1 *)
     casez (loader_state)
       2'h0:
@@ -17398,25 +17374,25 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
           if (\$12 ) begin
           end else if (\$15 ) begin
             rd_cmd__payload[31:0] = b_load;
-            rd_cmd__payload[47:32] = { 6'h00, k_len };
-            rd_cmd__payload[67:48] = { 4'h0, cols };
-            rd_cmd__payload[99:68] = run__cmd[287:256];
+            rd_cmd__payload[41:32] = k_len;
+            rd_cmd__payload[51:42] = { 7'h00, cols };
+            rd_cmd__payload[83:52] = run__cmd[287:256];
           end
       2'h2:
           if (\$18 ) begin
             rd_cmd__payload[31:0] = a_load;
-            rd_cmd__payload[47:32] = rows;
-            rd_cmd__payload[67:48] = { 10'h000, k_len };
-            rd_cmd__payload[99:68] = run__cmd[255:224];
+            rd_cmd__payload[41:32] = { 1'h0, rows };
+            rd_cmd__payload[51:42] = k_len;
+            rd_cmd__payload[83:52] = run__cmd[255:224];
           end
       2'h3:
           if (\$22 ) begin
             if (\$23 ) begin
             end else if (w_rdy) begin
               rd_cmd__payload[31:0] = load_cin_addr;
-              rd_cmd__payload[47:32] = rows;
-              rd_cmd__payload[67:48] = { 1'h0, \$24  };
-              rd_cmd__payload[99:68] = run__cmd[351:320];
+              rd_cmd__payload[41:32] = { 1'h0, rows };
+              rd_cmd__payload[51:42] = { 4'h0, \$24  };
+              rd_cmd__payload[83:52] = run__cmd[351:320];
             end
           end
     endcase
@@ -17992,9 +17968,9 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
   assign \run__cmd$9.rq_shift  = run__cmd[390:386];
   assign \run__cmd$9.rq_zp  = run__cmd[398:391];
   assign \rd_cmd__payload.addr  = rd_cmd__payload[31:0];
-  assign \rd_cmd__payload.rows  = rd_cmd__payload[47:32];
-  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[67:48];
-  assign \rd_cmd__payload.stride  = rd_cmd__payload[99:68];
+  assign \rd_cmd__payload.rows  = rd_cmd__payload[41:32];
+  assign \rd_cmd__payload.row_bytes  = rd_cmd__payload[51:42];
+  assign \rd_cmd__payload.stride  = rd_cmd__payload[83:52];
   assign \rd_data__payload.data  = rd_data__payload[63:0];
   assign \rd_data__payload.data[0]  = rd_data__payload[7:0];
   assign \rd_data__payload.data[1]  = rd_data__payload[15:8];
@@ -18045,7 +18021,7 @@ module \accelerator.engine.loader (engine_rst, rd_data__ready, a_wr__addr, a_wr_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
+module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, first_in_panel, last_in_panel, last, restart, run__cmd, run__chunk, step, kc0_next, kc0, k_last, k_len, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$43  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
@@ -18081,13 +18057,12 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   output advance;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [8:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  output [15:0] cols;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  output [2:0] cols;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -18122,9 +18097,10 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  output [15:0] rows;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  output [8:0] rows;
+  wire [8:0] rows;
+  wire [8:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -18188,7 +18164,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
     done <= \$31 ;
   \accelerator.engine.loader.load_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[8:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -18287,7 +18263,7 @@ module \accelerator.engine.loader.load_walk (engine_rst, advance, rows, cols, fi
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[8:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -18333,12 +18309,12 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [8:0] chunk;
+  wire [8:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -18360,13 +18336,13 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [8:0] rows;
+  wire [8:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -18425,8 +18401,8 @@ module \accelerator.engine.loader.load_walk.chunks (engine_rst, advance, rows, c
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [8:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -18609,14 +18585,14 @@ module \accelerator.engine.loader.route (engine_rst, w_rdy, r_data, w_port__data
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__valid, \w_data$44 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
+module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__valid, \w_data$45 , wr_cmd__ready, run__restart, run__running, run__cmd, run__split, run__words, run__chunk, run__chunk_lda, run__chunk_ldc, run__chunk_ldcin, wr_cmd__valid, wr_cmd__payload, issue, flags__c_release, wr_data__payload, flags__c_done
 , wr_data__ready, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire [4:0] \$1 ;
   wire [3:0] \$10 ;
   wire \$11 ;
   wire \$12 ;
-  wire [16:0] \$13 ;
+  wire [9:0] \$13 ;
   wire \$14 ;
   wire [10:0] \$15 ;
   wire [11:0] \$16 ;
@@ -18624,49 +18600,52 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   wire \$18 ;
   wire \$19 ;
   wire [32:0] \$2 ;
-  wire [16:0] \$20 ;
-  wire \$21 ;
+  wire [5:0] \$20 ;
+  wire [5:0] \$21 ;
   wire [5:0] \$22 ;
   wire [5:0] \$23 ;
   wire [5:0] \$24 ;
   wire [5:0] \$25 ;
-  wire [63:0] \$26 ;
-  wire \$27 ;
-  wire [4:0] \$28 ;
-  wire \$29 ;
+  wire [6:0] \$26 ;
+  wire [9:0] \$27 ;
+  wire \$28 ;
+  wire [63:0] \$29 ;
   wire [32:0] \$3 ;
   wire \$30 ;
-  wire \$31 ;
+  wire [3:0] \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
   wire \$35 ;
   wire \$36 ;
-  wire [4:0] \$37 ;
-  wire [32:0] \$38 ;
+  wire \$37 ;
+  wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire \$41 ;
+  wire [4:0] \$40 ;
+  wire [32:0] \$41 ;
   wire \$42 ;
-  wire [16:0] \$43 ;
+  wire \$43 ;
   wire \$44 ;
-  wire [8:0] \$45 ;
-  wire \$46 ;
+  wire \$45 ;
+  wire [9:0] \$46 ;
   wire \$47 ;
-  wire [2:0] \$48 ;
-  reg [31:0] \$49 ;
+  wire [8:0] \$48 ;
+  wire \$49 ;
   wire \$5 ;
-  reg [31:0] \$50 ;
-  reg \$51 ;
-  reg [7:0] \$52 ;
-  reg \$53 ;
-  reg [1:0] \$54 ;
+  wire \$50 ;
+  wire [1:0] \$51 ;
+  reg [31:0] \$52 ;
+  reg [31:0] \$53 ;
+  reg \$54 ;
+  reg [7:0] \$55 ;
+  reg \$56 ;
+  reg \$57 ;
   wire \$6 ;
   wire \$7 ;
-  wire [18:0] \$8 ;
-  wire [8:0] \$82 ;
-  wire [18:0] \$9 ;
+  wire [5:0] \$8 ;
+  wire [7:0] \$88 ;
+  wire [5:0] \$9 ;
   reg advance;
   reg byte_ready;
   reg [127:0] byte_row;
@@ -18679,7 +18658,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   wire [31:0] \c_rd__data[2] ;
   wire [31:0] \c_rd__data[3] ;
   wire c_rd__en;
-  wire [15:0] cols;
+  wire [2:0] cols;
   wire done;
   input engine_clk;
   wire engine_clk;
@@ -18719,14 +18698,13 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   reg pending = 1'h0;
   reg [7:0] r = 8'h00;
   wire [127:0] r_data;
-  wire [3:0] \r_data$64 ;
+  wire [5:0] \r_data$67 ;
   reg r_en;
-  reg \r_en$71 ;
+  reg \r_en$69 ;
   wire r_rdy;
-  wire \r_rdy$52 ;
+  wire \r_rdy$53 ;
   wire relu;
-  wire [4:0] remaining;
-  wire [15:0] rows;
+  wire [8:0] rows;
   input [15:0] run__chunk;
   wire [15:0] run__chunk;
   wire [15:0] \run__chunk$1 ;
@@ -18788,26 +18766,25 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   input [15:0] run__words;
   wire [15:0] run__words;
   wire [15:0] \run__words$17 ;
-  reg [1:0] s_beat = 2'h0;
-  wire [4:0] sent;
+  reg s_beat = 1'h0;
   wire [4:0] shift;
   wire step;
   reg [31:0] store_c_addr = 32'd0;
   reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
-  wire [3:0] w_data;
-  input [127:0] \w_data$44 ;
-  wire [127:0] \w_data$44 ;
+  wire [5:0] w_data;
+  input [127:0] \w_data$45 ;
+  wire [127:0] \w_data$45 ;
   wire w_en;
   (* init = 1'h0 *)
-  wire \w_en$46 ;
+  wire \w_en$47 ;
   wire w_rdy;
-  output [99:0] wr_cmd__payload;
-  reg [99:0] wr_cmd__payload;
+  output [83:0] wr_cmd__payload;
+  reg [83:0] wr_cmd__payload;
   wire [31:0] \wr_cmd__payload.addr ;
-  wire [19:0] \wr_cmd__payload.row_bytes ;
-  wire [15:0] \wr_cmd__payload.rows ;
+  wire [9:0] \wr_cmd__payload.row_bytes ;
+  wire [9:0] \wr_cmd__payload.rows ;
   wire [31:0] \wr_cmd__payload.stride ;
   input wr_cmd__ready;
   wire wr_cmd__ready;
@@ -18833,25 +18810,30 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   output wr_data__valid;
   wire wr_data__valid;
   wire [7:0] zero_point;
-  assign \$42  = \$40  & \$41 ;
-  assign \$43  = rows - 1'h1;
-  assign \$44  = r == \$43 ;
-  assign \$45  = r + 1'h1;
-  assign \$46  = wr_data__valid & wr_data__ready;
-  assign \$47  = \$25 [4:0] <= 4'h8;
-  assign \$48  = s_beat + 1'h1;
+  assign \$40  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$41  = store_c_panel + \$40 ;
+  assign \$42  = ~ done;
+  assign \$43  = run__running & \$42 ;
+  assign \$44  = flags__c_done >> index[0];
+  assign \$45  = \$43  & \$44 ;
+  assign \$46  = rows - 1'h1;
+  assign \$47  = r == \$46 ;
+  assign \$48  = r + 1'h1;
+  assign \$49  = wr_data__valid & wr_data__ready;
+  assign \$50  = s_beat == \r_data$67 [0];
+  assign \$51  = s_beat + 1'h1;
   always @(posedge engine_clk)
-    store_c_panel <= \$49 ;
+    store_c_panel <= \$52 ;
   always @(posedge engine_clk)
-    store_c_addr <= \$50 ;
+    store_c_addr <= \$53 ;
   always @(posedge engine_clk)
-    store_state <= \$51 ;
+    store_state <= \$54 ;
   always @(posedge engine_clk)
-    r <= \$52 ;
+    r <= \$55 ;
   always @(posedge engine_clk)
-    pending <= \$53 ;
+    pending <= \$56 ;
   always @(posedge engine_clk)
-    s_beat <= \$54 ;
+    s_beat <= \$57 ;
   assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
   assign \$2  = store_c_panel + \$1 ;
   assign \$3  = store_c_addr + run__chunk_ldc;
@@ -18871,28 +18853,24 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign \$18  = done & \$17 ;
   assign \$19  = ~ issue;
   assign finished = \$18  & \$19 ;
-  assign \$20  = rows - 1'h1;
-  assign \$21  = r == \$20 ;
-  assign \$23  = run__cmd[353] ? { 3'h0, \r_data$64 [2:0] } : \$22 ;
-  assign \$24  = s_beat * 4'h8;
-  assign \$25  = \$23 [4:0] - \$24 [4:0];
+  assign \$21  = run__cmd[353] ? { 3'h0, cols } : \$20 ;
+  assign \$22  = \$21 [4:0] - 1'h1;
+  assign \$24  = \$21 [4:0] - 1'h1;
+  assign \$26  = $signed(\$25 ) + $signed(2'h1);
+  assign \$27  = rows - 1'h1;
+  assign \$28  = r == \$27 ;
   assign wr_data__valid = byte_valid & r_rdy;
-  assign \$82  = s_beat * 7'h40;
-  assign \$26  = byte_row >> \$82 ;
-  assign \$27  = \$25 [4:0] <= 4'h8;
-  assign \$28  = \$27  ? \$25 [4:0] : 5'h08;
-  assign \$29  = ! s_beat;
-  assign \$30  = \$25 [4:0] <= 4'h8;
-  assign \$31  = \$25 [4:0] <= 4'h8;
-  assign \$32  = \$31  & \r_data$64 [3];
-  assign \$33  = wr_data__valid & wr_data__ready;
-  assign \$34  = \$25 [4:0] <= 4'h8;
-  assign \$35  = ! store_state;
-  assign \$37  = run__cmd[353] ? 5'h04 : 5'h10;
-  assign \$38  = store_c_panel + \$37 ;
-  assign \$39  = ~ done;
-  assign \$40  = run__running & \$39 ;
-  assign \$41  = flags__c_done >> index[0];
+  assign \$88  = s_beat * 7'h40;
+  assign \$29  = byte_row >> \$88 ;
+  assign \$30  = s_beat == \r_data$67 [0];
+  assign \$31  = \$30  ? \r_data$67 [4:1] : 4'h8;
+  assign \$32  = ! s_beat;
+  assign \$33  = s_beat == \r_data$67 [0];
+  assign \$34  = s_beat == \r_data$67 [0];
+  assign \$35  = \$34  & \r_data$67 [5];
+  assign \$36  = wr_data__valid & wr_data__ready;
+  assign \$37  = s_beat == \r_data$67 [0];
+  assign \$38  = ! store_state;
   \accelerator.engine.store.requant  requant (
     .en(i__ready),
     .engine_clk(engine_clk),
@@ -18902,7 +18880,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3309$354 (run__cmd[398:354])
+    .\port$3300$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18910,13 +18888,12 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .level(level),
     .r_data(r_data),
     .r_en(r_en),
-    .r_rdy(\r_rdy$52 ),
+    .r_rdy(\r_rdy$53 ),
     .w_en(pending),
-    .w_port__data(\w_data$44 )
+    .w_port__data(\w_data$45 )
   );
   \accelerator.engine.store.store_walk  store_walk (
     .advance(advance),
-    .chunk(run__chunk),
     .cols(cols),
     .done(done),
     .engine_clk(engine_clk),
@@ -18925,13 +18902,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .last_in_panel(last_in_panel),
     .restart(run__restart),
     .rows(rows),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd)
   );
   \accelerator.engine.store.tagq  tagq (
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$64 ),
-    .r_en(\r_en$71 ),
+    .r_data(\r_data$67 ),
+    .r_en(\r_en$69 ),
     .r_rdy(r_rdy),
     .w_en(issue),
     .w_port__data(w_data),
@@ -18963,14 +18941,14 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    wr_cmd__payload = 100'h0000000000000000000000000;
+    wr_cmd__payload = 84'h000000000000000000000;
     casez (store_state)
       1'h0:
           if (\$7 ) begin
             wr_cmd__payload[31:0] = store_c_addr;
-            wr_cmd__payload[47:32] = rows;
-            wr_cmd__payload[67:48] = { 1'h0, \$9  };
-            wr_cmd__payload[99:68] = run__cmd[319:288];
+            wr_cmd__payload[41:32] = { 1'h0, rows };
+            wr_cmd__payload[51:42] = { 4'h0, \$9  };
+            wr_cmd__payload[83:52] = run__cmd[319:288];
           end
     endcase
   end
@@ -19025,7 +19003,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     i__valid = 1'h0;
     if (run__cmd[353]) begin
-      i__valid = \r_rdy$52 ;
+      i__valid = \r_rdy$53 ;
     end
   end
   always @* begin
@@ -19060,7 +19038,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     if (run__cmd[353]) begin
       byte_valid = o__valid;
     end else begin
-      byte_valid = \r_rdy$52 ;
+      byte_valid = \r_rdy$53 ;
     end
   end
   always @* begin
@@ -19073,67 +19051,67 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     byte_ready = 1'h0;
-    if (\$33 ) begin
-      if (\$34 ) begin
+    if (\$36 ) begin
+      if (\$37 ) begin
         byte_ready = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \r_en$71  = 1'h0;
-    if (\$33 ) begin
-      if (\$34 ) begin
-        \r_en$71  = 1'h1;
+    \r_en$69  = 1'h0;
+    if (\$36 ) begin
+      if (\$37 ) begin
+        \r_en$69  = 1'h1;
       end
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$49  = store_c_panel;
+    \$52  = store_c_panel;
     if (run__restart) begin
-      \$49  = run__cmd[95:64];
+      \$52  = run__cmd[95:64];
     end else if (advance) begin
       if (last_in_panel) begin
-        \$49  = \$38 [31:0];
+        \$52  = \$41 [31:0];
       end
     end
     if (engine_rst) begin
-      \$49  = 32'd0;
+      \$52  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$50  = store_c_next;
+    \$53  = store_c_next;
     if (engine_rst) begin
-      \$50  = 32'd0;
+      \$53  = 32'd0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$51  = store_state;
+    \$54  = store_state;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
-          if (\$42 ) begin
+          if (\$45 ) begin
             if (wr_cmd__ready) begin
-              \$51  = 1'h1;
+              \$54  = 1'h1;
             end
           end
       1'h1:
           if (issue) begin
-            if (\$44 ) begin
-              \$51  = 1'h0;
+            if (\$47 ) begin
+              \$54  = 1'h0;
             end
           end
     endcase
     if (engine_rst) begin
-      \$51  = 1'h0;
+      \$54  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$52  = r;
+    \$55  = r;
     (* full_case = 32'd1 *)
     casez (store_state)
       1'h0:
@@ -19141,40 +19119,40 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
       1'h1:
           if (issue) begin
             (* full_case = 32'd1 *)
-            if (\$44 ) begin
-              \$52  = 8'h00;
+            if (\$47 ) begin
+              \$55  = 8'h00;
             end else begin
-              \$52  = \$45 [7:0];
+              \$55  = \$48 [7:0];
             end
           end
     endcase
     if (run__restart) begin
-      \$52  = 8'h00;
+      \$55  = 8'h00;
     end
     if (engine_rst) begin
-      \$52  = 8'h00;
+      \$55  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$53  = issue;
+    \$56  = issue;
     if (engine_rst) begin
-      \$53  = 1'h0;
+      \$56  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$54  = s_beat;
-    if (\$46 ) begin
+    \$57  = s_beat;
+    if (\$49 ) begin
       (* full_case = 32'd1 *)
-      if (\$47 ) begin
-        \$54  = 2'h0;
+      if (\$50 ) begin
+        \$57  = 1'h0;
       end else begin
-        \$54  = \$48 [1:0];
+        \$57  = \$51 [0];
       end
     end
     if (engine_rst) begin
-      \$54  = 2'h0;
+      \$57  = 1'h0;
     end
   end
   assign \run__chunk$1  = run__chunk;
@@ -19189,15 +19167,13 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign step = advance;
   assign c_rd__en = issue;
   assign w_en = issue;
-  assign c_rd__data = \w_data$44 ;
-  assign \w_en$46  = pending;
+  assign nbytes = \$21 [4:0];
+  assign c_rd__data = \w_data$45 ;
+  assign \w_en$47  = pending;
   assign multiplier = run__cmd[385:355];
   assign shift = run__cmd[390:386];
   assign zero_point = run__cmd[398:391];
   assign relu = run__cmd[354];
-  assign nbytes = \$23 [4:0];
-  assign sent = \$24 [4:0];
-  assign remaining = \$25 [4:0];
   assign c_rd__addr = \$16 [9:0];
   assign \run__cmd.a_addr  = run__cmd[31:0];
   assign \run__cmd.b_addr  = run__cmd[63:32];
@@ -19234,13 +19210,13 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign \run__cmd$9.rq_shift  = run__cmd[390:386];
   assign \run__cmd$9.rq_zp  = run__cmd[398:391];
   assign \wr_cmd__payload.addr  = wr_cmd__payload[31:0];
-  assign \wr_cmd__payload.rows  = wr_cmd__payload[47:32];
-  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[67:48];
-  assign \wr_cmd__payload.stride  = wr_cmd__payload[99:68];
-  assign \c_rd__data[0]  = \w_data$44 [31:0];
-  assign \c_rd__data[1]  = \w_data$44 [63:32];
-  assign \c_rd__data[2]  = \w_data$44 [95:64];
-  assign \c_rd__data[3]  = \w_data$44 [127:96];
+  assign \wr_cmd__payload.rows  = wr_cmd__payload[41:32];
+  assign \wr_cmd__payload.row_bytes  = wr_cmd__payload[51:42];
+  assign \wr_cmd__payload.stride  = wr_cmd__payload[83:52];
+  assign \c_rd__data[0]  = \w_data$45 [31:0];
+  assign \c_rd__data[1]  = \w_data$45 [63:32];
+  assign \c_rd__data[2]  = \w_data$45 [95:64];
+  assign \c_rd__data[3]  = \w_data$45 [127:96];
   assign \i__payload.c  = i__payload[127:0];
   assign \i__payload.c[0]  = i__payload[31:0];
   assign \i__payload.c[1]  = i__payload[63:32];
@@ -19266,20 +19242,24 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign wr_data__payload[70] = \$32 ;
-  assign wr_data__payload[69] = \$30 ;
-  assign wr_data__payload[68] = \$29 ;
-  assign wr_data__payload[67:64] = \$28 [3:0];
-  assign wr_data__payload[63:0] = \$26 ;
-  assign w_data[3] = \$21 ;
-  assign w_data[2:0] = cols[2:0];
+  assign wr_data__payload[70] = \$35 ;
+  assign wr_data__payload[69] = \$33 ;
+  assign wr_data__payload[68] = \$32 ;
+  assign wr_data__payload[67:64] = \$31 ;
+  assign wr_data__payload[63:0] = \$29 ;
+  assign w_data[5] = \$28 ;
+  assign w_data[4:1] = \$26 [3:0];
+  assign w_data[0] = \$23 [0];
   assign \$8  = { 1'h0, cols, 2'h0 };
-  assign \$22  = { 1'h0, \r_data$64 [2:0], 2'h0 };
-  assign \$36  = store_state;
+  assign \$20  = { 1'h0, cols, 2'h0 };
+  assign \$23  = { \$22 [5], \$22 [5], \$22 [5], \$22 [5:3] };
+  assign \$25 [5:3] = 3'h0;
+  assign \$25 [2:0] = \$24 [2:0];
+  assign \$39  = store_state;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19483,8 +19463,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3309$354 ;
-  wire [44:0] \port$3309$354 ;
+  input [44:0] \port$3300$354 ;
+  wire [44:0] \port$3300$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19559,13 +19539,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3309$354 [36:32];
-  assign lower = \port$3309$354 [0] ? \port$3309$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3300$354 [36:32];
+  assign lower = \port$3300$354 [0] ? \port$3300$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3309$354 [36:32];
+  assign \$11  = ! \port$3300$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19580,8 +19560,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3309$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3309$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3300$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3300$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19596,8 +19576,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3309$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3309$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3300$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3300$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19612,8 +19592,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3309$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3309$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3300$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3300$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19628,8 +19608,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3309$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3309$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3300$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3300$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19955,7 +19935,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3309$354 [31:1];
+      \$125  = \port$3300$354 [31:1];
     end
   end
   always @* begin
@@ -20046,7 +20026,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3309$354 [31:1];
+      \$137  = \port$3300$354 [31:1];
     end
   end
   always @* begin
@@ -20137,7 +20117,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3309$354 [31:1];
+      \$149  = \port$3300$354 [31:1];
     end
   end
   always @* begin
@@ -20228,7 +20208,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3309$354 [31:1];
+      \$161  = \port$3300$354 [31:1];
     end
   end
   always @* begin
@@ -20282,10 +20262,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3309$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3309$354 [36:32];
-  assign relu = \port$3309$354 [0];
-  assign zero_point = \port$3309$354 [44:37];
-  assign multiplier = \port$3309$354 [31:1];
+  assign shift = \port$3300$354 [36:32];
+  assign relu = \port$3300$354 [0];
+  assign zero_point = \port$3300$354 [44:37];
+  assign multiplier = \port$3300$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20457,20 +20437,19 @@ module \accelerator.engine.store.rowq (engine_rst, r_rdy, r_data, w_port__data, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, chunk, advance, done, index, engine_clk);
+module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_panel, restart, run__cmd, run__chunk, advance, done, index, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$49  = 0;
   wire \$1 ;
   reg \$2 ;
   input advance;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [8:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  output [15:0] cols;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  output [2:0] cols;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -20493,9 +20472,10 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  output [15:0] rows;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  output [8:0] rows;
+  wire [8:0] rows;
+  wire [8:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -20523,7 +20503,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
     done <= \$2 ;
   \accelerator.engine.store.store_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[8:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -20553,7 +20533,7 @@ module \accelerator.engine.store.store_walk (engine_rst, rows, cols, last_in_pan
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[8:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -20600,12 +20580,12 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [8:0] chunk;
+  wire [8:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -20627,13 +20607,13 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [8:0] rows;
+  wire [8:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -20692,8 +20672,8 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [8:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -20725,45 +20705,45 @@ module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [3:0] r_data;
-  wire [3:0] r_data;
+  output [5:0] r_data;
+  wire [5:0] r_data;
   input r_en;
   wire r_en;
   (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [3:0] r_port__data;
+  wire [5:0] r_port__data;
   output r_rdy;
   wire r_rdy;
-  wire [3:0] w_data;
+  wire [5:0] w_data;
   input w_en;
   wire w_en;
   (* init = 5'h00 *)
   wire [4:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  input [3:0] w_port__data;
-  wire [3:0] w_port__data;
+  input [5:0] w_port__data;
+  wire [5:0] w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [3:0] storage [15:0];
+  reg [5:0] storage [15:0];
   initial begin
-    storage[0] = 4'h0;
-    storage[1] = 4'h0;
-    storage[2] = 4'h0;
-    storage[3] = 4'h0;
-    storage[4] = 4'h0;
-    storage[5] = 4'h0;
-    storage[6] = 4'h0;
-    storage[7] = 4'h0;
-    storage[8] = 4'h0;
-    storage[9] = 4'h0;
-    storage[10] = 4'h0;
-    storage[11] = 4'h0;
-    storage[12] = 4'h0;
-    storage[13] = 4'h0;
-    storage[14] = 4'h0;
-    storage[15] = 4'h0;
+    storage[0] = 6'h00;
+    storage[1] = 6'h00;
+    storage[2] = 6'h00;
+    storage[3] = 6'h00;
+    storage[4] = 6'h00;
+    storage[5] = 6'h00;
+    storage[6] = 6'h00;
+    storage[7] = 6'h00;
+    storage[8] = 6'h00;
+    storage[9] = 6'h00;
+    storage[10] = 6'h00;
+    storage[11] = 6'h00;
+    storage[12] = 6'h00;
+    storage[13] = 6'h00;
+    storage[14] = 6'h00;
+    storage[15] = 6'h00;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)
@@ -21031,7 +21011,6 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
   always @(posedge engine_clk)
     w_bpar <= \$37 ;
   \accelerator.engine.weight_feeder.weight_walk  weight_walk (
-    .chunk(run__chunk),
     .done(done),
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
@@ -21039,6 +21018,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
     .k_len(k_len),
     .last_in_panel(last_in_panel),
     .restart(run__restart),
+    .run__chunk(run__chunk),
     .run__cmd(run__cmd),
     .step(step)
   );
@@ -21245,7 +21225,7 @@ module \accelerator.engine.weight_feeder (engine_rst, r_en, w_issue, b_rd__addr,
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, chunk, step, k_last, k_len, done, engine_clk);
+module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel, restart, run__cmd, run__chunk, step, k_last, k_len, done, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$53  = 0;
   wire \$1 ;
   wire [15:0] \$10 ;
@@ -21280,12 +21260,11 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   wire \$9 ;
   wire advance;
   wire \advance$8 ;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  wire [8:0] chunk;
   wire [15:0] col0;
   wire [15:0] \col0$18 ;
-  wire [15:0] cols;
-  wire [15:0] \cols$14 ;
+  wire [2:0] cols;
+  wire [2:0] \cols$14 ;
   output done;
   reg done = 1'h0;
   input engine_clk;
@@ -21315,8 +21294,9 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   wire restart;
   wire [15:0] row0;
   wire [15:0] \row0$16 ;
-  wire [15:0] rows;
-  wire [15:0] \rows$12 ;
+  wire [8:0] rows;
+  wire [8:0] \rows$12 ;
+  input [15:0] run__chunk;
   wire [15:0] run__chunk;
   input [398:0] run__cmd;
   wire [398:0] run__cmd;
@@ -21380,7 +21360,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
     done <= \$31 ;
   \accelerator.engine.weight_feeder.weight_walk.chunks  chunks (
     .advance(advance),
-    .chunk(chunk),
+    .chunk(run__chunk[8:0]),
     .col0(col0),
     .cols(cols),
     .engine_clk(engine_clk),
@@ -21479,7 +21459,7 @@ module \accelerator.engine.weight_feeder.weight_walk (engine_rst, last_in_panel,
   end
   assign m = run__cmd[143:128];
   assign n = run__cmd[207:192];
-  assign run__chunk = chunk;
+  assign chunk = run__chunk[8:0];
   assign run__restart = restart;
   assign \advance$8  = advance;
   assign \index$10  = index;
@@ -21525,12 +21505,12 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   reg [15:0] \$9 ;
   input advance;
   wire advance;
-  input [15:0] chunk;
-  wire [15:0] chunk;
+  input [8:0] chunk;
+  wire [8:0] chunk;
   output [15:0] col0;
   reg [15:0] col0 = 16'h0000;
-  output [15:0] cols;
-  wire [15:0] cols;
+  output [2:0] cols;
+  wire [2:0] cols;
   wire [16:0] cols_left;
   input engine_clk;
   wire engine_clk;
@@ -21552,13 +21532,13 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
   wire restart;
   output [15:0] row0;
   reg [15:0] row0 = 16'h0000;
-  output [15:0] rows;
-  wire [15:0] rows;
+  output [8:0] rows;
+  wire [8:0] rows;
   wire [16:0] rows_left;
   assign rows_left = m - row0;
   assign cols_left = n - col0;
   assign \$1  = rows_left < chunk;
-  assign \$2  = \$1  ? rows_left : { 1'h0, chunk };
+  assign \$2  = \$1  ? rows_left : { 8'h00, chunk };
   assign \$3  = cols_left < 3'h4;
   assign \$4  = \$3  ? cols_left : 17'h00004;
   assign first_in_panel = ! row0;
@@ -21617,8 +21597,8 @@ module \accelerator.engine.weight_feeder.weight_walk.chunks (engine_rst, advance
       \$11  = 32'd0;
     end
   end
-  assign rows = \$2 [15:0];
-  assign cols = \$4 [15:0];
+  assign rows = \$2 [8:0];
+  assign cols = \$4 [2:0];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ...config import AcceleratorConfig
 from ...model.geometry import Geometry
 from ..core import SystolicCore
-from ..dma import CMD_LAYOUT, data_layout
+from ..dma import data_layout
 from .accumulator import Accumulator
 from .buffers import Buffers
 from .command import (
@@ -44,11 +44,16 @@ from .command import (
 from .control import Control, PerfCounters
 from .feeder import OsFeeder, WeightFeeder, WsFeeder
 from .loader import Loader
-from .signatures import ControlSignature, CountersSignature, EngineMembers
+from .signatures import (
+    ControlSignature,
+    CountersSignature,
+    EngineMembers,
+    dma_command_layout,
+)
 from .store import Store
 
 __all__ = ["EngineError", "GemmEngine", "check_command", "command_layout", "const_mul",
-           "error_priority", "out_row_bytes"]
+           "dma_command_layout", "error_priority", "out_row_bytes"]
 
 
 class GemmEngine(EngineMembers, wiring.Component):
@@ -66,7 +71,7 @@ class GemmEngine(EngineMembers, wiring.Component):
         result that could not leave). A cycle counts in at most one of the two stall counters.
     cmd : In(command_layout())
         Addresses, dimensions, strides (bytes), mode and requantization parameters.
-    rd_cmd, wr_cmd : Out(stream.Signature(dma.CMD_LAYOUT))
+    rd_cmd, wr_cmd : Out(stream.Signature(dma_command_layout(config)))
         2-D transfers: ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart.
     rd_data : In(stream.Signature(dma.data_layout(config)))
     wr_data : Out(stream.Signature(dma.data_layout(config)))
@@ -87,9 +92,9 @@ class GemmEngine(EngineMembers, wiring.Component):
         super().__init__({
             "control": Out(ControlSignature()), "counters": Out(CountersSignature()),
             "cmd": In(command_layout()),
-            "rd_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "rd_cmd": Out(stream.Signature(dma_command_layout(config))),
             "rd_data": In(stream.Signature(data_layout(config))),
-            "wr_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "wr_cmd": Out(stream.Signature(dma_command_layout(config))),
             "wr_data": Out(stream.Signature(data_layout(config))),
             "dma_busy": In(1), "dma_error": In(1),
         })

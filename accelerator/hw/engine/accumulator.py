@@ -35,7 +35,7 @@ class Accumulator(wiring.Component):
     Members
     -------
     run : In(RunSignature())
-    passes : In(stream.Signature(pass_layout()))
+    passes : In(stream.Signature(pass_layout(config)))
         The feeders' tile descriptors, queued here.
     results : In(stream.Signature(...))
         From the core.
@@ -51,7 +51,7 @@ class Accumulator(wiring.Component):
         self._config = config
         super().__init__({
             "run": In(RunSignature()),
-            "passes": In(stream.Signature(pass_layout())),
+            "passes": In(stream.Signature(pass_layout(config))),
             "results": In(stream.Signature(core_layouts(config)["results"])),
             "flags": Out(AccumulatorFlags()), "cin": In(CinSignature(config)),
             "c_rd": In(c_read_signature(config)), "c_wr": In(c_write_signature(config)),
@@ -63,10 +63,11 @@ class Accumulator(wiring.Component):
         C = cfg.cols
         m = Module()
         results, c_rd, c_wr, cin = self.results, self.c_rd, self.c_wr, self.cin
-        m.submodules.passes = passes = fifo.SyncFIFOBuffered(width=pass_layout().size, depth=8)
+        layout = pass_layout(cfg)
+        m.submodules.passes = passes = fifo.SyncFIFOBuffered(width=layout.size, depth=8)
         m.d.comb += [passes.w_data.eq(self.passes.payload), passes.w_en.eq(self.passes.valid),
                      self.passes.ready.eq(passes.w_rdy)]
-        pass_r = data.View(pass_layout(), passes.r_data)
+        pass_r = data.View(layout, passes.r_data)
         acc_row = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         got = Signal()
         m.d.comb += [results.ready.eq(passes.r_rdy), got.eq(results.valid & results.ready)]

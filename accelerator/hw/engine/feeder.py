@@ -37,7 +37,7 @@ class _Feeder(wiring.Component):
     flags : Out(FeederFlags(dataflow)) (:class:`WeightFeeder`: Out(WeightFlags()))
     claims : In(32)
         The loader's count of claimed C halves: chunk t may start once t < claims.
-    passes : Out(stream.Signature(pass_layout()))
+    passes : Out(stream.Signature(pass_layout(config)))
         A descriptor per tile for the accumulator (into a queue: offered only when it has room).
     operands : Out(stream.Signature(...)) (:class:`WeightFeeder`: ``weights``)
         To the core.
@@ -65,7 +65,8 @@ class _Feeder(wiring.Component):
         return queue
 
     def _walk(self, m: Module, name: str) -> StageWalk:
-        m.submodules[name] = walk = StageWalk(self._config.cols, self._geo.k_step)
+        m.submodules[name] = walk = StageWalk(self._config.cols, self._geo.k_step,
+                                                 max_rows=self._geo.max_chunk(self._config))
         wiring.connect(m, wiring.flipped(self.run), walk.run)
         m.d.comb += self.done.eq(walk.done)
         return walk
@@ -81,7 +82,7 @@ class OsFeeder(_Feeder):
     def __init__(self, config: AcceleratorConfig):
         super().__init__(config, {
             "flags": Out(FeederFlags("os")), "claims": In(32), "behind": Out(1),
-            "passes": Out(stream.Signature(pass_layout())),
+            "passes": Out(stream.Signature(pass_layout(config))),
             "a_rd": In(a_read_signature(config)).array(config.rows),
             "b_rd": In(b_read_signature(config)),
         })
@@ -152,7 +153,7 @@ class WsFeeder(_Feeder):
         geo = Geometry.of(config)
         super().__init__(config, {
             "flags": Out(FeederFlags("ws")), "claims": In(32), "behind": Out(1),
-            "passes": Out(stream.Signature(pass_layout())),
+            "passes": Out(stream.Signature(pass_layout(config))),
             "a_rd": In(a_read_signature(config)).array(geo.a_ports),
         })
 

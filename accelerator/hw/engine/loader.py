@@ -10,9 +10,9 @@ from amaranth.utils import ceil_log2
 
 from ...config import AcceleratorConfig
 from ...model.geometry import Geometry
-from ..dma import CMD_LAYOUT, data_layout
+from ..dma import data_layout
 from .command import const_mul
-from .signatures import CinSignature, LoaderFlags, RunSignature
+from .signatures import CinSignature, LoaderFlags, RunSignature, dma_command_layout
 from .walk import RowAddress, StageWalk
 
 __all__ = ["Loader", "a_write_signature", "b_write_signature"]
@@ -46,7 +46,7 @@ class Loader(wiring.Component):
     run : In(RunSignature())
     flags : Out(LoaderFlags())
         Claims halves as it issues their loads and marks them filled when the data is in.
-    rd_cmd : Out(stream.Signature(dma.CMD_LAYOUT)); rd_data : In(stream.Signature(...))
+    rd_cmd : Out(stream.Signature(dma_command_layout(config))); rd_data : In(stream.Signature(...))
         The DMA reader.
     a_wr : In(WritePort.Signature(...)) (an array of R output-stationary); b_wr : likewise
         The scratchpads' write ports.
@@ -65,7 +65,7 @@ class Loader(wiring.Component):
         a_wr = In(a_write_signature(config))
         super().__init__({
             "run": In(RunSignature()), "flags": Out(LoaderFlags()),
-            "rd_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "rd_cmd": Out(stream.Signature(dma_command_layout(config))),
             "rd_data": In(stream.Signature(data_layout(config))),
             "a_wr": a_wr.array(config.rows) if config.dataflow == "os" else a_wr,
             "b_wr": In(b_write_signature(config)),
@@ -81,7 +81,7 @@ class Loader(wiring.Component):
         restart = run.restart
         route_layout = data.StructLayout({"kind": 2, "half": 1})
         m.submodules.route = route = fifo.SyncFIFOBuffered(width=route_layout.size, depth=4)
-        m.submodules.load_walk = lw = StageWalk(C, geo.k_step)
+        m.submodules.load_walk = lw = StageWalk(C, geo.k_step, max_rows=geo.max_chunk(cfg))
         wiring.connect(m, wiring.flipped(run), lw.run)
         a_row = RowAddress(m, "load_a", lw, c.a_addr, run.chunk_lda, 0, restart)
         b_row = RowAddress(m, "load_b", lw, c.b_addr, 0, C, restart)

@@ -12,12 +12,20 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ...config import AcceleratorConfig
+from ...model.geometry import Geometry
 from ...model.regmap import ERROR_WIDTH
+from ..dma import cmd_layout
 from .command import command_layout
 
 __all__ = ["AccumulatorFlags", "CinSignature", "ControlSignature", "CountersSignature",
            "EngineMembers", "FeederFlags", "LoaderFlags", "RunSignature", "StoreFlags",
-           "TrafficSignature", "WeightFlags", "pass_layout", "view"]
+           "TrafficSignature", "WeightFlags", "dma_command_layout", "pass_layout", "view"]
+
+
+def dma_command_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """The DMA commands of a GEMM engine: no more rows nor bytes per row than it asks for."""
+    geo = Geometry.of(config)
+    return cmd_layout(*geo.dma_limits(config))
 
 
 class _Named(wiring.Signature):
@@ -143,10 +151,12 @@ class CinSignature(_Named):
         })
 
 
-def pass_layout() -> data.StructLayout:
-    """A feeder's descriptor of a tile for the accumulator: the C half, its rows, whether to add
-    what the half holds (``read_old``) and whether the tile ends its chunk (``last``)."""
-    return data.StructLayout({"half": 1, "rows": 16, "read_old": 1, "last": 1})
+def pass_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """A feeder's descriptor of a tile for the accumulator: the C half, its rows (at most a
+    chunk's), whether to add what the half holds (``read_old``) and whether the tile ends its
+    chunk (``last``)."""
+    rows = Geometry.of(config).max_chunk(config)
+    return data.StructLayout({"half": 1, "rows": range(rows + 1), "read_old": 1, "last": 1})
 
 
 def view(signature: wiring.Signature, source, **renamed) -> object:

@@ -8,14 +8,22 @@ from amaranth.lib.wiring import In, Out
 
 from ...config import AcceleratorConfig
 from ...model.geometry import STORE_FIFO_DEPTH, Geometry
-from ..dma import CMD_LAYOUT, data_layout
+from ..dma import data_layout
 from ..requant import Requantizer
 from .accumulator import c_read_signature
-from .command import fifo_gate
-from .signatures import RunSignature, StoreFlags
+from .command import fifo_gate, log2
+from .signatures import RunSignature, StoreFlags, dma_command_layout
 from .walk import RowAddress, StageWalk
 
 __all__ = ["Store"]
+
+
+def _row_tag(config: AcceleratorConfig) -> data.StructLayout:
+    """What the serializer needs of a row read from C: its last beat's index, that beat's bytes
+    (``tail``) and whether the row ends the chunk (``end``)."""
+    B = config.axi_bytes
+    beats = -(-4 * config.cols // B)   # an int32 row is the longest
+    return data.StructLayout({"last": range(max(2, beats)), "tail": range(1, B + 1), "end": 1})
 
 
 class Store(wiring.Component):
@@ -29,7 +37,7 @@ class Store(wiring.Component):
         Waits for a C half's ``done``; frees it once its last row is read.
     c_rd : In(ReadPort.Signature(...))
         The C scratchpad's second read port.
-    wr_cmd : Out(stream.Signature(dma.CMD_LAYOUT)); wr_data : Out(stream.Signature(...))
+    wr_cmd : Out(stream.Signature(dma_command_layout(config))); wr_data : Out(stream.Signature(...))
         The DMA writer: a command per chunk, then its rows.
     finished : Out(1)
         Every chunk is read and every row it read has left as write data.
@@ -40,7 +48,7 @@ class Store(wiring.Component):
         super().__init__({
             "run": In(RunSignature()), "flags": Out(StoreFlags()),
             "c_rd": In(c_read_signature(config)),
-            "wr_cmd": Out(stream.Signature(CMD_LAYOUT)),
+            "wr_cmd": Out(stream.Signature(dma_command_layout(config))),
             "wr_data": Out(stream.Signature(data_layout(config))),
             "finished": Out(1),
         })
@@ -51,13 +59,13 @@ class Store(wiring.Component):
         C = cfg.cols
         m = Module()
         run, c, flags, c_rd, wr_cmd = self.run, self.run.cmd, self.flags, self.c_rd, self.wr_cmd
-        m.submodules.store_walk = sw = StageWalk(C)
+        m.submodules.store_walk = sw = StageWalk(C, max_rows=geo.max_chunk(cfg))
         wiring.connect(m, wiring.flipped(run), sw.run)
         row_layout = data.ArrayLayout(signed(32), C)
         half = sw.index[0]
         r = Signal(range(max(2, geo.max_chunk(cfg))))  # 1 bit even for one row
         pending = Signal()
-        pending_tag = Signal(data.StructLayout({"cols": range(C + 1), "end": 1}))
+        pending_tag = Signal(_row_tag(cfg))
         m.submodules.rowq = rowq = fifo.SyncFIFO(width=row_layout.size, depth=STORE_FIFO_DEPTH)
         m.submodules.tagq = tagq = fifo.SyncFIFO(width=len(pending_tag.as_value()), depth=16)
         issue = Signal()
@@ -90,9 +98,14 @@ class Store(wiring.Component):
         m.d.sync += pending.eq(issue)
         # a row's tag leaves the queue with the row's last beat
         m.d.comb += self.finished.eq(sw.done & ~tagq.r_rdy & ~tagq.w_en)
+        # the row's last beat and its bytes, decided from the walk's registers as the row is
+        # read, so that the serializer's handshake compares a beat counter with a register
         tag_w = data.View(pending_tag.shape(), tagq.w_data)
-        m.d.comb += [tag_w.cols.eq(sw.cols), tag_w.end.eq(r == sw.rows - 1),
-                     tagq.w_en.eq(issue)]
+        nbytes = Signal(range(4 * C + 1))
+        m.d.comb += [nbytes.eq(Mux(c.requant, sw.cols, sw.cols << 2)),
+                     tag_w.last.eq((nbytes - 1) >> log2(cfg.axi_bytes)),
+                     tag_w.tail.eq(((nbytes - 1) & (cfg.axi_bytes - 1)) + 1),
+                     tag_w.end.eq(r == sw.rows - 1), tagq.w_en.eq(issue)]
         m.d.comb += [rowq.w_data.eq(c_rd.data), rowq.w_en.eq(pending)]
         byte_row, byte_valid, byte_ready = self._requantize(m, rowq)
         self._serialize(m, tagq, pending_tag.shape(), byte_row, byte_valid, byte_ready)
@@ -126,23 +139,16 @@ class Store(wiring.Component):
 
     def _serialize(self, m: Module, tagq, tag_layout, byte_row, byte_valid, byte_ready) -> None:
         """A row of cols·out_bytes bytes into bus beats."""
-        C, B = self._config.cols, self._config.axi_bytes
-        row_bytes_max = 4 * C
+        B = self._config.axi_bytes
         tag_r = data.View(tag_layout, tagq.r_data)
-        nbytes = Signal(range(row_bytes_max + 1))
-        m.d.comb += nbytes.eq(Mux(self.run.cmd.requant, tag_r.cols, tag_r.cols << 2))
-        s_beat = Signal(range(max(2, (row_bytes_max + B - 1) // B + 1)))
-        sent = Signal(range(row_bytes_max + B + 1))
-        m.d.comb += sent.eq(s_beat * B)
-        remaining = Signal.like(sent)
-        m.d.comb += remaining.eq(nbytes - sent)
-        last_beat = remaining <= B
+        s_beat = Signal.like(tag_r.last)
+        last_beat = s_beat == tag_r.last
         padded = Cat(byte_row, Const(0, 8 * B))
         wr = self.wr_data
         m.d.comb += [
             wr.valid.eq(byte_valid & tagq.r_rdy),
             wr.payload.data.as_value().eq(padded.word_select(s_beat, 8 * B)),
-            wr.payload.bytes.eq(Mux(last_beat, remaining, B)),
+            wr.payload.bytes.eq(Mux(last_beat, tag_r.tail, B)),
             wr.payload.first.eq(s_beat == 0),
             wr.payload.last.eq(last_beat),
             wr.payload.end.eq(last_beat & tag_r.end),

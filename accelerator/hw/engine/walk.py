@@ -32,7 +32,8 @@ class StageWalk(wiring.Component):
     done : Out(1)
         The walk has passed its last chunk (until ``restart``).
     index, rows, cols, row0, col0, first_in_panel, last_in_panel, last
-        The current chunk, as :class:`~accelerator.hw.walker.ChunkWalker`'s.
+        The current chunk, as :class:`~accelerator.hw.walker.ChunkWalker`'s (chunks of at most
+        ``max_rows`` rows).
     kc0, k_len, k_len_m1, k_last : Out(DIM_WIDTH), Out(range(k_step + 1)), ..., Out(1)
         With ``k_step``: the first k of this step, its length (and less one), whether it is the
         last (sized by the largest K the command check accepts, and by ``k_step``). Registers,
@@ -44,14 +45,15 @@ class StageWalk(wiring.Component):
         The value ``kc0`` takes at the next edge.
     """
 
-    def __init__(self, cols: int, k_step: int | None = None):
+    def __init__(self, cols: int, k_step: int | None = None, *, max_rows: int = (1 << 16) - 1):
         self._cols = cols
         self._k_step = k_step
+        self._max_rows = max_rows
         members = {
             "run": In(RunSignature()), "step": In(1),
             "advance": Out(1), "done": Out(1),
-            "index": Out(32), "rows": Out(16), "cols": Out(16), "row0": Out(16),
-            "col0": Out(16),
+            "index": Out(32), "rows": Out(range(max_rows + 1)), "cols": Out(range(cols + 1)),
+            "row0": Out(16), "col0": Out(16),
             "first_in_panel": Out(1), "last_in_panel": Out(1), "last": Out(1),
         }
         if k_step is not None:
@@ -63,7 +65,7 @@ class StageWalk(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         run = self.run
-        m.submodules.chunks = chunks = ChunkWalker(self._cols)
+        m.submodules.chunks = chunks = ChunkWalker(self._cols, self._max_rows)
         m.d.comb += [chunks.m.eq(run.cmd.m), chunks.n.eq(run.cmd.n), chunks.chunk.eq(run.chunk),
                      chunks.restart.eq(run.restart), chunks.advance.eq(self.advance)]
         for name in ("index", "rows", "cols", "row0", "col0", "first_in_panel",
