@@ -86,12 +86,12 @@ def run_engine(config, mem, command, rng, *, stall=0.0, deadline=50_000, bus_err
             if cmd is None:
                 assert writes, "write data before its command"
                 cmd, r, offset = writes.popleft(), 0, 0
+            # framed by the command, as the DMA writer does: only `data` is the store's
+            n = min(B, cmd["row_bytes"] - offset)
             addr = cmd["addr"] + r * cmd["stride"] + offset
-            mem.bytes[addr: addr + beat["bytes"]] = bytes(b & 0xFF for b in
-                                                          beat["data"][:beat["bytes"]])
-            offset += beat["bytes"]
-            if beat["last"]:
-                assert offset == cmd["row_bytes"], (offset, cmd)
+            mem.bytes[addr: addr + n] = bytes(b & 0xFF for b in beat["data"][:n])
+            offset += n
+            if offset == cmd["row_bytes"]:
                 r, offset = r + 1, 0
                 if r == cmd["rows"]:
                     cmd = None

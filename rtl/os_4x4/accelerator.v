@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2179$0 (\$14 ),
-    .\port$2180$0 (\$15 ),
-    .\port$3609$41 (burst__payload[41]),
-    .\port$3609$43 (burst__payload[55:43]),
+    .\port$2168$0 (\$14 ),
+    .\port$2169$0 (\$15 ),
+    .\port$3597$41 (burst__payload[41]),
+    .\port$3597$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2179$0 , \port$2180$0 , w_rdy, w_level, r_data, r_en, \port$3609$41 , \port$3609$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2168$0 , \port$2169$0 , w_rdy, w_level, r_data, r_en, \port$3597$41 , \port$3597$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2179$0 , \port$2180$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2179$0 ;
-  wire \port$2179$0 ;
-  input \port$2180$0 ;
-  wire \port$2180$0 ;
-  input \port$3609$41 ;
-  wire \port$3609$41 ;
-  input [12:0] \port$3609$43 ;
-  wire [12:0] \port$3609$43 ;
+  input \port$2168$0 ;
+  wire \port$2168$0 ;
+  input \port$2169$0 ;
+  wire \port$2169$0 ;
+  input \port$3597$41 ;
+  wire \port$3597$41 ;
+  input [12:0] \port$3597$43 ;
+  wire [12:0] \port$3597$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2179$0 , \port$2180$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
+      storage[w_port__addr] <= { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2179$0 , \port$2180$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
-  assign w_data = { \port$2180$0 , \port$2179$0 , \port$3609$41 , \port$3609$43  };
+  assign w_port__data = { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
+  assign w_data = { \port$2169$0 , \port$2168$0 , \port$3597$41 , \port$3597$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10391,10 +10391,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2703$0 (en_deskew_0),
-    .\port$2704$0 (en_deskew_1),
-    .\port$2705$0 (en_deskew_2),
-    .\port$2706$0 (en_deskew_3)
+    .\port$2692$0 (en_deskew_0),
+    .\port$2693$0 (en_deskew_1),
+    .\port$2694$0 (en_deskew_2),
+    .\port$2695$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$69 [7:0]),
@@ -10409,7 +10409,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$66 ),
     .first_out(\first_in$133 ),
     .last_out(\last_in$135 ),
-    .\port$3119$0 (\o$77 [2:0]),
+    .\port$3108$0 (\o$77 [2:0]),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$137 )
@@ -10427,7 +10427,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$83 ),
     .first_out(\first_in$152 ),
     .last_out(\last_in$154 ),
-    .\port$3119$3 (\o$77 [5:3]),
+    .\port$3108$3 (\o$77 [5:3]),
     .rst_pe_0_1(rst_pe_0_1),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$156 )
@@ -10445,7 +10445,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$96 ),
     .first_out(\first_in$171 ),
     .last_out(\last_in$173 ),
-    .\port$3119$6 (\o$77 [8:6]),
+    .\port$3108$6 (\o$77 [8:6]),
     .rst_pe_0_2(rst_pe_0_2),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$175 )
@@ -10462,7 +10462,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .en(\en$109 ),
     .first_out(\first_in$190 ),
     .last_out(\last_in$192 ),
-    .\port$3119$9 (\o$77 [11:9]),
+    .\port$3108$9 (\o$77 [11:9]),
     .rst_pe_0_3(rst_pe_0_3),
     .units_sync_clk(units_sync_clk),
     .valid_out(\valid_in$194 )
@@ -10727,10 +10727,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(i_next),
     .o(\o$69 ),
     .o_next(o_next),
-    .\port$2732$0 (en_skew_a_0),
-    .\port$2733$0 (en_skew_a_1),
-    .\port$2734$0 (en_skew_a_2),
-    .\port$2735$0 (en_skew_a_3)
+    .\port$2721$0 (en_skew_a_0),
+    .\port$2722$0 (en_skew_a_1),
+    .\port$2723$0 (en_skew_a_2),
+    .\port$2724$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_b  skew_b (
     .engine_clk(units_sync_clk),
@@ -10739,10 +10739,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
     .i_next(operands__payload[63:32]),
     .o(\o$75 ),
     .o_next(\o_next$73 ),
-    .\port$2736$0 (en_skew_b_0),
-    .\port$2737$0 (en_skew_b_1),
-    .\port$2738$0 (en_skew_b_2),
-    .\port$2739$0 (en_skew_b_3)
+    .\port$2725$0 (en_skew_b_0),
+    .\port$2726$0 (en_skew_b_1),
+    .\port$2727$0 (en_skew_b_2),
+    .\port$2728$0 (en_skew_b_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$56 ),
@@ -11185,7 +11185,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, op
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2703$0 , \port$2704$0 , \port$2705$0 , \port$2706$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2692$0 , \port$2693$0 , \port$2694$0 , \port$2695$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11226,14 +11226,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2703$0 , \port$2704
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2703$0 ;
-  wire \port$2703$0 ;
-  input \port$2704$0 ;
-  wire \port$2704$0 ;
-  input \port$2705$0 ;
-  wire \port$2705$0 ;
-  input \port$2706$0 ;
-  wire \port$2706$0 ;
+  input \port$2692$0 ;
+  wire \port$2692$0 ;
+  input \port$2693$0 ;
+  wire \port$2693$0 ;
+  input \port$2694$0 ;
+  wire \port$2694$0 ;
+  input \port$2695$0 ;
+  wire \port$2695$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11249,46 +11249,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2703$0 , \port$2704
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2703$0 ) begin
+    if (\port$2692$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2704$0 ) begin
+    if (\port$2693$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2704$0 ) begin
+    if (\port$2693$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2705$0 ) begin
+    if (\port$2694$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2703$0 ) begin
+    if (\port$2692$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2703$0 ) begin
+    if (\port$2692$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2706$0 , \port$2705$0 , \port$2704$0 , \port$2703$0  };
+  assign en = { \port$2695$0 , \port$2694$0 , \port$2693$0 , \port$2692$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11317,7 +11317,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2703$0 , \port$2704
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3119$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_in, a_next, b_in, b_next, \port$3108$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11372,8 +11372,8 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3119$0 ;
-  wire [2:0] \port$3119$0 ;
+  input [2:0] \port$3108$0 ;
+  wire [2:0] \port$3108$0 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_0;
   wire rst_pe_0_0;
@@ -11382,10 +11382,10 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3119$0 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3108$0 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3119$0 [0] & \port$3119$0 [2];
+  assign \$4  = \port$3108$0 [0] & \port$3108$0 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11433,7 +11433,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3119$0 [0];
+      \$10  = \port$3108$0 [0];
     end
     if (rst_pe_0_0) begin
       \$10  = 1'h0;
@@ -11443,7 +11443,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3119$0 [1];
+      \$11  = \port$3108$0 [1];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -11453,7 +11453,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3119$0 [2];
+      \$12  = \port$3108$0 [2];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -11463,7 +11463,7 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3119$0 [0]) begin
+      if (\port$3108$0 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11510,16 +11510,16 @@ module \accelerator.engine.core.pe_0_0 (drain, rst_pe_0_0, en, a_out, b_out, val
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3119$0 [1];
+  assign first_in = \port$3108$0 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3119$0 [0];
-  assign last_in = \port$3119$0 [2];
+  assign valid_in = \port$3108$0 [0];
+  assign last_in = \port$3108$0 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3119$3 , units_sync_clk);
+module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, a_next, b_in, b_next, \port$3108$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$18  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11574,8 +11574,8 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3119$3 ;
-  wire [2:0] \port$3119$3 ;
+  input [2:0] \port$3108$3 ;
+  wire [2:0] \port$3108$3 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_1;
   wire rst_pe_0_1;
@@ -11584,10 +11584,10 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3119$3 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3108$3 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3119$3 [0] & \port$3119$3 [2];
+  assign \$4  = \port$3108$3 [0] & \port$3108$3 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11635,7 +11635,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3119$3 [0];
+      \$10  = \port$3108$3 [0];
     end
     if (rst_pe_0_1) begin
       \$10  = 1'h0;
@@ -11645,7 +11645,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3119$3 [1];
+      \$11  = \port$3108$3 [1];
     end
     if (rst_pe_0_1) begin
       \$11  = 1'h0;
@@ -11655,7 +11655,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3119$3 [2];
+      \$12  = \port$3108$3 [2];
     end
     if (rst_pe_0_1) begin
       \$12  = 1'h0;
@@ -11665,7 +11665,7 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$18 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3119$3 [0]) begin
+      if (\port$3108$3 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11712,16 +11712,16 @@ module \accelerator.engine.core.pe_0_1 (drain, rst_pe_0_1, en, a_in, a_out, b_ou
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3119$3 [1];
+  assign first_in = \port$3108$3 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3119$3 [0];
-  assign last_in = \port$3119$3 [2];
+  assign valid_in = \port$3108$3 [0];
+  assign last_in = \port$3108$3 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3119$6 , units_sync_clk);
+module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_out, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3108$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11776,8 +11776,8 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3119$6 ;
-  wire [2:0] \port$3119$6 ;
+  input [2:0] \port$3108$6 ;
+  wire [2:0] \port$3108$6 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_2;
   wire rst_pe_0_2;
@@ -11786,10 +11786,10 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3119$6 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3108$6 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3119$6 [0] & \port$3119$6 [2];
+  assign \$4  = \port$3108$6 [0] & \port$3108$6 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -11837,7 +11837,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3119$6 [0];
+      \$10  = \port$3108$6 [0];
     end
     if (rst_pe_0_2) begin
       \$10  = 1'h0;
@@ -11847,7 +11847,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3119$6 [1];
+      \$11  = \port$3108$6 [1];
     end
     if (rst_pe_0_2) begin
       \$11  = 1'h0;
@@ -11857,7 +11857,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3119$6 [2];
+      \$12  = \port$3108$6 [2];
     end
     if (rst_pe_0_2) begin
       \$12  = 1'h0;
@@ -11867,7 +11867,7 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
     if (\$auto$verilog_backend.cc:2355:dump_module$19 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3119$6 [0]) begin
+      if (\port$3108$6 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -11914,16 +11914,16 @@ module \accelerator.engine.core.pe_0_2 (drain, rst_pe_0_2, en, a_next, a_in, a_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3119$6 [1];
+  assign first_in = \port$3108$6 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3119$6 [0];
-  assign last_in = \port$3119$6 [2];
+  assign valid_in = \port$3108$6 [0];
+  assign last_in = \port$3108$6 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3119$9 , units_sync_clk);
+module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_out, valid_out, first_out, last_out, chain_out, chain_valid_out, b_in, b_next, \port$3108$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$20  = 0;
   wire [31:0] \$1 ;
   reg \$10 ;
@@ -11977,8 +11977,8 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3119$9 ;
-  wire [2:0] \port$3119$9 ;
+  input [2:0] \port$3108$9 ;
+  wire [2:0] \port$3108$9 ;
   reg [15:0] product = 16'h0000;
   input rst_pe_0_3;
   wire rst_pe_0_3;
@@ -11987,10 +11987,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   wire valid_in;
   output valid_out;
   reg valid_out = 1'h0;
-  assign \$1  = \port$3119$9 [1] ? 32'd0 : acc;
+  assign \$1  = \port$3108$9 [1] ? 32'd0 : acc;
   assign \$2  = $signed(\$1 ) + $signed(product);
   assign \$3  = $signed(a_next) * $signed(b_next);
-  assign \$4  = \port$3119$9 [0] & \port$3119$9 [2];
+  assign \$4  = \port$3108$9 [0] & \port$3108$9 [2];
   assign \$5  = ~ held;
   assign \$6  = \$5  | drain;
   always @(posedge units_sync_clk)
@@ -12038,7 +12038,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$10  = valid_out;
     if (en) begin
-      \$10  = \port$3119$9 [0];
+      \$10  = \port$3108$9 [0];
     end
     if (rst_pe_0_3) begin
       \$10  = 1'h0;
@@ -12048,7 +12048,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$11  = first_out;
     if (en) begin
-      \$11  = \port$3119$9 [1];
+      \$11  = \port$3108$9 [1];
     end
     if (rst_pe_0_3) begin
       \$11  = 1'h0;
@@ -12058,7 +12058,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$12  = last_out;
     if (en) begin
-      \$12  = \port$3119$9 [2];
+      \$12  = \port$3108$9 [2];
     end
     if (rst_pe_0_3) begin
       \$12  = 1'h0;
@@ -12068,7 +12068,7 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
     if (\$auto$verilog_backend.cc:2355:dump_module$20 ) begin end
     \$13  = acc;
     if (en) begin
-      if (\port$3119$9 [0]) begin
+      if (\port$3108$9 [0]) begin
         \$13  = \$2 [31:0];
       end
     end
@@ -12115,10 +12115,10 @@ module \accelerator.engine.core.pe_0_3 (drain, rst_pe_0_3, en, a_next, a_in, b_o
   assign a_out_reg = a_out;
   assign b_out_reg = b_out;
   assign acc_next = \$2 [31:0];
-  assign first_in = \port$3119$9 [1];
+  assign first_in = \port$3108$9 [1];
   assign chain_out_reg = chain_out;
-  assign valid_in = \port$3119$9 [0];
-  assign last_in = \port$3119$9 [2];
+  assign valid_in = \port$3108$9 [0];
+  assign last_in = \port$3108$9 [2];
   assign chain_in = 32'd0;
   assign chain_valid_in = 1'h0;
 endmodule
@@ -14513,7 +14513,7 @@ module \accelerator.engine.core.pe_3_3 (drain, rst_pe_3_3, en, b_next, b_in, val
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2732$0 , \port$2733$0 , \port$2734$0 , \port$2735$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2721$0 , \port$2722$0 , \port$2723$0 , \port$2724$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14556,14 +14556,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2732$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2732$0 ;
-  wire \port$2732$0 ;
-  input \port$2733$0 ;
-  wire \port$2733$0 ;
-  input \port$2734$0 ;
-  wire \port$2734$0 ;
-  input \port$2735$0 ;
-  wire \port$2735$0 ;
+  input \port$2721$0 ;
+  wire \port$2721$0 ;
+  input \port$2722$0 ;
+  wire \port$2722$0 ;
+  input \port$2723$0 ;
+  wire \port$2723$0 ;
+  input \port$2724$0 ;
+  wire \port$2724$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14579,46 +14579,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2732$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2734$0 ) begin
+    if (\port$2723$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2734$0 ) begin
+    if (\port$2723$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2735$0 ) begin
+    if (\port$2724$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2735$0 ) begin
+    if (\port$2724$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2735$0 ) begin
+    if (\port$2724$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2733$0 ) begin
+    if (\port$2722$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2735$0 , \port$2734$0 , \port$2733$0 , \port$2732$0  };
+  assign en = { \port$2724$0 , \port$2723$0 , \port$2722$0 , \port$2721$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -14646,7 +14646,7 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2732$0 , \p
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2736$0 , \port$2737$0 , \port$2738$0 , \port$2739$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2725$0 , \port$2726$0 , \port$2727$0 , \port$2728$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$34  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14689,14 +14689,14 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2736$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2736$0 ;
-  wire \port$2736$0 ;
-  input \port$2737$0 ;
-  wire \port$2737$0 ;
-  input \port$2738$0 ;
-  wire \port$2738$0 ;
-  input \port$2739$0 ;
-  wire \port$2739$0 ;
+  input \port$2725$0 ;
+  wire \port$2725$0 ;
+  input \port$2726$0 ;
+  wire \port$2726$0 ;
+  input \port$2727$0 ;
+  wire \port$2727$0 ;
+  input \port$2728$0 ;
+  wire \port$2728$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14712,46 +14712,46 @@ module \accelerator.engine.core.skew_b (engine_rst, i_next, i, \port$2736$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$2  = lane2_d1;
-    if (\port$2738$0 ) begin
+    if (\port$2727$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$3  = lane2_d2;
-    if (\port$2738$0 ) begin
+    if (\port$2727$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$4  = lane3_d1;
-    if (\port$2739$0 ) begin
+    if (\port$2728$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$5  = lane3_d2;
-    if (\port$2739$0 ) begin
+    if (\port$2728$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$6  = lane3_d3;
-    if (\port$2739$0 ) begin
+    if (\port$2728$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$34 ) begin end
     \$1  = lane1_d1;
-    if (\port$2737$0 ) begin
+    if (\port$2726$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2739$0 , \port$2738$0 , \port$2737$0 , \port$2736$0  };
+  assign en = { \port$2728$0 , \port$2727$0 , \port$2726$0 , \port$2725$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18142,47 +18142,36 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   wire [5:0] \$21 ;
   wire [5:0] \$22 ;
   wire [5:0] \$23 ;
-  wire [5:0] \$24 ;
-  wire [5:0] \$25 ;
-  wire [6:0] \$26 ;
-  wire [3:0] \$27 ;
+  wire [63:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [63:0] \$29 ;
+  wire [4:0] \$29 ;
   wire [32:0] \$3 ;
-  wire \$30 ;
-  wire [3:0] \$31 ;
+  wire [32:0] \$30 ;
+  wire \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [3:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
+  wire [2:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$40 ;
-  wire [32:0] \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [3:0] \$46 ;
-  wire \$47 ;
-  wire [2:0] \$48 ;
-  wire \$49 ;
+  wire [1:0] \$40 ;
+  reg [31:0] \$41 ;
+  reg [31:0] \$42 ;
+  reg \$43 ;
+  reg [1:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
   wire \$5 ;
-  wire \$50 ;
-  wire [1:0] \$51 ;
-  reg [31:0] \$52 ;
-  reg [31:0] \$53 ;
-  reg \$54 ;
-  reg [1:0] \$55 ;
-  reg \$56 ;
-  reg \$57 ;
   wire \$6 ;
   wire \$7 ;
+  wire [7:0] \$72 ;
   wire [5:0] \$8 ;
-  wire [7:0] \$88 ;
   wire [5:0] \$9 ;
   reg advance;
   reg byte_ready;
@@ -18236,7 +18225,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   reg pending = 1'h0;
   reg [1:0] r = 2'h0;
   wire [127:0] r_data;
-  wire [5:0] \r_data$67 ;
+  wire \r_data$68 ;
   reg r_en;
   reg \r_en$69 ;
   wire r_rdy;
@@ -18311,7 +18300,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
-  wire [5:0] w_data;
+  wire w_data;
   input [127:0] \w_data$45 ;
   wire [127:0] \w_data$45 ;
   wire w_en;
@@ -18348,30 +18337,18 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   output wr_data__valid;
   wire wr_data__valid;
   wire [7:0] zero_point;
-  assign \$40  = run__cmd[353] ? 5'h04 : 5'h10;
-  assign \$41  = store_c_panel + \$40 ;
-  assign \$42  = ~ done;
-  assign \$43  = run__running & \$42 ;
-  assign \$44  = flags__c_done >> index[0];
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = rows - 1'h1;
-  assign \$47  = r == \$46 ;
-  assign \$48  = r + 1'h1;
-  assign \$49  = wr_data__valid & wr_data__ready;
-  assign \$50  = s_beat == \r_data$67 [0];
-  assign \$51  = s_beat + 1'h1;
   always @(posedge engine_clk)
-    store_c_panel <= \$52 ;
+    store_c_panel <= \$41 ;
   always @(posedge engine_clk)
-    store_c_addr <= \$53 ;
+    store_c_addr <= \$42 ;
   always @(posedge engine_clk)
-    store_state <= \$54 ;
+    store_state <= \$43 ;
   always @(posedge engine_clk)
-    r <= \$55 ;
+    r <= \$44 ;
   always @(posedge engine_clk)
-    pending <= \$56 ;
+    pending <= \$45 ;
   always @(posedge engine_clk)
-    s_beat <= \$57 ;
+    s_beat <= \$46 ;
   assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
   assign \$2  = store_c_panel + \$1 ;
   assign \$3  = store_c_addr + run__chunk_ldc;
@@ -18393,22 +18370,24 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign finished = \$18  & \$19 ;
   assign \$21  = run__cmd[353] ? { 3'h0, cols } : \$20 ;
   assign \$22  = \$21 [4:0] - 1'h1;
-  assign \$24  = \$21 [4:0] - 1'h1;
-  assign \$26  = $signed(\$25 ) + $signed(2'h1);
-  assign \$27  = rows - 1'h1;
-  assign \$28  = r == \$27 ;
   assign wr_data__valid = byte_valid & r_rdy;
-  assign \$88  = s_beat * 7'h40;
-  assign \$29  = byte_row >> \$88 ;
-  assign \$30  = s_beat == \r_data$67 [0];
-  assign \$31  = \$30  ? \r_data$67 [4:1] : 4'h8;
-  assign \$32  = ! s_beat;
-  assign \$33  = s_beat == \r_data$67 [0];
-  assign \$34  = s_beat == \r_data$67 [0];
-  assign \$35  = \$34  & \r_data$67 [5];
-  assign \$36  = wr_data__valid & wr_data__ready;
-  assign \$37  = s_beat == \r_data$67 [0];
-  assign \$38  = ! store_state;
+  assign \$72  = s_beat * 7'h40;
+  assign \$24  = byte_row >> \$72 ;
+  assign \$25  = wr_data__valid & wr_data__ready;
+  assign \$26  = s_beat == \r_data$68 ;
+  assign \$27  = ! store_state;
+  assign \$29  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$30  = store_c_panel + \$29 ;
+  assign \$31  = ~ done;
+  assign \$32  = run__running & \$31 ;
+  assign \$33  = flags__c_done >> index[0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = rows - 1'h1;
+  assign \$36  = r == \$35 ;
+  assign \$37  = r + 1'h1;
+  assign \$38  = wr_data__valid & wr_data__ready;
+  assign \$39  = s_beat == \r_data$68 ;
+  assign \$40  = s_beat + 1'h1;
   \accelerator.engine.store.requant  requant (
     .en(i__ready),
     .engine_clk(engine_clk),
@@ -18418,7 +18397,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3145$354 (run__cmd[398:354])
+    .\port$3134$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18446,13 +18425,145 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   \accelerator.engine.store.tagq  tagq (
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$67 ),
+    .r_data(\r_data$68 ),
     .r_en(\r_en$69 ),
     .r_rdy(r_rdy),
     .w_en(issue),
-    .w_port__data(w_data),
+    .w_port__data(\$23 [0]),
     .w_rdy(w_rdy)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
+    end else begin
+      byte_row = r_data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_valid = o__valid;
+    end else begin
+      byte_valid = \r_rdy$53 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    o__ready = 1'h0;
+    if (run__cmd[353]) begin
+      o__ready = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    byte_ready = 1'h0;
+    if (\$25 ) begin
+      if (\$26 ) begin
+        byte_ready = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \r_en$69  = 1'h0;
+    if (\$25 ) begin
+      if (\$26 ) begin
+        \r_en$69  = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$41  = store_c_panel;
+    if (run__restart) begin
+      \$41  = run__cmd[95:64];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$41  = \$30 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$41  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$42  = store_c_next;
+    if (engine_rst) begin
+      \$42  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$43  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$34 ) begin
+            if (wr_cmd__ready) begin
+              \$43  = 1'h1;
+            end
+          end
+      1'h1:
+          if (issue) begin
+            if (\$36 ) begin
+              \$43  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$44  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            (* full_case = 32'd1 *)
+            if (\$36 ) begin
+              \$44  = 2'h0;
+            end else begin
+              \$44  = \$37 [1:0];
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$44  = 2'h0;
+    end
+    if (engine_rst) begin
+      \$44  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$45  = issue;
+    if (engine_rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
+    \$46  = s_beat;
+    if (\$38 ) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+        \$46  = 1'h0;
+      end else begin
+        \$46  = \$40 [0];
+      end
+    end
+    if (engine_rst) begin
+      \$46  = 1'h0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
     store_c_next = store_c_addr;
@@ -18561,138 +18672,6 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
       r_en = byte_ready;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    (* full_case = 32'd1 *)
-    if (run__cmd[353]) begin
-      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
-    end else begin
-      byte_row = r_data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    (* full_case = 32'd1 *)
-    if (run__cmd[353]) begin
-      byte_valid = o__valid;
-    end else begin
-      byte_valid = \r_rdy$53 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    o__ready = 1'h0;
-    if (run__cmd[353]) begin
-      o__ready = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    byte_ready = 1'h0;
-    if (\$36 ) begin
-      if (\$37 ) begin
-        byte_ready = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \r_en$69  = 1'h0;
-    if (\$36 ) begin
-      if (\$37 ) begin
-        \r_en$69  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$52  = store_c_panel;
-    if (run__restart) begin
-      \$52  = run__cmd[95:64];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$52  = \$41 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$52  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$53  = store_c_next;
-    if (engine_rst) begin
-      \$53  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$54  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$45 ) begin
-            if (wr_cmd__ready) begin
-              \$54  = 1'h1;
-            end
-          end
-      1'h1:
-          if (issue) begin
-            if (\$47 ) begin
-              \$54  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$54  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$55  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (issue) begin
-            (* full_case = 32'd1 *)
-            if (\$47 ) begin
-              \$55  = 2'h0;
-            end else begin
-              \$55  = \$48 [1:0];
-            end
-          end
-    endcase
-    if (run__restart) begin
-      \$55  = 2'h0;
-    end
-    if (engine_rst) begin
-      \$55  = 2'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$56  = issue;
-    if (engine_rst) begin
-      \$56  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$45 ) begin end
-    \$57  = s_beat;
-    if (\$49 ) begin
-      (* full_case = 32'd1 *)
-      if (\$50 ) begin
-        \$57  = 1'h0;
-      end else begin
-        \$57  = \$51 [0];
-      end
-    end
-    if (engine_rst) begin
-      \$57  = 1'h0;
-    end
-  end
   assign \run__chunk$1  = run__chunk;
   assign \run__chunk_lda$3  = run__chunk_lda;
   assign \run__chunk_ldc$5  = run__chunk_ldc;
@@ -18706,6 +18685,7 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign c_rd__en = issue;
   assign w_en = issue;
   assign nbytes = \$21 [4:0];
+  assign w_data = \$23 [0];
   assign c_rd__data = \w_data$45 ;
   assign \w_en$47  = pending;
   assign multiplier = run__cmd[385:355];
@@ -18780,24 +18760,16 @@ module \accelerator.engine.store (engine_rst, run__chunk_lda, run__chunk_ldc, ru
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign wr_data__payload[70] = \$35 ;
-  assign wr_data__payload[69] = \$33 ;
-  assign wr_data__payload[68] = \$32 ;
-  assign wr_data__payload[67:64] = \$31 ;
-  assign wr_data__payload[63:0] = \$29 ;
-  assign w_data[5] = \$28 ;
-  assign w_data[4:1] = \$26 [3:0];
-  assign w_data[0] = \$23 [0];
+  assign wr_data__payload[63:0] = \$24 ;
+  assign wr_data__payload[70:64] = 7'h00;
   assign \$8  = { 1'h0, cols, 2'h0 };
   assign \$20  = { 1'h0, cols, 2'h0 };
   assign \$23  = { \$22 [5], \$22 [5], \$22 [5], \$22 [5:3] };
-  assign \$25 [5:3] = 3'h0;
-  assign \$25 [2:0] = \$24 [2:0];
-  assign \$39  = store_state;
+  assign \$28  = store_state;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3134$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$46  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19001,8 +18973,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3145$354 ;
-  wire [44:0] \port$3145$354 ;
+  input [44:0] \port$3134$354 ;
+  wire [44:0] \port$3134$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19077,13 +19049,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3145$354 [36:32];
-  assign lower = \port$3145$354 [0] ? \port$3145$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3134$354 [36:32];
+  assign lower = \port$3134$354 [0] ? \port$3134$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3145$354 [36:32];
+  assign \$11  = ! \port$3134$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19098,8 +19070,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3145$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3145$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3134$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3134$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19114,8 +19086,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3145$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3145$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3134$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3134$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19130,8 +19102,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3145$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3145$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3134$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3134$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19146,8 +19118,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3145$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3145$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3134$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3134$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19473,7 +19445,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3145$354 [31:1];
+      \$125  = \port$3134$354 [31:1];
     end
   end
   always @* begin
@@ -19564,7 +19536,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3145$354 [31:1];
+      \$137  = \port$3134$354 [31:1];
     end
   end
   always @* begin
@@ -19655,7 +19627,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3145$354 [31:1];
+      \$149  = \port$3134$354 [31:1];
     end
   end
   always @* begin
@@ -19746,7 +19718,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3145$354 [31:1];
+      \$161  = \port$3134$354 [31:1];
     end
   end
   always @* begin
@@ -19800,10 +19772,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3145$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3145$354 [36:32];
-  assign relu = \port$3145$354 [0];
-  assign zero_point = \port$3145$354 [44:37];
-  assign multiplier = \port$3145$354 [31:1];
+  assign shift = \port$3134$354 [36:32];
+  assign relu = \port$3134$354 [0];
+  assign zero_point = \port$3134$354 [44:37];
+  assign multiplier = \port$3134$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20215,7 +20187,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r_data, w_en, r_en, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$50  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -20243,45 +20215,45 @@ module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [5:0] r_data;
-  wire [5:0] r_data;
+  output r_data;
+  wire r_data;
   input r_en;
   wire r_en;
   (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [5:0] r_port__data;
+  wire r_port__data;
   output r_rdy;
   wire r_rdy;
-  wire [5:0] w_data;
+  wire w_data;
   input w_en;
   wire w_en;
   (* init = 5'h00 *)
   wire [4:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  input [5:0] w_port__data;
-  wire [5:0] w_port__data;
+  input w_port__data;
+  wire w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [5:0] storage [15:0];
+  reg [0:0] storage [15:0];
   initial begin
-    storage[0] = 6'h00;
-    storage[1] = 6'h00;
-    storage[2] = 6'h00;
-    storage[3] = 6'h00;
-    storage[4] = 6'h00;
-    storage[5] = 6'h00;
-    storage[6] = 6'h00;
-    storage[7] = 6'h00;
-    storage[8] = 6'h00;
-    storage[9] = 6'h00;
-    storage[10] = 6'h00;
-    storage[11] = 6'h00;
-    storage[12] = 6'h00;
-    storage[13] = 6'h00;
-    storage[14] = 6'h00;
-    storage[15] = 6'h00;
+    storage[0] = 1'h0;
+    storage[1] = 1'h0;
+    storage[2] = 1'h0;
+    storage[3] = 1'h0;
+    storage[4] = 1'h0;
+    storage[5] = 1'h0;
+    storage[6] = 1'h0;
+    storage[7] = 1'h0;
+    storage[8] = 1'h0;
+    storage[9] = 1'h0;
+    storage[10] = 1'h0;
+    storage[11] = 1'h0;
+    storage[12] = 1'h0;
+    storage[13] = 1'h0;
+    storage[14] = 1'h0;
+    storage[15] = 1'h0;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)

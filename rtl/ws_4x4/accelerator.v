@@ -1383,10 +1383,10 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
   assign \$30  = pending + take;
   \accelerator.dma.reader.rows  rows (
     .clk(clk),
-    .\port$2294$0 (\$14 ),
-    .\port$2295$0 (\$15 ),
-    .\port$3826$41 (burst__payload[41]),
-    .\port$3826$43 (burst__payload[55:43]),
+    .\port$2283$0 (\$14 ),
+    .\port$2284$0 (\$15 ),
+    .\port$3814$41 (burst__payload[41]),
+    .\port$3814$43 (burst__payload[55:43]),
     .r_data(r_data),
     .r_en(r_en),
     .r_rdy(r_rdy),
@@ -1706,7 +1706,7 @@ module \accelerator.dma.reader (m_axi__rdata, m_axi__rresp, m_axi__rlast, m_axi_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.dma.reader.rows (rst, w_en, \port$2294$0 , \port$2295$0 , w_rdy, w_level, r_data, r_en, \port$3826$41 , \port$3826$43 , r_rdy, clk);
+module \accelerator.dma.reader.rows (rst, w_en, \port$2283$0 , \port$2284$0 , w_rdy, w_level, r_data, r_en, \port$3814$41 , \port$3814$43 , r_rdy, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$4  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -1749,14 +1749,14 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2294$0 , \port$2295$0 , w_
   reg [3:0] inner_level = 4'h0;
   wire inner_r_rdy;
   wire [3:0] level;
-  input \port$2294$0 ;
-  wire \port$2294$0 ;
-  input \port$2295$0 ;
-  wire \port$2295$0 ;
-  input \port$3826$41 ;
-  wire \port$3826$41 ;
-  input [12:0] \port$3826$43 ;
-  wire [12:0] \port$3826$43 ;
+  input \port$2283$0 ;
+  wire \port$2283$0 ;
+  input \port$2284$0 ;
+  wire \port$2284$0 ;
+  input \port$3814$41 ;
+  wire \port$3814$41 ;
+  input [12:0] \port$3814$43 ;
+  wire [12:0] \port$3814$43 ;
   (* init = 4'h0 *)
   wire [3:0] produce;
   output [15:0] r_data;
@@ -1795,7 +1795,7 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2294$0 , \port$2295$0 , w_
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
+      storage[w_port__addr] <= { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
   end
   reg [15:0] _0_;
   always @(posedge clk) begin
@@ -1894,8 +1894,8 @@ module \accelerator.dma.reader.rows (rst, w_en, \port$2294$0 , \port$2295$0 , w_
   assign level = \$3 [3:0];
   assign r_level = \$3 [3:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
-  assign w_data = { \port$2295$0 , \port$2294$0 , \port$3826$41 , \port$3826$43  };
+  assign w_port__data = { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
+  assign w_data = { \port$2284$0 , \port$2283$0 , \port$3814$41 , \port$3814$43  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [3:0];
@@ -10773,10 +10773,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(i),
     .o(o),
-    .\port$2821$0 (en_deskew_0),
-    .\port$2822$0 (en_deskew_1),
-    .\port$2823$0 (en_deskew_2),
-    .\port$2824$0 (en_deskew_3)
+    .\port$2810$0 (en_deskew_0),
+    .\port$2811$0 (en_deskew_1),
+    .\port$2812$0 (en_deskew_2),
+    .\port$2813$0 (en_deskew_3)
   );
   \accelerator.engine.core.pe_0_0  pe_0_0 (
     .a_in(\o$79 [7:0]),
@@ -10787,8 +10787,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$98 ),
     .first_out(\first_in$96 ),
     .last_out(\last_in$100 ),
-    .\port$3274$0 (\o$81 [2:0]),
-    .\port$3275$0 (\o_next$76 [1:0]),
+    .\port$3263$0 (\o$81 [2:0]),
+    .\port$3264$0 (\o_next$76 [1:0]),
     .psum_out(\psum_in$160 ),
     .rst_pe_0_0(rst_pe_0_0),
     .units_sync_clk(units_sync_clk),
@@ -10867,8 +10867,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$175 ),
     .first_out(\first_in$173 ),
     .last_out(\last_in$177 ),
-    .\port$3274$3 (\o$81 [5:3]),
-    .\port$3275$3 (\o_next$76 [4:3]),
+    .\port$3263$3 (\o$81 [5:3]),
+    .\port$3264$3 (\o_next$76 [4:3]),
     .psum_in(\psum_in$160 ),
     .psum_out(\psum_in$243 ),
     .rst_pe_1_0(rst_pe_1_0),
@@ -10951,8 +10951,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$258 ),
     .first_out(\first_in$256 ),
     .last_out(\last_in$260 ),
-    .\port$3274$6 (\o$81 [8:6]),
-    .\port$3275$6 (\o_next$76 [7:6]),
+    .\port$3263$6 (\o$81 [8:6]),
+    .\port$3264$6 (\o_next$76 [7:6]),
     .psum_in(\psum_in$243 ),
     .psum_out(\psum_in$326 ),
     .rst_pe_2_0(rst_pe_2_0),
@@ -11035,8 +11035,8 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .first_next_out(\first_next$341 ),
     .first_out(\first_in$339 ),
     .last_out(\last_in$343 ),
-    .\port$3274$9 (\o$81 [11:9]),
-    .\port$3275$9 (\o_next$76 [10:9]),
+    .\port$3263$9 (\o$81 [11:9]),
+    .\port$3264$9 (\o_next$76 [10:9]),
     .psum_in(\psum_in$326 ),
     .psum_out(psum_out),
     .rst_pe_3_0(rst_pe_3_0),
@@ -11115,10 +11115,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .i_next(i_next),
     .o(\o$79 ),
     .o_next(\o_next$74 ),
-    .\port$2859$0 (en_skew_a_0),
-    .\port$2860$0 (en_skew_a_1),
-    .\port$2861$0 (en_skew_a_2),
-    .\port$2862$0 (en_skew_a_3)
+    .\port$2848$0 (en_skew_a_0),
+    .\port$2849$0 (en_skew_a_1),
+    .\port$2850$0 (en_skew_a_2),
+    .\port$2851$0 (en_skew_a_3)
   );
   \accelerator.engine.core.skew_flags  skew_flags (
     .en(\en$51 ),
@@ -11134,10 +11134,10 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
     .engine_rst(engine_rst),
     .i(\i$53 ),
     .o(\o$86 ),
-    .\port$2854$0 (en_skew_w_0),
-    .\port$2855$0 (en_skew_w_1),
-    .\port$2856$0 (en_skew_w_2),
-    .\port$2857$0 (en_skew_w_3)
+    .\port$2843$0 (en_skew_w_0),
+    .\port$2844$0 (en_skew_w_1),
+    .\port$2845$0 (en_skew_w_2),
+    .\port$2846$0 (en_skew_w_3)
   );
   \accelerator.engine.core.skew_wctl  skew_wctl (
     .en(\en$44 ),
@@ -11741,7 +11741,7 @@ module \accelerator.engine.core (engine_rst, results__valid, operands__ready, we
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.deskew (engine_rst, i, \port$2821$0 , \port$2822$0 , \port$2823$0 , \port$2824$0 , o, engine_clk);
+module \accelerator.engine.core.deskew (engine_rst, i, \port$2810$0 , \port$2811$0 , \port$2812$0 , \port$2813$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$16  = 0;
   reg [31:0] \$1 ;
   reg [31:0] \$2 ;
@@ -11782,14 +11782,14 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2821$0 , \port$2822
   wire [31:0] \o_next[1] ;
   wire [31:0] \o_next[2] ;
   wire [31:0] \o_next[3] ;
-  input \port$2821$0 ;
-  wire \port$2821$0 ;
-  input \port$2822$0 ;
-  wire \port$2822$0 ;
-  input \port$2823$0 ;
-  wire \port$2823$0 ;
-  input \port$2824$0 ;
-  wire \port$2824$0 ;
+  input \port$2810$0 ;
+  wire \port$2810$0 ;
+  input \port$2811$0 ;
+  wire \port$2811$0 ;
+  input \port$2812$0 ;
+  wire \port$2812$0 ;
+  input \port$2813$0 ;
+  wire \port$2813$0 ;
   always @(posedge engine_clk)
     lane0_d2 <= \$2 ;
   always @(posedge engine_clk)
@@ -11805,46 +11805,46 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2821$0 , \port$2822
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$3  = lane0_d3;
-    if (\port$2821$0 ) begin
+    if (\port$2810$0 ) begin
       \$3  = lane0_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$4  = lane1_d1;
-    if (\port$2822$0 ) begin
+    if (\port$2811$0 ) begin
       \$4  = i[63:32];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$5  = lane1_d2;
-    if (\port$2822$0 ) begin
+    if (\port$2811$0 ) begin
       \$5  = lane1_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$6  = lane2_d1;
-    if (\port$2823$0 ) begin
+    if (\port$2812$0 ) begin
       \$6  = i[95:64];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$1  = lane0_d1;
-    if (\port$2821$0 ) begin
+    if (\port$2810$0 ) begin
       \$1  = i[31:0];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$16 ) begin end
     \$2  = lane0_d2;
-    if (\port$2821$0 ) begin
+    if (\port$2810$0 ) begin
       \$2  = lane0_d1;
     end
   end
-  assign en = { \port$2824$0 , \port$2823$0 , \port$2822$0 , \port$2821$0  };
+  assign en = { \port$2813$0 , \port$2812$0 , \port$2811$0 , \port$2810$0  };
   assign i_next = 128'h00000000000000000000000000000000;
   assign \i[0]  = i[31:0];
   assign \i[1]  = i[63:32];
@@ -11873,7 +11873,7 @@ module \accelerator.engine.core.deskew (engine_rst, i, \port$2821$0 , \port$2822
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3274$0 , \port$3275$0 , units_sync_clk);
+module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, w_in, capture_next, a_in, a_next, \port$3263$0 , \port$3264$0 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -11913,10 +11913,10 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3274$0 ;
-  wire [2:0] \port$3274$0 ;
-  input [1:0] \port$3275$0 ;
-  wire [1:0] \port$3275$0 ;
+  input [2:0] \port$3263$0 ;
+  wire [2:0] \port$3263$0 ;
+  input [1:0] \port$3264$0 ;
+  wire [1:0] \port$3264$0 ;
   reg [15:0] product = 16'h0000;
   wire [31:0] psum_in;
   output [31:0] psum_out;
@@ -11941,11 +11941,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3275$0 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3264$0 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3275$0 [0] & \port$3275$0 [1];
+  assign \$4  = \port$3264$0 [0] & \port$3264$0 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(1'h0) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12000,7 +12000,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3274$0 [0];
+      \$11  = \port$3263$0 [0];
     end
     if (rst_pe_0_0) begin
       \$11  = 1'h0;
@@ -12010,7 +12010,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3274$0 [1];
+      \$12  = \port$3263$0 [1];
     end
     if (rst_pe_0_0) begin
       \$12  = 1'h0;
@@ -12020,7 +12020,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3275$0 [1];
+      \$13  = \port$3264$0 [1];
     end
     if (rst_pe_0_0) begin
       \$13  = 1'h0;
@@ -12030,7 +12030,7 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
     if (\$auto$verilog_backend.cc:2355:dump_module$17 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3274$0 [2];
+      \$14  = \port$3263$0 [2];
     end
     if (rst_pe_0_0) begin
       \$14  = 1'h0;
@@ -12055,11 +12055,11 @@ module \accelerator.engine.core.pe_0_0 (rst_pe_0_0, en, w_shift, a_out, valid_ou
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3275$0 [1];
-  assign valid_next = \port$3275$0 [0];
-  assign valid_in = \port$3274$0 [0];
-  assign first_in = \port$3274$0 [1];
-  assign last_in = \port$3274$0 [2];
+  assign first_next = \port$3264$0 [1];
+  assign valid_next = \port$3264$0 [0];
+  assign valid_in = \port$3263$0 [0];
+  assign first_in = \port$3263$0 [1];
+  assign last_in = \port$3263$0 [2];
   assign psum_in = 32'd0;
 endmodule
 
@@ -12620,7 +12620,7 @@ module \accelerator.engine.core.pe_0_3 (rst_pe_0_3, en, w_shift, a_next, valid_n
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3274$3 , \port$3275$3 , units_sync_clk);
+module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3263$3 , \port$3264$3 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -12660,10 +12660,10 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3274$3 ;
-  wire [2:0] \port$3274$3 ;
-  input [1:0] \port$3275$3 ;
-  wire [1:0] \port$3275$3 ;
+  input [2:0] \port$3263$3 ;
+  wire [2:0] \port$3263$3 ;
+  input [1:0] \port$3264$3 ;
+  wire [1:0] \port$3264$3 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -12689,11 +12689,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3275$3 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3264$3 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3275$3 [0] & \port$3275$3 [1];
+  assign \$4  = \port$3264$3 [0] & \port$3264$3 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -12748,7 +12748,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3274$3 [0];
+      \$11  = \port$3263$3 [0];
     end
     if (rst_pe_1_0) begin
       \$11  = 1'h0;
@@ -12758,7 +12758,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3274$3 [1];
+      \$12  = \port$3263$3 [1];
     end
     if (rst_pe_1_0) begin
       \$12  = 1'h0;
@@ -12768,7 +12768,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3275$3 [1];
+      \$13  = \port$3264$3 [1];
     end
     if (rst_pe_1_0) begin
       \$13  = 1'h0;
@@ -12778,7 +12778,7 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$21 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3274$3 [2];
+      \$14  = \port$3263$3 [2];
     end
     if (rst_pe_1_0) begin
       \$14  = 1'h0;
@@ -12803,11 +12803,11 @@ module \accelerator.engine.core.pe_1_0 (rst_pe_1_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3275$3 [1];
-  assign valid_next = \port$3275$3 [0];
-  assign valid_in = \port$3274$3 [0];
-  assign first_in = \port$3274$3 [1];
-  assign last_in = \port$3274$3 [2];
+  assign first_next = \port$3264$3 [1];
+  assign valid_next = \port$3264$3 [0];
+  assign valid_in = \port$3263$3 [0];
+  assign first_in = \port$3263$3 [1];
+  assign last_in = \port$3263$3 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -13369,7 +13369,7 @@ module \accelerator.engine.core.pe_1_3 (rst_pe_1_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3274$6 , \port$3275$6 , units_sync_clk);
+module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, w_out, capture_next, a_in, a_next, \port$3263$6 , \port$3264$6 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -13409,10 +13409,10 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3274$6 ;
-  wire [2:0] \port$3274$6 ;
-  input [1:0] \port$3275$6 ;
-  wire [1:0] \port$3275$6 ;
+  input [2:0] \port$3263$6 ;
+  wire [2:0] \port$3263$6 ;
+  input [1:0] \port$3264$6 ;
+  wire [1:0] \port$3264$6 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -13438,11 +13438,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3275$6 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3264$6 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3275$6 [0] & \port$3275$6 [1];
+  assign \$4  = \port$3264$6 [0] & \port$3264$6 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -13497,7 +13497,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3274$6 [0];
+      \$11  = \port$3263$6 [0];
     end
     if (rst_pe_2_0) begin
       \$11  = 1'h0;
@@ -13507,7 +13507,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3274$6 [1];
+      \$12  = \port$3263$6 [1];
     end
     if (rst_pe_2_0) begin
       \$12  = 1'h0;
@@ -13517,7 +13517,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3275$6 [1];
+      \$13  = \port$3264$6 [1];
     end
     if (rst_pe_2_0) begin
       \$13  = 1'h0;
@@ -13527,7 +13527,7 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$25 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3274$6 [2];
+      \$14  = \port$3263$6 [2];
     end
     if (rst_pe_2_0) begin
       \$14  = 1'h0;
@@ -13552,11 +13552,11 @@ module \accelerator.engine.core.pe_2_0 (rst_pe_2_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3275$6 [1];
-  assign valid_next = \port$3275$6 [0];
-  assign valid_in = \port$3274$6 [0];
-  assign first_in = \port$3274$6 [1];
-  assign last_in = \port$3274$6 [2];
+  assign first_next = \port$3264$6 [1];
+  assign valid_next = \port$3264$6 [0];
+  assign valid_in = \port$3263$6 [0];
+  assign first_in = \port$3263$6 [1];
+  assign last_in = \port$3263$6 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14118,7 +14118,7 @@ module \accelerator.engine.core.pe_2_3 (rst_pe_2_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3274$9 , \port$3275$9 , units_sync_clk);
+module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, a_out, valid_out, first_out, first_next_out, last_out, psum_out, capture_next, a_in, a_next, \port$3263$9 , \port$3264$9 , units_sync_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [15:0] \$1 ;
   reg [7:0] \$10 ;
@@ -14158,10 +14158,10 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   wire last_in;
   output last_out;
   reg last_out = 1'h0;
-  input [2:0] \port$3274$9 ;
-  wire [2:0] \port$3274$9 ;
-  input [1:0] \port$3275$9 ;
-  wire [1:0] \port$3275$9 ;
+  input [2:0] \port$3263$9 ;
+  wire [2:0] \port$3263$9 ;
+  input [1:0] \port$3264$9 ;
+  wire [1:0] \port$3264$9 ;
   reg [15:0] product = 16'h0000;
   input [31:0] psum_in;
   wire [31:0] psum_in;
@@ -14186,11 +14186,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   input w_shift;
   wire w_shift;
   wire [7:0] weight_next;
-  assign weight_next = \port$3275$9 [1] ? shadow_next : active_next;
+  assign weight_next = \port$3264$9 [1] ? shadow_next : active_next;
   assign \$1  = $signed(a_next) * $signed(weight_next);
   assign \$2  = w_shift ? w_in : w_out;
   assign \$3  = capture_next ? \$2  : shadow_next;
-  assign \$4  = \port$3275$9 [0] & \port$3275$9 [1];
+  assign \$4  = \port$3264$9 [0] & \port$3264$9 [1];
   assign \$5  = \$4  ? shadow_next : active_next;
   assign \$6  = $signed(psum_in) + $signed(product);
   always @(posedge units_sync_clk)
@@ -14245,7 +14245,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$11  = valid_out;
     if (en) begin
-      \$11  = \port$3274$9 [0];
+      \$11  = \port$3263$9 [0];
     end
     if (rst_pe_3_0) begin
       \$11  = 1'h0;
@@ -14255,7 +14255,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$12  = first_out;
     if (en) begin
-      \$12  = \port$3274$9 [1];
+      \$12  = \port$3263$9 [1];
     end
     if (rst_pe_3_0) begin
       \$12  = 1'h0;
@@ -14265,7 +14265,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$13  = first_next_out;
     if (en) begin
-      \$13  = \port$3275$9 [1];
+      \$13  = \port$3264$9 [1];
     end
     if (rst_pe_3_0) begin
       \$13  = 1'h0;
@@ -14275,7 +14275,7 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
     if (\$auto$verilog_backend.cc:2355:dump_module$29 ) begin end
     \$14  = last_out;
     if (en) begin
-      \$14  = \port$3274$9 [2];
+      \$14  = \port$3263$9 [2];
     end
     if (rst_pe_3_0) begin
       \$14  = 1'h0;
@@ -14300,11 +14300,11 @@ module \accelerator.engine.core.pe_3_0 (rst_pe_3_0, en, w_shift, psum_in, w_in, 
   assign a_out_reg = a_out;
   assign psum_out_reg = psum_out;
   assign w_out_reg = w_out;
-  assign first_next = \port$3275$9 [1];
-  assign valid_next = \port$3275$9 [0];
-  assign valid_in = \port$3274$9 [0];
-  assign first_in = \port$3274$9 [1];
-  assign last_in = \port$3274$9 [2];
+  assign first_next = \port$3264$9 [1];
+  assign valid_next = \port$3264$9 [0];
+  assign valid_in = \port$3263$9 [0];
+  assign first_in = \port$3263$9 [1];
+  assign last_in = \port$3263$9 [2];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -14863,7 +14863,7 @@ module \accelerator.engine.core.pe_3_3 (rst_pe_3_3, en, w_shift, psum_in, w_in, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2859$0 , \port$2860$0 , \port$2861$0 , \port$2862$0 , o, o_next, engine_clk);
+module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2848$0 , \port$2849$0 , \port$2850$0 , \port$2851$0 , o, o_next, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -14906,14 +14906,14 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2859$0 , \p
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2859$0 ;
-  wire \port$2859$0 ;
-  input \port$2860$0 ;
-  wire \port$2860$0 ;
-  input \port$2861$0 ;
-  wire \port$2861$0 ;
-  input \port$2862$0 ;
-  wire \port$2862$0 ;
+  input \port$2848$0 ;
+  wire \port$2848$0 ;
+  input \port$2849$0 ;
+  wire \port$2849$0 ;
+  input \port$2850$0 ;
+  wire \port$2850$0 ;
+  input \port$2851$0 ;
+  wire \port$2851$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -14929,46 +14929,46 @@ module \accelerator.engine.core.skew_a (engine_rst, i, i_next, \port$2859$0 , \p
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$2  = lane2_d1;
-    if (\port$2861$0 ) begin
+    if (\port$2850$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$3  = lane2_d2;
-    if (\port$2861$0 ) begin
+    if (\port$2850$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$4  = lane3_d1;
-    if (\port$2862$0 ) begin
+    if (\port$2851$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$5  = lane3_d2;
-    if (\port$2862$0 ) begin
+    if (\port$2851$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$6  = lane3_d3;
-    if (\port$2862$0 ) begin
+    if (\port$2851$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$33 ) begin end
     \$1  = lane1_d1;
-    if (\port$2860$0 ) begin
+    if (\port$2849$0 ) begin
       \$1  = i[15:8];
     end
   end
-  assign en = { \port$2862$0 , \port$2861$0 , \port$2860$0 , \port$2859$0  };
+  assign en = { \port$2851$0 , \port$2850$0 , \port$2849$0 , \port$2848$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -15271,7 +15271,7 @@ module \accelerator.engine.core.skew_flags (i, i_next, rst_skew_flags, en, o, o_
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.core.skew_w (engine_rst, i, \port$2854$0 , \port$2855$0 , \port$2856$0 , \port$2857$0 , o, engine_clk);
+module \accelerator.engine.core.skew_w (engine_rst, i, \port$2843$0 , \port$2844$0 , \port$2845$0 , \port$2846$0 , o, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$35  = 0;
   reg [7:0] \$1 ;
   reg [7:0] \$2 ;
@@ -15312,14 +15312,14 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2854$0 , \port$2855
   wire [7:0] \o_next[1] ;
   wire [7:0] \o_next[2] ;
   wire [7:0] \o_next[3] ;
-  input \port$2854$0 ;
-  wire \port$2854$0 ;
-  input \port$2855$0 ;
-  wire \port$2855$0 ;
-  input \port$2856$0 ;
-  wire \port$2856$0 ;
-  input \port$2857$0 ;
-  wire \port$2857$0 ;
+  input \port$2843$0 ;
+  wire \port$2843$0 ;
+  input \port$2844$0 ;
+  wire \port$2844$0 ;
+  input \port$2845$0 ;
+  wire \port$2845$0 ;
+  input \port$2846$0 ;
+  wire \port$2846$0 ;
   always @(posedge engine_clk)
     lane1_d1 <= \$1 ;
   always @(posedge engine_clk)
@@ -15335,47 +15335,47 @@ module \accelerator.engine.core.skew_w (engine_rst, i, \port$2854$0 , \port$2855
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$2  = lane2_d1;
-    if (\port$2856$0 ) begin
+    if (\port$2845$0 ) begin
       \$2  = i[23:16];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$3  = lane2_d2;
-    if (\port$2856$0 ) begin
+    if (\port$2845$0 ) begin
       \$3  = lane2_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$4  = lane3_d1;
-    if (\port$2857$0 ) begin
+    if (\port$2846$0 ) begin
       \$4  = i[31:24];
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$5  = lane3_d2;
-    if (\port$2857$0 ) begin
+    if (\port$2846$0 ) begin
       \$5  = lane3_d1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$6  = lane3_d3;
-    if (\port$2857$0 ) begin
+    if (\port$2846$0 ) begin
       \$6  = lane3_d2;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$35 ) begin end
     \$1  = lane1_d1;
-    if (\port$2855$0 ) begin
+    if (\port$2844$0 ) begin
       \$1  = i[15:8];
     end
   end
   assign i_next = 32'd0;
-  assign en = { \port$2857$0 , \port$2856$0 , \port$2855$0 , \port$2854$0  };
+  assign en = { \port$2846$0 , \port$2845$0 , \port$2844$0 , \port$2843$0  };
   assign \o[0]  = o[7:0];
   assign \o[1]  = o[15:8];
   assign \o[2]  = o[23:16];
@@ -18604,47 +18604,36 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   wire [5:0] \$21 ;
   wire [5:0] \$22 ;
   wire [5:0] \$23 ;
-  wire [5:0] \$24 ;
-  wire [5:0] \$25 ;
-  wire [6:0] \$26 ;
-  wire [9:0] \$27 ;
+  wire [63:0] \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
   wire \$28 ;
-  wire [63:0] \$29 ;
+  wire [4:0] \$29 ;
   wire [32:0] \$3 ;
-  wire \$30 ;
-  wire [3:0] \$31 ;
+  wire [32:0] \$30 ;
+  wire \$31 ;
   wire \$32 ;
   wire \$33 ;
   wire \$34 ;
-  wire \$35 ;
+  wire [9:0] \$35 ;
   wire \$36 ;
-  wire \$37 ;
+  wire [8:0] \$37 ;
   wire \$38 ;
   wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$40 ;
-  wire [32:0] \$41 ;
-  wire \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire \$45 ;
-  wire [9:0] \$46 ;
-  wire \$47 ;
-  wire [8:0] \$48 ;
-  wire \$49 ;
+  wire [1:0] \$40 ;
+  reg [31:0] \$41 ;
+  reg [31:0] \$42 ;
+  reg \$43 ;
+  reg [7:0] \$44 ;
+  reg \$45 ;
+  reg \$46 ;
   wire \$5 ;
-  wire \$50 ;
-  wire [1:0] \$51 ;
-  reg [31:0] \$52 ;
-  reg [31:0] \$53 ;
-  reg \$54 ;
-  reg [7:0] \$55 ;
-  reg \$56 ;
-  reg \$57 ;
   wire \$6 ;
   wire \$7 ;
+  wire [7:0] \$72 ;
   wire [5:0] \$8 ;
-  wire [7:0] \$88 ;
   wire [5:0] \$9 ;
   reg advance;
   reg byte_ready;
@@ -18698,7 +18687,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   reg pending = 1'h0;
   reg [7:0] r = 8'h00;
   wire [127:0] r_data;
-  wire [5:0] \r_data$67 ;
+  wire \r_data$68 ;
   reg r_en;
   reg \r_en$69 ;
   wire r_rdy;
@@ -18773,7 +18762,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   reg [31:0] store_c_next;
   reg [31:0] store_c_panel = 32'd0;
   reg store_state = 1'h0;
-  wire [5:0] w_data;
+  wire w_data;
   input [127:0] \w_data$45 ;
   wire [127:0] \w_data$45 ;
   wire w_en;
@@ -18810,30 +18799,18 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   output wr_data__valid;
   wire wr_data__valid;
   wire [7:0] zero_point;
-  assign \$40  = run__cmd[353] ? 5'h04 : 5'h10;
-  assign \$41  = store_c_panel + \$40 ;
-  assign \$42  = ~ done;
-  assign \$43  = run__running & \$42 ;
-  assign \$44  = flags__c_done >> index[0];
-  assign \$45  = \$43  & \$44 ;
-  assign \$46  = rows - 1'h1;
-  assign \$47  = r == \$46 ;
-  assign \$48  = r + 1'h1;
-  assign \$49  = wr_data__valid & wr_data__ready;
-  assign \$50  = s_beat == \r_data$67 [0];
-  assign \$51  = s_beat + 1'h1;
   always @(posedge engine_clk)
-    store_c_panel <= \$52 ;
+    store_c_panel <= \$41 ;
   always @(posedge engine_clk)
-    store_c_addr <= \$53 ;
+    store_c_addr <= \$42 ;
   always @(posedge engine_clk)
-    store_state <= \$54 ;
+    store_state <= \$43 ;
   always @(posedge engine_clk)
-    r <= \$55 ;
+    r <= \$44 ;
   always @(posedge engine_clk)
-    pending <= \$56 ;
+    pending <= \$45 ;
   always @(posedge engine_clk)
-    s_beat <= \$57 ;
+    s_beat <= \$46 ;
   assign \$1  = run__cmd[353] ? 5'h04 : 5'h10;
   assign \$2  = store_c_panel + \$1 ;
   assign \$3  = store_c_addr + run__chunk_ldc;
@@ -18855,22 +18832,24 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign finished = \$18  & \$19 ;
   assign \$21  = run__cmd[353] ? { 3'h0, cols } : \$20 ;
   assign \$22  = \$21 [4:0] - 1'h1;
-  assign \$24  = \$21 [4:0] - 1'h1;
-  assign \$26  = $signed(\$25 ) + $signed(2'h1);
-  assign \$27  = rows - 1'h1;
-  assign \$28  = r == \$27 ;
   assign wr_data__valid = byte_valid & r_rdy;
-  assign \$88  = s_beat * 7'h40;
-  assign \$29  = byte_row >> \$88 ;
-  assign \$30  = s_beat == \r_data$67 [0];
-  assign \$31  = \$30  ? \r_data$67 [4:1] : 4'h8;
-  assign \$32  = ! s_beat;
-  assign \$33  = s_beat == \r_data$67 [0];
-  assign \$34  = s_beat == \r_data$67 [0];
-  assign \$35  = \$34  & \r_data$67 [5];
-  assign \$36  = wr_data__valid & wr_data__ready;
-  assign \$37  = s_beat == \r_data$67 [0];
-  assign \$38  = ! store_state;
+  assign \$72  = s_beat * 7'h40;
+  assign \$24  = byte_row >> \$72 ;
+  assign \$25  = wr_data__valid & wr_data__ready;
+  assign \$26  = s_beat == \r_data$68 ;
+  assign \$27  = ! store_state;
+  assign \$29  = run__cmd[353] ? 5'h04 : 5'h10;
+  assign \$30  = store_c_panel + \$29 ;
+  assign \$31  = ~ done;
+  assign \$32  = run__running & \$31 ;
+  assign \$33  = flags__c_done >> index[0];
+  assign \$34  = \$32  & \$33 ;
+  assign \$35  = rows - 1'h1;
+  assign \$36  = r == \$35 ;
+  assign \$37  = r + 1'h1;
+  assign \$38  = wr_data__valid & wr_data__ready;
+  assign \$39  = s_beat == \r_data$68 ;
+  assign \$40  = s_beat + 1'h1;
   \accelerator.engine.store.requant  requant (
     .en(i__ready),
     .engine_clk(engine_clk),
@@ -18880,7 +18859,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
     .o__payload(o__payload),
     .o__ready(o__ready),
     .o__valid(o__valid),
-    .\port$3300$354 (run__cmd[398:354])
+    .\port$3289$354 (run__cmd[398:354])
   );
   \accelerator.engine.store.rowq  rowq (
     .engine_clk(engine_clk),
@@ -18908,13 +18887,145 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   \accelerator.engine.store.tagq  tagq (
     .engine_clk(engine_clk),
     .engine_rst(engine_rst),
-    .r_data(\r_data$67 ),
+    .r_data(\r_data$68 ),
     .r_en(\r_en$69 ),
     .r_rdy(r_rdy),
     .w_en(issue),
-    .w_port__data(w_data),
+    .w_port__data(\$23 [0]),
     .w_rdy(w_rdy)
   );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
+    end else begin
+      byte_row = r_data;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    (* full_case = 32'd1 *)
+    if (run__cmd[353]) begin
+      byte_valid = o__valid;
+    end else begin
+      byte_valid = \r_rdy$53 ;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    o__ready = 1'h0;
+    if (run__cmd[353]) begin
+      o__ready = byte_ready;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    byte_ready = 1'h0;
+    if (\$25 ) begin
+      if (\$26 ) begin
+        byte_ready = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \r_en$69  = 1'h0;
+    if (\$25 ) begin
+      if (\$26 ) begin
+        \r_en$69  = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$41  = store_c_panel;
+    if (run__restart) begin
+      \$41  = run__cmd[95:64];
+    end else if (advance) begin
+      if (last_in_panel) begin
+        \$41  = \$30 [31:0];
+      end
+    end
+    if (engine_rst) begin
+      \$41  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$42  = store_c_next;
+    if (engine_rst) begin
+      \$42  = 32'd0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$43  = store_state;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          if (\$34 ) begin
+            if (wr_cmd__ready) begin
+              \$43  = 1'h1;
+            end
+          end
+      1'h1:
+          if (issue) begin
+            if (\$36 ) begin
+              \$43  = 1'h0;
+            end
+          end
+    endcase
+    if (engine_rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$44  = r;
+    (* full_case = 32'd1 *)
+    casez (store_state)
+      1'h0:
+          /* empty */;
+      1'h1:
+          if (issue) begin
+            (* full_case = 32'd1 *)
+            if (\$36 ) begin
+              \$44  = 8'h00;
+            end else begin
+              \$44  = \$37 [7:0];
+            end
+          end
+    endcase
+    if (run__restart) begin
+      \$44  = 8'h00;
+    end
+    if (engine_rst) begin
+      \$44  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$45  = issue;
+    if (engine_rst) begin
+      \$45  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
+    \$46  = s_beat;
+    if (\$38 ) begin
+      (* full_case = 32'd1 *)
+      if (\$39 ) begin
+        \$46  = 1'h0;
+      end else begin
+        \$46  = \$40 [0];
+      end
+    end
+    if (engine_rst) begin
+      \$46  = 1'h0;
+    end
+  end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
     store_c_next = store_c_addr;
@@ -19023,138 +19134,6 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
       r_en = byte_ready;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    (* full_case = 32'd1 *)
-    if (run__cmd[353]) begin
-      byte_row = { 96'h000000000000000000000000, o__payload[31:0] };
-    end else begin
-      byte_row = r_data;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    (* full_case = 32'd1 *)
-    if (run__cmd[353]) begin
-      byte_valid = o__valid;
-    end else begin
-      byte_valid = \r_rdy$53 ;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    o__ready = 1'h0;
-    if (run__cmd[353]) begin
-      o__ready = byte_ready;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    byte_ready = 1'h0;
-    if (\$36 ) begin
-      if (\$37 ) begin
-        byte_ready = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \r_en$69  = 1'h0;
-    if (\$36 ) begin
-      if (\$37 ) begin
-        \r_en$69  = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$52  = store_c_panel;
-    if (run__restart) begin
-      \$52  = run__cmd[95:64];
-    end else if (advance) begin
-      if (last_in_panel) begin
-        \$52  = \$41 [31:0];
-      end
-    end
-    if (engine_rst) begin
-      \$52  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$53  = store_c_next;
-    if (engine_rst) begin
-      \$53  = 32'd0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$54  = store_state;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          if (\$45 ) begin
-            if (wr_cmd__ready) begin
-              \$54  = 1'h1;
-            end
-          end
-      1'h1:
-          if (issue) begin
-            if (\$47 ) begin
-              \$54  = 1'h0;
-            end
-          end
-    endcase
-    if (engine_rst) begin
-      \$54  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$55  = r;
-    (* full_case = 32'd1 *)
-    casez (store_state)
-      1'h0:
-          /* empty */;
-      1'h1:
-          if (issue) begin
-            (* full_case = 32'd1 *)
-            if (\$47 ) begin
-              \$55  = 8'h00;
-            end else begin
-              \$55  = \$48 [7:0];
-            end
-          end
-    endcase
-    if (run__restart) begin
-      \$55  = 8'h00;
-    end
-    if (engine_rst) begin
-      \$55  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$56  = issue;
-    if (engine_rst) begin
-      \$56  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$46 ) begin end
-    \$57  = s_beat;
-    if (\$49 ) begin
-      (* full_case = 32'd1 *)
-      if (\$50 ) begin
-        \$57  = 1'h0;
-      end else begin
-        \$57  = \$51 [0];
-      end
-    end
-    if (engine_rst) begin
-      \$57  = 1'h0;
-    end
-  end
   assign \run__chunk$1  = run__chunk;
   assign \run__chunk_lda$3  = run__chunk_lda;
   assign \run__chunk_ldc$5  = run__chunk_ldc;
@@ -19168,6 +19147,7 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign c_rd__en = issue;
   assign w_en = issue;
   assign nbytes = \$21 [4:0];
+  assign w_data = \$23 [0];
   assign c_rd__data = \w_data$45 ;
   assign \w_en$47  = pending;
   assign multiplier = run__cmd[385:355];
@@ -19242,24 +19222,16 @@ module \accelerator.engine.store (engine_rst, c_rd__addr, finished, wr_data__val
   assign \wr_data__payload.first  = wr_data__payload[68];
   assign \wr_data__payload.last  = wr_data__payload[69];
   assign \wr_data__payload.end  = wr_data__payload[70];
-  assign wr_data__payload[70] = \$35 ;
-  assign wr_data__payload[69] = \$33 ;
-  assign wr_data__payload[68] = \$32 ;
-  assign wr_data__payload[67:64] = \$31 ;
-  assign wr_data__payload[63:0] = \$29 ;
-  assign w_data[5] = \$28 ;
-  assign w_data[4:1] = \$26 [3:0];
-  assign w_data[0] = \$23 [0];
+  assign wr_data__payload[63:0] = \$24 ;
+  assign wr_data__payload[70:64] = 7'h00;
   assign \$8  = { 1'h0, cols, 2'h0 };
   assign \$20  = { 1'h0, cols, 2'h0 };
   assign \$23  = { \$22 [5], \$22 [5], \$22 [5], \$22 [5:3] };
-  assign \$25 [5:3] = 3'h0;
-  assign \$25 [2:0] = \$24 [2:0];
-  assign \$39  = store_state;
+  assign \$28  = store_state;
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
+module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3289$354 , i__valid, i__payload, o__ready, o__payload, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$47  = 0;
   wire \$1 ;
   wire [7:0] \$10 ;
@@ -19463,8 +19435,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   wire o__ready;
   output o__valid;
   wire o__valid;
-  input [44:0] \port$3300$354 ;
-  wire [44:0] \port$3300$354 ;
+  input [44:0] \port$3289$354 ;
+  wire [44:0] \port$3289$354 ;
   wire relu;
   reg [31:0] s1_acc_0 = 32'd0;
   reg [31:0] s1_acc_1 = 32'd0;
@@ -19539,13 +19511,13 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   assign capture = \$2  & \$3 ;
   assign o__valid = skid_valid | s7_valid;
   assign \$4  = skid_valid ? skid_last : s7_last;
-  assign \$5  = 1'h1 << \port$3300$354 [36:32];
-  assign lower = \port$3300$354 [0] ? \port$3300$354 [44:37] : 8'h80;
+  assign \$5  = 1'h1 << \port$3289$354 [36:32];
+  assign lower = \port$3289$354 [0] ? \port$3289$354 [44:37] : 8'h80;
   assign \$7  = skid_valid ? skid_o_0 : s7_o_0;
   assign \$8  = skid_valid ? skid_o_1 : s7_o_1;
   assign \$9  = skid_valid ? skid_o_2 : s7_o_2;
   assign \$10  = skid_valid ? skid_o_3 : s7_o_3;
-  assign \$11  = ! \port$3300$354 [36:32];
+  assign \$11  = ! \port$3289$354 [36:32];
   assign \$12  = \$6 [30:0] - 1'h1;
   assign \$13  = \$11  ? 32'd0 : \$12 ;
   assign \$14  = s1_acc_0[16:0] * s1_mul_0[16:0];
@@ -19560,8 +19532,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   assign \$29  = $signed(s4_x_0) < $signed(1'h0);
   assign \$30  = \$29  ? half_neg : half_pos;
   assign \$31  = $signed(s4_x_0) + $signed({ 1'h0, \$30  });
-  assign \$32  = $signed(s5_t_0) >>> \port$3300$354 [36:32];
-  assign \$33  = $signed(\$32 ) + $signed(\port$3300$354 [44:37]);
+  assign \$32  = $signed(s5_t_0) >>> \port$3289$354 [36:32];
+  assign \$33  = $signed(\$32 ) + $signed(\port$3289$354 [44:37]);
   assign \$34  = $signed(s6_z_0) > $signed(8'h7f);
   assign \$35  = $signed(s6_z_0) < $signed(lower);
   assign \$36  = s1_acc_1[16:0] * s1_mul_1[16:0];
@@ -19576,8 +19548,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   assign \$51  = $signed(s4_x_1) < $signed(1'h0);
   assign \$52  = \$51  ? half_neg : half_pos;
   assign \$53  = $signed(s4_x_1) + $signed({ 1'h0, \$52  });
-  assign \$54  = $signed(s5_t_1) >>> \port$3300$354 [36:32];
-  assign \$55  = $signed(\$54 ) + $signed(\port$3300$354 [44:37]);
+  assign \$54  = $signed(s5_t_1) >>> \port$3289$354 [36:32];
+  assign \$55  = $signed(\$54 ) + $signed(\port$3289$354 [44:37]);
   assign \$56  = $signed(s6_z_1) > $signed(8'h7f);
   assign \$57  = $signed(s6_z_1) < $signed(lower);
   assign \$58  = s1_acc_2[16:0] * s1_mul_2[16:0];
@@ -19592,8 +19564,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   assign \$73  = $signed(s4_x_2) < $signed(1'h0);
   assign \$74  = \$73  ? half_neg : half_pos;
   assign \$75  = $signed(s4_x_2) + $signed({ 1'h0, \$74  });
-  assign \$76  = $signed(s5_t_2) >>> \port$3300$354 [36:32];
-  assign \$77  = $signed(\$76 ) + $signed(\port$3300$354 [44:37]);
+  assign \$76  = $signed(s5_t_2) >>> \port$3289$354 [36:32];
+  assign \$77  = $signed(\$76 ) + $signed(\port$3289$354 [44:37]);
   assign \$78  = $signed(s6_z_2) > $signed(8'h7f);
   assign \$79  = $signed(s6_z_2) < $signed(lower);
   assign \$80  = s1_acc_3[16:0] * s1_mul_3[16:0];
@@ -19608,8 +19580,8 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   assign \$95  = $signed(s4_x_3) < $signed(1'h0);
   assign \$96  = \$95  ? half_neg : half_pos;
   assign \$97  = $signed(s4_x_3) + $signed({ 1'h0, \$96  });
-  assign \$98  = $signed(s5_t_3) >>> \port$3300$354 [36:32];
-  assign \$99  = $signed(\$98 ) + $signed(\port$3300$354 [44:37]);
+  assign \$98  = $signed(s5_t_3) >>> \port$3289$354 [36:32];
+  assign \$99  = $signed(\$98 ) + $signed(\port$3289$354 [44:37]);
   assign \$100  = $signed(s6_z_3) > $signed(8'h7f);
   assign \$101  = $signed(s6_z_3) < $signed(lower);
   always @(posedge engine_clk)
@@ -19935,7 +19907,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$125  = s1_mul_0;
     if (en) begin
-      \$125  = \port$3300$354 [31:1];
+      \$125  = \port$3289$354 [31:1];
     end
   end
   always @* begin
@@ -20026,7 +19998,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$137  = s1_mul_1;
     if (en) begin
-      \$137  = \port$3300$354 [31:1];
+      \$137  = \port$3289$354 [31:1];
     end
   end
   always @* begin
@@ -20117,7 +20089,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$149  = s1_mul_2;
     if (en) begin
-      \$149  = \port$3300$354 [31:1];
+      \$149  = \port$3289$354 [31:1];
     end
   end
   always @* begin
@@ -20208,7 +20180,7 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
     if (\$auto$verilog_backend.cc:2355:dump_module$47 ) begin end
     \$161  = s1_mul_3;
     if (en) begin
-      \$161  = \port$3300$354 [31:1];
+      \$161  = \port$3289$354 [31:1];
     end
   end
   always @* begin
@@ -20262,10 +20234,10 @@ module \accelerator.engine.store.requant (engine_rst, en, o__valid, \port$3300$3
   end
   assign i__ready = en;
   assign half = \$6 [30:0];
-  assign shift = \port$3300$354 [36:32];
-  assign relu = \port$3300$354 [0];
-  assign zero_point = \port$3300$354 [44:37];
-  assign multiplier = \port$3300$354 [31:1];
+  assign shift = \port$3289$354 [36:32];
+  assign relu = \port$3289$354 [0];
+  assign zero_point = \port$3289$354 [44:37];
+  assign multiplier = \port$3289$354 [31:1];
   assign \o__payload.c  = o__payload[31:0];
   assign \o__payload.c[0]  = o__payload[7:0];
   assign \o__payload.c[1]  = o__payload[15:8];
@@ -20677,7 +20649,7 @@ module \accelerator.engine.store.store_walk.chunks (engine_rst, rows, cols, firs
 endmodule
 
 (* generator = "Amaranth" *)
-module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w_port__data, r_en, engine_clk);
+module \accelerator.engine.store.tagq (engine_rst, w_port__data, w_rdy, r_rdy, r_data, w_en, r_en, engine_clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$51  = 0;
   wire \$1 ;
   wire \$10 ;
@@ -20705,45 +20677,45 @@ module \accelerator.engine.store.tagq (engine_rst, w_rdy, r_rdy, r_data, w_en, w
   reg [4:0] level = 5'h00;
   (* init = 4'h0 *)
   wire [3:0] produce;
-  output [5:0] r_data;
-  wire [5:0] r_data;
+  output r_data;
+  wire r_data;
   input r_en;
   wire r_en;
   (* init = 5'h00 *)
   wire [4:0] r_level;
   reg [3:0] r_port__addr = 4'h0;
-  wire [5:0] r_port__data;
+  wire r_port__data;
   output r_rdy;
   wire r_rdy;
-  wire [5:0] w_data;
+  wire w_data;
   input w_en;
   wire w_en;
   (* init = 5'h00 *)
   wire [4:0] w_level;
   reg [3:0] w_port__addr = 4'h0;
-  input [5:0] w_port__data;
-  wire [5:0] w_port__data;
+  input w_port__data;
+  wire w_port__data;
   wire w_port__en;
   output w_rdy;
   wire w_rdy;
-  reg [5:0] storage [15:0];
+  reg [0:0] storage [15:0];
   initial begin
-    storage[0] = 6'h00;
-    storage[1] = 6'h00;
-    storage[2] = 6'h00;
-    storage[3] = 6'h00;
-    storage[4] = 6'h00;
-    storage[5] = 6'h00;
-    storage[6] = 6'h00;
-    storage[7] = 6'h00;
-    storage[8] = 6'h00;
-    storage[9] = 6'h00;
-    storage[10] = 6'h00;
-    storage[11] = 6'h00;
-    storage[12] = 6'h00;
-    storage[13] = 6'h00;
-    storage[14] = 6'h00;
-    storage[15] = 6'h00;
+    storage[0] = 1'h0;
+    storage[1] = 1'h0;
+    storage[2] = 1'h0;
+    storage[3] = 1'h0;
+    storage[4] = 1'h0;
+    storage[5] = 1'h0;
+    storage[6] = 1'h0;
+    storage[7] = 1'h0;
+    storage[8] = 1'h0;
+    storage[9] = 1'h0;
+    storage[10] = 1'h0;
+    storage[11] = 1'h0;
+    storage[12] = 1'h0;
+    storage[13] = 1'h0;
+    storage[14] = 1'h0;
+    storage[15] = 1'h0;
   end
   always @(posedge engine_clk) begin
     if (w_port__en)

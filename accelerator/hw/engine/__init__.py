@@ -75,7 +75,9 @@ class GemmEngine(EngineMembers, wiring.Component):
         2-D transfers: ``rows`` rows of ``row_bytes`` bytes, ``stride`` bytes apart.
     rd_data : In(stream.Signature(dma.data_layout(config)))
     wr_data : Out(stream.Signature(dma.data_layout(config)))
-        Row data, realigned so that byte 0 of a row is byte 0 of its first beat.
+        Row data, realigned so that byte 0 of a row is byte 0 of its first beat. On ``wr_data``
+        only ``data`` is driven: the DMA writer frames each row by its command (⌈row_bytes / B⌉
+        beats) and ignores the other fields.
     dma_busy, dma_error : In(1)
         The DMA still has writes in flight; an AXI response was an error.
 

@@ -19,11 +19,9 @@ __all__ = ["Store"]
 
 
 def _row_tag(config: AcceleratorConfig) -> data.StructLayout:
-    """What the serializer needs of a row read from C: its last beat's index, that beat's bytes
-    (``tail``) and whether the row ends the chunk (``end``)."""
-    B = config.axi_bytes
-    beats = -(-4 * config.cols // B)   # an int32 row is the longest
-    return data.StructLayout({"last": range(max(2, beats)), "tail": range(1, B + 1), "end": 1})
+    """What the serializer needs of a row read from C: the index of its last beat."""
+    beats = -(-4 * config.cols // config.axi_bytes)   # an int32 row is the longest
+    return data.StructLayout({"last": range(max(2, beats))})
 
 
 class Store(wiring.Component):
@@ -37,8 +35,9 @@ class Store(wiring.Component):
         Waits for a C half's ``done``; frees it once its last row is read.
     c_rd : In(ReadPort.Signature(...))
         The C scratchpad's second read port.
-    wr_cmd : Out(stream.Signature(dma_command_layout(config))); wr_data : Out(stream.Signature(...))
-        The DMA writer: a command per chunk, then its rows.
+    wr_cmd, wr_data : Out(stream.Signature(dma_command_layout(config))), Out(...)
+        The DMA writer: a command per chunk, then its rows' beats (``data`` only: the writer
+        frames the rows by the command).
     finished : Out(1)
         Every chunk is read and every row it read has left as write data.
     """
@@ -98,14 +97,12 @@ class Store(wiring.Component):
         m.d.sync += pending.eq(issue)
         # a row's tag leaves the queue with the row's last beat
         m.d.comb += self.finished.eq(sw.done & ~tagq.r_rdy & ~tagq.w_en)
-        # the row's last beat and its bytes, decided from the walk's registers as the row is
-        # read, so that the serializer's handshake compares a beat counter with a register
+        # the row's last beat, decided from the walk's registers as the row is read, so that
+        # the serializer's handshake compares a beat counter with a register
         tag_w = data.View(pending_tag.shape(), tagq.w_data)
         nbytes = Signal(range(4 * C + 1))
         m.d.comb += [nbytes.eq(Mux(c.requant, sw.cols, sw.cols << 2)),
-                     tag_w.last.eq((nbytes - 1) >> log2(cfg.axi_bytes)),
-                     tag_w.tail.eq(((nbytes - 1) & (cfg.axi_bytes - 1)) + 1),
-                     tag_w.end.eq(r == sw.rows - 1), tagq.w_en.eq(issue)]
+                     tag_w.last.eq((nbytes - 1) >> log2(cfg.axi_bytes)), tagq.w_en.eq(issue)]
         m.d.comb += [rowq.w_data.eq(c_rd.data), rowq.w_en.eq(pending)]
         byte_row, byte_valid, byte_ready = self._requantize(m, rowq)
         self._serialize(m, tagq, pending_tag.shape(), byte_row, byte_valid, byte_ready)
@@ -141,6 +138,8 @@ class Store(wiring.Component):
         """A row of cols·out_bytes bytes into bus beats."""
         B = self._config.axi_bytes
         tag_r = data.View(tag_layout, tagq.r_data)
+        # Only `data`: the DMA writer frames each row by its command (bytes, first, last and
+        # end of `wr_data` are ignored there), so the store computes none of them.
         s_beat = Signal.like(tag_r.last)
         last_beat = s_beat == tag_r.last
         padded = Cat(byte_row, Const(0, 8 * B))
@@ -148,10 +147,6 @@ class Store(wiring.Component):
         m.d.comb += [
             wr.valid.eq(byte_valid & tagq.r_rdy),
             wr.payload.data.as_value().eq(padded.word_select(s_beat, 8 * B)),
-            wr.payload.bytes.eq(Mux(last_beat, tag_r.tail, B)),
-            wr.payload.first.eq(s_beat == 0),
-            wr.payload.last.eq(last_beat),
-            wr.payload.end.eq(last_beat & tag_r.end),
         ]
         with m.If(wr.valid & wr.ready):
             with m.If(last_beat):
