@@ -21,9 +21,9 @@ AXI4_BOUNDARY = 4096
 REQUANT_LATENCY = 7
 
 #: Entries of the pipelined engine's store FIFO of C rows (:class:`accelerator.hw.engine.
-#: GemmEngine`): the store reads a row only while one entry stays free, so it reads at most
-#: ``STORE_FIFO_DEPTH - 1`` rows ahead of the DMA writer (the performance model's hold).
-STORE_FIFO_DEPTH = 4
+#: GemmEngine`): the store reads a row only while the FIFO has room for it, so it reads at most
+#: ``STORE_FIFO_DEPTH`` rows ahead of the DMA writer (the performance model's hold).
+STORE_FIFO_DEPTH = 3
 
 
 def serial_cycles(a: int) -> int:

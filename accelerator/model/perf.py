@@ -157,7 +157,7 @@ _DONE = 2             # the accumulator's last row → the store sees the chunk
 _WD_LAT = 3           # the store reads a C row → its first W beat, the writer ready
 _RQ_LAT = REQUANT_LATENCY  # the requantizer's pipeline (hw/requant.py)
 _WR_DESC = 6          # write command accepted → its first W beat, the data ready
-_ROWQ = STORE_FIFO_DEPTH - 1  # rows the store reads ahead of the writer (+ _RQ_LAT)
+_ROWQ = STORE_FIFO_DEPTH  # rows the store reads ahead of the writer (+ _RQ_LAT)
 _END = 4              # the last W beat → B response → the control FSM sees the writer idle
 
 

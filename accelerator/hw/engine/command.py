@@ -79,5 +79,7 @@ def check_command(m: Module, c, beyond, *, requant_unit: bool):
 
 
 def fifo_gate(queue, pending):
-    """Issue a synchronous read only if its data will find room in ``queue``."""
-    return queue.level + pending < queue.depth - 1
+    """Issue a synchronous read only if its data will find room in ``queue``: the read a cycle
+    ago (``pending``) has its entry, and no entry stays empty that a read could fill (an
+    entry the gate never let fill would be logic nothing tests)."""
+    return queue.level + pending < queue.depth

@@ -17,6 +17,9 @@ from .walk import StageWalk
 
 __all__ = ["OsFeeder", "WeightFeeder", "WsFeeder", "a_read_signature", "b_read_signature"]
 
+#: Operands a feeder reads ahead of the core (its queue's entries, each filled: `fifo_gate`).
+OPERAND_QUEUE_DEPTH = 3
+
 
 def a_read_signature(config: AcceleratorConfig) -> ReadPort.Signature:
     return ReadPort.Signature(addr_width=ceil_log2(Geometry.of(config).a_words),
@@ -59,7 +62,8 @@ class _Feeder(wiring.Component):
     def _queue(self, m: Module, name: str):
         """The walk and a queue into the core's stream, filled from synchronous reads."""
         port = getattr(self, self.stream_name)
-        m.submodules[name] = queue = fifo.SyncFIFO(width=len(port.payload.as_value()), depth=4)
+        m.submodules[name] = queue = fifo.SyncFIFO(width=len(port.payload.as_value()),
+                                                   depth=OPERAND_QUEUE_DEPTH)
         m.d.comb += [port.valid.eq(queue.r_rdy), port.payload.as_value().eq(queue.r_data),
                      queue.r_en.eq(port.ready)]
         return queue
